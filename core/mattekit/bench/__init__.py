@@ -1,0 +1,1 @@
+"""Benchmarks behind ``mattekit bench``: each module adds one KIND and prints its figures."""

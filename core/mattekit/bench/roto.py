@@ -1,0 +1,142 @@
+"""``mattekit bench roto``: region similarity J and flicker of roto mattes, with and without
+temporal consistency, on sequences with per-frame ground truth (DAVIS layout).
+
+- **J** (region similarity, DAVIS): IoU of matte >= 0.5 against the ground-truth mask, the
+  mean over a sequence's frames, then the mean over sequences.
+- **Flicker**: mean |alpha_t - alpha_t-1| over the pixels whose ground truth is the same in both
+  frames (so genuine motion of the subject's outline does not count), the mean over a sequence's
+  frame pairs, then over sequences. Lower is steadier.
+
+Columns: per-frame mattes (``--no-temporal``), the roto default (motion-compensated window,
+:mod:`mattekit.temporal`), and a plain exponential moving average of the per-frame mattes as
+the baseline a temporal method must beat. All three use the same per-frame predictions, made
+through the same code path as ``mattekit roto`` (:class:`mattekit.jobs.MatteSource`).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import catalog, runtime, temporal
+from ..errors import InputError
+from ..io.sequences import ImageSequence, _folder_pattern
+from ..jobs import MatteSource
+
+
+def add_parser(kinds) -> None:
+    p = kinds.add_parser("roto", help="J (IoU) and flicker of roto mattes with and without temporal consistency",
+                         description="Matte every frame of each sequence and score against per-frame masks.")
+    p.add_argument("--data", required=True, help="a DAVIS-style folder: im/SEQ (or JPEGImages/480p/SEQ) and gt/SEQ (or Annotations/480p/SEQ)")
+    p.add_argument("--sequences", help="comma-separated sequence names (default: all)")
+    p.add_argument("--limit", type=int, help="only the first N frames of each sequence")
+    p.add_argument("--model", help="segmentation model (default: the catalog's)")
+    p.add_argument("--weights", help="use this weights file instead of the catalog's download")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--threads", type=int, help="CPU threads for inference")
+    p.add_argument("--radius", type=int, default=temporal.TemporalOptions().radius, help="temporal window radius")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    p.set_defaults(func=run)
+
+
+def region_j(alpha: np.ndarray, gt: np.ndarray) -> float:
+    pred, truth = alpha >= 0.5, gt > 127
+    union = np.count_nonzero(pred | truth)
+    return 1.0 if union == 0 else np.count_nonzero(pred & truth) / union
+
+
+def flicker(alphas: list[np.ndarray], gts: list[np.ndarray]) -> float:
+    """Mean over frame pairs of mean |alpha_t - alpha_t-1| where the ground truth does not change."""
+    values = []
+    for t in range(1, len(alphas)):
+        same = (gts[t] > 127) == (gts[t - 1] > 127)
+        if same.any():
+            values.append(float(np.abs(alphas[t] - alphas[t - 1])[same].mean()))
+    return float(np.mean(values)) if values else 0.0
+
+
+def _folders(data: Path) -> tuple[Path, Path]:
+    for im, gt in (("im", "gt"), ("JPEGImages/480p", "Annotations/480p"), ("JPEGImages", "Annotations")):
+        if (data / im).is_dir() and (data / gt).is_dir():
+            return data / im, data / gt
+    raise InputError(f"{data} holds neither im/ and gt/ nor JPEGImages/480p/ and Annotations/480p/ folders.")
+
+
+class _Memo(MatteSource):
+    """A MatteSource whose per-frame predictions are kept, so every column scores the same ones."""
+
+    def __init__(self, *args, memo: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.memo = memo
+
+    def predict(self, frame, picture):
+        if frame not in self.memo:
+            started = time.perf_counter()
+            self.memo[frame] = super().predict(frame, picture)
+            self.memo.setdefault("seconds", []).append(time.perf_counter() - started)
+        return self.memo[frame]
+
+
+def run(args) -> int:
+    runtime.set_threads(args.threads)
+    images, truths = _folders(Path(args.data))
+    names = args.sequences.split(",") if args.sequences else sorted(p.name for p in images.iterdir() if p.is_dir())
+    cat = catalog.load()
+    entry = cat.get(args.model, "segment") if args.model else cat.default("segment")
+    options = temporal.TemporalOptions(radius=args.radius)
+    print(f"model {entry.name}, temporal window radius {options.radius} (flow-compensated), {len(names)} sequences")
+    head = f"{'sequence':<14}{'frames':>7}  {'J frame':>8}{'J temp':>8}{'J ema':>8}  {'flicker frame':>14}{'temp':>9}{'ema':>9}  {'s/frame':>8}{'+temp s':>8}"
+    print(head)
+    rows = []
+    for name in names:
+        plate = ImageSequence(_folder_pattern(images / name))
+        frames = plate.frames[: args.limit] if args.limit else plate.frames
+        gts = []
+        for frame in frames:
+            path = plate.files[frame]
+            gt_path = next((truths / name / (path.stem + ext) for ext in (".png", ".jpg", ".bmp")
+                            if (truths / name / (path.stem + ext)).is_file()), None)
+            if gt_path is None:
+                raise InputError(f"No ground truth for {path} in {truths / name}.")
+            gts.append(cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE))
+        memo: dict = {}
+        per_frame = [a for _, _, a in _Memo(plate, entry, weights=args.weights, device=args.device, memo=memo).mattes(frames)]
+        started = time.perf_counter()
+        smoothed = [a for _, _, a in _Memo(plate, entry, weights=args.weights, device=args.device, memo=memo,
+                                           temporal_options=options).mattes(frames)]
+        temporal_seconds = (time.perf_counter() - started) / len(frames)
+        ema, previous = [], None
+        for alpha in per_frame:
+            previous = temporal.ema(previous, alpha)
+            ema.append(previous)
+        row = {"sequence": name, "frames": len(frames),
+               "J": {"frame": float(np.mean([region_j(a, g) for a, g in zip(per_frame, gts)])),
+                     "temporal": float(np.mean([region_j(a, g) for a, g in zip(smoothed, gts)])),
+                     "ema": float(np.mean([region_j(a, g) for a, g in zip(ema, gts)]))},
+               "flicker": {"frame": flicker(per_frame, gts), "temporal": flicker(smoothed, gts), "ema": flicker(ema, gts)},
+               "seconds_per_frame": float(np.mean(memo["seconds"])), "temporal_seconds_per_frame": temporal_seconds}
+        rows.append(row)
+        _print_row(name, row)
+    mean = {"sequence": "mean", "frames": sum(r["frames"] for r in rows),
+            "J": {k: float(np.mean([r["J"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
+            "flicker": {k: float(np.mean([r["flicker"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
+            "seconds_per_frame": float(np.mean([r["seconds_per_frame"] for r in rows])),
+            "temporal_seconds_per_frame": float(np.mean([r["temporal_seconds_per_frame"] for r in rows]))}
+    _print_row("mean", mean)
+    f = mean["flicker"]
+    print(f"flicker with temporal consistency: {f['temporal'] / max(f['frame'], 1e-12):.2f} x per-frame "
+          f"(EMA baseline {f['ema'] / max(f['frame'], 1e-12):.2f} x); J {mean['J']['temporal'] - mean['J']['frame']:+.4f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"model": entry.name, "temporal": options.describe(),
+                                               "sequences": rows, "mean": mean}, indent=1))
+    return 0
+
+
+def _print_row(name: str, row: dict) -> None:
+    j, f = row["J"], row["flicker"]
+    print(f"{name:<14}{row['frames']:>7}  {j['frame']:>8.4f}{j['temporal']:>8.4f}{j['ema']:>8.4f}  "
+          f"{f['frame']:>14.5f}{f['temporal']:>9.5f}{f['ema']:>9.5f}  {row['seconds_per_frame']:>8.3f}"
+          f"{row['temporal_seconds_per_frame']:>8.3f}", flush=True)

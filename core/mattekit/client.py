@@ -1,0 +1,358 @@
+"""Client of the local mattekit worker (``mattekit serve``): standard library only, Python 3.8+.
+
+Host adapters (the GIMP plug-in, the Blender add-on) cannot load torch, so they send pixels
+to one local worker process that keeps models warm. Installers copy this file next to each
+adapter (as ``mattekit_client.py``); it must therefore import nothing outside the standard
+library and keep to Python 3.8 syntax.
+
+    worker = connect(python="/path/to/venv/bin/python")   # reuses a running worker or starts one
+    alpha, = worker.run("remove", [Pixels(data, w, h, 4, "u8")], {"output": "mask"})
+
+The worker writes ``{"url", "token", "pid", "version"}`` to a per-user state file (mode 0600);
+every request carries the token in an ``Authorization: Bearer`` header. Pixels travel raw:
+a request's ``X-Mattekit-Meta`` header (JSON) names each input's width, height, channels and
+dtype ("u8", "u16" or "f32", little-endian), and the body is the inputs' bytes one after
+the other; results come back the same way.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+API = "v1"
+META_HEADER = "X-Mattekit-Meta"
+DTYPE_SIZES = {"u8": 1, "u16": 2, "f32": 4}
+STATE_ENV = "MATTEKIT_WORKER_STATE"
+# The worker is on loopback: never send its requests (and token) through a configured HTTP proxy.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class WorkerError(Exception):
+    """The worker could not be reached or refused a request; the message is one sentence for the user."""
+
+    def __init__(self, message, status=None, code=None):
+        Exception.__init__(self, message)
+        self.status = status
+        self.code = code
+
+
+class Cancelled(WorkerError):
+    """The job was cancelled before it finished."""
+
+
+class Pixels(object):
+    """Raw pixels: ``data`` (bytes, row-major, channels interleaved), width, height, channels, dtype."""
+
+    __slots__ = ("data", "width", "height", "channels", "dtype")
+
+    def __init__(self, data, width, height, channels, dtype="u8"):
+        if dtype not in DTYPE_SIZES:
+            raise ValueError("dtype must be one of %s, not %r" % (", ".join(DTYPE_SIZES), dtype))
+        expected = int(width) * int(height) * int(channels) * DTYPE_SIZES[dtype]
+        if len(data) != expected:
+            raise ValueError("%d bytes given for %dx%dx%d %s pixels (%d expected)"
+                             % (len(data), width, height, channels, dtype, expected))
+        self.data, self.width, self.height = data, int(width), int(height)
+        self.channels, self.dtype = int(channels), dtype
+
+    def meta(self):
+        return {"width": self.width, "height": self.height, "channels": self.channels, "dtype": self.dtype}
+
+    def __repr__(self):
+        return "Pixels(%dx%dx%d %s)" % (self.width, self.height, self.channels, self.dtype)
+
+
+# ---------------------------------------------------------------- where the worker is written down
+
+def state_path():
+    """The per-user state file: $MATTEKIT_WORKER_STATE, else $MATTEKIT_HOME/worker.json, else the
+    platform's per-user state folder (XDG state on Linux, Application Support on macOS,
+    LOCALAPPDATA on Windows) + mattekit/worker.json."""
+    explicit = os.environ.get(STATE_ENV)
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    home = os.environ.get("MATTEKIT_HOME")
+    if home:
+        return os.path.join(os.path.abspath(os.path.expanduser(home)), "worker.json")
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser(os.path.join("~", "AppData", "Local"))
+    elif sys.platform == "darwin":
+        base = os.path.expanduser(os.path.join("~", "Library", "Application Support"))
+    else:
+        base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser(os.path.join("~", ".local", "state"))
+    return os.path.join(base, "mattekit", "worker.json")
+
+
+def read_state(path=None):
+    """The worker's state record (dict) or None when there is none or it is unreadable."""
+    try:
+        with open(path or state_path(), "r", encoding="utf-8") as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or not state.get("url") or not state.get("token"):
+        return None
+    return state
+
+
+# ---------------------------------------------------------------- talking to a running worker
+
+def _encode(inputs):
+    inputs = list(inputs)
+    meta = [p.meta() for p in inputs]
+    return meta, b"".join(bytes(p.data) for p in inputs)
+
+
+def _decode(meta, body):
+    out, offset = [], 0
+    for m in meta:
+        size = m["width"] * m["height"] * m["channels"] * DTYPE_SIZES[m["dtype"]]
+        out.append(Pixels(body[offset:offset + size], m["width"], m["height"], m["channels"], m["dtype"]))
+        offset += size
+    if offset != len(body):
+        raise WorkerError("The worker sent %d bytes where %d were announced." % (len(body), offset))
+    return out
+
+
+class Worker(object):
+    """A running worker at ``url`` that accepts ``token``."""
+
+    def __init__(self, url, token, timeout=600.0):
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    # -- plumbing
+    def request(self, method, path, body=None, headers=None, timeout=None):
+        """Send one request; returns (status, headers, body bytes). Raises WorkerError on HTTP errors."""
+        all_headers = {"Authorization": "Bearer " + self.token}
+        all_headers.update(headers or {})
+        req = urllib.request.Request(self.url + "/" + API + "/" + path.lstrip("/"), data=body,
+                                     headers=all_headers, method=method)
+        try:
+            with _OPENER.open(req, timeout=timeout or self.timeout) as resp:
+                return resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as exc:
+            payload = exc.read()
+            try:
+                error = json.loads(payload.decode("utf-8"))["error"]
+                message, code = error["message"], error.get("code")
+            except (ValueError, KeyError, TypeError):
+                message, code = "The worker answered HTTP %d." % exc.code, None
+            raise WorkerError(message, status=exc.code, code=code)
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise WorkerError("The mattekit worker at %s does not answer (%s)." % (self.url, reason))
+
+    def get_json(self, path, timeout=None):
+        return json.loads(self.request("GET", path, timeout=timeout)[2].decode("utf-8"))
+
+    def post_json(self, path, payload=None, timeout=None):
+        body = json.dumps(payload or {}).encode("utf-8")
+        return json.loads(self.request("POST", path, body, {"Content-Type": "application/json"},
+                                       timeout=timeout)[2].decode("utf-8"))
+
+    # -- what the worker offers
+    def health(self, timeout=None):
+        """{"ok": true, "version": ..., "pid": ..., "operations": [...]} or WorkerError."""
+        return self.get_json("health", timeout=timeout)
+
+    def models(self):
+        return self.get_json("models")["models"]
+
+    def operations(self):
+        return self.get_json("operations")["operations"]
+
+    # -- image jobs
+    def run(self, operation, inputs, options=None, progress=None, cancelled=None, poll=0.2):
+        """Run ``operation`` on ``inputs`` (a list of Pixels) and return the list of output Pixels.
+
+        Without ``progress`` the request is synchronous. With it, the job runs asynchronously and
+        ``progress(fraction, message)`` is called as the worker reports; ``cancelled()`` returning
+        true cancels the job (Cancelled is raised).
+        """
+        if progress is None and cancelled is None:
+            meta, body = _encode(inputs)
+            head = {META_HEADER: json.dumps({"inputs": meta, "options": options or {}}),
+                    "Content-Type": "application/octet-stream"}
+            _, headers, data = self.request("POST", "run/" + operation, body, head)
+            return _decode(json.loads(headers[META_HEADER])["outputs"], data)
+        job = self.submit(operation, inputs, options)
+        while True:
+            if cancelled is not None and cancelled():
+                self.cancel(job)
+                raise Cancelled("The job was cancelled.", code="cancelled")
+            status = self.job(job)
+            if progress is not None:
+                progress(float(status.get("progress", 0.0)), status.get("message", ""))
+            if status["state"] in ("done", "failed", "cancelled"):
+                break
+            time.sleep(poll)
+        if status["state"] == "cancelled":
+            raise Cancelled("The job was cancelled.", code="cancelled")
+        return self.result(job)
+
+    def submit(self, operation, inputs, options=None):
+        """Start an asynchronous job; returns its id."""
+        meta, body = _encode(inputs)
+        head = {META_HEADER: json.dumps({"inputs": meta, "options": options or {}}),
+                "Content-Type": "application/octet-stream"}
+        return json.loads(self.request("POST", "jobs/" + operation, body, head)[2].decode("utf-8"))["id"]
+
+    def job(self, job_id):
+        """{"id", "state": queued|running|done|failed|cancelled, "progress": 0..1, "message", "error"}."""
+        return self.get_json("jobs/" + job_id)
+
+    def result(self, job_id):
+        """The outputs of a finished job (WorkerError with the job's message if it failed)."""
+        _, headers, data = self.request("GET", "jobs/" + job_id + "/result")
+        return _decode(json.loads(headers[META_HEADER])["outputs"], data)
+
+    def cancel(self, job_id):
+        return json.loads(self.request("DELETE", "jobs/" + job_id)[2].decode("utf-8"))
+
+    def shutdown(self):
+        """Ask the worker to finish what it is doing and exit."""
+        return self.post_json("shutdown")
+
+
+# ---------------------------------------------------------------- finding or starting the worker
+
+def find_worker(path=None, timeout=2.0):
+    """The worker recorded in the state file if it answers, else None."""
+    state = read_state(path)
+    if state is None:
+        return None
+    worker = Worker(state["url"], state["token"])
+    try:
+        worker.health(timeout=timeout)
+    except WorkerError:
+        return None
+    return worker
+
+
+def _make_private_folder(folder):
+    try:
+        os.makedirs(folder, mode=0o700)
+    except OSError:
+        if not os.path.isdir(folder):
+            raise
+
+
+class _StartLock(object):
+    """An exclusive lock file next to the state file, so that two clients start one worker."""
+
+    def __init__(self, path):
+        self.path = path
+        self.handle = None
+
+    def __enter__(self):
+        _make_private_folder(os.path.dirname(self.path))
+        self.handle = open(self.path, "a+")
+        if sys.platform == "win32":
+            import msvcrt
+            while True:
+                try:
+                    msvcrt.locking(self.handle.fileno(), msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:
+                    time.sleep(0.2)
+        else:
+            import fcntl
+            fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if sys.platform == "win32":
+                import msvcrt
+                self.handle.seek(0)
+                msvcrt.locking(self.handle.fileno(), msvcrt.LK_UNLCK, 1)
+            else:
+                import fcntl
+                fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
+        finally:
+            self.handle.close()
+
+
+def start_worker(python, path=None, idle_timeout=None, wait=120.0, extra_args=()):
+    """Start the worker (``mattekit serve``) with ``python`` detached, wait until it answers, return a Worker.
+
+    Its output goes to ``worker.log`` next to the state file. Raises WorkerError with the log's
+    last line when it exits early or does not answer within ``wait`` seconds.
+    """
+    path = path or state_path()
+    if not python or not os.path.exists(python):
+        raise WorkerError("No Python interpreter for the mattekit worker was found (%s); "
+                          "run the mattekit installer again." % (python or "none recorded"))
+    folder = os.path.dirname(path)
+    _make_private_folder(folder)
+    log_path = os.path.join(folder, "worker.log")
+    args = [python, "-m", "mattekit.commands.serve"]  # = mattekit serve, without the rest of the CLI
+    if idle_timeout is not None:
+        args += ["--idle-timeout", str(idle_timeout)]
+    args += list(extra_args)
+    env = dict(os.environ)
+    env[STATE_ENV] = path
+    for name in ("PYTHONHOME", "PYTHONPATH"):  # the host application's Python settings are not ours
+        env.pop(name, None)
+    kwargs = {}
+    if sys.platform == "win32":
+        kwargs["creationflags"] = 0x00000008 | 0x00000200  # DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP
+    else:
+        kwargs["start_new_session"] = True
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=env, close_fds=True, **kwargs)
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        worker = find_worker(path, timeout=1.0)
+        if worker is not None:
+            return worker
+        code = proc.poll()
+        if code is not None:
+            worker = find_worker(path, timeout=10.0)  # another worker answered it: use that one
+            if worker is not None:
+                return worker
+            raise WorkerError("The mattekit worker stopped at start (exit code %d): %s"
+                              % (code, _last_line(log_path)))
+        time.sleep(0.2)
+    raise WorkerError("The mattekit worker did not answer within %d s; see %s." % (wait, log_path))
+
+
+def _last_line(path):
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 4096))
+            lines = [l.strip() for l in f.read().decode("utf-8", "replace").splitlines() if l.strip()]
+        return " / ".join(lines[-3:]) if lines else "no output"
+    except OSError:
+        return "no log"
+
+
+def connect(python=None, path=None, start=True, idle_timeout=None, wait=120.0):
+    """A Worker: the running one if it answers, else (``start``) a new one run by ``python``."""
+    path = path or state_path()
+    worker = find_worker(path)
+    if worker is not None or not start:
+        if worker is None:
+            raise WorkerError("No mattekit worker is running; start one with 'mattekit serve'.")
+        return worker
+    with _StartLock(path + ".lock"):
+        worker = find_worker(path, timeout=10.0)  # someone else may have started it while we waited
+        if worker is not None:
+            return worker
+        return start_worker(python, path, idle_timeout=idle_timeout, wait=wait)
+
+
+def read_record(folder):
+    """The installer's record next to an adapter (``mattekit_worker.json``): {"python", ...} or {}."""
+    try:
+        with open(os.path.join(folder, "mattekit_worker.json"), "r", encoding="utf-8") as f:
+            record = json.load(f)
+        return record if isinstance(record, dict) else {}
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,1 @@
+"""Subcommands of the ``mattekit`` command, one module each."""

@@ -1,0 +1,88 @@
+"""``mattekit remove``: cut subjects out of photos (files, folders, globs)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .. import catalog, io, ops, runtime
+from ..errors import MattekitError
+from ..tasks import segment
+from .files import ensure_parent, expand_inputs, output_path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("remove", help="remove the background of photos", description="Cut the subject out of each image.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--output", help="output file (one input) or folder; default: beside each input as NAME_cutout.png")
+    p.add_argument("--model", help="segmentation model (see `mattekit models list`); default: the catalog's")
+    p.add_argument("--weights", help="use this weights file instead of the catalog's download")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--threads", type=int, help="CPU threads for inference")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--mask", action="store_true", help="write the alpha mask (greyscale) instead of a cut-out")
+    what.add_argument("--bg", metavar="COLOR|IMAGE", help="replace the background by a colour (#rrggbb, r,g,b, white) or an image")
+    p.add_argument("--crop", nargs="?", type=float, const=0.05, metavar="MARGIN",
+                   help="crop to the subject, with a margin (fraction of its size, default 0.05)")
+    p.add_argument("--no-refine", action="store_true", help="plain bilinear upsampling of the mask (no edge-aware refinement)")
+    p.add_argument("--skip-existing", action="store_true", help="leave inputs whose output already exists")
+    p.set_defaults(func=run)
+
+
+def _load_background(value: str):
+    """--bg as an RGB triple, or as an H x W x 3 image."""
+    try:
+        return ops.parse_colour(value)
+    except ValueError:
+        pass
+    if not Path(value).is_file():
+        raise MattekitError(f"--bg {value} is neither a colour (#rrggbb, r,g,b or a name) nor an image file.")
+    return io.read_image(value).pixels[..., :3]
+
+
+def _fit(background, shape):
+    """A background image resized to ``shape``; a colour as it is."""
+    if isinstance(background, tuple):
+        return background
+    return ops.resize(background, shape[0], shape[1], "area" if background.shape[0] > shape[0] else "bilinear")
+
+
+def run(args) -> int:
+    jobs = expand_inputs(args.inputs)
+    single = len(jobs) == 1
+    entry = catalog.load().get(args.model, "segment") if args.model else catalog.load().default("segment")
+    runtime.set_threads(args.threads)
+    runtime.get_predictor(entry, device=args.device, weights_path=args.weights)  # load once, fail early
+    options = segment.SegmentOptions(model=entry.name, device=args.device, weights=args.weights, refine=not args.no_refine)
+    background = _load_background(args.bg) if args.bg else None
+    suffix = "_mask" if args.mask else "_cutout"
+    failures: list[tuple[Path, str]] = []
+    bar = tqdm(jobs, unit="img", disable=single, file=sys.stderr)
+    for source, root in bar:
+        ext = ".jpg" if args.bg and args.output and Path(args.output).suffix.lower() in (".jpg", ".jpeg") and single else ".png"
+        target = output_path(source, root, args.output, single, suffix, ext)
+        if args.skip_existing and target.exists():
+            continue
+        try:
+            picture = io.read_image(source)
+            alpha = segment.predict_mask(picture.pixels, options)
+            if args.mask:
+                result = segment.cutout(picture.pixels, alpha, output="mask", crop_margin=args.crop)
+            elif background is not None:
+                bg = _fit(background, picture.pixels.shape[:2])
+                result = segment.cutout(picture.pixels, alpha, output="composite", background=bg, crop_margin=args.crop)
+            else:
+                result = segment.cutout(picture.pixels, alpha, crop_margin=args.crop)
+            ensure_parent(target)
+            io.write_image(target, result, bit_depth=16 if picture.bit_depth >= 16 and target.suffix == ".png" else 8)
+        except MattekitError as exc:
+            if single:
+                raise
+            failures.append((source, str(exc)))
+            tqdm.write(f"mattekit: error: {exc}", file=sys.stderr)
+    if failures:
+        names = ", ".join(str(p) for p, _ in failures)
+        print(f"mattekit: {len(failures)} of {len(jobs)} images failed: {names}", file=sys.stderr)
+        return 1
+    return 0

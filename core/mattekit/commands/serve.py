@@ -1,0 +1,92 @@
+"""``mattekit serve``: run the local worker that the GIMP plug-in and the Blender add-on talk to."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import signal
+import sys
+import threading
+
+from ..errors import MattekitError
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve", help="run the local worker for GIMP and Blender",
+        description="Run the local worker: an HTTP server on loopback that keeps models loaded. Its address and "
+                    "a random token go to a per-user state file (0600) that the plug-ins read.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; anything else exposes the worker to the network)")
+    p.add_argument("--port", type=int, default=0, help="port (default: a random free one)")
+    p.add_argument("--idle-timeout", type=float, default=900.0, metavar="SECONDS",
+                   help="exit after this long without requests (default 900; 0 = never)")
+    p.add_argument("--max-request-mb", type=float, default=1024.0, metavar="MB",
+                   help="largest request body accepted (default 1024)")
+    p.add_argument("--state-file", default=None,
+                   help="where to write the address and token (default: $MATTEKIT_WORKER_STATE, "
+                        "$MATTEKIT_HOME/worker.json or the per-user state folder)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: torch's choice)")
+    p.add_argument("--replace", action="store_true", help="start even if a worker already answers")
+    p.set_defaults(func=run)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import client, server
+
+    if not 0 <= args.port <= 65535:
+        raise MattekitError(f"--port must be from 0 to 65535, not {args.port}.")
+    state_file = args.state_file or client.state_path()
+    if not args.replace:
+        running = client.find_worker(state_file, timeout=5.0)
+        if running is not None:
+            print(f"mattekit: a worker already answers at {running.url} (state file {state_file}); "
+                  f"use --replace to start another.", file=sys.stderr)
+            return 0
+    if not _is_loopback(args.host):
+        print(f"mattekit: warning: listening on {args.host}, not loopback: anyone who can reach this port and "
+              f"learns the token can use the worker.", file=sys.stderr)
+    try:
+        worker = server.WorkerServer(host=args.host, port=args.port, idle_timeout=args.idle_timeout,
+                                     max_request=int(args.max_request_mb * (1 << 20)), state_file=state_file,
+                                     threads=args.threads)
+    except OSError as exc:
+        raise MattekitError(f"Cannot listen on {args.host}:{args.port} ({exc.strerror or exc}).") from None
+
+    def on_signal(signum, _frame):
+        worker.stop(f"signal {signal.Signals(signum).name}")
+
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), on_signal)
+    print(f"mattekit: worker {worker.url} (address and token in {state_file}); operations: "
+          f"{', '.join(sorted(worker.operations))}", file=sys.stderr, flush=True)
+    worker.serve_forever()
+    print("mattekit: worker stopped.", file=sys.stderr, flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mattekit.commands.serve``: the same command, without loading the other subcommands
+    (what the plug-ins' client starts, so that the worker depends on nothing else of the CLI)."""
+    parser = argparse.ArgumentParser(prog="mattekit serve")
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return run(args)
+    except MattekitError as exc:
+        print(f"mattekit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,363 @@
+"""Reading and writing pictures.
+
+Inside mattekit a picture is a float32 array H x W x C in [0, 1], C = 3 (RGB) or 4 (RGBA with
+straight alpha), sRGB-encoded. ``read_image`` brings any supported file to that form;
+``write_image`` stores such an array (or an H x W / H x W x 1 mask) by the file's extension.
+
+Reading: PNG, JPEG, TIFF, WebP, BMP (and whatever else Pillow opens) via Pillow, except the
+pixels of 16-bit colour PNG/TIFF and of float TIFF, which Pillow cuts to 8 bits or cannot open,
+come from OpenCV. EXIF orientation is applied. An embedded ICC profile is converted to sRGB for
+8-bit images; 16-bit and float images are taken as they are (a non-sRGB profile gives a
+warning), since Pillow's colour management only handles 8-bit colour.
+EXR (via the OpenEXR bindings) is scene-linear and premultiplied: colour is un-premultiplied,
+clipped to [0, 1] (no tone mapping: highlights above 1.0 become white, negative values black)
+and sRGB-encoded; alpha is only clipped. A file with only an A channel reads as a grey picture
+of that matte, untouched.
+
+Writing is atomic: the file is written under a temporary name in the same folder, then renamed
+over the destination, so a failed write leaves no partial file and keeps any old one.
+EXR output is linear (unless ``linear_exr=False``) and premultiplied, half float unless
+``bit_depth=32``; a mask is written untouched as a single A channel (coverage is linear already).
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import secrets
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import OpenEXR
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+from mattekit.errors import InputError, OutputError
+
+READABLE = "PNG, JPEG, TIFF, WebP, EXR"
+_WRITERS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
+            ".webp": "WebP", ".exr": "EXR"}
+_DEPTHS = {"PNG": (8, 16), "TIFF": (8, 16), "JPEG": (8,), "WebP": (8,)}
+_EXR_MAGIC = b"\x76\x2f\x31\x01"
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
+
+
+@dataclass
+class Picture:
+    """A picture as read from a file."""
+
+    pixels: np.ndarray  # float32 HxWx3 or HxWx4 in [0,1], sRGB-encoded, straight alpha
+    bit_depth: int  # 8, 16 or 32 (float) of the source
+    source: str  # the path, for messages
+    has_alpha: bool
+    format: str = ""  # "PNG", "JPEG", "EXR", ...
+    mode: str = ""  # the source's pixel layout: Pillow's mode ("P", "CMYK", "I;16"), "RGB;16", "EXR RGBA half"
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 sRGB decoding; negative values are mirrored, values above 1 extend the curve."""
+    x = np.asarray(x, np.float32)
+    a = np.abs(x)
+    return np.copysign(np.where(a <= 0.04045, a / 12.92, ((a + 0.055) / 1.055) ** 2.4), x).astype(np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 sRGB encoding, the inverse of ``srgb_to_linear``."""
+    x = np.asarray(x, np.float32)
+    a = np.abs(x)
+    return np.copysign(np.where(a <= 0.0031308, a * 12.92, 1.055 * a ** (1 / 2.4) - 0.055), x).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------- reading
+
+def read_image(path) -> Picture:
+    """Read a picture file into mattekit's internal form; raise InputError if that fails."""
+    src = str(path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except FileNotFoundError:
+        raise InputError(f"Cannot read {src}: the file does not exist.") from None
+    except IsADirectoryError:
+        raise InputError(f"Cannot read {src}: it is a folder, not an image.") from None
+    except OSError as e:
+        raise InputError(f"Cannot read {src}: {_reason(e)}.") from None
+    if magic == _EXR_MAGIC:
+        return _read_exr(src)
+    return _read_pillow(src, magic)
+
+
+def _read_pillow(src: str, magic: bytes) -> Picture:
+    try:
+        im = Image.open(src)
+    except UnidentifiedImageError:
+        if magic in _TIFF_MAGIC:  # e.g. float RGB TIFF, which Pillow cannot open
+            return _read_opencv(src, "TIFF", "", 1)
+        raise InputError(f"{src} is not an image mattekit can read ({READABLE}).") from None
+    except Image.DecompressionBombError:
+        raise InputError(f"Cannot read {src}: the image is too large.") from None
+    except _DECODE_ERRORS as e:
+        raise _damaged(src, e) from None
+    with im:
+        args = (im.tile[0][3] if im.tile else None) or ""  # (codec, extents, offset, args)
+        rawmode = str(args if isinstance(args, str) else args[0])  # how the file stores a pixel
+        deep = ";16" in rawmode and not im.mode.startswith("I")  # 16-bit colour: Pillow keeps 8 bits
+        try:
+            if not deep:
+                im.load()
+            orientation = im.getexif().get(0x0112, 1)  # (a PNG may keep its EXIF after the pixels)
+        except _DECODE_ERRORS as e:
+            raise _damaged(src, e) from None
+        icc = im.info.get("icc_profile")
+        if deep:
+            if icc:
+                _warn_profile(src, icc)
+            return _read_opencv(src, im.format, im.mode, orientation)
+        pixels, depth = _pillow_pixels(im, icc, src)
+        return Picture(_orient(pixels, orientation), depth, src, pixels.shape[2] == 4, im.format or "", im.mode)
+
+
+def _pillow_pixels(im: Image.Image, icc: bytes | None, src: str) -> tuple[np.ndarray, int]:
+    """Pillow image -> (float32 HxWx3/4 sRGB, bit depth)."""
+    if im.mode.startswith("I") or im.mode == "F":  # 16-bit grey ("I;16*"; "I" in old Pillows) or float grey
+        if icc:
+            _warn_profile(src, icc)
+        scale, depth = (1.0, 32) if im.mode == "F" else (65535.0, 16)
+        grey = np.clip(np.nan_to_num(np.asarray(im, np.float32) / scale), 0, 1)
+        return np.repeat(grey[..., None], 3, axis=2), depth
+    alpha = None
+    if im.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info:
+        im = im.convert("LA" if im.mode in ("1", "L", "LA", "La") else "RGBA")  # un-premultiplies RGBa
+        alpha = np.asarray(im.getchannel("A"))
+        im = im.convert(im.mode[:-1])
+    if im.mode not in ("L", "RGB", "CMYK"):
+        im = im.convert("RGB")
+    if icc:
+        try:
+            im = ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _srgb(), outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            warnings.warn(f"{src}: its colour profile could not be applied, so its colours are read as sRGB.")
+    planes = [np.asarray(im.convert("RGB"))] + ([alpha[..., None]] if alpha is not None else [])
+    return np.concatenate(planes, axis=2).astype(np.float32) / 255.0, 8
+
+
+def _read_opencv(src: str, fmt: str, mode: str, orientation: int) -> Picture:
+    """Pixels Pillow cannot hold (16-bit colour, float colour) through OpenCV."""
+    data = cv2.imdecode(np.fromfile(src, np.uint8), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        raise InputError(f"Cannot read {src}: the file is damaged or truncated.")
+    depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(data.dtype, 32)
+    scale = {8: 255.0, 16: 65535.0}.get(depth, 1.0)
+    data = np.clip(np.nan_to_num(data.astype(np.float32) / scale), 0, 1)
+    data = data[..., None] if data.ndim == 2 else data
+    pixels = data[..., {1: [0, 0, 0], 2: [0, 0, 0, 1], 3: [2, 1, 0], 4: [2, 1, 0, 3]}[data.shape[2]]]
+    alpha = pixels.shape[2] == 4
+    if alpha and mode in ("RGBa", "La"):  # associated (premultiplied) alpha
+        np.divide(pixels[..., :3], pixels[..., 3:], out=pixels[..., :3], where=pixels[..., 3:] > 0)
+        pixels = np.clip(pixels, 0, 1)
+    name = f"{mode or ('RGBA' if alpha else 'RGB')};{depth}"
+    return Picture(_orient(pixels, orientation), depth, src, alpha, fmt, name)
+
+
+def _read_exr(src: str) -> Picture:
+    try:
+        f = OpenEXR.File(src, separate_channels=True)
+        if not f.parts:  # a truncated file opens with no parts (OpenEXR reports it on stderr)
+            raise ValueError
+        header, channels = f.header(), f.channels()
+    except (RuntimeError, ValueError):
+        raise InputError(f"Cannot read {src}: the file is damaged, truncated or not a valid EXR image.") from None
+    if header.get("type") in (OpenEXR.deepscanline, OpenEXR.deeptile):
+        raise InputError(f"Cannot read {src}: it is a deep EXR, which mattekit does not support.")
+    if any(c.xSampling != 1 or c.ySampling != 1 for c in channels.values()):
+        raise InputError(f"Cannot read {src}: it uses subsampled (luminance/chroma) channels, which mattekit does not support.")
+    names = ["R", "G", "B"] if {"R", "G", "B"} <= channels.keys() else ["Y"] if "Y" in channels else []
+    if not names and "A" not in channels:
+        raise InputError(f"Cannot read {src}: it has no R, G, B, Y or A channel (multi-layer EXRs are not supported).")
+    plane = lambda n: _paste(channels[n].pixels.astype(np.float32), header["dataWindow"], header["displayWindow"])
+    alpha = plane("A") if "A" in channels else None
+    half = all(c.type() == OpenEXR.HALF for c in channels.values())
+    mode = f"EXR {''.join(names) + ('A' if alpha is not None else '')} {'half' if half else 'float'}"
+    if not names:  # a bare matte: coverage values, kept as they are
+        grey = np.clip(np.nan_to_num(alpha), 0, 1)
+        return Picture(np.repeat(grey[..., None], 3, axis=2), 32, src, False, "EXR", mode)
+    rgb = np.nan_to_num(np.stack([plane(n) for n in names] * (3 // len(names)), axis=2))
+    if alpha is not None:  # EXR colour is premultiplied; where alpha is 0 keep it as it is
+        alpha = np.nan_to_num(alpha)[..., None]
+        np.divide(rgb, alpha, out=rgb, where=alpha > 0)
+    planes = [linear_to_srgb(np.clip(rgb, 0, 1))] + ([np.clip(alpha, 0, 1)] if alpha is not None else [])
+    return Picture(np.concatenate(planes, axis=2).astype(np.float32), 32, src, alpha is not None, "EXR", mode)
+
+
+def _paste(data: np.ndarray, data_window, display_window) -> np.ndarray:
+    """Place an EXR data window inside its display window (zeros where there is no data)."""
+    (x0, y0), (x1, y1) = (tuple(int(v) for v in p) for p in data_window)
+    (X0, Y0), (X1, Y1) = (tuple(int(v) for v in p) for p in display_window)
+    if (x0, y0, x1, y1) == (X0, Y0, X1, Y1):
+        return data
+    out = np.zeros((Y1 - Y0 + 1, X1 - X0 + 1), data.dtype)
+    ys, ye, xs, xe = max(y0, Y0), min(y1, Y1) + 1, max(x0, X0), min(x1, X1) + 1
+    if ys < ye and xs < xe:
+        out[ys - Y0:ye - Y0, xs - X0:xe - X0] = data[ys - y0:ye - y0, xs - x0:xe - x0]
+    return out
+
+
+def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8), as Pillow's ImageOps.exif_transpose does."""
+    if orientation not in range(2, 9):
+        return pixels
+    if orientation >= 5:  # 5-8 are 1-4 after a transpose
+        pixels, orientation = pixels.swapaxes(0, 1), orientation - 4
+    flip_rows, flip_cols = {1: (False, False), 2: (False, True), 3: (True, True), 4: (True, False)}[orientation]
+    return np.ascontiguousarray(pixels[::-1 if flip_rows else 1, ::-1 if flip_cols else 1])
+
+
+@lru_cache(maxsize=1)
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _warn_profile(src: str, icc: bytes) -> None:
+    with contextlib.suppress(Exception):
+        if "srgb" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).lower():
+            return
+    warnings.warn(f"{src}: the colour profile of a 16-bit or float image is not applied, so its colours are read as sRGB.")
+
+
+def _damaged(src: str, e: Exception) -> InputError:
+    what = "truncated" if "truncat" in str(e).lower() else "damaged or truncated"
+    return InputError(f"Cannot read {src}: the file is {what}.")
+
+
+def _reason(e: OSError) -> str:
+    reasons = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+               errno.ENOSPC: "the disk is full", errno.EROFS: "the disk is read-only"}
+    return reasons.get(e.errno, (e.strerror or str(e)).rstrip(".").lower())
+
+
+# ----------------------------------------------------------------------------------- writing
+
+def write_image(path, pixels, *, bit_depth: int = 8, linear_exr: bool = True) -> None:
+    """Write a picture (HxWx3/4) or mask (HxW, HxWx1), floats in [0,1], by the file's extension.
+
+    bit_depth: 8 or 16 for PNG/TIFF, 8 for JPEG/WebP; for EXR 32 writes float, anything else half.
+    linear_exr: convert sRGB colour to linear for EXR (False writes the values as they are).
+    JPEG cannot hold transparency: an RGBA picture that is not fully opaque raises OutputError.
+    """
+    path = Path(path)
+    fmt = _WRITERS.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(f"Cannot write {path}: mattekit writes PNG, JPEG, TIFF, WebP and EXR files.")
+    px = _as_float(pixels)
+    if fmt != "EXR" and bit_depth not in _DEPTHS[fmt]:
+        better = "PNG or TIFF" if bit_depth == 16 else "EXR"
+        raise OutputError(f"Cannot write {path}: {fmt} cannot store {bit_depth}-bit images; use {better} instead.")
+    if fmt == "JPEG" and px.shape[2] == 4:
+        if (px[..., 3] < 1).any():
+            raise OutputError(f"Cannot write {path}: JPEG cannot store transparency; use PNG, TIFF, WebP or EXR instead.")
+        px = px[..., :3]
+    if fmt == "EXR":
+        _atomic(path, lambda tmp: _write_exr(tmp, px, bit_depth == 32, linear_exr))
+        return
+    ints = np.round(px * (65535 if bit_depth == 16 else 255)).astype(np.uint16 if bit_depth == 16 else np.uint8)
+    writer = {"PNG": _write_png, "TIFF": _write_tiff}.get(fmt, _write_pillow)
+    _atomic(path, lambda tmp: writer(tmp, ints, fmt))
+
+
+def _as_float(pixels) -> np.ndarray:
+    px = np.asarray(pixels)
+    if px.ndim == 2:
+        px = px[..., None]
+    if px.ndim != 3 or px.shape[2] not in (1, 3, 4) or 0 in px.shape:
+        raise ValueError(f"expected an HxW, HxWx1, HxWx3 or HxWx4 array, got shape {px.shape}")
+    if px.dtype.kind in "ui":
+        px = px / float(np.iinfo(px.dtype).max)
+    return np.clip(np.nan_to_num(px.astype(np.float32)), 0, 1)
+
+
+def _atomic(path: Path, write) -> None:
+    """Run write(temporary path) in path's folder, then move the result over path."""
+    if not path.parent.is_dir():
+        raise OutputError(f"Cannot write {path}: {path.parent} is not an existing folder.")
+    if path.is_dir():
+        raise OutputError(f"Cannot write {path}: it is a folder.")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f"Cannot write {path}: {_reason(e)}.") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _write_png(tmp: Path, ints: np.ndarray, fmt: str) -> None:
+    c = ints.shape[2]
+    bgr = ints if c == 1 else ints[..., [2, 1, 0] + ([3] if c == 4 else [])]
+    try:
+        ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise OSError(errno.EIO, "the PNG encoder failed")
+    tmp.write_bytes(data.tobytes())
+
+
+def _write_tiff(tmp: Path, ints: np.ndarray, fmt: str) -> None:
+    """A baseline little-endian TIFF: header, directory, one deflate strip with horizontal
+    prediction; alpha is marked unassociated (OpenCV leaves it unspecified, Pillow cannot
+    write 16-bit colour)."""
+    h, w, c = ints.shape
+    bits = ints.dtype.itemsize * 8
+    diff = ints.copy()
+    diff[:, 1:] -= ints[:, :-1]  # predictor 2, wrapping as the decoder expects
+    strip = zlib.compress(diff.astype(f"<u{bits // 8}").tobytes(), 3)
+    if len(strip) > 2**32 - 1024:
+        raise OSError(errno.EFBIG, "the image is too large for a TIFF file")
+    short, long_ = 3, 4
+    n_tags = 12 if c == 4 else 11
+    bits_at = 8 + 2 + 12 * n_tags + 4  # the BitsPerSample values follow the directory
+    strip_at = bits_at + 2 * c
+    tags = [(256, long_, 1, w), (257, long_, 1, h), (258, short, c, bits if c == 1 else bits_at),
+            (259, short, 1, 8), (262, short, 1, 1 if c == 1 else 2), (273, long_, 1, strip_at),
+            (277, short, 1, c), (278, long_, 1, h), (279, long_, 1, len(strip)), (284, short, 1, 1),
+            (317, short, 1, 2), (338, short, 1, 2)][:n_tags]
+    out = bytearray(b"II*\x00" + struct.pack("<IH", 8, n_tags))
+    for tag, kind, count, value in tags:  # a single SHORT sits left-justified in the 4-byte field
+        inline = kind == short and count == 1
+        out += struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if inline else struct.pack("<I", value))
+    out += struct.pack("<I", 0) + struct.pack(f"<{c}H", *[bits] * c)
+    tmp.write_bytes(bytes(out) + strip)
+
+
+def _write_pillow(tmp: Path, ints: np.ndarray, fmt: str) -> None:
+    im = Image.fromarray(ints[..., 0] if ints.shape[2] == 1 else ints)
+    options = {"JPEG": {"quality": 95, "subsampling": 0}, "WebP": {"quality": 95}}[fmt]
+    try:
+        im.save(tmp, format=fmt.upper(), **options)
+    except ValueError as e:  # e.g. larger than the format allows
+        raise OSError(errno.EINVAL, str(e)) from None
+
+
+def _write_exr(tmp: Path, px: np.ndarray, full_float: bool, linear: bool) -> None:
+    dtype = np.float32 if full_float else np.float16
+    if px.shape[2] == 1:
+        planes = {"A": px[..., 0]}
+    else:
+        rgb = srgb_to_linear(px[..., :3]) if linear else px[..., :3]
+        if px.shape[2] == 4:
+            rgb = rgb * px[..., 3:]
+        planes = {"R": rgb[..., 0], "G": rgb[..., 1], "B": rgb[..., 2]} | ({"A": px[..., 3]} if px.shape[2] == 4 else {})
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    try:
+        OpenEXR.File(header, {k: np.ascontiguousarray(v, dtype) for k, v in planes.items()}).write(str(tmp))
+    except RuntimeError as e:
+        raise OSError(errno.EIO, str(e)) from None

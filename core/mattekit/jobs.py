@@ -1,0 +1,547 @@
+"""Roto jobs: a plate sequence in, a matte sequence out, resumable, chunkable, distributable.
+
+``RotoJob(RotoSpec(plate, output, ...)).run()`` writes one matte per frame (and optionally an
+RGBA cut-out and a decontaminated foreground plate per frame):
+
+- **Atomic writes**: every file is written under a temporary name and renamed into place
+  (:func:`mattekit.io.write_image`), so a killed job never leaves a half-written frame.
+- **Resumable, verified by content**: after a frame's files are in place, a record with their
+  SHA-256 and the job's settings fingerprint is appended to a journal. A re-run treats a frame
+  as finished only when a journal record with the same fingerprint matches the bytes on disk;
+  anything else is recomputed. Each process appends to its own journal file, so chunks run
+  side by side (render-farm tasks, Ray workers) never write the same file.
+- **Manifest**: ``<output name>.mattekit.json`` beside the mattes records the plate, the
+  settings, the model and the SHA-256 of its weights. A re-run with other settings into the
+  same output is refused unless ``overwrite``.
+- **Chunks**: with temporal consistency a frame's matte depends only on plate frames within
+  ``radius`` of it (see :mod:`mattekit.temporal`), so any split of the frame range - ``frames``,
+  :meth:`RotoJob.chunks`, Ray tasks - gives the same bytes as one run.
+- **Progress** events with frames/s and ETA; **cancellation** between frames.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from . import __version__, catalog, ops, runtime, temporal
+from .errors import MattekitError, OutputError
+from .io import Picture, write_image
+from .io.sequences import FramePattern, chunk_frames, format_frames, open_plate, output_pattern, select_frames
+
+MANIFEST_SUFFIX = ".mattekit.json"
+JOURNAL_SUFFIX = ".mattekit-journal"
+
+
+class Cancelled(MattekitError):
+    """The job was cancelled; finished frames stay and a re-run resumes."""
+
+    exit_code = 130
+
+
+@dataclass
+class RotoSpec:
+    """Everything that defines a roto job (plain values: it travels to workers as a dict).
+
+    plate: pattern, numbered frame, folder or movie. output: matte pattern (``matte.####.png``)
+    or a folder. frames: a range ("1001-1100x2", lists) or None for all. rgba / fg: optional
+    patterns for the cut-out (premultiplied in EXR, straight in PNG/TIFF) and the decontaminated
+    foreground plate (same alpha convention). temporal: motion-compensated smoothing over
+    ``radius`` frames on each side. bit_depth: matte bits (PNG/TIFF 8|16, EXR 16 = half, 32 = float).
+    """
+
+    plate: str
+    output: str
+    frames: str | None = None
+    rgba: str | None = None
+    fg: str | None = None
+    model: str | None = None
+    weights: str | None = None
+    device: str = "auto"
+    threads: int | None = None
+    refine: bool = True
+    temporal: bool = True
+    radius: int = 3
+    bit_depth: int = 16
+    skip_missing: bool = False
+    overwrite: bool = False
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RotoSpec":
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Progress:
+    """One progress event: frames finished (computed or verified) of ``total``."""
+
+    done: int
+    total: int
+    frame: int | None
+    computed: int
+    skipped: int
+    elapsed: float
+    fps: float  # computed frames per second
+    eta: float | None  # seconds left
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+    def message(self) -> str:
+        eta = "" if self.eta is None else f", ETA {_clock(self.eta)}"
+        at = "" if self.frame is None else f"frame {self.frame}, "
+        return f"{at}{self.done}/{self.total} frames, {self.fps:.2f} frames/s{eta}"
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+@dataclass
+class Summary:
+    """What a run did: frames computed, frames found finished, seconds."""
+
+    frames: list[int]
+    computed: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def merge(self, other: "Summary") -> None:
+        self.computed += other.computed
+        self.skipped += other.skipped
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------------- per-frame mattes
+
+class MatteSource:
+    """Per-frame mattes of a plate: the network's alpha, then (optionally) temporal smoothing.
+
+    :meth:`mattes` yields (frame, picture, alpha) in frame order; a frame's result depends only
+    on the plate frames within the temporal radius, whatever frames are asked for.
+    """
+
+    def __init__(self, plate, entry: catalog.ModelEntry, *, weights: str | None = None, device: str = "auto",
+                 refine: bool = True, temporal_options: temporal.TemporalOptions | None = None):
+        from .tasks import segment
+
+        self.plate = plate
+        self.entry = entry
+        self.options = segment.SegmentOptions(model=entry.name, device=device, weights=weights, refine=refine)
+        self.temporal = temporal_options if temporal_options and temporal_options.radius > 0 else None
+        self._segment = segment
+
+    def predict(self, frame: int, picture: Picture) -> np.ndarray:
+        """The per-frame alpha (H x W float32) of one plate frame."""
+        return self._segment.predict_mask(picture.pixels[..., :3], self.options)
+
+    def mattes(self, frames: list[int], cancel: Callable[[], bool] | None = None) -> Iterator[tuple[int, Picture, np.ndarray]]:
+        radius = self.temporal.radius if self.temporal else 0
+        available = self.plate.frames
+        have = set(available)
+        cache: OrderedDict[int, tuple[Picture, np.ndarray, temporal.FrameState | None]] = OrderedDict()
+
+        def state(frame: int):
+            if frame not in cache:
+                picture = self.plate.read(frame)
+                alpha = self.predict(frame, picture)
+                keep = temporal.prepare(picture.pixels, alpha, self.temporal) if self.temporal else None
+                cache[frame] = (picture, alpha, keep)
+            return cache[frame]
+
+        for frame in sorted(frames):
+            if cancel is not None and cancel():
+                raise Cancelled("The roto job was cancelled; run it again to resume.")
+            for old in [f for f in cache if f < frame - radius]:
+                del cache[old]
+            window = [f for f in range(frame - radius, frame + radius + 1) if f in have]
+            for f in window:
+                state(f)
+            picture, alpha, centre = cache[frame]
+            if self.temporal:
+                neighbours = [(f - frame, cache[f][2]) for f in window if f != frame]
+                alpha = temporal.smooth(centre, neighbours, self.temporal)
+            yield frame, picture, alpha
+
+
+# ----------------------------------------------------------------------------------- foreground colour
+
+def _blur_fusion(image: np.ndarray, fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, radius: int):
+    """One pass of blur-fusion foreground estimation (Forte & Pitie, ICIP 2021)."""
+    a = alpha[..., None]
+    blur_a = ops.box_mean(alpha, radius)[..., None]
+    blur_f = ops.box_mean(fg * a, radius) / (blur_a + 1e-5)
+    blur_b = ops.box_mean(bg * (1 - a), radius) / ((1 - blur_a) + 1e-5)
+    fg = blur_f + a * (image - a * blur_f - (1 - a) * blur_b)
+    return np.clip(fg, 0.0, 1.0).astype(np.float32), blur_b.astype(np.float32)
+
+
+def decontaminate(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Foreground colours (H x W x 3 sRGB) with the background's spill removed from soft edges."""
+    rgb = np.ascontiguousarray(image[..., :3], np.float32)
+    scale = max(rgb.shape[:2]) / 1000.0
+    fg, bg = _blur_fusion(rgb, rgb, rgb, alpha, max(2, round(90 * scale)))
+    fg, _ = _blur_fusion(rgb, fg, bg, alpha, max(1, round(6 * scale)))
+    return fg
+
+
+# ----------------------------------------------------------------------------------- the job
+
+class RotoJob:
+    """A roto job on disk: plate, output patterns, manifest, journals. See the module docstring."""
+
+    def __init__(self, spec: RotoSpec):
+        self.spec = spec
+        self.plate = open_plate(spec.plate)
+        self.frames, self.missing = select_frames(self.plate, spec.frames, skip_missing=spec.skip_missing)
+        self.alpha_out = output_pattern(spec.output, self.plate)
+        self.extra_out = {name: output_pattern(value, self.plate) for name, value in (("rgba", spec.rgba), ("fg", spec.fg)) if value}
+        for name, pattern in self.extra_out.items():
+            if pattern == self.alpha_out:
+                raise OutputError(f"The --{name} pattern must differ from the matte pattern {self.alpha_out}.")
+        if spec.bit_depth not in (8, 16, 32) or (spec.bit_depth == 32 and self.alpha_out.suffix.lower() != ".exr"):
+            raise OutputError(f"A {spec.bit_depth}-bit matte cannot be written as {self.alpha_out.suffix}: use 8 or 16 (PNG, TIFF) or 16 or 32 (EXR).")
+        cat = catalog.load()
+        self.entry = cat.get(spec.model, "segment") if spec.model else cat.default("segment")
+        self.temporal = temporal.TemporalOptions(radius=spec.radius) if spec.temporal and spec.radius > 0 else None
+        stem = self.alpha_out.prefix.rstrip("._-") or "matte"
+        self.manifest_path = self.alpha_out.folder / (stem + MANIFEST_SUFFIX)
+        self.journal_dir = self.alpha_out.folder / ("." + stem + JOURNAL_SUFFIX)
+        self._weights: Path | None = None
+        self._fingerprint: str | None = None
+
+    # -- settings and manifest
+    def weights_path(self) -> Path:
+        if self._weights is None:
+            from . import weights
+
+            self._weights = Path(self.spec.weights) if self.spec.weights else weights.fetch(self.entry.weights)
+            if not self._weights.is_file():
+                raise MattekitError(f"Weights file {self._weights} does not exist.")
+        return self._weights
+
+    def settings(self) -> dict:
+        """What decides the bytes of every output file (the fingerprint is its hash)."""
+        outputs = {"alpha": str(self.alpha_out)} | {k: str(v) for k, v in self.extra_out.items()}
+        return {"kind": "roto", "plate": self.plate.describe(), "outputs": outputs,
+                "model": {"name": self.entry.name, "net": self.entry.net, "kwargs": self.entry.kwargs,
+                          "weights": self.weights_path().name, "sha256": sha256_of(self.weights_path())},
+                "refine": self.spec.refine, "bit_depth": self.spec.bit_depth,
+                "temporal": self.temporal.describe() if self.temporal else None}
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            text = json.dumps(self.settings(), sort_keys=True)
+            self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:32]
+        return self._fingerprint
+
+    def prepare_output(self) -> None:
+        """Create the output folders; write the manifest, or check it against these settings."""
+        for pattern in (self.alpha_out, *self.extra_out.values()):
+            try:
+                pattern.folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"Cannot create the output folder {pattern.folder}: {exc.strerror or exc}.") from None
+        settings = self.settings()
+        if self.manifest_path.is_file() and not self.spec.overwrite:
+            try:
+                old = json.loads(self.manifest_path.read_text())
+            except (OSError, ValueError):
+                old = {}
+            if old.get("fingerprint") == self.fingerprint():
+                return
+            if old:
+                what = _difference(old.get("settings", {}), settings)
+                raise OutputError(f"{self.alpha_out} already holds mattes made with other settings ({what}); "
+                                  f"use --overwrite to redo them, or choose another output.")
+        record = {"mattekit": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  "fingerprint": self.fingerprint(), "settings": settings,
+                  "journal": self.journal_dir.name}
+        _write_text_atomic(self.manifest_path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+    # -- which frames are finished
+    def _records(self) -> dict[int, dict]:
+        """Journal records with this job's fingerprint, by frame (the latest wins)."""
+        found: dict[int, dict] = {}
+        if not self.journal_dir.is_dir():
+            return found
+        for journal in sorted(self.journal_dir.glob("*.jsonl"), key=lambda p: p.stat().st_mtime):
+            try:
+                lines = journal.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                except ValueError:  # a line cut short by a kill
+                    continue
+                if isinstance(record, dict) and record.get("fingerprint") == self.fingerprint():
+                    found[int(record["frame"])] = record
+        return found
+
+    def finished(self, frames: list[int] | None = None) -> set[int]:
+        """Frames whose files are on disk with exactly the bytes a journal recorded."""
+        frames = self.frames if frames is None else frames
+        if self.spec.overwrite:
+            return set()
+        records = self._records()
+        done = set()
+        for frame in frames:
+            record = records.get(frame)
+            if record and all(self._verify(name, frame, digest) for name, digest in record["files"].items()):
+                done.add(frame)
+        return done
+
+    def _pattern(self, name: str) -> FramePattern:
+        return self.alpha_out if name == "alpha" else self.extra_out[name]
+
+    def _verify(self, name: str, frame: int, digest: str) -> bool:
+        if name != "alpha" and name not in self.extra_out:
+            return False
+        path = self._pattern(name).path(frame)
+        try:
+            return path.is_file() and sha256_of(path) == digest
+        except OSError:
+            return False
+
+    def _clean_temporaries(self, frames: list[int]) -> None:
+        """Remove temporary files a killed run left for these frames."""
+        for pattern in (self.alpha_out, *self.extra_out.values()):
+            for frame in frames:
+                for tmp in pattern.folder.glob(f".{_glob_escape(pattern.name(frame))}.*.tmp"):
+                    try:
+                        tmp.unlink()
+                    except OSError:
+                        pass
+
+    # -- chunks
+    def chunks(self, size: int) -> list[list[int]]:
+        return chunk_frames(self.frames, size)
+
+    # -- running
+    def run(self, frames: list[int] | None = None, progress: Callable[[Progress], None] | None = None,
+            cancel: Callable[[], bool] | None = None) -> Summary:
+        """Compute the unfinished frames among ``frames`` (default: the job's); returns a Summary."""
+        frames = sorted(self.frames if frames is None else frames)
+        started = time.monotonic()
+        self.prepare_output()
+        done = self.finished(frames)
+        todo = [f for f in frames if f not in done]
+        summary = Summary(frames, skipped=sorted(done))
+        self._clean_temporaries(todo)
+        report = _Reporter(progress, len(frames), len(done), started)
+        report(None)
+        if not todo:
+            summary.seconds = time.monotonic() - started
+            return summary
+        runtime.set_threads(self.spec.threads)
+        source = MatteSource(self.plate, self.entry, weights=str(self.weights_path()), device=self.spec.device,
+                             refine=self.spec.refine, temporal_options=self.temporal)
+        with _Journal(self.journal_dir) as journal:
+            for frame, picture, alpha in source.mattes(todo, cancel):
+                files = self._write(frame, picture, alpha)
+                journal.append({"frame": frame, "fingerprint": self.fingerprint(), "files": files})
+                summary.computed.append(frame)
+                report(frame)
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def _write(self, frame: int, picture: Picture, alpha: np.ndarray) -> dict[str, str]:
+        """Write a frame's outputs atomically; returns {output name: sha256 of the file}."""
+        files = {}
+        path = self.alpha_out.path(frame)
+        write_image(path, alpha, bit_depth=self.spec.bit_depth)
+        files["alpha"] = sha256_of(path)
+        colour_bits = 16 if picture.bit_depth >= 16 else 8
+        for name, pattern in self.extra_out.items():
+            rgb = picture.pixels[..., :3] if name == "rgba" else decontaminate(picture.pixels, alpha)
+            coverage = alpha * picture.pixels[..., 3] if picture.has_alpha else alpha
+            rgba = np.concatenate([rgb, coverage[..., None]], axis=2)
+            path = pattern.path(frame)
+            write_image(path, rgba, bit_depth=colour_bits)
+            files[name] = sha256_of(path)
+        return files
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
+
+
+def _difference(old: dict, new: dict) -> str:
+    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if "model" in changed and old.get("model", {}).get("name") != new["model"]["name"]:
+        return f"model {old.get('model', {}).get('name')} instead of {new['model']['name']}"
+    return "different " + ", ".join(changed) if changed else "an unreadable manifest"
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}.") from None
+
+
+class _Journal:
+    """This process's append-only journal: one JSON line per finished frame."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.fd: int | None = None
+
+    def __enter__(self) -> "_Journal":
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            name = f"{platform.node() or 'host'}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
+            self.fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            raise OutputError(f"Cannot write the job journal in {self.folder}: {exc.strerror or exc}.") from None
+        return self
+
+    def append(self, record: dict) -> None:
+        os.write(self.fd, (json.dumps(record, sort_keys=True) + "\n").encode())
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+
+
+class _Reporter:
+    """Turns frame completions into Progress events (frames/s over computed frames only)."""
+
+    def __init__(self, callback, total: int, skipped: int, started: float):
+        self.callback, self.total, self.skipped, self.started = callback, total, skipped, started
+        self.computed = 0
+        self.first: float | None = None
+
+    def __call__(self, frame: int | None) -> None:
+        now = time.monotonic()
+        if frame is not None:
+            self.computed += 1
+        if self.first is None:
+            self.first = now  # frames/s from the first report on: model loading is not a frame's cost
+        if self.callback is None:
+            return
+        span = now - self.first
+        fps = self.computed / span if span > 0 and self.computed else 0.0
+        left = self.total - self.skipped - self.computed
+        eta = left / fps if fps > 0 else None
+        self.callback(Progress(self.skipped + self.computed, self.total, frame, self.computed, self.skipped,
+                               now - self.started, fps, eta))
+
+
+# ----------------------------------------------------------------------------------- Ray
+
+def run_on_ray(spec: RotoSpec, chunk: int, address: str | None = None, workers: int | None = None,
+               progress: Callable[[Progress], None] | None = None) -> Summary:
+    """Run a roto job's chunks on a Ray cluster: one model per worker (one worker per GPU when the
+    cluster has GPUs), each worker writing its frames and journal itself. Resumable like :meth:`RotoJob.run`."""
+    try:
+        import ray
+    except ImportError:
+        raise MattekitError("--ray needs Ray: pip install 'mattekit[ray]' (or pip install ray).") from None
+    job = RotoJob(spec)  # checks the plate, frames and outputs here, before any task starts
+    job.prepare_output()
+    started = time.monotonic()
+    chunks = job.chunks(chunk)
+    summary = Summary(job.frames)
+    owned = not ray.is_initialized()
+    if owned:
+        try:
+            ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
+                     logging_level="ERROR", configure_logging=True)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise MattekitError(f"Cannot reach the Ray cluster{' at ' + address if address else ''}: {str(exc).splitlines()[0]}.") from None
+    try:
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        count = workers or (gpus if gpus else max(1, cpus // max(1, spec.threads or 1)))
+        count = max(1, min(count, len(chunks)))
+        options = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": max(1, spec.threads or 1)}
+        worker_spec = spec.to_dict() | {"device": spec.device if gpus or spec.device != "auto" else "cpu"}
+        actors = [_ray_worker_class(ray).options(**options).remote(worker_spec) for _ in range(count)]
+        pool = ray.util.ActorPool(actors)
+        report = _Reporter(progress, len(job.frames), 0, started)
+        for result in pool.map_unordered(lambda actor, frames: actor.run.remote(frames), chunks):
+            part = Summary(result["frames"], result["computed"], result["skipped"], result["seconds"])
+            summary.merge(part)
+            report.skipped = len(summary.skipped)
+            report.computed = len(summary.computed)
+            report(part.frames[-1])
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.cause if isinstance(getattr(exc, "cause", None), Exception) else exc
+        if isinstance(cause, MattekitError):
+            raise MattekitError(str(cause)) from None
+        raise
+    finally:
+        if owned:
+            ray.shutdown()
+    summary.computed.sort()
+    summary.skipped.sort()
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+_RAY_WORKER = None
+
+
+def _ray_worker_class(ray):
+    """The Ray actor class (defined on first use, so that mattekit imports without Ray)."""
+    global _RAY_WORKER
+    if _RAY_WORKER is None:
+        class RotoWorker:
+            """Holds one RotoJob (and so one loaded model) and runs chunks of it."""
+
+            def __init__(self, spec: dict):
+                self.job = RotoJob(RotoSpec.from_dict(spec))
+
+            def run(self, frames: list[int]) -> dict:
+                summary = self.job.run(frames)
+                return {"frames": summary.frames, "computed": summary.computed, "skipped": summary.skipped,
+                        "seconds": summary.seconds}
+
+        _RAY_WORKER = ray.remote(RotoWorker)
+    return _RAY_WORKER
+
+
+# ----------------------------------------------------------------------------------- worker operation
+
+def run_operation(options: dict, progress: Callable[[float, str], None]) -> list:
+    """The worker's asynchronous ``roto`` operation: paths in, files out, progress reported.
+
+    ``progress(fraction, message)`` may raise to cancel (the worker does when a client cancels);
+    frames already written stay, and a re-run resumes.
+    """
+    spec = RotoSpec.from_dict(options)
+    job = RotoJob(spec)
+    progress(0.0, f"Roto: {len(job.frames)} frames of {job.plate.describe()}")
+    summary = job.run(progress=lambda p: progress(p.fraction, "Roto: " + p.message()))
+    progress(1.0, f"Roto: {len(summary.computed)} frames computed, {len(summary.skipped)} already done "
+                  f"-> {job.alpha_out} (frames {format_frames(job.frames)})")
+    return []

@@ -1,0 +1,1 @@
+"""Tasks: pure functions of arrays plus an options dataclass, returning arrays."""

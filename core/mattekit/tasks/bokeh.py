@@ -1,0 +1,530 @@
+"""Depth of field from one photo: a layered lens-blur renderer driven by depth or a subject mask.
+
+The lens model: a thin lens focused at disparity ``d_f`` spreads a point at disparity ``d``
+(inverse depth, 1 = nearest) over a disc whose radius is proportional to ``|d - d_f|`` (the
+circle of confusion). The renderer works in linear light and splits the picture into layers
+of equal circle of confusion, one pixel apart up to 6 px and three per doubling beyond. Each
+layer is scattered with an aperture kernel (a disc, or a polygon for bladed apertures) at a
+resolution where that kernel is 3-6 px wide, so a 12 MP photo costs about as much as a few
+full-resolution passes. Layers are gathered front to back: a layer hides what lies two or
+more steps behind it (a sharp subject is never overrun by the blurred background behind it),
+neighbouring steps add up (no seams on receding surfaces), and layers in front of the focal
+plane are laid over the background, whose hidden part is filled in, so a blurred foreground
+spills over what is behind it. Bright highlights are boosted before the blur and the boost is
+undone after it, so small lights become bright bokeh balls while untouched pixels keep
+their values.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .. import ops
+
+LINEAR_STEPS = 6  # layer radii 0..6 px one pixel apart, at full resolution
+PER_OCTAVE = 3  # beyond, three layers per doubling of the radius, each at a coarser level
+BASE_RADIUS = 0.02  # blur radius at strength 1 for a full-range disparity difference, x the long side
+
+
+@dataclass
+class BokehOptions:
+    """How to render depth of field.
+
+    focus: (x, y) pixel to focus on; focus_depth: focal plane as a disparity in [0,1]
+    (1 = nearest); neither: focus on the subject found by segmentation.
+    strength: blur scale; 1 blurs a full-range depth difference by 2% of the long side
+    (about f/2.8 on a portrait lens; ``strength = 2.8 / f_number``).
+    highlight_gain: extra energy given to highlights before the blur (0 = none);
+    highlight_threshold: linear value where the boost starts.
+    blades: aperture blades (0 = round aperture, 3.. = polygon), rotation in degrees.
+    mask_only: no depth model; the subject mask alone says what is near (sharp) and far.
+    subject: keep the segmented subject as one clean plane (None = only when no focus is given).
+    """
+
+    focus: tuple[float, float] | None = None
+    focus_depth: float | None = None
+    strength: float = 1.0
+    highlight_gain: float = 2.0
+    highlight_threshold: float = 0.6
+    blades: int = 0
+    rotation: float = 0.0
+    mask_only: bool = False
+    subject: bool | None = None
+    depth_model: str | None = None
+    segment_model: str | None = None
+    device: str = "auto"
+
+
+# ------------------------------------------------------------------------------------ layers
+
+def layer_radius(j: int) -> float:
+    """Blur radius (px, full resolution) of layer ``j`` (sign: front/back of the focal plane)."""
+    a = abs(j)
+    return float(a) if a <= LINEAR_STEPS else LINEAR_STEPS * 2.0 ** ((a - LINEAR_STEPS) / PER_OCTAVE)
+
+
+def layer_position(coc: np.ndarray) -> np.ndarray:
+    """Signed circle of confusion (px) -> continuous signed layer index (inverse of layer_radius)."""
+    r = np.abs(coc).astype(np.float32)
+    far = LINEAR_STEPS + PER_OCTAVE * np.log2(np.maximum(r, LINEAR_STEPS) / LINEAR_STEPS)
+    return np.copysign(np.where(r <= LINEAR_STEPS, r, far), coc).astype(np.float32)
+
+
+def level_limit(level: int) -> int:
+    """Largest |layer index| of ``level``: level 0 holds radii up to 6 px, level l radii in
+    (6 * 2**(l-1), 6 * 2**l]."""
+    return LINEAR_STEPS + PER_OCTAVE * level
+
+
+def level_octave(level: int) -> int:
+    """Level ``level`` is rendered at 1 / 2**octave of full resolution: level 0 at full, level 1
+    (radii 6-12 px) at half, then one octave less than the radii, so kernels are 6-12 px wide."""
+    return 0 if level == 0 else max(1, level - 1)
+
+
+def aperture_kernel(radius: float, blades: int = 0, rotation: float = 0.0) -> np.ndarray:
+    """Normalised scatter kernel of an aperture: a disc of ``radius`` px, or a regular polygon
+    with ``blades`` sides and the disc's area, turned by ``rotation`` degrees. Edges are
+    area-sampled (8 x 8 per pixel). Returns float32 (2n+1) x (2n+1), summing to 1."""
+    if radius < 0.5:
+        return np.ones((1, 1), np.float32)
+    n = int(math.ceil(radius * (1.2 if blades >= 3 else 1.0) + 0.5))
+    sub = (np.arange(8) + 0.5) / 8 - 0.5
+    axis = (np.arange(-n, n + 1)[:, None] + sub[None, :]).ravel()
+    y, x = np.meshgrid(axis, axis, indexing="ij")
+    if blades >= 3:
+        circum = radius * math.sqrt(2 * math.pi / (blades * math.sin(2 * math.pi / blades)))
+        apothem = circum * math.cos(math.pi / blades)
+        normals = math.radians(rotation) + (2 * np.arange(blades) + 1) * math.pi / blades
+        proj = x[..., None] * np.cos(normals) + y[..., None] * np.sin(normals)
+        inside = proj.max(axis=-1) <= apothem
+    else:
+        inside = x * x + y * y <= radius * radius
+    k = inside.reshape(2 * n + 1, 8, 2 * n + 1, 8).mean(axis=(1, 3)).astype(np.float32)
+    return k / k.sum()
+
+
+def _blur(stack: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Scatter every pixel of ``stack`` (h x w x C) over ``kernel`` (a convolution)."""
+    if kernel.size == 1:
+        return stack
+    return cv2.filter2D(stack, -1, np.ascontiguousarray(kernel[::-1, ::-1]), borderType=cv2.BORDER_REFLECT)
+
+
+def _down2(x: np.ndarray) -> np.ndarray:
+    """2 x 2 box average (odd sizes padded by repeating the edge)."""
+    h, w = x.shape[:2]
+    if h % 2 or w % 2:
+        x = cv2.copyMakeBorder(x, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+    out = cv2.resize(x, (x.shape[1] // 2, x.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return out.reshape(out.shape[:2] + x.shape[2:])
+
+
+def _up(x: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
+    """Bilinear upsampling by ``factor`` that keeps block centres aligned, cropped to ``shape``."""
+    if factor == 1:
+        return x
+    h, w = x.shape[:2]
+    out = cv2.resize(x, (w * factor, h * factor), interpolation=cv2.INTER_LINEAR)
+    return out.reshape(out.shape[:2] + x.shape[2:])[: shape[0], : shape[1]]
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """sRGB decoding for values in [0,1] (same curve as ``io.srgb_to_linear``, several times faster)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    curve = cv2.pow(cv2.addWeighted(x, 1 / 1.055, x, 0.0, 0.055 / 1.055), 2.4)
+    return np.where(x <= 0.04045, x * np.float32(1 / 12.92), curve)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """sRGB encoding for values in [0,1] (same curve as ``io.linear_to_srgb``, several times faster)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    curve = cv2.addWeighted(cv2.pow(x, 1 / 2.4), 1.055, x, 0.0, -0.055)
+    return np.where(x <= 0.0031308, x * np.float32(12.92), curve)
+
+
+def max_channel(x: np.ndarray) -> np.ndarray:
+    """The brightest of the three colour channels, H x W."""
+    return np.maximum(np.maximum(x[..., 0], x[..., 1]), x[..., 2])
+
+
+def _tent(t: np.ndarray, j: int) -> np.ndarray:
+    return np.maximum(np.float32(1.0) - np.abs(t - np.float32(j)), np.float32(0.0))
+
+
+class _Gather:
+    """Front-to-back gathering of blurred layers (premultiplied colour + alpha) on one grid.
+
+    A layer is hidden by the summed alpha of the layers two or more steps in front of it;
+    the layer just in front adds up with it instead, so pixels split between neighbouring
+    layers leave no seam.
+    """
+
+    def __init__(self, shape: tuple[int, int]):
+        self.colour = np.zeros(shape + (3,), np.float32)
+        self.alpha = np.zeros(shape, np.float32)
+        self.cover = np.zeros(shape, np.float32)
+        self.last = None  # (slices, alpha) of the previous layer, added to ``cover`` one step late
+        self.covered = False
+
+    def add(self, stack: np.ndarray, box=(slice(None), slice(None))) -> None:
+        if self.covered:
+            seen = np.clip(1.0 - self.cover[box], 0.0, 1.0)
+            self.colour[box] += stack[..., :3] * seen[..., None]
+            self.alpha[box] += stack[..., 3] * seen
+        else:
+            self.colour[box] += stack[..., :3]
+            self.alpha[box] += stack[..., 3]
+        if self.last is not None:
+            self.cover[self.last[0]] += self.last[1]
+            self.covered = True
+        self.last = (box, stack[..., 3])
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """Premultiplied colour and alpha; where alphas added up past 1 they are scaled back."""
+        if self.alpha.max() > 1.0:
+            over = np.maximum(self.alpha, 1.0)
+            self.colour /= over[..., None]
+            self.alpha /= over
+        return self.colour, self.alpha
+
+
+def _boxes(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+
+class _Scene:
+    """The picture split into layers: full-resolution weights and the coarse rest per side."""
+
+    def __init__(self, lin, t, subject, subject_t, blades, rotation):
+        self.lin, self.t, self.m, self.ts = lin, t, subject, subject_t
+        self.blades, self.rotation = blades, rotation
+        self.shape = t.shape
+        self.extent = float(t.min()), float(t.max())
+        # Which full-resolution layers each 16 x 16 block touches: bit (floor(t) + 8) of a mask.
+        b = 16
+        h, w = t.shape
+        lo = np.clip(np.floor(t), -8, 7).astype(np.int16) + 8
+        bits = np.left_shift(np.uint16(1), lo.astype(np.uint16))
+        bits = cv2.copyMakeBorder(bits, 0, -h % b, 0, -w % b, cv2.BORDER_REPLICATE)
+        self.block = b
+        self.bits = np.bitwise_or.reduce(bits.reshape(bits.shape[0] // b, b, bits.shape[1] // b, b), axis=(1, 3))
+        if subject is not None:
+            padm = cv2.copyMakeBorder(subject, 0, -h % b, 0, -w % b, cv2.BORDER_REPLICATE)
+            self.mmax = padm.reshape(self.bits.shape[0], b, self.bits.shape[1], b).max(axis=(1, 3))
+
+    def kernel(self, j: int, octave: int) -> np.ndarray:
+        return aperture_kernel(layer_radius(j) / 2**octave, self.blades, self.rotation)
+
+    def full_layer(self, j: int):
+        """Layer ``j`` at full resolution, blurred: (slices, h x w x 4 premultiplied) or None."""
+        near = (self.bits & np.uint16((1 << (j + 8)) | (1 << (j + 7)))) != 0  # floor(t) is j or j - 1
+        if self.m is not None and abs(self.ts - j) < 1:
+            near |= self.mmax > 0
+        box = _boxes(near)
+        if box is None:
+            return None
+        r = int(math.ceil(layer_radius(j) * (1.2 if self.blades >= 3 else 1.0))) + 1
+        b, (h, w) = self.block, self.shape
+        y0, y1, x0, x1 = max(0, box[0] * b - r), min(h, box[1] * b + r), max(0, box[2] * b - r), min(w, box[3] * b + r)
+        sl = (slice(y0, y1), slice(x0, x1))
+        weight = _tent(self.t[sl], j)
+        if self.m is not None:
+            m = self.m[sl]
+            weight = weight * (1.0 - m) + m * float(_tent(np.float32(self.ts), j))
+        if not weight.any():
+            return None
+        stack = np.empty(weight.shape + (4,), np.float32)
+        np.multiply(self.lin[sl], weight[..., None], out=stack[..., :3])
+        stack[..., 3] = weight
+        return sl, _blur(stack, self.kernel(j, 0))
+
+    def rest(self, side: int):
+        """What lies beyond the full-resolution layers on ``side`` (+1 front, -1 back), at half
+        resolution: premultiplied colour, weight and weight x layer index (5 channels)."""
+        limit = level_limit(0)
+        reach = max(side * e for e in self.extent + ((self.ts,) if self.m is not None else ()))
+        if reach <= limit:
+            return None
+
+        def beyond(t):
+            return np.clip(side * t - limit, 0.0, 1.0)
+
+        w = beyond(self.t)
+        wt = w * self.t
+        if self.m is not None:
+            ws = float(beyond(np.float32(self.ts)))
+            w = w * (1.0 - self.m) + self.m * ws
+            wt = wt * (1.0 - self.m) + self.m * (ws * self.ts)
+        if not w.any():
+            return None
+        rest = np.empty(self.shape + (5,), np.float32)
+        np.multiply(self.lin, w[..., None], out=rest[..., :3])
+        rest[..., 3], rest[..., 4] = w, wt
+        return _down2(rest)
+
+
+def _render_coarse(rest: np.ndarray, side: int, scene: _Scene):
+    """Levels 1, 2, ... of one side from its half-resolution rest. Returns a list of
+    (octave, premultiplied colour, alpha), coarsest last."""
+    out = []
+    level = 1
+    while rest is not None:
+        w = rest[..., 3]
+        t = np.where(w > 1e-6, rest[..., 4] / np.maximum(w, 1e-6), 0.0).astype(np.float32)
+        lo, hi = level_limit(level - 1) + 1, level_limit(level)
+        present = t[w > 1e-6]
+        js = [side * a for a in range(lo, hi + 1)]
+        js = [j for j in js if present.size and (present > j - 1).any() and (present < j + 1).any()]
+        if js:
+            gather = _Gather(w.shape)
+            for j in sorted(js, reverse=True):  # front to back: larger j is nearer on both sides
+                weight = _tent(t, j)
+                stack = np.concatenate([rest[..., :3] * weight[..., None], (w * weight)[..., None]], axis=-1)
+                gather.add(_blur(stack, scene.kernel(j, level_octave(level))))
+            out.append((level_octave(level), *gather.result()))
+        f = np.clip(side * t - hi, 0.0, 1.0)
+        if not (w * f > 1e-6).any():
+            break
+        rest = rest * f[..., None]
+        level += 1
+        if level_octave(level) > level_octave(level - 1):
+            rest = _down2(rest)
+    return out
+
+
+def _compose_back(levels, full_colour, full_alpha, shape):
+    """Background side: finer levels hide coarser ones; the result is renormalised (opaque
+    where anything was seen). Returns colour and a 0/1 'seen' weight at full resolution."""
+    acc_c, acc_a, acc_octave = None, None, None
+    for octave, colour, alpha in list(reversed(levels)) + [(0, full_colour, full_alpha)]:
+        if acc_c is not None:
+            grid = colour.shape[:2]
+            acc_c = _up(acc_c, grid, 2 ** (acc_octave - octave))
+            acc_a = _up(acc_a, grid, 2 ** (acc_octave - octave))
+            keep = 1.0 - alpha
+            colour += acc_c * keep[..., None]
+            alpha += acc_a * keep
+        acc_c = colour / np.maximum(alpha, np.float32(1e-6))[..., None]  # colour is 0 where alpha is
+        acc_a = (alpha > 1e-6).astype(np.float32)
+        acc_octave = octave
+    return acc_c, acc_a
+
+
+def _compose_front(levels, full_colour, full_alpha):
+    """Foreground side: coarser levels are nearer and lie over finer ones (premultiplied)."""
+    acc_c, acc_a, acc_octave = None, None, None
+    for octave, colour, alpha in list(reversed(levels)) + [(0, full_colour, full_alpha)]:
+        if acc_c is not None:
+            grid = colour.shape[:2]
+            acc_c = _up(acc_c, grid, 2 ** (acc_octave - octave))
+            acc_a = _up(acc_a, grid, 2 ** (acc_octave - octave))
+            keep = 1.0 - acc_a
+            colour = acc_c + colour * keep[..., None]
+            alpha = acc_a + alpha * keep
+        acc_c, acc_a, acc_octave = colour, alpha, octave
+    return acc_c, acc_a
+
+
+def fill_holes(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Push-pull fill: colour (H x W x 3) where ``weight`` (H x W, [0,1]) is 0 is extrapolated
+    smoothly from the surroundings; where weight is 1 the colour is kept."""
+    if weight.min() >= 1.0 or weight.max() <= 0.0:
+        return colour
+    stack = [(colour * weight[..., None], weight)]
+    while min(stack[-1][1].shape) > 2 and stack[-1][1].min() <= 0.0:
+        c, w = stack[-1]
+        stack.append((_down2(c), _down2(w)))
+    c, w = stack[-1]
+    mean = c.reshape(-1, 3).sum(0) / max(float(w.sum()), 1e-6)
+    filled = np.where(w[..., None] > 0, c / np.maximum(w, 1e-6)[..., None], mean).astype(np.float32)
+    for c, w in reversed(stack[:-1]):
+        up = _up(filled, c.shape[:2], 2)
+        filled = c + up * np.clip(1.0 - w, 0.0, 1.0)[..., None]
+    return filled.astype(np.float32)
+
+
+# ------------------------------------------------------------------------------ highlights
+
+def _boost_curve(v: np.ndarray, gain: float, threshold: float) -> np.ndarray:
+    h = np.clip((v - threshold) / (1.0 - threshold), 0.0, 1.0)
+    return v * (1.0 + gain * h * h)
+
+
+def _boost(lin: np.ndarray, gain: float, threshold: float) -> np.ndarray:
+    """Scale each pixel so that its brightest channel v becomes v (1 + gain h^2), h the
+    position of v between ``threshold`` and 1 (in place)."""
+    flat = lin.reshape(-1, 3)
+    v = max_channel(flat)
+    idx = np.flatnonzero(v > threshold)
+    vb = v[idx].astype(np.float64)
+    flat[idx] *= (_boost_curve(vb, gain, threshold) / vb)[:, None].astype(np.float32)
+    return lin
+
+
+def _unboost(lin: np.ndarray, gain: float, threshold: float) -> np.ndarray:
+    """Exact inverse of _boost for unmixed pixels (by table)."""
+    v = max_channel(lin)
+    idx = np.flatnonzero(v > threshold)
+    if idx.size == 0:
+        return lin
+    grid = np.linspace(threshold, 1.0, 4097, dtype=np.float64)
+    vb = v.ravel()[idx]
+    orig = np.interp(vb, _boost_curve(grid, gain, threshold), grid)
+    flat = lin.reshape(-1, 3)
+    flat[idx] *= (orig / vb)[:, None].astype(np.float32)
+    return lin
+
+
+# ------------------------------------------------------------------------------- renderer
+
+def circle_of_confusion(depth: np.ndarray, focus_depth: float, radius: float) -> np.ndarray:
+    """Signed blur radius in px: ``radius * (depth - focus_depth)`` (> 0 in front of the focal plane)."""
+    return (np.float32(radius) * (depth.astype(np.float32) - np.float32(focus_depth))).astype(np.float32)
+
+
+def render(image: np.ndarray, depth: np.ndarray, focus_depth: float, radius: float, *,
+           subject: np.ndarray | None = None, subject_depth: float | None = None,
+           highlight_gain: float = 2.0, highlight_threshold: float = 0.6,
+           blades: int = 0, rotation: float = 0.0) -> np.ndarray:
+    """Lens blur of an sRGB image (H x W x 3|4 float32 [0,1]) from a disparity map.
+
+    depth: H x W disparity in [0,1], 1 = nearest; focus_depth: the focal plane on that scale;
+    radius: blur radius in px for a disparity difference of 1. subject: optional H x W alpha
+    of a subject treated as one flat plane at ``subject_depth`` (default: the focal plane,
+    i.e. kept sharp with clean edges). An alpha channel passes through unchanged.
+    Returns float32 H x W x C in [0,1].
+    """
+    rgb = image[..., :3]
+    lin = srgb_to_linear(rgb)
+    if highlight_gain > 0:
+        lin = _boost(lin, highlight_gain, highlight_threshold)
+    t = layer_position(circle_of_confusion(depth, focus_depth, radius))
+    ts = None
+    if subject is not None:
+        subject = np.clip(subject, 0.0, 1.0).astype(np.float32)
+        sd = focus_depth if subject_depth is None else subject_depth
+        ts = float(layer_position(np.float32(radius * (sd - focus_depth))))
+    scene = _Scene(lin, t, subject, ts, blades, rotation)
+    shape = t.shape
+
+    # Behind the focal plane (and the focal plane itself): layers 0, -1, -2, ... front to back.
+    gather = _Gather(shape)
+    for j in range(0, -LINEAR_STEPS - 1, -1):
+        layer = scene.full_layer(j)
+        if layer is not None:
+            gather.add(layer[1], layer[0])
+    back_c, back_a = gather.result()
+    del gather
+    rest = scene.rest(-1)
+    coarse = _render_coarse(rest, -1, scene) if rest is not None else []
+    del rest
+    back, seen = _compose_back(coarse, back_c, back_a, shape)
+    del back_c, back_a, coarse
+
+    # In front of the focal plane: layers ..., 2, 1 over the (hole-filled) background.
+    gather = _Gather(shape)
+    for j in range(LINEAR_STEPS, 0, -1):
+        layer = scene.full_layer(j)
+        if layer is not None:
+            gather.add(layer[1], layer[0])
+    rest = scene.rest(+1)
+    coarse = _render_coarse(rest, +1, scene) if rest is not None else []
+    del rest
+    if gather.last is not None or coarse:
+        front_c, front_a = _compose_front(coarse, *gather.result())
+        out = front_c + fill_holes(back, seen) * (1.0 - np.clip(front_a, 0.0, 1.0))[..., None]
+    else:
+        out = fill_holes(back, seen) if seen.min() <= 0 else back
+    del gather, scene
+
+    np.maximum(out, 0.0, out=out)
+    if highlight_gain > 0:
+        out = _unboost(out, highlight_gain, highlight_threshold)
+    result = linear_to_srgb(np.minimum(out, 1.0))
+    if image.shape[-1] == 4:
+        result = np.concatenate([result, image[..., 3:4]], axis=-1)
+    return np.clip(result, 0.0, 1.0).astype(np.float32)
+
+
+# -------------------------------------------------------------------------- the public call
+
+def blur_radius(height: int, width: int, strength: float) -> float:
+    """Blur radius in px for a full-range disparity difference at ``strength``."""
+    return float(strength) * BASE_RADIUS * max(height, width)
+
+
+def focus_depth_at(depth: np.ndarray, x: float, y: float) -> float:
+    """The focal plane for a click at pixel (x, y): the median depth of a small window there."""
+    h, w = depth.shape
+    if not (0 <= x < w and 0 <= y < h):
+        raise ValueError(f"focus point ({x:g}, {y:g}) lies outside the {w} x {h} image")
+    r = max(1, round(0.01 * min(h, w)))
+    xi, yi = int(x), int(y)
+    return float(np.median(depth[max(0, yi - r): yi + r + 1, max(0, xi - r): xi + r + 1]))
+
+
+def _subject_depth(depth: np.ndarray, mask: np.ndarray) -> float:
+    inside = depth[mask >= 0.5]
+    return float(np.median(inside)) if inside.size else float(np.median(depth))
+
+
+def refine_depth(image: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Snap a smooth, upsampled depth map to the photo's edges (colour guided filter)."""
+    h, w = depth.shape
+    factor = max(1.0, min(h, w) / 518.0)
+    radius = max(2, round(2 * factor))
+    out = ops.guided_filter(image[..., :3], depth, radius, eps=1e-4, subsample=max(1, round(factor / 2)))
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def bokeh(image: np.ndarray, options: BokehOptions | None = None, *, depth: np.ndarray | None = None,
+          mask: np.ndarray | None = None) -> np.ndarray:
+    """DSLR-like depth of field for an sRGB photo (H x W x 3|4 float32 [0,1]) -> same shape.
+
+    Depth comes from ``depth`` (H x W disparity in [0,1], 1 = nearest) or the catalog's depth
+    model; with ``mask_only`` the subject mask alone stands in for depth (subject near, rest far).
+    The subject mask comes from ``mask`` or the segmentation task, when it is needed.
+    """
+    from . import segment
+
+    options = options or BokehOptions()
+    h, w = image.shape[:2]
+    radius = blur_radius(h, w, options.strength)
+    need_subject = options.mask_only or (options.subject if options.subject is not None
+                                         else options.focus is None and options.focus_depth is None)
+    if need_subject and mask is None:
+        mask = segment.predict_mask(image, segment.SegmentOptions(model=options.segment_model, device=options.device))
+    if options.mask_only:
+        depth_map = np.zeros((h, w), np.float32)  # the background plane; the subject plane is 1
+        subject_depth = 1.0
+        if options.focus is not None:
+            x, y = options.focus
+            focus = 1.0 if focus_depth_at(mask, x, y) >= 0.5 else 0.0
+        else:
+            focus = 1.0 if options.focus_depth is None else float(options.focus_depth)
+    else:
+        if depth is None:
+            from .depth import DepthOptions, estimate_depth
+
+            depth = estimate_depth(image, DepthOptions(model=options.depth_model, device=options.device))
+            depth = refine_depth(image, depth)
+        depth_map = depth.astype(np.float32)
+        subject_depth = _subject_depth(depth_map, mask) if need_subject else None
+        if options.focus is not None:
+            focus = focus_depth_at(depth_map, *options.focus)
+        elif options.focus_depth is not None:
+            focus = float(options.focus_depth)
+        else:
+            focus = subject_depth
+    return render(image, depth_map, focus, radius, subject=mask if need_subject else None,
+                  subject_depth=subject_depth, highlight_gain=options.highlight_gain,
+                  highlight_threshold=options.highlight_threshold, blades=options.blades,
+                  rotation=options.rotation)

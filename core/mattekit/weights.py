@@ -1,0 +1,265 @@
+"""Model weights: a verified download cache, and safe loading of checkpoint containers.
+
+Files live in ``cache_dir()`` under their own name. ``fetch`` looks there first, then in
+``MATTEKIT_MIRROR`` (a local folder holding the files by name, or an http(s) base URL), then
+at the official URL; ``MATTEKIT_OFFLINE=1`` allows only the cache and a local-folder mirror.
+Every file is checked against its sha256 before it enters the cache. Files without a known
+hash are trusted on first use: their hash is recorded in ``hashes.json`` in the cache and
+checked from then on.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import HTTPError, URLError
+from urllib.request import Request, urlopen
+
+import platformdirs
+import torch
+from tqdm import tqdm
+
+from mattekit import __version__
+from mattekit.errors import WeightsError
+
+TIMEOUT = 30  # seconds a connection may stay silent before a download is abandoned
+_CHUNK = 1 << 20
+_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net")
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One checkpoint: its file name (same on a mirror and in the cache) and where to get it."""
+
+    name: str
+    url: str
+    sha256: str | None  # None: trust on first use (recorded in hashes.json)
+    size: int | None = None
+
+
+class _SourceFailed(Exception):
+    """One source could not deliver the file; the message is a short reason."""
+
+
+def cache_dir() -> Path:
+    """``$MATTEKIT_HOME/weights``, else the user cache folder's ``mattekit/weights``."""
+    home = os.environ.get("MATTEKIT_HOME")
+    root = Path(home).expanduser() if home else Path(platformdirs.user_cache_dir("mattekit"))
+    return root / "weights"
+
+
+def cached_path(wf: WeightFile) -> Path:
+    """Where ``wf`` lives (or would live) in the cache."""
+    if wf.name in ("", ".", "..") or Path(wf.name).name != wf.name:
+        raise ValueError(f"weight file name must be a plain file name, got {wf.name!r}")
+    return cache_dir() / wf.name
+
+
+def is_cached(wf: WeightFile) -> bool:
+    return cached_path(wf).is_file()
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _recorded() -> dict[str, str]:
+    """Hashes recorded on first download of files that had none (trust on first use)."""
+    path = cache_dir() / "hashes.json"
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(data, dict):
+            raise ValueError(path)
+    except (OSError, ValueError):
+        raise WeightsError(
+            f"The hash record {path} is unreadable; delete it and hashes will be recorded again on the next download."
+        ) from None
+    return data
+
+
+def _record(name: str, digest: str) -> None:
+    data = {**_recorded(), name: digest}
+    path = cache_dir() / "hashes.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _expected(wf: WeightFile) -> str | None:
+    digest = wf.sha256 or _recorded().get(wf.name)
+    return digest.lower() if digest else None
+
+
+def verify(wf: WeightFile) -> tuple[bool, str]:
+    """Re-hash the cached file: ``(ok, one-line status)``. Changes nothing."""
+    path = cached_path(wf)
+    if not path.is_file():
+        return False, f"{wf.name}: not downloaded"
+    expected = _expected(wf)
+    if expected is None:
+        return False, f"{wf.name}: no known sha256 to check against yet (fetching it records one)"
+    got = sha256_file(path)
+    if got != expected:
+        return False, f"{wf.name}: sha256 mismatch (expected {expected}, got {got}); delete {path} and fetch it again"
+    return True, f"{wf.name}: ok (sha256 {got[:16]}…{'' if wf.sha256 else ', recorded on first download'})"
+
+
+def _offline() -> bool:
+    return os.environ.get("MATTEKIT_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _sources(wf: WeightFile) -> list[tuple[str, str | Path]]:
+    """(label, location) pairs in the order to try them; a location is a Path or a URL."""
+    sources: list[tuple[str, str | Path]] = []
+    mirror = os.environ.get("MATTEKIT_MIRROR", "").strip()
+    if mirror.startswith(("http://", "https://")):
+        url = mirror.rstrip("/") + "/" + wf.name
+        sources.append((f"mirror {url}", url))
+    elif mirror:
+        folder = Path(mirror.removeprefix("file://")).expanduser()
+        sources.append((f"mirror folder {folder}", folder / wf.name))
+    sources.append((f"official URL {wf.url}", wf.url))
+    return sources
+
+
+def fetch(wf: WeightFile, *, progress: bool = True) -> Path:
+    """Return the verified local path of ``wf``, downloading it into the cache if needed.
+
+    A cached file that no longer matches its hash is never replaced silently: fetch raises
+    a WeightsError asking the user to delete it, so corruption or tampering gets noticed.
+    """
+    path = cached_path(wf)
+    expected = _expected(wf)
+    if path.is_file():
+        got = sha256_file(path)
+        if expected is None:  # placed by hand: trust on first use
+            _record(wf.name, got)
+        elif got != expected:
+            raise WeightsError(
+                f"The cached weights file {path} does not match its sha256 (expected {expected}, got {got}); "
+                "delete it and run again to download a fresh copy."
+            )
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WeightsError(f"Cannot create the weights cache {path.parent} ({e.strerror or e}); set MATTEKIT_HOME to a writable folder.") from None
+    part = path.with_name(path.name + ".part")
+    tried = []
+    for label, source in _sources(wf):
+        if _offline() and isinstance(source, str):
+            tried.append(f"{label} (skipped: MATTEKIT_OFFLINE=1)")
+            continue
+        try:
+            _get(source, part, wf, progress)
+        except _SourceFailed as e:
+            tried.append(f"{label} ({e})")
+            continue
+        got, size = sha256_file(part), part.stat().st_size
+        if (expected and got != expected) or wf.size not in (None, size):
+            part.unlink()
+            why = f"sha256 {got}, expected {expected}" if expected and got != expected else f"{size} bytes, expected {wf.size}"
+            tried.append(f"{label} (failed verification: {why}; the download was deleted, not cached)")
+            continue
+        os.replace(part, path)
+        if expected is None:
+            _record(wf.name, got)
+        return path
+    if _offline():
+        raise WeightsError(
+            f"The weights file {wf.name} is not in the cache and MATTEKIT_OFFLINE=1 forbids downloading it "
+            f"(tried: {'; '.join(tried)}); unset MATTEKIT_OFFLINE, or set MATTEKIT_MIRROR to a folder holding the file."
+        )
+    raise WeightsError(
+        f"Could not get the weights file {wf.name} (tried: {'; '.join(tried)}); "
+        f"check your network connection and MATTEKIT_MIRROR, or put the file at {path} yourself."
+    )
+
+
+def _get(source: str | Path, part: Path, wf: WeightFile, progress: bool) -> None:
+    """Bring ``source`` into ``part``, or raise _SourceFailed with a short reason."""
+    if isinstance(source, Path):
+        if not source.is_file():
+            raise _SourceFailed("no such file")
+        try:
+            shutil.copyfile(source, part)
+        except OSError as e:
+            raise _SourceFailed(e.strerror or str(e)) from None
+        return
+    for attempt in range(2):
+        try:
+            return _download(source, part, wf, progress)
+        except HTTPError as e:
+            if e.code == 416 and attempt == 0 and part.exists():  # stale .part: start over
+                part.unlink()
+                continue
+            raise _SourceFailed(f"HTTP {e.code} {e.reason}") from None
+        except URLError as e:
+            raise _SourceFailed(f"unreachable: {getattr(e.reason, 'strerror', None) or e.reason}") from None
+        except (OSError, ValueError, http.client.HTTPException) as e:  # timeouts, resets, bad URLs
+            raise _SourceFailed(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from None
+
+
+def _download(url: str, part: Path, wf: WeightFile, progress: bool) -> None:
+    """HTTP GET into ``part``, resuming an existing ``part`` with a Range request."""
+    start = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": f"mattekit/{__version__}"}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    with urlopen(Request(url, headers=headers), timeout=TIMEOUT) as resp:
+        if start and (resp.status != 206 or not resp.headers.get("Content-Range", "").startswith(f"bytes {start}-")):
+            start = 0  # the server ignored the Range request and sends the whole file
+        length = resp.headers.get("Content-Length", "")
+        total = start + int(length) if length.isdigit() else wf.size
+        bar = tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=wf.name,
+                   file=sys.stderr, disable=None if progress else True, leave=False)
+        with open(part, "ab" if start else "wb") as f, bar:
+            while chunk := resp.read(_CHUNK):
+                f.write(chunk)
+                bar.update(len(chunk))
+            received = f.tell()
+    if total is not None and received < total:  # keep the .part so the next run resumes
+        raise _SourceFailed(f"connection closed after {received} of {total} bytes; run again to resume")
+
+
+def unwrap_state_dict(obj) -> dict[str, torch.Tensor]:
+    """Return the plain tensor dict inside a checkpoint.
+
+    Handles ``{'params_ema'|'params'|'state_dict'|...: sd}`` containers (``params_ema``
+    preferred) and strips a DataParallel ``module.`` prefix.
+    """
+    while isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        for key in _WRAPPER_KEYS:
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+        else:
+            raise ValueError("checkpoint holds no tensors under a known key")
+    metadata = getattr(obj, "_metadata", None)
+    prefix = "module." if obj and all(k.startswith("module.") for k in obj) else ""
+    sd = OrderedDict((k[len(prefix):], v) for k, v in obj.items() if isinstance(v, torch.Tensor))
+    if metadata is not None:
+        # Module versions let BatchNorm fill in num_batches_tracked missing from old checkpoints.
+        sd._metadata = OrderedDict((k[len(prefix):] if k.startswith(prefix) else k, v) for k, v in metadata.items())
+    return sd
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a .pth/.pt/.tar checkpoint safely (``weights_only=True``) or a .safetensors file."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    return unwrap_state_dict(obj)

@@ -1,0 +1,64 @@
+"""The catalog: every entry builds its net, loads its weights where we have them, and keeps its promises."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from mattekit import catalog, nets, weights
+from mattekit.errors import MattekitError
+
+
+def test_every_entry_builds_its_net_with_the_official_keys():
+    cat = catalog.load()
+    for entry in cat.models.values():
+        net = nets.build(entry.net, **entry.kwargs)
+        assert len(net.state_dict()) > 0, entry.name
+        assert entry.weights.url.startswith("https://"), entry.name
+        assert entry.licence, entry.name
+
+
+def test_defaults_are_commercial_friendly_general_models():
+    cat = catalog.load()
+    assert set(catalog.TASKS) >= set(cat.defaults)
+    for task, name in cat.defaults.items():
+        assert cat.models[name].notice is None, f"{name} carries a licence notice but is the {task} default"
+    assert cat.default("segment").name in ("isnet-general-use", "u2net")
+
+
+def test_known_hashes_match_the_shared_official_files(shared):
+    """Files in shared/weights are byte-identical official files: the catalog's sha256 must match them."""
+    sums = dict(line.split()[::-1] for line in (shared / "weights/SHA256SUMS").read_text().splitlines())
+    # shared/weights/README.md: these two are not byte-identical to the official files.
+    for not_official in ("realesr-animevideov3.pth", "realesr-general-x4v3.from-ncnn-fp16.pth"):
+        sums.pop(not_official, None)
+    checked = 0
+    for entry in catalog.load().models.values():
+        for wf in entry.files:
+            if wf.name in sums and wf.sha256:
+                assert wf.sha256 == sums[wf.name], wf.name
+                assert hashlib.sha256((shared / "weights" / wf.name).read_bytes()).hexdigest() == wf.sha256
+                checked += 1
+    assert checked >= 3
+
+
+def test_real_checkpoints_load_strictly_through_the_catalog(shared, monkeypatch):
+    from mattekit import runtime
+
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    for name in ("csnet-sod", "sinet-portrait", "extremec3-portrait"):
+        predictor = runtime.get_predictor(name, "segment", "cpu")
+        assert predictor.weights_path.parent == weights.cache_dir()
+
+
+def test_unknown_model_and_wrong_task_are_sentences():
+    cat = catalog.load()
+    with pytest.raises(MattekitError, match="Unknown model 'nope'; choose one of: .*csnet-sod"):
+        cat.get("nope", "segment")
+
+
+def test_malformed_catalog_is_refused(tmp_path):
+    bad = tmp_path / "catalog.toml"
+    bad.write_text('[models.x]\ntask = "segment"\nnet = "u2net:U2NETP"\n')
+    with pytest.raises(ValueError, match="malformed"):
+        catalog.load(str(bad))

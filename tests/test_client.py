@@ -1,0 +1,123 @@
+"""The stdlib-only client (mattekit.client): Python 3.8 syntax, starts a worker on demand, reuses it."""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mattekit import client
+from mattekit.client import Pixels, WorkerError
+
+SOURCE = Path(client.__file__)
+
+
+def test_client_is_stdlib_only_and_python38_syntax():
+    tree = ast.parse(SOURCE.read_text(), feature_version=(3, 8))
+    modules = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "the client is copied next to the plug-ins: no relative imports"
+            modules.add(node.module.split(".")[0])
+        elif isinstance(node, ast.FunctionDef):  # 3.8 cannot evaluate `X | Y` or list[int] annotations
+            args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+            assert node.returns is None and not any(a.annotation for a in args), f"annotation at line {node.lineno}"
+        assert not isinstance(node, (ast.AnnAssign, ast.Match)), f"3.8-incompatible syntax at line {node.lineno}"
+    assert modules <= set(sys.stdlib_module_names), modules - set(sys.stdlib_module_names)
+    assert "from __future__" not in SOURCE.read_text()
+
+
+def test_pixels_checks_its_size():
+    Pixels(bytes(2 * 3 * 4 * 2), 3, 2, 4, "u16")
+    with pytest.raises(ValueError, match="bytes given"):
+        Pixels(bytes(10), 3, 2, 4, "u8")
+    with pytest.raises(ValueError, match="dtype"):
+        Pixels(bytes(24), 3, 2, 4, "u32")
+
+
+def test_state_path_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("MATTEKIT_WORKER_STATE", str(tmp_path / "x.json"))
+    assert client.state_path() == str(tmp_path / "x.json")
+    monkeypatch.delenv("MATTEKIT_WORKER_STATE")
+    monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path / "home"))
+    assert client.state_path() == str(tmp_path / "home" / "worker.json")
+    monkeypatch.delenv("MATTEKIT_HOME")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    if sys.platform.startswith("linux"):
+        assert client.state_path() == str(tmp_path / "state" / "mattekit" / "worker.json")
+
+
+def test_no_worker_gives_one_clear_sentence(tmp_path):
+    path = str(tmp_path / "worker.json")
+    with pytest.raises(WorkerError, match="No mattekit worker is running"):
+        client.connect(path=path, start=False)
+    with pytest.raises(WorkerError, match="No Python interpreter"):
+        client.connect(python=str(tmp_path / "no-python"), path=path)
+    # a state file left behind by a dead worker is not trusted
+    Path(path).write_text(json.dumps({"url": "http://127.0.0.1:9", "token": "x"}))
+    assert client.find_worker(path) is None
+
+
+def test_a_worker_that_fails_at_start_is_reported(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'mattekit: error: something specific went wrong' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    with pytest.raises(WorkerError, match="exit code 3.*something specific went wrong"):
+        client.start_worker(str(fake), str(tmp_path / "w" / "worker.json"), wait=20)
+
+
+def test_connect_starts_one_worker_and_reuses_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # a proxy setting must not capture loopback calls
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    path = str(tmp_path / "state" / "worker.json")
+    workers, errors = [], []
+
+    def one():
+        try:
+            workers.append(client.connect(python=sys.executable, path=path, idle_timeout=60))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    pids = {w.health()["pid"] for w in workers}
+    assert len(pids) == 1, "concurrent clients must share one worker"
+    (pid,) = pids
+    assert pid != os.getpid()
+    state = client.read_state(path)
+    assert state["pid"] == pid and oct(os.stat(path).st_mode & 0o777) == "0o600"
+    assert client.connect(python=sys.executable, path=path).health()["pid"] == pid  # reused
+    out, = workers[0].run("cutout", [Pixels(bytes([10, 20, 30]), 1, 1, 3), Pixels(bytes([200]), 1, 1, 1)])
+    assert out.data == bytes([10, 20, 30, 200])
+    workers[0].shutdown()
+    deadline = time.time() + 20
+    while os.path.exists(path):
+        assert time.time() < deadline, "the worker did not remove its state file on shutdown"
+        time.sleep(0.1)
+    with pytest.raises(WorkerError):
+        workers[0].health(timeout=2)
+    log = Path(path).parent / "worker.log"
+    assert "worker stopped" in log.read_text()
+
+
+def test_the_started_worker_exits_when_idle(tmp_path):
+    path = str(tmp_path / "worker.json")
+    worker = client.start_worker(sys.executable, path, idle_timeout=1)
+    deadline = time.time() + 30
+    while client.find_worker(path) is not None:
+        assert time.time() < deadline, "the worker did not exit after its idle timeout"
+        time.sleep(0.2)
+    assert not os.path.exists(path)
+    with pytest.raises(WorkerError):
+        worker.health(timeout=2)

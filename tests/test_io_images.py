@@ -1,0 +1,295 @@
+"""Image reading and writing: formats, bit depths, colour handling, errors and atomic writes."""
+from __future__ import annotations
+
+import errno
+import os
+import struct
+
+import numpy as np
+import OpenEXR
+import pytest
+from PIL import Image, ImageOps
+
+from mattekit.errors import InputError, OutputError
+from mattekit.io import linear_to_srgb, read_image, srgb_to_linear, write_image
+from mattekit.io.images import _orient
+
+
+def _random(h=24, w=32, c=3, levels=255, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, levels + 1, (h, w, c)) / levels).astype(np.float32)
+
+
+def _smooth(h=64, w=96, c=3):
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    planes = [x / (w - 1), y / (h - 1), 0.5 + 0.4 * np.sin(x / 9) * np.cos(y / 7), 0.2 + 0.8 * x / (w - 1)]
+    return np.stack(planes[:c], axis=2)
+
+
+def _icc_profile(gamma: float) -> bytes:
+    """A minimal ICC v2 RGB profile: sRGB primaries (D50-adapted) with a pure gamma curve."""
+    s15 = lambda *v: b"".join(struct.pack(">i", round(x * 65536)) for x in v)
+    xyz = lambda *v: b"XYZ \0\0\0\0" + s15(*v)
+    text = b"linear sRGB test\0"
+    tags = {
+        b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67),
+        b"wtpt": xyz(0.9642, 1.0, 0.8249),
+        b"rXYZ": xyz(0.4361, 0.2225, 0.0139),
+        b"gXYZ": xyz(0.3851, 0.7169, 0.0971),
+        b"bXYZ": xyz(0.1431, 0.0606, 0.7141),
+        b"rTRC": b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0",
+    }
+    tags[b"gTRC"] = tags[b"bTRC"] = tags[b"rTRC"]
+    offset, table, data = 128 + 4 + 12 * len(tags), b"", b""
+    for sig, body in tags.items():
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body + bytes(-len(body) % 4)
+    size = offset + len(data)
+    header = (struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+              + struct.pack(">6H", 2024, 1, 1, 0, 0, 0) + b"acsp" + bytes(24) + struct.pack(">I", 0)
+              + s15(0.9642, 1.0, 0.8249) + bytes(48))
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def test_srgb_transfer():
+    x = np.linspace(-0.5, 1.5, 4001, dtype=np.float32)
+    assert np.abs(linear_to_srgb(srgb_to_linear(x)) - x).max() < 1e-5
+    assert srgb_to_linear(np.float32(0.5)) == pytest.approx(0.2140411, abs=1e-6)
+    assert linear_to_srgb(np.float32(0.0031308)) == pytest.approx(0.0404500, abs=1e-6)
+    assert srgb_to_linear(np.float32(1.0)) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_png_8bit_round_trip(tmp_path, channels):
+    px = _random(c=channels)
+    write_image(tmp_path / "a.png", px)
+    pic = read_image(tmp_path / "a.png")
+    assert (pic.bit_depth, pic.has_alpha, pic.format) == (8, channels == 4, "PNG")
+    assert pic.pixels.dtype == np.float32 and pic.pixels.shape == px.shape
+    assert np.array_equal(pic.pixels, px)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16bit_round_trip_keeps_precision(tmp_path, suffix, channels):
+    px = _random(c=channels, levels=65535)
+    write_image(tmp_path / f"a{suffix}", px, bit_depth=16)
+    pic = read_image(tmp_path / f"a{suffix}")
+    assert (pic.bit_depth, pic.has_alpha) == (16, channels == 4)
+    assert np.abs(pic.pixels - px).max() < 1e-6  # 8 bits would be off by up to 1/510
+    assert len(np.unique(np.round(pic.pixels * 65535))) > 256
+
+
+def test_tiff_8bit_rgba_is_straight_alpha(tmp_path):
+    px = _random(c=4)
+    write_image(tmp_path / "a.tiff", px)
+    with Image.open(tmp_path / "a.tiff") as im:
+        assert im.mode == "RGBA"  # ExtraSamples = unassociated alpha
+    assert np.array_equal(read_image(tmp_path / "a.tiff").pixels, px)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_webp_round_trip(tmp_path, channels):
+    px = _smooth(c=channels)
+    write_image(tmp_path / "a.webp", px)
+    pic = read_image(tmp_path / "a.webp")
+    assert (pic.format, pic.has_alpha) == ("WEBP", channels == 4)
+    assert np.abs(pic.pixels - px).mean() < 0.01
+
+
+def test_jpeg_round_trip_and_refusals(tmp_path):
+    px = _smooth()
+    write_image(tmp_path / "a.jpg", px)
+    assert np.abs(read_image(tmp_path / "a.jpg").pixels - px).mean() < 0.01
+    opaque = np.concatenate([px, np.ones_like(px[..., :1])], axis=2)
+    write_image(tmp_path / "b.jpg", opaque)  # nothing to lose
+    with pytest.raises(OutputError, match="transparency"):
+        write_image(tmp_path / "c.jpg", _smooth(c=4))
+    with pytest.raises(OutputError, match="16-bit"):
+        write_image(tmp_path / "d.jpg", px, bit_depth=16)
+    with pytest.raises(OutputError, match="PNG, JPEG"):
+        write_image(tmp_path / "e.gif", px)
+    assert not (tmp_path / "c.jpg").exists() and not (tmp_path / "d.jpg").exists()
+
+
+@pytest.mark.parametrize("full_float", [False, True])
+def test_exr_round_trip_premultiplied_linear(tmp_path, full_float):
+    px = _smooth(c=4)
+    write_image(tmp_path / "a.exr", px, bit_depth=32 if full_float else 16)
+    raw = OpenEXR.File(str(tmp_path / "a.exr"), separate_channels=True).channels()
+    assert raw["R"].type() == (OpenEXR.FLOAT if full_float else OpenEXR.HALF)
+    stored = np.stack([raw[n].pixels for n in "RGBA"], axis=2).astype(np.float32)
+    expected = np.concatenate([srgb_to_linear(px[..., :3]) * px[..., 3:], px[..., 3:]], axis=2)
+    assert np.abs(stored - expected).max() < (1e-6 if full_float else 1e-3)
+    pic = read_image(tmp_path / "a.exr")
+    assert (pic.bit_depth, pic.has_alpha, pic.format) == (32, True, "EXR")
+    visible = px[..., 3] > 0.25
+    assert np.abs(pic.pixels - px)[visible].max() < (1e-5 if full_float else 4e-3)
+
+
+def test_exr_mask_is_an_untouched_alpha_channel(tmp_path):
+    mask = _smooth(c=1)[..., 0]
+    write_image(tmp_path / "m.exr", mask)
+    raw = OpenEXR.File(str(tmp_path / "m.exr"), separate_channels=True).channels()
+    assert list(raw) == ["A"]
+    pic = read_image(tmp_path / "m.exr")
+    assert pic.pixels.shape == mask.shape + (3,) and not pic.has_alpha
+    assert np.abs(pic.pixels[..., 1] - mask).max() < 1e-3
+
+
+def test_exr_bright_values_and_data_window(tmp_path):
+    r = np.array([[4.0, 0.5, -1.0]], np.float32)
+    header = {"dataWindow": (np.array([1, 1], np.int32), np.array([3, 1], np.int32)),
+              "displayWindow": (np.array([0, 0], np.int32), np.array([4, 2], np.int32))}
+    OpenEXR.File(header, {"R": r, "G": r, "B": r}).write(str(tmp_path / "hdr.exr"))
+    pic = read_image(tmp_path / "hdr.exr")
+    assert pic.pixels.shape == (3, 5, 3)
+    assert np.allclose(pic.pixels[1, 1:4, 0], [1.0, linear_to_srgb(np.float32(0.5)), 0.0], atol=1e-6)
+    assert pic.pixels[0].max() == 0 and pic.pixels[:, 0].max() == 0
+
+
+def test_grey_and_16bit_grey_inputs(tmp_path):
+    grey = (np.arange(48, dtype=np.uint8).reshape(6, 8) * 5)
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    pic = read_image(tmp_path / "g.png")
+    assert pic.pixels.shape == (6, 8, 3) and not pic.has_alpha and pic.mode == "L"
+    assert np.array_equal(pic.pixels[..., 2] * 255, grey.astype(np.float32))
+    deep = (np.arange(48, dtype=np.uint16).reshape(6, 8) * 1361)
+    Image.fromarray(deep).save(tmp_path / "g16.png")
+    pic = read_image(tmp_path / "g16.png")
+    assert pic.bit_depth == 16 and np.abs(pic.pixels[..., 0] * 65535 - deep).max() < 0.01
+
+
+def test_masks_write_as_grey(tmp_path):
+    mask = _random(c=1)
+    write_image(tmp_path / "m.png", mask[..., 0])
+    write_image(tmp_path / "m16.png", mask, bit_depth=16)
+    with Image.open(tmp_path / "m.png") as a, Image.open(tmp_path / "m16.png") as b:
+        assert (a.mode, b.mode) == ("L", "I;16")
+    assert np.array_equal(read_image(tmp_path / "m.png").pixels[..., 0], mask[..., 0])
+
+
+def test_palette_with_transparency(tmp_path):
+    im = Image.new("P", (4, 2))
+    im.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    im.putdata([0, 1, 0, 1, 1, 1, 0, 0])
+    im.save(tmp_path / "p.png", transparency=1)
+    pic = read_image(tmp_path / "p.png")
+    assert pic.has_alpha and pic.mode == "P"
+    assert np.array_equal(pic.pixels[0, :, 3], [1, 0, 1, 0])
+    assert np.array_equal(pic.pixels[0, 0], [1, 0, 0, 1])
+
+
+def test_cmyk_and_la_inputs(tmp_path):
+    Image.new("CMYK", (3, 2), (0, 255, 255, 0)).save(tmp_path / "c.jpg", quality=100)
+    Image.new("CMYK", (3, 2), (255, 0, 255, 0)).save(tmp_path / "c.tif")
+    assert np.allclose(read_image(tmp_path / "c.jpg").pixels, [1, 0, 0], atol=0.02)
+    pic = read_image(tmp_path / "c.tif")
+    assert pic.mode == "CMYK" and np.allclose(pic.pixels, [0, 1, 0])
+    Image.new("LA", (3, 2), (200, 100)).save(tmp_path / "la.png")
+    pic = read_image(tmp_path / "la.png")
+    assert pic.has_alpha and np.allclose(pic.pixels * 255, [200, 200, 200, 100])
+
+
+def test_exif_orientation(tmp_path):
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = (255, 0, 0)
+    stored[:, 20:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed after a quarter turn clockwise
+    Image.fromarray(stored).save(tmp_path / "o.jpg", exif=exif.tobytes(), quality=95)
+    pic = read_image(tmp_path / "o.jpg")
+    assert pic.pixels.shape == (40, 20, 3)
+    assert np.allclose(pic.pixels[5, 10], [1, 0, 0], atol=0.05)  # the left half is now on top
+    assert np.allclose(pic.pixels[35, 10], [0, 0, 1], atol=0.05)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_matches_pillow(orientation):
+    array = np.arange(3 * 5 * 3, dtype=np.uint8).reshape(3, 5, 3)
+    im = Image.fromarray(array)
+    im.getexif()[0x0112] = orientation
+    assert np.array_equal(_orient(array, orientation), np.asarray(ImageOps.exif_transpose(im)))
+
+
+def test_icc_profile_is_converted_to_srgb(tmp_path):
+    values = np.array([[[128, 128, 128], [200, 50, 10]]], np.uint8)  # linear-light data
+    Image.fromarray(values).save(tmp_path / "linear.png", icc_profile=_icc_profile(1.0))
+    pic = read_image(tmp_path / "linear.png")
+    expected = linear_to_srgb(values / np.float32(255))
+    assert np.abs(pic.pixels - expected).max() < 3 / 255
+    assert pic.pixels[0, 0, 0] > 0.7  # untagged it would read 0.5
+
+
+def test_real_photo(shared):
+    folder = shared / "data" / "grabcut50" / "im"
+    photo = sorted(folder.iterdir())[0]
+    pic = read_image(photo)
+    assert pic.pixels.dtype == np.float32 and pic.pixels.ndim == 3 and pic.pixels.shape[2] == 3
+    assert 0 <= pic.pixels.min() and pic.pixels.max() <= 1 and pic.pixels.std() > 0.05
+    assert (pic.bit_depth, pic.source, pic.has_alpha) == (8, str(photo), False)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".exr"])
+def test_truncated_files(tmp_path, suffix):
+    write_image(tmp_path / f"full{suffix}", _random(96, 128))
+    data = (tmp_path / f"full{suffix}").read_bytes()
+    (tmp_path / f"cut{suffix}").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"^Cannot read .*cut.*: the file is (truncated|damaged)"):
+        read_image(tmp_path / f"cut{suffix}")
+
+
+def test_unreadable_inputs(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        read_image(tmp_path / "missing.png")
+    with pytest.raises(InputError, match="folder"):
+        read_image(tmp_path)
+    (tmp_path / "notes.xyz").write_text("hello")
+    with pytest.raises(InputError, match=r"notes\.xyz is not an image mattekit can read \(PNG, JPEG"):
+        read_image(tmp_path / "notes.xyz")
+
+
+def test_unwritable_outputs(tmp_path):
+    px = _random()
+    with pytest.raises(OutputError, match="not an existing folder"):
+        write_image(tmp_path / "nowhere" / "a.png", px)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError):
+        write_image(tmp_path / "file" / "a.png", px)
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(OutputError, match="is a folder"):
+        write_image(tmp_path / "dir.png", px)
+
+
+@pytest.mark.parametrize("code, reason", [(errno.ENOSPC, "the disk is full"), (errno.EACCES, "permission denied")])
+def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch, code, reason):
+    target = tmp_path / "keep.png"
+    write_image(target, _random(seed=1))
+    before = target.read_bytes()
+
+    def half_written(self, data):  # a partial file, then the failure
+        with open(self, "wb") as f:
+            f.write(data[:10])
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(type(target), "write_bytes", half_written)  # how the PNG and TIFF writers end
+    for name in ("keep.png", "new.tif"):
+        with pytest.raises(OutputError, match=rf"^Cannot write .*: {reason}\.$"):
+            write_image(tmp_path / name, _random(seed=2))
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.png"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write anywhere")
+def test_read_only_folder(tmp_path):
+    target = tmp_path / "a.png"
+    write_image(target, _random(seed=1))
+    before = target.read_bytes()
+    tmp_path.chmod(0o555)
+    try:
+        with pytest.raises(OutputError, match="permission denied"):
+            write_image(target, _random(seed=2))
+    finally:
+        tmp_path.chmod(0o755)
+    assert target.read_bytes() == before

@@ -1,0 +1,152 @@
+"""Background removal end to end: the library call and the `mattekit remove` command, real weights."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mattekit import io, metrics
+from mattekit.cli import main
+from mattekit.tasks import segment
+
+
+@pytest.fixture
+def mirror(shared, monkeypatch):
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.delenv("MATTEKIT_OFFLINE", raising=False)
+
+
+def gt_mask(shared, name):
+    return cv2.imread(str(shared / "data/grabcut50/gt" / (Path(name).stem + ".png")), cv2.IMREAD_GRAYSCALE)
+
+
+def test_sinet_portrait_cutout_matches_ground_truth(shared, mirror, tmp_path):
+    src = shared / "data/grabcut50/im/person1.jpg"
+    out = tmp_path / "person1.png"
+    assert main(["remove", str(src), "-o", str(out), "--model", "sinet-portrait"]) == 0
+    rgba = io.read_image(out)
+    assert rgba.has_alpha and rgba.pixels.shape[:2] == io.read_image(src).pixels.shape[:2]
+    score = metrics.iou(rgba.pixels[..., 3], gt_mask(shared, "person1"))
+    print(f"sinet-portrait person1 IoU {score:.4f}")
+    assert score > 0.85
+    # The colour under the subject is the photo's own colour.
+    inside = rgba.pixels[..., 3] > 0.99
+    assert np.abs(rgba.pixels[..., :3][inside] - io.read_image(src).pixels[..., :3][inside]).max() < 0.02
+
+
+def test_refinement_follows_photo_edges(shared, mirror):
+    """On a few grabcut50 images the refined mask scores higher boundary F than plain upsampling."""
+    from mattekit import ops, runtime
+
+    predictor = runtime.get_predictor("csnet-sod", "segment", "cpu")
+    plain_bf, refined_bf = [], []
+    for name in ("106024.jpg", "189080.jpg", "209070.jpg", "teddy.jpg", "person4.jpg"):
+        image = io.read_image(shared / "data/grabcut50/im" / name).pixels
+        low = predictor.predict_map(image)
+        gt = gt_mask(shared, name)
+        plain_bf.append(metrics.boundary_f(np.clip(ops.resize(low, *image.shape[:2]), 0, 1), gt))
+        refined_bf.append(metrics.boundary_f(segment.refine_mask(image, low), gt))
+    assert np.mean(refined_bf) > np.mean(plain_bf)
+
+
+def test_output_modes(shared, mirror, tmp_path):
+    src = shared / "data/grabcut50/im/person2.png"
+    mask_out, bg_out, crop_out = tmp_path / "m.png", tmp_path / "bg.png", tmp_path / "c.png"
+    assert main(["remove", str(src), "-o", str(mask_out), "--model", "extremec3-portrait", "--mask"]) == 0
+    assert main(["remove", str(src), "-o", str(bg_out), "--model", "extremec3-portrait", "--bg", "#00ff00"]) == 0
+    assert main(["remove", str(src), "-o", str(crop_out), "--model", "extremec3-portrait", "--crop", "0"]) == 0
+    mask = io.read_image(mask_out).pixels
+    assert not io.read_image(mask_out).has_alpha
+    composite = io.read_image(bg_out).pixels
+    background = mask[..., 0] < 0.01
+    assert np.allclose(composite[background], [0, 1, 0], atol=0.01)
+    cropped = io.read_image(crop_out).pixels
+    full = io.read_image(src).pixels
+    assert cropped.shape[0] < full.shape[0] or cropped.shape[1] < full.shape[1]
+
+
+def test_sixteen_bit_input_gives_sixteen_bit_output(shared, mirror, tmp_path):
+    image = io.read_image(shared / "data/grabcut50/im/person1.jpg").pixels
+    src = tmp_path / "deep.png"
+    io.write_image(src, image, bit_depth=16)
+    assert main(["remove", str(src), "--model", "sinet-portrait"]) == 0
+    assert io.read_image(tmp_path / "deep_cutout.png").bit_depth == 16
+
+
+def test_folder_with_a_broken_image_keeps_the_others(shared, mirror, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("person1.jpg", "person3.jpg"):
+        shutil.copy(shared / "data/grabcut50/im" / name, folder / name)
+    (folder / "broken.jpg").write_bytes((folder / "person1.jpg").read_bytes()[:2000])
+    out = tmp_path / "out"
+    assert main(["remove", str(folder), "-o", str(out), "--model", "extremec3-portrait"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["person1.png", "person3.png"]
+    err = capsys.readouterr().err
+    assert "1 of 3 images failed" in err and "broken.jpg" in err
+    # --skip-existing leaves finished outputs alone.
+    before = (out / "person1.png").stat().st_mtime_ns
+    (folder / "broken.jpg").unlink()
+    assert main(["remove", str(folder), "-o", str(out), "--model", "extremec3-portrait", "--skip-existing"]) == 0
+    assert (out / "person1.png").stat().st_mtime_ns == before
+
+
+def run_cli(*args, env=None):
+    """The real console entry point in a subprocess: exit code and stderr."""
+    proc = subprocess.run([sys.executable, "-m", "mattekit", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+    return proc.returncode, proc.stderr.strip()
+
+
+def one_sentence(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("mattekit: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_error_unreadable_file(tmp_path, mirror):
+    bad = tmp_path / "photo.jpg"
+    bad.write_bytes(b"this is not a jpeg")
+    code, err = run_cli("remove", str(bad), "--model", "csnet-sod")
+    assert code == 2 and "photo.jpg" in one_sentence(err)
+
+
+def test_error_missing_file(tmp_path, mirror):
+    code, err = run_cli("remove", str(tmp_path / "nope.jpg"), "--model", "csnet-sod")
+    assert code == 2 and "nope.jpg does not exist" in one_sentence(err)
+
+
+def test_error_unknown_model(shared, mirror):
+    code, err = run_cli("remove", str(shared / "data/grabcut50/im/person1.jpg"), "--model", "u3net")
+    assert code == 2 and "Unknown model 'u3net'" in one_sentence(err)
+
+
+def test_error_no_weights_offline(shared, tmp_path):
+    env = {"MATTEKIT_OFFLINE": "1", "MATTEKIT_MIRROR": "", "MATTEKIT_HOME": str(tmp_path / "home")}
+    code, err = run_cli("remove", str(shared / "data/grabcut50/im/person1.jpg"), "--model", "sinet-portrait", env=env)
+    line = one_sentence(err)
+    assert code == 2 and "SINet.pth" in line and "MATTEKIT_OFFLINE" in line
+
+
+def test_error_output_not_writable(shared, mirror, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    code, err = run_cli("remove", str(shared / "data/grabcut50/im/person1.jpg"), "-o", str(blocker / "sub" / "out.png"),
+                        "--model", "extremec3-portrait")
+    assert code == 2 and "output folder" in one_sentence(err)
+
+
+def test_error_device_missing(shared, mirror):
+    code, err = run_cli("remove", str(shared / "data/grabcut50/im/person1.jpg"), "--model", "csnet-sod", "--device", "cuda:7")
+    assert code == 2 and "cuda:7" in one_sentence(err)
+
+
+def test_noncommercial_model_prints_its_licence(shared, mirror, tmp_path):
+    code, err = run_cli("remove", str(shared / "data/grabcut50/im/teddy.jpg"), "-o", str(tmp_path / "t.png"), "--model", "csnet-sod")
+    assert code == 0 and "non-commercial" in err

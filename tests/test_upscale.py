@@ -1,0 +1,246 @@
+"""Upscaling with real weights: reference accuracy, seam-free tiling, alpha, grey, 16-bit, sizes, CLI."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mattekit import runtime, tiling
+from mattekit.bench.upscale import bicubic_baseline, psnr, sr_scores, to_255
+from mattekit.errors import MattekitError
+from mattekit.tasks.upscale import UpscaleOptions, fill_transparent, upscale
+
+ANIME = "realesr-animevideov3.pth"  # re-zipped copy: its sha256 differs from the catalog's, so it is a user file
+
+
+@pytest.fixture
+def mirror(shared, monkeypatch):
+    """The shared weights folder as an offline mirror: catalog files are fetched from it and verified."""
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+
+
+@pytest.fixture
+def anime(shared) -> UpscaleOptions:
+    return UpscaleOptions(model="realesr-animevideov3", weights=str(shared / "weights" / ANIME), device="cpu")
+
+
+def _options(base: UpscaleOptions, **changes) -> UpscaleOptions:
+    return UpscaleOptions(**{**base.__dict__, **changes})
+
+
+def _photo(shared, top: int, left: int, size: int) -> np.ndarray:
+    """A crop of a real photo (Set14 img_002 HR, 720x576) as float32 RGB [0,1]."""
+    import cv2
+
+    bgr = cv2.imread(str(shared / "data/sr/Set14/x4/HR/img_002_SRF_4_HR.png"))
+    return np.ascontiguousarray(bgr[top : top + size, left : left + size, ::-1], dtype=np.float32) / 255.0
+
+
+def _read_png(path) -> np.ndarray:
+    import cv2
+
+    return np.ascontiguousarray(cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[..., ::-1], dtype=np.float32) / 255.0
+
+
+# ------------------------------------------------------------------------- reference accuracy
+
+def test_rfdn_reproduces_reference(shared, golden, mirror):
+    """rfdn-x4 through the library equals the upstream output; its PSNR is the golden's and beats bicubic."""
+    g = golden("rfdn_real")
+    options = UpscaleOptions(model="rfdn-x4", device="cpu")
+    for i, (name, rgb_psnr) in enumerate([("img_002", 32.41), ("img_005", 29.12)]):
+        lr = _read_png(shared / f"data/sr/Set5/x4/LR/{name}_SRF_4_LR.png")
+        hr = _read_png(shared / f"data/sr/Set5/x4/HR/{name}_SRF_4_HR.png")
+        sr = upscale(lr, options)
+        expected = np.clip(g.arrays[f"output_{i}"][0].transpose(1, 2, 0) / 255.0, 0, 1)
+        assert np.abs(sr - expected).max() < 1e-4
+        assert abs(psnr(to_255(sr), to_255(hr)) - rgb_psnr) <= 0.01  # the golden's figure (RGB, no crop)
+        p, s = sr_scores(sr, hr, 4)
+        bp, bs = sr_scores(bicubic_baseline(lr, 4), hr, 4)
+        assert p > bp + 2.0 and s > bs
+
+
+# ------------------------------------------------------------------------- tiling
+
+@pytest.mark.parametrize("length,tile,overlap,scale,align",
+                         [(256, 64, 32, 4, 1), (100, 40, 16, 2, 1), (97, 33, 30, 3, 1), (50, 64, 32, 4, 1), (101, 40, 16, 2, 2)])
+def test_tile_weights_partition_unity(length, tile, overlap, scale, align):
+    """Blending weights sum to one everywhere; contributing pixels keep clear of window edges."""
+    windows = tiling.plan_axis(length, tile, overlap, align)
+    total = np.zeros(length * scale)
+    for w in windows:
+        weights = w.weights(scale)
+        total[w.start * scale : w.end * scale] += weights
+        inside = np.flatnonzero(weights) / scale  # input coordinates of contributing pixels
+        margin = (min(overlap, tile * 3 // 4) - max(2, min(overlap, tile * 3 // 4) // 8)) / 2 - align
+        if w.start > 0:
+            assert inside.min() >= margin
+        if w.end < length:
+            assert (w.end - w.start) - inside.max() >= margin
+    np.testing.assert_allclose(total, 1.0, atol=1e-12)
+    assert windows[0].start == 0 and windows[-1].end == length and all(w.start % align == 0 for w in windows)
+
+
+def test_tiled_equals_untiled(shared, anime):
+    """Tiles 4x smaller than the image, default overlap: the 8-bit results differ by at most 1."""
+    image = _photo(shared, 120, 200, 256)
+    whole = upscale(image, _options(anime, tile=0))
+    tiled = upscale(image, _options(anime, tile=64))
+    assert whole.shape == tiled.shape == (1024, 1024, 3)
+    assert np.abs(np.round(whole * 255) - np.round(tiled * 255)).max() <= 1
+
+
+def test_out_of_memory_retries_with_smaller_tiles(shared, anime):
+    predictor = runtime.get_predictor("realesr-animevideov3", "upscale", "cpu", anime.weights)
+    x = torch.from_numpy(_photo(shared, 300, 300, 80).transpose(2, 0, 1).copy())[None]
+    sizes = []
+
+    def fn(t):
+        sizes.append(max(t.shape[-2:]))
+        if max(t.shape[-2:]) > 64:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return predictor(t)
+
+    out = tiling.run_tiled(fn, x, 4, tile=128, overlap=32)
+    assert sizes[0] == 80 and max(sizes[1:]) == 64  # one failed whole-image try, then 64-px tiles
+    direct = tiling.run_tiled(predictor, x, 4, tile=64, overlap=32)
+    assert torch.equal(out, direct)
+
+    def never(t):
+        raise RuntimeError("CUDA out of memory.")
+
+    with pytest.raises(MattekitError, match="Out of memory"):
+        tiling.run_tiled(never, x, 4, tile=64)
+
+
+def test_pad_multiple_and_tiny_inputs(shared, anime, mirror):
+    predictor = runtime.get_predictor("realesr-animevideov3", "upscale", "cpu", anime.weights)
+    x = torch.from_numpy(_photo(shared, 0, 0, 64)[:37, :41].transpose(2, 0, 1).copy())[None]
+    seen = []
+
+    def even_only(t):  # what a pixel-unshuffle (x2plus) net requires
+        seen.append(tuple(t.shape[-2:]))
+        assert t.shape[-2] % 2 == 0 and t.shape[-1] % 2 == 0
+        return predictor(t)
+
+    out = tiling.run_tiled(even_only, x, 4, tile=24, overlap=8, multiple=2)
+    assert out.shape == (1, 3, 148, 164) and len(seen) > 1
+    # Inputs smaller than the network can take (RFDN needs 15 px) and than one tile.
+    for shape in [(1, 1, 3), (5, 7, 3), (9, 20)]:
+        result = upscale(np.full(shape, 0.5, np.float32), UpscaleOptions(model="rfdn-x4", device="cpu"))
+        assert result.shape == (shape[0] * 4, shape[1] * 4) + shape[2:]
+        assert np.abs(result - 0.5).max() < 0.05
+
+
+# ------------------------------------------------------------------------- alpha, grey, depth
+
+def _disc_rgba(size: int = 48) -> np.ndarray:
+    """An orange textured disc on a fully transparent black background."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    r = np.hypot(yy - size / 2 + 0.5, xx - size / 2 + 0.5)
+    alpha = np.clip(size * 0.3 - r + 0.5, 0, 1)
+    rgb = np.stack([0.9 + 0.05 * np.sin(xx), 0.5 + 0.05 * np.cos(yy), 0.1 + 0 * xx], -1)
+    rgb[alpha == 0] = 0.0
+    return np.concatenate([rgb, alpha[..., None]], -1).astype(np.float32)
+
+
+def test_rgba_keeps_a_clean_alpha(anime):
+    image = _disc_rgba()
+    out = upscale(image, anime)
+    assert out.shape == (192, 192, 4) and out.dtype == np.float32
+    alpha, truth = out[..., 3], np.kron(image[..., 3], np.ones((4, 4), np.float32))
+    a = torch.from_numpy(image[..., 3])[None, None]
+    inner = np.kron(-F.max_pool2d(-a, 3, 1, 1)[0, 0].numpy(), np.ones((4, 4)))
+    outer = np.kron(F.max_pool2d(a, 3, 1, 1)[0, 0].numpy(), np.ones((4, 4)))
+    assert np.all(alpha[inner >= 1] == 1.0) and np.all(alpha[outer <= 0] == 0.0)  # flat regions stay exact
+    iou = np.logical_and(alpha > 0.5, truth > 0.5).sum() / np.logical_or(alpha > 0.5, truth > 0.5).sum()
+    assert iou > 0.95
+    edge = (alpha > 0.3) & (truth < 1)  # visible edge pixels: no dark fringe from the hidden black
+    assert out[..., 0][edge].mean() > 0.8
+    soft = upscale(image, _options(anime, alpha="bicubic"))[..., 3]
+    assert np.abs(soft - alpha).mean() < 0.02 and np.abs(np.diff(soft, axis=1)).max() < np.abs(np.diff(alpha, axis=1)).max()
+
+
+def test_fill_transparent_leaves_visible_pixels():
+    image = _disc_rgba(32)
+    filled = fill_transparent(image[..., :3], image[..., 3])
+    visible = image[..., 3] > 0
+    assert np.array_equal(filled[visible], image[..., :3][visible])
+    assert filled[~visible][:, 0].min() > 0.8  # the hidden colour became the disc's orange
+
+
+def test_grey_sixteen_bit_and_opaque_alpha(anime):
+    ramp = np.tile(np.linspace(0, 65535, 40).astype(np.uint16), (24, 1))  # a 16-bit grey gradient
+    out = upscale(ramp, anime)
+    assert out.shape == (96, 160) and out.dtype == np.float32
+    assert np.unique(np.round(out * 65535)).size > 1024  # far more levels than 8 bits hold
+    grey_alpha = np.stack([ramp / 65535.0, np.ones_like(ramp, np.float64)], -1).astype(np.float32)
+    ga = upscale(grey_alpha, anime)
+    assert ga.shape == (96, 160, 2) and np.all(ga[..., 1] == 1.0)
+    np.testing.assert_allclose(ga[..., 0], out, atol=1e-6)
+
+
+# ------------------------------------------------------------------------- size and strength
+
+def test_scale_width_and_strength(shared, anime):
+    image = _photo(shared, 200, 100, 40)[:30]
+    assert upscale(image, _options(anime, scale=3)).shape == (90, 120, 3)
+    assert upscale(image, _options(anime, scale=5.5)).shape == (165, 220, 3)
+    assert upscale(image, _options(anime, width=100)).shape == (75, 100, 3)
+    net = upscale(image, anime)
+    classic = upscale(image, _options(anime, strength=0.0))
+    bicubic = F.interpolate(torch.from_numpy(image.transpose(2, 0, 1).copy())[None], scale_factor=4, mode="bicubic")
+    np.testing.assert_allclose(classic, bicubic[0].permute(1, 2, 0).clamp(0, 1).numpy(), atol=1e-5)
+    half = upscale(image, _options(anime, strength=0.5))
+    np.testing.assert_allclose(half, np.clip((net + classic) / 2, 0, 1), atol=0.02)
+    for bad in (dict(strength=1.5), dict(scale=0), dict(scale=40), dict(width=0), dict(alpha="sharp")):
+        with pytest.raises(MattekitError):
+            upscale(image, _options(anime, **bad))
+
+
+# ------------------------------------------------------------------------- command line
+
+def test_cli_upscale_rgba_16bit_grey(shared, tmp_path, capsys):
+    from mattekit import cli, io
+
+    src = tmp_path / "in"
+    src.mkdir()
+    io.write_image(src / "disc.png", _disc_rgba(40))
+    ramp = np.linspace(0, 1, 24 * 20, dtype=np.float32).reshape(24, 20)
+    io.write_image(src / "deep.png", np.stack([ramp, 1 - ramp, np.full_like(ramp, 0.5)], -1), bit_depth=16)
+    io.write_image(src / "grey.png", np.linspace(0, 1, 16 * 16, dtype=np.float32).reshape(16, 16))
+    weights = str(shared / "weights" / ANIME)
+    out = tmp_path / "out"
+    args = ["upscale", str(src), "-o", str(out), "--model", "realesr-animevideov3", "--weights", weights, "--device", "cpu"]
+    assert cli.main(args) == 0
+    disc, deep, grey = (io.read_image(out / n) for n in ("disc.png", "deep.png", "grey.png"))
+    assert disc.has_alpha and disc.pixels.shape == (160, 160, 4) and disc.bit_depth == 8
+    assert deep.bit_depth == 16 and deep.pixels.shape == (96, 80, 3)
+    assert grey.pixels.shape == (64, 64, 3) and grey.mode.startswith("L")
+    assert cli.main(["upscale", str(src / "grey.png"), "--scale", "2", "--weights", weights,
+                     "--model", "realesr-animevideov3", "--device", "cpu"]) == 0
+    assert io.read_image(src / "grey_x2.png").pixels.shape == (32, 32, 3)
+    capsys.readouterr()
+    assert cli.main(["upscale", str(tmp_path / "missing.png")]) == 2
+    assert cli.main(["upscale", str(src / "grey.png"), "--strength", "3", "--weights", weights]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("mattekit: error: ") and line.endswith(".") for line in err)
+
+
+def test_bench_upscale_prints_reference_figures(shared, tmp_path, mirror, capsys):
+    from mattekit import cli
+
+    for kind in ("LR", "HR"):
+        (tmp_path / "x4" / kind).mkdir(parents=True)
+        for name in ("img_002", "img_005"):
+            f = f"{name}_SRF_4_{kind}.png"
+            shutil.copy(shared / "data/sr/Set5/x4" / kind / f, tmp_path / "x4" / kind / f)
+    assert cli.main(["bench", "upscale", "--data", str(tmp_path), "--model", "rfdn-x4", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines if line.startswith("img_")}
+    assert rows["img_002_SRF_4_LR"][6] == "32.41" and rows["img_005_SRF_4_LR"][6] == "29.12"
+    assert all(float(r[2]) > float(r[4]) for r in rows.values())  # PSNR-Y above bicubic

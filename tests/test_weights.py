@@ -1,0 +1,230 @@
+"""The weights cache against a real local HTTP server serving the real checkpoints (no mocks)."""
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from mattekit import weights
+from mattekit.errors import WeightsError
+from mattekit.weights import (WeightFile, cache_dir, cached_path, fetch, is_cached, load_state_dict_file,
+                              sha256_file, verify)
+
+NAME = "SINet.pth"  # 445 kB
+BIG = "RFDN_AIM.pth"  # 1.7 MB, for resuming
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """GET /<route>/<name> serves server.routes[route]/name, honouring `Range: bytes=N-`."""
+
+    def do_GET(self):
+        srv = self.server
+        srv.seen.append((self.path, self.headers.get("Range")))
+        route, _, name = self.path.lstrip("/").partition("/")
+        folder = srv.routes.get(route)
+        if folder is None or "/" in name or not (folder / name).is_file():
+            return self.send_error(404)
+        data = (folder / name).read_bytes()
+        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        start = int(match[1]) if match and srv.honour_range else 0
+        if start >= len(data) > 0:
+            return self.send_error(416)
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        self.wfile.write(data[start:])
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(shared, tmp_path):
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    (tmp_path / "empty").mkdir()
+    srv.routes = {"official": shared / "weights", "mirror": shared / "weights", "empty": tmp_path / "empty"}
+    srv.seen, srv.honour_range = [], True
+    srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join()
+
+
+@pytest.fixture(scope="module")
+def sums(shared) -> dict[str, str]:
+    lines = (shared / "weights" / "SHA256SUMS").read_text().split("\n")
+    return {name: digest for digest, name in (line.split() for line in lines if line.strip())}
+
+
+@pytest.fixture
+def env(monkeypatch):
+    monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
+    monkeypatch.delenv("MATTEKIT_OFFLINE", raising=False)
+    return monkeypatch
+
+
+def official(server, name, sums, **kw) -> WeightFile:
+    return WeightFile(name, f"{server.base}/official/{name}", kw.pop("sha256", sums[name]), **kw)
+
+
+def tampered_copy(src: Path, folder: Path) -> Path:
+    folder.mkdir(exist_ok=True)
+    data = bytearray(src.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / src.name).write_bytes(bytes(data))
+    return folder / src.name
+
+
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def assert_sentence(message: str) -> None:
+    assert "\n" not in message and message.endswith("."), message
+
+
+def assert_cached_ok(wf: WeightFile, path: Path, sums) -> None:
+    assert path == cached_path(wf) and path.parent == cache_dir() and is_cached(wf)
+    assert sha256_file(path) == sums[wf.name]
+    assert not path.with_name(path.name + ".part").exists()
+    assert verify(wf)[0]
+
+
+def test_cache_dir_follows_mattekit_home(tmp_path, env):
+    env.setenv("MATTEKIT_HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / "weights"
+    env.delenv("MATTEKIT_HOME")
+    assert cache_dir().name == "weights" and "mattekit" in str(cache_dir())
+
+
+def test_folder_mirror_needs_no_network(server, shared, sums, env):
+    env.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    wf = official(server, NAME, sums)
+    assert not is_cached(wf) and verify(wf) == (False, f"{NAME}: not downloaded")
+    path = fetch(wf, progress=False)
+    assert_cached_ok(wf, path, sums)
+    env.setenv("MATTEKIT_MIRROR", str(shared / "nowhere"))
+    assert fetch(wf, progress=False) == path  # second call: straight from the cache
+    assert server.seen == []
+    assert len(load_state_dict_file(path)) > 0
+
+
+def test_http_mirror(server, sums, env):
+    env.setenv("MATTEKIT_MIRROR", server.base + "/mirror/")
+    wf = official(server, NAME, sums, size=len((server.routes["mirror"] / NAME).read_bytes()))
+    assert_cached_ok(wf, fetch(wf), sums)
+    assert server.seen == [(f"/mirror/{NAME}", None)]
+
+
+@pytest.mark.parametrize("kind", ["http", "folder"])
+def test_falls_back_to_official_url(server, sums, env, kind):
+    env.setenv("MATTEKIT_MIRROR", server.base + "/empty" if kind == "http" else str(server.routes["empty"]))
+    wf = official(server, NAME, sums)
+    assert_cached_ok(wf, fetch(wf, progress=False), sums)
+    paths = [path for path, _ in server.seen]
+    assert paths == ([f"/empty/{NAME}"] if kind == "http" else []) + [f"/official/{NAME}"]
+
+
+@pytest.mark.parametrize("honour_range", [True, False])
+def test_resumes_partial_download(server, shared, sums, env, honour_range):
+    server.honour_range = honour_range
+    wf = official(server, BIG, sums)
+    cache_dir().mkdir(parents=True)
+    part = cached_path(wf).with_name(BIG + ".part")
+    part.write_bytes((shared / "weights" / BIG).read_bytes()[:700_000])
+    assert_cached_ok(wf, fetch(wf, progress=False), sums)
+    assert server.seen == [(f"/official/{BIG}", "bytes=700000-")]  # a server ignoring Range: start over
+
+
+def test_stale_complete_part_restarts(server, shared, sums, env):
+    wf = official(server, NAME, sums)
+    cache_dir().mkdir(parents=True)
+    cached_path(wf).with_name(NAME + ".part").write_bytes((shared / "weights" / NAME).read_bytes() + b"junk")
+    assert_cached_ok(wf, fetch(wf, progress=False), sums)
+    assert server.seen[-1] == (f"/official/{NAME}", None)
+
+
+def test_tampered_download_is_refused(server, shared, sums, env, tmp_path):
+    tampered_copy(shared / "weights" / NAME, tmp_path / "bad")
+    server.routes["bad"] = tmp_path / "bad"
+    wf = WeightFile(NAME, f"{server.base}/bad/{NAME}", sums[NAME])
+    with pytest.raises(WeightsError, match="failed verification") as err:
+        fetch(wf, progress=False)
+    message = str(err.value)
+    assert_sentence(message)
+    assert f"official URL {wf.url}" in message and "deleted, not cached" in message and sums[NAME] in message
+    assert not is_cached(wf) and not cached_path(wf).with_name(NAME + ".part").exists()
+
+    env.setenv("MATTEKIT_MIRROR", f"{server.base}/bad")  # a bad mirror falls back to the official file
+    good = official(server, NAME, sums)
+    assert_cached_ok(good, fetch(good, progress=False), sums)
+    assert [p for p, _ in server.seen][-2:] == [f"/bad/{NAME}", f"/official/{NAME}"]
+
+
+def test_unknown_sha_is_recorded_then_enforced(server, sums, env):
+    wf = official(server, NAME, sums, sha256=None)
+    path = fetch(wf, progress=False)
+    assert json.loads((cache_dir() / "hashes.json").read_text()) == {NAME: sums[NAME]}
+    ok, status = verify(wf)
+    assert ok and "recorded" in status
+    flip_byte(path)
+    ok, status = verify(wf)
+    assert not ok and "mismatch" in status and "\n" not in status
+    with pytest.raises(WeightsError, match="does not match its sha256") as err:
+        fetch(wf, progress=False)
+    assert_sentence(str(err.value))
+    assert "delete it" in str(err.value)
+
+
+def test_offline_without_cache(server, shared, sums, env):
+    env.setenv("MATTEKIT_OFFLINE", "1")
+    env.setenv("MATTEKIT_MIRROR", f"{server.base}/mirror")
+    wf = official(server, NAME, sums)
+    with pytest.raises(WeightsError, match="MATTEKIT_OFFLINE=1 forbids downloading") as err:
+        fetch(wf, progress=False)
+    assert_sentence(str(err.value))
+    assert server.seen == [] and not is_cached(wf)
+    env.setenv("MATTEKIT_MIRROR", str(shared / "weights"))  # a local folder is still allowed offline
+    assert_cached_ok(wf, fetch(wf, progress=False), sums)
+
+
+def test_unreachable_server(sums, env):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    wf = WeightFile(NAME, f"http://127.0.0.1:{port}/{NAME}", sums[NAME])
+    with pytest.raises(WeightsError, match="Could not get the weights file") as err:
+        fetch(wf, progress=False)
+    assert_sentence(str(err.value))
+    assert wf.url in str(err.value) and "unreachable" in str(err.value)
+    assert not is_cached(wf)
+
+
+def test_silent_server_times_out(sums, env):
+    env.setattr(weights, "TIMEOUT", 0.5)
+    with socket.socket() as sock:  # listens, never answers
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        wf = WeightFile(NAME, f"http://127.0.0.1:{sock.getsockname()[1]}/{NAME}", sums[NAME])
+        with pytest.raises(WeightsError, match="timed out") as err:
+            fetch(wf, progress=False)
+    assert_sentence(str(err.value))
+
+
+def test_http_error_is_a_sentence(server, sums, env):
+    wf = WeightFile(NAME, f"{server.base}/official/missing.pth", sums[NAME])
+    with pytest.raises(WeightsError, match="HTTP 404") as err:
+        fetch(wf, progress=False)
+    assert_sentence(str(err.value))
