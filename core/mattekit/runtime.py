@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from . import catalog as catalog_mod
-from . import nets, weights
+from . import backends, nets, weights
 from .catalog import InputSpec, ModelEntry
 from .errors import MattekitError
 
@@ -102,7 +102,8 @@ class Predictor:
     depth for depth models.
     """
 
-    def __init__(self, entry: ModelEntry, device: torch.device, weights_path: str | Path | None = None):
+    def __init__(self, entry: ModelEntry, device: torch.device, weights_path: str | Path | None = None,
+                 backend: str | None = "auto", precision: str | None = "auto"):
         self.entry = entry
         self.device = device
         path = Path(weights_path) if weights_path else weights.fetch(entry.weights)
@@ -116,15 +117,18 @@ class Predictor:
         except (RuntimeError, ValueError, OSError, EOFError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise MattekitError(f"Weights file {path.name} does not fit model '{entry.name}' ({first[:160]}).") from None
-        self.dtype = torch.float16 if device.type == "cuda" and entry.half else torch.float32
-        self.net = net.eval().to(device=device, dtype=self.dtype)
+        example = input_size(entry.input, 64, 64)
+        # The engine runs the net (see mattekit.backends): backend "torch" | "onnx" | "auto", precision auto/fp32/fp16/bf16.
+        self.engine = backends.create(net.eval(), device, backend=backend, precision=precision, index=entry.output.index,
+                                      half_ok=entry.half, weights_path=path, recipe={"net": entry.net, "kwargs": entry.kwargs},
+                                      example=tuple(-(-v // entry.pad_multiple) * entry.pad_multiple for v in example),
+                                      dynamic_size=entry.input.size is None)
+        self.backend, self.dtype, self.net = self.engine.name, self.engine.dtype, self.engine.net
         self.lock = threading.Lock()
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x.to(self.device, self.dtype, non_blocking=True))
-        for i in self.entry.output.index:
-            out = out[i]
+        out = self.engine(x)
         if out.dim() == 3:  # N x H x W maps (Depth Anything) -> N x 1 x H x W
             out = out.unsqueeze(1)
         spec = self.entry.output
@@ -153,17 +157,19 @@ _NOTICES_SHOWN: set[str] = set()
 
 
 def get_predictor(model: str | ModelEntry, task: str | None = None, device: str | torch.device | None = "auto",
-                  weights_path: str | Path | None = None) -> Predictor:
-    """The cached Predictor for ``model`` on ``device`` (loaded once per process)."""
+                  weights_path: str | Path | None = None, backend: str | None = "auto",
+                  precision: str | None = "auto") -> Predictor:
+    """The cached Predictor for ``model`` on ``device`` with ``backend``/``precision`` (loaded once per process)."""
     entry = model if isinstance(model, ModelEntry) else catalog_mod.load().get(model, task)
     dev = device if isinstance(device, torch.device) else select_device(device)
-    key = (entry.name, str(dev), str(weights_path or ""))
+    backend = backends.resolve_backend(backend, dev)
+    key = (entry.name, str(dev), str(weights_path or ""), backend, (precision or "auto").lower())
     with _PREDICTORS_LOCK:
         if key not in _PREDICTORS:
             if entry.notice and entry.name not in _NOTICES_SHOWN:
                 print(f"mattekit: {entry.notice}", file=sys.stderr)
                 _NOTICES_SHOWN.add(entry.name)
-            _PREDICTORS[key] = Predictor(entry, dev, weights_path)
+            _PREDICTORS[key] = Predictor(entry, dev, weights_path, backend, precision)
         return _PREDICTORS[key]
 
 

@@ -1,0 +1,55 @@
+"""Runtime: device choice, input sizing policies, preprocessing, one predictor per model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mattekit import catalog, runtime
+from mattekit.catalog import InputSpec
+from mattekit.errors import MattekitError
+
+
+def test_auto_device_is_usable_and_explicit_missing_devices_fail_loudly():
+    assert runtime.select_device("auto").type in ("cpu", "cuda", "mps")
+    assert runtime.select_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(MattekitError, match="no usable CUDA GPU"):
+            runtime.select_device("cuda")
+    with pytest.raises(MattekitError, match="not a device|not supported"):
+        runtime.select_device("tpu")
+
+
+def test_input_size_policies():
+    assert runtime.input_size(InputSpec(size=(320, 320)), 480, 640) == (320, 320)
+    # Depth Anything: keep aspect, short side >= 518, multiples of 14.
+    h, w = runtime.input_size(InputSpec(short_side=518, multiple=14), 480, 640)
+    assert h % 14 == 0 and w % 14 == 0 and min(h, w) >= 518 and abs(w / h - 640 / 480) < 0.05
+    # MODNet: inside the reference size nothing changes but the multiple of 32.
+    assert runtime.input_size(InputSpec(ref_size=512, multiple=32), 400, 600) == (384, 576)
+    assert runtime.input_size(InputSpec(ref_size=512, multiple=32), 1000, 2000) == (512, 1024)
+
+
+def test_prepare_bgr_quirk_of_the_portrait_nets():
+    """SINet's input: ((x255 - mean) / std) / 255 in BGR order, as the conformance golden was made."""
+    spec = catalog.load().get("sinet-portrait").input
+    image = np.zeros((224, 224, 3), np.float32)
+    image[..., 0] = 1.0  # pure red
+    x = runtime.prepare(spec, image)
+    assert x.shape == (1, 3, 224, 224)
+    expected_red = (255 - 132.35703) / 68.29726 / 255  # red is the last channel in BGR
+    assert abs(float(x[0, 2, 0, 0]) - expected_red) < 1e-6
+    assert abs(float(x[0, 0, 0, 0]) - (0 - 107.304565) / 63.97182 / 255) < 1e-6
+
+
+def test_one_predictor_per_model(shared, monkeypatch):
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    a = runtime.get_predictor("extremec3-portrait", "segment", "cpu")
+    b = runtime.get_predictor("extremec3-portrait", "segment", "cpu")
+    assert a is b
+
+
+def test_weights_that_do_not_fit_are_a_sentence(shared, monkeypatch):
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    with pytest.raises(MattekitError, match="does not fit model 'sinet-portrait'"):
+        runtime.get_predictor("sinet-portrait", "segment", "cpu", weights_path=shared / "weights/ExtremeC3.pth")
