@@ -352,6 +352,26 @@ def test_shutdown_finishes_the_running_job(make_worker):
     assert srv.stopped.wait(10) and not Path(srv.state_file).exists()
 
 
+def test_serve_command_reuses_a_running_worker_and_stops_on_sigterm(make_worker, tmp_path):
+    import signal
+    import subprocess
+
+    srv, _ = make_worker()
+    out = subprocess.run([sys.executable, "-m", "mattekit", "serve", "--state-file", srv.state_file],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "already answers" in out.stderr
+    state = str(tmp_path / "own" / "worker.json")
+    worker = client.start_worker(sys.executable, state, idle_timeout=60)
+    pid = worker.health()["pid"]
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + 30
+    log = Path(state).parent / "worker.log"
+    while "worker stopped" not in log.read_text():
+        assert time.time() < deadline, log.read_text()
+        time.sleep(0.1)
+    assert "stopping (signal SIGTERM)" in log.read_text() and not os.path.exists(state)
+
+
 # ---------------------------------------------------------------- load: 8 clients x 200 requests
 
 def _rss_kb(pid: int) -> int:

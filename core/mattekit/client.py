@@ -286,8 +286,8 @@ def start_worker(python, path=None, idle_timeout=None, wait=120.0, extra_args=()
     """
     path = path or state_path()
     if not python or not os.path.exists(python):
-        raise WorkerError("No Python interpreter for the mattekit worker was found (%s); "
-                          "run the mattekit installer again." % (python or "none recorded"))
+        raise WorkerError("No Python interpreter for the mattekit worker was found (%s); run the mattekit "
+                          "installer again, or start the worker yourself with 'mattekit serve'." % (python or "none recorded"))
     folder = os.path.dirname(path)
     _make_private_folder(folder)
     log_path = os.path.join(folder, "worker.log")

@@ -212,6 +212,9 @@ def _bokeh(inputs, options, progress):
     focus = None
     if options["focus_x"] is not None and options["focus_y"] is not None:
         focus = (options["focus_x"], options["focus_y"])
+        if not (0 <= focus[0] < image.shape[1] and 0 <= focus[1] < image.shape[0]):
+            raise MattekitError(f"The focus point ({focus[0]:g}, {focus[1]:g}) lies outside the "
+                                f"{image.shape[1]} x {image.shape[0]} image.")
     opts = bokeh.BokehOptions(focus=focus, strength=options["strength"], highlight_gain=options["highlight_gain"],
                               blades=options["blades"], rotation=options["rotation"], mask_only=options["mask_only"],
                               depth_model=options["depth_model"], segment_model=options["segment_model"],

@@ -1,0 +1,428 @@
+"""A small in-memory GIMP 3.0 for unit tests of the plug-in (see the package docstring)."""
+import numpy as np
+
+from . import Gegl, GObject
+
+CALLS = []  # (name, args) of progress/display/message calls, for tests to inspect
+
+
+def _record(name, *args):
+    CALLS.append((name,) + args)
+    return True
+
+
+def progress_init(text):
+    return _record("progress_init", text)
+
+
+def progress_update(fraction):
+    return _record("progress_update", fraction)
+
+
+def progress_set_text(text):
+    return _record("progress_set_text", text)
+
+
+def progress_end():
+    return _record("progress_end")
+
+
+def displays_flush():
+    return _record("displays_flush")
+
+
+def message(text):
+    return _record("message", text)
+
+
+def main(gtype, argv):
+    return _record("main", gtype, argv)
+
+
+class _Enum:
+    def __init__(self, name, nick):
+        self.value_name, self.value_nick = name, nick
+
+    def __repr__(self):
+        return "<%s>" % self.value_name
+
+
+def _enum(name, members):
+    return type(name, (), {m: _Enum(m, m.lower().replace("_", "-")) for m in members})
+
+
+PDBProcType = _enum("PDBProcType", ["PLUGIN"])
+PDBStatusType = _enum("PDBStatusType", ["SUCCESS", "CANCEL", "EXECUTION_ERROR", "CALLING_ERROR"])
+RunMode = _enum("RunMode", ["INTERACTIVE", "NONINTERACTIVE", "WITH_LAST_VALS"])
+ProcedureSensitivityMask = _enum("ProcedureSensitivityMask", ["DRAWABLE", "DRAWABLES"])
+ImageType = _enum("ImageType", ["RGB_IMAGE", "RGBA_IMAGE"])
+ImageBaseType = _enum("ImageBaseType", ["RGB", "GRAY"])
+LayerMode = _enum("LayerMode", ["NORMAL"])
+AddMaskType = _enum("AddMaskType", ["WHITE", "BLACK", "ALPHA"])
+MaskApplyMode = _enum("MaskApplyMode", ["APPLY", "DISCARD"])
+ChannelOps = _enum("ChannelOps", ["REPLACE"])
+Precision = _enum("Precision", [f"{t}_{c}" for t in ("U8", "U16", "U32", "HALF", "FLOAT", "DOUBLE")
+                                for c in ("LINEAR", "NON_LINEAR", "PERCEPTUAL")])
+
+
+# ---------------------------------------------------------------- procedures
+
+class Choice:
+    def __init__(self):
+        self.items = []
+
+    @classmethod
+    def new(cls):
+        return cls()
+
+    def add(self, nick, id, label, help):  # noqa: A002 - GIMP's own parameter names
+        self.items.append((nick, id, label, help))
+
+    def list_nicks(self):
+        return [i[0] for i in self.items]
+
+
+class ProcedureConfig:
+    def __init__(self, procedure):
+        self.procedure = procedure
+        self.values = {name: arg["default"] for name, arg in procedure.arguments.items()}
+
+    def get_property(self, name):
+        return self.values[name]
+
+    def set_property(self, name, value):
+        arg = self.procedure.arguments[name]
+        if arg["kind"] == "choice" and value not in arg["choice"].list_nicks():
+            raise ValueError("%r is not one of %s" % (value, arg["choice"].list_nicks()))
+        if arg["kind"] == "double" and not arg["min"] <= value <= arg["max"]:
+            raise ValueError("%s out of range" % name)
+        self.values[name] = value
+
+
+class ImageProcedure:
+    def __init__(self, plugin, name, proc_type, run_func, data):
+        self.plugin, self.name, self.run_func, self.data = plugin, name, run_func, data
+        self.arguments, self.menu_paths, self.menu_label, self.return_values = {}, [], None, []
+        self.image_types = self.sensitivity = self.documentation = None
+
+    @classmethod
+    def new(cls, plugin, name, proc_type, run_func, data):
+        return cls(plugin, name, proc_type, run_func, data)
+
+    def get_name(self):
+        return self.name
+
+    def set_image_types(self, types):
+        self.image_types = types
+
+    def set_sensitivity_mask(self, mask):
+        self.sensitivity = mask
+
+    def set_menu_label(self, label):
+        self.menu_label = label
+
+    def add_menu_path(self, path):
+        self.menu_paths.append(path)
+
+    def set_documentation(self, blurb, help, help_id):  # noqa: A002
+        self.documentation = (blurb, help, help_id)
+
+    def set_attribution(self, authors, copyright, date):  # noqa: A002
+        pass
+
+    def add_choice_argument(self, name, nick, blurb, choice, value, flags):
+        assert value in choice.list_nicks(), "default %r is not a choice" % value
+        self.arguments[name] = {"kind": "choice", "nick": nick, "choice": choice, "default": value}
+
+    def add_boolean_argument(self, name, nick, blurb, value, flags):
+        self.arguments[name] = {"kind": "boolean", "nick": nick, "default": bool(value)}
+
+    def add_double_argument(self, name, nick, blurb, min, max, value, flags):  # noqa: A002
+        assert min <= value <= max
+        self.arguments[name] = {"kind": "double", "nick": nick, "default": value, "min": min, "max": max}
+
+    def add_int_argument(self, name, nick, blurb, min, max, value, flags):  # noqa: A002
+        self.arguments[name] = {"kind": "int", "nick": nick, "default": value, "min": min, "max": max}
+
+    def create_config(self):
+        return ProcedureConfig(self)
+
+    def add_image_return_value(self, name, nick, blurb, none_ok, flags):
+        self.return_values.append(name)
+
+    def new_return_values(self, status, error):
+        """Like GIMP: [status, error message] on failure, [status, return values...] on success."""
+        if status is PDBStatusType.SUCCESS:
+            return ValueArray([status] + [None] * len(self.return_values))
+        return ValueArray([status, error.message if error is not None else None])
+
+    def run(self, run_mode, image, drawables, config=None):
+        """What GIMP does when the procedure is called: returns the ValueArray."""
+        return self.run_func(self, run_mode, image, drawables, config or self.create_config(), self.data)
+
+
+class ValueArray:
+    """GimpValueArray as PyGObject shows it: index(i) (unwrapping GObject.Value), remove(i), insert(i, v)."""
+
+    def __init__(self, items):
+        self.items = list(items)
+
+    def index(self, i):
+        item = self.items[i]
+        return item.value if isinstance(item, GObject.Value) else item
+
+    def remove(self, i):
+        del self.items[i]
+
+    def insert(self, i, value):
+        self.items.insert(i, value)
+
+    def length(self):
+        return len(self.items)
+
+
+class PlugIn:
+    __gtype__ = "GimpPlugIn"
+
+
+# ---------------------------------------------------------------- images and drawables
+
+class Item:
+    def __init__(self, image, name):
+        self.image, self.name, self.parent = image, name, None
+
+    def get_name(self):
+        return self.name
+
+    def set_name(self, name):
+        self.name = name
+        return True
+
+    def get_parent(self):
+        return self.parent
+
+
+class Drawable(Item):
+    def __init__(self, image, name, pixels, offsets=(0, 0)):
+        super().__init__(image, name)
+        self.pixels = pixels  # float32 H x W x C
+        self.offsets = list(offsets)
+        self.updates = []
+        self.shadow = None
+
+    def get_width(self):
+        return self.pixels.shape[1]
+
+    def get_height(self):
+        return self.pixels.shape[0]
+
+    def get_offsets(self):
+        return True, self.offsets[0], self.offsets[1]
+
+    def has_alpha(self):
+        return self.pixels.shape[2] == 4
+
+    def get_buffer(self):
+        return Gegl.Buffer(self.pixels)
+
+    def get_shadow_buffer(self):
+        self.shadow = Gegl.Buffer(self.pixels.copy())
+        return self.shadow
+
+    def _selection_here(self):
+        """The selection over this drawable (H x W x 1), or None when nothing is selected."""
+        if self.image is None or Selection.is_empty(self.image):
+            return None
+        ox, oy = self.offsets
+        rect = Gegl.Rectangle(ox, oy, self.get_width(), self.get_height())
+        data = self.image.selection.get_buffer().get(rect, 1.0, "Y float", Gegl.AbyssPolicy.NONE)
+        return np.frombuffer(data, np.float32).reshape(self.get_height(), self.get_width(), 1)
+
+    def merge_shadow(self, undo):
+        sel = self._selection_here()
+        new = self.shadow.array
+        self.pixels[...] = new if sel is None else new * sel + self.pixels * (1.0 - sel)
+        if undo:
+            self.image.undo_steps += 1
+        return True
+
+    def update(self, x, y, w, h):
+        self.updates.append((x, y, w, h))
+        return True
+
+    def mask_intersect(self):
+        """Bounds of the selection within this drawable, in its own coordinates."""
+        w, h = self.get_width(), self.get_height()
+        if self.image is None or Selection.is_empty(self.image):
+            return True, 0, 0, w, h
+        _, _, x1, y1, x2, y2 = Selection.bounds(self.image)
+        ox, oy = self.offsets
+        left, top = max(x1 - ox, 0), max(y1 - oy, 0)
+        right, bottom = min(x2 - ox, w), min(y2 - oy, h)
+        if right <= left or bottom <= top:
+            return False, 0, 0, 0, 0
+        return True, left, top, right - left, bottom - top
+
+
+class Channel(Drawable):
+    pass
+
+
+class Selection(Channel):
+    @staticmethod
+    def is_empty(image):
+        return not image.selection.pixels.any()
+
+    @staticmethod
+    def bounds(image):
+        ys, xs = np.nonzero(image.selection.pixels[..., 0] > 0)
+        if ys.size == 0:
+            return True, False, 0, 0, image.width, image.height
+        return True, True, int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+class LayerMask(Channel):
+    def __init__(self, layer, pixels):
+        super().__init__(layer.image, layer.name + " mask", pixels)
+        self.layer = layer
+        self.offsets = layer.offsets  # a mask moves with its layer
+
+
+class Layer(Drawable):
+    def __init__(self, image, name, pixels, offsets=(0, 0)):
+        super().__init__(image, name, pixels, offsets)
+        self.mask = None
+        self.visible = True
+
+    @classmethod
+    def new(cls, image, name, width, height, kind, opacity, mode):
+        channels = 4 if kind is ImageType.RGBA_IMAGE else 3
+        return cls(image, name, np.zeros((height, width, channels), np.float32))
+
+    def copy(self):
+        new = Layer(self.image, self.name + " copy", self.pixels.copy(), self.offsets)
+        if self.mask is not None:
+            new.mask = LayerMask(new, self.mask.pixels.copy())
+        return new
+
+    def set_offsets(self, x, y):
+        self.offsets[:] = [x, y]
+        return True
+
+    def set_visible(self, visible):
+        self.visible = visible
+        return True
+
+    def get_visible(self):
+        return self.visible
+
+    def add_alpha(self):
+        if not self.has_alpha():
+            ones = np.ones(self.pixels.shape[:2] + (1,), np.float32)
+            self.pixels = np.concatenate([self.pixels, ones], axis=2)
+        return True
+
+    def get_mask(self):
+        return self.mask
+
+    def create_mask(self, kind):
+        h, w = self.pixels.shape[:2]
+        if kind is AddMaskType.ALPHA:
+            values = self.pixels[..., 3:4].copy() if self.has_alpha() else np.ones((h, w, 1), np.float32)
+        else:
+            values = np.full((h, w, 1), 1.0 if kind is AddMaskType.WHITE else 0.0, np.float32)
+        return LayerMask(self, values)
+
+    def add_mask(self, mask):
+        assert self.mask is None, "the layer already has a mask"
+        self.mask = mask
+        return True
+
+    def remove_mask(self, mode):
+        if mode is MaskApplyMode.APPLY:
+            self.add_alpha()
+            self.pixels[..., 3:4] *= self.mask.pixels
+        self.mask = None
+        return True
+
+    def scale(self, width, height, local_origin):
+        ys = (np.arange(height) * self.get_height() // height)
+        xs = (np.arange(width) * self.get_width() // width)
+        self.pixels = self.pixels[ys][:, xs].copy()
+        return True
+
+
+class Image:
+    def __init__(self, width, height, precision=Precision.U8_NON_LINEAR):
+        self.width, self.height, self.precision = width, height, precision
+        self.layers = []
+        self.selection = Selection(self, "selection", np.zeros((height, width, 1), np.float32))
+        self.undo_groups = [0, 0]  # started, ended
+        self.undo_steps = 0
+
+    @classmethod
+    def new_with_precision(cls, width, height, base_type, precision):
+        image = cls(width, height, precision)
+        IMAGES.append(image)
+        return image
+
+    def get_precision(self):
+        return self.precision
+
+    def get_width(self):
+        return self.width
+
+    def get_height(self):
+        return self.height
+
+    def get_layers(self):
+        return list(self.layers)
+
+    def get_selection(self):
+        return self.selection
+
+    def insert_layer(self, layer, parent, position):
+        assert layer not in self.layers
+        layer.image = layer.image or self
+        self.layers.insert(max(position, 0), layer)
+        return True
+
+    def get_item_position(self, item):
+        return self.layers.index(item)
+
+    def undo_group_start(self):
+        self.undo_groups[0] += 1
+        return True
+
+    def undo_group_end(self):
+        self.undo_groups[1] += 1
+        return True
+
+    def scale(self, width, height):
+        fx, fy = width / self.width, height / self.height
+        for layer in self.layers:
+            layer.scale(round(layer.get_width() * fx), round(layer.get_height() * fy), False)
+            layer.offsets[:] = [round(layer.offsets[0] * fx), round(layer.offsets[1] * fy)]
+        self.width, self.height = width, height
+        self.selection = Selection(self, "selection", np.zeros((height, width, 1), np.float32))
+        return True
+
+    # test helpers (not GIMP API)
+    def add_test_layer(self, pixels, name="Background", offsets=(0, 0)):
+        layer = Layer(self, name, np.asarray(pixels, np.float32), offsets)
+        self.layers.insert(0, layer)
+        return layer
+
+    def select_test_rectangle(self, x, y, w, h, value=1.0):
+        self.selection.pixels[...] = 0.0
+        self.selection.pixels[y:y + h, x:x + w] = value
+
+
+IMAGES = []  # images the plug-in created
+
+
+class Display:
+    @classmethod
+    def new(cls, image):
+        _record("display_new", image)
+        return cls()

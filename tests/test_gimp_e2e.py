@@ -1,0 +1,148 @@
+"""End to end in real GIMP 3: Filters > AI > Remove Background on a real photo, checked against ground truth.
+
+A Debian 13 root holding GIMP 3.0 is built once with debootstrap into $MATTEKIT_CACHE (default
+~/.cache/mattekit-ci) by tests/gimp/build_root.sh and reused. The plug-in is installed into a
+fresh GIMP config folder inside that root with install/install_gimp.py; the worker runs on the
+host from this virtual environment (the chroot shares the host's network, so the plug-in
+reaches it on 127.0.0.1), with the real sinet-portrait weights from the test data mirror.
+``gimp-console-3.0`` then opens person1.jpg, calls the procedure in NONINTERACTIVE mode, exports
+PNG files, and the exported alpha is scored against the grabcut ground truth (IoU, 128 = ignore).
+Needs root (debootstrap and chroot); otherwise it is skipped with the reason printed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from mattekit import client
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILDER = ROOT / "tests" / "gimp" / "build_root.sh"
+PHOTO = "person1"
+
+BATCH = textwrap.dedent('''
+    import sys
+    import gi
+    gi.require_version("Gimp", "3.0")
+    from gi.repository import Gimp, Gio
+
+    WORK = "{work}"
+
+    def remove_background(precision, output, export):
+        image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(WORK + "/in/{photo}.jpg"))
+        if image is None:
+            raise SystemExit("could not open the photo")
+        if precision is not None:
+            image.convert_precision(precision)
+        proc = Gimp.get_pdb().lookup_procedure("mattekit-remove-background")
+        if proc is None:
+            raise SystemExit("the plug-in procedure is not registered")
+        config = proc.create_config()
+        config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+        config.set_property("image", image)
+        config.set_core_object_array("drawables", image.get_layers())
+        config.set_property("model", "sinet-portrait")
+        config.set_property("output", output)
+        result = proc.run(config)
+        status = result.index(0)
+        if status != Gimp.PDBStatusType.SUCCESS:
+            raise SystemExit("remove background failed: %s %s" % (status, result.index(1)))
+        names = [layer.get_name() for layer in image.get_layers()]
+        print("MATTEKIT-E2E layers %s precision %s" % (names, image.get_precision().value_nick))
+        Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(WORK + "/out/" + export), None)
+        image.delete()
+
+    remove_background(None, "mask", "mask-8bit.png")
+    remove_background(Gimp.Precision.U16_NON_LINEAR, "layer", "layer-16bit.png")
+    print("MATTEKIT-E2E done")
+''')
+
+
+def _iou(alpha: np.ndarray, gt: np.ndarray) -> float:
+    valid = gt != 128
+    pred, truth = alpha >= 0.5, gt > 128
+    return float((pred & truth & valid).sum() / max(((pred | truth) & valid).sum(), 1))
+
+
+@pytest.fixture(scope="module")
+def gimp_root():
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the GIMP 3 root is a Debian chroot: Linux only")
+    if os.geteuid() != 0:
+        reason = "building and entering the GIMP 3 chroot needs root (debootstrap, chroot); not running as root"
+        print(f"SKIPPED real-GIMP end-to-end test: {reason}")
+        pytest.skip(reason)
+    out = subprocess.run(["bash", str(BUILDER)], capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        pytest.fail(f"building the GIMP 3 root failed (exit {out.returncode}):\n{out.stderr[-4000:]}")
+    root = Path(out.stdout.strip().splitlines()[-1])
+    assert (root / "usr/bin/gimp-console-3.0").exists()
+    return root
+
+
+def test_remove_background_in_real_gimp(gimp_root, shared, tmp_path):
+    work = Path(tempfile.mkdtemp(prefix="mattekit-e2e-", dir=gimp_root / "tmp"))
+    inside = "/" + str(work.relative_to(gimp_root))  # the same folder as the chroot sees it
+    worker_proc = None
+    try:
+        for sub in ("home", "config", "in", "out", "state"):
+            (work / sub).mkdir()
+        shutil.copy(shared / f"data/grabcut50/im/{PHOTO}.jpg", work / "in")
+        install = subprocess.run([sys.executable, str(ROOT / "install/install_gimp.py"), "--gimp-dir", str(work / "config")],
+                                 capture_output=True, text=True, timeout=300)
+        assert install.returncode == 0, install.stderr
+
+        # the worker, on the host, from this environment, with the real weights from the mirror
+        state = work / "state" / "worker.json"
+        env = dict(os.environ, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1",
+                   MATTEKIT_HOME=str(tmp_path / "mattekit_home"))
+        log = open(tmp_path / "worker.log", "wb")
+        worker_proc = subprocess.Popen([sys.executable, "-m", "mattekit.commands.serve", "--state-file", str(state),
+                                        "--idle-timeout", "600", "--threads", "1"],
+                                       env=env, stdout=log, stderr=subprocess.STDOUT)
+        worker = None
+        for _ in range(600):
+            worker = client.find_worker(str(state))
+            if worker is not None or worker_proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert worker is not None, (tmp_path / "worker.log").read_text()
+
+        (work / "batch.py").write_text(BATCH.format(work=inside, photo=PHOTO))
+        command = ["chroot", str(gimp_root), "/usr/bin/env", "-i", f"HOME={inside}/home", "PATH=/usr/bin:/bin",
+                   f"GIMP3_DIRECTORY={inside}/config", f"{client.STATE_ENV}={inside}/state/worker.json",
+                   "gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
+        with open(work / "batch.py", "rb") as batch:
+            gimp = subprocess.run(command, stdin=batch, capture_output=True, text=True, timeout=600)
+        output = gimp.stdout + gimp.stderr
+        assert gimp.returncode == 0 and "MATTEKIT-E2E done" in output, f"GIMP exit {gimp.returncode}:\n{output[-6000:]}"
+        assert "(cut out)" in output, "the 16-bit run was asked for a new cut-out layer"
+
+        gt = np.asarray(Image.open(shared / f"data/grabcut50/gt/{PHOTO}.png").convert("L"))
+        exported8 = Image.open(work / "out" / "mask-8bit.png")
+        assert exported8.mode == "RGBA", exported8.mode
+        alpha8 = np.asarray(exported8)[..., 3] / 255.0
+        png16 = cv2.imread(str(work / "out" / "layer-16bit.png"), cv2.IMREAD_UNCHANGED)
+        assert png16 is not None and png16.dtype == np.uint16 and png16.shape[2] == 4, getattr(png16, "shape", None)
+        alpha16 = png16[..., 3] / 65535.0
+        iou8, iou16 = _iou(alpha8, gt), _iou(alpha16, gt)
+        print(f"real GIMP 3 Remove Background on {PHOTO}.jpg with sinet-portrait: IoU {iou8:.4f} "
+              f"(8-bit, layer mask), {iou16:.4f} (16-bit, new cut-out layer)")
+        assert iou8 > 0.9 and iou16 > 0.9
+        assert np.abs(alpha8 - alpha16).mean() < 0.01, "8- and 16-bit runs disagree"
+    finally:
+        if worker_proc is not None:
+            worker_proc.terminate()
+            worker_proc.wait(30)
+        shutil.rmtree(work, ignore_errors=True)

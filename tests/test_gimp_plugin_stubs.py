@@ -1,0 +1,244 @@
+"""The GIMP 3 plug-in against small stand-ins of GIMP's API (tests/gimp_stubs) and a real in-process worker."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mattekit import client, server
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN = ROOT / "gimp_plugin" / "mattekit_gimp" / "mattekit_gimp.py"
+STUBS = Path(__file__).resolve().parent / "gimp_stubs"
+
+
+@pytest.fixture
+def gimp(tmp_path, monkeypatch):
+    """(plug-in module, stub Gimp, stub GimpUi), with a record offering every worker operation."""
+    for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(STUBS))
+    spec = importlib.util.spec_from_file_location("mattekit_gimp_under_test", PLUGIN)
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    from gi.repository import Gimp, GimpUi
+
+    Gimp.CALLS.clear()
+    Gimp.IMAGES.clear()
+    GimpUi.SHOWN.clear()
+    GimpUi.ANSWER = True
+    record = {"python": sys.executable, "operations": sorted(server.OPERATIONS),
+              "models": {"segment": [{"name": "sinet-portrait", "description": "portraits"}],
+                         "upscale": [{"name": "rfdn-x4", "description": "x4"}]}}
+    (tmp_path / "mattekit_worker.json").write_text(json.dumps(record))
+    monkeypatch.setattr(plugin, "HERE", str(tmp_path))
+    yield plugin, Gimp, GimpUi
+    for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.")]:
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def worker(tmp_path, monkeypatch, shared):
+    """A real worker in this process; the plug-in finds it through MATTEKIT_WORKER_STATE."""
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    state = tmp_path / "state" / "worker.json"
+    srv = server.WorkerServer(state_file=str(state), idle_timeout=None, threads=1, log=lambda t: None).start_background()
+    monkeypatch.setenv(client.STATE_ENV, str(state))
+    yield client.Worker(srv.url, srv.token)
+    srv.stop(wait=True)
+
+
+def procedure(plugin, name):
+    return plugin.MattekitPlugIn().do_create_procedure(name)
+
+
+def run(plugin, Gimp, name, image, drawables, mode=None, **options):
+    proc = procedure(plugin, name)
+    config = proc.create_config()
+    for key, value in options.items():
+        config.set_property(key.replace("_", "-"), value)
+    values = proc.run(mode or Gimp.RunMode.NONINTERACTIVE, image, drawables, config)
+    return values.index(0), values.index(1) if values.length() > 1 else None
+
+
+def photo(shared, name="person1", size=None):
+    img = Image.open(shared / f"data/grabcut50/im/{name}.jpg").convert("RGB")
+    if size:
+        img = img.resize(size, Image.BILINEAR)
+    return np.asarray(img, np.float32) / 255.0
+
+
+# ---------------------------------------------------------------- the file itself
+
+def test_plugin_file_is_small_plain_and_executable():
+    source = PLUGIN.read_text()
+    modules = set()
+    for node in ast.walk(ast.parse(source, feature_version=(3, 8))):
+        if isinstance(node, ast.Import):
+            modules |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            modules.add((node.module or "").split(".")[0])
+    assert modules <= {"os", "sys", "array", "gi", "mattekit_client", "mattekit"}, modules
+    assert "import numpy" not in source and "import torch" not in source
+    assert len(source.splitlines()) < 400
+    assert os.access(PLUGIN, os.X_OK), "GIMP ignores a plug-in file that is not executable"
+    assert PLUGIN.parent.name == PLUGIN.stem, "GIMP needs folder and file named alike"
+
+
+def test_procedures_are_registered_under_filters_ai(gimp, tmp_path):
+    plugin, Gimp, _ = gimp
+    names = plugin.MattekitPlugIn().do_query_procedures()
+    assert names[0] == "mattekit-remove-background"
+    assert set(names) == {n for n, spec in plugin.PROCEDURES.items() if spec[1] in server.OPERATIONS}
+    for name in names:
+        proc = procedure(plugin, name)
+        assert proc.menu_paths == ["<Image>/Filters/AI"] and proc.image_types == "RGB*"
+        assert proc.sensitivity is Gimp.ProcedureSensitivityMask.DRAWABLE and proc.menu_label.endswith("...")
+    remove = procedure(plugin, "mattekit-remove-background")
+    assert remove.arguments["output"]["default"] == "mask"  # a layer mask by default
+    assert remove.arguments["model"]["choice"].list_nicks() == ["default", "sinet-portrait"]
+    # an installed mattekit without an operation gets no menu item for it
+    (tmp_path / "mattekit_worker.json").write_text(json.dumps({"operations": ["remove"]}))
+    assert plugin.MattekitPlugIn().do_query_procedures() == ["mattekit-remove-background"]
+
+
+# ---------------------------------------------------------------- Remove Background
+
+def test_remove_background_adds_a_layer_mask_that_cuts_out_the_person(gimp, worker, shared):
+    plugin, Gimp, GimpUi = gimp
+    pixels = photo(shared)
+    image = Gimp.Image(pixels.shape[1], pixels.shape[0])
+    layer = image.add_test_layer(pixels)
+    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait")
+    assert status is Gimp.PDBStatusType.SUCCESS, error
+    assert np.array_equal(layer.pixels, pixels), "the layer's own pixels are untouched"
+    mask = layer.get_mask().pixels[..., 0]
+    gt = np.asarray(Image.open(shared / "data/grabcut50/gt/person1.png").convert("L"))
+    valid = gt != 128
+    iou = ((mask >= 0.5) & (gt > 128) & valid).sum() / (((mask >= 0.5) | (gt > 128)) & valid).sum()
+    assert iou > 0.9
+    assert image.undo_groups == [1, 1] and image.undo_steps == 1
+    names = [c[0] for c in Gimp.CALLS]
+    assert names[0] == "progress_init" and "progress_update" in names and "progress_end" in names
+    assert not GimpUi.SHOWN, "no dialog in non-interactive mode"
+
+
+def test_remove_background_new_layer_respects_offsets_selection_and_16_bit(gimp, worker, shared):
+    plugin, Gimp, _ = gimp
+    pixels = photo(shared, size=(160, 120))
+    image = Gimp.Image(200, 150, Gimp.Precision.U16_NON_LINEAR)
+    layer = image.add_test_layer(pixels, offsets=(30, 20))
+    image.select_test_rectangle(50, 40, 100, 70)  # image coordinates
+    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait",
+                        output="layer")
+    assert status is Gimp.PDBStatusType.SUCCESS, error
+    cut = image.get_layers()[0]
+    assert cut.get_name() == "Background (cut out)" and image.get_layers()[1] is layer
+    assert not layer.get_visible() and np.array_equal(layer.pixels, pixels)
+    assert cut.get_offsets() == (True, 30, 20) and cut.get_mask() is None and cut.has_alpha()
+    # the crop the worker saw: the selection in layer coordinates, at 16 bits
+    crop = np.rint(pixels[20:90, 20:120] * 65535).astype(np.uint16)
+    alpha, = worker.run("remove", [client.Pixels(crop.tobytes(), 100, 70, 3, "u16")], {"model": "sinet-portrait"})
+    expected = np.frombuffer(alpha.data, np.uint16).reshape(70, 100) / 65535.0
+    got = cut.pixels[..., 3]
+    assert np.allclose(got[20:90, 20:120], expected, atol=1 / 65535)
+    outside = np.ones_like(got, bool)
+    outside[20:90, 20:120] = False
+    assert not got[outside].any(), "outside the selection nothing is kept"
+    assert np.array_equal(cut.pixels[..., :3], pixels)
+
+
+# ---------------------------------------------------------------- Upscale and Portrait Bokeh
+
+@pytest.mark.skipif("upscale" not in server.OPERATIONS, reason="mattekit.tasks.upscale is not in this build")
+def test_upscale_into_a_new_image_and_as_a_new_layer(gimp, worker):
+    plugin, Gimp, _ = gimp
+    rng = np.random.default_rng(0)
+    rgba = rng.random((10, 12, 4), dtype=np.float32)
+    rgba[..., 3] = 1.0
+    image = Gimp.Image(30, 20)
+    layer = image.add_test_layer(rgba, offsets=(4, 6))
+    status, new_image = run(plugin, Gimp, "mattekit-upscale", image, [layer], model="rfdn-x4", scale="2")
+    assert status is Gimp.PDBStatusType.SUCCESS, new_image
+    assert Gimp.IMAGES == [new_image], "the new image is returned to the caller"
+    assert (new_image.get_width(), new_image.get_height()) == (24, 20)
+    assert new_image.get_layers()[0].has_alpha() and new_image.get_precision() is image.get_precision()
+    assert not any(c[0] == "display_new" for c in Gimp.CALLS), "no display in non-interactive mode"
+    status, none = run(plugin, Gimp, "mattekit-upscale", image, [layer], model="rfdn-x4", scale="2", output="layer")
+    assert status is Gimp.PDBStatusType.SUCCESS and none is None
+    top = image.get_layers()[0]
+    assert (image.get_width(), image.get_height()) == (60, 40)
+    assert top.get_name() == "Background (x2)" and top.get_offsets() == (True, 8, 12)
+    assert np.allclose(top.pixels, new_image.get_layers()[0].pixels)
+
+
+@pytest.mark.skipif("bokeh" not in server.OPERATIONS, reason="mattekit.tasks.bokeh is not in this build")
+def test_portrait_bokeh_uses_the_selection_as_the_subject(gimp, worker):
+    plugin, Gimp, _ = gimp
+    rng = np.random.default_rng(1)
+    pixels = rng.random((48, 64, 3), dtype=np.float32)
+    image = Gimp.Image(64, 48)
+    layer = image.add_test_layer(pixels)
+    image.select_test_rectangle(16, 12, 32, 24)
+    status, error = run(plugin, Gimp, "mattekit-portrait-bokeh", image, [layer], depth="subject", strength=4.0)
+    assert status is Gimp.PDBStatusType.SUCCESS, error
+    blurred = image.get_layers()[0]
+    assert blurred.get_name() == "Background (bokeh)" and np.array_equal(layer.pixels, pixels)
+    inner = (slice(16, 32), slice(20, 44))
+    assert np.abs(blurred.pixels[inner] - pixels[inner]).mean() < 0.02
+    assert blurred.pixels[:6].std() < pixels[:6].std() * 0.8
+
+
+# ---------------------------------------------------------------- dialogs and errors
+
+def test_interactive_mode_shows_the_dialog_and_honours_cancel(gimp):
+    plugin, Gimp, GimpUi = gimp
+    image = Gimp.Image(8, 8)
+    layer = image.add_test_layer(np.zeros((8, 8, 3), np.float32))
+    GimpUi.ANSWER = False
+    status, _ = run(plugin, Gimp, "mattekit-remove-background", image, [layer], mode=Gimp.RunMode.INTERACTIVE)
+    assert status is Gimp.PDBStatusType.CANCEL
+    assert ("dialog", "Remove Background") in GimpUi.SHOWN
+    assert layer.get_mask() is None and image.get_layers() == [layer]
+
+
+def test_problems_become_one_clear_gimp_message(gimp, tmp_path, monkeypatch):
+    plugin, Gimp, _ = gimp
+    image = Gimp.Image(8, 8)
+    layer = image.add_test_layer(np.zeros((8, 8, 3), np.float32))
+    monkeypatch.setenv(client.STATE_ENV, str(tmp_path / "nobody" / "worker.json"))
+    monkeypatch.setenv("MATTEKIT_PYTHON", str(tmp_path / "gone" / "python"))
+    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer])
+    assert status is Gimp.PDBStatusType.EXECUTION_ERROR
+    assert "No Python interpreter for the mattekit worker" in error
+    assert image.get_layers() == [layer] and layer.get_mask() is None
+    assert image.undo_groups == [1, 1] and ("progress_end",) in Gimp.CALLS
+    # a layer mask is not a layer
+    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer.create_mask(Gimp.AddMaskType.WHITE)])
+    assert status is Gimp.PDBStatusType.EXECUTION_ERROR and "Select exactly one layer" in error
+    # a selection beside the layer
+    small = image.add_test_layer(np.zeros((2, 2, 3), np.float32), "small")
+    image.select_test_rectangle(5, 5, 2, 2)
+    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [small])
+    assert status is Gimp.PDBStatusType.EXECUTION_ERROR and "selection does not touch" in error
+
+
+def test_worker_errors_reach_the_user(gimp, worker):
+    plugin, Gimp, _ = gimp
+    image = Gimp.Image(8, 8)
+    layer = image.add_test_layer(np.zeros((8, 8, 3), np.float32))
+    monkey_record = Path(plugin.HERE) / "mattekit_worker.json"
+    record = json.loads(monkey_record.read_text())
+    record["models"]["segment"].append({"name": "not-in-the-catalog", "description": "stale record"})
+    monkey_record.write_text(json.dumps(record))
+    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="not-in-the-catalog")
+    assert status is Gimp.PDBStatusType.EXECUTION_ERROR
+    assert "Unknown model 'not-in-the-catalog'" in error

@@ -1,0 +1,114 @@
+"""install/install_gimp.py on a temporary HOME: paths per platform, idempotent, --dry-run, --uninstall."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "install" / "install_gimp.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("install_gimp", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def installer(home: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("GIMP3_DIRECTORY", "XDG_CONFIG_HOME", "APPDATA")}
+    env["HOME"] = str(home)
+    out = subprocess.run([sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def snapshot(folder: Path) -> dict:
+    """Every path under ``folder`` with its mode and (for files) content."""
+    return {str(p.relative_to(folder)): (p.stat().st_mode, p.read_bytes() if p.is_file() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_platform_folders():
+    gimp_dirs = _module().gimp_dirs
+    home = Path("/home/u")
+    assert gimp_dirs(home, {}, "linux") == [home / ".config/GIMP/3.0"]
+    assert gimp_dirs(home, {"XDG_CONFIG_HOME": "/cfg"}, "linux") == [Path("/cfg/GIMP/3.0")]
+    assert gimp_dirs(home, {}, "linux", flatpak=True)[1] == home / ".var/app/org.gimp.GIMP/config/GIMP/3.0"
+    assert gimp_dirs(home, {}, "darwin") == [home / "Library/Application Support/GIMP/3.0"]
+    assert gimp_dirs(home, {"APPDATA": "C:/Users/u/AppData/Roaming"}, "win32") == [Path("C:/Users/u/AppData/Roaming/GIMP/3.0")]
+    assert gimp_dirs(home, {"GIMP3_DIRECTORY": "/x"}, "linux") == [Path("/x")]
+
+
+def test_install_twice_is_idempotent_and_uninstall_leaves_nothing(tmp_path):
+    home = tmp_path / "home"
+    (home / ".var" / "app" / "org.gimp.GIMP").mkdir(parents=True)  # a Flatpak GIMP is there too
+    before = snapshot(home)
+
+    assert "would write" in installer(home, "--dry-run")
+    assert snapshot(home) == before, "--dry-run changed something"
+
+    installer(home)
+    native = home / ".config/GIMP/3.0/plug-ins/mattekit_gimp"
+    flatpak = home / ".var/app/org.gimp.GIMP/config/GIMP/3.0/plug-ins/mattekit_gimp"
+    for folder in (native, flatpak):
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "mattekit_client.py", "mattekit_gimp.py", "mattekit_install.json", "mattekit_worker.json"]
+        assert os.access(folder / "mattekit_gimp.py", os.X_OK)
+        assert (folder / "mattekit_client.py").read_bytes() == (ROOT / "core/mattekit/client.py").read_bytes()
+        record = json.loads((folder / "mattekit_worker.json").read_text())
+        assert record["python"] == os.path.abspath(sys.executable)
+        assert "remove" in record["operations"] and "sinet-portrait" in {m["name"] for m in record["models"]["segment"]}
+    first = snapshot(home)
+
+    second = installer(home)
+    assert "already up to date" in second and "write" not in second
+    assert snapshot(home) == first, "a second install changed files"
+
+    installer(home, "--uninstall")
+    assert snapshot(home) == before, "uninstall left something behind"
+    assert "nothing to remove" in installer(home, "--uninstall")
+
+
+def test_uninstall_keeps_what_gimp_made_and_the_installed_plugin_uses_its_client(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    plugins = home / ".config/GIMP/3.0/plug-ins"
+    (plugins / "someone-else").mkdir(parents=True)
+    before = snapshot(home)
+    installer(home)
+    installed = plugins / "mattekit_gimp" / "mattekit_gimp.py"
+    # GIMP's Python loads the installed plug-in, which imports the client copied next to it
+    stubs = str(Path(__file__).resolve().parent / "gimp_stubs")
+    for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m == "mattekit_client"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(stubs)
+    spec = importlib.util.spec_from_file_location("installed_mattekit_gimp", installed)
+    plugin = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(plugin)
+        assert plugin.client.__name__ == "mattekit_client"
+        assert Path(plugin.client.__file__).parent == installed.parent
+        assert "mattekit-remove-background" in plugin.MattekitPlugIn().do_query_procedures()
+    finally:
+        for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m == "mattekit_client"]:
+            sys.modules.pop(name, None)
+        sys.path[:] = [p for p in sys.path if p != str(installed.parent)]
+    (installed.parent / "__pycache__").mkdir(exist_ok=True)  # what compiling the client leaves
+    (installed.parent / "__pycache__" / "mattekit_client.cpython-313.pyc").write_bytes(b"x")
+    installer(home, "--uninstall")
+    assert snapshot(home) == before
+
+
+def test_an_interpreter_without_mattekit_is_refused(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named mattekit' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    out = subprocess.run([sys.executable, str(SCRIPT), "--python", str(fake), "--gimp-dir", str(tmp_path / "h")],
+                         env=dict(os.environ, HOME=str(tmp_path)), capture_output=True, text=True)
+    assert out.returncode != 0 and "cannot import mattekit" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "h").exists()
