@@ -76,6 +76,10 @@ def run(args) -> int:
                                   strength=args.strength, tile=args.tile, weights=args.weights, alpha=args.alpha)
     if not 0.0 <= args.strength <= 1.0:
         raise MattekitError(f"--strength must be between 0 and 1, not {args.strength:g}.")
+    if args.scale is not None and not 0 < args.scale <= task.MAX_SCALE:
+        raise MattekitError(f"--scale must be above 0 and at most {task.MAX_SCALE:g}, not {args.scale:g}.")
+    if args.width is not None and args.width < 1:
+        raise MattekitError(f"--width must be a positive number of pixels, not {args.width}.")
     if args.tile is not None and args.tile < 0:
         raise MattekitError(f"--tile must be 0 (no tiling) or a number of pixels, not {args.tile}.")
     entry = task.model_entry(options)
