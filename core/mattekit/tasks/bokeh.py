@@ -4,9 +4,10 @@ The lens model: a thin lens focused at disparity ``d_f`` spreads a point at disp
 (inverse depth, 1 = nearest) over a disc whose radius is proportional to ``|d - d_f|`` (the
 circle of confusion). The renderer works in linear light and splits the picture into layers
 of equal circle of confusion, one pixel apart up to 6 px and three per doubling beyond. Each
-layer is scattered with an aperture kernel (a disc, or a polygon for bladed apertures) at a
-resolution where that kernel is 3-6 px wide, so a 12 MP photo costs about as much as a few
-full-resolution passes. Layers are gathered front to back: a layer hides what lies two or
+layer is scattered with an aperture kernel (a disc, or a polygon for bladed apertures): the
+sharp layers at full resolution and only in the strips where they occur, the wider ones at
+a resolution where the kernel is 3-12 px in radius, so a 12 MP photo costs about as much as a
+few full-resolution passes. Layers are gathered front to back: a layer hides what lies two or
 more steps behind it (a sharp subject is never overrun by the blurred background behind it),
 neighbouring steps add up (no seams on receding surfaces), and layers in front of the focal
 plane are laid over the background, whose hidden part is filled in, so a blurred foreground
@@ -42,6 +43,8 @@ class BokehOptions:
     blades: aperture blades (0 = round aperture, 3.. = polygon), rotation in degrees.
     mask_only: no depth model; the subject mask alone says what is near (sharp) and far.
     subject: keep the segmented subject as one clean plane (None = only when no focus is given).
+    depth_model / depth_weights / segment_model: catalog names (None = defaults) and a local
+    weights file for the depth model; device: auto/cpu/cuda/mps.
     """
 
     focus: tuple[float, float] | None = None
@@ -54,6 +57,7 @@ class BokehOptions:
     mask_only: bool = False
     subject: bool | None = None
     depth_model: str | None = None
+    depth_weights: str | None = None
     segment_model: str | None = None
     device: str = "auto"
 
@@ -91,12 +95,14 @@ def aperture_kernel(radius: float, blades: int = 0, rotation: float = 0.0) -> np
     area-sampled (8 x 8 per pixel). Returns float32 (2n+1) x (2n+1), summing to 1."""
     if radius < 0.5:
         return np.ones((1, 1), np.float32)
-    n = int(math.ceil(radius * (1.2 if blades >= 3 else 1.0) + 0.5))
+    circum = radius
+    if blades >= 3:
+        circum = radius * math.sqrt(2 * math.pi / (blades * math.sin(2 * math.pi / blades)))
+    n = int(math.ceil(circum + 0.5))
     sub = (np.arange(8) + 0.5) / 8 - 0.5
     axis = (np.arange(-n, n + 1)[:, None] + sub[None, :]).ravel()
     y, x = np.meshgrid(axis, axis, indexing="ij")
     if blades >= 3:
-        circum = radius * math.sqrt(2 * math.pi / (blades * math.sin(2 * math.pi / blades)))
         apothem = circum * math.cos(math.pi / blades)
         normals = math.radians(rotation) + (2 * np.arange(blades) + 1) * math.pi / blades
         proj = x[..., None] * np.cos(normals) + y[..., None] * np.sin(normals)
@@ -134,16 +140,18 @@ def _up(x: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
     """sRGB decoding for values in [0,1] (same curve as ``io.srgb_to_linear``, several times faster)."""
+    shape = np.shape(x)
     x = np.ascontiguousarray(x, dtype=np.float32)
-    curve = cv2.pow(cv2.addWeighted(x, 1 / 1.055, x, 0.0, 0.055 / 1.055), 2.4)
-    return np.where(x <= 0.04045, x * np.float32(1 / 12.92), curve)
+    curve = cv2.pow(cv2.addWeighted(x, 1 / 1.055, x, 0.0, 0.055 / 1.055), 2.4).reshape(x.shape)
+    return np.where(x <= 0.04045, x * np.float32(1 / 12.92), curve).reshape(shape)
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     """sRGB encoding for values in [0,1] (same curve as ``io.linear_to_srgb``, several times faster)."""
+    shape = np.shape(x)
     x = np.ascontiguousarray(x, dtype=np.float32)
-    curve = cv2.addWeighted(cv2.pow(x, 1 / 2.4), 1.055, x, 0.0, -0.055)
-    return np.where(x <= 0.0031308, x * np.float32(12.92), curve)
+    curve = cv2.addWeighted(cv2.pow(x, 1 / 2.4), 1.055, x, 0.0, -0.055).reshape(x.shape)
+    return np.where(x <= 0.0031308, x * np.float32(12.92), curve).reshape(shape)
 
 
 def max_channel(x: np.ndarray) -> np.ndarray:
@@ -164,40 +172,43 @@ class _Gather:
     """
 
     def __init__(self, shape: tuple[int, int]):
-        self.colour = np.zeros(shape + (3,), np.float32)
-        self.alpha = np.zeros(shape, np.float32)
-        self.cover = np.zeros(shape, np.float32)
-        self.last = None  # (slices, alpha) of the previous layer, added to ``cover`` one step late
-        self.covered = False
+        self.shape = shape
+        self.colour = self.alpha = self.cover = None  # allocated on first use
+        self.cover_used = False
+        self.layers = 0
+        self.last = []  # (slices, alpha) pieces of the previous layer, added to ``cover`` one step late
 
-    def add(self, stack: np.ndarray, box=(slice(None), slice(None))) -> None:
-        if self.covered:
-            seen = np.clip(1.0 - self.cover[box], 0.0, 1.0)
-            self.colour[box] += stack[..., :3] * seen[..., None]
-            self.alpha[box] += stack[..., 3] * seen
-        else:
-            self.colour[box] += stack[..., :3]
-            self.alpha[box] += stack[..., 3]
-        if self.last is not None:
-            self.cover[self.last[0]] += self.last[1]
-            self.covered = True
-        self.last = (box, stack[..., 3])
+    def add(self, pieces) -> None:
+        """Add one layer given as [(slices, h x w x 4 premultiplied stack), ...] (disjoint sources,
+        possibly overlapping footprints: their light adds up)."""
+        if self.colour is None:
+            self.colour = np.zeros(self.shape + (3,), np.float32)
+            self.alpha = np.zeros(self.shape, np.float32)
+        covered = self.cover_used
+        for box, stack in pieces:
+            if covered:
+                seen = np.clip(1.0 - self.cover[box], 0.0, 1.0)
+                self.colour[box] += stack[..., :3] * seen[..., None]
+                self.alpha[box] += stack[..., 3] * seen
+            else:
+                self.colour[box] += stack[..., :3]
+                self.alpha[box] += stack[..., 3]
+        if self.last and self.cover is None:
+            self.cover = np.zeros(self.shape, np.float32)
+        for box, alpha in self.last:
+            self.cover[box] += alpha
+        self.cover_used = self.cover_used or bool(self.last)
+        self.last = [(box, stack[..., 3]) for box, stack in pieces]
+        self.layers += 1
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """Premultiplied colour and alpha; where alphas added up past 1 they are scaled back."""
-        if self.alpha.max() > 1.0:
+        """Premultiplied colour and alpha (None, None if no layer came); where alphas added up
+        past 1 they are scaled back."""
+        if self.colour is not None and self.alpha.max() > 1.0:
             over = np.maximum(self.alpha, 1.0)
             self.colour /= over[..., None]
             self.alpha /= over
         return self.colour, self.alpha
-
-
-def _boxes(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
 
 
 class _Scene:
@@ -223,28 +234,41 @@ class _Scene:
     def kernel(self, j: int, octave: int) -> np.ndarray:
         return aperture_kernel(layer_radius(j) / 2**octave, self.blades, self.rotation)
 
-    def full_layer(self, j: int):
-        """Layer ``j`` at full resolution, blurred: (slices, h x w x 4 premultiplied) or None."""
+    def full_layer(self, j: int) -> list:
+        """Layer ``j`` at full resolution, blurred, as pieces [(slices, h x w x 4 premultiplied)]:
+        one per run of 16 x 16 blocks holding the layer within each strip of 128 rows, so a
+        layer that is only a thin outline costs little."""
         near = (self.bits & np.uint16((1 << (j + 8)) | (1 << (j + 7)))) != 0  # floor(t) is j or j - 1
         if self.m is not None and abs(self.ts - j) < 1:
             near |= self.mmax > 0
-        box = _boxes(near)
-        if box is None:
-            return None
-        r = int(math.ceil(layer_radius(j) * (1.2 if self.blades >= 3 else 1.0))) + 1
-        b, (h, w) = self.block, self.shape
-        y0, y1, x0, x1 = max(0, box[0] * b - r), min(h, box[1] * b + r), max(0, box[2] * b - r), min(w, box[3] * b + r)
-        sl = (slice(y0, y1), slice(x0, x1))
-        weight = _tent(self.t[sl], j)
-        if self.m is not None:
-            m = self.m[sl]
-            weight = weight * (1.0 - m) + m * float(_tent(np.float32(self.ts), j))
-        if not weight.any():
-            return None
-        stack = np.empty(weight.shape + (4,), np.float32)
-        np.multiply(self.lin[sl], weight[..., None], out=stack[..., :3])
-        stack[..., 3] = weight
-        return sl, _blur(stack, self.kernel(j, 0))
+        if not near.any():
+            return []
+        kernel = self.kernel(j, 0)
+        r = kernel.shape[0] // 2
+        b, (h, w), rows = self.block, self.shape, 8
+        subject_weight = float(_tent(np.float32(self.ts), j)) if self.m is not None else 0.0
+        pieces = []
+        for top in range(0, near.shape[0], rows):
+            cols = near[top: top + rows].any(axis=0)
+            if not cols.any():
+                continue
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], cols.astype(np.int8), [0]])))
+            for c0, c1 in zip(edges[::2], edges[1::2]):
+                y0, y1, x0, x1 = top * b, min(h, (top + rows) * b), c0 * b, min(w, c1 * b)
+                core = (slice(y0, y1), slice(x0, x1))
+                weight = _tent(self.t[core], j)
+                if self.m is not None:
+                    m = self.m[core]
+                    weight = weight * (1.0 - m) + m * subject_weight
+                if not weight.any():
+                    continue
+                oy0, oy1, ox0, ox1 = max(0, y0 - r), min(h, y1 + r), max(0, x0 - r), min(w, x1 + r)
+                stack = np.zeros((oy1 - oy0, ox1 - ox0, 4), np.float32)
+                inner = stack[y0 - oy0: y1 - oy0, x0 - ox0: x1 - ox0]
+                np.multiply(self.lin[core], weight[..., None], out=inner[..., :3])
+                inner[..., 3] = weight
+                pieces.append(((slice(oy0, oy1), slice(ox0, ox1)), _blur(stack, kernel)))
+        return pieces
 
     def rest(self, side: int):
         """What lies beyond the full-resolution layers on ``side`` (+1 front, -1 back), at half
@@ -257,18 +281,23 @@ class _Scene:
         def beyond(t):
             return np.clip(side * t - limit, 0.0, 1.0)
 
-        w = beyond(self.t)
-        wt = w * self.t
-        if self.m is not None:
-            ws = float(beyond(np.float32(self.ts)))
-            w = w * (1.0 - self.m) + self.m * ws
-            wt = wt * (1.0 - self.m) + self.m * (ws * self.ts)
-        if not w.any():
-            return None
-        rest = np.empty(self.shape + (5,), np.float32)
-        np.multiply(self.lin, w[..., None], out=rest[..., :3])
-        rest[..., 3], rest[..., 4] = w, wt
-        return _down2(rest)
+        ws = float(beyond(np.float32(self.ts))) if self.m is not None else 0.0
+        halves = []
+        for y0 in range(0, self.shape[0], 256):  # in strips, to keep memory low
+            rows = slice(y0, y0 + 256)
+            t = self.t[rows]
+            w = beyond(t)
+            wt = w * t
+            if self.m is not None:
+                m = self.m[rows]
+                w = w * (1.0 - m) + m * ws
+                wt = wt * (1.0 - m) + m * (ws * self.ts)
+            rest = np.empty(t.shape + (5,), np.float32)
+            np.multiply(self.lin[rows], w[..., None], out=rest[..., :3])
+            rest[..., 3], rest[..., 4] = w, wt
+            halves.append(_down2(rest))
+        rest = np.concatenate(halves, axis=0)
+        return rest if rest[..., 3].max() > 0 else None
 
 
 def _render_coarse(rest: np.ndarray, side: int, scene: _Scene):
@@ -282,13 +311,13 @@ def _render_coarse(rest: np.ndarray, side: int, scene: _Scene):
         lo, hi = level_limit(level - 1) + 1, level_limit(level)
         present = t[w > 1e-6]
         js = [side * a for a in range(lo, hi + 1)]
-        js = [j for j in js if present.size and (present > j - 1).any() and (present < j + 1).any()]
+        js = [j for j in js if (np.abs(present - np.float32(j)) < 1).any()]
         if js:
             gather = _Gather(w.shape)
             for j in sorted(js, reverse=True):  # front to back: larger j is nearer on both sides
                 weight = _tent(t, j)
                 stack = np.concatenate([rest[..., :3] * weight[..., None], (w * weight)[..., None]], axis=-1)
-                gather.add(_blur(stack, scene.kernel(j, level_octave(level))))
+                gather.add([((slice(None), slice(None)), _blur(stack, scene.kernel(j, level_octave(level))))])
             out.append((level_octave(level), *gather.result()))
         f = np.clip(side * t - hi, 0.0, 1.0)
         if not (w * f > 1e-6).any():
@@ -300,37 +329,40 @@ def _render_coarse(rest: np.ndarray, side: int, scene: _Scene):
     return out
 
 
-def _compose_back(levels, full_colour, full_alpha, shape):
-    """Background side: finer levels hide coarser ones; the result is renormalised (opaque
-    where anything was seen). Returns colour and a 0/1 'seen' weight at full resolution."""
-    acc_c, acc_a, acc_octave = None, None, None
-    for octave, colour, alpha in list(reversed(levels)) + [(0, full_colour, full_alpha)]:
-        if acc_c is not None:
-            grid = colour.shape[:2]
-            acc_c = _up(acc_c, grid, 2 ** (acc_octave - octave))
-            acc_a = _up(acc_a, grid, 2 ** (acc_octave - octave))
-            keep = 1.0 - alpha
-            colour += acc_c * keep[..., None]
-            alpha += acc_a * keep
-        acc_c = colour / np.maximum(alpha, np.float32(1e-6))[..., None]  # colour is 0 where alpha is
-        acc_a = (alpha > 1e-6).astype(np.float32)
-        acc_octave = octave
-    return acc_c, acc_a
+def _compose(levels, full_colour, full_alpha, shape, back: bool):
+    """Put one side's levels together at full resolution, coarsest first.
 
-
-def _compose_front(levels, full_colour, full_alpha):
-    """Foreground side: coarser levels are nearer and lie over finer ones (premultiplied)."""
-    acc_c, acc_a, acc_octave = None, None, None
+    Back side (``back``): finer levels are nearer and hide coarser ones, and after each step
+    the result is renormalised (colour where anything was seen, and a 0/1 'seen' weight), so a
+    sharp subject edge mixes with the full background colour. Front side: coarser levels are
+    nearer and lie over finer ones; colour stays premultiplied. Returns (colour, alpha).
+    """
+    acc = None
     for octave, colour, alpha in list(reversed(levels)) + [(0, full_colour, full_alpha)]:
-        if acc_c is not None:
-            grid = colour.shape[:2]
-            acc_c = _up(acc_c, grid, 2 ** (acc_octave - octave))
-            acc_a = _up(acc_a, grid, 2 ** (acc_octave - octave))
-            keep = 1.0 - acc_a
-            colour = acc_c + colour * keep[..., None]
-            alpha = acc_a + alpha * keep
-        acc_c, acc_a, acc_octave = colour, alpha, octave
-    return acc_c, acc_a
+        if acc is not None:
+            grid = shape if colour is None else colour.shape[:2]
+            up_c, up_a = (_up(x, grid, 2 ** (acc[2] - octave)) for x in acc[:2])
+            if colour is None:
+                colour, alpha = up_c, up_a
+            elif back:  # in place: the level's arrays are ours
+                keep = 1.0 - alpha
+                up_c *= keep[..., None]
+                colour += up_c
+                alpha += up_a * keep
+                del up_c, keep
+            else:
+                keep = 1.0 - up_a
+                colour = up_c + colour * keep[..., None]
+                alpha = up_a + alpha * keep
+        elif colour is None:
+            continue
+        if back:
+            colour /= np.maximum(alpha, np.float32(1e-6))[..., None]  # colour is 0 where alpha is
+            alpha = (alpha > 1e-6).astype(np.float32)
+        acc = (colour, alpha, octave)
+    if acc is None:
+        return np.zeros(shape + (3,), np.float32), np.zeros(shape, np.float32)
+    return acc[0], acc[1]
 
 
 def fill_holes(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -346,9 +378,10 @@ def fill_holes(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
     mean = c.reshape(-1, 3).sum(0) / max(float(w.sum()), 1e-6)
     filled = np.where(w[..., None] > 0, c / np.maximum(w, 1e-6)[..., None], mean).astype(np.float32)
     for c, w in reversed(stack[:-1]):
-        up = _up(filled, c.shape[:2], 2)
-        filled = c + up * np.clip(1.0 - w, 0.0, 1.0)[..., None]
-    return filled.astype(np.float32)
+        filled = _up(filled, c.shape[:2], 2)
+        filled *= np.clip(1.0 - w, 0.0, 1.0)[..., None]
+        filled += c
+    return filled.astype(np.float32, copy=False)
 
 
 # ------------------------------------------------------------------------------ highlights
@@ -418,32 +451,33 @@ def render(image: np.ndarray, depth: np.ndarray, focus_depth: float, radius: flo
     # Behind the focal plane (and the focal plane itself): layers 0, -1, -2, ... front to back.
     gather = _Gather(shape)
     for j in range(0, -LINEAR_STEPS - 1, -1):
-        layer = scene.full_layer(j)
-        if layer is not None:
-            gather.add(layer[1], layer[0])
+        pieces = scene.full_layer(j)
+        if pieces:
+            gather.add(pieces)
     back_c, back_a = gather.result()
     del gather
     rest = scene.rest(-1)
     coarse = _render_coarse(rest, -1, scene) if rest is not None else []
     del rest
-    back, seen = _compose_back(coarse, back_c, back_a, shape)
+    back, seen = _compose(coarse, back_c, back_a, shape, back=True)
     del back_c, back_a, coarse
 
     # In front of the focal plane: layers ..., 2, 1 over the (hole-filled) background.
     gather = _Gather(shape)
     for j in range(LINEAR_STEPS, 0, -1):
-        layer = scene.full_layer(j)
-        if layer is not None:
-            gather.add(layer[1], layer[0])
+        pieces = scene.full_layer(j)
+        if pieces:
+            gather.add(pieces)
     rest = scene.rest(+1)
     coarse = _render_coarse(rest, +1, scene) if rest is not None else []
     del rest
-    if gather.last is not None or coarse:
-        front_c, front_a = _compose_front(coarse, *gather.result())
+    front_c = front_a = None
+    if gather.layers or coarse:
+        front_c, front_a = _compose(coarse, *gather.result(), shape, back=False)
         out = front_c + fill_holes(back, seen) * (1.0 - np.clip(front_a, 0.0, 1.0))[..., None]
     else:
         out = fill_holes(back, seen) if seen.min() <= 0 else back
-    del gather, scene
+    del gather, scene, lin, t, subject, front_c, front_a
 
     np.maximum(out, 0.0, out=out)
     if highlight_gain > 0:
@@ -514,7 +548,8 @@ def bokeh(image: np.ndarray, options: BokehOptions | None = None, *, depth: np.n
         if depth is None:
             from .depth import DepthOptions, estimate_depth
 
-            depth = estimate_depth(image, DepthOptions(model=options.depth_model, device=options.device))
+            depth = estimate_depth(image, DepthOptions(model=options.depth_model, device=options.device,
+                                                       weights=options.depth_weights))
             depth = refine_depth(image, depth)
         depth_map = depth.astype(np.float32)
         subject_depth = _subject_depth(depth_map, mask) if need_subject else None

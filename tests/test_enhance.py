@@ -1,0 +1,118 @@
+"""Enhance: white balance on real photos with known casts, highlight protection, colour-neutral
+contrast, denoise, and the ``mattekit enhance`` command."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from mattekit import io
+from mattekit.cli import main
+from mattekit.tasks import enhance
+from mattekit.tasks.bokeh import linear_to_srgb, srgb_to_linear
+
+# Per-channel gains of typical casts, in linear sRGB: tungsten, warm white, shade, overcast blue, fluorescent.
+CASTS = {"3200K": (1.0, 0.73, 0.45), "4500K": (1.0, 0.87, 0.72), "7500K": (0.86, 0.93, 1.0),
+         "10000K": (0.75, 0.86, 1.0), "green": (0.88, 1.0, 0.85)}
+PHOTOS = ["person1.jpg", "person3.jpg", "21077.jpg", "65019.jpg", "124080.jpg", "153077.jpg", "189080.jpg",
+          "227092.jpg", "271008.jpg", "bush.jpg", "flower.jpg", "sheep.jpg", "tennis.jpg", "teddy.jpg"]
+
+
+def angular_error(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean angle in degrees between the RGB vectors of two linear images (near-black pixels left out)."""
+    a, b = a.reshape(-1, 3).astype(np.float64), b.reshape(-1, 3).astype(np.float64)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    ok = (na > 1e-3) & (nb > 1e-3)
+    cos = (a[ok] * b[ok]).sum(1) / (na[ok] * nb[ok])
+    return float(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean())
+
+
+def _photo(shared, name: str, side: int = 320) -> np.ndarray:
+    pixels = io.read_image(shared / "data" / "grabcut50" / "im" / name).pixels[..., :3]
+    s = side / max(pixels.shape[:2])
+    return np.clip(cv2.resize(pixels, None, fx=s, fy=s, interpolation=cv2.INTER_AREA), 0, 1)
+
+
+def test_white_balance_reduces_angular_error(shared):
+    before, after = {c: [] for c in CASTS}, {c: [] for c in CASTS}
+    options = enhance.EnhanceOptions(contrast=False, denoise=False)
+    for name in PHOTOS:
+        truth = srgb_to_linear(_photo(shared, name))
+        for cast, gains in CASTS.items():
+            tinted = np.clip(truth * np.array(gains, np.float32), 0, 1)
+            fixed = srgb_to_linear(enhance.enhance(linear_to_srgb(tinted), options))
+            before[cast].append(angular_error(tinted, truth))
+            after[cast].append(angular_error(fixed, truth))
+    rows = {c: (np.mean(before[c]), np.mean(after[c])) for c in CASTS}
+    mean_before = np.mean([b for b, _ in rows.values()])
+    mean_after = np.mean([a for _, a in rows.values()])
+    print("\nmean angular error (deg) before -> after white balance, " + f"{len(PHOTOS)} photos:")
+    for cast, (b, a) in rows.items():
+        print(f"  {cast:>7}: {b:5.2f} -> {a:5.2f}")
+    print(f"  all    : {mean_before:5.2f} -> {mean_after:5.2f}")
+    assert mean_after < 0.9 * mean_before
+    assert rows["3200K"][1] < 0.6 * rows["3200K"][0]  # a strong tungsten cast is mostly removed
+
+
+def test_highlights_never_clip(shared):
+    image = _photo(shared, "person1.jpg")
+    image[:40, :80] = 1.0  # a clipped patch
+    image[40:80, :80] = np.linspace(0.85, 0.995, 80, dtype=np.float32)[None, :, None]  # bright, unclipped
+    clipped = image >= enhance.CLIP_LEVEL
+    for strength in (1.0, 2.0):
+        out = enhance.enhance(image, enhance.EnhanceOptions(strength=strength))
+        assert np.all(out[clipped] == image[clipped])
+        assert np.round(out[~clipped] * 255).max() <= 254  # nothing new reaches 8-bit white
+        assert np.round(out[~clipped] * 65535).max() < 65535
+
+
+def test_contrast_keeps_colours(shared):
+    image = _photo(shared, "65019.jpg")
+    out = enhance.enhance(image, enhance.EnhanceOptions(white_balance=False, denoise=False))
+    assert np.abs(out - image).mean() > 0.01  # it did change the tones
+    lin_in, lin_out = srgb_to_linear(image), srgb_to_linear(out)
+    unclipped = (image.max(-1) < 0.9) & (image.max(-1) > 0.05)
+    error = angular_error(lin_out[unclipped], lin_in[unclipped])
+    print(f"\ncontrast only: mean chromaticity change {error:.3f} deg")
+    assert error < 0.5
+
+
+def test_denoise(shared):
+    clean = _photo(shared, "sheep.jpg")
+    rng = np.random.default_rng(0)
+    noisy = np.clip(clean + rng.normal(0, 0.04, clean.shape).astype(np.float32), 0, 1)
+    out = enhance.denoise(noisy)
+
+    def psnr(a):
+        return 10 * np.log10(1.0 / np.mean((a - clean) ** 2))
+
+    print(f"\ndenoise: PSNR {psnr(noisy):.2f} -> {psnr(out):.2f} dB")
+    assert psnr(out) > psnr(noisy) + 2.0
+    flat = np.full((64, 64, 3), 0.5, np.float32)
+    assert np.array_equal(enhance.denoise(flat), flat)  # nothing to remove: untouched
+
+
+def test_strength_zero_is_identity(shared):
+    image = _photo(shared, "flower.jpg")
+    rgba = np.concatenate([image, np.full(image.shape[:2] + (1,), 0.5, np.float32)], -1)
+    out = enhance.enhance(rgba, enhance.EnhanceOptions(strength=0.0))
+    assert out.shape == rgba.shape and np.array_equal(out[..., 3], rgba[..., 3])
+    assert np.abs(out[..., :3] - image).max() < 1e-3
+    with pytest.raises(ValueError):
+        enhance.enhance(image, enhance.EnhanceOptions(strength=3.0))
+
+
+def test_enhance_command(shared, tmp_path, capsys):
+    src = shared / "data" / "grabcut50" / "im"
+    out = tmp_path / "wb.jpg"
+    assert main(["enhance", str(src / "person3.jpg"), "-o", str(out), "--wb"]) == 0
+    assert io.read_image(out).pixels.shape == io.read_image(src / "person3.jpg").pixels.shape
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("banana1.png", "sheep.jpg"):
+        (folder / name).write_bytes((src / name).read_bytes())
+    assert main(["enhance", str(folder), "-o", str(tmp_path / "out"), "--strength", "0.5"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["banana1.png", "sheep.jpg"]
+    capsys.readouterr()
+    assert main(["enhance", str(folder), "-o", str(tmp_path / "x"), "--strength", "5"]) == 2
+    assert "--strength" in capsys.readouterr().err
