@@ -9,7 +9,7 @@ import pytest
 from mattekit import io
 from mattekit.cli import main
 from mattekit.tasks import enhance
-from mattekit.tasks.bokeh import linear_to_srgb, srgb_to_linear
+from mattekit.ops import linear_to_srgb, srgb_to_linear
 
 # Per-channel gains of typical casts, in linear sRGB: tungsten, warm white, shade, overcast blue, fluorescent.
 CASTS = {"3200K": (1.0, 0.73, 0.45), "4500K": (1.0, 0.87, 0.72), "7500K": (0.86, 0.93, 1.0),

@@ -5,6 +5,24 @@ import cv2
 import numpy as np
 
 
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 sRGB decoding, float32; negatives mirror, values above 1 extend the curve."""
+    shape = np.shape(x)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    a = np.abs(x)
+    curve = cv2.pow(cv2.addWeighted(a, 1 / 1.055, a, 0.0, 0.055 / 1.055), 2.4).reshape(a.shape)
+    return np.copysign(np.where(a <= 0.04045, a * np.float32(1 / 12.92), curve), x).reshape(shape)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 sRGB encoding, the inverse of :func:`srgb_to_linear`."""
+    shape = np.shape(x)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    a = np.abs(x)
+    curve = cv2.addWeighted(cv2.pow(a, 1 / 2.4), 1.055, a, 0.0, -0.055).reshape(a.shape)
+    return np.copysign(np.where(a <= 0.0031308, a * np.float32(12.92), curve), x).reshape(shape)
+
+
 def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2r+1)^2 window, edges handled by reflection. Works on H x W or H x W x C."""
     k = 2 * int(radius) + 1

@@ -39,6 +39,7 @@ import OpenEXR
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from mattekit.errors import InputError, OutputError
+from mattekit.ops import linear_to_srgb, srgb_to_linear
 
 READABLE = "PNG, JPEG, TIFF, WebP, EXR"
 _WRITERS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
@@ -59,20 +60,6 @@ class Picture:
     has_alpha: bool
     format: str = ""  # "PNG", "JPEG", "EXR", ...
     mode: str = ""  # the source's pixel layout: Pillow's mode ("P", "CMYK", "I;16"), "RGB;16", "EXR RGBA half"
-
-
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 sRGB decoding; negative values are mirrored, values above 1 extend the curve."""
-    x = np.asarray(x, np.float32)
-    a = np.abs(x)
-    return np.copysign(np.where(a <= 0.04045, a / 12.92, ((a + 0.055) / 1.055) ** 2.4), x).astype(np.float32)
-
-
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 sRGB encoding, the inverse of ``srgb_to_linear``."""
-    x = np.asarray(x, np.float32)
-    a = np.abs(x)
-    return np.copysign(np.where(a <= 0.0031308, a * 12.92, 1.055 * a ** (1 / 2.4) - 0.055), x).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------- reading

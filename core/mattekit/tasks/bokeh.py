@@ -138,22 +138,6 @@ def _up(x: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
     return out.reshape(out.shape[:2] + x.shape[2:])[: shape[0], : shape[1]]
 
 
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """sRGB decoding for values in [0,1] (same curve as ``io.srgb_to_linear``, several times faster)."""
-    shape = np.shape(x)
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    curve = cv2.pow(cv2.addWeighted(x, 1 / 1.055, x, 0.0, 0.055 / 1.055), 2.4).reshape(x.shape)
-    return np.where(x <= 0.04045, x * np.float32(1 / 12.92), curve).reshape(shape)
-
-
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """sRGB encoding for values in [0,1] (same curve as ``io.linear_to_srgb``, several times faster)."""
-    shape = np.shape(x)
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    curve = cv2.addWeighted(cv2.pow(x, 1 / 2.4), 1.055, x, 0.0, -0.055).reshape(x.shape)
-    return np.where(x <= 0.0031308, x * np.float32(12.92), curve).reshape(shape)
-
-
 def max_channel(x: np.ndarray) -> np.ndarray:
     """The brightest of the three colour channels, H x W."""
     return np.maximum(np.maximum(x[..., 0], x[..., 1]), x[..., 2])
@@ -436,7 +420,7 @@ def render(image: np.ndarray, depth: np.ndarray, focus_depth: float, radius: flo
     Returns float32 H x W x C in [0,1].
     """
     rgb = image[..., :3]
-    lin = srgb_to_linear(rgb)
+    lin = ops.srgb_to_linear(rgb)
     if highlight_gain > 0:
         lin = _boost(lin, highlight_gain, highlight_threshold)
     t = layer_position(circle_of_confusion(depth, focus_depth, radius))
@@ -482,7 +466,7 @@ def render(image: np.ndarray, depth: np.ndarray, focus_depth: float, radius: flo
     np.maximum(out, 0.0, out=out)
     if highlight_gain > 0:
         out = _unboost(out, highlight_gain, highlight_threshold)
-    result = linear_to_srgb(np.minimum(out, 1.0))
+    result = ops.linear_to_srgb(np.minimum(out, 1.0))
     if image.shape[-1] == 4:
         result = np.concatenate([result, image[..., 3:4]], axis=-1)
     return np.clip(result, 0.0, 1.0).astype(np.float32)

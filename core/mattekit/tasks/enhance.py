@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from .. import ops
-from .bokeh import linear_to_srgb, srgb_to_linear
+from ..ops import linear_to_srgb, srgb_to_linear
 
 CLIP_LEVEL = 1.0 - 0.6 / 255.0  # at or above: clipped (8-bit 255); results stay below it
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 luminance of linear sRGB
