@@ -1,19 +1,10 @@
 """``mattekit bokeh``: DSLR-like depth of field for photos (files, folders, globs)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-from tqdm import tqdm
-
-from .. import catalog, io, runtime
+from .. import catalog, runtime
 from ..errors import MattekitError, WeightsError
 from ..tasks import bokeh as task
-from .files import ensure_parent, expand_inputs, output_path
-
-_WRITABLE = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".exr"}
-_DEEP = {".png", ".tif", ".tiff"}
-
+from .files import each_image
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bokeh", help="shallow depth of field (lens blur) from one photo",
@@ -61,46 +52,6 @@ def parse_point(text: str, width: int, height: int) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def bit_depth(picture: io.Picture, target: Path) -> int:
-    """The bit depth to write ``picture`` at in ``target``'s format (16-bit stays 16-bit)."""
-    ext = target.suffix.lower()
-    if ext == ".exr":
-        return 32 if picture.bit_depth >= 32 else 16
-    return 16 if picture.bit_depth >= 16 and ext in _DEEP else 8
-
-
-def each_image(args, suffix: str, process) -> int:
-    """Run ``process(picture) -> pixels`` over every input, writing one output per input
-    (same format as the input where mattekit can write it), with a progress bar for several."""
-    jobs = expand_inputs(args.inputs)
-    single = len(jobs) == 1
-    failures: list[tuple[Path, str]] = []
-    bar = tqdm(total=len(jobs), unit="img", disable=single, file=sys.stderr)
-    for source, root in jobs:
-        ext = source.suffix.lower() if source.suffix.lower() in _WRITABLE else ".png"
-        target = output_path(source, root, args.output, single, suffix, ext)
-        if args.skip_existing and target.exists():
-            bar.update()
-            continue
-        try:
-            picture = io.read_image(source)
-            result = process(picture)
-            ensure_parent(target)
-            io.write_image(target, result, bit_depth=bit_depth(picture, target))
-        except MattekitError as exc:
-            if single:
-                raise
-            failures.append((source, str(exc)))
-            tqdm.write(f"mattekit: error: {exc}", file=sys.stderr)
-        bar.update()
-    bar.close()
-    if failures:
-        names = ", ".join(str(p) for p, _ in failures)
-        print(f"mattekit: {len(failures)} of {len(jobs)} images failed: {names}", file=sys.stderr)
-        return 1
-    return 0
-
-
 def run(args) -> int:
     strength = 2.8 / args.f_number if args.f_number else args.strength
     if args.f_number is not None and args.f_number <= 0:
@@ -126,7 +77,7 @@ def run(args) -> int:
         seg = cat.get(args.model, "segment") if args.model else cat.default("segment")
         runtime.get_predictor(seg, device=args.device)
 
-    def process(picture):
+    def process(picture, target):
         h, w = picture.pixels.shape[:2]
         options = task.BokehOptions(
             focus=parse_point(args.focus, w, h) if args.focus else None, focus_depth=args.focus_depth,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import MattekitError
 from ..tasks import enhance as task
-from .bokeh import each_image
+from .files import each_image
 
 
 def add_parser(sub) -> None:
@@ -28,4 +28,4 @@ def run(args) -> int:
     every = not (args.wb or args.contrast or args.denoise)
     options = task.EnhanceOptions(white_balance=every or args.wb, contrast=every or args.contrast,
                                   denoise=every or args.denoise, strength=args.strength)
-    return each_image(args, "_enhanced", lambda picture: task.enhance(picture.pixels, options))
+    return each_image(args, "_enhanced", lambda picture, target: task.enhance(picture.pixels, options))

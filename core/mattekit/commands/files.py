@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from pathlib import Path
 
-from ..errors import InputError, OutputError
+from tqdm import tqdm
+
+from .. import io
+from ..errors import InputError, MattekitError, OutputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".exr"}
+WRITABLE = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".exr"}
+DEEP = {".png", ".tif", ".tiff"}  # formats that hold 16 bits per channel
 
 
 def expand_inputs(items: list[str]) -> list[tuple[Path, Path]]:
@@ -56,3 +62,48 @@ def ensure_parent(path: Path) -> None:
         raise OutputError(f"Cannot create the output folder {path.parent}: {exc.strerror or exc}.") from None
     if not os.access(path.parent, os.W_OK):
         raise OutputError(f"The output folder {path.parent} is not writable.")
+
+
+def same_format(source: Path) -> str:
+    """The input's own extension where mattekit can write it, else .png."""
+    return source.suffix.lower() if source.suffix.lower() in WRITABLE else ".png"
+
+
+def bit_depth_for(picture: io.Picture, target: Path) -> int:
+    """The bit depth to write ``picture`` at in ``target``'s format: 16-bit stays 16-bit, EXR stays float."""
+    ext = target.suffix.lower()
+    if ext == ".exr":
+        return 32 if picture.bit_depth >= 32 else 16
+    return 16 if picture.bit_depth >= 16 and ext in DEEP else 8
+
+
+def each_image(args, suffix: str, process, extension=same_format) -> int:
+    """Run ``process(picture, target) -> pixels`` over every input of ``args.inputs``.
+
+    One output per input (see :func:`output_path`; ``extension(source)`` picks its format),
+    ``args.skip_existing`` honoured, a progress bar for several inputs. A failing input is
+    reported and the others go on; returns 1 when any failed (a single input re-raises).
+    """
+    jobs = expand_inputs(args.inputs)
+    single = len(jobs) == 1
+    failures: list[Path] = []
+    with tqdm(total=len(jobs), unit="img", disable=single, file=sys.stderr) as bar:
+        for source, root in jobs:
+            target = output_path(source, root, args.output, single, suffix, extension(source))
+            if not (args.skip_existing and target.exists()):
+                try:
+                    picture = io.read_image(source)
+                    result = process(picture, target)
+                    ensure_parent(target)
+                    io.write_image(target, result, bit_depth=bit_depth_for(picture, target))
+                except MattekitError as exc:
+                    if single:
+                        raise
+                    failures.append(source)
+                    tqdm.write(f"mattekit: error: {exc}", file=sys.stderr)
+            bar.update()
+    if failures:
+        names = ", ".join(str(p) for p in failures)
+        print(f"mattekit: {len(failures)} of {len(jobs)} images failed: {names}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,15 +1,12 @@
 """``mattekit remove``: cut subjects out of photos (files, folders, globs)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-
-from tqdm import tqdm
 
 from .. import catalog, io, ops, runtime
 from ..errors import MattekitError
 from ..tasks import segment
-from .files import ensure_parent, expand_inputs, output_path
+from .files import each_image
 
 
 def add_parser(sub) -> None:
@@ -49,40 +46,23 @@ def _fit(background, shape):
 
 
 def run(args) -> int:
-    jobs = expand_inputs(args.inputs)
-    single = len(jobs) == 1
     entry = catalog.load().get(args.model, "segment") if args.model else catalog.load().default("segment")
     runtime.set_threads(args.threads)
     runtime.get_predictor(entry, device=args.device, weights_path=args.weights)  # load once, fail early
     options = segment.SegmentOptions(model=entry.name, device=args.device, weights=args.weights, refine=not args.no_refine)
     background = _load_background(args.bg) if args.bg else None
-    suffix = "_mask" if args.mask else "_cutout"
-    failures: list[tuple[Path, str]] = []
-    bar = tqdm(jobs, unit="img", disable=single, file=sys.stderr)
-    for source, root in bar:
-        ext = ".jpg" if args.bg and args.output and Path(args.output).suffix.lower() in (".jpg", ".jpeg") and single else ".png"
-        target = output_path(source, root, args.output, single, suffix, ext)
-        if args.skip_existing and target.exists():
-            continue
-        try:
-            picture = io.read_image(source)
-            alpha = segment.predict_mask(picture.pixels, options)
-            if args.mask:
-                result = segment.cutout(picture.pixels, alpha, output="mask", crop_margin=args.crop)
-            elif background is not None:
-                bg = _fit(background, picture.pixels.shape[:2])
-                result = segment.cutout(picture.pixels, alpha, output="composite", background=bg, crop_margin=args.crop)
-            else:
-                result = segment.cutout(picture.pixels, alpha, crop_margin=args.crop)
-            ensure_parent(target)
-            io.write_image(target, result, bit_depth=16 if picture.bit_depth >= 16 and target.suffix == ".png" else 8)
-        except MattekitError as exc:
-            if single:
-                raise
-            failures.append((source, str(exc)))
-            tqdm.write(f"mattekit: error: {exc}", file=sys.stderr)
-    if failures:
-        names = ", ".join(str(p) for p, _ in failures)
-        print(f"mattekit: {len(failures)} of {len(jobs)} images failed: {names}", file=sys.stderr)
-        return 1
-    return 0
+
+    def process(picture, target):
+        alpha = segment.predict_mask(picture.pixels, options)
+        if args.mask:
+            return segment.cutout(picture.pixels, alpha, output="mask", crop_margin=args.crop)
+        if background is not None:
+            bg = _fit(background, picture.pixels.shape[:2])
+            return segment.cutout(picture.pixels, alpha, output="composite", background=bg, crop_margin=args.crop)
+        return segment.cutout(picture.pixels, alpha, crop_margin=args.crop)
+
+    def extension(source):  # cut-outs and masks are PNG; a composite may go to the JPEG the user named
+        named = Path(args.output).suffix.lower() if args.output else ""
+        return ".jpg" if background is not None and named in (".jpg", ".jpeg") else ".png"
+
+    return each_image(args, "_mask" if args.mask else "_cutout", process, extension)

@@ -10,11 +10,7 @@ from tqdm import tqdm
 from .. import io, runtime
 from ..errors import MattekitError
 from ..tasks import upscale as task
-from .files import ensure_parent, expand_inputs, output_path
-
-_WRITABLE = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".exr"}
-_DEEP = {".png", ".tif", ".tiff"}
-
+from .files import each_image, expand_inputs
 
 def add_parser(sub) -> None:
     p = sub.add_parser("upscale", help="upscale images with a super-resolution network",
@@ -44,13 +40,6 @@ def _suffix(args, scale: int) -> str:
     return f"_x{args.scale if args.scale is not None else scale:g}"
 
 
-def _bit_depth(picture: io.Picture, target: Path) -> int:
-    ext = target.suffix.lower()
-    if ext == ".exr":
-        return 32 if picture.bit_depth >= 32 else 16
-    return 16 if picture.bit_depth >= 16 and ext in _DEEP else 8
-
-
 def _is_grey(pixels: np.ndarray) -> bool:
     return bool(np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2]))
 
@@ -69,8 +58,7 @@ def upscale_picture(picture: io.Picture, options: task.UpscaleOptions, target: P
 
 
 def run(args) -> int:
-    jobs = expand_inputs(args.inputs)
-    single = len(jobs) == 1
+    single = len(expand_inputs(args.inputs)) == 1  # per-tile progress only for a single image
     runtime.set_threads(args.threads)
     options = task.UpscaleOptions(model=args.model, device=args.device, scale=args.scale, width=args.width,
                                   strength=args.strength, tile=args.tile, weights=args.weights, alpha=args.alpha)
@@ -84,36 +72,15 @@ def run(args) -> int:
         raise MattekitError(f"--tile must be 0 (no tiling) or a number of pixels, not {args.tile}.")
     entry = task.model_entry(options)
     runtime.get_predictor(entry, device=args.device, weights_path=args.weights)  # load once, fail early
-    suffix = _suffix(args, entry.scale)
-    failures: list[tuple[Path, str]] = []
-    bar = tqdm(total=len(jobs), unit="img", disable=single, file=sys.stderr)
-    for source, root in jobs:
-        ext = source.suffix.lower() if source.suffix.lower() in _WRITABLE else ".png"
-        target = output_path(source, root, args.output, single, suffix, ext)
-        if args.skip_existing and target.exists():
-            bar.update()
-            continue
-        try:
-            picture = io.read_image(source)
-            tiles = tqdm(unit="tile", desc=source.name, disable=not single or None, leave=False, file=sys.stderr)
 
-            def progress(done, total, tiles=tiles):
-                tiles.total = total
-                tiles.update(done - tiles.n)
+    def process(picture, target):
+        tiles = tqdm(unit="tile", desc=target.name, disable=None if single else True, leave=False, file=sys.stderr)
 
-            with tiles:
-                result = upscale_picture(picture, options, target, progress)
-            ensure_parent(target)
-            io.write_image(target, result, bit_depth=_bit_depth(picture, target))
-        except MattekitError as exc:
-            if single:
-                raise
-            failures.append((source, str(exc)))
-            tqdm.write(f"mattekit: error: {exc}", file=sys.stderr)
-        bar.update()
-    bar.close()
-    if failures:
-        names = ", ".join(str(p) for p, _ in failures)
-        print(f"mattekit: {len(failures)} of {len(jobs)} images failed: {names}", file=sys.stderr)
-        return 1
-    return 0
+        def progress(done, total):
+            tiles.total = total
+            tiles.update(done - tiles.n)
+
+        with tiles:
+            return upscale_picture(picture, options, target, progress)
+
+    return each_image(args, _suffix(args, entry.scale), process)
