@@ -25,9 +25,7 @@ import json
 import os
 import platform
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -71,7 +69,7 @@ class RotoSpec:
     threads: int | None = None
     refine: bool = True
     temporal: bool = True
-    radius: int = 3
+    radius: int | None = None  # None: temporal.TemporalOptions' default
     bit_depth: int = 16
     skip_missing: bool = False
     overwrite: bool = False
@@ -159,33 +157,25 @@ class MatteSource:
         """The per-frame alpha (H x W float32) of one plate frame."""
         return self._segment.predict_mask(picture.pixels[..., :3], self.options)
 
-    def mattes(self, frames: list[int], cancel: Callable[[], bool] | None = None) -> Iterator[tuple[int, Picture, np.ndarray]]:
-        radius = self.temporal.radius if self.temporal else 0
-        available = self.plate.frames
-        have = set(available)
-        cache: OrderedDict[int, tuple[Picture, np.ndarray, temporal.FrameState | None]] = OrderedDict()
+    def mattes(self, frames: list[int], cancel: Callable[[], bool] | None = None,
+               pictures: bool = False) -> Iterator[tuple[int, Picture | None, np.ndarray]]:
+        """(frame, its plate picture if ``pictures`` else None, its matte) for ``frames`` in increasing order."""
+        wanted = set(frames)
+        kept: dict[int, Picture] = {}
 
-        def state(frame: int):
-            if frame not in cache:
-                picture = self.plate.read(frame)
-                alpha = self.predict(frame, picture)
-                keep = temporal.prepare(picture.pixels, alpha, self.temporal) if self.temporal else None
-                cache[frame] = (picture, alpha, keep)
-            return cache[frame]
+        def load(frame: int):
+            picture = self.plate.read(frame)
+            alpha = self.predict(frame, picture)
+            if pictures and frame in wanted:
+                kept[frame] = picture
+            return temporal.prepare(picture.pixels, alpha, self.temporal) if self.temporal else alpha
 
-        for frame in sorted(frames):
+        smoother = temporal.Smoother(self.temporal, load, self.plate.frames) if self.temporal else None
+        for frame in sorted(wanted):
             if cancel is not None and cancel():
                 raise Cancelled("The roto job was cancelled; run it again to resume.")
-            for old in [f for f in cache if f < frame - radius]:
-                del cache[old]
-            window = [f for f in range(frame - radius, frame + radius + 1) if f in have]
-            for f in window:
-                state(f)
-            picture, alpha, centre = cache[frame]
-            if self.temporal:
-                neighbours = [(f - frame, cache[f][2]) for f in window if f != frame]
-                alpha = temporal.smooth(centre, neighbours, self.temporal)
-            yield frame, picture, alpha
+            alpha = smoother.smooth(frame) if smoother else load(frame)
+            yield frame, kept.pop(frame, None), alpha
 
 
 # ----------------------------------------------------------------------------------- foreground colour
@@ -227,7 +217,9 @@ class RotoJob:
             raise OutputError(f"A {spec.bit_depth}-bit matte cannot be written as {self.alpha_out.suffix}: use 8 or 16 (PNG, TIFF) or 16 or 32 (EXR).")
         cat = catalog.load()
         self.entry = cat.get(spec.model, "segment") if spec.model else cat.default("segment")
-        self.temporal = temporal.TemporalOptions(radius=spec.radius) if spec.temporal and spec.radius > 0 else None
+        default = temporal.TemporalOptions()
+        radius = default.radius if spec.radius is None else spec.radius
+        self.temporal = temporal.TemporalOptions(radius=radius) if spec.temporal and radius > 0 else None
         stem = self.alpha_out.prefix.rstrip("._-") or "matte"
         self.manifest_path = self.alpha_out.folder / (stem + MANIFEST_SUFFIX)
         self.journal_dir = self.alpha_out.folder / ("." + stem + JOURNAL_SUFFIX)
@@ -245,13 +237,16 @@ class RotoJob:
         return self._weights
 
     def settings(self) -> dict:
-        """What decides the bytes of every output file (the fingerprint is its hash)."""
-        outputs = {"alpha": str(self.alpha_out)} | {k: str(v) for k, v in self.extra_out.items()}
-        return {"kind": "roto", "plate": self.plate.describe(), "outputs": outputs,
+        """What decides the bytes of the output files (the fingerprint is its hash); outputs aside,
+        since each frame's record names its files (adding --rgba later recomputes only to add them)."""
+        return {"kind": "roto", "plate": self.plate.describe(),
                 "model": {"name": self.entry.name, "net": self.entry.net, "kwargs": self.entry.kwargs,
                           "weights": self.weights_path().name, "sha256": sha256_of(self.weights_path())},
                 "refine": self.spec.refine, "bit_depth": self.spec.bit_depth,
                 "temporal": self.temporal.describe() if self.temporal else None}
+
+    def outputs(self) -> dict[str, str]:
+        return {"alpha": str(self.alpha_out)} | {k: str(v) for k, v in self.extra_out.items()}
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
@@ -272,21 +267,29 @@ class RotoJob:
                 old = json.loads(self.manifest_path.read_text())
             except (OSError, ValueError):
                 old = {}
+            if old.get("fingerprint") == self.fingerprint() and all(old.get("outputs", {}).get(k) == v for k, v in self.outputs().items()):
+                return
             if old.get("fingerprint") == self.fingerprint():
+                settings_outputs = old.get("outputs", {}) | self.outputs()
+                self._write_manifest(settings, settings_outputs)
                 return
             if old:
                 what = _difference(old.get("settings", {}), settings)
                 raise OutputError(f"{self.alpha_out} already holds mattes made with other settings ({what}); "
                                   f"use --overwrite to redo them, or choose another output.")
+        self._write_manifest(settings, self.outputs())
+
+    def _write_manifest(self, settings: dict, outputs: dict) -> None:
         record = {"mattekit": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  "fingerprint": self.fingerprint(), "settings": settings,
+                  "fingerprint": self.fingerprint(), "settings": settings, "outputs": outputs,
                   "journal": self.journal_dir.name}
         _write_text_atomic(self.manifest_path, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
     # -- which frames are finished
-    def _records(self) -> dict[int, dict]:
-        """Journal records with this job's fingerprint, by frame (the latest wins)."""
-        found: dict[int, dict] = {}
+    def _records(self) -> dict[int, dict[str, list]]:
+        """{frame: {output name: [file path, sha256, plate stamp]}} from journal records with this
+        job's fingerprint, the latest record of each file winning."""
+        found: dict[int, dict[str, list]] = {}
         if not self.journal_dir.is_dir():
             return found
         for journal in sorted(self.journal_dir.glob("*.jsonl"), key=lambda p: p.stat().st_mtime):
@@ -297,34 +300,41 @@ class RotoJob:
             for line in lines:
                 try:
                     record = json.loads(line)
-                except ValueError:  # a line cut short by a kill
+                    if record.get("fingerprint") == self.fingerprint():
+                        found.setdefault(int(record["frame"]), {}).update(record["files"])
+                except (ValueError, TypeError, KeyError, AttributeError):  # a line cut short by a kill
                     continue
-                if isinstance(record, dict) and record.get("fingerprint") == self.fingerprint():
-                    found[int(record["frame"])] = record
         return found
 
     def finished(self, frames: list[int] | None = None) -> set[int]:
-        """Frames whose files are on disk with exactly the bytes a journal recorded."""
+        """Frames whose every requested output is on disk with exactly the bytes a journal recorded
+        (for the same plate file as now)."""
         frames = self.frames if frames is None else frames
         if self.spec.overwrite:
             return set()
         records = self._records()
+        wanted = self.outputs()
         done = set()
         for frame in frames:
-            record = records.get(frame)
-            if record and all(self._verify(name, frame, digest) for name, digest in record["files"].items()):
+            files = records.get(frame, {})
+            if all(self._verify(files.get(name), self._pattern(name).path(frame), frame) for name in wanted):
                 done.add(frame)
         return done
 
     def _pattern(self, name: str) -> FramePattern:
         return self.alpha_out if name == "alpha" else self.extra_out[name]
 
-    def _verify(self, name: str, frame: int, digest: str) -> bool:
-        if name != "alpha" and name not in self.extra_out:
+    def _plate_stamp(self, frame: int) -> list[int]:
+        """Size and modification time of the plate file holding ``frame`` (a re-delivered plate is redone)."""
+        path = self.plate.files[frame] if hasattr(self.plate, "files") else self.plate.path
+        stat = path.stat()
+        return [stat.st_size, stat.st_mtime_ns]
+
+    def _verify(self, entry, path: Path, frame: int) -> bool:
+        if not entry or len(entry) != 3 or entry[0] != str(path):
             return False
-        path = self._pattern(name).path(frame)
         try:
-            return path.is_file() and sha256_of(path) == digest
+            return entry[2] == self._plate_stamp(frame) and path.is_file() and sha256_of(path) == entry[1]
         except OSError:
             return False
 
@@ -362,7 +372,7 @@ class RotoJob:
         source = MatteSource(self.plate, self.entry, weights=str(self.weights_path()), device=self.spec.device,
                              refine=self.spec.refine, temporal_options=self.temporal)
         with _Journal(self.journal_dir) as journal:
-            for frame, picture, alpha in source.mattes(todo, cancel):
+            for frame, picture, alpha in source.mattes(todo, cancel, pictures=bool(self.extra_out)):
                 files = self._write(frame, picture, alpha)
                 journal.append({"frame": frame, "fingerprint": self.fingerprint(), "files": files})
                 summary.computed.append(frame)
@@ -370,20 +380,19 @@ class RotoJob:
         summary.seconds = time.monotonic() - started
         return summary
 
-    def _write(self, frame: int, picture: Picture, alpha: np.ndarray) -> dict[str, str]:
-        """Write a frame's outputs atomically; returns {output name: sha256 of the file}."""
-        files = {}
+    def _write(self, frame: int, picture: Picture | None, alpha: np.ndarray) -> dict[str, list]:
+        """Write a frame's outputs atomically; returns {output name: [path, sha256, plate stamp]}."""
+        stamp = self._plate_stamp(frame)
         path = self.alpha_out.path(frame)
         write_image(path, alpha, bit_depth=self.spec.bit_depth)
-        files["alpha"] = sha256_of(path)
-        colour_bits = 16 if picture.bit_depth >= 16 else 8
+        files = {"alpha": [str(path), sha256_of(path), stamp]}
         for name, pattern in self.extra_out.items():
-            rgb = picture.pixels[..., :3] if name == "rgba" else decontaminate(picture.pixels, alpha)
-            coverage = alpha * picture.pixels[..., 3] if picture.has_alpha else alpha
-            rgba = np.concatenate([rgb, coverage[..., None]], axis=2)
+            coverage = alpha * picture.pixels[..., 3] if picture.has_alpha else alpha  # transparent stays so
+            rgb = picture.pixels[..., :3] if name == "rgba" else decontaminate(picture.pixels, coverage)
             path = pattern.path(frame)
-            write_image(path, rgba, bit_depth=colour_bits)
-            files[name] = sha256_of(path)
+            write_image(path, np.concatenate([rgb, coverage[..., None]], axis=2),
+                        bit_depth=16 if picture.bit_depth >= 16 else 8)
+            files[name] = [str(path), sha256_of(path), stamp]
         return files
 
 
@@ -441,9 +450,13 @@ class _Reporter:
         self.first: float | None = None
 
     def __call__(self, frame: int | None) -> None:
-        now = time.monotonic()
+        """One more frame computed (None: just report)."""
         if frame is not None:
             self.computed += 1
+        self.emit(frame)
+
+    def emit(self, frame: int | None) -> None:
+        now = time.monotonic()
         if self.first is None:
             self.first = now  # frames/s from the first report on: model loading is not a frame's cost
         if self.callback is None:
@@ -491,9 +504,8 @@ def run_on_ray(spec: RotoSpec, chunk: int, address: str | None = None, workers: 
         for result in pool.map_unordered(lambda actor, frames: actor.run.remote(frames), chunks):
             part = Summary(result["frames"], result["computed"], result["skipped"], result["seconds"])
             summary.merge(part)
-            report.skipped = len(summary.skipped)
-            report.computed = len(summary.computed)
-            report(part.frames[-1])
+            report.skipped, report.computed = len(summary.skipped), len(summary.computed)
+            report.emit(part.frames[-1])
     except ray.exceptions.RayTaskError as exc:
         cause = exc.cause if isinstance(getattr(exc, "cause", None), Exception) else exc
         if isinstance(cause, MattekitError):

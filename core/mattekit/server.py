@@ -252,6 +252,27 @@ if task_available("bokeh"):
         _bokeh, task="depth", module="bokeh"))
 
 
+def _roto(inputs, options, progress):  # frame sequences travel as paths: the worker reads and writes the files
+    from . import jobs
+
+    return jobs.run_operation(options, progress)
+
+
+register(Operation(
+    "roto", "Matte every frame of a plate (pattern, folder or movie) into a matte sequence; resumable. No pixel inputs.",
+    (),
+    {"plate": Option(str, "", help="frame pattern (name.####.exr), numbered frame, folder or movie"),
+     "output": Option(str, "", help="matte pattern (out/matte.####.png) or folder"),
+     "frames": Option(str, None, help="frame range, e.g. 1001-1100; default: all"),
+     "model": Option(str, None, help="segment model from the catalog (default: the catalog's)"),
+     "temporal": Option(bool, True, help="temporal consistency"), "radius": Option(int, None),
+     "refine": Option(bool, True), "bit_depth": Option(int, 16, (8, 16, 32)),
+     "rgba": Option(str, None, help="also write the cut-out to this pattern"),
+     "fg": Option(str, None, help="also write the decontaminated foreground to this pattern"),
+     "skip_missing": Option(bool, False), "overwrite": Option(bool, False), "device": _DEVICE},
+    _roto, task="segment"))
+
+
 def task_available(module: str) -> bool:
     """Whether ``mattekit.tasks.<module>`` exists in this build (found without importing torch)."""
     return importlib.util.find_spec(f"{__package__}.tasks.{module}") is not None
@@ -715,7 +736,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                                f"it knows {', '.join(op.options) or 'none'}.")
         checked = {name: spec.check(name, options.get(name, spec.default)) for name, spec in op.options.items()}
         inputs = decode_inputs(op, meta.get("inputs"), body)
-        first = meta["inputs"][0]["dtype"]
+        first = meta["inputs"][0]["dtype"] if meta["inputs"] else "f32"  # "roto" takes no pixels
         output_dtype = meta.get("output_dtype") or first
         if output_dtype not in DTYPES:
             raise RequestError(400, "bad_meta", f"output_dtype {output_dtype!r} is not one of u8, u16, f32.")

@@ -1,19 +1,23 @@
-"""Temporal consistency for matte sequences: motion-compensated averaging over a window of frames.
+"""Temporal consistency for matte sequences: motion-compensated filtering over a window of frames.
 
 A per-frame network sees every frame afresh, so its matte trembles from frame to frame even
-where nothing moves. Here each frame's matte is averaged with the mattes of its ``radius``
-neighbours on both sides after warping them onto it along dense optical flow (OpenCV's DIS),
-each warped neighbour weighted, pixel by pixel, by how well its warped *plate* matches this
-frame's plate: where the flow is right (static or tracked parts) neighbours count fully, where
-it fails (occlusions, fast motion) they fade out and the frame's own matte stays.
+where nothing moves. Here the mattes of up to ``radius`` neighbours on each side are warped
+onto each frame along dense optical flow (OpenCV's DIS between adjacent frames, chained for
+farther ones), and combined in two passes: a per-pixel median (a blob the network sees in only
+a few frames is dropped) and then a weighted mean. Each warped neighbour counts, pixel by pixel,
+by how well its warped *plate* matches this frame's plate: where the flow is right (static or
+tracked parts) neighbours count fully; where it fails (occlusions, fast motion) they fade out
+and the frame's own matte stays. Nothing is averaged across motion, so mattes do not lag.
 
-The window is centred and bounded, so a frame's result depends only on plate frames
-``t - radius .. t + radius``: any split of a shot into chunks, resumed or run on many machines,
+The window is centred and bounded: a frame's result depends only on plate frames within
+``radius * passes`` of it. So any split of a shot into chunks, resumed or spread over machines,
 gives the same bytes as one uninterrupted run.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -21,18 +25,26 @@ import numpy as np
 
 @dataclass(frozen=True)
 class TemporalOptions:
-    """radius: neighbours on each side (0 turns smoothing off); flow_side: the long side, in
-    pixels, at which flow and plate agreement are computed; sigma: plate difference (sRGB, 0..1)
-    at which a warped neighbour's weight falls to 1/e; decay: weight factor per frame of distance."""
+    """radius: neighbours on each side (0 = off); passes: window passes, the first a robust
+    median (drops a blob that shows in a few frames only), the others weighted means;
+    flow_side: long side, in pixels, at which flow and plate agreement are computed; sigma:
+    plate difference (sRGB 0..1) at which a warped neighbour's weight falls to 1/e; decay:
+    weight factor per frame of distance."""
 
-    radius: int = 3
+    radius: int = 4
+    passes: int = 2
     flow_side: int = 512
-    sigma: float = 0.06
+    sigma: float = 0.1
     decay: float = 0.85
 
+    @property
+    def halo(self) -> int:
+        """How many plate frames on each side a frame's result depends on."""
+        return self.radius * self.passes
+
     def describe(self) -> dict:
-        return {"method": "flow-window", "radius": self.radius, "flow_side": self.flow_side,
-                "sigma": self.sigma, "decay": self.decay}
+        return {"method": "flow-window", "radius": self.radius, "passes": self.passes,
+                "flow_side": self.flow_side, "sigma": self.sigma, "decay": self.decay}
 
 
 @dataclass
@@ -44,14 +56,13 @@ class FrameState:
     grey: np.ndarray  # uint8 h x w
 
 
-_FLOW = None
+_LOCAL = threading.local()
 
 
 def _dis():
-    global _FLOW
-    if _FLOW is None:
-        _FLOW = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return _FLOW
+    if getattr(_LOCAL, "dis", None) is None:
+        _LOCAL.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return _LOCAL.dis
 
 
 def prepare(image: np.ndarray, alpha: np.ndarray, options: TemporalOptions) -> FrameState:
@@ -69,6 +80,10 @@ def flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return _dis().calc(source, target, None)
 
 
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+
+
 def warp(image: np.ndarray, field: np.ndarray) -> np.ndarray:
     """Sample ``image`` (H x W [x C]) at p + field(p); ``field`` may be smaller (it is rescaled)."""
     height, width = image.shape[:2]
@@ -76,31 +91,120 @@ def warp(image: np.ndarray, field: np.ndarray) -> np.ndarray:
     if (fh, fw) != (height, width):
         field = cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)
         field = field * np.array([width / fw, height / fh], np.float32)
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    grid_x, grid_y = _grid(height, width)
     return cv2.remap(image, grid_x + field[..., 0], grid_y + field[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
 
 
-def smooth(center: FrameState, neighbours: list[tuple[int, FrameState]], options: TemporalOptions) -> np.ndarray:
-    """The temporally consistent matte of ``center`` from its neighbours [(distance, state)].
+def chain(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The flow a -> c from flows a -> b and b -> c (same size): first + second sampled along first."""
+    return first + warp(second, first)
 
-    Returns float32 H x W in [0,1]: (alpha + sum w_n * warped alpha_n) / (1 + sum w_n), with
-    w_n = decay^|distance| * exp(-(plate difference after warping / sigma)^2), smoothed a little.
+
+class Smoother:
+    """Temporally consistent mattes of a sequence, computed frame by frame in increasing order.
+
+    ``load(frame)`` returns a :class:`FrameState` (read the plate, run the network);
+    ``frames`` are the plate's frames (neighbours across a gap are not used). ``smooth(t)``
+    loads what it needs, caches it, and forgets what later frames no longer need.
     """
-    if not neighbours:
-        return center.alpha
-    height, width = center.alpha.shape
-    total = center.alpha.astype(np.float32).copy()
-    weight = np.ones((height, width), np.float32)
-    for distance, other in neighbours:
-        field = flow(center.grey, other.grey)
-        diff = np.abs(warp(other.small, field) - center.small).mean(axis=2)
-        diff = cv2.GaussianBlur(diff, (0, 0), 1.0)
-        w = np.float32(options.decay ** abs(distance)) * np.exp(-np.square(diff / options.sigma))
-        w = cv2.resize(w.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-        total += w * warp(other.alpha, field)
-        weight += w
-    return np.clip(total / weight, 0.0, 1.0)
+
+    def __init__(self, options: TemporalOptions, load: Callable[[int], FrameState], frames):
+        self.options = options
+        self.load = load
+        self.have = set(frames)
+        self.states: dict[int, FrameState] = {}
+        self.fields: dict[tuple[int, int], np.ndarray] = {}
+        self.pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self.averaged: dict[tuple[int, int], np.ndarray] = {}  # (pass, frame) -> matte
+
+    def state(self, frame: int) -> FrameState:
+        if frame not in self.states:
+            self.states[frame] = self.load(frame)
+        return self.states[frame]
+
+    def neighbours(self, frame: int) -> list[int]:
+        """Frames within the radius on each side, up to the first gap."""
+        out = []
+        for step in (-1, 1):
+            for d in range(1, self.options.radius + 1):
+                if frame + step * d not in self.have:
+                    break
+                out.append(frame + step * d)
+        return out
+
+    def field(self, a: int, b: int) -> np.ndarray:
+        """Flow a -> b (low-res): DIS between adjacent frames, chained through the frames between."""
+        if (a, b) not in self.fields:
+            if abs(b - a) == 1:
+                self.fields[a, b] = flow(self.state(a).grey, self.state(b).grey)
+            else:
+                step = 1 if b > a else -1
+                self.fields[a, b] = chain(self.field(a, b - step), self.field(b - step, b))
+        return self.fields[a, b]
+
+    def pair(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """(flow a -> b, agreement in [0,1] of b's warped plate with a's plate), both low-res."""
+        if (a, b) not in self.pairs:
+            forward = self.field(a, b)
+            centre, other = self.state(a), self.state(b)
+            diff = cv2.GaussianBlur(np.abs(warp(other.small, forward) - centre.small).mean(axis=2), (0, 0), 1.0)
+            self.pairs[a, b] = (forward, np.exp(-np.square(diff / self.options.sigma)).astype(np.float32))
+        return self.pairs[a, b]
+
+    def matte(self, level: int, frame: int) -> np.ndarray:
+        """The matte after ``level`` passes (0 = the network's).
+
+        Pass 1: the median of the frame's matte and its warped neighbours' (a neighbour whose
+        plate disagrees, agreement < 0.5, counts as the frame's own value). Later passes:
+        (own + sum w * warped) / (1 + sum w), w = agreement * decay^distance.
+        """
+        if level == 0:
+            return self.state(frame).alpha
+        if (level, frame) not in self.averaged:
+            own = self.matte(level - 1, frame)
+            height, width = own.shape
+            values, weights = [own], [np.ones_like(own)]
+            for other in self.neighbours(frame):
+                field, agreement = self.pair(frame, other)
+                w = cv2.resize(agreement, (width, height), interpolation=cv2.INTER_LINEAR)
+                warped = warp(self.matte(level - 1, other), field)
+                if level == 1:
+                    values.append(np.where(w > 0.5, warped, own))
+                else:
+                    values.append(warped * w * np.float32(self.options.decay ** abs(other - frame)))
+                    weights.append(w * np.float32(self.options.decay ** abs(other - frame)))
+            if level == 1:
+                result = np.median(np.stack(values), axis=0)
+            else:
+                result = np.sum(values, axis=0) / np.sum(weights, axis=0)
+            self.averaged[level, frame] = np.clip(result, 0.0, 1.0).astype(np.float32)
+        return self.averaged[level, frame]
+
+    def smooth(self, frame: int) -> np.ndarray:
+        """The temporally consistent matte of ``frame`` (float32 H x W in [0,1])."""
+        low = high = frame
+        while low - 1 in self.have and low - 1 >= frame - self.options.halo:
+            low -= 1
+        while high + 1 in self.have and high + 1 <= frame + self.options.halo:
+            high += 1
+        for f in range(low, high + 1):  # load in increasing order: movies decode forwards
+            self.state(f)
+        out = self.matte(self.options.passes, frame)
+        self._forget(frame)
+        return out
+
+    def _forget(self, frame: int) -> None:
+        """Drop what no frame after ``frame`` needs."""
+        halo = self.options.halo
+        for f in [f for f in self.states if f < frame - halo]:
+            del self.states[f]
+        for key in [k for k in self.fields if min(k) < frame - halo]:
+            del self.fields[key]
+        for key in [k for k in self.pairs if k[0] < frame - halo + self.options.radius]:
+            del self.pairs[key]
+        for level, f in [k for k in self.averaged if k[1] < frame - self.options.radius * (self.options.passes - k[0] + 1)]:
+            del self.averaged[level, f]
 
 
 def ema(previous: np.ndarray | None, alpha: np.ndarray, keep: float = 0.6) -> np.ndarray:

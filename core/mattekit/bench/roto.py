@@ -5,7 +5,10 @@ temporal consistency, on sequences with per-frame ground truth (DAVIS layout).
   mean over a sequence's frames, then the mean over sequences.
 - **Flicker**: mean |alpha_t - alpha_t-1| over the pixels whose ground truth is the same in both
   frames (so genuine motion of the subject's outline does not count), the mean over a sequence's
-  frame pairs, then over sequences. Lower is steadier.
+  frame pairs, then over sequences. Lower is steadier. It also counts a *steady* matte error that
+  moves (a false detection on a background the camera pans across), so it is printed next to a
+  **motion-compensated flicker**: the same with alpha_t-1 first warped onto frame t along the
+  plate's optical flow (DIS), which counts change only.
 
 Columns: per-frame mattes (``--no-temporal``), the roto default (motion-compensated window,
 :mod:`mattekit.temporal`), and a plain exponential moving average of the per-frame mattes as
@@ -58,6 +61,19 @@ def flicker(alphas: list[np.ndarray], gts: list[np.ndarray]) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
+def motion_flicker(alphas: list[np.ndarray], gts: list[np.ndarray], greys: list[np.ndarray]) -> float:
+    """Flicker after motion compensation: alpha_t-1 is first warped onto frame t along the plate's
+    optical flow, so a matte that moves with its subject (or with a panning background) counts
+    only by how much it changes, not by how much it moves."""
+    values = []
+    for t in range(1, len(alphas)):
+        same = (gts[t] > 127) == (gts[t - 1] > 127)
+        if same.any():
+            moved = temporal.warp(alphas[t - 1], temporal.flow(greys[t], greys[t - 1]))
+            values.append(float(np.abs(alphas[t] - moved)[same].mean()))
+    return float(np.mean(values)) if values else 0.0
+
+
 def _folders(data: Path) -> tuple[Path, Path]:
     for im, gt in (("im", "gt"), ("JPEGImages/480p", "Annotations/480p"), ("JPEGImages", "Annotations")):
         if (data / im).is_dir() and (data / gt).is_dir():
@@ -87,8 +103,9 @@ def run(args) -> int:
     cat = catalog.load()
     entry = cat.get(args.model, "segment") if args.model else cat.default("segment")
     options = temporal.TemporalOptions(radius=args.radius)
-    print(f"model {entry.name}, temporal window radius {options.radius} (flow-compensated), {len(names)} sequences")
-    head = f"{'sequence':<14}{'frames':>7}  {'J frame':>8}{'J temp':>8}{'J ema':>8}  {'flicker frame':>14}{'temp':>9}{'ema':>9}  {'s/frame':>8}{'+temp s':>8}"
+    print(f"model {entry.name}, temporal: flow-compensated window, radius {options.radius}, {options.passes} passes; {len(names)} sequences")
+    head = (f"{'sequence':<14}{'frames':>7}  {'J frame':>8}{'J temp':>8}{'J ema':>8}  {'flicker frame':>14}{'temp':>9}{'ema':>9}"
+            f"  {'mc-flicker frame':>17}{'temp':>9}{'ema':>9}  {'s/frame':>8}{'+temp s':>8}")
     print(head)
     rows = []
     for name in names:
@@ -103,7 +120,10 @@ def run(args) -> int:
                 raise InputError(f"No ground truth for {path} in {truths / name}.")
             gts.append(cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE))
         memo: dict = {}
-        per_frame = [a for _, _, a in _Memo(plate, entry, weights=args.weights, device=args.device, memo=memo).mattes(frames)]
+        per_frame, greys = [], []
+        for _, picture, alpha in _Memo(plate, entry, weights=args.weights, device=args.device, memo=memo).mattes(frames, pictures=True):
+            per_frame.append(alpha)
+            greys.append(temporal.prepare(picture.pixels, alpha, options).grey)
         started = time.perf_counter()
         smoothed = [a for _, _, a in _Memo(plate, entry, weights=args.weights, device=args.device, memo=memo,
                                            temporal_options=options).mattes(frames)]
@@ -117,18 +137,23 @@ def run(args) -> int:
                      "temporal": float(np.mean([region_j(a, g) for a, g in zip(smoothed, gts)])),
                      "ema": float(np.mean([region_j(a, g) for a, g in zip(ema, gts)]))},
                "flicker": {"frame": flicker(per_frame, gts), "temporal": flicker(smoothed, gts), "ema": flicker(ema, gts)},
+               "flicker_mc": {"frame": motion_flicker(per_frame, gts, greys), "temporal": motion_flicker(smoothed, gts, greys),
+                              "ema": motion_flicker(ema, gts, greys)},
                "seconds_per_frame": float(np.mean(memo["seconds"])), "temporal_seconds_per_frame": temporal_seconds}
         rows.append(row)
         _print_row(name, row)
     mean = {"sequence": "mean", "frames": sum(r["frames"] for r in rows),
             "J": {k: float(np.mean([r["J"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
             "flicker": {k: float(np.mean([r["flicker"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
+            "flicker_mc": {k: float(np.mean([r["flicker_mc"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
             "seconds_per_frame": float(np.mean([r["seconds_per_frame"] for r in rows])),
             "temporal_seconds_per_frame": float(np.mean([r["temporal_seconds_per_frame"] for r in rows]))}
     _print_row("mean", mean)
-    f = mean["flicker"]
+    f, m = mean["flicker"], mean["flicker_mc"]
     print(f"flicker with temporal consistency: {f['temporal'] / max(f['frame'], 1e-12):.2f} x per-frame "
-          f"(EMA baseline {f['ema'] / max(f['frame'], 1e-12):.2f} x); J {mean['J']['temporal'] - mean['J']['frame']:+.4f}")
+          f"(EMA baseline {f['ema'] / max(f['frame'], 1e-12):.2f} x); motion-compensated flicker "
+          f"{m['temporal'] / max(m['frame'], 1e-12):.2f} x (EMA {m['ema'] / max(m['frame'], 1e-12):.2f} x); "
+          f"J {mean['J']['temporal'] - mean['J']['frame']:+.4f} (EMA {mean['J']['ema'] - mean['J']['frame']:+.4f})")
     if args.json:
         Path(args.json).write_text(json.dumps({"model": entry.name, "temporal": options.describe(),
                                                "sequences": rows, "mean": mean}, indent=1))
@@ -137,6 +162,7 @@ def run(args) -> int:
 
 def _print_row(name: str, row: dict) -> None:
     j, f = row["J"], row["flicker"]
+    m = row["flicker_mc"]
     print(f"{name:<14}{row['frames']:>7}  {j['frame']:>8.4f}{j['temporal']:>8.4f}{j['ema']:>8.4f}  "
-          f"{f['frame']:>14.5f}{f['temporal']:>9.5f}{f['ema']:>9.5f}  {row['seconds_per_frame']:>8.3f}"
-          f"{row['temporal_seconds_per_frame']:>8.3f}", flush=True)
+          f"{f['frame']:>14.5f}{f['temporal']:>9.5f}{f['ema']:>9.5f}  {m['frame']:>17.5f}{m['temporal']:>9.5f}{m['ema']:>9.5f}"
+          f"  {row['seconds_per_frame']:>8.3f}{row['temporal_seconds_per_frame']:>8.3f}", flush=True)

@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--threads", type=int, help="CPU threads for inference")
     p.add_argument("--no-temporal", action="store_true", help="per-frame mattes, no temporal consistency")
-    p.add_argument("--radius", type=int, default=3, help="temporal window: frames on each side (default 3)")
+    p.add_argument("--radius", type=int, help="temporal window: frames on each side per pass (default 4; 0 = off)")
     p.add_argument("--no-refine", action="store_true", help="plain bilinear upsampling of the matte")
     p.add_argument("--depth", type=int, default=16, choices=(8, 16, 32), help="matte bits: 8/16 PNG-TIFF, 16 (half)/32 EXR")
     p.add_argument("--skip-missing", action="store_true", help="process the frames that exist when some are missing")
@@ -80,7 +80,7 @@ def run(args) -> int:
         raise MattekitError("--print-chunks needs --chunk N.")
     if args.ray is not None and args.chunk_index is not None:
         raise MattekitError("--ray runs every chunk; leave out --chunk-index.")
-    if args.radius < 0:
+    if args.radius is not None and args.radius < 0:
         raise MattekitError("--radius must be 0 or more.")
     spec = jobs.RotoSpec(plate=args.plate, output=args.output, frames=args.frames, rgba=args.rgba, fg=args.fg,
                          model=args.model, weights=args.weights, device=args.device, threads=args.threads,
@@ -100,8 +100,7 @@ def run(args) -> int:
             chunks = job.chunks(args.chunk) if args.chunk > 0 else [job.frames]
             if args.print_chunks:
                 for frames in chunks:
-                    print(f"{frames[0]}-{frames[-1]}" if frames == list(range(frames[0], frames[-1] + 1))
-                          else ",".join(map(str, frames)))
+                    print(format_frames(frames).replace(" ", ""))
                 return 0
             if args.chunk_index is not None:
                 if not 0 <= args.chunk_index < len(chunks):

@@ -137,8 +137,7 @@ class FramePattern:
         return cls(path.parent, prefix, rest + suffix, padding), int(digits)
 
     def name(self, frame: int) -> str:
-        sign = "-" if frame < 0 else ""
-        return f"{self.prefix}{sign}{abs(frame):0{self.padding}d}{self.suffix}"
+        return f"{self.prefix}{frame:0{self.padding}d}{self.suffix}"  # printf rule: a sign counts in the width
 
     def path(self, frame: int) -> Path:
         return self.folder / self.name(frame)
@@ -148,12 +147,9 @@ class FramePattern:
         if not (name.startswith(self.prefix) and name.endswith(self.suffix)):
             return None
         middle = name[len(self.prefix): len(name) - len(self.suffix) if self.suffix else None]
-        m = re.fullmatch(r"(-?)(\d+)", middle)
-        if not m:
-            return None
-        digits = m.group(2)
-        if len(digits) == self.padding or (len(digits) > self.padding and not digits.startswith("0")):
-            return -int(digits) if m.group(1) else int(digits)
+        m = re.fullmatch(r"-?(\d+)", middle)
+        if m and (len(middle) == self.padding or (len(middle) > self.padding and not m.group(1).startswith("0"))):
+            return int(middle)
         return None
 
     def scan(self) -> dict[int, Path]:
@@ -212,7 +208,8 @@ class ImageSequence:
         self.pattern = pattern
         self.files = pattern.scan()
         if not self.files:
-            raise InputError(f"No frames match {pattern}.")
+            where = "" if pattern.folder.is_dir() else f" (the folder {pattern.folder} does not exist)"
+            raise InputError(f"No frames match {pattern}{where}.")
 
     @property
     def frames(self) -> list[int]:

@@ -1,0 +1,51 @@
+"""AI Matte: rotoscope plates with mattekit and wire the mattes into Blender's compositor.
+
+A panel "AI Matte" in the Compositor's and the Movie Clip editor's sidebar picks the plate (an
+image sequence or movie, by default the active Image / Movie Clip node's), the model and the
+output folder. Its operator runs a roto job on the local mattekit worker (progress in Blender,
+Esc cancels, a re-run resumes), then creates or updates a plain "AI Matte" node group after the
+plate: an Image node on the matte sequence (Non-Color) and Set Alpha in "Apply Mask" mode.
+Works in Blender 4.2+ (4.5 LTS and 5.0 tested). No torch or numpy here: pixels never pass
+through Blender's Python.
+"""
+
+import atexit
+
+import bpy
+
+from . import operators, ui
+
+_CLASSES = ui.CLASSES + operators.CLASSES
+_registered = False
+
+
+def register():
+    global _registered
+    if _registered:
+        return
+    for cls in _CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.mattekit_ai_matte = bpy.props.PointerProperty(type=ui.MattekitAIMatteSettings)
+    atexit.register(_unregister_at_exit)  # bpy as a module hangs at exit with classes still registered
+    _registered = True
+
+
+def unregister():
+    global _registered
+    if not _registered:
+        return
+    operators.RunState.current = None
+    if hasattr(bpy.types.Scene, "mattekit_ai_matte"):
+        del bpy.types.Scene.mattekit_ai_matte
+    for cls in reversed(_CLASSES):
+        if getattr(cls, "is_registered", True):
+            bpy.utils.unregister_class(cls)
+    atexit.unregister(_unregister_at_exit)
+    _registered = False
+
+
+def _unregister_at_exit():
+    try:
+        unregister()
+    except Exception:  # interpreter shutdown: nothing more can be done
+        pass

@@ -1,0 +1,128 @@
+"""Drive the AI Matte add-on inside Blender (bpy as a module), headless. Run by tests/test_blender_e2e.py
+with a bpy venv's python:
+
+    python e2e_ai_matte.py --zip ADDON.zip --plate DAVIS/im/SEQ [--movie SEQ.mp4] --frames 4 --output DIR --renders DIR
+
+Installs the extension zip (into the user extension folder that $BLENDER_USER_RESOURCES points
+at), enables it, loads the plate as an image sequence in the compositor, runs the AI Matte
+operator (which runs the roto job on the mattekit worker), renders the composite for those
+frames as RGBA PNGs (renders/sequence/); with --movie, the same through a Movie Clip node
+(renders/movie/); prints one line ``RESULT {json}`` describing what it saw.
+"""
+import argparse
+import json
+import os
+import sys
+
+import bpy
+
+
+def compositor_tree(scene):
+    if bpy.app.version >= (5, 0, 0):
+        tree = bpy.data.node_groups.new("Compositing", "CompositorNodeTree")
+        tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+        scene.compositing_node_group = tree
+        out = tree.nodes.new("NodeGroupOutput")
+    else:
+        scene.use_nodes = True
+        tree = scene.node_tree
+        tree.nodes.clear()
+        out = tree.nodes.new("CompositorNodeComposite")
+    out.location = (500, 0)
+    return tree, out.inputs[0]
+
+
+def render(scene, folder):
+    r = scene.render
+    r.use_compositing, r.use_sequencer = True, False
+    r.image_settings.file_format = "PNG"
+    r.image_settings.color_mode = "RGBA"
+    r.image_settings.color_depth = "8"
+    scene.view_settings.view_transform = "Standard"
+    r.filepath = os.path.join(folder, "frame_####")
+    bpy.ops.render.render(animation=True)
+    return sorted(os.listdir(folder))
+
+
+def run_case(scene, plate_node, final, tree, output, renders, source):
+    """Run the operator on the active plate node; describe the node group it made; render."""
+    tree.nodes.active = plate_node  # the panel's default plate: the active Image / Movie Clip node
+    settings = scene.mattekit_ai_matte
+    settings.source = source
+    settings.output_dir = output
+    outcome = bpy.ops.mattekit.ai_matte("INVOKE_DEFAULT")
+    result = {"operator": sorted(outcome)}
+    group = [n for n in tree.nodes if n.bl_idname == "CompositorNodeGroup"]
+    result["groups"] = [n.node_tree.name for n in group]
+    if group:
+        matte = next(n for n in group[0].node_tree.nodes if n.bl_idname == "CompositorNodeImage")
+        result["matte"] = {"file": bpy.path.abspath(matte.image.filepath), "colorspace": matte.image.colorspace_settings.name,
+                           "source": matte.image.source, "frame_start": matte.frame_start,
+                           "frame_offset": matte.frame_offset}
+        result["linked"] = {"plate_to_group": any(l.to_node == group[0] for l in plate_node.outputs["Image"].links),
+                            "group_to_output": final.is_linked and final.links[0].from_node == group[0]}
+    # a second run resumes: nothing to compute, the same group is updated, not duplicated
+    bpy.ops.mattekit.ai_matte("EXEC_DEFAULT")
+    result["rerun_groups"] = len([n for n in tree.nodes if n.bl_idname == "CompositorNodeGroup"])
+    result["renders"] = render(scene, renders)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--zip", required=True)
+    parser.add_argument("--plate", required=True)
+    parser.add_argument("--movie", help="also: the same frames as a movie, through a Movie Clip node")
+    parser.add_argument("--frames", type=int, default=4)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--renders", required=True)
+    parser.add_argument("--model", default="csnet-sod")
+    args = parser.parse_args()
+    result = {"blender": bpy.app.version_string}
+
+    bpy.ops.extensions.package_install_files(filepath=args.zip, repo="user_default", enable_on_install=True)
+    module = "bl_ext.user_default.mattekit_ai_matte"
+    result["enabled"] = module in bpy.context.preferences.addons
+    assert hasattr(bpy.ops.mattekit, "ai_matte"), "the operator is not registered"
+
+    scene = bpy.context.scene
+    settings = scene.mattekit_ai_matte
+    settings.model, settings.device = args.model, "cpu"
+    files = sorted(f for f in os.listdir(args.plate) if f.endswith(".jpg"))
+    image = bpy.data.images.load(os.path.join(args.plate, files[0]))
+    image.source = "SEQUENCE"
+    width, height = image.size
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = width, height, 100
+    scene.frame_start, scene.frame_end = 1, args.frames
+    tree, final = compositor_tree(scene)
+    plate = tree.nodes.new("CompositorNodeImage")
+    plate.image = image
+    plate.frame_start, plate.frame_offset, plate.frame_duration = 1, int(files[0][:-4]) - 1, len(files)
+    tree.links.new(plate.outputs["Image"], final)
+    result["sequence"] = run_case(scene, plate, final, tree, args.output, os.path.join(args.renders, "sequence"), "IMAGE")
+
+    if args.movie:  # the movie from scene frame 10 on (movie frame 1 at scene frame 9): frames 2.. of the movie
+        clip = bpy.data.movieclips.load(args.movie)
+        clip.frame_start = 9
+        scene.frame_start, scene.frame_end = 10, 9 + args.frames
+        tree, final = compositor_tree(scene)
+        node = tree.nodes.new("CompositorNodeMovieClip")
+        node.clip = clip
+        tree.links.new(node.outputs["Image"], final)
+        result["movie"] = run_case(scene, node, final, tree, os.path.join(args.output, "movie"),
+                                   os.path.join(args.renders, "movie"), "CLIP")
+
+    bpy.ops.preferences.addon_disable(module=module)
+    result["disabled"] = module not in bpy.context.preferences.addons
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        sys.stdout.flush()
+        sys.exit(1)
