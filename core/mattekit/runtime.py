@@ -163,7 +163,7 @@ def get_predictor(model: str | ModelEntry, task: str | None = None, device: str 
     entry = model if isinstance(model, ModelEntry) else catalog_mod.load().get(model, task)
     dev = device if isinstance(device, torch.device) else select_device(device)
     backend = backends.resolve_backend(backend, dev)
-    key = (entry.name, str(dev), str(weights_path or ""), backend, (precision or "auto").lower())
+    key = (entry.name, str(dev), str(weights_path or ""), backend, backends.resolve_precision(precision, dev, entry.half))
     with _PREDICTORS_LOCK:
         if key not in _PREDICTORS:
             if entry.notice and entry.name not in _NOTICES_SHOWN:

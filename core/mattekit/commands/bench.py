@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHES = ("segment", "upscale", "roto")
+BENCHES = ("segment", "upscale", "roto", "bokeh", "speed")
 
 
 def add_parser(sub) -> None:

@@ -1,0 +1,355 @@
+"""Many images through one model with every stage busy at once.
+
+``run_pipeline`` runs three stages in their own threads, joined by bounded queues:
+
+    read (decode + preprocess) ──► infer (batched, ``workers`` threads) ──► write (postprocess + encode)
+
+While one image is inferred the next is decoded and the previous one encoded. Memory stays flat on any
+number of inputs: items are taken from the iterable lazily and at most ``queue_size`` prepared inputs
+and ``queue_size`` results wait between stages (plus one item per thread), so a 10,000-frame sequence
+holds no more than a 10-frame one.
+
+CPU: ``workers`` single-threaded inference calls run in parallel (throughput without the thread
+synchronisation of one multi-threaded call, and the path on which the CPU engine uses Winograd kernels;
+see ``mattekit.backends``). CUDA: each worker has its own stream, batches are stacked in pinned memory
+and copied without blocking, so one batch's copies overlap another's kernels. ``plan`` picks these
+numbers for a predictor.
+
+Errors: a ``MattekitError`` from ``read``/``write`` (or ``infer``) fails that item (or batch) only and is
+reported; any other exception stops the pipeline and is raised in the caller's thread. ``cancel()``
+returning True stops reading; items already read are finished. Results are written as they come, not
+necessarily in input order (use one worker for strict order).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import queue
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+
+from . import backends, ops, runtime
+from .errors import MattekitError
+
+_DONE = object()  # end-of-stream marker between stages
+
+
+class Timings:
+    """Wall-clock seconds per named stage, summed over threads (thread-safe)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def add(self, name: str, seconds: float, calls: int = 1) -> None:
+        with self._lock:
+            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+            self.calls[name] = self.calls.get(name, 0) + calls
+
+    @contextmanager
+    def measure(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - start)
+
+    def per_item_ms(self, items: int) -> dict[str, float]:
+        """Milliseconds per item of each stage (a stage run by several threads counts each thread's time)."""
+        return {k: 1000.0 * v / max(1, items) for k, v in self.seconds.items()}
+
+
+@dataclass
+class Report:
+    """What a run did: items written, items that failed (item, one-sentence reason), wall seconds."""
+
+    done: int = 0
+    failed: list[tuple[Any, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    cancelled: bool = False
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def per_second(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+
+_ARENAS_SHARED = False
+
+
+def share_malloc_arena() -> None:
+    """Let every thread created from now on allocate from one glibc malloc arena (Linux; once per process).
+
+    glibc gives each thread an arena of its own and keeps what a thread frees there for that thread, so
+    with several inference workers (plus reader and writer) several images' worth of activations stay
+    resident. Measured on U^2-Net with two workers: peak RSS ~120 MB lower, same speed.
+    """
+    global _ARENAS_SHARED
+    if _ARENAS_SHARED or not sys.platform.startswith("linux"):
+        return
+    _ARENAS_SHARED = True
+    try:
+        ctypes.CDLL(None).mallopt(-8, 1)  # M_ARENA_MAX = 1
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def plan(predictor, workers: int | None = None, threads: int | None = None, batch: int | None = None) -> dict:
+    """Good ``workers``/``threads``/``batch`` for ``predictor`` (arguments given win).
+
+    CPU: up to 4 workers (each holds one image's activations), with cores / workers torch threads each:
+    one per core on machines with up to 4 cores, which is the path where the CPU engine uses Winograd
+    kernels. An ONNX Runtime engine, whose threads were fixed with its session, gets cores / those threads.
+    CUDA: two workers (two streams) with batches of 8 for fixed-size models, 1 otherwise.
+    ``threads`` is per worker. Returns keyword arguments for :func:`run_pipeline`.
+    """
+    engine = getattr(predictor, "engine", None)
+    device = getattr(predictor, "device", torch.device("cpu"))
+    fixed = getattr(predictor.entry.input, "size", None) is not None if hasattr(predictor, "entry") else False
+    if device.type == "cpu":
+        cores = cpu_count()
+        if threads is None and getattr(engine, "threads", None):
+            threads = engine.threads
+        if workers is None:
+            workers = max(1, cores // threads) if threads else min(cores, 4)
+        if not getattr(engine, "concurrent", True):
+            workers = 1
+        threads = threads or max(1, cores // workers)
+        return {"workers": workers, "threads": threads, "batch": batch or 1, "device": device}
+    return {"workers": workers or 2, "threads": threads, "batch": batch or (8 if fixed else 1), "device": device}
+
+
+def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]],
+                 infer: Callable[[torch.Tensor], torch.Tensor], write: Callable[[Any, Any, torch.Tensor], None], *,
+                 workers: int = 1, threads: int | None = None, batch: int = 1, readers: int = 1, writers: int = 1,
+                 queue_size: int | None = None, device: torch.device | str = "cpu",
+                 progress: Callable[[int, Any], None] | None = None, cancel: Callable[[], bool] | None = None,
+                 timings: Timings | None = None) -> Report:
+    """Run ``read`` -> ``infer`` -> ``write`` over ``items`` with the stages overlapped.
+
+    read(item) -> (x, context): decode and preprocess; x is 1 x C x h x w float32 (CPU).
+    infer(x) -> y: N x C x h x w in, N x ... out (a Predictor is such a callable); called from
+        ``workers`` threads at once, each with ``threads`` torch threads on the CPU (None: leave as is).
+    write(item, context, y): postprocess and encode one result; y is 1 x ... on the CPU.
+    batch: inputs of equal shape are stacked up to this many per ``infer`` call.
+    progress(done, item) is called after each item written or failed (``done`` counts both).
+    Returns a Report; ``timings`` gets "read", "infer", "infer_wait" (workers starved) and "write".
+    """
+    device = torch.device(device)
+    timings = timings or Timings()
+    report = Report(timings=timings)
+    queue_size = queue_size or max(2, 2 * workers * batch)
+    inbox: queue.Queue = queue.Queue(queue_size)
+    outbox: queue.Queue = queue.Queue(queue_size)
+    stop, lock, errors = threading.Event(), threading.Lock(), []
+    source = iter(items)
+    counts = {"readers": readers, "workers": workers, "handled": 0}
+
+    def fail(exc: BaseException) -> None:
+        with lock:
+            errors.append(exc)
+        stop.set()
+
+    def put(q: queue.Queue, obj) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(obj, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(q: queue.Queue):
+        while not stop.is_set():
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return _DONE
+
+    def handled(item, reason: str | None) -> None:
+        with lock:
+            counts["handled"] += 1
+            if reason is None:
+                report.done += 1
+            else:
+                report.failed.append((item, reason))
+            n = counts["handled"]
+        if progress is not None:
+            progress(n, item)
+
+    def last_of(role: str) -> bool:
+        with lock:
+            counts[role] -= 1
+            return counts[role] == 0
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                if cancel is not None and cancel():
+                    report.cancelled = True
+                    break
+                with lock:
+                    item = next(source, _DONE)
+                if item is _DONE:
+                    break
+                try:
+                    with timings.measure("read"):
+                        x, context = read(item)
+                except MattekitError as exc:
+                    handled(item, str(exc))
+                    continue
+                if not put(inbox, (item, x, context)):
+                    return
+            if last_of("readers"):
+                for _ in range(workers):
+                    put(inbox, _DONE)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            fail(exc)
+
+    def run_batch(group: list) -> None:
+        xs = [x for _, x, _ in group]
+        try:
+            with timings.measure("infer"):
+                y = backends.to_host(infer(backends.pinned_stack(xs, device)))
+        except torch.cuda.OutOfMemoryError:
+            if len(group) == 1:
+                raise MattekitError("The GPU ran out of memory on a single image; use --device cpu or a smaller model.") from None
+            torch.cuda.empty_cache()  # halve the batch and go on
+            half = len(group) // 2
+            run_batch(group[:half])
+            run_batch(group[half:])
+            return
+        except MattekitError as exc:
+            for item, _, _ in group:
+                handled(item, str(exc))
+            return
+        row = 0
+        for (item, x, context) in group:
+            n = x.shape[0]
+            if not put(outbox, (item, context, y[row : row + n])):
+                return
+            row += n
+
+    def worker() -> None:
+        try:
+            if threads and device.type == "cpu":
+                torch.set_num_threads(threads)  # this thread's own OpenMP setting
+            with backends.worker_stream(device):
+                carry, finished = None, False
+                while not finished and not stop.is_set():
+                    start = time.perf_counter()
+                    first = carry if carry is not None else get(inbox)
+                    timings.add("infer_wait", time.perf_counter() - start, 0)
+                    carry = None
+                    if first is _DONE:
+                        break
+                    group = [first]
+                    while len(group) < batch:
+                        try:
+                            nxt = inbox.get_nowait()
+                        except queue.Empty:
+                            break
+                        if nxt is _DONE:
+                            finished = True
+                            break
+                        if nxt[1].shape[1:] != first[1].shape[1:]:
+                            carry = nxt
+                            break
+                        group.append(nxt)
+                    run_batch(group)
+            if last_of("workers"):
+                for _ in range(writers):
+                    put(outbox, _DONE)
+        except BaseException as exc:  # noqa: BLE001
+            fail(exc)
+
+    def writer() -> None:
+        try:
+            while True:
+                got = get(outbox)
+                if got is _DONE:
+                    return
+                item, context, y = got
+                try:
+                    with timings.measure("write"):
+                        write(item, context, y)
+                except MattekitError as exc:
+                    handled(item, str(exc))
+                    continue
+                handled(item, None)
+        except BaseException as exc:  # noqa: BLE001
+            fail(exc)
+
+    if device.type == "cpu" and workers > 1:
+        share_malloc_arena()
+    previous = torch.get_num_threads()
+    pool = ([threading.Thread(target=reader, name=f"mattekit-read-{i}", daemon=True) for i in range(readers)]
+            + [threading.Thread(target=worker, name=f"mattekit-infer-{i}", daemon=True) for i in range(workers)]
+            + [threading.Thread(target=writer, name=f"mattekit-write-{i}", daemon=True) for i in range(writers)])
+    start = time.perf_counter()
+    try:
+        for t in pool:
+            t.start()
+        for t in pool:
+            while t.is_alive():
+                t.join(0.2)
+    except BaseException:  # Ctrl-C: stop every stage, then let the caller see it
+        stop.set()
+        for t in pool:
+            t.join()
+        raise
+    finally:
+        report.seconds = time.perf_counter() - start
+        torch.set_num_threads(previous)  # workers changed the process-wide default for new threads
+    if errors:
+        raise errors[0]
+    return report
+
+
+# ----------------------------------------------------------------------------------- segmentation
+
+def mask_stages(predictor, *, refine: bool = True, timings: Timings | None = None):
+    """The segmentation stages for ``run_pipeline``, giving the same alpha as ``tasks.segment.predict_mask``.
+
+    Returns ``(read, infer, alpha)``: read(path) -> (x, picture) decodes (``io.read_image``) and prepares
+    the network input; infer is the predictor; alpha(picture, y) -> H x W float32 matte (upsampled,
+    refined along the image's edges when ``refine``). Timed as "decode", "preprocess", "postprocess".
+    """
+    from . import io
+    from .tasks import segment
+
+    timings = timings or Timings()
+    spec = predictor.entry.input
+
+    def read(path):
+        with timings.measure("decode"):
+            picture = io.read_image(path)
+        with timings.measure("preprocess"):
+            x = runtime.prepare(spec, picture.pixels[..., :3])
+        return x, picture
+
+    def alpha(picture, y: torch.Tensor) -> np.ndarray:
+        with timings.measure("postprocess"):
+            low = y[0, 0].float().numpy()
+            rgb = picture.pixels[..., :3]
+            if refine:
+                return segment.refine_mask(rgb, low)
+            return np.clip(ops.resize(low, *rgb.shape[:2], "bilinear"), 0.0, 1.0)
+
+    return read, predictor, alpha

@@ -1,0 +1,177 @@
+"""The overlapped read -> infer -> write pipeline: complete, bounded, batched, failure- and cancel-safe,
+and for segmentation the same alpha as ``predict_mask``."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from mattekit import io, pipeline, runtime
+from mattekit.errors import MattekitError
+from mattekit.tasks import segment
+
+
+def _read(i):
+    return torch.full((1, 1, 2, 2), float(i)), {"item": i}
+
+
+def _double(x):
+    return x * 2
+
+
+def test_every_item_is_written_once():
+    got, lock = {}, threading.Lock()
+
+    def write(item, context, y):
+        assert context["item"] == item and y.shape == (1, 1, 2, 2)
+        with lock:
+            assert item not in got
+            got[item] = float(y[0, 0, 0, 0])
+
+    report = pipeline.run_pipeline(range(57), _read, _double, write, workers=3, batch=4)
+    assert report.done == 57 and not report.failed and not report.cancelled
+    assert got == {i: 2.0 * i for i in range(57)}
+    assert set(report.timings.seconds) >= {"read", "infer", "write"}
+
+
+def test_batches_hold_equal_shapes_only():
+    sizes = []
+
+    def read(i):
+        return torch.zeros(1, 3, 4 + i % 2, 4), i
+
+    def infer(x):
+        sizes.append(tuple(x.shape))
+        return x
+
+    report = pipeline.run_pipeline(range(40), read, infer, lambda *a: None, workers=1, batch=3)
+    assert report.done == 40
+    assert all(n <= 3 for n, *_ in sizes) and sum(n for n, *_ in sizes) == 40
+
+
+def test_memory_stays_bounded_on_a_long_stream():
+    live, peak, lock = [0], [0], threading.Lock()
+
+    def items():  # lazily generated: the pipeline must not drain it ahead
+        for i in range(2000):
+            yield i
+
+    def read(i):
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        return torch.zeros(1, 1, 1, 1), i
+
+    def write(item, context, y):
+        time.sleep(0.0005)  # the slow stage: queues fill up
+        with lock:
+            live[0] -= 1
+
+    report = pipeline.run_pipeline(items(), read, _double, write, workers=2, batch=2, queue_size=4)
+    assert report.done == 2000
+    bound = 1 + 4 + 2 * 2 + 2 + 4 + 1  # reader + inbox + workers' batches (+ pending) + outbox + writer
+    assert peak[0] <= bound, f"{peak[0]} items in flight"
+
+
+def test_user_errors_fail_one_item_and_the_rest_go_on():
+    def read(i):
+        if i == 3:
+            raise MattekitError("Cannot read 3.")
+        return _read(i)
+
+    def write(item, context, y):
+        if item == 5:
+            raise MattekitError("Cannot write 5.")
+
+    seen = []
+    report = pipeline.run_pipeline(range(10), read, _double, write, progress=lambda n, item: seen.append(n))
+    assert report.done == 8
+    assert sorted(report.failed) == [(3, "Cannot read 3."), (5, "Cannot write 5.")]
+    assert sorted(seen) == list(range(1, 11))
+
+
+def test_a_bug_stops_the_pipeline_and_is_raised():
+    def infer(x):
+        if float(x.flatten()[0]) == 7:
+            raise ValueError("boom")
+        return x
+
+    start = time.time()
+    with pytest.raises(ValueError, match="boom"):
+        pipeline.run_pipeline(range(10_000), _read, infer, lambda *a: None, workers=2)
+    assert time.time() - start < 30
+
+
+def test_cancel_finishes_what_was_read():
+    read_items, written = [], []
+
+    def read(i):
+        read_items.append(i)
+        return _read(i)
+
+    report = pipeline.run_pipeline(range(1000), read, _double, lambda item, c, y: written.append(item),
+                                   cancel=lambda: len(read_items) >= 5)
+    assert report.cancelled and report.done == len(written) == len(read_items) < 1000
+
+
+def test_worker_thread_settings_do_not_leak():
+    before = torch.get_num_threads()
+    pipeline.run_pipeline(range(4), _read, _double, lambda *a: None, workers=2, threads=1)
+    assert torch.get_num_threads() == before
+
+
+def test_segmentation_stages_match_predict_mask(shared, monkeypatch, tmp_path):
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    runtime.clear_predictors()
+    predictor = runtime.get_predictor("extremec3-portrait", "segment", "cpu")
+    paths = sorted((shared / "data" / "grabcut50" / "im").glob("*"))[:4]
+    read, infer, alpha_of = pipeline.mask_stages(predictor, refine=True)
+    alphas = {}
+
+    def write(path, picture, y):
+        alphas[path] = alpha_of(picture, y)
+
+    settings = pipeline.plan(predictor)
+    assert settings["device"].type == "cpu" and settings["batch"] == 1
+    report = pipeline.run_pipeline(paths, read, infer, write, **settings)
+    assert report.done == 4
+    options = segment.SegmentOptions(model="extremec3-portrait", device="cpu")
+    for path in paths:
+        expected = segment.predict_mask(io.read_image(path).pixels, options)
+        assert alphas[path].shape == expected.shape
+        assert np.abs(alphas[path] - expected).max() < 1e-4
+    runtime.clear_predictors()
+
+
+def test_bench_speed_synthetic_sequence_keeps_memory_flat(shared, monkeypatch, tmp_path, capsys):
+    """`mattekit bench speed --synthetic`: frames through the pipeline, RSS reported at start and end."""
+    from mattekit import cli
+
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    report = tmp_path / "figures.json"
+    code = cli.main(["bench", "speed", "--model", "extremec3-portrait", "--synthetic", "40", "--size", "96x64",
+                     "--json", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "RSS at start" in out and "at end" in out
+    import json
+
+    figures = json.loads(report.read_text())
+    assert figures["result"]["images"] == 40 and figures["ok"]
+
+
+@pytest.mark.slow
+def test_bench_speed_compares_with_rembg(shared, tmp_path, capsys):
+    """Both tools on the same images with the same (stand-in) weights, figures and mask agreement printed."""
+    pytest.importorskip("rembg")
+    from mattekit import cli
+
+    code = cli.main(["bench", "speed", "--model", "u2netp", "--stand-in", "--limit", "3",
+                     "--json", str(tmp_path / "figures.json")])
+    out = capsys.readouterr().out
+    assert "mattekit / rembg:" in out and "masks vs rembg (3 images)" in out, out
+    assert "per-stage ms/image" in out and "max abs diff" in out
+    assert code in (0, 1)  # 1 only when the masks fall outside the stated tolerance
