@@ -12,7 +12,7 @@ import sys
 from . import __version__
 from .errors import MattekitError
 
-COMMANDS = ("remove", "models", "bench", "serve", "upscale", "roto", "bokeh", "enhance")
+COMMANDS = ("remove", "models", "bench", "serve", "upscale", "roto", "bokeh", "enhance", "matte")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("--crop", nargs="?", type=float, const=0.05, metavar="MARGIN",
                    help="crop to the subject, with a margin (fraction of its size, default 0.05)")
     p.add_argument("--no-refine", action="store_true", help="plain bilinear upsampling of the mask (no edge-aware refinement)")
+    p.add_argument("--no-matting", action="store_true",
+                   help="use the segmentation mask as the alpha: no alpha matting of its edge, no colour decontamination")
     p.add_argument("--skip-existing", action="store_true", help="leave inputs whose output already exists")
     p.set_defaults(func=run)
 
@@ -49,17 +51,20 @@ def run(args) -> int:
     entry = catalog.load().get(args.model, "segment") if args.model else catalog.load().default("segment")
     runtime.set_threads(args.threads)
     runtime.get_predictor(entry, device=args.device, weights_path=args.weights)  # load once, fail early
-    options = segment.SegmentOptions(model=entry.name, device=args.device, weights=args.weights, refine=not args.no_refine)
+    options = segment.SegmentOptions(model=entry.name, device=args.device, weights=args.weights, refine=not args.no_refine,
+                                     matting=not args.no_matting, decontaminate=not args.no_matting)
     background = _load_background(args.bg) if args.bg else None
 
     def process(picture, target):
-        alpha = segment.predict_mask(picture.pixels, options)
+        alpha = segment.predict_alpha(picture.pixels, options)
         if args.mask:
             return segment.cutout(picture.pixels, alpha, output="mask", crop_margin=args.crop)
+        colours = segment.foreground_colours(picture.pixels, alpha) if options.decontaminate else None
         if background is not None:
             bg = _fit(background, picture.pixels.shape[:2])
-            return segment.cutout(picture.pixels, alpha, output="composite", background=bg, crop_margin=args.crop)
-        return segment.cutout(picture.pixels, alpha, crop_margin=args.crop)
+            return segment.cutout(picture.pixels, alpha, output="composite", background=bg, crop_margin=args.crop,
+                                  colours=colours)
+        return segment.cutout(picture.pixels, alpha, crop_margin=args.crop, colours=colours)
 
     def extension(source):  # cut-outs and masks are PNG; a composite may go to the JPEG the user named
         named = Path(args.output).suffix.lower() if args.output else ""

@@ -1,4 +1,5 @@
-"""Segmentation: a subject probability mask at full resolution, and the cut-outs built from it."""
+"""Segmentation: a subject probability mask at full resolution, the soft alpha matted from it,
+and the cut-outs built from them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,12 +12,17 @@ from .. import catalog, ops, runtime
 @dataclass
 class SegmentOptions:
     """model: catalog name (None = the catalog's default segment model); device: auto/cpu/cuda/mps;
-    weights: a user-supplied weights file instead of the catalog's; refine: edge-aware upsampling."""
+    weights: a user-supplied weights file instead of the catalog's; refine: edge-aware upsampling;
+    matting: turn the mask's uncertain edge into a soft alpha by alpha matting (tasks.matte);
+    decontaminate: cut-outs carry the subject's own colours under partial alpha (no old
+    background in hair and soft edges)."""
 
     model: str | None = None
     device: str = "auto"
     weights: str | None = None
     refine: bool = True
+    matting: bool = True
+    decontaminate: bool = True
 
 
 def refine_mask(image: np.ndarray, low: np.ndarray) -> np.ndarray:
@@ -48,15 +54,34 @@ def predict_mask(image: np.ndarray, options: SegmentOptions | None = None) -> np
     return np.clip(ops.resize(low, *image.shape[:2], "bilinear"), 0.0, 1.0)
 
 
+def predict_alpha(image: np.ndarray, options: SegmentOptions | None = None) -> np.ndarray:
+    """The subject's alpha (H x W float32 in [0,1]): :func:`predict_mask`, its edge matted unless ``options.matting`` is off."""
+    options = options or SegmentOptions()
+    mask = predict_mask(image, options)
+    if not options.matting:
+        return mask
+    from . import matte
+
+    return matte.alpha_from_mask(image[..., :3], mask)
+
+
+def foreground_colours(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The subject's own colours under ``alpha`` (H x W x 3): see :func:`mattekit.tasks.matte.foreground`."""
+    from . import matte
+
+    return matte.foreground(image[..., :3], alpha)
+
+
 def cutout(image: np.ndarray, alpha: np.ndarray, *, output: str = "rgba", background=None,
-           crop_margin: float | None = None) -> np.ndarray:
+           crop_margin: float | None = None, colours: np.ndarray | None = None) -> np.ndarray:
     """Build the result a user asked for from an image and its alpha (both H x W, [0,1]).
 
     output: "rgba" (H x W x 4, straight alpha), "mask" (H x W alpha), or "composite"
     (H x W x 3 over ``background``: an RGB triple or an H x W x 3 image).
     crop_margin: crop to the subject's box grown by this fraction of its size.
+    colours: the subject's colours to use instead of the photo's (decontaminated, H x W x 3).
     """
-    rgb = image[..., :3]
+    rgb = image[..., :3] if colours is None else colours
     if image.shape[-1] == 4:  # a transparent input stays transparent where it was
         alpha = alpha * image[..., 3]
     if output == "mask":
@@ -76,5 +101,12 @@ def cutout(image: np.ndarray, alpha: np.ndarray, *, output: str = "rgba", backgr
 
 
 def remove_background(image: np.ndarray, options: SegmentOptions | None = None, **cutout_args) -> np.ndarray:
-    """Cut the subject out of ``image``; keyword arguments as :func:`cutout` (RGBA by default)."""
-    return cutout(image, predict_mask(image, options), **cutout_args)
+    """Cut the subject out of ``image``; keyword arguments as :func:`cutout` (RGBA by default).
+
+    By default the alpha is matted and the cut-out's colours decontaminated (see
+    :class:`SegmentOptions`)."""
+    options = options or SegmentOptions()
+    alpha = predict_alpha(image, options)
+    if options.decontaminate and options.matting and cutout_args.get("output", "rgba") != "mask":
+        cutout_args.setdefault("colours", foreground_colours(image, alpha))
+    return cutout(image, alpha, **cutout_args)

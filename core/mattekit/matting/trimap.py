@@ -1,0 +1,124 @@
+"""Trimaps: 1 = foreground, 0 = background, 0.5 = unknown (float32 H x W).
+
+``from_mask`` builds one from a segmentation probability map, ``normalise`` reads a user's
+(0/128/255 image or floats), ``expand_known`` grows the known regions into unknown pixels of
+the same colour, and ``split`` gives the three boolean regions.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+FG_AT, BG_AT = 0.9, 0.1  # trimap values at or beyond these are known
+
+
+def split(trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(foreground, background, unknown) boolean masks of a trimap."""
+    fg, bg = trimap >= FG_AT, trimap <= BG_AT
+    return fg, bg, ~(fg | bg)
+
+
+def normalise(trimap: np.ndarray) -> np.ndarray:
+    """A user trimap (H x W or H x W x C; uint8/uint16 or float in [0,1]) -> float32 0 / 0.5 / 1.
+
+    Values within 10 % of black are background, within 10 % of white foreground, anything
+    else (the usual 128 grey, and JPEG noise around it) unknown. Colour trimaps are read by
+    their first channel (alpha channels are ignored).
+    """
+    t = np.asarray(trimap)
+    if t.ndim == 3:
+        t = t[..., 0]
+    if t.dtype == np.uint8:
+        t = t.astype(np.float32) / 255.0
+    elif t.dtype == np.uint16:
+        t = t.astype(np.float32) / 65535.0
+    else:
+        t = t.astype(np.float32)
+    fg, bg, _ = split(t)
+    out = np.full(t.shape, 0.5, np.float32)
+    out[fg], out[bg] = 1.0, 0.0
+    return out
+
+
+def _ridge(region: np.ndarray) -> np.ndarray:
+    """Medial pixels of a region (local maxima of the distance to its outside), 1 px thin."""
+    dist = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 3)
+    peak = cv2.dilate(dist, np.ones((3, 3), np.uint8))
+    return region & (dist >= peak) & (dist >= 1.0)
+
+
+def band_width(height: int, width: int, fraction: float = 0.004) -> int:
+    """Half-width in pixels of the unknown band around a mask's edge for an image this size."""
+    return max(2, int(round(fraction * max(height, width))))
+
+
+def from_mask(mask: np.ndarray, band: int | None = None, low: float = 0.1, high: float = 0.9) -> np.ndarray:
+    """Trimap from a subject probability map (H x W float in [0,1]).
+
+    Unknown: every pixel whose probability lies between ``low`` and ``high`` (where the mask
+    itself is unsure: wide where it was upsampled a lot or the edge is soft), widened by
+    ``band`` pixels on both sides (default from the image size, :func:`band_width`). The
+    widening erodes the confident regions, but never erases a structure entirely: where the
+    erosion leaves nothing nearby, the medial line of the confident region is kept as a seed,
+    so a thin strand or a narrow gap keeps a 1-px-wide known core.
+    """
+    mask = np.asarray(mask, np.float32)
+    h, w = mask.shape
+    r = band_width(h, w) if band is None else max(0, int(band))
+    sure_fg, sure_bg = mask >= high, mask <= low
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    fg = cv2.erode(sure_fg.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool) if r else sure_fg
+    bg = cv2.erode(sure_bg.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool) if r else sure_bg
+    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 3, 2 * r + 3))
+    for core, sure in ((fg, sure_fg), (bg, sure_bg)):  # seeds only where erosion erased the structure
+        near_core = cv2.dilate(core.astype(np.uint8), grow).astype(bool)
+        core |= _ridge(sure) & ~near_core
+    bg &= ~fg
+    trimap = np.full((h, w), 0.5, np.float32)
+    trimap[fg], trimap[bg] = 1.0, 0.0
+    return trimap
+
+
+def nearest(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every pixel, the flat index of the nearest pixel of ``region`` (H x W bool, not
+    empty) and the distance to it (approximate Euclidean), both H x W."""
+    source = np.where(region, 0, 255).astype(np.uint8)
+    dist, labels = cv2.distanceTransformWithLabels(source, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    # DIST_LABEL_PIXEL numbers the zero pixels of ``source`` 1, 2, ... in raster order.
+    return np.flatnonzero(region.ravel())[labels - 1], dist
+
+
+def expand_known(image: np.ndarray, trimap: np.ndarray, radius: float, tolerance: float = 0.03) -> np.ndarray:
+    """Move unknown pixels into the foreground (background) when the nearest foreground
+    (background) pixel is at most ``radius`` px away and has the same colour within
+    ``tolerance`` (per channel, [0,1] scale), and the other side does not match as well.
+    Narrows the unknown band where the trimap was drawn generously (the first step of
+    shared matting). Returns a new trimap."""
+    fg, bg, unknown = split(trimap)
+    out = trimap.astype(np.float32, copy=True)
+    if not (fg.any() and bg.any() and unknown.any()):
+        return out
+    flat = image[..., :3].reshape(-1, 3)
+    matches = []
+    for region in (fg, bg):
+        index, dist = nearest(region)
+        idx = np.flatnonzero(unknown & (dist <= radius))
+        ok = np.zeros(trimap.shape, bool)
+        ok.ravel()[idx] = np.abs(flat[idx] - flat[index.ravel()[idx]]).max(axis=1) < tolerance
+        matches.append(ok)
+    out[matches[0] & ~matches[1]] = 1.0
+    out[matches[1] & ~matches[0]] = 0.0
+    return out
+
+
+def downsample(trimap: np.ndarray) -> np.ndarray:
+    """Half-size trimap: a 2x2 block is known only when all its pixels agree."""
+    h, w = trimap.shape
+    hh, ww = (h + 1) // 2, (w + 1) // 2
+    t = np.pad(trimap, ((0, 2 * hh - h), (0, 2 * ww - w)), mode="edge")
+    fg, bg, _ = split(t)
+    blocks_fg = fg[0::2, 0::2] & fg[1::2, 0::2] & fg[0::2, 1::2] & fg[1::2, 1::2]
+    blocks_bg = bg[0::2, 0::2] & bg[1::2, 0::2] & bg[0::2, 1::2] & bg[1::2, 1::2]
+    out = np.full((hh, ww), 0.5, np.float32)
+    out[blocks_fg], out[blocks_bg] = 1.0, 0.0
+    return out

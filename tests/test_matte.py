@@ -1,0 +1,306 @@
+"""Alpha matting: Laplacian and solver against their definitions, trimaps, alpha quality on real
+data (alphamatting.com), foreground decontamination, compositing, MODNet via the catalog, CLI."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import assert_close
+from mattekit import catalog, io, ops, runtime
+from mattekit.cli import main
+from mattekit.matting import estimate_alpha, estimate_foreground, solver
+from mattekit.matting import trimap as trimaps
+from mattekit.matting.laplacian import laplacian_stencil
+from mattekit.tasks import matte, segment
+
+
+@pytest.fixture
+def mirror(shared, monkeypatch):
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.delenv("MATTEKIT_OFFLINE", raising=False)
+
+
+def alphamatting(shared, name: str, trimap_set: str = "Trimap1"):
+    root = shared / "data/alphamatting"
+    image = io.read_image(root / "im" / name).pixels[..., :3]
+    gt = io.read_image(root / "gt" / name).pixels[..., 0]
+    trimap = trimaps.normalise(io.read_image(root / "trimap" / trimap_set / name).pixels)
+    return image, trimap, gt
+
+
+def sad_mse(alpha, gt, trimap):
+    unknown = trimaps.split(trimap)[2]
+    d = alpha[unknown].astype(np.float64) - gt[unknown]
+    return np.abs(d).sum() / 1000, (d**2).mean() * 1e3
+
+
+def dense(stencil, mask):
+    flat, matrix = solver._dense(stencil, mask)
+    return matrix
+
+
+# ---------------------------------------------------------------- Laplacian and solver
+
+def reference_laplacian(image, eps):
+    """Levin et al.'s matting Laplacian, window by window (3x3 windows inside the image)."""
+    h, w, _ = image.shape
+    L = np.zeros((h * w, h * w))
+    for y in range(1, h - 1):
+        for x in range(1, w - 1):
+            idx = [(y + dy) * w + (x + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+            win = image.reshape(-1, 3)[idx].astype(np.float64)
+            mu = win.mean(0)
+            cov = (win - mu).T @ (win - mu) / 9 + eps / 9 * np.eye(3)
+            g = (1 + (win - mu) @ np.linalg.inv(cov) @ (win - mu).T) / 9
+            L[np.ix_(idx, idx)] += np.eye(9) - g
+    return L
+
+
+def test_laplacian_stencil_is_the_matting_laplacian():
+    rng = np.random.default_rng(0)
+    image = rng.random((9, 11, 3)).astype(np.float32)
+    image[2:6, 2:7] = 0.4  # flat patch: nearly singular window covariances
+    image[5:9, 7:11] = (0.2, 0.5, 0.8)
+    stencil = laplacian_stencil(image, 1e-7)
+    L = dense(stencil, np.ones((9, 11), bool))
+    ref = reference_laplacian(image, 1e-7)
+    assert np.abs(L - ref).max() < 2e-5 * max(1.0, np.abs(ref).max())
+    x = rng.random((9, 11)).astype(np.float32)
+    assert np.allclose(solver.apply(stencil, x).ravel(), ref @ x.ravel(), atol=1e-4)
+
+
+def test_galerkin_coarsening_and_solve_match_dense_algebra():
+    rng = np.random.default_rng(1)
+    image = rng.random((14, 18, 3)).astype(np.float32)
+    stencil = laplacian_stencil(image, 1e-5)
+    mask = np.zeros((14, 18), bool)
+    mask[3:12, 2:15] = True
+    stencil[0] += 0.01 * mask  # a data term makes it definite
+    keep = mask.astype(np.float32)
+    pad = np.pad(keep, 2)
+    for k, (dy, dx) in enumerate(solver.half_offsets(13)):
+        stencil[k] *= keep * pad[2 + dy : 16 + dy, 2 + dx : 20 + dx]
+    A = dense(stencil, mask)
+    coarse, cmask = solver.coarsen(stencil, mask)
+    flat = np.flatnonzero(mask)
+    cflat = np.flatnonzero(cmask)
+    P = np.zeros((flat.size, cflat.size))
+    ys, xs = np.divmod(flat, 18)
+    P[np.arange(flat.size), np.searchsorted(cflat, (ys // 2) * 9 + xs // 2)] = 1
+    assert np.abs(dense(coarse, cmask) - P.T @ A @ P).max() < 1e-4
+    b = rng.random((14, 18)).astype(np.float32) * mask
+    x = solver.solve(stencil, b, mask, iterations=200, tol=1e-7)
+    exact = np.linalg.solve(A, b.ravel()[flat])
+    assert np.abs(x.ravel()[flat] - exact).max() < 1e-3 * np.abs(exact).max()
+    assert not x[~mask].any()
+
+
+# ---------------------------------------------------------------- trimaps
+
+def test_trimap_from_mask_band_scales_and_thin_structures_survive():
+    h, w = 400, 600
+    mask = np.zeros((h, w), np.float32)
+    mask[100:300, 150:450] = 1.0
+    mask[50:350, 500:503] = 1.0  # a 3-px strand, thinner than the band
+    mask[200:205, 20:120] = 0.5  # an unsure region far from any edge
+    tri = trimaps.from_mask(mask)
+    fg, bg, unknown = trimaps.split(tri)
+    band = trimaps.band_width(h, w)
+    assert band >= 2 and trimaps.band_width(2 * h, 2 * w) > band
+    assert unknown[200, 150 - band // 2] and unknown[200, 150 + band // 2] and unknown[202, 60]
+    assert fg[200, 300] and bg[10, 10]
+    assert fg[60:340, 500:503].any(axis=1).mean() > 0.9, "the strand keeps a known core"
+    assert set(np.unique(tri)) <= {0.0, 0.5, 1.0}
+    big = trimaps.split(trimaps.from_mask(np.kron(mask, np.ones((2, 2), np.float32))))[2].sum()
+    assert big > 3 * unknown.sum()  # twice the size: about four times the unknown area
+
+
+def test_user_trimaps_are_normalised():
+    t = np.array([[0, 3, 128, 126, 250, 255]], np.uint8)
+    assert trimaps.normalise(t).tolist() == [[0.0, 0.0, 0.5, 0.5, 1.0, 1.0]]
+    assert trimaps.normalise(np.dstack([t] * 3)).tolist() == [[0.0, 0.0, 0.5, 0.5, 1.0, 1.0]]
+    assert trimaps.normalise((t.astype(np.uint16) * 257)).tolist() == [[0.0, 0.0, 0.5, 0.5, 1.0, 1.0]]
+
+
+# ---------------------------------------------------------------- alpha on real data
+
+def test_alpha_beats_closed_form_matting_on_alphamatting(shared):
+    """SAD and MSE below pymatting's closed-form matting on the same trimaps, in less time."""
+    pymatting = pytest.importorskip("pymatting")
+    names = ("GT01.png", "GT05.png", "GT19.png")
+    small = alphamatting(shared, "GT19.png")
+    pymatting.estimate_alpha_cf(small[0][::8, ::8].astype(np.float64), small[1][::8, ::8].astype(np.float64))  # JIT
+    estimate_alpha(*alphamatting(shared, "GT05.png")[:2])  # warm-up
+    ours, theirs, t_ours, t_theirs = [], [], 0.0, 0.0
+    for name in names:
+        image, trimap, gt = alphamatting(shared, name)
+        t0 = time.perf_counter()
+        alpha = estimate_alpha(image, trimap)
+        t1 = time.perf_counter()
+        cf = np.clip(pymatting.estimate_alpha_cf(image.astype(np.float64), trimap.astype(np.float64)), 0, 1)
+        t2 = time.perf_counter()
+        t_ours, t_theirs = t_ours + t1 - t0, t_theirs + t2 - t1
+        assert alpha.shape == gt.shape and alpha.dtype == np.float32 and 0 <= alpha.min() and alpha.max() <= 1
+        fg, bg, _ = trimaps.split(trimap)
+        assert (alpha[fg] == 1).all() and (alpha[bg] == 0).all()
+        ours.append(sad_mse(alpha, gt, trimap))
+        theirs.append(sad_mse(cf, gt, trimap))
+    ours, theirs = np.mean(ours, 0), np.mean(theirs, 0)
+    print(f"SAD/MSE mattekit {ours.round(3)} closed-form {theirs.round(3)}; s {t_ours:.2f} vs {t_theirs:.2f}")
+    assert ours[0] < theirs[0] and ours[1] < theirs[1]
+    assert t_ours < t_theirs
+
+
+def test_alpha_quality_pins_on_wide_trimaps(shared):
+    """Trimap2 (wide unknown regions) on two hard images: pinned near the measured figures."""
+    sad, mse = zip(*(sad_mse(estimate_alpha(im, t), gt, t) for im, t, gt in
+                     (alphamatting(shared, n, "Trimap2") for n in ("GT13.png", "GT09.png"))))
+    print(f"Trimap2 GT13/GT09 SAD {np.round(sad, 2)} MSE {np.round(mse, 2)}")
+    # closed-form matting: SAD 18.69 / 6.55, MSE 48.1 / 17.0 on these two
+    assert sad[0] < 14 and sad[1] < 5.5 and mse[0] < 25 and mse[1] < 10
+
+
+def test_degenerate_trimaps():
+    image = np.random.default_rng(2).random((40, 50, 3)).astype(np.float32)
+    assert (estimate_alpha(image, np.ones((40, 50), np.float32)) == 1).all()
+    only_bg = np.full((40, 50), 0.5, np.float32)
+    only_bg[:5] = 0
+    assert (estimate_alpha(image, only_bg) == 0).all()
+    guess = np.full((40, 50), 0.3, np.float32)
+    assert np.allclose(estimate_alpha(image, only_bg, guess=guess)[5:], 0.3)
+    thin = np.zeros((600, 500), np.float32)  # foreground only a 1-px line: vanishes at half size
+    thin[:, 250] = 1
+    thin[:, 240:250] = thin[:, 251:261] = 0.5
+    big = np.random.default_rng(3).random((600, 500, 3)).astype(np.float32)
+    alpha = estimate_alpha(big, thin)
+    assert alpha.shape == (600, 500) and (alpha[:, 250] == 1).all()
+
+
+# ---------------------------------------------------------------- foreground colours
+
+def test_decontaminated_colours_remove_the_old_background(shared):
+    """Photos re-composited over another photo: the estimated colours are closer to the true
+    foreground than the photo's, and a composite over white has less fringe."""
+    other = alphamatting(shared, "GT13.png")[0]
+    errors, fringes = [], []
+    for name in ("GT11.png", "GT19.png", "GT21.png"):
+        image, _, alpha = alphamatting(shared, name)
+        a = alpha[..., None]
+        photo = a * image + (1 - a) * ops.fit_cover(other, *alpha.shape)  # the true foreground is `image`
+        fg = estimate_foreground(photo, alpha)
+        partial = (alpha > 0.05) & (alpha < 0.95)
+        weight = alpha[partial][:, None]
+        errors.append([float((np.abs(c[partial] - image[partial]) * weight).sum() / weight.sum()) for c in (fg, photo)])
+        sure = alpha >= 0.999
+        assert np.abs(fg[sure] - photo[sure]).max() < 1e-6  # opaque pixels keep their colour
+        white = np.ones(3, np.float32)
+        truth = ops.composite_over(image, alpha, white)
+        fringes.append([np.abs(ops.composite_over(c, alpha, white) - truth).mean() for c in (fg, photo)])
+    errors, fringes = np.mean(errors, 0), np.mean(fringes, 0)
+    print(f"foreground error {errors.round(4)}, fringe over white {fringes.round(5)} (estimated, photo)")
+    assert errors[0] < 0.7 * errors[1] and fringes[0] < 0.7 * fringes[1]
+
+
+def test_compositing_helpers():
+    rng = np.random.default_rng(4)
+    rgba = rng.random((6, 7, 4)).astype(np.float32)
+    assert np.abs(ops.unpremultiply(ops.premultiply(rgba)) - rgba).max() < 1e-5
+    assert (ops.unpremultiply(np.zeros((2, 2, 4), np.float32)) == 0).all()
+    image = np.zeros((60, 80, 3), np.float32)
+    image[..., 2] = 1.0  # blue background
+    alpha = np.zeros((60, 80), np.float32)
+    alpha[20:40, 30:50] = 1.0
+    image[20:40, 30:50] = (1.0, 0.0, 0.0)  # red subject
+    behind = ops.blurred_background(image, alpha, 6.0)
+    assert behind[30, 28, 0] < 0.01 and behind[30, 28, 2] > 0.99, "the subject does not bleed into its background"
+    shadow = ops.drop_shadow(alpha, (5, 7), 2.0, 0.5)
+    assert shadow[45, 55] > shadow[15, 25] and shadow.max() <= 0.5 + 1e-6
+    out = ops.composite(image, alpha, (1.0, 1.0, 1.0), shadow=shadow)
+    assert np.allclose(out[30, 40], (1, 0, 0)) and out[43, 52].max() < 1.0 and np.allclose(out[2, 2], 1)
+    assert ops.fit_cover(np.zeros((10, 40, 3), np.float32), 30, 30).shape == (30, 30, 3)
+
+
+# ---------------------------------------------------------------- trimap-free and MODNet
+
+def test_remove_mattes_by_default_and_beats_the_mask(shared, mirror):
+    options = segment.SegmentOptions(model="csnet-sod", device="cpu")
+    mask_mae, matte_mae = [], []
+    for name in ("GT05.png", "GT17.png", "GT19.png"):
+        image, _, gt = alphamatting(shared, name)
+        mask = segment.predict_mask(image, options)
+        alpha = matte.alpha_from_mask(image, mask)  # what remove does by default
+        mask_mae.append(np.abs(mask - gt).mean())
+        matte_mae.append(np.abs(alpha - gt).mean())
+    print(f"alpha MAE mask {np.mean(mask_mae):.4f} matted {np.mean(matte_mae):.4f}")
+    assert np.mean(matte_mae) < 0.8 * np.mean(mask_mae)
+    plain = segment.SegmentOptions(model="csnet-sod", device="cpu", matting=False)
+    assert np.array_equal(segment.predict_alpha(image, plain), mask)
+    rgba = segment.remove_background(image, options)
+    assert rgba.shape[-1] == 4 and np.allclose(rgba[..., 3], alpha)
+    assert not np.allclose(rgba[..., :3], image), "cut-outs carry decontaminated colours"
+
+
+def test_modnet_portrait_through_the_catalog_with_stand_in_weights(golden, tmp_path, shared):
+    entry = catalog.load().get("modnet-portrait", "matte")
+    assert entry.task == "matte" and entry.notice and "modnet-portrait" not in catalog.load().defaults.values()
+    g = golden("modnet")
+    net = __import__("mattekit.nets", fromlist=["build"]).build(entry.net, **entry.kwargs)
+    path = tmp_path / "modnet_stand_in.ckpt"
+    torch.save({"state_dict": {"module." + k: v for k, v in g.pseudo_state_dict(net).items()}}, path)
+    predictor = runtime.get_predictor(entry, device="cpu", weights_path=path)
+    assert_close(predictor(g.tensor("input")), g.arrays["pred_matte"], 1e-4, "pred_matte via catalog")
+    image = io.read_image(shared / "data/grabcut50/im/person4.jpg").pixels
+    alpha = matte.predict_alpha(image, matte.MatteOptions(model="modnet-portrait", device="cpu", weights=str(path)))
+    assert alpha.shape == image.shape[:2] and alpha.dtype == np.float32 and 0 <= alpha.min() <= alpha.max() <= 1
+
+
+# ---------------------------------------------------------------- command line
+
+def test_matte_command_outputs(shared, tmp_path):
+    root = shared / "data/alphamatting"
+    src, tri = root / "im/GT19.png", root / "trimap/Trimap1/GT19.png"
+    image = io.read_image(src).pixels
+    out = tmp_path / "cut.png"
+    assert main(["matte", str(src), "--trimap", str(tri), "-o", str(out)]) == 0
+    cut = io.read_image(out)
+    assert cut.has_alpha and cut.pixels.shape[:2] == image.shape[:2]
+    trimap = trimaps.normalise(io.read_image(tri).pixels)
+    assert (cut.pixels[..., 3][trimap == 1] > 0.99).all() and (cut.pixels[..., 3][trimap == 0] < 0.01).all()
+    assert main(["matte", str(src), "--trimap", str(tri), "-o", str(tmp_path / "a.png"), "--alpha-only"]) == 0
+    alpha = io.read_image(tmp_path / "a.png")
+    assert not alpha.has_alpha and np.abs(alpha.pixels[..., 0] - cut.pixels[..., 3]).max() < 1 / 255 + 1e-6
+    assert main(["matte", str(src), "--trimap", str(tri), "-o", str(tmp_path / "f.png"), "--fg-only"]) == 0
+    assert not io.read_image(tmp_path / "f.png").has_alpha
+    assert main(["matte", str(src), "--mask", str(root / "gt/GT19.png"), "-o", str(tmp_path / "m.png"),
+                 "--bg", "blur", "--shadow"]) == 0
+    assert io.read_image(tmp_path / "m.png").pixels.shape == image.shape[:2] + (3,)
+    assert main(["matte", str(src), "--trimap", str(tri), "-o", str(tmp_path / "cut.exr")]) == 0
+    exr = io.read_image(tmp_path / "cut.exr")  # premultiplied on disk, straight once read
+    assert exr.has_alpha and np.abs(exr.pixels[..., 3] - cut.pixels[..., 3]).max() < 1 / 255 + 1e-3  # 8-bit PNG vs half
+    solid = cut.pixels[..., 3] > 0.5
+    assert np.abs(exr.pixels[..., :3][solid] - cut.pixels[..., :3][solid]).max() < 0.01
+    deep = tmp_path / "deep.png"
+    io.write_image(deep, image, bit_depth=16)
+    assert main(["matte", str(deep), "--trimap", str(tri)]) == 0
+    assert io.read_image(tmp_path / "deep_matte.png").bit_depth == 16
+
+
+def test_matte_command_errors_are_sentences(shared, tmp_path, capsys):
+    root = shared / "data/alphamatting"
+    assert main(["matte", str(root / "im/GT19.png"), "--trimap", str(root / "trimap/Trimap1/GT01.png")]) == 2
+    err = capsys.readouterr().err
+    assert "same size" in err and err.count("mattekit: error:") == 1
+    assert main(["matte", str(root / "im/GT19.png"), "--trimap", str(tmp_path / "none.png")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_bench_matte_prints_the_table(shared, capsys):
+    assert main(["bench", "matte", "--data", str(shared / "data/alphamatting"), "--trimaps", "Trimap1",
+                 "--limit", "2", "--no-reference"]) == 0
+    out = capsys.readouterr().out
+    for row in ("SAD (/1000)", "MSE (x1e3)", "gradient (/1000)", "s/image", "Trimap1: 2 images"):
+        assert row in out
