@@ -23,6 +23,18 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.copysign(np.where(a <= 0.0031308, a * np.float32(12.92), curve), x).reshape(shape)
 
 
+def grey_map(x: np.ndarray) -> np.ndarray:
+    """A mask or trimap (H x W or H x W x C; uint8, uint16 or float) as float32 H x W, its first channel, 0..1 scale."""
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., 0]
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    if x.dtype == np.uint16:
+        return x.astype(np.float32) / 65535.0
+    return x.astype(np.float32)
+
+
 def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2r+1)^2 window, edges handled by reflection. Works on H x W or H x W x C."""
     k = 2 * int(radius) + 1

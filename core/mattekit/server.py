@@ -273,11 +273,6 @@ register(Operation(
     _roto, task="segment"))
 
 
-def task_available(module: str) -> bool:
-    """Whether ``mattekit.tasks.<module>`` exists in this build (found without importing torch)."""
-    return importlib.util.find_spec(f"{__package__}.tasks.{module}") is not None
-
-
 # ---------------------------------------------------------------- pixels in and out
 
 def _int(meta: dict, key: str, low: int, high: int) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .. import ops
+
 FG_AT, BG_AT = 0.9, 0.1  # trimap values at or beyond these are known
 
 
@@ -25,15 +27,7 @@ def normalise(trimap: np.ndarray) -> np.ndarray:
     else (the usual 128 grey, and JPEG noise around it) unknown. Colour trimaps are read by
     their first channel (alpha channels are ignored).
     """
-    t = np.asarray(trimap)
-    if t.ndim == 3:
-        t = t[..., 0]
-    if t.dtype == np.uint8:
-        t = t.astype(np.float32) / 255.0
-    elif t.dtype == np.uint16:
-        t = t.astype(np.float32) / 65535.0
-    else:
-        t = t.astype(np.float32)
+    t = ops.grey_map(trimap)
     fg, bg, _ = split(t)
     out = np.full(t.shape, 0.5, np.float32)
     out[fg], out[bg] = 1.0, 0.0

@@ -54,14 +54,7 @@ def alpha_from_trimap(image: np.ndarray, trimap: np.ndarray, options: MatteOptio
 def alpha_from_mask(image: np.ndarray, mask: np.ndarray, options: MatteOptions | None = None) -> np.ndarray:
     """Alpha refined from a subject mask (probabilities, or a 0/255 image) by matting its uncertain edge."""
     options = options or MatteOptions()
-    m = np.asarray(mask)
-    if m.ndim == 3:
-        m = m[..., 0]
-    if m.dtype == np.uint8:
-        m = m.astype(np.float32) / 255.0
-    elif m.dtype == np.uint16:
-        m = m.astype(np.float32) / 65535.0
-    m = np.clip(m.astype(np.float32), 0.0, 1.0)
+    m = np.clip(ops.grey_map(mask), 0.0, 1.0)
     trimap = trimaps.from_mask(m, band=options.band)
     return matting.estimate_alpha(image[..., :3], trimap, options.alpha_options(), guess=m)
 
