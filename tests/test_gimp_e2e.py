@@ -1,12 +1,14 @@
-"""End to end in real GIMP 3: Filters > AI > Remove Background on a real photo, checked against ground truth.
+"""End to end in real GIMP 3: Filters > AI > Remove Background and Refine Edges on a real photo, checked
+against ground truth.
 
 A Debian 13 root holding GIMP 3.0 is built once with debootstrap into $MATTEKIT_CACHE (default
 ~/.cache/mattekit-ci) by tests/gimp/build_root.sh and reused. The plug-in is installed into a
 fresh GIMP config folder inside that root with install/install_gimp.py; the worker runs on the
 host from this virtual environment (the chroot shares the host's network, so the plug-in
 reaches it on 127.0.0.1), with the real sinet-portrait weights from the test data mirror.
-``gimp-console-3.0`` then opens person1.jpg, calls the procedure in NONINTERACTIVE mode, exports
-PNG files, and the exported alpha is scored against the grabcut ground truth (IoU, 128 = ignore).
+``gimp-console-3.0`` then opens person1.jpg, calls the procedures in NONINTERACTIVE mode (Refine
+Edges on Remove Background's layer mask, and on a sharpened selection), exports PNG files, and the
+exported alphas are scored against the grabcut ground truth (IoU, 128 = ignore).
 Needs root (debootstrap and chroot); otherwise it is skipped with the reason printed.
 """
 from __future__ import annotations
@@ -39,32 +41,59 @@ BATCH = textwrap.dedent('''
 
     WORK = "{work}"
 
-    def remove_background(precision, output, export):
+    def open_photo(precision):
         image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(WORK + "/in/{photo}.jpg"))
         if image is None:
             raise SystemExit("could not open the photo")
         if precision is not None:
             image.convert_precision(precision)
-        proc = Gimp.get_pdb().lookup_procedure("mattekit-remove-background")
+        return image
+
+    def call(name, image, layer, **options):
+        proc = Gimp.get_pdb().lookup_procedure(name)
         if proc is None:
-            raise SystemExit("the plug-in procedure is not registered")
+            raise SystemExit("the plug-in procedure %s is not registered" % name)
         config = proc.create_config()
         config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
         config.set_property("image", image)
-        config.set_core_object_array("drawables", image.get_layers())
-        config.set_property("model", "sinet-portrait")
-        config.set_property("output", output)
+        config.set_core_object_array("drawables", [layer])
+        for key, value in options.items():
+            config.set_property(key, value)
         result = proc.run(config)
         status = result.index(0)
         if status != Gimp.PDBStatusType.SUCCESS:
-            raise SystemExit("remove background failed: %s %s" % (status, result.index(1)))
-        names = [layer.get_name() for layer in image.get_layers()]
-        print("MATTEKIT-E2E layers %s precision %s" % (names, image.get_precision().value_nick))
-        Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(WORK + "/out/" + export), None)
-        image.delete()
+            raise SystemExit("%s failed: %s %s" % (name, status, result.index(1)))
+        names = [item.get_name() for item in image.get_layers()]
+        print("MATTEKIT-E2E %s layers %s precision %s" % (name, names, image.get_precision().value_nick))
 
-    remove_background(None, "mask", "mask-8bit.png")
-    remove_background(Gimp.Precision.U16_NON_LINEAR, "layer", "layer-16bit.png")
+    def export(image, name):
+        Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(WORK + "/out/" + name), None)
+
+    # 8-bit: Remove Background into a layer mask, then Refine Edges of that layer mask
+    image = open_photo(None)
+    layer = image.get_layers()[0]
+    call("mattekit-remove-background", image, layer, model="sinet-portrait", output="mask")
+    export(image, "mask-8bit.png")
+    call("mattekit-refine-edges", image, layer)
+    export(image, "refined-8bit.png")
+    image.delete()
+
+    # 16-bit: Remove Background into a new cut-out layer
+    image = open_photo(Gimp.Precision.U16_NON_LINEAR)
+    call("mattekit-remove-background", image, image.get_layers()[0], model="sinet-portrait", output="layer")
+    export(image, "layer-16bit.png")
+    image.delete()
+
+    # 16-bit: a hard selection (the subject's mask, sharpened) refined into a new cut-out layer
+    image = open_photo(Gimp.Precision.U16_NON_LINEAR)
+    layer = image.get_layers()[0]
+    call("mattekit-remove-background", image, layer, model="sinet-portrait", output="mask")
+    image.select_item(Gimp.ChannelOps.REPLACE, layer.get_mask())
+    Gimp.Selection.sharpen(image)
+    layer.remove_mask(Gimp.MaskApplyMode.DISCARD)
+    call("mattekit-refine-edges", image, layer, output="layer")
+    export(image, "refined-selection-16bit.png")
+    image.delete()
     print("MATTEKIT-E2E done")
 ''')
 
@@ -91,7 +120,7 @@ def gimp_root():
     return root
 
 
-def test_remove_background_in_real_gimp(gimp_root, shared, tmp_path):
+def test_remove_background_and_refine_edges_in_real_gimp(gimp_root, shared, tmp_path):
     work = Path(tempfile.mkdtemp(prefix="mattekit-e2e-", dir=gimp_root / "tmp"))
     inside = "/" + str(work.relative_to(gimp_root))  # the same folder as the chroot sees it
     worker_proc = None
@@ -127,7 +156,7 @@ def test_remove_background_in_real_gimp(gimp_root, shared, tmp_path):
             gimp = subprocess.run(command, stdin=batch, capture_output=True, text=True, timeout=600)
         output = gimp.stdout + gimp.stderr
         assert gimp.returncode == 0 and "MATTEKIT-E2E done" in output, f"GIMP exit {gimp.returncode}:\n{output[-6000:]}"
-        assert "(cut out)" in output, "the 16-bit run was asked for a new cut-out layer"
+        assert output.count("(cut out)") == 2, "two runs were asked for a new cut-out layer"
 
         gt = np.asarray(Image.open(shared / f"data/grabcut50/gt/{PHOTO}.png").convert("L"))
         exported8 = Image.open(work / "out" / "mask-8bit.png")
@@ -141,6 +170,21 @@ def test_remove_background_in_real_gimp(gimp_root, shared, tmp_path):
               f"(8-bit, layer mask), {iou16:.4f} (16-bit, new cut-out layer)")
         assert iou8 > 0.9 and iou16 > 0.9
         assert np.abs(alpha8 - alpha16).mean() < 0.01, "8- and 16-bit runs disagree"
+
+        # Refine Edges of the layer mask, and of a hard selection into a new cut-out layer
+        refined8 = np.asarray(Image.open(work / "out" / "refined-8bit.png"))[..., 3] / 255.0
+        changed = int((refined8 != alpha8).sum())
+        png = cv2.imread(str(work / "out" / "refined-selection-16bit.png"), cv2.IMREAD_UNCHANGED)
+        assert png is not None and png.dtype == np.uint16 and png.shape[2] == 4, getattr(png, "shape", None)
+        from_selection = png[..., 3] / 65535.0
+        soft = int(((from_selection > 0.02) & (from_selection < 0.98)).sum())
+        iou_refined, iou_selection = _iou(refined8, gt), _iou(from_selection, gt)
+        print(f"real GIMP 3 Refine Edges on {PHOTO}.jpg: IoU {iou8:.4f} -> {iou_refined:.4f} (8-bit layer mask, "
+              f"{changed} pixels changed); {iou_selection:.4f} from a sharpened selection (16-bit, new cut-out "
+              f"layer, {soft} soft-edged pixels)")
+        assert changed > 100, "Refine Edges left the layer mask as it was"
+        assert iou_refined > 0.9 and iou_refined > iou8 - 0.01
+        assert iou_selection > 0.9 and soft > 500, "a hard selection must come back with a soft edge"
     finally:
         if worker_proc is not None:
             worker_proc.terminate()

@@ -275,6 +275,60 @@ def test_bokeh_operation_keeps_the_given_subject_sharp(make_worker):
     assert got[outer].std() < img[outer].std() * 0.8  # the background is blurred
 
 
+def _u8(array: np.ndarray, h: int, w: int, c: int) -> Pixels:
+    return Pixels(np.ascontiguousarray(array, np.uint8).tobytes(), w, h, c, "u8")
+
+
+@pytest.mark.skipif(not server.task_available("matte"), reason="mattekit.tasks.matte is not in this build")
+def test_matte_refines_a_coarse_mask_towards_the_true_alpha(make_worker, shared):
+    """Refine Edges on a real photo: a blocky mask (the true alpha thresholded, 1/16 size, upsampled)
+    must come back much closer to the ground-truth alpha; output=rgba carries the same alpha."""
+    _, worker = make_worker()
+    root = shared / "data/alphamatting"
+    photo = np.asarray(Image.open(root / "im/GT05.png").convert("RGB"))
+    gt = np.asarray(Image.open(root / "gt/GT05.png").convert("L")) / 255.0
+    h, w = gt.shape
+    binary = Image.fromarray(((gt >= 0.5) * 255).astype(np.uint8))
+    coarse = np.asarray(binary.resize((w // 16, h // 16), Image.BOX).resize((w, h), Image.BILINEAR))
+    inputs = [_u8(photo, h, w, 3), _u8(coarse, h, w, 1)]
+    out, = worker.run("matte", inputs)
+    assert (out.width, out.height, out.channels, out.dtype) == (w, h, 1, "u8")
+    alpha = np.frombuffer(out.data, np.uint8).reshape(h, w) / 255.0
+    before, after = np.abs(coarse / 255.0 - gt).mean(), np.abs(alpha - gt).mean()
+    print(f"worker matte GT05 {w}x{h}: alpha MAE coarse mask {before:.4f} -> refined {after:.4f}")
+    assert after < 0.5 * before
+    seen = []
+    rgba, = worker.run("matte", inputs, {"output": "rgba"}, progress=lambda f, m: seen.append(f))
+    assert (rgba.width, rgba.height, rgba.channels) == (w, h, 4) and seen[-1] == 1.0
+    rgba = np.frombuffer(rgba.data, np.uint8).reshape(h, w, 4)
+    assert np.array_equal(rgba[..., 3], np.rint(alpha * 255)), "the cut-out carries the refined alpha"
+    soft = (alpha > 0.05) & (alpha < 0.95)
+    assert np.abs(rgba[..., :3][soft].astype(int) - photo[soft]).mean() > 1, "colours are decontaminated"
+
+
+@pytest.mark.skipif(not server.task_available("matte"), reason="mattekit.tasks.matte is not in this build")
+def test_matte_refuses_masks_it_cannot_refine_in_one_sentence(make_worker):
+    srv, worker = make_worker()
+    image = _u8(np.zeros((48, 64, 3)), 48, 64, 3)
+    with pytest.raises(WorkerError) as err:
+        worker.run("matte", [image, _u8(np.zeros((30, 40)), 30, 40, 1)])
+    assert (err.value.status, err.value.code) == (400, "bad_meta")
+    assert str(err.value) == ("Input 'mask' is 40 x 30 pixels but 'image' is 64 x 48; "
+                              "all inputs of one request must have the same size.")
+    for value, missing in ((0, "white (subject)"), (255, "black (background)"), (128, "white (subject) or black")):
+        with pytest.raises(WorkerError) as err:
+            worker.run("matte", [image, _u8(np.full((48, 64), value), 48, 64, 1)])
+        assert err.value.status == 422 and str(err.value).startswith("The mask has no edge to refine")
+        assert f"it has no {missing}" in str(err.value) and str(err.value).count(".") == 1
+    edge = np.zeros((48, 64))
+    edge[:, 32:] = 255
+    for options in ({"band": -1}, {"iterations": 0}, {"output": "trimap"}):
+        with pytest.raises(WorkerError) as err:
+            worker.run("matte", [image, _u8(edge, 48, 64, 1)], options)
+        assert (err.value.status, err.value.code) == (400, "bad_option"), options
+    assert raw(srv, "GET", "/v1/health")[0] == 200
+
+
 # ---------------------------------------------------------------- asynchronous jobs, cancel, shutdown
 
 def _slow_operation(log: list) -> server.Operation:

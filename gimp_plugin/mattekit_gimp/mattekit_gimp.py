@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""mattekit for GIMP 3: Filters > AI > Remove Background, Upscale, Portrait Bokeh.
+"""mattekit for GIMP 3: Filters > AI > Remove Background, Refine Edges, Upscale, Portrait Bokeh.
 
 A thin client: pixels go to the local mattekit worker (``mattekit serve``, started on demand
 with the interpreter the installer recorded in ``mattekit_worker.json``) and the results come
@@ -69,6 +69,19 @@ def write_pixels(drawable, x, y, pixels, undoable=True):
     drawable.update(x, y, pixels.width, pixels.height)
 
 
+def layer_pixels(layer, dtype):
+    """All of the layer's pixels (with its alpha channel when it has one)."""
+    components = "R'G'B'A" if layer.has_alpha() else "R'G'B'"
+    return read_pixels(layer, (0, 0, layer.get_width(), layer.get_height()), components, dtype)
+
+
+def selection_pixels(image, layer, dtype):
+    """The image's selection over the layer (the selection is in image coordinates; 0 beyond the image)."""
+    _, ox, oy = layer.get_offsets()
+    rect = (ox, oy, layer.get_width(), layer.get_height())
+    return read_pixels(image.get_selection(), rect, "Y", dtype, Gegl.AbyssPolicy.NONE)
+
+
 def _little_endian(data, dtype):
     """GEGL buffers are in native byte order; the worker speaks little-endian."""
     if sys.byteorder == "little" or dtype == "u8":
@@ -119,11 +132,17 @@ def the_layer(image, drawables):
     return drawables[0]
 
 
-def new_layer_above(image, layer, name, width, height, with_alpha):
-    """A new RGB(A) layer inserted just above ``layer``."""
-    kind = Gimp.ImageType.RGBA_IMAGE if with_alpha else Gimp.ImageType.RGB_IMAGE
-    new = Gimp.Layer.new(image, name, width, height, kind, 100.0, Gimp.LayerMode.NORMAL)
-    image.insert_layer(new, layer.get_parent(), image.get_item_position(layer))
+def new_layer(image, name, pixels, above=None):
+    """A new RGB(A) layer holding ``pixels``: just above the layer ``above``, at its offsets, else on top."""
+    kind = Gimp.ImageType.RGBA_IMAGE if pixels.channels == 4 else Gimp.ImageType.RGB_IMAGE
+    new = Gimp.Layer.new(image, name, pixels.width, pixels.height, kind, 100.0, Gimp.LayerMode.NORMAL)
+    if above is None:
+        image.insert_layer(new, None, 0)
+    else:
+        image.insert_layer(new, above.get_parent(), image.get_item_position(above))
+        _, ox, oy = above.get_offsets()
+        new.set_offsets(ox, oy)
+    write_pixels(new, 0, 0, pixels, undoable=False)
     return new
 
 
@@ -161,56 +180,70 @@ def remove_background(image, drawables, config, interactive):
     return target
 
 
+def refine_edges(image, drawables, config, interactive):
+    """Alpha matting of the edge of the layer's mask: its layer mask, else the selection.
+
+    The result replaces the layer mask (merged through the selection, like any filter), or
+    becomes the layer mask made from the selection; or it is a new cut-out layer with
+    decontaminated colours. The layer's own pixels are never changed.
+    """
+    layer = the_layer(image, drawables)
+    dtype = pixel_type(image)
+    mask = layer.get_mask()
+    if mask is not None:
+        edge = read_pixels(mask, (0, 0, layer.get_width(), layer.get_height()), "Y", dtype)
+    elif not Gimp.Selection.is_empty(image):
+        edge = selection_pixels(image, layer, dtype)
+    else:
+        raise PlugInError("Refine Edges needs a layer mask or a selection: add a layer mask to the layer, "
+                          "or select the subject roughly, first.")
+    to_layer = config.get_property("output") == "layer"
+    options = {"band": config.get_property("band") or None, "output": "rgba" if to_layer else "alpha"}
+    result, = run_on_worker("matte", [layer_pixels(layer, dtype), edge], options, "Refining edges")
+    if to_layer:
+        layer.set_visible(False)
+        return new_layer(image, layer.get_name() + " (cut out)", result, above=layer)
+    if mask is None:  # a new mask from the selection: all of the refined edge, inside and outside the selection
+        mask = layer.create_mask(Gimp.AddMaskType.BLACK)
+        layer.add_mask(mask)
+        write_pixels(mask, 0, 0, result, undoable=False)
+    else:
+        write_pixels(mask, 0, 0, result)
+    return layer
+
+
 def upscale(image, drawables, config, interactive):
     """The layer upscaled by the network: into a new image, or as a new layer over the
     (GIMP-resampled) image scaled by the same factor."""
     layer = the_layer(image, drawables)
     scale = int(config.get_property("scale"))
     dtype = pixel_type(image)
-    w, h = layer.get_width(), layer.get_height()
-    components = "R'G'B'A" if layer.has_alpha() else "R'G'B'"
     options = {"model": model_option(config), "scale": float(scale)}
-    result, = run_on_worker("upscale", [read_pixels(layer, (0, 0, w, h), components, dtype)], options,
-                            "Upscaling x%d" % scale)
+    result, = run_on_worker("upscale", [layer_pixels(layer, dtype)], options, "Upscaling x%d" % scale)
     name = "%s (x%d)" % (layer.get_name(), scale)
     if config.get_property("output") == "image":
         target_image = Gimp.Image.new_with_precision(result.width, result.height, Gimp.ImageBaseType.RGB,
                                                      image.get_precision())
-        new = Gimp.Layer.new(target_image, name, result.width, result.height,
-                             Gimp.ImageType.RGBA_IMAGE if layer.has_alpha() else Gimp.ImageType.RGB_IMAGE,
-                             100.0, Gimp.LayerMode.NORMAL)
-        target_image.insert_layer(new, None, 0)
-        write_pixels(new, 0, 0, result, undoable=False)
+        new_layer(target_image, name, result)
         if interactive:
             Gimp.Display.new(target_image)
         return target_image
-    _, ox, oy = layer.get_offsets()
-    image.scale(image.get_width() * scale, image.get_height() * scale)
-    new = new_layer_above(image, layer, name, result.width, result.height, layer.has_alpha())
-    new.set_offsets(ox * scale, oy * scale)
-    write_pixels(new, 0, 0, result, undoable=False)
-    return new
+    image.scale(image.get_width() * scale, image.get_height() * scale)  # the layer's offsets scale with it
+    return new_layer(image, name, result, above=layer)
 
 
 def portrait_bokeh(image, drawables, config, interactive):
     """A new layer with depth of field: the subject (or the selection, when there is one) stays sharp."""
     layer = the_layer(image, drawables)
     dtype = pixel_type(image)
-    w, h = layer.get_width(), layer.get_height()
-    components = "R'G'B'A" if layer.has_alpha() else "R'G'B'"
-    inputs = [read_pixels(layer, (0, 0, w, h), components, dtype)]
-    if not Gimp.Selection.is_empty(image):  # the selection, in layer coordinates, is the subject
-        _, ox, oy = layer.get_offsets()
-        inputs.append(read_pixels(image.get_selection(), (ox, oy, w, h), "Y", dtype, Gegl.AbyssPolicy.NONE))
+    inputs = [layer_pixels(layer, dtype)]
+    if not Gimp.Selection.is_empty(image):  # the selection is the subject
+        inputs.append(selection_pixels(image, layer, dtype))
     options = {"strength": float(config.get_property("strength")),
                "mask_only": config.get_property("depth") == "subject",
                "segment_model": model_option(config, "segment-model")}
     result, = run_on_worker("bokeh", inputs, options, "Rendering bokeh")
-    new = new_layer_above(image, layer, layer.get_name() + " (bokeh)", w, h, layer.has_alpha())
-    _, ox, oy = layer.get_offsets()
-    new.set_offsets(ox, oy)
-    write_pixels(new, 0, 0, result, undoable=False)
-    return new
+    return new_layer(image, layer.get_name() + " (bokeh)", result, above=layer)
 
 
 # ---------------------------------------------------------------- registration
@@ -238,6 +271,14 @@ def _remove_arguments(procedure):
     procedure.add_boolean_argument("refine", "_Refine edges", "Edge-aware upsampling of the mask", True, RW)
 
 
+def _refine_arguments(procedure):
+    procedure.add_choice_argument("output", "_Output", "Where the result goes",
+                                  choice(("mask", "Layer mask on the layer"),
+                                         ("layer", "New cut-out layer (decontaminated colours)")), "mask", RW)
+    procedure.add_int_argument("band", "Edge _width", "Half-width in pixels of the edge band to refine "
+                               "(0: from the image size)", 0, 256, 0, RW)
+
+
 def _upscale_arguments(procedure):
     procedure.add_choice_argument("scale", "_Scale", "Upscaling factor", choice(("2", "2x"), ("4", "4x")), "2", RW)
     procedure.add_choice_argument("output", "_Output", "Where the result goes",
@@ -260,6 +301,8 @@ def _bokeh_arguments(procedure):
 PROCEDURES = {
     "mattekit-remove-background": ("Remove _Background...", "remove", remove_background, _remove_arguments,
                                    "Cut the subject out: a layer mask on the layer, or a new cut-out layer."),
+    "mattekit-refine-edges": ("Refine _Edges...", "matte", refine_edges, _refine_arguments,
+                              "Matte the edge of the layer mask (or selection): soft alpha for hair and fur."),
     "mattekit-upscale": ("_Upscale...", "upscale", upscale, _upscale_arguments,
                          "Upscale the layer 2x or 4x with a super-resolution network."),
     "mattekit-portrait-bokeh": ("Portrait _Bokeh...", "bokeh", portrait_bokeh, _bokeh_arguments,
