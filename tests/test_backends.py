@@ -145,19 +145,60 @@ def test_predictor_backends_agree(shared, golden, monkeypatch):
     runtime.clear_predictors()
 
 
-def test_bf16_on_cpu_stays_close(golden, shared):
-    """bf16 is an opt-in precision: masks move by well under 1% of their range."""
-    net, index, xs, _ = _net("u2netp", golden, shared)
-    x = xs[0]
-    ref = _reference(net, index, [x])[0]
+bf16_cpu = pytest.mark.skipif(not backends.native_cpu_bf16(), reason="this CPU has no native bf16 (AVX-512 BF16 or AMX)")
+
+
+@bf16_cpu
+@pytest.mark.parametrize("name", ["u2netp", "u2net"])
+def test_bf16_on_cpu_stays_close(name, golden, shared):
+    """bf16 on the CPU (U^2-Net's deep layers through Winograd F(2x2, 3x3)): masks move by well under 1%."""
+    net, index, xs, _ = _net(name, golden, shared)
+    refs = _reference(net, index, xs)
     engine = backends.create(net, torch.device("cpu"), backend="torch", precision="bf16", index=index)
-    assert engine.name == "torch-cpu-bf16" and engine.dtype is torch.bfloat16
-    out = engine(x).float()
+    assert engine.dtype is torch.bfloat16
+    assert engine.name == "torch-cpu-bf16-winograd"  # the decoders' 128+ channel convolutions were routed
 
     def norm(t):
         return (t - t.min()) / (t.max() - t.min())
 
-    assert (norm(out) - norm(ref)).abs().mean().item() < 0.01
+    for x, ref in zip(xs, refs):  # a square and an odd-sized input
+        assert (norm(engine(x).float()) - norm(ref)).abs().mean().item() < 0.01
+
+
+@pytest.mark.parametrize("n,c,k,h,w,bias", [(1, 256, 64, 20, 20, True), (2, 128, 32, 7, 9, False), (1, 512, 16, 1, 1, True),
+                                          (1, 130, 8, 6, 5, True)])
+def test_winograd_f2_is_a_bf16_convolution(n, c, k, h, w, bias):
+    """Winograd F(2x2, 3x3) in bf16 against the fp32 convolution: mean error within 3x (worst within 4x) that of
+    oneDNN's direct bf16 kernel on the same rounded inputs, at even, odd and 1-pixel sizes, batched, with and
+    without bias."""
+    g = torch.Generator().manual_seed(n * c + h)
+    x = torch.randn(n, c, h, w, generator=g).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(k, c, 3, 3, generator=g) / (9 * c) ** 0.5
+    b = torch.randn(k, generator=g) if bias else None
+    ref = F.conv2d(x.float(), weight, b, padding=1)
+    direct = F.conv2d(x, weight.to(torch.bfloat16), None if b is None else b.to(torch.bfloat16), padding=1)
+    got = backends.winograd_f2(x, backends.winograd_f2_weights(weight), b)
+    assert got.shape == ref.shape and got.dtype is torch.bfloat16 and got.is_contiguous(memory_format=torch.channels_last)
+    err, direct_err = (got.float() - ref).abs(), (direct.float() - ref).abs()
+    assert err.mean() <= 3 * direct_err.mean() + 1e-4, (err.mean(), direct_err.mean())
+    assert err.max() <= 4 * direct_err.max() + 1e-3, (err.max(), direct_err.max())
+
+
+def test_auto_precision_follows_the_catalog_and_the_cpu(monkeypatch):
+    """auto: bf16 on the CPU only for nets marked cpu_bf16 and only with native bf16; onnx stays fp32."""
+    cpu = torch.device("cpu")
+    native = backends.native_cpu_bf16()
+    assert backends.resolve_precision("auto", cpu, cpu_bf16_ok=True) is (torch.bfloat16 if native else torch.float32)
+    assert backends.resolve_precision("auto", cpu, cpu_bf16_ok=False) is torch.float32
+    assert backends.engine_precision("onnx", "auto", cpu, cpu_bf16_ok=True) is torch.float32
+    with pytest.raises(MattekitError, match="fp32 only"):
+        backends.engine_precision("onnx", "bf16", cpu)
+    monkeypatch.setenv("MATTEKIT_PRECISION", "fp32")
+    assert backends.resolve_precision("auto", cpu, cpu_bf16_ok=True) is torch.float32
+    monkeypatch.delenv("MATTEKIT_PRECISION")
+    if not native:
+        with pytest.raises(MattekitError, match="no native bf16"):
+            backends.resolve_precision("bf16", cpu)
 
 
 @pytest.mark.parametrize("h,w", [(8, 8), (7, 9), (1, 1), (6, 5)])

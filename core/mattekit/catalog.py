@@ -79,6 +79,7 @@ class ModelEntry:
     scale: int = 1  # upscaling factor of SR nets
     pad_multiple: int = 1  # SR nets that need even sizes (pixel-unshuffle)
     half: bool = True  # fp16 on CUDA is accurate for this net
+    cpu_bf16: bool = False  # bf16 on CPUs with native bf16 is accurate for this net (measured): auto uses it
     notice: str | None = None  # printed once when the model is used (licence terms)
     extra: dict = field(default_factory=dict)
 

@@ -82,22 +82,29 @@ class Report:
         return self.done / self.seconds if self.seconds > 0 else 0.0
 
 
-_ARENAS_SHARED = False
+_MEMORY_KEPT = False
 
 
-def share_malloc_arena() -> None:
-    """Let every thread created from now on allocate from one glibc malloc arena (Linux; once per process).
+def keep_freed_memory() -> None:
+    """Let glibc keep freed memory for reuse by every thread (Linux; once per process, for threads made later).
 
-    glibc gives each thread an arena of its own and keeps what a thread frees there for that thread, so
-    with several inference workers (plus reader and writer) several images' worth of activations stay
-    resident. Measured on U^2-Net with two workers: peak RSS ~120 MB lower, same speed.
+    Inference allocates and frees tens of megabytes of activations per image. By default glibc gives each
+    thread an arena of its own (64 MiB heaps, handed back when empty) and returns large blocks to the
+    kernel, so the next image faults them in again, zeroed: ~15,000 page faults and ~5% of a U^2-Net
+    forward pass on the CPU, and several images' worth of activations resident with several workers.
+    Here all threads share the main heap (M_ARENA_MAX 1), blocks up to 32 MiB (glibc's limit) come from
+    it, and its top is trimmed only beyond 1 GiB. Measured on U^2-Net with two workers: page faults per
+    image from thousands to none, peak RSS ~120 MB lower than with per-thread arenas.
     """
-    global _ARENAS_SHARED
-    if _ARENAS_SHARED or not sys.platform.startswith("linux"):
+    global _MEMORY_KEPT
+    if _MEMORY_KEPT or not sys.platform.startswith("linux"):
         return
-    _ARENAS_SHARED = True
+    _MEMORY_KEPT = True
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
     try:
-        ctypes.CDLL(None).mallopt(-8, 1)  # M_ARENA_MAX = 1
+        mallopt = ctypes.CDLL(None).mallopt
+        for option, value in ((m_arena_max, 1), (m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30)):
+            mallopt(option, value)
     except (OSError, AttributeError):  # not glibc
         pass
 
@@ -297,7 +304,7 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
             fail(exc)
 
     if device.type == "cpu" and workers > 1:
-        share_malloc_arena()
+        keep_freed_memory()
     previous = torch.get_num_threads()
     pool = ([threading.Thread(target=reader, name=f"mattekit-read-{i}", daemon=True) for i in range(readers)]
             + [threading.Thread(target=worker, name=f"mattekit-infer-{i}", daemon=True) for i in range(workers)]

@@ -1,7 +1,6 @@
 """Running networks: device choice, threads, preprocessing per catalog, one cached Predictor per model."""
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from pathlib import Path
@@ -113,14 +112,18 @@ class Predictor:
         net = nets.build(entry.net, **entry.kwargs)
         try:
             state = weights.load_state_dict_file(path)
-            net.load_state_dict(state, strict=True)
+            # fp32 checkpoints become the parameters themselves (no second copy while loading); others are cast
+            fp32 = all(t.dtype is torch.float32 for t in state.values() if t.is_floating_point())
+            net.load_state_dict(state, strict=True, assign=fp32)
+            del state
         except (RuntimeError, ValueError, OSError, EOFError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise MattekitError(f"Weights file {path.name} does not fit model '{entry.name}' ({first[:160]}).") from None
         example = input_size(entry.input, 64, 64)
         # The engine runs the net (see mattekit.backends): backend "torch" | "onnx" | "auto", precision auto/fp32/fp16/bf16.
         self.engine = backends.create(net.eval(), device, backend=backend, precision=precision, index=entry.output.index,
-                                      half_ok=entry.half, weights_path=path, recipe={"net": entry.net, "kwargs": entry.kwargs},
+                                      half_ok=entry.half, cpu_bf16_ok=entry.cpu_bf16, weights_path=path,
+                                      recipe={"net": entry.net, "kwargs": entry.kwargs},
                                       example=tuple(-(-v // entry.pad_multiple) * entry.pad_multiple for v in example),
                                       dynamic_size=entry.input.size is None)
         self.backend, self.dtype, self.net = self.engine.name, self.engine.dtype, self.engine.net
@@ -163,7 +166,8 @@ def get_predictor(model: str | ModelEntry, task: str | None = None, device: str 
     entry = model if isinstance(model, ModelEntry) else catalog_mod.load().get(model, task)
     dev = device if isinstance(device, torch.device) else select_device(device)
     backend = backends.resolve_backend(backend, dev)
-    key = (entry.name, str(dev), str(weights_path or ""), backend, backends.resolve_precision(precision, dev, entry.half))
+    key = (entry.name, str(dev), str(weights_path or ""), backend,
+           backends.engine_precision(backend, precision, dev, entry.half, entry.cpu_bf16))
     with _PREDICTORS_LOCK:
         if key not in _PREDICTORS:
             if entry.notice and entry.name not in _NOTICES_SHOWN:

@@ -61,7 +61,8 @@ def add_parser(kinds) -> None:
     p.add_argument("--batch", type=int, help="mattekit batch size (default: 1 on CPU, 8 on CUDA)")
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument("--repeat", type=int, default=1, help="passes over the folder (default 1)")
-    p.add_argument("--chunk", type=int, default=5, help="the tools take turns every this many images (default 5)")
+    p.add_argument("--chunk", type=int, default=10, help="the tools take turns every this many images (default 10; "
+                   "keep it a multiple of mattekit's workers, or one of them idles at the end of every turn)")
     p.add_argument("--no-rembg", action="store_true", help="run mattekit only")
     p.add_argument("--refine", action="store_true", help="also refine mattekit's masks along image edges (rembg does "
                    "not, so it is off by default: both tools then do the same work)")

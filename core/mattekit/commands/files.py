@@ -107,3 +107,40 @@ def each_image(args, suffix: str, process, extension=same_format) -> int:
         print(f"mattekit: {len(failures)} of {len(jobs)} images failed: {names}", file=sys.stderr)
         return 1
     return 0
+
+
+def each_image_pipelined(args, suffix: str, predictor, finish, extension=same_format, refine: bool = True) -> int:
+    """:func:`each_image` for many inputs through a segmentation ``predictor``, with decoding, inference
+    and encoding overlapped (``mattekit.pipeline``; ``args.threads`` torch threads per inference worker).
+
+    ``finish(picture, mask) -> pixels`` gets the full-resolution subject mask (H x W in [0,1], refined
+    along the image's edges when ``refine``). Failing inputs are listed and the others written; returns
+    1 when any failed.
+    """
+    from .. import pipeline
+
+    jobs = expand_inputs(args.inputs)
+    todo = []
+    for source, root in jobs:
+        target = output_path(source, root, args.output, False, suffix, extension(source))
+        if not (args.skip_existing and target.exists()):
+            todo.append((source, target))
+    read_file, infer, mask_of = pipeline.mask_stages(predictor, refine=refine)
+
+    def write(item, picture, y) -> None:
+        target = item[1]
+        result = finish(picture, mask_of(picture, y))
+        ensure_parent(target)
+        io.write_image(target, result, bit_depth=bit_depth_for(picture, target))
+
+    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="img", file=sys.stderr) as bar:
+        report = pipeline.run_pipeline(todo, lambda item: read_file(item[0]), infer, write,
+                                       progress=lambda done, item: bar.update(),
+                                       **pipeline.plan(predictor, threads=getattr(args, "threads", None)))
+        for (source, _), reason in report.failed:
+            tqdm.write(f"mattekit: error: {reason}", file=sys.stderr)
+    if report.failed:
+        names = ", ".join(str(source) for (source, _), _ in report.failed)
+        print(f"mattekit: {len(report.failed)} of {len(jobs)} images failed: {names}", file=sys.stderr)
+        return 1
+    return 0

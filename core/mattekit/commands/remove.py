@@ -6,7 +6,7 @@ from pathlib import Path
 from .. import catalog, io, ops, runtime
 from ..errors import MattekitError
 from ..tasks import segment
-from .files import each_image
+from .files import each_image, each_image_pipelined, expand_inputs
 
 
 def add_parser(sub) -> None:
@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
     p.add_argument("--model", help="segmentation model (see `mattekit models list`); default: the catalog's")
     p.add_argument("--weights", help="use this weights file instead of the catalog's download")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--threads", type=int, help="CPU threads for inference")
+    p.add_argument("--threads", type=int, help="CPU threads for inference (per inference worker for several images)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--mask", action="store_true", help="write the alpha mask (greyscale) instead of a cut-out")
     what.add_argument("--bg", metavar="COLOR|IMAGE", help="replace the background by a colour (#rrggbb, r,g,b, white) or an image")
@@ -49,14 +49,15 @@ def _fit(background, shape):
 
 def run(args) -> int:
     entry = catalog.load().get(args.model, "segment") if args.model else catalog.load().default("segment")
-    runtime.set_threads(args.threads)
-    runtime.get_predictor(entry, device=args.device, weights_path=args.weights)  # load once, fail early
+    single = len(expand_inputs(args.inputs)) == 1
+    if single:  # several images: threads per inference worker (mattekit.pipeline.plan)
+        runtime.set_threads(args.threads)
+    predictor = runtime.get_predictor(entry, device=args.device, weights_path=args.weights)  # load once, fail early
     options = segment.SegmentOptions(model=entry.name, device=args.device, weights=args.weights, refine=not args.no_refine,
                                      matting=not args.no_matting, decontaminate=not args.no_matting)
     background = _load_background(args.bg) if args.bg else None
 
-    def process(picture, target):
-        alpha = segment.predict_alpha(picture.pixels, options)
+    def result(picture, alpha):
         if args.mask:
             return segment.cutout(picture.pixels, alpha, output="mask", crop_margin=args.crop)
         colours = segment.foreground_colours(picture.pixels, alpha) if options.decontaminate else None
@@ -70,4 +71,11 @@ def run(args) -> int:
         named = Path(args.output).suffix.lower() if args.output else ""
         return ".jpg" if background is not None and named in (".jpg", ".jpeg") else ".png"
 
-    return each_image(args, "_mask" if args.mask else "_cutout", process, extension)
+    suffix = "_mask" if args.mask else "_cutout"
+    if single:
+        return each_image(args, suffix, lambda picture, _: result(picture, segment.predict_alpha(picture.pixels, options)),
+                          extension)
+    # many images: decoding, inference and encoding overlap (mattekit.pipeline)
+    return each_image_pipelined(args, suffix, predictor,
+                                lambda picture, mask: result(picture, segment.alpha_from_mask(picture.pixels, mask, options)),
+                                extension, refine=options.refine)

@@ -57,8 +57,13 @@ def predict_mask(image: np.ndarray, options: SegmentOptions | None = None) -> np
 def predict_alpha(image: np.ndarray, options: SegmentOptions | None = None) -> np.ndarray:
     """The subject's alpha (H x W float32 in [0,1]): :func:`predict_mask`, its edge matted unless ``options.matting`` is off."""
     options = options or SegmentOptions()
-    mask = predict_mask(image, options)
-    if not options.matting:
+    return alpha_from_mask(image, predict_mask(image, options), options)
+
+
+def alpha_from_mask(image: np.ndarray, mask: np.ndarray, options: SegmentOptions | None = None) -> np.ndarray:
+    """The alpha for a full-resolution subject mask (H x W): its edge matted, or the mask itself when
+    ``options.matting`` is off."""
+    if options is not None and not options.matting:
         return mask
     from . import matte
 
