@@ -270,11 +270,12 @@ def _matte(inputs, options, progress):
     grey) has no edge to refine: that is an error rather than the mask handed back unchanged,
     so that a user who ran Refine Edges on the wrong mask learns why nothing happened.
     """
+    from .matting.trimap import BG_AT, FG_AT
     from .tasks import matte
 
     image, mask = inputs
     mask = mask[..., 0]
-    missing = [name for name, part in (("white (subject)", mask >= 0.9), ("black (background)", mask <= 0.1))
+    missing = [name for name, part in (("white (subject)", mask >= FG_AT), ("black (background)", mask <= BG_AT))
                if not part.any()]
     if missing:
         raise MattekitError(f"The mask has no edge to refine: it needs both a white (subject) and a black "

@@ -77,14 +77,24 @@ def bit_depth_for(picture: io.Picture, target: Path) -> int:
     return 16 if picture.bit_depth >= 16 and ext in DEEP else 8
 
 
-def each_image(args, suffix: str, process, extension=same_format) -> int:
+def summarise_failures(failures: list[Path], total: int) -> int:
+    """Print the one-line summary of the inputs that failed; the exit status (1 when any did, else 0)."""
+    if not failures:
+        return 0
+    names = ", ".join(str(p) for p in failures)
+    print(f"mattekit: {len(failures)} of {total} images failed: {names}", file=sys.stderr)
+    return 1
+
+
+def each_image(args, suffix: str, process, extension=same_format, jobs=None) -> int:
     """Run ``process(picture, target) -> pixels`` over every input of ``args.inputs``.
 
     One output per input (see :func:`output_path`; ``extension(source)`` picks its format),
     ``args.skip_existing`` honoured, a progress bar for several inputs. A failing input is
     reported and the others go on; returns 1 when any failed (a single input re-raises).
+    ``jobs``: :func:`expand_inputs` of ``args.inputs`` when the caller already has it.
     """
-    jobs = expand_inputs(args.inputs)
+    jobs = jobs or expand_inputs(args.inputs)
     single = len(jobs) == 1
     failures: list[Path] = []
     with tqdm(total=len(jobs), unit="img", disable=single, file=sys.stderr) as bar:
@@ -102,24 +112,21 @@ def each_image(args, suffix: str, process, extension=same_format) -> int:
                     failures.append(source)
                     tqdm.write(f"mattekit: error: {exc}", file=sys.stderr)
             bar.update()
-    if failures:
-        names = ", ".join(str(p) for p in failures)
-        print(f"mattekit: {len(failures)} of {len(jobs)} images failed: {names}", file=sys.stderr)
-        return 1
-    return 0
+    return summarise_failures(failures, len(jobs))
 
 
-def each_image_pipelined(args, suffix: str, predictor, finish, extension=same_format, refine: bool = True) -> int:
+def each_image_pipelined(args, suffix: str, predictor, finish, extension=same_format, refine: bool = True,
+                         jobs=None) -> int:
     """:func:`each_image` for many inputs through a segmentation ``predictor``, with decoding, inference
     and encoding overlapped (``mattekit.pipeline``; ``args.threads`` torch threads per inference worker).
 
     ``finish(picture, mask) -> pixels`` gets the full-resolution subject mask (H x W in [0,1], refined
     along the image's edges when ``refine``). Failing inputs are listed and the others written; returns
-    1 when any failed.
+    1 when any failed. ``jobs`` as for :func:`each_image`.
     """
     from .. import pipeline
 
-    jobs = expand_inputs(args.inputs)
+    jobs = jobs or expand_inputs(args.inputs)
     todo = []
     for source, root in jobs:
         target = output_path(source, root, args.output, False, suffix, extension(source))
@@ -139,8 +146,4 @@ def each_image_pipelined(args, suffix: str, predictor, finish, extension=same_fo
                                        **pipeline.plan(predictor, threads=getattr(args, "threads", None)))
         for (source, _), reason in report.failed:
             tqdm.write(f"mattekit: error: {reason}", file=sys.stderr)
-    if report.failed:
-        names = ", ".join(str(source) for (source, _), _ in report.failed)
-        print(f"mattekit: {len(report.failed)} of {len(jobs)} images failed: {names}", file=sys.stderr)
-        return 1
-    return 0
+    return summarise_failures([source for (source, _), _ in report.failed], len(jobs))

@@ -49,7 +49,8 @@ def _fit(background, shape):
 
 def run(args) -> int:
     entry = catalog.load().get(args.model, "segment") if args.model else catalog.load().default("segment")
-    single = len(expand_inputs(args.inputs)) == 1
+    jobs = expand_inputs(args.inputs)
+    single = len(jobs) == 1
     if single:  # several images: threads per inference worker (mattekit.pipeline.plan)
         runtime.set_threads(args.threads)
     predictor = runtime.get_predictor(entry, device=args.device, weights_path=args.weights)  # load once, fail early
@@ -74,8 +75,8 @@ def run(args) -> int:
     suffix = "_mask" if args.mask else "_cutout"
     if single:
         return each_image(args, suffix, lambda picture, _: result(picture, segment.predict_alpha(picture.pixels, options)),
-                          extension)
+                          extension, jobs)
     # many images: decoding, inference and encoding overlap (mattekit.pipeline)
     return each_image_pipelined(args, suffix, predictor,
                                 lambda picture, mask: result(picture, segment.alpha_from_mask(picture.pixels, mask, options)),
-                                extension, refine=options.refine)
+                                extension, refine=options.refine, jobs=jobs)

@@ -46,7 +46,7 @@ def band_width(height: int, width: int, fraction: float = 0.004) -> int:
     return max(2, int(round(fraction * max(height, width))))
 
 
-def from_mask(mask: np.ndarray, band: int | None = None, low: float = 0.1, high: float = 0.9) -> np.ndarray:
+def from_mask(mask: np.ndarray, band: int | None = None, low: float = BG_AT, high: float = FG_AT) -> np.ndarray:
     """Trimap from a subject probability map (H x W float in [0,1]).
 
     Unknown: every pixel whose probability lies between ``low`` and ``high`` (where the mask
