@@ -1,0 +1,74 @@
+"""Files written whole or not at all, and their hashes. Standard library only.
+
+- :func:`atomic_write` - write through a hidden temporary name in the target's folder, then rename;
+- :func:`stale_temporaries` - the temporaries a killed process left behind for a target;
+- :func:`sha256_file` - hex sha256 of a file, read in 1 MiB blocks.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+from pathlib import Path
+from typing import Callable, Union
+
+TEMP_SUFFIX = ".tmp"
+Content = Union[bytes, str, Callable[[Path], None]]
+
+
+def temporary_name(path: Path) -> Path:
+    """A fresh hidden temporary beside ``path``: ``.NAME.<8 hex>.tmp``."""
+    return path.parent / f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+
+def stale_temporaries(path: str | Path) -> list[Path]:
+    """Temporaries of ``path`` left by an earlier, killed write (same naming as :func:`temporary_name`)."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    try:
+        return [p for p in path.parent.iterdir()
+                if p.name.startswith(prefix) and p.name.endswith(TEMP_SUFFIX) and len(p.name) == len(prefix) + 8 + len(TEMP_SUFFIX)]
+    except OSError:
+        return []
+
+
+def atomic_write(path: str | Path, content: Content, *, mode: int | None = None) -> Path:
+    """Write ``content`` to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    content: bytes, text (UTF-8), or a function ``write(temporary_path)`` that creates the file.
+    mode: permission bits for the new file (e.g. 0o600), set before any byte is written.
+    Raises OSError (the temporary is removed); callers turn it into their one-sentence error.
+    """
+    path = Path(path)
+    tmp = temporary_name(path)
+    try:
+        if callable(content):
+            content(tmp)
+            if mode is not None:
+                os.chmod(tmp, mode)
+        else:
+            data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
+            try:
+                if mode is not None and hasattr(os, "fchmod"):
+                    os.fchmod(fd, mode)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return path
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of the file at ``path``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,256 @@
+"""The task registry: each task is declared once, and every front end is derived from it.
+
+A task is a :class:`Task`: pixel inputs and outputs (:class:`Port`), an options dataclass whose
+fields carry their metadata (:func:`option`), and three stages that take the loaded models
+explicitly (segment-anything style: the predictor is passed in, never looked up):
+
+    prepare(models, inputs, options) -> (x, context)      decode-free preprocessing; x: 1 x C x h x w or None
+    infer(models, x) -> y                                 the network (default: models[task.main](x))
+    finish(models, inputs, options, context, y) -> dict   postprocessing: {output name: array}
+
+From the declaration come the CLI subcommand and flags (``mattekit.commands.tasks``), the worker's
+operations, their validation and the schema that the GIMP plug-in and the Blender add-on read at
+run time (``mattekit.worker.operations``), and the Python API (``mattekit.api``).
+
+This module imports neither numpy nor torch: ``mattekit --help`` and the worker's schema are cheap.
+Arrays: float32 in [0,1], H x W x C images (straight alpha, sRGB), H x W masks and alphas.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+TASK_MODULES = ("segment", "preview", "matte", "upscale", "bokeh", "enhance")  # mattekit.tasks.<name> declare TASK
+
+KINDS = ("image", "mask", "alpha", "trimap", "depth")
+
+
+class OptionError(ValueError):
+    """An option value outside its declaration; the message is one sentence naming the option."""
+
+
+@dataclass(frozen=True)
+class Port:
+    """A pixel input or output of a task.
+
+    kind: "image" (H x W x C colour, C in ``channels``), "mask" (H x W subject probability),
+    "alpha" (H x W matte), "trimap" (H x W, 0 / 0.5 / 1) or "depth" (H x W, 1 = nearest).
+    size (outputs): "same" as the first input, or "scaled" (a task option says the factor).
+    """
+
+    name: str
+    kind: str
+    channels: tuple[int, ...] = (1,)
+    optional: bool = False
+    help: str = ""
+    size: str = "same"
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "channels": list(self.channels), "optional": self.optional,
+                "help": self.help, "size": self.size}
+
+
+def option(default: Any = None, help: str = "", *, choices: tuple | None = None, minimum: float | None = None,
+           maximum: float | None = None, model: str | None = None, flag: str | None = None, label: str | None = None,
+           hosts: tuple[str, ...] = ("cli", "worker", "api"), path: bool = False, aliases: tuple[str, ...] = ()):
+    """A dataclass field with the metadata every front end needs.
+
+    choices / minimum / maximum: the allowed values (checked everywhere by :meth:`Task.check`).
+    model: the catalog task whose model names this option holds ("segment", "depth", ...).
+    flag: the CLI flag when not ``--<name with dashes>``; aliases: older flags kept for one release.
+    label: the short name a dialog shows (default: from the name). hosts: the front ends that offer
+    it ("cli", "worker", "api"; GIMP and Blender show what the worker offers). path: a file path
+    (the worker never takes those from a client).
+    """
+    meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "minimum": minimum,
+            "maximum": maximum, "model": model, "flag": flag, "label": label, "hosts": tuple(hosts),
+            "path": path, "aliases": tuple(aliases)}
+    return field(default=default, metadata={"mattekit": meta})
+
+
+@dataclass(frozen=True)
+class Option:
+    """One declared option, read back from its dataclass field."""
+
+    name: str
+    type: type  # bool, int, float or str
+    default: Any
+    nullable: bool
+    help: str
+    choices: tuple | None
+    minimum: float | None
+    maximum: float | None
+    model: str | None
+    flag: str
+    label: str
+    hosts: tuple[str, ...]
+    path: bool
+    aliases: tuple[str, ...]
+
+    def check(self, value: Any) -> Any:
+        """``value`` converted to the declared type and checked; OptionError otherwise."""
+        if value is None:
+            if self.nullable:
+                return None
+            raise OptionError(f"Option '{self.name}' needs a value.")
+        kind = self.type
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise OptionError(f"Option '{self.name}' must be {_type_words(kind)}, not {value!r}.")
+        if kind is float and not math.isfinite(value):
+            raise OptionError(f"Option '{self.name}' must be a finite number, not {value!r}.")
+        if self.choices is not None and value not in self.choices:
+            raise OptionError(f"Option '{self.name}' must be one of {', '.join(map(str, self.choices))}, not {value!r}.")
+        if self.minimum is not None and value < self.minimum:
+            raise OptionError(f"Option '{self.name}' must be at least {self.minimum:g}, not {value!r}.")
+        if self.maximum is not None and value > self.maximum:
+            raise OptionError(f"Option '{self.name}' must be at most {self.maximum:g}, not {value!r}.")
+        if kind is str and len(value) > 4096:
+            raise OptionError(f"Option '{self.name}' is longer than 4096 characters.")
+        return value
+
+    def describe(self) -> dict:
+        out = {"type": self.type.__name__, "default": self.default, "nullable": self.nullable, "help": self.help,
+               "label": self.label}
+        for key in ("choices", "minimum", "maximum", "model"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = list(value) if key == "choices" else value
+        return out
+
+
+def _type_words(kind: type) -> str:
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[kind]
+
+
+def _field_type(hint: Any) -> tuple[type, bool]:
+    """(base type, accepts None) of an annotation such as ``float | None``."""
+    args = typing.get_args(hint)
+    if args:
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1 and inner[0] in (bool, int, float, str):
+            return inner[0], type(None) in args
+    if hint in (bool, int, float, str):
+        return hint, False
+    raise TypeError(f"option type {hint!r} is not bool, int, float or str (optionally | None)")
+
+
+def options_of(cls: type) -> list[Option]:
+    """The declared options of an options dataclass, in field order (fields without metadata are skipped)."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata.get("mattekit")
+        if meta is None:
+            continue
+        kind, nullable = _field_type(hints[f.name])
+        nullable = nullable or f.default is None
+        out.append(Option(
+            name=f.name, type=kind, default=f.default, nullable=nullable, help=meta["help"], choices=meta["choices"],
+            minimum=meta["minimum"], maximum=meta["maximum"], model=meta["model"],
+            flag=meta["flag"] or "--" + f.name.replace("_", "-"),
+            label=meta["label"] or f.name.replace("_", " ").capitalize(), hosts=meta["hosts"], path=meta["path"],
+            aliases=meta["aliases"]))
+    return out
+
+
+Models = typing.Mapping[str, Any]  # option name of a model field -> a loaded Predictor
+
+
+def default_infer(task: "Task", models: Models, x):
+    """Run the task's main model on ``x`` (1 x C x h x w); None when there is nothing to infer."""
+    if x is None:
+        return None
+    return models[task.main](x)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task, declared once.
+
+    name: the CLI subcommand, worker operation and API function stem; summary: one sentence.
+    options: the options dataclass. inputs / outputs: pixel ports (the first input is the image).
+    main: the option holding the model that ``infer`` runs (None: the task has no main network).
+    needs(options, given) -> {model option: catalog task}: the models a run needs, given which
+    optional inputs are present (default: the main model).
+    prepare / infer / finish: the stages (module docstring). suffix: output file name suffix (CLI).
+    menu: the label of its entry in host menus (None: not offered there).
+    output_format(options, source_suffix) -> ".png" | ... : the CLI's output format rule.
+    """
+
+    name: str
+    summary: str
+    options: type
+    inputs: tuple[Port, ...]
+    outputs: tuple[Port, ...]
+    prepare: Callable
+    finish: Callable
+    main: str | None = "model"
+    needs: Callable | None = None
+    infer: Callable | None = None
+    suffix: str = ""
+    menu: str | None = None
+    output_format: Callable | None = None
+    examples: tuple[str, ...] = ()
+
+    @property
+    def declared(self) -> list[Option]:
+        return options_of(self.options)
+
+    def option_table(self) -> dict[str, Option]:
+        return {o.name: o for o in self.declared}
+
+    def models_needed(self, options, given: set[str] | None = None) -> dict[str, str]:
+        """{model option name: catalog task} this run loads."""
+        if self.needs is not None:
+            return dict(self.needs(options, given or set()))
+        if self.main is None:
+            return {}
+        return {self.main: self.option_table()[self.main].model}
+
+    def make_options(self, values: dict | None = None, host: str = "api"):
+        """The options dataclass from plain values, each checked (OptionError on the first bad one).
+
+        Unknown names and options not offered to ``host`` are refused.
+        """
+        values = dict(values or {})
+        table = self.option_table()
+        unknown = sorted(k for k in values if k not in table or host not in table[k].hosts)
+        if unknown:
+            offered = ", ".join(n for n, o in table.items() if host in o.hosts) or "none"
+            raise OptionError(f"Task '{self.name}' has no option {', '.join(unknown)}; it knows {offered}.")
+        checked = {k: table[k].check(v) for k, v in values.items()}
+        return self.options(**checked)
+
+    def run(self, models: Models, inputs: dict, options) -> dict:
+        """prepare -> infer -> finish for one set of inputs."""
+        x, context = self.prepare(models, inputs, options)
+        y = self.infer(models, x) if self.infer is not None else default_infer(self, models, x)
+        return self.finish(models, inputs, options, context, y)
+
+    def describe(self, host: str = "worker") -> dict:
+        """The schema of this task for a front end: ports, options (with types, ranges, choices, models)."""
+        return {"name": self.name, "summary": self.summary, "menu": self.menu, "main": self.main,
+                "inputs": [p.describe() for p in self.inputs], "outputs": [p.describe() for p in self.outputs],
+                "options": {o.name: o.describe() for o in self.declared if host in o.hosts}}
+
+
+def tasks() -> dict[str, Task]:
+    """Every declared task by name (imports ``mattekit.tasks.<module>`` for each of TASK_MODULES)."""
+    found = {}
+    for module in TASK_MODULES:
+        task = importlib.import_module(f"mattekit.tasks.{module}").TASK
+        found[task.name] = task
+    return found
+
+
+def get(name: str) -> Task:
+    table = tasks()
+    if name not in table:
+        raise KeyError(f"no task {name!r}; known: {', '.join(table)}")
+    return table[name]
