@@ -88,6 +88,7 @@ def test_modnet_official_export_matches_onnxruntime(shared_dir):
     path = _onnx(shared_dir, "modnet_photographic_portrait_matting.onnx")
     x = _nchw(_photo(shared_dir, (256, 320)) * 2 - 1)  # MODNet input: [-1, 1], sides multiples of 32
     net = _imported(MODNet(), path)
+    assert not net.lr_branch.conv_lr.layers[0].weight.any(), "heads left out of the export are zeros"
     with torch.no_grad():
         matte = net(x, inference=True)[2]
     err = _max_err(matte, _ort(path, {"input": x.numpy()})[0])

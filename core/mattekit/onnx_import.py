@@ -155,7 +155,8 @@ def import_state_dict(path: str | Path, net: nn.Module, model_name: str | None =
     """The state dict of ``net`` with every parameter taken from the ONNX file at ``path``.
 
     Keys and shapes are ``net.state_dict()``'s (``strict=True`` loading works); tensors are
-    float32. Parameters of layers that the exported forward pass never ran keep ``net``'s values.
+    float32. Layers that the exported forward pass never ran (heads left out of the export, e.g.
+    MODNet's training-only semantic and detail outputs) get zeros, so loading stays deterministic.
     A graph that does not fit ``net`` raises a MattekitError naming the first layer that differs.
     """
     path = Path(path)
@@ -231,7 +232,10 @@ def import_state_dict(path: str | Path, net: nn.Module, model_name: str | None =
         owner, _, leaf = key.rpartition(".")
         canonical = _canonical(net, owner, aliases)
         found = values.get(f"{canonical}.{leaf}" if canonical else leaf)
-        state[key] = found.to(tensor.dtype).reshape(tensor.shape) if found is not None else tensor.clone()
+        if found is not None:
+            state[key] = found.to(tensor.dtype).reshape(tensor.shape)
+        else:  # not in the graph; integer buffers (num_batches_tracked) keep their value
+            state[key] = torch.zeros_like(tensor) if tensor.is_floating_point() else tensor.clone()
     return state
 
 
