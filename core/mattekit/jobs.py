@@ -239,7 +239,7 @@ class RotoJob:
         if self._weights is None:
             from . import weights
 
-            self._weights = Path(self.spec.weights) if self.spec.weights else weights.fetch(self.entry.weights)
+            self._weights = Path(self.spec.weights) if self.spec.weights else weights.fetch_first(self.entry.files)
             if not self._weights.is_file():
                 raise MattekitError(f"Weights file {self._weights} does not exist.")
         return self._weights

@@ -105,13 +105,13 @@ class Predictor:
                  backend: str | None = "auto", precision: str | None = "auto"):
         self.entry = entry
         self.device = device
-        path = Path(weights_path) if weights_path else weights.fetch(entry.weights)
+        path = Path(weights_path) if weights_path else weights.fetch_first(entry.files)
         if not path.is_file():
             raise MattekitError(f"Weights file {path} does not exist.")
         self.weights_path = path
         net = nets.build(entry.net, **entry.kwargs)
         try:
-            state = weights.load_state_dict_file(path)
+            state = weights.load_state_dict_file(path, net)
             # fp32 checkpoints become the parameters themselves (no second copy while loading); others are cast
             fp32 = all(t.dtype is torch.float32 for t in state.values() if t.is_floating_point())
             net.load_state_dict(state, strict=True, assign=fp32)
