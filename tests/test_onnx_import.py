@@ -168,8 +168,7 @@ def test_catalog_u2netp_runs_from_the_rembg_release_offline(shared_dir, monkeypa
     """The .pth is not in the mirror: the catalog's second source (rembg's ONNX) is used, no network."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared_dir / "weights"))
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
-    runtime.clear_predictors()
-    predictor = runtime.get_predictor("u2netp", "segment", "cpu")
+    predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
     assert predictor.weights_path == weights.cache_dir() / "u2netp.onnx"
     assert predictor.backend.startswith("torch")
     x = runtime.prepare(predictor.entry.input, _photo(shared_dir, (320, 320)))
@@ -178,20 +177,17 @@ def test_catalog_u2netp_runs_from_the_rembg_release_offline(shared_dir, monkeypa
     diff = np.abs(predictor(x).numpy() - reference)
     print(f"u2netp via catalog ({predictor.backend}, {predictor.dtype}): mean abs diff {diff.mean():.2g}, max {diff.max():.2g}")
     assert diff.mean() <= 0.01  # bf16 engines on CPUs with native bf16 differ a little (README: 0.0036)
-    runtime.clear_predictors()
 
 
 def test_catalog_matting_models_load_from_their_onnx_releases(shared_dir, monkeypatch):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared_dir / "weights"))
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
-    runtime.clear_predictors()
     image = _photo(shared_dir, (160, 128))
     for name in ("modnet-portrait", "rvm-people"):
-        predictor = runtime.get_predictor(name, "matte", "cpu")
+        predictor = runtime.ModelCache().get(name, "matte", "cpu")
         alpha = predictor.predict_map(image)
         assert predictor.weights_path.suffix == ".onnx", name
         assert alpha.ndim == 2 and 0.0 <= alpha.min() <= alpha.max() <= 1.0, name
-    runtime.clear_predictors()
 
 
 def test_fetch_first_names_every_source_that_failed(monkeypatch, tmp_path):
@@ -213,7 +209,6 @@ def test_cli_remove_with_u2netp_works_offline_from_the_onnx_release(shared_dir, 
 
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared_dir / "weights"))
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
-    runtime.clear_predictors()
     photo = shared_dir / "data/grabcut50/im/106024.jpg"
     assert main(["remove", str(photo), "-o", str(tmp_path / "cutout.png"), "--model", "u2netp"]) == 0
     assert Image.open(tmp_path / "cutout.png").mode == "RGBA"
@@ -229,4 +224,3 @@ def test_cli_remove_with_u2netp_works_offline_from_the_onnx_release(shared_dir, 
     print(f"mattekit remove --model u2netp --mask vs ONNX Runtime: mean abs diff {diff.mean():.3g}, "
           f"max {diff.max():.3g}, pixels on the same side of 0.5: {agree:.4f}")
     assert diff.mean() <= 0.01 and agree >= 0.99
-    runtime.clear_predictors()
