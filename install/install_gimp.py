@@ -8,6 +8,7 @@ Run it with the Python that has mattekit installed (it is recorded as the worker
 
     mattekit_gimp.py        the plug-in (executable, as GIMP requires)
     mattekit_client.py      a copy of mattekit.client (standard library only)
+    mattekit_protocol.py    a copy of mattekit.worker.protocol, the wire format the client imports
     mattekit_worker.json    the record: interpreter, state file, operations and models on offer
     mattekit_install.json   what this installer created, so that --uninstall removes exactly that
 
@@ -29,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 PLUGIN_NAME = "mattekit_gimp"
 PLUGIN_SOURCE = REPO / "gimp_plugin" / PLUGIN_NAME / (PLUGIN_NAME + ".py")
 CLIENT_SOURCE = REPO / "core" / "mattekit" / "client.py"
+PROTOCOL_SOURCE = REPO / "core" / "mattekit" / "worker" / "protocol.py"
 RECORD = "mattekit_worker.json"
 MANIFEST = "mattekit_install.json"
 FLATPAK_APP = "org.gimp.GIMP"
@@ -36,12 +38,13 @@ FLATPAK_APP = "org.gimp.GIMP"
 # Asked of the worker's interpreter: can it import mattekit, and what does it offer?
 _QUERY = r"""
 import json, mattekit
-from mattekit import catalog, client, server
+from mattekit import catalog, client
+from mattekit.worker import operations
 cat = catalog.load()
 models = {}
 for m in cat.models.values():
     models.setdefault(m.task, []).append({"name": m.name, "description": m.description})
-print(json.dumps({"version": mattekit.__version__, "operations": sorted(server.OPERATIONS),
+print(json.dumps({"version": mattekit.__version__, "operations": sorted(operations.build(operations.PathPolicy())),
                   "models": models, "state_file": client.state_path()}))
 """
 
@@ -83,6 +86,7 @@ def planned_files(python, info, idle_timeout):
     return {
         PLUGIN_NAME + ".py": (PLUGIN_SOURCE.read_bytes(), 0o755),
         "mattekit_client.py": (CLIENT_SOURCE.read_bytes(), 0o644),
+        "mattekit_protocol.py": (PROTOCOL_SOURCE.read_bytes(), 0o644),
         RECORD: ((json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"), 0o644),
     }
 
@@ -145,7 +149,7 @@ def uninstall(gimp_dir, dry_run, say):
     except (OSError, ValueError):
         manifest = {"created_dirs": [str(target)], "files": []}
     changes = 0
-    for name in sorted(set(manifest["files"]) | {PLUGIN_NAME + ".py", "mattekit_client.py", RECORD, MANIFEST}):
+    for name in sorted(set(manifest["files"]) | {PLUGIN_NAME + ".py", "mattekit_client.py", "mattekit_protocol.py", RECORD, MANIFEST}):
         path = target / name
         if path.exists():
             say("remove %s" % path)

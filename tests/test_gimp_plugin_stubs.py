@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mattekit import client, server
+from mattekit import client
+from mattekit.worker import operations, service
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "gimp_plugin" / "mattekit_gimp" / "mattekit_gimp.py"
 STUBS = Path(__file__).resolve().parent / "gimp_stubs"
+OPERATIONS = sorted(operations.build(operations.PathPolicy()))  # what the worker offers
 
 
 @pytest.fixture
@@ -34,7 +36,7 @@ def gimp(tmp_path, monkeypatch):
     Gimp.IMAGES.clear()
     GimpUi.SHOWN.clear()
     GimpUi.ANSWER = True
-    record = {"python": sys.executable, "operations": sorted(server.OPERATIONS),
+    record = {"python": sys.executable, "operations": OPERATIONS,
               "models": {"segment": [{"name": "sinet-portrait", "description": "portraits"}],
                          "upscale": [{"name": "rfdn-x4", "description": "x4"}]}}
     (tmp_path / "mattekit_worker.json").write_text(json.dumps(record))
@@ -50,7 +52,7 @@ def worker(tmp_path, monkeypatch, shared):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     state = tmp_path / "state" / "worker.json"
-    srv = server.WorkerServer(state_file=str(state), idle_timeout=None, threads=1, log=lambda t: None).start_background()
+    srv = service.WorkerServer(state_file=str(state), idle_timeout=None, threads=1, log=lambda t: None).start_background()
     monkeypatch.setenv(client.STATE_ENV, str(state))
     yield client.Worker(srv.url, srv.token)
     srv.stop(wait=True)
@@ -97,7 +99,7 @@ def test_procedures_are_registered_under_filters_ai(gimp, tmp_path):
     plugin, Gimp, _ = gimp
     names = plugin.MattekitPlugIn().do_query_procedures()
     assert names[0] == "mattekit-remove-background"
-    assert set(names) == {n for n, spec in plugin.PROCEDURES.items() if spec[1] in server.OPERATIONS}
+    assert set(names) == {n for n, spec in plugin.PROCEDURES.items() if spec[1] in OPERATIONS}
     for name in names:
         proc = procedure(plugin, name)
         assert proc.menu_paths == ["<Image>/Filters/AI"] and proc.image_types == "RGB*"
@@ -177,7 +179,6 @@ def worker_matte(worker, pixels, mask, dtype, **options):
     return np.frombuffer(out.data, np_dtype).reshape(out.height, out.width, out.channels) / float(scale)
 
 
-@pytest.mark.skipif("matte" not in server.OPERATIONS, reason="mattekit.tasks.matte is not in this build")
 def test_refine_edges_replaces_the_layer_mask_through_the_selection(gimp, worker, shared):
     plugin, Gimp, GimpUi = gimp
     pixels = photo(shared)
@@ -209,7 +210,6 @@ def test_refine_edges_replaces_the_layer_mask_through_the_selection(gimp, worker
     assert np.array_equal(mask[:, w // 2:], rough[:, w // 2:]) and np.allclose(mask[:, :w // 2], refined[:, :w // 2])
 
 
-@pytest.mark.skipif("matte" not in server.OPERATIONS, reason="mattekit.tasks.matte is not in this build")
 def test_refine_edges_of_the_selection_on_an_offset_16_bit_layer(gimp, worker, shared):
     plugin, Gimp, _ = gimp
     pixels = photo(shared, size=(160, 120))
@@ -238,7 +238,6 @@ def test_refine_edges_of_the_selection_on_an_offset_16_bit_layer(gimp, worker, s
     assert np.allclose(cut.pixels, rgba, atol=1e-6)
 
 
-@pytest.mark.skipif("matte" not in server.OPERATIONS, reason="mattekit.tasks.matte is not in this build")
 def test_refine_edges_without_a_mask_or_an_edge_says_so(gimp, worker):
     plugin, Gimp, _ = gimp
     image = Gimp.Image(16, 12)
@@ -255,7 +254,6 @@ def test_refine_edges_without_a_mask_or_an_edge_says_so(gimp, worker):
 
 # ---------------------------------------------------------------- Upscale and Portrait Bokeh
 
-@pytest.mark.skipif("upscale" not in server.OPERATIONS, reason="mattekit.tasks.upscale is not in this build")
 def test_upscale_into_a_new_image_and_as_a_new_layer(gimp, worker):
     plugin, Gimp, _ = gimp
     rng = np.random.default_rng(0)
@@ -277,7 +275,6 @@ def test_upscale_into_a_new_image_and_as_a_new_layer(gimp, worker):
     assert np.allclose(top.pixels, new_image.get_layers()[0].pixels)
 
 
-@pytest.mark.skipif("bokeh" not in server.OPERATIONS, reason="mattekit.tasks.bokeh is not in this build")
 def test_portrait_bokeh_uses_the_selection_as_the_subject(gimp, worker):
     plugin, Gimp, _ = gimp
     rng = np.random.default_rng(1)

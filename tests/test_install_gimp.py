@@ -58,9 +58,11 @@ def test_install_twice_is_idempotent_and_uninstall_leaves_nothing(tmp_path):
     flatpak = home / ".var/app/org.gimp.GIMP/config/GIMP/3.0/plug-ins/mattekit_gimp"
     for folder in (native, flatpak):
         assert sorted(p.name for p in folder.iterdir()) == [
-            "mattekit_client.py", "mattekit_gimp.py", "mattekit_install.json", "mattekit_worker.json"]
+            "mattekit_client.py", "mattekit_gimp.py", "mattekit_install.json", "mattekit_protocol.py",
+            "mattekit_worker.json"]
         assert os.access(folder / "mattekit_gimp.py", os.X_OK)
         assert (folder / "mattekit_client.py").read_bytes() == (ROOT / "core/mattekit/client.py").read_bytes()
+        assert (folder / "mattekit_protocol.py").read_bytes() == (ROOT / "core/mattekit/worker/protocol.py").read_bytes()
         record = json.loads((folder / "mattekit_worker.json").read_text())
         assert record["python"] == os.path.abspath(sys.executable)
         assert "remove" in record["operations"] and "sinet-portrait" in {m["name"] for m in record["models"]["segment"]}
@@ -84,7 +86,7 @@ def test_uninstall_keeps_what_gimp_made_and_the_installed_plugin_uses_its_client
     installed = plugins / "mattekit_gimp" / "mattekit_gimp.py"
     # GIMP's Python loads the installed plug-in, which imports the client copied next to it
     stubs = str(Path(__file__).resolve().parent / "gimp_stubs")
-    for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m == "mattekit_client"]:
+    for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m in ("mattekit_client", "mattekit_protocol")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.syspath_prepend(stubs)
     spec = importlib.util.spec_from_file_location("installed_mattekit_gimp", installed)
@@ -93,9 +95,11 @@ def test_uninstall_keeps_what_gimp_made_and_the_installed_plugin_uses_its_client
         spec.loader.exec_module(plugin)
         assert plugin.client.__name__ == "mattekit_client"
         assert Path(plugin.client.__file__).parent == installed.parent
+        assert plugin.client.protocol.__name__ == "mattekit_protocol"
+        assert Path(plugin.client.protocol.__file__).parent == installed.parent
         assert "mattekit-remove-background" in plugin.MattekitPlugIn().do_query_procedures()
     finally:
-        for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m == "mattekit_client"]:
+        for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m in ("mattekit_client", "mattekit_protocol")]:
             sys.modules.pop(name, None)
         sys.path[:] = [p for p in sys.path if p != str(installed.parent)]
     (installed.parent / "__pycache__").mkdir(exist_ok=True)  # what compiling the client leaves
