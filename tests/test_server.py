@@ -4,7 +4,9 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -18,7 +20,9 @@ from PIL import Image
 from mattekit import client, runtime
 from mattekit.client import Pixels, WorkerError
 from mattekit.tasks.registry import Port, Task, option
+from mattekit.worker import http as http_mod
 from mattekit.worker import operations, protocol, service
+from mattekit.worker.log import WorkerLog
 
 
 @pytest.fixture
@@ -58,6 +62,17 @@ def raw(srv, method, path, body=b"", headers=None, token=True):
     if resp.getheader("Content-Type") == "application/json":
         data = json.loads(data)
     return resp.status, data, resp
+
+
+def _in_threads(target, count: int) -> float:
+    """Run ``target(k)`` for k in range(count) on as many threads at once; the seconds it took."""
+    threads = [threading.Thread(target=target, args=(k,)) for k in range(count)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
 
 
 def meta_header(inputs, **options):
@@ -242,11 +257,7 @@ def test_one_model_load_for_many_concurrent_clients(make_worker, mirror, monkeyp
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=one) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _in_threads(lambda k: one(), 8)
     assert not errors and len(results) == 8 and len(set(results)) == 1
     assert loads == ["extremec3-portrait"]
     assert next(m for m in worker.models() if m["name"] == "extremec3-portrait")["loaded"]
@@ -475,13 +486,7 @@ def test_load_8_clients_x_200_requests_with_flat_memory(tmp_path):
                 except Exception as exc:
                     failures.append(repr(exc))
 
-        threads = [threading.Thread(target=one_client, args=(k,)) for k in range(8)]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - start
+        elapsed = _in_threads(one_client, 8)
         after = _rss_kb(pid)
         print(f"worker load: 8 clients x 200 requests (64x64 RGB + alpha -> RGBA, u8) in {elapsed:.1f} s = "
               f"{1600 / elapsed:.0f} requests/s; worker RSS before {before / 1024:.1f} MiB, after {after / 1024:.1f} MiB "
@@ -491,3 +496,231 @@ def test_load_8_clients_x_200_requests_with_flat_memory(tmp_path):
         assert after - before < 32 * 1024, "worker memory grew under load"
     finally:
         worker.shutdown()
+
+
+# ---------------------------------------------------------------- hardening: connections, callers, options, paths
+
+def _with_host(srv, host, extra=None):
+    """(status, error code) of GET /v1/health sent with this Host header (None: no Host header at all)."""
+    conn = http.client.HTTPConnection(srv.host, srv.port, timeout=30)
+    conn.putrequest("GET", "/v1/health", skip_host=True)
+    if host is not None:
+        conn.putheader("Host", host)
+    for key, value in {"Authorization": f"Bearer {srv.token}", **(extra or {})}.items():
+        conn.putheader(key, value)
+    conn.endheaders()
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
+    conn.close()
+    return resp.status, body.get("error", {}).get("code")
+
+
+def test_only_loopback_host_headers_and_no_browsers(make_worker):
+    srv, _ = make_worker()
+    port = srv.port
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}", f"[::1]:{port}"):
+        assert _with_host(srv, host) == (200, None), host
+    for host in (f"evil.example:{port}", "127.0.0.1", f"127.0.0.1:{port + 1}", f"localhost.evil.example:{port}",
+                 f"127.0.0.2:{port}", "", None):
+        assert _with_host(srv, host) == (403, "bad_host"), host
+    for header in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
+        assert _with_host(srv, f"127.0.0.1:{port}", header) == (403, "browser_refused"), header
+    assert raw(srv, "GET", "/v1/health")[0] == 200
+
+
+def _image_request(op: dict, side: int = 8) -> tuple[list, bytes]:
+    """Metas and zero bytes for every required input of an operation's schema (u8)."""
+    metas = [{"width": side, "height": side, "channels": max(p["channels"]), "dtype": "u8"}
+             for p in op["inputs"] if not p["optional"]]
+    return metas, bytes(sum(m["width"] * m["height"] * m["channels"] for m in metas))
+
+
+def _bad_values(spec: dict) -> list:
+    """Values that the option's declaration must refuse."""
+    wrong_type = {"bool": [1, "yes", None if not spec["nullable"] else []], "int": [1.5, "3", True, [1]],
+                  "float": ["1.0", True, {"a": 1}], "str": [3, ["a"], "x" * 5000]}[spec["type"]]
+    bad = [v for v in wrong_type if not (v is None and spec["nullable"])]
+    if spec["type"] in ("int", "float"):
+        bad += [float("nan"), float("inf"), float("-inf")] if spec["type"] == "float" else [10 ** 30 if "maximum" in spec else 0.5]
+        if "minimum" in spec:
+            bad.append(spec["minimum"] - 1)
+        if "maximum" in spec:
+            bad.append(spec["maximum"] + 1)
+    if "choices" in spec:
+        bad.append("no-such-choice" if spec["type"] == "str" else 12345)
+    return bad
+
+
+def test_every_bad_option_of_every_operation_is_a_400(make_worker, tmp_path):
+    srv, worker = make_worker(allow_dirs=[str(tmp_path)])
+    schema = worker.schema()
+    assert {op["name"] for op in schema["operations"]} == set(srv.operations)
+    assert "segment" in schema["models"] and all({"name", "description", "licence", "default", "cached"} <= set(m)
+                                                  for models in schema["models"].values() for m in models)
+    count = 0
+    for op in schema["operations"]:
+        metas, body = _image_request(op)
+        for name, spec in op["options"].items():
+            for value in _bad_values(spec):
+                head = {protocol.META_HEADER: json.dumps({"inputs": metas, "options": {name: value}})}
+                status, answer, _ = raw(srv, "POST", f"/v1/run/{op['name']}", body, head)
+                assert (status, answer["error"]["code"]) == (400, "bad_option"), (op["name"], name, value, answer)
+                assert answer["error"]["message"].endswith(".") and "\n" not in answer["error"]["message"]
+                count += 1
+    deep = {"inputs": [], "options": {"a": [[[[[[[[[[1]]]]]]]]]]}}
+    status, answer, _ = raw(srv, "POST", "/v1/run/cutout", b"", {protocol.META_HEADER: json.dumps(deep)})
+    assert (status, answer["error"]["code"]) == (400, "bad_meta") and "nests deeper" in answer["error"]["message"]
+    print(f"worker options: {count} bad values over {len(schema['operations'])} operations, all answered 400 bad_option")
+
+
+def test_roto_paths_are_confined_to_the_allowed_folders(make_worker, tmp_path):
+    allowed = tmp_path / "shots"
+    (allowed / "plate").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (allowed / "escape").symlink_to(tmp_path / "elsewhere")
+    srv, _ = make_worker(allow_dirs=[str(allowed)])
+    good_plate, good_out = str(allowed / "plate" / "f.####.png"), str(allowed / "mattes" / "m.####.png")
+    cases = {"plate": [str(allowed / ".." / "elsewhere" / "f.####.png"), "/etc/passwd", "plate/f.####.png",
+                       str(allowed / "escape" / "f.####.png")],
+             "output": [str(allowed / "mattes" / ".." / ".." / "m.####.png"), str(tmp_path / "elsewhere" / "m.####.png"),
+                        "/tmp/m.####.png"],
+             "rgba": [str(allowed / "..")], "fg": [str(allowed / "escape")]}
+    for field_name, values in cases.items():
+        for value in values:
+            options = {"plate": good_plate, "output": good_out, field_name: value}
+            status, answer, _ = raw(srv, "POST", "/v1/jobs/roto", b"", meta_header([], **options))
+            assert (status, answer["error"]["code"]) == (400, "bad_option"), (field_name, value, answer)
+            assert f"'{field_name}'" in answer["error"]["message"]
+    # inside the allowed folder the request passes the path checks (and fails later: there are no frames)
+    status, answer, _ = raw(srv, "POST", "/v1/run/roto", b"", meta_header([], plate=good_plate, output=good_out))
+    assert status == 422, answer
+
+
+def test_the_default_roto_folder_is_home_without_hidden_folders(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("MATTEKIT_ALLOW_DIRS", raising=False)
+    policy = operations.PathPolicy()
+    policy.check("plate", str(tmp_path / "shots" / "f.####.exr"))
+    for path in (str(tmp_path / ".ssh" / "f.####.png"), str(tmp_path / "shots" / ".hidden" / "m.png"), "/etc/x.png"):
+        with pytest.raises(operations.OptionError):
+            policy.check("output", path)
+
+
+def test_a_second_worker_for_the_same_state_file_is_refused(make_worker):
+    from mattekit.errors import MattekitError
+
+    srv, worker = make_worker()
+    with pytest.raises(MattekitError, match=r"^Another mattekit worker already serves the state file .*\.$"):
+        service.WorkerServer(state_file=srv.state_file, log=lambda text: None)
+    os.remove(srv.state_file)  # the command line finds no worker to reuse, and still may not start a second one
+    out = subprocess.run([sys.executable, "-m", "mattekit.commands.serve", "--state-file", srv.state_file],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Another mattekit worker already serves" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert worker.health()["ok"], "the first worker keeps serving"
+
+
+def test_idle_connections_take_no_threads_and_do_not_lock_clients_out(make_worker):
+    srv, worker = make_worker()
+    before = threading.active_count()
+    socks, start = [], time.perf_counter()
+    for _ in range(3000):
+        socks.append(socket.create_connection((srv.host, srv.port), timeout=30))
+    connect_s = time.perf_counter() - start
+    time.sleep(1.0)
+    peak = threading.active_count()
+    start = time.perf_counter()
+    health = worker.health()  # a real client is served while 3,000 idle connections wait
+    answer_s = time.perf_counter() - start
+    open_now = srv.httpd.open_connections
+    for s in socks:
+        s.close()
+    print(f"worker idle connections: 3000 opened in {connect_s:.2f} s; threads {before} before, {peak} with them "
+          f"open (pool {http_mod.POOL_SIZE}); connections held {open_now} (cap {http_mod.MAX_CONNECTIONS}); "
+          f"a real request answered in {answer_s * 1000:.0f} ms")
+    assert health["ok"] and peak <= before + 2 and open_now <= http_mod.MAX_CONNECTIONS
+
+
+def test_half_sent_requests_and_idle_connections_time_out(make_worker, monkeypatch):
+    monkeypatch.setattr(http_mod, "CONNECTION_TIMEOUT", 0.5)
+    monkeypatch.setattr(http_mod.Handler, "timeout", 0.5)
+    srv, worker = make_worker()
+    idle = socket.create_connection((srv.host, srv.port), timeout=10)
+    half = socket.create_connection((srv.host, srv.port), timeout=10)
+    half.sendall(b"GET /v1/health HTTP/1.0\r\nHost: 127.0.0.1\r\n")  # never finishes its headers
+    start = time.perf_counter()
+    assert idle.recv(100) == b"" and half.recv(100) == b""  # the worker hung up on both
+    assert time.perf_counter() - start < 5
+    idle.close()
+    half.close()
+    assert worker.health()["ok"]
+
+
+def test_50_concurrent_clients_get_no_connection_resets(make_worker):
+    srv, worker = make_worker()
+    rgb = np.random.default_rng(4).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    inputs = [Pixels(rgb.tobytes(), 32, 32, 3, "u8"), Pixels(bytes([255]) * 32 * 32, 32, 32, 1, "u8")]
+    failures, done = [], []
+
+    def one_client():
+        own = client.Worker(srv.url, srv.token, timeout=120)
+        for _ in range(10):
+            try:
+                out, = own.run("cutout", inputs)
+                done.append(out.data[:4] == rgb.tobytes()[:3] + b"\xff")
+            except Exception as exc:
+                failures.append(repr(exc))
+
+    elapsed = _in_threads(lambda k: one_client(), 50)
+    print(f"worker concurrency: 50 clients x 10 requests in {elapsed:.1f} s ({500 / elapsed:.0f} requests/s), "
+          f"{len(failures)} failures")
+    assert not failures, failures[:3]
+    assert len(done) == 500 and all(done)
+
+
+def test_unauthenticated_floods_are_answered_401_and_logged_rate_limited(make_worker, tmp_path):
+    path = tmp_path / "log" / "worker.log"
+    log = WorkerLog(str(path))
+    srv, _ = make_worker(log=log)
+    start = time.perf_counter()
+    statuses = set()
+    for i in range(1000):
+        status, body, _ = raw(srv, "GET" if i % 2 else "POST", "/v1/health" if i % 2 else "/v1/run/remove",
+                              token=None if i % 3 else "Bearer nope")
+        statuses.add((status, body["error"]["code"]))
+    elapsed = time.perf_counter() - start
+    lines = path.read_text().splitlines()
+    bound = log.burst + log.rate * elapsed + 1
+    print(f"worker log: 1000 unauthenticated requests in {elapsed:.1f} s -> {len(lines)} log lines "
+          f"(bound {bound:.0f}: burst {log.burst:g} + {log.rate:g}/s)")
+    assert statuses == {(401, "unauthorised")}
+    assert 1 <= len(lines) <= bound and not any("Traceback" in line for line in lines)
+
+
+def test_the_log_rotates_at_its_size_cap(tmp_path):
+    path = tmp_path / "worker.log"
+    log = WorkerLog(str(path), max_bytes=4000, rate=1e6, burst=1e6)
+    for i in range(500):
+        log(f"line {i} " + "x" * 60)
+    sizes = sorted(p.name for p in tmp_path.iterdir())
+    assert sizes == ["worker.log", "worker.log.1"]
+    assert path.stat().st_size <= 4000 + 200 and (tmp_path / "worker.log.1").stat().st_size <= 4000 + 200
+    assert "line 499" in path.read_text()
+
+
+def test_a_full_queue_answers_503_with_retry_after(make_worker):
+    log = []
+    srv, worker = make_worker(operations_table={"slow": _slow_operation(log)}, max_queued=1 << 20)
+    big = Pixels(bytes(3 * 256 * 256), 256, 256, 3, "u8")  # 768 KiB of u8, 3 MiB as float32 in the queue
+    first = worker.submit("slow", [big], {"steps": 1000})
+    with pytest.raises(WorkerError) as err:
+        worker.submit("slow", [big], {"steps": 1})
+    assert (err.value.status, err.value.code) == (503, "queue_full")
+    status, answer, resp = raw(srv, "POST", "/v1/run/slow", big.data, meta_header([big.meta()]))
+    assert status == 503 and resp.getheader("Retry-After") == "5"
+    worker.cancel(first)
+    deadline = time.time() + 10
+    while worker.job(first)["state"] not in ("cancelled", "done"):
+        assert time.time() < deadline
+        time.sleep(0.01)
+    assert worker.run("slow", [big], {"steps": 1})[0].data == big.data, "the queue takes work again once drained"
