@@ -366,7 +366,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         del body
         first = meta["inputs"][0]["dtype"] if meta.get("inputs") else "f32"  # "roto" takes no pixels
         output_dtype = meta.get("output_dtype") or first
-        if output_dtype not in protocol.DTYPES:
+        if not isinstance(output_dtype, str) or output_dtype not in protocol.DTYPES:
             raise RequestError(400, "bad_meta", f"output_dtype {output_dtype!r} is not one of {', '.join(protocol.DTYPES)}.")
         held = sum(a.nbytes for a in inputs.values() if a is not None)
         return op, inputs, checked, output_dtype, held

@@ -34,7 +34,8 @@ class ModelCache:
     """The worker's loaded models: {(model name, device, weights): Predictor}, each loaded once."""
 
     def __init__(self):
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards the dict: held for lookups only
+        self.loading = threading.Lock()  # one load at a time, so that a model is never loaded twice
         self.models: dict[tuple[str, str, str], Any] = {}
 
     def get(self, catalog_task: str, name: str | None, device: str = "auto"):
@@ -45,10 +46,14 @@ class ModelCache:
         entry = cat.get(name, catalog_task) if name else cat.default(catalog_task)
         dev = runtime.select_device(device)
         key = (entry.name, str(dev), "")
-        with self.lock:  # loads run on the compute thread; the lock keeps /v1/models consistent
-            if key not in self.models:
-                self.models[key] = runtime.Predictor(entry, dev)
-            return self.models[key]
+        with self.loading:
+            with self.lock:
+                predictor = self.models.get(key)
+            if predictor is None:
+                predictor = runtime.Predictor(entry, dev)
+                with self.lock:
+                    self.models[key] = predictor
+        return predictor
 
     def loaded(self) -> set[str]:
         with self.lock:
@@ -83,7 +88,7 @@ def from_task(task: Task) -> Operation:
         if needed:
             progress(0.02, "Loading models")
         loaded = {name: models.get(catalog_task, getattr(options, name), device) for name, catalog_task in needed.items()}
-        progress(0.1, task.summary.split(":")[0].rstrip("."))
+        progress(0.1, f"Running {task.name}")
         present = {name: array for name, array in inputs.items() if array is not None}
         return task.run(loaded, present, options)
 
