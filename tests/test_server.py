@@ -645,17 +645,30 @@ def test_idle_connections_take_no_threads_and_do_not_lock_clients_out(make_worke
 
 
 def test_half_sent_requests_and_idle_connections_time_out(make_worker, monkeypatch):
-    monkeypatch.setattr(http_mod, "CONNECTION_TIMEOUT", 0.5)
-    monkeypatch.setattr(http_mod.Handler, "timeout", 0.5)
+    monkeypatch.setattr(http_mod, "CONNECTION_TIMEOUT", 1.0)
+    monkeypatch.setattr(http_mod.Handler, "timeout", 1.0)
     srv, worker = make_worker()
+    threads = threading.active_count()
     idle = socket.create_connection((srv.host, srv.port), timeout=10)
     half = socket.create_connection((srv.host, srv.port), timeout=10)
     half.sendall(b"GET /v1/health HTTP/1.0\r\nHost: 127.0.0.1\r\n")  # never finishes its headers
-    start = time.perf_counter()
-    assert idle.recv(100) == b"" and half.recv(100) == b""  # the worker hung up on both
-    assert time.perf_counter() - start < 5
-    idle.close()
-    half.close()
+    trickle = socket.create_connection((srv.host, srv.port), timeout=0.2)
+    start, closed = time.perf_counter(), None
+    while closed is None and time.perf_counter() - start < 10:  # one header byte every 0.2 s, forever
+        try:
+            trickle.sendall(b"X")
+            if trickle.recv(100) == b"":
+                closed = time.perf_counter() - start
+        except socket.timeout:
+            pass
+        except OSError:
+            closed = time.perf_counter() - start
+        assert threading.active_count() <= threads, "a slow connection took a thread"
+    assert idle.recv(100) == b"" and half.recv(100) == b""  # the worker hung up on all three
+    print(f"worker header timeout 1 s: a connection trickling one header byte per 0.2 s closed after {closed:.1f} s")
+    assert closed is not None and closed < 3
+    for sock in (idle, half, trickle):
+        sock.close()
     assert worker.health()["ok"]
 
 

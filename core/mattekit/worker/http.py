@@ -17,10 +17,11 @@ Every request, in this order: its Host header must name this worker on loopback 
 was told to bind) with its port, else 403 (DNS rebinding); a browser's request (an ``Origin`` or
 ``Sec-Fetch-Site`` header) gets 403; without the token, 401. Refusals are logged, rate-limited.
 
-Connections: a new connection waits in one selector thread until its first bytes arrive (at most
-``CONNECTION_TIMEOUT`` seconds); only then does one of ``pool_size`` handler threads take it. At
-most ``max_connections`` are open at once: beyond that the oldest idle one is closed (or, when
-none is idle, the new one). Reads and writes time out after ``CONNECTION_TIMEOUT`` seconds.
+Connections: a new connection waits in one selector thread until its request line and headers
+have all arrived (at most ``CONNECTION_TIMEOUT`` seconds after it was accepted, however slowly
+they trickle in); only then does one of ``pool_size`` handler threads take it. At most
+``max_connections`` are open at once: beyond that the oldest waiting one is closed (or, when none
+is waiting, the new one). Body reads and answer writes time out after ``CONNECTION_TIMEOUT`` s.
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ CONNECTION_TIMEOUT = 30.0  # seconds: idle before the first byte, and per read o
 LISTEN_BACKLOG = 128
 POOL_SIZE = 8
 MAX_CONNECTIONS = 256
+MAX_HEADER_BYTES = 1 << 16
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site")
 
@@ -76,7 +78,8 @@ class Server(socketserver.TCPServer):
         self.max_connections = max_connections
         self.lock = threading.Lock()
         self.open_connections = 0
-        self.waiting: dict[socket.socket, tuple[float, tuple]] = {}  # idle socket -> (deadline, address)
+        self.waiting: dict[socket.socket, tuple[float, tuple]] = {}  # socket -> (deadline, address)
+        self.partial: set[socket.socket] = set()  # waiting sockets holding part of their headers (not selected)
         self.incoming: list = []
         self.closing = False
         self.selector = selectors.DefaultSelector()
@@ -106,28 +109,45 @@ class Server(socketserver.TCPServer):
         self.wake_w.send(b"\0")
 
     def _drop_waiting(self, sock) -> None:
-        """Close an idle connection (lock held)."""
+        """Close a waiting connection (lock held)."""
         del self.waiting[sock]
-        self.selector.unregister(sock)
+        if sock in self.partial:
+            self.partial.discard(sock)
+        else:
+            self.selector.unregister(sock)
         self.shutdown_request(sock)
         self.open_connections -= 1
 
+    def _hand_over(self, sock) -> None:
+        """Give a waiting connection whose headers are in to the handler pool (lock held)."""
+        _, address = self.waiting.pop(sock)
+        if sock in self.partial:
+            self.partial.discard(sock)
+        else:
+            self.selector.unregister(sock)
+        self.ready.put((sock, address))
+
     def _waiting_room(self) -> None:
         while not self.closing:
-            events = self.selector.select(timeout=1.0)
+            events = self.selector.select(timeout=0.1 if self.partial else 1.0)
             with self.lock:
                 for key, _ in events:
-                    if key.fileobj is self.wake_r:
+                    sock = key.fileobj
+                    if sock is self.wake_r:
                         try:
-                            self.wake_r.recv(4096)
+                            sock.recv(4096)
                         except BlockingIOError:
                             pass
-                    elif key.fileobj in self.waiting:
-                        _, address = self.waiting.pop(key.fileobj)
-                        self.selector.unregister(key.fileobj)
-                        self.ready.put((key.fileobj, address))
+                    elif sock in self.waiting and not headers_complete(sock):
+                        self.selector.unregister(sock)  # polled below until complete: a selector would spin
+                        self.partial.add(sock)
+                    elif sock in self.waiting:
+                        self._hand_over(sock)
+                for sock in [s for s in self.partial if headers_complete(s)]:
+                    self._hand_over(sock)
                 deadline = time.monotonic() + CONNECTION_TIMEOUT
                 for sock, address in self.incoming:
+                    sock.setblocking(False)  # peeked without blocking; the handler sets its own timeout
                     self.waiting[sock] = (deadline, address)
                     self.selector.register(sock, selectors.EVENT_READ)
                 self.incoming.clear()
@@ -162,6 +182,17 @@ class Server(socketserver.TCPServer):
             for sock, _ in self.incoming:
                 self.shutdown_request(sock)
             self.incoming.clear()
+
+
+def headers_complete(sock: socket.socket) -> bool:
+    """Whether a connection's request line and headers have all arrived (or it ended, or overflowed)."""
+    try:
+        data = sock.recv(MAX_HEADER_BYTES, socket.MSG_PEEK)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # the handler meets the error and ends the connection
+    return not data or b"\r\n\r\n" in data or b"\n\n" in data or len(data) >= MAX_HEADER_BYTES
 
 
 def allowed_hosts(host: str, port: int) -> set[str]:
