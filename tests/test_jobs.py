@@ -139,7 +139,9 @@ def test_temporal_switch_and_settings_guard(shared, mirror, tmp_path):
     from mattekit.tasks import segment
 
     pixels = read_image(tmp_path / "plate" / "plate.1002.png").pixels
-    expected = segment.predict_mask(pixels, segment.SegmentOptions(model=MODEL, device="cpu"))
+    from mattekit import runtime
+
+    expected = segment.predict_mask(runtime.ModelCache().get(MODEL, "segment", "cpu"), pixels)
     np.testing.assert_allclose(_matte(per_frame["m.1002.png"], tmp_path), expected, atol=0.5 / 65535 + 1e-6)
 
 

@@ -149,13 +149,14 @@ class MatteSource:
 
         self.plate = plate
         self.entry = entry
-        self.options = segment.SegmentOptions(model=entry.name, device=device, weights=weights, refine=refine)
+        self.predictor = runtime.ModelCache().get(entry, "segment", device=device, weights_path=weights)
+        self.refine = refine
         self.temporal = temporal_options if temporal_options and temporal_options.radius > 0 else None
         self._segment = segment
 
     def predict(self, frame: int, picture: Picture) -> np.ndarray:
         """The per-frame alpha (H x W float32) of one plate frame."""
-        return self._segment.predict_mask(picture.pixels[..., :3], self.options)
+        return self._segment.predict_mask(self.predictor, picture.pixels[..., :3], self.refine)
 
     def mattes(self, frames: list[int], cancel: Callable[[], bool] | None = None,
                pictures: bool = False) -> Iterator[tuple[int, Picture | None, np.ndarray]]:

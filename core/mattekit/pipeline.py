@@ -32,10 +32,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-import numpy as np
 import torch
 
-from . import backends, ops, runtime
+from . import backends
 from .errors import MattekitError
 
 _DONE = object()  # end-of-stream marker between stages
@@ -327,36 +326,3 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
     if errors:
         raise errors[0]
     return report
-
-
-# ----------------------------------------------------------------------------------- segmentation
-
-def mask_stages(predictor, *, refine: bool = True, timings: Timings | None = None):
-    """The segmentation stages for ``run_pipeline``, giving the same alpha as ``tasks.segment.predict_mask``.
-
-    Returns ``(read, infer, alpha)``: read(path) -> (x, picture) decodes (``io.read_image``) and prepares
-    the network input; infer is the predictor; alpha(picture, y) -> H x W float32 matte (upsampled,
-    refined along the image's edges when ``refine``). Timed as "decode", "preprocess", "postprocess".
-    """
-    from . import io
-    from .tasks import segment
-
-    timings = timings or Timings()
-    spec = predictor.entry.input
-
-    def read(path):
-        with timings.measure("decode"):
-            picture = io.read_image(path)
-        with timings.measure("preprocess"):
-            x = runtime.prepare(spec, picture.pixels[..., :3])
-        return x, picture
-
-    def alpha(picture, y: torch.Tensor) -> np.ndarray:
-        with timings.measure("postprocess"):
-            low = y[0, 0].float().numpy()
-            rgb = picture.pixels[..., :3]
-            if refine:
-                return segment.refine_mask(rgb, low)
-            return np.clip(ops.resize(low, *rgb.shape[:2], "bilinear"), 0.0, 1.0)
-
-    return read, predictor, alpha

@@ -149,9 +149,54 @@ class Predictor:
             out = out / spec.value_scale
         return out
 
+    def prepare(self, image: np.ndarray) -> torch.Tensor:
+        """sRGB H x W x 3|4 float32 [0,1] -> the 1 x 3 x h x w input this model wants (see :func:`prepare`)."""
+        return prepare(self.entry.input, image[..., :3])
+
     def predict_map(self, image: np.ndarray) -> np.ndarray:
         """sRGB HxWx3 [0,1] -> the prediction's first channel at network resolution, float32 h x w."""
         return self(prepare(self.entry.input, image))[0, 0].cpu().numpy()
+
+
+class ModelCache:
+    """Loaded predictors, each loaded once, owned by whoever made the cache (a CLI run, the worker,
+    the Python API). Keyed by model name, device, weights file, backend and precision; thread-safe."""
+
+    def __init__(self):
+        self._loaded: dict[tuple, Predictor] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model: str | ModelEntry | None, task: str | None = None, device: str | torch.device | None = "auto",
+            weights_path: str | Path | None = None, backend: str | None = "auto",
+            precision: str | None = "auto") -> Predictor:
+        """The Predictor for ``model`` (None: the catalog's default ``task`` model), loaded on first use."""
+        cat = catalog_mod.load()
+        if isinstance(model, ModelEntry):
+            entry = model
+        elif model is None:
+            entry = cat.default(task)
+        else:
+            entry = cat.get(model, task)
+        dev = device if isinstance(device, torch.device) else select_device(device)
+        backend = backends.resolve_backend(backend, dev)
+        key = (entry.name, str(dev), str(weights_path or ""), backend,
+               backends.engine_precision(backend, precision, dev, entry.half, entry.cpu_bf16))
+        with self._lock:
+            if key not in self._loaded:
+                if entry.notice and entry.name not in _NOTICES_SHOWN:
+                    print(f"mattekit: {entry.notice}", file=sys.stderr)
+                    _NOTICES_SHOWN.add(entry.name)
+                self._loaded[key] = Predictor(entry, dev, weights_path, backend, precision)
+            return self._loaded[key]
+
+    def loaded(self) -> list[Predictor]:
+        with self._lock:
+            return list(self._loaded.values())
+
+    def clear(self) -> None:
+        """Drop every model (frees memory)."""
+        with self._lock:
+            self._loaded.clear()
 
 
 _PREDICTORS: dict[tuple, Predictor] = {}

@@ -542,6 +542,7 @@ class _MattekitTool:
         import torch
 
         from .. import catalog, io, pipeline, runtime
+        from .. import cutout
         from ..tasks import segment
 
         t_import = time.perf_counter()
@@ -549,11 +550,25 @@ class _MattekitTool:
             torch.set_num_threads(cfg["threads"])  # also what an ONNX Runtime session is made with
         self.cfg, self.torch, self.pipeline = cfg, torch, pipeline
         self.entry = catalog.load().get(cfg["model"], "segment")
-        self.predictor = runtime.get_predictor(self.entry, "segment", cfg["device"], cfg["weights"],
-                                               backend=cfg["backend"], precision=cfg["precision"])
+        self.predictor = runtime.ModelCache().get(self.entry, "segment", cfg["device"], cfg["weights"],
+                                                  backend=cfg["backend"], precision=cfg["precision"])
         self.ready = {"import_s": t_import - t0, "load_s": time.perf_counter() - t_import}
         self.timings = pipeline.Timings()
-        self.read, self.infer, alpha_of = pipeline.mask_stages(self.predictor, refine=cfg["refine"], timings=self.timings)
+        self.infer = self.predictor
+        timings = self.timings
+
+        def read(path):
+            with timings.measure("decode"):
+                picture = io.read_image(path)
+            with timings.measure("preprocess"):
+                x = self.predictor.prepare(picture.pixels)
+            return x, picture
+
+        def alpha_of(picture, y):
+            with timings.measure("postprocess"):
+                return segment.mask_from_prediction(picture.pixels, y, cfg["refine"])
+
+        self.read = read
         self.settings = pipeline.plan(self.predictor, cfg.get("workers"), cfg.get("threads"), cfg.get("batch"))
         self.samples, self.images, self.failed = [(0, _rss_mb())], 0, []
         out = Path(cfg["out"])
@@ -561,7 +576,7 @@ class _MattekitTool:
         def write(path, picture, y):
             alpha = alpha_of(picture, y)
             with self.timings.measure("encode"):
-                result = alpha if cfg.get("masks") else segment.cutout(picture.pixels, alpha)
+                result = alpha if cfg.get("masks") else cutout.assemble(picture.pixels, alpha, cutout.CutoutOptions(decontaminate=False))
                 io.write_image(out / f"{Path(path).stem}.png", result)
 
         self.write = write

@@ -32,7 +32,7 @@ from PIL import Image
 
 from .. import runtime
 from ..errors import InputError, MattekitError
-from ..tasks.upscale import UpscaleOptions, model_entry, upscale
+from ..superres import upscale
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -175,21 +175,24 @@ def _mb(n: int) -> str:
 
 def run(args) -> int:
     runtime.set_threads(args.threads)
-    options = UpscaleOptions(model=args.model, device=args.device, weights=args.weights, tile=args.tile)
-    entry = model_entry(options)
-    predictor = runtime.get_predictor(entry, device=args.device, weights_path=args.weights)
+    predictor = runtime.ModelCache().get(args.model, "upscale", device=args.device, weights_path=args.weights)
+    entry = predictor.entry
+
+    def run_net(image, progress=None):  # the network at its own factor, tiles as asked
+        return upscale(predictor, image, tile=args.tile, progress=progress)
+
     device = predictor.device
     precision = str(predictor.dtype).replace("torch.", "")
     print(f"model {entry.name} (x{entry.scale}, {precision}) on {device}, "
           f"{torch.get_num_threads() if device.type == 'cpu' else 1} thread(s), tile {args.tile if args.tile is not None else 'auto'}")
     if args.size:
-        return _run_large(args, options, device)
+        return _run_large(args, run_net, device)
     if not args.data:
         raise MattekitError("Give --data DIR (a benchmark set) or --size WxH (a timing run).")
     from .. import io
 
     pairs = _pairs(Path(args.data), entry.scale)[: args.limit]
-    upscale(np.zeros((16, 16, 3), np.float32), options)  # warm-up: first-call costs are not timed
+    run_net(np.zeros((16, 16, 3), np.float32))  # warm-up: first-call costs are not timed
     gpu = device.type == "cuda"
     header = (f"{'image':<18}{'LR size':>10}{'PSNR-Y':>9}{'SSIM-Y':>9}{'bic PSNR':>9}{'bic SSIM':>9}"
               f"{'PSNR-RGB':>9}{'seconds':>9}{'peak RSS MB':>13}")
@@ -201,7 +204,7 @@ def run(args) -> int:
         hr = io.read_image(hr_path).pixels[..., :3]
         resettable &= reset_peak_memory(device)
         start = time.perf_counter()
-        sr = upscale(lr, options)
+        sr = run_net(lr)
         seconds = time.perf_counter() - start
         peak = peak_memory()
         p, s = sr_scores(sr, hr, entry.scale)
@@ -237,7 +240,7 @@ def _synthetic(width: int, height: int) -> np.ndarray:
     return np.clip(img, 0, 1)
 
 
-def _run_large(args, options: UpscaleOptions, device: torch.device) -> int:
+def _run_large(args, run_net, device: torch.device) -> int:
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", args.size)
     if not match or 0 in (int(match[1]), int(match[2])):
         raise MattekitError(f"--size must look like 4000x3000, not '{args.size}'.")
@@ -251,7 +254,7 @@ def _run_large(args, options: UpscaleOptions, device: torch.device) -> int:
     else:
         image = _synthetic(width, height)
         what = f"synthetic {width}x{height} picture"
-    upscale(np.zeros((16, 16, 3), np.float32), options)  # warm-up
+    run_net(np.zeros((16, 16, 3), np.float32))  # warm-up
     baseline = current_memory()
     resettable = reset_peak_memory(device)
     done = [0, 0]
@@ -262,7 +265,7 @@ def _run_large(args, options: UpscaleOptions, device: torch.device) -> int:
         if i == 1 or i == n or i % max(1, n // 10) == 0:
             print(f"  tile {i}/{n}  {time.perf_counter() - start:7.1f} s", file=sys.stderr, flush=True)
 
-    result = upscale(image, options, progress=progress)
+    result = run_net(image, progress=progress)
     seconds = time.perf_counter() - start
     peak = peak_memory()
     line = (f"{what} -> {result.shape[1]}x{result.shape[0]} in {done[1]} tiles: {seconds:.1f} s, "

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from .. import io
@@ -115,35 +116,86 @@ def each_image(args, suffix: str, process, extension=same_format, jobs=None) -> 
     return summarise_failures(failures, len(jobs))
 
 
-def each_image_pipelined(args, suffix: str, predictor, finish, extension=same_format, refine: bool = True,
-                         jobs=None) -> int:
-    """:func:`each_image` for many inputs through a segmentation ``predictor``, with decoding, inference
-    and encoding overlapped (``mattekit.pipeline``; ``args.threads`` torch threads per inference worker).
-
-    ``finish(picture, mask) -> pixels`` gets the full-resolution subject mask (H x W in [0,1], refined
-    along the image's edges when ``refine``). Failing inputs are listed and the others written; returns
-    1 when any failed. ``jobs`` as for :func:`each_image`.
+def each_image_pipelined(args, suffix: str, task, models: dict, options, inputs_for, output: str, extension,
+                         jobs) -> int:
+    """:func:`each_image` for many inputs of a streaming ``task``: decoding + ``task.prepare``, the main
+    model, and ``task.finish`` + encoding overlap (``mattekit.pipeline``; ``args.threads`` torch threads
+    per inference worker). ``inputs_for(picture)`` gives the task's inputs for a decoded picture.
+    Failing inputs are listed and the others written; returns 1 when any failed.
     """
     from .. import pipeline
 
-    jobs = jobs or expand_inputs(args.inputs)
     todo = []
     for source, root in jobs:
         target = output_path(source, root, args.output, False, suffix, extension(source))
         if not (args.skip_existing and target.exists()):
             todo.append((source, target))
-    read_file, infer, mask_of = pipeline.mask_stages(predictor, refine=refine)
+    predictor = models[task.main]
 
-    def write(item, picture, y) -> None:
+    def read(item):
+        picture = io.read_image(item[0])
+        inputs = inputs_for(picture)
+        x, context = task.prepare(models, inputs, options)
+        return x, (picture, inputs, context)
+
+    def write(item, carried, y) -> None:
+        picture, inputs, context = carried
         target = item[1]
-        result = finish(picture, mask_of(picture, y))
+        result = for_file(task.finish(models, inputs, options, context, y)[output], target)
         ensure_parent(target)
         io.write_image(target, result, bit_depth=bit_depth_for(picture, target))
 
     with tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="img", file=sys.stderr) as bar:
-        report = pipeline.run_pipeline(todo, lambda item: read_file(item[0]), infer, write,
-                                       progress=lambda done, item: bar.update(),
+        report = pipeline.run_pipeline(todo, read, predictor, write, progress=lambda done, item: bar.update(),
                                        **pipeline.plan(predictor, threads=getattr(args, "threads", None)))
         for (source, _), reason in report.failed:
             tqdm.write(f"mattekit: error: {reason}", file=sys.stderr)
     return summarise_failures([source for (source, _), _ in report.failed], len(jobs))
+
+
+def companion(given: str, source: Path, what: str) -> Path:
+    """The file for ``source`` named by ``given``: the file itself, or the same-named image in a folder."""
+    path = Path(given)
+    if path.is_dir():
+        for candidate in sorted(path.iterdir()):
+            if candidate.stem == source.stem and candidate.suffix.lower() in IMAGE_SUFFIXES:
+                return candidate
+        raise InputError(f"The {what} folder {given} has no image named {source.stem}.*.")
+    if not path.is_file():
+        raise InputError(f"The {what} {given} does not exist.")
+    return path
+
+
+def read_companion(given: str, source: Path, port, shape: tuple[int, int]):
+    """A second input of a task (trimap, mask, backdrop...) for ``source``: H x W for single-channel
+    ports (checked against the image's ``shape``), H x W x C for image ports."""
+    path = companion(given, source, port.name)
+    pixels = io.read_image(path).pixels
+    if port.kind == "image":
+        return pixels
+    if pixels.shape[:2] != tuple(shape):
+        raise InputError(f"The {port.name} {path} is {pixels.shape[1]}x{pixels.shape[0]} but the image is "
+                         f"{shape[1]}x{shape[0]}; they must have the same size.")
+    return pixels[..., 0]
+
+
+def for_file(result: np.ndarray, target: Path) -> np.ndarray:
+    """A task's result in a form image files hold: grey + alpha becomes RGBA, and EXR gets RGB for grey."""
+    if result.ndim == 3 and result.shape[-1] == 2:
+        return np.concatenate([np.repeat(result[..., :1], 3, axis=2), result[..., 1:]], axis=2)
+    if target.suffix.lower() == ".exr" and (result.ndim == 2 or result.shape[-1] == 1):
+        grey = result if result.ndim == 2 else result[..., 0]
+        return np.repeat(grey[..., None], 3, axis=2)
+    return result
+
+
+def tile_bar(target: Path, quiet: bool):
+    """A progress bar for the tiles of one image; call it with (done, total); ``close()`` it after."""
+    bar = tqdm(unit="tile", desc=target.name, disable=True if quiet else None, leave=False, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    progress.close = bar.close
+    return progress
