@@ -117,7 +117,8 @@ def test_connect_starts_one_worker_and_reuses_it(tmp_path, monkeypatch):
     state = client.read_state(path)
     assert state["pid"] == pid and oct(os.stat(path).st_mode & 0o777) == "0o600"
     assert client.connect(python=sys.executable, path=path).health()["pid"] == pid  # reused
-    out, = workers[0].run("cutout", [Pixels(bytes([10, 20, 30]), 1, 1, 3), Pixels(bytes([200]), 1, 1, 1)])
+    out, = workers[0].run("enhance", [Pixels(bytes([10, 20, 30, 200]), 1, 1, 4)],
+                           {"white_balance": False, "contrast": False, "denoise": False})
     assert out.data == bytes([10, 20, 30, 200])
     workers[0].shutdown()
     deadline = time.time() + 20

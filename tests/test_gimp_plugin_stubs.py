@@ -151,7 +151,8 @@ def test_remove_background_new_layer_respects_offsets_selection_and_16_bit(gimp,
     assert cut.get_offsets() == (True, 30, 20) and cut.get_mask() is None and cut.has_alpha()
     # the crop the worker saw: the selection in layer coordinates, at 16 bits
     crop = np.rint(pixels[20:90, 20:120] * 65535).astype(np.uint16)
-    alpha, = worker.run("remove", [client.Pixels(crop.tobytes(), 100, 70, 3, "u16")], {"model": "sinet-portrait"})
+    alpha, = worker.run("remove", [client.Pixels(crop.tobytes(), 100, 70, 3, "u16")],
+                        {"model": "sinet-portrait", "result": "alpha"})
     expected = np.frombuffer(alpha.data, np.uint16).reshape(70, 100) / 65535.0
     got = cut.pixels[..., 3]
     assert np.allclose(got[20:90, 20:120], expected, atol=1 / 65535)
@@ -173,9 +174,9 @@ def blocky(gt, block=8):
 def worker_matte(worker, pixels, mask, dtype, **options):
     """What the worker makes of these float pixels and mask sent at ``dtype`` (u8 or u16), as floats."""
     np_dtype, scale = {"u8": (np.uint8, 255), "u16": (np.uint16, 65535)}[dtype]
-    inputs = [client.Pixels(np.rint(a * scale).astype(np_dtype).tobytes(), a.shape[1], a.shape[0], a.shape[2], dtype)
-              for a in (pixels, mask)]
-    out, = worker.run("matte", inputs, options)
+    inputs = {name: client.Pixels(np.rint(a * scale).astype(np_dtype).tobytes(), a.shape[1], a.shape[0], a.shape[2], dtype)
+              for name, a in (("image", pixels), ("mask", mask))}
+    out, = worker.run("matte", inputs, dict({"result": "alpha"}, **options))
     return np.frombuffer(out.data, np_dtype).reshape(out.height, out.width, out.channels) / float(scale)
 
 
@@ -234,7 +235,7 @@ def test_refine_edges_of_the_selection_on_an_offset_16_bit_layer(gimp, worker, s
     assert cut.get_name() == "Background (cut out)" and image.get_layers()[1] is layer
     assert cut.get_offsets() == (True, 30, 20) and cut.has_alpha() and cut.get_mask() is None
     assert not layer.get_visible() and np.array_equal(layer.pixels, pixels)
-    rgba = worker_matte(worker, pixels, mask.pixels, "u16", output="rgba")
+    rgba = worker_matte(worker, pixels, mask.pixels, "u16", result="rgba")
     assert np.allclose(cut.pixels, rgba, atol=1e-6)
 
 

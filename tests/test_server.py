@@ -79,6 +79,29 @@ def meta_header(inputs, **options):
     return {protocol.META_HEADER: json.dumps({"inputs": inputs, "options": options})}
 
 
+IDENTITY = {"white_balance": False, "contrast": False, "denoise": False}  # enhance that changes nothing
+
+
+@dataclass
+class NoOptions:
+    pass
+
+
+def _test_operation(name: str, inputs: tuple, run, options: type = NoOptions) -> operations.Operation:
+    """A worker operation declared like a task, for tests of the worker itself (codec, jobs, queue)."""
+    task = Task(name, "test", options, inputs, (Port("result", "image", (1, 2, 3, 4)),), prepare=None, finish=None,
+                main=None)
+    return operations.Operation(name, task.inputs, task.outputs, lambda values: task.make_options(values, "worker"),
+                                run, lambda: task.describe("worker"))
+
+
+def _echo_operation() -> operations.Operation:
+    """image (grey or RGB) + alpha -> RGBA, exactly: what the codec must carry both ways."""
+    return _test_operation("echo", (Port("image", "image", (3,)), Port("alpha", "alpha")),
+                           lambda models, inputs, options, progress: {
+                               "result": np.concatenate([inputs["image"], inputs["alpha"][..., None]], axis=2)})
+
+
 # ---------------------------------------------------------------- security and the state file
 
 def test_state_file_is_private_and_describes_the_worker(make_worker):
@@ -91,7 +114,7 @@ def test_state_file_is_private_and_describes_the_worker(make_worker):
     assert srv.host == "127.0.0.1" and srv.url.startswith("http://127.0.0.1:")
     health = worker.health()
     assert health["ok"] and health["version"] and health["api"] == protocol.API_VERSION
-    assert {"remove", "cutout"} <= set(health["operations"])
+    assert {"remove", "matte", "upscale", "bokeh", "enhance", "roto"} <= set(health["operations"])
     srv.stop(wait=True)
     assert not path.exists(), "a stopped worker must remove its state file"
 
@@ -120,31 +143,32 @@ def _rgb_alpha(h=5, w=7):
 
 @pytest.mark.parametrize("dtype", ["u8", "u16", "f32"])
 def test_pixels_round_trip_in_every_dtype(make_worker, dtype):
-    srv, worker = make_worker()
+    srv, worker = make_worker(operations_table={"echo": _echo_operation()})
     rgb, alpha = _rgb_alpha()
     np_dtype, scale = {"u8": (np.uint8, 255), "u16": (np.uint16, 65535), "f32": (np.float32, 1)}[dtype]
     to = (lambda a: np.rint(a * scale).astype(np_dtype)) if scale != 1 else (lambda a: a.astype(np.float32))
     rgb_q, alpha_q = to(rgb), to(alpha)
-    out, = worker.run("cutout", [Pixels(rgb_q.tobytes(), 7, 5, 3, dtype), Pixels(alpha_q.tobytes(), 7, 5, 1, dtype)])
+    out, = worker.run("echo", [Pixels(rgb_q.tobytes(), 7, 5, 3, dtype), Pixels(alpha_q.tobytes(), 7, 5, 1, dtype)])
     assert (out.width, out.height, out.channels, out.dtype) == (7, 5, 4, dtype)
     got = np.frombuffer(out.data, np_dtype).reshape(5, 7, 4)
     assert np.array_equal(got[..., :3], rgb_q) and np.array_equal(got[..., 3], alpha_q)
 
 
-def test_output_dtype_and_grey_inputs(make_worker):
-    srv, _ = make_worker()
+def test_output_dtype_grey_inputs_and_named_inputs(make_worker):
+    srv, worker = make_worker(operations_table={"echo": _echo_operation()})
     grey = np.array([[0, 128, 255]], np.uint8)
     alpha = np.array([[255, 255, 0]], np.uint8)
     head = {protocol.META_HEADER: json.dumps({"inputs": [{"width": 3, "height": 1, "channels": 1, "dtype": "u8"}] * 2,
-                                            "options": {"output": "composite", "background": "#000000"},
-                                            "output_dtype": "f32"})}
-    status, data, resp = raw(srv, "POST", "/v1/run/cutout", grey.tobytes() + alpha.tobytes(), head)
+                                               "output_dtype": "f32"})}
+    status, data, resp = raw(srv, "POST", "/v1/run/echo", grey.tobytes() + alpha.tobytes(), head)
     assert status == 200
     meta = json.loads(resp.getheader(protocol.META_HEADER))["outputs"][0]
-    assert meta == {"name": "result", "width": 3, "height": 1, "channels": 3, "dtype": "f32"}
-    got = np.frombuffer(data, "<f4").reshape(1, 3, 3)
-    assert np.allclose(got[0, :, 0], [0.0, 128 / 255, 0.0])  # grey became RGB; the last pixel is transparent
-    assert np.allclose(got[0, 1], 128 / 255)
+    assert meta == {"name": "result", "width": 3, "height": 1, "channels": 4, "dtype": "f32"}
+    got = np.frombuffer(data, "<f4").reshape(1, 3, 4)
+    assert np.allclose(got[0, :, :3], (grey[0] / 255.0)[:, None]) and np.allclose(got[0, :, 3], alpha[0] / 255.0)
+    # inputs named by port, in any order
+    named, = worker.run("echo", {"alpha": Pixels(alpha.tobytes(), 3, 1, 1), "image": Pixels(grey.tobytes(), 3, 1, 1)})
+    assert np.frombuffer(named.data, np.uint8).reshape(1, 3, 4)[0, :, 3].tolist() == [255, 255, 0]
 
 
 # ---------------------------------------------------------------- malformed requests
@@ -154,27 +178,30 @@ def test_malformed_requests_get_clear_4xx_json(make_worker):
     one = [{"width": 2, "height": 2, "channels": 3, "dtype": "u8"}, {"width": 2, "height": 2, "channels": 1, "dtype": "u8"}]
     body = bytes(12 + 4)
     cases = [
-        ("POST", "/v1/run/cutout", body, {}, 400, "bad_meta"),  # no meta header
-        ("POST", "/v1/run/cutout", body, {protocol.META_HEADER: "{not json"}, 400, "bad_meta"),
-        ("POST", "/v1/run/cutout", body, {protocol.META_HEADER: "[1, 2]"}, 400, "bad_meta"),
-        ("POST", "/v1/run/cutout", body[:-1], meta_header(one), 400, "bad_body"),
-        ("POST", "/v1/run/cutout", body + b"x", meta_header(one), 400, "bad_body"),
-        ("POST", "/v1/run/cutout", body, meta_header(one[:1]), 400, "bad_meta"),
-        ("POST", "/v1/run/cutout", body, meta_header([dict(one[0], dtype="u32"), one[1]]), 400, "bad_meta"),
-        ("POST", "/v1/run/cutout", body, meta_header([dict(one[0], width=-2), one[1]]), 400, "bad_meta"),
-        ("POST", "/v1/run/cutout", bytes(24), meta_header([one[0], dict(one[1], channels=3)]), 400, "bad_meta"),
-        ("POST", "/v1/run/cutout", body, meta_header(one, colour="red"), 400, "bad_option"),
-        ("POST", "/v1/run/cutout", body, meta_header(one, output="jpeg"), 400, "bad_option"),
-        ("POST", "/v1/run/cutout", body, meta_header(one, crop_margin="wide"), 400, "bad_option"),
-        ("POST", "/v1/run/cutout", body, {protocol.META_HEADER: json.dumps({"inputs": one, "output_dtype": ["u8"]})},
+        ("POST", "/v1/run/matte", body, {}, 400, "bad_meta"),  # no meta header
+        ("POST", "/v1/run/matte", body, {protocol.META_HEADER: "{not json"}, 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, {protocol.META_HEADER: "[1, 2]"}, 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body[:-1], meta_header(one), 400, "bad_body"),
+        ("POST", "/v1/run/matte", body + b"x", meta_header(one), 400, "bad_body"),
+        ("POST", "/v1/run/matte", b"", meta_header([]), 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, meta_header([dict(one[0], name="image"), dict(one[1], name="halo")]), 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, meta_header([dict(one[0], name="image"), dict(one[1], name="image")]), 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, meta_header([dict(one[1], name="mask"), dict(one[0], name="backdrop")]), 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, meta_header([dict(one[0], dtype="u32"), one[1]]), 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, meta_header([dict(one[0], width=-2), one[1]]), 400, "bad_meta"),
+        ("POST", "/v1/run/matte", bytes(24), meta_header([one[0], dict(one[1], channels=3)]), 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, meta_header(one, output="alpha"), 400, "bad_option"),
+        ("POST", "/v1/run/matte", body, meta_header(one, result="jpeg"), 400, "bad_option"),
+        ("POST", "/v1/run/matte", body, meta_header(one, crop="wide"), 400, "bad_option"),
+        ("POST", "/v1/run/matte", body, {protocol.META_HEADER: json.dumps({"inputs": one, "output_dtype": ["u8"]})},
          400, "bad_meta"),
-        ("POST", "/v1/run/cutout", body, {protocol.META_HEADER: json.dumps({"inputs": {"a": 1}})}, 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, {protocol.META_HEADER: json.dumps({"inputs": {"a": 1}})}, 400, "bad_meta"),
         ("POST", "/v1/run/nothing", body, meta_header(one), 404, "unknown_operation"),
-        ("POST", "/v1/run/cutout", bytes(5000), meta_header(one), 413, "too_large"),
+        ("POST", "/v1/run/matte", bytes(5000), meta_header(one), 413, "too_large"),
         ("GET", "/v1/jobs/0123", b"", {}, 404, "unknown_job"),
         ("GET", "/v2/health", b"", {}, 404, "not_found"),
         ("DELETE", "/v1/health", b"", {}, 405, "not_found"),
-        ("PUT", "/v1/run/cutout", body, meta_header(one), 405, "not_found"),
+        ("PUT", "/v1/run/matte", body, meta_header(one), 405, "not_found"),
     ]
     for method, path, data, headers, status, code in cases:
         got, answer, _ = raw(srv, method, path, data, headers)
@@ -182,7 +209,7 @@ def test_malformed_requests_get_clear_4xx_json(make_worker):
         assert answer["error"]["message"].endswith(".")
     # a body far beyond the limit is refused from its Content-Length alone, before it is read
     conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
-    conn.putrequest("POST", "/v1/run/cutout")
+    conn.putrequest("POST", "/v1/run/matte")
     conn.putheader("Authorization", f"Bearer {srv.token}")
     conn.putheader("Content-Length", str(1 << 40))
     conn.endheaders()
@@ -191,7 +218,7 @@ def test_malformed_requests_get_clear_4xx_json(make_worker):
     conn.close()
     # no Content-Length at all
     conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
-    conn.putrequest("POST", "/v1/run/cutout")
+    conn.putrequest("POST", "/v1/run/matte")
     conn.putheader("Authorization", f"Bearer {srv.token}")
     conn.putheader(protocol.META_HEADER, json.dumps({"inputs": one}))
     conn.endheaders()
@@ -207,9 +234,10 @@ def test_a_task_error_is_one_sentence_with_422(make_worker, mirror):
     with pytest.raises(WorkerError) as err:
         worker.run("remove", [img], {"model": "no-such-model"})
     assert err.value.status == 422 and "Unknown model 'no-such-model'" in str(err.value)
+    edge = Pixels(bytes(128) + bytes([255]) * 128, 16, 16, 1, "u8")
     with pytest.raises(WorkerError) as err:
-        worker.run("cutout", [img, Pixels(bytes(256), 16, 16, 1, "u8")], {"output": "composite", "background": "mauve-ish"})
-    assert err.value.status == 422 and "background colour" in str(err.value)
+        worker.run("matte", {"image": img, "mask": edge}, {"result": "composite", "background": "mauve-ish"})
+    assert err.value.status == 422 and "mauve-ish" in str(err.value) and str(err.value).count(". ") == 0
 
 
 # ---------------------------------------------------------------- real models through the worker
@@ -226,9 +254,10 @@ def test_remove_cuts_out_a_real_portrait_sync_and_async_alike(make_worker, mirro
     gt = np.asarray(Image.open(shared / "data/grabcut50/gt/person1.png").convert("L"))
     h, w = photo.shape[:2]
     pixels = Pixels(photo.tobytes(), w, h, 3, "u8")
-    sync, = worker.run("remove", [pixels], {"model": "sinet-portrait"})
+    options = {"model": "sinet-portrait", "result": "alpha"}
+    sync, = worker.run("remove", [pixels], options)
     seen = []
-    asyn, = worker.run("remove", [pixels], {"model": "sinet-portrait"}, progress=lambda f, m: seen.append((f, m)))
+    asyn, = worker.run("remove", [pixels], options, progress=lambda f, m: seen.append((f, m)))
     assert sync.data == asyn.data, "the same request must give the same bytes"
     assert seen and seen[-1][0] == 1.0
     alpha = np.frombuffer(sync.data, np.uint8).reshape(h, w) / 255.0
@@ -237,9 +266,6 @@ def test_remove_cuts_out_a_real_portrait_sync_and_async_alike(make_worker, mirro
     assert iou > 0.9
 
 
-@pytest.mark.xfail(not hasattr(__import__("mattekit.tasks.segment").tasks.segment, "TASK"), strict=True,
-                   reason="TRANSITIONAL: until mattekit.tasks.segment declares TASK, 'remove' loads its model through "
-                          "runtime's cache, not the worker's")
 def test_one_model_load_for_many_concurrent_clients(make_worker, mirror, monkeypatch):
     runtime.clear_predictors()
     loads = []
@@ -307,15 +333,15 @@ def test_matte_refines_a_coarse_mask_towards_the_true_alpha(make_worker, shared)
     h, w = gt.shape
     binary = Image.fromarray(((gt >= 0.5) * 255).astype(np.uint8))
     coarse = np.asarray(binary.resize((w // 16, h // 16), Image.BOX).resize((w, h), Image.BILINEAR))
-    inputs = [_u8(photo, h, w, 3), _u8(coarse, h, w, 1)]
-    out, = worker.run("matte", inputs)
+    inputs = {"image": _u8(photo, h, w, 3), "mask": _u8(coarse, h, w, 1)}
+    out, = worker.run("matte", inputs, {"result": "alpha"})
     assert (out.width, out.height, out.channels, out.dtype) == (w, h, 1, "u8")
     alpha = np.frombuffer(out.data, np.uint8).reshape(h, w) / 255.0
     before, after = np.abs(coarse / 255.0 - gt).mean(), np.abs(alpha - gt).mean()
     print(f"worker matte GT05 {w}x{h}: alpha MAE coarse mask {before:.4f} -> refined {after:.4f}")
     assert after < 0.5 * before
     seen = []
-    rgba, = worker.run("matte", inputs, {"output": "rgba"}, progress=lambda f, m: seen.append(f))
+    rgba, = worker.run("matte", inputs, {"result": "rgba"}, progress=lambda f, m: seen.append(f))
     assert (rgba.width, rgba.height, rgba.channels) == (w, h, 4) and seen[-1] == 1.0
     rgba = np.frombuffer(rgba.data, np.uint8).reshape(h, w, 4)
     assert np.array_equal(rgba[..., 3], np.rint(alpha * 255)), "the cut-out carries the refined alpha"
@@ -327,20 +353,20 @@ def test_matte_refuses_masks_it_cannot_refine_in_one_sentence(make_worker):
     srv, worker = make_worker()
     image = _u8(np.zeros((48, 64, 3)), 48, 64, 3)
     with pytest.raises(WorkerError) as err:
-        worker.run("matte", [image, _u8(np.zeros((30, 40)), 30, 40, 1)])
+        worker.run("matte", {"image": image, "mask": _u8(np.zeros((30, 40)), 30, 40, 1)})
     assert (err.value.status, err.value.code) == (400, "bad_meta")
     assert str(err.value) == ("Input 'mask' is 40 x 30 pixels but 'image' is 64 x 48; "
                               "all inputs of one request must have the same size.")
     for value, missing in ((0, "white (subject)"), (255, "black (background)"), (128, "white (subject) or black")):
         with pytest.raises(WorkerError) as err:
-            worker.run("matte", [image, _u8(np.full((48, 64), value), 48, 64, 1)])
+            worker.run("matte", {"image": image, "mask": _u8(np.full((48, 64), value), 48, 64, 1)})
         assert err.value.status == 422 and str(err.value).startswith("The mask has no edge to refine")
         assert f"it has no {missing}" in str(err.value) and str(err.value).count(".") == 1
     edge = np.zeros((48, 64))
     edge[:, 32:] = 255
-    for options in ({"band": -1}, {"iterations": 0}, {"output": "trimap"}):
+    for options in ({"band": -1}, {"iterations": 0}, {"result": "trimap"}):
         with pytest.raises(WorkerError) as err:
-            worker.run("matte", [image, _u8(edge, 48, 64, 1)], options)
+            worker.run("matte", {"image": image, "mask": _u8(edge, 48, 64, 1)}, options)
         assert (err.value.status, err.value.code) == (400, "bad_option"), options
     assert raw(srv, "GET", "/v1/health")[0] == 200
 
@@ -354,8 +380,6 @@ class SlowOptions:
 
 def _slow_operation(log: list) -> operations.Operation:
     """An operation that copies its image in ``steps`` steps, reporting progress (where cancels land)."""
-    task = Task("slow", "test", SlowOptions, (Port("image", "image", (3,)),), (Port("result", "image", (3,)),),
-                prepare=None, finish=None, main=None)
 
     def run(models, inputs, options, progress):
         log.append("start")
@@ -365,8 +389,7 @@ def _slow_operation(log: list) -> operations.Operation:
             time.sleep(0.01)
         return {"result": inputs["image"]}
 
-    return operations.Operation("slow", task.inputs, task.outputs, lambda values: task.make_options(values, "worker"),
-                                run, lambda: task.describe("worker"))
+    return _test_operation("slow", (Port("image", "image", (3,)),), run, SlowOptions)
 
 
 def test_a_cancelled_job_stops(make_worker):
@@ -470,11 +493,11 @@ def test_load_8_clients_x_200_requests_with_flat_memory(tmp_path):
     pid = worker.health()["pid"]
     rgb = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     alpha = np.random.default_rng(3).integers(0, 256, (64, 64, 1), dtype=np.uint8)
-    inputs = [Pixels(rgb.tobytes(), 64, 64, 3, "u8"), Pixels(alpha.tobytes(), 64, 64, 1, "u8")]
-    expected = np.concatenate([rgb, alpha], axis=2).tobytes()
+    inputs = [Pixels(np.concatenate([rgb, alpha], axis=2).tobytes(), 64, 64, 4, "u8")]
+    expected = inputs[0].data
     try:
         for _ in range(50):  # warm up: imports, allocator pools, thread stacks
-            worker.run("cutout", inputs)
+            worker.run("enhance", inputs, IDENTITY)
         before = _rss_kb(pid)
         failures, counts = [], [0] * 8
 
@@ -482,7 +505,7 @@ def test_load_8_clients_x_200_requests_with_flat_memory(tmp_path):
             own = client.Worker(worker.url, worker.token, timeout=60)
             for _ in range(200):
                 try:
-                    out, = own.run("cutout", inputs)
+                    out, = own.run("enhance", inputs, IDENTITY)
                     if out.data != expected:
                         failures.append("wrong pixels")
                     counts[k] += 1
@@ -491,7 +514,7 @@ def test_load_8_clients_x_200_requests_with_flat_memory(tmp_path):
 
         elapsed = _in_threads(one_client, 8)
         after = _rss_kb(pid)
-        print(f"worker load: 8 clients x 200 requests (64x64 RGB + alpha -> RGBA, u8) in {elapsed:.1f} s = "
+        print(f"worker load: 8 clients x 200 requests (64x64 RGBA u8, enhance with every step off) in {elapsed:.1f} s = "
               f"{1600 / elapsed:.0f} requests/s; worker RSS before {before / 1024:.1f} MiB, after {after / 1024:.1f} MiB "
               f"({(after - before) / 1024:+.1f} MiB)")
         assert not failures, failures[:3]
@@ -571,7 +594,7 @@ def test_every_bad_option_of_every_operation_is_a_400(make_worker, tmp_path):
                 assert answer["error"]["message"].endswith(".") and "\n" not in answer["error"]["message"]
                 count += 1
     deep = {"inputs": [], "options": {"a": [[[[[[[[[[1]]]]]]]]]]}}
-    status, answer, _ = raw(srv, "POST", "/v1/run/cutout", b"", {protocol.META_HEADER: json.dumps(deep)})
+    status, answer, _ = raw(srv, "POST", "/v1/run/matte", b"", {protocol.META_HEADER: json.dumps(deep)})
     assert (status, answer["error"]["code"]) == (400, "bad_meta") and "nests deeper" in answer["error"]["message"]
     print(f"worker options: {count} bad values over {len(schema['operations'])} operations, all answered 400 bad_option")
 
@@ -675,15 +698,15 @@ def test_half_sent_requests_and_idle_connections_time_out(make_worker, monkeypat
 def test_50_concurrent_clients_get_no_connection_resets(make_worker):
     srv, worker = make_worker()
     rgb = np.random.default_rng(4).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    inputs = [Pixels(rgb.tobytes(), 32, 32, 3, "u8"), Pixels(bytes([255]) * 32 * 32, 32, 32, 1, "u8")]
+    inputs = [Pixels(rgb.tobytes(), 32, 32, 3, "u8")]
     failures, done = [], []
 
     def one_client():
         own = client.Worker(srv.url, srv.token, timeout=120)
         for _ in range(10):
             try:
-                out, = own.run("cutout", inputs)
-                done.append(out.data[:4] == rgb.tobytes()[:3] + b"\xff")
+                out, = own.run("enhance", inputs, IDENTITY)
+                done.append(out.data == inputs[0].data)
             except Exception as exc:
                 failures.append(repr(exc))
 

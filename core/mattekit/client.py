@@ -108,8 +108,14 @@ def read_state(path=None):
 # ---------------------------------------------------------------- talking to a running worker
 
 def _encode(inputs):
-    inputs = list(inputs)
-    return [p.meta() for p in inputs], protocol.join_body(p.data for p in inputs)
+    """(metas, body) of a list of Pixels (in the operation's input order) or of {input name: Pixels}."""
+    if isinstance(inputs, dict):
+        metas = [dict(p.meta(), name=name) for name, p in inputs.items()]
+        pixels = list(inputs.values())
+    else:
+        pixels = list(inputs)
+        metas = [p.meta() for p in pixels]
+    return metas, protocol.join_body(p.data for p in pixels)
 
 
 def _decode(meta, body):
@@ -172,7 +178,10 @@ class Worker(object):
 
     # -- image jobs
     def run(self, operation, inputs, options=None, progress=None, cancelled=None, poll=0.2):
-        """Run ``operation`` on ``inputs`` (a list of Pixels) and return the list of output Pixels.
+        """Run ``operation`` on ``inputs`` and return the list of output Pixels (in the operation's output order).
+
+        ``inputs``: a list of Pixels in the operation's input order, or {input name: Pixels} (needed
+        to give an optional input while leaving out one before it).
 
         Without ``progress`` the request is synchronous. With it, the job runs asynchronously and
         ``progress(fraction, message)`` is called as the worker reports; ``cancelled()`` returning

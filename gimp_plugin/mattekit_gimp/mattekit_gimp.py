@@ -157,7 +157,7 @@ def remove_background(image, drawables, config, interactive):
     if not found or w == 0 or h == 0:
         raise PlugInError("The selection does not touch the layer.")
     dtype = pixel_type(image)
-    options = {"model": model_option(config), "refine": bool(config.get_property("refine")), "output": "mask"}
+    options = {"model": model_option(config), "refine": bool(config.get_property("refine")), "result": "alpha"}
     alpha, = run_on_worker("remove", [read_pixels(layer, (x, y, w, h), "R'G'B'", dtype)], options,
                            "Removing background")
     target = layer
@@ -198,8 +198,8 @@ def refine_edges(image, drawables, config, interactive):
         raise PlugInError("Refine Edges needs a layer mask or a selection: add a layer mask to the layer, "
                           "or select the subject roughly, first.")
     to_layer = config.get_property("output") == "layer"
-    options = {"band": config.get_property("band") or None, "output": "rgba" if to_layer else "alpha"}
-    result, = run_on_worker("matte", [layer_pixels(layer, dtype), edge], options, "Refining edges")
+    options = {"band": config.get_property("band") or None, "result": "rgba" if to_layer else "alpha"}
+    result, = run_on_worker("matte", {"image": layer_pixels(layer, dtype), "mask": edge}, options, "Refining edges")
     if to_layer:
         layer.set_visible(False)
         return new_layer(image, layer.get_name() + " (cut out)", result, above=layer)

@@ -1,63 +1,32 @@
-"""The worker's operations, generated from the task registry, their pixel codec and the worker's model cache.
+"""The worker's operations, generated from the task registry, and their pixel codec.
 
 One operation per registered task (:func:`mattekit.tasks.registry.tasks`), same name, same ports
 and options: options are checked by ``task.make_options(values, host="worker")``; the models a run
-needs (``task.models_needed``) come from the worker's own :class:`ModelCache`; ``task.run`` does
-the work. ``roto`` is the one operation that is not a task: frame sequences travel as paths and
-:func:`mattekit.jobs.run_operation` reads and writes the files itself, inside the folders the user
-allowed (:class:`PathPolicy`).
+needs (``task.models_needed``) come from the worker's own :class:`mattekit.runtime.ModelCache`;
+``task.run`` does the work. ``roto`` is the one operation that is not a task: frame sequences
+travel as paths and :func:`mattekit.jobs.run_operation` reads and writes the files itself, inside
+the folders the user allowed (:class:`PathPolicy`).
 
 Pixels: inputs arrive as float32 in [0,1] (H x W x C for "image" ports, H x W for the others;
-straight alpha, sRGB); outputs go back in ``task.outputs`` order, in the request's dtype.
+straight alpha, sRGB), named by port (``"name"`` in each input's description) or, without names,
+in port order; outputs go back in ``task.outputs`` order (absent ones skipped), each named, in
+the request's dtype.
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
+from ..commands.tasks import load_models  # the one way a front end loads a run's models (CLI, worker)
 from ..errors import MattekitError
-from ..tasks.registry import TASK_MODULES, OptionError, Port, Task, option, options_of
+from ..tasks.registry import OptionError, Port, Task, option, options_of, tasks
 from . import protocol
 
 Progress = Callable[[float, str], None]
-
-
-# ---------------------------------------------------------------- models
-
-class ModelCache:
-    """The worker's loaded models: {(model name, device, weights): Predictor}, each loaded once."""
-
-    def __init__(self):
-        self.lock = threading.Lock()  # guards the dict: held for lookups only
-        self.loading = threading.Lock()  # one load at a time, so that a model is never loaded twice
-        self.models: dict[tuple[str, str, str], Any] = {}
-
-    def get(self, catalog_task: str, name: str | None, device: str = "auto"):
-        """The Predictor of model ``name`` (None: the catalog's default for ``catalog_task``) on ``device``."""
-        from .. import catalog, runtime
-
-        cat = catalog.load()
-        entry = cat.get(name, catalog_task) if name else cat.default(catalog_task)
-        dev = runtime.select_device(device)
-        key = (entry.name, str(dev), "")
-        with self.loading:
-            with self.lock:
-                predictor = self.models.get(key)
-            if predictor is None:
-                predictor = runtime.Predictor(entry, dev)
-                with self.lock:
-                    self.models[key] = predictor
-        return predictor
-
-    def loaded(self) -> set[str]:
-        with self.lock:
-            return {key[0] for key in self.models}
 
 
 # ---------------------------------------------------------------- operations
@@ -74,23 +43,23 @@ class Operation:
     inputs: tuple[Port, ...]
     outputs: tuple[Port, ...]
     make_options: Callable[[dict], Any]
-    run: Callable[[ModelCache, dict, Any, Progress], dict]
+    run: Callable[[Any, dict, Any, Progress], dict]  # (the worker's runtime.ModelCache, inputs, options, progress)
     describe: Callable[[], dict]
 
 
 def from_task(task: Task) -> Operation:
     """The worker operation of one registered task."""
 
-    def run(models: ModelCache, inputs: dict, options, progress: Progress) -> dict:
-        given = {port.name for port in task.inputs if port.optional and inputs.get(port.name) is not None}
-        device = getattr(options, "device", "auto")
-        needed = task.models_needed(options, given)
-        if needed:
-            progress(0.02, "Loading models")
-        loaded = {name: models.get(catalog_task, getattr(options, name), device) for name, catalog_task in needed.items()}
-        progress(0.1, f"Running {task.name}")
+    def run(models, inputs: dict, options, progress: Progress) -> dict:
         present = {name: array for name, array in inputs.items() if array is not None}
-        return task.run(loaded, present, options)
+        given = {p.name for p in task.inputs if p.optional and p.name in present}
+        needed = load_models(task, options, given, cache=models)  # the worker's own cache: loaded once
+        progress(0.1, f"Running {task.name}")
+
+        def steps(done: int, total: int) -> None:
+            progress(0.1 + 0.88 * done / max(total, 1), f"Running {task.name}: {done} of {total}")
+
+        return task.run(needed, present, options, progress=steps)
 
     return Operation(task.name, task.inputs, task.outputs, lambda values: task.make_options(values, host="worker"),
                      run, lambda: task.describe("worker"))
@@ -173,7 +142,7 @@ def roto_operation(paths: PathPolicy) -> Operation:
                 paths.check(name, value)
         return checked
 
-    def run(models: ModelCache, inputs: dict, options: RotoOptions, progress: Progress) -> dict:
+    def run(models, inputs: dict, options: RotoOptions, progress: Progress) -> dict:
         from .. import jobs
 
         jobs.run_operation(dataclasses.asdict(options), progress)
@@ -188,33 +157,19 @@ def roto_operation(paths: PathPolicy) -> Operation:
     return Operation("roto", (), (), make_options, run, describe)
 
 
-def registered_tasks() -> list[Task]:
-    """The registry's tasks; TRANSITIONAL: a task module without ``TASK`` yet contributes its legacy declarations."""
-    from . import legacy_tasks
-
-    found = []
-    for module in TASK_MODULES:
-        try:
-            task = getattr(importlib.import_module(f"mattekit.tasks.{module}"), "TASK", None)
-        except ModuleNotFoundError:
-            task = None
-        found += [task] if task is not None else legacy_tasks.LEGACY.get(module, [])
-    return found
-
-
 def build(paths: PathPolicy) -> dict[str, Operation]:
     """Every operation this worker offers: one per registered task, and roto."""
-    found = {task.name: from_task(task) for task in registered_tasks()}
+    found = {name: from_task(task) for name, task in tasks().items()}
     found["roto"] = roto_operation(paths)
     return found
 
 
-def model_menus(models: ModelCache) -> dict[str, list[dict]]:
+def model_menus(models) -> dict[str, list[dict]]:
     """{catalog task: [{"name", "description", "licence", "default", "cached", "loaded"}]} for dialogs."""
     from .. import catalog, weights
 
     cat = catalog.load()
-    loaded = models.loaded()
+    loaded = {predictor.entry.name for predictor in models.loaded()}
     menus: dict[str, list[dict]] = {}
     for m in cat.models.values():
         menus.setdefault(m.task, []).append({
@@ -234,20 +189,38 @@ class PixelError(MattekitError):
         self.code = code
 
 
+def _ports_of(op: Operation, metas: Any) -> list[Port]:
+    """The port each input description is for: by its "name", or (no names at all) in port order."""
+    ports = {p.name: p for p in op.inputs}
+    listed = ", ".join(p.name + (" (optional)" if p.optional else "") for p in op.inputs) or "none"
+    if not isinstance(metas, list) or not all(isinstance(m, dict) for m in metas):
+        raise PixelError("bad_meta", f"Operation '{op.name}' takes a list of pixel inputs: {listed}.")
+    names = [m.get("name") for m in metas]
+    if all(name is None for name in names):
+        if len(metas) > len(op.inputs):
+            raise PixelError("bad_meta", f"Operation '{op.name}' takes these pixel inputs: {listed}.")
+        chosen = list(op.inputs[:len(metas)])
+    else:
+        if any(n not in ports for n in names) or len(set(names)) != len(names):
+            raise PixelError("bad_meta", f"Name each pixel input once, from: {listed} (got {names!r}).")
+        chosen = [ports[n] for n in names]
+    missing = [p.name for p in op.inputs if not p.optional and p not in chosen]
+    if missing:
+        raise PixelError("bad_meta", f"Operation '{op.name}' needs the pixel input(s) {', '.join(missing)}; "
+                         f"it takes: {listed}.")
+    return chosen
+
+
 def decode_inputs(op: Operation, metas: Any, body: bytes) -> dict:
     """Raw bytes -> {port name: float32 array in [0,1]} ("image": H x W x C, others H x W; None if left out)."""
-    ports = op.inputs
-    required = sum(not p.optional for p in ports)
-    if not isinstance(metas, list) or not required <= len(metas) <= len(ports):
-        names = ", ".join(p.name + (" (optional)" if p.optional else "") for p in ports) or "none"
-        raise PixelError("bad_meta", f"Operation '{op.name}' takes these pixel inputs: {names}.")
+    chosen = _ports_of(op, metas)
     try:
-        views = protocol.split_body(metas, body, [p.name for p in ports])
+        views = protocol.split_body(metas, body, [p.name for p in chosen])
     except protocol.ProtocolError as exc:
         raise PixelError(exc.code, str(exc)) from None
-    arrays: dict[str, np.ndarray | None] = {p.name: None for p in ports}
+    arrays: dict[str, np.ndarray | None] = {p.name: None for p in op.inputs}
     first = None
-    for port, meta, view in zip(ports, metas, views):
+    for port, meta, view in zip(chosen, metas, views):
         width, height, channels, dtype = protocol.check_pixels(meta, port.name)
         spec = protocol.DTYPES[dtype]
         pixels = np.frombuffer(view, spec.code).reshape(height, width, channels)

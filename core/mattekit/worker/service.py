@@ -1,4 +1,4 @@
-"""The worker's life: the one-worker lock, binding, the state file, warm-up, the idle watchdog, stopping.
+"""The worker's life: the one-worker lock, binding, the state file, the idle watchdog, stopping.
 
 :class:`WorkerServer` puts the parts together: :mod:`.http` (connections and routes), :mod:`.jobs`
 (queue and compute thread), :mod:`.operations` (what can be run, and the model cache) and
@@ -10,10 +10,10 @@ import os
 import secrets
 import threading
 import time
-import traceback
 from typing import Callable
 
 from .. import __version__
+from ..runtime import ModelCache
 from . import http, jobs, operations, state
 from .log import WorkerLog
 
@@ -43,7 +43,7 @@ class WorkerServer:
         self.max_request = int(max_request)
         self.state_file = state_file
         self.log = log or WorkerLog()
-        self.models = operations.ModelCache()
+        self.models = ModelCache()  # this worker's loaded models, reported by /v1/models
         self.operations = dict(operations_table if operations_table is not None
                                else operations.build(operations.PathPolicy(allow_dirs)))
         self.torch_threads = threads
@@ -98,7 +98,6 @@ class WorkerServer:
         if self.state_file:
             state.write(self.state_file, {"url": self.url, "token": self.token, "pid": os.getpid(),
                                           "version": __version__})
-        threading.Thread(target=self._warm_up, name="mattekit-warm-up", daemon=True).start()
         if self.idle_timeout:
             threading.Thread(target=self._watch_idle, name="mattekit-idle", daemon=True).start()
 
@@ -135,13 +134,6 @@ class WorkerServer:
         if self.owner:
             self.owner.release()
         self.stopped.set()
-
-    def _warm_up(self) -> None:
-        """Import numpy, torch and the runtime while the first client is still connecting."""
-        try:
-            from .. import runtime  # noqa: F401
-        except Exception:  # the job that needs it will report the problem
-            self.log("cannot import mattekit.runtime:\n" + traceback.format_exc())
 
     def _watch_idle(self) -> None:
         step = min(1.0, self.idle_timeout / 4)
