@@ -763,3 +763,29 @@ def test_a_full_queue_answers_503_with_retry_after(make_worker):
         assert time.time() < deadline
         time.sleep(0.01)
     assert worker.run("slow", [big], {"steps": 1})[0].data == big.data, "the queue takes work again once drained"
+
+
+def test_odd_but_well_typed_option_values_never_give_a_500(make_worker, mirror):
+    """Values that pass the declarations but that a task may still refuse: 200 or 422 with one sentence."""
+    _, worker = make_worker()
+    rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    subject = np.zeros((16, 16), np.uint8)
+    subject[4:12, 4:12] = 255
+    image, mask = Pixels(rgb.tobytes(), 16, 16, 3), Pixels(subject.tobytes(), 16, 16, 1)
+    cases = [("bokeh", [image, mask], {"mask_only": True, "focus": focus})
+             for focus in ("abc", "1e400,5", "nan,nan", "inf,1", "-5,-5", ",", "1,2,3", "50%,40%")]
+    cases += [("matte", {"image": image, "mask": mask}, {"result": "composite", "background": background})
+              for background in ("#zzzzzz", "", "300,0,0", "blur")]
+    cases += [("matte", {"image": image, "mask": mask}, {"band": 64, "iterations": 500, "crop": 10.0}),
+              ("upscale", [image], {"model": "rfdn-x4", "scale": 0.01}), ("upscale", [image], {"model": "rfdn-x4", "tile": 1}),
+              ("remove", [image], {"model": "rfdn-x4"}), ("remove", [image], {"device": "gpu"}),
+              ("remove", [image], {"device": "cuda:99"}), ("enhance", [image], {"strength": 2.0})]
+    answers = []
+    for op, inputs, options in cases:
+        try:
+            worker.run(op, inputs, options)
+            answers.append(200)
+        except WorkerError as exc:
+            assert exc.status == 422 and str(exc).endswith(".") and "\n" not in str(exc), (op, options, exc)
+            answers.append(422)
+    print(f"worker odd option values: {answers.count(200)} answered 200, {answers.count(422)} answered 422, no 500")
