@@ -247,7 +247,8 @@ def test_remove_mattes_by_default_and_beats_the_mask(shared, mirror):
 
 def test_modnet_portrait_through_the_catalog_with_stand_in_weights(golden, tmp_path, shared):
     entry = catalog.load().get("modnet-portrait", "matte")
-    assert entry.task == "matte" and entry.notice and "modnet-portrait" not in catalog.load().defaults.values()
+    assert entry.task == "matte" and entry.licence == "Apache-2.0" and entry.notice is None  # relicensed by its authors
+    assert "modnet-portrait" not in catalog.load().defaults.values()
     g = golden("modnet")
     net = __import__("mattekit.nets", fromlist=["build"]).build(entry.net, **entry.kwargs)
     path = tmp_path / "modnet_stand_in.ckpt"

@@ -1,23 +1,12 @@
-"""Runtime: device choice, input sizing policies, preprocessing, one predictor per model."""
+"""Runtime: input sizing policies, preprocessing, one predictor per model."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from mattekit import catalog, runtime
 from mattekit.catalog import InputSpec
 from mattekit.errors import MattekitError
-
-
-def test_auto_device_is_usable_and_explicit_missing_devices_fail_loudly():
-    assert runtime.select_device("auto").type in ("cpu", "cuda", "mps")
-    assert runtime.select_device("cpu") == torch.device("cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(MattekitError, match="no usable CUDA GPU"):
-            runtime.select_device("cuda")
-    with pytest.raises(MattekitError, match="not a device|not supported"):
-        runtime.select_device("tpu")
 
 
 def test_input_size_policies():

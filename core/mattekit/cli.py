@@ -31,6 +31,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="mattekit", description="Cut out, matte, upscale and enhance images and frame sequences.")
     parser.add_argument("--version", action="version", version=f"mattekit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of internal errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for task in registry.tasks().values():
@@ -51,6 +52,14 @@ def _command(argv: list[str]) -> str | None:
     return next((word for word in argv if not word.startswith("-")), None)
 
 
+def _internal(exc: BaseException, debug: bool) -> int:
+    """A failure that is not the user's: one sentence (the traceback too with --debug), exit 1."""
+    from .commands.files import failure_sentence
+
+    print(f"mattekit: error: {failure_sentence(exc, debug)}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_command(argv) or "").parse_args(argv)
@@ -62,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mattekit: interrupted.", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug or the machine: still one sentence, no traceback
+        return _internal(exc, args.debug)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import os
 import platform
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -34,6 +34,7 @@ import numpy as np
 
 from . import __version__, catalog, ops, runtime, temporal
 from .errors import MattekitError, OutputError
+from .tasks.registry import option
 from .io import Picture, write_image
 from .io.sequences import FramePattern, chunk_frames, format_frames, open_plate, output_pattern, select_frames
 
@@ -58,21 +59,27 @@ class RotoSpec:
     ``radius`` frames on each side. bit_depth: matte bits (PNG/TIFF 8|16, EXR 16 = half, 32 = float).
     """
 
-    plate: str
-    output: str
-    frames: str | None = None
-    rgba: str | None = None
-    fg: str | None = None
-    model: str | None = None
-    weights: str | None = None
-    device: str = "auto"
-    threads: int | None = None
-    refine: bool = True
-    temporal: bool = True
-    radius: int | None = None  # None: temporal.TemporalOptions' default
-    bit_depth: int = 16
-    skip_missing: bool = False
-    overwrite: bool = False
+    plate: str = option(MISSING, "frame pattern (name.####.exr), numbered frame, folder of frames or movie", path=True)
+    output: str = option(MISSING, "matte pattern such as out/matte.####.png (PNG/TIFF 16-bit, EXR half), or a folder",
+                         path=True)
+    frames: str | None = option(None, "frame range, e.g. 1001-1100, 1001-1100x2, 1001,1005; default: every frame")
+    rgba: str | None = option(None, "also write the cut-out to this pattern (EXR premultiplied, PNG/TIFF straight)",
+                              path=True)
+    fg: str | None = option(None, "also write the decontaminated foreground plate with its alpha to this pattern",
+                            path=True)
+    model: str | None = option(None, "segmentation model (see `mattekit models list`); default: the catalog's",
+                               model="segment")
+    weights: str | None = option(None, "use this weights file instead of the catalog's download", path=True,
+                                 hosts=("cli", "api"))
+    device: str = option("auto", "auto (default), cpu, cuda, cuda:N or mps")
+    threads: int | None = option(None, "CPU threads for inference", minimum=1, maximum=1024)
+    refine: bool = option(True, "edge-aware upsampling of the matte (off: plain bilinear)")
+    temporal: bool = option(True, "temporal consistency (motion-compensated smoothing across frames)")
+    radius: int | None = option(None, "temporal window: frames on each side (default 4; 0 = off)", minimum=0, maximum=32)
+    bit_depth: int = option(16, "matte bits: 8/16 for PNG and TIFF, 16 (half) or 32 (float) for EXR",
+                            choices=(8, 16, 32), aliases=("--depth",))
+    skip_missing: bool = option(False, "process the frames that exist when some are missing")
+    overwrite: bool = option(False, "recompute every frame, even finished ones or ones made with other settings")
 
     @classmethod
     def from_dict(cls, values: dict) -> "RotoSpec":
@@ -232,7 +239,7 @@ class RotoJob:
         if self._weights is None:
             from . import weights
 
-            self._weights = Path(self.spec.weights) if self.spec.weights else weights.fetch(self.entry.weights)
+            self._weights = Path(self.spec.weights) if self.spec.weights else weights.fetch_first(self.entry.files)
             if not self._weights.is_file():
                 raise MattekitError(f"Weights file {self._weights} does not exist.")
         return self._weights

@@ -11,7 +11,7 @@ holds no more than a 10-frame one.
 
 CPU: ``workers`` single-threaded inference calls run in parallel (throughput without the thread
 synchronisation of one multi-threaded call, and the path on which the CPU engine uses Winograd kernels;
-see ``mattekit.backends``). CUDA: each worker has its own stream, batches are stacked in pinned memory
+see ``mattekit.engines``). CUDA: each worker has its own stream, batches are stacked in pinned memory
 and copied without blocking, so one batch's copies overlap another's kernels. ``plan`` picks these
 numbers for a predictor.
 
@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from . import backends
+from . import engines
 from .errors import MattekitError
 
 _DONE = object()  # end-of-stream marker between stages
@@ -232,7 +232,7 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
         xs = [x for _, x, _ in group]
         try:
             with timings.measure("infer"):
-                y = backends.to_host(infer(backends.pinned_stack(xs, device)))
+                y = engines.to_host(infer(engines.pinned_stack(xs, device)))
         except torch.cuda.OutOfMemoryError:
             if len(group) == 1:
                 raise MattekitError("The GPU ran out of memory on a single image; use --device cpu or a smaller model.") from None
@@ -256,7 +256,7 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
         try:
             if threads and device.type == "cpu":
                 torch.set_num_threads(threads)  # this thread's own OpenMP setting
-            with backends.worker_stream(device):
+            with engines.worker_stream(device):
                 carry, finished = None, False
                 while not finished and not stop.is_set():
                     start = time.perf_counter()

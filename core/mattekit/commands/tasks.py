@@ -32,8 +32,10 @@ class _Aliased(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def _metavar(option: registry.Option) -> str:
-    return {int: "N", float: "X", str: "TEXT"}[option.type] if option.choices is None else None
+def _metavar(option: registry.Option) -> str | None:
+    if option.choices is not None:
+        return None
+    return "PATH" if option.path else {int: "N", float: "X", str: "TEXT"}[option.type]
 
 
 def add_task_parser(sub, task: Task) -> None:
@@ -45,17 +47,7 @@ def add_task_parser(sub, task: Task) -> None:
     for port in task.inputs[1:]:
         p.add_argument(f"--{port.name}", dest=f"port_{port.name}", metavar="FILE|FOLDER",
                        help=f"{port.help or port.kind} (a file, or a folder of files named like the inputs)")
-    for option in task.declared:
-        if "cli" not in option.hosts:
-            continue
-        flags = [option.flag, *option.aliases]
-        common = dict(dest=f"opt_{option.name}", default=None, help=option.help)
-        if option.type is bool:
-            p.add_argument(option.flag, action=argparse.BooleanOptionalAction, **common)
-        else:
-            p.add_argument(*flags, action=_Aliased, new_flag=option.flag, old_flags=option.aliases,
-                           type=option.type, choices=option.choices, metavar=_metavar(option),
-                           nargs="?" if option.bare is not None else None, const=option.bare, **common)
+    add_option_flags(p, task.declared)
     for i, old in enumerate(task.legacy):
         kind = {"action": "store", "metavar": "VALUE"} if old.takes_value else {"action": "store_true"}
         p.add_argument(old.flag, dest=f"legacy_{i}", default=None, help=f"old name: use {old.instead}", **kind)
@@ -64,9 +56,33 @@ def add_task_parser(sub, task: Task) -> None:
     p.set_defaults(func=lambda args: run(task, args))
 
 
-def add_parsers(sub) -> None:
-    for task in registry.tasks().values():
-        add_task_parser(sub, task)
+def add_option_flags(parser, options: list[registry.Option]) -> None:
+    """One flag per option offered to the CLI (``--name``, booleans also ``--no-name``, old aliases kept);
+    the parsed value lands in ``opt_<name>``, None when the flag is not given."""
+    for option in options:
+        if "cli" not in option.hosts:
+            continue
+        common = dict(dest=f"opt_{option.name}", default=None, help=option.help)
+        if option.type is bool:
+            parser.add_argument(option.flag, action=argparse.BooleanOptionalAction, **common)
+        else:
+            parser.add_argument(option.flag, *option.aliases, action=_Aliased, new_flag=option.flag,
+                                old_flags=option.aliases, type=option.type, choices=option.choices,
+                                metavar=_metavar(option), nargs="?" if option.bare is not None else None,
+                                const=option.bare, **common)
+
+
+def option_values(args, options: list[registry.Option]) -> dict:
+    """{option name: value} for the flags given on the command line, each checked (MattekitError)."""
+    values = {}
+    for option in options:
+        given = getattr(args, f"opt_{option.name}", None)
+        if given is not None:
+            try:
+                values[option.name] = option.check(given)
+            except registry.OptionError as exc:
+                raise MattekitError(str(exc).replace(f"Option '{option.name}'", option.flag)) from None
+    return values
 
 
 def options_from_args(task: Task, args) -> tuple[object, dict[str, str]]:
@@ -84,10 +100,7 @@ def options_from_args(task: Task, args) -> tuple[object, dict[str, str]]:
         given = getattr(args, f"port_{port.name}", None)
         if given is not None:
             ports[port.name] = given
-    for option in task.declared:
-        given = getattr(args, f"opt_{option.name}", None)
-        if given is not None:
-            values[option.name] = given
+    values.update(option_values(args, task.declared))
     try:
         return task.make_options(values, host="cli"), ports
     except registry.OptionError as exc:

@@ -64,14 +64,17 @@ def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
     choices / minimum / maximum: the allowed values (checked everywhere by :meth:`Task.check`).
     model: the catalog task whose model names this option holds ("segment", "depth", ...).
     flag: the CLI flag when not ``--<name with dashes>``; aliases: older flags kept for one release.
+    default: ``dataclasses.MISSING`` for a required option.
     label: the short name a dialog shows (default: from the name). hosts: the front ends that offer
-    it ("cli", "worker", "api"; GIMP and Blender show what the worker offers). path: a file path
-    (the worker never takes those from a client). bare: the value of the CLI flag given without one.
+    it ("cli", "worker", "api"; GIMP and Blender show what the worker offers). path: a file path (the
+    worker confines paths to the folders its user allowed). bare: the value of the CLI flag given without one.
     missing: for a model option, what the user can do instead when its weights are missing.
     """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "minimum": minimum,
             "maximum": maximum, "model": model, "flag": flag, "label": label, "hosts": tuple(hosts),
             "path": path, "aliases": tuple(aliases), "bare": bare, "missing": missing}
+    if default is dataclasses.MISSING:
+        return field(metadata={"mattekit": meta})
     return field(default=default, metadata={"mattekit": meta})
 
 
@@ -95,6 +98,7 @@ class Option:
     aliases: tuple[str, ...]
     bare: Any
     missing: str | None
+    required: bool = False
 
     def check(self, value: Any) -> Any:
         """``value`` converted to the declared type and checked; OptionError otherwise."""
@@ -121,7 +125,7 @@ class Option:
 
     def describe(self) -> dict:
         out = {"type": self.type.__name__, "default": self.default, "nullable": self.nullable, "help": self.help,
-               "label": self.label}
+               "label": self.label, "required": self.required, "path": self.path}
         for key in ("choices", "minimum", "maximum", "model"):
             value = getattr(self, key)
             if value is not None:
@@ -154,9 +158,10 @@ def options_of(cls: type) -> list[Option]:
         if meta is None:
             continue
         kind, nullable = _field_type(hints[f.name])
-        nullable = nullable or f.default is None
+        required = f.default is dataclasses.MISSING
+        nullable = (nullable or f.default is None) and not required
         out.append(Option(
-            name=f.name, type=kind, default=f.default, nullable=nullable, help=meta["help"], choices=meta["choices"],
+            name=f.name, type=kind, default=None if required else f.default, nullable=nullable, required=required, help=meta["help"], choices=meta["choices"],
             minimum=meta["minimum"], maximum=meta["maximum"], model=meta["model"],
             flag=meta["flag"] or "--" + f.name.replace("_", "-"),
             label=meta["label"] or f.name.replace("_", " ").capitalize(), hosts=meta["hosts"], path=meta["path"],
