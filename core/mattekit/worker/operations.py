@@ -21,9 +21,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..commands.tasks import load_models  # the one way a front end loads a run's models (CLI, worker)
 from ..errors import MattekitError
-from ..tasks.registry import OptionError, Port, Task, option, options_of, tasks
+from ..tasks.registry import OptionError, Port, Task, options_of, tasks
 from . import protocol
 
 Progress = Callable[[float, str], None]
@@ -53,7 +52,7 @@ def from_task(task: Task) -> Operation:
     def run(models, inputs: dict, options, progress: Progress) -> dict:
         present = {name: array for name, array in inputs.items() if array is not None}
         given = {p.name for p in task.inputs if p.optional and p.name in present}
-        needed = load_models(task, options, given, cache=models)  # the worker's own cache: loaded once
+        needed = models.for_task(task, options, given)  # the worker's own cache: loaded once
         progress(0.1, f"Running {task.name}")
 
         def steps(done: int, total: int) -> None:
@@ -103,46 +102,28 @@ class PathPolicy:
                           f"'mattekit serve --allow-dir FOLDER' to allow another folder.")
 
 
-@dataclass
-class RotoOptions:
-    """Matte every frame of a plate into a matte sequence (resumable)."""
-
-    plate: str = option("", "frame pattern (name.####.exr), numbered frame, folder or movie")
-    output: str = option("", "matte pattern (out/matte.####.png) or folder")
-    frames: str | None = option(None, "frame range, e.g. 1001-1100; default: all")
-    model: str | None = option(None, "segment model from the catalog (default: the catalog's)", model="segment")
-    temporal: bool = option(True, "temporal consistency")
-    radius: int | None = option(None, "temporal window radius in frames", minimum=0, maximum=64)
-    refine: bool = option(True, "edge-aware upsampling of the mask")
-    bit_depth: int = option(16, "bits per channel of the mattes", choices=(8, 16, 32))
-    rgba: str | None = option(None, "also write the cut-out to this pattern")
-    fg: str | None = option(None, "also write the decontaminated foreground to this pattern")
-    skip_missing: bool = option(False, "skip missing frames instead of failing")
-    overwrite: bool = option(False, "recompute frames already written")
-    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
-
-
-ROTO_PATHS = ("plate", "output", "rgba", "fg")
-
-
 def roto_operation(paths: PathPolicy) -> Operation:
     """The roto operation: no pixel inputs or outputs; plate and matte paths confined by ``paths``."""
-    table = {o.name: o for o in options_of(RotoOptions)}
+    from ..jobs import RotoSpec
+
+    table = {o.name: o for o in options_of(RotoSpec) if "worker" in o.hosts}
+    path_options = [name for name, o in table.items() if o.path]  # confined by ``paths``
 
     def make_options(values: dict):
         unknown = sorted(set(values) - set(table))
         if unknown:
             raise OptionError(f"Operation 'roto' has no option {', '.join(unknown)}; it knows {', '.join(table)}.")
-        checked = RotoOptions(**{name: table[name].check(value) for name, value in values.items()})
-        for name in ROTO_PATHS:
-            value = getattr(checked, name)
-            if name in ("plate", "output") and not value:
+        for name in ("plate", "output"):
+            if not values.get(name):
                 raise OptionError(f"Option '{name}' needs a path.")
+        checked = RotoSpec(**{name: table[name].check(value) for name, value in values.items()})
+        for name in path_options:
+            value = getattr(checked, name)
             if value:
                 paths.check(name, value)
         return checked
 
-    def run(models, inputs: dict, options: RotoOptions, progress: Progress) -> dict:
+    def run(models, inputs: dict, options, progress: Progress) -> dict:
         from .. import jobs
 
         jobs.run_operation(dataclasses.asdict(options), progress)
@@ -151,7 +132,7 @@ def roto_operation(paths: PathPolicy) -> Operation:
     def describe() -> dict:
         return {"name": "roto", "summary": "Matte every frame of a plate (pattern, folder or movie) into a matte "
                 "sequence; resumable. No pixel inputs: the worker reads and writes the files.", "menu": None,
-                "main": "model", "inputs": [], "outputs": [], "paths": list(ROTO_PATHS),
+                "main": "model", "inputs": [], "outputs": [], "paths": path_options,
                 "options": {name: o.describe() for name, o in table.items()}}
 
     return Operation("roto", (), (), make_options, run, describe)
