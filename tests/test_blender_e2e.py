@@ -10,6 +10,7 @@ first use into $MATTEKIT_CACHE by tests/blender/build_venv.py and reused.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -40,10 +41,12 @@ def blender_ext(python: Path) -> Path:
 
 
 def stage_addon(folder: Path) -> Path:
-    """The add-on as an installer lays it out: blender_addon/ plus core/mattekit/client.py as mattekit_client.py."""
+    """The add-on as an installer lays it out: blender_addon/ plus core/mattekit/client.py as mattekit_client.py
+    and core/mattekit/worker/protocol.py (which the client imports) as mattekit_protocol.py."""
     stage = folder / "mattekit_ai_matte"
     shutil.copytree(ROOT / "blender_addon", stage, ignore=shutil.ignore_patterns("__pycache__", "*.zip"))
     shutil.copy(ROOT / "core" / "mattekit" / "client.py", stage / "mattekit_client.py")
+    shutil.copy(ROOT / "core" / "mattekit" / "worker" / "protocol.py", stage / "mattekit_protocol.py")
     return stage
 
 
@@ -133,6 +136,7 @@ def test_ai_matte_in_blender(version, shared, tmp_path, monkeypatch):
     monkeypatch.setenv("MATTEKIT_PYTHON", sys.executable)  # the worker runs in this (mattekit's) environment
     monkeypatch.setenv("BLENDER_USER_RESOURCES", str(tmp_path / "blender-user"))  # not the real user's extensions
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("MATTEKIT_ALLOW_DIRS", os.pathsep.join([str(shared), str(tmp_path)]))  # roto's plate and mattes
     movie = make_movie(plate, tmp_path / f"{SEQUENCE}.mp4", FRAMES + 2)
     try:
         run = subprocess.run([str(python), str(ROOT / "tests" / "blender" / "e2e_ai_matte.py"), "--zip", str(archive),
