@@ -128,7 +128,9 @@ def planned_files(python, info, idle_timeout, settings):
         PLUGIN_NAME + ".py": (PLUGIN_SOURCE.read_bytes(), 0o755),
         "mattekit_client.py": (CLIENT_SOURCE.read_bytes(), 0o644),
         "mattekit_protocol.py": (PROTOCOL_SOURCE.read_bytes(), 0o644),
-        RECORD: ((json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"), 0o644),
+        # keys in their own order: the plug-in makes one argument per option in the schema's order, and GIMP
+        # passes arguments by position, so the record must list options as the worker does
+        RECORD: ((json.dumps(record, indent=2) + "\n").encode("utf-8"), 0o644),
     }
 
 

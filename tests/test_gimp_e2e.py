@@ -112,6 +112,30 @@ BATCH = textwrap.dedent('''
 ''')
 
 
+# Run first, with no worker running: GIMP queries the plug-in, which takes the installer's recorded schema.
+MENUS = textwrap.dedent('''
+    from gi.repository import Gimp
+    for name in ("mattekit-remove-background", "mattekit-refine-edges", "mattekit-upscale",
+                 "mattekit-portrait-bokeh", "mattekit-enhance", "mattekit-mask-preview"):
+        proc = Gimp.get_pdb().lookup_procedure(name)
+        print("MATTEKIT-E2E registered %s %s" % (name, proc is not None and proc.get_menu_label()))
+''')
+
+
+def _run_gimp(gimp_root: Path, work: Path, script: str) -> str:
+    """gimp-console in the root, its plug-in folder and worker state file in ``work``, running ``script``."""
+    inside = "/" + str(work.relative_to(gimp_root))
+    (work / "batch.py").write_text(script)
+    command = ["chroot", str(gimp_root), "/usr/bin/env", "-i", f"HOME={inside}/home", "PATH=/usr/bin:/bin",
+               f"GIMP3_DIRECTORY={inside}/config", f"{client.STATE_ENV}={inside}/state/worker.json",
+               "gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
+    with open(work / "batch.py", "rb") as batch:
+        gimp = subprocess.run(command, stdin=batch, capture_output=True, text=True, timeout=600)
+    output = gimp.stdout + gimp.stderr
+    assert gimp.returncode == 0, f"GIMP exit {gimp.returncode}:\n{output[-6000:]}"
+    return output
+
+
 def _iou(alpha: np.ndarray, gt: np.ndarray) -> float:
     valid = gt != 128
     pred, truth = alpha >= 0.5, gt > 128
@@ -145,6 +169,10 @@ def test_remove_background_and_refine_edges_in_real_gimp(gimp_root, shared, tmp_
         install = subprocess.run([sys.executable, str(ROOT / "install/install_gimp.py"), "--gimp-dir", str(work / "config")],
                                  capture_output=True, text=True, timeout=300)
         assert install.returncode == 0, install.stderr
+        registered = _run_gimp(gimp_root, work, MENUS)  # no worker yet: the recorded schema
+        for label in ("Remove _Background...", "Refine _Edges...", "_Upscale...", "Portrait _Bokeh...", "_Enhance...",
+                      "Mask _Preview..."):
+            assert f" {label}\n" in registered, registered[-4000:]
 
         # the worker, on the host, from this environment, with the real weights from the mirror
         state = work / "state" / "worker.json"
@@ -162,14 +190,8 @@ def test_remove_background_and_refine_edges_in_real_gimp(gimp_root, shared, tmp_
             time.sleep(0.1)
         assert worker is not None, (tmp_path / "worker.log").read_text()
 
-        (work / "batch.py").write_text(BATCH.format(work=inside, photo=PHOTO))
-        command = ["chroot", str(gimp_root), "/usr/bin/env", "-i", f"HOME={inside}/home", "PATH=/usr/bin:/bin",
-                   f"GIMP3_DIRECTORY={inside}/config", f"{client.STATE_ENV}={inside}/state/worker.json",
-                   "gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
-        with open(work / "batch.py", "rb") as batch:
-            gimp = subprocess.run(command, stdin=batch, capture_output=True, text=True, timeout=600)
-        output = gimp.stdout + gimp.stderr
-        assert gimp.returncode == 0 and "MATTEKIT-E2E done" in output, f"GIMP exit {gimp.returncode}:\n{output[-6000:]}"
+        output = _run_gimp(gimp_root, work, BATCH.format(work=inside, photo=PHOTO))
+        assert "MATTEKIT-E2E done" in output, output[-6000:]
         assert output.count("(cut out)") == 2, "two runs were asked for a new cut-out layer"
 
         gt = np.asarray(Image.open(shared / f"data/grabcut50/gt/{PHOTO}.png").convert("L"))
@@ -203,7 +225,7 @@ def test_remove_background_and_refine_edges_in_real_gimp(gimp_root, shared, tmp_
         # Mask Preview (a layer mask) and Enhance (a new layer above), as the worker makes them
         assert "MATTEKIT-E2E menu mattekit-mask-preview Mask _Preview... ['<Image>/Filters/AI']" in output
         assert "MATTEKIT-E2E menu mattekit-enhance _Enhance... ['<Image>/Filters/AI']" in output
-        assert "layers ['person1.jpg (enhance)', 'person1.jpg']" in output
+        assert "mattekit-enhance layers ['Background (enhance)', 'Background']" in output
         photo = np.asarray(Image.open(work / "in" / f"{PHOTO}.jpg").convert("RGB"))
         h, w = photo.shape[:2]
         preview = np.asarray(Image.open(work / "out" / "preview-8bit.png"))[..., 3] / 255.0

@@ -368,7 +368,8 @@ def test_enhance_and_mask_preview_run_with_no_code_of_their_own(gimp, worker, sh
     image.select_test_rectangle(20, 10, 80, 60)
     status, error = run(plugin, Gimp, "mattekit-enhance", image, [layer])
     assert status is Gimp.PDBStatusType.SUCCESS, error
-    part = image.get_layers()[0]
+    part = image.get_layers()[1]  # just above the layer, below the first run's
+    assert image.get_layers()[2] is layer and part.get_name() == "Background (enhance)"
     crop, = worker.run("enhance", [as_pixels(pixels[10:70, 20:100])], {})
     assert np.allclose(part.pixels[10:70, 20:100], as_floats(crop), atol=1e-6)
     outside = np.ones((150, 200), bool)

@@ -69,6 +69,8 @@ def test_install_twice_is_idempotent_and_uninstall_leaves_nothing(tmp_path):
         assert record["python"] == os.path.abspath(sys.executable) and record["environment"] == {}
         schema = worker_schema()  # what GET /v1/operations answers ("cached" differs: another HOME)
         assert record["schema"]["operations"] == schema["operations"]
+        assert [list(op["options"]) for op in record["schema"]["operations"]] == \
+            [list(op["options"]) for op in schema["operations"]], "options in the worker's order (GIMP's argument order)"
         assert {t: [m["name"] for m in ms] for t, ms in record["schema"]["models"].items()} == \
             {t: [m["name"] for m in ms] for t, ms in schema["models"].items()}
     first = snapshot(home)
