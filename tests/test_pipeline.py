@@ -245,3 +245,19 @@ def test_freed_memory_is_reused_without_page_faults():
         counts[mode] = int(run.stdout.split()[-1])
     print(f"minor page faults over 10 rounds: glibc default {counts['default']}, kept {counts['keep']}")
     assert counts["keep"] * 10 < counts["default"]
+
+
+def test_post_runs_in_the_workers_and_its_result_is_written():
+    names, written = set(), {}
+
+    def post(item, context, y):
+        names.add(threading.current_thread().name)
+        if item == 4:
+            raise MattekitError("Cannot finish 4.")
+        return float(y[0, 0, 0, 0]) + 0.5
+
+    report = pipeline.run_pipeline(range(12), _read, _double, lambda item, c, r: written.__setitem__(item, r),
+                                   workers=2, post=post, ordered=True)
+    assert written == {i: 2.0 * i + 0.5 for i in range(12) if i != 4}
+    assert report.failed == [(4, "Cannot finish 4.")]
+    assert names and all(n.startswith("mattekit-infer-") for n in names)

@@ -161,8 +161,8 @@ class MatteSource:
         """Call ``emit(frame, its plate picture if pictures else None, its matte H x W float32 [0,1])``
         for ``frames`` in increasing order.
 
-        Decoding runs ahead in a reader thread, inference in the pipeline's workers; post-processing,
-        the temporal filter and ``emit`` run in its writer thread, in frame order. An error (unreadable
+        Decoding runs ahead in a reader thread, inference and the per-frame matte's upsampling in the
+        pipeline's workers; the temporal filter and ``emit`` run in its writer thread, in frame order. An error (unreadable
         frame, unwritable output) ends the run after the frames before it, and is raised here;
         ``cancel()`` is asked before each frame and raises :class:`Cancelled`.
         """
@@ -188,16 +188,17 @@ class MatteSource:
                     raise
             return call
 
-        def write(frame: int, picture: Picture, y) -> None:
+        def write(frame: int, picture: Picture, alpha: np.ndarray) -> None:
             if frame != stage.expects:  # an earlier frame failed
                 return
             try:
-                stage.push(frame, picture.pixels, alpha_of(picture, y), picture if pictures else None)
+                stage.push(frame, picture.pixels, alpha, picture if pictures else None)
             except MattekitError:
                 stopped.append(True)  # nothing more is written after a failed write
                 raise
 
         pipeline.run_pipeline(stage.frames, noted(read), noted(infer), noted(write), ordered=True,
+                              post=noted(lambda frame, picture, y: alpha_of(picture, y)),
                               cancel=lambda: bool(failures or stopped),
                               **pipeline.plan(predictor, workers=self.workers, threads=self.threads))
         if failures:

@@ -148,6 +148,7 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
                  infer: Callable[[torch.Tensor], torch.Tensor], write: Callable[[Any, Any, torch.Tensor], None], *,
                  workers: int = 1, threads: int | None = None, batch: int = 1, readers: int = 1, writers: int = 1,
                  queue_size: int | None = None, device: torch.device | str = "cpu", ordered: bool = False,
+                 post: Callable[[Any, Any, torch.Tensor], Any] | None = None,
                  progress: Callable[[int, Any], None] | None = None, cancel: Callable[[], bool] | None = None,
                  timings: Timings | None = None) -> Report:
     """Run ``read`` -> ``infer`` -> ``write`` over ``items`` with the stages overlapped.
@@ -158,8 +159,10 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
     write(item, context, y): postprocess and encode one result; y is 1 x ... on the CPU.
     batch: inputs of equal shape are stacked up to this many per ``infer`` call.
     ordered: call ``write`` in the order of ``items`` (one reader and one writer), whatever the workers.
+    post(item, context, y) -> result: per-item postprocessing run in the inference workers (in parallel,
+        in any order) right after ``infer``; ``write`` then gets its result instead of ``y``.
     progress(done, item) is called after each item written or failed (``done`` counts both).
-    Returns a Report; ``timings`` gets "read", "infer", "infer_wait" (workers starved) and "write".
+    Returns a Report; ``timings`` gets "read", "infer", "infer_wait" (workers starved), "post" and "write".
     """
     if ordered and (readers != 1 or writers != 1):
         raise ValueError("an ordered pipeline has one reader and one writer")
@@ -208,6 +211,11 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
         if progress is not None:
             progress(n, item)
 
+    def give_up(seq: int, item, exc: MattekitError) -> bool:
+        """Report ``item`` failed (and, ordered, let the writer pass its place); False when stopping."""
+        handled(item, str(exc))
+        return not ordered or put(outbox, (seq, item, _FAILED, None))
+
     def last_of(role: str) -> bool:
         with lock:
             counts[role] -= 1
@@ -233,8 +241,7 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
                     with timings.measure("read"):
                         x, context = read(item)
                 except MattekitError as exc:
-                    handled(item, str(exc))
-                    if ordered and not put(outbox, (seq, item, _FAILED, None)):
+                    if not give_up(seq, item, exc):
                         return
                     continue
                 if not put(inbox, (seq, item, x, context)):
@@ -260,16 +267,24 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
             return
         except MattekitError as exc:
             for seq, item, _, _ in group:
-                handled(item, str(exc))
-                if ordered and not put(outbox, (seq, item, _FAILED, None)):
+                if not give_up(seq, item, exc):
                     return
             return
         row = 0
         for (seq, item, x, context) in group:
             n = x.shape[0]
-            if not put(outbox, (seq, item, context, y[row : row + n])):
-                return
+            result = y[row : row + n]
             row += n
+            if post is not None:
+                try:
+                    with timings.measure("post"):
+                        result = post(item, context, result)
+                except MattekitError as exc:
+                    if not give_up(seq, item, exc):
+                        return
+                    continue
+            if not put(outbox, (seq, item, context, result)):
+                return
 
     def worker() -> None:
         try:
