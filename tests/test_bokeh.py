@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from mattekit import catalog, io, nets, ops, runtime
 from mattekit.cli import main
 from mattekit.tasks import bokeh
-from mattekit.tasks.depth import DepthOptions, estimate_depth, normalize_depth
+from mattekit.tasks.depth import estimate_depth, normalize_depth
 
 H, W = 200, 280
 FG = (slice(60, 140), slice(90, 190))  # the foreground square
@@ -154,7 +154,8 @@ def small_depth(golden, tmp_path, monkeypatch):
 def test_estimate_depth_with_standin_weights(small_depth, shared):
     entry, weights = small_depth
     image = io.read_image(shared / "data" / "grabcut50" / "im" / "person4.jpg").pixels
-    raw = estimate_depth(image, DepthOptions(model="test-depth", weights=weights, device="cpu", normalize=False))
+    depth_model = runtime.ModelCache().get("test-depth", "depth", "cpu", weights)
+    raw = estimate_depth(depth_model, image, normalize=False)
     net = nets.build(entry.net, **entry.kwargs)
     net.load_state_dict(torch.load(weights, weights_only=True), strict=True)
     with torch.no_grad():
@@ -165,8 +166,7 @@ def test_estimate_depth_with_standin_weights(small_depth, shared):
     assert np.abs(raw - expected).max() <= 1e-4 * max(1.0, float(np.abs(expected).max()))
     norm = normalize_depth(raw)  # what estimate_depth returns by default
     assert norm.min() == 0.0 and norm.max() == pytest.approx(1.0)
-    options = bokeh.BokehOptions(focus=(300, 200), depth_model="test-depth", depth_weights=weights, device="cpu")
-    out = bokeh.bokeh(image, options)
+    out = bokeh.bokeh(image, bokeh.BokehOptions(focus="300,200"), depth_model=depth_model)
     assert out.shape == image.shape and np.isfinite(out).all()
 
 
@@ -178,7 +178,8 @@ def mirror(shared, monkeypatch):
 def test_mask_mode_on_a_real_portrait(mirror, shared, tmp_path):
     picture = io.read_image(shared / "data" / "grabcut50" / "im" / "person1.jpg")
     gt = cv2.imread(str(shared / "data" / "grabcut50" / "gt" / "person1.png"), cv2.IMREAD_GRAYSCALE)
-    out = bokeh.bokeh(picture.pixels, bokeh.BokehOptions(mask_only=True, segment_model="sinet-portrait", device="cpu"))
+    sinet = runtime.ModelCache().get("sinet-portrait", "segment", "cpu")
+    out = bokeh.bokeh(picture.pixels, bokeh.BokehOptions(mask_only=True), segment_model=sinet)
     io.write_image(tmp_path / "person1_bokeh.png", out)
     face = cv2.erode((gt == 255).astype(np.uint8), np.ones((21, 21), np.uint8)).astype(bool)
     face[300:] = False  # head and neck: the part a portrait model finds reliably

@@ -139,7 +139,9 @@ def test_temporal_switch_and_settings_guard(shared, mirror, tmp_path):
     from mattekit.tasks import segment
 
     pixels = read_image(tmp_path / "plate" / "plate.1002.png").pixels
-    expected = segment.predict_mask(pixels, segment.SegmentOptions(model=MODEL, device="cpu"))
+    from mattekit import runtime
+
+    expected = segment.predict_mask(runtime.ModelCache().get(MODEL, "segment", "cpu"), pixels)
     np.testing.assert_allclose(_matte(per_frame["m.1002.png"], tmp_path), expected, atol=0.5 / 65535 + 1e-6)
 
 
@@ -219,8 +221,8 @@ def test_same_bytes_with_one_or_two_inference_workers(shared, mirror, tmp_path):
 
 
 def test_foreground_plate_matches_matte_colours(shared, mirror, tmp_path):
-    """roto --fg decontaminates as `mattekit matte` does: same colours for the same alpha."""
-    from mattekit.tasks import matte
+    """roto --fg decontaminates as `mattekit matte` does (mattekit.cutout.assemble): same colours for the same alpha."""
+    from mattekit.matting import estimate_foreground
 
     plate = make_plate(shared, tmp_path / "plate", 2, sequence="blackswan")
     out = tmp_path / "out"
@@ -228,7 +230,7 @@ def test_foreground_plate_matches_matte_colours(shared, mirror, tmp_path):
     alpha = _matte((out / "m.1002.png").read_bytes(), tmp_path)
     image = read_image(tmp_path / "plate" / "plate.1002.png").pixels
     fg = read_image(out / "fg.1002.png").pixels
-    expected = matte.foreground(image, alpha)
+    expected = estimate_foreground(image[..., :3], alpha)
     soft = (alpha > 0.05) & (alpha < 0.95)
     assert soft.sum() > 50
     assert np.abs(fg[..., :3] - expected)[soft].max() <= 2 / 255

@@ -227,34 +227,37 @@ def test_compositing_helpers():
 # ---------------------------------------------------------------- trimap-free and MODNet
 
 def test_remove_mattes_by_default_and_beats_the_mask(shared, mirror):
-    options = segment.SegmentOptions(model="csnet-sod", device="cpu")
+    predictor = runtime.ModelCache().get("csnet-sod", "segment", "cpu")
     mask_mae, matte_mae = [], []
     for name in ("GT05.png", "GT17.png", "GT19.png"):
         image, _, gt = alphamatting(shared, name)
-        mask = segment.predict_mask(image, options)
+        mask = segment.predict_mask(predictor, image)
         alpha = matte.alpha_from_mask(image, mask)  # what remove does by default
         mask_mae.append(np.abs(mask - gt).mean())
         matte_mae.append(np.abs(alpha - gt).mean())
     print(f"alpha MAE mask {np.mean(mask_mae):.4f} matted {np.mean(matte_mae):.4f}")
     assert np.mean(matte_mae) < 0.8 * np.mean(mask_mae)
-    plain = segment.SegmentOptions(model="csnet-sod", device="cpu", matting=False)
-    assert np.array_equal(segment.predict_alpha(image, plain), mask)
-    rgba = segment.remove_background(image, options)
+    task = segment.TASK
+    plain = segment.TASK.make_options({"matting": False, "result": "alpha"})
+    assert np.array_equal(task.run({"model": predictor}, {"image": image}, plain)["result"], mask)
+    rgba = task.run({"model": predictor}, {"image": image}, segment.SegmentOptions())["result"]
     assert rgba.shape[-1] == 4 and np.allclose(rgba[..., 3], alpha)
     assert not np.allclose(rgba[..., :3], image), "cut-outs carry decontaminated colours"
 
 
 def test_modnet_portrait_through_the_catalog_with_stand_in_weights(golden, tmp_path, shared):
     entry = catalog.load().get("modnet-portrait", "matte")
-    assert entry.task == "matte" and entry.notice and "modnet-portrait" not in catalog.load().defaults.values()
+    assert entry.task == "matte" and entry.licence == "Apache-2.0" and entry.notice is None  # relicensed by its authors
+    assert "modnet-portrait" not in catalog.load().defaults.values()
     g = golden("modnet")
     net = __import__("mattekit.nets", fromlist=["build"]).build(entry.net, **entry.kwargs)
     path = tmp_path / "modnet_stand_in.ckpt"
     torch.save({"state_dict": {"module." + k: v for k, v in g.pseudo_state_dict(net).items()}}, path)
-    predictor = runtime.get_predictor(entry, device="cpu", weights_path=path)
+    predictor = runtime.ModelCache().get(entry, device="cpu", weights_path=path)
     assert_close(predictor(g.tensor("input")), g.arrays["pred_matte"], 1e-4, "pred_matte via catalog")
     image = io.read_image(shared / "data/grabcut50/im/person4.jpg").pixels
-    alpha = matte.predict_alpha(image, matte.MatteOptions(model="modnet-portrait", device="cpu", weights=str(path)))
+    options = matte.MatteOptions(model="modnet-portrait", result="alpha")
+    alpha = matte.TASK.run({"model": predictor}, {"image": image}, options)["result"]
     assert alpha.shape == image.shape[:2] and alpha.dtype == np.float32 and 0 <= alpha.min() <= alpha.max() <= 1
 
 

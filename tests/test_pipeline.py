@@ -158,25 +158,25 @@ def test_worker_thread_settings_do_not_leak():
 
 def test_segmentation_stages_match_predict_mask(shared, monkeypatch, tmp_path):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    runtime.clear_predictors()
-    predictor = runtime.get_predictor("extremec3-portrait", "segment", "cpu")
+    predictor = runtime.ModelCache().get("extremec3-portrait", "segment", "cpu")
     paths = sorted((shared / "data" / "grabcut50" / "im").glob("*"))[:4]
-    read, infer, alpha_of = pipeline.mask_stages(predictor, refine=True)
     alphas = {}
 
+    def read(path):
+        picture = io.read_image(path)
+        return predictor.prepare(picture.pixels), picture
+
     def write(path, picture, y):
-        alphas[path] = alpha_of(picture, y)
+        alphas[path] = segment.mask_from_prediction(picture.pixels, y)
 
     settings = pipeline.plan(predictor)
     assert settings["device"].type == "cpu" and settings["batch"] == 1
-    report = pipeline.run_pipeline(paths, read, infer, write, **settings)
+    report = pipeline.run_pipeline(paths, read, predictor, write, **settings)
     assert report.done == 4
-    options = segment.SegmentOptions(model="extremec3-portrait", device="cpu")
     for path in paths:
-        expected = segment.predict_mask(io.read_image(path).pixels, options)
+        expected = segment.predict_mask(predictor, io.read_image(path).pixels)
         assert alphas[path].shape == expected.shape
         assert np.abs(alphas[path] - expected).max() < 1e-4
-    runtime.clear_predictors()
 
 
 def test_bench_speed_synthetic_sequence_keeps_memory_flat(shared, monkeypatch, tmp_path, capsys):

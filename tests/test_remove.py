@@ -44,7 +44,7 @@ def test_refinement_follows_photo_edges(shared, mirror):
     """On a few grabcut50 images the refined mask scores higher boundary F than plain upsampling."""
     from mattekit import ops, runtime
 
-    predictor = runtime.get_predictor("csnet-sod", "segment", "cpu")
+    predictor = runtime.ModelCache().get("csnet-sod", "segment", "cpu")
     plain_bf, refined_bf = [], []
     for name in ("106024.jpg", "189080.jpg", "209070.jpg", "teddy.jpg", "person4.jpg"):
         image = io.read_image(shared / "data/grabcut50/im" / name).pixels

@@ -1,23 +1,12 @@
-"""Runtime: device choice, input sizing policies, preprocessing, one predictor per model."""
+"""Runtime: input sizing policies, preprocessing, one predictor per model."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from mattekit import catalog, runtime
 from mattekit.catalog import InputSpec
 from mattekit.errors import MattekitError
-
-
-def test_auto_device_is_usable_and_explicit_missing_devices_fail_loudly():
-    assert runtime.select_device("auto").type in ("cpu", "cuda", "mps")
-    assert runtime.select_device("cpu") == torch.device("cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(MattekitError, match="no usable CUDA GPU"):
-            runtime.select_device("cuda")
-    with pytest.raises(MattekitError, match="not a device|not supported"):
-        runtime.select_device("tpu")
 
 
 def test_input_size_policies():
@@ -42,14 +31,17 @@ def test_prepare_bgr_quirk_of_the_portrait_nets():
     assert abs(float(x[0, 0, 0, 0]) - (0 - 107.304565) / 63.97182 / 255) < 1e-6
 
 
-def test_one_predictor_per_model(shared, monkeypatch):
+def test_one_predictor_per_model_and_cache(shared, monkeypatch):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    a = runtime.get_predictor("extremec3-portrait", "segment", "cpu")
-    b = runtime.get_predictor("extremec3-portrait", "segment", "cpu")
-    assert a is b
+    cache, other = runtime.ModelCache(), runtime.ModelCache()
+    a = cache.get("extremec3-portrait", "segment", "cpu")
+    assert cache.get("extremec3-portrait", "segment", "cpu") is a
+    assert other.get("extremec3-portrait", "segment", "cpu") is not a  # caches are owned, not global
+    cache.clear()
+    assert cache.loaded() == []
 
 
 def test_weights_that_do_not_fit_are_a_sentence(shared, monkeypatch):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     with pytest.raises(MattekitError, match="does not fit model 'sinet-portrait'"):
-        runtime.get_predictor("sinet-portrait", "segment", "cpu", weights_path=shared / "weights/ExtremeC3.pth")
+        runtime.ModelCache().get("sinet-portrait", "segment", "cpu", weights_path=shared / "weights/ExtremeC3.pth")

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from mattekit import runtime, tiling
 from mattekit.bench.upscale import bicubic_baseline, psnr, sr_scores, to_255
 from mattekit.errors import MattekitError
-from mattekit.tasks.upscale import UpscaleOptions, fill_transparent, upscale
+from mattekit.superres import fill_transparent, upscale
 
 ANIME = "realesr-animevideov3.pth"  # re-zipped copy: its sha256 differs from the catalog's, so it is a user file
 
@@ -24,12 +24,9 @@ def mirror(shared, monkeypatch):
 
 
 @pytest.fixture
-def anime(shared) -> UpscaleOptions:
-    return UpscaleOptions(model="realesr-animevideov3", weights=str(shared / "weights" / ANIME), device="cpu")
-
-
-def _options(base: UpscaleOptions, **changes) -> UpscaleOptions:
-    return UpscaleOptions(**{**base.__dict__, **changes})
+def anime(shared):
+    """realesr-animevideov3 from the shared user file, loaded on the CPU."""
+    return runtime.ModelCache().get("realesr-animevideov3", "upscale", "cpu", str(shared / "weights" / ANIME))
 
 
 def _photo(shared, top: int, left: int, size: int) -> np.ndarray:
@@ -51,11 +48,11 @@ def _read_png(path) -> np.ndarray:
 def test_rfdn_reproduces_reference(shared, golden, mirror):
     """rfdn-x4 through the library equals the upstream output; its PSNR is the golden's and beats bicubic."""
     g = golden("rfdn_real")
-    options = UpscaleOptions(model="rfdn-x4", device="cpu")
+    rfdn = runtime.ModelCache().get("rfdn-x4", "upscale", "cpu")
     for i, (name, rgb_psnr) in enumerate([("img_002", 32.41), ("img_005", 29.12)]):
         lr = _read_png(shared / f"data/sr/Set5/x4/LR/{name}_SRF_4_LR.png")
         hr = _read_png(shared / f"data/sr/Set5/x4/HR/{name}_SRF_4_HR.png")
-        sr = upscale(lr, options)
+        sr = upscale(rfdn, lr)
         expected = np.clip(g.arrays[f"output_{i}"][0].transpose(1, 2, 0) / 255.0, 0, 1)
         assert np.abs(sr - expected).max() < 1e-4
         assert abs(psnr(to_255(sr), to_255(hr)) - rgb_psnr) <= 0.01  # the golden's figure (RGB, no crop)
@@ -88,14 +85,14 @@ def test_tile_weights_partition_unity(length, tile, overlap, scale, align):
 def test_tiled_equals_untiled(shared, anime):
     """Tiles 4x smaller than the image, default overlap: the 8-bit results differ by at most 1."""
     image = _photo(shared, 120, 200, 256)
-    whole = upscale(image, _options(anime, tile=0))
-    tiled = upscale(image, _options(anime, tile=64))
+    whole = upscale(anime, image, tile=0)
+    tiled = upscale(anime, image, tile=64)
     assert whole.shape == tiled.shape == (1024, 1024, 3)
     assert np.abs(np.round(whole * 255) - np.round(tiled * 255)).max() <= 1
 
 
 def test_out_of_memory_retries_with_smaller_tiles(shared, anime):
-    predictor = runtime.get_predictor("realesr-animevideov3", "upscale", "cpu", anime.weights)
+    predictor = anime
     x = torch.from_numpy(_photo(shared, 300, 300, 80).transpose(2, 0, 1).copy())[None]
     sizes = []
 
@@ -118,7 +115,7 @@ def test_out_of_memory_retries_with_smaller_tiles(shared, anime):
 
 
 def test_pad_multiple_and_tiny_inputs(shared, anime, mirror):
-    predictor = runtime.get_predictor("realesr-animevideov3", "upscale", "cpu", anime.weights)
+    predictor = anime
     x = torch.from_numpy(_photo(shared, 0, 0, 64)[:37, :41].transpose(2, 0, 1).copy())[None]
     seen = []
 
@@ -131,7 +128,7 @@ def test_pad_multiple_and_tiny_inputs(shared, anime, mirror):
     assert out.shape == (1, 3, 148, 164) and len(seen) > 1
     # Inputs smaller than the network can take (RFDN needs 15 px) and than one tile.
     for shape in [(1, 1, 3), (5, 7, 3), (9, 20)]:
-        result = upscale(np.full(shape, 0.5, np.float32), UpscaleOptions(model="rfdn-x4", device="cpu"))
+        result = upscale(runtime.ModelCache().get("rfdn-x4", "upscale", "cpu"), np.full(shape, 0.5, np.float32))
         assert result.shape == (shape[0] * 4, shape[1] * 4) + shape[2:]
         assert np.abs(result - 0.5).max() < 0.05
 
@@ -150,7 +147,7 @@ def _disc_rgba(size: int = 48) -> np.ndarray:
 
 def test_rgba_keeps_a_clean_alpha(anime):
     image = _disc_rgba()
-    out = upscale(image, anime)
+    out = upscale(anime, image)
     assert out.shape == (192, 192, 4) and out.dtype == np.float32
     alpha, truth = out[..., 3], np.kron(image[..., 3], np.ones((4, 4), np.float32))
     a = torch.from_numpy(image[..., 3])[None, None]
@@ -161,7 +158,7 @@ def test_rgba_keeps_a_clean_alpha(anime):
     assert iou > 0.95
     edge = (alpha > 0.3) & (truth < 1)  # visible edge pixels: no dark fringe from the hidden black
     assert out[..., 0][edge].mean() > 0.8
-    soft = upscale(image, _options(anime, alpha="bicubic"))[..., 3]
+    soft = upscale(anime, image, alpha="bicubic")[..., 3]
     assert np.abs(soft - alpha).mean() < 0.02 and np.abs(np.diff(soft, axis=1)).max() < np.abs(np.diff(alpha, axis=1)).max()
 
 
@@ -175,11 +172,11 @@ def test_fill_transparent_leaves_visible_pixels():
 
 def test_grey_sixteen_bit_and_opaque_alpha(anime):
     ramp = np.tile(np.linspace(0, 65535, 40).astype(np.uint16), (24, 1))  # a 16-bit grey gradient
-    out = upscale(ramp, anime)
+    out = upscale(anime, ramp)
     assert out.shape == (96, 160) and out.dtype == np.float32
     assert np.unique(np.round(out * 65535)).size > 1024  # far more levels than 8 bits hold
     grey_alpha = np.stack([ramp / 65535.0, np.ones_like(ramp, np.float64)], -1).astype(np.float32)
-    ga = upscale(grey_alpha, anime)
+    ga = upscale(anime, grey_alpha)
     assert ga.shape == (96, 160, 2) and np.all(ga[..., 1] == 1.0)
     np.testing.assert_allclose(ga[..., 0], out, atol=1e-6)
 
@@ -188,18 +185,18 @@ def test_grey_sixteen_bit_and_opaque_alpha(anime):
 
 def test_scale_width_and_strength(shared, anime):
     image = _photo(shared, 200, 100, 40)[:30]
-    assert upscale(image, _options(anime, scale=3)).shape == (90, 120, 3)
-    assert upscale(image, _options(anime, scale=5.5)).shape == (165, 220, 3)
-    assert upscale(image, _options(anime, width=100)).shape == (75, 100, 3)
-    net = upscale(image, anime)
-    classic = upscale(image, _options(anime, strength=0.0))
+    assert upscale(anime, image, scale=3).shape == (90, 120, 3)
+    assert upscale(anime, image, scale=5.5).shape == (165, 220, 3)
+    assert upscale(anime, image, width=100).shape == (75, 100, 3)
+    net = upscale(anime, image)
+    classic = upscale(anime, image, strength=0.0)
     bicubic = F.interpolate(torch.from_numpy(image.transpose(2, 0, 1).copy())[None], scale_factor=4, mode="bicubic")
     np.testing.assert_allclose(classic, bicubic[0].permute(1, 2, 0).clamp(0, 1).numpy(), atol=1e-5)
-    half = upscale(image, _options(anime, strength=0.5))
+    half = upscale(anime, image, strength=0.5)
     np.testing.assert_allclose(half, np.clip((net + classic) / 2, 0, 1), atol=0.02)
     for bad in (dict(strength=1.5), dict(scale=0), dict(scale=40), dict(width=0), dict(alpha="sharp")):
         with pytest.raises(MattekitError):
-            upscale(image, _options(anime, **bad))
+            upscale(anime, image, **bad)
 
 
 # ------------------------------------------------------------------------- command line

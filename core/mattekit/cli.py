@@ -1,7 +1,11 @@
-"""The ``mattekit`` command. Each subcommand lives in ``mattekit.commands.<name>``.
+"""The ``mattekit`` command.
 
-A subcommand module defines ``add_parser(subparsers)`` (which sets ``func``) and
-raises ``MattekitError`` for user-caused problems: they print one sentence and exit 2.
+Task subcommands (remove, matte, upscale, bokeh, enhance, depth, mask-preview, ...) are generated
+from the task registry (:mod:`mattekit.commands.tasks`); the others live in
+``mattekit.commands.<name>`` and define ``add_parser(subparsers)`` (which sets ``func``). Only the
+subcommand being run is built in full, and nothing imports torch before a model is needed, so
+``mattekit --help`` and ``--version`` are quick. ``MattekitError`` (a user-caused problem) prints
+one sentence and exits 2.
 """
 from __future__ import annotations
 
@@ -12,21 +16,53 @@ import sys
 from . import __version__
 from .errors import MattekitError
 
-COMMANDS = ("remove", "models", "bench", "serve", "upscale", "roto", "bokeh", "enhance", "matte")
+COMMANDS = {  # hand-written subcommands: name -> one-line help
+    "roto": "matte a frame sequence or movie (rotoscoping)",
+    "models": "list, download and verify model weights",
+    "serve": "run the local worker the GIMP plug-in and the Blender add-on talk to",
+    "bench": "measure quality or speed on a folder of data and print figures",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``command`` (a subcommand name) is built in full, the others only as names with help."""
+    from .commands import tasks as task_commands
+    from .tasks import registry
+
     parser = argparse.ArgumentParser(prog="mattekit", description="Cut out, matte, upscale and enhance images and frame sequences.")
     parser.add_argument("--version", action="version", version=f"mattekit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of internal errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMANDS:
-        importlib.import_module(f"{__package__}.commands.{name}").add_parser(sub)
+    for task in registry.tasks().values():
+        if command in (None, task.name):
+            task_commands.add_task_parser(sub, task)
+        else:
+            sub.add_parser(task.name, help=task.summary[0].lower() + task.summary[1:].rstrip("."))
+    for name, summary in COMMANDS.items():
+        if command in (None, name):
+            importlib.import_module(f"{__package__}.commands.{name}").add_parser(sub)
+        else:
+            sub.add_parser(name, help=summary)
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option), if any."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def _internal(exc: BaseException, debug: bool) -> int:
+    """A failure that is not the user's: one sentence (the traceback too with --debug), exit 1."""
+    from .commands.files import failure_sentence
+
+    print(f"mattekit: error: {failure_sentence(exc, debug)}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command(argv) or "").parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except MattekitError as exc:
@@ -35,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mattekit: interrupted.", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug or the machine: still one sentence, no traceback
+        return _internal(exc, args.debug)
 
 
 if __name__ == "__main__":

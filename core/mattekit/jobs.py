@@ -31,7 +31,7 @@ import os
 import platform
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -40,9 +40,11 @@ import numpy as np
 from . import __version__, catalog, pipeline, runtime, temporal
 from .errors import MattekitError, OutputError
 from .fsutil import atomic_write, sha256_file, stale_temporaries
+from .tasks.registry import option
 from .io import Picture, write_image
 from .io.sequences import FramePattern, chunk_frames, format_frames, open_plate, output_pattern, select_frames
-from .tasks import matte
+from .matting import estimate_foreground
+from .tasks import segment
 
 MANIFEST_SUFFIX = ".mattekit.json"
 JOURNAL_SUFFIX = ".mattekit-journal"
@@ -67,22 +69,29 @@ class RotoSpec:
     :func:`mattekit.pipeline.plan`); neither changes the bytes written at a given ``threads``.
     """
 
-    plate: str
-    output: str
-    frames: str | None = None
-    rgba: str | None = None
-    fg: str | None = None
-    model: str | None = None
-    weights: str | None = None
-    device: str = "auto"
-    threads: int | None = None
-    workers: int | None = None
-    refine: bool = True
-    temporal: bool = True
-    radius: int | None = None  # None: temporal.TemporalOptions' default
-    bit_depth: int = 16
-    skip_missing: bool = False
-    overwrite: bool = False
+    plate: str = option(MISSING, "frame pattern (name.####.exr), numbered frame, folder of frames or movie", path=True)
+    output: str = option(MISSING, "matte pattern such as out/matte.####.png (PNG/TIFF 16-bit, EXR half), or a folder",
+                         path=True)
+    frames: str | None = option(None, "frame range, e.g. 1001-1100, 1001-1100x2, 1001,1005; default: every frame")
+    rgba: str | None = option(None, "also write the cut-out to this pattern (EXR premultiplied, PNG/TIFF straight)",
+                              path=True)
+    fg: str | None = option(None, "also write the decontaminated foreground plate with its alpha to this pattern",
+                            path=True)
+    model: str | None = option(None, "segmentation model (see `mattekit models list`); default: the catalog's",
+                               model="segment")
+    weights: str | None = option(None, "use this weights file instead of the catalog's download", path=True,
+                                 hosts=("cli", "api"))
+    device: str = option("auto", "auto (default), cpu, cuda, cuda:N or mps")
+    threads: int | None = option(None, "CPU threads for inference", minimum=1, maximum=1024)
+    workers: int | None = option(None, "inference workers (default: chosen for the machine; the files do not depend on it)",
+                                 minimum=1, maximum=64)
+    refine: bool = option(True, "edge-aware upsampling of the matte (off: plain bilinear)")
+    temporal: bool = option(True, "temporal consistency (motion-compensated smoothing across frames)")
+    radius: int | None = option(None, "temporal window: frames on each side (default 4; 0 = off)", minimum=0, maximum=32)
+    bit_depth: int = option(16, "matte bits: 8/16 for PNG and TIFF, 16 (half) or 32 (float) for EXR",
+                            choices=(8, 16, 32), aliases=("--depth",))
+    skip_missing: bool = option(False, "process the frames that exist when some are missing")
+    overwrite: bool = option(False, "recompute every frame, even finished ones or ones made with other settings")
 
     @classmethod
     def from_dict(cls, values: dict) -> "RotoSpec":
@@ -152,7 +161,8 @@ class MatteSource:
                  workers: int | None = None, threads: int | None = None):
         self.plate = plate
         self.entry = entry
-        self.weights, self.device, self.refine = weights, device, refine
+        self.predictor = runtime.ModelCache().get(entry, "segment", device=device, weights_path=weights)
+        self.refine = refine
         self.temporal = temporal_options if temporal_options and temporal_options.radius > 0 else None
         self.workers, self.threads = workers, threads
 
@@ -161,13 +171,13 @@ class MatteSource:
         """Call ``emit(frame, its plate picture if pictures else None, its matte H x W float32 [0,1])``
         for ``frames`` in increasing order.
 
-        Decoding runs ahead in a reader thread, inference and the per-frame matte's upsampling in the
-        pipeline's workers; the temporal filter and ``emit`` run in its writer thread, in frame order. An error (unreadable
-        frame, unwritable output) ends the run after the frames before it, and is raised here;
+        Decoding runs ahead in a reader thread, inference and the per-frame matte's upsampling
+        (:func:`mattekit.tasks.segment.mask_from_prediction`) in the pipeline's workers; the temporal
+        filter and ``emit`` run in its writer thread, in frame order. An error (unreadable frame,
+        unwritable output) ends the run after the frames before it, and is raised here;
         ``cancel()`` is asked before each frame and raises :class:`Cancelled`.
         """
-        predictor = runtime.get_predictor(self.entry, device=self.device, weights_path=self.weights)
-        read, infer, alpha_of = pipeline.mask_stages(predictor, refine=self.refine, decode=self.plate.read)
+        predictor = self.predictor
         failures: list[MattekitError] = []
         stopped: list[bool] = []
 
@@ -188,6 +198,13 @@ class MatteSource:
                     raise
             return call
 
+        def read(frame: int) -> tuple:
+            picture = self.plate.read(frame)
+            return predictor.prepare(picture.pixels), picture
+
+        def upsample(frame: int, picture: Picture, prediction) -> np.ndarray:
+            return segment.mask_from_prediction(picture.pixels, prediction, self.refine)
+
         def write(frame: int, picture: Picture, alpha: np.ndarray) -> None:
             if frame != stage.expects:  # an earlier frame failed
                 return
@@ -197,8 +214,8 @@ class MatteSource:
                 stopped.append(True)  # nothing more is written after a failed write
                 raise
 
-        pipeline.run_pipeline(stage.frames, noted(read), noted(infer), noted(write), ordered=True,
-                              post=noted(lambda frame, picture, y: alpha_of(picture, y)),
+        pipeline.run_pipeline(stage.frames, noted(read), noted(predictor), noted(write), ordered=True,
+                              post=noted(upsample),
                               cancel=lambda: bool(failures or stopped),
                               **pipeline.plan(predictor, workers=self.workers, threads=self.threads))
         if failures:
@@ -239,7 +256,7 @@ class RotoJob:
         if self._weights is None:
             from . import weights
 
-            self._weights = Path(self.spec.weights) if self.spec.weights else weights.fetch(self.entry.weights)
+            self._weights = Path(self.spec.weights) if self.spec.weights else weights.fetch_first(self.entry.files)
             if not self._weights.is_file():
                 raise MattekitError(f"Weights file {self._weights} does not exist.")
         return self._weights
@@ -399,7 +416,7 @@ class RotoJob:
         files = {"alpha": [str(path), sha256_file(path), stamp]}
         for name, pattern in self.extra_out.items():
             coverage = alpha * picture.pixels[..., 3] if picture.has_alpha else alpha  # transparent stays so
-            rgb = picture.pixels[..., :3] if name == "rgba" else matte.foreground(picture.pixels, coverage)
+            rgb = picture.pixels[..., :3] if name == "rgba" else estimate_foreground(picture.pixels[..., :3], coverage)
             path = pattern.path(frame)
             write_image(path, np.concatenate([rgb, coverage[..., None]], axis=2),
                         bit_depth=16 if picture.bit_depth >= 16 else 8)

@@ -11,7 +11,7 @@ holds no more than a 10-frame one.
 
 CPU: ``workers`` single-threaded inference calls run in parallel (throughput without the thread
 synchronisation of one multi-threaded call, and the path on which the CPU engine uses Winograd kernels;
-see ``mattekit.backends``). CUDA: each worker has its own stream, batches are stacked in pinned memory
+see ``mattekit.engines``). CUDA: each worker has its own stream, batches are stacked in pinned memory
 and copied without blocking, so one batch's copies overlap another's kernels. ``plan`` picks these
 numbers for a predictor.
 
@@ -34,10 +34,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-import numpy as np
 import torch
 
-from . import backends, ops, runtime
+from . import engines
 from .errors import MattekitError
 
 _DONE = object()  # end-of-stream marker between stages
@@ -256,7 +255,7 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
         xs = [x for _, _, x, _ in group]
         try:
             with timings.measure("infer"):
-                y = backends.to_host(infer(backends.pinned_stack(xs, device)))
+                y = engines.to_host(infer(engines.pinned_stack(xs, device)))
         except torch.cuda.OutOfMemoryError:
             if len(group) == 1:
                 raise MattekitError("The GPU ran out of memory on a single image; use --device cpu or a smaller model.") from None
@@ -290,7 +289,7 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
         try:
             if threads and device.type == "cpu":
                 torch.set_num_threads(threads)  # this thread's own OpenMP setting
-            with backends.worker_stream(device):
+            with engines.worker_stream(device):
                 carry, finished = None, False
                 while not finished and not stop.is_set():
                     start = time.perf_counter()
@@ -373,39 +372,3 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
     if errors:
         raise errors[0]
     return report
-
-
-# ----------------------------------------------------------------------------------- segmentation
-
-def mask_stages(predictor, *, refine: bool = True, timings: Timings | None = None,
-                decode: Callable[[Any], Any] | None = None):
-    """The segmentation stages for ``run_pipeline``, giving the same alpha as ``tasks.segment.predict_mask``.
-
-    Returns ``(read, infer, alpha)``: read(item) -> (x, picture) decodes the item (``decode(item)`` -> an
-    ``io.Picture``; default ``io.read_image``: items are paths) and prepares the network input; infer is
-    the predictor; alpha(picture, y) -> H x W float32 matte (upsampled, refined along the image's edges
-    when ``refine``). Timed as "decode", "preprocess", "postprocess".
-    """
-    from . import io
-    from .tasks import segment
-
-    timings = timings or Timings()
-    spec = predictor.entry.input
-    decode = decode or io.read_image
-
-    def read(item):
-        with timings.measure("decode"):
-            picture = decode(item)
-        with timings.measure("preprocess"):
-            x = runtime.prepare(spec, picture.pixels[..., :3])
-        return x, picture
-
-    def alpha(picture, y: torch.Tensor) -> np.ndarray:
-        with timings.measure("postprocess"):
-            low = y[0, 0].float().numpy()
-            rgb = picture.pixels[..., :3]
-            if refine:
-                return segment.refine_mask(rgb, low)
-            return np.clip(ops.resize(low, *rgb.shape[:2], "bilinear"), 0.0, 1.0)
-
-    return read, predictor, alpha

@@ -1,4 +1,5 @@
-"""Running networks: device choice, threads, preprocessing per catalog, one cached Predictor per model."""
+"""Running networks: threads, preprocessing per catalog, one cached Predictor per model (its engine from
+``mattekit.engines``)."""
 from __future__ import annotations
 
 import sys
@@ -10,36 +11,11 @@ import numpy as np
 import torch
 
 from . import catalog as catalog_mod
-from . import backends, nets, weights
+from . import engines, nets, weights
 from .catalog import InputSpec, ModelEntry
 from .errors import MattekitError
 
 _RESIZE = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "cubic": cv2.INTER_CUBIC}
-
-
-def select_device(name: str | None = "auto") -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; an explicit device that is missing is an error."""
-    name = (name or "auto").lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise MattekitError(f"'{name}' is not a device; use auto, cpu, cuda, cuda:N or mps.") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise MattekitError(f"Device '{name}' was asked for but this machine has no usable CUDA GPU; use --device cpu or auto.")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise MattekitError(f"Device '{name}' was asked for but only {torch.cuda.device_count()} CUDA GPU(s) exist.")
-    elif device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise MattekitError(f"Device '{name}' was asked for but Apple MPS is not available here; use --device cpu or auto.")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise MattekitError(f"Device '{name}' is not supported; use auto, cpu, cuda, cuda:N or mps.")
-    return device
 
 
 def set_threads(count: int | None) -> None:
@@ -105,13 +81,13 @@ class Predictor:
                  backend: str | None = "auto", precision: str | None = "auto"):
         self.entry = entry
         self.device = device
-        path = Path(weights_path) if weights_path else weights.fetch(entry.weights)
+        path = Path(weights_path) if weights_path else weights.fetch_first(entry.files)
         if not path.is_file():
             raise MattekitError(f"Weights file {path} does not exist.")
         self.weights_path = path
         net = nets.build(entry.net, **entry.kwargs)
         try:
-            state = weights.load_state_dict_file(path)
+            state = weights.load_state_dict_file(path, net)
             # fp32 checkpoints become the parameters themselves (no second copy while loading); others are cast
             fp32 = all(t.dtype is torch.float32 for t in state.values() if t.is_floating_point())
             net.load_state_dict(state, strict=True, assign=fp32)
@@ -120,8 +96,8 @@ class Predictor:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise MattekitError(f"Weights file {path.name} does not fit model '{entry.name}' ({first[:160]}).") from None
         example = input_size(entry.input, 64, 64)
-        # The engine runs the net (see mattekit.backends): backend "torch" | "onnx" | "auto", precision auto/fp32/fp16/bf16.
-        self.engine = backends.create(net.eval(), device, backend=backend, precision=precision, index=entry.output.index,
+        # The engine runs the net (see mattekit.engines): backend "torch" | "onnx" | "auto", precision auto/fp32/fp16/bf16.
+        self.engine = engines.create(net.eval(), device, backend=backend, precision=precision, index=entry.output.index,
                                       half_ok=entry.half, cpu_bf16_ok=entry.cpu_bf16, weights_path=path,
                                       recipe={"net": entry.net, "kwargs": entry.kwargs},
                                       example=tuple(-(-v // entry.pad_multiple) * entry.pad_multiple for v in example),
@@ -149,35 +125,59 @@ class Predictor:
             out = out / spec.value_scale
         return out
 
+    def prepare(self, image: np.ndarray) -> torch.Tensor:
+        """sRGB H x W x 3|4 float32 [0,1] -> the 1 x 3 x h x w input this model wants (see :func:`prepare`)."""
+        return prepare(self.entry.input, image[..., :3])
+
     def predict_map(self, image: np.ndarray) -> np.ndarray:
         """sRGB HxWx3 [0,1] -> the prediction's first channel at network resolution, float32 h x w."""
         return self(prepare(self.entry.input, image))[0, 0].cpu().numpy()
 
 
-_PREDICTORS: dict[tuple, Predictor] = {}
-_PREDICTORS_LOCK = threading.Lock()
-_NOTICES_SHOWN: set[str] = set()
+class ModelCache:
+    """Loaded predictors, each loaded once, owned by whoever made the cache (a CLI run, the worker,
+    the Python API). Keyed by model name, device, weights file, backend and precision; thread-safe."""
+
+    def __init__(self):
+        self._loaded: dict[tuple, Predictor] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model: str | ModelEntry | None, task: str | None = None, device: str | torch.device | None = "auto",
+            weights_path: str | Path | None = None, backend: str | None = "auto",
+            precision: str | None = "auto") -> Predictor:
+        """The Predictor for ``model`` (None: the catalog's default ``task`` model), loaded on first use."""
+        cat = catalog_mod.load()
+        if isinstance(model, ModelEntry):
+            entry = model
+        elif model is None:
+            entry = cat.default(task)
+        else:
+            entry = cat.get(model, task)
+        dev = device if isinstance(device, torch.device) else engines.select_device(device)
+        backend = engines.resolve_backend(backend, dev)
+        key = (entry.name, str(dev), str(weights_path or ""), backend,
+               engines.engine_precision(backend, precision, dev, entry.half, entry.cpu_bf16))
+        with self._lock:
+            if key not in self._loaded:
+                if entry.notice and entry.name not in _NOTICES_SHOWN:
+                    print(f"mattekit: {entry.notice}", file=sys.stderr)
+                    _NOTICES_SHOWN.add(entry.name)
+                self._loaded[key] = Predictor(entry, dev, weights_path, backend, precision)
+            return self._loaded[key]
+
+    def loaded(self) -> list[Predictor]:
+        with self._lock:
+            return list(self._loaded.values())
+
+    def clear(self) -> None:
+        """Drop every model (frees memory)."""
+        with self._lock:
+            self._loaded.clear()
 
 
-def get_predictor(model: str | ModelEntry, task: str | None = None, device: str | torch.device | None = "auto",
-                  weights_path: str | Path | None = None, backend: str | None = "auto",
-                  precision: str | None = "auto") -> Predictor:
-    """The cached Predictor for ``model`` on ``device`` with ``backend``/``precision`` (loaded once per process)."""
-    entry = model if isinstance(model, ModelEntry) else catalog_mod.load().get(model, task)
-    dev = device if isinstance(device, torch.device) else select_device(device)
-    backend = backends.resolve_backend(backend, dev)
-    key = (entry.name, str(dev), str(weights_path or ""), backend,
-           backends.engine_precision(backend, precision, dev, entry.half, entry.cpu_bf16))
-    with _PREDICTORS_LOCK:
-        if key not in _PREDICTORS:
-            if entry.notice and entry.name not in _NOTICES_SHOWN:
-                print(f"mattekit: {entry.notice}", file=sys.stderr)
-                _NOTICES_SHOWN.add(entry.name)
-            _PREDICTORS[key] = Predictor(entry, dev, weights_path, backend, precision)
-        return _PREDICTORS[key]
+_NOTICES_SHOWN: set[str] = set()  # licence notices are printed once per process
 
 
-def clear_predictors() -> None:
-    """Drop every cached model (frees memory)."""
-    with _PREDICTORS_LOCK:
-        _PREDICTORS.clear()
+def forget_notices() -> None:
+    """Print licence notices again on the next load (tests start from a clean process state)."""
+    _NOTICES_SHOWN.clear()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .engines import available_memory
 from .errors import MattekitError
 
 log = logging.getLogger(__name__)
@@ -224,26 +224,6 @@ def bytes_per_pixel(net: torch.nn.Module, in_channels: int = 3, probe: int = 16,
             h.remove()
     size = torch.finfo(dtype).bits // 8
     return 4.0 * largest * size / (probe * probe)
-
-
-def available_memory(device: torch.device) -> int:
-    """Bytes free for work on ``device``: free CUDA memory, or the machine's available RAM."""
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free)
-    if device.type == "mps" and hasattr(torch.mps, "recommended_max_memory"):
-        return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 4 << 30
 
 
 def choose_tile(per_pixel: float, device: torch.device, batch: int = 1) -> int:

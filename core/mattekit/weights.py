@@ -17,6 +17,7 @@ import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
@@ -121,11 +122,12 @@ def _sources(wf: WeightFile) -> list[tuple[str, str | Path]]:
     return sources
 
 
-def fetch(wf: WeightFile, *, progress: bool = True) -> Path:
+def fetch(wf: WeightFile, *, progress: bool = True, network: bool = True) -> Path:
     """Return the verified local path of ``wf``, downloading it into the cache if needed.
 
     A cached file that no longer matches its hash is never replaced silently: fetch raises
     a WeightsError asking the user to delete it, so corruption or tampering gets noticed.
+    ``network=False`` tries only the cache and a local-folder mirror.
     """
     path = cached_path(wf)
     expected = _expected(wf)
@@ -146,8 +148,8 @@ def fetch(wf: WeightFile, *, progress: bool = True) -> Path:
     part = path.with_name(path.name + ".part")
     tried = []
     for label, source in _sources(wf):
-        if _offline() and isinstance(source, str):
-            tried.append(f"{label} (skipped: MATTEKIT_OFFLINE=1)")
+        if (_offline() or not network) and isinstance(source, str):
+            tried.append(f"{label} (skipped: {'MATTEKIT_OFFLINE=1' if _offline() else 'local sources first'})")
             continue
         try:
             _get(source, part, wf, progress)
@@ -243,9 +245,41 @@ def unwrap_state_dict(obj) -> dict[str, torch.Tensor]:
     return sd
 
 
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load a .pth/.pt/.tar checkpoint safely (``weights_only=True``) or a .safetensors file."""
+def fetch_first(files: Sequence[WeightFile], *, progress: bool = True) -> Path:
+    """The verified local path of the first of ``files`` (alternative sources of one model's weights).
+
+    A file already in the cache wins, then one in a local-folder mirror; otherwise each is
+    downloaded in catalog order until one arrives.
+    """
+    for wf in files:
+        if is_cached(wf):
+            return fetch(wf, progress=progress)
+    for wf in files:
+        try:
+            return fetch(wf, progress=progress, network=False)
+        except WeightsError:
+            pass
+    failures = []
+    for wf in files:
+        try:
+            return fetch(wf, progress=progress)
+        except WeightsError as exc:
+            failures.append(str(exc).rstrip("."))
+    if len(failures) == 1:
+        raise WeightsError(failures[0] + ".")
+    raise WeightsError(f"None of the {len(files)} weight files could be had: " + " / ".join(failures) + ".")
+
+
+def load_state_dict_file(path: str | Path, net: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """Load a .pth/.pt/.tar checkpoint safely (``weights_only=True``), a .safetensors file, or an .onnx
+    release (its parameters mapped onto ``net`` by :mod:`mattekit.onnx_import`; float32, keys of ``net``)."""
     path = Path(path)
+    if path.suffix == ".onnx":
+        if net is None:
+            raise ValueError("an .onnx weights file needs the module to map its parameters onto")
+        from .onnx_import import import_state_dict
+
+        return import_state_dict(path, net)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

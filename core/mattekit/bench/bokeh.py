@@ -22,7 +22,7 @@ import numpy as np
 from .. import io
 from ..errors import MattekitError
 from ..tasks import bokeh, enhance
-from .upscale import current_memory, peak_memory, reset_peak_memory
+from .memory import current_rss, peak_rss, reset_peak_rss
 
 
 def add_parser(kinds) -> None:
@@ -67,12 +67,12 @@ def synthetic_scene(height: int, width: int, seed: int = 0):
 
 
 def _measure(label: str, fn, reference: float | None = None) -> tuple[float, object]:
-    reset_peak_memory()
-    before = current_memory()
+    reset_peak_rss()
+    before = current_rss()
     start = time.perf_counter()
     result = fn()
     seconds = time.perf_counter() - start
-    peak = peak_memory()
+    peak = peak_rss()
     ratio = f"{seconds / reference:8.1f}x" if reference else f"{'1.0x':>9}"
     print(f"{label:<34} {seconds:8.2f} s {ratio}   peak {peak / 2**30:6.2f} GiB   (+{max(0, peak - before) / 2**30:.2f} GiB)")
     return seconds, result

@@ -133,7 +133,7 @@ def run(args) -> int:
     images, sets = layout(data, args.trimaps)
     images = images[: args.limit]
     reference = None if args.no_reference else _closed_form()
-    options = matte.MatteOptions(refine=args.refine)
+    options = matte.MatteOptions(extra_iterations=args.refine)
     pictures = {name: (io.read_image(path).pixels[..., :3], _grey(data / "gt" / (name + ".png"))) for name, path in images}
     matte.alpha_from_trimap(*_warm_up(), options)
     for set_name, folder in sets.items():
@@ -186,13 +186,12 @@ def _warm_up() -> tuple[np.ndarray, np.ndarray]:
 
 def _trimap_free(args, images, pictures) -> None:
     """Alpha MAE over whole images: a segmentation model's mask, thresholded, and matted."""
-    runtime.get_predictor(args.model, "segment", args.device)
-    options = segment.SegmentOptions(model=args.model, device=args.device)
+    predictor = runtime.ModelCache().get(args.model, "segment", args.device)
     mae = {"mask (--no-matting)": [], "hard mask (>0.5)": [], "matted (default)": []}
     seconds = 0.0
     for name, _ in images:
         image, gt = pictures[name]
-        mask = segment.predict_mask(image, options)
+        mask = segment.predict_mask(predictor, image)
         t0 = time.perf_counter()
         alpha = matte.alpha_from_mask(image, mask)
         seconds += time.perf_counter() - t0

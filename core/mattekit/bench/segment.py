@@ -38,7 +38,7 @@ def pairs(data: Path) -> list[tuple[Path, Path]]:
 
 
 def run(args) -> int:
-    predictor = runtime.get_predictor(args.model, "segment", args.device, args.weights)
+    predictor = runtime.ModelCache().get(args.model, "segment", args.device, args.weights)
     rows = pairs(Path(args.data))[: args.limit]
     scores = {"plain": [], "refined": []}
     seconds = {"net": 0.0, "refine": 0.0}

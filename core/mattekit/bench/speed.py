@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .memory import current_rss, peak_rss
+
 REMBG_SESSIONS = {"u2net": "u2net", "u2netp": "u2netp", "u2net-human-seg": "u2net_human_seg",
                   "isnet-general-use": "isnet-general-use"}
 STAND_IN = {"u2net:U2NET": "u2net", "u2net:U2NETP": "u2netp", "isnet:ISNetDIS": "isnetdis"}  # conformance folders
@@ -152,7 +154,8 @@ def _rembg_home(args, cfg, work: Path) -> tuple[str, Path]:
     """(rembg session name, a U2NET_HOME holding an ONNX export of the same weights under rembg's file name)."""
     import torch
 
-    from .. import backends, catalog, nets, weights
+    from .. import catalog, nets, weights
+    from ..engines.onnx import export_onnx, onnx_path
     from ..errors import MattekitError
 
     session = REMBG_SESSIONS.get(args.model)
@@ -167,11 +170,11 @@ def _rembg_home(args, cfg, work: Path) -> tuple[str, Path]:
     net.load_state_dict(weights.load_state_dict_file(cfg["weights"]), strict=True)
     size = entry.input.size or (320, 320)
     recipe = {"net": entry.net, "kwargs": entry.kwargs, "size": list(size), "for": "rembg"}
-    path = backends.onnx_path(net, entry.output.index, cfg["weights"], recipe)
+    path = onnx_path(net, entry.output.index, cfg["weights"], recipe)
     if not path.is_file():
         print(f"bench speed: exporting {args.model} to ONNX for rembg (once, cached)...", file=sys.stderr)
         with torch.no_grad():
-            backends.export_onnx(net, path, entry.output.index, tuple(size), dynamic_size=False)
+            export_onnx(net, path, entry.output.index, tuple(size), dynamic_size=False)
     home = work / "u2net_home"
     home.mkdir(exist_ok=True)
     link = home / f"{session}.onnx"
@@ -436,29 +439,6 @@ def _make_frames(folder: Path, n: int, w: int, h: int) -> list[Path]:
 
 # ----------------------------------------------------------------------------------- children
 
-def _rss_mb() -> float:
-    """This process's resident set size now (Linux), else its peak so far."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError):
-        return _maxrss_mb()
-
-
-def _maxrss_mb() -> float:
-    """This process's peak RSS. Linux: VmHWM, which starts afresh at exec (ru_maxrss does not: it
-    carries the spawning parent's peak over into the child)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
-
 def _cpu_s() -> float:
     u = resource.getrusage(resource.RUSAGE_SELF)
     return u.ru_utime + u.ru_stime
@@ -529,7 +509,7 @@ class _RembgTool:
         stages = {"decode": t["decode"], "preprocess": t["preprocess"], "infer": t["infer"],
                   "postprocess": t["predict"] - t["preprocess"] - t["infer"] + t["cutout"],
                   "encode": t["total"] - t["decode"] - t["predict"] - t["cutout"]}
-        return dict(self.versions, maxrss_mb=_maxrss_mb(), stages_ms={k: 1000 * v / n for k, v in stages.items()})
+        return dict(self.versions, maxrss_mb=peak_rss() / 2**20, stages_ms={k: 1000 * v / n for k, v in stages.items()})
 
 
 class _MattekitTool:
@@ -540,6 +520,7 @@ class _MattekitTool:
         import torch
 
         from .. import catalog, io, pipeline, runtime
+        from .. import cutout
         from ..tasks import segment
 
         t_import = time.perf_counter()
@@ -547,19 +528,33 @@ class _MattekitTool:
             torch.set_num_threads(cfg["threads"])  # also what an ONNX Runtime session is made with
         self.cfg, self.torch, self.pipeline = cfg, torch, pipeline
         self.entry = catalog.load().get(cfg["model"], "segment")
-        self.predictor = runtime.get_predictor(self.entry, "segment", cfg["device"], cfg["weights"],
-                                               backend=cfg["backend"], precision=cfg["precision"])
+        self.predictor = runtime.ModelCache().get(self.entry, "segment", cfg["device"], cfg["weights"],
+                                                  backend=cfg["backend"], precision=cfg["precision"])
         self.ready = {"import_s": t_import - t0, "load_s": time.perf_counter() - t_import}
         self.timings = pipeline.Timings()
-        self.read, self.infer, alpha_of = pipeline.mask_stages(self.predictor, refine=cfg["refine"], timings=self.timings)
+        self.infer = self.predictor
+        timings = self.timings
+
+        def read(path):
+            with timings.measure("decode"):
+                picture = io.read_image(path)
+            with timings.measure("preprocess"):
+                x = self.predictor.prepare(picture.pixels)
+            return x, picture
+
+        def alpha_of(picture, y):
+            with timings.measure("postprocess"):
+                return segment.mask_from_prediction(picture.pixels, y, cfg["refine"])
+
+        self.read = read
         self.settings = pipeline.plan(self.predictor, cfg.get("workers"), cfg.get("threads"), cfg.get("batch"))
-        self.samples, self.images, self.failed = [(0, _rss_mb())], 0, []
+        self.samples, self.images, self.failed = [(0, current_rss() / 2**20)], 0, []
         out = Path(cfg["out"])
 
         def write(path, picture, y):
             alpha = alpha_of(picture, y)
             with self.timings.measure("encode"):
-                result = alpha if cfg.get("masks") else segment.cutout(picture.pixels, alpha)
+                result = alpha if cfg.get("masks") else cutout.assemble(picture.pixels, alpha, cutout.CutoutOptions(decontaminate=False))
                 io.write_image(out / f"{Path(path).stem}.png", result)
 
         self.write = write
@@ -572,7 +567,7 @@ class _MattekitTool:
         def progress(done, item):
             if self.cfg.get("sample") and (done % every == 0 or done in (10, 100)):
                 with lock:
-                    self.samples.append((self.images + done, _rss_mb()))
+                    self.samples.append((self.images + done, current_rss() / 2**20))
 
         cpu0 = _cpu_s()
         report = self.pipeline.run_pipeline(files, self.read, self.infer, self.write, progress=progress,
@@ -583,9 +578,9 @@ class _MattekitTool:
 
     def finish(self) -> dict:
         torch, predictor = self.torch, self.predictor
-        self.samples.append((self.images + len(self.failed), _rss_mb()))
+        self.samples.append((self.images + len(self.failed), current_rss() / 2**20))
         s = self.settings
-        result = {"maxrss_mb": _maxrss_mb(), "engine": predictor.backend, "failed": self.failed,
+        result = {"maxrss_mb": peak_rss() / 2**20, "engine": predictor.backend, "failed": self.failed,
                   "stages_ms": {k: 1000 * self.timings.seconds.get(k, 0.0) / max(1, self.images) for k in STAGES},
                   "plan": f"{s['workers']} workers x {s['threads'] or 'default'} thread(s), batch {s['batch']}",
                   "rss_samples": sorted(self.samples), "device_name": str(predictor.device)}
@@ -598,7 +593,8 @@ class _MattekitTool:
 
     def _check(self) -> dict:
         torch = self.torch
-        from .. import backends, io, nets, runtime, weights
+        from .. import io, nets, runtime, weights
+        from ..engines import select_output
 
         entry = self.entry
         net = nets.build(entry.net, **entry.kwargs).eval()
@@ -609,7 +605,7 @@ class _MattekitTool:
         with torch.inference_mode():
             for name in files:
                 x = runtime.prepare(entry.input, io.read_image(name).pixels[..., :3])
-                ref = backends.select_output(net(x), entry.output.index).float()
+                ref = select_output(net(x), entry.output.index).float()
                 got = self.predictor.engine(x).float().cpu()
                 worst = max(worst, float((got - ref).abs().max()))
         torch.set_num_threads(previous)

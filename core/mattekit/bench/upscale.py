@@ -32,7 +32,8 @@ from PIL import Image
 
 from .. import runtime
 from ..errors import InputError, MattekitError
-from ..tasks.upscale import UpscaleOptions, model_entry, upscale
+from ..superres import upscale
+from .memory import current_rss, peak_rss, reset_peak_rss
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -93,43 +94,12 @@ def sr_scores(result: np.ndarray, truth: np.ndarray, border: int) -> tuple[float
 
 # ------------------------------------------------------------------------------ memory
 
-def reset_peak_memory(device: torch.device | None = None) -> bool:
-    """Start a new peak-RSS window; False when the OS offers no reset (then peaks are lifetime peaks)."""
-    if device is not None and device.type == "cuda":
+def _reset_peaks(device: torch.device) -> bool:
+    """Start new peak windows for this process's RSS and (on CUDA) the GPU's allocations; False when
+    the OS offers no RSS reset (peaks are then lifetime peaks)."""
+    if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_memory() -> int:
-    """Peak resident set size in bytes (VmHWM, else getrusage's ru_maxrss)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
-
-
-def current_memory() -> int:
-    """Resident set size now, in bytes (0 when unknown)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return reset_peak_rss()
 
 
 # ------------------------------------------------------------------------------ command
@@ -175,21 +145,24 @@ def _mb(n: int) -> str:
 
 def run(args) -> int:
     runtime.set_threads(args.threads)
-    options = UpscaleOptions(model=args.model, device=args.device, weights=args.weights, tile=args.tile)
-    entry = model_entry(options)
-    predictor = runtime.get_predictor(entry, device=args.device, weights_path=args.weights)
+    predictor = runtime.ModelCache().get(args.model, "upscale", device=args.device, weights_path=args.weights)
+    entry = predictor.entry
+
+    def run_net(image, progress=None):  # the network at its own factor, tiles as asked
+        return upscale(predictor, image, tile=args.tile, progress=progress)
+
     device = predictor.device
     precision = str(predictor.dtype).replace("torch.", "")
     print(f"model {entry.name} (x{entry.scale}, {precision}) on {device}, "
           f"{torch.get_num_threads() if device.type == 'cpu' else 1} thread(s), tile {args.tile if args.tile is not None else 'auto'}")
     if args.size:
-        return _run_large(args, options, device)
+        return _run_large(args, run_net, device)
     if not args.data:
         raise MattekitError("Give --data DIR (a benchmark set) or --size WxH (a timing run).")
     from .. import io
 
     pairs = _pairs(Path(args.data), entry.scale)[: args.limit]
-    upscale(np.zeros((16, 16, 3), np.float32), options)  # warm-up: first-call costs are not timed
+    run_net(np.zeros((16, 16, 3), np.float32))  # warm-up: first-call costs are not timed
     gpu = device.type == "cuda"
     header = (f"{'image':<18}{'LR size':>10}{'PSNR-Y':>9}{'SSIM-Y':>9}{'bic PSNR':>9}{'bic SSIM':>9}"
               f"{'PSNR-RGB':>9}{'seconds':>9}{'peak RSS MB':>13}")
@@ -199,11 +172,11 @@ def run(args) -> int:
     for lr_path, hr_path in pairs:
         lr = io.read_image(lr_path).pixels[..., :3]
         hr = io.read_image(hr_path).pixels[..., :3]
-        resettable &= reset_peak_memory(device)
+        resettable &= _reset_peaks(device)
         start = time.perf_counter()
-        sr = upscale(lr, options)
+        sr = run_net(lr)
         seconds = time.perf_counter() - start
-        peak = peak_memory()
+        peak = peak_rss()
         p, s = sr_scores(sr, hr, entry.scale)
         bp, bs = sr_scores(bicubic_baseline(lr, entry.scale), hr, entry.scale)
         prgb = psnr(to_255(sr), to_255(hr))
@@ -237,7 +210,7 @@ def _synthetic(width: int, height: int) -> np.ndarray:
     return np.clip(img, 0, 1)
 
 
-def _run_large(args, options: UpscaleOptions, device: torch.device) -> int:
+def _run_large(args, run_net, device: torch.device) -> int:
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", args.size)
     if not match or 0 in (int(match[1]), int(match[2])):
         raise MattekitError(f"--size must look like 4000x3000, not '{args.size}'.")
@@ -251,9 +224,9 @@ def _run_large(args, options: UpscaleOptions, device: torch.device) -> int:
     else:
         image = _synthetic(width, height)
         what = f"synthetic {width}x{height} picture"
-    upscale(np.zeros((16, 16, 3), np.float32), options)  # warm-up
-    baseline = current_memory()
-    resettable = reset_peak_memory(device)
+    run_net(np.zeros((16, 16, 3), np.float32))  # warm-up
+    baseline = current_rss()
+    resettable = _reset_peaks(device)
     done = [0, 0]
     start = time.perf_counter()
 
@@ -262,9 +235,9 @@ def _run_large(args, options: UpscaleOptions, device: torch.device) -> int:
         if i == 1 or i == n or i % max(1, n // 10) == 0:
             print(f"  tile {i}/{n}  {time.perf_counter() - start:7.1f} s", file=sys.stderr, flush=True)
 
-    result = upscale(image, options, progress=progress)
+    result = run_net(image, progress=progress)
     seconds = time.perf_counter() - start
-    peak = peak_memory()
+    peak = peak_rss()
     line = (f"{what} -> {result.shape[1]}x{result.shape[0]} in {done[1]} tiles: {seconds:.1f} s, "
             f"{width * height / seconds / 1e6:.3f} MP/s in; peak RSS {_mb(peak)} MB "
             f"(input {_mb(image.nbytes)} MB, result {_mb(result.nbytes)} MB, before the call {_mb(baseline)} MB)")
@@ -276,7 +249,7 @@ def _run_large(args, options: UpscaleOptions, device: torch.device) -> int:
 
         start = time.perf_counter()
         io.write_image(args.output, result, bit_depth=8)
-        print(f"wrote {args.output} in {time.perf_counter() - start:.1f} s; peak RSS including the write {_mb(peak_memory())} MB")
+        print(f"wrote {args.output} in {time.perf_counter() - start:.1f} s; peak RSS including the write {_mb(peak_rss())} MB")
     print("peak RSS = " + ("process peak resident set during the call (VmHWM, reset before it)." if resettable
                            else "process-lifetime peak resident set (getrusage)."))
     return 0

@@ -4,8 +4,11 @@ from __future__ import annotations
 import glob
 import os
 import sys
+import traceback
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from .. import io
@@ -38,20 +41,65 @@ def expand_inputs(items: list[str]) -> list[tuple[Path, Path]]:
     return found
 
 
-def output_path(source: Path, root: Path, out: str | None, single: bool, suffix: str, ext: str) -> Path:
+def output_path(source: Path, root: Path, out: str | None, single: bool, suffix: str, ext: str,
+                stem: str | None = None) -> Path:
     """Where the result for ``source`` goes.
 
     No ``-o``: beside the input as ``<stem><suffix><ext>``. ``-o`` naming a file (one input,
     with an image extension): that file. Otherwise ``-o`` is a folder, the input's path
-    relative to its folder kept, named ``<stem><ext>``.
+    relative to its folder kept, named ``<stem><ext>``. ``stem``: the name to use instead of the
+    input's own stem (see :func:`plan_outputs`).
     """
+    stem = stem or source.stem
     if out is None:
-        return source.with_name(source.stem + suffix + ext)
+        return source.with_name(stem + suffix + ext)
     target = Path(out)
     if single and target.suffix.lower() in IMAGE_SUFFIXES and not target.is_dir():
         return target
     rel = source.relative_to(root) if source.is_relative_to(root) else Path(source.name)
-    return target / rel.with_suffix(ext)
+    return target / rel.parent / (stem + ext)
+
+
+def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, extension) -> list[tuple[Path, Path]]:
+    """(input, output) for every input of a run, before anything is written.
+
+    Inputs that share a stem in one folder (``a.jpg``, ``a.png``) would share an output name: each
+    of them gets its extension in the name instead (``a_jpg_cutout.png``, ``a_png_cutout.png``; with
+    ``-o FOLDER``: ``a_jpg.png``), so no result replaces another. An output that is one of the inputs,
+    or two inputs landing on one output, is refused with one sentence (OutputError) and nothing runs.
+    """
+    single = len(jobs) == 1
+    stems = Counter((source.parent.resolve(), source.stem.lower()) for source, _ in jobs)
+    planned = []
+    for source, root in jobs:
+        shared = stems[(source.parent.resolve(), source.stem.lower())] > 1
+        stem = f"{source.stem}_{source.suffix[1:].lower()}" if shared else None
+        planned.append((source, output_path(source, root, out, single, suffix, extension(source), stem)))
+    inputs = {source.resolve() for source, _ in jobs}
+    seen: dict[Path, Path] = {}
+    for source, target in planned:
+        where = target.resolve()
+        if where in inputs:
+            raise OutputError(f"The output {target} is an input: writing it would replace the original; "
+                              f"choose another -o (or leave -o out to write NAME{suffix}.EXT beside each input).")
+        if where in seen:
+            raise OutputError(f"{seen[where]} and {source} would both be written to {target}; "
+                              f"give -o a folder or rename one of them.")
+        seen[where] = source
+    return planned
+
+
+def failure_sentence(exc: BaseException, debug: bool = False) -> str:
+    """One sentence for any failure on one input: the MattekitError's own, or what went wrong inside
+    (with the traceback printed first when ``debug``)."""
+    if isinstance(exc, MattekitError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "Out of memory on this image; try a smaller image, --tile, or another device."
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"Internal error ({type(exc).__name__}{': ' + detail if detail else ''}); rerun with --debug for the traceback."
 
 
 def ensure_parent(path: Path) -> None:
@@ -98,52 +146,113 @@ def each_image(args, suffix: str, process, extension=same_format, jobs=None) -> 
     single = len(jobs) == 1
     failures: list[Path] = []
     with tqdm(total=len(jobs), unit="img", disable=single, file=sys.stderr) as bar:
-        for source, root in jobs:
-            target = output_path(source, root, args.output, single, suffix, extension(source))
+        for source, target in plan_outputs(jobs, args.output, suffix, extension):
             if not (args.skip_existing and target.exists()):
                 try:
                     picture = io.read_image(source)
                     result = process(picture, target)
                     ensure_parent(target)
                     io.write_image(target, result, bit_depth=bit_depth_for(picture, target))
-                except MattekitError as exc:
+                except Exception as exc:  # noqa: BLE001 - one input's failure never stops the others
                     if single:
                         raise
                     failures.append(source)
-                    tqdm.write(f"mattekit: error: {exc}", file=sys.stderr)
+                    tqdm.write(f"mattekit: error: {source}: {failure_sentence(exc, getattr(args, 'debug', False))}",
+                               file=sys.stderr)
             bar.update()
     return summarise_failures(failures, len(jobs))
 
 
-def each_image_pipelined(args, suffix: str, predictor, finish, extension=same_format, refine: bool = True,
-                         jobs=None) -> int:
-    """:func:`each_image` for many inputs through a segmentation ``predictor``, with decoding, inference
-    and encoding overlapped (``mattekit.pipeline``; ``args.threads`` torch threads per inference worker).
-
-    ``finish(picture, mask) -> pixels`` gets the full-resolution subject mask (H x W in [0,1], refined
-    along the image's edges when ``refine``). Failing inputs are listed and the others written; returns
-    1 when any failed. ``jobs`` as for :func:`each_image`.
+def each_image_pipelined(args, suffix: str, task, models: dict, options, inputs_for, output: str, extension,
+                         jobs) -> int:
+    """:func:`each_image` for many inputs of a streaming ``task``: decoding + ``task.prepare``, the main
+    model, and ``task.finish`` + encoding overlap (``mattekit.pipeline``; ``args.threads`` torch threads
+    per inference worker). ``inputs_for(picture)`` gives the task's inputs for a decoded picture.
+    Failing inputs are listed and the others written; returns 1 when any failed.
     """
     from .. import pipeline
 
-    jobs = jobs or expand_inputs(args.inputs)
-    todo = []
-    for source, root in jobs:
-        target = output_path(source, root, args.output, False, suffix, extension(source))
-        if not (args.skip_existing and target.exists()):
-            todo.append((source, target))
-    read_file, infer, mask_of = pipeline.mask_stages(predictor, refine=refine)
+    todo = [(source, target) for source, target in plan_outputs(jobs, args.output, suffix, extension)
+            if not (args.skip_existing and target.exists())]
+    predictor = models[task.main]
+    debug = getattr(args, "debug", False)
 
-    def write(item, picture, y) -> None:
+    def per_item(stage):  # any failure fails its own input only (the pipeline goes on after MattekitErrors)
+        def run(item, *rest):
+            try:
+                return stage(item, *rest)
+            except MattekitError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise MattekitError(f"{item[0]}: {failure_sentence(exc, debug)}") from None
+        return run
+
+    @per_item
+    def read(item):
+        picture = io.read_image(item[0])
+        inputs = inputs_for(picture)
+        x, context = task.prepare(models, inputs, options)
+        return x, (picture, inputs, context)
+
+    @per_item
+    def write(item, carried, y) -> None:
+        picture, inputs, context = carried
         target = item[1]
-        result = finish(picture, mask_of(picture, y))
+        result = for_file(task.finish(models, inputs, options, context, y)[output], target)
         ensure_parent(target)
         io.write_image(target, result, bit_depth=bit_depth_for(picture, target))
 
     with tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="img", file=sys.stderr) as bar:
-        report = pipeline.run_pipeline(todo, lambda item: read_file(item[0]), infer, write,
-                                       progress=lambda done, item: bar.update(),
+        report = pipeline.run_pipeline(todo, read, predictor, write, progress=lambda done, item: bar.update(),
                                        **pipeline.plan(predictor, threads=getattr(args, "threads", None)))
         for (source, _), reason in report.failed:
             tqdm.write(f"mattekit: error: {reason}", file=sys.stderr)
     return summarise_failures([source for (source, _), _ in report.failed], len(jobs))
+
+
+def companion(given: str, source: Path, what: str) -> Path:
+    """The file for ``source`` named by ``given``: the file itself, or the same-named image in a folder."""
+    path = Path(given)
+    if path.is_dir():
+        for candidate in sorted(path.iterdir()):
+            if candidate.stem == source.stem and candidate.suffix.lower() in IMAGE_SUFFIXES:
+                return candidate
+        raise InputError(f"The {what} folder {given} has no image named {source.stem}.*.")
+    if not path.is_file():
+        raise InputError(f"The {what} {given} does not exist.")
+    return path
+
+
+def read_companion(given: str, source: Path, port, shape: tuple[int, int]):
+    """A second input of a task (trimap, mask, backdrop...) for ``source``: H x W for single-channel
+    ports (checked against the image's ``shape``), H x W x C for image ports."""
+    path = companion(given, source, port.name)
+    pixels = io.read_image(path).pixels
+    if port.kind == "image":
+        return pixels
+    if pixels.shape[:2] != tuple(shape):
+        raise InputError(f"The {port.name} {path} is {pixels.shape[1]}x{pixels.shape[0]} but the image is "
+                         f"{shape[1]}x{shape[0]}; they must have the same size.")
+    return pixels[..., 0]
+
+
+def for_file(result: np.ndarray, target: Path) -> np.ndarray:
+    """A task's result in a form image files hold: grey + alpha becomes RGBA, and EXR gets RGB for grey."""
+    if result.ndim == 3 and result.shape[-1] == 2:
+        return np.concatenate([np.repeat(result[..., :1], 3, axis=2), result[..., 1:]], axis=2)
+    if target.suffix.lower() == ".exr" and (result.ndim == 2 or result.shape[-1] == 1):
+        grey = result if result.ndim == 2 else result[..., 0]
+        return np.repeat(grey[..., None], 3, axis=2)
+    return result
+
+
+def tile_bar(target: Path, quiet: bool):
+    """A progress bar for the tiles of one image; call it with (done, total); ``close()`` it after."""
+    bar = tqdm(unit="tile", desc=target.name, disable=True if quiet else None, leave=False, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    progress.close = bar.close
+    return progress

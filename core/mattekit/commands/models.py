@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
 def _list(args) -> int:
     cat = catalog.load()
     defaults = set(cat.defaults.values())
-    rows = [(m.name, m.task, "yes" if all(weights.is_cached(f) for f in m.files) else "no",
+    rows = [(m.name, m.task, "yes" if any(weights.is_cached(f) for f in m.files) else "no",
              m.licence + (" (default)" if m.name in defaults else ""), m.description)
             for m in cat.models.values() if args.task in (None, m.task)]
     widths = [max(len(r[i]) for r in rows + [("name", "task", "cached", "licence", "")]) for i in range(4)]
@@ -37,8 +37,7 @@ def _list(args) -> int:
 def _pull(args) -> int:
     cat = catalog.load()
     for entry in [cat.get(n) for n in args.names]:
-        for wf in entry.files:
-            print(f"{entry.name}: {weights.fetch(wf)}")
+        print(f"{entry.name}: {weights.fetch_first(entry.files)}")
         if entry.notice:
             print(f"note: {entry.notice}")
     return 0
@@ -49,7 +48,8 @@ def _verify(args) -> int:
     entries = [cat.get(n) for n in args.names] or [m for m in cat.models.values() if any(weights.is_cached(f) for f in m.files)]
     bad = 0
     for entry in entries:
-        for wf in entry.files:
+        # files are alternative sources: check the ones in the cache (or report the first as missing)
+        for wf in [f for f in entry.files if weights.is_cached(f)] or entry.files[:1]:
             ok, status = weights.verify(wf)
             bad += not ok
             print(f"{entry.name}: {'ok' if ok else 'FAILED'}: {status}")

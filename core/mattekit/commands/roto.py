@@ -22,27 +22,21 @@ same files as one run. --ray [ADDRESS] runs the chunks on a Ray cluster (pip ins
 
 
 def add_parser(sub) -> None:
+    """``mattekit roto``: the job's options come from :class:`mattekit.jobs.RotoSpec`'s declaration;
+    the flags that split and distribute the work (chunks, Ray) are the command's own."""
     import argparse
+
+    from ..jobs import RotoSpec
+    from ..tasks import registry
+    from .tasks import add_option_flags
 
     p = sub.add_parser("roto", help="matte a frame sequence or movie (rotoscoping)",
                        description="Compute an alpha matte for every frame of a plate.", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("plate", metavar="PLATE", help="frame pattern, numbered frame, folder of frames or movie file")
-    p.add_argument("-o", "--output", required=True, metavar="MATTE_PATTERN",
-                   help="matte pattern such as out/matte.####.png (PNG/TIFF 16-bit, EXR half), or a folder")
-    p.add_argument("--frames", help="frame range; default: every frame of the plate (gaps are reported)")
-    p.add_argument("--rgba", metavar="PATTERN", help="also write the cut-out (EXR premultiplied, PNG/TIFF straight alpha)")
-    p.add_argument("--fg", metavar="PATTERN", help="also write the decontaminated foreground plate with its alpha")
-    p.add_argument("--model", help="segmentation model (see `mattekit models list`); default: the catalog's")
-    p.add_argument("--weights", help="use this weights file instead of the catalog's download")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--threads", type=int, help="CPU threads for inference")
-    p.add_argument("--no-temporal", action="store_true", help="per-frame mattes, no temporal consistency")
-    p.add_argument("--radius", type=int, help="temporal window: frames on each side per pass (default 4; 0 = off)")
-    p.add_argument("--no-refine", action="store_true", help="plain bilinear upsampling of the matte")
-    p.add_argument("--depth", type=int, default=16, choices=(8, 16, 32), help="matte bits: 8/16 PNG-TIFF, 16 (half)/32 EXR")
-    p.add_argument("--skip-missing", action="store_true", help="process the frames that exist when some are missing")
-    p.add_argument("--overwrite", action="store_true", help="recompute every frame, even finished ones or other settings")
+    declared = {o.name: o for o in registry.options_of(RotoSpec)}
+    p.add_argument("plate", metavar="PLATE", help=declared["plate"].help)
+    p.add_argument("-o", "--output", required=True, metavar="MATTE_PATTERN", help=declared["output"].help)
+    add_option_flags(p, [o for name, o in declared.items() if name not in ("plate", "output")])
     p.add_argument("--chunk", type=int, default=0, metavar="N", help="split the frames into chunks of N")
     p.add_argument("--chunk-index", type=int, metavar="I", help="with --chunk: run only chunk I (from 0)")
     p.add_argument("--print-chunks", action="store_true", help="with --chunk: print each chunk's frame range and exit")
@@ -80,12 +74,11 @@ def run(args) -> int:
         raise MattekitError("--print-chunks needs --chunk N.")
     if args.ray is not None and args.chunk_index is not None:
         raise MattekitError("--ray runs every chunk; leave out --chunk-index.")
-    if args.radius is not None and args.radius < 0:
-        raise MattekitError("--radius must be 0 or more.")
-    spec = jobs.RotoSpec(plate=args.plate, output=args.output, frames=args.frames, rgba=args.rgba, fg=args.fg,
-                         model=args.model, weights=args.weights, device=args.device, threads=args.threads,
-                         refine=not args.no_refine, temporal=not args.no_temporal, radius=args.radius,
-                         bit_depth=args.depth, skip_missing=args.skip_missing, overwrite=args.overwrite)
+    from ..tasks import registry
+    from .tasks import option_values
+
+    values = option_values(args, registry.options_of(jobs.RotoSpec))
+    spec = jobs.RotoSpec(plate=args.plate, output=args.output, **values)
     bar = _Bar(quiet=False)
     try:
         if args.ray is not None:

@@ -24,6 +24,9 @@ import cv2
 import numpy as np
 
 from .. import ops
+from ..errors import MattekitError
+from .registry import Port, Task, option
+from .segment import DEVICE_HELP
 
 LINEAR_STEPS = 6  # layer radii 0..6 px one pixel apart, at full resolution
 PER_OCTAVE = 3  # beyond, three layers per doubling of the radius, each at a coarser level
@@ -32,34 +35,29 @@ BASE_RADIUS = 0.02  # blur radius at strength 1 for a full-range disparity diffe
 
 @dataclass
 class BokehOptions:
-    """How to render depth of field.
+    """How to render depth of field (strength = 2.8 / f-number; 1 blurs a full-range depth difference by
+    2% of the long side, about f/2.8 on a portrait lens)."""
 
-    focus: (x, y) pixel to focus on; focus_depth: focal plane as a disparity in [0,1]
-    (1 = nearest); neither: focus on the subject found by segmentation.
-    strength: blur scale; 1 blurs a full-range depth difference by 2% of the long side
-    (about f/2.8 on a portrait lens; ``strength = 2.8 / f_number``).
-    highlight_gain: extra energy given to highlights before the blur (0 = none);
-    highlight_threshold: linear value where the boost starts.
-    blades: aperture blades (0 = round aperture, 3.. = polygon), rotation in degrees.
-    mask_only: no depth model; the subject mask alone says what is near (sharp) and far.
-    subject: keep the segmented subject as one clean plane (None = only when no focus is given).
-    depth_model / depth_weights / segment_model: catalog names (None = defaults) and a local
-    weights file for the depth model; device: auto/cpu/cuda/mps.
-    """
-
-    focus: tuple[float, float] | None = None
-    focus_depth: float | None = None
-    strength: float = 1.0
-    highlight_gain: float = 2.0
-    highlight_threshold: float = 0.6
-    blades: int = 0
-    rotation: float = 0.0
-    mask_only: bool = False
-    subject: bool | None = None
-    depth_model: str | None = None
-    depth_weights: str | None = None
-    segment_model: str | None = None
-    device: str = "auto"
+    focus: str | None = option(None, "focus on this point: pixels X,Y (640,400) or percent (50%,40%); "
+                               "default: the subject found by segmentation")
+    focus_depth: float | None = option(None, "focus at this depth, 0 (farthest) .. 1 (nearest)", minimum=0.0, maximum=1.0)
+    strength: float = option(1.0, "blur strength: 1 blurs the farthest background by about 2% of the long side",
+                             minimum=0.0, maximum=20.0)
+    f_number: float | None = option(None, "blur like this f-number instead of a strength (f/2.8 = strength 1, f/1.4 = 2)",
+                                    minimum=0.14, maximum=1000.0)
+    mask_only: bool = option(False, "no depth model: keep the subject sharp, blur everything else")
+    highlight_gain: float = option(2.0, "extra brightness for highlights before blurring (bokeh balls); 0 = none",
+                                   minimum=0.0, maximum=10.0, aliases=("--highlights",))
+    blades: int = option(0, "aperture blades (polygonal bokeh), 0 = round, else 3 to 16", minimum=0, maximum=16)
+    rotation: float = option(0.0, "turn the aperture polygon by this angle in degrees", minimum=-360.0, maximum=360.0)
+    depth_model: str | None = option(None, "depth model (see `mattekit models list`); default: the catalog's",
+                                     model="depth", missing="use --mask-only to blur without a depth model")
+    depth_weights: str | None = option(None, "use this depth weights file instead of the catalog's download",
+                                       path=True, hosts=("cli", "api"))
+    segment_model: str | None = option(None, "segmentation model for the subject; default: the catalog's",
+                                       model="segment", aliases=("--model",))
+    device: str = option("auto", DEVICE_HELP)
+    highlight_threshold = 0.6  # linear value where the highlight boost starts (not an option)
 
 
 # ------------------------------------------------------------------------------------ layers
@@ -503,42 +501,64 @@ def refine_depth(image: np.ndarray, depth: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
+def parse_point(text: str, width: int, height: int) -> tuple[float, float]:
+    """'X,Y' in pixels or 'X%,Y%' in percent of the size -> pixel coordinates (x, y); one sentence when bad."""
+    parts = [v.strip() for v in text.split(",")]
+    usage = f"The focus {text!r} is not a point; write X,Y in pixels (640,400) or percent (50%,40%)."
+    if len(parts) != 2:
+        raise MattekitError(usage)
+    out = []
+    for value, size in zip(parts, (width, height)):
+        try:
+            v = float(value[:-1]) / 100 * (size - 1) if value.endswith("%") else float(value)
+        except ValueError:
+            raise MattekitError(usage) from None
+        if not 0 <= v <= size - 1:
+            raise MattekitError(f"The focus point {text} lies outside the {width} x {height} image.")
+        out.append(v)
+    return out[0], out[1]
+
+
+def needs_subject(options: BokehOptions) -> bool:
+    """Whether the subject mask is used: mask-only mode, or focusing on the subject (no point, no depth)."""
+    return options.mask_only or (options.focus is None and options.focus_depth is None)
+
+
 def bokeh(image: np.ndarray, options: BokehOptions | None = None, *, depth: np.ndarray | None = None,
-          mask: np.ndarray | None = None) -> np.ndarray:
+          mask: np.ndarray | None = None, depth_model=None, segment_model=None) -> np.ndarray:
     """DSLR-like depth of field for an sRGB photo (H x W x 3|4 float32 [0,1]) -> same shape.
 
-    Depth comes from ``depth`` (H x W disparity in [0,1], 1 = nearest) or the catalog's depth
-    model; with ``mask_only`` the subject mask alone stands in for depth (subject near, rest far).
-    The subject mask comes from ``mask`` or the segmentation task, when it is needed.
+    Depth comes from ``depth`` (H x W disparity in [0,1], 1 = nearest) or the ``depth_model``
+    predictor; with ``mask_only`` the subject mask alone stands in for depth (subject near, rest far).
+    The subject mask comes from ``mask`` or the ``segment_model`` predictor, when it is needed.
     """
-    from . import segment
+    from .depth import estimate_depth
+    from .segment import predict_mask
 
     options = options or BokehOptions()
+    if options.blades in (1, 2):
+        raise MattekitError(f"The aperture needs 0 (round) or 3 to 16 blades, not {options.blades}.")
     h, w = image.shape[:2]
-    radius = blur_radius(h, w, options.strength)
-    need_subject = options.mask_only or (options.subject if options.subject is not None
-                                         else options.focus is None and options.focus_depth is None)
+    strength = 2.8 / options.f_number if options.f_number else options.strength
+    radius = blur_radius(h, w, strength)
+    focus_point = parse_point(options.focus, w, h) if options.focus else None
+    need_subject = needs_subject(options)
     if need_subject and mask is None:
-        mask = segment.predict_mask(image, segment.SegmentOptions(model=options.segment_model, device=options.device))
+        mask = predict_mask(segment_model, image)
     if options.mask_only:
         depth_map = np.zeros((h, w), np.float32)  # the background plane; the subject plane is 1
         subject_depth = 1.0
-        if options.focus is not None:
-            x, y = options.focus
-            focus = 1.0 if focus_depth_at(mask, x, y) >= 0.5 else 0.0
+        if focus_point is not None:
+            focus = 1.0 if focus_depth_at(mask, *focus_point) >= 0.5 else 0.0
         else:
             focus = 1.0 if options.focus_depth is None else float(options.focus_depth)
     else:
         if depth is None:
-            from .depth import DepthOptions, estimate_depth
-
-            depth = estimate_depth(image, DepthOptions(model=options.depth_model, device=options.device,
-                                                       weights=options.depth_weights))
-            depth = refine_depth(image, depth)
+            depth = refine_depth(image, estimate_depth(depth_model, image))
         depth_map = depth.astype(np.float32)
         subject_depth = _subject_depth(depth_map, mask) if need_subject else None
-        if options.focus is not None:
-            focus = focus_depth_at(depth_map, *options.focus)
+        if focus_point is not None:
+            focus = focus_depth_at(depth_map, *focus_point)
         elif options.focus_depth is not None:
             focus = float(options.focus_depth)
         else:
@@ -547,3 +567,32 @@ def bokeh(image: np.ndarray, options: BokehOptions | None = None, *, depth: np.n
                   subject_depth=subject_depth, highlight_gain=options.highlight_gain,
                   highlight_threshold=options.highlight_threshold, blades=options.blades,
                   rotation=options.rotation)
+
+
+def _needs(options: BokehOptions, given: set[str]) -> dict[str, str]:
+    models = {} if options.mask_only else {"depth_model": "depth"}
+    if needs_subject(options) and "subject" not in given:
+        models["segment_model"] = "segment"
+    return models
+
+
+def _finish(models, inputs, options: BokehOptions, context, prediction) -> dict:
+    subject = inputs.get("subject")
+    return {"image": bokeh(inputs["image"], options, mask=subject, depth_model=models.get("depth_model"),
+                           segment_model=models.get("segment_model"))}
+
+
+TASK = Task(
+    name="bokeh",
+    summary="Depth of field from one photo: a lens blur keeping the subject (or the focus point) sharp.",
+    options=BokehOptions,
+    inputs=(Port("image", "image", (3, 4)),
+            Port("subject", "mask", optional=True, help="the subject to keep sharp (e.g. a selection)")),
+    outputs=(Port("image", "image", (3, 4)),),
+    prepare=lambda models, inputs, options: (None, None),
+    finish=_finish,
+    main=None,
+    needs=_needs,
+    suffix="_bokeh",
+    menu="Portrait _Bokeh...",
+)

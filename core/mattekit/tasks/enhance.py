@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import ops
 from ..ops import linear_to_srgb, srgb_to_linear
+from .registry import Legacy, Port, Task, option
 
 CLIP_LEVEL = 1.0 - 0.6 / 255.0  # at or above: clipped (8-bit 255); results stay below it
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 luminance of linear sRGB
@@ -25,13 +26,13 @@ _GM /= np.linalg.norm(_GM)
 
 @dataclass
 class EnhanceOptions:
-    """white_balance, contrast (exposure + local contrast), denoise: which steps run.
-    strength: 0 = unchanged, 1 = the default correction, up to 2 = stronger."""
+    """Which steps run (all by default) and how strongly."""
 
-    white_balance: bool = True
-    contrast: bool = True
-    denoise: bool = True
-    strength: float = 1.0
+    white_balance: bool = option(True, "automatic white balance")
+    contrast: bool = option(True, "exposure and local contrast (CLAHE on lightness, colours kept)")
+    denoise: bool = option(True, "gentle edge-preserving denoise (chroma more than luma)")
+    strength: float = option(1.0, "0 = unchanged, 1 = the default correction, up to 2 = stronger",
+                             minimum=0.0, maximum=2.0)
 
 
 # --------------------------------------------------------------------------- white balance
@@ -178,3 +179,19 @@ def enhance(image: np.ndarray, options: EnhanceOptions | None = None) -> np.ndar
     if image.shape[-1] == 4:
         out = np.concatenate([out, image[..., 3:4]], axis=-1)
     return out
+
+
+TASK = Task(
+    name="enhance",
+    summary="Automatic colour and tone correction: white balance, exposure and local contrast, gentle denoise.",
+    options=EnhanceOptions,
+    inputs=(Port("image", "image", (3, 4)),),
+    outputs=(Port("image", "image", (3, 4)),),
+    prepare=lambda models, inputs, options: (None, None),
+    finish=lambda models, inputs, options, context, y: {"image": enhance(inputs["image"], options)},
+    main=None,
+    suffix="_enhanced",
+    menu="_Enhance...",
+    legacy=(Legacy("--wb", "--no-contrast --no-denoise (white balance only)",
+                   {"white_balance": True, "contrast": False, "denoise": False}),),
+)

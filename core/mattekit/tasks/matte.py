@@ -1,11 +1,11 @@
-"""Matting: a soft alpha and clean foreground colours from a trimap, a mask or a matting network.
+"""Matting (task ``matte``): a soft alpha and clean foreground colours from a trimap, a mask or a model.
 
 - :func:`alpha_from_trimap` - learning-free matting inside a trimap's unknown band;
 - :func:`alpha_from_mask` - the same from a segmentation probability map (the trimap is made
   from the mask, and the mask stays in the estimate where colours say little);
-- :func:`predict_alpha` - a trimap-free matting network from the catalog (``modnet-portrait``);
-- :func:`matte` - whichever of the three the inputs call for;
-- :func:`foreground` / :func:`cutout` - decontaminated colours, and the RGBA cut-out.
+- with neither, the alpha comes from ``model``: a matting network (task "matte", e.g.
+  modnet-portrait) directly, or a segmentation network whose mask is matted.
+The result is assembled by :mod:`mattekit.cutout` (cut-out with decontaminated colours by default).
 
 Images are sRGB float32 H x W x 3|4 in [0,1]; alphas, masks and trimaps H x W.
 """
@@ -15,31 +15,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import catalog, matting, ops, runtime
+from .. import catalog, matting, ops
+from ..cutout import CutoutOptions, assemble, result_kind
+from ..errors import MattekitError
 from ..matting import trimap as trimaps
+from .registry import Legacy, Port, Task, option
+from .segment import DEVICE_HELP, WEIGHTS_HELP, background_or_backdrop, mask_from_prediction
 
 
 @dataclass
-class MatteOptions:
-    """model: a catalog matting network (task "matte", e.g. modnet-portrait) for trimap-free
-    matting; device / weights: as for segmentation. band: half-width in pixels of the unknown
-    band of trimaps made from masks (None = from the image size); iterations / refine: solver
-    iterations at the solve resolution / extra ones at full resolution."""
+class MatteOptions(CutoutOptions):
+    """Matting: where the alpha comes from and how hard the solver works, plus the cut-out options."""
 
-    model: str | None = None
-    device: str = "auto"
-    weights: str | None = None
-    band: int | None = None
-    iterations: int = 20
-    refine: int = 0
+    model: str | None = option(None, "without a trimap or mask: a matting model (e.g. modnet-portrait) or a "
+                               "segmentation model whose mask is matted; default: the catalog's segmentation model",
+                               model=("segment", "matte"))
+    weights: str | None = option(None, WEIGHTS_HELP, path=True, hosts=("cli", "api"))
+    device: str = option("auto", DEVICE_HELP)
+    band: int | None = option(None, "half-width in pixels of the unknown band of trimaps made from masks "
+                              "(default: from the image size)", minimum=0, maximum=4096)
+    iterations: int = option(20, "solver iterations at the solve resolution", minimum=1, maximum=500)
+    extra_iterations: int = option(0, "extra solver iterations at full resolution (slower, slightly sharper)",
+                                   minimum=0, maximum=200, aliases=("--refine",))
 
     def alpha_options(self) -> matting.AlphaOptions:
-        return matting.AlphaOptions(iterations=self.iterations, refine=self.refine)
-
-
-def trimap_from_mask(mask: np.ndarray, band: int | None = None) -> np.ndarray:
-    """Trimap (0 / 0.5 / 1) from a subject probability map; see :func:`mattekit.matting.trimap.from_mask`."""
-    return trimaps.from_mask(mask, band=band)
+        return matting.AlphaOptions(iterations=self.iterations, refine=self.extra_iterations)
 
 
 def alpha_from_trimap(image: np.ndarray, trimap: np.ndarray, options: MatteOptions | None = None) -> np.ndarray:
@@ -59,40 +59,92 @@ def alpha_from_mask(image: np.ndarray, mask: np.ndarray, options: MatteOptions |
     return matting.estimate_alpha(image[..., :3], trimap, options.alpha_options(), guess=m)
 
 
-def predict_alpha(image: np.ndarray, options: MatteOptions) -> np.ndarray:
-    """Trimap-free alpha from the catalog matting network ``options.model`` (H x W float32 in [0,1])."""
-    entry = catalog.load().get(options.model, "matte")
-    predictor = runtime.get_predictor(entry, device=options.device, weights_path=options.weights)
-    low = predictor.predict_map(image[..., :3])
-    h, w = image.shape[:2]
-    method = "area" if low.shape[0] > h else "bilinear"
-    return np.clip(ops.resize(low, h, w, method), 0.0, 1.0)
+def check_edge(mask: np.ndarray) -> None:
+    """A mask to refine needs both a sure-subject and a sure-background part; else one sentence saying why."""
+    missing = [name for name, part in (("white (subject)", mask >= trimaps.FG_AT),
+                                       ("black (background)", mask <= trimaps.BG_AT)) if not part.any()]
+    if missing:
+        raise MattekitError(f"The mask has no edge to refine: it needs both a white (subject) and a black "
+                            f"(background) part, and it has no {' or '.join(missing)} part.")
 
 
-def matte(image: np.ndarray, *, trimap: np.ndarray | None = None, mask: np.ndarray | None = None,
-          options: MatteOptions | None = None) -> np.ndarray:
-    """Alpha for ``image`` from a trimap, else from a mask, else from the matting network ``options.model``."""
-    options = options or MatteOptions()
-    if trimap is not None:
-        return alpha_from_trimap(image, trimap, options)
-    if mask is not None:
-        return alpha_from_mask(image, mask, options)
-    if options.model:
-        return predict_alpha(image, options)
-    raise ValueError("matte() needs a trimap, a mask or a matting model")
+def _model_task(options: MatteOptions) -> str:
+    """The catalog task of ``options.model``: "matte" for matting networks, else "segment"."""
+    if options.model is None:
+        return "segment"
+    entry = catalog.load().get(options.model)
+    if entry.task not in ("segment", "matte"):
+        raise MattekitError(f"Model '{entry.name}' is for {entry.task}, not for matting; use a segment or matte model.")
+    return entry.task
 
 
-def foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Decontaminated foreground colours (H x W x 3): the subject's own colour under partial alpha."""
-    return matting.estimate_foreground(image[..., :3], alpha)
+def _needs(options: MatteOptions, given: set[str]) -> dict[str, str]:
+    if "trimap" in given or "mask" in given:
+        if options.model is not None:
+            raise MattekitError("A model is for images without a trimap or a mask; leave it out or leave them out.")
+        return {}
+    return {"model": _model_task(options)}
 
 
-def cutout(image: np.ndarray, alpha: np.ndarray, decontaminate: bool = True) -> np.ndarray:
-    """RGBA cut-out (H x W x 4, straight alpha) with decontaminated colours unless ``decontaminate`` is False.
+def _prepare(models, inputs, options: MatteOptions):
+    if "model" in models:
+        return models["model"].prepare(inputs["image"]), None
+    return None, None
 
-    A transparent input stays transparent where it was (its alpha multiplies the matte).
-    """
-    if image.shape[-1] == 4:
-        alpha = alpha * image[..., 3]
-    rgb = foreground(image, alpha) if decontaminate else image[..., :3]
-    return np.concatenate([rgb, alpha[..., None]], axis=-1).astype(np.float32)
+
+def _finish(models, inputs, options: MatteOptions, context, prediction) -> dict:
+    image = inputs["image"]
+    if inputs.get("trimap") is not None:
+        alpha = alpha_from_trimap(image, _plane(inputs["trimap"], image, "trimap"), options)
+    elif inputs.get("mask") is not None:
+        mask = np.clip(ops.grey_map(_plane(inputs["mask"], image, "mask")), 0.0, 1.0)
+        check_edge(mask)
+        alpha = alpha_from_mask(image, mask, options)
+    elif models["model"].entry.task == "matte":
+        low = prediction[0, 0].float().cpu().numpy()
+        h, w = image.shape[:2]
+        alpha = np.clip(ops.resize(low, h, w, "area" if low.shape[0] > h else "bilinear"), 0.0, 1.0)
+    else:
+        alpha = alpha_from_mask(image, mask_from_prediction(image, prediction), options)
+    return {"result": assemble(image, alpha, options, backdrop=inputs.get("backdrop"))}
+
+
+def _plane(plane: np.ndarray, image: np.ndarray, what: str) -> np.ndarray:
+    """An H x W (x C) trimap or mask as H x W, checked against the image's size."""
+    plane = plane[..., 0] if plane.ndim == 3 else plane
+    if plane.shape != image.shape[:2]:
+        raise MattekitError(f"The {what} is {plane.shape[1]}x{plane.shape[0]} but the image is "
+                            f"{image.shape[1]}x{image.shape[0]}; they must have the same size.")
+    return plane
+
+
+def _suffix(options: MatteOptions) -> str:
+    return {"alpha": "_alpha", "foreground": "_fg"}.get(result_kind(options), "_matte")
+
+
+def _format(options: MatteOptions, source_suffix: str, named: str) -> str:
+    """PNG, or EXR (premultiplied, float) for EXR plates; a composite may go to the JPEG the user named."""
+    if result_kind(options) == "composite" and named in (".jpg", ".jpeg"):
+        return ".jpg"
+    return ".exr" if source_suffix == ".exr" else ".png"
+
+
+TASK = Task(
+    name="matte",
+    summary="Alpha matting: a soft alpha and decontaminated colours from a trimap, a mask's soft edge, or a model.",
+    options=MatteOptions,
+    inputs=(Port("image", "image", (3, 4)),
+            Port("trimap", "trimap", optional=True, help="black = background, white = subject, grey = unknown"),
+            Port("mask", "mask", optional=True, help="a soft or hard subject mask whose edge is matted"),
+            Port("backdrop", "image", (3, 4), optional=True, help="an image to put behind the subject (scaled to cover)")),
+    outputs=(Port("result", "image", (1, 3, 4)),),
+    prepare=_prepare,
+    finish=_finish,
+    needs=_needs,
+    suffix=_suffix,
+    output_format=_format,
+    menu="Refine _Edges...",
+    legacy=(Legacy("--alpha-only", "--result alpha", {"result": "alpha"}),
+            Legacy("--fg-only", "--result foreground", {"result": "foreground"}),
+            Legacy("--bg", "--background COLOUR|blur or --backdrop IMAGE", background_or_backdrop, takes_value=True)),
+)

@@ -18,13 +18,14 @@ Arrays: float32 in [0,1], H x W x C images (straight alpha, sRGB), H x W masks a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import math
+import pkgutil
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-TASK_MODULES = ("segment", "preview", "matte", "upscale", "bokeh", "enhance")  # mattekit.tasks.<name> declare TASK
 
 KINDS = ("image", "mask", "alpha", "trimap", "depth")
 
@@ -55,20 +56,25 @@ class Port:
 
 
 def option(default: Any = None, help: str = "", *, choices: tuple | None = None, minimum: float | None = None,
-           maximum: float | None = None, model: str | None = None, flag: str | None = None, label: str | None = None,
-           hosts: tuple[str, ...] = ("cli", "worker", "api"), path: bool = False, aliases: tuple[str, ...] = ()):
+           maximum: float | None = None, model: str | tuple | None = None, flag: str | None = None, label: str | None = None,
+           hosts: tuple[str, ...] = ("cli", "worker", "api"), path: bool = False, aliases: tuple[str, ...] = (),
+           bare: Any = None, missing: str | None = None):
     """A dataclass field with the metadata every front end needs.
 
     choices / minimum / maximum: the allowed values (checked everywhere by :meth:`Task.check`).
     model: the catalog task whose model names this option holds ("segment", "depth", ...).
     flag: the CLI flag when not ``--<name with dashes>``; aliases: older flags kept for one release.
+    default: ``dataclasses.MISSING`` for a required option.
     label: the short name a dialog shows (default: from the name). hosts: the front ends that offer
-    it ("cli", "worker", "api"; GIMP and Blender show what the worker offers). path: a file path
-    (the worker never takes those from a client).
+    it ("cli", "worker", "api"; GIMP and Blender show what the worker offers). path: a file path (the
+    worker confines paths to the folders its user allowed). bare: the value of the CLI flag given without one.
+    missing: for a model option, what the user can do instead when its weights are missing.
     """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "minimum": minimum,
             "maximum": maximum, "model": model, "flag": flag, "label": label, "hosts": tuple(hosts),
-            "path": path, "aliases": tuple(aliases)}
+            "path": path, "aliases": tuple(aliases), "bare": bare, "missing": missing}
+    if default is dataclasses.MISSING:
+        return field(metadata={"mattekit": meta})
     return field(default=default, metadata={"mattekit": meta})
 
 
@@ -90,6 +96,9 @@ class Option:
     hosts: tuple[str, ...]
     path: bool
     aliases: tuple[str, ...]
+    bare: Any
+    missing: str | None
+    required: bool = False
 
     def check(self, value: Any) -> Any:
         """``value`` converted to the declared type and checked; OptionError otherwise."""
@@ -116,11 +125,11 @@ class Option:
 
     def describe(self) -> dict:
         out = {"type": self.type.__name__, "default": self.default, "nullable": self.nullable, "help": self.help,
-               "label": self.label}
+               "label": self.label, "required": self.required, "path": self.path}
         for key in ("choices", "minimum", "maximum", "model"):
             value = getattr(self, key)
             if value is not None:
-                out[key] = list(value) if key == "choices" else value
+                out[key] = list(value) if isinstance(value, tuple) else value
         return out
 
 
@@ -149,14 +158,29 @@ def options_of(cls: type) -> list[Option]:
         if meta is None:
             continue
         kind, nullable = _field_type(hints[f.name])
-        nullable = nullable or f.default is None
+        required = f.default is dataclasses.MISSING
+        nullable = (nullable or f.default is None) and not required
         out.append(Option(
-            name=f.name, type=kind, default=f.default, nullable=nullable, help=meta["help"], choices=meta["choices"],
+            name=f.name, type=kind, default=None if required else f.default, nullable=nullable, required=required, help=meta["help"], choices=meta["choices"],
             minimum=meta["minimum"], maximum=meta["maximum"], model=meta["model"],
             flag=meta["flag"] or "--" + f.name.replace("_", "-"),
             label=meta["label"] or f.name.replace("_", " ").capitalize(), hosts=meta["hosts"], path=meta["path"],
-            aliases=meta["aliases"]))
+            aliases=meta["aliases"], bare=meta["bare"], missing=meta["missing"]))
     return out
+
+
+@dataclass(frozen=True)
+class Legacy:
+    """An old CLI flag kept for one release. It sets ``values`` (a dict of option / input names to
+    values, or a function of the flag's argument returning one) and prints a notice naming ``instead``."""
+
+    flag: str
+    instead: str
+    values: Any
+    takes_value: bool = False
+
+    def apply(self, argument: str | None = None) -> dict:
+        return dict(self.values(argument) if callable(self.values) else self.values)
 
 
 Models = typing.Mapping[str, Any]  # option name of a model field -> a loaded Predictor
@@ -179,8 +203,14 @@ class Task:
     needs(options, given) -> {model option: catalog task}: the models a run needs, given which
     optional inputs are present (default: the main model).
     prepare / infer / finish: the stages (module docstring). suffix: output file name suffix (CLI).
+    streams: prepare gives one network input per image, so folders run through the pipeline
+    (decode, inference and encoding overlapped); otherwise images run one after the other.
+    suffix: the CLI's output name suffix, or a function of the options giving it.
+    output_format(options, source suffix, suffix of the -o file) -> ".png" | ...: the CLI's output
+    format (default: the input's own format where mattekit writes it, else PNG).
     menu: the label of its entry in host menus (None: not offered there).
-    output_format(options, source_suffix) -> ".png" | ... : the CLI's output format rule.
+    progress: ``finish`` takes a ``progress(done, total)`` keyword (long single images: tiles).
+    api: the Python API function's name (default: the task's name). legacy: old CLI flags.
     """
 
     name: str
@@ -193,10 +223,20 @@ class Task:
     main: str | None = "model"
     needs: Callable | None = None
     infer: Callable | None = None
-    suffix: str = ""
-    menu: str | None = None
+    streams: bool = False
+    progress: bool = False
+    suffix: Any = ""
     output_format: Callable | None = None
-    examples: tuple[str, ...] = ()
+    menu: str | None = None
+    api: str | None = None
+    legacy: tuple[Legacy, ...] = ()
+
+    @property
+    def api_name(self) -> str:
+        return self.api or self.name.replace("-", "_")
+
+    def suffix_for(self, options) -> str:
+        return self.suffix(options) if callable(self.suffix) else self.suffix
 
     @property
     def declared(self) -> list[Option]:
@@ -227,10 +267,12 @@ class Task:
         checked = {k: table[k].check(v) for k, v in values.items()}
         return self.options(**checked)
 
-    def run(self, models: Models, inputs: dict, options) -> dict:
-        """prepare -> infer -> finish for one set of inputs."""
+    def run(self, models: Models, inputs: dict, options, progress: Callable | None = None) -> dict:
+        """prepare -> infer -> finish for one set of inputs; ``progress(done, total)`` where the task reports it."""
         x, context = self.prepare(models, inputs, options)
         y = self.infer(models, x) if self.infer is not None else default_infer(self, models, x)
+        if self.progress:
+            return self.finish(models, inputs, options, context, y, progress=progress)
         return self.finish(models, inputs, options, context, y)
 
     def describe(self, host: str = "worker") -> dict:
@@ -240,12 +282,18 @@ class Task:
                 "options": {o.name: o.describe() for o in self.declared if host in o.hosts}}
 
 
+@functools.lru_cache(maxsize=1)
 def tasks() -> dict[str, Task]:
-    """Every declared task by name (imports ``mattekit.tasks.<module>`` for each of TASK_MODULES)."""
+    """Every declared task by name: each module of ``mattekit.tasks`` with a module-level ``TASK``."""
+    import mattekit.tasks as package
+
     found = {}
-    for module in TASK_MODULES:
-        task = importlib.import_module(f"mattekit.tasks.{module}").TASK
-        found[task.name] = task
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name == "registry":
+            continue
+        task = getattr(importlib.import_module(f"mattekit.tasks.{info.name}"), "TASK", None)
+        if isinstance(task, Task):
+            found[task.name] = task
     return found
 
 

@@ -1,36 +1,43 @@
-"""Segmentation: a subject probability mask at full resolution, the soft alpha matted from it,
-and the cut-outs built from them."""
+"""Background removal (task ``remove``): the subject's mask from a segmentation network, its edge
+matted into a soft alpha, and the cut-out the user asked for (:mod:`mattekit.cutout`).
+
+Stages (the predictor is passed in as ``models["model"]``):
+prepare -> the network input; infer -> the network; finish -> :func:`mask_from_prediction` at full
+resolution, :func:`alpha_from_mask`, :func:`mattekit.cutout.assemble`.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import catalog, ops, runtime
+from .. import ops
+from ..cutout import CutoutOptions, assemble, result_kind
+from .registry import Legacy, Port, Task, option
+
+DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
+WEIGHTS_HELP = "use this weights file instead of the catalog's download"
 
 
 @dataclass
-class SegmentOptions:
-    """model: catalog name (None = the catalog's default segment model); device: auto/cpu/cuda/mps;
-    weights: a user-supplied weights file instead of the catalog's; refine: edge-aware upsampling;
-    matting: turn the mask's uncertain edge into a soft alpha by alpha matting (tasks.matte);
-    decontaminate: cut-outs carry the subject's own colours under partial alpha (no old
-    background in hair and soft edges)."""
+class SegmentOptions(CutoutOptions):
+    """Background removal: which model, how the mask becomes an alpha, and the cut-out options."""
 
-    model: str | None = None
-    device: str = "auto"
-    weights: str | None = None
-    refine: bool = True
-    matting: bool = True
-    decontaminate: bool = True
+    model: str | None = option(None, "segmentation model (see `mattekit models list`); default: the catalog's",
+                               model="segment")
+    weights: str | None = option(None, WEIGHTS_HELP, path=True, hosts=("cli", "api"))
+    device: str = option("auto", DEVICE_HELP)
+    refine: bool = option(True, "edge-aware upsampling of the network's mask (off: plain bilinear)")
+    matting: bool = option(True, "matte the mask's uncertain edge into a soft alpha (hair, fur); off: the "
+                           "mask is the alpha and colours are not decontaminated")
 
 
 def refine_mask(image: np.ndarray, low: np.ndarray) -> np.ndarray:
     """Upsample a low-resolution probability map (h x w) to the image (H x W x 3) following its edges.
 
     Bilinear upsampling followed by a colour guided filter whose radius is three times the
-    upsampling factor, so edges land on the photo's edges rather than on the network's grid
-    (radius and eps chosen on grabcut50: `mattekit bench segment`). Returns float32 H x W in [0,1].
+    upsampling factor, so edges land on the photo's edges rather than on the network's grid.
+    Returns float32 H x W in [0,1].
     """
     height, width = image.shape[:2]
     up = ops.resize(low, height, width, "bilinear")
@@ -43,75 +50,80 @@ def refine_mask(image: np.ndarray, low: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def predict_mask(image: np.ndarray, options: SegmentOptions | None = None) -> np.ndarray:
-    """Subject probability for an sRGB image (H x W x 3|4 float32 [0,1]) -> float32 H x W in [0,1]."""
-    options = options or SegmentOptions()
-    entry = catalog.load().get(options.model, "segment") if options.model else catalog.load().default("segment")
-    predictor = runtime.get_predictor(entry, device=options.device, weights_path=options.weights)
-    low = predictor.predict_map(image[..., :3])
-    if options.refine:
-        return refine_mask(image[..., :3], low)
-    return np.clip(ops.resize(low, *image.shape[:2], "bilinear"), 0.0, 1.0)
+def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True) -> np.ndarray:
+    """The network's prediction (1 x 1 x h x w tensor or h x w array, [0,1]) as a full-resolution
+    subject mask for ``image`` (H x W x 3|4): float32 H x W in [0,1]."""
+    low = prediction if isinstance(prediction, np.ndarray) else prediction[0, 0].float().cpu().numpy()
+    rgb = image[..., :3]
+    if refine:
+        return refine_mask(rgb, low)
+    return np.clip(ops.resize(low, *rgb.shape[:2], "bilinear"), 0.0, 1.0)
 
 
-def predict_alpha(image: np.ndarray, options: SegmentOptions | None = None) -> np.ndarray:
-    """The subject's alpha (H x W float32 in [0,1]): :func:`predict_mask`, its edge matted unless ``options.matting`` is off."""
-    options = options or SegmentOptions()
-    return alpha_from_mask(image, predict_mask(image, options), options)
-
-
-def alpha_from_mask(image: np.ndarray, mask: np.ndarray, options: SegmentOptions | None = None) -> np.ndarray:
-    """The alpha for a full-resolution subject mask (H x W): its edge matted, or the mask itself when
-    ``options.matting`` is off."""
-    if options is not None and not options.matting:
+def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True) -> np.ndarray:
+    """The subject's alpha (H x W) for a full-resolution mask: its edge matted, or the mask itself."""
+    if not matting:
         return mask
     from . import matte
 
     return matte.alpha_from_mask(image[..., :3], mask)
 
 
-def foreground_colours(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """The subject's own colours under ``alpha`` (H x W x 3): see :func:`mattekit.tasks.matte.foreground`."""
-    from . import matte
-
-    return matte.foreground(image[..., :3], alpha)
+def predict_mask(predictor, image: np.ndarray, refine: bool = True) -> np.ndarray:
+    """Subject mask of ``image`` (H x W x 3|4 float32 [0,1]) by ``predictor``: float32 H x W in [0,1]."""
+    return mask_from_prediction(image, predictor(predictor.prepare(image)), refine)
 
 
-def cutout(image: np.ndarray, alpha: np.ndarray, *, output: str = "rgba", background=None,
-           crop_margin: float | None = None, colours: np.ndarray | None = None) -> np.ndarray:
-    """Build the result a user asked for from an image and its alpha (both H x W, [0,1]).
-
-    output: "rgba" (H x W x 4, straight alpha), "mask" (H x W alpha), or "composite"
-    (H x W x 3 over ``background``: an RGB triple or an H x W x 3 image).
-    crop_margin: crop to the subject's box grown by this fraction of its size.
-    colours: the subject's colours to use instead of the photo's (decontaminated, H x W x 3).
-    """
-    rgb = image[..., :3] if colours is None else colours
-    if image.shape[-1] == 4:  # a transparent input stays transparent where it was
-        alpha = alpha * image[..., 3]
-    if output == "mask":
-        result = alpha.astype(np.float32)
-    elif output == "composite":
-        if background is None:
-            raise ValueError("composite output needs a background")
-        result = ops.composite_over(rgb, alpha, background)
-    else:
-        result = np.concatenate([rgb, alpha[..., None]], axis=-1).astype(np.float32)
-    if crop_margin is not None:
-        box = ops.bounding_box(alpha, margin=crop_margin)
-        if box is not None:
-            top, left, bottom, right = box
-            result = result[top:bottom, left:right]
-    return result
+def _prepare(models, inputs, options: SegmentOptions):
+    return models["model"].prepare(inputs["image"]), None
 
 
-def remove_background(image: np.ndarray, options: SegmentOptions | None = None, **cutout_args) -> np.ndarray:
-    """Cut the subject out of ``image``; keyword arguments as :func:`cutout` (RGBA by default).
+def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dict:
+    image = inputs["image"]
+    mask = mask_from_prediction(image, prediction, options.refine)
+    alpha = alpha_from_mask(image, mask, options.matting)
+    if not options.matting:
+        options = _plain(options)
+    return {"result": assemble(image, alpha, options, backdrop=inputs.get("backdrop"))}
 
-    By default the alpha is matted and the cut-out's colours decontaminated (see
-    :class:`SegmentOptions`)."""
-    options = options or SegmentOptions()
-    alpha = predict_alpha(image, options)
-    if options.decontaminate and options.matting and cutout_args.get("output", "rgba") != "mask":
-        cutout_args.setdefault("colours", foreground_colours(image, alpha))
-    return cutout(image, alpha, **cutout_args)
+
+def _plain(options: SegmentOptions) -> SegmentOptions:
+    """Without matting the colours are the photo's own (no decontamination)."""
+    from dataclasses import replace
+
+    return replace(options, decontaminate=False)
+
+
+def background_or_backdrop(value: str) -> dict:
+    """The old ``--bg COLOR|IMAGE``: an existing file is a backdrop image, anything else a background."""
+    from pathlib import Path
+
+    return {"backdrop": value} if Path(value).is_file() else {"background": value}
+
+
+def _suffix(options: SegmentOptions) -> str:
+    return {"alpha": "_mask", "foreground": "_fg"}.get(result_kind(options), "_cutout")
+
+
+def _format(options: SegmentOptions, source_suffix: str, named: str) -> str:
+    """Cut-outs and masks are PNG; a composite may go to the JPEG the user named."""
+    return ".jpg" if result_kind(options) == "composite" and named in (".jpg", ".jpeg") else ".png"
+
+
+TASK = Task(
+    name="remove",
+    summary="Cut the subject out of each image: an RGBA cut-out, its alpha, or a composite.",
+    options=SegmentOptions,
+    inputs=(Port("image", "image", (3, 4)),
+            Port("backdrop", "image", (3, 4), optional=True, help="an image to put behind the subject (scaled to cover)")),
+    outputs=(Port("result", "image", (1, 3, 4)),),
+    prepare=_prepare,
+    finish=_finish,
+    streams=True,
+    suffix=_suffix,
+    output_format=_format,
+    menu="Remove _Background...",
+    api="remove_background",
+    legacy=(Legacy("--mask", "--result alpha", {"result": "alpha"}),
+            Legacy("--bg", "--background COLOUR or --backdrop IMAGE", background_or_backdrop, takes_value=True)),
+)

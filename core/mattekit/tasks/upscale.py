@@ -1,248 +1,74 @@
-"""Super-resolution: upscale an image with a catalog SR network, tile by tile, alpha and grey kept.
+"""Super-resolution (task ``upscale``): the image at ``scale`` x its size through an SR network.
 
-``upscale(image, options)`` takes H x W (grey), H x W x 1|2|3|4 (grey, grey+alpha, RGB, RGBA)
-float32 in [0,1] (uint8/uint16 arrays are accepted and scaled) and returns float32 in [0,1]
-with the same channels at the output size. Alpha stays straight (unpremultiplied).
-
-How alpha is upscaled (``alpha="model"``, the default): the alpha plane goes through the same
-network as a grey image, in the same batch as the colour. A hard matte edge then stays as
-sharp as the colour edge it belongs to and lands on the same pixels, where bicubic would
-leave a blurred rim a few pixels wide around a sharp subject. Two guards keep it a matte:
-pixels whose 3x3 input neighbourhood is fully opaque (transparent) come out exactly 1 (0),
-so the net cannot dent flat regions, and the result is clamped to [0,1]. ``alpha="bicubic"``
-is the cheap, conservative alternative (no extra network pass). Before either, colour under
-fully transparent pixels is filled from the nearest visible colours (push-pull), so the
-network never pulls the arbitrary colour hidden there (often black) into the subject's edge.
+Grey stays grey, alpha stays straight alpha, 16-bit input is written back 16-bit by the front ends;
+large images run in feathered, overlapping tiles (:mod:`mattekit.superres`). The predictor is
+passed in as ``models["model"]``; everything happens in ``finish`` (tiling needs the model).
 """
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
-from typing import Callable
 
-import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from .. import catalog, ops, runtime, tiling
-from ..catalog import ModelEntry
-from ..errors import InputError, MattekitError
+from .registry import Port, Task, option
+from .segment import DEVICE_HELP, WEIGHTS_HELP
 
 MAX_SCALE = 16.0
-MIN_SIDE = 16  # smaller inputs are padded up to this (RFDN's attention branch needs 15 px)
-DEFAULT_OVERLAP = 32
 ALPHA_METHODS = ("model", "bicubic")
 
 
 @dataclass
 class UpscaleOptions:
-    """model: catalog name (None = the catalog's default upscale model); device: auto/cpu/cuda/mps;
-    scale: output/input size ratio (None = the model's own factor; other ratios resample the
-    network's result: area when shrinking, bicubic when enlarging); width: target width in
-    pixels, height keeping the aspect (overrides scale); strength: 1 = network only, 0 = plain
-    bicubic, between = a blend for when GAN detail is too strong; tile: window side in input
-    pixels (None = chosen from free memory, 0 = whole image at once); overlap: input pixels
-    shared by neighbouring tiles (None = the catalog's); weights: a user-supplied weights file
-    instead of the catalog's; alpha: "model" or "bicubic" (see the module docstring)."""
+    """Super-resolution: model, output size, detail strength, tiling, how alpha is upscaled."""
 
-    model: str | None = None
-    device: str = "auto"
-    scale: float | None = None
-    width: int | None = None
-    strength: float = 1.0
-    tile: int | None = None
-    overlap: int | None = None
-    weights: str | None = None
-    alpha: str = "model"
+    model: str | None = option(None, "upscale model (see `mattekit models list`); default: the catalog's", model="upscale")
+    weights: str | None = option(None, WEIGHTS_HELP, path=True, hosts=("cli", "api"))
+    device: str = option("auto", DEVICE_HELP)
+    scale: float | None = option(None, "output size / input size (default: the model's own factor, 2 or 4)",
+                                 minimum=0.01, maximum=MAX_SCALE)
+    width: int | None = option(None, "output width in pixels, the height keeping the aspect (instead of scale)",
+                               minimum=1, maximum=1 << 18)
+    strength: float = option(1.0, "1 = network detail only, 0 = plain bicubic, between = a blend of the two",
+                             minimum=0.0, maximum=1.0)
+    tile: int | None = option(None, "tile side in input pixels (default: chosen from free memory; 0 = no tiling)",
+                              minimum=0, maximum=1 << 16)
+    alpha: str = option("model", "how transparency is upscaled: model (sharp) or bicubic (soft, faster)",
+                        choices=ALPHA_METHODS)
 
 
-def model_entry(options: UpscaleOptions) -> ModelEntry:
-    cat = catalog.load()
-    return cat.get(options.model, "upscale") if options.model else cat.default("upscale")
+def is_grey(pixels: np.ndarray) -> bool:
+    """Whether an H x W x 3|4 image's colour channels are all equal."""
+    return bool(np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2]))
 
 
-def output_size(height: int, width: int, net_scale: int, options: UpscaleOptions) -> tuple[int, int]:
-    """(H, W) of the result for an input of ``height`` x ``width``; a MattekitError for bad requests."""
-    if options.width is not None:
-        if options.width < 1:
-            raise MattekitError(f"The target width must be a positive number of pixels, not {options.width}.")
-        out_w = int(options.width)
-        out_h = max(1, round(height * out_w / width))
-        if out_w / width > MAX_SCALE:
-            raise MattekitError(f"A width of {out_w} px is more than {MAX_SCALE:g}x this {width} px wide image; upscale in steps.")
-        return out_h, out_w
-    scale = float(net_scale if options.scale is None else options.scale)
-    if not 0 < scale <= MAX_SCALE:
-        raise MattekitError(f"The scale must be above 0 and at most {MAX_SCALE:g}, not {scale:g}.")
-    return max(1, round(height * scale)), max(1, round(width * scale))
+def _finish(models, inputs, options: UpscaleOptions, context, prediction, progress=None) -> dict:
+    """Grey images (equal channels, or 1-2 channels) go through the net once, as grey; the result keeps
+    the input's channel count except that grey RGB(A) comes back as 1 (grey) or 2 (grey + alpha) channels."""
+    from .. import superres
+
+    pixels = inputs["image"]
+    if pixels.ndim == 3 and pixels.shape[-1] in (3, 4) and is_grey(pixels):
+        pixels = pixels[..., [0, 3]] if pixels.shape[-1] == 4 else pixels[..., 0]
+    result = superres.upscale(models["model"], pixels, scale=options.scale, width=options.width,
+                              strength=options.strength, tile=options.tile, alpha=options.alpha, progress=progress)
+    return {"image": result}
 
 
-def _as_float(image: np.ndarray) -> np.ndarray:
-    """Any supported array as float32 H x W x C in [0,1] (C = 1..4)."""
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4) or 0 in image.shape:
-        raise InputError(f"An image must be H x W or H x W x 1-4 channels, not an array of shape {image.shape}.")
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    if image.dtype == np.uint16:
-        return image.astype(np.float32) / 65535.0
-    if not np.issubdtype(image.dtype, np.floating):
-        raise InputError(f"Image arrays must be float in [0,1], uint8 or uint16, not {image.dtype}.")
-    return np.clip(image.astype(np.float32, copy=False), 0.0, 1.0)
+def _suffix(options: UpscaleOptions) -> str:
+    if options.width:
+        return f"_w{options.width}"
+    return f"_x{options.scale:g}" if options.scale is not None else "_x{scale}"
 
 
-def fill_transparent(rgb: np.ndarray, alpha: np.ndarray, threshold: float = 1.0 / 512) -> np.ndarray:
-    """Colour of fully transparent pixels replaced by the nearby visible colour (push-pull fill).
-
-    An image pyramid of alpha-masked colour is built by area averaging; going back up, each
-    level keeps its known colour and takes the missing part from the coarser level. Visible
-    pixels are unchanged. rgb: H x W x C float32; alpha: H x W. Returns a new array.
-    """
-    known = (alpha >= threshold).astype(np.float32)
-    if known.all() or not known.any():
-        return rgb
-    levels = [(rgb * known[..., None], known)]
-    while max(levels[-1][1].shape) > 1:
-        c, k = levels[-1]
-        size = (max(1, (k.shape[1] + 1) // 2), max(1, (k.shape[0] + 1) // 2))
-        small_c = cv2.resize(c, size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1)
-        levels.append((small_c, cv2.resize(k, size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0])))
-    c, k = levels[-1]
-    colour = c / np.maximum(k, 1e-8)[..., None]
-    for c, k in reversed(levels[:-1]):
-        up = cv2.resize(colour, (k.shape[1], k.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(c.shape)
-        colour = c + (1.0 - k)[..., None] * up
-    out = rgb.copy()
-    clear = known == 0
-    out[clear] = colour[clear]
-    return out
-
-
-def _bicubic(t: torch.Tensor, scale: int) -> torch.Tensor:
-    return F.interpolate(t, scale_factor=scale, mode="bicubic", align_corners=False)
-
-
-class _TileFunction:
-    """What runs on one window: colour (and alpha) through the net, guards, strength blend.
-
-    Input windows are 1 x C x h x w in [0,1] with the image's own channels (grey, grey+alpha,
-    RGB, RGBA); the result has the same channels at ``scale`` times the size, clamped to [0,1].
-    """
-
-    def __init__(self, predictor: runtime.Predictor, channels: int, alpha: str | None, strength: float):
-        self.predictor = predictor
-        self.spec_in = predictor.entry.input
-        self.scale = predictor.entry.scale
-        self.grey = channels in (1, 2)
-        self.has_alpha = channels in (2, 4)
-        self.alpha = alpha if self.has_alpha else None  # "model", "bicubic" or "constant"
-        self.strength = strength
-        mean = torch.tensor(self.spec_in.mean, dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor(self.spec_in.std, dtype=torch.float32).view(1, 3, 1, 1)
-        self.mean, self.std = mean, std
-
-    def _to_net(self, t: torch.Tensor) -> torch.Tensor:
-        spec = self.spec_in
-        if spec.colour_order == "BGR":
-            t = t.flip(1)
-        return (t - self.mean) / self.std * (spec.extra_scale * spec.value_scale)
-
-    def __call__(self, t: torch.Tensor) -> torch.Tensor:
-        colour = t[:, :1].repeat(1, 3, 1, 1) if self.grey else t[:, :3]
-        batch = [colour]
-        if self.alpha == "model":
-            batch.append(t[:, -1:].repeat(1, 3, 1, 1))
-        y = self.predictor(self._to_net(torch.cat(batch, 0)))
-        if self.spec_in.colour_order == "BGR":
-            y = y.flip(1)
-        y = y.to(torch.float32)
-        out = y[:1].mean(1, keepdim=True) if self.grey else y[:1]
-        if self.strength < 1.0:
-            classic = _bicubic(colour[:, :1] if self.grey else colour, self.scale).to(out.device)
-            out = out * self.strength + classic * (1.0 - self.strength)
-        parts = [out.clamp_(0.0, 1.0)]
-        if self.has_alpha:
-            parts.append(self._alpha(t[:, -1:], y[1:].mean(1, keepdim=True) if self.alpha == "model" else None, out.device))
-        return torch.cat(parts, 1) if len(parts) > 1 else parts[0]
-
-    def _alpha(self, a: torch.Tensor, net: torch.Tensor | None, device) -> torch.Tensor:
-        s = self.scale
-        if self.alpha == "constant":
-            return F.interpolate(a, scale_factor=s, mode="nearest").to(device)
-        classic = _bicubic(a, s).to(device)
-        if net is None:
-            return classic.clamp_(0.0, 1.0)
-        if self.strength < 1.0:
-            net = net * self.strength + classic * (1.0 - self.strength)
-        a = a.to(device)
-        opaque = -F.max_pool2d(-a, 3, 1, 1) >= 1.0  # 3x3 neighbourhood fully opaque
-        clear = F.max_pool2d(a, 3, 1, 1) <= 0.0  # ... fully transparent
-        net = torch.where(F.interpolate(opaque.float(), scale_factor=s, mode="nearest") > 0, 1.0, net)
-        net = torch.where(F.interpolate(clear.float(), scale_factor=s, mode="nearest") > 0, 0.0, net)
-        return net.clamp_(0.0, 1.0)
-
-
-_BYTES_PER_PIXEL: "weakref.WeakKeyDictionary[runtime.Predictor, float]" = weakref.WeakKeyDictionary()
-
-
-def _tile_size(predictor: runtime.Predictor, batch: int) -> int:
-    if predictor not in _BYTES_PER_PIXEL:
-        _BYTES_PER_PIXEL[predictor] = tiling.bytes_per_pixel(predictor.net, 3, device=predictor.device, dtype=predictor.dtype)
-    return tiling.choose_tile(_BYTES_PER_PIXEL[predictor], predictor.device, batch=batch)
-
-
-def upscale(image: np.ndarray, options: UpscaleOptions | None = None, *,
-            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Upscale ``image`` (H x W or H x W x 1-4, float32 [0,1] or uint8/uint16) -> float32 [0,1].
-
-    The result keeps the input's channels (grey stays grey, alpha stays straight alpha) and
-    has the size ``output_size`` gives. ``progress(done, total)`` is called after each tile.
-    """
-    options = options or UpscaleOptions()
-    if not 0.0 <= options.strength <= 1.0:
-        raise MattekitError(f"The strength must be between 0 and 1, not {options.strength:g}.")
-    if options.alpha not in ALPHA_METHODS:
-        raise MattekitError(f"The alpha method must be one of {', '.join(ALPHA_METHODS)}, not '{options.alpha}'.")
-    was_2d = np.ndim(image) == 2
-    pixels = _as_float(image)
-    height, width, channels = pixels.shape
-    entry = model_entry(options)
-    out_h, out_w = output_size(height, width, entry.scale, options)
-    predictor = runtime.get_predictor(entry, device=options.device, weights_path=options.weights)
-
-    alpha_method = options.alpha
-    if channels in (2, 4):
-        alpha = pixels[..., -1]
-        if float(alpha.min()) == float(alpha.max()):
-            alpha_method = "constant"  # fully opaque (or uniform) alpha: no network pass for it
-        else:
-            colour = fill_transparent(pixels[..., :-1], alpha)
-            pixels = np.concatenate([colour, alpha[..., None]], axis=-1)
-
-    # Tiny inputs are padded up to MIN_SIDE pixels (edge-replicated) and the result cropped.
-    pad_h, pad_w = max(0, MIN_SIDE - height), max(0, MIN_SIDE - width)
-    x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-    fn = _TileFunction(predictor, channels, alpha_method, float(options.strength))
-    batch = 2 if fn.alpha == "model" else 1
-    if options.tile == 0:
-        tile = max(x.shape[-2:])
-    else:
-        tile = options.tile or _tile_size(predictor, batch)
-    overlap = options.overlap if options.overlap is not None else int(entry.extra.get("overlap", DEFAULT_OVERLAP))
-    with predictor.lock:
-        out = tiling.run_tiled(fn, x, entry.scale, tile=tile, overlap=overlap, multiple=entry.pad_multiple,
-                               device=predictor.device, progress=progress)
-    s = entry.scale
-    result = out[0].permute(1, 2, 0).numpy()[: height * s, : width * s]  # H x W x C view, no copy
-    if result.shape[:2] != (out_h, out_w):
-        shrinking = out_h * out_w < result.shape[0] * result.shape[1]
-        result = ops.resize(result, out_h, out_w, "area" if shrinking else "cubic")
-        np.clip(result, 0.0, 1.0, out=result)
-    if was_2d:
-        result = result[..., 0]
-    return np.ascontiguousarray(result)
+TASK = Task(
+    name="upscale",
+    summary="Super-resolution: the image (grey, RGB, with or without alpha) at scale x its size.",
+    options=UpscaleOptions,
+    inputs=(Port("image", "image", (1, 2, 3, 4)),),
+    outputs=(Port("image", "image", (1, 2, 3, 4), size="scaled"),),
+    prepare=lambda models, inputs, options: (None, None),
+    finish=_finish,
+    progress=True,
+    suffix=_suffix,
+    menu="_Upscale...",
+)

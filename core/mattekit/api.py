@@ -1,0 +1,164 @@
+"""The Python API, one function per registered task, as small as rembg's:
+
+    import mattekit
+    cut = mattekit.remove_background("photo.jpg")                  # -> Path of photo_cutout.png
+    png = mattekit.remove_background(open("photo.jpg", "rb").read())  # bytes in -> PNG bytes out
+    model = mattekit.load_model("u2netp")                          # load once ...
+    alpha = mattekit.remove_background(pixels, model=model, result="alpha")  # ... reuse; numpy in -> numpy out
+
+``x`` may be a path (the result is written beside it as the CLI would, or to ``output=``, and its
+path returned), bytes of an image file (PNG bytes back), a PIL image (a PIL image back) or a numpy
+array (H x W x 3|4 or H x W; uint8 / uint16 / float in [0,1]; the same dtype back). Keyword
+arguments are the task's options (``mattekit <task> --help`` lists them) and its other inputs
+(``trimap=``, ``mask=``, ``subject=``..., in any of the same kinds). A model option may be a name or
+a model from :func:`load_model`; models loaded by name are kept for reuse until :func:`clear_models`.
+"""
+from __future__ import annotations
+
+import io as _bytes_io
+from pathlib import Path
+
+import numpy as np
+
+from .tasks import registry
+
+_CACHE = None  # the API's own ModelCache, made on first use
+
+
+def models_cache():
+    """The ModelCache the API functions load named models into."""
+    global _CACHE
+    if _CACHE is None:
+        from .runtime import ModelCache
+
+        _CACHE = ModelCache()
+    return _CACHE
+
+
+def load_model(name: str | None = None, task: str = "segment", device: str = "auto", weights: str | None = None):
+    """A loaded model (a ``mattekit.runtime.Predictor``) to pass as ``model=`` (or ``depth_model=``...)."""
+    return models_cache().get(name, task, device=device, weights_path=weights)
+
+
+def clear_models() -> None:
+    """Forget the models the API functions loaded by name (frees their memory)."""
+    if _CACHE is not None:
+        _CACHE.clear()
+
+
+def _to_array(x) -> tuple[np.ndarray, object]:
+    """(float32 H x W [x C] in [0,1], how to give the result back) for any supported kind of ``x``."""
+    if isinstance(x, np.ndarray):
+        if x.dtype == np.uint8:
+            return x.astype(np.float32) / 255.0, np.uint8
+        if x.dtype == np.uint16:
+            return x.astype(np.float32) / 65535.0, np.uint16
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"arrays must be uint8, uint16 or float in [0,1], not {x.dtype}")
+        return np.clip(x.astype(np.float32), 0.0, 1.0), x.dtype
+    from PIL import Image
+
+    if isinstance(x, Image.Image):
+        buffer = _bytes_io.BytesIO()
+        x.save(buffer, format="PNG")
+        return _decode(buffer.getvalue()), "pil"
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return _decode(bytes(x)), "bytes"
+    raise TypeError(f"expected a path, bytes, a PIL image or a numpy array, not {type(x).__name__}")
+
+
+def _decode(data: bytes) -> np.ndarray:
+    import tempfile
+
+    from . import io
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "input"
+        path.write_bytes(data)
+        return io.read_image(path).pixels
+
+
+def _back(result: np.ndarray, kind):
+    """The result as the caller's kind of input."""
+    if kind in ("pil", "bytes"):
+        from PIL import Image
+
+        ints = np.round(np.clip(result, 0.0, 1.0) * 255.0).astype(np.uint8)
+        image = Image.fromarray(ints[..., 0] if ints.ndim == 3 and ints.shape[-1] == 1 else ints)
+        if kind == "pil":
+            return image
+        buffer = _bytes_io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+    if kind in (np.uint8, np.uint16):
+        return np.round(np.clip(result, 0.0, 1.0) * np.iinfo(kind).max).astype(kind)
+    return result.astype(kind, copy=False)
+
+
+def run(task_name: str, x, output: str | Path | None = None, **kwargs):
+    """Run the task ``task_name`` on ``x`` (module docstring) and return its first output in ``x``'s kind."""
+    task = registry.get(task_name)
+    ports = {p.name: p for p in task.inputs[1:]}
+    given = {k: kwargs.pop(k) for k in list(kwargs) if k in ports and kwargs[k] is not None}
+    table = task.option_table()
+    loaded = {k: kwargs.pop(k) for k in list(kwargs) if k in table and table[k].model and not isinstance(kwargs[k], (str, type(None)))}
+    options = task.make_options(kwargs, host="api")
+    if isinstance(x, (str, Path)):
+        return _run_file(task, Path(x), output, options, given, loaded)
+    image, kind = _to_array(x)
+    inputs = {"image": image}
+    for name, value in given.items():
+        plane, _ = _to_array(value) if not isinstance(value, (str, Path)) else (_decode(Path(value).read_bytes()), None)
+        inputs[name] = plane if ports[name].kind == "image" or plane.ndim == 2 else plane[..., 0]
+    result = task.run(_models(task, options, set(given), loaded), inputs, options)[task.outputs[0].name]
+    return _back(result, kind)
+
+
+def _models(task, options, given: set[str], loaded: dict) -> dict:
+    models = {}
+    device = getattr(options, "device", "auto")
+    for name, catalog_task in task.models_needed(options, given).items():
+        if name in loaded:
+            models[name] = loaded[name]
+        else:
+            weights = getattr(options, name.replace("model", "weights"), None)
+            models[name] = models_cache().get(getattr(options, name), catalog_task, device=device, weights_path=weights)
+    return models
+
+
+def _run_file(task, source: Path, output, options, given: dict, loaded: dict) -> Path:
+    from . import io
+    from .commands import files
+
+    picture = io.read_image(source)
+    inputs = {"image": picture.pixels}
+    for name, value in given.items():
+        inputs[name] = files.read_companion(str(value), source, dict((p.name, p) for p in task.inputs)[name],
+                                            picture.pixels.shape[:2])
+    models = _models(task, options, set(given), loaded)
+    suffix = task.suffix_for(options)
+    if "{scale}" in suffix:
+        suffix = suffix.replace("{scale}", str(models[task.main].entry.scale))
+    named = Path(output).suffix.lower() if output else ""
+    ext = task.output_format(options, source.suffix.lower(), named) if task.output_format else files.same_format(source)
+    target = Path(output) if output else source.with_name(source.stem + suffix + ext)
+    result = files.for_file(task.run(models, inputs, options)[task.outputs[0].name], target)
+    io.write_image(target, result, bit_depth=files.bit_depth_for(picture, target))
+    return target
+
+
+def _make(task_name: str):
+    def call(x, output: str | Path | None = None, **options):
+        return run(task_name, x, output=output, **options)
+
+    task = registry.get(task_name)
+    call.__name__ = call.__qualname__ = task.api_name
+    lines = [f"{task.summary}", "", "Options:"]
+    lines += [f"    {o.name} ({o.type.__name__}, default {o.default!r}): {o.help}" for o in task.declared if "api" in o.hosts]
+    call.__doc__ = "\n".join(lines) + "\n\nSee mattekit.api for the kinds of x and the result."
+    return call
+
+
+def functions() -> dict:
+    """{API function name: function} for every registered task."""
+    return {task.api_name: _make(task.name) for task in registry.tasks().values()}

@@ -1,0 +1,179 @@
+"""The CLI subcommands generated from the task registry: ``mattekit <task> INPUT... [-o OUT] [options]``.
+
+Each declared option becomes a flag (``--name``; booleans also get ``--no-name``), each optional
+input port a ``--port FILE|FOLDER`` flag (a file, or a folder of files named like the inputs),
+and old flag names of the previous release still work with a notice. Files, folders and globs are
+expanded by :mod:`mattekit.commands.files`; tasks that stream (one network input per image) run
+folders through :mod:`mattekit.pipeline`. Nothing here imports torch until a command runs.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import MattekitError
+from ..tasks import registry
+from ..tasks.registry import Task
+
+_NOTICE = "mattekit: note: {old} is now {new}; the old flag goes away in the next release."
+
+
+class _Aliased(argparse.Action):
+    """Stores a value like ``store``; says so when an old alias of the flag was used."""
+
+    def __init__(self, option_strings, dest, new_flag=None, old_flags=(), **kwargs):
+        self.new_flag, self.old_flags = new_flag, old_flags
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string in self.old_flags:
+            print(_NOTICE.format(old=option_string, new=self.new_flag), file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _metavar(option: registry.Option) -> str | None:
+    if option.choices is not None:
+        return None
+    return "PATH" if option.path else {int: "N", float: "X", str: "TEXT"}[option.type]
+
+
+def add_task_parser(sub, task: Task) -> None:
+    """The subcommand for ``task`` with its flags, all derived from the declaration."""
+    p = sub.add_parser(task.name, help=task.summary[0].lower() + task.summary[1:].rstrip("."), description=task.summary)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--output", help="output file (one input) or folder; default: beside each input as "
+                   f"NAME{task.suffix_for(task.options()).replace('{scale}', 'N') or '_out'}.EXT")
+    for port in task.inputs[1:]:
+        p.add_argument(f"--{port.name}", dest=f"port_{port.name}", metavar="FILE|FOLDER",
+                       help=f"{port.help or port.kind} (a file, or a folder of files named like the inputs)")
+    add_option_flags(p, task.declared)
+    for i, old in enumerate(task.legacy):
+        kind = {"action": "store", "metavar": "VALUE"} if old.takes_value else {"action": "store_true"}
+        p.add_argument(old.flag, dest=f"legacy_{i}", default=None, help=f"old name: use {old.instead}", **kind)
+    p.add_argument("--threads", type=int, help="CPU threads for inference (per inference worker for several images)")
+    p.add_argument("--skip-existing", action="store_true", help="leave inputs whose output already exists")
+    p.set_defaults(func=lambda args: run(task, args))
+
+
+def add_option_flags(parser, options: list[registry.Option]) -> None:
+    """One flag per option offered to the CLI (``--name``, booleans also ``--no-name``, old aliases kept);
+    the parsed value lands in ``opt_<name>``, None when the flag is not given."""
+    for option in options:
+        if "cli" not in option.hosts:
+            continue
+        common = dict(dest=f"opt_{option.name}", default=None, help=option.help)
+        if option.type is bool:
+            parser.add_argument(option.flag, action=argparse.BooleanOptionalAction, **common)
+        else:
+            parser.add_argument(option.flag, *option.aliases, action=_Aliased, new_flag=option.flag,
+                                old_flags=option.aliases, type=option.type, choices=option.choices,
+                                metavar=_metavar(option), nargs="?" if option.bare is not None else None,
+                                const=option.bare, **common)
+
+
+def option_values(args, options: list[registry.Option]) -> dict:
+    """{option name: value} for the flags given on the command line, each checked (MattekitError)."""
+    values = {}
+    for option in options:
+        given = getattr(args, f"opt_{option.name}", None)
+        if given is not None:
+            try:
+                values[option.name] = option.check(given)
+            except registry.OptionError as exc:
+                raise MattekitError(str(exc).replace(f"Option '{option.name}'", option.flag)) from None
+    return values
+
+
+def options_from_args(task: Task, args) -> tuple[object, dict[str, str]]:
+    """(the task's options, {input port: the FILE|FOLDER given}) from parsed arguments; old flags
+    applied first (with a notice), explicit flags win; a MattekitError sentence for a bad value."""
+    values: dict = {}
+    for i, old in enumerate(task.legacy):
+        given = getattr(args, f"legacy_{i}", None)
+        if given is None or given is False:
+            continue
+        print(_NOTICE.format(old=old.flag, new=old.instead), file=sys.stderr)
+        values.update(old.apply(given if old.takes_value else None))
+    ports = {p.name: values.pop(p.name) for p in task.inputs[1:] if p.name in values}
+    for port in task.inputs[1:]:
+        given = getattr(args, f"port_{port.name}", None)
+        if given is not None:
+            ports[port.name] = given
+    values.update(option_values(args, task.declared))
+    try:
+        return task.make_options(values, host="cli"), ports
+    except registry.OptionError as exc:
+        raise MattekitError(_as_flags(str(exc), task)) from None
+
+
+def _as_flags(message: str, task: Task) -> str:
+    """An option error in the CLI's words: 'Option 'x_y'' -> '--x-y'."""
+    for option in task.declared:
+        message = message.replace(f"Option '{option.name}'", option.flag)
+    return message
+
+
+def load_models(task: Task, options, given: set[str], cache=None) -> dict:
+    """The models this run of ``task`` needs, loaded once (fails early with one sentence)."""
+    from .. import runtime
+    from ..errors import WeightsError
+
+    cache = cache or runtime.ModelCache()
+    device = getattr(options, "device", "auto")
+    table = task.option_table()
+    models = {}
+    for name, catalog_task in task.models_needed(options, given).items():
+        weights = getattr(options, name.replace("model", "weights"), None)
+        try:
+            models[name] = cache.get(getattr(options, name), catalog_task, device=device, weights_path=weights)
+        except WeightsError as exc:
+            if not table[name].missing:
+                raise
+            raise WeightsError(f"{str(exc).rstrip('.')}; or {table[name].missing}.") from None
+    return models
+
+
+def run(task: Task, args) -> int:
+    from . import files
+
+    options, ports = options_from_args(task, args)
+    jobs = files.expand_inputs(args.inputs)
+    single = len(jobs) == 1
+    pipelined = task.streams and not single and task.main is not None
+    if not pipelined:
+        from .. import runtime
+
+        runtime.set_threads(args.threads)
+    models = load_models(task, options, set(ports))
+    suffix = task.suffix_for(options)
+    if "{scale}" in suffix:
+        suffix = suffix.replace("{scale}", str(models[task.main].entry.scale))
+    named = Path(args.output).suffix.lower() if args.output else ""
+
+    def extension(source: Path) -> str:
+        if task.output_format is None:
+            return files.same_format(source)
+        return task.output_format(options, source.suffix.lower(), named)
+
+    def inputs_for(picture) -> dict:
+        inputs = {"image": picture.pixels}
+        for port in task.inputs[1:]:
+            if port.name in ports:
+                inputs[port.name] = files.read_companion(ports[port.name], Path(picture.source), port, picture.pixels.shape[:2])
+        return inputs
+
+    output = task.outputs[0].name
+    if pipelined:
+        return files.each_image_pipelined(args, suffix, task, models, options, inputs_for, output, extension, jobs)
+
+    def process(picture, target):
+        bar = files.tile_bar(target, quiet=not single) if task.progress else None
+        try:
+            result = task.run(models, inputs_for(picture), options, progress=bar)[output]
+        finally:
+            if bar is not None:
+                bar.close()
+        return files.for_file(result, target)
+
+    return files.each_image(args, suffix, process, extension, jobs)

@@ -1,0 +1,118 @@
+"""What a user gets from an image and its alpha: a cut-out, the alpha, the colours, or a composite.
+
+One implementation for every task that ends in a cut-out (``remove``, ``matte``) and every front
+end (CLI, worker, GIMP, Blender, Python API). Images are sRGB float32 H x W x 3|4 in [0,1]
+(straight alpha), alphas H x W in [0,1].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import ops
+from .errors import MattekitError
+from .tasks.registry import option
+
+RESULTS = ("rgba", "alpha", "foreground", "composite")
+
+
+@dataclass
+class CutoutOptions:
+    """The options every cut-out task shares (declared once, inherited by the tasks' options)."""
+
+    result: str | None = option(
+        None, "what to produce: rgba (cut-out, straight alpha), alpha (greyscale matte), foreground (the "
+        "subject's colours, no alpha) or composite (over --background / --backdrop); default rgba, or "
+        "composite when a background is given", choices=RESULTS)
+    background: str | None = option(
+        None, "composite background: a colour (#rrggbb, r,g,b or a name) or blur[:SIGMA] (the photo's own "
+        "background, blurred); implies result composite")
+    shadow: str | None = option(None, "with a composite: a drop shadow DY,DX,BLUR,OPACITY under the subject, e.g. 12,12,8,0.5")
+    crop: float | None = option(None, "crop to the subject's box grown by this fraction of its size (e.g. 0.05)",
+                                minimum=0.0, maximum=10.0, bare=0.05)
+    decontaminate: bool = option(True, "give partially transparent pixels the subject's own colours "
+                                 "(no old background in hair and soft edges)")
+
+
+def result_kind(options: CutoutOptions, backdrop_given: bool = False) -> str:
+    """The result asked for: ``options.result``, else composite when a background is given, else rgba."""
+    if options.result is not None:
+        return options.result
+    return "composite" if options.background is not None or backdrop_given else "rgba"
+
+
+def parse_shadow(text: str) -> tuple[tuple[int, int], float, float]:
+    """'DY,DX,BLUR,OPACITY' -> ((dy, dx), blur sigma, opacity); a MattekitError sentence when malformed."""
+    try:
+        dy, dx, blur, opacity = (float(v) for v in text.split(","))
+    except ValueError:
+        raise MattekitError(f"The shadow {text!r} is not DY,DX,BLUR,OPACITY, e.g. 12,12,8,0.5.") from None
+    if not (all(np.isfinite((dy, dx, blur, opacity))) and 0 <= blur <= 200 and 0 <= opacity <= 1
+            and abs(dy) <= 10000 and abs(dx) <= 10000):
+        raise MattekitError(f"The shadow {text!r} is out of range: blur 0-200, opacity 0-1, offsets within 10000 px.")
+    return (int(round(dy)), int(round(dx))), blur, opacity
+
+
+def background_for(image: np.ndarray, alpha: np.ndarray, background: str | None,
+                   backdrop: np.ndarray | None) -> np.ndarray:
+    """The H x W x 3 background of a composite: ``backdrop`` scaled to cover, a blurred copy of the
+    photo's own background (``blur[:SIGMA]``), or a flat colour (default white)."""
+    h, w = alpha.shape
+    if backdrop is not None:
+        return ops.fit_cover(backdrop[..., :3], h, w)
+    text = (background or "white").strip()
+    if text == "blur" or text.startswith("blur:"):
+        try:
+            sigma = float(text.split(":", 1)[1]) if ":" in text else max(2.0, 0.01 * max(h, w))
+        except ValueError:
+            raise MattekitError(f"The background {text!r}: the blur radius must be a number, e.g. blur:15.") from None
+        if not 0 < sigma <= 500:
+            raise MattekitError(f"The background {text!r}: the blur radius must be above 0 and at most 500.")
+        return ops.blurred_background(image[..., :3], alpha, sigma)
+    try:
+        colour = ops.parse_colour(text)
+    except ValueError:
+        raise MattekitError(f"The background {text!r} is neither a colour (#rrggbb, r,g,b or a name) nor blur[:SIGMA].") from None
+    return np.broadcast_to(np.asarray(colour, np.float32), (h, w, 3))
+
+
+def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
+             backdrop: np.ndarray | None = None) -> np.ndarray:
+    """The result ``options`` ask for from ``image`` (H x W x 3|4) and its subject ``alpha`` (H x W).
+
+    A transparent input stays transparent where it was (its alpha multiplies the matte). Colours
+    are decontaminated (:func:`mattekit.matting.estimate_foreground`) unless ``options.decontaminate``
+    is off. Returns H x W (alpha), H x W x 3 (foreground, composite) or H x W x 4 (rgba), float32,
+    cropped to the subject when ``options.crop`` is set.
+    """
+    kind = result_kind(options, backdrop is not None)
+    if image.shape[-1] == 4:
+        alpha = alpha * image[..., 3]
+    alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32)
+    if kind == "alpha":
+        result = alpha
+    else:
+        if options.decontaminate:
+            from .matting import estimate_foreground
+
+            colours = estimate_foreground(image[..., :3], alpha)
+        else:
+            colours = image[..., :3]
+        if kind == "foreground":
+            result = np.ascontiguousarray(colours, dtype=np.float32)
+        elif kind == "composite":
+            behind = background_for(image, alpha, options.background, backdrop)
+            shadow = None
+            if options.shadow:
+                offset, blur, opacity = parse_shadow(options.shadow)
+                shadow = ops.drop_shadow(alpha, offset, blur, opacity)
+            result = ops.composite(colours, alpha, behind, shadow=shadow).astype(np.float32)
+        else:
+            result = np.concatenate([colours, alpha[..., None]], axis=-1).astype(np.float32)
+    if options.crop is not None:
+        box = ops.bounding_box(alpha, margin=options.crop)
+        if box is not None:
+            top, left, bottom, right = box
+            result = result[top:bottom, left:right]
+    return result

@@ -1,0 +1,191 @@
+"""torch.fx rewrites of a net's graph for the CPU engines (the weights stay shared with the net).
+
+- :func:`fold_batchnorm` folds each eval BatchNorm2d into the Conv2d before it (in place, so the net
+  itself stays correct too);
+- :func:`optimise_for_cpu` (fp32) also replaces 2x2/stride-2 max-pools by :func:`max_pool_2x2` (PyTorch's
+  NCHW pooling kernel is about 10x slower) and, where NNPACK exists, routes plain 3x3 convolutions
+  through ``winograd.conv3x3``;
+- :func:`route_bf16_convs` (bf16) routes the plain 3x3 convolutions of deep layers through
+  ``winograd.conv3x3_bf16`` with their transformed kernels kept as buffers.
+
+Nets fx cannot trace (control flow on shapes) are returned as they are and run eagerly.
+"""
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .policy import nnpack_available
+from .winograd import BF16_MIN_CHANNELS, conv3x3, conv3x3_bf16, winograd_f2_weights
+
+
+def _trace(module: nn.Module) -> torch.fx.GraphModule | None:
+    try:
+        return torch.fx.symbolic_trace(module)
+    except Exception:  # control flow on shapes and the like: fx cannot trace it, it runs eagerly
+        return None
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """``module`` as an fx graph with its BatchNorms folded into the convs before them (in place), or as it is."""
+    gm = _trace(module)
+    if gm is None:
+        return module
+    _fold_batchnorm(gm, module)
+    gm.graph.lint()
+    gm.recompile()
+    return gm
+
+
+def optimise_for_cpu(module: nn.Module) -> tuple[nn.Module, str]:
+    """(optimised fp32 module, engine name). BatchNorm is folded into ``module``'s own convs in place."""
+    gm = _trace(module)
+    if gm is None:
+        return module, "torch-cpu-fp32"
+    _fold_batchnorm(gm, module)
+    _swap_pools(gm)
+    nnpack = nnpack_available()
+    if nnpack:
+        _swap_convs(gm)
+    gm.graph.lint()
+    gm.recompile()
+    return gm, "torch-cpu-winograd" if nnpack else "torch-cpu-fused"
+
+
+def _module_uses(gm: torch.fx.GraphModule) -> dict[int, int]:
+    """How many graph nodes call each module object (by identity, so aliases count together)."""
+    uses: dict[int, int] = {}
+    for n in gm.graph.nodes:
+        if n.op == "call_module":
+            key = id(gm.get_submodule(n.target))
+            uses[key] = uses.get(key, 0) + 1
+    return uses
+
+
+def _fold_batchnorm(gm: torch.fx.GraphModule, root: nn.Module) -> None:
+    """Fold every eval BatchNorm2d that only follows a Conv2d used once into that conv's weights.
+
+    The conv is updated in place (it is shared by ``root`` and ``gm``); the BatchNorm becomes an
+    Identity in ``root`` and disappears from ``gm``'s graph, so both stay correct.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+    uses = _module_uses(gm)
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or not node.args or not isinstance(node.args[0], torch.fx.Node):
+            continue
+        bn = gm.get_submodule(node.target)
+        prev = node.args[0]
+        if not isinstance(bn, nn.BatchNorm2d) or prev.op != "call_module" or len(prev.users) != 1:
+            continue
+        conv = gm.get_submodule(prev.target)
+        if (type(conv) is not nn.Conv2d or bn.training or bn.running_mean is None
+                or uses[id(conv)] != 1 or uses[id(bn)] != 1):
+            continue
+        with torch.no_grad():
+            weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
+                                                bn.eps, bn.weight, bn.bias)
+        conv.weight, conv.bias = weight, bias
+        parent, _, name = node.target.rpartition(".")
+        setattr(root.get_submodule(parent) if parent else root, name, nn.Identity())
+        node.replace_all_uses_with(prev)
+        gm.graph.erase_node(node)
+
+
+def max_pool_2x2(x: torch.Tensor, ceil_mode: bool) -> torch.Tensor:
+    """``F.max_pool2d(x, 2, 2, ceil_mode=ceil_mode)`` as two strided maxima (exactly equal, ~10x faster)."""
+    h, w = x.shape[-2:]
+    if ceil_mode and (h % 2 or w % 2):
+        x = F.pad(x, (0, w % 2, 0, h % 2), value=float("-inf"))
+    elif not ceil_mode:
+        x = x[..., : h - h % 2, : w - w % 2]
+    rows = torch.maximum(x[..., 0::2, :], x[..., 1::2, :])
+    return torch.maximum(rows[..., 0::2], rows[..., 1::2])
+
+
+def _pool_signature(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """F.max_pool2d's parameters, to read a traced call's arguments by name."""
+
+
+def _is_2x2(kernel, stride, padding, dilation, return_indices) -> bool:
+    two = lambda v: v in (2, (2, 2), [2, 2])  # noqa: E731
+    return (two(kernel) and (stride is None or two(stride)) and padding in (0, (0, 0), [0, 0])
+            and dilation in (1, (1, 1), [1, 1]) and not return_indices)
+
+
+def _swap_pools(gm: torch.fx.GraphModule) -> None:
+    """Replace 2x2/stride-2 max-pools (functional or module) by :func:`max_pool_2x2`."""
+    for node in list(gm.graph.nodes):
+        if node.op == "call_function" and node.target in (F.max_pool2d, torch.max_pool2d):
+            try:
+                p = inspect.signature(_pool_signature).bind(*node.args, **node.kwargs).arguments
+            except TypeError:
+                continue
+            source, ceil = p["input"], p.get("ceil_mode", False)
+            if not _is_2x2(p["kernel_size"], p.get("stride"), p.get("padding", 0), p.get("dilation", 1),
+                           p.get("return_indices", False)):
+                continue
+        elif node.op == "call_module" and isinstance(gm.get_submodule(node.target), nn.MaxPool2d):
+            m = gm.get_submodule(node.target)
+            if not _is_2x2(m.kernel_size, m.stride, m.padding, m.dilation, m.return_indices):
+                continue
+            source, ceil = node.args[0], m.ceil_mode
+        else:
+            continue
+        if not isinstance(ceil, bool):
+            continue
+        with gm.graph.inserting_after(node):
+            fast = gm.graph.call_function(max_pool_2x2, (source, ceil))
+        node.replace_all_uses_with(fast)
+        gm.graph.erase_node(node)
+
+
+def _plain_3x3_nodes(gm: torch.fx.GraphModule):
+    """(node, Conv2d) for each graph node calling a plain 3x3 convolution (see :func:`_plain_3x3`)."""
+    for node in list(gm.graph.nodes):
+        if node.op == "call_module" and _plain_3x3(gm.get_submodule(node.target)):
+            yield node, gm.get_submodule(node.target)
+
+
+def _plain_3x3(m: nn.Module) -> bool:
+    """``m`` is a 3x3, stride-1, padding-1, undilated, ungrouped, zero-padded Conv2d."""
+    return (type(m) is nn.Conv2d and m.kernel_size == (3, 3) and m.stride == (1, 1) and m.dilation == (1, 1)
+            and m.padding == (1, 1) and m.groups == 1 and m.padding_mode == "zeros")
+
+
+def _call_instead(gm: torch.fx.GraphModule, node: torch.fx.Node, fn, *attrs: str | None) -> None:
+    """Replace the conv call ``node`` by ``fn(input, *attributes of gm named in attrs (None as None))``."""
+    with gm.graph.inserting_before(node):
+        args = (node.args[0],) + tuple(None if a is None else gm.graph.get_attr(a) for a in attrs)
+        fast = gm.graph.call_function(fn, args)
+    node.replace_all_uses_with(fast)
+    gm.graph.erase_node(node)
+
+
+def _swap_convs(gm: torch.fx.GraphModule) -> None:
+    """Route plain 3x3/stride-1/padding-1 convolutions through ``winograd.conv3x3``."""
+    for node, m in _plain_3x3_nodes(gm):
+        _call_instead(gm, node, conv3x3, f"{node.target}.weight", f"{node.target}.bias" if m.bias is not None else None)
+
+
+def route_bf16_convs(gm: nn.Module) -> bool:
+    """Route the plain 3x3 convolutions of the fx graph ``gm`` through ``winograd.conv3x3_bf16``, with their
+    Winograd kernels as buffers of ``gm``; whether any was routed (False when ``gm`` is no graph)."""
+    if not isinstance(gm, torch.fx.GraphModule):
+        return False
+    swapped = 0
+    for node, m in _plain_3x3_nodes(gm):
+        if m.in_channels < BF16_MIN_CHANNELS:  # never takes the Winograd path: no kernels to keep
+            continue
+        name = f"_winograd_{swapped}"
+        gm.register_buffer(name, winograd_f2_weights(m.weight), persistent=False)
+        _call_instead(gm, node, conv3x3_bf16, f"{node.target}.weight",
+                      f"{node.target}.bias" if m.bias is not None else None, name)
+        swapped += 1
+    if swapped:
+        gm.graph.lint()
+        gm.recompile()
+    return bool(swapped)

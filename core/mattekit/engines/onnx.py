@@ -1,0 +1,138 @@
+"""The ONNX engine: the net exported once to ONNX (cached), run by ONNX Runtime on the CPU in fp32.
+
+Exports live in ``<weights cache>/onnx`` under a name made of the weights' sha256 and a digest of the
+export recipe (net, kwargs, output index, opset, export version, torch minor version), so other weights or
+another recipe never reuse a stale file. The only module that imports onnxruntime (when an engine is made;
+torch's exporter imports onnx).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..errors import MattekitError
+from ..fsutil import atomic_write, sha256_file
+from .torch_engine import Selected
+
+ONNX_OPSET = 17
+EXPORT_VERSION = 1  # bump when the export recipe changes; older cached exports are then ignored
+
+_FILE_DIGESTS: dict[tuple, str] = {}  # (resolved path, size, mtime_ns) -> sha256 of the weights file
+
+
+def _weights_digest(net: nn.Module, weights_path: str | Path | None) -> str:
+    """sha256 of the weights file (remembered per path, size and mtime), else of the state dict."""
+    if weights_path is not None:
+        path = Path(weights_path)
+        st = path.stat()
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+        if key not in _FILE_DIGESTS:
+            _FILE_DIGESTS[key] = sha256_file(path)
+        return _FILE_DIGESTS[key]
+    h = hashlib.sha256()
+    for name, t in net.state_dict().items():
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def onnx_path(net: nn.Module, index: tuple = (), weights_path: str | Path | None = None,
+              recipe: dict | None = None) -> Path:
+    """Where the ONNX export of ``net`` (with these weights and this output) is cached."""
+    from ..weights import cache_dir
+
+    recipe = dict(recipe or {})
+    recipe.setdefault("net", f"{type(net).__module__}.{type(net).__qualname__}")
+    recipe.update(index=list(index), opset=ONNX_OPSET, export=EXPORT_VERSION,
+                  torch=torch.__version__.split("+")[0].rsplit(".", 1)[0])
+    tag = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    label = str(recipe.get("net", "model")).split(":")[-1].split(".")[-1].lower()
+    return cache_dir() / "onnx" / f"{label}-{_weights_digest(net, weights_path)[:16]}-{tag}.onnx"
+
+
+def export_onnx(net: nn.Module, path: str | Path, index: tuple = (), example: tuple[int, int] = (64, 64),
+                dynamic_size: bool = True) -> Path:
+    """Export ``Selected(net, index)`` (fp32, CPU) to ``path`` atomically.
+
+    With ``dynamic_size`` the batch size, height and width stay dynamic; otherwise the graph is
+    static at 1 x 3 x ``example`` (shape-dependent pooling, as in SINet, only exports that way).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = Selected(net, index).eval()
+    x = torch.rand((1, 3) + tuple(example), generator=torch.Generator().manual_seed(0))
+    args = dict(opset_version=ONNX_OPSET, input_names=["input"], output_names=["prediction"])
+    if dynamic_size:
+        args["dynamic_axes"] = {"input": {0: "n", 2: "h", 3: "w"}, "prediction": {0: "n", 2: "oh", 3: "ow"}}
+
+    def export(tmp: Path) -> None:
+        chatter = io.StringIO()
+        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            warnings.simplefilter("ignore")
+            try:
+                torch.onnx.export(module, (x,), str(tmp), dynamo=False, **args)
+            except TypeError:  # torch < 2.5 has only the TorchScript exporter and no `dynamo` argument
+                torch.onnx.export(module, (x,), str(tmp), **args)
+
+    try:
+        atomic_write(path, export)
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise MattekitError(f"{type(net).__name__} cannot be exported to ONNX ({reason}); use the torch backend.") from None
+    return path
+
+
+class OnnxEngine:
+    """The net exported to ONNX (once, cached at ``path``) and run by ONNX Runtime on the CPU in fp32.
+
+    example / dynamic_size: as for :func:`export_onnx`; a static graph takes one image per run.
+    threads: ONNX Runtime intra-op threads (default: torch's thread count now).
+    """
+
+    concurrent = True  # InferenceSession.run is thread-safe
+
+    def __init__(self, net: nn.Module, index: tuple, path: str | Path, *, example: tuple[int, int] = (64, 64),
+                 dynamic_size: bool = True, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise MattekitError(f"ONNX Runtime cannot be imported ({exc}); pip install 'mattekit[onnx]'.") from None
+
+        self.device, self.dtype, self.name, self.path = torch.device("cpu"), torch.float32, "onnx-cpu-fp32", Path(path)
+        self.net = net.to("cpu", torch.float32)
+        if not self.path.is_file():
+            print(f"mattekit: exporting {self.path.name} to ONNX once (cached for later runs)...", file=sys.stderr)
+            export_onnx(self.net, self.path, index, example, dynamic_size)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = int(threads or torch.get_num_threads())
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.threads = options.intra_op_num_threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # a damaged cache file: export again once
+            self.path.unlink(missing_ok=True)
+            export_onnx(self.net, self.path, index, example, dynamic_size)
+            try:
+                self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            except Exception:
+                raise MattekitError(f"ONNX Runtime cannot load the export {self.path.name} ({str(exc).splitlines()[0][:160]}).") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.static_batch = not dynamic_size  # a static graph takes one image at a time
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        feed = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+        if self.static_batch and feed.shape[0] > 1:
+            return torch.cat([self(x[i : i + 1]) for i in range(feed.shape[0])])
+        return torch.from_numpy(self.session.run(None, {self.input_name: feed})[0])

@@ -1,0 +1,129 @@
+"""The torch engines, and the host/device transfer helpers ``mattekit.pipeline`` uses.
+
+An engine is called with an N x C x h x w float32 CPU tensor and returns the prediction element
+of the net's output (the catalog's ``output.index``, before any activation) on its device.
+
+- :class:`TorchEngine` - the net on CUDA / MPS in fp16, bf16 or fp32 (CUDA: channels-last memory,
+  cuDNN autotuning, pinned host memory with non-blocking copies), or on the CPU in bf16: the
+  BatchNorm-folded net channels-last (oneDNN's direct convolutions use the CPU's bf16 dot products)
+  with the 3x3 convolutions of deep, small layers as Winograd F(2x2, 3x3) products.
+- :class:`FastCPUEngine` - fp32 on the CPU through the fx-optimised graph of ``cpu_graph``: folded
+  BatchNorm, fast 2x2 max-pools, NNPACK Winograd 3x3 convolutions on single-threaded calls. Same
+  numbers as eager PyTorch to ~1e-6.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn as nn
+
+from .cpu_graph import fold_batchnorm, optimise_for_cpu, route_bf16_convs
+from .policy import DTYPE_NAMES
+
+
+def select_output(out, index: tuple):
+    """The element at path ``index`` of a net's (nested tuple/list) return value."""
+    for i in index:
+        out = out[i]
+    return out
+
+
+class Selected(nn.Module):
+    """``net`` with its return value narrowed to the element at ``index``: N x C x h x w."""
+
+    def __init__(self, net: nn.Module, index: tuple = ()):
+        super().__init__()
+        self.net = net
+        self.index = tuple(index)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return select_output(self.net(x), self.index)
+
+
+# ----------------------------------------------------------------------------------- transfers
+
+def to_host(t: torch.Tensor) -> torch.Tensor:
+    """``t`` on the CPU; from CUDA through pinned memory with a non-blocking copy on the current stream."""
+    if t.device.type == "cpu":
+        return t
+    if t.device.type != "cuda":
+        return t.cpu()
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    host.copy_(t, non_blocking=True)
+    torch.cuda.current_stream(t.device).synchronize()
+    return host
+
+
+def worker_stream(device: torch.device):
+    """A context giving the calling thread its own CUDA stream (copies and kernels of parallel
+    workers then overlap); a no-op elsewhere."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.cuda.stream(torch.cuda.Stream(device))
+
+
+def pinned_stack(tensors: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """Concatenate 1 x C x h x w tensors into one batch, in pinned memory when it goes to CUDA."""
+    if len(tensors) == 1 and device.type != "cuda":
+        return tensors[0]
+    shape = (sum(t.shape[0] for t in tensors),) + tuple(tensors[0].shape[1:])
+    out = torch.empty(shape, dtype=tensors[0].dtype, pin_memory=device.type == "cuda")
+    return torch.cat(tensors, out=out)
+
+
+# ----------------------------------------------------------------------------------- engines
+
+class TorchEngine:
+    """The net on ``device`` in ``dtype`` (CUDA: channels-last, cuDNN autotuning, pinned input;
+    CPU bf16: channels-last with Winograd F(2x2, 3x3) on deep layers)."""
+
+    concurrent = True
+
+    def __init__(self, net: nn.Module, device: torch.device, dtype: torch.dtype, index: tuple = ()):
+        self.device, self.dtype, self.index = device, dtype, tuple(index)
+        self.channels_last = device.type == "cuda" or (device.type == "cpu" and dtype is torch.bfloat16)
+        self.module = fold_batchnorm(Selected(net, index))  # in fp32, before any rounding to half precision
+        winograd = device.type == "cpu" and dtype is torch.bfloat16 and route_bf16_convs(self.module)
+        self.net = net.to(device=device, dtype=dtype)
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels once
+        self.name = f"torch-{device.type}-{DTYPE_NAMES[dtype]}" + ("-winograd" if winograd else "")
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.module(x)
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda" and x.device.type == "cpu" and not x.is_pinned():
+            x = x.pin_memory()
+        x = x.to(self.device, non_blocking=True).to(self.dtype)
+        if not self.channels_last:
+            return self._run(x)
+        try:
+            return self._run(x)
+        except RuntimeError as exc:  # a net that views its features as contiguous: run it NCHW from now on
+            if "stride" not in str(exc) and "view" not in str(exc) and "contiguous" not in str(exc):
+                raise
+            self.channels_last = False
+            self.net.to(memory_format=torch.contiguous_format)
+            return self._run(x.contiguous())
+
+
+class FastCPUEngine:
+    """fp32 CPU inference through the fx-optimised graph of ``cpu_graph.optimise_for_cpu``."""
+
+    concurrent = True
+
+    def __init__(self, net: nn.Module, index: tuple = ()):
+        self.device, self.dtype = torch.device("cpu"), torch.float32
+        self.net = net.to(device=self.device, dtype=self.dtype)
+        self.module, self.name = optimise_for_cpu(Selected(self.net, index))
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x.to("cpu", torch.float32))

@@ -1,0 +1,34 @@
+"""Mask preview (task ``mask-preview``): what the segmentation network sees as the subject, fast.
+
+The network's probability map resized to the image, with neither edge refinement nor matting: a
+quick check of a model on a photo before a full cut-out. Output: H x W float32 in [0,1].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .registry import Port, Task, option
+from .segment import DEVICE_HELP, WEIGHTS_HELP, mask_from_prediction
+
+
+@dataclass
+class PreviewOptions:
+    model: str | None = option(None, "segmentation model (see `mattekit models list`); default: the catalog's",
+                               model="segment")
+    weights: str | None = option(None, WEIGHTS_HELP, path=True, hosts=("cli", "api"))
+    device: str = option("auto", DEVICE_HELP)
+
+
+TASK = Task(
+    name="mask-preview",
+    summary="The segmentation network's raw subject mask at full size (no refinement, no matting): a quick look.",
+    options=PreviewOptions,
+    inputs=(Port("image", "image", (3, 4)),),
+    outputs=(Port("mask", "mask"),),
+    prepare=lambda models, inputs, options: (models["model"].prepare(inputs["image"]), None),
+    finish=lambda models, inputs, options, context, y: {"mask": mask_from_prediction(inputs["image"], y, refine=False)},
+    streams=True,
+    suffix="_preview",
+    output_format=lambda options, source, named: ".png",
+    menu="Mask _Preview...",
+)

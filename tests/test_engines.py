@@ -1,0 +1,189 @@
+"""The torch engines give PyTorch's numbers (the fx/Winograd CPU engine against eager PyTorch for every
+segmentation and super-resolution net, tolerance 1e-4 times the output's magnitude), the policy picks
+devices, backends and precisions as documented, and none of it needs onnxruntime."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import assert_close
+from engine_nets import NETS, atol, load_net, reference
+
+from mattekit import engines
+from mattekit.engines import policy
+from mattekit.engines.cpu_graph import max_pool_2x2
+from mattekit.engines.winograd import winograd_f2, winograd_f2_weights
+from mattekit.errors import MattekitError
+
+
+@pytest.fixture
+def nnpack_calls(monkeypatch):
+    """Counts NNPACK convolutions, to prove the Winograd path really ran."""
+    calls = []
+    real = torch._nnpack_spatial_convolution
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "_nnpack_spatial_convolution", counting)
+    return calls
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_fast_cpu_engine_matches_eager(name, golden, shared, nnpack_calls):
+    net, index, xs, _ = load_net(name, golden, shared)
+    refs = reference(net, index, xs)
+    torch.set_num_threads(1)  # single-threaded calls take the Winograd path
+    engine = engines.create(net, torch.device("cpu"), backend="torch", precision="fp32", index=index)
+    assert engine.name == ("torch-cpu-winograd" if policy.nnpack_available() else "torch-cpu-fused")
+    errors = {}
+    for x, ref in zip(xs, refs):
+        errors[tuple(x.shape[2:])] = assert_close(engine(x), ref, atol(ref), f"{name} fast {tuple(x.shape)}")
+        with torch.no_grad():  # BatchNorm was folded into the net in place: the eager net still agrees
+            assert_close(engines.select_output(engine.net(x), index), ref, atol(ref), f"{name} folded eager")
+    torch.set_num_threads(2)  # multi-threaded calls take torch's own kernels, same numbers
+    assert_close(engine(xs[0]), refs[0], atol(refs[0]), f"{name} fast, 2 threads")
+    if policy.nnpack_available() and name not in ("csnet", "sinet", "extremec3"):  # no big dense 3x3 convs there
+        assert nnpack_calls, "the Winograd path never ran"
+    print(name, engine.name, {k: f"{v:.1e}" for k, v in errors.items()})
+
+
+bf16_cpu = pytest.mark.skipif(not policy.native_cpu_bf16(), reason="this CPU has no native bf16 (AVX-512 BF16 or AMX)")
+
+
+@bf16_cpu
+@pytest.mark.parametrize("name", ["u2netp", "u2net"])
+def test_bf16_on_cpu_stays_close(name, golden, shared):
+    """bf16 on the CPU (U^2-Net's deep layers through Winograd F(2x2, 3x3)): masks move by well under 1%."""
+    net, index, xs, _ = load_net(name, golden, shared)
+    refs = reference(net, index, xs)
+    engine = engines.create(net, torch.device("cpu"), backend="torch", precision="bf16", index=index)
+    assert engine.dtype is torch.bfloat16
+    assert engine.name == "torch-cpu-bf16-winograd"  # the decoders' 128+ channel convolutions were routed
+
+    def norm(t):
+        return (t - t.min()) / (t.max() - t.min())
+
+    for x, ref in zip(xs, refs):  # a square and an odd-sized input
+        assert (norm(engine(x).float()) - norm(ref)).abs().mean().item() < 0.01
+
+
+@pytest.mark.parametrize("n,c,k,h,w,bias", [(1, 256, 64, 20, 20, True), (2, 128, 32, 7, 9, False), (1, 512, 16, 1, 1, True),
+                                          (1, 130, 8, 6, 5, True)])
+def test_winograd_f2_is_a_bf16_convolution(n, c, k, h, w, bias):
+    """Winograd F(2x2, 3x3) in bf16 against the fp32 convolution: mean error within 3x (worst within 4x) that of
+    oneDNN's direct bf16 kernel on the same rounded inputs, at even, odd and 1-pixel sizes, batched, with and
+    without bias."""
+    g = torch.Generator().manual_seed(n * c + h)
+    x = torch.randn(n, c, h, w, generator=g).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(k, c, 3, 3, generator=g) / (9 * c) ** 0.5
+    b = torch.randn(k, generator=g) if bias else None
+    ref = F.conv2d(x.float(), weight, b, padding=1)
+    direct = F.conv2d(x, weight.to(torch.bfloat16), None if b is None else b.to(torch.bfloat16), padding=1)
+    got = winograd_f2(x, winograd_f2_weights(weight), b)
+    assert got.shape == ref.shape and got.dtype is torch.bfloat16 and got.is_contiguous(memory_format=torch.channels_last)
+    err, direct_err = (got.float() - ref).abs(), (direct.float() - ref).abs()
+    assert err.mean() <= 3 * direct_err.mean() + 1e-4, (err.mean(), direct_err.mean())
+    assert err.max() <= 4 * direct_err.max() + 1e-3, (err.max(), direct_err.max())
+
+
+@pytest.mark.parametrize("h,w", [(8, 8), (7, 9), (1, 1), (6, 5)])
+@pytest.mark.parametrize("ceil", [True, False])
+def test_max_pool_2x2_is_exact(h, w, ceil):
+    x = torch.randn(2, 3, h, w)
+    if not ceil and (h < 2 or w < 2):
+        return
+    assert torch.equal(max_pool_2x2(x, ceil), F.max_pool2d(x, 2, 2, ceil_mode=ceil))
+
+
+# ----------------------------------------------------------------------------------- policy
+
+def test_auto_device_is_usable_and_explicit_missing_devices_fail_loudly():
+    assert engines.select_device("auto").type in ("cpu", "cuda", "mps")
+    assert engines.select_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(MattekitError, match="no usable CUDA GPU"):
+            engines.select_device("cuda")
+    with pytest.raises(MattekitError, match="not a device|not supported"):
+        engines.select_device("tpu")
+
+
+def test_auto_precision_follows_the_catalog_and_the_cpu(monkeypatch):
+    """auto: bf16 on the CPU only for nets marked cpu_bf16 and only with native bf16; onnx stays fp32."""
+    cpu = torch.device("cpu")
+    native = policy.native_cpu_bf16()
+    assert policy.resolve_precision("auto", cpu, cpu_bf16_ok=True) is (torch.bfloat16 if native else torch.float32)
+    assert policy.resolve_precision("auto", cpu, cpu_bf16_ok=False) is torch.float32
+    assert policy.engine_precision("onnx", "auto", cpu, cpu_bf16_ok=True) is torch.float32
+    with pytest.raises(MattekitError, match="fp32 only"):
+        policy.engine_precision("onnx", "bf16", cpu)
+    monkeypatch.setenv("MATTEKIT_PRECISION", "fp32")
+    assert policy.resolve_precision("auto", cpu, cpu_bf16_ok=True) is torch.float32
+    monkeypatch.delenv("MATTEKIT_PRECISION")
+    if not native:
+        with pytest.raises(MattekitError, match="no native bf16"):
+            policy.resolve_precision("bf16", cpu)
+
+
+def test_choices_are_checked():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    with pytest.raises(MattekitError, match="unknown"):
+        policy.resolve_backend("tensorrt", cpu)
+    with pytest.raises(MattekitError, match="CPU only"):
+        policy.resolve_backend("onnx", cuda)
+    with pytest.raises(MattekitError, match="not supported on the CPU"):
+        policy.resolve_precision("fp16", cpu)
+    with pytest.raises(MattekitError, match="Precision 'fp8' is unknown"):
+        policy.resolve_precision("fp8", cpu)
+    assert policy.resolve_precision("auto", cpu) is torch.float32
+    assert policy.resolve_precision("auto", cuda, half_ok=True) is torch.float16
+    assert policy.resolve_precision("auto", cuda, half_ok=False) is torch.float32
+    assert policy.resolve_backend("auto", cuda) == "torch"
+
+
+def test_without_onnxruntime_the_onnx_backend_is_one_sentence_and_auto_is_torch(monkeypatch):
+    """onnxruntime missing (blocked in sys.modules, as an uninstalled package looks to importlib)."""
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    cpu = torch.device("cpu")
+    assert not policy.onnx_available()
+    with pytest.raises(MattekitError, match=r"needs onnxruntime and onnx: pip install 'mattekit\[onnx\]'"):
+        policy.resolve_backend("onnx", cpu)
+    assert policy.resolve_backend("auto", cpu) == "torch"
+    monkeypatch.setenv("MATTEKIT_BACKEND", "onnx")
+    with pytest.raises(MattekitError, match="needs onnxruntime"):
+        policy.resolve_backend("auto", cpu)
+
+
+def test_torch_engines_never_import_onnx(tmp_path):
+    """Making and running a CPU engine (fp32 and, where the CPU has it, bf16) imports neither onnxruntime nor onnx."""
+    code = """
+import sys, torch
+from mattekit import engines
+from mattekit.nets import build
+for precision in ["fp32"] + (["bf16"] if engines.policy.native_cpu_bf16() else []):
+    net = build("u2net:U2NETP", in_ch=3, out_ch=1).eval()
+    engine = engines.create(net, torch.device("cpu"), backend="torch", precision=precision, index=(0,))
+    assert engine.name.startswith("torch-cpu"), engine.name
+    assert engine(torch.rand(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("onnxruntime", "onnx")))
+"""
+    env = dict(os.environ, MATTEKIT_HOME=str(tmp_path), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_available_memory_on_the_cpu_is_at_most_the_machine_total():
+    free = policy.available_memory(torch.device("cpu"))
+    assert isinstance(free, int) and free > 0
+    try:
+        with open("/proc/meminfo") as f:
+            total = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemTotal:"))
+    except OSError:
+        pytest.skip("no /proc/meminfo here to compare with")
+    assert free <= total

@@ -1,0 +1,89 @@
+"""The ONNX engine gives PyTorch's numbers for every segmentation and super-resolution net (tolerance 1e-4
+times the output's magnitude), exports once per weights and recipe, atomically, and agrees with the torch
+engine through the runtime. Skipped where onnxruntime is not installed."""
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import assert_close
+from engine_nets import NETS, atol, load_net, reference
+
+from mattekit import engines, runtime
+from mattekit.engines import onnx as onnx_engine
+from mattekit.errors import MattekitError
+
+onnxruntime = pytest.importorskip("onnxruntime")
+
+SLOW_EXPORTS = ("u2net", "csnet")  # 20-40 s to export on a busy 2-core machine
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_EXPORTS else n for n in NETS])
+def test_onnx_engine_matches_eager(name, golden, shared):
+    net, index, xs, size = load_net(name, golden, shared)
+    xs = [x for x in xs if size is None or tuple(x.shape[2:]) == size]  # a static graph takes its own size only
+    refs = reference(net, index, xs)
+    engine = engines.create(net, torch.device("cpu"), backend="onnx", index=index, example=size or (32, 32),
+                            dynamic_size=size is None, threads=2)
+    assert engine.path.is_file() and engine.path.parent.name == "onnx"
+    errors = {}
+    for x, ref in zip(xs, refs):
+        errors[tuple(x.shape[2:])] = assert_close(engine(x), ref, atol(ref), f"{name} onnx {tuple(x.shape)}")
+    batch = torch.cat([xs[0], xs[0].flip(3)])  # two images in one call
+    out = engine(batch)
+    assert out.shape[0] == 2
+    assert_close(out[:1], refs[0], atol(refs[0]), f"{name} onnx batch")
+    print(name, {k: f"{v:.1e}" for k, v in errors.items()})
+
+
+def test_onnx_export_is_cached_by_weights(golden, shared, monkeypatch):
+    net, index, _, size = load_net("extremec3", golden, shared)
+    path = onnx_engine.onnx_path(net, index, recipe={"size": list(size)})
+    assert path == onnx_engine.onnx_path(net, index, recipe={"size": list(size)})
+    first = engines.create(net, torch.device("cpu"), backend="onnx", index=index, example=size, dynamic_size=False)
+    stamp = first.path.stat().st_mtime_ns
+    assert sorted(p.name for p in first.path.parent.iterdir()) == [first.path.name]  # no temporaries left
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again although the cache holds the export")
+
+    monkeypatch.setattr(onnx_engine, "export_onnx", no_export)
+    again = engines.create(net, torch.device("cpu"), backend="onnx", index=index, example=size, dynamic_size=False)
+    assert again.path == first.path and again.path.stat().st_mtime_ns == stamp
+    with torch.no_grad():
+        next(net.parameters()).add_(0.01)
+    assert onnx_engine.onnx_path(net, index, recipe={"size": list(size)}) != path  # other weights, other file
+
+
+def test_onnx_cache_name_follows_the_weights_file(tmp_path, golden, shared):
+    """With a weights file the export is named by the file's sha256: same bytes, same name; other bytes, other name."""
+    net, index, _, _ = load_net("extremec3", golden, shared)
+    a, b = tmp_path / "a.pth", tmp_path / "b.pth"
+    a.write_bytes(b"weights one")
+    b.write_bytes(b"weights two")
+    assert onnx_engine.onnx_path(net, index, a) != onnx_engine.onnx_path(net, index, b)
+    b.write_bytes(b"weights one")
+    assert onnx_engine.onnx_path(net, index, a) == onnx_engine.onnx_path(net, index, b)
+
+
+def test_a_net_that_cannot_export_is_one_sentence_and_leaves_no_file(tmp_path):
+    class Unexportable(torch.nn.Module):
+        def forward(self, x):  # ONNX has no eigenvalue operator
+            return torch.linalg.eigvalsh(x[0, 0]).reshape(1, 1, 1, -1)
+
+    target = tmp_path / "onnx" / "unexportable.onnx"
+    with pytest.raises(MattekitError, match="cannot be exported to ONNX .*; use the torch backend"):
+        onnx_engine.export_onnx(Unexportable(), target, example=(8, 8))
+    assert list(target.parent.iterdir()) == []
+
+
+def test_predictor_backends_agree(shared, golden, monkeypatch):
+    """Through the runtime: the same catalog model with both backends gives the same probabilities."""
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    cache = runtime.ModelCache()
+    torch_pred = cache.get("extremec3-portrait", "segment", "cpu", backend="torch")
+    onnx_pred = cache.get("extremec3-portrait", "segment", "cpu", backend="onnx")
+    assert torch_pred is not onnx_pred and onnx_pred.backend == "onnx-cpu-fp32"
+    x = golden("extremec3_real").tensor("input_0")  # as prepared from a real portrait
+    assert_close(onnx_pred(x), torch_pred(x), 1e-4, "predictor onnx vs torch")
+    monkeypatch.setenv("MATTEKIT_BACKEND", "onnx")
+    assert cache.get("extremec3-portrait", "segment", "cpu") is onnx_pred
