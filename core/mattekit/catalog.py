@@ -81,6 +81,8 @@ class ModelEntry:
     half: bool = True  # fp16 on CUDA is accurate for this net
     cpu_bf16: bool = False  # bf16 on CPUs with native bf16 is accurate for this net (measured): auto uses it
     notice: str | None = None  # printed once when the model is used (licence terms)
+    recurrent: bool = False  # a video net carrying state from frame to frame (Predictor.step); sequences in order
+    warmup: int = 0  # recurrent: frames run before a chunk's first frame to settle the state
     extra: dict = field(default_factory=dict)
 
     @property
@@ -114,18 +116,30 @@ def _entry(name: str, table: dict) -> ModelEntry:
 
 @dataclass(frozen=True)
 class Catalog:
+    """models: entries by name; defaults: {task: model name}; aliases: {alias: model name} (``people``, ``objects``)."""
+
     models: dict[str, ModelEntry]
     defaults: dict[str, str]
+    aliases: dict[str, str] = field(default_factory=dict)
 
-    def get(self, name: str, task: str | None = None) -> ModelEntry:
-        """The entry called ``name``; a MattekitError sentence when unknown or of another task."""
-        if name not in self.models:
-            choices = ", ".join(n for n, m in self.models.items() if task in (None, m.task))
+    def get(self, name: str, task: str | tuple[str, ...] | None = None) -> ModelEntry:
+        """The entry called ``name`` (or that the alias ``name`` stands for), of ``task`` (one task or a
+        tuple of accepted tasks); a MattekitError sentence when unknown or of another task."""
+        tasks = (task,) if isinstance(task, str) else task
+        entry = self.models.get(self.aliases.get(name, name))
+        if entry is None:
+            choices = ", ".join([a for a, m in self.aliases.items() if tasks is None or self.models[m].task in tasks]
+                                + [n for n, m in self.models.items() if tasks is None or m.task in tasks])
             raise MattekitError(f"Unknown model '{name}'; choose one of: {choices}.")
-        entry = self.models[name]
-        if task is not None and entry.task != task:
-            raise MattekitError(f"Model '{name}' is a {entry.task} model, not a {task} model.")
+        if tasks is not None and entry.task not in tasks:
+            raise MattekitError(f"Model '{name}' is a {entry.task} model, not a {' or '.join(tasks)} model.")
         return entry
+
+    def aliases_for(self, task: str | tuple[str, ...] | None) -> dict[str, ModelEntry]:
+        """{alias: the entry it stands for} among the models of ``task`` (one task or a tuple)."""
+        tasks = (task,) if isinstance(task, str) else task
+        return {alias: self.models[name] for alias, name in self.aliases.items()
+                if tasks is None or self.models[name].task in tasks}
 
     def default(self, task: str) -> ModelEntry:
         return self.models[self.defaults[task]]
@@ -141,7 +155,12 @@ def parse(text: str) -> Catalog:
     for task, name in defaults.items():
         if name not in models or models[name].task != task:
             raise ValueError(f"default {task} model {name!r} is not a {task} entry")
-    return Catalog(models=models, defaults=defaults)
+    aliases = {}
+    for alias, target in data.get("aliases", {}).items():  # a task name stands for that task's default model
+        aliases[alias] = defaults.get(target, target)
+        if aliases[alias] not in models or alias in models:
+            raise ValueError(f"alias {alias!r} names no model ({target!r}) or shadows one")
+    return Catalog(models=models, defaults=defaults, aliases=aliases)
 
 
 CATALOG_PATH = Path(__file__).resolve().parents[2] / "models" / "catalog.toml"

@@ -25,6 +25,7 @@ RGBA cut-out and a decontaminated foreground plate per frame):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -47,6 +48,7 @@ from .matting import estimate_foreground
 from .tasks import segment
 
 MANIFEST_SUFFIX = ".mattekit.json"
+ROTO_MODEL_TASKS = ("segment", "matte")  # roto mattes with object segmentation or trimap-free (people) matting models
 JOURNAL_SUFFIX = ".mattekit-journal"
 
 
@@ -77,8 +79,9 @@ class RotoSpec:
                               path=True)
     fg: str | None = option(None, "also write the decontaminated foreground plate with its alpha to this pattern",
                             path=True)
-    model: str | None = option(None, "segmentation model (see `mattekit models list`); default: the catalog's",
-                               model="segment")
+    model: str | None = option(None, "people (permissive people matting, Apache-2.0), objects (the default "
+                               "segmentation model), or any segment or matte model of `mattekit models list`; default: objects",
+                               model=ROTO_MODEL_TASKS)
     weights: str | None = option(None, "use this weights file instead of the catalog's download", path=True,
                                  hosts=("cli", "api"))
     device: str = option("auto", "auto (default), cpu, cuda, cuda:N or mps")
@@ -148,12 +151,18 @@ class Summary:
 # ----------------------------------------------------------------------------------- per-frame mattes
 
 class MatteSource:
-    """Mattes of plate frames: the segmentation network's alpha through the pipeline, then (optionally)
-    temporal smoothing in frame order.
+    """Mattes of plate frames: the model's alpha through the pipeline, then (optionally) temporal
+    smoothing in frame order.
 
-    :meth:`run` hands (frame, picture, alpha) to a callback in increasing frame order; a frame's result
-    depends only on the plate frames within the temporal window, whatever frames are asked for, and
-    not on the number of inference workers.
+    A segmentation model gives a subject mask, a matting model (``people``) a soft alpha; either is
+    upsampled to the frame. A recurrent model (``entry.recurrent``, RobustVideoMatting) carries its
+    state from frame to frame: it runs in frame order in the pipeline's ordered stage, and each run of
+    consecutive frames first runs the ``entry.warmup`` plate frames before it (see :func:`recurrent_steps`).
+
+    :meth:`run` hands (frame, picture, alpha) to a callback in increasing frame order. With a per-frame
+    model a frame's result depends only on the plate frames within the temporal window, whatever frames
+    are asked for, and not on the number of inference workers; with a recurrent one it also depends on
+    where its run of frames started (at most ``warmup`` frames of history differ from one long run).
     """
 
     def __init__(self, plate, entry: catalog.ModelEntry, *, weights: str | None = None, device: str = "auto",
@@ -161,7 +170,7 @@ class MatteSource:
                  workers: int | None = None, threads: int | None = None):
         self.plate = plate
         self.entry = entry
-        self.predictor = runtime.ModelCache().get(entry, "segment", device=device, weights_path=weights)
+        self.predictor = runtime.ModelCache().get(entry, entry.task, device=device, weights_path=weights)
         self.refine = refine
         self.temporal = temporal_options if temporal_options and temporal_options.radius > 0 else None
         self.workers, self.threads = workers, threads
@@ -172,12 +181,13 @@ class MatteSource:
         for ``frames`` in increasing order.
 
         Decoding runs ahead in a reader thread, inference and the per-frame matte's upsampling
-        (:func:`mattekit.tasks.segment.mask_from_prediction`) in the pipeline's workers; the temporal
-        filter and ``emit`` run in its writer thread, in frame order. An error (unreadable frame,
-        unwritable output) ends the run after the frames before it, and is raised here;
-        ``cancel()`` is asked before each frame and raises :class:`Cancelled`.
+        (:func:`mattekit.tasks.segment.mask_from_prediction`) in the pipeline's workers (a recurrent
+        model: in its ordered writer thread); the temporal filter and ``emit`` run in the writer thread,
+        in frame order. An error (unreadable frame, unwritable output) ends the run after the frames
+        before it, and is raised here; ``cancel()`` is asked before each frame and raises :class:`Cancelled`.
         """
         predictor = self.predictor
+        recurrent = self.entry.recurrent
         failures: list[MattekitError] = []
         stopped: list[bool] = []
 
@@ -188,6 +198,8 @@ class MatteSource:
             emit(frame, picture, alpha)
 
         stage = temporal.OrderedSmoother(self.temporal, self.plate.frames, frames, emit_unless_cancelled)
+        steps = recurrent_steps(self.plate.frames, stage.frames, self.entry.warmup) if recurrent else stage.frames
+        pushed = set(stage.frames)
 
         def noted(step):  # a user error ends the run: no frame after it can be emitted in order
             def call(*args):
@@ -205,23 +217,55 @@ class MatteSource:
         def upsample(frame: int, picture: Picture, prediction) -> np.ndarray:
             return segment.mask_from_prediction(picture.pixels, prediction, self.refine)
 
-        def write(frame: int, picture: Picture, alpha: np.ndarray) -> None:
+        carried = {"frame": None, "state": None}  # recurrent: the last frame run and the state after it
+
+        def write(frame: int, picture: Picture, result) -> None:
+            if recurrent:
+                if carried["frame"] is None:
+                    runtime.set_threads(self.threads)  # the writer thread runs the net
+                state = carried["state"] if carried["frame"] == frame - 1 else None
+                prediction, carried["state"] = predictor.step(result, state)
+                carried["frame"] = frame
+                if frame not in pushed:  # warm-up only
+                    return
+                result = upsample(frame, picture, prediction)
             if frame != stage.expects:  # an earlier frame failed
                 return
             try:
-                stage.push(frame, picture.pixels, alpha, picture if pictures else None)
+                stage.push(frame, picture.pixels, result, picture if pictures else None)
             except MattekitError:
                 stopped.append(True)  # nothing more is written after a failed write
                 raise
 
-        pipeline.run_pipeline(stage.frames, noted(read), noted(predictor), noted(write), ordered=True,
-                              post=noted(upsample),
-                              cancel=lambda: bool(failures or stopped),
-                              **pipeline.plan(predictor, workers=self.workers, threads=self.threads))
+        if recurrent:
+            layout = {"workers": 1, "threads": 1, "batch": 1, "device": predictor.device}
+            infer, post = (lambda x: x), None  # the net runs in write, in frame order
+        else:
+            layout = pipeline.plan(predictor, workers=self.workers, threads=self.threads)
+            infer, post = predictor, upsample
+        pipeline.run_pipeline(steps, noted(read), noted(infer), noted(write), ordered=True,
+                              post=noted(post) if post else None,
+                              cancel=lambda: bool(failures or stopped), **layout)
         if failures:
             raise failures[0]
         if stopped or not stage.finished:
             raise Cancelled("The roto job was cancelled; run it again to resume.")
+
+
+def recurrent_steps(have, needed: list[int], warmup: int) -> list[int]:
+    """The frames a recurrent model runs, in order, to give ``needed``: each needed frame and up to
+    ``warmup`` plate frames before it (``have``: the plate's frames; history stops at a gap). Between
+    two needed frames at most ``warmup`` apart the frames in between run too, so the state is carried;
+    it starts afresh wherever the list skips a frame."""
+    have = set(have)
+    steps: set[int] = set()
+    for frame in needed:
+        steps.add(frame)
+        for back in range(1, warmup + 1):
+            if frame - back not in have:
+                break
+            steps.add(frame - back)
+    return sorted(steps)
 
 
 # ----------------------------------------------------------------------------------- the job
@@ -241,10 +285,10 @@ class RotoJob:
         if spec.bit_depth not in (8, 16, 32) or (spec.bit_depth == 32 and self.alpha_out.suffix.lower() != ".exr"):
             raise OutputError(f"A {spec.bit_depth}-bit matte cannot be written as {self.alpha_out.suffix}: use 8 or 16 (PNG, TIFF) or 16 or 32 (EXR).")
         cat = catalog.load()
-        self.entry = cat.get(spec.model, "segment") if spec.model else cat.default("segment")
-        default = temporal.TemporalOptions()
+        self.entry = cat.get(spec.model, ROTO_MODEL_TASKS) if spec.model else cat.default("segment")
+        default = temporal.for_model(self.entry)
         radius = default.radius if spec.radius is None else spec.radius
-        self.temporal = temporal.TemporalOptions(radius=radius) if spec.temporal and radius > 0 else None
+        self.temporal = dataclasses.replace(default, radius=radius) if spec.temporal and radius > 0 else None
         stem = self.alpha_out.prefix.rstrip("._-") or "matte"
         self.manifest_path = self.alpha_out.folder / (stem + MANIFEST_SUFFIX)
         self.journal_dir = self.alpha_out.folder / ("." + stem + JOURNAL_SUFFIX)
@@ -264,11 +308,14 @@ class RotoJob:
     def settings(self) -> dict:
         """What decides the bytes of the output files (the fingerprint is its hash); outputs aside,
         since each frame's record names its files (adding --rgba later recomputes only to add them)."""
-        return {"kind": "roto", "plate": self.plate.describe(),
+        settings = {"kind": "roto", "plate": self.plate.describe(),
                 "model": {"name": self.entry.name, "net": self.entry.net, "kwargs": self.entry.kwargs,
                           "weights": self.weights_path().name, "sha256": sha256_file(self.weights_path())},
                 "refine": self.spec.refine, "bit_depth": self.spec.bit_depth,
                 "temporal": self.temporal.describe() if self.temporal else None}
+        if self.entry.recurrent:
+            settings["warmup"] = self.entry.warmup
+        return settings
 
     def outputs(self) -> dict[str, str]:
         return {"alpha": str(self.alpha_out)} | {k: str(v) for k, v in self.extra_out.items()}

@@ -107,7 +107,10 @@ class Predictor:
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.engine(x)
+        return self._activate(self.engine(x))
+
+    def _activate(self, out: torch.Tensor) -> torch.Tensor:
+        """The net's selected output -> the prediction (activation, normalisation, value scale per catalog)."""
         if out.dim() == 3:  # N x H x W maps (Depth Anything) -> N x 1 x H x W
             out = out.unsqueeze(1)
         spec = self.entry.output
@@ -124,6 +127,22 @@ class Predictor:
         if spec.value_scale != 1.0:
             out = out / spec.value_scale
         return out
+
+    @torch.inference_mode()
+    def step(self, x: torch.Tensor, state: tuple | None) -> tuple[torch.Tensor, tuple]:
+        """One frame of a recurrent model (``entry.recurrent``): ``x`` as :meth:`prepare` makes it and the
+        state the previous frame returned (None: a clip's first frame). Returns (prediction as
+        :meth:`__call__` gives it, the new state). The net picks its own working resolution (RVM: its
+        authors' downsample ratio for the frame size). Frames must come in order, one at a time."""
+        if not self.entry.recurrent:
+            raise MattekitError(f"Model '{self.entry.name}' is not a recurrent video model.")
+        net = self.engine.net
+        param = next(net.parameters())
+        outputs = net(x.to(param.device, param.dtype), *(state or ()))
+        prediction = outputs
+        for i in self.entry.output.index:
+            prediction = prediction[i]
+        return self._activate(prediction), tuple(outputs[-4:])
 
     def prepare(self, image: np.ndarray) -> torch.Tensor:
         """sRGB H x W x 3|4 float32 [0,1] -> the 1 x 3 x h x w input this model wants (see :func:`prepare`)."""

@@ -47,6 +47,12 @@ class TemporalOptions:
                 "flow_side": self.flow_side, "sigma": self.sigma, "decay": self.decay}
 
 
+def for_model(entry) -> TemporalOptions:
+    """The filter's settings for mattes of a catalog entry: the entry's ``temporal`` table (tuned for its
+    kind of output, e.g. soft people alpha) over the defaults (tuned on object masks)."""
+    return TemporalOptions(**entry.extra.get("temporal", {}))
+
+
 @dataclass
 class FrameState:
     """What the filter keeps of one frame: its matte (H x W) and a small plate for flow."""

@@ -18,6 +18,7 @@ temporal column is filtered in frame order as roto does (:class:`mattekit.tempor
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -28,7 +29,8 @@ import numpy as np
 from .. import catalog, temporal
 from ..errors import InputError
 from ..io.sequences import ImageSequence, _folder_pattern
-from ..jobs import MatteSource
+from ..io.sequences import chunk_frames
+from ..jobs import ROTO_MODEL_TASKS, MatteSource
 
 
 def add_parser(kinds) -> None:
@@ -37,11 +39,13 @@ def add_parser(kinds) -> None:
     p.add_argument("--data", required=True, help="a DAVIS-style folder: im/SEQ (or JPEGImages/480p/SEQ) and gt/SEQ (or Annotations/480p/SEQ)")
     p.add_argument("--sequences", help="comma-separated sequence names (default: all)")
     p.add_argument("--limit", type=int, help="only the first N frames of each sequence")
-    p.add_argument("--model", help="segmentation model (default: the catalog's)")
+    p.add_argument("--model", help="people, objects, or a segment or matte model (default: objects)")
     p.add_argument("--weights", help="use this weights file instead of the catalog's download")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--threads", type=int, help="CPU threads for inference")
-    p.add_argument("--radius", type=int, default=temporal.TemporalOptions().radius, help="temporal window radius")
+    p.add_argument("--radius", type=int, help="temporal window radius (default: the model's, see its catalog entry)")
+    p.add_argument("--chunk", type=int, help="also run the shot in chunks of N frames as `roto --chunk N` does and "
+                                               "print the largest alpha difference per frame against one run")
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.set_defaults(func=run)
 
@@ -86,8 +90,10 @@ def run(args) -> int:
     images, truths = _folders(Path(args.data))
     names = args.sequences.split(",") if args.sequences else sorted(p.name for p in images.iterdir() if p.is_dir())
     cat = catalog.load()
-    entry = cat.get(args.model, "segment") if args.model else cat.default("segment")
-    options = temporal.TemporalOptions(radius=args.radius)
+    entry = cat.get(args.model, ROTO_MODEL_TASKS) if args.model else cat.default("segment")
+    options = temporal.for_model(entry)
+    if args.radius is not None:
+        options = dataclasses.replace(options, radius=args.radius)
     print(f"model {entry.name}, temporal: flow-compensated window, radius {options.radius}, {options.passes} passes; {len(names)} sequences")
     head = (f"{'sequence':<14}{'frames':>7}  {'J frame':>8}{'J temp':>8}{'J ema':>8}  {'flicker frame':>14}{'temp':>9}{'ema':>9}"
             f"  {'mc-flicker frame':>17}{'temp':>9}{'ema':>9}  {'s/frame':>8}{'+temp s':>8}")
@@ -136,6 +142,12 @@ def run(args) -> int:
                "seconds_per_frame": seconds, "temporal_seconds_per_frame": temporal_seconds}
         rows.append(row)
         _print_row(name, row)
+        if args.chunk:
+            row["chunked"] = chunk_difference(plate, entry, args, frames, per_frame, smoothed, options)
+            print(f"{'':<14}chunks of {args.chunk} vs one run, max |alpha difference| per frame: per-frame mattes "
+                  f"max {row['chunked']['frame']['max']:.4g} (mean of the per-frame maxima {row['chunked']['frame']['mean']:.4g}), "
+                  f"temporal max {row['chunked']['temporal']['max']:.4g} (mean {row['chunked']['temporal']['mean']:.4g})"
+                  + (f"; recurrent warm-up {entry.warmup} frames" if entry.recurrent else ""), flush=True)
     mean = {"sequence": "mean", "frames": sum(r["frames"] for r in rows),
             "J": {k: float(np.mean([r["J"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
             "flicker": {k: float(np.mean([r["flicker"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
@@ -152,6 +164,23 @@ def run(args) -> int:
         Path(args.json).write_text(json.dumps({"model": entry.name, "temporal": options.describe(),
                                                "sequences": rows, "mean": mean}, indent=1))
     return 0
+
+
+def chunk_difference(plate, entry, args, frames: list[int], per_frame: list[np.ndarray], smoothed: list[np.ndarray],
+                     options: temporal.TemporalOptions) -> dict:
+    """Run ``frames`` in chunks of ``args.chunk`` (each chunk alone, as a render-farm task or a resumed
+    job runs it) with and without temporal consistency; {"frame"|"temporal": {"max", "mean", "per_frame"}}:
+    the largest |alpha difference| of each frame against the uninterrupted run's."""
+    out = {}
+    for kind, reference, options_used in (("frame", per_frame, None), ("temporal", smoothed, options)):
+        source = MatteSource(plate, entry, weights=args.weights, device=args.device, threads=args.threads,
+                             temporal_options=options_used)
+        got: dict[int, np.ndarray] = {}
+        for chunk in chunk_frames(frames, args.chunk):
+            source.run(chunk, lambda frame, _, alpha: got.__setitem__(frame, alpha))
+        worst = [float(np.abs(got[f] - r).max()) for f, r in zip(frames, reference)]
+        out[kind] = {"max": max(worst), "mean": float(np.mean(worst)), "per_frame": worst}
+    return out
 
 
 def _print_row(name: str, row: dict) -> None:

@@ -248,8 +248,9 @@ class RobustVideoMatting(nn.Module):
     new states (16, 20, 40, 64 channels at 1/2, 1/4, 1/8, 1/16 of the downscaled size).
     """
 
-    def __init__(self):
+    def __init__(self, working_side: int = 512):
         super().__init__()
+        self.working_side = working_side
         self.backbone = MobileNetV3LargeEncoder()
         self.aspp = LRASPP(960, 128)
         self.decoder = RecurrentDecoder()
@@ -261,10 +262,13 @@ class RobustVideoMatting(nn.Module):
         """The four recurrent states of a clip's first frame."""
         return tuple(torch.zeros(1, 1, 1, 1) for _ in range(4))
 
-    @staticmethod
-    def auto_downsample_ratio(height: int, width: int, target: int = 512) -> float:
-        """The authors' advice: the low-resolution pass about ``target`` px on its long side, never upscaled."""
-        return min(1.0, target / max(height, width))
+    def auto_downsample_ratio(self, height: int, width: int) -> float:
+        """The authors' table: frames up to 512 x 512 run as they are; larger ones are scaled so that the
+        low-resolution pass is ``working_side`` px on its long side (their table gives about 480 px for
+        portraits, e.g. 0.25 at 1920 x 1080, and 768 px for full bodies, e.g. 0.4 at 1920 x 1080)."""
+        if max(height, width) <= 512:
+            return 1.0
+        return min(1.0, self.working_side / max(height, width))
 
     def forward(self, src, r1=None, r2=None, r3=None, r4=None, downsample_ratio: float | torch.Tensor | None = None):
         zero = src.new_zeros(1, 1, 1, 1)

@@ -62,7 +62,8 @@ def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
     """A dataclass field with the metadata every front end needs.
 
     choices / minimum / maximum: the allowed values (checked everywhere by :meth:`Task.check`).
-    model: the catalog task whose model names this option holds ("segment", "depth", ...).
+    model: the catalog task whose model names this option holds ("segment", "depth", ...), or a tuple of
+    them; the catalog's aliases of those tasks' models (``people``, ``objects``) are accepted too.
     flag: the CLI flag when not ``--<name with dashes>``; aliases: older flags kept for one release.
     default: ``dataclasses.MISSING`` for a required option.
     label: the short name a dialog shows (default: from the name). hosts: the front ends that offer
@@ -90,7 +91,7 @@ class Option:
     choices: tuple | None
     minimum: float | None
     maximum: float | None
-    model: str | None
+    model: str | tuple[str, ...] | None
     flag: str
     label: str
     hosts: tuple[str, ...]
@@ -130,6 +131,11 @@ class Option:
             value = getattr(self, key)
             if value is not None:
                 out[key] = list(value) if isinstance(value, tuple) else value
+        if self.model is not None:  # names a menu offers besides the catalog's models: people, objects
+            from .. import catalog
+
+            out["model_aliases"] = [{"name": alias, "model": entry.name, "licence": entry.licence}
+                                    for alias, entry in catalog.load().aliases_for(self.model).items()]
         return out
 
 

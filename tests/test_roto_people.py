@@ -1,0 +1,121 @@
+"""People in roto: the catalog's aliases, recurrent models (RVM) carried across frames, warm-up of chunks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mattekit import catalog, jobs, runtime
+from mattekit.errors import MattekitError
+from mattekit.io import read_image
+from mattekit.jobs import RotoSpec
+from mattekit.nets.rvm import RobustVideoMatting
+from mattekit.tasks.registry import options_of
+
+from test_jobs import files_of, make_plate
+
+
+def test_aliases_resolve_to_models_of_the_accepted_tasks():
+    cat = catalog.load()
+    assert cat.get("people", jobs.ROTO_MODEL_TASKS).name == "modnet-portrait"
+    assert cat.get("people").licence == "Apache-2.0"
+    assert cat.get("objects", jobs.ROTO_MODEL_TASKS) is cat.default("segment")
+    assert cat.get("rvm-people", jobs.ROTO_MODEL_TASKS).recurrent
+    with pytest.raises(MattekitError, match=r"Unknown model 'nobody'; choose one of: people, objects, "):
+        cat.get("nobody", jobs.ROTO_MODEL_TASKS)
+    with pytest.raises(MattekitError, match="'people' is a matte model, not a segment model"):
+        cat.get("people", "segment")
+    assert set(cat.aliases_for("upscale")) == set()
+
+
+def test_aliases_that_name_nothing_or_shadow_a_model_are_refused():
+    table = ('[defaults]\nsegment = "a"\n[models.a]\ntask = "segment"\ndescription = ""\nnet = "u2net:U2NETP"\n'
+             'kwargs = {}\nlicence = "MIT"\nfiles = []\n')
+    assert catalog.parse(table + '[aliases]\nobjects = "segment"\n').aliases == {"objects": "a"}
+    for bad in ('[aliases]\npeople = "nobody"\n', '[aliases]\na = "a"\n'):
+        with pytest.raises(ValueError, match="alias"):
+            catalog.parse(table + bad)
+
+
+def test_roto_schema_lists_the_aliases_with_their_licences():
+    model = {o.name: o for o in options_of(RotoSpec)}["model"].describe()
+    assert model["model"] == ["segment", "matte"]
+    assert {"name": "people", "model": "modnet-portrait", "licence": "Apache-2.0"} in model["model_aliases"]
+    assert [a["name"] for a in model["model_aliases"]] == ["people", "objects"]
+
+
+def test_recurrent_steps_warm_each_run_of_frames():
+    have = list(range(1, 31))
+    assert jobs.recurrent_steps(have, [10, 11, 12], 3) == [7, 8, 9, 10, 11, 12]
+    assert jobs.recurrent_steps(have, [2, 3], 8) == [1, 2, 3]  # history stops at the plate's first frame
+    assert jobs.recurrent_steps(have, [10, 13], 3) == [7, 8, 9, 10, 11, 12, 13]  # gaps within warm-up are run
+    assert jobs.recurrent_steps(have, [10, 20], 2) == [8, 9, 10, 18, 19, 20]
+    assert jobs.recurrent_steps([1, 2, 5, 6], [6], 4) == [5, 6]  # not across a hole in the plate
+
+
+def test_rvm_downsample_ratio_follows_the_authors_table():
+    net = RobustVideoMatting()
+    assert net.auto_downsample_ratio(480, 512) == 1.0
+    assert net.auto_downsample_ratio(1080, 1920) == pytest.approx(512 / 1920)
+    assert RobustVideoMatting(working_side=768).auto_downsample_ratio(1080, 1920) == pytest.approx(0.4)
+
+
+@pytest.fixture
+def offline_mirror(shared, monkeypatch):
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+
+
+def _rvm_spec(plate: str, output: str, **kw) -> RotoSpec:
+    kw.setdefault("temporal", False)
+    return RotoSpec(plate=plate, output=output, model="rvm-people", device="cpu", threads=1, **kw)
+
+
+@pytest.mark.needs_data
+def test_roto_carries_rvm_state_from_frame_to_frame(shared, offline_mirror, tmp_path):
+    """roto's mattes equal the net run over the frames with its state carried, and differ from fresh states."""
+    plate = make_plate(shared, tmp_path / "plate", 6, sequence="breakdance")
+    job = jobs.RotoJob(_rvm_spec(plate, str(tmp_path / "out" / "m.####.exr"), bit_depth=32))
+    job.run()
+    predictor = runtime.ModelCache().get("rvm-people", "matte", "cpu")
+    state, carried, fresh = None, [], []
+    for frame in job.frames:
+        x = predictor.prepare(job.plate.read(frame).pixels)
+        prediction, state = predictor.step(x, state)
+        carried.append(prediction[0, 0].numpy())
+        fresh.append(predictor.step(x, None)[0][0, 0].numpy())
+    written = [np.atleast_3d(read_image(tmp_path / "out" / f"m.{f}.exr").pixels)[..., 0] for f in job.frames]
+    assert max(np.abs(w - c).max() for w, c in zip(written, carried)) < 1e-4  # threads: 1 in roto, 2 here
+    assert max(np.abs(w - f).max() for w, f in zip(written[1:], fresh[1:])) > 0.05
+    assert 0.0 < np.mean([(w > 0.02) & (w < 0.98) for w in written]) < 0.5  # soft alpha, not a mask
+    with pytest.raises(MattekitError, match="not a recurrent"):
+        runtime.ModelCache().get("csnet-sod", "segment", "cpu").step(x, None)
+
+
+@pytest.mark.needs_data
+def test_rvm_chunks_warm_up_and_resume_exactly(shared, offline_mirror, tmp_path):
+    """Chunks (and a resumed run) first run the warm-up frames before them: where the warm-up reaches back to
+    the plate's first frame the bytes equal one run's; farther on, the difference stays small."""
+    warmup = catalog.load().get("rvm-people").warmup
+    plate = make_plate(shared, tmp_path / "plate", warmup + 6, sequence="breakdance")
+    whole = jobs.RotoJob(_rvm_spec(plate, str(tmp_path / "whole" / "m.####.png")))
+    whole.run()
+    reference = files_of(tmp_path / "whole")
+    assert whole.settings()["warmup"] == warmup
+    for chunk in reversed(whole.chunks(4)):
+        jobs.RotoJob(_rvm_spec(plate, str(tmp_path / "parts" / "m.####.png"))).run(chunk)
+    parts = files_of(tmp_path / "parts")
+    exact = [f"m.{f}.png" for f in whole.frames if f - warmup <= whole.frames[0]]
+    assert {k: parts[k] for k in exact} == {k: reference[k] for k in exact}
+    later = [k for k in reference if k not in exact]
+    assert later and any(parts[k] != reference[k] for k in later)  # the state really starts afresh there
+
+    # cancelled after 3 frames, resumed: the frames written stay, the rest are recomputed with warm-up
+    out = str(tmp_path / "resumed" / "m.####.png")
+    seen = []
+    with pytest.raises(jobs.Cancelled):
+        jobs.RotoJob(_rvm_spec(plate, out)).run(cancel=lambda: len(seen) >= 3, progress=lambda p: seen.append(p.frame))
+    kept = files_of(tmp_path / "resumed")
+    summary = jobs.RotoJob(_rvm_spec(plate, out)).run()
+    assert summary.skipped == whole.frames[:len(kept)] and len(kept) >= 2
+    assert files_of(tmp_path / "resumed") == reference
