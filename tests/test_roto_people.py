@@ -1,11 +1,14 @@
 """People in roto: the catalog's aliases, recurrent models (RVM) carried across frames, warm-up of chunks."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
-import torch
 
 from mattekit import catalog, jobs, runtime
+from mattekit.tasks import segment
 from mattekit.errors import MattekitError
 from mattekit.io import read_image
 from mattekit.jobs import RotoSpec
@@ -72,6 +75,7 @@ def _rvm_spec(plate: str, output: str, **kw) -> RotoSpec:
 
 
 @pytest.mark.needs_data
+@pytest.mark.slow
 def test_roto_carries_rvm_state_from_frame_to_frame(shared, offline_mirror, tmp_path):
     """roto's mattes equal the net run over the frames with its state carried, and differ from fresh states."""
     plate = make_plate(shared, tmp_path / "plate", 6, sequence="breakdance")
@@ -119,3 +123,34 @@ def test_rvm_chunks_warm_up_and_resume_exactly(shared, offline_mirror, tmp_path)
     summary = jobs.RotoJob(_rvm_spec(plate, out)).run()
     assert summary.skipped == whole.frames[:len(kept)] and len(kept) >= 2
     assert files_of(tmp_path / "resumed") == reference
+
+
+@pytest.mark.needs_data
+@pytest.mark.slow
+def test_roto_people_writes_soft_alpha_and_foreground_and_names_the_licence(shared, offline_mirror, tmp_path):
+    plate = make_plate(shared, tmp_path / "plate", 3, sequence="breakdance")
+    run = subprocess.run([sys.executable, "-m", "mattekit", "roto", plate, "-o", str(tmp_path / "out" / "m.####.png"),
+                          "--fg", str(tmp_path / "fg" / "fg.####.png"), "--model", "people", "--device", "cpu",
+                          "--threads", "1", "--radius", "1"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "--model people is modnet-portrait (Apache-2.0)" in run.stderr
+    alpha = read_image(tmp_path / "out" / "m.1002.png").pixels
+    soft = np.mean((alpha > 0.02) & (alpha < 0.98))
+    assert 0.002 < soft < 0.5 and alpha.max() > 0.98  # a matte with soft edges, not a thresholded mask
+    fg = read_image(tmp_path / "fg" / "fg.1002.png")
+    assert fg.pixels.shape[2] == 4 and np.abs(fg.pixels[..., 3] - np.atleast_3d(alpha)[..., 0]).max() < 1 / 255 + 1e-6
+
+
+@pytest.mark.needs_data
+def test_subject_is_matted_again_at_its_own_resolution(shared, offline_mirror):
+    image = read_image(sorted((shared / "data/davis/im/kite-surf").iterdir())[0]).pixels
+    predictor = runtime.ModelCache().get("people", "matte", "cpu")
+    whole = segment.mask_from_prediction(image, predictor(predictor.prepare(image)))
+    again = jobs.at_subject_resolution(predictor, image, whole, 0.15)
+    rows, cols = np.nonzero(np.abs(again - whole) > 1e-6)
+    subject_rows, subject_cols = np.nonzero(whole > 0.1)
+    assert rows.size > 0 and rows.min() >= subject_rows.min() - 0.15 * np.ptp(subject_rows) - 1
+    assert cols.max() <= subject_cols.max() + 0.15 * np.ptp(subject_cols) + 1
+    everywhere = np.ones_like(whole)  # a subject over half the frame: nothing to redo
+    assert jobs.at_subject_resolution(predictor, image, everywhere, 0.15) is everywhere
+    assert np.array_equal(jobs.at_subject_resolution(predictor, image, np.zeros_like(whole), 0.15), np.zeros_like(whole))

@@ -31,6 +31,9 @@ def _list(args) -> int:
     print("  ".join(h.ljust(w) for h, w in zip(("name", "task", "cached", "licence"), widths)) + "  description")
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[4])
+    aliases = cat.aliases_for(args.task)
+    if aliases:
+        print("aliases: " + ", ".join(f"{a} = {m.name} ({m.licence})" for a, m in aliases.items()))
     return 0
 
 

@@ -87,6 +87,8 @@ def run(args) -> int:
             job = None
         else:
             job = jobs.RotoJob(spec)
+            if spec.model and spec.model != job.entry.name:  # an alias: say what it stands for and its licence
+                print(f"mattekit: --model {spec.model} is {job.entry.name} ({job.entry.licence})", file=sys.stderr)
             if job.missing:
                 print(f"mattekit: warning: skipping {len(job.missing)} missing frame(s): {format_frames(job.missing)}",
                       file=sys.stderr)
