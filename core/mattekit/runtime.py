@@ -178,6 +178,7 @@ def get_predictor(model: str | ModelEntry, task: str | None = None, device: str 
 
 
 def clear_predictors() -> None:
-    """Drop every cached model (frees memory)."""
+    """Drop every cached model (frees memory); a model loaded again prints its licence notice again."""
     with _PREDICTORS_LOCK:
         _PREDICTORS.clear()
+        _NOTICES_SHOWN.clear()
