@@ -134,7 +134,6 @@ def test_onnx_export_is_cached_by_weights(golden, shared, monkeypatch):
 def test_predictor_backends_agree(shared, golden, monkeypatch):
     """Through the runtime: the same catalog model with both backends gives the same probabilities."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    runtime.clear_predictors()
     torch_pred = runtime.get_predictor("extremec3-portrait", "segment", "cpu", backend="torch")
     onnx_pred = runtime.get_predictor("extremec3-portrait", "segment", "cpu", backend="onnx")
     assert torch_pred is not onnx_pred and onnx_pred.backend == "onnx-cpu-fp32"
@@ -142,7 +141,6 @@ def test_predictor_backends_agree(shared, golden, monkeypatch):
     assert_close(onnx_pred(x), torch_pred(x), 1e-4, "predictor onnx vs torch")
     monkeypatch.setenv("MATTEKIT_BACKEND", "onnx")
     assert runtime.get_predictor("extremec3-portrait", "segment", "cpu") is onnx_pred
-    runtime.clear_predictors()
 
 
 bf16_cpu = pytest.mark.skipif(not backends.native_cpu_bf16(), reason="this CPU has no native bf16 (AVX-512 BF16 or AMX)")

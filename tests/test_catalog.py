@@ -46,7 +46,6 @@ def test_real_checkpoints_load_strictly_through_the_catalog(shared, monkeypatch)
     from mattekit import runtime
 
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    runtime.clear_predictors()  # loaded by earlier tests from their own caches
     for name in ("csnet-sod", "sinet-portrait", "extremec3-portrait"):
         predictor = runtime.get_predictor(name, "segment", "cpu")
         assert predictor.weights_path.parent == weights.cache_dir()

@@ -101,10 +101,15 @@ def test_a_bug_stops_the_pipeline_and_is_raised():
             raise ValueError("boom")
         return x
 
-    start = time.time()
+    read_items = []
+
+    def read(i):
+        read_items.append(i)
+        return _read(i)
+
     with pytest.raises(ValueError, match="boom"):
-        pipeline.run_pipeline(range(10_000), _read, infer, lambda *a: None, workers=2)
-    assert time.time() - start < 30
+        pipeline.run_pipeline(range(10_000), read, infer, lambda *a: None, workers=2)
+    assert len(read_items) < 100, "reading went on after the failure"  # bounded queues: a few items ahead at most
 
 
 def test_cancel_finishes_what_was_read():
@@ -127,7 +132,6 @@ def test_worker_thread_settings_do_not_leak():
 
 def test_segmentation_stages_match_predict_mask(shared, monkeypatch, tmp_path):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    runtime.clear_predictors()
     predictor = runtime.get_predictor("extremec3-portrait", "segment", "cpu")
     paths = sorted((shared / "data" / "grabcut50" / "im").glob("*"))[:4]
     read, infer, alpha_of = pipeline.mask_stages(predictor, refine=True)
@@ -145,7 +149,6 @@ def test_segmentation_stages_match_predict_mask(shared, monkeypatch, tmp_path):
         expected = segment.predict_mask(io.read_image(path).pixels, options)
         assert alphas[path].shape == expected.shape
         assert np.abs(alphas[path] - expected).max() < 1e-4
-    runtime.clear_predictors()
 
 
 def test_bench_speed_synthetic_sequence_keeps_memory_flat(shared, monkeypatch, tmp_path, capsys):

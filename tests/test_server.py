@@ -217,7 +217,6 @@ def test_remove_cuts_out_a_real_portrait_sync_and_async_alike(make_worker, mirro
 
 
 def test_one_model_load_for_many_concurrent_clients(make_worker, mirror, monkeypatch):
-    runtime.clear_predictors()
     loads = []
 
     class Counting(runtime.Predictor):
@@ -244,7 +243,6 @@ def test_one_model_load_for_many_concurrent_clients(make_worker, mirror, monkeyp
     assert not errors and len(results) == 8 and len(set(results)) == 1
     assert loads == ["extremec3-portrait"]
     assert next(m for m in worker.models() if m["name"] == "extremec3-portrait")["loaded"]
-    runtime.clear_predictors()
 
 
 @pytest.mark.skipif(not server.task_available("upscale"), reason="mattekit.tasks.upscale is not in this build")
