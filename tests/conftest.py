@@ -99,6 +99,15 @@ def golden(shared):
     return load
 
 
+def slow_params(values, slow) -> list:
+    """``values`` for ``pytest.mark.parametrize``, those whose first item is in ``slow`` marked ``slow``."""
+    def first(v):
+        return v[0] if isinstance(v, tuple) else v
+
+    return [pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=pytest.mark.slow) if first(v) in slow else v
+            for v in values]
+
+
 def assert_close(actual: torch.Tensor, expected, atol: float, what: str = "") -> float:
     """Assert max |actual - expected| <= atol; return the max error for reporting."""
     expected = torch.as_tensor(np.asarray(expected))

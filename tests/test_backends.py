@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_close
+from conftest import assert_close, slow_params
 
 from mattekit import backends, runtime
 from mattekit.errors import MattekitError
@@ -73,7 +73,7 @@ def nnpack_calls(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("name", slow_params(NETS, ("csnet", "isnet")))  # 45 s each on a busy 2-core machine
 def test_fast_cpu_engine_matches_eager(name, golden, shared, nnpack_calls):
     net, index, xs, _ = _net(name, golden, shared)
     refs = _reference(net, index, xs)
@@ -92,10 +92,8 @@ def test_fast_cpu_engine_matches_eager(name, golden, shared, nnpack_calls):
     print(name, engine.name, {k: f"{v:.1e}" for k, v in errors.items()})
 
 
-SLOW_EXPORTS = ("u2net", "csnet")  # 20-40 s to export on a busy 2-core machine
+@pytest.mark.parametrize("name", slow_params(NETS, ("u2net", "csnet", "isnet", "u2netp")))  # 30-70 s to export, busy
 
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_EXPORTS else n for n in NETS])
 def test_onnx_engine_matches_eager(name, golden, shared):
     net, index, xs, size = _net(name, golden, shared)
     xs = [x for x in xs if size is None or tuple(x.shape[2:]) == size]  # a static graph takes its own size only
@@ -131,6 +129,7 @@ def test_onnx_export_is_cached_by_weights(golden, shared, monkeypatch):
     assert backends.onnx_path(net, index, recipe={"size": list(size)}) != path  # other weights, other file
 
 
+@pytest.mark.slow
 def test_predictor_backends_agree(shared, golden, monkeypatch):
     """Through the runtime: the same catalog model with both backends gives the same probabilities."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))

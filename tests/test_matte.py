@@ -128,6 +128,7 @@ def test_user_trimaps_are_normalised():
 
 # ---------------------------------------------------------------- alpha on real data
 
+@pytest.mark.slow
 def test_alpha_beats_closed_form_matting_on_alphamatting(shared):
     """SAD and MSE below pymatting's closed-form matting on the same trimaps; both times printed, not compared
     (a wall-clock race on shared build machines; `mattekit bench matte` is where speed is measured)."""

@@ -17,6 +17,7 @@ import pytest
 
 import mattekit
 from mattekit import catalog
+from mattekit.errors import MattekitError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -103,7 +104,7 @@ def test_the_catalog_is_package_data():
 
 def test_an_unreadable_catalog_is_a_sentence(tmp_path, monkeypatch):
     monkeypatch.setenv("MATTEKIT_CATALOG", str(tmp_path / "missing.toml"))
-    with pytest.raises(mattekit.errors.MattekitError, match=r"^Cannot read the model catalog .*missing\.toml"):
+    with pytest.raises(MattekitError, match=r"^Cannot read the model catalog .*missing\.toml"):
         catalog.load()
 
 
@@ -126,24 +127,27 @@ def _source_copy(folder: Path) -> Path:
     return folder
 
 
+def _ci_cache() -> Path:
+    """$MATTEKIT_CACHE, else ~/.cache/mattekit-ci: where the GIMP root and the bpy venvs are kept too."""
+    return Path(os.environ.get("MATTEKIT_CACHE") or Path.home() / ".cache" / "mattekit-ci").expanduser()
+
+
 def _pip_env() -> dict:
-    """pip's download cache in $MATTEKIT_CACHE/pip when MATTEKIT_CACHE is set (as in CI)."""
-    cache = os.environ.get("MATTEKIT_CACHE")
-    return {"PIP_CACHE_DIR": str(Path(cache) / "pip")} if cache else {}
+    return {"PIP_CACHE_DIR": str(_ci_cache() / "pip")}
 
 
 @pytest.fixture(scope="module")
-def clean_venv(tmp_path_factory) -> Path:
+def clean_venv() -> Path:
     """A virtual environment without mattekit, holding torch==2.13.0 (installed first, as setup.sh does).
-    With $MATTEKIT_CACHE set it is kept there, keyed by pyproject.toml's hash, so a rerun finds the
-    dependencies that this pyproject declares already installed; pip's downloads go to $MATTEKIT_CACHE/pip."""
-    cache = os.environ.get("MATTEKIT_CACHE")
-    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
-    venv = Path(cache) / f"wheel-venv-{key}" if cache else tmp_path_factory.mktemp("clean") / "venv"
+    It is kept in the CI cache, keyed by the hash of the declared dependencies, so a rerun finds them
+    installed; the venv of an earlier dependency list is removed. pip's downloads are cached beside it."""
+    declared = [PYPROJECT["project"]["dependencies"], PYPROJECT["project"].get("requires-python")]
+    venv = _ci_cache() / f"wheel-venv-{hashlib.sha256(repr(declared).encode()).hexdigest()[:16]}"
     python = venv / "bin" / "python"
     if not (venv / ".ready").exists():
-        for stale in venv.parent.glob("wheel-venv-*") if cache else [venv]:  # one kept: the current pyproject's
+        for stale in venv.parent.glob("wheel-venv-*"):
             shutil.rmtree(stale, ignore_errors=True)
+        venv.parent.mkdir(parents=True, exist_ok=True)
         _run([sys.executable, "-m", "venv", venv], cwd=venv.parent)
         _run([python, "-m", "pip", "install", "--quiet", "torch==2.13.0"], cwd=venv, **_pip_env())
         (venv / ".ready").write_text("torch installed\n")
