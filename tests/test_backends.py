@@ -93,7 +93,6 @@ def test_fast_cpu_engine_matches_eager(name, golden, shared, nnpack_calls):
 
 
 @pytest.mark.parametrize("name", slow_params(NETS, ("u2net", "csnet", "isnet", "u2netp")))  # 30-70 s to export, busy
-
 def test_onnx_engine_matches_eager(name, golden, shared):
     net, index, xs, size = _net(name, golden, shared)
     xs = [x for x in xs if size is None or tuple(x.shape[2:]) == size]  # a static graph takes its own size only

@@ -33,6 +33,7 @@ def runs(tmp_path_factory) -> dict:
     for name, argv in COMMANDS.items():
         done = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=300,
                               env={**os.environ, "MATTEKIT_HOME": str(home)})
+        assert done.returncode == 0, f"mattekit {' '.join(argv)} crashed: {done.stderr[-2000:]}"
         *lines, last = done.stdout.rstrip("\n").split("\n")
         report = json.loads(last)
         out[name] = (report["code"], "\n".join(lines), report["torch"], done.stderr)
