@@ -4,17 +4,27 @@
     python install/install_gimp.py [--gimp-dir DIR] [--flatpak] [--python PY] [--dry-run] [--uninstall]
 
 Run it with the Python that has mattekit installed (it is recorded as the worker's interpreter;
---python names another). What it puts in GIMP's plug-in folder, ``plug-ins/mattekit_gimp/``:
+--python names another), with MATTEKIT_MIRROR / MATTEKIT_OFFLINE / MATTEKIT_HOME set as the worker
+should have them: they are recorded too, and the plug-in starts the worker with them. What it puts
+in GIMP's plug-in folder, ``plug-ins/mattekit_gimp/``:
 
     mattekit_gimp.py        the plug-in (executable, as GIMP requires)
     mattekit_client.py      a copy of mattekit.client (standard library only)
-    mattekit_worker.json    the record: interpreter, state file, operations and models on offer
+    mattekit_protocol.py    a copy of mattekit.worker.protocol, the wire format the client imports
+    mattekit_worker.json    the record: interpreter, state file, settings, and the worker's schema
+                            (what GET /v1/operations answers: every task's ports and options, the models)
     mattekit_install.json   what this installer created, so that --uninstall removes exactly that
+
+The plug-in makes one Filters > AI procedure per task of the schema that has a menu label. GIMP
+asks a plug-in for its procedures again only when the plug-in file changes, so whenever the
+recorded schema changes (a new task or option) this installer refreshes the plug-in file's time
+too; new models need nothing: the plug-in's dialog asks the running worker for them.
 
 GIMP 3's per-user folder: $GIMP3_DIRECTORY if set; Linux ~/.config/GIMP/3.0 (XDG_CONFIG_HOME);
 Flatpak ~/.var/app/org.gimp.GIMP/config/GIMP/3.0 (used when that app folder exists, or with
 --flatpak); macOS ~/Library/Application Support/GIMP/3.0; Windows %APPDATA%\\GIMP\\3.0.
-Running it again changes nothing unless something changed. Standard library only.
+It warns (and still installs) when it finds no GIMP 3. Running it again changes nothing unless
+something changed. Standard library and mattekit.fsutil only.
 """
 import argparse
 import json
@@ -22,28 +32,32 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "core"))
+from mattekit.fsutil import atomic_write  # noqa: E402 - standard library only, like this script
 PLUGIN_NAME = "mattekit_gimp"
 PLUGIN_SOURCE = REPO / "gimp_plugin" / PLUGIN_NAME / (PLUGIN_NAME + ".py")
 CLIENT_SOURCE = REPO / "core" / "mattekit" / "client.py"
+PROTOCOL_SOURCE = REPO / "core" / "mattekit" / "worker" / "protocol.py"
 RECORD = "mattekit_worker.json"
 MANIFEST = "mattekit_install.json"
 FLATPAK_APP = "org.gimp.GIMP"
+WORKER_SETTINGS = ("MATTEKIT_MIRROR", "MATTEKIT_OFFLINE", "MATTEKIT_HOME")  # recorded for the worker
 
-# Asked of the worker's interpreter: can it import mattekit, and what does it offer?
+# Asked of the worker's interpreter: can it import mattekit, and what does it offer? The schema is
+# what the worker answers to GET /v1/operations, made from the task registry.
 _QUERY = r"""
 import json, mattekit
-from mattekit import catalog, client, server
-cat = catalog.load()
-models = {}
-for m in cat.models.values():
-    models.setdefault(m.task, []).append({"name": m.name, "description": m.description})
-print(json.dumps({"version": mattekit.__version__, "operations": sorted(server.OPERATIONS),
-                  "models": models, "state_file": client.state_path()}))
+from mattekit import client
+from mattekit.runtime import ModelCache
+from mattekit.worker import operations
+offered = operations.build(operations.PathPolicy())
+schema = {"operations": [op.describe() for op in offered.values()], "models": operations.model_menus(ModelCache())}
+print(json.dumps({"version": mattekit.__version__, "schema": schema, "state_file": client.state_path()}))
 """
+GIMP3_PROGRAMS = ("gimp-3.0", "gimp-3", "gimp-console-3.0", "gimp-3.0.exe")
 
 
 def gimp_dirs(home, env, platform, flatpak=False):
@@ -63,10 +77,40 @@ def gimp_dirs(home, env, platform, flatpak=False):
     return dirs
 
 
-def query_worker(python):
+def find_gimp3(home, env, platform, gimp_dirs_found):
+    """Where a GIMP 3 was seen (a program on PATH, the Flatpak app, an application bundle, or GIMP 3's
+    settings folder, which GIMP makes on first start), or None."""
+    for program in GIMP3_PROGRAMS:
+        found = shutil.which(program, path=env.get("PATH"))
+        if found:
+            return found
+    places = [home / ".var" / "app" / FLATPAK_APP, Path("/var/lib/flatpak/app") / FLATPAK_APP]
+    if platform == "darwin":
+        places += sorted(Path("/Applications").glob("GIMP*3*.app")) + [Path("/Applications/GIMP.app")]
+    if platform == "win32":
+        places += [Path(env.get(name, "")) / "GIMP 3" for name in ("ProgramFiles", "LOCALAPPDATA") if env.get(name)]
+    places += [d / "gimprc" for d in gimp_dirs_found] + [d / "sessionrc" for d in gimp_dirs_found]
+    return next((str(p) for p in places if p.exists()), None)
+
+
+def worker_settings(env):
+    """{name: value} of the MATTEKIT_* settings set now that the worker needs (paths made absolute)."""
+    settings = {}
+    for name in WORKER_SETTINGS:
+        value = env.get(name)
+        if not value:
+            continue
+        if name == "MATTEKIT_HOME" or (name == "MATTEKIT_MIRROR" and "://" not in value):
+            value = os.path.abspath(os.path.expanduser(value))
+        settings[name] = value
+    return settings
+
+
+def query_worker(python, settings):
     """What the worker's interpreter offers (a dict); SystemExit with one sentence if it cannot."""
     try:
-        out = subprocess.run([python, "-c", _QUERY], capture_output=True, text=True, timeout=300)
+        out = subprocess.run([python, "-c", _QUERY], capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ, **settings))
     except OSError as exc:
         raise SystemExit("install_gimp: cannot run %s (%s)." % (python, exc.strerror or exc))
     if out.returncode != 0:
@@ -76,28 +120,18 @@ def query_worker(python):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def planned_files(python, info, idle_timeout):
+def planned_files(python, info, idle_timeout, settings):
     """{file name: (bytes, mode)} of everything the plug-in folder holds."""
     record = {"python": python, "state_file": info["state_file"], "mattekit_version": info["version"],
-              "operations": info["operations"], "models": info["models"], "idle_timeout": idle_timeout}
+              "environment": settings, "schema": info["schema"], "idle_timeout": idle_timeout}
     return {
         PLUGIN_NAME + ".py": (PLUGIN_SOURCE.read_bytes(), 0o755),
         "mattekit_client.py": (CLIENT_SOURCE.read_bytes(), 0o644),
-        RECORD: ((json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"), 0o644),
+        "mattekit_protocol.py": (PROTOCOL_SOURCE.read_bytes(), 0o644),
+        # keys in their own order: the plug-in makes one argument per option in the schema's order, and GIMP
+        # passes arguments by position, so the record must list options as the worker does
+        RECORD: ((json.dumps(record, indent=2) + "\n").encode("utf-8"), 0o644),
     }
-
-
-def _write_atomic(path, data, mode):
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name, dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, str(path))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def install(gimp_dir, files, dry_run, say):
@@ -123,20 +157,28 @@ def install(gimp_dir, files, dry_run, say):
     manifest["files"] = sorted(set(files) | {MANIFEST})
     all_files = dict(files)
     all_files[MANIFEST] = ((json.dumps(manifest, indent=2) + "\n").encode("utf-8"), 0o644)
+    written = set()
     for name, (data, mode) in sorted(all_files.items()):
         path = target / name
         same = path.is_file() and path.read_bytes() == data and (os.name == "nt" or (path.stat().st_mode & 0o777) == mode)
         if same:
             continue
         say("write %s" % path)
-        changes += 1
+        written.add(name)
         if not dry_run:
-            _write_atomic(path, data, mode)
-    return changes
+            atomic_write(path, data, mode=mode)
+    plugin = PLUGIN_NAME + ".py"
+    if RECORD in written and plugin not in written and (target / plugin).exists():
+        say("refresh %s (so that GIMP reads its procedures again)" % (target / plugin))
+        written.add(plugin)
+        if not dry_run:
+            os.utime(str(target / plugin))
+    return changes + len(written)
 
 
 def uninstall(gimp_dir, dry_run, say):
-    """Remove what install() put there (and the folders it created, when empty); returns the count."""
+    """Remove what install() put there, and the folders it created that nothing else is left in;
+    returns the count. A dry run names exactly what a real run would remove."""
     target = gimp_dir / "plug-ins" / PLUGIN_NAME
     if not target.exists():
         return 0
@@ -144,28 +186,24 @@ def uninstall(gimp_dir, dry_run, say):
         manifest = json.loads((target / MANIFEST).read_text())
     except (OSError, ValueError):
         manifest = {"created_dirs": [str(target)], "files": []}
-    changes = 0
-    for name in sorted(set(manifest["files"]) | {PLUGIN_NAME + ".py", "mattekit_client.py", RECORD, MANIFEST}):
-        path = target / name
-        if path.exists():
-            say("remove %s" % path)
-            changes += 1
-            if not dry_run:
-                path.unlink()
-    cache = target / "__pycache__"
-    if cache.is_dir():
-        say("remove %s" % cache)
-        changes += 1
+    gone = set()
+
+    def remove(path, what, action):
+        say("remove %s%s" % (what, path))
+        gone.add(path)
         if not dry_run:
-            shutil.rmtree(str(cache))
-    for folder in sorted(set(manifest["created_dirs"]) | {str(target)}, key=len, reverse=True):
-        folder = Path(folder)
-        if folder.is_dir() and (dry_run or not any(folder.iterdir())):
-            say("remove folder %s" % folder)
-            changes += 1
-            if not dry_run:
-                folder.rmdir()
-    return changes
+            action(str(path))
+
+    ours = {PLUGIN_NAME + ".py", "mattekit_client.py", "mattekit_protocol.py", RECORD, MANIFEST}
+    for name in sorted(set(manifest["files"]) | ours):
+        if (target / name).exists():
+            remove(target / name, "", os.remove)
+    if (target / "__pycache__").is_dir():  # what GIMP's Python compiled from our files
+        remove(target / "__pycache__", "folder ", shutil.rmtree)
+    for folder in sorted({Path(d) for d in manifest["created_dirs"]} | {target}, key=lambda p: len(str(p)), reverse=True):
+        if folder.is_dir() and all(entry in gone for entry in folder.iterdir()):
+            remove(folder, "folder ", os.rmdir)
+    return len(gone)
 
 
 def main(argv=None):
@@ -195,14 +233,20 @@ def main(argv=None):
                                       else "%d change(s) planned." % total))
         return 0
     python = os.path.abspath(args.python)
-    info = query_worker(python)
-    files = planned_files(python, info, args.idle_timeout)
+    settings = worker_settings(os.environ)
+    info = query_worker(python, settings)
+    files = planned_files(python, info, args.idle_timeout, settings)
+    if find_gimp3(Path.home(), os.environ, sys.platform, dirs) is None:
+        print("install_gimp: warning: no GIMP 3 found (no gimp-3.0 on PATH, no Flatpak %s, no GIMP 3 settings "
+              "folder); installing anyway: the plug-in appears once GIMP 3 is installed." % FLATPAK_APP)
     for gimp_dir in dirs:
         total += install(gimp_dir, files, args.dry_run, say)
         print("install_gimp: plug-in %s %s" % ("ready in" if not args.dry_run else "would be in",
                                                  gimp_dir / "plug-ins" / PLUGIN_NAME))
-    print("install_gimp: %s; worker interpreter %s; worker operations: %s."
-          % ("already up to date" if not total else "%d change(s)" % total, python, ", ".join(info["operations"])))
+    menu = [op["menu"].replace("_", "").rstrip(".") for op in info["schema"]["operations"] if op.get("menu")]
+    print("install_gimp: %s; worker interpreter %s%s; Filters > AI: %s."
+          % ("already up to date" if not total else "%d change(s)" % total, python,
+             "".join(", %s=%s" % item for item in sorted(settings.items())), ", ".join(sorted(menu))))
     return 0
 
 

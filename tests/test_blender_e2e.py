@@ -122,7 +122,7 @@ def test_ai_matte_in_blender(version, shared, tmp_path, monkeypatch):
     env = {k: v for k, v in os.environ.items() if k not in ("BLENDER_USER_RESOURCES", "XDG_CONFIG_HOME", "XDG_CACHE_HOME",
                                                           "XDG_STATE_HOME", "MATTEKIT_WORKER_STATE", "MATTEKIT_CATALOG")}
     env.update(HOME=str(home), MATTEKIT_HOME=str(tmp_path / "mattekit-home"), MATTEKIT_MIRROR=str(shared / "weights"),
-               OMP_NUM_THREADS="1")
+               OMP_NUM_THREADS="1", MATTEKIT_ALLOW_DIRS=os.pathsep.join([str(shared), str(tmp_path)]))  # roto's paths
     for name in ("HOME", "MATTEKIT_HOME"):
         monkeypatch.setenv(name, env[name])  # this process finds the worker the add-on starts (shutdown_worker)
     before = snapshot(home)

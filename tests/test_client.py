@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -13,12 +14,14 @@ import pytest
 
 from mattekit import client
 from mattekit.client import Pixels, WorkerError
+from mattekit.worker import protocol
 
 SOURCE = Path(client.__file__)
 
 
-def test_client_is_stdlib_only_and_python38_syntax():
-    tree = ast.parse(SOURCE.read_text(), feature_version=(3, 8))
+@pytest.mark.parametrize("source", [SOURCE, Path(protocol.__file__)], ids=["client", "protocol"])
+def test_client_and_protocol_are_stdlib_only_and_python38_syntax(source):
+    tree = ast.parse(source.read_text(), feature_version=(3, 8))
     modules = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -31,7 +34,23 @@ def test_client_is_stdlib_only_and_python38_syntax():
             assert node.returns is None and not any(a.annotation for a in args), f"annotation at line {node.lineno}"
         assert not isinstance(node, (ast.AnnAssign, ast.Match)), f"3.8-incompatible syntax at line {node.lineno}"
     assert modules <= set(sys.stdlib_module_names), modules - set(sys.stdlib_module_names)
-    assert "from __future__" not in SOURCE.read_text()
+    assert "from __future__" not in source.read_text()
+
+
+def test_the_client_uses_the_protocol_module_installed_beside_it(tmp_path):
+    """As installers lay it out (GIMP: a plain folder; Blender: inside the add-on's package), with no mattekit."""
+    flat, package = tmp_path / "flat", tmp_path / "addon" / "mattekit_addon"
+    for folder in (flat, package):
+        folder.mkdir(parents=True)
+        (folder / "mattekit_client.py").write_bytes(SOURCE.read_bytes())
+        (folder / "mattekit_protocol.py").write_bytes(Path(protocol.__file__).read_bytes())
+    (package / "__init__.py").write_text("from . import mattekit_client\n")
+    script = (f"import sys; sys.path[:0] = [{str(flat)!r}, {str(package.parent)!r}]\n"
+              "sys.modules['mattekit'] = None\n"  # any import of the real package fails
+              "import mattekit_client as a\nimport mattekit_addon.mattekit_client as b\n"
+              "print(a.protocol.__name__, b.protocol.__name__, a.Pixels(bytes(6), 1, 1, 3, 'u16'))")
+    out = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True)
+    assert out.stdout.split() == ["mattekit_protocol", "mattekit_addon.mattekit_protocol", "Pixels(1x1x3", "u16)"], out.stderr
 
 
 def test_pixels_checks_its_size():
@@ -98,7 +117,8 @@ def test_connect_starts_one_worker_and_reuses_it(tmp_path, monkeypatch):
     state = client.read_state(path)
     assert state["pid"] == pid and oct(os.stat(path).st_mode & 0o777) == "0o600"
     assert client.connect(python=sys.executable, path=path).health()["pid"] == pid  # reused
-    out, = workers[0].run("cutout", [Pixels(bytes([10, 20, 30]), 1, 1, 3), Pixels(bytes([200]), 1, 1, 1)])
+    out, = workers[0].run("enhance", [Pixels(bytes([10, 20, 30, 200]), 1, 1, 4)],
+                           {"white_balance": False, "contrast": False, "denoise": False})
     assert out.data == bytes([10, 20, 30, 200])
     workers[0].shutdown()
     deadline = time.time() + 20

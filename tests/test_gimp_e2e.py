@@ -1,5 +1,6 @@
 """End to end in real GIMP 3: Filters > AI > Remove Background and Refine Edges on a real photo, checked
-against ground truth.
+against ground truth; Mask Preview and Enhance, which the plug-in has no code for (their procedures come
+from the task registry's schema), registered and run.
 
 A Debian 13 root holding GIMP 3.0 is built once with debootstrap into $MATTEKIT_CACHE (default
 ~/.cache/mattekit-ci) by tests/gimp/build_root.sh and reused. The plug-in is installed into a
@@ -94,8 +95,45 @@ BATCH = textwrap.dedent('''
     call("mattekit-refine-edges", image, layer, output="layer")
     export(image, "refined-selection-16bit.png")
     image.delete()
+
+    # tasks declared once in the registry, with no code in the plug-in: Mask Preview and Enhance
+    for name in ("mattekit-mask-preview", "mattekit-enhance"):
+        proc = Gimp.get_pdb().lookup_procedure(name)
+        print("MATTEKIT-E2E menu %s %s %s" % (name, proc.get_menu_label(), proc.get_menu_paths()))
+    image = open_photo(None)
+    call("mattekit-mask-preview", image, image.get_layers()[0], model="sinet-portrait")
+    export(image, "preview-8bit.png")
+    image.delete()
+    image = open_photo(None)
+    call("mattekit-enhance", image, image.get_layers()[0], denoise=False)
+    export(image, "enhanced-8bit.png")
+    image.delete()
     print("MATTEKIT-E2E done")
 ''')
+
+
+# Run first, with no worker running: GIMP queries the plug-in, which takes the installer's recorded schema.
+MENUS = textwrap.dedent('''
+    from gi.repository import Gimp
+    for name in ("mattekit-remove-background", "mattekit-refine-edges", "mattekit-upscale",
+                 "mattekit-portrait-bokeh", "mattekit-enhance", "mattekit-mask-preview"):
+        proc = Gimp.get_pdb().lookup_procedure(name)
+        print("MATTEKIT-E2E registered %s %s" % (name, proc is not None and proc.get_menu_label()))
+''')
+
+
+def _run_gimp(gimp_root: Path, work: Path, script: str) -> str:
+    """gimp-console in the root, its plug-in folder and worker state file in ``work``, running ``script``."""
+    inside = "/" + str(work.relative_to(gimp_root))
+    (work / "batch.py").write_text(script)
+    command = ["chroot", str(gimp_root), "/usr/bin/env", "-i", f"HOME={inside}/home", "PATH=/usr/bin:/bin",
+               f"GIMP3_DIRECTORY={inside}/config", f"{client.STATE_ENV}={inside}/state/worker.json",
+               "gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
+    with open(work / "batch.py", "rb") as batch:
+        gimp = subprocess.run(command, stdin=batch, capture_output=True, text=True, timeout=600)
+    output = gimp.stdout + gimp.stderr
+    assert gimp.returncode == 0, f"GIMP exit {gimp.returncode}:\n{output[-6000:]}"
+    return output
 
 
 def _iou(alpha: np.ndarray, gt: np.ndarray) -> float:
@@ -131,6 +169,10 @@ def test_remove_background_and_refine_edges_in_real_gimp(gimp_root, shared, tmp_
         install = subprocess.run([sys.executable, str(ROOT / "install/install_gimp.py"), "--gimp-dir", str(work / "config")],
                                  capture_output=True, text=True, timeout=300)
         assert install.returncode == 0, install.stderr
+        registered = _run_gimp(gimp_root, work, MENUS)  # no worker yet: the recorded schema
+        for label in ("Remove _Background...", "Refine _Edges...", "_Upscale...", "Portrait _Bokeh...", "_Enhance...",
+                      "Mask _Preview..."):
+            assert f" {label}\n" in registered, registered[-4000:]
 
         # the worker, on the host, from this environment, with the real weights from the mirror
         state = work / "state" / "worker.json"
@@ -148,14 +190,8 @@ def test_remove_background_and_refine_edges_in_real_gimp(gimp_root, shared, tmp_
             time.sleep(0.1)
         assert worker is not None, (tmp_path / "worker.log").read_text()
 
-        (work / "batch.py").write_text(BATCH.format(work=inside, photo=PHOTO))
-        command = ["chroot", str(gimp_root), "/usr/bin/env", "-i", f"HOME={inside}/home", "PATH=/usr/bin:/bin",
-                   f"GIMP3_DIRECTORY={inside}/config", f"{client.STATE_ENV}={inside}/state/worker.json",
-                   "gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
-        with open(work / "batch.py", "rb") as batch:
-            gimp = subprocess.run(command, stdin=batch, capture_output=True, text=True, timeout=600)
-        output = gimp.stdout + gimp.stderr
-        assert gimp.returncode == 0 and "MATTEKIT-E2E done" in output, f"GIMP exit {gimp.returncode}:\n{output[-6000:]}"
+        output = _run_gimp(gimp_root, work, BATCH.format(work=inside, photo=PHOTO))
+        assert "MATTEKIT-E2E done" in output, output[-6000:]
         assert output.count("(cut out)") == 2, "two runs were asked for a new cut-out layer"
 
         gt = np.asarray(Image.open(shared / f"data/grabcut50/gt/{PHOTO}.png").convert("L"))
@@ -185,6 +221,26 @@ def test_remove_background_and_refine_edges_in_real_gimp(gimp_root, shared, tmp_
         assert changed > 100, "Refine Edges left the layer mask as it was"
         assert iou_refined > 0.9 and iou_refined > iou8 - 0.01
         assert iou_selection > 0.9 and soft > 500, "a hard selection must come back with a soft edge"
+
+        # Mask Preview (a layer mask) and Enhance (a new layer above), as the worker makes them
+        assert "MATTEKIT-E2E menu mattekit-mask-preview Mask _Preview... ['<Image>/Filters/AI']" in output
+        assert "MATTEKIT-E2E menu mattekit-enhance _Enhance... ['<Image>/Filters/AI']" in output
+        assert "mattekit-enhance layers ['Background (enhance)', 'Background']" in output
+        photo = np.asarray(Image.open(work / "in" / f"{PHOTO}.jpg").convert("RGB"))
+        h, w = photo.shape[:2]
+        preview = np.asarray(Image.open(work / "out" / "preview-8bit.png"))[..., 3] / 255.0
+        expected, = worker.run("mask-preview", [client.Pixels(photo.tobytes(), w, h, 3, "u8")], {"model": "sinet-portrait"})
+        expected = np.frombuffer(expected.data, np.uint8).reshape(h, w) / 255.0
+        enhanced = np.asarray(Image.open(work / "out" / "enhanced-8bit.png").convert("RGB")).astype(np.float32)
+        wanted, = worker.run("enhance", [client.Pixels(photo.tobytes(), w, h, 3, "u8")], {"denoise": False})
+        wanted = np.frombuffer(wanted.data, np.uint8).reshape(h, w, 3).astype(np.float32)
+        preview_diff, enhance_diff = np.abs(preview - expected).mean(), np.abs(enhanced - wanted).mean() / 255
+        changed = np.abs(enhanced - photo).mean() / 255
+        print(f"real GIMP 3 Mask Preview on {PHOTO}.jpg: IoU {_iou(preview, gt):.4f}, mean difference from the "
+              f"worker's own {preview_diff:.5f}; Enhance: changed the photo by {changed:.4f} on average, "
+              f"{enhance_diff:.5f} from the worker's own")
+        assert _iou(preview, gt) > 0.85 and preview_diff < 0.01
+        assert changed > 0.005 and enhance_diff < 0.01
     finally:
         if worker_proc is not None:
             worker_proc.terminate()

@@ -12,11 +12,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mattekit import client, server
+from mattekit import catalog, client
+from mattekit.runtime import ModelCache
+from mattekit.worker import operations, service
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "gimp_plugin" / "mattekit_gimp" / "mattekit_gimp.py"
 STUBS = Path(__file__).resolve().parent / "gimp_stubs"
+MENU_NAMES = {"mattekit-remove-background", "mattekit-refine-edges", "mattekit-upscale", "mattekit-portrait-bokeh",
+              "mattekit-enhance", "mattekit-mask-preview"}
+
+
+def registry_schema():
+    """What GET /v1/operations answers, made from the task registry as the installer records it."""
+    return {"operations": [op.describe() for op in operations.build(operations.PathPolicy()).values()],
+            "models": operations.model_menus(ModelCache())}
 
 
 @pytest.fixture
@@ -33,12 +43,13 @@ def gimp(tmp_path, monkeypatch):
     Gimp.CALLS.clear()
     Gimp.IMAGES.clear()
     GimpUi.SHOWN.clear()
+    GimpUi.DIALOGS.clear()
+    GimpUi.PICK.clear()
     GimpUi.ANSWER = True
-    record = {"python": sys.executable, "operations": sorted(server.OPERATIONS),
-              "models": {"segment": [{"name": "sinet-portrait", "description": "portraits"}],
-                         "upscale": [{"name": "rfdn-x4", "description": "x4"}]}}
+    record = {"python": sys.executable, "schema": registry_schema()}
     (tmp_path / "mattekit_worker.json").write_text(json.dumps(record))
     monkeypatch.setattr(plugin, "HERE", str(tmp_path))
+    monkeypatch.setenv(client.STATE_ENV, str(tmp_path / "no-worker" / "worker.json"))  # not the user's worker
     yield plugin, Gimp, GimpUi
     for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.")]:
         sys.modules.pop(name, None)
@@ -50,7 +61,7 @@ def worker(tmp_path, monkeypatch, shared):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     state = tmp_path / "state" / "worker.json"
-    srv = server.WorkerServer(state_file=str(state), idle_timeout=None, threads=1, log=lambda t: None).start_background()
+    srv = service.WorkerServer(state_file=str(state), idle_timeout=None, threads=1, log=lambda t: None).start_background()
     monkeypatch.setenv(client.STATE_ENV, str(state))
     yield client.Worker(srv.url, srv.token)
     srv.stop(wait=True)
@@ -76,6 +87,24 @@ def photo(shared, name="person1", size=None):
     return np.asarray(img, np.float32) / 255.0
 
 
+
+def as_pixels(array, dtype="u8"):
+    """float32 H x W x C in [0,1] -> client.Pixels at ``dtype``."""
+    np_dtype, scale = {"u8": (np.uint8, 255), "u16": (np.uint16, 65535)}[dtype]
+    return client.Pixels(np.rint(array * scale).astype(np_dtype).tobytes(), array.shape[1], array.shape[0],
+                         array.shape[2], dtype)
+
+
+def as_floats(pixels):
+    np_dtype, scale = {"u8": (np.uint8, 255), "u16": (np.uint16, 65535)}[pixels.dtype]
+    return np.frombuffer(pixels.data, np_dtype).reshape(pixels.height, pixels.width, pixels.channels) / float(scale)
+
+
+def iou(alpha, gt):
+    valid = gt != 128
+    return ((alpha >= 0.5) & (gt > 128) & valid).sum() / (((alpha >= 0.5) | (gt > 128)) & valid).sum()
+
+
 # ---------------------------------------------------------------- the file itself
 
 def test_plugin_file_is_small_plain_and_executable():
@@ -88,29 +117,63 @@ def test_plugin_file_is_small_plain_and_executable():
             modules.add((node.module or "").split(".")[0])
     assert modules <= {"os", "sys", "array", "gi", "mattekit_client", "mattekit"}, modules
     assert "import numpy" not in source and "import torch" not in source
-    assert len(source.splitlines()) < 400
+    assert len(source.splitlines()) < 500
     assert os.access(PLUGIN, os.X_OK), "GIMP ignores a plug-in file that is not executable"
     assert PLUGIN.parent.name == PLUGIN.stem, "GIMP needs folder and file named alike"
+    for task in ("remove", "bokeh", "upscale", "enhance", "mask-preview", "sinet"):
+        assert '"%s"' % task not in source, "the plug-in names no task or model: they come from the schema"
 
 
-def test_procedures_are_registered_under_filters_ai(gimp, tmp_path):
+# ---------------------------------------------------------------- procedures from the schema
+
+def test_procedures_and_arguments_come_from_the_recorded_schema(gimp, tmp_path):
     plugin, Gimp, _ = gimp
+    schema = registry_schema()
     names = plugin.MattekitPlugIn().do_query_procedures()
-    assert names[0] == "mattekit-remove-background"
-    assert set(names) == {n for n, spec in plugin.PROCEDURES.items() if spec[1] in server.OPERATIONS}
+    assert set(names) == MENU_NAMES, "one procedure per task with a menu label, and no other"
+    by_menu = {op["menu"]: op for op in schema["operations"] if op["menu"]}
     for name in names:
         proc = procedure(plugin, name)
+        op = by_menu[proc.menu_label]
         assert proc.menu_paths == ["<Image>/Filters/AI"] and proc.image_types == "RGB*"
         assert proc.sensitivity is Gimp.ProcedureSensitivityMask.DRAWABLE and proc.menu_label.endswith("...")
+        assert proc.documentation[0] == op["summary"]
+        declared = {n.replace("_", "-") for n, o in op["options"].items() if not o["path"]}
+        assert set(proc.arguments) - {"output"} == declared, "one argument per option, named with dashes"
     remove = procedure(plugin, "mattekit-remove-background")
     assert remove.arguments["output"]["default"] == "mask"  # a layer mask by default
-    assert remove.arguments["model"]["choice"].list_nicks() == ["default", "sinet-portrait"]
+    assert remove.arguments["output"]["choice"].list_nicks() == ["mask", "layer"]
+    assert remove.arguments["model"] == {"kind": "string", "nick": "_Model", "default": ""}  # "": the catalog's
+    assert remove.arguments["result"]["choice"].list_nicks()[0] == "default"  # default: from the placement
+    assert remove.arguments["refine"]["kind"] == "boolean" and remove.arguments["refine"]["default"] is True
     refine = procedure(plugin, "mattekit-refine-edges")
     assert refine.menu_label == "Refine _Edges..." and refine.arguments["output"]["default"] == "mask"
-    assert refine.arguments["band"]["default"] == 0  # 0: the worker's automatic band
-    # an installed mattekit without an operation gets no menu item for it
-    (tmp_path / "mattekit_worker.json").write_text(json.dumps({"operations": ["remove"]}))
-    assert plugin.MattekitPlugIn().do_query_procedures() == ["mattekit-remove-background"]
+    assert refine.arguments["band"]["kind"] == "string" and refine.arguments["band"]["default"] == ""  # automatic
+    assert refine.arguments["iterations"]["kind"] == "int" and refine.arguments["iterations"]["max"] == 500
+    upscale = procedure(plugin, "mattekit-upscale")
+    assert upscale.arguments["output"]["choice"].list_nicks() == ["image", "layer"]
+    assert upscale.return_values == ["new-image"]
+    enhance = procedure(plugin, "mattekit-enhance")
+    assert "output" not in enhance.arguments, "a same-size image has one place: a new layer"
+    assert enhance.arguments["strength"]["kind"] == "double" and enhance.arguments["strength"]["max"] == 2.0
+    assert procedure(plugin, "mattekit-portrait-bokeh").arguments["segment-model"]["kind"] == "string"
+
+    # a task declared once more appears with no plug-in code; without a schema there is nothing to offer
+    extra = dict(by_menu["_Enhance..."], name="tint", menu="_Tint the Photo...", summary="Tint.")
+    schema["operations"].append(extra)
+    (tmp_path / "mattekit_worker.json").write_text(json.dumps({"schema": schema}))
+    assert "mattekit-tint-the-photo" in plugin.MattekitPlugIn().do_query_procedures()
+    assert procedure(plugin, "mattekit-tint-the-photo").menu_label == "_Tint the Photo..."
+    (tmp_path / "mattekit_worker.json").write_text(json.dumps({"python": sys.executable}))
+    assert plugin.MattekitPlugIn().do_query_procedures() == []
+
+
+def test_a_running_worker_schema_is_preferred_to_the_record(gimp, worker, tmp_path):
+    plugin, _, _ = gimp
+    stale = registry_schema()
+    stale["operations"] = [op for op in stale["operations"] if op["name"] not in ("enhance", "mask-preview")]
+    (tmp_path / "mattekit_worker.json").write_text(json.dumps({"python": sys.executable, "schema": stale}))
+    assert set(plugin.MattekitPlugIn().do_query_procedures()) == MENU_NAMES, "the live worker's operations"
 
 
 # ---------------------------------------------------------------- Remove Background
@@ -125,9 +188,7 @@ def test_remove_background_adds_a_layer_mask_that_cuts_out_the_person(gimp, work
     assert np.array_equal(layer.pixels, pixels), "the layer's own pixels are untouched"
     mask = layer.get_mask().pixels[..., 0]
     gt = np.asarray(Image.open(shared / "data/grabcut50/gt/person1.png").convert("L"))
-    valid = gt != 128
-    iou = ((mask >= 0.5) & (gt > 128) & valid).sum() / (((mask >= 0.5) | (gt > 128)) & valid).sum()
-    assert iou > 0.9
+    assert iou(mask, gt) > 0.9
     assert image.undo_groups == [1, 1] and image.undo_steps == 1
     names = [c[0] for c in Gimp.CALLS]
     assert names[0] == "progress_init" and "progress_update" in names and "progress_end" in names
@@ -147,16 +208,13 @@ def test_remove_background_new_layer_respects_offsets_selection_and_16_bit(gimp,
     assert cut.get_name() == "Background (cut out)" and image.get_layers()[1] is layer
     assert not layer.get_visible() and np.array_equal(layer.pixels, pixels)
     assert cut.get_offsets() == (True, 30, 20) and cut.get_mask() is None and cut.has_alpha()
-    # the crop the worker saw: the selection in layer coordinates, at 16 bits
-    crop = np.rint(pixels[20:90, 20:120] * 65535).astype(np.uint16)
-    alpha, = worker.run("remove", [client.Pixels(crop.tobytes(), 100, 70, 3, "u16")], {"model": "sinet-portrait"})
-    expected = np.frombuffer(alpha.data, np.uint16).reshape(70, 100) / 65535.0
-    got = cut.pixels[..., 3]
-    assert np.allclose(got[20:90, 20:120], expected, atol=1 / 65535)
-    outside = np.ones_like(got, bool)
+    # the crop the worker saw: the selection in layer coordinates, at 16 bits; back: a cut-out (rgba)
+    crop = pixels[20:90, 20:120]
+    rgba, = worker.run("remove", [as_pixels(crop, "u16")], {"model": "sinet-portrait", "result": "rgba"})
+    assert np.allclose(cut.pixels[20:90, 20:120], as_floats(rgba), atol=1 / 65535)
+    outside = np.ones(cut.pixels.shape[:2], bool)
     outside[20:90, 20:120] = False
-    assert not got[outside].any(), "outside the selection nothing is kept"
-    assert np.array_equal(cut.pixels[..., :3], pixels)
+    assert not cut.pixels[outside].any(), "outside the selection nothing is kept"
 
 
 # ---------------------------------------------------------------- Refine Edges
@@ -170,14 +228,11 @@ def blocky(gt, block=8):
 
 def worker_matte(worker, pixels, mask, dtype, **options):
     """What the worker makes of these float pixels and mask sent at ``dtype`` (u8 or u16), as floats."""
-    np_dtype, scale = {"u8": (np.uint8, 255), "u16": (np.uint16, 65535)}[dtype]
-    inputs = [client.Pixels(np.rint(a * scale).astype(np_dtype).tobytes(), a.shape[1], a.shape[0], a.shape[2], dtype)
-              for a in (pixels, mask)]
-    out, = worker.run("matte", inputs, options)
-    return np.frombuffer(out.data, np_dtype).reshape(out.height, out.width, out.channels) / float(scale)
+    out, = worker.run("matte", {"image": as_pixels(pixels, dtype), "mask": as_pixels(mask, dtype)},
+                      dict({"result": "alpha"}, **options))
+    return as_floats(out)
 
 
-@pytest.mark.skipif("matte" not in server.OPERATIONS, reason="mattekit.tasks.matte is not in this build")
 def test_refine_edges_replaces_the_layer_mask_through_the_selection(gimp, worker, shared):
     plugin, Gimp, GimpUi = gimp
     pixels = photo(shared)
@@ -209,7 +264,6 @@ def test_refine_edges_replaces_the_layer_mask_through_the_selection(gimp, worker
     assert np.array_equal(mask[:, w // 2:], rough[:, w // 2:]) and np.allclose(mask[:, :w // 2], refined[:, :w // 2])
 
 
-@pytest.mark.skipif("matte" not in server.OPERATIONS, reason="mattekit.tasks.matte is not in this build")
 def test_refine_edges_of_the_selection_on_an_offset_16_bit_layer(gimp, worker, shared):
     plugin, Gimp, _ = gimp
     pixels = photo(shared, size=(160, 120))
@@ -218,7 +272,7 @@ def test_refine_edges_of_the_selection_on_an_offset_16_bit_layer(gimp, worker, s
     image.select_test_rectangle(70, 30, 90, 200)  # image coordinates; runs off the image at the bottom
     selection = np.zeros((120, 160, 1), np.float32)
     selection[10:, 40:130] = 1.0  # the same, in layer coordinates
-    status, error = run(plugin, Gimp, "mattekit-refine-edges", image, [layer], band=6)
+    status, error = run(plugin, Gimp, "mattekit-refine-edges", image, [layer], band="6")
     assert status is Gimp.PDBStatusType.SUCCESS, error
     mask = layer.get_mask()
     assert mask is not None and np.array_equal(layer.pixels, pixels)
@@ -227,35 +281,39 @@ def test_refine_edges_of_the_selection_on_an_offset_16_bit_layer(gimp, worker, s
     outside = selection[..., 0] == 0
     assert (mask.pixels[..., 0][outside] > 0.1).sum() > 20, "the refined edge is kept outside the selection too"
     assert image.undo_groups == [1, 1]
-    # output=layer: a decontaminated cut-out above the hidden layer, at its offsets; the mask stays
+    # output=layer from the layer mask, the selection still there: a decontaminated cut-out above the
+    # hidden layer, at its offsets, merged through the selection; the layer's mask stays
     status, error = run(plugin, Gimp, "mattekit-refine-edges", image, [layer], output="layer")
     assert status is Gimp.PDBStatusType.SUCCESS, error
     cut = image.get_layers()[0]
     assert cut.get_name() == "Background (cut out)" and image.get_layers()[1] is layer
     assert cut.get_offsets() == (True, 30, 20) and cut.has_alpha() and cut.get_mask() is None
-    assert not layer.get_visible() and np.array_equal(layer.pixels, pixels)
-    rgba = worker_matte(worker, pixels, mask.pixels, "u16", output="rgba")
-    assert np.allclose(cut.pixels, rgba, atol=1e-6)
+    assert not layer.get_visible() and np.array_equal(layer.pixels, pixels) and layer.get_mask() is mask
+    rgba = worker_matte(worker, pixels, mask.pixels, "u16", result="rgba")
+    inside = selection[..., 0] == 1
+    assert np.allclose(cut.pixels[inside], rgba[inside], atol=1e-6) and not cut.pixels[~inside].any()
 
 
-@pytest.mark.skipif("matte" not in server.OPERATIONS, reason="mattekit.tasks.matte is not in this build")
 def test_refine_edges_without_a_mask_or_an_edge_says_so(gimp, worker):
     plugin, Gimp, _ = gimp
     image = Gimp.Image(16, 12)
     layer = image.add_test_layer(np.full((12, 16, 3), 0.5, np.float32))
     status, error = run(plugin, Gimp, "mattekit-refine-edges", image, [layer])
     assert status is Gimp.PDBStatusType.EXECUTION_ERROR
-    assert error.startswith("Refine Edges needs a layer mask or a selection")
+    assert error == ("Refine Edges needs a layer mask or a selection: add a layer mask to the layer, or select "
+                     "the subject roughly, first.")
     assert layer.get_mask() is None and not any(c[0] == "progress_init" for c in Gimp.CALLS)
     layer.add_mask(layer.create_mask(Gimp.AddMaskType.WHITE))
     status, error = run(plugin, Gimp, "mattekit-refine-edges", image, [layer])
     assert status is Gimp.PDBStatusType.EXECUTION_ERROR and error.startswith("The mask has no edge to refine")
     assert np.all(layer.get_mask().pixels == 1.0) and image.undo_groups == [2, 2]
+    status, error = run(plugin, Gimp, "mattekit-refine-edges", image, [layer], band="wide")
+    assert status is Gimp.PDBStatusType.EXECUTION_ERROR
+    assert error == "Band must be a whole number, or empty for automatic, not 'wide'."
 
 
-# ---------------------------------------------------------------- Upscale and Portrait Bokeh
+# ---------------------------------------------------------------- Upscale, Portrait Bokeh, Enhance, Mask Preview
 
-@pytest.mark.skipif("upscale" not in server.OPERATIONS, reason="mattekit.tasks.upscale is not in this build")
 def test_upscale_into_a_new_image_and_as_a_new_layer(gimp, worker):
     plugin, Gimp, _ = gimp
     rng = np.random.default_rng(0)
@@ -268,6 +326,7 @@ def test_upscale_into_a_new_image_and_as_a_new_layer(gimp, worker):
     assert Gimp.IMAGES == [new_image], "the new image is returned to the caller"
     assert (new_image.get_width(), new_image.get_height()) == (24, 20)
     assert new_image.get_layers()[0].has_alpha() and new_image.get_precision() is image.get_precision()
+    assert new_image.get_layers()[0].get_name() == "Background (x2)"
     assert not any(c[0] == "display_new" for c in Gimp.CALLS), "no display in non-interactive mode"
     status, none = run(plugin, Gimp, "mattekit-upscale", image, [layer], model="rfdn-x4", scale="2", output="layer")
     assert status is Gimp.PDBStatusType.SUCCESS and none is None
@@ -277,7 +336,6 @@ def test_upscale_into_a_new_image_and_as_a_new_layer(gimp, worker):
     assert np.allclose(top.pixels, new_image.get_layers()[0].pixels)
 
 
-@pytest.mark.skipif("bokeh" not in server.OPERATIONS, reason="mattekit.tasks.bokeh is not in this build")
 def test_portrait_bokeh_uses_the_selection_as_the_subject(gimp, worker):
     plugin, Gimp, _ = gimp
     rng = np.random.default_rng(1)
@@ -285,7 +343,7 @@ def test_portrait_bokeh_uses_the_selection_as_the_subject(gimp, worker):
     image = Gimp.Image(64, 48)
     layer = image.add_test_layer(pixels)
     image.select_test_rectangle(16, 12, 32, 24)
-    status, error = run(plugin, Gimp, "mattekit-portrait-bokeh", image, [layer], depth="subject", strength=4.0)
+    status, error = run(plugin, Gimp, "mattekit-portrait-bokeh", image, [layer], mask_only=True, strength=4.0)
     assert status is Gimp.PDBStatusType.SUCCESS, error
     blurred = image.get_layers()[0]
     assert blurred.get_name() == "Background (bokeh)" and np.array_equal(layer.pixels, pixels)
@@ -294,9 +352,48 @@ def test_portrait_bokeh_uses_the_selection_as_the_subject(gimp, worker):
     assert blurred.pixels[:6].std() < pixels[:6].std() * 0.8
 
 
+def test_enhance_and_mask_preview_run_with_no_code_of_their_own(gimp, worker, shared):
+    """Declared once in the registry: their procedures, arguments and placement come from the schema."""
+    plugin, Gimp, _ = gimp
+    pixels = photo(shared, size=(200, 150))
+    image = Gimp.Image(200, 150)
+    layer = image.add_test_layer(pixels)
+    status, error = run(plugin, Gimp, "mattekit-enhance", image, [layer], denoise=False, strength=1.5)
+    assert status is Gimp.PDBStatusType.SUCCESS, error
+    enhanced = image.get_layers()[0]
+    assert enhanced.get_name() == "Background (enhance)" and enhanced.get_visible() and layer.get_visible()
+    expected, = worker.run("enhance", [as_pixels(pixels)], {"denoise": False, "strength": 1.5})
+    assert np.allclose(enhanced.pixels, as_floats(expected), atol=1e-6) and not np.allclose(enhanced.pixels, pixels)
+    # a filter acts on the selection: the rest of the new layer is the layer's own pixels
+    image.select_test_rectangle(20, 10, 80, 60)
+    status, error = run(plugin, Gimp, "mattekit-enhance", image, [layer])
+    assert status is Gimp.PDBStatusType.SUCCESS, error
+    part = image.get_layers()[1]  # just above the layer, below the first run's
+    assert image.get_layers()[2] is layer and part.get_name() == "Background (enhance)"
+    crop, = worker.run("enhance", [as_pixels(pixels[10:70, 20:100])], {})
+    assert np.allclose(part.pixels[10:70, 20:100], as_floats(crop), atol=1e-6)
+    outside = np.ones((150, 200), bool)
+    outside[10:70, 20:100] = False
+    assert np.array_equal(part.pixels[outside], pixels[outside])
+
+    image = Gimp.Image(*photo(shared).shape[1::-1])
+    layer = image.add_test_layer(photo(shared))
+    status, error = run(plugin, Gimp, "mattekit-mask-preview", image, [layer], model="sinet-portrait")
+    assert status is Gimp.PDBStatusType.SUCCESS, error
+    preview = layer.get_mask().pixels
+    expected, = worker.run("mask-preview", [as_pixels(photo(shared))], {"model": "sinet-portrait"})
+    assert np.allclose(preview, as_floats(expected), atol=1e-6)
+    gt = np.asarray(Image.open(shared / "data/grabcut50/gt/person1.png").convert("L"))
+    print("Mask Preview (stubs) person1 with sinet-portrait: IoU %.4f" % iou(preview[..., 0], gt))
+    assert iou(preview[..., 0], gt) > 0.85
+    status, error = run(plugin, Gimp, "mattekit-mask-preview", image, [layer], model="sinet-portrait", output="layer")
+    assert status is Gimp.PDBStatusType.SUCCESS, error
+    assert image.get_layers()[0].get_name() == "Background (cut out)" and not layer.get_visible()
+
+
 # ---------------------------------------------------------------- dialogs and errors
 
-def test_interactive_mode_shows_the_dialog_and_honours_cancel(gimp):
+def test_interactive_mode_shows_the_dialog_and_honours_cancel(gimp, worker):
     plugin, Gimp, GimpUi = gimp
     image = Gimp.Image(8, 8)
     layer = image.add_test_layer(np.zeros((8, 8, 3), np.float32))
@@ -304,7 +401,43 @@ def test_interactive_mode_shows_the_dialog_and_honours_cancel(gimp):
     status, _ = run(plugin, Gimp, "mattekit-remove-background", image, [layer], mode=Gimp.RunMode.INTERACTIVE)
     assert status is Gimp.PDBStatusType.CANCEL
     assert ("dialog", "Remove Background") in GimpUi.SHOWN
-    assert layer.get_mask() is None and image.get_layers() == [layer]
+    filled = [entry[1] for entry in GimpUi.SHOWN if entry[0] == "fill"][0]
+    assert filled[0] == "output" and "model" not in filled and "refine" in filled, "models get menus of their own"
+    assert layer.get_mask() is None and image.get_layers() == [layer] and image.undo_groups == [0, 0]
+
+
+@pytest.fixture
+def bigger_catalog(tmp_path, monkeypatch):
+    """The catalog plus one segmentation model (SINet's weights under a new name), as $MATTEKIT_CATALOG."""
+    text = (ROOT / "models" / "catalog.toml").read_text()
+    start = text.index("[models.sinet-portrait]")
+    entry = text[start:text.index("\n\n", start)]
+    copy = tmp_path / "catalog.toml"
+    copy.write_text(text + "\n" + entry.replace("[models.sinet-portrait]", "[models.sinet-portrait-twin]")
+                    .replace('description = "', 'description = "A twin added after installing: ') + "\n")
+    monkeypatch.setenv("MATTEKIT_CATALOG", str(copy))
+    catalog.load.cache_clear()
+    yield "sinet-portrait-twin"
+    monkeypatch.undo()
+    catalog.load.cache_clear()
+
+
+def test_a_model_added_to_the_catalog_appears_in_the_dialog_without_reinstalling(gimp, bigger_catalog, worker, shared):
+    plugin, Gimp, GimpUi = gimp
+    record = json.loads((Path(plugin.HERE) / "mattekit_worker.json").read_text())
+    assert bigger_catalog not in {m["name"] for m in record["schema"]["models"]["segment"]}, "installed before"
+    pixels = photo(shared, size=(160, 120))
+    image = Gimp.Image(160, 120)
+    layer = image.add_test_layer(pixels)
+    GimpUi.PICK["model"] = bigger_catalog
+    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], mode=Gimp.RunMode.INTERACTIVE)
+    assert status is Gimp.PDBStatusType.SUCCESS, error
+    menu = GimpUi.DIALOGS[0].combos()["_Model"]
+    assert bigger_catalog in menu.ids() and "sinet-portrait" in menu.ids() and menu.ids()[0] == "default"
+    assert any(text.startswith("Default (") for _, text in menu.items)
+    # the chosen model ran: its mask is SINet's
+    alpha, = worker.run("remove", [as_pixels(pixels)], {"model": "sinet-portrait", "result": "alpha"})
+    assert np.allclose(layer.get_mask().pixels, as_floats(alpha), atol=1e-6)
 
 
 def test_problems_become_one_clear_gimp_message(gimp, tmp_path, monkeypatch):
@@ -318,6 +451,9 @@ def test_problems_become_one_clear_gimp_message(gimp, tmp_path, monkeypatch):
     assert "No Python interpreter for the mattekit worker" in error
     assert image.get_layers() == [layer] and layer.get_mask() is None
     assert image.undo_groups == [1, 1] and ("progress_end",) in Gimp.CALLS
+    # interactive: the worker is needed for the dialog, so the same sentence comes before any dialog
+    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], mode=Gimp.RunMode.INTERACTIVE)
+    assert status is Gimp.PDBStatusType.EXECUTION_ERROR and "No Python interpreter" in error
     # a layer mask is not a layer
     status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer.create_mask(Gimp.AddMaskType.WHITE)])
     assert status is Gimp.PDBStatusType.EXECUTION_ERROR and "Select exactly one layer" in error
@@ -332,10 +468,27 @@ def test_worker_errors_reach_the_user(gimp, worker):
     plugin, Gimp, _ = gimp
     image = Gimp.Image(8, 8)
     layer = image.add_test_layer(np.zeros((8, 8, 3), np.float32))
-    monkey_record = Path(plugin.HERE) / "mattekit_worker.json"
-    record = json.loads(monkey_record.read_text())
-    record["models"]["segment"].append({"name": "not-in-the-catalog", "description": "stale record"})
-    monkey_record.write_text(json.dumps(record))
     status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="not-in-the-catalog")
     assert status is Gimp.PDBStatusType.EXECUTION_ERROR
     assert "Unknown model 'not-in-the-catalog'" in error
+
+
+def test_a_worker_it_starts_gets_the_recorded_settings(gimp, tmp_path, monkeypatch):
+    """The installer records MATTEKIT_MIRROR / _OFFLINE / _HOME; the plug-in starts the worker with them."""
+    plugin, _, _ = gimp
+    seen = tmp_path / "environment.txt"
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\nenv > '%s'\nexit 3\n" % seen)  # stands in for the worker's interpreter
+    python.chmod(0o755)
+    for name in ("MATTEKIT_MIRROR", "MATTEKIT_OFFLINE", "MATTEKIT_HOME", "MATTEKIT_PYTHON"):
+        monkeypatch.setenv(name, "")  # so that monkeypatch restores what the plug-in sets
+        monkeypatch.delenv(name)
+    record = {"python": str(python), "state_file": str(tmp_path / "state" / "worker.json"),
+              "environment": {"MATTEKIT_MIRROR": "/srv/weights", "MATTEKIT_OFFLINE": "1",
+                              "MATTEKIT_HOME": str(tmp_path / "mk")}}
+    (tmp_path / "mattekit_worker.json").write_text(json.dumps(record))
+    monkeypatch.delenv(client.STATE_ENV)
+    with pytest.raises(client.WorkerError, match="stopped at start"):
+        plugin.connect()
+    lines = set(seen.read_text().splitlines())
+    assert {"MATTEKIT_MIRROR=/srv/weights", "MATTEKIT_OFFLINE=1", "MATTEKIT_HOME=%s" % (tmp_path / "mk")} <= lines

@@ -20,9 +20,11 @@ def _module():
     return module
 
 
-def installer(home: Path, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if k not in ("GIMP3_DIRECTORY", "XDG_CONFIG_HOME", "APPDATA")}
-    env["HOME"] = str(home)
+def installer(home: Path, *args: str, **settings: str) -> str:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GIMP3_DIRECTORY", "XDG_CONFIG_HOME", "APPDATA", "MATTEKIT_MIRROR", "MATTEKIT_OFFLINE",
+                        "MATTEKIT_HOME", "MATTEKIT_WORKER_STATE")}
+    env.update(settings, HOME=str(home))
     out = subprocess.run([sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -58,12 +60,19 @@ def test_install_twice_is_idempotent_and_uninstall_leaves_nothing(tmp_path):
     flatpak = home / ".var/app/org.gimp.GIMP/config/GIMP/3.0/plug-ins/mattekit_gimp"
     for folder in (native, flatpak):
         assert sorted(p.name for p in folder.iterdir()) == [
-            "mattekit_client.py", "mattekit_gimp.py", "mattekit_install.json", "mattekit_worker.json"]
+            "mattekit_client.py", "mattekit_gimp.py", "mattekit_install.json", "mattekit_protocol.py",
+            "mattekit_worker.json"]
         assert os.access(folder / "mattekit_gimp.py", os.X_OK)
         assert (folder / "mattekit_client.py").read_bytes() == (ROOT / "core/mattekit/client.py").read_bytes()
+        assert (folder / "mattekit_protocol.py").read_bytes() == (ROOT / "core/mattekit/worker/protocol.py").read_bytes()
         record = json.loads((folder / "mattekit_worker.json").read_text())
-        assert record["python"] == os.path.abspath(sys.executable)
-        assert "remove" in record["operations"] and "sinet-portrait" in {m["name"] for m in record["models"]["segment"]}
+        assert record["python"] == os.path.abspath(sys.executable) and record["environment"] == {}
+        schema = worker_schema()  # what GET /v1/operations answers ("cached" differs: another HOME)
+        assert record["schema"]["operations"] == schema["operations"]
+        assert [list(op["options"]) for op in record["schema"]["operations"]] == \
+            [list(op["options"]) for op in schema["operations"]], "options in the worker's order (GIMP's argument order)"
+        assert {t: [m["name"] for m in ms] for t, ms in record["schema"]["models"].items()} == \
+            {t: [m["name"] for m in ms] for t, ms in schema["models"].items()}
     first = snapshot(home)
 
     second = installer(home)
@@ -75,6 +84,61 @@ def test_install_twice_is_idempotent_and_uninstall_leaves_nothing(tmp_path):
     assert "nothing to remove" in installer(home, "--uninstall")
 
 
+def worker_schema() -> dict:
+    """GET /v1/operations of a fresh worker in this environment."""
+    from mattekit.runtime import ModelCache
+    from mattekit.worker import operations
+
+    return {"operations": [op.describe() for op in operations.build(operations.PathPolicy()).values()],
+            "models": operations.model_menus(ModelCache())}
+
+
+def test_worker_settings_are_recorded_and_a_missing_gimp_is_one_warning(tmp_path, shared):
+    home = tmp_path / "home"
+    mirror = os.path.relpath(shared / "weights")
+    out = installer(home, MATTEKIT_MIRROR=mirror, MATTEKIT_OFFLINE="1", MATTEKIT_HOME="~/mk")
+    warnings = [line for line in out.splitlines() if "warning" in line]
+    assert warnings == ["install_gimp: warning: no GIMP 3 found (no gimp-3.0 on PATH, no Flatpak org.gimp.GIMP, "
+                        "no GIMP 3 settings folder); installing anyway: the plug-in appears once GIMP 3 is installed."]
+    folder = home / ".config/GIMP/3.0/plug-ins/mattekit_gimp"
+    record = json.loads((folder / "mattekit_worker.json").read_text())
+    assert record["environment"] == {"MATTEKIT_MIRROR": str((shared / "weights").resolve()), "MATTEKIT_OFFLINE": "1",
+                                     "MATTEKIT_HOME": str(home / "mk")}
+    assert record["state_file"] == str(home / "mk" / "worker.json"), "the worker's state file under MATTEKIT_HOME"
+    # a GIMP 3 on PATH (or its settings folder): no warning; a changed record refreshes the plug-in file
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gimp-3.0").write_text("#!/bin/sh\n")
+    (bin_dir / "gimp-3.0").chmod(0o755)
+    os.utime(folder / "mattekit_gimp.py", (1, 1))
+    out = installer(home, PATH=str(bin_dir) + os.pathsep + os.environ["PATH"])
+    assert "warning" not in out and "write %s" % (folder / "mattekit_worker.json") in out
+    assert "refresh %s" % (folder / "mattekit_gimp.py") in out and (folder / "mattekit_gimp.py").stat().st_mtime > 1
+    (home / ".config/GIMP/3.0/gimprc").write_text("")
+    assert "warning" not in installer(home) and "already up to date" in installer(home)
+
+
+def test_uninstall_dry_run_names_exactly_what_it_would_remove(tmp_path):
+    home = tmp_path / "home"
+    installer(home)
+    (home / ".config" / "someone-else.conf").write_text("kept")  # .config was created by the install, now shared
+    (home / ".config/GIMP/3.0/plug-ins/mattekit_gimp/__pycache__").mkdir()
+    before = snapshot(home)
+    planned = installer(home, "--uninstall", "--dry-run")
+    assert snapshot(home) == before, "--dry-run changed something"
+    plugin = home / ".config/GIMP/3.0/plug-ins/mattekit_gimp"
+    expected = ["remove %s" % (plugin / name) for name in ("mattekit_client.py", "mattekit_gimp.py",
+                                                           "mattekit_install.json", "mattekit_protocol.py",
+                                                           "mattekit_worker.json")]
+    expected += ["remove folder %s" % folder for folder in (plugin / "__pycache__", plugin, plugin.parent,
+                                                            plugin.parent.parent, plugin.parent.parent.parent)]
+    lines = [line.split("install_gimp: would ", 1)[1] for line in planned.splitlines() if " would remove " in line]
+    assert lines == expected, planned
+    done = installer(home, "--uninstall")
+    assert [line.split("install_gimp: ", 1)[1] for line in done.splitlines() if ": remove " in line] == expected
+    assert sorted(p.name for p in home.rglob("*")) == [".config", "someone-else.conf"]
+
+
 def test_uninstall_keeps_what_gimp_made_and_the_installed_plugin_uses_its_client(tmp_path, monkeypatch):
     home = tmp_path / "home"
     plugins = home / ".config/GIMP/3.0/plug-ins"
@@ -84,7 +148,7 @@ def test_uninstall_keeps_what_gimp_made_and_the_installed_plugin_uses_its_client
     installed = plugins / "mattekit_gimp" / "mattekit_gimp.py"
     # GIMP's Python loads the installed plug-in, which imports the client copied next to it
     stubs = str(Path(__file__).resolve().parent / "gimp_stubs")
-    for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m == "mattekit_client"]:
+    for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m in ("mattekit_client", "mattekit_protocol")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.syspath_prepend(stubs)
     spec = importlib.util.spec_from_file_location("installed_mattekit_gimp", installed)
@@ -93,9 +157,11 @@ def test_uninstall_keeps_what_gimp_made_and_the_installed_plugin_uses_its_client
         spec.loader.exec_module(plugin)
         assert plugin.client.__name__ == "mattekit_client"
         assert Path(plugin.client.__file__).parent == installed.parent
+        assert plugin.client.protocol.__name__ == "mattekit_protocol"
+        assert Path(plugin.client.protocol.__file__).parent == installed.parent
         assert "mattekit-remove-background" in plugin.MattekitPlugIn().do_query_procedures()
     finally:
-        for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m == "mattekit_client"]:
+        for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m in ("mattekit_client", "mattekit_protocol")]:
             sys.modules.pop(name, None)
         sys.path[:] = [p for p in sys.path if p != str(installed.parent)]
     (installed.parent / "__pycache__").mkdir(exist_ok=True)  # what compiling the client leaves

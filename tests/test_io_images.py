@@ -293,3 +293,13 @@ def test_read_only_folder(tmp_path):
     finally:
         tmp_path.chmod(0o755)
     assert target.read_bytes() == before
+
+
+def test_write_removes_the_targets_stale_temporaries(tmp_path):
+    """Temporaries that a killed earlier write of the same file left are removed; others' are not."""
+    stale = [tmp_path / ".a.png.0badf00d.tmp", tmp_path / ".a.png.12345678.tmp"]
+    others = [tmp_path / ".b.png.0badf00d.tmp", tmp_path / ".a.png.notmine.tmp"]
+    for path in stale + others:
+        path.write_bytes(b"partial")
+    write_image(tmp_path / "a.png", _random())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.png"] + [p.name for p in others])

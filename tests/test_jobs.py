@@ -206,3 +206,41 @@ def test_cli_errors_are_one_sentence(shared, mirror, tmp_path):
         jobs.RotoJob(spec(str(tmp_path / "nothing.####.png"), str(tmp_path / "o")))
     with pytest.raises(MattekitError):
         jobs.RotoJob(spec(plate, str(tmp_path / "o" / "m.####.jpg")))
+
+
+def test_same_bytes_with_one_or_two_inference_workers(shared, mirror, tmp_path):
+    """The pipeline may finish frames out of order with several workers: the files do not change."""
+    plate = make_plate(shared, tmp_path / "plate", 9)
+    outputs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        job = jobs.RotoJob(spec(plate, str(out / "m.####.png"), radius=2, workers=workers, rgba=str(out / "rgba.####.png")))
+        assert job.run().computed == list(range(1001, 1010))
+        outputs[workers] = files_of(out)
+    assert len(outputs[1]) == 18 and outputs[1] == outputs[2]
+
+
+def test_foreground_plate_matches_matte_colours(shared, mirror, tmp_path):
+    """roto --fg decontaminates as `mattekit matte` does (mattekit.cutout.assemble): same colours for the same alpha."""
+    from mattekit.matting import estimate_foreground
+
+    plate = make_plate(shared, tmp_path / "plate", 2, sequence="blackswan")
+    out = tmp_path / "out"
+    jobs.RotoJob(spec(plate, str(out / "m.####.png"), fg=str(out / "fg.####.png"), temporal=False)).run()
+    alpha = _matte((out / "m.1002.png").read_bytes(), tmp_path)
+    image = read_image(tmp_path / "plate" / "plate.1002.png").pixels
+    fg = read_image(out / "fg.1002.png").pixels
+    expected = estimate_foreground(image[..., :3], alpha)
+    soft = (alpha > 0.05) & (alpha < 0.95)
+    assert soft.sum() > 50
+    assert np.abs(fg[..., :3] - expected)[soft].max() <= 2 / 255
+    assert np.abs(fg[..., :3] - image[..., :3])[soft].max() > 4 / 255  # colours really changed
+
+
+def test_unreadable_frame_stops_after_the_frames_before_it(shared, mirror, tmp_path):
+    plate = make_plate(shared, tmp_path / "plate", 6)
+    (tmp_path / "plate" / "plate.1004.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="plate.1004.png"):
+        jobs.RotoJob(spec(plate, str(out / "m.####.png"), temporal=False, workers=2)).run()
+    assert sorted(p.name for p in out.glob("m.*.png")) == ["m.1001.png", "m.1002.png", "m.1003.png"]

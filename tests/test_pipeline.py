@@ -119,6 +119,37 @@ def test_cancel_finishes_what_was_read():
     assert report.cancelled and report.done == len(written) == len(read_items) < 1000
 
 
+def test_ordered_writes_come_in_input_order_with_bounded_lookahead():
+    """ordered=True: write sees items in input order whatever the workers' timing; failed items are
+    skipped in place; reading never runs more than queue_size + workers * batch items ahead of writing."""
+    written, lock, ahead = [], threading.Lock(), [0]
+
+    def read(i):
+        if i == 11:
+            raise MattekitError("Cannot read 11.")
+        with lock:
+            ahead[0] = max(ahead[0], i - (written[-1] + 1 if written else 0))
+        return _read(i)
+
+    def infer(x):
+        time.sleep(0.001 * (int(x.flatten()[0]) * 7 % 5))  # uneven: later items often finish first
+        if float(x.flatten()[0]) == 23:
+            raise MattekitError("Cannot infer 23.")
+        return x
+
+    def write(item, context, y):
+        assert float(y[0, 0, 0, 0]) == item
+        with lock:
+            written.append(item)
+
+    report = pipeline.run_pipeline(range(60), read, infer, write, workers=3, queue_size=4, ordered=True)
+    assert written == [i for i in range(60) if i not in (11, 23)]
+    assert sorted(item for item, _ in report.failed) == [11, 23] and report.done == 58
+    assert ahead[0] <= 4 + 3, ahead[0]
+    with pytest.raises(ValueError):
+        pipeline.run_pipeline(range(3), read, infer, write, writers=2, ordered=True)
+
+
 def test_worker_thread_settings_do_not_leak():
     before = torch.get_num_threads()
     pipeline.run_pipeline(range(4), _read, _double, lambda *a: None, workers=2, threads=1)
@@ -214,3 +245,19 @@ def test_freed_memory_is_reused_without_page_faults():
         counts[mode] = int(run.stdout.split()[-1])
     print(f"minor page faults over 10 rounds: glibc default {counts['default']}, kept {counts['keep']}")
     assert counts["keep"] * 10 < counts["default"]
+
+
+def test_post_runs_in_the_workers_and_its_result_is_written():
+    names, written = set(), {}
+
+    def post(item, context, y):
+        names.add(threading.current_thread().name)
+        if item == 4:
+            raise MattekitError("Cannot finish 4.")
+        return float(y[0, 0, 0, 0]) + 0.5
+
+    report = pipeline.run_pipeline(range(12), _read, _double, lambda item, c, r: written.__setitem__(item, r),
+                                   workers=2, post=post, ordered=True)
+    assert written == {i: 2.0 * i + 0.5 for i in range(12) if i != 4}
+    assert report.failed == [(4, "Cannot finish 4.")]
+    assert names and all(n.startswith("mattekit-infer-") for n in names)

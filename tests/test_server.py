@@ -1,21 +1,28 @@
-"""The local worker (mattekit.server): token, pixels in and out, errors, jobs, cancel, idle exit, load."""
+"""The local worker (mattekit.worker): token, pixels in and out, errors, jobs, cancel, idle exit, load."""
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import socket
 import stat
+import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from mattekit import client, runtime, server
+from mattekit import client, runtime
 from mattekit.client import Pixels, WorkerError
+from mattekit.tasks.registry import Port, Task, option
+from mattekit.worker import http as http_mod
+from mattekit.worker import operations, protocol, service
+from mattekit.worker.log import WorkerLog
 
 
 @pytest.fixture
@@ -28,7 +35,7 @@ def make_worker(tmp_path):
         kwargs.setdefault("idle_timeout", None)
         kwargs.setdefault("log", lambda text: None)
         kwargs.setdefault("threads", 1)  # one torch thread: steady timings on a busy 2-core CI machine
-        srv = server.WorkerServer(**kwargs).start_background()
+        srv = service.WorkerServer(**kwargs).start_background()
         made.append(srv)
         return srv, client.Worker(srv.url, srv.token, timeout=120)
 
@@ -57,8 +64,42 @@ def raw(srv, method, path, body=b"", headers=None, token=True):
     return resp.status, data, resp
 
 
+def _in_threads(target, count: int) -> float:
+    """Run ``target(k)`` for k in range(count) on as many threads at once; the seconds it took."""
+    threads = [threading.Thread(target=target, args=(k,)) for k in range(count)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
 def meta_header(inputs, **options):
-    return {client.META_HEADER: json.dumps({"inputs": inputs, "options": options})}
+    return {protocol.META_HEADER: json.dumps({"inputs": inputs, "options": options})}
+
+
+IDENTITY = {"white_balance": False, "contrast": False, "denoise": False}  # enhance that changes nothing
+
+
+@dataclass
+class NoOptions:
+    pass
+
+
+def _test_operation(name: str, inputs: tuple, run, options: type = NoOptions) -> operations.Operation:
+    """A worker operation declared like a task, for tests of the worker itself (codec, jobs, queue)."""
+    task = Task(name, "test", options, inputs, (Port("result", "image", (1, 2, 3, 4)),), prepare=None, finish=None,
+                main=None)
+    return operations.Operation(name, task.inputs, task.outputs, lambda values: task.make_options(values, "worker"),
+                                run, lambda: task.describe("worker"))
+
+
+def _echo_operation() -> operations.Operation:
+    """image (grey or RGB) + alpha -> RGBA, exactly: what the codec must carry both ways."""
+    return _test_operation("echo", (Port("image", "image", (3,)), Port("alpha", "alpha")),
+                           lambda models, inputs, options, progress: {
+                               "result": np.concatenate([inputs["image"], inputs["alpha"][..., None]], axis=2)})
 
 
 # ---------------------------------------------------------------- security and the state file
@@ -72,8 +113,8 @@ def test_state_file_is_private_and_describes_the_worker(make_worker):
     assert state["url"] == srv.url and state["token"] == srv.token and state["pid"] == os.getpid()
     assert srv.host == "127.0.0.1" and srv.url.startswith("http://127.0.0.1:")
     health = worker.health()
-    assert health["ok"] and health["version"] and health["api"] == server.API_VERSION
-    assert {"remove", "cutout"} <= set(health["operations"])
+    assert health["ok"] and health["version"] and health["api"] == protocol.API_VERSION
+    assert {"remove", "matte", "upscale", "bokeh", "enhance", "roto"} <= set(health["operations"])
     srv.stop(wait=True)
     assert not path.exists(), "a stopped worker must remove its state file"
 
@@ -102,31 +143,32 @@ def _rgb_alpha(h=5, w=7):
 
 @pytest.mark.parametrize("dtype", ["u8", "u16", "f32"])
 def test_pixels_round_trip_in_every_dtype(make_worker, dtype):
-    srv, worker = make_worker()
+    srv, worker = make_worker(operations_table={"echo": _echo_operation()})
     rgb, alpha = _rgb_alpha()
     np_dtype, scale = {"u8": (np.uint8, 255), "u16": (np.uint16, 65535), "f32": (np.float32, 1)}[dtype]
     to = (lambda a: np.rint(a * scale).astype(np_dtype)) if scale != 1 else (lambda a: a.astype(np.float32))
     rgb_q, alpha_q = to(rgb), to(alpha)
-    out, = worker.run("cutout", [Pixels(rgb_q.tobytes(), 7, 5, 3, dtype), Pixels(alpha_q.tobytes(), 7, 5, 1, dtype)])
+    out, = worker.run("echo", [Pixels(rgb_q.tobytes(), 7, 5, 3, dtype), Pixels(alpha_q.tobytes(), 7, 5, 1, dtype)])
     assert (out.width, out.height, out.channels, out.dtype) == (7, 5, 4, dtype)
     got = np.frombuffer(out.data, np_dtype).reshape(5, 7, 4)
     assert np.array_equal(got[..., :3], rgb_q) and np.array_equal(got[..., 3], alpha_q)
 
 
-def test_output_dtype_and_grey_inputs(make_worker):
-    srv, _ = make_worker()
+def test_output_dtype_grey_inputs_and_named_inputs(make_worker):
+    srv, worker = make_worker(operations_table={"echo": _echo_operation()})
     grey = np.array([[0, 128, 255]], np.uint8)
     alpha = np.array([[255, 255, 0]], np.uint8)
-    head = {client.META_HEADER: json.dumps({"inputs": [{"width": 3, "height": 1, "channels": 1, "dtype": "u8"}] * 2,
-                                            "options": {"output": "composite", "background": "#000000"},
-                                            "output_dtype": "f32"})}
-    status, data, resp = raw(srv, "POST", "/v1/run/cutout", grey.tobytes() + alpha.tobytes(), head)
+    head = {protocol.META_HEADER: json.dumps({"inputs": [{"width": 3, "height": 1, "channels": 1, "dtype": "u8"}] * 2,
+                                               "output_dtype": "f32"})}
+    status, data, resp = raw(srv, "POST", "/v1/run/echo", grey.tobytes() + alpha.tobytes(), head)
     assert status == 200
-    meta = json.loads(resp.getheader(client.META_HEADER))["outputs"][0]
-    assert meta == {"width": 3, "height": 1, "channels": 3, "dtype": "f32"}
-    got = np.frombuffer(data, "<f4").reshape(1, 3, 3)
-    assert np.allclose(got[0, :, 0], [0.0, 128 / 255, 0.0])  # grey became RGB; the last pixel is transparent
-    assert np.allclose(got[0, 1], 128 / 255)
+    meta = json.loads(resp.getheader(protocol.META_HEADER))["outputs"][0]
+    assert meta == {"name": "result", "width": 3, "height": 1, "channels": 4, "dtype": "f32"}
+    got = np.frombuffer(data, "<f4").reshape(1, 3, 4)
+    assert np.allclose(got[0, :, :3], (grey[0] / 255.0)[:, None]) and np.allclose(got[0, :, 3], alpha[0] / 255.0)
+    # inputs named by port, in any order
+    named, = worker.run("echo", {"alpha": Pixels(alpha.tobytes(), 3, 1, 1), "image": Pixels(grey.tobytes(), 3, 1, 1)})
+    assert np.frombuffer(named.data, np.uint8).reshape(1, 3, 4)[0, :, 3].tolist() == [255, 255, 0]
 
 
 # ---------------------------------------------------------------- malformed requests
@@ -136,24 +178,30 @@ def test_malformed_requests_get_clear_4xx_json(make_worker):
     one = [{"width": 2, "height": 2, "channels": 3, "dtype": "u8"}, {"width": 2, "height": 2, "channels": 1, "dtype": "u8"}]
     body = bytes(12 + 4)
     cases = [
-        ("POST", "/v1/run/cutout", body, {}, 400, "bad_meta"),  # no meta header
-        ("POST", "/v1/run/cutout", body, {client.META_HEADER: "{not json"}, 400, "bad_meta"),
-        ("POST", "/v1/run/cutout", body, {client.META_HEADER: "[1, 2]"}, 400, "bad_meta"),
-        ("POST", "/v1/run/cutout", body[:-1], meta_header(one), 400, "bad_body"),
-        ("POST", "/v1/run/cutout", body + b"x", meta_header(one), 400, "bad_body"),
-        ("POST", "/v1/run/cutout", body, meta_header(one[:1]), 400, "bad_meta"),
-        ("POST", "/v1/run/cutout", body, meta_header([dict(one[0], dtype="u32"), one[1]]), 400, "bad_meta"),
-        ("POST", "/v1/run/cutout", body, meta_header([dict(one[0], width=-2), one[1]]), 400, "bad_meta"),
-        ("POST", "/v1/run/cutout", bytes(24), meta_header([one[0], dict(one[1], channels=3)]), 400, "bad_meta"),
-        ("POST", "/v1/run/cutout", body, meta_header(one, colour="red"), 400, "bad_option"),
-        ("POST", "/v1/run/cutout", body, meta_header(one, output="jpeg"), 400, "bad_option"),
-        ("POST", "/v1/run/cutout", body, meta_header(one, crop_margin="wide"), 400, "bad_option"),
+        ("POST", "/v1/run/matte", body, {}, 400, "bad_meta"),  # no meta header
+        ("POST", "/v1/run/matte", body, {protocol.META_HEADER: "{not json"}, 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, {protocol.META_HEADER: "[1, 2]"}, 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body[:-1], meta_header(one), 400, "bad_body"),
+        ("POST", "/v1/run/matte", body + b"x", meta_header(one), 400, "bad_body"),
+        ("POST", "/v1/run/matte", b"", meta_header([]), 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, meta_header([dict(one[0], name="image"), dict(one[1], name="halo")]), 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, meta_header([dict(one[0], name="image"), dict(one[1], name="image")]), 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, meta_header([dict(one[1], name="mask"), dict(one[0], name="backdrop")]), 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, meta_header([dict(one[0], dtype="u32"), one[1]]), 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, meta_header([dict(one[0], width=-2), one[1]]), 400, "bad_meta"),
+        ("POST", "/v1/run/matte", bytes(24), meta_header([one[0], dict(one[1], channels=3)]), 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, meta_header(one, output="alpha"), 400, "bad_option"),
+        ("POST", "/v1/run/matte", body, meta_header(one, result="jpeg"), 400, "bad_option"),
+        ("POST", "/v1/run/matte", body, meta_header(one, crop="wide"), 400, "bad_option"),
+        ("POST", "/v1/run/matte", body, {protocol.META_HEADER: json.dumps({"inputs": one, "output_dtype": ["u8"]})},
+         400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, {protocol.META_HEADER: json.dumps({"inputs": {"a": 1}})}, 400, "bad_meta"),
         ("POST", "/v1/run/nothing", body, meta_header(one), 404, "unknown_operation"),
-        ("POST", "/v1/run/cutout", bytes(5000), meta_header(one), 413, "too_large"),
+        ("POST", "/v1/run/matte", bytes(5000), meta_header(one), 413, "too_large"),
         ("GET", "/v1/jobs/0123", b"", {}, 404, "unknown_job"),
         ("GET", "/v2/health", b"", {}, 404, "not_found"),
         ("DELETE", "/v1/health", b"", {}, 405, "not_found"),
-        ("PUT", "/v1/run/cutout", body, meta_header(one), 405, "not_found"),
+        ("PUT", "/v1/run/matte", body, meta_header(one), 405, "not_found"),
     ]
     for method, path, data, headers, status, code in cases:
         got, answer, _ = raw(srv, method, path, data, headers)
@@ -161,7 +209,7 @@ def test_malformed_requests_get_clear_4xx_json(make_worker):
         assert answer["error"]["message"].endswith(".")
     # a body far beyond the limit is refused from its Content-Length alone, before it is read
     conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
-    conn.putrequest("POST", "/v1/run/cutout")
+    conn.putrequest("POST", "/v1/run/matte")
     conn.putheader("Authorization", f"Bearer {srv.token}")
     conn.putheader("Content-Length", str(1 << 40))
     conn.endheaders()
@@ -170,9 +218,9 @@ def test_malformed_requests_get_clear_4xx_json(make_worker):
     conn.close()
     # no Content-Length at all
     conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
-    conn.putrequest("POST", "/v1/run/cutout")
+    conn.putrequest("POST", "/v1/run/matte")
     conn.putheader("Authorization", f"Bearer {srv.token}")
-    conn.putheader(client.META_HEADER, json.dumps({"inputs": one}))
+    conn.putheader(protocol.META_HEADER, json.dumps({"inputs": one}))
     conn.endheaders()
     assert conn.getresponse().status == 411
     conn.close()
@@ -186,9 +234,10 @@ def test_a_task_error_is_one_sentence_with_422(make_worker, mirror):
     with pytest.raises(WorkerError) as err:
         worker.run("remove", [img], {"model": "no-such-model"})
     assert err.value.status == 422 and "Unknown model 'no-such-model'" in str(err.value)
+    edge = Pixels(bytes(128) + bytes([255]) * 128, 16, 16, 1, "u8")
     with pytest.raises(WorkerError) as err:
-        worker.run("cutout", [img, Pixels(bytes(256), 16, 16, 1, "u8")], {"output": "composite", "background": "mauve-ish"})
-    assert err.value.status == 422 and "background colour" in str(err.value)
+        worker.run("matte", {"image": img, "mask": edge}, {"result": "composite", "background": "mauve-ish"})
+    assert err.value.status == 422 and "mauve-ish" in str(err.value) and str(err.value).count(". ") == 0
 
 
 # ---------------------------------------------------------------- real models through the worker
@@ -205,9 +254,10 @@ def test_remove_cuts_out_a_real_portrait_sync_and_async_alike(make_worker, mirro
     gt = np.asarray(Image.open(shared / "data/grabcut50/gt/person1.png").convert("L"))
     h, w = photo.shape[:2]
     pixels = Pixels(photo.tobytes(), w, h, 3, "u8")
-    sync, = worker.run("remove", [pixels], {"model": "sinet-portrait"})
+    options = {"model": "sinet-portrait", "result": "alpha"}
+    sync, = worker.run("remove", [pixels], options)
     seen = []
-    asyn, = worker.run("remove", [pixels], {"model": "sinet-portrait"}, progress=lambda f, m: seen.append((f, m)))
+    asyn, = worker.run("remove", [pixels], options, progress=lambda f, m: seen.append((f, m)))
     assert sync.data == asyn.data, "the same request must give the same bytes"
     assert seen and seen[-1][0] == 1.0
     alpha = np.frombuffer(sync.data, np.uint8).reshape(h, w) / 255.0
@@ -217,7 +267,6 @@ def test_remove_cuts_out_a_real_portrait_sync_and_async_alike(make_worker, mirro
 
 
 def test_one_model_load_for_many_concurrent_clients(make_worker, mirror, monkeypatch):
-    runtime.clear_predictors()
     loads = []
 
     class Counting(runtime.Predictor):
@@ -236,18 +285,12 @@ def test_one_model_load_for_many_concurrent_clients(make_worker, mirror, monkeyp
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=one) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _in_threads(lambda k: one(), 8)
     assert not errors and len(results) == 8 and len(set(results)) == 1
     assert loads == ["extremec3-portrait"]
     assert next(m for m in worker.models() if m["name"] == "extremec3-portrait")["loaded"]
-    runtime.clear_predictors()
 
 
-@pytest.mark.skipif(not server.task_available("upscale"), reason="mattekit.tasks.upscale is not in this build")
 def test_upscale_operation(make_worker, mirror):
     _, worker = make_worker()
     rgba = np.random.default_rng(0).integers(0, 256, (20, 18, 4), dtype=np.uint8)
@@ -260,7 +303,6 @@ def test_upscale_operation(make_worker, mirror):
     assert seen and seen[-1] == "Done"
 
 
-@pytest.mark.skipif(not server.task_available("bokeh"), reason="mattekit.tasks.bokeh is not in this build")
 def test_bokeh_operation_keeps_the_given_subject_sharp(make_worker):
     _, worker = make_worker()
     rng = np.random.default_rng(0)
@@ -279,7 +321,6 @@ def _u8(array: np.ndarray, h: int, w: int, c: int) -> Pixels:
     return Pixels(np.ascontiguousarray(array, np.uint8).tobytes(), w, h, c, "u8")
 
 
-@pytest.mark.skipif(not server.task_available("matte"), reason="mattekit.tasks.matte is not in this build")
 def test_matte_refines_a_coarse_mask_towards_the_true_alpha(make_worker, shared):
     """Refine Edges on a real photo: a blocky mask (the true alpha thresholded, 1/16 size, upsampled)
     must come back much closer to the ground-truth alpha; output=rgba carries the same alpha."""
@@ -290,15 +331,15 @@ def test_matte_refines_a_coarse_mask_towards_the_true_alpha(make_worker, shared)
     h, w = gt.shape
     binary = Image.fromarray(((gt >= 0.5) * 255).astype(np.uint8))
     coarse = np.asarray(binary.resize((w // 16, h // 16), Image.BOX).resize((w, h), Image.BILINEAR))
-    inputs = [_u8(photo, h, w, 3), _u8(coarse, h, w, 1)]
-    out, = worker.run("matte", inputs)
+    inputs = {"image": _u8(photo, h, w, 3), "mask": _u8(coarse, h, w, 1)}
+    out, = worker.run("matte", inputs, {"result": "alpha"})
     assert (out.width, out.height, out.channels, out.dtype) == (w, h, 1, "u8")
     alpha = np.frombuffer(out.data, np.uint8).reshape(h, w) / 255.0
     before, after = np.abs(coarse / 255.0 - gt).mean(), np.abs(alpha - gt).mean()
     print(f"worker matte GT05 {w}x{h}: alpha MAE coarse mask {before:.4f} -> refined {after:.4f}")
     assert after < 0.5 * before
     seen = []
-    rgba, = worker.run("matte", inputs, {"output": "rgba"}, progress=lambda f, m: seen.append(f))
+    rgba, = worker.run("matte", inputs, {"result": "rgba"}, progress=lambda f, m: seen.append(f))
     assert (rgba.width, rgba.height, rgba.channels) == (w, h, 4) and seen[-1] == 1.0
     rgba = np.frombuffer(rgba.data, np.uint8).reshape(h, w, 4)
     assert np.array_equal(rgba[..., 3], np.rint(alpha * 255)), "the cut-out carries the refined alpha"
@@ -306,47 +347,52 @@ def test_matte_refines_a_coarse_mask_towards_the_true_alpha(make_worker, shared)
     assert np.abs(rgba[..., :3][soft].astype(int) - photo[soft]).mean() > 1, "colours are decontaminated"
 
 
-@pytest.mark.skipif(not server.task_available("matte"), reason="mattekit.tasks.matte is not in this build")
 def test_matte_refuses_masks_it_cannot_refine_in_one_sentence(make_worker):
     srv, worker = make_worker()
     image = _u8(np.zeros((48, 64, 3)), 48, 64, 3)
     with pytest.raises(WorkerError) as err:
-        worker.run("matte", [image, _u8(np.zeros((30, 40)), 30, 40, 1)])
+        worker.run("matte", {"image": image, "mask": _u8(np.zeros((30, 40)), 30, 40, 1)})
     assert (err.value.status, err.value.code) == (400, "bad_meta")
     assert str(err.value) == ("Input 'mask' is 40 x 30 pixels but 'image' is 64 x 48; "
                               "all inputs of one request must have the same size.")
     for value, missing in ((0, "white (subject)"), (255, "black (background)"), (128, "white (subject) or black")):
         with pytest.raises(WorkerError) as err:
-            worker.run("matte", [image, _u8(np.full((48, 64), value), 48, 64, 1)])
+            worker.run("matte", {"image": image, "mask": _u8(np.full((48, 64), value), 48, 64, 1)})
         assert err.value.status == 422 and str(err.value).startswith("The mask has no edge to refine")
         assert f"it has no {missing}" in str(err.value) and str(err.value).count(".") == 1
     edge = np.zeros((48, 64))
     edge[:, 32:] = 255
-    for options in ({"band": -1}, {"iterations": 0}, {"output": "trimap"}):
+    for options in ({"band": -1}, {"iterations": 0}, {"result": "trimap"}):
         with pytest.raises(WorkerError) as err:
-            worker.run("matte", [image, _u8(edge, 48, 64, 1)], options)
+            worker.run("matte", {"image": image, "mask": _u8(edge, 48, 64, 1)}, options)
         assert (err.value.status, err.value.code) == (400, "bad_option"), options
     assert raw(srv, "GET", "/v1/health")[0] == 200
 
 
 # ---------------------------------------------------------------- asynchronous jobs, cancel, shutdown
 
-def _slow_operation(log: list) -> server.Operation:
-    def run(inputs, options, progress):
+@dataclass
+class SlowOptions:
+    steps: int = option(300, "how many 10 ms steps", minimum=1, maximum=10000)
+
+
+def _slow_operation(log: list) -> operations.Operation:
+    """An operation that copies its image in ``steps`` steps, reporting progress (where cancels land)."""
+
+    def run(models, inputs, options, progress):
         log.append("start")
-        for i in range(options["steps"]):
-            progress((i + 1) / options["steps"], f"step {i}")
+        for i in range(options.steps):
+            progress((i + 1) / options.steps, f"step {i}")
             log.append(i)
             time.sleep(0.01)
-        return [inputs[0]]
+        return {"result": inputs["image"]}
 
-    return server.Operation("slow", "test", (server.Input("image", (3,)),),
-                            {"steps": server.Option(int, 300)}, run)
+    return _test_operation("slow", (Port("image", "image", (3,)),), run, SlowOptions)
 
 
 def test_a_cancelled_job_stops(make_worker):
     log = []
-    srv, worker = make_worker(operations={"slow": _slow_operation(log)})
+    srv, worker = make_worker(operations_table={"slow": _slow_operation(log)})
     img = Pixels(bytes(3 * 4 * 4), 4, 4, 3, "u8")
     first = worker.submit("slow", [img])
     second = worker.submit("slow", [img])
@@ -396,7 +442,7 @@ def test_idle_timeout_stops_the_worker(make_worker):
 
 def test_shutdown_finishes_the_running_job(make_worker):
     log = []
-    srv, worker = make_worker(operations={"slow": _slow_operation(log)})
+    srv, worker = make_worker(operations_table={"slow": _slow_operation(log)})
     img = Pixels(bytes(3 * 4 * 4), 4, 4, 3, "u8")
     results = []
     t = threading.Thread(target=lambda: results.append(worker.run("slow", [img], {"steps": 30})))
@@ -445,11 +491,11 @@ def test_load_8_clients_x_200_requests_with_flat_memory(tmp_path):
     pid = worker.health()["pid"]
     rgb = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     alpha = np.random.default_rng(3).integers(0, 256, (64, 64, 1), dtype=np.uint8)
-    inputs = [Pixels(rgb.tobytes(), 64, 64, 3, "u8"), Pixels(alpha.tobytes(), 64, 64, 1, "u8")]
-    expected = np.concatenate([rgb, alpha], axis=2).tobytes()
+    inputs = [Pixels(np.concatenate([rgb, alpha], axis=2).tobytes(), 64, 64, 4, "u8")]
+    expected = inputs[0].data
     try:
         for _ in range(50):  # warm up: imports, allocator pools, thread stacks
-            worker.run("cutout", inputs)
+            worker.run("enhance", inputs, IDENTITY)
         before = _rss_kb(pid)
         failures, counts = [], [0] * 8
 
@@ -457,22 +503,16 @@ def test_load_8_clients_x_200_requests_with_flat_memory(tmp_path):
             own = client.Worker(worker.url, worker.token, timeout=60)
             for _ in range(200):
                 try:
-                    out, = own.run("cutout", inputs)
+                    out, = own.run("enhance", inputs, IDENTITY)
                     if out.data != expected:
                         failures.append("wrong pixels")
                     counts[k] += 1
                 except Exception as exc:
                     failures.append(repr(exc))
 
-        threads = [threading.Thread(target=one_client, args=(k,)) for k in range(8)]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - start
+        elapsed = _in_threads(one_client, 8)
         after = _rss_kb(pid)
-        print(f"worker load: 8 clients x 200 requests (64x64 RGB + alpha -> RGBA, u8) in {elapsed:.1f} s = "
+        print(f"worker load: 8 clients x 200 requests (64x64 RGBA u8, enhance with every step off) in {elapsed:.1f} s = "
               f"{1600 / elapsed:.0f} requests/s; worker RSS before {before / 1024:.1f} MiB, after {after / 1024:.1f} MiB "
               f"({(after - before) / 1024:+.1f} MiB)")
         assert not failures, failures[:3]
@@ -480,3 +520,270 @@ def test_load_8_clients_x_200_requests_with_flat_memory(tmp_path):
         assert after - before < 32 * 1024, "worker memory grew under load"
     finally:
         worker.shutdown()
+
+
+# ---------------------------------------------------------------- hardening: connections, callers, options, paths
+
+def _with_host(srv, host, extra=None):
+    """(status, error code) of GET /v1/health sent with this Host header (None: no Host header at all)."""
+    conn = http.client.HTTPConnection(srv.host, srv.port, timeout=30)
+    conn.putrequest("GET", "/v1/health", skip_host=True)
+    if host is not None:
+        conn.putheader("Host", host)
+    for key, value in {"Authorization": f"Bearer {srv.token}", **(extra or {})}.items():
+        conn.putheader(key, value)
+    conn.endheaders()
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
+    conn.close()
+    return resp.status, body.get("error", {}).get("code")
+
+
+def test_only_loopback_host_headers_and_no_browsers(make_worker):
+    srv, _ = make_worker()
+    port = srv.port
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}", f"[::1]:{port}"):
+        assert _with_host(srv, host) == (200, None), host
+    for host in (f"evil.example:{port}", "127.0.0.1", f"127.0.0.1:{port + 1}", f"localhost.evil.example:{port}",
+                 f"127.0.0.2:{port}", "", None):
+        assert _with_host(srv, host) == (403, "bad_host"), host
+    for header in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
+        assert _with_host(srv, f"127.0.0.1:{port}", header) == (403, "browser_refused"), header
+    assert raw(srv, "GET", "/v1/health")[0] == 200
+
+
+def _image_request(op: dict, side: int = 8) -> tuple[list, bytes]:
+    """Metas and zero bytes for every required input of an operation's schema (u8)."""
+    metas = [{"width": side, "height": side, "channels": max(p["channels"]), "dtype": "u8"}
+             for p in op["inputs"] if not p["optional"]]
+    return metas, bytes(sum(m["width"] * m["height"] * m["channels"] for m in metas))
+
+
+def _bad_values(spec: dict) -> list:
+    """Values that the option's declaration must refuse."""
+    wrong_type = {"bool": [1, "yes", None if not spec["nullable"] else []], "int": [1.5, "3", True, [1]],
+                  "float": ["1.0", True, {"a": 1}], "str": [3, ["a"], "x" * 5000]}[spec["type"]]
+    bad = [v for v in wrong_type if not (v is None and spec["nullable"])]
+    if spec["type"] in ("int", "float"):
+        bad += [float("nan"), float("inf"), float("-inf")] if spec["type"] == "float" else [10 ** 30 if "maximum" in spec else 0.5]
+        if "minimum" in spec:
+            bad.append(spec["minimum"] - 1)
+        if "maximum" in spec:
+            bad.append(spec["maximum"] + 1)
+    if "choices" in spec:
+        bad.append("no-such-choice" if spec["type"] == "str" else 12345)
+    return bad
+
+
+def test_every_bad_option_of_every_operation_is_a_400(make_worker, tmp_path):
+    srv, worker = make_worker(allow_dirs=[str(tmp_path)])
+    schema = worker.schema()
+    assert {op["name"] for op in schema["operations"]} == set(srv.operations)
+    assert "segment" in schema["models"] and all({"name", "description", "licence", "default", "cached"} <= set(m)
+                                                  for models in schema["models"].values() for m in models)
+    count = 0
+    for op in schema["operations"]:
+        metas, body = _image_request(op)
+        for name, spec in op["options"].items():
+            for value in _bad_values(spec):
+                head = {protocol.META_HEADER: json.dumps({"inputs": metas, "options": {name: value}})}
+                status, answer, _ = raw(srv, "POST", f"/v1/run/{op['name']}", body, head)
+                assert (status, answer["error"]["code"]) == (400, "bad_option"), (op["name"], name, value, answer)
+                assert answer["error"]["message"].endswith(".") and "\n" not in answer["error"]["message"]
+                count += 1
+    deep = {"inputs": [], "options": {"a": [[[[[[[[[[1]]]]]]]]]]}}
+    status, answer, _ = raw(srv, "POST", "/v1/run/matte", b"", {protocol.META_HEADER: json.dumps(deep)})
+    assert (status, answer["error"]["code"]) == (400, "bad_meta") and "nests deeper" in answer["error"]["message"]
+    print(f"worker options: {count} bad values over {len(schema['operations'])} operations, all answered 400 bad_option")
+
+
+def test_roto_paths_are_confined_to_the_allowed_folders(make_worker, tmp_path):
+    allowed = tmp_path / "shots"
+    (allowed / "plate").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (allowed / "escape").symlink_to(tmp_path / "elsewhere")
+    srv, _ = make_worker(allow_dirs=[str(allowed)])
+    good_plate, good_out = str(allowed / "plate" / "f.####.png"), str(allowed / "mattes" / "m.####.png")
+    cases = {"plate": [str(allowed / ".." / "elsewhere" / "f.####.png"), "/etc/passwd", "plate/f.####.png",
+                       str(allowed / "escape" / "f.####.png")],
+             "output": [str(allowed / "mattes" / ".." / ".." / "m.####.png"), str(tmp_path / "elsewhere" / "m.####.png"),
+                        "/tmp/m.####.png"],
+             "rgba": [str(allowed / "..")], "fg": [str(allowed / "escape")]}
+    for field_name, values in cases.items():
+        for value in values:
+            options = {"plate": good_plate, "output": good_out, field_name: value}
+            status, answer, _ = raw(srv, "POST", "/v1/jobs/roto", b"", meta_header([], **options))
+            assert (status, answer["error"]["code"]) == (400, "bad_option"), (field_name, value, answer)
+            assert f"'{field_name}'" in answer["error"]["message"]
+    # inside the allowed folder the request passes the path checks (and fails later: there are no frames)
+    status, answer, _ = raw(srv, "POST", "/v1/run/roto", b"", meta_header([], plate=good_plate, output=good_out))
+    assert status == 422, answer
+
+
+def test_the_default_roto_folder_is_home_without_hidden_folders(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("MATTEKIT_ALLOW_DIRS", raising=False)
+    policy = operations.PathPolicy()
+    policy.check("plate", str(tmp_path / "shots" / "f.####.exr"))
+    for path in (str(tmp_path / ".ssh" / "f.####.png"), str(tmp_path / "shots" / ".hidden" / "m.png"), "/etc/x.png"):
+        with pytest.raises(operations.OptionError):
+            policy.check("output", path)
+
+
+def test_a_second_worker_for_the_same_state_file_is_refused(make_worker):
+    from mattekit.errors import MattekitError
+
+    srv, worker = make_worker()
+    with pytest.raises(MattekitError, match=r"^Another mattekit worker already serves the state file .*\.$"):
+        service.WorkerServer(state_file=srv.state_file, log=lambda text: None)
+    os.remove(srv.state_file)  # the command line finds no worker to reuse, and still may not start a second one
+    out = subprocess.run([sys.executable, "-m", "mattekit.commands.serve", "--state-file", srv.state_file],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Another mattekit worker already serves" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert worker.health()["ok"], "the first worker keeps serving"
+
+
+def test_idle_connections_take_no_threads_and_do_not_lock_clients_out(make_worker):
+    srv, worker = make_worker()
+    before = threading.active_count()
+    socks, start = [], time.perf_counter()
+    for _ in range(3000):
+        socks.append(socket.create_connection((srv.host, srv.port), timeout=30))
+    connect_s = time.perf_counter() - start
+    time.sleep(1.0)
+    peak = threading.active_count()
+    start = time.perf_counter()
+    health = worker.health()  # a real client is served while 3,000 idle connections wait
+    answer_s = time.perf_counter() - start
+    open_now = srv.httpd.open_connections
+    for s in socks:
+        s.close()
+    print(f"worker idle connections: 3000 opened in {connect_s:.2f} s; threads {before} before, {peak} with them "
+          f"open (pool {http_mod.POOL_SIZE}); connections held {open_now} (cap {http_mod.MAX_CONNECTIONS}); "
+          f"a real request answered in {answer_s * 1000:.0f} ms")
+    assert health["ok"] and peak <= before + 2 and open_now <= http_mod.MAX_CONNECTIONS
+
+
+def test_half_sent_requests_and_idle_connections_time_out(make_worker, monkeypatch):
+    monkeypatch.setattr(http_mod, "CONNECTION_TIMEOUT", 1.0)
+    monkeypatch.setattr(http_mod.Handler, "timeout", 1.0)
+    srv, worker = make_worker()
+    threads = threading.active_count()
+    idle = socket.create_connection((srv.host, srv.port), timeout=10)
+    half = socket.create_connection((srv.host, srv.port), timeout=10)
+    half.sendall(b"GET /v1/health HTTP/1.0\r\nHost: 127.0.0.1\r\n")  # never finishes its headers
+    trickle = socket.create_connection((srv.host, srv.port), timeout=0.2)
+    start, closed = time.perf_counter(), None
+    while closed is None and time.perf_counter() - start < 10:  # one header byte every 0.2 s, forever
+        try:
+            trickle.sendall(b"X")
+            if trickle.recv(100) == b"":
+                closed = time.perf_counter() - start
+        except socket.timeout:
+            pass
+        except OSError:
+            closed = time.perf_counter() - start
+        assert threading.active_count() <= threads, "a slow connection took a thread"
+    assert idle.recv(100) == b"" and half.recv(100) == b""  # the worker hung up on all three
+    print(f"worker header timeout 1 s: a connection trickling one header byte per 0.2 s closed after {closed:.1f} s")
+    assert closed is not None and closed < 3
+    for sock in (idle, half, trickle):
+        sock.close()
+    assert worker.health()["ok"]
+
+
+def test_50_concurrent_clients_get_no_connection_resets(make_worker):
+    srv, worker = make_worker()
+    rgb = np.random.default_rng(4).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    inputs = [Pixels(rgb.tobytes(), 32, 32, 3, "u8")]
+    failures, done = [], []
+
+    def one_client():
+        own = client.Worker(srv.url, srv.token, timeout=120)
+        for _ in range(10):
+            try:
+                out, = own.run("enhance", inputs, IDENTITY)
+                done.append(out.data == inputs[0].data)
+            except Exception as exc:
+                failures.append(repr(exc))
+
+    elapsed = _in_threads(lambda k: one_client(), 50)
+    print(f"worker concurrency: 50 clients x 10 requests in {elapsed:.1f} s ({500 / elapsed:.0f} requests/s), "
+          f"{len(failures)} failures")
+    assert not failures, failures[:3]
+    assert len(done) == 500 and all(done)
+
+
+def test_unauthenticated_floods_are_answered_401_and_logged_rate_limited(make_worker, tmp_path):
+    path = tmp_path / "log" / "worker.log"
+    log = WorkerLog(str(path))
+    srv, _ = make_worker(log=log)
+    start = time.perf_counter()
+    statuses = set()
+    for i in range(1000):
+        status, body, _ = raw(srv, "GET" if i % 2 else "POST", "/v1/health" if i % 2 else "/v1/run/remove",
+                              token=None if i % 3 else "Bearer nope")
+        statuses.add((status, body["error"]["code"]))
+    elapsed = time.perf_counter() - start
+    lines = path.read_text().splitlines()
+    bound = log.burst + log.rate * elapsed + 1
+    print(f"worker log: 1000 unauthenticated requests in {elapsed:.1f} s -> {len(lines)} log lines "
+          f"(bound {bound:.0f}: burst {log.burst:g} + {log.rate:g}/s)")
+    assert statuses == {(401, "unauthorised")}
+    assert 1 <= len(lines) <= bound and not any("Traceback" in line for line in lines)
+
+
+def test_the_log_rotates_at_its_size_cap(tmp_path):
+    path = tmp_path / "worker.log"
+    log = WorkerLog(str(path), max_bytes=4000, rate=1e6, burst=1e6)
+    for i in range(500):
+        log(f"line {i} " + "x" * 60)
+    sizes = sorted(p.name for p in tmp_path.iterdir())
+    assert sizes == ["worker.log", "worker.log.1"]
+    assert path.stat().st_size <= 4000 + 200 and (tmp_path / "worker.log.1").stat().st_size <= 4000 + 200
+    assert "line 499" in path.read_text()
+
+
+def test_a_full_queue_answers_503_with_retry_after(make_worker):
+    log = []
+    srv, worker = make_worker(operations_table={"slow": _slow_operation(log)}, max_queued=1 << 20)
+    big = Pixels(bytes(3 * 256 * 256), 256, 256, 3, "u8")  # 768 KiB of u8, 3 MiB as float32 in the queue
+    first = worker.submit("slow", [big], {"steps": 1000})
+    with pytest.raises(WorkerError) as err:
+        worker.submit("slow", [big], {"steps": 1})
+    assert (err.value.status, err.value.code) == (503, "queue_full")
+    status, answer, resp = raw(srv, "POST", "/v1/run/slow", big.data, meta_header([big.meta()]))
+    assert status == 503 and resp.getheader("Retry-After") == "5"
+    worker.cancel(first)
+    deadline = time.time() + 10
+    while worker.job(first)["state"] not in ("cancelled", "done"):
+        assert time.time() < deadline
+        time.sleep(0.01)
+    assert worker.run("slow", [big], {"steps": 1})[0].data == big.data, "the queue takes work again once drained"
+
+
+def test_odd_but_well_typed_option_values_never_give_a_500(make_worker, mirror):
+    """Values that pass the declarations but that a task may still refuse: 200 or 422 with one sentence."""
+    _, worker = make_worker()
+    rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    subject = np.zeros((16, 16), np.uint8)
+    subject[4:12, 4:12] = 255
+    image, mask = Pixels(rgb.tobytes(), 16, 16, 3), Pixels(subject.tobytes(), 16, 16, 1)
+    cases = [("bokeh", [image, mask], {"mask_only": True, "focus": focus})
+             for focus in ("abc", "1e400,5", "nan,nan", "inf,1", "-5,-5", ",", "1,2,3", "50%,40%")]
+    cases += [("matte", {"image": image, "mask": mask}, {"result": "composite", "background": background})
+              for background in ("#zzzzzz", "", "300,0,0", "blur")]
+    cases += [("matte", {"image": image, "mask": mask}, {"band": 64, "iterations": 500, "crop": 10.0}),
+              ("upscale", [image], {"model": "rfdn-x4", "scale": 0.01}), ("upscale", [image], {"model": "rfdn-x4", "tile": 1}),
+              ("remove", [image], {"model": "rfdn-x4"}), ("remove", [image], {"device": "gpu"}),
+              ("remove", [image], {"device": "cuda:99"}), ("enhance", [image], {"strength": 2.0})]
+    answers = []
+    for op, inputs, options in cases:
+        try:
+            worker.run(op, inputs, options)
+            answers.append(200)
+        except WorkerError as exc:
+            assert exc.status == 422 and str(exc).endswith(".") and "\n" not in str(exc), (op, options, exc)
+            answers.append(422)
+    print(f"worker odd option values: {answers.count(200)} answered 200, {answers.count(422)} answered 422, no 500")

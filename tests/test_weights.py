@@ -12,8 +12,8 @@ import pytest
 
 from mattekit import weights
 from mattekit.errors import WeightsError
-from mattekit.weights import (WeightFile, cache_dir, cached_path, fetch, is_cached, load_state_dict_file,
-                              sha256_file, verify)
+from mattekit.fsutil import sha256_file
+from mattekit.weights import WeightFile, cache_dir, cached_path, fetch, is_cached, load_state_dict_file, verify
 
 NAME = "SINet.pth"  # 445 kB
 BIG = "RFDN_AIM.pth"  # 1.7 MB, for resuming

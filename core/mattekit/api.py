@@ -110,20 +110,8 @@ def run(task_name: str, x, output: str | Path | None = None, **kwargs):
     for name, value in given.items():
         plane, _ = _to_array(value) if not isinstance(value, (str, Path)) else (_decode(Path(value).read_bytes()), None)
         inputs[name] = plane if ports[name].kind == "image" or plane.ndim == 2 else plane[..., 0]
-    result = task.run(_models(task, options, set(given), loaded), inputs, options)[task.outputs[0].name]
+    result = task.run(models_cache().for_task(task, options, set(given), loaded), inputs, options)[task.outputs[0].name]
     return _back(result, kind)
-
-
-def _models(task, options, given: set[str], loaded: dict) -> dict:
-    models = {}
-    device = getattr(options, "device", "auto")
-    for name, catalog_task in task.models_needed(options, given).items():
-        if name in loaded:
-            models[name] = loaded[name]
-        else:
-            weights = getattr(options, name.replace("model", "weights"), None)
-            models[name] = models_cache().get(getattr(options, name), catalog_task, device=device, weights_path=weights)
-    return models
 
 
 def _run_file(task, source: Path, output, options, given: dict, loaded: dict) -> Path:
@@ -135,7 +123,7 @@ def _run_file(task, source: Path, output, options, given: dict, loaded: dict) ->
     for name, value in given.items():
         inputs[name] = files.read_companion(str(value), source, dict((p.name, p) for p in task.inputs)[name],
                                             picture.pixels.shape[:2])
-    models = _models(task, options, set(given), loaded)
+    models = models_cache().for_task(task, options, set(given), loaded)
     suffix = task.suffix_for(options)
     if "{scale}" in suffix:
         suffix = suffix.replace("{scale}", str(models[task.main].entry.scale))

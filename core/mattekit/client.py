@@ -2,18 +2,18 @@
 
 Host adapters (the GIMP plug-in, the Blender add-on) cannot load torch, so they send pixels
 to one local worker process that keeps models warm. Installers copy this file next to each
-adapter (as ``mattekit_client.py``); it must therefore import nothing outside the standard
-library and keep to Python 3.8 syntax.
+adapter (as ``mattekit_client.py``, with the wire format :mod:`mattekit.worker.protocol` as
+``mattekit_protocol.py``); both must therefore import nothing outside the standard library and
+keep to Python 3.8 syntax.
 
     worker = connect(python="/path/to/venv/bin/python")   # reuses a running worker or starts one
     alpha, = worker.run("remove", [Pixels(data, w, h, 4, "u8")], {"output": "mask"})
 
 The worker writes ``{"url", "token", "pid", "version"}`` to a per-user state file (mode 0600);
-every request carries the token in an ``Authorization: Bearer`` header. Pixels travel raw:
-a request's ``X-Mattekit-Meta`` header (JSON) names each input's width, height, channels and
-dtype ("u8", "u16" or "f32", little-endian), and the body is the inputs' bytes one after
-the other; results come back the same way.
+every request carries the token in an ``Authorization: Bearer`` header. Pixels travel raw, as
+the protocol module describes.
 """
+import importlib
 import json
 import os
 import subprocess
@@ -22,9 +22,16 @@ import time
 import urllib.error
 import urllib.request
 
-API = "v1"
-META_HEADER = "X-Mattekit-Meta"
-DTYPE_SIZES = {"u8": 1, "u16": 2, "f32": 4}
+
+def _protocol_module():
+    """The wire format: mattekit.worker.protocol inside the package, else the copy installed beside this file."""
+    if __name__ == "mattekit.client":
+        return importlib.import_module("mattekit.worker.protocol")
+    package = __name__.rpartition(".")[0]  # the Blender add-on's package; "" for GIMP's plug-in folder
+    return importlib.import_module(package + ".mattekit_protocol" if package else "mattekit_protocol")
+
+
+protocol = _protocol_module()
 STATE_ENV = "MATTEKIT_WORKER_STATE"
 # The worker is on loopback: never send its requests (and token) through a configured HTTP proxy.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -49,9 +56,9 @@ class Pixels(object):
     __slots__ = ("data", "width", "height", "channels", "dtype")
 
     def __init__(self, data, width, height, channels, dtype="u8"):
-        if dtype not in DTYPE_SIZES:
-            raise ValueError("dtype must be one of %s, not %r" % (", ".join(DTYPE_SIZES), dtype))
-        expected = int(width) * int(height) * int(channels) * DTYPE_SIZES[dtype]
+        if dtype not in protocol.DTYPES:
+            raise ValueError("dtype must be one of %s, not %r" % (", ".join(protocol.DTYPES), dtype))
+        expected = protocol.byte_size(int(width), int(height), int(channels), dtype)
         if len(data) != expected:
             raise ValueError("%d bytes given for %dx%dx%d %s pixels (%d expected)"
                              % (len(data), width, height, channels, dtype, expected))
@@ -101,20 +108,22 @@ def read_state(path=None):
 # ---------------------------------------------------------------- talking to a running worker
 
 def _encode(inputs):
-    inputs = list(inputs)
-    meta = [p.meta() for p in inputs]
-    return meta, b"".join(bytes(p.data) for p in inputs)
+    """(metas, body) of a list of Pixels (in the operation's input order) or of {input name: Pixels}."""
+    if isinstance(inputs, dict):
+        metas = [dict(p.meta(), name=name) for name, p in inputs.items()]
+        pixels = list(inputs.values())
+    else:
+        pixels = list(inputs)
+        metas = [p.meta() for p in pixels]
+    return metas, protocol.join_body(p.data for p in pixels)
 
 
 def _decode(meta, body):
-    out, offset = [], 0
-    for m in meta:
-        size = m["width"] * m["height"] * m["channels"] * DTYPE_SIZES[m["dtype"]]
-        out.append(Pixels(body[offset:offset + size], m["width"], m["height"], m["channels"], m["dtype"]))
-        offset += size
-    if offset != len(body):
-        raise WorkerError("The worker sent %d bytes where %d were announced." % (len(body), offset))
-    return out
+    try:
+        views = protocol.split_body(meta, body)
+    except protocol.ProtocolError as exc:
+        raise WorkerError("The worker's answer does not follow the protocol: %s" % exc)
+    return [Pixels(view.tobytes(), m["width"], m["height"], m["channels"], m["dtype"]) for m, view in zip(meta, views)]
 
 
 class Worker(object):
@@ -130,18 +139,15 @@ class Worker(object):
         """Send one request; returns (status, headers, body bytes). Raises WorkerError on HTTP errors."""
         all_headers = {"Authorization": "Bearer " + self.token}
         all_headers.update(headers or {})
-        req = urllib.request.Request(self.url + "/" + API + "/" + path.lstrip("/"), data=body,
+        req = urllib.request.Request(self.url + "/" + protocol.API + "/" + path.lstrip("/"), data=body,
                                      headers=all_headers, method=method)
         try:
             with _OPENER.open(req, timeout=timeout or self.timeout) as resp:
                 return resp.status, resp.headers, resp.read()
         except urllib.error.HTTPError as exc:
-            payload = exc.read()
-            try:
-                error = json.loads(payload.decode("utf-8"))["error"]
-                message, code = error["message"], error.get("code")
-            except (ValueError, KeyError, TypeError):
-                message, code = "The worker answered HTTP %d." % exc.code, None
+            code, message = protocol.read_error(exc.read())
+            if message is None:
+                message = "The worker answered HTTP %d." % exc.code
             raise WorkerError(message, status=exc.code, code=code)
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
@@ -163,12 +169,19 @@ class Worker(object):
     def models(self):
         return self.get_json("models")["models"]
 
+    def schema(self):
+        """{"operations": [each operation's inputs, outputs and options], "models": {catalog task: [...]}}."""
+        return self.get_json("operations")
+
     def operations(self):
-        return self.get_json("operations")["operations"]
+        return self.schema()["operations"]
 
     # -- image jobs
     def run(self, operation, inputs, options=None, progress=None, cancelled=None, poll=0.2):
-        """Run ``operation`` on ``inputs`` (a list of Pixels) and return the list of output Pixels.
+        """Run ``operation`` on ``inputs`` and return the list of output Pixels (in the operation's output order).
+
+        ``inputs``: a list of Pixels in the operation's input order, or {input name: Pixels} (needed
+        to give an optional input while leaving out one before it).
 
         Without ``progress`` the request is synchronous. With it, the job runs asynchronously and
         ``progress(fraction, message)`` is called as the worker reports; ``cancelled()`` returning
@@ -176,10 +189,10 @@ class Worker(object):
         """
         if progress is None and cancelled is None:
             meta, body = _encode(inputs)
-            head = {META_HEADER: json.dumps({"inputs": meta, "options": options or {}}),
+            head = {protocol.META_HEADER: json.dumps({"inputs": meta, "options": options or {}}),
                     "Content-Type": "application/octet-stream"}
             _, headers, data = self.request("POST", "run/" + operation, body, head)
-            return _decode(json.loads(headers[META_HEADER])["outputs"], data)
+            return _decode(json.loads(headers[protocol.META_HEADER])["outputs"], data)
         job = self.submit(operation, inputs, options)
         while True:
             if cancelled is not None and cancelled():
@@ -198,7 +211,7 @@ class Worker(object):
     def submit(self, operation, inputs, options=None):
         """Start an asynchronous job; returns its id."""
         meta, body = _encode(inputs)
-        head = {META_HEADER: json.dumps({"inputs": meta, "options": options or {}}),
+        head = {protocol.META_HEADER: json.dumps({"inputs": meta, "options": options or {}}),
                 "Content-Type": "application/octet-stream"}
         return json.loads(self.request("POST", "jobs/" + operation, body, head)[2].decode("utf-8"))["id"]
 
@@ -209,7 +222,7 @@ class Worker(object):
     def result(self, job_id):
         """The outputs of a finished job (WorkerError with the job's message if it failed)."""
         _, headers, data = self.request("GET", "jobs/" + job_id + "/result")
-        return _decode(json.loads(headers[META_HEADER])["outputs"], data)
+        return _decode(json.loads(headers[protocol.META_HEADER])["outputs"], data)
 
     def cancel(self, job_id):
         return json.loads(self.request("DELETE", "jobs/" + job_id)[2].decode("utf-8"))
@@ -291,7 +304,8 @@ def start_worker(python, path=None, idle_timeout=None, wait=120.0, extra_args=()
     folder = os.path.dirname(path)
     _make_private_folder(folder)
     log_path = os.path.join(folder, "worker.log")
-    args = [python, "-m", "mattekit.commands.serve"]  # = mattekit serve, without the rest of the CLI
+    # = mattekit serve, without the rest of the CLI; it rotates its own log (early errors still land there)
+    args = [python, "-m", "mattekit.commands.serve", "--log-file", log_path]
     if idle_timeout is not None:
         args += ["--idle-timeout", str(idle_timeout)]
     args += list(extra_args)

@@ -28,7 +28,8 @@ class CutoutOptions:
     background: str | None = option(
         None, "composite background: a colour (#rrggbb, r,g,b or a name) or blur[:SIGMA] (the photo's own "
         "background, blurred); implies result composite")
-    shadow: str | None = option(None, "with a composite: a drop shadow DY,DX,BLUR,OPACITY under the subject, e.g. 12,12,8,0.5")
+    shadow: str | None = option(None, "with a composite: a drop shadow DY,DX,BLUR,OPACITY under the subject "
+                                "(the flag alone: 12,12,8,0.5)", bare="12,12,8,0.5")
     crop: float | None = option(None, "crop to the subject's box grown by this fraction of its size (e.g. 0.05)",
                                 minimum=0.0, maximum=10.0, bare=0.05)
     decontaminate: bool = option(True, "give partially transparent pixels the subject's own colours "

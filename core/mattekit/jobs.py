@@ -16,10 +16,15 @@ RGBA cut-out and a decontaminated foreground plate per frame):
 - **Chunks**: with temporal consistency a frame's matte depends only on plate frames within
   ``radius`` of it (see :mod:`mattekit.temporal`), so any split of the frame range - ``frames``,
   :meth:`RotoJob.chunks`, Ray tasks - gives the same bytes as one run.
+- **Throughput**: frames are decoded, inferred and post-processed through
+  :func:`mattekit.pipeline.run_pipeline` (as ``mattekit remove`` runs folders), and handed in
+  frame order to the temporal filter and the file writing; the bytes do not depend on the
+  number of inference workers.
 - **Progress** events with frames/s and ETA; **cancellation** between frames.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,15 +33,18 @@ import secrets
 import time
 from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
-from . import __version__, catalog, ops, runtime, temporal
+from . import __version__, catalog, pipeline, runtime, temporal
 from .errors import MattekitError, OutputError
+from .fsutil import atomic_write, sha256_file, stale_temporaries
 from .tasks.registry import option
 from .io import Picture, write_image
 from .io.sequences import FramePattern, chunk_frames, format_frames, open_plate, output_pattern, select_frames
+from .matting import estimate_foreground
+from .tasks import segment
 
 MANIFEST_SUFFIX = ".mattekit.json"
 JOURNAL_SUFFIX = ".mattekit-journal"
@@ -57,6 +65,8 @@ class RotoSpec:
     patterns for the cut-out (premultiplied in EXR, straight in PNG/TIFF) and the decontaminated
     foreground plate (same alpha convention). temporal: motion-compensated smoothing over
     ``radius`` frames on each side. bit_depth: matte bits (PNG/TIFF 8|16, EXR 16 = half, 32 = float).
+    threads: torch threads per inference worker; workers: inference workers (None: chosen by
+    :func:`mattekit.pipeline.plan`); neither changes the bytes written at a given ``threads``.
     """
 
     plate: str = option(MISSING, "frame pattern (name.####.exr), numbered frame, folder of frames or movie", path=True)
@@ -73,6 +83,8 @@ class RotoSpec:
                                  hosts=("cli", "api"))
     device: str = option("auto", "auto (default), cpu, cuda, cuda:N or mps")
     threads: int | None = option(None, "CPU threads for inference", minimum=1, maximum=1024)
+    workers: int | None = option(None, "inference workers (default: chosen for the machine; the files do not depend on it)",
+                                 minimum=1, maximum=64)
     refine: bool = option(True, "edge-aware upsampling of the matte (off: plain bilinear)")
     temporal: bool = option(True, "temporal consistency (motion-compensated smoothing across frames)")
     radius: int | None = option(None, "temporal window: frames on each side (default 4; 0 = off)", minimum=0, maximum=32)
@@ -133,78 +145,83 @@ class Summary:
         self.skipped += other.skipped
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # ----------------------------------------------------------------------------------- per-frame mattes
 
 class MatteSource:
-    """Per-frame mattes of a plate: the network's alpha, then (optionally) temporal smoothing.
+    """Mattes of plate frames: the segmentation network's alpha through the pipeline, then (optionally)
+    temporal smoothing in frame order.
 
-    :meth:`mattes` yields (frame, picture, alpha) in frame order; a frame's result depends only
-    on the plate frames within the temporal radius, whatever frames are asked for.
+    :meth:`run` hands (frame, picture, alpha) to a callback in increasing frame order; a frame's result
+    depends only on the plate frames within the temporal window, whatever frames are asked for, and
+    not on the number of inference workers.
     """
 
     def __init__(self, plate, entry: catalog.ModelEntry, *, weights: str | None = None, device: str = "auto",
-                 refine: bool = True, temporal_options: temporal.TemporalOptions | None = None):
-        from .tasks import segment
-
+                 refine: bool = True, temporal_options: temporal.TemporalOptions | None = None,
+                 workers: int | None = None, threads: int | None = None):
         self.plate = plate
         self.entry = entry
         self.predictor = runtime.ModelCache().get(entry, "segment", device=device, weights_path=weights)
         self.refine = refine
         self.temporal = temporal_options if temporal_options and temporal_options.radius > 0 else None
-        self._segment = segment
+        self.workers, self.threads = workers, threads
 
-    def predict(self, frame: int, picture: Picture) -> np.ndarray:
-        """The per-frame alpha (H x W float32) of one plate frame."""
-        return self._segment.predict_mask(self.predictor, picture.pixels[..., :3], self.refine)
+    def run(self, frames: list[int], emit: Callable[[int, Picture | None, np.ndarray], None],
+            cancel: Callable[[], bool] | None = None, pictures: bool = False) -> None:
+        """Call ``emit(frame, its plate picture if pictures else None, its matte H x W float32 [0,1])``
+        for ``frames`` in increasing order.
 
-    def mattes(self, frames: list[int], cancel: Callable[[], bool] | None = None,
-               pictures: bool = False) -> Iterator[tuple[int, Picture | None, np.ndarray]]:
-        """(frame, its plate picture if ``pictures`` else None, its matte) for ``frames`` in increasing order."""
-        wanted = set(frames)
-        kept: dict[int, Picture] = {}
+        Decoding runs ahead in a reader thread, inference and the per-frame matte's upsampling
+        (:func:`mattekit.tasks.segment.mask_from_prediction`) in the pipeline's workers; the temporal
+        filter and ``emit`` run in its writer thread, in frame order. An error (unreadable frame,
+        unwritable output) ends the run after the frames before it, and is raised here;
+        ``cancel()`` is asked before each frame and raises :class:`Cancelled`.
+        """
+        predictor = self.predictor
+        failures: list[MattekitError] = []
+        stopped: list[bool] = []
 
-        def load(frame: int):
+        def emit_unless_cancelled(frame: int, picture: Picture | None, alpha: np.ndarray) -> None:
+            if stopped or (cancel is not None and cancel()):
+                stopped.append(True)
+                return
+            emit(frame, picture, alpha)
+
+        stage = temporal.OrderedSmoother(self.temporal, self.plate.frames, frames, emit_unless_cancelled)
+
+        def noted(step):  # a user error ends the run: no frame after it can be emitted in order
+            def call(*args):
+                try:
+                    return step(*args)
+                except MattekitError as exc:
+                    failures.append(exc)
+                    raise
+            return call
+
+        def read(frame: int) -> tuple:
             picture = self.plate.read(frame)
-            alpha = self.predict(frame, picture)
-            if pictures and frame in wanted:
-                kept[frame] = picture
-            return temporal.prepare(picture.pixels, alpha, self.temporal) if self.temporal else alpha
+            return predictor.prepare(picture.pixels), picture
 
-        smoother = temporal.Smoother(self.temporal, load, self.plate.frames) if self.temporal else None
-        for frame in sorted(wanted):
-            if cancel is not None and cancel():
-                raise Cancelled("The roto job was cancelled; run it again to resume.")
-            alpha = smoother.smooth(frame) if smoother else load(frame)
-            yield frame, kept.pop(frame, None), alpha
+        def upsample(frame: int, picture: Picture, prediction) -> np.ndarray:
+            return segment.mask_from_prediction(picture.pixels, prediction, self.refine)
 
+        def write(frame: int, picture: Picture, alpha: np.ndarray) -> None:
+            if frame != stage.expects:  # an earlier frame failed
+                return
+            try:
+                stage.push(frame, picture.pixels, alpha, picture if pictures else None)
+            except MattekitError:
+                stopped.append(True)  # nothing more is written after a failed write
+                raise
 
-# ----------------------------------------------------------------------------------- foreground colour
-
-def _blur_fusion(image: np.ndarray, fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, radius: int):
-    """One pass of blur-fusion foreground estimation (Forte & Pitie, ICIP 2021)."""
-    a = alpha[..., None]
-    blur_a = ops.box_mean(alpha, radius)[..., None]
-    blur_f = ops.box_mean(fg * a, radius) / (blur_a + 1e-5)
-    blur_b = ops.box_mean(bg * (1 - a), radius) / ((1 - blur_a) + 1e-5)
-    fg = blur_f + a * (image - a * blur_f - (1 - a) * blur_b)
-    return np.clip(fg, 0.0, 1.0).astype(np.float32), blur_b.astype(np.float32)
-
-
-def decontaminate(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Foreground colours (H x W x 3 sRGB) with the background's spill removed from soft edges."""
-    rgb = np.ascontiguousarray(image[..., :3], np.float32)
-    scale = max(rgb.shape[:2]) / 1000.0
-    fg, bg = _blur_fusion(rgb, rgb, rgb, alpha, max(2, round(90 * scale)))
-    fg, _ = _blur_fusion(rgb, fg, bg, alpha, max(1, round(6 * scale)))
-    return fg
+        pipeline.run_pipeline(stage.frames, noted(read), noted(predictor), noted(write), ordered=True,
+                              post=noted(upsample),
+                              cancel=lambda: bool(failures or stopped),
+                              **pipeline.plan(predictor, workers=self.workers, threads=self.threads))
+        if failures:
+            raise failures[0]
+        if stopped or not stage.finished:
+            raise Cancelled("The roto job was cancelled; run it again to resume.")
 
 
 # ----------------------------------------------------------------------------------- the job
@@ -249,7 +266,7 @@ class RotoJob:
         since each frame's record names its files (adding --rgba later recomputes only to add them)."""
         return {"kind": "roto", "plate": self.plate.describe(),
                 "model": {"name": self.entry.name, "net": self.entry.net, "kwargs": self.entry.kwargs,
-                          "weights": self.weights_path().name, "sha256": sha256_of(self.weights_path())},
+                          "weights": self.weights_path().name, "sha256": sha256_file(self.weights_path())},
                 "refine": self.spec.refine, "bit_depth": self.spec.bit_depth,
                 "temporal": self.temporal.describe() if self.temporal else None}
 
@@ -291,7 +308,10 @@ class RotoJob:
         record = {"mattekit": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                   "fingerprint": self.fingerprint(), "settings": settings, "outputs": outputs,
                   "journal": self.journal_dir.name}
-        _write_text_atomic(self.manifest_path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+        try:
+            atomic_write(self.manifest_path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+        except OSError as exc:
+            raise OutputError(f"Cannot write {self.manifest_path}: {exc.strerror or exc}.") from None
 
     # -- which frames are finished
     def _records(self) -> dict[int, dict[str, list]]:
@@ -342,7 +362,7 @@ class RotoJob:
         if not entry or len(entry) != 3 or entry[0] != str(path):
             return False
         try:
-            return entry[2] == self._plate_stamp(frame) and path.is_file() and sha256_of(path) == entry[1]
+            return entry[2] == self._plate_stamp(frame) and path.is_file() and sha256_file(path) == entry[1]
         except OSError:
             return False
 
@@ -350,11 +370,9 @@ class RotoJob:
         """Remove temporary files a killed run left for these frames."""
         for pattern in (self.alpha_out, *self.extra_out.values()):
             for frame in frames:
-                for tmp in pattern.folder.glob(f".{_glob_escape(pattern.name(frame))}.*.tmp"):
-                    try:
+                for tmp in stale_temporaries(pattern.path(frame)):
+                    with contextlib.suppress(OSError):
                         tmp.unlink()
-                    except OSError:
-                        pass
 
     # -- chunks
     def chunks(self, size: int) -> list[list[int]]:
@@ -376,15 +394,17 @@ class RotoJob:
         if not todo:
             summary.seconds = time.monotonic() - started
             return summary
-        runtime.set_threads(self.spec.threads)
         source = MatteSource(self.plate, self.entry, weights=str(self.weights_path()), device=self.spec.device,
-                             refine=self.spec.refine, temporal_options=self.temporal)
+                             refine=self.spec.refine, temporal_options=self.temporal,
+                             workers=self.spec.workers, threads=self.spec.threads)
         with _Journal(self.journal_dir) as journal:
-            for frame, picture, alpha in source.mattes(todo, cancel, pictures=bool(self.extra_out)):
+            def finish(frame: int, picture: Picture | None, alpha: np.ndarray) -> None:
                 files = self._write(frame, picture, alpha)
                 journal.append({"frame": frame, "fingerprint": self.fingerprint(), "files": files})
                 summary.computed.append(frame)
                 report(frame)
+
+            source.run(todo, finish, cancel, pictures=bool(self.extra_out))
         summary.seconds = time.monotonic() - started
         return summary
 
@@ -393,19 +413,15 @@ class RotoJob:
         stamp = self._plate_stamp(frame)
         path = self.alpha_out.path(frame)
         write_image(path, alpha, bit_depth=self.spec.bit_depth)
-        files = {"alpha": [str(path), sha256_of(path), stamp]}
+        files = {"alpha": [str(path), sha256_file(path), stamp]}
         for name, pattern in self.extra_out.items():
             coverage = alpha * picture.pixels[..., 3] if picture.has_alpha else alpha  # transparent stays so
-            rgb = picture.pixels[..., :3] if name == "rgba" else decontaminate(picture.pixels, coverage)
+            rgb = picture.pixels[..., :3] if name == "rgba" else estimate_foreground(picture.pixels[..., :3], coverage)
             path = pattern.path(frame)
             write_image(path, np.concatenate([rgb, coverage[..., None]], axis=2),
                         bit_depth=16 if picture.bit_depth >= 16 else 8)
-            files[name] = [str(path), sha256_of(path), stamp]
+            files[name] = [str(path), sha256_file(path), stamp]
         return files
-
-
-def _glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
 
 
 def _difference(old: dict, new: dict) -> str:
@@ -413,16 +429,6 @@ def _difference(old: dict, new: dict) -> str:
     if "model" in changed and old.get("model", {}).get("name") != new["model"]["name"]:
         return f"model {old.get('model', {}).get('name')} instead of {new['model']['name']}"
     return "different " + ", ".join(changed) if changed else "an unreadable manifest"
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}.") from None
 
 
 class _Journal:

@@ -51,14 +51,17 @@ def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> 
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float, subsample: int = 1) -> np.ndarray:
-    """Edge-preserving smoothing of ``src`` (H x W) that follows the edges of ``guide`` (H x W x 3).
+    """Edge-preserving smoothing of ``src`` that follows the edges of ``guide`` (He et al.'s guided filter).
 
-    The colour guided filter of He et al.: locally ``q = a . I + b`` with a 3x3 covariance solve
-    per pixel. ``subsample`` > 1 computes the coefficients on a shrunken copy (the "fast"
-    variant) and upsamples them, which keeps 12 MP images fast. Returns float32 H x W.
+    guide: H x W x 3 (colour: locally ``q = a . I + b``, a 3x3 covariance solve per pixel; ``src`` H x W)
+    or H x W (grey: locally ``q = a I + b`` for each channel of ``src``, H x W or H x W x C).
+    radius: box radius in pixels; eps: regularisation (in squared guide units: larger smooths more).
+    ``subsample`` > 1 computes the coefficients on a shrunken copy (the "fast" variant) and upsamples
+    them, which keeps 12 MP images fast. Returns float32 of ``src``'s shape.
     """
-    h, w = src.shape
-    guide = np.ascontiguousarray(guide[..., :3], dtype=np.float32)
+    grey = guide.ndim == 2
+    h, w = src.shape[:2]
+    guide = np.ascontiguousarray(guide if grey else guide[..., :3], dtype=np.float32)
     src = np.ascontiguousarray(src, dtype=np.float32)
     s = max(1, int(subsample))
     if s > 1:
@@ -67,6 +70,29 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float, s
         r = max(1, round(radius / s))
     else:
         g, p, r = guide, src, int(radius)
+    mean_a, mean_b = (_grey_coefficients if grey else _colour_coefficients)(g, p, r, eps)
+    if s > 1:
+        mean_a, mean_b = resize(mean_a, h, w), resize(mean_b, h, w)
+    if grey:
+        return mean_a * (guide[..., None] if src.ndim == 3 else guide) + mean_b
+    return (mean_a * guide).sum(-1) + mean_b
+
+
+def _grey_coefficients(g: np.ndarray, p: np.ndarray, r: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Box means of the guided filter's a and b for a grey guide ``g`` (h x w) and ``p`` (h x w [x C])."""
+    mean_i = box_mean(g, r)
+    var_i = box_mean(g * g, r) - mean_i * mean_i
+    if p.ndim == 3:
+        mean_i, var_i, g = mean_i[..., None], var_i[..., None], g[..., None]
+    mean_p = box_mean(p, r)
+    cov = box_mean(p * g, r) - mean_i * mean_p
+    a = cov / (var_i + eps)
+    b = mean_p - a * mean_i
+    return box_mean(a, r), box_mean(b, r)
+
+
+def _colour_coefficients(g: np.ndarray, p: np.ndarray, r: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Box means of the guided filter's a (h x w x 3) and b (h x w) for a colour guide ``g`` and ``p`` (h x w)."""
     mean_i = box_mean(g, r)
     mean_p = box_mean(p, r)
     cov_ip = box_mean(g * p[..., None], r) - mean_i * mean_p[..., None]
@@ -89,10 +115,7 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float, s
     a = np.stack([c11 * x + c12 * y + c13 * z, c12 * x + c22 * y + c23 * z, c13 * x + c23 * y + c33 * z], -1)
     a /= det[..., None]
     b = mean_p - (a * mean_i).sum(-1)
-    mean_a, mean_b = box_mean(a, r), box_mean(b, r)
-    if s > 1:
-        mean_a, mean_b = resize(mean_a, h, w), resize(mean_b, h, w)
-    return (mean_a * guide).sum(-1) + mean_b
+    return box_mean(a, r), box_mean(b, r)
 
 
 def composite_over(fg: np.ndarray, alpha: np.ndarray, background) -> np.ndarray:

@@ -18,7 +18,9 @@ numbers for a predictor.
 Errors: a ``MattekitError`` from ``read``/``write`` (or ``infer``) fails that item (or batch) only and is
 reported; any other exception stops the pipeline and is raised in the caller's thread. ``cancel()``
 returning True stops reading; items already read are finished. Results are written as they come, not
-necessarily in input order (use one worker for strict order).
+necessarily in input order, unless ``ordered``: then ``write`` sees them in input order (failed items
+skipped), a small reorder buffer holding those that finish early, and reading never runs more than
+``queue_size + workers * batch`` items ahead of writing, so memory stays bounded with any number of workers.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ from . import engines
 from .errors import MattekitError
 
 _DONE = object()  # end-of-stream marker between stages
+_FAILED = object()  # ordered pipelines: the place of an item that failed before ``write``
 
 
 class Timings:
@@ -143,7 +146,8 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
 def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]],
                  infer: Callable[[torch.Tensor], torch.Tensor], write: Callable[[Any, Any, torch.Tensor], None], *,
                  workers: int = 1, threads: int | None = None, batch: int = 1, readers: int = 1, writers: int = 1,
-                 queue_size: int | None = None, device: torch.device | str = "cpu",
+                 queue_size: int | None = None, device: torch.device | str = "cpu", ordered: bool = False,
+                 post: Callable[[Any, Any, torch.Tensor], Any] | None = None,
                  progress: Callable[[int, Any], None] | None = None, cancel: Callable[[], bool] | None = None,
                  timings: Timings | None = None) -> Report:
     """Run ``read`` -> ``infer`` -> ``write`` over ``items`` with the stages overlapped.
@@ -153,9 +157,14 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
         ``workers`` threads at once, each with ``threads`` torch threads on the CPU (None: leave as is).
     write(item, context, y): postprocess and encode one result; y is 1 x ... on the CPU.
     batch: inputs of equal shape are stacked up to this many per ``infer`` call.
+    ordered: call ``write`` in the order of ``items`` (one reader and one writer), whatever the workers.
+    post(item, context, y) -> result: per-item postprocessing run in the inference workers (in parallel,
+        in any order) right after ``infer``; ``write`` then gets its result instead of ``y``.
     progress(done, item) is called after each item written or failed (``done`` counts both).
-    Returns a Report; ``timings`` gets "read", "infer", "infer_wait" (workers starved) and "write".
+    Returns a Report; ``timings`` gets "read", "infer", "infer_wait" (workers starved), "post" and "write".
     """
+    if ordered and (readers != 1 or writers != 1):
+        raise ValueError("an ordered pipeline has one reader and one writer")
     device = torch.device(device)
     timings = timings or Timings()
     report = Report(timings=timings)
@@ -164,7 +173,9 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
     outbox: queue.Queue = queue.Queue(queue_size)
     stop, lock, errors = threading.Event(), threading.Lock(), []
     source = iter(items)
-    counts = {"readers": readers, "workers": workers, "handled": 0}
+    counts = {"readers": readers, "workers": workers, "handled": 0, "read": 0, "written": 0}
+    ahead = queue_size + workers * batch  # ordered: items read but not yet written, at most
+    turn = threading.Condition()  # ordered: the writer moved on
 
     def fail(exc: BaseException) -> None:
         with lock:
@@ -199,6 +210,11 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
         if progress is not None:
             progress(n, item)
 
+    def give_up(seq: int, item, exc: MattekitError) -> bool:
+        """Report ``item`` failed (and, ordered, let the writer pass its place); False when stopping."""
+        handled(item, str(exc))
+        return not ordered or put(outbox, (seq, item, _FAILED, None))
+
     def last_of(role: str) -> bool:
         with lock:
             counts[role] -= 1
@@ -212,15 +228,22 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
                     break
                 with lock:
                     item = next(source, _DONE)
+                    seq = counts["read"]
+                    counts["read"] += 1
                 if item is _DONE:
                     break
+                if ordered:
+                    with turn:
+                        while seq >= counts["written"] + ahead and not stop.is_set():
+                            turn.wait(0.1)
                 try:
                     with timings.measure("read"):
                         x, context = read(item)
                 except MattekitError as exc:
-                    handled(item, str(exc))
+                    if not give_up(seq, item, exc):
+                        return
                     continue
-                if not put(inbox, (item, x, context)):
+                if not put(inbox, (seq, item, x, context)):
                     return
             if last_of("readers"):
                 for _ in range(workers):
@@ -229,7 +252,7 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
             fail(exc)
 
     def run_batch(group: list) -> None:
-        xs = [x for _, x, _ in group]
+        xs = [x for _, _, x, _ in group]
         try:
             with timings.measure("infer"):
                 y = engines.to_host(infer(engines.pinned_stack(xs, device)))
@@ -242,15 +265,25 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
             run_batch(group[half:])
             return
         except MattekitError as exc:
-            for item, _, _ in group:
-                handled(item, str(exc))
+            for seq, item, _, _ in group:
+                if not give_up(seq, item, exc):
+                    return
             return
         row = 0
-        for (item, x, context) in group:
+        for (seq, item, x, context) in group:
             n = x.shape[0]
-            if not put(outbox, (item, context, y[row : row + n])):
-                return
+            result = y[row : row + n]
             row += n
+            if post is not None:
+                try:
+                    with timings.measure("post"):
+                        result = post(item, context, result)
+                except MattekitError as exc:
+                    if not give_up(seq, item, exc):
+                        return
+                    continue
+            if not put(outbox, (seq, item, context, result)):
+                return
 
     def worker() -> None:
         try:
@@ -274,7 +307,7 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
                         if nxt is _DONE:
                             finished = True
                             break
-                        if nxt[1].shape[1:] != first[1].shape[1:]:
+                        if nxt[2].shape[1:] != first[2].shape[1:]:
                             carry = nxt
                             break
                         group.append(nxt)
@@ -285,20 +318,33 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
         except BaseException as exc:  # noqa: BLE001
             fail(exc)
 
+    def write_one(item, context, y) -> None:
+        try:
+            with timings.measure("write"):
+                write(item, context, y)
+        except MattekitError as exc:
+            handled(item, str(exc))
+            return
+        handled(item, None)
+
     def writer() -> None:
+        pending: dict[int, tuple] = {}  # ordered: results that came before their turn
         try:
             while True:
                 got = get(outbox)
                 if got is _DONE:
                     return
-                item, context, y = got
-                try:
-                    with timings.measure("write"):
-                        write(item, context, y)
-                except MattekitError as exc:
-                    handled(item, str(exc))
+                if not ordered:
+                    write_one(*got[1:])
                     continue
-                handled(item, None)
+                pending[got[0]] = got
+                while counts["written"] in pending:
+                    _, item, context, y = pending.pop(counts["written"])
+                    if context is not _FAILED:
+                        write_one(item, context, y)
+                    with turn:
+                        counts["written"] += 1
+                        turn.notify_all()
         except BaseException as exc:  # noqa: BLE001
             fail(exc)
 

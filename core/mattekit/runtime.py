@@ -165,6 +165,28 @@ class ModelCache:
                 self._loaded[key] = Predictor(entry, dev, weights_path, backend, precision)
             return self._loaded[key]
 
+    def for_task(self, task, options, given: set[str] = frozenset(), loaded: dict | None = None) -> dict:
+        """{model option: Predictor} for one run of ``task`` (a registry Task) with ``options``: the models
+        ``task.models_needed(options, given)`` names, each from this cache (or from ``loaded``, models the
+        caller already holds). A model whose weights are missing says what the user can do instead."""
+        from .errors import WeightsError
+
+        table = task.option_table()
+        device = getattr(options, "device", "auto")
+        models = {}
+        for name, catalog_task in task.models_needed(options, given).items():
+            if loaded and name in loaded:
+                models[name] = loaded[name]
+                continue
+            weights_path = getattr(options, name.replace("model", "weights"), None)
+            try:
+                models[name] = self.get(getattr(options, name), catalog_task, device=device, weights_path=weights_path)
+            except WeightsError as exc:
+                if not table[name].missing:
+                    raise
+                raise WeightsError(f"{str(exc).rstrip('.')}; or {table[name].missing}.") from None
+        return models
+
     def loaded(self) -> list[Predictor]:
         with self._lock:
             return list(self._loaded.values())

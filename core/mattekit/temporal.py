@@ -181,13 +181,18 @@ class Smoother:
             self.averaged[level, frame] = np.clip(result, 0.0, 1.0).astype(np.float32)
         return self.averaged[level, frame]
 
-    def smooth(self, frame: int) -> np.ndarray:
-        """The temporally consistent matte of ``frame`` (float32 H x W in [0,1])."""
+    def window(self, frame: int) -> tuple[int, int]:
+        """(first, last) plate frame that ``frame``'s result depends on: up to ``halo`` on each side, up to a gap."""
         low = high = frame
         while low - 1 in self.have and low - 1 >= frame - self.options.halo:
             low -= 1
         while high + 1 in self.have and high + 1 <= frame + self.options.halo:
             high += 1
+        return low, high
+
+    def smooth(self, frame: int) -> np.ndarray:
+        """The temporally consistent matte of ``frame`` (float32 H x W in [0,1])."""
+        low, high = self.window(frame)
         for f in range(low, high + 1):  # load in increasing order: movies decode forwards
             self.state(f)
         out = self.matte(self.options.passes, frame)
@@ -205,6 +210,65 @@ class Smoother:
             del self.pairs[key]
         for level, f in [k for k in self.averaged if k[1] < frame - self.options.radius * (self.options.passes - k[0] + 1)]:
             del self.averaged[level, f]
+
+
+class OrderedSmoother:
+    """The filter as a stage fed in frame order, for pipelines that compute per-frame mattes ahead.
+
+    ``frames`` lists what to :meth:`push`, in that order: the ``wanted`` frames and the neighbours
+    their windows need (warm-up). Each wanted frame's result goes to ``emit(frame, payload, alpha)``
+    in increasing order as soon as the last frame of its window has been pushed. With ``options``
+    None the mattes pass through unchanged. Holds at most ``halo`` pushed frames beyond the last
+    emitted one, plus the :class:`Smoother`'s own window.
+    """
+
+    def __init__(self, options: TemporalOptions | None, have, wanted, emit: Callable[[int, object, np.ndarray], None]):
+        self.wanted = sorted(set(wanted))
+        self.wanted_set = set(self.wanted)
+        self.emit = emit
+        self.smoother = Smoother(options, self.ready_state, have) if options is not None else None
+        self.last = [self.smoother.window(t)[1] if self.smoother else t for t in self.wanted]
+        needed: set[int] = set(self.wanted)
+        if self.smoother:
+            for t in self.wanted:
+                low, high = self.smoother.window(t)
+                needed.update(range(low, high + 1))
+        self.frames = sorted(needed)
+        self.ready: dict[int, FrameState | np.ndarray] = {}  # pushed, not yet taken by the filter
+        self.payloads: dict[int, object] = {}
+        self.pushed = 0
+        self.emitted = 0
+
+    @property
+    def expects(self) -> int | None:
+        """The frame the next :meth:`push` must bring (None: every frame has been pushed)."""
+        return self.frames[self.pushed] if self.pushed < len(self.frames) else None
+
+    @property
+    def finished(self) -> bool:
+        """Every wanted frame has been emitted."""
+        return self.emitted == len(self.wanted)
+
+    def ready_state(self, frame: int) -> FrameState:
+        return self.ready.pop(frame)
+
+    def push(self, frame: int, image: np.ndarray, alpha: np.ndarray, payload=None) -> None:
+        """The next frame's sRGB plate (H x W x 3|4 [0,1]) and per-frame matte (H x W [0,1]);
+        ``payload`` is handed to ``emit`` with the frame's result (wanted frames only)."""
+        if frame != self.expects:
+            raise ValueError(f"frame {frame} pushed where frame {self.expects} was expected")
+        self.pushed += 1
+        if self.smoother:
+            self.ready[frame] = prepare(image, alpha, self.smoother.options)
+        else:
+            self.ready[frame] = alpha
+        if payload is not None and frame in self.wanted_set:
+            self.payloads[frame] = payload
+        while self.emitted < len(self.wanted) and self.last[self.emitted] <= frame:
+            t = self.wanted[self.emitted]
+            result = self.smoother.smooth(t) if self.smoother else self.ready.pop(t)
+            self.emitted += 1
+            self.emit(t, self.payloads.pop(t, None), result)
 
 
 def ema(previous: np.ndarray | None, alpha: np.ndarray, keep: float = 0.6) -> np.ndarray:

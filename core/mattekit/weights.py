@@ -9,7 +9,6 @@ checked from then on.
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -28,6 +27,7 @@ from tqdm import tqdm
 
 from mattekit import __version__
 from mattekit.errors import WeightsError
+from mattekit.fsutil import atomic_write, sha256_file
 
 TIMEOUT = 30  # seconds a connection may stay silent before a download is abandoned
 _CHUNK = 1 << 20
@@ -66,14 +66,6 @@ def is_cached(wf: WeightFile) -> bool:
     return cached_path(wf).is_file()
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _recorded() -> dict[str, str]:
     """Hashes recorded on first download of files that had none (trust on first use)."""
     path = cache_dir() / "hashes.json"
@@ -90,10 +82,7 @@ def _recorded() -> dict[str, str]:
 
 def _record(name: str, digest: str) -> None:
     data = {**_recorded(), name: digest}
-    path = cache_dir() / "hashes.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write(cache_dir() / "hashes.json", json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def _expected(wf: WeightFile) -> str | None:

@@ -1,9 +1,17 @@
 #!/usr/bin/env python3
-"""mattekit for GIMP 3: Filters > AI > Remove Background, Refine Edges, Upscale, Portrait Bokeh.
+"""mattekit for GIMP 3: one Filters > AI procedure per task that the worker's schema gives a menu label.
 
-A thin client: pixels go to the local mattekit worker (``mattekit serve``, started on demand
-with the interpreter the installer recorded in ``mattekit_worker.json``) and the results come
-back as a layer mask or a new layer. No numpy and no torch here: this runs in GIMP's Python.
+No task is named here. Procedures, their arguments and where results go all come from the schema
+(``GET /v1/operations``: each task's ports and options, and the catalog's models): a running
+worker's when there is one (never started just to list procedures), else the one the installer
+recorded in ``mattekit_worker.json``. GIMP asks a plug-in for its procedures only when the plug-in
+file changes, which the installer makes happen whenever the recorded schema changes: so a new task
+or option appears after the installer runs, while new models appear at once, because the dialog
+fills its model menus from the live worker.
+
+A thin client: pixels go to the local mattekit worker (``mattekit serve``, started on demand with
+the interpreter and settings the installer recorded) and results come back as a layer mask, a new
+layer or a new image. No numpy and no torch here: this runs in GIMP's Python.
 """
 import os
 import sys
@@ -23,9 +31,13 @@ except ImportError:  # running from a source checkout
     from mattekit import client
 
 MENU = "<Image>/Filters/AI"
+PREFIX = "mattekit-"
 RW = GObject.ParamFlags.READWRITE
 BABL_TYPE = {"u8": "u8", "u16": "u16", "f32": "float"}
-DEFAULT_MODEL = "default"  # choice meaning "the worker's default for this task"
+DEFAULT = "default"  # the choice (and model menu entry) meaning "the task's own default"
+MATTES = ("mask", "alpha")  # port kinds whose 1-channel results become a layer mask or a cut-out
+NEEDS_MASK = ("matte",)  # operations that in GIMP refine the user's rough mask, so one must be given
+BIG = 2 ** 31 - 1  # bounds of numeric arguments whose option declares none
 
 
 class PlugInError(Exception):
@@ -54,25 +66,21 @@ def read_pixels(drawable, rect, components, dtype, abyss=Gegl.AbyssPolicy.CLAMP)
     return client.Pixels(_little_endian(bytes(data), dtype), w, h, channels, dtype)
 
 
-def write_pixels(drawable, x, y, pixels, undoable=True):
-    """Write client.Pixels at (x, y). ``undoable`` goes through the shadow buffer, which GIMP
-    merges through the selection (an undo step); otherwise the buffer is written directly
-    (for a layer this plug-in has just made)."""
-    components = {1: "Y", 3: "R'G'B'", 4: "R'G'B'A"}[pixels.channels]
+def write_pixels(drawable, x, y, pixels, through_selection=True, matte=False):
+    """Write client.Pixels at (x, y); ``matte``: one channel of linear coverage (else sRGB colour).
+
+    ``through_selection`` goes through the shadow buffer, which GIMP merges through the selection
+    (an undo step); otherwise the buffer is written directly (where the selection was an input).
+    """
+    components = ("Y" if matte else {1: "Y'", 2: "Y'A", 3: "R'G'B'", 4: "R'G'B'A"}[pixels.channels])
     fmt = "%s %s" % (components, BABL_TYPE[pixels.dtype])
     rect = Gegl.Rectangle.new(x, y, pixels.width, pixels.height)
-    buffer = drawable.get_shadow_buffer() if undoable else drawable.get_buffer()
+    buffer = drawable.get_shadow_buffer() if through_selection else drawable.get_buffer()
     buffer.set(rect, fmt, _little_endian(pixels.data, pixels.dtype))
     buffer.flush()
-    if undoable:
+    if through_selection:
         drawable.merge_shadow(True)
     drawable.update(x, y, pixels.width, pixels.height)
-
-
-def layer_pixels(layer, dtype):
-    """All of the layer's pixels (with its alpha channel when it has one)."""
-    components = "R'G'B'A" if layer.has_alpha() else "R'G'B'"
-    return read_pixels(layer, (0, 0, layer.get_width(), layer.get_height()), components, dtype)
 
 
 def selection_pixels(image, layer, dtype):
@@ -92,18 +100,36 @@ def _little_endian(data, dtype):
     return values.tobytes()
 
 
-# ---------------------------------------------------------------- the worker
+# ---------------------------------------------------------------- the worker and its schema
+
+def state_file(record):
+    return os.environ.get(client.STATE_ENV) or record.get("state_file") or client.state_path()
+
+
+def known_schema():
+    """{"operations": [...], "models": {...}}: a running worker's (none is started), else the installer's record."""
+    record = client.read_record(HERE)
+    worker = client.find_worker(state_file(record))
+    if worker is not None:
+        try:
+            return worker.schema()
+        except client.WorkerError:
+            pass
+    return record.get("schema") or {"operations": [], "models": {}}
+
 
 def connect():
-    """The running worker, or one started with the interpreter recorded by the installer."""
+    """The running worker, or one started with the interpreter and settings the installer recorded."""
     record = client.read_record(HERE)
+    for name, value in record.get("environment", {}).items():  # MATTEKIT_MIRROR, _OFFLINE, _HOME
+        os.environ.setdefault(name, value)
     python = os.environ.get("MATTEKIT_PYTHON") or record.get("python")
-    path = os.environ.get(client.STATE_ENV) or record.get("state_file") or client.state_path()
-    return client.connect(python=python, path=path, idle_timeout=record.get("idle_timeout"))
+    return client.connect(python=python, path=state_file(record), idle_timeout=record.get("idle_timeout"))
 
 
-def run_on_worker(operation, inputs, options, title):
-    """Run one worker operation with GIMP's progress bar; returns the output Pixels."""
+def run_on_worker(worker, op, inputs, options):
+    """Run one operation with GIMP's progress bar (connecting first when ``worker`` is None); the first output."""
+    title = menu_title(op)
     Gimp.progress_init(title)
     state = {"message": ""}
 
@@ -114,141 +140,46 @@ def run_on_worker(operation, inputs, options, title):
         Gimp.progress_update(fraction)
 
     try:
-        return connect().run(operation, inputs, options, progress=progress)
+        return (worker or connect()).run(op["name"], inputs, options, progress=progress)[0]
     finally:
         Gimp.progress_end()
 
 
-def model_option(config, name="model"):
-    value = config.get_property(name)
-    return None if value in ("", DEFAULT_MODEL) else value
+def procedure_name(menu):
+    """'Remove _Background...' -> 'mattekit-remove-background'."""
+    return PREFIX + "-".join(menu.replace("_", "").replace(".", "").lower().split())
 
 
-# ---------------------------------------------------------------- the procedures
-
-def the_layer(image, drawables):
-    if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
-        raise PlugInError("Select exactly one layer (not a mask or channel) first.")
-    return drawables[0]
+def menu_title(op):
+    return op["menu"].replace("_", "").rstrip(".")
 
 
-def new_layer(image, name, pixels, above=None):
-    """A new RGB(A) layer holding ``pixels``: just above the layer ``above``, at its offsets, else on top."""
-    kind = Gimp.ImageType.RGBA_IMAGE if pixels.channels == 4 else Gimp.ImageType.RGB_IMAGE
-    new = Gimp.Layer.new(image, name, pixels.width, pixels.height, kind, 100.0, Gimp.LayerMode.NORMAL)
-    if above is None:
-        image.insert_layer(new, None, 0)
-    else:
-        image.insert_layer(new, above.get_parent(), image.get_item_position(above))
-        _, ox, oy = above.get_offsets()
-        new.set_offsets(ox, oy)
-    write_pixels(new, 0, 0, pixels, undoable=False)
-    return new
+def argument(option_name):
+    return option_name.replace("_", "-")
 
 
-def remove_background(image, drawables, config, interactive):
-    """Alpha of the subject as a layer mask on the layer, or as a new cut-out layer.
-
-    Only the selection's bounding box is analysed, and the mask is merged through the
-    selection: outside it the subject is taken to be absent.
-    """
-    layer = the_layer(image, drawables)
-    found, x, y, w, h = layer.mask_intersect()
-    if not found or w == 0 or h == 0:
-        raise PlugInError("The selection does not touch the layer.")
-    dtype = pixel_type(image)
-    options = {"model": model_option(config), "refine": bool(config.get_property("refine")), "output": "mask"}
-    alpha, = run_on_worker("remove", [read_pixels(layer, (x, y, w, h), "R'G'B'", dtype)], options,
-                           "Removing background")
-    target = layer
-    if config.get_property("output") == "layer":
-        target = layer.copy()
-        target.set_name(layer.get_name() + " (cut out)")
-        image.insert_layer(target, layer.get_parent(), image.get_item_position(layer))
-        if target.get_mask() is not None:
-            target.remove_mask(Gimp.MaskApplyMode.APPLY)
-        if not target.has_alpha():
-            target.add_alpha()
-        layer.set_visible(False)
-    mask = target.get_mask()
-    if mask is None:
-        mask = target.create_mask(Gimp.AddMaskType.BLACK)
-        target.add_mask(mask)
-    write_pixels(mask, x, y, alpha)
-    if target is not layer:
-        target.remove_mask(Gimp.MaskApplyMode.APPLY)
-    return target
+def shown_options(op):
+    """{option name: schema} of the options that become arguments (paths are for files, not dialogs)."""
+    return dict((name, opt) for name, opt in op["options"].items() if not opt.get("path"))
 
 
-def refine_edges(image, drawables, config, interactive):
-    """Alpha matting of the edge of the layer's mask: its layer mask, else the selection.
-
-    The result replaces the layer mask (merged through the selection, like any filter), or
-    becomes the layer mask made from the selection; or it is a new cut-out layer with
-    decontaminated colours. The layer's own pixels are never changed.
-    """
-    layer = the_layer(image, drawables)
-    dtype = pixel_type(image)
-    mask = layer.get_mask()
-    if mask is not None:
-        edge = read_pixels(mask, (0, 0, layer.get_width(), layer.get_height()), "Y", dtype)
-    elif not Gimp.Selection.is_empty(image):
-        edge = selection_pixels(image, layer, dtype)
-    else:
-        raise PlugInError("Refine Edges needs a layer mask or a selection: add a layer mask to the layer, "
-                          "or select the subject roughly, first.")
-    to_layer = config.get_property("output") == "layer"
-    options = {"band": config.get_property("band") or None, "output": "rgba" if to_layer else "alpha"}
-    result, = run_on_worker("matte", [layer_pixels(layer, dtype), edge], options, "Refining edges")
-    if to_layer:
-        layer.set_visible(False)
-        return new_layer(image, layer.get_name() + " (cut out)", result, above=layer)
-    if mask is None:  # a new mask from the selection: all of the refined edge, inside and outside the selection
-        mask = layer.create_mask(Gimp.AddMaskType.BLACK)
-        layer.add_mask(mask)
-        write_pixels(mask, 0, 0, result, undoable=False)
-    else:
-        write_pixels(mask, 0, 0, result)
-    return layer
+def makes_matte(op):
+    """Whether the result can be one channel of coverage: a mask/alpha port, or a ``result`` that can be alpha."""
+    return op["outputs"][0]["kind"] in MATTES or "alpha" in op["options"].get("result", {}).get("choices", ())
 
 
-def upscale(image, drawables, config, interactive):
-    """The layer upscaled by the network: into a new image, or as a new layer over the
-    (GIMP-resampled) image scaled by the same factor."""
-    layer = the_layer(image, drawables)
-    scale = int(config.get_property("scale"))
-    dtype = pixel_type(image)
-    options = {"model": model_option(config), "scale": float(scale)}
-    result, = run_on_worker("upscale", [layer_pixels(layer, dtype)], options, "Upscaling x%d" % scale)
-    name = "%s (x%d)" % (layer.get_name(), scale)
-    if config.get_property("output") == "image":
-        target_image = Gimp.Image.new_with_precision(result.width, result.height, Gimp.ImageBaseType.RGB,
-                                                     image.get_precision())
-        new_layer(target_image, name, result)
-        if interactive:
-            Gimp.Display.new(target_image)
-        return target_image
-    image.scale(image.get_width() * scale, image.get_height() * scale)  # the layer's offsets scale with it
-    return new_layer(image, name, result, above=layer)
+def placements(op):
+    """The "output" argument's choices: (nick, label) pairs; none when there is one place for the result."""
+    if makes_matte(op):
+        return [("mask", "Layer mask on the layer"), ("layer", "New cut-out layer")]
+    if op["outputs"][0]["size"] == "scaled":
+        return [("image", "New image"), ("layer", "New layer (the image is scaled too)")]
+    return []
 
 
-def portrait_bokeh(image, drawables, config, interactive):
-    """A new layer with depth of field: the subject (or the selection, when there is one) stays sharp."""
-    layer = the_layer(image, drawables)
-    dtype = pixel_type(image)
-    inputs = [layer_pixels(layer, dtype)]
-    if not Gimp.Selection.is_empty(image):  # the selection is the subject
-        inputs.append(selection_pixels(image, layer, dtype))
-    options = {"strength": float(config.get_property("strength")),
-               "mask_only": config.get_property("depth") == "subject",
-               "segment_model": model_option(config, "segment-model")}
-    result, = run_on_worker("bokeh", inputs, options, "Rendering bokeh")
-    return new_layer(image, layer.get_name() + " (bokeh)", result, above=layer)
+# ---------------------------------------------------------------- arguments from options, and back
 
-
-# ---------------------------------------------------------------- registration
-
-def choice(*items):
+def choice(items):
     """A Gimp.Choice from (nick, label) pairs."""
     c = Gimp.Choice.new()
     for i, (nick, label) in enumerate(items):
@@ -256,81 +187,231 @@ def choice(*items):
     return c
 
 
-def model_choice(task):
-    """The models the installer found in the catalog for ``task``, after "default"."""
-    models = client.read_record(HERE).get("models", {}).get(task, [])
-    items = [(DEFAULT_MODEL, "Default")] + [(m["name"], "%s: %s" % (m["name"], m["description"])) for m in models]
-    return choice(*items)
+def add_option(procedure, name, opt):
+    """One GIMP argument for one option. Models and free text are strings (a model: "" = the default);
+    a number that may be left to the task is text too ("" = automatic)."""
+    label, blurb, default, kind = "_" + opt["label"], opt["help"], opt["default"], opt["type"]
+    if "choices" in opt and "model" not in opt:
+        items = ([(DEFAULT, "Default")] if opt["nullable"] else []) + [(str(c), str(c)) for c in opt["choices"]]
+        procedure.add_choice_argument(name, label, blurb, choice(items), DEFAULT if default is None else str(default), RW)
+    elif kind == "bool":
+        procedure.add_boolean_argument(name, label, blurb, bool(default), RW)
+    elif kind == "str" or opt["nullable"]:
+        if kind != "str":
+            blurb += " (empty: automatic)"
+        procedure.add_string_argument(name, label, blurb, "" if default is None else str(default), RW)
+    elif kind == "int":
+        procedure.add_int_argument(name, label, blurb, int(opt.get("minimum", -BIG)), int(opt.get("maximum", BIG)),
+                                   default, RW)
+    else:
+        procedure.add_double_argument(name, label, blurb, float(opt.get("minimum", -BIG)),
+                                      float(opt.get("maximum", BIG)), default, RW)
 
 
-def _remove_arguments(procedure):
-    procedure.add_choice_argument("output", "_Output", "Where the result goes",
-                                  choice(("mask", "Layer mask on the layer"), ("layer", "New cut-out layer")),
-                                  "mask", RW)
-    procedure.add_choice_argument("model", "_Model", "Segmentation model", model_choice("segment"), DEFAULT_MODEL, RW)
-    procedure.add_boolean_argument("refine", "_Refine edges", "Edge-aware upsampling of the mask", True, RW)
+def option_value(opt, raw):
+    """The option's value from its GIMP argument's (None: the task's default)."""
+    kind = opt["type"]
+    if "choices" in opt and "model" not in opt:
+        if raw == DEFAULT and opt["nullable"]:
+            return None
+        return dict((str(c), c) for c in opt["choices"]).get(raw, raw)
+    if kind == "bool":
+        return bool(raw)
+    if kind == "str":
+        empty = raw in ("", DEFAULT) if "model" in opt else raw == ""
+        return None if empty and opt["nullable"] else raw
+    if not opt["nullable"]:
+        return int(raw) if kind == "int" else float(raw)
+    text = (raw or "").strip()
+    if not text:
+        return None
+    try:
+        return int(text) if kind == "int" else float(text)
+    except ValueError:
+        raise PlugInError("%s must be %s, or empty for automatic, not %r."
+                          % (opt["label"], "a whole number" if kind == "int" else "a number", text))
 
 
-def _refine_arguments(procedure):
-    procedure.add_choice_argument("output", "_Output", "Where the result goes",
-                                  choice(("mask", "Layer mask on the layer"),
-                                         ("layer", "New cut-out layer (decontaminated colours)")), "mask", RW)
-    procedure.add_int_argument("band", "Edge _width", "Half-width in pixels of the edge band to refine "
-                               "(0: from the image size)", 0, 256, 0, RW)
+def option_values(op, config):
+    return dict((name, option_value(opt, config.get_property(argument(name))))
+                for name, opt in shown_options(op).items())
 
 
-def _upscale_arguments(procedure):
-    procedure.add_choice_argument("scale", "_Scale", "Upscaling factor", choice(("2", "2x"), ("4", "4x")), "2", RW)
-    procedure.add_choice_argument("output", "_Output", "Where the result goes",
-                                  choice(("image", "New image"), ("layer", "New layer (the image is scaled too)")),
-                                  "image", RW)
-    procedure.add_choice_argument("model", "_Model", "Super-resolution model", model_choice("upscale"), DEFAULT_MODEL, RW)
-    procedure.add_image_return_value("new-image", "New image", "The upscaled image (output=image), else none", True, RW)
+# ---------------------------------------------------------------- the dialog
+
+def ask(procedure, config, op, models):
+    """The procedure's dialog, model menus filled from the live worker's ``models``; True when accepted."""
+    gi.require_version("GimpUi", "3.0")
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import GimpUi, Gtk
+    GimpUi.init("mattekit_gimp")
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, menu_title(op))
+    options = shown_options(op)
+    menus = dict((argument(n), o) for n, o in options.items() if "model" in o)
+    dialog.fill(([] if not placements(op) else ["output"]) + [argument(n) for n in options if argument(n) not in menus])
+    combos = {}
+    for name, opt in menus.items():
+        combos[name] = combo = Gtk.ComboBoxText.new()
+        tasks = opt["model"] if isinstance(opt["model"], list) else [opt["model"]]
+        entries = [m for task in tasks for m in models.get(task, [])]
+        default = [m["name"] for m in entries if m.get("default")]
+        combo.append(DEFAULT, "Default" + (" (%s)" % default[0] if default else ""))
+        for m in entries:
+            combo.append(m["name"], "%s: %s" % (m["name"], m.get("description", "")))
+        if not combo.set_active_id(config.get_property(name) or DEFAULT):
+            combo.set_active_id(DEFAULT)
+        label = Gtk.Label.new_with_mnemonic("_" + opt["label"])
+        label.set_mnemonic_widget(combo)
+        row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=12)
+        row.pack_start(label, False, False, 0)
+        row.pack_start(combo, True, True, 0)
+        dialog.get_content_area().pack_start(row, False, False, 0)
+        row.show_all()
+    accepted = dialog.run()
+    if accepted:
+        for name, combo in combos.items():
+            chosen = combo.get_active_id()
+            config.set_property(name, "" if chosen in (None, DEFAULT) else chosen)
+    dialog.destroy()
+    return accepted
 
 
-def _bokeh_arguments(procedure):
-    procedure.add_double_argument("strength", "_Strength", "Blur strength (2.8 / f-number)", 0.1, 8.0, 1.0, RW)
-    procedure.add_choice_argument("depth", "_Depth from",
-                                  "A depth model, or the subject alone (sharp subject, blurred background)",
-                                  choice(("model", "Depth model"), ("subject", "Subject only")), "model", RW)
-    procedure.add_choice_argument("segment-model", "Subject _model", "Segmentation model for the subject",
-                                  model_choice("segment"), DEFAULT_MODEL, RW)
+# ---------------------------------------------------------------- running one operation
+
+def the_layer(drawables):
+    if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
+        raise PlugInError("Select exactly one layer (not a mask or channel) first.")
+    return drawables[0]
 
 
-# name -> (menu label, operation on the worker, function, arguments, documentation)
-PROCEDURES = {
-    "mattekit-remove-background": ("Remove _Background...", "remove", remove_background, _remove_arguments,
-                                   "Cut the subject out: a layer mask on the layer, or a new cut-out layer."),
-    "mattekit-refine-edges": ("Refine _Edges...", "matte", refine_edges, _refine_arguments,
-                              "Matte the edge of the layer mask (or selection): soft alpha for hair and fur."),
-    "mattekit-upscale": ("_Upscale...", "upscale", upscale, _upscale_arguments,
-                         "Upscale the layer 2x or 4x with a super-resolution network."),
-    "mattekit-portrait-bokeh": ("Portrait _Bokeh...", "bokeh", portrait_bokeh, _bokeh_arguments,
-                                "Blur the background like a wide-open lens, keeping the subject sharp."),
-}
+def gather(image, layer, op, dtype):
+    """({port name: Pixels}, region (x, y, w, h) in layer coordinates, whether the selection is an input).
+
+    The first input is the layer's pixels. A task taking a mask sees the whole layer, with its layer
+    mask, else the selection, as that mask; the others see the selection's box (filters act on the
+    selection). Scaled outputs always take the whole layer.
+    """
+    image_port = op["inputs"][0]
+    mask_port = next((p for p in op["inputs"][1:] if p["kind"] == "mask"), None)
+    whole = (0, 0, layer.get_width(), layer.get_height())
+    inputs, region, from_selection = {}, whole, False
+    if mask_port is not None:
+        if layer.get_mask() is not None:
+            inputs[mask_port["name"]] = read_pixels(layer.get_mask(), whole, "Y", dtype)
+        elif not Gimp.Selection.is_empty(image):
+            inputs[mask_port["name"]] = selection_pixels(image, layer, dtype)
+            from_selection = True
+        elif op["name"] in NEEDS_MASK:
+            raise PlugInError("%s needs a layer mask or a selection: add a layer mask to the layer, or select the "
+                              "subject roughly, first." % menu_title(op))
+    elif op["outputs"][0]["size"] != "scaled":
+        found, x, y, w, h = layer.mask_intersect()
+        if not found or w == 0 or h == 0:
+            raise PlugInError("The selection does not touch the layer.")
+        region = (x, y, w, h)
+    colour = "R'G'B'A" if layer.has_alpha() and 4 in image_port["channels"] else "R'G'B'"
+    inputs[image_port["name"]] = read_pixels(layer, region, colour, dtype)
+    return inputs, region, from_selection
 
 
-def offered():
-    """Procedures whose worker operation the installed mattekit has (all of them without a record)."""
-    ops = client.read_record(HERE).get("operations")
-    return [name for name, spec in PROCEDURES.items() if ops is None or spec[1] in ops]
+def new_layer(image, layer, name, with_alpha, copy=False):
+    """A new layer just above ``layer``, at its offsets: a copy of it, or transparent."""
+    if copy:
+        new = layer.copy()
+        new.set_name(name)
+    else:
+        kind = Gimp.ImageType.RGBA_IMAGE if with_alpha else Gimp.ImageType.RGB_IMAGE
+        new = Gimp.Layer.new(image, name, layer.get_width(), layer.get_height(), kind, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(new, layer.get_parent(), image.get_item_position(layer))
+    _, ox, oy = layer.get_offsets()
+    new.set_offsets(ox, oy)
+    if not copy:
+        new.fill(Gimp.FillType.TRANSPARENT)
+    return new
 
 
-def run_procedure(procedure, run_mode, image, drawables, config, _data):
-    label, _op, function, _args, _doc = PROCEDURES[procedure.get_name()]
-    if run_mode == Gimp.RunMode.INTERACTIVE:
-        gi.require_version("GimpUi", "3.0")
-        from gi.repository import GimpUi
-        GimpUi.init("mattekit_gimp")
-        dialog = GimpUi.ProcedureDialog.new(procedure, config, label.replace("_", "").rstrip("."))
-        dialog.fill(None)
-        accepted = dialog.run()
-        dialog.destroy()
+def place(image, layer, op, output, result, region, from_selection, interactive):
+    """Put the result where ``output`` says; returns the layer or new image made or changed.
+
+    One channel of coverage: into the layer mask, or a new cut-out layer (a copy of the layer with it
+    as alpha). A scaled image: a new image, or a new layer over the image scaled to match. Another
+    image: a new layer above (transparent outside the region for cut-outs, else the layer's own pixels).
+    Writes merge through the selection unless the selection was the input.
+    """
+    x, y = region[:2]
+    through = not from_selection
+    port = op["outputs"][0]
+    if result.channels == 1 and makes_matte(op):
+        target = layer
+        if output == "layer":
+            target = new_layer(image, layer, layer.get_name() + " (cut out)", True, copy=True)
+            if target.get_mask() is not None:
+                target.remove_mask(Gimp.MaskApplyMode.APPLY)
+            if not target.has_alpha():
+                target.add_alpha()
+            layer.set_visible(False)
+        mask = target.get_mask()
+        if mask is None:
+            mask = target.create_mask(Gimp.AddMaskType.BLACK)
+            target.add_mask(mask)
+        write_pixels(mask, x, y, result, through, matte=True)
+        if target is not layer:
+            target.remove_mask(Gimp.MaskApplyMode.APPLY)
+        return target
+    if port["size"] == "scaled":
+        factor = float(result.width) / layer.get_width()
+        name = "%s (x%g)" % (layer.get_name(), round(factor, 3))
+        if output == "image":
+            made = Gimp.Image.new_with_precision(result.width, result.height, Gimp.ImageBaseType.RGB,
+                                                 image.get_precision())
+            target = Gimp.Layer.new(made, name, result.width, result.height, Gimp.ImageType.RGBA_IMAGE
+                                    if result.channels in (2, 4) else Gimp.ImageType.RGB_IMAGE, 100.0,
+                                    Gimp.LayerMode.NORMAL)
+            made.insert_layer(target, None, 0)
+            write_pixels(target, 0, 0, result, through_selection=False)
+            if interactive:
+                Gimp.Display.new(made)
+            return made
+        factor_y = float(result.height) / layer.get_height()
+        image.scale(int(round(image.get_width() * factor)), int(round(image.get_height() * factor_y)))
+        target = new_layer(image, layer, name, result.channels in (2, 4))
+        write_pixels(target, 0, 0, result, through_selection=False)
+        return target
+    cut_out = "result" in op["options"] and result.channels in (2, 4)  # an RGBA cut-out, not a composite
+    name = layer.get_name() + (" (cut out)" if cut_out else " (%s)" % op["name"])
+    target = new_layer(image, layer, name, result.channels in (2, 4), copy=not cut_out)
+    if cut_out:
+        layer.set_visible(False)
+    write_pixels(target, x, y, result, through)
+    return target
+
+
+def run_operation(op, image, drawables, config, worker, interactive):
+    layer = the_layer(drawables)
+    dtype = pixel_type(image)
+    output = config.get_property("output") if placements(op) else None
+    options = option_values(op, config)
+    if "result" in op["options"] and options.get("result") is None:
+        options["result"] = "alpha" if output == "mask" else "rgba"
+    inputs, region, from_selection = gather(image, layer, op, dtype)
+    result = run_on_worker(worker, op, inputs, options)
+    return place(image, layer, op, output, result, region, from_selection, interactive)
+
+
+def run_procedure(procedure, run_mode, image, drawables, config, op):
+    interactive = run_mode == Gimp.RunMode.INTERACTIVE
+    worker = None
+    if interactive:  # the live worker's models fill the dialog's menus
+        try:
+            worker = connect()
+            accepted = ask(procedure, config, op, worker.schema().get("models", {}))
+        except client.WorkerError as exc:
+            return _failure(procedure, str(exc))
         if not accepted:
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     image.undo_group_start()
     try:
-        made = function(image, drawables, config, run_mode == Gimp.RunMode.INTERACTIVE)
+        made = run_operation(op, image, drawables, config, worker, interactive)
     except (PlugInError, client.WorkerError) as exc:
         return _failure(procedure, str(exc))
     except Exception as exc:  # a bug: still one readable message rather than a silent failure
@@ -350,24 +431,40 @@ def _failure(procedure, message):
 
 
 class MattekitPlugIn(Gimp.PlugIn):
-    """The plug-in: one image procedure per entry of PROCEDURES that the worker can serve."""
+    """The plug-in: one image procedure per operation of the schema that has a menu label."""
+
+    def menu_operations(self):
+        """{procedure name: operation schema}, read once per plug-in process."""
+        if getattr(self, "_operations", None) is None:
+            self._operations = dict((procedure_name(op["menu"]), op)
+                                    for op in known_schema().get("operations", []) if op.get("menu"))
+        return self._operations
 
     def do_query_procedures(self):
-        return offered()
+        return sorted(self.menu_operations())
 
     def do_set_i18n(self, _name):
         return False
 
     def do_create_procedure(self, name):
-        label, _op, _function, add_arguments, doc = PROCEDURES[name]
-        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_procedure, None)
+        op = self.menu_operations().get(name)
+        if op is None:
+            return None
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_procedure, op)
         procedure.set_image_types("RGB*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-        procedure.set_menu_label(label)
+        procedure.set_menu_label(op["menu"])
         procedure.add_menu_path(MENU)
-        procedure.set_documentation(doc, doc + " Runs on the local mattekit worker.", name)
+        procedure.set_documentation(op["summary"], op["summary"] + " Runs on the local mattekit worker.", name)
         procedure.set_attribution("mattekit", "mattekit contributors", "2025")
-        add_arguments(procedure)
+        where = placements(op)
+        if where:
+            procedure.add_choice_argument("output", "_Output", "Where the result goes", choice(where), where[0][0], RW)
+        for option_name, opt in shown_options(op).items():
+            add_option(procedure, argument(option_name), opt)
+        if op["outputs"][0]["size"] == "scaled":
+            procedure.add_image_return_value("new-image", "New image", "The new image (output=image), else none",
+                                             True, RW)
         return procedure
 
 

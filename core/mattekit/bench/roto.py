@@ -13,7 +13,8 @@ temporal consistency, on sequences with per-frame ground truth (DAVIS layout).
 Columns: per-frame mattes (``--no-temporal``), the roto default (motion-compensated window,
 :mod:`mattekit.temporal`), and a plain exponential moving average of the per-frame mattes as
 the baseline a temporal method must beat. All three use the same per-frame predictions, made
-through the same code path as ``mattekit roto`` (:class:`mattekit.jobs.MatteSource`).
+through the same code path as ``mattekit roto`` (:class:`mattekit.jobs.MatteSource`), and the
+temporal column is filtered in frame order as roto does (:class:`mattekit.temporal.OrderedSmoother`).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import catalog, runtime, temporal
+from .. import catalog, temporal
 from ..errors import InputError
 from ..io.sequences import ImageSequence, _folder_pattern
 from ..jobs import MatteSource
@@ -81,23 +82,7 @@ def _folders(data: Path) -> tuple[Path, Path]:
     raise InputError(f"{data} holds neither im/ and gt/ nor JPEGImages/480p/ and Annotations/480p/ folders.")
 
 
-class _Memo(MatteSource):
-    """A MatteSource whose per-frame predictions are kept, so every column scores the same ones."""
-
-    def __init__(self, *args, memo: dict, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.memo = memo
-
-    def predict(self, frame, picture):
-        if frame not in self.memo:
-            started = time.perf_counter()
-            self.memo[frame] = super().predict(frame, picture)
-            self.memo.setdefault("seconds", []).append(time.perf_counter() - started)
-        return self.memo[frame]
-
-
 def run(args) -> int:
-    runtime.set_threads(args.threads)
     images, truths = _folders(Path(args.data))
     names = args.sequences.split(",") if args.sequences else sorted(p.name for p in images.iterdir() if p.is_dir())
     cat = catalog.load()
@@ -119,14 +104,23 @@ def run(args) -> int:
             if gt_path is None:
                 raise InputError(f"No ground truth for {path} in {truths / name}.")
             gts.append(cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE))
-        memo: dict = {}
-        per_frame, greys = [], []
-        for _, picture, alpha in _Memo(plate, entry, weights=args.weights, device=args.device, memo=memo).mattes(frames, pictures=True):
-            per_frame.append(alpha)
-            greys.append(temporal.prepare(picture.pixels, alpha, options).grey)
+        smoothed: list[np.ndarray] = []
+        stage = temporal.OrderedSmoother(options, plate.frames, frames, lambda frame, _, alpha: smoothed.append(alpha))
+        memo: dict[int, np.ndarray] = {}  # per-frame mattes of the frames and the temporal warm-up
+        greys: dict[int, np.ndarray] = {}
+
+        def keep(frame, picture, alpha):
+            memo[frame] = alpha
+            if frame in stage.wanted_set:
+                greys[frame] = temporal.prepare(picture.pixels, alpha, options).grey
+
         started = time.perf_counter()
-        smoothed = [a for _, _, a in _Memo(plate, entry, weights=args.weights, device=args.device, memo=memo,
-                                           temporal_options=options).mattes(frames)]
+        MatteSource(plate, entry, weights=args.weights, device=args.device, threads=args.threads).run(stage.frames, keep, pictures=True)
+        seconds = (time.perf_counter() - started) / len(stage.frames)
+        per_frame, greys = [memo[f] for f in frames], [greys[f] for f in frames]
+        started = time.perf_counter()
+        for frame in stage.frames:  # the plate is read again: only small copies of it are kept
+            stage.push(frame, plate.read(frame).pixels, memo[frame])
         temporal_seconds = (time.perf_counter() - started) / len(frames)
         ema, previous = [], None
         for alpha in per_frame:
@@ -139,7 +133,7 @@ def run(args) -> int:
                "flicker": {"frame": flicker(per_frame, gts), "temporal": flicker(smoothed, gts), "ema": flicker(ema, gts)},
                "flicker_mc": {"frame": motion_flicker(per_frame, gts, greys), "temporal": motion_flicker(smoothed, gts, greys),
                               "ema": motion_flicker(ema, gts, greys)},
-               "seconds_per_frame": float(np.mean(memo["seconds"])), "temporal_seconds_per_frame": temporal_seconds}
+               "seconds_per_frame": seconds, "temporal_seconds_per_frame": temporal_seconds}
         rows.append(row)
         _print_row(name, row)
     mean = {"sequence": "mean", "frames": sum(r["frames"] for r in rows),

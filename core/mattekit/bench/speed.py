@@ -102,7 +102,7 @@ def run(args) -> int:
 
 def _weights(args, work: Path) -> str | None:
     """The weights file both tools use: --weights, generated stand-in weights, or the catalog's (fetched)."""
-    from .. import catalog, weights
+    from .. import catalog, fsutil, weights
     from ..errors import MattekitError
 
     entry = catalog.load().get(args.model, "segment")
@@ -132,9 +132,7 @@ def _weights(args, work: Path) -> str | None:
         net = nets.build(entry.net, **entry.kwargs)
         state = module.pseudo_state_dict(manifest["state_dict"], net.state_dict())
         target.parent.mkdir(parents=True, exist_ok=True)
-        part = target.with_suffix(".part")
-        torch.save(state, part)
-        os.replace(part, target)
+        fsutil.atomic_write(target, lambda tmp: torch.save(state, tmp))
     return str(target)
 
 

@@ -26,7 +26,14 @@ def add_parser(subparsers) -> None:
                    help="where to write the address and token (default: $MATTEKIT_WORKER_STATE, "
                         "$MATTEKIT_HOME/worker.json or the per-user state folder)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: torch's choice)")
-    p.add_argument("--replace", action="store_true", help="start even if a worker already answers")
+    p.add_argument("--max-queued-mb", type=float, default=2048.0, metavar="MB",
+                   help="pixels allowed to wait in the queue before new jobs get 503 + Retry-After (default 2048)")
+    p.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
+                   help="a folder roto may read plates from and write mattes to (repeatable; also "
+                        "$MATTEKIT_ALLOW_DIRS; default: your home folder, hidden folders excluded)")
+    p.add_argument("--log-file", default=None,
+                   help="write the log here (rotated at 1 MiB, one old file kept) instead of stderr")
+    p.add_argument("--replace", action="store_true", help="ask a running worker to stop, then take its place")
     p.set_defaults(func=run)
 
 
@@ -40,24 +47,33 @@ def _is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import client, server
+    from .. import client
+    from ..worker import service
+    from ..worker.log import WorkerLog
 
     if not 0 <= args.port <= 65535:
         raise MattekitError(f"--port must be from 0 to 65535, not {args.port}.")
     state_file = args.state_file or client.state_path()
-    if not args.replace:
-        running = client.find_worker(state_file, timeout=5.0)
-        if running is not None:
-            print(f"mattekit: a worker already answers at {running.url} (state file {state_file}); "
-                  f"use --replace to start another.", file=sys.stderr)
-            return 0
+    running = client.find_worker(state_file, timeout=5.0)
+    if running is not None and not args.replace:
+        print(f"mattekit: a worker already answers at {running.url} (state file {state_file}); "
+              f"use --replace to start another.", file=sys.stderr)
+        return 0
+    if running is not None:
+        try:
+            running.shutdown()
+        except client.WorkerError:
+            pass
+    log = WorkerLog(args.log_file, capture_std=True) if args.log_file else WorkerLog()
     if not _is_loopback(args.host):
         print(f"mattekit: warning: listening on {args.host}, not loopback: anyone who can reach this port and "
               f"learns the token can use the worker.", file=sys.stderr)
     try:
-        worker = server.WorkerServer(host=args.host, port=args.port, idle_timeout=args.idle_timeout,
-                                     max_request=int(args.max_request_mb * (1 << 20)), state_file=state_file,
-                                     threads=args.threads)
+        worker = service.WorkerServer(host=args.host, port=args.port, idle_timeout=args.idle_timeout,
+                                      max_request=int(args.max_request_mb * (1 << 20)),
+                                      max_queued=int(args.max_queued_mb * (1 << 20)), state_file=state_file,
+                                      allow_dirs=args.allow_dir, threads=args.threads, log=log,
+                                      lock_wait=60.0 if running is not None else 0.0)
     except OSError as exc:
         raise MattekitError(f"Cannot listen on {args.host}:{args.port} ({exc.strerror or exc}).") from None
 

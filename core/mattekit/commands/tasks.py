@@ -114,26 +114,6 @@ def _as_flags(message: str, task: Task) -> str:
     return message
 
 
-def load_models(task: Task, options, given: set[str], cache=None) -> dict:
-    """The models this run of ``task`` needs, loaded once (fails early with one sentence)."""
-    from .. import runtime
-    from ..errors import WeightsError
-
-    cache = cache or runtime.ModelCache()
-    device = getattr(options, "device", "auto")
-    table = task.option_table()
-    models = {}
-    for name, catalog_task in task.models_needed(options, given).items():
-        weights = getattr(options, name.replace("model", "weights"), None)
-        try:
-            models[name] = cache.get(getattr(options, name), catalog_task, device=device, weights_path=weights)
-        except WeightsError as exc:
-            if not table[name].missing:
-                raise
-            raise WeightsError(f"{str(exc).rstrip('.')}; or {table[name].missing}.") from None
-    return models
-
-
 def run(task: Task, args) -> int:
     from . import files
 
@@ -141,11 +121,11 @@ def run(task: Task, args) -> int:
     jobs = files.expand_inputs(args.inputs)
     single = len(jobs) == 1
     pipelined = task.streams and not single and task.main is not None
-    if not pipelined:
-        from .. import runtime
+    from .. import runtime
 
+    if not pipelined:
         runtime.set_threads(args.threads)
-    models = load_models(task, options, set(ports))
+    models = runtime.ModelCache().for_task(task, options, set(ports))
     suffix = task.suffix_for(options)
     if "{scale}" in suffix:
         suffix = suffix.replace("{scale}", str(models[task.main].entry.scale))

@@ -15,7 +15,8 @@ and sRGB-encoded; alpha is only clipped. A file with only an A channel reads as 
 of that matte, untouched.
 
 Writing is atomic: the file is written under a temporary name in the same folder, then renamed
-over the destination, so a failed write leaves no partial file and keeps any old one.
+over the destination, so a failed write leaves no partial file and keeps any old one; temporaries
+of the same destination that a killed earlier write left behind are removed first.
 EXR output is linear (unless ``linear_exr=False``) and premultiplied, half float unless
 ``bit_depth=32``; a mask is written untouched as a single A channel (coverage is linear already).
 """
@@ -24,8 +25,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
-import os
-import secrets
 import struct
 import warnings
 import zlib
@@ -39,6 +38,7 @@ import OpenEXR
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from mattekit.errors import InputError, OutputError
+from mattekit.fsutil import atomic_write, stale_temporaries
 from mattekit.ops import linear_to_srgb, srgb_to_linear
 
 READABLE = "PNG, JPEG, TIFF, WebP, EXR"
@@ -270,20 +270,19 @@ def _as_float(pixels) -> np.ndarray:
 
 
 def _atomic(path: Path, write) -> None:
-    """Run write(temporary path) in path's folder, then move the result over path."""
+    """Run write(temporary path) in path's folder, then move the result over path
+    (:func:`mattekit.fsutil.atomic_write`); temporaries of path left by a killed earlier write are removed."""
     if not path.parent.is_dir():
         raise OutputError(f"Cannot write {path}: {path.parent} is not an existing folder.")
     if path.is_dir():
         raise OutputError(f"Cannot write {path}: it is a folder.")
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    for stale in stale_temporaries(path):
+        with contextlib.suppress(OSError):
+            stale.unlink()
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        atomic_write(path, write)
     except OSError as e:
         raise OutputError(f"Cannot write {path}: {_reason(e)}.") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 def _write_png(tmp: Path, ints: np.ndarray, fmt: str) -> None:

@@ -114,21 +114,6 @@ def noise_sigma(grey: np.ndarray) -> float:
     return float(np.median(np.abs(resp)) * 1.4826 / 6.0)
 
 
-def _guided_grey(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """Guided filter with a grey guide (H x W) of src (H x W or H x W x C)."""
-    mean_i = ops.box_mean(guide, radius)
-    var_i = ops.box_mean(guide * guide, radius) - mean_i * mean_i
-    if src.ndim == 3:
-        mean_i, var_i, guide_c = mean_i[..., None], var_i[..., None], guide[..., None]
-    else:
-        guide_c = guide
-    mean_p = ops.box_mean(src, radius)
-    cov = ops.box_mean(src * guide_c, radius) - mean_i * mean_p
-    a = cov / (var_i + eps)
-    b = mean_p - a * mean_i
-    return ops.box_mean(a, radius) * guide_c + ops.box_mean(b, radius)
-
-
 def denoise(rgb: np.ndarray, strength: float = 1.0) -> np.ndarray:
     """Gentle edge-preserving denoise of sRGB (H x W x 3): luma lightly, chroma more.
 
@@ -141,9 +126,9 @@ def denoise(rgb: np.ndarray, strength: float = 1.0) -> np.ndarray:
     if sigma < 0.5 / 255 or strength <= 0:
         return rgb
     cb, cr = rgb[..., 2] - y, rgb[..., 0] - y
-    y_smooth = _guided_grey(y, y, 2, (2 * sigma) ** 2)
+    y_smooth = ops.guided_filter(y, y, 2, (2 * sigma) ** 2)
     y_new = y + np.float32(min(1.0, 0.6 * strength)) * (y_smooth - y)
-    chroma = _guided_grey(y_new, np.stack([cb, cr], -1), 4, (3 * sigma) ** 2)
+    chroma = ops.guided_filter(y_new, np.stack([cb, cr], -1), 4, (3 * sigma) ** 2)
     mix = np.float32(min(1.0, strength))
     cb, cr = cb + mix * (chroma[..., 0] - cb), cr + mix * (chroma[..., 1] - cr)
     r, b = y_new + cr, y_new + cb

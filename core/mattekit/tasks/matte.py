@@ -55,7 +55,8 @@ def alpha_from_mask(image: np.ndarray, mask: np.ndarray, options: MatteOptions |
     """Alpha refined from a subject mask (probabilities, or a 0/255 image) by matting its uncertain edge."""
     options = options or MatteOptions()
     m = np.clip(ops.grey_map(mask), 0.0, 1.0)
-    trimap = trimaps.from_mask(m, band=options.band)
+    band = None if options.band is None else min(options.band, max(m.shape))  # wider covers the image anyway
+    trimap = trimaps.from_mask(m, band=band)
     return matting.estimate_alpha(image[..., :3], trimap, options.alpha_options(), guess=m)
 
 

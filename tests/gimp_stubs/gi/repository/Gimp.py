@@ -60,6 +60,7 @@ ImageBaseType = _enum("ImageBaseType", ["RGB", "GRAY"])
 LayerMode = _enum("LayerMode", ["NORMAL"])
 AddMaskType = _enum("AddMaskType", ["WHITE", "BLACK", "ALPHA"])
 MaskApplyMode = _enum("MaskApplyMode", ["APPLY", "DISCARD"])
+FillType = _enum("FillType", ["TRANSPARENT", "WHITE", "BACKGROUND"])
 ChannelOps = _enum("ChannelOps", ["REPLACE"])
 Precision = _enum("Precision", [f"{t}_{c}" for t in ("U8", "U16", "U32", "HALF", "FLOAT", "DOUBLE")
                                 for c in ("LINEAR", "NON_LINEAR", "PERCEPTUAL")])
@@ -94,8 +95,10 @@ class ProcedureConfig:
         arg = self.procedure.arguments[name]
         if arg["kind"] == "choice" and value not in arg["choice"].list_nicks():
             raise ValueError("%r is not one of %s" % (value, arg["choice"].list_nicks()))
-        if arg["kind"] == "double" and not arg["min"] <= value <= arg["max"]:
+        if arg["kind"] in ("double", "int") and not arg["min"] <= value <= arg["max"]:
             raise ValueError("%s out of range" % name)
+        if arg["kind"] == "string" and not isinstance(value, str):
+            raise TypeError("%s takes a string, not %r" % (name, value))
         self.values[name] = value
 
 
@@ -142,7 +145,12 @@ class ImageProcedure:
         self.arguments[name] = {"kind": "double", "nick": nick, "default": value, "min": min, "max": max}
 
     def add_int_argument(self, name, nick, blurb, min, max, value, flags):  # noqa: A002
+        assert min <= value <= max
         self.arguments[name] = {"kind": "int", "nick": nick, "default": value, "min": min, "max": max}
+
+    def add_string_argument(self, name, nick, blurb, value, flags):
+        assert isinstance(value, str)
+        self.arguments[name] = {"kind": "string", "nick": nick, "default": value}
 
     def create_config(self):
         return ProcedureConfig(self)
@@ -304,6 +312,11 @@ class Layer(Drawable):
         if self.mask is not None:
             new.mask = LayerMask(new, self.mask.pixels.copy())
         return new
+
+    def fill(self, kind):
+        assert kind is FillType.TRANSPARENT and self.has_alpha()
+        self.pixels[...] = 0.0
+        return True
 
     def set_offsets(self, x, y):
         self.offsets[:] = [x, y]

@@ -1,0 +1,11 @@
+"""The local worker (``mattekit serve``): an HTTP server on loopback that keeps models warm.
+
+- :mod:`.protocol` - the wire format shared with the stdlib client (standard library only);
+- :mod:`.state` - the 0600 state file and the one-worker-per-state-file lock;
+- :mod:`.log` - the worker's rate-limited, size-capped log;
+- :mod:`.jobs` - the job table, its queue, the compute thread and cancellation;
+- :mod:`.operations` - the operations, generated from the task registry, and the worker's model cache;
+- :mod:`.http` - connections, routing, request parsing, authentication, the worker object.
+
+This package's ``__init__`` imports nothing: the client imports :mod:`.protocol` without numpy.
+"""

@@ -1,0 +1,482 @@
+"""The worker's HTTP side: connections, request parsing, the checks every request passes, routing.
+
+API (JSON unless noted; errors as :func:`mattekit.worker.protocol.error_body` with a 4xx/5xx status):
+
+    GET    /v1/health              {"ok", "version", "api", "pid", "uptime", "operations", ...}
+    GET    /v1/operations          {"operations": [schema of each], "models": {catalog task: [model...]}}
+    GET    /v1/models              the catalog, with which weights are cached / loaded
+    POST   /v1/run/OP              synchronous job: raw pixels in, raw pixels out (the protocol module)
+    POST   /v1/jobs/OP             asynchronous job -> 202 {"id", "state"}
+    GET    /v1/jobs                every kept job's status
+    GET    /v1/jobs/ID             {"id", "state", "progress", "message", "error"}
+    GET    /v1/jobs/ID/result      raw pixels of a finished job (409 while it runs)
+    DELETE /v1/jobs/ID             cancel
+    POST   /v1/shutdown            finish the running job and exit
+
+Every request, in this order: its Host header must name this worker on loopback (or the address it
+was told to bind) with its port, else 403 (DNS rebinding); a browser's request (an ``Origin`` or
+``Sec-Fetch-Site`` header) gets 403; without the token, 401. Refusals are logged, rate-limited.
+
+Connections: a new connection waits in one selector thread until its request line and headers
+have all arrived (at most ``CONNECTION_TIMEOUT`` seconds after it was accepted, however slowly
+they trickle in); only then does one of ``pool_size`` handler threads take it. At most
+``max_connections`` are open at once: beyond that the oldest waiting one is closed (or, when none
+is waiting, the new one). Body reads and answer writes time out after ``CONNECTION_TIMEOUT`` s.
+"""
+from __future__ import annotations
+
+import hmac
+import http.server
+import json
+import os
+import queue
+import selectors
+import socket
+import socketserver
+import threading
+import time
+import traceback
+from typing import TYPE_CHECKING
+
+from .. import __version__
+from ..tasks.registry import OptionError
+from . import jobs, operations, protocol
+
+if TYPE_CHECKING:
+    from .service import WorkerServer
+
+CONNECTION_TIMEOUT = 30.0  # seconds: idle before the first byte, and per read or write
+LISTEN_BACKLOG = 128
+POOL_SIZE = 8
+MAX_CONNECTIONS = 256
+MAX_HEADER_BYTES = 1 << 16
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site")
+
+
+class RequestError(Exception):
+    """A request the worker refuses: an HTTP status, a short code, one sentence, extra headers."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+class Server(socketserver.TCPServer):
+    """A TCP server with a waiting room for idle connections and a bounded pool of handler threads."""
+
+    allow_reuse_address = False
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(self, address, handler, worker: "WorkerServer", pool_size: int = POOL_SIZE,
+                 max_connections: int = MAX_CONNECTIONS):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+        self.worker = worker
+        self.hosts = allowed_hosts(*self.server_address[:2])
+        self.max_connections = max_connections
+        self.lock = threading.Lock()
+        self.open_connections = 0
+        self.waiting: dict[socket.socket, tuple[float, tuple]] = {}  # socket -> (deadline, address)
+        self.partial: set[socket.socket] = set()  # waiting sockets holding part of their headers (not selected)
+        self.incoming: list = []
+        self.closing = False
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.selector.register(self.wake_r, selectors.EVENT_READ)
+        self.ready: queue.Queue = queue.Queue()
+        self.threads = [threading.Thread(target=self._waiting_room, name="mattekit-http-wait", daemon=True)]
+        self.threads += [threading.Thread(target=self._handle_ready, name=f"mattekit-http-{i}", daemon=True)
+                         for i in range(pool_size)]
+        for thread in self.threads:
+            thread.start()
+
+    # -- admission
+    def process_request(self, request, client_address):
+        with self.lock:
+            if self.open_connections >= self.max_connections:
+                oldest = min(self.waiting, key=lambda s: self.waiting[s][0], default=None)
+                if oldest is None:
+                    self.worker.log(f"refused a connection from {client_address[0]}: "
+                                    f"{self.max_connections} connections are busy")
+                    self.shutdown_request(request)
+                    return
+                self._drop_waiting(oldest)
+            self.open_connections += 1
+            self.incoming.append((request, client_address))
+        self.wake_w.send(b"\0")
+
+    def _drop_waiting(self, sock) -> None:
+        """Close a waiting connection (lock held)."""
+        del self.waiting[sock]
+        if sock in self.partial:
+            self.partial.discard(sock)
+        else:
+            self.selector.unregister(sock)
+        self.shutdown_request(sock)
+        self.open_connections -= 1
+
+    def _hand_over(self, sock) -> None:
+        """Give a waiting connection whose headers are in to the handler pool (lock held)."""
+        _, address = self.waiting.pop(sock)
+        if sock in self.partial:
+            self.partial.discard(sock)
+        else:
+            self.selector.unregister(sock)
+        self.ready.put((sock, address))
+
+    def _waiting_room(self) -> None:
+        while not self.closing:
+            events = self.selector.select(timeout=0.1 if self.partial else 1.0)
+            with self.lock:
+                for key, _ in events:
+                    sock = key.fileobj
+                    if sock is self.wake_r:
+                        try:
+                            sock.recv(4096)
+                        except BlockingIOError:
+                            pass
+                    elif sock in self.waiting and not headers_complete(sock):
+                        self.selector.unregister(sock)  # polled below until complete: a selector would spin
+                        self.partial.add(sock)
+                    elif sock in self.waiting:
+                        self._hand_over(sock)
+                for sock in [s for s in self.partial if headers_complete(s)]:
+                    self._hand_over(sock)
+                deadline = time.monotonic() + CONNECTION_TIMEOUT
+                for sock, address in self.incoming:
+                    sock.setblocking(False)  # peeked without blocking; the handler sets its own timeout
+                    self.waiting[sock] = (deadline, address)
+                    self.selector.register(sock, selectors.EVENT_READ)
+                self.incoming.clear()
+                now = time.monotonic()
+                for sock in [s for s, (limit, _) in self.waiting.items() if limit < now]:
+                    self._drop_waiting(sock)
+
+    def _handle_ready(self) -> None:
+        while True:
+            item = self.ready.get()
+            if item is None:
+                return
+            request, address = item
+            try:
+                self.finish_request(request, address)
+            except Exception:  # a handler bug must not end this pool thread
+                self.worker.log("connection failed:\n" + traceback.format_exc())
+            finally:
+                self.shutdown_request(request)
+                with self.lock:
+                    self.open_connections -= 1
+
+    def server_close(self):
+        super().server_close()
+        self.closing = True
+        for _ in self.threads[1:]:
+            self.ready.put(None)
+        self.wake_w.send(b"\0")
+        with self.lock:
+            for sock in list(self.waiting):
+                self._drop_waiting(sock)
+            for sock, _ in self.incoming:
+                self.shutdown_request(sock)
+            self.incoming.clear()
+
+
+def headers_complete(sock: socket.socket) -> bool:
+    """Whether a connection's request line and headers have all arrived (or it ended, or overflowed)."""
+    try:
+        data = sock.recv(MAX_HEADER_BYTES, socket.MSG_PEEK)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # the handler meets the error and ends the connection
+    return not data or b"\r\n\r\n" in data or b"\n\n" in data or len(data) >= MAX_HEADER_BYTES
+
+
+def allowed_hosts(host: str, port: int) -> set[str]:
+    """Host header values naming this worker: loopback names (and the bound address) with the port."""
+    bound = f"[{host}]" if ":" in host else host
+    return {f"{name}:{port}".lower() for name in (*LOOPBACK_NAMES, bound)}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    server_version = f"mattekit/{__version__}"
+    protocol_version = "HTTP/1.0"
+    timeout = CONNECTION_TIMEOUT
+
+    # -- plumbing
+    @property
+    def worker(self) -> "WorkerServer":
+        return self.server.worker
+
+    def log_message(self, format, *args):  # noqa: A002 - quiet: requests are not worth a line each
+        pass
+
+    def log_error(self, format, *args):  # noqa: A002 - malformed requests and timeouts, rate-limited
+        self.worker.log("refused a malformed request from %s: %s" % (self.client_address[0], format % args))
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, payload: dict, headers: dict | None = None) -> None:
+        self._send(status, json.dumps(payload).encode("utf-8"), "application/json", headers)
+
+    def _error(self, exc: RequestError) -> None:
+        headers = dict(exc.headers)
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="mattekit"'
+        self._send(exc.status, protocol.error_body(exc.code, exc.message), "application/json", headers)
+
+    def _check_caller(self) -> None:
+        """Host on loopback, no browser, the token: RequestError otherwise (module docstring)."""
+        host = (self.headers.get("Host") or "").strip().lower()
+        if host not in self.server.hosts:
+            raise RequestError(403, "bad_host", "The Host header must name this worker on loopback with its port.")
+        if any(self.headers.get(name) is not None for name in BROWSER_HEADERS):
+            raise RequestError(403, "browser_refused", "Requests from web pages are refused.")
+        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        if not (scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.worker.token.encode())):
+            raise RequestError(401, "unauthorised", "A valid worker token is required.")
+
+    def _drain(self, limit: int = 1 << 20) -> None:
+        """Read a small unread body before answering an error, so the client gets to read the answer."""
+        if getattr(self, "_consumed", False):
+            return
+        self._consumed = True
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return
+        if 0 < length <= limit:
+            self.rfile.read(length)
+        elif length > limit:
+            self.close_connection = True
+
+    def _length(self) -> int:
+        """The announced body length, refused (411/413) before anything is read when missing or too large."""
+        length = self.headers.get("Content-Length")
+        if length is None:
+            raise RequestError(411, "length_required", "The request must say its Content-Length.")
+        try:
+            length = int(length)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            raise RequestError(400, "bad_length", "The Content-Length header is not a number.") from None
+        if length > self.worker.max_request:
+            self._discard(length)
+            raise RequestError(413, "too_large", f"The request holds {length} bytes; this worker accepts at most "
+                               f"{self.worker.max_request} (mattekit serve --max-request-mb).")
+        return length
+
+    def _discard(self, length: int) -> None:
+        """Skip a body we refuse (up to 64 MiB, so that the client reads our answer); close the connection."""
+        self._consumed = True
+        self.close_connection = True
+        if length <= 64 << 20:
+            remaining = length
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+
+    def _body(self, length: int) -> bytes:
+        self._consumed = True
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            raise RequestError(400, "short_body", "The request ended before its Content-Length.")
+        return body
+
+    def _dispatch(self, method: str) -> None:
+        worker = self.worker
+        activity = False  # only authorised work keeps the worker alive, not health checks or strangers
+        worker.enter_request()
+        try:
+            try:
+                self._check_caller()
+            except RequestError as exc:
+                worker.log(f"refused {method} {self.path[:80]!r} from {self.client_address[0]}: {exc.message}")
+                raise
+            path = self.path.split("?", 1)[0].rstrip("/")
+            parts = path.split("/")[1:]
+            activity = parts[1:2] != ["health"]
+            if len(parts) < 2 or parts[0] != protocol.API:
+                raise RequestError(404, "not_found", f"There is no {path or '/'} here; the API lives under /{protocol.API}/.")
+            handler = ROUTES.get((method, parts[1], len(parts)))
+            if handler is None:
+                other_method = any(p == parts[1] and n == len(parts) for _, p, n in ROUTES)
+                raise RequestError(405 if other_method else 404, "not_found", f"{method} {path} is not part of the API.")
+            handler(self, parts[2:])
+        except RequestError as exc:
+            self._drain()
+            self._error(exc)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True
+        except Exception as exc:  # never let a bug kill the connection without an answer
+            worker.log("request failed:\n" + traceback.format_exc())
+            try:
+                self._error(RequestError(500, "internal", f"Internal error ({type(exc).__name__})."))
+            except OSError:
+                pass
+        finally:
+            worker.leave_request(activity)
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+    def do_PUT(self):
+        self._dispatch("PUT")
+
+    # -- endpoints
+    def ep_health(self, _args):
+        w = self.worker
+        self._json(200, {"ok": True, "version": __version__, "api": protocol.API_VERSION, "pid": os.getpid(),
+                         "uptime": round(time.time() - w.started, 3), "operations": sorted(w.operations),
+                         "idle_timeout": w.idle_timeout, "max_request": w.max_request})
+
+    def ep_operations(self, _args):
+        self._json(200, {"operations": [op.describe() for op in self.worker.operations.values()],
+                         "models": operations.model_menus(self.worker.models)})
+
+    def ep_models(self, _args):
+        menus = operations.model_menus(self.worker.models)
+        self._json(200, {"models": [dict(m, task=task) for task, models in menus.items() for m in models]})
+
+    def _parse_job(self, args) -> tuple[operations.Operation, dict, object, str, int]:
+        """(operation, inputs, checked options, output dtype, bytes held) of a job request."""
+        if len(args) != 1:
+            raise RequestError(404, "not_found", f"Name one operation, as in /{protocol.API}/run/remove.")
+        op = self.worker.operations.get(args[0])
+        if op is None:
+            raise RequestError(404, "unknown_operation", f"Unknown operation '{args[0]}'; this worker offers: "
+                               f"{', '.join(sorted(self.worker.operations))}.")
+        length = self._length()
+        try:
+            self.worker.jobs.admit(length)
+        except jobs.Refused as exc:
+            self._discard(length)
+            raise refused(exc) from None
+        raw = self.headers.get(protocol.META_HEADER)
+        if raw is None:
+            raise RequestError(400, "bad_meta", f"The {protocol.META_HEADER} header describing the pixels is missing.")
+        try:
+            meta = protocol.decode_meta(raw)
+        except protocol.ProtocolError as exc:
+            raise RequestError(400, exc.code, str(exc)) from None
+        options = meta.get("options") or {}
+        if not isinstance(options, dict):
+            raise RequestError(400, "bad_option", "Options must be a JSON object.")
+        try:
+            checked = op.make_options(options)
+        except OptionError as exc:
+            raise RequestError(400, "bad_option", str(exc)) from None
+        except (TypeError, ValueError) as exc:  # a combination the options' own checks refuse
+            raise RequestError(400, "bad_option", str(exc).strip().splitlines()[0][:300] or "Bad options.") from None
+        body = self._body(length)
+        try:
+            inputs = operations.decode_inputs(op, meta.get("inputs", []), body)
+        except operations.PixelError as exc:
+            raise RequestError(400, exc.code, str(exc)) from None
+        del body
+        first = meta["inputs"][0]["dtype"] if meta.get("inputs") else "f32"  # "roto" takes no pixels
+        output_dtype = meta.get("output_dtype") or first
+        if not isinstance(output_dtype, str) or output_dtype not in protocol.DTYPES:
+            raise RequestError(400, "bad_meta", f"output_dtype {output_dtype!r} is not one of {', '.join(protocol.DTYPES)}.")
+        held = sum(a.nbytes for a in inputs.values() if a is not None)
+        return op, inputs, checked, output_dtype, held
+
+    def _submit(self, args, keep: bool) -> jobs.Job:
+        op, inputs, options, output_dtype, held = self._parse_job(args)
+        try:
+            return self.worker.submit(op, inputs, options, output_dtype, held, keep)
+        except jobs.Refused as exc:
+            raise refused(exc) from None
+
+    def _send_result(self, job: jobs.Job) -> None:
+        metas, data = job.result
+        self._send(200, data, "application/octet-stream", {protocol.META_HEADER: json.dumps({"outputs": metas})})
+
+    def _raise_unless_done(self, job: jobs.Job) -> None:
+        if job.state in ("queued", "running"):
+            raise RequestError(409, "not_finished", f"Job {job.id} is {job.state} ({job.progress:.0%}).")
+        if job.state == "cancelled":
+            raise RequestError(409, "cancelled", "The job was cancelled.")
+        if job.state == "failed":
+            raise RequestError(422 if job.error["code"] == "task_failed" else 500, job.error["code"], job.error["message"])
+
+    def ep_run(self, args):
+        job = self._submit(args, keep=False)
+        job.done_event.wait()
+        self._raise_unless_done(job)
+        self._send_result(job)
+
+    def ep_submit_job(self, args):
+        job = self._submit(args, keep=True)
+        self._json(202, job.status(), {"Location": f"/{protocol.API}/jobs/{job.id}"})
+
+    def _job(self, job_id: str) -> jobs.Job:
+        job = self.worker.jobs.get(job_id)
+        if job is None:
+            raise RequestError(404, "unknown_job", f"There is no job {job_id!r} (finished jobs are kept until fetched).")
+        return job
+
+    def ep_list_jobs(self, _args):
+        self._json(200, {"jobs": self.worker.jobs.statuses()})
+
+    def ep_job_status(self, args):
+        self._json(200, self._job(args[0]).status())
+
+    def ep_job_result(self, args):
+        if len(args) != 2 or args[1] != "result":
+            raise RequestError(404, "not_found", f"Use /{protocol.API}/jobs/ID or /{protocol.API}/jobs/ID/result.")
+        job = self._job(args[0])
+        self._raise_unless_done(job)
+        self._send_result(job)
+        self.worker.jobs.forget(job)  # fetched: forget it
+
+    def ep_cancel_job(self, args):
+        job = self._job(args[0])
+        self.worker.jobs.cancel(job)
+        self._json(200, job.status())
+
+    def ep_shutdown(self, _args):
+        self._json(200, {"ok": True, "message": "The worker is shutting down."})
+        self.worker.stop("asked by a client")
+
+
+def refused(exc: jobs.Refused) -> RequestError:
+    """The HTTP answer to a job the table cannot take."""
+    status = {"too_many_jobs": 429}.get(exc.code, 503)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return RequestError(status, exc.code, exc.message, headers)
+
+
+ROUTES = {
+    ("GET", "health", 2): Handler.ep_health,
+    ("GET", "operations", 2): Handler.ep_operations,
+    ("GET", "models", 2): Handler.ep_models,
+    ("POST", "run", 3): Handler.ep_run,
+    ("POST", "jobs", 3): Handler.ep_submit_job,
+    ("GET", "jobs", 2): Handler.ep_list_jobs,
+    ("GET", "jobs", 3): Handler.ep_job_status,
+    ("GET", "jobs", 4): Handler.ep_job_result,
+    ("DELETE", "jobs", 3): Handler.ep_cancel_job,
+    ("POST", "shutdown", 2): Handler.ep_shutdown,
+}

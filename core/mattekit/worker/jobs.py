@@ -1,0 +1,205 @@
+"""The worker's job table: a queue, compute thread(s), progress and cancellation, a cap on queued bytes.
+
+A :class:`Job` wraps ``work(progress)``, a function that does the whole computation and returns the
+encoded result; it knows nothing of HTTP or of operations. Jobs run one at a time on the compute
+thread, so a model is loaded once however many clients ask. ``progress(fraction, message)`` is
+also where a cancel takes effect: it raises :class:`Cancelled` once the job has been cancelled.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import MattekitError
+
+KEEP_FINISHED = 600.0  # seconds a finished asynchronous job's result is kept if nobody fetches it
+MAX_JOBS = 64  # asynchronous jobs held at once (queued, running and finished)
+RETRY_AFTER = 5  # seconds a client is asked to wait when the queue is full
+
+Progress = Callable[[float, str], None]
+
+
+class Cancelled(Exception):
+    """Raised inside a running job when it has been cancelled."""
+
+
+class Refused(Exception):
+    """The table cannot take a job now: ``code`` (stopping, queue_full, too_many_jobs) and one sentence."""
+
+    def __init__(self, code: str, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.code, self.message, self.retry_after = code, message, retry_after
+
+
+@dataclass
+class Job:
+    """One request, run on the compute thread. ``size``: bytes of pixels it holds until it ends."""
+
+    name: str
+    work: Callable[[Progress], Any] | None
+    size: int = 0
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    state: str = "queued"  # queued | running | done | failed | cancelled
+    progress: float = 0.0
+    message: str = "Waiting"
+    error: dict | None = None
+    result: Any = None
+    finished_at: float | None = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    done_event: threading.Event = field(default_factory=threading.Event)
+
+    def report(self, fraction: float, message: str = "") -> None:
+        """The progress callback handed to the work: also the place where a cancel takes effect."""
+        if self.cancel_event.is_set():
+            raise Cancelled()
+        self.progress = float(min(max(fraction, 0.0), 1.0))
+        if message:
+            self.message = message
+
+    def status(self) -> dict:
+        return {"id": self.id, "operation": self.name, "state": self.state, "progress": round(self.progress, 4),
+                "message": self.message, "error": self.error}
+
+
+class JobTable:
+    """Queued, running and kept jobs; ``max_queued_bytes`` caps the pixels waiting in the queue."""
+
+    def __init__(self, max_queued_bytes: int, log: Callable[[str], None], compute_threads: int = 1,
+                 on_thread_start: Callable[[], None] | None = None):
+        self.max_queued_bytes = int(max_queued_bytes)
+        self.log = log
+        self.on_thread_start = on_thread_start
+        self.lock = threading.Lock()
+        self.jobs: dict[str, Job] = {}  # asynchronous jobs, kept until fetched
+        self.queued_bytes = 0  # pixels of jobs not yet ended
+        self.active = 0  # jobs queued or running, synchronous ones included
+        self.stopping = False
+        self.queue: queue.Queue = queue.Queue()
+        self.threads = [threading.Thread(target=self._compute, name=f"mattekit-compute-{i}", daemon=True)
+                        for i in range(max(1, compute_threads))]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Cancel queued jobs, let running ones finish (up to ``grace`` seconds), end the threads."""
+        with self.lock:
+            self.stopping = True
+            for job in self.jobs.values():
+                if job.state == "queued":
+                    self._end(job, "cancelled", message="The worker is shutting down")
+        for _ in self.threads:
+            self.queue.put(None)
+        deadline = time.monotonic() + grace
+        for thread in self.threads:
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def busy(self) -> bool:
+        with self.lock:
+            return self.active > 0
+
+    def admit(self, size: int) -> None:
+        """Refused unless ``size`` more bytes fit in the queue now (checked before a body is read)."""
+        with self.lock:
+            self._admit(size)
+
+    def _admit(self, size: int) -> None:
+        if self.stopping:
+            raise Refused("stopping", "The worker is shutting down.")
+        if self.queued_bytes and self.queued_bytes + size > self.max_queued_bytes:
+            raise Refused("queue_full", f"The worker's queue already holds {self.queued_bytes >> 20} MiB of pixels "
+                          f"(at most {self.max_queued_bytes >> 20} MiB); try again shortly.", RETRY_AFTER)
+
+    def submit(self, name: str, work: Callable[[Progress], Any], size: int, keep: bool) -> Job:
+        """Queue ``work``; ``keep``: an asynchronous job, held in the table until fetched."""
+        job = Job(name, work, size)
+        with self.lock:
+            self._admit(size)
+            if keep:
+                self._prune()
+                if len(self.jobs) >= MAX_JOBS:
+                    raise Refused("too_many_jobs", f"The worker already holds {MAX_JOBS} jobs; fetch or cancel some first.")
+                self.jobs[job.id] = job
+            self.queued_bytes += size
+            self.active += 1
+        self.queue.put(job)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self.lock:
+            return self.jobs.get(job_id)
+
+    def statuses(self) -> list[dict]:
+        with self.lock:
+            return [job.status() for job in self.jobs.values()]
+
+    def forget(self, job: Job) -> None:
+        with self.lock:
+            self.jobs.pop(job.id, None)
+
+    def cancel(self, job: Job) -> None:
+        with self.lock:
+            job.cancel_event.set()
+            if job.state == "queued":
+                self._end(job, "cancelled", message="Cancelled")
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        for job_id in [j.id for j in self.jobs.values() if j.finished_at and now - j.finished_at > KEEP_FINISHED]:
+            del self.jobs[job_id]
+
+    def _end(self, job: Job, state: str, message: str = "", error: dict | None = None, result: Any = None) -> None:
+        """Called with the lock held."""
+        if job.done_event.is_set():
+            return
+        job.state, job.error, job.result = state, error, result
+        job.message = message or job.message
+        job.work = None  # free the pixels now
+        job.finished_at = time.monotonic()
+        self.queued_bytes -= job.size
+        self.active -= 1
+        job.done_event.set()
+
+    def _compute(self) -> None:
+        if self.on_thread_start is not None:
+            self.on_thread_start()
+        while True:
+            job = self.queue.get()
+            if job is None:
+                return
+            with self.lock:
+                if job.state != "queued":
+                    continue
+                job.state, job.message = "running", f"Running {job.name}"
+                work = job.work
+            try:
+                result = work(job.report)
+                if job.cancel_event.is_set():
+                    raise Cancelled()
+                job.progress = 1.0
+                with self.lock:
+                    self._end(job, "done", message="Done", result=result)
+            except Cancelled:
+                with self.lock:
+                    self._end(job, "cancelled", message="Cancelled")
+            except MattekitError as exc:
+                with self.lock:
+                    self._end(job, "failed", message=str(exc), error={"code": "task_failed", "message": str(exc)})
+            except MemoryError:
+                msg = "The worker ran out of memory; try a smaller image or another device."
+                with self.lock:
+                    self._end(job, "failed", message=msg, error={"code": "out_of_memory", "message": msg})
+            except Exception as exc:  # a bug: keep serving, tell the client, log the traceback
+                self.log(f"job {job.name} failed:\n" + traceback.format_exc())
+                msg = f"The {job.name} operation failed ({type(exc).__name__}: {str(exc)[:200]})."
+                with self.lock:
+                    self._end(job, "failed", message=msg, error={"code": "internal", "message": msg})
+            finally:
+                del work

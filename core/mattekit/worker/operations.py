@@ -1,0 +1,242 @@
+"""The worker's operations, generated from the task registry, and their pixel codec.
+
+One operation per registered task (:func:`mattekit.tasks.registry.tasks`), same name, same ports
+and options: options are checked by ``task.make_options(values, host="worker")``; the models a run
+needs (``task.models_needed``) come from the worker's own :class:`mattekit.runtime.ModelCache`;
+``task.run`` does the work. ``roto`` is the one operation that is not a task: frame sequences
+travel as paths and :func:`mattekit.jobs.run_operation` reads and writes the files itself, inside
+the folders the user allowed (:class:`PathPolicy`).
+
+Pixels: inputs arrive as float32 in [0,1] (H x W x C for "image" ports, H x W for the others;
+straight alpha, sRGB), named by port (``"name"`` in each input's description) or, without names,
+in port order; outputs go back in ``task.outputs`` order (absent ones skipped), each named, in
+the request's dtype.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import MattekitError
+from ..tasks.registry import OptionError, Port, Task, options_of, tasks
+from . import protocol
+
+Progress = Callable[[float, str], None]
+
+
+# ---------------------------------------------------------------- operations
+
+@dataclass(frozen=True)
+class Operation:
+    """A worker operation: pixel ports, option checking, and the run.
+
+    make_options(values) -> options (OptionError with one sentence); run(models, inputs, options,
+    progress) -> {output name: array}, ``inputs`` {port name: array or None}; describe() -> schema.
+    """
+
+    name: str
+    inputs: tuple[Port, ...]
+    outputs: tuple[Port, ...]
+    make_options: Callable[[dict], Any]
+    run: Callable[[Any, dict, Any, Progress], dict]  # (the worker's runtime.ModelCache, inputs, options, progress)
+    describe: Callable[[], dict]
+
+
+def from_task(task: Task) -> Operation:
+    """The worker operation of one registered task."""
+
+    def run(models, inputs: dict, options, progress: Progress) -> dict:
+        present = {name: array for name, array in inputs.items() if array is not None}
+        given = {p.name for p in task.inputs if p.optional and p.name in present}
+        needed = models.for_task(task, options, given)  # the worker's own cache: loaded once
+        progress(0.1, f"Running {task.name}")
+
+        def steps(done: int, total: int) -> None:
+            progress(0.1 + 0.88 * done / max(total, 1), f"Running {task.name}: {done} of {total}")
+
+        return task.run(needed, present, options, progress=steps)
+
+    return Operation(task.name, task.inputs, task.outputs, lambda values: task.make_options(values, host="worker"),
+                     run, lambda: task.describe("worker"))
+
+
+# ---------------------------------------------------------------- roto: paths in, files out
+
+class PathPolicy:
+    """Where roto may read plates and write mattes.
+
+    A path is refused when it has a ``..`` component, and unless it lies (after resolving
+    symbolic links) inside one of ``allowed`` folders: those named with ``mattekit serve
+    --allow-dir`` and in $MATTEKIT_ALLOW_DIRS (os.pathsep-separated). With none named, the
+    default is the user's home folder minus its hidden folders (``~/.ssh``, ``~/.config``, ...),
+    so that a client holding the token cannot read or write system or configuration files.
+    """
+
+    def __init__(self, allowed: list[str] | None = None):
+        named = list(allowed or []) + [p for p in os.environ.get("MATTEKIT_ALLOW_DIRS", "").split(os.pathsep) if p]
+        self.home_default = not named
+        folders = named or [os.path.expanduser("~")]
+        self.allowed = [os.path.realpath(os.path.expanduser(p)) for p in folders]
+
+    def check(self, field_name: str, path: str) -> None:
+        """OptionError unless ``path`` (a pattern, file or folder; it need not exist yet) is allowed."""
+        parts = path.replace("\\", "/").split("/")
+        if ".." in parts:
+            raise OptionError(f"Option '{field_name}' must not contain '..' ({path!r}).")
+        if not os.path.isabs(os.path.expanduser(path)):
+            raise OptionError(f"Option '{field_name}' must be an absolute path, not {path!r}.")
+        real = os.path.realpath(os.path.expanduser(path))
+        for folder in self.allowed:
+            if real == folder or real.startswith(folder.rstrip(os.sep) + os.sep):
+                inner = os.path.relpath(real, folder).split(os.sep)
+                if self.home_default and any(part.startswith(".") and part != "." for part in inner):
+                    continue
+                return
+        where = ("your home folder (hidden folders excluded)" if self.home_default
+                 else "the allowed folders " + ", ".join(self.allowed))
+        raise OptionError(f"Option '{field_name}' names {path!r}, outside {where}; start the worker with "
+                          f"'mattekit serve --allow-dir FOLDER' to allow another folder.")
+
+
+def roto_operation(paths: PathPolicy) -> Operation:
+    """The roto operation: no pixel inputs or outputs; plate and matte paths confined by ``paths``."""
+    from ..jobs import RotoSpec
+
+    table = {o.name: o for o in options_of(RotoSpec) if "worker" in o.hosts}
+    path_options = [name for name, o in table.items() if o.path]  # confined by ``paths``
+
+    def make_options(values: dict):
+        unknown = sorted(set(values) - set(table))
+        if unknown:
+            raise OptionError(f"Operation 'roto' has no option {', '.join(unknown)}; it knows {', '.join(table)}.")
+        for name in ("plate", "output"):
+            if not values.get(name):
+                raise OptionError(f"Option '{name}' needs a path.")
+        checked = RotoSpec(**{name: table[name].check(value) for name, value in values.items()})
+        for name in path_options:
+            value = getattr(checked, name)
+            if value:
+                paths.check(name, value)
+        return checked
+
+    def run(models, inputs: dict, options, progress: Progress) -> dict:
+        from .. import jobs
+
+        jobs.run_operation(dataclasses.asdict(options), progress)
+        return {}
+
+    def describe() -> dict:
+        return {"name": "roto", "summary": "Matte every frame of a plate (pattern, folder or movie) into a matte "
+                "sequence; resumable. No pixel inputs: the worker reads and writes the files.", "menu": None,
+                "main": "model", "inputs": [], "outputs": [], "paths": path_options,
+                "options": {name: o.describe() for name, o in table.items()}}
+
+    return Operation("roto", (), (), make_options, run, describe)
+
+
+def build(paths: PathPolicy) -> dict[str, Operation]:
+    """Every operation this worker offers: one per registered task, and roto."""
+    found = {name: from_task(task) for name, task in tasks().items()}
+    found["roto"] = roto_operation(paths)
+    return found
+
+
+def model_menus(models) -> dict[str, list[dict]]:
+    """{catalog task: [{"name", "description", "licence", "default", "cached", "loaded"}]} for dialogs."""
+    from .. import catalog, weights
+
+    cat = catalog.load()
+    loaded = {predictor.entry.name for predictor in models.loaded()}
+    menus: dict[str, list[dict]] = {}
+    for m in cat.models.values():
+        menus.setdefault(m.task, []).append({
+            "name": m.name, "description": m.description, "licence": m.licence, "notice": m.notice,
+            "default": cat.defaults.get(m.task) == m.name, "cached": weights.is_cached(m.weights),
+            "loaded": m.name in loaded})
+    return menus
+
+
+# ---------------------------------------------------------------- pixels in and out
+
+class PixelError(MattekitError):
+    """Pixels that do not fit the operation: ``code`` (bad_meta, bad_body) and one sentence."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _ports_of(op: Operation, metas: Any) -> list[Port]:
+    """The port each input description is for: by its "name", or (no names at all) in port order."""
+    ports = {p.name: p for p in op.inputs}
+    listed = ", ".join(p.name + (" (optional)" if p.optional else "") for p in op.inputs) or "none"
+    if not isinstance(metas, list) or not all(isinstance(m, dict) for m in metas):
+        raise PixelError("bad_meta", f"Operation '{op.name}' takes a list of pixel inputs: {listed}.")
+    names = [m.get("name") for m in metas]
+    if all(name is None for name in names):
+        if len(metas) > len(op.inputs):
+            raise PixelError("bad_meta", f"Operation '{op.name}' takes these pixel inputs: {listed}.")
+        chosen = list(op.inputs[:len(metas)])
+    else:
+        if any(n not in ports for n in names) or len(set(names)) != len(names):
+            raise PixelError("bad_meta", f"Name each pixel input once, from: {listed} (got {names!r}).")
+        chosen = [ports[n] for n in names]
+    missing = [p.name for p in op.inputs if not p.optional and p not in chosen]
+    if missing:
+        raise PixelError("bad_meta", f"Operation '{op.name}' needs the pixel input(s) {', '.join(missing)}; "
+                         f"it takes: {listed}.")
+    return chosen
+
+
+def decode_inputs(op: Operation, metas: Any, body: bytes) -> dict:
+    """Raw bytes -> {port name: float32 array in [0,1]} ("image": H x W x C, others H x W; None if left out)."""
+    chosen = _ports_of(op, metas)
+    try:
+        views = protocol.split_body(metas, body, [p.name for p in chosen])
+    except protocol.ProtocolError as exc:
+        raise PixelError(exc.code, str(exc)) from None
+    arrays: dict[str, np.ndarray | None] = {p.name: None for p in op.inputs}
+    first = None
+    for port, meta, view in zip(chosen, metas, views):
+        width, height, channels, dtype = protocol.check_pixels(meta, port.name)
+        spec = protocol.DTYPES[dtype]
+        pixels = np.frombuffer(view, spec.code).reshape(height, width, channels)
+        if spec.scale != 1.0:
+            pixels = pixels.astype(np.float32) / np.float32(spec.scale)
+        else:
+            pixels = np.clip(np.nan_to_num(pixels.astype(np.float32)), 0.0, 1.0)
+        if channels in (1, 2) and channels not in port.channels and 3 in port.channels:
+            pixels = np.concatenate([np.repeat(pixels[..., :1], 3, axis=2), pixels[..., 1:]], axis=2)
+        if pixels.shape[2] not in port.channels:
+            allowed = " or ".join(map(str, port.channels))
+            raise PixelError("bad_meta", f"Input '{port.name}' must have {allowed} channel(s), not {channels}.")
+        if first is None:
+            first = (port.name, width, height)
+        elif (width, height) != first[1:]:
+            raise PixelError("bad_meta", f"Input '{port.name}' is {width} x {height} pixels but '{first[0]}' is "
+                             f"{first[1]} x {first[2]}; all inputs of one request must have the same size.")
+        arrays[port.name] = pixels if port.kind == "image" else pixels[..., 0]
+    return arrays
+
+
+def encode_outputs(op: Operation, outputs: dict, dtype: str) -> tuple[list[dict], bytes]:
+    """{output name: float array in [0,1], H x W or H x W x C} -> metas and bytes, in ``op.outputs`` order."""
+    spec = protocol.DTYPES[dtype]
+    metas, chunks = [], []
+    for port in op.outputs:
+        array = outputs.get(port.name)
+        if array is None:
+            continue
+        array = np.asarray(array, np.float32)
+        if array.ndim == 2:
+            array = array[..., None]
+        if spec.scale != 1.0:
+            array = np.rint(np.clip(array, 0.0, 1.0) * np.float32(spec.scale))
+        chunks.append(np.ascontiguousarray(array, spec.code).tobytes())
+        metas.append({"name": port.name, "width": int(array.shape[1]), "height": int(array.shape[0]),
+                      "channels": int(array.shape[2]), "dtype": dtype})
+    return metas, protocol.join_body(chunks)

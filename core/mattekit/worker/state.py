@@ -1,0 +1,76 @@
+"""The worker's state file (address and token, 0600) and the lock that keeps one worker per state file.
+
+The record is ``{"url", "token", "pid", "version", "api"}``; clients find it with
+:func:`mattekit.client.state_path` and read it with :func:`mattekit.client.read_state`.
+The lock is an exclusive ``flock`` on ``<state file>.worker-lock``, taken before the worker binds
+its port and held until the process exits (the client's own ``<state file>.lock`` only orders
+clients that start a worker, so the two never wait on each other).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from .. import client
+from ..errors import MattekitError
+from ..fsutil import atomic_write
+from . import protocol
+
+
+def write(path: str, record: dict) -> None:
+    """Write the state record atomically, readable by its owner only (0600, folder 0700)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    atomic_write(path, json.dumps(dict(record, api=protocol.API_VERSION), indent=1), mode=0o600)
+
+
+def remove(path: str, token: str) -> None:
+    """Remove the state file if it still describes the worker holding ``token``."""
+    record = client.read_state(path)
+    if record is not None and record.get("token") == token:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+class OwnerLock:
+    """The exclusive lock of one state file: :meth:`acquire` fails in one sentence while another worker holds it."""
+
+    def __init__(self, state_path: str):
+        self.state_path = state_path
+        self.path = state_path + ".worker-lock"
+        self.handle = None
+
+    def acquire(self, wait: float = 0.0) -> "OwnerLock":
+        """Take the lock, retrying for up to ``wait`` seconds; MattekitError if another worker keeps it."""
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), mode=0o700, exist_ok=True)
+        handle = open(self.path, "a+")
+        deadline = time.monotonic() + wait
+        while not _try_lock(handle):
+            if time.monotonic() >= deadline:
+                handle.close()
+                raise MattekitError(f"Another mattekit worker already serves the state file {self.state_path}; "
+                                    f"stop it first (or give this one its own --state-file).")
+            time.sleep(0.1)
+        self.handle = handle
+        return self
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.handle.close()  # closing the file drops the lock
+            self.handle = None
+
+
+def _try_lock(handle) -> bool:
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
