@@ -44,9 +44,7 @@ def worker_python(context):
     path = prefs.preferences.python_path if prefs is not None else ""
     if path:
         return bpy.path.abspath(path)
-    if os.environ.get("MATTEKIT_PYTHON"):
-        return os.environ["MATTEKIT_PYTHON"]
-    return schema.record().get("python")
+    return os.environ.get("MATTEKIT_PYTHON") or schema.record().get("python")
 
 
 def active_plate(context):
@@ -108,8 +106,7 @@ class Plan:
 def _start(run, python):
     """Connect (starting the worker if needed) and submit; runs on a thread, no bpy here."""
     try:
-        record = schema.record()
-        run.worker = client.connect(python=python, path=schema.state_file(), idle_timeout=record.get("idle_timeout"))
+        run.worker = client.connect_recorded(schema.record(), python=python)
         run.job_id = run.worker.submit("roto", [], run.plan.options)
         run.state = "running"
     except Exception as exc:  # noqa: BLE001 - a thread: whatever happens must reach the operator
@@ -160,7 +157,7 @@ class MATTEKIT_OT_ai_matte(bpy.types.Operator):
 
     def _prepare(self, context):
         if client is None:
-            self.report({"ERROR"}, "mattekit_client.py is missing next to the add-on; run the mattekit installer.")
+            self.report({"ERROR"}, "mattekit_client.py is missing next to the add-on; install it with install/install_blender.py.")
             return None
         try:
             plan = Plan(context)

@@ -39,17 +39,10 @@ def record():
     return client.read_record(ADDON_DIR) if client is not None else {}
 
 
-def state_file():
-    """Where the worker writes its address: $MATTEKIT_WORKER_STATE, the recorded one, or the default."""
-    if client is None:
-        return None
-    return os.environ.get(client.STATE_ENV) or record().get("state_file") or client.state_path()
-
-
-def job_options(recorded=None):
-    """{name: option schema} of the "roto" operation the add-on shows (its own options left out), in order."""
-    recorded = record() if recorded is None else recorded
-    roto = next((op for op in recorded.get("operations", []) if isinstance(op, dict) and op.get("name") == "roto"), {})
+def job_options():
+    """{name: option schema} of the recorded "roto" operation, the add-on's own options left out, in the worker's order."""
+    operations = record().get("schema", {}).get("operations", [])
+    roto = next((op for op in operations if isinstance(op, dict) and op.get("name") == "roto"), {})
     return {name: spec for name, spec in roto.get("options", {}).items() if name not in OWN}
 
 
@@ -61,14 +54,15 @@ def model_menus():
     if _models_seen["menus"] is not None and now - _models_seen["at"] < MODELS_FRESH_S:
         return _models_seen["menus"]
     menus = None
-    worker = client.find_worker(state_file(), timeout=0.5) if client is not None else None
+    recorded = record()
+    worker = client.find_worker(client.recorded_state_file(recorded), timeout=0.5) if client is not None else None
     if worker is not None:
         try:
             menus = worker.get_json("operations", timeout=2.0).get("models")
         except client.WorkerError:
             menus = None
     if not isinstance(menus, dict):
-        menus = record().get("models", {})
+        menus = recorded.get("schema", {}).get("models", {})
     _models_seen.update(at=now, menus=menus)
     return menus
 

@@ -42,6 +42,7 @@ ADDON_SOURCE = worker_record.REPO / "blender_addon"
 INSIDE = Path(__file__).resolve().with_name("inside_blender.py")
 MANIFEST = "mattekit_install.json"
 MINIMUM = (4, 2, 0)
+CACHE_FOLDERS = (".cache", ".blender_ext")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same files give the same zip bytes
 
 
@@ -102,7 +103,7 @@ def candidate_blenders(home, env, platform):
         found += sorted(glob.glob(pattern), reverse=True)  # newest version first
     unique, seen = [], set()
     for path in found:
-        if path and os.path.isfile(path) and os.path.realpath(path) not in seen:
+        if path and os.path.isfile(path) and os.access(path, os.X_OK) and os.path.realpath(path) not in seen:
             seen.add(os.path.realpath(path))
             unique.append(path)
     return unique
@@ -174,31 +175,51 @@ def survey(folders, home):
     return found
 
 
+def is_blender_cache(path, user_folder):
+    """Whether ``path`` lies in one of Blender's own caches in its user folder (extensions/.cache,
+    <repository>/.blender_ext): Blender rewrites them at each start and makes them again when missing."""
+    try:
+        parts = Path(path).relative_to(user_folder).parts
+    except ValueError:
+        return False
+    return any(part in CACHE_FOLDERS for part in parts[:-1])
+
+
 def created_since(before, after):
     """{path: sha256 (files) or None (folders)} of what ``after`` has and ``before`` had not."""
-    return {path: (worker_record.fsutil.sha256_file(path) if kind == "file" else None)
+    return {path: (worker_record.sha256_file(path) if kind == "file" else None)
             for path, kind in sorted(after.items()) if path not in before and os.path.exists(path)}
 
 
-def remove_paths(paths, dry_run, say):
-    """Remove files, then the folders among ``paths`` that are empty (deepest first); returns the count."""
+def remove_paths(paths, dry_run, say, gone=None):
+    """Remove the files among ``paths``, then its folders that hold nothing else (deepest first).
+
+    gone: paths removed already (or, in a dry run, that would be); updated. Returns the count.
+    """
+    gone = set() if gone is None else gone
     count = 0
     for path in sorted(p for p in paths if os.path.isfile(p) or os.path.islink(p)):
         say("remove %s" % path)
+        gone.add(path)
         count += 1
         if not dry_run:
             os.remove(path)
-    folders = sorted((p for p in paths if os.path.isdir(p) and not os.path.islink(p)), key=len, reverse=True)
-    for folder in folders:
-        leftover = [n for n in os.listdir(folder) if not (dry_run and os.path.join(folder, n) in paths)]
+    for folder in sorted((p for p in paths if os.path.isdir(p) and not os.path.islink(p)), key=len, reverse=True):
+        leftover = [n for n in os.listdir(folder) if os.path.join(folder, n) not in gone]
         if leftover:
             say("keep folder %s (it holds %s, made since)" % (folder, leftover[0]))
             continue
         say("remove folder %s" % folder)
+        gone.add(folder)
         count += 1
         if not dry_run:
             os.rmdir(folder)
     return count
+
+
+def tidy_up(before, watched, home):
+    """Silently remove what Blender runs made in ``watched`` since the survey ``before`` (thumbnail folders...)."""
+    remove_paths(set(survey(watched, home)) - set(before), False, lambda _: None)
 
 
 # ---------------------------------------------------------------- install and uninstall
@@ -226,20 +247,21 @@ def install(blender, files, archive, watched, home, dry_run, say):
     folder = package_folder(blender)
     if tuple(blender.info["version"]) < MINIMUM:
         print("%s: skipped %s: the add-on needs Blender 4.2 or later." % (TOOL, blender))
-        remove_paths(set(created_since(before, survey(watched, home))), False, lambda _: None)
+        tidy_up(before, watched, home)
         return 0
     if up_to_date(folder, files) and (folder / MANIFEST).is_file():
-        remove_paths(set(created_since(before, survey(watched, home))), False, lambda _: None)  # the probe's traces
+        tidy_up(before, watched, home)  # the probe's traces
         return 0
     if dry_run:
         say("build %s from blender_addon/ with %s" % (archive.name, ", ".join(worker_record.ADAPTER_FILES)))
         say("validate the extension zip with %s" % blender.info["blender_ext"])
         say("install %s into %s, enable it and save the preferences (%s)" % (package_id(), folder, blender.info["userpref"]))
-        remove_paths(set(created_since(before, survey(watched, home))), False, lambda _: None)  # leave no trace
+        tidy_up(before, watched, home)  # leave no trace
         return 1
     check = blender.run("validate", str(archive))
     if not check["ok"]:
         raise SystemExit("%s: Blender's validation refused the extension zip: %s" % (TOOL, check["message"]))
+    say("validated the extension zip with Blender's own blender_ext.py (%s)" % check["message"].splitlines()[-1])
     earlier = read_manifest(folder).get("created", {})
     done = blender.run("install", str(archive))
     if not done["ok"]:
@@ -247,26 +269,27 @@ def install(blender, files, archive, watched, home, dry_run, say):
     created = dict(earlier)
     created.update(created_since(before, survey(watched, home)))
     manifest = {"blender": blender.info["version_string"], "created": {p: d for p, d in created.items() if os.path.exists(p)}}
-    worker_record.write_file(folder / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    worker_record.atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     say("installed and enabled %s in %s" % (package_id(), folder))
     return 1
 
 
-def uninstall(blender, watched, home, dry_run, say):
-    """Remove the add-on from ``blender`` and what its install created; returns the number of changes."""
+def uninstall(blender, watched, home, dry_run, say, gone):
+    """Remove the add-on from ``blender`` and what its install created; returns the number of changes.
+    gone: what earlier uninstalls of this run removed (see remove_paths)."""
     before = survey(watched, home)
     blender.info = blender.run("probe")
     folder = package_folder(blender)
-    probe_traces = created_since(before, survey(watched, home))
     if not folder.exists():
-        remove_paths(set(probe_traces), False, lambda _: None)
+        tidy_up(before, watched, home)
         return 0
     created = read_manifest(folder).get("created", {})
     ours, changed = set(), []
     for path, digest in created.items():
         if not os.path.exists(path):
             continue
-        if digest is None or (os.path.isfile(path) and worker_record.fsutil.sha256_file(path) == digest):
+        if digest is None or is_blender_cache(path, blender.info["user"]) or \
+                (os.path.isfile(path) and worker_record.sha256_file(path) == digest):
             ours.add(path)
         else:
             changed.append(path)
@@ -276,16 +299,17 @@ def uninstall(blender, watched, home, dry_run, say):
                                                      ", saving the preferences" if keep_prefs else ""))
         for path in changed:
             say("keep %s (changed since the install)" % path)
+        gone.add(str(folder))  # Blender removes the add-on's folder
         outside = {p for p in ours if not p.startswith(str(folder) + os.sep) and p != str(folder)}
-        count = 1 + remove_paths(outside, True, say)
-        remove_paths(set(probe_traces), False, lambda _: None)
+        count = 1 + remove_paths(outside, True, say, gone)
+        tidy_up(before, watched, home)
         return count
     blender.run("uninstall", package_id(), *(["--keep-prefs"] if keep_prefs else []))
     say("removed %s from %s" % (package_id(), blender))
     for path in changed:
         say("keep %s (changed since the install)" % path)
-    traces = set(created_since(before, survey(watched, home)))  # this run's own (thumbnail folders, caches)
-    return 1 + remove_paths((ours | traces) - {p for p in changed}, False, say)
+    traces = set(survey(watched, home)) - set(before)  # this run's own (thumbnail folders, caches)
+    return 1 + remove_paths((ours | traces) - set(changed), False, say, gone)
 
 
 def targets(args, home):
@@ -319,12 +343,15 @@ def main(argv=None):
     if args.uninstall:
         if not blenders:
             raise SystemExit("%s: no Blender found; name it with --blender PATH." % TOOL)
-        total = sum(uninstall(b, watched, home, args.dry_run, say) for b in reversed(blenders))
+        gone = set()
+        total = sum(uninstall(b, watched, home, args.dry_run, say, gone) for b in reversed(blenders))
         print("%s: %s" % (TOOL, "nothing to remove." if not total else "%d change(s) planned." % total
                           if args.dry_run else "add-on removed."))
         return 0
     python = os.path.abspath(args.python)
-    record = worker_record.build_record(python, worker_record.query_worker(python, TOOL), args.idle_timeout)
+    settings = worker_record.worker_settings(os.environ)
+    info = worker_record.query_worker(python, settings, TOOL)
+    record = worker_record.build_record(python, info, args.idle_timeout, settings)
     files = addon_files(record)
     data = zip_bytes(files)
     total = 0
@@ -332,7 +359,7 @@ def main(argv=None):
         say("write %s" % args.zip)
         total += 1
         if not args.dry_run:
-            worker_record.write_file(args.zip, data)
+            worker_record.atomic_write(args.zip, data)
     if not blenders:
         if args.zip is None:
             raise SystemExit("%s: no Blender found; name it with --blender PATH, or write the zip with --zip FILE "

@@ -157,8 +157,9 @@ def test_ai_matte_in_blender(version, shared, tmp_path, monkeypatch):
     assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-4000:]
     result = json.loads(lines[-1][len("RESULT "):])
     assert result["enabled"] and result["disabled"]
-    assert result["options"] >= {"model", "device", "temporal", "refine", "bit_depth", "overwrite"}
-    assert not result["options"] & {"plate", "output", "frames"}
+    options = set(result["options"])  # the job's properties, from the recorded roto schema
+    assert options >= {"model", "device", "temporal", "refine", "radius", "use_radius", "bit_depth", "overwrite"}
+    assert not options & {"plate", "output", "frames"}
     assert result["extra_model"] == {"before_worker": False, "from_live_worker": True}
     truths = shared / "data" / "davis" / "gt" / SEQUENCE
     # image sequence 00000.jpg.. on scene frames 1..: scene frame f shows plate file f-1
