@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-from test_install_gimp import snapshot
+from test_install_gimp import install_module, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALLER = ROOT / "install" / "install_blender.py"
@@ -195,3 +195,38 @@ def test_exit_with_addon_still_registered(version, tmp_path):
     run = subprocess.run([str(python), "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60,
                          env=dict(os.environ, HOME=str(tmp_path), PYTHONDONTWRITEBYTECODE="1"))
     assert run.returncode == 0 and "registered True" in run.stdout, run.stderr[-2000:]
+
+
+@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
+def test_job_properties_follow_the_recorded_schema(version, tmp_path):
+    """bool -> Bool, number with minimum/maximum -> Int with min/max (nullable: a use_ toggle), choices -> Enum,
+    path -> FILE_PATH string, model -> Enum of the recorded models; values go back in the worker's types."""
+    python = bpy_python(version)
+    module = install_module("install_blender")
+    settings = module.worker_record.worker_settings({})
+    info = module.worker_record.query_worker(sys.executable, settings, "test")
+    files = module.addon_files(module.worker_record.build_record(sys.executable, info, 60.0, settings))
+    addon = tmp_path / "mattekit_ai_matte"
+    for name, data in files.items():
+        (addon / name).parent.mkdir(parents=True, exist_ok=True)
+        (addon / name).write_bytes(data)
+    run = subprocess.run([str(python), str(ROOT / "tests" / "blender" / "job_properties.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, HOME=str(tmp_path), MATTEKIT_WORKER_STATE=str(tmp_path / "none.json")))
+    lines = [l for l in run.stdout.splitlines() if l.startswith("RESULT ")]
+    assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-3000:]
+    result = json.loads(lines[-1][len("RESULT "):])
+    props = result["properties"]
+    assert not set(props) & {"plate", "output", "frames", "weights"}  # the add-on's own, and a CLI-only option
+    assert props["refine"]["type"] == "BOOLEAN" and props["device"] == {"type": "STRING", "name": "Device", "subtype": "NONE"}
+    assert props["radius"]["type"] == "INT" and (props["radius"]["min"], props["radius"]["max"]) == (0, 32)
+    assert props["use_radius"]["type"] == "BOOLEAN" and props["threads"]["min"] == 1
+    assert props["bit_depth"]["items"] == ["8", "16", "32"]
+    assert props["rgba"]["subtype"] == "FILE_PATH" and props["fg"]["subtype"] == "FILE_PATH"
+    assert props["model"]["type"] == "ENUM"
+    assert result["defaults"] == {"device": "auto", "refine": True, "temporal": True, "bit_depth": 16,
+                                  "skip_missing": False, "overwrite": False}
+    assert result["changed"] == dict(result["defaults"], model="csnet-sod", radius=3, bit_depth=8, refine=False,
+                                     rgba="/tmp/cut.####.png")
+    assert result["unknown_model"] == "refused" and result["unregistered"]
+
