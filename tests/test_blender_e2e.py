@@ -24,6 +24,7 @@ import pytest
 
 from test_install_gimp import install_module, snapshot
 
+pytestmark = [pytest.mark.blender, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 INSTALLER = ROOT / "install" / "install_blender.py"
 FRAMES = 4
