@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
+from mattekit.catalog import CATALOG_PATH
 from test_install_gimp import install_module, snapshot
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
@@ -49,7 +50,7 @@ def installer(env: dict, *args: str) -> str:
 
 def catalog_with_extra_model(path: Path) -> Path:
     """The project's catalog plus EXTRA_MODEL (csnet-sod under another name)."""
-    text = (ROOT / "models" / "catalog.toml").read_text()
+    text = CATALOG_PATH.read_text()
     start = text.index("[models.csnet-sod]")
     end = text.index("\n[", start + 1)
     path.write_text(text + "\n" + text[start:end].replace("[models.csnet-sod]", f"[models.{EXTRA_MODEL}]") + "\n")
