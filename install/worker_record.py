@@ -39,8 +39,7 @@ import json, mattekit
 from mattekit import client
 from mattekit.runtime import ModelCache
 from mattekit.worker import operations
-offered = operations.build(operations.PathPolicy())
-schema = {"operations": [op.describe() for op in offered.values()], "models": operations.model_menus(ModelCache())}
+schema = operations.schema(operations.build(operations.PathPolicy()), ModelCache())
 print(json.dumps({"version": mattekit.__version__, "schema": schema, "state_file": client.state_path()}))
 """
 
