@@ -144,10 +144,10 @@ def run(args) -> int:
         _print_row(name, row)
         if args.chunk:
             row["chunked"] = chunk_difference(plate, entry, args, frames, per_frame, smoothed, options)
-            print(f"{'':<14}chunks of {args.chunk} vs one run, max |alpha difference| per frame: per-frame mattes "
-                  f"max {row['chunked']['frame']['max']:.4g} (mean of the per-frame maxima {row['chunked']['frame']['mean']:.4g}), "
-                  f"temporal max {row['chunked']['temporal']['max']:.4g} (mean {row['chunked']['temporal']['mean']:.4g})"
-                  + (f"; recurrent warm-up {entry.warmup} frames" if entry.recurrent else ""), flush=True)
+            print(f"{'':<14}chunks of {args.chunk} vs one run" + (f" (recurrent warm-up {entry.warmup} frames)" if entry.recurrent else "")
+                  + ": " + "; ".join(f"{kind}: max |alpha difference| per frame {d['max']:.4g} (mean of the per-frame maxima "
+                                     f"{d['mean']:.4g}), mean |difference| {d['mean_abs']:.2g}" for kind, d in row["chunked"].items()),
+                  flush=True)
     mean = {"sequence": "mean", "frames": sum(r["frames"] for r in rows),
             "J": {k: float(np.mean([r["J"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
             "flicker": {k: float(np.mean([r["flicker"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
@@ -169,17 +169,20 @@ def run(args) -> int:
 def chunk_difference(plate, entry, args, frames: list[int], per_frame: list[np.ndarray], smoothed: list[np.ndarray],
                      options: temporal.TemporalOptions) -> dict:
     """Run ``frames`` in chunks of ``args.chunk`` (each chunk alone, as a render-farm task or a resumed
-    job runs it) with and without temporal consistency; {"frame"|"temporal": {"max", "mean", "per_frame"}}:
-    the largest |alpha difference| of each frame against the uninterrupted run's."""
+    job runs it) with and without temporal consistency; {"frame"|"temporal": {"max", "mean", "per_frame",
+    "mean_abs"}}: the largest |alpha difference| of each frame against the uninterrupted run's (their max,
+    their mean, each), and the mean |alpha difference| over all pixels of all frames."""
     out = {}
-    for kind, reference, options_used in (("frame", per_frame, None), ("temporal", smoothed, options)):
+    kinds = [("frame", per_frame, None)] + ([("temporal", smoothed, options)] if options.radius > 0 else [])
+    for kind, reference, options_used in kinds:
         source = MatteSource(plate, entry, weights=args.weights, device=args.device, threads=args.threads,
                              temporal_options=options_used)
         got: dict[int, np.ndarray] = {}
         for chunk in chunk_frames(frames, args.chunk):
             source.run(chunk, lambda frame, _, alpha: got.__setitem__(frame, alpha))
         worst = [float(np.abs(got[f] - r).max()) for f, r in zip(frames, reference)]
-        out[kind] = {"max": max(worst), "mean": float(np.mean(worst)), "per_frame": worst}
+        out[kind] = {"max": max(worst), "mean": float(np.mean(worst)), "per_frame": worst,
+                     "mean_abs": float(np.mean([np.abs(got[f] - r).mean() for f, r in zip(frames, reference)]))}
     return out
 
 
