@@ -136,7 +136,7 @@ def test_roto_people_writes_soft_alpha_and_foreground_and_names_the_licence(shar
     assert "--model people is modnet-portrait (Apache-2.0)" in run.stderr
     alpha = read_image(tmp_path / "out" / "m.1002.png").pixels
     soft = np.mean((alpha > 0.02) & (alpha < 0.98))
-    assert 0.002 < soft < 0.5 and alpha.max() > 0.98  # a matte with soft edges, not a thresholded mask
+    assert 0.002 < soft < 0.5 and alpha.max() > 0.9  # a matte with soft edges, not a thresholded mask
     fg = read_image(tmp_path / "fg" / "fg.1002.png")
     assert fg.pixels.shape[2] == 4 and np.abs(fg.pixels[..., 3] - np.atleast_3d(alpha)[..., 0]).max() < 1 / 255 + 1e-6
 
