@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from mattekit import catalog, jobs, runtime
-from mattekit.tasks import segment
 from mattekit.errors import MattekitError
 from mattekit.io import read_image
 from mattekit.jobs import RotoSpec
@@ -140,17 +139,3 @@ def test_roto_people_writes_soft_alpha_and_foreground_and_names_the_licence(shar
     fg = read_image(tmp_path / "fg" / "fg.1002.png")
     assert fg.pixels.shape[2] == 4 and np.abs(fg.pixels[..., 3] - np.atleast_3d(alpha)[..., 0]).max() < 1 / 255 + 1e-6
 
-
-@pytest.mark.needs_data
-def test_subject_is_matted_again_at_its_own_resolution(shared, offline_mirror):
-    image = read_image(sorted((shared / "data/davis/im/kite-surf").iterdir())[0]).pixels
-    predictor = runtime.ModelCache().get("people", "matte", "cpu")
-    whole = segment.mask_from_prediction(image, predictor(predictor.prepare(image)))
-    again = jobs.at_subject_resolution(predictor, image, whole, 0.15)
-    rows, cols = np.nonzero(np.abs(again - whole) > 1e-6)
-    subject_rows, subject_cols = np.nonzero(whole > 0.1)
-    assert rows.size > 0 and rows.min() >= subject_rows.min() - 0.15 * np.ptp(subject_rows) - 1
-    assert cols.max() <= subject_cols.max() + 0.15 * np.ptp(subject_cols) + 1
-    everywhere = np.ones_like(whole)  # a subject over half the frame: nothing to redo
-    assert jobs.at_subject_resolution(predictor, image, everywhere, 0.15) is everywhere
-    assert np.array_equal(jobs.at_subject_resolution(predictor, image, np.zeros_like(whole), 0.15), np.zeros_like(whole))

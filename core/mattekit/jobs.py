@@ -214,13 +214,8 @@ class MatteSource:
             picture = self.plate.read(frame)
             return predictor.prepare(picture.pixels), picture
 
-        subject_margin = self.entry.extra.get("subject_margin")
-
         def upsample(frame: int, picture: Picture, prediction) -> np.ndarray:
-            alpha = segment.mask_from_prediction(picture.pixels, prediction, self.refine)
-            if subject_margin is not None and not recurrent:
-                alpha = at_subject_resolution(predictor, picture.pixels, alpha, subject_margin, self.refine)
-            return alpha
+            return segment.mask_from_prediction(picture.pixels, prediction, self.refine)
 
         carried = {"frame": None, "state": None}  # recurrent: the last frame run and the state after it
 
@@ -255,28 +250,6 @@ class MatteSource:
             raise failures[0]
         if stopped or not stage.finished:
             raise Cancelled("The roto job was cancelled; run it again to resume.")
-
-
-def at_subject_resolution(predictor, image: np.ndarray, alpha: np.ndarray, margin: float,
-                          refine: bool = True) -> np.ndarray:
-    """``alpha`` (H x W [0,1], the model's matte of the whole frame ``image`` H x W x 3|4) with the box
-    around the subject matted again by ``predictor`` on that box alone, so the model sees the subject
-    at its own working resolution (a person small in a wide frame gets the pixels a portrait would).
-    The box: where alpha > 0.1, grown by ``margin`` x its size on each side; nothing is redone when
-    it covers over half the frame or there is no subject."""
-    rows, cols = np.nonzero(alpha > 0.1)
-    if rows.size == 0:
-        return alpha
-    height, width = alpha.shape
-    pad_y, pad_x = margin * (rows.max() - rows.min() + 1), margin * (cols.max() - cols.min() + 1)
-    top, bottom = max(0, int(rows.min() - pad_y)), min(height, int(rows.max() + pad_y) + 1)
-    left, right = max(0, int(cols.min() - pad_x)), min(width, int(cols.max() + pad_x) + 1)
-    if (bottom - top) * (right - left) > 0.5 * height * width:
-        return alpha
-    crop = np.ascontiguousarray(image[top:bottom, left:right])
-    out = alpha.copy()
-    out[top:bottom, left:right] = segment.mask_from_prediction(crop, predictor(predictor.prepare(crop)), refine)
-    return out
 
 
 def recurrent_steps(have, needed: list[int], warmup: int) -> list[int]:
@@ -342,8 +315,6 @@ class RotoJob:
                 "temporal": self.temporal.describe() if self.temporal else None}
         if self.entry.recurrent:
             settings["warmup"] = self.entry.warmup
-        if "subject_margin" in self.entry.extra:
-            settings["subject_margin"] = self.entry.extra["subject_margin"]
         return settings
 
     def outputs(self) -> dict[str, str]:
