@@ -15,7 +15,10 @@ RGBA cut-out and a decontaminated foreground plate per frame):
   same output is refused unless ``overwrite``.
 - **Chunks**: with temporal consistency a frame's matte depends only on plate frames within
   ``radius`` of it (see :mod:`mattekit.temporal`), so any split of the frame range - ``frames``,
-  :meth:`RotoJob.chunks`, Ray tasks - gives the same bytes as one run.
+  :meth:`RotoJob.chunks`, Ray tasks - gives the same bytes as one run. A recurrent model (RVM)
+  carries its state from frame to frame instead: each chunk first runs the catalog's ``warmup``
+  plate frames before its first frame, so its mattes equal one run's within ``warmup`` frames of
+  the shot's start and differ a little after (``mattekit bench roto --chunk`` measures it).
 - **Throughput**: frames are decoded, inferred and post-processed through
   :func:`mattekit.pipeline.run_pipeline` (as ``mattekit remove`` runs folders), and handed in
   frame order to the temporal filter and the file writing; the bytes do not depend on the
@@ -162,7 +165,7 @@ class MatteSource:
     :meth:`run` hands (frame, picture, alpha) to a callback in increasing frame order. With a per-frame
     model a frame's result depends only on the plate frames within the temporal window, whatever frames
     are asked for, and not on the number of inference workers; with a recurrent one it also depends on
-    where its run of frames started (at most ``warmup`` frames of history differ from one long run).
+    where its run of frames started (it sees the ``warmup`` frames before that start, not the whole shot).
     """
 
     def __init__(self, plate, entry: catalog.ModelEntry, *, weights: str | None = None, device: str = "auto",
