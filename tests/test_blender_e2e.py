@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
+pytestmark = [pytest.mark.blender, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = 4
 SEQUENCE = "blackswan"

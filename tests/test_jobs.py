@@ -50,6 +50,7 @@ def cli(*args, env=None, **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_identical_files(shared, mirror, tmp_path):
     """kill -9 a roto subprocess mid-way, add a half-written file and a stale temporary, re-run:
     the result equals an uninterrupted run byte for byte and holds no partial file."""
