@@ -115,7 +115,7 @@ def run(task_name: str, x, output: str | Path | None = None, **kwargs):
 
 
 def _run_file(task, source: Path, output, options, given: dict, loaded: dict) -> Path:
-    from . import io
+    from . import io, provenance
     from .io import outputs
 
     picture = io.read_image(source)
@@ -131,7 +131,8 @@ def _run_file(task, source: Path, output, options, given: dict, loaded: dict) ->
     ext = task.output_format(options, source.suffix.lower(), named) if task.output_format else outputs.same_format(source)
     target = Path(output) if output else source.with_name(source.stem + suffix + ext)
     result = outputs.for_file(task.run(models, inputs, options)[task.outputs[0].name], target)
-    io.write_image(target, result, bit_depth=outputs.bit_depth_for(picture, target))
+    io.write_image(target, result, bit_depth=outputs.bit_depth_for(picture, target),
+                   provenance=provenance.record(task, options, models))
     return target
 
 

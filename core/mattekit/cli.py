@@ -21,6 +21,7 @@ COMMANDS = {  # hand-written subcommands: name -> one-line help
     "models": "list, download and verify model weights",
     "serve": "run the local worker the GIMP plug-in and the Blender add-on talk to",
     "bench": "measure quality or speed on a folder of data and print figures",
+    "info": "print what made an image: mattekit version, task, model, weights sha256, options",
 }
 
 

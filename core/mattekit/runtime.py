@@ -81,7 +81,7 @@ class Predictor:
                  backend: str | None = "auto", precision: str | None = "auto"):
         self.entry = entry
         self.device = device
-        path = Path(weights_path) if weights_path else weights.fetch_first(entry.files)
+        path = Path(weights_path) if weights_path else weights.model_file(entry.name, entry.files)
         if not path.is_file():
             raise MattekitError(f"Weights file {path} does not exist.")
         self.weights_path = path
@@ -104,6 +104,16 @@ class Predictor:
                                       dynamic_size=entry.input.size is None)
         self.backend, self.dtype, self.net = self.engine.name, self.engine.dtype, self.engine.net
         self.lock = threading.Lock()
+        self._provenance: dict | None = None
+
+    def provenance(self) -> dict:
+        """:func:`mattekit.provenance.model_record` of this model (its weights file hashed once)."""
+        if self._provenance is None:
+            from .fsutil import sha256_file
+            from .provenance import model_record
+
+            self._provenance = model_record(self.entry, self.weights_path, sha256_file(self.weights_path))
+        return dict(self._provenance)
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -182,9 +192,12 @@ class ModelCache:
             try:
                 models[name] = self.get(getattr(options, name), catalog_task, device=device, weights_path=weights_path)
             except WeightsError as exc:
-                if not table[name].missing:
-                    raise
-                raise WeightsError(f"{str(exc).rstrip('.')}; or {table[name].missing}.") from None
+                here = [f"{entry.name} ({where})" for entry, where in catalog_mod.load().available(catalog_task)]
+                instead = (f"The {catalog_task} models available here are {', '.join(here)}: pick one with "
+                           f"{table[name].flag} NAME" if here else f"No {catalog_task} model is on disk or in a mirror here")
+                if table[name].missing:
+                    instead += f"; or {table[name].missing}" if here else f"; {table[name].missing}"
+                raise WeightsError(f"{str(exc).rstrip('.')}. {instead}.") from None
         return models
 
     def loaded(self) -> list[Predictor]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import json
 import struct
 import warnings
 import zlib
@@ -39,6 +40,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from mattekit.errors import InputError, OutputError
 from mattekit.fsutil import atomic_write, stale_temporaries
+from mattekit.provenance import from_xmp, to_xmp
 from mattekit.ops import linear_to_srgb, srgb_to_linear
 
 READABLE = "PNG, JPEG, TIFF, WebP, EXR"
@@ -231,11 +233,14 @@ def _reason(e: OSError) -> str:
 
 # ----------------------------------------------------------------------------------- writing
 
-def write_image(path, pixels, *, bit_depth: int = 8, linear_exr: bool = True) -> None:
+def write_image(path, pixels, *, bit_depth: int = 8, linear_exr: bool = True, provenance: dict | None = None) -> None:
     """Write a picture (HxWx3/4) or mask (HxW, HxWx1), floats in [0,1], by the file's extension.
 
     bit_depth: 8 or 16 for PNG/TIFF, 8 for JPEG/WebP; for EXR 32 writes float, anything else half.
     linear_exr: convert sRGB colour to linear for EXR (False writes the values as they are).
+    provenance: a :mod:`mattekit.provenance` record to embed: XMP in PNG (iTXt), TIFF (tag 700),
+    JPEG (APP1) and WebP; header attributes in EXR (``software``, ``mattekitProvenance`` JSON,
+    ``digitalSourceType``). :func:`read_provenance` reads it back.
     JPEG cannot hold transparency: an RGBA picture that is not fully opaque raises OutputError.
     """
     path = Path(path)
@@ -251,11 +256,12 @@ def write_image(path, pixels, *, bit_depth: int = 8, linear_exr: bool = True) ->
             raise OutputError(f"Cannot write {path}: JPEG cannot store transparency; use PNG, TIFF, WebP or EXR instead.")
         px = px[..., :3]
     if fmt == "EXR":
-        _atomic(path, lambda tmp: _write_exr(tmp, px, bit_depth == 32, linear_exr))
+        _atomic(path, lambda tmp: _write_exr(tmp, px, bit_depth == 32, linear_exr, provenance))
         return
     ints = np.round(px * (65535 if bit_depth == 16 else 255)).astype(np.uint16 if bit_depth == 16 else np.uint8)
     writer = {"PNG": _write_png, "TIFF": _write_tiff}.get(fmt, _write_pillow)
-    _atomic(path, lambda tmp: writer(tmp, ints, fmt))
+    xmp = to_xmp(provenance) if provenance else None
+    _atomic(path, lambda tmp: writer(tmp, ints, fmt, xmp))
 
 
 def _as_float(pixels) -> np.ndarray:
@@ -285,7 +291,11 @@ def _atomic(path: Path, write) -> None:
         raise OutputError(f"Cannot write {path}: {_reason(e)}.") from None
 
 
-def _write_png(tmp: Path, ints: np.ndarray, fmt: str) -> None:
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _write_png(tmp: Path, ints: np.ndarray, fmt: str, xmp: bytes | None = None) -> None:
     c = ints.shape[2]
     bgr = ints if c == 1 else ints[..., [2, 1, 0] + ([3] if c == 4 else [])]
     try:
@@ -294,13 +304,17 @@ def _write_png(tmp: Path, ints: np.ndarray, fmt: str) -> None:
         ok = False
     if not ok:
         raise OSError(errno.EIO, "the PNG encoder failed")
-    tmp.write_bytes(data.tobytes())
+    data = data.tobytes()
+    if xmp:  # an uncompressed iTXt chunk "XML:com.adobe.xmp" right after IHDR (8 + 25 bytes)
+        text = _png_chunk(b"iTXt", _PNG_XMP_KEY + b"\0\0\0\0\0" + xmp)
+        data = data[:33] + text + data[33:]
+    tmp.write_bytes(data)
 
 
-def _write_tiff(tmp: Path, ints: np.ndarray, fmt: str) -> None:
+def _write_tiff(tmp: Path, ints: np.ndarray, fmt: str, xmp: bytes | None = None) -> None:
     """A baseline little-endian TIFF: header, directory, one deflate strip with horizontal
     prediction; alpha is marked unassociated (OpenCV leaves it unspecified, Pillow cannot
-    write 16-bit colour)."""
+    write 16-bit colour); ``xmp`` in the XMP tag (700)."""
     h, w, c = ints.shape
     bits = ints.dtype.itemsize * 8
     diff = ints.copy()
@@ -308,32 +322,38 @@ def _write_tiff(tmp: Path, ints: np.ndarray, fmt: str) -> None:
     strip = zlib.compress(diff.astype(f"<u{bits // 8}").tobytes(), 3)
     if len(strip) > 2**32 - 1024:
         raise OSError(errno.EFBIG, "the image is too large for a TIFF file")
-    short, long_ = 3, 4
-    n_tags = 12 if c == 4 else 11
-    bits_at = 8 + 2 + 12 * n_tags + 4  # the BitsPerSample values follow the directory
-    strip_at = bits_at + 2 * c
+    short, long_, undefined = 3, 4, 7
+    n_tags = (12 if c == 4 else 11) + (1 if xmp else 0)
+    bits_at = 8 + 2 + 12 * n_tags + 4  # the BitsPerSample values follow the directory, then the XMP
+    xmp_at = bits_at + 2 * c
+    strip_at = xmp_at + (len(xmp) if xmp else 0)
     tags = [(256, long_, 1, w), (257, long_, 1, h), (258, short, c, bits if c == 1 else bits_at),
             (259, short, 1, 8), (262, short, 1, 1 if c == 1 else 2), (273, long_, 1, strip_at),
             (277, short, 1, c), (278, long_, 1, h), (279, long_, 1, len(strip)), (284, short, 1, 1),
-            (317, short, 1, 2), (338, short, 1, 2)][:n_tags]
+            (317, short, 1, 2)] + ([(338, short, 1, 2)] if c == 4 else [])
+    if xmp:
+        tags.append((700, undefined, len(xmp), xmp_at))
     out = bytearray(b"II*\x00" + struct.pack("<IH", 8, n_tags))
     for tag, kind, count, value in tags:  # a single SHORT sits left-justified in the 4-byte field
         inline = kind == short and count == 1
         out += struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if inline else struct.pack("<I", value))
-    out += struct.pack("<I", 0) + struct.pack(f"<{c}H", *[bits] * c)
+    out += struct.pack("<I", 0) + struct.pack(f"<{c}H", *[bits] * c) + (xmp or b"")
     tmp.write_bytes(bytes(out) + strip)
 
 
-def _write_pillow(tmp: Path, ints: np.ndarray, fmt: str) -> None:
+def _write_pillow(tmp: Path, ints: np.ndarray, fmt: str, xmp: bytes | None = None) -> None:
+    """JPEG (XMP in an APP1 segment) and WebP (XMP chunk) through Pillow."""
     im = Image.fromarray(ints[..., 0] if ints.shape[2] == 1 else ints)
     options = {"JPEG": {"quality": 95, "subsampling": 0}, "WebP": {"quality": 95}}[fmt]
+    if xmp:
+        options["xmp"] = xmp
     try:
         im.save(tmp, format=fmt.upper(), **options)
     except ValueError as e:  # e.g. larger than the format allows
         raise OSError(errno.EINVAL, str(e)) from None
 
 
-def _write_exr(tmp: Path, px: np.ndarray, full_float: bool, linear: bool) -> None:
+def _write_exr(tmp: Path, px: np.ndarray, full_float: bool, linear: bool, provenance: dict | None = None) -> None:
     dtype = np.float32 if full_float else np.float16
     if px.shape[2] == 1:
         planes = {"A": px[..., 0]}
@@ -343,7 +363,46 @@ def _write_exr(tmp: Path, px: np.ndarray, full_float: bool, linear: bool) -> Non
             rgb = rgb * px[..., 3:]
         planes = {"R": rgb[..., 0], "G": rgb[..., 1], "B": rgb[..., 2]} | ({"A": px[..., 3]} if px.shape[2] == 4 else {})
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    if provenance:
+        header |= {"software": provenance.get("software", ""), "digitalSourceType": provenance.get("digital_source_type", ""),
+                   _EXR_RECORD: json.dumps(provenance, sort_keys=True)}
     try:
         OpenEXR.File(header, {k: np.ascontiguousarray(v, dtype) for k, v in planes.items()}).write(str(tmp))
     except RuntimeError as e:
         raise OSError(errno.EIO, str(e)) from None
+
+
+# ----------------------------------------------------------------------------------- provenance
+
+_PNG_XMP_KEY = b"XML:com.adobe.xmp"
+_EXR_RECORD = "mattekitProvenance"
+
+
+def read_provenance(path) -> dict | None:
+    """The provenance embedded in an image file (see :func:`write_image`): mattekit's record, or
+    another program's IPTC digital source type and creator tool; None when the file carries neither.
+    InputError when the file cannot be read as an image."""
+    src = str(path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise InputError(f"Cannot read {src}: {_reason(e)}.") from None
+    if magic == _EXR_MAGIC:
+        try:
+            header = OpenEXR.File(src, header_only=True).header()
+        except (RuntimeError, ValueError, TypeError):
+            raise InputError(f"Cannot read {src}: the file is damaged, truncated or not a valid EXR image.") from None
+        if _EXR_RECORD in header:
+            with contextlib.suppress(ValueError):
+                return json.loads(header[_EXR_RECORD])
+        found = {k: header[n] for k, n in (("software", "software"), ("digital_source_type", "digitalSourceType")) if n in header}
+        return found or None
+    try:
+        with Image.open(src) as im:
+            packet = im.info.get("xmp") or im.info.get(_PNG_XMP_KEY.decode())
+            if packet is None and hasattr(im, "tag_v2"):
+                packet = im.tag_v2.get(700)
+    except (UnidentifiedImageError, *_DECODE_ERRORS):
+        raise InputError(f"{src} is not an image mattekit can read ({READABLE}).") from None
+    return from_xmp(packet) if packet else None
