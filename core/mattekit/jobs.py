@@ -275,10 +275,13 @@ class RotoJob:
     def provenance(self) -> dict:
         """What makes this job's files (:func:`mattekit.provenance.roto_record`): in the manifest and each file."""
         if self._provenance is None:
-            from .provenance import model_record, roto_record
+            from .provenance import changed_options, model_record, roto_record
+            from .tasks.registry import options_of
 
             model = self.settings()["model"]
-            self._provenance = roto_record(self.spec, model_record(self.entry, self.weights_path(), model["sha256"]))
+            changed = changed_options(options_of(RotoSpec), self.spec, RotoSpec(plate="", output=""),
+                                      unrecorded=("threads", "workers", "overwrite", "skip_missing", "frames"))
+            self._provenance = roto_record(changed, model_record(self.entry, self.weights_path(), model["sha256"]))
         return self._provenance
 
     def outputs(self) -> dict[str, str]:

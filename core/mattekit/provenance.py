@@ -48,14 +48,14 @@ def source_type(port) -> str:
     return COMPOSITE_WITH_TRAINED if getattr(port, "size", "same") == "scaled" else ALGORITHMICALLY_ENHANCED
 
 
-def changed_options(task, options) -> dict:
-    """{option name: value} of ``options`` (the task's options dataclass) that differ from the declared
-    defaults; file paths and options that do not change the pixels are left out."""
-    defaults = task.options()
+def changed_options(declared, options, defaults, unrecorded: tuple = ()) -> dict:
+    """{option name: value} of ``options`` that differ from ``defaults`` (both instances of one options
+    dataclass whose declared options (registry Options) are ``declared``); file paths, options that
+    do not change the pixels and ``unrecorded`` names are left out."""
     out = {}
-    for option in task.declared:
+    for option in declared:
         value = getattr(options, option.name)
-        if option.path or option.name in UNRECORDED or value == getattr(defaults, option.name):
+        if option.path or option.name in UNRECORDED + unrecorded or value == getattr(defaults, option.name):
             continue
         out[option.name] = value
     return out
@@ -66,7 +66,7 @@ def record(task, options, models: dict, port=None) -> dict:
     ({model option: Predictor}); ``port``: the output written (default: the task's first)."""
     return {"software": f"mattekit {__version__}", "task": task.name,
             "models": [dict(predictor.provenance(), option=name) for name, predictor in sorted(models.items())],
-            "options": changed_options(task, options),
+            "options": changed_options(task.declared, options, task.options()),
             "digital_source_type": source_type(port or task.outputs[0])}
 
 
@@ -77,15 +77,9 @@ def model_record(entry, path, digest: str) -> dict:
     return {"name": entry.name, "weights": path.name, "sha256": digest, "derived": digest not in pinned}
 
 
-def roto_record(spec, model: dict) -> dict:
-    """The provenance record of a roto job (``spec``: a jobs.RotoSpec; ``model``: :func:`model_record`)."""
-    from .jobs import RotoSpec
-    from .tasks.registry import options_of
-
-    defaults = RotoSpec(plate="", output="")
-    unrecorded = UNRECORDED + ("threads", "workers", "overwrite", "skip_missing", "frames")
-    changed = {o.name: getattr(spec, o.name) for o in options_of(RotoSpec)
-               if not o.path and o.name not in unrecorded and getattr(spec, o.name) != getattr(defaults, o.name)}
+def roto_record(changed: dict, model: dict) -> dict:
+    """The provenance record of a roto job: ``changed`` options (:func:`changed_options`), ``model``
+    (:func:`model_record`)."""
     return {"software": f"mattekit {__version__}", "task": "roto", "models": [dict(model, option="model")],
             "options": changed, "digital_source_type": ALGORITHMICALLY_ENHANCED}
 
