@@ -46,7 +46,7 @@ def test_the_xmp_packet_uses_the_iptc_and_xmp_properties():
 def test_only_options_that_change_the_result_are_recorded():
     task = registry.get("bokeh")
     options = task.make_options({"strength": 2.0, "mask_only": True, "device": "cpu", "depth_weights": "/home/me/x.pth"})
-    assert provenance.changed_options(task, options) == {"strength": 2.0, "mask_only": True}
+    assert provenance.changed_options(task.declared, options, task.options()) == {"strength": 2.0, "mask_only": True}
     assert provenance.source_type(registry.get("upscale").outputs[0]) == provenance.COMPOSITE_WITH_TRAINED
     assert provenance.source_type(task.outputs[0]) == provenance.ALGORITHMICALLY_ENHANCED
 
