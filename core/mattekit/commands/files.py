@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import io
-from ..io.outputs import IMAGE_SUFFIXES, bit_depth_for, for_file
+from ..io.outputs import IMAGE_SUFFIXES, WRITABLE, bit_depth_for, for_file
 from ..errors import InputError, MattekitError, OutputError
 
 def expand_inputs(items: list[str]) -> list[tuple[Path, Path]]:
