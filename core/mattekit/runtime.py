@@ -70,7 +70,9 @@ def prepare(spec: InputSpec, image: np.ndarray) -> torch.Tensor:
 
 
 class Predictor:
-    """One loaded model on one device. ``__call__(x)`` runs the net and returns the prediction.
+    """One loaded model on one device. ``__call__(x)`` runs the net and returns the prediction; calls
+    from several threads at once are fine (the pipeline's workers do). ``lock`` is taken only by tiled
+    super-resolution, which sizes its tiles from free memory and so runs one image at a time per model.
 
     The prediction is the catalog's chosen output after its activation: N x C x h x w
     probabilities in [0,1] for segmentation/matting, the image for SR (value scale undone),
