@@ -147,7 +147,8 @@ def set_apply_mask(node):
 
 
 def load_matte_sequence(first_file):
-    """The matte sequence as a Non-Color image datablock (reused and reloaded when already loaded)."""
+    """The matte sequence as a Non-Color image datablock (reused and reloaded when already loaded); its
+    path is relative to the saved .blend."""
     target = os.path.normpath(first_file)
     for image in bpy.data.images:
         if image.source == "SEQUENCE" and os.path.normpath(bpy.path.abspath(image.filepath)) == target:
@@ -156,6 +157,11 @@ def load_matte_sequence(first_file):
     image = bpy.data.images.load(first_file, check_existing=False)
     image.source = "SEQUENCE"
     image.colorspace_settings.name = "Non-Color"
+    if bpy.data.filepath:  # relative to the .blend, so that the mattes travel with it (render farms)
+        try:
+            image.filepath = bpy.path.relpath(first_file)
+        except ValueError:  # another drive (Windows): keep the absolute path
+            pass
     return image
 
 

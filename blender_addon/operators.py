@@ -13,14 +13,8 @@ import time
 
 import bpy
 
-from . import nodes
-
-try:  # installers copy the stdlib client single-sourced in mattekit next to the add-on
-    from . import mattekit_client as client
-except ImportError:  # pragma: no cover - a source checkout without the installer's copy
-    client = None
-
-ADDON_DIR = os.path.dirname(os.path.abspath(__file__))
+from . import nodes, schema
+from .schema import client  # the installer's copy of mattekit.client (None in a source checkout)
 
 
 class RunState:
@@ -50,9 +44,7 @@ def worker_python(context):
     path = prefs.preferences.python_path if prefs is not None else ""
     if path:
         return bpy.path.abspath(path)
-    if os.environ.get("MATTEKIT_PYTHON"):
-        return os.environ["MATTEKIT_PYTHON"]
-    return client.read_record(ADDON_DIR).get("python") if client else None
+    return os.environ.get("MATTEKIT_PYTHON") or schema.record().get("python")
 
 
 def active_plate(context):
@@ -99,12 +91,8 @@ class Plan:
             raise ValueError("The plate has no frames inside the scene's frame range %d-%d."
                              % (scene.frame_start, scene.frame_end))
         self.first, self.last = span
-        self.options = {"plate": self.plate.path, "output": self.pattern, "frames": "%d-%d" % span,
-                        "temporal": settings.temporal, "refine": settings.refine,
-                        "bit_depth": 32 if self.suffix == ".exr" else 16, "device": settings.device,
-                        "overwrite": settings.overwrite}
-        if settings.model.strip():
-            self.options["model"] = settings.model.strip()
+        self.options = schema.job_values(settings.job, schema.job_options())
+        self.options.update(plate=self.plate.path, output=self.pattern, frames="%d-%d" % span)
 
     def matte_file(self, number):
         head, tail = self.pattern.split("#", 1)
@@ -118,7 +106,7 @@ class Plan:
 def _start(run, python):
     """Connect (starting the worker if needed) and submit; runs on a thread, no bpy here."""
     try:
-        run.worker = client.connect(python=python)
+        run.worker = client.connect_recorded(schema.record(), python=python)
         run.job_id = run.worker.submit("roto", [], run.plan.options)
         run.state = "running"
     except Exception as exc:  # noqa: BLE001 - a thread: whatever happens must reach the operator
@@ -169,7 +157,7 @@ class MATTEKIT_OT_ai_matte(bpy.types.Operator):
 
     def _prepare(self, context):
         if client is None:
-            self.report({"ERROR"}, "mattekit_client.py is missing next to the add-on; run the mattekit installer.")
+            self.report({"ERROR"}, "mattekit_client.py is missing next to the add-on; install it with install/install_blender.py.")
             return None
         try:
             plan = Plan(context)

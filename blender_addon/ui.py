@@ -2,11 +2,12 @@
 
 import bpy
 
-from . import operators
+from . import operators, schema
 
 
 class MattekitAIMatteSettings(bpy.types.PropertyGroup):
-    """Per-scene settings of the AI Matte panel."""
+    """Per-scene settings of the AI Matte panel: the plate, the matte files, and ``job``, the roto job's
+    options from the worker's schema (a PointerProperty added by register(), see :mod:`.schema`)."""
 
     source: bpy.props.EnumProperty(
         name="Plate", items=[("IMAGE", "Image", "An image sequence or movie loaded as an Image"),
@@ -15,18 +16,10 @@ class MattekitAIMatteSettings(bpy.types.PropertyGroup):
                                      description="The plate; empty: the active Image node's image")
     clip: bpy.props.PointerProperty(name="Clip", type=bpy.types.MovieClip,
                                     description="The plate; empty: the active Movie Clip node's (or editor's) clip")
-    model: bpy.props.StringProperty(name="Model", default="",
-                                    description="mattekit segmentation model (mattekit models list); empty: the default")
-    device: bpy.props.EnumProperty(name="Device", items=[("auto", "Auto", ""), ("cpu", "CPU", ""),
-                                                         ("cuda", "CUDA", ""), ("mps", "Apple MPS", "")])
-    temporal: bpy.props.BoolProperty(name="Temporal Consistency", default=True,
-                                     description="Motion-compensated smoothing over neighbouring frames (no flicker)")
-    refine: bpy.props.BoolProperty(name="Refine Edges", default=True, description="Edge-aware upsampling of the matte")
-    file_format: bpy.props.EnumProperty(name="Format", items=[("PNG", "PNG 16-bit", ""), ("EXR", "OpenEXR float", "")])
+    file_format: bpy.props.EnumProperty(name="Format", items=[("PNG", "PNG", "PNG matte files (Bit depth 8 or 16)"),
+                                                               ("EXR", "OpenEXR", "OpenEXR matte files (Bit depth 16: half, 32: float)")])
     output_dir: bpy.props.StringProperty(name="Output", subtype="DIR_PATH", default="//mattes/",
                                          description="Folder for the matte sequence")
-    overwrite: bpy.props.BoolProperty(name="Recompute All", default=False,
-                                      description="Recompute every frame instead of keeping finished ones")
 
 
 class MattekitAIMattePreferences(bpy.types.AddonPreferences):
@@ -51,13 +44,13 @@ def draw_panel(layout, context):
     if plate is not None and (settings.image if settings.source == "IMAGE" else settings.clip) is None:
         layout.label(text="Using: %s" % plate.datablock.name, icon="NODE")
     col = layout.column()
-    col.prop(settings, "model")
-    col.prop(settings, "device")
-    col.prop(settings, "temporal")
-    col.prop(settings, "refine")
     col.prop(settings, "file_format")
     col.prop(settings, "output_dir")
-    col.prop(settings, "overwrite")
+    options = schema.job_options()
+    if options:
+        schema.draw(layout.column(), settings.job, options)
+    else:
+        layout.label(text="No worker schema recorded: run install/install_blender.py", icon="ERROR")
     run = operators.RunState.current
     if run is None:
         layout.operator(operators.MATTEKIT_OT_ai_matte.bl_idname, icon="NODE_COMPOSITING")

@@ -30,33 +30,16 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "core"))
-from mattekit.fsutil import atomic_write  # noqa: E402 - standard library only, like this script
+import worker_record
+from worker_record import RECORD, atomic_write
+
 PLUGIN_NAME = "mattekit_gimp"
-PLUGIN_SOURCE = REPO / "gimp_plugin" / PLUGIN_NAME / (PLUGIN_NAME + ".py")
-CLIENT_SOURCE = REPO / "core" / "mattekit" / "client.py"
-PROTOCOL_SOURCE = REPO / "core" / "mattekit" / "worker" / "protocol.py"
-RECORD = "mattekit_worker.json"
+PLUGIN_SOURCE = worker_record.REPO / "gimp_plugin" / PLUGIN_NAME / (PLUGIN_NAME + ".py")
 MANIFEST = "mattekit_install.json"
 FLATPAK_APP = "org.gimp.GIMP"
-WORKER_SETTINGS = ("MATTEKIT_MIRROR", "MATTEKIT_OFFLINE", "MATTEKIT_HOME")  # recorded for the worker
-
-# Asked of the worker's interpreter: can it import mattekit, and what does it offer? The schema is
-# what the worker answers to GET /v1/operations, made from the task registry.
-_QUERY = r"""
-import json, mattekit
-from mattekit import client
-from mattekit.runtime import ModelCache
-from mattekit.worker import operations
-offered = operations.build(operations.PathPolicy())
-schema = {"operations": [op.describe() for op in offered.values()], "models": operations.model_menus(ModelCache())}
-print(json.dumps({"version": mattekit.__version__, "schema": schema, "state_file": client.state_path()}))
-"""
 GIMP3_PROGRAMS = ("gimp-3.0", "gimp-3", "gimp-console-3.0", "gimp-3.0.exe")
 
 
@@ -93,45 +76,11 @@ def find_gimp3(home, env, platform, gimp_dirs_found):
     return next((str(p) for p in places if p.exists()), None)
 
 
-def worker_settings(env):
-    """{name: value} of the MATTEKIT_* settings set now that the worker needs (paths made absolute)."""
-    settings = {}
-    for name in WORKER_SETTINGS:
-        value = env.get(name)
-        if not value:
-            continue
-        if name == "MATTEKIT_HOME" or (name == "MATTEKIT_MIRROR" and "://" not in value):
-            value = os.path.abspath(os.path.expanduser(value))
-        settings[name] = value
-    return settings
-
-
-def query_worker(python, settings):
-    """What the worker's interpreter offers (a dict); SystemExit with one sentence if it cannot."""
-    try:
-        out = subprocess.run([python, "-c", _QUERY], capture_output=True, text=True, timeout=300,
-                             env=dict(os.environ, **settings))
-    except OSError as exc:
-        raise SystemExit("install_gimp: cannot run %s (%s)." % (python, exc.strerror or exc))
-    if out.returncode != 0:
-        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SystemExit("install_gimp: %s cannot import mattekit (%s); install mattekit into it first "
-                         "(pip install -e .) or name another with --python." % (python, last))
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def planned_files(python, info, idle_timeout, settings):
+def planned_files(record):
     """{file name: (bytes, mode)} of everything the plug-in folder holds."""
-    record = {"python": python, "state_file": info["state_file"], "mattekit_version": info["version"],
-              "environment": settings, "schema": info["schema"], "idle_timeout": idle_timeout}
-    return {
-        PLUGIN_NAME + ".py": (PLUGIN_SOURCE.read_bytes(), 0o755),
-        "mattekit_client.py": (CLIENT_SOURCE.read_bytes(), 0o644),
-        "mattekit_protocol.py": (PROTOCOL_SOURCE.read_bytes(), 0o644),
-        # keys in their own order: the plug-in makes one argument per option in the schema's order, and GIMP
-        # passes arguments by position, so the record must list options as the worker does
-        RECORD: ((json.dumps(record, indent=2) + "\n").encode("utf-8"), 0o644),
-    }
+    files = {PLUGIN_NAME + ".py": (PLUGIN_SOURCE.read_bytes(), 0o755)}
+    files.update((name, (data, 0o644)) for name, data in worker_record.adapter_files(record).items())
+    return files
 
 
 def install(gimp_dir, files, dry_run, say):
@@ -194,7 +143,7 @@ def uninstall(gimp_dir, dry_run, say):
         if not dry_run:
             action(str(path))
 
-    ours = {PLUGIN_NAME + ".py", "mattekit_client.py", "mattekit_protocol.py", RECORD, MANIFEST}
+    ours = {PLUGIN_NAME + ".py", MANIFEST} | set(worker_record.ADAPTER_FILES)
     for name in sorted(set(manifest["files"]) | ours):
         if (target / name).exists():
             remove(target / name, "", os.remove)
@@ -233,9 +182,9 @@ def main(argv=None):
                                       else "%d change(s) planned." % total))
         return 0
     python = os.path.abspath(args.python)
-    settings = worker_settings(os.environ)
-    info = query_worker(python, settings)
-    files = planned_files(python, info, args.idle_timeout, settings)
+    settings = worker_record.worker_settings(os.environ)
+    info = worker_record.query_worker(python, settings, "install_gimp")
+    files = planned_files(worker_record.build_record(python, info, args.idle_timeout, settings))
     if find_gimp3(Path.home(), os.environ, sys.platform, dirs) is None:
         print("install_gimp: warning: no GIMP 3 found (no gimp-3.0 on PATH, no Flatpak %s, no GIMP 3 settings "
               "folder); installing anyway: the plug-in appears once GIMP 3 is installed." % FLATPAK_APP)

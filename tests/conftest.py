@@ -1,4 +1,10 @@
-"""Shared fixtures: the read-only test data folder (MATTEKIT_TEST_DATA) and conformance helpers."""
+"""Shared fixtures: the read-only test data folder (MATTEKIT_TEST_DATA), a clean process state per test,
+and conformance helpers.
+
+Markers (registered in pyproject.toml): ``slow``, ``gimp``, ``blender`` are set in the test modules;
+``needs_data`` is set here on every test that uses the ``shared`` fixture (directly or through another
+fixture), and such tests are skipped, with the reason, when MATTEKIT_TEST_DATA does not lead to the data.
+"""
 from __future__ import annotations
 
 import importlib.util
@@ -10,31 +16,55 @@ import numpy as np
 import pytest
 import torch
 
+from mattekit import api, catalog, runtime
 
-def _shared_dir() -> Path:
+
+def _shared_dir() -> tuple[Path | None, str]:
+    """(the shared data root, "") when MATTEKIT_TEST_DATA leads to it, else (None, why not)."""
     value = os.environ.get("MATTEKIT_TEST_DATA")
     if not value:
-        raise pytest.UsageError(
-            "MATTEKIT_TEST_DATA is not set: point it at the shared test data folder (../shared)."
-        )
+        return None, "MATTEKIT_TEST_DATA is not set: point it at the shared test data folder (../shared)"
     path = Path(value).resolve()
+    if not path.is_dir():
+        return None, f"MATTEKIT_TEST_DATA={value} does not exist"
     if not (path / "conformance").is_dir():
-        raise pytest.UsageError(f"MATTEKIT_TEST_DATA={value} has no conformance/ folder.")
-    return path
+        return None, f"MATTEKIT_TEST_DATA={value} has no conformance/ folder"
+    return path, ""
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark tests that use the shared data ``needs_data``; skip them when it is missing."""
+    _, missing = _shared_dir()
+    for item in items:
+        if "shared" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.needs_data)
+        if missing and item.get_closest_marker("needs_data"):
+            item.add_marker(pytest.mark.skip(reason=missing))
 
 
 @pytest.fixture(scope="session")
 def shared() -> Path:
     """The shared data root: conformance/, weights/, data/."""
-    return _shared_dir()
+    path, missing = _shared_dir()
+    if path is None:
+        pytest.skip(missing)
+    return path
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory, monkeypatch):
-    """Every test gets its own weights cache, so no test sees another's downloads."""
+def _clean_process_state(tmp_path_factory, monkeypatch):
+    """Every test starts alike, whatever ran before it: its own weights cache (MATTEKIT_HOME), two
+    torch threads, no model loaded by the Python API, licence notices not yet shown, and the catalog read afresh (it follows MATTEKIT_CATALOG)."""
     home = tmp_path_factory.mktemp("mattekit_home")
     monkeypatch.setenv("MATTEKIT_HOME", str(home))
     torch.set_num_threads(2)
+    runtime.forget_notices()
+    api.clear_models()
+    catalog.load.cache_clear()
+    yield
+    runtime.forget_notices()
+    api.clear_models()
+    catalog.load.cache_clear()
 
 
 class Golden:
@@ -69,6 +99,15 @@ def golden(shared):
         return cache[arch]
 
     return load
+
+
+def slow_params(values, slow) -> list:
+    """``values`` for ``pytest.mark.parametrize``, those whose first item is in ``slow`` marked ``slow``."""
+    def first(v):
+        return v[0] if isinstance(v, tuple) else v
+
+    return [pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=pytest.mark.slow) if first(v) in slow else v
+            for v in values]
 
 
 def assert_close(actual: torch.Tensor, expected, atol: float, what: str = "") -> float:

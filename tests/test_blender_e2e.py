@@ -1,17 +1,19 @@
-"""The AI Matte add-on in real Blender (bpy 4.5 LTS and 5.0 as modules, each in its own venv).
+"""The AI Matte add-on in real Blender (bpy 4.5 LTS and 5.0 as modules, each in its own venv), installed
+by install/install_blender.py into a fresh HOME.
 
-For each version: stage the add-on with the stdlib client beside it (as the installer does),
-validate and build it with Blender's own ``blender_ext.py``, install and enable the zip in a
-headless Blender, run the operator on real DAVIS frames (real csnet-sod weights from the shared
-mirror, through the mattekit worker the add-on starts), render the composite for those frames,
-and score the rendered alpha against the ground-truth masks (IoU). The bpy venvs are built on
-first use into $MATTEKIT_CACHE by tests/blender/build_venv.py and reused.
+For each version: --dry-run changes nothing; the installer builds the extension zip, has Blender's
+own ``blender_ext.py`` validate it, installs and enables it; a headless Blender reads those
+preferences (as Blender does at start) and uses the installed add-on: the roto options come from
+the recorded schema, the model menu from the live worker (a model only in the worker's catalog is
+offered without reinstalling), the operator runs on real DAVIS frames (real csnet-sod weights from
+the shared mirror, through the worker the add-on starts), the composite is rendered and its alpha
+scored against the ground truth (IoU printed); then --uninstall leaves HOME exactly as it was.
+The bpy venvs are built on first use into $MATTEKIT_CACHE by tests/blender/build_venv.py and reused.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,9 +22,15 @@ import cv2
 import numpy as np
 import pytest
 
+from mattekit.catalog import CATALOG_PATH
+from test_install_gimp import install_module, snapshot
+
+pytestmark = [pytest.mark.blender, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
+INSTALLER = ROOT / "install" / "install_blender.py"
 FRAMES = 4
 SEQUENCE = "blackswan"
+EXTRA_MODEL = "csnet-sod-copy"  # in the worker's catalog only, not in the installer's record
 
 
 def bpy_python(version: str) -> Path:
@@ -34,36 +42,19 @@ def bpy_python(version: str) -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
-def blender_ext(python: Path) -> Path:
-    found = sorted(python.parent.parent.glob("lib/python*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
-    assert found, f"blender_ext.py not found in {python.parent.parent}"
-    return found[0]
+def installer(env: dict, *args: str) -> str:
+    run = subprocess.run([sys.executable, str(INSTALLER), *args], env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    return run.stdout
 
 
-def stage_addon(folder: Path) -> Path:
-    """The add-on as an installer lays it out: blender_addon/ plus core/mattekit/client.py as mattekit_client.py
-    and core/mattekit/worker/protocol.py (which the client imports) as mattekit_protocol.py."""
-    stage = folder / "mattekit_ai_matte"
-    shutil.copytree(ROOT / "blender_addon", stage, ignore=shutil.ignore_patterns("__pycache__", "*.zip"))
-    shutil.copy(ROOT / "core" / "mattekit" / "client.py", stage / "mattekit_client.py")
-    shutil.copy(ROOT / "core" / "mattekit" / "worker" / "protocol.py", stage / "mattekit_protocol.py")
-    return stage
-
-
-def build_zip(python: Path, stage: Path, out: Path) -> Path:
-    tool = blender_ext(python)
-    check = subprocess.run([str(python), str(tool), "validate", str(stage)], capture_output=True, text=True)
-    print(f"blender_ext validate: {check.stdout.strip()} {check.stderr.strip()}")
-    assert check.returncode == 0 and "Success" in check.stdout, check.stdout + check.stderr
-    out.mkdir()
-    built = subprocess.run([str(python), str(tool), "build", "--source-dir", str(stage), "--output-dir", str(out)],
-                           capture_output=True, text=True)
-    assert built.returncode == 0, built.stdout + built.stderr
-    (archive,) = out.glob("*.zip")
-    check = subprocess.run([str(python), str(tool), "validate", str(archive)], capture_output=True, text=True)
-    print(f"blender_ext validate {archive.name}: {check.stdout.strip()}")
-    assert check.returncode == 0 and "Success" in check.stdout, check.stdout + check.stderr
-    return archive
+def catalog_with_extra_model(path: Path) -> Path:
+    """The project's catalog plus EXTRA_MODEL (csnet-sod under another name)."""
+    text = CATALOG_PATH.read_text()
+    start = text.index("[models.csnet-sod]")
+    end = text.index("\n[", start + 1)
+    path.write_text(text + "\n" + text[start:end].replace("[models.csnet-sod]", f"[models.{EXTRA_MODEL}]") + "\n")
+    return path
 
 
 def shutdown_worker() -> None:
@@ -128,27 +119,50 @@ def check_case(case: dict, renders: Path, mattes: Path, plate: Path, truths: Pat
 @pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
 def test_ai_matte_in_blender(version, shared, tmp_path, monkeypatch):
     python = bpy_python(version)
-    archive = build_zip(python, stage_addon(tmp_path / "stage"), tmp_path / "dist")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("BLENDER_USER_RESOURCES", "XDG_CONFIG_HOME", "XDG_CACHE_HOME",
+                                                          "XDG_STATE_HOME", "MATTEKIT_WORKER_STATE", "MATTEKIT_CATALOG")}
+    env.update(HOME=str(home), MATTEKIT_HOME=str(tmp_path / "mattekit-home"), MATTEKIT_MIRROR=str(shared / "weights"),
+               OMP_NUM_THREADS="1", MATTEKIT_ALLOW_DIRS=os.pathsep.join([str(shared), str(tmp_path)]))  # roto's paths
+    for name in ("HOME", "MATTEKIT_HOME"):
+        monkeypatch.setenv(name, env[name])  # this process finds the worker the add-on starts (shutdown_worker)
+    before = snapshot(home)
+
+    planned = installer(env, "--bpy-python", str(python), "--dry-run")
+    print(planned)
+    assert "would install mattekit_ai_matte" in planned and "would validate" in planned
+    assert snapshot(home) == before, "--dry-run changed HOME"
+    done = installer(env, "--bpy-python", str(python))
+    print(done)
+    assert "installed and enabled mattekit_ai_matte" in done
+    assert "already up to date" in installer(env, "--bpy-python", str(python))
+    folder = home / ".config" / "blender" / version[:3] / "extensions" / "user_default" / "mattekit_ai_matte"
+    record = json.loads((folder / "mattekit_worker.json").read_text())
+    assert record["python"] == os.path.abspath(sys.executable)
+    assert record["environment"]["MATTEKIT_MIRROR"] == str(shared / "weights")
+    assert {"mattekit_client.py", "mattekit_protocol.py", "mattekit_install.json"} <= {p.name for p in folder.iterdir()}
+
     plate = shared / "data" / "davis" / "im" / SEQUENCE
     renders, mattes = tmp_path / "renders", tmp_path / "mattes"
     renders.mkdir()
-    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    monkeypatch.setenv("MATTEKIT_PYTHON", sys.executable)  # the worker runs in this (mattekit's) environment
-    monkeypatch.setenv("BLENDER_USER_RESOURCES", str(tmp_path / "blender-user"))  # not the real user's extensions
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("MATTEKIT_ALLOW_DIRS", os.pathsep.join([str(shared), str(tmp_path)]))  # roto's plate and mattes
     movie = make_movie(plate, tmp_path / f"{SEQUENCE}.mp4", FRAMES + 2)
+    run_env = dict(env, MATTEKIT_CATALOG=str(catalog_with_extra_model(tmp_path / "catalog.toml")))
     try:
-        run = subprocess.run([str(python), str(ROOT / "tests" / "blender" / "e2e_ai_matte.py"), "--zip", str(archive),
-                              "--plate", str(plate), "--frames", str(FRAMES), "--output", str(mattes),
-                              "--renders", str(renders)] + (["--movie", str(movie)] if movie else []),
-                             capture_output=True, text=True, timeout=900)
+        run = subprocess.run([str(python), str(ROOT / "tests" / "blender" / "e2e_ai_matte.py"), "--plate", str(plate),
+                              "--frames", str(FRAMES), "--output", str(mattes), "--renders", str(renders),
+                              "--extra-model", EXTRA_MODEL] + (["--movie", str(movie)] if movie else []),
+                             env=run_env, capture_output=True, text=True, timeout=900)
     finally:
         shutdown_worker()
     lines = [l for l in run.stdout.splitlines() if l.startswith("RESULT ")]
     assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-4000:]
     result = json.loads(lines[-1][len("RESULT "):])
     assert result["enabled"] and result["disabled"]
+    options = set(result["options"])  # the job's properties, from the recorded roto schema
+    assert options >= {"model", "device", "temporal", "refine", "radius", "use_radius", "bit_depth", "overwrite"}
+    assert not options & {"plate", "output", "frames"}
+    assert result["extra_model"] == {"before_worker": False, "from_live_worker": True}
     truths = shared / "data" / "davis" / "gt" / SEQUENCE
     # image sequence 00000.jpg.. on scene frames 1..: scene frame f shows plate file f-1
     ious = check_case(result["sequence"], renders / "sequence", mattes, plate, truths,
@@ -161,14 +175,60 @@ def test_ai_matte_in_blender(version, shared, tmp_path, monkeypatch):
         print(f"Blender {result['blender']}: AI Matte on a Movie Clip, IoU per frame {[round(x, 4) for x in ious]}")
         assert np.mean(ious) > 0.85
 
+    used = snapshot(home)
+    planned = installer(env, "--bpy-python", str(python), "--uninstall", "--dry-run")
+    print(planned)
+    assert f"would remove folder {home / '.config'}" in planned
+    assert snapshot(home) == used, "--uninstall --dry-run changed HOME"
+    print(installer(env, "--bpy-python", str(python), "--uninstall"))
+    assert snapshot(home) == before, "--uninstall left HOME changed"
+    assert "nothing to remove" in installer(env, "--bpy-python", str(python), "--uninstall")
+    assert snapshot(home) == before
+
 
 @pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
 def test_exit_with_addon_still_registered(version, tmp_path):
     """bpy 4.5 hangs at interpreter exit while add-on classes are registered; the add-on's exit hook
     unregisters them, so a script that never disables it still exits."""
     python = bpy_python(version)
-    stage_addon(tmp_path)
+    (tmp_path / "mattekit_ai_matte").symlink_to(ROOT / "blender_addon")  # a source checkout: no record, no client
     script = ("import sys; sys.path.insert(0, sys.argv[1]); import bpy, mattekit_ai_matte as addon; addon.register(); "
               "print('registered', hasattr(bpy.types.Scene, 'mattekit_ai_matte'))")
-    run = subprocess.run([str(python), "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    run = subprocess.run([str(python), "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, HOME=str(tmp_path), PYTHONDONTWRITEBYTECODE="1"))
     assert run.returncode == 0 and "registered True" in run.stdout, run.stderr[-2000:]
+
+
+@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
+def test_job_properties_follow_the_recorded_schema(version, tmp_path):
+    """bool -> Bool, number with minimum/maximum -> Int with min/max (nullable: a use_ toggle), choices -> Enum,
+    path -> FILE_PATH string, model -> Enum of the recorded models; values go back in the worker's types."""
+    python = bpy_python(version)
+    module = install_module("install_blender")
+    settings = module.worker_record.worker_settings({})
+    info = module.worker_record.query_worker(sys.executable, settings, "test")
+    files = module.addon_files(module.worker_record.build_record(sys.executable, info, 60.0, settings))
+    addon = tmp_path / "mattekit_ai_matte"
+    for name, data in files.items():
+        (addon / name).parent.mkdir(parents=True, exist_ok=True)
+        (addon / name).write_bytes(data)
+    run = subprocess.run([str(python), str(ROOT / "tests" / "blender" / "job_properties.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, HOME=str(tmp_path), MATTEKIT_WORKER_STATE=str(tmp_path / "none.json")))
+    lines = [l for l in run.stdout.splitlines() if l.startswith("RESULT ")]
+    assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-3000:]
+    result = json.loads(lines[-1][len("RESULT "):])
+    props = result["properties"]
+    assert not set(props) & {"plate", "output", "frames", "weights"}  # the add-on's own, and a CLI-only option
+    assert props["refine"]["type"] == "BOOLEAN" and props["device"] == {"type": "STRING", "name": "Device", "subtype": "NONE"}
+    assert props["radius"]["type"] == "INT" and (props["radius"]["min"], props["radius"]["max"]) == (0, 32)
+    assert props["use_radius"]["type"] == "BOOLEAN" and props["threads"]["min"] == 1
+    assert props["bit_depth"]["items"] == ["8", "16", "32"]
+    assert props["rgba"]["subtype"] == "FILE_PATH" and props["fg"]["subtype"] == "FILE_PATH"
+    assert props["model"]["type"] == "ENUM"
+    assert result["defaults"] == {"device": "auto", "refine": True, "temporal": True, "bit_depth": 16,
+                                  "skip_missing": False, "overwrite": False}
+    assert result["changed"] == dict(result["defaults"], model="csnet-sod", radius=3, bit_depth=8, refine=False,
+                                     rgba="/tmp/cut.####.png")
+    assert result["unknown_model"] == "refused" and result["unregistered"]
+

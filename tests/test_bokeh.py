@@ -151,6 +151,7 @@ def small_depth(golden, tmp_path, monkeypatch):
     return small, str(path)
 
 
+@pytest.mark.slow
 def test_estimate_depth_with_standin_weights(small_depth, shared):
     entry, weights = small_depth
     image = io.read_image(shared / "data" / "grabcut50" / "im" / "person4.jpg").pixels

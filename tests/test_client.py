@@ -84,6 +84,28 @@ def test_no_worker_gives_one_clear_sentence(tmp_path):
     assert client.find_worker(path) is None
 
 
+def test_an_adapter_connects_as_its_installer_recorded(monkeypatch, tmp_path):
+    """The state file: $MATTEKIT_WORKER_STATE, else the record's; the record's settings reach the worker's
+    environment unless set; the interpreter: the one named, else $MATTEKIT_PYTHON, else the record's."""
+    for name in ("MATTEKIT_WORKER_STATE", "MATTEKIT_PYTHON", "MATTEKIT_OFFLINE"):
+        monkeypatch.setenv(name, "")  # so that monkeypatch restores them, also what connect_recorded sets
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MATTEKIT_MIRROR", "/set/already")
+    fake = tmp_path / "python"  # a worker that dies at start, printing the settings it was given
+    fake.write_text("#!/bin/sh\necho \"offline=$MATTEKIT_OFFLINE mirror=$MATTEKIT_MIRROR\" >&2\nexit 3\n")
+    fake.chmod(0o755)
+    record = {"python": str(fake), "state_file": str(tmp_path / "recorded" / "worker.json"),
+              "environment": {"MATTEKIT_OFFLINE": "1", "MATTEKIT_MIRROR": "/recorded"}}
+    assert client.recorded_state_file(record) == record["state_file"]
+    with pytest.raises(WorkerError, match="exit code 3.*offline=1 mirror=/set/already"):
+        client.connect_recorded(record)
+    assert (tmp_path / "recorded" / "worker.log").is_file()
+    with pytest.raises(WorkerError, match="No Python interpreter"):
+        client.connect_recorded(record, python=str(tmp_path / "no-python"))
+    monkeypatch.setenv("MATTEKIT_WORKER_STATE", str(tmp_path / "x.json"))
+    assert client.recorded_state_file(record) == str(tmp_path / "x.json")
+
+
 def test_a_worker_that_fails_at_start_is_reported(tmp_path):
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\necho 'mattekit: error: something specific went wrong' >&2\nexit 3\n")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import assert_close
+from conftest import assert_close, slow_params
 
 from mattekit.nets import build
 from mattekit.weights import load_state_dict_file
@@ -35,7 +35,7 @@ PSEUDO = [
 ]
 
 
-@pytest.mark.parametrize("arch,spec", PSEUDO)
+@pytest.mark.parametrize("arch,spec", slow_params(PSEUDO, ("rrdbnet_x4plus", "rrdbnet_x2plus")))  # 35-70 s, busy
 def test_pseudo_golden(golden, arch, spec):
     g = golden(arch)
     model = build(spec, **_kwargs(g.manifest)).eval()

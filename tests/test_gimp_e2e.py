@@ -30,6 +30,7 @@ from PIL import Image
 
 from mattekit import client
 
+pytestmark = [pytest.mark.gimp, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 BUILDER = ROOT / "tests" / "gimp" / "build_root.sh"
 PHOTO = "person1"

@@ -409,7 +409,7 @@ def test_interactive_mode_shows_the_dialog_and_honours_cancel(gimp, worker):
 @pytest.fixture
 def bigger_catalog(tmp_path, monkeypatch):
     """The catalog plus one segmentation model (SINet's weights under a new name), as $MATTEKIT_CATALOG."""
-    text = (ROOT / "models" / "catalog.toml").read_text()
+    text = catalog.CATALOG_PATH.read_text()
     start = text.index("[models.sinet-portrait]")
     entry = text[start:text.index("\n\n", start)]
     copy = tmp_path / "catalog.toml"

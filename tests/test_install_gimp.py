@@ -13,8 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "install" / "install_gimp.py"
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("install_gimp", SCRIPT)
+def install_module(name: str = "install_gimp"):
+    """install/NAME.py as a module (install/ on sys.path, as when it runs as a script)."""
+    folder = str(ROOT / "install")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(name, ROOT / "install" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -37,7 +41,7 @@ def snapshot(folder: Path) -> dict:
 
 
 def test_platform_folders():
-    gimp_dirs = _module().gimp_dirs
+    gimp_dirs = install_module().gimp_dirs
     home = Path("/home/u")
     assert gimp_dirs(home, {}, "linux") == [home / ".config/GIMP/3.0"]
     assert gimp_dirs(home, {"XDG_CONFIG_HOME": "/cfg"}, "linux") == [Path("/cfg/GIMP/3.0")]

@@ -50,6 +50,7 @@ def cli(*args, env=None, **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_identical_files(shared, mirror, tmp_path):
     """kill -9 a roto subprocess mid-way, add a half-written file and a stale temporary, re-run:
     the result equals an uninterrupted run byte for byte and holds no partial file."""
@@ -221,7 +222,7 @@ def test_same_bytes_with_one_or_two_inference_workers(shared, mirror, tmp_path):
 
 
 def test_foreground_plate_matches_matte_colours(shared, mirror, tmp_path):
-    """roto --fg decontaminates as `mattekit matte` does (mattekit.cutout.assemble): same colours for the same alpha."""
+    """roto --fg decontaminates as `mattekit matte` does (mattekit.tasks.cutout.assemble): same colours for the same alpha."""
     from mattekit.matting import estimate_foreground
 
     plate = make_plate(shared, tmp_path / "plate", 2, sequence="blackswan")

@@ -128,8 +128,10 @@ def test_user_trimaps_are_normalised():
 
 # ---------------------------------------------------------------- alpha on real data
 
+@pytest.mark.slow
 def test_alpha_beats_closed_form_matting_on_alphamatting(shared):
-    """SAD and MSE below pymatting's closed-form matting on the same trimaps, in less time."""
+    """SAD and MSE below pymatting's closed-form matting on the same trimaps; both times printed, not compared
+    (a wall-clock race on shared build machines; `mattekit bench matte` is where speed is measured)."""
     pymatting = pytest.importorskip("pymatting")
     names = ("GT01.png", "GT05.png", "GT19.png")
     small = alphamatting(shared, "GT19.png")
@@ -152,7 +154,6 @@ def test_alpha_beats_closed_form_matting_on_alphamatting(shared):
     ours, theirs = np.mean(ours, 0), np.mean(theirs, 0)
     print(f"SAD/MSE mattekit {ours.round(3)} closed-form {theirs.round(3)}; s {t_ours:.2f} vs {t_theirs:.2f}")
     assert ours[0] < theirs[0] and ours[1] < theirs[1]
-    assert t_ours < t_theirs
 
 
 def test_alpha_quality_pins_on_wide_trimaps(shared):

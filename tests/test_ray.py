@@ -7,6 +7,7 @@ from mattekit import jobs
 from test_jobs import MODEL, files_of, make_plate, spec
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # a local Ray cluster and a roto run: ~50 s on a busy 2-core machine
 
 
 @pytest.fixture(scope="module")

@@ -82,6 +82,7 @@ def test_tile_weights_partition_unity(length, tile, overlap, scale, align):
     assert windows[0].start == 0 and windows[-1].end == length and all(w.start % align == 0 for w in windows)
 
 
+@pytest.mark.slow
 def test_tiled_equals_untiled(shared, anime):
     """Tiles 4x smaller than the image, default overlap: the 8-bit results differ by at most 1."""
     image = _photo(shared, 120, 200, 256)

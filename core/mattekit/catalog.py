@@ -144,11 +144,16 @@ def parse(text: str) -> Catalog:
     return Catalog(models=models, defaults=defaults)
 
 
-CATALOG_PATH = Path(__file__).resolve().parents[2] / "models" / "catalog.toml"
+CATALOG_PATH = Path(__file__).resolve().with_name("catalog.toml")  # package data, shipped in the wheel
 
 
 @lru_cache(maxsize=4)
 def load(path: str | None = None) -> Catalog:
-    """The catalog at ``path``, else ``$MATTEKIT_CATALOG``, else the project's ``models/catalog.toml``."""
+    """The catalog at ``path``, else ``$MATTEKIT_CATALOG``, else the packaged ``mattekit/catalog.toml``."""
     path = Path(path or os.environ.get("MATTEKIT_CATALOG") or CATALOG_PATH)
-    return parse(path.read_text(encoding="utf-8"))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MattekitError(f"Cannot read the model catalog {path} ({exc.strerror or exc}); "
+                            "check MATTEKIT_CATALOG or reinstall mattekit.") from None
+    return parse(text)

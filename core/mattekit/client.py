@@ -370,3 +370,17 @@ def read_record(folder):
         return record if isinstance(record, dict) else {}
     except (OSError, ValueError):
         return {}
+
+
+def recorded_state_file(record):
+    """Where an adapter looks for its worker: $MATTEKIT_WORKER_STATE, the installer's ``record``, or the default."""
+    return os.environ.get(STATE_ENV) or record.get("state_file") or state_path()
+
+
+def connect_recorded(record, python=None):
+    """connect() as the installer's ``record`` says: its settings (MATTEKIT_MIRROR, _OFFLINE, _HOME, unless
+    set already), interpreter (``python``, else $MATTEKIT_PYTHON, else the record's), state file and idle timeout."""
+    for name, value in record.get("environment", {}).items():
+        os.environ.setdefault(name, value)
+    python = python or os.environ.get("MATTEKIT_PYTHON") or record.get("python")
+    return connect(python=python, path=recorded_state_file(record), idle_timeout=record.get("idle_timeout"))

@@ -1,5 +1,5 @@
-"""Running networks: threads, preprocessing per catalog, one cached Predictor per model (its engine from
-``mattekit.engines``)."""
+"""Running networks: threads, preprocessing per catalog, a Predictor per loaded model (its engine from
+``mattekit.engines``), and ModelCache, the loaded models of whoever owns it (a CLI run, the worker, the API)."""
 from __future__ import annotations
 
 import sys

@@ -18,17 +18,19 @@ import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
 import platformdirs
-import torch
 from tqdm import tqdm
 
 from mattekit import __version__
 from mattekit.errors import WeightsError
 from mattekit.fsutil import atomic_write, sha256_file
+
+if TYPE_CHECKING:  # torch is imported where state dicts are loaded, so that the catalog starts without it
+    import torch
 
 TIMEOUT = 30  # seconds a connection may stay silent before a download is abandoned
 UNKNOWN_SIZE_CAP = 2 << 30  # bytes a download of a file without a catalog size may reach (the largest listed is 176 MB)
@@ -246,6 +248,8 @@ def unwrap_state_dict(obj) -> dict[str, torch.Tensor]:
     Handles ``{'params_ema'|'params'|'state_dict'|...: sd}`` containers (``params_ema``
     preferred) and strips a DataParallel ``module.`` prefix.
     """
+    import torch
+
     while isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
         for key in _WRAPPER_KEYS:
             if key in obj and isinstance(obj[key], dict):
@@ -290,6 +294,8 @@ def fetch_first(files: Sequence[WeightFile], *, progress: bool = True) -> Path:
 def load_state_dict_file(path: str | Path, net: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
     """Load a .pth/.pt/.tar checkpoint safely (``weights_only=True``), a .safetensors file, or an .onnx
     release (its parameters mapped onto ``net`` by :mod:`mattekit.onnx_import`; float32, keys of ``net``)."""
+    import torch
+
     path = Path(path)
     if path.suffix == ".onnx":
         if net is None:

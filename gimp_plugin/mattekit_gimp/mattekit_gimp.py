@@ -102,14 +102,10 @@ def _little_endian(data, dtype):
 
 # ---------------------------------------------------------------- the worker and its schema
 
-def state_file(record):
-    return os.environ.get(client.STATE_ENV) or record.get("state_file") or client.state_path()
-
-
 def known_schema():
     """{"operations": [...], "models": {...}}: a running worker's (none is started), else the installer's record."""
     record = client.read_record(HERE)
-    worker = client.find_worker(state_file(record))
+    worker = client.find_worker(client.recorded_state_file(record))
     if worker is not None:
         try:
             return worker.schema()
@@ -120,11 +116,7 @@ def known_schema():
 
 def connect():
     """The running worker, or one started with the interpreter and settings the installer recorded."""
-    record = client.read_record(HERE)
-    for name, value in record.get("environment", {}).items():  # MATTEKIT_MIRROR, _OFFLINE, _HOME
-        os.environ.setdefault(name, value)
-    python = os.environ.get("MATTEKIT_PYTHON") or record.get("python")
-    return client.connect(python=python, path=state_file(record), idle_timeout=record.get("idle_timeout"))
+    return client.connect_recorded(client.read_record(HERE))
 
 
 def run_on_worker(worker, op, inputs, options):

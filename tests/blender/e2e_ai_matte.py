@@ -1,13 +1,16 @@
-"""Drive the AI Matte add-on inside Blender (bpy as a module), headless. Run by tests/test_blender_e2e.py
-with a bpy venv's python:
+"""Drive the installed AI Matte add-on inside Blender (bpy as a module), headless. Run by
+tests/test_blender_e2e.py with a bpy venv's python, after install/install_blender.py installed it
+into $HOME:
 
-    python e2e_ai_matte.py --zip ADDON.zip --plate DAVIS/im/SEQ [--movie SEQ.mp4] --frames 4 --output DIR --renders DIR
+    python e2e_ai_matte.py --plate DAVIS/im/SEQ [--movie SEQ.mp4] --frames 4 --output DIR --renders DIR
+                           [--extra-model NAME]
 
-Installs the extension zip (into the user extension folder that $BLENDER_USER_RESOURCES points
-at), enables it, loads the plate as an image sequence in the compositor, runs the AI Matte
-operator (which runs the roto job on the mattekit worker), renders the composite for those
-frames as RGBA PNGs (renders/sequence/); with --movie, the same through a Movie Clip node
-(renders/movie/); prints one line ``RESULT {json}`` describing what it saw.
+Reads the user's preferences (as Blender does at start; the module starts with factory ones), so
+the installed extension is enabled; checks the job options derived from the recorded schema and
+that --extra-model (only in the live worker's catalog) is offered once the worker runs; loads the
+plate as an image sequence in the compositor, runs the AI Matte operator (the roto job on the
+mattekit worker), renders the composite for those frames as RGBA PNGs (renders/sequence/); with
+--movie, the same through a Movie Clip node (renders/movie/); prints one line ``RESULT {json}``.
 """
 import argparse
 import json
@@ -68,26 +71,37 @@ def run_case(scene, plate_node, final, tree, output, renders, source):
     return result
 
 
+def offered(job, model):
+    """Whether the model menu offers ``model`` (setting an enum to an item it lacks raises TypeError)."""
+    try:
+        job.model = model
+    except TypeError:
+        return False
+    return job.model == model
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--zip", required=True)
     parser.add_argument("--plate", required=True)
     parser.add_argument("--movie", help="also: the same frames as a movie, through a Movie Clip node")
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--output", required=True)
     parser.add_argument("--renders", required=True)
     parser.add_argument("--model", default="csnet-sod")
+    parser.add_argument("--extra-model", help="a model the live worker offers but the installer's record does not")
     args = parser.parse_args()
     result = {"blender": bpy.app.version_string}
 
-    bpy.ops.extensions.package_install_files(filepath=args.zip, repo="user_default", enable_on_install=True)
+    bpy.ops.wm.read_userpref()  # what Blender does at start: the installed extension gets enabled
     module = "bl_ext.user_default.mattekit_ai_matte"
     result["enabled"] = module in bpy.context.preferences.addons
     assert hasattr(bpy.ops.mattekit, "ai_matte"), "the operator is not registered"
 
     scene = bpy.context.scene
     settings = scene.mattekit_ai_matte
-    settings.model, settings.device = args.model, "cpu"
+    result["options"] = sorted(p.identifier for p in settings.job.bl_rna.properties if p.identifier != "rna_type")
+    result["extra_model"] = {"before_worker": offered(settings.job, args.extra_model)} if args.extra_model else {}
+    settings.job.model, settings.job.device = args.model, "cpu"
     files = sorted(f for f in os.listdir(args.plate) if f.endswith(".jpg"))
     image = bpy.data.images.load(os.path.join(args.plate, files[0]))
     image.source = "SEQUENCE"
@@ -100,6 +114,10 @@ def main():
     plate.frame_start, plate.frame_offset, plate.frame_duration = 1, int(files[0][:-4]) - 1, len(files)
     tree.links.new(plate.outputs["Image"], final)
     result["sequence"] = run_case(scene, plate, final, tree, args.output, os.path.join(args.renders, "sequence"), "IMAGE")
+    if args.extra_model:  # the worker is running now: its catalog's models are offered
+        sys.modules[module + ".schema"]._models_seen["at"] = -1e9  # forget the list read before it started
+        result["extra_model"]["from_live_worker"] = offered(settings.job, args.extra_model)
+        settings.job.model = args.model
 
     if args.movie:  # the movie from scene frame 10 on (movie frame 1 at scene frame 9): frames 2.. of the movie
         clip = bpy.data.movieclips.load(args.movie)

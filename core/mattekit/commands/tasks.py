@@ -115,6 +115,7 @@ def _as_flags(message: str, task: Task) -> str:
 
 
 def run(task: Task, args) -> int:
+    from ..io import outputs
     from . import files
 
     options, ports = options_from_args(task, args)
@@ -133,14 +134,14 @@ def run(task: Task, args) -> int:
 
     def extension(source: Path) -> str:
         if task.output_format is None:
-            return files.same_format(source)
+            return outputs.same_format(source)
         return task.output_format(options, source.suffix.lower(), named)
 
     def inputs_for(picture) -> dict:
         inputs = {"image": picture.pixels}
         for port in task.inputs[1:]:
             if port.name in ports:
-                inputs[port.name] = files.read_companion(ports[port.name], Path(picture.source), port, picture.pixels.shape[:2])
+                inputs[port.name] = outputs.read_companion(ports[port.name], Path(picture.source), port, picture.pixels.shape[:2])
         return inputs
 
     output = task.outputs[0].name
@@ -154,6 +155,6 @@ def run(task: Task, args) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        return files.for_file(result, target)
+        return outputs.for_file(result, target)
 
     return files.each_image(args, suffix, process, extension, jobs)

@@ -147,7 +147,7 @@ def resolve_precision(precision: str | None, device: torch.device, half_ok: bool
     (``half_ok``), on CPUs with native bf16 bf16 where the catalog says so (``cpu_bf16_ok``), else fp32.
 
     bf16 on the CPU: 1.35-1.6x faster than the fp32 Winograd path with native bf16 (U^2-Net, U^2-Net-P,
-    IS-Net), masks moving by 0.2-0.7% of their range (models/catalog.toml); slow without native bf16.
+    IS-Net), masks moving by 0.2-0.7% of their range (the catalog); slow without native bf16.
     """
     name = _precision_name(precision)
     if name == "auto":

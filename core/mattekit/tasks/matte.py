@@ -5,7 +5,7 @@
   from the mask, and the mask stays in the estimate where colours say little);
 - with neither, the alpha comes from ``model``: a matting network (task "matte", e.g.
   modnet-portrait) directly, or a segmentation network whose mask is matted.
-The result is assembled by :mod:`mattekit.cutout` (cut-out with decontaminated colours by default).
+The result is assembled by :mod:`mattekit.tasks.cutout` (cut-out with decontaminated colours by default).
 
 Images are sRGB float32 H x W x 3|4 in [0,1]; alphas, masks and trimaps H x W.
 """
@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import catalog, matting, ops
-from ..cutout import CutoutOptions, assemble, result_kind
+from . import cutout
+from .cutout import CutoutOptions, assemble
 from ..errors import MattekitError
 from ..matting import trimap as trimaps
 from .registry import Legacy, Port, Task, option
-from .segment import DEVICE_HELP, WEIGHTS_HELP, background_or_backdrop, mask_from_prediction
+from .segment import DEVICE_HELP, WEIGHTS_HELP, mask_from_prediction
 
 
 @dataclass
@@ -119,17 +120,6 @@ def _plane(plane: np.ndarray, image: np.ndarray, what: str) -> np.ndarray:
     return plane
 
 
-def _suffix(options: MatteOptions) -> str:
-    return {"alpha": "_alpha", "foreground": "_fg"}.get(result_kind(options), "_matte")
-
-
-def _format(options: MatteOptions, source_suffix: str, named: str) -> str:
-    """PNG, or EXR (premultiplied, float) for EXR plates; a composite may go to the JPEG the user named."""
-    if result_kind(options) == "composite" and named in (".jpg", ".jpeg"):
-        return ".jpg"
-    return ".exr" if source_suffix == ".exr" else ".png"
-
-
 TASK = Task(
     name="matte",
     summary="Alpha matting: a soft alpha and decontaminated colours from a trimap, a mask's soft edge, or a model.",
@@ -137,15 +127,15 @@ TASK = Task(
     inputs=(Port("image", "image", (3, 4)),
             Port("trimap", "trimap", optional=True, help="black = background, white = subject, grey = unknown"),
             Port("mask", "mask", optional=True, help="a soft or hard subject mask whose edge is matted"),
-            Port("backdrop", "image", (3, 4), optional=True, help="an image to put behind the subject (scaled to cover)")),
-    outputs=(Port("result", "image", (1, 3, 4)),),
+            cutout.BACKDROP),
+    outputs=(cutout.RESULT,),
     prepare=_prepare,
     finish=_finish,
     needs=_needs,
-    suffix=_suffix,
-    output_format=_format,
+    suffix=lambda options: cutout.suffix_for(options, "_matte", "_alpha"),
+    output_format=cutout.format_for,
     menu="Refine _Edges...",
     legacy=(Legacy("--alpha-only", "--result alpha", {"result": "alpha"}),
             Legacy("--fg-only", "--result foreground", {"result": "foreground"}),
-            Legacy("--bg", "--background COLOUR|blur or --backdrop IMAGE", background_or_backdrop, takes_value=True)),
+            cutout.OLD_BG),
 )

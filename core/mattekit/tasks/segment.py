@@ -1,9 +1,9 @@
 """Background removal (task ``remove``): the subject's mask from a segmentation network, its edge
-matted into a soft alpha, and the cut-out the user asked for (:mod:`mattekit.cutout`).
+matted into a soft alpha, and the cut-out the user asked for (:mod:`mattekit.tasks.cutout`).
 
 Stages (the predictor is passed in as ``models["model"]``):
 prepare -> the network input; infer -> the network; finish -> :func:`mask_from_prediction` at full
-resolution, :func:`alpha_from_mask`, :func:`mattekit.cutout.assemble`.
+resolution, :func:`alpha_from_mask`, :func:`mattekit.tasks.cutout.assemble`.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import ops
-from ..cutout import CutoutOptions, assemble, result_kind
+from . import cutout
+from .cutout import CutoutOptions, assemble
 from .registry import Legacy, Port, Task, option
 
 DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
@@ -94,36 +95,19 @@ def _plain(options: SegmentOptions) -> SegmentOptions:
     return replace(options, decontaminate=False)
 
 
-def background_or_backdrop(value: str) -> dict:
-    """The old ``--bg COLOR|IMAGE``: an existing file is a backdrop image, anything else a background."""
-    from pathlib import Path
-
-    return {"backdrop": value} if Path(value).is_file() else {"background": value}
-
-
-def _suffix(options: SegmentOptions) -> str:
-    return {"alpha": "_mask", "foreground": "_fg"}.get(result_kind(options), "_cutout")
-
-
-def _format(options: SegmentOptions, source_suffix: str, named: str) -> str:
-    """Cut-outs and masks are PNG; a composite may go to the JPEG the user named."""
-    return ".jpg" if result_kind(options) == "composite" and named in (".jpg", ".jpeg") else ".png"
-
-
 TASK = Task(
     name="remove",
     summary="Cut the subject out of each image: an RGBA cut-out, its alpha, or a composite.",
     options=SegmentOptions,
-    inputs=(Port("image", "image", (3, 4)),
-            Port("backdrop", "image", (3, 4), optional=True, help="an image to put behind the subject (scaled to cover)")),
-    outputs=(Port("result", "image", (1, 3, 4)),),
+    inputs=(Port("image", "image", (3, 4)), cutout.BACKDROP),
+    outputs=(cutout.RESULT,),
     prepare=_prepare,
     finish=_finish,
     streams=True,
-    suffix=_suffix,
-    output_format=_format,
+    suffix=lambda options: cutout.suffix_for(options, "_cutout", "_mask"),
+    output_format=lambda options, source, named: cutout.format_for(options, "", named),  # PNG (or a named JPEG)
     menu="Remove _Background...",
     api="remove_background",
     legacy=(Legacy("--mask", "--result alpha", {"result": "alpha"}),
-            Legacy("--bg", "--background COLOUR or --backdrop IMAGE", background_or_backdrop, takes_value=True)),
+            cutout.OLD_BG),
 )

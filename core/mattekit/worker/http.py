@@ -352,8 +352,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                          "idle_timeout": w.idle_timeout, "max_request": w.max_request})
 
     def ep_operations(self, _args):
-        self._json(200, {"operations": [op.describe() for op in self.worker.operations.values()],
-                         "models": operations.model_menus(self.worker.models)})
+        self._json(200, operations.schema(self.worker.operations, self.worker.models))
 
     def ep_models(self, _args):
         menus = operations.model_menus(self.worker.models)

@@ -145,6 +145,12 @@ def build(paths: PathPolicy) -> dict[str, Operation]:
     return found
 
 
+def schema(offered: dict[str, Operation], models) -> dict:
+    """What ``GET /v1/operations`` answers (and installers record): every operation's description and the
+    model menus (``models``: the worker's ModelCache, for which models are loaded)."""
+    return {"operations": [op.describe() for op in offered.values()], "models": model_menus(models)}
+
+
 def model_menus(models) -> dict[str, list[dict]]:
     """{catalog task: [{"name", "description", "licence", "default", "cached", "loaded"}]} for dialogs."""
     from .. import catalog, weights

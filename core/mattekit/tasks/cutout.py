@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import ops
-from .errors import MattekitError
-from .tasks.registry import option
+from .. import ops
+from ..errors import MattekitError
+from .registry import Legacy, Port, option
 
 RESULTS = ("rgba", "alpha", "foreground", "composite")
+BACKDROP = Port("backdrop", "image", (3, 4), optional=True, help="an image to put behind the subject (scaled to cover)")
+RESULT = Port("result", "image", (1, 3, 4))  # H x W (alpha), H x W x 3 (foreground, composite) or H x W x 4 (rgba)
 
 
 @dataclass
@@ -41,6 +43,29 @@ def result_kind(options: CutoutOptions, backdrop_given: bool = False) -> str:
     if options.result is not None:
         return options.result
     return "composite" if options.background is not None or backdrop_given else "rgba"
+
+
+def suffix_for(options: CutoutOptions, plain: str, alpha: str) -> str:
+    """The CLI's output name suffix: ``alpha`` for an alpha result, _fg for colours, else ``plain``."""
+    return {"alpha": alpha, "foreground": "_fg"}.get(result_kind(options), plain)
+
+
+def format_for(options: CutoutOptions, source_suffix: str, named: str) -> str:
+    """The CLI's output format: a composite may go to the JPEG the user named; EXR plates stay EXR
+    (premultiplied, float); everything else is PNG."""
+    if result_kind(options) == "composite" and named in (".jpg", ".jpeg"):
+        return ".jpg"
+    return ".exr" if source_suffix == ".exr" else ".png"
+
+
+def background_or_backdrop(value: str) -> dict:
+    """The old ``--bg COLOR|IMAGE``: an existing file is a backdrop image, anything else a background."""
+    from pathlib import Path
+
+    return {"backdrop": value} if Path(value).is_file() else {"background": value}
+
+
+OLD_BG = Legacy("--bg", "--background COLOUR|blur or --backdrop IMAGE", background_or_backdrop, takes_value=True)
 
 
 def parse_shadow(text: str) -> tuple[tuple[int, int], float, float]:
@@ -95,7 +120,7 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
         result = alpha
     else:
         if options.decontaminate:
-            from .matting import estimate_foreground
+            from ..matting import estimate_foreground
 
             colours = estimate_foreground(image[..., :3], alpha)
         else:

@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""Install the mattekit "AI Matte" add-on into Blender 4.2+ for the current user (or remove it with --uninstall).
+
+    python install/install_blender.py [--blender PATH]... [--bpy-python PY]... [--python PY] [--zip FILE]
+                                      [--dry-run] [--uninstall]
+
+Run it with the Python that has mattekit installed (it is recorded as the worker's interpreter;
+--python names another). It builds the extension zip: ``blender_addon/`` plus
+
+    mattekit_client.py      a copy of mattekit.client (standard library only)
+    mattekit_protocol.py    a copy of mattekit.worker.protocol (the wire format)
+    mattekit_worker.json    the record: interpreter, state file, the worker's operations and models
+
+checks it with Blender's own extension validation (``blender_ext.py validate``), then installs it
+through Blender itself into its "user_default" extension repository, enables it and saves the
+preferences. Which Blender: each ``--blender PATH``, each ``--bpy-python PY`` (a Python that
+imports Blender as the ``bpy`` module), else ``blender`` on PATH and the usual install folders
+(Linux /opt, /snap, ~; macOS /Applications; Windows Program Files); versions before 4.2 are
+skipped. With none found it says so (``--zip FILE`` still writes the zip, for Blender's
+Preferences > Get Extensions > Install from Disk).
+
+What the install created in the user's folders (Blender's user folder, its thumbnail cache, their
+parents) is listed in ``mattekit_install.json`` inside the installed add-on, so that --uninstall
+removes exactly that, unless it changed since (then it is kept and named). --dry-run says what it
+would do and leaves every file as it was. Running it again changes nothing unless something changed.
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import worker_record
+
+TOOL = "install_blender"
+ADDON_SOURCE = worker_record.REPO / "blender_addon"
+INSIDE = Path(__file__).resolve().with_name("inside_blender.py")
+MANIFEST = "mattekit_install.json"
+MINIMUM = (4, 2, 0)
+CACHE_FOLDERS = (".cache", ".blender_ext")
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same files give the same zip bytes
+
+
+def manifest_value(key):
+    """A top-level string of blender_addon/blender_manifest.toml ("id": the installed folder's name, "version")."""
+    for line in (ADDON_SOURCE / "blender_manifest.toml").read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == key:
+            return value.strip().strip('"')
+    raise SystemExit("%s: blender_addon/blender_manifest.toml has no %s." % (TOOL, key))
+
+
+def package_id():
+    return manifest_value("id")
+
+
+# ---------------------------------------------------------------- the zip
+
+def addon_files(record):
+    """{path inside the zip: bytes}: the add-on's sources plus the client, protocol and record."""
+    files = {}
+    for path in sorted(ADDON_SOURCE.rglob("*")):
+        relative = path.relative_to(ADDON_SOURCE)
+        if path.is_file() and "__pycache__" not in relative.parts and path.suffix not in (".pyc", ".zip"):
+            files[relative.as_posix()] = path.read_bytes()
+    files.update(worker_record.adapter_files(record))
+    return files
+
+
+def zip_bytes(files):
+    """A zip of ``files`` (deterministic: sorted entries, fixed times, mode 0644)."""
+    handle = tempfile.SpooledTemporaryFile()
+    with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, ZIP_TIME)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, files[name])
+    handle.seek(0)
+    return handle.read()
+
+
+# ---------------------------------------------------------------- finding Blender
+
+def candidate_blenders(home, env, platform):
+    """Blender executables in the usual places (existing files only, in order, without repeats)."""
+    found = [shutil.which("blender", path=env.get("PATH"))]
+    if platform == "darwin":
+        patterns = ["/Applications/Blender*.app/Contents/MacOS/Blender",
+                    str(home / "Applications" / "Blender*.app" / "Contents" / "MacOS" / "Blender")]
+    elif platform == "win32":
+        programs = env.get("ProgramFiles") or "C:\\Program Files"
+        patterns = [os.path.join(programs, "Blender Foundation", "Blender*", "blender.exe")]
+    else:
+        patterns = ["/snap/bin/blender", "/opt/blender*/blender", str(home / "blender*" / "blender"),
+                    str(home / ".local" / "bin" / "blender")]
+    for pattern in patterns:
+        found += sorted(glob.glob(pattern), reverse=True)  # newest version first
+    unique, seen = [], set()
+    for path in found:
+        if path and os.path.isfile(path) and os.access(path, os.X_OK) and os.path.realpath(path) not in seen:
+            seen.add(os.path.realpath(path))
+            unique.append(path)
+    return unique
+
+
+class Blender:
+    """One Blender to install into: a Blender executable, or a Python that imports ``bpy``."""
+
+    def __init__(self, executable, module=False):
+        self.executable = os.path.abspath(executable)
+        self.module = module
+        self.info = None
+
+    def __str__(self):
+        version = self.info["version_string"] if self.info else "?"
+        kind = "bpy module run by" if self.module else "at"
+        return "Blender %s (%s %s)" % (version, kind, self.executable)
+
+    def command(self, *args):
+        if self.module:
+            return [self.executable, str(INSIDE)] + list(args)
+        return [self.executable, "--background", "--python-exit-code", "1", "--python", str(INSIDE), "--"] + list(args)
+
+    def run(self, *args):
+        """Run inside_blender.py COMMAND ARGS in this Blender; its RESULT (a dict), or SystemExit."""
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        try:
+            out = subprocess.run(self.command(*args), capture_output=True, text=True, timeout=600, env=env)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SystemExit("%s: cannot run %s (%s)." % (TOOL, self.executable, exc))
+        lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+        if out.returncode != 0 or not lines:
+            last = ((out.stderr + out.stdout).strip().splitlines() or ["no output"])[-1]
+            raise SystemExit("%s: %s failed to %s the add-on (%s)." % (TOOL, self.executable, args[0], last))
+        return json.loads(lines[-1][len("RESULT "):])
+
+
+# ---------------------------------------------------------------- what a Blender run leaves in the user's folders
+
+def watched_folders(home, env, platform):
+    """The folders Blender writes to for a user: its user folder and (XDG systems) the thumbnail cache."""
+    if env.get("BLENDER_USER_RESOURCES"):
+        folders = [Path(env["BLENDER_USER_RESOURCES"])]
+    elif platform == "win32":
+        folders = [Path(env.get("APPDATA") or home / "AppData" / "Roaming") / "Blender Foundation" / "Blender"]
+    elif platform == "darwin":
+        folders = [home / "Library" / "Application Support" / "Blender"]
+    else:
+        folders = [Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "blender"]
+    if platform not in ("win32", "darwin"):
+        folders.append(Path(env.get("XDG_CACHE_HOME") or home / ".cache") / "thumbnails")
+    return folders
+
+
+def survey(folders, home):
+    """{path: "dir" | "file"}: everything under ``folders`` and their existing parents inside ``home``."""
+    found = {}
+    for folder in folders:
+        for parent in reversed(folder.parents):
+            if parent != home and home in parent.parents and parent.is_dir():
+                found[str(parent)] = "dir"
+        if folder.is_dir():
+            found[str(folder)] = "dir"
+            for top, dirs, files in os.walk(str(folder)):
+                for name in dirs:
+                    found[os.path.join(top, name)] = "dir"
+                for name in files:
+                    found[os.path.join(top, name)] = "file"
+    return found
+
+
+def is_blender_cache(path, user_folder):
+    """Whether ``path`` lies in one of Blender's own caches in its user folder (extensions/.cache,
+    <repository>/.blender_ext): Blender rewrites them at each start and makes them again when missing."""
+    try:
+        parts = Path(path).relative_to(user_folder).parts
+    except ValueError:
+        return False
+    return any(part in CACHE_FOLDERS for part in parts[:-1])
+
+
+def created_since(before, after):
+    """{path: sha256 (files) or None (folders)} of what ``after`` has and ``before`` had not."""
+    return {path: (worker_record.sha256_file(path) if kind == "file" else None)
+            for path, kind in sorted(after.items()) if path not in before and os.path.exists(path)}
+
+
+def remove_paths(paths, dry_run, say, gone=None):
+    """Remove the files among ``paths``, then its folders that hold nothing else (deepest first).
+
+    gone: paths removed already (or, in a dry run, that would be); updated. Returns the count.
+    """
+    gone = set() if gone is None else gone
+    count = 0
+    for path in sorted(p for p in paths if os.path.isfile(p) or os.path.islink(p)):
+        say("remove %s" % path)
+        gone.add(path)
+        count += 1
+        if not dry_run:
+            os.remove(path)
+    for folder in sorted((p for p in paths if os.path.isdir(p) and not os.path.islink(p)), key=len, reverse=True):
+        leftover = [n for n in os.listdir(folder) if os.path.join(folder, n) not in gone]
+        if leftover:
+            say("keep folder %s (it holds %s, made since)" % (folder, leftover[0]))
+            continue
+        say("remove folder %s" % folder)
+        gone.add(folder)
+        count += 1
+        if not dry_run:
+            os.rmdir(folder)
+    return count
+
+
+def tidy_up(before, watched, home):
+    """Silently remove what Blender runs made in ``watched`` since the survey ``before`` (thumbnail folders...)."""
+    remove_paths(set(survey(watched, home)) - set(before), False, lambda _: None)
+
+
+# ---------------------------------------------------------------- install and uninstall
+
+def package_folder(blender):
+    return Path(blender.info["extensions"]) / "user_default" / package_id()
+
+
+def read_manifest(folder):
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        return manifest if isinstance(manifest, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def up_to_date(folder, files):
+    return all((folder / name).is_file() and (folder / name).read_bytes() == data for name, data in files.items())
+
+
+def install(blender, files, archive, watched, home, dry_run, say):
+    """Install ``archive`` (holding ``files``) into ``blender``; returns the number of changes."""
+    before = survey(watched, home)
+    blender.info = blender.run("probe")
+    folder = package_folder(blender)
+    if tuple(blender.info["version"]) < MINIMUM:
+        print("%s: skipped %s: the add-on needs Blender 4.2 or later." % (TOOL, blender))
+        tidy_up(before, watched, home)
+        return 0
+    if up_to_date(folder, files) and (folder / MANIFEST).is_file():
+        tidy_up(before, watched, home)  # the probe's traces
+        return 0
+    if dry_run:
+        say("build %s from blender_addon/ with %s" % (archive.name, ", ".join(worker_record.ADAPTER_FILES)))
+        say("validate the extension zip with %s" % blender.info["blender_ext"])
+        say("install %s into %s, enable it and save the preferences (%s)" % (package_id(), folder, blender.info["userpref"]))
+        tidy_up(before, watched, home)  # leave no trace
+        return 1
+    check = blender.run("validate", str(archive))
+    if not check["ok"]:
+        raise SystemExit("%s: Blender's validation refused the extension zip: %s" % (TOOL, check["message"]))
+    say("validated the extension zip with Blender's own blender_ext.py (%s)" % check["message"].splitlines()[-1])
+    earlier = read_manifest(folder).get("created", {})
+    done = blender.run("install", str(archive))
+    if not done["ok"]:
+        raise SystemExit("%s: %s installed the add-on but could not enable it." % (TOOL, blender))
+    created = dict(earlier)
+    created.update(created_since(before, survey(watched, home)))
+    manifest = {"blender": blender.info["version_string"], "created": {p: d for p, d in created.items() if os.path.exists(p)}}
+    worker_record.atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    say("installed and enabled %s in %s" % (package_id(), folder))
+    return 1
+
+
+def uninstall(blender, watched, home, dry_run, say, gone):
+    """Remove the add-on from ``blender`` and what its install created; returns the number of changes.
+    gone: what earlier uninstalls of this run removed (see remove_paths)."""
+    before = survey(watched, home)
+    blender.info = blender.run("probe")
+    folder = package_folder(blender)
+    if not folder.exists():
+        tidy_up(before, watched, home)
+        return 0
+    created = read_manifest(folder).get("created", {})
+    ours, changed = set(), []
+    for path, digest in created.items():
+        if not os.path.exists(path):
+            continue
+        if digest is None or is_blender_cache(path, blender.info["user"]) or \
+                (os.path.isfile(path) and worker_record.sha256_file(path) == digest):
+            ours.add(path)
+        else:
+            changed.append(path)
+    keep_prefs = blender.info["userpref"] not in ours
+    if dry_run:
+        say("disable %s and remove %s through %s%s" % (package_id(), folder, blender,
+                                                     ", saving the preferences" if keep_prefs else ""))
+        for path in changed:
+            say("keep %s (changed since the install)" % path)
+        gone.add(str(folder))  # Blender removes the add-on's folder
+        outside = {p for p in ours if not p.startswith(str(folder) + os.sep) and p != str(folder)}
+        count = 1 + remove_paths(outside, True, say, gone)
+        tidy_up(before, watched, home)
+        return count
+    blender.run("uninstall", package_id(), *(["--keep-prefs"] if keep_prefs else []))
+    say("removed %s from %s" % (package_id(), blender))
+    for path in changed:
+        say("keep %s (changed since the install)" % path)
+    traces = set(survey(watched, home)) - set(before)  # this run's own (thumbnail folders, caches)
+    return 1 + remove_paths((ours | traces) - set(changed), False, say, gone)
+
+
+def targets(args, home):
+    """The Blenders to work on (probed later); SystemExit when none is named or found."""
+    chosen = [Blender(p) for p in args.blender or []] + [Blender(p, module=True) for p in args.bpy_python or []]
+    if chosen:
+        return chosen
+    return [Blender(p) for p in candidate_blenders(home, os.environ, sys.platform)]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Install the mattekit AI Matte add-on into Blender 4.2+ (per user).")
+    parser.add_argument("--blender", action="append", help="a Blender executable; repeatable; default: detected")
+    parser.add_argument("--bpy-python", action="append", help="a Python that imports Blender as the bpy module")
+    parser.add_argument("--python", default=sys.executable,
+                        help="interpreter that runs the worker (default: this one, %(default)s)")
+    parser.add_argument("--idle-timeout", type=float, default=900.0,
+                        help="seconds a worker started by the add-on stays up without work (default 900)")
+    parser.add_argument("--zip", type=Path, help="also write the extension zip to this file")
+    parser.add_argument("--dry-run", action="store_true", help="say what would change; change nothing")
+    parser.add_argument("--uninstall", action="store_true", help="remove the add-on and what its install created")
+    args = parser.parse_args(argv)
+    prefix = "would " if args.dry_run else ""
+
+    def say(text):
+        print("%s: %s%s" % (TOOL, prefix, text))
+
+    home = Path.home()
+    watched = watched_folders(home, os.environ, sys.platform)
+    blenders = targets(args, home)
+    if args.uninstall:
+        if not blenders:
+            raise SystemExit("%s: no Blender found; name it with --blender PATH." % TOOL)
+        gone = set()
+        total = sum(uninstall(b, watched, home, args.dry_run, say, gone) for b in reversed(blenders))
+        print("%s: %s" % (TOOL, "nothing to remove." if not total else "%d change(s) planned." % total
+                          if args.dry_run else "add-on removed."))
+        return 0
+    python = os.path.abspath(args.python)
+    settings = worker_record.worker_settings(os.environ)
+    info = worker_record.query_worker(python, settings, TOOL)
+    record = worker_record.build_record(python, info, args.idle_timeout, settings)
+    files = addon_files(record)
+    data = zip_bytes(files)
+    total = 0
+    if args.zip is not None and not (args.zip.is_file() and args.zip.read_bytes() == data):
+        say("write %s" % args.zip)
+        total += 1
+        if not args.dry_run:
+            worker_record.atomic_write(args.zip, data)
+    if not blenders:
+        if args.zip is None:
+            raise SystemExit("%s: no Blender found; name it with --blender PATH, or write the zip with --zip FILE "
+                             "and install it from Blender's Preferences > Get Extensions > Install from Disk." % TOOL)
+        print("%s: no Blender found; install %s from Blender's Preferences > Get Extensions > Install from Disk."
+              % (TOOL, args.zip))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="mattekit-blender-") as scratch:
+        archive = Path(scratch) / ("%s-%s.zip" % (package_id(), manifest_value("version")))
+        archive.write_bytes(data)
+        for blender in blenders:
+            total += install(blender, files, archive, watched, home, args.dry_run, say)
+    print("%s: %s; worker interpreter %s." % (TOOL, "already up to date" if not total else
+                                              "%d change(s)%s" % (total, " planned" if args.dry_run else ""), python))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

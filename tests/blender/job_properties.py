@@ -1,0 +1,43 @@
+"""Register the AI Matte add-on found in ADDON_PARENT (bpy as a module, no worker running) and describe the
+job properties it built from the recorded roto schema. Run by tests/test_blender_e2e.py:
+
+    python job_properties.py ADDON_PARENT     -> one line ``RESULT {json}``
+"""
+import json
+import os
+import sys
+
+import bpy
+
+sys.path.insert(0, sys.argv[1])
+import mattekit_ai_matte as addon  # noqa: E402
+from mattekit_ai_matte import schema  # noqa: E402
+
+addon.register()
+job = bpy.context.scene.mattekit_ai_matte.job
+props = {}
+for prop in job.bl_rna.properties:
+    if prop.identifier == "rna_type":
+        continue
+    entry = {"type": prop.type, "name": prop.name}
+    if prop.type in ("INT", "FLOAT"):
+        entry.update(min=prop.hard_min, max=prop.hard_max, default=prop.default)
+    if prop.type == "STRING":
+        entry["subtype"] = prop.subtype
+    if prop.type == "ENUM" and not prop.is_enum_flag:
+        entry["items"] = [item.identifier for item in prop.enum_items]
+    props[prop.identifier] = entry
+result = {"properties": props, "defaults": schema.job_values(job, schema.job_options())}
+job.model = "csnet-sod"
+job.use_radius, job.radius, job.bit_depth, job.refine = True, 3, "8", False
+job.rgba = "/tmp/cut.####.png"
+result["changed"] = schema.job_values(job, schema.job_options())
+try:
+    job.model = "not-a-model"
+    result["unknown_model"] = "accepted"
+except TypeError:
+    result["unknown_model"] = "refused"
+addon.unregister()
+result["unregistered"] = not hasattr(bpy.types.Scene, "mattekit_ai_matte")
+print("RESULT " + json.dumps(result), flush=True)
+os._exit(0)
