@@ -27,7 +27,7 @@ import pytest
 from PIL import Image
 
 from mattekit import io
-from mattekit.commands.files import IMAGE_SUFFIXES
+from mattekit.io.outputs import IMAGE_SUFFIXES
 from mattekit.fsutil import sha256_file
 
 CAP = 6 << 30  # bytes of address space every subprocess may map
