@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import pickle
 import shutil
 import sys
 from collections import OrderedDict
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # torch is imported where state dicts are loaded, so that the
     import torch
 
 TIMEOUT = 30  # seconds a connection may stay silent before a download is abandoned
+UNKNOWN_SIZE_CAP = 2 << 30  # bytes a download of a file without a catalog size may reach (the largest listed is 176 MB)
 _CHUNK = 1 << 20
 _WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net")
 
@@ -187,6 +189,8 @@ def _get(source: str | Path, part: Path, wf: WeightFile, progress: bool) -> None
     if isinstance(source, Path):
         if not source.is_file():
             raise _SourceFailed("no such file")
+        if source.stat().st_size > _size_limit(wf):
+            raise _SourceFailed(f"{source.stat().st_size} bytes, more than the {_size_limit(wf)} expected")
         try:
             shutil.copyfile(source, part)
         except OSError as e:
@@ -217,15 +221,28 @@ def _download(url: str, part: Path, wf: WeightFile, progress: bool) -> None:
             start = 0  # the server ignored the Range request and sends the whole file
         length = resp.headers.get("Content-Length", "")
         total = start + int(length) if length.isdigit() else wf.size
+        limit = _size_limit(wf)
+        if total is not None and total > limit:
+            raise _SourceFailed(f"it announced {total} bytes, more than the {limit} expected")
         bar = tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=wf.name,
                    file=sys.stderr, disable=None if progress else True, leave=False)
         with open(part, "ab" if start else "wb") as f, bar:
-            while chunk := resp.read(_CHUNK):
+            while chunk := resp.read(min(_CHUNK, limit + 1 - f.tell())):
                 f.write(chunk)
                 bar.update(len(chunk))
+                if f.tell() > limit:
+                    break
             received = f.tell()
+    if received > limit:  # a mirror streaming without end must not fill the disk
+        part.unlink()
+        raise _SourceFailed(f"it sent more than the {limit} bytes expected; the download was stopped and deleted")
     if total is not None and received < total:  # keep the .part so the next run resumes
         raise _SourceFailed(f"connection closed after {received} of {total} bytes; run again to resume")
+
+
+def _size_limit(wf: WeightFile) -> int:
+    """The most bytes a download of ``wf`` may bring: its catalog size, else :data:`UNKNOWN_SIZE_CAP`."""
+    return wf.size or UNKNOWN_SIZE_CAP
 
 
 def unwrap_state_dict(obj) -> dict[str, torch.Tensor]:
@@ -374,5 +391,10 @@ def load_state_dict_file(path: str | Path, net: torch.nn.Module | None = None) -
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError):  # its message suggests weights_only=False: never pass that on
+        raise WeightsError(f"The weights file {path} cannot be loaded safely: it is not a plain checkpoint of tensors "
+                           "(it holds other Python objects, or is damaged or in another format); mattekit loads "
+                           "state dicts (.pth), .safetensors and .onnx files only.") from None
     return unwrap_state_dict(obj)

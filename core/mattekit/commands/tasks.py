@@ -40,14 +40,15 @@ def _metavar(option: registry.Option) -> str | None:
 
 def add_task_parser(sub, task: Task) -> None:
     """The subcommand for ``task`` with its flags, all derived from the declaration."""
-    p = sub.add_parser(task.name, help=task.summary[0].lower() + task.summary[1:].rstrip("."), description=task.summary)
+    summary = task.summary.replace("%", "%%")
+    p = sub.add_parser(task.name, help=summary[0].lower() + summary[1:].rstrip("."), description=summary)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns; - reads standard input")
     p.add_argument("-o", "--output", help="output file (one input) or folder; - (PNG) or FORMAT:- (jpg:-, tif:-...) "
                    "writes standard output; default: beside each input as "
                    f"NAME{task.suffix_for(task.options()).replace('{scale}', 'N') or '_out'}.EXT")
     for port in task.inputs[1:]:
         p.add_argument(f"--{port.name}", dest=f"port_{port.name}", metavar="FILE|FOLDER",
-                       help=f"{port.help or port.kind} (a file, or a folder of files named like the inputs)")
+                       help=f"{port.help or port.kind} (a file, or a folder of files named like the inputs)".replace("%", "%%"))
     add_option_flags(p, task.declared)
     for i, old in enumerate(task.legacy):
         kind = {"action": "store", "metavar": "VALUE"} if old.takes_value else {"action": "store_true"}
@@ -66,7 +67,7 @@ def add_option_flags(parser, options: list[registry.Option]) -> None:
     for option in options:
         if "cli" not in option.hosts:
             continue
-        common = dict(dest=f"opt_{option.name}", default=None, help=option.help)
+        common = dict(dest=f"opt_{option.name}", default=None, help=option.help.replace("%", "%%"))  # argparse formats help
         if option.type is bool:
             parser.add_argument(option.flag, action=argparse.BooleanOptionalAction, **common)
         else:
