@@ -115,7 +115,7 @@ def test_plugin_file_is_small_plain_and_executable():
             modules |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             modules.add((node.module or "").split(".")[0])
-    assert modules <= {"os", "sys", "array", "gi", "mattekit_client", "mattekit"}, modules
+    assert modules <= {"json", "os", "sys", "array", "gi", "mattekit_client", "mattekit"}, modules
     assert "import numpy" not in source and "import torch" not in source
     assert len(source.splitlines()) < 500
     assert os.access(PLUGIN, os.X_OK), "GIMP ignores a plug-in file that is not executable"
@@ -193,6 +193,9 @@ def test_remove_background_adds_a_layer_mask_that_cuts_out_the_person(gimp, work
     names = [c[0] for c in Gimp.CALLS]
     assert names[0] == "progress_init" and "progress_update" in names and "progress_end" in names
     assert not GimpUi.SHOWN, "no dialog in non-interactive mode"
+    record = json.loads(bytes(layer.get_parasite("mattekit-provenance").get_data()))
+    assert record["task"] == "remove" and record["models"][0]["name"] == "sinet-portrait"
+    assert len(record["models"][0]["sha256"]) == 64 and record["digital_source_type"].endswith("algorithmicallyEnhanced")
 
 
 def test_remove_background_new_layer_respects_offsets_selection_and_16_bit(gimp, worker, shared):

@@ -12,6 +12,8 @@ from PIL import Image, ImageOps
 
 from mattekit.errors import InputError, OutputError
 from mattekit.io import linear_to_srgb, read_image, srgb_to_linear, write_image
+from mattekit import io
+from mattekit.io import images
 from mattekit.io.images import _orient
 
 
@@ -303,3 +305,35 @@ def test_write_removes_the_targets_stale_temporaries(tmp_path):
         path.write_bytes(b"partial")
     write_image(tmp_path / "a.png", _random())
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.png"] + [p.name for p in others])
+
+
+def test_declared_sizes_are_checked_before_decoding(tmp_path, monkeypatch):
+    monkeypatch.setenv("MATTEKIT_MAX_PIXELS", "1000")
+    io.write_image(tmp_path / "big.png", np.zeros((40, 30, 3), np.float32))
+    with pytest.raises(InputError, match=r"declares 30x40 pixels .* set MATTEKIT_MAX_PIXELS=1200 to try anyway\.$"):
+        io.read_image(tmp_path / "big.png")
+    monkeypatch.setenv("MATTEKIT_MAX_PIXELS", "1200")
+    assert io.read_image(tmp_path / "big.png").pixels.shape == (40, 30, 3)
+    monkeypatch.setenv("MATTEKIT_MAX_PIXELS", "lots")
+    with pytest.raises(InputError, match="MATTEKIT_MAX_PIXELS=lots is not a number"):
+        io.read_image(tmp_path / "big.png")
+    monkeypatch.delenv("MATTEKIT_MAX_PIXELS")
+    assert 1e6 < images.pixel_budget() < 1e11  # from free memory
+
+
+def test_a_huge_exr_display_window_is_refused_before_any_allocation(tmp_path):
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage,
+              "dataWindow": ((0, 0), (3, 3)), "displayWindow": ((0, 0), (59999, 59999))}
+    OpenEXR.File(header, {"R": np.ones((4, 4), np.float32)}).write(str(tmp_path / "wide.exr"))
+    with pytest.raises(InputError, match=r"declares 60000x60000 pixels"):
+        io.read_image(tmp_path / "wide.exr")
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG", "TIFF"])
+def test_multi_frame_files_warn_that_only_the_first_frame_is_used(tmp_path, fmt):
+    frames = [Image.new("RGB", (8, 6), (60 * k, 0, 0)) for k in (1, 2, 3)]
+    path = tmp_path / f"anim.{fmt.lower()}"
+    frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:])
+    with pytest.warns(UserWarning, match="has 3 frames .* only the first is used"):
+        picture = io.read_image(path)
+    assert abs(picture.pixels[0, 0, 0] - 60 / 255) < 0.02

@@ -308,3 +308,38 @@ def test_bench_matte_prints_the_table(shared, capsys):
     out = capsys.readouterr().out
     for row in ("SAD (/1000)", "MSE (x1e3)", "gradient (/1000)", "s/image", "Trimap1: 2 images"):
         assert row in out
+
+
+@pytest.mark.parametrize("shape", [(1, 65535), (65535, 1), (2, 40000), (40000, 2), (1, 1), (3, 3000)])
+def test_strips_and_single_pixels_are_matted_without_a_dense_solve(shape):
+    """1-2 px sides coarsen along their length: a 65535 x 1 strip once asked for a 39871^2 dense matrix."""
+    h, w = shape
+    rng = np.random.default_rng(5)
+    image = rng.random((h, w, 3)).astype(np.float32)
+    trimap = np.full((h, w), 0.5, np.float32)
+    quarter = max(1, h * w // 4)
+    trimap.ravel()[:quarter], trimap.ravel()[-quarter:] = 1.0, 0.0
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        alpha = estimate_alpha(image, trimap)
+    assert alpha.shape == shape and np.isfinite(alpha).all() and alpha.min() >= 0 and alpha.max() <= 1
+    stencil = np.zeros((13, h, w), np.float32)
+    stencil[0] = 1.0
+    coarsest = solver.Multigrid(stencil, np.ones((h, w), bool)).levels[-1]
+    assert coarsest.direct[1].shape[0] <= solver.COARSEST
+
+
+def test_trimaps_of_thin_strips_are_quick_and_the_same_as_with_the_full_disc():
+    import cv2
+
+    rng = np.random.default_rng(6)
+    for shape in [(3, 200), (200, 3), (1, 300), (7, 9)]:
+        mask = (cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), 3) > 0.5).astype(np.uint8)
+        for r in (1, 5, 12):
+            disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+            full = cv2.erode(mask, disc, borderType=cv2.BORDER_REPLICATE)
+            assert (cv2.erode(mask, trimaps._disc(r, *shape), borderType=cv2.BORDER_REPLICATE) == full).all()
+    strip = np.zeros((65535, 1), np.float32)
+    strip[:30000] = 1
+    start = time.perf_counter()
+    trimap = trimaps.from_mask(strip)  # a 262-px band: once a 525 x 525 disc per pixel (minutes)
+    assert time.perf_counter() - start < 10 and trimap[0, 0] == 1 and trimap[-1, 0] == 0

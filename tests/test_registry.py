@@ -46,6 +46,15 @@ def test_paths_are_not_worker_options():
     assert "weights" not in registry.get("remove").describe("worker")["options"]
 
 
+@pytest.mark.parametrize("command", sorted(registry.tasks()) + ["roto", "models", "serve", "bench", "info"])
+def test_every_command_prints_its_help(command, capsys):
+    from mattekit.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0 and "usage: mattekit " + command in capsys.readouterr().out
+
+
 def test_cli_flags_come_from_the_declaration():
     parser = build_parser("bokeh")
     sub = next(a for a in parser._actions if a.dest == "command").choices["bokeh"]

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mattekit import client, runtime
+from mattekit import catalog, client, runtime
 from mattekit.client import Pixels, WorkerError
 from mattekit.tasks.registry import Port, Task, option
 from mattekit.worker import http as http_mod
@@ -92,7 +92,7 @@ def _test_operation(name: str, inputs: tuple, run, options: type = NoOptions) ->
     task = Task(name, "test", options, inputs, (Port("result", "image", (1, 2, 3, 4)),), prepare=None, finish=None,
                 main=None)
     return operations.Operation(name, task.inputs, task.outputs, lambda values: task.make_options(values, "worker"),
-                                run, lambda: task.describe("worker"))
+                                lambda *args: (run(*args), None), lambda: task.describe("worker"))
 
 
 def _echo_operation() -> operations.Operation:
@@ -260,6 +260,11 @@ def test_remove_cuts_out_a_real_portrait_sync_and_async_alike(make_worker, mirro
     asyn, = worker.run("remove", [pixels], options, progress=lambda f, m: seen.append((f, m)))
     assert sync.data == asyn.data, "the same request must give the same bytes"
     assert seen and seen[-1][0] == 1.0
+    for output in (sync, asyn):  # the worker says what made its outputs (the X-Mattekit-Meta answer header)
+        record = output.provenance
+        assert record["task"] == "remove" and record["options"] == options
+        assert record["models"] == [{"option": "model", "name": "sinet-portrait", "weights": "SINet.pth",
+                                     "sha256": catalog.load().get("sinet-portrait").weights.sha256, "derived": False}]
     alpha = np.frombuffer(sync.data, np.uint8).reshape(h, w) / 255.0
     iou = _iou(alpha, gt)
     print(f"worker remove person1 sinet-portrait IoU {iou:.4f}")

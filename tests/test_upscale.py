@@ -242,3 +242,8 @@ def test_bench_upscale_prints_reference_figures(shared, tmp_path, mirror, capsys
     rows = {line.split()[0]: line.split() for line in lines if line.startswith("img_")}
     assert rows["img_002_SRF_4_LR"][6] == "32.41" and rows["img_005_SRF_4_LR"][6] == "29.12"
     assert all(float(r[2]) > float(r[4]) for r in rows.values())  # PSNR-Y above bicubic
+
+
+def test_a_result_larger_than_free_memory_is_refused_before_allocating():
+    with pytest.raises(MattekitError, match=r"^Not enough memory for the 200000x200000 result \(447\.0 GiB\); choose a smaller scale\.$"):
+        tiling._output_buffer(1, 200_000, 200_000, 3)

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
 
 from mattekit import weights
 from mattekit.errors import WeightsError
@@ -228,3 +229,40 @@ def test_http_error_is_a_sentence(server, sums, env):
     with pytest.raises(WeightsError, match="HTTP 404") as err:
         fetch(wf, progress=False)
     assert_sentence(str(err.value))
+
+
+def test_a_download_stops_at_the_catalog_size(server, shared, sums, env, tmp_path):
+    """A source sending more than the catalog's size (a mirror streaming without end) is cut off and deleted."""
+    big = shared / "weights" / BIG  # served under NAME's name: 1.7 MB for a 445 kB file
+    (tmp_path / "huge").mkdir()
+    (tmp_path / "huge" / NAME).symlink_to(big)
+    server.routes["huge"] = tmp_path / "huge"
+    server.handle_error = lambda request, address: None  # the client hanging up early is the point
+    size = (shared / "weights" / NAME).stat().st_size
+    wf = WeightFile(NAME, f"{server.base}/huge/{NAME}", sums[NAME], size=size)
+    with pytest.raises(WeightsError, match=f"more than the {size} expected") as err:
+        fetch(wf, progress=False)
+    assert_sentence(str(err.value))
+    assert not cached_path(wf).exists() and not cached_path(wf).with_name(NAME + ".part").exists()
+
+
+def test_a_download_without_a_known_size_stops_at_the_cap(server, sums, env, monkeypatch):
+    monkeypatch.setattr("mattekit.weights.UNKNOWN_SIZE_CAP", 100_000)
+    wf = WeightFile(BIG, f"{server.base}/official/{BIG}", sums[BIG])
+    with pytest.raises(WeightsError, match="more than the 100000 expected"):
+        fetch(wf, progress=False)
+    assert not cached_path(wf).with_name(BIG + ".part").exists()
+
+
+def test_a_weights_file_with_pickled_objects_is_one_sentence(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    torch.save({"weight": torch.zeros(2), "extra": Payload()}, tmp_path / "evil.pth")
+    (tmp_path / "garbage.pth").write_bytes(b"\x80\x04not a checkpoint" * 10)
+    for name in ("evil.pth", "garbage.pth"):
+        with pytest.raises(WeightsError, match="cannot be loaded safely") as err:
+            load_state_dict_file(tmp_path / name)
+        assert_sentence(str(err.value))
+        assert "weights_only" not in str(err.value)

@@ -115,23 +115,24 @@ def run(task_name: str, x, output: str | Path | None = None, **kwargs):
 
 
 def _run_file(task, source: Path, output, options, given: dict, loaded: dict) -> Path:
-    from . import io
-    from .commands import files
+    from . import io, provenance
+    from .io import outputs
 
     picture = io.read_image(source)
     inputs = {"image": picture.pixels}
     for name, value in given.items():
-        inputs[name] = files.read_companion(str(value), source, dict((p.name, p) for p in task.inputs)[name],
+        inputs[name] = outputs.read_companion(str(value), source, dict((p.name, p) for p in task.inputs)[name],
                                             picture.pixels.shape[:2])
     models = models_cache().for_task(task, options, set(given), loaded)
     suffix = task.suffix_for(options)
     if "{scale}" in suffix:
         suffix = suffix.replace("{scale}", str(models[task.main].entry.scale))
     named = Path(output).suffix.lower() if output else ""
-    ext = task.output_format(options, source.suffix.lower(), named) if task.output_format else files.same_format(source)
+    ext = task.output_format(options, source.suffix.lower(), named) if task.output_format else outputs.same_format(source)
     target = Path(output) if output else source.with_name(source.stem + suffix + ext)
-    result = files.for_file(task.run(models, inputs, options)[task.outputs[0].name], target)
-    io.write_image(target, result, bit_depth=files.bit_depth_for(picture, target))
+    result = outputs.for_file(task.run(models, inputs, options)[task.outputs[0].name], target)
+    io.write_image(target, result, bit_depth=outputs.bit_depth_for(picture, target),
+                   provenance=provenance.record(task, options, models))
     return target
 
 

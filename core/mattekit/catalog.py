@@ -132,7 +132,8 @@ class Catalog:
                                 + [n for n, m in self.models.items() if tasks is None or m.task in tasks])
             raise MattekitError(f"Unknown model '{name}'; choose one of: {choices}.")
         if tasks is not None and entry.task not in tasks:
-            raise MattekitError(f"Model '{name}' is a {entry.task} model, not a {' or '.join(tasks)} model.")
+            wanted = " or ".join(f"{_article(t)} {t}" for t in tasks)
+            raise MattekitError(f"Model '{name}' is {_article(entry.task)} {entry.task} model, not {wanted} model.")
         return entry
 
     def aliases_for(self, task: str | tuple[str, ...] | None) -> dict[str, ModelEntry]:
@@ -146,6 +147,24 @@ class Catalog:
 
     def for_task(self, task: str) -> list[ModelEntry]:
         return [m for m in self.models.values() if m.task == task]
+
+    def availability(self, entry: ModelEntry) -> str:
+        """"on disk" (in the cache, or added with ``models add``), "in mirror" (the local-folder mirror
+        holds a catalog file) or "missing"."""
+        from . import weights
+
+        if weights.added(entry.name) or any(weights.is_cached(f) for f in entry.files):
+            return "on disk"
+        return "in mirror" if any(weights.in_mirror(f) for f in entry.files) else "missing"
+
+    def available(self, task: str) -> list[tuple[ModelEntry, str]]:
+        """(entry, "on disk" | "in mirror") of the ``task`` models that can run without a download."""
+        found = [(m, self.availability(m)) for m in self.for_task(task)]
+        return [(m, where) for m, where in found if where != "missing"]
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def parse(text: str) -> Catalog:

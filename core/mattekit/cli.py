@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import warnings
 
 from . import __version__
 from .errors import MattekitError
@@ -21,6 +23,7 @@ COMMANDS = {  # hand-written subcommands: name -> one-line help
     "models": "list, download and verify model weights",
     "serve": "run the local worker the GIMP plug-in and the Blender add-on talk to",
     "bench": "measure quality or speed on a folder of data and print figures",
+    "info": "print what made an image: mattekit version, task, model, weights sha256, options",
 }
 
 
@@ -60,9 +63,23 @@ def _internal(exc: BaseException, debug: bool) -> int:
     return 1
 
 
+def _show_warnings(debug: bool) -> None:
+    """Python warnings as one ``mattekit: warning:`` line each, without source paths: mattekit's own
+    (UserWarning raised in the package, e.g. "only the first frame is used"); all others
+    (numpy's RuntimeWarnings, libraries' deprecations) only with --debug."""
+    package = os.path.dirname(os.path.abspath(__file__))
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if debug or (category is UserWarning and os.path.abspath(filename).startswith(package)):
+            print(f"mattekit: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_command(argv) or "").parse_args(argv)
+    _show_warnings(args.debug)
     try:
         return int(args.func(args) or 0)
     except MattekitError as exc:

@@ -51,9 +51,11 @@ class Cancelled(WorkerError):
 
 
 class Pixels(object):
-    """Raw pixels: ``data`` (bytes, row-major, channels interleaved), width, height, channels, dtype."""
+    """Raw pixels: ``data`` (bytes, row-major, channels interleaved), width, height, channels, dtype;
+    ``provenance``: on outputs, the worker's record of what made them (a dict: software, task,
+    models with their weights sha256, changed options, IPTC digital source type) or None."""
 
-    __slots__ = ("data", "width", "height", "channels", "dtype")
+    __slots__ = ("data", "width", "height", "channels", "dtype", "provenance")
 
     def __init__(self, data, width, height, channels, dtype="u8"):
         if dtype not in protocol.DTYPES:
@@ -64,6 +66,7 @@ class Pixels(object):
                              % (len(data), width, height, channels, dtype, expected))
         self.data, self.width, self.height = data, int(width), int(height)
         self.channels, self.dtype = int(channels), dtype
+        self.provenance = None
 
     def meta(self):
         return {"width": self.width, "height": self.height, "channels": self.channels, "dtype": self.dtype}
@@ -118,12 +121,17 @@ def _encode(inputs):
     return metas, protocol.join_body(p.data for p in pixels)
 
 
-def _decode(meta, body):
+def _decode(head, body):
+    """The output Pixels of an answer whose description (the meta header's JSON) is ``head``."""
+    meta = head["outputs"]
     try:
         views = protocol.split_body(meta, body)
     except protocol.ProtocolError as exc:
         raise WorkerError("The worker's answer does not follow the protocol: %s" % exc)
-    return [Pixels(view.tobytes(), m["width"], m["height"], m["channels"], m["dtype"]) for m, view in zip(meta, views)]
+    outputs = [Pixels(view.tobytes(), m["width"], m["height"], m["channels"], m["dtype"]) for m, view in zip(meta, views)]
+    for pixels in outputs:
+        pixels.provenance = head.get("provenance")
+    return outputs
 
 
 class Worker(object):
@@ -192,7 +200,7 @@ class Worker(object):
             head = {protocol.META_HEADER: json.dumps({"inputs": meta, "options": options or {}}),
                     "Content-Type": "application/octet-stream"}
             _, headers, data = self.request("POST", "run/" + operation, body, head)
-            return _decode(json.loads(headers[protocol.META_HEADER])["outputs"], data)
+            return _decode(json.loads(headers[protocol.META_HEADER]), data)
         job = self.submit(operation, inputs, options)
         while True:
             if cancelled is not None and cancelled():
@@ -222,7 +230,7 @@ class Worker(object):
     def result(self, job_id):
         """The outputs of a finished job (WorkerError with the job's message if it failed)."""
         _, headers, data = self.request("GET", "jobs/" + job_id + "/result")
-        return _decode(json.loads(headers[protocol.META_HEADER])["outputs"], data)
+        return _decode(json.loads(headers[protocol.META_HEADER]), data)
 
     def cancel(self, job_id):
         return json.loads(self.request("DELETE", "jobs/" + job_id)[2].decode("utf-8"))

@@ -11,7 +11,8 @@ RGBA cut-out and a decontaminated foreground plate per frame):
   anything else is recomputed. Each process appends to its own journal file, so chunks run
   side by side (render-farm tasks, Ray workers) never write the same file.
 - **Manifest**: ``<output name>.mattekit.json`` beside the mattes records the plate, the
-  settings, the model and the SHA-256 of its weights. A re-run with other settings into the
+  settings, the model and the SHA-256 of its weights, and the provenance record
+  (:mod:`mattekit.provenance`) that every matte file carries too. A re-run with other settings into the
   same output is refused unless ``overwrite``.
 - **Chunks**: with temporal consistency a frame's matte depends only on plate frames within
   ``radius`` of it (see :mod:`mattekit.temporal`), so any split of the frame range - ``frames``,
@@ -297,13 +298,14 @@ class RotoJob:
         self.journal_dir = self.alpha_out.folder / ("." + stem + JOURNAL_SUFFIX)
         self._weights: Path | None = None
         self._fingerprint: str | None = None
+        self._provenance: dict | None = None
 
     # -- settings and manifest
     def weights_path(self) -> Path:
         if self._weights is None:
             from . import weights
 
-            self._weights = Path(self.spec.weights) if self.spec.weights else weights.fetch_first(self.entry.files)
+            self._weights = Path(self.spec.weights) if self.spec.weights else weights.model_file(self.entry.name, self.entry.files)
             if not self._weights.is_file():
                 raise MattekitError(f"Weights file {self._weights} does not exist.")
         return self._weights
@@ -319,6 +321,18 @@ class RotoJob:
         if self.entry.recurrent:
             settings["warmup"] = self.entry.warmup
         return settings
+
+    def provenance(self) -> dict:
+        """What makes this job's files (:func:`mattekit.provenance.roto_record`): in the manifest and each file."""
+        if self._provenance is None:
+            from .provenance import changed_options, model_record, roto_record
+            from .tasks.registry import options_of
+
+            model = self.settings()["model"]
+            changed = changed_options(options_of(RotoSpec), self.spec, RotoSpec(plate="", output=""),
+                                      unrecorded=("threads", "workers", "overwrite", "skip_missing", "frames"))
+            self._provenance = roto_record(changed, model_record(self.entry, self.weights_path(), model["sha256"]))
+        return self._provenance
 
     def outputs(self) -> dict[str, str]:
         return {"alpha": str(self.alpha_out)} | {k: str(v) for k, v in self.extra_out.items()}
@@ -357,7 +371,7 @@ class RotoJob:
     def _write_manifest(self, settings: dict, outputs: dict) -> None:
         record = {"mattekit": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                   "fingerprint": self.fingerprint(), "settings": settings, "outputs": outputs,
-                  "journal": self.journal_dir.name}
+                  "journal": self.journal_dir.name, "provenance": self.provenance()}
         try:
             atomic_write(self.manifest_path, json.dumps(record, indent=1, sort_keys=True) + "\n")
         except OSError as exc:
@@ -462,14 +476,14 @@ class RotoJob:
         """Write a frame's outputs atomically; returns {output name: [path, sha256, plate stamp]}."""
         stamp = self._plate_stamp(frame)
         path = self.alpha_out.path(frame)
-        write_image(path, alpha, bit_depth=self.spec.bit_depth)
+        write_image(path, alpha, bit_depth=self.spec.bit_depth, provenance=self.provenance())
         files = {"alpha": [str(path), sha256_file(path), stamp]}
         for name, pattern in self.extra_out.items():
             coverage = alpha * picture.pixels[..., 3] if picture.has_alpha else alpha  # transparent stays so
             rgb = picture.pixels[..., :3] if name == "rgba" else estimate_foreground(picture.pixels[..., :3], coverage)
             path = pattern.path(frame)
             write_image(path, np.concatenate([rgb, coverage[..., None]], axis=2),
-                        bit_depth=16 if picture.bit_depth >= 16 else 8)
+                        bit_depth=16 if picture.bit_depth >= 16 else 8, provenance=self.provenance())
             files[name] = [str(path), sha256_file(path), stamp]
         return files
 

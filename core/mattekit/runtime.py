@@ -1,5 +1,5 @@
-"""Running networks: threads, preprocessing per catalog, one cached Predictor per model (its engine from
-``mattekit.engines``)."""
+"""Running networks: threads, preprocessing per catalog, a Predictor per loaded model (its engine from
+``mattekit.engines``), and ModelCache, the loaded models of whoever owns it (a CLI run, the worker, the API)."""
 from __future__ import annotations
 
 import sys
@@ -70,7 +70,9 @@ def prepare(spec: InputSpec, image: np.ndarray) -> torch.Tensor:
 
 
 class Predictor:
-    """One loaded model on one device. ``__call__(x)`` runs the net and returns the prediction.
+    """One loaded model on one device. ``__call__(x)`` runs the net and returns the prediction; calls
+    from several threads at once are fine (the pipeline's workers do). ``lock`` is taken only by tiled
+    super-resolution, which sizes its tiles from free memory and so runs one image at a time per model.
 
     The prediction is the catalog's chosen output after its activation: N x C x h x w
     probabilities in [0,1] for segmentation/matting, the image for SR (value scale undone),
@@ -81,7 +83,7 @@ class Predictor:
                  backend: str | None = "auto", precision: str | None = "auto"):
         self.entry = entry
         self.device = device
-        path = Path(weights_path) if weights_path else weights.fetch_first(entry.files)
+        path = Path(weights_path) if weights_path else weights.model_file(entry.name, entry.files)
         if not path.is_file():
             raise MattekitError(f"Weights file {path} does not exist.")
         self.weights_path = path
@@ -104,6 +106,16 @@ class Predictor:
                                       dynamic_size=entry.input.size is None)
         self.backend, self.dtype, self.net = self.engine.name, self.engine.dtype, self.engine.net
         self.lock = threading.Lock()
+        self._provenance: dict | None = None
+
+    def provenance(self) -> dict:
+        """:func:`mattekit.provenance.model_record` of this model (its weights file hashed once)."""
+        if self._provenance is None:
+            from .fsutil import sha256_file
+            from .provenance import model_record
+
+            self._provenance = model_record(self.entry, self.weights_path, sha256_file(self.weights_path))
+        return dict(self._provenance)
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -201,9 +213,12 @@ class ModelCache:
             try:
                 models[name] = self.get(getattr(options, name), catalog_task, device=device, weights_path=weights_path)
             except WeightsError as exc:
-                if not table[name].missing:
-                    raise
-                raise WeightsError(f"{str(exc).rstrip('.')}; or {table[name].missing}.") from None
+                here = [f"{entry.name} ({where})" for entry, where in catalog_mod.load().available(catalog_task)]
+                instead = (f"The {catalog_task} models available here are {', '.join(here)}: pick one with "
+                           f"{table[name].flag} NAME" if here else f"No {catalog_task} model is on disk or in a mirror here")
+                if table[name].missing:
+                    instead += f"; or {table[name].missing}" if here else f"; {table[name].missing}"
+                raise WeightsError(f"{str(exc).rstrip('.')}. {instead}.") from None
         return models
 
     def loaded(self) -> list[Predictor]:

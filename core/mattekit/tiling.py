@@ -109,14 +109,19 @@ class _TileOutOfMemory(Exception):
 
 
 def _output_buffer(n: int, height: int, width: int, channels: int) -> torch.Tensor:
-    """A zeroed float32 N x C x H x W tensor stored channels-last; a MattekitError when RAM is short."""
+    """A zeroed float32 N x C x H x W tensor stored channels-last; a MattekitError when RAM is short
+    (checked first against the free memory: zeroed pages are only claimed when written)."""
+    need = n * height * width * channels * 4
+    short = MattekitError(f"Not enough memory for the {width}x{height} result ({need / 2**30:.1f} GiB); "
+                          "choose a smaller scale.")
+    if need > available_memory(torch.device("cpu")):
+        raise short
     try:
         return torch.zeros(n, height, width, channels).permute(0, 3, 1, 2)
     except RuntimeError as exc:
         if not is_out_of_memory(exc):
             raise
-        gib = n * height * width * channels * 4 / 2**30
-        raise MattekitError(f"Not enough memory for the {width}x{height} result ({gib:.1f} GiB); choose a smaller scale.") from None
+        raise short from None
 
 
 def _empty_cache(device: torch.device | None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import pickle
 import shutil
 import sys
 from collections import OrderedDict
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # torch is imported where state dicts are loaded, so that the
     import torch
 
 TIMEOUT = 30  # seconds a connection may stay silent before a download is abandoned
+UNKNOWN_SIZE_CAP = 2 << 30  # bytes a download of a file without a catalog size may reach (the largest listed is 176 MB)
 _CHUNK = 1 << 20
 _WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net")
 
@@ -68,18 +70,21 @@ def is_cached(wf: WeightFile) -> bool:
     return cached_path(wf).is_file()
 
 
-def _recorded() -> dict[str, str]:
-    """Hashes recorded on first download of files that had none (trust on first use)."""
-    path = cache_dir() / "hashes.json"
+def _json_record(name: str, remedy: str) -> dict:
+    """The JSON object in the cache file ``name`` ({} when absent); a WeightsError saying ``remedy`` if unreadable."""
+    path = cache_dir() / name
     try:
         data = json.loads(path.read_text()) if path.exists() else {}
         if not isinstance(data, dict):
             raise ValueError(path)
     except (OSError, ValueError):
-        raise WeightsError(
-            f"The hash record {path} is unreadable; delete it and hashes will be recorded again on the next download."
-        ) from None
+        raise WeightsError(f"The record {path} is unreadable; delete it and {remedy}.") from None
     return data
+
+
+def _recorded() -> dict[str, str]:
+    """Hashes recorded on first download of files that had none (trust on first use)."""
+    return _json_record("hashes.json", "hashes will be recorded again on the next download")
 
 
 def _record(name: str, digest: str) -> None:
@@ -184,6 +189,8 @@ def _get(source: str | Path, part: Path, wf: WeightFile, progress: bool) -> None
     if isinstance(source, Path):
         if not source.is_file():
             raise _SourceFailed("no such file")
+        if source.stat().st_size > _size_limit(wf):
+            raise _SourceFailed(f"{source.stat().st_size} bytes, more than the {_size_limit(wf)} expected")
         try:
             shutil.copyfile(source, part)
         except OSError as e:
@@ -214,15 +221,28 @@ def _download(url: str, part: Path, wf: WeightFile, progress: bool) -> None:
             start = 0  # the server ignored the Range request and sends the whole file
         length = resp.headers.get("Content-Length", "")
         total = start + int(length) if length.isdigit() else wf.size
+        limit = _size_limit(wf)
+        if total is not None and total > limit:
+            raise _SourceFailed(f"it announced {total} bytes, more than the {limit} expected")
         bar = tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=wf.name,
                    file=sys.stderr, disable=None if progress else True, leave=False)
         with open(part, "ab" if start else "wb") as f, bar:
-            while chunk := resp.read(_CHUNK):
+            while chunk := resp.read(min(_CHUNK, limit + 1 - f.tell())):
                 f.write(chunk)
                 bar.update(len(chunk))
+                if f.tell() > limit:
+                    break
             received = f.tell()
+    if received > limit:  # a mirror streaming without end must not fill the disk
+        part.unlink()
+        raise _SourceFailed(f"it sent more than the {limit} bytes expected; the download was stopped and deleted")
     if total is not None and received < total:  # keep the .part so the next run resumes
         raise _SourceFailed(f"connection closed after {received} of {total} bytes; run again to resume")
+
+
+def _size_limit(wf: WeightFile) -> int:
+    """The most bytes a download of ``wf`` may bring: its catalog size, else :data:`UNKNOWN_SIZE_CAP`."""
+    return wf.size or UNKNOWN_SIZE_CAP
 
 
 def unwrap_state_dict(obj) -> dict[str, torch.Tensor]:
@@ -247,6 +267,87 @@ def unwrap_state_dict(obj) -> dict[str, torch.Tensor]:
         # Module versions let BatchNorm fill in num_batches_tracked missing from old checkpoints.
         sd._metadata = OrderedDict((k[len(prefix):] if k.startswith(prefix) else k, v) for k, v in metadata.items())
     return sd
+
+
+def _mirror_folder() -> Path | None:
+    """The local-folder mirror (MATTEKIT_MIRROR naming a folder), if any."""
+    mirror = os.environ.get("MATTEKIT_MIRROR", "").strip()
+    if not mirror or mirror.startswith(("http://", "https://")):
+        return None
+    return Path(mirror.removeprefix("file://")).expanduser()
+
+
+def in_mirror(wf: WeightFile) -> bool:
+    """Whether the local-folder mirror holds ``wf`` under its name (with the catalog's size, when known);
+    the sha256 is checked when the file is fetched."""
+    folder = _mirror_folder()
+    path = folder / wf.name if folder else None
+    return bool(path and path.is_file() and wf.size in (None, path.stat().st_size))
+
+
+def _look_alikes(files: Sequence[WeightFile]) -> list[Path]:
+    """Files in the local-folder mirror named like one of ``files`` but not the same (converted copies)."""
+    folder = _mirror_folder()
+    if folder is None or not folder.is_dir():
+        return []
+    stems = {wf.name.split(".")[0].lower() for wf in files}
+    names = {wf.name for wf in files}
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.name not in names and p.name.split(".")[0].lower() in stems)
+
+
+# ------------------------------------------------------------------ files added by hand (models add)
+
+ADDED = "added"  # cache sub-folder of files registered with `mattekit models add`
+
+
+def _added_record() -> dict:
+    """{model: {"file", "sha256", "derived", "source"}} of the files registered with ``models add``."""
+    return _json_record("added.json", "add the files again")
+
+
+def added(model: str) -> dict | None:
+    """{"file", "sha256", "derived", "source"} of the file registered for ``model``, or None."""
+    return _added_record().get(model)
+
+
+def add(model: str, source: Path, digest: str, files: Sequence[WeightFile], derived: bool) -> Path:
+    """Copy ``source`` (sha256 ``digest``) into the cache for ``model``: under its catalog name when it
+    is one of ``files``, else (a converted copy, ``derived``) into ``added/`` and recorded in added.json."""
+    pinned = next((wf for wf in files if wf.sha256 and wf.sha256.lower() == digest), None)
+    target = cached_path(pinned) if pinned else cache_dir() / ADDED / f"{model}{''.join(source.suffixes[-2:]) or '.pth'}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+        record = {k: v for k, v in _added_record().items() if k != model}
+        if not pinned:
+            record[model] = {"file": f"{ADDED}/{target.name}", "sha256": digest, "derived": derived,
+                             "source": str(source.resolve())}
+        atomic_write(cache_dir() / "added.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
+    except OSError as e:
+        raise WeightsError(f"Cannot copy {source} into the weights cache {cache_dir()}: {e.strerror or e}.") from None
+    return target
+
+
+def model_file(model: str, files: Sequence[WeightFile], *, progress: bool = True) -> Path:
+    """The weights of catalog model ``model``: the file registered with ``models add`` (checked against the
+    sha256 recorded then), else :func:`fetch_first` of its catalog ``files``."""
+    entry = added(model)
+    if entry is None:
+        try:
+            return fetch_first(files, progress=progress)
+        except WeightsError as exc:
+            alike = _look_alikes(files)
+            if not alike:
+                raise
+            raise WeightsError(f"{str(exc).rstrip('.')}. The mirror holds {alike[0]}, named like it but not the "
+                               f"catalog's file: if it is a converted copy, register it with "
+                               f"`mattekit models add {model} {alike[0]} --derived`.") from None
+    path = cache_dir() / entry["file"]
+    if not path.is_file() or sha256_file(path) != entry["sha256"]:
+        raise WeightsError(f"The weights file {path} added for {model} is missing or changed since it was added; "
+                           f"add it again with `mattekit models add {model} FILE`.")
+    return path
 
 
 def fetch_first(files: Sequence[WeightFile], *, progress: bool = True) -> Path:
@@ -290,5 +391,10 @@ def load_state_dict_file(path: str | Path, net: torch.nn.Module | None = None) -
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError):  # its message suggests weights_only=False: never pass that on
+        raise WeightsError(f"The weights file {path} cannot be loaded safely: it is not a plain checkpoint of tensors "
+                           "(it holds other Python objects, or is damaged or in another format); mattekit loads "
+                           "state dicts (.pth), .safetensors and .onnx files only.") from None
     return unwrap_state_dict(obj)

@@ -13,6 +13,7 @@ A thin client: pixels go to the local mattekit worker (``mattekit serve``, start
 the interpreter and settings the installer recorded) and results come back as a layer mask, a new
 layer or a new image. No numpy and no torch here: this runs in GIMP's Python.
 """
+import json
 import os
 import sys
 
@@ -38,6 +39,7 @@ DEFAULT = "default"  # the choice (and model menu entry) meaning "the task's own
 MATTES = ("mask", "alpha")  # port kinds whose 1-channel results become a layer mask or a cut-out
 NEEDS_MASK = ("matte",)  # operations that in GIMP refine the user's rough mask, so one must be given
 BIG = 2 ** 31 - 1  # bounds of numeric arguments whose option declares none
+PROVENANCE = "mattekit-provenance"  # the parasite holding what made a result (JSON), saved in XCF files
 
 
 class PlugInError(Exception):
@@ -387,7 +389,17 @@ def run_operation(op, image, drawables, config, worker, interactive):
         options["result"] = "alpha" if output == "mask" else "rgba"
     inputs, region, from_selection = gather(image, layer, op, dtype)
     result = run_on_worker(worker, op, inputs, options)
-    return place(image, layer, op, output, result, region, from_selection, interactive)
+    target = place(image, layer, op, output, result, region, from_selection, interactive)
+    attach_provenance(target, result.provenance)
+    return target
+
+
+def attach_provenance(target, record):
+    """Keep the worker's record of what made a result (mattekit version, task, model and weights sha256,
+    changed options, IPTC digital source type) with the layer or image it went to: a persistent parasite."""
+    if record:
+        data = list(json.dumps(record, sort_keys=True).encode("utf-8"))
+        target.attach_parasite(Gimp.Parasite.new(PROVENANCE, Gimp.PARASITE_PERSISTENT, data))
 
 
 def run_procedure(procedure, run_mode, image, drawables, config, op):

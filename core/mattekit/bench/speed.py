@@ -520,7 +520,7 @@ class _MattekitTool:
         import torch
 
         from .. import catalog, io, pipeline, runtime
-        from .. import cutout
+        from ..tasks import cutout
         from ..tasks import segment
 
         t_import = time.perf_counter()

@@ -8,16 +8,11 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from .. import io
+from ..io.outputs import IMAGE_SUFFIXES, WRITABLE, bit_depth_for, for_file
 from ..errors import InputError, MattekitError, OutputError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".exr"}
-WRITABLE = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".exr"}
-DEEP = {".png", ".tif", ".tiff"}  # formats that hold 16 bits per channel
-
 
 def expand_inputs(items: list[str]) -> list[tuple[Path, Path]]:
     """Files, folders (their images, sorted) and globs -> [(file, folder it came from or its parent)]."""
@@ -112,19 +107,6 @@ def ensure_parent(path: Path) -> None:
         raise OutputError(f"The output folder {path.parent} is not writable.")
 
 
-def same_format(source: Path) -> str:
-    """The input's own extension where mattekit can write it, else .png."""
-    return source.suffix.lower() if source.suffix.lower() in WRITABLE else ".png"
-
-
-def bit_depth_for(picture: io.Picture, target: Path) -> int:
-    """The bit depth to write ``picture`` at in ``target``'s format: 16-bit stays 16-bit, EXR stays float."""
-    ext = target.suffix.lower()
-    if ext == ".exr":
-        return 32 if picture.bit_depth >= 32 else 16
-    return 16 if picture.bit_depth >= 16 and ext in DEEP else 8
-
-
 def summarise_failures(failures: list[Path], total: int) -> int:
     """Print the one-line summary of the inputs that failed; the exit status (1 when any did, else 0)."""
     if not failures:
@@ -134,37 +116,61 @@ def summarise_failures(failures: list[Path], total: int) -> int:
     return 1
 
 
-def each_image(args, suffix: str, process, extension=same_format, jobs=None) -> int:
-    """Run ``process(picture, target) -> pixels`` over every input of ``args.inputs``.
+class Report:
+    """What a per-file run tells the user on stderr: one line per written file and the skipped ones
+    (``quiet``: nothing but errors). ``label(path)`` names a file in messages (see :func:`standard_streams`)."""
 
-    One output per input (see :func:`output_path`; ``extension(source)`` picks its format),
+    def __init__(self, quiet: bool = False, label=str):
+        self.quiet, self.label, self.skipped = quiet, label, 0
+
+    def wrote(self, target: Path) -> None:
+        if not self.quiet:
+            tqdm.write(f"mattekit: wrote {self.label(target)}", file=sys.stderr)
+
+    def skip(self) -> None:
+        self.skipped += 1
+
+    def close(self) -> None:
+        if self.skipped and not self.quiet:
+            print(f"mattekit: skipped {self.skipped} input(s) whose output already exists (--skip-existing).",
+                  file=sys.stderr)
+
+
+def each_image(args, planned: list[tuple[Path, Path]], process, provenance: dict | None = None,
+               report: Report | None = None) -> int:
+    """Run ``process(picture, target) -> pixels`` for every (input, output) of ``planned``
+    (:func:`plan_outputs`), writing each result with ``provenance`` embedded.
+
     ``args.skip_existing`` honoured, a progress bar for several inputs. A failing input is
     reported and the others go on; returns 1 when any failed (a single input re-raises).
-    ``jobs``: :func:`expand_inputs` of ``args.inputs`` when the caller already has it.
     """
-    jobs = jobs or expand_inputs(args.inputs)
-    single = len(jobs) == 1
+    report = report or Report()
+    single = len(planned) == 1
     failures: list[Path] = []
-    with tqdm(total=len(jobs), unit="img", disable=single, file=sys.stderr) as bar:
-        for source, target in plan_outputs(jobs, args.output, suffix, extension):
-            if not (args.skip_existing and target.exists()):
+    with tqdm(total=len(planned), unit="img", disable=single or report.quiet, file=sys.stderr) as bar:
+        for source, target in planned:
+            if args.skip_existing and target.exists():
+                report.skip()
+            else:
                 try:
                     picture = io.read_image(source)
                     result = process(picture, target)
                     ensure_parent(target)
-                    io.write_image(target, result, bit_depth=bit_depth_for(picture, target))
+                    io.write_image(target, result, bit_depth=bit_depth_for(picture, target), provenance=provenance)
+                    report.wrote(target)
                 except Exception as exc:  # noqa: BLE001 - one input's failure never stops the others
                     if single:
                         raise
                     failures.append(source)
-                    tqdm.write(f"mattekit: error: {source}: {failure_sentence(exc, getattr(args, 'debug', False))}",
-                               file=sys.stderr)
+                    tqdm.write(f"mattekit: error: {report.label(source)}: "
+                               f"{failure_sentence(exc, getattr(args, 'debug', False))}", file=sys.stderr)
             bar.update()
-    return summarise_failures(failures, len(jobs))
+    report.close()
+    return summarise_failures(failures, len(planned))
 
 
-def each_image_pipelined(args, suffix: str, task, models: dict, options, inputs_for, output: str, extension,
-                         jobs) -> int:
+def each_image_pipelined(args, planned: list[tuple[Path, Path]], task, models: dict, options, inputs_for,
+                         output: str, provenance: dict | None = None, report: Report | None = None) -> int:
     """:func:`each_image` for many inputs of a streaming ``task``: decoding + ``task.prepare``, the main
     model, and ``task.finish`` + encoding overlap (``mattekit.pipeline``; ``args.threads`` torch threads
     per inference worker). ``inputs_for(picture)`` gives the task's inputs for a decoded picture.
@@ -172,8 +178,13 @@ def each_image_pipelined(args, suffix: str, task, models: dict, options, inputs_
     """
     from .. import pipeline
 
-    todo = [(source, target) for source, target in plan_outputs(jobs, args.output, suffix, extension)
-            if not (args.skip_existing and target.exists())]
+    report = report or Report()
+    todo = []
+    for source, target in planned:
+        if args.skip_existing and target.exists():
+            report.skip()
+        else:
+            todo.append((source, target))
     predictor = models[task.main]
     debug = getattr(args, "debug", False)
 
@@ -200,50 +211,102 @@ def each_image_pipelined(args, suffix: str, task, models: dict, options, inputs_
         target = item[1]
         result = for_file(task.finish(models, inputs, options, context, y)[output], target)
         ensure_parent(target)
-        io.write_image(target, result, bit_depth=bit_depth_for(picture, target))
+        io.write_image(target, result, bit_depth=bit_depth_for(picture, target), provenance=provenance)
+        report.wrote(target)
 
-    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="img", file=sys.stderr) as bar:
-        report = pipeline.run_pipeline(todo, read, predictor, write, progress=lambda done, item: bar.update(),
-                                       **pipeline.plan(predictor, threads=getattr(args, "threads", None)))
-        for (source, _), reason in report.failed:
+    with tqdm(total=len(planned), initial=len(planned) - len(todo), unit="img", file=sys.stderr,
+              disable=True if report.quiet else None) as bar:
+        run = pipeline.run_pipeline(todo, read, predictor, write, progress=lambda done, item: bar.update(),
+                                    **pipeline.plan(predictor, threads=getattr(args, "threads", None)))
+        for (source, _), reason in run.failed:
             tqdm.write(f"mattekit: error: {reason}", file=sys.stderr)
-    return summarise_failures([source for (source, _), _ in report.failed], len(jobs))
+    report.close()
+    return summarise_failures([source for (source, _), _ in run.failed], len(planned))
 
 
-def companion(given: str, source: Path, what: str) -> Path:
-    """The file for ``source`` named by ``given``: the file itself, or the same-named image in a folder."""
-    path = Path(given)
-    if path.is_dir():
-        for candidate in sorted(path.iterdir()):
-            if candidate.stem == source.stem and candidate.suffix.lower() in IMAGE_SUFFIXES:
-                return candidate
-        raise InputError(f"The {what} folder {given} has no image named {source.stem}.*.")
-    if not path.is_file():
-        raise InputError(f"The {what} {given} does not exist.")
-    return path
+# ------------------------------------------------------------------- standard input and output
+
+STDIO = "-"
+_SNIFF = ((b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"),
+          (b"BM", ".bmp"), (b"\x76\x2f\x31\x01", ".exr"))
 
 
-def read_companion(given: str, source: Path, port, shape: tuple[int, int]):
-    """A second input of a task (trimap, mask, backdrop...) for ``source``: H x W for single-channel
-    ports (checked against the image's ``shape``), H x W x C for image ports."""
-    path = companion(given, source, port.name)
-    pixels = io.read_image(path).pixels
-    if port.kind == "image":
-        return pixels
-    if pixels.shape[:2] != tuple(shape):
-        raise InputError(f"The {port.name} {path} is {pixels.shape[1]}x{pixels.shape[0]} but the image is "
-                         f"{shape[1]}x{shape[0]}; they must have the same size.")
-    return pixels[..., 0]
+def stdout_format(output: str | None) -> str | None:
+    """The extension of the image to write to standard output for ``-o`` (``-``: PNG; ``FORMAT:-`` such
+    as ``jpg:-``), or None when ``-o`` names no stream."""
+    if output == STDIO:
+        return ".png"
+    if output and output.endswith(":" + STDIO):
+        ext = "." + output[:-2].lower().lstrip(".")
+        if ext not in WRITABLE:
+            raise OutputError(f"Cannot write {output[:-2]} to standard output; name one of "
+                              f"{', '.join(sorted(e[1:] + ':-' for e in WRITABLE))}.")
+        return ext
+    return None
 
 
-def for_file(result: np.ndarray, target: Path) -> np.ndarray:
-    """A task's result in a form image files hold: grey + alpha becomes RGBA, and EXR gets RGB for grey."""
-    if result.ndim == 3 and result.shape[-1] == 2:
-        return np.concatenate([np.repeat(result[..., :1], 3, axis=2), result[..., 1:]], axis=2)
-    if target.suffix.lower() == ".exr" and (result.ndim == 2 or result.shape[-1] == 1):
-        grey = result if result.ndim == 2 else result[..., 0]
-        return np.repeat(grey[..., None], 3, axis=2)
-    return result
+class standard_streams:
+    """``-`` as an input (standard input) and ``-o -`` / ``-o FORMAT:-`` (standard output) for a per-file
+    command: inside the ``with`` block ``args.inputs`` and ``args.output`` name files in a private
+    temporary folder; on a clean exit the output file goes to standard output. Reading standard input
+    without ``-o`` writes a PNG to standard output (never to a terminal). ``label(path)`` names those
+    temporary files as "standard input" / "standard output" in messages."""
+
+    def __init__(self, args):
+        self.args = args
+        self.folder: Path | None = None
+        self.stdin: Path | None = None
+        self.stdout: Path | None = None
+
+    def __enter__(self) -> "standard_streams":
+        import tempfile
+
+        args = self.args
+        reads = args.inputs.count(STDIO)
+        ext = stdout_format(args.output)
+        if reads == 0 and ext is None:
+            return self
+        if reads > 1:
+            raise InputError("Standard input (-) can be given once.")
+        if ext is None and args.output is None:
+            ext = ".png"
+        if ext is not None:
+            if len(args.inputs) != 1 or any(os.path.isdir(i) or glob.has_magic(i) for i in args.inputs):
+                raise OutputError("Standard output (-o -) takes the result of exactly one input image.")
+            if sys.stdout.isatty():
+                raise OutputError("Standard output is a terminal; redirect it to a file (> out.png) or give -o FILE.")
+        self.folder = Path(tempfile.mkdtemp(prefix="mattekit-"))
+        if reads:
+            data = sys.stdin.buffer.read()
+            if not data:
+                raise InputError("Standard input is empty; pipe an image into it (cat photo.jpg | mattekit ...).")
+            suffix = next((e for magic, e in _SNIFF if data.startswith(magic)), ".webp" if data[8:12] == b"WEBP" else ".png")
+            self.stdin = self.folder / ("stdin" + suffix)
+            self.stdin.write_bytes(data)
+            args.inputs = [str(self.stdin) if i == STDIO else i for i in args.inputs]
+        if ext is not None:
+            self.stdout = self.folder / ("stdout" + ext)
+            args.output = str(self.stdout)
+        return self
+
+    def label(self, path) -> str:
+        if self.stdin is not None and Path(path) == self.stdin:
+            return "standard input"
+        if self.stdout is not None and Path(path) == self.stdout:
+            return f"{self.stdout.suffix[1:].upper()} to standard output"
+        return str(path)
+
+    def __exit__(self, kind, exc, tb) -> None:
+        import shutil
+
+        try:
+            if kind is None and self.stdout is not None and self.stdout.is_file():
+                sys.stdout.flush()
+                sys.stdout.buffer.write(self.stdout.read_bytes())
+                sys.stdout.buffer.flush()
+        finally:
+            if self.folder is not None:
+                shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def tile_bar(target: Path, quiet: bool):

@@ -1,4 +1,4 @@
-"""``mattekit models list | pull NAME | verify [NAME] | where``: the catalog and the weights cache."""
+"""``mattekit models list | pull NAME | add NAME FILE | verify [NAME] | where``: the catalog and the weights cache."""
 from __future__ import annotations
 
 from .. import catalog, weights
@@ -8,12 +8,18 @@ def add_parser(sub) -> None:
     p = sub.add_parser("models", help="list, download and verify model weights")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    a = actions.add_parser("list", help="the catalog, with what is downloaded")
+    a = actions.add_parser("list", help="the catalog: each model on disk, in the mirror or missing, its size and licence")
     a.add_argument("--task", choices=catalog.TASKS)
     a.set_defaults(func=_list)
     a = actions.add_parser("pull", help="download and verify a model's weights")
     a.add_argument("names", nargs="+", metavar="NAME")
     a.set_defaults(func=_pull)
+    a = actions.add_parser("add", help="register a local weights file for a catalog model (checked against its sha256)")
+    a.add_argument("name", metavar="NAME", help="the catalog model")
+    a.add_argument("file", metavar="FILE", help="the weights file (.pth, .pt, .tar, .safetensors, .onnx)")
+    a.add_argument("--derived", action="store_true", help="accept a converted copy (another sha256) that loads into the "
+                   "model; recorded as derived and shown so in the provenance of outputs")
+    a.set_defaults(func=_add)
     a = actions.add_parser("verify", help="re-check the sha256 of downloaded weights")
     a.add_argument("names", nargs="*", metavar="NAME", help="default: every downloaded model")
     a.set_defaults(func=_verify)
@@ -21,16 +27,31 @@ def add_parser(sub) -> None:
     a.set_defaults(func=lambda args: print(weights.cache_dir()))
 
 
+def _size(entry: catalog.ModelEntry) -> str:
+    """The size of the model's weights: the file on disk, else the catalog's figure."""
+    added = weights.added(entry.name)
+    paths = [weights.cache_dir() / added["file"]] if added else [weights.cached_path(f) for f in entry.files]
+    size = next((p.stat().st_size for p in paths if p.is_file()), None) or next((f.size for f in entry.files if f.size), None)
+    return f"{size / 1e6:.1f} MB" if size else "?"
+
+
 def _list(args) -> int:
     cat = catalog.load()
     defaults = set(cat.defaults.values())
-    rows = [(m.name, m.task, "yes" if any(weights.is_cached(f) for f in m.files) else "no",
-             m.licence + (" (default)" if m.name in defaults else ""), m.description)
-            for m in cat.models.values() if args.task in (None, m.task)]
-    widths = [max(len(r[i]) for r in rows + [("name", "task", "cached", "licence", "")]) for i in range(4)]
-    print("  ".join(h.ljust(w) for h, w in zip(("name", "task", "cached", "licence"), widths)) + "  description")
+    rows = []
+    for m in cat.models.values():
+        if args.task not in (None, m.task):
+            continue
+        where = cat.availability(m)
+        added = weights.added(m.name)
+        if added:
+            where += " (added, derived)" if added.get("derived") else " (added)"
+        rows.append((m.name, m.task, where, _size(m), m.licence + (" (default)" if m.name in defaults else ""), m.description))
+    heads = ("name", "task", "weights", "size", "licence")
+    widths = [max(len(r[i]) for r in rows + [heads + ("",)]) for i in range(5)]
+    print("  ".join(h.ljust(w) for h, w in zip(heads, widths)) + "  description")
     for row in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[4])
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[5])
     aliases = cat.aliases_for(args.task)
     if aliases:
         print("aliases: " + ", ".join(f"{a} = {m.name} ({m.licence})" for a, m in aliases.items()))
@@ -40,10 +61,47 @@ def _list(args) -> int:
 def _pull(args) -> int:
     cat = catalog.load()
     for entry in [cat.get(n) for n in args.names]:
-        print(f"{entry.name}: {weights.fetch_first(entry.files)}")
+        print(f"{entry.name}: {weights.model_file(entry.name, entry.files)}")
         if entry.notice:
             print(f"note: {entry.notice}")
     return 0
+
+
+def _add(args) -> int:
+    from pathlib import Path
+
+    from ..errors import InputError, WeightsError
+    from ..fsutil import sha256_file
+
+    entry = catalog.load().get(args.name)
+    source = Path(args.file)
+    if not source.is_file():
+        raise InputError(f"{source} does not exist.")
+    digest = sha256_file(source)
+    pinned = {f.sha256.lower() for f in entry.files if f.sha256}
+    if digest not in pinned:
+        if not args.derived:
+            raise WeightsError(f"{source} (sha256 {digest}) is not the catalog's file for {entry.name} "
+                               f"({', '.join(f.name for f in entry.files)}); if it is a converted copy of the same "
+                               f"weights, add it with --derived.")
+        _check_loads(entry, source)
+    target = weights.add(entry.name, source, digest, entry.files, args.derived and digest not in pinned)
+    what = "a derived file (not the catalog's bytes; outputs say so)" if digest not in pinned else "the catalog's file (sha256 ok)"
+    print(f"{entry.name}: {source} is {what}; copied to {target}")
+    return 0
+
+
+def _check_loads(entry: catalog.ModelEntry, source) -> None:
+    """WeightsError unless ``source`` loads into ``entry``'s network with every key matching."""
+    from .. import nets
+    from ..errors import WeightsError
+
+    net = nets.build(entry.net, **entry.kwargs)
+    try:
+        net.load_state_dict(weights.load_state_dict_file(source, net), strict=True)
+    except (RuntimeError, ValueError, OSError, EOFError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WeightsError(f"{source} does not fit model '{entry.name}' ({first[:160]}); it was not added.") from None
 
 
 def _verify(args) -> int:

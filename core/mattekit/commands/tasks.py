@@ -40,19 +40,24 @@ def _metavar(option: registry.Option) -> str | None:
 
 def add_task_parser(sub, task: Task) -> None:
     """The subcommand for ``task`` with its flags, all derived from the declaration."""
-    p = sub.add_parser(task.name, help=task.summary[0].lower() + task.summary[1:].rstrip("."), description=task.summary)
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
-    p.add_argument("-o", "--output", help="output file (one input) or folder; default: beside each input as "
+    summary = task.summary.replace("%", "%%")
+    p = sub.add_parser(task.name, help=summary[0].lower() + summary[1:].rstrip("."), description=summary)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns; - reads standard input")
+    p.add_argument("-o", "--output", help="output file (one input) or folder; - (PNG) or FORMAT:- (jpg:-, tif:-...) "
+                   "writes standard output; default: beside each input as "
                    f"NAME{task.suffix_for(task.options()).replace('{scale}', 'N') or '_out'}.EXT")
     for port in task.inputs[1:]:
         p.add_argument(f"--{port.name}", dest=f"port_{port.name}", metavar="FILE|FOLDER",
-                       help=f"{port.help or port.kind} (a file, or a folder of files named like the inputs)")
+                       help=f"{port.help or port.kind} (a file, or a folder of files named like the inputs)".replace("%", "%%"))
     add_option_flags(p, task.declared)
     for i, old in enumerate(task.legacy):
         kind = {"action": "store", "metavar": "VALUE"} if old.takes_value else {"action": "store_true"}
         p.add_argument(old.flag, dest=f"legacy_{i}", default=None, help=f"old name: use {old.instead}", **kind)
     p.add_argument("--threads", type=int, help="CPU threads for inference (per inference worker for several images)")
     p.add_argument("--skip-existing", action="store_true", help="leave inputs whose output already exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors (no progress, no written files)")
+    p.add_argument("--no-metadata", action="store_true",
+                   help="write no provenance (mattekit version, task, model and its sha256, changed options) into the files")
     p.set_defaults(func=lambda args: run(task, args))
 
 
@@ -62,7 +67,7 @@ def add_option_flags(parser, options: list[registry.Option]) -> None:
     for option in options:
         if "cli" not in option.hosts:
             continue
-        common = dict(dest=f"opt_{option.name}", default=None, help=option.help)
+        common = dict(dest=f"opt_{option.name}", default=None, help=option.help.replace("%", "%%"))  # argparse formats help
         if option.type is bool:
             parser.add_argument(option.flag, action=argparse.BooleanOptionalAction, **common)
         else:
@@ -115,45 +120,68 @@ def _as_flags(message: str, task: Task) -> str:
 
 
 def run(task: Task, args) -> int:
+    """One CLI run of ``task``: arguments, inputs and outputs are checked before any model loads (so a
+    licence notice never comes before a usage error), then each input is processed and written."""
     from . import files
 
     options, ports = options_from_args(task, args)
+    with files.standard_streams(args) as streams:
+        return _run_files(task, args, options, ports, streams)
+
+
+def _main_scale(task: Task, options) -> int:
+    """The upscaling factor of the task's main model, from the catalog (no weights loaded)."""
+    from .. import catalog
+
+    cat = catalog.load()
+    name = getattr(options, task.main)
+    catalog_task = task.option_table()[task.main].model
+    return (cat.get(name, catalog_task) if name else cat.default(catalog_task)).scale
+
+
+def _run_files(task: Task, args, options, ports: dict, streams) -> int:
+    from .. import provenance, runtime
+    from ..io import outputs
+    from . import files
+
     jobs = files.expand_inputs(args.inputs)
     single = len(jobs) == 1
     pipelined = task.streams and not single and task.main is not None
-    from .. import runtime
-
-    if not pipelined:
-        runtime.set_threads(args.threads)
-    models = runtime.ModelCache().for_task(task, options, set(ports))
     suffix = task.suffix_for(options)
     if "{scale}" in suffix:
-        suffix = suffix.replace("{scale}", str(models[task.main].entry.scale))
+        suffix = suffix.replace("{scale}", str(_main_scale(task, options)))
     named = Path(args.output).suffix.lower() if args.output else ""
 
     def extension(source: Path) -> str:
         if task.output_format is None:
-            return files.same_format(source)
+            return outputs.same_format(source)
         return task.output_format(options, source.suffix.lower(), named)
+
+    planned = files.plan_outputs(jobs, args.output, suffix, extension)
+    if not pipelined:
+        runtime.set_threads(args.threads)
+    models = runtime.ModelCache().for_task(task, options, set(ports))
+    record = None if args.no_metadata else provenance.record(task, options, models)
+    report = files.Report(quiet=args.quiet, label=streams.label)
 
     def inputs_for(picture) -> dict:
         inputs = {"image": picture.pixels}
         for port in task.inputs[1:]:
             if port.name in ports:
-                inputs[port.name] = files.read_companion(ports[port.name], Path(picture.source), port, picture.pixels.shape[:2])
+                inputs[port.name] = outputs.read_companion(ports[port.name], Path(picture.source), port, picture.pixels.shape[:2])
         return inputs
 
     output = task.outputs[0].name
     if pipelined:
-        return files.each_image_pipelined(args, suffix, task, models, options, inputs_for, output, extension, jobs)
+        return files.each_image_pipelined(args, planned, task, models, options, inputs_for, output, record, report)
 
     def process(picture, target):
-        bar = files.tile_bar(target, quiet=not single) if task.progress else None
+        bar = files.tile_bar(target, quiet=not single or args.quiet) if task.progress else None
         try:
             result = task.run(models, inputs_for(picture), options, progress=bar)[output]
         finally:
             if bar is not None:
                 bar.close()
-        return files.for_file(result, target)
+        return outputs.for_file(result, target)
 
-    return files.each_image(args, suffix, process, extension, jobs)
+    return files.each_image(args, planned, process, record, report)

@@ -163,11 +163,11 @@ class Multigrid:
         while True:
             diag = stencil[0]
             inv = np.zeros_like(diag)
-            ok = mask & (diag > 0)
+            ok = mask & (diag > 1e-12 * max(1.0, float(diag.max(initial=0.0))))  # no stiffness: not smoothed
             inv[ok] = omega / diag[ok]
             level = _Level(stencil, mask, inv)
             self.levels.append(level)
-            if int(mask.sum()) <= COARSEST or min(mask.shape) <= 2:
+            if int(mask.sum()) <= COARSEST:  # thin grids (1 or 2 px across) coarsen along their length
                 flat, dense = _dense(stencil, mask)
                 level.direct = (flat, _inverse(dense))
                 break

@@ -46,6 +46,15 @@ def band_width(height: int, width: int, fraction: float = 0.004) -> int:
     return max(2, int(round(fraction * max(height, width))))
 
 
+def _disc(radius: int, height: int, width: int) -> np.ndarray:
+    """An elliptic structuring element of ``radius`` cropped to what an image of this size can reach
+    (rows and columns more than the image's side from the centre only repeat its edge pixels): the
+    same erosion and dilation, and a 1 x 65535 strip no longer pays for a 525 x 525 disc per pixel."""
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    ry, rx = min(radius, height - 1), min(radius, width - 1)
+    return np.ascontiguousarray(disc[radius - ry : radius + ry + 1, radius - rx : radius + rx + 1])
+
+
 def from_mask(mask: np.ndarray, band: int | None = None, low: float = BG_AT, high: float = FG_AT) -> np.ndarray:
     """Trimap from a subject probability map (H x W float in [0,1]).
 
@@ -60,10 +69,10 @@ def from_mask(mask: np.ndarray, band: int | None = None, low: float = BG_AT, hig
     h, w = mask.shape
     r = band_width(h, w) if band is None else max(0, int(band))
     sure_fg, sure_bg = mask >= high, mask <= low
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    kernel = _disc(r, h, w)
     fg = cv2.erode(sure_fg.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool) if r else sure_fg
     bg = cv2.erode(sure_bg.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool) if r else sure_bg
-    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 3, 2 * r + 3))
+    grow = _disc(r + 1, h, w)
     for core, sure in ((fg, sure_fg), (bg, sure_bg)):  # seeds only where erosion erased the structure
         near_core = cv2.dilate(core.astype(np.uint8), grow).astype(bool)
         core |= _ridge(sure) & ~near_core

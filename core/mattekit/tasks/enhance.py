@@ -44,7 +44,8 @@ def estimate_illuminant(linear: np.ndarray) -> np.ndarray:
     small = linear
     scale = 1024.0 / max(linear.shape[:2])
     if scale < 1.0:
-        small = cv2.resize(linear, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        h, w = linear.shape[:2]  # explicit sizes: a 1-px side must not round to 0
+        small = ops.resize(linear, max(1, round(h * scale)), max(1, round(w * scale)), "area")
     g = cv2.GaussianBlur(small, (0, 0), 1.0)
     gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)
     mag = np.sqrt(gx * gx + gy * gy).reshape(-1, 3).astype(np.float64)
@@ -111,6 +112,8 @@ def noise_sigma(grey: np.ndarray) -> float:
     """Standard deviation of white noise in a grey image, robustly (Immerkaer's operator, MAD)."""
     k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
     resp = cv2.filter2D(grey.astype(np.float32), -1, k)[1:-1, 1:-1]
+    if resp.size == 0:  # 1 or 2 px across: no interior to measure, taken as clean
+        return 0.0
     return float(np.median(np.abs(resp)) * 1.4826 / 6.0)
 
 

@@ -5,7 +5,7 @@
   from the mask, and the mask stays in the estimate where colours say little);
 - with neither, the alpha comes from ``model``: a matting network (task "matte", e.g.
   modnet-portrait) directly, or a segmentation network whose mask is matted.
-The result is assembled by :mod:`mattekit.cutout` (cut-out with decontaminated colours by default).
+The result is assembled by :mod:`mattekit.tasks.cutout` (cut-out with decontaminated colours by default).
 
 Images are sRGB float32 H x W x 3|4 in [0,1]; alphas, masks and trimaps H x W.
 """
@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import catalog, cutout, matting, ops
-from ..cutout import CutoutOptions, assemble
+from .. import catalog, matting, ops
+from . import cutout
+from .cutout import CutoutOptions, assemble
 from ..errors import MattekitError
 from ..matting import trimap as trimaps
 from .registry import Legacy, Port, Task, option

@@ -208,10 +208,11 @@ class Task:
     main: the option holding the model that ``infer`` runs (None: the task has no main network).
     needs(options, given) -> {model option: catalog task}: the models a run needs, given which
     optional inputs are present (default: the main model).
-    prepare / infer / finish: the stages (module docstring). suffix: output file name suffix (CLI).
+    prepare / infer / finish: the stages (module docstring).
     streams: prepare gives one network input per image, so folders run through the pipeline
     (decode, inference and encoding overlapped); otherwise images run one after the other.
-    suffix: the CLI's output name suffix, or a function of the options giving it.
+    suffix: the CLI's output name suffix, or a function of the options giving it ("{scale}" in it
+    stands for the main model's scale factor).
     output_format(options, source suffix, suffix of the -o file) -> ".png" | ...: the CLI's output
     format (default: the input's own format where mattekit writes it, else PNG).
     menu: the label of its entry in host menus (None: not offered there).

@@ -1,9 +1,9 @@
 """Background removal (task ``remove``): the subject's mask from a segmentation network, its edge
-matted into a soft alpha, and the cut-out the user asked for (:mod:`mattekit.cutout`).
+matted into a soft alpha, and the cut-out the user asked for (:mod:`mattekit.tasks.cutout`).
 
 Stages (the predictor is passed in as ``models["model"]``):
 prepare -> the network input; infer -> the network; finish -> :func:`mask_from_prediction` at full
-resolution, :func:`alpha_from_mask`, :func:`mattekit.cutout.assemble`.
+resolution, :func:`alpha_from_mask`, :func:`mattekit.tasks.cutout.assemble`.
 """
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import cutout, ops
-from ..cutout import CutoutOptions, assemble
+from .. import ops
+from . import cutout
+from .cutout import CutoutOptions, assemble
 from .registry import Legacy, Port, Task, option
 
 DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"

@@ -409,8 +409,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise refused(exc) from None
 
     def _send_result(self, job: jobs.Job) -> None:
-        metas, data = job.result
-        self._send(200, data, "application/octet-stream", {protocol.META_HEADER: json.dumps({"outputs": metas})})
+        head, data = job.result
+        self._send(200, data, "application/octet-stream", {protocol.META_HEADER: json.dumps(head)})
 
     def _raise_unless_done(self, job: jobs.Job) -> None:
         if job.state in ("queued", "running"):

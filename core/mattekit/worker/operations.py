@@ -35,21 +35,24 @@ class Operation:
     """A worker operation: pixel ports, option checking, and the run.
 
     make_options(values) -> options (OptionError with one sentence); run(models, inputs, options,
-    progress) -> {output name: array}, ``inputs`` {port name: array or None}; describe() -> schema.
+    progress) -> ({output name: array}, the provenance record of the outputs or None), ``inputs``
+    {port name: array or None}; describe() -> schema.
     """
 
     name: str
     inputs: tuple[Port, ...]
     outputs: tuple[Port, ...]
     make_options: Callable[[dict], Any]
-    run: Callable[[Any, dict, Any, Progress], dict]  # (the worker's runtime.ModelCache, inputs, options, progress)
+    run: Callable[[Any, dict, Any, Progress], tuple]  # (the worker's runtime.ModelCache, inputs, options, progress)
     describe: Callable[[], dict]
 
 
 def from_task(task: Task) -> Operation:
     """The worker operation of one registered task."""
 
-    def run(models, inputs: dict, options, progress: Progress) -> dict:
+    def run(models, inputs: dict, options, progress: Progress) -> tuple[dict, dict]:
+        from .. import provenance
+
         present = {name: array for name, array in inputs.items() if array is not None}
         given = {p.name for p in task.inputs if p.optional and p.name in present}
         needed = models.for_task(task, options, given)  # the worker's own cache: loaded once
@@ -58,7 +61,7 @@ def from_task(task: Task) -> Operation:
         def steps(done: int, total: int) -> None:
             progress(0.1 + 0.88 * done / max(total, 1), f"Running {task.name}: {done} of {total}")
 
-        return task.run(needed, present, options, progress=steps)
+        return task.run(needed, present, options, progress=steps), provenance.record(task, options, needed)
 
     return Operation(task.name, task.inputs, task.outputs, lambda values: task.make_options(values, host="worker"),
                      run, lambda: task.describe("worker"))
@@ -123,11 +126,11 @@ def roto_operation(paths: PathPolicy) -> Operation:
                 paths.check(name, value)
         return checked
 
-    def run(models, inputs: dict, options, progress: Progress) -> dict:
+    def run(models, inputs: dict, options, progress: Progress) -> tuple[dict, None]:
         from .. import jobs
 
         jobs.run_operation(dataclasses.asdict(options), progress)
-        return {}
+        return {}, None  # the mattes and their manifest carry the provenance
 
     def describe() -> dict:
         return {"name": "roto", "summary": "Matte every frame of a plate (pattern, folder or movie) into a matte "
@@ -229,8 +232,10 @@ def decode_inputs(op: Operation, metas: Any, body: bytes) -> dict:
     return arrays
 
 
-def encode_outputs(op: Operation, outputs: dict, dtype: str) -> tuple[list[dict], bytes]:
-    """{output name: float array in [0,1], H x W or H x W x C} -> metas and bytes, in ``op.outputs`` order."""
+def encode_outputs(op: Operation, outputs: dict, dtype: str, provenance: dict | None = None) -> tuple[dict, bytes]:
+    """{output name: float array in [0,1], H x W or H x W x C} -> the answer's description
+    ({"outputs": [meta per output], "provenance": record}, for the X-Mattekit-Meta header) and bytes,
+    in ``op.outputs`` order."""
     spec = protocol.DTYPES[dtype]
     metas, chunks = [], []
     for port in op.outputs:
@@ -245,4 +250,5 @@ def encode_outputs(op: Operation, outputs: dict, dtype: str) -> tuple[list[dict]
         chunks.append(np.ascontiguousarray(array, spec.code).tobytes())
         metas.append({"name": port.name, "width": int(array.shape[1]), "height": int(array.shape[0]),
                       "channels": int(array.shape[2]), "dtype": dtype})
-    return metas, protocol.join_body(chunks)
+    head = {"outputs": metas} | ({"provenance": provenance} if provenance else {})
+    return head, protocol.join_body(chunks)

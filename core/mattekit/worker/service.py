@@ -78,11 +78,11 @@ class WorkerServer:
 
     def submit(self, op: operations.Operation, inputs: dict, options, output_dtype: str, held: int,
                keep: bool) -> jobs.Job:
-        """Queue one run of ``op``; the job's result is (output metas, bytes)."""
+        """Queue one run of ``op``; the job's result is (the answer's description, bytes)."""
 
         def work(progress):
-            outputs = op.run(self.models, inputs, options, progress)
-            return operations.encode_outputs(op, outputs, output_dtype)
+            outputs, record = op.run(self.models, inputs, options, progress)
+            return operations.encode_outputs(op, outputs, output_dtype, record)
 
         return self.jobs.submit(op.name, work, held, keep)
 

@@ -195,7 +195,36 @@ class PlugIn:
 
 # ---------------------------------------------------------------- images and drawables
 
-class Item:
+PARASITE_PERSISTENT = 1
+
+
+class Parasite:
+    def __init__(self, name, flags, data):
+        self.name, self.flags, self.data = name, flags, bytes(data)
+
+    @classmethod
+    def new(cls, name, flags, data):
+        return cls(name, flags, data)
+
+    def get_name(self):
+        return self.name
+
+    def get_data(self):
+        return list(self.data)
+
+
+class _Parasites:
+    """attach_parasite / get_parasite of items and images."""
+
+    def attach_parasite(self, parasite):
+        self.__dict__.setdefault("parasites", {})[parasite.get_name()] = parasite
+        return True
+
+    def get_parasite(self, name):
+        return self.__dict__.get("parasites", {}).get(name)
+
+
+class Item(_Parasites):
     def __init__(self, image, name):
         self.image, self.name, self.parent = image, name, None
 
@@ -365,7 +394,7 @@ class Layer(Drawable):
         return True
 
 
-class Image:
+class Image(_Parasites):
     def __init__(self, width, height, precision=Precision.U8_NON_LINEAR):
         self.width, self.height, self.precision = width, height, precision
         self.layers = []

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import ops
-from .errors import MattekitError
-from .tasks.registry import Legacy, Port, option
+from .. import ops
+from ..errors import MattekitError
+from .registry import Legacy, Port, option
 
 RESULTS = ("rgba", "alpha", "foreground", "composite")
 BACKDROP = Port("backdrop", "image", (3, 4), optional=True, help="an image to put behind the subject (scaled to cover)")
@@ -120,7 +120,7 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
         result = alpha
     else:
         if options.decontaminate:
-            from .matting import estimate_foreground
+            from ..matting import estimate_foreground
 
             colours = estimate_foreground(image[..., :3], alpha)
         else:

@@ -1,0 +1,65 @@
+"""Where a task's result for an input file goes, and in what form: formats, bit depth, second inputs.
+
+Shared by the CLI's per-file runs and the Python API's path mode. Results are float32 in [0,1].
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .images import Picture, read_image
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".exr"}
+WRITABLE = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".exr"}
+DEEP = {".png", ".tif", ".tiff"}  # formats that hold 16 bits per channel
+
+
+def same_format(source: Path) -> str:
+    """The input's own extension where mattekit can write it, else .png."""
+    return source.suffix.lower() if source.suffix.lower() in WRITABLE else ".png"
+
+
+def bit_depth_for(picture: Picture, target: Path) -> int:
+    """The bit depth to write ``picture`` at in ``target``'s format: 16-bit stays 16-bit, EXR stays float."""
+    ext = target.suffix.lower()
+    if ext == ".exr":
+        return 32 if picture.bit_depth >= 32 else 16
+    return 16 if picture.bit_depth >= 16 and ext in DEEP else 8
+
+
+def companion(given: str, source: Path, what: str) -> Path:
+    """The file for ``source`` named by ``given``: the file itself, or the same-named image in a folder."""
+    path = Path(given)
+    if path.is_dir():
+        for candidate in sorted(path.iterdir()):
+            if candidate.stem == source.stem and candidate.suffix.lower() in IMAGE_SUFFIXES:
+                return candidate
+        raise InputError(f"The {what} folder {given} has no image named {source.stem}.*.")
+    if not path.is_file():
+        raise InputError(f"The {what} {given} does not exist.")
+    return path
+
+
+def read_companion(given: str, source: Path, port, shape: tuple[int, int]):
+    """A second input of a task (trimap, mask, backdrop...) for ``source``: H x W for single-channel
+    ports (checked against the image's ``shape``), H x W x C for image ports."""
+    path = companion(given, source, port.name)
+    pixels = read_image(path).pixels
+    if port.kind == "image":
+        return pixels
+    if pixels.shape[:2] != tuple(shape):
+        raise InputError(f"The {port.name} {path} is {pixels.shape[1]}x{pixels.shape[0]} but the image is "
+                         f"{shape[1]}x{shape[0]}; they must have the same size.")
+    return pixels[..., 0]
+
+
+def for_file(result: np.ndarray, target: Path) -> np.ndarray:
+    """A task's result in a form image files hold: grey + alpha becomes RGBA, and EXR gets RGB for grey."""
+    if result.ndim == 3 and result.shape[-1] == 2:
+        return np.concatenate([np.repeat(result[..., :1], 3, axis=2), result[..., 1:]], axis=2)
+    if target.suffix.lower() == ".exr" and (result.ndim == 2 or result.shape[-1] == 1):
+        grey = result if result.ndim == 2 else result[..., 0]
+        return np.repeat(grey[..., None], 3, axis=2)
+    return result

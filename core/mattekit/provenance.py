@@ -1,0 +1,150 @@
+"""What made an output: the provenance record mattekit writes into every file it produces.
+
+A record is a plain dict (JSON-serialisable)::
+
+    {"software": "mattekit 0.1.0", "task": "remove",
+     "models": [{"option": "model", "name": "sinet-portrait", "weights": "SINet.pth",
+                 "sha256": "d164...", "derived": false}],
+     "options": {"bg": "#ffffff"},             # the options that differ from the task's defaults
+     "digital_source_type": "http://cv.iptc.org/newscodes/digitalsourcetype/algorithmicallyEnhanced"}
+
+``derived``: the weights file is not one the catalog pins by sha256 (a converted file registered
+with ``mattekit models add --derived``, or a ``--weights`` file).
+
+The digital source type is a term of the IPTC NewsCodes vocabulary
+(http://cv.iptc.org/newscodes/digitalsourcetype/, used by IPTC Photo Metadata and C2PA):
+- ``algorithmicallyEnhanced`` ("algorithmically-altered media": modification or correction by an
+  algorithm that keeps the picture's content) for cut-outs, mattes, bokeh, enhancement and masks;
+- ``compositeWithTrainedAlgorithmicMedia`` (media combined with media made by a trained model) for
+  super-resolution, whose added detail is synthesised by a trained network.
+
+In files the record travels as an XMP packet (:func:`to_xmp` / :func:`from_xmp`): the IPTC
+``Iptc4xmpExt:DigitalSourceType``, ``xmp:CreatorTool`` and the whole record as JSON in
+``mattekit:Record``. Standard library only.
+"""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ElementTree
+from xml.sax.saxutils import quoteattr
+
+from . import __version__
+
+IPTC_TERMS = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+ALGORITHMICALLY_ENHANCED = IPTC_TERMS + "algorithmicallyEnhanced"
+COMPOSITE_WITH_TRAINED = IPTC_TERMS + "compositeWithTrainedAlgorithmicMedia"
+
+NS_IPTC = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
+NS_XMP = "http://ns.adobe.com/xap/1.0/"
+NS_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+NS_MATTEKIT = "http://ns.mattekit.org/provenance/1.0/"
+
+UNRECORDED = ("device",)  # options that do not change the result
+
+
+def source_type(port) -> str:
+    """The IPTC digital source type of an output port (a registry Port): scaled images are
+    super-resolved (detail synthesised by a trained model), everything else is an altered photo."""
+    return COMPOSITE_WITH_TRAINED if getattr(port, "size", "same") == "scaled" else ALGORITHMICALLY_ENHANCED
+
+
+def changed_options(declared, options, defaults, unrecorded: tuple = ()) -> dict:
+    """{option name: value} of ``options`` that differ from ``defaults`` (both instances of one options
+    dataclass whose declared options (registry Options) are ``declared``); file paths, options that
+    do not change the pixels and ``unrecorded`` names are left out."""
+    out = {}
+    for option in declared:
+        value = getattr(options, option.name)
+        if option.path or option.name in UNRECORDED + unrecorded or value == getattr(defaults, option.name):
+            continue
+        out[option.name] = value
+    return out
+
+
+def record(task, options, models: dict, port=None) -> dict:
+    """The provenance record of one run of ``task`` (a registry Task) with ``options`` and ``models``
+    ({model option: Predictor}); ``port``: the output written (default: the task's first)."""
+    return {"software": f"mattekit {__version__}", "task": task.name,
+            "models": [dict(predictor.provenance(), option=name) for name, predictor in sorted(models.items())],
+            "options": changed_options(task.declared, options, task.options()),
+            "digital_source_type": source_type(port or task.outputs[0])}
+
+
+def model_record(entry, path, digest: str) -> dict:
+    """{"name", "weights" (file name), "sha256", "derived"} of catalog ``entry`` loaded from ``path``
+    (hash ``digest``); derived: the file is not one the catalog pins for it (converted or user-supplied)."""
+    pinned = {f.sha256.lower() for f in entry.files if f.sha256}
+    return {"name": entry.name, "weights": path.name, "sha256": digest, "derived": digest not in pinned}
+
+
+def roto_record(changed: dict, model: dict) -> dict:
+    """The provenance record of a roto job: ``changed`` options (:func:`changed_options`), ``model``
+    (:func:`model_record`)."""
+    return {"software": f"mattekit {__version__}", "task": "roto", "models": [dict(model, option="model")],
+            "options": changed, "digital_source_type": ALGORITHMICALLY_ENHANCED}
+
+
+def to_xmp(provenance: dict) -> bytes:
+    """An XMP packet (UTF-8) holding ``provenance``."""
+    attributes = {"Iptc4xmpExt:DigitalSourceType": provenance.get("digital_source_type", ""),
+                  "xmp:CreatorTool": provenance.get("software", ""),
+                  "mattekit:Task": provenance.get("task", ""),
+                  "mattekit:Record": json.dumps(provenance, sort_keys=True, separators=(",", ":"))}
+    lines = "\n".join(f"    {key}={quoteattr(str(value))}" for key, value in attributes.items())
+    text = (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
+        f' <rdf:RDF xmlns:rdf="{NS_RDF}">\n'
+        f'  <rdf:Description rdf:about="" xmlns:Iptc4xmpExt="{NS_IPTC}" xmlns:xmp="{NS_XMP}"\n'
+        f'    xmlns:mattekit="{NS_MATTEKIT}"\n{lines}/>\n'
+        ' </rdf:RDF>\n'
+        '</x:xmpmeta>\n'
+        '<?xpacket end="w"?>')
+    return text.encode("utf-8")
+
+
+def from_xmp(packet: bytes | str) -> dict | None:
+    """The provenance in an XMP packet: mattekit's record, or (other software) just the IPTC digital
+    source type and creator tool; None when the packet says neither or cannot be parsed."""
+    text = packet.decode("utf-8", "replace") if isinstance(packet, (bytes, bytearray)) else packet
+    start, end = text.find("<x:xmpmeta"), text.rfind("</x:xmpmeta>")
+    if start < 0 or end < 0:
+        return None
+    try:
+        root = ElementTree.fromstring(text[start:end + len("</x:xmpmeta>")])
+    except ElementTree.ParseError:
+        return None
+    found: dict = {}
+    for description in root.iter(f"{{{NS_RDF}}}Description"):
+        raw = description.get(f"{{{NS_MATTEKIT}}}Record")
+        if raw:
+            try:
+                return json.loads(raw)
+            except ValueError:
+                pass
+        for key, name in (("digital_source_type", f"{{{NS_IPTC}}}DigitalSourceType"), ("software", f"{{{NS_XMP}}}CreatorTool")):
+            value = description.get(name)
+            if value is None:
+                element = description.find(name)
+                value = element.text if element is not None else None
+            if value:
+                found[key] = value
+    return found or None
+
+
+def describe(provenance: dict) -> list[str]:
+    """Lines for people: what made the file (``mattekit info``)."""
+    lines = [f"software: {provenance.get('software', '?')}"]
+    if provenance.get("task"):
+        lines.append(f"task: {provenance['task']}")
+    for model in provenance.get("models", []):
+        derived = " (derived: not the catalog's file)" if model.get("derived") else ""
+        lines.append(f"model ({model.get('option', 'model')}): {model.get('name')}, weights {model.get('weights')} "
+                     f"sha256 {model.get('sha256')}{derived}")
+    options = provenance.get("options")
+    if options is not None:
+        lines.append("options: " + (", ".join(f"{k}={v}" for k, v in sorted(options.items())) or "defaults"))
+    if provenance.get("digital_source_type"):
+        lines.append(f"digital source type: {provenance['digital_source_type']}")
+    return lines
+

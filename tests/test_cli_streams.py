@@ -1,0 +1,102 @@
+"""The per-file commands as a user meets them: pipes (- in, -o - out), one line per written file, -q,
+skipped files counted, licence notices only after the arguments were checked, offline messages."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mattekit import io
+
+pytestmark = pytest.mark.needs_data
+
+
+@pytest.fixture
+def env(shared, tmp_path):
+    return dict(os.environ, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1",
+                MATTEKIT_HOME=str(tmp_path / "home"), OMP_NUM_THREADS="1")
+
+
+def mattekit(env, *args, stdin: bytes | None = None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "mattekit", *map(str, args)], input=stdin, capture_output=True,
+                          env=env, cwd=cwd)
+
+
+def test_cat_photo_into_remove_and_the_cut_out_to_stdout(shared, env, tmp_path):
+    photo = shared / "data/grabcut50/im/person1.jpg"
+    done = mattekit(env, "remove", "-", "-o", "-", "--model", "sinet-portrait", stdin=photo.read_bytes())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(b"\x89PNG"), "a PNG on standard output"
+    (tmp_path / "cut.png").write_bytes(done.stdout)
+    cut = io.read_image(tmp_path / "cut.png")
+    assert cut.pixels.shape[2] == 4 and io.read_provenance(tmp_path / "cut.png")["task"] == "remove"
+    assert done.stderr.decode().strip() == "mattekit: wrote PNG to standard output"
+    as_jpeg = mattekit(env, "remove", "-", "-o", "jpg:-", "--model", "sinet-portrait", "--background", "white",
+                       stdin=photo.read_bytes())
+    assert as_jpeg.returncode == 0 and as_jpeg.stdout.startswith(b"\xff\xd8"), as_jpeg.stderr
+    no_output = mattekit(env, "enhance", "-", stdin=photo.read_bytes())  # stdin without -o: PNG on stdout
+    assert no_output.returncode == 0 and no_output.stdout.startswith(b"\x89PNG"), no_output.stderr
+    assert not list(Path(env["MATTEKIT_HOME"]).parent.glob("mattekit-*")), "nothing left behind"
+
+
+def test_stream_mistakes_are_one_sentence(shared, env, tmp_path):
+    empty = mattekit(env, "enhance", "-", "-o", str(tmp_path / "x.png"), stdin=b"")
+    assert empty.returncode == 2 and empty.stderr.decode().startswith("mattekit: error: Standard input is empty")
+    two = mattekit(env, "enhance", shared / "data/grabcut50/im/person1.jpg", shared / "data/grabcut50/im/person2.jpg",
+                   "-o", "-")
+    assert two.returncode == 2 and "exactly one input" in two.stderr.decode()
+    odd = mattekit(env, "enhance", "-", "-o", "gif:-", stdin=b"\x89PNG")
+    assert odd.returncode == 2 and "Cannot write gif to standard output" in odd.stderr.decode()
+
+
+def test_one_line_per_written_file_skipped_ones_counted_and_quiet(shared, env, tmp_path):
+    for name in ("a.png", "b.png"):
+        io.write_image(tmp_path / name, np.random.default_rng(0).random((20, 30, 3), dtype=np.float32))
+    out = tmp_path / "out"
+    first = mattekit(env, "enhance", tmp_path / "a.png", "-o", out)
+    assert first.returncode == 0 and f"mattekit: wrote {out / 'a.png'}" in first.stderr.decode()
+    again = mattekit(env, "enhance", tmp_path / "a.png", tmp_path / "b.png", "-o", out, "--skip-existing")
+    lines = again.stderr.decode()
+    assert f"wrote {out / 'b.png'}" in lines and f"wrote {out / 'a.png'}" not in lines
+    assert "skipped 1 input(s) whose output already exists" in lines
+    quiet = mattekit(env, "enhance", tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "q", "-q")
+    assert quiet.returncode == 0 and quiet.stderr == b"" and len(list((tmp_path / "q").iterdir())) == 2
+
+
+def test_licence_notice_comes_only_after_the_arguments_are_checked(shared, env, tmp_path):
+    photo = shared / "data/grabcut50/im/person1.jpg"
+    bad = mattekit(env, "remove", photo, "-o", photo, "--model", "csnet-sod")  # would replace its input
+    assert bad.returncode == 2 and "CC BY-NC" not in bad.stderr.decode() and "is an input" in bad.stderr.decode()
+    good = mattekit(env, "remove", photo, "-o", tmp_path / "c.png", "--model", "csnet-sod")
+    assert good.returncode == 0 and "non-commercial" in good.stderr.decode().lower()
+
+
+def test_offline_the_missing_default_names_what_is_here_and_the_flag(shared, env, tmp_path):
+    photo = shared / "data/grabcut50/im/person1.jpg"
+    done = mattekit(env, "remove", photo, "-o", tmp_path / "c.png")
+    message = done.stderr.decode()
+    assert done.returncode == 2 and message.count("\n") == 1, message
+    assert "segment models available here are" in message and "sinet-portrait (in mirror)" in message
+    assert "pick one with --model NAME" in message and "u2net-human-seg" not in message.split("available here")[1]
+    bokeh = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png", "--mask-only").stderr.decode()
+    assert "pick one with --segment-model NAME" in bokeh
+    depth = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png").stderr.decode()
+    assert "No depth model is on disk or in a mirror here; use --mask-only" in depth
+    ok = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png", "--mask-only", "--segment-model", "sinet-portrait")
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_models_list_shows_where_each_model_is_its_size_and_licence(shared, env):
+    listing = mattekit(env, "models", "list").stdout.decode().splitlines()
+    assert listing[0].split()[:5] == ["name", "task", "weights", "size", "licence"]
+    rows = {line.split()[0]: line for line in listing[1:]}
+    assert "in mirror" in rows["sinet-portrait"] and "MIT" in rows["sinet-portrait"]
+    assert "missing" in rows["isnet-general-use"] and "176.6 MB" in rows["isnet-general-use"]
+    mattekit(env, "models", "pull", "sinet-portrait")
+    assert "on disk" in mattekit(env, "models", "list", "--task", "segment").stdout.decode().split("sinet-portrait")[1].splitlines()[0]
+    wrong = mattekit(env, "upscale", shared / "data/grabcut50/im/person1.jpg", "--model", "u2netp").stderr.decode()
+    assert "is a segment model, not an upscale model" in wrong

@@ -1,0 +1,107 @@
+"""Provenance: the record of what made an output, embedded in every format mattekit writes and read back."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mattekit import catalog, io, provenance
+from mattekit.cli import main
+from mattekit.tasks import registry
+
+RECORD = {"software": "mattekit 0.1.0", "task": "remove",
+          "models": [{"option": "model", "name": "sinet-portrait", "weights": "SINet.pth", "sha256": "d1" * 32,
+                      "derived": False}],
+          "options": {"background": "#ff00ff <&\"'>", "model": "sinet-portrait"},
+          "digital_source_type": provenance.ALGORITHMICALLY_ENHANCED}
+
+
+@pytest.mark.parametrize("name,bit_depth,channels", [
+    ("a.png", 8, 4), ("a.png", 16, 3), ("a.tif", 8, 4), ("a.tif", 16, 1), ("a.jpg", 8, 3), ("a.webp", 8, 3),
+    ("a.exr", 16, 4), ("a.exr", 32, 1)])
+def test_provenance_survives_a_round_trip_and_leaves_the_pixels_alone(tmp_path, name, bit_depth, channels):
+    rng = np.random.default_rng(0)
+    pixels = rng.random((24, 40, channels), dtype=np.float32)
+    with_record, without = tmp_path / name, tmp_path / ("plain_" + name)
+    io.write_image(with_record, pixels, bit_depth=bit_depth, provenance=RECORD)
+    io.write_image(without, pixels, bit_depth=bit_depth)
+    assert io.read_provenance(with_record) == RECORD
+    assert io.read_provenance(without) is None
+    assert np.array_equal(io.read_image(with_record).pixels, io.read_image(without).pixels) or name.endswith(".webp")
+
+
+def test_the_xmp_packet_uses_the_iptc_and_xmp_properties():
+    packet = provenance.to_xmp(RECORD).decode("utf-8")
+    assert 'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/algorithmicallyEnhanced"' in packet
+    assert 'xmp:CreatorTool="mattekit 0.1.0"' in packet and packet.startswith("<?xpacket begin=")
+    other = packet.replace("mattekit:Record=", "mattekit:Other=")  # another program's packet: the IPTC term still reads
+    assert provenance.from_xmp(other) == {"digital_source_type": provenance.ALGORITHMICALLY_ENHANCED,
+                                          "software": "mattekit 0.1.0"}
+    assert provenance.from_xmp(b"<x:xmpmeta broken") is None
+
+
+def test_only_options_that_change_the_result_are_recorded():
+    task = registry.get("bokeh")
+    options = task.make_options({"strength": 2.0, "mask_only": True, "device": "cpu", "depth_weights": "/home/me/x.pth"})
+    assert provenance.changed_options(task.declared, options, task.options()) == {"strength": 2.0, "mask_only": True}
+    assert provenance.source_type(registry.get("upscale").outputs[0]) == provenance.COMPOSITE_WITH_TRAINED
+    assert provenance.source_type(task.outputs[0]) == provenance.ALGORITHMICALLY_ENHANCED
+
+
+@pytest.fixture
+def mirror(shared, monkeypatch):
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+
+
+@pytest.mark.needs_data
+@pytest.mark.parametrize("ext", [".png", ".tif", ".jpg", ".exr"])
+def test_remove_writes_its_provenance_and_info_prints_it(shared, mirror, tmp_path, capsys, ext):
+    src = shared / "data/grabcut50/im/person1.jpg"
+    out = tmp_path / ("cut" + ext)
+    args = ["remove", str(src), "-o", str(out), "--model", "sinet-portrait"] + (["--background", "white"] if ext == ".jpg" else [])
+    assert main(args) == 0
+    record = io.read_provenance(out)
+    pinned = catalog.load().get("sinet-portrait").weights.sha256
+    assert record["task"] == "remove" and record["software"].startswith("mattekit ")
+    assert record["models"] == [{"option": "model", "name": "sinet-portrait", "weights": "SINet.pth", "sha256": pinned,
+                                 "derived": False}]
+    assert record["digital_source_type"] == provenance.ALGORITHMICALLY_ENHANCED
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"sha256 {pinned}" in printed and "task: remove" in printed and "algorithmicallyEnhanced" in printed
+    stripped = tmp_path / ("bare" + ext)
+    assert main(args[:3] + [str(stripped)] + args[4:] + ["--no-metadata"]) == 0
+    assert io.read_provenance(stripped) is None
+
+
+@pytest.mark.needs_data
+def test_a_derived_weights_file_is_said_so_in_the_upscale_provenance(shared, mirror, tmp_path, capsys):
+    converted = shared / "weights/realesr-general-x4v3.from-ncnn-fp16.pth"
+    assert main(["models", "add", "realesr-general-x4v3", str(converted)]) == 2  # not the catalog's bytes
+    assert "--derived" in capsys.readouterr().err
+    assert main(["models", "add", "realesr-general-x4v3", str(converted), "--derived"]) == 0
+    small = tmp_path / "small.png"
+    io.write_image(small, np.random.default_rng(1).random((16, 20, 3), dtype=np.float32))
+    assert main(["upscale", str(small), "-o", str(tmp_path / "big.png")]) == 0
+    record = io.read_provenance(tmp_path / "big.png")
+    assert record["models"][0]["derived"] is True and record["models"][0]["name"] == "realesr-general-x4v3"
+    assert record["digital_source_type"] == provenance.COMPOSITE_WITH_TRAINED
+
+
+@pytest.mark.needs_data
+def test_roto_mattes_and_manifest_carry_the_provenance(shared, mirror, tmp_path):
+    plate = sorted((shared / "data/davis").glob("im/*"))[0]
+    out = tmp_path / "mattes/matte.####.png"
+    code = subprocess.run([sys.executable, "-m", "mattekit", "roto", str(plate), "-o", str(out), "--frames", "0-1",
+                           "--model", "sinet-portrait", "--radius", "0"], capture_output=True, text=True)
+    assert code.returncode == 0, code.stderr
+    manifest = json.loads((tmp_path / "mattes/matte.mattekit.json").read_text())
+    matte = io.read_provenance(tmp_path / "mattes/matte.0000.png")
+    assert matte == manifest["provenance"] and matte["task"] == "roto"
+    assert matte["models"][0]["sha256"] == manifest["settings"]["model"]["sha256"]
+    assert matte["options"] == {"model": "sinet-portrait", "radius": 0}

@@ -1,0 +1,365 @@
+"""Bad, big and hostile input (issue 14): a corpus generated here (never committed) of malformed,
+tiny, huge-declared and exotic images, run through every CLI task and every worker operation in
+subprocesses under an address-space cap (RLIMIT_AS, as ``ulimit -v``), asserting for each run:
+success or one ``mattekit: error:`` line, no traceback, no other noise, no hang, inputs unchanged.
+
+The fast part (default run) is two folder runs over a handful of files; the full corpus is ``slow``
+and prints its table (files tried per task, succeeded, clean errors, tracebacks, hangs, worst peak RSS).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import OpenEXR
+import pytest
+from PIL import Image
+
+from mattekit import io
+from mattekit.io.outputs import IMAGE_SUFFIXES
+from mattekit.fsutil import sha256_file
+
+CAP = 6 << 30  # bytes of address space every subprocess may map
+TIMEOUT = 240  # seconds one run may take before it counts as a hang
+ANIMEVIDEO = "realesr-animevideov3.pth"
+TASK_ARGS = {  # every CLI task with an offline model (depth has no weights in the shared folder)
+    "remove": ["--model", "csnet-sod"],
+    "matte": ["--model", "csnet-sod"],
+    "upscale": ["--model", "realesr-animevideov3", "--weights", "{weights}/" + ANIMEVIDEO],
+    "bokeh": ["--mask-only", "--segment-model", "csnet-sod"],
+    "enhance": [],
+    "mask-preview": ["--model", "csnet-sod"],
+}
+
+
+# ----------------------------------------------------------------------------------- the corpus
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _declared_png(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares width x height grey pixels (its data is one empty row)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + _png_chunk(b"IEND", b""))
+
+
+def _declared_tiff(width: int, height: int) -> bytes:
+    """A TIFF directory declaring width x height 8-bit grey pixels in a 1-byte strip."""
+    tags = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+            (273, 4, 1, 8), (277, 3, 1, 1), (278, 4, 1, height), (279, 4, 1, 1)]
+    out = b"II*\x00" + struct.pack("<I", 9) + b"\0" + struct.pack("<H", len(tags))
+    for tag, kind, count, value in tags:
+        out += struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value))
+    return out + struct.pack("<I", 0)
+
+
+def _exr(path: Path, planes: dict, **header) -> None:
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, **header},
+                 {k: np.ascontiguousarray(v, np.float32) for k, v in planes.items()}).write(str(path))
+
+
+def make_corpus(folder: Path, only: set[str] | None = None) -> dict[str, bool]:
+    """Write the corpus into ``folder``: {file name: whether it is a valid image mattekit must process}."""
+    rng = np.random.default_rng(14)
+    photo = rng.random((48, 64, 3)).astype(np.float32)
+    corpus: dict[str, bool] = {}
+
+    def add(name: str, valid: bool, write) -> None:
+        if only is None or name in only:
+            write(folder / name)
+            corpus[name] = valid
+
+    add("photo.png", True, lambda p: io.write_image(p, photo))
+    add("photo.jpg", True, lambda p: io.write_image(p, photo))
+    add("pixel_1x1.png", True, lambda p: io.write_image(p, photo[:1, :1]))
+    add("pixels_2x2.png", True, lambda p: io.write_image(p, photo[:2, :2]))
+    add("strip_65535x1.png", True, lambda p: Image.new("L", (65535, 1), 90).save(p))  # the issue's 271-byte strip
+    add("strip_1x65535.png", True, lambda p: Image.new("L", (1, 65535), 90).save(p))
+    add("strip_2x3000.png", True, lambda p: io.write_image(p, rng.random((2, 3000, 3)).astype(np.float32)))
+    add("strip_3000x2.png", True, lambda p: io.write_image(p, rng.random((3000, 2, 3)).astype(np.float32)))
+    add("cmyk.jpg", True, lambda p: Image.fromarray((photo * 255).astype(np.uint8)).convert("CMYK").save(p))
+    add("palette.png", True, lambda p: Image.fromarray((photo * 255).astype(np.uint8)).quantize(16).save(p, transparency=0))
+    add("deep16.png", True, lambda p: io.write_image(p, photo, bit_depth=16))
+    add("grey16.tif", True, lambda p: Image.fromarray((photo[..., 0] * 65535).astype(np.uint16)).save(p))
+    add("float_rgb.tif", True, lambda p: __import__("cv2").imwrite(str(p), photo))
+    add("nan.exr", True, lambda p: _exr(p, {"R": np.where(photo[..., 0] > 0.5, np.nan, 1e6), "G": photo[..., 1] * -5,
+                                             "B": np.full(photo.shape[:2], np.inf)}))
+    frames = [Image.fromarray((photo * 255 * k / 3).astype(np.uint8)) for k in (1, 2, 3)]
+    add("animated.gif", True, lambda p: frames[0].save(p, save_all=True, append_images=frames[1:], duration=50))
+    add("animated.webp", True, lambda p: frames[0].save(p, save_all=True, append_images=frames[1:], duration=50))
+    add("animated.png", True, lambda p: frames[0].save(p, save_all=True, append_images=frames[1:], duration=50))
+    add("multipage.tif", True, lambda p: frames[0].save(p, save_all=True, append_images=frames[1:]))
+    add("png_named_as.jpg", True, lambda p: Image.fromarray((photo * 255).astype(np.uint8)).save(p, format="PNG"))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    add("rotated_exif.jpg", True, lambda p: Image.fromarray((photo * 255).astype(np.uint8)).save(p, exif=exif))
+    add("no_read_permission.png", os.geteuid() == 0, lambda p: (io.write_image(p, photo), p.chmod(0)))
+    add("empty.png", False, lambda p: p.write_bytes(b""))
+    add("truncated.png", False, lambda p: (io.write_image(p, photo), p.write_bytes(p.read_bytes()[:300])))
+    add("truncated.jpg", False, lambda p: (io.write_image(p, photo), p.write_bytes(p.read_bytes()[:400])))
+    add("truncated.exr", False, lambda p: (_exr(p, {"R": photo[..., 0]}), p.write_bytes(p.read_bytes()[:200])))
+    add("declared_65535x65535.png", False, lambda p: p.write_bytes(_declared_png(65535, 65535)))
+    add("declared_200000x200000.tif", False, lambda p: p.write_bytes(_declared_tiff(200000, 200000)))
+    add("display_60000x60000.exr", False, lambda p: _exr(p, {"R": photo[:4, :4, 0]}, dataWindow=((0, 0), (3, 3)),
+                                                          displayWindow=((0, 0), (59999, 59999))))
+    add("random_bytes.png", False, lambda p: p.write_bytes(rng.bytes(5000)))
+    add("text.jpg", False, lambda p: p.write_text("not an image\n"))
+    add("html.webp", False, lambda p: p.write_text("<html><body>hello</body></html>\n"))
+    add("folder.png", False, lambda p: p.mkdir())
+    return corpus
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every input (as root, unreadable ones included); folders by name only."""
+    out = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_dir():
+            out[p.name] = "folder"
+        else:
+            mode = p.stat().st_mode
+            p.chmod(mode | 0o400)
+            out[p.name] = f"{sha256_file(p)} {oct(mode)}"
+            p.chmod(mode)
+    return out
+
+
+def _listed(path: Path) -> bool:
+    """Whether a folder run takes ``path`` (image files by extension; GIF is not among them)."""
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+# ----------------------------------------------------------------------------------- capped runs
+
+@dataclass
+class Run:
+    returncode: int
+    stderr: str
+    seconds: float
+    peak_kb: int  # the child's maximum RSS
+    hung: bool
+
+
+def _cap() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (CAP, CAP))
+
+
+def run_capped(argv: list[str], env: dict, timeout: float = TIMEOUT) -> Run:
+    """Run ``argv`` under the address-space cap; its own peak RSS comes from wait4."""
+    with tempfile.TemporaryFile() as err:
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env, preexec_fn=_cap)
+        hung = False
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() - start > timeout:
+                hung = True
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        text = err.read().decode("utf-8", "replace")
+    return Run(proc.returncode, text, time.monotonic() - start, usage.ru_maxrss, hung)
+
+
+def _env(shared: Path, home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MATTEKIT_")}
+    repo_core = str(Path(__file__).resolve().parents[1] / "core")
+    env.update(MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1", MATTEKIT_HOME=str(home),
+               OMP_NUM_THREADS="1", PYTHONPATH=repo_core + os.pathsep + env.get("PYTHONPATH", ""))
+    return env
+
+
+def _mattekit(task: str, shared: Path) -> list[str]:
+    return [sys.executable, "-m", "mattekit", task] + [a.format(weights=shared / "weights") for a in TASK_ARGS[task]]
+
+
+def lines(stderr: str) -> list[str]:
+    """stderr's lines, progress-bar redraws (carriage returns) split off."""
+    return [line for line in re.split(r"[\r\n]+", stderr) if line.strip()]
+
+
+def noise(stderr: str) -> list[str]:
+    """Lines that are not mattekit's own (tracebacks, library messages, warnings with source paths)."""
+    return [line for line in lines(stderr) if not line.startswith("mattekit: ")
+            and not re.match(r"^\s*\d+%\|", line)]  # the progress bar of folder runs
+
+
+def check_single(run: Run, out: Path, valid: bool, what: str) -> str:
+    """'ok' or 'error' for one file's run; fails the test on a hang, traceback, noise or a wrong outcome."""
+    assert not run.hung, f"{what}: no answer after {TIMEOUT} s"
+    assert "Traceback" not in run.stderr and not noise(run.stderr), f"{what}:\n{run.stderr}"
+    errors = [line for line in lines(run.stderr) if line.startswith("mattekit: error:")]
+    if run.returncode == 0:
+        assert not errors and out.is_file(), f"{what}: exit 0 but {run.stderr!r}"
+        assert valid, f"{what}: an invalid input was accepted"
+        return "ok"
+    assert run.returncode == 2 and len(errors) == 1 and errors[0].endswith("."), f"{what}: exit {run.returncode}:\n{run.stderr}"
+    assert not valid, f"{what}: a valid image failed: {errors[0]}"
+    assert not out.exists()
+    return "error"
+
+
+# ----------------------------------------------------------------------------------- fast part
+
+FAST = {"photo.png", "strip_2x3000.png", "animated.webp", "empty.png", "truncated.png",
+        "declared_65535x65535.png", "display_60000x60000.exr", "folder.png"}
+
+
+@pytest.mark.needs_data
+@pytest.mark.parametrize("task", ["remove", "enhance"])
+def test_a_folder_of_hostile_files_under_the_cap(task, tmp_path, shared):
+    corpus_dir = tmp_path / "in"
+    corpus_dir.mkdir()
+    corpus = make_corpus(corpus_dir, FAST)
+    before = _hashes(corpus_dir)
+    out = tmp_path / "out"
+    run = run_capped(_mattekit(task, shared) + [str(corpus_dir), "-o", str(out)], _env(shared, tmp_path / "home"))
+    assert not run.hung and "Traceback" not in run.stderr and not noise(run.stderr), run.stderr
+    assert run.returncode == 1, run.stderr
+    valid = sorted(Path(n).stem for n, ok in corpus.items() if ok)
+    assert sorted(p.stem for p in out.iterdir()) == valid
+    files = [n for n, ok in corpus.items() if not ok and _listed(corpus_dir / n)]
+    for name in files:
+        assert any(line.startswith("mattekit: error:") and name in line for line in lines(run.stderr)), name
+    assert f"{len(files)} of {len(files) + len(valid)} images failed" in run.stderr
+    assert "only the first is used" in run.stderr  # the animated WebP
+    assert _hashes(corpus_dir) == before
+    assert run.peak_kb * 1024 < CAP
+
+
+# ----------------------------------------------------------------------------------- the full corpus
+
+@pytest.fixture
+def full_corpus(tmp_path):
+    """(folder, {name: valid}, hashes before any run) of the whole corpus."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    corpus = make_corpus(folder)
+    return folder, corpus, _hashes(folder)
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_every_corpus_file_through_every_task(tmp_path, shared, full_corpus):
+    corpus_dir, corpus, before = full_corpus
+    env = _env(shared, tmp_path / "home")
+    rows, worst = [], (0, "")
+    for task in TASK_ARGS:
+        counts = {"ok": 0, "error": 0}
+        for i, (name, valid) in enumerate(corpus.items()):
+            out = tmp_path / "out" / task / f"{i}.png"
+            run = run_capped(_mattekit(task, shared) + [str(corpus_dir / name), "-o", str(out)], env)
+            counts[check_single(run, out, valid, f"{task} {name}")] += 1
+            worst = max(worst, (run.peak_kb, f"{task} {name}"))
+        rows.append((task, len(corpus), counts["ok"], counts["error"]))
+    assert _hashes(corpus_dir) == before
+    print(f"\ncorpus under RLIMIT_AS = {CAP >> 30} GiB, timeout {TIMEOUT} s:")
+    print(f"{'task':14}{'tried':>6}{'ok':>6}{'clean errors':>14}{'tracebacks':>12}{'hangs':>7}")
+    for task, tried, ok, err in rows:
+        print(f"{task:14}{tried:>6}{ok:>6}{err:>14}{0:>12}{0:>7}")
+    print(f"worst peak RSS: {worst[0] / 1024:.0f} MiB ({worst[1]})")
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_the_whole_corpus_as_one_folder_run(tmp_path, shared, full_corpus):
+    corpus_dir, corpus, before = full_corpus
+    out = tmp_path / "out"
+    run = run_capped(_mattekit("remove", shared) + [str(corpus_dir), "-o", str(out)], _env(shared, tmp_path / "home"))
+    assert not run.hung and "Traceback" not in run.stderr and not noise(run.stderr), run.stderr
+    assert run.returncode == 1
+    valid = [n for n, ok in corpus.items() if ok and _listed(corpus_dir / n)]
+    bad = [n for n, ok in corpus.items() if not ok and _listed(corpus_dir / n)]
+    written = sorted(p.name for p in out.iterdir())
+    assert len(written) == len(valid) and not any(n.endswith(".tmp") for n in written), written
+    assert f"{len(bad)} of {len(bad) + len(valid)} images failed" in run.stderr
+    assert _hashes(corpus_dir) == before
+    print(f"\nfolder run (remove) on {len(corpus)} entries: {len(written)} outputs for {len(valid)} valid images, "
+          f"{len(bad)} listed as failed, exit {run.returncode}, inputs unchanged, peak RSS {run.peak_kb / 1024:.0f} MiB, "
+          f"{run.seconds:.0f} s")
+
+
+# ----------------------------------------------------------------------------------- the worker
+
+SHAPES = [(1, 1), (2, 2), (1, 4000), (4000, 1), (2, 3000), (48, 64)]
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_every_worker_operation_on_degenerate_shapes(tmp_path, shared):
+    from mattekit import client
+
+    env = _env(shared, tmp_path / "home")
+    state = tmp_path / "state" / "worker.json"
+    argv = [sys.executable, "-m", "mattekit", "serve", "--state-file", str(state), "--allow-dir", str(tmp_path),
+            "--idle-timeout", "600"]
+    err = open(tmp_path / "serve.err", "wb")
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env, preexec_fn=_cap)
+    try:
+        deadline = time.time() + 120
+        while not state.exists():
+            assert proc.poll() is None and time.time() < deadline, (tmp_path / "serve.err").read_text()
+            time.sleep(0.2)
+        worker = client.Worker(*_address(state))
+        counts, reasons = {}, {}
+        rng = np.random.default_rng(1)
+        for op in worker.schema()["operations"]:
+            if op["name"] == "roto":
+                continue  # paths, not pixels: its confinement and bad paths are tested in test_server.py
+            options = {name: "csnet-sod" for name, spec in op["options"].items() if spec.get("model") == "segment"}
+            if op["name"] == "bokeh":
+                options["mask_only"] = True
+            if op["name"] == "matte":
+                options["model"] = "csnet-sod"  # a segmentation model whose mask is matted
+            if op["name"] == "upscale":
+                options["model"] = "rfdn-x4"  # the worker takes no weights path; the shared animevideov3 is a re-export
+            for h, w in SHAPES:
+                inputs = {p["name"]: client.Pixels((rng.random((h, w, max(p["channels"]))) * 255).astype(np.uint8).tobytes(),
+                                                   w, h, max(p["channels"]))
+                          for p in op["inputs"] if not p["optional"]}
+                try:
+                    worker.run(op["name"], inputs, options)
+                    outcome = "ok"
+                except client.WorkerError as exc:
+                    message = str(exc)
+                    assert exc.status is not None and 400 <= exc.status < 500, (op["name"], h, w, exc.status, message)
+                    assert "\n" not in message and message.endswith("."), message
+                    outcome = "error"
+                    reasons.setdefault(op["name"], message)
+                counts.setdefault(op["name"], {"ok": 0, "error": 0})[outcome] += 1
+        assert worker.health()
+        failed = {name: reasons[name] for name, c in counts.items() if c["error"] and name != "depth"}
+        assert not failed, failed  # depth alone has no offline weights: its 422 says so in one sentence
+        worker.shutdown()
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err.close()
+    log = (tmp_path / "serve.err").read_text()
+    assert "Traceback" not in log, log
+    print(f"\nworker operations under RLIMIT_AS = {CAP >> 30} GiB on shapes {SHAPES}: "
+          + json.dumps(counts) + f"; first errors: {json.dumps(reasons)}; children's peak RSS {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MiB")
+
+
+def _address(state: Path) -> tuple[str, str]:
+    data = json.loads(state.read_text())
+    return data["url"], data["token"]
