@@ -1,25 +1,33 @@
-"""``mattekit bench segment``: mask quality of a model on images with ground-truth masks,
-for the plain bilinear upsampling and the edge-aware refinement, side by side."""
+"""``mattekit bench segment``: mask quality of segmentation models on images with ground-truth masks.
+
+For each model: the plain model (its network output bilinearly upsampled), the default pipeline
+(``mattekit remove --result alpha``: edge refinement and matting) and, when the model has an ONNX
+file among its catalog sources and onnxruntime is installed, that ONNX file run by ONNX Runtime
+with rembg's preprocessing. Images are split in sorted order: even-indexed ones are the tuning half
+(where defaults may be chosen), odd-indexed ones the report half (figures to quote).
+"""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .. import io, metrics, ops, runtime
-from ..errors import InputError
+from .. import catalog, io, metrics, ops, runtime, weights
+from ..errors import InputError, MattekitError
 from ..tasks import segment
 
-METRICS = (("IoU", metrics.iou), ("MAE", metrics.mae), ("max F-beta", metrics.max_fbeta), ("boundary F (2px)", metrics.boundary_f))
+METRICS = (("IoU", metrics.iou), ("MAE", metrics.mae), ("boundary F", metrics.boundary_f))
+HALVES = ("tuning", "report")
+METHODS = ("plain model", "default pipeline", "onnxruntime (rembg)")
 
 
 def add_parser(kinds) -> None:
-    p = kinds.add_parser("segment", help="IoU, MAE, max F-beta and boundary F on a folder with im/ and gt/")
+    p = kinds.add_parser("segment", help="IoU, MAE and boundary F of segmentation models on a folder with im/ and gt/")
     p.add_argument("--data", required=True, help="folder with im/ (images) and gt/ (masks named like the images, .png; 128 = ignore)")
-    p.add_argument("--model", default="csnet-sod")
-    p.add_argument("--weights", help="weights file instead of the catalog's")
+    p.add_argument("--model", action="append", help="segmentation model (repeatable); default: every one whose "
+                   "weights are available without a download")
+    p.add_argument("--weights", help="weights file instead of the catalog's (one --model only)")
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, help="only the first N images")
     p.set_defaults(func=run)
@@ -37,29 +45,120 @@ def pairs(data: Path) -> list[tuple[Path, Path]]:
     return found
 
 
-def run(args) -> int:
-    predictor = runtime.ModelCache().get(args.model, "segment", args.device, args.weights)
-    rows = pairs(Path(args.data))[: args.limit]
-    scores = {"plain": [], "refined": []}
-    seconds = {"net": 0.0, "refine": 0.0}
-    for image_path, gt_path in rows:
+def half_of(index: int) -> str:
+    """The half image ``index`` (in sorted order) belongs to: even -> "tuning", odd -> "report"."""
+    return HALVES[index % 2]
+
+
+def scores(alpha: np.ndarray, gt: np.ndarray) -> list[float]:
+    """[IoU, MAE, boundary F] of an alpha (H x W float [0,1]) against a 0/128/255 mask (H x W uint8)."""
+    return [float(fn(alpha, gt)) for _, fn in METRICS]
+
+
+class _KeepingOutput:
+    """A predictor passed to the task that keeps its network output, so the plain model and the
+    pipeline are scored on one inference."""
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+        self.output = None
+
+    def prepare(self, image: np.ndarray):
+        return self.predictor.prepare(image)
+
+    def __call__(self, x):
+        self.output = self.predictor(x)
+        return self.output
+
+
+def onnx_source(entry) -> weights.WeightFile | None:
+    """The model's ONNX file among its catalog sources, or None."""
+    return next((wf for wf in entry.files if wf.name.endswith(".onnx")), None)
+
+
+class RembgReference:
+    """A catalog ONNX file run by ONNX Runtime the way rembg runs its U^2-Net sessions: the 8-bit
+    image resized (Lanczos) to the catalog's input size, divided by its max, mean/std normalised;
+    the first output min-max normalised and resized back bilinearly."""
+
+    def __init__(self, entry, path: Path):
+        import onnxruntime as ort
+
+        if entry.input.size is None:
+            raise MattekitError(f"Model '{entry.name}' has no fixed input size, which rembg's preprocessing needs.")
+        self.entry = entry
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def alpha(self, image: np.ndarray) -> np.ndarray:
+        """sRGB H x W x 3 float [0,1] -> alpha H x W float32 [0,1]."""
+        from PIL import Image
+
+        spec = self.entry.input
+        height, width = spec.size
+        pixels = Image.fromarray(np.round(image[..., :3] * 255).astype(np.uint8))
+        x = np.asarray(pixels.resize((width, height), Image.Resampling.LANCZOS), np.float32)
+        if spec.divide_by_max:
+            x = x / max(float(x.max()), 1e-6)
+        x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+        feed = {self.session.get_inputs()[0].name: x.transpose(2, 0, 1)[None].astype(np.float32)}
+        low = self.session.run(None, feed)[0][0, 0]
+        low = (low - low.min()) / max(float(low.max() - low.min()), 1e-12)
+        return np.clip(ops.resize(low.astype(np.float32), *image.shape[:2], "bilinear"), 0.0, 1.0)
+
+
+def reference_for(entry) -> RembgReference | None:
+    """The ONNX Runtime reference of ``entry``, or None (no ONNX source, or onnxruntime missing)."""
+    source = onnx_source(entry)
+    if source is None:
+        return None
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return None
+    return RembgReference(entry, weights.fetch_first([source], progress=False))
+
+
+def measure(model: str, rows: list[tuple[Path, Path]], device: str = "auto", weights_path: str | None = None) -> dict:
+    """{(method, half): [[IoU, MAE, boundary F] per image]} of ``model`` on ``rows`` (see :data:`METHODS`)."""
+    entry = catalog.load().get(model, "segment")
+    predictor = _KeepingOutput(runtime.ModelCache().get(entry, "segment", device, weights_path))
+    reference = reference_for(entry)
+    options = segment.TASK.make_options({"model": entry.name, "result": "alpha"})
+    found: dict = {}
+    for index, (image_path, gt_path) in enumerate(rows):
         image = io.read_image(image_path).pixels[..., :3]
         gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
-        t0 = time.perf_counter()
-        low = predictor.predict_map(image)
-        t1 = time.perf_counter()
-        refined = segment.refine_mask(image, low)
-        t2 = time.perf_counter()
-        seconds["net"] += t1 - t0
-        seconds["refine"] += t2 - t1
-        plain = np.clip(ops.resize(low, *image.shape[:2]), 0, 1)
-        for name, pred in (("plain", plain), ("refined", refined)):
-            scores[name].append([fn(pred, gt) for _, fn in METRICS])
-    n = len(rows)
-    print(f"model {args.model} on {args.data}: {n} images")
-    print(f"{'':18}{'plain':>10}{'refined':>10}")
-    means = {k: np.mean(v, axis=0) for k, v in scores.items()}
-    for i, (name, _) in enumerate(METRICS):
-        print(f"{name:18}{means['plain'][i]:10.4f}{means['refined'][i]:10.4f}")
-    print(f"{'s/image':18}{seconds['net'] / n:10.4f}{(seconds['net'] + seconds['refine']) / n:10.4f}")
+        alphas = {"default pipeline": segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]}
+        alphas["plain model"] = segment.mask_from_prediction(image, predictor.output, refine=False)
+        if reference is not None:
+            alphas["onnxruntime (rembg)"] = reference.alpha(image)
+        for method, alpha in alphas.items():
+            found.setdefault((method, half_of(index)), []).append(scores(alpha, gt))
+    return found
+
+
+def default_models() -> list[str]:
+    """Every segmentation model whose weights are on disk or in the local mirror."""
+    return [entry.name for entry, _ in catalog.load().available("segment")]
+
+
+def run(args) -> int:
+    models = args.model or default_models()
+    if not models:
+        raise MattekitError("No segmentation model's weights are available offline; name one with --model.")
+    if args.weights and len(models) != 1:
+        raise MattekitError("--weights needs exactly one --model.")
+    rows = pairs(Path(args.data))[: args.limit]
+    count = {h: len(rows[i::2]) for i, h in enumerate(HALVES)}
+    print(f"bench segment on {args.data}: {len(rows)} images in sorted order; tuning half = even-indexed "
+          f"({count['tuning']}), report half = odd-indexed ({count['report']})")
+    print(f"{'model':22}{'method':22}{'half':8}{'images':>7}" + "".join(f"{name:>12}" for name, _ in METRICS))
+    for model in models:
+        found = measure(model, rows, args.device, args.weights)
+        for method in METHODS:
+            for half in HALVES:
+                per_image = found.get((method, half))
+                if per_image:
+                    means = np.mean(per_image, axis=0)
+                    print(f"{model:22}{method:22}{half:8}{len(per_image):7d}" + "".join(f"{m:12.4f}" for m in means))
     return 0
