@@ -229,6 +229,6 @@ def test_job_properties_follow_the_recorded_schema(version, tmp_path):
     assert result["defaults"] == {"device": "auto", "refine": True, "temporal": True, "bit_depth": 16,
                                   "skip_missing": False, "overwrite": False}
     assert result["changed"] == dict(result["defaults"], model="csnet-sod", radius=3, bit_depth=8, refine=False,
-                                     rgba="/tmp/cut.####.png")
+                                     rgba=str(tmp_path / "cut.####.png"))
     assert result["unknown_model"] == "refused" and result["unregistered"]
 

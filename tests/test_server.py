@@ -612,7 +612,7 @@ def test_roto_paths_are_confined_to_the_allowed_folders(make_worker, tmp_path):
     cases = {"plate": [str(allowed / ".." / "elsewhere" / "f.####.png"), "/etc/passwd", "plate/f.####.png",
                        str(allowed / "escape" / "f.####.png")],
              "output": [str(allowed / "mattes" / ".." / ".." / "m.####.png"), str(tmp_path / "elsewhere" / "m.####.png"),
-                        "/tmp/m.####.png"],
+                        str(tmp_path.parent / "m.####.png")],
              "rgba": [str(allowed / "..")], "fg": [str(allowed / "escape")]}
     for field_name, values in cases.items():
         for value in values:
