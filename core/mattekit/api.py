@@ -15,6 +15,7 @@ a model from :func:`load_model`; models loaded by name are kept for reuse until 
 """
 from __future__ import annotations
 
+import functools
 import io as _bytes_io
 from pathlib import Path
 
@@ -148,6 +149,7 @@ def _make(task_name: str):
     return call
 
 
+@functools.lru_cache(maxsize=1)
 def functions() -> dict:
-    """{API function name: function} for every registered task."""
+    """{API function name: function} for every registered task (made once; ``mattekit.<name>`` looks here)."""
     return {task.api_name: _make(task.name) for task in registry.tasks().values()}

@@ -2,7 +2,9 @@
 
 - :func:`atomic_write` - write through a hidden temporary name in the target's folder, then rename;
 - :func:`stale_temporaries` - the temporaries a killed process left behind for a target;
-- :func:`sha256_file` - hex sha256 of a file, read in 1 MiB blocks.
+- :func:`sha256_file` - hex sha256 of a file, read in 1 MiB blocks;
+- :func:`known_sha256` - the same, remembered per (path, size, mtime): to name a file hashed before
+  (a model's weights in provenance, manifests and export caches), not to verify one.
 """
 from __future__ import annotations
 
@@ -65,10 +67,24 @@ def atomic_write(path: str | Path, content: Content, *, mode: int | None = None)
     return path
 
 
+_DIGESTS: dict[tuple, str] = {}  # (resolved path, size, mtime_ns) -> the sha256 last read from it
+
+
+def _identity(path: Path) -> tuple:
+    st = path.stat()
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+
 def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of the file at ``path``."""
+    """Hex sha256 of the file at ``path``, read now (and remembered for :func:`known_sha256`)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
+    _DIGESTS[_identity(Path(path))] = digest.hexdigest()
     return digest.hexdigest()
+
+
+def known_sha256(path: str | Path) -> str:
+    """:func:`sha256_file` of ``path`` without reading it again while its size and mtime are unchanged."""
+    return _DIGESTS.get(_identity(Path(path))) or sha256_file(path)

@@ -44,7 +44,7 @@ import numpy as np
 
 from . import __version__, catalog, pipeline, runtime, temporal
 from .errors import MattekitError, OutputError
-from .fsutil import atomic_write, sha256_file, stale_temporaries
+from .fsutil import atomic_write, known_sha256, sha256_file, stale_temporaries
 from .tasks.registry import option
 from .io import Picture, write_image
 from .io.sequences import FramePattern, chunk_frames, format_frames, open_plate, output_pattern, select_frames
@@ -315,7 +315,7 @@ class RotoJob:
         since each frame's record names its files (adding --rgba later recomputes only to add them)."""
         settings = {"kind": "roto", "plate": self.plate.describe(),
                 "model": {"name": self.entry.name, "net": self.entry.net, "kwargs": self.entry.kwargs,
-                          "weights": self.weights_path().name, "sha256": sha256_file(self.weights_path())},
+                          "weights": self.weights_path().name, "sha256": known_sha256(self.weights_path())},
                 "refine": self.spec.refine, "bit_depth": self.spec.bit_depth,
                 "temporal": self.temporal.describe() if self.temporal else None}
         if self.entry.recurrent:

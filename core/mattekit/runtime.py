@@ -111,10 +111,10 @@ class Predictor:
     def provenance(self) -> dict:
         """:func:`mattekit.provenance.model_record` of this model (its weights file hashed once)."""
         if self._provenance is None:
-            from .fsutil import sha256_file
+            from .fsutil import known_sha256
             from .provenance import model_record
 
-            self._provenance = model_record(self.entry, self.weights_path, sha256_file(self.weights_path))
+            self._provenance = model_record(self.entry, self.weights_path, known_sha256(self.weights_path))
         return dict(self._provenance)
 
     @torch.inference_mode()

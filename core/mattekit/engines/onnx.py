@@ -20,24 +20,16 @@ import torch
 import torch.nn as nn
 
 from ..errors import MattekitError
-from ..fsutil import atomic_write, sha256_file
+from ..fsutil import atomic_write, known_sha256
 from .torch_engine import Selected
 
 ONNX_OPSET = 17
 EXPORT_VERSION = 1  # bump when the export recipe changes; older cached exports are then ignored
 
-_FILE_DIGESTS: dict[tuple, str] = {}  # (resolved path, size, mtime_ns) -> sha256 of the weights file
-
-
 def _weights_digest(net: nn.Module, weights_path: str | Path | None) -> str:
-    """sha256 of the weights file (remembered per path, size and mtime), else of the state dict."""
+    """sha256 of the weights file (read once: :func:`mattekit.fsutil.known_sha256`), else of the state dict."""
     if weights_path is not None:
-        path = Path(weights_path)
-        st = path.stat()
-        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-        if key not in _FILE_DIGESTS:
-            _FILE_DIGESTS[key] = sha256_file(path)
-        return _FILE_DIGESTS[key]
+        return known_sha256(weights_path)
     h = hashlib.sha256()
     for name, t in net.state_dict().items():
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())

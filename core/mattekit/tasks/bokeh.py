@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import ops
 from ..errors import MattekitError
-from .registry import Port, Task, option
+from .registry import Port, Task, no_model_input, option
 from .segment import DEVICE_HELP
 
 LINEAR_STEPS = 6  # layer radii 0..6 px one pixel apart, at full resolution
@@ -589,7 +589,7 @@ TASK = Task(
     inputs=(Port("image", "image", (3, 4)),
             Port("subject", "mask", optional=True, help="the subject to keep sharp (e.g. a selection)")),
     outputs=(Port("image", "image", (3, 4)),),
-    prepare=lambda models, inputs, options: (None, None),
+    prepare=no_model_input,
     finish=_finish,
     main=None,
     needs=_needs,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .registry import Port, Task, option
+from .registry import Port, Task, model_input, option
 from .segment import DEVICE_HELP, WEIGHTS_HELP
 
 
@@ -53,7 +53,7 @@ TASK = Task(
     options=DepthOptions,
     inputs=(Port("image", "image", (3, 4)),),
     outputs=(Port("depth", "depth"),),
-    prepare=lambda models, inputs, options: (models["model"].prepare(inputs["image"]), None),
+    prepare=model_input,
     finish=_finish,
     streams=True,
     suffix="_depth",

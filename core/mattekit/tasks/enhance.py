@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import ops
 from ..ops import linear_to_srgb, srgb_to_linear
-from .registry import Legacy, Port, Task, option
+from .registry import Legacy, Port, Task, no_model_input, option
 
 CLIP_LEVEL = 1.0 - 0.6 / 255.0  # at or above: clipped (8-bit 255); results stay below it
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 luminance of linear sRGB
@@ -190,7 +190,7 @@ TASK = Task(
     options=EnhanceOptions,
     inputs=(Port("image", "image", (3, 4)),),
     outputs=(Port("image", "image", (3, 4)),),
-    prepare=lambda models, inputs, options: (None, None),
+    prepare=no_model_input,
     finish=lambda models, inputs, options, context, y: {"image": enhance(inputs["image"], options)},
     main=None,
     suffix="_enhanced",

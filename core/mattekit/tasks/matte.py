@@ -20,7 +20,7 @@ from . import cutout
 from .cutout import CutoutOptions, assemble
 from ..errors import MattekitError
 from ..matting import trimap as trimaps
-from .registry import Legacy, Port, Task, option
+from .registry import Legacy, Port, Task, model_input, no_model_input, option
 from .segment import DEVICE_HELP, WEIGHTS_HELP, mask_from_prediction
 
 
@@ -89,9 +89,8 @@ def _needs(options: MatteOptions, given: set[str]) -> dict[str, str]:
 
 
 def _prepare(models, inputs, options: MatteOptions):
-    if "model" in models:
-        return models["model"].prepare(inputs["image"]), None
-    return None, None
+    """The model's input when the alpha comes from a model; nothing to infer with a trimap or a mask."""
+    return (model_input if "model" in models else no_model_input)(models, inputs, options)
 
 
 def _finish(models, inputs, options: MatteOptions, context, prediction) -> dict:

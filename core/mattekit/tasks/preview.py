@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .registry import Port, Task, option
+from .registry import Port, Task, model_input, option
 from .segment import DEVICE_HELP, WEIGHTS_HELP, mask_from_prediction
 
 
@@ -25,7 +25,7 @@ TASK = Task(
     options=PreviewOptions,
     inputs=(Port("image", "image", (3, 4)),),
     outputs=(Port("mask", "mask"),),
-    prepare=lambda models, inputs, options: (models["model"].prepare(inputs["image"]), None),
+    prepare=model_input,
     finish=lambda models, inputs, options, context, y: {"mask": mask_from_prediction(inputs["image"], y, refine=False)},
     streams=True,
     suffix="_preview",

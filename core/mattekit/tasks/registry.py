@@ -155,8 +155,10 @@ def _field_type(hint: Any) -> tuple[type, bool]:
     raise TypeError(f"option type {hint!r} is not bool, int, float or str (optionally | None)")
 
 
-def options_of(cls: type) -> list[Option]:
-    """The declared options of an options dataclass, in field order (fields without metadata are skipped)."""
+@functools.lru_cache(maxsize=None)
+def options_of(cls: type) -> tuple[Option, ...]:
+    """The declared options of an options dataclass, in field order (fields without metadata are skipped);
+    read once per class (the worker checks every request against them)."""
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
@@ -167,12 +169,13 @@ def options_of(cls: type) -> list[Option]:
         required = f.default is dataclasses.MISSING
         nullable = (nullable or f.default is None) and not required
         out.append(Option(
-            name=f.name, type=kind, default=None if required else f.default, nullable=nullable, required=required, help=meta["help"], choices=meta["choices"],
+            name=f.name, type=kind, default=None if required else f.default, nullable=nullable, required=required,
+            help=meta["help"], choices=meta["choices"],
             minimum=meta["minimum"], maximum=meta["maximum"], model=meta["model"],
             flag=meta["flag"] or "--" + f.name.replace("_", "-"),
             label=meta["label"] or f.name.replace("_", " ").capitalize(), hosts=meta["hosts"], path=meta["path"],
             aliases=meta["aliases"], bare=meta["bare"], missing=meta["missing"]))
-    return out
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,16 @@ class Legacy:
 
 
 Models = typing.Mapping[str, Any]  # option name of a model field -> a loaded Predictor
+
+
+def model_input(models: Models, inputs: dict, options) -> tuple:
+    """The common ``prepare``: the main model's input for the image (1 x 3 x h x w), no context."""
+    return models["model"].prepare(inputs["image"]), None
+
+
+def no_model_input(models: Models, inputs: dict, options) -> tuple:
+    """``prepare`` for tasks whose work is all in ``finish`` (no network input, no context)."""
+    return None, None
 
 
 def default_infer(task: "Task", models: Models, x):
@@ -246,7 +259,7 @@ class Task:
         return self.suffix(options) if callable(self.suffix) else self.suffix
 
     @property
-    def declared(self) -> list[Option]:
+    def declared(self) -> tuple[Option, ...]:
         return options_of(self.options)
 
     def option_table(self) -> dict[str, Option]:

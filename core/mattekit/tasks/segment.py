@@ -14,7 +14,7 @@ import numpy as np
 from .. import ops
 from . import cutout
 from .cutout import CutoutOptions, assemble
-from .registry import Legacy, Port, Task, option
+from .registry import Legacy, Port, Task, model_input, option
 
 DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
 WEIGHTS_HELP = "use this weights file instead of the catalog's download"
@@ -75,10 +75,6 @@ def predict_mask(predictor, image: np.ndarray, refine: bool = True) -> np.ndarra
     return mask_from_prediction(image, predictor(predictor.prepare(image)), refine)
 
 
-def _prepare(models, inputs, options: SegmentOptions):
-    return models["model"].prepare(inputs["image"]), None
-
-
 def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dict:
     image = inputs["image"]
     mask = mask_from_prediction(image, prediction, options.refine)
@@ -101,7 +97,7 @@ TASK = Task(
     options=SegmentOptions,
     inputs=(Port("image", "image", (3, 4)), cutout.BACKDROP),
     outputs=(cutout.RESULT,),
-    prepare=_prepare,
+    prepare=model_input,
     finish=_finish,
     streams=True,
     suffix=lambda options: cutout.suffix_for(options, "_cutout", "_mask"),

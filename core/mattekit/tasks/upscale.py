@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .registry import Port, Task, option
+from .registry import Port, Task, no_model_input, option
 from .segment import DEVICE_HELP, WEIGHTS_HELP
 
 MAX_SCALE = 16.0
@@ -66,7 +66,7 @@ TASK = Task(
     options=UpscaleOptions,
     inputs=(Port("image", "image", (1, 2, 3, 4)),),
     outputs=(Port("image", "image", (1, 2, 3, 4), size="scaled"),),
-    prepare=lambda models, inputs, options: (None, None),
+    prepare=no_model_input,
     finish=_finish,
     progress=True,
     suffix=_suffix,
