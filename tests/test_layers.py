@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "core" / "mattekit"
 LAYERS = [
     {"errors", "fsutil", "client", "metrics", "onnx_import", "provenance"},
     {"ops", "weights"},
-    {"io", "matting", "catalog", "nets", "engines"},
+    {"io", "matting", "catalog", "nets", "engines", "hints"},
     {"runtime", "tiling", "pipeline", "temporal"},
     {"superres"},
     {"tasks"},

@@ -47,7 +47,7 @@ def add_task_parser(sub, task: Task) -> None:
                    "writes standard output; default: beside each input as "
                    f"NAME{task.suffix_for(task.options()).replace('{scale}', 'N') or '_out'}.EXT")
     for port in task.inputs[1:]:
-        p.add_argument(f"--{port.name}", dest=f"port_{port.name}", metavar="FILE|FOLDER",
+        p.add_argument(f"--{port.name.replace('_', '-')}", dest=f"port_{port.name}", metavar="FILE|FOLDER",
                        help=f"{port.help or port.kind} (a file, or a folder of files named like the inputs)".replace("%", "%%"))
     add_option_flags(p, task.declared)
     for i, old in enumerate(task.legacy):
@@ -70,6 +70,8 @@ def add_option_flags(parser, options: list[registry.Option]) -> None:
         common = dict(dest=f"opt_{option.name}", default=None, help=option.help.replace("%", "%%"))  # argparse formats help
         if option.type is bool:
             parser.add_argument(option.flag, action=argparse.BooleanOptionalAction, **common)
+        elif option.repeat:
+            parser.add_argument(option.flag, *option.aliases, action="append", metavar=_metavar(option), **common)
         else:
             parser.add_argument(option.flag, *option.aliases, action=_Aliased, new_flag=option.flag,
                                 old_flags=option.aliases, type=option.type, choices=option.choices,
@@ -82,6 +84,8 @@ def option_values(args, options: list[registry.Option]) -> dict:
     values = {}
     for option in options:
         given = getattr(args, f"opt_{option.name}", None)
+        if option.repeat and given is not None:
+            given = ";".join(given)
         if given is not None:
             try:
                 values[option.name] = option.check(given)

@@ -58,7 +58,7 @@ class Port:
 def option(default: Any = None, help: str = "", *, choices: tuple | None = None, minimum: float | None = None,
            maximum: float | None = None, model: str | tuple | None = None, flag: str | None = None, label: str | None = None,
            hosts: tuple[str, ...] = ("cli", "worker", "api"), path: bool = False, aliases: tuple[str, ...] = (),
-           bare: Any = None, missing: str | None = None):
+           bare: Any = None, missing: str | None = None, repeat: bool = False):
     """A dataclass field with the metadata every front end needs.
 
     choices / minimum / maximum: the allowed values (checked everywhere by :meth:`Task.check`).
@@ -70,10 +70,11 @@ def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
     it ("cli", "worker", "api"; GIMP and Blender show what the worker offers). path: a file path (the
     worker confines paths to the folders its user allowed). bare: the value of the CLI flag given without one.
     missing: for a model option, what the user can do instead when its weights are missing.
+    repeat: a text option the CLI flag may be given several times; the values are joined with ";".
     """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "minimum": minimum,
             "maximum": maximum, "model": model, "flag": flag, "label": label, "hosts": tuple(hosts),
-            "path": path, "aliases": tuple(aliases), "bare": bare, "missing": missing}
+            "path": path, "aliases": tuple(aliases), "bare": bare, "missing": missing, "repeat": repeat}
     if default is dataclasses.MISSING:
         return field(metadata={"mattekit": meta})
     return field(default=default, metadata={"mattekit": meta})
@@ -100,6 +101,7 @@ class Option:
     bare: Any
     missing: str | None
     required: bool = False
+    repeat: bool = False
 
     def check(self, value: Any) -> Any:
         """``value`` converted to the declared type and checked; OptionError otherwise."""
@@ -127,6 +129,8 @@ class Option:
     def describe(self) -> dict:
         out = {"type": self.type.__name__, "default": self.default, "nullable": self.nullable, "help": self.help,
                "label": self.label, "required": self.required, "path": self.path}
+        if self.repeat:
+            out["repeat"] = True  # several values joined with ";"
         for key in ("choices", "minimum", "maximum", "model"):
             value = getattr(self, key)
             if value is not None:
@@ -174,7 +178,7 @@ def options_of(cls: type) -> tuple[Option, ...]:
             minimum=meta["minimum"], maximum=meta["maximum"], model=meta["model"],
             flag=meta["flag"] or "--" + f.name.replace("_", "-"),
             label=meta["label"] or f.name.replace("_", " ").capitalize(), hosts=meta["hosts"], path=meta["path"],
-            aliases=meta["aliases"], bare=meta["bare"], missing=meta["missing"]))
+            aliases=meta["aliases"], bare=meta["bare"], missing=meta["missing"], repeat=meta["repeat"]))
     return tuple(out)
 
 

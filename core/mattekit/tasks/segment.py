@@ -2,8 +2,9 @@
 matted into a soft alpha, and the cut-out the user asked for (:mod:`mattekit.tasks.cutout`).
 
 Stages (the predictor is passed in as ``models["model"]``):
-prepare -> the network input; infer -> the network; finish -> :func:`mask_from_prediction` at full
-resolution, :func:`alpha_from_mask`, :func:`mattekit.tasks.cutout.assemble`.
+prepare -> the network input (of the hinted region when the user gave a hint: :mod:`mattekit.hints`);
+infer -> the network; finish -> :func:`mask_from_prediction` at full resolution, the hint's
+constraints, :func:`alpha_from_mask`, :func:`mattekit.tasks.cutout.assemble`.
 """
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import ops
+from .. import hints, ops
 from . import cutout
 from .cutout import CutoutOptions, assemble
-from .registry import Legacy, Port, Task, model_input, option
+from .registry import Legacy, Port, Task, option
 
 DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
 WEIGHTS_HELP = "use this weights file instead of the catalog's download"
@@ -31,6 +32,12 @@ class SegmentOptions(CutoutOptions):
     refine: bool = option(True, "edge-aware upsampling of the network's mask (off: plain bilinear)")
     matting: bool = option(True, "matte the mask's uncertain edge into a soft alpha (hair, fur); off: the "
                            "mask is the alpha and colours are not decontaminated")
+    box: str | None = option(None, "the subject lies in this box: x0,y0,x1,y1 in pixels (x1, y1 exclusive); the "
+                             "model runs on the box's region and nothing outside it is kept", label="Box")
+    point: str | None = option(None, "a point x,y on the subject (repeatable): only the parts connected to these "
+                               "points are kept", repeat=True, label="Include points")
+    exclude: str | None = option(None, "a point x,y not on the subject (repeatable): the part there is left out",
+                                 repeat=True, label="Exclude points")
 
 
 def refine_mask(image: np.ndarray, low: np.ndarray) -> np.ndarray:
@@ -75,9 +82,35 @@ def predict_mask(predictor, image: np.ndarray, refine: bool = True) -> np.ndarra
     return mask_from_prediction(image, predictor(predictor.prepare(image)), refine)
 
 
+HINT_MASK = Port("hint_mask", "mask", optional=True,
+                 help="a rough mask of the subject (a selection or scribble; white = subject): the model looks there")
+
+
+def hint_of(inputs: dict, options: SegmentOptions) -> hints.Hint:
+    """The user's hint (box, points, hint mask) for ``inputs["image"]``, checked against its size."""
+    height, width = inputs["image"].shape[:2]
+    return hints.make(height, width, options.box, options.point, options.exclude, inputs.get("hint_mask"))
+
+
+def _prepare(models, inputs: dict, options: SegmentOptions) -> tuple:
+    """The network input for the image, or for the hinted region of it (context: that region)."""
+    hint = hint_of(inputs, options)
+    image = inputs["image"]
+    if not hint:
+        return models["model"].prepare(image), None
+    top, left, bottom, right = hints.region(hint, *image.shape[:2])
+    return models["model"].prepare(image[top:bottom, left:right]), (hint, (top, left, bottom, right))
+
+
 def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dict:
     image = inputs["image"]
-    mask = mask_from_prediction(image, prediction, options.refine)
+    if context is None:
+        mask = mask_from_prediction(image, prediction, options.refine)
+    else:
+        hint, (top, left, bottom, right) = context
+        mask = np.zeros(image.shape[:2], np.float32)
+        mask[top:bottom, left:right] = mask_from_prediction(image[top:bottom, left:right], prediction, options.refine)
+        mask = hints.constrain(mask, hint)
     alpha = alpha_from_mask(image, mask, options.matting)
     if not options.matting:
         options = _plain(options)
@@ -95,9 +128,9 @@ TASK = Task(
     name="remove",
     summary="Cut the subject out of each image: an RGBA cut-out, its alpha, or a composite.",
     options=SegmentOptions,
-    inputs=(Port("image", "image", (3, 4)), cutout.BACKDROP),
+    inputs=(Port("image", "image", (3, 4)), cutout.BACKDROP, HINT_MASK),
     outputs=(cutout.RESULT,),
-    prepare=model_input,
+    prepare=_prepare,
     finish=_finish,
     streams=True,
     suffix=lambda options: cutout.suffix_for(options, "_cutout", "_mask"),

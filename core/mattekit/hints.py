@@ -1,0 +1,167 @@
+"""What the user says the subject is: a box, points to include or exclude, a rough mask.
+
+Coordinates are pixels of the full image: ``x`` to the right, ``y`` down, from the top-left
+corner. A box ``x0,y0,x1,y1`` covers columns x0..x1-1 and rows y0..y1-1. A hint mask is
+H x W float32 in [0,1] (a selection, a scribble; above 0.5 = inside).
+
+The segmentation model runs on the hinted region (:func:`region`) so the subject fills its
+input, and :func:`constrain` then keeps what the hint says: nothing outside the box or the hint
+mask's neighbourhood, only the parts connected to include points, nothing connected to an
+exclude point. Pure numpy/OpenCV; no torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+
+MARGIN = 0.15  # the model sees the region grown by this fraction of its size on each side
+MASK_REACH = 0.05  # a hint mask's subject may reach this fraction of the image's size beyond it
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A user's hint in image pixels. box: (x0, y0, x1, y1), x1/y1 exclusive; include / exclude:
+    ((x, y), ...); mask: H x W float32 [0,1] or None."""
+
+    box: tuple[int, int, int, int] | None = None
+    include: tuple[tuple[int, int], ...] = ()
+    exclude: tuple[tuple[int, int], ...] = ()
+    mask: np.ndarray | None = None
+
+    def __bool__(self) -> bool:
+        return self.box is not None or bool(self.include) or bool(self.exclude) or self.mask is not None
+
+
+def _numbers(text: str, count: int, what: str, example: str) -> list[int]:
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != count or not all(np.isfinite(values)):
+        raise InputError(f"The {what} {text!r} is not {example}.")
+    return [int(round(v)) for v in values]
+
+
+def parse_box(text: str) -> tuple[int, int, int, int]:
+    """'x0,y0,x1,y1' -> (x0, y0, x1, y1) pixels; InputError when malformed or empty."""
+    x0, y0, x1, y1 = _numbers(text, 4, "box", "x0,y0,x1,y1 in pixels, e.g. 40,30,400,380")
+    if x1 <= x0 or y1 <= y0:
+        raise InputError(f"The box {text!r} is empty: x1 must be greater than x0 and y1 greater than y0.")
+    return x0, y0, x1, y1
+
+
+def parse_points(text: str | None) -> tuple[tuple[int, int], ...]:
+    """'x,y;x,y;...' (the CLI's repeated --point) -> ((x, y), ...); InputError when malformed."""
+    if not text:
+        return ()
+    return tuple(tuple(_numbers(p, 2, "point", "x,y in pixels, e.g. 120,200")) for p in str(text).split(";") if p.strip())
+
+
+def make(height: int, width: int, box: str | None = None, include: str | None = None, exclude: str | None = None,
+         mask: np.ndarray | None = None) -> Hint:
+    """A checked :class:`Hint` for an image of ``height`` x ``width`` from the options' texts and a mask.
+
+    The box is clipped to the image (one wholly outside is an error); points must lie in the image;
+    the mask must have the image's size.
+    """
+    clipped = None
+    if box is not None:
+        x0, y0, x1, y1 = parse_box(box)
+        clipped = (max(0, x0), max(0, y0), min(width, x1), min(height, y1))
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            raise InputError(f"The box {box!r} lies outside the {width}x{height} image.")
+    points = {}
+    for name, text in (("include", include), ("exclude", exclude)):
+        points[name] = parse_points(text)
+        for x, y in points[name]:
+            if not (0 <= x < width and 0 <= y < height):
+                raise InputError(f"The point {x},{y} lies outside the {width}x{height} image.")
+    if mask is not None:
+        if mask.shape[:2] != (height, width):
+            raise InputError(f"The hint mask is {mask.shape[1]}x{mask.shape[0]} but the image is {width}x{height}; "
+                             "they must have the same size.")
+        mask = np.clip(np.asarray(mask, np.float32), 0.0, 1.0)
+        if not (mask > 0.5).any():
+            raise InputError("The hint mask selects nothing (no pixel above half).")
+    return Hint(clipped, points["include"], points["exclude"], mask)
+
+
+def _bounds(hint: Hint, height: int, width: int) -> tuple[int, int, int, int] | None:
+    """(top, left, bottom, right) of what the hint outlines (box, mask, include points), or None."""
+    boxes = []
+    if hint.box is not None:
+        x0, y0, x1, y1 = hint.box
+        boxes.append((y0, x0, y1, x1))
+    if hint.mask is not None:
+        rows = np.flatnonzero((hint.mask > 0.5).any(axis=1))
+        cols = np.flatnonzero((hint.mask > 0.5).any(axis=0))
+        boxes.append((rows[0], cols[0], rows[-1] + 1, cols[-1] + 1))
+    if not boxes:
+        return None
+    for x, y in hint.include:
+        boxes.append((y, x, y + 1, x + 1))
+    top, left = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    bottom, right = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    return int(top), int(left), int(bottom), int(right)
+
+
+def region(hint: Hint, height: int, width: int, margin: float = MARGIN) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the crop the model runs on: what the hint outlines grown by
+    ``margin`` of its size on each side (at least 8 px), clipped to the image; the whole image when
+    the hint outlines nothing (points only)."""
+    bounds = _bounds(hint, height, width)
+    if bounds is None:
+        return 0, 0, height, width
+    top, left, bottom, right = bounds
+    grow_y = max(8, int(round(margin * (bottom - top))))
+    grow_x = max(8, int(round(margin * (right - left))))
+    return max(0, top - grow_y), max(0, left - grow_x), min(height, bottom + grow_y), min(width, right + grow_x)
+
+
+def allowed(hint: Hint, height: int, width: int) -> np.ndarray | None:
+    """H x W bool: where the subject may be (inside the box, near the hint mask), or None for anywhere."""
+    inside = None
+    if hint.box is not None:
+        x0, y0, x1, y1 = hint.box
+        inside = np.zeros((height, width), bool)
+        inside[y0:y1, x0:x1] = True
+    if hint.mask is not None:
+        reach = max(1, int(round(MASK_REACH * max(height, width))))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+        near = cv2.dilate((hint.mask > 0.5).astype(np.uint8), kernel).astype(bool)
+        inside = near if inside is None else inside | near
+    return inside
+
+
+def constrain(mask: np.ndarray, hint: Hint) -> np.ndarray:
+    """``mask`` (H x W float32 [0,1], the model's subject) as the hint says: zero outside
+    :func:`allowed`, only the parts (above 0.5) connected to an include point, none connected to an
+    exclude point. Soft edges of the kept parts stay as they were."""
+    height, width = mask.shape
+    out = mask.astype(np.float32, copy=True)
+    where = allowed(hint, height, width)
+    if where is not None:
+        out[~where] = 0.0
+    if not (hint.include or hint.exclude):
+        return out
+    solid = (out > 0.5).astype(np.uint8)
+    count, labels = cv2.connectedComponents(solid, connectivity=8)
+    keep = np.ones(count, bool) if not hint.include else np.zeros(count, bool)
+    for x, y in hint.include:
+        keep[labels[y, x]] = True
+    for x, y in hint.exclude:
+        keep[labels[y, x]] = False
+    keep[0] = True  # the soft edge around the parts (below 0.5) is decided by its nearest part
+    if keep.all():
+        return out
+    dropped = ~keep[labels]
+    # the soft fringe of a dropped part goes with it: pixels nearer to a dropped part than to a kept one
+    kept_distance = cv2.distanceTransform((~(keep[labels] & (labels > 0))).astype(np.uint8), cv2.DIST_L2, 3)
+    dropped_distance = cv2.distanceTransform((~dropped).astype(np.uint8), cv2.DIST_L2, 3)
+    out[dropped | ((labels == 0) & (dropped_distance < kept_distance))] = 0.0
+    return out
