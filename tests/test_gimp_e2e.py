@@ -11,7 +11,8 @@ reaches it on 127.0.0.1), with the real sinet-portrait weights from the test dat
 Edges on Remove Background's layer mask, and on a sharpened selection), exports PNG files, and the
 exported alphas are scored against the grabcut ground truth (IoU, 128 = ignore). In the same GIMP run,
 Remove Background takes the user's marks as its subject hint on an image of two grabcut subjects side
-by side (u2netp): a rectangle selection around the left one, then a path around the right one.
+by side (u2netp): with no hint (both are kept), a rectangle selection around the left one, then a path
+around the right one.
 Needs root (debootstrap and chroot); otherwise it is skipped with the reason printed.
 """
 from __future__ import annotations
@@ -116,6 +117,9 @@ BATCH = textwrap.dedent('''
     # two subjects side by side: a rectangle selection around the left one is Remove Background's hint
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(WORK + "/in/two.png"))
     layer = image.get_layers()[0]
+    call("mattekit-remove-background", image, layer, model="u2netp", output="mask")  # no hint: for comparison
+    export(image, "hint-none.png")
+    layer.remove_mask(Gimp.MaskApplyMode.DISCARD)
     image.select_rectangle(Gimp.ChannelOps.REPLACE, *{left_box})
     call("mattekit-remove-background", image, layer, model="u2netp", output="mask")
     print("MATTEKIT-E2E selection kept %d,%d,%d,%d" % tuple(Gimp.Selection.bounds(image)[2:]))
@@ -316,11 +320,14 @@ def test_a_selection_or_a_path_chooses_which_subject_is_cut_out_in_real_gimp(gim
     x, y, w, h = _around(left)
     assert f"MATTEKIT-E2E selection kept {x},{y},{x + w},{y + h}" in output, "the user's selection stays"
     assert "MATTEKIT-E2E path left the selection empty True" in output, output[-4000:]
+    unhinted = np.asarray(Image.open(work / "out" / "hint-none.png"))[..., 3] / 255.0
     for name, chosen, other in (("selection", left, right), ("path", right, left)):
         alpha = np.asarray(Image.open(work / "out" / f"hint-{name}.png"))[..., 3] / 255.0
         assert alpha.shape == chosen.shape, alpha.shape
         chosen_iou, other_mean = _iou(alpha, chosen), float(alpha[other > 128].mean())
+        before_iou, before_mean = _iou(unhinted, chosen), float(unhinted[other > 128].mean())
         print(f"real GIMP 3 Remove Background (u2netp) on {PAIR[0]}|{PAIR[1]} with a {name} around the "
               f"{'left' if chosen is left else 'right'} subject: IoU {chosen_iou:.4f} with it, mean alpha "
-              f"{other_mean:.4f} on the other")
+              f"{other_mean:.4f} on the other (no hint: IoU {before_iou:.4f}, mean alpha {before_mean:.4f})")
         assert chosen_iou > 0.9 and other_mean < 0.02
+        assert before_mean > 0.5, "without a hint the model keeps both subjects (else this scene tests nothing)"

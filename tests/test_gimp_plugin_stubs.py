@@ -198,7 +198,7 @@ def test_remove_background_adds_a_layer_mask_that_cuts_out_the_person(gimp, work
     assert len(record["models"][0]["sha256"]) == 64 and record["digital_source_type"].endswith("algorithmicallyEnhanced")
 
 
-def test_remove_background_new_layer_respects_offsets_selection_and_16_bit(gimp, worker, shared):
+def test_remove_background_new_layer_with_offsets_a_selection_hint_and_16_bit(gimp, worker, shared):
     """The selection is the subject hint: the worker sees the whole layer at 16 bits with the selection (in
     layer coordinates) as hint_mask, and the cut-out covers the whole layer, not only the selection."""
     plugin, Gimp, _ = gimp
