@@ -338,6 +338,18 @@ def test_a_rembg_folder_file_with_another_hash_is_refused_and_the_download_goes_
     assert not is_cached(wf)
 
 
+def test_a_bad_rembg_file_is_one_warning_line_then_one_error_line(shared, env, tmp_path, capsys):
+    from mattekit.cli import main
+
+    env.setenv("MATTEKIT_OFFLINE", "1")
+    env.setenv("U2NET_HOME", str(tmp_path))
+    bad = tampered_copy(shared / "weights" / RMBG, tmp_path)
+    assert main(["models", "pull", "u2netp"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(f"mattekit: warning: {bad} is not the catalog's {RMBG} (sha256 ") and len(lines) == 2
+    assert lines[1].startswith("mattekit: error: None of the 2 weight files could be had") and "models import" in lines[1]
+
+
 def test_models_import_matches_files_by_sha256(shared, sums, env, tmp_path, capsys):
     from mattekit.cli import main
 

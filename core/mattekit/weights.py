@@ -191,7 +191,7 @@ def fetch(wf: WeightFile, *, progress: bool = True, network: bool = True) -> Pat
             part.unlink()
             why = f"sha256 {got}, expected {expected}" if expected and got != expected else f"{size} bytes, expected {wf.size}"
             if isinstance(source, Path):
-                warnings.warn(f"{source} is not the catalog's {wf.name} ({why}); it was not used.", stacklevel=2)
+                warnings.warn(f"{source} is not the catalog's {wf.name} ({why}); it was not used.")
             dropped = "not used" if isinstance(source, Path) else "the download was deleted, not cached"
             tried.append(f"{label} (failed verification: {why}; {dropped})")
             continue
