@@ -89,3 +89,16 @@ def test_a_matting_model_is_scored_on_its_own_alpha(four_images, capsys):
         gt = cv2.imread(str(data / "gt" / f"{image_path.stem}.png"), cv2.IMREAD_GRAYSCALE)
         direct = [metrics.iou(alpha, gt), metrics.mae(alpha, gt), metrics.boundary_f(alpha, gt)]
         np.testing.assert_allclose(table[("modnet-portrait", "default pipeline", half)][1], direct, atol=6e-5)
+
+
+def test_no_onnx_reference_row_when_the_onnx_source_cannot_be_had(monkeypatch):
+    """isnet-general-use lists rembg's ONNX release; offline and not cached, its row is left out with a warning."""
+    pytest.importorskip("onnxruntime")
+    from mattekit import catalog
+    from mattekit.bench import segment as bench_segment
+
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
+    entry = catalog.load().get("isnet-general-use")
+    with pytest.warns(UserWarning, match="no onnxruntime \\(rembg\\) row for isnet-general-use: .*MATTEKIT_OFFLINE=1"):
+        assert bench_segment.reference_for(entry) is None

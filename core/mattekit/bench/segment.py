@@ -9,13 +9,14 @@ with rembg's preprocessing. Images are split in sorted order: even-indexed ones 
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .. import catalog, io, metrics, ops, runtime, weights
-from ..errors import InputError, MattekitError
+from ..errors import InputError, MattekitError, WeightsError
 from ..tasks import matte, segment
 
 METRICS = (("IoU", metrics.iou), ("MAE", metrics.mae), ("boundary F", metrics.boundary_f))
@@ -109,7 +110,8 @@ class RembgReference:
 
 
 def reference_for(entry) -> RembgReference | None:
-    """The ONNX Runtime reference of ``entry``, or None (no ONNX source, or onnxruntime missing)."""
+    """The ONNX Runtime reference of ``entry``, or None (no ONNX source, onnxruntime missing, or the ONNX
+    file not to be had, e.g. offline: a warning says so)."""
     source = onnx_source(entry)
     if source is None:
         return None
@@ -117,7 +119,11 @@ def reference_for(entry) -> RembgReference | None:
         import onnxruntime  # noqa: F401
     except ImportError:
         return None
-    return RembgReference(entry, weights.fetch_first([source], progress=False))
+    try:
+        return RembgReference(entry, weights.fetch_first([source], progress=False))
+    except WeightsError as exc:
+        warnings.warn(f"no onnxruntime (rembg) row for {entry.name}: {exc}")
+        return None
 
 
 def measure(model: str, rows: list[tuple[Path, Path]], device: str = "auto", weights_path: str | None = None) -> dict:
