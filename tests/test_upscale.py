@@ -274,3 +274,15 @@ def test_uint8_upscale_is_the_rounded_float_upscale(shared, anime):
     floats = upscale(anime, image.astype(np.float32) / 255, tile=32)
     assert ints.dtype == np.uint8 and ints.shape == (288, 288, 3)
     assert np.array_equal(ints, np.rint(floats * np.float32(255)).astype(np.uint8))
+
+
+def test_large_results_get_tiles_whose_work_fits_a_quarter_of_the_result(anime):
+    """On the CPU a 12 MP x4 result (576 MB at 8 bits) caps the tile so that one tile's work stays within
+    a quarter of it (never below 256 px); small results keep the free-memory choice."""
+    from mattekit import superres
+
+    free_memory_choice = tiling.choose_tile(tiling.bytes_per_pixel(anime.net, 3), anime.device)
+    assert superres._tile_size(anime, 1, 5 << 20, 3) == free_memory_choice
+    big = superres._tile_size(anime, 1, 16000 * 12000 * 3, 3)
+    assert big == min(free_memory_choice, 256)
+    assert superres._tile_size(anime, 1, 40000 * 30000 * 3, 3) >= big  # larger results afford larger tiles
