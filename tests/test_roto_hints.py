@@ -181,7 +181,7 @@ def test_kill_and_resume_with_hints_gives_identical_files(shared, mirror, tmp_pa
 
 @pytest.mark.blender
 @pytest.mark.slow
-@pytest.mark.parametrize("version", ["4.5.15"])
+@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
 def test_blender_mask_datablock_picks_the_subject(version, shared, tmp_path, monkeypatch):
     """In real bpy: a Mask datablock drawn around the left subject on frame 1 becomes the roto job's
     hint (rendered to a keyframe hint file) and every matte keeps that subject only."""
