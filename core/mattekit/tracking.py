@@ -3,8 +3,7 @@
 The user hints the subject (:mod:`mattekit.hints`: a box, include/exclude points, a rough mask)
 on one or several *keyframes*. Every other frame gets its hint from a neighbour's result: the
 neighbour's mask moved onto the frame along the image motion (:func:`carry`) is the frame's hint
-mask, so the model runs on the region around where the subject went and nothing far from it is
-kept. Frames after a keyframe are carried forward from it up to the next keyframe; frames before
+mask: nothing far from where the subject went is kept (:func:`mattekit.hints.constrain`). Frames after a keyframe are carried forward from it up to the next keyframe; frames before
 the first keyframe are carried backward from it. A keyframe's own hint replaces the carried one.
 
 So a frame's mask depends on the chain of frames from its *anchor* keyframe to it
