@@ -271,7 +271,7 @@ class MatteSource:
 
         if chain is not None:
             layout = {"workers": 1, "threads": 1, "batch": 1, "device": predictor.device}
-            infer, post = (lambda x: x), None  # the net runs in write, on the carried hint's region
+            infer, post = (lambda x: x), None  # the net runs in write, on each frame's hint (HintChain.step)
         elif recurrent:
             layout = {"workers": 1, "threads": 1, "batch": 1, "device": predictor.device}
             infer, post = (lambda x: x), None  # the net runs in write, in frame order
