@@ -126,7 +126,7 @@ def add_plate_node(tree, plate):
     return node
 
 
-def _output_socket(tree):
+def output_socket(tree):
     """Where the final picture goes: Composite's Image input (4.5) or the tree's Group Output (5.0)."""
     for node in tree.nodes:
         if node.bl_idname == "NodeGroupOutput" and IS_50 and node.inputs:
@@ -221,7 +221,7 @@ def wire(tree, plate_node, node):
     if not node.inputs["Image"].is_linked:
         tree.links.new(source, node.inputs["Image"])
     if not targets:
-        final = _output_socket(tree)
+        final = output_socket(tree)
         if final is not None and not final.is_linked:
             targets = [final]
     for socket in targets:

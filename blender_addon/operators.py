@@ -13,7 +13,7 @@ import time
 
 import bpy
 
-from . import nodes, schema
+from . import hint_masks, nodes, schema
 from .schema import client  # the installer's copy of mattekit.client (None in a source checkout)
 
 
@@ -93,6 +93,10 @@ class Plan:
         self.first, self.last = span
         self.options = schema.job_values(settings.job, schema.job_options())
         self.options.update(plate=self.plate.path, output=self.pattern, frames="%d-%d" % span)
+        if settings.hint_mask is not None:  # the subject drawn as a Mask: rendered on its frames, sent as keyframes
+            frames = hint_masks.parse_frames(settings.hint_frames, scene.frame_current)
+            self.options["hint_mask"] = hint_masks.render(settings.hint_mask, self.plate, frames,
+                                                          os.path.join(self.folder, "hints"))
 
     def matte_file(self, number):
         head, tail = self.pattern.split("#", 1)

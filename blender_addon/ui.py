@@ -20,6 +20,12 @@ class MattekitAIMatteSettings(bpy.types.PropertyGroup):
                                                                ("EXR", "OpenEXR", "OpenEXR matte files (Bit depth 16: half, 32: float)")])
     output_dir: bpy.props.StringProperty(name="Output", subtype="DIR_PATH", default="//mattes/",
                                          description="Folder for the matte sequence")
+    hint_mask: bpy.props.PointerProperty(name="Hint mask", type=bpy.types.Mask,
+                                         description="A mask drawn around the subject to matte (e.g. one actor of "
+                                                     "several): used on the hint frames and carried through the shot")
+    hint_frames: bpy.props.StringProperty(name="Hint frames", default="",
+                                          description="Scene frames where the hint mask outlines the subject, e.g. 1, 40 "
+                                                      "(empty: the current frame)")
 
 
 class MattekitAIMattePreferences(bpy.types.AddonPreferences):
@@ -46,6 +52,10 @@ def draw_panel(layout, context):
     col = layout.column()
     col.prop(settings, "file_format")
     col.prop(settings, "output_dir")
+    hint = layout.column(heading="Subject")
+    hint.prop(settings, "hint_mask")
+    if settings.hint_mask is not None:
+        hint.prop(settings, "hint_frames")
     options = schema.job_options()
     if options:
         schema.draw(layout.column(), settings.job, options)

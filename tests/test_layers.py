@@ -12,7 +12,7 @@ LAYERS = [
     {"errors", "fsutil", "client", "metrics", "onnx_import", "provenance"},
     {"ops", "weights"},
     {"io", "matting", "catalog", "nets", "engines", "hints"},
-    {"runtime", "tiling", "pipeline", "temporal"},
+    {"runtime", "tiling", "pipeline", "temporal", "tracking"},
     {"superres"},
     {"tasks"},
     {"jobs"},

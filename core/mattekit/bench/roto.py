@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import catalog, temporal
+from .. import catalog, temporal, tracking
 from ..errors import InputError
 from ..io.sequences import ImageSequence, _folder_pattern
 from ..io.sequences import chunk_frames
@@ -46,6 +46,9 @@ def add_parser(kinds) -> None:
     p.add_argument("--radius", type=int, help="temporal window radius (default: the model's, see its catalog entry)")
     p.add_argument("--chunk", type=int, help="also run the shot in chunks of N frames as `roto --chunk N` does and "
                                                "print the largest alpha difference per frame against one run")
+    p.add_argument("--hint", choices=("first-box",), help="also run each sequence with a hint and print both: first-box = "
+                                                          "the box around the first frame's ground truth, on that frame only, "
+                                                          "carried to the end as `roto --box` does")
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.set_defaults(func=run)
 
@@ -98,7 +101,7 @@ def run(args) -> int:
     head = (f"{'sequence':<14}{'frames':>7}  {'J frame':>8}{'J temp':>8}{'J ema':>8}  {'flicker frame':>14}{'temp':>9}{'ema':>9}"
             f"  {'mc-flicker frame':>17}{'temp':>9}{'ema':>9}  {'s/frame':>8}{'+temp s':>8}")
     print(head)
-    rows = []
+    runs = {"no hint": []} | ({args.hint: []} if args.hint else {})
     for name in names:
         plate = ImageSequence(_folder_pattern(images / name))
         frames = plate.frames[: args.limit] if args.limit else plate.frames
@@ -110,66 +113,97 @@ def run(args) -> int:
             if gt_path is None:
                 raise InputError(f"No ground truth for {path} in {truths / name}.")
             gts.append(cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE))
-        smoothed: list[np.ndarray] = []
-        stage = temporal.OrderedSmoother(options, plate.frames, frames, lambda frame, _, alpha: smoothed.append(alpha))
-        memo: dict[int, np.ndarray] = {}  # per-frame mattes of the frames and the temporal warm-up
-        greys: dict[int, np.ndarray] = {}
-
-        def keep(frame, picture, alpha):
-            memo[frame] = alpha
-            if frame in stage.wanted_set:
-                greys[frame] = temporal.prepare(picture.pixels, alpha, options).grey
-
-        started = time.perf_counter()
-        MatteSource(plate, entry, weights=args.weights, device=args.device, threads=args.threads).run(stage.frames, keep, pictures=True)
-        seconds = (time.perf_counter() - started) / len(stage.frames)
-        per_frame, greys = [memo[f] for f in frames], [greys[f] for f in frames]
-        started = time.perf_counter()
-        for frame in stage.frames:  # the plate is read again: only small copies of it are kept
-            stage.push(frame, plate.read(frame).pixels, memo[frame])
-        temporal_seconds = (time.perf_counter() - started) / len(frames)
-        ema, previous = [], None
-        for alpha in per_frame:
-            previous = temporal.ema(previous, alpha)
-            ema.append(previous)
-        row = {"sequence": name, "frames": len(frames),
-               "J": {"frame": float(np.mean([region_j(a, g) for a, g in zip(per_frame, gts)])),
-                     "temporal": float(np.mean([region_j(a, g) for a, g in zip(smoothed, gts)])),
-                     "ema": float(np.mean([region_j(a, g) for a, g in zip(ema, gts)]))},
-               "flicker": {"frame": flicker(per_frame, gts), "temporal": flicker(smoothed, gts), "ema": flicker(ema, gts)},
-               "flicker_mc": {"frame": motion_flicker(per_frame, gts, greys), "temporal": motion_flicker(smoothed, gts, greys),
-                              "ema": motion_flicker(ema, gts, greys)},
-               "seconds_per_frame": seconds, "temporal_seconds_per_frame": temporal_seconds}
-        rows.append(row)
-        _print_row(name, row)
-        if args.chunk:
-            row["chunked"] = chunk_difference(plate, entry, args, frames, per_frame, smoothed, options)
-            print(f"{'':<14}chunks of {args.chunk} vs one run" + (f" (recurrent warm-up {entry.warmup} frames)" if entry.recurrent else "")
-                  + ": " + "; ".join(f"{kind}: max |alpha difference| per frame {d['max']:.4g} (mean of the per-frame maxima "
-                                     f"{d['mean']:.4g}), mean |difference| {d['mean_abs']:.2g}; at chunk starts (frame: max, mean) "
-                                     + ", ".join(f"{f}: {m:.3g}, {a:.2g}" for f, (m, a) in d["chunk_starts"].items())
-                                     for kind, d in row["chunked"].items()),
-                  flush=True)
-    mean = {"sequence": "mean", "frames": sum(r["frames"] for r in rows),
-            "J": {k: float(np.mean([r["J"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
-            "flicker": {k: float(np.mean([r["flicker"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
-            "flicker_mc": {k: float(np.mean([r["flicker_mc"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
-            "seconds_per_frame": float(np.mean([r["seconds_per_frame"] for r in rows])),
-            "temporal_seconds_per_frame": float(np.mean([r["temporal_seconds_per_frame"] for r in rows]))}
-    _print_row("mean", mean)
+        for hint, rows in runs.items():
+            keyframes = None
+            if hint == "first-box":
+                keyframes = tracking.Keyframes(boxes={frames[0]: tracking.box_of(gts[0] / 255.0)})
+            row = score(plate, frames, gts, entry, options, args, keyframes)
+            row["sequence"], row["hint"] = name, hint
+            rows.append(row)
+            _print_row(name if hint == "no hint" else f"  {hint}", row)
+            if args.chunk:
+                row["chunked"] = chunk_difference(plate, entry, args, frames, row.pop("mattes"), row.pop("smoothed"), options,
+                                                  keyframes)
+                print(f"{'':<14}chunks of {args.chunk} vs one run" + (f" (recurrent warm-up {entry.warmup} frames)" if entry.recurrent else "")
+                      + ": " + "; ".join(f"{kind}: max |alpha difference| per frame {d['max']:.4g} (mean of the per-frame maxima "
+                                         f"{d['mean']:.4g}), mean |difference| {d['mean_abs']:.2g}; at chunk starts (frame: max, mean) "
+                                         + ", ".join(f"{f}: {m:.3g}, {a:.2g}" for f, (m, a) in d["chunk_starts"].items())
+                                         for kind, d in row["chunked"].items()),
+                      flush=True)
+            row.pop("mattes", None)
+            row.pop("smoothed", None)
+    means = {hint: _mean(rows) for hint, rows in runs.items()}
+    for hint, mean in means.items():
+        _print_row("mean" if hint == "no hint" else f"mean {hint}", mean)
+    mean = means["no hint"]
     f, m = mean["flicker"], mean["flicker_mc"]
     print(f"flicker with temporal consistency: {f['temporal'] / max(f['frame'], 1e-12):.2f} x per-frame "
           f"(EMA baseline {f['ema'] / max(f['frame'], 1e-12):.2f} x); motion-compensated flicker "
           f"{m['temporal'] / max(m['frame'], 1e-12):.2f} x (EMA {m['ema'] / max(m['frame'], 1e-12):.2f} x); "
           f"J {mean['J']['temporal'] - mean['J']['frame']:+.4f} (EMA {mean['J']['ema'] - mean['J']['frame']:+.4f})")
+    if args.hint:
+        h = means[args.hint]
+        print(f"with {args.hint}: J temporal {h['J']['temporal']:.4f} vs {mean['J']['temporal']:.4f} without a hint, "
+              f"flicker {h['flicker']['temporal']:.5f} vs {f['temporal']:.5f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"model": entry.name, "temporal": options.describe(),
-                                               "sequences": rows, "mean": mean}, indent=1))
+                                               "sequences": [r for rows in runs.values() for r in rows],
+                                               "mean": mean} | ({"mean_hinted": means[args.hint]} if args.hint else {}),
+                                              indent=1))
     return 0
 
 
+def score(plate, frames: list[int], gts: list[np.ndarray], entry, options: temporal.TemporalOptions, args,
+          keyframes: tracking.Keyframes | None) -> dict:
+    """J, flicker and motion-compensated flicker of one sequence's per-frame, temporal and EMA mattes
+    (``keyframes``: the user's hints, carried as roto carries them); "mattes" and "smoothed" hold the
+    per-frame and temporal mattes."""
+    smoothed: list[np.ndarray] = []
+    stage = temporal.OrderedSmoother(options, plate.frames, frames, lambda frame, _, alpha: smoothed.append(alpha))
+    memo: dict[int, np.ndarray] = {}  # per-frame mattes of the frames and the temporal warm-up
+    greys: dict[int, np.ndarray] = {}
+
+    def keep(frame, picture, alpha):
+        memo[frame] = alpha
+        if frame in stage.wanted_set:
+            greys[frame] = temporal.prepare(picture.pixels, alpha, options).grey
+
+    started = time.perf_counter()
+    MatteSource(plate, entry, weights=args.weights, device=args.device, threads=args.threads,
+                keyframes=keyframes).run(stage.frames, keep, pictures=True)
+    seconds = (time.perf_counter() - started) / len(stage.frames)
+    per_frame, greys = [memo[f] for f in frames], [greys[f] for f in frames]
+    started = time.perf_counter()
+    for frame in stage.frames:  # the plate is read again: only small copies of it are kept
+        stage.push(frame, plate.read(frame).pixels, memo[frame])
+    temporal_seconds = (time.perf_counter() - started) / len(frames)
+    ema, previous = [], None
+    for alpha in per_frame:
+        previous = temporal.ema(previous, alpha)
+        ema.append(previous)
+    return {"frames": len(frames),
+            "J": {"frame": float(np.mean([region_j(a, g) for a, g in zip(per_frame, gts)])),
+                  "temporal": float(np.mean([region_j(a, g) for a, g in zip(smoothed, gts)])),
+                  "ema": float(np.mean([region_j(a, g) for a, g in zip(ema, gts)]))},
+            "flicker": {"frame": flicker(per_frame, gts), "temporal": flicker(smoothed, gts), "ema": flicker(ema, gts)},
+            "flicker_mc": {"frame": motion_flicker(per_frame, gts, greys), "temporal": motion_flicker(smoothed, gts, greys),
+                           "ema": motion_flicker(ema, gts, greys)},
+            "seconds_per_frame": seconds, "temporal_seconds_per_frame": temporal_seconds,
+            "mattes": per_frame, "smoothed": smoothed}
+
+
+def _mean(rows: list[dict]) -> dict:
+    """The mean row over sequences."""
+    return {"sequence": "mean", "frames": sum(r["frames"] for r in rows),
+            "J": {k: float(np.mean([r["J"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
+            "flicker": {k: float(np.mean([r["flicker"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
+            "flicker_mc": {k: float(np.mean([r["flicker_mc"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
+            "seconds_per_frame": float(np.mean([r["seconds_per_frame"] for r in rows])),
+            "temporal_seconds_per_frame": float(np.mean([r["temporal_seconds_per_frame"] for r in rows]))}
+
+
 def chunk_difference(plate, entry, args, frames: list[int], per_frame: list[np.ndarray], smoothed: list[np.ndarray],
-                     options: temporal.TemporalOptions) -> dict:
+                     options: temporal.TemporalOptions, keyframes: tracking.Keyframes | None = None) -> dict:
     """Run ``frames`` in chunks of ``args.chunk`` (each chunk alone, as a render-farm task or a resumed
     job runs it) with and without temporal consistency; {"frame"|"temporal": {"max", "mean", "per_frame",
     "mean_abs"}}: the largest |alpha difference| of each frame against the uninterrupted run's (their max,
@@ -178,7 +212,7 @@ def chunk_difference(plate, entry, args, frames: list[int], per_frame: list[np.n
     kinds = [("frame", per_frame, None)] + ([("temporal", smoothed, options)] if options.radius > 0 else [])
     for kind, reference, options_used in kinds:
         source = MatteSource(plate, entry, weights=args.weights, device=args.device, threads=args.threads,
-                             temporal_options=options_used)
+                             temporal_options=options_used, keyframes=keyframes)
         got: dict[int, np.ndarray] = {}
         for chunk in chunk_frames(frames, args.chunk):
             source.run(chunk, lambda frame, _, alpha: got.__setitem__(frame, alpha))

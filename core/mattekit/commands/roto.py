@@ -18,6 +18,13 @@ A render farm can split a shot with --frames START-END per task, or with
 --chunk N --chunk-index I (I from 0; --print-chunks lists them). With temporal consistency a
 frame's matte depends only on plate frames within --radius of it, so every split gives the
 same files as one run. --ray [ADDRESS] runs the chunks on a Ray cluster (pip install 'mattekit[ray]').
+
+Choosing the subject: hint it on one or more keyframes (plate frame numbers) with
+--box FRAME:x0,y0,x1,y1, --point FRAME:x,y, --exclude FRAME:x,y (each repeatable) or
+--hint-mask masks/####.png (every existing file is a keyframe's mask, white = subject). The hint
+is carried to the other frames along the motion (forward from each keyframe, backward before the
+first) and each keyframe re-locks it. A frame then depends on the frames since its keyframe, so
+a split or resumed run first re-runs them (add keyframes to shorten that).
 """
 
 

@@ -202,25 +202,34 @@ def hint_of(inputs: dict, options: SegmentOptions) -> hints.Hint:
 
 def _prepare(models, inputs: dict, options: SegmentOptions) -> tuple:
     """The network input for the image, or for the hinted region of it (context: that region)."""
-    hint = hint_of(inputs, options)
-    image = inputs["image"]
+    return hinted_input(models["model"], inputs["image"], hint_of(inputs, options))
+
+
+def hinted_input(predictor, image: np.ndarray, hint: hints.Hint) -> tuple:
+    """(the network input for ``image`` or for its region the ``hint`` outlines, the context that
+    :func:`hinted_mask` takes: None without a hint)."""
     if not hint:
-        return models["model"].prepare(image), None
+        return predictor.prepare(image), None
     top, left, bottom, right = hints.region(hint, *image.shape[:2])
-    return models["model"].prepare(image[top:bottom, left:right]), (hint, (top, left, bottom, right))
+    return predictor.prepare(image[top:bottom, left:right]), (hint, (top, left, bottom, right))
+
+
+def hinted_mask(image: np.ndarray, prediction, refine: bool, context) -> np.ndarray:
+    """The subject mask H x W float32 [0,1] of ``image`` from the network's ``prediction`` of
+    :func:`hinted_input`'s input: pasted back into the image and constrained by the hint."""
+    if context is None:
+        return mask_from_prediction(image, prediction, refine)
+    hint, (top, left, bottom, right) = context
+    mask = np.zeros(image.shape[:2], np.float32)
+    mask[top:bottom, left:right] = mask_from_prediction(image[top:bottom, left:right], prediction, refine)
+    return hints.constrain(mask, hint)
 
 
 def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dict:
     image = inputs["image"]
-    if context is None:
-        mask = mask_from_prediction(image, prediction, options.refine)
-        if options.second_pass:
-            mask = second_pass(models["model"], image, mask, options.refine)
-    else:
-        hint, (top, left, bottom, right) = context
-        mask = np.zeros(image.shape[:2], np.float32)
-        mask[top:bottom, left:right] = mask_from_prediction(image[top:bottom, left:right], prediction, options.refine)
-        mask = hints.constrain(mask, hint)
+    mask = hinted_mask(image, prediction, options.refine, context)
+    if context is None and options.second_pass:
+        mask = second_pass(models["model"], image, mask, options.refine)
     alpha = alpha_from_mask(image, mask, options.matting)
     if not options.matting:
         options = _plain(options)

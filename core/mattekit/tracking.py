@@ -1,0 +1,167 @@
+"""Hints on keyframes of a shot, carried from frame to frame (roto's subject hints).
+
+The user hints the subject (:mod:`mattekit.hints`: a box, include/exclude points, a rough mask)
+on one or several *keyframes*. Every other frame gets its hint from a neighbour's result: the
+neighbour's mask moved onto the frame along the image motion (:func:`carry`) is the frame's hint
+mask: nothing far from where the subject went is kept (:func:`mattekit.hints.constrain`). Frames after a keyframe are carried forward from it up to the next keyframe; frames before
+the first keyframe are carried backward from it. A keyframe's own hint replaces the carried one.
+
+So a frame's mask depends on the chain of frames from its *anchor* keyframe to it
+(:meth:`Keyframes.chain`) and on nothing else: any split of the shot (chunks, ``--frames``, a
+resumed run) runs the chains of the frames it needs from their keyframes and gives the same
+result. Keyframe texts: ``FRAME:x0,y0,x1,y1`` boxes, ``FRAME:x,y`` points (several joined with
+";", as the CLI's repeated flags give them); a hint-mask frame pattern (``masks/####.png``)
+whose existing files are keyframe masks (white = subject). Points hold on their keyframe only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import hints, ops, temporal
+from .errors import InputError
+from .fsutil import sha256_file
+from .io import read_image
+from .io.sequences import FramePattern
+
+FLOW_SIDE = 320  # long side, in pixels, of the frames the carrying flow is computed on
+
+
+def _keyed(text: str | None, what: str, example: str) -> dict[int, str]:
+    """'F:value;F:value' -> {F: 'value;value'} (values of the same frame joined with ';')."""
+    out: dict[int, list[str]] = {}
+    for part in (p.strip() for p in (text or "").split(";")):
+        if not part:
+            continue
+        frame, sep, value = part.partition(":")
+        try:
+            number = int(frame.strip())
+        except ValueError:
+            number = None
+        if not sep or number is None or not value.strip():
+            raise InputError(f"The {what} {part!r} is not FRAME:{example} (the frame number, a colon, then the {what}).")
+        out.setdefault(number, []).append(value.strip())
+    return {frame: ";".join(values) for frame, values in out.items()}
+
+
+@dataclass(frozen=True)
+class Keyframes:
+    """The user's hints by frame. boxes / include / exclude: {frame: text as :func:`mattekit.hints.make`
+    takes it}; masks: {frame: mask file}."""
+
+    boxes: dict[int, str] = field(default_factory=dict)
+    include: dict[int, str] = field(default_factory=dict)
+    exclude: dict[int, str] = field(default_factory=dict)
+    masks: dict[int, Path] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, box: str | None = None, point: str | None = None, exclude: str | None = None,
+              hint_mask: str | None = None) -> "Keyframes | None":
+        """From roto's options (texts as above); None when no hint is given. InputError when a text is
+        malformed, a frame has two boxes, or the hint-mask pattern names no existing file."""
+        boxes = _keyed(box, "box", "x0,y0,x1,y1")
+        for frame, text in boxes.items():
+            if ";" in text:
+                raise InputError(f"Frame {frame} has more than one box; give one box per keyframe.")
+            hints.parse_box(text)
+        include, excluded = _keyed(point, "point", "x,y"), _keyed(exclude, "exclude point", "x,y")
+        for text in (*include.values(), *excluded.values()):
+            hints.parse_points(text)
+        masks = {}
+        if hint_mask:
+            masks = FramePattern.parse(hint_mask).scan()
+            if not masks:
+                raise InputError(f"The hint mask pattern {hint_mask} names no existing file (e.g. masks/####.png "
+                                 "with one file per keyframe, numbered like the plate).")
+        found = cls(boxes, include, excluded, masks)
+        return found if found.frames else None
+
+    @property
+    def frames(self) -> list[int]:
+        """The keyframes, increasing."""
+        return sorted(set(self.boxes) | set(self.include) | set(self.exclude) | set(self.masks))
+
+    def hint(self, frame: int, height: int, width: int) -> hints.Hint:
+        """The checked hint the user gave on keyframe ``frame`` for a ``height`` x ``width`` plate."""
+        mask = None
+        if frame in self.masks:
+            picture = read_image(self.masks[frame])
+            mask = picture.pixels[..., 0]
+        try:
+            return hints.make(height, width, self.boxes.get(frame), self.include.get(frame), self.exclude.get(frame), mask)
+        except InputError as exc:
+            raise InputError(f"Keyframe {frame}: {exc}") from None
+
+    def anchor(self, frame: int) -> int:
+        """The keyframe ``frame``'s hint comes from: the last keyframe at or before it, else the first one."""
+        before = [k for k in self.frames if k <= frame]
+        return before[-1] if before else self.frames[0]
+
+    def chain(self, frame: int, have: list[int]) -> list[int]:
+        """The plate frames (``have``, increasing) from ``frame``'s anchor keyframe to ``frame``, in the
+        order they are carried (backward for frames before the first keyframe)."""
+        key = self.anchor(frame)
+        if key not in have or frame not in have:
+            raise InputError(f"Keyframe {key} is not a frame of the plate." if key not in have
+                             else f"Frame {frame} is not a frame of the plate.")
+        i, j = have.index(key), have.index(frame)
+        return have[i:j + 1] if j >= i else have[j:i + 1][::-1]
+
+    def describe(self) -> dict:
+        """What decides the mattes (for a job's settings): the texts, and each mask file's SHA-256."""
+        return {"boxes": {str(k): v for k, v in sorted(self.boxes.items())},
+                "include": {str(k): v for k, v in sorted(self.include.items())},
+                "exclude": {str(k): v for k, v in sorted(self.exclude.items())},
+                "masks": {str(k): sha256_file(v) for k, v in sorted(self.masks.items())},
+                "carry": {"method": "dis-flow", "flow_side": FLOW_SIDE}}
+
+
+def schedule(keyframes: Keyframes, have: list[int], needed: list[int]) -> tuple[list[int], dict[int, int | None]]:
+    """(the frames to compute in order, {frame: the frame its hint is carried from, None on a keyframe})
+    so that every ``needed`` frame's chain runs: first the chains before the first keyframe (backward
+    from it), then the rest forward, each frame once."""
+    have = sorted(have)
+    source: dict[int, int | None] = {}
+    for frame in needed:
+        chain = keyframes.chain(frame, have)
+        source.setdefault(chain[0], None)
+        for previous, current in zip(chain, chain[1:]):
+            source[current] = previous  # a chain crosses no keyframe: its anchor is the nearest one
+    first = keyframes.frames[0]
+    backward = sorted((f for f in source if f < first), reverse=True)
+    forward = sorted(f for f in source if f >= first)
+    order = [first] + backward + [f for f in forward if f != first] if backward else forward
+    return order, source
+
+
+def grey(image: np.ndarray) -> np.ndarray:
+    """The frame as the carrying flow sees it: uint8 grey, long side :data:`FLOW_SIDE` (or less)."""
+    return temporal.prepare(image, np.zeros(image.shape[:2], np.float32),
+                            temporal.TemporalOptions(flow_side=FLOW_SIDE)).grey
+
+
+def carry(mask: np.ndarray, grey_from: np.ndarray, grey_to: np.ndarray) -> np.ndarray:
+    """``mask`` (H x W float32 [0,1]) of the frame seen as ``grey_from`` moved onto the frame seen as
+    ``grey_to`` along their optical flow (DIS, at :data:`FLOW_SIDE`); H x W float32 [0,1]."""
+    field = temporal.flow(grey_to, grey_from)
+    return np.clip(temporal.warp(np.ascontiguousarray(mask, np.float32), field), 0.0, 1.0)
+
+
+def carried_hint(mask: np.ndarray, grey_from: np.ndarray, grey_to: np.ndarray, fallback: hints.Hint) -> hints.Hint:
+    """The hint of the next frame in a chain: the carried mask as a hint mask; ``fallback`` (the
+    previous frame's hint) when nothing of the subject is left to carry."""
+    moved = carry(mask, grey_from, grey_to)
+    if not (moved > 0.5).any():
+        return fallback
+    return hints.Hint(mask=moved)
+
+
+def box_of(mask: np.ndarray) -> str:
+    """'x0,y0,x1,y1' (x1, y1 exclusive) around ``mask`` > 0.5 (H x W); InputError when it is empty."""
+    bounds = ops.bounding_box(mask, threshold=0.5)
+    if bounds is None:
+        raise InputError("The mask is empty: there is no box around it.")
+    top, left, bottom, right = bounds
+    return f"{left},{top},{right},{bottom}"
