@@ -3,8 +3,8 @@ matted into a soft alpha, and the cut-out the user asked for (:mod:`mattekit.tas
 
 Stages (the predictor is passed in as ``models["model"]``):
 prepare -> the network input (of the hinted region when the user gave a hint: :mod:`mattekit.hints`);
-infer -> the network; finish -> :func:`mask_from_prediction` at full resolution, the hint's
-constraints, :func:`alpha_from_mask`, :func:`mattekit.tasks.cutout.assemble`.
+infer -> the network; finish -> :func:`mask_from_prediction` at full resolution, with a hint its
+unsure pixels decided by colour and the hint's constraints, :func:`alpha_from_mask`, :func:`mattekit.tasks.cutout.assemble`.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import numpy as np
 from .. import hints, ops
 from . import cutout
 from .cutout import CutoutOptions, assemble
-from .registry import Legacy, Port, Task, option
+from ..errors import InputError
+from .registry import Legacy, OptionError, Port, Task, option
 
 DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
 WEIGHTS_HELP = "use this weights file instead of the catalog's download"
@@ -38,6 +39,18 @@ class SegmentOptions(CutoutOptions):
                                "points are kept", repeat=True, label="Include points")
     exclude: str | None = option(None, "a point x,y not on the subject (repeatable): the part there is left out",
                                  repeat=True, label="Exclude points")
+    colour: bool = option(True, "with a hint: where the network is unsure, decide by the colours of the subject "
+                          "and the background (GrabCut inside the hint)", label="Colour refinement")
+
+    def __post_init__(self):
+        """The hint's texts are checked here, so a malformed box or point is refused before any work."""
+        try:
+            if self.box is not None:
+                hints.parse_box(self.box)
+            hints.parse_points(self.point)
+            hints.parse_points(self.exclude)
+        except InputError as exc:
+            raise OptionError(str(exc)) from None
 
 
 def refine_mask(image: np.ndarray, low: np.ndarray) -> np.ndarray:
@@ -108,8 +121,12 @@ def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dic
         mask = mask_from_prediction(image, prediction, options.refine)
     else:
         hint, (top, left, bottom, right) = context
+        crop = image[top:bottom, left:right, :3]
         mask = np.zeros(image.shape[:2], np.float32)
-        mask[top:bottom, left:right] = mask_from_prediction(image[top:bottom, left:right], prediction, options.refine)
+        mask[top:bottom, left:right] = mask_from_prediction(crop, prediction, options.refine)
+        if options.colour:
+            region = mask[top:bottom, left:right]
+            region[...] = hints.colour_refine(crop, region, hints.within(hint, top, left, bottom, right))
         mask = hints.constrain(mask, hint)
     alpha = alpha_from_mask(image, mask, options.matting)
     if not options.matting:
