@@ -5,7 +5,8 @@ corner. A box ``x0,y0,x1,y1`` covers columns x0..x1-1 and rows y0..y1-1. A hint 
 H x W float32 in [0,1] (a selection, a scribble; above 0.5 = inside).
 
 The segmentation model runs on the hinted region (:func:`region`) so the subject fills its
-input, and :func:`constrain` then keeps what the hint says: nothing outside the box or the hint
+input; :func:`colour_refine` decides the pixels the model was unsure of by the colours of the
+subject and the background (GrabCut); :func:`constrain` then keeps what the hint says: nothing outside the box or the hint
 mask's neighbourhood, only the parts connected to include points, nothing connected to an
 exclude point. Pure numpy/OpenCV; no torch.
 """
@@ -21,9 +22,11 @@ from .errors import InputError
 MARGIN = 0.15  # the model sees the region grown by this fraction of its size on each side
 MASK_REACH = 0.05  # a hint mask's subject may reach this fraction of the image's size beyond it
 SURE = (0.1, 0.9)  # the model's probability below / above which the colour model may not overrule it
+#                   (chosen on the tuning halves over (0.3, 0.7))
 COLOUR_SIZE = 320  # GrabCut works on the region scaled down to at most this many pixels a side
 COLOUR_ITERATIONS = 4  # GrabCut's iterations
-SQUARE = False  # the model's crop made square: worse on the tuning halves (grabcut50 box IoU 0.9005 vs 0.9025 csnet-sod, 0.8633 vs 0.8758 u2netp)
+SQUARE = False  # a square crop was worse on the tuning halves (grabcut50, box: IoU 0.9005 vs 0.9025
+#                 with csnet-sod, 0.8633 vs 0.8758 with u2netp)
 POINT_RADIUS = 0.01  # a point marks a disc of this fraction of the image's size (at least 2 px) as sure
 MISSED_RADIUS = 0.05  # around an include point the model missed, a disc of this fraction is probably subject
 
@@ -205,8 +208,9 @@ def colour_labels(mask: np.ndarray, hint: Hint, sure: tuple[float, float] = SURE
     sure where the model is confident (outside ``sure``), probable elsewhere; sure background outside
     :func:`allowed`; sure discs at the include / exclude points. The model is not trusted where a point
     contradicts it: an include point on its background makes its sure background only probable and a
-    disc around the point probably subject (an exclude point on its subject, when there are include points
-    to keep, makes its sure subject only probable), and where it found nothing inside a box, the box's inside is probably subject (plain GrabCut)."""
+    disc around the point probably subject (an exclude point on its subject, when there are include
+    points to keep, makes its sure subject only probable); where it found nothing inside a box, the
+    box's inside is probably subject (plain GrabCut)."""
     height, width = mask.shape
     labels = np.where(mask >= 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     if not any(mask[y, x] < 0.5 for x, y in hint.include):
