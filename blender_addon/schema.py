@@ -72,11 +72,16 @@ def _item_number(name):
     return (zlib.crc32(name.encode("utf-8")) & 0x3FFFFFFF) or 1
 
 
-def model_items(tasks):
-    """EnumProperty items of the models for the catalog ``tasks``: "Default" first."""
+def model_items(tasks, aliases=()):
+    """EnumProperty items of the models for the catalog ``tasks``: "Default" first, then the schema's
+    ``aliases`` (``model_aliases``: names such as people that stand for a model), then the models."""
     models = [m for task in tasks for m in model_menus().get(task, []) if isinstance(m, dict) and m.get("name")]
     default = next((m["name"] for m in models if m.get("default")), None)
     items = [(DEFAULT_MODEL, "Default" + (" (%s)" % default if default else ""), "The catalog's default model", 0)]
+    for a in aliases:
+        if isinstance(a, dict) and a.get("name"):
+            notes = ["stands for %s" % a.get("model"), "licence: %s" % a["licence"] if a.get("licence") else ""]
+            items.append((a["name"], a["name"], ". ".join(n for n in notes if n), _item_number(a["name"])))
     for m in models:
         notes = [m.get("description") or "", "licence: %s" % m["licence"] if m.get("licence") else "",
                  "" if m.get("cached", True) else "not downloaded yet", m.get("notice") or ""]
@@ -85,10 +90,10 @@ def model_items(tasks):
     return items
 
 
-def _items_callback(tasks):
+def _items_callback(tasks, aliases):
     """An EnumProperty items function (Blender requires exactly (self, context)) for the models of ``tasks``."""
     def items(_self, _context):
-        return model_items(tasks)
+        return model_items(tasks, aliases)
     return items
 
 
@@ -110,7 +115,8 @@ def annotations(options):
         label, help_text, kind = spec.get("label") or name, spec.get("help", ""), spec.get("type")
         default = spec.get("default")
         if spec.get("model"):
-            props[name] = bpy.props.EnumProperty(name=label, description=help_text, items=_items_callback(_tasks_of(spec)))
+            menu = _items_callback(_tasks_of(spec), spec.get("model_aliases") or ())
+            props[name] = bpy.props.EnumProperty(name=label, description=help_text, items=menu)
         elif spec.get("choices"):
             items = [(str(c), str(c), "") for c in spec["choices"]]
             first = str(default) if default is not None else items[0][0]

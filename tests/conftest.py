@@ -70,10 +70,11 @@ def four_images(shared, tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _clean_process_state(tmp_path_factory, monkeypatch):
-    """Every test starts alike, whatever ran before it: its own weights cache (MATTEKIT_HOME), two
+    """Every test starts alike, whatever ran before it: its own weights cache (MATTEKIT_HOME), no rembg folder, two
     torch threads, no model loaded by the Python API, licence notices not yet shown, and the catalog read afresh (it follows MATTEKIT_CATALOG)."""
     home = tmp_path_factory.mktemp("mattekit_home")
     monkeypatch.setenv("MATTEKIT_HOME", str(home))
+    monkeypatch.setenv("U2NET_HOME", str(home / "no-rembg-folder"))  # a developer's own ~/.u2net stays out of tests
     torch.set_num_threads(2)
     runtime.forget_notices()
     api.clear_models()

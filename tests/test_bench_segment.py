@@ -8,7 +8,7 @@ import pytest
 
 from mattekit import io, metrics, ops, runtime
 from mattekit.cli import main
-from mattekit.tasks import segment
+from mattekit.tasks import matte, segment
 
 
 def _table(text: str) -> dict:
@@ -59,3 +59,31 @@ def test_onnx_reference_row_for_u2netp(four_images, capsys):
     for half in ("tuning", "report"):  # the same weights, resized differently: close, not equal
         reference, plain = table[("u2netp", "onnxruntime (rembg)", half)][1], table[("u2netp", "plain model", half)][1]
         assert abs(reference[0] - plain[0]) < 0.03 and abs(reference[1] - plain[1]) < 0.02
+
+
+def test_a_matting_model_is_scored_on_its_own_alpha(four_images, capsys):
+    """modnet-portrait (a matting model): one "default pipeline" row per half, the alpha of `matte --model`."""
+    data, images = four_images
+    assert main(["bench", "segment", "--data", str(data), "--model", "modnet-portrait", "--limit", "2"]) == 0
+    table = _table(capsys.readouterr().out)
+    assert set(table) == {("modnet-portrait", "default pipeline", h) for h in ("tuning", "report")}
+    predictor = runtime.ModelCache().get("modnet-portrait", "matte")
+    options = matte.TASK.make_options({"model": "modnet-portrait", "result": "alpha"})
+    for image_path, half in zip(images, ("tuning", "report")):
+        alpha = matte.TASK.run({"model": predictor}, {"image": io.read_image(image_path).pixels[..., :3]}, options)["result"]
+        gt = cv2.imread(str(data / "gt" / f"{image_path.stem}.png"), cv2.IMREAD_GRAYSCALE)
+        direct = [metrics.iou(alpha, gt), metrics.mae(alpha, gt), metrics.boundary_f(alpha, gt)]
+        np.testing.assert_allclose(table[("modnet-portrait", "default pipeline", half)][1], direct, atol=6e-5)
+
+
+def test_no_onnx_reference_row_when_the_onnx_source_cannot_be_had(monkeypatch):
+    """isnet-general-use lists rembg's ONNX release; offline and not cached, its row is left out with a warning."""
+    pytest.importorskip("onnxruntime")
+    from mattekit import catalog
+    from mattekit.bench import segment as bench_segment
+
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
+    entry = catalog.load().get("isnet-general-use")
+    with pytest.warns(UserWarning, match="no onnxruntime \\(rembg\\) row for isnet-general-use: .*MATTEKIT_OFFLINE=1"):
+        assert bench_segment.reference_for(entry) is None

@@ -62,3 +62,15 @@ def test_malformed_catalog_is_refused(tmp_path):
     bad.write_text('[models.x]\ntask = "segment"\nnet = "u2net:U2NETP"\n')
     with pytest.raises(ValueError, match="malformed"):
         catalog.load(str(bad))
+
+
+def test_rembg_sources_name_rembgs_release_files_and_pin_only_what_was_checked(shared):
+    """rembg's ONNX files are listed under their release names; only u2netp.onnx is pinned (its copy in
+    shared/weights is byte-identical to rembg's release), the others are not guessed."""
+    sums = dict(line.split()[::-1] for line in (shared / "weights/SHA256SUMS").read_text().splitlines())
+    rembg = {wf.name: (entry.name, wf) for entry in catalog.load().models.values() for wf in entry.files
+             if "danielgatis/rembg" in wf.url}
+    assert set(rembg) == {"u2net.onnx", "u2netp.onnx", "u2net_human_seg.onnx", "isnet-general-use.onnx"}
+    for name, (model, wf) in rembg.items():
+        assert wf.url == f"https://github.com/danielgatis/rembg/releases/download/v0.0.0/{name}", model
+        assert wf.sha256 == sums.get(name), f"{model}: a pinned sha256 must be one checked on a real file"

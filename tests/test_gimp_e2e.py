@@ -9,7 +9,10 @@ host from this virtual environment (the chroot shares the host's network, so the
 reaches it on 127.0.0.1), with the real sinet-portrait weights from the test data mirror.
 ``gimp-console-3.0`` then opens person1.jpg, calls the procedures in NONINTERACTIVE mode (Refine
 Edges on Remove Background's layer mask, and on a sharpened selection), exports PNG files, and the
-exported alphas are scored against the grabcut ground truth (IoU, 128 = ignore).
+exported alphas are scored against the grabcut ground truth (IoU, 128 = ignore). In the same GIMP run,
+Remove Background takes the user's marks as its subject hint on an image of two grabcut subjects side
+by side (u2netp): with no hint (both are kept), a rectangle selection around the left one, then a path
+around the right one.
 Needs root (debootstrap and chroot); otherwise it is skipped with the reason printed.
 """
 from __future__ import annotations
@@ -34,6 +37,8 @@ pytestmark = [pytest.mark.gimp, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 BUILDER = ROOT / "tests" / "gimp" / "build_root.sh"
 PHOTO = "person1"
+PAIR = ("banana1", "ceramic")  # two subjects side by side: the hint says which one is meant
+PAIR_HEIGHT = 240
 
 BATCH = textwrap.dedent('''
     import sys
@@ -109,6 +114,29 @@ BATCH = textwrap.dedent('''
     call("mattekit-enhance", image, image.get_layers()[0], denoise=False)
     export(image, "enhanced-8bit.png")
     image.delete()
+    # two subjects side by side: a rectangle selection around the left one is Remove Background's hint
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(WORK + "/in/two.png"))
+    layer = image.get_layers()[0]
+    call("mattekit-remove-background", image, layer, model="u2netp", output="mask")  # no hint: for comparison
+    export(image, "hint-none.png")
+    layer.remove_mask(Gimp.MaskApplyMode.DISCARD)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *{left_box})
+    call("mattekit-remove-background", image, layer, model="u2netp", output="mask")
+    print("MATTEKIT-E2E selection kept %d,%d,%d,%d" % tuple(Gimp.Selection.bounds(image)[2:]))
+    export(image, "hint-selection.png")
+    # no selection, a closed path around the right one: its area is the hint, and nothing stays selected
+    Gimp.Selection.none(image)
+    layer.remove_mask(Gimp.MaskApplyMode.DISCARD)
+    path = Gimp.Path.new(image, "Right subject")
+    image.insert_path(path, None, 0)
+    corners = [{right_path}]
+    points = [v for x, y in corners for v in (x, y, x, y, x, y)]  # a polygon: each anchor its own handles
+    path.stroke_new_from_points(Gimp.PathStrokeType.BEZIER, points, True)
+    image.set_selected_paths([path])
+    call("mattekit-remove-background", image, layer, model="u2netp", output="mask")
+    print("MATTEKIT-E2E path left the selection empty %s" % Gimp.Selection.is_empty(image))
+    export(image, "hint-path.png")
+    image.delete()
     print("MATTEKIT-E2E done")
 ''')
 
@@ -159,7 +187,35 @@ def gimp_root():
     return root
 
 
-def test_remove_background_and_refine_edges_in_real_gimp(gimp_root, shared, tmp_path):
+def _pair(shared: Path):
+    """The two-subject image (H x W x 3 uint8, the left subject then the right, at PAIR_HEIGHT) and each
+    subject's ground truth on it (H x W uint8, 0 elsewhere)."""
+    photos, truths = [], []
+    for name in PAIR:
+        found = sorted((shared / "data/grabcut50/im").glob(name + ".*"))
+        photo = Image.open(found[0]).convert("RGB")
+        width = round(photo.width * PAIR_HEIGHT / photo.height)
+        photos.append(np.asarray(photo.resize((width, PAIR_HEIGHT), Image.BILINEAR)))
+        gt = Image.open(shared / f"data/grabcut50/gt/{name}.png").convert("L")
+        truths.append(np.asarray(gt.resize((width, PAIR_HEIGHT), Image.NEAREST)))
+    image = np.concatenate(photos, axis=1)
+    left = np.concatenate([truths[0], np.zeros_like(truths[1])], axis=1)
+    right = np.concatenate([np.zeros_like(truths[0]), truths[1]], axis=1)
+    return image, left, right
+
+
+def _around(gt: np.ndarray, margin: int = 10) -> tuple[int, int, int, int]:
+    """(x, y, w, h): the subject's bounds grown by ``margin`` pixels, within the image."""
+    ys, xs = np.nonzero(gt > 128)
+    x0, y0 = max(int(xs.min()) - margin, 0), max(int(ys.min()) - margin, 0)
+    x1, y1 = min(int(xs.max()) + 1 + margin, gt.shape[1]), min(int(ys.max()) + 1 + margin, gt.shape[0])
+    return x0, y0, x1 - x0, y1 - y0
+
+
+@pytest.fixture(scope="module")
+def gimp_session(gimp_root, shared, tmp_path_factory):
+    """One real GIMP run of BATCH against a worker on the host: (work folder, GIMP's output, the worker)."""
+    tmp_path = tmp_path_factory.mktemp("gimp_session")
     work = Path(tempfile.mkdtemp(prefix="mattekit-e2e-", dir=gimp_root / "tmp"))
     inside = "/" + str(work.relative_to(gimp_root))  # the same folder as the chroot sees it
     worker_proc = None
@@ -167,6 +223,10 @@ def test_remove_background_and_refine_edges_in_real_gimp(gimp_root, shared, tmp_
         for sub in ("home", "config", "in", "out", "state"):
             (work / sub).mkdir()
         shutil.copy(shared / f"data/grabcut50/im/{PHOTO}.jpg", work / "in")
+        pair, left, right = _pair(shared)
+        Image.fromarray(pair).save(work / "in" / "two.png")
+        x, y, w, h = _around(right)
+        right_path = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
         install = subprocess.run([sys.executable, str(ROOT / "install/install_gimp.py"), "--gimp-dir", str(work / "config")],
                                  capture_output=True, text=True, timeout=300)
         assert install.returncode == 0, install.stderr
@@ -191,59 +251,83 @@ def test_remove_background_and_refine_edges_in_real_gimp(gimp_root, shared, tmp_
             time.sleep(0.1)
         assert worker is not None, (tmp_path / "worker.log").read_text()
 
-        output = _run_gimp(gimp_root, work, BATCH.format(work=inside, photo=PHOTO))
+        output = _run_gimp(gimp_root, work, BATCH.format(work=inside, photo=PHOTO, left_box=_around(left),
+                                                         right_path=", ".join(map(str, right_path))))
         assert "MATTEKIT-E2E done" in output, output[-6000:]
-        assert output.count("(cut out)") == 2, "two runs were asked for a new cut-out layer"
-
-        gt = np.asarray(Image.open(shared / f"data/grabcut50/gt/{PHOTO}.png").convert("L"))
-        exported8 = Image.open(work / "out" / "mask-8bit.png")
-        assert exported8.mode == "RGBA", exported8.mode
-        alpha8 = np.asarray(exported8)[..., 3] / 255.0
-        png16 = cv2.imread(str(work / "out" / "layer-16bit.png"), cv2.IMREAD_UNCHANGED)
-        assert png16 is not None and png16.dtype == np.uint16 and png16.shape[2] == 4, getattr(png16, "shape", None)
-        alpha16 = png16[..., 3] / 65535.0
-        iou8, iou16 = _iou(alpha8, gt), _iou(alpha16, gt)
-        print(f"real GIMP 3 Remove Background on {PHOTO}.jpg with sinet-portrait: IoU {iou8:.4f} "
-              f"(8-bit, layer mask), {iou16:.4f} (16-bit, new cut-out layer)")
-        assert iou8 > 0.9 and iou16 > 0.9
-        assert np.abs(alpha8 - alpha16).mean() < 0.01, "8- and 16-bit runs disagree"
-
-        # Refine Edges of the layer mask, and of a hard selection into a new cut-out layer
-        refined8 = np.asarray(Image.open(work / "out" / "refined-8bit.png"))[..., 3] / 255.0
-        changed = int((refined8 != alpha8).sum())
-        png = cv2.imread(str(work / "out" / "refined-selection-16bit.png"), cv2.IMREAD_UNCHANGED)
-        assert png is not None and png.dtype == np.uint16 and png.shape[2] == 4, getattr(png, "shape", None)
-        from_selection = png[..., 3] / 65535.0
-        soft = int(((from_selection > 0.02) & (from_selection < 0.98)).sum())
-        iou_refined, iou_selection = _iou(refined8, gt), _iou(from_selection, gt)
-        print(f"real GIMP 3 Refine Edges on {PHOTO}.jpg: IoU {iou8:.4f} -> {iou_refined:.4f} (8-bit layer mask, "
-              f"{changed} pixels changed); {iou_selection:.4f} from a sharpened selection (16-bit, new cut-out "
-              f"layer, {soft} soft-edged pixels)")
-        assert changed > 100, "Refine Edges left the layer mask as it was"
-        assert iou_refined > 0.9 and iou_refined > iou8 - 0.01
-        assert iou_selection > 0.9 and soft > 500, "a hard selection must come back with a soft edge"
-
-        # Mask Preview (a layer mask) and Enhance (a new layer above), as the worker makes them
-        assert "MATTEKIT-E2E menu mattekit-mask-preview Mask _Preview... ['<Image>/Filters/AI']" in output
-        assert "MATTEKIT-E2E menu mattekit-enhance _Enhance... ['<Image>/Filters/AI']" in output
-        assert "mattekit-enhance layers ['Background (enhance)', 'Background']" in output
-        photo = np.asarray(Image.open(work / "in" / f"{PHOTO}.jpg").convert("RGB"))
-        h, w = photo.shape[:2]
-        preview = np.asarray(Image.open(work / "out" / "preview-8bit.png"))[..., 3] / 255.0
-        expected, = worker.run("mask-preview", [client.Pixels(photo.tobytes(), w, h, 3, "u8")], {"model": "sinet-portrait"})
-        expected = np.frombuffer(expected.data, np.uint8).reshape(h, w) / 255.0
-        enhanced = np.asarray(Image.open(work / "out" / "enhanced-8bit.png").convert("RGB")).astype(np.float32)
-        wanted, = worker.run("enhance", [client.Pixels(photo.tobytes(), w, h, 3, "u8")], {"denoise": False})
-        wanted = np.frombuffer(wanted.data, np.uint8).reshape(h, w, 3).astype(np.float32)
-        preview_diff, enhance_diff = np.abs(preview - expected).mean(), np.abs(enhanced - wanted).mean() / 255
-        changed = np.abs(enhanced - photo).mean() / 255
-        print(f"real GIMP 3 Mask Preview on {PHOTO}.jpg: IoU {_iou(preview, gt):.4f}, mean difference from the "
-              f"worker's own {preview_diff:.5f}; Enhance: changed the photo by {changed:.4f} on average, "
-              f"{enhance_diff:.5f} from the worker's own")
-        assert _iou(preview, gt) > 0.85 and preview_diff < 0.01
-        assert changed > 0.005 and enhance_diff < 0.01
+        yield work, output, worker
     finally:
         if worker_proc is not None:
             worker_proc.terminate()
             worker_proc.wait(30)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_remove_background_and_refine_edges_in_real_gimp(gimp_session, shared):
+    work, output, worker = gimp_session
+    gt = np.asarray(Image.open(shared / f"data/grabcut50/gt/{PHOTO}.png").convert("L"))
+    exported8 = Image.open(work / "out" / "mask-8bit.png")
+    assert exported8.mode == "RGBA", exported8.mode
+    alpha8 = np.asarray(exported8)[..., 3] / 255.0
+    png16 = cv2.imread(str(work / "out" / "layer-16bit.png"), cv2.IMREAD_UNCHANGED)
+    assert png16 is not None and png16.dtype == np.uint16 and png16.shape[2] == 4, getattr(png16, "shape", None)
+    alpha16 = png16[..., 3] / 65535.0
+    iou8, iou16 = _iou(alpha8, gt), _iou(alpha16, gt)
+    print(f"real GIMP 3 Remove Background on {PHOTO}.jpg with sinet-portrait: IoU {iou8:.4f} "
+          f"(8-bit, layer mask), {iou16:.4f} (16-bit, new cut-out layer)")
+    assert iou8 > 0.9 and iou16 > 0.9
+    assert np.abs(alpha8 - alpha16).mean() < 0.01, "8- and 16-bit runs disagree"
+
+    # Refine Edges of the layer mask, and of a hard selection into a new cut-out layer
+    refined8 = np.asarray(Image.open(work / "out" / "refined-8bit.png"))[..., 3] / 255.0
+    changed = int((refined8 != alpha8).sum())
+    png = cv2.imread(str(work / "out" / "refined-selection-16bit.png"), cv2.IMREAD_UNCHANGED)
+    assert png is not None and png.dtype == np.uint16 and png.shape[2] == 4, getattr(png, "shape", None)
+    from_selection = png[..., 3] / 65535.0
+    soft = int(((from_selection > 0.02) & (from_selection < 0.98)).sum())
+    iou_refined, iou_selection = _iou(refined8, gt), _iou(from_selection, gt)
+    print(f"real GIMP 3 Refine Edges on {PHOTO}.jpg: IoU {iou8:.4f} -> {iou_refined:.4f} (8-bit layer mask, "
+          f"{changed} pixels changed); {iou_selection:.4f} from a sharpened selection (16-bit, new cut-out "
+          f"layer, {soft} soft-edged pixels)")
+    assert changed > 100, "Refine Edges left the layer mask as it was"
+    assert iou_refined > 0.9 and iou_refined > iou8 - 0.01
+    assert iou_selection > 0.9 and soft > 500, "a hard selection must come back with a soft edge"
+
+    # Mask Preview (a layer mask) and Enhance (a new layer above), as the worker makes them
+    assert "MATTEKIT-E2E menu mattekit-mask-preview Mask _Preview... ['<Image>/Filters/AI']" in output
+    assert "MATTEKIT-E2E menu mattekit-enhance _Enhance... ['<Image>/Filters/AI']" in output
+    assert "mattekit-enhance layers ['Background (enhance)', 'Background']" in output
+    photo = np.asarray(Image.open(work / "in" / f"{PHOTO}.jpg").convert("RGB"))
+    h, w = photo.shape[:2]
+    preview = np.asarray(Image.open(work / "out" / "preview-8bit.png"))[..., 3] / 255.0
+    expected, = worker.run("mask-preview", [client.Pixels(photo.tobytes(), w, h, 3, "u8")], {"model": "sinet-portrait"})
+    expected = np.frombuffer(expected.data, np.uint8).reshape(h, w) / 255.0
+    enhanced = np.asarray(Image.open(work / "out" / "enhanced-8bit.png").convert("RGB")).astype(np.float32)
+    wanted, = worker.run("enhance", [client.Pixels(photo.tobytes(), w, h, 3, "u8")], {"denoise": False})
+    wanted = np.frombuffer(wanted.data, np.uint8).reshape(h, w, 3).astype(np.float32)
+    preview_diff, enhance_diff = np.abs(preview - expected).mean(), np.abs(enhanced - wanted).mean() / 255
+    changed = np.abs(enhanced - photo).mean() / 255
+    print(f"real GIMP 3 Mask Preview on {PHOTO}.jpg: IoU {_iou(preview, gt):.4f}, mean difference from the "
+          f"worker's own {preview_diff:.5f}; Enhance: changed the photo by {changed:.4f} on average, "
+          f"{enhance_diff:.5f} from the worker's own")
+    assert _iou(preview, gt) > 0.85 and preview_diff < 0.01
+    assert changed > 0.005 and enhance_diff < 0.01
+
+
+def test_a_selection_or_a_path_chooses_which_subject_is_cut_out_in_real_gimp(gimp_session, shared):
+    """Two subjects side by side: Remove Background cuts out the one the selection (then the path) is around."""
+    work, output, _ = gimp_session
+    _, left, right = _pair(shared)
+    x, y, w, h = _around(left)
+    assert f"MATTEKIT-E2E selection kept {x},{y},{x + w},{y + h}" in output, "the user's selection stays"
+    assert "MATTEKIT-E2E path left the selection empty True" in output, output[-4000:]
+    unhinted = np.asarray(Image.open(work / "out" / "hint-none.png"))[..., 3] / 255.0
+    for name, chosen, other in (("selection", left, right), ("path", right, left)):
+        alpha = np.asarray(Image.open(work / "out" / f"hint-{name}.png"))[..., 3] / 255.0
+        assert alpha.shape == chosen.shape, alpha.shape
+        chosen_iou, other_mean = _iou(alpha, chosen), float(alpha[other > 128].mean())
+        before_iou, before_mean = _iou(unhinted, chosen), float(unhinted[other > 128].mean())
+        print(f"real GIMP 3 Remove Background (u2netp) on {PAIR[0]}|{PAIR[1]} with a {name} around the "
+              f"{'left' if chosen is left else 'right'} subject: IoU {chosen_iou:.4f} with it, mean alpha "
+              f"{other_mean:.4f} on the other (no hint: IoU {before_iou:.4f}, mean alpha {before_mean:.4f})")
+        assert chosen_iou > 0.9 and other_mean < 0.02
+        assert before_mean > 0.5, "without a hint the model keeps both subjects (else this scene tests nothing)"

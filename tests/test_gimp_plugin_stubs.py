@@ -117,7 +117,7 @@ def test_plugin_file_is_small_plain_and_executable():
             modules.add((node.module or "").split(".")[0])
     assert modules <= {"json", "os", "sys", "array", "gi", "mattekit_client", "mattekit"}, modules
     assert "import numpy" not in source and "import torch" not in source
-    assert len(source.splitlines()) < 500
+    assert len(source.splitlines()) < 530  # the schema-driven procedures, dialog and marks-to-mask rule
     assert os.access(PLUGIN, os.X_OK), "GIMP ignores a plug-in file that is not executable"
     assert PLUGIN.parent.name == PLUGIN.stem, "GIMP needs folder and file named alike"
     for task in ("remove", "bokeh", "upscale", "enhance", "mask-preview", "sinet"):
@@ -198,12 +198,14 @@ def test_remove_background_adds_a_layer_mask_that_cuts_out_the_person(gimp, work
     assert len(record["models"][0]["sha256"]) == 64 and record["digital_source_type"].endswith("algorithmicallyEnhanced")
 
 
-def test_remove_background_new_layer_respects_offsets_selection_and_16_bit(gimp, worker, shared):
+def test_remove_background_new_layer_with_offsets_a_selection_hint_and_16_bit(gimp, worker, shared):
+    """The selection is the subject hint: the worker sees the whole layer at 16 bits with the selection (in
+    layer coordinates) as hint_mask, and the cut-out covers the whole layer, not only the selection."""
     plugin, Gimp, _ = gimp
     pixels = photo(shared, size=(160, 120))
     image = Gimp.Image(200, 150, Gimp.Precision.U16_NON_LINEAR)
     layer = image.add_test_layer(pixels, offsets=(30, 20))
-    image.select_test_rectangle(50, 40, 100, 70)  # image coordinates
+    image.select_test_rectangle(50, 30, 100, 120)  # image coordinates; runs off the layer at the bottom
     status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait",
                         output="layer")
     assert status is Gimp.PDBStatusType.SUCCESS, error
@@ -211,13 +213,89 @@ def test_remove_background_new_layer_respects_offsets_selection_and_16_bit(gimp,
     assert cut.get_name() == "Background (cut out)" and image.get_layers()[1] is layer
     assert not layer.get_visible() and np.array_equal(layer.pixels, pixels)
     assert cut.get_offsets() == (True, 30, 20) and cut.get_mask() is None and cut.has_alpha()
-    # the crop the worker saw: the selection in layer coordinates, at 16 bits; back: a cut-out (rgba)
-    crop = pixels[20:90, 20:120]
-    rgba, = worker.run("remove", [as_pixels(crop, "u16")], {"model": "sinet-portrait", "result": "rgba"})
-    assert np.allclose(cut.pixels[20:90, 20:120], as_floats(rgba), atol=1 / 65535)
-    outside = np.ones(cut.pixels.shape[:2], bool)
-    outside[20:90, 20:120] = False
-    assert not cut.pixels[outside].any(), "outside the selection nothing is kept"
+    hint = np.zeros((120, 160, 1), np.float32)
+    hint[10:, 20:120] = 1.0  # the selection in layer coordinates
+    rgba, = worker.run("remove", {"image": as_pixels(pixels, "u16"), "hint_mask": as_pixels(hint, "u16")},
+                       {"model": "sinet-portrait", "result": "rgba"})
+    assert np.allclose(cut.pixels, as_floats(rgba), atol=1 / 65535), "the whole layer, the selection as the hint"
+    plain, = worker.run("remove", [as_pixels(pixels, "u16")], {"model": "sinet-portrait", "result": "rgba"})
+    assert not np.allclose(as_floats(plain), as_floats(rgba), atol=0.05), "the hint changed the result"
+    near = (cut.pixels[..., 3] > 0.5) & (hint[..., 0] == 0)
+    assert near.sum() > 20, "the subject is not cut off at the selection's edge (the selection is a hint)"
+
+
+def test_remove_background_hint_is_the_selection_else_the_path_never_the_layer_mask(gimp, worker, shared):
+    plugin, Gimp, GimpUi = gimp
+    pixels = photo(shared, size=(160, 120))
+    image = Gimp.Image(160, 120)
+    layer = image.add_test_layer(pixels)
+    layer.add_mask(layer.create_mask(Gimp.AddMaskType.WHITE))  # e.g. an earlier result: not a hint
+    layer.get_mask().pixels[:, :80] = 0.0
+
+    def remove(**inputs):
+        out, = worker.run("remove", dict({"image": as_pixels(pixels)}, **{k: as_pixels(v) for k, v in inputs.items()}),
+                          {"model": "sinet-portrait", "result": "alpha"})
+        return as_floats(out)
+
+    def mask_after_run():
+        status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait")
+        assert status is Gimp.PDBStatusType.SUCCESS, error
+        return layer.get_mask().pixels.copy()
+
+    assert np.allclose(mask_after_run(), remove(), atol=1e-6), "no selection, no path: no hint (not the layer mask)"
+    image.select_test_rectangle(40, 10, 70, 100)
+    selection = image.get_selection().pixels.copy()
+    assert np.allclose(mask_after_run(), remove(hint_mask=selection), atol=1e-6)
+    assert np.array_equal(image.get_selection().pixels, selection), "the user's selection stays"
+    Gimp.Selection.none(image)
+    path = image.add_test_path("Subject", 30, 0, 90, 120)
+    assert np.allclose(mask_after_run(), remove(hint_mask=path.area), atol=1e-6), "the selected path's area"
+    assert Gimp.Selection.is_empty(image), "the path's area was selected only while it was read"
+    image.select_test_rectangle(40, 10, 70, 100)
+    assert np.allclose(mask_after_run(), remove(hint_mask=selection), atol=1e-6), "a selection wins over a path"
+    # the dialog says what the hint is
+    GimpUi.ANSWER = False
+    for select, note in ((True, "Subject hint: the selection (70x100 px)"),
+                         (False, "Subject hint: the area of the path 'Subject'")):
+        if not select:
+            Gimp.Selection.none(image)
+        GimpUi.DIALOGS.clear()
+        status, _ = run(plugin, Gimp, "mattekit-remove-background", image, [layer], mode=Gimp.RunMode.INTERACTIVE)
+        assert status is Gimp.PDBStatusType.CANCEL and GimpUi.DIALOGS[0].notes() == [note]
+    image.set_selected_paths([])
+    GimpUi.DIALOGS.clear()
+    run(plugin, Gimp, "mattekit-remove-background", image, [layer], mode=Gimp.RunMode.INTERACTIVE)
+    assert GimpUi.DIALOGS[0].notes() == ["Subject hint: none (no selection or path): the whole layer is searched"]
+    # a path away from the layer is one sentence, and leaves nothing selected
+    small = image.add_test_layer(pixels[:20, :20], "small")
+    image.add_test_path("Away", 100, 60, 40, 40)
+    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [small])
+    assert status is Gimp.PDBStatusType.EXECUTION_ERROR and error == "The path does not touch the layer."
+    assert Gimp.Selection.is_empty(image) and small.get_mask() is None
+
+
+def test_which_mask_input_the_selection_fills_is_decided_per_port(gimp):
+    """One rule: a subject hint port takes the selection, else a path; a mask to work on takes the layer
+    mask, else the selection; a filter without a mask input is only restricted by the selection."""
+    plugin, Gimp, _ = gimp
+    ops = {op["name"]: op for op in registry_schema()["operations"]}
+    image = Gimp.Image(40, 30)
+    layer = image.add_test_layer(np.zeros((30, 40, 3), np.float32))
+    image.add_test_path("Outline", 5, 5, 20, 20)
+
+    def chosen():
+        return {name: plugin.mask_input(image, layer, ops[name])[:2] for name in ("remove", "matte", "bokeh", "enhance")}
+
+    assert chosen() == {"remove": ("hint_mask", "path"), "matte": ("mask", None), "bokeh": ("subject", None),
+                        "enhance": (None, None)}
+    image.select_test_rectangle(2, 3, 10, 12)
+    assert chosen() == {"remove": ("hint_mask", "selection"), "matte": ("mask", "selection"),
+                        "bokeh": ("subject", "selection"), "enhance": (None, None)}
+    layer.add_mask(layer.create_mask(Gimp.AddMaskType.WHITE))
+    assert chosen() == {"remove": ("hint_mask", "selection"), "matte": ("mask", "layer mask"),
+                        "bokeh": ("subject", "layer mask"), "enhance": (None, None)}
+    assert plugin.mask_input(image, layer, ops["matte"])[2] == "Mask: the layer mask"
+    assert plugin.mask_input(image, layer, ops["remove"])[2] == "Subject hint: the selection (10x12 px)"
 
 
 # ---------------------------------------------------------------- Refine Edges

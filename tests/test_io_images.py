@@ -6,6 +6,7 @@ import os
 import struct
 
 import numpy as np
+import cv2
 import OpenEXR
 import pytest
 from PIL import Image, ImageOps
@@ -275,7 +276,12 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch, code, reason):
             f.write(data[:10])
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(type(target), "write_bytes", half_written)  # how the PNG and TIFF writers end
+    class FullDisk:  # the PNG writer streams: its header is in the file when compressing fails
+        def compress(self, data):
+            raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(type(target), "write_bytes", half_written)  # how the TIFF writer ends
+    monkeypatch.setattr(images.zlib, "compressobj", lambda *a: FullDisk())
     for name in ("keep.png", "new.tif"):
         with pytest.raises(OutputError, match=rf"^Cannot write .*: {reason}\.$"):
             write_image(tmp_path / name, _random(seed=2))
@@ -337,3 +343,60 @@ def test_multi_frame_files_warn_that_only_the_first_frame_is_used(tmp_path, fmt)
     with pytest.warns(UserWarning, match="has 3 frames .* only the first is used"):
         picture = io.read_image(path)
     assert abs(picture.pixels[0, 0, 0] - 60 / 255) < 0.02
+
+
+# ----------------------------------------------------------------------------------- streamed writing
+
+@pytest.mark.parametrize("dtype, channels", [(np.uint8, 1), (np.uint8, 3), (np.uint8, 4), (np.uint16, 3),
+                                             (np.uint16, 4), (np.float32, 4)])
+def test_png_is_written_in_strips_with_the_same_pixels(tmp_path, monkeypatch, dtype, channels):
+    """Strips of a few rows (so many IDAT chunks): OpenCV and Pillow read back exactly the values given
+    (integers as they are, floats rounded half to even), and the XMP record is there."""
+    monkeypatch.setattr(images, "STRIP_BYTES", 700)
+    rng = np.random.default_rng(channels)
+    shape = (37, 53, channels)
+    if dtype == np.float32:
+        px = rng.random(shape).astype(np.float32)
+        px[0, 0] = np.nan
+        want = np.rint(np.clip(np.nan_to_num(px), 0, 1) * np.float32(255)).astype(np.uint8)
+    else:
+        px = rng.integers(0, np.iinfo(dtype).max + 1, shape).astype(dtype)
+        want = px
+    path = tmp_path / "a.png"
+    write_image(path, px, bit_depth=16 if dtype == np.uint16 else 8, provenance={"software": "test"})
+    back = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    back = back[..., None] if back.ndim == 2 else back[..., [2, 1, 0, 3][:channels]]
+    assert back.dtype == want.dtype and np.array_equal(back, want)
+    if dtype == np.uint8:
+        assert np.array_equal(np.asarray(Image.open(path)).reshape(shape), want)
+    assert images.read_provenance(path) == {"software": "test"}
+
+
+def test_writing_floats_makes_no_full_size_float_copy(tmp_path):
+    """The float -> integer conversion works in strips: the write's own allocations stay well below
+    the float image's size (a full-size float temporary alone would be 1.0 x)."""
+    import tracemalloc
+
+    px = np.random.default_rng(0).random((1500, 2000, 4), dtype=np.float32)
+    tracemalloc.start()
+    try:
+        write_image(tmp_path / "a.png", px)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.75 * px.nbytes
+    assert np.array_equal(cv2.imread(str(tmp_path / "a.png"), cv2.IMREAD_UNCHANGED)[..., [2, 1, 0, 3]],
+                          np.rint(px * np.float32(255)).astype(np.uint8))
+
+
+def test_read_integers_keeps_the_stored_values(tmp_path):
+    eight = (np.random.default_rng(1).integers(0, 256, (20, 30, 4))).astype(np.uint8)
+    sixteen = (np.random.default_rng(2).integers(0, 65536, (20, 30, 3))).astype(np.uint16)
+    write_image(tmp_path / "a.png", eight)
+    write_image(tmp_path / "b.png", sixteen, bit_depth=16)
+    write_image(tmp_path / "c.exr", _smooth(c=3), bit_depth=32)
+    a, b = read_image(tmp_path / "a.png", integers=True), read_image(tmp_path / "b.png", integers=True)
+    assert a.pixels.dtype == np.uint8 and np.array_equal(a.pixels, eight) and a.bit_depth == 8
+    assert b.pixels.dtype == np.uint16 and np.array_equal(b.pixels, sixteen) and b.bit_depth == 16
+    assert np.array_equal(read_image(tmp_path / "a.png").pixels, eight.astype(np.float32) / 255)
+    assert read_image(tmp_path / "c.exr", integers=True).pixels.dtype == np.float32

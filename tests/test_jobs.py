@@ -50,6 +50,18 @@ def cli(*args, env=None, **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+def kill_when_written(victim: subprocess.Popen, folder: Path, count: int, timeout: float = 240) -> list[str]:
+    """kill -9 the roto process ``victim`` once ``folder`` holds ``count`` mattes (m.*.png); their names."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(list(folder.glob("m.*.png"))) < count:
+        assert victim.poll() is None, victim.communicate()[1]
+        time.sleep(0.01)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.communicate()
+    assert victim.returncode == -signal.SIGKILL
+    return sorted(p.name for p in folder.glob("m.*.png"))
+
+
 @pytest.mark.slow
 def test_kill_and_resume_gives_identical_files(shared, mirror, tmp_path):
     """kill -9 a roto subprocess mid-way, add a half-written file and a stale temporary, re-run:
@@ -62,14 +74,7 @@ def test_kill_and_resume_gives_identical_files(shared, mirror, tmp_path):
     assert reference.returncode == 0, err
 
     victim = cli(plate, "-o", tmp_path / "run" / "m.####.png", *args, env=env)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list((tmp_path / "run").glob("m.*.png"))) < 3:
-        assert victim.poll() is None, victim.communicate()[1]
-        time.sleep(0.02)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.communicate()
-    assert victim.returncode == -signal.SIGKILL
-    written = sorted(p.name for p in (tmp_path / "run").glob("m.*.png"))
+    written = kill_when_written(victim, tmp_path / "run", 3)
     assert 3 <= len(written) < 12, written
     # what a crash in the middle of writing could leave: a truncated frame and a temporary file
     last = int(written[-1].split(".")[1])

@@ -233,7 +233,7 @@ def test_remove_mattes_by_default_and_beats_the_mask(shared, mirror):
     for name in ("GT05.png", "GT17.png", "GT19.png"):
         image, _, gt = alphamatting(shared, name)
         mask = segment.predict_mask(predictor, image)
-        alpha = matte.alpha_from_mask(image, mask)  # what remove does by default
+        alpha = segment.alpha_from_mask(image, mask)  # what remove does by default
         mask_mae.append(np.abs(mask - gt).mean())
         matte_mae.append(np.abs(alpha - gt).mean())
     print(f"alpha MAE mask {np.mean(mask_mae):.4f} matted {np.mean(matte_mae):.4f}")
@@ -308,6 +308,9 @@ def test_bench_matte_prints_the_table(shared, capsys):
     out = capsys.readouterr().out
     for row in ("SAD (/1000)", "MSE (x1e3)", "gradient (/1000)", "s/image", "Trimap1: 2 images"):
         assert row in out
+    lines = out.splitlines()  # one line per image, with its half (even index in sorted order = tune)
+    assert any(line.split()[:3] == ["GT01", "Trimap1", "tune"] for line in lines)
+    assert any(line.split()[:3] == ["GT03", "Trimap1", "report"] for line in lines)
 
 
 @pytest.mark.parametrize("shape", [(1, 65535), (65535, 1), (2, 40000), (40000, 2), (1, 1), (3, 3000)])

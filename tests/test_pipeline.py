@@ -201,6 +201,57 @@ def test_bench_speed_synthetic_sequence_keeps_memory_flat(shared, monkeypatch, t
     assert figures["result"]["images"] == 40 and figures["ok"]
 
 
+def _whole_rows(out: str, names: list[str]) -> dict[str, list[float]]:
+    """The figures of each command's row in `bench speed --whole`'s table."""
+    rows = {}
+    for line in out.splitlines():
+        for name in names:
+            rest = line[len(name):].split() if line.startswith(name) else []
+            if len(rest) == 4:
+                rows[name] = [float(v) for v in rest]
+    return rows
+
+
+def test_bench_speed_whole_sequence_roto_and_remove(shared, monkeypatch, tmp_path, capsys):
+    """`bench speed --whole --sequence`: roto and remove as whole commands on the same frames, a row each
+    (seconds, frames/s, CPU s, peak RSS all positive) and the roto / remove ratio."""
+    from mattekit import cli
+
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    frames = tmp_path / "shot"
+    frames.mkdir()
+    for name in sorted((shared / "data/davis/im/blackswan").iterdir())[:3]:
+        (frames / name.name).write_bytes(name.read_bytes())
+    code = cli.main(["bench", "speed", "--whole", "--no-rembg", "--model", "extremec3-portrait", "--sequence", str(frames),
+                     "--json", str(tmp_path / "figures.json")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    rows = _whole_rows(out, ["mattekit roto", "mattekit remove --result alpha"])
+    assert len(rows) == 2 and all(v > 0 for r in rows.values() for v in r), out
+    assert "mattekit roto / mattekit remove --result alpha:" in out
+    import json
+
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    assert figures["images"] == 3 and figures["summary"]["mattekit roto"]["peak_mb"] > 0
+
+
+@pytest.mark.slow
+def test_bench_speed_whole_folder_and_photo(shared, monkeypatch, tmp_path, capsys):
+    """`bench speed --whole` on two images, and on one generated photo (--photo): both remove rows."""
+    from mattekit import cli
+
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    names = ["mattekit remove", "mattekit remove --no-refine --no-matting"]
+    for extra in (["--limit", "2"], ["--photo", "320x200"]):
+        code = cli.main(["bench", "speed", "--whole", "--no-rembg", "--model", "extremec3-portrait",
+                         "--data", str(shared / "data/grabcut50/im")] + extra)
+        out = capsys.readouterr().out
+        assert code == 0, out
+        rows = _whole_rows(out, names)
+        assert len(rows) == 2 and all(v > 0 for r in rows.values() for v in r), out
+        assert ("one 320x200 photo" in out) == (extra[0] == "--photo")
+
+
 @pytest.mark.slow
 def test_bench_speed_compares_with_rembg(shared, tmp_path, capsys):
     """Both tools on the same images with the same (stand-in) weights, figures and mask agreement printed."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from mattekit import jobs
+from mattekit import catalog, jobs
 from test_jobs import MODEL, files_of, make_plate, spec
 
 ray = pytest.importorskip("ray")
@@ -45,6 +45,22 @@ def test_roto_on_ray_matches_local_run(shared, tmp_path, monkeypatch, local_ray)
     (tmp_path / "ray" / "m.1006.png").write_bytes(b"half-written")
     again = jobs.run_on_ray(spec(plate, str(tmp_path / "ray" / "m.####.png"), radius=2), chunk=3, workers=2)
     assert again.computed == [1002, 1006] and len(again.skipped) == 5
+    assert files_of(tmp_path / "ray") == files_of(tmp_path / "local")
+
+
+def test_recurrent_roto_on_ray_warms_each_chunk_up(shared, tmp_path, monkeypatch, local_ray):
+    """A Ray task of a recurrent model (rvm-people) runs the catalog's warm-up before its chunk, as a local
+    chunk does: on a plate no longer than the warm-up, chunks of 3 give one local run's bytes (a chunk that
+    started with a fresh state would not: tests/test_roto_people.py)."""
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    plate = make_plate(shared, tmp_path / "plate", min(7, catalog.load().get("rvm-people").warmup + 1), sequence="breakdance")
+
+    def rvm(output: str) -> jobs.RotoSpec:
+        return jobs.RotoSpec(plate=plate, output=output, model="rvm-people", device="cpu", threads=1, temporal=False)
+
+    jobs.RotoJob(rvm(str(tmp_path / "local" / "m.####.png"))).run()
+    summary = jobs.run_on_ray(rvm(str(tmp_path / "ray" / "m.####.png")), chunk=3, workers=2)
+    assert len(summary.computed) == len(files_of(tmp_path / "local")) and not summary.skipped
     assert files_of(tmp_path / "ray") == files_of(tmp_path / "local")
 
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import io, metrics
+from mattekit import io, metrics, ops
 from mattekit.cli import main
 from mattekit.tasks import segment
 
@@ -53,6 +53,82 @@ def test_refinement_follows_photo_edges(shared, mirror):
         plain_bf.append(metrics.boundary_f(np.clip(ops.resize(low, *image.shape[:2]), 0, 1), gt))
         refined_bf.append(metrics.boundary_f(segment.refine_mask(image, low), gt))
     assert np.mean(refined_bf) > np.mean(plain_bf)
+
+
+def _edge_scene(size: int = 96, step: int = 8):
+    """A dark/bright photo split by a vertical edge at column 37 (off the low grid), its exact mask, and a
+    blurry low-resolution prediction of it (the mask area-shrunk ``step`` times, then blurred)."""
+    truth = np.zeros((size, size), np.float32)
+    truth[:, 37:] = 1.0
+    image = np.repeat((0.2 + 0.6 * truth)[..., None], 3, axis=2)
+    image += np.random.default_rng(0).normal(0, 0.01, image.shape).astype(np.float32)
+    low = cv2.GaussianBlur(ops.resize(truth, size // step, size // step, "area"), (0, 0), 1.0)
+    return np.clip(image, 0, 1), truth, low
+
+
+def test_sure_regions_are_the_models_own_rounded():
+    """Outside the uncertain band the default mask is the plain model's, rounded to 0 or 1."""
+    image, _, low = _edge_scene()
+    plain = segment.upsample(low, *image.shape[:2])
+    refined = segment.refine_mask(image, low)
+    band = segment.edge_band(plain, grow=max(1, round(segment.GROW * 8)))
+    assert band.any() and not band.all()
+    assert np.array_equal(refined[~band], (plain[~band] >= 0.5).astype(np.float32))
+    assert set(np.unique(segment.round_sure(plain.copy())[~segment.unsure(plain)])) <= {0.0, 1.0}
+
+
+def test_band_tiles_give_the_whole_image_filter(monkeypatch):
+    """Work in small tiles around the band equals the guided filter over the whole image, inside the band
+    (an upsampling factor of 4: the filter runs at full resolution, no subsampling)."""
+    image, _, low = _edge_scene(size=160, step=4)
+    image[40:90, 100:140] = 0.9  # a second edge elsewhere: several tiles hold band pixels
+    monkeypatch.setattr(segment, "TILE", 32)
+    tiled = segment.refine_mask(image, low)
+    plain = segment.upsample(low, *image.shape[:2])
+    factor = image.shape[0] / low.shape[0]
+    whole = np.clip(ops.guided_filter(image, plain, max(2, round(segment.RADIUS * factor)), eps=segment.EPS), 0, 1)
+    band = segment.edge_band(plain, max(1, round(segment.GROW * factor)))
+    assert len(segment.band_tiles(segment.unsure(plain), 1, 32)) < (160 // 32) ** 2
+    assert np.allclose(tiled[band], segment.round_sure(whole)[band], atol=1e-5)
+
+
+def test_default_pipeline_sharpens_a_blurry_edge():
+    image, truth, low = _edge_scene()
+    plain = segment.upsample(low, *image.shape[:2])
+    alpha = segment.alpha_from_mask(image, segment.refine_mask(image, low))
+    gt = (truth * 255).astype(np.uint8)
+    assert metrics.mae(alpha, gt) < 0.5 * metrics.mae(plain, gt)
+    assert metrics.iou(alpha, gt) >= metrics.iou(plain, gt)
+
+
+def test_matting_keeps_the_masks_side_of_half():
+    """The matte softens the edge but never moves it across 0.5; a mask without unsure pixels is left alone."""
+    image, _, low = _edge_scene()
+    mask = segment.upsample(low, *image.shape[:2])
+    alpha = segment.alpha_from_mask(image, mask)
+    assert np.array_equal(alpha >= 0.5, mask >= 0.5) and not np.array_equal(alpha, mask)
+    hard = (mask >= 0.5).astype(np.float32)
+    assert segment.alpha_from_mask(image, hard) is hard
+
+
+def test_second_pass_predicts_the_subjects_box_again(shared, mirror):
+    """On a photo 3x the size the second pass replaces the mask inside the subject's box only; on a photo
+    under twice the model's input size (csnet-sod: 224) it does nothing."""
+    from mattekit import runtime
+
+    predictor = runtime.ModelCache().get("csnet-sod", "segment", "cpu")
+    small = io.read_image(shared / "data/grabcut50/im/sheep.jpg").pixels[..., :3]  # 450 x 600, a small subject
+    image = np.clip(cv2.resize(small, (small.shape[1] * 3, small.shape[0] * 3), interpolation=cv2.INTER_CUBIC), 0, 1)
+    first = segment.predict_mask(predictor, image)
+    second = segment.second_pass(predictor, image, first)
+    top, left, bottom, right = ops.bounding_box(first, 0.5, segment.SECOND_PASS_MARGIN)
+    outside = np.ones(first.shape, bool)
+    outside[top:bottom, left:right] = False
+    assert outside.any() and np.array_equal(second[outside], first[outside])
+    assert np.abs(second - first)[~outside].max() > 0.5
+    near_size = np.clip(cv2.resize(small, (300, 400), interpolation=cv2.INTER_AREA), 0, 1)  # < 2 x 224
+    near = segment.predict_mask(predictor, near_size)
+    assert segment.second_pass(predictor, near_size, near) is near
 
 
 def test_output_modes(shared, mirror, tmp_path):

@@ -1,9 +1,13 @@
 """People in roto: the catalog's aliases, recurrent models (RVM) carried across frames, warm-up of chunks."""
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -11,10 +15,11 @@ from mattekit import catalog, jobs, runtime
 from mattekit.errors import MattekitError
 from mattekit.io import read_image
 from mattekit.jobs import RotoSpec
+from mattekit.matting import estimate_foreground
 from mattekit.nets.rvm import RobustVideoMatting
 from mattekit.tasks.registry import options_of
 
-from test_jobs import files_of, make_plate
+from test_jobs import cli, files_of, kill_when_written, make_plate
 
 
 def test_aliases_resolve_to_models_of_the_accepted_tasks():
@@ -126,6 +131,49 @@ def test_rvm_chunks_warm_up_and_resume_exactly(shared, offline_mirror, tmp_path)
 
 @pytest.mark.needs_data
 @pytest.mark.slow
+def test_rvm_resume_after_kill_is_exact(shared, tmp_path):
+    """kill -9 a recurrent roto mid-way and run it again: the frames left are recomputed after their warm-up,
+    which on a plate no longer than the warm-up reaches the first frame, so the files equal one run's."""
+    warmup = catalog.load().get("rvm-people").warmup
+    plate = make_plate(shared, tmp_path / "plate", warmup + 1, sequence="breakdance", size=(427, 240))
+    env = dict(os.environ, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1")
+    args = ["--model", "rvm-people", "--device", "cpu", "--threads", "1", "--no-temporal"]
+    reference = cli(plate, "-o", tmp_path / "ref" / "m.####.png", *args, env=env)
+    assert reference.wait(timeout=600) == 0, reference.communicate()[1]
+
+    written = len(kill_when_written(cli(plate, "-o", tmp_path / "run" / "m.####.png", *args, env=env), tmp_path / "run", 3))
+    assert 3 <= written <= warmup, written
+    resumed = cli(plate, "-o", tmp_path / "run" / "m.####.png", *args, env=env)
+    _, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    done = int(re.search(r"(\d+) already done", err).group(1))  # the last file may have lost its journal record
+    assert written - 1 <= done <= written and f"{warmup + 1 - done} computed" in err
+    assert files_of(tmp_path / "run") == files_of(tmp_path / "ref")
+
+
+@pytest.mark.needs_data
+@pytest.mark.slow
+def test_bench_roto_chunks_of_a_recurrent_model_within_the_warm_up_equal_one_run(shared, offline_mirror, tmp_path):
+    """`bench roto --chunk` on a shot no longer than the warm-up: every chunk reaches back to the first frame,
+    so each frame (and each chunk start it lists) differs from one run's by exactly 0."""
+    from mattekit import cli as mattekit_cli
+
+    data = tmp_path / "davis"
+    for kind in ("im", "gt"):
+        for path in sorted((shared / "data" / "davis" / kind / "breakdance").iterdir())[:5]:
+            (data / kind / "breakdance").mkdir(parents=True, exist_ok=True)
+            small = cv2.resize(cv2.imread(str(path)), (214, 120), interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(data / kind / "breakdance" / path.name), small)
+    assert mattekit_cli.main(["bench", "roto", "--data", str(data), "--model", "rvm-people", "--device", "cpu", "--threads", "1",
+                     "--chunk", "2", "--json", str(tmp_path / "out.json")]) == 0
+    chunked = json.loads((tmp_path / "out.json").read_text())["sequences"][0]["chunked"]
+    for kind in ("frame", "temporal"):
+        assert chunked[kind]["per_frame"] == [0.0] * 5 and chunked[kind]["mean_abs_per_frame"] == [0.0] * 5
+        assert chunked[kind]["chunk_starts"] == {"2": [0.0, 0.0], "4": [0.0, 0.0]}
+
+
+@pytest.mark.needs_data
+@pytest.mark.slow
 def test_roto_people_writes_soft_alpha_and_foreground_and_names_the_licence(shared, offline_mirror, tmp_path):
     plate = make_plate(shared, tmp_path / "plate", 3, sequence="breakdance")
     run = subprocess.run([sys.executable, "-m", "mattekit", "roto", plate, "-o", str(tmp_path / "out" / "m.####.png"),
@@ -138,4 +186,9 @@ def test_roto_people_writes_soft_alpha_and_foreground_and_names_the_licence(shar
     assert 0.002 < soft < 0.5 and alpha.max() > 0.9  # a matte with soft edges, not a thresholded mask
     fg = read_image(tmp_path / "fg" / "fg.1002.png")
     assert fg.pixels.shape[2] == 4 and np.abs(fg.pixels[..., 3] - np.atleast_3d(alpha)[..., 0]).max() < 1 / 255 + 1e-6
+    # the foreground colours are the matting module's estimate under that alpha, not the plate's colours
+    rgb, coverage = read_image(plate.replace("####", "1002")).pixels[..., :3], np.atleast_3d(alpha)[..., 0]
+    band = (coverage > 0.05) & (coverage < 0.95)
+    assert np.abs(fg.pixels[..., :3] - estimate_foreground(rgb, coverage))[band].mean() < 0.01
+    assert np.abs(fg.pixels[..., :3] - rgb)[band].mean() > 0.02
 

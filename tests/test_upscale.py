@@ -173,13 +173,13 @@ def test_fill_transparent_leaves_visible_pixels():
 
 def test_grey_sixteen_bit_and_opaque_alpha(anime):
     ramp = np.tile(np.linspace(0, 65535, 40).astype(np.uint16), (24, 1))  # a 16-bit grey gradient
-    out = upscale(anime, ramp)
-    assert out.shape == (96, 160) and out.dtype == np.float32
-    assert np.unique(np.round(out * 65535)).size > 1024  # far more levels than 8 bits hold
+    out = upscale(anime, ramp)  # 16-bit in, 16-bit out
+    assert out.shape == (96, 160) and out.dtype == np.uint16
+    assert np.unique(out).size > 1024  # far more levels than 8 bits hold
     grey_alpha = np.stack([ramp / 65535.0, np.ones_like(ramp, np.float64)], -1).astype(np.float32)
     ga = upscale(anime, grey_alpha)
-    assert ga.shape == (96, 160, 2) and np.all(ga[..., 1] == 1.0)
-    np.testing.assert_allclose(ga[..., 0], out, atol=1e-6)
+    assert ga.shape == (96, 160, 2) and ga.dtype == np.float32 and np.all(ga[..., 1] == 1.0)
+    assert np.array_equal(np.rint(ga[..., 0] * np.float32(65535)).astype(np.uint16), out)
 
 
 # ------------------------------------------------------------------------- size and strength
@@ -246,4 +246,43 @@ def test_bench_upscale_prints_reference_figures(shared, tmp_path, mirror, capsys
 
 def test_a_result_larger_than_free_memory_is_refused_before_allocating():
     with pytest.raises(MattekitError, match=r"^Not enough memory for the 200000x200000 result \(447\.0 GiB\); choose a smaller scale\.$"):
-        tiling._output_buffer(1, 200_000, 200_000, 3)
+        tiling._output_buffer(1, 200_000, 200_000, 3, torch.float32)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.uint16])
+def test_integer_tiling_equals_the_rounded_float_result(dtype):
+    """Pixels stored as integers as soon as their windows are done: the same values as rounding the
+    float result, over uneven windows, alignment and zero overlap."""
+    torch.manual_seed(0)
+    for shape, tile, overlap, scale, multiple in [((1, 3, 97, 211), 40, 24, 3, 1), ((2, 4, 61, 50), 32, 16, 2, 2),
+                                                 ((1, 1, 40, 90), 32, 0, 1, 1)]:
+        x = torch.rand(*shape)
+        fn = lambda t: F.interpolate(t, scale_factor=scale, mode="bilinear") * 1.2 - 0.1  # overshoots [0,1]
+        floats = tiling.run_tiled(fn, x, scale, tile=tile, overlap=overlap, multiple=multiple)
+        ints = tiling.run_tiled(fn, x, scale, tile=tile, overlap=overlap, multiple=multiple, dtype=dtype)
+        top = float(torch.iinfo(dtype).max)
+        assert ints.dtype == dtype and ints.shape == floats.shape
+        assert torch.equal(ints.float(), floats.clamp(0, 1).mul(top).round())
+        whole = tiling.run_tiled(fn, x, scale, tile=1024, overlap=overlap, multiple=multiple)
+        assert (whole - floats).abs().max() < 1e-4  # the windows' weights still sum to one
+
+
+def test_uint8_upscale_is_the_rounded_float_upscale(shared, anime):
+    """8-bit in, 8-bit out (as the CLI reads an 8-bit file): exactly the float result rounded."""
+    image = np.round(_photo(shared, 40, 60, 72) * 255).astype(np.uint8)
+    ints = upscale(anime, image, tile=32)
+    floats = upscale(anime, image.astype(np.float32) / 255, tile=32)
+    assert ints.dtype == np.uint8 and ints.shape == (288, 288, 3)
+    assert np.array_equal(ints, np.rint(floats * np.float32(255)).astype(np.uint8))
+
+
+def test_large_results_get_tiles_whose_work_fits_a_quarter_of_the_result(anime):
+    """On the CPU a 12 MP x4 result (576 MB at 8 bits) caps the tile so that one tile's work stays within
+    a quarter of it (never below 256 px); small results keep the free-memory choice."""
+    from mattekit import superres
+
+    free_memory_choice = tiling.choose_tile(tiling.bytes_per_pixel(anime.net, 3), anime.device)
+    assert superres._tile_size(anime, 1, 5 << 20, 3) == free_memory_choice
+    big = superres._tile_size(anime, 1, 16000 * 12000 * 3, 3)
+    assert big == min(free_memory_choice, 256)
+    assert superres._tile_size(anime, 1, 40000 * 30000 * 3, 3) >= big  # larger results afford larger tiles

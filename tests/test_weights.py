@@ -266,3 +266,112 @@ def test_a_weights_file_with_pickled_objects_is_one_sentence(tmp_path):
             load_state_dict_file(tmp_path / name)
         assert_sentence(str(err.value))
         assert "weights_only" not in str(err.value)
+
+
+# ------------------------------------------------------------------ a user's rembg folder, `models import`
+
+RMBG = "u2netp.onnx"  # rembg's release file, byte-identical in shared/weights and pinned in the catalog
+
+
+def rembg_copy(shared, folder: Path) -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / RMBG).write_bytes((shared / "weights" / RMBG).read_bytes())
+    return folder / RMBG
+
+
+def test_rembg_folder_follows_rembgs_own_rule(tmp_path, env):
+    env.setenv("U2NET_HOME", str(tmp_path / "u2"))
+    assert weights.rembg_dir() == tmp_path / "u2"
+    env.delenv("U2NET_HOME")
+    env.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert weights.rembg_dir() == tmp_path / "xdg" / ".u2net"
+    env.delenv("XDG_DATA_HOME")
+    env.setenv("HOME", str(tmp_path))
+    assert weights.rembg_dir() == tmp_path / ".u2net"
+
+
+def test_a_rembg_folder_file_is_used_offline_after_its_hash_is_checked(shared, sums, env, tmp_path):
+    from mattekit import catalog, runtime
+
+    env.setenv("MATTEKIT_OFFLINE", "1")
+    env.setenv("U2NET_HOME", str(tmp_path / "u2"))
+    source = rembg_copy(shared, tmp_path / "u2")
+    cat = catalog.load()
+    entry = cat.get("u2netp")
+    assert cat.availability(entry) == "in rembg folder"
+    path = weights.model_file("u2netp", entry.files, progress=False)
+    assert path == cached_path(entry.files[1]) and sha256_file(path) == sums[RMBG]
+    assert path.samefile(source)  # same file system: a hard link, no second copy on disk
+    assert cat.availability(entry) == "on disk"
+    predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")  # the ONNX release runs as the model
+    assert predictor.weights_path == path
+
+
+def test_an_unpinned_file_in_the_rembg_folder_is_not_taken(env, tmp_path):
+    from mattekit import catalog
+
+    env.setenv("MATTEKIT_OFFLINE", "1")
+    env.setenv("U2NET_HOME", str(tmp_path))
+    (tmp_path / "u2net.onnx").write_bytes(b"whatever rembg left")  # the catalog pins no sha256 for it
+    entry = catalog.load().get("u2net")
+    assert catalog.load().availability(entry) == "missing"
+    with pytest.raises(WeightsError, match="MATTEKIT_OFFLINE=1"):
+        weights.model_file("u2net", entry.files, progress=False)
+    assert not any(is_cached(wf) for wf in entry.files)
+
+
+def test_a_rembg_folder_file_with_another_hash_is_refused_and_the_download_goes_on(server, shared, sums, env, tmp_path):
+    env.setenv("U2NET_HOME", str(tmp_path / "u2"))
+    bad = tampered_copy(shared / "weights" / RMBG, tmp_path / "u2")
+    wf = official(server, RMBG, sums)
+    with pytest.warns(UserWarning, match=re.escape(f"{bad} is not the catalog's {RMBG} (sha256 ")) as caught:
+        assert_cached_ok(wf, fetch(wf, progress=False), sums)
+    assert_sentence(str(caught[0].message))
+    assert server.seen == [(f"/official/{RMBG}", None)] and bad.is_file()
+
+    cached_path(wf).unlink()
+    env.setenv("MATTEKIT_OFFLINE", "1")
+    with pytest.warns(UserWarning), pytest.raises(WeightsError, match="MATTEKIT_OFFLINE=1") as err:
+        fetch(wf, progress=False)
+    assert_sentence(str(err.value))
+    assert f"rembg folder {tmp_path / 'u2'} (failed verification" in str(err.value) and "models import" in str(err.value)
+    assert not is_cached(wf)
+
+
+def test_a_bad_rembg_file_is_one_warning_line_then_one_error_line(shared, env, tmp_path, capsys):
+    from mattekit.cli import main
+
+    env.setenv("MATTEKIT_OFFLINE", "1")
+    env.setenv("U2NET_HOME", str(tmp_path))
+    bad = tampered_copy(shared / "weights" / RMBG, tmp_path)
+    assert main(["models", "pull", "u2netp"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(f"mattekit: warning: {bad} is not the catalog's {RMBG} (sha256 ") and len(lines) == 2
+    assert lines[1].startswith("mattekit: error: None of the 2 weight files could be had") and "models import" in lines[1]
+
+
+def test_models_import_matches_files_by_sha256(shared, sums, env, tmp_path, capsys):
+    from mattekit.cli import main
+
+    env.setenv("MATTEKIT_OFFLINE", "1")
+    folder = tmp_path / "mine"
+    good = rembg_copy(shared, folder)
+    bad = tampered_copy(shared / "weights" / RMBG, tmp_path / "bad")
+    (folder / "notes.txt").write_text("not weights\n")
+    assert main(["models", "import", str(bad)]) == 2
+    out, err = capsys.readouterr()
+    assert out == f"{bad}: no catalog model has this sha256 ({sha256_file(bad)[:16]}…)\n"
+    assert err.startswith("mattekit: error: No file among the 1 read matches") and err.count("\n") == 1
+    assert not (cache_dir() / RMBG).exists()
+    assert main(["models", "import", str(folder), str(shared / "weights" / "SINet.pth")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    notes = folder / "notes.txt"
+    assert lines[0] == f"{notes}: no catalog model has this sha256 ({sha256_file(notes)[:16]}…)"
+    assert lines[1] == f"{good}: imported as u2netp ({cache_dir() / RMBG})"
+    assert lines[2].startswith(f"{shared / 'weights' / 'SINet.pth'}: imported as sinet-portrait") and len(lines) == 3
+    assert sha256_file(cache_dir() / RMBG) == sums[RMBG] and sha256_file(cache_dir() / "SINet.pth") == sums["SINet.pth"]
+    assert main(["models", "list", "--task", "segment"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "on disk" in rows["u2netp"] and "on disk" in rows["sinet-portrait"]
+    assert main(["models", "import", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err == f"mattekit: error: {tmp_path / 'nowhere'} does not exist.\n"

@@ -149,16 +149,18 @@ class Catalog:
         return [m for m in self.models.values() if m.task == task]
 
     def availability(self, entry: ModelEntry) -> str:
-        """"on disk" (in the cache, or added with ``models add``), "in mirror" (the local-folder mirror
-        holds a catalog file) or "missing"."""
+        """"on disk" (in the cache, or added with ``models add``), "in mirror" / "in rembg folder" (that local
+        folder holds a catalog file; see :func:`weights.local_folder`) or "missing"."""
         from . import weights
 
         if weights.added(entry.name) or any(weights.is_cached(f) for f in entry.files):
             return "on disk"
-        return "in mirror" if any(weights.in_mirror(f) for f in entry.files) else "missing"
+        where = next((w for w in map(weights.local_folder, entry.files) if w), None)
+        return f"in {where}" if where else "missing"
 
     def available(self, task: str) -> list[tuple[ModelEntry, str]]:
-        """(entry, "on disk" | "in mirror") of the ``task`` models that can run without a download."""
+        """(entry, "on disk" | "in mirror" | "in rembg folder") of the ``task`` models that can run without a
+        download."""
         found = [(m, self.availability(m)) for m in self.for_task(task)]
         return [(m, where) for m, where in found if where != "missing"]
 

@@ -184,11 +184,14 @@ class MatteSource:
         """Call ``emit(frame, its plate picture if pictures else None, its matte H x W float32 [0,1])``
         for ``frames`` in increasing order.
 
-        Decoding runs ahead in a reader thread, inference and the per-frame matte's upsampling
-        (:func:`mattekit.tasks.segment.mask_from_prediction`) in the pipeline's workers (a recurrent
-        model: in its ordered writer thread); the temporal filter and ``emit`` run in the writer thread,
-        in frame order. An error (unreadable frame, unwritable output) ends the run after the frames
-        before it, and is raised here; ``cancel()`` is asked before each frame and raises :class:`Cancelled`.
+        Decoding runs ahead in a reader thread, inference, the per-frame matte's upsampling
+        (:func:`mattekit.tasks.segment.mask_from_prediction`) and what the temporal filter keeps of
+        each frame (:meth:`mattekit.temporal.OrderedSmoother.keep`) in the pipeline's workers (a
+        recurrent model: in its ordered writer thread); the temporal filter runs in the writer thread,
+        in frame order, and ``emit`` (encoding) in a thread of its own, also in frame order, so that
+        writing frame t overlaps filtering frame t+1. An error (unreadable frame, unwritable output)
+        ends the run after the frames before it, and is raised here; ``cancel()`` is asked before each
+        frame and raises :class:`Cancelled`.
         """
         predictor = self.predictor
         recurrent = self.entry.recurrent
@@ -199,9 +202,14 @@ class MatteSource:
             if stopped or (cancel is not None and cancel()):
                 stopped.append(True)
                 return
-            emit(frame, picture, alpha)
+            try:
+                emit(frame, picture, alpha)
+            except MattekitError as exc:
+                failures.append(exc)
+                stopped.append(True)  # nothing more is written after a failed write
 
-        stage = temporal.OrderedSmoother(self.temporal, self.plate.frames, frames, emit_unless_cancelled)
+        emitter = _Emitter(emit_unless_cancelled)
+        stage = temporal.OrderedSmoother(self.temporal, self.plate.frames, frames, emitter.put)
         steps = recurrent_steps(self.plate.frames, stage.frames, self.entry.warmup) if recurrent else stage.frames
         pushed = set(stage.frames)
 
@@ -221,6 +229,10 @@ class MatteSource:
         def upsample(frame: int, picture: Picture, prediction) -> np.ndarray:
             return segment.mask_from_prediction(picture.pixels, prediction, self.refine)
 
+        def upsample_and_keep(frame: int, picture: Picture, prediction) -> tuple:
+            alpha = upsample(frame, picture, prediction)
+            return alpha, stage.keep(picture.pixels, alpha)
+
         carried = {"frame": None, "state": None}  # recurrent: the last frame run and the state after it
 
         def write(frame: int, picture: Picture, result) -> None:
@@ -233,27 +245,60 @@ class MatteSource:
                 if frame not in pushed:  # warm-up only
                     return
                 result = upsample(frame, picture, prediction)
-            if frame != stage.expects:  # an earlier frame failed
+            alpha, kept = result if isinstance(result, tuple) else (result, None)
+            if frame != stage.expects or stopped:  # an earlier frame failed
                 return
-            try:
-                stage.push(frame, picture.pixels, result, picture if pictures else None)
-            except MattekitError:
-                stopped.append(True)  # nothing more is written after a failed write
-                raise
+            stage.push(frame, picture.pixels, alpha, picture if pictures else None, kept=kept)
 
         if recurrent:
             layout = {"workers": 1, "threads": 1, "batch": 1, "device": predictor.device}
             infer, post = (lambda x: x), None  # the net runs in write, in frame order
         else:
             layout = pipeline.plan(predictor, workers=self.workers, threads=self.threads)
-            infer, post = predictor, upsample
-        pipeline.run_pipeline(steps, noted(read), noted(infer), noted(write), ordered=True,
-                              post=noted(post) if post else None,
-                              cancel=lambda: bool(failures or stopped), **layout)
+            infer, post = predictor, upsample_and_keep
+        try:
+            pipeline.run_pipeline(steps, noted(read), noted(infer), noted(write), ordered=True,
+                                  post=noted(post) if post else None,
+                                  cancel=lambda: bool(failures or stopped or emitter.error), **layout)
+        finally:
+            emitter.close()  # every result handed over is written (or the first failure noted)
         if failures:
             raise failures[0]
         if stopped or not stage.finished:
             raise Cancelled("The roto job was cancelled; run it again to resume.")
+
+
+class _Emitter:
+    """Calls ``emit(*args)`` for each :meth:`put`, in order, in a thread of its own (a queue of a few
+    frames between them bounds the memory). After an exception in ``emit`` the rest is dropped and
+    :meth:`close` raises it."""
+
+    def __init__(self, emit: Callable, depth: int = 2):
+        import queue
+        import threading
+
+        self.emit = emit
+        self.error: BaseException | None = None
+        self.queue: "queue.Queue" = queue.Queue(depth)
+        self.thread = threading.Thread(target=self._run, name="mattekit-emit", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (args := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.emit(*args)
+                except BaseException as exc:  # noqa: BLE001 - raised by close() in the caller's thread
+                    self.error = exc
+
+    def put(self, *args) -> None:
+        self.queue.put(args)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def recurrent_steps(have, needed: list[int], warmup: int) -> list[int]:

@@ -258,16 +258,20 @@ class OrderedSmoother:
     def ready_state(self, frame: int) -> FrameState:
         return self.ready.pop(frame)
 
-    def push(self, frame: int, image: np.ndarray, alpha: np.ndarray, payload=None) -> None:
-        """The next frame's sRGB plate (H x W x 3|4 [0,1]) and per-frame matte (H x W [0,1]);
-        ``payload`` is handed to ``emit`` with the frame's result (wanted frames only)."""
+    def keep(self, image: np.ndarray, alpha: np.ndarray) -> FrameState | np.ndarray:
+        """What the filter keeps of one frame (:func:`prepare`; the matte alone without a filter). It
+        depends on that frame only, so it may be computed ahead, in any thread, and given to :meth:`push`."""
+        return prepare(image, alpha, self.smoother.options) if self.smoother else alpha
+
+    def push(self, frame: int, image: np.ndarray | None, alpha: np.ndarray, payload=None,
+             kept: FrameState | np.ndarray | None = None) -> None:
+        """The next frame's sRGB plate (H x W x 3|4 [0,1]) and per-frame matte (H x W [0,1]), or
+        ``kept``, what :meth:`keep` made of them already; ``payload`` is handed to ``emit`` with the
+        frame's result (wanted frames only)."""
         if frame != self.expects:
             raise ValueError(f"frame {frame} pushed where frame {self.expects} was expected")
         self.pushed += 1
-        if self.smoother:
-            self.ready[frame] = prepare(image, alpha, self.smoother.options)
-        else:
-            self.ready[frame] = alpha
+        self.ready[frame] = kept if kept is not None else self.keep(image, alpha)
         if payload is not None and frame in self.wanted_set:
             self.payloads[frame] = payload
         while self.emitted < len(self.wanted) and self.last[self.emitted] <= frame:

@@ -108,20 +108,29 @@ class _TileOutOfMemory(Exception):
     """The tile function ran out of memory (the caller retries with smaller windows)."""
 
 
-def _output_buffer(n: int, height: int, width: int, channels: int) -> torch.Tensor:
-    """A zeroed float32 N x C x H x W tensor stored channels-last; a MattekitError when RAM is short
-    (checked first against the free memory: zeroed pages are only claimed when written)."""
-    need = n * height * width * channels * 4
+def _output_buffer(n: int, height: int, width: int, channels: int, dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised N x C x H x W tensor of ``dtype`` stored channels-last; a MattekitError when RAM
+    is short (checked first against the free memory: pages are only claimed when written)."""
+    need = n * height * width * channels * torch.empty(0, dtype=dtype).element_size()
     short = MattekitError(f"Not enough memory for the {width}x{height} result ({need / 2**30:.1f} GiB); "
                           "choose a smaller scale.")
     if need > available_memory(torch.device("cpu")):
         raise short
     try:
-        return torch.zeros(n, height, width, channels).permute(0, 3, 1, 2)
+        return torch.empty(n, height, width, channels, dtype=dtype).permute(0, 3, 1, 2)
     except RuntimeError as exc:
         if not is_out_of_memory(exc):
             raise
         raise short from None
+
+
+def _store(block: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Finished float pixels as ``dtype``: floats as they are; integers from [0,1] (NaN -> 0, clipped,
+    rounded half to even, as :func:`mattekit.io.images.quantise`)."""
+    if dtype.is_floating_point:
+        return block
+    top = float(torch.iinfo(dtype).max)
+    return torch.nan_to_num(block, 0.0).clamp_(0.0, 1.0).mul_(top).round_().to(dtype)
 
 
 def _empty_cache(device: torch.device | None) -> None:
@@ -133,7 +142,7 @@ def _empty_cache(device: torch.device | None) -> None:
 
 def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: int, *, tile: int = 512,
               overlap: int = 32, multiple: int = 1, device: torch.device | None = None,
-              progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+              progress: Callable[[int, int], None] | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Apply ``fn`` window by window to ``x`` (N x C x H x W, CPU) and blend the results.
 
     fn: any function mapping N x C x h x w to N x C' x h*scale x w*scale (it may move its
@@ -147,15 +156,19 @@ def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale
     progress: called as progress(done, total) after each window.
     An out-of-memory error restarts the whole run with windows half as large (down to
     MIN_TILE); below that it becomes a MattekitError.
-    Returns float32 N x C' x H*scale x W*scale on the CPU, stored channels-last so that
+    dtype: of the result: float32, or uint8/uint16 (fn's [0,1] output rounded to 0..255 / 0..65535).
+    Returns an N x C' x H*scale x W*scale tensor of ``dtype`` on the CPU, stored channels-last so that
     ``out[0].permute(1, 2, 0).numpy()`` is an H x W x C' array without a copy.
+    Memory: besides the result, only one window's output and float copies of the blending bands that
+    still wait for a neighbouring window (a few output rows across the image, a few columns of one
+    window) are held: pixels are stored in ``dtype`` as soon as every window covering them is done.
     """
     if x.dim() != 4:
         raise ValueError(f"run_tiled wants an N x C x H x W tensor, got shape {tuple(x.shape)}")
     tile = max(16, int(tile))
     while True:
         try:
-            return _run_once(fn, x, scale, tile, overlap, multiple, progress)
+            return _run_once(fn, x, scale, tile, overlap, multiple, progress, dtype)
         except _TileOutOfMemory:
             _empty_cache(device)
             if tile <= MIN_TILE:
@@ -168,17 +181,36 @@ def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale
             tile = smaller
 
 
+def _extent(windows: list[Window], scale: int) -> list[tuple[int, int, np.ndarray]]:
+    """(first, end, weights) of each window's non-zero weights in output coordinates along one axis."""
+    spans = []
+    for w in windows:
+        weights = w.weights(scale)
+        nonzero = np.flatnonzero(weights)
+        first, last = int(nonzero[0]), int(nonzero[-1]) + 1
+        spans.append((w.start * scale + first, w.start * scale + last, weights[first:last]))
+    return spans
+
+
 @torch.inference_mode()
-def _run_once(fn, x, scale, tile, overlap, multiple, progress) -> torch.Tensor:
+def _run_once(fn, x, scale, tile, overlap, multiple, progress, dtype) -> torch.Tensor:
+    """Windows row by row. A window's weighted output is complete where no later window reaches: above
+    the next row's first weighted row and left of the next column's; there it is stored in the result.
+    The rest waits as a float carry: ``left`` (this window's right band, for the next column) and
+    ``below`` (the bottom band of the whole row, for the next row)."""
     n, _, height, width = x.shape
     rows, cols = plan_axis(height, tile, overlap, multiple), plan_axis(width, tile, overlap, multiple)
+    spans_y, spans_x = _extent(rows, scale), _extent(cols, scale)
     total, done = len(rows) * len(cols), 0
-    out = None
-    for r in rows:
-        wy = r.weights(scale)
-        for c in cols:
-            wx = c.weights(scale)
-            window = x[:, :, r.start : r.end, c.start : c.end]
+    out = above = None
+    for i, r in enumerate(rows):
+        y0, y1, wy = spans_y[i]
+        y_done = spans_y[i + 1][0] if i + 1 < len(rows) else y1  # rows [y0, y_done) finish with this row
+        left = below = None
+        for j, c in enumerate(cols):
+            x0, x1, wx = spans_x[j]
+            x_done = spans_x[j + 1][0] if j + 1 < len(cols) else x1
+            window = x[:, :, r.start : r.end, c.start : c.end].contiguous()
             h, w = window.shape[-2:]
             try:
                 y = fn(_pad_to(window, multiple))
@@ -188,18 +220,27 @@ def _run_once(fn, x, scale, tile, overlap, multiple, progress) -> torch.Tensor:
                 raise
             if y.dim() != 4 or y.shape[0] != n or y.shape[-2] < h * scale or y.shape[-1] < w * scale:
                 raise ValueError(f"tile function returned shape {tuple(y.shape)} for a {n}x{h}x{w} window at scale {scale}")
-            y = y[:, :, : h * scale, : w * scale].to("cpu", torch.float32)
-            if out is None:  # channels-last buffer, allocated once the output channel count is known
-                out = _output_buffer(n, height * scale, width * scale, y.shape[1])
-            # Only the part with non-zero weight is added; the rest of the window is discarded.
-            ys, xs = np.flatnonzero(wy), np.flatnonzero(wx)
-            y0, y1, x0, x1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
-            weight = torch.from_numpy(np.outer(wy[y0:y1], wx[x0:x1]).astype(np.float32))
             oy, ox = r.start * scale, c.start * scale
-            out[:, :, oy + y0 : oy + y1, ox + x0 : ox + x1] += y[:, :, y0:y1, x0:x1] * weight
+            weight = torch.from_numpy(np.outer(wy, wx).astype(np.float32))
+            block = y[:, :, y0 - oy : y1 - oy, x0 - ox : x1 - ox].to("cpu", torch.float32) * weight
+            del y
+            carried = 0 if left is None else left.shape[-1]  # columns that came with ``above`` in ``left`` already
+            if carried:
+                block[:, :, :, :carried] += left
+            if above is not None:
+                block[:, :, : above.shape[-2], carried:] += above[:, :, :, x0 + carried : x1]
+            if out is None:  # allocated once the output channel count is known
+                out = _output_buffer(n, height * scale, width * scale, block.shape[1], dtype)
+            if below is None:
+                below = torch.empty(n, block.shape[1], y1 - y_done, width * scale)
+            k, m = x_done - x0, y_done - y0
+            out[:, :, y0:y_done, x0:x_done] = _store(block[:, :, :m, :k], dtype)
+            below[:, :, :, x0:x_done] = block[:, :, m:, :k]
+            left = block[:, :, :, k:]
             done += 1
             if progress is not None:
                 progress(done, total)
+        above = below
     return out
 
 

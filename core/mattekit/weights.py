@@ -1,8 +1,10 @@
 """Model weights: a verified download cache, and safe loading of checkpoint containers.
 
 Files live in ``cache_dir()`` under their own name. ``fetch`` looks there first, then in
-``MATTEKIT_MIRROR`` (a local folder holding the files by name, or an http(s) base URL), then
-at the official URL; ``MATTEKIT_OFFLINE=1`` allows only the cache and a local-folder mirror.
+``MATTEKIT_MIRROR`` (a local folder holding the files by name, or an http(s) base URL), then in
+rembg's model folder (:func:`rembg_dir`; files with a pinned sha256 only), then at the official URL;
+``MATTEKIT_OFFLINE=1`` allows only the cache and the local folders. A file from a local folder is
+hard-linked into the cache (no second copy on disk) where the file system allows, else copied.
 Every file is checked against its sha256 before it enters the cache. Files without a known
 hash are trusted on first use: their hash is recorded in ``hashes.json`` in the cache and
 checked from then on.
@@ -15,6 +17,7 @@ import os
 import pickle
 import shutil
 import sys
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +47,7 @@ class WeightFile:
 
     name: str
     url: str
-    sha256: str | None  # None: trust on first use (recorded in hashes.json)
+    sha256: str | None = None  # None (left out of the catalog): trust on first use (recorded in hashes.json)
     size: int | None = None
 
 
@@ -125,8 +128,28 @@ def _sources(wf: WeightFile) -> list[tuple[str, str | Path]]:
     elif mirror:
         folder = Path(mirror.removeprefix("file://")).expanduser()
         sources.append((f"mirror folder {folder}", folder / wf.name))
+    if wf.sha256:  # a file a user's rembg left is used only when its bytes are the pinned ones
+        sources.append((f"rembg folder {rembg_dir()}", rembg_dir() / wf.name))
     sources.append((f"official URL {wf.url}", wf.url))
     return sources
+
+
+def rembg_dir() -> Path:
+    """rembg's model folder, where its users already have ONNX files: ``$U2NET_HOME``, else
+    ``$XDG_DATA_HOME/.u2net``, else ``~/.u2net`` (rembg's own rule)."""
+    home = os.environ.get("U2NET_HOME", "").strip()
+    if home:
+        return Path(home).expanduser()
+    return Path(os.environ.get("XDG_DATA_HOME", "").strip() or "~").expanduser() / ".u2net"
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Put the bytes of ``source`` at the new path ``target``: a hard link where the file system allows
+    (same device, permitted), else a copy. Raises OSError."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def fetch(wf: WeightFile, *, progress: bool = True, network: bool = True) -> Path:
@@ -167,7 +190,10 @@ def fetch(wf: WeightFile, *, progress: bool = True, network: bool = True) -> Pat
         if (expected and got != expected) or wf.size not in (None, size):
             part.unlink()
             why = f"sha256 {got}, expected {expected}" if expected and got != expected else f"{size} bytes, expected {wf.size}"
-            tried.append(f"{label} (failed verification: {why}; the download was deleted, not cached)")
+            if isinstance(source, Path):
+                warnings.warn(f"{source} is not the catalog's {wf.name} ({why}); it was not used.")
+            dropped = "not used" if isinstance(source, Path) else "the download was deleted, not cached"
+            tried.append(f"{label} (failed verification: {why}; {dropped})")
             continue
         os.replace(part, path)
         if expected is None:
@@ -176,7 +202,8 @@ def fetch(wf: WeightFile, *, progress: bool = True, network: bool = True) -> Pat
     if _offline():
         raise WeightsError(
             f"The weights file {wf.name} is not in the cache and MATTEKIT_OFFLINE=1 forbids downloading it "
-            f"(tried: {'; '.join(tried)}); unset MATTEKIT_OFFLINE, or set MATTEKIT_MIRROR to a folder holding the file."
+            f"(tried: {'; '.join(tried)}); unset MATTEKIT_OFFLINE, set MATTEKIT_MIRROR to a folder holding the file, "
+            "or import a copy you have with `mattekit models import FILE`."
         )
     raise WeightsError(
         f"Could not get the weights file {wf.name} (tried: {'; '.join(tried)}); "
@@ -192,7 +219,8 @@ def _get(source: str | Path, part: Path, wf: WeightFile, progress: bool) -> None
         if source.stat().st_size > _size_limit(wf):
             raise _SourceFailed(f"{source.stat().st_size} bytes, more than the {_size_limit(wf)} expected")
         try:
-            shutil.copyfile(source, part)
+            part.unlink(missing_ok=True)
+            link_or_copy(source, part)
         except OSError as e:
             raise _SourceFailed(e.strerror or str(e)) from None
         return
@@ -277,12 +305,15 @@ def _mirror_folder() -> Path | None:
     return Path(mirror.removeprefix("file://")).expanduser()
 
 
-def in_mirror(wf: WeightFile) -> bool:
-    """Whether the local-folder mirror holds ``wf`` under its name (with the catalog's size, when known);
-    the sha256 is checked when the file is fetched."""
-    folder = _mirror_folder()
-    path = folder / wf.name if folder else None
-    return bool(path and path.is_file() and wf.size in (None, path.stat().st_size))
+def local_folder(wf: WeightFile) -> str | None:
+    """"mirror" or "rembg folder": the first local folder :func:`fetch` would take ``wf`` from (holding it under
+    its name, with the catalog's size when known), else None; the sha256 is checked when the file is fetched."""
+    folders = [("mirror", _mirror_folder())] + [("rembg folder", rembg_dir())] * bool(wf.sha256)
+    for label, folder in folders:
+        path = folder / wf.name if folder else None
+        if path and path.is_file() and wf.size in (None, path.stat().st_size):
+            return label
+    return None
 
 
 def _look_alikes(files: Sequence[WeightFile]) -> list[Path]:
@@ -318,7 +349,7 @@ def add(model: str, source: Path, digest: str, files: Sequence[WeightFile], deri
     target = cached_path(pinned) if pinned else cache_dir() / ADDED / f"{model}{''.join(source.suffixes[-2:]) or '.pth'}"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+        atomic_write(target, lambda tmp: link_or_copy(source, tmp))
         record = {k: v for k, v in _added_record().items() if k != model}
         if not pinned:
             record[model] = {"file": f"{ADDED}/{target.name}", "sha256": digest, "derived": derived,

@@ -38,6 +38,7 @@ BABL_TYPE = {"u8": "u8", "u16": "u16", "f32": "float"}
 DEFAULT = "default"  # the choice (and model menu entry) meaning "the task's own default"
 MATTES = ("mask", "alpha")  # port kinds whose 1-channel results become a layer mask or a cut-out
 NEEDS_MASK = ("matte",)  # operations that in GIMP refine the user's rough mask, so one must be given
+HINT_PORT = "hint_mask"  # a mask input saying where the subject is (not a mask to work on): see mask_input()
 BIG = 2 ** 31 - 1  # bounds of numeric arguments whose option declares none
 PROVENANCE = "mattekit-provenance"  # the parasite holding what made a result (JSON), saved in XCF files
 
@@ -85,11 +86,31 @@ def write_pixels(drawable, x, y, pixels, through_selection=True, matte=False):
     drawable.update(x, y, pixels.width, pixels.height)
 
 
-def selection_pixels(image, layer, dtype):
+def selection_box(layer, what="selection"):
+    """(x, y, w, h) in layer coordinates of the selection's bounds within the layer; PlugInError when none."""
+    found, x, y, w, h = layer.mask_intersect()
+    if not found or w == 0 or h == 0:
+        raise PlugInError("The %s does not touch the layer." % what)
+    return x, y, w, h
+
+
+def selection_pixels(image, layer, dtype, what="selection"):
     """The image's selection over the layer (the selection is in image coordinates; 0 beyond the image)."""
+    selection_box(layer, what)
     _, ox, oy = layer.get_offsets()
     rect = (ox, oy, layer.get_width(), layer.get_height())
     return read_pixels(image.get_selection(), rect, "Y", dtype, Gegl.AbyssPolicy.NONE)
+
+
+def path_pixels(image, layer, dtype):
+    """The area of the image's selected paths over the layer, read through a temporary selection: only
+    called when nothing is selected, and nothing is selected afterwards."""
+    for i, path in enumerate(image.get_selected_paths()):
+        image.select_item(Gimp.ChannelOps.ADD if i else Gimp.ChannelOps.REPLACE, path)
+    try:
+        return selection_pixels(image, layer, dtype, "path")
+    finally:
+        Gimp.Selection.none(image)
 
 
 def _little_endian(data, dtype):
@@ -233,8 +254,9 @@ def option_values(op, config):
 
 # ---------------------------------------------------------------- the dialog
 
-def ask(procedure, config, op, models):
-    """The procedure's dialog, model menus filled from the live worker's ``models``; True when accepted."""
+def ask(procedure, config, op, models, note=None):
+    """The procedure's dialog, model menus filled from the live worker's ``models``, ``note`` (what the
+    mask input will be) as a line below; True when accepted."""
     gi.require_version("GimpUi", "3.0")
     gi.require_version("Gtk", "3.0")
     from gi.repository import GimpUi, Gtk
@@ -261,6 +283,11 @@ def ask(procedure, config, op, models):
         row.pack_start(combo, True, True, 0)
         dialog.get_content_area().pack_start(row, False, False, 0)
         row.show_all()
+    if note:
+        label = Gtk.Label.new(note)
+        label.set_xalign(0.0)
+        dialog.get_content_area().pack_start(label, False, False, 0)
+        label.show()
     accepted = dialog.run()
     if accepted:
         for name, combo in combos.items():
@@ -278,34 +305,51 @@ def the_layer(drawables):
     return drawables[0]
 
 
+def mask_input(image, layer, op):
+    """(port name, source, words for the dialog): the one rule for which of the user's marks fills an
+    operation's mask input. A subject hint (port HINT_PORT: where to look) takes the selection, else the
+    selected paths' area, never the layer mask (often an earlier result); a mask to work on takes the
+    layer mask, else the selection. source: "layer mask", "selection", "path" or None (none given)."""
+    port = next((p for p in op["inputs"][1:] if p["kind"] == "mask"), None)
+    if port is None:
+        return None, None, None
+    hint = port["name"] == HINT_PORT
+    paths = image.get_selected_paths() if hint else []
+    if not hint and layer.get_mask() is not None:
+        source, words = "layer mask", "the layer mask"
+    elif not Gimp.Selection.is_empty(image):
+        _, _, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
+        source, words = "selection", "the selection (%dx%d px)" % (x2 - x1, y2 - y1)
+    elif paths:
+        source, words = "path", "the area of the path %s" % ", ".join("'%s'" % p.get_name() for p in paths)
+    else:
+        source, words = None, ("none (no selection or path): the whole layer is searched" if hint else "none")
+    return port["name"], source, ("Subject hint: " if hint else "Mask: ") + words
+
+
 def gather(image, layer, op, dtype):
     """({port name: Pixels}, region (x, y, w, h) in layer coordinates, whether the selection is an input).
 
-    The first input is the layer's pixels. A task taking a mask sees the whole layer, with its layer
-    mask, else the selection, as that mask; the others see the selection's box (filters act on the
-    selection). Scaled outputs always take the whole layer.
+    The first input is the layer's pixels. A task taking a mask sees the whole layer, and the mask that
+    mask_input() chooses; the others see the selection's box (filters act on the selection). Scaled
+    outputs always take the whole layer.
     """
     image_port = op["inputs"][0]
-    mask_port = next((p for p in op["inputs"][1:] if p["kind"] == "mask"), None)
-    whole = (0, 0, layer.get_width(), layer.get_height())
-    inputs, region, from_selection = {}, whole, False
-    if mask_port is not None:
-        if layer.get_mask() is not None:
-            inputs[mask_port["name"]] = read_pixels(layer.get_mask(), whole, "Y", dtype)
-        elif not Gimp.Selection.is_empty(image):
-            inputs[mask_port["name"]] = selection_pixels(image, layer, dtype)
-            from_selection = True
-        elif op["name"] in NEEDS_MASK:
-            raise PlugInError("%s needs a layer mask or a selection: add a layer mask to the layer, or select the "
-                              "subject roughly, first." % menu_title(op))
-    elif op["outputs"][0]["size"] != "scaled":
-        found, x, y, w, h = layer.mask_intersect()
-        if not found or w == 0 or h == 0:
-            raise PlugInError("The selection does not touch the layer.")
-        region = (x, y, w, h)
+    port, source, _ = mask_input(image, layer, op)
+    region = (0, 0, layer.get_width(), layer.get_height())
+    inputs = {}
+    if source == "layer mask":
+        inputs[port] = read_pixels(layer.get_mask(), region, "Y", dtype)
+    elif source is not None:
+        inputs[port] = (selection_pixels if source == "selection" else path_pixels)(image, layer, dtype)
+    elif op["name"] in NEEDS_MASK:
+        raise PlugInError("%s needs a layer mask or a selection: add a layer mask to the layer, or select the "
+                          "subject roughly, first." % menu_title(op))
+    elif port is None and op["outputs"][0]["size"] != "scaled":
+        region = selection_box(layer)
     colour = "R'G'B'A" if layer.has_alpha() and 4 in image_port["channels"] else "R'G'B'"
     inputs[image_port["name"]] = read_pixels(layer, region, colour, dtype)
-    return inputs, region, from_selection
+    return inputs, region, source in ("selection", "path")
 
 
 def new_layer(image, layer, name, with_alpha, copy=False):
@@ -380,8 +424,7 @@ def place(image, layer, op, output, result, region, from_selection, interactive)
     return target
 
 
-def run_operation(op, image, drawables, config, worker, interactive):
-    layer = the_layer(drawables)
+def run_operation(op, image, layer, config, worker, interactive):
     dtype = pixel_type(image)
     output = config.get_property("output") if placements(op) else None
     options = option_values(op, config)
@@ -405,17 +448,18 @@ def attach_provenance(target, record):
 def run_procedure(procedure, run_mode, image, drawables, config, op):
     interactive = run_mode == Gimp.RunMode.INTERACTIVE
     worker = None
-    if interactive:  # the live worker's models fill the dialog's menus
-        try:
+    try:
+        layer = the_layer(drawables)
+        if interactive:  # the live worker's models fill the dialog's menus
             worker = connect()
-            accepted = ask(procedure, config, op, worker.schema().get("models", {}))
-        except client.WorkerError as exc:
-            return _failure(procedure, str(exc))
-        if not accepted:
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+            accepted = ask(procedure, config, op, worker.schema().get("models", {}), mask_input(image, layer, op)[2])
+    except (PlugInError, client.WorkerError) as exc:
+        return _failure(procedure, str(exc))
+    if interactive and not accepted:
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     image.undo_group_start()
     try:
-        made = run_operation(op, image, drawables, config, worker, interactive)
+        made = run_operation(op, image, layer, config, worker, interactive)
     except (PlugInError, client.WorkerError) as exc:
         return _failure(procedure, str(exc))
     except Exception as exc:  # a bug: still one readable message rather than a silent failure

@@ -3,7 +3,7 @@ tests/test_blender_e2e.py with a bpy venv's python, after install/install_blende
 into $HOME:
 
     python e2e_ai_matte.py --plate DAVIS/im/SEQ [--movie SEQ.mp4] --frames 4 --output DIR --renders DIR
-                           [--extra-model NAME]
+                           [--extra-model NAME] [--model NAME]
 
 Reads the user's preferences (as Blender does at start; the module starts with factory ones), so
 the installed extension is enabled; checks the job options derived from the recorded schema and
@@ -101,7 +101,8 @@ def main():
     settings = scene.mattekit_ai_matte
     result["options"] = sorted(p.identifier for p in settings.job.bl_rna.properties if p.identifier != "rna_type")
     result["extra_model"] = {"before_worker": offered(settings.job, args.extra_model)} if args.extra_model else {}
-    settings.job.model, settings.job.device = args.model, "cpu"
+    settings.job.model, settings.job.device = args.model, "cpu"  # a model the menu lacks raises TypeError
+    result["model"] = settings.job.model
     files = sorted(f for f in os.listdir(args.plate) if f.endswith(".jpg"))
     image = bpy.data.images.load(os.path.join(args.plate, files[0]))
     image.source = "SEQUENCE"

@@ -2,13 +2,14 @@
 
 On a folder laid out as ``im/NAME.*``, ``gt/NAME.png`` (ground-truth alpha) and trimaps in
 ``trimap/NAME.png`` or ``trimap/SET/NAME.png`` (the alphamatting.com layout: Trimap1,
-Trimap2, ...), prints per trimap set, over the trimaps' unknown regions:
+Trimap2, ...), prints per trimap set one line per image (its half: even index in sorted order =
+tuning, odd = report) and the means, over the trimaps' unknown regions:
 
 - SAD: sum of absolute differences / 1000;
 - MSE: mean squared error x 1e3;
 - gradient error: sum of squared differences of Gaussian-derivative (sigma 1.4) gradient
   magnitudes / 1000 (the Deep Image Matting definition);
-- seconds per image of the alpha estimation alone (files already read),
+- seconds of the alpha estimation alone (files already read), and closed-form's over mattekit's,
 
 for mattekit's matting and for closed-form matting (Levin et al.) as implemented by pymatting
 (``estimate_alpha_cf``, run in the same process after a warm-up). ``--model`` adds a trimap-free
@@ -128,6 +129,11 @@ def _table(title: str, columns: list[str], rows: list[tuple[str, list[float], st
         print(f"{name:20}" + "".join(f"{v:>{w}{fmt}}" for v, w in zip(values, widths)))
 
 
+def _half_of(index: int) -> str:
+    """The half an image belongs to by its index in sorted order: even = tuning, odd = report."""
+    return "tune" if index % 2 == 0 else "report"
+
+
 def run(args) -> int:
     data = Path(args.data)
     images, sets = layout(data, args.trimaps)
@@ -136,13 +142,14 @@ def run(args) -> int:
     options = matte.MatteOptions(extra_iterations=args.refine)
     pictures = {name: (io.read_image(path).pixels[..., :3], _grey(data / "gt" / (name + ".png"))) for name, path in images}
     matte.alpha_from_trimap(*_warm_up(), options)
+    methods = {"mattekit": lambda im, t: matte.alpha_from_trimap(im, t, options)}
+    if reference is not None:
+        methods["closed-form"] = reference
+    halves = {name: _half_of(i) for i, (name, _) in enumerate(images)}
+    print(f"alpha matting on {data}: halves by index in sorted order, even = tune, odd = report")
     for set_name, folder in sets.items():
-        methods = {"mattekit": lambda im, t: matte.alpha_from_trimap(im, t, options)}
-        if reference is not None:
-            methods["closed-form"] = reference
-        results = {m: [] for m in methods}
-        seconds = {m: 0.0 for m in methods}
-        count = 0
+        rows = []  # (name, {method: (sad, mse, grad, seconds)})
+        _row_header(list(methods))
         for name, _ in images:
             path = next((p for p in sorted(folder.glob(name + ".*"))), None)
             if path is None:
@@ -150,31 +157,59 @@ def run(args) -> int:
             image, gt = pictures[name]
             trimap = trimaps.normalise(_grey(path))
             unknown = trimaps.split(trimap)[2]
+            row = {}
             for method, fn in methods.items():
                 t0 = time.perf_counter()
                 alpha = fn(image, trimap)
-                seconds[method] += time.perf_counter() - t0
-                results[method].append(scores(alpha, gt, unknown))
-            count += 1
-        if not count:
+                row[method] = (*scores(alpha, gt, unknown), time.perf_counter() - t0)
+            rows.append((name, row))
+            _row(name, set_name, halves[name], row)
+        if not rows:
             print(f"trimap set {set_name}: no trimaps named like the images, skipped")
             continue
-        means = {m: np.mean(v, axis=0) for m, v in results.items()}
+        means = {m: np.mean([r[m] for _, r in rows], axis=0) for m in methods}
         cols = list(methods)
-        _table(f"alpha matting on {data}, trimaps {set_name}: {count} images", cols, [
+        _table(f"trimaps {set_name}: {len(rows)} images, means", cols, [
             ("SAD (/1000)", [means[m][0] for m in cols], ".3f"),
             ("MSE (x1e3)", [means[m][1] for m in cols], ".3f"),
             ("gradient (/1000)", [means[m][2] for m in cols], ".3f"),
-            ("s/image", [seconds[m] / count for m in cols], ".3f"),
+            ("s/image", [means[m][3] for m in cols], ".3f"),
         ])
         if reference is not None:
-            print(f"mattekit is {seconds['closed-form'] / max(seconds['mattekit'], 1e-9):.1f}x faster than closed-form matting")
+            for half in ("tune", "report"):
+                part = [r for n, r in rows if halves[n] == half]
+                if part:
+                    sad = {m: np.mean([r[m][0] for r in part]) for m in cols}
+                    print(f"  {half} half ({len(part)} images): SAD mattekit {sad['mattekit']:.3f} "
+                          f"closed-form {sad['closed-form']:.3f}")
+            losses = [n for n, r in rows if r["mattekit"][0] > r["closed-form"][0]]
+            print(f"mattekit is {means['closed-form'][3] / max(means['mattekit'][3], 1e-9):.1f}x faster than "
+                  f"closed-form matting; higher SAD on {len(losses)} of {len(rows)} images"
+                  + (f" ({', '.join(losses)})" if losses else ""))
         print()
     if reference is None and not args.no_reference:
         print("closed-form reference skipped: pymatting is not installed (pip install pymatting)")
     if args.model:
         _trimap_free(args, images, pictures)
     return 0
+
+
+_SHORT = {"mattekit": "mk", "closed-form": "cf"}
+
+
+def _row_header(methods: list[str]) -> None:
+    head = f"{'image':10}{'set':10}{'half':8}"
+    for m in methods:
+        head += "".join(f"{_SHORT[m] + ' ' + c:>10}" for c in ("SAD", "MSE", "grad", "s"))
+    print(head + (f"{'cf s/mk s':>11}" if len(methods) > 1 else ""))
+
+
+def _row(name: str, set_name: str, half: str, row: dict[str, tuple]) -> None:
+    """One image: each method's SAD / MSE / gradient error and seconds, and the speed ratio."""
+    line = f"{name:10}{set_name:10}{half:8}" + "".join(f"{v:>10.3f}" for m in row for v in row[m])
+    if len(row) > 1:
+        line += f"{row['closed-form'][3] / max(row['mattekit'][3], 1e-9):>11.1f}"
+    print(line, flush=True)
 
 
 def _warm_up() -> tuple[np.ndarray, np.ndarray]:

@@ -146,7 +146,9 @@ def run(args) -> int:
             row["chunked"] = chunk_difference(plate, entry, args, frames, per_frame, smoothed, options)
             print(f"{'':<14}chunks of {args.chunk} vs one run" + (f" (recurrent warm-up {entry.warmup} frames)" if entry.recurrent else "")
                   + ": " + "; ".join(f"{kind}: max |alpha difference| per frame {d['max']:.4g} (mean of the per-frame maxima "
-                                     f"{d['mean']:.4g}), mean |difference| {d['mean_abs']:.2g}" for kind, d in row["chunked"].items()),
+                                     f"{d['mean']:.4g}), mean |difference| {d['mean_abs']:.2g}; at chunk starts (frame: max, mean) "
+                                     + ", ".join(f"{f}: {m:.3g}, {a:.2g}" for f, (m, a) in d["chunk_starts"].items())
+                                     for kind, d in row["chunked"].items()),
                   flush=True)
     mean = {"sequence": "mean", "frames": sum(r["frames"] for r in rows),
             "J": {k: float(np.mean([r["J"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
@@ -181,8 +183,11 @@ def chunk_difference(plate, entry, args, frames: list[int], per_frame: list[np.n
         for chunk in chunk_frames(frames, args.chunk):
             source.run(chunk, lambda frame, _, alpha: got.__setitem__(frame, alpha))
         worst = [float(np.abs(got[f] - r).max()) for f, r in zip(frames, reference)]
+        typical = [float(np.abs(got[f] - r).mean()) for f, r in zip(frames, reference)]
         out[kind] = {"max": max(worst), "mean": float(np.mean(worst)), "per_frame": worst,
-                     "mean_abs": float(np.mean([np.abs(got[f] - r).mean() for f, r in zip(frames, reference)]))}
+                     "mean_abs": float(np.mean(typical)), "mean_abs_per_frame": typical,
+                     "chunk_starts": {chunk[0]: [worst[frames.index(chunk[0])], typical[frames.index(chunk[0])]]
+                                      for chunk in chunk_frames(frames, args.chunk)[1:]}}
     return out
 
 

@@ -1,21 +1,23 @@
 """``mattekit bench segment``: mask quality of segmentation models on images with ground-truth masks.
 
 For each model: the plain model (its network output bilinearly upsampled), the default pipeline
-(``mattekit remove --result alpha``: edge refinement and matting) and, when the model has an ONNX
+(``mattekit remove --result alpha``: edge refinement and matting; for a matting model such as
+modnet-portrait, ``mattekit matte --model NAME --result alpha``, its own alpha) and, when the model has an ONNX
 file among its catalog sources and onnxruntime is installed, that ONNX file run by ONNX Runtime
 with rembg's preprocessing. Images are split in sorted order: even-indexed ones are the tuning half
 (where defaults may be chosen), odd-indexed ones the report half (figures to quote).
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .. import catalog, io, metrics, ops, runtime, weights
-from ..errors import InputError, MattekitError
-from ..tasks import segment
+from ..errors import InputError, MattekitError, WeightsError
+from ..tasks import matte, segment
 
 METRICS = (("IoU", metrics.iou), ("MAE", metrics.mae), ("boundary F", metrics.boundary_f))
 HALVES = ("tuning", "report")
@@ -25,8 +27,8 @@ METHODS = ("plain model", "default pipeline", "onnxruntime (rembg)")
 def add_parser(kinds) -> None:
     p = kinds.add_parser("segment", help="IoU, MAE and boundary F of segmentation models on a folder with im/ and gt/")
     p.add_argument("--data", required=True, help="folder with im/ (images) and gt/ (masks named like the images, .png; 128 = ignore)")
-    p.add_argument("--model", action="append", help="segmentation model (repeatable); default: every one whose "
-                   "weights are available without a download")
+    p.add_argument("--model", action="append", help="segmentation or matting model (repeatable); default: every "
+                   "segmentation model whose weights are available without a download")
     p.add_argument("--weights", help="weights file instead of the catalog's (one --model only)")
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, help="only the first N images")
@@ -61,6 +63,7 @@ class _KeepingOutput:
 
     def __init__(self, predictor):
         self.predictor = predictor
+        self.entry = predictor.entry  # the tasks read the catalog entry (matte: which kind of model)
         self.output = None
 
     def prepare(self, image: np.ndarray):
@@ -107,7 +110,8 @@ class RembgReference:
 
 
 def reference_for(entry) -> RembgReference | None:
-    """The ONNX Runtime reference of ``entry``, or None (no ONNX source, or onnxruntime missing)."""
+    """The ONNX Runtime reference of ``entry``, or None (no ONNX source, onnxruntime missing, or the ONNX
+    file not to be had, e.g. offline: a warning says so)."""
     source = onnx_source(entry)
     if source is None:
         return None
@@ -115,21 +119,27 @@ def reference_for(entry) -> RembgReference | None:
         import onnxruntime  # noqa: F401
     except ImportError:
         return None
-    return RembgReference(entry, weights.fetch_first([source], progress=False))
+    try:
+        return RembgReference(entry, weights.fetch_first([source], progress=False))
+    except WeightsError as exc:
+        warnings.warn(f"no onnxruntime (rembg) row for {entry.name}: {exc}")
+        return None
 
 
 def measure(model: str, rows: list[tuple[Path, Path]], device: str = "auto", weights_path: str | None = None) -> dict:
     """{(method, half): [[IoU, MAE, boundary F] per image]} of ``model`` on ``rows`` (see :data:`METHODS`)."""
-    entry = catalog.load().get(model, "segment")
-    predictor = _KeepingOutput(runtime.ModelCache().get(entry, "segment", device, weights_path))
-    reference = reference_for(entry)
-    options = segment.TASK.make_options({"model": entry.name, "result": "alpha"})
+    entry = catalog.load().get(model, ("segment", "matte"))
+    predictor = _KeepingOutput(runtime.ModelCache().get(entry, entry.task, device, weights_path))
+    reference = reference_for(entry) if entry.task == "segment" else None
+    task = (segment if entry.task == "segment" else matte).TASK  # a matting model's alpha is its plain output
+    options = task.make_options({"model": entry.name, "result": "alpha"})
     found: dict = {}
     for index, (image_path, gt_path) in enumerate(rows):
         image = io.read_image(image_path).pixels[..., :3]
         gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
-        alphas = {"default pipeline": segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]}
-        alphas["plain model"] = segment.mask_from_prediction(image, predictor.output, refine=False)
+        alphas = {"default pipeline": task.run({"model": predictor}, {"image": image}, options)["result"]}
+        if entry.task == "segment":
+            alphas["plain model"] = segment.mask_from_prediction(image, predictor.output, refine=False)
         if reference is not None:
             alphas["onnxruntime (rembg)"] = reference.alpha(image)
         for method, alpha in alphas.items():

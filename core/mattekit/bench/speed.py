@@ -68,6 +68,16 @@ def add_parser(kinds) -> None:
     p.add_argument("--no-rembg", action="store_true", help="run mattekit only")
     p.add_argument("--refine", action="store_true", help="also refine mattekit's masks along image edges (rembg does "
                    "not, so it is off by default: both tools then do the same work)")
+    p.add_argument("--whole", action="store_true", help="time whole commands instead, each in a fresh process: "
+                   "`mattekit remove` with its defaults, with --no-refine --no-matting, and rembg's `rembg p` loop, "
+                   "in turns (--repeat rounds); images/s and peak RSS of each, and their ratios")
+    p.add_argument("--photo", metavar="WxH", help="with --whole: one photo of this size (the folder's first image "
+                   "resized, e.g. 8660x5774 for 50 MP) instead of the folder")
+    p.add_argument("--sequence", metavar="FOLDER", help="with --whole: a folder of frames (e.g. a DAVIS shot): "
+                   "`mattekit roto` (temporal consistency on) next to `mattekit remove --result alpha` and rembg's "
+                   "`rembg p -om` on the same frames, all writing mattes")
+    p.add_argument("--rembg-python", help="with --whole: a Python interpreter that has rembg and onnxruntime "
+                   "(e.g. a separate venv); default: this one")
     p.add_argument("--synthetic", type=int, metavar="N", help="flat-memory check: N synthetic frames through mattekit")
     p.add_argument("--size", default="320x240", help="synthetic frame size WxH (default 320x240)")
     p.add_argument("--keep", help="keep the outputs (and synthetic frames) in this folder")
@@ -89,7 +99,10 @@ def run(args) -> int:
         cfg = {"model": args.model, "weights": weights, "device": args.device, "backend": args.backend,
                "precision": args.precision, "workers": args.workers, "threads": args.threads, "batch": args.batch,
                "refine": args.refine}
-        figures = _synthetic(args, cfg, work) if args.synthetic else _compare(args, cfg, work)
+        if args.whole:
+            figures = _whole(args, cfg, work)
+        else:
+            figures = _synthetic(args, cfg, work) if args.synthetic else _compare(args, cfg, work)
     finally:
         if not args.keep:
             import shutil
@@ -111,7 +124,7 @@ def _weights(args, work: Path) -> str | None:
             raise MattekitError(f"Weights file {args.weights} does not exist.")
         return str(Path(args.weights).resolve())
     if not args.stand_in:
-        return str(weights.fetch(entry.weights))
+        return str(weights.model_file(entry.name, entry.files))
     folder = STAND_IN.get(entry.net)
     root = os.environ.get("MATTEKIT_TEST_DATA")
     if folder is None or not root or not (Path(root) / "conformance" / folder / "manifest.json").is_file():
@@ -150,8 +163,9 @@ def _images(args) -> list[Path]:
     return files
 
 
-def _rembg_home(args, cfg, work: Path) -> tuple[str, Path]:
-    """(rembg session name, a U2NET_HOME holding an ONNX export of the same weights under rembg's file name)."""
+def _rembg_home(args, cfg, work: Path, check_import: bool = True) -> tuple[str, Path]:
+    """(rembg session name, a U2NET_HOME holding an ONNX export of the same weights under rembg's file name);
+    ``check_import``: rembg must be importable here (else it runs in another interpreter)."""
     import torch
 
     from .. import catalog, nets, weights
@@ -161,16 +175,20 @@ def _rembg_home(args, cfg, work: Path) -> tuple[str, Path]:
     session = REMBG_SESSIONS.get(args.model)
     if session is None:
         raise MattekitError(f"rembg has no session for model {args.model}; use --no-rembg or one of {', '.join(REMBG_SESSIONS)}.")
-    try:
-        import rembg  # noqa: F401
-    except ImportError:
-        raise MattekitError("rembg is not installed: pip install 'mattekit[bench]' (or use --no-rembg).") from None
+    if check_import:
+        try:
+            import rembg  # noqa: F401
+        except ImportError:
+            raise MattekitError("rembg is not installed: pip install 'mattekit[bench]' (or use --no-rembg).") from None
     entry = catalog.load().get(args.model, "segment")
-    net = nets.build(entry.net, **entry.kwargs).eval()
-    net.load_state_dict(weights.load_state_dict_file(cfg["weights"]), strict=True)
-    size = entry.input.size or (320, 320)
-    recipe = {"net": entry.net, "kwargs": entry.kwargs, "size": list(size), "for": "rembg"}
-    path = onnx_path(net, entry.output.index, cfg["weights"], recipe)
+    if str(cfg["weights"]).lower().endswith(".onnx"):  # rembg's own release of the weights: used as it is
+        path = Path(cfg["weights"])
+    else:
+        net = nets.build(entry.net, **entry.kwargs).eval()
+        net.load_state_dict(weights.load_state_dict_file(cfg["weights"]), strict=True)
+        size = entry.input.size or (320, 320)
+        recipe = {"net": entry.net, "kwargs": entry.kwargs, "size": list(size), "for": "rembg"}
+        path = onnx_path(net, entry.output.index, cfg["weights"], recipe)
     if not path.is_file():
         print(f"bench speed: exporting {args.model} to ONNX for rembg (once, cached)...", file=sys.stderr)
         with torch.no_grad():
@@ -282,6 +300,122 @@ def _compare(args, cfg: dict, work: Path) -> dict:
                "summary": summary, "masks": masks}
     figures["ok"] = _print_comparison(figures, args)
     return figures
+
+
+# ----------------------------------------------------------------------------------- whole commands
+
+REMBG_LOOP = """
+import sys
+from pathlib import Path
+from rembg import new_session, remove
+session, only_mask = new_session(sys.argv[1]), sys.argv[2] == "-om"
+out = Path(sys.argv[3])
+for name in sys.argv[4:]:  # what `rembg p -m MODEL [-om] IN OUT` does per file, with its defaults
+    path = Path(name)
+    (out / path.name).with_suffix(".png").write_bytes(remove(path.read_bytes(), session=session, only_mask=only_mask))
+"""
+
+
+def _timed_process(argv: list[str], env: dict | None) -> dict:
+    """Run ``argv`` to its end: {"seconds": wall, "peak_mb": its peak RSS, "cpu_s": user + system}."""
+    from ..errors import MattekitError
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = proc.stderr.read().decode(errors="replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise MattekitError(f"{Path(argv[0]).name} {' '.join(argv[1:4])}... failed: "
+                            f"{(err.strip().splitlines() or ['no output'])[-1][:300]}")
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
+
+
+def _photo_folder(args, work: Path) -> list[Path]:
+    """--photo WxH: the folder's first image resized to W x H (cubic), one JPEG (quality 92) in ``work``."""
+    import cv2
+
+    from ..errors import MattekitError
+
+    try:
+        w, h = (int(v) for v in args.photo.lower().split("x"))
+    except ValueError:
+        raise MattekitError(f"--photo {args.photo} is not WxH (e.g. 8660x5774).") from None
+    folder = work / "photo"
+    folder.mkdir(exist_ok=True)
+    target = folder / f"photo_{w}x{h}.jpg"
+    if not target.is_file():
+        image = cv2.imread(str(_images(args)[0]), cv2.IMREAD_COLOR)
+        cv2.imwrite(str(target), cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return [target]
+
+
+def _whole(args, cfg: dict, work: Path) -> dict:
+    """Whole commands in fresh processes (start-up, imports, model load, every image, exit), in turns."""
+    if args.sequence:
+        args.data = args.sequence
+    files = _photo_folder(args, work) if args.photo else _images(args)
+    names = [str(f) for f in files]
+    model = ["--model", args.model] + (["--weights", cfg["weights"]] if args.weights or args.stand_in else [])
+    remove = [sys.executable, "-m", "mattekit", "remove", "-q"] + model
+    if args.sequence:  # mattes of the same frames: roto (frames, in a folder of their own) vs per-image tools
+        plate = work / "plate"
+        plate.mkdir(exist_ok=True)
+        for i, f in enumerate(files):
+            link = plate / f"frame.{i:05d}{f.suffix.lower()}"
+            if not link.exists():
+                link.symlink_to(Path(f).resolve())
+        names = [str(plate / f"frame.{i:05d}{f.suffix.lower()}") for i, f in enumerate(files)]
+        runs = {"mattekit roto": [sys.executable, "-m", "mattekit", "roto", str(plate / f"frame.#####{files[0].suffix.lower()}")]
+                + model + ["--overwrite"],
+                "mattekit remove --result alpha": remove + ["--result", "alpha"]}
+    else:
+        runs = {"mattekit remove": remove, "mattekit remove --no-refine --no-matting": remove + ["--no-refine", "--no-matting"]}
+    env = {name: None for name in runs}
+    if not args.no_rembg:
+        session, home = _rembg_home(args, cfg, work, check_import=args.rembg_python is None)
+        runs["rembg p"] = [args.rembg_python or sys.executable, "-c", REMBG_LOOP, session, "-om" if args.sequence else "-"]
+        env["rembg p"] = dict(os.environ, U2NET_HOME=str(home), MODEL_CHECKSUM_DISABLED="1", OMP_NUM_THREADS="1")
+    load = [os.getloadavg()[0]]
+    results: dict[str, list[dict]] = {name: [] for name in runs}
+    order = list(runs)
+    for turn in range(args.repeat):
+        for name in (order if turn % 2 == 0 else order[::-1]):  # ABBA: drift in load falls on all alike
+            out = work / f"out-{order.index(name)}-{turn}"
+            out.mkdir(exist_ok=True)
+            if name == "rembg p":
+                argv = runs[name] + [str(out)] + names
+            elif name == "mattekit roto":
+                argv = runs[name] + ["-o", str(out / "matte.#####.png")]
+            else:
+                argv = runs[name] + ["-o", str(out)] + names
+            results[name].append(_timed_process(argv, env[name]))
+    load.append(os.getloadavg()[0])
+    summary = {}
+    for name, got in results.items():
+        seconds = sum(r["seconds"] for r in got)
+        summary[name] = {"images_per_s": len(files) * len(got) / seconds, "seconds": seconds / len(got),
+                         "cpu_s": sum(r["cpu_s"] for r in got) / len(got), "peak_mb": max(r["peak_mb"] for r in got),
+                         "runs": got}
+    what = f"one {args.photo} photo" if args.photo else f"{len(files)} {'frames' if args.sequence else 'images'} from {files[0].parent}"
+    print(f"bench speed --whole: {what}, model {args.model}; {args.repeat} round(s) in turns; "
+          f"load average {load[0]:.1f} -> {load[1]:.1f}")
+    print(f"{'command':44s}{'seconds':>9s}{'images/s':>10s}{'CPU s':>8s}{'peak RSS MB':>13s}")
+    for name, r in summary.items():
+        print(f"{name:44s}{r['seconds']:9.2f}{r['images_per_s']:10.3f}{r['cpu_s']:8.2f}{r['peak_mb']:13.0f}")
+    if args.sequence:
+        r, m = summary["mattekit roto"], summary["mattekit remove --result alpha"]
+        print(f"mattekit roto / mattekit remove --result alpha: {r['seconds'] / m['seconds']:.2f}x the time, "
+              f"{r['peak_mb'] / m['peak_mb']:.2f}x the peak RSS")
+    if "rembg p" in summary:
+        rb = summary["rembg p"]
+        for name in order[:-1]:
+            r = summary[name]
+            print(f"{name} / rembg p: {r['images_per_s'] / rb['images_per_s']:.2f}x images/s, "
+                  f"{r['seconds'] / rb['seconds']:.2f}x the time, {r['cpu_s'] / rb['cpu_s']:.2f}x the CPU time, "
+                  f"{r['peak_mb'] / rb['peak_mb']:.2f}x the peak RSS")
+    return {"images": len(files), "photo": args.photo, "model": args.model, "load_average": load, "summary": summary}
 
 
 def _alpha(path: Path):

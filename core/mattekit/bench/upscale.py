@@ -15,8 +15,9 @@ so it includes the Python process, torch and the loaded model. Where that reset 
 available, it is the process-lifetime peak from resource.getrusage. On CUDA the peak of
 torch's allocator (max_memory_allocated, reset per image) is printed as well.
 
-``--size WxH`` skips the quality figures and upscales one large picture (``--image`` resized to
-that size, else a synthetic photo-like pattern) to report time and peak memory.
+``--size WxH`` skips the quality figures and upscales one large 8-bit picture (``--image`` resized to
+that size, else a synthetic photo-like pattern) as ``mattekit upscale`` does an 8-bit file (uint8 in,
+uint8 out), to report time and peak memory, also as a multiple of the 8-bit result's size.
 """
 from __future__ import annotations
 
@@ -215,16 +216,18 @@ def _run_large(args, run_net, device: torch.device) -> int:
     if not match or 0 in (int(match[1]), int(match[2])):
         raise MattekitError(f"--size must look like 4000x3000, not '{args.size}'.")
     width, height = int(match[1]), int(match[2])
-    if args.image:
+    from ..io.images import quantise
+
+    if args.image:  # 8-bit, as `mattekit upscale` reads an 8-bit file
         from .. import io
 
-        picture = io.read_image(args.image).pixels
-        image = np.clip(cv2.resize(picture, (width, height), interpolation=cv2.INTER_CUBIC), 0, 1)
+        picture = io.read_image(args.image, integers=True).pixels
+        image = cv2.resize(picture, (width, height), interpolation=cv2.INTER_CUBIC)
         what = f"{args.image} resized to {width}x{height}"
     else:
-        image = _synthetic(width, height)
-        what = f"synthetic {width}x{height} picture"
-    run_net(np.zeros((16, 16, 3), np.float32))  # warm-up
+        image = quantise(_synthetic(width, height))
+        what = f"synthetic {width}x{height} 8-bit picture"
+    run_net(np.zeros((16, 16, 3), np.uint8))  # warm-up
     baseline = current_rss()
     resettable = _reset_peaks(device)
     done = [0, 0]
@@ -239,8 +242,8 @@ def _run_large(args, run_net, device: torch.device) -> int:
     seconds = time.perf_counter() - start
     peak = peak_rss()
     line = (f"{what} -> {result.shape[1]}x{result.shape[0]} in {done[1]} tiles: {seconds:.1f} s, "
-            f"{width * height / seconds / 1e6:.3f} MP/s in; peak RSS {_mb(peak)} MB "
-            f"(input {_mb(image.nbytes)} MB, result {_mb(result.nbytes)} MB, before the call {_mb(baseline)} MB)")
+            f"{width * height / seconds / 1e6:.3f} MP/s in; peak RSS {_mb(peak)} MB = {peak / result.nbytes:.2f} x the "
+            f"8-bit result (input {_mb(image.nbytes)} MB, result {_mb(result.nbytes)} MB, before the call {_mb(baseline)} MB)")
     if device.type == "cuda":
         line += f"; GPU peak {_mb(torch.cuda.max_memory_allocated(device))} MB"
     print(line, flush=True)

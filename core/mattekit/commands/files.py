@@ -137,9 +137,10 @@ class Report:
 
 
 def each_image(args, planned: list[tuple[Path, Path]], process, provenance: dict | None = None,
-               report: Report | None = None) -> int:
+               report: Report | None = None, integers: bool = False) -> int:
     """Run ``process(picture, target) -> pixels`` for every (input, output) of ``planned``
-    (:func:`plan_outputs`), writing each result with ``provenance`` embedded.
+    (:func:`plan_outputs`), writing each result with ``provenance`` embedded. ``integers``: pictures of
+    8/16-bit files come as uint8/uint16 (:func:`mattekit.io.read_image`).
 
     ``args.skip_existing`` honoured, a progress bar for several inputs. A failing input is
     reported and the others go on; returns 1 when any failed (a single input re-raises).
@@ -153,7 +154,7 @@ def each_image(args, planned: list[tuple[Path, Path]], process, provenance: dict
                 report.skip()
             else:
                 try:
-                    picture = io.read_image(source)
+                    picture = io.read_image(source, integers=integers)
                     result = process(picture, target)
                     ensure_parent(target)
                     io.write_image(target, result, bit_depth=bit_depth_for(picture, target), provenance=provenance)

@@ -1,4 +1,5 @@
-"""``mattekit models list | pull NAME | add NAME FILE | verify [NAME] | where``: the catalog and the weights cache."""
+"""``mattekit models list | pull NAME | add NAME FILE | import PATH... | verify [NAME] | where``: the catalog and the
+weights cache."""
 from __future__ import annotations
 
 from .. import catalog, weights
@@ -20,6 +21,10 @@ def add_parser(sub) -> None:
     a.add_argument("--derived", action="store_true", help="accept a converted copy (another sha256) that loads into the "
                    "model; recorded as derived and shown so in the provenance of outputs")
     a.set_defaults(func=_add)
+    a = actions.add_parser("import", help="copy weights files you already have (e.g. rembg's ~/.u2net) into the cache: "
+                           "each file is matched to the catalog by its sha256")
+    a.add_argument("paths", nargs="+", metavar="PATH", help="a weights file, or a folder (its files, not sub-folders)")
+    a.set_defaults(func=_import)
     a = actions.add_parser("verify", help="re-check the sha256 of downloaded weights")
     a.add_argument("names", nargs="*", metavar="NAME", help="default: every downloaded model")
     a.set_defaults(func=_verify)
@@ -88,6 +93,43 @@ def _add(args) -> int:
     target = weights.add(entry.name, source, digest, entry.files, args.derived and digest not in pinned)
     what = "a derived file (not the catalog's bytes; outputs say so)" if digest not in pinned else "the catalog's file (sha256 ok)"
     print(f"{entry.name}: {source} is {what}; copied to {target}")
+    return 0
+
+
+def _import(args) -> int:
+    """Install every file among ``args.paths`` whose sha256 is a catalog file's; one line per file."""
+    from pathlib import Path
+
+    from ..errors import InputError, WeightsError
+    from ..fsutil import sha256_file
+
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        raise InputError(f"{missing[0]} does not exist.")
+    files = [f for p in map(Path, args.paths) for f in (sorted(p.iterdir()) if p.is_dir() else [p]) if f.is_file()]
+    pinned: dict[str, list[tuple[catalog.ModelEntry, weights.WeightFile]]] = {}
+    for entry in catalog.load().models.values():
+        for wf in entry.files:
+            if wf.sha256:
+                pinned.setdefault(wf.sha256.lower(), []).append((entry, wf))
+    imported = 0
+    for path in files:
+        try:
+            digest = sha256_file(path)
+        except OSError as exc:
+            print(f"{path}: not read ({exc.strerror or exc})")
+            continue
+        matches = pinned.get(digest, [])
+        for entry, wf in matches:
+            target = weights.add(entry.name, path, digest, entry.files, derived=False)
+        if matches:
+            imported += 1
+            print(f"{path}: imported as {', '.join(e.name for e, _ in matches)} ({target})")
+        else:
+            print(f"{path}: no catalog model has this sha256 ({digest[:16]}…)")
+    if not imported:
+        raise WeightsError(f"No file among the {len(files)} read matches a catalog model's weights by sha256; "
+                           "nothing was imported.")
     return 0
 
 

@@ -188,4 +188,4 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
                 bar.close()
         return outputs.for_file(result, target)
 
-    return files.each_image(args, planned, process, record, report)
+    return files.each_image(args, planned, process, record, report, integers=task.inputs[0].integers)

@@ -76,7 +76,7 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # OpenCV's ow
 class Picture:
     """A picture as read from a file."""
 
-    pixels: np.ndarray  # float32 HxWx3 or HxWx4 in [0,1], sRGB-encoded, straight alpha
+    pixels: np.ndarray  # float32 HxWx3 or HxWx4 in [0,1], sRGB-encoded, straight alpha (read_image(integers=True): uint8/uint16 for 8/16-bit sources)
     bit_depth: int  # 8, 16 or 32 (float) of the source
     source: str  # the path, for messages
     has_alpha: bool
@@ -134,8 +134,12 @@ def _address_space_used() -> int:
     return 0
 
 
-def read_image(path) -> Picture:
-    """Read a picture file into mattekit's internal form; raise InputError if that fails."""
+def read_image(path, *, integers: bool = False) -> Picture:
+    """Read a picture file into mattekit's internal form; raise InputError if that fails.
+
+    integers: give 8- and 16-bit sources as they are stored, uint8 (0..255) / uint16 (0..65535), a
+    quarter (half) of the float32 memory; float sources (EXR, float TIFF) and 16/32-bit grey stay float32.
+    """
     src = str(path)
     try:
         with open(path, "rb") as f:
@@ -148,16 +152,16 @@ def read_image(path) -> Picture:
         raise InputError(f"Cannot read {src}: {_reason(e)}.") from None
     if magic == _EXR_MAGIC:
         return _read_exr(src)
-    return _read_pillow(src, magic)
+    return _read_pillow(src, magic, integers)
 
 
-def _read_pillow(src: str, magic: bytes) -> Picture:
+def _read_pillow(src: str, magic: bytes, integers: bool) -> Picture:
     try:
         im = Image.open(src)
     except UnidentifiedImageError:
         if magic in _TIFF_MAGIC:  # e.g. float RGB TIFF, which Pillow cannot open
             check_size(src, *_tiff_size(src))
-            return _read_opencv(src, "TIFF", "", 1)
+            return _read_opencv(src, "TIFF", "", 1, integers)
         raise InputError(f"{src} is not an image mattekit can read ({READABLE}).") from None
     except Image.DecompressionBombError:
         raise InputError(f"Cannot read {src}: the image is too large.") from None
@@ -180,13 +184,13 @@ def _read_pillow(src: str, magic: bytes) -> Picture:
         if deep:
             if icc:
                 _warn_profile(src, icc)
-            return _read_opencv(src, im.format, im.mode, orientation)
-        pixels, depth = _pillow_pixels(im, icc, src)
+            return _read_opencv(src, im.format, im.mode, orientation, integers)
+        pixels, depth = _pillow_pixels(im, icc, src, integers)
         return Picture(_orient(pixels, orientation), depth, src, pixels.shape[2] == 4, im.format or "", im.mode)
 
 
-def _pillow_pixels(im: Image.Image, icc: bytes | None, src: str) -> tuple[np.ndarray, int]:
-    """Pillow image -> (float32 HxWx3/4 sRGB, bit depth)."""
+def _pillow_pixels(im: Image.Image, icc: bytes | None, src: str, integers: bool) -> tuple[np.ndarray, int]:
+    """Pillow image -> (float32 HxWx3/4 sRGB, or uint8 for 8-bit sources when ``integers``; bit depth)."""
     if im.mode.startswith("I") or im.mode == "F":  # 16-bit grey ("I;16*"; "I" in old Pillows) or float grey
         if icc:
             _warn_profile(src, icc)
@@ -206,21 +210,32 @@ def _pillow_pixels(im: Image.Image, icc: bytes | None, src: str) -> tuple[np.nda
         except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
             warnings.warn(f"{src}: its colour profile could not be applied, so its colours are read as sRGB.")
     planes = [np.asarray(im.convert("RGB"))] + ([alpha[..., None]] if alpha is not None else [])
-    return np.concatenate(planes, axis=2).astype(np.float32) / 255.0, 8
+    pixels = np.concatenate(planes, axis=2) if len(planes) > 1 else planes[0]
+    return (pixels if integers else _unit_float(pixels, 255.0)), 8
 
 
-def _read_opencv(src: str, fmt: str, mode: str, orientation: int) -> Picture:
-    """Pixels Pillow cannot hold (16-bit colour, float colour) through OpenCV."""
+def _unit_float(ints: np.ndarray, top: float) -> np.ndarray:
+    """Integers 0..top as float32 in [0,1] with one full-size float array (divided in place)."""
+    out = ints.astype(np.float32)
+    np.divide(out, np.float32(top), out=out)
+    return out
+
+
+def _read_opencv(src: str, fmt: str, mode: str, orientation: int, integers: bool) -> Picture:
+    """Pixels Pillow cannot hold (16-bit colour, float colour) through OpenCV (``integers``: 8/16-bit
+    samples kept as uint8/uint16 unless premultiplied alpha has to be divided out)."""
     data = cv2.imdecode(np.fromfile(src, np.uint8), cv2.IMREAD_UNCHANGED)
     if data is None:
         raise InputError(f"Cannot read {src}: the file is damaged or truncated.")
     depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(data.dtype, 32)
-    scale = {8: 255.0, 16: 65535.0}.get(depth, 1.0)
-    data = np.clip(np.nan_to_num(data.astype(np.float32) / scale), 0, 1)
+    premultiplied = mode in ("RGBa", "La")
+    if not (integers and depth < 32 and not premultiplied):
+        scale = {8: 255.0, 16: 65535.0}.get(depth, 1.0)
+        data = np.clip(np.nan_to_num(data.astype(np.float32) / scale), 0, 1)
     data = data[..., None] if data.ndim == 2 else data
     pixels = data[..., {1: [0, 0, 0], 2: [0, 0, 0, 1], 3: [2, 1, 0], 4: [2, 1, 0, 3]}[data.shape[2]]]
     alpha = pixels.shape[2] == 4
-    if alpha and mode in ("RGBa", "La"):  # associated (premultiplied) alpha
+    if alpha and premultiplied:  # associated (premultiplied) alpha
         np.divide(pixels[..., :3], pixels[..., 3:], out=pixels[..., :3], where=pixels[..., 3:] > 0)
         pixels = np.clip(pixels, 0, 1)
     name = f"{mode or ('RGBA' if alpha else 'RGB')};{depth}"
@@ -328,7 +343,8 @@ def _reason(e: OSError) -> str:
 # ----------------------------------------------------------------------------------- writing
 
 def write_image(path, pixels, *, bit_depth: int = 8, linear_exr: bool = True, provenance: dict | None = None) -> None:
-    """Write a picture (HxWx3/4) or mask (HxW, HxWx1), floats in [0,1], by the file's extension.
+    """Write a picture (HxWx3/4) or mask (HxW, HxWx1) by the file's extension: floats in [0,1], or
+    uint8/uint16 values (0..255 / 0..65535), which are stored as they are at their own bit depth.
 
     bit_depth: 8 or 16 for PNG/TIFF, 8 for JPEG/WebP; for EXR 32 writes float, anything else half.
     linear_exr: convert sRGB colour to linear for EXR (False writes the values as they are).
@@ -336,34 +352,73 @@ def write_image(path, pixels, *, bit_depth: int = 8, linear_exr: bool = True, pr
     JPEG (APP1) and WebP; header attributes in EXR (``software``, ``mattekitProvenance`` JSON,
     ``digitalSourceType``). :func:`read_provenance` reads it back.
     JPEG cannot hold transparency: an RGBA picture that is not fully opaque raises OutputError.
+    Memory: floats are rounded to integers in strips of rows (:func:`quantise`) and PNG is compressed
+    strip by strip straight into the file, so a write needs the integer copy and a strip on top of the
+    caller's array, never a full-size float copy.
     """
     path = Path(path)
     fmt = _WRITERS.get(path.suffix.lower())
     if fmt is None:
         raise OutputError(f"Cannot write {path}: mattekit writes PNG, JPEG, TIFF, WebP and EXR files.")
-    px = _as_float(pixels)
     if fmt != "EXR" and bit_depth not in _DEPTHS[fmt]:
         better = "PNG or TIFF" if bit_depth == 16 else "EXR"
         raise OutputError(f"Cannot write {path}: {fmt} cannot store {bit_depth}-bit images; use {better} instead.")
-    if fmt == "JPEG" and px.shape[2] == 4:
-        if (px[..., 3] < 1).any():
-            raise OutputError(f"Cannot write {path}: JPEG cannot store transparency; use PNG, TIFF, WebP or EXR instead.")
-        px = px[..., :3]
     if fmt == "EXR":
+        px = _as_float(pixels)
         _atomic(path, lambda tmp: _write_exr(tmp, px, bit_depth == 32, linear_exr, provenance))
         return
-    ints = np.round(px * (65535 if bit_depth == 16 else 255)).astype(np.uint16 if bit_depth == 16 else np.uint8)
+    ints = quantise(pixels, bit_depth)
+    if fmt == "JPEG" and ints.shape[2] == 4:
+        if (ints[..., 3] < np.iinfo(ints.dtype).max).any():
+            raise OutputError(f"Cannot write {path}: JPEG cannot store transparency; use PNG, TIFF, WebP or EXR instead.")
+        ints = ints[..., :3]
     writer = {"PNG": _write_png, "TIFF": _write_tiff}.get(fmt, _write_pillow)
     xmp = to_xmp(provenance) if provenance else None
     _atomic(path, lambda tmp: writer(tmp, ints, fmt, xmp))
 
 
-def _as_float(pixels) -> np.ndarray:
+STRIP_BYTES = 4 << 20  # rows converted (quantise) and compressed (PNG) at a time
+
+
+def _shaped(pixels) -> np.ndarray:
     px = np.asarray(pixels)
     if px.ndim == 2:
         px = px[..., None]
     if px.ndim != 3 or px.shape[2] not in (1, 3, 4) or 0 in px.shape:
         raise ValueError(f"expected an HxW, HxWx1, HxWx3 or HxWx4 array, got shape {px.shape}")
+    return px
+
+
+def quantise(pixels, bit_depth: int = 8) -> np.ndarray:
+    """An image (HxW[xC], floats in [0,1] or integers) as HxWxC uint8 (bit_depth 8) or uint16 (16).
+
+    Floats: NaN -> 0, clipped to [0,1], scaled and rounded half to even, in strips of rows of at most
+    :data:`STRIP_BYTES` (no full-size float temporary). uint8/uint16 of the wanted depth are returned as
+    they are (no copy); other integers are rescaled from their own range.
+    """
+    px = _shaped(pixels)
+    dtype = np.uint16 if bit_depth == 16 else np.uint8
+    if px.dtype == dtype:
+        return px
+    scale = float(np.iinfo(px.dtype).max) if px.dtype.kind in "ui" else 1.0
+    top = float(np.iinfo(dtype).max)
+    ints = np.empty(px.shape, dtype)
+    rows = max(1, STRIP_BYTES // (px.shape[1] * px.shape[2] * 4))
+    buffer = np.empty((min(rows, px.shape[0]),) + px.shape[1:], np.float32)  # one strip, reused
+    for y in range(0, px.shape[0], rows):
+        strip = buffer[: min(rows, px.shape[0] - y)]
+        np.copyto(strip, px[y : y + rows], casting="unsafe")
+        if scale != 1.0:
+            strip /= np.float32(scale)
+        np.fmax(strip, 0, out=strip)  # NaN -> 0 (fmax ignores NaN)
+        np.minimum(strip, 1, out=strip)
+        strip *= np.float32(top)
+        ints[y : y + rows] = np.rint(strip, out=strip)
+    return ints
+
+
+def _as_float(pixels) -> np.ndarray:
+    px = _shaped(pixels)
     if px.dtype.kind in "ui":
         px = px / float(np.iinfo(px.dtype).max)
     return np.clip(np.nan_to_num(px.astype(np.float32)), 0, 1)
@@ -389,20 +444,44 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
+PNG_LEVEL = 1  # zlib level: 1 compresses photos within a few per cent of 3 at a fraction of the time
+_PNG_COLOUR = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (grey, grey+alpha, RGB, RGBA)
+
+
 def _write_png(tmp: Path, ints: np.ndarray, fmt: str, xmp: bytes | None = None) -> None:
-    c = ints.shape[2]
-    bgr = ints if c == 1 else ints[..., [2, 1, 0] + ([3] if c == 4 else [])]
-    try:
-        ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    except cv2.error:
-        ok = False
-    if not ok:
-        raise OSError(errno.EIO, "the PNG encoder failed")
-    data = data.tobytes()
-    if xmp:  # an uncompressed iTXt chunk "XML:com.adobe.xmp" right after IHDR (8 + 25 bytes)
-        text = _png_chunk(b"iTXt", _PNG_XMP_KEY + b"\0\0\0\0\0" + xmp)
-        data = data[:33] + text + data[33:]
-    tmp.write_bytes(data)
+    """A PNG streamed into ``tmp``: IHDR, the XMP iTXt chunk (uncompressed, key "XML:com.adobe.xmp"),
+    then one IDAT chunk per strip of rows, each row with the Sub filter (the difference to the pixel on
+    its left, bytewise modulo 256) and the whole compressed by one zlib stream at :data:`PNG_LEVEL`.
+    Memory: one filtered strip on top of ``ints``; 16-bit samples are written big-endian."""
+    h, w, c = ints.shape
+    depth = ints.dtype.itemsize * 8
+    if w * c * ints.dtype.itemsize + 1 > 2**31 - 1 or h > 2**31 - 1:
+        raise OSError(errno.EFBIG, "the image is too large for a PNG file")
+    rows = max(1, STRIP_BYTES // (w * c * ints.dtype.itemsize + 1))
+    packer = zlib.compressobj(PNG_LEVEL)
+    with open(tmp, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, _PNG_COLOUR[c], 0, 0, 0)))
+        if xmp:
+            f.write(_png_chunk(b"iTXt", _PNG_XMP_KEY + b"\0\0\0\0\0" + xmp))
+        for y in range(0, h, rows):
+            raw = np.ascontiguousarray(ints[y : y + rows], dtype=">u2" if depth == 16 else np.uint8)
+            raw = raw.view(np.uint8).reshape(raw.shape[0], -1)
+            lines = np.empty((raw.shape[0], raw.shape[1] + 1), np.uint8)
+            lines[:, 0] = 1  # filter type Sub
+            step = c * ints.dtype.itemsize  # bytes per pixel
+            lines[:, 1 : 1 + step] = raw[:, :step]
+            np.subtract(raw[:, step:], raw[:, :-step], out=lines[:, 1 + step :])
+            _write_chunk(f, b"IDAT", packer.compress(lines.data))
+        _write_chunk(f, b"IDAT", packer.flush())
+        _write_chunk(f, b"IEND", b"")
+
+
+def _write_chunk(f, kind: bytes, data: bytes) -> None:
+    """One PNG chunk written piece by piece (no copy of ``data``); empty IDAT data writes nothing."""
+    if data or kind != b"IDAT":
+        f.write(struct.pack(">I", len(data)) + kind)
+        f.write(data)
+        f.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
 
 
 def _write_tiff(tmp: Path, ints: np.ndarray, fmt: str, xmp: bytes | None = None) -> None:

@@ -9,7 +9,16 @@ estimate (the best foreground/background colour pair among nearby known pixels, 
 sampling-based matting) and ``c_i`` its confidence. The closed-form energy alone has nearly
 free directions in wide unknown regions (any alpha locally affine in colour costs almost
 nothing) - that is where closed-form matting turns grey and blotchy; the data term pins them
-to the colour evidence without overriding the Laplacian on fine structure.
+to the colour evidence without overriding the Laplacian on fine structure. Two more pieces
+of evidence join the data term where colour pairs mislead:
+
+- a pixel whose colour is one of its side's own nearby colours is taken as pure (alpha 0 or
+  1) rather than a mixture (:func:`prefer_pure`): hair in front of a busy background would
+  otherwise leave false alpha wherever a background colour lies between the hair's and
+  another background colour;
+- where no pair explains a pixel at all (a translucent printed layer, whose colours are no
+  mixture of known ones), alpha comes from how much of the background's texture shows
+  through (:func:`texture_estimate`), so uniform partial alpha does not follow the print.
 
 Speed comes from three choices, none of which can fail to converge:
 
@@ -48,7 +57,11 @@ class AlphaOptions:
     refine: extra iterations at full resolution; expand: grow the known regions by colour
     first; radius: spread of the colour-sample search in solve-level pixels (None = from the
     image size); upsample_eps: regulariser of the colour-linear fit used to upsample;
-    guess_weight: weight of an outside alpha guess (a segmentation mask) in the data term.
+    guess_weight: weight of an outside alpha guess (a segmentation mask) in the data term;
+    pure_weight, pure_sigma: strength (0 = off) and colour distance (RMS over RGB, [0,1]
+    scale) of the preference for pure background/foreground colours (:func:`prefer_pure`);
+    texture_weight: weight of the texture-contrast evidence relative to the sampling term's
+    (0 = off; :func:`texture_estimate`). Chosen on the even-indexed alphamatting images.
     """
 
     eps: float = 1e-7
@@ -60,47 +73,123 @@ class AlphaOptions:
     radius: int | None = None
     upsample_eps: float = 1e-5
     guess_weight: float = 3e-3
+    pure_weight: float = 1.0
+    pure_sigma: float = 0.05
+    texture_weight: float = 10.0
+
+
+def _ring(radius: int, rings: int) -> list[tuple[int, int]]:
+    """(dy, dx) of the pixel itself and of 8 directions at ``radius``, ``2 radius``, ... (``rings`` rings)."""
+    points = [(0, 0)]
+    for r in range(1, rings + 1):
+        points += [(dy * r * radius, dx * r * radius) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    return points
+
+
+def _samples(image: np.ndarray, near: np.ndarray, idx: np.ndarray, points: list[tuple[int, int]]):
+    """Colours minus the pixels' own colours of the known pixels nearest to each of ``points``
+    around the pixels ``idx`` (flat indices); ``near``: H x W flat index of the nearest known
+    pixel (:func:`mattekit.matting.trimap.nearest`). Three (len(points), N) float32 arrays, one
+    per channel."""
+    h, w = near.shape
+    ys, xs = np.divmod(idx, w)
+    spots = np.stack([near.ravel()[np.clip(ys + dy, 0, h - 1) * w + np.clip(xs + dx, 0, w - 1)] for dy, dx in points])
+    return [image[..., c].ravel()[spots] - image[..., c].ravel()[idx] for c in range(3)]
 
 
 def sample_estimate(image: np.ndarray, fg: np.ndarray, bg: np.ndarray, unknown: np.ndarray, radius: int):
-    """Colour-sampling alpha and its confidence for the unknown pixels (1-D, raster order).
+    """Colour-sampling alpha, its confidence and the best mixing error for the unknown pixels
+    (three 1-D float32 arrays in raster order; alpha and confidence in [0, 1], the error a
+    squared colour distance).
 
-    Candidates for a pixel are the nearest known foreground and background pixels of 9
-    points around it (a 3x3 grid ``radius`` pixels apart); of the 81 pairs the one that best
-    explains the pixel's colour as ``alpha F + (1 - alpha) B`` wins. The confidence falls with
-    the mixing error and with how alike the pair's two colours are.
+    Candidates for a pixel are the nearest known foreground pixels of 9 points around it (a
+    ring ``radius`` pixels away) and the nearest known background pixels of 17 points (rings
+    at ``radius`` and twice it); of the 153 pairs the one that best explains the pixel's colour
+    as ``alpha F + (1 - alpha) B`` wins. A busy background needs the wider choice: a background
+    pixel only gets alpha 0 when some candidate has its colour. The confidence falls with the
+    mixing error and with how alike the pair's two colours are.
     """
-    h, w = unknown.shape
-    planes = [np.ascontiguousarray(image[..., c]).ravel() for c in range(3)]
     idx = np.flatnonzero(unknown.ravel())
-    ys, xs = np.divmod(idx, w)
-    near_fg, near_bg = trimaps.nearest(fg)[0].ravel(), trimaps.nearest(bg)[0].ravel()
-    colour = [p[idx] for p in planes]
-    cand_f, cand_b = [], []
-    for dy in (-radius, 0, radius):
-        for dx in (-radius, 0, radius):
-            q = np.clip(ys + dy, 0, h - 1) * w + np.clip(xs + dx, 0, w - 1)
-            f, b = near_fg[q], near_bg[q]
-            cand_f.append([p[f] - c for p, c in zip(planes, colour)])  # F - I
-            cand_b.append([p[b] - c for p, c in zip(planes, colour)])  # B - I
+    to_f = _samples(image, trimaps.nearest(fg)[0], idx, _ring(radius, 2))  # F - I
+    b0, b1, b2 = _samples(image, trimaps.nearest(bg)[0], idx, _ring(radius, 2))  # B - I
+    pick = np.arange(idx.size)
     best = np.full(idx.size, np.inf, np.float32)
     alpha = np.zeros(idx.size, np.float32)
     spread = np.zeros(idx.size, np.float32)
-    for f in cand_f:
-        for b in cand_b:
-            # alpha = <I - B, F - B> / |F - B|^2 clipped to [0, 1]; error |B + alpha (F - B) - I|^2.
-            d0, d1, d2 = f[0] - b[0], f[1] - b[1], f[2] - b[2]
-            norm = d0 * d0 + d1 * d1 + d2 * d2
-            a = -(b[0] * d0 + b[1] * d1 + b[2] * d2) / (norm + 1e-6)
-            np.clip(a, 0.0, 1.0, out=a)
-            e0, e1, e2 = b[0] + a * d0, b[1] + a * d1, b[2] + a * d2
-            err = e0 * e0 + e1 * e1 + e2 * e2
-            better = err < best
-            best = np.where(better, err, best)
-            alpha = np.where(better, a, alpha)
-            spread = np.where(better, norm, spread)
+    for f0, f1, f2 in zip(*to_f):
+        # alpha = <I - B, F - B> / |F - B|^2 clipped to [0, 1]; error |B + alpha (F - B) - I|^2,
+        # for one foreground candidate against every background candidate at once.
+        d0, d1, d2 = f0 - b0, f1 - b1, f2 - b2
+        norm = d0 * d0 + d1 * d1 + d2 * d2
+        a = np.clip(-(b0 * d0 + b1 * d1 + b2 * d2) / (norm + 1e-6), 0.0, 1.0)
+        e0, e1, e2 = b0 + a * d0, b1 + a * d1, b2 + a * d2
+        err = e0 * e0 + e1 * e1 + e2 * e2
+        k = err.argmin(0)
+        err, a, norm = err[k, pick], a[k, pick], norm[k, pick]
+        better = err < best
+        best = np.where(better, err, best)
+        alpha = np.where(better, a, alpha)
+        spread = np.where(better, norm, spread)
     confidence = np.exp(-best / (2 * 0.05**2)) * np.clip(np.sqrt(spread) / 0.3, 0.0, 1.0)
-    return alpha, confidence.astype(np.float32)
+    return alpha, confidence.astype(np.float32), best
+
+
+def pure_fit(image: np.ndarray, region: np.ndarray, unknown: np.ndarray, radius: int) -> np.ndarray:
+    """Squared colour distance (1-D float32, unknown pixels in raster order) from each unknown pixel
+    to the closest of the known ``region``'s colours sampled around it: the nearest ``region``
+    pixels of 16 directions at 1, 2, 3 and 4 ``radius`` (a local palette of that side)."""
+    idx = np.flatnonzero(unknown.ravel())
+    near = trimaps.nearest(region)[0]
+    best = np.full(idx.size, np.inf, np.float32)
+    for k in range(16):
+        cy, cx = np.sin(k * np.pi / 8), np.cos(k * np.pi / 8)
+        points = [(int(round(cy * r * radius)), int(round(cx * r * radius))) for r in (1, 2, 3, 4)]
+        d0, d1, d2 = _samples(image, near, idx, points)
+        np.minimum(best, (d0 * d0 + d1 * d1 + d2 * d2).min(0), out=best)
+    return best
+
+
+def prefer_pure(est, conf, bg_error, fg_error, sigma: float, strength: float):
+    """Where a pixel's colour is one of its side's own colours (squared distance ``bg_error`` or
+    ``fg_error`` well below ``sigma``^2), a mixture is the less likely explanation: move the
+    sampling estimate towards 0 (1) and raise its confidence by ``strength`` times the likelihood
+    of the pure explanation over the mixture's. All arguments 1-D over the unknown pixels."""
+    out_est, out_conf = est.copy(), conf.copy()
+    for error, value in ((bg_error, 0.0), (fg_error, 1.0)):
+        other = fg_error if value == 0.0 else bg_error
+        pure = np.exp(-error / (2 * sigma**2)) * (error < other)
+        pull = np.clip(strength * pure, 0.0, 1.0)
+        out_est += pull * (value - out_est)
+        out_conf = np.maximum(out_conf, pull)
+    return out_est, out_conf
+
+
+def texture_estimate(image: np.ndarray, bg: np.ndarray, unknown: np.ndarray, reach: float):
+    """Alpha from how much of the background's texture shows through, and its reliability (1-D
+    float32 over the unknown pixels, both in [0, 1]).
+
+    Behind a layer of alpha ``a`` and flat colour, the background's fine texture is seen at
+    ``1 - a`` of its contrast: ``a = 1 - contrast(I) / contrast(B)``, with contrast the local RMS
+    of the high-pass image (Gaussian sigma 1.5 px; its energy's local minimum over 11 x 11 px,
+    averaged over sigma 3 px) and contrast(B)
+    that of the known background within about ``reach`` px. This is the evidence left for a
+    translucent printed layer, whose colours no known pair explains. Reliable only over a
+    textured background (RMS contrast >= 0.03) that has known pixels near.
+    """
+    detail = image - cv2.GaussianBlur(image, (0, 0), 1.5)
+    energy = cv2.GaussianBlur((detail * detail).sum(2), (0, 0), 2.0)
+    # A local minimum over 11 x 11 px first: the edges of the print itself are not texture.
+    energy = cv2.GaussianBlur(cv2.erode(energy, np.ones((11, 11), np.uint8)), (0, 0), 3.0)
+    core = cv2.erode(bg.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(np.float32)
+    seen = cv2.GaussianBlur(core, (0, 0), reach)
+    reference = cv2.GaussianBlur(energy * core, (0, 0), reach) / np.maximum(seen, 1e-6)
+    u = unknown.ravel()
+    ratio = np.sqrt(energy.ravel()[u] / np.maximum(reference.ravel()[u], 1e-8))
+    reliable = np.clip(np.sqrt(reference.ravel()[u]) / 0.03, 0.0, 1.0) * np.clip(seen.ravel()[u] / 0.01, 0.0, 1.0)
+    # Only an attenuated texture is evidence: as much detail as the background's (or more) may
+    # as well be a textured foreground, and none at all a flat one.
+    reliable *= np.clip((0.9 - ratio) / 0.15, 0.0, 1.0) * np.clip((ratio - 0.1) / 0.1, 0.0, 1.0)
+    return np.clip(1.0 - ratio, 0.0, 1.0).astype(np.float32), reliable.astype(np.float32)
 
 
 def _box(unknown: np.ndarray, margin: int) -> tuple[slice, slice]:
@@ -125,7 +214,16 @@ def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, ite
         return np.where(unknown, fill, alpha).astype(np.float32)
     h, w = trimap.shape
     radius = options.radius or int(np.clip(round(0.015 * max(h, w)), 2, 60))
-    est, conf = sample_estimate(image, fg, bg, unknown, radius)
+    est, conf, mix_error = sample_estimate(image, fg, bg, unknown, radius)
+    if options.texture_weight > 0:  # colours no pair explains: how much background texture shows
+        tex, reliable = texture_estimate(image, bg, unknown, 0.1 * max(h, w))
+        unexplained = np.clip((np.sqrt(mix_error) - 0.05) / 0.1, 0.0, 1.0)
+        share = unexplained * reliable
+        est = est + share * (tex - est)
+        conf = np.maximum(conf, options.texture_weight * share)
+    if options.pure_weight > 0:
+        est, conf = prefer_pure(est, conf, pure_fit(image, bg, unknown, radius),
+                                pure_fit(image, fg, unknown, radius), options.pure_sigma, options.pure_weight)
     ys, xs = _box(unknown, 3)
     sub_unknown = unknown[ys, xs]
     stencil = laplacian_stencil(image[ys, xs], options.eps)

@@ -115,7 +115,7 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
     kind = result_kind(options, backdrop is not None)
     if image.shape[-1] == 4:
         alpha = alpha * image[..., 3]
-    alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32)
+    alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32, copy=False)
     if kind == "alpha":
         result = alpha
     else:
@@ -133,9 +133,9 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
             if options.shadow:
                 offset, blur, opacity = parse_shadow(options.shadow)
                 shadow = ops.drop_shadow(alpha, offset, blur, opacity)
-            result = ops.composite(colours, alpha, behind, shadow=shadow).astype(np.float32)
+            result = ops.composite(colours, alpha, behind, shadow=shadow).astype(np.float32, copy=False)
         else:
-            result = np.concatenate([colours, alpha[..., None]], axis=-1).astype(np.float32)
+            result = np.concatenate([colours, alpha[..., None]], axis=-1, dtype=np.float32)
     if options.crop is not None:
         box = ops.bounding_box(alpha, margin=options.crop)
         if box is not None:

@@ -41,6 +41,8 @@ class Port:
     kind: "image" (H x W x C colour, C in ``channels``), "mask" (H x W subject probability),
     "alpha" (H x W matte), "trimap" (H x W, 0 / 0.5 / 1) or "depth" (H x W, 1 = nearest).
     size (outputs): "same" as the first input, or "scaled" (a task option says the factor).
+    integers (inputs): the task also takes uint8/uint16 pixels here as they are (and then gives its
+    result in that dtype), so the CLI reads 8/16-bit files without a float copy.
     """
 
     name: str
@@ -49,6 +51,7 @@ class Port:
     optional: bool = False
     help: str = ""
     size: str = "same"
+    integers: bool = False
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, "channels": list(self.channels), "optional": self.optional,

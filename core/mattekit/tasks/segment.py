@@ -1,6 +1,10 @@
 """Background removal (task ``remove``): the subject's mask from a segmentation network, its edge
 matted into a soft alpha, and the cut-out the user asked for (:mod:`mattekit.tasks.cutout`).
 
+Only the model's uncertain band is worked on: where the network is sure, the mask is its own
+prediction rounded to 0 or 1; the edge-aware refinement and the matting run in the band's tiles
+or its bounding box, and the matting keeps each pixel on the network's side of 0.5.
+
 Stages (the predictor is passed in as ``models["model"]``):
 prepare -> the network input (of the hinted region when the user gave a hint: :mod:`mattekit.hints`);
 infer -> the network; finish -> :func:`mask_from_prediction` at full resolution, with a hint its
@@ -10,16 +14,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .. import hints, ops
+from ..errors import InputError
+from ..matting import trimap as trimaps
 from . import cutout
 from .cutout import CutoutOptions, assemble
-from ..errors import InputError
 from .registry import Legacy, OptionError, Port, Task, option
 
 DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
 WEIGHTS_HELP = "use this weights file instead of the catalog's download"
+# The uncertain band, in multiples of the upsampling factor (chosen on grabcut50's tuning half):
+GROW = 0.5    # how far the band reaches beyond the unsure pixels
+RADIUS = 2.0  # the guided filter's radius
+EPS = 1e-4    # the guided filter's regulariser (squared colour units)
+SECOND_PASS_FROM = 2.0  # photo / model input size from which a second pass can run
+SECOND_PASS_MARGIN = 0.1  # of the subject's box size, on each side
+TILE = 512    # px: the band's work is done in tiles this size that hold unsure pixels
 
 
 @dataclass
@@ -39,6 +52,8 @@ class SegmentOptions(CutoutOptions):
                                "points are kept", repeat=True, label="Include points")
     exclude: str | None = option(None, "a point x,y not on the subject (repeatable): the part there is left out",
                                  repeat=True, label="Exclude points")
+    second_pass: bool = option(False, "for photos over twice the model's input size: run the network again on the "
+                               "subject's box (from the first pass, with a margin) and use that mask there")
     colour: bool = option(True, "with a hint: where the network is unsure, decide by the colours of the subject "
                           "and the background (GrabCut inside the hint)", label="Colour refinement")
 
@@ -53,41 +68,134 @@ class SegmentOptions(CutoutOptions):
             raise OptionError(str(exc)) from None
 
 
-def refine_mask(image: np.ndarray, low: np.ndarray) -> np.ndarray:
-    """Upsample a low-resolution probability map (h x w) to the image (H x W x 3) following its edges.
+def upsample(low: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The plain model: a probability map (h x w) bilinearly resized to height x width, float32 in [0,1]."""
+    return np.clip(ops.resize(low, height, width, "bilinear"), 0.0, 1.0)
 
-    Bilinear upsampling followed by a colour guided filter whose radius is three times the
-    upsampling factor, so edges land on the photo's edges rather than on the network's grid.
-    Returns float32 H x W in [0,1].
+
+def unsure(mask: np.ndarray) -> np.ndarray:
+    """Where the model is unsure: probabilities strictly between the trimap's known levels (0.1, 0.9). H x W bool."""
+    return (mask > trimaps.BG_AT) & (mask < trimaps.FG_AT)
+
+
+def band_tiles(doubt: np.ndarray, reach: int, tile: int = TILE) -> list[tuple[slice, slice]]:
+    """(rows, columns) of the tile x tile blocks of an H x W image holding a pixel of ``doubt`` (H x W bool)
+    within ``reach`` px: the only places the edge band's work is done."""
+    height, width = doubt.shape
+    found = []
+    for y in range(0, height, tile):
+        for x in range(0, width, tile):
+            near = doubt[max(0, y - reach) : y + tile + reach, max(0, x - reach) : x + tile + reach]
+            if near.any():
+                found.append((slice(y, min(height, y + tile)), slice(x, min(width, x + tile))))
+    return found
+
+
+def _grown(box: tuple[slice, slice], margin: int, shape: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """``box`` grown by ``margin`` px within ``shape``, and the box's place inside the grown one."""
+    ys, xs = box
+    y0, x0 = max(0, ys.start - margin), max(0, xs.start - margin)
+    outer = (slice(y0, min(shape[0], ys.stop + margin)), slice(x0, min(shape[1], xs.stop + margin)))
+    return outer, (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
+
+
+def edge_band(mask: np.ndarray, grow: int, box: tuple[slice, slice] | None = None) -> np.ndarray:
+    """The uncertain band of a probability map (H x W): :func:`unsure` pixels widened by ``grow`` px
+    (a disc). ``box`` (row and column slices) limits the work and the result to that region; the
+    result is the same there as for the whole image. H x W (or the box's size) bool."""
+    box = box or (slice(0, mask.shape[0]), slice(0, mask.shape[1]))
+    outer, inner = _grown(box, grow, mask.shape)
+    doubt = unsure(mask[outer]).astype(np.uint8)
+    if grow > 0:
+        doubt = cv2.dilate(doubt, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    return doubt[inner].astype(bool)
+
+
+def round_sure(mask: np.ndarray) -> np.ndarray:
+    """Where the model is sure (outside :func:`unsure`) its probability rounded to 0 or 1, in place; returns it."""
+    mask[mask >= trimaps.FG_AT] = 1.0
+    mask[mask <= trimaps.BG_AT] = 0.0
+    return mask
+
+
+def refine_mask(image: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """Upsample a low-resolution probability map (h x w) to the image (H x W x 3), touching only where
+    the model is unsure.
+
+    Bilinear upsampling; where the model is sure (probability <= 0.1 or >= 0.9) the result is 0 or 1.
+    In the uncertain band (unsure pixels widened by ``GROW`` x the upsampling factor) a colour guided
+    filter of radius ``RADIUS`` x the factor moves the edge onto the photo's edges; it runs in the
+    band's tiles only, so its cost follows the band, not the image. Where the network saw the photo
+    at full resolution or more (factor <= 1) only the rounding applies. Returns float32 H x W in [0,1].
     """
     height, width = image.shape[:2]
-    up = ops.resize(low, height, width, "bilinear")
+    mask = upsample(low, height, width)
     factor = max(height / low.shape[0], width / low.shape[1])
     if factor <= 1.0:
-        return np.clip(up, 0.0, 1.0)
-    radius = max(2, round(3 * factor))
+        return round_sure(mask)
+    grow = max(1, round(GROW * factor))
+    radius = max(2, round(RADIUS * factor))
     subsample = max(1, round(factor / 4))
-    out = ops.guided_filter(image, up, radius, eps=1e-4, subsample=subsample)
-    return np.clip(out, 0.0, 1.0)
+    margin = 2 * radius + 2 * subsample
+    out = mask.copy()
+    for box in band_tiles(unsure(mask), grow):
+        band = edge_band(mask, grow, box)
+        outer, inner = _grown(box, margin, mask.shape)
+        filtered = ops.guided_filter(image[outer][..., :3], mask[outer], radius, eps=EPS, subsample=subsample)[inner]
+        out[box][band] = np.clip(filtered[band], 0.0, 1.0)
+    return round_sure(out)
 
 
 def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True) -> np.ndarray:
     """The network's prediction (1 x 1 x h x w tensor or h x w array, [0,1]) as a full-resolution
-    subject mask for ``image`` (H x W x 3|4): float32 H x W in [0,1]."""
+    subject mask for ``image`` (H x W x 3|4): float32 H x W in [0,1]. ``refine``: :func:`refine_mask`,
+    else the plain model (:func:`upsample`)."""
     low = prediction if isinstance(prediction, np.ndarray) else prediction[0, 0].float().cpu().numpy()
-    rgb = image[..., :3]
     if refine:
-        return refine_mask(rgb, low)
-    return np.clip(ops.resize(low, *rgb.shape[:2], "bilinear"), 0.0, 1.0)
+        return refine_mask(image[..., :3], low)
+    return upsample(low, *image.shape[:2])
 
 
 def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True) -> np.ndarray:
-    """The subject's alpha (H x W) for a full-resolution mask: its edge matted, or the mask itself."""
-    if not matting:
+    """The subject's alpha (H x W float32 [0,1]) for a full-resolution mask (H x W): the mask itself, or
+    with ``matting`` its uncertain edge matted (:func:`mattekit.tasks.matte.alpha_from_mask`) in the
+    bounding box of that edge only. The matte decides how soft the edge is, not where it lies: a pixel
+    keeps the mask's side of 0.5."""
+    doubt = unsure(mask)
+    if not matting or not doubt.any():
         return mask
     from . import matte
 
-    return matte.alpha_from_mask(image[..., :3], mask)
+    band = trimaps.band_width(*mask.shape)
+    rows, cols = np.flatnonzero(doubt.any(axis=1)), np.flatnonzero(doubt.any(axis=0))
+    box, _ = _grown((slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)), 4 * band + 8, mask.shape)
+    region = mask[box]
+    matted = matte.alpha_from_mask(image[box][..., :3], region, matte.MatteOptions(band=band))
+    out = mask.copy()
+    out[box] = np.where((matted >= 0.5) == (region >= 0.5), matted, region)
+    return out
+
+
+def second_pass(predictor, image: np.ndarray, mask: np.ndarray, refine: bool = True) -> np.ndarray:
+    """The mask (H x W) of ``image`` (H x W x 3|4) with the subject's box predicted again: the box of
+    ``mask`` >= 0.5 grown by ``SECOND_PASS_MARGIN`` is given to ``predictor`` on its own, so the network
+    sees the subject at a higher resolution, and its mask replaces the first one inside the box. Left as
+    it is for models without a fixed input size, when the photo is under ``SECOND_PASS_FROM`` x that
+    size, when the mask is empty, or when the box is over half the photo (little gain in resolution)."""
+    size = predictor.entry.input.size
+    height, width = mask.shape
+    if size is None or max(height / size[0], width / size[1]) < SECOND_PASS_FROM:
+        return mask
+    found = ops.bounding_box(mask, 0.5, SECOND_PASS_MARGIN)
+    if found is None:
+        return mask
+    top, left, bottom, right = found
+    if (bottom - top) * (right - left) > 0.5 * height * width:
+        return mask
+    crop = image[top:bottom, left:right]
+    out = mask.copy()
+    out[top:bottom, left:right] = mask_from_prediction(crop, predictor(predictor.prepare(crop)), refine)
+    return out
 
 
 def predict_mask(predictor, image: np.ndarray, refine: bool = True) -> np.ndarray:
@@ -119,6 +227,8 @@ def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dic
     image = inputs["image"]
     if context is None:
         mask = mask_from_prediction(image, prediction, options.refine)
+        if options.second_pass:
+            mask = second_pass(models["model"], image, mask, options.refine)
     else:
         hint, (top, left, bottom, right) = context
         crop = image[top:bottom, left:right, :3]

@@ -43,7 +43,8 @@ def is_grey(pixels: np.ndarray) -> bool:
 
 def _finish(models, inputs, options: UpscaleOptions, context, prediction, progress=None) -> dict:
     """Grey images (equal channels, or 1-2 channels) go through the net once, as grey; the result keeps
-    the input's channel count except that grey RGB(A) comes back as 1 (grey) or 2 (grey + alpha) channels."""
+    the input's channel count except that grey RGB(A) comes back as 1 (grey) or 2 (grey + alpha) channels,
+    and the input's dtype (float32 in [0,1], or uint8/uint16: see :func:`mattekit.superres.upscale`)."""
     from .. import superres
 
     pixels = inputs["image"]
@@ -64,7 +65,7 @@ TASK = Task(
     name="upscale",
     summary="Super-resolution: the image (grey, RGB, with or without alpha) at scale x its size.",
     options=UpscaleOptions,
-    inputs=(Port("image", "image", (1, 2, 3, 4)),),
+    inputs=(Port("image", "image", (1, 2, 3, 4), integers=True),),
     outputs=(Port("image", "image", (1, 2, 3, 4), size="scaled"),),
     prepare=no_model_input,
     finish=_finish,

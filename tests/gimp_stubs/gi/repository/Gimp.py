@@ -61,7 +61,7 @@ LayerMode = _enum("LayerMode", ["NORMAL"])
 AddMaskType = _enum("AddMaskType", ["WHITE", "BLACK", "ALPHA"])
 MaskApplyMode = _enum("MaskApplyMode", ["APPLY", "DISCARD"])
 FillType = _enum("FillType", ["TRANSPARENT", "WHITE", "BACKGROUND"])
-ChannelOps = _enum("ChannelOps", ["REPLACE"])
+ChannelOps = _enum("ChannelOps", ["REPLACE", "ADD"])
 Precision = _enum("Precision", [f"{t}_{c}" for t in ("U8", "U16", "U32", "HALF", "FLOAT", "DOUBLE")
                                 for c in ("LINEAR", "NON_LINEAR", "PERCEPTUAL")])
 
@@ -311,11 +311,24 @@ class Selection(Channel):
         return not image.selection.pixels.any()
 
     @staticmethod
+    def none(image):
+        image.selection.pixels[...] = 0.0
+        return True
+
+    @staticmethod
     def bounds(image):
         ys, xs = np.nonzero(image.selection.pixels[..., 0] > 0)
         if ys.size == 0:
             return True, False, 0, 0, image.width, image.height
         return True, True, int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+class Path(Item):
+    """A path; ``area`` (H x W x 1 in image pixels) is what selecting it selects (GIMP fills its outline)."""
+
+    def __init__(self, image, name, area):
+        super().__init__(image, name)
+        self.area = area
 
 
 class LayerMask(Channel):
@@ -401,6 +414,7 @@ class Image(_Parasites):
         self.selection = Selection(self, "selection", np.zeros((height, width, 1), np.float32))
         self.undo_groups = [0, 0]  # started, ended
         self.undo_steps = 0
+        self.selected_paths = []
 
     @classmethod
     def new_with_precision(cls, width, height, base_type, precision):
@@ -422,6 +436,21 @@ class Image(_Parasites):
 
     def get_selection(self):
         return self.selection
+
+    def get_selected_paths(self):
+        return list(self.selected_paths)
+
+    def set_selected_paths(self, paths):
+        self.selected_paths = list(paths)
+        return True
+
+    def select_item(self, operation, item):
+        """The selection from a path's area or a channel's pixels (image coordinates), replaced or added to."""
+        values = item.area if isinstance(item, Path) else item.pixels
+        if operation is ChannelOps.ADD:
+            values = np.maximum(self.selection.pixels, values)
+        self.selection.pixels[...] = values
+        return True
 
     def insert_layer(self, layer, parent, position):
         assert layer not in self.layers
@@ -454,6 +483,14 @@ class Image(_Parasites):
         layer = Layer(self, name, np.asarray(pixels, np.float32), offsets)
         self.layers.insert(0, layer)
         return layer
+
+    def add_test_path(self, name, x, y, w, h):
+        """A closed path outlining the ellipse inside the box (x, y, w, h), made the selected path."""
+        rows, cols = np.mgrid[0:self.height, 0:self.width] + 0.5
+        inside = ((cols - x - w / 2) / (w / 2)) ** 2 + ((rows - y - h / 2) / (h / 2)) ** 2 <= 1.0
+        path = Path(self, name, inside[..., None].astype(np.float32))
+        self.selected_paths = [path]
+        return path
 
     def select_test_rectangle(self, x, y, w, h, value=1.0):
         self.selection.pixels[...] = 0.0

@@ -34,7 +34,15 @@ class ProcedureDialog:
 
     def combos(self):
         """{mnemonic label: the ComboBoxText beside it} of the rows packed into the dialog."""
-        return {row.children[0].text: row.children[1] for row in self.content.children}
+        from . import Gtk
+
+        return {row.children[0].text: row.children[1] for row in self.content.children if isinstance(row, Gtk.Box)}
+
+    def notes(self):
+        """The texts of the lines (labels) packed into the dialog."""
+        from . import Gtk
+
+        return [child.text for child in self.content.children if isinstance(child, Gtk.Label)]
 
     def run(self):
         for label, combo in self.combos().items():

@@ -18,11 +18,21 @@ class Box:
 
 class Label:
     def __init__(self, text):
-        self.text, self.mnemonic_widget = text, None
+        self.text, self.mnemonic_widget, self.xalign, self.shown = text, None, 0.5, False
+
+    @classmethod
+    def new(cls, text):
+        return cls(text)
 
     @classmethod
     def new_with_mnemonic(cls, text):
         return cls(text)
+
+    def set_xalign(self, xalign):
+        self.xalign = xalign
+
+    def show(self):
+        self.shown = True
 
     def set_mnemonic_widget(self, widget):
         self.mnemonic_widget = widget
