@@ -51,6 +51,23 @@ def shared() -> Path:
     return path
 
 
+@pytest.fixture
+def four_images(shared, tmp_path, monkeypatch):
+    """A data folder with the first four grabcut50 images (sorted), their masks and GrabCut rectangles
+    (im/, gt/, rect/); the shared mirror, offline. (data folder, [image paths])."""
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    source = shared / "data" / "grabcut50"
+    images = sorted((source / "im").iterdir())[:4]
+    for sub in ("im", "gt", "rect"):
+        (tmp_path / sub).mkdir()
+    for image in images:
+        (tmp_path / "im" / image.name).symlink_to(image)
+        for sub in ("gt", "rect"):
+            (tmp_path / sub / f"{image.stem}.png").symlink_to(source / sub / f"{image.stem}.png")
+    return tmp_path, images
+
+
 @pytest.fixture(autouse=True)
 def _clean_process_state(tmp_path_factory, monkeypatch):
     """Every test starts alike, whatever ran before it: its own weights cache (MATTEKIT_HOME), no rembg folder, two

@@ -11,21 +11,6 @@ from mattekit.cli import main
 from mattekit.tasks import matte, segment
 
 
-@pytest.fixture
-def four_images(shared, tmp_path, monkeypatch):
-    """A data folder with the first four grabcut50 images (sorted) and their masks; the shared mirror, offline."""
-    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
-    source = shared / "data" / "grabcut50"
-    images = sorted((source / "im").iterdir())[:4]
-    for sub in ("im", "gt"):
-        (tmp_path / sub).mkdir()
-    for image in images:
-        (tmp_path / "im" / image.name).symlink_to(image)
-        (tmp_path / "gt" / f"{image.stem}.png").symlink_to(source / "gt" / f"{image.stem}.png")
-    return tmp_path, images
-
-
 def _table(text: str) -> dict:
     """{(model, method, half): (images, [IoU, MAE, boundary F])} of the printed rows."""
     rows = {}

@@ -58,3 +58,51 @@ def test_hint_mask_allows_its_neighbourhood_only():
     selection[12:38, 8:33] = 1.0  # a little inside the left blob
     kept = hints.constrain(_two_blobs(), hints.make(60, 100, mask=selection))
     assert kept[10:40, 5:35].min() == 1 and kept[:, 60:].max() == 0
+
+
+def test_region_made_square_and_within_shifts_the_hint():
+    hint = hints.make(60, 100, box="40,20,60,30")  # 20 x 10 -> grown by 8 px a side -> 36 x 26 -> square 36
+    assert hints.region(hint, 60, 100) == (12, 32, 38, 68)
+    top, left, bottom, right = hints.region(hint, 60, 100, square=True)
+    assert (bottom - top, right - left) == (36, 36) and (top, left) == (7, 32)
+    inner = hints.within(hints.make(60, 100, box="40,20,60,30", include="45,25", exclude="1,1"), top, left, bottom, right)
+    assert inner.box == (8, 13, 28, 23) and inner.include == ((13, 18),) and inner.exclude == ()
+
+
+def _two_colours() -> tuple[np.ndarray, np.ndarray]:
+    """A red disc on a blue-green background, 80 x 80, and its true mask."""
+    yy, xx = np.mgrid[:80, :80]
+    truth = ((yy - 40) ** 2 + (xx - 40) ** 2 < 20 ** 2).astype(np.float32)
+    image = np.where(truth[..., None] > 0, [0.85, 0.15, 0.1], [0.1, 0.5, 0.6]).astype(np.float32)
+    image += np.random.default_rng(0).normal(0, 0.03, image.shape).astype(np.float32)
+    return np.clip(image, 0, 1), truth
+
+
+def test_colour_refine_decides_the_unsure_pixels_by_colour():
+    image, truth = _two_colours()
+    unsure = np.full_like(truth, 0.45)  # the network hesitates over a wide ring around the disc
+    unsure[truth > 0] = 0.95
+    unsure[np.hypot(*np.mgrid[-40:40, -40:40]) > 32] = 0.02
+    hint = hints.make(80, 80, box="5,5,75,75")
+    refined = hints.colour_refine(image, unsure, hint)
+    assert ((refined >= 0.5) == (truth > 0)).mean() > 0.99
+    assert refined[truth > 0].min() == pytest.approx(0.95)  # where the model was sure, its value stays
+
+
+def test_an_include_point_where_the_model_saw_nothing_grows_the_subject_by_colour():
+    image, truth = _two_colours()
+    missed = np.zeros_like(truth)  # the model found nothing at all
+    refined = hints.colour_refine(image, missed, hints.make(80, 80, include="40,40"))
+    kept = hints.constrain(refined, hints.make(80, 80, include="40,40"))
+    assert ((kept >= 0.5) == (truth > 0)).mean() > 0.98
+
+
+def test_an_exclude_point_splits_a_part_that_also_holds_an_include_point():
+    image, truth = _two_colours()
+    image[:, 60:] = [0.9, 0.9, 0.2]  # a yellow band on the right, which the model took for the subject too
+    mask = truth.copy()
+    mask[25:55, 45:80] = 0.8  # the model's subject runs from the disc into the band
+    hint = hints.make(80, 80, include="40,40", exclude="70,40")
+    kept = hints.constrain(hints.colour_refine(image, mask, hint), hint)
+    assert kept[:, 62:].max() < 0.5 and (kept[truth > 0] >= 0.5).mean() > 0.98
+

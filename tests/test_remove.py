@@ -226,3 +226,97 @@ def test_error_device_missing(shared, mirror):
 def test_noncommercial_model_prints_its_licence(shared, mirror, tmp_path):
     code, err = run_cli("remove", str(shared / "data/grabcut50/im/teddy.jpg"), "-o", str(tmp_path / "t.png"), "--model", "csnet-sod")
     assert code == 0 and "non-commercial" in err
+
+
+# ---------------------------------------------------------------- hints: the user picks the subject
+
+@pytest.fixture
+def two_subjects(shared, mirror, tmp_path):
+    """(path of a PNG holding two grabcut50 subjects side by side, {"left"|"right": its 0/128/255 mask},
+    {"left"|"right": the subject's box text}), each photo scaled to 200 px high."""
+    photos, masks = [], {}
+    for side, name in (("left", "teddy.jpg"), ("right", "llama.png")):
+        image = cv2.imread(str(shared / "data/grabcut50/im" / name))
+        gt = gt_mask(shared, name)
+        width = round(image.shape[1] * 200 / image.shape[0])
+        photos.append(cv2.resize(image, (width, 200), interpolation=cv2.INTER_AREA))
+        masks[side] = cv2.resize(gt, (width, 200), interpolation=cv2.INTER_NEAREST)
+    left_width = photos[0].shape[1]
+    both = {side: np.zeros((200, sum(p.shape[1] for p in photos)), np.uint8) for side in masks}
+    both["left"][:, :left_width] = masks["left"]
+    both["right"][:, left_width:] = masks["right"]
+    path = tmp_path / "two.png"
+    cv2.imwrite(str(path), np.concatenate(photos, axis=1))
+    boxes = {}
+    for side, gt in both.items():
+        ys, xs = np.nonzero(gt >= 128)
+        boxes[side] = f"{xs.min() - 4},{ys.min() - 4},{xs.max() + 5},{ys.max() + 5}"
+    return path, both, boxes
+
+
+def _picked(alpha: np.ndarray, masks: dict) -> dict:
+    return {side: metrics.iou(alpha, gt) for side, gt in masks.items()}
+
+
+def _centre(gt: np.ndarray) -> str:
+    ys, xs = np.nonzero(gt == 255)
+    distance = cv2.distanceTransform(np.pad((gt == 255).astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
+    return f"{x},{y}"
+
+
+def test_cli_box_points_and_hint_mask_pick_the_intended_subject(two_subjects, tmp_path):
+    path, masks, boxes = two_subjects
+    out = tmp_path / "alpha.png"
+
+    def alpha_for(*flags):
+        out.unlink(missing_ok=True)
+        assert main(["remove", str(path), "-o", str(out), "--model", "u2netp", "--result", "alpha", "-q", *flags]) == 0
+        return io.read_image(out).pixels[..., 0]
+
+    for side, other in (("left", "right"), ("right", "left")):
+        picked = _picked(alpha_for("--box", boxes[side]), masks)
+        print(f"--box on the {side} subject: IoU {side} {picked[side]:.3f}, {other} {picked[other]:.3f}")
+        assert picked[side] > 0.75 and picked[other] == 0.0
+    points = _picked(alpha_for("--point", _centre(masks["right"]), "--point", _centre(masks["right"])), masks)
+    assert points["right"] > 0.6 and points["left"] == 0.0, points
+    excluded = _picked(alpha_for("--exclude", _centre(masks["left"])), masks)
+    assert excluded["left"] == 0.0, excluded
+    selection = np.zeros(masks["left"].shape, np.uint8)
+    x0, y0, x1, y1 = map(int, boxes["left"].split(","))
+    selection[y0:y1, x0:x1] = 255  # a rectangle selection, as GIMP sends it
+    cv2.imwrite(str(tmp_path / "selection.png"), selection)
+    selected = _picked(alpha_for("--hint-mask", str(tmp_path / "selection.png")), masks)
+    assert selected["left"] > 0.75 and selected["right"] == 0.0, selected
+
+
+def test_cli_refuses_bad_hints_in_one_sentence(two_subjects, tmp_path):
+    path, masks, _ = two_subjects
+    for flags, words in ((["--box", "1,2,3"], "not x0,y0,x1,y1"), (["--point", "5"], "not x,y"),
+                         (["--box", "9000,0,9500,40"], "lies outside"), (["--exclude", "3,9000"], "lies outside")):
+        code, err = run_cli("remove", str(path), "-o", str(tmp_path / "o.png"), "--model", "u2netp", *flags)
+        assert code == 2 and words in one_sentence(err), (flags, err)
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), np.full((10, 10), 255, np.uint8))
+    code, err = run_cli("remove", str(path), "-o", str(tmp_path / "o.png"), "--model", "u2netp", "--hint-mask", str(small))
+    assert code == 2 and "same size" in one_sentence(err)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_api_takes_hints_as_tuples_and_arrays(two_subjects):
+    import mattekit
+
+    path, masks, boxes = two_subjects
+    pixels = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    box = tuple(int(v) for v in boxes["right"].split(","))
+    by_box = mattekit.remove_background(pixels, model="u2netp", result="alpha", box=box) / 255.0
+    assert _picked(by_box, masks)["right"] > 0.75 and _picked(by_box, masks)["left"] == 0.0
+    text = mattekit.remove_background(pixels, model="u2netp", result="alpha", box=boxes["right"])
+    assert np.array_equal(text / 255.0, by_box)
+    centre = tuple(int(v) for v in _centre(masks["left"]).split(","))
+    by_point = mattekit.remove_background(pixels, model="u2netp", result="alpha", point=[centre]) / 255.0
+    assert _picked(by_point, masks)["left"] > 0.6 and _picked(by_point, masks)["right"] == 0.0
+    selection = (masks["right"] >= 128).astype(np.float32)
+    by_mask = mattekit.remove_background(pixels, model="u2netp", result="alpha", hint_mask=selection) / 255.0
+    assert _picked(by_mask, masks)["right"] > 0.75 and _picked(by_mask, masks)["left"] == 0.0
+    assert mattekit.api.as_text([(1, 2), (3, 4)]) == "1,2;3,4" and mattekit.api.as_text(np.array([5, 6])) == "5,6"

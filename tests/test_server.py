@@ -248,12 +248,17 @@ def _iou(alpha: np.ndarray, gt: np.ndarray) -> float:
     return float((pred & truth & valid).sum() / max(((pred | truth) & valid).sum(), 1))
 
 
-def test_remove_cuts_out_a_real_portrait_sync_and_async_alike(make_worker, mirror, shared):
-    _, worker = make_worker()
+def _person1(shared) -> tuple[np.ndarray, np.ndarray, Pixels]:
+    """grabcut50's person1: (RGB uint8 H x W x 3, its 0/128/255 mask, the photo as worker pixels)."""
     photo = np.asarray(Image.open(shared / "data/grabcut50/im/person1.jpg").convert("RGB"))
     gt = np.asarray(Image.open(shared / "data/grabcut50/gt/person1.png").convert("L"))
+    return photo, gt, Pixels(photo.tobytes(), photo.shape[1], photo.shape[0], 3, "u8")
+
+
+def test_remove_cuts_out_a_real_portrait_sync_and_async_alike(make_worker, mirror, shared):
+    _, worker = make_worker()
+    photo, gt, pixels = _person1(shared)
     h, w = photo.shape[:2]
-    pixels = Pixels(photo.tobytes(), w, h, 3, "u8")
     options = {"model": "sinet-portrait", "result": "alpha"}
     sync, = worker.run("remove", [pixels], options)
     seen = []
@@ -792,3 +797,32 @@ def test_odd_but_well_typed_option_values_never_give_a_500(make_worker, mirror):
             assert exc.status == 422 and str(exc).endswith(".") and "\n" not in str(exc), (op, options, exc)
             answers.append(422)
     print(f"worker odd option values: {answers.count(200)} answered 200, {answers.count(422)} answered 422, no 500")
+
+
+def test_remove_takes_a_box_or_a_hint_mask_and_refuses_bad_hints(make_worker, mirror, shared):
+    srv, worker = make_worker()
+    photo, gt, pixels = _person1(shared)
+    h, w = photo.shape[:2]
+    ys, xs = np.nonzero(gt >= 128)
+    box = f"{xs.min() - 5},{ys.min() - 5},{xs.max() + 6},{ys.max() + 6}"
+    options = {"model": "u2netp", "result": "alpha"}
+    boxed, = worker.run("remove", [pixels], dict(options, box=box, point=f"{int(xs.mean())},{int(ys.mean())}"))
+    alpha = np.frombuffer(boxed.data, np.uint8).reshape(h, w) / 255.0
+    assert _iou(alpha, gt) > 0.85 and alpha[:, : max(0, xs.min() - 5)].max() == 0
+    selection = np.zeros((h, w), np.uint8)
+    selection[:, : w // 3] = 255  # a selection that leaves the subject out: nothing of it is kept
+    masked, = worker.run("remove", {"image": pixels, "hint_mask": Pixels(selection.tobytes(), w, h, 1, "u8")}, options)
+    outside = np.frombuffer(masked.data, np.uint8).reshape(h, w)
+    reach = w // 3 + int(0.05 * max(h, w)) + 1
+    assert outside[:, reach:].max() == 0
+    one = [{"width": w, "height": h, "channels": 3, "dtype": "u8"}]
+    for bad in ({"box": "1,2,3"}, {"box": "5,5,5,9"}, {"point": "a,b"}, {"exclude": "1,2;3"}):
+        status, answer, _ = raw(srv, "POST", "/v1/run/remove", photo.tobytes(), meta_header(one, **bad))
+        assert (status, answer["error"]["code"]) == (400, "bad_option") and answer["error"]["message"].endswith("."), bad
+    for bad, words in (({"box": f"{w + 10},0,{w + 50},40"}, "lies outside"), ({"point": f"3,{h}"}, "lies outside")):
+        with pytest.raises(WorkerError) as err:
+            worker.run("remove", [pixels], dict(options, **bad))
+        assert err.value.status == 422 and words in str(err.value)
+    with pytest.raises(WorkerError) as err:
+        worker.run("remove", {"image": pixels, "hint_mask": Pixels(bytes(100), 10, 10, 1, "u8")}, options)
+    assert err.value.status == 400 and "same size" in str(err.value)

@@ -5,7 +5,8 @@ corner. A box ``x0,y0,x1,y1`` covers columns x0..x1-1 and rows y0..y1-1. A hint 
 H x W float32 in [0,1] (a selection, a scribble; above 0.5 = inside).
 
 The segmentation model runs on the hinted region (:func:`region`) so the subject fills its
-input, and :func:`constrain` then keeps what the hint says: nothing outside the box or the hint
+input; :func:`colour_refine` decides the pixels the model was unsure of by the colours of the
+subject and the background (GrabCut); :func:`constrain` then keeps what the hint says: nothing outside the box or the hint
 mask's neighbourhood, only the parts connected to include points, nothing connected to an
 exclude point. Pure numpy/OpenCV; no torch.
 """
@@ -20,6 +21,14 @@ from .errors import InputError
 
 MARGIN = 0.15  # the model sees the region grown by this fraction of its size on each side
 MASK_REACH = 0.05  # a hint mask's subject may reach this fraction of the image's size beyond it
+SURE = (0.1, 0.9)  # the model's probability below / above which the colour model may not overrule it
+#                   (chosen on the tuning halves over (0.3, 0.7))
+COLOUR_SIZE = 320  # GrabCut works on the region scaled down to at most this many pixels a side
+COLOUR_ITERATIONS = 4  # GrabCut's iterations
+SQUARE = False  # a square crop was worse on the tuning halves (grabcut50, box: IoU 0.9005 vs 0.9025
+#                 with csnet-sod, 0.8633 vs 0.8758 with u2netp)
+POINT_RADIUS = 0.01  # a point marks a disc of this fraction of the image's size (at least 2 px) as sure
+MISSED_RADIUS = 0.05  # around an include point the model missed, a disc of this fraction is probably subject
 
 
 @dataclass(frozen=True)
@@ -110,17 +119,40 @@ def _bounds(hint: Hint, height: int, width: int) -> tuple[int, int, int, int] | 
     return int(top), int(left), int(bottom), int(right)
 
 
-def region(hint: Hint, height: int, width: int, margin: float = MARGIN) -> tuple[int, int, int, int]:
+def region(hint: Hint, height: int, width: int, margin: float = MARGIN, square: bool = SQUARE) -> tuple[int, int, int, int]:
     """(top, left, bottom, right) of the crop the model runs on: what the hint outlines grown by
-    ``margin`` of its size on each side (at least 8 px), clipped to the image; the whole image when
-    the hint outlines nothing (points only)."""
+    ``margin`` of its size on each side (at least 8 px), with ``square`` its shorter side grown to
+    the longer one (the models' inputs are square, so the subject is not stretched), clipped to the
+    image; the whole image when the hint outlines nothing (points only)."""
     bounds = _bounds(hint, height, width)
     if bounds is None:
         return 0, 0, height, width
     top, left, bottom, right = bounds
     grow_y = max(8, int(round(margin * (bottom - top))))
     grow_x = max(8, int(round(margin * (right - left))))
-    return max(0, top - grow_y), max(0, left - grow_x), min(height, bottom + grow_y), min(width, right + grow_x)
+    top, left, bottom, right = top - grow_y, left - grow_x, bottom + grow_y, right + grow_x
+    if square:
+        side = max(bottom - top, right - left)
+        top, left = top - (side - (bottom - top)) // 2, left - (side - (right - left)) // 2
+        bottom, right = top + side, left + side
+    return max(0, top), max(0, left), min(height, bottom), min(width, right)
+
+
+def within(hint: Hint, top: int, left: int, bottom: int, right: int) -> Hint:
+    """``hint`` in the coordinates of the crop (top, left, bottom, right): the box clipped to it (None
+    when it covers the crop), points outside it left out, the mask cropped."""
+    box = None
+    if hint.box is not None:
+        x0, y0, x1, y1 = hint.box
+        box = (max(0, x0 - left), max(0, y0 - top), min(right, x1) - left, min(bottom, y1) - top)
+        if box == (0, 0, right - left, bottom - top):
+            box = None
+
+    def inside(points):
+        return tuple((x - left, y - top) for x, y in points if left <= x < right and top <= y < bottom)
+
+    mask = None if hint.mask is None else hint.mask[top:bottom, left:right]
+    return Hint(box, inside(hint.include), inside(hint.exclude), mask)
 
 
 def allowed(hint: Hint, height: int, width: int) -> np.ndarray | None:
@@ -152,10 +184,10 @@ def constrain(mask: np.ndarray, hint: Hint) -> np.ndarray:
     solid = (out > 0.5).astype(np.uint8)
     count, labels = cv2.connectedComponents(solid, connectivity=8)
     keep = np.ones(count, bool) if not hint.include else np.zeros(count, bool)
-    for x, y in hint.include:
-        keep[labels[y, x]] = True
     for x, y in hint.exclude:
         keep[labels[y, x]] = False
+    for x, y in hint.include:  # a part holding both kinds of point is kept (the colour model splits it)
+        keep[labels[y, x]] = True
     keep[0] = True  # the soft edge around the parts (below 0.5) is decided by its nearest part
     if keep.all():
         return out
@@ -165,3 +197,68 @@ def constrain(mask: np.ndarray, hint: Hint) -> np.ndarray:
     dropped_distance = cv2.distanceTransform((~dropped).astype(np.uint8), cv2.DIST_L2, 3)
     out[dropped | ((labels == 0) & (dropped_distance < kept_distance))] = 0.0
     return out
+
+
+def _disc_radius(height: int, width: int) -> int:
+    return max(2, int(round(POINT_RADIUS * max(height, width))))
+
+
+def colour_labels(mask: np.ndarray, hint: Hint, sure: tuple[float, float] = SURE) -> np.ndarray:
+    """GrabCut's starting labels (H x W uint8, ``cv2.GC_*``) from the model's ``mask`` (H x W [0,1]):
+    sure where the model is confident (outside ``sure``), probable elsewhere; sure background outside
+    :func:`allowed`; sure discs at the include / exclude points. The model is not trusted where a point
+    contradicts it: an include point on its background makes its sure background only probable and a
+    disc around the point probably subject (an exclude point on its subject, when there are include
+    points to keep, makes its sure subject only probable); where it found nothing inside a box, the
+    box's inside is probably subject (plain GrabCut)."""
+    height, width = mask.shape
+    labels = np.where(mask >= 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    if not any(mask[y, x] < 0.5 for x, y in hint.include):
+        labels[mask < sure[0]] = cv2.GC_BGD
+    if not (hint.include and any(mask[y, x] >= 0.5 for x, y in hint.exclude)):
+        labels[mask > sure[1]] = cv2.GC_FGD
+    where = allowed(hint, height, width)
+    if where is not None:
+        if hint.box is not None and not (mask[where] >= 0.5).any():
+            labels[where] = cv2.GC_PR_FGD
+        labels[~where] = cv2.GC_BGD
+    radius = _disc_radius(height, width)
+    for x, y in hint.include:
+        if mask[y, x] < 0.5:
+            cv2.circle(labels, (int(x), int(y)), max(radius, int(round(MISSED_RADIUS * max(height, width)))),
+                       int(cv2.GC_PR_FGD), -1)
+    for points, label in ((hint.include, cv2.GC_FGD), (hint.exclude, cv2.GC_BGD)):
+        for x, y in points:
+            cv2.circle(labels, (int(x), int(y)), radius, int(label), -1)
+    return labels
+
+
+def colour_refine(image: np.ndarray, mask: np.ndarray, hint: Hint, size: int = COLOUR_SIZE,
+                  iterations: int = COLOUR_ITERATIONS, sure: tuple[float, float] = SURE) -> np.ndarray:
+    """``mask`` (H x W float32 [0,1]) with the pixels the model was unsure of decided by colour: GrabCut
+    (Gaussian mixtures of the subject's and the background's colours, graph cut) started from
+    :func:`colour_labels`, run on ``image`` (H x W x 3 float [0,1]) scaled so that its longer side is
+    at most ``size`` px. Where the model was sure and nothing contradicts it, its value stays; elsewhere
+    GrabCut's decision (soft only at its upsampled edge). Unchanged when GrabCut has no subject or no
+    background to learn from, or when the hint outlines nothing (exclude points only)."""
+    if hint.box is None and hint.mask is None and not hint.include:
+        return mask
+    height, width = mask.shape
+    labels = colour_labels(mask, hint, sure)
+    trusted = ((labels == cv2.GC_FGD) & (mask > sure[1])) | ((labels == cv2.GC_BGD) & (mask < sure[0]))
+    scale = min(1.0, size / max(height, width))
+    small_size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
+    pixels = np.round(np.clip(image[..., :3], 0, 1) * 255).astype(np.uint8)
+    small = cv2.resize(pixels, small_size, interpolation=cv2.INTER_AREA) if scale < 1 else pixels
+    work = cv2.resize(labels, small_size, interpolation=cv2.INTER_NEAREST) if scale < 1 else labels.copy()
+    subject = (work == cv2.GC_FGD) | (work == cv2.GC_PR_FGD)
+    if subject.all() or not subject.any():
+        return mask
+    background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut's k-means start draws from this thread's generator: same input, same bytes
+    cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), work, None, background, foreground, iterations,
+                cv2.GC_INIT_WITH_MASK)
+    decided = ((work == cv2.GC_FGD) | (work == cv2.GC_PR_FGD)).astype(np.float32)
+    if scale < 1:
+        decided = np.clip(cv2.resize(decided, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    return np.where(trusted, mask, decided).astype(np.float32)

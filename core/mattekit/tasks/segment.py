@@ -7,8 +7,8 @@ or its bounding box, and the matting keeps each pixel on the network's side of 0
 
 Stages (the predictor is passed in as ``models["model"]``):
 prepare -> the network input (of the hinted region when the user gave a hint: :mod:`mattekit.hints`);
-infer -> the network; finish -> :func:`mask_from_prediction` at full resolution, the hint's
-constraints, :func:`alpha_from_mask`, :func:`mattekit.tasks.cutout.assemble`.
+infer -> the network; finish -> :func:`mask_from_prediction` at full resolution, with a hint its
+unsure pixels decided by colour and the hint's constraints, :func:`alpha_from_mask`, :func:`mattekit.tasks.cutout.assemble`.
 """
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ import cv2
 import numpy as np
 
 from .. import hints, ops
+from ..errors import InputError
 from ..matting import trimap as trimaps
 from . import cutout
 from .cutout import CutoutOptions, assemble
-from .registry import Legacy, Port, Task, option
+from .registry import Legacy, OptionError, Port, Task, option
 
 DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
 WEIGHTS_HELP = "use this weights file instead of the catalog's download"
@@ -53,6 +54,18 @@ class SegmentOptions(CutoutOptions):
                                  repeat=True, label="Exclude points")
     second_pass: bool = option(False, "for photos over twice the model's input size: run the network again on the "
                                "subject's box (from the first pass, with a margin) and use that mask there")
+    colour: bool = option(True, "with a hint: where the network is unsure, decide by the colours of the subject "
+                          "and the background (GrabCut inside the hint)", label="Colour refinement")
+
+    def __post_init__(self):
+        """The hint's texts are checked here, so a malformed box or point is refused before any work."""
+        try:
+            if self.box is not None:
+                hints.parse_box(self.box)
+            hints.parse_points(self.point)
+            hints.parse_points(self.exclude)
+        except InputError as exc:
+            raise OptionError(str(exc)) from None
 
 
 def upsample(low: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -214,20 +227,26 @@ def hinted_input(predictor, image: np.ndarray, hint: hints.Hint) -> tuple:
     return predictor.prepare(image[top:bottom, left:right]), (hint, (top, left, bottom, right))
 
 
-def hinted_mask(image: np.ndarray, prediction, refine: bool, context) -> np.ndarray:
+def hinted_mask(image: np.ndarray, prediction, refine: bool, context, colour: bool = False) -> np.ndarray:
     """The subject mask H x W float32 [0,1] of ``image`` from the network's ``prediction`` of
-    :func:`hinted_input`'s input: pasted back into the image and constrained by the hint."""
+    :func:`hinted_input`'s input: pasted back into the image, with ``colour`` decided by a colour model
+    where the network is unsure inside the hinted region (:func:`mattekit.hints.colour_refine`), and
+    constrained by the hint."""
     if context is None:
         return mask_from_prediction(image, prediction, refine)
     hint, (top, left, bottom, right) = context
+    crop = image[top:bottom, left:right, :3]
     mask = np.zeros(image.shape[:2], np.float32)
-    mask[top:bottom, left:right] = mask_from_prediction(image[top:bottom, left:right], prediction, refine)
+    region = mask[top:bottom, left:right]
+    region[...] = mask_from_prediction(crop, prediction, refine)
+    if colour:
+        region[...] = hints.colour_refine(crop, region, hints.within(hint, top, left, bottom, right))
     return hints.constrain(mask, hint)
 
 
 def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dict:
     image = inputs["image"]
-    mask = hinted_mask(image, prediction, options.refine, context)
+    mask = hinted_mask(image, prediction, options.refine, context, colour=options.colour)
     if context is None and options.second_pass:
         mask = second_pass(models["model"], image, mask, options.refine)
     alpha = alpha_from_mask(image, mask, options.matting)

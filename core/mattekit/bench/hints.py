@@ -1,0 +1,163 @@
+"""``mattekit bench hints``: how much a user's hint (a box, a point) lifts background removal.
+
+Hints are derived from the ground truth as a user would give them: a box = the subject's bounding
+box grown on each side by a random margin, uniform in 0-15 % of its width (left/right) or height
+(top/bottom), seeded by the image's name so runs repeat; one include point = the subject's pixel
+farthest from its boundary. For grabcut50 the GrabCut paper's own rectangle (``rect/NAME.png``:
+the bounding box of its nonzero area) is a further box. Every alpha comes from
+``mattekit.tasks.segment.TASK.run`` (``remove --result alpha``: what users get).
+
+Layouts: ``im/NAME.* + gt/NAME.png`` (grabcut50; 128 = ignore band), or DAVIS (``im/SEQ/*.jpg`` +
+``gt/SEQ/*.png``), of which each sequence's first frame is taken. Images are split in sorted order:
+even-indexed ones are the tuning half (where defaults may be chosen), odd-indexed ones the report half.
+"""
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import io, metrics, runtime
+from ..errors import InputError, MattekitError
+from ..tasks import segment
+from .segment import HALVES, half_of, pairs
+
+MAX_MARGIN = 0.15  # a derived box's margin: uniform in [0, MAX_MARGIN] of the subject's size per side
+MISS, HIT = 0.3, 0.7  # IoU below MISS is a miss, above HIT a hit
+HINTS = ("none", "box", "box + point", "paper rect")
+
+
+def add_parser(kinds) -> None:
+    p = kinds.add_parser("hints", help="IoU of remove without a hint, with a box and with a box and a point "
+                         "derived from the ground truth (grabcut50 or DAVIS first frames)")
+    p.add_argument("--data", required=True, help="folder with im/NAME.* + gt/NAME.png (grabcut50; rect/ used when "
+                   "present), or DAVIS's im/SEQ/ + gt/SEQ/ (each sequence's first frame)")
+    p.add_argument("--model", action="append", help="segmentation model (repeatable); default: csnet-sod")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--no-matting", action="store_true", help="score remove --no-matting (several times faster; "
+                   "the IoU at 0.5 moves little)")
+    p.add_argument("--per-image", action="store_true", help="also print each image's IoU per hint")
+    p.set_defaults(func=run)
+
+
+def first_frames(data: Path) -> list[tuple[Path, Path]]:
+    """(first frame, its mask) per sequence of a DAVIS folder (im/SEQ/*.jpg + gt/SEQ/*.png), sorted by SEQ."""
+    found = []
+    for sequence in sorted(p for p in (data / "im").iterdir() if p.is_dir()):
+        frames = sorted(sequence.iterdir())
+        gt = data / "gt" / sequence.name / (frames[0].stem + ".png") if frames else None
+        if gt is not None and gt.is_file():
+            found.append((frames[0], gt))
+    if not found:
+        raise InputError(f"{data} has no im/SEQ/FRAME + gt/SEQ/FRAME.png sequences.")
+    return found
+
+
+def rows_of(data: Path) -> list[tuple[Path, Path]]:
+    """(image, ground truth) pairs of either layout (DAVIS when im/ holds folders)."""
+    if not (data / "im").is_dir():
+        raise InputError(f"{data} has no im/ folder.")
+    if any(p.is_dir() for p in (data / "im").iterdir()):
+        return first_frames(data)
+    return pairs(data)
+
+
+def gt_box(gt: np.ndarray, seed: str) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1), x1/y1 exclusive: the bounding box of ``gt`` (H x W uint8, subject >= 128)
+    grown per side by a margin uniform in [0, MAX_MARGIN] of its size, drawn from a generator seeded by
+    ``seed``, clipped to the image."""
+    rows = np.flatnonzero((gt >= 128).any(axis=1))
+    cols = np.flatnonzero((gt >= 128).any(axis=0))
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    left, top, right, bottom = np.random.default_rng(zlib.crc32(seed.encode())).uniform(0, MAX_MARGIN, 4)
+    width, height = x1 - x0, y1 - y0
+    height_px, width_px = gt.shape
+    return (max(0, int(x0 - left * width)), max(0, int(y0 - top * height)),
+            min(width_px, int(np.ceil(x1 + right * width))), min(height_px, int(np.ceil(y1 + bottom * height))))
+
+
+def gt_point(gt: np.ndarray) -> tuple[int, int]:
+    """(x, y) of the subject's pixel (``gt`` == 255) farthest from its boundary."""
+    inside = np.pad((gt == 255).astype(np.uint8), 1)
+    distance = cv2.distanceTransform(inside, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
+    return int(x), int(y)
+
+
+def rect_box(path: Path) -> tuple[int, int, int, int] | None:
+    """The bounding box (x0, y0, x1, y1) of the nonzero area of a GrabCut rectangle file, or None."""
+    rect = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if rect is None or not rect.any():
+        return None
+    rows, cols = np.flatnonzero(rect.any(axis=1)), np.flatnonzero(rect.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def hints_for(image_path: Path, gt: np.ndarray, data: Path) -> dict[str, dict]:
+    """{hint name: remove's options for it} of one image (see :data:`HINTS`; "paper rect" only with rect/)."""
+    box = ",".join(map(str, gt_box(gt, image_path.stem)))
+    x, y = gt_point(gt)
+    found = {"none": {}, "box": {"box": box}, "box + point": {"box": box, "point": f"{x},{y}"}}
+    paper = rect_box(data / "rect" / (image_path.stem + ".png"))
+    if paper is not None:
+        found["paper rect"] = {"box": ",".join(map(str, paper))}
+    return found
+
+
+def measure(model: str, rows: list[tuple[Path, Path]], data: Path, device: str = "auto", matting: bool = True) -> dict:
+    """{image name: {hint name: IoU}} of remove --result alpha (``matting``: its default) with ``model`` on ``rows``."""
+    predictor = runtime.ModelCache().get(model, "segment", device)
+    found = {}
+    for image_path, gt_path in rows:
+        image = io.read_image(image_path).pixels[..., :3]
+        gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
+        scores = {}
+        for name, hint in hints_for(image_path, gt, data).items():
+            options = segment.TASK.make_options({"model": model, "result": "alpha", "matting": matting, **hint})
+            alpha = segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
+            scores[name] = metrics.iou(alpha, gt)
+        found[f"{image_path.parent.name}/{image_path.name}"] = scores
+    return found
+
+
+def summary(per_image: list[dict]) -> dict[str, tuple[float, float | None]]:
+    """{hint name: (mean IoU, share of images where the hint turned a miss into a hit, None for "none")}."""
+    out = {}
+    for name in HINTS:
+        values = [s for s in per_image if name in s]
+        if not values:
+            continue
+        mean = float(np.mean([s[name] for s in values]))
+        turned = None if name == "none" else float(np.mean([s["none"] < MISS and s[name] > HIT for s in values]))
+        out[name] = (mean, turned)
+    return out
+
+
+def run(args) -> int:
+    data = Path(args.data)
+    rows = rows_of(data)[: args.limit]
+    models = args.model or ["csnet-sod"]
+    if not rows:
+        raise MattekitError(f"{data} has no images to measure.")
+    count = {h: len(rows[i::2]) for i, h in enumerate(HALVES)}
+    print(f"bench hints on {data}: {len(rows)} images in sorted order; tuning half = even-indexed ({count['tuning']}), "
+          f"report half = odd-indexed ({count['report']}); box = ground-truth box + 0-{MAX_MARGIN:.0%} margin per side, "
+          f"point = the subject pixel farthest from its boundary; miss = IoU < {MISS}, hit = IoU > {HIT}; "
+          f"remove --result alpha{' --no-matting' if args.no_matting else ''}")
+    print(f"{'model':14}{'hint':14}{'half':8}{'images':>7}{'IoU':>9}{'miss->hit':>11}")
+    for model in models:
+        found = measure(model, rows, data, args.device, not args.no_matting)
+        names = list(found)
+        if args.per_image:
+            for index, name in enumerate(names):
+                print(f"  {model} {half_of(index)} {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in found[name].items()))
+        for half in HALVES:
+            per_image = [found[n] for i, n in enumerate(names) if half_of(i) == half]
+            for hint, (mean, turned) in summary(per_image).items():
+                shown = "-" if turned is None else f"{turned:.3f}"
+                images = sum(hint in s for s in per_image)
+                print(f"{model:14}{hint:14}{half:8}{images:7d}{mean:9.4f}{shown:>11}")
+    return 0

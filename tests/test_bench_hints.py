@@ -1,0 +1,83 @@
+"""`mattekit bench hints`: hints derived from the ground truth (a box with a seeded random margin, the
+subject's innermost point), one row per model, hint and half, whose figures are IoUs of `remove
+--result alpha` computed directly."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from mattekit import io, metrics, runtime
+from mattekit.bench import hints as bench_hints
+from mattekit.cli import main
+from mattekit.errors import InputError
+from mattekit.tasks import segment
+
+
+def test_derived_hints_follow_the_ground_truth():
+    gt = np.zeros((100, 200), np.uint8)
+    gt[20:60, 50:150] = 255
+    gt[19, 50:150] = 128  # the ignore band counts as the subject's extent
+    boxes = {bench_hints.gt_box(gt, f"image{k}") for k in range(20)}
+    assert len(boxes) > 15 and bench_hints.gt_box(gt, "image3") == bench_hints.gt_box(gt, "image3")
+    for x0, y0, x1, y1 in boxes:
+        assert 50 - 15 <= x0 <= 50 and 19 - 6 <= y0 <= 19 and 150 <= x1 <= 150 + 16 and 60 <= y1 <= 60 + 7
+    square = np.zeros((100, 200), np.uint8)
+    square[20:61, 80:121] = 255
+    assert bench_hints.gt_point(square) == (100, 40)
+
+
+def test_davis_layout_takes_each_sequences_first_frame(tmp_path):
+    for seq in ("b", "a"):
+        for sub, ext in (("im", "jpg"), ("gt", "png")):
+            folder = tmp_path / sub / seq
+            folder.mkdir(parents=True)
+            for frame in ("00001", "00000"):
+                (folder / f"{frame}.{ext}").write_bytes(b"")
+    rows = bench_hints.rows_of(tmp_path)
+    assert [(r[0].parent.name, r[0].name, r[1].name) for r in rows] == [("a", "00000.jpg", "00000.png"),
+                                                                         ("b", "00000.jpg", "00000.png")]
+    with pytest.raises(InputError, match="no im/ folder"):
+        bench_hints.rows_of(tmp_path / "gt")
+
+
+def _table(text: str) -> dict:
+    """{(model, hint, half): (images, IoU, miss->hit or None)} of the printed rows."""
+    rows = {}
+    for line in text.splitlines()[2:]:
+        model, *hint, half, count, iou, turned = line.split()
+        rows[(model, " ".join(hint), half)] = (int(count), float(iou), None if turned == "-" else float(turned))
+    return rows
+
+
+def test_rows_equal_ious_computed_directly(four_images, capsys):
+    data, images = four_images
+    assert main(["bench", "hints", "--data", str(data), "--model", "csnet-sod", "--no-matting"]) == 0
+    out = capsys.readouterr().out
+    assert "tuning half = even-indexed (2), report half = odd-indexed (2)" in out and "--no-matting" in out
+    table = _table(out)
+    assert set(table) == {("csnet-sod", hint, half) for hint in bench_hints.HINTS for half in ("tuning", "report")}
+
+    predictor = runtime.ModelCache().get("csnet-sod", "segment")
+    direct = {}
+    for index, image_path in enumerate(images):
+        image = io.read_image(image_path).pixels[..., :3]
+        gt = cv2.imread(str(data / "gt" / f"{image_path.stem}.png"), cv2.IMREAD_GRAYSCALE)
+        x, y = bench_hints.gt_point(gt)
+        x0, y0, x1, y1 = bench_hints.gt_box(gt, image_path.stem)
+        rect = cv2.imread(str(data / "rect" / f"{image_path.stem}.png"), cv2.IMREAD_GRAYSCALE)
+        ys, xs = np.nonzero(rect)
+        box = f"{x0},{y0},{x1},{y1}"
+        for hint, extra in (("none", {}), ("box", {"box": box}), ("box + point", {"box": box, "point": f"{x},{y}"}),
+                            ("paper rect", {"box": f"{xs.min()},{ys.min()},{xs.max() + 1},{ys.max() + 1}"})):
+            options = segment.TASK.make_options({"model": "csnet-sod", "result": "alpha", "matting": False, **extra})
+            alpha = segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
+            direct.setdefault((hint, ("tuning", "report")[index % 2]), []).append(metrics.iou(alpha, gt))
+    for (hint, half), ious in direct.items():
+        count, printed, turned = table[("csnet-sod", hint, half)]
+        assert count == 2 and printed == pytest.approx(np.mean(ious), abs=6e-5), (hint, half)
+        if hint == "none":
+            assert turned is None
+        else:
+            nones = direct[("none", half)]
+            assert turned == pytest.approx(np.mean([a < 0.3 and b > 0.7 for a, b in zip(nones, ious)]))
