@@ -106,3 +106,16 @@ def test_an_exclude_point_splits_a_part_that_also_holds_an_include_point():
     kept = hints.constrain(hints.colour_refine(image, mask, hint), hint)
     assert kept[:, 62:].max() < 0.5 and (kept[truth > 0] >= 0.5).mean() > 0.98
 
+
+
+def test_an_include_point_on_what_the_model_missed_drops_none_of_its_parts():
+    from mattekit.tasks import segment
+
+    image = np.zeros((60, 100, 3), np.float32)
+    prediction = _two_blobs()
+    on_a_part = hints.make(60, 100, include="70,30")
+    missed = hints.make(60, 100, include="45,5")  # between the blobs: the model saw background there
+    picked = segment.hinted_mask(image, prediction, False, (on_a_part, (0, 0, 60, 100)))
+    kept = segment.hinted_mask(image, prediction, False, (missed, (0, 0, 60, 100)))
+    assert picked[:, :50].max() == 0 and picked[20:50, 60:95].min() == 1
+    np.testing.assert_array_equal(kept, prediction)

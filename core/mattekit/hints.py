@@ -170,23 +170,23 @@ def allowed(hint: Hint, height: int, width: int) -> np.ndarray | None:
     return inside
 
 
-def constrain(mask: np.ndarray, hint: Hint) -> np.ndarray:
+def constrain(mask: np.ndarray, hint: Hint, select: bool = True) -> np.ndarray:
     """``mask`` (H x W float32 [0,1], the model's subject) as the hint says: zero outside
-    :func:`allowed`, only the parts (above 0.5) connected to an include point, none connected to an
-    exclude point. Soft edges of the kept parts stay as they were."""
+    :func:`allowed`, none of the parts (above 0.5) connected to an exclude point and, with ``select``,
+    only the parts connected to an include point. Soft edges of the kept parts stay as they were."""
     height, width = mask.shape
     out = mask.astype(np.float32, copy=True)
     where = allowed(hint, height, width)
     if where is not None:
         out[~where] = 0.0
-    if not (hint.include or hint.exclude):
+    if not ((hint.include and select) or hint.exclude):
         return out
     solid = (out > 0.5).astype(np.uint8)
     count, labels = cv2.connectedComponents(solid, connectivity=8)
-    keep = np.ones(count, bool) if not hint.include else np.zeros(count, bool)
+    keep = np.ones(count, bool) if not (hint.include and select) else np.zeros(count, bool)
     for x, y in hint.exclude:
         keep[labels[y, x]] = False
-    for x, y in hint.include:  # a part holding both kinds of point is kept (the colour model splits it)
+    for x, y in hint.include if select else ():  # a part holding both kinds of point is kept (the colour model splits it)
         keep[labels[y, x]] = True
     keep[0] = True  # the soft edge around the parts (below 0.5) is decided by its nearest part
     if keep.all():

@@ -239,9 +239,12 @@ def hinted_mask(image: np.ndarray, prediction, refine: bool, context, colour: bo
     mask = np.zeros(image.shape[:2], np.float32)
     region = mask[top:bottom, left:right]
     region[...] = mask_from_prediction(crop, prediction, refine)
+    # include points pick among the network's parts only when each lands on one; a point on what the
+    # network called background is a part it missed: it steers the colour model and drops nothing
+    select = all(mask[y, x] >= 0.5 for x, y in hint.include)
     if colour:
         region[...] = hints.colour_refine(crop, region, hints.within(hint, top, left, bottom, right))
-    return hints.constrain(mask, hint)
+    return hints.constrain(mask, hint, select=select)
 
 
 def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dict:
