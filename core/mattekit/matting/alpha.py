@@ -121,14 +121,17 @@ class Neighbours:
         first; their count per unknown pixel, N)."""
         where = self.positions(points)
         spots = self.near[where]
-        keep = np.ones(spots.shape, bool)
-        for j in range(1, spots.shape[0]):
+        k, n = spots.shape
+        keep = np.ones((k, n), bool)
+        other = np.empty(n, bool)
+        for j in range(1, k):
             for i in range(j):
-                keep[j] &= spots[i] != spots[j]
+                keep[j] &= np.not_equal(spots[i], spots[j], out=other)
         place = np.cumsum(keep, axis=0, dtype=np.int32)
-        out = np.repeat(where[:1], where.shape[0], axis=0)
-        cols, rows = np.nonzero(keep)
-        out[place[cols, rows] - 1, rows] = where[cols, rows]
+        out = np.repeat(where[:1], k, axis=0)
+        # Slot j of a pixel goes to row place - 1 of its column, if kept.
+        flat = np.flatnonzero(keep)
+        out.ravel()[(place.ravel()[flat] - 1) * n + flat % n] = where.ravel()[flat]
         return out, place[-1]
 
     def offsets(self, where: np.ndarray, rows) -> list[np.ndarray]:
@@ -169,27 +172,27 @@ def sample_estimate(fg: Neighbours, bg: Neighbours, radius: int):
     n = fg.base.size
     alpha, best, spread = (np.empty(n, np.float32) for _ in range(3))
     for rows, (kf, kb) in _batches(f_count, b_count):
-        # Pairs as (foreground candidate, background candidate, pixel) arrays; F - I and B - I.
+        # Pairs as (foreground candidate, background candidate, pixel) arrays: F - I and I - B.
         f0, f1, f2 = (c[:, None] for c in fg.offsets(f_where[:kf, rows], rows))
-        b0, b1, b2 = (c[None] for c in bg.offsets(b_where[:kb, rows], rows))
-        # alpha = <I - B, F - B> / |F - B|^2 clipped to [0, 1]; error |B + alpha (F - B) - I|^2.
-        d0, d1, d2 = f0 - b0, f1 - b1, f2 - b2
+        n0, n1, n2 = (np.negative(c[None]) for c in bg.offsets(b_where[:kb, rows], rows))
+        # alpha = <I - B, F - B> / |F - B|^2 clipped to [0, 1]; error |B + alpha (F - B) - I|^2
+        # (each value exactly as written: negations and sign flips round alike).
+        d0, d1, d2 = f0 + n0, f1 + n1, f2 + n2
         norm = d0 * d0
         tmp = np.multiply(d1, d1)
         norm += tmp
         norm += np.multiply(d2, d2, out=tmp)
-        a = np.multiply(b0, d0)
-        a += np.multiply(b1, d1, out=tmp)
-        a += np.multiply(b2, d2, out=tmp)
+        a = np.multiply(n0, d0)
+        a += np.multiply(n1, d1, out=tmp)
+        a += np.multiply(n2, d2, out=tmp)
         a /= np.add(norm, 1e-6, out=tmp)
-        np.negative(a, out=a)
         np.clip(a, 0.0, 1.0, out=a)
         err = np.multiply(a, d0)
-        err += b0
+        err -= n0
         err *= err
-        for b, d in ((b1, d1), (b2, d2)):
+        for nb, d in ((n1, d1), (n2, d2)):
             np.multiply(a, d, out=tmp)
-            tmp += b
+            tmp -= nb
             tmp *= tmp
             err += tmp
         # The first pair (in candidate order) of least error, per pixel.
