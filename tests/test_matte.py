@@ -3,7 +3,6 @@ data (alphamatting.com), foreground decontamination, compositing, MODNet via the
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest

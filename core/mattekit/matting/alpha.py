@@ -86,66 +86,139 @@ def _ring(radius: int, rings: int) -> list[tuple[int, int]]:
     return points
 
 
-def _samples(image: np.ndarray, near: np.ndarray, idx: np.ndarray, points: list[tuple[int, int]]):
-    """Colours minus the pixels' own colours of the known pixels nearest to each of ``points``
-    around the pixels ``idx`` (flat indices); ``near``: H x W flat index of the nearest known
-    pixel (:func:`mattekit.matting.trimap.nearest`). Three (len(points), N) float32 arrays, one
-    per channel."""
-    h, w = near.shape
-    ys, xs = np.divmod(idx, w)
-    spots = np.stack([near.ravel()[np.clip(ys + dy, 0, h - 1) * w + np.clip(xs + dx, 0, w - 1)] for dy, dx in points])
-    return [image[..., c].ravel()[spots] - image[..., c].ravel()[idx] for c in range(3)]
+CHUNK = 512  # unknown pixels per batch of the candidate search: its (pixels x pairs) arrays stay small
 
 
-def sample_estimate(image: np.ndarray, fg: np.ndarray, bg: np.ndarray, unknown: np.ndarray, radius: int):
-    """Colour-sampling alpha, its confidence and the best mixing error for the unknown pixels
-    (three 1-D float32 arrays in raster order; alpha and confidence in [0, 1], the error a
-    squared colour distance).
+class Neighbours:
+    """The known pixels of one side (foreground or background) as seen from the unknown pixels.
 
-    Candidates for a pixel are the nearest known foreground pixels of 9 points around it (a
-    ring ``radius`` pixels away) and the nearest known background pixels of 17 points (rings
-    at ``radius`` and twice it); of the 153 pairs the one that best explains the pixel's colour
-    as ``alpha F + (1 - alpha) B`` wins. A busy background needs the wider choice: a background
-    pixel only gets alpha 0 when some candidate has its colour. The confidence falls with the
-    mixing error and with how alike the pair's two colours are.
+    ``planes``: the image's three channels, each flat and contiguous (float32); ``region``: that
+    side's pixels (H x W bool, not empty); ``idx``: flat indices of the unknown pixels; ``reach``:
+    the farthest offset (pixels) that will be looked at.
     """
-    idx = np.flatnonzero(unknown.ravel())
-    to_f = _samples(image, trimaps.nearest(fg)[0], idx, _ring(radius, 2))  # F - I
-    b0, b1, b2 = _samples(image, trimaps.nearest(bg)[0], idx, _ring(radius, 2))  # B - I
-    pick = np.arange(idx.size)
-    best = np.full(idx.size, np.inf, np.float32)
-    alpha = np.zeros(idx.size, np.float32)
-    spread = np.zeros(idx.size, np.float32)
-    for f0, f1, f2 in zip(*to_f):
-        # alpha = <I - B, F - B> / |F - B|^2 clipped to [0, 1]; error |B + alpha (F - B) - I|^2,
-        # for one foreground candidate against every background candidate at once.
-        d0, d1, d2 = f0 - b0, f1 - b1, f2 - b2
-        norm = d0 * d0 + d1 * d1 + d2 * d2
-        a = np.clip(-(b0 * d0 + b1 * d1 + b2 * d2) / (norm + 1e-6), 0.0, 1.0)
-        e0, e1, e2 = b0 + a * d0, b1 + a * d1, b2 + a * d2
-        err = e0 * e0 + e1 * e1 + e2 * e2
-        k = err.argmin(0)
-        err, a, norm = err[k, pick], a[k, pick], norm[k, pick]
-        better = err < best
-        best = np.where(better, err, best)
-        alpha = np.where(better, a, alpha)
-        spread = np.where(better, norm, spread)
+
+    def __init__(self, planes: list[np.ndarray], region: np.ndarray, idx: np.ndarray, reach: int):
+        h, w = region.shape
+        # The nearest-pixel map padded by ``reach`` with its edge values: a point outside the image
+        # reads the map at the nearest border pixel, and each offset is one constant flat step.
+        near = trimaps.nearest(region)[0].astype(np.int32)
+        self.near = cv2.copyMakeBorder(near, reach, reach, reach, reach, cv2.BORDER_REPLICATE).ravel()
+        self.colours = [plane[self.near] for plane in planes]  # the nearest pixel's colour, padded
+        self.own = [plane[idx] for plane in planes]  # the unknown pixels' colours
+        self.stride = w + 2 * reach
+        ys, xs = np.divmod(idx, w)
+        self.base = (ys + reach) * self.stride + xs + reach
+
+    def positions(self, points: list[tuple[int, int]], rows: slice = slice(None)) -> np.ndarray:
+        """Where in the padded maps each of ``points`` (dy, dx) around the unknown pixels ``rows``
+        falls: len(points) x rows int64."""
+        steps = np.array([dy * self.stride + dx for dy, dx in points], np.int64)
+        return self.base[rows][None] + steps[:, None]
+
+    def candidates(self, points: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`positions` of every unknown pixel, one per distinct nearest known pixel: (len(points)
+        x N int64, the distinct ones in order of first appearance, then repeats of the
+        first; their count per unknown pixel, N)."""
+        where = self.positions(points)
+        spots = self.near[where]
+        k, n = spots.shape
+        keep = np.ones((k, n), bool)
+        other = np.empty(n, bool)
+        for j in range(1, k):
+            for i in range(j):
+                keep[j] &= np.not_equal(spots[i], spots[j], out=other)
+        place = np.cumsum(keep, axis=0, dtype=np.int32)
+        out = np.repeat(where[:1], k, axis=0)
+        # Slot j of a pixel goes to row place - 1 of its column, if kept.
+        flat = np.flatnonzero(keep)
+        out.ravel()[(place.ravel()[flat] - 1) * n + flat % n] = where.ravel()[flat]
+        return out, place[-1]
+
+    def offsets(self, where: np.ndarray, rows) -> list[np.ndarray]:
+        """Nearest known colours at the padded-map positions ``where`` (K x rows) minus the own
+        colours of the unknown pixels ``rows``: three K x rows float32 arrays."""
+        return [colour[where] - own[None, rows] for colour, own in zip(self.colours, self.own)]
+
+
+def _batches(*counts: np.ndarray):
+    """Unknown pixels in batches of at most CHUNK, sorted by their candidate counts so that a
+    batch's arrays are rectangular with little padding: yields (rows; the batch's largest count
+    of each side)."""
+    key = np.zeros(counts[0].size, np.int64)
+    for c in counts:
+        key = key * 1024 + c
+    order = np.argsort(key, kind="stable")
+    for start in range(0, order.size, CHUNK):
+        rows = order[start : start + CHUNK]
+        yield rows, [int(c[rows].max()) for c in counts]
+
+
+def sample_estimate(fg: Neighbours, bg: Neighbours, radius: int):
+    """Colour-sampling alpha, its confidence and the best mixing error for the unknown pixels
+    (three 1-D float32 arrays in the order of ``fg.idx``; alpha and confidence in [0, 1], the
+    error a squared colour distance).
+
+    Candidates for a pixel are the nearest known foreground pixels of 17 points around it and
+    the nearest known background pixels of the same 17 points (itself and rings of 8 at
+    ``radius`` and twice it); of the up to 289 pairs the one that best explains the pixel's
+    colour as ``alpha F + (1 - alpha) B`` wins (the first in candidate order among equals; a
+    known pixel that is the nearest of several points is tried once). A busy background needs
+    the wide choice: a background pixel only gets alpha 0 when some candidate has its colour.
+    The confidence falls with the mixing error and with how alike the pair's two colours are.
+    """
+    points = _ring(radius, 2)
+    f_where, f_count = fg.candidates(points)
+    b_where, b_count = bg.candidates(points)
+    n = fg.base.size
+    alpha, best, spread = (np.empty(n, np.float32) for _ in range(3))
+    for rows, (kf, kb) in _batches(f_count, b_count):
+        # Pairs as (foreground candidate, background candidate, pixel) arrays: F - I and I - B.
+        f0, f1, f2 = (c[:, None] for c in fg.offsets(f_where[:kf, rows], rows))
+        n0, n1, n2 = (np.negative(c[None]) for c in bg.offsets(b_where[:kb, rows], rows))
+        # alpha = <I - B, F - B> / |F - B|^2 clipped to [0, 1]; error |B + alpha (F - B) - I|^2
+        # (each value exactly as written: negations and sign flips round alike).
+        d0, d1, d2 = f0 + n0, f1 + n1, f2 + n2
+        norm = d0 * d0
+        tmp = np.multiply(d1, d1)
+        norm += tmp
+        norm += np.multiply(d2, d2, out=tmp)
+        a = np.multiply(n0, d0)
+        a += np.multiply(n1, d1, out=tmp)
+        a += np.multiply(n2, d2, out=tmp)
+        a /= np.add(norm, 1e-6, out=tmp)
+        np.clip(a, 0.0, 1.0, out=a)
+        err = np.multiply(a, d0)
+        err -= n0
+        err *= err
+        for nb, d in ((n1, d1), (n2, d2)):
+            np.multiply(a, d, out=tmp)
+            tmp -= nb
+            tmp *= tmp
+            err += tmp
+        # The first pair (in candidate order) of least error, per pixel.
+        err, a, norm = (x.reshape(kf * kb, -1) for x in (err, a, norm))
+        k = np.ascontiguousarray(err.T).argmin(1)
+        column = np.arange(rows.size)
+        best[rows], alpha[rows], spread[rows] = err[k, column], a[k, column], norm[k, column]
     confidence = np.exp(-best / (2 * 0.05**2)) * np.clip(np.sqrt(spread) / 0.3, 0.0, 1.0)
     return alpha, confidence.astype(np.float32), best
 
 
-def pure_fit(image: np.ndarray, region: np.ndarray, unknown: np.ndarray, radius: int) -> np.ndarray:
-    """Squared colour distance (1-D float32, unknown pixels in raster order) from each unknown pixel
-    to the closest of the known ``region``'s colours sampled around it: the nearest ``region``
-    pixels of 16 directions at 1, 2, 3 and 4 ``radius`` (a local palette of that side)."""
-    idx = np.flatnonzero(unknown.ravel())
-    near = trimaps.nearest(region)[0]
-    best = np.full(idx.size, np.inf, np.float32)
-    for k in range(16):
-        cy, cx = np.sin(k * np.pi / 8), np.cos(k * np.pi / 8)
-        points = [(int(round(cy * r * radius)), int(round(cx * r * radius))) for r in (1, 2, 3, 4)]
-        d0, d1, d2 = _samples(image, near, idx, points)
-        np.minimum(best, (d0 * d0 + d1 * d1 + d2 * d2).min(0), out=best)
+def pure_fit(side: Neighbours, radius: int) -> np.ndarray:
+    """Squared colour distance (1-D float32, in the order of ``side.idx``) from each unknown pixel
+    to the closest of the known side's colours sampled around it: the nearest pixels of that
+    side of 16 directions at 1, 2, 3 and 4 ``radius`` (a local palette of that side)."""
+    points = sorted({(int(round(np.sin(k * np.pi / 8) * r * radius)), int(round(np.cos(k * np.pi / 8) * r * radius)))
+                     for k in range(16) for r in (1, 2, 3, 4)})
+    n = side.base.size
+    best = np.empty(n, np.float32)
+    for start in range(0, n, CHUNK):
+        rows = slice(start, min(n, start + CHUNK))
+        d0, d1, d2 = side.offsets(side.positions(points, rows), rows)
+        d0 *= d0
+        d0 += np.multiply(d1, d1, out=d1)
+        d0 += np.multiply(d2, d2, out=d2)
+        best[rows] = d0.min(0)
     return best
 
 
@@ -214,7 +287,11 @@ def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, ite
         return np.where(unknown, fill, alpha).astype(np.float32)
     h, w = trimap.shape
     radius = options.radius or int(np.clip(round(0.015 * max(h, w)), 2, 60))
-    est, conf, mix_error = sample_estimate(image, fg, bg, unknown, radius)
+    planes = [np.ascontiguousarray(image[..., c]).ravel() for c in range(3)]
+    idx = np.flatnonzero(unknown.ravel())
+    reach = 4 * radius  # pure_fit's farthest point
+    fg_side, bg_side = Neighbours(planes, fg, idx, reach), Neighbours(planes, bg, idx, reach)
+    est, conf, mix_error = sample_estimate(fg_side, bg_side, radius)
     if options.texture_weight > 0:  # colours no pair explains: how much background texture shows
         tex, reliable = texture_estimate(image, bg, unknown, 0.1 * max(h, w))
         unexplained = np.clip((np.sqrt(mix_error) - 0.05) / 0.1, 0.0, 1.0)
@@ -222,8 +299,8 @@ def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, ite
         est = est + share * (tex - est)
         conf = np.maximum(conf, options.texture_weight * share)
     if options.pure_weight > 0:
-        est, conf = prefer_pure(est, conf, pure_fit(image, bg, unknown, radius),
-                                pure_fit(image, fg, unknown, radius), options.pure_sigma, options.pure_weight)
+        est, conf = prefer_pure(est, conf, pure_fit(bg_side, radius), pure_fit(fg_side, radius),
+                                options.pure_sigma, options.pure_weight)
     ys, xs = _box(unknown, 3)
     sub_unknown = unknown[ys, xs]
     stencil = laplacian_stencil(image[ys, xs], options.eps)
