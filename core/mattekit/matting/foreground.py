@@ -79,14 +79,13 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     h, w = alpha.shape
     sizes = _sizes(h, w, start_size)
     counts = [coarse_sweeps] * max(0, len(sizes) - 2) + [fine_sweeps] * min(2, len(sizes))
-    colours = image[..., :3]
+    colours, a = image[..., :3], alpha
     pyramid = []  # the shrunken copies, each from the one before (the full size is not copied)
     for sh, sw in sizes[-2::-1]:
-        colours = cv2.resize(np.asarray(colours, np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
-        pyramid.append(colours)
+        colours, a = (cv2.resize(np.asarray(x, np.float32), (sw, sh), interpolation=cv2.INTER_AREA) for x in (colours, a))
+        pyramid.append((colours, a))
     fg = bg = None
-    for (sh, sw), count, img in zip(sizes[:-1], counts, pyramid[::-1]):
-        a = cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_AREA)
+    for (sh, sw), count, (img, a) in zip(sizes[:-1], counts, pyramid[::-1]):
         if fg is None:
             fg, bg = _means(img, a)
         fg = cv2.resize(fg, (sw, sh), interpolation=cv2.INTER_LINEAR)
