@@ -70,7 +70,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     holding the photo's colours in its first three channels) receives F in place, so an RGBA
     result needs no second copy of the colours. Returns ``out[..., :3]`` (a new array without ``out``).
     """
-    alpha = np.clip(np.asarray(alpha, np.float32), 0.0, 1.0)
+    alpha = np.asarray(alpha, np.float32)  # no copy for a float32 alpha: the photo's size is the big one
     if out is None:
         out = np.array(image[..., :3], dtype=np.float32)
     partial = (alpha > PARTIAL) & (alpha < 1.0 - PARTIAL)

@@ -116,7 +116,7 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
     kind = result_kind(options, backdrop is not None)
     if image.shape[-1] == 4:
         alpha = alpha * image[..., 3]
-    alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32)
+    alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32, copy=False)
     if kind == "alpha":
         result = alpha
     elif kind == "rgba":  # the colours are made in place in the result: no second full-size copy
