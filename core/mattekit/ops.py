@@ -137,6 +137,27 @@ def bounding_box(alpha: np.ndarray, threshold: float = 0.05, margin: float = 0.0
     return max(0, top - pad_y), max(0, left - pad_x), min(h, bottom + pad_y), min(w, right + pad_x)
 
 
+def tiles_holding(flags: np.ndarray, reach: int, tile: int) -> list[tuple[slice, slice]]:
+    """(rows, columns) of the tile x tile blocks of an H x W grid holding a True pixel of ``flags``
+    (H x W bool) within ``reach`` px: where band-limited work (edge filter, matting, colours) is done."""
+    height, width = flags.shape
+    found = []
+    for y in range(0, height, tile):
+        for x in range(0, width, tile):
+            if flags[max(0, y - reach) : y + tile + reach, max(0, x - reach) : x + tile + reach].any():
+                found.append((slice(y, min(height, y + tile)), slice(x, min(width, x + tile))))
+    return found
+
+
+def grown(box: tuple[slice, slice], margin: int, shape: tuple[int, ...]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """``box`` (row and column slices) grown by ``margin`` px within ``shape`` (H, W, ...), and the
+    box's place inside the grown one."""
+    ys, xs = box
+    y0, x0 = max(0, ys.start - margin), max(0, xs.start - margin)
+    outer = (slice(y0, min(shape[0], ys.stop + margin)), slice(x0, min(shape[1], xs.stop + margin)))
+    return outer, (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
+
+
 def parse_colour(text: str) -> tuple[float, float, float]:
     """'#rrggbb', 'rrggbb', 'r,g,b' (0..255) or a few names -> RGB floats in [0,1]; ValueError otherwise."""
     names = {"white": "#ffffff", "black": "#000000", "green": "#00ff00", "blue": "#0000ff", "red": "#ff0000", "grey": "#808080", "gray": "#808080"}

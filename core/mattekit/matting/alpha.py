@@ -62,6 +62,8 @@ class AlphaOptions:
     scale) of the preference for pure background/foreground colours (:func:`prefer_pure`);
     texture_weight: weight of the texture-contrast evidence relative to the sampling term's
     (0 = off; :func:`texture_estimate`). Chosen on the even-indexed alphamatting images.
+    extent: (height, width) of the photo the image is a tile of: the size-dependent choices
+    (expansion and sampling radii, solve scale, texture reach) follow it (None: the image's own).
     """
 
     eps: float = 1e-7
@@ -76,6 +78,7 @@ class AlphaOptions:
     pure_weight: float = 1.0
     pure_sigma: float = 0.05
     texture_weight: float = 10.0
+    extent: tuple[int, int] | None = None
 
 
 def _ring(radius: int, rings: int) -> list[tuple[int, int]]:
@@ -274,10 +277,12 @@ def _box(unknown: np.ndarray, margin: int) -> tuple[slice, slice]:
 
 
 def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, iterations: int,
-               start: np.ndarray | None = None, guess: np.ndarray | None = None) -> np.ndarray:
+               start: np.ndarray | None = None, guess: np.ndarray | None = None,
+               size: float | None = None) -> np.ndarray:
     """Minimise the energy at this resolution. ``start``: initial alpha (default: the data
     term's target); ``guess``: an outside alpha estimate added to the data term with weight
-    ``options.guess_weight``."""
+    ``options.guess_weight``; ``size``: the long side (px at this resolution) the sampling radius
+    and texture reach follow (default: this image's)."""
     fg, bg, unknown = trimaps.split(trimap)
     alpha = fg.astype(np.float32)
     if not unknown.any():
@@ -285,15 +290,15 @@ def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, ite
     if not (fg.any() and bg.any()):  # nothing to match colours against
         fill = guess if guess is not None else (1.0 if fg.any() else 0.0 if bg.any() else 0.5)
         return np.where(unknown, fill, alpha).astype(np.float32)
-    h, w = trimap.shape
-    radius = options.radius or int(np.clip(round(0.015 * max(h, w)), 2, 60))
+    size = size or max(trimap.shape)
+    radius = options.radius or int(np.clip(round(0.015 * size), 2, 60))
     planes = [np.ascontiguousarray(image[..., c]).ravel() for c in range(3)]
     idx = np.flatnonzero(unknown.ravel())
     reach = 4 * radius  # pure_fit's farthest point
     fg_side, bg_side = Neighbours(planes, fg, idx, reach), Neighbours(planes, bg, idx, reach)
     est, conf, mix_error = sample_estimate(fg_side, bg_side, radius)
     if options.texture_weight > 0:  # colours no pair explains: how much background texture shows
-        tex, reliable = texture_estimate(image, bg, unknown, 0.1 * max(h, w))
+        tex, reliable = texture_estimate(image, bg, unknown, 0.1 * size)
         unexplained = np.clip((np.sqrt(mix_error) - 0.05) / 0.1, 0.0, 1.0)
         share = unexplained * reliable
         est = est + share * (tex - est)
@@ -411,7 +416,8 @@ def estimate_alpha(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions 
     if not (fg.any() and bg.any()):
         fill = guess if guess is not None else (1.0 if fg.any() else 0.0 if bg.any() else 0.5)
         return np.where(unknown, fill, fg).astype(np.float32)
-    h, w = trimap.shape
+    h, w = options.extent or trimap.shape
+    size = None if options.extent is None else max(h, w)  # the long side the solve's choices follow
     if options.expand:
         trimap = trimaps.expand_known(image, trimap, radius=max(2.0, 0.006 * max(h, w)))
         fg, bg, unknown = trimaps.split(trimap)
@@ -419,7 +425,7 @@ def estimate_alpha(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions 
             return fg.astype(np.float32)
     scale = options.scale or auto_scale(h, w)
     if scale <= 1:
-        return solve_band(image, trimap, options, options.iterations, guess=guess)
+        return solve_band(image, trimap, options, options.iterations, guess=guess, size=size)
     small_image, small_trimap, small_guess = image, trimap, guess
     for _ in range(int(round(np.log2(scale)))):
         half_trimap = trimaps.downsample(small_trimap)
@@ -428,12 +434,13 @@ def estimate_alpha(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions 
         small_image, small_trimap = _half(small_image), half_trimap
         small_guess = None if small_guess is None else _half(small_guess)
     if small_image is image:
-        return solve_band(image, trimap, options, options.iterations, guess=guess)
-    small_alpha = solve_band(small_image, small_trimap, options, options.iterations, guess=small_guess)
+        return solve_band(image, trimap, options, options.iterations, guess=guess, size=size)
+    small_alpha = solve_band(small_image, small_trimap, options, options.iterations, guess=small_guess,
+                             size=size and size * small_image.shape[0] / image.shape[0])
     alpha = fg.astype(np.float32)
     ys, xs = _box(unknown, 0)
     region = colour_linear_upsample(small_image, small_alpha, image, options.upsample_eps, box=(ys, xs))
     alpha[ys, xs] = np.where(unknown[ys, xs], region, alpha[ys, xs])
     if options.refine > 0:
-        alpha = solve_band(image, trimap, options, options.refine, start=alpha, guess=guess)
+        alpha = solve_band(image, trimap, options, options.refine, start=alpha, guess=guess, size=size)
     return alpha

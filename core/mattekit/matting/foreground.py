@@ -12,13 +12,18 @@ minimising, over the whole image::
 (the compositing equation plus smoothness that relaxes across alpha edges), solved
 coarse-to-fine: from a tiny copy of the image up to full size, each level starts from the
 previous level's F and B and runs a few Jacobi sweeps of the per-pixel 2x2 solves. The cost
-is a small constant number of whole-image passes (the idea of Germer et al.'s multi-level
-foreground estimation; this is an independent vectorised implementation).
+is a small constant number of passes (the idea of Germer et al.'s multi-level foreground
+estimation; this is an independent vectorised implementation). Small levels are solved over
+the whole photo; larger ones only in tiles holding partial alpha, each with a halo as wide as
+its sweeps reach, so a tile's result is the whole-photo solve's: the cost follows the soft
+edge, not the photo, and the full-size level is never held whole.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from .. import ops
 
 
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
@@ -49,85 +54,95 @@ def _sweeps(image: np.ndarray, alpha: np.ndarray, fg: np.ndarray, bg: np.ndarray
     return both[..., :3], both[..., 3:]
 
 
+PARTIAL = 1e-3  # alpha within this of 0 or 1 counts as clear or opaque
+TILE = 128      # px: levels over TILE^2 x 4 pixels are solved in tiles this size holding partial alpha
+
+
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e-3, gamma: float = 0.1,
                         coarse_sweeps: int = 10, fine_sweeps: int = 2, start_size: int = 32,
-                        return_background: bool = False):
-    """Foreground colours F (H x W x 3 float32 in [0,1]) of an sRGB image under ``alpha`` (H x W).
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """Foreground colours F (H x W x 3 float32 in [0,1]) of an sRGB image (H x W x 3|4) under
+    ``alpha`` (H x W in [0,1]).
 
-    Only the bounding box of partial alpha (0 < alpha < 1, plus a margin) is computed, and on
-    large levels only the tiles holding partial alpha; opaque pixels keep the photo's colour.
-    Levels grow by 2 from ``start_size`` pixels on the long side; levels up to 1/4 of full size
-    get ``coarse_sweeps`` sweeps, the two finest ``fine_sweeps``. ``return_background`` also
-    returns the estimated background colours.
+    Where alpha is 0 or 1 (within ``PARTIAL``) F is the photo's colour; elsewhere the multi-level
+    estimate. Levels grow by 2 from ``start_size`` pixels on the long side; all but the two finest
+    get ``coarse_sweeps`` sweeps, the two finest ``fine_sweeps``. ``out`` (H x W x C >= 3 float32
+    holding the photo's colours in its first three channels) receives F in place, so an RGBA
+    result needs no second copy of the colours. Returns ``out[..., :3]`` (a new array without ``out``).
     """
-    image = np.ascontiguousarray(image[..., :3], dtype=np.float32)
-    alpha = np.clip(np.asarray(alpha, np.float32), 0.0, 1.0)
-    fg_out, bg_out = image.copy(), image.copy()
-    partial = (alpha > 1e-3) & (alpha < 1.0 - 1e-3)
-    if partial.any():
-        h, w = alpha.shape
-        rows, cols = np.flatnonzero(partial.any(axis=1)), np.flatnonzero(partial.any(axis=0))
-        margin = max(8, int(0.02 * max(h, w)))
-        ys = slice(max(0, rows[0] - margin), min(h, rows[-1] + 1 + margin))
-        xs = slice(max(0, cols[0] - margin), min(w, cols[-1] + 1 + margin))
-        f, b = _multilevel(image[ys, xs], alpha[ys, xs], eps, gamma, coarse_sweeps, fine_sweeps, start_size)
-        a = alpha[ys, xs, None]
-        # An opaque pixel is all subject, a clear one all background: those keep the photo's colour.
-        fg_out[ys, xs] = np.where(a >= 1.0 - 1e-3, image[ys, xs], f)
-        bg_out[ys, xs] = np.where(a <= 1e-3, image[ys, xs], b)
-    return (fg_out, bg_out) if return_background else fg_out
-
-
-def _multilevel(image, alpha, eps, gamma, coarse_sweeps, fine_sweeps, start_size):
+    alpha = np.asarray(alpha, np.float32)  # no copy for a float32 alpha: the photo's size is the big one
+    if out is None:
+        out = np.array(image[..., :3], dtype=np.float32)
+    partial = (alpha > PARTIAL) & (alpha < 1.0 - PARTIAL)
+    if not partial.any():
+        return out[..., :3]
     h, w = alpha.shape
-    sizes = [(h, w)]
-    while max(sizes[-1]) > start_size:
-        sh, sw = sizes[-1]
-        sizes.append((max(1, (sh + 1) // 2), max(1, (sw + 1) // 2)))
-    sizes.reverse()
-    # Start from the mean colours of the (mostly) foreground and background pixels.
-    weight = alpha[..., None]
-    mean_f = (image * weight).sum((0, 1)) / max(float(weight.sum()), 1e-6)
-    mean_b = (image * (1 - weight)).sum((0, 1)) / max(float((1 - weight).sum()), 1e-6)
-    fg = np.broadcast_to(mean_f.astype(np.float32), sizes[0] + (3,)).copy()
-    bg = np.broadcast_to(mean_b.astype(np.float32), sizes[0] + (3,)).copy()
-    for level, (sh, sw) in enumerate(sizes):
-        if (sh, sw) == (h, w):
-            img, a = image, alpha
-        else:
-            img = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-            a = cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_AREA)
-        if fg.shape[:2] != (sh, sw):
-            fg = cv2.resize(fg, (sw, sh), interpolation=cv2.INTER_LINEAR)
-            bg = cv2.resize(bg, (sw, sh), interpolation=cv2.INTER_LINEAR)
-        count = fine_sweeps if level >= len(sizes) - 2 else coarse_sweeps
+    sizes = _sizes(h, w, start_size)
+    counts = [coarse_sweeps] * max(0, len(sizes) - 2) + [fine_sweeps] * min(2, len(sizes))
+    colours, a = image[..., :3], alpha
+    pyramid = []  # the shrunken copies, each from the one before (the full size is not copied)
+    for sh, sw in sizes[-2::-1]:
+        colours, a = (cv2.resize(np.asarray(x, np.float32), (sw, sh), interpolation=cv2.INTER_AREA) for x in (colours, a))
+        pyramid.append((colours, a))
+    fg = bg = None
+    for (sh, sw), count, (img, a) in zip(sizes[:-1], counts, pyramid[::-1]):
+        if fg is None:
+            fg, bg = _means(img, a)
+        fg = cv2.resize(fg, (sw, sh), interpolation=cv2.INTER_LINEAR)
+        bg = cv2.resize(bg, (sw, sh), interpolation=cv2.INTER_LINEAR)
         if sh * sw <= TILE * TILE * 4:
             fg, bg = _sweeps(img, a, fg, bg, count, eps, gamma)
         else:
             _tiled_sweeps(img, a, fg, bg, count, eps, gamma)
-    return fg, bg
-
-
-TILE = 256
+    del pyramid
+    for box in ops.tiles_holding(partial, 0, TILE):  # the full size: tiles with a halo of its sweeps
+        window, inner = ops.grown(box, counts[-1], (h, w))
+        here = partial[box]
+        img = np.ascontiguousarray(image[window][..., :3], dtype=np.float32)
+        if fg is None:
+            seeds = (np.broadcast_to(m, img.shape).copy() for m in _means(img, alpha[window]))
+        else:
+            seeds = (_sample(c, window, (h, w)) for c in (fg, bg))
+        f, _ = _sweeps(img, alpha[window], *seeds, counts[-1], eps, gamma)
+        out[box][here, :3] = f[inner][here]
+    return out[..., :3]
 
 
 def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma) -> None:
     """The sweeps of :func:`_sweeps` tile by tile, in place, skipping tiles without partial alpha.
-
     A tile is computed with a halo of ``count`` pixels, so its interior is exactly what the
-    whole-image sweeps give; where alpha is all 0 or all 1 the colours cannot matter (opaque
-    pixels keep the photo's colour, clear ones are invisible) and stay as upsampled.
-    """
-    h, w = alpha.shape
-    partial = ((alpha > 1e-3) & (alpha < 1.0 - 1e-3)).astype(np.uint8)
-    partial = cv2.dilate(partial, np.ones((2 * count + 1, 2 * count + 1), np.uint8))
-    for top in range(0, h, TILE):
-        for left in range(0, w, TILE):
-            bottom, right = min(h, top + TILE), min(w, left + TILE)
-            if not partial[top:bottom, left:right].any():
-                continue
-            ys = slice(max(0, top - count), min(h, bottom + count))
-            xs = slice(max(0, left - count), min(w, right + count))
-            f, b = _sweeps(image[ys, xs], alpha[ys, xs], fg[ys, xs], bg[ys, xs], count, eps, gamma)
-            inner = (slice(top - ys.start, bottom - ys.start), slice(left - xs.start, right - xs.start))
-            fg[top:bottom, left:right], bg[top:bottom, left:right] = f[inner], b[inner]
+    whole-level sweeps give; elsewhere the colours cannot matter and stay as upsampled."""
+    reach = (alpha > PARTIAL) & (alpha < 1.0 - PARTIAL)
+    for box in ops.tiles_holding(reach, count, TILE):
+        window, inner = ops.grown(box, count, alpha.shape)
+        f, b = _sweeps(image[window], alpha[window], fg[window], bg[window], count, eps, gamma)
+        fg[box], bg[box] = f[inner], b[inner]
+
+
+def _sizes(h: int, w: int, start_size: int) -> list[tuple[int, int]]:
+    """The levels' sizes, coarse to fine: halvings (rounded up) of h x w down to ``start_size`` on the long side."""
+    sizes = [(h, w)]
+    while max(sizes[-1]) > start_size:
+        sh, sw = sizes[-1]
+        sizes.append((max(1, (sh + 1) // 2), max(1, (sw + 1) // 2)))
+    return sizes[::-1]
+
+
+def _means(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starting F and B (1 x 1 x 3): the mean colours of the (mostly) foreground and background pixels."""
+    weight = alpha[..., None]
+    mean_f = (image * weight).sum((0, 1)) / max(float(weight.sum()), 1e-6)
+    mean_b = (image * (1 - weight)).sum((0, 1)) / max(float((1 - weight).sum()), 1e-6)
+    return tuple(np.asarray(m, np.float32).reshape(1, 1, 3) for m in (mean_f, mean_b))
+
+
+def _sample(plane: np.ndarray, window: tuple[slice, slice], full: tuple[int, int]) -> np.ndarray:
+    """``plane`` (h x w x 3, a level of a ``full``-size photo) resized bilinearly to full size, only
+    inside ``window`` (row and column slices): the same values as resizing it all, then cropping."""
+    (ys, xs), (fh, fw) = window, full
+    rows = (np.arange(ys.start, ys.stop, dtype=np.float64) + 0.5) * (plane.shape[0] / fh) - 0.5
+    cols = (np.arange(xs.start, xs.stop, dtype=np.float64) + 0.5) * (plane.shape[1] / fw) - 0.5
+    map_x, map_y = np.meshgrid(cols.astype(np.float32), rows.astype(np.float32))
+    return cv2.remap(plane, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+

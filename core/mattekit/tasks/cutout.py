@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import ops
 from ..errors import MattekitError
+from ..matting import estimate_foreground
 from .registry import Legacy, Port, option
 
 RESULTS = ("rgba", "alpha", "foreground", "composite")
@@ -118,24 +119,25 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
     alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32, copy=False)
     if kind == "alpha":
         result = alpha
+    elif kind == "rgba":  # the colours are made in place in the result: no second full-size copy
+        result = np.empty(alpha.shape + (4,), np.float32)
+        result[..., :3], result[..., 3] = image[..., :3], alpha
+        if options.decontaminate:
+            estimate_foreground(image, alpha, out=result)
     else:
         if options.decontaminate:
-            from ..matting import estimate_foreground
-
-            colours = estimate_foreground(image[..., :3], alpha)
+            colours = estimate_foreground(image, alpha)
         else:
             colours = image[..., :3]
         if kind == "foreground":
             result = np.ascontiguousarray(colours, dtype=np.float32)
-        elif kind == "composite":
+        else:
             behind = background_for(image, alpha, options.background, backdrop)
             shadow = None
             if options.shadow:
                 offset, blur, opacity = parse_shadow(options.shadow)
                 shadow = ops.drop_shadow(alpha, offset, blur, opacity)
             result = ops.composite(colours, alpha, behind, shadow=shadow).astype(np.float32, copy=False)
-        else:
-            result = np.concatenate([colours, alpha[..., None]], axis=-1, dtype=np.float32)
     if options.crop is not None:
         box = ops.bounding_box(alpha, margin=options.crop)
         if box is not None:

@@ -11,7 +11,7 @@ Images are sRGB float32 H x W x 3|4 in [0,1]; alphas, masks and trimaps H x W.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -52,13 +52,16 @@ def alpha_from_trimap(image: np.ndarray, trimap: np.ndarray, options: MatteOptio
     return matting.estimate_alpha(image[..., :3], t, options.alpha_options())
 
 
-def alpha_from_mask(image: np.ndarray, mask: np.ndarray, options: MatteOptions | None = None) -> np.ndarray:
-    """Alpha refined from a subject mask (probabilities, or a 0/255 image) by matting its uncertain edge."""
+def alpha_from_mask(image: np.ndarray, mask: np.ndarray, options: MatteOptions | None = None,
+                    extent: tuple[int, int] | None = None) -> np.ndarray:
+    """Alpha refined from a subject mask (probabilities, or a 0/255 image) by matting its uncertain edge.
+    ``extent``: (height, width) of the photo ``image`` is a tile of (see :class:`mattekit.matting.AlphaOptions`)."""
     options = options or MatteOptions()
     m = np.clip(ops.grey_map(mask), 0.0, 1.0)
     band = None if options.band is None else min(options.band, max(m.shape))  # wider covers the image anyway
     trimap = trimaps.from_mask(m, band=band)
-    return matting.estimate_alpha(image[..., :3], trimap, options.alpha_options(), guess=m)
+    alpha_options = replace(options.alpha_options(), extent=extent)
+    return matting.estimate_alpha(image[..., :3], trimap, alpha_options, guess=m)
 
 
 def check_edge(mask: np.ndarray) -> None:

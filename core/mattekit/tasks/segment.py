@@ -3,7 +3,7 @@ matted into a soft alpha, and the cut-out the user asked for (:mod:`mattekit.tas
 
 Only the model's uncertain band is worked on: where the network is sure, the mask is its own
 prediction rounded to 0 or 1; the edge-aware refinement and the matting run in the band's tiles
-or its bounding box, and the matting keeps each pixel on the network's side of 0.5.
+and the matting keeps each pixel on the network's side of 0.5.
 
 Stages (the predictor is passed in as ``models["model"]``):
 prepare -> the network input (of the hinted region when the user gave a hint: :mod:`mattekit.hints`);
@@ -33,6 +33,7 @@ EPS = 1e-4    # the guided filter's regulariser (squared colour units)
 SECOND_PASS_FROM = 2.0  # photo / model input size from which a second pass can run
 SECOND_PASS_MARGIN = 0.1  # of the subject's box size, on each side
 TILE = 512    # px: the band's work is done in tiles this size that hold unsure pixels
+MATTE_TILE = 1024  # px: the matting's tiles (larger: its windows carry a wider margin)
 
 
 @dataclass
@@ -78,33 +79,12 @@ def unsure(mask: np.ndarray) -> np.ndarray:
     return (mask > trimaps.BG_AT) & (mask < trimaps.FG_AT)
 
 
-def band_tiles(doubt: np.ndarray, reach: int, tile: int = TILE) -> list[tuple[slice, slice]]:
-    """(rows, columns) of the tile x tile blocks of an H x W image holding a pixel of ``doubt`` (H x W bool)
-    within ``reach`` px: the only places the edge band's work is done."""
-    height, width = doubt.shape
-    found = []
-    for y in range(0, height, tile):
-        for x in range(0, width, tile):
-            near = doubt[max(0, y - reach) : y + tile + reach, max(0, x - reach) : x + tile + reach]
-            if near.any():
-                found.append((slice(y, min(height, y + tile)), slice(x, min(width, x + tile))))
-    return found
-
-
-def _grown(box: tuple[slice, slice], margin: int, shape: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
-    """``box`` grown by ``margin`` px within ``shape``, and the box's place inside the grown one."""
-    ys, xs = box
-    y0, x0 = max(0, ys.start - margin), max(0, xs.start - margin)
-    outer = (slice(y0, min(shape[0], ys.stop + margin)), slice(x0, min(shape[1], xs.stop + margin)))
-    return outer, (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
-
-
 def edge_band(mask: np.ndarray, grow: int, box: tuple[slice, slice] | None = None) -> np.ndarray:
     """The uncertain band of a probability map (H x W): :func:`unsure` pixels widened by ``grow`` px
     (a disc). ``box`` (row and column slices) limits the work and the result to that region; the
     result is the same there as for the whole image. H x W (or the box's size) bool."""
     box = box or (slice(0, mask.shape[0]), slice(0, mask.shape[1]))
-    outer, inner = _grown(box, grow, mask.shape)
+    outer, inner = ops.grown(box, grow, mask.shape)
     doubt = unsure(mask[outer]).astype(np.uint8)
     if grow > 0:
         doubt = cv2.dilate(doubt, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
@@ -138,9 +118,9 @@ def refine_mask(image: np.ndarray, low: np.ndarray) -> np.ndarray:
     subsample = max(1, round(factor / 4))
     margin = 2 * radius + 2 * subsample
     out = mask.copy()
-    for box in band_tiles(unsure(mask), grow):
+    for box in ops.tiles_holding(unsure(mask), grow, TILE):
         band = edge_band(mask, grow, box)
-        outer, inner = _grown(box, margin, mask.shape)
+        outer, inner = ops.grown(box, margin, mask.shape)
         filtered = ops.guided_filter(image[outer][..., :3], mask[outer], radius, eps=EPS, subsample=subsample)[inner]
         out[box][band] = np.clip(filtered[band], 0.0, 1.0)
     return round_sure(out)
@@ -159,21 +139,32 @@ def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True) -> 
 def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True) -> np.ndarray:
     """The subject's alpha (H x W float32 [0,1]) for a full-resolution mask (H x W): the mask itself, or
     with ``matting`` its uncertain edge matted (:func:`mattekit.tasks.matte.alpha_from_mask`) in the
-    bounding box of that edge only. The matte decides how soft the edge is, not where it lies: a pixel
-    keeps the mask's side of 0.5."""
+    ``MATTE_TILE`` blocks holding unsure pixels, each from a window with ``matte_margin`` px of context
+    and the whole photo's size-dependent choices. The matte decides how soft the edge is, not where it
+    lies: a pixel keeps the mask's side of 0.5."""
     doubt = unsure(mask)
     if not matting or not doubt.any():
         return mask
     from . import matte
 
     band = trimaps.band_width(*mask.shape)
-    rows, cols = np.flatnonzero(doubt.any(axis=1)), np.flatnonzero(doubt.any(axis=0))
-    box, _ = _grown((slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)), 4 * band + 8, mask.shape)
-    region = mask[box]
-    matted = matte.alpha_from_mask(image[box][..., :3], region, matte.MatteOptions(band=band))
+    options = matte.MatteOptions(band=band)
+    margin = matte_margin(*mask.shape)
     out = mask.copy()
-    out[box] = np.where((matted >= 0.5) == (region >= 0.5), matted, region)
+    for box in ops.tiles_holding(doubt, band, MATTE_TILE):
+        window, inner = ops.grown(box, margin, mask.shape)
+        matted = matte.alpha_from_mask(image[window][..., :3], mask[window], options, extent=mask.shape)[inner]
+        region = mask[box]
+        out[box] = np.where((matted >= 0.5) == (region >= 0.5), matted, region)
     return out
+
+
+def matte_margin(height: int, width: int) -> int:
+    """Context (px) around a matting tile: the trimap's widening of the band (its half-width + 8) plus the
+    colour-sample search's reach (1.5 % of the long side), rounded up to 64 px so windows stay on the
+    solver's reduced-resolution grids (a 4x wider band margin measured no closer on the 50 MP photo)."""
+    reach = trimaps.band_width(height, width) + 8 + 0.015 * max(height, width)
+    return int(-(-reach // 64) * 64)
 
 
 def second_pass(predictor, image: np.ndarray, mask: np.ndarray, refine: bool = True) -> np.ndarray:
