@@ -248,7 +248,7 @@ class MatteSource:
             return predictor.prepare(picture.pixels), picture
 
         def upsample(frame: int, picture: Picture, prediction) -> np.ndarray:
-            return segment.mask_from_prediction(picture.pixels, prediction, self.refine)
+            return segment.mask_from_prediction(picture.pixels, prediction, self.refine, soft=self.entry.task == "matte")
 
         def upsample_and_keep(frame: int, picture: Picture, prediction) -> tuple:
             alpha = upsample(frame, picture, prediction)

@@ -98,7 +98,7 @@ def round_sure(mask: np.ndarray) -> np.ndarray:
     return mask
 
 
-def refine_mask(image: np.ndarray, low: np.ndarray) -> np.ndarray:
+def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False) -> np.ndarray:
     """Upsample a low-resolution probability map (h x w) to the image (H x W x 3), touching only where
     the model is unsure.
 
@@ -106,13 +106,14 @@ def refine_mask(image: np.ndarray, low: np.ndarray) -> np.ndarray:
     In the uncertain band (unsure pixels widened by ``GROW`` x the upsampling factor) a colour guided
     filter of radius ``RADIUS`` x the factor moves the edge onto the photo's edges; it runs in the
     band's tiles only, so its cost follows the band, not the image. Where the network saw the photo
-    at full resolution or more (factor <= 1) only the rounding applies. Returns float32 H x W in [0,1].
+    at full resolution or more (factor <= 1) only the rounding applies. ``soft``: no rounding (the map
+    is a matting model's alpha). Returns float32 H x W in [0,1].
     """
     height, width = image.shape[:2]
     mask = upsample(low, height, width)
     factor = max(height / low.shape[0], width / low.shape[1])
     if factor <= 1.0:
-        return round_sure(mask)
+        return mask if soft else round_sure(mask)
     grow = max(1, round(GROW * factor))
     radius = max(2, round(RADIUS * factor))
     subsample = max(1, round(factor / 4))
@@ -123,16 +124,17 @@ def refine_mask(image: np.ndarray, low: np.ndarray) -> np.ndarray:
         outer, inner = ops.grown(box, margin, mask.shape)
         filtered = ops.guided_filter(image[outer][..., :3], mask[outer], radius, eps=EPS, subsample=subsample)[inner]
         out[box][band] = np.clip(filtered[band], 0.0, 1.0)
-    return round_sure(out)
+    return out if soft else round_sure(out)
 
 
-def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True) -> np.ndarray:
+def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, soft: bool = False) -> np.ndarray:
     """The network's prediction (1 x 1 x h x w tensor or h x w array, [0,1]) as a full-resolution
     subject mask for ``image`` (H x W x 3|4): float32 H x W in [0,1]. ``refine``: :func:`refine_mask`,
-    else the plain model (:func:`upsample`)."""
+    else the plain model (:func:`upsample`). ``soft``: the prediction is a matting model's alpha, whose
+    near-0 and near-1 values are hair and motion blur, not doubt: they are not rounded."""
     low = prediction if isinstance(prediction, np.ndarray) else prediction[0, 0].float().cpu().numpy()
     if refine:
-        return refine_mask(image[..., :3], low)
+        return refine_mask(image[..., :3], low, soft)
     return upsample(low, *image.shape[:2])
 
 
