@@ -185,9 +185,8 @@ def second_pass(predictor, image: np.ndarray, mask: np.ndarray, refine: bool = T
     top, left, bottom, right = found
     if (bottom - top) * (right - left) > 0.5 * height * width:
         return mask
-    crop = image[top:bottom, left:right]
     out = mask.copy()
-    out[top:bottom, left:right] = mask_from_prediction(crop, predictor(predictor.prepare(crop)), refine)
+    out[top:bottom, left:right] = predict_mask(predictor, image[top:bottom, left:right], refine)
     return out
 
 
