@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import ops
 from .errors import InputError
 
 MARGIN = 0.15  # the model sees the region grown by this fraction of its size on each side
@@ -107,9 +108,7 @@ def _bounds(hint: Hint, height: int, width: int) -> tuple[int, int, int, int] | 
         x0, y0, x1, y1 = hint.box
         boxes.append((y0, x0, y1, x1))
     if hint.mask is not None:
-        rows = np.flatnonzero((hint.mask > 0.5).any(axis=1))
-        cols = np.flatnonzero((hint.mask > 0.5).any(axis=0))
-        boxes.append((rows[0], cols[0], rows[-1] + 1, cols[-1] + 1))
+        boxes.append(ops.bounding_box(hint.mask, threshold=0.5))  # not empty: make() refuses that
     if not boxes:
         return None
     for x, y in hint.include:

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import io, metrics, runtime
+from .. import io, metrics, ops, runtime
 from ..errors import InputError, MattekitError
 from ..tasks import segment
 from .segment import HALVES, half_of, pairs
@@ -69,9 +69,7 @@ def gt_box(gt: np.ndarray, seed: str) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1), x1/y1 exclusive: the bounding box of ``gt`` (H x W uint8, subject >= 128)
     grown per side by a margin uniform in [0, MAX_MARGIN] of its size, drawn from a generator seeded by
     ``seed``, clipped to the image."""
-    rows = np.flatnonzero((gt >= 128).any(axis=1))
-    cols = np.flatnonzero((gt >= 128).any(axis=0))
-    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    y0, x0, y1, x1 = ops.bounding_box(gt, threshold=127)
     left, top, right, bottom = np.random.default_rng(zlib.crc32(seed.encode())).uniform(0, MAX_MARGIN, 4)
     width, height = x1 - x0, y1 - y0
     height_px, width_px = gt.shape
@@ -90,10 +88,11 @@ def gt_point(gt: np.ndarray) -> tuple[int, int]:
 def rect_box(path: Path) -> tuple[int, int, int, int] | None:
     """The bounding box (x0, y0, x1, y1) of the nonzero area of a GrabCut rectangle file, or None."""
     rect = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if rect is None or not rect.any():
+    found = None if rect is None else ops.bounding_box(rect, threshold=0)
+    if found is None:
         return None
-    rows, cols = np.flatnonzero(rect.any(axis=1)), np.flatnonzero(rect.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    top, left, bottom, right = found
+    return int(left), int(top), int(right), int(bottom)
 
 
 def hints_for(image_path: Path, gt: np.ndarray, data: Path) -> dict[str, dict]:
