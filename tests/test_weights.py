@@ -375,3 +375,41 @@ def test_models_import_matches_files_by_sha256(shared, sums, env, tmp_path, caps
     assert "on disk" in rows["u2netp"] and "on disk" in rows["sinet-portrait"]
     assert main(["models", "import", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err == f"mattekit: error: {tmp_path / 'nowhere'} does not exist.\n"
+
+
+
+def _fetch_in_a_process(files: list[WeightFile], start, results) -> None:
+    """Child process: wait for the others, then fetch each file; put (ok, path or error) per file."""
+    start.wait()
+    for wf in files:
+        try:
+            results.put((True, str(fetch(wf, progress=False))))
+        except Exception as exc:  # reported to the parent, which asserts on it
+            results.put((False, f"{type(exc).__name__}: {exc}"))
+
+
+def test_processes_sharing_the_cache_take_turns(shared, sums, env, tmp_path):
+    """Ray workers and parallel CLI runs share one cache. Four processes fetching the same four files at
+    the same moment from a mirror folder all get verified files (a shared ``.part`` used to vanish under
+    one of them: FileNotFoundError), and the hashes two unpinned files record on first use both stay."""
+    import multiprocessing
+
+    env.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    unpinned = ["ExtremeC3.pth", "realesr-animevideov3.pth"]
+    files = [WeightFile(name, f"https://example.invalid/{name}", None if name in unpinned else sums[name])
+             for name in (NAME, BIG, *unpinned)]
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(3):
+        env.setenv("MATTEKIT_HOME", str(tmp_path / f"home{attempt}"))
+        start, results = context.Barrier(4), context.Queue()
+        children = [context.Process(target=_fetch_in_a_process, args=(files[i:] + files[:i], start, results))
+                    for i in range(4)]
+        for child in children:
+            child.start()
+        outcomes = [results.get(timeout=120) for _ in range(4 * len(files))]
+        for child in children:
+            child.join(60)
+        assert all(ok for ok, _ in outcomes), [message for ok, message in outcomes if not ok]
+        assert {Path(path) for _, path in outcomes} == {cached_path(wf) for wf in files}
+        assert all(sha256_file(cached_path(wf)) == sums[wf.name] for wf in files)
+        assert json.loads((cache_dir() / "hashes.json").read_text()) == {name: sums[name] for name in unpinned}

@@ -4,7 +4,8 @@
 - :func:`stale_temporaries` - the temporaries a killed process left behind for a target;
 - :func:`sha256_file` - hex sha256 of a file, read in 1 MiB blocks;
 - :func:`known_sha256` - the same, remembered per (path, size, mtime): to name a file hashed before
-  (a model's weights in provenance, manifests and export caches), not to verify one.
+  (a model's weights in provenance, manifests and export caches), not to verify one;
+- :func:`try_lock` / :func:`exclusive_lock` - an exclusive lock on an open file, between processes.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import contextlib
 import hashlib
 import os
 import secrets
+import sys
+import time
 from pathlib import Path
 from typing import Callable, Union
 
@@ -88,3 +91,32 @@ def sha256_file(path: str | Path) -> str:
 def known_sha256(path: str | Path) -> str:
     """:func:`sha256_file` of ``path`` without reading it again while its size and mtime are unchanged."""
     return _DIGESTS.get(_identity(Path(path))) or sha256_file(path)
+
+
+def try_lock(handle) -> bool:
+    """Take an exclusive lock on the open file ``handle`` without waiting; False while another process holds
+    it. Closing the handle (or the process ending) releases it."""
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path, poll: float = 0.1):
+    """Hold an exclusive lock on the file ``path`` (created if missing, left in place) for the ``with``
+    body, waiting as long as another process holds it, polling every ``poll`` seconds. Raises OSError
+    when the file cannot be opened."""
+    handle = open(path, "a+")
+    try:
+        while not try_lock(handle):
+            time.sleep(poll)
+        yield
+    finally:
+        handle.close()

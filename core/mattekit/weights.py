@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from mattekit import __version__
 from mattekit.errors import WeightsError
-from mattekit.fsutil import atomic_write, sha256_file
+from mattekit.fsutil import atomic_write, exclusive_lock, sha256_file
 
 if TYPE_CHECKING:  # torch is imported where state dicts are loaded, so that the catalog starts without it
     import torch
@@ -91,8 +91,9 @@ def _recorded() -> dict[str, str]:
 
 
 def _record(name: str, digest: str) -> None:
-    data = {**_recorded(), name: digest}
-    atomic_write(cache_dir() / "hashes.json", json.dumps(data, indent=1, sort_keys=True) + "\n")
+    with exclusive_lock(cache_dir() / "hashes.json.lock"):  # another process may record another file now
+        data = {**_recorded(), name: digest}
+        atomic_write(cache_dir() / "hashes.json", json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def _expected(wf: WeightFile) -> str | None:
@@ -157,9 +158,26 @@ def fetch(wf: WeightFile, *, progress: bool = True, network: bool = True) -> Pat
 
     A cached file that no longer matches its hash is never replaced silently: fetch raises
     a WeightsError asking the user to delete it, so corruption or tampering gets noticed.
-    ``network=False`` tries only the cache and a local-folder mirror.
+    ``network=False`` tries only the cache and a local-folder mirror. Processes sharing the cache
+    (Ray workers, two CLI runs) take turns on each file through ``<name>.lock``: one brings it in,
+    the others then find it cached.
     """
     path = cached_path(wf)
+    if path.is_file():
+        return _fetch(wf, path, progress, network)
+    lock = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.touch()
+    except OSError as e:
+        raise WeightsError(f"Cannot write in the weights cache {path.parent} ({e.strerror or e}); "
+                           "set MATTEKIT_HOME to a writable folder.") from None
+    with exclusive_lock(lock):
+        return _fetch(wf, path, progress, network)
+
+
+def _fetch(wf: WeightFile, path: Path, progress: bool, network: bool) -> Path:
+    """:func:`fetch` once any other process fetching ``wf`` is done: verify the cached file, else bring it in."""
     expected = _expected(wf)
     if path.is_file():
         got = sha256_file(path)
@@ -171,10 +189,6 @@ def fetch(wf: WeightFile, *, progress: bool = True, network: bool = True) -> Pat
                 "delete it and run again to download a fresh copy."
             )
         return path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise WeightsError(f"Cannot create the weights cache {path.parent} ({e.strerror or e}); set MATTEKIT_HOME to a writable folder.") from None
     part = path.with_name(path.name + ".part")
     tried = []
     for label, source in _sources(wf):

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 from .. import client
 from ..errors import MattekitError
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write, try_lock
 from . import protocol
 
 
@@ -48,7 +47,7 @@ class OwnerLock:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), mode=0o700, exist_ok=True)
         handle = open(self.path, "a+")
         deadline = time.monotonic() + wait
-        while not _try_lock(handle):
+        while not try_lock(handle):
             if time.monotonic() >= deadline:
                 handle.close()
                 raise MattekitError(f"Another mattekit worker already serves the state file {self.state_path}; "
@@ -62,15 +61,3 @@ class OwnerLock:
             self.handle.close()  # closing the file drops the lock
             self.handle = None
 
-
-def _try_lock(handle) -> bool:
-    try:
-        if sys.platform == "win32":
-            import msvcrt
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True
