@@ -60,13 +60,12 @@ def test_hint_mask_allows_its_neighbourhood_only():
     assert kept[10:40, 5:35].min() == 1 and kept[:, 60:].max() == 0
 
 
-def test_region_made_square_and_within_shifts_the_hint():
-    hint = hints.make(60, 100, box="40,20,60,30")  # 20 x 10 -> grown by 8 px a side -> 36 x 26 -> square 36
+def test_region_grows_the_hint_and_within_shifts_it():
+    hint = hints.make(60, 100, box="40,20,60,30")  # 20 x 10 -> grown by 8 px a side -> 36 x 26
     assert hints.region(hint, 60, 100) == (12, 32, 38, 68)
-    top, left, bottom, right = hints.region(hint, 60, 100, square=True)
-    assert (bottom - top, right - left) == (36, 36) and (top, left) == (7, 32)
-    inner = hints.within(hints.make(60, 100, box="40,20,60,30", include="45,25", exclude="1,1"), top, left, bottom, right)
-    assert inner.box == (8, 13, 28, 23) and inner.include == ((13, 18),) and inner.exclude == ()
+    assert hints.region(hints.make(60, 100, box="2,50,30,58"), 60, 100) == (42, 0, 60, 38)  # clipped to the image
+    inner = hints.within(hints.make(60, 100, box="40,20,60,30", include="45,25", exclude="1,1"), 12, 32, 38, 68)
+    assert inner.box == (8, 8, 28, 18) and inner.include == ((13, 13),) and inner.exclude == ()
 
 
 def _two_colours() -> tuple[np.ndarray, np.ndarray]:

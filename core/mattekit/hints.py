@@ -26,8 +26,6 @@ SURE = (0.1, 0.9)  # the model's probability below / above which the colour mode
 #                   (chosen on the tuning halves over (0.3, 0.7))
 COLOUR_SIZE = 320  # GrabCut works on the region scaled down to at most this many pixels a side
 COLOUR_ITERATIONS = 4  # GrabCut's iterations
-SQUARE = False  # a square crop was worse on the tuning halves (grabcut50, box: IoU 0.9005 vs 0.9025
-#                 with csnet-sod, 0.8633 vs 0.8758 with u2netp)
 POINT_RADIUS = 0.01  # a point marks a disc of this fraction of the image's size (at least 2 px) as sure
 MISSED_RADIUS = 0.05  # around an include point the model missed, a disc of this fraction is probably subject
 
@@ -118,23 +116,18 @@ def _bounds(hint: Hint, height: int, width: int) -> tuple[int, int, int, int] | 
     return int(top), int(left), int(bottom), int(right)
 
 
-def region(hint: Hint, height: int, width: int, margin: float = MARGIN, square: bool = SQUARE) -> tuple[int, int, int, int]:
+def region(hint: Hint, height: int, width: int, margin: float = MARGIN) -> tuple[int, int, int, int]:
     """(top, left, bottom, right) of the crop the model runs on: what the hint outlines grown by
-    ``margin`` of its size on each side (at least 8 px), with ``square`` its shorter side grown to
-    the longer one (the models' inputs are square, so the subject is not stretched), clipped to the
-    image; the whole image when the hint outlines nothing (points only)."""
+    ``margin`` of its size on each side (at least 8 px), clipped to the image; the whole image when
+    the hint outlines nothing (points only). Not made square: a square crop was worse on the tuning
+    halves (grabcut50, box: IoU 0.9005 vs 0.9025 with csnet-sod, 0.8633 vs 0.8758 with u2netp)."""
     bounds = _bounds(hint, height, width)
     if bounds is None:
         return 0, 0, height, width
     top, left, bottom, right = bounds
     grow_y = max(8, int(round(margin * (bottom - top))))
     grow_x = max(8, int(round(margin * (right - left))))
-    top, left, bottom, right = top - grow_y, left - grow_x, bottom + grow_y, right + grow_x
-    if square:
-        side = max(bottom - top, right - left)
-        top, left = top - (side - (bottom - top)) // 2, left - (side - (right - left)) // 2
-        bottom, right = top + side, left + side
-    return max(0, top), max(0, left), min(height, bottom), min(width, right)
+    return max(0, top - grow_y), max(0, left - grow_x), min(height, bottom + grow_y), min(width, right + grow_x)
 
 
 def within(hint: Hint, top: int, left: int, bottom: int, right: int) -> Hint:
