@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .. import ops
 from . import solver, trimap as trimaps
 from .laplacian import laplacian_stencil
 
@@ -257,8 +258,8 @@ def texture_estimate(image: np.ndarray, bg: np.ndarray, unknown: np.ndarray, rea
     # A local minimum over 11 x 11 px first: the edges of the print itself are not texture.
     energy = cv2.GaussianBlur(cv2.erode(energy, np.ones((11, 11), np.uint8)), (0, 0), 3.0)
     core = cv2.erode(bg.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(np.float32)
-    seen = cv2.GaussianBlur(core, (0, 0), reach)
-    reference = cv2.GaussianBlur(energy * core, (0, 0), reach) / np.maximum(seen, 1e-6)
+    seen = ops.gaussian_blur(core, reach, coarse=True)
+    reference = ops.gaussian_blur(energy * core, reach, coarse=True) / np.maximum(seen, 1e-6)
     u = unknown.ravel()
     ratio = np.sqrt(energy.ravel()[u] / np.maximum(reference.ravel()[u], 1e-8))
     reliable = np.clip(np.sqrt(reference.ravel()[u]) / 0.03, 0.0, 1.0) * np.clip(seen.ravel()[u] / 0.01, 0.0, 1.0)

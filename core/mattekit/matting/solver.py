@@ -84,11 +84,12 @@ def coarsen(stencil: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _restrict(r: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    hc, wc = shape
-    h, w = r.shape
-    if (h, w) != (2 * hc, 2 * wc):
-        r = np.pad(r, ((0, 2 * hc - h), (0, 2 * wc - w)))
-    return r[0::2, 0::2] + r[1::2, 0::2] + r[0::2, 1::2] + r[1::2, 1::2]
+    """Sums over the 2x2 blocks (hc x wc = ``shape``); a block cut by an odd edge sums what it holds."""
+    out = r[0::2, 0::2].copy()
+    for dy, dx in ((1, 0), (0, 1), (1, 1)):
+        part = r[dy::2, dx::2]
+        out[: part.shape[0], : part.shape[1]] += part
+    return out
 
 
 def _prolong(xc: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

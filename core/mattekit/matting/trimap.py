@@ -82,12 +82,18 @@ def from_mask(mask: np.ndarray, band: int | None = None, low: float = BG_AT, hig
     return trimap
 
 
+def _labels(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(label of the nearest ``region`` pixel: its 1-based rank in raster order among the region's
+    pixels, distance to it), both H x W."""
+    source = np.where(region, 0, 255).astype(np.uint8)
+    dist, labels = cv2.distanceTransformWithLabels(source, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    return labels, dist
+
+
 def nearest(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For every pixel, the flat index of the nearest pixel of ``region`` (H x W bool, not
     empty) and the distance to it (approximate Euclidean), both H x W."""
-    source = np.where(region, 0, 255).astype(np.uint8)
-    dist, labels = cv2.distanceTransformWithLabels(source, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
-    # DIST_LABEL_PIXEL numbers the zero pixels of ``source`` 1, 2, ... in raster order.
+    labels, dist = _labels(region)
     return np.flatnonzero(region.ravel())[labels - 1], dist
 
 
@@ -104,10 +110,11 @@ def expand_known(image: np.ndarray, trimap: np.ndarray, radius: float, tolerance
     flat = image[..., :3].reshape(-1, 3)
     matches = []
     for region in (fg, bg):
-        index, dist = nearest(region)
+        labels, dist = _labels(region)
         idx = np.flatnonzero(unknown & (dist <= radius))
+        index = np.flatnonzero(region.ravel())[labels.ravel()[idx] - 1]  # only where it is needed
         ok = np.zeros(trimap.shape, bool)
-        ok.ravel()[idx] = np.abs(flat[idx] - flat[index.ravel()[idx]]).max(axis=1) < tolerance
+        ok.ravel()[idx] = np.abs(flat[idx] - flat[index]).max(axis=1) < tolerance
         matches.append(ok)
     out[matches[0] & ~matches[1]] = 1.0
     out[matches[1] & ~matches[0]] = 0.0
