@@ -309,7 +309,7 @@ def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, ite
                                 options.pure_sigma, options.pure_weight)
     ys, xs = _box(unknown, 3)
     sub_unknown = unknown[ys, xs]
-    stencil = laplacian_stencil(image[ys, xs], options.eps)
+    stencil = laplacian_stencil(image[ys, xs], options.eps, rows_of=sub_unknown)
     # Right-hand side: the data term minus the pull of the known pixels; then drop the
     # known rows and columns and add the data term's weights to the diagonal.
     prior = np.zeros(sub_unknown.shape, np.float32)
