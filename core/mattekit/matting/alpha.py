@@ -270,11 +270,9 @@ def texture_estimate(image: np.ndarray, bg: np.ndarray, unknown: np.ndarray, rea
 
 
 def _box(unknown: np.ndarray, margin: int) -> tuple[slice, slice]:
-    rows = np.flatnonzero(unknown.any(axis=1))
-    cols = np.flatnonzero(unknown.any(axis=0))
-    h, w = unknown.shape
-    return (slice(max(0, rows[0] - margin), min(h, rows[-1] + 1 + margin)),
-            slice(max(0, cols[0] - margin), min(w, cols[-1] + 1 + margin)))
+    """(rows, columns) of the unknown pixels' bounding box (H x W bool, some True) grown by ``margin`` px."""
+    top, left, bottom, right = ops.bounding_box(unknown, 0.5)
+    return ops.grown((slice(top, bottom), slice(left, right)), margin, unknown.shape)[0]
 
 
 def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, iterations: int,
