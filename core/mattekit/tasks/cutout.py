@@ -111,17 +111,27 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
     A transparent input stays transparent where it was (its alpha multiplies the matte). Colours
     are decontaminated (:func:`mattekit.matting.estimate_foreground`) unless ``options.decontaminate``
     is off. Returns H x W (alpha), H x W x 3 (foreground, composite) or H x W x 4 (rgba), float32,
-    cropped to the subject when ``options.crop`` is set.
+    cropped to the subject when ``options.crop`` is set. A uint8/uint16 ``image`` (0..255 / 0..65535)
+    gives an rgba result of its own dtype, made in place (the alpha and the decontaminated colours
+    rounded as :func:`mattekit.ops.quantise` rounds): no full-size float copy of the photo or the result.
     """
     kind = result_kind(options, backdrop is not None)
+    if image.dtype.kind in "ui" and kind != "rgba":
+        image = ops.unit_float(image)
     if image.shape[-1] == 4:
-        alpha = alpha * image[..., 3]
-    alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32, copy=False)
+        alpha = alpha * ops.unit_float(image[..., 3])
+    alpha = np.asarray(alpha, np.float32)
+    if alpha.size and not (alpha.min() >= 0.0 and alpha.max() <= 1.0):  # (a copy only when it is needed)
+        alpha = np.clip(alpha, 0.0, 1.0)
     if kind == "alpha":
         result = alpha
     elif kind == "rgba":  # the colours are made in place in the result: no second full-size copy
-        result = np.empty(alpha.shape + (4,), np.float32)
-        result[..., :3], result[..., 3] = image[..., :3], alpha
+        result = np.empty(alpha.shape + (4,), image.dtype if image.dtype.kind in "ui" else np.float32)
+        result[..., :3] = image[..., :3]
+        if result.dtype == np.float32:
+            result[..., 3] = alpha
+        else:
+            ops.quantise(alpha, 16 if result.dtype == np.uint16 else 8, out=result[..., 3])
         if options.decontaminate:
             estimate_foreground(image, alpha, out=result)
     else:
