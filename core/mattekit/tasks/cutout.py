@@ -104,6 +104,19 @@ def background_for(image: np.ndarray, alpha: np.ndarray, background: str | None,
     return np.broadcast_to(np.asarray(colour, np.float32), (h, w, 3))
 
 
+def rgba(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """H x W x 4 straight RGBA of ``image``'s colours (H x W x 3|4) and ``alpha`` (H x W float32 in
+    [0,1]): float32, or the dtype of a uint8/uint16 image with the alpha rounded as
+    :func:`mattekit.ops.quantise` rounds."""
+    out = np.empty(alpha.shape + (4,), image.dtype if image.dtype.kind in "ui" else np.float32)
+    out[..., :3] = image[..., :3]
+    if out.dtype == np.float32:
+        out[..., 3] = alpha
+    else:
+        ops.quantise(alpha, 16 if out.dtype == np.uint16 else 8, out=out[..., 3])
+    return out
+
+
 def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
              backdrop: np.ndarray | None = None) -> np.ndarray:
     """The result ``options`` ask for from ``image`` (H x W x 3|4) and its subject ``alpha`` (H x W).
@@ -126,14 +139,10 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
     if kind == "alpha":
         result = alpha
     elif kind == "rgba":  # the colours are made in place in the result: no second full-size copy
-        result = np.empty(alpha.shape + (4,), image.dtype if image.dtype.kind in "ui" else np.float32)
-        result[..., :3] = image[..., :3]
-        if result.dtype == np.float32:
-            result[..., 3] = alpha
-        else:
-            ops.quantise(alpha, 16 if result.dtype == np.uint16 else 8, out=result[..., 3])
-        if options.decontaminate:
-            estimate_foreground(image, alpha, out=result)
+        made = []
+        if options.decontaminate:  # (the result is made after the colours' coarser levels)
+            estimate_foreground(image, alpha, out=lambda: made.append(rgba(image, alpha)) or made[0])
+        result = made[0] if made else rgba(image, alpha)
     else:
         if options.decontaminate:
             colours = estimate_foreground(image, alpha)
