@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -116,6 +117,19 @@ def test_trimap_from_mask_band_scales_and_thin_structures_survive():
     assert set(np.unique(tri)) <= {0.0, 0.5, 1.0}
     big = trimaps.split(trimaps.from_mask(np.kron(mask, np.ones((2, 2), np.float32))))[2].sum()
     assert big > 3 * unknown.sum()  # twice the size: about four times the unknown area
+
+
+@pytest.mark.parametrize("height, width, radius", [(90, 120, 7), (6, 200, 9), (200, 6, 9), (1, 40, 3), (300, 260, 36)])
+def test_kernel_reach_at_points_is_opencvs_dilation(height, width, radius):
+    """trimap._reaches (the seeding test of from_mask) reads what cv2.dilate with the same disc gives,
+    at every pixel, on random blobs and lines, including discs cropped to a thin image."""
+    rng = np.random.default_rng(radius)
+    region = cv2.GaussianBlur(rng.random((height, width)).astype(np.float32), (0, 0), 2) > 0.56
+    region[height // 2, :] |= rng.random(width) > 0.9
+    kernel = trimaps._disc(radius, height, width)
+    ys, xs = np.nonzero(np.ones((height, width), bool))
+    want = cv2.dilate(region.astype(np.uint8), kernel).astype(bool)
+    assert np.array_equal(trimaps._reaches(region, kernel, ys, xs).reshape(height, width), want)
 
 
 def test_user_trimaps_are_normalised():

@@ -176,6 +176,58 @@ def test_sixteen_bit_input_gives_sixteen_bit_output(shared, mirror, tmp_path):
     assert io.read_image(tmp_path / "deep_cutout.png").bit_depth == 16
 
 
+def _disc_photo(height, width, dtype=np.uint8, channels=3, seed=0):
+    """A noisy photo of an elliptic subject (the middle sixth of the frame) and a blurred 320 x 320
+    prediction of it: (photo as ``dtype`` H x W x ``channels``, prediction float32 320 x 320)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    inside = ((yy - height / 2) / (0.12 * height)) ** 2 + ((xx - width / 2) / (0.08 * width)) ** 2 < 1
+    colours = np.where(inside[..., None], np.float32([0.8, 0.3, 0.25]), np.float32([0.15, 0.5, 0.8]))
+    colours = np.clip(colours + rng.normal(0, 0.04, colours.shape), 0, 1)
+    if channels == 4:
+        colours = np.concatenate([colours, np.where(xx < width // 10, 0.5, 1.0)[..., None]], axis=2)
+    photo = ops.quantise(colours, 16 if dtype == np.uint16 else 8)
+    low = cv2.resize(cv2.GaussianBlur(inside.astype(np.float32), (0, 0), 0.01 * width), (320, 320),
+                     interpolation=cv2.INTER_AREA)
+    return photo, low
+
+
+@pytest.mark.parametrize("dtype, channels", [(np.uint8, 3), (np.uint16, 3), (np.uint8, 4)])
+def test_an_integer_photo_gives_the_float_photos_cutout(dtype, channels):
+    """remove keeps an 8/16-bit photo as integers (the CLI reads it so): its RGBA cut-out, of the photo's
+    dtype, is exactly the float pipeline's rounded as the PNG writer rounds it (refinement, matting and
+    decontamination on); other results are float as before."""
+    photo, low = _disc_photo(300, 400, dtype, channels)
+    options = segment.TASK.make_options({})
+    as_ints = segment.TASK.finish({}, {"image": photo}, options, None, low)["result"]
+    as_floats = segment.TASK.finish({}, {"image": ops.unit_float(photo)}, options, None, low)["result"]
+    assert as_ints.dtype == dtype and as_ints.shape == photo.shape[:2] + (4,)
+    assert np.array_equal(as_ints, ops.quantise(as_floats, 16 if dtype == np.uint16 else 8))
+    alpha = segment.TASK.finish({}, {"image": photo}, segment.TASK.make_options({"result": "alpha"}), None, low)
+    assert alpha["result"].dtype == np.float32 and np.array_equal(alpha["result"], as_floats[..., 3])
+
+
+@pytest.mark.parametrize("matting, bound", [(False, 10), (True, 28)])
+def test_cutout_memory_follows_the_photos_integers(tmp_path, matting, bound):
+    """A 6 MP 8-bit cut-out, from the full-size mask to the written PNG, allocates under ``bound`` bytes
+    per pixel (traced): the mask (4) and the uint8 RGBA result (4), plus, with matting, the matting
+    windows and the decontamination's coarser levels. A float copy of the photo (12 bytes per pixel)
+    or a float RGBA result (16) would not fit (measured 8.7 and 24.7)."""
+    import tracemalloc
+
+    photo, low = _disc_photo(2000, 3000)
+    options = segment.TASK.make_options({"refine": matting, "matting": matting})
+    tracemalloc.start()
+    try:
+        result = segment.TASK.finish({}, {"image": photo}, options, None, low)["result"]
+        io.write_image(tmp_path / "cut.png", result)
+        del result
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < bound * photo.shape[0] * photo.shape[1]
+
+
 def test_folder_with_a_broken_image_keeps_the_others(shared, mirror, tmp_path, capsys):
     folder = tmp_path / "in"
     folder.mkdir()

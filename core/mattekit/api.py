@@ -130,7 +130,7 @@ def _run_file(task, source: Path, output, options, given: dict, loaded: dict) ->
     from . import io, provenance
     from .io import outputs
 
-    picture = io.read_image(source)
+    picture = io.read_image(source, integers=task.inputs[0].integers)  # as the CLI reads it
     inputs = {"image": picture.pixels}
     for name, value in given.items():
         inputs[name] = outputs.read_companion(str(value), source, dict((p.name, p) for p in task.inputs)[name],

@@ -35,18 +35,90 @@ def grey_map(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def unit_float(x: np.ndarray) -> np.ndarray:
+    """Pixels as float32 in [0,1]: uint8 / 255, uint16 / 65535 (a new array); floats as they are (no copy
+    for float32)."""
+    x = np.asarray(x)
+    if x.dtype.kind in "ui":
+        out = x.astype(np.float32)
+        np.divide(out, np.float32(np.iinfo(x.dtype).max), out=out)
+        return out
+    return x.astype(np.float32, copy=False)
+
+
+STRIP_BYTES = 4 << 20  # float bytes converted at a time by resize (integer input) and quantise
+WHOLE_BYTES = 16 << 20  # integer images whose float copy is at most this are resized as one float array
+
+
+def with_channels(pixels) -> np.ndarray:
+    """An HxW, HxWx1, HxWx3 or HxWx4 array as HxWxC (a view); ValueError for any other shape."""
+    px = np.asarray(pixels)
+    if px.ndim == 2:
+        px = px[..., None]
+    if px.ndim != 3 or px.shape[2] not in (1, 3, 4) or 0 in px.shape:
+        raise ValueError(f"expected an HxW, HxWx1, HxWx3 or HxWx4 array, got shape {px.shape}")
+    return px
+
+
+def quantise(pixels, bit_depth: int = 8, out: np.ndarray | None = None) -> np.ndarray:
+    """An image (HxW[xC], floats in [0,1] or integers) as HxWxC uint8 (bit_depth 8) or uint16 (16).
+
+    Floats: NaN -> 0, clipped to [0,1], scaled and rounded half to even, in strips of rows of at most
+    :data:`STRIP_BYTES` (no full-size float temporary). uint8/uint16 of the wanted depth are returned as
+    they are (no copy; copied into ``out`` when given); other integers are rescaled from their own range.
+    ``out``: an HxWxC (or HxW for HxW input) array of the wanted dtype to fill instead of a new one.
+    """
+    px = with_channels(pixels)
+    dtype = np.uint16 if bit_depth == 16 else np.uint8
+    ints = np.empty(px.shape, dtype) if out is None else out[..., None] if out.ndim == 2 else out
+    if px.dtype == dtype:
+        if out is None:
+            return px
+        ints[...] = px
+        return out
+    scale = float(np.iinfo(px.dtype).max) if px.dtype.kind in "ui" else 1.0
+    top = float(np.iinfo(dtype).max)
+    rows = max(1, STRIP_BYTES // (px.shape[1] * px.shape[2] * 4))
+    buffer = np.empty((min(rows, px.shape[0]),) + px.shape[1:], np.float32)  # one strip, reused
+    for y in range(0, px.shape[0], rows):
+        strip = buffer[: min(rows, px.shape[0] - y)]
+        np.copyto(strip, px[y : y + rows], casting="unsafe")
+        if scale != 1.0:
+            strip /= np.float32(scale)
+        np.fmax(strip, 0, out=strip)  # NaN -> 0 (fmax ignores NaN)
+        np.minimum(strip, 1, out=strip)
+        strip *= np.float32(top)
+        ints[y : y + rows] = np.rint(strip, out=strip)
+    return ints if out is None else out
+
+
 def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2r+1)^2 window, edges handled by reflection. Works on H x W or H x W x C."""
     k = 2 * int(radius) + 1
     return cv2.boxFilter(x, cv2.CV_32F, (k, k), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
+_FLAGS = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "cubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}
+
+
 def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
-    """Resize H x W (x C) float32 to (height, width); ``area`` for shrinking, bilinear/cubic otherwise."""
+    """Resize H x W (x C) to (height, width) float32; ``area`` for shrinking, bilinear/cubic otherwise.
+
+    Floats are taken as they are; uint8/uint16 are read as [0,1] (:func:`unit_float`). An integer image
+    shrunk to a smaller float copy than :data:`WHOLE_BYTES` is never made float whole: its rows are made
+    float a strip at a time and shrunk in width, then the narrow result in height (for non-integer
+    factors OpenCV gives the same values as one 2-D resize; otherwise they differ by float rounding).
+    """
+    if x.dtype.kind in "ui" and height <= x.shape[0] and width <= x.shape[1] and x.size * 4 > WHOLE_BYTES:
+        rows = max(1, STRIP_BYTES // (x[0].size * 4))
+        narrow = np.empty((x.shape[0], width) + x.shape[2:], np.float32)
+        for y in range(0, x.shape[0], rows):
+            narrow[y : y + rows] = resize(unit_float(x[y : y + rows]), min(rows, x.shape[0] - y), width, method)
+        return resize(narrow, height, width, method)
+    x = unit_float(x)
     if x.shape[:2] == (height, width):
         return x
-    flags = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "cubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}
-    out = cv2.resize(np.ascontiguousarray(x, dtype=np.float32), (width, height), interpolation=flags[method])
+    out = cv2.resize(np.ascontiguousarray(x), (width, height), interpolation=_FLAGS[method])
     return out.reshape((height, width) + x.shape[2:])
 
 

@@ -6,17 +6,13 @@ import sys
 import threading
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from . import catalog as catalog_mod
-from . import engines, nets, weights
+from . import engines, nets, ops, weights
 from .catalog import InputSpec, ModelEntry
 from .errors import MattekitError
-
-_RESIZE = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "cubic": cv2.INTER_CUBIC}
-
 
 def set_threads(count: int | None) -> None:
     """Limit torch's intra-op CPU threads (None = torch's default)."""
@@ -51,13 +47,9 @@ def input_size(spec: InputSpec, height: int, width: int) -> tuple[int, int]:
 
 
 def prepare(spec: InputSpec, image: np.ndarray) -> torch.Tensor:
-    """sRGB float32 HxWx3 in [0,1] -> 1x3xhxw float32 tensor as the catalog entry wants it."""
-    image = np.ascontiguousarray(image[..., :3], dtype=np.float32)
-    h, w = input_size(spec, *image.shape[:2])
-    if (h, w) != image.shape[:2]:
-        shrinking = h * w < image.shape[0] * image.shape[1]
-        flag = cv2.INTER_AREA if spec.resize == "area" and shrinking else _RESIZE[spec.resize]
-        image = cv2.resize(image, (w, h), interpolation=flag)
+    """sRGB HxWx3 (float32 in [0,1], or uint8/uint16: see :func:`mattekit.ops.resize`, which shrinks a
+    large integer photo without a full-size float copy) -> 1x3xhxw float32 tensor as the catalog entry wants it."""
+    image = ops.resize(image[..., :3], *input_size(spec, *image.shape[:2]), spec.resize)
     if spec.quantize_uint8:
         image = np.floor(np.clip(image, 0, 1) * 255.0) / 255.0
     if spec.divide_by_max:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from . import ops, runtime, tiling
 from .errors import InputError, MattekitError
-from .io.images import quantise
+from .ops import quantise
 
 MAX_SCALE = 16.0
 MIN_SIDE = 16  # smaller inputs are padded up to this (RFDN's attention branch needs 15 px)

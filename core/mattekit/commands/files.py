@@ -201,7 +201,7 @@ def each_image_pipelined(args, planned: list[tuple[Path, Path]], task, models: d
 
     @per_item
     def read(item):
-        picture = io.read_image(item[0])
+        picture = io.read_image(item[0], integers=task.inputs[0].integers)
         inputs = inputs_for(picture)
         x, context = task.prepare(models, inputs, options)
         return x, (picture, inputs, context)

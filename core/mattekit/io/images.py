@@ -52,7 +52,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from mattekit.errors import InputError, OutputError
 from mattekit.fsutil import atomic_write, stale_temporaries
 from mattekit.provenance import from_xmp, to_xmp
-from mattekit.ops import linear_to_srgb, srgb_to_linear
+from mattekit.ops import linear_to_srgb, quantise, srgb_to_linear, unit_float, with_channels
 
 READABLE = "PNG, JPEG, TIFF, WebP, EXR"
 _WRITERS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
@@ -209,16 +209,10 @@ def _pillow_pixels(im: Image.Image, icc: bytes | None, src: str, integers: bool)
             im = ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _srgb(), outputMode="RGB")
         except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
             warnings.warn(f"{src}: its colour profile could not be applied, so its colours are read as sRGB.")
-    planes = [np.asarray(im.convert("RGB"))] + ([alpha[..., None]] if alpha is not None else [])
+    colours = im if im.mode == "RGB" else im.convert("RGB")  # (converting RGB to RGB would copy it)
+    planes = [np.asarray(colours)] + ([alpha[..., None]] if alpha is not None else [])
     pixels = np.concatenate(planes, axis=2) if len(planes) > 1 else planes[0]
-    return (pixels if integers else _unit_float(pixels, 255.0)), 8
-
-
-def _unit_float(ints: np.ndarray, top: float) -> np.ndarray:
-    """Integers 0..top as float32 in [0,1] with one full-size float array (divided in place)."""
-    out = ints.astype(np.float32)
-    np.divide(out, np.float32(top), out=out)
-    return out
+    return (pixels if integers else unit_float(pixels)), 8
 
 
 def _read_opencv(src: str, fmt: str, mode: str, orientation: int, integers: bool) -> Picture:
@@ -352,7 +346,7 @@ def write_image(path, pixels, *, bit_depth: int = 8, linear_exr: bool = True, pr
     JPEG (APP1) and WebP; header attributes in EXR (``software``, ``mattekitProvenance`` JSON,
     ``digitalSourceType``). :func:`read_provenance` reads it back.
     JPEG cannot hold transparency: an RGBA picture that is not fully opaque raises OutputError.
-    Memory: floats are rounded to integers in strips of rows (:func:`quantise`) and PNG is compressed
+    Memory: floats are rounded to integers in strips of rows (:func:`mattekit.ops.quantise`) and PNG is compressed
     strip by strip straight into the file, so a write needs the integer copy and a strip on top of the
     caller's array, never a full-size float copy.
     """
@@ -377,48 +371,11 @@ def write_image(path, pixels, *, bit_depth: int = 8, linear_exr: bool = True, pr
     _atomic(path, lambda tmp: writer(tmp, ints, fmt, xmp))
 
 
-STRIP_BYTES = 4 << 20  # rows converted (quantise) and compressed (PNG) at a time
-
-
-def _shaped(pixels) -> np.ndarray:
-    px = np.asarray(pixels)
-    if px.ndim == 2:
-        px = px[..., None]
-    if px.ndim != 3 or px.shape[2] not in (1, 3, 4) or 0 in px.shape:
-        raise ValueError(f"expected an HxW, HxWx1, HxWx3 or HxWx4 array, got shape {px.shape}")
-    return px
-
-
-def quantise(pixels, bit_depth: int = 8) -> np.ndarray:
-    """An image (HxW[xC], floats in [0,1] or integers) as HxWxC uint8 (bit_depth 8) or uint16 (16).
-
-    Floats: NaN -> 0, clipped to [0,1], scaled and rounded half to even, in strips of rows of at most
-    :data:`STRIP_BYTES` (no full-size float temporary). uint8/uint16 of the wanted depth are returned as
-    they are (no copy); other integers are rescaled from their own range.
-    """
-    px = _shaped(pixels)
-    dtype = np.uint16 if bit_depth == 16 else np.uint8
-    if px.dtype == dtype:
-        return px
-    scale = float(np.iinfo(px.dtype).max) if px.dtype.kind in "ui" else 1.0
-    top = float(np.iinfo(dtype).max)
-    ints = np.empty(px.shape, dtype)
-    rows = max(1, STRIP_BYTES // (px.shape[1] * px.shape[2] * 4))
-    buffer = np.empty((min(rows, px.shape[0]),) + px.shape[1:], np.float32)  # one strip, reused
-    for y in range(0, px.shape[0], rows):
-        strip = buffer[: min(rows, px.shape[0] - y)]
-        np.copyto(strip, px[y : y + rows], casting="unsafe")
-        if scale != 1.0:
-            strip /= np.float32(scale)
-        np.fmax(strip, 0, out=strip)  # NaN -> 0 (fmax ignores NaN)
-        np.minimum(strip, 1, out=strip)
-        strip *= np.float32(top)
-        ints[y : y + rows] = np.rint(strip, out=strip)
-    return ints
+STRIP_BYTES = 4 << 20  # rows compressed (PNG) at a time
 
 
 def _as_float(pixels) -> np.ndarray:
-    px = _shaped(pixels)
+    px = with_channels(pixels)
     if px.dtype.kind in "ui":
         px = px / float(np.iinfo(px.dtype).max)
     return np.clip(np.nan_to_num(px.astype(np.float32)), 0, 1)

@@ -60,32 +60,40 @@ TILE = 128      # px: levels over TILE^2 x 4 pixels are solved in tiles this siz
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e-3, gamma: float = 0.1,
                         coarse_sweeps: int = 10, fine_sweeps: int = 2, start_size: int = 32,
-                        out: np.ndarray | None = None) -> np.ndarray:
-    """Foreground colours F (H x W x 3 float32 in [0,1]) of an sRGB image (H x W x 3|4) under
-    ``alpha`` (H x W in [0,1]).
+                        out=None) -> np.ndarray:
+    """Foreground colours F (H x W x 3 float32 in [0,1]) of an sRGB image (H x W x 3|4: float32 in
+    [0,1], or uint8/uint16, made float a tile or a strip at a time) under ``alpha`` (H x W in [0,1]).
 
     Where alpha is 0 or 1 (within ``PARTIAL``) F is the photo's colour; elsewhere the multi-level
     estimate. Levels grow by 2 from ``start_size`` pixels on the long side; all but the two finest
     get ``coarse_sweeps`` sweeps, the two finest ``fine_sweeps``. ``out`` (H x W x C >= 3 float32
-    holding the photo's colours in its first three channels) receives F in place, so an RGBA
-    result needs no second copy of the colours. Returns ``out[..., :3]`` (a new array without ``out``).
+    holding the photo's colours in its first three channels; or uint8/uint16 holding them as integers,
+    which get F rounded as :func:`mattekit.ops.quantise` rounds) receives F in place, so an RGBA
+    result needs no second copy of the colours; ``out`` may also be a function making that array, called
+    once the coarser levels are solved (they and a full-size result are then never held at once).
+    Returns ``out[..., :3]`` (a new array without ``out``).
     """
     alpha = np.asarray(alpha, np.float32)  # no copy for a float32 alpha: the photo's size is the big one
-    if out is None:
-        out = np.array(image[..., :3], dtype=np.float32)
+
+    def result() -> np.ndarray:
+        if out is None:
+            return np.array(ops.unit_float(image[..., :3]), dtype=np.float32)
+        return out() if callable(out) else out
+
     partial = (alpha > PARTIAL) & (alpha < 1.0 - PARTIAL)
     if not partial.any():
-        return out[..., :3]
+        return result()[..., :3]
     h, w = alpha.shape
     sizes = _sizes(h, w, start_size)
     counts = [coarse_sweeps] * max(0, len(sizes) - 2) + [fine_sweeps] * min(2, len(sizes))
     colours, a = image[..., :3], alpha
     pyramid = []  # the shrunken copies, each from the one before (the full size is not copied)
     for sh, sw in sizes[-2::-1]:
-        colours, a = (cv2.resize(np.asarray(x, np.float32), (sw, sh), interpolation=cv2.INTER_AREA) for x in (colours, a))
+        colours, a = (ops.resize(x, sh, sw, "area") for x in (colours, a))
         pyramid.append((colours, a))
     fg = bg = None
-    for (sh, sw), count, (img, a) in zip(sizes[:-1], counts, pyramid[::-1]):
+    for (sh, sw), count in zip(sizes[:-1], counts):
+        img, a = pyramid.pop()  # coarsest first; each level is let go once solved
         if fg is None:
             fg, bg = _means(img, a)
         fg = cv2.resize(fg, (sw, sh), interpolation=cv2.INTER_LINEAR)
@@ -94,18 +102,22 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
             fg, bg = _sweeps(img, a, fg, bg, count, eps, gamma)
         else:
             _tiled_sweeps(img, a, fg, bg, count, eps, gamma)
-    del pyramid
+    img = a = colours = None
+    filled = result()
     for box in ops.tiles_holding(partial, 0, TILE):  # the full size: tiles with a halo of its sweeps
         window, inner = ops.grown(box, counts[-1], (h, w))
         here = partial[box]
-        img = np.ascontiguousarray(image[window][..., :3], dtype=np.float32)
+        img = np.ascontiguousarray(ops.unit_float(image[window][..., :3]))
         if fg is None:
             seeds = (np.broadcast_to(m, img.shape).copy() for m in _means(img, alpha[window]))
         else:
             seeds = (_sample(c, window, (h, w)) for c in (fg, bg))
         f, _ = _sweeps(img, alpha[window], *seeds, counts[-1], eps, gamma)
-        out[box][here, :3] = f[inner][here]
-    return out[..., :3]
+        colours = f[inner][here]
+        if filled.dtype.kind in "ui":
+            colours = ops.quantise(colours[None], 16 if filled.dtype == np.uint16 else 8)[0]
+        filled[box][here, :3] = colours
+    return filled[..., :3]
 
 
 def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma) -> None:

@@ -74,8 +74,9 @@ def from_mask(mask: np.ndarray, band: int | None = None, low: float = BG_AT, hig
     bg = cv2.erode(sure_bg.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool) if r else sure_bg
     grow = _disc(r + 1, h, w)
     for core, sure in ((fg, sure_fg), (bg, sure_bg)):  # seeds only where erosion erased the structure
-        near_core = cv2.dilate(core.astype(np.uint8), grow).astype(bool)
-        core |= _ridge(sure) & ~near_core
+        ys, xs = np.nonzero(_ridge(sure) & ~core)
+        far = ~_reaches(core, grow, ys, xs)
+        core[ys[far], xs[far]] = True
     bg &= ~fg
     trimap = np.full((h, w), 0.5, np.float32)
     trimap[fg], trimap[bg] = 1.0, 0.0
@@ -88,6 +89,33 @@ def _labels(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     source = np.where(region, 0, 255).astype(np.uint8)
     dist, labels = cv2.distanceTransformWithLabels(source, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
     return labels, dist
+
+
+def _reaches(region: np.ndarray, kernel: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``cv2.dilate(region, kernel)`` (region H x W bool; kernel a centred structuring element whose rows
+    are centred runs, such as :func:`_disc`) read only at the points (``ys``, ``xs``): whether a
+    ``region`` pixel lies under the kernel centred there. Per row, the distance to the nearest region
+    pixel on that row is compared with the kernel's half-run for that row offset, so the cost is a few
+    passes over the image plus one per kernel row over the points, not a kernel's area per pixel."""
+    h, w = region.shape
+    found = np.zeros(ys.shape, bool)
+    if ys.size == 0 or not region.any():
+        return found
+    cols = np.arange(w, dtype=np.int32)
+    far = np.int32(4 * w + 4)
+    before = np.maximum.accumulate(np.where(region, cols, -far), axis=1)  # the last region column at or before x
+    after = np.minimum.accumulate(np.where(region, cols, far)[:, ::-1], axis=1)[:, ::-1]  # the first at or after x
+    gap = np.minimum(cols - before, after - cols)  # per row: columns to the nearest region pixel
+    reach = kernel.shape[0] // 2
+    runs = kernel.astype(bool).sum(axis=1)
+    for dy in range(-reach, reach + 1):
+        half = runs[dy + reach]
+        if half == 0:
+            continue
+        rows = ys + dy
+        inside = (rows >= 0) & (rows < h)
+        found[inside] |= gap[rows[inside], xs[inside]] <= half // 2
+    return found
 
 
 def nearest(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

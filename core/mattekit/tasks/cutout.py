@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .. import ops
@@ -104,6 +105,20 @@ def background_for(image: np.ndarray, alpha: np.ndarray, background: str | None,
     return np.broadcast_to(np.asarray(colour, np.float32), (h, w, 3))
 
 
+def rgba(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """H x W x 4 straight RGBA of ``image``'s colours (H x W x 3|4) and ``alpha`` (H x W float32 in
+    [0,1]): float32, or the dtype of a uint8/uint16 image with the alpha rounded as
+    :func:`mattekit.ops.quantise` rounds."""
+    out = np.empty(alpha.shape + (4,), image.dtype if image.dtype.kind in "ui" else np.float32)
+    colours = np.ascontiguousarray(image, dtype=out.dtype)
+    cv2.mixChannels([colours], [out], [0, 0, 1, 1, 2, 2])  # (3x faster than numpy's strided copy)
+    if out.dtype == np.float32:
+        out[..., 3] = alpha
+    else:
+        ops.quantise(alpha, 16 if out.dtype == np.uint16 else 8, out=out[..., 3])
+    return out
+
+
 def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
              backdrop: np.ndarray | None = None) -> np.ndarray:
     """The result ``options`` ask for from ``image`` (H x W x 3|4) and its subject ``alpha`` (H x W).
@@ -111,19 +126,25 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
     A transparent input stays transparent where it was (its alpha multiplies the matte). Colours
     are decontaminated (:func:`mattekit.matting.estimate_foreground`) unless ``options.decontaminate``
     is off. Returns H x W (alpha), H x W x 3 (foreground, composite) or H x W x 4 (rgba), float32,
-    cropped to the subject when ``options.crop`` is set.
+    cropped to the subject when ``options.crop`` is set. A uint8/uint16 ``image`` (0..255 / 0..65535)
+    gives an rgba result of its own dtype, made in place (the alpha and the decontaminated colours
+    rounded as :func:`mattekit.ops.quantise` rounds): no full-size float copy of the photo or the result.
     """
     kind = result_kind(options, backdrop is not None)
+    if image.dtype.kind in "ui" and kind != "rgba":
+        image = ops.unit_float(image)
     if image.shape[-1] == 4:
-        alpha = alpha * image[..., 3]
-    alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32, copy=False)
+        alpha = alpha * ops.unit_float(image[..., 3])
+    alpha = np.asarray(alpha, np.float32)
+    if alpha.size and not (alpha.min() >= 0.0 and alpha.max() <= 1.0):  # (a copy only when it is needed)
+        alpha = np.clip(alpha, 0.0, 1.0)
     if kind == "alpha":
         result = alpha
     elif kind == "rgba":  # the colours are made in place in the result: no second full-size copy
-        result = np.empty(alpha.shape + (4,), np.float32)
-        result[..., :3], result[..., 3] = image[..., :3], alpha
-        if options.decontaminate:
-            estimate_foreground(image, alpha, out=result)
+        made = []
+        if options.decontaminate:  # (the result is made after the colours' coarser levels)
+            estimate_foreground(image, alpha, out=lambda: made.append(rgba(image, alpha)) or made[0])
+        result = made[0] if made else rgba(image, alpha)
     else:
         if options.decontaminate:
             colours = estimate_foreground(image, alpha)

@@ -71,7 +71,8 @@ class SegmentOptions(CutoutOptions):
 
 def upsample(low: np.ndarray, height: int, width: int) -> np.ndarray:
     """The plain model: a probability map (h x w) bilinearly resized to height x width, float32 in [0,1]."""
-    return np.clip(ops.resize(low, height, width, "bilinear"), 0.0, 1.0)
+    mask = ops.resize(low, height, width, "bilinear")
+    return np.clip(mask, 0.0, 1.0, out=mask if mask is not low else None)
 
 
 def unsure(mask: np.ndarray) -> np.ndarray:
@@ -99,15 +100,16 @@ def round_sure(mask: np.ndarray) -> np.ndarray:
 
 
 def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False) -> np.ndarray:
-    """Upsample a low-resolution probability map (h x w) to the image (H x W x 3), touching only where
-    the model is unsure.
+    """Upsample a low-resolution probability map (h x w) to the image (H x W x 3: float32 [0,1], or
+    uint8/uint16, made float a tile at a time), touching only where the model is unsure.
 
     Bilinear upsampling; where the model is sure (probability <= 0.1 or >= 0.9) the result is 0 or 1.
     In the uncertain band (unsure pixels widened by ``GROW`` x the upsampling factor) a colour guided
     filter of radius ``RADIUS`` x the factor moves the edge onto the photo's edges; it runs in the
     band's tiles only, so its cost follows the band, not the image. Where the network saw the photo
     at full resolution or more (factor <= 1) only the rounding applies. ``soft``: no rounding (the map
-    is a matting model's alpha). Returns float32 H x W in [0,1].
+    is a matting model's alpha). Returns float32 H x W in [0,1]: the only full-size array made (the
+    tiles' results are kept until all tiles have read the upsampled map, then written into it).
     """
     height, width = image.shape[:2]
     mask = upsample(low, height, width)
@@ -118,13 +120,16 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False) -> np.nd
     radius = max(2, round(RADIUS * factor))
     subsample = max(1, round(factor / 4))
     margin = 2 * radius + 2 * subsample
-    out = mask.copy()
+    done = []
     for box in ops.tiles_holding(unsure(mask), grow, TILE):
         band = edge_band(mask, grow, box)
         outer, inner = ops.grown(box, margin, mask.shape)
-        filtered = ops.guided_filter(image[outer][..., :3], mask[outer], radius, eps=EPS, subsample=subsample)[inner]
-        out[box][band] = np.clip(filtered[band], 0.0, 1.0)
-    return out if soft else round_sure(out)
+        guide = ops.unit_float(image[outer][..., :3])
+        filtered = ops.guided_filter(guide, mask[outer], radius, eps=EPS, subsample=subsample)[inner]
+        done.append((box, band, np.clip(filtered[band], 0.0, 1.0)))
+    for box, band, values in done:
+        mask[box][band] = values
+    return mask if soft else round_sure(mask)
 
 
 def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, soft: bool = False) -> np.ndarray:
@@ -138,12 +143,14 @@ def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, sof
     return upsample(low, *image.shape[:2])
 
 
-def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True) -> np.ndarray:
-    """The subject's alpha (H x W float32 [0,1]) for a full-resolution mask (H x W): the mask itself, or
+def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, in_place: bool = False) -> np.ndarray:
+    """The subject's alpha (H x W float32 [0,1]) for a full-resolution mask (H x W) of ``image`` (H x W x 3|4:
+    float32 [0,1], or uint8/uint16, made float a window at a time): the mask itself, or
     with ``matting`` its uncertain edge matted (:func:`mattekit.tasks.matte.alpha_from_mask`) in the
     ``MATTE_TILE`` blocks holding unsure pixels, each from a window with ``matte_margin`` px of context
     and the whole photo's size-dependent choices. The matte decides how soft the edge is, not where it
-    lies: a pixel keeps the mask's side of 0.5."""
+    lies: a pixel keeps the mask's side of 0.5. ``in_place``: the alpha is written into ``mask`` (no
+    full-size copy; the tiles' results wait until every window has read the mask)."""
     doubt = unsure(mask)
     if not matting or not doubt.any():
         return mask
@@ -152,12 +159,16 @@ def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True) -
     band = trimaps.band_width(*mask.shape)
     options = matte.MatteOptions(band=band)
     margin = matte_margin(*mask.shape)
-    out = mask.copy()
+    done = []
     for box in ops.tiles_holding(doubt, band, MATTE_TILE):
         window, inner = ops.grown(box, margin, mask.shape)
-        matted = matte.alpha_from_mask(image[window][..., :3], mask[window], options, extent=mask.shape)[inner]
+        colours = ops.unit_float(image[window][..., :3])
+        matted = matte.alpha_from_mask(colours, mask[window], options, extent=mask.shape)[inner]
         region = mask[box]
-        out[box] = np.where((matted >= 0.5) == (region >= 0.5), matted, region)
+        done.append((box, np.where((matted >= 0.5) == (region >= 0.5), matted, region)))
+    out = mask if in_place else mask.copy()
+    for box, values in done:
+        out[box] = values
     return out
 
 
@@ -237,7 +248,7 @@ def hinted_mask(image: np.ndarray, prediction, refine: bool, context, colour: bo
     # two rules tie on grabcut50 within 0.001 IoU; on DAVIS first frames with u2netp: 0.8299 vs 0.8265.)
     select = hint.box is None and hint.mask is None and all(mask[y, x] >= 0.5 for x, y in hint.include)
     if colour:
-        region[...] = hints.colour_refine(crop, region, hints.within(hint, top, left, bottom, right))
+        region[...] = hints.colour_refine(ops.unit_float(crop), region, hints.within(hint, top, left, bottom, right))
     return hints.constrain(mask, hint, select=select)
 
 
@@ -246,7 +257,7 @@ def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dic
     mask = hinted_mask(image, prediction, options.refine, context, colour=options.colour)
     if context is None and options.second_pass:
         mask = second_pass(models["model"], image, mask, options.refine)
-    alpha = alpha_from_mask(image, mask, options.matting)
+    alpha = alpha_from_mask(image, mask, options.matting, in_place=True)
     if not options.matting:
         options = _plain(options)
     return {"result": assemble(image, alpha, options, backdrop=inputs.get("backdrop"))}
@@ -263,7 +274,7 @@ TASK = Task(
     name="remove",
     summary="Cut the subject out of each image: an RGBA cut-out, its alpha, or a composite.",
     options=SegmentOptions,
-    inputs=(Port("image", "image", (3, 4)), cutout.BACKDROP, HINT_MASK),
+    inputs=(Port("image", "image", (3, 4), integers=True), cutout.BACKDROP, HINT_MASK),
     outputs=(cutout.RESULT,),
     prepare=_prepare,
     finish=_finish,
