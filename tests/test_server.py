@@ -654,6 +654,7 @@ def test_a_second_worker_for_the_same_state_file_is_refused(make_worker):
     assert worker.health()["ok"], "the first worker keeps serving"
 
 
+@pytest.mark.slow  # ~23 s: idle connections held open until the worker's timeouts
 def test_idle_connections_take_no_threads_and_do_not_lock_clients_out(make_worker):
     srv, worker = make_worker()
     before = threading.active_count()

@@ -388,6 +388,7 @@ def _fetch_in_a_process(files: list[WeightFile], start, results) -> None:
             results.put((False, f"{type(exc).__name__}: {exc}"))
 
 
+@pytest.mark.slow  # ~12 s: 3 x 4 spawned processes importing torch
 def test_processes_sharing_the_cache_take_turns(shared, sums, env, tmp_path):
     """Ray workers and parallel CLI runs share one cache. Four processes fetching the same four files at
     the same moment from a mirror folder all get verified files (a shared ``.part`` used to vanish under
