@@ -278,12 +278,9 @@ class MatteSource:
                 return
             stage.push(frame, picture.pixels, alpha, picture if pictures else None, kept=kept)
 
-        if chain is not None:
+        if chain is not None or recurrent:  # the net runs in write, in frame order (on each frame's hint with a chain)
             layout = {"workers": 1, "threads": 1, "batch": 1, "device": predictor.device}
-            infer, post = (lambda x: x), None  # the net runs in write, on each frame's hint (HintChain.step)
-        elif recurrent:
-            layout = {"workers": 1, "threads": 1, "batch": 1, "device": predictor.device}
-            infer, post = (lambda x: x), None  # the net runs in write, in frame order
+            infer, post = (lambda x: x), None
         else:
             layout = pipeline.plan(predictor, workers=self.workers, threads=self.threads)
             infer, post = predictor, upsample_and_keep

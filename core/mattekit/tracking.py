@@ -123,12 +123,20 @@ def schedule(keyframes: Keyframes, have: list[int], needed: list[int]) -> tuple[
     so that every ``needed`` frame's chain runs: first the chains before the first keyframe (backward
     from it), then the rest forward, each frame once."""
     have = sorted(have)
+    position = {frame: i for i, frame in enumerate(have)}
     source: dict[int, int | None] = {}
     for frame in needed:
-        chain = keyframes.chain(frame, have)
-        source.setdefault(chain[0], None)
-        for previous, current in zip(chain, chain[1:]):
-            source[current] = previous  # a chain crosses no keyframe: its anchor is the nearest one
+        key = keyframes.anchor(frame)
+        if key not in position or frame not in position:
+            keyframes.chain(frame, have)  # says which one is missing
+        step = -1 if frame > key else 1  # towards the keyframe
+        current = frame
+        while current not in source:  # back along :meth:`Keyframes.chain` until a frame already scheduled
+            if current == key:
+                source[current] = None
+                break
+            source[current] = have[position[current] + step]  # a chain crosses no keyframe
+            current = source[current]
     first = keyframes.frames[0]
     backward = sorted((f for f in source if f < first), reverse=True)
     forward = sorted(f for f in source if f >= first)
