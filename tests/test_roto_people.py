@@ -192,3 +192,26 @@ def test_roto_people_writes_soft_alpha_and_foreground_and_names_the_licence(shar
     assert np.abs(fg.pixels[..., :3] - estimate_foreground(rgb, coverage))[band].mean() < 0.01
     assert np.abs(fg.pixels[..., :3] - rgb)[band].mean() > 0.02
 
+
+
+@pytest.mark.needs_data
+@pytest.mark.slow
+def test_a_hint_keeps_a_matting_models_soft_alpha(shared, offline_mirror, tmp_path):
+    """With a hint the people model's alpha is pasted back as it is: its near-0 and near-1 values (hair,
+    motion blur) are not rounded like a segmentation model's doubt (per frame, no temporal filter)."""
+    plate = make_plate(shared, tmp_path / "plate", 2, sequence="breakdance")
+
+    def matte(name: str, **hint) -> np.ndarray:
+        out = tmp_path / name / "m.####.png"
+        jobs.RotoJob(jobs.RotoSpec(plate=plate, output=str(out), model="people", device="cpu", threads=1, radius=0,
+                                   bit_depth=16, **hint)).run()
+        return read_image(str(out).replace("####", "1001")).pixels[..., 0]
+
+    def rounded_away(alpha):  # how many pixels hold values the rounding of sure regions would have removed
+        return int(np.count_nonzero(((alpha > 0.002) & (alpha <= 0.1)) | ((alpha >= 0.9) & (alpha < 0.998))))
+
+    free = matte("free")
+    boxed = matte("boxed", box="1001:0,0,214,120")  # the whole frame: the same alpha expected
+    assert rounded_away(free) > 20
+    assert rounded_away(boxed) > 0.5 * rounded_away(free)
+    assert np.abs(boxed - free).mean() < 0.02

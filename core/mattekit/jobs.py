@@ -393,15 +393,17 @@ class HintChain:
             if not self.users[parent]:
                 del self.done[parent]
         predictor = self.source.predictor
+        soft = self.source.entry.task == "matte"
         mask = None
         if parent is not None:  # a carried hint: the whole frame, only what lies near the carried subject kept
             context = (hint, (0, 0, height, width))
-            mask = segment.hinted_mask(picture.pixels, predictor(predictor.prepare(picture.pixels)), self.source.refine, context)
+            mask = segment.hinted_mask(picture.pixels, predictor(predictor.prepare(picture.pixels)), self.source.refine,
+                                       context, soft=soft)
             if np.count_nonzero(mask > 0.5) < CARRIED_KEEP * np.count_nonzero(hint.mask > 0.5):
                 mask = None  # the model let the subject go (another one is more salient): look at its region
         if mask is None:  # the user's hint, or a carried one the whole frame lost: the model runs on its region
             x, context = segment.hinted_input(predictor, picture.pixels, hint)
-            mask = segment.hinted_mask(picture.pixels, predictor(x), self.source.refine, context)
+            mask = segment.hinted_mask(picture.pixels, predictor(x), self.source.refine, context, soft=soft)
         if self.users[frame]:
             self.done[frame] = (mask, grey, hint)
         if frame in self.wanted:

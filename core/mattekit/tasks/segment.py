@@ -230,18 +230,20 @@ def hinted_input(predictor, image: np.ndarray, hint: hints.Hint) -> tuple:
     return predictor.prepare(image[top:bottom, left:right]), (hint, (top, left, bottom, right))
 
 
-def hinted_mask(image: np.ndarray, prediction, refine: bool, context, colour: bool = False) -> np.ndarray:
+def hinted_mask(image: np.ndarray, prediction, refine: bool, context, colour: bool = False,
+                soft: bool = False) -> np.ndarray:
     """The subject mask H x W float32 [0,1] of ``image`` from the network's ``prediction`` of
     :func:`hinted_input`'s input: pasted back into the image, with ``colour`` decided by a colour model
     where the network is unsure inside the hinted region (:func:`mattekit.hints.colour_refine`), and
-    constrained by the hint."""
+    constrained by the hint. ``soft``: the prediction is a matting model's alpha (not rounded; see
+    :func:`mask_from_prediction`)."""
     if context is None:
-        return mask_from_prediction(image, prediction, refine)
+        return mask_from_prediction(image, prediction, refine, soft)
     hint, (top, left, bottom, right) = context
     crop = image[top:bottom, left:right, :3]
     mask = np.zeros(image.shape[:2], np.float32)
     region = mask[top:bottom, left:right]
-    region[...] = mask_from_prediction(crop, prediction, refine)
+    region[...] = mask_from_prediction(crop, prediction, refine, soft)
     # Include points pick among the network's parts only without a box or hint mask (which already say
     # where the subject is; the network may split one subject in parts, DAVIS libby) and only when each
     # lands on a part; otherwise they steer the colour model and drop nothing. (On the tuning halves the
