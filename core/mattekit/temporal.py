@@ -15,6 +15,7 @@ gives the same bytes as one uninterrupted run.
 """
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -86,8 +87,12 @@ def flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return _dis().calc(source, target, None)
 
 
-def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+@functools.lru_cache(maxsize=4)
+def _grid(height: int, width: int) -> np.ndarray:
+    """(x, y) of every pixel: H x W x 2 float32, shared (read-only)."""
+    grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
+    grid.flags.writeable = False
+    return grid
 
 
 def warp(image: np.ndarray, field: np.ndarray) -> np.ndarray:
@@ -95,11 +100,28 @@ def warp(image: np.ndarray, field: np.ndarray) -> np.ndarray:
     height, width = image.shape[:2]
     fh, fw = field.shape[:2]
     if (fh, fw) != (height, width):
-        field = cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)
-        field = field * np.array([width / fw, height / fh], np.float32)
-    grid_x, grid_y = _grid(height, width)
-    return cv2.remap(image, grid_x + field[..., 0], grid_y + field[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+        where = cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)
+        where *= np.array([width / fw, height / fh], np.float32)
+    else:
+        where = field.copy()
+    where += _grid(height, width)  # one two-channel map: no strided copies of its channels
+    return cv2.remap(image, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def median(values: list[np.ndarray]) -> np.ndarray:
+    """Per-pixel median of equally shaped arrays, equal to ``np.median(np.stack(values), axis=0)`` (the
+    mean of the middle two for an even count): a selection network of element-wise min/max, several
+    times faster than sorting along a strided axis."""
+    v = list(values)
+    n = len(v)
+    for done in range(n // 2 + 1):  # each sweep carries the largest value left to position n - 1 - done
+        for j in range(n - 1 - done):
+            low = np.minimum(v[j], v[j + 1])
+            v[j + 1] = np.maximum(v[j], v[j + 1])
+            v[j] = low
+    if n % 2:
+        return v[n // 2]
+    return (v[n // 2 - 1] + v[n // 2]) * np.asarray(0.5, v[0].dtype)
 
 
 def chain(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -181,7 +203,7 @@ class Smoother:
                     values.append(warped * w * np.float32(self.options.decay ** abs(other - frame)))
                     weights.append(w * np.float32(self.options.decay ** abs(other - frame)))
             if level == 1:
-                result = np.median(np.stack(values), axis=0)
+                result = median(values)
             else:
                 result = np.sum(values, axis=0) / np.sum(weights, axis=0)
             self.averaged[level, frame] = np.clip(result, 0.0, 1.0).astype(np.float32)
