@@ -30,3 +30,10 @@ def test_warp_samples_at_the_pixel_plus_the_field_rescaled_to_the_image():
     assert np.array_equal(temporal.warp(image, half)[:, :-3], image[:, 3:])
     colours = rng.random((40, 60, 3)).astype(np.float32)
     assert np.array_equal(temporal.warp(colours, shift)[2:, :-3], colours[:-2, 3:])
+
+
+def test_total_adds_in_list_order_like_numpy():
+    rng = np.random.default_rng(5)
+    for count in range(1, 10):
+        values = [rng.random((23, 37), dtype=np.float32) * 10.0 ** rng.integers(-3, 3) for _ in range(count)]
+        assert np.array_equal(temporal._total(values), np.sum(values, axis=0)), count
