@@ -64,13 +64,30 @@ def test_malformed_catalog_is_refused(tmp_path):
         catalog.load(str(bad))
 
 
+# rembg's own pins (pooch "md5:..." in rembg/sessions/u2net.py, u2netp.py, u2net_human_seg.py, dis_general_use.py)
+REMBG_MD5 = {"u2net.onnx": "60024c5c889badc19c04ad937298a77b", "u2netp.onnx": "8e83ca70e441ab06c318d82300c84806",
+             "u2net_human_seg.onnx": "c09ddc2e0104f800e3e1bb4652583d1f",
+             "isnet-general-use.onnx": "fc16ebd8b0c10d971d3513d564d01e29"}
+
+
 def test_rembg_sources_name_rembgs_release_files_and_pin_only_what_was_checked(shared):
-    """rembg's ONNX files are listed under their release names; only u2netp.onnx is pinned (its copy in
-    shared/weights is byte-identical to rembg's release), the others are not guessed."""
+    """rembg's ONNX files are listed under their release names with rembg's md5 pins; only u2netp.onnx also has a
+    sha256 (its copy in shared/weights is byte-identical to rembg's release), the others are not guessed."""
     sums = dict(line.split()[::-1] for line in (shared / "weights/SHA256SUMS").read_text().splitlines())
     rembg = {wf.name: (entry.name, wf) for entry in catalog.load().models.values() for wf in entry.files
              if "danielgatis/rembg" in wf.url}
-    assert set(rembg) == {"u2net.onnx", "u2netp.onnx", "u2net_human_seg.onnx", "isnet-general-use.onnx"}
+    assert set(rembg) == set(REMBG_MD5)
     for name, (model, wf) in rembg.items():
         assert wf.url == f"https://github.com/danielgatis/rembg/releases/download/v0.0.0/{name}", model
         assert wf.sha256 == sums.get(name), f"{model}: a pinned sha256 must be one checked on a real file"
+        assert wf.md5 == REMBG_MD5[name] and weights.pinned(wf), model
+
+
+def test_the_md5_pin_of_u2netp_onnx_is_that_of_the_real_file(shared):
+    """The one rembg release we hold: the catalog's md5 for it (rembg's pin) is the md5 of its bytes, so the md5
+    path is checked against a real file."""
+    wf = catalog.load().get("u2netp").files[1]
+    assert wf.name == "u2netp.onnx"
+    assert hashlib.md5((shared / "weights" / wf.name).read_bytes()).hexdigest() == wf.md5
+    assert all(len(f.md5) == 32 and set(f.md5) <= set("0123456789abcdef")
+               for entry in catalog.load().models.values() for f in entry.files if f.md5)

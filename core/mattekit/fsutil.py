@@ -2,7 +2,7 @@
 
 - :func:`atomic_write` - write through a hidden temporary name in the target's folder, then rename;
 - :func:`stale_temporaries` - the temporaries a killed process left behind for a target;
-- :func:`sha256_file` - hex sha256 of a file, read in 1 MiB blocks;
+- :func:`sha256_file` - hex sha256 of a file, read in 1 MiB blocks (:func:`file_digests`: several hashes, one read);
 - :func:`known_sha256` - the same, remembered per (path, size, mtime): to name a file hashed before
   (a model's weights in provenance, manifests and export caches), not to verify one;
 - :func:`try_lock` / :func:`exclusive_lock` - an exclusive lock on an open file, between processes.
@@ -78,14 +78,23 @@ def _identity(path: Path) -> tuple:
     return str(path.resolve()), st.st_size, st.st_mtime_ns
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of the file at ``path``, read now (and remembered for :func:`known_sha256`)."""
-    digest = hashlib.sha256()
+def file_digests(path: str | Path, *names: str) -> dict[str, str]:
+    """{name: hex digest} of the file at ``path`` for each hashlib algorithm named ("sha256", "md5"), all from
+    one read now; a sha256 is remembered for :func:`known_sha256`."""
+    hashes = {name: hashlib.new(name) for name in names}
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    _DIGESTS[_identity(Path(path))] = digest.hexdigest()
-    return digest.hexdigest()
+            for digest in hashes.values():
+                digest.update(block)
+    found = {name: digest.hexdigest() for name, digest in hashes.items()}
+    if "sha256" in found:
+        _DIGESTS[_identity(Path(path))] = found["sha256"]
+    return found
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of the file at ``path``, read now (and remembered for :func:`known_sha256`)."""
+    return file_digests(path, "sha256")["sha256"]
 
 
 def known_sha256(path: str | Path) -> str:

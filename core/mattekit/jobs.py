@@ -493,7 +493,10 @@ class RotoJob:
             model = self.settings()["model"]
             changed = changed_options(options_of(RotoSpec), self.spec, RotoSpec(plate="", output=""),
                                       unrecorded=("threads", "workers", "overwrite", "skip_missing", "frames"))
-            self._provenance = roto_record(changed, model_record(self.entry, self.weights_path(), model["sha256"]))
+            from .weights import pinned_sha256s
+
+            record = model_record(self.entry, self.weights_path(), model["sha256"], pinned_sha256s(self.entry.files))
+            self._provenance = roto_record(changed, record)
         return self._provenance
 
     def outputs(self) -> dict[str, str]:

@@ -70,10 +70,10 @@ def record(task, options, models: dict, port=None) -> dict:
             "digital_source_type": source_type(port or task.outputs[0])}
 
 
-def model_record(entry, path, digest: str) -> dict:
+def model_record(entry, path, digest: str, pinned: set[str]) -> dict:
     """{"name", "weights" (file name), "sha256", "derived"} of catalog ``entry`` loaded from ``path``
-    (hash ``digest``); derived: the file is not one the catalog pins for it (converted or user-supplied)."""
-    pinned = {f.sha256.lower() for f in entry.files if f.sha256}
+    (hash ``digest``); derived: ``digest`` is not among the sha256s ``pinned`` for the entry's files
+    (:func:`mattekit.weights.pinned_sha256s`): a converted or user-supplied file."""
     return {"name": entry.name, "weights": path.name, "sha256": digest, "derived": digest not in pinned}
 
 

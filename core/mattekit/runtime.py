@@ -106,7 +106,8 @@ class Predictor:
             from .fsutil import known_sha256
             from .provenance import model_record
 
-            self._provenance = model_record(self.entry, self.weights_path, known_sha256(self.weights_path))
+            self._provenance = model_record(self.entry, self.weights_path, known_sha256(self.weights_path),
+                                            weights.pinned_sha256s(self.entry.files))
         return dict(self._provenance)
 
     @torch.inference_mode()

@@ -2,12 +2,13 @@
 
 Files live in ``cache_dir()`` under their own name. ``fetch`` looks there first, then in
 ``MATTEKIT_MIRROR`` (a local folder holding the files by name, or an http(s) base URL), then in
-rembg's model folder (:func:`rembg_dir`; files with a pinned sha256 only), then at the official URL;
+rembg's model folder (:func:`rembg_dir`; pinned files only, see :func:`pinned`), then at the official URL;
 ``MATTEKIT_OFFLINE=1`` allows only the cache and the local folders. A file from a local folder is
 hard-linked into the cache (no second copy on disk) where the file system allows, else copied.
-Every file is checked against its sha256 before it enters the cache. Files without a known
-hash are trusted on first use: their hash is recorded in ``hashes.json`` in the cache and
-checked from then on.
+Every file is checked against its sha256 before it enters the cache, or, where the catalog knows only
+rembg's md5 pin of it, against that md5. A file without a known sha256 has its sha256 recorded in
+``hashes.json`` in the cache on first use (after its md5 matched, or trusted on first use where there
+is no pin at all) and checked from then on.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from tqdm import tqdm
 
 from mattekit import __version__
 from mattekit.errors import WeightsError
-from mattekit.fsutil import atomic_write, exclusive_lock, sha256_file
+from mattekit.fsutil import atomic_write, exclusive_lock, file_digests, sha256_file
 
 if TYPE_CHECKING:  # torch is imported where state dicts are loaded, so that the catalog starts without it
     import torch
@@ -47,8 +48,14 @@ class WeightFile:
 
     name: str
     url: str
-    sha256: str | None = None  # None (left out of the catalog): trust on first use (recorded in hashes.json)
+    sha256: str | None = None  # None (left out of the catalog): md5's pin, else trust on first use (hashes.json)
     size: int | None = None
+    md5: str | None = None  # rembg's own pin (pooch "md5:..."), checked where no sha256 is known
+
+
+def pinned(wf: WeightFile) -> bool:
+    """Whether the catalog knows ``wf``'s bytes before any download: by sha256, or by rembg's md5."""
+    return bool(wf.sha256 or wf.md5)
 
 
 class _SourceFailed(Exception):
@@ -101,18 +108,39 @@ def _expected(wf: WeightFile) -> str | None:
     return digest.lower() if digest else None
 
 
+def pinned_sha256s(files: Sequence[WeightFile]) -> set[str]:
+    """The sha256s that name the pinned bytes of ``files``: the catalog's, and for a file pinned by rembg's md5
+    the one recorded when a file with that md5 entered the cache (none for a file trusted on first use)."""
+    recorded = _recorded() if any(wf.md5 and not wf.sha256 for wf in files) else {}
+    return {d.lower() for d in (wf.sha256 or (wf.md5 and recorded.get(wf.name)) for wf in files) if d}
+
+
+def _check(wf: WeightFile, path: Path, expected: str | None) -> tuple[str, tuple[str, str, str] | None]:
+    """(the sha256 of the file at ``path``, None or the failed check as (hash kind, got, expected)): the sha256
+    against ``expected`` when known; rembg's md5 pin when the catalog has it instead of a sha256. One read."""
+    found = file_digests(path, "sha256", *["md5"] * bool(wf.md5 and not wf.sha256))
+    got = found["sha256"]
+    if expected and got != expected:
+        return got, ("sha256", got, expected)
+    if "md5" in found and found["md5"] != wf.md5.lower():
+        return got, ("md5", found["md5"], wf.md5.lower())
+    return got, None
+
+
 def verify(wf: WeightFile) -> tuple[bool, str]:
     """Re-hash the cached file: ``(ok, one-line status)``. Changes nothing."""
     path = cached_path(wf)
     if not path.is_file():
         return False, f"{wf.name}: not downloaded"
     expected = _expected(wf)
-    if expected is None:
+    if expected is None and not wf.md5:
         return False, f"{wf.name}: no known sha256 to check against yet (fetching it records one)"
-    got = sha256_file(path)
-    if got != expected:
-        return False, f"{wf.name}: sha256 mismatch (expected {expected}, got {got}); delete {path} and fetch it again"
-    return True, f"{wf.name}: ok (sha256 {got[:16]}…{'' if wf.sha256 else ', recorded on first download'})"
+    got, failed = _check(wf, path, expected)
+    if failed:
+        kind, found, wanted = failed
+        return False, f"{wf.name}: {kind} mismatch (expected {wanted}, got {found}); delete {path} and fetch it again"
+    how = "" if wf.sha256 else ", md5 is rembg's pin" if wf.md5 else ", recorded on first download"
+    return True, f"{wf.name}: ok (sha256 {got[:16]}…{how})"
 
 
 def _offline() -> bool:
@@ -129,7 +157,7 @@ def _sources(wf: WeightFile) -> list[tuple[str, str | Path]]:
     elif mirror:
         folder = Path(mirror.removeprefix("file://")).expanduser()
         sources.append((f"mirror folder {folder}", folder / wf.name))
-    if wf.sha256:  # a file a user's rembg left is used only when its bytes are the pinned ones
+    if pinned(wf):  # a file a user's rembg left is used only when its bytes are the pinned ones
         sources.append((f"rembg folder {rembg_dir()}", rembg_dir() / wf.name))
     sources.append((f"official URL {wf.url}", wf.url))
     return sources
@@ -180,14 +208,15 @@ def _fetch(wf: WeightFile, path: Path, progress: bool, network: bool) -> Path:
     """:func:`fetch` once any other process fetching ``wf`` is done: verify the cached file, else bring it in."""
     expected = _expected(wf)
     if path.is_file():
-        got = sha256_file(path)
-        if expected is None:  # placed by hand: trust on first use
-            _record(wf.name, got)
-        elif got != expected:
+        got, failed = _check(wf, path, expected)
+        if failed:
+            kind, found, wanted = failed
             raise WeightsError(
-                f"The cached weights file {path} does not match its sha256 (expected {expected}, got {got}); "
+                f"The cached weights file {path} does not match its {kind} (expected {wanted}, got {found}); "
                 "delete it and run again to download a fresh copy."
             )
+        if expected is None:  # placed by hand: its md5 matched rembg's pin, or trust on first use
+            _record(wf.name, got)
         return path
     part = path.with_name(path.name + ".part")
     tried = []
@@ -200,10 +229,10 @@ def _fetch(wf: WeightFile, path: Path, progress: bool, network: bool) -> Path:
         except _SourceFailed as e:
             tried.append(f"{label} ({e})")
             continue
-        got, size = sha256_file(part), part.stat().st_size
-        if (expected and got != expected) or wf.size not in (None, size):
+        (got, failed), size = _check(wf, part, expected), part.stat().st_size
+        if failed or wf.size not in (None, size):
             part.unlink()
-            why = f"sha256 {got}, expected {expected}" if expected and got != expected else f"{size} bytes, expected {wf.size}"
+            why = f"{failed[0]} {failed[1]}, expected {failed[2]}" if failed else f"{size} bytes, expected {wf.size}"
             if isinstance(source, Path):
                 warnings.warn(f"{source} is not the catalog's {wf.name} ({why}); it was not used.")
             dropped = "not used" if isinstance(source, Path) else "the download was deleted, not cached"
@@ -321,8 +350,8 @@ def _mirror_folder() -> Path | None:
 
 def local_folder(wf: WeightFile) -> str | None:
     """"mirror" or "rembg folder": the first local folder :func:`fetch` would take ``wf`` from (holding it under
-    its name, with the catalog's size when known), else None; the sha256 is checked when the file is fetched."""
-    folders = [("mirror", _mirror_folder())] + [("rembg folder", rembg_dir())] * bool(wf.sha256)
+    its name, with the catalog's size when known), else None; its hash is checked when the file is fetched."""
+    folders = [("mirror", _mirror_folder())] + [("rembg folder", rembg_dir())] * pinned(wf)
     for label, folder in folders:
         path = folder / wf.name if folder else None
         if path and path.is_file() and wf.size in (None, path.stat().st_size):
@@ -356,19 +385,29 @@ def added(model: str) -> dict | None:
     return _added_record().get(model)
 
 
-def add(model: str, source: Path, digest: str, files: Sequence[WeightFile], derived: bool) -> Path:
-    """Copy ``source`` (sha256 ``digest``) into the cache for ``model``: under its catalog name when it
-    is one of ``files``, else (a converted copy, ``derived``) into ``added/`` and recorded in added.json."""
-    pinned = next((wf for wf in files if wf.sha256 and wf.sha256.lower() == digest), None)
-    target = cached_path(pinned) if pinned else cache_dir() / ADDED / f"{model}{''.join(source.suffixes[-2:]) or '.pth'}"
+def matching(path: Path, files: Sequence[WeightFile]) -> tuple[str, list[WeightFile]]:
+    """(the sha256 of the file at ``path``, those of ``files`` it is: its sha256 is their pinned sha256, or
+    for a file pinned by rembg's md5 only, its md5 is that md5). One read. Raises OSError."""
+    found = file_digests(path, "sha256", "md5")
+    return found["sha256"], [wf for wf in files if (wf.sha256.lower() == found["sha256"] if wf.sha256
+                                                    else bool(wf.md5) and wf.md5.lower() == found["md5"])]
+
+
+def add(model: str, source: Path, digest: str, wf: WeightFile | None, derived: bool) -> Path:
+    """Copy ``source`` (sha256 ``digest``) into the cache for ``model``: under its catalog name when it is the
+    catalog file ``wf`` (see :func:`matching`; one pinned by md5 gets ``digest`` recorded in hashes.json), else
+    (``wf`` None: a converted copy, ``derived``) into ``added/`` and recorded in added.json."""
+    target = cached_path(wf) if wf else cache_dir() / ADDED / f"{model}{''.join(source.suffixes[-2:]) or '.pth'}"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(target, lambda tmp: link_or_copy(source, tmp))
         record = {k: v for k, v in _added_record().items() if k != model}
-        if not pinned:
+        if not wf:
             record[model] = {"file": f"{ADDED}/{target.name}", "sha256": digest, "derived": derived,
                              "source": str(source.resolve())}
         atomic_write(cache_dir() / "added.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
+        if wf and not wf.sha256:
+            _record(wf.name, digest)
     except OSError as e:
         raise WeightsError(f"Cannot copy {source} into the weights cache {cache_dir()}: {e.strerror or e}.") from None
     return target

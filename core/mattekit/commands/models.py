@@ -15,14 +15,15 @@ def add_parser(sub) -> None:
     a = actions.add_parser("pull", help="download and verify a model's weights")
     a.add_argument("names", nargs="+", metavar="NAME")
     a.set_defaults(func=_pull)
-    a = actions.add_parser("add", help="register a local weights file for a catalog model (checked against its sha256)")
+    a = actions.add_parser("add", help="register a local weights file for a catalog model (checked against its sha256, "
+                           "or rembg's md5 where that is the catalog's only pin)")
     a.add_argument("name", metavar="NAME", help="the catalog model")
     a.add_argument("file", metavar="FILE", help="the weights file (.pth, .pt, .tar, .safetensors, .onnx)")
     a.add_argument("--derived", action="store_true", help="accept a converted copy (another sha256) that loads into the "
                    "model; recorded as derived and shown so in the provenance of outputs")
     a.set_defaults(func=_add)
     a = actions.add_parser("import", help="copy weights files you already have (e.g. rembg's ~/.u2net) into the cache: "
-                           "each file is matched to the catalog by its sha256")
+                           "each file is matched to the catalog by its sha256 (or rembg's md5 pin)")
     a.add_argument("paths", nargs="+", metavar="PATH", help="a weights file, or a folder (its files, not sub-folders)")
     a.set_defaults(func=_import)
     a = actions.add_parser("verify", help="re-check the sha256 of downloaded weights")
@@ -76,60 +77,54 @@ def _add(args) -> int:
     from pathlib import Path
 
     from ..errors import InputError, WeightsError
-    from ..fsutil import sha256_file
 
     entry = catalog.load().get(args.name)
     source = Path(args.file)
     if not source.is_file():
         raise InputError(f"{source} does not exist.")
-    digest = sha256_file(source)
-    pinned = {f.sha256.lower() for f in entry.files if f.sha256}
-    if digest not in pinned:
+    digest, found = weights.matching(source, entry.files)
+    if not found:
         if not args.derived:
             raise WeightsError(f"{source} (sha256 {digest}) is not the catalog's file for {entry.name} "
                                f"({', '.join(f.name for f in entry.files)}); if it is a converted copy of the same "
                                f"weights, add it with --derived.")
         _check_loads(entry, source)
-    target = weights.add(entry.name, source, digest, entry.files, args.derived and digest not in pinned)
-    what = "a derived file (not the catalog's bytes; outputs say so)" if digest not in pinned else "the catalog's file (sha256 ok)"
+    target = weights.add(entry.name, source, digest, found[0] if found else None, args.derived and not found)
+    what = "a derived file (not the catalog's bytes; outputs say so)" if not found else "the catalog's file (hash ok)"
     print(f"{entry.name}: {source} is {what}; copied to {target}")
     return 0
 
 
 def _import(args) -> int:
-    """Install every file among ``args.paths`` whose sha256 is a catalog file's; one line per file."""
+    """Install every file among ``args.paths`` that is a catalog file (:func:`weights.matching`: its sha256, or
+    rembg's md5 where that is the catalog's only pin); one line per file."""
     from pathlib import Path
 
     from ..errors import InputError, WeightsError
-    from ..fsutil import sha256_file
 
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise InputError(f"{missing[0]} does not exist.")
     files = [f for p in map(Path, args.paths) for f in (sorted(p.iterdir()) if p.is_dir() else [p]) if f.is_file()]
-    pinned: dict[str, list[tuple[catalog.ModelEntry, weights.WeightFile]]] = {}
-    for entry in catalog.load().models.values():
-        for wf in entry.files:
-            if wf.sha256:
-                pinned.setdefault(wf.sha256.lower(), []).append((entry, wf))
+    entries = list(catalog.load().models.values())
     imported = 0
     for path in files:
         try:
-            digest = sha256_file(path)
+            digest, found = weights.matching(path, [wf for entry in entries for wf in entry.files])
         except OSError as exc:
             print(f"{path}: not read ({exc.strerror or exc})")
             continue
-        matches = pinned.get(digest, [])
+        matches = [(entry, wf) for entry in entries for wf in entry.files if wf in found]
         for entry, wf in matches:
-            target = weights.add(entry.name, path, digest, entry.files, derived=False)
+            target = weights.add(entry.name, path, digest, wf, derived=False)
         if matches:
             imported += 1
             print(f"{path}: imported as {', '.join(e.name for e, _ in matches)} ({target})")
         else:
-            print(f"{path}: no catalog model has this sha256 ({digest[:16]}…)")
+            print(f"{path}: no catalog model has this file (sha256 {digest[:16]}…)")
     if not imported:
-        raise WeightsError(f"No file among the {len(files)} read matches a catalog model's weights by sha256; "
-                           "nothing was imported.")
+        raise WeightsError(f"No file among the {len(files)} read matches a catalog model's weights by sha256 or "
+                           "rembg's md5; nothing was imported.")
     return 0
 
 
