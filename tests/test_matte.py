@@ -132,6 +132,22 @@ def test_kernel_reach_at_points_is_opencvs_dilation(height, width, radius):
     assert np.array_equal(trimaps._reaches(region, kernel, ys, xs).reshape(height, width), want)
 
 
+@pytest.mark.parametrize("height, width, radius", [(90, 120, 7), (6, 200, 9), (200, 6, 9), (1, 40, 3), (300, 260, 36),
+                                                   (1, 1, 4)])
+def test_trimap_erosion_is_opencvs(height, width, radius):
+    """trimap._erode (the band's widening in from_mask) gives cv2.erode's pixels with the same disc and
+    replicated edges, on random blobs and lines, including discs cropped to a thin image."""
+    rng = np.random.default_rng(radius + height)
+    region = cv2.GaussianBlur(rng.random((height, width)).astype(np.float32), (0, 0), 2) > 0.44
+    region[height // 2, :] &= rng.random(width) > 0.1
+    region[:, width // 3] = True
+    region[height // 4 : 3 * height // 4 + 1, width // 4 : 3 * width // 4 + 1] = True  # a core that survives
+    kernel = trimaps._disc(radius, height, width)
+    want = cv2.erode(region.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
+    assert np.array_equal(trimaps._erode(region, kernel), want)
+    assert want.any() and not want.all() or min(height, width) < 8
+
+
 def test_user_trimaps_are_normalised():
     t = np.array([[0, 3, 128, 126, 250, 255]], np.uint8)
     assert trimaps.normalise(t).tolist() == [[0.0, 0.0, 0.5, 0.5, 1.0, 1.0]]
