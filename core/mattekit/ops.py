@@ -108,9 +108,19 @@ def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> 
     shrunk to a smaller float copy than :data:`WHOLE_BYTES` is never made float whole: its rows are made
     float a strip at a time and shrunk in width, then the narrow result in height (for non-integer
     factors OpenCV gives the same values as one 2-D resize; otherwise they differ by float rounding).
+    An ``area`` shrink by a whole factor k in height does both steps strip by strip (strips of a multiple
+    of k rows: the same values, and no full-height narrow copy).
     """
     if x.dtype.kind in "ui" and height <= x.shape[0] and width <= x.shape[1] and x.size * 4 > WHOLE_BYTES:
         rows = max(1, STRIP_BYTES // (x[0].size * 4))
+        k = x.shape[0] // height
+        if method == "area" and k > 1 and x.shape[0] == k * height:
+            rows = max(1, rows // k) * k
+            out = np.empty((height, width) + x.shape[2:], np.float32)
+            for y in range(0, x.shape[0], rows):
+                narrow = resize(unit_float(x[y : y + rows]), min(rows, x.shape[0] - y), width, method)
+                out[y // k : (y + rows) // k] = resize(narrow, narrow.shape[0] // k, width, method)
+            return out
         narrow = np.empty((x.shape[0], width) + x.shape[2:], np.float32)
         for y in range(0, x.shape[0], rows):
             narrow[y : y + rows] = resize(unit_float(x[y : y + rows]), min(rows, x.shape[0] - y), width, method)

@@ -1,0 +1,24 @@
+"""mattekit.ops: the shared image operations."""
+import numpy as np
+import pytest
+
+from mattekit import ops
+
+
+@pytest.mark.parametrize("dtype, shape, size", [
+    (np.uint8, (96, 150, 3), (48, 75)),     # whole factor 2 in height: strip by strip
+    (np.uint16, (90, 151, 3), (30, 76)),    # whole factor 3
+    (np.uint8, (97, 150, 3), (49, 75)),     # not whole: the full-height narrow copy
+    (np.uint8, (96, 150), (48, 50)),        # one channel
+])
+def test_integer_shrinks_in_strips_are_the_two_step_float_shrink(monkeypatch, dtype, shape, size):
+    """An integer image too big to be made float whole is shrunk in strips of rows: the same float32 bits
+    as shrinking its float copy in width, then in height (strips of 7 rows: several, and not a multiple of 2 or 3)."""
+    x = np.random.default_rng(shape[0]).integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
+    monkeypatch.setattr(ops, "WHOLE_BYTES", 0)
+    monkeypatch.setattr(ops, "STRIP_BYTES", 7 * x[0].size * 4)
+    got = ops.resize(x, *size, "area")
+    floats = ops.unit_float(x)
+    want = ops.resize(ops.resize(floats, shape[0], size[1], "area"), *size, "area")
+    assert got.dtype == np.float32 and got.shape == size + shape[2:]
+    assert got.tobytes() == want.tobytes()
