@@ -148,6 +148,25 @@ def test_trimap_erosion_is_opencvs(height, width, radius):
     assert want.any() and not want.all() or min(height, width) < 8
 
 
+def test_expand_known_moves_only_unknown_pixels_that_match_one_side_nearby():
+    """Unknown pixels join the side whose nearest pixel (within the radius) has their colour within the
+    tolerance in every channel, unless the other side matches too."""
+    image = np.zeros((20, 40, 3), np.float32)
+    image[:, :20] = (0.8, 0.2, 0.2)  # the subject's colour on the left, black on the right
+    trimap = np.full((20, 40), 0.5, np.float32)
+    trimap[:, :10], trimap[:, 30:] = 1.0, 0.0
+    image[5, 12] = (0.8, 0.25, 0.2)  # off in one channel by more than the tolerance: stays unknown
+    image[6, 12] = (0.81, 0.21, 0.19)  # within it in every channel: joins the subject
+    out = trimaps.expand_known(image, trimap, radius=5)
+    assert out[6, 12] == 1.0 and out[5, 12] == 0.5
+    assert (out[:, 10:14][np.arange(20) != 5] == 1.0).all() and (out[:, 15:20] == 0.5).all()  # beyond 5 px
+    assert (out[:, 25:30] == 0.0).all() and (out[:, 20:25] == 0.5).all()
+    both = trimap.copy()
+    both[:, 14] = 0.0  # a background pixel of the subject's colour: close matches on both sides stay unknown
+    image[:, 14] = image[:, 13]
+    assert (trimaps.expand_known(image, both, radius=5)[:, 12:14] == 0.5).all()
+
+
 def test_user_trimaps_are_normalised():
     t = np.array([[0, 3, 128, 126, 250, 255]], np.uint8)
     assert trimaps.normalise(t).tolist() == [[0.0, 0.0, 0.5, 0.5, 1.0, 1.0]]

@@ -106,7 +106,7 @@ def _erode(region: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 def _labels(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(label of the nearest ``region`` pixel: its 1-based rank in raster order among the region's
     pixels, distance to it), both H x W."""
-    source = np.where(region, 0, 255).astype(np.uint8)
+    source = np.logical_not(region).view(np.uint8)  # 0 on the region: the distances are to its pixels
     dist, labels = cv2.distanceTransformWithLabels(source, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
     return labels, dist
 
@@ -160,8 +160,9 @@ def expand_known(image: np.ndarray, trimap: np.ndarray, radius: float, tolerance
         labels, dist = _labels(region)
         idx = np.flatnonzero(unknown & (dist <= radius))
         index = np.flatnonzero(region.ravel())[labels.ravel()[idx] - 1]  # only where it is needed
+        near = np.abs(np.take(flat, idx, axis=0) - np.take(flat, index, axis=0)) < tolerance
         ok = np.zeros(trimap.shape, bool)
-        ok.ravel()[idx] = np.abs(flat[idx] - flat[index]).max(axis=1) < tolerance
+        ok.ravel()[idx] = near[:, 0] & near[:, 1] & near[:, 2]  # every channel within the tolerance
         matches.append(ok)
     out[matches[0] & ~matches[1]] = 1.0
     out[matches[1] & ~matches[0]] = 0.0
