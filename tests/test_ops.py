@@ -22,3 +22,12 @@ def test_integer_shrinks_in_strips_are_the_two_step_float_shrink(monkeypatch, dt
     want = ops.resize(ops.resize(floats, shape[0], size[1], "area"), *size, "area")
     assert got.dtype == np.float32 and got.shape == size + shape[2:]
     assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (64, 100), (321, 481)])
+def test_dot3_is_the_channel_sum_bit_for_bit(shape):
+    """The guided filter's per-pixel dot products: the same float32 bits as ``(x * y).sum(-1)``."""
+    rng = np.random.default_rng(shape[1])
+    x = rng.random(shape + (3,), dtype=np.float32) * 2 - 0.5
+    y = rng.random(shape + (3,), dtype=np.float32)
+    assert ops._dot3(x, y).tobytes() == (x * y).sum(-1).tobytes()
