@@ -31,3 +31,19 @@ def test_dot3_is_the_channel_sum_bit_for_bit(shape):
     x = rng.random(shape + (3,), dtype=np.float32) * 2 - 0.5
     y = rng.random(shape + (3,), dtype=np.float32)
     assert ops._dot3(x, y).tobytes() == (x * y).sum(-1).tobytes()
+
+
+@pytest.mark.parametrize("low, high", [(0.1, 0.9), (1e-3, 1.0 - 1e-3)])
+def test_between_is_numpys_strict_comparison(low, high):
+    """ops.between: numpy's ``(x > low) & (x < high)`` at and beside the float32 bounds, NaN, a strided
+    view, float64 and an empty map."""
+    lo, hi = np.float32(low), np.float32(high)
+    row = [lo, np.nextafter(lo, np.float32(1)), np.nextafter(lo, np.float32(0)), 0.5, hi,
+           np.nextafter(hi, np.float32(0)), np.nextafter(hi, np.float32(1)), np.nan, 0.0, 1.0]
+    x = np.array([row, row[::-1]], np.float32)
+    want = (x > low) & (x < high)
+    assert 0 < want.sum() < want.size
+    for got, expected in ((ops.between(x, low, high), want), (ops.between(x[:, ::3], low, high), want[:, ::3]),
+                          (ops.between(x.astype(np.float64), low, high), (x.astype(np.float64) > low) & (x.astype(np.float64) < high)),
+                          (ops.between(x[:0], low, high), want[:0])):
+        assert got.dtype == bool and np.array_equal(got, expected)

@@ -93,7 +93,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
             return np.array(ops.unit_float(image[..., :3]), dtype=np.float32)
         return out() if callable(out) else out
 
-    partial = (alpha > PARTIAL) & (alpha < 1.0 - PARTIAL)
+    partial = ops.between(alpha, PARTIAL, 1.0 - PARTIAL)
     if not partial.any():
         return result()[..., :3]
     h, w = alpha.shape
@@ -137,7 +137,7 @@ def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma) -> None:
     """The sweeps of :func:`_sweeps` tile by tile, in place, skipping tiles without partial alpha.
     A tile is computed with a halo of ``count`` pixels, so its interior is exactly what the
     whole-level sweeps give; elsewhere the colours cannot matter and stay as upsampled."""
-    reach = (alpha > PARTIAL) & (alpha < 1.0 - PARTIAL)
+    reach = ops.between(alpha, PARTIAL, 1.0 - PARTIAL)
     for box in ops.tiles_holding(reach, count, TILE):
         window, inner = ops.grown(box, count, alpha.shape)
         f, b = _sweeps(image[window], alpha[window], fg[window], bg[window], count, eps, gamma)

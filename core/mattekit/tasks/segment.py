@@ -76,16 +76,8 @@ def upsample(low: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def unsure(mask: np.ndarray) -> np.ndarray:
-    """Where the model is unsure: probabilities strictly between the trimap's known levels (0.1, 0.9). H x W bool.
-    (A float32 map in one pass: OpenCV's inclusive range between the float32 neighbours of the levels.)"""
-    if mask.dtype != np.float32 or mask.ndim != 2 or not mask.size:
-        return (mask > trimaps.BG_AT) & (mask < trimaps.FG_AT)
-    inside = cv2.inRange(mask, float(_ABOVE_BG), float(_BELOW_FG))  # 255 inside, 0 outside
-    return np.bitwise_and(inside, 1, out=inside).view(bool)
-
-
-_ABOVE_BG = np.nextafter(np.float32(trimaps.BG_AT), np.float32(1))   # the least float32 > 0.1
-_BELOW_FG = np.nextafter(np.float32(trimaps.FG_AT), np.float32(0))   # the greatest float32 < 0.9
+    """Where the model is unsure: probabilities strictly between the trimap's known levels (0.1, 0.9). H x W bool."""
+    return ops.between(mask, trimaps.BG_AT, trimaps.FG_AT)
 
 
 def edge_band(mask: np.ndarray, grow: int, box: tuple[slice, slice] | None = None) -> np.ndarray:
