@@ -86,9 +86,10 @@ def from_mask(mask: np.ndarray, band: int | None = None, low: float = BG_AT, hig
 def _erode(region: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """``cv2.erode(region, kernel, borderType=cv2.BORDER_REPLICATE)`` of a region (H x W bool) by a
     centred structuring element whose rows are centred runs (such as :func:`_disc`), H x W bool, the
-    same pixels. The region's row erosions by each run length are made one from the last, and each
-    kernel row ANDs in the one of its length, shifted by its row offset: a few passes per kernel row
-    instead of one per kernel pixel (7x faster than OpenCV for the 71-px disc of a 50 MP photo)."""
+    same pixels. The region's row erosions by each run length are made one from a shorter one (up to
+    doubling it per pass), and each kernel row ANDs in the one of its length, shifted by its row offset:
+    about two passes per kernel row instead of one per kernel pixel (7x faster than OpenCV for the 71-px
+    disc of a 50 MP photo)."""
     h, w = region.shape
     ry, rx = kernel.shape[0] // 2, kernel.shape[1] // 2
     runs = sorted((int(row.astype(bool).sum()) // 2, dy - ry) for dy, row in enumerate(kernel) if row.any())
@@ -96,9 +97,11 @@ def _erode(region: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     out = np.ones((h, w), bool)
     half = 0  # rows[:, j] is the region's row erosion by a run of 2 * half + 1 centred at padded column j + half
     for want, dy in runs:
-        while half < want:
-            rows = rows[:, :-2] & rows[:, 2:] if half else rows[:, :-2] & rows[:, 1:-1] & rows[:, 2:]
-            half += 1
+        if want and not half:
+            rows, half = rows[:, :-2] & rows[:, 1:-1] & rows[:, 2:], 1
+        while half < want:  # two runs of 2 * half + 1, 2 * step apart, cover one of 2 * (half + step) + 1
+            step = min(want - half, half)
+            rows, half = rows[:, : -2 * step] & rows[:, 2 * step :], half + step
         np.bitwise_and(out, rows[ry + dy : ry + dy + h, rx - half : rx - half + w], out=out)
     return out
 
