@@ -132,6 +132,41 @@ def test_kernel_reach_at_points_is_opencvs_dilation(height, width, radius):
     assert np.array_equal(trimaps._reaches(region, kernel, ys, xs).reshape(height, width), want)
 
 
+@pytest.mark.parametrize("height, width, radius", [(90, 120, 7), (6, 200, 9), (200, 6, 9), (1, 40, 3), (300, 260, 36),
+                                                   (1, 1, 4)])
+def test_trimap_erosion_is_opencvs(height, width, radius):
+    """trimap._erode (the band's widening in from_mask) gives cv2.erode's pixels with the same disc and
+    replicated edges, on random blobs and lines, including discs cropped to a thin image."""
+    rng = np.random.default_rng(radius + height)
+    region = cv2.GaussianBlur(rng.random((height, width)).astype(np.float32), (0, 0), 2) > 0.44
+    region[height // 2, :] &= rng.random(width) > 0.1
+    region[:, width // 3] = True
+    region[height // 4 : 3 * height // 4 + 1, width // 4 : 3 * width // 4 + 1] = True  # a core that survives
+    kernel = trimaps._disc(radius, height, width)
+    want = cv2.erode(region.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
+    assert np.array_equal(trimaps._erode(region, kernel), want)
+    assert want.any() and not want.all() or min(height, width) < 8
+
+
+def test_expand_known_moves_only_unknown_pixels_that_match_one_side_nearby():
+    """Unknown pixels join the side whose nearest pixel (within the radius) has their colour within the
+    tolerance in every channel, unless the other side matches too."""
+    image = np.zeros((20, 40, 3), np.float32)
+    image[:, :20] = (0.8, 0.2, 0.2)  # the subject's colour on the left, black on the right
+    trimap = np.full((20, 40), 0.5, np.float32)
+    trimap[:, :10], trimap[:, 30:] = 1.0, 0.0
+    image[5, 12] = (0.8, 0.25, 0.2)  # off in one channel by more than the tolerance: stays unknown
+    image[6, 12] = (0.81, 0.21, 0.19)  # within it in every channel: joins the subject
+    out = trimaps.expand_known(image, trimap, radius=5)
+    assert out[6, 12] == 1.0 and out[5, 12] == 0.5
+    assert (out[:, 10:14][np.arange(20) != 5] == 1.0).all() and (out[:, 15:20] == 0.5).all()  # beyond 5 px
+    assert (out[:, 25:30] == 0.0).all() and (out[:, 20:25] == 0.5).all()
+    both = trimap.copy()
+    both[:, 14] = 0.0  # a background pixel of the subject's colour: close matches on both sides stay unknown
+    image[:, 14] = image[:, 13]
+    assert (trimaps.expand_known(image, both, radius=5)[:, 12:14] == 0.5).all()
+
+
 def test_user_trimaps_are_normalised():
     t = np.array([[0, 3, 128, 126, 250, 255]], np.uint8)
     assert trimaps.normalise(t).tolist() == [[0.0, 0.0, 0.5, 0.5, 1.0, 1.0]]
@@ -238,6 +273,35 @@ def test_tiled_decontamination_is_the_whole_image_estimate(shared, monkeypatch):
         rgba = np.concatenate([image, alpha[..., None]], axis=-1)
         estimate_foreground(image, alpha, out=rgba)  # in place: the same colours, the alpha untouched
         assert np.array_equal(rgba[..., :3], tiled) and np.array_equal(rgba[..., 3], alpha)
+
+
+def test_sweeps_are_the_padded_copy_formulation_bit_for_bit():
+    """foreground._sweeps (six planes swept in place in one bordered buffer) gives the same float32 bits
+    as the sweeps written out with edge-padded copies, for an alpha with clear, opaque and partial pixels."""
+    from mattekit.matting import foreground
+
+    rng = np.random.default_rng(4)
+    h, w, eps, gamma = 37, 52, 5e-3, 0.1
+    image = rng.random((h, w, 3), dtype=np.float32)
+    alpha = np.clip(rng.random((h, w), dtype=np.float32) * 1.6 - 0.3, 0, 1)
+    fg, bg = rng.random((h, w, 3), dtype=np.float32), rng.random((h, w, 3), dtype=np.float32)
+    pa = np.pad(alpha, 1, mode="edge")
+    near = [(1 + dy, 1 + dx) for dy, dx in foreground.NEIGHBOURS]
+    wts = [eps + gamma * np.abs(alpha - pa[y : y + h, x : x + w]) for y, x in near]
+    a, total = alpha[..., None], (wts[0] + wts[1] + wts[2] + wts[3])[..., None]
+    m00, m01, m11 = a * a + total, a * (1 - a), (1 - a) * (1 - a) + total
+    det = 1 / (m00 * m11 - m01 * m01)
+    f, b = fg, bg
+    for _ in range(3):
+        pf, pb = (np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="edge") for x in (f, b))
+        sf = sum(wt[..., None] * pf[y : y + h, x : x + w] for wt, (y, x) in zip(wts, near))
+        sb = sum(wt[..., None] * pb[y : y + h, x : x + w] for wt, (y, x) in zip(wts, near))
+        rf, rb = a * image + sf, (1 - a) * image + sb
+        f = np.clip(m11 * det * rf + -m01 * det * rb, 0, 1)
+        b = np.clip(-m01 * det * rf + m00 * det * rb, 0, 1)
+    got = foreground._sweeps(image, alpha, fg, bg, 3, eps, gamma)
+    assert got[0].tobytes() == np.ascontiguousarray(f).tobytes()
+    assert got[1].tobytes() == np.ascontiguousarray(b).tobytes()
 
 
 def test_coarse_gaussian_blur_is_the_blur():

@@ -393,3 +393,18 @@ def test_api_takes_hints_as_tuples_and_arrays(two_subjects):
     by_mask = mattekit.remove_background(pixels, model="u2netp", result="alpha", hint_mask=selection) / 255.0
     assert _picked(by_mask, masks)["right"] > 0.75 and _picked(by_mask, masks)["left"] == 0.0
     assert mattekit.api.as_text([(1, 2), (3, 4)]) == "1,2;3,4" and mattekit.api.as_text(np.array([5, 6])) == "5,6"
+
+
+def test_unsure_is_strictly_between_the_known_levels():
+    """unsure: strictly between 0.1 and 0.9 (OpenCV's one-pass range for float32 maps, numpy's comparison
+    otherwise), at the float32 neighbours of the levels, on strided views, and never at NaN."""
+    lo, hi = np.float32(0.1), np.float32(0.9)
+    values = [lo, np.nextafter(lo, np.float32(1)), 0.5, np.nextafter(hi, np.float32(0)), hi, np.nan, 0.0, 1.0, -0.0]
+    m = np.array([values, values[::-1]], np.float32)
+    want = (m > 0.1) & (m < 0.9)
+    assert want.any() and not want.all()
+    assert np.array_equal(segment.unsure(m), want) and segment.unsure(m).dtype == bool
+    assert np.array_equal(segment.unsure(m[:, ::2]), want[:, ::2])
+    assert np.array_equal(segment.unsure(m.astype(np.float64)), (m.astype(np.float64) > 0.1) & (m.astype(np.float64) < 0.9))
+    rounded = segment.round_sure(m.copy())
+    assert np.array_equal(rounded[want], m[want]) and set(rounded[~want & ~np.isnan(m)]) == {0.0, 1.0}

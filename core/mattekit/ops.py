@@ -92,6 +92,17 @@ def quantise(pixels, bit_depth: int = 8, out: np.ndarray | None = None) -> np.nd
     return ints if out is None else out
 
 
+def between(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``(x > low) & (x < high)`` for an H x W array and Python float bounds (float32 maps compared with the
+    bounds rounded to float32, as numpy compares them): bool H x W. A float32 map is done in one OpenCV pass
+    (its inclusive range between the float32 neighbours of the bounds): 3x faster than numpy's three."""
+    if x.dtype != np.float32 or x.ndim != 2 or not x.size:
+        return (x > low) & (x < high)
+    above, below = np.nextafter(np.float32(low), np.float32(np.inf)), np.nextafter(np.float32(high), np.float32(-np.inf))
+    inside = cv2.inRange(x, float(above), float(below))  # 255 inside, 0 outside
+    return np.bitwise_and(inside, 1, out=inside).view(bool)
+
+
 def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2r+1)^2 window, edges handled by reflection. Works on H x W or H x W x C."""
     k = 2 * int(radius) + 1
@@ -108,9 +119,19 @@ def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> 
     shrunk to a smaller float copy than :data:`WHOLE_BYTES` is never made float whole: its rows are made
     float a strip at a time and shrunk in width, then the narrow result in height (for non-integer
     factors OpenCV gives the same values as one 2-D resize; otherwise they differ by float rounding).
+    An ``area`` shrink by a whole factor k in height does both steps strip by strip (strips of a multiple
+    of k rows: the same values, and no full-height narrow copy).
     """
     if x.dtype.kind in "ui" and height <= x.shape[0] and width <= x.shape[1] and x.size * 4 > WHOLE_BYTES:
         rows = max(1, STRIP_BYTES // (x[0].size * 4))
+        k = x.shape[0] // height
+        if method == "area" and k > 1 and x.shape[0] == k * height:
+            rows = max(1, rows // k) * k
+            out = np.empty((height, width) + x.shape[2:], np.float32)
+            for y in range(0, x.shape[0], rows):
+                narrow = resize(unit_float(x[y : y + rows]), min(rows, x.shape[0] - y), width, method)
+                out[y // k : (y + rows) // k] = resize(narrow, narrow.shape[0] // k, width, method)
+            return out
         narrow = np.empty((x.shape[0], width) + x.shape[2:], np.float32)
         for y in range(0, x.shape[0], rows):
             narrow[y : y + rows] = resize(unit_float(x[y : y + rows]), min(rows, x.shape[0] - y), width, method)
@@ -147,7 +168,18 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float, s
         mean_a, mean_b = resize(mean_a, h, w), resize(mean_b, h, w)
     if grey:
         return mean_a * (guide[..., None] if src.ndim == 3 else guide) + mean_b
-    return (mean_a * guide).sum(-1) + mean_b
+    out = _dot3(mean_a, guide)
+    out += mean_b
+    return out
+
+
+def _dot3(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-pixel dot product of two H x W x 3 float32 arrays, H x W: the channels' products added in
+    channel order, the same bits as ``(x * y).sum(-1)`` without its slow reduction over a 3-long axis."""
+    out = x[..., 0] * y[..., 0]
+    out += x[..., 1] * y[..., 1]
+    out += x[..., 2] * y[..., 2]
+    return out
 
 
 def _grey_coefficients(g: np.ndarray, p: np.ndarray, r: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -184,9 +216,10 @@ def _colour_coefficients(g: np.ndarray, p: np.ndarray, r: int, eps: float) -> tu
     c33 = a11 * a22 - a12 * a12
     det = a11 * c11 + a12 * c12 + a13 * c13
     x, y, z = cov_ip[..., 0], cov_ip[..., 1], cov_ip[..., 2]
-    a = np.stack([c11 * x + c12 * y + c13 * z, c12 * x + c22 * y + c23 * z, c13 * x + c23 * y + c33 * z], -1)
-    a /= det[..., None]
-    b = mean_p - (a * mean_i).sum(-1)
+    a = np.empty(det.shape + (3,), np.float32)
+    for k, (u, v, t) in enumerate(((c11, c12, c13), (c12, c22, c23), (c13, c23, c33))):
+        np.divide(u * x + v * y + t * z, det, out=a[..., k])
+    b = mean_p - _dot3(a, mean_i)
     return box_mean(a, r), box_mean(b, r)
 
 

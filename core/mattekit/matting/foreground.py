@@ -31,27 +31,40 @@ NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
 def _sweeps(image: np.ndarray, alpha: np.ndarray, fg: np.ndarray, bg: np.ndarray, count: int,
             eps: float, gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` Jacobi sweeps of the per-pixel solves at one level; returns the new (F, B)."""
+    """``count`` Jacobi sweeps of the per-pixel solves at one level; returns the new (F, B), H x W x 3 each.
+
+    F and B are swept as six planes in one buffer with a one-pixel border that repeats the edge, updated
+    in place (every weight, sum and product is the same float32 operation, in the same order, as one
+    written with padded copies per sweep)."""
     h, w = alpha.shape
-    a = alpha[..., None]
     padded = np.pad(alpha, 1, mode="edge")
     weights = [eps + gamma * np.abs(alpha - padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]) for dy, dx in NEIGHBOURS]
-    total = sum(weights)[..., None]
-    weights = [wt[..., None] for wt in weights]
+    total = weights[0] + weights[1] + weights[2] + weights[3]
     # Per-pixel 2x2 system [[a^2 + W, a(1-a)], [a(1-a), (1-a)^2 + W]] [F, B] = [a I + sum w F_j, (1-a) I + sum w B_j],
-    # solved for F and B together (6 channels) by its inverse.
-    m00, m01, m11 = a * a + total, a * (1.0 - a), (1.0 - a) * (1.0 - a) + total
+    # solved for F and B together (6 planes) by its inverse.
+    a, na = alpha, 1.0 - alpha
+    m00, m01, m11 = a * a + total, a * na, na * na + total
     inv_det = 1.0 / (m00 * m11 - m01 * m01)
     i00, i01, i11 = m11 * inv_det, -m01 * inv_det, m00 * inv_det
-    ai, bi = a * image, (1.0 - a) * image
-    both = np.concatenate([fg, bg], axis=-1)
+    planes = np.moveaxis(image, -1, 0)
+    ai, bi = a * planes, na * planes
+    both = np.empty((6, h + 2, w + 2), np.float32)  # F's planes, then B's, with a border
+    inner = both[:, 1 : h + 1, 1 : w + 1]
+    inner[:3], inner[3:] = np.moveaxis(fg, -1, 0), np.moveaxis(bg, -1, 0)
+    s, term = np.empty((6, h, w), np.float32), np.empty((6, h, w), np.float32)
+    rf, rb = s[:3], s[3:]
     for _ in range(count):
-        p = np.pad(both, ((1, 1), (1, 1), (0, 0)), mode="edge")
-        s = sum(wt * p[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for wt, (dy, dx) in zip(weights, NEIGHBOURS))
-        rf, rb = ai + s[..., :3], bi + s[..., 3:]
-        both = np.concatenate([i00 * rf + i01 * rb, i01 * rf + i11 * rb], axis=-1)
-        np.clip(both, 0.0, 1.0, out=both)
-    return both[..., :3], both[..., 3:]
+        both[:, 0], both[:, h + 1] = both[:, 1], both[:, h]
+        both[:, :, 0], both[:, :, w + 1] = both[:, :, 1], both[:, :, w]
+        np.multiply(weights[0], both[:, :h, 1 : w + 1], out=s)  # the neighbours' pull, as in NEIGHBOURS' order
+        for wt, (dy, dx) in zip(weights[1:], NEIGHBOURS[1:]):
+            s += np.multiply(wt, both[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w], out=term)
+        np.add(ai, rf, out=rf)
+        np.add(bi, rb, out=rb)
+        np.add(np.multiply(i00, rf, out=term[:3]), np.multiply(i01, rb, out=term[3:]), out=inner[:3])
+        np.add(np.multiply(i01, rf, out=term[:3]), np.multiply(i11, rb, out=term[3:]), out=inner[3:])
+        np.clip(inner, 0.0, 1.0, out=inner)
+    return np.moveaxis(inner[:3], 0, -1), np.moveaxis(inner[3:], 0, -1)
 
 
 PARTIAL = 1e-3  # alpha within this of 0 or 1 counts as clear or opaque
@@ -80,7 +93,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
             return np.array(ops.unit_float(image[..., :3]), dtype=np.float32)
         return out() if callable(out) else out
 
-    partial = (alpha > PARTIAL) & (alpha < 1.0 - PARTIAL)
+    partial = ops.between(alpha, PARTIAL, 1.0 - PARTIAL)
     if not partial.any():
         return result()[..., :3]
     h, w = alpha.shape
@@ -124,7 +137,7 @@ def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma) -> None:
     """The sweeps of :func:`_sweeps` tile by tile, in place, skipping tiles without partial alpha.
     A tile is computed with a halo of ``count`` pixels, so its interior is exactly what the
     whole-level sweeps give; elsewhere the colours cannot matter and stay as upsampled."""
-    reach = (alpha > PARTIAL) & (alpha < 1.0 - PARTIAL)
+    reach = ops.between(alpha, PARTIAL, 1.0 - PARTIAL)
     for box in ops.tiles_holding(reach, count, TILE):
         window, inner = ops.grown(box, count, alpha.shape)
         f, b = _sweeps(image[window], alpha[window], fg[window], bg[window], count, eps, gamma)

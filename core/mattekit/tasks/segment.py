@@ -77,7 +77,7 @@ def upsample(low: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def unsure(mask: np.ndarray) -> np.ndarray:
     """Where the model is unsure: probabilities strictly between the trimap's known levels (0.1, 0.9). H x W bool."""
-    return (mask > trimaps.BG_AT) & (mask < trimaps.FG_AT)
+    return ops.between(mask, trimaps.BG_AT, trimaps.FG_AT)
 
 
 def edge_band(mask: np.ndarray, grow: int, box: tuple[slice, slice] | None = None) -> np.ndarray:
@@ -94,8 +94,8 @@ def edge_band(mask: np.ndarray, grow: int, box: tuple[slice, slice] | None = Non
 
 def round_sure(mask: np.ndarray) -> np.ndarray:
     """Where the model is sure (outside :func:`unsure`) its probability rounded to 0 or 1, in place; returns it."""
-    mask[mask >= trimaps.FG_AT] = 1.0
-    mask[mask <= trimaps.BG_AT] = 0.0
+    np.copyto(mask, 1.0, where=mask >= trimaps.FG_AT)
+    np.copyto(mask, 0.0, where=mask <= trimaps.BG_AT)
     return mask
 
 

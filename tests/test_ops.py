@@ -1,0 +1,49 @@
+"""mattekit.ops: the shared image operations."""
+import numpy as np
+import pytest
+
+from mattekit import ops
+
+
+@pytest.mark.parametrize("dtype, shape, size", [
+    (np.uint8, (96, 150, 3), (48, 75)),     # whole factor 2 in height: strip by strip
+    (np.uint16, (90, 151, 3), (30, 76)),    # whole factor 3
+    (np.uint8, (97, 150, 3), (49, 75)),     # not whole: the full-height narrow copy
+    (np.uint8, (96, 150), (48, 50)),        # one channel
+])
+def test_integer_shrinks_in_strips_are_the_two_step_float_shrink(monkeypatch, dtype, shape, size):
+    """An integer image too big to be made float whole is shrunk in strips of rows: the same float32 bits
+    as shrinking its float copy in width, then in height (strips of 7 rows: several, and not a multiple of 2 or 3)."""
+    x = np.random.default_rng(shape[0]).integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
+    monkeypatch.setattr(ops, "WHOLE_BYTES", 0)
+    monkeypatch.setattr(ops, "STRIP_BYTES", 7 * x[0].size * 4)
+    got = ops.resize(x, *size, "area")
+    floats = ops.unit_float(x)
+    want = ops.resize(ops.resize(floats, shape[0], size[1], "area"), *size, "area")
+    assert got.dtype == np.float32 and got.shape == size + shape[2:]
+    assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (64, 100), (321, 481)])
+def test_dot3_is_the_channel_sum_bit_for_bit(shape):
+    """The guided filter's per-pixel dot products: the same float32 bits as ``(x * y).sum(-1)``."""
+    rng = np.random.default_rng(shape[1])
+    x = rng.random(shape + (3,), dtype=np.float32) * 2 - 0.5
+    y = rng.random(shape + (3,), dtype=np.float32)
+    assert ops._dot3(x, y).tobytes() == (x * y).sum(-1).tobytes()
+
+
+@pytest.mark.parametrize("low, high", [(0.1, 0.9), (1e-3, 1.0 - 1e-3)])
+def test_between_is_numpys_strict_comparison(low, high):
+    """ops.between: numpy's ``(x > low) & (x < high)`` at and beside the float32 bounds, NaN, a strided
+    view, float64 and an empty map."""
+    lo, hi = np.float32(low), np.float32(high)
+    row = [lo, np.nextafter(lo, np.float32(1)), np.nextafter(lo, np.float32(0)), 0.5, hi,
+           np.nextafter(hi, np.float32(0)), np.nextafter(hi, np.float32(1)), np.nan, 0.0, 1.0]
+    x = np.array([row, row[::-1]], np.float32)
+    want = (x > low) & (x < high)
+    assert 0 < want.sum() < want.size
+    for got, expected in ((ops.between(x, low, high), want), (ops.between(x[:, ::3], low, high), want[:, ::3]),
+                          (ops.between(x.astype(np.float64), low, high), (x.astype(np.float64) > low) & (x.astype(np.float64) < high)),
+                          (ops.between(x[:0], low, high), want[:0])):
+        assert got.dtype == bool and np.array_equal(got, expected)
