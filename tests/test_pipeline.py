@@ -291,16 +291,20 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator settings")
 def test_freed_memory_is_reused_without_page_faults():
     """keep_freed_memory (set by run_pipeline before its threads start): workers' freed activations are reused, not faulted in again."""
-    counts = {}
-    for mode in ("default", "keep"):
-        run = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, timeout=120)
-        assert run.returncode == 0, run.stderr
-        counts[mode] = int(run.stdout.split()[-1])
-    print(f"minor page faults over 10 rounds: glibc default {counts['default']}, kept {counts['keep']}")
-    assert counts["keep"] * 10 < counts["default"]
+    # glibc's default raises its mmap threshold as blocks are freed, so how much it reuses varies from process
+    # to process (2,900-21,700 faults measured here, kept 500-2,900): three processes of each, in turns, summed.
+    counts = {"default": 0, "keep": 0}
+    for _ in range(3):
+        for mode in ("default", "keep"):
+            run = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, timeout=120)
+            assert run.returncode == 0, run.stderr
+            counts[mode] += int(run.stdout.split()[-1])
+    print(f"minor page faults over 3 x 10 rounds: glibc default {counts['default']}, kept {counts['keep']}")
+    assert counts["keep"] * 4 < counts["default"]
 
 
 def test_post_runs_in_the_workers_and_its_result_is_written():
