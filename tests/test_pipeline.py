@@ -321,3 +321,16 @@ def test_post_runs_in_the_workers_and_its_result_is_written():
     assert written == {i: 2.0 * i + 0.5 for i in range(12) if i != 4}
     assert report.failed == [(4, "Cannot finish 4.")]
     assert names and all(n.startswith("mattekit-infer-") for n in names)
+
+
+def test_plan_on_cuda_gives_the_spare_cores_to_writers(monkeypatch):
+    """With the net on a GPU, postprocessing and encoding bound the speed: the cores but two write (at most 8),
+    except in an ordered pipeline (one writer); two workers with batches of 8 for a fixed-size model."""
+    from types import SimpleNamespace
+
+    on_gpu = SimpleNamespace(device=torch.device("cuda"), entry=SimpleNamespace(input=SimpleNamespace(size=(320, 320))))
+    for cores, writers in ((16, 8), (6, 4), (2, 1)):
+        monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)
+        layout = pipeline.plan(on_gpu)
+        assert (layout["workers"], layout["batch"], layout["writers"]) == (2, 8, writers)
+        assert pipeline.plan(on_gpu, ordered=True)["writers"] == 1

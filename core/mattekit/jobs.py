@@ -282,7 +282,7 @@ class MatteSource:
             layout = {"workers": 1, "threads": 1, "batch": 1, "device": predictor.device}
             infer, post = (lambda x: x), None
         else:
-            layout = pipeline.plan(predictor, workers=self.workers, threads=self.threads)
+            layout = pipeline.plan(predictor, workers=self.workers, threads=self.threads, ordered=True)
             infer, post = predictor, upsample_and_keep
         try:
             pipeline.run_pipeline(steps, noted(chain.read if chain else read), noted(infer), noted(write), ordered=True,

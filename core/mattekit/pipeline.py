@@ -118,14 +118,17 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def plan(predictor, workers: int | None = None, threads: int | None = None, batch: int | None = None) -> dict:
-    """Good ``workers``/``threads``/``batch`` for ``predictor`` (arguments given win).
+def plan(predictor, workers: int | None = None, threads: int | None = None, batch: int | None = None,
+         ordered: bool = False) -> dict:
+    """Good ``workers``/``threads``/``batch``/``writers`` for ``predictor`` (arguments given win).
 
     CPU: up to 4 workers (each holds one image's activations), with cores / workers torch threads each:
     one per core on machines with up to 4 cores, which is the path where the CPU engine uses Winograd
-    kernels. An ONNX Runtime engine, whose threads were fixed with its session, gets cores / those threads.
-    CUDA: two workers (two streams) with batches of 8 for fixed-size models, 1 otherwise.
-    ``threads`` is per worker. Returns keyword arguments for :func:`run_pipeline`.
+    kernels; one writer (the cores are the workers'). An ONNX Runtime engine, whose threads were fixed
+    with its session, gets cores / those threads.
+    CUDA: two workers (two streams) with batches of 8 for fixed-size models, 1 otherwise; the CPU's
+    cores, less two, as writers (up to 8; 1 when ``ordered``), since postprocessing and encoding then
+    bound the speed. ``threads`` is per worker. Returns keyword arguments for :func:`run_pipeline`.
     """
     engine = getattr(predictor, "engine", None)
     device = getattr(predictor, "device", torch.device("cpu"))
@@ -140,7 +143,9 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
             workers = 1
         threads = threads or max(1, cores // workers)
         return {"workers": workers, "threads": threads, "batch": batch or 1, "device": device}
-    return {"workers": workers or 2, "threads": threads, "batch": batch or (8 if fixed else 1), "device": device}
+    writers = 1 if ordered else max(1, min(8, cpu_count() - 2))
+    return {"workers": workers or 2, "threads": threads, "batch": batch or (8 if fixed else 1), "device": device,
+            "writers": writers}
 
 
 def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]],

@@ -180,16 +180,18 @@ MIN_CAPPED_TILE = 256  # ... but never below this side (overlap would cost more 
 
 def _tile_size(predictor: runtime.Predictor, batch: int, result_bytes: int, channels: int) -> int:
     """The tile side: the largest that fits a share of free memory (:func:`mattekit.tiling.choose_tile`);
-    on the CPU, where the result lives beside the tiles, a result of :data:`LARGE_RESULT` or more also
-    keeps one tile's work (the net's activations and three float copies of the tile's output) within a
-    quarter of the result's size, down to :data:`MIN_CAPPED_TILE`: a 12 MP x4 upscale (576 MB at 8 bits)
-    measured 1.58 GB peak with 768-pixel tiles, 1.06 GB (1.92x the result) with 256."""
+    a result of :data:`LARGE_RESULT` or more also keeps one tile's host memory (three float copies of the
+    tile's output, and on the CPU the net's activations) within a quarter of the result's size, down to
+    :data:`MIN_CAPPED_TILE`: a 12 MP x4 upscale (576 MB at 8 bits) measured 1.58 GB peak with 768-pixel
+    tiles on the CPU, 1.06 GB (1.92x the result) with 256; on an H100, 3.34 GB with 2048-pixel tiles."""
     if predictor not in _BYTES_PER_PIXEL:
         _BYTES_PER_PIXEL[predictor] = tiling.bytes_per_pixel(predictor.net, 3, device=predictor.device, dtype=predictor.dtype)
     per_pixel = _BYTES_PER_PIXEL[predictor]
     side = tiling.choose_tile(per_pixel, predictor.device, batch=batch)
-    if predictor.device.type == "cpu" and result_bytes >= LARGE_RESULT:
-        work = per_pixel * batch + predictor.entry.scale ** 2 * channels * 4 * 3  # bytes per input pixel of a tile
+    if result_bytes >= LARGE_RESULT:
+        work = predictor.entry.scale ** 2 * channels * 4 * 3  # host bytes per input pixel of a tile
+        if predictor.device.type == "cpu":
+            work += per_pixel * batch  # the activations share the host's memory there
         fits = [t for t in tiling.TILE_LADDER if t * t * work <= result_bytes / 4]
         side = min(side, max(fits + [MIN_CAPPED_TILE]))
     return side

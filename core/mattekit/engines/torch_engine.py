@@ -4,7 +4,7 @@ An engine is called with an N x C x h x w float32 CPU tensor and returns the pre
 of the net's output (the catalog's ``output.index``, before any activation) on its device.
 
 - :class:`TorchEngine` - the net on CUDA / MPS in fp16, bf16 or fp32 (CUDA: channels-last memory,
-  cuDNN autotuning, pinned host memory with non-blocking copies), or on the CPU in bf16: the
+  cuDNN's heuristic kernel choice, true fp32 without TF32, pinned host memory with non-blocking copies), or on the CPU in bf16: the
   BatchNorm-folded net channels-last (oneDNN's direct convolutions use the CPU's bf16 dot products)
   with the 3x3 convolutions of deep, small layers as Winograd F(2x2, 3x3) products.
 - :class:`FastCPUEngine` - fp32 on the CPU through the fx-optimised graph of ``cpu_graph``: folded
@@ -75,7 +75,7 @@ def pinned_stack(tensors: list[torch.Tensor], device: torch.device) -> torch.Ten
 # ----------------------------------------------------------------------------------- engines
 
 class TorchEngine:
-    """The net on ``device`` in ``dtype`` (CUDA: channels-last, cuDNN autotuning, pinned input;
+    """The net on ``device`` in ``dtype`` (CUDA: channels-last, cuDNN heuristics, no TF32, pinned input;
     CPU bf16: channels-last with Winograd F(2x2, 3x3) on deep layers)."""
 
     concurrent = True
@@ -89,7 +89,11 @@ class TorchEngine:
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
         if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels once
+            # cuDNN's heuristics, not benchmark mode: benchmarked plans are cached per thread, so every new
+            # pipeline worker thread benchmarked every convolution again (H100: 0.9 s per image in 10-image runs).
+            torch.backends.cudnn.benchmark = False
+            if dtype is torch.float32:  # fp32 asked for means fp32, not TF32 (masks moved by up to 1% with TF32)
+                torch.backends.cudnn.allow_tf32 = False
         self.name = f"torch-{device.type}-{DTYPE_NAMES[dtype]}" + ("-winograd" if winograd else "")
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,183 @@
+"""The CUDA path on a real GPU: the engine in fp32 and fp16 against eager PyTorch on the CPU, a batch
+equal to its images run one by one, the pipeline halving a batch that runs out of GPU memory (under a
+real memory cap), and whole ``remove`` / ``upscale`` calls agreeing with the CPU.
+
+Skipped, with the reason, where torch sees no CUDA GPU (CI has none); run them on a GPU machine with
+``MATTEKIT_TEST_DATA`` set, e.g. ``python -m pytest tests/test_cuda.py``.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from engine_nets import NETS, load_net, reference
+
+import mattekit
+from mattekit import engines, pipeline
+from mattekit.errors import MattekitError
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here (CI has none)")
+
+HALF_OK = {"rfdn": False}  # engine_nets name -> the catalog's `half` for its model (True where absent)
+
+
+def _relative_error(got: torch.Tensor, ref: torch.Tensor) -> float:
+    """||got - ref|| / ||ref|| in float64 on the CPU; NaN or Inf anywhere gives inf."""
+    got = got.detach().double().cpu()
+    if not torch.isfinite(got).all():
+        return float("inf")
+    return ((got - ref.double()).norm() / ref.double().norm().clamp_min(1e-12)).item()
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_cuda_engine_matches_eager_cpu(name, golden, shared):
+    """fp32 (cuDNN's TF32 convolutions) within 1e-2 relative error of eager fp32 on the CPU; fp16, for the
+    nets the catalog lets run in fp16, within 3e-2; channels-last engines named for their precision."""
+    net, index, xs, _ = load_net(name, golden, shared)
+    refs = reference(net, index, xs)
+    cuda = torch.device("cuda")
+    limits = {"fp32": 1e-2}
+    if HALF_OK.get(name, True):
+        limits["fp16"] = 3e-2
+    errors = {}
+    for precision, limit in limits.items():
+        engine = engines.create(copy.deepcopy(net), cuda, backend="torch", precision=precision, index=index)
+        assert engine.name == f"torch-cuda-{precision}"
+        for x, ref in zip(xs, refs):
+            y = engine(x)
+            assert y.device.type == "cuda" and tuple(y.shape) == tuple(ref.shape)
+            errors[(precision, tuple(x.shape[2:]))] = err = _relative_error(y, ref)
+            assert err <= limit, f"{name} {precision} {tuple(x.shape)}: relative error {err:.2e} > {limit:g}"
+    print(name, {k: f"{v:.1e}" for k, v in errors.items()})
+
+
+def _u2netp_engine(golden, precision="fp32"):
+    net, index, _, _ = load_net("u2netp", golden, None)
+    return engines.create(net, torch.device("cuda"), backend="torch", precision=precision, index=index)
+
+
+def _inputs(n: int, size: int, seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(1, 3, size, size, generator=g) for _ in range(n)]
+
+
+def test_a_batch_gives_what_its_images_give_one_by_one(golden):
+    engine = _u2netp_engine(golden)
+    xs = _inputs(8, 320)
+    batched = engines.to_host(engine(engines.pinned_stack(xs, engine.device))).float()
+    assert batched.shape[0] == 8
+    for i, x in enumerate(xs):
+        alone = engines.to_host(engine(x)).float()
+        assert _relative_error(batched[i : i + 1], alone) <= 1e-2, i
+
+
+def _peak_bytes(engine, batch: int, size: int) -> int:
+    """Peak GPU memory reserved by one call on a batch (after a first call, so cuDNN's autotuning is done)."""
+    engine(torch.cat(_inputs(batch, size, seed=batch)))
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    engine(torch.cat(_inputs(batch, size, seed=batch)))
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_reserved()
+
+
+def _run(engine, xs, batch):
+    """run_pipeline over ``xs`` with batches of ``batch``: (results in order, batch sizes infer was called with)."""
+    sizes, results = [], {}
+
+    def infer(x):
+        sizes.append(x.shape[0])
+        return engine(x)
+
+    report = pipeline.run_pipeline(range(len(xs)), lambda i: (xs[i], None), infer,
+                                   lambda i, _ctx, y: results.__setitem__(i, y.float().clone()),
+                                   workers=1, batch=batch, device=engine.device)
+    assert not report.failed, report.failed
+    return [results[i] for i in range(len(xs))], sizes
+
+
+def test_a_batch_that_runs_out_of_gpu_memory_is_halved_and_a_single_image_fails_in_one_sentence(golden):
+    """Under a real cap on this process's GPU memory (twice what a batch of 2 needs), batches of 8 run out of
+    memory, are halved until they fit, and give the uncapped results; a cap below one image's need fails the
+    run with one sentence."""
+    engine = _u2netp_engine(golden)
+    size = 640
+    xs = _inputs(16, size, seed=7)
+    free_results, free_sizes = _run(engine, xs, batch=8)
+    assert free_sizes == [8, 8]
+    one, two, eight = (_peak_bytes(engine, b, size) for b in (1, 2, 8))
+    assert eight > 3 * two, (one, two, eight)  # activations, not weights, dominate: the cap below can work
+    total = torch.cuda.get_device_properties(0).total_memory
+    try:
+        torch.cuda.empty_cache()
+        torch.cuda.set_per_process_memory_fraction(2 * two / total)
+        capped_results, capped_sizes = _run(engine, xs, batch=8)
+        assert capped_sizes.count(8) == 2 and min(capped_sizes) < 8, capped_sizes  # each batch of 8 tried, then halved
+        for a, b in zip(capped_results, free_results):
+            assert _relative_error(a, b) <= 1e-2
+        torch.cuda.empty_cache()
+        torch.cuda.set_per_process_memory_fraction(one / 4 / total)
+        with pytest.raises(MattekitError, match="ran out of memory on a single image"):
+            _run(engine, xs[:2], batch=2)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+        torch.cuda.empty_cache()
+    print(f"peak reserved MB: batch 1 {one / 2**20:.0f}, 2 {two / 2**20:.0f}, 8 {eight / 2**20:.0f}; capped sizes {capped_sizes}")
+
+
+def _grabcut(shared, n):
+    return sorted((shared / "data" / "grabcut50" / "im").iterdir())[:n]
+
+
+def test_remove_on_cuda_agrees_with_the_cpu(shared, monkeypatch):
+    """The default pipeline (u2netp real weights; refinement and matting on the CPU as always) against the
+    CPU in fp32 (not bf16, which CPUs with AMX would pick): CUDA fp32 (no TF32) within 0.002 mean absolute
+    alpha difference per image, IoU at 0.5 at least 0.995; the default fp16 within 0.01 on average over the
+    images, IoU at least 0.95 on each."""
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    on_cpu = mattekit.api.models_cache().get("u2netp", "segment", "cpu", precision="fp32")
+    on_gpu = {"fp16": mattekit.load_model("u2netp", device="cuda"),
+              "fp32": mattekit.api.models_cache().get("u2netp", "segment", "cuda", precision="fp32")}
+    assert on_gpu["fp16"].engine.name == "torch-cuda-fp16" and on_gpu["fp32"].engine.name == "torch-cuda-fp32"
+    figures = {"fp16": [], "fp32": []}
+    for path in _grabcut(shared, 4):
+        cpu = _alpha(path, on_cpu)
+        for precision, model in on_gpu.items():
+            gpu = _alpha(path, model)
+            mad = float(np.abs(gpu - cpu).mean())
+            iou = float(((gpu > 0.5) & (cpu > 0.5)).sum() / max(1, ((gpu > 0.5) | (cpu > 0.5)).sum()))
+            figures[precision].append((path.name, round(mad, 5), round(iou, 4)))
+    print(figures)
+    assert all(mad <= 0.002 and iou >= 0.995 for _, mad, iou in figures["fp32"]), figures["fp32"]
+    assert np.mean([mad for _, mad, _ in figures["fp16"]]) <= 0.01, figures["fp16"]
+    assert all(iou >= 0.95 for _, _, iou in figures["fp16"]), figures["fp16"]
+
+
+def _alpha(path, model) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    alpha = mattekit.remove_background(pixels, model=model, result="alpha")
+    return alpha.astype(np.float32) / 255.0
+
+
+def test_tiled_upscale_on_cuda_agrees_with_the_cpu(shared):
+    """realesr-animevideov3 (real weights, fp16 on CUDA) in 64-pixel tiles against the CPU's fp32 untiled
+    result: mean absolute difference under 1 and 99.9th percentile under 8 on 0..255."""
+    from PIL import Image
+
+    with Image.open(_grabcut(shared, 1)[0]) as im:
+        pixels = np.asarray(im.convert("RGB").resize((150, 100)))
+    official = str(shared / "weights" / "realesr-animevideov3.pth")  # the release's tensors, re-zipped
+    gpu_model = mattekit.load_model("realesr-animevideov3", task="upscale", device="cuda", weights=official)
+    cpu_model = mattekit.load_model("realesr-animevideov3", task="upscale", device="cpu", weights=official)
+    gpu = mattekit.upscale(pixels, model=gpu_model, tile=64).astype(np.float32)
+    cpu = mattekit.upscale(pixels, model=cpu_model, tile=0).astype(np.float32)
+    assert gpu.shape == cpu.shape == (400, 600, 3)
+    diff = np.abs(gpu - cpu)
+    assert diff.mean() < 1.0 and np.percentile(diff, 99.9) < 8, (diff.mean(), np.percentile(diff, 99.9))
+    print(f"upscale cuda tiled vs cpu: mean {diff.mean():.3f}, p99.9 {np.percentile(diff, 99.9):.2f}, max {diff.max():.0f}")
