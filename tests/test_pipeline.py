@@ -252,6 +252,18 @@ def test_bench_speed_whole_folder_and_photo(shared, monkeypatch, tmp_path, capsy
         assert ("one 320x200 photo" in out) == (extra[0] == "--photo")
 
 
+def test_bench_speed_checks_the_engine_with_onnx_weights(shared, monkeypatch, capsys):
+    """The catalog's u2netp is rembg's .onnx file: the engine-vs-eager check maps it onto the net too."""
+    from mattekit import cli
+
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    code = cli.main(["bench", "speed", "--model", "u2netp", "--no-rembg", "--limit", "2"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    line = next(line for line in out.splitlines() if "engine vs eager PyTorch" in line)
+    assert float(line.split()[-1]) < 1e-3, line
+
+
 @pytest.mark.slow
 def test_bench_speed_compares_with_rembg(shared, tmp_path, capsys):
     """Both tools on the same images with the same (stand-in) weights, figures and mask agreement printed."""

@@ -358,6 +358,7 @@ def _whole(args, cfg: dict, work: Path) -> dict:
     files = _photo_folder(args, work) if args.photo else _images(args)
     names = [str(f) for f in files]
     model = ["--model", args.model] + (["--weights", cfg["weights"]] if args.weights or args.stand_in else [])
+    model += ["--device", args.device] if args.device != "auto" else []
     remove = [sys.executable, "-m", "mattekit", "remove", "-q"] + model
     if args.sequence:  # mattes of the same frames: roto (frames, in a folder of their own) vs per-image tools
         plate = work / "plate"
@@ -372,11 +373,14 @@ def _whole(args, cfg: dict, work: Path) -> dict:
                 "mattekit remove --result alpha": remove + ["--result", "alpha"]}
     else:
         runs = {"mattekit remove": remove, "mattekit remove --no-refine --no-matting": remove + ["--no-refine", "--no-matting"]}
-    env = {name: None for name in runs}
+    # Every tool with its own thread defaults: OMP_NUM_THREADS set would cap torch, and rembg hands it to
+    # ONNX Runtime (set to 1, rembg took 70 s instead of 39 s on 50 photos on 2 cores).
+    defaults = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env = {name: defaults for name in runs}
     if not args.no_rembg:
         session, home = _rembg_home(args, cfg, work, check_import=args.rembg_python is None)
         runs["rembg p"] = [args.rembg_python or sys.executable, "-c", REMBG_LOOP, session, "-om" if args.sequence else "-"]
-        env["rembg p"] = dict(os.environ, U2NET_HOME=str(home), MODEL_CHECKSUM_DISABLED="1", OMP_NUM_THREADS="1")
+        env["rembg p"] = dict(defaults, U2NET_HOME=str(home), MODEL_CHECKSUM_DISABLED="1")
     load = [os.getloadavg()[0]]
     results: dict[str, list[dict]] = {name: [] for name in runs}
     order = list(runs)
@@ -732,7 +736,7 @@ class _MattekitTool:
 
         entry = self.entry
         net = nets.build(entry.net, **entry.kwargs).eval()
-        net.load_state_dict(weights.load_state_dict_file(self.cfg["weights"]), strict=True)
+        net.load_state_dict(weights.load_state_dict_file(self.cfg["weights"], net), strict=True)
         files = self.cfg.get("check_files") or []
         worst, previous = 0.0, torch.get_num_threads()
         torch.set_num_threads(self.settings["threads"] or previous)  # the engine's throughput path
