@@ -50,6 +50,7 @@ def _table(text: str) -> dict:
     return rows
 
 
+@pytest.mark.slow
 def test_rows_equal_ious_computed_directly(four_images, capsys):
     data, images = four_images
     assert main(["bench", "hints", "--data", str(data), "--model", "csnet-sod", "--no-matting"]) == 0

@@ -22,6 +22,7 @@ def _table(text: str) -> dict:
     return rows
 
 
+@pytest.mark.slow
 def test_rows_equal_metrics_computed_directly(four_images, capsys):
     data, images = four_images
     assert main(["bench", "segment", "--data", str(data), "--model", "csnet-sod"]) == 0
@@ -61,6 +62,7 @@ def test_onnx_reference_row_for_u2netp(four_images, capsys):
         assert abs(reference[0] - plain[0]) < 0.03 and abs(reference[1] - plain[1]) < 0.02
 
 
+@pytest.mark.slow
 def test_a_matting_model_is_scored_on_its_own_alpha(four_images, capsys):
     """modnet-portrait (a matting model): one "default pipeline" row per half, the alpha of `matte --model`."""
     data, images = four_images

@@ -26,6 +26,7 @@ def mattekit(env, *args, stdin: bytes | None = None, cwd=None):
                           env=env, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_cat_photo_into_remove_and_the_cut_out_to_stdout(shared, env, tmp_path):
     photo = shared / "data/grabcut50/im/person1.jpg"
     done = mattekit(env, "remove", "-", "-o", "-", "--model", "sinet-portrait", stdin=photo.read_bytes())
@@ -53,6 +54,7 @@ def test_stream_mistakes_are_one_sentence(shared, env, tmp_path):
     assert odd.returncode == 2 and "Cannot write gif to standard output" in odd.stderr.decode()
 
 
+@pytest.mark.slow
 def test_one_line_per_written_file_skipped_ones_counted_and_quiet(shared, env, tmp_path):
     for name in ("a.png", "b.png"):
         io.write_image(tmp_path / name, np.random.default_rng(0).random((20, 30, 3), dtype=np.float32))
@@ -67,6 +69,7 @@ def test_one_line_per_written_file_skipped_ones_counted_and_quiet(shared, env, t
     assert quiet.returncode == 0 and quiet.stderr == b"" and len(list((tmp_path / "q").iterdir())) == 2
 
 
+@pytest.mark.slow
 def test_licence_notice_comes_only_after_the_arguments_are_checked(shared, env, tmp_path):
     photo = shared / "data/grabcut50/im/person1.jpg"
     bad = mattekit(env, "remove", photo, "-o", photo, "--model", "csnet-sod")  # would replace its input
@@ -75,6 +78,7 @@ def test_licence_notice_comes_only_after_the_arguments_are_checked(shared, env, 
     assert good.returncode == 0 and "non-commercial" in good.stderr.decode().lower()
 
 
+@pytest.mark.slow
 def test_offline_the_missing_default_names_what_is_here_and_the_flag(shared, env, tmp_path):
     photo = shared / "data/grabcut50/im/person1.jpg"
     done = mattekit(env, "remove", photo, "-o", tmp_path / "c.png")

@@ -11,6 +11,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from test_install_gimp import install_module, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +51,7 @@ def test_the_addon_imports_neither_torch_nor_numpy():
             assert not [n for n in names if n.split(".")[0] in ("torch", "numpy", "mattekit")], (source.name, names)
 
 
+@pytest.mark.slow
 def test_without_blender_it_says_so_and_writes_the_zip_on_request(tmp_path):
     home = tmp_path / "home"
     home.mkdir()

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "install" / "install_gimp.py"
@@ -51,6 +53,7 @@ def test_platform_folders():
     assert gimp_dirs(home, {"GIMP3_DIRECTORY": "/x"}, "linux") == [Path("/x")]
 
 
+@pytest.mark.slow
 def test_install_twice_is_idempotent_and_uninstall_leaves_nothing(tmp_path):
     home = tmp_path / "home"
     (home / ".var" / "app" / "org.gimp.GIMP").mkdir(parents=True)  # a Flatpak GIMP is there too
@@ -97,6 +100,7 @@ def worker_schema() -> dict:
             "models": operations.model_menus(ModelCache())}
 
 
+@pytest.mark.slow
 def test_worker_settings_are_recorded_and_a_missing_gimp_is_one_warning(tmp_path, shared):
     home = tmp_path / "home"
     mirror = os.path.relpath(shared / "weights")

@@ -91,6 +91,7 @@ def test_kill_and_resume_gives_identical_files(shared, mirror, tmp_path):
     assert (tmp_path / "run" / "m.mattekit.json").is_file()
 
 
+@pytest.mark.slow
 def test_resume_verifies_content(shared, mirror, tmp_path):
     plate = make_plate(shared, tmp_path / "plate", 5)
     job = jobs.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.png")))
@@ -113,6 +114,7 @@ def test_resume_verifies_content(shared, mirror, tmp_path):
     assert jobs.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.png"))).run().computed == [1002]
 
 
+@pytest.mark.slow
 def test_chunks_equal_one_run(shared, mirror, tmp_path):
     """Temporal consistency depends on a bounded window: chunks run apart give the same bytes."""
     plate = make_plate(shared, tmp_path / "plate", 7)
@@ -198,6 +200,7 @@ def test_cancel_then_resume(shared, mirror, tmp_path):
     assert jobs.RotoJob(spec(plate, out, temporal=False)).run().computed == [1003, 1004]
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_sentence(shared, mirror, tmp_path):
     plate = make_plate(shared, tmp_path / "plate", 3)
     result = subprocess.run([sys.executable, "-m", "mattekit", "roto", plate, "-o", str(tmp_path / "o" / "m.####.png"),
@@ -214,6 +217,7 @@ def test_cli_errors_are_one_sentence(shared, mirror, tmp_path):
         jobs.RotoJob(spec(plate, str(tmp_path / "o" / "m.####.jpg")))
 
 
+@pytest.mark.slow
 def test_same_bytes_with_one_or_two_inference_workers(shared, mirror, tmp_path):
     """The pipeline may finish frames out of order with several workers: the files do not change."""
     plate = make_plate(shared, tmp_path / "plate", 9)

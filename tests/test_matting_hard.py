@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from mattekit import io
 from mattekit.matting import alpha as alpha_module, estimate_alpha
@@ -161,6 +162,7 @@ def _reference_sampling(image, fg, bg, pixels, radius):
     return np.array(out, np.float64)
 
 
+@pytest.mark.slow
 def test_sampling_equals_its_plain_definition(shared):
     """The batched candidate search (each known pixel tried once, pairs grouped by candidate count)
     gives what trying all 289 pairs in order gives, on 300 unknown pixels of two real images at

@@ -69,6 +69,7 @@ def _max_err(ours: torch.Tensor, reference: np.ndarray) -> float:
     return float(np.abs(ours.detach().numpy() - reference).max())
 
 
+@pytest.mark.slow
 def test_u2netp_rembg_release_matches_onnxruntime(shared_dir):
     path = _onnx(shared_dir, "u2netp.onnx")
     spec = catalog.load().get("u2netp").input

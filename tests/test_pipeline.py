@@ -184,6 +184,7 @@ def test_segmentation_stages_match_predict_mask(shared, monkeypatch, tmp_path):
         assert np.abs(alphas[path] - expected).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_bench_speed_synthetic_sequence_keeps_memory_flat(shared, monkeypatch, tmp_path, capsys):
     """`mattekit bench speed --synthetic`: frames through the pipeline, RSS reported at start and end."""
     from mattekit import cli
@@ -212,6 +213,7 @@ def _whole_rows(out: str, names: list[str]) -> dict[str, list[float]]:
     return rows
 
 
+@pytest.mark.slow
 def test_bench_speed_whole_sequence_roto_and_remove(shared, monkeypatch, tmp_path, capsys):
     """`bench speed --whole --sequence`: roto and remove as whole commands on the same frames, a row each
     (seconds, frames/s, CPU s, peak RSS all positive) and the roto / remove ratio."""
@@ -252,6 +254,7 @@ def test_bench_speed_whole_folder_and_photo(shared, monkeypatch, tmp_path, capsy
         assert ("one 320x200 photo" in out) == (extra[0] == "--photo")
 
 
+@pytest.mark.slow
 def test_bench_speed_checks_the_engine_with_onnx_weights(shared, monkeypatch, capsys):
     """The catalog's u2netp is rembg's .onnx file: the engine-vs-eager check maps it onto the net too."""
     from mattekit import cli

@@ -338,6 +338,7 @@ def _centre(gt: np.ndarray) -> str:
     return f"{x},{y}"
 
 
+@pytest.mark.slow
 def test_cli_box_points_and_hint_mask_pick_the_intended_subject(two_subjects, tmp_path):
     path, masks, boxes = two_subjects
     out = tmp_path / "alpha.png"
@@ -363,6 +364,7 @@ def test_cli_box_points_and_hint_mask_pick_the_intended_subject(two_subjects, tm
     assert selected["left"] > 0.75 and selected["right"] == 0.0, selected
 
 
+@pytest.mark.slow
 def test_cli_refuses_bad_hints_in_one_sentence(two_subjects, tmp_path):
     path, masks, _ = two_subjects
     for flags, words in ((["--box", "1,2,3"], "not x0,y0,x1,y1"), (["--point", "5"], "not x,y"),

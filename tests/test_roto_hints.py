@@ -96,6 +96,7 @@ def test_carry_follows_the_motion():
 
 # ----------------------------------------------------------------------------------- jobs
 
+@pytest.mark.slow
 def test_box_on_one_subject_is_followed(shared, mirror, tmp_path):
     """Two subjects side by side; a box around the left one on frame 1003 (a middle keyframe): every
     frame's matte keeps the left subject and nothing of the right one, forward and backward."""
@@ -113,6 +114,7 @@ def test_box_on_one_subject_is_followed(shared, mirror, tmp_path):
         assert matte[:, :214].mean() > 0.5 * without[frame][:, :214].mean() > 0, frame
 
 
+@pytest.mark.slow
 def test_hinted_splits_equal_one_run(shared, mirror, tmp_path):
     """Chains run from their keyframes: chunks and --frames splits give the bytes of one run."""
     plate = two_subject_plate(shared, tmp_path / "plate", 7)
@@ -142,6 +144,7 @@ def test_hint_mask_pattern_keyframes(shared, mirror, tmp_path):
         assert matte[:, :200].max() < 0.5 and matte[:, 214:].mean() > 0.02, frame
 
 
+@pytest.mark.slow
 def test_hint_errors_are_one_sentence(shared, mirror, tmp_path):
     plate = two_subject_plate(shared, tmp_path / "plate", 2)
     env = dict(os.environ)

@@ -100,6 +100,7 @@ def test_roto_carries_rvm_state_from_frame_to_frame(shared, offline_mirror, tmp_
         runtime.ModelCache().get("csnet-sod", "segment", "cpu").step(x, None)
 
 
+@pytest.mark.slow
 @pytest.mark.needs_data
 def test_rvm_chunks_warm_up_and_resume_exactly(shared, offline_mirror, tmp_path):
     """Chunks (and a resumed run) first run the warm-up frames before them: where the warm-up reaches back to

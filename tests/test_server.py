@@ -465,6 +465,7 @@ def test_shutdown_finishes_the_running_job(make_worker):
     assert srv.stopped.wait(10) and not Path(srv.state_file).exists()
 
 
+@pytest.mark.slow
 def test_serve_command_reuses_a_running_worker_and_stops_on_sigterm(make_worker, tmp_path):
     import signal
     import subprocess
@@ -494,6 +495,7 @@ def _rss_kb(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="RSS is read from /proc (Linux)")
 def test_load_8_clients_x_200_requests_with_flat_memory(tmp_path):
     state = str(tmp_path / "load" / "worker.json")

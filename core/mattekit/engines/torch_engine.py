@@ -4,9 +4,9 @@ An engine is called with an N x C x h x w float32 CPU tensor and returns the pre
 of the net's output (the catalog's ``output.index``, before any activation) on its device.
 
 - :class:`TorchEngine` - the net on CUDA / MPS in fp16, bf16 or fp32 (CUDA: channels-last memory,
-  cuDNN's heuristic kernel choice, true fp32 without TF32, pinned host memory with non-blocking copies), or on the CPU in bf16: the
-  BatchNorm-folded net channels-last (oneDNN's direct convolutions use the CPU's bf16 dot products)
-  with the 3x3 convolutions of deep, small layers as Winograd F(2x2, 3x3) products.
+  cuDNN's heuristic kernel choice, fp32 without TF32, pinned host memory with non-blocking copies), or
+  on the CPU in bf16: the BatchNorm-folded net channels-last (oneDNN's direct convolutions use the
+  CPU's bf16 dot products) with the 3x3 convolutions of deep, small layers as Winograd F(2x2, 3x3) products.
 - :class:`FastCPUEngine` - fp32 on the CPU through the fx-optimised graph of ``cpu_graph``: folded
   BatchNorm, fast 2x2 max-pools, NNPACK Winograd 3x3 convolutions on single-threaded calls. Same
   numbers as eager PyTorch to ~1e-6.
@@ -90,9 +90,9 @@ class TorchEngine:
             self.net.to(memory_format=torch.channels_last)
         if device.type == "cuda":
             # cuDNN's heuristics, not benchmark mode: benchmarked plans are cached per thread, so every new
-            # pipeline worker thread benchmarked every convolution again (H100: 0.9 s per image in 10-image runs).
+            # pipeline worker benchmarked every convolution again (H100, u2netp: 2.4-5.1 s against 0.13-0.16 s).
             torch.backends.cudnn.benchmark = False
-            if dtype is torch.float32:  # fp32 asked for means fp32, not TF32 (masks moved by up to 1% with TF32)
+            if dtype is torch.float32:  # fp32 means fp32 (TF32: 1e-4 to 7e-4 relative error, fp32: 1e-6)
                 torch.backends.cudnn.allow_tf32 = False
         self.name = f"torch-{device.type}-{DTYPE_NAMES[dtype]}" + ("-winograd" if winograd else "")
 
