@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -85,7 +86,10 @@ def test_kill_and_resume_gives_identical_files(shared, mirror, tmp_path):
     resumed = cli(plate, "-o", tmp_path / "run" / "m.####.png", *args, env=env)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    assert f"{12 - len(written)} computed, {len(written)} already done" in err
+    # a frame counts as done once its journal record is written, just after its file: the kill can fall
+    # between the two, and that one frame is then computed again
+    computed, done = map(int, re.search(r"(\d+) computed, (\d+) already done", err).groups())
+    assert computed + done == 12 and len(written) - 1 <= done <= len(written), (written, err)
     assert files_of(tmp_path / "run") == files_of(tmp_path / "ref")
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]
     assert (tmp_path / "run" / "m.mattekit.json").is_file()
