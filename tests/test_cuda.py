@@ -17,6 +17,7 @@ from engine_nets import NETS, load_net, reference
 import mattekit
 from mattekit import engines, pipeline
 from mattekit.errors import MattekitError
+from mattekit.io import read_image
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here (CI has none)")
 
@@ -54,9 +55,10 @@ def test_cuda_engine_matches_eager_cpu(name, golden, shared):
     print(name, {k: f"{v:.1e}" for k, v in errors.items()})
 
 
-def _u2netp_engine(golden, precision="fp32"):
+def _u2netp_engine(golden):
+    """U²-Netp (stand-in weights) on CUDA in fp32."""
     net, index, _, _ = load_net("u2netp", golden, None)
-    return engines.create(net, torch.device("cuda"), backend="torch", precision=precision, index=index)
+    return engines.create(net, torch.device("cuda"), backend="torch", precision="fp32", index=index)
 
 
 def _inputs(n: int, size: int, seed: int = 0) -> list[torch.Tensor]:
@@ -158,10 +160,7 @@ def test_remove_on_cuda_agrees_with_the_cpu(shared, monkeypatch):
 
 
 def _alpha(path, model) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        pixels = np.asarray(im.convert("RGB"))
+    pixels = read_image(path, integers=True).pixels[..., :3]
     alpha = mattekit.remove_background(pixels, model=model, result="alpha")
     return alpha.astype(np.float32) / 255.0
 

@@ -348,4 +348,5 @@ def test_plan_on_cuda_gives_the_spare_cores_to_writers(monkeypatch):
         monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)
         layout = pipeline.plan(on_gpu)
         assert (layout["workers"], layout["batch"], layout["writers"]) == (2, 8, writers)
-        assert pipeline.plan(on_gpu, ordered=True)["writers"] == 1
+        ordered = pipeline.plan(on_gpu, ordered=True)
+        assert ordered["writers"] == 1 and ordered["ordered"] and not layout["ordered"]

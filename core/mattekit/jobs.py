@@ -279,13 +279,13 @@ class MatteSource:
             stage.push(frame, picture.pixels, alpha, picture if pictures else None, kept=kept)
 
         if chain is not None or recurrent:  # the net runs in write, in frame order (on each frame's hint with a chain)
-            layout = {"workers": 1, "threads": 1, "batch": 1, "device": predictor.device}
+            layout = {"workers": 1, "threads": 1, "batch": 1, "device": predictor.device, "ordered": True}
             infer, post = (lambda x: x), None
         else:
             layout = pipeline.plan(predictor, workers=self.workers, threads=self.threads, ordered=True)
             infer, post = predictor, upsample_and_keep
         try:
-            pipeline.run_pipeline(steps, noted(chain.read if chain else read), noted(infer), noted(write), ordered=True,
+            pipeline.run_pipeline(steps, noted(chain.read if chain else read), noted(infer), noted(write),
                                   post=noted(post) if post else None,
                                   cancel=lambda: bool(failures or stopped or emitter.error), **layout)
         finally:

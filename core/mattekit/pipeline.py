@@ -128,7 +128,8 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
     with its session, gets cores / those threads.
     CUDA: two workers (two streams) with batches of 8 for fixed-size models, 1 otherwise; the CPU's
     cores, less two, as writers (up to 8; 1 when ``ordered``), since postprocessing and encoding then
-    bound the speed. ``threads`` is per worker. Returns keyword arguments for :func:`run_pipeline`.
+    bound the speed. ``threads`` is per worker. ``ordered``: ``write`` must see results in input order.
+    Returns keyword arguments for :func:`run_pipeline`.
     """
     engine = getattr(predictor, "engine", None)
     device = getattr(predictor, "device", torch.device("cpu"))
@@ -142,10 +143,10 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
         if not getattr(engine, "concurrent", True):
             workers = 1
         threads = threads or max(1, cores // workers)
-        return {"workers": workers, "threads": threads, "batch": batch or 1, "device": device}
+        return {"workers": workers, "threads": threads, "batch": batch or 1, "device": device, "ordered": ordered}
     writers = 1 if ordered else max(1, min(8, cpu_count() - 2))
     return {"workers": workers or 2, "threads": threads, "batch": batch or (8 if fixed else 1), "device": device,
-            "writers": writers}
+            "writers": writers, "ordered": ordered}
 
 
 def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]],
@@ -258,21 +259,24 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
 
     def run_batch(group: list) -> None:
         xs = [x for _, _, x, _ in group]
+        out_of_memory = False
         try:
             with timings.measure("infer"):
                 y = engines.to_host(infer(engines.pinned_stack(xs, device)))
         except torch.cuda.OutOfMemoryError:
-            if len(group) == 1:
-                raise MattekitError("The GPU ran out of memory on a single image; use --device cpu or a smaller model.") from None
-            torch.cuda.empty_cache()  # halve the batch and go on
-            half = len(group) // 2
-            run_batch(group[:half])
-            run_batch(group[half:])
-            return
+            out_of_memory = True  # handled below: the error's traceback holds the failed call's activations
         except MattekitError as exc:
             for seq, item, _, _ in group:
                 if not give_up(seq, item, exc):
                     return
+            return
+        if out_of_memory:
+            if len(group) == 1:
+                raise MattekitError("The GPU ran out of memory on a single image; use --device cpu or a smaller model.")
+            torch.cuda.empty_cache()  # halve the batch and go on
+            half = len(group) // 2
+            run_batch(group[:half])
+            run_batch(group[half:])
             return
         row = 0
         for (seq, item, x, context) in group:

@@ -170,15 +170,16 @@ def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale
         try:
             return _run_once(fn, x, scale, tile, overlap, multiple, progress, dtype)
         except _TileOutOfMemory:
-            _empty_cache(device)
-            if tile <= MIN_TILE:
-                raise MattekitError(
-                    f"Out of memory{f' on {device}' if device is not None else ''} even with {tile}-pixel tiles; "
-                    "close other programs or use --device cpu."
-                ) from None
-            smaller = max(MIN_TILE, tile // 2)
-            log.warning("out of memory with %d-pixel tiles; retrying with %d-pixel tiles", tile, smaller)
-            tile = smaller
+            pass  # handled below, once the error and the failed tile's tensors its traceback holds are gone
+        _empty_cache(device)
+        if tile <= MIN_TILE:
+            raise MattekitError(
+                f"Out of memory{f' on {device}' if device is not None else ''} even with {tile}-pixel tiles; "
+                "close other programs or use --device cpu."
+            )
+        smaller = max(MIN_TILE, tile // 2)
+        log.warning("out of memory with %d-pixel tiles; retrying with %d-pixel tiles", tile, smaller)
+        tile = smaller
 
 
 def _extent(windows: list[Window], scale: int) -> list[tuple[int, int, np.ndarray]]:

@@ -91,6 +91,8 @@ class TorchEngine:
         if device.type == "cuda":
             # cuDNN's heuristics, not benchmark mode: benchmarked plans are cached per thread, so every new
             # pipeline worker benchmarked every convolution again (H100, u2netp: 2.4-5.1 s against 0.13-0.16 s).
+            # These flags are process-wide; a per-call torch.backends.cudnn.flags() context would set and
+            # restore the same globals from every worker thread at once, so they are set once, here.
             torch.backends.cudnn.benchmark = False
             if dtype is torch.float32:  # fp32 means fp32 (TF32: 1e-4 to 7e-4 relative error, fp32: 1e-6)
                 torch.backends.cudnn.allow_tf32 = False
@@ -99,7 +101,9 @@ class TorchEngine:
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.module(x)
+        # forward, not __call__: an fx graph's __call__ prints its generated code to stderr on any error,
+        # and a CUDA out-of-memory error is expected here (the pipeline halves the batch and goes on)
+        return self.module.forward(x)
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
