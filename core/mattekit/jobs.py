@@ -279,7 +279,7 @@ class MatteSource:
             stage.push(frame, picture.pixels, alpha, picture if pictures else None, kept=kept)
 
         if chain is not None or recurrent:  # the net runs in write, in frame order (on each frame's hint with a chain)
-            layout = {"workers": 1, "threads": 1, "batch": 1, "device": predictor.device, "ordered": True}
+            layout = pipeline.plan(predictor, workers=1, threads=1, batch=1, ordered=True)
             infer, post = (lambda x: x), None
         else:
             layout = pipeline.plan(predictor, workers=self.workers, threads=self.threads, ordered=True)
