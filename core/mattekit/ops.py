@@ -112,8 +112,27 @@ def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
 _FLAGS = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "cubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}
 
 
+def lanczos(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """PIL's Lanczos resize (a = 3, widened by the factor when shrinking: antialiased) of H x W (x C) to
+    (height, width), float32 in [0,1]. uint8 runs PIL's 8-bit path (rounded to 8 bits after each of its
+    two passes: bit for bit what rembg feeds its networks); other types are resized as floats, channel
+    by channel (PIL's "F" mode: no rounding)."""
+    from PIL import Image
+
+    if x.dtype == np.uint8 and (x.ndim == 2 or x.shape[2] in (1, 3)):
+        pixels = Image.fromarray(np.ascontiguousarray(x if x.ndim == 2 else x[..., 0] if x.shape[2] == 1 else x))
+        out = np.asarray(pixels.resize((width, height), Image.Resampling.LANCZOS), np.float32) / np.float32(255)
+        return out.reshape((height, width) + x.shape[2:])
+    x = unit_float(x)
+    planes = [x] if x.ndim == 2 else [x[..., c] for c in range(x.shape[2])]
+    out = [np.array(Image.fromarray(np.ascontiguousarray(p, np.float32), mode="F")
+                      .resize((width, height), Image.Resampling.LANCZOS)) for p in planes]
+    return out[0] if x.ndim == 2 else np.stack(out, axis=2)
+
+
 def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
-    """Resize H x W (x C) to (height, width) float32; ``area`` for shrinking, bilinear/cubic otherwise.
+    """Resize H x W (x C) to (height, width) float32; ``area`` for shrinking, bilinear/cubic otherwise,
+    ``lanczos`` where a model's reference pipeline uses PIL's Lanczos (:func:`lanczos`).
 
     Floats are taken as they are; uint8/uint16 are read as [0,1] (:func:`unit_float`). An integer image
     shrunk to a smaller float copy than :data:`WHOLE_BYTES` is never made float whole: its rows are made
@@ -122,6 +141,8 @@ def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> 
     An ``area`` shrink by a whole factor k in height does both steps strip by strip (strips of a multiple
     of k rows: the same values, and no full-height narrow copy).
     """
+    if method == "lanczos" and x.dtype == np.uint8:
+        return lanczos(x, height, width)
     if x.dtype.kind in "ui" and height <= x.shape[0] and width <= x.shape[1] and x.size * 4 > WHOLE_BYTES:
         rows = max(1, STRIP_BYTES // (x[0].size * 4))
         k = x.shape[0] // height
@@ -139,6 +160,8 @@ def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> 
     x = unit_float(x)
     if x.shape[:2] == (height, width):
         return x
+    if method == "lanczos":
+        return lanczos(x, height, width)
     out = cv2.resize(np.ascontiguousarray(x), (width, height), interpolation=_FLAGS[method])
     return out.reshape((height, width) + x.shape[2:])
 

@@ -129,6 +129,8 @@ class Predictor:
             lo = out.amin(dim=(1, 2, 3), keepdim=True)
             hi = out.amax(dim=(1, 2, 3), keepdim=True)
             out = (out - lo) / (hi - lo).clamp_min(1e-8)
+        if spec.quantize_uint8:
+            out = torch.floor(out * 255.0) / 255.0
         if spec.value_scale != 1.0:
             out = out / spec.value_scale
         return out

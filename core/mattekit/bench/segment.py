@@ -139,7 +139,8 @@ def measure(model: str, rows: list[tuple[Path, Path]], device: str = "auto", wei
         gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
         alphas = {"default pipeline": task.run({"model": predictor}, {"image": image}, options)["result"]}
         if entry.task == "segment":
-            alphas["plain model"] = segment.mask_from_prediction(image, predictor.output, refine=False)
+            alphas["plain model"] = segment.mask_from_prediction(image, predictor.output, refine=False,
+                                                                 upsampling=entry.output.upsample)
         if reference is not None:
             alphas["onnxruntime (rembg)"] = reference.alpha(image)
         for method, alpha in alphas.items():

@@ -682,7 +682,8 @@ class _MattekitTool:
 
         def alpha_of(picture, y):
             with timings.measure("postprocess"):
-                return segment.mask_from_prediction(picture.pixels, y, cfg["refine"])
+                return segment.mask_from_prediction(picture.pixels, y, cfg["refine"],
+                                                    upsampling=self.predictor.entry.output.upsample)
 
         self.read = read
         self.settings = pipeline.plan(self.predictor, cfg.get("workers"), cfg.get("threads"), cfg.get("batch"))

@@ -109,7 +109,8 @@ def _finish(models, inputs, options: MatteOptions, context, prediction) -> dict:
         h, w = image.shape[:2]
         alpha = np.clip(ops.resize(low, h, w, "area" if low.shape[0] > h else "bilinear"), 0.0, 1.0)
     else:
-        alpha = alpha_from_mask(image, mask_from_prediction(image, prediction), options)
+        upsampling = models["model"].entry.output.upsample
+        alpha = alpha_from_mask(image, mask_from_prediction(image, prediction, upsampling=upsampling), options)
     return {"result": assemble(image, alpha, options, backdrop=inputs.get("backdrop"))}
 
 

@@ -23,10 +23,11 @@ TASK = Task(
     name="mask-preview",
     summary="The segmentation network's raw subject mask at full size (no refinement, no matting): a quick look.",
     options=PreviewOptions,
-    inputs=(Port("image", "image", (3, 4)),),
+    inputs=(Port("image", "image", (3, 4), integers=True),),
     outputs=(Port("mask", "mask"),),
     prepare=model_input,
-    finish=lambda models, inputs, options, context, y: {"mask": mask_from_prediction(inputs["image"], y, refine=False)},
+    finish=lambda models, inputs, options, context, y: {"mask": mask_from_prediction(
+        inputs["image"], y, refine=False, upsampling=models["model"].entry.output.upsample)},
     streams=True,
     suffix="_preview",
     output_format=lambda options, source, named: ".png",

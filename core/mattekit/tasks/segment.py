@@ -69,9 +69,10 @@ class SegmentOptions(CutoutOptions):
             raise OptionError(str(exc)) from None
 
 
-def upsample(low: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The plain model: a probability map (h x w) bilinearly resized to height x width, float32 in [0,1]."""
-    mask = ops.resize(low, height, width, "bilinear")
+def upsample(low: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
+    """The plain model: a probability map (h x w) resized to height x width (``method``: the catalog's
+    ``output.upsample``, as the model's reference pipeline does it), float32 in [0,1]."""
+    mask = ops.resize(low, height, width, method)
     return np.clip(mask, 0.0, 1.0, out=mask if mask is not low else None)
 
 
@@ -99,11 +100,11 @@ def round_sure(mask: np.ndarray) -> np.ndarray:
     return mask
 
 
-def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False) -> np.ndarray:
+def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampling: str = "bilinear") -> np.ndarray:
     """Upsample a low-resolution probability map (h x w) to the image (H x W x 3: float32 [0,1], or
     uint8/uint16, made float a tile at a time), touching only where the model is unsure.
 
-    Bilinear upsampling; where the model is sure (probability <= 0.1 or >= 0.9) the result is 0 or 1.
+    Upsampling by ``upsampling`` (:func:`upsample`); where the model is sure (probability <= 0.1 or >= 0.9) the result is 0 or 1.
     In the uncertain band (unsure pixels widened by ``GROW`` x the upsampling factor) a colour guided
     filter of radius ``RADIUS`` x the factor moves the edge onto the photo's edges; it runs in the
     band's tiles only, so its cost follows the band, not the image. Where the network saw the photo
@@ -112,7 +113,7 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False) -> np.nd
     tiles' results are kept until all tiles have read the upsampled map, then written into it).
     """
     height, width = image.shape[:2]
-    mask = upsample(low, height, width)
+    mask = upsample(low, height, width, upsampling)
     factor = max(height / low.shape[0], width / low.shape[1])
     if factor <= 1.0:
         return mask if soft else round_sure(mask)
@@ -132,15 +133,16 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False) -> np.nd
     return mask if soft else round_sure(mask)
 
 
-def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, soft: bool = False) -> np.ndarray:
+def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, soft: bool = False,
+                         upsampling: str = "bilinear") -> np.ndarray:
     """The network's prediction (1 x 1 x h x w tensor or h x w array, [0,1]) as a full-resolution
     subject mask for ``image`` (H x W x 3|4): float32 H x W in [0,1]. ``refine``: :func:`refine_mask`,
-    else the plain model (:func:`upsample`). ``soft``: the prediction is a matting model's alpha, whose
+    else the plain model (:func:`upsample` by ``upsampling``, the model's ``output.upsample``). ``soft``: the prediction is a matting model's alpha, whose
     near-0 and near-1 values are hair and motion blur, not doubt: they are not rounded."""
     low = prediction if isinstance(prediction, np.ndarray) else prediction[0, 0].float().cpu().numpy()
     if refine:
-        return refine_mask(image[..., :3], low, soft)
-    return upsample(low, *image.shape[:2])
+        return refine_mask(image[..., :3], low, soft, upsampling)
+    return upsample(low, *image.shape[:2], upsampling)
 
 
 def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, in_place: bool = False) -> np.ndarray:
@@ -203,7 +205,8 @@ def second_pass(predictor, image: np.ndarray, mask: np.ndarray, refine: bool = T
 
 def predict_mask(predictor, image: np.ndarray, refine: bool = True) -> np.ndarray:
     """Subject mask of ``image`` (H x W x 3|4 float32 [0,1]) by ``predictor``: float32 H x W in [0,1]."""
-    return mask_from_prediction(image, predictor(predictor.prepare(image)), refine)
+    return mask_from_prediction(image, predictor(predictor.prepare(image)), refine,
+                                upsampling=predictor.entry.output.upsample)
 
 
 HINT_MASK = Port("hint_mask", "mask", optional=True,
@@ -231,19 +234,19 @@ def hinted_input(predictor, image: np.ndarray, hint: hints.Hint) -> tuple:
 
 
 def hinted_mask(image: np.ndarray, prediction, refine: bool, context, colour: bool = False,
-                soft: bool = False) -> np.ndarray:
+                soft: bool = False, upsampling: str = "bilinear") -> np.ndarray:
     """The subject mask H x W float32 [0,1] of ``image`` from the network's ``prediction`` of
     :func:`hinted_input`'s input: pasted back into the image, with ``colour`` decided by a colour model
     where the network is unsure inside the hinted region (:func:`mattekit.hints.colour_refine`), and
     constrained by the hint. ``soft``: the prediction is a matting model's alpha (not rounded; see
     :func:`mask_from_prediction`)."""
     if context is None:
-        return mask_from_prediction(image, prediction, refine, soft)
+        return mask_from_prediction(image, prediction, refine, soft, upsampling)
     hint, (top, left, bottom, right) = context
     crop = image[top:bottom, left:right, :3]
     mask = np.zeros(image.shape[:2], np.float32)
     region = mask[top:bottom, left:right]
-    region[...] = mask_from_prediction(crop, prediction, refine, soft)
+    region[...] = mask_from_prediction(crop, prediction, refine, soft, upsampling)
     # Include points pick among the network's parts only without a box or hint mask (which already say
     # where the subject is; the network may split one subject in parts, DAVIS libby) and only when each
     # lands on a part; otherwise they steer the colour model and drop nothing. (On the tuning halves the
@@ -256,7 +259,8 @@ def hinted_mask(image: np.ndarray, prediction, refine: bool, context, colour: bo
 
 def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dict:
     image = inputs["image"]
-    mask = hinted_mask(image, prediction, options.refine, context, colour=options.colour)
+    mask = hinted_mask(image, prediction, options.refine, context, colour=options.colour,
+                       upsampling=models["model"].entry.output.upsample)
     if context is None and options.second_pass:
         mask = second_pass(models["model"], image, mask, options.refine)
     alpha = alpha_from_mask(image, mask, options.matting, in_place=True)
