@@ -45,3 +45,78 @@ def test_a_bad_file_is_listed_and_the_others_are_written(photos, tmp_path, capsy
     err = capsys.readouterr().err
     assert "1 of 5 images failed" in err and "broken.png" in err and "Traceback" not in err
     assert len(list(out.iterdir())) == 4
+
+
+# Every file a task reads besides its images (trimap, mask, hint mask, backdrop, subject, weights) is an
+# input too: an -o that would replace one is refused in one sentence before any model loads.
+AUXILIARY = {
+    "matte-trimap": (["matte"], "--trimap", "t.png"),
+    "matte-mask": (["matte"], "--mask", "m.png"),
+    "remove-hint-mask": (["remove"], "--hint-mask", "h.png"),
+    "remove-composite-backdrop": (["remove", "--result", "composite"], "--backdrop", "b.jpg"),
+    "bokeh-mask-only-subject": (["bokeh", "--mask-only"], "--subject", "s.png"),
+    "remove-weights-file": (["remove"], "--weights", "w.png"),  # a path option of the declaration, not a port
+}
+
+
+def _auxiliary(folder, name):
+    rng = np.random.default_rng(1)
+    io.write_image(folder / name, rng.random((20, 30) if name[0] in "tmhs" else (20, 30, 3)).astype(np.float32))
+    return folder / name
+
+
+def _refused(capsys, argv) -> str:
+    """Run the CLI; it must exit 2 with exactly one line on stderr ending in the fix; that line."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mattekit: error: ") and err[0].endswith("choose another -o."), err
+    return err[0]
+
+
+@pytest.mark.parametrize("case", list(AUXILIARY), ids=list(AUXILIARY))
+def test_an_auxiliary_input_named_as_the_output_is_refused(photos, tmp_path, capsys, case):
+    command, flag, name = AUXILIARY[case]
+    aux = _auxiliary(tmp_path, name)
+    before, inputs = aux.read_bytes(), _snapshot(photos)
+    line = _refused(capsys, [*command, str(photos / "other.png"), flag, str(aux), "-o", str(aux)])
+    assert f"is the {flag} input" in line and str(aux) in line
+    assert aux.read_bytes() == before and _snapshot(photos) == inputs
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in", name])  # nothing else written
+
+
+def test_an_output_folder_whose_default_name_is_the_trimap_is_refused(photos, tmp_path, capsys):
+    trimaps = tmp_path / "trimaps"
+    trimaps.mkdir()
+    trimap = _auxiliary(trimaps, "other.png")  # -o trimaps/ writes other.png there: the trimap itself
+    before = _snapshot(trimaps)
+    line = _refused(capsys, ["matte", str(photos / "other.png"), "--trimap", str(trimap), "-o", str(trimaps)])
+    assert "is the --trimap input" in line
+    assert _snapshot(trimaps) == before
+
+
+def test_an_output_landing_in_a_trimap_folder_of_same_named_files_is_refused(photos, tmp_path, capsys):
+    trimaps = tmp_path / "trimaps"
+    trimaps.mkdir()
+    for name in ("base.png", "other.png"):
+        _auxiliary(trimaps, name)
+    before, inputs = _snapshot(trimaps), _snapshot(photos)
+    line = _refused(capsys, ["matte", str(photos / "other.png"), "--trimap", str(trimaps), "-o", str(trimaps)])
+    assert "is the --trimap input" in line and "other.png" in line
+    (photos / "base.jpg").unlink()  # the folder run: other.png and base.png (base_png.png, base_tif.tif: no clash)
+    (photos / "base.tif").unlink()
+    inputs = _snapshot(photos)
+    _refused(capsys, ["matte", str(photos), "--trimap", str(trimaps), "-o", str(trimaps)])
+    assert _snapshot(trimaps) == before and _snapshot(photos) == inputs
+
+
+def test_the_python_api_refuses_an_output_that_is_an_auxiliary_input(photos, tmp_path):
+    from mattekit import api
+    from mattekit.errors import OutputError
+
+    trimap = _auxiliary(tmp_path, "t.png")
+    before, inputs = trimap.read_bytes(), _snapshot(photos)
+    with pytest.raises(OutputError, match=r"^The output .*t\.png is the trimap= input: .*; choose another output=\.$"):
+        api.run("matte", photos / "other.png", output=trimap, trimap=trimap)
+    with pytest.raises(OutputError, match=r"is the input: "):
+        api.run("matte", photos / "other.png", output=photos / "other.png", trimap=trimap)
+    assert trimap.read_bytes() == before and _snapshot(photos) == inputs

@@ -258,3 +258,67 @@ def test_unreadable_frame_stops_after_the_frames_before_it(shared, mirror, tmp_p
     with pytest.raises(InputError, match="plate.1004.png"):
         jobs.RotoJob(spec(plate, str(out / "m.####.png"), temporal=False, workers=2)).run()
     assert sorted(p.name for p in out.glob("m.*.png")) == ["m.1001.png", "m.1002.png", "m.1003.png"]
+
+
+# ------------------------------------------------- a roto job never writes over the files it reads
+
+def small_plate(folder: Path, frames=(1, 2, 3)) -> Path:
+    """A plate folder/f.####.png of random frames (no model runs in the refusal tests)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for frame in frames:
+        write_image(folder / f"f.{frame:04d}.png", rng.random((12, 16, 3)).astype(np.float32))
+    return folder
+
+
+# (plate as given, options) per way of naming the plate's own files as an output; {p}: the plate folder
+OVERWRITES = {
+    "output-is-the-plate-pattern": ("{p}/f.####.png", ["-o", "{p}/f.####.png"]),
+    "output-printf-pattern": ("{p}/f.####.png", ["-o", "{p}/f.%04d.png"]),
+    "output-unpadded-pattern": ("{p}/f.0001.png", ["-o", "{p}/f.#.png"]),
+    "output-is-the-plate-folder": ("{p}/f.####.png", ["-o", "{p}"]),
+    "plate-folder-and-output-folder": ("{p}", ["-o", "{p}"]),
+    "output-through-a-linked-folder": ("{p}/f.####.png", ["-o", "{link}/f.####.png"]),
+    "rgba-is-the-plate-pattern": ("{p}/f.####.png", ["-o", "{out}/m.####.png", "--rgba", "{p}/f.####.png"]),
+    "fg-is-the-plate-folder": ("{p}/f.####.png", ["-o", "{out}/m.####.png", "--fg", "{p}"]),
+    "rgba-is-the-hint-mask-pattern": ("{p}/f.####.png", ["-o", "{out}/m.####.png", "--rgba", "{masks}/####.png",
+                                                           "--hint-mask", "{masks}/####.png"]),
+    "output-frame-is-the-weights-file": ("{p}/f.####.png", ["-o", "{w}/w.####.png", "--weights", "{w}/w.0002.png"]),
+}
+
+
+@pytest.mark.parametrize("case", list(OVERWRITES), ids=list(OVERWRITES))
+def test_roto_refuses_outputs_that_would_replace_its_inputs(tmp_path, capsys, case):
+    from mattekit.cli import main
+
+    plate = small_plate(tmp_path / "plate")
+    (tmp_path / "link").symlink_to(plate)
+    masks = small_plate(tmp_path / "masks", frames=(2,))
+    (masks / "f.0002.png").rename(masks / "0002.png")
+    weights = small_plate(tmp_path / "weights", frames=(1,))
+    (weights / "f.0001.png").rename(weights / "w.0002.png")  # an odd weights file name: an image with a number
+    given, options = OVERWRITES[case]
+    names = {"p": plate, "out": tmp_path / "out", "masks": masks, "link": tmp_path / "link", "w": weights}
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    start = time.perf_counter()
+    code = main(["roto", given.format(**names), *[o.format(**names) for o in options], "--model", MODEL])
+    seconds = time.perf_counter() - start
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert re.fullmatch(r"mattekit: error: The output .* (is the|is a file of the|is a frame of the) .*: writing it "
+                        r"would replace .*; choose another (-o \(output pattern or folder\)|--rgba pattern|--fg pattern)\.",
+                        err[0]), err[0]
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before  # nothing written
+    assert not (tmp_path / "out").exists()
+    assert seconds < 5, "refused before any model loads"
+
+
+def test_roto_job_refuses_before_writing_and_a_distinct_output_still_runs_the_checks(tmp_path):
+    plate = small_plate(tmp_path / "plate")
+    with pytest.raises(OutputError, match=r"is the plate .*choose another -o"):
+        jobs.RotoJob(spec(str(plate / "f.####.png"), str(plate)))
+    with pytest.raises(OutputError, match=r"is the --weights file"):
+        jobs.RotoJob(spec(str(plate / "f.####.png"), str(tmp_path / "o" / "m.####.png"),
+                          weights=str(tmp_path / "o" / "m.0003.png")))
+    job = jobs.RotoJob(spec(str(plate / "f.####.png"), str(plate / "matte.####.png")))  # beside the plate: fine
+    assert job.frames == [1, 2, 3] and sorted(p.name for p in plate.iterdir()) == ["f.0001.png", "f.0002.png", "f.0003.png"]

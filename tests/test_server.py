@@ -829,3 +829,41 @@ def test_remove_takes_a_box_or_a_hint_mask_and_refuses_bad_hints(make_worker, mi
     with pytest.raises(WorkerError) as err:
         worker.run("remove", {"image": pixels, "hint_mask": Pixels(bytes(100), 10, 10, 1, "u8")}, options)
     assert err.value.status == 400 and "same size" in str(err.value)
+
+
+# ---------------------------------------------------------------- roto never writes over its plate
+
+ROTO_OVERWRITES = {  # {p}: the plate folder, {out}: a fresh folder
+    "output-is-the-plate-pattern": {"output": "{p}/f.####.png"},
+    "output-is-the-plate-folder": {"output": "{p}"},
+    "rgba-is-the-plate-pattern": {"output": "{out}/m.####.png", "rgba": "{p}/f.####.png"},
+    "fg-is-the-plate-folder": {"output": "{out}/m.####.png", "fg": "{p}"},
+}
+
+
+@pytest.mark.parametrize("case", list(ROTO_OVERWRITES), ids=list(ROTO_OVERWRITES))
+def test_roto_through_the_worker_refuses_outputs_that_are_its_plate(make_worker, tmp_path, case):
+    from mattekit.io import write_image
+
+    plate = tmp_path / "shot" / "plate"
+    plate.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for frame in (1, 2):
+        write_image(plate / f"f.{frame:04d}.png", rng.random((12, 16, 3)).astype(np.float32))
+    before = {p: p.read_bytes() for p in plate.iterdir()}
+    srv, worker = make_worker(allow_dirs=[str(tmp_path / "shot")])
+    names = {"p": plate, "out": tmp_path / "shot" / "out"}
+    options = {"plate": str(plate / "f.####.png"), "model": "csnet-sod", "device": "cpu"}
+    options |= {k: v.format(**names) for k, v in ROTO_OVERWRITES[case].items()}
+    with pytest.raises(WorkerError) as err:  # synchronous
+        worker.run("roto", [], options)
+    assert (err.value.status, err.value.code) == (422, "task_failed")
+    message = str(err.value)
+    assert "\n" not in message and "is the plate" in message and "choose another" in message, message
+    job = worker.submit("roto", [], options)  # asynchronous: the job fails with the same sentence
+    deadline = time.monotonic() + 30
+    while (status := worker.job(job))["state"] not in ("done", "failed", "cancelled") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert status["state"] == "failed" and status["error"] == {"code": "task_failed", "message": message}
+    assert {p: p.read_bytes() for p in plate.iterdir()} == before  # not a byte written, no manifest
+    assert not names["out"].exists()

@@ -130,22 +130,46 @@ def _run_file(task, source: Path, output, options, given: dict, loaded: dict) ->
     from . import io, provenance
     from .io import outputs
 
+    named = Path(output).suffix.lower() if output else ""
+    ext = task.output_format(options, source.suffix.lower(), named) if task.output_format else outputs.same_format(source)
+    models = None
+    if output:
+        target = Path(output)
+    else:
+        models = models_cache().for_task(task, options, set(given), loaded)
+        suffix = task.suffix_for(options)
+        if "{scale}" in suffix:
+            suffix = suffix.replace("{scale}", str(models[task.main].entry.scale))
+        target = source.with_name(source.stem + suffix + ext)
+    _refuse_overwriting_inputs(task, options, source, given, target)
     picture = io.read_image(source, integers=task.inputs[0].integers)  # as the CLI reads it
     inputs = {"image": picture.pixels}
     for name, value in given.items():
         inputs[name] = outputs.read_companion(str(value), source, dict((p.name, p) for p in task.inputs)[name],
                                             picture.pixels.shape[:2])
-    models = models_cache().for_task(task, options, set(given), loaded)
-    suffix = task.suffix_for(options)
-    if "{scale}" in suffix:
-        suffix = suffix.replace("{scale}", str(models[task.main].entry.scale))
-    named = Path(output).suffix.lower() if output else ""
-    ext = task.output_format(options, source.suffix.lower(), named) if task.output_format else outputs.same_format(source)
-    target = Path(output) if output else source.with_name(source.stem + suffix + ext)
+    if models is None:
+        models = models_cache().for_task(task, options, set(given), loaded)
     result = outputs.for_file(task.run(models, inputs, options)[task.outputs[0].name], target)
     io.write_image(target, result, bit_depth=outputs.bit_depth_for(picture, target),
                    provenance=provenance.record(task, options, models))
     return target
+
+
+def _refuse_overwriting_inputs(task, options, source: Path, given: dict, target: Path) -> None:
+    """OutputError when ``target`` is the input or another file the run reads (as the CLI refuses it)."""
+    from .errors import OutputError
+    from .fsutil import FilesRead
+    from .io.outputs import companion_files
+
+    read = FilesRead()
+    read.add(source, "the input")
+    paths = {name: str(value) for name, value in given.items() if isinstance(value, (str, Path))}
+    for flag, value in task.files_read(options, paths):
+        for path in companion_files(value, {source.stem}):
+            read.add(path, f"the {flag.lstrip('-').replace('-', '_')}= input")
+    what = read.which(target)
+    if what is not None:
+        raise OutputError(f"The output {target} is {what}: writing it would replace the original; choose another output=.")
 
 
 def _make(task_name: str):

@@ -5,7 +5,8 @@
 - :func:`sha256_file` - hex sha256 of a file, read in 1 MiB blocks (:func:`file_digests`: several hashes, one read);
 - :func:`known_sha256` - the same, remembered per (path, size, mtime): to name a file hashed before
   (a model's weights in provenance, manifests and export caches), not to verify one;
-- :func:`try_lock` / :func:`exclusive_lock` - an exclusive lock on an open file, between processes.
+- :func:`try_lock` / :func:`exclusive_lock` - an exclusive lock on an open file, between processes;
+- :class:`FilesRead` - the files a run reads, to refuse an output that would land on one of them.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import stat
 import sys
 import time
 from pathlib import Path
@@ -129,3 +131,58 @@ def exclusive_lock(path: str | Path, poll: float = 0.1):
         yield
     finally:
         handle.close()
+
+
+class FilesRead:
+    """The files a run reads, each with a few words saying what it is, so that an output about to be
+    written can be recognised as one of them (:meth:`which`) and refused before anything is written.
+
+    An output matches an input when its folder (symbolic links resolved) and name are the input's, or the
+    resolved path of an input that is a symbolic link; an output name that exists matches too when it
+    resolves to an input (it is a symbolic link to one) or is the same file on disk as an input while
+    having no other name (device and inode: a case-insensitive disk spells one name in several ways;
+    a hard link is a second name, which the rename of an output (:func:`atomic_write`) leaves alone).
+    Each folder is resolved once (long sequences).
+    """
+
+    def __init__(self) -> None:
+        self._folders: dict[Path, Path] = {}
+        self._paths: dict[Path, str] = {}
+        self._inodes: dict[tuple[int, int], str] = {}
+
+    def _place(self, path: Path) -> Path:
+        """``path`` with its folder resolved (the name itself left alone)."""
+        folder = path.parent
+        real = self._folders.get(folder)
+        if real is None:
+            real = self._folders[folder] = folder.resolve()
+        return real / path.name
+
+    def add(self, path: str | Path, what: str) -> None:
+        """Note that the run reads ``path`` (it need not exist); ``what``: how a message names it."""
+        path = Path(path).expanduser()
+        self._paths.setdefault(self._place(path), what)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return
+        self._inodes.setdefault((st.st_dev, st.st_ino), what)
+        if stat.S_ISLNK(st.st_mode):
+            self._paths.setdefault(path.resolve(), what)
+            with contextlib.suppress(OSError):
+                target = os.stat(path)
+                self._inodes.setdefault((target.st_dev, target.st_ino), what)
+
+    def which(self, output: str | Path) -> str | None:
+        """What writing ``output`` would replace among the files read, or None when it replaces none of them."""
+        output = Path(output).expanduser()
+        what = self._paths.get(self._place(output))
+        if what is not None:
+            return what
+        try:
+            st = os.lstat(output)
+        except OSError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            return self._paths.get(output.resolve())
+        return self._inodes.get((st.st_dev, st.st_ino)) if st.st_nlink == 1 else None

@@ -51,8 +51,8 @@ import numpy as np
 
 from . import __version__, catalog, pipeline, runtime, temporal, tracking
 from .errors import InputError, MattekitError, OutputError
-from .fsutil import atomic_write, known_sha256, sha256_file, stale_temporaries
-from .tasks.registry import option
+from .fsutil import FilesRead, atomic_write, known_sha256, sha256_file, stale_temporaries
+from .tasks.registry import option, options_of
 from .io import Picture, write_image
 from .io.sequences import FramePattern, chunk_frames, format_frames, open_plate, output_pattern, select_frames
 from .matting import estimate_foreground
@@ -84,12 +84,12 @@ class RotoSpec:
 
     plate: str = option(MISSING, "frame pattern (name.####.exr), numbered frame, folder of frames or movie", path=True)
     output: str = option(MISSING, "matte pattern such as out/matte.####.png (PNG/TIFF 16-bit, EXR half), or a folder",
-                         path=True)
+                         path=True, writes=True)
     frames: str | None = option(None, "frame range, e.g. 1001-1100, 1001-1100x2, 1001,1005; default: every frame")
     rgba: str | None = option(None, "also write the cut-out to this pattern (EXR premultiplied, PNG/TIFF straight)",
-                              path=True)
+                              path=True, writes=True)
     fg: str | None = option(None, "also write the decontaminated foreground plate with its alpha to this pattern",
-                            path=True)
+                            path=True, writes=True)
     model: str | None = option(None, "people (permissive people matting, Apache-2.0), objects (the default "
                                "segmentation model), or any segment or matte model of `mattekit models list`; default: objects",
                                model=ROTO_MODEL_TASKS)
@@ -448,6 +448,7 @@ class RotoJob:
         for name, pattern in self.extra_out.items():
             if pattern == self.alpha_out:
                 raise OutputError(f"The --{name} pattern must differ from the matte pattern {self.alpha_out}.")
+        refuse_overwriting_inputs(spec, self.plate, self.frames, {"output": self.alpha_out, **self.extra_out})
         if spec.bit_depth not in (8, 16, 32) or (spec.bit_depth == 32 and self.alpha_out.suffix.lower() != ".exr"):
             raise OutputError(f"A {spec.bit_depth}-bit matte cannot be written as {self.alpha_out.suffix}: use 8 or 16 (PNG, TIFF) or 16 or 32 (EXR).")
         cat = catalog.load()
@@ -654,6 +655,62 @@ class RotoJob:
                         bit_depth=16 if picture.bit_depth >= 16 else 8, provenance=self.provenance())
             files[name] = [str(path), sha256_file(path), stamp]
         return files
+
+
+def refuse_overwriting_inputs(spec: RotoSpec, plate, frames: list[int], outputs: dict[str, FramePattern]) -> None:
+    """OutputError (one sentence) when a file the job would write is one it reads, checked before anything
+    is written or loaded.
+
+    Written: each output pattern (``outputs``: {option name: pattern}, the matte, ``rgba``, ``fg``) for
+    ``frames``. Read: every option of :class:`RotoSpec` that names files and does not write (``path`` and
+    not ``writes``): every frame file of the plate (or the movie), the hint masks, the weights file.
+    An output pattern that names a read sequence (same folder and naming) is refused too, even where their
+    frames do not meet: its files would join that sequence (a new frame of the plate, a new keyframe).
+    """
+    read = FilesRead()
+    patterns: list[tuple[FramePattern, str]] = []  # (a pattern read, what it is)
+    for declared in options_of(RotoSpec):
+        value = getattr(spec, declared.name)
+        if not declared.reads or not value:
+            continue
+        if declared.name == "plate":  # a pattern, one frame, a folder or a movie: the frames as opened
+            if hasattr(plate, "files"):
+                patterns.append((plate.pattern, f"the plate {plate.pattern}"))
+                for path in plate.files.values():
+                    read.add(path, f"a frame of the plate {plate.pattern}")
+            else:
+                read.add(plate.path, f"the plate {plate.path}")
+            continue
+        read.add(value, f"the {declared.flag} file")
+        with contextlib.suppress(InputError):  # a pattern such as masks/####.png: its files
+            pattern = FramePattern.parse(value)
+            patterns.append((pattern, f"the {declared.flag} pattern {pattern}"))
+            for path in pattern.scan().values():
+                read.add(path, f"a file of the {declared.flag} pattern {pattern}")
+    for name, out in outputs.items():
+        fix = ("choose another -o (output pattern or folder)" if name == "output"
+               else f"choose another {'--' + name.replace('_', '-')} pattern")
+        for pattern, what in patterns:
+            if _same_naming(out, pattern):
+                raise OutputError(f"The output pattern {out} is {what}: writing it would replace or add to its "
+                                  f"files; {fix}.")
+        for frame in frames:
+            what = read.which(out.path(frame))
+            if what is not None:
+                raise OutputError(f"The output {out.path(frame)} is {what}: writing it would replace the original; {fix}.")
+
+
+def _same_naming(a: FramePattern, b: FramePattern) -> bool:
+    """The two patterns name files of one sequence: same folder (links resolved), prefix and suffix (whatever
+    the padding: ``f.#.png`` and ``f.####.png`` share frames 1000 and up, and a plate named by one frame
+    takes the shortest numbers as its padding)."""
+    if (a.prefix, a.suffix) != (b.prefix, b.suffix):
+        return False
+    try:
+        return a.folder.resolve() == b.folder.resolve() or (a.folder.is_dir() and b.folder.is_dir()
+                                                            and os.path.samefile(a.folder, b.folder))
+    except OSError:
+        return False
 
 
 def keyframes_of(spec: RotoSpec, plate, entry: catalog.ModelEntry) -> tracking.Keyframes | None:

@@ -11,8 +11,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import io
-from ..io.outputs import IMAGE_SUFFIXES, WRITABLE, bit_depth_for, for_file
+from ..io.outputs import IMAGE_SUFFIXES, WRITABLE, bit_depth_for, companion_files, for_file
 from ..errors import InputError, MattekitError, OutputError
+from ..fsutil import FilesRead
 
 def expand_inputs(items: list[str]) -> list[tuple[Path, Path]]:
     """Files, folders (their images, sorted) and globs -> [(file, folder it came from or its parent)]."""
@@ -55,13 +56,16 @@ def output_path(source: Path, root: Path, out: str | None, single: bool, suffix:
     return target / rel.parent / (stem + ext)
 
 
-def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, extension) -> list[tuple[Path, Path]]:
+def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, extension,
+                 reads: list[tuple[str, str]] = ()) -> list[tuple[Path, Path]]:
     """(input, output) for every input of a run, before anything is written.
 
     Inputs that share a stem in one folder (``a.jpg``, ``a.png``) would share an output name: each
     of them gets its extension in the name instead (``a_jpg_cutout.png``, ``a_png_cutout.png``; with
     ``-o FOLDER``: ``a_jpg.png``), so no result replaces another. An output that is one of the inputs,
-    or two inputs landing on one output, is refused with one sentence (OutputError) and nothing runs.
+    or one of the other files the run reads (``reads``: (flag, file or folder) from
+    :meth:`mattekit.tasks.registry.Task.files_read`; of a folder, the images named like an input), or two
+    inputs landing on one output, is refused with one sentence (OutputError) and nothing runs.
     """
     single = len(jobs) == 1
     stems = Counter((source.parent.resolve(), source.stem.lower()) for source, _ in jobs)
@@ -70,13 +74,22 @@ def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, ex
         shared = stems[(source.parent.resolve(), source.stem.lower())] > 1
         stem = f"{source.stem}_{source.suffix[1:].lower()}" if shared else None
         planned.append((source, output_path(source, root, out, single, suffix, extension(source), stem)))
-    inputs = {source.resolve() for source, _ in jobs}
+    inputs = FilesRead()
+    for source, _ in jobs:
+        inputs.add(source, "")
+    for flag, given in reads:
+        for path in companion_files(given, {source.stem for source, _ in jobs}):
+            inputs.add(path, flag)
     seen: dict[Path, Path] = {}
     for source, target in planned:
         where = target.resolve()
-        if where in inputs:
+        what = inputs.which(target)
+        if what == "":
             raise OutputError(f"The output {target} is an input: writing it would replace the original; "
                               f"choose another -o (or leave -o out to write NAME{suffix}.EXT beside each input).")
+        if what is not None:
+            raise OutputError(f"The output {target} is the {what} input: writing it would replace the original; "
+                              f"choose another -o.")
         if where in seen:
             raise OutputError(f"{seen[where]} and {source} would both be written to {target}; "
                               f"give -o a folder or rename one of them.")

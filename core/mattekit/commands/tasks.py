@@ -161,7 +161,7 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
             return outputs.same_format(source)
         return task.output_format(options, source.suffix.lower(), named)
 
-    planned = files.plan_outputs(jobs, args.output, suffix, extension)
+    planned = files.plan_outputs(jobs, args.output, suffix, extension, task.files_read(options, ports))
     if not pipelined:
         runtime.set_threads(args.threads)
     models = runtime.ModelCache().for_task(task, options, set(ports))

@@ -42,6 +42,18 @@ def companion(given: str, source: Path, what: str) -> Path:
     return path
 
 
+def companion_files(given: str, stems: set[str]) -> list[Path]:
+    """Every file that ``given`` (a file or a folder, see :func:`companion`) may supply for inputs with these
+    stems: the file itself, or the images in the folder named like one of them."""
+    path = Path(given).expanduser()
+    if not path.is_dir():
+        return [path]
+    try:
+        return [p for p in path.iterdir() if p.stem in stems and p.suffix.lower() in IMAGE_SUFFIXES]
+    except OSError:
+        return []
+
+
 def read_companion(given: str, source: Path, port, shape: tuple[int, int]):
     """A second input of a task (trimap, mask, backdrop...) for ``source``: H x W for single-channel
     ports (checked against the image's ``shape``), H x W x C for image ports."""

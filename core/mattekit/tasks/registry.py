@@ -61,7 +61,7 @@ class Port:
 def option(default: Any = None, help: str = "", *, choices: tuple | None = None, minimum: float | None = None,
            maximum: float | None = None, model: str | tuple | None = None, flag: str | None = None, label: str | None = None,
            hosts: tuple[str, ...] = ("cli", "worker", "api"), path: bool = False, aliases: tuple[str, ...] = (),
-           bare: Any = None, missing: str | None = None, repeat: bool = False):
+           bare: Any = None, missing: str | None = None, repeat: bool = False, writes: bool = False):
     """A dataclass field with the metadata every front end needs.
 
     choices / minimum / maximum: the allowed values (checked everywhere by :meth:`Task.check`).
@@ -71,13 +71,16 @@ def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
     default: ``dataclasses.MISSING`` for a required option.
     label: the short name a dialog shows (default: from the name). hosts: the front ends that offer
     it ("cli", "worker", "api"; GIMP and Blender show what the worker offers). path: a file path (the
-    worker confines paths to the folders its user allowed). bare: the value of the CLI flag given without one.
+    worker confines paths to the folders its user allowed) naming files the run reads (an input: no
+    output may land on one, see :meth:`Task.files_read`), or with ``writes`` where the run writes.
+    bare: the value of the CLI flag given without one.
     missing: for a model option, what the user can do instead when its weights are missing.
     repeat: a text option the CLI flag may be given several times; the values are joined with ";".
     """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "minimum": minimum,
             "maximum": maximum, "model": model, "flag": flag, "label": label, "hosts": tuple(hosts),
-            "path": path, "aliases": tuple(aliases), "bare": bare, "missing": missing, "repeat": repeat}
+            "path": path, "aliases": tuple(aliases), "bare": bare, "missing": missing, "repeat": repeat,
+            "writes": writes}
     if default is dataclasses.MISSING:
         return field(metadata={"mattekit": meta})
     return field(default=default, metadata={"mattekit": meta})
@@ -105,6 +108,12 @@ class Option:
     missing: str | None
     required: bool = False
     repeat: bool = False
+    writes: bool = False  # a path option the run writes to; other path options name files it reads
+
+    @property
+    def reads(self) -> bool:
+        """The option names a file (or folder or pattern of files) the run reads: an input of the run."""
+        return self.path and not self.writes
 
     def check(self, value: Any) -> Any:
         """``value`` converted to the declared type and checked; OptionError otherwise."""
@@ -181,7 +190,8 @@ def options_of(cls: type) -> tuple[Option, ...]:
             minimum=meta["minimum"], maximum=meta["maximum"], model=meta["model"],
             flag=meta["flag"] or "--" + f.name.replace("_", "-"),
             label=meta["label"] or f.name.replace("_", " ").capitalize(), hosts=meta["hosts"], path=meta["path"],
-            aliases=meta["aliases"], bare=meta["bare"], missing=meta["missing"], repeat=meta["repeat"]))
+            aliases=meta["aliases"], bare=meta["bare"], missing=meta["missing"], repeat=meta["repeat"],
+            writes=meta["writes"]))
     return tuple(out)
 
 
@@ -279,6 +289,15 @@ class Task:
         if self.main is None:
             return {}
         return {self.main: self.option_table()[self.main].model}
+
+    def files_read(self, options, ports: dict[str, str]) -> list[tuple[str, str]]:
+        """(CLI flag, path given) of every file besides the image that a run with ``options`` reads:
+        the optional input ports given (``ports``: {port name: file or folder}) and the options that
+        name files (``path`` and not ``writes``, e.g. a weights file). No output may land on one of them."""
+        found = [(f"--{p.name.replace('_', '-')}", str(ports[p.name])) for p in self.inputs[1:] if ports.get(p.name)]
+        found += [(o.flag, str(getattr(options, o.name))) for o in self.declared
+                  if o.reads and getattr(options, o.name, None)]
+        return found
 
     def make_options(self, values: dict | None = None, host: str = "api"):
         """The options dataclass from plain values, each checked (OptionError on the first bad one).
