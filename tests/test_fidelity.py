@@ -106,10 +106,12 @@ def csnet_sod(shared: Path, photo: np.ndarray) -> np.ndarray:
 
 
 def _clova_input(photo: np.ndarray) -> torch.Tensor:
-    """ext_portrait_segmentation's demo: BGR uint8 cv2.resize to 224 x 224 (bilinear), float, minus the
-    BGR mean over the BGR std, then / 255."""
-    bgr = cv2.resize(np.ascontiguousarray(photo[..., ::-1]), (224, 224), interpolation=cv2.INTER_LINEAR)
-    return torch.from_numpy(_nchw((bgr.astype(np.float64) - SINET_BGR[0]) / SINET_BGR[1] / 255.0))
+    """ext_portrait_segmentation's training and validation pipeline (CVTransforms: Normalize, then Scale by
+    cv2.resize, bilinear, on the float image; then / 255): BGR 0..255 minus the BGR mean over the BGR std,
+    resized to 224 x 224, / 255. (Its demos resize the 8-bit image first: the same up to 8-bit rounding.)"""
+    bgr = (photo[..., ::-1].astype(np.float32) - SINET_BGR[0].astype(np.float32)) / SINET_BGR[1].astype(np.float32)
+    bgr = cv2.resize(np.ascontiguousarray(bgr), (224, 224), interpolation=cv2.INTER_LINEAR)
+    return torch.from_numpy(_nchw(bgr / 255.0))
 
 
 def sinet_portrait(shared: Path, photo: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ class InputSpec:
 
     Sizing: ``size`` = fixed (H, W), aspect not kept; otherwise the image is scaled so
     its short side is ``short_side`` (or, with ``ref_size``, the MODNet rule) and each side
-    is rounded to a ``multiple``. ``resize``: "bilinear", "area", "cubic" or "lanczos" (PIL's, as rembg).
+    is rounded to a ``multiple``. ``resize``: "bilinear", "area", "cubic", "lanczos" (PIL's, as rembg) or "torch-area" (PyTorch's area mode).
     Values: colour order, optional division by the image's own max, optional uint8
     truncation after resizing, then ``(x - mean) / std * extra_scale`` on the 0..1 scale.
     """
@@ -57,7 +57,8 @@ class OutputSpec:
     (probability of class K); ``logit_scale`` multiplies logits first (nets trained with a hinge
     loss give uncalibrated, narrow logits). ``normalize``: "minmax" rescales the map to [0,1] (U^2-Net).
     ``quantize_uint8``: the map floored to 8-bit levels (rembg's ``(pred * 255).astype("uint8")``).
-    ``upsample``: how the map is resized to the photo ("bilinear", or "lanczos" as rembg).
+    ``upsample``: how the map is resized to the photo (an :func:`mattekit.ops.resize` method: "bilinear";
+    "lanczos" as rembg; "torch-area" as MODNet's demo).
     """
 
     index: tuple[int, ...] = ()

@@ -130,9 +130,22 @@ def lanczos(x: np.ndarray, height: int, width: int) -> np.ndarray:
     return out[0] if x.ndim == 2 else np.stack(out, axis=2)
 
 
+def torch_area(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """PyTorch's ``interpolate(mode="area")`` of H x W (x C) float32 to (height, width): adaptive average
+    pooling (output pixel i averages input pixels floor(i*n/m) .. ceil((i+1)*n/m) - 1 on each axis), which
+    differs from OpenCV's area resize for non-integer factors and copies pixels when enlarging. Separable."""
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+    t = t[None, None] if x.ndim == 2 else t.permute(2, 0, 1)[None]
+    out = torch.nn.functional.adaptive_avg_pool2d(t, (height, width))[0]
+    return out[0].numpy() if x.ndim == 2 else np.ascontiguousarray(out.permute(1, 2, 0).numpy())
+
+
 def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
     """Resize H x W (x C) to (height, width) float32; ``area`` for shrinking, bilinear/cubic otherwise,
-    ``lanczos`` where a model's reference pipeline uses PIL's Lanczos (:func:`lanczos`).
+    ``lanczos`` / ``torch-area`` where a model's reference pipeline uses PIL's Lanczos (:func:`lanczos`) /
+    PyTorch's area mode (:func:`torch_area`).
 
     Floats are taken as they are; uint8/uint16 are read as [0,1] (:func:`unit_float`). An integer image
     shrunk to a smaller float copy than :data:`WHOLE_BYTES` is never made float whole: its rows are made
@@ -162,6 +175,8 @@ def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> 
         return x
     if method == "lanczos":
         return lanczos(x, height, width)
+    if method == "torch-area":
+        return torch_area(x, height, width)
     out = cv2.resize(np.ascontiguousarray(x), (width, height), interpolation=_FLAGS[method])
     return out.reshape((height, width) + x.shape[2:])
 

@@ -79,48 +79,57 @@ def onnx_source(entry) -> weights.WeightFile | None:
     return next((wf for wf in entry.files if wf.name.endswith(".onnx")), None)
 
 
-class RembgReference:
-    """A catalog ONNX file run by ONNX Runtime the way rembg runs its U^2-Net sessions: the 8-bit
-    image resized (Lanczos) to the catalog's input size, divided by its max, mean/std normalised;
-    the first output min-max normalised and resized back bilinearly."""
+# rembg's sessions (rembg/sessions/*.py): (mean, std, input side) of the models it ships that the catalog has.
+REMBG_SESSIONS = {
+    "u2net": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 320),
+    "u2netp": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 320),
+    "u2net-human-seg": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 320),
+    "isnet-general-use": ((0.485, 0.456, 0.406), (1.0, 1.0, 1.0), 1024),
+}
 
-    def __init__(self, entry, path: Path):
+
+class RembgReference:
+    """An ONNX file of a model rembg ships, run by ONNX Runtime as rembg runs it: the 8-bit image
+    resized (PIL Lanczos) to the session's square size, divided by its max, the session's mean/std; the
+    first output min-max normalised, floored to 8 bits and resized back with PIL's Lanczos."""
+
+    def __init__(self, name: str, path: Path):
         import onnxruntime as ort
 
-        if entry.input.size is None:
-            raise MattekitError(f"Model '{entry.name}' has no fixed input size, which rembg's preprocessing needs.")
-        self.entry = entry
+        mean, std, self.side = REMBG_SESSIONS[name]
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def alpha(self, image: np.ndarray) -> np.ndarray:
-        """sRGB H x W x 3 float [0,1] -> alpha H x W float32 [0,1]."""
-        from PIL import Image
-
-        spec = self.entry.input
-        height, width = spec.size
-        pixels = Image.fromarray(np.round(image[..., :3] * 255).astype(np.uint8))
-        x = np.asarray(pixels.resize((width, height), Image.Resampling.LANCZOS), np.float32)
-        if spec.divide_by_max:
-            x = x / max(float(x.max()), 1e-6)
-        x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+        """sRGB H x W x 3 (uint8, or float [0,1] rounded to 8 bits first) -> alpha H x W float32 [0,1]."""
+        eight = image[..., :3] if image.dtype == np.uint8 else np.round(ops.unit_float(image[..., :3]) * 255).astype(np.uint8)
+        x = ops.lanczos(eight, self.side, self.side) * np.float32(255)
+        x = x / max(float(x.max()), 1e-6)
+        x = (x - self.mean) / self.std
         feed = {self.session.get_inputs()[0].name: x.transpose(2, 0, 1)[None].astype(np.float32)}
         low = self.session.run(None, feed)[0][0, 0]
         low = (low - low.min()) / max(float(low.max() - low.min()), 1e-12)
-        return np.clip(ops.resize(low.astype(np.float32), *image.shape[:2], "bilinear"), 0.0, 1.0)
+        eights = (low * 255).astype(np.uint8)
+        return ops.lanczos(eights, *image.shape[:2])
 
 
-def reference_for(entry) -> RembgReference | None:
-    """The ONNX Runtime reference of ``entry``, or None (no ONNX source, onnxruntime missing, or the ONNX
-    file not to be had, e.g. offline: a warning says so)."""
-    source = onnx_source(entry)
-    if source is None:
+def reference_for(entry, weights_path: str | None = None) -> RembgReference | None:
+    """rembg's pipeline on ``entry``'s ONNX file (``weights_path`` when that is an .onnx file, else the
+    catalog's ONNX source), or None: a model rembg does not ship, onnxruntime missing, or the ONNX file not
+    to be had (e.g. offline: a warning says so)."""
+    if entry.name not in REMBG_SESSIONS:
         return None
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         return None
+    if weights_path and str(weights_path).endswith(".onnx"):
+        return RembgReference(entry.name, Path(weights_path))
+    source = onnx_source(entry)
+    if source is None:
+        return None
     try:
-        return RembgReference(entry, weights.fetch_first([source], progress=False))
+        return RembgReference(entry.name, weights.fetch_first([source], progress=False))
     except WeightsError as exc:
         warnings.warn(f"no onnxruntime (rembg) row for {entry.name}: {exc}")
         return None
@@ -130,12 +139,12 @@ def measure(model: str, rows: list[tuple[Path, Path]], device: str = "auto", wei
     """{(method, half): [[IoU, MAE, boundary F] per image]} of ``model`` on ``rows`` (see :data:`METHODS`)."""
     entry = catalog.load().get(model, ("segment", "matte"))
     predictor = _KeepingOutput(runtime.ModelCache().get(entry, entry.task, device, weights_path))
-    reference = reference_for(entry) if entry.task == "segment" else None
+    reference = reference_for(entry, weights_path) if entry.task == "segment" else None
     task = (segment if entry.task == "segment" else matte).TASK  # a matting model's alpha is its plain output
     options = task.make_options({"model": entry.name, "result": "alpha"})
     found: dict = {}
     for index, (image_path, gt_path) in enumerate(rows):
-        image = io.read_image(image_path).pixels[..., :3]
+        image = io.read_image(image_path, integers=task.inputs[0].integers).pixels[..., :3]  # as the CLI reads it
         gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
         alphas = {"default pipeline": task.run({"model": predictor}, {"image": image}, options)["result"]}
         if entry.task == "segment":

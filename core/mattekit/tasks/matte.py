@@ -21,7 +21,7 @@ from .cutout import CutoutOptions, assemble
 from ..errors import MattekitError
 from ..matting import trimap as trimaps
 from .registry import Legacy, Port, Task, model_input, no_model_input, option
-from .segment import DEVICE_HELP, WEIGHTS_HELP, mask_from_prediction
+from .segment import DEVICE_HELP, WEIGHTS_HELP, mask_from_prediction, upsampling_of
 
 
 @dataclass
@@ -107,10 +107,9 @@ def _finish(models, inputs, options: MatteOptions, context, prediction) -> dict:
     elif models["model"].entry.task == "matte":
         low = prediction[0, 0].float().cpu().numpy()
         h, w = image.shape[:2]
-        alpha = np.clip(ops.resize(low, h, w, "area" if low.shape[0] > h else "bilinear"), 0.0, 1.0)
+        alpha = np.clip(ops.resize(low, h, w, upsampling_of(models)), 0.0, 1.0)
     else:
-        upsampling = models["model"].entry.output.upsample
-        alpha = alpha_from_mask(image, mask_from_prediction(image, prediction, upsampling=upsampling), options)
+        alpha = alpha_from_mask(image, mask_from_prediction(image, prediction, upsampling=upsampling_of(models)), options)
     return {"result": assemble(image, alpha, options, backdrop=inputs.get("backdrop"))}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .registry import Port, Task, model_input, option
-from .segment import DEVICE_HELP, WEIGHTS_HELP, mask_from_prediction
+from .segment import DEVICE_HELP, WEIGHTS_HELP, mask_from_prediction, upsampling_of
 
 
 @dataclass
@@ -27,7 +27,7 @@ TASK = Task(
     outputs=(Port("mask", "mask"),),
     prepare=model_input,
     finish=lambda models, inputs, options, context, y: {"mask": mask_from_prediction(
-        inputs["image"], y, refine=False, upsampling=models["model"].entry.output.upsample)},
+        inputs["image"], y, refine=False, upsampling=upsampling_of(models))},
     streams=True,
     suffix="_preview",
     output_format=lambda options, source, named: ".png",

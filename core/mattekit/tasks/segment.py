@@ -203,6 +203,13 @@ def second_pass(predictor, image: np.ndarray, mask: np.ndarray, refine: bool = T
     return out
 
 
+def upsampling_of(models: dict) -> str:
+    """How the prediction of ``models["model"]`` is resized to the photo (its catalog ``output.upsample``);
+    "bilinear" for a prediction made without a catalog model."""
+    model = models.get("model")
+    return model.entry.output.upsample if model is not None else "bilinear"
+
+
 def predict_mask(predictor, image: np.ndarray, refine: bool = True) -> np.ndarray:
     """Subject mask of ``image`` (H x W x 3|4 float32 [0,1]) by ``predictor``: float32 H x W in [0,1]."""
     return mask_from_prediction(image, predictor(predictor.prepare(image)), refine,
@@ -260,7 +267,7 @@ def hinted_mask(image: np.ndarray, prediction, refine: bool, context, colour: bo
 def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dict:
     image = inputs["image"]
     mask = hinted_mask(image, prediction, options.refine, context, colour=options.colour,
-                       upsampling=models["model"].entry.output.upsample)
+                       upsampling=upsampling_of(models))
     if context is None and options.second_pass:
         mask = second_pass(models["model"], image, mask, options.refine)
     alpha = alpha_from_mask(image, mask, options.matting, in_place=True)
