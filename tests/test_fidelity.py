@@ -214,9 +214,37 @@ def check(found: dict, name: str) -> None:
     assert abs(iou_m - iou_r) <= IOU_DECIMALS, f"{name}: IoU {iou_m:.4f} vs the reference's {iou_r:.4f}"
 
 
-FAST = ("u2netp", "csnet-sod", "sinet-portrait", "extremec3-portrait", "modnet-portrait")
+FAST = ("u2netp",)  # the rest are marked slow: the quick subset stays under 5 minutes
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in MODELS])
 def test_plain_path_gives_the_reference_pipelines_answer(shared, name):
     check(compare(shared, name), name)
+
+
+@pytest.mark.parametrize("name", ["u2netp", pytest.param("csnet-sod", marks=pytest.mark.slow)])
+def test_a_cpu_with_native_bf16_still_gets_the_reference_answer(shared, name, monkeypatch):
+    """A CPU with native bf16 (claimed here, so every machine takes that path): ``auto`` keeps the answer
+    (bf16 only where the catalog's real-weight figures allow it)."""
+    monkeypatch.setenv("MATTEKIT_CPU_BF16", "1")
+    check(compare(shared, name), name)
+
+
+BF16_IOU = 0.002  # the precision policy: IoU within this of fp32's ...
+BF16_DELTA = 2e-3  # ... and mean |delta alpha| within this, on every photo
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["u2netp", "csnet-sod", "sinet-portrait", "extremec3-portrait", "modnet-portrait"])
+def test_the_catalogs_bf16_decision_holds_on_real_weights(shared, name):
+    """bf16 forced (emulated where the CPU has no native bf16) against fp32, same photos: the catalog marks a
+    model ``cpu_bf16`` exactly when bf16 keeps IoU within 0.002 and every photo's mean |delta| within 2e-3."""
+    entry = catalog.load().get(name)
+    fp32, bf16 = compare(shared, name, "fp32"), compare(shared, name, "bf16")
+    assert "bfloat16" in bf16["engine"]
+    delta = max(abs(a - b) for a, b in zip(fp32["delta"], bf16["delta"]))  # lower bound of the bf16-fp32 move
+    iou = abs(np.mean(fp32["iou_mattekit"]) - np.mean(bf16["iou_mattekit"]))
+    keeps = iou <= BF16_IOU and max(bf16["delta"]) <= BF16_DELTA
+    print(f"{name}: bf16 vs the reference max mean |delta| {max(bf16['delta']):.2e} (fp32 {max(fp32['delta']):.2e}); "
+          f"IoU {np.mean(bf16['iou_mattekit']):.4f} vs fp32 {np.mean(fp32['iou_mattekit']):.4f}; shift {delta:.2e}")
+    assert keeps == entry.cpu_bf16, f"{name}: bf16 {'keeps' if keeps else 'does not keep'} the answer, catalog cpu_bf16={entry.cpu_bf16}"

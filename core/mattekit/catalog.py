@@ -83,8 +83,8 @@ class ModelEntry:
     output: OutputSpec
     scale: int = 1  # upscaling factor of SR nets
     pad_multiple: int = 1  # SR nets that need even sizes (pixel-unshuffle)
-    half: bool = True  # fp16 on CUDA is accurate for this net
-    cpu_bf16: bool = False  # bf16 on CPUs with native bf16 is accurate for this net (measured): auto uses it
+    half: bool = False  # fp16 on CUDA keeps this net's answer with real weights (measured): auto uses it there
+    cpu_bf16: bool = False  # bf16 on CPUs with native bf16 keeps the answer (measured): auto uses it there
     notice: str | None = None  # printed once when the model is used (licence terms)
     recurrent: bool = False  # a video net carrying state from frame to frame (Predictor.step); sequences in order
     warmup: int = 0  # recurrent: frames run before a chunk's first frame to settle the state

@@ -13,8 +13,7 @@ tuning, odd = report) and the means, over the trimaps' unknown regions:
 
 for mattekit's matting and for closed-form matting (Levin et al.) as implemented by pymatting
 (``estimate_alpha_cf``, run in the same process after a warm-up). ``--model`` adds a trimap-free
-table: alpha MAE over the whole image of a segmentation model's mask as it is, thresholded
-(hard), and matted (what ``mattekit remove`` writes with and without ``--no-matting``).
+table (:func:`_trimap_free`): the plain path, the default pipeline and rembg's ``-a``.
 """
 from __future__ import annotations
 
@@ -40,7 +39,8 @@ def add_parser(kinds) -> None:
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument("--refine", type=int, default=0, help="extra full-resolution iterations for mattekit's matting")
     p.add_argument("--no-reference", action="store_true", help="skip closed-form matting (pymatting)")
-    p.add_argument("--model", help="also score trimap-free matting of this segmentation model's masks (e.g. csnet-sod)")
+    p.add_argument("--model", help="also score trimap-free alpha of this segmentation model: plain, default and rembg -a")
+    p.add_argument("--weights", help="weights file for --model instead of the catalog's")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run)
 
@@ -220,20 +220,58 @@ def _warm_up() -> tuple[np.ndarray, np.ndarray]:
     return image, tri
 
 
+REMBG_ALPHA = (240, 10, 10)  # rembg -a's defaults: foreground threshold, background threshold, erode size
+
+
+def rembg_trimap(mask: np.ndarray) -> np.ndarray:
+    """rembg's ``-a`` trimap from a mask (H x W float [0,1], made 8-bit as rembg's mask is): above the
+    foreground threshold / below the background threshold, each eroded by a square of the erode size
+    (the image border counts as background for the subject, as subject for the background); the rest
+    unknown. H x W float32 0 / 0.5 / 1."""
+    fg_at, bg_at, size = REMBG_ALPHA
+    eight = np.round(np.clip(mask, 0, 1) * 255).astype(np.uint8)
+    kernel = np.ones((size, size), np.uint8)
+    fg = cv2.erode((eight > fg_at).astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    bg = cv2.erode((eight < bg_at).astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=1)
+    trimap = np.full(mask.shape, 0.5, np.float32)
+    trimap[fg > 0], trimap[bg > 0] = 1.0, 0.0
+    return trimap
+
+
 def _trimap_free(args, images, pictures) -> None:
-    """Alpha MAE over whole images: a segmentation model's mask, thresholded, and matted."""
-    predictor = runtime.ModelCache().get(args.model, "segment", args.device)
-    mae = {"mask (--no-matting)": [], "hard mask (>0.5)": [], "matted (default)": []}
-    seconds = 0.0
-    for name, _ in images:
+    """Trimap-free alpha of a segmentation model, per image: whole-image SAD (sum |alpha - gt| / 1000) and
+    the mean |alpha - gt| over the ground truth's partial pixels (0 < gt < 1), with seconds per image (the
+    network included), for the plain path (``mask-preview``), the default pipeline (``remove --result
+    alpha``) and rembg's ``-a`` (closed-form matting by pymatting on rembg's trimap of the plain mask)."""
+    from ..tasks import preview
+
+    predictor = runtime.ModelCache().get(args.model, "segment", args.device, getattr(args, "weights", None))
+    remove = segment.TASK.make_options({"result": "alpha"})
+    methods = {
+        "plain": lambda image: preview.TASK.run({"model": predictor}, {"image": image}, preview.TASK.make_options({}))["mask"],
+        "default": lambda image: segment.TASK.run({"model": predictor}, {"image": image}, remove)["result"],
+    }
+    closed_form = _closed_form()
+    if closed_form is not None:
+        methods["rembg -a"] = lambda image: closed_form(image, rembg_trimap(methods["plain"](image)))
+    found = {}  # (method, half) -> [(sad, partial error, seconds)]
+    for index, (name, _) in enumerate(images):
         image, gt = pictures[name]
-        mask = segment.predict_mask(predictor, image)
-        t0 = time.perf_counter()
-        alpha = matte.alpha_from_mask(image, mask)
-        seconds += time.perf_counter() - t0
-        for key, value in zip(mae, (mask, (mask > 0.5).astype(np.float32), alpha)):
-            mae[key].append(float(np.abs(value - gt).mean()))
-    cols = list(mae)
-    _table(f"trimap-free, {args.model} masks: {len(images)} images, alpha MAE over the whole image", cols,
-           [("MAE", [np.mean(mae[c]) for c in cols], ".4f")])
-    print(f"matting the mask's edge took {seconds / len(images):.3f} s/image")
+        partial = (gt > 0) & (gt < 1)
+        for method, fn in methods.items():
+            t0 = time.perf_counter()
+            alpha = np.clip(np.asarray(fn(image), np.float32), 0, 1)
+            seconds = time.perf_counter() - t0
+            error = np.abs(alpha - gt)
+            found.setdefault((method, _half_of(index)), []).append(
+                (float(error.sum()) / 1000, float(error[partial].mean()) if partial.any() else 0.0, seconds))
+    print(f"trimap-free alpha, {args.model}: whole-image SAD (/1000), mean |error| on partial pixels, s/image")
+    print(f"{'method':12}{'half':8}{'images':>7}{'SAD':>10}{'partial':>10}{'s/image':>10}")
+    for method in methods:
+        for half in ("tune", "report"):
+            rows = found.get((method, half))
+            if rows:
+                sad, part, sec = np.mean(rows, axis=0)
+                print(f"{method:12}{half:8}{len(rows):7d}{sad:10.3f}{part:10.4f}{sec:10.3f}")
+    if closed_form is None:
+        print("rembg -a skipped: pymatting is not installed (pip install pymatting)")

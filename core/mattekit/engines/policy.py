@@ -94,13 +94,19 @@ def nnpack_available() -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=1)
 def native_cpu_bf16() -> bool:
     """The CPU computes bf16 dot products in hardware (AVX-512 BF16 or AMX): bf16 is then fast.
 
-    Read from /proc/cpuinfo on Linux; elsewhere oneDNN's own bf16 check (which also accepts AVX-512
-    CPUs that only emulate bf16).
+    ``$MATTEKIT_CPU_BF16`` = 1 / 0 says so instead (tests take the path of a CPU with native bf16 on any
+    machine); otherwise read from /proc/cpuinfo on Linux, elsewhere oneDNN's own bf16 check (which also
+    accepts AVX-512 CPUs that only emulate bf16).
     """
+    claimed = os.environ.get("MATTEKIT_CPU_BF16", "").strip()
+    return claimed == "1" if claimed in ("0", "1") else _detected_cpu_bf16()
+
+
+@functools.lru_cache(maxsize=1)
+def _detected_cpu_bf16() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split()
     except OSError:
