@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -176,7 +177,9 @@ def test_kill_and_resume_with_hints_gives_identical_files(shared, mirror, tmp_pa
     resumed = cli(tmp_path / "run" / "m.####.png")
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    assert f"{10 - len(written)} computed, {len(written)} already done" in err
+    # the kill can fall between a frame's file and its journal record: that frame is computed again
+    computed, done = map(int, re.search(r"(\d+) computed, (\d+) already done", err).groups())
+    assert computed + done == 10 and len(written) - 1 <= done <= len(written), (written, err)
     assert files_of(tmp_path / "run") == files_of(tmp_path / "ref")
 
 

@@ -48,9 +48,13 @@ def clear_models() -> None:
         _CACHE.clear()
 
 
-def _to_array(x) -> tuple[np.ndarray, object]:
-    """(float32 H x W [x C] in [0,1], how to give the result back) for any supported kind of ``x``."""
+def _to_array(x, integers: bool = False) -> tuple[np.ndarray, object]:
+    """(float32 H x W [x C] in [0,1], how to give the result back) for any supported kind of ``x``;
+    with ``integers`` (the task takes stored integers, as the CLI reads them) a uint8 / uint16 H x W x C
+    array, or a decoded 8/16-bit image, stays as it is."""
     if isinstance(x, np.ndarray):
+        if integers and x.dtype in (np.uint8, np.uint16) and x.ndim == 3:
+            return np.ascontiguousarray(x), x.dtype.type
         if x.dtype == np.uint8:
             return x.astype(np.float32) / 255.0, np.uint8
         if x.dtype == np.uint16:
@@ -63,13 +67,13 @@ def _to_array(x) -> tuple[np.ndarray, object]:
     if isinstance(x, Image.Image):
         buffer = _bytes_io.BytesIO()
         x.save(buffer, format="PNG")
-        return _decode(buffer.getvalue()), "pil"
+        return _decode(buffer.getvalue(), integers), "pil"
     if isinstance(x, (bytes, bytearray, memoryview)):
-        return _decode(bytes(x)), "bytes"
+        return _decode(bytes(x), integers), "bytes"
     raise TypeError(f"expected a path, bytes, a PIL image or a numpy array, not {type(x).__name__}")
 
 
-def _decode(data: bytes) -> np.ndarray:
+def _decode(data: bytes, integers: bool = False) -> np.ndarray:
     import tempfile
 
     from . import io
@@ -77,7 +81,7 @@ def _decode(data: bytes) -> np.ndarray:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "input"
         path.write_bytes(data)
-        return io.read_image(path).pixels
+        return io.read_image(path, integers=integers).pixels
 
 
 def _back(result: np.ndarray, kind):
@@ -117,7 +121,7 @@ def run(task_name: str, x, output: str | Path | None = None, **kwargs):
     options = task.make_options(kwargs, host="api")
     if isinstance(x, (str, Path)):
         return _run_file(task, Path(x), output, options, given, loaded)
-    image, kind = _to_array(x)
+    image, kind = _to_array(x, integers=task.inputs[0].integers)
     inputs = {"image": image}
     for name, value in given.items():
         plane, _ = _to_array(value) if not isinstance(value, (str, Path)) else (_decode(Path(value).read_bytes()), None)

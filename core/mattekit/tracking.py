@@ -150,6 +150,9 @@ def grey(image: np.ndarray) -> np.ndarray:
                             temporal.TemporalOptions(flow_side=FLOW_SIDE)).grey
 
 
+CARRIED_PEAK = 0.1  # a carried mask fainter than this everywhere has lost the subject
+
+
 def carry(mask: np.ndarray, grey_from: np.ndarray, grey_to: np.ndarray) -> np.ndarray:
     """``mask`` (H x W float32 [0,1]) of the frame seen as ``grey_from`` moved onto the frame seen as
     ``grey_to`` along their optical flow (DIS, at :data:`FLOW_SIDE`); H x W float32 [0,1]."""
@@ -158,12 +161,17 @@ def carry(mask: np.ndarray, grey_from: np.ndarray, grey_to: np.ndarray) -> np.nd
 
 
 def carried_hint(mask: np.ndarray, grey_from: np.ndarray, grey_to: np.ndarray, fallback: hints.Hint) -> hints.Hint:
-    """The hint of the next frame in a chain: the carried mask as a hint mask; ``fallback`` (the
-    previous frame's hint) when nothing of the subject is left to carry."""
+    """The hint of the next frame in a chain: the carried mask, scaled so that its peak is 1, as a
+    hint mask; ``fallback`` (the previous frame's hint) when nothing of the subject is left to carry
+    (a peak under :data:`CARRIED_PEAK`). The hint says where the subject is, not how sure the model
+    was: an unsure (grey) mask carried as it is outlines less of the subject each frame, and the
+    model, shown less of it, grows less sure again (csnet-sod with its reference resize lost the
+    dog of tests/test_roto_hints.py within 3 frames that way)."""
     moved = carry(mask, grey_from, grey_to)
-    if not (moved > 0.5).any():
+    peak = float(moved.max())
+    if peak < CARRIED_PEAK:
         return fallback
-    return hints.Hint(mask=moved)
+    return hints.Hint(mask=moved / peak)
 
 
 def box_of(mask: np.ndarray) -> str:
