@@ -53,7 +53,7 @@ def _resize(x: torch.Tensor, size) -> torch.Tensor:
 # --------------------------------------------------------------------------- deformable convolution
 
 
-def _bilinear_taps(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def _bilinear_sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Sample ``x`` (B x C x H x W) at real positions ``ys``, ``xs`` (B x P), bilinearly, times ``weight`` (B x P).
 
     Corners outside the map read 0; so does every point with y <= -1, y >= H, x <= -1 or x >= W
@@ -70,22 +70,24 @@ def _bilinear_taps(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, weight: 
             yi, xi = y0 + dy, x0 + dx
             inside = (yi >= 0) & (yi < H) & (xi >= 0) & (xi < W)
             index = (yi.clamp(0, H - 1) * W + xi.clamp(0, W - 1)).unsqueeze(1).expand(B, C, -1)
-            w = (wy * wx * weight * inside).unsqueeze(1)
-            term = torch.gather(flat, 2, index) * w
+            term = torch.gather(flat, 2, index) * (wy * wx * weight * inside).unsqueeze(1)
             out = term if out is None else out + term
     return out
+
+
+_DCN_CHUNK_ELEMENTS = 1 << 24  # sampled values held at once (64 MiB of float32)
 
 
 def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
                   stride=1, padding=0, dilation=1, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Deformable convolution (DCNv1, or modulated DCNv2 with ``mask``), as ``torchvision.ops.deform_conv2d``.
 
-    x: N x Cin x H x W. weight: Cout x Cin/groups x kh x kw. offset: N x 2*G*kh*kw x Ho x Wo, for offset
-    group g and tap t = i*kw + j channel (g*kh*kw + t)*2 is the y shift and the next one the x shift.
-    mask: N x G*kh*kw x Ho x Wo (or None = 1). The input channels are split into G offset groups.
-    Tap (i, j) of output (oy, ox) reads x bilinearly at
-    (oy*sh - ph + i*dh + dy, ox*sw - pw + j*dw + dx), zero outside, times the mask, then the taps are summed
-    with ``weight`` as in a convolution. Returns N x Cout x Ho x Wo.
+    x: N x Cin x H x W. weight: Cout x Cin/groups x kh x kw. offset: N x 2*G*kh*kw x Ho x Wo; for offset
+    group g and tap t = i*kw + j, channel (g*kh*kw + t)*2 is the y shift and the next one the x shift.
+    mask: N x G*kh*kw x Ho x Wo (None: all 1). The input channels are split into G offset groups.
+    Tap (i, j) of output (oy, ox) reads x bilinearly at (oy*sh - ph + i*dh + dy, ox*sw - pw + j*dw + dx),
+    zero outside the map, times the mask; the taps are then summed with ``weight`` as in a convolution.
+    Returns N x Cout x Ho x Wo.
     """
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
     ph, pw = (padding, padding) if isinstance(padding, int) else padding
@@ -97,26 +99,33 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, b
     G = offset.shape[1] // (2 * K)
     Ho = (H + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
     Wo = (W + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
-    if offset.shape != (N, 2 * G * K, Ho, Wo) or cin % G or groups * cin_g != cin or cout % groups:
+    if (G < 1 or offset.shape != (N, 2 * G * K, Ho, Wo) or cin % G or groups * cin_g != cin or cout % groups):
         raise ValueError(f"deform_conv2d: inconsistent shapes x {tuple(x.shape)}, offset {tuple(offset.shape)}, "
                          f"weight {tuple(weight.shape)}")
     if mask is not None and mask.shape != (N, G * K, Ho, Wo):
         raise ValueError(f"deform_conv2d: mask {tuple(mask.shape)} != {(N, G * K, Ho, Wo)}")
     P = Ho * Wo
     offset = offset.reshape(N * G, K, 2, P)
-    mask = mask.reshape(N * G, K, P) if mask is not None else None
+    mask = mask.reshape(N * G, K, P) if mask is not None else offset.new_ones(N * G, K, P)
     xg = x.reshape(N * G, cin // G, H, W)
-    base_y = (torch.arange(Ho, device=x.device, dtype=x.dtype) * sh - ph).view(Ho, 1).expand(Ho, Wo).reshape(P)
-    base_x = (torch.arange(Wo, device=x.device, dtype=x.dtype) * sw - pw).view(1, Wo).expand(Ho, Wo).reshape(P)
+    oy = torch.arange(Ho, device=x.device, dtype=x.dtype) * sh - ph
+    ox = torch.arange(Wo, device=x.device, dtype=x.dtype) * sw - pw
+    ty = torch.arange(kh, device=x.device, dtype=x.dtype).repeat_interleave(kw) * dh  # tap t = i*kw + j
+    tx = torch.arange(kw, device=x.device, dtype=x.dtype).repeat(kh) * dw
+    base_y = (ty.view(K, 1, 1) + oy.view(1, Ho, 1)).expand(K, Ho, Wo).reshape(K, P)
+    base_x = (tx.view(K, 1, 1) + ox.view(1, 1, Wo)).expand(K, Ho, Wo).reshape(K, P)
     w = weight.reshape(groups, cout // groups, cin_g, K)
-    out = x.new_zeros(N, groups, cout // groups, P)
-    for t in range(K):
-        i, j = divmod(t, kw)
-        ys = base_y + i * dh + offset[:, t, 0]
-        xs = base_x + j * dw + offset[:, t, 1]
-        m = mask[:, t] if mask is not None else torch.ones_like(ys)
-        cols = _bilinear_taps(xg, ys, xs, m).reshape(N, groups, cin_g, P)
-        out = out + torch.einsum("goc,ngcp->ngop", w[..., t], cols)
+    step = max(1, _DCN_CHUNK_ELEMENTS // max(1, N * cin * P))  # taps per chunk
+    out = None
+    for t0 in range(0, K, step):
+        t1 = min(K, t0 + step)
+        k = t1 - t0
+        ys = (base_y[t0:t1] + offset[:, t0:t1, 0]).reshape(N * G, k * P)
+        xs = (base_x[t0:t1] + offset[:, t0:t1, 1]).reshape(N * G, k * P)
+        cols = _bilinear_sample(xg, ys, xs, mask[:, t0:t1].reshape(N * G, k * P))
+        cols = cols.reshape(N, groups, cin_g * k, P)  # channel c, tap t at row c*k + t
+        part = torch.matmul(w[..., t0:t1].reshape(groups, cout // groups, cin_g * k), cols)
+        out = part if out is None else out + part
     out = out.reshape(N, cout, Ho, Wo)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
