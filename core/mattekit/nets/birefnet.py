@@ -23,7 +23,22 @@ and split methods to einops version") changed that stacking:
 * ``"channel_major"``: since then, ``einops.rearrange(x, 'b c (hg h) (wg w) -> b (c hg wg) h w')``,
   so channel = colour * g*g + row * g + col.
 
-The conformance goldens follow today's code (``"channel_major"``). The released weights: FINDING_TBD
+The conformance goldens follow today's code (``"channel_major"``). The released weights were trained with
+``"patch_major"``, which is therefore the default:
+
+* GitHub ZhengPeng7/BiRefNet: the general-use Swin-L weights were published on 2024-07-28 (commit 2ccc960,
+  "Update the weights of BiRefNet for general use ...") and the Swin-T ones (BiRefNet_lite) on 2024-08-02
+  (commit 1931af0); ``models/birefnet.py`` at both commits, and until 5198d3f, stacks with ``get_patches_batch``.
+* Hugging Face ZhengPeng7/BiRefNet_lite-2K, whose git history (ZhengPeng7's commits from b762934 "initial
+  commit", 2024-09-24) is carried inside github.com/wingerboy/video_matting: ``model.safetensors`` (LFS sha256
+  aa2e4a5af5eb..., 177,634,392 bytes) was uploaded once, in 3007575 (2024-09-24), beside a ``birefnet.py``
+  that uses ``get_patches_batch``. That HF ``birefnet.py`` switched to the einops order on 2025-02-02
+  (94260e2, "Align lib_name as birefnet and add inference endpoint option") with no new weights, so the HF
+  remote code has since run those weights with another order than they were trained with. (That repo was
+  made from BiRefNet_lite's files: its config.json says ``_name_or_path: ZhengPeng7/BiRefNet_lite``. The HF
+  histories of ZhengPeng7/BiRefNet and BiRefNet_lite themselves were not readable here.)
+* Weights trained with upstream code newer than 2024-11-05 (e.g. BiRefNet_HR, 2025-02; BiRefNet_dynamic,
+  2025-03) would need ``"channel_major"``: inferred from the dates, not checked.
 """
 from __future__ import annotations
 
@@ -525,6 +540,8 @@ class BiRefNet(nn.Module):
         super().__init__()
         if backbone not in SWIN_CONFIGS:
             raise ValueError(f"backbone {backbone!r} is not one of {sorted(SWIN_CONFIGS)}")
+        if patch_order not in PATCH_ORDERS:
+            raise ValueError(f"patch_order {patch_order!r} is not one of {PATCH_ORDERS}")
         embed_dim, depths, heads, window = SWIN_CONFIGS[backbone]
         self.bb = SwinTransformer(embed_dim, depths, heads, window)
         lateral = [2 * c for c in self.bb.num_features[::-1]]  # doubled by the half-resolution pass
