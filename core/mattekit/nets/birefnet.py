@@ -72,7 +72,8 @@ def _bilinear_sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, weight
     """Sample ``x`` (B x C x H x W) at real positions ``ys``, ``xs`` (B x P), bilinearly, times ``weight`` (B x P).
 
     Corners outside the map read 0; so does every point with y <= -1, y >= H, x <= -1 or x >= W
-    (its four corners are all outside). Returns B x C x P.
+    (its four corners are all outside). Positions and weights may be of a wider dtype than ``x``.
+    Returns B x C x P.
     """
     B, C, H, W = x.shape
     flat = x.reshape(B, C, H * W)
@@ -85,7 +86,7 @@ def _bilinear_sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, weight
             yi, xi = y0 + dy, x0 + dx
             inside = (yi >= 0) & (yi < H) & (xi >= 0) & (xi < W)
             index = (yi.clamp(0, H - 1) * W + xi.clamp(0, W - 1)).unsqueeze(1).expand(B, C, -1)
-            term = torch.gather(flat, 2, index) * (wy * wx * weight * inside).unsqueeze(1)
+            term = torch.gather(flat, 2, index) * (wy * wx * weight * inside).to(x.dtype).unsqueeze(1)
             out = term if out is None else out + term
     return out
 
@@ -120,13 +121,15 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, b
     if mask is not None and mask.shape != (N, G * K, Ho, Wo):
         raise ValueError(f"deform_conv2d: mask {tuple(mask.shape)} != {(N, G * K, Ho, Wo)}")
     P = Ho * Wo
-    offset = offset.reshape(N * G, K, 2, P)
-    mask = mask.reshape(N * G, K, P) if mask is not None else offset.new_ones(N * G, K, P)
+    # sampling positions in at least float32: in float16 a position near 256 would be off by up to 1/8 pixel
+    pos = torch.promote_types(offset.dtype, torch.float32)
+    offset = offset.reshape(N * G, K, 2, P).to(pos)
+    mask = mask.reshape(N * G, K, P).to(pos) if mask is not None else offset.new_ones(N * G, K, P)
     xg = x.reshape(N * G, cin // G, H, W)
-    oy = torch.arange(Ho, device=x.device, dtype=x.dtype) * sh - ph
-    ox = torch.arange(Wo, device=x.device, dtype=x.dtype) * sw - pw
-    ty = torch.arange(kh, device=x.device, dtype=x.dtype).repeat_interleave(kw) * dh  # tap t = i*kw + j
-    tx = torch.arange(kw, device=x.device, dtype=x.dtype).repeat(kh) * dw
+    oy = torch.arange(Ho, device=x.device, dtype=pos) * sh - ph
+    ox = torch.arange(Wo, device=x.device, dtype=pos) * sw - pw
+    ty = torch.arange(kh, device=x.device, dtype=pos).repeat_interleave(kw) * dh  # tap t = i*kw + j
+    tx = torch.arange(kw, device=x.device, dtype=pos).repeat(kh) * dw
     base_y = (ty.view(K, 1, 1) + oy.view(1, Ho, 1)).expand(K, Ho, Wo).reshape(K, P)
     base_x = (tx.view(K, 1, 1) + ox.view(1, 1, Wo)).expand(K, Ho, Wo).reshape(K, P)
     w = weight.reshape(groups, cout // groups, cin_g, K)
@@ -211,9 +214,12 @@ class WindowAttention(nn.Module):
         self.window_size, self.num_heads = window_size, num_heads
         ws = window_size
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * ws - 1) ** 2, num_heads))
-        coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
+        # computed on the CPU, then put beside the table (cheap also when built on the meta device)
+        steps = torch.arange(ws, device="cpu")
+        coords = torch.stack(torch.meshgrid(steps, steps, indexing="ij")).flatten(1)
         rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (ws - 1)  # N x N x (dy, dx), >= 0
-        self.register_buffer("relative_position_index", rel[..., 0] * (2 * ws - 1) + rel[..., 1])
+        index = rel[..., 0] * (2 * ws - 1) + rel[..., 1]
+        self.register_buffer("relative_position_index", index.to(self.relative_position_bias_table.device))
         self.qkv = nn.Linear(dim, dim * 3, bias=True)
         self.proj = nn.Linear(dim, dim)
 
