@@ -68,27 +68,20 @@ def _resize(x: torch.Tensor, size) -> torch.Tensor:
 # --------------------------------------------------------------------------- deformable convolution
 
 
-def _bilinear_sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Sample ``x`` (B x C x H x W) at real positions ``ys``, ``xs`` (B x P), bilinearly, times ``weight`` (B x P).
+def _bilinear_sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+    """Sample ``x`` (B x C x H x W) bilinearly at real pixel positions ``ys``, ``xs`` (B x k x P) -> B x C x k x P.
 
-    Corners outside the map read 0; so does every point with y <= -1, y >= H, x <= -1 or x >= W
-    (its four corners are all outside). Positions and weights may be of a wider dtype than ``x``.
-    Returns B x C x P.
+    Corners outside the map read 0, so every point with y <= -1, y >= H, x <= -1 or x >= W reads 0, as in
+    torchvision's deform_conv2d. Done by ``grid_sample`` (zeros padding, ``align_corners=False``, which also
+    serves 1-pixel-wide maps); positions are normalised in float32 or wider, and float16/bfloat16 maps are
+    sampled in float32.
     """
-    B, C, H, W = x.shape
-    flat = x.reshape(B, C, H * W)
-    y0, x0 = torch.floor(ys), torch.floor(xs)
-    ly, lx = ys - y0, xs - x0
-    y0, x0 = y0.long(), x0.long()
-    out = None
-    for dy, wy in ((0, 1 - ly), (1, ly)):
-        for dx, wx in ((0, 1 - lx), (1, lx)):
-            yi, xi = y0 + dy, x0 + dx
-            inside = (yi >= 0) & (yi < H) & (xi >= 0) & (xi < W)
-            index = (yi.clamp(0, H - 1) * W + xi.clamp(0, W - 1)).unsqueeze(1).expand(B, C, -1)
-            term = torch.gather(flat, 2, index) * (wy * wx * weight * inside).to(x.dtype).unsqueeze(1)
-            out = term if out is None else out + term
-    return out
+    H, W = x.shape[-2:]
+    pos = torch.promote_types(ys.dtype, torch.float32)
+    grid = torch.stack(((2 * xs.to(pos) + 1) / W - 1, (2 * ys.to(pos) + 1) / H - 1), dim=-1)
+    src = x if x.dtype == pos else x.to(pos)
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.to(x.dtype)
 
 
 _DCN_CHUNK_ELEMENTS = 1 << 24  # sampled values held at once (64 MiB of float32)
@@ -138,9 +131,9 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, b
     for t0 in range(0, K, step):
         t1 = min(K, t0 + step)
         k = t1 - t0
-        ys = (base_y[t0:t1] + offset[:, t0:t1, 0]).reshape(N * G, k * P)
-        xs = (base_x[t0:t1] + offset[:, t0:t1, 1]).reshape(N * G, k * P)
-        cols = _bilinear_sample(xg, ys, xs, mask[:, t0:t1].reshape(N * G, k * P))
+        ys = base_y[t0:t1] + offset[:, t0:t1, 0]  # N*G x k x P
+        xs = base_x[t0:t1] + offset[:, t0:t1, 1]
+        cols = _bilinear_sample(xg, ys, xs) * mask[:, None, t0:t1].to(x.dtype)  # N*G x C/G x k x P
         cols = cols.reshape(N, groups, cin_g * k, P)  # channel c, tap t at row c*k + t
         part = torch.matmul(w[..., t0:t1].reshape(groups, cout // groups, cin_g * k), cols)
         out = part if out is None else out + part
