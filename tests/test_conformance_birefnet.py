@@ -109,6 +109,21 @@ def test_deform_conv2d_zero_offsets_is_a_convolution():
     assert_close(got, want, 1e-5, "zero offsets")
 
 
+def test_deform_conv2d_low_precision_keeps_positions():
+    """In bfloat16 the sampling positions stay float32: far from the origin they would otherwise snap to
+    whole (even) pixels. The result must follow the float32 one up to bfloat16 rounding of values."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 2, 3, 300, generator=g)
+    w = torch.randn(2, 2, 1, 3, generator=g)
+    offset = torch.full((1, 6, 3, 298), 0.37)
+    mask = torch.rand(1, 3, 3, 298, generator=g) + 0.5
+    x16 = x.bfloat16()
+    want = deform_conv2d(x16.float(), offset, w.bfloat16().float(), mask=mask)
+    got = deform_conv2d(x16, offset.bfloat16(), w.bfloat16(), mask=mask.bfloat16())
+    assert got.dtype == torch.bfloat16
+    assert_close(got.float(), want, 0.1, "bfloat16 deform_conv2d")
+
+
 def _pseudo_tensors(g, prefix: str) -> dict:
     """The golden's stand-in weights of the entries under ``prefix``, keyed relative to it."""
     spec = importlib.util.spec_from_file_location("pseudo_weights", g.folder.parent / "pseudo_weights.py")
@@ -232,21 +247,6 @@ def test_conformance(arch, golden):
             model.decoder.patch_order = "channel_major"
             moved = (old - g.tensor(prefix + "logits")).abs().max().item()
             upstream = man["sensitivity"]["results"]["old_patch_order"][prefix + "logits"]["max_abs_diff"]
-            assert abs(moved - upstream) <= 1e-4, f"{arch}: patch_major moves {prefix}logits by {moved}, upstream {upstream}"
+            assert abs(moved - upstream) <= 1e-4, f"{arch}: patch_major moves {prefix}logits {moved}, upstream {upstream}"
             errors[prefix + "patch_major_shift"] = abs(moved - upstream)
     print(arch, f"{time.perf_counter() - start:.0f} s", {k: f"{v:.2e}" for k, v in errors.items()})
-
-
-def test_deform_conv2d_low_precision_keeps_positions():
-    """In bfloat16 the sampling positions stay float32: far from the origin they would otherwise snap to
-    whole (even) pixels. The result must follow the float32 one up to bfloat16 rounding of values."""
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(1, 2, 3, 300, generator=g)
-    w = torch.randn(2, 2, 1, 3, generator=g)
-    offset = torch.full((1, 6, 3, 298), 0.37)
-    mask = torch.rand(1, 3, 3, 298, generator=g) + 0.5
-    x16 = x.bfloat16()
-    want = deform_conv2d(x16.float(), offset, w.bfloat16().float(), mask=mask)
-    got = deform_conv2d(x16, offset.bfloat16(), w.bfloat16(), mask=mask.bfloat16())
-    assert got.dtype == torch.bfloat16
-    assert_close(got.float(), want, 0.1, "bfloat16 deform_conv2d")

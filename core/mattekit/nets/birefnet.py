@@ -53,10 +53,8 @@ RELEASED_PATCH_ORDER = "patch_major"
 
 # name: (embed_dim, depths, num_heads, window_size)
 SWIN_CONFIGS = {
-    "swin_v1_t": (96, (2, 2, 6, 2), (3, 6, 12, 24), 7),
-    "swin_v1_s": (96, (2, 2, 18, 2), (3, 6, 12, 24), 7),
-    "swin_v1_b": (128, (2, 2, 18, 2), (4, 8, 16, 32), 12),
-    "swin_v1_l": (192, (2, 2, 18, 2), (6, 12, 24, 48), 12),
+    "swin_v1_t": (96, (2, 2, 6, 2), (3, 6, 12, 24), 7),  # BiRefNet_lite
+    "swin_v1_l": (192, (2, 2, 18, 2), (6, 12, 24, 48), 12),  # general BiRefNet
 }
 
 
