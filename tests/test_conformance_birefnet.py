@@ -16,7 +16,8 @@ from conftest import assert_close, slow_params
 
 from mattekit.nets import build
 from mattekit.nets.birefnet import (
-    PATCH_ORDERS, RELEASED_PATCH_ORDER, BiRefNet, DeformableConv2d, deform_conv2d, image_to_patches)
+    PATCH_ORDERS, RELEASED_PATCH_ORDER, BasicLayer, BiRefNet, DeformableConv2d, deform_conv2d,
+    image_to_patches)
 
 ARCHS = {"birefnet_swin_t": "swin_v1_t", "birefnet_swin_l": "swin_v1_l"}
 DCN_TAP = "squeeze_module.0.dec_att.aspp_deforms.2.atrous_conv"  # the call captured in aux_dcn_*
@@ -206,6 +207,19 @@ def test_state_dict_matches_checkpoint_keys(arch, golden):
     assert own == want
     assert sum(p.numel() for p in model.parameters()) == man["n_params"]
 
+
+def test_swin_stage_treats_batch_items_alone():
+    """A shifted-window stage (map padded to the window, shift mask, merging of odd sizes) on a batch of two
+    gives what it gives on each item alone."""
+    torch.manual_seed(0)
+    layer = BasicLayer(dim=8, depth=2, num_heads=2, window_size=3, downsample=True).eval()
+    x = torch.randn(2, 5 * 4, 8)
+    with torch.no_grad():
+        both = layer(x, 5, 4)
+        alone = [layer(x[i:i + 1], 5, 4) for i in range(2)]
+    assert both[2:] == (3, 2)
+    for part in (0, 1):
+        assert_close(both[part], torch.cat([a[part] for a in alone]), 1e-6, f"stage output {part}")
 
 def test_input_size_must_be_a_multiple_of_32():
     with torch.device("meta"):
