@@ -1,0 +1,116 @@
+"""Conformance of SAM 2.1 hiera-t (image predictor and video tracking) against the upstream goldens (pseudo weights),
+and where prompts given in photo pixels land on the model's 1024 x 1024 input."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_close
+
+from mattekit.nets import build
+from mattekit.nets.sam2.heads import PromptEncoder
+from mattekit.nets.sam2.predictor import SAM2ImagePredictor, box_and_points, image_input
+
+IMAGE = "sam2_1_hiera_t_image"
+VIDEO = "sam2_1_hiera_t_video"
+
+
+def _model(g):
+    model = build("sam2:SAM2", variant="hiera_t")
+    model.load_state_dict(g.pseudo_state_dict(model), strict=True)
+    assert sum(p.numel() for p in model.parameters()) == g.manifest["n_params"]
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def image_predictor(golden):
+    """The golden's image set once on a hiera-t predictor with stand-in weights (about 20 s on 2 cores)."""
+    g = golden(IMAGE)
+    predictor = SAM2ImagePredictor(_model(g))
+    predictor.set_image(g.arrays["image"])
+    return g, predictor
+
+
+def _prompt_encoder(g):
+    """The prompt encoder alone, with its stand-in weights (fast: no trunk)."""
+    spec = importlib.util.spec_from_file_location("pseudo_weights", g.folder.parent / "pseudo_weights.py")
+    pseudo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pseudo)
+    prefix = "sam_prompt_encoder."
+    encoder = PromptEncoder()
+    encoder.load_state_dict({key[len(prefix):]: pseudo.pseudo_tensor(key, shape, dtype)
+                             for key, shape, dtype, _ in g.manifest["state_dict"] if key.startswith(prefix)}, strict=True)
+    return encoder.eval()
+
+
+def _prompts(g):
+    p = g.manifest["input"]["prompts"]
+    return {"box": dict(box=p["box_xyxy"]), "pts": dict(point_coords=p["points_xy"], point_labels=p["point_labels"])}
+
+
+def test_image_input_recipe(golden):
+    g = golden(IMAGE)
+    x = image_input(g.arrays["image"])
+    assert_close(x[:, :, ::16, ::16], g.arrays["aux_model_input_sub16"], 1e-6, "model input")
+
+
+@pytest.mark.slow
+def test_image_features(image_predictor):
+    g, p = image_predictor
+    f = p.features
+    errors = {
+        "aux_image_embed_c0_8": assert_close(f["embed"][:, :8], g.arrays["aux_image_embed_c0_8"], 1e-4, "image embed"),
+        "aux_high_res_feat0_c0_1": assert_close(f["high_res"][0][:, :1], g.arrays["aux_high_res_feat0_c0_1"], 1e-4, "s0"),
+        "aux_high_res_feat1_c0_2": assert_close(f["high_res"][1][:, :2], g.arrays["aux_high_res_feat1_c0_2"], 1e-4, "s1"),
+    }
+    print({k: f"{v:.2e}" for k, v in errors.items()})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["box", "pts"])
+def test_image_prompts(image_predictor, case):
+    g, p = image_predictor
+    a = g.arrays
+    kwargs = _prompts(g)[case]
+    raw = p.decode(**kwargs)
+    errors = {
+        "sparse": assert_close(raw["sparse"], a[f"{case}_sparse_embeddings"], 1e-5, "sparse embeddings"),
+        "decoder_masks": assert_close(raw["masks"], a[f"{case}_decoder_masks"], 1e-4, "decoder masks"),
+        "decoder_iou": assert_close(raw["iou"], a[f"{case}_decoder_iou"], 1e-5, "decoder iou"),
+        "object_score": assert_close(raw["object_score"], a[f"{case}_object_score_logits"], 1e-5, "object score"),
+    }
+    for multi, name in ((False, "single"), (True, "multi")):
+        masks, iou, low = p.predict(multimask_output=multi, return_logits=True, **kwargs)
+        errors[f"{name}_masks"] = assert_close(torch.from_numpy(masks), a[f"{case}_{name}_masks"], 1e-4, f"{name} masks")
+        errors[f"{name}_iou"] = assert_close(torch.from_numpy(iou), a[f"{case}_{name}_iou"], 1e-5, f"{name} iou")
+        expected_low = a[f"{case}_decoder_masks"][0, a[f"{case}_{name}_low_res_index"]].clip(-32, 32)
+        errors[f"{name}_low_res"] = assert_close(torch.from_numpy(low), expected_low, 1e-4, f"{name} low-res")
+        binary, _, _ = p.predict(multimask_output=multi, **kwargs)
+        assert binary.dtype == np.bool_
+        assert np.array_equal(binary, masks > 0.0)
+    print(case, {k: f"{v:.2e}" for k, v in errors.items()})
+
+
+@pytest.mark.parametrize("hw", [(120, 160), (480, 640), (768, 1024), (1000, 333), (37, 2048)])
+def test_box_lands_where_drawn(golden, hw):
+    """A box drawn at the same relative place on photos of any size lands on the same model pixels (x / W * 1024,
+    y / H * 1024, before the prompt encoder's +0.5), and gives the golden's sparse prompt embedding."""
+    g = golden(IMAGE)
+    h, w = hw
+    x0, y0, x1, y1 = g.manifest["input"]["prompts"]["box_xyxy"]  # drawn on the 120 x 160 photo
+    box = [x0 * w / 160, y0 * h / 120, x1 * w / 160, y1 * h / 120]
+    coords, labels = box_and_points(hw, box=box)
+    expected = torch.tensor([[[x0 / 160 * 1024, y0 / 120 * 1024], [x1 / 160 * 1024, y1 / 120 * 1024]]])
+    assert_close(coords, expected, 1e-3, f"box corners at {hw}")
+    assert labels.tolist() == [[2, 3]]
+    whole, _ = box_and_points(hw, box=[0, 0, w, h])
+    assert whole.tolist() == [[[0.0, 0.0], [1024.0, 1024.0]]]
+    encoder = _prompt_encoder(g)
+    with torch.no_grad():
+        sparse, _ = encoder(coords, labels)
+    assert_close(sparse, g.arrays["box_sparse_embeddings"], 1e-5, f"box embedding at {hw}")
+    clicks, click_labels = box_and_points(hw, box=box, point_coords=[[w / 2, h / 2]], point_labels=[1])
+    assert click_labels.tolist() == [[2, 3, 1]]  # the box's corners come before the clicks
+    assert_close(clicks[0, 2], torch.tensor([512.0, 512.0]), 1e-3, "centre click")
