@@ -11,7 +11,8 @@ from conftest import assert_close
 
 from mattekit.nets import build
 from mattekit.nets.sam2.heads import PromptEncoder
-from mattekit.nets.sam2.predictor import SAM2ImagePredictor, box_and_points, image_input
+from mattekit.nets.sam2.predictor import (SAM2ImagePredictor, SAM2VideoTracker, box_and_points, image_input,
+                                          video_frame_input)
 
 IMAGE = "sam2_1_hiera_t_image"
 VIDEO = "sam2_1_hiera_t_video"
@@ -114,3 +115,57 @@ def test_box_lands_where_drawn(golden, hw):
     clicks, click_labels = box_and_points(hw, box=box, point_coords=[[w / 2, h / 2]], point_labels=[1])
     assert click_labels.tolist() == [[2, 3, 1]]  # the box's corners come before the clicks
     assert_close(clicks[0, 2], torch.tensor([512.0, 512.0]), 1e-3, "centre click")
+
+
+def test_video_frame_input_recipe(golden):
+    g = golden(VIDEO)
+    x = video_frame_input(g.arrays["frames_u8"][0])
+    assert_close(x[:, :, ::16, ::16], g.arrays["aux_f0_model_input_sub16"], 1e-6, "frame-0 model input")
+
+
+def _bf16_close(actual: torch.Tensor, expected: np.ndarray, what: str) -> float:
+    """Memory features are stored as bfloat16: float noise may flip a value to the neighbouring bf16 step
+    (relative 2^-7) in a few places; anything more is a bug."""
+    actual = actual.float().numpy()
+    diff = np.abs(actual - expected)
+    assert (diff <= np.abs(expected) * 2.0 ** -7 + 1e-4).all(), f"{what}: off by more than one bfloat16 step"
+    assert (diff > 0).mean() < 0.01 and diff.mean() < 1e-5, f"{what}: too many bfloat16 steps differ"
+    return float(diff.max())
+
+
+@pytest.mark.slow  # about 2.5 minutes on a busy 2-core machine (four 1024 x 1024 frames through the encoder)
+def test_video_box_propagation(golden):
+    """Box on frame 0, then frames 1..3 tracked from the memory bank: masks, pointers, scores and memory taps."""
+    g = golden(VIDEO)
+    a = g.arrays
+    frames = a["frames_u8"]
+    tracker = SAM2VideoTracker(_model(g), frames.shape[1:3], num_frames=len(frames))
+    errors = {}
+    for t, frame in enumerate(frames):
+        if t == 0:
+            logits = tracker.prompt(frame, box=a["box_xyxy"])
+            errors["f0_decoder_masks"] = assert_close(tracker.cond[0]["decoder_masks"], a["f0_decoder_masks"], 1e-4,
+                                                      "f0 decoder masks")
+        else:
+            logits = tracker.track(frame)
+            last = tracker.last
+            n = last["num_ptr_tokens"]
+            pos = last["memory_pos"].transpose(0, 1)  # upstream's (tokens, B, C)
+            assert n == 4 * t  # one pointer per earlier frame, 4 tokens of 64 each
+            errors[f"aux_f{t}_memory_pos_ptr"] = assert_close(pos[-n:], a[f"aux_f{t}_memory_pos_ptr"], 1e-5, "ptr PE")
+            errors[f"aux_f{t}_memory_pos_frame_tok0"] = assert_close(
+                pos[: pos.shape[0] - n: 64 * 64], a[f"aux_f{t}_memory_pos_frame_tok0"], 1e-5, "memory PE")
+            errors[f"aux_f{t}_memattn_out_c0_8"] = assert_close(
+                last["conditioned"].flatten(2).permute(2, 0, 1)[..., :8], a[f"aux_f{t}_memattn_out_c0_8"], 1e-3,
+                f"f{t} memory attention")
+        out = tracker.outputs[t]
+        errors[f"f{t}_video_res_masks"] = assert_close(torch.from_numpy(logits)[None, None], a[f"f{t}_video_res_masks"],
+                                                       5e-4, f"f{t} video masks")
+        errors[f"f{t}_pred_masks"] = assert_close(out["pred_masks"], a[f"f{t}_pred_masks"], 5e-4, f"f{t} low-res masks")
+        errors[f"f{t}_obj_ptr"] = assert_close(out["obj_ptr"], a[f"f{t}_obj_ptr"], 5e-5, f"f{t} object pointer")
+        errors[f"f{t}_object_score_logits"] = assert_close(out["object_score"], a[f"f{t}_object_score_logits"], 1e-5,
+                                                           f"f{t} object score")
+        errors[f"f{t}_decoder_iou"] = assert_close(out["decoder_iou"], a[f"f{t}_decoder_iou"], 1e-5, f"f{t} iou")
+        errors[f"aux_f{t}_maskmem_features_c0_8"] = _bf16_close(
+            out["maskmem_features"][:, :8], a[f"aux_f{t}_maskmem_features_c0_8"], f"f{t} memory")
+    print({k: f"{v:.2e}" for k, v in errors.items()})

@@ -107,3 +107,123 @@ class SAM2ImagePredictor:
         if not return_logits:
             masks = masks > self.mask_threshold
         return masks[0].cpu().numpy(), iou[0].cpu().numpy(), low.clamp(-32.0, 32.0)[0].cpu().numpy()
+
+
+class SAM2VideoTracker:
+    """One object followed through a video by SAM 2.1's memory bank, frames fed in order (upstream
+    ``SAM2VideoPredictor`` for a single object, tracking forward).
+
+    ``prompt(frame, box=..., point_coords=..., point_labels=...)`` makes the next frame a conditioning frame;
+    ``track(frame)`` runs the next frame on memory alone. Both take uint8 H x W x 3 RGB frames of the video's
+    size and return mask logits H x W (float32 numpy; the mask is logits > 0). ``outputs[t]`` keeps each frame's
+    low-res logits (1 x 1 x 256²), object pointer, object score and bfloat16 memory; ``last`` keeps the
+    memory-attention inputs of the latest frame for inspection.
+    """
+
+    def __init__(self, model: SAM2, video_hw: tuple[int, int], num_frames: int | None = None):
+        self.model = model.eval()
+        self.hw = tuple(video_hw)
+        self.num_frames = num_frames
+        self.frame_idx = -1
+        self.cond: dict[int, dict] = {}  # conditioning (prompted) frames
+        self.non_cond: dict[int, dict] = {}  # tracked frames
+        self.last: dict = {}
+
+    @property
+    def outputs(self) -> dict[int, dict]:
+        return {**self.non_cond, **self.cond}
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def _features(self, frame: np.ndarray) -> dict:
+        if frame.shape[:2] != self.hw or frame.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 {self.hw[0]} x {self.hw[1]} x 3 frame, got {frame.dtype} {frame.shape}")
+        return self.model.encode_image(video_frame_input(frame, self.model.image_size).to(self.device))
+
+    def _heads(self, pix_feat, high_res, coords, labels) -> dict:
+        """Decode, choose the mask (multimask on 0-1 prompt points, picked by IoU), gate it on the object score
+        and make the object pointer from the same token (token 0 on the single-mask path)."""
+        raw = self.model.decode(pix_feat, high_res, coords, labels)
+        multimask = labels.shape[1] <= 1 or bool((labels == -1).all())
+        masks, ious, idx = select_masks(raw["masks"], raw["iou"], multimask)
+        if multimask:
+            best = ious.argmax(-1)
+            rows = torch.arange(masks.shape[0], device=masks.device)
+            low, token = masks[rows, best][:, None], raw["tokens"][rows, idx[rows, best]]
+        else:
+            low, token = masks, raw["tokens"][:, 0]
+        score = raw["object_score"]
+        low = torch.where(score[:, :, None, None] > 0, low, torch.full_like(low, NO_OBJ_SCORE))
+        return {"pred_masks": low.float(), "obj_ptr": self.model.object_pointer(token, score),
+                "object_score": score, "decoder_iou": raw["iou"], "decoder_masks": raw["masks"]}
+
+    def _memory(self, frame_idx: int):
+        """The bank for ``frame_idx``: (memory B x M x 64, its PE, number of trailing pointer tokens)."""
+        model, n_mem = self.model, self.model.num_maskmem
+        mems, poss = [], []
+        picks = [(0, out) for out in self.cond.values()]
+        picks += [(t_pos, self.non_cond.get(frame_idx - (n_mem - t_pos))) for t_pos in range(1, n_mem)]
+        for t_pos, out in picks:
+            if out is None:
+                continue
+            mems.append(out["maskmem_features"].float().flatten(2).transpose(1, 2))
+            poss.append(out["maskmem_pos_enc"].flatten(2).transpose(1, 2) + model.maskmem_tpos_enc[n_mem - t_pos - 1])
+        max_ptrs = min(self.num_frames or 16, 16)
+        ptrs = [(frame_idx - t, out["obj_ptr"]) for t, out in self.cond.items() if t <= frame_idx]
+        for dt in range(1, max_ptrs):
+            t = frame_idx - dt
+            if t < 0:
+                break
+            if t in self.non_cond:
+                ptrs.append((dt, self.non_cond[t]["obj_ptr"]))
+        n_ptr = 0
+        if ptrs:
+            dts = torch.tensor([d for d, _ in ptrs], device=self.device)
+            ptr = torch.stack([p for _, p in ptrs], dim=1)  # B x P x 256
+            b, p, c = ptr.shape
+            split = c // model.mem_dim
+            mems.append(ptr.reshape(b, p * split, model.mem_dim))
+            pe = model.pointer_pe(dts, max(max_ptrs - 1, 1)).repeat_interleave(split, dim=0)
+            poss.append(pe[None].expand(b, -1, -1))
+            n_ptr = p * split
+        return torch.cat(mems, dim=1), torch.cat(poss, dim=1), n_ptr
+
+    def _finish(self, out: dict, feats: dict, binarize: bool) -> np.ndarray:
+        mem, pos = self.model.encode_memory(feats["feat"], out["pred_masks"], out["object_score"], binarize)
+        out["maskmem_features"] = mem.to(torch.bfloat16)  # upstream stores the memory in bfloat16
+        out["maskmem_pos_enc"] = pos
+        video = F.interpolate(out["pred_masks"], size=self.hw, mode="bilinear", align_corners=False)
+        out["video_res_masks"] = video
+        return video[0, 0].cpu().numpy()
+
+    @torch.no_grad()
+    def prompt(self, frame: np.ndarray, box=None, point_coords=None, point_labels=None) -> np.ndarray:
+        """Prompt the next frame (box xyxy and/or clicks in video pixels); it becomes a conditioning frame."""
+        feats = self._features(frame)
+        self.frame_idx += 1
+        coords, labels = box_and_points(self.hw, box, point_coords, point_labels, self.model.image_size)
+        if self.cond or self.non_cond:
+            raise NotImplementedError("only the first frame can be prompted for now")
+        pix = feats["feat"] + self.model.no_mem_embed.permute(0, 2, 1)[..., None]
+        out = self._heads(pix, feats["high_res"], coords.to(self.device), labels.to(self.device))
+        self.cond[self.frame_idx] = out
+        self.last = {}
+        return self._finish(out, feats, binarize=True)  # a prompted frame's memory sees the binarised mask
+
+    @torch.no_grad()
+    def track(self, frame: np.ndarray) -> np.ndarray:
+        """Segment the next frame from the memory of the earlier ones."""
+        if not self.cond:
+            raise RuntimeError("prompt a frame before tracking")
+        feats = self._features(frame)
+        self.frame_idx += 1
+        memory, memory_pos, n_ptr = self._memory(self.frame_idx)
+        pix = self.model.attend_memory(feats["feat"], feats["pos"], memory, memory_pos, n_ptr)
+        self.last = {"memory_pos": memory_pos, "num_ptr_tokens": n_ptr, "conditioned": pix}
+        coords = torch.zeros(1, 1, 2, device=self.device)
+        labels = -torch.ones(1, 1, dtype=torch.int32, device=self.device)
+        out = self._heads(pix, feats["high_res"], coords, labels)
+        self.non_cond[self.frame_idx] = out
+        return self._finish(out, feats, binarize=False)
