@@ -41,8 +41,9 @@ def _prompt_encoder(g):
     spec.loader.exec_module(pseudo)
     prefix = "sam_prompt_encoder."
     encoder = PromptEncoder()
+    entries = [e for e in g.manifest["state_dict"] if e[0].startswith(prefix)]
     encoder.load_state_dict({key[len(prefix):]: pseudo.pseudo_tensor(key, shape, dtype)
-                             for key, shape, dtype, _ in g.manifest["state_dict"] if key.startswith(prefix)}, strict=True)
+                             for key, shape, dtype, _ in entries}, strict=True)
     return encoder.eval()
 
 
@@ -62,9 +63,11 @@ def test_image_features(image_predictor):
     g, p = image_predictor
     f = p.features
     errors = {
-        "aux_image_embed_c0_8": assert_close(f["embed"][:, :8], g.arrays["aux_image_embed_c0_8"], 1e-4, "image embed"),
-        "aux_high_res_feat0_c0_1": assert_close(f["high_res"][0][:, :1], g.arrays["aux_high_res_feat0_c0_1"], 1e-4, "s0"),
-        "aux_high_res_feat1_c0_2": assert_close(f["high_res"][1][:, :2], g.arrays["aux_high_res_feat1_c0_2"], 1e-4, "s1"),
+        "aux_image_embed_c0_8": assert_close(f["embed"][:, :8], g.arrays["aux_image_embed_c0_8"], 1e-4, "embed"),
+        "aux_high_res_feat0_c0_1": assert_close(f["high_res"][0][:, :1], g.arrays["aux_high_res_feat0_c0_1"], 1e-4,
+                                                "s0"),
+        "aux_high_res_feat1_c0_2": assert_close(f["high_res"][1][:, :2], g.arrays["aux_high_res_feat1_c0_2"], 1e-4,
+                                                "s1"),
     }
     print({k: f"{v:.2e}" for k, v in errors.items()})
 
@@ -84,7 +87,8 @@ def test_image_prompts(image_predictor, case):
     }
     for multi, name in ((False, "single"), (True, "multi")):
         masks, iou, low = p.predict(multimask_output=multi, return_logits=True, **kwargs)
-        errors[f"{name}_masks"] = assert_close(torch.from_numpy(masks), a[f"{case}_{name}_masks"], 1e-4, f"{name} masks")
+        errors[f"{name}_masks"] = assert_close(torch.from_numpy(masks), a[f"{case}_{name}_masks"], 1e-4,
+                                               f"{name} masks")
         errors[f"{name}_iou"] = assert_close(torch.from_numpy(iou), a[f"{case}_{name}_iou"], 1e-5, f"{name} iou")
         expected_low = a[f"{case}_decoder_masks"][0, a[f"{case}_{name}_low_res_index"]].clip(-32, 32)
         errors[f"{name}_low_res"] = assert_close(torch.from_numpy(low), expected_low, 1e-4, f"{name} low-res")
@@ -159,9 +163,10 @@ def test_video_box_propagation(golden):
                 last["conditioned"].flatten(2).permute(2, 0, 1)[..., :8], a[f"aux_f{t}_memattn_out_c0_8"], 1e-3,
                 f"f{t} memory attention")
         out = tracker.outputs[t]
-        errors[f"f{t}_video_res_masks"] = assert_close(torch.from_numpy(logits)[None, None], a[f"f{t}_video_res_masks"],
-                                                       5e-4, f"f{t} video masks")
-        errors[f"f{t}_pred_masks"] = assert_close(out["pred_masks"], a[f"f{t}_pred_masks"], 5e-4, f"f{t} low-res masks")
+        errors[f"f{t}_video_res_masks"] = assert_close(torch.from_numpy(logits)[None, None],
+                                                       a[f"f{t}_video_res_masks"], 5e-4, f"f{t} video masks")
+        errors[f"f{t}_pred_masks"] = assert_close(out["pred_masks"], a[f"f{t}_pred_masks"], 5e-4,
+                                                  f"f{t} low-res masks")
         errors[f"f{t}_obj_ptr"] = assert_close(out["obj_ptr"], a[f"f{t}_obj_ptr"], 5e-5, f"f{t} object pointer")
         errors[f"f{t}_object_score_logits"] = assert_close(out["object_score"], a[f"f{t}_object_score_logits"], 1e-5,
                                                            f"f{t} object score")

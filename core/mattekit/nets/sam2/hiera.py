@@ -9,12 +9,14 @@ from .common import MLP, sine_pe_2d
 
 # variant -> Hiera kwargs (the sam2.1_hiera_*.yaml trunks)
 HIERA_CONFIGS = {
-    "hiera_t": dict(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2), global_att_blocks=(5, 7, 9), pos_embed_size=(7, 7)),
-    "hiera_s": dict(embed_dim=96, num_heads=1, stages=(1, 2, 11, 2), global_att_blocks=(7, 10, 13), pos_embed_size=(7, 7)),
+    "hiera_t": dict(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2), global_att_blocks=(5, 7, 9),
+                    pos_embed_size=(7, 7)),
+    "hiera_s": dict(embed_dim=96, num_heads=1, stages=(1, 2, 11, 2), global_att_blocks=(7, 10, 13),
+                    pos_embed_size=(7, 7)),
     "hiera_b+": dict(embed_dim=112, num_heads=2, stages=(2, 3, 16, 3), global_att_blocks=(12, 16, 20),
                      pos_embed_size=(14, 14)),
-    "hiera_l": dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4), global_att_blocks=(23, 33, 43), pos_embed_size=(7, 7),
-                    window_spec=(8, 4, 16, 8)),
+    "hiera_l": dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4), global_att_blocks=(23, 33, 43),
+                    pos_embed_size=(7, 7), window_spec=(8, 4, 16, 8)),
 }
 
 

@@ -67,7 +67,7 @@ class SAM2(nn.Module):
 
     def encode_memory(self, feat: torch.Tensor, mask_logits: torch.Tensor, object_score: torch.Tensor,
                       binarize: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw level-2 features B x 256 x 64² and low-res logits B x 1 x 256² -> (memory B x 64 x 64², PE 1 x 64 x 64²).
+        """Level-2 features B x 256 x 64², low-res logits B x 1 x 256² -> (memory B x 64 x 64², PE 1 x 64 x 64²).
         The logits are upsampled to 1024², then binarised (prompted frames) or passed through a sigmoid, x20 - 10."""
         high = F.interpolate(mask_logits, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
         mask = (high > 0).float() if binarize else torch.sigmoid(high)

@@ -139,14 +139,14 @@ class SAM2VideoTracker:
 
     def _features(self, frame: np.ndarray) -> dict:
         if frame.shape[:2] != self.hw or frame.dtype != np.uint8:
-            raise ValueError(f"expected a uint8 {self.hw[0]} x {self.hw[1]} x 3 frame, got {frame.dtype} {frame.shape}")
+            raise ValueError(f"expected a uint8 {self.hw[0]} x {self.hw[1]} x 3 frame, "
+                             f"got {frame.dtype} {frame.shape}")
         return self.model.encode_image(video_frame_input(frame, self.model.image_size).to(self.device))
 
-    def _heads(self, pix_feat, high_res, coords, labels) -> dict:
-        """Decode, choose the mask (multimask on 0-1 prompt points, picked by IoU), gate it on the object score
-        and make the object pointer from the same token (token 0 on the single-mask path)."""
+    def _heads(self, pix_feat, high_res, coords, labels, multimask: bool) -> dict:
+        """Decode, choose the mask (multimask: the best predicted IoU), gate it on the object score and make the
+        object pointer from the chosen token (token 0 on the single-mask path, even after the stability fallback)."""
         raw = self.model.decode(pix_feat, high_res, coords, labels)
-        multimask = labels.shape[1] <= 1 or bool((labels == -1).all())
         masks, ious, idx = select_masks(raw["masks"], raw["iou"], multimask)
         if multimask:
             best = ious.argmax(-1)
@@ -169,7 +169,8 @@ class SAM2VideoTracker:
             if out is None:
                 continue
             mems.append(out["maskmem_features"].float().flatten(2).transpose(1, 2))
-            poss.append(out["maskmem_pos_enc"].flatten(2).transpose(1, 2) + model.maskmem_tpos_enc[n_mem - t_pos - 1])
+            pos = out["maskmem_pos_enc"].flatten(2).transpose(1, 2)
+            poss.append(pos + model.maskmem_tpos_enc[n_mem - t_pos - 1])  # conditioning frames: index 6
         max_ptrs = min(self.num_frames or 16, 16)
         ptrs = [(frame_idx - t, out["obj_ptr"]) for t, out in self.cond.items() if t <= frame_idx]
         for dt in range(1, max_ptrs):
@@ -201,13 +202,14 @@ class SAM2VideoTracker:
     @torch.no_grad()
     def prompt(self, frame: np.ndarray, box=None, point_coords=None, point_labels=None) -> np.ndarray:
         """Prompt the next frame (box xyxy and/or clicks in video pixels); it becomes a conditioning frame."""
-        feats = self._features(frame)
-        self.frame_idx += 1
-        coords, labels = box_and_points(self.hw, box, point_coords, point_labels, self.model.image_size)
         if self.cond or self.non_cond:
             raise NotImplementedError("only the first frame can be prompted for now")
+        coords, labels = box_and_points(self.hw, box, point_coords, point_labels, self.model.image_size)
+        feats = self._features(frame)
+        self.frame_idx += 1
         pix = feats["feat"] + self.model.no_mem_embed.permute(0, 2, 1)[..., None]
-        out = self._heads(pix, feats["high_res"], coords.to(self.device), labels.to(self.device))
+        multimask = labels.shape[1] <= 1  # one click: 3 masks, best IoU; a box or several clicks: one mask
+        out = self._heads(pix, feats["high_res"], coords.to(self.device), labels.to(self.device), multimask)
         self.cond[self.frame_idx] = out
         self.last = {}
         return self._finish(out, feats, binarize=True)  # a prompted frame's memory sees the binarised mask
@@ -224,6 +226,6 @@ class SAM2VideoTracker:
         self.last = {"memory_pos": memory_pos, "num_ptr_tokens": n_ptr, "conditioned": pix}
         coords = torch.zeros(1, 1, 2, device=self.device)
         labels = -torch.ones(1, 1, dtype=torch.int32, device=self.device)
-        out = self._heads(pix, feats["high_res"], coords, labels)
+        out = self._heads(pix, feats["high_res"], coords, labels, multimask=True)
         self.non_cond[self.frame_idx] = out
         return self._finish(out, feats, binarize=False)
