@@ -10,6 +10,7 @@ import torch
 from conftest import assert_close
 
 from mattekit.nets import build
+from mattekit.nets.sam2.common import sine_pe_2d
 from mattekit.nets.sam2.heads import PromptEncoder
 from mattekit.nets.sam2.predictor import (SAM2ImagePredictor, SAM2VideoTracker, box_and_points, image_input,
                                           video_frame_input)
@@ -34,16 +35,20 @@ def image_predictor(golden):
     return g, predictor
 
 
-def _prompt_encoder(g):
-    """The prompt encoder alone, with its stand-in weights (fast: no trunk)."""
+def _pseudo_part(g, prefixes) -> dict:
+    """Stand-in weights for the manifest keys that start with one of ``prefixes`` only (fast: no trunk)."""
     spec = importlib.util.spec_from_file_location("pseudo_weights", g.folder.parent / "pseudo_weights.py")
     pseudo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(pseudo)
+    return {key: pseudo.pseudo_tensor(key, shape, dtype)
+            for key, shape, dtype, _ in g.manifest["state_dict"] if key.startswith(tuple(prefixes))}
+
+
+def _prompt_encoder(g):
+    """The prompt encoder alone, with its stand-in weights."""
     prefix = "sam_prompt_encoder."
     encoder = PromptEncoder()
-    entries = [e for e in g.manifest["state_dict"] if e[0].startswith(prefix)]
-    encoder.load_state_dict({key[len(prefix):]: pseudo.pseudo_tensor(key, shape, dtype)
-                             for key, shape, dtype, _ in entries}, strict=True)
+    encoder.load_state_dict({k[len(prefix):]: v for k, v in _pseudo_part(g, [prefix]).items()}, strict=True)
     return encoder.eval()
 
 
@@ -92,9 +97,9 @@ def test_image_prompts(image_predictor, case):
         errors[f"{name}_iou"] = assert_close(torch.from_numpy(iou), a[f"{case}_{name}_iou"], 1e-5, f"{name} iou")
         expected_low = a[f"{case}_decoder_masks"][0, a[f"{case}_{name}_low_res_index"]].clip(-32, 32)
         errors[f"{name}_low_res"] = assert_close(torch.from_numpy(low), expected_low, 1e-4, f"{name} low-res")
-        binary, _, _ = p.predict(multimask_output=multi, **kwargs)
-        assert binary.dtype == np.bool_
-        assert np.array_equal(binary, masks > 0.0)
+        if multi:
+            binary, _, _ = p.predict(multimask_output=multi, **kwargs)
+            assert binary.dtype == np.bool_ and np.array_equal(binary, masks > 0.0)
     print(case, {k: f"{v:.2e}" for k, v in errors.items()})
 
 
@@ -125,6 +130,31 @@ def test_video_frame_input_recipe(golden):
     g = golden(VIDEO)
     x = video_frame_input(g.arrays["frames_u8"][0])
     assert_close(x[:, :, ::16, ::16], g.arrays["aux_f0_model_input_sub16"], 1e-6, "frame-0 model input")
+
+
+def test_memory_bank_order_and_temporal_encodings(golden):
+    """Fast, no encoder: which memories frames 1..3 attend to, in which order, with which temporal encodings
+    (``maskmem_tpos_enc`` index per frame, signed pointer distances / (min(num_frames, 16) - 1))."""
+    g = golden(VIDEO)
+    a = g.arrays
+    model = build("sam2:SAM2", variant="hiera_t").eval()
+    model.load_state_dict(_pseudo_part(g, ["maskmem_tpos_enc", "obj_ptr_tpos_proj."]), strict=False)
+    tracker = SAM2VideoTracker(model, a["frames_u8"].shape[1:3], num_frames=len(a["frames_u8"]))
+    pe = sine_pe_2d(64, 64, 64)
+
+    def stored():
+        return {"maskmem_features": torch.zeros(1, 64, 64, 64, dtype=torch.bfloat16), "maskmem_pos_enc": pe,
+                "obj_ptr": torch.zeros(1, 256)}
+
+    tracker.cond[0] = stored()
+    with torch.no_grad():
+        for t in (1, 2, 3):
+            memory, memory_pos, n = tracker._memory(t)
+            assert memory.shape == (1, t * 64 * 64 + 4 * t, 64) and n == 4 * t
+            pos = memory_pos.transpose(0, 1)
+            assert_close(pos[-n:], a[f"aux_f{t}_memory_pos_ptr"], 1e-5, f"f{t} pointer PE")
+            assert_close(pos[: -n: 64 * 64], a[f"aux_f{t}_memory_pos_frame_tok0"], 1e-5, f"f{t} memory PE")
+            tracker.non_cond[t] = stored()
 
 
 def _bf16_close(actual: torch.Tensor, expected: np.ndarray, what: str) -> float:
