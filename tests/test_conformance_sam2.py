@@ -204,3 +204,46 @@ def test_video_box_propagation(golden):
         errors[f"aux_f{t}_maskmem_features_c0_8"] = _bf16_close(
             out["maskmem_features"][:, :8], a[f"aux_f{t}_maskmem_features_c0_8"], f"f{t} memory")
     print({k: f"{v:.2e}" for k, v in errors.items()})
+
+
+def _gating_model(g):
+    model = build("sam2:SAM2", variant="hiera_t").eval()
+    model.load_state_dict(_pseudo_part(g, ["no_obj", "obj_ptr_proj.", "memory_encoder."]), strict=False)
+    return model
+
+
+def test_no_object_pointer(golden):
+    """Where the object score is <= 0 the pointer becomes ``no_obj_ptr`` (the golden's frames all hold the object,
+    so this path is pinned here)."""
+    model = _gating_model(golden(VIDEO))
+    token = torch.randn(2, 256, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ptr = model.object_pointer(token, torch.tensor([[0.5], [-0.5]]))
+        expected = model.obj_ptr_proj(token[0])
+    assert_close(ptr[0], expected, 1e-6, "pointer with the object")
+    assert_close(ptr[1], model.no_obj_ptr[0].detach(), 1e-6, "pointer without the object")
+
+
+@pytest.mark.slow  # the memory encoder on two 1024 x 1024 masks: about 6 s on a busy 2-core machine
+def test_no_object_memory(golden):
+    """Where the object score is <= 0 the memory gains ``no_obj_embed_spatial``."""
+    model = _gating_model(golden(VIDEO))
+    feat = torch.randn(1, 256, 64, 64, generator=torch.Generator().manual_seed(1)).expand(2, -1, -1, -1)
+    logits = torch.randn(1, 1, 256, 256, generator=torch.Generator().manual_seed(2)).expand(2, -1, -1, -1)
+    with torch.no_grad():  # the same frame, with and without the object
+        mem, _ = model.encode_memory(feat, logits, torch.tensor([[0.5], [-0.5]]), binarize=False)
+    assert_close(mem[1] - mem[0], model.no_obj_embed_spatial[0, :, None, None].detach().expand(64, 64, 64), 1e-5,
+                 "memory without the object")
+
+
+@pytest.mark.slow  # builds all four variants (about 390M parameters); 10-20 s
+def test_variants_build():
+    """The four SAM 2.1 sizes have the published parameter counts (38.9M, 46M, 80.8M, 224.4M)."""
+    counts = {}
+    for variant in ("hiera_t", "hiera_s", "hiera_b+", "hiera_l"):
+        model = build("sam2:SAM2", variant=variant)
+        counts[variant] = sum(p.numel() for p in model.parameters())
+        del model
+    assert counts == {"hiera_t": 38_962_498, "hiera_s": 46_060_354, "hiera_b+": 80_850_178, "hiera_l": 224_446_642}
+    with pytest.raises(ValueError, match="unknown SAM 2.1 variant"):
+        build("sam2:SAM2", variant="hiera_xl")
