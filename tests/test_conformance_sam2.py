@@ -156,6 +156,19 @@ def test_memory_bank_order_and_temporal_encodings(golden):
             assert_close(pos[: -n: 64 * 64], a[f"aux_f{t}_memory_pos_frame_tok0"], 1e-5, f"f{t} memory PE")
             tracker.non_cond[t] = stored()
 
+    # a long video (upstream's rule, beyond the golden): the prompted frame, the 6 previous memories, and the
+    # pointers of the prompted frame and of the 15 previous frames, with distances / 15
+    long = SAM2VideoTracker(model, a["frames_u8"].shape[1:3], num_frames=100)
+    long.cond[0] = stored()
+    long.non_cond.update({t: stored() for t in range(1, 40)})
+    with torch.no_grad():
+        memory, memory_pos, n = long._memory(40)
+        expected_ptr_pe = model.pointer_pe(torch.tensor([40] + list(range(1, 16))), 15).repeat_interleave(4, dim=0)
+        expected_frame_pe = pe.flatten(2).transpose(1, 2)[0, 0] + model.maskmem_tpos_enc[[6, 5, 4, 3, 2, 1, 0], 0, 0]
+    assert memory.shape == (1, 7 * 64 * 64 + 16 * 4, 64) and n == 16 * 4
+    assert_close(memory_pos[0, -n:], expected_ptr_pe, 1e-6, "long-video pointer PE")
+    assert_close(memory_pos[0, : -n: 64 * 64], expected_frame_pe, 1e-6, "long-video memory PE")
+
 
 def _bf16_close(actual: torch.Tensor, expected: np.ndarray, what: str) -> float:
     """Memory features are stored as bfloat16: float noise may flip a value to the neighbouring bf16 step

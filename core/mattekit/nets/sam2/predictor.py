@@ -115,10 +115,14 @@ class SAM2VideoTracker:
 
     ``prompt(frame, box=..., point_coords=..., point_labels=...)`` makes the next frame a conditioning frame;
     ``track(frame)`` runs the next frame on memory alone. Both take uint8 H x W x 3 RGB frames of the video's
-    size and return mask logits H x W (float32 numpy; the mask is logits > 0). ``outputs[t]`` keeps each frame's
-    low-res logits (1 x 1 x 256²), object pointer, object score and bfloat16 memory; ``last`` keeps the
-    memory-attention inputs of the latest frame for inspection.
+    size and return mask logits H x W (float32 numpy; the mask is logits > 0). ``outputs[t]`` keeps, for the
+    prompted frame and the tracked frames the bank can still reach (the last 15), the low-res logits
+    (1 x 1 x 256²), object pointer, object score and bfloat16 memory; ``last`` keeps the memory-attention inputs
+    of the latest frame for inspection. Upstream's ``fill_hole_area=8`` (it needs the compiled ``sam2._C``) is
+    not applied, like the goldens.
     """
+
+    MAX_PTRS = 16  # object pointers reach at most 15 frames back; memories 6
 
     def __init__(self, model: SAM2, video_hw: tuple[int, int], num_frames: int | None = None):
         self.model = model.eval()
@@ -171,7 +175,7 @@ class SAM2VideoTracker:
             mems.append(out["maskmem_features"].float().flatten(2).transpose(1, 2))
             pos = out["maskmem_pos_enc"].flatten(2).transpose(1, 2)
             poss.append(pos + model.maskmem_tpos_enc[n_mem - t_pos - 1])  # conditioning frames: index 6
-        max_ptrs = min(self.num_frames or 16, 16)
+        max_ptrs = min(self.num_frames or self.MAX_PTRS, self.MAX_PTRS)
         ptrs = [(frame_idx - t, out["obj_ptr"]) for t, out in self.cond.items() if t <= frame_idx]
         for dt in range(1, max_ptrs):
             t = frame_idx - dt
@@ -228,4 +232,6 @@ class SAM2VideoTracker:
         labels = -torch.ones(1, 1, dtype=torch.int32, device=self.device)
         out = self._heads(pix, feats["high_res"], coords, labels, multimask=True)
         self.non_cond[self.frame_idx] = out
+        for t in [t for t in self.non_cond if t <= self.frame_idx - self.MAX_PTRS]:
+            del self.non_cond[t]  # out of the bank's reach
         return self._finish(out, feats, binarize=False)
