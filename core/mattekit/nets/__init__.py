@@ -2,7 +2,8 @@
 
 No file I/O, no preprocessing, no device logic here. State-dict keys match the
 official checkpoints so they load with ``strict=True``. ``build(spec, **kwargs)``
-turns a catalog spec such as ``"u2net:U2NET"`` into a module.
+turns a catalog spec such as ``"u2net:U2NET"`` into a module; a family may be a package
+(``"sam2:SAM2"`` with ``variant="hiera_t"``, ``"hiera_s"``, ``"hiera_b+"`` or ``"hiera_l"``).
 """
 from __future__ import annotations
 
