@@ -15,7 +15,7 @@ LAYERS = [
     {"runtime", "tiling", "pipeline", "temporal", "tracking"},
     {"superres"},
     {"tasks"},
-    {"jobs"},
+    {"jobs", "runner"},
     {"api", "worker", "bench"},
     {"commands"},
     {"cli", "__main__"},

@@ -126,13 +126,16 @@ def run(task_name: str, x, output: str | Path | None = None, **kwargs):
     for name, value in given.items():
         plane, _ = _to_array(value) if not isinstance(value, (str, Path)) else (_decode(Path(value).read_bytes()), None)
         inputs[name] = plane if ports[name].kind == "image" or plane.ndim == 2 else plane[..., 0]
-    result = task.run(models_cache().for_task(task, options, set(given), loaded), inputs, options)[task.outputs[0].name]
-    return _back(result, kind)
+    from .runner import Runner
+
+    models = models_cache().for_task(task, options, set(given), loaded)
+    return _back(Runner(task, models, options).arrays(inputs)[task.outputs[0].name], kind)
 
 
 def _run_file(task, source: Path, output, options, given: dict, loaded: dict) -> Path:
-    from . import io, provenance
+    from . import provenance
     from .io import outputs
+    from .runner import Runner
 
     named = Path(output).suffix.lower() if output else ""
     ext = task.output_format(options, source.suffix.lower(), named) if task.output_format else outputs.same_format(source)
@@ -146,16 +149,13 @@ def _run_file(task, source: Path, output, options, given: dict, loaded: dict) ->
             suffix = suffix.replace("{scale}", str(models[task.main].entry.scale))
         target = source.with_name(source.stem + suffix + ext)
     _refuse_overwriting_inputs(task, options, source, given, target)
-    picture = io.read_image(source, integers=task.inputs[0].integers)  # as the CLI reads it
-    inputs = {"image": picture.pixels}
-    for name, value in given.items():
-        inputs[name] = outputs.read_companion(str(value), source, dict((p.name, p) for p in task.inputs)[name],
-                                            picture.pixels.shape[:2])
     if models is None:
         models = models_cache().for_task(task, options, set(given), loaded)
-    result = outputs.for_file(task.run(models, inputs, options)[task.outputs[0].name], target)
-    io.write_image(target, result, bit_depth=outputs.bit_depth_for(picture, target),
-                   provenance=provenance.record(task, options, models))
+    runner = Runner(task, models, options, {name: str(value) for name, value in given.items()},
+                    provenance.record(task, options, models))
+    outcome = runner.files([(source, target)])
+    if outcome.failed:
+        raise outcome.failed[0][1]
     return target
 
 

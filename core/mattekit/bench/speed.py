@@ -41,7 +41,7 @@ REMBG_SESSIONS = {"u2net": "u2net", "u2netp": "u2netp", "u2net-human-seg": "u2ne
                   "isnet-general-use": "isnet-general-use"}
 STAND_IN = {"u2net:U2NET": "u2net", "u2net:U2NETP": "u2netp", "isnet:ISNetDIS": "isnetdis"}  # conformance folders
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-STAGES = ("decode", "preprocess", "infer", "postprocess", "encode")
+STAGES = ("read", "infer", "write")  # decode + prepare, the network, finish + encode
 TOLERANCE = {"mad": 0.02, "iou": 0.90}  # means over the images; see _tolerance_note
 
 
@@ -644,59 +644,39 @@ class _RembgTool:
 
     def finish(self) -> dict:
         t, n = self.spent, max(1, self.images)
-        stages = {"decode": t["decode"], "preprocess": t["preprocess"], "infer": t["infer"],
-                  "postprocess": t["predict"] - t["preprocess"] - t["infer"] + t["cutout"],
-                  "encode": t["total"] - t["decode"] - t["predict"] - t["cutout"]}
+        stages = {"read": t["decode"] + t["preprocess"], "infer": t["infer"],
+                  "write": t["total"] - t["decode"] - t["preprocess"] - t["infer"]}
         return dict(self.versions, maxrss_mb=peak_rss() / 2**20, stages_ms={k: 1000 * v / n for k, v in stages.items()})
 
 
 class _MattekitTool:
-    """What ``mattekit remove`` does on a folder, through mattekit.pipeline, instrumented per stage."""
+    """What ``mattekit remove --no-matting`` does on a folder: the shipped runner (:mod:`mattekit.runner`)
+    with the remove task, timed per pipeline stage."""
 
     def __init__(self, cfg: dict):
         t0 = time.perf_counter()
         import torch
 
-        from .. import catalog, io, pipeline, runtime
-        from ..tasks import cutout
-        from ..tasks import segment
+        from .. import catalog, pipeline, runtime
+        from ..runner import Runner
+        from ..tasks import registry
 
         t_import = time.perf_counter()
         if cfg.get("threads"):
             torch.set_num_threads(cfg["threads"])  # also what an ONNX Runtime session is made with
-        self.cfg, self.torch, self.pipeline = cfg, torch, pipeline
+        self.cfg, self.torch = cfg, torch
         self.entry = catalog.load().get(cfg["model"], "segment")
         self.predictor = runtime.ModelCache().get(self.entry, "segment", cfg["device"], cfg["weights"],
                                                   backend=cfg["backend"], precision=cfg["precision"])
         self.ready = {"import_s": t_import - t0, "load_s": time.perf_counter() - t_import}
         self.timings = pipeline.Timings()
-        self.infer = self.predictor
-        timings = self.timings
-
-        def read(path):
-            with timings.measure("decode"):
-                picture = io.read_image(path)
-            with timings.measure("preprocess"):
-                x = self.predictor.prepare(picture.pixels)
-            return x, picture
-
-        def alpha_of(picture, y):
-            with timings.measure("postprocess"):
-                return segment.mask_from_prediction(picture.pixels, y, cfg["refine"],
-                                                    upsampling=self.predictor.entry.output.upsample)
-
-        self.read = read
+        task = registry.get("remove")
+        options = task.make_options({"model": self.entry.name, "refine": bool(cfg["refine"]), "matting": False,
+                                     "result": "alpha" if cfg.get("masks") else "rgba"})
+        self.runner = Runner(task, {"model": self.predictor}, options)
         self.settings = pipeline.plan(self.predictor, cfg.get("workers"), cfg.get("threads"), cfg.get("batch"))
         self.samples, self.images, self.failed = [(0, current_rss() / 2**20)], 0, []
-        out = Path(cfg["out"])
-
-        def write(path, picture, y):
-            alpha = alpha_of(picture, y)
-            with self.timings.measure("encode"):
-                result = alpha if cfg.get("masks") else cutout.assemble(picture.pixels, alpha, cutout.CutoutOptions(decontaminate=False))
-                io.write_image(out / f"{Path(path).stem}.png", result)
-
-        self.write = write
+        self.out = Path(cfg["out"])
 
     def run(self, files: list[str]) -> dict:
         import threading
@@ -709,11 +689,13 @@ class _MattekitTool:
                     self.samples.append((self.images + done, current_rss() / 2**20))
 
         cpu0 = _cpu_s()
-        report = self.pipeline.run_pipeline(files, self.read, self.infer, self.write, progress=progress,
-                                            timings=self.timings, **self.settings)
-        self.images += report.done
-        self.failed += [str(f) for f, _ in report.failed]
-        return {"images": report.done, "loop_s": report.seconds, "cpu_s": _cpu_s() - cpu0}
+        s = self.settings
+        planned = [(Path(f), self.out / f"{Path(f).stem}.png") for f in files]
+        outcome = self.runner.files(planned, progress=progress, timings=self.timings, threads=s["threads"],
+                                    workers=s["workers"], batch=s["batch"])
+        self.images += outcome.done
+        self.failed += [str(source) for (source, _), _ in outcome.failed]
+        return {"images": outcome.done, "loop_s": outcome.seconds, "cpu_s": _cpu_s() - cpu0}
 
     def finish(self) -> dict:
         torch, predictor = self.torch, self.predictor

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .. import io
-from ..io.outputs import IMAGE_SUFFIXES, WRITABLE, bit_depth_for, companion_files, for_file
+from ..io.outputs import IMAGE_SUFFIXES, WRITABLE, companion_files
 from ..errors import InputError, MattekitError, OutputError
 from ..fsutil import FilesRead
 
@@ -110,16 +109,6 @@ def failure_sentence(exc: BaseException, debug: bool = False) -> str:
     return f"Internal error ({type(exc).__name__}{': ' + detail if detail else ''}); rerun with --debug for the traceback."
 
 
-def ensure_parent(path: Path) -> None:
-    """Create the folder that will hold ``path``; an OutputError sentence when that is impossible."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"Cannot create the output folder {path.parent}: {exc.strerror or exc}.") from None
-    if not os.access(path.parent, os.W_OK):
-        raise OutputError(f"The output folder {path.parent} is not writable.")
-
-
 def summarise_failures(failures: list[Path], total: int) -> int:
     """Print the one-line summary of the inputs that failed; the exit status (1 when any did, else 0)."""
     if not failures:
@@ -149,93 +138,31 @@ class Report:
                   file=sys.stderr)
 
 
-def each_image(args, planned: list[tuple[Path, Path]], process, provenance: dict | None = None,
-               report: Report | None = None, integers: bool = False) -> int:
-    """Run ``process(picture, target) -> pixels`` for every (input, output) of ``planned``
-    (:func:`plan_outputs`), writing each result with ``provenance`` embedded. ``integers``: pictures of
-    8/16-bit files come as uint8/uint16 (:func:`mattekit.io.read_image`).
-
-    ``args.skip_existing`` honoured, a progress bar for several inputs. A failing input is
-    reported and the others go on; returns 1 when any failed (a single input re-raises).
-    """
-    report = report or Report()
+def run_files(args, planned: list[tuple[Path, Path]], runner, report: Report) -> int:
+    """Run ``runner`` (a :class:`mattekit.runner.Runner`) on every (input, output) of ``planned``
+    (:func:`plan_outputs`): ``args.skip_existing`` honoured, one line per written file and one bar for
+    several inputs (a bar of tiles for one), ``args.threads`` torch threads per inference worker. A
+    failing input is listed and the others are written (returns 1); a single input's failure is raised
+    as it is."""
     single = len(planned) == 1
-    failures: list[Path] = []
-    with tqdm(total=len(planned), unit="img", disable=single or report.quiet, file=sys.stderr) as bar:
-        for source, target in planned:
-            if args.skip_existing and target.exists():
-                report.skip()
-            else:
-                try:
-                    picture = io.read_image(source, integers=integers)
-                    result = process(picture, target)
-                    ensure_parent(target)
-                    io.write_image(target, result, bit_depth=bit_depth_for(picture, target), provenance=provenance)
-                    report.wrote(target)
-                except Exception as exc:  # noqa: BLE001 - one input's failure never stops the others
-                    if single:
-                        raise
-                    failures.append(source)
-                    tqdm.write(f"mattekit: error: {report.label(source)}: "
-                               f"{failure_sentence(exc, getattr(args, 'debug', False))}", file=sys.stderr)
-            bar.update()
+    steps = tile_bar(planned[0][1], quiet=report.quiet) if single and runner.task.progress else None
+    with tqdm(total=len(planned), unit="img", file=sys.stderr, disable=True if single or report.quiet else None) as bar:
+        try:
+            outcome = runner.files(planned, skip_existing=args.skip_existing, wrote=report.wrote,
+                                   threads=getattr(args, "threads", None), steps=steps,
+                                   progress=lambda done, item: bar.update())
+        finally:
+            if steps is not None:
+                steps.close()
+        bar.update(outcome.skipped)
+    report.skipped += outcome.skipped
+    if single and outcome.failed:
+        raise outcome.failed[0][1]
+    for (source, _), exc in outcome.failed:
+        print(f"mattekit: error: {report.label(source)}: {failure_sentence(exc, getattr(args, 'debug', False))}",
+              file=sys.stderr)
     report.close()
-    return summarise_failures(failures, len(planned))
-
-
-def each_image_pipelined(args, planned: list[tuple[Path, Path]], task, models: dict, options, inputs_for,
-                         output: str, provenance: dict | None = None, report: Report | None = None) -> int:
-    """:func:`each_image` for many inputs of a streaming ``task``: decoding + ``task.prepare``, the main
-    model, and ``task.finish`` + encoding overlap (``mattekit.pipeline``; ``args.threads`` torch threads
-    per inference worker). ``inputs_for(picture)`` gives the task's inputs for a decoded picture.
-    Failing inputs are listed and the others written; returns 1 when any failed.
-    """
-    from .. import pipeline
-
-    report = report or Report()
-    todo = []
-    for source, target in planned:
-        if args.skip_existing and target.exists():
-            report.skip()
-        else:
-            todo.append((source, target))
-    predictor = models[task.main]
-    debug = getattr(args, "debug", False)
-
-    def per_item(stage):  # any failure fails its own input only (the pipeline goes on after MattekitErrors)
-        def run(item, *rest):
-            try:
-                return stage(item, *rest)
-            except MattekitError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                raise MattekitError(f"{item[0]}: {failure_sentence(exc, debug)}") from None
-        return run
-
-    @per_item
-    def read(item):
-        picture = io.read_image(item[0], integers=task.inputs[0].integers)
-        inputs = inputs_for(picture)
-        x, context = task.prepare(models, inputs, options)
-        return x, (picture, inputs, context)
-
-    @per_item
-    def write(item, carried, y) -> None:
-        picture, inputs, context = carried
-        target = item[1]
-        result = for_file(task.finish(models, inputs, options, context, y)[output], target)
-        ensure_parent(target)
-        io.write_image(target, result, bit_depth=bit_depth_for(picture, target), provenance=provenance)
-        report.wrote(target)
-
-    with tqdm(total=len(planned), initial=len(planned) - len(todo), unit="img", file=sys.stderr,
-              disable=True if report.quiet else None) as bar:
-        run = pipeline.run_pipeline(todo, read, predictor, write, progress=lambda done, item: bar.update(),
-                                    **pipeline.plan(predictor, threads=getattr(args, "threads", None)))
-        for (source, _), reason in run.failed:
-            tqdm.write(f"mattekit: error: {reason}", file=sys.stderr)
-    report.close()
-    return summarise_failures([source for (source, _), _ in run.failed], len(planned))
+    return summarise_failures([source for (source, _), _ in outcome.failed], len(planned))
 
 
 # ------------------------------------------------------------------- standard input and output

@@ -146,11 +146,10 @@ def _main_scale(task: Task, options) -> int:
 def _run_files(task: Task, args, options, ports: dict, streams) -> int:
     from .. import provenance, runtime
     from ..io import outputs
+    from ..runner import Runner
     from . import files
 
     jobs = files.expand_inputs(args.inputs)
-    single = len(jobs) == 1
-    pipelined = task.streams and not single and task.main is not None
     suffix = task.suffix_for(options)
     if "{scale}" in suffix:
         suffix = suffix.replace("{scale}", str(_main_scale(task, options)))
@@ -162,30 +161,7 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
         return task.output_format(options, source.suffix.lower(), named)
 
     planned = files.plan_outputs(jobs, args.output, suffix, extension, task.files_read(options, ports))
-    if not pipelined:
-        runtime.set_threads(args.threads)
     models = runtime.ModelCache().for_task(task, options, set(ports))
     record = None if args.no_metadata else provenance.record(task, options, models)
     report = files.Report(quiet=args.quiet, label=streams.label)
-
-    def inputs_for(picture) -> dict:
-        inputs = {"image": picture.pixels}
-        for port in task.inputs[1:]:
-            if port.name in ports:
-                inputs[port.name] = outputs.read_companion(ports[port.name], Path(picture.source), port, picture.pixels.shape[:2])
-        return inputs
-
-    output = task.outputs[0].name
-    if pipelined:
-        return files.each_image_pipelined(args, planned, task, models, options, inputs_for, output, record, report)
-
-    def process(picture, target):
-        bar = files.tile_bar(target, quiet=not single or args.quiet) if task.progress else None
-        try:
-            result = task.run(models, inputs_for(picture), options, progress=bar)[output]
-        finally:
-            if bar is not None:
-                bar.close()
-        return outputs.for_file(result, target)
-
-    return files.each_image(args, planned, process, record, report, integers=task.inputs[0].integers)
+    return files.run_files(args, planned, Runner(task, models, options, ports, record), report)

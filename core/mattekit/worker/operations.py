@@ -3,7 +3,7 @@
 One operation per registered task (:func:`mattekit.tasks.registry.tasks`), same name, same ports
 and options: options are checked by ``task.make_options(values, host="worker")``; the models a run
 needs (``task.models_needed``) come from the worker's own :class:`mattekit.runtime.ModelCache`;
-``task.run`` does the work. ``roto`` is the one operation that is not a task: frame sequences
+:class:`mattekit.runner.Runner` does the work. ``roto`` is the one operation that is not a task: frame sequences
 travel as paths and :func:`mattekit.jobs.run_operation` reads and writes the files itself, inside
 the folders the user allowed (:class:`PathPolicy`).
 
@@ -52,6 +52,7 @@ def from_task(task: Task) -> Operation:
 
     def run(models, inputs: dict, options, progress: Progress) -> tuple[dict, dict]:
         from .. import provenance
+        from ..runner import Runner
 
         present = {name: array for name, array in inputs.items() if array is not None}
         given = {p.name for p in task.inputs if p.optional and p.name in present}
@@ -61,7 +62,7 @@ def from_task(task: Task) -> Operation:
         def steps(done: int, total: int) -> None:
             progress(0.1 + 0.88 * done / max(total, 1), f"Running {task.name}: {done} of {total}")
 
-        return task.run(needed, present, options, progress=steps), provenance.record(task, options, needed)
+        return Runner(task, needed, options).arrays(present, steps=steps), provenance.record(task, options, needed)
 
     return Operation(task.name, task.inputs, task.outputs, lambda values: task.make_options(values, host="worker"),
                      run, lambda: task.describe("worker"))

@@ -1,0 +1,170 @@
+"""One runner for every front end: a task's inputs from a source, prepare -> infer -> finish, results to a sink.
+
+The CLI (files, folders, standard input), the Python API (paths and arrays), the worker (arrays) and
+``bench speed`` run tasks here, and always through :func:`mattekit.pipeline.run_pipeline` (one image is
+a pipeline of one). A task that streams (one network input per image) has decoding and ``prepare`` in
+the pipeline's reader, its main model in the inference workers and ``finish`` and encoding in the
+writer; any other task runs whole in the writer (its models may tile, or run more than once).
+
+Failures: anything that goes wrong with one item (a bad file, an unwritable output, a bug) fails that
+item only; :class:`Outcome` keeps the original exception, so that a run of one input can raise it as it
+was. Whatever fails in the shared inference stage stops the run, as in the pipeline.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+
+from . import io, pipeline, runtime
+from .errors import MattekitError, OutputError
+from .io import outputs
+
+
+@dataclass
+class Outcome:
+    """What a run did: items done, items failed with their exception, items skipped, seconds."""
+
+    done: int = 0
+    failed: list[tuple[Any, BaseException]] = field(default_factory=list)
+    skipped: int = 0
+    seconds: float = 0.0
+
+
+class _ItemFailed(MattekitError):
+    """One item's own exception, carried through the pipeline (which fails an item on a MattekitError)."""
+
+    def __init__(self, original: BaseException):
+        super().__init__(str(original))
+        self.original = original
+
+
+def _guarded(stage: Callable, failures: dict) -> Callable:
+    """``stage`` with any exception of its item kept in ``failures`` ({id(item): exception})."""
+    def call(item, *rest):
+        try:
+            return stage(item, *rest)
+        except Exception as exc:  # noqa: BLE001 - one item's failure never stops the others
+            failures[id(item)] = exc
+            raise _ItemFailed(exc) from None
+    return call
+
+
+def ensure_parent(path: Path) -> None:
+    """Create the folder that will hold ``path``; an OutputError sentence when that is impossible."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the output folder {path.parent}: {exc.strerror or exc}.") from None
+    if not os.access(path.parent, os.W_OK):
+        raise OutputError(f"The output folder {path.parent} is not writable.")
+
+
+class Runner:
+    """A task with its loaded models (``{model option: Predictor}``) and checked options, ready to run.
+
+    ports: {optional input port: the file or folder given} for file runs (a folder holds files named
+    like the inputs); provenance: the record embedded in every written file (None: none).
+    """
+
+    def __init__(self, task, models: dict, options, ports: dict | None = None, provenance: dict | None = None):
+        self.task, self.models, self.options = task, models, options
+        self.ports, self.provenance = dict(ports or {}), provenance
+        self.output = task.outputs[0].name
+        self.streams = task.streams and task.main is not None
+
+    # ------------------------------------------------------------------ the one executor
+
+    def run(self, items: Iterable, load: Callable, store: Callable, *, single: bool = False,
+            threads: int | None = None, progress: Callable | None = None, cancel: Callable | None = None,
+            timings: pipeline.Timings | None = None, steps: Callable | None = None,
+            workers: int | None = None, batch: int | None = None) -> Outcome:
+        """For every item: ``load(item) -> (inputs, kept)``, the task's stages, ``store(item, kept, outputs)``.
+
+        single: one item (one inference worker with every thread). threads, workers, batch: the
+        pipeline's layout (None: :func:`mattekit.pipeline.plan`'s for the main model). progress(done, item) after each item; cancel() -> True
+        stops reading. steps(done, total): the task's own progress within one image (tiles).
+        """
+        task, models, options = self.task, self.models, self.options
+        failures: dict[int, BaseException] = {}
+
+        def read(item):
+            inputs, kept = load(item)
+            if self.streams:
+                x, context = task.prepare(models, inputs, options)
+            else:
+                x, context = torch.zeros(1, 1), None  # passed through the inference stage untouched
+            return x, (inputs, kept, context)
+
+        def write(item, carried, y) -> None:
+            inputs, kept, context = carried
+            if not self.streams:
+                result = task.run(models, inputs, options, progress=steps)
+            elif task.progress:
+                result = task.finish(models, inputs, options, context, y, progress=steps)
+            else:
+                result = task.finish(models, inputs, options, context, y)
+            store(item, kept, result)
+
+        if self.streams:
+            predictor = models[task.main]
+            infer = predictor
+            settings = pipeline.plan(predictor, workers=1 if single else workers, threads=threads, batch=batch)
+        else:
+            runtime.set_threads(threads)
+            infer, settings = _passed, {"workers": 1, "batch": 1}
+        report = pipeline.run_pipeline(items, _guarded(read, failures), infer, _guarded(write, failures),
+                                       progress=progress, cancel=cancel, timings=timings, **settings)
+        failed = [(item, failures.get(id(item)) or MattekitError(reason)) for item, reason in report.failed]
+        return Outcome(done=report.done, failed=failed, seconds=report.seconds)
+
+    # ------------------------------------------------------------------ sources and sinks
+
+    def inputs_for(self, picture: io.Picture) -> dict:
+        """The task's inputs for a decoded file: the image and the companion files named by ``ports``."""
+        inputs = {"image": picture.pixels}
+        for port in self.task.inputs[1:]:
+            if port.name in self.ports:
+                inputs[port.name] = outputs.read_companion(str(self.ports[port.name]), Path(picture.source), port,
+                                                           picture.pixels.shape[:2])
+        return inputs
+
+    def files(self, planned: list[tuple[Path, Path]], *, skip_existing: bool = False, wrote: Callable | None = None,
+              **run) -> Outcome:
+        """Read each (input file, output file) of ``planned``, run, write the first output there (atomically,
+        with the provenance; 16-bit kept where the format allows). ``wrote(target)`` after each file;
+        ``run``: :meth:`run`'s keywords. Items of the Outcome are the (input, output) pairs."""
+        todo = [pair for pair in planned if not (skip_existing and pair[1].exists())]
+        integers = self.task.inputs[0].integers
+
+        def load(pair):
+            picture = io.read_image(pair[0], integers=integers)
+            return self.inputs_for(picture), picture
+
+        def store(pair, picture, result) -> None:
+            target = pair[1]
+            pixels = outputs.for_file(result[self.output], target)
+            ensure_parent(target)
+            io.write_image(target, pixels, bit_depth=outputs.bit_depth_for(picture, target), provenance=self.provenance)
+            if wrote is not None:
+                wrote(target)
+
+        outcome = self.run(todo, load, store, single=len(todo) == 1, **run)
+        outcome.skipped = len(planned) - len(todo)
+        return outcome
+
+    def arrays(self, inputs: dict, steps: Callable | None = None) -> dict:
+        """The task's outputs for in-memory ``inputs`` ({port: array}); the item's own exception raised."""
+        found: dict = {}
+        outcome = self.run([0], lambda _: (inputs, None), lambda _, kept, result: found.update(result),
+                           single=True, steps=steps)
+        if outcome.failed:
+            raise outcome.failed[0][1]
+        return found
+
+
+def _passed(x):
+    return x
