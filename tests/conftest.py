@@ -2,7 +2,8 @@
 and conformance helpers.
 
 Markers (registered in pyproject.toml): ``slow``, ``gimp``, ``blender`` are set in the test modules;
-``needs_data`` is set here on every test that uses the ``shared`` fixture (directly or through another
+plain ``pytest`` deselects the tests that carry any of them (the quick subset), ``pytest --full`` runs
+everything, and an explicit ``-m`` expression decides on its own. ``needs_data`` is set here on every test that uses the ``shared`` fixture (directly or through another
 fixture), and such tests are skipped, with the reason, when MATTEKIT_TEST_DATA does not lead to the data.
 """
 from __future__ import annotations
@@ -32,14 +33,32 @@ def _shared_dir() -> tuple[Path | None, str]:
     return path, ""
 
 
+QUICK_LEAVES_OUT = ("slow", "gimp", "blender")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true", default=False,
+                     help="run the full suite; without it (and without -m) tests marked "
+                          + ", ".join(QUICK_LEAVES_OUT) + " are deselected")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark tests that use the shared data ``needs_data``; skip them when it is missing."""
+    """Mark tests that use the shared data ``needs_data``; skip them when it is missing. Without ``--full`` and
+    without ``-m``, deselect the tests marked slow, gimp or blender (the quick subset)."""
     _, missing = _shared_dir()
     for item in items:
         if "shared" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.needs_data)
         if missing and item.get_closest_marker("needs_data"):
             item.add_marker(pytest.mark.skip(reason=missing))
+    if config.getoption("--full") or config.getoption("-m"):
+        return
+    kept, left_out = [], []
+    for item in items:
+        (left_out if any(item.get_closest_marker(m) for m in QUICK_LEAVES_OUT) else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")

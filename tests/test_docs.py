@@ -1,0 +1,36 @@
+"""The README and docs/: the front page stays short, .ci/run runs the README's test command, links resolve."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_the_front_page_is_short():
+    assert len((ROOT / "README.md").read_text().splitlines()) < 150
+
+
+def test_ci_runs_the_readmes_test_command_verbatim():
+    lines = (ROOT / ".ci/run").read_text().splitlines()
+    command = lines[lines.index("# The README's test command, verbatim:") + 1]
+    assert "pytest --full" in command
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    assert command in blocks[0].splitlines()  # the first block: set up and cut out, then the tests
+
+
+def test_local_links_lead_to_files_and_headings():
+    for page in PAGES:
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            assert file.is_file(), f"{page.name}: {target}"
+            if anchor:
+                slugs = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+                         for h in re.findall(r"^#+ (.*)$", file.read_text(), re.M)}
+                assert anchor in slugs, f"{page.name}: {target}"
