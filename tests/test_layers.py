@@ -13,7 +13,7 @@ LAYERS = [
     {"ops", "weights"},
     {"io", "matting", "catalog", "nets", "engines", "hints"},
     {"runtime", "tiling", "pipeline", "temporal", "tracking"},
-    {"superres"},
+    {"superres", "masks", "cutout", "lens", "disparity"},  # the algorithms the tasks declare
     {"tasks"},
     {"jobs"},
     {"api", "worker", "bench"},

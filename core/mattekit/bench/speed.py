@@ -658,8 +658,8 @@ class _MattekitTool:
         import torch
 
         from .. import catalog, io, pipeline, runtime
-        from ..tasks import cutout
-        from ..tasks import segment
+        from .. import cutout
+        from .. import masks
 
         t_import = time.perf_counter()
         if cfg.get("threads"):
@@ -682,8 +682,8 @@ class _MattekitTool:
 
         def alpha_of(picture, y):
             with timings.measure("postprocess"):
-                return segment.mask_from_prediction(picture.pixels, y, cfg["refine"],
-                                                    upsampling=self.predictor.entry.output.upsample)
+                return masks.mask_from_prediction(picture.pixels, y, cfg["refine"],
+                                                  upsampling=self.predictor.entry.output.upsample)
 
         self.read = read
         self.settings = pipeline.plan(self.predictor, cfg.get("workers"), cfg.get("threads"), cfg.get("batch"))

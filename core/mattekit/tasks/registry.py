@@ -209,6 +209,60 @@ class Legacy:
         return dict(self.values(argument) if callable(self.values) else self.values)
 
 
+# --------------------------------------------------------------- option groups that tasks share
+
+DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
+WEIGHTS_HELP = "use this weights file instead of the catalog's download"
+RESULTS = ("rgba", "alpha", "foreground", "composite")
+
+
+@dataclass
+class ModelOptions:
+    """The model a task runs: its name, a weights file instead of the catalog's, the device.
+
+    A task redeclares ``model`` with its own help and catalog task (the field keeps its place). The
+    options of a task inherit this group first, so fields come in the order of the bases from the
+    last one: ``SegmentOptions(ModelOptions, CutoutOptions)`` has the cut-out fields, then these.
+    """
+
+    model: str | None = option(None, "model (see `mattekit models list`); default: the catalog's")
+    weights: str | None = option(None, WEIGHTS_HELP, path=True, hosts=("cli", "api"))
+    device: str = option("auto", DEVICE_HELP)
+
+
+@dataclass
+class CutoutOptions:
+    """What a task that ends in a cut-out gives (``remove``, ``matte``): read by :func:`mattekit.cutout.assemble`."""
+
+    result: str | None = option(
+        None, "what to produce: rgba (cut-out, straight alpha), alpha (greyscale matte), foreground (the "
+        "subject's colours, no alpha) or composite (over --background / --backdrop); default rgba, or "
+        "composite when a background is given", choices=RESULTS)
+    background: str | None = option(
+        None, "composite background: a colour (#rrggbb, r,g,b or a name) or blur[:SIGMA] (the photo's own "
+        "background, blurred); implies result composite")
+    shadow: str | None = option(None, "with a composite: a drop shadow DY,DX,BLUR,OPACITY under the subject "
+                                "(the flag alone: 12,12,8,0.5)", bare="12,12,8,0.5")
+    crop: float | None = option(None, "crop to the subject's box grown by this fraction of its size (e.g. 0.05)",
+                                minimum=0.0, maximum=10.0, bare=0.05)
+    decontaminate: bool = option(True, "give partially transparent pixels the subject's own colours "
+                                 "(no old background in hair and soft edges)")
+
+
+BACKDROP = Port("backdrop", "image", (3, 4), optional=True, help="an image to put behind the subject (scaled to cover)")
+RESULT = Port("result", "image", (1, 3, 4))  # H x W (alpha), H x W x 3 (foreground, composite) or H x W x 4 (rgba)
+
+
+def background_or_backdrop(value: str) -> dict:
+    """The old ``--bg COLOR|IMAGE``: an existing file is a backdrop image, anything else a background."""
+    from pathlib import Path
+
+    return {"backdrop": value} if Path(value).is_file() else {"background": value}
+
+
+OLD_BG = Legacy("--bg", "--background COLOUR|blur or --backdrop IMAGE", background_or_backdrop, takes_value=True)
+
+
 Models = typing.Mapping[str, Any]  # option name of a model field -> a loaded Predictor
 
 
