@@ -24,6 +24,7 @@ import math
 import pkgutil
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 
@@ -384,11 +385,10 @@ class Task:
 
 @functools.lru_cache(maxsize=1)
 def tasks() -> dict[str, Task]:
-    """Every declared task by name: each module of ``mattekit.tasks`` with a module-level ``TASK``."""
-    import mattekit.tasks as package
-
+    """Every declared task by name: each module of ``mattekit.tasks`` (this module's folder) with a
+    module-level ``TASK``."""
     found = {}
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
         if info.name == "registry":
             continue
         task = getattr(importlib.import_module(f"mattekit.tasks.{info.name}"), "TASK", None)
