@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import catalog, io, masks, metrics, ops, runtime, weights
 from ..errors import InputError, MattekitError, WeightsError
+from ..tasks import matte, segment
 
 METRICS = (("IoU", metrics.iou), ("MAE", metrics.mae), ("boundary F", metrics.boundary_f))
 HALVES = ("tuning", "report")
