@@ -19,9 +19,8 @@ import time
 import cv2
 import numpy as np
 
-from .. import io, lens
+from .. import io, lens, retouch
 from ..errors import MattekitError
-from ..tasks import enhance
 from .memory import current_rss, peak_rss, reset_peak_rss
 
 
@@ -102,7 +101,7 @@ def run(args) -> int:
     zeros = np.zeros_like(depth)
     _measure("bokeh, mask mode", lambda: lens.render(image, zeros, 1.0, radius, subject=mask, **common), ref)
     if not args.no_enhance:
-        _measure("enhance (wb + contrast + denoise)", lambda: enhance.enhance(image), ref)
+        _measure("enhance (wb + contrast + denoise)", lambda: retouch.enhance(image), ref)
     if args.output:
         io.write_image(args.output, out)
     return 0

@@ -4,5 +4,6 @@ One module per task (``segment`` = remove, ``matte``, ``upscale``, ``bokeh``, ``
 ``preview`` = mask-preview), each with a module-level ``TASK``; what several tasks share is declared
 in :mod:`.registry` (``ModelOptions``, ``CutoutOptions``), and what they compute lives below, in
 :mod:`mattekit.masks`, :mod:`mattekit.cutout`, :mod:`mattekit.matting`, :mod:`mattekit.lens`,
-:mod:`mattekit.disparity` and :mod:`mattekit.superres`. No task module imports another. Adding a task is adding a module here: the CLI, the worker, GIMP and the API find it.
+:mod:`mattekit.disparity`, :mod:`mattekit.retouch` and :mod:`mattekit.superres`. No task module imports
+another. Adding a task is adding a module here: the CLI, the worker, GIMP and the API find it.
 """
