@@ -256,8 +256,6 @@ RESULT = Port("result", "image", (1, 3, 4))  # H x W (alpha), H x W x 3 (foregro
 
 def background_or_backdrop(value: str) -> dict:
     """The old ``--bg COLOR|IMAGE``: an existing file is a backdrop image, anything else a background."""
-    from pathlib import Path
-
     return {"backdrop": value} if Path(value).is_file() else {"background": value}
 
 
