@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mattekit import catalog, io, nets, ops, runtime
+from mattekit import catalog, io, lens, nets, ops, runtime
 from mattekit.cli import main
 from mattekit.tasks import bokeh
-from mattekit.tasks.depth import estimate_depth, normalize_depth
+from mattekit.disparity import estimate_depth, normalize_depth
 
 H, W = 200, 280
 FG = (slice(60, 140), slice(90, 190))  # the foreground square
@@ -50,21 +50,21 @@ def scene():
 
 def test_layers_and_kernels():
     for j in range(-20, 21):
-        assert bokeh.layer_position(np.float32(bokeh.layer_radius(j)) * np.sign(j or 1)) == pytest.approx(j, abs=1e-4)
-    disc = bokeh.aperture_kernel(10.0)
+        assert lens.layer_position(np.float32(lens.layer_radius(j)) * np.sign(j or 1)) == pytest.approx(j, abs=1e-4)
+    disc = lens.aperture_kernel(10.0)
     assert disc.sum() == pytest.approx(1.0, abs=1e-5)
     assert 1 / disc.max() == pytest.approx(np.pi * 100, rel=0.02)  # area covered, in pixels
     assert np.allclose(disc, disc[::-1, ::-1])
-    penta = bokeh.aperture_kernel(10.0, blades=5, rotation=10)
+    penta = lens.aperture_kernel(10.0, blades=5, rotation=10)
     assert penta.sum() == pytest.approx(1.0, abs=1e-5)
     assert 1 / penta.max() == pytest.approx(np.pi * 100, rel=0.02)  # same area as the disc
     assert not np.allclose(penta, penta[::-1, ::-1])  # an odd polygon is not point-symmetric
-    assert bokeh.aperture_kernel(0.3).shape == (1, 1)
+    assert lens.aperture_kernel(0.3).shape == (1, 1)
 
 
 def test_sharp_foreground_stays_sharp_without_bleed(scene):
     image, depth, fg = scene
-    out = bokeh.render(image, depth, 1.0, RADIUS, highlight_gain=2.0)
+    out = lens.render(image, depth, 1.0, RADIUS, highlight_gain=2.0)
     inner = cv2.erode(fg.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     kept = _gradient_energy(out, inner) / _gradient_energy(image, inner)
     far_bg = cv2.dilate(fg.astype(np.uint8), np.ones((41, 41), np.uint8)) == 0
@@ -85,7 +85,7 @@ def test_background_blur_radius_is_the_circle_of_confusion(scene):
     points = [(25, 30), (25, 250), (175, 40), (175, 240)]
     for y, x in points:
         image[y, x] = 1.0
-    out = bokeh.render(image, depth, 1.0, RADIUS, highlight_gain=0.0)
+    out = lens.render(image, depth, 1.0, RADIUS, highlight_gain=0.0)
     excess = ops.srgb_to_linear(out)[..., 1] - ops.srgb_to_linear(np.float32(0.05))
     radii, energy = [], []
     for y, x in points:
@@ -104,7 +104,7 @@ def test_background_blur_radius_is_the_circle_of_confusion(scene):
 
 def test_blurred_foreground_spills_over_sharp_background(scene):
     image, depth, fg = scene
-    out = bokeh.render(image, depth, 0.0, RADIUS, highlight_gain=0.0)
+    out = lens.render(image, depth, 0.0, RADIUS, highlight_gain=0.0)
     far = cv2.dilate(fg.astype(np.uint8), np.ones((2 * 16 + 1,) * 2, np.uint8)) == 0
     assert np.abs(out[far] - image[far]).max() < 1e-4  # the focused background is untouched
     outside = (cv2.dilate(fg.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0) & ~fg  # 1..4 px outside
@@ -119,8 +119,8 @@ def test_highlights_and_alpha(scene):
     rgba = np.concatenate([image, np.linspace(0, 1, H * W, dtype=np.float32).reshape(H, W, 1)], -1)
     lit = rgba.copy()
     lit[20:23, 20:23, :3] = 1.0  # a small light on the background
-    plain = bokeh.render(lit, depth, 1.0, RADIUS, highlight_gain=0.0)
-    boosted = bokeh.render(lit, depth, 1.0, RADIUS, highlight_gain=3.0)
+    plain = lens.render(lit, depth, 1.0, RADIUS, highlight_gain=0.0)
+    boosted = lens.render(lit, depth, 1.0, RADIUS, highlight_gain=3.0)
     assert np.array_equal(boosted[..., 3], rgba[..., 3])
     ball = (slice(12, 31), slice(12, 31))
     assert boosted[ball][..., :3].mean() > plain[ball][..., :3].mean() + 0.02

@@ -6,9 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import io
+from mattekit import io, retouch
 from mattekit.cli import main
-from mattekit.tasks import enhance
 from mattekit.ops import linear_to_srgb, srgb_to_linear
 
 # Per-channel gains of typical casts, in linear sRGB: tungsten, warm white, shade, overcast blue, fluorescent.
@@ -35,12 +34,12 @@ def _photo(shared, name: str, side: int = 320) -> np.ndarray:
 
 def test_white_balance_reduces_angular_error(shared):
     before, after = {c: [] for c in CASTS}, {c: [] for c in CASTS}
-    options = enhance.EnhanceOptions(contrast=False, denoise=False)
+    options = retouch.RetouchOptions(contrast=False, denoise=False)
     for name in PHOTOS:
         truth = srgb_to_linear(_photo(shared, name))
         for cast, gains in CASTS.items():
             tinted = np.clip(truth * np.array(gains, np.float32), 0, 1)
-            fixed = srgb_to_linear(enhance.enhance(linear_to_srgb(tinted), options))
+            fixed = srgb_to_linear(retouch.enhance(linear_to_srgb(tinted), options))
             before[cast].append(angular_error(tinted, truth))
             after[cast].append(angular_error(fixed, truth))
     rows = {c: (np.mean(before[c]), np.mean(after[c])) for c in CASTS}
@@ -58,9 +57,9 @@ def test_highlights_never_clip(shared):
     image = _photo(shared, "person1.jpg")
     image[:40, :80] = 1.0  # a clipped patch
     image[40:80, :80] = np.linspace(0.85, 0.995, 80, dtype=np.float32)[None, :, None]  # bright, unclipped
-    clipped = image >= enhance.CLIP_LEVEL
+    clipped = image >= retouch.CLIP_LEVEL
     for strength in (1.0, 2.0):
-        out = enhance.enhance(image, enhance.EnhanceOptions(strength=strength))
+        out = retouch.enhance(image, retouch.RetouchOptions(strength=strength))
         assert np.all(out[clipped] == image[clipped])
         assert np.round(out[~clipped] * 255).max() <= 254  # nothing new reaches 8-bit white
         assert np.round(out[~clipped] * 65535).max() < 65535
@@ -68,7 +67,7 @@ def test_highlights_never_clip(shared):
 
 def test_contrast_keeps_colours(shared):
     image = _photo(shared, "65019.jpg")
-    out = enhance.enhance(image, enhance.EnhanceOptions(white_balance=False, denoise=False))
+    out = retouch.enhance(image, retouch.RetouchOptions(white_balance=False, denoise=False))
     assert np.abs(out - image).mean() > 0.01  # it did change the tones
     lin_in, lin_out = srgb_to_linear(image), srgb_to_linear(out)
     unclipped = (image.max(-1) < 0.9) & (image.max(-1) > 0.05)
@@ -81,7 +80,7 @@ def test_denoise(shared):
     clean = _photo(shared, "sheep.jpg")
     rng = np.random.default_rng(0)
     noisy = np.clip(clean + rng.normal(0, 0.04, clean.shape).astype(np.float32), 0, 1)
-    out = enhance.denoise(noisy)
+    out = retouch.denoise(noisy)
 
     def psnr(a):
         return 10 * np.log10(1.0 / np.mean((a - clean) ** 2))
@@ -89,17 +88,17 @@ def test_denoise(shared):
     print(f"\ndenoise: PSNR {psnr(noisy):.2f} -> {psnr(out):.2f} dB")
     assert psnr(out) > psnr(noisy) + 2.0
     flat = np.full((64, 64, 3), 0.5, np.float32)
-    assert np.array_equal(enhance.denoise(flat), flat)  # nothing to remove: untouched
+    assert np.array_equal(retouch.denoise(flat), flat)  # nothing to remove: untouched
 
 
 def test_strength_zero_is_identity(shared):
     image = _photo(shared, "flower.jpg")
     rgba = np.concatenate([image, np.full(image.shape[:2] + (1,), 0.5, np.float32)], -1)
-    out = enhance.enhance(rgba, enhance.EnhanceOptions(strength=0.0))
+    out = retouch.enhance(rgba, retouch.RetouchOptions(strength=0.0))
     assert out.shape == rgba.shape and np.array_equal(out[..., 3], rgba[..., 3])
     assert np.abs(out[..., :3] - image).max() < 1e-3
     with pytest.raises(ValueError):
-        enhance.enhance(image, enhance.EnhanceOptions(strength=3.0))
+        retouch.enhance(image, retouch.RetouchOptions(strength=3.0))
 
 
 def test_enhance_command(shared, tmp_path, capsys):
@@ -140,5 +139,5 @@ def test_grey_guided_filter_keeps_edges_and_filters_channels_alike():
 def test_strips_and_single_pixels(shape):
     image = np.random.default_rng(4).random(shape + (3,)).astype(np.float32)
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        out = enhance.enhance(image)
+        out = retouch.enhance(image)
     assert out.shape == shape + (3,) and np.isfinite(out).all()

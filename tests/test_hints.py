@@ -108,13 +108,13 @@ def test_an_exclude_point_splits_a_part_that_also_holds_an_include_point():
 
 
 def test_an_include_point_on_what_the_model_missed_drops_none_of_its_parts():
-    from mattekit.tasks import segment
+    from mattekit import masks
 
     image = np.zeros((60, 100, 3), np.float32)
     prediction = _two_blobs()
     on_a_part = hints.make(60, 100, include="70,30")
     missed = hints.make(60, 100, include="45,5")  # between the blobs: the model saw background there
-    picked = segment.hinted_mask(image, prediction, False, (on_a_part, (0, 0, 60, 100)))
-    kept = segment.hinted_mask(image, prediction, False, (missed, (0, 0, 60, 100)))
+    picked = masks.hinted_mask(image, prediction, False, (on_a_part, (0, 0, 60, 100)))
+    kept = masks.hinted_mask(image, prediction, False, (missed, (0, 0, 60, 100)))
     assert picked[:, :50].max() == 0 and picked[20:50, 60:95].min() == 1
     np.testing.assert_array_equal(kept, prediction)

@@ -148,12 +148,12 @@ def test_temporal_switch_and_settings_guard(shared, mirror, tmp_path):
     assert redone.computed == [1001, 1002, 1003, 1004]
     assert files_of(tmp_path / "out") != per_frame
     # the per-frame mattes are what the per-frame network gives
-    from mattekit.tasks import segment
+    from mattekit import masks
 
     pixels = read_image(tmp_path / "plate" / "plate.1002.png").pixels
     from mattekit import runtime
 
-    expected = segment.predict_mask(runtime.ModelCache().get(MODEL, "segment", "cpu"), pixels)
+    expected = masks.predict_mask(runtime.ModelCache().get(MODEL, "segment", "cpu"), pixels)
     np.testing.assert_allclose(_matte(per_frame["m.1002.png"], tmp_path), expected, atol=0.5 / 65535 + 1e-6)
 
 
@@ -235,7 +235,7 @@ def test_same_bytes_with_one_or_two_inference_workers(shared, mirror, tmp_path):
 
 
 def test_foreground_plate_matches_matte_colours(shared, mirror, tmp_path):
-    """roto --fg decontaminates as `mattekit matte` does (mattekit.tasks.cutout.assemble): same colours for the same alpha."""
+    """roto --fg decontaminates as `mattekit matte` does (mattekit.cutout.assemble): same colours for the same alpha."""
     from mattekit.matting import estimate_foreground
 
     plate = make_plate(shared, tmp_path / "plate", 2, sequence="blackswan")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import assert_close
-from mattekit import catalog, io, ops, runtime
+from mattekit import catalog, io, masks, ops, runtime
 from mattekit.cli import main
 from mattekit.matting import estimate_alpha, estimate_foreground, solver
 from mattekit.matting import trimap as trimaps
@@ -339,8 +339,8 @@ def test_remove_mattes_by_default_and_beats_the_mask(shared, mirror):
     mask_mae, matte_mae = [], []
     for name in ("GT05.png", "GT17.png", "GT19.png"):
         image, _, gt = alphamatting(shared, name)
-        mask = segment.predict_mask(predictor, image)
-        alpha = segment.alpha_from_mask(image, mask)  # what remove does by default
+        mask = masks.predict_mask(predictor, image)
+        alpha = masks.alpha_from_mask(image, mask)  # what remove does by default
         mask_mae.append(np.abs(mask - gt).mean())
         matte_mae.append(np.abs(alpha - gt).mean())
     print(f"alpha MAE mask {np.mean(mask_mae):.4f} matted {np.mean(matte_mae):.4f}")

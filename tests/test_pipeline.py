@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from mattekit import io, pipeline, runtime
+from mattekit import io, masks, pipeline, runtime
 from mattekit.errors import MattekitError
-from mattekit.tasks import segment
 
 
 def _read(i):
@@ -172,14 +171,14 @@ def test_segmentation_stages_match_predict_mask(shared, monkeypatch, tmp_path):
         return predictor.prepare(picture.pixels), picture
 
     def write(path, picture, y):
-        alphas[path] = segment.mask_from_prediction(picture.pixels, y)
+        alphas[path] = masks.mask_from_prediction(picture.pixels, y)
 
     settings = pipeline.plan(predictor)
     assert settings["device"].type == "cpu" and settings["batch"] == 1
     report = pipeline.run_pipeline(paths, read, predictor, write, **settings)
     assert report.done == 4
     for path in paths:
-        expected = segment.predict_mask(predictor, io.read_image(path).pixels)
+        expected = masks.predict_mask(predictor, io.read_image(path).pixels)
         assert alphas[path].shape == expected.shape
         assert np.abs(alphas[path] - expected).max() < 1e-4
 

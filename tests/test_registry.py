@@ -30,6 +30,23 @@ def test_every_task_is_declared_with_checked_options():
         json.dumps(task.describe("worker"))  # the schema is plain JSON
 
 
+def test_tasks_declare_the_settings_their_algorithms_take():
+    """A task passes its options on to the algorithm layer by field name (``Settings.of(options)``): each
+    setting of the algorithm is declared by the task, with the same default."""
+    import dataclasses
+
+    from mattekit import cutout, retouch
+    from mattekit.matting import MattingOptions
+
+    for settings, name in ((cutout.CutoutOptions, "remove"), (cutout.CutoutOptions, "matte"),
+                           (MattingOptions, "matte"), (retouch.RetouchOptions, "enhance")):
+        declared = {o.name: o.default for o in registry.get(name).declared}
+        for f in dataclasses.fields(settings):
+            assert f.name in declared and declared[f.name] == f.default, f"{name}: {f.name}"
+        defaults = registry.get(name).make_options({})
+        assert settings.of(defaults) == settings()
+
+
 @pytest.mark.parametrize("values, words", [
     ({"strength": float("nan")}, "finite"), ({"strength": 3.0}, "at most 1"), ({"tile": -1}, "at least 0"),
     ({"alpha": "sharp"}, "one of model, bicubic"), ({"scale": "2"}, "a number"), ({"width": True}, "whole number"),

@@ -56,7 +56,7 @@ from .tasks.registry import option, options_of
 from .io import Picture, write_image
 from .io.sequences import FramePattern, chunk_frames, format_frames, open_plate, output_pattern, select_frames
 from .matting import estimate_foreground
-from .tasks import segment
+from . import masks
 
 MANIFEST_SUFFIX = ".mattekit.json"
 ROTO_MODEL_TASKS = ("segment", "matte")  # roto mattes with object segmentation or trimap-free (people) matting models
@@ -203,7 +203,7 @@ class MatteSource:
         for ``frames`` in increasing order.
 
         Decoding runs ahead in a reader thread, inference, the per-frame matte's upsampling
-        (:func:`mattekit.tasks.segment.mask_from_prediction`) and what the temporal filter keeps of
+        (:func:`mattekit.masks.mask_from_prediction`) and what the temporal filter keeps of
         each frame (:meth:`mattekit.temporal.OrderedSmoother.keep`) in the pipeline's workers (a
         recurrent model: in its ordered writer thread); the temporal filter runs in the writer thread,
         in frame order, and ``emit`` (encoding) in a thread of its own, also in frame order, so that
@@ -248,8 +248,8 @@ class MatteSource:
             return predictor.prepare(picture.pixels), picture
 
         def upsample(frame: int, picture: Picture, prediction) -> np.ndarray:
-            return segment.mask_from_prediction(picture.pixels, prediction, self.refine, soft=self.entry.task == "matte",
-                                                upsampling=self.entry.output.upsample)
+            return masks.mask_from_prediction(picture.pixels, prediction, self.refine, soft=self.entry.task == "matte",
+                                              upsampling=self.entry.output.upsample)
 
         def upsample_and_keep(frame: int, picture: Picture, prediction) -> tuple:
             alpha = upsample(frame, picture, prediction)
@@ -399,14 +399,14 @@ class HintChain:
         mask = None
         if parent is not None:  # a carried hint: the whole frame, only what lies near the carried subject kept
             context = (hint, (0, 0, height, width))
-            mask = segment.hinted_mask(picture.pixels, predictor(predictor.prepare(picture.pixels)), self.source.refine,
-                                       context, soft=soft, upsampling=upsampling)
+            mask = masks.hinted_mask(picture.pixels, predictor(predictor.prepare(picture.pixels)), self.source.refine,
+                                     context, soft=soft, upsampling=upsampling)
             if np.count_nonzero(mask > 0.5) < CARRIED_KEEP * np.count_nonzero(hint.mask > 0.5):
                 mask = None  # the model let the subject go (another one is more salient): look at its region
         if mask is None:  # the user's hint, or a carried one the whole frame lost: the model runs on its region
-            x, context = segment.hinted_input(predictor, picture.pixels, hint)
-            mask = segment.hinted_mask(picture.pixels, predictor(x), self.source.refine, context, soft=soft,
-                                       upsampling=upsampling)
+            x, context = masks.hinted_input(predictor, picture.pixels, hint)
+            mask = masks.hinted_mask(picture.pixels, predictor(x), self.source.refine, context, soft=soft,
+                                     upsampling=upsampling)
         if self.users[frame]:
             self.done[frame] = (mask, grey, hint)
         if frame in self.wanted:

@@ -19,9 +19,8 @@ import time
 import cv2
 import numpy as np
 
-from .. import io
+from .. import io, lens, retouch
 from ..errors import MattekitError
-from ..tasks import bokeh, enhance
 from .memory import current_rss, peak_rss, reset_peak_rss
 
 
@@ -90,19 +89,19 @@ def run(args) -> int:
         pixels = io.read_image(args.image).pixels[..., :3]
         image = np.clip(cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA
                                    if pixels.shape[1] > width else cv2.INTER_CUBIC), 0, 1).astype(np.float32)
-    radius = bokeh.blur_radius(height, width, args.strength)
+    radius = lens.blur_radius(height, width, args.strength)
     print(f"bokeh benchmark: {width}x{height} ({width * height / 1e6:.1f} MP), blur radius {radius:.0f} px, "
           f"cv2 threads {cv2.getNumThreads()}, source {'--image ' + args.image if args.image else 'synthetic'}")
     print(f"{'run':<34} {'time':>10} {'vs ref':>9}   memory")
     sigma = radius / 2
     ref, _ = _measure("reference: Gaussian blur", lambda: cv2.GaussianBlur(image, (0, 0), sigma))
     common = dict(highlight_gain=2.0, blades=args.blades)
-    _, out = _measure("bokeh, depth mode (focus 0.7)", lambda: bokeh.render(image, depth, 0.7, radius, **common), ref)
-    _measure("bokeh, depth + subject mask", lambda: bokeh.render(image, depth, 0.7, radius, subject=mask, **common), ref)
+    _, out = _measure("bokeh, depth mode (focus 0.7)", lambda: lens.render(image, depth, 0.7, radius, **common), ref)
+    _measure("bokeh, depth + subject mask", lambda: lens.render(image, depth, 0.7, radius, subject=mask, **common), ref)
     zeros = np.zeros_like(depth)
-    _measure("bokeh, mask mode", lambda: bokeh.render(image, zeros, 1.0, radius, subject=mask, **common), ref)
+    _measure("bokeh, mask mode", lambda: lens.render(image, zeros, 1.0, radius, subject=mask, **common), ref)
     if not args.no_enhance:
-        _measure("enhance (wb + contrast + denoise)", lambda: enhance.enhance(image), ref)
+        _measure("enhance (wb + contrast + denoise)", lambda: retouch.enhance(image), ref)
     if args.output:
         io.write_image(args.output, out)
     return 0

@@ -28,8 +28,8 @@ import numpy as np
 
 from .. import io, runtime
 from ..errors import InputError
-from ..matting import trimap as trimaps
-from ..tasks import matte, segment
+from ..matting import MattingOptions, alpha_from_trimap, trimap as trimaps
+from ..tasks import segment
 
 
 def add_parser(kinds) -> None:
@@ -139,10 +139,10 @@ def run(args) -> int:
     images, sets = layout(data, args.trimaps)
     images = images[: args.limit]
     reference = None if args.no_reference else _closed_form()
-    options = matte.MatteOptions(extra_iterations=args.refine)
+    options = MattingOptions(extra_iterations=args.refine)
     pictures = {name: (io.read_image(path).pixels[..., :3], _grey(data / "gt" / (name + ".png"))) for name, path in images}
-    matte.alpha_from_trimap(*_warm_up(), options)
-    methods = {"mattekit": lambda im, t: matte.alpha_from_trimap(im, t, options)}
+    alpha_from_trimap(*_warm_up(), options)
+    methods = {"mattekit": lambda im, t: alpha_from_trimap(im, t, options)}
     if reference is not None:
         methods["closed-form"] = reference
     halves = {name: _half_of(i) for i, (name, _) in enumerate(images)}

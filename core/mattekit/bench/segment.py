@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import catalog, io, metrics, ops, runtime, weights
+from .. import catalog, io, masks, metrics, ops, runtime, weights
 from ..errors import InputError, MattekitError, WeightsError
 from ..tasks import matte, segment
 
@@ -148,8 +148,8 @@ def measure(model: str, rows: list[tuple[Path, Path]], device: str = "auto", wei
         gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
         alphas = {"default pipeline": task.run({"model": predictor}, {"image": image}, options)["result"]}
         if entry.task == "segment":
-            alphas["plain model"] = segment.mask_from_prediction(image, predictor.output, refine=False,
-                                                                 upsampling=entry.output.upsample)
+            alphas["plain model"] = masks.mask_from_prediction(image, predictor.output, refine=False,
+                                                               upsampling=entry.output.upsample)
         if reference is not None:
             alphas["onnxruntime (rembg)"] = reference.alpha(image)
         for method, alpha in alphas.items():

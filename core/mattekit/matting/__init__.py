@@ -1,5 +1,6 @@
 """Learning-free alpha matting: trimaps, alpha in the unknown band, foreground colours.
 
+- :mod:`.entry` - the entry points: alpha from a trimap or a mask (:class:`MattingOptions`);
 - :mod:`.trimap` - trimaps from masks or users' images, expansion of known regions;
 - :mod:`.alpha` - alpha estimation (closed-form energy + colour-sampling data term, solved at
   reduced resolution and carried to full resolution through the local colour model);
@@ -10,7 +11,8 @@
 Arrays are float32, sRGB images H x W x 3 in [0,1], alphas and trimaps H x W.
 """
 from .alpha import AlphaOptions, estimate_alpha
+from .entry import MattingOptions, alpha_from_mask, alpha_from_trimap
 from .foreground import estimate_foreground
 from .trimap import from_mask as trimap_from_mask, normalise as normalise_trimap
 
-__all__ = ["AlphaOptions", "estimate_alpha", "estimate_foreground", "trimap_from_mask", "normalise_trimap"]
+__all__ = ["AlphaOptions", "estimate_alpha", "MattingOptions", "alpha_from_mask", "alpha_from_trimap", "estimate_foreground", "trimap_from_mask", "normalise_trimap"]

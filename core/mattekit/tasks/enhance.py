@@ -1,27 +1,12 @@
-"""Automatic photo enhancement: gentle denoise, white balance, exposure and local contrast.
-
-Each step can be switched off and all scale with one ``strength``. Highlights are protected:
-a channel that was clipped stays clipped, and no channel that was below clipping is pushed to
-it (increases are rolled off smoothly into the remaining headroom).
+"""Automatic photo enhancement (task ``enhance``): gentle denoise, white balance, exposure and local
+contrast, each step switchable and all scaled by one ``strength`` (:func:`mattekit.retouch.enhance`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
-import numpy as np
-
-from .. import ops
-from ..ops import linear_to_srgb, srgb_to_linear
+from ..retouch import RetouchOptions, enhance
 from .registry import Legacy, Port, Task, no_model_input, option
-
-CLIP_LEVEL = 1.0 - 0.6 / 255.0  # at or above: clipped (8-bit 255); results stay below it
-LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 luminance of linear sRGB
-# Log-chromaticity axes: blue-yellow (the daylight / tungsten locus) and green-magenta.
-_BY = np.log(np.array([1.0, 0.8, 0.58]))
-_BY = (_BY - _BY.mean()) / np.linalg.norm(_BY - _BY.mean())
-_GM = np.cross(_BY, np.ones(3) / np.sqrt(3.0))
-_GM /= np.linalg.norm(_GM)
 
 
 @dataclass
@@ -35,153 +20,8 @@ class EnhanceOptions:
                              minimum=0.0, maximum=2.0)
 
 
-# --------------------------------------------------------------------------- white balance
-
-def estimate_illuminant(linear: np.ndarray) -> np.ndarray:
-    """Colour of the light in a linear-RGB image (H x W x 3) by the grey-edge hypothesis
-    (Minkowski p = 6 mean of the gradient magnitude per channel, sigma 1; clipped and black
-    pixels left out). Returns a unit RGB vector."""
-    small = linear
-    scale = 1024.0 / max(linear.shape[:2])
-    if scale < 1.0:
-        h, w = linear.shape[:2]  # explicit sizes: a 1-px side must not round to 0
-        small = ops.resize(linear, max(1, round(h * scale)), max(1, round(w * scale)), "area")
-    g = cv2.GaussianBlur(small, (0, 0), 1.0)
-    gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)
-    mag = np.sqrt(gx * gx + gy * gy).reshape(-1, 3).astype(np.float64)
-    top = small.reshape(-1, 3).max(axis=1)
-    mag = mag[(top < 0.95) & (top > 0.01)]
-    if mag.shape[0] < 16 or not np.all(mag.max(axis=0) > 0):
-        return np.full(3, 1.0 / np.sqrt(3.0))
-    mag /= mag.max()
-    e = np.mean(mag**6, axis=0) ** (1.0 / 6.0)
-    return e / np.linalg.norm(e)
-
-
-def white_balance_gains(illuminant: np.ndarray, strength: float = 1.0) -> np.ndarray:
-    """Per-channel gains (geometric mean 1) that neutralise ``illuminant``, partly.
-
-    Estimates from one photo mistake some scene colour for the light, so the correction is
-    shrunk: 60% along the blue-yellow axis (where real light sources lie), 40% along
-    green-magenta, times ``strength``. Measured on casts applied to real photos, this
-    halves the typical over-correction of a full grey-edge correction.
-    """
-    lc = np.log(np.maximum(illuminant, 1e-6))
-    lc -= lc.mean()
-    a_by, a_gm = min(1.0, 0.6 * strength), min(1.0, 0.4 * strength)
-    correction = -(a_by * (lc @ _BY) * _BY + a_gm * (lc @ _GM) * _GM)
-    gains = np.exp(correction - correction.mean())
-    return gains.astype(np.float32)
-
-
-def white_balance(linear: np.ndarray, strength: float = 1.0) -> np.ndarray:
-    """Automatic white balance of a linear-RGB image (H x W x 3) -> linear RGB (may exceed 1)."""
-    return linear * white_balance_gains(estimate_illuminant(linear), strength)
-
-
-# ------------------------------------------------------------------------ exposure, contrast
-
-def tone(linear: np.ndarray, strength: float = 1.0) -> np.ndarray:
-    """Exposure and local contrast on lightness only; colours keep their chromaticity.
-
-    Exposure: a gamma on sRGB-encoded lightness that moves its median half-way to 0.45 (gamma
-    within 0.67..1.5, so black and white stay put). Local contrast: CLAHE (clip 2, 8 x 8 tiles
-    on the long side) blended in at 50% x strength. The linear RGB of each pixel is scaled by
-    the ratio of new to old luminance. Returns linear RGB (may exceed 1).
-    """
-    y = np.maximum(linear @ LUMA, 0.0)
-    light = linear_to_srgb(np.minimum(y, 1.0))
-    med = float(np.median(light[:: max(1, light.shape[0] // 256), :: max(1, light.shape[1] // 256)]))
-    new = light
-    if 0.02 < med < 0.98:
-        gamma = float(np.clip(np.log(0.45) / np.log(med), 2.0 / 3.0, 1.5)) ** (0.5 * strength)
-        new = np.power(light, np.float32(gamma))
-    h, w = light.shape
-    tiles = (max(1, round(8 * h / max(h, w))), max(1, round(8 * w / max(h, w))))
-    clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(tiles[1], tiles[0]))
-    eq = clahe.apply(np.round(new * 65535).astype(np.uint16)).astype(np.float32) / 65535
-    new = new + np.float32(min(1.0, 0.5 * strength)) * (eq - new)
-    y_new = srgb_to_linear(np.clip(new, 0.0, 1.0))
-    ratio = np.clip((y_new + 1e-4) / (y + 1e-4), 0.25, 4.0)
-    return linear * ratio[..., None]
-
-
-# ---------------------------------------------------------------------------------- denoise
-
-def noise_sigma(grey: np.ndarray) -> float:
-    """Standard deviation of white noise in a grey image, robustly (Immerkaer's operator, MAD)."""
-    k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-    resp = cv2.filter2D(grey.astype(np.float32), -1, k)[1:-1, 1:-1]
-    if resp.size == 0:  # 1 or 2 px across: no interior to measure, taken as clean
-        return 0.0
-    return float(np.median(np.abs(resp)) * 1.4826 / 6.0)
-
-
-def denoise(rgb: np.ndarray, strength: float = 1.0) -> np.ndarray:
-    """Gentle edge-preserving denoise of sRGB (H x W x 3): luma lightly, chroma more.
-
-    The noise level is measured first; a clean image is left as it is. Luma: self-guided
-    filter (radius 2, eps (2 sigma)^2), applied at 60% x strength so fine texture survives.
-    Chroma (B - Y, R - Y): guided by the denoised luma (radius 4, eps (3 sigma)^2).
-    """
-    y = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-    sigma = noise_sigma(y)
-    if sigma < 0.5 / 255 or strength <= 0:
-        return rgb
-    cb, cr = rgb[..., 2] - y, rgb[..., 0] - y
-    y_smooth = ops.guided_filter(y, y, 2, (2 * sigma) ** 2)
-    y_new = y + np.float32(min(1.0, 0.6 * strength)) * (y_smooth - y)
-    chroma = ops.guided_filter(y_new, np.stack([cb, cr], -1), 4, (3 * sigma) ** 2)
-    mix = np.float32(min(1.0, strength))
-    cb, cr = cb + mix * (chroma[..., 0] - cb), cr + mix * (chroma[..., 1] - cr)
-    r, b = y_new + cr, y_new + cb
-    g = (y_new - 0.299 * r - 0.114 * b) / 0.587
-    return np.stack([r, g, b], -1).astype(np.float32)
-
-
-# ------------------------------------------------------------------------------- highlights
-
-def protect_highlights(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """Clipped pixels of ``before`` stay as they were; no other channel reaches clipping.
-
-    Pixels whose brightest channel is near clipping (0.9 .. clipped) fade smoothly back to
-    their original values, so clipped areas keep their colour and have no seams. An increase
-    uses at most the headroom ``CLIP_LEVEL - before``: the first half as it is, the rest
-    rolled off smoothly (exponentially) towards the limit. Decreases are kept.
-    """
-    head = np.maximum(np.float32(CLIP_LEVEL) - before, 0.0)
-    rise = after - before
-    knee = 0.5 * head
-    soft = 0.5 * head
-    over = np.maximum(rise - knee, 0.0)
-    rolled = knee + soft * (1.0 - np.exp(-over / np.maximum(soft, 1e-6)))
-    out = np.where(rise > knee, before + rolled, after)
-    top = np.maximum(np.maximum(before[..., 0], before[..., 1]), before[..., 2])
-    fade = np.clip((top - 0.9) / (CLIP_LEVEL - 0.9), 0.0, 1.0)
-    fade = (fade * fade * (3.0 - 2.0 * fade))[..., None]
-    out = np.where(fade >= 1.0, before, out + fade * (before - out))
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
-
-
-def enhance(image: np.ndarray, options: EnhanceOptions | None = None) -> np.ndarray:
-    """Enhance an sRGB image (H x W x 3|4 float32 [0,1]) -> same shape; alpha passes through."""
-    options = options or EnhanceOptions()
-    s = float(options.strength)
-    if not 0.0 <= s <= 2.0:
-        raise ValueError(f"strength must be between 0 and 2, got {s:g}")
-    before = np.ascontiguousarray(image[..., :3], dtype=np.float32)
-    rgb = denoise(before, s) if options.denoise else before
-    if options.white_balance or options.contrast:
-        linear = srgb_to_linear(np.clip(rgb, 0.0, 1.0))
-        if options.white_balance:
-            linear = white_balance(linear, s)
-        if options.contrast:
-            linear = tone(linear, s)
-        rgb = linear_to_srgb(np.maximum(linear, 0.0))
-    out = protect_highlights(before, rgb)
-    if image.shape[-1] == 4:
-        out = np.concatenate([out, image[..., 3:4]], axis=-1)
-    return out
+def _finish(models, inputs, options: EnhanceOptions, context, prediction) -> dict:
+    return {"image": enhance(inputs["image"], RetouchOptions.of(options))}
 
 
 TASK = Task(
@@ -191,7 +31,7 @@ TASK = Task(
     inputs=(Port("image", "image", (3, 4)),),
     outputs=(Port("image", "image", (3, 4)),),
     prepare=no_model_input,
-    finish=lambda models, inputs, options, context, y: {"image": enhance(inputs["image"], options)},
+    finish=_finish,
     main=None,
     suffix="_enhanced",
     menu="_Enhance...",

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .registry import Port, Task, model_input, option
-from .segment import DEVICE_HELP, WEIGHTS_HELP, mask_from_prediction, upsampling_of
+from .. import masks
+from .registry import ModelOptions, Port, Task, model_input, option
 
 
 @dataclass
-class PreviewOptions:
+class PreviewOptions(ModelOptions):
     model: str | None = option(None, "segmentation model (see `mattekit models list`); default: the catalog's",
                                model="segment")
-    weights: str | None = option(None, WEIGHTS_HELP, path=True, hosts=("cli", "api"))
-    device: str = option("auto", DEVICE_HELP)
 
 
 TASK = Task(
@@ -26,8 +24,8 @@ TASK = Task(
     inputs=(Port("image", "image", (3, 4), integers=True),),
     outputs=(Port("mask", "mask"),),
     prepare=model_input,
-    finish=lambda models, inputs, options, context, y: {"mask": mask_from_prediction(
-        inputs["image"], y, refine=False, upsampling=upsampling_of(models))},
+    finish=lambda models, inputs, options, context, y: {"mask": masks.mask_from_prediction(
+        inputs["image"], y, refine=False, upsampling=masks.upsampling_of(models))},
     streams=True,
     suffix="_preview",
     output_format=lambda options, source, named: ".png",

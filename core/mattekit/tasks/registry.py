@@ -24,6 +24,7 @@ import math
 import pkgutil
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 
@@ -209,6 +210,58 @@ class Legacy:
         return dict(self.values(argument) if callable(self.values) else self.values)
 
 
+# --------------------------------------------------------------- option groups that tasks share
+
+DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
+WEIGHTS_HELP = "use this weights file instead of the catalog's download"
+RESULTS = ("rgba", "alpha", "foreground", "composite")
+
+
+@dataclass
+class ModelOptions:
+    """The model a task runs: its name, a weights file instead of the catalog's, the device.
+
+    A task redeclares ``model`` with its own help and catalog task (the field keeps its place). The
+    options of a task inherit this group first, so fields come in the order of the bases from the
+    last one: ``SegmentOptions(ModelOptions, CutoutOptions)`` has the cut-out fields, then these.
+    """
+
+    model: str | None = option(None, "model (see `mattekit models list`); default: the catalog's")
+    weights: str | None = option(None, WEIGHTS_HELP, path=True, hosts=("cli", "api"))
+    device: str = option("auto", DEVICE_HELP)
+
+
+@dataclass
+class CutoutOptions:
+    """What a task that ends in a cut-out gives (``remove``, ``matte``): read by :func:`mattekit.cutout.assemble`."""
+
+    result: str | None = option(
+        None, "what to produce: rgba (cut-out, straight alpha), alpha (greyscale matte), foreground (the "
+        "subject's colours, no alpha) or composite (over --background / --backdrop); default rgba, or "
+        "composite when a background is given", choices=RESULTS)
+    background: str | None = option(
+        None, "composite background: a colour (#rrggbb, r,g,b or a name) or blur[:SIGMA] (the photo's own "
+        "background, blurred); implies result composite")
+    shadow: str | None = option(None, "with a composite: a drop shadow DY,DX,BLUR,OPACITY under the subject "
+                                "(the flag alone: 12,12,8,0.5)", bare="12,12,8,0.5")
+    crop: float | None = option(None, "crop to the subject's box grown by this fraction of its size (e.g. 0.05)",
+                                minimum=0.0, maximum=10.0, bare=0.05)
+    decontaminate: bool = option(True, "give partially transparent pixels the subject's own colours "
+                                 "(no old background in hair and soft edges)")
+
+
+BACKDROP = Port("backdrop", "image", (3, 4), optional=True, help="an image to put behind the subject (scaled to cover)")
+RESULT = Port("result", "image", (1, 3, 4))  # H x W (alpha), H x W x 3 (foreground, composite) or H x W x 4 (rgba)
+
+
+def background_or_backdrop(value: str) -> dict:
+    """The old ``--bg COLOR|IMAGE``: an existing file is a backdrop image, anything else a background."""
+    return {"backdrop": value} if Path(value).is_file() else {"background": value}
+
+
+OLD_BG = Legacy("--bg", "--background COLOUR|blur or --backdrop IMAGE", background_or_backdrop, takes_value=True)
+
+
 Models = typing.Mapping[str, Any]  # option name of a model field -> a loaded Predictor
 
 
@@ -330,11 +383,10 @@ class Task:
 
 @functools.lru_cache(maxsize=1)
 def tasks() -> dict[str, Task]:
-    """Every declared task by name: each module of ``mattekit.tasks`` with a module-level ``TASK``."""
-    import mattekit.tasks as package
-
+    """Every declared task by name: each module of ``mattekit.tasks`` (this module's folder) with a
+    module-level ``TASK``."""
     found = {}
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
         if info.name == "registry":
             continue
         task = getattr(importlib.import_module(f"mattekit.tasks.{info.name}"), "TASK", None)

@@ -1,49 +1,27 @@
 """Background removal (task ``remove``): the subject's mask from a segmentation network, its edge
-matted into a soft alpha, and the cut-out the user asked for (:mod:`mattekit.tasks.cutout`).
-
-Only the model's uncertain band is worked on: where the network is sure, the mask is its own
-prediction rounded to 0 or 1; the edge-aware refinement and the matting run in the band's tiles
-and the matting keeps each pixel on the network's side of 0.5.
+matted into a soft alpha, and the cut-out the user asked for.
 
 Stages (the predictor is passed in as ``models["model"]``):
 prepare -> the network input (of the hinted region when the user gave a hint: :mod:`mattekit.hints`);
-infer -> the network; finish -> :func:`mask_from_prediction` at full resolution, with a hint its
-unsure pixels decided by colour and the hint's constraints, :func:`alpha_from_mask`, :func:`mattekit.tasks.cutout.assemble`.
+infer -> the network; finish -> the mask at full resolution (:func:`mattekit.masks.hinted_mask`), its
+uncertain edge matted (:func:`mattekit.masks.alpha_from_mask`), the cut-out (:func:`mattekit.cutout.assemble`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-import cv2
-import numpy as np
-
-from .. import hints, ops
+from .. import cutout, hints, masks
 from ..errors import InputError
-from ..matting import trimap as trimaps
-from . import cutout
-from .cutout import CutoutOptions, assemble
-from .registry import Legacy, OptionError, Port, Task, option
-
-DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
-WEIGHTS_HELP = "use this weights file instead of the catalog's download"
-# The uncertain band, in multiples of the upsampling factor (chosen on grabcut50's tuning half):
-GROW = 0.5    # how far the band reaches beyond the unsure pixels
-RADIUS = 2.0  # the guided filter's radius
-EPS = 1e-4    # the guided filter's regulariser (squared colour units)
-SECOND_PASS_FROM = 2.0  # photo / model input size from which a second pass can run
-SECOND_PASS_MARGIN = 0.1  # of the subject's box size, on each side
-TILE = 512    # px: the band's work is done in tiles this size that hold unsure pixels
-MATTE_TILE = 1024  # px: the matting's tiles (larger: its windows carry a wider margin)
+from .registry import (BACKDROP, OLD_BG, RESULT, CutoutOptions, Legacy, ModelOptions, OptionError, Port, Task,
+                       option)
 
 
 @dataclass
-class SegmentOptions(CutoutOptions):
+class SegmentOptions(ModelOptions, CutoutOptions):
     """Background removal: which model, how the mask becomes an alpha, and the cut-out options."""
 
     model: str | None = option(None, "segmentation model (see `mattekit models list`); default: the catalog's",
                                model="segment")
-    weights: str | None = option(None, WEIGHTS_HELP, path=True, hosts=("cli", "api"))
-    device: str = option("auto", DEVICE_HELP)
     refine: bool = option(True, "edge-aware upsampling of the network's mask (off: plain bilinear)")
     matting: bool = option(True, "matte the mask's uncertain edge into a soft alpha (hair, fur); off: the "
                            "mask is the alpha and colours are not decontaminated")
@@ -69,153 +47,6 @@ class SegmentOptions(CutoutOptions):
             raise OptionError(str(exc)) from None
 
 
-def upsample(low: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
-    """The plain model: a probability map (h x w) resized to height x width (``method``: the catalog's
-    ``output.upsample``, as the model's reference pipeline does it), float32 in [0,1]."""
-    mask = ops.resize(low, height, width, method)
-    return np.clip(mask, 0.0, 1.0, out=mask if mask is not low else None)
-
-
-def unsure(mask: np.ndarray) -> np.ndarray:
-    """Where the model is unsure: probabilities strictly between the trimap's known levels (0.1, 0.9). H x W bool."""
-    return ops.between(mask, trimaps.BG_AT, trimaps.FG_AT)
-
-
-def edge_band(mask: np.ndarray, grow: int, box: tuple[slice, slice] | None = None) -> np.ndarray:
-    """The uncertain band of a probability map (H x W): :func:`unsure` pixels widened by ``grow`` px
-    (a disc). ``box`` (row and column slices) limits the work and the result to that region; the
-    result is the same there as for the whole image. H x W (or the box's size) bool."""
-    box = box or (slice(0, mask.shape[0]), slice(0, mask.shape[1]))
-    outer, inner = ops.grown(box, grow, mask.shape)
-    doubt = unsure(mask[outer]).astype(np.uint8)
-    if grow > 0:
-        doubt = cv2.dilate(doubt, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    return doubt[inner].astype(bool)
-
-
-def round_sure(mask: np.ndarray) -> np.ndarray:
-    """Where the model is sure (outside :func:`unsure`) its probability rounded to 0 or 1, in place; returns it."""
-    np.copyto(mask, 1.0, where=mask >= trimaps.FG_AT)
-    np.copyto(mask, 0.0, where=mask <= trimaps.BG_AT)
-    return mask
-
-
-def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampling: str = "bilinear") -> np.ndarray:
-    """Upsample a low-resolution probability map (h x w) to the image (H x W x 3: float32 [0,1], or
-    uint8/uint16, made float a tile at a time), touching only where the model is unsure.
-
-    Upsampling by ``upsampling`` (:func:`upsample`); where the model is sure (probability <= 0.1 or >= 0.9) the result is 0 or 1.
-    In the uncertain band (unsure pixels widened by ``GROW`` x the upsampling factor) a colour guided
-    filter of radius ``RADIUS`` x the factor moves the edge onto the photo's edges; it runs in the
-    band's tiles only, so its cost follows the band, not the image. Where the network saw the photo
-    at full resolution or more (factor <= 1) only the rounding applies. ``soft``: no rounding (the map
-    is a matting model's alpha). Returns float32 H x W in [0,1]: the only full-size array made (the
-    tiles' results are kept until all tiles have read the upsampled map, then written into it).
-    """
-    height, width = image.shape[:2]
-    mask = upsample(low, height, width, upsampling)
-    factor = max(height / low.shape[0], width / low.shape[1])
-    if factor <= 1.0:
-        return mask if soft else round_sure(mask)
-    grow = max(1, round(GROW * factor))
-    radius = max(2, round(RADIUS * factor))
-    subsample = max(1, round(factor / 4))
-    margin = 2 * radius + 2 * subsample
-    done = []
-    for box in ops.tiles_holding(unsure(mask), grow, TILE):
-        band = edge_band(mask, grow, box)
-        outer, inner = ops.grown(box, margin, mask.shape)
-        guide = ops.unit_float(image[outer][..., :3])
-        filtered = ops.guided_filter(guide, mask[outer], radius, eps=EPS, subsample=subsample)[inner]
-        done.append((box, band, np.clip(filtered[band], 0.0, 1.0)))
-    for box, band, values in done:
-        mask[box][band] = values
-    return mask if soft else round_sure(mask)
-
-
-def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, soft: bool = False,
-                         upsampling: str = "bilinear") -> np.ndarray:
-    """The network's prediction (1 x 1 x h x w tensor or h x w array, [0,1]) as a full-resolution
-    subject mask for ``image`` (H x W x 3|4): float32 H x W in [0,1]. ``refine``: :func:`refine_mask`,
-    else the plain model (:func:`upsample` by ``upsampling``, the model's ``output.upsample``). ``soft``: the prediction is a matting model's alpha, whose
-    near-0 and near-1 values are hair and motion blur, not doubt: they are not rounded."""
-    low = prediction if isinstance(prediction, np.ndarray) else prediction[0, 0].float().cpu().numpy()
-    if refine:
-        return refine_mask(image[..., :3], low, soft, upsampling)
-    return upsample(low, *image.shape[:2], upsampling)
-
-
-def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, in_place: bool = False) -> np.ndarray:
-    """The subject's alpha (H x W float32 [0,1]) for a full-resolution mask (H x W) of ``image`` (H x W x 3|4:
-    float32 [0,1], or uint8/uint16, made float a window at a time): the mask itself, or
-    with ``matting`` its uncertain edge matted (:func:`mattekit.tasks.matte.alpha_from_mask`) in the
-    ``MATTE_TILE`` blocks holding unsure pixels, each from a window with ``matte_margin`` px of context
-    and the whole photo's size-dependent choices. The matte decides how soft the edge is, not where it
-    lies: a pixel keeps the mask's side of 0.5. ``in_place``: the alpha is written into ``mask`` (no
-    full-size copy; the tiles' results wait until every window has read the mask)."""
-    doubt = unsure(mask)
-    if not matting or not doubt.any():
-        return mask
-    from . import matte
-
-    band = trimaps.band_width(*mask.shape)
-    options = matte.MatteOptions(band=band)
-    margin = matte_margin(*mask.shape)
-    done = []
-    for box in ops.tiles_holding(doubt, band, MATTE_TILE):
-        window, inner = ops.grown(box, margin, mask.shape)
-        colours = ops.unit_float(image[window][..., :3])
-        matted = matte.alpha_from_mask(colours, mask[window], options, extent=mask.shape)[inner]
-        region = mask[box]
-        done.append((box, np.where((matted >= 0.5) == (region >= 0.5), matted, region)))
-    out = mask if in_place else mask.copy()
-    for box, values in done:
-        out[box] = values
-    return out
-
-
-def matte_margin(height: int, width: int) -> int:
-    """Context (px) around a matting tile: the trimap's widening of the band (its half-width + 8) plus the
-    colour-sample search's reach (1.5 % of the long side), rounded up to 64 px so windows stay on the
-    solver's reduced-resolution grids (a 4x wider band margin measured no closer on the 50 MP photo)."""
-    reach = trimaps.band_width(height, width) + 8 + 0.015 * max(height, width)
-    return int(-(-reach // 64) * 64)
-
-
-def second_pass(predictor, image: np.ndarray, mask: np.ndarray, refine: bool = True) -> np.ndarray:
-    """The mask (H x W) of ``image`` (H x W x 3|4) with the subject's box predicted again: the box of
-    ``mask`` >= 0.5 grown by ``SECOND_PASS_MARGIN`` is given to ``predictor`` on its own, so the network
-    sees the subject at a higher resolution, and its mask replaces the first one inside the box. Left as
-    it is for models without a fixed input size, when the photo is under ``SECOND_PASS_FROM`` x that
-    size, when the mask is empty, or when the box is over half the photo (little gain in resolution)."""
-    size = predictor.entry.input.size
-    height, width = mask.shape
-    if size is None or max(height / size[0], width / size[1]) < SECOND_PASS_FROM:
-        return mask
-    found = ops.bounding_box(mask, 0.5, SECOND_PASS_MARGIN)
-    if found is None:
-        return mask
-    top, left, bottom, right = found
-    if (bottom - top) * (right - left) > 0.5 * height * width:
-        return mask
-    out = mask.copy()
-    out[top:bottom, left:right] = predict_mask(predictor, image[top:bottom, left:right], refine)
-    return out
-
-
-def upsampling_of(models: dict) -> str:
-    """How the prediction of ``models["model"]`` is resized to the photo (its catalog ``output.upsample``);
-    "bilinear" for a prediction made without a catalog model."""
-    model = models.get("model")
-    return model.entry.output.upsample if model is not None else "bilinear"
-
-
-def predict_mask(predictor, image: np.ndarray, refine: bool = True) -> np.ndarray:
-    """Subject mask of ``image`` (H x W x 3|4 float32 [0,1]) by ``predictor``: float32 H x W in [0,1]."""
-    return mask_from_prediction(image, predictor(predictor.prepare(image)), refine,
-                                upsampling=predictor.entry.output.upsample)
-
-
 HINT_MASK = Port("hint_mask", "mask", optional=True,
                  help="a rough mask of the subject (a selection or scribble; white = subject): the model looks there")
 
@@ -228,74 +59,37 @@ def hint_of(inputs: dict, options: SegmentOptions) -> hints.Hint:
 
 def _prepare(models, inputs: dict, options: SegmentOptions) -> tuple:
     """The network input for the image, or for the hinted region of it (context: that region)."""
-    return hinted_input(models["model"], inputs["image"], hint_of(inputs, options))
-
-
-def hinted_input(predictor, image: np.ndarray, hint: hints.Hint) -> tuple:
-    """(the network input for ``image`` or for its region the ``hint`` outlines, the context that
-    :func:`hinted_mask` takes: None without a hint)."""
-    if not hint:
-        return predictor.prepare(image), None
-    top, left, bottom, right = hints.region(hint, *image.shape[:2])
-    return predictor.prepare(image[top:bottom, left:right]), (hint, (top, left, bottom, right))
-
-
-def hinted_mask(image: np.ndarray, prediction, refine: bool, context, colour: bool = False,
-                soft: bool = False, upsampling: str = "bilinear") -> np.ndarray:
-    """The subject mask H x W float32 [0,1] of ``image`` from the network's ``prediction`` of
-    :func:`hinted_input`'s input: pasted back into the image, with ``colour`` decided by a colour model
-    where the network is unsure inside the hinted region (:func:`mattekit.hints.colour_refine`), and
-    constrained by the hint. ``soft``: the prediction is a matting model's alpha (not rounded; see
-    :func:`mask_from_prediction`)."""
-    if context is None:
-        return mask_from_prediction(image, prediction, refine, soft, upsampling)
-    hint, (top, left, bottom, right) = context
-    crop = image[top:bottom, left:right, :3]
-    mask = np.zeros(image.shape[:2], np.float32)
-    region = mask[top:bottom, left:right]
-    region[...] = mask_from_prediction(crop, prediction, refine, soft, upsampling)
-    # Include points pick among the network's parts only without a box or hint mask (which already say
-    # where the subject is; the network may split one subject in parts, DAVIS libby) and only when each
-    # lands on a part; otherwise they steer the colour model and drop nothing. (On the tuning halves the
-    # two rules tie on grabcut50 within 0.001 IoU; on DAVIS first frames with u2netp: 0.8299 vs 0.8265.)
-    select = hint.box is None and hint.mask is None and all(mask[y, x] >= 0.5 for x, y in hint.include)
-    if colour:
-        region[...] = hints.colour_refine(ops.unit_float(crop), region, hints.within(hint, top, left, bottom, right))
-    return hints.constrain(mask, hint, select=select)
+    return masks.hinted_input(models["model"], inputs["image"], hint_of(inputs, options))
 
 
 def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dict:
+    """The mask, its alpha (H x W) and the cut-out; without matting the colours are the photo's own."""
     image = inputs["image"]
-    mask = hinted_mask(image, prediction, options.refine, context, colour=options.colour,
-                       upsampling=upsampling_of(models))
+    mask = masks.hinted_mask(image, prediction, options.refine, context, colour=options.colour,
+                             upsampling=masks.upsampling_of(models))
     if context is None and options.second_pass:
-        mask = second_pass(models["model"], image, mask, options.refine)
-    alpha = alpha_from_mask(image, mask, options.matting, in_place=True)
+        mask = masks.second_pass(models["model"], image, mask, options.refine)
+    alpha = masks.alpha_from_mask(image, mask, options.matting, in_place=True)
+    looks = cutout.CutoutOptions.of(options)
     if not options.matting:
-        options = _plain(options)
-    return {"result": assemble(image, alpha, options, backdrop=inputs.get("backdrop"))}
-
-
-def _plain(options: SegmentOptions) -> SegmentOptions:
-    """Without matting the colours are the photo's own (no decontamination)."""
-    from dataclasses import replace
-
-    return replace(options, decontaminate=False)
+        looks = replace(looks, decontaminate=False)
+    return {"result": cutout.assemble(image, alpha, looks, backdrop=inputs.get("backdrop"))}
 
 
 TASK = Task(
     name="remove",
     summary="Cut the subject out of each image: an RGBA cut-out, its alpha, or a composite.",
     options=SegmentOptions,
-    inputs=(Port("image", "image", (3, 4), integers=True), cutout.BACKDROP, HINT_MASK),
-    outputs=(cutout.RESULT,),
+    inputs=(Port("image", "image", (3, 4), integers=True), BACKDROP, HINT_MASK),
+    outputs=(RESULT,),
     prepare=_prepare,
     finish=_finish,
     streams=True,
-    suffix=lambda options: cutout.suffix_for(options, "_cutout", "_mask"),
-    output_format=lambda options, source, named: cutout.format_for(options, "", named),  # PNG (or a named JPEG)
+    suffix=lambda options: cutout.suffix_for(cutout.CutoutOptions.of(options), "_cutout", "_mask"),
+    # PNG (or a named JPEG), whatever the photo's format:
+    output_format=lambda options, source, named: cutout.format_for(cutout.CutoutOptions.of(options), "", named),
     menu="Remove _Background...",
     api="remove_background",
     legacy=(Legacy("--mask", "--result alpha", {"result": "alpha"}),
-            cutout.OLD_BG),
+            OLD_BG),
 )

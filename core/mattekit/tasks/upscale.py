@@ -10,20 +10,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .registry import Port, Task, no_model_input, option
-from .segment import DEVICE_HELP, WEIGHTS_HELP
+from .registry import ModelOptions, Port, Task, no_model_input, option
 
 MAX_SCALE = 16.0
 ALPHA_METHODS = ("model", "bicubic")
 
 
 @dataclass
-class UpscaleOptions:
+class UpscaleOptions(ModelOptions):
     """Super-resolution: model, output size, detail strength, tiling, how alpha is upscaled."""
 
     model: str | None = option(None, "upscale model (see `mattekit models list`); default: the catalog's", model="upscale")
-    weights: str | None = option(None, WEIGHTS_HELP, path=True, hosts=("cli", "api"))
-    device: str = option("auto", DEVICE_HELP)
     scale: float | None = option(None, "output size / input size (default: the model's own factor, 2 or 4)",
                                  minimum=0.01, maximum=MAX_SCALE)
     width: int | None = option(None, "output width in pixels, the height keeping the aspect (instead of scale)",
