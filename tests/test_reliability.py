@@ -363,3 +363,20 @@ def test_every_worker_operation_on_degenerate_shapes(tmp_path, shared):
 def _address(state: Path) -> tuple[str, str]:
     data = json.loads(state.read_text())
     return data["url"], data["token"]
+
+
+@pytest.mark.parametrize("command", [["remove", "IN"], ["upscale", "IN"], ["enhance", "IN"], ["serve"],
+                                     ["bench", "speed", "--no-rembg"]])
+@pytest.mark.parametrize("count", ["0", "-1", "100000"])
+def test_threads_out_of_range_is_one_sentence_before_anything_runs(command, count, tmp_path, capsys):
+    """Every command's --threads has one range (1..1024): 0, -1 and 100000 (which crashed OpenMP) are
+    refused in one sentence with status 2, before any model loads or any file is written."""
+    from mattekit import cli
+
+    photo = tmp_path / "in.png"
+    Image.new("RGB", (8, 8)).save(photo)
+    argv = [str(photo) if a == "IN" else a for a in command] + ["--threads", count]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"mattekit: error: --threads must be a whole number from 1 to 1024, not {count}.", err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]

@@ -76,11 +76,21 @@ def _show_warnings(debug: bool) -> None:
     warnings.showwarning = show
 
 
+THREADS = (1, 1024)  # the one range of every command's --threads (roto's declared option has the same)
+
+
+def _check_threads(count: int | None) -> None:
+    """MattekitError unless ``count`` (a command's --threads, None when not given) is in :data:`THREADS`."""
+    if count is not None and not THREADS[0] <= count <= THREADS[1]:
+        raise MattekitError(f"--threads must be a whole number from {THREADS[0]} to {THREADS[1]}, not {count}.")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_command(argv) or "").parse_args(argv)
     _show_warnings(args.debug)
     try:
+        _check_threads(getattr(args, "threads", None))
         return int(args.func(args) or 0)
     except MattekitError as exc:
         print(f"mattekit: error: {exc}", file=sys.stderr)
