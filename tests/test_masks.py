@@ -113,26 +113,6 @@ def test_matting_keeps_the_masks_side_of_half():
     assert masks.alpha_from_mask(image, hard) is hard
 
 
-def test_second_pass_predicts_the_subjects_box_again(shared, mirror):
-    """On a photo 3x the size the second pass replaces the mask inside the subject's box only; on a photo
-    under twice the model's input size (csnet-sod: 224) it does nothing."""
-    from mattekit import runtime
-
-    predictor = runtime.ModelCache().get("csnet-sod", "segment", "cpu")
-    small = io.read_image(shared / "data/grabcut50/im/sheep.jpg").pixels[..., :3]  # 450 x 600, a small subject
-    image = np.clip(cv2.resize(small, (small.shape[1] * 3, small.shape[0] * 3), interpolation=cv2.INTER_CUBIC), 0, 1)
-    first = masks.predict_mask(predictor, image)
-    second = masks.second_pass(predictor, image, first)
-    top, left, bottom, right = ops.bounding_box(first, 0.5, masks.SECOND_PASS_MARGIN)
-    outside = np.ones(first.shape, bool)
-    outside[top:bottom, left:right] = False
-    assert outside.any() and np.array_equal(second[outside], first[outside])
-    assert np.abs(second - first)[~outside].max() > 0.5
-    near_size = np.clip(cv2.resize(small, (300, 400), interpolation=cv2.INTER_AREA), 0, 1)  # < 2 x 224
-    near = masks.predict_mask(predictor, near_size)
-    assert masks.second_pass(predictor, near_size, near) is near
-
-
 def test_unsure_is_strictly_between_the_known_levels():
     """unsure: strictly between 0.1 and 0.9 (OpenCV's one-pass range for float32 maps, numpy's comparison
     otherwise), at the float32 neighbours of the levels, on strided views, and never at NaN."""

@@ -381,13 +381,13 @@ def test_matte_command_outputs(shared, tmp_path):
     assert cut.has_alpha and cut.pixels.shape[:2] == image.shape[:2]
     trimap = trimaps.normalise(io.read_image(tri).pixels)
     assert (cut.pixels[..., 3][trimap == 1] > 0.99).all() and (cut.pixels[..., 3][trimap == 0] < 0.01).all()
-    assert main(["matte", str(src), "--trimap", str(tri), "-o", str(tmp_path / "a.png"), "--alpha-only"]) == 0
+    assert main(["matte", str(src), "--trimap", str(tri), "-o", str(tmp_path / "a.png"), "--result", "alpha"]) == 0
     alpha = io.read_image(tmp_path / "a.png")
     assert not alpha.has_alpha and np.abs(alpha.pixels[..., 0] - cut.pixels[..., 3]).max() < 1 / 255 + 1e-6
-    assert main(["matte", str(src), "--trimap", str(tri), "-o", str(tmp_path / "f.png"), "--fg-only"]) == 0
+    assert main(["matte", str(src), "--trimap", str(tri), "-o", str(tmp_path / "f.png"), "--result", "foreground"]) == 0
     assert not io.read_image(tmp_path / "f.png").has_alpha
     assert main(["matte", str(src), "--mask", str(root / "gt/GT19.png"), "-o", str(tmp_path / "m.png"),
-                 "--bg", "blur", "--shadow"]) == 0
+                 "--background", "blur", "--shadow"]) == 0
     assert io.read_image(tmp_path / "m.png").pixels.shape == image.shape[:2] + (3,)
     assert main(["matte", str(src), "--trimap", str(tri), "-o", str(tmp_path / "cut.exr")]) == 0
     exr = io.read_image(tmp_path / "cut.exr")  # premultiplied on disk, straight once read

@@ -213,7 +213,7 @@ def test_cli_remove_with_u2netp_works_offline_from_the_onnx_release(shared_dir, 
     photo = shared_dir / "data/grabcut50/im/106024.jpg"
     assert main(["remove", str(photo), "-o", str(tmp_path / "cutout.png"), "--model", "u2netp"]) == 0
     assert Image.open(tmp_path / "cutout.png").mode == "RGBA"
-    assert main(["remove", str(photo), "-o", str(tmp_path / "mask.png"), "--model", "u2netp", "--mask",
+    assert main(["remove", str(photo), "-o", str(tmp_path / "mask.png"), "--model", "u2netp", "--result", "alpha",
                  "--no-refine", "--no-matting"]) == 0
     mask = np.asarray(Image.open(tmp_path / "mask.png").convert("L"), np.float32) / 255.0
     image = np.asarray(Image.open(photo).convert("RGB"), np.float32) / 255.0

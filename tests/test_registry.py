@@ -78,18 +78,17 @@ def test_cli_flags_come_from_the_declaration():
     flags = {s for a in sub._actions for s in a.option_strings}
     for option in registry.get("bokeh").declared:
         assert option.flag in flags
-    assert {"--highlights", "--model", "--no-mask-only", "--subject"} <= flags  # aliases, booleans, ports
+    assert {"--no-mask-only", "--subject"} <= flags  # booleans, ports
+    assert not {"--highlights", "--model"} & flags  # the old flags of an unreleased version are gone
 
 
-def test_old_flags_work_with_a_notice_and_bad_values_are_sentences(tmp_path, capsys):
+def test_bad_values_are_sentences(tmp_path, capsys):
     from mattekit.cli import main
 
     image = tmp_path / "grey.png"
     from mattekit import io
 
     io.write_image(image, np.full((24, 32, 3), 0.4, np.float32))
-    assert main(["enhance", str(image), "-o", str(tmp_path / "a.png"), "--wb"]) == 0
-    assert "--wb is now --no-contrast --no-denoise" in capsys.readouterr().err
     assert main(["enhance", str(image), "-o", str(tmp_path / "b.png"), "--strength", "nan"]) == 2
     err = capsys.readouterr().err
     assert "--strength must be a finite number" in err and "Traceback" not in err

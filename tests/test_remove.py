@@ -43,8 +43,8 @@ def test_sinet_portrait_cutout_matches_ground_truth(shared, mirror, tmp_path):
 def test_output_modes(shared, mirror, tmp_path):
     src = shared / "data/grabcut50/im/person2.png"
     mask_out, bg_out, crop_out = tmp_path / "m.png", tmp_path / "bg.png", tmp_path / "c.png"
-    assert main(["remove", str(src), "-o", str(mask_out), "--model", "extremec3-portrait", "--mask"]) == 0
-    assert main(["remove", str(src), "-o", str(bg_out), "--model", "extremec3-portrait", "--bg", "#00ff00"]) == 0
+    assert main(["remove", str(src), "-o", str(mask_out), "--model", "extremec3-portrait", "--result", "alpha"]) == 0
+    assert main(["remove", str(src), "-o", str(bg_out), "--model", "extremec3-portrait", "--background", "#00ff00"]) == 0
     assert main(["remove", str(src), "-o", str(crop_out), "--model", "extremec3-portrait", "--crop", "0"]) == 0
     mask = io.read_image(mask_out).pixels
     assert not io.read_image(mask_out).has_alpha

@@ -8,7 +8,6 @@ and the matting keeps each pixel on the network's side of 0.5.
 - :func:`hinted_input` / :func:`hinted_mask` - the same for the region a user's hint outlines
   (:mod:`mattekit.hints`), pasted back and constrained by the hint;
 - :func:`alpha_from_mask` - the mask's uncertain edge matted (:mod:`mattekit.matting`) tile by tile;
-- :func:`second_pass` - the subject's box predicted again at a higher resolution.
 
 Images are sRGB H x W x 3|4 (float32 in [0,1], or uint8/uint16 where said); predictions are
 1 x 1 x h x w tensors or h x w arrays in [0,1]; masks and alphas H x W float32 in [0,1].
@@ -28,8 +27,6 @@ from .matting.entry import MattingOptions, alpha_from_mask as matte_edge
 GROW = 0.5    # how far the band reaches beyond the unsure pixels
 RADIUS = 2.0  # the guided filter's radius
 EPS = 1e-4    # the guided filter's regulariser (squared colour units)
-SECOND_PASS_FROM = 2.0  # photo / model input size from which a second pass can run
-SECOND_PASS_MARGIN = 0.1  # of the subject's box size, on each side
 TILE = 512    # px: the band's work is done in tiles this size that hold unsure pixels
 MATTE_TILE = 1024  # px: the matting's tiles (larger: its windows carry a wider margin)
 
@@ -143,27 +140,6 @@ def matte_margin(height: int, width: int) -> int:
     solver's reduced-resolution grids (a 4x wider band margin measured no closer on the 50 MP photo)."""
     reach = trimaps.band_width(height, width) + 8 + 0.015 * max(height, width)
     return int(-(-reach // 64) * 64)
-
-
-def second_pass(predictor, image: np.ndarray, mask: np.ndarray, refine: bool = True) -> np.ndarray:
-    """The mask (H x W) of ``image`` (H x W x 3|4) with the subject's box predicted again: the box of
-    ``mask`` >= 0.5 grown by ``SECOND_PASS_MARGIN`` is given to ``predictor`` on its own, so the network
-    sees the subject at a higher resolution, and its mask replaces the first one inside the box. Left as
-    it is for models without a fixed input size, when the photo is under ``SECOND_PASS_FROM`` x that
-    size, when the mask is empty, or when the box is over half the photo (little gain in resolution)."""
-    size = predictor.entry.input.size
-    height, width = mask.shape
-    if size is None or max(height / size[0], width / size[1]) < SECOND_PASS_FROM:
-        return mask
-    found = ops.bounding_box(mask, 0.5, SECOND_PASS_MARGIN)
-    if found is None:
-        return mask
-    top, left, bottom, right = found
-    if (bottom - top) * (right - left) > 0.5 * height * width:
-        return mask
-    out = mask.copy()
-    out[top:bottom, left:right] = predict_mask(predictor, image[top:bottom, left:right], refine)
-    return out
 
 
 def upsampling_of(models: dict) -> str:

@@ -1,36 +1,18 @@
 """The CLI subcommands generated from the task registry: ``mattekit <task> INPUT... [-o OUT] [options]``.
 
 Each declared option becomes a flag (``--name``; booleans also get ``--no-name``), each optional
-input port a ``--port FILE|FOLDER`` flag (a file, or a folder of files named like the inputs),
-and old flag names of the previous release still work with a notice. Files, folders and globs are
-expanded by :mod:`mattekit.commands.files`; tasks that stream (one network input per image) run
-folders through :mod:`mattekit.pipeline`. Nothing here imports torch until a command runs.
+input port a ``--port FILE|FOLDER`` flag (a file, or a folder of files named like the inputs).
+Files, folders and globs are expanded by :mod:`mattekit.commands.files` and run by
+:mod:`mattekit.runner`. Nothing here imports torch until a command runs.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..errors import MattekitError
 from ..tasks import registry
 from ..tasks.registry import Task
-
-_NOTICE = "mattekit: note: {old} is now {new}; the old flag goes away in the next release."
-
-
-class _Aliased(argparse.Action):
-    """Stores a value like ``store``; says so when an old alias of the flag was used."""
-
-    def __init__(self, option_strings, dest, new_flag=None, old_flags=(), **kwargs):
-        self.new_flag, self.old_flags = new_flag, old_flags
-        super().__init__(option_strings, dest, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        if option_string in self.old_flags:
-            print(_NOTICE.format(old=option_string, new=self.new_flag), file=sys.stderr)
-        setattr(namespace, self.dest, values)
-
 
 def _metavar(option: registry.Option) -> str | None:
     if option.choices is not None:
@@ -50,9 +32,6 @@ def add_task_parser(sub, task: Task) -> None:
         p.add_argument(f"--{port.name.replace('_', '-')}", dest=f"port_{port.name}", metavar="FILE|FOLDER",
                        help=f"{port.help or port.kind} (a file, or a folder of files named like the inputs)".replace("%", "%%"))
     add_option_flags(p, task.declared)
-    for i, old in enumerate(task.legacy):
-        kind = {"action": "store", "metavar": "VALUE"} if old.takes_value else {"action": "store_true"}
-        p.add_argument(old.flag, dest=f"legacy_{i}", default=None, help=f"old name: use {old.instead}", **kind)
     p.add_argument("--threads", type=int, help="CPU threads for inference (per inference worker for several images)")
     p.add_argument("--skip-existing", action="store_true", help="leave inputs whose output already exists")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors (no progress, no written files)")
@@ -62,7 +41,7 @@ def add_task_parser(sub, task: Task) -> None:
 
 
 def add_option_flags(parser, options: list[registry.Option]) -> None:
-    """One flag per option offered to the CLI (``--name``, booleans also ``--no-name``, old aliases kept);
+    """One flag per option offered to the CLI (``--name``, booleans also ``--no-name``);
     the parsed value lands in ``opt_<name>``, None when the flag is not given."""
     for option in options:
         if "cli" not in option.hosts:
@@ -71,12 +50,10 @@ def add_option_flags(parser, options: list[registry.Option]) -> None:
         if option.type is bool:
             parser.add_argument(option.flag, action=argparse.BooleanOptionalAction, **common)
         elif option.repeat:
-            parser.add_argument(option.flag, *option.aliases, action="append", metavar=_metavar(option), **common)
+            parser.add_argument(option.flag, action="append", metavar=_metavar(option), **common)
         else:
-            parser.add_argument(option.flag, *option.aliases, action=_Aliased, new_flag=option.flag,
-                                old_flags=option.aliases, type=option.type, choices=option.choices,
-                                metavar=_metavar(option), nargs="?" if option.bare is not None else None,
-                                const=option.bare, **common)
+            parser.add_argument(option.flag, type=option.type, choices=option.choices, metavar=_metavar(option),
+                                nargs="?" if option.bare is not None else None, const=option.bare, **common)
 
 
 def option_values(args, options: list[registry.Option]) -> dict:
@@ -95,21 +72,14 @@ def option_values(args, options: list[registry.Option]) -> dict:
 
 
 def options_from_args(task: Task, args) -> tuple[object, dict[str, str]]:
-    """(the task's options, {input port: the FILE|FOLDER given}) from parsed arguments; old flags
-    applied first (with a notice), explicit flags win; a MattekitError sentence for a bad value."""
-    values: dict = {}
-    for i, old in enumerate(task.legacy):
-        given = getattr(args, f"legacy_{i}", None)
-        if given is None or given is False:
-            continue
-        print(_NOTICE.format(old=old.flag, new=old.instead), file=sys.stderr)
-        values.update(old.apply(given if old.takes_value else None))
-    ports = {p.name: values.pop(p.name) for p in task.inputs[1:] if p.name in values}
+    """(the task's options, {input port: the FILE|FOLDER given}) from parsed arguments; a MattekitError
+    sentence for a bad value."""
+    ports = {}
     for port in task.inputs[1:]:
         given = getattr(args, f"port_{port.name}", None)
         if given is not None:
             ports[port.name] = given
-    values.update(option_values(args, task.declared))
+    values = option_values(args, task.declared)
     try:
         return task.make_options(values, host="cli"), ports
     except registry.OptionError as exc:

@@ -32,7 +32,7 @@ class BokehOptions:
                                     minimum=0.14, maximum=1000.0)
     mask_only: bool = option(False, "no depth model: keep the subject sharp, blur everything else")
     highlight_gain: float = option(2.0, "extra brightness for highlights before blurring (bokeh balls); 0 = none",
-                                   minimum=0.0, maximum=10.0, aliases=("--highlights",))
+                                   minimum=0.0, maximum=10.0)
     blades: int = option(0, "aperture blades (polygonal bokeh), 0 = round, else 3 to 16", minimum=0, maximum=16)
     rotation: float = option(0.0, "turn the aperture polygon by this angle in degrees", minimum=-360.0, maximum=360.0)
     depth_model: str | None = option(None, "depth model (see `mattekit models list`); default: the catalog's",
@@ -40,7 +40,7 @@ class BokehOptions:
     depth_weights: str | None = option(None, "use this depth weights file instead of the catalog's download",
                                        path=True, hosts=("cli", "api"))
     segment_model: str | None = option(None, "segmentation model for the subject; default: the catalog's",
-                                       model="segment", aliases=("--model",))
+                                       model="segment")
     device: str = option("auto", DEVICE_HELP)
     highlight_threshold = 0.6  # linear value where the highlight boost starts (not an option)
 

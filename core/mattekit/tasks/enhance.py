@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..retouch import RetouchOptions, enhance
-from .registry import Legacy, Port, Task, no_model_input, option
+from .registry import Port, Task, no_model_input, option
 
 
 @dataclass
@@ -35,6 +35,4 @@ TASK = Task(
     main=None,
     suffix="_enhanced",
     menu="_Enhance...",
-    legacy=(Legacy("--wb", "--no-contrast --no-denoise (white balance only)",
-                   {"white_balance": True, "contrast": False, "denoise": False}),),
 )

@@ -17,7 +17,7 @@ import numpy as np
 from .. import catalog, cutout, masks, ops
 from ..errors import MattekitError
 from ..matting.entry import MattingOptions, alpha_from_mask, alpha_from_trimap, check_edge
-from .registry import (BACKDROP, OLD_BG, RESULT, CutoutOptions, Legacy, ModelOptions, Port, Task, model_input,
+from .registry import (BACKDROP, RESULT, CutoutOptions, ModelOptions, Port, Task, model_input,
                        no_model_input, option)
 
 
@@ -32,7 +32,7 @@ class MatteOptions(ModelOptions, CutoutOptions):
                               "(default: from the image size)", minimum=0, maximum=4096)
     iterations: int = option(20, "solver iterations at the solve resolution", minimum=1, maximum=500)
     extra_iterations: int = option(0, "extra solver iterations at full resolution (slower, slightly sharper)",
-                                   minimum=0, maximum=200, aliases=("--refine",))
+                                   minimum=0, maximum=200)
 
 
 def _model_task(options: MatteOptions) -> str:
@@ -101,7 +101,4 @@ TASK = Task(
     suffix=lambda options: cutout.suffix_for(cutout.CutoutOptions.of(options), "_matte", "_alpha"),
     output_format=lambda options, source, named: cutout.format_for(cutout.CutoutOptions.of(options), source, named),
     menu="Refine _Edges...",
-    legacy=(Legacy("--alpha-only", "--result alpha", {"result": "alpha"}),
-            Legacy("--fg-only", "--result foreground", {"result": "foreground"}),
-            OLD_BG),
 )

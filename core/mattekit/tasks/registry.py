@@ -196,20 +196,6 @@ def options_of(cls: type) -> tuple[Option, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class Legacy:
-    """An old CLI flag kept for one release. It sets ``values`` (a dict of option / input names to
-    values, or a function of the flag's argument returning one) and prints a notice naming ``instead``."""
-
-    flag: str
-    instead: str
-    values: Any
-    takes_value: bool = False
-
-    def apply(self, argument: str | None = None) -> dict:
-        return dict(self.values(argument) if callable(self.values) else self.values)
-
-
 # --------------------------------------------------------------- option groups that tasks share
 
 DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
@@ -254,14 +240,6 @@ BACKDROP = Port("backdrop", "image", (3, 4), optional=True, help="an image to pu
 RESULT = Port("result", "image", (1, 3, 4))  # H x W (alpha), H x W x 3 (foreground, composite) or H x W x 4 (rgba)
 
 
-def background_or_backdrop(value: str) -> dict:
-    """The old ``--bg COLOR|IMAGE``: an existing file is a backdrop image, anything else a background."""
-    return {"backdrop": value} if Path(value).is_file() else {"background": value}
-
-
-OLD_BG = Legacy("--bg", "--background COLOUR|blur or --backdrop IMAGE", background_or_backdrop, takes_value=True)
-
-
 Models = typing.Mapping[str, Any]  # option name of a model field -> a loaded Predictor
 
 
@@ -300,7 +278,7 @@ class Task:
     format (default: the input's own format where mattekit writes it, else PNG).
     menu: the label of its entry in host menus (None: not offered there).
     progress: ``finish`` takes a ``progress(done, total)`` keyword (long single images: tiles).
-    api: the Python API function's name (default: the task's name). legacy: old CLI flags.
+    api: the Python API function's name (default: the task's name).
     """
 
     name: str
@@ -319,7 +297,6 @@ class Task:
     output_format: Callable | None = None
     menu: str | None = None
     api: str | None = None
-    legacy: tuple[Legacy, ...] = ()
 
     @property
     def api_name(self) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from .. import cutout, hints, masks
 from ..errors import InputError
-from .registry import (BACKDROP, OLD_BG, RESULT, CutoutOptions, Legacy, ModelOptions, OptionError, Port, Task,
+from .registry import (BACKDROP, RESULT, CutoutOptions, ModelOptions, OptionError, Port, Task,
                        option)
 
 
@@ -31,8 +31,6 @@ class SegmentOptions(ModelOptions, CutoutOptions):
                                "points are kept", repeat=True, label="Include points")
     exclude: str | None = option(None, "a point x,y not on the subject (repeatable): the part there is left out",
                                  repeat=True, label="Exclude points")
-    second_pass: bool = option(False, "for photos over twice the model's input size: run the network again on the "
-                               "subject's box (from the first pass, with a margin) and use that mask there")
     colour: bool = option(True, "with a hint: where the network is unsure, decide by the colours of the subject "
                           "and the background (GrabCut inside the hint)", label="Colour refinement")
 
@@ -67,8 +65,6 @@ def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dic
     image = inputs["image"]
     mask = masks.hinted_mask(image, prediction, options.refine, context, colour=options.colour,
                              upsampling=masks.upsampling_of(models))
-    if context is None and options.second_pass:
-        mask = masks.second_pass(models["model"], image, mask, options.refine)
     alpha = masks.alpha_from_mask(image, mask, options.matting, in_place=True)
     looks = cutout.CutoutOptions.of(options)
     if not options.matting:
@@ -90,6 +86,4 @@ TASK = Task(
     output_format=lambda options, source, named: cutout.format_for(cutout.CutoutOptions.of(options), "", named),
     menu="Remove _Background...",
     api="remove_background",
-    legacy=(Legacy("--mask", "--result alpha", {"result": "alpha"}),
-            OLD_BG),
 )
