@@ -151,7 +151,7 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
 
 def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]],
                  infer: Callable[[torch.Tensor], torch.Tensor], write: Callable[[Any, Any, torch.Tensor], None], *,
-                 workers: int = 1, threads: int | None = None, batch: int = 1, readers: int = 1, writers: int = 1,
+                 workers: int = 1, threads: int | None = None, batch: int = 1, writers: int = 1,
                  queue_size: int | None = None, device: torch.device | str = "cpu", ordered: bool = False,
                  post: Callable[[Any, Any, torch.Tensor], Any] | None = None,
                  progress: Callable[[int, Any], None] | None = None, cancel: Callable[[], bool] | None = None,
@@ -163,14 +163,14 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
         ``workers`` threads at once, each with ``threads`` torch threads on the CPU (None: leave as is).
     write(item, context, y): postprocess and encode one result; y is 1 x ... on the CPU.
     batch: inputs of equal shape are stacked up to this many per ``infer`` call.
-    ordered: call ``write`` in the order of ``items`` (one reader and one writer), whatever the workers.
+    ordered: call ``write`` in the order of ``items`` (one writer), whatever the workers.
     post(item, context, y) -> result: per-item postprocessing run in the inference workers (in parallel,
         in any order) right after ``infer``; ``write`` then gets its result instead of ``y``.
     progress(done, item) is called after each item written or failed (``done`` counts both).
     Returns a Report; ``timings`` gets "read", "infer", "infer_wait" (workers starved), "post" and "write".
     """
-    if ordered and (readers != 1 or writers != 1):
-        raise ValueError("an ordered pipeline has one reader and one writer")
+    if ordered and writers != 1:
+        raise ValueError("an ordered pipeline has one writer")
     device = torch.device(device)
     timings = timings or Timings()
     report = Report(timings=timings)
@@ -179,7 +179,7 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
     outbox: queue.Queue = queue.Queue(queue_size)
     stop, lock, errors = threading.Event(), threading.Lock(), []
     source = iter(items)
-    counts = {"readers": readers, "workers": workers, "handled": 0, "read": 0, "written": 0}
+    counts = {"workers": workers, "handled": 0, "read": 0, "written": 0}
     ahead = queue_size + workers * batch  # ordered: items read but not yet written, at most
     turn = threading.Condition()  # ordered: the writer moved on
 
@@ -251,9 +251,8 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
                     continue
                 if not put(inbox, (seq, item, x, context)):
                     return
-            if last_of("readers"):
-                for _ in range(workers):
-                    put(inbox, _DONE)
+            for _ in range(workers):
+                put(inbox, _DONE)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             fail(exc)
 
@@ -360,7 +359,7 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]
     if device.type == "cpu" and workers > 1:
         keep_freed_memory()
     previous = torch.get_num_threads()
-    pool = ([threading.Thread(target=reader, name=f"mattekit-read-{i}", daemon=True) for i in range(readers)]
+    pool = ([threading.Thread(target=reader, name="mattekit-read", daemon=True)]
             + [threading.Thread(target=worker, name=f"mattekit-infer-{i}", daemon=True) for i in range(workers)]
             + [threading.Thread(target=writer, name=f"mattekit-write-{i}", daemon=True) for i in range(writers)])
     start = time.perf_counter()

@@ -5,7 +5,7 @@ fields carry their metadata (:func:`option`), and three stages that take the loa
 explicitly (segment-anything style: the predictor is passed in, never looked up):
 
     prepare(models, inputs, options) -> (x, context)      decode-free preprocessing; x: 1 x C x h x w or None
-    infer(models, x) -> y                                 the network (default: models[task.main](x))
+    infer: models[task.main](x) -> y                      the main network (none when prepare gives None)
     finish(models, inputs, options, context, y) -> dict   postprocessing: {output name: array}
 
 From the declaration come the CLI subcommand and flags (``mattekit.commands.tasks``), the worker's
@@ -26,9 +26,6 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-
-
-KINDS = ("image", "mask", "alpha", "trimap", "depth")
 
 
 class OptionError(ValueError):
@@ -253,13 +250,6 @@ def no_model_input(models: Models, inputs: dict, options) -> tuple:
     return None, None
 
 
-def default_infer(task: "Task", models: Models, x):
-    """Run the task's main model on ``x`` (1 x C x h x w); None when there is nothing to infer."""
-    if x is None:
-        return None
-    return models[task.main](x)
-
-
 @dataclass(frozen=True)
 class Task:
     """One task, declared once.
@@ -270,8 +260,9 @@ class Task:
     needs(options, given) -> {model option: catalog task}: the models a run needs, given which
     optional inputs are present (default: the main model).
     prepare / infer / finish: the stages (module docstring).
-    streams: prepare gives one network input per image, so folders run through the pipeline
-    (decode, inference and encoding overlapped); otherwise images run one after the other.
+    streams: prepare gives one network input per image, so :mod:`mattekit.runner` runs the main model in
+    the pipeline's inference workers (decoding and encoding overlapped); otherwise the whole task runs
+    in the pipeline's writer.
     suffix: the CLI's output name suffix, or a function of the options giving it ("{scale}" in it
     stands for the main model's scale factor).
     output_format(options, source suffix, suffix of the -o file) -> ".png" | ...: the CLI's output
@@ -290,7 +281,6 @@ class Task:
     finish: Callable
     main: str | None = "model"
     needs: Callable | None = None
-    infer: Callable | None = None
     streams: bool = False
     progress: bool = False
     suffix: Any = ""
@@ -346,7 +336,7 @@ class Task:
     def run(self, models: Models, inputs: dict, options, progress: Callable | None = None) -> dict:
         """prepare -> infer -> finish for one set of inputs; ``progress(done, total)`` where the task reports it."""
         x, context = self.prepare(models, inputs, options)
-        y = self.infer(models, x) if self.infer is not None else default_infer(self, models, x)
+        y = None if x is None else models[self.main](x)
         if self.progress:
             return self.finish(models, inputs, options, context, y, progress=progress)
         return self.finish(models, inputs, options, context, y)
