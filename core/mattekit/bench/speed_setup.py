@@ -1,0 +1,155 @@
+"""What both kinds of ``bench speed`` run need: the weights (a file, or stand-in weights exported), the
+images, rembg's model folder, and a tool in a process of its own driven through a pipe."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REMBG_SESSIONS = {"u2net": "u2net", "u2netp": "u2netp", "u2net-human-seg": "u2net_human_seg",
+                  "isnet-general-use": "isnet-general-use"}
+STAND_IN = {"u2net:U2NET": "u2net", "u2net:U2NETP": "u2netp", "isnet:ISNetDIS": "isnetdis"}  # conformance folders
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def _weights(args, work: Path) -> str | None:
+    """The weights file both tools use: --weights, generated stand-in weights, or the catalog's (fetched)."""
+    from .. import catalog, fsutil, weights
+    from ..errors import MattekitError
+
+    entry = catalog.load().get(args.model, "segment")
+    if args.weights:
+        if not Path(args.weights).is_file():
+            raise MattekitError(f"Weights file {args.weights} does not exist.")
+        return str(Path(args.weights).resolve())
+    if not args.stand_in:
+        return str(weights.model_file(entry.name, entry.files))
+    folder = STAND_IN.get(entry.net)
+    root = os.environ.get("MATTEKIT_TEST_DATA")
+    if folder is None or not root or not (Path(root) / "conformance" / folder / "manifest.json").is_file():
+        raise MattekitError(f"No stand-in weights for {args.model}: they need $MATTEKIT_TEST_DATA/conformance/{folder or '?'}.")
+    target = weights.cache_dir() / "stand-in" / f"{args.model}-stand-in.pth"
+    if not target.is_file():
+        import importlib.util
+
+        import torch
+
+        from .. import nets
+
+        conformance = Path(root) / "conformance"
+        spec = importlib.util.spec_from_file_location("pseudo_weights", conformance / "pseudo_weights.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        manifest = json.loads((conformance / folder / "manifest.json").read_text())
+        net = nets.build(entry.net, **entry.kwargs)
+        state = module.pseudo_state_dict(manifest["state_dict"], net.state_dict())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fsutil.atomic_write(target, lambda tmp: torch.save(state, tmp))
+    return str(target)
+
+
+def _images(args) -> list[Path]:
+    from ..errors import MattekitError
+
+    root = os.environ.get("MATTEKIT_TEST_DATA")
+    folder = Path(args.data) if args.data else (Path(root) / "data" / "grabcut50" / "im" if root else None)
+    if folder is None or not folder.is_dir():
+        raise MattekitError("Give a folder of images with --data (or set MATTEKIT_TEST_DATA).")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = files[: args.limit] if args.limit else files
+    if not files:
+        raise MattekitError(f"{folder} holds no images.")
+    return files
+
+
+def _rembg_home(args, cfg, work: Path, check_import: bool = True) -> tuple[str, Path]:
+    """(rembg session name, a U2NET_HOME holding an ONNX export of the same weights under rembg's file name);
+    ``check_import``: rembg must be importable here (else it runs in another interpreter)."""
+    import torch
+
+    from .. import catalog, nets, weights
+    from ..engines.onnx import export_onnx, onnx_path
+    from ..errors import MattekitError
+
+    session = REMBG_SESSIONS.get(args.model)
+    if session is None:
+        raise MattekitError(f"rembg has no session for model {args.model}; use --no-rembg or one of {', '.join(REMBG_SESSIONS)}.")
+    if check_import:
+        try:
+            import rembg  # noqa: F401
+        except ImportError:
+            raise MattekitError("rembg is not installed: pip install 'mattekit[bench]' (or use --no-rembg).") from None
+    entry = catalog.load().get(args.model, "segment")
+    if str(cfg["weights"]).lower().endswith(".onnx"):  # rembg's own release of the weights: used as it is
+        path = Path(cfg["weights"])
+    else:
+        net = nets.build(entry.net, **entry.kwargs).eval()
+        net.load_state_dict(weights.load_state_dict_file(cfg["weights"]), strict=True)
+        size = entry.input.size or (320, 320)
+        recipe = {"net": entry.net, "kwargs": entry.kwargs, "size": list(size), "for": "rembg"}
+        path = onnx_path(net, entry.output.index, cfg["weights"], recipe)
+    if not path.is_file():
+        print(f"bench speed: exporting {args.model} to ONNX for rembg (once, cached)...", file=sys.stderr)
+        with torch.no_grad():
+            export_onnx(net, path, entry.output.index, tuple(size), dynamic_size=False)
+    home = work / "u2net_home"
+    home.mkdir(exist_ok=True)
+    link = home / f"{session}.onnx"
+    link.unlink(missing_ok=True)
+    try:
+        link.symlink_to(path)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(path, link)
+    return session, home
+
+
+class _Child:
+    """One tool in a process of its own, driven chunk by chunk through a pipe: the two tools take turns
+    every few images, so a noisy machine's load falls on both alike."""
+
+    def __init__(self, kind: str, cfg: dict, work: Path, env: dict | None = None):
+        self.kind = kind
+        cfg_path = work / f"{kind}-config.json"
+        cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
+        self.log = work / f"{kind}-stderr.txt"
+        start = time.perf_counter()
+        with open(self.log, "w") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "mattekit.bench.speed_tools", kind, str(cfg_path)],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+        self.ready = self._reply()
+        self.ready["startup_s"] = time.perf_counter() - start  # process start, imports, model load
+
+    def _reply(self) -> dict:
+        from ..errors import MattekitError
+
+        for line in self.proc.stdout:
+            if line.startswith("@@"):
+                return json.loads(line[2:])
+        self.proc.wait()
+        lines = self.log.read_text(errors="replace").strip().splitlines() if self.log.is_file() else []
+        raise MattekitError(f"The {self.kind} run failed: {(lines or ['no output'])[-1][:300]}")
+
+    def _send(self, message: dict) -> dict:
+        self.proc.stdin.write(json.dumps(message) + "\n")
+        self.proc.stdin.flush()
+        return self._reply()
+
+    def run(self, files: list[str]) -> dict:
+        return self._send({"files": files})
+
+    def finish(self) -> dict:
+        result = self._send({"end": True})
+        self.proc.wait()
+        return result
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+

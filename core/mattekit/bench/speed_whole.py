@@ -1,0 +1,132 @@
+"""``bench speed --whole``: whole commands as a user runs them, each in a fresh process, in turns:
+``mattekit remove`` (defaults and ``--no-refine --no-matting``), ``mattekit roto`` on a sequence, and rembg's
+``rembg p`` loop; seconds, images/s, CPU seconds and each process's peak RSS, with the ratios."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .speed_setup import _images, _rembg_home
+
+
+REMBG_LOOP = """
+import sys
+from pathlib import Path
+from rembg import new_session, remove
+session, only_mask = new_session(sys.argv[1]), sys.argv[2] == "-om"
+out = Path(sys.argv[3])
+for name in sys.argv[4:]:  # what `rembg p -m MODEL [-om] IN OUT` does per file, with its defaults
+    path = Path(name)
+    (out / path.name).with_suffix(".png").write_bytes(remove(path.read_bytes(), session=session, only_mask=only_mask))
+"""
+
+
+def _timed_process(argv: list[str], env: dict | None) -> dict:
+    """Run ``argv`` to its end: {"seconds": wall, "peak_mb": its peak RSS, "cpu_s": user + system}."""
+    from ..errors import MattekitError
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = proc.stderr.read().decode(errors="replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise MattekitError(f"{Path(argv[0]).name} {' '.join(argv[1:4])}... failed: "
+                            f"{(err.strip().splitlines() or ['no output'])[-1][:300]}")
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
+
+
+def _photo_folder(args, work: Path) -> list[Path]:
+    """--photo WxH: the folder's first image resized to W x H (cubic), one JPEG (quality 92) in ``work``."""
+    import cv2
+
+    from ..errors import MattekitError
+
+    try:
+        w, h = (int(v) for v in args.photo.lower().split("x"))
+    except ValueError:
+        raise MattekitError(f"--photo {args.photo} is not WxH (e.g. 8660x5774).") from None
+    folder = work / "photo"
+    folder.mkdir(exist_ok=True)
+    target = folder / f"photo_{w}x{h}.jpg"
+    if not target.is_file():
+        image = cv2.imread(str(_images(args)[0]), cv2.IMREAD_COLOR)
+        cv2.imwrite(str(target), cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return [target]
+
+
+def _whole(args, cfg: dict, work: Path) -> dict:
+    """Whole commands in fresh processes (start-up, imports, model load, every image, exit), in turns."""
+    if args.sequence:
+        args.data = args.sequence
+    files = _photo_folder(args, work) if args.photo else _images(args)
+    names = [str(f) for f in files]
+    model = ["--model", args.model] + (["--weights", cfg["weights"]] if args.weights or args.stand_in else [])
+    model += ["--device", args.device] if args.device != "auto" else []
+    remove = [sys.executable, "-m", "mattekit", "remove", "-q"] + model
+    if args.sequence:  # mattes of the same frames: roto (frames, in a folder of their own) vs per-image tools
+        plate = work / "plate"
+        plate.mkdir(exist_ok=True)
+        for i, f in enumerate(files):
+            link = plate / f"frame.{i:05d}{f.suffix.lower()}"
+            if not link.exists():
+                link.symlink_to(Path(f).resolve())
+        names = [str(plate / f"frame.{i:05d}{f.suffix.lower()}") for i, f in enumerate(files)]
+        runs = {"mattekit roto": [sys.executable, "-m", "mattekit", "roto", str(plate / f"frame.#####{files[0].suffix.lower()}")]
+                + model + ["--overwrite"],
+                "mattekit remove --result alpha": remove + ["--result", "alpha"]}
+    else:
+        runs = {"mattekit remove": remove, "mattekit remove --no-refine --no-matting": remove + ["--no-refine", "--no-matting"]}
+    # Every tool with its own thread defaults: OMP_NUM_THREADS set would cap torch, and rembg hands it to
+    # ONNX Runtime (set to 1, rembg took 70 s instead of 39 s on 50 photos on 2 cores).
+    defaults = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env = {name: defaults for name in runs}
+    if not args.no_rembg:
+        session, home = _rembg_home(args, cfg, work, check_import=args.rembg_python is None)
+        runs["rembg p"] = [args.rembg_python or sys.executable, "-c", REMBG_LOOP, session, "-om" if args.sequence else "-"]
+        env["rembg p"] = dict(defaults, U2NET_HOME=str(home), MODEL_CHECKSUM_DISABLED="1")
+    load = [os.getloadavg()[0]]
+    results: dict[str, list[dict]] = {name: [] for name in runs}
+    order = list(runs)
+    for turn in range(args.repeat):
+        for name in (order if turn % 2 == 0 else order[::-1]):  # ABBA: drift in load falls on all alike
+            out = work / f"out-{order.index(name)}-{turn}"
+            out.mkdir(exist_ok=True)
+            if name == "rembg p":
+                argv = runs[name] + [str(out)] + names
+            elif name == "mattekit roto":
+                argv = runs[name] + ["-o", str(out / "matte.#####.png")]
+            else:
+                argv = runs[name] + ["-o", str(out)] + names
+            results[name].append(_timed_process(argv, env[name]))
+    load.append(os.getloadavg()[0])
+    summary = {}
+    for name, got in results.items():
+        seconds = sum(r["seconds"] for r in got)
+        summary[name] = {"images_per_s": len(files) * len(got) / seconds, "seconds": seconds / len(got),
+                         "cpu_s": sum(r["cpu_s"] for r in got) / len(got), "peak_mb": max(r["peak_mb"] for r in got),
+                         "runs": got}
+    what = f"one {args.photo} photo" if args.photo else f"{len(files)} {'frames' if args.sequence else 'images'} from {files[0].parent}"
+    print(f"bench speed --whole: {what}, model {args.model}; {args.repeat} round(s) in turns; "
+          f"load average {load[0]:.1f} -> {load[1]:.1f}")
+    print(f"{'command':44s}{'seconds':>9s}{'images/s':>10s}{'CPU s':>8s}{'peak RSS MB':>13s}")
+    for name, r in summary.items():
+        print(f"{name:44s}{r['seconds']:9.2f}{r['images_per_s']:10.3f}{r['cpu_s']:8.2f}{r['peak_mb']:13.0f}")
+    if args.sequence:
+        r, m = summary["mattekit roto"], summary["mattekit remove --result alpha"]
+        print(f"mattekit roto / mattekit remove --result alpha: {r['seconds'] / m['seconds']:.2f}x the time, "
+              f"{r['peak_mb'] / m['peak_mb']:.2f}x the peak RSS")
+    if "rembg p" in summary:
+        rb = summary["rembg p"]
+        for name in order[:-1]:
+            r = summary[name]
+            print(f"{name} / rembg p: {r['images_per_s'] / rb['images_per_s']:.2f}x images/s, "
+                  f"{r['seconds'] / rb['seconds']:.2f}x the time, {r['cpu_s'] / rb['cpu_s']:.2f}x the CPU time, "
+                  f"{r['peak_mb'] / rb['peak_mb']:.2f}x the peak RSS")
+    return {"images": len(files), "photo": args.photo, "model": args.model, "load_average": load, "summary": summary}
+
+
