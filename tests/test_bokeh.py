@@ -195,18 +195,18 @@ def test_mask_mode_on_a_real_portrait(mirror, shared, tmp_path):
 def test_bokeh_command(mirror, shared, tmp_path, capsys):
     src = shared / "data" / "grabcut50" / "im"
     out = tmp_path / "one.png"
-    assert main(["bokeh", str(src / "person1.jpg"), "-o", str(out), "--mask-only", "--model", "sinet-portrait",
+    assert main(["bokeh", str(src / "person1.jpg"), "-o", str(out), "--mask-only", "--segment-model", "sinet-portrait",
                  "--device", "cpu", "--blades", "6", "--f-number", "2"]) == 0
     assert io.read_image(out).pixels.shape == (450, 600, 3)
     folder = tmp_path / "in"
     folder.mkdir()
     for name in ("person2.png", "person3.jpg"):
         (folder / name).write_bytes((src / name).read_bytes())
-    assert main(["bokeh", str(folder), "-o", str(tmp_path / "out"), "--mask-only", "--model", "sinet-portrait",
+    assert main(["bokeh", str(folder), "-o", str(tmp_path / "out"), "--mask-only", "--segment-model", "sinet-portrait",
                  "--focus", "50%,50%"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["person2.png", "person3.jpg"]
     capsys.readouterr()
-    assert main(["bokeh", str(src / "person1.jpg"), "-o", str(tmp_path / "x.png"), "--mask-only", "--model", "sinet-portrait",
+    assert main(["bokeh", str(src / "person1.jpg"), "-o", str(tmp_path / "x.png"), "--mask-only", "--segment-model", "sinet-portrait",
                  "--focus", "9000,1"]) == 2
     assert "outside" in capsys.readouterr().err
 

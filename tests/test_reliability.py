@@ -380,3 +380,35 @@ def test_threads_out_of_range_is_one_sentence_before_anything_runs(command, coun
     err = capsys.readouterr().err.strip()
     assert err == f"mattekit: error: --threads must be a whole number from 1 to 1024, not {count}.", err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+BAD_BEFORE_ANY_MODEL = {  # issue 28's findings 8 and 11: each refused in one sentence before a model loads
+    "empty input name": (["remove", ""], "An input name is empty"),
+    "one -o file for two inputs": (["remove", "IN", "IN2", "-o", "OUT/one.png"], "names one image file, but 2 inputs"),
+    "-o with a non-image extension": (["remove", "IN", "-o", "OUT/out.txt"], "is not an image file name"),
+    "upscale --tile 1": (["upscale", "IN", "--tile", "1"], "--tile must be 0 (no tiling) or at least 64, not 1."),
+    "upscale --scale with --width": (["upscale", "IN", "--scale", "2", "--width", "100"], "Give --scale or --width"),
+    "bokeh --blades 2": (["bokeh", "IN", "--blades", "2"], "--blades must be 0 (round) or from 3 to 16, not 2."),
+    "bokeh --strength with --f-number": (["bokeh", "IN", "--strength", "2", "--f-number", "2"], "Give --strength or --f-number"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BEFORE_ANY_MODEL))
+def test_bad_arguments_are_refused_before_any_model_loads(case, tmp_path, monkeypatch, capsys):
+    """Offline with an empty weights cache and no mirror, loading any model would fail with another message:
+    the sentence seen proves the check came first. Exit 2, one line, nothing written."""
+    from mattekit import cli
+
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for name in ("in.png", "in2.png"):
+        Image.new("RGB", (16, 12), (200, 90, 40)).save(tmp_path / name)
+    (tmp_path / "out").mkdir()
+    argv, words = BAD_BEFORE_ANY_MODEL[case]
+    replace = {"IN": str(tmp_path / "in.png"), "IN2": str(tmp_path / "in2.png")}
+    argv = [replace.get(a, a.replace("OUT", str(tmp_path / "out"))) for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("mattekit: error: ") and words in err and err.endswith("."), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "in2.png", "out"] and not any((tmp_path / "out").iterdir())

@@ -788,7 +788,7 @@ def test_odd_but_well_typed_option_values_never_give_a_500(make_worker, mirror):
     cases += [("matte", {"image": image, "mask": mask}, {"result": "composite", "background": background})
               for background in ("#zzzzzz", "", "300,0,0", "blur")]
     cases += [("matte", {"image": image, "mask": mask}, {"band": 64, "iterations": 500, "crop": 10.0}),
-              ("upscale", [image], {"model": "rfdn-x4", "scale": 0.01}), ("upscale", [image], {"model": "rfdn-x4", "tile": 1}),
+              ("upscale", [image], {"model": "rfdn-x4", "scale": 0.01}), ("upscale", [image], {"model": "rfdn-x4", "tile": 64}),
               ("remove", [image], {"model": "rfdn-x4"}), ("remove", [image], {"device": "gpu"}),
               ("remove", [image], {"device": "cuda:99"}), ("enhance", [image], {"strength": 2.0})]
     answers = []

@@ -18,6 +18,8 @@ def expand_inputs(items: list[str]) -> list[tuple[Path, Path]]:
     """Files, folders (their images, sorted) and globs -> [(file, folder it came from or its parent)]."""
     found: list[tuple[Path, Path]] = []
     for item in items:
+        if not item.strip():
+            raise InputError("An input name is empty; name an image, a folder or a pattern (. for this folder).")
         path = Path(item)
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -67,6 +69,12 @@ def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, ex
     inputs landing on one output, is refused with one sentence (OutputError) and nothing runs.
     """
     single = len(jobs) == 1
+    if out is not None and not single and Path(out).suffix.lower() in IMAGE_SUFFIXES and not Path(out).is_dir():
+        raise OutputError(f"-o {out} names one image file, but {len(jobs)} inputs were given; give -o a folder.")
+    if out is not None and single and Path(out).suffix and Path(out).suffix.lower() not in IMAGE_SUFFIXES \
+            and not Path(out).is_dir() and Path(out).suffix[1:].isalnum():
+        raise OutputError(f"-o {out} is not an image file name ({', '.join(sorted(s[1:] for s in WRITABLE))}) "
+                          f"nor an existing folder; name the output file with one of those extensions.")
     stems = Counter((source.parent.resolve(), source.stem.lower()) for source, _ in jobs)
     planned = []
     for source, root in jobs:

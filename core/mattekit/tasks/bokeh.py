@@ -15,7 +15,7 @@ from .. import lens
 from ..disparity import estimate_depth, refine_depth
 from ..errors import MattekitError
 from ..masks import predict_mask
-from .registry import DEVICE_HELP, Port, Task, no_model_input, option
+from .registry import DEVICE_HELP, OptionError, Port, Task, no_model_input, option
 
 
 @dataclass
@@ -43,6 +43,14 @@ class BokehOptions:
                                        model="segment")
     device: str = option("auto", DEVICE_HELP)
     highlight_threshold = 0.6  # linear value where the highlight boost starts (not an option)
+
+    def __post_init__(self):
+        """Checks across options, before any model loads (a polygon of 1 or 2 blades; a strength and an
+        f-number together, one of which would be dropped without a word)."""
+        if self.blades in (1, 2):
+            raise OptionError(f"Option 'blades' must be 0 (round) or from 3 to 16, not {self.blades}.")
+        if self.f_number is not None and self.strength != 1.0:
+            raise OptionError("Give Option 'strength' or Option 'f_number', not both: each sets the blur.")
 
 
 def needs_subject(options: BokehOptions) -> bool:

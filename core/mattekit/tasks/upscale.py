@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .registry import ModelOptions, Port, Task, no_model_input, option
+from .registry import ModelOptions, OptionError, Port, Task, no_model_input, option
 
 MAX_SCALE = 16.0
 ALPHA_METHODS = ("model", "bicubic")
+MIN_TILE = 64  # input pixels: under it the tiles are mostly overlap (tiling clamps to 16 px; --tile 1 ran for hours)
 
 
 @dataclass
@@ -31,6 +32,14 @@ class UpscaleOptions(ModelOptions):
                               minimum=0, maximum=1 << 16)
     alpha: str = option("model", "how transparency is upscaled: model (sharp) or bicubic (soft, faster)",
                         choices=ALPHA_METHODS)
+
+    def __post_init__(self):
+        """Checks across options, before any model loads: a tile under :data:`MIN_TILE`, and both a scale
+        and a width (one of them would be dropped without a word)."""
+        if self.tile is not None and 0 < self.tile < MIN_TILE:
+            raise OptionError(f"Option 'tile' must be 0 (no tiling) or at least {MIN_TILE}, not {self.tile}.")
+        if self.scale is not None and self.width is not None:
+            raise OptionError("Give Option 'scale' or Option 'width', not both: each sets the output size.")
 
 
 def is_grey(pixels: np.ndarray) -> bool:
