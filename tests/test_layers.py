@@ -19,7 +19,7 @@ LAYERS = [
     {"ops", "weights"},
     {"io", "matting", "catalog", "nets", "engines", "hints"},
     {"runtime", "tiling", "pipeline", "temporal", "tracking"},
-    {"superres", "masks", "cutout", "lens", "disparity", "retouch"},  # the algorithms the tasks declare
+    {"superres", "masks", "cutout", "lens", "disparity", "retouch", "prompting"},  # the algorithms the tasks declare
     {"tasks"},
     {"jobs", "runner"},
     {"api", "worker", "bench"},

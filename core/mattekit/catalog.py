@@ -20,7 +20,7 @@ else:  # pragma: no cover
 from .errors import MattekitError
 from .weights import WeightFile
 
-TASKS = ("segment", "matte", "upscale", "depth")
+TASKS = ("segment", "matte", "upscale", "depth", "prompt")  # prompt: promptable models (SAM 2.1) answering hints
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,8 @@ class Runner:
         self.task, self.models, self.options = task, models, options
         self.ports, self.provenance = dict(ports or {}), provenance
         self.output = task.outputs[0].name
-        self.streams = task.streams and task.main is not None
+        # a run without the main model (remove answered by a hint model) runs whole in the writer
+        self.streams = task.streams and task.main is not None and task.main in models
 
     # ------------------------------------------------------------------ the one executor
 

@@ -180,7 +180,7 @@ class ModelCache:
         else:
             entry = cat.get(model, task)
         dev = device if isinstance(device, torch.device) else engines.select_device(device)
-        backend = engines.resolve_backend(backend, dev)
+        backend = engines.resolve_backend(entry.extra.get("backend", backend), dev)  # a catalog pin wins (SAM 2.1: torch)
         key = (entry.name, str(dev), str(weights_path or ""), backend,
                engines.engine_precision(backend, precision, dev, entry.half, entry.cpu_bf16))
         with self._lock:

@@ -5,12 +5,14 @@ Stages (the predictor is passed in as ``models["model"]``):
 prepare -> the network input (of the hinted region when the user gave a hint: :mod:`mattekit.hints`);
 infer -> the network; finish -> the mask at full resolution (:func:`mattekit.masks.hinted_mask`), its
 uncertain edge matted (:func:`mattekit.masks.alpha_from_mask`), the cut-out (:func:`mattekit.cutout.assemble`).
+With ``hint_model`` (SAM 2.1) and a hint on the subject, the hint model alone answers it
+(``models["hint_model"]``, :func:`mattekit.prompting.prompted_mask`, in ``finish``); the edge is matted the same way.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .. import cutout, hints, masks
+from .. import cutout, hints, masks, prompting
 from ..errors import InputError
 from .registry import (BACKDROP, RESULT, CutoutOptions, ModelOptions, OptionError, Port, Task,
                        option)
@@ -33,6 +35,12 @@ class SegmentOptions(ModelOptions, CutoutOptions):
                                  repeat=True, label="Exclude points")
     colour: bool = option(True, "with a hint: where the network is unsure, decide by the colours of the subject "
                           "and the background (GrabCut inside the hint)", label="Colour refinement")
+    hint_model: str | None = option(
+        None, "answer the hint (a box, include points or a hint mask; exclude points with them) with this promptable "
+        "model (SAM 2.1, see `mattekit models list`) instead of the segmentation model", model="prompt",
+        missing="leave out --hint-model to answer the hint with the segmentation model")
+    hint_weights: str | None = option(None, "use this hint model weights file instead of the catalog's download",
+                                      path=True, hosts=("cli", "api"))
 
     def __post_init__(self):
         """The hint's texts are checked here, so a malformed box or point is refused before any work."""
@@ -55,17 +63,35 @@ def hint_of(inputs: dict, options: SegmentOptions) -> hints.Hint:
     return hints.make(height, width, options.box, options.point, options.exclude, inputs.get("hint_mask"))
 
 
+def prompted(options: SegmentOptions, given: set[str]) -> bool:
+    """Whether the hint model answers: one is named and the hint says where the subject is (a box, an include
+    point or a hint mask: :func:`mattekit.prompting.answerable`)."""
+    return bool(options.hint_model) and (options.box is not None or bool(options.point) or "hint_mask" in given)
+
+
+def _needs(options: SegmentOptions, given: set[str]) -> dict[str, str]:
+    return {"hint_model": "prompt"} if prompted(options, given) else {"model": "segment"}
+
+
 def _prepare(models, inputs: dict, options: SegmentOptions) -> tuple:
-    """The network input for the image, or for the hinted region of it (context: that region)."""
-    return masks.hinted_input(models["model"], inputs["image"], hint_of(inputs, options))
+    """The network input for the image, or for the hinted region of it (context: that region); with the
+    hint model, no network input (context: the hint)."""
+    hint = hint_of(inputs, options)
+    if "hint_model" in models:
+        return None, hint
+    return masks.hinted_input(models["model"], inputs["image"], hint)
 
 
 def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dict:
     """The mask, its alpha (H x W) and the cut-out; without matting the colours are the photo's own."""
     image = inputs["image"]
-    mask = masks.hinted_mask(image, prediction, options.refine, context, colour=options.colour,
-                             upsampling=masks.upsampling_of(models))
-    alpha = masks.alpha_from_mask(image, mask, options.matting, in_place=True)
+    if "hint_model" in models:
+        mask = prompting.prompted_mask(models["hint_model"].net, image, context)
+        alpha = prompting.keep_allowed(masks.alpha_from_mask(image, mask, options.matting, in_place=True), context)
+    else:
+        mask = masks.hinted_mask(image, prediction, options.refine, context, colour=options.colour,
+                                 upsampling=masks.upsampling_of(models))
+        alpha = masks.alpha_from_mask(image, mask, options.matting, in_place=True)
     looks = cutout.CutoutOptions.of(options)
     if not options.matting:
         looks = replace(looks, decontaminate=False)
@@ -80,6 +106,7 @@ TASK = Task(
     outputs=(RESULT,),
     prepare=_prepare,
     finish=_finish,
+    needs=_needs,
     streams=True,
     suffix=lambda options: cutout.suffix_for(cutout.CutoutOptions.of(options), "_cutout", "_mask"),
     # PNG (or a named JPEG), whatever the photo's format:

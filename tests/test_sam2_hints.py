@@ -1,0 +1,177 @@
+"""`remove` hints answered by SAM 2.1 (`--hint-model`): the catalog's entries, which hints go to SAM, the prompts
+they become, and end-to-end runs through the CLI and the Python API with stand-in weights saved as the official
+checkpoints are ({"model": state_dict}), a spy on the real model's decoder recording where the prompts landed."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import mattekit
+from mattekit import catalog, hints, prompting
+from mattekit.cli import main
+from mattekit.nets.sam2.model import SAM2
+from mattekit.tasks import registry
+
+SIZES = {"sam2.1-hiera-tiny": ("hiera_t", "sam2.1_hiera_tiny.pt"),
+         "sam2.1-hiera-small": ("hiera_s", "sam2.1_hiera_small.pt"),
+         "sam2.1-hiera-base-plus": ("hiera_b+", "sam2.1_hiera_base_plus.pt"),
+         "sam2.1-hiera-large": ("hiera_l", "sam2.1_hiera_large.pt")}
+W, H = 320, 200  # not square: the two axes scale differently onto SAM's 1024 x 1024 input
+
+
+def test_catalog_has_the_four_sam_sizes_as_released():
+    cat = catalog.load()
+    assert {e.name for e in cat.for_task("prompt")} == set(SIZES)
+    for name, (variant, file) in SIZES.items():
+        entry = cat.get(name, "prompt")
+        assert entry.net == "sam2:SAM2" and entry.kwargs == {"variant": variant}
+        assert entry.licence == "Apache-2.0" and entry.notice is None
+        assert entry.input.size == (1024, 1024)
+        assert entry.input.mean == (0.485, 0.456, 0.406) and entry.input.std == (0.229, 0.224, 0.225)
+        assert entry.extra["backend"] == "torch"
+        (wf,) = entry.files
+        assert wf.name == file and wf.url == f"https://dl.fbaipublicfiles.com/segment_anything_2/092824/{file}"
+        assert wf.sha256 is None and wf.md5 is None  # Meta publishes none: trust on first use, recorded in hashes.json
+
+
+def test_a_hint_becomes_sams_prompts():
+    mask = np.zeros((H, W), np.float32)
+    mask[50:90, 100:180] = 1.0
+    p = prompting.prompts_of(hints.make(H, W, box="10,20,200,150", include="30,40", exclude="50,60;70,80"))
+    assert p.box == (10, 20, 200, 150) and p.points == ((30, 40), (50, 60), (70, 80)) and p.labels == (1, 0, 0)
+    assert not p.multimask
+    assert prompting.prompts_of(hints.make(H, W, mask=mask)).box == (100, 50, 180, 90)  # the mask's bounding box
+    assert prompting.prompts_of(hints.make(H, W, box="150,10,300,60", mask=mask)).box == (100, 10, 300, 90)  # both
+    lone = prompting.prompts_of(hints.make(H, W, include="30,40"))
+    assert lone.multimask and lone.box is None and lone.labels == (1,)
+    assert not prompting.answerable(hints.make(H, W, exclude="30,40"))
+
+
+def test_which_hints_go_to_the_hint_model():
+    task = registry.get("remove")
+
+    def needed(given=(), **values):
+        return task.models_needed(task.make_options(values), set(given))
+
+    sam = {"hint_model": "prompt"}
+    assert needed(box="1,2,30,40", hint_model="sam2.1-hiera-tiny") == sam
+    assert needed(point="5,5", exclude="9,9", hint_model="sam2.1-hiera-tiny") == sam
+    assert needed(("hint_mask",), hint_model="sam2.1-hiera-tiny") == sam
+    assert needed(hint_model="sam2.1-hiera-tiny") == {"model": "segment"}  # no hint: the segmentation model
+    assert needed(exclude="9,9", hint_model="sam2.1-hiera-tiny") == {"model": "segment"}  # nothing on the subject
+    assert needed(box="1,2,30,40") == {"model": "segment"}  # no hint model: the path as before
+
+
+def test_photo_pixels_and_sams_threshold():
+    assert prompting.rgb8(np.array([[[0.0, 0.5, 1.0]]], np.float32)).tolist() == [[[0, 128, 255]]]
+    assert prompting.rgb8(np.array([[[0, 257, 65535, 9]]], np.uint16)).tolist() == [[[0, 1, 255]]]
+    p = prompting.probability(np.array([-100.0, -1.0, 0.0, 1.0, 100.0]))
+    assert p[2] == 0.5 and p[0] < 1e-6 and p[4] > 1 - 1e-6 and p[1] < 0.5 < p[3]
+
+
+def test_missing_hint_model_weights_is_one_sentence(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
+    photo, target = _photo(tmp_path), tmp_path / "out.png"
+    code = main(["remove", str(photo), "-o", str(target), "--box", "40,30,200,170", "--hint-model", "sam2.1-hiera-tiny"])
+    err = capsys.readouterr().err
+    assert code == 2 and "leave out --hint-model" in err and "Traceback" not in err and not target.exists()
+
+
+# ------------------------------------------------------------------------ end to end with stand-in weights
+
+def _photo(folder):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pixels = np.full((H, W, 3), 40, np.uint8)
+    pixels[60:150, 90:230] = (220, 180, 60)
+    pixels = np.clip(pixels + rng.integers(0, 12, pixels.shape), 0, 255).astype(np.uint8)
+    path = folder / "photo.png"
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stand_in(shared, tmp_path_factory):
+    """Hiera-T stand-in weights (the conformance manifest's) saved as the official file is: {"model": state_dict}."""
+    folder = shared / "conformance" / "sam2_1_hiera_t_image"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    spec = importlib.util.spec_from_file_location("pseudo_weights", folder.parent / "pseudo_weights.py")
+    pseudo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pseudo)
+    own = SAM2("hiera_t").state_dict()
+    path = tmp_path_factory.mktemp("sam") / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": pseudo.pseudo_state_dict(manifest["state_dict"], own)}, path)
+    return path
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Records the prompts (model pixels, labels) each SAM 2.1 decode gets and the masks predict returns; the real
+    model and predictor run."""
+    seen = {"decode": [], "predict": []}
+    decode, predict = SAM2.decode, prompting.SAM2ImagePredictor.predict
+
+    def recording_decode(self, image_embed, high_res, coords, labels, mask_input=None):
+        seen["decode"].append((coords.cpu().numpy().copy(), labels.cpu().numpy().copy()))
+        return decode(self, image_embed, high_res, coords, labels, mask_input)
+
+    def recording_predict(self, *args, **kwargs):
+        out = predict(self, *args, **kwargs)
+        seen["predict"].append((kwargs, out))
+        return out
+
+    monkeypatch.setattr(SAM2, "decode", recording_decode)
+    monkeypatch.setattr(prompting.SAM2ImagePredictor, "predict", recording_predict)
+    return seen
+
+
+def _model_pixels(points):
+    return np.array([[x * 1024 / W, y * 1024 / H] for x, y in points], np.float32)
+
+
+@pytest.mark.slow
+def test_remove_box_and_points_through_sam_in_the_cli(stand_in, spy, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    photo, target = _photo(tmp_path), tmp_path / "cut.png"
+    code = main(["remove", str(photo), "-o", str(target), "--box", "80,50,240,160", "--point", "150,100",
+                 "--exclude", "100,60", "--hint-model", "sam2.1-hiera-tiny", "--hint-weights", str(stand_in)])
+    assert code == 0, capsys.readouterr().err
+    (coords, labels), = spy["decode"]
+    np.testing.assert_allclose(coords[0], _model_pixels([(80, 50), (240, 160), (150, 100), (100, 60)]), rtol=1e-6)
+    assert labels[0].tolist() == [2, 3, 1, 0]  # box corners, then the click on the subject and the one off it
+    (kwargs, _), = spy["predict"]
+    assert kwargs["multimask_output"] is False
+    out = np.asarray(Image.open(target))
+    assert out.shape == (H, W, 4)
+    assert not out[:50, :, 3].any() and not out[:, :80, 3].any()  # nothing outside the box
+
+
+@pytest.mark.slow
+def test_remove_hint_mask_through_sam_in_the_api(stand_in, spy, tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    image = np.asarray(Image.open(_photo(tmp_path)), np.float32) / 255.0
+    selection = np.zeros((H, W), np.float32)
+    selection[70:140, 100:220] = 1.0
+    out = mattekit.remove_background(image, hint_mask=selection, hint_model="sam2.1-hiera-tiny",
+                                     hint_weights=str(stand_in), matting=True)
+    assert out.shape == (H, W, 4) and out.dtype == np.float32
+    (coords, labels), = spy["decode"]
+    np.testing.assert_allclose(coords[0], _model_pixels([(100, 70), (220, 140)]), rtol=1e-6)
+    assert labels[0].tolist() == [2, 3]
+    (_, (logits, _, _)), = spy["predict"]
+    # the matting band softens SAM's edge without moving it: upstream's mask (logits > 0) where the hint allows
+    upstream = (logits[0] > 0) & hints.allowed(hints.make(H, W, mask=selection), H, W)
+    alpha = out[..., 3]
+    clear = np.abs(alpha - 0.5) > 1e-3
+    assert ((alpha >= 0.5) == upstream)[clear].all()
+    assert 0 < upstream.mean() < 1 and ((alpha > 0) & (alpha < 1)).any()  # an edge, and a soft one
