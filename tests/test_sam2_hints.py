@@ -14,6 +14,7 @@ import mattekit
 from mattekit import catalog, hints, prompting
 from mattekit.cli import main
 from mattekit.nets.sam2.model import SAM2
+from mattekit.nets.sam2.predictor import SAM2ImagePredictor
 from mattekit.tasks import registry
 
 SIZES = {"sam2.1-hiera-tiny": ("hiera_t", "sam2.1_hiera_tiny.pt"),
@@ -115,7 +116,7 @@ def spy(monkeypatch):
     """Records the prompts (model pixels, labels) each SAM 2.1 decode gets and the masks predict returns; the real
     model and predictor run."""
     seen = {"decode": [], "predict": []}
-    decode, predict = SAM2.decode, prompting.SAM2ImagePredictor.predict
+    decode, predict = SAM2.decode, SAM2ImagePredictor.predict
 
     def recording_decode(self, image_embed, high_res, coords, labels, mask_input=None):
         seen["decode"].append((coords.cpu().numpy().copy(), labels.cpu().numpy().copy()))
@@ -127,7 +128,7 @@ def spy(monkeypatch):
         return out
 
     monkeypatch.setattr(SAM2, "decode", recording_decode)
-    monkeypatch.setattr(prompting.SAM2ImagePredictor, "predict", recording_predict)
+    monkeypatch.setattr(SAM2ImagePredictor, "predict", recording_predict)
     return seen
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import hints, ops
-from .nets.sam2.predictor import SAM2ImagePredictor
 
 
 @dataclass(frozen=True)
@@ -79,6 +78,8 @@ def prompted_mask(model, image: np.ndarray, hint: hints.Hint) -> np.ndarray:
     """The subject's probability (H x W float32) for ``image`` as SAM 2.1 ``model`` (a
     :class:`mattekit.nets.sam2.SAM2`, on its device) answers ``hint`` (:func:`answerable`), kept to where the
     hint allows. One image embedding per call."""
+    from .nets.sam2.predictor import SAM2ImagePredictor  # torch: imported when a hint model runs, not at startup
+
     if not answerable(hint):
         raise ValueError("SAM needs a box, a hint mask or an include point")
     sam = SAM2ImagePredictor(model)
