@@ -65,6 +65,8 @@ def test_which_hints_go_to_the_hint_model():
     assert needed(hint_model="sam2.1-hiera-tiny") == {"model": "segment"}  # no hint: the segmentation model
     assert needed(exclude="9,9", hint_model="sam2.1-hiera-tiny") == {"model": "segment"}  # nothing on the subject
     assert needed(box="1,2,30,40") == {"model": "segment"}  # no hint model: the path as before
+    worker = task.describe("worker")["options"]  # the worker (and so GIMP and Blender) offers the hint model
+    assert worker["hint_model"]["model"] == "prompt" and "hint_weights" not in worker
 
 
 def test_photo_pixels_and_sams_threshold():
