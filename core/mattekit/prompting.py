@@ -70,8 +70,11 @@ def rgb8(image: np.ndarray) -> np.ndarray:
 def probability(logits: np.ndarray, threshold: float = 0.0) -> np.ndarray:
     """Mask logits (H x W) -> float32 probability: the sigmoid of ``logits - threshold`` (0.5 exactly where
     upstream's mask ends)."""
-    z = np.clip(np.asarray(logits, np.float32) - np.float32(threshold), -60.0, 60.0)
-    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+    z = np.asarray(logits, np.float32) - np.float32(threshold)  # the one full-size array made; the rest in place
+    np.clip(z, -60.0, 60.0, out=z)
+    np.exp(np.negative(z, out=z), out=z)
+    z += 1.0
+    return np.reciprocal(z, out=z)
 
 
 def prompted_mask(model, image: np.ndarray, hint: hints.Hint) -> np.ndarray:
