@@ -16,6 +16,21 @@ SWIN_CONFIGS = {
 }
 
 
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel, torch.compile; the authors' loader drops both
+
+
+def _strip_wrapper_prefixes(module, state_dict, prefix, *args) -> None:
+    """Load hook: keys saved from a wrapped net (``module.``, ``_orig_mod.``, either order) lose those prefixes,
+    as upstream's ``utils.check_state_dict`` does before loading."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        rest = key[len(prefix):]
+        for wrapper in WRAPPER_PREFIXES:
+            rest = rest.removeprefix(wrapper)
+        rest = rest.removeprefix(WRAPPER_PREFIXES[0])
+        if prefix + rest != key:
+            state_dict[prefix + rest] = state_dict.pop(key)
+
+
 class BiRefNet(nn.Module):
     """BiRefNet: N x 3 x H x W ImageNet-normalised RGB (H, W multiples of 32) -> ``[logits]``.
 
@@ -36,6 +51,7 @@ class BiRefNet(nn.Module):
         lateral = [2 * c for c in self.bb.num_features[::-1]]  # doubled by the half-resolution pass
         self.squeeze_module = nn.Sequential(BasicDecBlk(sum(lateral), lateral[0]))
         self.decoder = Decoder(lateral, patch_order)
+        self.register_load_state_dict_pre_hook(_strip_wrapper_prefixes)
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The backbone on x and on x at half size, stage outputs concatenated: [x1, x2, x3, x4 with context]."""
