@@ -67,7 +67,22 @@ def test_malformed_catalog_is_refused(tmp_path):
 # rembg's own pins (pooch "md5:..." in rembg/sessions/u2net.py, u2netp.py, u2net_human_seg.py, dis_general_use.py)
 REMBG_MD5 = {"u2net.onnx": "60024c5c889badc19c04ad937298a77b", "u2netp.onnx": "8e83ca70e441ab06c318d82300c84806",
              "u2net_human_seg.onnx": "c09ddc2e0104f800e3e1bb4652583d1f",
-             "isnet-general-use.onnx": "fc16ebd8b0c10d971d3513d564d01e29"}
+             "isnet-general-use.onnx": "fc16ebd8b0c10d971d3513d564d01e29",
+             # rembg/sessions/birefnet_*.py; saved in rembg's folder under the session's name, not the release's
+             "birefnet-general.onnx": "7a35a0141cbbc80de11d9c9a28f52697",
+             "birefnet-general-lite.onnx": "4fab47adc4ff364be1713e97b7e66334",
+             "birefnet-portrait.onnx": "c3a64a6abf20250d090cd055f12a3b67",
+             "birefnet-dis.onnx": "2d4d44102b446f33a4ebb2e56c051f2b",
+             "birefnet-hrsod.onnx": "c017ade5de8a50ff0fd74d790d268dda",
+             "birefnet-cod.onnx": "f6d0d21ca89d287f17e7afe9f5fd3b45",
+             "birefnet-massive.onnx": "33e726a2136a3d59eb0fdf613e31e3e9"}
+REMBG_RELEASE = {"birefnet-general.onnx": "BiRefNet-general-epoch_244.onnx",
+                 "birefnet-general-lite.onnx": "BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx",
+                 "birefnet-portrait.onnx": "BiRefNet-portrait-epoch_150.onnx",
+                 "birefnet-dis.onnx": "BiRefNet-DIS-epoch_590.onnx",
+                 "birefnet-hrsod.onnx": "BiRefNet-HRSOD_DHU-epoch_115.onnx",
+                 "birefnet-cod.onnx": "BiRefNet-COD-epoch_125.onnx",
+                 "birefnet-massive.onnx": "BiRefNet-massive-TR_DIS5K_TR_TEs-epoch_420.onnx"}
 
 
 def test_rembg_sources_name_rembgs_release_files_and_pin_only_what_was_checked(shared):
@@ -78,7 +93,8 @@ def test_rembg_sources_name_rembgs_release_files_and_pin_only_what_was_checked(s
              if "danielgatis/rembg" in wf.url}
     assert set(rembg) == set(REMBG_MD5)
     for name, (model, wf) in rembg.items():
-        assert wf.url == f"https://github.com/danielgatis/rembg/releases/download/v0.0.0/{name}", model
+        release = REMBG_RELEASE.get(name, name)
+        assert wf.url == f"https://github.com/danielgatis/rembg/releases/download/v0.0.0/{release}", model
         assert wf.sha256 == sums.get(name), f"{model}: a pinned sha256 must be one checked on a real file"
         assert wf.md5 == REMBG_MD5[name] and weights.pinned(wf), model
 
