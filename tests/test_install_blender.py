@@ -78,7 +78,7 @@ def test_without_blender_it_says_so_and_writes_the_zip_on_request(tmp_path):
     record = json.loads(archive.read("mattekit_worker.json"))
     assert record["python"] == os.path.abspath(sys.executable)
     roto = next(op for op in record["schema"]["operations"] if op["name"] == "roto")
-    from mattekit.jobs import RotoSpec
+    from mattekit.roto import RotoSpec
     from mattekit.tasks.registry import options_of
 
     assert list(roto["options"]) == [o.name for o in options_of(RotoSpec) if "worker" in o.hosts]  # the worker's order

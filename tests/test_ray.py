@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from mattekit import catalog, jobs
-from test_jobs import MODEL, files_of, make_plate, spec
+from mattekit import catalog, roto
+from test_roto import MODEL, files_of, make_plate, spec
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # a local Ray cluster and a roto run: ~50 s on a busy 2-core machine
@@ -29,10 +29,10 @@ def local_ray(shared, tmp_path_factory):
 def test_roto_on_ray_matches_local_run(shared, tmp_path, monkeypatch, local_ray):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     plate = make_plate(shared, tmp_path / "plate", 7)
-    jobs.RotoJob(spec(plate, str(tmp_path / "local" / "m.####.png"), radius=2)).run()
+    roto.RotoJob(spec(plate, str(tmp_path / "local" / "m.####.png"), radius=2)).run()
 
     events = []
-    summary = jobs.run_on_ray(spec(plate, str(tmp_path / "ray" / "m.####.png"), radius=2), chunk=3, workers=2,
+    summary = roto.run_on_ray(spec(plate, str(tmp_path / "ray" / "m.####.png"), radius=2), chunk=3, workers=2,
                               progress=events.append)
     assert summary.computed == list(range(1001, 1008)) and not summary.skipped
     assert files_of(tmp_path / "ray") == files_of(tmp_path / "local")
@@ -43,7 +43,7 @@ def test_roto_on_ray_matches_local_run(shared, tmp_path, monkeypatch, local_ray)
     # resumable the same way: remove two frames, run again, only they are computed
     (tmp_path / "ray" / "m.1002.png").unlink()
     (tmp_path / "ray" / "m.1006.png").write_bytes(b"half-written")
-    again = jobs.run_on_ray(spec(plate, str(tmp_path / "ray" / "m.####.png"), radius=2), chunk=3, workers=2)
+    again = roto.run_on_ray(spec(plate, str(tmp_path / "ray" / "m.####.png"), radius=2), chunk=3, workers=2)
     assert again.computed == [1002, 1006] and len(again.skipped) == 5
     assert files_of(tmp_path / "ray") == files_of(tmp_path / "local")
 
@@ -55,11 +55,11 @@ def test_recurrent_roto_on_ray_warms_each_chunk_up(shared, tmp_path, monkeypatch
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     plate = make_plate(shared, tmp_path / "plate", min(7, catalog.load().get("rvm-people").warmup + 1), sequence="breakdance")
 
-    def rvm(output: str) -> jobs.RotoSpec:
-        return jobs.RotoSpec(plate=plate, output=output, model="rvm-people", device="cpu", threads=1, temporal=False)
+    def rvm(output: str) -> roto.RotoSpec:
+        return roto.RotoSpec(plate=plate, output=output, model="rvm-people", device="cpu", threads=1, temporal=False)
 
-    jobs.RotoJob(rvm(str(tmp_path / "local" / "m.####.png"))).run()
-    summary = jobs.run_on_ray(rvm(str(tmp_path / "ray" / "m.####.png")), chunk=3, workers=2)
+    roto.RotoJob(rvm(str(tmp_path / "local" / "m.####.png"))).run()
+    summary = roto.run_on_ray(rvm(str(tmp_path / "ray" / "m.####.png")), chunk=3, workers=2)
     assert len(summary.computed) == len(files_of(tmp_path / "local")) and not summary.skipped
     assert files_of(tmp_path / "ray") == files_of(tmp_path / "local")
 

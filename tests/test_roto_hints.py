@@ -1,4 +1,4 @@
-"""Roto hints on keyframes, carried through the shot (mattekit.tracking, jobs.HintChain)."""
+"""Roto hints on keyframes, carried through the shot (mattekit.tracking, mattekit.roto.chain.HintChain)."""
 from __future__ import annotations
 
 import os
@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import jobs, tracking
-from mattekit.errors import InputError
+from mattekit import roto, tracking
+from mattekit.errors import InputError, OutputError
 from mattekit.io import read_image, write_image
-from test_jobs import kill_when_written
+from test_roto import kill_when_written
 
 MODEL = "csnet-sod"  # real weights from the shared mirror; small and fast on CPU
 SIZE = (214, 120)
@@ -37,9 +37,9 @@ def two_subject_plate(shared: Path, folder: Path, count: int, first: int = 1001)
     return str(folder / "plate.####.png")
 
 
-def spec(plate: str, output: str, **kw) -> jobs.RotoSpec:
+def spec(plate: str, output: str, **kw) -> roto.RotoSpec:
     kw.setdefault("radius", 1)
-    return jobs.RotoSpec(plate=plate, output=output, model=MODEL, device="cpu", threads=1, **kw)
+    return roto.RotoSpec(plate=plate, output=output, model=MODEL, device="cpu", threads=1, **kw)
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
@@ -102,9 +102,9 @@ def test_box_on_one_subject_is_followed(shared, mirror, tmp_path):
     """Two subjects side by side; a box around the left one on frame 1003 (a middle keyframe): every
     frame's matte keeps the left subject and nothing of the right one, forward and backward."""
     plate = two_subject_plate(shared, tmp_path / "plate", 6)
-    free = jobs.RotoJob(spec(plate, str(tmp_path / "free" / "m.####.png")))
+    free = roto.RotoJob(spec(plate, str(tmp_path / "free" / "m.####.png")))
     free.run()
-    hinted = jobs.RotoJob(spec(plate, str(tmp_path / "hinted" / "m.####.png"), box="1003:0,0,214,120"))
+    hinted = roto.RotoJob(spec(plate, str(tmp_path / "hinted" / "m.####.png"), box="1003:0,0,214,120"))
     assert hinted.settings()["hints"]["boxes"] == {"1003": "0,0,214,120"} and "hints" not in free.settings()
     hinted.run()
     without, with_box = mattes(tmp_path / "free"), mattes(tmp_path / "hinted")
@@ -120,16 +120,16 @@ def test_hinted_splits_equal_one_run(shared, mirror, tmp_path):
     """Chains run from their keyframes: chunks and --frames splits give the bytes of one run."""
     plate = two_subject_plate(shared, tmp_path / "plate", 7)
     hints = {"box": "1004:0,0,214,120", "point": "1004:100,70", "exclude": "1004:320,60"}
-    jobs.RotoJob(spec(plate, str(tmp_path / "whole" / "m.####.png"), **hints)).run()
+    roto.RotoJob(spec(plate, str(tmp_path / "whole" / "m.####.png"), **hints)).run()
     for chunk in ([1006, 1007], [1001, 1002], [1003, 1004, 1005]):
-        jobs.RotoJob(spec(plate, str(tmp_path / "parts" / "m.####.png"), **hints)).run(chunk)
+        roto.RotoJob(spec(plate, str(tmp_path / "parts" / "m.####.png"), **hints)).run(chunk)
     assert files_of(tmp_path / "parts") == files_of(tmp_path / "whole")
     for frames in ("1005-1007", "1001-1004"):
-        jobs.RotoJob(spec(plate, str(tmp_path / "farm" / "m.####.png"), frames=frames, **hints)).run()
+        roto.RotoJob(spec(plate, str(tmp_path / "farm" / "m.####.png"), frames=frames, **hints)).run()
     assert files_of(tmp_path / "farm") == files_of(tmp_path / "whole")
     # other hints are other settings: refused without --overwrite
-    with pytest.raises(jobs.OutputError, match="other settings"):
-        jobs.RotoJob(spec(plate, str(tmp_path / "whole" / "m.####.png"), box="1004:0,0,100,120")).run()
+    with pytest.raises(OutputError, match="other settings"):
+        roto.RotoJob(spec(plate, str(tmp_path / "whole" / "m.####.png"), box="1004:0,0,100,120")).run()
 
 
 def test_hint_mask_pattern_keyframes(shared, mirror, tmp_path):
@@ -138,7 +138,7 @@ def test_hint_mask_pattern_keyframes(shared, mirror, tmp_path):
     selection[10:110, 240:410] = 1.0  # around the right subject this time
     (tmp_path / "masks").mkdir()
     write_image(tmp_path / "masks" / "sel.1001.png", selection, bit_depth=8)
-    job = jobs.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.png"), hint_mask=str(tmp_path / "masks" / "sel.####.png")))
+    job = roto.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.png"), hint_mask=str(tmp_path / "masks" / "sel.####.png")))
     assert job.keyframes.frames == [1001]
     job.run()
     for frame, matte in mattes(tmp_path / "out").items():

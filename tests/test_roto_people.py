@@ -11,25 +11,25 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import catalog, jobs, runtime
+from mattekit import catalog, roto, runtime
 from mattekit.errors import MattekitError
 from mattekit.io import read_image
-from mattekit.jobs import RotoSpec
+from mattekit.roto import RotoSpec
 from mattekit.matting import estimate_foreground
 from mattekit.nets.rvm import RobustVideoMatting
 from mattekit.tasks.registry import options_of
 
-from test_jobs import cli, files_of, kill_when_written, make_plate
+from test_roto import cli, files_of, kill_when_written, make_plate
 
 
 def test_aliases_resolve_to_models_of_the_accepted_tasks():
     cat = catalog.load()
-    assert cat.get("people", jobs.ROTO_MODEL_TASKS).name == "modnet-portrait"
+    assert cat.get("people", roto.ROTO_MODEL_TASKS).name == "modnet-portrait"
     assert cat.get("people").licence == "Apache-2.0"
-    assert cat.get("objects", jobs.ROTO_MODEL_TASKS) is cat.default("segment")
-    assert cat.get("rvm-people", jobs.ROTO_MODEL_TASKS).recurrent
+    assert cat.get("objects", roto.ROTO_MODEL_TASKS) is cat.default("segment")
+    assert cat.get("rvm-people", roto.ROTO_MODEL_TASKS).recurrent
     with pytest.raises(MattekitError, match=r"Unknown model 'nobody'; choose one of: people, objects, "):
-        cat.get("nobody", jobs.ROTO_MODEL_TASKS)
+        cat.get("nobody", roto.ROTO_MODEL_TASKS)
     with pytest.raises(MattekitError, match="'people' is a matte model, not a segment model"):
         cat.get("people", "segment")
     assert set(cat.aliases_for("upscale")) == set()
@@ -53,11 +53,11 @@ def test_roto_schema_lists_the_aliases_with_their_licences():
 
 def test_recurrent_steps_warm_each_run_of_frames():
     have = list(range(1, 31))
-    assert jobs.recurrent_steps(have, [10, 11, 12], 3) == [7, 8, 9, 10, 11, 12]
-    assert jobs.recurrent_steps(have, [2, 3], 8) == [1, 2, 3]  # history stops at the plate's first frame
-    assert jobs.recurrent_steps(have, [10, 13], 3) == [7, 8, 9, 10, 11, 12, 13]  # gaps within warm-up are run
-    assert jobs.recurrent_steps(have, [10, 20], 2) == [8, 9, 10, 18, 19, 20]
-    assert jobs.recurrent_steps([1, 2, 5, 6], [6], 4) == [5, 6]  # not across a hole in the plate
+    assert roto.recurrent_steps(have, [10, 11, 12], 3) == [7, 8, 9, 10, 11, 12]
+    assert roto.recurrent_steps(have, [2, 3], 8) == [1, 2, 3]  # history stops at the plate's first frame
+    assert roto.recurrent_steps(have, [10, 13], 3) == [7, 8, 9, 10, 11, 12, 13]  # gaps within warm-up are run
+    assert roto.recurrent_steps(have, [10, 20], 2) == [8, 9, 10, 18, 19, 20]
+    assert roto.recurrent_steps([1, 2, 5, 6], [6], 4) == [5, 6]  # not across a hole in the plate
 
 
 def test_rvm_downsample_ratio_follows_the_authors_table():
@@ -83,7 +83,7 @@ def _rvm_spec(plate: str, output: str, **kw) -> RotoSpec:
 def test_roto_carries_rvm_state_from_frame_to_frame(shared, offline_mirror, tmp_path):
     """roto's mattes equal the net run over the frames with its state carried, and differ from fresh states."""
     plate = make_plate(shared, tmp_path / "plate", 6, sequence="breakdance")
-    job = jobs.RotoJob(_rvm_spec(plate, str(tmp_path / "out" / "m.####.exr"), bit_depth=32))
+    job = roto.RotoJob(_rvm_spec(plate, str(tmp_path / "out" / "m.####.exr"), bit_depth=32))
     job.run()
     predictor = runtime.ModelCache().get("rvm-people", "matte", "cpu")
     state, carried, fresh = None, [], []
@@ -107,12 +107,12 @@ def test_rvm_chunks_warm_up_and_resume_exactly(shared, offline_mirror, tmp_path)
     the plate's first frame the bytes equal one run's; farther on, the difference stays small."""
     warmup = catalog.load().get("rvm-people").warmup
     plate = make_plate(shared, tmp_path / "plate", warmup + 6, sequence="breakdance")
-    whole = jobs.RotoJob(_rvm_spec(plate, str(tmp_path / "whole" / "m.####.png")))
+    whole = roto.RotoJob(_rvm_spec(plate, str(tmp_path / "whole" / "m.####.png")))
     whole.run()
     reference = files_of(tmp_path / "whole")
     assert whole.settings()["warmup"] == warmup
     for chunk in reversed(whole.chunks(4)):
-        jobs.RotoJob(_rvm_spec(plate, str(tmp_path / "parts" / "m.####.png"))).run(chunk)
+        roto.RotoJob(_rvm_spec(plate, str(tmp_path / "parts" / "m.####.png"))).run(chunk)
     parts = files_of(tmp_path / "parts")
     exact = [f"m.{f}.png" for f in whole.frames if f - warmup <= whole.frames[0]]
     assert {k: parts[k] for k in exact} == {k: reference[k] for k in exact}
@@ -122,10 +122,10 @@ def test_rvm_chunks_warm_up_and_resume_exactly(shared, offline_mirror, tmp_path)
     # cancelled after 3 frames, resumed: the frames written stay, the rest are recomputed with warm-up
     out = str(tmp_path / "resumed" / "m.####.png")
     seen = []
-    with pytest.raises(jobs.Cancelled):
-        jobs.RotoJob(_rvm_spec(plate, out)).run(cancel=lambda: len(seen) >= 3, progress=lambda p: seen.append(p.frame))
+    with pytest.raises(roto.Cancelled):
+        roto.RotoJob(_rvm_spec(plate, out)).run(cancel=lambda: len(seen) >= 3, progress=lambda p: seen.append(p.frame))
     kept = files_of(tmp_path / "resumed")
-    summary = jobs.RotoJob(_rvm_spec(plate, out)).run()
+    summary = roto.RotoJob(_rvm_spec(plate, out)).run()
     assert summary.skipped == whole.frames[:len(kept)] and len(kept) >= 2
     assert files_of(tmp_path / "resumed") == reference
 
@@ -204,7 +204,7 @@ def test_a_hint_keeps_a_matting_models_soft_alpha(shared, offline_mirror, tmp_pa
 
     def matte(name: str, **hint) -> np.ndarray:
         out = tmp_path / name / "m.####.png"
-        jobs.RotoJob(jobs.RotoSpec(plate=plate, output=str(out), model="people", device="cpu", threads=1, radius=0,
+        roto.RotoJob(roto.RotoSpec(plate=plate, output=str(out), model="people", device="cpu", threads=1, radius=0,
                                    bit_depth=16, **hint)).run()
         return read_image(str(out).replace("####", "1001")).pixels[..., 0]
 

@@ -13,7 +13,7 @@ temporal consistency, on sequences with per-frame ground truth (DAVIS layout).
 Columns: per-frame mattes (``--no-temporal``), the roto default (motion-compensated window,
 :mod:`mattekit.temporal`), and a plain exponential moving average of the per-frame mattes as
 the baseline a temporal method must beat. All three use the same per-frame predictions, made
-through the same code path as ``mattekit roto`` (:class:`mattekit.jobs.MatteSource`), and the
+through the same code path as ``mattekit roto`` (:class:`mattekit.roto.MatteSource`), and the
 temporal column is filtered in frame order as roto does (:class:`mattekit.temporal.OrderedSmoother`).
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .. import catalog, temporal, tracking
 from ..errors import InputError
 from ..io.sequences import ImageSequence, _folder_pattern
 from ..io.sequences import chunk_frames
-from ..jobs import ROTO_MODEL_TASKS, MatteSource
+from ..roto import ROTO_MODEL_TASKS, MatteSource
 
 
 def add_parser(kinds) -> None:

@@ -29,11 +29,11 @@ a split or resumed run first re-runs them (add keyframes to shorten that).
 
 
 def add_parser(sub) -> None:
-    """``mattekit roto``: the job's options come from :class:`mattekit.jobs.RotoSpec`'s declaration;
+    """``mattekit roto``: the job's options come from :class:`mattekit.roto.RotoSpec`'s declaration;
     the flags that split and distribute the work (chunks, Ray) are the command's own."""
     import argparse
 
-    from ..jobs import RotoSpec
+    from ..roto import RotoSpec
     from ..tasks import registry
     from .tasks import add_option_flags
 
@@ -53,7 +53,7 @@ def add_parser(sub) -> None:
 
 
 class _Bar:
-    """A tqdm bar fed by jobs.Progress events."""
+    """A tqdm bar fed by roto.Progress events."""
 
     def __init__(self, quiet: bool):
         self.bar = None
@@ -73,7 +73,7 @@ class _Bar:
 
 
 def run(args) -> int:
-    from .. import jobs
+    from .. import roto
 
     if args.chunk_index is not None and args.chunk <= 0:
         raise MattekitError("--chunk-index needs --chunk N.")
@@ -84,16 +84,16 @@ def run(args) -> int:
     from ..tasks import registry
     from .tasks import option_values
 
-    values = option_values(args, registry.options_of(jobs.RotoSpec))
-    spec = jobs.RotoSpec(plate=args.plate, output=args.output, **values)
+    values = option_values(args, registry.options_of(roto.RotoSpec))
+    spec = roto.RotoSpec(plate=args.plate, output=args.output, **values)
     bar = _Bar(quiet=False)
     try:
         if args.ray is not None:
-            summary = jobs.run_on_ray(spec, args.chunk or 25, address=args.ray or None, workers=args.ray_workers,
+            summary = roto.run_on_ray(spec, args.chunk or 25, address=args.ray or None, workers=args.ray_workers,
                                       progress=bar)
             job = None
         else:
-            job = jobs.RotoJob(spec)
+            job = roto.RotoJob(spec)
             if spec.model and spec.model != job.entry.name:  # an alias: say what it stands for and its licence
                 print(f"mattekit: --model {spec.model} is {job.entry.name} ({job.entry.licence})", file=sys.stderr)
             if job.missing:

@@ -4,7 +4,7 @@ One operation per registered task (:func:`mattekit.tasks.registry.tasks`), same 
 and options: options are checked by ``task.make_options(values, host="worker")``; the models a run
 needs (``task.models_needed``) come from the worker's own :class:`mattekit.runtime.ModelCache`;
 :class:`mattekit.runner.Runner` does the work. ``roto`` is the one operation that is not a task: frame sequences
-travel as paths and :func:`mattekit.jobs.run_operation` reads and writes the files itself, inside
+travel as paths and :func:`mattekit.roto.run_operation` reads and writes the files itself, inside
 the folders the user allowed (:class:`PathPolicy`).
 
 Pixels: inputs arrive as float32 in [0,1] (H x W x C for "image" ports, H x W for the others;
@@ -108,7 +108,7 @@ class PathPolicy:
 
 def roto_operation(paths: PathPolicy) -> Operation:
     """The roto operation: no pixel inputs or outputs; plate and matte paths confined by ``paths``."""
-    from ..jobs import RotoSpec
+    from ..roto import RotoSpec
 
     table = {o.name: o for o in options_of(RotoSpec) if "worker" in o.hosts}
     path_options = [name for name, o in table.items() if o.path]  # confined by ``paths``
@@ -128,9 +128,9 @@ def roto_operation(paths: PathPolicy) -> Operation:
         return checked
 
     def run(models, inputs: dict, options, progress: Progress) -> tuple[dict, None]:
-        from .. import jobs
+        from .. import roto
 
-        jobs.run_operation(dataclasses.asdict(options), progress)
+        roto.run_operation(dataclasses.asdict(options), progress)
         return {}, None  # the mattes and their manifest carry the provenance
 
     def describe() -> dict:

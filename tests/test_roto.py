@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import jobs
+from mattekit import roto
 from mattekit.errors import InputError, MattekitError, OutputError
 from mattekit.io import read_image, write_image
 
@@ -37,9 +37,9 @@ def make_plate(shared: Path, folder: Path, count: int, first: int = 1001, suffix
     return str(folder / f"plate.####{suffix}")
 
 
-def spec(plate: str, output: str, **kw) -> jobs.RotoSpec:
+def spec(plate: str, output: str, **kw) -> roto.RotoSpec:
     kw.setdefault("radius", 1)
-    return jobs.RotoSpec(plate=plate, output=output, model=MODEL, device="cpu", threads=1, **kw)
+    return roto.RotoSpec(plate=plate, output=output, model=MODEL, device="cpu", threads=1, **kw)
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
@@ -98,53 +98,53 @@ def test_kill_and_resume_gives_identical_files(shared, mirror, tmp_path):
 @pytest.mark.slow
 def test_resume_verifies_content(shared, mirror, tmp_path):
     plate = make_plate(shared, tmp_path / "plate", 5)
-    job = jobs.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.png")))
+    job = roto.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.png")))
     events = []
     first = job.run(progress=events.append)
     assert first.computed == [1001, 1002, 1003, 1004, 1005] and not first.skipped
     assert events[-1].done == 5 and events[-1].fps > 0 and events[-1].eta == 0
     assert [e.done for e in events] == [0, 1, 2, 3, 4, 5]
     before = files_of(tmp_path / "out")
-    again = jobs.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.png"))).run()
+    again = roto.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.png"))).run()
     assert again.computed == [] and again.skipped == first.computed
     # a frame edited (or replaced) after the job is not trusted: it is recomputed, and only it
     (tmp_path / "out" / "m.1003.png").write_bytes(before["m.1003.png"][:-10] + b"0123456789")
     (tmp_path / "out" / "m.1004.png").unlink()
-    third = jobs.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.png"))).run()
+    third = roto.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.png"))).run()
     assert third.computed == [1003, 1004]
     assert files_of(tmp_path / "out") == before
     # a re-delivered plate frame is redone
     os.utime(tmp_path / "plate" / "plate.1002.png", ns=(1, 1))
-    assert jobs.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.png"))).run().computed == [1002]
+    assert roto.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.png"))).run().computed == [1002]
 
 
 @pytest.mark.slow
 def test_chunks_equal_one_run(shared, mirror, tmp_path):
     """Temporal consistency depends on a bounded window: chunks run apart give the same bytes."""
     plate = make_plate(shared, tmp_path / "plate", 7)
-    whole = jobs.RotoJob(spec(plate, str(tmp_path / "whole" / "m.####.png"), radius=2))
+    whole = roto.RotoJob(spec(plate, str(tmp_path / "whole" / "m.####.png"), radius=2))
     whole.run()
-    parts = jobs.RotoJob(spec(plate, str(tmp_path / "parts" / "m.####.png"), radius=2))
+    parts = roto.RotoJob(spec(plate, str(tmp_path / "parts" / "m.####.png"), radius=2))
     assert parts.chunks(3) == [[1001, 1002, 1003], [1004, 1005, 1006], [1007]]
     for chunk in reversed(parts.chunks(3)):
-        jobs.RotoJob(spec(plate, str(tmp_path / "parts" / "m.####.png"), radius=2)).run(chunk)
+        roto.RotoJob(spec(plate, str(tmp_path / "parts" / "m.####.png"), radius=2)).run(chunk)
     assert files_of(tmp_path / "parts") == files_of(tmp_path / "whole")
     assert len(list((tmp_path / "parts" / ".m.mattekit-journal").glob("*.jsonl"))) == 3
     # a --frames split (as a render farm passes) is the same too
     for frames in ("1001-1004", "1005-1007"):
-        jobs.RotoJob(spec(plate, str(tmp_path / "farm" / "m.####.png"), radius=2, frames=frames)).run()
+        roto.RotoJob(spec(plate, str(tmp_path / "farm" / "m.####.png"), radius=2, frames=frames)).run()
     assert files_of(tmp_path / "farm") == files_of(tmp_path / "whole")
 
 
 def test_temporal_switch_and_settings_guard(shared, mirror, tmp_path):
     plate = make_plate(shared, tmp_path / "plate", 4)
     out = str(tmp_path / "out" / "m.####.png")
-    jobs.RotoJob(spec(plate, out, temporal=False)).run()
+    roto.RotoJob(spec(plate, out, temporal=False)).run()
     per_frame = files_of(tmp_path / "out")
     with pytest.raises(OutputError, match="other settings"):
-        jobs.RotoJob(spec(plate, out)).run()
+        roto.RotoJob(spec(plate, out)).run()
     assert files_of(tmp_path / "out") == per_frame  # refused: nothing touched
-    redone = jobs.RotoJob(spec(plate, out, overwrite=True)).run()
+    redone = roto.RotoJob(spec(plate, out, overwrite=True)).run()
     assert redone.computed == [1001, 1002, 1003, 1004]
     assert files_of(tmp_path / "out") != per_frame
     # the per-frame mattes are what the per-frame network gives
@@ -171,7 +171,7 @@ def test_exr_plate_rgba_and_foreground(shared, mirror, tmp_path):
 
     plate = make_plate(shared, tmp_path / "plate", 3, suffix=".exr")
     out = tmp_path / "out"
-    job = jobs.RotoJob(spec(plate, str(out / "matte.####.exr"), rgba=str(out / "rgba.####.exr"),
+    job = roto.RotoJob(spec(plate, str(out / "matte.####.exr"), rgba=str(out / "rgba.####.exr"),
                             fg=str(out / "fg.####.png"), bit_depth=32))
     assert job.run().computed == [1001, 1002, 1003]
     with OpenEXR.File(str(out / "matte.1002.exr"), separate_channels=True) as f:
@@ -189,7 +189,7 @@ def test_exr_plate_rgba_and_foreground(shared, mirror, tmp_path):
     np.testing.assert_allclose(fg.pixels[..., 3], alpha, atol=1 / 255)
     # adding an output later recomputes to add it; the matte's bytes stay the same
     before = (out / "matte.1002.exr").read_bytes()
-    job = jobs.RotoJob(spec(plate, str(out / "matte.####.exr"), bit_depth=32))
+    job = roto.RotoJob(spec(plate, str(out / "matte.####.exr"), bit_depth=32))
     assert job.run().computed == []
     assert (out / "matte.1002.exr").read_bytes() == before
 
@@ -198,10 +198,10 @@ def test_cancel_then_resume(shared, mirror, tmp_path):
     plate = make_plate(shared, tmp_path / "plate", 4)
     out = str(tmp_path / "out" / "m.####.png")
     seen = []
-    with pytest.raises(jobs.Cancelled):
-        jobs.RotoJob(spec(plate, out, temporal=False)).run(progress=seen.append, cancel=lambda: len(seen) >= 3)
+    with pytest.raises(roto.Cancelled):
+        roto.RotoJob(spec(plate, out, temporal=False)).run(progress=seen.append, cancel=lambda: len(seen) >= 3)
     assert len(list((tmp_path / "out").glob("m.*.png"))) == 2
-    assert jobs.RotoJob(spec(plate, out, temporal=False)).run().computed == [1003, 1004]
+    assert roto.RotoJob(spec(plate, out, temporal=False)).run().computed == [1003, 1004]
 
 
 @pytest.mark.slow
@@ -216,9 +216,9 @@ def test_cli_errors_are_one_sentence(shared, mirror, tmp_path):
                               "--chunk", "2", "--print-chunks", "--model", MODEL], capture_output=True, text=True, timeout=120)
     assert listing.stdout.split() == ["1001-1002", "1003"]
     with pytest.raises(InputError):
-        jobs.RotoJob(spec(str(tmp_path / "nothing.####.png"), str(tmp_path / "o")))
+        roto.RotoJob(spec(str(tmp_path / "nothing.####.png"), str(tmp_path / "o")))
     with pytest.raises(MattekitError):
-        jobs.RotoJob(spec(plate, str(tmp_path / "o" / "m.####.jpg")))
+        roto.RotoJob(spec(plate, str(tmp_path / "o" / "m.####.jpg")))
 
 
 @pytest.mark.slow
@@ -228,7 +228,7 @@ def test_same_bytes_with_one_or_two_inference_workers(shared, mirror, tmp_path):
     outputs = {}
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
-        job = jobs.RotoJob(spec(plate, str(out / "m.####.png"), radius=2, workers=workers, rgba=str(out / "rgba.####.png")))
+        job = roto.RotoJob(spec(plate, str(out / "m.####.png"), radius=2, workers=workers, rgba=str(out / "rgba.####.png")))
         assert job.run().computed == list(range(1001, 1010))
         outputs[workers] = files_of(out)
     assert len(outputs[1]) == 18 and outputs[1] == outputs[2]
@@ -240,7 +240,7 @@ def test_foreground_plate_matches_matte_colours(shared, mirror, tmp_path):
 
     plate = make_plate(shared, tmp_path / "plate", 2, sequence="blackswan")
     out = tmp_path / "out"
-    jobs.RotoJob(spec(plate, str(out / "m.####.png"), fg=str(out / "fg.####.png"), temporal=False)).run()
+    roto.RotoJob(spec(plate, str(out / "m.####.png"), fg=str(out / "fg.####.png"), temporal=False)).run()
     alpha = _matte((out / "m.1002.png").read_bytes(), tmp_path)
     image = read_image(tmp_path / "plate" / "plate.1002.png").pixels
     fg = read_image(out / "fg.1002.png").pixels
@@ -256,7 +256,7 @@ def test_unreadable_frame_stops_after_the_frames_before_it(shared, mirror, tmp_p
     (tmp_path / "plate" / "plate.1004.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     out = tmp_path / "out"
     with pytest.raises(InputError, match="plate.1004.png"):
-        jobs.RotoJob(spec(plate, str(out / "m.####.png"), temporal=False, workers=2)).run()
+        roto.RotoJob(spec(plate, str(out / "m.####.png"), temporal=False, workers=2)).run()
     assert sorted(p.name for p in out.glob("m.*.png")) == ["m.1001.png", "m.1002.png", "m.1003.png"]
 
 
@@ -316,9 +316,9 @@ def test_roto_refuses_outputs_that_would_replace_its_inputs(tmp_path, capsys, ca
 def test_roto_job_refuses_before_writing_and_a_distinct_output_still_runs_the_checks(tmp_path):
     plate = small_plate(tmp_path / "plate")
     with pytest.raises(OutputError, match=r"is the plate .*choose another -o"):
-        jobs.RotoJob(spec(str(plate / "f.####.png"), str(plate)))
+        roto.RotoJob(spec(str(plate / "f.####.png"), str(plate)))
     with pytest.raises(OutputError, match=r"is the --weights file"):
-        jobs.RotoJob(spec(str(plate / "f.####.png"), str(tmp_path / "o" / "m.####.png"),
+        roto.RotoJob(spec(str(plate / "f.####.png"), str(tmp_path / "o" / "m.####.png"),
                           weights=str(tmp_path / "o" / "m.0003.png")))
-    job = jobs.RotoJob(spec(str(plate / "f.####.png"), str(plate / "matte.####.png")))  # beside the plate: fine
+    job = roto.RotoJob(spec(str(plate / "f.####.png"), str(plate / "matte.####.png")))  # beside the plate: fine
     assert job.frames == [1, 2, 3] and sorted(p.name for p in plate.iterdir()) == ["f.0001.png", "f.0002.png", "f.0003.png"]

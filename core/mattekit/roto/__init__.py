@@ -1,0 +1,48 @@
+"""Roto: a plate sequence in, a matte sequence out, resumable, chunkable, distributable.
+
+``RotoJob(RotoSpec(plate, output, ...)).run()`` writes one matte per frame (and optionally an
+RGBA cut-out and a decontaminated foreground plate per frame):
+
+- **Atomic writes**: every file is written under a temporary name and renamed into place
+  (:func:`mattekit.io.write_image`), so a killed job never leaves a half-written frame.
+- **Resumable, verified by content**: after a frame's files are in place, a record with their
+  SHA-256 and the job's settings fingerprint is appended to a journal. A re-run treats a frame
+  as finished only when a journal record with the same fingerprint matches the bytes on disk;
+  anything else is recomputed. Each process appends to its own journal file, so chunks run
+  side by side (render-farm tasks, Ray workers) never write the same file.
+- **Manifest**: ``<output name>.mattekit.json`` beside the mattes records the plate, the
+  settings, the model and the SHA-256 of its weights, and the provenance record
+  (:mod:`mattekit.provenance`) that every matte file carries too. A re-run with other settings into the
+  same output is refused unless ``overwrite``.
+- **Chunks**: with temporal consistency a frame's matte depends only on plate frames within
+  ``radius`` of it (see :mod:`mattekit.temporal`), so any split of the frame range - ``frames``,
+  :meth:`RotoJob.chunks <.job.RotoJob.chunks>`, Ray tasks - gives the same bytes as one run. A recurrent model (RVM)
+  carries its state from frame to frame instead: each chunk first runs the catalog's ``warmup``
+  plate frames before its first frame, so its mattes equal one run's within ``warmup`` frames of
+  the shot's start and differ a little after (``mattekit bench roto --chunk`` measures it).
+- **Throughput**: frames are decoded, inferred and post-processed through
+  :func:`mattekit.pipeline.run_pipeline` (as ``mattekit remove`` runs folders), and handed in
+  frame order to the temporal filter and the file writing; the bytes do not depend on the
+  number of inference workers.
+- **Progress** events with frames/s and ETA; **cancellation** between frames.
+- **Hints** (``box``, ``point``, ``exclude``, ``hint_mask`` on keyframes; :mod:`mattekit.tracking`):
+  the subject's hint is carried from each keyframe to the next frames along the motion (backward
+  before the first keyframe), so a frame's mask depends on the frames between its keyframe and it.
+  Those chains run in order in the pipeline's writer (:class:`.chain.HintChain`; decoding still runs
+  ahead), and from their keyframe whatever frames are asked for: chunks, ``frames`` splits and
+  resumed runs (after a kill too) give the same bytes as one run, at the cost of re-running the
+  chain from the keyframe before a split's first frame.
+
+One job per module: :mod:`.spec` (what defines a job, the outputs-never-on-inputs check),
+:mod:`.source` (per-frame mattes in frame order), :mod:`.chain` (keyframe hints carried along the
+motion), :mod:`.store` (manifest and journals), :mod:`.progress` (events, summary, cancellation),
+:mod:`.job` (the job and the worker's operation) and :mod:`.ray` (chunks on a Ray cluster).
+"""
+from .job import RotoJob, run_operation
+from .progress import Cancelled, Progress, Summary
+from .ray import run_on_ray
+from .source import MatteSource, recurrent_steps
+from .spec import ROTO_MODEL_TASKS, RotoSpec
+
+__all__ = ["RotoSpec", "RotoJob", "run_on_ray", "run_operation", "MatteSource", "recurrent_steps", "Progress",
+           "Summary", "Cancelled", "ROTO_MODEL_TASKS"]

@@ -1,0 +1,174 @@
+"""The roto job (:class:`RotoJob`): a plate sequence in, a matte sequence out, resumable and chunkable;
+and the worker's ``roto`` operation (:func:`run_operation`). See :mod:`mattekit.roto` for the rules."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import catalog, temporal
+from ..errors import MattekitError, OutputError
+from ..fsutil import known_sha256, sha256_file
+from ..io import Picture, write_image
+from ..io.sequences import chunk_frames, format_frames, open_plate, output_pattern, select_frames
+from ..matting import estimate_foreground
+from ..provenance import changed_options, model_record, roto_record
+from ..tasks.registry import options_of
+from ..weights import model_file, pinned_sha256s
+from .chain import keyframes_of
+from .progress import Progress, Reporter, Summary
+from .source import MatteSource
+from .spec import ROTO_MODEL_TASKS, RotoSpec, refuse_overwriting_inputs
+from .store import Store
+
+
+class RotoJob:
+    """A roto job on disk: plate, output patterns, manifest, journals (:class:`~mattekit.roto.store.Store`)."""
+
+    def __init__(self, spec: RotoSpec):
+        self.spec = spec
+        self.plate = open_plate(spec.plate)
+        self.frames, self.missing = select_frames(self.plate, spec.frames, skip_missing=spec.skip_missing)
+        self.alpha_out = output_pattern(spec.output, self.plate)
+        self.extra_out = {name: output_pattern(value, self.plate) for name, value in (("rgba", spec.rgba), ("fg", spec.fg)) if value}
+        for name, pattern in self.extra_out.items():
+            if pattern == self.alpha_out:
+                raise OutputError(f"The --{name} pattern must differ from the matte pattern {self.alpha_out}.")
+        refuse_overwriting_inputs(spec, self.plate, self.frames, {"output": self.alpha_out, **self.extra_out})
+        if spec.bit_depth not in (8, 16, 32) or (spec.bit_depth == 32 and self.alpha_out.suffix.lower() != ".exr"):
+            raise OutputError(f"A {spec.bit_depth}-bit matte cannot be written as {self.alpha_out.suffix}: use 8 or 16 (PNG, TIFF) or 16 or 32 (EXR).")
+        cat = catalog.load()
+        self.entry = cat.get(spec.model, ROTO_MODEL_TASKS) if spec.model else cat.default("segment")
+        default = temporal.for_model(self.entry)
+        radius = default.radius if spec.radius is None else spec.radius
+        self.temporal = dataclasses.replace(default, radius=radius) if spec.temporal and radius > 0 else None
+        self.keyframes = keyframes_of(spec, self.plate, self.entry)
+        self.store = Store(self.plate, {"alpha": self.alpha_out, **self.extra_out})
+        self._weights: Path | None = None
+        self._fingerprint: str | None = None
+        self._provenance: dict | None = None
+
+    # -- settings and manifest
+    def weights_path(self) -> Path:
+        if self._weights is None:
+            self._weights = Path(self.spec.weights) if self.spec.weights else model_file(self.entry.name, self.entry.files)
+            if not self._weights.is_file():
+                raise MattekitError(f"Weights file {self._weights} does not exist.")
+        return self._weights
+
+    def settings(self) -> dict:
+        """What decides the bytes of the output files (the fingerprint is its hash); outputs aside,
+        since each frame's record names its files (adding --rgba later recomputes only to add them)."""
+        settings = {"kind": "roto", "plate": self.plate.describe(),
+                "model": {"name": self.entry.name, "net": self.entry.net, "kwargs": self.entry.kwargs,
+                          "weights": self.weights_path().name, "sha256": known_sha256(self.weights_path())},
+                "refine": self.spec.refine, "bit_depth": self.spec.bit_depth,
+                "temporal": self.temporal.describe() if self.temporal else None}
+        if self.entry.recurrent:
+            settings["warmup"] = self.entry.warmup
+        if self.keyframes is not None:
+            settings["hints"] = self.keyframes.describe()
+        return settings
+
+    def provenance(self) -> dict:
+        """What makes this job's files (:func:`mattekit.provenance.roto_record`): in the manifest and each file."""
+        if self._provenance is None:
+            model = self.settings()["model"]
+            changed = changed_options(options_of(RotoSpec), self.spec, RotoSpec(plate="", output=""),
+                                      unrecorded=("threads", "workers", "overwrite", "skip_missing", "frames"))
+            record = model_record(self.entry, self.weights_path(), model["sha256"], pinned_sha256s(self.entry.files))
+            self._provenance = roto_record(changed, record)
+        return self._provenance
+
+    def outputs(self) -> dict[str, str]:
+        return self.store.outputs()
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            text = json.dumps(self.settings(), sort_keys=True)
+            self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:32]
+        return self._fingerprint
+
+    def prepare_output(self) -> None:
+        """Create the output folders; write the manifest, or check it against these settings."""
+        self.store.make_folders()
+        self.store.open(self.settings(), self.fingerprint(), self.provenance, self.spec.overwrite)
+
+    def finished(self, frames: list[int] | None = None) -> set[int]:
+        """Frames whose every requested output is on disk with exactly the bytes a journal recorded
+        (for the same plate file as now)."""
+        frames = self.frames if frames is None else frames
+        if self.spec.overwrite:
+            return set()
+        return self.store.finished(frames, self.fingerprint())
+
+    # -- chunks
+    def chunks(self, size: int) -> list[list[int]]:
+        return chunk_frames(self.frames, size)
+
+    # -- running
+    def run(self, frames: list[int] | None = None, progress: Callable[[Progress], None] | None = None,
+            cancel: Callable[[], bool] | None = None) -> Summary:
+        """Compute the unfinished frames among ``frames`` (default: the job's); returns a Summary."""
+        frames = sorted(self.frames if frames is None else frames)
+        started = time.monotonic()
+        self.prepare_output()
+        done = self.finished(frames)
+        todo = [f for f in frames if f not in done]
+        summary = Summary(frames, skipped=sorted(done))
+        self.store.clean_temporaries(todo)
+        report = Reporter(progress, len(frames), len(done), started)
+        report(None)
+        if not todo:
+            summary.seconds = time.monotonic() - started
+            return summary
+        source = MatteSource(self.plate, self.entry, weights=str(self.weights_path()), device=self.spec.device,
+                             refine=self.spec.refine, temporal_options=self.temporal,
+                             workers=self.spec.workers, threads=self.spec.threads, keyframes=self.keyframes)
+        with self.store.journal() as journal:
+            def finish(frame: int, picture: Picture | None, alpha: np.ndarray) -> None:
+                files = self._write(frame, picture, alpha)
+                journal.append({"frame": frame, "fingerprint": self.fingerprint(), "files": files})
+                summary.computed.append(frame)
+                report(frame)
+
+            source.run(todo, finish, cancel, pictures=bool(self.extra_out))
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def _write(self, frame: int, picture: Picture | None, alpha: np.ndarray) -> dict[str, list]:
+        """Write a frame's outputs atomically; returns {output name: [path, sha256, plate stamp]}."""
+        stamp = self.store.plate_stamp(frame)
+        path = self.alpha_out.path(frame)
+        write_image(path, alpha, bit_depth=self.spec.bit_depth, provenance=self.provenance())
+        files = {"alpha": [str(path), sha256_file(path), stamp]}
+        for name, pattern in self.extra_out.items():
+            coverage = alpha * picture.pixels[..., 3] if picture.has_alpha else alpha  # transparent stays so
+            rgb = picture.pixels[..., :3] if name == "rgba" else estimate_foreground(picture.pixels[..., :3], coverage)
+            path = pattern.path(frame)
+            write_image(path, np.concatenate([rgb, coverage[..., None]], axis=2),
+                        bit_depth=16 if picture.bit_depth >= 16 else 8, provenance=self.provenance())
+            files[name] = [str(path), sha256_file(path), stamp]
+        return files
+
+
+# ----------------------------------------------------------------------------------- worker operation
+
+def run_operation(options: dict, progress: Callable[[float, str], None]) -> list:
+    """The worker's asynchronous ``roto`` operation: paths in, files out, progress reported.
+
+    ``progress(fraction, message)`` may raise to cancel (the worker does when a client cancels);
+    frames already written stay, and a re-run resumes.
+    """
+    spec = RotoSpec.from_dict(options)
+    job = RotoJob(spec)
+    progress(0.0, f"Roto: {len(job.frames)} frames of {job.plate.describe()}")
+    summary = job.run(progress=lambda p: progress(p.fraction, "Roto: " + p.message()))
+    progress(1.0, f"Roto: {len(summary.computed)} frames computed, {len(summary.skipped)} already done "
+                  f"-> {job.alpha_out} (frames {format_frames(job.frames)})")
+    return []

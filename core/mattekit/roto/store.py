@@ -1,0 +1,167 @@
+"""A roto job's record on disk (:class:`Store`): the manifest beside the mattes, and the journals that
+say which frames are finished.
+
+The manifest (``<output name>.mattekit.json``) records the plate, the settings, the model and the
+provenance; a re-run with other settings into the same output is refused unless ``overwrite``.
+Each process appends one JSON line per finished frame to a journal of its own (:class:`Journal`), so
+chunks run side by side never write the same file; a frame counts as finished only when a record
+with the job's fingerprint matches the bytes on disk and the plate file it was made from.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import secrets
+import time
+from pathlib import Path
+from typing import Callable
+
+from .. import __version__
+from ..errors import OutputError
+from ..fsutil import atomic_write, sha256_file, stale_temporaries
+from ..io.sequences import FramePattern
+
+MANIFEST_SUFFIX = ".mattekit.json"
+JOURNAL_SUFFIX = ".mattekit-journal"
+
+
+class Store:
+    """The manifest and journals of a job writing ``patterns`` ({output name: pattern}, "alpha" first)
+    from the frames of ``plate``."""
+
+    def __init__(self, plate, patterns: dict[str, FramePattern]):
+        self.plate = plate
+        self.patterns = patterns
+        alpha = patterns["alpha"]
+        stem = alpha.prefix.rstrip("._-") or "matte"
+        self.manifest_path = alpha.folder / (stem + MANIFEST_SUFFIX)
+        self.journal_dir = alpha.folder / ("." + stem + JOURNAL_SUFFIX)
+
+    def outputs(self) -> dict[str, str]:
+        return {name: str(pattern) for name, pattern in self.patterns.items()}
+
+    # -- the manifest
+    def make_folders(self) -> None:
+        for pattern in self.patterns.values():
+            try:
+                pattern.folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"Cannot create the output folder {pattern.folder}: {exc.strerror or exc}.") from None
+
+    def open(self, settings: dict, fingerprint: str, provenance: Callable[[], dict], overwrite: bool) -> None:
+        """Write the manifest, or check it against these settings (``provenance()`` is asked only when
+        the manifest is written)."""
+        if self.manifest_path.is_file() and not overwrite:
+            try:
+                old = json.loads(self.manifest_path.read_text())
+            except (OSError, ValueError):
+                old = {}
+            if old.get("fingerprint") == fingerprint and all(old.get("outputs", {}).get(k) == v for k, v in self.outputs().items()):
+                return
+            if old.get("fingerprint") == fingerprint:
+                self._write_manifest(settings, fingerprint, old.get("outputs", {}) | self.outputs(), provenance())
+                return
+            if old:
+                what = _difference(old.get("settings", {}), settings)
+                raise OutputError(f"{self.patterns['alpha']} already holds mattes made with other settings ({what}); "
+                                  f"use --overwrite to redo them, or choose another output.")
+        self._write_manifest(settings, fingerprint, self.outputs(), provenance())
+
+    def _write_manifest(self, settings: dict, fingerprint: str, outputs: dict, provenance: dict) -> None:
+        record = {"mattekit": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  "fingerprint": fingerprint, "settings": settings, "outputs": outputs,
+                  "journal": self.journal_dir.name, "provenance": provenance}
+        try:
+            atomic_write(self.manifest_path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+        except OSError as exc:
+            raise OutputError(f"Cannot write {self.manifest_path}: {exc.strerror or exc}.") from None
+
+    # -- which frames are finished
+    def journal(self) -> "Journal":
+        return Journal(self.journal_dir)
+
+    def _records(self, fingerprint: str) -> dict[int, dict[str, list]]:
+        """{frame: {output name: [file path, sha256, plate stamp]}} from journal records with
+        ``fingerprint``, the latest record of each file winning."""
+        found: dict[int, dict[str, list]] = {}
+        if not self.journal_dir.is_dir():
+            return found
+        for journal in sorted(self.journal_dir.glob("*.jsonl"), key=lambda p: p.stat().st_mtime):
+            try:
+                lines = journal.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                    if record.get("fingerprint") == fingerprint:
+                        found.setdefault(int(record["frame"]), {}).update(record["files"])
+                except (ValueError, TypeError, KeyError, AttributeError):  # a line cut short by a kill
+                    continue
+        return found
+
+    def finished(self, frames: list[int], fingerprint: str) -> set[int]:
+        """Frames whose every output is on disk with exactly the bytes a journal recorded (for the same
+        plate file as now)."""
+        records = self._records(fingerprint)
+        done = set()
+        for frame in frames:
+            files = records.get(frame, {})
+            if all(self._verify(files.get(name), pattern.path(frame), frame) for name, pattern in self.patterns.items()):
+                done.add(frame)
+        return done
+
+    def plate_stamp(self, frame: int) -> list[int]:
+        """Size and modification time of the plate file holding ``frame`` (a re-delivered plate is redone)."""
+        path = self.plate.files[frame] if hasattr(self.plate, "files") else self.plate.path
+        stat = path.stat()
+        return [stat.st_size, stat.st_mtime_ns]
+
+    def _verify(self, entry, path: Path, frame: int) -> bool:
+        if not entry or len(entry) != 3 or entry[0] != str(path):
+            return False
+        try:
+            return entry[2] == self.plate_stamp(frame) and path.is_file() and sha256_file(path) == entry[1]
+        except OSError:
+            return False
+
+    def clean_temporaries(self, frames: list[int]) -> None:
+        """Remove temporary files a killed run left for these frames."""
+        for pattern in self.patterns.values():
+            for frame in frames:
+                for tmp in stale_temporaries(pattern.path(frame)):
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+
+
+def _difference(old: dict, new: dict) -> str:
+    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if "model" in changed and old.get("model", {}).get("name") != new["model"]["name"]:
+        return f"model {old.get('model', {}).get('name')} instead of {new['model']['name']}"
+    return "different " + ", ".join(changed) if changed else "an unreadable manifest"
+
+
+class Journal:
+    """This process's append-only journal: one JSON line per finished frame."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.fd: int | None = None
+
+    def __enter__(self) -> "Journal":
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            name = f"{platform.node() or 'host'}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
+            self.fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            raise OutputError(f"Cannot write the job journal in {self.folder}: {exc.strerror or exc}.") from None
+        return self
+
+    def append(self, record: dict) -> None:
+        os.write(self.fd, (json.dumps(record, sort_keys=True) + "\n").encode())
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
