@@ -14,8 +14,8 @@ from PIL import Image, ImageOps
 from mattekit.errors import InputError, OutputError
 from mattekit.io import linear_to_srgb, read_image, srgb_to_linear, write_image
 from mattekit import io
-from mattekit.io import images
-from mattekit.io.images import _orient
+from mattekit.io import picture, png
+from mattekit.io.read import _orient
 
 
 def _random(h=24, w=32, c=3, levels=255, seed=0):
@@ -281,7 +281,7 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch, code, reason):
             raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(type(target), "write_bytes", half_written)  # how the TIFF writer ends
-    monkeypatch.setattr(images.zlib, "compressobj", lambda *a: FullDisk())
+    monkeypatch.setattr(png.zlib, "compressobj", lambda *a: FullDisk())
     for name in ("keep.png", "new.tif"):
         with pytest.raises(OutputError, match=rf"^Cannot write .*: {reason}\.$"):
             write_image(tmp_path / name, _random(seed=2))
@@ -324,7 +324,7 @@ def test_declared_sizes_are_checked_before_decoding(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="MATTEKIT_MAX_PIXELS=lots is not a number"):
         io.read_image(tmp_path / "big.png")
     monkeypatch.delenv("MATTEKIT_MAX_PIXELS")
-    assert 1e6 < images.pixel_budget() < 1e11  # from free memory
+    assert 1e6 < picture.pixel_budget() < 1e11  # from free memory
 
 
 def test_a_huge_exr_display_window_is_refused_before_any_allocation(tmp_path):
@@ -352,7 +352,7 @@ def test_multi_frame_files_warn_that_only_the_first_frame_is_used(tmp_path, fmt)
 def test_png_is_written_in_strips_with_the_same_pixels(tmp_path, monkeypatch, dtype, channels):
     """Strips of a few rows (so many IDAT chunks): OpenCV and Pillow read back exactly the values given
     (integers as they are, floats rounded half to even), and the XMP record is there."""
-    monkeypatch.setattr(images, "STRIP_BYTES", 700)
+    monkeypatch.setattr(png, "STRIP_BYTES", 700)
     rng = np.random.default_rng(channels)
     shape = (37, 53, channels)
     if dtype == np.float32:
@@ -369,7 +369,7 @@ def test_png_is_written_in_strips_with_the_same_pixels(tmp_path, monkeypatch, dt
     assert back.dtype == want.dtype and np.array_equal(back, want)
     if dtype == np.uint8:
         assert np.array_equal(np.asarray(Image.open(path)).reshape(shape), want)
-    assert images.read_provenance(path) == {"software": "test"}
+    assert io.read_provenance(path) == {"software": "test"}
 
 
 def test_writing_floats_makes_no_full_size_float_copy(tmp_path):

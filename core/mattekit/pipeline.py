@@ -25,7 +25,6 @@ skipped), a small reorder buffer holding those that finish early, and reading ne
 from __future__ import annotations
 
 import ctypes
-import os
 import queue
 import sys
 import threading
@@ -38,6 +37,7 @@ import torch
 
 from . import engines
 from .errors import MattekitError
+from .machine import cpu_count
 
 _DONE = object()  # end-of-stream marker between stages
 _FAILED = object()  # ordered pipelines: the place of an item that failed before ``write``
@@ -109,13 +109,6 @@ def keep_freed_memory() -> None:
             mallopt(option, value)
     except (OSError, AttributeError):  # not glibc
         pass
-
-
-def cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def plan(predictor, workers: int | None = None, threads: int | None = None, batch: int | None = None,

@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 
 from ..errors import MattekitError
+from ..machine import available_ram
 
 BACKENDS = ("auto", "torch", "onnx")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
-FALLBACK_MEMORY = 4 << 30  # bytes assumed free when the OS does not say
 
 
 # ----------------------------------------------------------------------------------- devices
@@ -59,17 +59,7 @@ def available_memory(device: torch.device) -> int:
         return int(free)
     if device.type == "mps" and hasattr(torch.mps, "recommended_max_memory"):
         return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return FALLBACK_MEMORY
+    return available_ram()
 
 
 # ----------------------------------------------------------------------------------- capabilities

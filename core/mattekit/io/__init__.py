@@ -1,5 +1,9 @@
-"""File input and output."""
-from mattekit.io.images import Picture, linear_to_srgb, read_image, read_provenance, srgb_to_linear, write_image
+"""File input and output: :mod:`.read` and :mod:`.write` by format (:mod:`.formats`; :mod:`.png`,
+:mod:`.tiff`, :mod:`.exr` hold their own codecs), the in-memory :mod:`.picture`, and :mod:`.sequences`."""
+from mattekit.io.picture import Picture
+from mattekit.io.read import read_image, read_provenance
+from mattekit.io.write import write_image
+from mattekit.ops import linear_to_srgb, srgb_to_linear
 
 __all__ = ["Picture", "read_image", "read_provenance", "write_image", "srgb_to_linear", "linear_to_srgb"]
 

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from mattekit.errors import InputError, OutputError
-from mattekit.io.images import Picture, read_image
+from mattekit.io.picture import Picture
+from mattekit.io.read import read_image
 
 IMAGE_SUFFIXES = (".exr", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".dpx")
 MOVIE_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mxf", ".mpg", ".mpeg", ".mts", ".gif")

@@ -1,0 +1,98 @@
+"""OpenEXR files: scene-linear, premultiplied. :func:`read_exr` un-premultiplies, clips and sRGB-encodes
+colour (a bare A channel reads as a grey matte, untouched); :func:`write_exr` writes linear, premultiplied
+half or float; :func:`exr_provenance` reads the provenance attributes of a header."""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+from pathlib import Path
+
+import numpy as np
+import OpenEXR
+
+from mattekit.errors import InputError
+from mattekit.io.formats import EXR_RECORD
+from mattekit.io.picture import Picture, check_size
+from mattekit.ops import linear_to_srgb, srgb_to_linear
+
+
+def read_exr(src: str) -> Picture:
+    try:
+        header = OpenEXR.File(src, header_only=True).header()
+        for name in ("dataWindow", "displayWindow"):
+            (x0, y0), (x1, y1) = header[name]
+            check_size(src, int(x1) - int(x0) + 1, int(y1) - int(y0) + 1)
+        f = OpenEXR.File(src, separate_channels=True)
+        if not f.parts:  # a truncated file opens with no parts (OpenEXR reports it on stderr)
+            raise ValueError
+        header, channels = f.header(), f.channels()
+    except (RuntimeError, ValueError):
+        raise InputError(f"Cannot read {src}: the file is damaged, truncated or not a valid EXR image.") from None
+    if header.get("type") in (OpenEXR.deepscanline, OpenEXR.deeptile):
+        raise InputError(f"Cannot read {src}: it is a deep EXR, which mattekit does not support.")
+    if any(c.xSampling != 1 or c.ySampling != 1 for c in channels.values()):
+        raise InputError(f"Cannot read {src}: it uses subsampled (luminance/chroma) channels, which mattekit does not support.")
+    names = ["R", "G", "B"] if {"R", "G", "B"} <= channels.keys() else ["Y"] if "Y" in channels else []
+    if not names and "A" not in channels:
+        raise InputError(f"Cannot read {src}: it has no R, G, B, Y or A channel (multi-layer EXRs are not supported).")
+    plane = lambda n: _paste(channels[n].pixels.astype(np.float32), header["dataWindow"], header["displayWindow"])
+    alpha = plane("A") if "A" in channels else None
+    half = all(c.type() == OpenEXR.HALF for c in channels.values())
+    mode = f"EXR {''.join(names) + ('A' if alpha is not None else '')} {'half' if half else 'float'}"
+    if not names:  # a bare matte: coverage values, kept as they are
+        grey = np.clip(np.nan_to_num(alpha), 0, 1)
+        return Picture(np.repeat(grey[..., None], 3, axis=2), 32, src, False, "EXR", mode)
+    rgb = np.nan_to_num(np.stack([plane(n) for n in names] * (3 // len(names)), axis=2))
+    if alpha is not None:  # EXR colour is premultiplied; where alpha is 0 keep it as it is
+        alpha = np.nan_to_num(alpha)[..., None]
+        np.divide(rgb, alpha, out=rgb, where=alpha > 0)
+    planes = [linear_to_srgb(np.clip(rgb, 0, 1))] + ([np.clip(alpha, 0, 1)] if alpha is not None else [])
+    return Picture(np.concatenate(planes, axis=2).astype(np.float32), 32, src, alpha is not None, "EXR", mode)
+
+
+def _paste(data: np.ndarray, data_window, display_window) -> np.ndarray:
+    """Place an EXR data window inside its display window (zeros where there is no data)."""
+    (x0, y0), (x1, y1) = (tuple(int(v) for v in p) for p in data_window)
+    (X0, Y0), (X1, Y1) = (tuple(int(v) for v in p) for p in display_window)
+    if (x0, y0, x1, y1) == (X0, Y0, X1, Y1):
+        return data
+    out = np.zeros((Y1 - Y0 + 1, X1 - X0 + 1), data.dtype)
+    ys, ye, xs, xe = max(y0, Y0), min(y1, Y1) + 1, max(x0, X0), min(x1, X1) + 1
+    if ys < ye and xs < xe:
+        out[ys - Y0:ye - Y0, xs - X0:xe - X0] = data[ys - y0:ye - y0, xs - x0:xe - x0]
+    return out
+
+
+def write_exr(tmp: Path, px: np.ndarray, full_float: bool, linear: bool, provenance: dict | None = None) -> None:
+    dtype = np.float32 if full_float else np.float16
+    if px.shape[2] == 1:
+        planes = {"A": px[..., 0]}
+    else:
+        rgb = srgb_to_linear(px[..., :3]) if linear else px[..., :3]
+        if px.shape[2] == 4:
+            rgb = rgb * px[..., 3:]
+        planes = {"R": rgb[..., 0], "G": rgb[..., 1], "B": rgb[..., 2]} | ({"A": px[..., 3]} if px.shape[2] == 4 else {})
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    if provenance:
+        header |= {"software": provenance.get("software", ""), "digitalSourceType": provenance.get("digital_source_type", ""),
+                   EXR_RECORD: json.dumps(provenance, sort_keys=True)}
+    try:
+        OpenEXR.File(header, {k: np.ascontiguousarray(v, dtype) for k, v in planes.items()}).write(str(tmp))
+    except RuntimeError as e:
+        raise OSError(errno.EIO, str(e)) from None
+
+
+
+
+def exr_provenance(src: str) -> dict | None:
+    """The provenance in an EXR file's header (see :func:`mattekit.io.read.read_provenance`)."""
+    try:
+        header = OpenEXR.File(src, header_only=True).header()
+    except (RuntimeError, ValueError, TypeError):
+        raise InputError(f"Cannot read {src}: the file is damaged, truncated or not a valid EXR image.") from None
+    if EXR_RECORD in header:
+        with contextlib.suppress(ValueError):
+            return json.loads(header[EXR_RECORD])
+    found = {k: header[n] for k, n in (("software", "software"), ("digital_source_type", "digitalSourceType")) if n in header}
+    return found or None

@@ -1,0 +1,77 @@
+"""PNG writing: rows in strips compressed in parallel threads, streamed into the file as one zlib stream
+(:func:`write_png`). PNGs are read through Pillow or OpenCV (:mod:`mattekit.io.read`)."""
+from __future__ import annotations
+
+import errno
+import struct
+import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from mattekit.io.formats import PNG_XMP_KEY
+from mattekit.machine import cpu_count
+
+STRIP_BYTES = 2 << 20  # bytes of rows compressed as one strip
+PNG_LEVEL = 1  # zlib level: 1 compresses photos within a few per cent of 3 at a fraction of the time
+_COLOUR = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (grey, grey+alpha, RGB, RGBA)
+
+
+def write_png(tmp: Path, ints: np.ndarray, fmt: str, xmp: bytes | None = None) -> None:
+    """A PNG streamed into ``tmp``: IHDR, the XMP iTXt chunk (uncompressed, key "XML:com.adobe.xmp"),
+    then one IDAT chunk per strip of rows (:func:`_png_strip`), the strips compressed in parallel
+    threads (zlib lets go of the GIL) and written in order as one zlib stream at :data:`PNG_LEVEL`.
+    Memory: one filtered and compressed strip per thread, and one more, on top of ``ints``; 16-bit samples are written big-endian."""
+    h, w, c = ints.shape
+    depth = ints.dtype.itemsize * 8
+    if w * c * ints.dtype.itemsize + 1 > 2**31 - 1 or h > 2**31 - 1:
+        raise OSError(errno.EFBIG, "the image is too large for a PNG file")
+    rows = max(1, STRIP_BYTES // (w * c * ints.dtype.itemsize + 1))
+    tops = range(0, h, rows)
+    threads = max(1, min(len(tops), cpu_count()))
+    checksum = zlib.adler32(b"")
+    with ThreadPoolExecutor(threads) as pool, open(tmp, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, _COLOUR[c], 0, 0, 0)))
+        if xmp:
+            f.write(_png_chunk(b"iTXt", PNG_XMP_KEY + b"\0\0\0\0\0" + xmp))
+        header = b"\x78\x01"  # the zlib stream's header (deflate, 32 KiB window, fastest), before the first strip
+        pending: deque = deque()
+        for top in tops:
+            pending.append(pool.submit(_png_strip, ints[top : top + rows], top + rows >= h))
+            while pending and (len(pending) > threads or top + rows >= h):
+                lines, packed = pending.popleft().result()
+                checksum = zlib.adler32(lines, checksum)
+                _write_chunk(f, b"IDAT", header + packed)
+                header = b""
+        _write_chunk(f, b"IDAT", struct.pack(">I", checksum))  # the stream's end: the Adler-32 of all rows
+        _write_chunk(f, b"IEND", b"")
+
+
+def _png_strip(ints: np.ndarray, last: bool) -> tuple[memoryview, bytes]:
+    """Rows of ``ints`` as PNG scanlines, each with the Sub filter (the difference to the pixel on its left,
+    bytewise modulo 256), and those compressed as a raw deflate stream of their own: ended with a sync flush
+    (byte-aligned, not final) so that strips concatenate into one stream, or with the final block when
+    ``last``. Returns (scanlines, compressed bytes)."""
+    raw = np.ascontiguousarray(ints, dtype=">u2" if ints.dtype.itemsize == 2 else np.uint8)
+    raw = raw.view(np.uint8).reshape(raw.shape[0], -1)
+    step = ints.shape[2] * ints.dtype.itemsize  # bytes per pixel
+    lines = np.empty((raw.shape[0], raw.shape[1] + 1), np.uint8)
+    lines[:, 0] = 1  # filter type Sub
+    lines[:, 1 : 1 + step] = raw[:, :step]
+    np.subtract(raw[:, step:], raw[:, :-step], out=lines[:, 1 + step :])
+    packer = zlib.compressobj(PNG_LEVEL, zlib.DEFLATED, -15)
+    return lines.data, packer.compress(lines.data) + packer.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+
+def _write_chunk(f, kind: bytes, data: bytes) -> None:
+    """One PNG chunk written piece by piece (no copy of ``data``); empty IDAT data writes nothing."""
+    if data or kind != b"IDAT":
+        f.write(struct.pack(">I", len(data)) + kind)
+        f.write(data)
+        f.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

@@ -1,0 +1,186 @@
+"""Reading pictures (:func:`read_image`) and the provenance they carry (:func:`read_provenance`).
+
+Inside mattekit a picture is a float32 array H x W x C in [0, 1], C = 3 (RGB) or 4 (RGBA with
+straight alpha), sRGB-encoded (:class:`mattekit.io.picture.Picture`); ``read_image`` brings any
+supported file to that form.
+
+PNG, JPEG, TIFF, WebP, BMP (and whatever else Pillow opens) are read via Pillow, except the
+pixels of 16-bit colour PNG/TIFF and of float TIFF, which Pillow cuts to 8 bits or cannot open,
+come from OpenCV. EXIF orientation is applied. An embedded ICC profile is converted to sRGB for
+8-bit images; 16-bit and float images are taken as they are (a non-sRGB profile gives a
+warning), since Pillow's colour management only handles 8-bit colour.
+Before any pixel is decoded, the size the file declares is checked against
+:func:`mattekit.io.picture.pixel_budget` (``MATTEKIT_MAX_PIXELS``, else what the free memory allows),
+so a small file declaring a huge image is refused in one sentence instead of exhausting memory.
+Animated images and multi-page TIFFs give their first frame, with a warning saying so.
+EXR is read by :mod:`mattekit.io.exr`.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from functools import lru_cache
+
+import cv2
+import numpy as np
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+from mattekit.errors import InputError
+from mattekit.io.exr import exr_provenance, read_exr
+from mattekit.io.formats import DECODE_ERRORS, EXR_MAGIC, PNG_XMP_KEY, READABLE, TIFF_MAGIC, damaged, reason
+from mattekit.io.picture import Picture, check_size
+from mattekit.io.tiff import tiff_size
+from mattekit.ops import unit_float
+from mattekit.provenance import from_xmp
+
+# mattekit checks declared sizes itself (pixel_budget), before decoding: Pillow's own bomb check,
+# fixed at 89 MP (warning) / 179 MP (error), would otherwise override MATTEKIT_MAX_PIXELS.
+Image.MAX_IMAGE_PIXELS = None
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # OpenCV's own log lines (not its exceptions) stay off the user's terminal
+
+
+def read_image(path, *, integers: bool = False) -> Picture:
+    """Read a picture file into mattekit's internal form; raise InputError if that fails.
+
+    integers: give 8- and 16-bit sources as they are stored, uint8 (0..255) / uint16 (0..65535), a
+    quarter (half) of the float32 memory; float sources (EXR, float TIFF) and 16/32-bit grey stay float32.
+    """
+    src = str(path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except FileNotFoundError:
+        raise InputError(f"Cannot read {src}: the file does not exist.") from None
+    except IsADirectoryError:
+        raise InputError(f"Cannot read {src}: it is a folder, not an image.") from None
+    except OSError as e:
+        raise InputError(f"Cannot read {src}: {reason(e)}.") from None
+    if magic == EXR_MAGIC:
+        return read_exr(src)
+    return _read_pillow(src, magic, integers)
+
+
+def _read_pillow(src: str, magic: bytes, integers: bool) -> Picture:
+    try:
+        im = Image.open(src)
+    except UnidentifiedImageError:
+        if magic in TIFF_MAGIC:  # e.g. float RGB TIFF, which Pillow cannot open
+            check_size(src, *tiff_size(src))
+            return _read_opencv(src, "TIFF", "", 1, integers)
+        raise InputError(f"{src} is not an image mattekit can read ({READABLE}).") from None
+    except Image.DecompressionBombError:
+        raise InputError(f"Cannot read {src}: the image is too large.") from None
+    except DECODE_ERRORS as e:
+        raise damaged(src, e) from None
+    with im:
+        check_size(src, *im.size)
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            warnings.warn(f"{src} has {frames} frames (animated or multi-page); only the first is used.", stacklevel=3)
+        args = (im.tile[0][3] if im.tile else None) or ""  # (codec, extents, offset, args)
+        rawmode = str(args if isinstance(args, str) else args[0])  # how the file stores a pixel
+        deep = ";16" in rawmode and not im.mode.startswith("I")  # 16-bit colour: Pillow keeps 8 bits
+        try:
+            im.load()  # for 16-bit colour too: damage found here never reaches libpng's stderr messages in OpenCV
+            orientation = im.getexif().get(0x0112, 1)  # (a PNG may keep its EXIF after the pixels)
+        except DECODE_ERRORS as e:
+            raise damaged(src, e) from None
+        icc = im.info.get("icc_profile")
+        if deep:
+            if icc:
+                _warn_profile(src, icc)
+            return _read_opencv(src, im.format, im.mode, orientation, integers)
+        pixels, depth = _pillow_pixels(im, icc, src, integers)
+        return Picture(_orient(pixels, orientation), depth, src, pixels.shape[2] == 4, im.format or "", im.mode)
+
+
+def _pillow_pixels(im: Image.Image, icc: bytes | None, src: str, integers: bool) -> tuple[np.ndarray, int]:
+    """Pillow image -> (float32 HxWx3/4 sRGB, or uint8 for 8-bit sources when ``integers``; bit depth)."""
+    if im.mode.startswith("I") or im.mode == "F":  # 16-bit grey ("I;16*"; "I" in old Pillows) or float grey
+        if icc:
+            _warn_profile(src, icc)
+        scale, depth = (1.0, 32) if im.mode == "F" else (65535.0, 16)
+        grey = np.clip(np.nan_to_num(np.asarray(im, np.float32) / scale), 0, 1)
+        return np.repeat(grey[..., None], 3, axis=2), depth
+    alpha = None
+    if im.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info:
+        im = im.convert("LA" if im.mode in ("1", "L", "LA", "La") else "RGBA")  # un-premultiplies RGBa
+        alpha = np.asarray(im.getchannel("A"))
+        im = im.convert(im.mode[:-1])
+    if im.mode not in ("L", "RGB", "CMYK"):
+        im = im.convert("RGB")
+    if icc:
+        try:
+            im = ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _srgb(), outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            warnings.warn(f"{src}: its colour profile could not be applied, so its colours are read as sRGB.")
+    colours = im if im.mode == "RGB" else im.convert("RGB")  # (converting RGB to RGB would copy it)
+    planes = [np.asarray(colours)] + ([alpha[..., None]] if alpha is not None else [])
+    pixels = np.concatenate(planes, axis=2) if len(planes) > 1 else planes[0]
+    return (pixels if integers else unit_float(pixels)), 8
+
+
+def _read_opencv(src: str, fmt: str, mode: str, orientation: int, integers: bool) -> Picture:
+    """Pixels Pillow cannot hold (16-bit colour, float colour) through OpenCV (``integers``: 8/16-bit
+    samples kept as uint8/uint16 unless premultiplied alpha has to be divided out)."""
+    data = cv2.imdecode(np.fromfile(src, np.uint8), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        raise InputError(f"Cannot read {src}: the file is damaged or truncated.")
+    depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(data.dtype, 32)
+    premultiplied = mode in ("RGBa", "La")
+    if not (integers and depth < 32 and not premultiplied):
+        scale = {8: 255.0, 16: 65535.0}.get(depth, 1.0)
+        data = np.clip(np.nan_to_num(data.astype(np.float32) / scale), 0, 1)
+    data = data[..., None] if data.ndim == 2 else data
+    pixels = data[..., {1: [0, 0, 0], 2: [0, 0, 0, 1], 3: [2, 1, 0], 4: [2, 1, 0, 3]}[data.shape[2]]]
+    alpha = pixels.shape[2] == 4
+    if alpha and premultiplied:  # associated (premultiplied) alpha
+        np.divide(pixels[..., :3], pixels[..., 3:], out=pixels[..., :3], where=pixels[..., 3:] > 0)
+        pixels = np.clip(pixels, 0, 1)
+    name = f"{mode or ('RGBA' if alpha else 'RGB')};{depth}"
+    return Picture(_orient(pixels, orientation), depth, src, alpha, fmt, name)
+
+
+def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8), as Pillow's ImageOps.exif_transpose does."""
+    if orientation not in range(2, 9):
+        return pixels
+    if orientation >= 5:  # 5-8 are 1-4 after a transpose
+        pixels, orientation = pixels.swapaxes(0, 1), orientation - 4
+    flip_rows, flip_cols = {1: (False, False), 2: (False, True), 3: (True, True), 4: (True, False)}[orientation]
+    return np.ascontiguousarray(pixels[::-1 if flip_rows else 1, ::-1 if flip_cols else 1])
+
+
+@lru_cache(maxsize=1)
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _warn_profile(src: str, icc: bytes) -> None:
+    with contextlib.suppress(Exception):
+        if "srgb" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).lower():
+            return
+    warnings.warn(f"{src}: the colour profile of a 16-bit or float image is not applied, so its colours are read as sRGB.")
+
+
+def read_provenance(path) -> dict | None:
+    """The provenance embedded in an image file (see :func:`mattekit.io.write.write_image`): mattekit's record, or
+    another program's IPTC digital source type and creator tool; None when the file carries neither.
+    InputError when the file cannot be read as an image."""
+    src = str(path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise InputError(f"Cannot read {src}: {reason(e)}.") from None
+    if magic == EXR_MAGIC:
+        return exr_provenance(src)
+    try:
+        with Image.open(src) as im:
+            packet = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())
+            if packet is None and hasattr(im, "tag_v2"):
+                packet = im.tag_v2.get(700)
+    except (UnidentifiedImageError, *DECODE_ERRORS):
+        raise InputError(f"{src} is not an image mattekit can read ({READABLE}).") from None
+    return from_xmp(packet) if packet else None

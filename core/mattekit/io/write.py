@@ -1,0 +1,99 @@
+"""Writing pictures and masks (:func:`write_image`) by the file's extension, atomically: the file is
+written under a temporary name in the same folder, then renamed over the destination, so a failed
+write leaves no partial file and keeps any old one; temporaries of the same destination that a
+killed earlier write left behind are removed first.
+
+EXR output is linear (unless ``linear_exr=False``) and premultiplied, half float unless
+``bit_depth=32``; a mask is written untouched as a single A channel (coverage is linear already).
+PNG (:mod:`mattekit.io.png`), TIFF (:mod:`mattekit.io.tiff`) and EXR (:mod:`mattekit.io.exr`) have
+writers of their own; JPEG and WebP go through Pillow.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mattekit.errors import OutputError
+from mattekit.fsutil import atomic_write, stale_temporaries
+from mattekit.io.exr import write_exr
+from mattekit.io.formats import DEPTHS, WRITERS, reason
+from mattekit.io.png import write_png
+from mattekit.io.tiff import write_tiff
+from mattekit.ops import quantise, with_channels
+from mattekit.provenance import to_xmp
+
+
+def write_image(path, pixels, *, bit_depth: int = 8, linear_exr: bool = True, provenance: dict | None = None) -> None:
+    """Write a picture (HxWx3/4) or mask (HxW, HxWx1) by the file's extension: floats in [0,1], or
+    uint8/uint16 values (0..255 / 0..65535), which are stored as they are at their own bit depth.
+
+    bit_depth: 8 or 16 for PNG/TIFF, 8 for JPEG/WebP; for EXR 32 writes float, anything else half.
+    linear_exr: convert sRGB colour to linear for EXR (False writes the values as they are).
+    provenance: a :mod:`mattekit.provenance` record to embed: XMP in PNG (iTXt), TIFF (tag 700),
+    JPEG (APP1) and WebP; header attributes in EXR (``software``, ``mattekitProvenance`` JSON,
+    ``digitalSourceType``). :func:`mattekit.io.read.read_provenance` reads it back.
+    JPEG cannot hold transparency: an RGBA picture that is not fully opaque raises OutputError.
+    Memory: floats are rounded to integers in strips of rows (:func:`mattekit.ops.quantise`) and PNG is compressed
+    strip by strip straight into the file, so a write needs the integer copy and a strip on top of the
+    caller's array, never a full-size float copy.
+    """
+    path = Path(path)
+    fmt = WRITERS.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(f"Cannot write {path}: mattekit writes PNG, JPEG, TIFF, WebP and EXR files.")
+    if fmt != "EXR" and bit_depth not in DEPTHS[fmt]:
+        better = "PNG or TIFF" if bit_depth == 16 else "EXR"
+        raise OutputError(f"Cannot write {path}: {fmt} cannot store {bit_depth}-bit images; use {better} instead.")
+    if fmt == "EXR":
+        px = _as_float(pixels)
+        _atomic(path, lambda tmp: write_exr(tmp, px, bit_depth == 32, linear_exr, provenance))
+        return
+    ints = quantise(pixels, bit_depth)
+    if fmt == "JPEG" and ints.shape[2] == 4:
+        if (ints[..., 3] < np.iinfo(ints.dtype).max).any():
+            raise OutputError(f"Cannot write {path}: JPEG cannot store transparency; use PNG, TIFF, WebP or EXR instead.")
+        ints = ints[..., :3]
+    writer = {"PNG": write_png, "TIFF": write_tiff}.get(fmt, _write_pillow)
+    xmp = to_xmp(provenance) if provenance else None
+    _atomic(path, lambda tmp: writer(tmp, ints, fmt, xmp))
+
+
+
+def _as_float(pixels) -> np.ndarray:
+    px = with_channels(pixels)
+    if px.dtype.kind in "ui":
+        px = px / float(np.iinfo(px.dtype).max)
+    return np.clip(np.nan_to_num(px.astype(np.float32)), 0, 1)
+
+
+def _atomic(path: Path, write) -> None:
+    """Run write(temporary path) in path's folder, then move the result over path
+    (:func:`mattekit.fsutil.atomic_write`); temporaries of path left by a killed earlier write are removed."""
+    if not path.parent.is_dir():
+        raise OutputError(f"Cannot write {path}: {path.parent} is not an existing folder.")
+    if path.is_dir():
+        raise OutputError(f"Cannot write {path}: it is a folder.")
+    for stale in stale_temporaries(path):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+    try:
+        atomic_write(path, write)
+    except OSError as e:
+        raise OutputError(f"Cannot write {path}: {reason(e)}.") from None
+
+
+def _write_pillow(tmp: Path, ints: np.ndarray, fmt: str, xmp: bytes | None = None) -> None:
+    """JPEG (XMP in an APP1 segment) and WebP (XMP chunk) through Pillow."""
+    im = Image.fromarray(ints[..., 0] if ints.shape[2] == 1 else ints)
+    options = {"JPEG": {"quality": 95, "subsampling": 0}, "WebP": {"quality": 95}}[fmt]
+    if xmp:
+        options["xmp"] = xmp
+    try:
+        im.save(tmp, format=fmt.upper(), **options)
+    except ValueError as e:  # e.g. larger than the format allows
+        raise OSError(errno.EINVAL, str(e)) from None
+

@@ -1,0 +1,59 @@
+"""Facts about this machine that decide how much work fits: free memory, address space, CPU cores.
+
+Standard library only, so that reading a file can ask how large an image may be without loading torch.
+"""
+from __future__ import annotations
+
+import os
+
+try:
+    import resource
+except ImportError:  # Windows: no address-space limits to honour
+    resource = None
+
+FALLBACK_MEMORY = 4 << 30  # bytes assumed free when the OS does not say
+
+
+def available_ram() -> int:
+    """Bytes of RAM available for work: Linux MemAvailable, else free physical pages; 4 GiB when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return FALLBACK_MEMORY
+
+
+def usable_ram() -> int:
+    """Bytes this process can still use: :func:`available_ram`, and no more than the room left under an
+    address-space limit (such as ``ulimit -v``)."""
+    free = available_ram()
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0] if resource is not None else None
+    if limit is not None and limit != resource.RLIM_INFINITY:
+        free = min(free, max(0, limit - address_space_used()))
+    return free
+
+
+def address_space_used() -> int:
+    """Bytes of address space this process maps now (VmSize), 0 when unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def cpu_count() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
