@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from mattekit import weights
+from mattekit.weights import download
 from mattekit.errors import WeightsError
 from mattekit.fsutil import sha256_file
 from mattekit.weights import WeightFile, cache_dir, cached_path, fetch, is_cached, load_state_dict_file, verify
@@ -216,7 +217,7 @@ def test_unreachable_server(sums, env):
 
 
 def test_silent_server_times_out(sums, env):
-    env.setattr(weights, "TIMEOUT", 0.5)
+    env.setattr(download, "TIMEOUT", 0.5)
     with socket.socket() as sock:  # listens, never answers
         sock.bind(("127.0.0.1", 0))
         sock.listen()
@@ -249,7 +250,7 @@ def test_a_download_stops_at_the_catalog_size(server, shared, sums, env, tmp_pat
 
 
 def test_a_download_without_a_known_size_stops_at_the_cap(server, sums, env, monkeypatch):
-    monkeypatch.setattr("mattekit.weights.UNKNOWN_SIZE_CAP", 100_000)
+    monkeypatch.setattr("mattekit.weights.download.UNKNOWN_SIZE_CAP", 100_000)
     wf = WeightFile(BIG, f"{server.base}/official/{BIG}", sums[BIG])
     with pytest.raises(WeightsError, match="more than the 100000 expected"):
         fetch(wf, progress=False)
