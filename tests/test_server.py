@@ -20,7 +20,7 @@ from PIL import Image
 from mattekit import catalog, client, runtime
 from mattekit.client import Pixels, WorkerError
 from mattekit.tasks.registry import Port, Task, option
-from mattekit.worker import http as http_mod
+from mattekit.worker import transport as http_mod
 from mattekit.worker import operations, protocol, service
 from mattekit.worker.log import WorkerLog
 

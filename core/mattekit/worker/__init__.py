@@ -5,7 +5,9 @@
 - :mod:`.log` - the worker's rate-limited, size-capped log;
 - :mod:`.jobs` - the job table, its queue, the compute thread and cancellation;
 - :mod:`.operations` - the operations, generated from the task registry, and the worker's model cache;
-- :mod:`.http` - connections, routing, request parsing, authentication, the worker object.
+- :mod:`.transport` - connections, request plumbing, authentication (behind the small ``App`` protocol);
+- :mod:`.routes` - the API's endpoints;
+- :mod:`.service` - the worker object: binding, the state file, the idle watchdog, stopping.
 
 This package's ``__init__`` imports nothing: the client imports :mod:`.protocol` without numpy.
 """

@@ -1,0 +1,186 @@
+"""The worker's endpoints: what each request of the API does (:class:`Routes`), on the transport of
+:mod:`.transport`, with what the routes need of the worker in the :class:`Worker` protocol.
+
+API (JSON unless noted; errors as :func:`mattekit.worker.protocol.error_body` with a 4xx/5xx status):
+
+    GET    /v1/health              {"ok", "version", "api", "pid", "uptime", "operations", ...}
+    GET    /v1/operations          {"operations": [schema of each], "models": {catalog task: [model...]}}
+    GET    /v1/models              the catalog, with which weights are cached / loaded
+    POST   /v1/run/OP              synchronous job: raw pixels in, raw pixels out (the protocol module)
+    POST   /v1/jobs/OP             asynchronous job -> 202 {"id", "state"}
+    GET    /v1/jobs                every kept job's status
+    GET    /v1/jobs/ID             {"id", "state", "progress", "message", "error"}
+    GET    /v1/jobs/ID/result      raw pixels of a finished job (409 while it runs)
+    DELETE /v1/jobs/ID             cancel
+    POST   /v1/shutdown            finish the running job and exit
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Protocol
+
+from .. import __version__
+from ..runtime import ModelCache
+from ..tasks.registry import OptionError
+from . import jobs, operations, protocol
+from .transport import App, Handler, RequestError
+
+
+class Worker(App, Protocol):
+    """What the routes need of the worker (:class:`mattekit.worker.service.WorkerServer` is one)."""
+
+    operations: dict[str, operations.Operation]
+    models: ModelCache
+    jobs: jobs.JobTable
+    started: float  # time.time() at start
+    idle_timeout: float | None
+
+    def submit(self, op: operations.Operation, inputs: dict, options, output_dtype: str, held: int,
+               keep: bool) -> jobs.Job: ...
+
+    def stop(self, reason: str = ..., wait: bool = ...) -> None: ...
+
+
+class Routes(Handler):
+    """The API's endpoints (``ep_*``), found through :data:`ROUTES`."""
+
+    worker: Worker  # (the transport's property, typed for the routes)
+
+    def ep_health(self, _args):
+        w = self.worker
+        self._json(200, {"ok": True, "version": __version__, "api": protocol.API_VERSION, "pid": os.getpid(),
+                         "uptime": round(time.time() - w.started, 3), "operations": sorted(w.operations),
+                         "idle_timeout": w.idle_timeout, "max_request": w.max_request})
+
+    def ep_operations(self, _args):
+        self._json(200, operations.schema(self.worker.operations, self.worker.models))
+
+    def ep_models(self, _args):
+        menus = operations.model_menus(self.worker.models)
+        self._json(200, {"models": [dict(m, task=task) for task, models in menus.items() for m in models]})
+
+    def _parse_job(self, args) -> tuple[operations.Operation, dict, object, str, int]:
+        """(operation, inputs, checked options, output dtype, bytes held) of a job request."""
+        if len(args) != 1:
+            raise RequestError(404, "not_found", f"Name one operation, as in /{protocol.API}/run/remove.")
+        op = self.worker.operations.get(args[0])
+        if op is None:
+            raise RequestError(404, "unknown_operation", f"Unknown operation '{args[0]}'; this worker offers: "
+                               f"{', '.join(sorted(self.worker.operations))}.")
+        length = self._length()
+        try:
+            self.worker.jobs.admit(length)
+        except jobs.Refused as exc:
+            self._discard(length)
+            raise refused(exc) from None
+        raw = self.headers.get(protocol.META_HEADER)
+        if raw is None:
+            raise RequestError(400, "bad_meta", f"The {protocol.META_HEADER} header describing the pixels is missing.")
+        try:
+            meta = protocol.decode_meta(raw)
+        except protocol.ProtocolError as exc:
+            raise RequestError(400, exc.code, str(exc)) from None
+        options = meta.get("options") or {}
+        if not isinstance(options, dict):
+            raise RequestError(400, "bad_option", "Options must be a JSON object.")
+        try:
+            checked = op.make_options(options)
+        except OptionError as exc:
+            raise RequestError(400, "bad_option", str(exc)) from None
+        except (TypeError, ValueError) as exc:  # a combination the options' own checks refuse
+            raise RequestError(400, "bad_option", str(exc).strip().splitlines()[0][:300] or "Bad options.") from None
+        body = self._body(length)
+        try:
+            inputs = operations.decode_inputs(op, meta.get("inputs", []), body)
+        except operations.PixelError as exc:
+            raise RequestError(400, exc.code, str(exc)) from None
+        del body
+        first = meta["inputs"][0]["dtype"] if meta.get("inputs") else "f32"  # "roto" takes no pixels
+        output_dtype = meta.get("output_dtype") or first
+        if not isinstance(output_dtype, str) or output_dtype not in protocol.DTYPES:
+            raise RequestError(400, "bad_meta", f"output_dtype {output_dtype!r} is not one of {', '.join(protocol.DTYPES)}.")
+        held = sum(a.nbytes for a in inputs.values() if a is not None)
+        return op, inputs, checked, output_dtype, held
+
+    def _submit(self, args, keep: bool) -> jobs.Job:
+        op, inputs, options, output_dtype, held = self._parse_job(args)
+        try:
+            return self.worker.submit(op, inputs, options, output_dtype, held, keep)
+        except jobs.Refused as exc:
+            raise refused(exc) from None
+
+    def _send_result(self, job: jobs.Job) -> None:
+        head, data = job.result
+        self._send(200, data, "application/octet-stream", {protocol.META_HEADER: json.dumps(head)})
+
+    def _raise_unless_done(self, job: jobs.Job) -> None:
+        if job.state in ("queued", "running"):
+            raise RequestError(409, "not_finished", f"Job {job.id} is {job.state} ({job.progress:.0%}).")
+        if job.state == "cancelled":
+            raise RequestError(409, "cancelled", "The job was cancelled.")
+        if job.state == "failed":
+            raise RequestError(422 if job.error["code"] == "task_failed" else 500, job.error["code"], job.error["message"])
+
+    def ep_run(self, args):
+        job = self._submit(args, keep=False)
+        job.done_event.wait()
+        self._raise_unless_done(job)
+        self._send_result(job)
+
+    def ep_submit_job(self, args):
+        job = self._submit(args, keep=True)
+        self._json(202, job.status(), {"Location": f"/{protocol.API}/jobs/{job.id}"})
+
+    def _job(self, job_id: str) -> jobs.Job:
+        job = self.worker.jobs.get(job_id)
+        if job is None:
+            raise RequestError(404, "unknown_job", f"There is no job {job_id!r} (finished jobs are kept until fetched).")
+        return job
+
+    def ep_list_jobs(self, _args):
+        self._json(200, {"jobs": self.worker.jobs.statuses()})
+
+    def ep_job_status(self, args):
+        self._json(200, self._job(args[0]).status())
+
+    def ep_job_result(self, args):
+        if len(args) != 2 or args[1] != "result":
+            raise RequestError(404, "not_found", f"Use /{protocol.API}/jobs/ID or /{protocol.API}/jobs/ID/result.")
+        job = self._job(args[0])
+        self._raise_unless_done(job)
+        self._send_result(job)
+        self.worker.jobs.forget(job)  # fetched: forget it
+
+    def ep_cancel_job(self, args):
+        job = self._job(args[0])
+        self.worker.jobs.cancel(job)
+        self._json(200, job.status())
+
+    def ep_shutdown(self, _args):
+        self._json(200, {"ok": True, "message": "The worker is shutting down."})
+        self.worker.stop("asked by a client")
+
+
+def refused(exc: jobs.Refused) -> RequestError:
+    """The HTTP answer to a job the table cannot take."""
+    status = {"too_many_jobs": 429}.get(exc.code, 503)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return RequestError(status, exc.code, exc.message, headers)
+
+
+ROUTES = {
+    ("GET", "health", 2): Routes.ep_health,
+    ("GET", "operations", 2): Routes.ep_operations,
+    ("GET", "models", 2): Routes.ep_models,
+    ("POST", "run", 3): Routes.ep_run,
+    ("POST", "jobs", 3): Routes.ep_submit_job,
+    ("GET", "jobs", 2): Routes.ep_list_jobs,
+    ("GET", "jobs", 3): Routes.ep_job_status,
+    ("GET", "jobs", 4): Routes.ep_job_result,
+    ("DELETE", "jobs", 3): Routes.ep_cancel_job,
+    ("POST", "shutdown", 2): Routes.ep_shutdown,
+}
+
+Routes.routes = ROUTES
