@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Callable
 
-from .. import __version__
+from .. import __version__, runtime
 from ..runtime import ModelCache
 from . import jobs, operations, routes, state, transport
 from .log import WorkerLog
@@ -89,9 +89,7 @@ class WorkerServer:
 
     # -- life cycle
     def _set_threads(self) -> None:
-        if self.torch_threads:
-            from .. import runtime  # torch's thread setting is per calling thread: make it on the compute thread
-
+        if self.torch_threads:  # torch's thread setting is per calling thread: make it on the compute thread
             runtime.set_threads(self.torch_threads)
 
     def _start(self) -> None:
