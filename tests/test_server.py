@@ -867,3 +867,32 @@ def test_roto_through_the_worker_refuses_outputs_that_are_its_plate(make_worker,
     assert status["state"] == "failed" and status["error"] == {"code": "task_failed", "message": message}
     assert {p: p.read_bytes() for p in plate.iterdir()} == before  # not a byte written, no manifest
     assert not names["out"].exists()
+
+
+def test_roto_through_the_worker_reuses_its_loaded_model(make_worker, mirror, monkeypatch, tmp_path):
+    """The worker's roto jobs load their model into the worker's own cache: a model a remove call loaded
+    is used as it is, and two roto jobs load nothing more (one Predictor made in all)."""
+    from mattekit.io import write_image
+
+    loads = []
+
+    class Counting(runtime.Predictor):
+        def __init__(self, *args, **kwargs):
+            loads.append(args[0].name)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(runtime, "Predictor", Counting)
+    plate = tmp_path / "shot" / "plate"
+    plate.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for frame in (1, 2):
+        write_image(plate / f"f.{frame:04d}.png", rng.random((24, 32, 3)).astype(np.float32))
+    _, worker = make_worker(allow_dirs=[str(tmp_path / "shot")])
+    img = Pixels(np.full((24, 24, 3), 128, np.uint8).tobytes(), 24, 24, 3, "u8")
+    worker.run("remove", [img], {"model": "csnet-sod", "device": "cpu"})
+    for run in ("a", "b"):
+        worker.run("roto", [], {"plate": str(plate / "f.####.png"), "model": "csnet-sod", "device": "cpu",
+                                "output": str(tmp_path / "shot" / run / "m.####.png")})
+        assert sorted(p.name for p in (tmp_path / "shot" / run).glob("m.*.png")) == ["m.0001.png", "m.0002.png"]
+    assert loads == ["csnet-sod"]
+    assert next(m for m in worker.models() if m["name"] == "csnet-sod")["loaded"]

@@ -3,7 +3,7 @@ written under a temporary name in the same folder, then renamed over the destina
 write leaves no partial file and keeps any old one; temporaries of the same destination that a
 killed earlier write left behind are removed first.
 
-EXR output is linear (unless ``linear_exr=False``) and premultiplied, half float unless
+EXR output is linear and premultiplied, half float unless
 ``bit_depth=32``; a mask is written untouched as a single A channel (coverage is linear already).
 PNG (:mod:`mattekit.io.png`), TIFF (:mod:`mattekit.io.tiff`) and EXR (:mod:`mattekit.io.exr`) have
 writers of their own; JPEG and WebP go through Pillow.
@@ -27,12 +27,11 @@ from mattekit.ops import quantise, with_channels
 from mattekit.provenance import to_xmp
 
 
-def write_image(path, pixels, *, bit_depth: int = 8, linear_exr: bool = True, provenance: dict | None = None) -> None:
+def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = None) -> None:
     """Write a picture (HxWx3/4) or mask (HxW, HxWx1) by the file's extension: floats in [0,1], or
     uint8/uint16 values (0..255 / 0..65535), which are stored as they are at their own bit depth.
 
     bit_depth: 8 or 16 for PNG/TIFF, 8 for JPEG/WebP; for EXR 32 writes float, anything else half.
-    linear_exr: convert sRGB colour to linear for EXR (False writes the values as they are).
     provenance: a :mod:`mattekit.provenance` record to embed: XMP in PNG (iTXt), TIFF (tag 700),
     JPEG (APP1) and WebP; header attributes in EXR (``software``, ``mattekitProvenance`` JSON,
     ``digitalSourceType``). :func:`mattekit.io.read.read_provenance` reads it back.
@@ -50,7 +49,7 @@ def write_image(path, pixels, *, bit_depth: int = 8, linear_exr: bool = True, pr
         raise OutputError(f"Cannot write {path}: {fmt} cannot store {bit_depth}-bit images; use {better} instead.")
     if fmt == "EXR":
         px = _as_float(pixels)
-        _atomic(path, lambda tmp: write_exr(tmp, px, bit_depth == 32, linear_exr, provenance))
+        _atomic(path, lambda tmp: write_exr(tmp, px, bit_depth == 32, provenance))
         return
     ints = quantise(pixels, bit_depth)
     if fmt == "JPEG" and ints.shape[2] == 4:

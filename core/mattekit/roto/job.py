@@ -30,8 +30,10 @@ from .store import Store
 class RotoJob:
     """A roto job on disk: plate, output patterns, manifest, journals (:class:`~mattekit.roto.store.Store`)."""
 
-    def __init__(self, spec: RotoSpec):
-        self.spec = spec
+    def __init__(self, spec: RotoSpec, models=None):
+        """``models``: the :class:`mattekit.runtime.ModelCache` to load the model into (the worker's own,
+        so a model it holds is reused; None: a fresh one)."""
+        self.spec, self.models = spec, models
         self.plate = open_plate(spec.plate)
         self.frames, self.missing = select_frames(self.plate, spec.frames, skip_missing=spec.skip_missing)
         self.alpha_out = output_pattern(spec.output, self.plate)
@@ -127,9 +129,12 @@ class RotoJob:
         if not todo:
             summary.seconds = time.monotonic() - started
             return summary
-        source = MatteSource(self.plate, self.entry, weights=str(self.weights_path()), device=self.spec.device,
+        self.weights_path()  # checked (and recorded in the manifest) before the model loads
+        # the user's file, or None for the catalog's (the same file): a model the worker holds is reused
+        source = MatteSource(self.plate, self.entry, weights=self.spec.weights, device=self.spec.device,
                              refine=self.spec.refine, temporal_options=self.temporal,
-                             workers=self.spec.workers, threads=self.spec.threads, keyframes=self.keyframes)
+                             workers=self.spec.workers, threads=self.spec.threads, keyframes=self.keyframes,
+                             models=self.models)
         with self.store.journal() as journal:
             def finish(frame: int, picture: Picture | None, alpha: np.ndarray) -> None:
                 files = self._write(frame, picture, alpha)
@@ -159,14 +164,15 @@ class RotoJob:
 
 # ----------------------------------------------------------------------------------- worker operation
 
-def run_operation(options: dict, progress: Callable[[float, str], None]) -> list:
-    """The worker's asynchronous ``roto`` operation: paths in, files out, progress reported.
+def run_operation(options: dict, progress: Callable[[float, str], None], models=None) -> list:
+    """The worker's asynchronous ``roto`` operation: paths in, files out, progress reported; the model
+    comes from ``models`` (the worker's :class:`mattekit.runtime.ModelCache`: loaded once, kept warm).
 
     ``progress(fraction, message)`` may raise to cancel (the worker does when a client cancels);
     frames already written stay, and a re-run resumes.
     """
     spec = RotoSpec.from_dict(options)
-    job = RotoJob(spec)
+    job = RotoJob(spec, models)
     progress(0.0, f"Roto: {len(job.frames)} frames of {job.plate.describe()}")
     summary = job.run(progress=lambda p: progress(p.fraction, "Roto: " + p.message()))
     progress(1.0, f"Roto: {len(summary.computed)} frames computed, {len(summary.skipped)} already done "

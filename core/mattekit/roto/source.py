@@ -32,11 +32,14 @@ class MatteSource:
 
     def __init__(self, plate, entry: catalog.ModelEntry, *, weights: str | None = None, device: str = "auto",
                  refine: bool = True, temporal_options: temporal.TemporalOptions | None = None,
-                 workers: int | None = None, threads: int | None = None, keyframes: tracking.Keyframes | None = None):
+                 workers: int | None = None, threads: int | None = None, keyframes: tracking.Keyframes | None = None,
+                 models: runtime.ModelCache | None = None):
+        """``models``: the cache the model is loaded into (the worker's, so a loaded model is reused;
+        None: a fresh one)."""
         self.plate = plate
         self.keyframes = keyframes
         self.entry = entry
-        self.predictor = runtime.ModelCache().get(entry, entry.task, device=device, weights_path=weights)
+        self.predictor = (models or runtime.ModelCache()).get(entry, entry.task, device=device, weights_path=weights)
         self.refine = refine
         self.temporal = temporal_options if temporal_options and temporal_options.radius > 0 else None
         self.workers, self.threads = workers, threads

@@ -48,7 +48,7 @@ class RotoSpec:
     temporal: bool = option(True, "temporal consistency (motion-compensated smoothing across frames)")
     radius: int | None = option(None, "temporal window: frames on each side (default 4; 0 = off)", minimum=0, maximum=32)
     bit_depth: int = option(16, "matte bits: 8/16 for PNG and TIFF, 16 (half) or 32 (float) for EXR",
-                            choices=(8, 16, 32), aliases=("--depth",))
+                            choices=(8, 16, 32))
     skip_missing: bool = option(False, "process the frames that exist when some are missing")
     box: str | None = option(None, "the subject lies in this box on a keyframe: FRAME:x0,y0,x1,y1 in pixels (x1, y1 "
                              "exclusive; repeatable, one per keyframe); carried to the other frames along the motion",

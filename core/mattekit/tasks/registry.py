@@ -58,14 +58,14 @@ class Port:
 
 def option(default: Any = None, help: str = "", *, choices: tuple | None = None, minimum: float | None = None,
            maximum: float | None = None, model: str | tuple | None = None, flag: str | None = None, label: str | None = None,
-           hosts: tuple[str, ...] = ("cli", "worker", "api"), path: bool = False, aliases: tuple[str, ...] = (),
+           hosts: tuple[str, ...] = ("cli", "worker", "api"), path: bool = False,
            bare: Any = None, missing: str | None = None, repeat: bool = False, writes: bool = False):
     """A dataclass field with the metadata every front end needs.
 
     choices / minimum / maximum: the allowed values (checked everywhere by :meth:`Task.check`).
     model: the catalog task whose model names this option holds ("segment", "depth", ...), or a tuple of
     them; the catalog's aliases of those tasks' models (``people``, ``objects``) are accepted too.
-    flag: the CLI flag when not ``--<name with dashes>``; aliases: older flags kept for one release.
+    flag: the CLI flag when not ``--<name with dashes>``.
     default: ``dataclasses.MISSING`` for a required option.
     label: the short name a dialog shows (default: from the name). hosts: the front ends that offer
     it ("cli", "worker", "api"; GIMP and Blender show what the worker offers). path: a file path (the
@@ -77,7 +77,7 @@ def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
     """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "minimum": minimum,
             "maximum": maximum, "model": model, "flag": flag, "label": label, "hosts": tuple(hosts),
-            "path": path, "aliases": tuple(aliases), "bare": bare, "missing": missing, "repeat": repeat,
+            "path": path, "bare": bare, "missing": missing, "repeat": repeat,
             "writes": writes}
     if default is dataclasses.MISSING:
         return field(metadata={"mattekit": meta})
@@ -101,7 +101,6 @@ class Option:
     label: str
     hosts: tuple[str, ...]
     path: bool
-    aliases: tuple[str, ...]
     bare: Any
     missing: str | None
     required: bool = False
@@ -188,7 +187,7 @@ def options_of(cls: type) -> tuple[Option, ...]:
             minimum=meta["minimum"], maximum=meta["maximum"], model=meta["model"],
             flag=meta["flag"] or "--" + f.name.replace("_", "-"),
             label=meta["label"] or f.name.replace("_", " ").capitalize(), hosts=meta["hosts"], path=meta["path"],
-            aliases=meta["aliases"], bare=meta["bare"], missing=meta["missing"], repeat=meta["repeat"],
+            bare=meta["bare"], missing=meta["missing"], repeat=meta["repeat"],
             writes=meta["writes"]))
     return tuple(out)
 

@@ -130,7 +130,7 @@ def roto_operation(paths: PathPolicy) -> Operation:
     def run(models, inputs: dict, options, progress: Progress) -> tuple[dict, None]:
         from .. import roto
 
-        roto.run_operation(dataclasses.asdict(options), progress)
+        roto.run_operation(dataclasses.asdict(options), progress, models)
         return {}, None  # the mattes and their manifest carry the provenance
 
     def describe() -> dict:
