@@ -34,6 +34,9 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime (dev extra) runs th
 PHOTOS = ("person1.jpg", "person3.jpg", "person5.jpg", "person7.jpg", "106024.jpg", "124080.jpg", "teddy.jpg",
           "sheep.jpg", "flower.jpg", "llama.png")
 MEAN_DELTA = 2e-3  # per photo
+# Departures kept for now, with the bound they are held to (see the catalog entry): csnet-sod's area shrink (with
+# CSNet's own resize, 2.4e-7, a hint mask carried through a roto shot loses a small subject: test_roto_hints, Blender).
+DEPARTURES = {"csnet-sod": 0.03}
 IOU_DECIMALS = 5e-4  # |mean IoU difference|: the same to 3 decimals
 IMAGENET = (np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225]))
 SINET_BGR = (np.array([107.304565, 115.69884, 132.35703]), np.array([63.97182, 65.1337, 68.29726]))
@@ -211,6 +214,9 @@ def check(found: dict, name: str) -> None:
     iou_m, iou_r = np.mean(found["iou_mattekit"]), np.mean(found["iou_reference"])
     print(f"{name} ({found['engine']}): mean |delta| per photo max {delta.max():.2e} (mean {delta.mean():.2e}); "
           f"IoU mattekit {iou_m:.4f} reference {iou_r:.4f}")
+    if name in DEPARTURES:  # measured, bounded, and reported until the departure is settled
+        assert delta.max() <= DEPARTURES[name], f"{name}: photo {PHOTOS[int(delta.argmax())]} differs by {delta.max():.2e}"
+        return
     assert delta.max() <= MEAN_DELTA, f"{name}: photo {PHOTOS[int(delta.argmax())]} differs by {delta.max():.2e}"
     assert abs(iou_m - iou_r) <= IOU_DECIMALS, f"{name}: IoU {iou_m:.4f} vs the reference's {iou_r:.4f}"
 
