@@ -6,19 +6,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from mattekit import io, masks, metrics, ops
-
-
-@pytest.fixture
-def mirror(shared, monkeypatch):
-    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    monkeypatch.delenv("MATTEKIT_OFFLINE", raising=False)
-
-
-def gt_mask(shared, name):
-    return cv2.imread(str(shared / "data/grabcut50/gt" / (Path(name).stem + ".png")), cv2.IMREAD_GRAYSCALE)
+from test_remove import gt_mask, mirror  # noqa: F401 - mirror is a fixture
 
 
 def test_refinement_follows_photo_edges(shared, mirror):

@@ -44,6 +44,19 @@ def make_worker(tmp_path):
         srv.stop(wait=True)
 
 
+def count_loads(monkeypatch) -> list[str]:
+    """The names of the models loaded from now on (one entry per Predictor made)."""
+    loads = []
+
+    class Counting(runtime.Predictor):
+        def __init__(self, *args, **kwargs):
+            loads.append(args[0].name)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(runtime, "Predictor", Counting)
+    return loads
+
+
 @pytest.fixture
 def mirror(shared, monkeypatch):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
@@ -277,14 +290,7 @@ def test_remove_cuts_out_a_real_portrait_sync_and_async_alike(make_worker, mirro
 
 
 def test_one_model_load_for_many_concurrent_clients(make_worker, mirror, monkeypatch):
-    loads = []
-
-    class Counting(runtime.Predictor):
-        def __init__(self, *args, **kwargs):
-            loads.append(args[0].name)
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(runtime, "Predictor", Counting)
+    loads = count_loads(monkeypatch)
     _, worker = make_worker()
     img = Pixels(np.full((24, 24, 3), 128, np.uint8).tobytes(), 24, 24, 3, "u8")
     results, errors = [], []
@@ -874,14 +880,7 @@ def test_roto_through_the_worker_reuses_its_loaded_model(make_worker, mirror, mo
     is used as it is, and two roto jobs load nothing more (one Predictor made in all)."""
     from mattekit.io import write_image
 
-    loads = []
-
-    class Counting(runtime.Predictor):
-        def __init__(self, *args, **kwargs):
-            loads.append(args[0].name)
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(runtime, "Predictor", Counting)
+    loads = count_loads(monkeypatch)
     plate = tmp_path / "shot" / "plate"
     plate.mkdir(parents=True)
     rng = np.random.default_rng(0)
