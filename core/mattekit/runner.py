@@ -86,8 +86,9 @@ class Runner:
         """For every item: ``load(item) -> (inputs, kept)``, the task's stages, ``store(item, kept, outputs)``.
 
         single: one item (one inference worker with every thread). threads, workers, batch: the
-        pipeline's layout (None: :func:`mattekit.pipeline.plan`'s for the main model). progress(done, item) after each item; cancel() -> True
-        stops reading. steps(done, total): the task's own progress within one image (tiles).
+        pipeline's layout (None: :func:`mattekit.pipeline.plan`'s for the main model).
+        progress(done, item) after each item; cancel() -> True stops reading; steps(done, total): the
+        task's own progress within one image (tiles).
         """
         task, models, options = self.task, self.models, self.options
         failures: dict[int, BaseException] = {}
