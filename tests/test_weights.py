@@ -520,3 +520,5 @@ def test_processes_sharing_the_cache_take_turns(shared, sums, env, tmp_path):
         assert {Path(path) for _, path in outcomes} == {cached_path(wf) for wf in files}
         assert all(sha256_file(cached_path(wf)) == sums[wf.name] for wf in files)
         assert json.loads((cache_dir() / "hashes.json").read_text()) == {name: sums[name] for name in unpinned}
+        litter = sorted(p.name for p in cache_dir().iterdir() if p.name.endswith((".lock", ".part")))
+        assert litter == [".downloads.lock", "hashes.json.lock"], litter  # one lock each, not one per model fetched

@@ -60,19 +60,22 @@ def rembg_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", "").strip() or "~").expanduser() / ".u2net"
 
 
+DOWNLOAD_LOCK = ".downloads.lock"  # the one lock file a cache folder holds, whatever was fetched into it
+
+
 def fetch(wf: WeightFile, *, progress: bool = True, network: bool = True) -> Path:
     """Return the verified local path of ``wf``, downloading it into the cache if needed.
 
     A cached file that no longer matches its hash is never replaced silently: fetch raises
     a WeightsError asking the user to delete it, so corruption or tampering gets noticed.
     ``network=False`` tries only the cache and a local-folder mirror. Processes sharing the cache
-    (Ray workers, two CLI runs) take turns on each file through ``<name>.lock``: one brings it in,
-    the others then find it cached.
+    (Ray workers, two CLI runs) take turns through one lock file per cache folder (``DOWNLOAD_LOCK``,
+    not one per model): one brings a file in, the others then find it cached.
     """
     path = cached_path(wf)
     if path.is_file():
         return _fetch(wf, path, progress, network)
-    lock = path.with_name(path.name + ".lock")
+    lock = path.parent / DOWNLOAD_LOCK
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock.touch()
