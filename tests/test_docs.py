@@ -34,3 +34,18 @@ def test_local_links_lead_to_files_and_headings():
                 slugs = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
                          for h in re.findall(r"^#+ (.*)$", file.read_text(), re.M)}
                 assert anchor in slugs, f"{page.name}: {target}"
+
+
+def test_the_output_name_table_is_the_registrys():
+    """docs/usage.md's table of output names gives, per task, the suffix the CLI writes for each result."""
+    from mattekit.tasks import registry
+
+    rows = {line.split("|")[1].strip(): line for line in (ROOT / "docs" / "usage.md").read_text().splitlines()
+            if line.startswith("| ") and "NAME_" in line}
+    for task in registry.tasks().values():
+        results = task.option_table().get("result")
+        for result in (None, *(results.choices if results else ())):
+            given = ({"result": result} if result else {}) | ({"scale": 4} if task.name == "upscale" else {})
+            options = task.make_options(given)
+            assert f"`NAME{task.suffix_for(options)}.png`" in rows[task.name], (task.name, result)
+    assert "remove" in rows and "matte" in rows

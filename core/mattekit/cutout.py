@@ -44,9 +44,10 @@ def result_kind(options: CutoutOptions, backdrop_given: bool = False) -> str:
     return "composite" if options.background is not None or backdrop_given else "rgba"
 
 
-def suffix_for(options: CutoutOptions, plain: str, alpha: str) -> str:
-    """The CLI's output name suffix: ``alpha`` for an alpha result, _fg for colours, else ``plain``."""
-    return {"alpha": alpha, "foreground": "_fg"}.get(result_kind(options), plain)
+def suffix_for(options: CutoutOptions, plain: str) -> str:
+    """The CLI's output name suffix: _alpha for an alpha result, _fg for colours, else ``plain``
+    (the same for every task that makes a cut-out)."""
+    return {"alpha": "_alpha", "foreground": "_fg"}.get(result_kind(options), plain)
 
 
 def format_for(options: CutoutOptions, source_suffix: str, named: str) -> str:

@@ -98,7 +98,7 @@ TASK = Task(
     prepare=_prepare,
     finish=_finish,
     needs=_needs,
-    suffix=lambda options: cutout.suffix_for(cutout.CutoutOptions.of(options), "_matte", "_alpha"),
+    suffix=lambda options: cutout.suffix_for(cutout.CutoutOptions.of(options), "_matte"),
     output_format=lambda options, source, named: cutout.format_for(cutout.CutoutOptions.of(options), source, named),
     menu="Refine _Edges...",
 )

@@ -108,7 +108,7 @@ TASK = Task(
     finish=_finish,
     needs=_needs,
     streams=True,
-    suffix=lambda options: cutout.suffix_for(cutout.CutoutOptions.of(options), "_cutout", "_mask"),
+    suffix=lambda options: cutout.suffix_for(cutout.CutoutOptions.of(options), "_cutout"),
     # PNG (or a named JPEG), whatever the photo's format:
     output_format=lambda options, source, named: cutout.format_for(cutout.CutoutOptions.of(options), "", named),
     menu="Remove _Background...",
