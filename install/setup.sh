@@ -29,4 +29,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$py" -m pip install --quiet -e "$root$extras"
   echo "$want" > "$stamp"
 fi
-echo "mattekit is ready: $venv/bin/mattekit"
+echo "mattekit is ready: $venv/bin/mattekit (run: source $venv/bin/activate, then mattekit and python are the project's)"

@@ -155,9 +155,10 @@ def clean_venv() -> Path:
     return venv
 
 
-def _check_installed(venv: Path, cwd: Path) -> None:
+def _check_installed(venv: Path, cwd: Path, shared: Path | None = None) -> None:
     """From a folder outside the checkout: mattekit comes from the venv, every module imports with
-    the base dependencies, and `mattekit --version` and `mattekit models list` work."""
+    the base dependencies, `mattekit --version` and `mattekit models list` work and, given the shared
+    folder, `remove --model u2netp` runs offline from the mirror's ONNX file."""
     python, exe = venv / "bin" / "python", venv / "bin" / "mattekit"
     where = _run([python, "-c", "import mattekit; print(mattekit.__file__)"], cwd=cwd).stdout.strip()
     assert Path(where).is_relative_to(venv), f"mattekit imported from {where}, not from the clean venv"
@@ -168,10 +169,15 @@ def _check_installed(venv: Path, cwd: Path) -> None:
     assert _run([exe, "--version"], cwd=cwd).stdout.strip() == f"mattekit {mattekit.__version__}"
     listing = _run([exe, "models", "list"], cwd=cwd, MATTEKIT_HOME=str(cwd / "home")).stdout
     assert listing.startswith("name") and "csnet-sod" in listing and "isnet-general-use" in listing
+    if shared is not None:  # rembg's own u2netp.onnx, from the mirror, with the base install only (no extra)
+        photo = shared / "data" / "grabcut50" / "im" / "teddy.jpg"
+        _run([exe, "remove", photo, "--model", "u2netp", "-o", cwd / "teddy.png"], cwd=cwd, MATTEKIT_HOME=str(cwd / "home"),
+             MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1")
+        assert (cwd / "teddy.png").stat().st_size > 0
 
 
 @pytest.mark.slow
-def test_built_wheel_and_pip_install_dot_work_in_a_clean_venv(clean_venv, tmp_path):
+def test_built_wheel_and_pip_install_dot_work_in_a_clean_venv(clean_venv, tmp_path, shared):
     source = _source_copy(tmp_path / "src")
     (tmp_path / "src" / "dist").mkdir()
     outside = tmp_path / "elsewhere"
@@ -183,7 +189,7 @@ def test_built_wheel_and_pip_install_dot_work_in_a_clean_venv(clean_venv, tmp_pa
     (wheel,) = (source / "dist").glob("mattekit-*.whl")
     assert wheel.name.startswith(f"mattekit-{mattekit.__version__}-")
     _run([python, "-m", "pip", "install", "--quiet", wheel], cwd=outside, **_pip_env())
-    _check_installed(clean_venv, outside)
+    _check_installed(clean_venv, outside, shared)
 
     _run([python, "-m", "pip", "uninstall", "--quiet", "--yes", "mattekit"], cwd=outside)
     _run([python, "-m", "pip", "install", "--quiet", source], cwd=outside, **_pip_env())

@@ -95,7 +95,7 @@ def _graph_nodes(path: Path) -> list[_Node]:
         import onnx
         from onnx import numpy_helper
     except ImportError:
-        raise MattekitError("Reading ONNX weights needs the onnx package: pip install 'mattekit[onnx]'.") from None
+        raise MattekitError("Reading ONNX weights needs the onnx package, a base dependency of mattekit: pip install 'onnx>=1.14'.") from None
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError, ValueError, OSError...
