@@ -195,8 +195,9 @@ def test_fetch_first_names_every_source_that_failed(monkeypatch, tmp_path):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(tmp_path))
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     files = catalog.load().get("u2netp").files
-    with pytest.raises(MattekitError, match="None of the 2 weight files could be had: .*u2netp.pth.*u2netp.onnx"):
-        weights.fetch_first(files)
+    with pytest.raises(MattekitError, match=r"^None of u2netp.pth, u2netp.onnx is in the cache, the mirror folder .*, and "
+                       "MATTEKIT_OFFLINE=1 forbids downloading them; .*models import FILE`.$"):
+        weights.fetch_first(files)  # nothing anywhere: one short sentence naming both files
     (tmp_path / "u2netp.onnx").write_bytes(b"tampered")
     with pytest.raises(MattekitError, match="failed verification"):
         weights.fetch_first(files)

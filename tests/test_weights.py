@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import shutil
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -522,3 +523,27 @@ def test_processes_sharing_the_cache_take_turns(shared, sums, env, tmp_path):
         assert json.loads((cache_dir() / "hashes.json").read_text()) == {name: sums[name] for name in unpinned}
         litter = sorted(p.name for p in cache_dir().iterdir() if p.name.endswith((".lock", ".part")))
         assert litter == [".downloads.lock", "hashes.json.lock"], litter  # one lock each, not one per model fetched
+
+
+def test_a_mirror_file_with_other_bytes_is_listed_as_bad_and_never_offered(shared, env, tmp_path, capsys):
+    """`models list` says a mirror file of the right name and size but other bytes is not usable, and the
+    "available here" advice of a missing model never names it (realesr-animevideov3 was offered, then failed)."""
+    from mattekit import catalog
+    from mattekit.cli import main
+
+    env.setenv("MATTEKIT_HOME", str(tmp_path / "home"))
+    env.setenv("MATTEKIT_OFFLINE", "1")
+    env.setenv("MATTEKIT_MIRROR", str(tmp_path / "mirror"))
+    tampered_copy(shared / "weights" / "csnet-L-x2.pth.tar", tmp_path / "mirror")
+    shutil.copy(shared / "weights" / "SINet.pth", tmp_path / "mirror")
+    cat = catalog.load()
+    assert cat.availability(cat.get("csnet-sod")) == "bad in mirror"
+    assert cat.availability(cat.get("sinet-portrait")) == "in mirror"
+    assert [m.name for m, _ in cat.available("segment")] == ["sinet-portrait"]
+    assert main(["models", "list", "--task", "segment"]) == 0
+    listing = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert " bad in mirror " in listing["csnet-sod"] and " in mirror " in listing["sinet-portrait"]
+    assert main(["mask-preview", str(shared / "data" / "grabcut50" / "im" / "teddy.jpg"), "--model", "csnet-sod",
+                 "-o", str(tmp_path / "out.png")]) == 2
+    error = capsys.readouterr().err
+    assert "available here are sinet-portrait (in mirror)" in error and "csnet-sod (" not in error

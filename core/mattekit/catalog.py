@@ -155,19 +155,23 @@ class Catalog:
 
     def availability(self, entry: ModelEntry) -> str:
         """"on disk" (in the cache, or added with ``models add``), "in mirror" / "in rembg folder" (that local
-        folder holds a catalog file; see :func:`weights.local_folder`) or "missing"."""
+        folder holds a catalog file, its hash checked; see :func:`weights.local_folder`), "bad in mirror" /
+        "bad in rembg folder" (a file of that name there is not the catalog's: not usable) or "missing"."""
         from . import weights
 
         if weights.added(entry.name) or any(weights.is_cached(f) for f in entry.files):
             return "on disk"
         where = next((w for w in map(weights.local_folder, entry.files) if w), None)
-        return f"in {where}" if where else "missing"
+        if where:
+            return f"in {where}"
+        bad = next((w for w in (weights.local_folder(f, verified=False) for f in entry.files) if w), None)
+        return f"bad in {bad}" if bad else "missing"
 
     def available(self, task: str) -> list[tuple[ModelEntry, str]]:
         """(entry, "on disk" | "in mirror" | "in rembg folder") of the ``task`` models that can run without a
         download."""
         found = [(m, self.availability(m)) for m in self.for_task(task)]
-        return [(m, where) for m, where in found if where != "missing"]
+        return [(m, where) for m, where in found if where == "on disk" or where.startswith("in ")]
 
 
 def _article(word: str) -> str:

@@ -206,14 +206,16 @@ def mirror_folder() -> Path | None:
     return Path(mirror.removeprefix("file://")).expanduser()
 
 
-def local_folder(wf: WeightFile) -> str | None:
+def local_folder(wf: WeightFile, verified: bool = True) -> str | None:
     """"mirror" or "rembg folder": the first local folder :func:`fetch` would take ``wf`` from (holding it under
-    its name, with the catalog's size when known), else None; its hash is checked when the file is fetched."""
+    its name, with the catalog's size when known and, with ``verified``, its pinned hash when one is known),
+    else None. ``verified=False`` also names a folder whose file has the name and size but other bytes."""
     folders = [("mirror", mirror_folder())] + [("rembg folder", rembg_dir())] * pinned(wf)
     for label, folder in folders:
         path = folder / wf.name if folder else None
         if path and path.is_file() and wf.size in (None, path.stat().st_size):
-            return label
+            if not verified or check(wf, path, expected_sha256(wf))[1] is None:
+                return label
     return None
 
 
@@ -250,4 +252,11 @@ def fetch_first(files: Sequence[WeightFile], *, progress: bool = True) -> Path:
             failures.append(str(exc).rstrip("."))
     if len(failures) == 1:
         raise WeightsError(failures[0] + ".")
+    found = [source for wf in files for _, source in _sources(wf) if isinstance(source, Path) and source.exists()]
+    if _offline() and not found:  # each file's sentence says "not there": say it once, naming them all
+        places = [label for label, source in _sources(files[0]) if isinstance(source, Path)]
+        raise WeightsError(
+            f"None of {', '.join(wf.name for wf in files)} is in the cache{''.join(f', the {p}' for p in places)}, and "
+            "MATTEKIT_OFFLINE=1 forbids downloading them; unset MATTEKIT_OFFLINE, set MATTEKIT_MIRROR to a folder "
+            "holding one of them, or import a copy you have with `mattekit models import FILE`.")
     raise WeightsError(f"None of the {len(files)} weight files could be had: " + " / ".join(failures) + ".")
