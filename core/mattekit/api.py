@@ -70,7 +70,8 @@ def _to_array(x, integers: bool = False) -> tuple[np.ndarray, object]:
         return _decode(buffer.getvalue(), integers), "pil"
     if isinstance(x, (bytes, bytearray, memoryview)) or hasattr(x, "read"):
         return _decode(x, integers), "bytes"
-    raise TypeError(f"expected a path, bytes, a binary file object, a PIL image or a numpy array, not {type(x).__name__}")
+    raise TypeError(f"expected a path, bytes, a binary file object, a PIL image or a numpy array, "
+                    f"not {type(x).__name__}")
 
 
 def _decode(data, integers: bool = False) -> np.ndarray:

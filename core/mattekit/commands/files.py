@@ -153,10 +153,10 @@ class Report:
 
 def run_files(args, planned: list[tuple[Path, Path]], runner, report: Report, data: dict | None = None) -> int:
     """Run ``runner`` (a :class:`mattekit.runner.Runner`) on every (input, output) of ``planned``
-    (:func:`plan_outputs`; ``data``: the inputs that are no file, see :meth:`standard_streams.data`): ``args.skip_existing`` honoured, one line per written file and one bar for
-    several inputs (a bar of tiles for one), ``args.threads`` torch threads per inference worker. A
-    failing input is listed and the others are written (returns 1); a single input's failure is raised
-    as it is."""
+    (:func:`plan_outputs`; ``data``: the inputs that are no file, see :meth:`standard_streams.data`):
+    ``args.skip_existing`` honoured, one line per written file and one bar for several inputs (a bar of
+    tiles for one), ``args.threads`` torch threads per inference worker. A failing input is listed and
+    the others are written (returns 1); a single input's failure is raised as it is."""
     single = len(planned) == 1
     steps = tile_bar(planned[0][1], quiet=report.quiet) if single and runner.task.progress else None
     with tqdm(total=len(planned), unit="img", file=sys.stderr, disable=True if single or report.quiet else None) as bar:
@@ -201,10 +201,10 @@ class standard_streams:
     """``-`` as an input (standard input) and ``-o -`` / ``-o FORMAT:-`` (standard output) for a per-file
     command. Standard input is read into memory and decoded from there (:meth:`data`); inside the ``with``
     block it goes by the name ``stdin.EXT`` in :data:`os.devnull` (:attr:`stdin`, EXT told by its first
-    bytes), a path no file can have, so that outputs are named as for a file and none is taken for it. For standard output, ``args.output`` names a file in a
-    private temporary folder, which goes to standard output on a clean exit. Reading standard input
-    without ``-o`` writes a PNG to standard output (never to a terminal). ``label(path)`` names both as
-    "standard input" / "standard output" in messages."""
+    bytes), a path no file can have, so that outputs are named as for a file and none is taken for it.
+    For standard output, ``args.output`` names a file in a private temporary folder, which goes to
+    standard output on a clean exit. Reading standard input without ``-o`` writes a PNG to standard
+    output (never to a terminal). ``label(path)`` names both as "standard input" / "standard output"."""
 
     def __init__(self, args):
         self.args = args
