@@ -54,6 +54,27 @@ def test_stream_mistakes_are_one_sentence(shared, env, tmp_path):
     assert odd.returncode == 2 and "Cannot write gif to standard output" in odd.stderr.decode()
 
 
+def test_standard_input_is_decoded_in_memory_and_its_outputs_named_as_before(env, tmp_path):
+    picture = np.random.default_rng(3).random((20, 30, 3), dtype=np.float32)
+    io.write_image(tmp_path / "a.jpg", picture)
+    data = (tmp_path / "a.jpg").read_bytes()
+    env = dict(env, TMPDIR=str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    named = mattekit(env, "enhance", "-", "-o", "stdin.jpg", stdin=data, cwd=work)  # standard input is no file here
+    assert named.returncode == 0, named.stderr
+    assert named.stderr.decode().strip() == "mattekit: wrote stdin.jpg"
+    folder = mattekit(env, "enhance", "-", "-o", tmp_path / "out", stdin=data, cwd=work)
+    assert folder.returncode == 0 and (tmp_path / "out" / "stdin.jpg").is_file(), folder.stderr
+    cut = mattekit(env, "enhance", "-", "-o", tmp_path / "c.png", stdin=data[: len(data) // 2])
+    assert cut.returncode == 2 and cut.stderr.decode() == "mattekit: error: Cannot read standard input: the data is truncated.\n"
+    assert not list((tmp_path / "tmp").iterdir()), "no temporary folder for standard input"
+    enhanced = io.read_image(work / "stdin.jpg").pixels
+    assert np.array_equal(enhanced, io.read_image(tmp_path / "out" / "stdin.jpg").pixels)
+    assert io.read_provenance(work / "stdin.jpg")["task"] == "enhance"
+
+
 @pytest.mark.slow
 def test_one_line_per_written_file_skipped_ones_counted_and_quiet(shared, env, tmp_path):
     for name in ("a.png", "b.png"):

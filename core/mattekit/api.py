@@ -68,20 +68,18 @@ def _to_array(x, integers: bool = False) -> tuple[np.ndarray, object]:
         buffer = _bytes_io.BytesIO()
         x.save(buffer, format="PNG")
         return _decode(buffer.getvalue(), integers), "pil"
-    if isinstance(x, (bytes, bytearray, memoryview)):
-        return _decode(bytes(x), integers), "bytes"
-    raise TypeError(f"expected a path, bytes, a PIL image or a numpy array, not {type(x).__name__}")
+    if isinstance(x, (bytes, bytearray, memoryview)) or hasattr(x, "read"):
+        return _decode(x, integers), "bytes"
+    raise TypeError(f"expected a path, bytes, a binary file object, a PIL image or a numpy array, "
+                    f"not {type(x).__name__}")
 
 
-def _decode(data: bytes, integers: bool = False) -> np.ndarray:
-    import tempfile
-
+def _decode(data, integers: bool = False) -> np.ndarray:
+    """The pixels of an image file's bytes, a binary file object or a path, as :func:`mattekit.io.read_image`
+    gives them (float32 H x W x 3|4 in [0,1]; uint8/uint16 as stored with ``integers``)."""
     from . import io
 
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "input"
-        path.write_bytes(data)
-        return io.read_image(path, integers=integers).pixels
+    return io.read_image(data, integers=integers).pixels
 
 
 def _back(result: np.ndarray, kind):
@@ -124,7 +122,7 @@ def run(task_name: str, x, output: str | Path | None = None, **kwargs):
     image, kind = _to_array(x, integers=task.inputs[0].integers)
     inputs = {"image": image}
     for name, value in given.items():
-        plane, _ = _to_array(value) if not isinstance(value, (str, Path)) else (_decode(Path(value).read_bytes()), None)
+        plane, _ = _to_array(value) if not isinstance(value, (str, Path)) else (_decode(value), None)
         inputs[name] = plane if ports[name].kind == "image" or plane.ndim == 2 else plane[..., 0]
     from .runner import Runner
 

@@ -125,26 +125,29 @@ class Runner:
 
     # ------------------------------------------------------------------ sources and sinks
 
-    def inputs_for(self, picture: io.Picture) -> dict:
-        """The task's inputs for a decoded file: the image and the companion files named by ``ports``."""
+    def inputs_for(self, picture: io.Picture, source: Path) -> dict:
+        """The task's inputs for the decoded ``source``: the image and the companion files named by ``ports``."""
         inputs = {"image": picture.pixels}
         for port in self.task.inputs[1:]:
             if port.name in self.ports:
-                inputs[port.name] = outputs.read_companion(str(self.ports[port.name]), Path(picture.source), port,
+                inputs[port.name] = outputs.read_companion(str(self.ports[port.name]), source, port,
                                                            picture.pixels.shape[:2])
         return inputs
 
     def files(self, planned: list[tuple[Path, Path]], *, skip_existing: bool = False, wrote: Callable | None = None,
-              **run) -> Outcome:
+              data: dict | None = None, **run) -> Outcome:
         """Read each (input file, output file) of ``planned``, run, write the first output there (atomically,
-        with the provenance; 16-bit kept where the format allows). ``wrote(target)`` after each file;
+        with the provenance; 16-bit kept where the format allows). ``data``: {an input that is no file (standard
+        input): (its bytes, what messages call it)}, decoded from memory. ``wrote(target)`` after each file;
         ``run``: :meth:`run`'s keywords. Items of the Outcome are the (input, output) pairs."""
         todo = [pair for pair in planned if not (skip_existing and pair[1].exists())]
         integers = self.task.inputs[0].integers
+        data = data or {}
 
         def load(pair):
-            picture = io.read_image(pair[0], integers=integers)
-            return self.inputs_for(picture), picture
+            given, name = data.get(pair[0], (pair[0], None))
+            picture = io.read_image(given, integers=integers, name=name)
+            return self.inputs_for(picture, pair[0]), picture
 
         def store(pair, picture, result) -> None:
             target = pair[1]

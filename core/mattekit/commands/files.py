@@ -10,14 +10,19 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..io.formats import extension_of
 from ..io.outputs import IMAGE_SUFFIXES, WRITABLE, companion_files
 from ..errors import InputError, MattekitError, OutputError
 from ..fsutil import FilesRead
 
-def expand_inputs(items: list[str]) -> list[tuple[Path, Path]]:
-    """Files, folders (their images, sorted) and globs -> [(file, folder it came from or its parent)]."""
+def expand_inputs(items: list[str], stdin: Path | None = None) -> list[tuple[Path, Path]]:
+    """Files, folders (their images, sorted) and globs -> [(file, folder it came from or its parent)];
+    ``-`` -> (``stdin``: the name standard input goes by, see :class:`standard_streams`; its folder)."""
     found: list[tuple[Path, Path]] = []
     for item in items:
+        if item == STDIO and stdin is not None:
+            found.append((stdin, stdin.parent))
+            continue
         if not item.strip():
             raise InputError("An input name is empty; name an image, a folder or a pattern (. for this folder).")
         path = Path(item)
@@ -146,17 +151,17 @@ class Report:
                   file=sys.stderr)
 
 
-def run_files(args, planned: list[tuple[Path, Path]], runner, report: Report) -> int:
+def run_files(args, planned: list[tuple[Path, Path]], runner, report: Report, data: dict | None = None) -> int:
     """Run ``runner`` (a :class:`mattekit.runner.Runner`) on every (input, output) of ``planned``
-    (:func:`plan_outputs`): ``args.skip_existing`` honoured, one line per written file and one bar for
-    several inputs (a bar of tiles for one), ``args.threads`` torch threads per inference worker. A
-    failing input is listed and the others are written (returns 1); a single input's failure is raised
-    as it is."""
+    (:func:`plan_outputs`; ``data``: the inputs that are no file, see :meth:`standard_streams.data`):
+    ``args.skip_existing`` honoured, one line per written file and one bar for several inputs (a bar of
+    tiles for one), ``args.threads`` torch threads per inference worker. A failing input is listed and
+    the others are written (returns 1); a single input's failure is raised as it is."""
     single = len(planned) == 1
     steps = tile_bar(planned[0][1], quiet=report.quiet) if single and runner.task.progress else None
     with tqdm(total=len(planned), unit="img", file=sys.stderr, disable=True if single or report.quiet else None) as bar:
         try:
-            outcome = runner.files(planned, skip_existing=args.skip_existing, wrote=report.wrote,
+            outcome = runner.files(planned, skip_existing=args.skip_existing, wrote=report.wrote, data=data,
                                    threads=getattr(args, "threads", None), steps=steps,
                                    progress=lambda done, item: bar.update())
         finally:
@@ -176,8 +181,6 @@ def run_files(args, planned: list[tuple[Path, Path]], runner, report: Report) ->
 # ------------------------------------------------------------------- standard input and output
 
 STDIO = "-"
-_SNIFF = ((b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"),
-          (b"BM", ".bmp"), (b"\x76\x2f\x31\x01", ".exr"))
 
 
 def stdout_format(output: str | None) -> str | None:
@@ -196,16 +199,19 @@ def stdout_format(output: str | None) -> str | None:
 
 class standard_streams:
     """``-`` as an input (standard input) and ``-o -`` / ``-o FORMAT:-`` (standard output) for a per-file
-    command: inside the ``with`` block ``args.inputs`` and ``args.output`` name files in a private
-    temporary folder; on a clean exit the output file goes to standard output. Reading standard input
-    without ``-o`` writes a PNG to standard output (never to a terminal). ``label(path)`` names those
-    temporary files as "standard input" / "standard output" in messages."""
+    command. Standard input is read into memory and decoded from there (:meth:`data`); inside the ``with``
+    block it goes by the name ``stdin.EXT`` in :data:`os.devnull` (:attr:`stdin`, EXT told by its first
+    bytes), a path no file can have, so that outputs are named as for a file and none is taken for it.
+    For standard output, ``args.output`` names a file in a private temporary folder, which goes to
+    standard output on a clean exit. Reading standard input without ``-o`` writes a PNG to standard
+    output (never to a terminal). ``label(path)`` names both as "standard input" / "standard output"."""
 
     def __init__(self, args):
         self.args = args
         self.folder: Path | None = None
         self.stdin: Path | None = None
         self.stdout: Path | None = None
+        self._bytes = b""
 
     def __enter__(self) -> "standard_streams":
         import tempfile
@@ -224,19 +230,21 @@ class standard_streams:
                 raise OutputError("Standard output (-o -) takes the result of exactly one input image.")
             if sys.stdout.isatty():
                 raise OutputError("Standard output is a terminal; redirect it to a file (> out.png) or give -o FILE.")
-        self.folder = Path(tempfile.mkdtemp(prefix="mattekit-"))
         if reads:
-            data = sys.stdin.buffer.read()
-            if not data:
+            self._bytes = sys.stdin.buffer.read()
+            if not self._bytes:
                 raise InputError("Standard input is empty; pipe an image into it (cat photo.jpg | mattekit ...).")
-            suffix = next((e for magic, e in _SNIFF if data.startswith(magic)), ".webp" if data[8:12] == b"WEBP" else ".png")
-            self.stdin = self.folder / ("stdin" + suffix)
-            self.stdin.write_bytes(data)
-            args.inputs = [str(self.stdin) if i == STDIO else i for i in args.inputs]
+            self.stdin = Path(os.devnull) / ("stdin" + extension_of(self._bytes[:12]))
         if ext is not None:
+            self.folder = Path(tempfile.mkdtemp(prefix="mattekit-"))
             self.stdout = self.folder / ("stdout" + ext)
             args.output = str(self.stdout)
         return self
+
+    def data(self) -> dict:
+        """{the name of standard input: (its bytes, "standard input")} for :meth:`mattekit.runner.Runner.files`;
+        empty when standard input is not read."""
+        return {} if self.stdin is None else {self.stdin: (self._bytes, "standard input")}
 
     def label(self, path) -> str:
         if self.stdin is not None and Path(path) == self.stdin:

@@ -119,7 +119,7 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
     from ..runner import Runner
     from . import files
 
-    jobs = files.expand_inputs(args.inputs)
+    jobs = files.expand_inputs(args.inputs, streams.stdin)
     suffix = task.suffix_for(options)
     if "{scale}" in suffix:
         suffix = suffix.replace("{scale}", str(_main_scale(task, options)))
@@ -134,4 +134,4 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
     models = runtime.ModelCache().for_task(task, options, set(ports))
     record = None if args.no_metadata else provenance.record(task, options, models)
     report = files.Report(quiet=args.quiet, label=streams.label)
-    return files.run_files(args, planned, Runner(task, models, options, ports, record), report)
+    return files.run_files(args, planned, Runner(task, models, options, ports, record), report, streams.data())

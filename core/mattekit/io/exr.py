@@ -1,4 +1,4 @@
-"""OpenEXR files: scene-linear, premultiplied. :func:`read_exr` un-premultiplies, clips and sRGB-encodes
+"""OpenEXR images: scene-linear, premultiplied. :func:`read_exr` un-premultiplies, clips and sRGB-encodes
 colour (a bare A channel reads as a grey matte, untouched); :func:`write_exr` writes linear, premultiplied
 half or float; :func:`exr_provenance` reads the provenance attributes of a header."""
 from __future__ import annotations
@@ -12,23 +12,27 @@ import numpy as np
 import OpenEXR
 
 from mattekit.errors import InputError
-from mattekit.io.formats import EXR_RECORD
+from mattekit.io.formats import EXR_RECORD, Source
 from mattekit.io.picture import Picture, check_size
 from mattekit.ops import linear_to_srgb, srgb_to_linear
 
 
-def read_exr(src: str) -> Picture:
+def read_exr(source: Source) -> Picture:
+    """EXR data as a :class:`Picture`: float32 H x W x 3|4 in [0,1], sRGB-encoded, straight alpha. The
+    header alone is read first, so that a declared size over the pixel budget is refused before decoding."""
+    src = source.name
     try:
-        header = OpenEXR.File(src, header_only=True).header()
+        header = _header(source)
         for name in ("dataWindow", "displayWindow"):
             (x0, y0), (x1, y1) = header[name]
             check_size(src, int(x1) - int(x0) + 1, int(y1) - int(y0) + 1)
-        f = OpenEXR.File(src, separate_channels=True)
+        source.stream.seek(0)
+        f = OpenEXR.File(source.stream, separate_channels=True)
         if not f.parts:  # a truncated file opens with no parts (OpenEXR reports it on stderr)
             raise ValueError
         header, channels = f.header(), f.channels()
     except (RuntimeError, ValueError):
-        raise InputError(f"Cannot read {src}: the file is damaged, truncated or not a valid EXR image.") from None
+        raise _invalid(source) from None
     if header.get("type") in (OpenEXR.deepscanline, OpenEXR.deeptile):
         raise InputError(f"Cannot read {src}: it is a deep EXR, which mattekit does not support.")
     if any(c.xSampling != 1 or c.ySampling != 1 for c in channels.values()):
@@ -85,12 +89,22 @@ def write_exr(tmp: Path, px: np.ndarray, full_float: bool, provenance: dict | No
 
 
 
-def exr_provenance(src: str) -> dict | None:
-    """The provenance in an EXR file's header (see :func:`mattekit.io.read.read_provenance`)."""
+def _header(source: Source) -> dict:
+    """The header of the EXR data, its pixels left unread (OpenEXR reads from the stream itself)."""
+    source.stream.seek(0)
+    return OpenEXR.File(source.stream, header_only=True).header()
+
+
+def _invalid(source: Source) -> InputError:
+    return InputError(f"Cannot read {source.name}: {source.noun} is damaged, truncated or not a valid EXR image.")
+
+
+def exr_provenance(source: Source) -> dict | None:
+    """The provenance in the header of EXR data (see :func:`mattekit.io.read.read_provenance`)."""
     try:
-        header = OpenEXR.File(src, header_only=True).header()
+        header = _header(source)
     except (RuntimeError, ValueError, TypeError):
-        raise InputError(f"Cannot read {src}: the file is damaged, truncated or not a valid EXR image.") from None
+        raise _invalid(source) from None
     if EXR_RECORD in header:
         with contextlib.suppress(ValueError):
             return json.loads(header[EXR_RECORD])

@@ -1,10 +1,12 @@
-"""The formats mattekit reads and writes: one table of them, their magic numbers and metadata keys, and
-the words for what went wrong with a file."""
+"""The formats mattekit reads and writes: one table of them, their magic numbers and metadata keys, the
+encoded data being read (:class:`Source`), and the words for what went wrong with it."""
 from __future__ import annotations
 
 import errno
 import struct
 import zlib
+from dataclasses import dataclass
+from typing import BinaryIO
 
 from mattekit.errors import InputError
 
@@ -14,14 +16,43 @@ WRITERS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tif
 DEPTHS = {"PNG": (8, 16), "TIFF": (8, 16), "JPEG": (8,), "WebP": (8,)}  # bits per sample (EXR: 32 float, else half)
 EXR_MAGIC = b"\x76\x2f\x31\x01"
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+MAGIC = ((b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (TIFF_MAGIC[0], ".tif"), (TIFF_MAGIC[1], ".tif"),
+         (b"BM", ".bmp"), (EXR_MAGIC, ".exr"))  # how a file starts -> its usual extension (WebP: see extension_of)
 PNG_XMP_KEY = b"XML:com.adobe.xmp"  # the iTXt keyword of an XMP packet
 EXR_RECORD = "mattekitProvenance"  # the EXR header attribute holding mattekit's provenance record
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
 
 
-def damaged(src: str, e: Exception) -> InputError:
-    what = "truncated" if "truncat" in str(e).lower() else "damaged or truncated"
-    return InputError(f"Cannot read {src}: the file is {what}.")
+def extension_of(data: bytes) -> str:
+    """The usual extension of the image format that ``data`` (its first bytes suffice) starts like; .png when unknown."""
+    return next((ext for magic, ext in MAGIC if data.startswith(magic)), ".webp" if data[8:12] == b"WEBP" else ".png")
+
+
+@dataclass
+class Source:
+    """Encoded image data being read: a seekable binary stream over a file or over bytes in memory, what
+    messages call it (``name``: the path, "the given bytes", "standard input") and the word for its
+    contents (``noun``: "the file", or "the data" where there is no file)."""
+
+    stream: BinaryIO
+    name: str
+    noun: str = "the file"
+
+    def everything(self) -> bytes:
+        """All of the data, from its start (for decoders that take a buffer)."""
+        self.stream.seek(0)
+        return self.stream.read()
+
+    def damaged(self, e: Exception | None = None) -> InputError:
+        """The sentence for data a decoder could not read (``e``: the decoder's exception, if any)."""
+        what = "truncated" if e is not None and "truncat" in str(e).lower() else "damaged or truncated"
+        return InputError(f"Cannot read {self.name}: {self.noun} is {what}.")
+
+    def unknown(self) -> InputError:
+        """The sentence for data that is no image mattekit reads."""
+        if self.noun == "the file":
+            return InputError(f"{self.name} is not an image mattekit can read ({READABLE}).")
+        return InputError(f"Cannot read {self.name}: {self.noun} is not an image mattekit can read ({READABLE}).")
 
 
 def reason(e: OSError) -> str:

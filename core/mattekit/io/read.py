@@ -2,7 +2,8 @@
 
 Inside mattekit a picture is a float32 array H x W x C in [0, 1], C = 3 (RGB) or 4 (RGBA with
 straight alpha), sRGB-encoded (:class:`mattekit.io.picture.Picture`); ``read_image`` brings any
-supported file to that form.
+supported file to that form, given its path, its bytes or a file object: one decoding either way
+(a path is opened and read as the decoders need it; bytes are read from memory).
 
 PNG, JPEG, TIFF, WebP, BMP (and whatever else Pillow opens) are read via Pillow, except the
 pixels of 16-bit colour PNG/TIFF and of float TIFF, which Pillow cuts to 8 bits or cannot open,
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import warnings
 from functools import lru_cache
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -28,7 +31,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from mattekit.errors import InputError
 from mattekit.io.exr import exr_provenance, read_exr
-from mattekit.io.formats import DECODE_ERRORS, EXR_MAGIC, PNG_XMP_KEY, READABLE, TIFF_MAGIC, damaged, reason
+from mattekit.io.formats import DECODE_ERRORS, EXR_MAGIC, PNG_XMP_KEY, TIFF_MAGIC, Source, reason
 from mattekit.io.picture import Picture, check_size
 from mattekit.io.tiff import tiff_size
 from mattekit.ops import unit_float
@@ -40,39 +43,71 @@ Image.MAX_IMAGE_PIXELS = None
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # OpenCV's own log lines (not its exceptions) stay off the user's terminal
 
 
-def read_image(path, *, integers: bool = False) -> Picture:
-    """Read a picture file into mattekit's internal form; raise InputError if that fails.
+GIVEN = "the given bytes"  # what messages call encoded data given without a name
 
+
+def read_image(source, *, integers: bool = False, name: str | None = None) -> Picture:
+    """Read an image into mattekit's internal form; raise InputError (one sentence) if that fails.
+
+    source: a path (str or Path); the bytes of an image file (bytes, bytearray, memoryview); or a binary
+    file object (anything with ``read()``, read to its end). All three go through the same decoders and give
+    the same Picture, the format told by the data's first bytes. name: what messages and ``Picture.source``
+    call data that has no path (default "the given bytes"; the CLI says "standard input").
     integers: give 8- and 16-bit sources as they are stored, uint8 (0..255) / uint16 (0..65535), a
     quarter (half) of the float32 memory; float sources (EXR, float TIFF) and 16/32-bit grey stay float32.
     """
-    src = str(path)
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except FileNotFoundError:
-        raise InputError(f"Cannot read {src}: the file does not exist.") from None
-    except IsADirectoryError:
-        raise InputError(f"Cannot read {src}: it is a folder, not an image.") from None
-    except OSError as e:
-        raise InputError(f"Cannot read {src}: {reason(e)}.") from None
-    if magic == EXR_MAGIC:
-        return read_exr(src)
-    return _read_pillow(src, magic, integers)
+    with _opened(source, name) as data:
+        magic = data.stream.read(4)
+        if not magic:
+            raise InputError(f"Cannot read {data.name}: {data.noun} is empty.")
+        if magic == EXR_MAGIC:
+            return read_exr(data)
+        return _read_pillow(data, magic, integers)
 
 
-def _read_pillow(src: str, magic: bytes, integers: bool) -> Picture:
+@contextlib.contextmanager
+def _opened(source, name: str | None) -> Iterator[Source]:
+    """``source`` (see :func:`read_image`) as a seekable :class:`Source`: a path opened as a file (its
+    pixels are read by the decoders as they need them, after the declared size is checked), bytes and
+    file objects held in memory."""
+    if isinstance(source, (str, os.PathLike)):
+        src = str(source)
+        try:
+            f = open(source, "rb")
+        except FileNotFoundError:
+            raise InputError(f"Cannot read {src}: the file does not exist.") from None
+        except IsADirectoryError:
+            raise InputError(f"Cannot read {src}: it is a folder, not an image.") from None
+        except OSError as e:
+            raise InputError(f"Cannot read {src}: {reason(e)}.") from None
+        with f:
+            yield Source(f, src)
+        return
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)  # (bytes are not copied)
+    elif hasattr(source, "read"):
+        data = source.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"expected a binary file object, but read() gave {type(data).__name__}")
+    else:
+        raise TypeError(f"expected a path, bytes or a binary file object, not {type(source).__name__}")
+    yield Source(io.BytesIO(data), name or GIVEN, "the data")
+
+
+def _read_pillow(data: Source, magic: bytes, integers: bool) -> Picture:
+    src = data.name
     try:
-        im = Image.open(src)
+        data.stream.seek(0)
+        im = Image.open(data.stream)
     except UnidentifiedImageError:
         if magic in TIFF_MAGIC:  # e.g. float RGB TIFF, which Pillow cannot open
-            check_size(src, *tiff_size(src))
-            return _read_opencv(src, "TIFF", "", 1, integers)
-        raise InputError(f"{src} is not an image mattekit can read ({READABLE}).") from None
+            check_size(src, *tiff_size(data))
+            return _read_opencv(data, "TIFF", "", 1, integers)
+        raise data.unknown() from None
     except Image.DecompressionBombError:
         raise InputError(f"Cannot read {src}: the image is too large.") from None
     except DECODE_ERRORS as e:
-        raise damaged(src, e) from None
+        raise data.damaged(e) from None
     with im:
         check_size(src, *im.size)
         frames = getattr(im, "n_frames", 1)
@@ -85,12 +120,12 @@ def _read_pillow(src: str, magic: bytes, integers: bool) -> Picture:
             im.load()  # for 16-bit colour too: damage found here never reaches libpng's stderr messages in OpenCV
             orientation = im.getexif().get(0x0112, 1)  # (a PNG may keep its EXIF after the pixels)
         except DECODE_ERRORS as e:
-            raise damaged(src, e) from None
+            raise data.damaged(e) from None
         icc = im.info.get("icc_profile")
         if deep:
             if icc:
                 _warn_profile(src, icc)
-            return _read_opencv(src, im.format, im.mode, orientation, integers)
+            return _read_opencv(data, im.format, im.mode, orientation, integers)
         pixels, depth = _pillow_pixels(im, icc, src, integers)
         return Picture(_orient(pixels, orientation), depth, src, pixels.shape[2] == 4, im.format or "", im.mode)
 
@@ -121,12 +156,13 @@ def _pillow_pixels(im: Image.Image, icc: bytes | None, src: str, integers: bool)
     return (pixels if integers else unit_float(pixels)), 8
 
 
-def _read_opencv(src: str, fmt: str, mode: str, orientation: int, integers: bool) -> Picture:
+def _read_opencv(source: Source, fmt: str, mode: str, orientation: int, integers: bool) -> Picture:
     """Pixels Pillow cannot hold (16-bit colour, float colour) through OpenCV (``integers``: 8/16-bit
     samples kept as uint8/uint16 unless premultiplied alpha has to be divided out)."""
-    data = cv2.imdecode(np.fromfile(src, np.uint8), cv2.IMREAD_UNCHANGED)
+    src = source.name
+    data = cv2.imdecode(np.frombuffer(source.everything(), np.uint8), cv2.IMREAD_UNCHANGED)
     if data is None:
-        raise InputError(f"Cannot read {src}: the file is damaged or truncated.")
+        raise source.damaged()
     depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(data.dtype, 32)
     premultiplied = mode in ("RGBa", "La")
     if not (integers and depth < 32 and not premultiplied):
@@ -164,23 +200,19 @@ def _warn_profile(src: str, icc: bytes) -> None:
     warnings.warn(f"{src}: the colour profile of a 16-bit or float image is not applied, so its colours are read as sRGB.")
 
 
-def read_provenance(path) -> dict | None:
-    """The provenance embedded in an image file (see :func:`mattekit.io.write.write_image`): mattekit's record, or
-    another program's IPTC digital source type and creator tool; None when the file carries neither.
-    InputError when the file cannot be read as an image."""
-    src = str(path)
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except OSError as e:
-        raise InputError(f"Cannot read {src}: {reason(e)}.") from None
-    if magic == EXR_MAGIC:
-        return exr_provenance(src)
-    try:
-        with Image.open(src) as im:
-            packet = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())
-            if packet is None and hasattr(im, "tag_v2"):
-                packet = im.tag_v2.get(700)
-    except (UnidentifiedImageError, *DECODE_ERRORS):
-        raise InputError(f"{src} is not an image mattekit can read ({READABLE}).") from None
+def read_provenance(source, name: str | None = None) -> dict | None:
+    """The provenance embedded in an image (see :func:`mattekit.io.write.write_image`): mattekit's record, or
+    another program's IPTC digital source type and creator tool; None when the image carries neither.
+    ``source`` and ``name`` as for :func:`read_image`; InputError when it cannot be read as an image."""
+    with _opened(source, name) as data:
+        if data.stream.read(4) == EXR_MAGIC:
+            return exr_provenance(data)
+        try:
+            data.stream.seek(0)
+            with Image.open(data.stream) as im:
+                packet = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())
+                if packet is None and hasattr(im, "tag_v2"):
+                    packet = im.tag_v2.get(700)
+        except (UnidentifiedImageError, *DECODE_ERRORS):
+            raise data.unknown() from None
     return from_xmp(packet) if packet else None

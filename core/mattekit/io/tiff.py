@@ -1,4 +1,4 @@
-"""TIFF: the size a file declares, read without its pixels (:func:`tiff_size`), and baseline TIFF writing
+"""TIFF: the size TIFF data declares, read without its pixels (:func:`tiff_size`), and baseline TIFF writing
 (:func:`write_tiff`). Pixels are read through Pillow or OpenCV (:mod:`mattekit.io.read`)."""
 from __future__ import annotations
 
@@ -9,26 +9,26 @@ from pathlib import Path
 
 import numpy as np
 
-from mattekit.errors import InputError
+from mattekit.io.formats import Source
 
 
-def tiff_size(src: str) -> tuple[int, int]:
-    """(width, height) from the first directory of a TIFF file, without reading its pixels."""
+def tiff_size(source: Source) -> tuple[int, int]:
+    """(width, height) from the first directory of TIFF data, without reading its pixels."""
+    f = source.stream
     try:
-        with open(src, "rb") as f:
-            order = "<" if f.read(2) == b"II" else ">"
-            f.seek(4)
-            f.seek(struct.unpack(order + "I", f.read(4))[0])
-            count = struct.unpack(order + "H", f.read(2))[0]
-            size = {}
-            for _ in range(count):
-                tag, kind, _n, raw = struct.unpack(order + "HHI4s", f.read(12))
-                if tag in (256, 257):
-                    size[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), raw[:2] if kind == 3 else raw)[0]
+        f.seek(0)
+        order = "<" if f.read(2) == b"II" else ">"
+        f.seek(4)
+        f.seek(struct.unpack(order + "I", f.read(4))[0])
+        count = struct.unpack(order + "H", f.read(2))[0]
+        size = {}
+        for _ in range(count):
+            tag, kind, _n, raw = struct.unpack(order + "HHI4s", f.read(12))
+            if tag in (256, 257):
+                size[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), raw[:2] if kind == 3 else raw)[0]
         return size[256], size[257]
-    except (OSError, struct.error, KeyError):
-        raise InputError(f"Cannot read {src}: the file is damaged or truncated.") from None
-
+    except (OSError, ValueError, struct.error, KeyError):
+        raise source.damaged() from None
 
 
 def write_tiff(tmp: Path, ints: np.ndarray, fmt: str, xmp: bytes | None = None) -> None:
