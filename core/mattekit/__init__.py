@@ -1,7 +1,8 @@
 """mattekit: cut subjects out of images and frame sequences, and make them look better.
 
 The Python API (one function per task: ``remove_background``, ``matte``, ``upscale``, ``bokeh``,
-``enhance``, ``depth``, ``mask_preview``; ``load_model`` and ``clear_models``) is documented in
+``enhance``, ``depth``, ``mask_preview``, and ``rotoscope`` for frame sequences; ``load_model`` and
+``clear_models``) is documented in
 :mod:`mattekit.api`. Importing mattekit loads neither numpy nor torch: the API loads on first use.
 """
 __version__ = "0.1.0"

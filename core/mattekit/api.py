@@ -13,6 +13,11 @@ arguments are the task's options (``mattekit <task> --help`` lists them) and its
 (``trimap=``, ``mask=``, ``subject=``, ``hint_mask=``..., in any of the same kinds); a text option that
 holds numbers also takes them as a tuple: ``box=(x0, y0, x1, y1)``, ``point=[(x, y), ...]``. A model option may be a name or
 a model from :func:`load_model`; models loaded by name are kept for reuse until :func:`clear_models`.
+
+A sequence task takes paths and writes files (:func:`run_sequence`)::
+
+    summary = mattekit.rotoscope("shot/plate.####.exr", "shot/matte.####.png", radius=2, progress=print)
+    summary.computed, summary.skipped                              # frames written now, frames already done
 """
 from __future__ import annotations
 
@@ -186,7 +191,44 @@ def _make(task_name: str):
     return call
 
 
+def run_sequence(task_name: str, *paths, progress=None, **kwargs):
+    """Run the sequence task ``task_name`` (roto): ``paths`` are its required path options in order
+    (roto: ``plate``, ``output``), ``kwargs`` its other options, checked by the declaration (host "api")
+    as the CLI's and the worker's are; models load into :func:`models_cache` (kept for the next call).
+    ``progress``: called with each progress event (:class:`mattekit.roto.Progress`). Returns the job's
+    summary (:class:`mattekit.roto.Summary`: frames, computed, skipped, seconds)."""
+    task = registry.sequences()[task_name]
+    required = [o.name for o in task.declared if o.required]
+    if len(paths) != len(required):
+        raise TypeError(f"{task.api_name}() takes {len(required)} positional arguments ({', '.join(required)}), "
+                        f"not {len(paths)}")
+    kwargs |= dict(zip(required, paths))
+    table = task.option_table()
+    for name, value in list(kwargs.items()):
+        if name in table and isinstance(value, Path):
+            kwargs[name] = str(value)
+        elif name in table and table[name].repeat and isinstance(value, (list, tuple)):
+            kwargs[name] = ";".join(map(str, value))  # a repeatable option's values, as the CLI joins them
+    options = task.make_options(kwargs, host="api")
+    return task.make_runner(options, models_cache()).run(progress=progress)
+
+
+def _make_sequence(task):
+    def call(*paths, progress=None, **options):
+        return run_sequence(task.name, *paths, progress=progress, **options)
+
+    required = [o.name for o in task.declared if o.required]
+    call.__name__ = call.__qualname__ = task.api_name
+    lines = [f"{task.api_name}({', '.join(required)}, progress=None, **options): {task.summary}", "", "Options:"]
+    lines += [f"    {o.name} ({o.type.__name__}, default {o.default!r}): {o.help}" for o in task.declared
+              if "api" in o.hosts and not o.required]
+    call.__doc__ = "\n".join(lines) + "\n\nReturns the job's summary; see mattekit.api.run_sequence."
+    return call
+
+
 @functools.lru_cache(maxsize=1)
 def functions() -> dict:
-    """{API function name: function} for every registered task (made once; ``mattekit.<name>`` looks here)."""
-    return {task.api_name: _make(task.name) for task in registry.tasks().values()}
+    """{API function name: function} for every registered task, image tasks and sequence tasks (made once;
+    ``mattekit.<name>`` looks here)."""
+    found = {task.api_name: _make(task.name) for task in registry.tasks().values()}
+    return found | {task.api_name: _make_sequence(task) for task in registry.sequences().values()}

@@ -1,7 +1,8 @@
 """The ``mattekit`` command.
 
 Task subcommands (remove, matte, upscale, bokeh, enhance, depth, mask-preview, ...) are generated
-from the task registry (:mod:`mattekit.commands.tasks`); the others live in
+from the task registry (:mod:`mattekit.commands.tasks`); a sequence task of the registry (roto) has its
+command module ``mattekit.commands.<name>``, which takes its options from the declaration; the others live in
 ``mattekit.commands.<name>`` and define ``add_parser(subparsers)`` (which sets ``func``). Only the
 subcommand being run is built in full, and nothing imports torch before a model is needed, so
 ``mattekit --help`` and ``--version`` are quick. ``MattekitError`` (a user-caused problem) prints
@@ -19,7 +20,6 @@ from . import __version__
 from .errors import MattekitError
 
 COMMANDS = {  # hand-written subcommands: name -> one-line help
-    "roto": "matte a frame sequence or movie (rotoscoping)",
     "models": "list, download and verify model weights",
     "serve": "run the local worker the GIMP plug-in and the Blender add-on talk to",
     "bench": "measure quality or speed on a folder of data and print figures",
@@ -41,7 +41,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if command in (None, task.name):
             task_commands.add_task_parser(sub, task)
         else:
-            sub.add_parser(task.name, help=task.summary[0].lower() + task.summary[1:].rstrip("."))
+            sub.add_parser(task.name, help=task_commands.help_line(task.summary))
+    for task in registry.sequences().values():  # sequence tasks: their command module builds the flags
+        if command in (None, task.name):
+            importlib.import_module(f"{__package__}.commands.{task.name}").add_parser(sub)
+        else:
+            sub.add_parser(task.name, help=task_commands.help_line(task.summary))
     for name, summary in COMMANDS.items():
         if command in (None, name):
             importlib.import_module(f"{__package__}.commands.{name}").add_parser(sub)

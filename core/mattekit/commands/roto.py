@@ -28,19 +28,25 @@ a split or resumed run first re-runs them (add keyframes to shorten that).
 """
 
 
+def _declaration():
+    """The registry's roto task (:mod:`mattekit.tasks.roto`): its options are :class:`mattekit.roto.RotoSpec`."""
+    from ..tasks import registry
+
+    return registry.sequences()["roto"]
+
+
 def add_parser(sub) -> None:
-    """``mattekit roto``: the job's options come from :class:`mattekit.roto.RotoSpec`'s declaration;
+    """``mattekit roto``: the job's options come from the registry's roto declaration (:class:`mattekit.roto.RotoSpec`);
     the flags that split and distribute the work (chunks, Ray) are the command's own."""
     import argparse
 
-    from ..roto import RotoSpec
-    from ..tasks import registry
-    from .tasks import add_option_flags
+    from .tasks import add_option_flags, help_line
 
-    p = sub.add_parser("roto", help="matte a frame sequence or movie (rotoscoping)",
+    task = _declaration()
+    p = sub.add_parser(task.name, help=help_line(task.summary),
                        description="Compute an alpha matte for every frame of a plate.", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    declared = {o.name: o for o in registry.options_of(RotoSpec)}
+    declared = task.option_table()
     p.add_argument("plate", metavar="PLATE", help=declared["plate"].help)
     p.add_argument("-o", "--output", required=True, metavar="MATTE_PATTERN", help=declared["output"].help)
     add_option_flags(p, [o for name, o in declared.items() if name not in ("plate", "output")])
@@ -82,10 +88,14 @@ def run(args) -> int:
     if args.ray is not None and args.chunk_index is not None:
         raise MattekitError("--ray runs every chunk; leave out --chunk-index.")
     from ..tasks import registry
-    from .tasks import option_values
+    from .tasks import as_flags, option_values
 
-    values = option_values(args, registry.options_of(roto.RotoSpec))
-    spec = roto.RotoSpec(plate=args.plate, output=args.output, **values)
+    task = _declaration()
+    values = option_values(args, task.declared) | {"plate": args.plate, "output": args.output}
+    try:
+        spec = task.make_options(values, host="cli")  # the one option check of the CLI, the worker and the API
+    except registry.OptionError as exc:
+        raise MattekitError(as_flags(str(exc), task)) from None
     bar = _Bar(quiet=False)
     try:
         if args.ray is not None:
@@ -93,7 +103,7 @@ def run(args) -> int:
                                       progress=bar)
             job = None
         else:
-            job = roto.RotoJob(spec)
+            job = task.make_runner(spec)
             if spec.model and spec.model != job.entry.name:  # an alias: say what it stands for and its licence
                 print(f"mattekit: --model {spec.model} is {job.entry.name} ({job.entry.licence})", file=sys.stderr)
             if job.missing:

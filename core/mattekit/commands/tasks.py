@@ -20,10 +20,15 @@ def _metavar(option: registry.Option) -> str | None:
     return "PATH" if option.path else {int: "N", float: "X", str: "TEXT"}[option.type]
 
 
+def help_line(summary: str) -> str:
+    """A declaration's summary as the one-line help of its subcommand in ``mattekit --help``."""
+    return summary[0].lower() + summary[1:].rstrip(".")
+
+
 def add_task_parser(sub, task: Task) -> None:
     """The subcommand for ``task`` with its flags, all derived from the declaration."""
     summary = task.summary.replace("%", "%%")
-    p = sub.add_parser(task.name, help=summary[0].lower() + summary[1:].rstrip("."), description=summary)
+    p = sub.add_parser(task.name, help=help_line(summary), description=summary)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns; - reads standard input")
     p.add_argument("-o", "--output", help="output file (one input) or folder; - (PNG) or FORMAT:- (jpg:-, tif:-...) "
                    "writes standard output; default: beside each input as "
@@ -83,10 +88,10 @@ def options_from_args(task: Task, args) -> tuple[object, dict[str, str]]:
     try:
         return task.make_options(values, host="cli"), ports
     except registry.OptionError as exc:
-        raise MattekitError(_as_flags(str(exc), task)) from None
+        raise MattekitError(as_flags(str(exc), task)) from None
 
 
-def _as_flags(message: str, task: Task) -> str:
+def as_flags(message: str, task: registry.Declaration) -> str:
     """An option error in the CLI's words: 'Option 'x_y'' -> '--x-y'."""
     for option in task.declared:
         message = message.replace(f"Option '{option.name}'", option.flag)

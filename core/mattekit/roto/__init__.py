@@ -33,6 +33,24 @@ RGBA cut-out and a decontaminated foreground plate per frame):
   resumed runs (after a kill too) give the same bytes as one run, at the cost of re-running the
   chain from the keyframe before a split's first frame.
 
+Roto is a sequence task of the registry (:mod:`mattekit.tasks.roto`, a
+:class:`~mattekit.tasks.registry.SequenceTask`): it names :class:`RotoSpec` as its options,
+:class:`RotoJob` as its runner and :func:`run_operation` as the worker's operation, so ``mattekit roto``,
+the worker and ``mattekit.rotoscope(plate, output, ...)`` find it there and check options the one way.
+
+Its per-frame stage is not a registry task's ``finish``, and cannot be without changing bytes: each frame
+is the model's input as every task's (``predictor.prepare(pixels)``, what
+:func:`~mattekit.tasks.registry.model_input` calls), the net, then
+:func:`mattekit.masks.mask_from_prediction` with the ``refine`` option, ``soft`` for a matting model
+(``people``) and the model's upsampling, and the temporal filter's per-frame part
+(:meth:`mattekit.temporal.OrderedSmoother.keep`) in the same pipeline step. No declared finish is that:
+``mask-preview`` never refines and rounds like a segmentation mask; ``remove`` takes only segmentation
+models and mattes the mask's edge (:func:`mattekit.masks.alpha_from_mask`) into a cut-out; ``matte`` mattes
+a segmentation mask's edge always and resizes a matting model's alpha without refining. Nor do the
+stages' shape fit: a keyframe chain runs the net on a hint carried from the frame before (and again on
+its region when the whole frame loses the subject, :class:`.chain.HintChain`), and a recurrent model
+(RVM) carries its state from frame to frame, so neither is one prepare -> infer -> finish per frame.
+
 One job per module: :mod:`.spec` (what defines a job, the outputs-never-on-inputs check),
 :mod:`.source` (per-frame mattes in frame order), :mod:`.chain` (keyframe hints carried along the
 motion), :mod:`.store` (manifest and journals), :mod:`.progress` (events, summary, cancellation),

@@ -249,8 +249,37 @@ def no_model_input(models: Models, inputs: dict, options) -> tuple:
     return None, None
 
 
+class Declaration:
+    """What every declaration has: its options read from the options dataclass, and the one option check
+    that the CLI, the worker and the API pass values through (``self.name``, ``self.options``)."""
+
+    @property
+    def declared(self) -> tuple[Option, ...]:
+        return options_of(self.options)
+
+    def option_table(self) -> dict[str, Option]:
+        return {o.name: o for o in self.declared}
+
+    def make_options(self, values: dict | None = None, host: str = "api"):
+        """The options dataclass from plain values, each checked (OptionError on the first bad one).
+
+        Unknown names and options not offered to ``host`` are refused, and so is a required option left out.
+        """
+        values = dict(values or {})
+        table = self.option_table()
+        unknown = sorted(k for k in values if k not in table or host not in table[k].hosts)
+        if unknown:
+            offered = ", ".join(n for n, o in table.items() if host in o.hosts) or "none"
+            raise OptionError(f"Task '{self.name}' has no option {', '.join(unknown)}; it knows {offered}.")
+        for name, declared in table.items():
+            if declared.required and values.get(name) in (None, ""):
+                raise OptionError(f"Option '{name}' needs {'a path' if declared.path else 'a value'}.")
+        checked = {k: table[k].check(v) for k, v in values.items()}
+        return self.options(**checked)
+
+
 @dataclass(frozen=True)
-class Task:
+class Task(Declaration):
     """One task, declared once.
 
     name: the CLI subcommand, worker operation and API function stem; summary: one sentence.
@@ -294,13 +323,6 @@ class Task:
     def suffix_for(self, options) -> str:
         return self.suffix(options) if callable(self.suffix) else self.suffix
 
-    @property
-    def declared(self) -> tuple[Option, ...]:
-        return options_of(self.options)
-
-    def option_table(self) -> dict[str, Option]:
-        return {o.name: o for o in self.declared}
-
     def models_needed(self, options, given: set[str] | None = None) -> dict[str, str]:
         """{model option name: catalog task} this run loads."""
         if self.needs is not None:
@@ -318,20 +340,6 @@ class Task:
                   if o.reads and getattr(options, o.name, None)]
         return found
 
-    def make_options(self, values: dict | None = None, host: str = "api"):
-        """The options dataclass from plain values, each checked (OptionError on the first bad one).
-
-        Unknown names and options not offered to ``host`` are refused.
-        """
-        values = dict(values or {})
-        table = self.option_table()
-        unknown = sorted(k for k in values if k not in table or host not in table[k].hosts)
-        if unknown:
-            offered = ", ".join(n for n, o in table.items() if host in o.hosts) or "none"
-            raise OptionError(f"Task '{self.name}' has no option {', '.join(unknown)}; it knows {offered}.")
-        checked = {k: table[k].check(v) for k, v in values.items()}
-        return self.options(**checked)
-
     def run(self, models: Models, inputs: dict, options, progress: Callable | None = None) -> dict:
         """prepare -> infer -> finish for one set of inputs; ``progress(done, total)`` where the task reports it."""
         x, context = self.prepare(models, inputs, options)
@@ -347,18 +355,80 @@ class Task:
                 "options": {o.name: o.describe() for o in self.declared if host in o.hosts}}
 
 
+def _resolve(path: str):
+    """The object a ``"package.module:name"`` path names, its module imported on first use."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class SequenceTask(Declaration):
+    """A task over a frame sequence (kind "sequence"; roto), declared once: files in, files out, resumable.
+
+    Its code lives a layer above the registry (it builds on the runner's pipeline and imports this
+    module), so the declaration names it by ``"package.module:name"`` paths, imported on first use:
+    ``spec`` the options dataclass (declared with :func:`option`; its required path options are what
+    the API function takes by position), ``runner`` the job class, run as
+    ``runner(options, models).run(progress=callback)`` -> a summary, and ``operation`` the worker's
+    function ``operation(options as a dict, progress(fraction, message), models)``. ``models`` is the
+    caller's ``mattekit.runtime.ModelCache``, so a model it holds is reused.
+    From it come the CLI subcommand's options (``mattekit.commands.<name>``), the worker operation
+    and the API function ``mattekit.<api_name>``.
+    """
+
+    name: str
+    summary: str
+    spec: str
+    runner: str
+    operation: str
+    api: str | None = None
+    kind: str = "sequence"
+
+    @property
+    def api_name(self) -> str:
+        return self.api or self.name.replace("-", "_")
+
+    @property
+    def options(self) -> type:
+        return _resolve(self.spec)
+
+    def make_runner(self, options, models=None):
+        """The job that runs ``options`` (from :meth:`make_options`), loading into ``models``."""
+        return _resolve(self.runner)(options, models)
+
+    def run_operation(self, options, progress: Callable[[float, str], None], models=None):
+        """The worker's run of ``options`` (see the class docstring)."""
+        return _resolve(self.operation)(dataclasses.asdict(options), progress, models)
+
+    def describe(self, host: str = "worker") -> dict:
+        """The schema of this task for a front end: no pixel ports; options as :meth:`Task.describe`'s."""
+        return {"name": self.name, "summary": self.summary, "kind": self.kind, "menu": None, "main": "model",
+                "inputs": [], "outputs": [],
+                "options": {o.name: o.describe() for o in self.declared if host in o.hosts}}
+
+
 @functools.lru_cache(maxsize=1)
-def tasks() -> dict[str, Task]:
-    """Every declared task by name: each module of ``mattekit.tasks`` (this module's folder) with a
-    module-level ``TASK``."""
+def declarations() -> dict[str, Task | SequenceTask]:
+    """Every declaration by name: the module-level ``TASK`` of each module of ``mattekit.tasks`` (this
+    module's folder). Image tasks are :func:`tasks`, sequence tasks :func:`sequences`."""
     found = {}
     for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
         if info.name == "registry":
             continue
         task = getattr(importlib.import_module(f"mattekit.tasks.{info.name}"), "TASK", None)
-        if isinstance(task, Task):
+        if isinstance(task, (Task, SequenceTask)):
             found[task.name] = task
     return found
+
+
+def tasks() -> dict[str, Task]:
+    """Every declared image task (arrays in, arrays out, run by :mod:`mattekit.runner`) by name."""
+    return {name: task for name, task in declarations().items() if isinstance(task, Task)}
+
+
+def sequences() -> dict[str, SequenceTask]:
+    """Every declared sequence task (frame files in, frame files out, run by its own job) by name."""
+    return {name: task for name, task in declarations().items() if isinstance(task, SequenceTask)}
 
 
 def get(name: str) -> Task:

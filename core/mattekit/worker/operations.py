@@ -3,8 +3,9 @@
 One operation per registered task (:func:`mattekit.tasks.registry.tasks`), same name, same ports
 and options: options are checked by ``task.make_options(values, host="worker")``; the models a run
 needs (``task.models_needed``) come from the worker's own :class:`mattekit.runtime.ModelCache`;
-:class:`mattekit.runner.Runner` does the work. ``roto`` is the one operation that is not a task: frame sequences
-travel as paths and :func:`mattekit.roto.run_operation` reads and writes the files itself, inside
+:class:`mattekit.runner.Runner` does the work. A sequence task (``roto``, :func:`registry.sequences
+<mattekit.tasks.registry.sequences>`) is an operation without pixels: frame sequences travel as paths and its
+declared operation (:func:`mattekit.roto.run_operation`) reads and writes the files itself, inside
 the folders the user allowed (:class:`PathPolicy`).
 
 Pixels: inputs arrive as float32 in [0,1] (H x W x C for "image" ports, H x W for the others;
@@ -14,7 +15,6 @@ the request's dtype.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import MattekitError
-from ..tasks.registry import OptionError, Port, Task, options_of, tasks
+from ..tasks.registry import OptionError, Port, SequenceTask, Task, sequences, tasks
 from . import protocol
 
 Progress = Callable[[float, str], None]
@@ -106,21 +106,14 @@ class PathPolicy:
                           f"'mattekit serve --allow-dir FOLDER' to allow another folder.")
 
 
-def roto_operation(paths: PathPolicy) -> Operation:
-    """The roto operation: no pixel inputs or outputs; plate and matte paths confined by ``paths``."""
-    from ..roto import RotoSpec
-
-    table = {o.name: o for o in options_of(RotoSpec) if "worker" in o.hosts}
+def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
+    """The operation of a sequence task (roto): no pixel inputs or outputs; its path options confined by
+    ``paths``; its options checked by the declaration (host "worker"), the job run by its declared operation."""
+    table = {o.name: o for o in task.declared if "worker" in o.hosts}
     path_options = [name for name, o in table.items() if o.path]  # confined by ``paths``
 
     def make_options(values: dict):
-        unknown = sorted(set(values) - set(table))
-        if unknown:
-            raise OptionError(f"Operation 'roto' has no option {', '.join(unknown)}; it knows {', '.join(table)}.")
-        for name in ("plate", "output"):
-            if not values.get(name):
-                raise OptionError(f"Option '{name}' needs a path.")
-        checked = RotoSpec(**{name: table[name].check(value) for name, value in values.items()})
+        checked = task.make_options(values, host="worker")
         for name in path_options:
             value = getattr(checked, name)
             if value:
@@ -128,24 +121,21 @@ def roto_operation(paths: PathPolicy) -> Operation:
         return checked
 
     def run(models, inputs: dict, options, progress: Progress) -> tuple[dict, None]:
-        from .. import roto
-
-        roto.run_operation(dataclasses.asdict(options), progress, models)
-        return {}, None  # the mattes and their manifest carry the provenance
+        task.run_operation(options, progress, models)
+        return {}, None  # the files written and their manifest carry the provenance
 
     def describe() -> dict:
-        return {"name": "roto", "summary": "Matte every frame of a plate (pattern, folder or movie) into a matte "
-                "sequence; resumable. No pixel inputs: the worker reads and writes the files.", "menu": None,
-                "main": "model", "inputs": [], "outputs": [], "paths": path_options,
-                "options": {name: o.describe() for name, o in table.items()}}
+        described = task.describe("worker")
+        described["summary"] += " No pixel inputs: the worker reads and writes the files."
+        return described | {"paths": path_options}
 
-    return Operation("roto", (), (), make_options, run, describe)
+    return Operation(task.name, (), (), make_options, run, describe)
 
 
 def build(paths: PathPolicy) -> dict[str, Operation]:
-    """Every operation this worker offers: one per registered task, and roto."""
+    """Every operation this worker offers: one per registered task, image tasks and sequence tasks (roto)."""
     found = {name: from_task(task) for name, task in tasks().items()}
-    found["roto"] = roto_operation(paths)
+    found |= {name: sequence_operation(task, paths) for name, task in sequences().items()}
     return found
 
 
