@@ -20,8 +20,9 @@ from PIL import Image
 from mattekit import catalog, client, runtime
 from mattekit.client import Pixels, WorkerError
 from mattekit.tasks.registry import Port, Task, option
+from mattekit.errors import MattekitError
 from mattekit.worker import transport as http_mod
-from mattekit.worker import operations, protocol, service
+from mattekit.worker import jobs, operations, protocol, service
 from mattekit.worker.log import WorkerLog
 
 
@@ -418,19 +419,18 @@ def test_a_cancelled_job_stops(make_worker):
         time.sleep(0.01)
     assert worker.job(second)["state"] == "queued"
     assert worker.cancel(second)["state"] == "cancelled"  # a queued job never starts
-    worker.cancel(first)
-    while worker.job(first)["state"] == "running":
+    assert worker.cancel(first)["state"] == "running"  # it stops at its next step, then leaves the table
+    while first in [job["id"] for job in worker.get_json("jobs")["jobs"]]:
         assert time.time() < deadline
         time.sleep(0.01)
-    status = worker.job(first)
-    assert status["state"] == "cancelled" and 0 < status["progress"] < 1
     steps_run = len(log) - 1
     time.sleep(0.1)
-    assert len(log) - 1 == steps_run < 300, "the job went on after it was cancelled"
+    assert 0 < len(log) - 1 == steps_run < 300, "the job went on after it was cancelled"
     assert log.count("start") == 1
-    with pytest.raises(WorkerError) as err:
-        worker.result(first)
-    assert err.value.status == 409
+    for job in (first, second):  # a cancelled (DELETEd) job is forgotten
+        with pytest.raises(WorkerError) as err:
+            worker.result(job)
+        assert (err.value.status, err.value.code) == (404, "unknown_job")
     # the client's own cancel path
     with pytest.raises(client.Cancelled):
         worker.run("slow", [img], progress=lambda f, m: None, cancelled=lambda: len(log) > steps_run + 20)
@@ -445,6 +445,37 @@ def test_a_cancelled_job_stops(make_worker):
             worker.job(done)
             time.sleep(0.01)
     assert err.value.status == 404
+
+
+def test_failed_and_cancelled_jobs_are_forgotten_once_fetched_or_deleted(make_worker):
+    """Issue 28, finding 5: fetched or DELETEd jobs left the 64-job table full, and every new job got 429."""
+
+    def fail(models, inputs, options, progress):
+        raise MattekitError("This test input cannot be used.")
+
+    log = []
+    srv, worker = make_worker(operations_table={"slow": _slow_operation(log),
+                                                "fail": _test_operation("fail", (Port("image", "image", (3,)),), fail)})
+    img = Pixels(bytes(3 * 4 * 4), 4, 4, 3, "u8")
+    failing = [worker.submit("fail", [img]) for _ in range(jobs.MAX_JOBS // 2)]
+    deadline = time.time() + 30
+    while any(worker.job(job)["state"] != "failed" for job in failing):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    slow = [worker.submit("slow", [img], {"steps": 10000}) for _ in range(jobs.MAX_JOBS - len(failing))]
+    with pytest.raises(WorkerError) as err:
+        worker.submit("slow", [img])
+    assert (err.value.status, err.value.code) == (429, "too_many_jobs")  # the table is full
+    for job in failing:  # the client fetches each job's error...
+        with pytest.raises(WorkerError) as err:
+            worker.result(job)
+        assert (err.value.status, err.value.code) == (422, "task_failed")
+    for job in slow:  # ... and cancels the others
+        worker.cancel(job)
+    new = worker.submit("slow", [img], {"steps": 1})  # accepted at once
+    while [job["id"] for job in worker.get_json("jobs")["jobs"]] not in ([new], []):
+        assert time.time() < deadline, "a fetched or cancelled job stayed in the table"
+        time.sleep(0.01)
 
 
 def test_idle_timeout_stops_the_worker(make_worker):
@@ -776,7 +807,7 @@ def test_a_full_queue_answers_503_with_retry_after(make_worker):
     assert status == 503 and resp.getheader("Retry-After") == "5"
     worker.cancel(first)
     deadline = time.time() + 10
-    while worker.job(first)["state"] not in ("cancelled", "done"):
+    while srv.jobs.busy():
         assert time.time() < deadline
         time.sleep(0.01)
     assert worker.run("slow", [big], {"steps": 1})[0].data == big.data, "the queue takes work again once drained"

@@ -50,6 +50,7 @@ class Job:
     error: dict | None = None
     result: Any = None
     finished_at: float | None = None
+    forgotten: bool = False  # fetched or cancelled by its client: leaves the table as soon as it has ended
     cancel_event: threading.Event = field(default_factory=threading.Event)
     done_event: threading.Event = field(default_factory=threading.Event)
 
@@ -141,14 +142,22 @@ class JobTable:
             return [job.status() for job in self.jobs.values()]
 
     def forget(self, job: Job) -> None:
+        """Drop a job from the table: at once when it has ended, else as soon as it ends."""
         with self.lock:
-            self.jobs.pop(job.id, None)
+            self._forget(job)
 
     def cancel(self, job: Job) -> None:
+        """Cancel a job (a running one stops at its next progress step) and forget it."""
         with self.lock:
             job.cancel_event.set()
             if job.state == "queued":
                 self._end(job, "cancelled", message="Cancelled")
+            self._forget(job)
+
+    def _forget(self, job: Job) -> None:
+        job.forgotten = True
+        if job.done_event.is_set():
+            self.jobs.pop(job.id, None)
 
     def _prune(self) -> None:
         now = time.monotonic()
@@ -166,6 +175,8 @@ class JobTable:
         self.queued_bytes -= job.size
         self.active -= 1
         job.done_event.set()
+        if job.forgotten:
+            self.jobs.pop(job.id, None)
 
     def _compute(self) -> None:
         if self.on_thread_start is not None:

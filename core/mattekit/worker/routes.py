@@ -115,8 +115,9 @@ class Routes(Handler):
         head, data = job.result
         self._send(200, data, "application/octet-stream", {protocol.META_HEADER: json.dumps(head)})
 
-    def _raise_unless_done(self, job: jobs.Job) -> None:
-        if job.state in ("queued", "running"):
+    def _raise_unless_done(self, job: jobs.Job, finished: bool = True) -> None:
+        """Refuse unless the job is done: ``finished``, whether it had ended (its done event set) when asked."""
+        if not finished:
             raise RequestError(409, "not_finished", f"Job {job.id} is {job.state} ({job.progress:.0%}).")
         if job.state == "cancelled":
             raise RequestError(409, "cancelled", "The job was cancelled.")
@@ -149,9 +150,11 @@ class Routes(Handler):
         if len(args) != 2 or args[1] != "result":
             raise RequestError(404, "not_found", f"Use /{protocol.API}/jobs/ID or /{protocol.API}/jobs/ID/result.")
         job = self._job(args[0])
-        self._raise_unless_done(job)
+        finished = job.done_event.is_set()  # read once: the job may end while we answer
+        if finished:
+            self.worker.jobs.forget(job)  # this answer hands over its result or its error: forget the job
+        self._raise_unless_done(job, finished)
         self._send_result(job)
-        self.worker.jobs.forget(job)  # fetched: forget it
 
     def ep_cancel_job(self, args):
         job = self._job(args[0])
