@@ -743,6 +743,80 @@ def test_half_sent_requests_and_idle_connections_time_out(make_worker, monkeypat
     assert worker.health()["ok"]
 
 
+def _trickle(socks: list, stop: threading.Event, every: float) -> threading.Thread:
+    """A thread sending one byte to each socket every ``every`` seconds until ``stop`` (errors ignored)."""
+
+    def run():
+        while not stop.wait(every):
+            for sock in socks:
+                try:
+                    sock.send(b"x")
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """Everything the worker sends on a raw connection until it hangs up."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def test_strangers_trickling_a_body_do_not_hold_the_handler_threads(make_worker):
+    """Issue 28, finding 4: refused requests trickling their bodies held every handler thread."""
+    srv, _ = make_worker()
+    head = (f"POST /v1/run/remove HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: Bearer wrong\r\n"
+            f"Content-Length: 1000\r\n\r\nx").encode()
+    stalls = [socket.create_connection((srv.host, srv.port), timeout=20) for _ in range(http_mod.POOL_SIZE + 2)]
+    for sock in stalls:
+        sock.sendall(head)
+    stop = threading.Event()
+    trickling = _trickle(stalls, stop, 0.5)  # 1,000 bytes at 2 a second: 500 s per request
+    try:
+        start = time.perf_counter()
+        health = client.Worker(srv.url, srv.token, timeout=15).health()  # all stalling sockets still open
+        waited = time.perf_counter() - start
+        answers = [sock.recv(4096) for sock in stalls]  # each stranger was answered 401 and hung up on
+    finally:
+        stop.set()
+        trickling.join()
+        for sock in stalls:
+            sock.close()
+    print(f"worker: {len(stalls)} strangers trickling a body; a health check answered in {waited * 1000:.0f} ms")
+    assert health["ok"] and waited < 10
+    assert all(answer.startswith(b"HTTP/1.0 401") for answer in answers), answers[0][:40]
+
+
+def test_a_body_gets_one_total_deadline_however_it_trickles(make_worker, monkeypatch):
+    monkeypatch.setattr(http_mod, "BODY_SECONDS", 1.0, raising=False)
+    srv, worker = make_worker(operations_table={"echo": _echo_operation()})
+    metas = [{"width": 10, "height": 10, "channels": 3, "dtype": "u8"},
+             {"width": 10, "height": 10, "channels": 1, "dtype": "u8"}]
+    sock = socket.create_connection((srv.host, srv.port), timeout=20)
+    sock.sendall((f"POST /v1/run/echo HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: Bearer {srv.token}\r\n"
+                  f"{protocol.META_HEADER}: {json.dumps({'inputs': metas})}\r\nContent-Length: 400\r\n\r\nx").encode())
+    stop = threading.Event()
+    trickling = _trickle([sock], stop, 0.2)  # 400 bytes at 5 a second: 80 s, were each byte to reset a timer
+    try:
+        start = time.perf_counter()
+        answer = _answer(sock)
+        waited = time.perf_counter() - start
+    finally:
+        stop.set()
+        trickling.join()
+        sock.close()
+    assert answer.startswith(b"HTTP/1.0 408") and b"body_timeout" in answer, answer[:200]
+    assert waited < 10 and worker.health()["ok"]
+
+
 def test_50_concurrent_clients_get_no_connection_resets(make_worker):
     srv, worker = make_worker()
     rgb = np.random.default_rng(4).integers(0, 256, (32, 32, 3), dtype=np.uint8)
