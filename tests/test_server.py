@@ -887,6 +887,39 @@ def test_a_full_queue_answers_503_with_retry_after(make_worker):
     assert worker.run("slow", [big], {"steps": 1})[0].data == big.data, "the queue takes work again once drained"
 
 
+def test_the_queue_cap_counts_requests_whose_bodies_are_still_coming(make_worker, monkeypatch):
+    """Issue 28, finding 6: admission reserved nothing, so concurrent requests all read and decoded past the cap."""
+    monkeypatch.setattr(http_mod, "BODY_SECONDS", 60.0, raising=False)
+    copy = _test_operation("copy", (Port("image", "image", (3, 4)),),
+                           lambda models, inputs, options, progress: {"result": inputs["image"]})
+    srv, _ = make_worker(operations_table={"copy": copy}, max_queued=1 << 20)
+    side = 160
+    reserved = side * side * 4 * 4  # float32 bytes of one request's 160 x 160 RGBA: two fit in 1 MiB, not three
+    meta = {"inputs": [{"width": side, "height": side, "channels": 4, "dtype": "u8"}]}
+    head = (f"POST /v1/run/copy HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: Bearer {srv.token}\r\n"
+            f"{protocol.META_HEADER}: {json.dumps(meta)}\r\nContent-Length: {side * side * 4}\r\n\r\n").encode()
+    socks = [socket.create_connection((srv.host, srv.port), timeout=30) for _ in range(6)]
+    for sock in socks:
+        sock.sendall(head)  # every body held back: the reservations are taken on the headers alone
+    deadline = time.time() + 20
+    while srv.jobs.queued_bytes != 2 * reserved:
+        assert srv.jobs.queued_bytes <= 1 << 20 and time.time() < deadline, srv.jobs.queued_bytes
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert srv.jobs.queued_bytes == 2 * reserved, "over-admitted"
+    body = bytes(range(256)) * (side * side * 4 // 256)
+    for sock in socks:
+        sock.sendall(body)
+    answers = [_answer(sock) for sock in socks]
+    for sock in socks:
+        sock.close()
+    assert sorted(answer[9:12] for answer in answers) == [b"200"] * 2 + [b"503"] * 4
+    assert all(answer.endswith(body) for answer in answers if answer[9:12] == b"200")
+    error = json.loads(next(a for a in answers if a[9:12] == b"503").partition(b"\r\n\r\n")[2])["error"]
+    assert error["code"] == "queue_full" and error["message"].count(". ") == 0 and error["message"].endswith(".")
+    assert srv.jobs.queued_bytes == 0, "every reservation ends with its request"
+
+
 def test_odd_but_well_typed_option_values_never_give_a_500(make_worker, mirror):
     """Values that pass the declarations but that a task may still refuse: 200 or 422 with one sentence."""
     _, worker = make_worker()

@@ -27,7 +27,8 @@ def add_parser(subparsers) -> None:
                         "$MATTEKIT_HOME/worker.json or the per-user state folder)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: torch's choice)")
     p.add_argument("--max-queued-mb", type=float, default=2048.0, metavar="MB",
-                   help="pixels allowed to wait in the queue before new jobs get 503 + Retry-After (default 2048)")
+                   help="decoded (float32) pixels that requests being read and queued jobs may reserve "
+                        "before new ones get 503 + Retry-After (default 2048)")
     p.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
                    help="a folder roto may read plates from and write mattes to (repeatable; also "
                         "$MATTEKIT_ALLOW_DIRS; default: your home folder, hidden folders excluded)")
