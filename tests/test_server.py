@@ -133,6 +133,22 @@ def test_state_file_is_private_and_describes_the_worker(make_worker):
     assert not path.exists(), "a stopped worker must remove its state file"
 
 
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX modes")
+def test_the_worker_makes_an_existing_mattekit_home_private(make_worker, monkeypatch, tmp_path):
+    """Issue 28, finding 12: an existing MATTEKIT_HOME was left 0755."""
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o755)
+    monkeypatch.setenv("MATTEKIT_HOME", str(home))
+    (home / "worker.json").write_text("{}")  # a stale record, readable by all
+    (home / "worker.json").chmod(0o644)
+    srv, worker = make_worker(state_file=client.state_path())
+    assert srv.state_file == str(home / "worker.json")
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / "worker.json").stat().st_mode) == 0o600
+    assert client.connect(path=srv.state_file, start=False).health()["ok"]
+
+
 @pytest.mark.parametrize("token", [None, "Bearer wrong-token", "Basic abc", "Bearer "])
 def test_requests_without_the_right_token_are_refused(make_worker, token):
     srv, _ = make_worker()

@@ -55,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise MattekitError(f"--port must be from 0 to 65535, not {args.port}.")
     state_file = args.state_file or client.state_path()
-    running = client.find_worker(state_file, timeout=5.0)
+    try:
+        running = client.find_worker(state_file, timeout=5.0)
+    except client.WorkerError as exc:  # a state file it cannot trust
+        raise MattekitError(str(exc)) from None
     if running is not None and not args.replace:
         print(f"mattekit: a worker already answers at {running.url} (state file {state_file}); "
               f"use --replace to start another.", file=sys.stderr)
