@@ -158,10 +158,11 @@ class Routes(Handler):
             raise RequestError(404, "not_found", f"Use /{protocol.API}/jobs/ID or /{protocol.API}/jobs/ID/result.")
         job = self._job(args[0])
         finished = job.done_event.is_set()  # read once: the job may end while we answer
-        if finished:
-            self.worker.jobs.forget(job)  # this answer hands over its result or its error: forget the job
+        if finished and job.state != "done":
+            self.worker.jobs.forget(job)  # this answer hands over its error: forget the job
         self._raise_unless_done(job, finished)
         self._send_result(job)
+        self.worker.jobs.forget(job)  # its result is sent: forget it
 
     def ep_cancel_job(self, args):
         job = self._job(args[0])
