@@ -81,7 +81,39 @@ def test_no_worker_gives_one_clear_sentence(tmp_path):
         client.connect(python=str(tmp_path / "no-python"), path=path)
     # a state file left behind by a dead worker is not trusted
     Path(path).write_text(json.dumps({"url": "http://127.0.0.1:9", "token": "x"}))
+    Path(path).chmod(0o600)  # as a worker writes it
     assert client.find_worker(path) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+def test_a_state_file_that_others_could_plant_or_read_is_refused(tmp_path, monkeypatch):
+    """Issue 28, finding 12: the client trusted any worker.json, so another local user could receive the pixels."""
+    folder = tmp_path / "state"
+    folder.mkdir(mode=0o700)
+    path = folder / "worker.json"
+    path.write_text(json.dumps({"url": "http://127.0.0.1:9", "token": "x"}))
+    path.chmod(0o600)
+    assert client.read_state(str(path))["token"] == "x"
+    refusals = []
+    for mode in (0o640, 0o604, 0o620, 0o602):
+        path.chmod(mode)
+        with pytest.raises(WorkerError, match=f"other users.*'chmod 600 {path}'") as err:
+            client.connect(path=str(path), start=False)
+        refusals.append(str(err.value))
+    path.chmod(0o600)
+    folder.chmod(0o777)
+    with pytest.raises(WorkerError, match=f"folder {folder} .*'chmod 700 {folder}'") as err:
+        client.connect(path=str(path), start=False)
+    refusals.append(str(err.value))
+    folder.chmod(0o700)
+    uid = os.getuid()
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "getuid", lambda: uid + 1)  # as if the file were another user's
+        with pytest.raises(WorkerError, match=f"{path} belongs to another user.*rm {path}") as err:
+            client.connect(path=str(path), start=False)
+        refusals.append(str(err.value))
+    assert all(message.count(". ") == 0 and message.endswith(".") for message in refusals), refusals
+    assert client.read_state(str(path))["token"] == "x"
 
 
 def test_an_adapter_connects_as_its_installer_recorded(monkeypatch, tmp_path):

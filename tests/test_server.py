@@ -20,8 +20,9 @@ from PIL import Image
 from mattekit import catalog, client, runtime
 from mattekit.client import Pixels, WorkerError
 from mattekit.tasks.registry import Port, Task, option
+from mattekit.errors import MattekitError
 from mattekit.worker import transport as http_mod
-from mattekit.worker import operations, protocol, service
+from mattekit.worker import jobs, operations, protocol, service
 from mattekit.worker.log import WorkerLog
 
 
@@ -130,6 +131,22 @@ def test_state_file_is_private_and_describes_the_worker(make_worker):
     assert {"remove", "matte", "upscale", "bokeh", "enhance", "roto"} <= set(health["operations"])
     srv.stop(wait=True)
     assert not path.exists(), "a stopped worker must remove its state file"
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX modes")
+def test_the_worker_makes_an_existing_mattekit_home_private(make_worker, monkeypatch, tmp_path):
+    """Issue 28, finding 12: an existing MATTEKIT_HOME was left 0755."""
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o755)
+    monkeypatch.setenv("MATTEKIT_HOME", str(home))
+    (home / "worker.json").write_text("{}")  # a stale record, readable by all
+    (home / "worker.json").chmod(0o644)
+    srv, worker = make_worker(state_file=client.state_path())
+    assert srv.state_file == str(home / "worker.json")
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / "worker.json").stat().st_mode) == 0o600
+    assert client.connect(path=srv.state_file, start=False).health()["ok"]
 
 
 @pytest.mark.parametrize("token", [None, "Bearer wrong-token", "Basic abc", "Bearer "])
@@ -418,19 +435,18 @@ def test_a_cancelled_job_stops(make_worker):
         time.sleep(0.01)
     assert worker.job(second)["state"] == "queued"
     assert worker.cancel(second)["state"] == "cancelled"  # a queued job never starts
-    worker.cancel(first)
-    while worker.job(first)["state"] == "running":
+    assert worker.cancel(first)["state"] == "running"  # it stops at its next step, then leaves the table
+    while first in [job["id"] for job in worker.get_json("jobs")["jobs"]]:
         assert time.time() < deadline
         time.sleep(0.01)
-    status = worker.job(first)
-    assert status["state"] == "cancelled" and 0 < status["progress"] < 1
     steps_run = len(log) - 1
     time.sleep(0.1)
-    assert len(log) - 1 == steps_run < 300, "the job went on after it was cancelled"
+    assert 0 < len(log) - 1 == steps_run < 300, "the job went on after it was cancelled"
     assert log.count("start") == 1
-    with pytest.raises(WorkerError) as err:
-        worker.result(first)
-    assert err.value.status == 409
+    for job in (first, second):  # a cancelled (DELETEd) job is forgotten
+        with pytest.raises(WorkerError) as err:
+            worker.result(job)
+        assert (err.value.status, err.value.code) == (404, "unknown_job")
     # the client's own cancel path
     with pytest.raises(client.Cancelled):
         worker.run("slow", [img], progress=lambda f, m: None, cancelled=lambda: len(log) > steps_run + 20)
@@ -445,6 +461,37 @@ def test_a_cancelled_job_stops(make_worker):
             worker.job(done)
             time.sleep(0.01)
     assert err.value.status == 404
+
+
+def test_failed_and_cancelled_jobs_are_forgotten_once_fetched_or_deleted(make_worker):
+    """Issue 28, finding 5: fetched or DELETEd jobs left the 64-job table full, and every new job got 429."""
+
+    def fail(models, inputs, options, progress):
+        raise MattekitError("This test input cannot be used.")
+
+    log = []
+    srv, worker = make_worker(operations_table={"slow": _slow_operation(log),
+                                                "fail": _test_operation("fail", (Port("image", "image", (3,)),), fail)})
+    img = Pixels(bytes(3 * 4 * 4), 4, 4, 3, "u8")
+    failing = [worker.submit("fail", [img]) for _ in range(jobs.MAX_JOBS // 2)]
+    deadline = time.time() + 30
+    while any(worker.job(job)["state"] != "failed" for job in failing):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    slow = [worker.submit("slow", [img], {"steps": 10000}) for _ in range(jobs.MAX_JOBS - len(failing))]
+    with pytest.raises(WorkerError) as err:
+        worker.submit("slow", [img])
+    assert (err.value.status, err.value.code) == (429, "too_many_jobs")  # the table is full
+    for job in failing:  # the client fetches each job's error...
+        with pytest.raises(WorkerError) as err:
+            worker.result(job)
+        assert (err.value.status, err.value.code) == (422, "task_failed")
+    for job in slow:  # ... and cancels the others
+        worker.cancel(job)
+    new = worker.submit("slow", [img], {"steps": 1})  # accepted at once
+    while [job["id"] for job in worker.get_json("jobs")["jobs"]] not in ([new], []):
+        assert time.time() < deadline, "a fetched or cancelled job stayed in the table"
+        time.sleep(0.01)
 
 
 def test_idle_timeout_stops_the_worker(make_worker):
@@ -712,6 +759,80 @@ def test_half_sent_requests_and_idle_connections_time_out(make_worker, monkeypat
     assert worker.health()["ok"]
 
 
+def _trickle(socks: list, stop: threading.Event, every: float) -> threading.Thread:
+    """A thread sending one byte to each socket every ``every`` seconds until ``stop`` (errors ignored)."""
+
+    def run():
+        while not stop.wait(every):
+            for sock in socks:
+                try:
+                    sock.send(b"x")
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """Everything the worker sends on a raw connection until it hangs up."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def test_strangers_trickling_a_body_do_not_hold_the_handler_threads(make_worker):
+    """Issue 28, finding 4: refused requests trickling their bodies held every handler thread."""
+    srv, _ = make_worker()
+    head = (f"POST /v1/run/remove HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: Bearer wrong\r\n"
+            f"Content-Length: 1000\r\n\r\nx").encode()
+    stalls = [socket.create_connection((srv.host, srv.port), timeout=20) for _ in range(http_mod.POOL_SIZE + 2)]
+    for sock in stalls:
+        sock.sendall(head)
+    stop = threading.Event()
+    trickling = _trickle(stalls, stop, 0.5)  # 1,000 bytes at 2 a second: 500 s per request
+    try:
+        start = time.perf_counter()
+        health = client.Worker(srv.url, srv.token, timeout=15).health()  # all stalling sockets still open
+        waited = time.perf_counter() - start
+        answers = [sock.recv(4096) for sock in stalls]  # each stranger was answered 401 and hung up on
+    finally:
+        stop.set()
+        trickling.join()
+        for sock in stalls:
+            sock.close()
+    print(f"worker: {len(stalls)} strangers trickling a body; a health check answered in {waited * 1000:.0f} ms")
+    assert health["ok"] and waited < 10
+    assert all(answer.startswith(b"HTTP/1.0 401") for answer in answers), answers[0][:40]
+
+
+def test_a_body_gets_one_total_deadline_however_it_trickles(make_worker, monkeypatch):
+    monkeypatch.setattr(http_mod, "BODY_SECONDS", 1.0, raising=False)
+    srv, worker = make_worker(operations_table={"echo": _echo_operation()})
+    metas = [{"width": 10, "height": 10, "channels": 3, "dtype": "u8"},
+             {"width": 10, "height": 10, "channels": 1, "dtype": "u8"}]
+    sock = socket.create_connection((srv.host, srv.port), timeout=20)
+    sock.sendall((f"POST /v1/run/echo HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: Bearer {srv.token}\r\n"
+                  f"{protocol.META_HEADER}: {json.dumps({'inputs': metas})}\r\nContent-Length: 400\r\n\r\nx").encode())
+    stop = threading.Event()
+    trickling = _trickle([sock], stop, 0.2)  # 400 bytes at 5 a second: 80 s, were each byte to reset a timer
+    try:
+        start = time.perf_counter()
+        answer = _answer(sock)
+        waited = time.perf_counter() - start
+    finally:
+        stop.set()
+        trickling.join()
+        sock.close()
+    assert answer.startswith(b"HTTP/1.0 408") and b"body_timeout" in answer, answer[:200]
+    assert waited < 10 and worker.health()["ok"]
+
+
 def test_50_concurrent_clients_get_no_connection_resets(make_worker):
     srv, worker = make_worker()
     rgb = np.random.default_rng(4).integers(0, 256, (32, 32, 3), dtype=np.uint8)
@@ -776,10 +897,43 @@ def test_a_full_queue_answers_503_with_retry_after(make_worker):
     assert status == 503 and resp.getheader("Retry-After") == "5"
     worker.cancel(first)
     deadline = time.time() + 10
-    while worker.job(first)["state"] not in ("cancelled", "done"):
+    while srv.jobs.busy():
         assert time.time() < deadline
         time.sleep(0.01)
     assert worker.run("slow", [big], {"steps": 1})[0].data == big.data, "the queue takes work again once drained"
+
+
+def test_the_queue_cap_counts_requests_whose_bodies_are_still_coming(make_worker, monkeypatch):
+    """Issue 28, finding 6: admission reserved nothing, so concurrent requests all read and decoded past the cap."""
+    monkeypatch.setattr(http_mod, "BODY_SECONDS", 60.0, raising=False)
+    copy = _test_operation("copy", (Port("image", "image", (3, 4)),),
+                           lambda models, inputs, options, progress: {"result": inputs["image"]})
+    srv, _ = make_worker(operations_table={"copy": copy}, max_queued=1 << 20)
+    side = 160
+    reserved = side * side * 4 * 4  # float32 bytes of one request's 160 x 160 RGBA: two fit in 1 MiB, not three
+    meta = {"inputs": [{"width": side, "height": side, "channels": 4, "dtype": "u8"}]}
+    head = (f"POST /v1/run/copy HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: Bearer {srv.token}\r\n"
+            f"{protocol.META_HEADER}: {json.dumps(meta)}\r\nContent-Length: {side * side * 4}\r\n\r\n").encode()
+    socks = [socket.create_connection((srv.host, srv.port), timeout=30) for _ in range(6)]
+    for sock in socks:
+        sock.sendall(head)  # every body held back: the reservations are taken on the headers alone
+    deadline = time.time() + 20
+    while srv.jobs.queued_bytes != 2 * reserved:
+        assert srv.jobs.queued_bytes <= 1 << 20 and time.time() < deadline, srv.jobs.queued_bytes
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert srv.jobs.queued_bytes == 2 * reserved, "over-admitted"
+    body = bytes(range(256)) * (side * side * 4 // 256)
+    for sock in socks:
+        sock.sendall(body)
+    answers = [_answer(sock) for sock in socks]
+    for sock in socks:
+        sock.close()
+    assert sorted(answer[9:12] for answer in answers) == [b"200"] * 2 + [b"503"] * 4
+    assert all(answer.endswith(body) for answer in answers if answer[9:12] == b"200")
+    error = json.loads(next(a for a in answers if a[9:12] == b"503").partition(b"\r\n\r\n")[2])["error"]
+    assert error["code"] == "queue_full" and error["message"].count(". ") == 0 and error["message"].endswith(".")
+    assert srv.jobs.queued_bytes == 0, "every reservation ends with its request"
 
 
 def test_odd_but_well_typed_option_values_never_give_a_500(make_worker, mirror):

@@ -27,7 +27,8 @@ def add_parser(subparsers) -> None:
                         "$MATTEKIT_HOME/worker.json or the per-user state folder)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: torch's choice)")
     p.add_argument("--max-queued-mb", type=float, default=2048.0, metavar="MB",
-                   help="pixels allowed to wait in the queue before new jobs get 503 + Retry-After (default 2048)")
+                   help="decoded (float32) pixels that requests being read and queued jobs may reserve "
+                        "before new ones get 503 + Retry-After (default 2048)")
     p.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
                    help="a folder roto may read plates from and write mattes to (repeatable; also "
                         "$MATTEKIT_ALLOW_DIRS; default: your home folder, hidden folders excluded)")
@@ -54,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise MattekitError(f"--port must be from 0 to 65535, not {args.port}.")
     state_file = args.state_file or client.state_path()
-    running = client.find_worker(state_file, timeout=5.0)
+    try:
+        running = client.find_worker(state_file, timeout=5.0)
+    except client.WorkerError as exc:  # a state file it cannot trust
+        raise MattekitError(str(exc)) from None
     if running is not None and not args.replace:
         print(f"mattekit: a worker already answers at {running.url} (state file {state_file}); "
               f"use --replace to start another.", file=sys.stderr)

@@ -1,5 +1,9 @@
 """The worker's job table: a queue, compute thread(s), progress and cancellation, a cap on queued bytes.
 
+The cap counts reservations: a request reserves the float32 bytes its pixels will take (:meth:`JobTable.reserve`)
+before its body is read; the reservation passes to its job and ends with it. While anything is reserved,
+the reservations together stay within the cap; a request larger than the cap is taken only alone.
+
 A :class:`Job` wraps ``work(progress)``, a function that does the whole computation and returns the
 encoded result; it knows nothing of HTTP or of operations. Jobs run one at a time on the compute
 thread, so a model is loaded once however many clients ask. ``progress(fraction, message)`` is
@@ -37,6 +41,21 @@ class Refused(Exception):
 
 
 @dataclass
+class Booking:
+    """Bytes reserved in the queue for one request; a ``with`` block releases them unless a job took them over."""
+
+    table: "JobTable"
+    size: int
+    held: bool = True
+
+    def __enter__(self) -> "Booking":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.table.release(self)
+
+
+@dataclass
 class Job:
     """One request, run on the compute thread. ``size``: bytes of pixels it holds until it ends."""
 
@@ -50,6 +69,7 @@ class Job:
     error: dict | None = None
     result: Any = None
     finished_at: float | None = None
+    forgotten: bool = False  # fetched or cancelled by its client: leaves the table as soon as it has ended
     cancel_event: threading.Event = field(default_factory=threading.Event)
     done_event: threading.Event = field(default_factory=threading.Event)
 
@@ -67,7 +87,7 @@ class Job:
 
 
 class JobTable:
-    """Queued, running and kept jobs; ``max_queued_bytes`` caps the pixels waiting in the queue."""
+    """Queued, running and kept jobs; ``max_queued_bytes`` caps the pixels reserved for requests and jobs."""
 
     def __init__(self, max_queued_bytes: int, log: Callable[[str], None], compute_threads: int = 1,
                  on_thread_start: Callable[[], None] | None = None):
@@ -76,7 +96,7 @@ class JobTable:
         self.on_thread_start = on_thread_start
         self.lock = threading.Lock()
         self.jobs: dict[str, Job] = {}  # asynchronous jobs, kept until fetched
-        self.queued_bytes = 0  # pixels of jobs not yet ended
+        self.queued_bytes = 0  # reserved: pixels of requests being read and of jobs not yet ended
         self.active = 0  # jobs queued or running, synchronous ones included
         self.stopping = False
         self.queue: queue.Queue = queue.Queue()
@@ -105,29 +125,40 @@ class JobTable:
         with self.lock:
             return self.active > 0
 
-    def admit(self, size: int) -> None:
-        """Refused unless ``size`` more bytes fit in the queue now (checked before a body is read)."""
+    def reserve(self, size: int) -> Booking:
+        """Reserve ``size`` bytes of the queue for a request (before its body is read), or Refused."""
         with self.lock:
-            self._admit(size)
+            self._refuse_if_stopping()
+            if self.queued_bytes and self.queued_bytes + size > self.max_queued_bytes:
+                raise Refused("queue_full", f"This request's pixels take {size / 2**20:.1f} MiB and the worker's queue "
+                              f"already holds {self.queued_bytes / 2**20:.1f} of its {self.max_queued_bytes / 2**20:.1f} "
+                              f"MiB (mattekit serve --max-queued-mb); try again shortly.", RETRY_AFTER)
+            self.queued_bytes += size
+        return Booking(self, size)
 
-    def _admit(self, size: int) -> None:
+    def release(self, booking: Booking) -> None:
+        """End a reservation that no job took over (the request failed or was refused)."""
+        with self.lock:
+            if booking.held:
+                booking.held = False
+                self.queued_bytes -= booking.size
+
+    def _refuse_if_stopping(self) -> None:
         if self.stopping:
             raise Refused("stopping", "The worker is shutting down.")
-        if self.queued_bytes and self.queued_bytes + size > self.max_queued_bytes:
-            raise Refused("queue_full", f"The worker's queue already holds {self.queued_bytes >> 20} MiB of pixels "
-                          f"(at most {self.max_queued_bytes >> 20} MiB); try again shortly.", RETRY_AFTER)
 
-    def submit(self, name: str, work: Callable[[Progress], Any], size: int, keep: bool) -> Job:
-        """Queue ``work``; ``keep``: an asynchronous job, held in the table until fetched."""
-        job = Job(name, work, size)
+    def submit(self, name: str, work: Callable[[Progress], Any], booking: Booking, keep: bool) -> Job:
+        """Queue ``work``, which takes over ``booking`` (released when the job ends); ``keep``: an
+        asynchronous job, held in the table until fetched."""
+        job = Job(name, work, booking.size)
         with self.lock:
-            self._admit(size)
+            self._refuse_if_stopping()
             if keep:
                 self._prune()
                 if len(self.jobs) >= MAX_JOBS:
                     raise Refused("too_many_jobs", f"The worker already holds {MAX_JOBS} jobs; fetch or cancel some first.")
                 self.jobs[job.id] = job
-            self.queued_bytes += size
+            booking.held = False  # the job's now: _end gives the bytes back
             self.active += 1
         self.queue.put(job)
         return job
@@ -141,14 +172,22 @@ class JobTable:
             return [job.status() for job in self.jobs.values()]
 
     def forget(self, job: Job) -> None:
+        """Drop a job from the table: at once when it has ended, else as soon as it ends."""
         with self.lock:
-            self.jobs.pop(job.id, None)
+            self._forget(job)
 
     def cancel(self, job: Job) -> None:
+        """Cancel a job (a running one stops at its next progress step) and forget it."""
         with self.lock:
             job.cancel_event.set()
             if job.state == "queued":
                 self._end(job, "cancelled", message="Cancelled")
+            self._forget(job)
+
+    def _forget(self, job: Job) -> None:
+        job.forgotten = True
+        if job.done_event.is_set():
+            self.jobs.pop(job.id, None)
 
     def _prune(self) -> None:
         now = time.monotonic()
@@ -166,6 +205,8 @@ class JobTable:
         self.queued_bytes -= job.size
         self.active -= 1
         job.done_event.set()
+        if job.forgotten:
+            self.jobs.pop(job.id, None)
 
     def _compute(self) -> None:
         if self.on_thread_start is not None:

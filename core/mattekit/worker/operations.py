@@ -192,6 +192,25 @@ def _ports_of(op: Operation, metas: Any) -> list[Port]:
     return chosen
 
 
+def _channels_held(port: Port, channels: int) -> int:
+    """The channels an input is decoded to: grey (with alpha) becomes RGB(A) for a port that wants colour."""
+    return channels + 2 if channels in (1, 2) and channels not in port.channels and 3 in port.channels else channels
+
+
+def pixel_sizes(op: Operation, metas: Any) -> tuple[int, int]:
+    """(bytes the body must hold, bytes of float32 the decoded inputs will take) of the inputs described,
+    checked (PixelError) before any body is read."""
+    body = held = 0
+    for port, meta in zip(_ports_of(op, metas), metas):
+        try:
+            width, height, channels, dtype = protocol.check_pixels(meta, port.name)
+        except protocol.ProtocolError as exc:
+            raise PixelError(exc.code, str(exc)) from None
+        body += protocol.byte_size(width, height, channels, dtype)
+        held += protocol.byte_size(width, height, _channels_held(port, channels), "f32")
+    return body, held
+
+
 def decode_inputs(op: Operation, metas: Any, body: bytes) -> dict:
     """Raw bytes -> {port name: float32 array in [0,1]} ("image": H x W x C, others H x W; None if left out)."""
     chosen = _ports_of(op, metas)
@@ -209,7 +228,7 @@ def decode_inputs(op: Operation, metas: Any, body: bytes) -> dict:
             pixels = pixels.astype(np.float32) / np.float32(spec.scale)
         else:
             pixels = np.clip(np.nan_to_num(pixels.astype(np.float32)), 0.0, 1.0)
-        if channels in (1, 2) and channels not in port.channels and 3 in port.channels:
+        if _channels_held(port, channels) != channels:
             pixels = np.concatenate([np.repeat(pixels[..., :1], 3, axis=2), pixels[..., 1:]], axis=2)
         if pixels.shape[2] not in port.channels:
             allowed = " or ".join(map(str, port.channels))

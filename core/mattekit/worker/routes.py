@@ -37,7 +37,7 @@ class Worker(App, Protocol):
     started: float  # time.time() at start
     idle_timeout: float | None
 
-    def submit(self, op: operations.Operation, inputs: dict, options, output_dtype: str, held: int,
+    def submit(self, op: operations.Operation, inputs: dict, options, output_dtype: str, booking: jobs.Booking,
                keep: bool) -> jobs.Job: ...
 
     def stop(self, reason: str = ..., wait: bool = ...) -> None: ...
@@ -61,8 +61,9 @@ class Routes(Handler):
         menus = operations.model_menus(self.worker.models)
         self._json(200, {"models": [dict(m, task=task) for task, models in menus.items() for m in models]})
 
-    def _parse_job(self, args) -> tuple[operations.Operation, dict, object, str, int]:
-        """(operation, inputs, checked options, output dtype, bytes held) of a job request."""
+    def _parse_job(self, args) -> tuple[operations.Operation, dict, object, str, int, int]:
+        """(operation, meta, checked options, output dtype, body length, float32 bytes its pixels will take)
+        of a job request, all checked before its body is read."""
         if len(args) != 1:
             raise RequestError(404, "not_found", f"Name one operation, as in /{protocol.API}/run/remove.")
         op = self.worker.operations.get(args[0])
@@ -70,11 +71,6 @@ class Routes(Handler):
             raise RequestError(404, "unknown_operation", f"Unknown operation '{args[0]}'; this worker offers: "
                                f"{', '.join(sorted(self.worker.operations))}.")
         length = self._length()
-        try:
-            self.worker.jobs.admit(length)
-        except jobs.Refused as exc:
-            self._discard(length)
-            raise refused(exc) from None
         raw = self.headers.get(protocol.META_HEADER)
         if raw is None:
             raise RequestError(400, "bad_meta", f"The {protocol.META_HEADER} header describing the pixels is missing.")
@@ -91,32 +87,44 @@ class Routes(Handler):
             raise RequestError(400, "bad_option", str(exc)) from None
         except (TypeError, ValueError) as exc:  # a combination the options' own checks refuse
             raise RequestError(400, "bad_option", str(exc).strip().splitlines()[0][:300] or "Bad options.") from None
-        body = self._body(length)
         try:
-            inputs = operations.decode_inputs(op, meta.get("inputs", []), body)
+            expected, size = operations.pixel_sizes(op, meta.get("inputs", []))
         except operations.PixelError as exc:
             raise RequestError(400, exc.code, str(exc)) from None
-        del body
+        if expected != length:
+            raise RequestError(400, "bad_body", f"The body holds {length} bytes but the pixels described take {expected}.")
         first = meta["inputs"][0]["dtype"] if meta.get("inputs") else "f32"  # "roto" takes no pixels
         output_dtype = meta.get("output_dtype") or first
         if not isinstance(output_dtype, str) or output_dtype not in protocol.DTYPES:
             raise RequestError(400, "bad_meta", f"output_dtype {output_dtype!r} is not one of {', '.join(protocol.DTYPES)}.")
-        held = sum(a.nbytes for a in inputs.values() if a is not None)
-        return op, inputs, checked, output_dtype, held
+        return op, meta, checked, output_dtype, length, size
 
     def _submit(self, args, keep: bool) -> jobs.Job:
-        op, inputs, options, output_dtype, held = self._parse_job(args)
+        op, meta, options, output_dtype, length, size = self._parse_job(args)
         try:
-            return self.worker.submit(op, inputs, options, output_dtype, held, keep)
+            booking = self.worker.jobs.reserve(size)  # before the body is read: concurrent requests count too
         except jobs.Refused as exc:
+            self._discard(length)
             raise refused(exc) from None
+        with booking:
+            body = self._body(length)
+            try:
+                inputs = operations.decode_inputs(op, meta.get("inputs", []), body)
+            except operations.PixelError as exc:
+                raise RequestError(400, exc.code, str(exc)) from None
+            del body
+            try:
+                return self.worker.submit(op, inputs, options, output_dtype, booking, keep)
+            except jobs.Refused as exc:
+                raise refused(exc) from None
 
     def _send_result(self, job: jobs.Job) -> None:
         head, data = job.result
         self._send(200, data, "application/octet-stream", {protocol.META_HEADER: json.dumps(head)})
 
-    def _raise_unless_done(self, job: jobs.Job) -> None:
-        if job.state in ("queued", "running"):
+    def _raise_unless_done(self, job: jobs.Job, finished: bool = True) -> None:
+        """Refuse unless the job is done: ``finished``, whether it had ended (its done event set) when asked."""
+        if not finished:
             raise RequestError(409, "not_finished", f"Job {job.id} is {job.state} ({job.progress:.0%}).")
         if job.state == "cancelled":
             raise RequestError(409, "cancelled", "The job was cancelled.")
@@ -149,9 +157,12 @@ class Routes(Handler):
         if len(args) != 2 or args[1] != "result":
             raise RequestError(404, "not_found", f"Use /{protocol.API}/jobs/ID or /{protocol.API}/jobs/ID/result.")
         job = self._job(args[0])
-        self._raise_unless_done(job)
+        finished = job.done_event.is_set()  # read once: the job may end while we answer
+        if finished and job.state != "done":
+            self.worker.jobs.forget(job)  # this answer hands over its error: forget the job
+        self._raise_unless_done(job, finished)
         self._send_result(job)
-        self.worker.jobs.forget(job)  # fetched: forget it
+        self.worker.jobs.forget(job)  # its result is sent: forget it
 
     def ep_cancel_job(self, args):
         job = self._job(args[0])

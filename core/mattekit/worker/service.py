@@ -77,15 +77,15 @@ class WorkerServer:
         if activity:
             self.last_activity = time.monotonic()
 
-    def submit(self, op: operations.Operation, inputs: dict, options, output_dtype: str, held: int,
+    def submit(self, op: operations.Operation, inputs: dict, options, output_dtype: str, booking: jobs.Booking,
                keep: bool) -> jobs.Job:
-        """Queue one run of ``op``; the job's result is (the answer's description, bytes)."""
+        """Queue one run of ``op``, holding ``booking``; the job's result is (the answer's description, bytes)."""
 
         def work(progress):
             outputs, record = op.run(self.models, inputs, options, progress)
             return operations.encode_outputs(op, outputs, output_dtype, record)
 
-        return self.jobs.submit(op.name, work, held, keep)
+        return self.jobs.submit(op.name, work, booking, keep)
 
     # -- life cycle
     def _set_threads(self) -> None:

@@ -19,14 +19,21 @@ from . import protocol
 
 
 def write(path: str, record: dict) -> None:
-    """Write the state record atomically, readable by its owner only (0600, folder 0700)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    """Write the state record atomically, readable by its owner only (0600, folder 0700). The default folder
+    ($MATTEKIT_HOME or the per-user one) is made private even if it existed; another folder only if new."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    if os.path.normcase(folder) == os.path.normcase(client.state_folder()):
+        os.chmod(folder, 0o700)
     atomic_write(path, json.dumps(dict(record, api=protocol.API_VERSION), indent=1), mode=0o600)
 
 
 def remove(path: str, token: str) -> None:
     """Remove the state file if it still describes the worker holding ``token``."""
-    record = client.read_state(path)
+    try:
+        record = client.read_state(path)
+    except client.WorkerError:  # not ours any more: leave it
+        return
     if record is not None and record.get("token") == token:
         try:
             os.remove(path)

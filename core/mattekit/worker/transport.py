@@ -10,7 +10,10 @@ Connections: a new connection waits in one selector thread until its request lin
 have all arrived (at most ``CONNECTION_TIMEOUT`` seconds after it was accepted, however slowly
 they trickle in); only then does one of ``pool_size`` handler threads take it. At most
 ``max_connections`` are open at once: beyond that the oldest waiting one is closed (or, when none
-is waiting, the new one). Body reads and answer writes time out after ``CONNECTION_TIMEOUT`` s.
+is waiting, the new one). Answer writes time out after ``CONNECTION_TIMEOUT`` s. A body must arrive
+whole before one total deadline (:func:`body_seconds`), however it trickles: else 408 and the connection
+closes. A request refused on its headers (Host, browser, token) is answered and closed at once: its body
+is never waited for, so strangers cannot hold the handler threads.
 """
 from __future__ import annotations
 
@@ -36,7 +39,14 @@ MAX_CONNECTIONS = 256
 MAX_HEADER_BYTES = 1 << 16
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site")
+BODY_SECONDS = 5.0  # seconds any body may take to arrive, plus one second per BODY_RATE bytes
+BODY_RATE = 20 << 20
+SKIM_BYTES = 1 << 20  # of a refused request's body, what has already arrived is read (not waited for)
 
+
+def body_seconds(length: int) -> float:
+    """The total time a body of ``length`` bytes is given to arrive."""
+    return BODY_SECONDS + length / BODY_RATE
 
 
 class App(Protocol):
@@ -251,6 +261,39 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not (scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.worker.token.encode())):
             raise RequestError(401, "unauthorised", "A valid worker token is required.")
 
+    def _receive(self, length: int, into: bytearray | None = None) -> int:
+        """Read ``length`` body bytes (into ``into``, else dropped) before one total deadline, however slowly
+        they trickle: the count read (fewer when the client hung up); TimeoutError when the deadline passed."""
+        self._consumed = True
+        deadline = time.monotonic() + body_seconds(length)
+        buffer = memoryview(into if into is not None else bytearray(min(length, 1 << 20)))
+        got = 0
+        try:
+            while got < length:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the body did not arrive in time")
+                self.connection.settimeout(left)
+                start = got if into is not None else 0
+                count = self.rfile.readinto1(buffer[start:start + min(length - got, len(buffer) - start)])
+                if not count:
+                    break
+                got += count
+        finally:
+            self.connection.settimeout(self.timeout)
+        return got
+
+    def _skim(self) -> None:
+        """Read what has already arrived of an unread body, without waiting, so that closing the connection
+        does not reset it before the client has read our answer."""
+        try:
+            self.connection.setblocking(False)
+            for _ in range(SKIM_BYTES >> 16):
+                if not self.connection.recv(1 << 16):
+                    break
+        except OSError:  # nothing more has arrived (or the client is gone)
+            pass
+
     def _drain(self, limit: int = 1 << 20) -> None:
         """Read a small unread body before answering an error, so the client gets to read the answer."""
         if getattr(self, "_consumed", False):
@@ -260,10 +303,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             return
-        if 0 < length <= limit:
-            self.rfile.read(length)
-        elif length > limit:
+        if length > limit:
             self.close_connection = True
+        elif length > 0:
+            self._discard(length)
 
     def _length(self) -> int:
         """The announced body length, refused (411/413) before anything is read when missing or too large."""
@@ -287,17 +330,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._consumed = True
         self.close_connection = True
         if length <= 64 << 20:
-            remaining = length
-            while remaining > 0:
-                chunk = self.rfile.read(min(remaining, 1 << 20))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
+            try:
+                self._receive(length)
+            except TimeoutError:
+                pass
 
-    def _body(self, length: int) -> bytes:
-        self._consumed = True
-        body = self.rfile.read(length) if length else b""
-        if len(body) != length:
+    def _body(self, length: int) -> bytearray:
+        body = bytearray(length)
+        try:
+            got = self._receive(length, body)
+        except TimeoutError:
+            self.close_connection = True
+            raise RequestError(408, "body_timeout", f"The request body did not arrive within "
+                               f"{body_seconds(length):.0f} s.") from None
+        if got != length:
             raise RequestError(400, "short_body", "The request ended before its Content-Length.")
         return body
 
@@ -310,7 +356,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self._check_caller()
             except RequestError as exc:
                 worker.log(f"refused {method} {self.path[:80]!r} from {self.client_address[0]}: {exc.message}")
-                raise
+                self._consumed = self.close_connection = True  # answered and closed at once, body unread
+                self._error(exc)
+                self._skim()
+                return
             path = self.path.split("?", 1)[0].rstrip("/")
             parts = path.split("/")[1:]
             activity = parts[1:2] != ["health"]
