@@ -21,6 +21,7 @@ class RunState:
     """The job in flight (one at a time), shared with the panel for progress and Cancel."""
 
     current = None
+    ended = None  # the last job that ended: (worker, job id), for the panel's log and the tests
 
     def __init__(self, plan):
         self.plan = plan
@@ -128,7 +129,14 @@ def _poll(run):
     run.state = status["state"]
     if run.state == "failed":
         run.error = (status.get("error") or {}).get("message") or run.message
-    return run.state in ("done", "failed", "cancelled")
+    if run.state not in ("done", "failed", "cancelled"):
+        return False
+    try:  # the worker keeps an ended job until it is fetched or deleted: the add-on read all it needs
+        run.worker.cancel(run.job_id)
+    except client.WorkerError:
+        pass
+    RunState.ended = (run.worker, run.job_id)
+    return True
 
 
 def finish(context, plan):

@@ -124,6 +124,7 @@ def check_case(case: dict, renders: Path, mattes: Path, plate: Path, truths: Pat
     pairs: (render frame, matte file, plate frame index) for each rendered frame.
     """
     assert case["operator"] == ["FINISHED"]
+    assert case["job_forgotten"], "the add-on left its ended job in the worker's table (it fills up: 429)"
     assert len(case["groups"]) == 1 and case["groups"][0].startswith("AI Matte") and case["rerun_groups"] == 1
     assert case["linked"] == {"plate_to_group": True, "group_to_output": True}
     assert case["matte"]["colorspace"] == "Non-Color" and case["matte"]["source"] == "SEQUENCE"

@@ -412,3 +412,31 @@ def test_bad_arguments_are_refused_before_any_model_loads(case, tmp_path, monkey
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("mattekit: error: ") and words in err and err.endswith("."), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "in2.png", "out"] and not any((tmp_path / "out").iterdir())
+
+
+SERVE_REFUSED = {  # issue 28's findings 9 and 11: `mattekit serve` flags, each one sentence before anything starts
+    "--max-request-mb nan": (["--max-request-mb", "nan"], "--max-request-mb must be a number of MB above 0, not nan."),
+    "--max-request-mb -1": (["--max-request-mb", "-1"], "--max-request-mb must be a number of MB above 0, not -1."),
+    "--max-queued-mb inf": (["--max-queued-mb", "inf"], "--max-queued-mb must be a number of MB above 0, not inf."),
+    "--idle-timeout nan": (["--idle-timeout", "nan"], "--idle-timeout must be a number of seconds, 0 or more"),
+    "--host 999.1.1.1": (["--host", "999.1.1.1"], "--host '999.1.1.1' is not an address this machine can listen on"),
+    "--allow-dir missing": (["--allow-dir", "NOWHERE"], "is not an existing folder."),
+    "--log-file under a file": (["--log-file", "FILE/log.txt"], "is not a writable folder."),
+    "--state-file under a file": (["--state-file", "FILE/worker.json"], "is not a writable folder."),
+    "--state-file a folder": (["--state-file", "DIR"], "is a folder; give a file name."),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SERVE_REFUSED))
+def test_serve_refuses_bad_flags_in_one_sentence_before_listening(case, tmp_path, monkeypatch, capsys):
+    from mattekit.commands import serve
+
+    monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path / "home"))
+    (tmp_path / "file").write_text("a file, not a folder")
+    args, words = SERVE_REFUSED[case]
+    where = {"NOWHERE": str(tmp_path / "nowhere"), "FILE": str(tmp_path / "file"), "DIR": str(tmp_path)}
+    args = [where.get(a, a.replace("FILE", where["FILE"])) for a in args]
+    assert serve.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("mattekit: error: ") and words in err and err.endswith("."), err
+    assert not (tmp_path / "home").exists()  # nothing started: no state file, no folder made

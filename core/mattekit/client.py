@@ -260,6 +260,7 @@ class Worker(object):
         return _decode(json.loads(headers[protocol.META_HEADER]), data)
 
     def cancel(self, job_id):
+        """DELETE the job: a queued or running one is cancelled, an ended one forgotten by the worker."""
         return json.loads(self.request("DELETE", "jobs/" + job_id)[2].decode("utf-8"))
 
     def shutdown(self):

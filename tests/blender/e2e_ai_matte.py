@@ -54,7 +54,7 @@ def run_case(scene, plate_node, final, tree, output, renders, source):
     settings.source = source
     settings.output_dir = output
     outcome = bpy.ops.mattekit.ai_matte("INVOKE_DEFAULT")
-    result = {"operator": sorted(outcome)}
+    result = {"operator": sorted(outcome), "job_forgotten": job_forgotten()}
     group = [n for n in tree.nodes if n.bl_idname == "CompositorNodeGroup"]
     result["groups"] = [n.node_tree.name for n in group]
     if group:
@@ -69,6 +69,17 @@ def run_case(scene, plate_node, final, tree, output, renders, source):
     result["rerun_groups"] = len([n for n in tree.nodes if n.bl_idname == "CompositorNodeGroup"])
     result["renders"] = render(scene, renders)
     return result
+
+
+def job_forgotten():
+    """Whether the worker dropped the operator's ended job (it answers 404 for its id)."""
+    operators = next(m for name, m in sys.modules.items() if name.endswith(".operators") and hasattr(m, "RunState"))
+    worker, job_id = operators.RunState.ended
+    try:
+        worker.job(job_id)
+    except Exception as exc:  # noqa: BLE001 - the add-on's client module: its WorkerError
+        return getattr(exc, "status", None) == 404
+    return False
 
 
 def offered(job, model):

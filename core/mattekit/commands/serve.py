@@ -47,14 +47,48 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def check_arguments(args: argparse.Namespace, state_file: str) -> None:
+    """Every flag checked before anything starts: one sentence naming the flag (MattekitError)."""
+    import math
+    import os
+    import socket
+    from pathlib import Path
+
+    if not 0 <= args.port <= 65535:
+        raise MattekitError(f"--port must be from 0 to 65535, not {args.port}.")
+    for flag, value, low in (("--idle-timeout", args.idle_timeout, 0.0), ("--max-request-mb", args.max_request_mb, None),
+                             ("--max-queued-mb", args.max_queued_mb, None)):
+        if not math.isfinite(value) or (value < low if low is not None else value <= 0):
+            need = "a number of seconds, 0 or more (0 = never)" if low is not None else "a number of MB above 0"
+            raise MattekitError(f"{flag} must be {need}, not {value:g}.")
+    try:
+        socket.getaddrinfo(args.host, None)
+    except (OSError, UnicodeError):
+        raise MattekitError(f"--host {args.host!r} is not an address this machine can listen on "
+                            "(use 127.0.0.1, the default).") from None
+    for folder in args.allow_dir:
+        if not Path(folder).expanduser().is_dir():
+            raise MattekitError(f"--allow-dir {folder} is not an existing folder.")
+    for flag, path in (("--log-file", args.log_file), ("--state-file", state_file)):
+        if path is None:
+            continue
+        target = Path(path).expanduser().absolute()
+        if target.is_dir():
+            raise MattekitError(f"{flag} {path} is a folder; give a file name.")
+        parent = next(p for p in target.parents if p.exists())  # the worker makes the missing folders
+        if not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
+            raise MattekitError(f"{flag} {path} cannot be written: {parent} is not a writable folder.")
+        if target.exists() and not os.access(target, os.W_OK):
+            raise MattekitError(f"{flag} {path} cannot be written (no permission).")
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import client
     from ..worker import service
     from ..worker.log import WorkerLog
 
-    if not 0 <= args.port <= 65535:
-        raise MattekitError(f"--port must be from 0 to 65535, not {args.port}.")
     state_file = args.state_file or client.state_path()
+    check_arguments(args, state_file)
     try:
         running = client.find_worker(state_file, timeout=5.0)
     except client.WorkerError as exc:  # a state file it cannot trust
@@ -68,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
             running.shutdown()
         except client.WorkerError:
             pass
-    log = WorkerLog(args.log_file, capture_std=True) if args.log_file else WorkerLog()
+    try:
+        log = WorkerLog(args.log_file, capture_std=True) if args.log_file else WorkerLog()
+    except OSError as exc:
+        raise MattekitError(f"--log-file {args.log_file} cannot be written ({exc.strerror or exc}).") from None
     if not _is_loopback(args.host):
         print(f"mattekit: warning: listening on {args.host}, not loopback: anyone who can reach this port and "
               f"learns the token can use the worker.", file=sys.stderr)
