@@ -105,3 +105,18 @@ def test_roto_mattes_and_manifest_carry_the_provenance(shared, mirror, tmp_path)
     assert matte == manifest["provenance"] and matte["task"] == "roto"
     assert matte["models"][0]["sha256"] == manifest["settings"]["model"]["sha256"]
     assert matte["options"] == {"model": "sinet-portrait", "radius": 0}
+
+
+def test_info_describes_every_readable_file_and_names_each_bad_one(tmp_path, capsys):
+    """A bad file among several is one error line; the files after it are still described; exit status 1."""
+    from PIL import Image
+
+    good = tmp_path / "good.png"
+    Image.new("RGB", (6, 4)).save(good)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 10)
+    assert main(["info", str(tmp_path / "missing.png"), str(tmp_path / "broken.png"), str(good)]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{good}: PNG 6 x 4") and "no provenance recorded" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("mattekit: error: ") for line in lines), lines
+    assert "missing.png" in lines[0] and "broken.png" in lines[1]

@@ -390,6 +390,7 @@ BAD_BEFORE_ANY_MODEL = {  # issue 28's findings 8 and 11: each refused in one se
     "upscale --scale with --width": (["upscale", "IN", "--scale", "2", "--width", "100"], "Give --scale or --width"),
     "bokeh --blades 2": (["bokeh", "IN", "--blades", "2"], "--blades must be 0 (round) or from 3 to 16, not 2."),
     "bokeh --strength with --f-number": (["bokeh", "IN", "--strength", "2", "--f-number", "2"], "Give --strength or --f-number"),
+    "matte --trimap with --mask": (["matte", "IN", "--trimap", "IN2", "--mask", "IN2"], "Give a trimap or a mask, not both"),
 }
 
 

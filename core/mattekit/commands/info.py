@@ -13,25 +13,41 @@ def add_parser(sub) -> None:
 
 
 def _info(args) -> int:
+    """Each file in turn; a file that cannot be read is one error line and the others are still
+    described (exit status 1 when any failed)."""
+    import sys
+
+    from ..errors import MattekitError
+
+    failed = 0
+    for path in args.files:
+        try:
+            _describe(path, args.json)
+        except MattekitError as exc:
+            print(f"mattekit: error: {exc}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def _describe(path: str, as_json: bool) -> None:
+    """Print the size, format and provenance of one image or roto manifest."""
     from .. import io, provenance
     from ..errors import InputError
 
-    for path in args.files:
-        if path.endswith(".json"):
-            try:
-                record = json.loads(open(path, encoding="utf-8").read()).get("provenance")
-            except (OSError, ValueError, AttributeError):
-                raise InputError(f"{path} is not a readable roto manifest.") from None
-            what = "roto manifest"
-        else:
-            picture = io.read_image(path)
-            record = io.read_provenance(path)
-            h, w, c = picture.pixels.shape
-            what = f"{picture.format} {w} x {h}, {picture.mode or c}, {picture.bit_depth}-bit"
-        if args.json:
-            print(json.dumps({"file": path, "provenance": record}, sort_keys=True))
-            continue
-        print(f"{path}: {what}")
-        for line in provenance.describe(record) if record else ["no provenance recorded"]:
-            print(f"  {line}")
-    return 0
+    if path.endswith(".json"):
+        try:
+            record = json.loads(open(path, encoding="utf-8").read()).get("provenance")
+        except (OSError, ValueError, AttributeError):
+            raise InputError(f"{path} is not a readable roto manifest.") from None
+        what = "roto manifest"
+    else:
+        picture = io.read_image(path)
+        record = io.read_provenance(path)
+        h, w, c = picture.pixels.shape
+        what = f"{picture.format} {w} x {h}, {picture.mode or c}, {picture.bit_depth}-bit"
+    if as_json:
+        print(json.dumps({"file": path, "provenance": record}, sort_keys=True))
+        return
+    print(f"{path}: {what}")
+    for line in provenance.describe(record) if record else ["no provenance recorded"]:
+        print(f"  {line}")

@@ -46,6 +46,8 @@ def _model_task(options: MatteOptions) -> str:
 
 
 def _needs(options: MatteOptions, given: set[str]) -> dict[str, str]:
+    if "trimap" in given and "mask" in given:
+        raise MattekitError("Give a trimap or a mask, not both: the alpha comes from one of them.")
     if "trimap" in given or "mask" in given:
         if options.model is not None:
             raise MattekitError("A model is for images without a trimap or a mask; leave it out or leave them out.")
