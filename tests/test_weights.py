@@ -547,3 +547,25 @@ def test_a_mirror_file_with_other_bytes_is_listed_as_bad_and_never_offered(share
                  "-o", str(tmp_path / "out.png")]) == 2
     error = capsys.readouterr().err
     assert "available here are sinet-portrait (in mirror)" in error and "csnet-sod (" not in error
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder", "device", "empty"])
+def test_a_named_weights_file_that_cannot_be_one_says_why(kind, tmp_path, env, capsys):
+    """--weights and `models add` say what is wrong with the path (a folder or /dev/zero was 'does not exist')."""
+    from mattekit.cli import main
+
+    env.setenv("MATTEKIT_HOME", str(tmp_path / "home"))
+    (tmp_path / "empty.pth").write_bytes(b"")
+    path = {"missing": tmp_path / "nope.pth", "folder": tmp_path, "device": Path("/dev/zero"),
+            "empty": tmp_path / "empty.pth"}[kind]
+    words = {"missing": "does not exist.", "folder": "is a folder; name the weights file inside it.",
+             "device": "is not a regular file (a device or a pipe)", "empty": "is empty."}[kind]
+    photo = tmp_path / "in.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(photo)
+    for argv in (["models", "add", "u2netp", str(path)],
+                 ["mask-preview", str(photo), "--model", "u2netp", "--weights", str(path), "-o", str(tmp_path / "o.png")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err == f"mattekit: error: Weights file {path} {words}" or (words in err and "\n" not in err), err

@@ -75,9 +75,7 @@ class Predictor:
                  backend: str | None = "auto", precision: str | None = "auto"):
         self.entry = entry
         self.device = device
-        path = Path(weights_path) if weights_path else weights.model_file(entry.name, entry.files)
-        if not path.is_file():
-            raise MattekitError(f"Weights file {path} does not exist.")
+        path = weights.given_file(weights_path) if weights_path else weights.model_file(entry.name, entry.files)
         self.weights_path = path
         net = nets.build(entry.net, **entry.kwargs)
         try:

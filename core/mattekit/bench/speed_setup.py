@@ -22,9 +22,7 @@ def _weights(args, work: Path) -> str | None:
 
     entry = catalog.load().get(args.model, "segment")
     if args.weights:
-        if not Path(args.weights).is_file():
-            raise MattekitError(f"Weights file {args.weights} does not exist.")
-        return str(Path(args.weights).resolve())
+        return str(weights.given_file(args.weights).resolve())
     if not args.stand_in:
         return str(weights.model_file(entry.name, entry.files))
     folder = STAND_IN.get(entry.net)

@@ -74,14 +74,10 @@ def _pull(args) -> int:
 
 
 def _add(args) -> int:
-    from pathlib import Path
-
-    from ..errors import InputError, WeightsError
+    from ..errors import WeightsError
 
     entry = catalog.load().get(args.name)
-    source = Path(args.file)
-    if not source.is_file():
-        raise InputError(f"{source} does not exist.")
+    source = weights.given_file(args.file)
     digest, found = weights.matching(source, entry.files)
     if not found:
         if not args.derived:

@@ -12,14 +12,14 @@ from typing import Callable
 import numpy as np
 
 from .. import catalog, temporal
-from ..errors import MattekitError, OutputError
+from ..errors import OutputError
 from ..fsutil import known_sha256, sha256_file
 from ..io import Picture, write_image
 from ..io.sequences import chunk_frames, format_frames, open_plate, output_pattern, select_frames
 from ..matting import estimate_foreground
 from ..provenance import changed_options, model_record, roto_record
 from ..tasks.registry import options_of
-from ..weights import model_file, pinned_sha256s
+from ..weights import given_file, model_file, pinned_sha256s
 from .chain import keyframes_of
 from .progress import Progress, Reporter, Summary
 from .source import MatteSource
@@ -58,9 +58,8 @@ class RotoJob:
     # -- settings and manifest
     def weights_path(self) -> Path:
         if self._weights is None:
-            self._weights = Path(self.spec.weights) if self.spec.weights else model_file(self.entry.name, self.entry.files)
-            if not self._weights.is_file():
-                raise MattekitError(f"Weights file {self._weights} does not exist.")
+            spec_file = self.spec.weights
+            self._weights = given_file(spec_file) if spec_file else model_file(self.entry.name, self.entry.files)
         return self._weights
 
     def settings(self) -> dict:

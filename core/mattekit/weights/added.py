@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from mattekit.errors import WeightsError
+from mattekit.errors import InputError, WeightsError
 from mattekit.fsutil import atomic_write, file_digests, sha256_file
 from mattekit.weights.cache import WeightFile, cache_dir, cached_path, link_or_copy, read_record, record_sha256
 from mattekit.weights.download import fetch_first, look_alikes
@@ -71,3 +71,18 @@ def model_file(model: str, files: Sequence[WeightFile], *, progress: bool = True
         raise WeightsError(f"The weights file {path} added for {model} is missing or changed since it was added; "
                            f"add it again with `mattekit models add {model} FILE`.")
     return path
+
+
+def given_file(path: str | Path) -> Path:
+    """The weights file a user named (``--weights``, ``models add``) as a Path, or an InputError sentence saying
+    why it cannot be one: missing, a folder, not a regular file (a device, a pipe) or empty."""
+    given = Path(path).expanduser()
+    if given.is_dir():
+        raise InputError(f"Weights file {path} is a folder; name the weights file inside it.")
+    if not given.exists():
+        raise InputError(f"Weights file {path} does not exist.")
+    if not given.is_file():
+        raise InputError(f"Weights file {path} is not a regular file (a device or a pipe); name a weights file.")
+    if given.stat().st_size == 0:
+        raise InputError(f"Weights file {path} is empty.")
+    return given
