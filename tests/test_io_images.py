@@ -400,3 +400,19 @@ def test_read_integers_keeps_the_stored_values(tmp_path):
     assert b.pixels.dtype == np.uint16 and np.array_equal(b.pixels, sixteen) and b.bit_depth == 16
     assert np.array_equal(read_image(tmp_path / "a.png").pixels, eight.astype(np.float32) / 255)
     assert read_image(tmp_path / "c.exr", integers=True).pixels.dtype == np.float32
+
+
+@pytest.mark.parametrize("chunk", [b"zTXt", b"iCCP"])
+def test_a_png_whose_metadata_unpacks_to_hundreds_of_mb_is_named_as_such(chunk, tmp_path):
+    """A valid PNG with a 200 MB (unpacked) text or profile chunk is refused as that, not as 'damaged'."""
+    import zlib
+
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (4, 4)).save(plain)
+    data = plain.read_bytes()
+    body = (b"Comment\x00\x00" if chunk == b"zTXt" else b"prof\x00\x00") + zlib.compress(b"a" * (200 << 20))
+    packed = struct.pack(">I", len(body)) + chunk + body + struct.pack(">I", zlib.crc32(chunk + body) & 0xFFFFFFFF)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(data[:33] + packed + data[33:])  # right after IHDR
+    with pytest.raises(InputError, match="chunk that unpacks to more than Pillow's safety limit; save the image again"):
+        read_image(bomb)

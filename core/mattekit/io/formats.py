@@ -45,7 +45,11 @@ class Source:
 
     def damaged(self, e: Exception | None = None) -> InputError:
         """The sentence for data a decoder could not read (``e``: the decoder's exception, if any)."""
-        what = "truncated" if e is not None and "truncat" in str(e).lower() else "damaged or truncated"
+        text = str(e) if e is not None else ""
+        if "MAX_TEXT_CHUNK" in text or "MAX_TEXT_MEMORY" in text:  # Pillow's guard against decompression bombs
+            return InputError(f"Cannot read {self.name}: {self.noun} carries a text or colour-profile chunk that "
+                              "unpacks to more than Pillow's safety limit; save the image again without its metadata.")
+        what = "truncated" if "truncat" in text.lower() else "damaged or truncated"
         return InputError(f"Cannot read {self.name}: {self.noun} is {what}.")
 
     def unknown(self) -> InputError:
