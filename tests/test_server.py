@@ -233,8 +233,13 @@ def test_malformed_requests_get_clear_4xx_json(make_worker):
         ("DELETE", "/v1/health", b"", {}, 405, "not_found"),
         ("PUT", "/v1/run/matte", body, meta_header(one), 405, "not_found"),
     ]
+    cases += [  # the standard library's own refusals, as JSON too (they were HTML pages)
+        ("PATCH", "/v1/health", b"", {}, 501, "unsupported_method"),
+        ("GET", "/v1/health", b"", {f"X-Filler-{i}": "x" * 60 for i in range(120)}, 431, "headers_too_large"),
+    ]
     for method, path, data, headers, status, code in cases:
         got, answer, _ = raw(srv, method, path, data, headers)
+        assert isinstance(answer, dict), (method, path, answer[:200])
         assert (got, answer["error"]["code"]) == (status, code), (path, headers, answer)
         assert answer["error"]["message"].endswith(".")
     # a body far beyond the limit is refused from its Content-Length alone, before it is read

@@ -44,6 +44,9 @@ BODY_RATE = 20 << 20
 SKIM_BYTES = 1 << 20  # of a refused request's body, what has already arrived is read (not waited for)
 
 
+ERROR_CODES = {414: "uri_too_long", 431: "headers_too_large", 501: "unsupported_method", 505: "bad_version"}
+
+
 def body_seconds(length: int) -> float:
     """The total time a body of ``length`` bytes is given to arrive."""
     return BODY_SECONDS + length / BODY_RATE
@@ -172,6 +175,8 @@ class Server(socketserver.TCPServer):
             request, address = item
             try:
                 self.finish_request(request, address)
+            except (ConnectionError, TimeoutError) as exc:  # the client went away: a line, not a traceback
+                self.worker.log(f"connection from {address[0]} ended early ({type(exc).__name__})")
             except Exception:  # a handler bug must not end this pool thread
                 self.worker.log("connection failed:\n" + traceback.format_exc())
             finally:
@@ -240,6 +245,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def send_error(self, code, message=None, explain=None):
+        """The standard library's own refusals (a malformed request line, headers too large, a method the
+        worker has no handler for) as the worker's JSON error body with one sentence, not an HTML page."""
+        self.log_error("code %d, message %s", code, message)
+        sentence = {414: "The request's path is too long.", 431: "The request's headers are too large.",
+                    501: f"The method {str(self.command)[:20]!r} is not part of the API."}.get(code)
+        self.close_connection = True
+        try:
+            self._send(code, protocol.error_body(ERROR_CODES.get(code, "bad_request"),
+                                                 sentence or f"The request is malformed ({message or code})."),
+                       "application/json")
+        except OSError:  # the client is gone
+            pass
 
     def _json(self, status: int, payload: dict, headers: dict | None = None) -> None:
         self._send(status, json.dumps(payload).encode("utf-8"), "application/json", headers)
