@@ -53,6 +53,9 @@ def test_frame_ranges():
     assert parse_frames("7") == [7]
     assert parse_frames("10-12, 1,3 ,11") == [1, 3, 10, 11, 12]
     assert parse_frames("-3--1") == [-3, -2, -1]
+    with pytest.raises(InputError, match=r"names 1,000,000,001 frames, more than the 1,000,000 one job takes"):
+        parse_frames("0-1000000000")  # counted, not expanded (it grew to 22.5 GB)
+    assert len(parse_frames("1-1000000")) == 1_000_000
     for bad in ("", "a-b", "5-1", "1-5x0", "1..5", "1-5-9"):
         with pytest.raises(InputError):
             parse_frames(bad)
@@ -101,8 +104,9 @@ def test_missing_frames_are_reported(tmp_path):
     assert select_frames(plate, "1-9x4") == ([1, 5, 9], [])
     with pytest.raises(MissingFramesError, match="10-12"):
         select_frames(plate, "5-12")
-    with pytest.raises(InputError, match="None of the frames"):
-        select_frames(plate, "20-30", skip_missing=True)
+    for skip in (True, False):  # none there: no "use --skip-missing to process the others" (there are none)
+        with pytest.raises(InputError, match=r"^None of the frames 20-30 exist in .* \(it has frames 1-3, 5-6, 9\)\.$"):
+            select_frames(plate, "20-30", skip_missing=skip)
 
 
 def test_output_patterns(tmp_path):

@@ -50,9 +50,13 @@ class MissingFramesError(InputError):
 
 # ----------------------------------------------------------------------------------- frame ranges
 
+MAX_FRAMES = 1_000_000  # frames one request may name (11.6 hours at 24 fps): counted before any list is made
+
+
 def parse_frames(text: str) -> list[int]:
-    """``"1001-1100"``, ``"1-99x2"``, ``"1-99:2"``, ``"5"``, ``"1,4,10-12"`` -> sorted unique frames."""
-    frames: set[int] = set()
+    """``"1001-1100"``, ``"1-99x2"``, ``"1-99:2"``, ``"5"``, ``"1,4,10-12"`` -> sorted unique frames; a
+    request naming more than :data:`MAX_FRAMES` is refused before it is expanded."""
+    ranges = []
     for part in str(text).replace(" ", "").split(","):
         m = re.fullmatch(r"(-?\d+)(?:-(-?\d+)(?:[x:](\d+))?)?", part)
         if not m:
@@ -62,8 +66,12 @@ def parse_frames(text: str) -> list[int]:
         step = int(m.group(3) or 1)
         if last < first or step < 1:
             raise InputError(f"The frame range '{part}' is empty: it must count upwards with a step of 1 or more.")
-        frames.update(range(first, last + 1, step))
-    return sorted(frames)
+        ranges.append(range(first, last + 1, step))
+    count = sum(len(r) for r in ranges)
+    if count > MAX_FRAMES:
+        raise InputError(f"The frame range '{text}' names {count:,} frames, more than the {MAX_FRAMES:,} one job "
+                         "takes; name the plate's frames (e.g. 1001-1100).")
+    return sorted({frame for r in ranges for frame in r})
 
 
 def format_frames(frames) -> str:
@@ -347,14 +355,14 @@ def select_frames(plate, frames: str | list[int] | None = None, *, skip_missing:
     have = plate.frames
     wanted = parse_frames(frames) if isinstance(frames, str) else sorted(set(frames)) if frames else list(range(have[0], have[-1] + 1))
     present = set(have)
+    chosen = [f for f in wanted if f in present]
+    if not chosen:  # (before the missing ones: there are no others to process)
+        raise InputError(f"None of the frames {_short(wanted)} exist in {plate.describe()} "
+                         f"(it has frames {_short(have)}).")
     missing = [f for f in wanted if f not in present]
     if missing and not skip_missing:
         raise MissingFramesError(f"{len(missing)} frame(s) of {plate.describe()} are missing: {_short(missing)} "
                                  f"(use --skip-missing to process the others).", missing)
-    chosen = [f for f in wanted if f in present]
-    if not chosen:
-        raise InputError(f"None of the frames {format_frames(wanted)} exist in {plate.describe()} "
-                         f"(it has frames {_short(have)}).")
     return chosen, missing
 
 
