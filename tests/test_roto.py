@@ -322,3 +322,16 @@ def test_roto_job_refuses_before_writing_and_a_distinct_output_still_runs_the_ch
                           weights=str(tmp_path / "o" / "m.0003.png")))
     job = roto.RotoJob(spec(str(plate / "f.####.png"), str(plate / "matte.####.png")))  # beside the plate: fine
     assert job.frames == [1, 2, 3] and sorted(p.name for p in plate.iterdir()) == ["f.0001.png", "f.0002.png", "f.0003.png"]
+
+
+@pytest.mark.parametrize("address, words", [("256.1.1.1:1", "(no such host)."), ("127.0.0.1:1", "(connection refused)."),
+                                            ("10.0.0.5", "is not HOST:PORT")])
+def test_a_ray_address_that_cannot_answer_is_one_sentence_at_once(address, words, shared, mirror, tmp_path, capsys):
+    """`roto --ray ADDRESS`: an address that cannot be a cluster is refused before Ray waits on it (it hung)."""
+    pytest.importorskip("ray")
+    from mattekit import cli
+
+    plate = make_plate(shared, tmp_path / "plate", 2)
+    assert cli.main(["roto", plate, "-o", str(tmp_path / "out" / "m.####.png"), "--model", MODEL, "--ray", address]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("mattekit: error: ") and words in err, err

@@ -26,6 +26,7 @@ def run_on_ray(spec: RotoSpec, chunk: int, address: str | None = None, workers: 
     summary = Summary(job.frames)
     owned = not ray.is_initialized()
     if owned:
+        _check_reachable(address)
         try:
             ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
                      logging_level="ERROR", configure_logging=True)
@@ -61,6 +62,23 @@ def run_on_ray(spec: RotoSpec, chunk: int, address: str | None = None, workers: 
 
 
 _RAY_WORKER = None
+
+
+def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """A cluster address (HOST:PORT, or ray://HOST:PORT) that does not resolve or answers no connection within
+    ``timeout`` seconds is one sentence here (Ray itself waits on it for minutes); None / "auto" / "local" pass."""
+    import socket
+
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise MattekitError(f"--ray {address} is not HOST:PORT (e.g. 10.0.0.5:6379).")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, UnicodeError) as exc:
+        why = "no such host" if isinstance(exc, socket.gaierror) else (exc.strerror or type(exc).__name__).lower()
+        raise MattekitError(f"Cannot reach the Ray cluster at {address} ({why}).") from None
 
 
 def _ray_worker_class(ray):
