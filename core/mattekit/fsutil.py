@@ -6,6 +6,7 @@
 - :func:`known_sha256` - the same, remembered per (path, size, mtime): to name a file hashed before
   (a model's weights in provenance, manifests and export caches), not to verify one;
 - :func:`try_lock` / :func:`exclusive_lock` - an exclusive lock on an open file, between processes;
+- :func:`check_weights_file` - a weights file given by a user is a file that exists (no folder, no device);
 - :class:`FilesRead` - the files a run reads, to refuse an output that would land on one of them.
 """
 from __future__ import annotations
@@ -131,6 +132,14 @@ def exclusive_lock(path: str | Path, poll: float = 0.1):
         yield
     finally:
         handle.close()
+
+
+def check_weights_file(path: str) -> None:
+    """ValueError (one sentence naming ``path``) unless it names an existing regular file: a folder or a
+    device such as /dev/zero would fail, or never end, only once the model loads."""
+    if not os.path.isfile(path):
+        what = "a folder" if os.path.isdir(path) else "not a regular file" if os.path.exists(path) else "missing"
+        raise ValueError(f"The weights file {path!r} is {what}; give the path of a .pth, .safetensors or .onnx file.")
 
 
 class FilesRead:

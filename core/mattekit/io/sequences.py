@@ -50,6 +50,9 @@ class MissingFramesError(InputError):
 
 # ----------------------------------------------------------------------------------- frame ranges
 
+MAX_FRAMES = 1_000_000  # frames in one range: a typo such as 1-10000000000 must not fill the memory
+
+
 def parse_frames(text: str) -> list[int]:
     """``"1001-1100"``, ``"1-99x2"``, ``"1-99:2"``, ``"5"``, ``"1,4,10-12"`` -> sorted unique frames."""
     frames: set[int] = set()
@@ -62,6 +65,8 @@ def parse_frames(text: str) -> list[int]:
         step = int(m.group(3) or 1)
         if last < first or step < 1:
             raise InputError(f"The frame range '{part}' is empty: it must count upwards with a step of 1 or more.")
+        if (last - first) // step >= MAX_FRAMES:
+            raise InputError(f"The frame range '{part}' has more than {MAX_FRAMES} frames; split the shot.")
         frames.update(range(first, last + 1, step))
     return sorted(frames)
 
