@@ -52,6 +52,8 @@ def _numbers(text: str, count: int, what: str, example: str) -> list[int]:
         values = []
     if len(values) != count or not all(np.isfinite(values)):
         raise InputError(f"The {what} {text!r} is not {example}.")
+    if min(values) < 0:
+        raise InputError(f"The {what} {text!r} has a negative coordinate; pixels count from 0,0 at the top left.")
     return [int(round(v)) for v in values]
 
 
