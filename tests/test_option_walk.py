@@ -31,7 +31,7 @@ from mattekit.worker import operations
 # checks, so the list is empty on purpose; an entry here is a decision, not a way round a failing case.)
 ALLOW_ANY_TEXT: dict[tuple[str, str], str] = {}
 
-GARBAGE = ("1,2,x", "-5,-5,-1,-1", "")  # malformed, negative or odd shapes, empty
+GARBAGE = ("1,2,x", "-5,-5", "-5,-5,-1,-1", "")  # malformed, negative or odd shapes, empty
 MISSING, FOLDER, DEVICE = "nope/missing.####.png", "empty-folder", "/dev/zero"
 PLATE = "plate/p.####.png"  # the roto plate, relative to the case folder
 SKIPPED: list[str] = []  # "task --flag: why" for options the walk cannot give a bad value (booleans: flags)

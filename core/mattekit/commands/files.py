@@ -104,8 +104,7 @@ def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, ex
                               f"choose another -o.")
         blocked = next((folder for folder in target.parents if folder.exists() and not folder.is_dir()), None)
         if blocked is not None:
-            raise OutputError(f"The output {target} cannot be written: {blocked} is a file, not a folder; "
-                              f"choose another -o.")
+            raise OutputError(f"Cannot create the output folder {target.parent}: {blocked} is a file; choose another -o.")
         if where in seen:
             raise OutputError(f"{seen[where]} and {source} would both be written to {target}; "
                               f"give -o a folder or rename one of them.")
