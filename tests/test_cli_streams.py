@@ -110,7 +110,7 @@ def test_offline_the_missing_default_names_what_is_here_and_the_flag(shared, env
     bokeh = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png", "--mask-only").stderr.decode()
     assert "pick one with --segment-model NAME" in bokeh
     depth = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png").stderr.decode()
-    assert "No depth model is on disk or in a mirror here; use --mask-only" in depth
+    assert "; no depth model is on disk or in a mirror here; use --mask-only" in depth
     ok = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png", "--mask-only", "--segment-model", "sinet-portrait")
     assert ok.returncode == 0, ok.stderr
 

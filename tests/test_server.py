@@ -263,16 +263,18 @@ def test_malformed_requests_get_clear_4xx_json(make_worker):
     assert raw(srv, "GET", "/v1/health")[0] == 200
 
 
-def test_a_task_error_is_one_sentence_with_422(make_worker, mirror):
+def test_an_option_the_task_refuses_is_one_sentence_with_400(make_worker, mirror):
+    """An unknown model and a colour that is none are refused at the option check, before any model loads
+    (issue 28); an error found while the task runs is a 422 (test_remove_takes_a_box_or_a_hint_mask...)."""
     _, worker = make_worker()
     img = Pixels(bytes(16 * 16 * 3), 16, 16, 3, "u8")
     with pytest.raises(WorkerError) as err:
         worker.run("remove", [img], {"model": "no-such-model"})
-    assert err.value.status == 422 and "Unknown model 'no-such-model'" in str(err.value)
+    assert err.value.status == 400 and "Unknown model 'no-such-model'" in str(err.value)
     edge = Pixels(bytes(128) + bytes([255]) * 128, 16, 16, 1, "u8")
     with pytest.raises(WorkerError) as err:
         worker.run("matte", {"image": img, "mask": edge}, {"result": "composite", "background": "mauve-ish"})
-    assert err.value.status == 422 and "mauve-ish" in str(err.value) and str(err.value).count(". ") == 0
+    assert err.value.status == 400 and "mauve-ish" in str(err.value) and str(err.value).count(". ") == 0
 
 
 # ---------------------------------------------------------------- real models through the worker
@@ -685,9 +687,9 @@ def test_roto_paths_are_confined_to_the_allowed_folders(make_worker, tmp_path):
             status, answer, _ = raw(srv, "POST", "/v1/jobs/roto", b"", meta_header([], **options))
             assert (status, answer["error"]["code"]) == (400, "bad_option"), (field_name, value, answer)
             assert f"'{field_name}'" in answer["error"]["message"]
-    # inside the allowed folder the request passes the path checks (and fails later: there are no frames)
+    # inside the allowed folder the request passes the path checks (and the job's own check refuses it: no frames)
     status, answer, _ = raw(srv, "POST", "/v1/run/roto", b"", meta_header([], plate=good_plate, output=good_out))
-    assert status == 422, answer
+    assert status == 400 and answer["error"]["message"].startswith("No frames match"), answer
 
 
 def test_the_default_roto_folder_is_home_without_hidden_folders(monkeypatch, tmp_path):
@@ -942,7 +944,8 @@ def test_the_queue_cap_counts_requests_whose_bodies_are_still_coming(make_worker
 
 
 def test_odd_but_well_typed_option_values_never_give_a_500(make_worker, mirror):
-    """Values that pass the declarations but that a task may still refuse: 200 or 422 with one sentence."""
+    """Values that pass the declared types but that a check may still refuse: 200, or 400 (the option check,
+    before any model loads) or 422 (the task) with one sentence."""
     _, worker = make_worker()
     rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     subject = np.zeros((16, 16), np.uint8)
@@ -962,9 +965,10 @@ def test_odd_but_well_typed_option_values_never_give_a_500(make_worker, mirror):
             worker.run(op, inputs, options)
             answers.append(200)
         except WorkerError as exc:
-            assert exc.status == 422 and str(exc).endswith(".") and "\n" not in str(exc), (op, options, exc)
-            answers.append(422)
-    print(f"worker odd option values: {answers.count(200)} answered 200, {answers.count(422)} answered 422, no 500")
+            assert exc.status in (400, 422) and str(exc).endswith(".") and "\n" not in str(exc), (op, options, exc)
+            answers.append(exc.status)
+    print(f"worker odd option values: {answers.count(200)} answered 200, {answers.count(400)} answered 400, "
+          f"{answers.count(422)} answered 422, no 500")
 
 
 def test_remove_takes_a_box_or_a_hint_mask_and_refuses_bad_hints(make_worker, mirror, shared):
@@ -1020,16 +1024,14 @@ def test_roto_through_the_worker_refuses_outputs_that_are_its_plate(make_worker,
     names = {"p": plate, "out": tmp_path / "shot" / "out"}
     options = {"plate": str(plate / "f.####.png"), "model": "csnet-sod", "device": "cpu"}
     options |= {k: v.format(**names) for k, v in ROTO_OVERWRITES[case].items()}
-    with pytest.raises(WorkerError) as err:  # synchronous
+    with pytest.raises(WorkerError) as err:  # synchronous: refused at the option check, before any model loads
         worker.run("roto", [], options)
-    assert (err.value.status, err.value.code) == (422, "task_failed")
+    assert (err.value.status, err.value.code) == (400, "bad_option")
     message = str(err.value)
-    assert "\n" not in message and "is the plate" in message and "choose another" in message, message
-    job = worker.submit("roto", [], options)  # asynchronous: the job fails with the same sentence
-    deadline = time.monotonic() + 30
-    while (status := worker.job(job))["state"] not in ("done", "failed", "cancelled") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert status["state"] == "failed" and status["error"] == {"code": "task_failed", "message": message}
+    assert "\n" not in message and "is the plate" in message and "choose another option '" in message, message
+    with pytest.raises(WorkerError) as err:  # asynchronous: refused before a job is queued, with the same sentence
+        worker.submit("roto", [], options)
+    assert (err.value.status, err.value.code, str(err.value)) == (400, "bad_option", message)
     assert {p: p.read_bytes() for p in plate.iterdir()} == before  # not a byte written, no manifest
     assert not names["out"].exists()
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import MattekitError, in_words
 from .tasks import registry
 
 _CACHE = None  # the API's own ModelCache, made on first use
@@ -210,7 +211,12 @@ def run_sequence(task_name: str, *paths, progress=None, **kwargs):
         elif name in table and table[name].repeat and isinstance(value, (list, tuple)):
             kwargs[name] = ";".join(map(str, value))  # a repeatable option's values, as the CLI joins them
     options = task.make_options(kwargs, host="api")
-    return task.make_runner(options, models_cache()).run(progress=progress)
+    try:
+        job = task.make_runner(options, models_cache())  # the job's own checks, before any model loads
+    except MattekitError as exc:  # its sentence names CLI flags: name the arguments instead
+        exc.args = (in_words(str(exc), task.declared, lambda name: f"{name}="),)
+        raise
+    return job.run(progress=progress)
 
 
 def _make_sequence(task):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import warnings
 
@@ -27,12 +28,43 @@ COMMANDS = {  # hand-written subcommands: name -> one-line help
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``mattekit: error:`` sentence naming the flag and the fix (exit 2),
+    not the usage block; ``--help`` still prints it. Subcommands' parsers are of this class too."""
+
+    def error(self, message: str):
+        print(f"mattekit: error: {usage_sentence(message, self.prog)}", file=sys.stderr)
+        self.exit(2)
+
+
+TYPE_WORDS = {"int": "a whole number", "float": "a number"}
+
+
+def usage_sentence(message: str, prog: str) -> str:
+    """argparse's complaint as one sentence: 'argument --crop: invalid float value: 'abc'' ->
+    "--crop must be a number, not 'abc'."."""
+    match = re.fullmatch(r"argument (\S+?)(?:/(\S+))?: (.*)", message, re.DOTALL)
+    if match is None:  # unrecognized or missing arguments
+        return f"{message[0].upper()}{message[1:].rstrip('.')}; see `{prog} --help`."
+    flag = match.group(2) or match.group(1)
+    problem = match.group(3)
+    bad_type = re.fullmatch(r"invalid (\w+) value: (.*)", problem)
+    choice = re.fullmatch(r"invalid choice: (.*?) \(choose from (.*)\)", problem, re.DOTALL)
+    if bad_type:
+        return f"{flag} must be {TYPE_WORDS.get(bad_type.group(1), bad_type.group(1))}, not {bad_type.group(2)}."
+    if choice:
+        return f"{flag} must be one of {choice.group(2).replace(chr(39), '')}, not {choice.group(1)}."
+    if problem.startswith("expected"):
+        return f"{flag} needs a value; see `{prog} --help`."
+    return f"{flag}: {problem.rstrip('.')}."
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``command`` (a subcommand name) is built in full, the others only as names with help."""
     from .commands import tasks as task_commands
     from .tasks import registry
 
-    parser = argparse.ArgumentParser(prog="mattekit", description="Cut out, matte, upscale and enhance images and frame sequences.")
+    parser = Parser(prog="mattekit", description="Cut out, matte, upscale and enhance images and frame sequences.")
     parser.add_argument("--version", action="version", version=f"mattekit {__version__}")
     parser.add_argument("--debug", action="store_true", help="print the traceback of internal errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

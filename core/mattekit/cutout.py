@@ -77,20 +77,29 @@ def background_for(image: np.ndarray, alpha: np.ndarray, background: str | None,
     h, w = alpha.shape
     if backdrop is not None:
         return ops.fit_cover(backdrop[..., :3], h, w)
-    text = (background or "white").strip()
+    kind, value = parse_background(background or "white")
+    if kind == "blur":
+        sigma = max(2.0, 0.01 * max(h, w)) if value is None else value
+        return ops.blurred_background(image[..., :3], alpha, sigma)
+    return np.broadcast_to(np.asarray(value, np.float32), (h, w, 3))
+
+
+def parse_background(text: str) -> tuple[str, object]:
+    """A ``background`` text -> ("blur", sigma or None for the default) or ("colour", (r, g, b) in [0,1]);
+    a MattekitError sentence naming the text when it is neither."""
+    text = text.strip()
     if text == "blur" or text.startswith("blur:"):
         try:
-            sigma = float(text.split(":", 1)[1]) if ":" in text else max(2.0, 0.01 * max(h, w))
+            sigma = float(text.split(":", 1)[1]) if ":" in text else None
         except ValueError:
             raise MattekitError(f"The background {text!r}: the blur radius must be a number, e.g. blur:15.") from None
-        if not 0 < sigma <= 500:
+        if sigma is not None and not 0 < sigma <= 500:
             raise MattekitError(f"The background {text!r}: the blur radius must be above 0 and at most 500.")
-        return ops.blurred_background(image[..., :3], alpha, sigma)
+        return "blur", sigma
     try:
-        colour = ops.parse_colour(text)
+        return "colour", ops.parse_colour(text)
     except ValueError:
         raise MattekitError(f"The background {text!r} is neither a colour (#rrggbb, r,g,b or a name) nor blur[:SIGMA].") from None
-    return np.broadcast_to(np.asarray(colour, np.float32), (h, w, 3))
 
 
 def rgba(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -60,6 +60,8 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
     x0, y0, x1, y1 = _numbers(text, 4, "box", "x0,y0,x1,y1 in pixels, e.g. 40,30,400,380")
     if x1 <= x0 or y1 <= y0:
         raise InputError(f"The box {text!r} is empty: x1 must be greater than x0 and y1 greater than y0.")
+    if x1 <= 0 or y1 <= 0:  # partly outside is clipped to the image (:func:`make`), wholly outside is no box
+        raise InputError(f"The box {text!r} lies outside every image: pixels count from 0,0 at the top left.")
     return x0, y0, x1, y1
 
 
@@ -67,7 +69,12 @@ def parse_points(text: str | None) -> tuple[tuple[int, int], ...]:
     """'x,y;x,y;...' (the CLI's repeated --point) -> ((x, y), ...); InputError when malformed."""
     if not text:
         return ()
-    return tuple(tuple(_numbers(p, 2, "point", "x,y in pixels, e.g. 120,200")) for p in str(text).split(";") if p.strip())
+    points = tuple(tuple(_numbers(p, 2, "point", "x,y in pixels, e.g. 120,200")) for p in str(text).split(";") if p.strip())
+    negative = next((p for p in points if min(p) < 0), None)
+    if negative is not None:
+        raise InputError(f"The point {negative[0]},{negative[1]} lies outside every image: pixels count from 0,0 at "
+                         f"the top left.")
+    return points
 
 
 def make(height: int, width: int, box: str | None = None, include: str | None = None, exclude: str | None = None,

@@ -5,6 +5,7 @@ Standard library only, so that reading a file can ask how large an image may be 
 from __future__ import annotations
 
 import os
+import re
 
 try:
     import resource
@@ -57,3 +58,13 @@ def cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+DEVICES = re.compile(r"auto|cpu|mps|cuda(:[0-9]{1,3})?", re.IGNORECASE)
+
+
+def check_device(name: str) -> None:
+    """ValueError (one sentence) unless ``name`` is a device's name; whether this machine has it is known
+    only once torch loads (:func:`mattekit.engines.policy.select_device`)."""
+    if not DEVICES.fullmatch(name.strip()):
+        raise ValueError(f"'{name}' is not a device; use auto, cpu, cuda, cuda:N or mps.")

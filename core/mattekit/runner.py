@@ -58,7 +58,7 @@ def ensure_parent(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"Cannot create the output folder {path.parent}: {exc.strerror or exc}.") from None
+        raise OutputError(f"Cannot create the output folder {path.parent}: {exc.strerror.lower() if exc.strerror else exc}.") from None
     if not os.access(path.parent, os.W_OK):
         raise OutputError(f"The output folder {path.parent} is not writable.")
 

@@ -211,7 +211,7 @@ class ModelCache:
                            f"{table[name].flag} NAME" if here else f"No {catalog_task} model is on disk or in a mirror here")
                 if table[name].missing:
                     instead += f"; or {table[name].missing}" if here else f"; {table[name].missing}"
-                raise WeightsError(f"{str(exc).rstrip('.')}. {instead}.") from None
+                raise WeightsError(f"{str(exc).rstrip('.')}; {instead[0].lower()}{instead[1:]}.") from None  # one sentence
         return models
 
     def loaded(self) -> list[Predictor]:

@@ -102,6 +102,9 @@ def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, ex
         if what is not None:
             raise OutputError(f"The output {target} is the {what} input: writing it would replace the original; "
                               f"choose another -o.")
+        blocked = next((folder for folder in target.parents if folder.exists() and not folder.is_dir()), None)
+        if blocked is not None:
+            raise OutputError(f"Cannot create the output folder {target.parent}: {blocked} is a file; choose another -o.")
         if where in seen:
             raise OutputError(f"{seen[where]} and {source} would both be written to {target}; "
                               f"give -o a folder or rename one of them.")

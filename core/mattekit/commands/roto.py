@@ -81,6 +81,11 @@ class _Bar:
 def run(args) -> int:
     from .. import roto
 
+    if args.chunk < 0 or (args.chunk_index is not None and args.chunk_index < 0):
+        flag, value = ("--chunk", args.chunk) if args.chunk < 0 else ("--chunk-index", args.chunk_index)
+        raise MattekitError(f"{flag} must be 0 or more, not {value}.")
+    if args.ray_workers is not None and args.ray_workers < 1:
+        raise MattekitError(f"--ray-workers must be 1 or more, not {args.ray_workers}.")
     if args.chunk_index is not None and args.chunk <= 0:
         raise MattekitError("--chunk-index needs --chunk N.")
     if args.print_chunks and args.chunk <= 0:

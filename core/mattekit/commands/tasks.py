@@ -83,12 +83,23 @@ def options_from_args(task: Task, args) -> tuple[object, dict[str, str]]:
     for port in task.inputs[1:]:
         given = getattr(args, f"port_{port.name}", None)
         if given is not None:
+            _check_port(port, given)
             ports[port.name] = given
     values = option_values(args, task.declared)
     try:
         return task.make_options(values, host="cli"), ports
     except registry.OptionError as exc:
         raise MattekitError(as_flags(str(exc), task)) from None
+
+
+def _check_port(port: registry.Port, given: str) -> None:
+    """MattekitError unless ``given`` (an optional input's FILE|FOLDER) is a folder or a regular file: a missing
+    file would fail only after the models load, a device such as /dev/zero would be read forever."""
+    path = Path(given)
+    if not path.is_dir() and not path.is_file():
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise MattekitError(f"--{port.name.replace('_', '-')} {given} {what}; give an image file or a folder of "
+                            f"images named like the inputs.")
 
 
 def as_flags(message: str, task: registry.Declaration) -> str:

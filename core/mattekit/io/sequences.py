@@ -60,7 +60,8 @@ def parse_frames(text: str) -> list[int]:
     for part in str(text).replace(" ", "").split(","):
         m = re.fullmatch(r"(-?\d+)(?:-(-?\d+)(?:[x:](\d+))?)?", part)
         if not m:
-            raise InputError(f"'{part or text}' is not a frame range; write e.g. 1001-1100, 1001-1100x2 or 1001,1005,1010-1020.")
+            where = f"'{part}' in '{text}'" if part and part != text else f"'{text}'"
+            raise InputError(f"{where} is not a frame range; write e.g. 1001-1100, 1001-1100x2 or 1001,1005,1010-1020.")
         first = int(m.group(1))
         last = int(m.group(2)) if m.group(2) is not None else first
         step = int(m.group(3) or 1)
@@ -362,7 +363,8 @@ def select_frames(plate, frames: str | list[int] | None = None, *, skip_missing:
     missing = [f for f in wanted if f not in present]
     if missing and not skip_missing:
         raise MissingFramesError(f"{len(missing)} frame(s) of {plate.describe()} are missing: {_short(missing)} "
-                                 f"(use --skip-missing to process the others).", missing)
+                                 f"(use --skip-missing to process the others{', or fix --frames' if frames else ''}).",
+                                 missing)
     return chosen, missing
 
 

@@ -152,17 +152,31 @@ def subject_depth(depth: np.ndarray, mask: np.ndarray) -> float:
 
 def parse_point(text: str, width: int, height: int) -> tuple[float, float]:
     """'X,Y' in pixels or 'X%,Y%' in percent of the size -> pixel coordinates (x, y); one sentence when bad."""
+    out = []
+    for (value, percent), size in zip(focus_of(text), (width, height)):
+        v = value / 100 * (size - 1) if percent else value
+        if not 0 <= v <= size - 1:
+            raise MattekitError(f"The focus point {text} lies outside the {width} x {height} image.")
+        out.append(v)
+    return out[0], out[1]
+
+
+def focus_of(text: str) -> tuple[tuple[float, bool], tuple[float, bool]]:
+    """'X,Y' or 'X%,Y%' -> ((x, in percent), (y, in percent)), checked as far as no image is needed (finite,
+    not negative, percent at most 100); one sentence when bad."""
     parts = [v.strip() for v in text.split(",")]
     usage = f"The focus {text!r} is not a point; write X,Y in pixels (640,400) or percent (50%,40%)."
     if len(parts) != 2:
         raise MattekitError(usage)
     out = []
-    for value, size in zip(parts, (width, height)):
+    for value in parts:
+        percent = value.endswith("%")
         try:
-            v = float(value[:-1]) / 100 * (size - 1) if value.endswith("%") else float(value)
+            v = float(value[:-1] if percent else value)
         except ValueError:
             raise MattekitError(usage) from None
-        if not 0 <= v <= size - 1:
-            raise MattekitError(f"The focus point {text} lies outside the {width} x {height} image.")
-        out.append(v)
+        if not (0 <= v <= (100 if percent else 1 << 20)):
+            raise MattekitError(f"The focus {text!r} lies outside every image: X and Y must be from 0 "
+                                f"{'to 100%' if percent else 'up'}.")
+        out.append((v, percent))
     return out[0], out[1]

@@ -9,7 +9,7 @@ from dataclasses import MISSING, asdict, dataclass
 from ..errors import InputError, OutputError
 from ..fsutil import FilesRead
 from ..io.sequences import FramePattern
-from ..tasks.registry import option, options_of
+from ..tasks.registry import DEVICE_HELP, DEVICE_PARSE, WEIGHTS_PARSE, option, options_of
 
 ROTO_MODEL_TASKS = ("segment", "matte")  # roto mattes with object segmentation or trimap-free (people) matting models
 
@@ -30,7 +30,8 @@ class RotoSpec:
     plate: str = option(MISSING, "frame pattern (name.####.exr), numbered frame, folder of frames or movie", path=True)
     output: str = option(MISSING, "matte pattern such as out/matte.####.png (PNG/TIFF 16-bit, EXR half), or a folder",
                          path=True, writes=True)
-    frames: str | None = option(None, "frame range, e.g. 1001-1100, 1001-1100x2, 1001,1005; default: every frame")
+    frames: str | None = option(None, "frame range, e.g. 1001-1100, 1001-1100x2, 1001,1005; default: every frame",
+                                parse="mattekit.io.sequences:parse_frames")
     rgba: str | None = option(None, "also write the cut-out to this pattern (EXR premultiplied, PNG/TIFF straight)",
                               path=True, writes=True)
     fg: str | None = option(None, "also write the decontaminated foreground plate with its alpha to this pattern",
@@ -39,8 +40,8 @@ class RotoSpec:
                                "segmentation model), or any segment or matte model of `mattekit models list`; default: objects",
                                model=ROTO_MODEL_TASKS)
     weights: str | None = option(None, "use this weights file instead of the catalog's download", path=True,
-                                 hosts=("cli", "api"))
-    device: str = option("auto", "auto (default), cpu, cuda, cuda:N or mps")
+                                 parse=WEIGHTS_PARSE, hosts=("cli", "api"))
+    device: str = option("auto", DEVICE_HELP, parse=DEVICE_PARSE)
     threads: int | None = option(None, "CPU threads for inference", minimum=1, maximum=1024)
     workers: int | None = option(None, "inference workers (default: chosen for the machine; the files do not depend on it)",
                                  minimum=1, maximum=64)

@@ -48,7 +48,7 @@ class Store:
             try:
                 pattern.folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise OutputError(f"Cannot create the output folder {pattern.folder}: {exc.strerror or exc}.") from None
+                raise OutputError(f"Cannot create the output folder {pattern.folder}: {exc.strerror.lower() if exc.strerror else exc}.") from None
 
     def open(self, settings: dict, fingerprint: str, provenance: Callable[[], dict], overwrite: bool) -> None:
         """Write the manifest, or check it against these settings (``provenance()`` is asked only when
@@ -76,7 +76,7 @@ class Store:
         try:
             atomic_write(self.manifest_path, json.dumps(record, indent=1, sort_keys=True) + "\n")
         except OSError as exc:
-            raise OutputError(f"Cannot write {self.manifest_path}: {exc.strerror or exc}.") from None
+            raise OutputError(f"Cannot write {self.manifest_path}: {exc.strerror.lower() if exc.strerror else exc}.") from None
 
     # -- which frames are finished
     def journal(self) -> "Journal":
@@ -156,7 +156,7 @@ class Journal:
             name = f"{platform.node() or 'host'}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
             self.fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as exc:
-            raise OutputError(f"Cannot write the job journal in {self.folder}: {exc.strerror or exc}.") from None
+            raise OutputError(f"Cannot write the job journal in {self.folder}: {exc.strerror.lower() if exc.strerror else exc}.") from None
         return self
 
     def append(self, record: dict) -> None:

@@ -15,7 +15,7 @@ from .. import lens
 from ..disparity import estimate_depth, refine_depth
 from ..errors import MattekitError
 from ..masks import predict_mask
-from .registry import DEVICE_HELP, OptionError, Port, Task, no_model_input, option
+from .registry import DEVICE_HELP, DEVICE_PARSE, WEIGHTS_PARSE, OptionError, Port, Task, no_model_input, option
 
 
 @dataclass
@@ -24,7 +24,7 @@ class BokehOptions:
     2% of the long side, about f/2.8 on a portrait lens)."""
 
     focus: str | None = option(None, "focus on this point: pixels X,Y (640,400) or percent (50%,40%); "
-                               "default: the subject found by segmentation")
+                               "default: the subject found by segmentation", parse="mattekit.lens.renderer:focus_of")
     focus_depth: float | None = option(None, "focus at this depth, 0 (farthest) .. 1 (nearest)", minimum=0.0, maximum=1.0)
     strength: float = option(1.0, "blur strength: 1 blurs the farthest background by about 2% of the long side",
                              minimum=0.0, maximum=20.0)
@@ -38,10 +38,10 @@ class BokehOptions:
     depth_model: str | None = option(None, "depth model (see `mattekit models list`); default: the catalog's",
                                      model="depth", missing="use --mask-only to blur without a depth model")
     depth_weights: str | None = option(None, "use this depth weights file instead of the catalog's download",
-                                       path=True, hosts=("cli", "api"))
+                                       path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
     segment_model: str | None = option(None, "segmentation model for the subject; default: the catalog's",
                                        model="segment")
-    device: str = option("auto", DEVICE_HELP)
+    device: str = option("auto", DEVICE_HELP, parse=DEVICE_PARSE)
     highlight_threshold = 0.6  # linear value where the highlight boost starts (not an option)
 
     def __post_init__(self):

@@ -59,7 +59,7 @@ class Port:
 def option(default: Any = None, help: str = "", *, choices: tuple | None = None, minimum: float | None = None,
            maximum: float | None = None, model: str | tuple | None = None, flag: str | None = None, label: str | None = None,
            hosts: tuple[str, ...] = ("cli", "worker", "api"), path: bool = False,
-           bare: Any = None, missing: str | None = None, repeat: bool = False, writes: bool = False):
+           bare: Any = None, missing: str | None = None, repeat: bool = False, writes: bool = False, parse: str | None = None):
     """A dataclass field with the metadata every front end needs.
 
     choices / minimum / maximum: the allowed values (checked everywhere by :meth:`Task.check`).
@@ -74,11 +74,13 @@ def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
     bare: the value of the CLI flag given without one.
     missing: for a model option, what the user can do instead when its weights are missing.
     repeat: a text option the CLI flag may be given several times; the values are joined with ";".
+    parse: ``"package.module:function"`` checking a text's syntax (a colour, a point, a weights file) with a
+    one-sentence MattekitError or ValueError naming it; :meth:`Option.check` calls it before any model loads.
     """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "minimum": minimum,
             "maximum": maximum, "model": model, "flag": flag, "label": label, "hosts": tuple(hosts),
             "path": path, "bare": bare, "missing": missing, "repeat": repeat,
-            "writes": writes}
+            "writes": writes, "parse": parse}
     if default is dataclasses.MISSING:
         return field(metadata={"mattekit": meta})
     return field(default=default, metadata={"mattekit": meta})
@@ -106,6 +108,7 @@ class Option:
     required: bool = False
     repeat: bool = False
     writes: bool = False  # a path option the run writes to; other path options name files it reads
+    parse: str | None = None  # "package.module:function" checking the text's syntax
 
     @property
     def reads(self) -> bool:
@@ -133,6 +136,13 @@ class Option:
             raise OptionError(f"Option '{self.name}' must be at most {self.maximum:g}, not {value!r}.")
         if kind is str and len(value) > 4096:
             raise OptionError(f"Option '{self.name}' is longer than 4096 characters.")
+        if kind is str and (self.model or self.parse):  # checks that need no model, in the checker's words
+            from .. import catalog, errors
+
+            try:
+                _resolve(self.parse)(value) if self.parse else catalog.load().get(value, self.model)
+            except (errors.MattekitError, ValueError) as exc:
+                raise OptionError(str(exc)) from None
         return value
 
     def describe(self) -> dict:
@@ -188,7 +198,7 @@ def options_of(cls: type) -> tuple[Option, ...]:
             flag=meta["flag"] or "--" + f.name.replace("_", "-"),
             label=meta["label"] or f.name.replace("_", " ").capitalize(), hosts=meta["hosts"], path=meta["path"],
             bare=meta["bare"], missing=meta["missing"], repeat=meta["repeat"],
-            writes=meta["writes"]))
+            writes=meta["writes"], parse=meta["parse"]))
     return tuple(out)
 
 
@@ -196,6 +206,7 @@ def options_of(cls: type) -> tuple[Option, ...]:
 
 DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
 WEIGHTS_HELP = "use this weights file instead of the catalog's download"
+DEVICE_PARSE, WEIGHTS_PARSE = "mattekit.machine:check_device", "mattekit.weights.added:given_file"
 RESULTS = ("rgba", "alpha", "foreground", "composite")
 
 
@@ -209,8 +220,8 @@ class ModelOptions:
     """
 
     model: str | None = option(None, "model (see `mattekit models list`); default: the catalog's")
-    weights: str | None = option(None, WEIGHTS_HELP, path=True, hosts=("cli", "api"))
-    device: str = option("auto", DEVICE_HELP)
+    weights: str | None = option(None, WEIGHTS_HELP, path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
+    device: str = option("auto", DEVICE_HELP, parse=DEVICE_PARSE)
 
 
 @dataclass
@@ -223,9 +234,9 @@ class CutoutOptions:
         "composite when a background is given", choices=RESULTS)
     background: str | None = option(
         None, "composite background: a colour (#rrggbb, r,g,b or a name) or blur[:SIGMA] (the photo's own "
-        "background, blurred); implies result composite")
+        "background, blurred); implies result composite", parse="mattekit.cutout:parse_background")
     shadow: str | None = option(None, "with a composite: a drop shadow DY,DX,BLUR,OPACITY under the subject "
-                                "(the flag alone: 12,12,8,0.5)", bare="12,12,8,0.5")
+                                "(the flag alone: 12,12,8,0.5)", bare="12,12,8,0.5", parse="mattekit.cutout:parse_shadow")
     crop: float | None = option(None, "crop to the subject's box grown by this fraction of its size (e.g. 0.05)",
                                 minimum=0.0, maximum=10.0, bare=0.05)
     decontaminate: bool = option(True, "give partially transparent pixels the subject's own colours "

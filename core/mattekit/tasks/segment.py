@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 
 from .. import cutout, hints, masks, prompting
 from ..errors import InputError
-from .registry import (BACKDROP, RESULT, CutoutOptions, ModelOptions, OptionError, Port, Task,
-                       option)
+from .registry import (BACKDROP, RESULT, WEIGHTS_PARSE, CutoutOptions, ModelOptions, OptionError, Port,
+                       Task, option)
 
 
 @dataclass
@@ -40,7 +40,7 @@ class SegmentOptions(ModelOptions, CutoutOptions):
         "model (SAM 2.1, see `mattekit models list`) instead of the segmentation model", model="prompt",
         missing="leave out --hint-model to answer the hint with the segmentation model")
     hint_weights: str | None = option(None, "use this hint model weights file instead of the catalog's download",
-                                      path=True, hosts=("cli", "api"))
+                                      path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
 
     def __post_init__(self):
         """The hint's texts are checked here, so a malformed box or point is refused before any work."""

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import MattekitError
+from ..errors import MattekitError, in_words
 from ..tasks.registry import OptionError, Port, SequenceTask, Task, sequences, tasks
 from . import protocol
 
@@ -118,6 +118,10 @@ def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
             value = getattr(checked, name)
             if value:
                 paths.check(name, value)
+        try:  # the job's own checks (plate, frames, outputs, hints), no model loaded: refused before it is queued
+            task.make_runner(checked)
+        except MattekitError as exc:  # its sentence names CLI flags: name the options as the dialogs do
+            raise OptionError(in_words(str(exc), task.declared, lambda name: f"option '{name}'")) from None
         return checked
 
     def run(models, inputs: dict, options, progress: Progress) -> tuple[dict, None]:
