@@ -105,7 +105,7 @@ def test_missing_frames_are_reported(tmp_path):
     with pytest.raises(MissingFramesError, match="10-12"):
         select_frames(plate, "5-12")
     for skip in (True, False):  # none there: no "use --skip-missing to process the others" (there are none)
-        with pytest.raises(InputError, match=r"^None of the frames 20-30 exist in .* \(it has frames 1-3, 5-6, 9\)\.$"):
+        with pytest.raises(InputError, match=r"^None of the frames 20-30 exist in .* \(it has frames 1-3, 5-6, 9\); fix --frames\.$"):
             select_frames(plate, "20-30", skip_missing=skip)
 
 

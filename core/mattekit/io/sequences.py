@@ -359,7 +359,7 @@ def select_frames(plate, frames: str | list[int] | None = None, *, skip_missing:
     chosen = [f for f in wanted if f in present]
     if not chosen:  # (before the missing ones: there are no others to process)
         raise InputError(f"None of the frames {_short(wanted)} exist in {plate.describe()} "
-                         f"(it has frames {_short(have)}).")
+                         f"(it has frames {_short(have)}){'; fix --frames' if frames else ''}.")
     missing = [f for f in wanted if f not in present]
     if missing and not skip_missing:
         raise MissingFramesError(f"{len(missing)} frame(s) of {plate.describe()} are missing: {_short(missing)} "
