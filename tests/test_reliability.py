@@ -441,3 +441,14 @@ def test_serve_refuses_bad_flags_in_one_sentence_before_listening(case, tmp_path
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("mattekit: error: ") and words in err and err.endswith("."), err
     assert not (tmp_path / "home").exists()  # nothing started: no state file, no folder made
+
+
+@pytest.mark.parametrize("argv, dest, value", [(["remove", "in.png", "--box", "-5,-5,10,10"], "box", "-5,-5,10,10"),
+                                               (["remove", "in.png", "--point", "-1,-1"], "point", ["-1,-1"]),
+                                               (["roto", "p.####.png", "-o", "o", "--frames", "-3--1"], "frames", "-3--1")])
+def test_a_value_starting_with_a_minus_is_taken_as_a_value(argv, dest, value):
+    """`--box -5,-5,10,10` needed `--box=-5,-5,10,10` (argparse took the value for a flag)."""
+    from mattekit import cli
+
+    found = {k: v for k, v in vars(cli.build_parser(argv[0]).parse_args(argv)).items() if k.endswith(dest)}
+    assert list(found.values()) in ([value], [[value]]), found

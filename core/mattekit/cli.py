@@ -30,7 +30,13 @@ COMMANDS = {  # hand-written subcommands: name -> one-line help
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one ``mattekit: error:`` sentence naming the flag and the fix (exit 2),
-    not the usage block; ``--help`` still prints it. Subcommands' parsers are of this class too."""
+    not the usage block; ``--help`` still prints it. Subcommands' parsers are of this class too. A word that
+    starts with a minus and a digit is a value, not a flag: ``--box -5,-5,10,10``, ``--point -1,-1``,
+    ``--frames -3--1`` (argparse took only plain negative numbers)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\d[\d.,:x-]*$")  # no flag of mattekit looks like this
 
     def error(self, message: str):
         print(f"mattekit: error: {usage_sentence(message, self.prog)}", file=sys.stderr)
