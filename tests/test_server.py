@@ -218,6 +218,8 @@ def test_malformed_requests_get_clear_4xx_json(make_worker):
         ("POST", "/v1/run/matte", body, meta_header([dict(one[0], name="image"), dict(one[1], name="image")]), 400, "bad_meta"),
         ("POST", "/v1/run/matte", body, meta_header([dict(one[1], name="mask"), dict(one[0], name="backdrop")]), 400, "bad_meta"),
         ("POST", "/v1/run/matte", body, meta_header([dict(one[0], dtype="u32"), one[1]]), 400, "bad_meta"),
+        ("POST", "/v1/run/matte", body, meta_header([dict(one[0], dtype=["u8"]), one[1]]), 400, "bad_meta"),  # was 500
+        ("POST", "/v1/run/matte", body, meta_header([dict(one[0], name=["image"]), one[1]]), 400, "bad_meta"),  # was 500
         ("POST", "/v1/run/matte", body, meta_header([dict(one[0], width=-2), one[1]]), 400, "bad_meta"),
         ("POST", "/v1/run/matte", bytes(24), meta_header([one[0], dict(one[1], channels=3)]), 400, "bad_meta"),
         ("POST", "/v1/run/matte", body, meta_header(one, output="alpha"), 400, "bad_option"),

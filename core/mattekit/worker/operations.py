@@ -181,6 +181,8 @@ def _ports_of(op: Operation, metas: Any) -> list[Port]:
     if not isinstance(metas, list) or not all(isinstance(m, dict) for m in metas):
         raise PixelError("bad_meta", f"Operation '{op.name}' takes a list of pixel inputs: {listed}.")
     names = [m.get("name") for m in metas]
+    if not all(name is None or isinstance(name, str) for name in names):
+        raise PixelError("bad_meta", f"An input's name must be text, one of: {listed}.")
     if all(name is None for name in names):
         if len(metas) > len(op.inputs):
             raise PixelError("bad_meta", f"Operation '{op.name}' takes these pixel inputs: {listed}.")

@@ -42,7 +42,7 @@ def check_pixels(meta, name="pixels"):
             raise ProtocolError("bad_meta", "Input '%s': %s must be an integer from 1 to %d, not %r."
                                 % (name, key, high, value))
         values.append(value)
-    if meta.get("dtype") not in DTYPES:
+    if not isinstance(meta.get("dtype"), str) or meta.get("dtype") not in DTYPES:
         raise ProtocolError("bad_meta", "Input '%s' has dtype %r; use %s." % (name, meta.get("dtype"), ", ".join(DTYPES)))
     return values[0], values[1], values[2], meta["dtype"]
 
