@@ -286,3 +286,21 @@ def test_large_results_get_tiles_whose_work_fits_a_quarter_of_the_result(anime):
     big = superres._tile_size(anime, 1, 16000 * 12000 * 3, 3)
     assert big == min(free_memory_choice, 256)
     assert superres._tile_size(anime, 1, 40000 * 30000 * 3, 3) >= big  # larger results afford larger tiles
+
+
+def test_an_upscale_prints_no_library_warning(shared, tmp_path):
+    """A plain upscale prints its one 'wrote' line and nothing else: torch's 'NumPy array is not writable'
+    warning reached every user (the README says library warnings appear only with --debug). A fresh process,
+    as torch shows that warning once per process."""
+    import os
+    import subprocess
+    import sys
+
+    from mattekit import io
+
+    io.write_image(tmp_path / "in.png", _disc_rgba(24)[..., :3])
+    env = dict(os.environ, MATTEKIT_HOME=str(tmp_path / "home"))
+    run = subprocess.run([sys.executable, "-m", "mattekit", "upscale", str(tmp_path / "in.png"), "--model",
+                          "realesr-animevideov3", "--weights", str(shared / "weights" / ANIME), "--device", "cpu"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0 and run.stderr.splitlines() == [f"mattekit: wrote {tmp_path / 'in_x4.png'}"], run.stderr

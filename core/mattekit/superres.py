@@ -19,6 +19,7 @@ network never pulls the arbitrary colour hidden there (often black) into the sub
 """
 from __future__ import annotations
 
+import warnings
 import weakref
 from typing import Callable
 
@@ -236,7 +237,9 @@ def upscale(predictor: runtime.Predictor, image: np.ndarray, *, scale: float | N
 
     # Tiny inputs are padded up to MIN_SIDE pixels (edge-replicated) and the result cropped.
     pad_h, pad_w = max(0, MIN_SIDE - height), max(0, MIN_SIDE - width)
-    x = torch.from_numpy(pixels).permute(2, 0, 1)[None]  # a view: run_tiled copies each window
+    with warnings.catch_warnings():  # a read-only array (a decoded image) is fine: x is never written to
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        x = torch.from_numpy(pixels).permute(2, 0, 1)[None]  # a view: run_tiled copies each window
     if pad_h or pad_w:
         x = F.pad(_unit(x.contiguous()), (0, pad_w, 0, pad_h), mode="replicate")
     fn = _TileFunction(predictor, channels, alpha_method, float(strength))
