@@ -63,7 +63,7 @@ def test_paths_are_not_worker_options():
     assert "weights" not in registry.get("remove").describe("worker")["options"]
 
 
-@pytest.mark.parametrize("command", sorted(registry.tasks()) + ["roto", "models", "serve", "bench", "info"])
+@pytest.mark.parametrize("command", sorted(registry.tasks()) + ["roto", "models", "serve", "bench", "info", "doctor"])
 def test_every_command_prints_its_help(command, capsys):
     from mattekit.cli import main
 

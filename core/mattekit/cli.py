@@ -25,6 +25,7 @@ COMMANDS = {  # hand-written subcommands: name -> one-line help
     "serve": "run the local worker the GIMP plug-in and the Blender add-on talk to",
     "bench": "measure quality or speed on a folder of data and print figures",
     "info": "print what made an image: mattekit version, task, model, weights sha256, options",
+    "doctor": "show the machine, the GPU and how each model will run (device, engine, precision)",
 }
 
 

@@ -158,6 +158,16 @@ class Predictor:
         return self(prepare(self.entry.input, image))[0, 0].cpu().numpy()
 
 
+def engine_plan(entry: ModelEntry, device: str | torch.device | None = "auto", backend: str | None = "auto",
+                precision: str | None = "auto") -> tuple[torch.device, str, torch.dtype]:
+    """(device, backend "torch" | "onnx", dtype) that ``entry`` runs with, as asked: the device checked
+    (an absent CUDA GPU is one sentence, never a silent CPU), a catalog pin of the backend winning (SAM 2.1:
+    torch), the precision by the policy (:func:`mattekit.engines.resolve_precision`). Loads nothing."""
+    dev = device if isinstance(device, torch.device) else engines.select_device(device)
+    backend = engines.resolve_backend(entry.extra.get("backend", backend), dev)
+    return dev, backend, engines.engine_precision(backend, precision, dev, entry.half, entry.cpu_bf16)
+
+
 class ModelCache:
     """Loaded predictors, each loaded once, owned by whoever made the cache (a CLI run, the worker,
     the Python API). Keyed by model name, device, weights file, backend and precision; thread-safe."""
@@ -177,10 +187,8 @@ class ModelCache:
             entry = cat.default(task)
         else:
             entry = cat.get(model, task)
-        dev = device if isinstance(device, torch.device) else engines.select_device(device)
-        backend = engines.resolve_backend(entry.extra.get("backend", backend), dev)  # a catalog pin wins (SAM 2.1: torch)
-        key = (entry.name, str(dev), str(weights_path or ""), backend,
-               engines.engine_precision(backend, precision, dev, entry.half, entry.cpu_bf16))
+        dev, backend, dtype = engine_plan(entry, device, backend, precision)
+        key = (entry.name, str(dev), str(weights_path or ""), backend, dtype)
         with self._lock:
             if key not in self._loaded:
                 if entry.notice and entry.name not in _NOTICES_SHOWN:

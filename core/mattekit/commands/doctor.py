@@ -1,0 +1,70 @@
+"""``mattekit doctor``: what this machine gives mattekit (CPU features, GPU, memory) and, per model, the
+device, engine and precision it will run with, and whether its weights are here. Loads no model."""
+from __future__ import annotations
+
+import platform
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")  # shown when present
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("doctor", help="show the machine, the GPU and how each model will run (device, engine, precision)",
+                       description="Print the CPU's features, memory, torch and its GPU support, then one line per "
+                                   "catalog model: its weights, and the device, engine and precision it runs with "
+                                   "for the --device given. Loads no model.")
+    p.add_argument("--device", default="auto", help="the device to plan for: auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--task", help="only the models of this task (segment, matte, upscale, depth, prompt)")
+    p.set_defaults(func=run)
+
+
+def cpu_summary() -> str:
+    """'MODEL NAME, N cores; features: avx2 avx512f ...' from /proc/cpuinfo where there is one."""
+    from .. import machine
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    shown = " ".join(f for f in CPU_FLAGS if f in flags) or "none of " + ", ".join(CPU_FLAGS)
+    return f"{model}, {machine.cpu_count()} cores; features: {shown}"
+
+
+def run(args) -> int:
+    import torch
+
+    from .. import catalog, machine
+    from ..engines import policy
+    from ..runtime import engine_plan
+
+    print(f"CPU: {cpu_summary()}")
+    print(f"  native bf16: {'yes' if policy.native_cpu_bf16() else 'no'}; memory available: "
+          f"{machine.available_ram() / (1 << 30):.1f} GiB")
+    cuda = torch.version.cuda
+    print(f"torch {torch.__version__} ({'CUDA ' + cuda if cuda else 'CPU-only build'}); "
+          f"ONNX Runtime: {'yes' if policy.onnx_available() else 'no (pip install mattekit[onnx])'}")
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(index)
+            print(f"  cuda:{index}: {props.name}, {props.total_memory / (1 << 30):.0f} GiB")
+    elif cuda:
+        print("  no usable CUDA GPU (driver or device missing)")
+    device = policy.select_device(args.device)  # an absent device is one sentence here, as in every command
+    cat = catalog.load()
+    rows = [("model", "task", "weights", "device", "engine", "precision")]
+    for entry in cat.models.values():
+        if args.task not in (None, entry.task):
+            continue
+        dev, backend, dtype = engine_plan(entry, device)
+        rows.append((entry.name, entry.task, cat.availability(entry), str(dev), backend, str(dtype).replace("torch.", "")))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
+    return 0

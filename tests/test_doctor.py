@@ -1,0 +1,44 @@
+"""`mattekit doctor`: the machine and, per catalog model, the device, engine and precision it runs with."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mattekit import catalog
+from mattekit.cli import main
+
+
+def table(out: str) -> dict[str, list[str]]:
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("model "))
+    return {line.split()[0]: line.split() for line in lines[start + 1:]}
+
+
+def test_doctor_plans_every_model_on_the_cpu_in_fp32(capsys, monkeypatch):
+    """On a CPU every model runs in fp32 (no catalog entry is marked cpu_bf16), even where the CPU claims
+    native bf16; the machine lines come first and name torch's build."""
+    monkeypatch.setenv("MATTEKIT_CPU_BF16", "1")
+    assert main(["doctor", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("CPU: ") and "native bf16: yes" in out and f"torch {torch.__version__}" in out
+    rows = table(out)
+    assert set(rows) == set(catalog.load().models)
+    for name, row in rows.items():
+        assert row[-3:-1] == ["cpu", catalog.load().get(name).extra.get("backend", row[-2])] and row[-1] == "float32", row
+
+
+def test_doctor_names_the_onnx_engine_when_asked_for(capsys, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("MATTEKIT_BACKEND", "onnx")
+    assert main(["doctor", "--device", "cpu", "--task", "matte"]) == 0
+    rows = table(capsys.readouterr().out)
+    assert rows and all(row[1] == "matte" for row in rows.values())
+    assert rows["modnet-portrait"][-2] == "onnx"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_doctor_for_an_absent_gpu_is_one_sentence(capsys):
+    """A model asked to run on CUDA where there is none is refused in one sentence, never planned on the CPU."""
+    assert main(["doctor", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "mattekit: error: Device 'cuda' was asked for but this machine has no usable CUDA GPU; use --device cpu or auto."
