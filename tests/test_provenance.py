@@ -43,9 +43,10 @@ def test_the_xmp_packet_uses_the_iptc_and_xmp_properties():
     assert provenance.from_xmp(b"<x:xmpmeta broken") is None
 
 
-def test_only_options_that_change_the_result_are_recorded():
+def test_only_options_that_change_the_result_are_recorded(tmp_path):
     task = registry.get("bokeh")
-    options = task.make_options({"strength": 2.0, "mask_only": True, "device": "cpu", "depth_weights": "/home/me/x.pth"})
+    (tmp_path / "x.pth").write_bytes(b"weights")  # a weights path must name a file (checked with the options)
+    options = task.make_options({"strength": 2.0, "mask_only": True, "device": "cpu", "depth_weights": str(tmp_path / "x.pth")})
     assert provenance.changed_options(task.declared, options, task.options()) == {"strength": 2.0, "mask_only": True}
     assert provenance.source_type(registry.get("upscale").outputs[0]) == provenance.COMPOSITE_WITH_TRAINED
     assert provenance.source_type(task.outputs[0]) == provenance.ALGORITHMICALLY_ENHANCED
