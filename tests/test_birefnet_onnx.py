@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 import mattekit
-from mattekit import catalog, io, nets
+from mattekit import catalog, io, nets, weights
 from mattekit.engines.torch_engine import Selected
 
 MODEL = "birefnet-general-lite"
@@ -69,3 +69,20 @@ def test_without_onnx_runtime_an_unmappable_release_stops_with_one_sentence(tmp_
     assert done.returncode != 0 and "Traceback" not in err, err
     assert "pip install 'mattekit[onnx]'" in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "out.png").exists()
+
+
+def test_models_add_takes_an_as_is_release_only_at_the_catalogs_input_size(tmp_path, capsys):
+    """`mattekit models add --derived` checks an .onnx file that will run as it is by loading it in ONNX Runtime and
+    reading its input shape (a one-convolution graph stands in: nothing else of the file is checked)."""
+    from mattekit.cli import main
+
+    conv = torch.nn.Conv2d(3, 1, 1).eval()
+    for side in (1024, 512):
+        with torch.no_grad():
+            torch.onnx.export(conv, (torch.rand(1, 3, side, side),), str(tmp_path / f"conv{side}.onnx"), dynamo=False,
+                              opset_version=17)
+    assert main(["models", "add", MODEL, str(tmp_path / "conv512.onnx"), "--derived"]) != 0
+    assert "not the 1 x 3 x 1024 x 1024 of model 'birefnet-general-lite'" in capsys.readouterr().err
+    assert weights.added(MODEL) is None
+    assert main(["models", "add", MODEL, str(tmp_path / "conv1024.onnx"), "--derived"]) == 0
+    assert weights.added(MODEL)["derived"] is True

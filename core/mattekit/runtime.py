@@ -61,7 +61,7 @@ def prepare(spec: InputSpec, image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).unsqueeze(0)
 
 
-def _runs_as_is(entry: ModelEntry) -> bool:
+def runs_as_is(entry: ModelEntry) -> bool:
     """An .onnx file for ``entry`` runs through ONNX Runtime as it is (:func:`mattekit.engines.from_onnx_file`)
     when the model takes a fixed input size and its module has layers :mod:`mattekit.onnx_import` cannot map
     (looked at on the meta device: nothing allocated). The catalog's pre- and postprocessing apply either way."""
@@ -94,7 +94,7 @@ class Predictor:
         self.weights_path = path
         self.lock = threading.Lock()
         self._provenance: dict | None = None
-        if path.suffix.lower() == ".onnx" and _runs_as_is(entry):  # e.g. rembg's BiRefNet files: no mapping
+        if path.suffix.lower() == ".onnx" and runs_as_is(entry):  # e.g. rembg's BiRefNet files: no mapping
             self.engine = engines.from_onnx_file(path)
             self.backend, self.dtype, self.net, self.device = self.engine.name, self.engine.dtype, None, self.engine.device
             return
