@@ -1,6 +1,7 @@
 """BiRefNet end to end with stand-in weights: checkpoint-shaped files for birefnet-general-lite (Swin-T) in each
 format the catalog's files come in, loaded strictly, and `mattekit remove --model birefnet-general-lite --weights
-FILE` through the CLI and the Python API.
+FILE` through the CLI and the Python API, and `remove` through a real worker on loopback with the file added by
+`mattekit models add` (the worker takes no weights path), the model in the menus the hosts build from the worker.
 
 The stand-in weights are the net's own seeded initialisation; they test loading and the pipeline, not quality.
 The authors' loader (``utils.check_state_dict``) strips ``module.`` and ``_orig_mod.`` prefixes, so one .pth
@@ -19,6 +20,8 @@ import torch
 import mattekit
 from mattekit import catalog, io, nets, weights
 from mattekit.cli import main
+from mattekit.client import Pixels
+from test_server import make_worker  # noqa: F401 - a fixture
 
 MODEL = "birefnet-general-lite"
 
@@ -91,3 +94,19 @@ def test_remove_through_the_python_api_with_safetensors(checkpoints, tmp_path):
     print(f"api remove {time.perf_counter() - start:.0f} s")
     assert written == out
     _is_rgba_of(out, 45, 60)
+
+
+@pytest.mark.slow
+def test_remove_through_a_real_worker_with_an_added_stand_in_file(checkpoints, make_worker, tmp_path):
+    files, _ = checkpoints
+    assert main(["models", "add", MODEL, str(files["pth"]), "--derived"]) == 0  # not the authors' file: derived
+    _, worker = make_worker(threads=2)
+    menus = worker.schema()["models"]["segment"]  # what the GIMP dialogs and the Blender enums list
+    assert {"birefnet-general", MODEL, "birefnet-dis"} <= {m["name"] for m in menus}
+    photo = np.asarray(io.read_image(_photo(tmp_path)).pixels[..., :3] * 255 + 0.5, np.uint8)
+    start = time.perf_counter()
+    out, = worker.run("remove", [Pixels(photo.tobytes(), 60, 45, 3, "u8")], {"model": MODEL, "result": "alpha"})
+    print(f"worker remove {time.perf_counter() - start:.0f} s")
+    record, = out.provenance["models"]
+    assert record["name"] == MODEL and record["derived"] is True, record
+    assert (out.width, out.height, out.channels, out.dtype, len(out.data)) == (60, 45, 1, "u8", 45 * 60)

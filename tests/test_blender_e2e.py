@@ -262,6 +262,7 @@ def test_job_properties_follow_the_recorded_schema(version, tmp_path):
     assert props["bit_depth"]["items"] == ["8", "16", "32"]
     assert props["rgba"]["subtype"] == "FILE_PATH" and props["fg"]["subtype"] == "FILE_PATH"
     assert props["model"]["type"] == "ENUM"
+    assert result["birefnet_model"] == "birefnet-general-lite"  # the model menu holds the BiRefNet family too
     assert result["defaults"] == {"device": "auto", "refine": True, "temporal": True, "bit_depth": 16,
                                   "skip_missing": False, "overwrite": False}
     assert result["changed"] == dict(result["defaults"], model="csnet-sod", radius=3, bit_depth=8, refine=False,

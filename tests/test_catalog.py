@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,24 @@ def test_defaults_are_commercial_friendly_general_models():
     for task, name in cat.defaults.items():
         assert cat.models[name].notice is None, f"{name} carries a licence notice but is the {task} default"
     assert cat.default("segment").name in ("isnet-general-use", "u2net")
+
+
+PERMISSIVE = {"MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause"}
+
+
+def test_the_segment_default_obeys_the_default_rule():
+    """catalog.toml's rule for the segment default (issue 30), its parts a test can check: a permissive licence,
+    and the fidelity test's list (its plain path was checked on real weights and photos here). The speed part
+    and the published figures are in docs/benchmarks.md ("BiRefNet and the default")."""
+    from test_fidelity import MODELS
+
+    cat = catalog.load()
+    default = cat.default("segment")
+    assert default.licence in PERMISSIVE, f"{default.name}: {default.licence}"
+    assert default.name in MODELS, f"{default.name} never passed tests/test_fidelity.py on real weights"
+    assert cat.get("objects", "segment").name == default.name
+    toml = (Path(catalog.__file__).parent / "catalog.toml").read_text()
+    assert "in tests/test_fidelity.py" in toml.split("[aliases]")[0], "the rule is written above [defaults]' end"
 
 
 def test_known_hashes_match_the_shared_official_files(shared):

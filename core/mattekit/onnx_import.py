@@ -151,6 +151,16 @@ def _linear_weight(node: _Node) -> np.ndarray:
     return w if transposed else w.T
 
 
+def unmapped_layer(net: nn.Module) -> str | None:
+    """The first (by name) layer of ``net`` with parameters that :func:`import_state_dict` cannot map
+    (anything but Conv2d, Linear and BatchNorm2d: LayerNorm, Swin's position tables...), or None.
+    Looks at the modules only, so a net built on the meta device will do."""
+    unsupported = sorted(n for n, m in net.named_modules() if not list(m.children()) and
+                         any(True for _ in m.parameters(recurse=False)) and
+                         not isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)))
+    return unsupported[0] if unsupported else None
+
+
 def import_state_dict(path: str | Path, net: nn.Module, model_name: str | None = None) -> OrderedDict[str, torch.Tensor]:
     """The state dict of ``net`` with every parameter taken from the ONNX file at ``path``.
 
@@ -161,13 +171,11 @@ def import_state_dict(path: str | Path, net: nn.Module, model_name: str | None =
     """
     path = Path(path)
     label = model_name or type(net).__name__
+    unsupported = unmapped_layer(net)
+    if unsupported:
+        raise MattekitError(f"Model '{label}' has layers the ONNX importer cannot map ({unsupported}).")
     nodes = _graph_nodes(path)
     calls = _module_calls(net)
-    unsupported = sorted({n for n, m in net.named_modules() if not list(m.children()) and
-                          any(True for _ in m.parameters(recurse=False)) and
-                          not isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d))})
-    if unsupported:
-        raise MattekitError(f"Model '{label}' has layers the ONNX importer cannot map ({unsupported[0]}).")
 
     values: dict[str, torch.Tensor] = {}  # module name + "." + parameter -> tensor
     folded_bias: dict[int, np.ndarray] = {}  # id(conv call) -> ONNX bias that belongs to its folded batch norm

@@ -61,6 +61,19 @@ def prepare(spec: InputSpec, image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).unsqueeze(0)
 
 
+def runs_as_is(entry: ModelEntry) -> bool:
+    """An .onnx file for ``entry`` runs through ONNX Runtime as it is (:func:`mattekit.engines.from_onnx_file`)
+    when the model takes a fixed input size and its module has layers :mod:`mattekit.onnx_import` cannot map
+    (looked at on the meta device: nothing allocated). The catalog's pre- and postprocessing apply either way."""
+    from .onnx_import import unmapped_layer
+
+    if entry.input.size is None or entry.recurrent:
+        return False
+    with torch.device("meta"):
+        probe = nets.build(entry.net, **entry.kwargs)
+    return unmapped_layer(probe) is not None
+
+
 class Predictor:
     """One loaded model on one device. ``__call__(x)`` runs the net and returns the prediction; calls
     from several threads at once are fine (the pipeline's workers do). ``lock`` is taken only by tiled
@@ -77,6 +90,12 @@ class Predictor:
         self.device = device
         path = weights.given_file(weights_path) if weights_path else weights.model_file(entry.name, entry.files)
         self.weights_path = path
+        self.lock = threading.Lock()
+        self._provenance: dict | None = None
+        if path.suffix.lower() == ".onnx" and runs_as_is(entry):  # e.g. rembg's BiRefNet files: no mapping
+            self.engine = engines.from_onnx_file(path)
+            self.backend, self.dtype, self.net, self.device = self.engine.name, self.engine.dtype, None, self.engine.device
+            return
         net = nets.build(entry.net, **entry.kwargs)
         try:
             state = weights.load_state_dict_file(path, net)
@@ -95,8 +114,6 @@ class Predictor:
                                       example=tuple(-(-v // entry.pad_multiple) * entry.pad_multiple for v in example),
                                       dynamic_size=entry.input.size is None)
         self.backend, self.dtype, self.net = self.engine.name, self.engine.dtype, self.engine.net
-        self.lock = threading.Lock()
-        self._provenance: dict | None = None
 
     def provenance(self) -> dict:
         """:func:`mattekit.provenance.model_record` of this model (its weights file hashed once)."""

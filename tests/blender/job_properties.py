@@ -28,6 +28,8 @@ for prop in job.bl_rna.properties:
         entry["items"] = [item.identifier for item in prop.enum_items]
     props[prop.identifier] = entry
 result = {"properties": props, "defaults": schema.job_values(job, schema.job_options())}
+job.model = "birefnet-general-lite"  # the enum refuses a name its menu lacks (below)
+result["birefnet_model"] = job.model
 job.model = "csnet-sod"
 job.use_radius, job.radius, job.bit_depth, job.refine = True, 3, "8", False
 job.rgba = os.path.join(sys.argv[1], "cut.####.png")  # a pattern inside the test's own folder

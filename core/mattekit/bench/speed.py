@@ -59,6 +59,8 @@ def add_parser(kinds) -> None:
     p.add_argument("--chunk", type=int, default=10, help="the tools take turns every this many images (default 10; "
                    "keep it a multiple of mattekit's workers, or one of them idles at the end of every turn)")
     p.add_argument("--no-rembg", action="store_true", help="run mattekit only")
+    p.add_argument("--no-check", action="store_true", help="skip the check of mattekit's engine against eager PyTorch "
+                   "after the measurement (it runs the first images again: minutes for a large net on a small CPU)")
     p.add_argument("--refine", action="store_true", help="also refine mattekit's masks along image edges (rembg does "
                    "not, so it is off by default: both tools then do the same work)")
     p.add_argument("--whole", action="store_true", help="time whole commands instead, each in a fresh process: "
@@ -127,7 +129,7 @@ def _compare(args, cfg: dict, work: Path) -> dict:
         for tool in tools:  # one after the other, so start-up times do not overlap
             out = work / f"{tool}-out"
             out.mkdir(exist_ok=True)
-            children[tool] = _Child(tool, dict(cfg, out=str(out), check=tool == "mattekit", check_files=files[:3]),
+            children[tool] = _Child(tool, dict(cfg, out=str(out), check=tool == "mattekit" and not args.no_check, check_files=files[:3]),
                                     work, env[tool])
         turn = 0
         for _ in range(args.repeat):

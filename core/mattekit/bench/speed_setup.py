@@ -11,7 +11,8 @@ from pathlib import Path
 
 REMBG_SESSIONS = {"u2net": "u2net", "u2netp": "u2netp", "u2net-human-seg": "u2net_human_seg",
                   "isnet-general-use": "isnet-general-use"}
-STAND_IN = {"u2net:U2NET": "u2net", "u2net:U2NETP": "u2netp", "isnet:ISNetDIS": "isnetdis"}  # conformance folders
+STAND_IN = {"u2net:U2NET": "u2net", "u2net:U2NETP": "u2netp", "isnet:ISNetDIS": "isnetdis",  # conformance folders
+            "birefnet:BiRefNet/swin_v1_t": "birefnet_swin_t", "birefnet:BiRefNet/swin_v1_l": "birefnet_swin_l"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -25,7 +26,7 @@ def _weights(args, work: Path) -> str | None:
         return str(weights.given_file(args.weights).resolve())
     if not args.stand_in:
         return str(weights.model_file(entry.name, entry.files))
-    folder = STAND_IN.get(entry.net)
+    folder = STAND_IN.get(entry.net) or STAND_IN.get(f"{entry.net}/{entry.kwargs.get('backbone')}")  # net/backbone
     root = os.environ.get("MATTEKIT_TEST_DATA")
     if folder is None or not root or not (Path(root) / "conformance" / folder / "manifest.json").is_file():
         raise MattekitError(f"No stand-in weights for {args.model}: they need $MATTEKIT_TEST_DATA/conformance/{folder or '?'}.")

@@ -11,6 +11,7 @@ torch, CUDA/MPS    the net in fp16/bf16 where the catalog allows, else fp32     
 torch, CPU fp32    fx graph: folded BatchNorm, fast pools, NNPACK Winograd       ``cpu_graph``, ``winograd``
 torch, CPU bf16    folded, channels-last, Winograd F(2x2, 3x3) on deep layers    ``cpu_graph``, ``winograd``
 onnx, CPU          ONNX export (cached) run by ONNX Runtime in fp32              ``onnx``
+an .onnx release   the file as it is, by ONNX Runtime on the CPU (no module)     ``onnx``
 =================  ==========================================================  =====================
 
 ``policy`` turns ``auto`` (and ``$MATTEKIT_BACKEND`` / ``$MATTEKIT_PRECISION``) into a backend and a
@@ -31,7 +32,7 @@ import torch.nn as nn
 from .policy import available_memory, engine_precision, resolve_backend, select_device
 from .torch_engine import FastCPUEngine, TorchEngine, pinned_stack, select_output, to_host, worker_stream
 
-__all__ = ["create", "available_memory", "engine_precision", "resolve_backend", "select_device",
+__all__ = ["create", "from_onnx_file", "available_memory", "engine_precision", "resolve_backend", "select_device",
            "pinned_stack", "select_output", "to_host", "worker_stream"]
 
 
@@ -59,3 +60,11 @@ def create(net: nn.Module, device: torch.device, *, backend: str | None = "auto"
     if device.type == "cpu" and dtype is torch.float32:
         return FastCPUEngine(net, index)
     return TorchEngine(net, device, dtype, index)
+
+
+def from_onnx_file(path: str | Path, threads: int | None = None):
+    """The engine running an ONNX file as it is (ONNX Runtime, CPU): for a release whose layers cannot be
+    mapped onto the project's module. Without ONNX Runtime, one sentence naming ``mattekit[onnx]``."""
+    from .onnx import OnnxFileEngine
+
+    return OnnxFileEngine(path, threads)

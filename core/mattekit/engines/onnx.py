@@ -1,9 +1,10 @@
-"""The ONNX engine: the net exported once to ONNX (cached), run by ONNX Runtime on the CPU in fp32.
+"""The ONNX engines: the net exported once to ONNX (cached) and run by ONNX Runtime on the CPU in fp32, or an
+.onnx release run as it is (:class:`OnnxFileEngine`).
 
 Exports live in ``<weights cache>/onnx`` under a name made of the weights' sha256 and a digest of the
 export recipe (net, kwargs, output index, opset, export version, torch minor version), so other weights or
-another recipe never reuse a stale file. The only module that imports onnxruntime (when an engine is made;
-torch's exporter imports onnx).
+another recipe never reuse a stale file. With :mod:`mattekit.onnx_import` (whose ``OnnxRunner`` the file engine
+uses), the only module that imports onnxruntime (when an engine is made; torch's exporter imports onnx).
 """
 from __future__ import annotations
 
@@ -128,3 +129,29 @@ class OnnxEngine:
         if self.static_batch and feed.shape[0] > 1:
             return torch.cat([self(x[i : i + 1]) for i in range(feed.shape[0])])
         return torch.from_numpy(self.session.run(None, {self.input_name: feed})[0])
+
+
+class OnnxFileEngine:
+    """An ONNX file run by ONNX Runtime on the CPU as it is (its own graph, weights and precision): a release
+    whose layers :mod:`mattekit.onnx_import` cannot map onto the project's module (BiRefNet's Swin backbone,
+    with LayerNorm, as rembg ships it). The graph's first output is the prediction (rembg's sessions take
+    ``outputs[0]`` too); a graph with a fixed batch size gets one image per run. There is no torch module.
+
+    threads: ONNX Runtime intra-op threads (default: torch's thread count now).
+    """
+
+    concurrent = True  # InferenceSession.run is thread-safe
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        from ..onnx_import import OnnxRunner
+
+        self.threads = int(threads or torch.get_num_threads())
+        self.runner = OnnxRunner(path, 0, self.threads)
+        self.device, self.dtype, self.net, self.path = torch.device("cpu"), torch.float32, None, Path(path)
+        self.name = "onnx-file-cpu-" + ("fp16" if self.runner.input_dtype is np.float16 else "fp32")
+        self.static_batch = isinstance(self.runner.session.get_inputs()[0].shape[0], int)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.static_batch and x.shape[0] > 1:
+            return torch.cat([self(x[i : i + 1]) for i in range(x.shape[0])])
+        return self.runner(x)
