@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import catalog, masks, runtime, temporal, tracking
+from .. import catalog, masks, prompting, runtime, temporal, tracking
 from ..errors import InputError
 from ..io.sequences import format_frames
 from .spec import RotoSpec
@@ -103,6 +103,9 @@ def keyframes_of(spec: RotoSpec, plate, entry: catalog.ModelEntry) -> tracking.K
     """The job's keyframe hints (None without any), checked against the plate and the model."""
     keyframes = tracking.Keyframes.parse(spec.box, spec.point, spec.exclude, spec.hint_mask)
     if keyframes is None:
+        if entry.task == "prompt":
+            raise InputError(f"{entry.name} tracks an object you show it: give --box, --point or --hint-mask on a "
+                             "keyframe (FRAME:...), or choose a segmentation model.")
         return None
     if entry.recurrent:
         raise InputError(f"{entry.name} is a recurrent video model and takes no hints; use a segmentation model "
@@ -112,5 +115,8 @@ def keyframes_of(spec: RotoSpec, plate, entry: catalog.ModelEntry) -> tracking.K
         raise InputError(f"Keyframe {outside[0]} of the hints is not a frame of the plate ({format_frames(plate.frames)}).")
     height, width = plate.read(keyframes.frames[0]).pixels.shape[:2]
     for frame in keyframes.frames:  # checked before any frame is computed
-        keyframes.hint(frame, height, width)
+        hint = keyframes.hint(frame, height, width)
+        if entry.task == "prompt" and not prompting.answerable(hint):
+            raise InputError(f"Keyframe {frame} has only exclude points; {entry.name} needs a box, an include point "
+                             "or a hint mask on each keyframe.")
     return keyframes
