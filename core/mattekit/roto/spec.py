@@ -57,7 +57,8 @@ class RotoSpec:
                              "FRAME:x0,y0,x1,y1@NAME names its object (one matte sequence per object)",
                              repeat=True, label="Keyframe boxes")
     point: str | None = option(None, "a point on the subject on a keyframe: FRAME:x,y (repeatable): only the parts "
-                               "connected to it are kept on that frame", repeat=True, label="Keyframe include points")
+                               "connected to it are kept on that frame (FRAME:x,y@NAME: of that object)", repeat=True,
+                               label="Keyframe include points")
     exclude: str | None = option(None, "a point not on the subject on a keyframe: FRAME:x,y (repeatable): the part "
                                  "there is left out on that frame", repeat=True, label="Keyframe exclude points")
     hint_mask: str | None = option(None, "keyframe hint masks: a pattern such as masks/####.png (white = subject, the "
