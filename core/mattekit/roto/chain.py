@@ -91,12 +91,18 @@ class HintChain:
             self.done[frame] = (mask, grey, hint)
         if frame in self.wanted:
             self.held[frame] = (picture, mask)
-        ready = []
-        while self.released < len(self.stage.frames) and self.stage.frames[self.released] in self.held:
-            ready.append((self.stage.frames[self.released], *self.held.pop(self.stage.frames[self.released])))
-            self.released += 1
+        ready, self.released = release(self.stage.frames, self.held, self.released)
         return ready
 
+
+def release(frames: list[int], held: dict[int, tuple], released: int) -> tuple[list[tuple], int]:
+    """The chain's answers the filter can take now: (frame, *held[frame]) for ``frames[released:]`` while
+    they are ``held`` (taken out of it), and the new count of frames handed on."""
+    ready = []
+    while released < len(frames) and frames[released] in held:
+        ready.append((frames[released], *held.pop(frames[released])))
+        released += 1
+    return ready, released
 
 
 def keyframes_of(spec: RotoSpec, plate, entry: catalog.ModelEntry) -> tracking.Keyframes | None:

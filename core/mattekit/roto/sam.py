@@ -20,6 +20,7 @@ per direction). The logits (the plate's size) become a probability whose 0.5 lev
 from __future__ import annotations
 
 from .. import masks, prompting, runtime, temporal, tracking
+from .chain import release
 
 
 def runs(keyframes: tracking.Keyframes, have: list[int], needed: list[int]) -> list[list[int]]:
@@ -89,10 +90,7 @@ class SamChain:
         if frame in self.wanted and frame not in self.answered:  # the first keyframe is fed to two runs
             self.answered.add(frame)
             self.held[frame] = (picture, alpha_from_logits(pixels, logits, hint, self.source.refine))
-        ready = []
-        while self.released < len(self.stage.frames) and self.stage.frames[self.released] in self.held:
-            ready.append((self.stage.frames[self.released], *self.held.pop(self.stage.frames[self.released])))
-            self.released += 1
+        ready, self.released = release(self.stage.frames, self.held, self.released)
         return ready
 
 
