@@ -51,16 +51,17 @@ def cli(*args, env=None, **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
-def kill_when_written(victim: subprocess.Popen, folder: Path, count: int, timeout: float = 240) -> list[str]:
-    """kill -9 the roto process ``victim`` once ``folder`` holds ``count`` mattes (m.*.png); their names."""
+def kill_when_written(victim: subprocess.Popen, folder: Path, count: int, timeout: float = 240,
+                      names: str = "m.*.png") -> list[str]:
+    """kill -9 the roto process ``victim`` once ``folder`` holds ``count`` mattes (``names``); their names."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(list(folder.glob("m.*.png"))) < count:
+    while time.monotonic() < deadline and len(list(folder.glob(names))) < count:
         assert victim.poll() is None, victim.communicate()[1]
         time.sleep(0.01)
     os.kill(victim.pid, signal.SIGKILL)
     victim.communicate()
     assert victim.returncode == -signal.SIGKILL
-    return sorted(p.name for p in folder.glob("m.*.png"))
+    return sorted(p.name for p in folder.glob(names))
 
 
 @pytest.mark.slow

@@ -25,6 +25,12 @@ Choosing the subject: hint it on one or more keyframes (plate frame numbers) wit
 is carried to the other frames along the motion (forward from each keyframe, backward before the
 first) and each keyframe re-locks it. A frame then depends on the frames since its keyframe, so
 a split or resumed run first re-runs them (add keyframes to shorten that).
+
+Tracking with SAM 2.1: --model sam2.1-hiera-tiny (-small, -base-plus, -large; --weights FILE) with
+keyframe hints tracks the object with SAM's memory from each keyframe (backward before the first)
+instead of the flow. Several objects: name each hint's object, e.g. --box 1001:10,10,80,90@dog
+--box 1001:100,20,160,90@swan; each object writes its own sequence (matte_dog.####.png, or
+{object} in the output pattern: mattes/{object}.####.png) and resumes on its own.
 """
 
 
@@ -129,6 +135,8 @@ def run(args) -> int:
         bar.close()
     rate = f" ({len(summary.computed) / summary.seconds:.2f} frames/s)" if summary.computed and summary.seconds else ""
     target = job.alpha_out if job is not None else spec.output
+    if job is not None and job.parts:
+        target = ", ".join(str(part.alpha_out) for part in job.parts)
     print(f"mattekit: {len(summary.frames)} frames -> {target}: {len(summary.computed)} computed, "
           f"{len(summary.skipped)} already done, {summary.seconds:.1f} s{rate}", file=sys.stderr)
     return 0

@@ -32,6 +32,12 @@ RGBA cut-out and a decontaminated foreground plate per frame):
   ahead), and from their keyframe whatever frames are asked for: chunks, ``frames`` splits and
   resumed runs (after a kill too) give the same bytes as one run, at the cost of re-running the
   chain from the keyframe before a split's first frame.
+- **Tracking with SAM 2.1** (a ``prompt`` model, e.g. ``sam2.1-hiera-tiny``; it needs hints): each keyframe
+  prompts a :class:`~mattekit.nets.sam2.predictor.SAM2VideoTracker` fed the frames up to the next keyframe
+  (backward before the first), :class:`.sam.SamChain`; splits and resumed runs re-play from the keyframe
+  to rebuild the memory, so their bytes equal one run's too.
+- **Objects**: hints name their object (``--box 1001:10,10,80,90@dog``); each object is a job of its own with
+  its own mattes, manifest and journal (:mod:`.objects`), run one after the other by :class:`RotoJob`.
 
 Roto is a sequence task of the registry (:mod:`mattekit.tasks.roto`, a
 :class:`~mattekit.tasks.registry.SequenceTask`): it names :class:`RotoSpec` as its options,
@@ -53,7 +59,8 @@ its region when the whole frame loses the subject, :class:`.chain.HintChain`), a
 
 One job per module: :mod:`.spec` (what defines a job, the outputs-never-on-inputs check),
 :mod:`.source` (per-frame mattes in frame order), :mod:`.chain` (keyframe hints carried along the
-motion), :mod:`.store` (manifest and journals), :mod:`.progress` (events, summary, cancellation),
+motion), :mod:`.sam` (objects tracked by SAM 2.1's memory), :mod:`.objects` (several objects, one job each),
+:mod:`.store` (manifest and journals), :mod:`.progress` (events, summary, cancellation),
 :mod:`.job` (the job and the worker's operation) and :mod:`.ray` (chunks on a Ray cluster).
 """
 from .job import RotoJob, run_operation

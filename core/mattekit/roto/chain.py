@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import catalog, masks, runtime, temporal, tracking
+from .. import catalog, masks, prompting, runtime, temporal, tracking
 from ..errors import InputError
 from ..io.sequences import format_frames
 from .spec import RotoSpec
@@ -91,18 +91,27 @@ class HintChain:
             self.done[frame] = (mask, grey, hint)
         if frame in self.wanted:
             self.held[frame] = (picture, mask)
-        ready = []
-        while self.released < len(self.stage.frames) and self.stage.frames[self.released] in self.held:
-            ready.append((self.stage.frames[self.released], *self.held.pop(self.stage.frames[self.released])))
-            self.released += 1
+        ready, self.released = release(self.stage.frames, self.held, self.released)
         return ready
 
+
+def release(frames: list[int], held: dict[int, tuple], released: int) -> tuple[list[tuple], int]:
+    """The chain's answers the filter can take now: (frame, *held[frame]) for ``frames[released:]`` while
+    they are ``held`` (taken out of it), and the new count of frames handed on."""
+    ready = []
+    while released < len(frames) and frames[released] in held:
+        ready.append((frames[released], *held.pop(frames[released])))
+        released += 1
+    return ready, released
 
 
 def keyframes_of(spec: RotoSpec, plate, entry: catalog.ModelEntry) -> tracking.Keyframes | None:
     """The job's keyframe hints (None without any), checked against the plate and the model."""
     keyframes = tracking.Keyframes.parse(spec.box, spec.point, spec.exclude, spec.hint_mask)
     if keyframes is None:
+        if entry.task == "prompt":
+            raise InputError(f"{entry.name} tracks an object you show it: give --box, --point or --hint-mask on a "
+                             "keyframe (FRAME:...), or choose a segmentation model.")
         return None
     if entry.recurrent:
         raise InputError(f"{entry.name} is a recurrent video model and takes no hints; use a segmentation model "
@@ -112,5 +121,8 @@ def keyframes_of(spec: RotoSpec, plate, entry: catalog.ModelEntry) -> tracking.K
         raise InputError(f"Keyframe {outside[0]} of the hints is not a frame of the plate ({format_frames(plate.frames)}).")
     height, width = plate.read(keyframes.frames[0]).pixels.shape[:2]
     for frame in keyframes.frames:  # checked before any frame is computed
-        keyframes.hint(frame, height, width)
+        hint = keyframes.hint(frame, height, width)
+        if entry.task == "prompt" and not prompting.answerable(hint):
+            raise InputError(f"Keyframe {frame} has only exclude points; {entry.name} needs a box, an include point "
+                             "or a hint mask on each keyframe.")
     return keyframes

@@ -18,9 +18,12 @@ from ..io import Picture, write_image
 from ..io.sequences import chunk_frames, format_frames, open_plate, output_pattern, select_frames
 from ..matting import estimate_foreground
 from ..provenance import changed_options, model_record, roto_record
+from ..runtime import ModelCache
 from ..tasks.registry import options_of
 from ..weights import given_file, model_file, pinned_sha256s
 from .chain import keyframes_of
+from .objects import split as split_objects
+from .objects import strip as strip_object
 from .progress import Progress, Reporter, Summary
 from .source import MatteSource
 from .spec import ROTO_MODEL_TASKS, RotoSpec, refuse_overwriting_inputs
@@ -33,8 +36,20 @@ class RotoJob:
     def __init__(self, spec: RotoSpec, models=None):
         """``models``: the :class:`mattekit.runtime.ModelCache` to load the model into (the worker's own,
         so a model it holds is reused; None: a fresh one)."""
-        self.spec, self.models = spec, models
         self.plate = open_plate(spec.plate)
+        objects = split_objects(spec, self.plate)
+        self.parts: list[RotoJob] = []  # several objects: one job each (:mod:`.objects`)
+        if objects:
+            models = models or ModelCache()  # the model loads once for every object
+            self.parts = [RotoJob(part, models) for _, part in objects]
+            self.objects = [name for name, _ in objects]
+            self.spec, self.models = spec, models
+            first = self.parts[0]
+            self.frames, self.missing, self.entry, self.alpha_out = first.frames, first.missing, first.entry, first.alpha_out
+            return
+        spec = strip_object(spec)
+        self.spec, self.models = spec, models
+        self.objects = []
         self.frames, self.missing = select_frames(self.plate, spec.frames, skip_missing=spec.skip_missing)
         self.alpha_out = output_pattern(spec.output, self.plate)
         self.extra_out = {name: output_pattern(value, self.plate) for name, value in (("rgba", spec.rgba), ("fg", spec.fg)) if value}
@@ -74,6 +89,8 @@ class RotoJob:
             settings["warmup"] = self.entry.warmup
         if self.keyframes is not None:
             settings["hints"] = self.keyframes.describe()
+            if self.entry.task == "prompt":  # tracked by SAM 2.1's memory (:mod:`.sam`), not carried along the flow
+                settings["hints"]["carry"] = {"method": "sam2.1-memory"}
         return settings
 
     def provenance(self) -> dict:
@@ -97,6 +114,10 @@ class RotoJob:
 
     def prepare_output(self) -> None:
         """Create the output folders; write the manifest, or check it against these settings."""
+        for part in self.parts:
+            part.prepare_output()
+        if self.parts:
+            return
         self.store.make_folders()
         self.store.open(self.settings(), self.fingerprint(), self.provenance, self.spec.overwrite)
 
@@ -104,6 +125,8 @@ class RotoJob:
         """Frames whose every requested output is on disk with exactly the bytes a journal recorded
         (for the same plate file as now)."""
         frames = self.frames if frames is None else frames
+        if self.parts:
+            return set.intersection(*(part.finished(frames) for part in self.parts))
         if self.spec.overwrite:
             return set()
         return self.store.finished(frames, self.fingerprint())
@@ -117,6 +140,8 @@ class RotoJob:
             cancel: Callable[[], bool] | None = None) -> Summary:
         """Compute the unfinished frames among ``frames`` (default: the job's); returns a Summary."""
         frames = sorted(self.frames if frames is None else frames)
+        if self.parts:
+            return self._run_objects(frames, progress, cancel)
         started = time.monotonic()
         self.prepare_output()
         done = self.finished(frames)
@@ -142,6 +167,22 @@ class RotoJob:
                 report(frame)
 
             source.run(todo, finish, cancel, pictures=bool(self.extra_out))
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def _run_objects(self, frames: list[int], progress, cancel) -> Summary:
+        """Each object's job in turn over ``frames``: a frame counts as computed when any object's matte of it
+        was, as skipped when every object's was already done; progress counts object frames."""
+        summary, started = Summary(frames), time.monotonic()
+        computed, skipped = set(), set(frames)
+        for n, part in enumerate(self.parts):
+            def report(event, before=n * len(frames)):
+                progress(dataclasses.replace(event, done=before + event.done, total=len(self.parts) * len(frames)))
+
+            done = part.run(frames, report if progress else None, cancel)
+            computed.update(done.computed)
+            skipped.intersection_update(done.skipped)
+        summary.computed, summary.skipped = sorted(computed), sorted(skipped)
         summary.seconds = time.monotonic() - started
         return summary
 

@@ -13,6 +13,7 @@ from ..errors import MattekitError
 from ..io import Picture
 from .chain import HintChain
 from .progress import Cancelled
+from .sam import SamChain
 
 
 class MatteSource:
@@ -76,7 +77,9 @@ class MatteSource:
         emitter = _Emitter(emit_unless_cancelled)
         stage = temporal.OrderedSmoother(self.temporal, self.plate.frames, frames, emitter.put)
         steps = recurrent_steps(self.plate.frames, stage.frames, self.entry.warmup) if recurrent else stage.frames
-        chain = HintChain(self, stage) if self.keyframes is not None else None
+        chain = None
+        if self.keyframes is not None:  # a promptable model tracks with its memory, others carry along the flow
+            chain = (SamChain if self.entry.task == "prompt" else HintChain)(self, stage)
         if chain is not None:
             steps = chain.order
         pushed = set(stage.frames)

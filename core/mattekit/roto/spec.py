@@ -11,7 +11,8 @@ from ..fsutil import FilesRead
 from ..io.sequences import FramePattern
 from ..tasks.registry import DEVICE_HELP, DEVICE_PARSE, WEIGHTS_PARSE, option, options_of
 
-ROTO_MODEL_TASKS = ("segment", "matte")  # roto mattes with object segmentation or trimap-free (people) matting models
+# roto mattes with object segmentation or trimap-free (people) matting models, or tracks a hinted object (SAM 2.1)
+ROTO_MODEL_TASKS = ("segment", "matte", "prompt")
 
 
 @dataclass
@@ -37,7 +38,8 @@ class RotoSpec:
     fg: str | None = option(None, "also write the decontaminated foreground plate with its alpha to this pattern",
                             path=True, writes=True)
     model: str | None = option(None, "people (permissive people matting, Apache-2.0), objects (the default "
-                               "segmentation model), or any segment or matte model of `mattekit models list`; default: objects",
+                               "segmentation model), any segment or matte model of `mattekit models list`, or a SAM 2.1 "
+                               "model (sam2.1-hiera-tiny...: tracks the hinted objects with its memory); default: objects",
                                model=ROTO_MODEL_TASKS)
     weights: str | None = option(None, "use this weights file instead of the catalog's download", path=True,
                                  parse=WEIGHTS_PARSE, hosts=("cli", "api"))
@@ -52,10 +54,12 @@ class RotoSpec:
                             choices=(8, 16, 32))
     skip_missing: bool = option(False, "process the frames that exist when some are missing")
     box: str | None = option(None, "the subject lies in this box on a keyframe: FRAME:x0,y0,x1,y1 in pixels (x1, y1 "
-                             "exclusive; repeatable, one per keyframe); carried to the other frames along the motion",
+                             "exclusive; repeatable, one per keyframe and object); carried to the other frames along the motion; "
+                             "FRAME:x0,y0,x1,y1@NAME names its object (one matte sequence per object)",
                              repeat=True, label="Keyframe boxes")
     point: str | None = option(None, "a point on the subject on a keyframe: FRAME:x,y (repeatable): only the parts "
-                               "connected to it are kept on that frame", repeat=True, label="Keyframe include points")
+                               "connected to it are kept on that frame (FRAME:x,y@NAME: of that object)", repeat=True,
+                               label="Keyframe include points")
     exclude: str | None = option(None, "a point not on the subject on a keyframe: FRAME:x,y (repeatable): the part "
                                  "there is left out on that frame", repeat=True, label="Keyframe exclude points")
     hint_mask: str | None = option(None, "keyframe hint masks: a pattern such as masks/####.png (white = subject, the "

@@ -1,0 +1,103 @@
+"""Several objects in one shot: each keyframe hint names its object, each object is a roto job of its own.
+
+A hint's object is a suffix ``@NAME`` on its value: ``--box 1001:10,10,80,90@dog --box 1001:100,20,160,90@swan``,
+``--point 1010:40,50@dog``. A hint without a suffix belongs to object ``1``, and so do the ``--hint-mask``
+files (a pattern may itself hold ``@``, so it takes no suffix). Names are letters, digits, ``_`` and ``-``; two
+names that differ only in case are refused (they would name one file on a case-insensitive disk).
+
+Each object writes its own matte sequence: with ``{object}`` in the output pattern (``mattes/{object}.####.png``)
+the name replaces it; otherwise, when there are several objects, ``_NAME`` joins the pattern's name before the frame
+number (``matte.####.png`` -> ``matte_dog.####.png``, ``matte_swan.####.png``). One object and no ``{object}``:
+the pattern as given, so a one-object job writes what it always wrote. ``--rgba`` and ``--fg`` follow the same rule.
+Each object's job has its own manifest and journal beside its mattes (:class:`~mattekit.roto.store.Store`), so
+each resumes on its own.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from ..errors import InputError
+from ..io.sequences import output_pattern
+
+DEFAULT = "1"  # the object of hints without a name
+HINTS = ("box", "point", "exclude")  # the options whose values may name an object
+PLACEHOLDER = "{object}"
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _split(text: str | None, option: str) -> dict[str, list[str]]:
+    """'F:v@dog;F:v' -> {'dog': ['F:v'], '1': ['F:v']}."""
+    found: dict[str, list[str]] = {}
+    for part in (p.strip() for p in (text or "").split(";")):
+        if not part:
+            continue
+        value, at, name = part.rpartition("@") if "@" in part else (part, "", DEFAULT)
+        name = name.strip()
+        if at and not _NAME.fullmatch(name):
+            raise InputError(f"The --{option.replace('_', '-')} {part!r} names the object {name!r}: an object name is "
+                             "letters, digits, _ and - (e.g. FRAME:VALUE@dog).")
+        found.setdefault(name, []).append(value.strip())
+    return found
+
+
+def names(spec) -> list[str]:
+    """The objects the job's hints name, in the order they first appear (``1`` first when it has hints)."""
+    seen: list[str] = [DEFAULT] if spec.hint_mask else []
+    for option in HINTS:
+        for name in _split(getattr(spec, option), option):
+            if name not in seen:
+                seen.append(name)
+    folded: dict[str, str] = {}
+    for name in seen:
+        if name.lower() in folded:
+            raise InputError(f"The objects {folded[name.lower()]!r} and {name!r} differ only in case; their mattes "
+                             "would be one file on some disks: rename one.")
+        folded[name.lower()] = name
+    return seen
+
+
+def split(spec, plate) -> list[tuple[str, object]] | None:
+    """[(object name, the spec of its own job)] when the hints name several objects or the output pattern holds
+    ``{object}``; None for a job as before (hints without names, or one named object, and no ``{object}``)."""
+    objects = names(spec)
+    placeholder = any(PLACEHOLDER in (getattr(spec, o) or "") for o in ("output", "rgba", "fg"))
+    if len(objects) <= 1 and not placeholder:
+        return None  # the job as before (:func:`strip` takes a lone object's name off its hints)
+    return [(name, _only(spec, name, plate, rename=len(objects) > 1)) for name in objects]
+
+
+def strip(spec):
+    """``spec`` with the one object's name taken off its hints (a one-object job)."""
+    objects = names(spec)
+    if not objects or objects == [DEFAULT]:
+        return spec
+    return dataclasses.replace(spec, **{o: _joined(_split(getattr(spec, o), o).get(objects[0])) for o in HINTS})
+
+
+def _joined(values: list[str] | None) -> str | None:
+    return ";".join(values) if values else None
+
+
+def _only(spec, name: str, plate, rename: bool):
+    """The spec of object ``name``'s job: its hints (the hint masks for object 1) and its output patterns."""
+    changes = {o: _joined(_split(getattr(spec, o), o).get(name)) for o in HINTS}
+    changes["hint_mask"] = spec.hint_mask if name == DEFAULT else None
+    for option in ("output", "rgba", "fg"):
+        value = getattr(spec, option)
+        if value:
+            changes[option] = object_pattern(value, name, plate, rename)
+    return dataclasses.replace(spec, **changes)
+
+
+def object_pattern(value: str, name: str, plate, rename: bool) -> str:
+    """The output pattern (or folder) ``value`` for object ``name``: ``{object}`` replaced, else with ``rename``
+    ``_NAME`` joined to the file name before the frame number."""
+    if PLACEHOLDER in value:
+        return value.replace(PLACEHOLDER, name)
+    if not rename:
+        return value
+    pattern = output_pattern(value, plate)
+    stem = pattern.prefix.rstrip("._-")
+    prefix = f"{stem}_{name}{pattern.prefix[len(stem):]}" if stem else f"{name}."
+    return str(dataclasses.replace(pattern, prefix=prefix))
