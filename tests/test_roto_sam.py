@@ -153,6 +153,7 @@ def test_chunks_and_splits_equal_one_run(stand_in, offline, tmp_path):  # noqa: 
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # about 40 minutes here (SAM at 1024 x 1024 on the CPU, 120 frames fed): run with --heavy
 def test_two_objects_killed_and_resumed_give_one_runs_bytes(stand_in, tmp_path):  # noqa: F811
     """Issue 31's acceptance: two objects over 20 frames (the rectangle re-prompted at 1012, the disc hinted at 1004
     and tracked backward too), kill -9 mid-way, resume: the files equal one uninterrupted run's."""
