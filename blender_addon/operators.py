@@ -177,8 +177,9 @@ class MATTEKIT_OT_ai_matte(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return None
         python = worker_python(context)
-        if not python:
-            self.report({"ERROR"}, "No Python for the mattekit worker is set; set it in the add-on preferences.")
+        if not python and client.find_worker(client.recorded_state_file(schema.record()), timeout=0.5) is None:
+            self.report({"ERROR"}, "No mattekit worker is running and no Python for one is set: start one with "
+                                   "'mattekit serve', or set the worker's Python in the add-on preferences.")
             return None
         run = RunState(plan)
         run.python = python

@@ -355,11 +355,15 @@ def main(argv=None):
     files = addon_files(record)
     data = zip_bytes(files)
     total = 0
-    if args.zip is not None and not (args.zip.is_file() and args.zip.read_bytes() == data):
+    # the zip is for any machine: none of this one's paths (its interpreter, state file, MATTEKIT_HOME); there the
+    # add-on finds the worker by the default state file at run time, started by `mattekit serve` or by the Python
+    # set in its preferences ($MATTEKIT_PYTHON)
+    portable = zip_bytes(addon_files(dict(record, python=None, state_file=None, environment={})))
+    if args.zip is not None and not (args.zip.is_file() and args.zip.read_bytes() == portable):
         say("write %s" % args.zip)
         total += 1
         if not args.dry_run:
-            worker_record.atomic_write(args.zip, data)
+            worker_record.atomic_write(args.zip, portable)
     if not blenders:
         if args.zip is None:
             raise SystemExit("%s: no Blender found; name it with --blender PATH, or write the zip with --zip FILE "

@@ -76,7 +76,13 @@ def test_without_blender_it_says_so_and_writes_the_zip_on_request(tmp_path):
             "mattekit_worker.json"} <= names and not any("__pycache__" in n for n in names)
     assert archive.read("mattekit_client.py") == (ROOT / "core/mattekit/client.py").read_bytes()
     record = json.loads(archive.read("mattekit_worker.json"))
-    assert record["python"] == os.path.abspath(sys.executable)
+    # for any machine: no path of this one (the add-on there finds the worker by the default state file at run time)
+    assert record["python"] is None and record["state_file"] is None and record["environment"] == {}
+    assert str(tmp_path) not in archive.read("mattekit_worker.json").decode() and sys.executable not in archive.read(
+        "mattekit_worker.json").decode()
+    from mattekit import client
+
+    assert client.recorded_state_file(record) == client.state_path()
     roto = next(op for op in record["schema"]["operations"] if op["name"] == "roto")
     from mattekit.roto import RotoSpec
     from mattekit.tasks.registry import options_of
