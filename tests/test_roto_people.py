@@ -46,7 +46,7 @@ def test_aliases_that_name_nothing_or_shadow_a_model_are_refused():
 
 def test_roto_schema_lists_the_aliases_with_their_licences():
     model = {o.name: o for o in options_of(RotoSpec)}["model"].describe()
-    assert model["model"] == ["segment", "matte"]
+    assert model["model"] == ["segment", "matte", "prompt"]  # prompt: SAM 2.1 tracks hinted objects
     assert {"name": "people", "model": "modnet-portrait", "licence": "Apache-2.0"} in model["model_aliases"]
     assert [a["name"] for a in model["model_aliases"]] == ["people", "objects"]
 
