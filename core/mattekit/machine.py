@@ -68,3 +68,21 @@ def check_device(name: str) -> None:
     only once torch loads (:func:`mattekit.engines.policy.select_device`)."""
     if not DEVICES.fullmatch(name.strip()):
         raise ValueError(f"'{name}' is not a device; use auto, cpu, cuda, cuda:N or mps.")
+
+
+def cpu_info() -> tuple[str, frozenset[str]] | None:
+    """(the CPU's model name, its feature flags such as "avx2", "avx512_bf16") from /proc/cpuinfo, or None where
+    there is none (not Linux). The first processor's entry stands for all."""
+    model, flags = "", frozenset()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = frozenset(value.split())
+                    break
+    except OSError:
+        return None
+    return model, flags

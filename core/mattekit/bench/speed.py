@@ -195,14 +195,9 @@ def _agreement(files: list[Path], work: Path) -> dict:
 
 
 def _machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from .. import machine
+
+    cpu = (machine.cpu_info() or ("", None))[0] or platform.processor() or platform.machine()
     import torch
 
     from ..pipeline import cpu_count

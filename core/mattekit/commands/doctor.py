@@ -21,18 +21,8 @@ def cpu_summary() -> str:
     """'MODEL NAME, N cores; features: avx2 avx512f ...' from /proc/cpuinfo where there is one."""
     from .. import machine
 
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
-            for line in info:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and value.strip():
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
+    model, flags = machine.cpu_info() or ("", frozenset())
+    model = model or platform.processor() or platform.machine()
     shown = " ".join(f for f in CPU_FLAGS if f in flags) or "none of " + ", ".join(CPU_FLAGS)
     return f"{model}, {machine.cpu_count()} cores; features: {shown}"
 

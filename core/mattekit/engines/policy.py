@@ -9,12 +9,11 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from pathlib import Path
 
 import torch
 
 from ..errors import MattekitError
-from ..machine import available_ram
+from ..machine import available_ram, cpu_info
 
 BACKENDS = ("auto", "torch", "onnx")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -97,14 +96,13 @@ def native_cpu_bf16() -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _detected_cpu_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split()
-    except OSError:
+    info = cpu_info()
+    if info is None:
         try:
             return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
         except (AttributeError, RuntimeError):
             return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return "avx512_bf16" in info[1] or "amx_bf16" in info[1]
 
 
 # ----------------------------------------------------------------------------------- backend, precision
