@@ -17,6 +17,7 @@ from .ops import linear_to_srgb, srgb_to_linear
 
 CLIP_LEVEL = 1.0 - 0.6 / 255.0  # at or above: clipped (8-bit 255); results stay below it
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 luminance of linear sRGB
+EXPOSURE_BAND = (0.35, 0.75)  # medians of the sRGB-encoded brightest channel taken as well exposed
 # Log-chromaticity axes: blue-yellow (the daylight / tungsten locus) and green-magenta.
 _BY = np.log(np.array([1.0, 0.8, 0.58]))
 _BY = (_BY - _BY.mean()) / np.linalg.norm(_BY - _BY.mean())
@@ -89,23 +90,27 @@ def white_balance(linear: np.ndarray, strength: float = 1.0) -> np.ndarray:
 def tone(linear: np.ndarray, strength: float = 1.0) -> np.ndarray:
     """Exposure and local contrast on lightness only; colours keep their chromaticity.
 
-    Exposure: a gamma on sRGB-encoded lightness that moves its median half-way to 0.45 (gamma
-    within 0.67..1.5, so black and white stay put). Local contrast: CLAHE (clip 2, 8 x 8 tiles
-    on the long side) blended in at 50% x strength. The linear RGB of each pixel is scaled by
+    Exposure is judged on the brightest channel (a saturated red is not dark): when the median of its
+    sRGB encoding lies outside 0.35..0.75, a gamma on lightness moves it half-way into that band (gamma
+    within 0.67..1.5, so black and white stay put); a photo inside the band keeps its exposure. Local
+    contrast: the mid-scale detail of lightness (a 1.5 px Gaussian minus an edge-preserving base, a
+    guided filter of radius 1/24 of the long side) is added at 50% x strength, so flat areas keep their
+    level and the finest texture and noise are not amplified. The linear RGB of each pixel is scaled by
     the ratio of new to old luminance. Returns linear RGB (may exceed 1).
     """
     y = np.maximum(linear @ LUMA, 0.0)
     light = linear_to_srgb(np.minimum(y, 1.0))
-    med = float(np.median(light[:: max(1, light.shape[0] // 256), :: max(1, light.shape[1] // 256)]))
+    value = linear_to_srgb(np.minimum(linear.max(axis=-1), 1.0))
+    med = float(np.median(value[:: max(1, value.shape[0] // 256), :: max(1, value.shape[1] // 256)]))
     new = light
     if 0.02 < med < 0.98:
-        gamma = float(np.clip(np.log(0.45) / np.log(med), 2.0 / 3.0, 1.5)) ** (0.5 * strength)
+        goal = min(max(med, EXPOSURE_BAND[0]), EXPOSURE_BAND[1])
+        gamma = float(np.clip(np.log(goal) / np.log(med), 2.0 / 3.0, 1.5)) ** (0.5 * strength)
         new = np.power(light, np.float32(gamma))
-    h, w = light.shape
-    tiles = (max(1, round(8 * h / max(h, w))), max(1, round(8 * w / max(h, w))))
-    clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(tiles[1], tiles[0]))
-    eq = clahe.apply(np.round(new * 65535).astype(np.uint16)).astype(np.float32) / 65535
-    new = new + np.float32(min(1.0, 0.5 * strength)) * (eq - new)
+    radius = max(4, round(max(new.shape) / 24))
+    base = ops.guided_filter(new, new, radius, 0.1**2)
+    detail = cv2.GaussianBlur(new, (0, 0), 1.5) - base
+    new = new + np.float32(0.5 * strength) * detail
     y_new = srgb_to_linear(np.clip(new, 0.0, 1.0))
     ratio = np.clip((y_new + 1e-4) / (y + 1e-4), 0.25, 4.0)
     return linear * ratio[..., None]

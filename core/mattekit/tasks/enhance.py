@@ -14,7 +14,7 @@ class EnhanceOptions:
     """Which steps run (all by default) and how strongly."""
 
     white_balance: bool = option(True, "automatic white balance")
-    contrast: bool = option(True, "exposure and local contrast (CLAHE on lightness, colours kept)")
+    contrast: bool = option(True, "exposure and local contrast (mid-scale detail of lightness, colours kept)")
     denoise: bool = option(True, "gentle edge-preserving denoise (chroma more than luma)")
     strength: float = option(1.0, "0 = unchanged, 1 = the default correction, up to 2 = stronger",
                              minimum=0.0, maximum=2.0)
