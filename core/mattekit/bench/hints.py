@@ -26,11 +26,11 @@ from .segment import HALVES, half_of, pairs
 
 MAX_MARGIN = 0.15  # a derived box's margin: uniform in [0, MAX_MARGIN] of the subject's size per side
 MISS, HIT = 0.3, 0.7  # IoU below MISS is a miss, above HIT a hit
-HINTS = ("none", "box", "box + point", "paper rect")
+HINTS = ("none", "none clipped", "box", "box + point", "paper rect")  # "none clipped": no hint, alpha zeroed outside the box
 
 
 def add_parser(kinds) -> None:
-    p = kinds.add_parser("hints", help="IoU of remove without a hint, with a box and with a box and a point "
+    p = kinds.add_parser("hints", help="IoU of remove without a hint (also clipped to the box), with a box and with a box and a point "
                          "derived from the ground truth (grabcut50 or DAVIS first frames)")
     p.add_argument("--data", required=True, help="folder with im/NAME.* + gt/NAME.png (grabcut50; rect/ used when "
                    "present), or DAVIS's im/SEQ/ + gt/SEQ/ (each sequence's first frame)")
@@ -118,8 +118,18 @@ def measure(model: str, rows: list[tuple[Path, Path]], data: Path, device: str =
             options = segment.TASK.make_options({"model": model, "result": "alpha", "matting": matting, **hint})
             alpha = segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
             scores[name] = metrics.iou(alpha, gt)
+            if name == "none":  # what a box must beat: the plain answer with everything outside the box cut away
+                scores["none clipped"] = metrics.iou(clipped(alpha, gt_box(gt, image_path.stem)), gt)
         found[f"{image_path.parent.name}/{image_path.name}"] = scores
     return found
+
+
+def clipped(alpha: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """``alpha`` (H x W) with 0 outside ``box`` (x0, y0, x1, y1; x1, y1 exclusive)."""
+    x0, y0, x1, y1 = box
+    out = np.zeros_like(alpha)
+    out[y0:y1, x0:x1] = alpha[y0:y1, x0:x1]
+    return out
 
 
 def summary(per_image: list[dict]) -> dict[str, tuple[float, float | None]]:
@@ -130,7 +140,7 @@ def summary(per_image: list[dict]) -> dict[str, tuple[float, float | None]]:
         if not values:
             continue
         mean = float(np.mean([s[name] for s in values]))
-        turned = None if name == "none" else float(np.mean([s["none"] < MISS and s[name] > HIT for s in values]))
+        turned = None if name in ("none", "none clipped") else float(np.mean([s["none"] < MISS and s[name] > HIT for s in values]))
         out[name] = (mean, turned)
     return out
 
