@@ -15,7 +15,9 @@ from mattekit import catalog, hints, prompting
 from mattekit.cli import main
 from mattekit.nets.sam2.model import SAM2
 from mattekit.nets.sam2.predictor import SAM2ImagePredictor
+from mattekit.client import Pixels
 from mattekit.tasks import registry
+from test_server import make_worker  # noqa: F401 - a fixture
 
 SIZES = {"sam2.1-hiera-tiny": ("hiera_t", "sam2.1_hiera_tiny.pt"),
          "sam2.1-hiera-small": ("hiera_s", "sam2.1_hiera_small.pt"),
@@ -178,3 +180,26 @@ def test_remove_hint_mask_through_sam_in_the_api(stand_in, spy, tmp_path, monkey
     clear = np.abs(alpha - 0.5) > 1e-3
     assert ((alpha >= 0.5) == upstream)[clear].all()
     assert 0 < upstream.mean() < 1 and ((alpha > 0) & (alpha < 1)).any()  # an edge, and a soft one
+
+
+@pytest.mark.slow
+def test_remove_box_through_sam_in_a_real_worker(stand_in, spy, make_worker, tmp_path, monkeypatch):  # noqa: F811
+    """The worker takes no weights path: the stand-in is added as a derived copy (`models add`), as a user of
+    GIMP or Blender would, and a box in the request goes to SAM in photo pixels."""
+    from PIL import Image
+
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    assert main(["models", "add", "sam2.1-hiera-tiny", str(stand_in), "--derived"]) == 0
+    _, worker = make_worker(threads=2)
+    assert "sam2.1-hiera-tiny" in {m["name"] for m in worker.schema()["models"]["prompt"]}  # the hosts' menus
+    photo = np.asarray(Image.open(_photo(tmp_path)).convert("RGB"))
+    out, = worker.run("remove", [Pixels(photo.tobytes(), W, H, 3, "u8")],
+                      {"box": "80,50,240,160", "hint_model": "sam2.1-hiera-tiny", "result": "alpha"})
+    (coords, labels), = spy["decode"]
+    np.testing.assert_allclose(coords[0], _model_pixels([(80, 50), (240, 160)]), rtol=1e-6)
+    assert labels[0].tolist() == [2, 3]
+    record = {m["name"]: m for m in out.provenance["models"]}["sam2.1-hiera-tiny"]
+    assert record["derived"] is True
+    alpha = np.frombuffer(out.data, np.uint8).reshape(H, W)
+    assert (out.width, out.height, out.channels) == (W, H, 1)
+    assert not alpha[:50].any() and not alpha[:, :80].any()  # nothing outside the box
