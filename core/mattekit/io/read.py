@@ -14,7 +14,9 @@ Before any pixel is decoded, the size the file declares is checked against
 :func:`mattekit.io.picture.pixel_budget` (``MATTEKIT_MAX_PIXELS``, else what the free memory allows),
 so a small file declaring a huge image is refused in one sentence instead of exhausting memory.
 Animated images and multi-page TIFFs give their first frame, with a warning saying so.
-EXR is read by :mod:`mattekit.io.exr`.
+EXR is read by :mod:`mattekit.io.exr`, DPX by OpenImageIO (:mod:`mattekit.io.oiio`).
+
+Plate frames are read by :func:`read_plate`, which keeps their values as stored and manages their colour.
 """
 from __future__ import annotations
 
@@ -29,9 +31,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from mattekit import colour
 from mattekit.errors import InputError
 from mattekit.io.exr import exr_provenance, read_exr
-from mattekit.io.formats import DECODE_ERRORS, EXR_MAGIC, PNG_XMP_KEY, TIFF_MAGIC, Source, reason
+from mattekit.io.formats import DECODE_ERRORS, DPX_MAGIC, EXR_MAGIC, PNG_XMP_KEY, TIFF_MAGIC, Source, reason
+from mattekit.io.oiio import read_scene
 from mattekit.io.picture import Picture, check_size
 from mattekit.io.tiff import tiff_size
 from mattekit.ops import unit_float
@@ -62,7 +66,34 @@ def read_image(source, *, integers: bool = False, name: str | None = None) -> Pi
             raise InputError(f"Cannot read {data.name}: {data.noun} is empty.")
         if magic == EXR_MAGIC:
             return read_exr(data)
+        if magic in DPX_MAGIC:
+            if data.noun != "the file":
+                raise InputError(f"Cannot read {data.name}: DPX images are read from files only; save it as a file first.")
+            return read_plate(data.name)
         return _read_pillow(data, magic, integers)
+
+
+def read_plate(path, colorspace: str | None = None) -> Picture:
+    """A plate frame: ``scene``, its values as stored (float32 H x W x 3|4, straight alpha, unclipped) in OCIO
+    colour space ``colorspace`` (None: the file's own, :func:`mattekit.colour.default_colorspace`), and
+    ``pixels``, the networks' sRGB made from it by :func:`mattekit.colour.to_network` (alpha clipped to [0, 1]).
+    EXR, DPX and TIFF are read by OpenImageIO (multi-part and layered EXR: the first part with colour); the
+    others by :func:`read_image` (taken as sRGB unless ``colorspace`` says otherwise)."""
+    path = str(path)
+    with _opened(path, None) as data:
+        magic = data.stream.read(4)
+    if magic in (EXR_MAGIC, *DPX_MAGIC, *TIFF_MAGIC):
+        found = read_scene(path)
+        scene, bits, fmt, mode = found.pixels, found.bit_depth, found.format, found.mode
+        space = colour.default_colorspace(found.colorspace, found.chromaticities, found.is_float)
+    else:
+        picture = read_image(path)
+        scene, bits, fmt, mode, space = picture.pixels, picture.bit_depth, picture.format, picture.mode, colour.NETWORK_SPACE
+    space = colour.check_colorspace(colorspace) if colorspace else space
+    pixels = colour.to_network(scene[..., :3], space)
+    if scene.shape[2] == 4:
+        pixels = np.concatenate([pixels, np.clip(scene[..., 3:], 0, 1)], axis=2)
+    return Picture(pixels, bits, path, scene.shape[2] == 4, fmt, mode, scene, space)
 
 
 @contextlib.contextmanager
