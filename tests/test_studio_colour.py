@@ -123,6 +123,20 @@ def test_multi_part_and_layered_exr_give_the_colour_layer(tmp_path):
         np.testing.assert_allclose(picture.scene, rgba, atol=1e-6)
 
 
+def test_exr_data_window_is_placed_in_its_display_window(tmp_path):
+    """A data window inside the display window is padded with zeros; overscan outside it is cut away."""
+    spec = oiio.ImageSpec(4, 3, 3, "float")
+    spec.x, spec.y, spec.full_x, spec.full_y, spec.full_width, spec.full_height = 2, 1, 0, 0, 8, 6
+    out = oiio.ImageOutput.create(str(tmp_path / "dw.exr"))
+    out.open(str(tmp_path / "dw.exr"), spec)
+    out.write_image(np.full((3, 4, 3), 5.0, np.float32))
+    out.close()
+    scene = read_plate(tmp_path / "dw.exr").scene
+    expected = np.zeros((6, 8, 3), np.float32)
+    expected[1:4, 2:6] = 5.0
+    np.testing.assert_array_equal(scene, expected)
+
+
 def test_a_file_with_no_colour_is_one_sentence(tmp_path):
     oiio_write(tmp_path / "z.exr", [(np.ones((4, 4, 1), np.float32), ["Z"])])
     (tmp_path / "bad.dpx").write_bytes(b"SDPX" + b"\0" * 40)

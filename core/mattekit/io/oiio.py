@@ -41,11 +41,17 @@ def read_scene(path: str) -> Scene:
 
 def _read(image, path: str) -> Scene:
     subimage, spec, channels = _colour_part(image, path)
-    check_size(path, spec.width, spec.height)
+    for width, height in ((spec.width, spec.height), (spec.full_width, spec.full_height)):
+        check_size(path, width, height)
     data = image.read_image(subimage, 0, 0, spec.nchannels, "float")
     if data is None:
         raise InputError(f"Cannot read {path}: {_why(image.geterror())}.")
     data = np.asarray(data, np.float32).reshape(spec.height, spec.width, spec.nchannels)
+    if spec.roi != spec.roi_full:  # the data window placed in the display window, zeros where there is no data
+        held = oiio.ImageBuf(spec)
+        held.set_pixels(spec.roi, data)
+        data = oiio.ImageBufAlgo.crop(held, spec.roi_full).get_pixels(oiio.FLOAT, spec.roi_full)
+        data = np.asarray(data, np.float32).reshape(spec.full_height, spec.full_width, spec.nchannels)
     pixels = np.nan_to_num(data[..., channels], nan=0.0)
     if pixels.shape[2] == 4:  # OIIO gives associated (premultiplied) alpha: divide it out where it is not 0
         np.divide(pixels[..., :3], pixels[..., 3:], out=pixels[..., :3], where=pixels[..., 3:] > 0)

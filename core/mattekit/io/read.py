@@ -82,18 +82,24 @@ def read_plate(path, colorspace: str | None = None) -> Picture:
     path = str(path)
     with _opened(path, None) as data:
         magic = data.stream.read(4)
-    if magic in (EXR_MAGIC, *DPX_MAGIC, *TIFF_MAGIC):
-        found = read_scene(path)
-        scene, bits, fmt, mode = found.pixels, found.bit_depth, found.format, found.mode
-        space = colour.default_colorspace(found.colorspace, found.chromaticities, found.is_float)
-    else:
+    if magic not in (EXR_MAGIC, *DPX_MAGIC, *TIFF_MAGIC):
         picture = read_image(path)
-        scene, bits, fmt, mode, space = picture.pixels, picture.bit_depth, picture.format, picture.mode, colour.NETWORK_SPACE
-    space = colour.check_colorspace(colorspace) if colorspace else space
+        picture.colorspace = colour.check_colorspace(colorspace) if colorspace else colour.NETWORK_SPACE
+        picture.scene = picture.pixels  # sRGB in [0, 1]: one array serves both, unless another space is named
+        if not colour.is_network_space(picture.colorspace):
+            picture.pixels = _network_pixels(picture.scene, picture.colorspace)
+        return picture
+    found = read_scene(path)
+    space = colour.check_colorspace(colorspace) if colorspace else colour.default_colorspace(
+        found.colorspace, found.chromaticities, found.is_float)
+    pixels = _network_pixels(found.pixels, space)
+    return Picture(pixels, found.bit_depth, path, pixels.shape[2] == 4, found.format, found.mode, found.pixels, space)
+
+
+def _network_pixels(scene: np.ndarray, space: str) -> np.ndarray:
+    """H x W x 3|4 values in colour space ``space`` -> the networks' sRGB in [0, 1], alpha clipped to [0, 1]."""
     pixels = colour.to_network(scene[..., :3], space)
-    if scene.shape[2] == 4:
-        pixels = np.concatenate([pixels, np.clip(scene[..., 3:], 0, 1)], axis=2)
-    return Picture(pixels, bits, path, scene.shape[2] == 4, fmt, mode, scene, space)
+    return np.concatenate([pixels, np.clip(scene[..., 3:], 0, 1)], axis=2) if scene.shape[2] == 4 else pixels
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ reported (:class:`MissingFramesError`), never skipped silently.
 
 Image frames are read by :func:`mattekit.io.read.read_plate`: the networks' sRGB (float32 in [0,1]) and
 the values as stored in the plate's colour space (``--colorspace``, else the file's own); movie frames
-are taken as sRGB.
+are decoded to sRGB, or taken to be in ``--colorspace`` when it is given.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mattekit import colour
 from mattekit.errors import InputError, OutputError
 from mattekit.io.picture import Picture
 from mattekit.io.read import read_plate
@@ -246,12 +247,14 @@ class Movie:
 
     kind = "movie"
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, colorspace: str | None = None):
+        """``colorspace``: the OCIO colour space of the decoded RGB (None: sRGB)."""
         try:
             import av
         except ImportError:
             raise InputError(f"Reading the movie {path} needs PyAV: pip install 'mattekit[video]' (or pip install av).") from None
         self.path = Path(path)
+        self.colorspace = colorspace
         self._av = av
         self._lock = threading.Lock()
         try:
@@ -318,7 +321,9 @@ class Movie:
         deep = any(c.bits > 8 for c in decoded.format.components)
         data = decoded.to_ndarray(format="rgb48le" if deep else "rgb24")
         pixels = data.astype(np.float32) / (65535.0 if deep else 255.0)
-        return Picture(pixels, 16 if deep else 8, f"{self.path}#{number}", False, "movie", decoded.format.name)
+        network = colour.to_network(pixels, self.colorspace) if self.colorspace else pixels
+        return Picture(network, 16 if deep else 8, f"{self.path}#{number}", False, "movie", decoded.format.name,
+                       pixels, self.colorspace or colour.NETWORK_SPACE)
 
     def describe(self) -> str:
         return f"{self.path} ({self._count} frames at {self.fps:g} fps)"
@@ -335,11 +340,11 @@ def _first_line(exc: Exception) -> str:
 
 def open_plate(spec: str | Path, colorspace: str | None = None) -> ImageSequence | Movie:
     """A plate from a pattern, a numbered frame, a folder of frames or a movie file; ``colorspace``: the OCIO
-    colour space of its image frames (None: each file's own; movies are sRGB)."""
+    colour space of its frames (None: each image file's own; a movie's decoded RGB is sRGB)."""
     text = str(spec)
     path = Path(text).expanduser()
     if path.is_file() and path.suffix.lower() in MOVIE_SUFFIXES:
-        return Movie(path)
+        return Movie(path, colorspace)
     if path.is_dir():
         return ImageSequence(_folder_pattern(path), colorspace)
     if _TOKEN.search(path.name):
