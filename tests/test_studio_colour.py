@@ -3,6 +3,7 @@ OpenColorIO; the --rgba plate comes back in the plate's own colour space with no
 not depend on whether a shot is given as an sRGB PNG or as the same picture in ACEScg."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -102,6 +103,16 @@ def test_dpx_10_bit(tmp_path):
     assert read_image(tmp_path / "p.dpx").pixels.shape == (12, 16, 3)  # the image commands read DPX too
 
 
+def test_dpx_transfer_names_its_colour_space_or_warns(tmp_path):
+    """OIIO's oiio:ColorSpace from a DPX header: linear is known; Kodak log is not in the config, so a warning says
+    the plate is read as sRGB instead."""
+    oiio_write(tmp_path / "lin.dpx", [(RAMP, ["R", "G", "B"])], "uint16", dpx_Transfer="Linear")
+    oiio_write(tmp_path / "log.dpx", [(RAMP, ["R", "G", "B"])], "uint16", dpx_Transfer="Logarithmic")
+    assert read_plate(tmp_path / "lin.dpx").colorspace == colour.LINEAR_SRGB
+    with pytest.warns(UserWarning, match="'KodakLog', which the OCIO config"):
+        assert read_plate(tmp_path / "log.dpx").colorspace == colour.NETWORK_SPACE
+
+
 def test_tiff_16_bit_is_srgb_and_float_tiff_linear(tmp_path):
     oiio_write(tmp_path / "p16.tif", [(RAMP, ["R", "G", "B"])], "uint16")
     oiio_write(tmp_path / "pf.tif", [(RAMP * 4, ["R", "G", "B"])], "float")
@@ -137,12 +148,21 @@ def test_exr_data_window_is_placed_in_its_display_window(tmp_path):
     np.testing.assert_array_equal(scene, expected)
 
 
-def test_a_file_with_no_colour_is_one_sentence(tmp_path):
+def test_a_file_with_no_colour_or_cut_short_is_one_sentence(tmp_path):
     oiio_write(tmp_path / "z.exr", [(np.ones((4, 4, 1), np.float32), ["Z"])])
     (tmp_path / "bad.dpx").write_bytes(b"SDPX" + b"\0" * 40)
-    for name in ("z.exr", "bad.dpx"):
-        with pytest.raises(InputError, match=r"^Cannot read .*\.$"):
+    names = ["z.exr", "bad.dpx"]
+    for suffix, sample in ((".exr", "half"), (".dpx", "uint16"), (".tif", "uint16")):
+        whole = tmp_path / f"whole{suffix}"
+        oiio_write(whole, [(np.random.default_rng(0).random((64, 64, 3), np.float32), ["R", "G", "B"])], sample)
+        (tmp_path / f"cut{suffix}").write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+        names.append(f"cut{suffix}")
+    for name in names:
+        with pytest.raises(InputError) as caught:
             read_plate(tmp_path / name)
+        message = str(caught.value)
+        assert message.startswith(f"Cannot read {tmp_path / name}: ") and message.endswith(".")
+        assert "\n" not in message and not re.search(r"[.;:!?] [A-Z][a-z]", message), message
 
 
 # ----------------------------------------------------------------------------------- colour spaces

@@ -10,6 +10,7 @@ view: an sRGB PNG and the same picture as an ACEScg EXR then give the same netwo
 from __future__ import annotations
 
 import os
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -60,14 +61,19 @@ def check_colorspace(name: str) -> str:
 def default_colorspace(metadata: str = "", chromaticities=None, is_float: bool = False) -> str:
     """The colour space a file's pixels are in when none is asked for: its EXR ``chromaticities`` (8 floats)
     when they name one of :data:`PRIMARIES`, else its ``metadata`` (OIIO's ``oiio:ColorSpace``) when the
-    config knows it, else linear sRGB for float samples and sRGB for 8/16-bit ones."""
+    config knows it (a warning when it does not), else linear sRGB for float samples and sRGB for 8/16-bit ones."""
     if chromaticities is not None:
         for primaries, space in PRIMARIES.items():
             if np.allclose(chromaticities, primaries, atol=2e-3):
                 return space
-    if metadata and config().getColorSpace(metadata) is not None:
-        return config().getColorSpace(metadata).getName()
-    return LINEAR_SRGB if is_float else NETWORK_SPACE
+    known = config().getColorSpace(metadata) if metadata else None
+    if known is not None:
+        return known.getName()
+    space = LINEAR_SRGB if is_float else NETWORK_SPACE
+    if metadata:  # (one warning per name, not per frame)
+        warnings.warn(f"A plate says its colour space is '{metadata}', which the OCIO config {config_path()} does not "
+                      f"know; it is read as {space}, unless --colorspace names its colour space.", stacklevel=2)
+    return space
 
 
 def is_network_space(space: str) -> bool:

@@ -98,4 +98,4 @@ def _why(text: str) -> str:
     first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
     if not first or "could not find a format reader" in first.lower() or "no such file" in first.lower():
         return "it is damaged, truncated or not an image mattekit can read"
-    return "it is damaged or truncated (" + first.rstrip(".") + ")"
+    return "it is damaged or truncated (" + first.split(": ")[0].rstrip(".") + ")"  # the reader's words, one clause
