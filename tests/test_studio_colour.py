@@ -101,6 +101,7 @@ def test_dpx_10_bit(tmp_path):
     assert picture.format == "DPX" and picture.mode == "DPX RGB 10-bit" and picture.colorspace == "ACEScct"
     assert np.abs(picture.scene - RAMP).max() <= 1 / 1023
     assert read_image(tmp_path / "p.dpx").pixels.shape == (12, 16, 3)  # the image commands read DPX too
+    assert cli.main(["info", str(tmp_path / "p.dpx")]) == 0
 
 
 def test_dpx_transfer_names_its_colour_space_or_warns(tmp_path):
@@ -176,6 +177,14 @@ def test_ocio_env_names_the_config(tmp_path, monkeypatch):
     assert colour.config_path() == str(path) and colour.check_colorspace("lin_ap1") == "ACEScg"
     with pytest.raises(InputError, match="mattekit colorspaces"):
         colour.check_colorspace("ARRI LogC3 (EI800)")
+
+
+def test_a_bad_ocio_config_is_one_sentence_before_any_frame(tmp_path, monkeypatch, capsys):
+    oiio_write(tmp_path / "plate.0001.png", [(RAMP, ["R", "G", "B"])], "uint8")
+    monkeypatch.setenv("OCIO", str(tmp_path / "missing.ocio"))
+    code = cli.main(["roto", str(tmp_path / "plate.####.png"), "-o", str(tmp_path / "out" / "m.####.png"), "--model", MODEL])
+    line = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in line and line.startswith(f"mattekit: error: Cannot load the OCIO config {tmp_path}")
 
 
 def test_bad_colorspace_is_one_sentence_before_any_model(tmp_path, capsys):

@@ -36,8 +36,10 @@ def config_path() -> str:
 def _config(path: str) -> ocio.Config:
     try:
         return ocio.Config.CreateFromFile(path)
-    except ocio.Exception as exc:
-        raise InputError(f"Cannot load the OCIO config {path} (from $OCIO): {str(exc).splitlines()[0].rstrip('.')}.") from None
+    except (ocio.Exception, ocio.ExceptionMissingFile) as exc:  # (the second is no subclass of the first)
+        reason = str(exc).splitlines()[0].removeprefix("Error: ").split(". ")[0].rstrip(".").replace(f"'{path}' ", "")
+        reason = reason[:1].lower() + reason[1:]
+        raise InputError(f"Cannot load the OCIO config {path} (from $OCIO): {reason}.") from None
 
 
 def config() -> ocio.Config:
@@ -71,7 +73,7 @@ def default_colorspace(metadata: str = "", chromaticities=None, is_float: bool =
         return known.getName()
     space = LINEAR_SRGB if is_float else NETWORK_SPACE
     if metadata:  # (one warning per name, not per frame)
-        warnings.warn(f"A plate says its colour space is '{metadata}', which the OCIO config {config_path()} does not "
+        warnings.warn(f"An image file says its colour space is '{metadata}', which the OCIO config {config_path()} does not "
                       f"know; it is read as {space}, unless --colorspace names its colour space.", stacklevel=2)
     return space
 

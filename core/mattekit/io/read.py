@@ -242,8 +242,11 @@ def read_provenance(source, name: str | None = None) -> dict | None:
     another program's IPTC digital source type and creator tool; None when the image carries neither.
     ``source`` and ``name`` as for :func:`read_image`; InputError when it cannot be read as an image."""
     with _opened(source, name) as data:
-        if data.stream.read(4) == EXR_MAGIC:
+        magic = data.stream.read(4)
+        if magic == EXR_MAGIC:
             return exr_provenance(data)
+        if magic in DPX_MAGIC:  # mattekit writes no DPX, and reads none of another program's records from it
+            return None
         try:
             data.stream.seek(0)
             with Image.open(data.stream) as im:

@@ -217,9 +217,10 @@ class ImageSequence:
     kind = "images"
 
     def __init__(self, pattern: FramePattern, colorspace: str | None = None):
-        """``colorspace``: the OCIO colour space of every frame (None: each file's own)."""
+        """``colorspace``: the OCIO colour space of every frame (None: each file's own); it and the OCIO config
+        ($OCIO) are checked here, before any frame is read."""
         self.pattern = pattern
-        self.colorspace = colorspace
+        self.colorspace = colour.check_colorspace(colorspace) if colorspace else colour.config() and None
         self.files = pattern.scan()
         if not self.files:
             where = "" if pattern.folder.is_dir() else f" (the folder {pattern.folder} does not exist)"
