@@ -230,6 +230,7 @@ def test_acescg_exr_round_trip_keeps_values_above_one(shared, mirror, tmp_path):
     worst, written, peak = _round_trip(tmp_path, plates, ".exr", "float", ".exr", "--colorspace", "ACEScg")
     print(f"ACEScg EXR round trip: max |delta| {worst:.2e}, largest value written {written:.2f} (plates: {peak:.2f})")
     assert peak >= 49 and worst <= 1e-4 and written > 10
+    assert read_plate(tmp_path / "out" / "rgba.1001.exr").colorspace == "ACEScg"  # its header says so
 
 
 @pytest.mark.slow
@@ -243,6 +244,8 @@ def test_dpx_log_and_16_bit_tiff_round_trips(shared, mirror, tmp_path, suffix, s
     worst, _, _ = _round_trip(tmp_path, plates, suffix, sample, out_suffix, *flags)
     print(f"{suffix} round trip: max |delta| {worst:.2e}")
     assert worst <= 1e-4
+    space = read_plate(tmp_path / "out" / f"rgba.1001{out_suffix}").colorspace
+    assert space == ("ACEScct" if suffix == ".dpx" else colour.NETWORK_SPACE)  # the EXR's header names ACEScct
 
 
 def test_mattes_match_between_srgb_png_and_acescg_exr(shared, mirror, tmp_path):

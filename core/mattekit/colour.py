@@ -78,6 +78,13 @@ def default_colorspace(metadata: str = "", chromaticities=None, is_float: bool =
     return space
 
 
+def exr_attributes(space: str) -> dict:
+    """EXR header attributes naming colour space ``space``: ``oiio:ColorSpace`` (what OpenImageIO reads), and the
+    standard ``chromaticities`` where ``space`` is one of the linear spaces of :data:`PRIMARIES`."""
+    primaries = next((p for p, name in PRIMARIES.items() if name == space), None)
+    return {"oiio:ColorSpace": space} | ({"chromaticities": primaries} if primaries else {})
+
+
 def is_network_space(space: str) -> bool:
     """Whether ``space`` is the networks' own (no transform needed)."""
     found = config().getColorSpace(space)

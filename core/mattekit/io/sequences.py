@@ -220,7 +220,8 @@ class ImageSequence:
         """``colorspace``: the OCIO colour space of every frame (None: each file's own); it and the OCIO config
         ($OCIO) are checked here, before any frame is read."""
         self.pattern = pattern
-        self.colorspace = colour.check_colorspace(colorspace) if colorspace else colour.config() and None
+        colour.config()
+        self.colorspace = colour.check_colorspace(colorspace) if colorspace else None
         self.files = pattern.scan()
         if not self.files:
             where = "" if pattern.folder.is_dir() else f" (the folder {pattern.folder} does not exist)"

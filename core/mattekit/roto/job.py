@@ -201,7 +201,7 @@ class RotoJob:
             exr = pattern.suffix.lower() == ".exr"
             path = pattern.path(frame)
             half = picture.format == "EXR" and picture.bit_depth == 16  # EXR: float unless the plate is half
-            write_image(path, np.concatenate([rgb, coverage[..., None]], axis=2), as_stored=True,
+            write_image(path, np.concatenate([rgb, coverage[..., None]], axis=2), colorspace=picture.colorspace or None,
                         bit_depth=(16 if half else 32) if exr else 16 if picture.bit_depth >= 16 else 8,
                         provenance=self.provenance())
             files[name] = [str(path), sha256_file(path), stamp]
