@@ -8,11 +8,13 @@ import contextlib
 import errno
 import json
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
 import OpenEXR
 
+from mattekit.console import library_text
 from mattekit.errors import InputError
 from mattekit.io.formats import EXR_RECORD, Source
 from mattekit.io.picture import Layout, Picture, check_size
@@ -23,18 +25,16 @@ def read_exr(source: Source) -> Picture:
     """EXR data as a :class:`Picture`: float32 H x W x 3|4 in [0,1], sRGB-encoded, straight alpha. The
     header alone is read first, so that a declared size over the pixel budget is refused before decoding."""
     src = source.name
-    try:
-        header = _header(source)
-        for name in ("dataWindow", "displayWindow"):
-            (x0, y0), (x1, y1) = header[name]
-            check_size(src, int(x1) - int(x0) + 1, int(y1) - int(y0) + 1)
+    header = _header(source)
+    for name in ("dataWindow", "displayWindow"):
+        (x0, y0), (x1, y1) = header[name]
+        check_size(src, int(x1) - int(x0) + 1, int(y1) - int(y0) + 1)
+    with _decoding(source):
         source.stream.seek(0)
         f = OpenEXR.File(source.stream, separate_channels=True)
-        if not f.parts:  # a truncated file opens with no parts (OpenEXR reports it on stderr)
+        if not f.parts:  # a damaged or truncated file opens with no parts (OpenEXR says why on stdout/stderr)
             raise ValueError
         header, channels = f.header(), f.channels()
-    except (RuntimeError, ValueError):
-        raise _invalid(source) from None
     names = _colour_names(src, header)
     plane = lambda n: _paste(channels[n].pixels.astype(np.float32), header["dataWindow"], header["displayWindow"])
     alpha = plane("A") if "A" in channels else None
@@ -53,11 +53,9 @@ def read_exr(source: Source) -> Picture:
 def exr_layout(source: Source) -> Layout:
     """What EXR data declares (:class:`Layout`: the display window's size, the mode :func:`read_exr` gives), from
     its header alone."""
-    try:
-        header = _header(source)
+    header = _header(source)
+    with _decoding(source):
         half = all(kind == 1 for kind in _channel_types(source).values())  # 0 uint, 1 half, 2 float
-    except (RuntimeError, ValueError, TypeError, struct.error):
-        raise _invalid(source) from None
     names = _colour_names(source.name, header)
     (x0, y0), (x1, y1) = header["displayWindow"]
     alpha = any(c.name == "A" for c in header["channels"])
@@ -147,20 +145,32 @@ def write_exr(tmp: Path, px: np.ndarray, full_float: bool, provenance: dict | No
 
 def _header(source: Source) -> dict:
     """The header of the EXR data, its pixels left unread (OpenEXR reads from the stream itself)."""
-    source.stream.seek(0)
-    return OpenEXR.File(source.stream, header_only=True).header()
+    with _decoding(source):
+        source.stream.seek(0)
+        return OpenEXR.File(source.stream, header_only=True).header()
 
 
-def _invalid(source: Source) -> InputError:
-    return InputError(f"Cannot read {source.name}: {source.noun} is damaged, truncated or not a valid EXR image.")
+@contextlib.contextmanager
+def _decoding(source: Source):
+    """Around OpenEXR reading ``source``: the text OpenEXR prints is kept off standard output and error
+    (:func:`mattekit.console.library_text`); a failure is one InputError, with OpenEXR's words as a
+    RuntimeWarning (which the CLI shows with --debug)."""
+    with library_text() as said:
+        try:
+            yield
+        except (RuntimeError, ValueError, TypeError, struct.error):
+            failed = True
+        else:
+            failed = False
+    if failed:
+        if said.text:
+            warnings.warn(f"OpenEXR on {source.name}: {' '.join(said.text.split())}", RuntimeWarning, stacklevel=3)
+        raise InputError(f"Cannot read {source.name}: {source.noun} is damaged, truncated or not a valid EXR image.") from None
 
 
 def exr_provenance(source: Source) -> dict | None:
     """The provenance in the header of EXR data (see :func:`mattekit.io.read.read_provenance`)."""
-    try:
-        header = _header(source)
-    except (RuntimeError, ValueError, TypeError):
-        raise _invalid(source) from None
+    header = _header(source)
     if EXR_RECORD in header:
         with contextlib.suppress(ValueError):
             return json.loads(header[EXR_RECORD])
