@@ -1,14 +1,16 @@
-"""The process's standard output and error, down to its file descriptors: what libraries print on them, captured instead
-(:func:`library_text`), and the lock under which data goes to standard output (:func:`standard_output`).
-Standard library only.
+"""The process's standard output and error, down to its file descriptors: what a library prints on them while
+it runs, captured instead (:func:`library_text`), and the lock under which data goes to standard output
+(:func:`standard_output`). Standard library only.
 
 A decoder such as OpenEXR prints lines of its own when it meets a damaged file, from C on file descriptors 1
-and 2 and through Python's ``sys.stdout``, where mattekit says what went wrong in one sentence of its own.
-While a capture is open, descriptors 1 and 2, ``sys.stdout`` and ``sys.stderr`` all lead to a temporary file;
-captures opened side by side (decoders in several threads) share it, and everything comes back when the last
-one closes. Data written to standard output (``-o -``) waits for that under :func:`standard_output`, so image
-bytes never land in a capture. Text that other threads print during a capture (a progress bar's refresh) lands
-there too and is not shown; nothing a user needs is printed while a decoder runs.
+and 2 and from Python through ``sys.stdout``, where mattekit says what went wrong in one sentence of its own.
+While any capture is open, descriptors 1 and 2 point at a temporary file (captures opened side by side, by
+decoders in several threads, share it; the descriptors come back when the last one closes), and
+``sys.stdout`` / ``sys.stderr`` are routers: what a capturing thread prints goes to the file, what any other
+thread prints goes where it always went (through copies of the original descriptors). Data written to
+standard output (``-o -``) waits under :func:`standard_output` until no capture is open, so image bytes never
+land in a capture. Only text written from C, or through a stream object taken before the capture began
+(a progress bar holds one), by another thread during a capture lands in the file and is not shown.
 """
 from __future__ import annotations
 
@@ -20,49 +22,66 @@ import tempfile
 import threading
 from typing import IO, Iterator
 
-_lock = threading.Condition()  # guards the three below; notified when the descriptors come back
-_open = 0  # captures open now
+_lock = threading.Condition()  # guards the state below; notified when the descriptors come back
+_capturing: dict[int, int] = {}  # thread ident -> captures it has open
 _saved: tuple[int, int] | None = None  # copies of descriptors 1 and 2 as they were, while any capture is open
 _file: IO[bytes] | None = None  # the temporary file descriptors 1 and 2 point at meanwhile
+_streams: tuple | None = None  # sys.stdout and sys.stderr as they were, while any capture is open
 
 
-class _ToFile:
-    """A text stream writing into the capture's file (what Python code prints during a capture)."""
+class _Router:
+    """``sys.stdout`` or ``sys.stderr`` while captures are open: a capturing thread's text to the capture's
+    file; another thread's to the stream it replaced, or, where that stream writes to descriptor 1 or 2, to
+    the copy of that descriptor (the descriptor itself leads to the file)."""
 
-    def __init__(self, fd: int):
-        self.fd = fd
+    def __init__(self, stream):
+        self.stream = stream
+        try:
+            self.fd = stream.fileno() if stream.fileno() in (1, 2) else None
+        except (AttributeError, OSError, ValueError):  # (io.UnsupportedOperation is both)
+            self.fd = None
 
     def write(self, text: str) -> int:
-        os.write(self.fd, text.encode(errors="replace"))
+        with _lock:
+            if threading.get_ident() in _capturing:
+                os.write(_file.fileno(), text.encode(errors="replace"))
+            elif _saved is not None and self.fd is not None:
+                os.write(_saved[self.fd - 1], text.encode(getattr(self.stream, "encoding", None) or "utf-8", "replace"))
+            else:
+                return self.stream.write(text)
         return len(text)
 
     def flush(self) -> None:
-        pass
+        if threading.get_ident() not in _capturing:
+            self.stream.flush()
+
+    def __getattr__(self, name):  # encoding, isatty, fileno, buffer ...: the stream's
+        return getattr(self.stream, name)
 
 
 class Captured:
-    """What was printed on descriptors 1 and 2 while a capture was open (by any thread): ``text``, set when
-    the capture closes."""
+    """What was printed on descriptors 1 and 2, or by the capturing thread, while a capture was open:
+    ``text``, set when the capture closes."""
 
     text = ""
 
 
 @contextlib.contextmanager
 def library_text() -> Iterator[Captured]:
-    """Within: what is printed on descriptors 1 and 2 goes to a temporary file, not to the terminal or a pipe.
-    Yields a :class:`Captured`, whose ``text`` is filled in when the block ends."""
-    global _open, _saved, _file, _streams
-    captured = Captured()
+    """Within: what this thread prints, and what anything prints on descriptors 1 and 2, goes to a temporary
+    file, not to the terminal or a pipe. Yields a :class:`Captured`, whose ``text`` is set when the block ends."""
+    global _saved, _file, _streams
+    captured, me = Captured(), threading.get_ident()
     with _lock:
-        if _open == 0:
+        if not _capturing:
             _flush(python=True)
             _file = tempfile.TemporaryFile()
             _saved = (os.dup(1), os.dup(2))
             os.dup2(_file.fileno(), 1)
             os.dup2(_file.fileno(), 2)
             _streams = (sys.stdout, sys.stderr)
-            sys.stdout = sys.stderr = _ToFile(_file.fileno())
-        _open += 1
+            sys.stdout, sys.stderr = _Router(sys.stdout), _Router(sys.stderr)
+        _capturing[me] = _capturing.get(me, 0) + 1
         file = _file
         start = os.fstat(file.fileno()).st_size
     try:
@@ -73,8 +92,10 @@ def library_text() -> Iterator[Captured]:
             end = os.fstat(file.fileno()).st_size
             if hasattr(os, "pread"):  # (not on Windows, where the text is dropped)
                 captured.text = os.pread(file.fileno(), end - start, start).decode(errors="replace").strip()
-            _open -= 1
-            if _open == 0:
+            _capturing[me] -= 1
+            if not _capturing[me]:
+                del _capturing[me]
+            if not _capturing:
                 sys.stdout, sys.stderr = _streams
                 for fd, saved in zip((1, 2), _saved):
                     os.dup2(saved, fd)
@@ -89,7 +110,7 @@ def standard_output() -> Iterator[None]:
     """Hold while writing data to standard output: waits until no capture holds descriptor 1, and keeps new
     captures waiting until the block ends."""
     with _lock:
-        _lock.wait_for(lambda: _open == 0)
+        _lock.wait_for(lambda: not _capturing)
         yield
 
 
