@@ -6,19 +6,22 @@ import json
 import socket
 import time
 
+import numpy as np
+
 from mattekit.worker import protocol
-from test_server import _slow_operation, make_worker  # noqa: F401 - make_worker is a fixture
+from test_server import _slow_operation, make_worker, mirror  # noqa: F401 - fixtures
 
 IMAGE = {"width": 4, "height": 4, "channels": 3, "dtype": "u8"}
 STEPS = 10000  # 10 ms each: about 100 s unless cancelled
 
 
-def _hang_up_after_sending(srv, steps: int = STEPS) -> None:
-    """Send a whole synchronous request for the slow operation on a raw socket, and close it without reading."""
-    meta = json.dumps({"inputs": [IMAGE], "options": {"steps": steps}})
-    body = bytes(4 * 4 * 3)
+def _hang_up_after_sending(srv, operation: str = "slow", options: dict | None = None, image: dict = IMAGE,
+                           body: bytes = bytes(4 * 4 * 3)):
+    """A generator: its first step sends a whole synchronous request on a raw socket; closing it hangs up
+    without reading the answer."""
+    meta = json.dumps({"inputs": [image], "options": {"steps": STEPS} if options is None else options})
     with socket.create_connection((srv.host, srv.port)) as sock:
-        sock.sendall((f"POST /{protocol.API}/run/slow HTTP/1.1\r\nHost: {srv.host}:{srv.port}\r\n"
+        sock.sendall((f"POST /{protocol.API}/run/{operation} HTTP/1.1\r\nHost: {srv.host}:{srv.port}\r\n"
                       f"Authorization: Bearer {srv.token}\r\n{protocol.META_HEADER}: {meta}\r\n"
                       f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
         yield
@@ -77,3 +80,19 @@ def test_a_queued_sync_job_whose_client_hangs_up_never_starts(make_worker):
     assert taken[0].done_event.wait(60) and taken[0].state == "cancelled"
     assert log.count("start") == 1, "the queued job never ran"
     assert not srv.jobs.busy()
+
+
+def test_a_real_upscale_whose_client_hangs_up_stops_between_tiles(make_worker, mirror):
+    """The same with a real model: an upscale in 64-pixel tiles stops at the tile after the hang-up."""
+    srv, worker = make_worker()
+    taken = _submitted(srv)
+    side = 384
+    pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8).tobytes()
+    running = _hang_up_after_sending(srv, "upscale", {"model": "rfdn-x4", "tile": 64},
+                                     {"width": side, "height": side, "channels": 3, "dtype": "u8"}, pixels)
+    next(running)
+    _until(lambda: taken and "of" in taken[0].message, "the first tile")  # "Running upscale: 3 of 49"
+    running.close()
+    assert taken[0].done_event.wait(120), "the upscale ran on after its client hung up"
+    assert taken[0].state == "cancelled" and taken[0].progress < 0.98, taken[0].status()
+    assert worker.health()["ok"] and not srv.jobs.busy()
