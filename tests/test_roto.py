@@ -363,6 +363,11 @@ def test_a_malformed_manifest_is_one_sentence_and_left_alone(tmp_path, capsys, c
                           f"mattes); move or delete it, or choose another output."), err[0]
     assert manifest.read_text() == BAD_MANIFESTS[case]  # left as it was
     assert sorted(p.name for p in out.iterdir()) == ["m.mattekit.json"]
+    if case != "model-a-text":  # --overwrite redoes mattes; it does not replace a file roto did not write
+        assert main(["roto", str(plate / "f.####.png"), "-o", str(out / "m.####.png"), "--model", MODEL,
+                     "--overwrite"]) == 2
+        assert "is not a mattekit roto manifest" in capsys.readouterr().err
+        assert manifest.read_text() == BAD_MANIFESTS[case]
 
 
 def test_a_malformed_manifest_is_refused_by_the_api_and_the_worker(tmp_path):

@@ -52,9 +52,9 @@ class Store:
 
     def open(self, settings: dict, fingerprint: str, provenance: Callable[[], dict], overwrite: bool) -> None:
         """Write the manifest, or check it against these settings (``provenance()`` is asked only when
-        the manifest is written)."""
-        if self.manifest_path.exists() and not overwrite:
-            old = self._read_manifest()
+        the manifest is written). A file there that is not a manifest is refused even with ``overwrite``."""
+        old = self._read_manifest() if self.manifest_path.exists() else None
+        if old is not None and not overwrite:
             if old["fingerprint"] == fingerprint and all(old["outputs"].get(k) == v for k, v in self.outputs().items()):
                 return
             if old["fingerprint"] == fingerprint:
