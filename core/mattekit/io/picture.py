@@ -1,5 +1,5 @@
-"""A picture as mattekit holds it (:class:`Picture`), and how large one may be before it is decoded
-(:func:`pixel_budget`, :func:`check_size`)."""
+"""A picture as mattekit holds it (:class:`Picture`), what a file declares of one without its pixels
+(:class:`Layout`), and how large one may be before it is decoded (:func:`pixel_budget`, :func:`check_size`)."""
 from __future__ import annotations
 
 import math
@@ -27,6 +27,18 @@ class Picture:
     has_alpha: bool
     format: str = ""  # "PNG", "JPEG", "EXR", ...
     mode: str = ""  # the source's pixel layout: Pillow's mode ("P", "CMYK", "I;16"), "RGB;16", "EXR RGBA half"
+
+
+@dataclass
+class Layout:
+    """What an image file declares, its pixels left undecoded (:func:`mattekit.io.read.read_layout`): the
+    format, bit depth and mode that :class:`Picture` would carry, and the size after EXIF orientation."""
+
+    format: str
+    width: int
+    height: int
+    bit_depth: int
+    mode: str
 
 
 def pixel_budget() -> int:
