@@ -44,6 +44,16 @@ def expand_inputs(items: list[str], stdin: Path | None = None) -> list[tuple[Pat
     return found
 
 
+def check_header(path: Path) -> None:
+    """InputError (one sentence) unless ``path`` is an image mattekit reads whose declared size fits the pixel
+    budget: its header alone is read, so a single bad input is refused before any model loads."""
+    from ..io import read_layout
+    from ..io.picture import check_size
+
+    layout = read_layout(path)
+    check_size(str(path), layout.width, layout.height)
+
+
 def output_path(source: Path, root: Path, out: str | None, single: bool, suffix: str, ext: str,
                 stem: str | None = None) -> Path:
     """Where the result for ``source`` goes.
