@@ -125,3 +125,64 @@ def test_models_list_shows_where_each_model_is_its_size_and_licence(shared, env)
     assert "on disk" in mattekit(env, "models", "list", "--task", "segment").stdout.decode().split("sinet-portrait")[1].splitlines()[0]
     wrong = mattekit(env, "upscale", shared / "data/grabcut50/im/person1.jpg", "--model", "u2netp").stderr.decode()
     assert "is a segment model, not an upscale model" in wrong
+
+
+def _damaged_exrs(folder: Path) -> list[Path]:
+    """EXRs as a failed render or copy leaves them: cut in half, cut inside the chunk table, and a valid
+    magic number and version followed by garbage."""
+    io.write_image(folder / "full.exr", np.random.default_rng(4).random((200, 300, 4), dtype=np.float32))
+    data = (folder / "full.exr").read_bytes()
+    (folder / "half.exr").write_bytes(data[:len(data) // 2])
+    (folder / "header-only.exr").write_bytes(data[:400])
+    (folder / "garbage.exr").write_bytes(data[:8] + bytes(range(256)) * 2)
+    return [folder / "half.exr", folder / "header-only.exr", folder / "garbage.exr"]
+
+
+def test_a_damaged_exr_is_one_line_and_openexr_prints_nothing(env, tmp_path):
+    """Issue 28, finding 10: OpenEXR's own lines (on stdout and stderr) stay off the terminal and the pipe."""
+    for path in _damaged_exrs(tmp_path):
+        for output in (tmp_path / "out.png", "-"):
+            done = mattekit(env, "enhance", path, "-o", output)
+            lines = done.stderr.decode().splitlines()
+            assert (done.returncode, done.stdout, len(lines)) == (2, b"", 1), (path, output, done)
+            assert lines[0] == (f"mattekit: error: Cannot read {path}: the file is damaged, truncated or not a valid "
+                                f"EXR image."), lines
+    assert not (tmp_path / "out.png").exists()
+    told = mattekit(env, "--debug", "enhance", tmp_path / "half.exr", "-o", tmp_path / "out.png")
+    assert told.stderr.decode().startswith(f"mattekit: warning: OpenEXR on {tmp_path / 'half.exr'}: "), told.stderr
+
+
+THREADS_AND_PRINTS = """
+import os, sys, threading, warnings
+from mattekit import io
+from mattekit.errors import InputError
+warnings.simplefilter("ignore")
+paths, failures = sys.argv[1:], []
+def read(path):
+    try:
+        io.read_image(path)
+    except InputError:
+        failures.append(path)
+threads = [threading.Thread(target=read, args=(path,)) for path in paths * 4]
+for thread in threads:
+    thread.start()
+for i in range(200):  # this thread prints while the others decode
+    print(f"out {i}")
+    print(f"err {i}", file=sys.stderr)
+for thread in threads:
+    thread.join()
+print(f"failures {len(failures)}")
+os.write(1, b"descriptor 1\\n")
+os.write(2, b"descriptor 2\\n")
+"""
+
+
+def test_exr_decoders_in_threads_print_nothing_and_other_threads_still_print(tmp_path):
+    """OpenEXR's text is kept off the streams while other threads' lines still reach them, whole and in order,
+    and descriptors 1 and 2 lead where they did once the decoders are done."""
+    damaged = _damaged_exrs(tmp_path)
+    done = subprocess.run([sys.executable, "-c", THREADS_AND_PRINTS, *map(str, damaged + [tmp_path / "full.exr"])],
+                          capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"out {i}" for i in range(200)] + ["failures 12", "descriptor 1"]
+    assert done.stderr.splitlines() == [f"err {i}" for i in range(200)] + ["descriptor 2"]

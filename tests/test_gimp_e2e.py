@@ -12,7 +12,9 @@ Edges on Remove Background's layer mask, and on a sharpened selection), exports 
 exported alphas are scored against the grabcut ground truth (IoU, 128 = ignore). In the same GIMP run,
 Remove Background takes the user's marks as its subject hint on an image of two grabcut subjects side
 by side (u2netp): with no hint (both are kept), a rectangle selection around the left one, then a path
-around the right one.
+around the right one. Then BiRefNet (birefnet-general-lite) and SAM 2.1 (sam2.1-hiera-tiny answering a rectangle
+selection) run from the same dialogs with stand-in weights added to the worker by `mattekit models add --derived`;
+the provenance the plug-in attaches to the layer names the model that answered.
 Needs root (debootstrap and chroot); otherwise it is skipped with the reason printed.
 """
 from __future__ import annotations
@@ -31,7 +33,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mattekit import client
+from mattekit import client, hints
+from test_birefnet_e2e import checkpoints  # noqa: F401 - a fixture: BiRefNet_lite stand-in weights
+from test_sam2_hints import stand_in  # noqa: F401 - a fixture: SAM 2.1 Hiera-T stand-in weights
 
 pytestmark = [pytest.mark.gimp, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +76,16 @@ BATCH = textwrap.dedent('''
             raise SystemExit("%s failed: %s %s" % (name, status, result.index(1)))
         names = [item.get_name() for item in image.get_layers()]
         print("MATTEKIT-E2E %s layers %s precision %s" % (name, names, image.get_precision().value_nick))
+
+    def made_by(layer):
+        """The model names in the provenance the plug-in attached to the layer or its mask."""
+        import json
+        names = []
+        for item in (layer, layer.get_mask()):
+            parasite = item.get_parasite("mattekit-provenance") if item is not None else None
+            if parasite is not None:
+                names += [m["name"] for m in json.loads(bytes(parasite.get_data()).decode())["models"]]
+        return sorted(set(names))
 
     def export(image, name):
         Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(WORK + "/out/" + name), None)
@@ -136,6 +150,17 @@ BATCH = textwrap.dedent('''
     call("mattekit-remove-background", image, layer, model="u2netp", output="mask")
     print("MATTEKIT-E2E path left the selection empty %s" % Gimp.Selection.is_empty(image))
     export(image, "hint-path.png")
+    # BiRefNet, no hint; then SAM 2.1 answering a rectangle selection (stand-in weights added to the worker)
+    image.set_selected_paths([])
+    layer.remove_mask(Gimp.MaskApplyMode.DISCARD)
+    call("mattekit-remove-background", image, layer, model="birefnet-general-lite", output="mask")
+    print("MATTEKIT-E2E birefnet made by %s" % made_by(layer))
+    export(image, "birefnet.png")
+    layer.remove_mask(Gimp.MaskApplyMode.DISCARD)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *{left_box})
+    call("mattekit-remove-background", image, layer, model="u2netp", hint_model="sam2.1-hiera-tiny", output="mask")
+    print("MATTEKIT-E2E sam made by %s" % made_by(layer))
+    export(image, "sam-selection.png")
     image.delete()
     print("MATTEKIT-E2E done")
 ''')
@@ -213,7 +238,7 @@ def _around(gt: np.ndarray, margin: int = 10) -> tuple[int, int, int, int]:
 
 
 @pytest.fixture(scope="module")
-def gimp_session(gimp_root, shared, tmp_path_factory):
+def gimp_session(gimp_root, shared, tmp_path_factory, checkpoints, stand_in):  # noqa: F811
     """One real GIMP run of BATCH against a worker on the host: (work folder, GIMP's output, the worker)."""
     tmp_path = tmp_path_factory.mktemp("gimp_session")
     work = Path(tempfile.mkdtemp(prefix="mattekit-e2e-", dir=gimp_root / "tmp"))
@@ -235,10 +260,15 @@ def gimp_session(gimp_root, shared, tmp_path_factory):
                       "Mask _Preview..."):
             assert f" {label}\n" in registered, registered[-4000:]
 
-        # the worker, on the host, from this environment, with the real weights from the mirror
+        # the worker, on the host, from this environment, with the real weights from the mirror, and stand-in
+        # weights for BiRefNet and SAM 2.1 added as derived copies (as a user adds a file they have)
         state = work / "state" / "worker.json"
         env = dict(os.environ, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1",
                    MATTEKIT_HOME=str(tmp_path / "mattekit_home"))
+        for model, path in (("birefnet-general-lite", checkpoints[0]["pth"]), ("sam2.1-hiera-tiny", stand_in)):
+            added = subprocess.run([sys.executable, "-m", "mattekit", "models", "add", model, str(path), "--derived"],
+                                   env=env, capture_output=True, text=True, timeout=300)
+            assert added.returncode == 0, added.stderr
         log = open(tmp_path / "worker.log", "wb")
         worker_proc = subprocess.Popen([sys.executable, "-m", "mattekit.commands.serve", "--state-file", str(state),
                                         "--idle-timeout", "600", "--threads", "1"],
@@ -331,3 +361,25 @@ def test_a_selection_or_a_path_chooses_which_subject_is_cut_out_in_real_gimp(gim
               f"{other_mean:.4f} on the other (no hint: IoU {before_iou:.4f}, mean alpha {before_mean:.4f})")
         assert chosen_iou > 0.9 and other_mean < 0.02
         assert before_mean > 0.5, "without a hint the model keeps both subjects (else this scene tests nothing)"
+
+
+def test_birefnet_and_sam_answer_remove_background_in_real_gimp(gimp_session, shared):
+    """Issues 30 and 31 in the host: Remove Background runs BiRefNet, and SAM 2.1 answers a rectangle selection,
+    through the worker (stand-in weights added as derived copies: they prove the path, not quality; their answers
+    hover at 0.5, so the models are told by the provenance the plug-in attaches, not by the pixels)."""
+    work, output, _ = gimp_session
+    image, left, _ = _pair(shared)
+    assert "MATTEKIT-E2E birefnet made by ['birefnet-general-lite']" in output, output[-4000:]
+    assert "MATTEKIT-E2E sam made by ['sam2.1-hiera-tiny']" in output, output[-4000:]
+    birefnet = np.asarray(Image.open(work / "out" / "birefnet.png"))
+    sam = np.asarray(Image.open(work / "out" / "sam-selection.png"))
+    x, y, w, h = _around(left)
+    selection = np.zeros(image.shape[:2], np.float32)
+    selection[y:y + h, x:x + w] = 1.0
+    outside = ~hints.allowed(hints.make(*image.shape[:2], mask=selection), *image.shape[:2])  # a hint mask's reach
+    print(f"real GIMP 3 Remove Background with birefnet-general-lite (stand-in): a {birefnet.shape[1]}x"
+          f"{birefnet.shape[0]} layer mask, mean {birefnet[..., 3].mean() / 255:.4f}; answered by sam2.1-hiera-tiny "
+          f"(stand-in) in a rectangle selection: {int((sam[..., 3] > 0).sum())} pixels kept, "
+          f"{int((sam[..., 3][outside] > 0).sum())} beyond the selection's reach")
+    assert birefnet.shape[:2] == sam.shape[:2] == image.shape[:2] and birefnet.shape[2] == 4
+    assert outside.any() and not (sam[..., 3][outside] > 0).any()

@@ -10,6 +10,7 @@ import pytest
 
 from mattekit import catalog, io, provenance
 from mattekit.cli import main
+from mattekit.errors import InputError
 from mattekit.tasks import registry
 
 RECORD = {"software": "mattekit 0.1.0", "task": "remove",
@@ -121,3 +122,56 @@ def test_info_describes_every_readable_file_and_names_each_bad_one(tmp_path, cap
     lines = err.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("mattekit: error: ") for line in lines), lines
     assert "missing.png" in lines[0] and "broken.png" in lines[1]
+
+
+def _layout_cases(folder):
+    """Files of every kind `read_image` reads, each with what it should report: {path: expected Picture}."""
+    import cv2
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    pixels = rng.random((10, 14, 4), dtype=np.float32)
+    files = []
+    for name, depth, channels in [("a.png", 8, 4), ("b.png", 16, 3), ("c.png", 16, 1), ("d.tif", 8, 4), ("e.tif", 16, 4),
+                                  ("f.jpg", 8, 3), ("g.webp", 8, 4), ("h.exr", 16, 4), ("i.exr", 32, 3), ("j.exr", 32, 1)]:
+        io.write_image(folder / name, pixels[..., :channels], bit_depth=depth)
+        files.append(folder / name)
+    Image.new("P", (9, 5)).save(folder / "k.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees: read as 5 x 9
+    Image.new("RGB", (9, 5)).save(folder / "l.jpg", exif=exif)
+    cv2.imwrite(str(folder / "m.tif"), pixels[..., :3])  # float TIFF: OpenCV reads it, Pillow cannot
+    return files + [folder / "k.png", folder / "l.jpg", folder / "m.tif"]
+
+
+def test_read_layout_says_what_read_image_gives_without_the_pixels(tmp_path):
+    for path in _layout_cases(tmp_path):
+        picture, layout = io.read_image(path), io.read_layout(path)
+        assert (layout.format, layout.height, layout.width, layout.bit_depth, layout.mode) == (
+            picture.format, *picture.pixels.shape[:2], picture.bit_depth, picture.mode), path
+
+
+def _huge_png(path, side: int) -> None:
+    """A valid 1-bit black PNG of side x side pixels, written row by row (a few MB on disk)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer, row = zlib.compressobj(1), bytes(1 + (side + 7) // 8)  # filter byte, then the packed bits
+    body = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def test_info_describes_an_image_too_large_to_decode(tmp_path, capsys, monkeypatch):
+    """`info` reads headers only: an image over the pixel budget (issue 28, finding 11) is described, not refused."""
+    monkeypatch.setenv("MATTEKIT_MAX_PIXELS", "1e8")
+    huge = tmp_path / "huge.png"
+    _huge_png(huge, 30000)
+    with pytest.raises(InputError, match="declares 30000x30000 pixels"):
+        io.read_image(huge)  # what decoding it would say
+    assert main(["info", str(huge)]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == f"{huge}: PNG 30000 x 30000, 1, 8-bit" and err == "", (out, err)

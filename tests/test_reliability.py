@@ -415,6 +415,26 @@ def test_bad_arguments_are_refused_before_any_model_loads(case, tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "in2.png", "out"] and not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.parametrize("name, make, words", [
+    ("notes.txt", lambda p: p.write_text("just notes"), "notes.txt is not an image mattekit can read"),
+    ("huge.png", lambda p: Image.new("1", (6000, 5000)).save(p), "declares 6000x5000 pixels"),
+])
+def test_a_single_input_that_cannot_be_read_is_refused_before_torch_is_imported(name, make, words, tmp_path):
+    """Issue 28: `remove notes.txt` took seconds (torch imported, the default model's weights sought) before saying it
+    was no image. The header alone decides now; torch is not even imported. In a fresh process, offline, no mirror."""
+    make(tmp_path / name)
+    code = ("import sys; from mattekit.cli import main; code = main(['remove', sys.argv[1]]); "
+            "print('torch imported' if 'torch' in sys.modules else 'no torch'); sys.exit(code)")
+    env = {k: v for k, v in os.environ.items() if k != "MATTEKIT_MIRROR"}
+    env.update(MATTEKIT_OFFLINE="1", MATTEKIT_MAX_PIXELS="1000000")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2 and done.stdout.strip() == "no torch", (done.stdout, done.stderr)
+    err = done.stderr.strip()
+    assert "\n" not in err and err.startswith("mattekit: error: ") and words in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
 SERVE_REFUSED = {  # issue 28's findings 9 and 11: `mattekit serve` flags, each one sentence before anything starts
     "--max-request-mb nan": (["--max-request-mb", "nan"], "--max-request-mb must be a number of MB above 0, not nan."),
     "--max-request-mb -1": (["--max-request-mb", "-1"], "--max-request-mb must be a number of MB above 0, not -1."),

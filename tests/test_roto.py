@@ -336,3 +336,61 @@ def test_a_ray_address_that_cannot_answer_is_one_sentence_at_once(address, words
     assert cli.main(["roto", plate, "-o", str(tmp_path / "out" / "m.####.png"), "--model", MODEL, "--ray", address]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("mattekit: error: ") and words in err, err
+
+
+# ------------------------------------------------- a manifest that roto did not write is refused, never replaced
+
+BAD_MANIFESTS = {"a-list": "[1, 2]\n", "settings-a-number": '{"settings": 5}\n', "not-json": "my notes, not JSON\n",
+                 "model-a-text": '{"fingerprint": "x", "settings": {"model": "u2net"}, "outputs": {}}\n'}
+
+
+@pytest.mark.parametrize("case", list(BAD_MANIFESTS), ids=list(BAD_MANIFESTS))
+def test_a_malformed_manifest_is_one_sentence_and_left_alone(tmp_path, capsys, case):
+    from mattekit.cli import main
+
+    plate = small_plate(tmp_path / "plate")
+    out = tmp_path / "out"
+    out.mkdir()
+    manifest = out / "m.mattekit.json"
+    manifest.write_text(BAD_MANIFESTS[case])
+    code = main(["roto", str(plate / "f.####.png"), "-o", str(out / "m.####.png"), "--model", MODEL])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    if case == "model-a-text":  # a manifest of roto's shape, with other settings: the usual refusal
+        assert "already holds mattes made with other settings (model u2net instead of csnet-sod)" in err[0], err[0]
+    else:
+        assert err[0] == (f"mattekit: error: {manifest} is not a mattekit roto manifest (the file roto keeps beside its "
+                          f"mattes); move or delete it, or choose another output."), err[0]
+    assert manifest.read_text() == BAD_MANIFESTS[case]  # left as it was
+    assert sorted(p.name for p in out.iterdir()) == ["m.mattekit.json"]
+    if case != "model-a-text":  # --overwrite redoes mattes; it does not replace a file roto did not write
+        assert main(["roto", str(plate / "f.####.png"), "-o", str(out / "m.####.png"), "--model", MODEL,
+                     "--overwrite"]) == 2
+        assert "is not a mattekit roto manifest" in capsys.readouterr().err
+        assert manifest.read_text() == BAD_MANIFESTS[case]
+
+
+def test_a_malformed_manifest_is_refused_by_the_api_and_the_worker(tmp_path):
+    import mattekit
+    from test_server import meta_header, raw
+    from mattekit.worker import service
+
+    plate = small_plate(tmp_path / "plate")
+    out = tmp_path / "out"
+    out.mkdir()
+    manifest = out / "m.mattekit.json"
+    manifest.write_text('{"settings": 5}')
+    options = {"model": MODEL, "device": "cpu", "threads": 1}
+    with pytest.raises(OutputError, match=r"is not a mattekit roto manifest .*; move or delete it, or choose another"):
+        mattekit.rotoscope(str(plate / "f.####.png"), str(out / "m.####.png"), **options)
+    srv = service.WorkerServer(state_file=str(tmp_path / "state" / "worker.json"), idle_timeout=None,
+                               log=lambda text: None, threads=1, allow_dirs=[str(tmp_path)]).start_background()
+    try:
+        status, answer, _ = raw(srv, "POST", "/v1/run/roto", b"",
+                                meta_header([], plate=str(plate / "f.####.png"), output=str(out / "m.####.png"), **options))
+    finally:
+        srv.stop(wait=True)
+    assert (status, answer["error"]["code"]) == (422, "task_failed"), answer
+    assert "is not a mattekit roto manifest" in answer["error"]["message"], answer
+    assert manifest.read_text() == '{"settings": 5}'
+    assert sorted(p.name for p in out.iterdir()) == ["m.mattekit.json"]

@@ -15,7 +15,8 @@ import pytest
 from mattekit import cli, colour
 from mattekit.errors import InputError
 from mattekit.io import read_image
-from mattekit.io.read import read_plate
+from mattekit.io.picture import Layout
+from mattekit.io.read import read_layout, read_plate
 from mattekit.io.sequences import IMAGE_SUFFIXES
 
 MODEL = "u2netp"  # real weights from the shared mirror, small
@@ -102,6 +103,7 @@ def test_dpx_10_bit(tmp_path):
     assert np.abs(picture.scene - RAMP).max() <= 1 / 1023
     assert read_image(tmp_path / "p.dpx").pixels.shape == (12, 16, 3)  # the image commands read DPX too
     assert cli.main(["info", str(tmp_path / "p.dpx")]) == 0
+    assert read_layout(tmp_path / "p.dpx") == Layout("DPX", 16, 12, 16, "DPX RGB 10-bit")  # the header alone
 
 
 def test_dpx_transfer_names_its_colour_space_or_warns(tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..console import standard_output
 from ..io.formats import extension_of
 from ..io.outputs import IMAGE_SUFFIXES, WRITABLE, companion_files
 from ..errors import InputError, MattekitError, OutputError
@@ -41,6 +42,16 @@ def expand_inputs(items: list[str], stdin: Path | None = None) -> list[tuple[Pat
         else:
             raise InputError(f"{item} does not exist.")
     return found
+
+
+def check_header(path: Path) -> None:
+    """InputError (one sentence) unless ``path`` is an image mattekit reads whose declared size fits the pixel
+    budget: its header alone is read, so a single bad input is refused before any model loads."""
+    from ..io import read_layout
+    from ..io.picture import check_size
+
+    layout = read_layout(path)
+    check_size(str(path), layout.width, layout.height)
 
 
 def output_path(source: Path, root: Path, out: str | None, single: bool, suffix: str, ext: str,
@@ -261,9 +272,10 @@ class standard_streams:
 
         try:
             if kind is None and self.stdout is not None and self.stdout.is_file():
-                sys.stdout.flush()
-                sys.stdout.buffer.write(self.stdout.read_bytes())
-                sys.stdout.buffer.flush()
+                with standard_output():  # never while a decoder's text is kept off standard output
+                    sys.stdout.flush()
+                    sys.stdout.buffer.write(self.stdout.read_bytes())
+                    sys.stdout.buffer.flush()
         finally:
             if self.folder is not None:
                 shutil.rmtree(self.folder, ignore_errors=True)

@@ -41,10 +41,9 @@ def _describe(path: str, as_json: bool) -> None:
             raise InputError(f"{path} is not a readable roto manifest.") from None
         what = "roto manifest"
     else:
-        picture = io.read_image(path)
+        layout = io.read_layout(path)  # the header alone: describing an image needs none of its pixels
         record = io.read_provenance(path)
-        h, w, c = picture.pixels.shape
-        what = f"{picture.format} {w} x {h}, {picture.mode or c}, {picture.bit_depth}-bit"
+        what = f"{layout.format} {layout.width} x {layout.height}, {layout.mode}, {layout.bit_depth}-bit"
     if as_json:
         print(json.dumps({"file": path, "provenance": record}, sort_keys=True))
         return

@@ -130,12 +130,12 @@ def _main_scale(task: Task, options) -> int:
 
 
 def _run_files(task: Task, args, options, ports: dict, streams) -> int:
-    from .. import provenance, runtime
     from ..io import outputs
-    from ..runner import Runner
     from . import files
 
     jobs = files.expand_inputs(args.inputs, streams.stdin)
+    if len(jobs) == 1 and not streams.data():
+        files.check_header(jobs[0][0])
     suffix = task.suffix_for(options)
     if "{scale}" in suffix:
         suffix = suffix.replace("{scale}", str(_main_scale(task, options)))
@@ -147,6 +147,9 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
         return task.output_format(options, source.suffix.lower(), named)
 
     planned = files.plan_outputs(jobs, args.output, suffix, extension, task.files_read(options, ports))
+    from .. import provenance, runtime  # torch: only once every check that needs no model has passed
+    from ..runner import Runner
+
     models = runtime.ModelCache().for_task(task, options, set(ports))
     record = None if args.no_metadata else provenance.record(task, options, models)
     report = files.Report(quiet=args.quiet, label=streams.label)

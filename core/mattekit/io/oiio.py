@@ -30,13 +30,41 @@ class Scene:
 def read_scene(path: str) -> Scene:
     """Read ``path`` with OpenImageIO: the first part (subimage) with R, G, B (or a layer's ``NAME.R``, ``.G``,
     ``.B``), with its A; a bare Y is grey. The declared size is checked before any pixel is decoded."""
-    found = oiio.ImageInput.open(path, oiio.ImageSpec())  # (an empty config: unassociated alpha comes associated)
-    if found is None:
-        raise InputError(f"Cannot read {path}: {_why(oiio.geterror())}.")
+    image = _open(path)
     try:
-        return _read(found, path)
+        return _read(image, path)
     finally:
-        found.close()
+        image.close()
+
+
+def _open(path: str):
+    """An OIIO ImageInput on ``path`` (its header read); InputError when it cannot be opened."""
+    image = oiio.ImageInput.open(path, oiio.ImageSpec())  # (an empty config: unassociated alpha comes associated)
+    if image is None:
+        raise InputError(f"Cannot read {path}: {_why(oiio.geterror())}.")
+    return image
+
+
+def scene_layout(path: str) -> tuple[str, int, int, int, str]:
+    """(format, width, height, bit depth, mode) that :func:`read_scene` would give, from the header alone."""
+    image = _open(path)
+    try:
+        _, spec, channels = _colour_part(image, path)
+        fmt, bit_depth, mode = _kind(image, spec, channels)
+        return fmt, spec.full_width, spec.full_height, bit_depth, mode
+    finally:
+        image.close()
+
+
+def _kind(image, spec: oiio.ImageSpec, channels: list[int]) -> tuple[str, int, str]:
+    """(format, bit depth 8|16|32, mode) of a part read as ``channels``."""
+    fmt = FORMATS.get(image.format_name(), image.format_name().upper())
+    is_float = spec.format.basetype in (oiio.FLOAT, oiio.HALF, oiio.DOUBLE)
+    bits = spec.get_int_attribute("oiio:BitsPerSample", 0) or spec.format.size() * 8
+    layer = _layer_name(spec.channelnames[channels[0]])
+    what = ("RGB" if channels[0] != channels[1] else "Y") + ("A" if len(channels) == 4 else "")
+    sample = {16: "half", 32: "float"}.get(bits, f"{bits}-bit") if is_float else f"{bits}-bit"
+    return fmt, 32 if bits > 16 else 16 if bits > 8 else 8, f"{fmt} {layer + '.' if layer else ''}{what} {sample}"
 
 
 def _read(image, path: str) -> Scene:
@@ -55,15 +83,10 @@ def _read(image, path: str) -> Scene:
     pixels = np.nan_to_num(data[..., channels], nan=0.0)
     if pixels.shape[2] == 4:  # OIIO gives associated (premultiplied) alpha: divide it out where it is not 0
         np.divide(pixels[..., :3], pixels[..., 3:], out=pixels[..., :3], where=pixels[..., 3:] > 0)
-    fmt = FORMATS.get(image.format_name(), image.format_name().upper())
+    fmt, bit_depth, mode = _kind(image, spec, channels)
     is_float = spec.format.basetype in (oiio.FLOAT, oiio.HALF, oiio.DOUBLE)
-    bits = spec.get_int_attribute("oiio:BitsPerSample", 0) or spec.format.size() * 8
-    layer = _layer_name(spec.channelnames[channels[0]])
-    what = ("RGB" if channels[0] != channels[1] else "Y") + ("A" if len(channels) == 4 else "")
-    mode = f"{fmt} {layer + '.' if layer else ''}{what} " + ({16: "half", 32: "float"}.get(bits, f"{bits}-bit")
-                                                            if is_float else f"{bits}-bit")
     chromaticities = spec.getattribute("chromaticities")
-    return Scene(pixels, 32 if bits > 16 else 16 if bits > 8 else 8, is_float, fmt, mode,
+    return Scene(pixels, bit_depth, is_float, fmt, mode,
                  spec.get_string_attribute("oiio:ColorSpace", ""), tuple(chromaticities) if chromaticities else None)
 
 

@@ -1,5 +1,5 @@
-"""A picture as mattekit holds it (:class:`Picture`), and how large one may be before it is decoded
-(:func:`pixel_budget`, :func:`check_size`)."""
+"""A picture as mattekit holds it (:class:`Picture`), what a file declares of one without its pixels
+(:class:`Layout`), and how large one may be before it is decoded (:func:`pixel_budget`, :func:`check_size`)."""
 from __future__ import annotations
 
 import math
@@ -29,6 +29,18 @@ class Picture:
     mode: str = ""  # the source's pixel layout: Pillow's mode ("P", "CMYK", "I;16"), "RGB;16", "EXR RGBA half"
     scene: np.ndarray | None = None  # plates (read_plate): float32 HxWx3|4 as stored, in `colorspace`, straight alpha, unclipped
     colorspace: str = ""  # plates: the OCIO colour space of `scene`
+
+
+@dataclass
+class Layout:
+    """What an image file declares, its pixels left undecoded (:func:`mattekit.io.read.read_layout`): the
+    format, bit depth and mode that :class:`Picture` would carry, and the size after EXIF orientation."""
+
+    format: str
+    width: int
+    height: int
+    bit_depth: int
+    mode: str
 
 
 def pixel_budget() -> int:

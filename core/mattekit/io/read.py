@@ -1,4 +1,5 @@
-"""Reading pictures (:func:`read_image`) and the provenance they carry (:func:`read_provenance`).
+"""Reading pictures (:func:`read_image`), what they declare without their pixels (:func:`read_layout`) and the
+provenance they carry (:func:`read_provenance`).
 
 Inside mattekit a picture is a float32 array H x W x C in [0, 1], C = 3 (RGB) or 4 (RGBA with
 straight alpha), sRGB-encoded (:class:`mattekit.io.picture.Picture`); ``read_image`` brings any
@@ -33,10 +34,10 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from mattekit import colour
 from mattekit.errors import InputError
-from mattekit.io.exr import exr_provenance, read_exr
+from mattekit.io.exr import exr_layout, exr_provenance, read_exr
 from mattekit.io.formats import DECODE_ERRORS, DPX_MAGIC, EXR_MAGIC, PNG_XMP_KEY, TIFF_MAGIC, Source, reason
-from mattekit.io.oiio import read_scene
-from mattekit.io.picture import Picture, check_size
+from mattekit.io.oiio import read_scene, scene_layout
+from mattekit.io.picture import Layout, Picture, check_size
 from mattekit.io.tiff import tiff_size
 from mattekit.ops import unit_float
 from mattekit.provenance import from_xmp
@@ -61,15 +62,11 @@ def read_image(source, *, integers: bool = False, name: str | None = None) -> Pi
     quarter (half) of the float32 memory; float sources (EXR, float TIFF) and 16/32-bit grey stay float32.
     """
     with _opened(source, name) as data:
-        magic = data.stream.read(4)
-        if not magic:
-            raise InputError(f"Cannot read {data.name}: {data.noun} is empty.")
+        magic = _magic(data)
         if magic == EXR_MAGIC:
             return read_exr(data)
         if magic in DPX_MAGIC:
-            if data.noun != "the file":
-                raise InputError(f"Cannot read {data.name}: DPX images are read from files only; save it as a file first.")
-            return read_plate(data.name)
+            return read_plate(_dpx_path(data))
         return _read_pillow(data, magic, integers)
 
 
@@ -138,7 +135,7 @@ def _read_pillow(data: Source, magic: bytes, integers: bool) -> Picture:
         im = Image.open(data.stream)
     except UnidentifiedImageError:
         if magic in TIFF_MAGIC:  # e.g. float RGB TIFF, which Pillow cannot open
-            check_size(src, *tiff_size(data))
+            check_size(src, *tiff_size(data)[:2])
             return _read_opencv(data, "TIFF", "", 1, integers)
         raise data.unknown() from None
     except Image.DecompressionBombError:
@@ -150,9 +147,7 @@ def _read_pillow(data: Source, magic: bytes, integers: bool) -> Picture:
         frames = getattr(im, "n_frames", 1)
         if frames > 1:
             warnings.warn(f"{src} has {frames} frames (animated or multi-page); only the first is used.", stacklevel=3)
-        args = (im.tile[0][3] if im.tile else None) or ""  # (codec, extents, offset, args)
-        rawmode = str(args if isinstance(args, str) else args[0])  # how the file stores a pixel
-        deep = ";16" in rawmode and not im.mode.startswith("I")  # 16-bit colour: Pillow keeps 8 bits
+        deep = _deep(im)
         try:
             im.load()  # for 16-bit colour too: damage found here never reaches libpng's stderr messages in OpenCV
             orientation = im.getexif().get(0x0112, 1)  # (a PNG may keep its EXIF after the pixels)
@@ -165,6 +160,63 @@ def _read_pillow(data: Source, magic: bytes, integers: bool) -> Picture:
             return _read_opencv(data, im.format, im.mode, orientation, integers)
         pixels, depth = _pillow_pixels(im, icc, src, integers)
         return Picture(_orient(pixels, orientation), depth, src, pixels.shape[2] == 4, im.format or "", im.mode)
+
+
+def read_layout(source, name: str | None = None) -> Layout:
+    """What an image declares (:class:`Layout`: format, size, bit depth and mode as :func:`read_image` would give
+    them), read from its header without decoding its pixels, so no pixel budget applies. ``source`` and ``name``
+    as for :func:`read_image`; InputError (one sentence) when it is no image mattekit reads."""
+    with _opened(source, name) as data:
+        magic = _magic(data)
+        if magic == EXR_MAGIC:
+            return exr_layout(data)
+        if magic in DPX_MAGIC:
+            return Layout(*scene_layout(_dpx_path(data)))
+        try:
+            data.stream.seek(0)
+            im = Image.open(data.stream)
+        except UnidentifiedImageError:
+            if magic in TIFF_MAGIC:  # a float TIFF, which OpenCV reads
+                width, height, samples = tiff_size(data)
+                return Layout("TIFF", width, height, 32, f"{'RGBA' if samples in (2, 4) else 'RGB'};32")
+            raise data.unknown() from None
+        except DECODE_ERRORS as e:
+            raise data.damaged(e) from None
+        with im:
+            width, height = im.size
+            try:  # a PNG's EXIF after its pixels is left unread: Pillow would decode them to reach it
+                exif = im.format != "PNG" or "exif" in im.info
+                orientation = im.getexif().get(0x0112, 1) if exif else 1
+            except DECODE_ERRORS as e:
+                raise data.damaged(e) from None
+            if orientation in (5, 6, 7, 8):
+                width, height = height, width
+            if _deep(im):
+                return Layout(im.format or "", width, height, 16, f"{im.mode};16")
+            depth = 32 if im.mode == "F" else 16 if im.mode.startswith("I") else 8
+            return Layout(im.format or "", width, height, depth, im.mode)
+
+
+def _dpx_path(data: Source) -> str:
+    """The path of DPX data (OpenImageIO reads DPX from files); InputError for data given without a file."""
+    if data.noun != "the file":
+        raise InputError(f"Cannot read {data.name}: DPX images are read from files only; save it as a file first.")
+    return data.name
+
+
+def _magic(data: Source) -> bytes:
+    """The first four bytes of the data, which tell its format; InputError when there are none."""
+    magic = data.stream.read(4)
+    if not magic:
+        raise InputError(f"Cannot read {data.name}: {data.noun} is empty.")
+    return magic
+
+
+def _deep(im: Image.Image) -> bool:
+    """Whether an opened image stores 16-bit colour, which Pillow cuts to 8 bits (OpenCV reads those pixels)."""
+    args = (im.tile[0][3] if im.tile else None) or ""  # (codec, extents, offset, args)
+    rawmode = str(args if isinstance(args, str) else args[0])  # how the file stores a pixel
+    return ";16" in rawmode and not im.mode.startswith("I")
 
 
 def _pillow_pixels(im: Image.Image, icc: bytes | None, src: str, integers: bool) -> tuple[np.ndarray, int]:

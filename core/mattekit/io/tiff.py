@@ -1,4 +1,4 @@
-"""TIFF: the size TIFF data declares, read without its pixels (:func:`tiff_size`), and baseline TIFF writing
+"""TIFF: the size and samples per pixel TIFF data declares, read without its pixels (:func:`tiff_size`), and baseline TIFF writing
 (:func:`write_tiff`). Pixels are read through Pillow or OpenCV (:mod:`mattekit.io.read`)."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 from mattekit.io.formats import Source
 
 
-def tiff_size(source: Source) -> tuple[int, int]:
-    """(width, height) from the first directory of TIFF data, without reading its pixels."""
+def tiff_size(source: Source) -> tuple[int, int, int]:
+    """(width, height, samples per pixel) from the first directory of TIFF data, without reading its pixels."""
     f = source.stream
     try:
         f.seek(0)
@@ -21,12 +21,12 @@ def tiff_size(source: Source) -> tuple[int, int]:
         f.seek(4)
         f.seek(struct.unpack(order + "I", f.read(4))[0])
         count = struct.unpack(order + "H", f.read(2))[0]
-        size = {}
+        size = {277: 1}  # samples per pixel: 1 unless the directory says
         for _ in range(count):
             tag, kind, _n, raw = struct.unpack(order + "HHI4s", f.read(12))
-            if tag in (256, 257):
+            if tag in (256, 257, 277):
                 size[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), raw[:2] if kind == 3 else raw)[0]
-        return size[256], size[257]
+        return size[256], size[257], size[277]
     except (OSError, ValueError, struct.error, KeyError):
         raise source.damaged() from None
 

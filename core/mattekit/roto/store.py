@@ -52,22 +52,35 @@ class Store:
 
     def open(self, settings: dict, fingerprint: str, provenance: Callable[[], dict], overwrite: bool) -> None:
         """Write the manifest, or check it against these settings (``provenance()`` is asked only when
-        the manifest is written)."""
-        if self.manifest_path.is_file() and not overwrite:
-            try:
-                old = json.loads(self.manifest_path.read_text())
-            except (OSError, ValueError):
-                old = {}
-            if old.get("fingerprint") == fingerprint and all(old.get("outputs", {}).get(k) == v for k, v in self.outputs().items()):
+        the manifest is written). A file there that is not a manifest is refused even with ``overwrite``."""
+        old = self._read_manifest() if self.manifest_path.exists() else None
+        if old is not None and not overwrite:
+            if old["fingerprint"] == fingerprint and all(old["outputs"].get(k) == v for k, v in self.outputs().items()):
                 return
-            if old.get("fingerprint") == fingerprint:
-                self._write_manifest(settings, fingerprint, old.get("outputs", {}) | self.outputs(), provenance())
+            if old["fingerprint"] == fingerprint:
+                self._write_manifest(settings, fingerprint, old["outputs"] | self.outputs(), provenance())
                 return
-            if old:
-                what = _difference(old.get("settings", {}), settings)
-                raise OutputError(f"{self.patterns['alpha']} already holds mattes made with other settings ({what}); "
-                                  f"use --overwrite to redo them, or choose another output.")
+            what = _difference(old["settings"], settings)
+            raise OutputError(f"{self.patterns['alpha']} already holds mattes made with other settings ({what}); "
+                              f"use --overwrite to redo them, or choose another output.")
         self._write_manifest(settings, fingerprint, self.outputs(), provenance())
+
+    def _read_manifest(self) -> dict:
+        """The manifest on disk, refused in one sentence when it is not one mattekit wrote (it is never
+        replaced unasked: the file may be the user's)."""
+        path = self.manifest_path
+        try:
+            old = json.loads(path.read_text())
+        except OSError as exc:
+            raise OutputError(f"Cannot read the roto manifest {path}: {exc.strerror.lower() if exc.strerror else exc}; "
+                              f"move it away, or choose another output.") from None
+        except ValueError:
+            old = None
+        if not (isinstance(old, dict) and isinstance(old.get("fingerprint"), str)
+                and isinstance(old.get("settings"), dict) and isinstance(old.get("outputs"), dict)):
+            raise OutputError(f"{path} is not a mattekit roto manifest (the file roto keeps beside its mattes); "
+                              f"move or delete it, or choose another output.")
+        return old
 
     def _write_manifest(self, settings: dict, fingerprint: str, outputs: dict, provenance: dict) -> None:
         record = {"mattekit": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -138,9 +151,11 @@ class Store:
 
 def _difference(old: dict, new: dict) -> str:
     changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    if "model" in changed and old.get("model", {}).get("name") != new["model"]["name"]:
-        return f"model {old.get('model', {}).get('name')} instead of {new['model']['name']}"
-    return "different " + ", ".join(changed) if changed else "an unreadable manifest"
+    model = old.get("model")
+    name = model.get("name") if isinstance(model, dict) else model
+    if "model" in changed and name != new["model"]["name"]:
+        return f"model {name} instead of {new['model']['name']}"
+    return "different " + (", ".join(changed) or "fingerprint")
 
 
 class Journal:

@@ -27,6 +27,8 @@ from ..tasks.registry import OptionError
 from . import jobs, operations, protocol
 from .transport import App, Handler, RequestError
 
+CLIENT_CHECK = 0.25  # seconds between checks that a synchronous job's client is still connected
+
 
 class Worker(App, Protocol):
     """What the routes need of the worker (:class:`mattekit.worker.service.WorkerServer` is one)."""
@@ -132,8 +134,15 @@ class Routes(Handler):
             raise RequestError(422 if job.error["code"] == "task_failed" else 500, job.error["code"], job.error["message"])
 
     def ep_run(self, args):
+        """A synchronous job: the answer waits for it; a client that hangs up meanwhile cancels it (a running
+        job stops at its next progress step) and frees this handler thread at once."""
         job = self._submit(args, keep=False)
-        job.done_event.wait()
+        while not job.done_event.wait(CLIENT_CHECK):
+            if self._client_gone():
+                self.worker.jobs.cancel(job)
+                self.worker.log(f"cancelled a {job.name} job: its client hung up before the answer")
+                self.close_connection = True
+                return
         self._raise_unless_done(job)
         self._send_result(job)
 

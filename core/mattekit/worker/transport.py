@@ -21,6 +21,7 @@ import hmac
 import http.server
 import json
 import queue
+import select
 import selectors
 import socket
 import socketserver
@@ -326,6 +327,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         elif length > 0:
             self._discard(length)
+
+    def _client_gone(self) -> bool:
+        """Whether the client has closed its connection (its end is readable and holds nothing: a hang-up),
+        checked without waiting, for a handler that waits on something else meanwhile."""
+        try:
+            if not select.select([self.connection], [], [], 0)[0]:
+                return False
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:  # reset, or closed under us
+            return True
 
     def _length(self) -> int:
         """The announced body length, refused (411/413) before anything is read when missing or too large."""

@@ -1,0 +1,98 @@
+"""Issue 28, finding 8: a synchronous job (POST /v1/run/OP) whose client hangs up is cancelled, and the handler
+thread that waited for it is free again, instead of the job running on and holding the thread."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import numpy as np
+
+from mattekit.worker import protocol
+from test_server import _slow_operation, make_worker, mirror  # noqa: F401 - fixtures
+
+IMAGE = {"width": 4, "height": 4, "channels": 3, "dtype": "u8"}
+STEPS = 10000  # 10 ms each: about 100 s unless cancelled
+
+
+def _hang_up_after_sending(srv, operation: str = "slow", options: dict | None = None, image: dict = IMAGE,
+                           body: bytes = bytes(4 * 4 * 3)):
+    """A generator: its first step sends a whole synchronous request on a raw socket; closing it hangs up
+    without reading the answer."""
+    meta = json.dumps({"inputs": [image], "options": {"steps": STEPS} if options is None else options})
+    with socket.create_connection((srv.host, srv.port)) as sock:
+        sock.sendall((f"POST /{protocol.API}/run/{operation} HTTP/1.1\r\nHost: {srv.host}:{srv.port}\r\n"
+                      f"Authorization: Bearer {srv.token}\r\n{protocol.META_HEADER}: {meta}\r\n"
+                      f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+        yield
+
+
+def _until(condition, what: str, limit: float = 60) -> None:
+    """Wait for ``condition()``; fail naming ``what`` if it does not come within ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen"
+        time.sleep(0.01)
+
+
+def _submitted(srv) -> list:
+    """The jobs the worker's table takes from now on (the table's own submit, recorded)."""
+    taken, submit = [], srv.jobs.submit
+
+    def record(*args, **kwargs):
+        taken.append(submit(*args, **kwargs))
+        return taken[-1]
+
+    srv.jobs.submit = record
+    return taken
+
+
+def test_a_sync_job_whose_client_hangs_up_is_cancelled_and_frees_its_handler(make_worker):
+    log, lines = [], []
+    srv, worker = make_worker(operations_table={"slow": _slow_operation(log)}, pool_size=1, log=lines.append)
+    taken = _submitted(srv)
+    running = _hang_up_after_sending(srv)
+    next(running)  # the request is sent and its connection open
+    _until(lambda: "start" in log, "the job's start")
+    running.close()  # the client hangs up
+    # the one handler thread is free: a health check is answered while the job (100 s uncancelled) would still run
+    assert worker.health()["ok"]
+    assert taken[0].done_event.wait(60), "the job ran on after its client hung up"
+    assert taken[0].state == "cancelled" and len([s for s in log if s != "start"]) < STEPS, taken[0].status()
+    assert not srv.jobs.busy() and srv.jobs.queued_bytes == 0
+    assert any("hung up before the answer" in line for line in lines), lines
+
+
+def test_a_queued_sync_job_whose_client_hangs_up_never_starts(make_worker):
+    log = []
+    srv, worker = make_worker(operations_table={"slow": _slow_operation(log)})
+    taken = _submitted(srv)
+    first = _hang_up_after_sending(srv)
+    next(first)
+    _until(lambda: "start" in log, "the first job's start")
+    second = _hang_up_after_sending(srv)
+    next(second)
+    _until(lambda: len(taken) == 2, "the second job's submission")
+    assert taken[1].state == "queued"
+    second.close()
+    assert taken[1].done_event.wait(60) and taken[1].state == "cancelled"
+    first.close()
+    assert taken[0].done_event.wait(60) and taken[0].state == "cancelled"
+    assert log.count("start") == 1, "the queued job never ran"
+    assert not srv.jobs.busy()
+
+
+def test_a_real_upscale_whose_client_hangs_up_stops_between_tiles(make_worker, mirror):
+    """The same with a real model: an upscale in 64-pixel tiles stops at the tile after the hang-up."""
+    srv, worker = make_worker()
+    taken = _submitted(srv)
+    side = 384
+    pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8).tobytes()
+    running = _hang_up_after_sending(srv, "upscale", {"model": "rfdn-x4", "tile": 64},
+                                     {"width": side, "height": side, "channels": 3, "dtype": "u8"}, pixels)
+    next(running)
+    _until(lambda: taken and "of" in taken[0].message, "the first tile")  # "Running upscale: 3 of 49"
+    running.close()
+    assert taken[0].done_event.wait(120), "the upscale ran on after its client hung up"
+    assert taken[0].state == "cancelled" and taken[0].progress < 0.98, taken[0].status()
+    assert worker.health()["ok"] and not srv.jobs.busy()
