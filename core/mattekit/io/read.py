@@ -74,12 +74,14 @@ def read_plate(path, colorspace: str | None = None) -> Picture:
     """A plate frame: ``scene``, its values as stored (float32 H x W x 3|4, straight alpha, unclipped) in OCIO
     colour space ``colorspace`` (None: the file's own, :func:`mattekit.colour.default_colorspace`), and
     ``pixels``, the networks' sRGB made from it by :func:`mattekit.colour.to_network` (alpha clipped to [0, 1]).
-    EXR, DPX and TIFF are read by OpenImageIO (multi-part and layered EXR: the first part with colour); the
-    others by :func:`read_image` (taken as sRGB unless ``colorspace`` says otherwise)."""
+    EXR, DPX and 16-bit and float TIFF are read by OpenImageIO (multi-part and layered EXR: the first part with
+    colour); the others, 8-bit TIFF included (its ICC profile and EXIF orientation applied), by :func:`read_image`
+    (taken as sRGB unless ``colorspace`` says otherwise)."""
     path = str(path)
     with _opened(path, None) as data:
         magic = data.stream.read(4)
-    if magic not in (EXR_MAGIC, *DPX_MAGIC, *TIFF_MAGIC):
+    eight_bit_tiff = magic in TIFF_MAGIC and read_layout(path).bit_depth == 8  # Pillow: its ICC profile, EXIF orientation
+    if magic not in (EXR_MAGIC, *DPX_MAGIC, *TIFF_MAGIC) or eight_bit_tiff:
         picture = read_image(path)
         picture.colorspace = colour.check_colorspace(colorspace) if colorspace else colour.NETWORK_SPACE
         picture.scene = picture.pixels  # sRGB in [0, 1]: one array serves both, unless another space is named
