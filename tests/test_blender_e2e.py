@@ -156,11 +156,11 @@ def test_ai_matte_in_blender(version, shared, tmp_path, monkeypatch):
 
     planned = installer(env, "--bpy-python", str(python), "--dry-run")
     print(planned)
-    assert "would install mattekit_ai_matte" in planned and "would validate" in planned
+    assert "would install mattekit_ai_matte" in planned and "passes Blender's own extension validation" in planned
     assert snapshot(home) == before, "--dry-run changed HOME"
     done = installer(env, "--bpy-python", str(python))
     print(done)
-    assert "installed and enabled mattekit_ai_matte" in done
+    assert "install: install mattekit_ai_matte" in done
     assert "already up to date" in installer(env, "--bpy-python", str(python))
     folder = home / ".config" / "blender" / version[:3] / "extensions" / "user_default" / "mattekit_ai_matte"
     record = json.loads((folder / "mattekit_worker.json").read_text())
@@ -209,7 +209,7 @@ def test_ai_matte_on_people_with_the_people_model(shared, tmp_path, monkeypatch)
     bounded below. One Blender version (the LTS): the add-on's code is the same for both."""
     python = bpy_python("4.5.15")
     env = fresh_home(shared, tmp_path, monkeypatch)
-    assert "installed and enabled mattekit_ai_matte" in installer(env, "--bpy-python", str(python))
+    assert "install: install mattekit_ai_matte" in installer(env, "--bpy-python", str(python))
     plate, truths = (shared / "data" / "davis" / kind / PEOPLE_SEQUENCE for kind in ("im", "gt"))
     renders, mattes = tmp_path / "renders", tmp_path / "mattes"
     renders.mkdir()
@@ -269,3 +269,60 @@ def test_job_properties_follow_the_recorded_schema(version, tmp_path):
                                      rgba=str(tmp_path / "cut.####.png"))
     assert result["unknown_model"] == "refused" and result["unregistered"]
 
+
+
+def steps_said(output: str, dry_run: bool) -> list[str]:
+    """The installer's step lines ("install_blender: [would ]STEP"; its sentences, which end in a full stop,
+    left out), without the prefix."""
+    prefix = "install_blender: would " if dry_run else "install_blender: "
+    return [line[len(prefix):] for line in output.splitlines() if line.startswith(prefix) and not line.endswith(".")]
+
+
+def changed_paths(before: dict, after: dict, home: Path) -> set[str]:
+    """The paths (absolute) that ``after`` adds, drops or changes relative to ``before`` (snapshots of home)."""
+    return {str(home / p) for p in set(before) | set(after) if before.get(p) != after.get(p)}
+
+
+@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
+def test_dry_runs_list_what_the_runs_do(version, tmp_path):
+    """Install and uninstall, each first as a dry run: the real run says the very steps the dry run listed (the
+    same lines, the same count) and changes HOME exactly as they say; the dry runs change nothing."""
+    python = bpy_python(version)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "BLENDER_")) and k != "MATTEKIT_WORKER_STATE"}
+    env.update(HOME=str(home), MATTEKIT_HOME=str(tmp_path / "mattekit-home"))
+    module = install_module("install_blender")
+    before = snapshot(home)
+    planned = installer(env, "--bpy-python", str(python), "--dry-run")
+    assert snapshot(home) == before, "--dry-run changed HOME"
+    done = installer(env, "--bpy-python", str(python))
+    installed = snapshot(home)
+    steps = steps_said(planned, True)
+    assert steps and steps == steps_said(done, False), (planned, done)
+    assert "1 change(s) planned" in planned and "1 change(s);" in done
+    user = home / ".config" / "blender" / version[:3]
+    folder, userpref = user / "extensions" / "user_default" / "mattekit_ai_matte", user / "config" / "userpref.blend"
+    assert steps == [f"install mattekit_ai_matte (10 files and mattekit_install.json) into {folder}, enable it "
+                     f"and save the preferences ({userpref})"]
+    # what the install changed: the add-on's folder, the preferences, the folders holding them, Blender's own caches
+    changed = changed_paths(before, installed, home)
+    said = {str(folder), str(userpref)}
+    assert said <= changed
+    assert {p for p in changed if not any(module.within(p, s) for s in said)
+            and not module.is_blender_cache(p, str(user)) and Path(p).name not in module.CACHE_FOLDERS} == set(), \
+        "the install changed what it did not say"
+
+    planned = installer(env, "--bpy-python", str(python), "--uninstall", "--dry-run")
+    assert snapshot(home) == installed, "--uninstall --dry-run changed HOME"
+    done = installer(env, "--bpy-python", str(python), "--uninstall")
+    steps = steps_said(planned, True)
+    assert steps == steps_said(done, False), (planned, done)
+    count = len([s for s in steps if not s.startswith("keep ")])
+    assert f"{count} change(s) planned." in planned and f"add-on removed ({count} change(s))." in done
+    assert steps[0].startswith(f"disable mattekit_ai_matte and remove {folder} through Blender")
+    listed = {s.split(" ", 2)[2] if s.startswith("remove folder ") else s.split(" ", 1)[1]
+              for s in steps[1:] if s.startswith("remove ")}
+    removed = changed_paths(installed, snapshot(home), home)
+    assert removed == listed | {p for p in removed if (p + os.sep).startswith(str(folder) + os.sep)}
+    assert snapshot(home) == before, "--uninstall left HOME changed"
