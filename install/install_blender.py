@@ -19,9 +19,10 @@ imports Blender as the ``bpy`` module), else ``blender`` on PATH and the usual i
 skipped. With none found it says so (``--zip FILE`` still writes the zip, for Blender's
 Preferences > Get Extensions > Install from Disk).
 
-What the install created in the user's folders (Blender's user folder, its thumbnail cache, their
-parents) is listed in ``mattekit_install.json`` inside the installed add-on, so that --uninstall
-removes exactly that, unless it changed since (then it is kept and named). A run is a list of steps
+What the install created in Blender's user folder (and its parents), and the folders its Blender runs
+made elsewhere (the thumbnail cache: removed again at once, made again when Blender is used), are
+listed in ``mattekit_install.json`` inside the installed add-on, so that --uninstall removes exactly
+that, unless it changed since (then it is kept and named). A run is a list of steps
 (:func:`carry_out`): --dry-run says that very list and leaves every file as it was; a real run says and
 does it. Running it again changes nothing unless something changed.
 """
@@ -201,17 +202,28 @@ def removal_steps(paths, gone):
     """
     steps = []
     for path in sorted(p for p in paths if p not in gone and (os.path.isfile(p) or os.path.islink(p))):
-        steps.append(("remove %s" % path, functools.partial(os.remove, path)))
+        steps.append(("remove %s" % path, functools.partial(delete, path)))
         gone.add(path)
     folders = (p for p in paths if p not in gone and os.path.isdir(p) and not os.path.islink(p))
-    for folder in sorted(folders, key=len, reverse=True):
+    for folder in sorted(folders, key=lambda f: (-len(f), f)):  # deepest first, in an order that does not vary
         leftover = [n for n in os.listdir(folder) if os.path.join(folder, n) not in gone]
         if leftover:
             steps.append(("keep folder %s (it holds %s, made since)" % (folder, leftover[0]), None))
             continue
-        steps.append(("remove folder %s" % folder, functools.partial(os.rmdir, folder)))
+        steps.append(("remove folder %s" % folder, functools.partial(delete, folder)))
         gone.add(folder)
     return steps
+
+
+def delete(path):
+    """Remove a file or an empty folder; one gone already is fine (the Blender run of an earlier step may
+    have removed it), one that cannot be removed ends the run in one sentence."""
+    try:
+        (os.rmdir if os.path.isdir(path) and not os.path.islink(path) else os.remove)(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise SystemExit("%s: cannot remove %s (%s)." % (TOOL, path, exc.strerror or exc))
 
 
 def carry_out(steps, dry_run, say):
@@ -287,10 +299,12 @@ def install(blender, files, archive, watched, home, dry_run, say):
         user = blender.info["user"]
         made = created_since(before, survey(watched, home))
         tidy_up({p: k for p, k in survey(watched, home).items() if within(p, user) or p in before}, watched, home)
-        created = dict(earlier)
-        created.update((p, d) for p, d in made.items() if within(p, user))
+        created = {p: d for p, d in earlier.items() if os.path.exists(p) or d is None}
+        # the folders Blender's runs made outside its user folder (the thumbnail cache) are gone again, but
+        # recorded: Blender makes them again when it is used, and --uninstall removes them then if they hold nothing else
+        created.update((p, d) for p, d in made.items() if within(p, user) or d is None)
         manifest = {"blender": blender.info["version_string"],
-                    "created": {p: d for p, d in created.items() if os.path.exists(p)}}
+                    "created": {p: d for p, d in created.items() if os.path.exists(p) or d is None}}
         worker_record.atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
     steps = [("install %s (%d files and %s) into %s, enable it and save the preferences (%s)"
@@ -313,7 +327,7 @@ def uninstall(blender, watched, home, dry_run, say, gone):
     created = read_manifest(folder).get("created", {})
     ours, changed = set(), []
     for path, digest in created.items():
-        if not os.path.exists(path):
+        if path not in before:  # gone, or made again only by this run's own Blender (tidied like its other traces)
             continue
         if digest is None or is_blender_cache(path, blender.info["user"]) or \
                 (os.path.isfile(path) and worker_record.sha256_file(path) == digest):
@@ -330,6 +344,7 @@ def uninstall(blender, watched, home, dry_run, say, gone):
                                                        ", saving the preferences" if keep_prefs else ""), take_out)]
     steps += [("keep %s (changed since the install)" % path, None) for path in sorted(changed)]
     gone.add(str(folder))  # Blender removes the add-on's folder
+    gone.update(set(survey(watched, home)) - set(before))  # this run's traces: tidied (see take_out), never in the way
     outside = {p for p in ours - set(changed) if not (p + os.sep).startswith(str(folder) + os.sep)}
     steps += removal_steps(outside, gone)
     count = carry_out(steps, dry_run, say)

@@ -166,7 +166,7 @@ def test_ai_matte_in_blender(version, shared, tmp_path, monkeypatch):
     assert snapshot(home) == before, "--dry-run changed HOME"
     done = installer(env, "--bpy-python", str(python))
     print(done)
-    assert "install: install mattekit_ai_matte" in done
+    assert "install_blender: install mattekit_ai_matte" in done
     assert "already up to date" in installer(env, "--bpy-python", str(python))
     folder = home / ".config" / "blender" / version[:3] / "extensions" / "user_default" / "mattekit_ai_matte"
     record = json.loads((folder / "mattekit_worker.json").read_text())
@@ -215,7 +215,7 @@ def test_ai_matte_on_people_with_the_people_model(shared, tmp_path, monkeypatch)
     bounded below. One Blender version (the LTS): the add-on's code is the same for both."""
     python = bpy_python("4.5.15")
     env = fresh_home(shared, tmp_path, monkeypatch)
-    assert "install: install mattekit_ai_matte" in installer(env, "--bpy-python", str(python))
+    assert "install_blender: install mattekit_ai_matte" in installer(env, "--bpy-python", str(python))
     plate, truths = (shared / "data" / "davis" / kind / PEOPLE_SEQUENCE for kind in ("im", "gt"))
     renders, mattes = tmp_path / "renders", tmp_path / "mattes"
     renders.mkdir()
