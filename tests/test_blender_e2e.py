@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 
 from mattekit.catalog import CATALOG_PATH
+from test_birefnet_e2e import checkpoints  # noqa: F401 - a fixture: BiRefNet_lite stand-in weights
 from test_install_gimp import install_module, snapshot
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
@@ -226,6 +227,31 @@ def test_ai_matte_on_people_with_the_people_model(shared, tmp_path, monkeypatch)
     print(f"Blender {result['blender']}: AI Matte with model people on {PEOPLE_SEQUENCE}, alpha IoU per frame "
           f"{[round(x, 4) for x in ious]}, mean {np.mean(ious):.4f}")
     assert np.mean(ious) > PEOPLE_MIN_IOU
+
+
+def add_derived(env: dict, model: str, path: Path) -> None:
+    """``mattekit models add MODEL PATH --derived`` into the worker's MATTEKIT_HOME (the worker takes no weights path)."""
+    added = subprocess.run([sys.executable, "-m", "mattekit", "models", "add", model, str(path), "--derived"],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert added.returncode == 0, added.stderr
+
+
+def test_ai_matte_with_birefnet_from_the_model_menu(shared, tmp_path, monkeypatch, checkpoints):  # noqa: F811
+    """Issue 30 in the host: birefnet-general-lite picked from the AI Matte model menu mattes a frame through the
+    worker (stand-in weights added as a derived copy: the path, not quality, so no IoU bound); the node group
+    shows the matte the worker wrote. One Blender version and one frame: BiRefNet at 1024 x 1024 on one CPU thread."""
+    python = bpy_python("4.5.15")
+    env = fresh_home(shared, tmp_path, monkeypatch)
+    add_derived(env, "birefnet-general-lite", checkpoints[0]["pth"])
+    assert "install_blender: install mattekit_ai_matte" in installer(env, "--bpy-python", str(python))
+    plate, truths = (shared / "data" / "davis" / kind / SEQUENCE for kind in ("im", "gt"))
+    renders, mattes = tmp_path / "renders", tmp_path / "mattes"
+    renders.mkdir()
+    result = run_ai_matte(python, env, plate, 1, mattes, renders, "--model", "birefnet-general-lite")
+    assert result["model"] == "birefnet-general-lite"
+    check_case(result["sequence"], renders / "sequence", mattes, plate, truths, [(1, f"{SEQUENCE}_matte.00000.png", 0)])
+    manifest = next(mattes.glob("*.mattekit.json")).read_text()
+    assert '"birefnet-general-lite"' in manifest, manifest[:2000]
 
 
 @pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])

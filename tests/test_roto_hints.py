@@ -15,6 +15,7 @@ from mattekit import roto, tracking
 from mattekit.errors import InputError, OutputError
 from mattekit.io import read_image, write_image
 from test_roto import kill_when_written
+from test_sam2_hints import stand_in  # noqa: F401 - a fixture: SAM 2.1 Hiera-T stand-in weights
 
 MODEL = "csnet-sod"  # real weights from the shared mirror; small and fast on CPU
 SIZE = (214, 120)
@@ -185,23 +186,26 @@ def test_kill_and_resume_with_hints_gives_identical_files(shared, mirror, tmp_pa
 
 # ----------------------------------------------------------------------------------- Blender
 
-@pytest.mark.blender
-@pytest.mark.slow
-@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
-def test_blender_mask_datablock_picks_the_subject(version, shared, tmp_path, monkeypatch):
-    """In real bpy: a Mask datablock drawn around the left subject on frame 1 becomes the roto job's
-    hint (rendered to a keyframe hint file) and every matte keeps that subject only."""
+def blender_hint_run(version: str, shared: Path, tmp_path: Path, monkeypatch, frames: int, model: str | None = None,
+                     weights: Path | None = None) -> tuple[dict, Path]:
+    """In real bpy (``version``): the add-on's operator on a two-subject plate of ``frames`` frames, a Mask datablock
+    drawn around the left subject on frame 1 as the hint, ``model`` (u2netp by default; ``weights``: a file added to
+    the worker as that model's derived copy). (The script's RESULT record, the mattes folder.)"""
     from test_blender_e2e import bpy_python, shutdown_worker
     from test_install_gimp import install_module
 
     python = bpy_python(version)
-    plate = two_subject_plate(shared, tmp_path / "plate", 4, first=1)
+    plate = two_subject_plate(shared, tmp_path / "plate", frames, first=1)
     env = {k: v for k, v in os.environ.items() if k not in ("MATTEKIT_WORKER_STATE", "MATTEKIT_CATALOG")}
     env.update(HOME=str(tmp_path / "home"), MATTEKIT_HOME=str(tmp_path / "mattekit-home"), OMP_NUM_THREADS="1",
                MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_ALLOW_DIRS=str(tmp_path))
     for name in ("HOME", "MATTEKIT_HOME"):
         monkeypatch.setenv(name, env[name])  # this process finds the worker the add-on starts
     (tmp_path / "home").mkdir()
+    if weights is not None:
+        from test_blender_e2e import add_derived
+
+        add_derived(env, model, weights)
     module = install_module("install_blender")
     settings = module.worker_record.worker_settings(env)
     info = module.worker_record.query_worker(sys.executable, settings, "test")
@@ -212,7 +216,8 @@ def test_blender_mask_datablock_picks_the_subject(version, shared, tmp_path, mon
     script = Path(__file__).parent / "blender" / "hint_mask.py"
     try:  # the mask's space: x 0..1 across the width, y centred: 0.3..0.7 covers the 120 rows of the 428-wide plate
         run = subprocess.run([str(python), str(script), str(tmp_path), plate.replace("####", "0001"), str(output),
-                              "0.01", "0.3", "0.48", "0.7"], env=env, capture_output=True, text=True, timeout=900)
+                              "0.01", "0.3", "0.48", "0.7", *([model] if model else [])], env=env, capture_output=True,
+                             text=True, timeout=900)
     finally:
         shutdown_worker()
     lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
@@ -225,7 +230,28 @@ def test_blender_mask_datablock_picks_the_subject(version, shared, tmp_path, mon
     hint = read_image(output / "hints" / "plate_hint.0001.png").pixels[..., 0]
     assert hint[:, 20:190].min() > 0.5 and hint[:, 214:].max() < 0.5  # the mask as drawn, on the plate's pixels
     found = sorted(output.glob("plate_matte.*.png"))
-    assert [p.name for p in found] == [f"plate_matte.{n:04d}.png" for n in range(1, 5)]
-    for path in found:
+    assert [p.name for p in found] == [f"plate_matte.{n:04d}.png" for n in range(1, frames + 1)]
+    return result, output
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
+def test_blender_mask_datablock_picks_the_subject(version, shared, tmp_path, monkeypatch):
+    """In real bpy: a Mask datablock drawn around the left subject on frame 1 becomes the roto job's
+    hint (rendered to a keyframe hint file) and every matte keeps that subject only."""
+    _, output = blender_hint_run(version, shared, tmp_path, monkeypatch, 4)
+    for path in sorted(output.glob("plate_matte.*.png")):
         matte = read_image(path).pixels[..., 0]
         assert matte[:, 220:].max() < 0.5 and matte[:, :214].mean() > 0.05, path.name
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_blender_mask_datablock_starts_a_sam_track(shared, tmp_path, monkeypatch, stand_in):  # noqa: F811
+    """Issue 31 in the host: with a SAM 2.1 model picked in the add-on (stand-in weights added to the worker as a
+    derived copy: the path, not quality), the Mask datablock is the keyframe prompt and SAM's memory carries it
+    through the shot; the job's manifest names the tracker."""
+    _, output = blender_hint_run("4.5.15", shared, tmp_path, monkeypatch, 2, "sam2.1-hiera-tiny", stand_in)
+    manifest = next(output.glob("*.mattekit.json")).read_text()
+    assert '"sam2.1-hiera-tiny"' in manifest, manifest[:2000]

@@ -1,12 +1,12 @@
 """Draw a Mask datablock around one subject of a plate and run the AI Matte operator with it as the hint
 (bpy as a module, headless). Run by tests/test_roto_hints.py with a bpy venv's python:
 
-    python hint_mask.py ADDON_PARENT PLATE_FIRST_FILE OUTPUT_DIR X0 Y0 X1 Y1
+    python hint_mask.py ADDON_PARENT PLATE_FIRST_FILE OUTPUT_DIR X0 Y0 X1 Y1 [MODEL]
 
 The add-on in ADDON_PARENT/mattekit_ai_matte is registered from there; the plate (an image sequence,
 scene frames 1..N) is loaded; a mask with one square spline is drawn in the mask's normalised space
 from X0,Y0 to X1,Y1 (0..1 across the plate's width, y up, centred on the frame's height); the operator
-runs the roto job on the mattekit worker with that mask as the hint on scene frame 1. Prints one
+runs the roto job (MODEL: u2netp unless named) on the mattekit worker with that mask as the hint on scene frame 1. Prints one
 line ``RESULT {json}``.
 """
 import json
@@ -41,7 +41,7 @@ settings.source = "IMAGE"
 settings.image = image
 settings.output_dir = output
 settings.hint_mask = mask
-settings.job.model = "u2netp"  # csnet-sod (CSNet's own resize) barely sees the small dog in a hinted crop
+settings.job.model = sys.argv[8] if len(sys.argv) > 8 else "u2netp"  # (csnet-sod barely sees the small dog in a hinted crop)
 settings.job.use_radius, settings.job.radius = True, 1
 settings.job.bit_depth = "8"
 outcome = bpy.ops.mattekit.ai_matte()
