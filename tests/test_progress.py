@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mattekit import roto
 from mattekit.client import Pixels
 from mattekit.progress import Display, Progress, Reporter, clock
+from test_roto import make_plate, spec
 from test_server import make_worker, mirror  # noqa: F401 - fixtures
 
 BAR = ("\r", "█", "%|")  # what a drawn bar leaves in its stream
@@ -148,3 +150,14 @@ def test_the_worker_names_tiles_and_their_count_while_upscaling(make_worker, mir
     assert total > 1 and all(" of " in m for m in tiles)
     fractions = [fraction for fraction, _ in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_the_worker_roto_operation_names_each_frame_its_count_rate_and_eta(shared, mirror, tmp_path):  # noqa: F811
+    plate = make_plate(shared, tmp_path / "plate", 3, size=(64, 36))
+    seen = []
+    options = spec(plate, str(tmp_path / "out" / "m.####.png"), temporal=False).to_dict()
+    roto.run_operation(options, lambda fraction, message: seen.append((fraction, message)))  # what the worker runs
+    frames = [message for _, message in seen if message.startswith("frame ")]
+    assert [m.split(" (")[0] for m in frames] == ["frame 0 of 3", "frame 1 of 3", "frame 2 of 3", "frame 3 of 3"]
+    assert frames[1].startswith("frame 1 of 3 (1001), ") and "frames/s, ETA 0:" in frames[1]
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen) and seen[-1][0] == 1.0
