@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -186,3 +187,18 @@ class Display:
 
     def _print(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
+
+
+@contextmanager
+def shown(total: int, unit: str, quiet: bool = False, lines: bool = True):
+    """A :class:`Reporter` of ``total`` ``unit``\ s shown by a new :class:`Display` for a ``with`` block (the bar
+    closed at its end). ``lines``: a line per unit off a terminal and a bar that stays; without (the tiles of
+    one image, their total told by the first step): no lines, no start event, a bar that goes when done."""
+    display = Display(quiet=quiet, lines=lines, leave=lines)
+    report = Reporter(display, total, unit)
+    if lines:
+        report.start()
+    try:
+        yield report
+    finally:
+        display.close()

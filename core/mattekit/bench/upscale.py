@@ -32,7 +32,7 @@ from PIL import Image
 
 from .. import runtime
 from ..errors import InputError, MattekitError
-from ..progress import Display, Reporter
+from ..progress import shown
 from ..superres import upscale
 from .memory import current_rss, peak_rss, reset_peak_rss
 
@@ -230,12 +230,9 @@ def _run_large(args, run_net, device: torch.device) -> int:
     run_net(np.zeros((16, 16, 3), np.uint8))  # warm-up
     baseline = current_rss()
     resettable = _reset_peaks(device)
-    tiles = Reporter(Display(lines=False, leave=False), 0, "tile")  # a bar on a terminal, no lines elsewhere
     start = time.perf_counter()
-    try:
+    with shown(0, "tile", lines=False) as tiles:  # a bar on a terminal, no lines elsewhere
         result = run_net(image, progress=tiles.steps)
-    finally:
-        tiles.callback.close()
     seconds = time.perf_counter() - start
     peak = peak_rss()
     line = (f"{what} -> {result.shape[1]}x{result.shape[0]} in {tiles.total} tiles: {seconds:.1f} s, "

@@ -13,7 +13,7 @@ from ..io.formats import extension_of
 from ..io.outputs import IMAGE_SUFFIXES, WRITABLE, companion_files
 from ..errors import InputError, MattekitError, OutputError
 from ..fsutil import FilesRead
-from ..progress import Display, Progress, Reporter
+from ..progress import Display, Progress, Reporter, shown
 
 def expand_inputs(items: list[str], stdin: Path | None = None) -> list[tuple[Path, Path]]:
     """Files, folders (their images, sorted) and globs -> [(file, folder it came from or its parent)];
@@ -185,22 +185,18 @@ def run_files(args, planned: list[tuple[Path, Path]], runner, report: Report, da
     inputs (of tiles for one), ``args.threads`` torch threads per inference worker. A failing input is listed
     and the others are written (returns 1); a single input's failure is raised as it is."""
     single = len(planned) == 1
-    steps = None
-    if single and runner.task.progress:  # the tiles of one image: a bar on a terminal, no lines elsewhere
-        tiles = Reporter(Display(quiet=report.quiet, lines=False, leave=False), 0, "tile")
-        steps = tiles.steps
     found = [pair for pair in planned if args.skip_existing and pair[1].exists()]
     report.sources = {target: source for source, target in planned}
     images = Reporter(None if single else report.item, len(planned), "image", skipped=len(found))
     images.start()
-    try:
-        outcome = runner.files(planned, skip_existing=args.skip_existing, wrote=report.wrote, data=data,
-                               threads=getattr(args, "threads", None), steps=steps,
-                               progress=lambda done, pair: images(pair[1]))
-    finally:
-        if steps is not None:
-            tiles.callback.close()
-        report.display.close()
+    # the tiles of one image: a bar on a terminal, no lines elsewhere
+    with shown(0, "tile", quiet=report.quiet or not (single and runner.task.progress), lines=False) as tiles:
+        try:
+            outcome = runner.files(planned, skip_existing=args.skip_existing, wrote=report.wrote, data=data,
+                                   threads=getattr(args, "threads", None), steps=tiles.steps,
+                                   progress=lambda done, pair: images(pair[1]))
+        finally:
+            report.display.close()
     report.skipped += outcome.skipped
     if single and outcome.failed:
         raise outcome.failed[0][1]
