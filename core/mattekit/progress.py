@@ -89,13 +89,10 @@ class Reporter:
         """The first event (nothing computed yet): the rate is measured from here."""
         self.set(self.computed)
 
-    def __call__(self, item: str | int | None = None, skipped: bool = False) -> None:
-        """One more unit finished (``skipped``: found done, not computed), then an event."""
+    def __call__(self, item: str | int | None = None) -> None:
+        """One more unit computed (``item``: its name), then an event."""
         with self.lock:
-            if skipped:
-                self.skipped += 1
-            else:
-                self.computed += 1
+            self.computed += 1
             self._emit(item)
 
     def set(self, computed: int, skipped: int | None = None, total: int | None = None, item=None) -> None:
@@ -129,7 +126,8 @@ class Display:
     On a terminal: one bar (tqdm), with the lines of :meth:`note` and of events given a ``text`` printed
     above it. Elsewhere (a pipe, a log file): plain lines only, never a bar or a carriage return: with
     ``lines``, one per event that names its item ('mattekit: [3/10] wrote a.png', or the event's message),
-    without, only the notes. quiet: nothing at all (errors are printed by the caller). leave: the bar stays once closed.
+    without, only the notes. quiet: nothing at all (errors are printed by the caller). leave: the bar stays
+    once closed.
     """
 
     def __init__(self, quiet: bool = False, lines: bool = True, leave: bool = True, stream=None):
