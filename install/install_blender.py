@@ -19,12 +19,15 @@ imports Blender as the ``bpy`` module), else ``blender`` on PATH and the usual i
 skipped. With none found it says so (``--zip FILE`` still writes the zip, for Blender's
 Preferences > Get Extensions > Install from Disk).
 
-What the install created in the user's folders (Blender's user folder, its thumbnail cache, their
-parents) is listed in ``mattekit_install.json`` inside the installed add-on, so that --uninstall
-removes exactly that, unless it changed since (then it is kept and named). --dry-run says what it
-would do and leaves every file as it was. Running it again changes nothing unless something changed.
+What the install created in Blender's user folder (and its parents), and the folders its Blender runs
+made elsewhere (the thumbnail cache: removed again at once, made again when Blender is used), are
+listed in ``mattekit_install.json`` inside the installed add-on, so that --uninstall removes exactly
+that, unless it changed since (then it is kept and named). A run is a list of steps
+(:func:`carry_out`): --dry-run says that very list and leaves every file as it was; a real run says and
+does it. Running it again changes nothing unless something changed.
 """
 import argparse
+import functools
 import glob
 import json
 import os
@@ -191,30 +194,51 @@ def created_since(before, after):
             for path, kind in sorted(after.items()) if path not in before and os.path.exists(path)}
 
 
-def remove_paths(paths, dry_run, say, gone=None):
-    """Remove the files among ``paths``, then its folders that hold nothing else (deepest first).
+def removal_steps(paths, gone):
+    """The steps that remove the files among ``paths``, then its folders that hold nothing else (deepest first).
 
-    gone: paths removed already (or, in a dry run, that would be); updated. Returns the count.
+    gone: paths removed by earlier steps (or, in a dry run, that would be); updated. A folder that holds
+    something else is kept: its step is a note (no action).
     """
-    gone = set() if gone is None else gone
-    count = 0
-    for path in sorted(p for p in paths if os.path.isfile(p) or os.path.islink(p)):
-        say("remove %s" % path)
+    steps = []
+    for path in sorted(p for p in paths if p not in gone and (os.path.isfile(p) or os.path.islink(p))):
+        steps.append(("remove %s" % path, functools.partial(delete, path)))
         gone.add(path)
-        count += 1
-        if not dry_run:
-            os.remove(path)
-    for folder in sorted((p for p in paths if os.path.isdir(p) and not os.path.islink(p)), key=len, reverse=True):
+    folders = (p for p in paths if p not in gone and os.path.isdir(p) and not os.path.islink(p))
+    for folder in sorted(folders, key=lambda f: (-len(f), f)):  # deepest first, in an order that does not vary
         leftover = [n for n in os.listdir(folder) if os.path.join(folder, n) not in gone]
         if leftover:
-            say("keep folder %s (it holds %s, made since)" % (folder, leftover[0]))
+            steps.append(("keep folder %s (it holds %s, made since)" % (folder, leftover[0]), None))
             continue
-        say("remove folder %s" % folder)
+        steps.append(("remove folder %s" % folder, functools.partial(delete, folder)))
         gone.add(folder)
-        count += 1
-        if not dry_run:
-            os.rmdir(folder)
-    return count
+    return steps
+
+
+def delete(path):
+    """Remove a file or an empty folder; one gone already is fine (the Blender run of an earlier step may
+    have removed it), one that cannot be removed ends the run in one sentence."""
+    try:
+        (os.rmdir if os.path.isdir(path) and not os.path.islink(path) else os.remove)(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise SystemExit("%s: cannot remove %s (%s)." % (TOOL, path, exc.strerror or exc))
+
+
+def carry_out(steps, dry_run, say):
+    """Say each step of ``steps`` ((text, action or None for a note)) and, unless ``dry_run``, do it in that
+    order: a dry run and a real run go through the very same list. Returns the number of changes."""
+    for text, action in steps:
+        say(text)
+        if action is not None and not dry_run:
+            action()
+    return sum(1 for _, action in steps if action is not None)
+
+
+def remove_paths(paths, dry_run, say, gone=None):
+    """Remove (or, ``dry_run``, name) what :func:`removal_steps` lists for ``paths``; returns the count."""
+    return carry_out(removal_steps(paths, set() if gone is None else gone), dry_run, say)
 
 
 def tidy_up(before, watched, home):
@@ -240,8 +264,17 @@ def up_to_date(folder, files):
     return all((folder / name).is_file() and (folder / name).read_bytes() == data for name, data in files.items())
 
 
+def within(path, folder):
+    """Whether ``path`` is ``folder``, inside it, or one of its parents (all strings)."""
+    return path == folder or path.startswith(folder + os.sep) or folder.startswith(path + os.sep)
+
+
 def install(blender, files, archive, watched, home, dry_run, say):
-    """Install ``archive`` (holding ``files``) into ``blender``; returns the number of changes."""
+    """Install ``archive`` (holding ``files``) into ``blender``; returns the number of changes.
+
+    What changes is one step, said alike in a dry run: Blender installs the add-on into its user folder
+    (making that folder and its own caches there if missing) and saves the preferences. What Blender's runs
+    leave elsewhere (the thumbnail cache folders) is removed again, in a dry run and a real run alike."""
     before = survey(watched, home)
     blender.info = blender.run("probe")
     folder = package_folder(blender)
@@ -252,31 +285,39 @@ def install(blender, files, archive, watched, home, dry_run, say):
     if up_to_date(folder, files) and (folder / MANIFEST).is_file():
         tidy_up(before, watched, home)  # the probe's traces
         return 0
-    if dry_run:
-        say("build %s from blender_addon/ with %s" % (archive.name, ", ".join(worker_record.ADAPTER_FILES)))
-        say("validate the extension zip with %s" % blender.info["blender_ext"])
-        say("install %s into %s, enable it and save the preferences (%s)" % (package_id(), folder, blender.info["userpref"]))
-        tidy_up(before, watched, home)  # leave no trace
-        return 1
     check = blender.run("validate", str(archive))
     if not check["ok"]:
+        tidy_up(before, watched, home)
         raise SystemExit("%s: Blender's validation refused the extension zip: %s" % (TOOL, check["message"]))
-    say("validated the extension zip with Blender's own blender_ext.py (%s)" % check["message"].splitlines()[-1])
-    earlier = read_manifest(folder).get("created", {})
-    done = blender.run("install", str(archive))
-    if not done["ok"]:
-        raise SystemExit("%s: %s installed the add-on but could not enable it." % (TOOL, blender))
-    created = dict(earlier)
-    created.update(created_since(before, survey(watched, home)))
-    manifest = {"blender": blender.info["version_string"], "created": {p: d for p, d in created.items() if os.path.exists(p)}}
-    worker_record.atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    say("installed and enabled %s in %s" % (package_id(), folder))
-    return 1
+    print("%s: %s passes Blender's own extension validation (%s)."
+          % (TOOL, archive.name, check["message"].splitlines()[-1]))
+
+    def put_in():
+        earlier = read_manifest(folder).get("created", {})
+        if not blender.run("install", str(archive))["ok"]:
+            raise SystemExit("%s: %s installed the add-on but could not enable it." % (TOOL, blender))
+        user = blender.info["user"]
+        made = created_since(before, survey(watched, home))
+        tidy_up({p: k for p, k in survey(watched, home).items() if within(p, user) or p in before}, watched, home)
+        created = {p: d for p, d in earlier.items() if os.path.exists(p) or d is None}
+        # the folders Blender's runs made outside its user folder (the thumbnail cache) are gone again, but
+        # recorded: Blender makes them again when it is used, and --uninstall removes them then if they hold nothing else
+        created.update((p, d) for p, d in made.items() if within(p, user) or d is None)
+        manifest = {"blender": blender.info["version_string"],
+                    "created": {p: d for p, d in created.items() if os.path.exists(p) or d is None}}
+        worker_record.atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+    steps = [("install %s (%d files and %s) into %s, enable it and save the preferences (%s)"
+              % (package_id(), len(files), MANIFEST, folder, blender.info["userpref"]), put_in)]
+    count = carry_out(steps, dry_run, say)
+    if dry_run:
+        tidy_up(before, watched, home)  # leave no trace
+    return count
 
 
 def uninstall(blender, watched, home, dry_run, say, gone):
     """Remove the add-on from ``blender`` and what its install created; returns the number of changes.
-    gone: what earlier uninstalls of this run removed (see remove_paths)."""
+    gone: what earlier uninstalls of this run removed (or would have: see removal_steps)."""
     before = survey(watched, home)
     blender.info = blender.run("probe")
     folder = package_folder(blender)
@@ -286,7 +327,7 @@ def uninstall(blender, watched, home, dry_run, say, gone):
     created = read_manifest(folder).get("created", {})
     ours, changed = set(), []
     for path, digest in created.items():
-        if not os.path.exists(path):
+        if path not in before:  # gone, or made again only by this run's own Blender (tidied like its other traces)
             continue
         if digest is None or is_blender_cache(path, blender.info["user"]) or \
                 (os.path.isfile(path) and worker_record.sha256_file(path) == digest):
@@ -294,22 +335,22 @@ def uninstall(blender, watched, home, dry_run, say, gone):
         else:
             changed.append(path)
     keep_prefs = blender.info["userpref"] not in ours
+
+    def take_out():
+        blender.run("uninstall", package_id(), *(["--keep-prefs"] if keep_prefs else []))
+        tidy_up(before, watched, home)  # what this run's Blender made (its caches, thumbnail folders)
+
+    steps = [("disable %s and remove %s through %s%s" % (package_id(), folder, blender,
+                                                       ", saving the preferences" if keep_prefs else ""), take_out)]
+    steps += [("keep %s (changed since the install)" % path, None) for path in sorted(changed)]
+    gone.add(str(folder))  # Blender removes the add-on's folder
+    gone.update(set(survey(watched, home)) - set(before))  # this run's traces: tidied (see take_out), never in the way
+    outside = {p for p in ours - set(changed) if not (p + os.sep).startswith(str(folder) + os.sep)}
+    steps += removal_steps(outside, gone)
+    count = carry_out(steps, dry_run, say)
     if dry_run:
-        say("disable %s and remove %s through %s%s" % (package_id(), folder, blender,
-                                                     ", saving the preferences" if keep_prefs else ""))
-        for path in changed:
-            say("keep %s (changed since the install)" % path)
-        gone.add(str(folder))  # Blender removes the add-on's folder
-        outside = {p for p in ours if not p.startswith(str(folder) + os.sep) and p != str(folder)}
-        count = 1 + remove_paths(outside, True, say, gone)
-        tidy_up(before, watched, home)
-        return count
-    blender.run("uninstall", package_id(), *(["--keep-prefs"] if keep_prefs else []))
-    say("removed %s from %s" % (package_id(), blender))
-    for path in changed:
-        say("keep %s (changed since the install)" % path)
-    traces = set(survey(watched, home)) - set(before)  # this run's own (thumbnail folders, caches)
-    return 1 + remove_paths((ours | traces) - set(changed), False, say, gone)
+        tidy_up(before, watched, home)  # leave no trace
+    return count
 
 
 def targets(args, home):
@@ -346,7 +387,7 @@ def main(argv=None):
         gone = set()
         total = sum(uninstall(b, watched, home, args.dry_run, say, gone) for b in reversed(blenders))
         print("%s: %s" % (TOOL, "nothing to remove." if not total else "%d change(s) planned." % total
-                          if args.dry_run else "add-on removed."))
+                          if args.dry_run else "add-on removed (%d change(s))." % total))
         return 0
     python = os.path.abspath(args.python)
     settings = worker_record.worker_settings(os.environ)

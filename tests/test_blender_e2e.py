@@ -9,6 +9,10 @@ offered without reinstalling), the operator runs on real DAVIS frames (real csne
 the shared mirror, through the worker the add-on starts), the composite is rendered and its alpha
 scored against the ground truth (IoU printed); then --uninstall leaves HOME exactly as it was.
 In Blender 4.5 also: the `people` model from the menu on a shot of a person in motion (IoU printed).
+Also per version: the dry runs of install and uninstall list the very steps the real runs take (lines, count
+and the changes to HOME); and the portable zip (`--zip`, no path of the building machine) installed into a
+fresh HOME refuses in one sentence with no worker and no Python, finds a worker that `mattekit serve` started
+(by the default state file) and starts one with $MATTEKIT_PYTHON.
 The bpy venvs are built on first use into $MATTEKIT_CACHE by tests/blender/build_venv.py and reused.
 """
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -33,6 +38,7 @@ FRAMES = 4
 SEQUENCE = "blackswan"
 PEOPLE_SEQUENCE, PEOPLE_FRAMES = "kite-surf", 6  # a person in motion
 PEOPLE_MIN_IOU = 0.45  # measured 0.59 on frames 0-5 (Blender 4.5, MODNet with the temporal filter)
+ZIP_MIN_IOU = 0.85  # u2netp on blackswan frames 0-1 through the portable zip: measured 0.935, 0.933 (4.5 and 5.0)
 EXTRA_MODEL = "csnet-sod-copy"  # in the worker's catalog only, not in the installer's record
 
 
@@ -156,11 +162,11 @@ def test_ai_matte_in_blender(version, shared, tmp_path, monkeypatch):
 
     planned = installer(env, "--bpy-python", str(python), "--dry-run")
     print(planned)
-    assert "would install mattekit_ai_matte" in planned and "would validate" in planned
+    assert "would install mattekit_ai_matte" in planned and "passes Blender's own extension validation" in planned
     assert snapshot(home) == before, "--dry-run changed HOME"
     done = installer(env, "--bpy-python", str(python))
     print(done)
-    assert "installed and enabled mattekit_ai_matte" in done
+    assert "install_blender: install mattekit_ai_matte" in done
     assert "already up to date" in installer(env, "--bpy-python", str(python))
     folder = home / ".config" / "blender" / version[:3] / "extensions" / "user_default" / "mattekit_ai_matte"
     record = json.loads((folder / "mattekit_worker.json").read_text())
@@ -209,7 +215,7 @@ def test_ai_matte_on_people_with_the_people_model(shared, tmp_path, monkeypatch)
     bounded below. One Blender version (the LTS): the add-on's code is the same for both."""
     python = bpy_python("4.5.15")
     env = fresh_home(shared, tmp_path, monkeypatch)
-    assert "installed and enabled mattekit_ai_matte" in installer(env, "--bpy-python", str(python))
+    assert "install_blender: install mattekit_ai_matte" in installer(env, "--bpy-python", str(python))
     plate, truths = (shared / "data" / "davis" / kind / PEOPLE_SEQUENCE for kind in ("im", "gt"))
     renders, mattes = tmp_path / "renders", tmp_path / "mattes"
     renders.mkdir()
@@ -269,3 +275,152 @@ def test_job_properties_follow_the_recorded_schema(version, tmp_path):
                                      rgba=str(tmp_path / "cut.####.png"))
     assert result["unknown_model"] == "refused" and result["unregistered"]
 
+
+
+def steps_said(output: str, dry_run: bool) -> list[str]:
+    """The installer's step lines ("install_blender: [would ]STEP"; its sentences, which end in a full stop,
+    left out), without the prefix."""
+    prefix = "install_blender: would " if dry_run else "install_blender: "
+    return [line[len(prefix):] for line in output.splitlines() if line.startswith(prefix) and not line.endswith(".")]
+
+
+def changed_paths(before: dict, after: dict, home: Path) -> set[str]:
+    """The paths (absolute) that ``after`` adds, drops or changes relative to ``before`` (snapshots of home)."""
+    return {str(home / p) for p in set(before) | set(after) if before.get(p) != after.get(p)}
+
+
+@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
+def test_dry_runs_list_what_the_runs_do(version, tmp_path):
+    """Install and uninstall, each first as a dry run: the real run says the very steps the dry run listed (the
+    same lines, the same count) and changes HOME exactly as they say; the dry runs change nothing."""
+    python = bpy_python(version)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "BLENDER_")) and k != "MATTEKIT_WORKER_STATE"}
+    env.update(HOME=str(home), MATTEKIT_HOME=str(tmp_path / "mattekit-home"))
+    module = install_module("install_blender")
+    before = snapshot(home)
+    planned = installer(env, "--bpy-python", str(python), "--dry-run")
+    assert snapshot(home) == before, "--dry-run changed HOME"
+    done = installer(env, "--bpy-python", str(python))
+    installed = snapshot(home)
+    steps = steps_said(planned, True)
+    assert steps and steps == steps_said(done, False), (planned, done)
+    assert "1 change(s) planned" in planned and "1 change(s);" in done
+    user = home / ".config" / "blender" / version[:3]
+    folder, userpref = user / "extensions" / "user_default" / "mattekit_ai_matte", user / "config" / "userpref.blend"
+    assert steps == [f"install mattekit_ai_matte (10 files and mattekit_install.json) into {folder}, enable it "
+                     f"and save the preferences ({userpref})"]
+    # what the install changed: the add-on's folder, the preferences, the folders holding them, Blender's own caches
+    changed = changed_paths(before, installed, home)
+    said = {str(folder), str(userpref)}
+    assert said <= changed
+    assert {p for p in changed if not any(module.within(p, s) for s in said)
+            and not module.is_blender_cache(p, str(user)) and Path(p).name not in module.CACHE_FOLDERS} == set(), \
+        "the install changed what it did not say"
+
+    planned = installer(env, "--bpy-python", str(python), "--uninstall", "--dry-run")
+    assert snapshot(home) == installed, "--uninstall --dry-run changed HOME"
+    done = installer(env, "--bpy-python", str(python), "--uninstall")
+    steps = steps_said(planned, True)
+    assert steps == steps_said(done, False), (planned, done)
+    count = len([s for s in steps if not s.startswith("keep ")])
+    assert f"{count} change(s) planned." in planned and f"add-on removed ({count} change(s))." in done
+    assert steps[0].startswith(f"disable mattekit_ai_matte and remove {folder} through Blender")
+    listed = {s.split(" ", 2)[2] if s.startswith("remove folder ") else s.split(" ", 1)[1]
+              for s in steps[1:] if s.startswith("remove ")}
+    removed = changed_paths(installed, snapshot(home), home)
+    assert removed == listed | {p for p in removed if (p + os.sep).startswith(str(folder) + os.sep)}
+    assert snapshot(home) == before, "--uninstall left HOME changed"
+
+
+def other_machine(tmp_path: Path, monkeypatch, frames: int, shared: Path) -> tuple[dict, Path]:
+    """A fresh HOME as on another machine, holding a plate (the first ``frames`` of the DAVIS sequence, copied
+    under HOME: a worker's default roto folders), and the environment of its Blender: nothing of mattekit set.
+    This process gets that HOME too, without MATTEKIT_HOME, so that it finds the worker by the default state file."""
+    home = tmp_path / "other"
+    plate = home / "shots" / SEQUENCE
+    plate.mkdir(parents=True)
+    for index in range(frames):
+        (plate / f"{index:05d}.jpg").write_bytes((shared / "data" / "davis" / "im" / SEQUENCE / f"{index:05d}.jpg").read_bytes())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "BLENDER_", "MATTEKIT_"))}
+    env.update(HOME=str(home), OMP_NUM_THREADS="1")
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("MATTEKIT_HOME", "MATTEKIT_WORKER_STATE", "XDG_STATE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    return env, plate
+
+
+@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
+def test_the_zip_finds_the_worker_on_another_machine(version, shared, tmp_path, monkeypatch):
+    """The zip that install_blender.py --zip writes (no path of the machine that built it), installed into a
+    fresh HOME as Blender's Install from Disk does: with no worker and no Python set, the operator refuses in
+    one sentence saying what to do; with a worker started by `mattekit serve` (its default state file under
+    that HOME) it finds it and runs the job; with $MATTEKIT_PYTHON set and no worker, it starts one."""
+    python = bpy_python(version)
+    builder = tmp_path / "builder"
+    builder.mkdir()
+    archive = tmp_path / "dist" / "mattekit_ai_matte-0.1.0.zip"
+    archive.parent.mkdir()
+    built = installer(dict(os.environ, HOME=str(builder), PATH="/usr/bin:/bin"), "--zip", str(archive))
+    assert f"write {archive}" in built and "no Blender found" in built
+    frames = 2
+    env, plate = other_machine(tmp_path, monkeypatch, frames, shared)
+    added = subprocess.run([str(python), str(ROOT / "install" / "inside_blender.py"), "install", str(archive)],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert added.returncode == 0 and '"ok": true' in added.stdout, (added.stdout + added.stderr)[-3000:]
+    home = Path(env["HOME"])
+    state = home / ".local" / "state" / "mattekit" / "worker.json"  # the default state file on Linux
+    truths = shared / "data" / "davis" / "gt" / SEQUENCE
+
+    # (b) no worker, no Python: one sentence, no traceback
+    run = subprocess.run([str(python), str(ROOT / "tests" / "blender" / "e2e_ai_matte.py"), "--plate", str(plate),
+                          "--frames", str(frames), "--output", str(home / "shots" / "none"), "--renders",
+                          str(tmp_path / "none"), "--model", "u2netp", "--refused"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    lines = [l for l in run.stdout.splitlines() if l.startswith("RESULT ")]
+    assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-3000:]
+    refused = json.loads(lines[-1][len("RESULT "):])["refused"]
+    print(f"Blender {version}, no worker and no Python: {refused}")
+    assert refused["operator"] in (None, ["CANCELLED"])
+    assert refused["message"] == ("Error: No mattekit worker is running and no Python for one is set: start one with "
+                                  "'mattekit serve', or set the worker's Python in the add-on preferences.\n")
+    assert "Traceback" not in run.stdout + run.stderr and not state.exists()
+
+    # (a) a worker started by `mattekit serve` on that machine: found by its default state file
+    serve_env = dict(env, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1",
+                     PYTHONPATH=str(ROOT / "core"))
+    serve = subprocess.Popen([sys.executable, "-m", "mattekit", "serve", "--idle-timeout", "300"], env=serve_env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        from mattekit import client
+
+        for _ in range(600):
+            if client.find_worker(str(state), timeout=1.0) is not None or serve.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert client.find_worker(str(state)) is not None, "mattekit serve did not write the default state file"
+        renders, mattes = tmp_path / "renders-served", home / "shots" / "mattes-served"
+        renders.mkdir()
+        result = run_ai_matte(python, env, plate, frames, mattes, renders, "--model", "u2netp")
+        assert serve.wait(timeout=60) == 0  # run_ai_matte stopped it: it was that worker the add-on used
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+    assert result["enabled"] and result["model"] == "u2netp"
+    ious = check_case(result["sequence"], renders / "sequence", mattes, plate, truths,
+                      [(f, f"{SEQUENCE}_matte.{f - 1:05d}.png", f - 1) for f in range(1, frames + 1)])
+    print(f"Blender {version}, worker from `mattekit serve`: IoU per frame {[round(x, 4) for x in ious]}")
+    assert np.mean(ious) > ZIP_MIN_IOU
+
+    # (c) $MATTEKIT_PYTHON set and no worker: the add-on starts one (with the settings of Blender's environment)
+    renders, mattes = tmp_path / "renders-started", home / "shots" / "mattes-started"
+    renders.mkdir()
+    started_env = dict(env, MATTEKIT_PYTHON=sys.executable, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1")
+    result = run_ai_matte(python, started_env, plate, frames, mattes, renders, "--model", "u2netp")
+    assert (state.parent / "worker.log").is_file(), "the add-on did not start a worker with the default state file"
+    ious = check_case(result["sequence"], renders / "sequence", mattes, plate, truths,
+                      [(f, f"{SEQUENCE}_matte.{f - 1:05d}.png", f - 1) for f in range(1, frames + 1)])
+    print(f"Blender {version}, worker started with $MATTEKIT_PYTHON: IoU per frame {[round(x, 4) for x in ious]}")
+    assert np.mean(ious) > ZIP_MIN_IOU

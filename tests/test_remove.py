@@ -40,6 +40,28 @@ def test_sinet_portrait_cutout_matches_ground_truth(shared, mirror, tmp_path):
     assert np.abs(rgba.pixels[..., :3][inside] - io.read_image(src).pixels[..., :3][inside]).max() < 0.02
 
 
+def test_a_matting_model_gives_remove_its_own_soft_alpha(shared, mirror, tmp_path):
+    """Issue 30 (3): a trimap-free matting network (here MODNet's real weights; BiRefNet-matting alike) answers
+    `remove` with its own alpha, exactly as `matte --model` gives it: soft, not rounded nor matted again; a box
+    only cuts away what lies outside it."""
+    import mattekit
+
+    photo = io.read_image(shared / "data/grabcut50/im/person1.jpg").pixels[..., :3]
+    removed = mattekit.remove_background(photo, model="modnet-portrait", result="alpha")
+    matted = mattekit.matte(photo, model="modnet-portrait", result="alpha")
+    soft = float(((removed > 0.02) & (removed < 0.98)).mean())
+    print(f"\nremove --model modnet-portrait on person1: max |remove - matte| {np.abs(removed - matted).max():.2e}, "
+          f"{soft:.3%} soft pixels, IoU {metrics.iou(removed, gt_mask(shared, 'person1')):.4f}")
+    assert np.abs(removed - matted).max() < 1e-6 and soft > 0.005
+    h, w = photo.shape[:2]
+    boxed = mattekit.remove_background(photo, model="people", result="alpha", box=f"0,0,{w // 2},{h}")
+    assert not boxed[:, w // 2:].any() and boxed[:, : w // 2].any()
+    for model in ("rvm-people", "sinet-portrait"):  # the other kinds still take their own paths
+        assert main(["remove", str(shared / "data/grabcut50/im/person1.jpg"), "-o", str(tmp_path / f"{model}.png"),
+                     "--model", model]) == 0
+    assert main(["remove", str(shared / "data/grabcut50/im/person1.jpg"), "--model", "realesr-general-x4v3"]) == 2
+
+
 def test_output_modes(shared, mirror, tmp_path):
     src = shared / "data/grabcut50/im/person2.png"
     mask_out, bg_out, crop_out = tmp_path / "m.png", tmp_path / "bg.png", tmp_path / "c.png"

@@ -26,6 +26,7 @@ COMMANDS = {  # hand-written subcommands: name -> one-line help
     "bench": "measure quality or speed on a folder of data and print figures",
     "info": "print what made an image: mattekit version, task, model, weights sha256, options",
     "doctor": "show the machine, the GPU and how each model will run (device, engine, precision)",
+    "colorspaces": "list the OCIO colour spaces a plate may be given in (roto --colorspace)",
 }
 
 

@@ -3,7 +3,7 @@ tests/test_blender_e2e.py with a bpy venv's python, after install/install_blende
 into $HOME:
 
     python e2e_ai_matte.py --plate DAVIS/im/SEQ [--movie SEQ.mp4] --frames 4 --output DIR --renders DIR
-                           [--extra-model NAME] [--model NAME]
+                           [--extra-model NAME] [--model NAME] [--refused]
 
 Reads the user's preferences (as Blender does at start; the module starts with factory ones), so
 the installed extension is enabled; checks the job options derived from the recorded schema and
@@ -11,6 +11,8 @@ that --extra-model (only in the live worker's catalog) is offered once the worke
 plate as an image sequence in the compositor, runs the AI Matte operator (the roto job on the
 mattekit worker), renders the composite for those frames as RGBA PNGs (renders/sequence/); with
 --movie, the same through a Movie Clip node (renders/movie/); prints one line ``RESULT {json}``.
+With --refused (no worker answers and no Python is set), the operator runs once and its refusal is
+recorded instead ("refused": the operator's outcome, or the message of the error it reported).
 """
 import argparse
 import json
@@ -100,6 +102,7 @@ def main():
     parser.add_argument("--renders", required=True)
     parser.add_argument("--model", default="csnet-sod")
     parser.add_argument("--extra-model", help="a model the live worker offers but the installer's record does not")
+    parser.add_argument("--refused", action="store_true", help="run the operator once and record its refusal")
     args = parser.parse_args()
     result = {"blender": bpy.app.version_string}
 
@@ -125,6 +128,15 @@ def main():
     plate.image = image
     plate.frame_start, plate.frame_offset, plate.frame_duration = 1, int(files[0][:-4]) - 1, len(files)
     tree.links.new(plate.outputs["Image"], final)
+    if args.refused:
+        tree.nodes.active = plate
+        settings.source, settings.output_dir = "IMAGE", args.output
+        try:
+            result["refused"] = {"operator": sorted(bpy.ops.mattekit.ai_matte("EXEC_DEFAULT")), "message": None}
+        except RuntimeError as exc:  # what bpy.ops raises for an operator's ERROR report: its message
+            result["refused"] = {"operator": None, "message": str(exc)}
+        print("RESULT " + json.dumps(result), flush=True)
+        return
     result["sequence"] = run_case(scene, plate, final, tree, args.output, os.path.join(args.renders, "sequence"), "IMAGE")
     if args.extra_model:  # the worker is running now: its catalog's models are offered
         sys.modules[module + ".schema"]._models_seen["at"] = -1e9  # forget the list read before it started

@@ -122,16 +122,19 @@ def _paste(data: np.ndarray, data_window, display_window) -> np.ndarray:
     return out
 
 
-def write_exr(tmp: Path, px: np.ndarray, full_float: bool, provenance: dict | None = None) -> None:
+def write_exr(tmp: Path, px: np.ndarray, full_float: bool, provenance: dict | None = None,
+              colour_attributes: dict | None = None) -> None:
+    """Write ``px`` (H x W x 1|3|4 float32, straight alpha) premultiplied, float or half: colour sRGB-encoded
+    and converted to linear; or, given ``colour_attributes`` (header attributes naming its colour space), as it is."""
     dtype = np.float32 if full_float else np.float16
     if px.shape[2] == 1:
         planes = {"A": px[..., 0]}
     else:
-        rgb = srgb_to_linear(px[..., :3])
+        rgb = srgb_to_linear(px[..., :3]) if colour_attributes is None else px[..., :3]
         if px.shape[2] == 4:
             rgb = rgb * px[..., 3:]
         planes = {"R": rgb[..., 0], "G": rgb[..., 1], "B": rgb[..., 2]} | ({"A": px[..., 3]} if px.shape[2] == 4 else {})
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage} | (colour_attributes or {})
     if provenance:
         header |= {"software": provenance.get("software", ""), "digitalSourceType": provenance.get("digital_source_type", ""),
                    EXR_RECORD: json.dumps(provenance, sort_keys=True)}

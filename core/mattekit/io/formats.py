@@ -10,12 +10,13 @@ from typing import BinaryIO
 
 from mattekit.errors import InputError
 
-READABLE = "PNG, JPEG, TIFF, WebP, EXR"
+READABLE = "PNG, JPEG, TIFF, WebP, EXR, DPX"
 WRITERS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
            ".webp": "WebP", ".exr": "EXR"}  # extension -> the format written
 DEPTHS = {"PNG": (8, 16), "TIFF": (8, 16), "JPEG": (8,), "WebP": (8,)}  # bits per sample (EXR: 32 float, else half)
 EXR_MAGIC = b"\x76\x2f\x31\x01"
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+DPX_MAGIC = (b"SDPX", b"XPDS")
 MAGIC = ((b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (TIFF_MAGIC[0], ".tif"), (TIFF_MAGIC[1], ".tif"),
          (b"BM", ".bmp"), (EXR_MAGIC, ".exr"))  # how a file starts -> its usual extension (WebP: see extension_of)
 PNG_XMP_KEY = b"XML:com.adobe.xmp"  # the iTXt keyword of an XMP packet

@@ -27,6 +27,8 @@ class Picture:
     has_alpha: bool
     format: str = ""  # "PNG", "JPEG", "EXR", ...
     mode: str = ""  # the source's pixel layout: Pillow's mode ("P", "CMYK", "I;16"), "RGB;16", "EXR RGBA half"
+    scene: np.ndarray | None = None  # plates (read_plate): float32 HxWx3|4 as stored, in `colorspace`, straight alpha, unclipped
+    colorspace: str = ""  # plates: the OCIO colour space of `scene`
 
 
 @dataclass

@@ -15,7 +15,9 @@ Before any pixel is decoded, the size the file declares is checked against
 :func:`mattekit.io.picture.pixel_budget` (``MATTEKIT_MAX_PIXELS``, else what the free memory allows),
 so a small file declaring a huge image is refused in one sentence instead of exhausting memory.
 Animated images and multi-page TIFFs give their first frame, with a warning saying so.
-EXR is read by :mod:`mattekit.io.exr`.
+EXR is read by :mod:`mattekit.io.exr`, DPX by OpenImageIO (:mod:`mattekit.io.oiio`).
+
+Plate frames are read by :func:`read_plate`, which keeps their values as stored and manages their colour.
 """
 from __future__ import annotations
 
@@ -30,9 +32,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from mattekit import colour
 from mattekit.errors import InputError
 from mattekit.io.exr import exr_layout, exr_provenance, read_exr
-from mattekit.io.formats import DECODE_ERRORS, EXR_MAGIC, PNG_XMP_KEY, TIFF_MAGIC, Source, reason
+from mattekit.io.formats import DECODE_ERRORS, DPX_MAGIC, EXR_MAGIC, PNG_XMP_KEY, TIFF_MAGIC, Source, reason
+from mattekit.io.oiio import read_scene, scene_layout
 from mattekit.io.picture import Layout, Picture, check_size
 from mattekit.io.tiff import tiff_size
 from mattekit.ops import unit_float
@@ -61,7 +65,40 @@ def read_image(source, *, integers: bool = False, name: str | None = None) -> Pi
         magic = _magic(data)
         if magic == EXR_MAGIC:
             return read_exr(data)
+        if magic in DPX_MAGIC:
+            return read_plate(_dpx_path(data))
         return _read_pillow(data, magic, integers)
+
+
+def read_plate(path, colorspace: str | None = None) -> Picture:
+    """A plate frame: ``scene``, its values as stored (float32 H x W x 3|4, straight alpha, unclipped) in OCIO
+    colour space ``colorspace`` (None: the file's own, :func:`mattekit.colour.default_colorspace`), and
+    ``pixels``, the networks' sRGB made from it by :func:`mattekit.colour.to_network` (alpha clipped to [0, 1]).
+    EXR, DPX and 16-bit and float TIFF are read by OpenImageIO (multi-part and layered EXR: the first part with
+    colour); the others, 8-bit TIFF included (its ICC profile and EXIF orientation applied), by :func:`read_image`
+    (taken as sRGB unless ``colorspace`` says otherwise)."""
+    path = str(path)
+    with _opened(path, None) as data:
+        magic = data.stream.read(4)
+    eight_bit_tiff = magic in TIFF_MAGIC and read_layout(path).bit_depth == 8  # Pillow: its ICC profile, EXIF orientation
+    if magic not in (EXR_MAGIC, *DPX_MAGIC, *TIFF_MAGIC) or eight_bit_tiff:
+        picture = read_image(path)
+        picture.colorspace = colour.check_colorspace(colorspace) if colorspace else colour.NETWORK_SPACE
+        picture.scene = picture.pixels  # sRGB in [0, 1]: one array serves both, unless another space is named
+        if not colour.is_network_space(picture.colorspace):
+            picture.pixels = _network_pixels(picture.scene, picture.colorspace)
+        return picture
+    found = read_scene(path)
+    space = colour.check_colorspace(colorspace) if colorspace else colour.default_colorspace(
+        found.colorspace, found.chromaticities, found.is_float)
+    pixels = _network_pixels(found.pixels, space)
+    return Picture(pixels, found.bit_depth, path, pixels.shape[2] == 4, found.format, found.mode, found.pixels, space)
+
+
+def _network_pixels(scene: np.ndarray, space: str) -> np.ndarray:
+    """H x W x 3|4 values in colour space ``space`` -> the networks' sRGB in [0, 1], alpha clipped to [0, 1]."""
+    pixels = colour.to_network(scene[..., :3], space)
+    return np.concatenate([pixels, np.clip(scene[..., 3:], 0, 1)], axis=2) if scene.shape[2] == 4 else pixels
 
 
 @contextlib.contextmanager
@@ -135,6 +172,8 @@ def read_layout(source, name: str | None = None) -> Layout:
         magic = _magic(data)
         if magic == EXR_MAGIC:
             return exr_layout(data)
+        if magic in DPX_MAGIC:
+            return Layout(*scene_layout(_dpx_path(data)))
         try:
             data.stream.seek(0)
             im = Image.open(data.stream)
@@ -158,6 +197,13 @@ def read_layout(source, name: str | None = None) -> Layout:
                 return Layout(im.format or "", width, height, 16, f"{im.mode};16")
             depth = 32 if im.mode == "F" else 16 if im.mode.startswith("I") else 8
             return Layout(im.format or "", width, height, depth, im.mode)
+
+
+def _dpx_path(data: Source) -> str:
+    """The path of DPX data (OpenImageIO reads DPX from files); InputError for data given without a file."""
+    if data.noun != "the file":
+        raise InputError(f"Cannot read {data.name}: DPX images are read from files only; save it as a file first.")
+    return data.name
 
 
 def _magic(data: Source) -> bytes:
@@ -250,8 +296,11 @@ def read_provenance(source, name: str | None = None) -> dict | None:
     another program's IPTC digital source type and creator tool; None when the image carries neither.
     ``source`` and ``name`` as for :func:`read_image`; InputError when it cannot be read as an image."""
     with _opened(source, name) as data:
-        if data.stream.read(4) == EXR_MAGIC:
+        magic = data.stream.read(4)
+        if magic == EXR_MAGIC:
             return exr_provenance(data)
+        if magic in DPX_MAGIC:  # mattekit writes no DPX, and reads none of another program's records from it
+            return None
         try:
             data.stream.seek(0)
             with Image.open(data.stream) as im:

@@ -18,8 +18,9 @@ Frame ranges: ``1001-1100``, steps ``1001-1100x2`` (or ``1001-1100:2``), single 
 lists of these: ``1001,1010-1020,1050``. Frames that a range names but the plate lacks are
 reported (:class:`MissingFramesError`), never skipped silently.
 
-Frames read as :class:`mattekit.io.Picture` (sRGB float32 in [0,1]); EXR frames are
-scene-linear on disk and converted by :func:`mattekit.io.read_image`.
+Image frames are read by :func:`mattekit.io.read.read_plate`: the networks' sRGB (float32 in [0,1]) and
+the values as stored in the plate's colour space (``--colorspace``, else the file's own); movie frames
+are decoded to sRGB, or taken to be in ``--colorspace`` when it is given.
 """
 from __future__ import annotations
 
@@ -30,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mattekit import colour
 from mattekit.errors import InputError, OutputError
 from mattekit.io.picture import Picture
-from mattekit.io.read import read_image
+from mattekit.io.read import read_plate
 
 IMAGE_SUFFIXES = (".exr", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".dpx")
 MOVIE_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mxf", ".mpg", ".mpeg", ".mts", ".gif")
@@ -214,8 +216,12 @@ class ImageSequence:
 
     kind = "images"
 
-    def __init__(self, pattern: FramePattern):
+    def __init__(self, pattern: FramePattern, colorspace: str | None = None):
+        """``colorspace``: the OCIO colour space of every frame (None: each file's own); it and the OCIO config
+        ($OCIO) are checked here, before any frame is read."""
         self.pattern = pattern
+        colour.config()
+        self.colorspace = colour.check_colorspace(colorspace) if colorspace else None
         self.files = pattern.scan()
         if not self.files:
             where = "" if pattern.folder.is_dir() else f" (the folder {pattern.folder} does not exist)"
@@ -229,7 +235,7 @@ class ImageSequence:
         path = self.files.get(frame)
         if path is None:
             raise InputError(f"Frame {frame} of {self.pattern} does not exist.")
-        return read_image(path)
+        return read_plate(path, self.colorspace)
 
     def describe(self) -> str:
         return str(self.pattern)
@@ -243,12 +249,14 @@ class Movie:
 
     kind = "movie"
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, colorspace: str | None = None):
+        """``colorspace``: the OCIO colour space of the decoded RGB (None: sRGB)."""
         try:
             import av
         except ImportError:
             raise InputError(f"Reading the movie {path} needs PyAV: pip install 'mattekit[video]' (or pip install av).") from None
         self.path = Path(path)
+        self.colorspace = colorspace
         self._av = av
         self._lock = threading.Lock()
         try:
@@ -315,7 +323,9 @@ class Movie:
         deep = any(c.bits > 8 for c in decoded.format.components)
         data = decoded.to_ndarray(format="rgb48le" if deep else "rgb24")
         pixels = data.astype(np.float32) / (65535.0 if deep else 255.0)
-        return Picture(pixels, 16 if deep else 8, f"{self.path}#{number}", False, "movie", decoded.format.name)
+        network = colour.to_network(pixels, self.colorspace) if self.colorspace else pixels
+        return Picture(network, 16 if deep else 8, f"{self.path}#{number}", False, "movie", decoded.format.name,
+                       pixels, self.colorspace or colour.NETWORK_SPACE)
 
     def describe(self) -> str:
         return f"{self.path} ({self._count} frames at {self.fps:g} fps)"
@@ -330,21 +340,22 @@ def _first_line(exc: Exception) -> str:
     return (text[0] if text else type(exc).__name__).rstrip(".")
 
 
-def open_plate(spec: str | Path) -> ImageSequence | Movie:
-    """A plate from a pattern, a numbered frame, a folder of frames or a movie file."""
+def open_plate(spec: str | Path, colorspace: str | None = None) -> ImageSequence | Movie:
+    """A plate from a pattern, a numbered frame, a folder of frames or a movie file; ``colorspace``: the OCIO
+    colour space of its frames (None: each image file's own; a movie's decoded RGB is sRGB)."""
     text = str(spec)
     path = Path(text).expanduser()
     if path.is_file() and path.suffix.lower() in MOVIE_SUFFIXES:
-        return Movie(path)
+        return Movie(path, colorspace)
     if path.is_dir():
-        return ImageSequence(_folder_pattern(path))
+        return ImageSequence(_folder_pattern(path), colorspace)
     if _TOKEN.search(path.name):
-        return ImageSequence(FramePattern.parse(text))
+        return ImageSequence(FramePattern.parse(text), colorspace)
     if path.is_file():
         found = FramePattern.from_frame_file(path)
         if found is None or path.suffix.lower() not in IMAGE_SUFFIXES:
             raise InputError(f"{text} is neither a frame sequence nor a movie; name the frames as name.####.exr.")
-        return ImageSequence(_sibling_padding(found[0]))
+        return ImageSequence(_sibling_padding(found[0]), colorspace)
     raise InputError(f"{text} does not exist (a plate is a frame pattern such as name.####.exr, a folder of frames or a movie).")
 
 

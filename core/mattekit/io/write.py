@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mattekit import colour
 from mattekit.errors import OutputError
 from mattekit.fsutil import atomic_write, stale_temporaries
 from mattekit.io.exr import write_exr
@@ -27,7 +28,7 @@ from mattekit.ops import quantise, with_channels
 from mattekit.provenance import to_xmp
 
 
-def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = None) -> None:
+def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = None, colorspace: str | None = None) -> None:
     """Write a picture (HxWx3/4) or mask (HxW, HxWx1) by the file's extension: floats in [0,1], or
     uint8/uint16 values (0..255 / 0..65535), which are stored as they are at their own bit depth.
 
@@ -36,6 +37,9 @@ def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = N
     JPEG (APP1) and WebP; header attributes in EXR (``software``, ``mattekitProvenance`` JSON,
     ``digitalSourceType``). :func:`mattekit.io.read.read_provenance` reads it back.
     JPEG cannot hold transparency: an RGBA picture that is not fully opaque raises OutputError.
+    colorspace: the pixels are a plate's own values in this OCIO colour space (any range): EXR gets them neither
+    converted from sRGB nor clipped (premultiplied all the same), its header naming the colour space
+    (:func:`mattekit.colour.exr_attributes`); the other formats clip them to [0, 1].
     Memory: floats are rounded to integers in strips of rows (:func:`mattekit.ops.quantise`) and PNG is compressed
     strip by strip straight into the file, so a write needs the integer copy and a strip on top of the
     caller's array, never a full-size float copy.
@@ -48,8 +52,9 @@ def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = N
         better = "PNG or TIFF" if bit_depth == 16 else "EXR"
         raise OutputError(f"Cannot write {path}: {fmt} cannot store {bit_depth}-bit images; use {better} instead.")
     if fmt == "EXR":
-        px = _as_float(pixels)
-        _atomic(path, lambda tmp: write_exr(tmp, px, bit_depth == 32, provenance))
+        px = _as_float(pixels, clip=not colorspace)
+        labels = colour.exr_attributes(colorspace) if colorspace else None
+        _atomic(path, lambda tmp: write_exr(tmp, px, bit_depth == 32, provenance, labels))
         return
     ints = quantise(pixels, bit_depth)
     if fmt == "JPEG" and ints.shape[2] == 4:
@@ -62,11 +67,12 @@ def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = N
 
 
 
-def _as_float(pixels) -> np.ndarray:
+def _as_float(pixels, clip: bool = True) -> np.ndarray:
     px = with_channels(pixels)
     if px.dtype.kind in "ui":
         px = px / float(np.iinfo(px.dtype).max)
-    return np.clip(np.nan_to_num(px.astype(np.float32)), 0, 1)
+    px = np.nan_to_num(px.astype(np.float32))
+    return np.clip(px, 0, 1) if clip else px
 
 
 def _atomic(path: Path, write) -> None:

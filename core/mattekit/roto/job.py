@@ -37,7 +37,7 @@ class RotoJob:
     def __init__(self, spec: RotoSpec, models=None):
         """``models``: the :class:`mattekit.runtime.ModelCache` to load the model into (the worker's own,
         so a model it holds is reused; None: a fresh one)."""
-        self.plate = open_plate(spec.plate)
+        self.plate = open_plate(spec.plate, spec.colorspace)
         objects = split_objects(spec, self.plate)
         self.parts: list[RotoJob] = []  # several objects: one job each (:mod:`.objects`)
         if objects:
@@ -88,6 +88,8 @@ class RotoJob:
                 "temporal": self.temporal.describe() if self.temporal else None}
         if self.entry.recurrent:
             settings["warmup"] = self.entry.warmup
+        if self.spec.colorspace:
+            settings["colorspace"] = self.spec.colorspace
         if self.keyframes is not None:
             settings["hints"] = self.keyframes.describe()
             if self.entry.task == "prompt":  # tracked by SAM 2.1's memory (:mod:`.sam`), not carried along the flow
@@ -194,13 +196,25 @@ class RotoJob:
         write_image(path, alpha, bit_depth=self.spec.bit_depth, provenance=self.provenance())
         files = {"alpha": [str(path), sha256_file(path), stamp]}
         for name, pattern in self.extra_out.items():
-            coverage = alpha * picture.pixels[..., 3] if picture.has_alpha else alpha  # transparent stays so
-            rgb = picture.pixels[..., :3] if name == "rgba" else estimate_foreground(picture.pixels[..., :3], coverage)
+            scene = picture.scene if picture.scene is not None else picture.pixels  # the plate's own values
+            coverage = alpha * np.clip(scene[..., 3], 0, 1) if picture.has_alpha else alpha  # transparent stays so
+            rgb = scene[..., :3] if name == "rgba" else _decontaminated(scene[..., :3], coverage)
+            exr = pattern.suffix.lower() == ".exr"
             path = pattern.path(frame)
-            write_image(path, np.concatenate([rgb, coverage[..., None]], axis=2),
-                        bit_depth=16 if picture.bit_depth >= 16 else 8, provenance=self.provenance())
+            half = picture.format == "EXR" and picture.bit_depth == 16  # EXR: float unless the plate is half
+            write_image(path, np.concatenate([rgb, coverage[..., None]], axis=2), colorspace=picture.colorspace or None,
+                        bit_depth=(16 if half else 32) if exr else 16 if picture.bit_depth >= 16 else 8,
+                        provenance=self.provenance())
             files[name] = [str(path), sha256_file(path), stamp]
         return files
+
+
+def _decontaminated(rgb: np.ndarray, coverage: np.ndarray) -> np.ndarray:
+    """Foreground colours of ``rgb`` (H x W x 3, the plate's values, any range) under ``coverage``: the
+    estimate is made on the values scaled into [0, 1] by their maximum and scaled back, so that values above
+    1.0 are kept."""
+    peak = max(1.0, float(np.max(rgb, initial=0.0)))
+    return estimate_foreground(rgb / peak if peak > 1 else rgb, coverage) * peak
 
 
 # ----------------------------------------------------------------------------------- worker operation

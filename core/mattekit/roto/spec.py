@@ -22,7 +22,8 @@ class RotoSpec:
     plate: pattern, numbered frame, folder or movie. output: matte pattern (``matte.####.png``)
     or a folder. frames: a range ("1001-1100x2", lists) or None for all. rgba / fg: optional
     patterns for the cut-out (premultiplied in EXR, straight in PNG/TIFF) and the decontaminated
-    foreground plate (same alpha convention). temporal: motion-compensated smoothing over
+    foreground plate (same alpha convention), both in the plate's own colour space and values.
+    colorspace: the plate's OCIO colour space (None: each file's own, :mod:`mattekit.colour`). temporal: motion-compensated smoothing over
     ``radius`` frames on each side. bit_depth: matte bits (PNG/TIFF 8|16, EXR 16 = half, 32 = float).
     threads: torch threads per inference worker; workers: inference workers (None: chosen by
     :func:`mattekit.pipeline.plan`); neither changes the bytes written at a given ``threads``.
@@ -50,6 +51,10 @@ class RotoSpec:
     refine: bool = option(True, "edge-aware upsampling of the matte (off: plain bilinear)")
     temporal: bool = option(True, "temporal consistency (motion-compensated smoothing across frames)")
     radius: int | None = option(None, "temporal window: frames on each side (default 4; 0 = off)", minimum=0, maximum=32)
+    colorspace: str | None = option(None, "OCIO colour space of the plate (a name or alias of $OCIO's config, else "
+                                    "OCIO's built-in ACES studio config; `mattekit colorspaces` lists them); default: "
+                                    "what the file says, else linear sRGB for float and sRGB for 8/16-bit files",
+                                    parse="mattekit.colour:check_colorspace", label="Plate colour space")
     bit_depth: int = option(16, "matte bits: 8/16 for PNG and TIFF, 16 (half) or 32 (float) for EXR",
                             choices=(8, 16, 32))
     skip_missing: bool = option(False, "process the frames that exist when some are missing")

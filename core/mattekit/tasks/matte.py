@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import catalog, cutout, masks, ops
+from .. import cutout, masks, ops
 from ..errors import MattekitError
 from ..matting.entry import MattingOptions, alpha_from_mask, alpha_from_trimap, check_edge
 from .registry import (BACKDROP, RESULT, CutoutOptions, ModelOptions, Port, Task, model_input,
-                       no_model_input, option)
+                       no_model_input, option, segment_or_matte)
 
 
 @dataclass
@@ -35,16 +35,6 @@ class MatteOptions(ModelOptions, CutoutOptions):
                                    minimum=0, maximum=200)
 
 
-def _model_task(options: MatteOptions) -> str:
-    """The catalog task of ``options.model``: "matte" for matting networks, else "segment"."""
-    if options.model is None:
-        return "segment"
-    entry = catalog.load().get(options.model)
-    if entry.task not in ("segment", "matte"):
-        raise MattekitError(f"Model '{entry.name}' is for {entry.task}, not for matting; use a segment or matte model.")
-    return entry.task
-
-
 def _needs(options: MatteOptions, given: set[str]) -> dict[str, str]:
     if "trimap" in given and "mask" in given:
         raise MattekitError("Give a trimap or a mask, not both: the alpha comes from one of them.")
@@ -52,7 +42,7 @@ def _needs(options: MatteOptions, given: set[str]) -> dict[str, str]:
         if options.model is not None:
             raise MattekitError("A model is for images without a trimap or a mask; leave it out or leave them out.")
         return {}
-    return {"model": _model_task(options)}
+    return {"model": segment_or_matte(options.model)}
 
 
 def _prepare(models, inputs, options: MatteOptions):

@@ -250,6 +250,14 @@ RESULT = Port("result", "image", (1, 3, 4))  # H x W (alpha), H x W x 3 (foregro
 Models = typing.Mapping[str, Any]  # option name of a model field -> a loaded Predictor
 
 
+def segment_or_matte(model: str | None) -> str:
+    """The catalog task of a model option that takes segmentation or trimap-free matting models: "matte"
+    for a matting network (its alpha is the answer), "segment" for a segmentation one or the default."""
+    from .. import catalog
+
+    return "segment" if model is None else catalog.load().get(model, ("segment", "matte")).task
+
+
 def model_input(models: Models, inputs: dict, options) -> tuple:
     """The common ``prepare``: the main model's input for the image (1 x 3 x h x w), no context."""
     return models["model"].prepare(inputs["image"]), None

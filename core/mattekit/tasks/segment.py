@@ -5,6 +5,8 @@ Stages (the predictor is passed in as ``models["model"]``):
 prepare -> the network input (of the hinted region when the user gave a hint: :mod:`mattekit.hints`);
 infer -> the network; finish -> the mask at full resolution (:func:`mattekit.masks.hinted_mask`), its
 uncertain edge matted (:func:`mattekit.masks.alpha_from_mask`), the cut-out (:func:`mattekit.cutout.assemble`).
+A trimap-free matting network (catalog task "matte": MODNet, BiRefNet-matting) gives the alpha itself, resized as its
+own pipeline does and only constrained by a hint.
 With ``hint_model`` (SAM 2.1) and a hint on the subject, the hint model alone answers it
 (``models["hint_model"]``, :func:`mattekit.prompting.prompted_mask`, in ``finish``); the edge is matted the same way.
 """
@@ -15,15 +17,16 @@ from dataclasses import dataclass, replace
 from .. import cutout, hints, masks, prompting
 from ..errors import InputError
 from .registry import (BACKDROP, RESULT, WEIGHTS_PARSE, CutoutOptions, ModelOptions, OptionError, Port,
-                       Task, option)
+                       Task, option, segment_or_matte)
 
 
 @dataclass
 class SegmentOptions(ModelOptions, CutoutOptions):
     """Background removal: which model, how the mask becomes an alpha, and the cut-out options."""
 
-    model: str | None = option(None, "segmentation model (see `mattekit models list`); default: the catalog's",
-                               model="segment")
+    model: str | None = option(None, "segmentation model, or a trimap-free matting model (people, birefnet-matting) "
+                               "whose soft alpha is used as it is (see `mattekit models list`); default: the "
+                               "catalog's segmentation model", model=("segment", "matte"))
     refine: bool = option(True, "edge-aware upsampling of the network's mask (off: plain bilinear)")
     matting: bool = option(True, "matte the mask's uncertain edge into a soft alpha (hair, fur); off: the "
                            "mask is the alpha and colours are not decontaminated")
@@ -70,7 +73,7 @@ def prompted(options: SegmentOptions, given: set[str]) -> bool:
 
 
 def _needs(options: SegmentOptions, given: set[str]) -> dict[str, str]:
-    return {"hint_model": "prompt"} if prompted(options, given) else {"model": "segment"}
+    return {"hint_model": "prompt"} if prompted(options, given) else {"model": segment_or_matte(options.model)}
 
 
 def _prepare(models, inputs: dict, options: SegmentOptions) -> tuple:
@@ -88,6 +91,9 @@ def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dic
     if "hint_model" in models:
         mask = prompting.prompted_mask(models["hint_model"].net, image, context)
         alpha = prompting.keep_allowed(masks.alpha_from_mask(image, mask, options.matting, in_place=True), context)
+    elif "model" in models and models["model"].entry.task == "matte":  # a matting network's alpha is the answer: resized as the
+        # model's own pipeline does (as `matte --model` gives it), neither rounded, refined nor matted again
+        alpha = masks.hinted_mask(image, prediction, False, context, soft=True, upsampling=masks.upsampling_of(models))
     else:
         mask = masks.hinted_mask(image, prediction, options.refine, context, colour=options.colour,
                                  upsampling=masks.upsampling_of(models))

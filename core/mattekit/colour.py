@@ -1,0 +1,114 @@
+"""Colour management through OpenColorIO: which colour space a plate is in, and the one transform that
+gives the networks their input.
+
+The config is the one ``$OCIO`` names, else OCIO's built-in ACES studio config
+(:data:`BUILTIN`, no file needed). A plate's colour space is the one asked for (``--colorspace``), else what
+its file says (:func:`default_colorspace`). The networks were trained on sRGB photos, so they get the plain
+conversion to :data:`NETWORK_SPACE` (sRGB-encoded Rec.709), clipped to 0..1 only there, without a tone-mapping
+view: an sRGB PNG and the same picture as an ACEScg EXR then give the same network input.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from functools import lru_cache
+
+import numpy as np
+import PyOpenColorIO as ocio
+
+from mattekit.errors import InputError
+
+BUILTIN = "ocio://studio-config-latest"  # the ACES studio config built into OCIO 2.2+ (camera log spaces included)
+NETWORK_SPACE = "sRGB Encoded Rec.709 (sRGB)"  # what the networks see (a name of the built-in configs)
+LINEAR_SRGB = "Linear Rec.709 (sRGB)"  # float files that say nothing of their colour
+# EXR chromaticities (red, green, blue, white x y) -> the colour space they name
+PRIMARIES = {(0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.32168, 0.33767): "ACES2065-1",
+             (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767): "ACEScg",
+             (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290): LINEAR_SRGB}
+
+
+def config_path() -> str:
+    """The OCIO config in use: ``$OCIO``, else :data:`BUILTIN`."""
+    return os.environ.get("OCIO", "").strip() or BUILTIN
+
+
+@lru_cache(maxsize=4)
+def _config(path: str) -> ocio.Config:
+    try:
+        return ocio.Config.CreateFromFile(path)
+    except (ocio.Exception, ocio.ExceptionMissingFile) as exc:  # (the second is no subclass of the first)
+        reason = str(exc).splitlines()[0].removeprefix("Error: ").split(". ")[0].rstrip(".").replace(f"'{path}' ", "")
+        reason = reason[:1].lower() + reason[1:]
+        raise InputError(f"Cannot load the OCIO config {path} (from $OCIO): {reason}.") from None
+
+
+def config() -> ocio.Config:
+    return _config(config_path())
+
+
+def colour_spaces() -> list[str]:
+    """The names of the config's colour spaces, in its order."""
+    return [space.getName() for space in config().getColorSpaces()]
+
+
+def check_colorspace(name: str) -> str:
+    """The config's own name for colour space ``name`` (a name or an alias, any case); InputError otherwise."""
+    space = config().getColorSpace(str(name)) if str(name).strip() else None
+    if space is None:
+        raise InputError(f"'{name}' is not a colour space of the OCIO config {config_path()}; "
+                         "`mattekit colorspaces` lists them.")
+    return space.getName()
+
+
+def default_colorspace(metadata: str = "", chromaticities=None, is_float: bool = False) -> str:
+    """The colour space a file's pixels are in when none is asked for: its EXR ``chromaticities`` (8 floats)
+    when they name one of :data:`PRIMARIES`, else its ``metadata`` (OIIO's ``oiio:ColorSpace``) when the
+    config knows it (a warning when it does not), else linear sRGB for float samples and sRGB for 8/16-bit ones."""
+    if chromaticities is not None:
+        for primaries, space in PRIMARIES.items():
+            if np.allclose(chromaticities, primaries, atol=2e-3):
+                return space
+    known = config().getColorSpace(metadata) if metadata else None
+    if known is not None:
+        return known.getName()
+    space = LINEAR_SRGB if is_float else NETWORK_SPACE
+    if metadata:  # (one warning per name, not per frame)
+        warnings.warn(f"An image file says its colour space is '{metadata}', which the OCIO config {config_path()} does not "
+                      f"know; it is read as {space}, unless --colorspace names its colour space.", stacklevel=2)
+    return space
+
+
+def exr_attributes(space: str) -> dict:
+    """EXR header attributes naming colour space ``space``: ``oiio:ColorSpace`` (what OpenImageIO reads), and the
+    standard ``chromaticities`` where ``space`` is one of the linear spaces of :data:`PRIMARIES`."""
+    primaries = next((p for p, name in PRIMARIES.items() if name == space), None)
+    return {"oiio:ColorSpace": space} | ({"chromaticities": primaries} if primaries else {})
+
+
+def is_network_space(space: str) -> bool:
+    """Whether ``space`` is the networks' own (no transform needed)."""
+    found = config().getColorSpace(space)
+    return space == NETWORK_SPACE or (found is not None and found.getName() == NETWORK_SPACE)
+
+
+@lru_cache(maxsize=16)
+def _processor(path: str, space: str) -> ocio.CPUProcessor:
+    cfg = _config(path)
+    try:
+        if cfg.getColorSpace(NETWORK_SPACE) is not None:
+            processor = cfg.getProcessor(space, NETWORK_SPACE)
+        else:  # a config of the user's without sRGB: through the interchange spaces to the built-in config's
+            processor = ocio.Config.GetProcessorFromConfigs(cfg, space, _config(BUILTIN), NETWORK_SPACE)
+    except ocio.Exception as exc:
+        raise InputError(f"Cannot convert {space} to sRGB with the OCIO config {path}: "
+                         f"{str(exc).splitlines()[0].rstrip('.')}.") from None
+    return processor.getDefaultCPUProcessor()
+
+
+def to_network(rgb: np.ndarray, space: str) -> np.ndarray:
+    """``rgb`` (H x W x 3 float, in colour space ``space``, any range) as the networks' input: H x W x 3
+    float32, sRGB-encoded Rec.709, clipped to [0, 1] (NaN -> 0)."""
+    out = np.ascontiguousarray(rgb, np.float32).copy()
+    if not is_network_space(space):
+        _processor(config_path(), space).applyRGB(out)
+    return np.clip(np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0), 0, 1, out=out)

@@ -1,0 +1,124 @@
+"""Plates through OpenImageIO (:func:`read_scene`): EXR (single- and multi-part, layered), DPX and TIFF, with
+their values as stored, so that their colour can be managed (:mod:`mattekit.colour`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import OpenImageIO as oiio
+
+from mattekit.errors import InputError
+from mattekit.io.picture import check_size
+
+FORMATS = {"openexr": "EXR", "dpx": "DPX", "tiff": "TIFF"}  # OIIO's format names -> ours
+
+
+@dataclass
+class Scene:
+    """A file's pixels as stored: float32 H x W x 3|4, straight alpha, nothing clipped or converted (integer
+    samples scaled to 0..1)."""
+
+    pixels: np.ndarray
+    bit_depth: int  # 8, 16 (integers or half float) or 32 (float)
+    is_float: bool
+    format: str  # "EXR", "DPX", "TIFF"
+    mode: str  # e.g. "EXR RGBA half", "DPX RGB 10-bit", "EXR beauty.RGBA float"
+    colorspace: str  # oiio:ColorSpace as the file states it ("" when it does not)
+    chromaticities: tuple | None  # EXR chromaticities (8 floats), when present
+
+
+def read_scene(path: str) -> Scene:
+    """Read ``path`` with OpenImageIO: the first part (subimage) with R, G, B (or a layer's ``NAME.R``, ``.G``,
+    ``.B``), with its A; a bare Y is grey. The declared size is checked before any pixel is decoded."""
+    image = _open(path)
+    try:
+        return _read(image, path)
+    finally:
+        image.close()
+
+
+def _open(path: str):
+    """An OIIO ImageInput on ``path`` (its header read); InputError when it cannot be opened."""
+    image = oiio.ImageInput.open(path, oiio.ImageSpec())  # (an empty config: unassociated alpha comes associated)
+    if image is None:
+        raise InputError(f"Cannot read {path}: {_why(oiio.geterror())}.")
+    return image
+
+
+def scene_layout(path: str) -> tuple[str, int, int, int, str]:
+    """(format, width, height, bit depth, mode) that :func:`read_scene` would give, from the header alone."""
+    image = _open(path)
+    try:
+        _, spec, channels = _colour_part(image, path)
+        fmt, bit_depth, mode = _kind(image, spec, channels)
+        return fmt, spec.full_width, spec.full_height, bit_depth, mode
+    finally:
+        image.close()
+
+
+def _kind(image, spec: oiio.ImageSpec, channels: list[int]) -> tuple[str, int, str]:
+    """(format, bit depth 8|16|32, mode) of a part read as ``channels``."""
+    fmt = FORMATS.get(image.format_name(), image.format_name().upper())
+    is_float = spec.format.basetype in (oiio.FLOAT, oiio.HALF, oiio.DOUBLE)
+    bits = spec.get_int_attribute("oiio:BitsPerSample", 0) or spec.format.size() * 8
+    layer = _layer_name(spec.channelnames[channels[0]])
+    what = ("RGB" if channels[0] != channels[1] else "Y") + ("A" if len(channels) == 4 else "")
+    sample = {16: "half", 32: "float"}.get(bits, f"{bits}-bit") if is_float else f"{bits}-bit"
+    return fmt, 32 if bits > 16 else 16 if bits > 8 else 8, f"{fmt} {layer + '.' if layer else ''}{what} {sample}"
+
+
+def _read(image, path: str) -> Scene:
+    subimage, spec, channels = _colour_part(image, path)
+    for width, height in ((spec.width, spec.height), (spec.full_width, spec.full_height)):
+        check_size(path, width, height)
+    data = image.read_image(subimage, 0, 0, spec.nchannels, "float")
+    if data is None:
+        raise InputError(f"Cannot read {path}: {_why(image.geterror())}.")
+    data = np.asarray(data, np.float32).reshape(spec.height, spec.width, spec.nchannels)
+    if spec.roi != spec.roi_full:  # the data window placed in the display window, zeros where there is no data
+        held = oiio.ImageBuf(spec)
+        held.set_pixels(spec.roi, data)
+        data = oiio.ImageBufAlgo.crop(held, spec.roi_full).get_pixels(oiio.FLOAT, spec.roi_full)
+        data = np.asarray(data, np.float32).reshape(spec.full_height, spec.full_width, spec.nchannels)
+    pixels = np.nan_to_num(data[..., channels], nan=0.0)
+    if pixels.shape[2] == 4:  # OIIO gives associated (premultiplied) alpha: divide it out where it is not 0
+        np.divide(pixels[..., :3], pixels[..., 3:], out=pixels[..., :3], where=pixels[..., 3:] > 0)
+    fmt, bit_depth, mode = _kind(image, spec, channels)
+    is_float = spec.format.basetype in (oiio.FLOAT, oiio.HALF, oiio.DOUBLE)
+    chromaticities = spec.getattribute("chromaticities")
+    return Scene(pixels, bit_depth, is_float, fmt, mode,
+                 spec.get_string_attribute("oiio:ColorSpace", ""), tuple(chromaticities) if chromaticities else None)
+
+
+def _colour_part(image, path: str) -> tuple[int, oiio.ImageSpec, list[int]]:
+    """(subimage, its spec, the channel indices giving R, G, B[, A]) of the first part holding colour."""
+    subimage = 0
+    while image.seek_subimage(subimage, 0):
+        spec = image.spec()
+        names = list(spec.channelnames)
+        for layer in dict.fromkeys(_layer_name(n) for n in names):
+            dot = layer + "." if layer else ""
+            rgb = [dot + c for c in "RGB"]
+            if all(n in names for n in rgb):
+                picked = [names.index(n) for n in rgb]
+            elif dot + "Y" in names:
+                picked = [names.index(dot + "Y")] * 3
+            else:
+                continue
+            alpha = [names.index(dot + "A")] if dot + "A" in names else []
+            return subimage, spec, picked + alpha
+        subimage += 1
+    raise InputError(f"Cannot read {path}: no part or layer of it has R, G, B or Y channels.")
+
+
+def _layer_name(channel: str) -> str:
+    """``beauty.R`` -> ``beauty``; ``R`` -> ``""``."""
+    return channel.rpartition(".")[0]
+
+
+def _why(text: str) -> str:
+    """OIIO's error text as the end of a sentence."""
+    first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    if not first or "could not find a format reader" in first.lower() or "no such file" in first.lower():
+        return "it is damaged, truncated or not an image mattekit can read"
+    return "it is damaged or truncated (" + first.split(": ")[0].rstrip(".") + ")"  # the reader's words, one clause

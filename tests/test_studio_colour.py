@@ -1,0 +1,264 @@
+"""Studio plates (issue 33): every plate format read from files OpenImageIO wrote itself, colour managed with
+OpenColorIO; the --rgba plate comes back in the plate's own colour space with nothing clipped, and the mattes do
+not depend on whether a shot is given as an sRGB PNG or as the same picture in ACEScg."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import OpenImageIO as oiio
+import PyOpenColorIO as ocio
+import pytest
+
+from mattekit import cli, colour
+from mattekit.errors import InputError
+from mattekit.io import read_image
+from mattekit.io.picture import Layout
+from mattekit.io.read import read_layout, read_plate
+from mattekit.io.sequences import IMAGE_SUFFIXES
+
+MODEL = "u2netp"  # real weights from the shared mirror, small
+SIZE = (160, 96)  # plate frames: width, height
+
+
+@pytest.fixture
+def mirror(shared, monkeypatch):
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+
+
+def oiio_write(path: Path, parts: list[tuple[np.ndarray, list[str]]], sample: str = "float", **attributes) -> None:
+    """Write ``parts`` (each H x W x C float32 and its channel names; several = a multi-part file) with OIIO."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    specs = []
+    for pixels, names in parts:
+        spec = oiio.ImageSpec(pixels.shape[1], pixels.shape[0], pixels.shape[2], sample)
+        spec.channelnames = tuple(names)
+        if "A" in names:
+            spec.alpha_channel = names.index("A")
+        for key, value in attributes.items():  # oiio_BitsPerSample -> oiio:BitsPerSample; (type, values) or a value
+            spec.attribute(key.replace("_", ":"), *(value if isinstance(value, tuple) else (value,)))
+        specs.append(spec)
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), tuple(specs)) if len(specs) > 1 else out.open(str(path), specs[0]), oiio.geterror()
+    for n, (pixels, _) in enumerate(parts):
+        if n:
+            assert out.open(str(path), specs[n], "AppendSubimage"), out.geterror()
+        assert out.write_image(np.ascontiguousarray(pixels, np.float32)), out.geterror()
+    out.close()
+
+
+def convert(rgb: np.ndarray, source: str, target: str) -> np.ndarray:
+    """``rgb`` from one colour space of the built-in studio config to another, by OCIO itself."""
+    out = np.ascontiguousarray(rgb, np.float32).copy()
+    ocio.Config.CreateFromFile(colour.BUILTIN).getProcessor(source, target).getDefaultCPUProcessor().applyRGB(out)
+    return out
+
+
+def frames(shared: Path, count: int, sequence: str = "blackswan") -> list[np.ndarray]:
+    """Real DAVIS frames, shrunk to SIZE, as 8-bit sRGB values in [0, 1] (float32 H x W x 3)."""
+    source = sorted((shared / "data" / "davis" / "im" / sequence).iterdir())[:count]
+    return [np.round(cv2.resize(read_image(p).pixels, SIZE, interpolation=cv2.INTER_AREA) * 255) / 255 for p in source]
+
+
+def roto(argv: list) -> None:
+    assert cli.main(["roto", *map(str, argv), "--model", MODEL, "--device", "cpu", "--threads", "1"]) == 0
+
+
+# ----------------------------------------------------------------------------------- reading
+
+RAMP = np.linspace(0, 1, 12 * 16 * 3, dtype=np.float32).reshape(12, 16, 3)
+
+
+@pytest.mark.parametrize("suffix", IMAGE_SUFFIXES)
+def test_every_plate_suffix_is_read(tmp_path, suffix):
+    """Each suffix a sequence pattern accepts is read from a file OIIO wrote (8-bit where the format allows only that)."""
+    path = tmp_path / f"p.0001{suffix}"
+    oiio_write(path, [(RAMP, ["R", "G", "B"])], "half" if suffix == ".exr" else "uint8")
+    picture = read_plate(path)
+    assert picture.pixels.shape == (12, 16, 3) and picture.scene.shape == (12, 16, 3)
+    tolerance = 0.08 if suffix in (".jpg", ".jpeg", ".webp") else 0.5 / 255 + 1e-6  # lossy formats; 8-bit steps
+    assert np.abs(picture.scene - RAMP).max() <= tolerance
+
+
+def test_float_exr_keeps_values_above_one_and_reads_its_chromaticities(tmp_path):
+    values = np.concatenate([RAMP * 50, np.ones((12, 16, 1), np.float32)], axis=2)
+    values[0, 0, 3] = 0.5  # premultiplied in the file: read back straight
+    stored = values.copy()
+    stored[..., :3] *= stored[..., 3:]
+    ap1 = (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)
+    oiio_write(tmp_path / "p.exr", [(stored, ["R", "G", "B", "A"])], chromaticities=(oiio.TypeDesc("float[8]"), ap1))
+    picture = read_plate(tmp_path / "p.exr")
+    assert picture.colorspace == "ACEScg" and picture.bit_depth == 32 and picture.has_alpha
+    np.testing.assert_allclose(picture.scene, values, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(picture.pixels[..., :3], colour.to_network(values[..., :3], "ACEScg"), atol=1e-6)
+    assert picture.pixels.max() <= 1.0
+
+
+def test_dpx_10_bit(tmp_path):
+    oiio_write(tmp_path / "p.dpx", [(RAMP, ["R", "G", "B"])], "uint16", oiio_BitsPerSample=10)
+    picture = read_plate(tmp_path / "p.dpx", "ACEScct")
+    assert picture.format == "DPX" and picture.mode == "DPX RGB 10-bit" and picture.colorspace == "ACEScct"
+    assert np.abs(picture.scene - RAMP).max() <= 1 / 1023
+    assert read_image(tmp_path / "p.dpx").pixels.shape == (12, 16, 3)  # the image commands read DPX too
+    assert cli.main(["info", str(tmp_path / "p.dpx")]) == 0
+    assert read_layout(tmp_path / "p.dpx") == Layout("DPX", 16, 12, 16, "DPX RGB 10-bit")  # the header alone
+
+
+def test_dpx_transfer_names_its_colour_space_or_warns(tmp_path):
+    """OIIO's oiio:ColorSpace from a DPX header: linear is known; Kodak log is not in the config, so a warning says
+    the plate is read as sRGB instead."""
+    oiio_write(tmp_path / "lin.dpx", [(RAMP, ["R", "G", "B"])], "uint16", dpx_Transfer="Linear")
+    oiio_write(tmp_path / "log.dpx", [(RAMP, ["R", "G", "B"])], "uint16", dpx_Transfer="Logarithmic")
+    assert read_plate(tmp_path / "lin.dpx").colorspace == colour.LINEAR_SRGB
+    with pytest.warns(UserWarning, match="'KodakLog', which the OCIO config"):
+        assert read_plate(tmp_path / "log.dpx").colorspace == colour.NETWORK_SPACE
+
+
+def test_tiff_16_bit_is_srgb_and_float_tiff_linear(tmp_path):
+    oiio_write(tmp_path / "p16.tif", [(RAMP, ["R", "G", "B"])], "uint16")
+    oiio_write(tmp_path / "pf.tif", [(RAMP * 4, ["R", "G", "B"])], "float")
+    deep, real = read_plate(tmp_path / "p16.tif"), read_plate(tmp_path / "pf.tif")
+    assert deep.colorspace == colour.NETWORK_SPACE and deep.bit_depth == 16
+    assert np.abs(deep.scene - RAMP).max() <= 0.5 / 65535 + 1e-7
+    assert real.colorspace == colour.LINEAR_SRGB and real.scene.max() == pytest.approx(4.0)
+
+
+def test_multi_part_and_layered_exr_give_the_colour_layer(tmp_path):
+    depth = np.full((12, 16, 1), 7.0, np.float32)
+    rgba = np.concatenate([RAMP * 3, np.ones((12, 16, 1), np.float32)], axis=2)
+    oiio_write(tmp_path / "parts.exr", [(depth, ["Z"]), (rgba, ["R", "G", "B", "A"])])
+    layered = np.concatenate([depth, rgba], axis=2)
+    oiio_write(tmp_path / "layers.exr", [(layered, ["Z", "beauty.R", "beauty.G", "beauty.B", "beauty.A"])])
+    for name, mode in (("parts.exr", "EXR RGBA float"), ("layers.exr", "EXR beauty.RGBA float")):
+        picture = read_plate(tmp_path / name)
+        assert picture.mode == mode
+        np.testing.assert_allclose(picture.scene, rgba, atol=1e-6)
+
+
+def test_exr_data_window_is_placed_in_its_display_window(tmp_path):
+    """A data window inside the display window is padded with zeros; overscan outside it is cut away."""
+    spec = oiio.ImageSpec(4, 3, 3, "float")
+    spec.x, spec.y, spec.full_x, spec.full_y, spec.full_width, spec.full_height = 2, 1, 0, 0, 8, 6
+    out = oiio.ImageOutput.create(str(tmp_path / "dw.exr"))
+    out.open(str(tmp_path / "dw.exr"), spec)
+    out.write_image(np.full((3, 4, 3), 5.0, np.float32))
+    out.close()
+    scene = read_plate(tmp_path / "dw.exr").scene
+    expected = np.zeros((6, 8, 3), np.float32)
+    expected[1:4, 2:6] = 5.0
+    np.testing.assert_array_equal(scene, expected)
+
+
+def test_a_file_with_no_colour_or_cut_short_is_one_sentence(tmp_path):
+    oiio_write(tmp_path / "z.exr", [(np.ones((4, 4, 1), np.float32), ["Z"])])
+    (tmp_path / "bad.dpx").write_bytes(b"SDPX" + b"\0" * 40)
+    names = ["z.exr", "bad.dpx"]
+    for suffix, sample in ((".exr", "half"), (".dpx", "uint16"), (".tif", "uint16")):
+        whole = tmp_path / f"whole{suffix}"
+        oiio_write(whole, [(np.random.default_rng(0).random((64, 64, 3), np.float32), ["R", "G", "B"])], sample)
+        (tmp_path / f"cut{suffix}").write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+        names.append(f"cut{suffix}")
+    for name in names:
+        with pytest.raises(InputError) as caught:
+            read_plate(tmp_path / name)
+        message = str(caught.value)
+        assert message.startswith(f"Cannot read {tmp_path / name}: ") and message.endswith(".")
+        assert "\n" not in message and not re.search(r"[.;:!?] [A-Z][a-z]", message), message
+
+
+# ----------------------------------------------------------------------------------- colour spaces
+
+def test_ocio_env_names_the_config(tmp_path, monkeypatch):
+    """$OCIO is honoured: a config file (here the built-in CG config, saved) replaces the studio config."""
+    path = tmp_path / "cg.ocio"
+    path.write_text(ocio.Config.CreateFromFile("ocio://cg-config-latest").serialize())
+    assert colour.config().getColorSpace("ARRI LogC3 (EI800)") is not None  # the studio config's
+    monkeypatch.setenv("OCIO", str(path))
+    assert colour.config_path() == str(path) and colour.check_colorspace("lin_ap1") == "ACEScg"
+    with pytest.raises(InputError, match="mattekit colorspaces"):
+        colour.check_colorspace("ARRI LogC3 (EI800)")
+
+
+def test_a_bad_ocio_config_is_one_sentence_before_any_frame(tmp_path, monkeypatch, capsys):
+    oiio_write(tmp_path / "plate.0001.png", [(RAMP, ["R", "G", "B"])], "uint8")
+    monkeypatch.setenv("OCIO", str(tmp_path / "missing.ocio"))
+    code = cli.main(["roto", str(tmp_path / "plate.####.png"), "-o", str(tmp_path / "out" / "m.####.png"), "--model", MODEL])
+    line = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in line and line.startswith(f"mattekit: error: Cannot load the OCIO config {tmp_path}")
+
+
+def test_bad_colorspace_is_one_sentence_before_any_model(tmp_path, capsys):
+    frame = tmp_path / "plate.0001.png"
+    oiio_write(frame, [(RAMP, ["R", "G", "B"])], "uint8")
+    code = cli.main(["roto", str(tmp_path / "plate.####.png"), "-o", str(tmp_path / "out" / "m.####.png"),
+                     "--colorspace", "ACEScgg", "--model", MODEL])
+    line = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in line and "'ACEScgg'" in line and "`mattekit colorspaces`" in line
+    assert not (tmp_path / "out").exists()
+    assert cli.main(["colorspaces"]) == 0 and "ACEScg" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------- round trips through roto
+
+def _round_trip(tmp_path: Path, plates: list[np.ndarray], suffix: str, sample: str, out_suffix: str, *flags) -> tuple:
+    """Write ``plates`` with OIIO, run roto --rgba; (max |rgba - plate x alpha| where alpha is 0 or 1, the largest
+    value written, the largest of the plates). OIIO reads both EXR and TIFF premultiplied."""
+    for n, pixels in enumerate(plates):
+        oiio_write(tmp_path / "plate" / f"plate.{1001 + n:04d}{suffix}", [(pixels, ["R", "G", "B"])], sample,
+                   **({"oiio_BitsPerSample": 10} if suffix == ".dpx" else {}))
+    out = tmp_path / "out"
+    roto([tmp_path / "plate" / f"plate.####{suffix}", "-o", out / "m.####.exr", "--rgba", out / f"rgba.####{out_suffix}",
+          *flags])
+    worst, written = 0.0, 0.0
+    for n in range(len(plates)):
+        stored = read_plate(tmp_path / "plate" / f"plate.{1001 + n:04d}{suffix}").scene
+        raw = oiio.ImageBuf(str(out / f"rgba.{1001 + n:04d}{out_suffix}")).get_pixels(oiio.FLOAT)
+        alpha = raw[..., 3:]
+        solid = (alpha[..., 0] == 0) | (alpha[..., 0] == 1)
+        worst = max(worst, float(np.abs(raw[..., :3] - stored * alpha)[solid].max()))
+        written = max(written, float(raw[..., :3].max()))
+        assert solid.mean() > 0.5 and 0 < alpha.mean() < 1
+    return worst, written, max(float(p.max()) for p in plates)
+
+
+def test_acescg_exr_round_trip_keeps_values_above_one(shared, mirror, tmp_path):
+    """ACEScg plate with highlights up to 50.0 through roto --rgba: back in ACEScg within 1e-4 where the matte is
+    0 or 1, the highlights on the subject not clipped."""
+    plates = [convert(f, colour.NETWORK_SPACE, "ACEScg") for f in frames(shared, 3)]
+    for p in plates:
+        p[p.sum(axis=2) > 1.8] *= 50 / p.max()  # the white swan and bright water: values up to 50.0
+    worst, written, peak = _round_trip(tmp_path, plates, ".exr", "float", ".exr", "--colorspace", "ACEScg")
+    print(f"ACEScg EXR round trip: max |delta| {worst:.2e}, largest value written {written:.2f} (plates: {peak:.2f})")
+    assert peak >= 49 and worst <= 1e-4 and written > 10
+    assert read_plate(tmp_path / "out" / "rgba.1001.exr").colorspace == "ACEScg"  # its header says so
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix, sample, out_suffix, flags", [(".dpx", "uint16", ".exr", ("--colorspace", "ACEScct")),
+                                                             (".tif", "uint16", ".tif", ())])
+def test_dpx_log_and_16_bit_tiff_round_trips(shared, mirror, tmp_path, suffix, sample, out_suffix, flags):
+    """A log DPX plate (ACEScct) comes back as its log values in a float EXR; a 16-bit TIFF in a 16-bit TIFF."""
+    plates = frames(shared, 3)
+    if suffix == ".dpx":
+        plates = [convert(f, colour.NETWORK_SPACE, "ACEScct") for f in plates]
+    worst, _, _ = _round_trip(tmp_path, plates, suffix, sample, out_suffix, *flags)
+    print(f"{suffix} round trip: max |delta| {worst:.2e}")
+    assert worst <= 1e-4
+    space = read_plate(tmp_path / "out" / f"rgba.1001{out_suffix}").colorspace
+    assert space == ("ACEScct" if suffix == ".dpx" else colour.NETWORK_SPACE)  # the EXR's header names ACEScct
+
+
+def test_mattes_match_between_srgb_png_and_acescg_exr(shared, mirror, tmp_path):
+    """The same shot as an sRGB PNG and as an ACEScg EXR made from it by OCIO: mattes within 1/255."""
+    for n, f in enumerate(frames(shared, 3)):
+        oiio_write(tmp_path / "png" / f"plate.{1001 + n:04d}.png", [(f, ["R", "G", "B"])], "uint8")
+        oiio_write(tmp_path / "exr" / f"plate.{1001 + n:04d}.exr",
+                   [(convert(f, colour.NETWORK_SPACE, "ACEScg"), ["R", "G", "B"])], "float")
+    roto([tmp_path / "png" / "plate.####.png", "-o", tmp_path / "a" / "m.####.png"])
+    roto([tmp_path / "exr" / "plate.####.exr", "-o", tmp_path / "b" / "m.####.png", "--colorspace", "ACEScg"])
+    worst = max(float(np.abs(read_image(tmp_path / "a" / f"m.{f}.png").pixels
+                             - read_image(tmp_path / "b" / f"m.{f}.png").pixels).max()) for f in (1001, 1002, 1003))
+    print(f"PNG vs ACEScg EXR mattes: max difference {worst * 255:.3f}/255")
+    assert worst <= 1 / 255
