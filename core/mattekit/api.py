@@ -196,8 +196,9 @@ def run_sequence(task_name: str, *paths, progress=None, **kwargs):
     """Run the sequence task ``task_name`` (roto): ``paths`` are its required path options in order
     (roto: ``plate``, ``output``), ``kwargs`` its other options, checked by the declaration (host "api")
     as the CLI's and the worker's are; models load into :func:`models_cache` (kept for the next call).
-    ``progress``: called with each progress event (:class:`mattekit.roto.Progress`). Returns the job's
-    summary (:class:`mattekit.roto.Summary`: frames, computed, skipped, seconds)."""
+    ``progress``: called with each progress event (:class:`mattekit.progress.Progress`, also
+    ``mattekit.roto.Progress``). Returns the job's summary (:class:`mattekit.roto.Summary`: frames, computed,
+    skipped, seconds)."""
     task = registry.sequences()[task_name]
     required = [o.name for o in task.declared if o.required]
     if len(paths) != len(required):

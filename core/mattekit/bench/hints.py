@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import io, metrics, ops, runtime
 from ..errors import InputError, MattekitError
+from ..progress import shown
 from ..tasks import segment
 from .segment import HALVES, half_of, pairs
 
@@ -110,17 +111,19 @@ def measure(model: str, rows: list[tuple[Path, Path]], data: Path, device: str =
     """{image name: {hint name: IoU}} of remove --result alpha (``matting``: its default) with ``model`` on ``rows``."""
     predictor = runtime.ModelCache().get(model, "segment", device)
     found = {}
-    for image_path, gt_path in rows:
-        image = io.read_image(image_path).pixels[..., :3]
-        gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
-        scores = {}
-        for name, hint in hints_for(image_path, gt, data).items():
-            options = segment.TASK.make_options({"model": model, "result": "alpha", "matting": matting, **hint})
-            alpha = segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
-            scores[name] = metrics.iou(alpha, gt)
-            if name == "none":  # what a box must beat: the plain answer with everything outside the box cut away
-                scores["none clipped"] = metrics.iou(clipped(alpha, gt_box(gt, image_path.stem)), gt)
-        found[f"{image_path.parent.name}/{image_path.name}"] = scores
+    with shown(len(rows), "image") as report:  # on stderr: a bar on a terminal, a line per image elsewhere
+        for image_path, gt_path in rows:
+            image = io.read_image(image_path).pixels[..., :3]
+            gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
+            scores = {}
+            for name, hint in hints_for(image_path, gt, data).items():
+                options = segment.TASK.make_options({"model": model, "result": "alpha", "matting": matting, **hint})
+                alpha = segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
+                scores[name] = metrics.iou(alpha, gt)
+                if name == "none":  # what a box must beat: the plain answer with everything outside the box cut away
+                    scores["none clipped"] = metrics.iou(clipped(alpha, gt_box(gt, image_path.stem)), gt)
+            found[f"{image_path.parent.name}/{image_path.name}"] = scores
+            report(image_path.name)
     return found
 
 

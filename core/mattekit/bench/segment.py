@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import catalog, io, masks, metrics, ops, runtime, weights
 from ..errors import InputError, MattekitError, WeightsError
+from ..progress import shown
 from ..tasks import matte, segment
 
 METRICS = (("IoU", metrics.iou), ("MAE", metrics.mae), ("boundary F", metrics.boundary_f))
@@ -143,17 +144,19 @@ def measure(model: str, rows: list[tuple[Path, Path]], device: str = "auto", wei
     task = (segment if entry.task == "segment" else matte).TASK  # a matting model's alpha is its plain output
     options = task.make_options({"model": entry.name, "result": "alpha"})
     found: dict = {}
-    for index, (image_path, gt_path) in enumerate(rows):
-        image = io.read_image(image_path, integers=task.inputs[0].integers).pixels[..., :3]  # as the CLI reads it
-        gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
-        alphas = {"default pipeline": task.run({"model": predictor}, {"image": image}, options)["result"]}
-        if entry.task == "segment":
-            alphas["plain model"] = masks.mask_from_prediction(image, predictor.output, refine=False,
-                                                               upsampling=entry.output.upsample)
-        if reference is not None:
-            alphas["onnxruntime (rembg)"] = reference.alpha(image)
-        for method, alpha in alphas.items():
-            found.setdefault((method, half_of(index)), []).append(scores(alpha, gt))
+    with shown(len(rows), "image") as report:  # on stderr: a bar on a terminal, a line per image elsewhere
+        for index, (image_path, gt_path) in enumerate(rows):
+            image = io.read_image(image_path, integers=task.inputs[0].integers).pixels[..., :3]  # as the CLI reads it
+            gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
+            alphas = {"default pipeline": task.run({"model": predictor}, {"image": image}, options)["result"]}
+            if entry.task == "segment":
+                alphas["plain model"] = masks.mask_from_prediction(image, predictor.output, refine=False,
+                                                                   upsampling=entry.output.upsample)
+            if reference is not None:
+                alphas["onnxruntime (rembg)"] = reference.alpha(image)
+            for method, alpha in alphas.items():
+                found.setdefault((method, half_of(index)), []).append(scores(alpha, gt))
+            report(image_path.name)
     return found
 
 

@@ -22,7 +22,6 @@ uint8 out), to report time and peak memory, also as a multiple of the 8-bit resu
 from __future__ import annotations
 
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from PIL import Image
 
 from .. import runtime
 from ..errors import InputError, MattekitError
+from ..progress import shown
 from ..superres import upscale
 from .memory import current_rss, peak_rss, reset_peak_rss
 
@@ -230,18 +230,12 @@ def _run_large(args, run_net, device: torch.device) -> int:
     run_net(np.zeros((16, 16, 3), np.uint8))  # warm-up
     baseline = current_rss()
     resettable = _reset_peaks(device)
-    done = [0, 0]
     start = time.perf_counter()
-
-    def progress(i, n):
-        done[:] = [i, n]
-        if i == 1 or i == n or i % max(1, n // 10) == 0:
-            print(f"  tile {i}/{n}  {time.perf_counter() - start:7.1f} s", file=sys.stderr, flush=True)
-
-    result = run_net(image, progress=progress)
+    with shown(0, "tile", lines=False) as tiles:  # a bar on a terminal, no lines elsewhere
+        result = run_net(image, progress=tiles.steps)
     seconds = time.perf_counter() - start
     peak = peak_rss()
-    line = (f"{what} -> {result.shape[1]}x{result.shape[0]} in {done[1]} tiles: {seconds:.1f} s, "
+    line = (f"{what} -> {result.shape[1]}x{result.shape[0]} in {tiles.total} tiles: {seconds:.1f} s, "
             f"{width * height / seconds / 1e6:.3f} MP/s in; peak RSS {_mb(peak)} MB = {peak / result.nbytes:.2f} x the "
             f"8-bit result (input {_mb(image.nbytes)} MB, result {_mb(result.nbytes)} MB, before the call {_mb(baseline)} MB)")
     if device.type == "cuda":

@@ -8,13 +8,12 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
-from tqdm import tqdm
-
 from ..console import standard_output
 from ..io.formats import extension_of
 from ..io.outputs import IMAGE_SUFFIXES, WRITABLE, companion_files
 from ..errors import InputError, MattekitError, OutputError
 from ..fsutil import FilesRead
+from ..progress import Display, Progress, Reporter, shown
 
 def expand_inputs(items: list[str], stdin: Path | None = None) -> list[tuple[Path, Path]]:
     """Files, folders (their images, sorted) and globs -> [(file, folder it came from or its parent)];
@@ -146,20 +145,34 @@ def summarise_failures(failures: list[Path], total: int) -> int:
 
 
 class Report:
-    """What a per-file run tells the user on stderr: one line per written file and the skipped ones
+    """What a per-file run tells the user on stderr (through one :class:`mattekit.progress.Display`): one line per
+    written file (with its count, '[3/10]', off a terminal; above the bar of images on one) and the skipped ones
     (``quiet``: nothing but errors). ``label(path)`` names a file in messages (see :func:`standard_streams`)."""
 
     def __init__(self, quiet: bool = False, label=str):
         self.quiet, self.label, self.skipped = quiet, label, 0
+        self.display = Display(quiet=quiet)
+        self.written: set[Path] = set()
+        self.sources: dict[Path, Path] = {}  # {output: its input}
 
     def wrote(self, target: Path) -> None:
-        if not self.quiet:
-            tqdm.write(f"mattekit: wrote {self.label(target)}", file=sys.stderr)
+        """``target`` is written; a run of several files says so with its progress event (:meth:`item`)."""
+        self.written.add(target)
+
+    def item(self, event: Progress) -> None:
+        """One input of several finished (``event.item``: its output; None: none yet): its line, and the bar."""
+        if event.item is None:
+            self.display(event)
+        elif event.item in self.written:
+            self.display(event, f"wrote {self.label(event.item)}")
+        else:
+            self.display(event, f"failed: {self.label(self.sources[event.item])} (the reason is below)")
 
     def skip(self) -> None:
         self.skipped += 1
 
     def close(self) -> None:
+        self.display.close()
         if self.skipped and not self.quiet:
             print(f"mattekit: skipped {self.skipped} input(s) whose output already exists (--skip-existing).",
                   file=sys.stderr)
@@ -168,23 +181,27 @@ class Report:
 def run_files(args, planned: list[tuple[Path, Path]], runner, report: Report, data: dict | None = None) -> int:
     """Run ``runner`` (a :class:`mattekit.runner.Runner`) on every (input, output) of ``planned``
     (:func:`plan_outputs`; ``data``: the inputs that are no file, see :meth:`standard_streams.data`):
-    ``args.skip_existing`` honoured, one line per written file and one bar for several inputs (a bar of
-    tiles for one), ``args.threads`` torch threads per inference worker. A failing input is listed and
-    the others are written (returns 1); a single input's failure is raised as it is."""
+    ``args.skip_existing`` honoured, one line per written file, one bar of images on a terminal for several
+    inputs (of tiles for one), ``args.threads`` torch threads per inference worker. A failing input is listed
+    and the others are written (returns 1); a single input's failure is raised as it is."""
     single = len(planned) == 1
-    steps = tile_bar(planned[0][1], quiet=report.quiet) if single and runner.task.progress else None
-    with tqdm(total=len(planned), unit="img", file=sys.stderr, disable=True if single or report.quiet else None) as bar:
+    found = [pair for pair in planned if args.skip_existing and pair[1].exists()]
+    report.sources = {target: source for source, target in planned}
+    images = Reporter(None if single else report.item, len(planned), "image", skipped=len(found))
+    images.start()
+    # the tiles of one image: a bar on a terminal, no lines elsewhere
+    with shown(0, "tile", quiet=report.quiet or not (single and runner.task.progress), lines=False) as tiles:
         try:
             outcome = runner.files(planned, skip_existing=args.skip_existing, wrote=report.wrote, data=data,
-                                   threads=getattr(args, "threads", None), steps=steps,
-                                   progress=lambda done, item: bar.update())
+                                   threads=getattr(args, "threads", None), steps=tiles.steps,
+                                   progress=lambda done, pair: images(pair[1]))
         finally:
-            if steps is not None:
-                steps.close()
-        bar.update(outcome.skipped)
+            report.display.close()
     report.skipped += outcome.skipped
     if single and outcome.failed:
         raise outcome.failed[0][1]
+    if single and report.written:
+        report.display.note(f"wrote {report.label(planned[0][1])}")
     for (source, _), exc in outcome.failed:
         print(f"mattekit: error: {report.label(source)}: {failure_sentence(exc, getattr(args, 'debug', False))}",
               file=sys.stderr)
@@ -279,15 +296,3 @@ class standard_streams:
         finally:
             if self.folder is not None:
                 shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def tile_bar(target: Path, quiet: bool):
-    """A progress bar for the tiles of one image; call it with (done, total); ``close()`` it after."""
-    bar = tqdm(unit="tile", desc=target.name, disable=True if quiet else None, leave=False, file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
-    progress.close = bar.close
-    return progress

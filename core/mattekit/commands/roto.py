@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import sys
 
-from tqdm import tqdm
-
 from ..errors import MattekitError
 from ..io.sequences import format_frames
 
@@ -61,27 +59,8 @@ def add_parser(sub) -> None:
     p.add_argument("--print-chunks", action="store_true", help="with --chunk: print each chunk's frame range and exit")
     p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="run chunks on a Ray cluster (default: a local one)")
     p.add_argument("--ray-workers", type=int, metavar="N", help="Ray workers (default: one per GPU, else per CPU)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors and warnings (no progress, no summary)")
     p.set_defaults(func=run)
-
-
-class _Bar:
-    """A tqdm bar fed by roto.Progress events."""
-
-    def __init__(self, quiet: bool):
-        self.bar = None
-        self.quiet = quiet
-
-    def __call__(self, event) -> None:
-        if self.bar is None:
-            self.bar = tqdm(total=event.total, unit="frame", file=sys.stderr, disable=self.quiet,
-                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}] {postfix}")
-        self.bar.n = event.done
-        eta = "" if event.eta is None else f", ETA {event.eta:.0f} s"
-        self.bar.set_postfix_str(f"{event.fps:.2f} frames/s{eta}", refresh=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def run(args) -> int:
@@ -107,7 +86,9 @@ def run(args) -> int:
         spec = task.make_options(values, host="cli")  # the one option check of the CLI, the worker and the API
     except registry.OptionError as exc:
         raise MattekitError(as_flags(str(exc), task)) from None
-    bar = _Bar(quiet=False)
+    from ..progress import Display
+
+    bar = Display(quiet=args.quiet)  # a bar on a terminal, a line per frame elsewhere
     try:
         if args.ray is not None:
             summary = roto.run_on_ray(spec, args.chunk or 25, address=args.ray or None, workers=args.ray_workers,
@@ -133,6 +114,8 @@ def run(args) -> int:
             summary = job.run(frames, progress=bar)
     finally:
         bar.close()
+    if args.quiet:
+        return 0
     rate = f" ({len(summary.computed) / summary.seconds:.2f} frames/s)" if summary.computed and summary.seconds else ""
     target = job.alpha_out if job is not None else spec.output
     if job is not None and job.parts:

@@ -60,11 +60,13 @@ its region when the whole frame loses the subject, :class:`.chain.HintChain`), a
 One job per module: :mod:`.spec` (what defines a job, the outputs-never-on-inputs check),
 :mod:`.source` (per-frame mattes in frame order), :mod:`.chain` (keyframe hints carried along the
 motion), :mod:`.sam` (objects tracked by SAM 2.1's memory), :mod:`.objects` (several objects, one job each),
-:mod:`.store` (manifest and journals), :mod:`.progress` (events, summary, cancellation),
+:mod:`.store` (manifest and journals), :mod:`.summary` (the summary, cancellation; progress events are
+:class:`mattekit.progress.Progress`, re-exported here as ``roto.Progress``),
 :mod:`.job` (the job and the worker's operation) and :mod:`.ray` (chunks on a Ray cluster).
 """
 from .job import RotoJob, run_operation
-from .progress import Cancelled, Progress, Summary
+from ..progress import Progress
+from .summary import Cancelled, Summary
 from .ray import run_on_ray
 from .source import MatteSource, recurrent_steps
 from .spec import ROTO_MODEL_TASKS, RotoSpec

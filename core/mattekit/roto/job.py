@@ -24,7 +24,8 @@ from ..weights import given_file, model_file, pinned_sha256s
 from .chain import keyframes_of
 from .objects import split as split_objects
 from .objects import strip as strip_object
-from .progress import Progress, Reporter, Summary
+from ..progress import Progress, Reporter
+from .summary import Summary
 from .source import MatteSource
 from .spec import ROTO_MODEL_TASKS, RotoSpec, refuse_overwriting_inputs
 from .store import Store
@@ -150,8 +151,8 @@ class RotoJob:
         todo = [f for f in frames if f not in done]
         summary = Summary(frames, skipped=sorted(done))
         self.store.clean_temporaries(todo)
-        report = Reporter(progress, len(frames), len(done), started)
-        report(None)
+        report = Reporter(progress, len(frames), "frame", len(done), started)
+        report.start()
         if not todo:
             summary.seconds = time.monotonic() - started
             return summary
@@ -228,7 +229,7 @@ def run_operation(options: dict, progress: Callable[[float, str], None], models=
     spec = RotoSpec.from_dict(options)
     job = RotoJob(spec, models)
     progress(0.0, f"Roto: {len(job.frames)} frames of {job.plate.describe()}")
-    summary = job.run(progress=lambda p: progress(p.fraction, "Roto: " + p.message()))
+    summary = job.run(progress=lambda p: progress(p.fraction, p.message()))  # "frame 5 of 40 (1005), ..."
     progress(1.0, f"Roto: {len(summary.computed)} frames computed, {len(summary.skipped)} already done "
                   f"-> {job.alpha_out} (frames {format_frames(job.frames)})")
     return []

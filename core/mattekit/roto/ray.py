@@ -7,7 +7,8 @@ from typing import Callable
 
 from ..errors import MattekitError
 from .job import RotoJob
-from .progress import Progress, Reporter, Summary
+from ..progress import Progress, Reporter
+from .summary import Summary
 from .spec import RotoSpec
 
 
@@ -41,12 +42,11 @@ def run_on_ray(spec: RotoSpec, chunk: int, address: str | None = None, workers: 
         worker_spec = spec.to_dict() | {"device": spec.device if gpus or spec.device != "auto" else "cpu"}
         actors = [_ray_worker_class(ray).options(**options).remote(worker_spec) for _ in range(count)]
         pool = ray.util.ActorPool(actors)
-        report = Reporter(progress, len(job.frames), 0, started)
+        report = Reporter(progress, len(job.frames), "frame", 0, started)
         for result in pool.map_unordered(lambda actor, frames: actor.run.remote(frames), chunks):
             part = Summary(result["frames"], result["computed"], result["skipped"], result["seconds"])
             summary.merge(part)
-            report.skipped, report.computed = len(summary.skipped), len(summary.computed)
-            report.emit(part.frames[-1])
+            report.set(len(summary.computed), len(summary.skipped), item=part.frames[-1])
     except ray.exceptions.RayTaskError as exc:
         cause = exc.cause if isinstance(getattr(exc, "cause", None), Exception) else exc
         if isinstance(cause, MattekitError):

@@ -12,7 +12,7 @@ from .. import catalog, masks, pipeline, runtime, temporal, tracking
 from ..errors import MattekitError
 from ..io import Picture
 from .chain import HintChain
-from .progress import Cancelled
+from .summary import Cancelled
 from .sam import SamChain
 
 

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import MattekitError, in_words
+from ..progress import Reporter
 from ..tasks.registry import OptionError, Port, SequenceTask, Task, sequences, tasks
 from . import protocol
 
@@ -59,10 +60,9 @@ def from_task(task: Task) -> Operation:
         needed = models.for_task(task, options, given)  # the worker's own cache: loaded once
         progress(0.1, f"Running {task.name}")
 
-        def steps(done: int, total: int) -> None:
-            progress(0.1 + 0.88 * done / max(total, 1), f"Running {task.name}: {done} of {total}")
-
-        return Runner(task, needed, options).arrays(present, steps=steps), provenance.record(task, options, needed)
+        tiles = Reporter(lambda event: progress(0.1 + 0.88 * event.fraction, event.message()),
+                         0, "tile")  # "tile 3 of 12, 0.80 tiles/s, ETA 0:11"
+        return Runner(task, needed, options).arrays(present, steps=tiles.steps), provenance.record(task, options, needed)
 
     return Operation(task.name, task.inputs, task.outputs, lambda values: task.make_options(values, host="worker"),
                      run, lambda: task.describe("worker"))
