@@ -6,8 +6,9 @@ A decoder such as OpenEXR prints lines of its own when it meets a damaged file, 
 and 2 and from Python through ``sys.stdout``, where mattekit says what went wrong in one sentence of its own.
 While any capture is open, descriptors 1 and 2 point at a temporary file (captures opened side by side, by
 decoders in several threads, share it; the descriptors come back when the last one closes), and
-``sys.stdout`` / ``sys.stderr`` are routers: what a capturing thread prints goes to the file, what any other
-thread prints goes where it always went (through copies of the original descriptors). Data written to
+``sys.stdout`` / ``sys.stderr`` are routers (installed by the first capture, and kept): what a capturing thread
+prints goes to the file, what any other thread prints goes where it always went (through copies of the original
+descriptors while a capture is open, else straight on). Data written to
 standard output (``-o -``) waits under :func:`standard_output` until no capture is open, so image bytes never
 land in a capture. Only text written from C, or through a stream object taken before the capture began
 (a progress bar holds one), by another thread during a capture lands in the file and is not shown.
@@ -26,7 +27,6 @@ _lock = threading.Condition()  # guards the state below; notified when the descr
 _capturing: dict[int, int] = {}  # thread ident -> captures it has open
 _saved: tuple[int, int] | None = None  # copies of descriptors 1 and 2 as they were, while any capture is open
 _file: IO[bytes] | None = None  # the temporary file descriptors 1 and 2 point at meanwhile
-_streams: tuple | None = None  # sys.stdout and sys.stderr as they were, while any capture is open
 
 
 class _Router:
@@ -70,7 +70,7 @@ class Captured:
 def library_text() -> Iterator[Captured]:
     """Within: what this thread prints, and what anything prints on descriptors 1 and 2, goes to a temporary
     file, not to the terminal or a pipe. Yields a :class:`Captured`, whose ``text`` is set when the block ends."""
-    global _saved, _file, _streams
+    global _saved, _file
     captured, me = Captured(), threading.get_ident()
     with _lock:
         if not _capturing:
@@ -79,8 +79,12 @@ def library_text() -> Iterator[Captured]:
             _saved = (os.dup(1), os.dup(2))
             os.dup2(_file.fileno(), 1)
             os.dup2(_file.fileno(), 2)
-            _streams = (sys.stdout, sys.stderr)
-            sys.stdout, sys.stderr = _Router(sys.stdout), _Router(sys.stderr)
+            # The routers stay once installed: swapping sys.stdout back while another thread is inside print()
+            # frees the object print holds without a reference on Python 3.11 (a crash, seen in the tests).
+            if not isinstance(sys.stdout, _Router):
+                sys.stdout = _Router(sys.stdout)
+            if not isinstance(sys.stderr, _Router):
+                sys.stderr = _Router(sys.stderr)
         _capturing[me] = _capturing.get(me, 0) + 1
         file = _file
         start = os.fstat(file.fileno()).st_size
@@ -96,12 +100,11 @@ def library_text() -> Iterator[Captured]:
             if not _capturing[me]:
                 del _capturing[me]
             if not _capturing:
-                sys.stdout, sys.stderr = _streams
                 for fd, saved in zip((1, 2), _saved):
                     os.dup2(saved, fd)
                     os.close(saved)
                 _file.close()
-                _saved = _file = _streams = None
+                _saved = _file = None
                 _lock.notify_all()
 
 
