@@ -189,7 +189,7 @@ class Display:
 
 @contextmanager
 def shown(total: int, unit: str, quiet: bool = False, lines: bool = True):
-    """A :class:`Reporter` of ``total`` ``unit``\ s shown by a new :class:`Display` for a ``with`` block (the bar
+    """A :class:`Reporter` of ``total`` units (``unit``) shown by a new :class:`Display` for a ``with`` block (the bar
     closed at its end). ``lines``: a line per unit off a terminal and a bar that stays; without (the tiles of
     one image, their total told by the first step): no lines, no start event, a bar that goes when done."""
     display = Display(quiet=quiet, lines=lines, leave=lines)
