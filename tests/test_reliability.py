@@ -323,7 +323,8 @@ def test_every_worker_operation_on_degenerate_shapes(tmp_path, shared):
         for op in worker.schema()["operations"]:
             if op["name"] == "roto":
                 continue  # paths, not pixels: its confinement and bad paths are tested in test_server.py
-            options = {name: "csnet-sod" for name, spec in op["options"].items() if spec.get("model") == "segment"}
+            options = {name: "csnet-sod" for name, spec in op["options"].items()  # a task or a list of tasks
+                       if "segment" in ([spec["model"]] if isinstance(spec.get("model"), str) else spec.get("model") or [])}
             if op["name"] == "bokeh":
                 options["mask_only"] = True
             if op["name"] == "matte":
