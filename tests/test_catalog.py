@@ -10,6 +10,7 @@ from mattekit import catalog, nets, weights
 from mattekit.errors import MattekitError
 
 
+@pytest.mark.slow
 def test_every_entry_builds_its_net_with_the_official_keys():
     cat = catalog.load()
     keys = {}  # one build per architecture and kwargs: seven BiRefNet entries share one Swin-L net

@@ -54,6 +54,7 @@ def test_stream_mistakes_are_one_sentence(shared, env, tmp_path):
     assert odd.returncode == 2 and "Cannot write gif to standard output" in odd.stderr.decode()
 
 
+@pytest.mark.slow
 def test_standard_input_is_decoded_in_memory_and_its_outputs_named_as_before(env, tmp_path):
     picture = np.random.default_rng(3).random((20, 30, 3), dtype=np.float32)
     io.write_image(tmp_path / "a.jpg", picture)
@@ -138,6 +139,7 @@ def _damaged_exrs(folder: Path) -> list[Path]:
     return [folder / "half.exr", folder / "header-only.exr", folder / "garbage.exr"]
 
 
+@pytest.mark.slow
 def test_a_damaged_exr_is_one_line_and_openexr_prints_nothing(env, tmp_path):
     """Issue 28, finding 10: OpenEXR's own lines (on stdout and stderr) stay off the terminal and the pipe."""
     for path in _damaged_exrs(tmp_path):

@@ -14,7 +14,7 @@ from mattekit.errors import MattekitError
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
-SLOW_EXPORTS = ("u2net", "csnet")  # 20-40 s to export on a busy 2-core machine
+SLOW_EXPORTS = ("u2net", "csnet", "isnet")  # 6-40 s to export on a 2-core machine
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_EXPORTS else n for n in NETS])

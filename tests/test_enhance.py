@@ -156,7 +156,8 @@ def test_grey_guided_filter_keeps_edges_and_filters_channels_alike():
     assert np.array_equal(both[..., 1], ops.guided_filter(guide, 1 - src, 4, 1e-3))
 
 
-@pytest.mark.parametrize("shape", [(1, 65535), (65535, 1), (2, 3000), (1, 1), (2, 2)])
+@pytest.mark.parametrize("shape", [pytest.param((1, 65535), marks=pytest.mark.slow), pytest.param((65535, 1), marks=pytest.mark.slow),
+                                   (2, 3000), (1, 1), (2, 2)])
 def test_strips_and_single_pixels(shape):
     image = np.random.default_rng(4).random(shape + (3,)).astype(np.float32)
     with np.errstate(over="raise", invalid="raise", divide="raise"):

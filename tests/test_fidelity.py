@@ -229,7 +229,7 @@ def test_plain_path_gives_the_reference_pipelines_answer(shared, name):
     check(compare(shared, name), name)
 
 
-@pytest.mark.parametrize("name", ["u2netp", pytest.param("csnet-sod", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", [pytest.param("u2netp", marks=pytest.mark.slow), pytest.param("csnet-sod", marks=pytest.mark.slow)])
 def test_a_cpu_with_native_bf16_still_gets_the_reference_answer(shared, name, monkeypatch):
     """A CPU with native bf16 (claimed here, so every machine takes that path): ``auto`` keeps the answer
     (bf16 only where the catalog's real-weight figures allow it)."""
