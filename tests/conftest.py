@@ -97,11 +97,21 @@ def four_images(shared, tmp_path, monkeypatch):
     return tmp_path, images
 
 
+@pytest.fixture(scope="session")
+def _onnx_exports(tmp_path_factory) -> Path:
+    """One folder of ONNX exports for the whole session: an export is named by its weights and recipe, so tests can
+    share it, and the CPU engine of the measured models (ONNX Runtime here) is exported once, not once per test."""
+    return tmp_path_factory.mktemp("onnx_exports")
+
+
 @pytest.fixture(autouse=True)
-def _clean_process_state(tmp_path_factory, monkeypatch):
-    """Every test starts alike, whatever ran before it: its own weights cache (MATTEKIT_HOME), no rembg folder, two
-    torch threads, no model loaded by the Python API, licence notices not yet shown, and the catalog read afresh (it follows MATTEKIT_CATALOG)."""
+def _clean_process_state(tmp_path_factory, monkeypatch, _onnx_exports):
+    """Every test starts alike, whatever ran before it: its own weights cache (MATTEKIT_HOME; the session's ONNX
+    exports linked in), no rembg folder, two torch threads, no model loaded by the Python API, licence notices not
+    yet shown, and the catalog read afresh (it follows MATTEKIT_CATALOG)."""
     home = tmp_path_factory.mktemp("mattekit_home")
+    (home / "weights").mkdir()
+    (home / "weights" / "onnx").symlink_to(_onnx_exports, target_is_directory=True)
     monkeypatch.setenv("MATTEKIT_HOME", str(home))
     monkeypatch.setenv("U2NET_HOME", str(home / "no-rembg-folder"))  # a developer's own ~/.u2net stays out of tests
     torch.set_num_threads(2)

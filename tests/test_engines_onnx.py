@@ -35,7 +35,8 @@ def test_onnx_engine_matches_eager(name, golden, shared):
     print(name, {k: f"{v:.1e}" for k, v in errors.items()})
 
 
-def test_onnx_export_is_cached_by_weights(golden, shared, monkeypatch):
+def test_onnx_export_is_cached_by_weights(golden, shared, monkeypatch, tmp_path):
+    monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path))  # an export folder of its own (not the session's shared one)
     net, index, _, size = load_net("extremec3", golden, shared)
     path = onnx_engine.onnx_path(net, index, recipe={"size": list(size)})
     assert path == onnx_engine.onnx_path(net, index, recipe={"size": list(size)})

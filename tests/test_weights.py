@@ -146,7 +146,7 @@ def test_falls_back_to_official_url(server, sums, env, kind):
 def test_resumes_partial_download(server, shared, sums, env, honour_range):
     server.honour_range = honour_range
     wf = official(server, BIG, sums)
-    cache_dir().mkdir(parents=True)
+    cache_dir().mkdir(parents=True, exist_ok=True)
     part = cached_path(wf).with_name(BIG + ".part")
     part.write_bytes((shared / "weights" / BIG).read_bytes()[:700_000])
     assert_cached_ok(wf, fetch(wf, progress=False), sums)
@@ -155,7 +155,7 @@ def test_resumes_partial_download(server, shared, sums, env, honour_range):
 
 def test_stale_complete_part_restarts(server, shared, sums, env):
     wf = official(server, NAME, sums)
-    cache_dir().mkdir(parents=True)
+    cache_dir().mkdir(parents=True, exist_ok=True)
     cached_path(wf).with_name(NAME + ".part").write_bytes((shared / "weights" / NAME).read_bytes() + b"junk")
     assert_cached_ok(wf, fetch(wf, progress=False), sums)
     assert server.seen[-1] == (f"/official/{NAME}", None)

@@ -96,6 +96,7 @@ class Predictor:
             self.engine = engines.from_onnx_file(path)
             self.backend, self.dtype, self.net, self.device = self.engine.name, self.engine.dtype, None, self.engine.device
             return
+        device, backend, _ = engine_plan(entry, device, backend, precision)  # "auto": this model's engine here
         net = nets.build(entry.net, **entry.kwargs)
         try:
             state = weights.load_state_dict_file(path, net)
@@ -181,7 +182,7 @@ def engine_plan(entry: ModelEntry, device: str | torch.device | None = "auto", b
     (an absent CUDA GPU is one sentence, never a silent CPU), a catalog pin of the backend winning (SAM 2.1:
     torch), the precision by the policy (:func:`mattekit.engines.resolve_precision`). Loads nothing."""
     dev = device if isinstance(device, torch.device) else engines.select_device(device)
-    backend = engines.resolve_backend(entry.extra.get("backend", backend), dev)
+    backend = engines.resolve_backend(entry.extra.get("backend", backend), dev, entry.name)
     return dev, backend, engines.engine_precision(backend, precision, dev, entry.half, entry.cpu_bf16)
 
 

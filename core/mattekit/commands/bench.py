@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHES = ("segment", "hints", "upscale", "roto", "bokeh", "speed", "matte")
+BENCHES = ("segment", "hints", "upscale", "roto", "bokeh", "speed", "engines", "matte")
 
 
 def add_parser(sub) -> None:

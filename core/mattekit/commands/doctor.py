@@ -31,7 +31,7 @@ def run(args) -> int:
     import torch
 
     from .. import catalog, machine
-    from ..engines import policy
+    from ..engines import choice, policy
     from ..runtime import engine_plan
 
     print(f"CPU: {cpu_summary()}")
@@ -48,13 +48,35 @@ def run(args) -> int:
         print("  no usable CUDA GPU (driver or device missing)")
     device = policy.select_device(args.device)  # an absent device is one sentence here, as in every command
     cat = catalog.load()
-    rows = [("model", "task", "weights", "device", "engine", "precision")]
+    print(f"CPU class {choice.cpu_class()}: the CPU engine of a model measured on it (`mattekit bench engines`) is the "
+          f"faster one; the others follow the rule (torch with NNPACK, else ONNX Runtime)")
+    rows = [("model", "task", "weights", "device", "engine", "precision", "why this engine")]
     for entry in cat.models.values():
         if args.task not in (None, entry.task):
             continue
         dev, backend, dtype = engine_plan(entry, device)
-        rows.append((entry.name, entry.task, cat.availability(entry), str(dev), backend, str(dtype).replace("torch.", "")))
+        rows.append((entry.name, entry.task, cat.availability(entry), str(dev), backend, str(dtype).replace("torch.", ""),
+                     _why(entry, dev)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
     return 0
+
+
+def _why(entry, device) -> str:
+    """Why ``entry`` runs on the engine doctor shows: a catalog pin, a measurement (its ratio), or the rule."""
+    import os
+
+    from ..engines import choice
+
+    if entry.extra.get("backend"):
+        return "catalog"
+    if os.environ.get("MATTEKIT_BACKEND", "auto").lower() not in ("", "auto"):
+        return "$MATTEKIT_BACKEND"
+    if device.type != "cpu":
+        return "not a CPU"
+    found = choice.measured(entry.name)
+    if found is None:
+        return "rule"
+    return f"measured ({found[1]}): torch/onnx {found[0]['ratio']:.2f}x"
+

@@ -107,16 +107,23 @@ def _detected_cpu_bf16() -> bool:
 
 # ----------------------------------------------------------------------------------- backend, precision
 
-def resolve_backend(backend: str | None, device: torch.device) -> str:
-    """``auto`` (or ``$MATTEKIT_BACKEND``) -> "torch" or "onnx"; a backend that cannot run here is an error."""
+def resolve_backend(backend: str | None, device: torch.device, model: str | None = None) -> str:
+    """``auto`` (or ``$MATTEKIT_BACKEND``) -> "torch" or "onnx"; a backend that cannot run here is an error.
+
+    ``auto`` on the CPU, with ONNX Runtime installed: the engine measured faster for catalog model ``model`` on this
+    CPU class (:mod:`mattekit.engines.choice`); for a model not measured there, torch where NNPACK's Winograd
+    kernels run, else ONNX Runtime (it beats oneDNN's direct convolutions). Elsewhere torch."""
     name = (backend or "auto").lower()
     if name == "auto":
         name = os.environ.get("MATTEKIT_BACKEND", "auto").lower() or "auto"
     if name not in BACKENDS:
         raise MattekitError(f"Backend '{name}' is unknown; use auto, torch or onnx.")
-    if name == "auto":  # measured: fx+Winograd torch beats ONNX Runtime on CPU; ONNX Runtime beats plain oneDNN
-        cpu_onnx = device.type == "cpu" and not nnpack_available() and onnx_available()
-        return "onnx" if cpu_onnx else "torch"
+    if name == "auto":
+        if device.type != "cpu" or not onnx_available():
+            return "torch"
+        from .choice import winner
+
+        return (winner(model) if model else None) or ("torch" if nnpack_available() else "onnx")
     if name == "onnx":
         if device.type != "cpu":
             raise MattekitError(f"The onnx backend runs on the CPU only, not on {device.type}; use --device cpu or the torch backend.")
