@@ -35,7 +35,8 @@ def test_the_shipped_table_decides_for_a_measured_model_and_the_old_rule_for_oth
     expected = "onnx" if shipped["x86_64-avx2"]["u2netp"]["ratio"] >= choice.MARGIN else "torch"
     assert policy.resolve_backend("auto", CPU, "u2netp") == expected
     old_rule = "torch" if policy.nnpack_available() else "onnx"
-    assert policy.resolve_backend("auto", CPU, "u2net") == old_rule  # not measured: the old rule
+    assert "birefnet-general" not in shipped["x86_64-avx2"]
+    assert policy.resolve_backend("auto", CPU, "birefnet-general") == old_rule  # not measured: the old rule
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx512")  # a class nobody measured: the old rule for every model
     assert policy.resolve_backend("auto", CPU, "u2netp") == old_rule
     assert policy.resolve_backend("torch", CPU, "u2netp") == "torch"  # asked for: no table overrides it

@@ -265,9 +265,9 @@ class OnnxRunner:
             import onnxruntime as ort
         except ImportError:
             raise MattekitError("Running ONNX files needs ONNX Runtime: pip install 'mattekit[onnx]'.") from None
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        from .engines.onnx import session_options
+
+        options = session_options(ort, threads)
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types

@@ -113,6 +113,8 @@ def _whole(args, cfg: dict, work: Path) -> dict:
     what = f"one {args.photo} photo" if args.photo else f"{len(files)} {'frames' if args.sequence else 'images'} from {files[0].parent}"
     print(f"bench speed --whole: {what}, model {args.model}; {args.repeat} round(s) in turns; "
           f"load average {load[0]:.1f} -> {load[1]:.1f}")
+    machine = _cpu_line(args)
+    print(machine)
     print(f"{'command':44s}{'seconds':>9s}{'images/s':>10s}{'CPU s':>8s}{'peak RSS MB':>13s}")
     for name, r in summary.items():
         print(f"{name:44s}{r['seconds']:9.2f}{r['images_per_s']:10.3f}{r['cpu_s']:8.2f}{r['peak_mb']:13.0f}")
@@ -127,6 +129,23 @@ def _whole(args, cfg: dict, work: Path) -> dict:
             print(f"{name} / rembg p: {r['images_per_s'] / rb['images_per_s']:.2f}x images/s, "
                   f"{r['seconds'] / rb['seconds']:.2f}x the time, {r['cpu_s'] / rb['cpu_s']:.2f}x the CPU time, "
                   f"{r['peak_mb'] / rb['peak_mb']:.2f}x the peak RSS")
-    return {"images": len(files), "photo": args.photo, "model": args.model, "load_average": load, "summary": summary}
+    return {"images": len(files), "photo": args.photo, "model": args.model, "load_average": load, "machine": machine,
+            "summary": summary}
+
+
+def _cpu_line(args) -> str:
+    """The machine as the figures depend on it: CPU, cores, CPU class and the features engines use, and the engine
+    mattekit's processes pick for the model (by :func:`mattekit.runtime.engine_plan`)."""
+    from .. import catalog
+    from ..engines import choice
+    from ..machine import cpu_count, cpu_info
+    from ..runtime import engine_plan
+
+    model, flags = cpu_info() or ("unknown CPU", frozenset())
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
+    dev, backend, dtype = engine_plan(catalog.load().get(args.model), args.device)
+    return (f"machine: {model}, {cpu_count()} cores, CPU class {choice.cpu_class()}, features "
+            f"{' '.join(f for f in wanted if f in flags) or 'none of ' + '/'.join(wanted)}; mattekit's engine: "
+            f"{backend} {str(dtype).replace('torch.', '')} on {dev}")
 
 
