@@ -34,7 +34,7 @@ import numpy as np
 from mattekit import colour
 from mattekit.errors import InputError, OutputError
 from mattekit.io.picture import Picture
-from mattekit.io.read import read_plate
+from mattekit.io.read import read_layout, read_plate
 
 IMAGE_SUFFIXES = (".exr", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".dpx")
 MOVIE_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mxf", ".mpg", ".mpeg", ".mts", ".gif")
@@ -237,6 +237,18 @@ class ImageSequence:
             raise InputError(f"Frame {frame} of {self.pattern} does not exist.")
         return read_plate(path, self.colorspace)
 
+    def check_frames(self, frames: list[int]) -> None:
+        """Read the headers of ``frames`` (no pixels): InputError (one sentence) for the first that is no image mattekit
+        reads, or whose size differs from the first frame's, so that a hostile plate stops before any model loads."""
+        first = None
+        for frame in frames:
+            layout = read_layout(self.files[frame])
+            if first is None:
+                first = (frame, layout.width, layout.height)
+            elif (layout.width, layout.height) != first[1:]:
+                raise InputError(f"Frame {frame} of {self.pattern} is {layout.width}x{layout.height} but frame {first[0]} "
+                                 f"is {first[1]}x{first[2]}: every frame of a shot must have one size.")
+
     def describe(self) -> str:
         return str(self.pattern)
 
@@ -326,6 +338,9 @@ class Movie:
         network = colour.to_network(pixels, self.colorspace) if self.colorspace else pixels
         return Picture(network, 16 if deep else 8, f"{self.path}#{number}", False, "movie", decoded.format.name,
                        pixels, self.colorspace or colour.NETWORK_SPACE)
+
+    def check_frames(self, frames: list[int]) -> None:
+        """Nothing to check before decoding: a movie's frames share its one size."""
 
     def describe(self) -> str:
         return f"{self.path} ({self._count} frames at {self.fps:g} fps)"

@@ -52,6 +52,7 @@ class RotoJob:
         self.spec, self.models = spec, models
         self.objects = []
         self.frames, self.missing = select_frames(self.plate, spec.frames, skip_missing=spec.skip_missing)
+        self.plate.check_frames(self.frames)  # readable headers, one size: before any model loads
         self.alpha_out = output_pattern(spec.output, self.plate)
         self.extra_out = {name: output_pattern(value, self.plate) for name, value in (("rgba", spec.rgba), ("fg", spec.fg)) if value}
         for name, pattern in self.extra_out.items():
