@@ -253,6 +253,21 @@ def _canonical(net: nn.Module, module_name: str, first_names: dict[int, str]) ->
     return first_names[id(module)]
 
 
+def session_options(ort, threads: int | None = None):
+    """ONNX Runtime session options for mattekit's CPU runs: all graph optimisations, ``threads`` intra-op threads
+    (default: torch's thread count now), and threads that sleep between calls instead of spinning: spinning
+    took 0.76-0.81 CPU s per u2netp call against 0.63-0.64 without, at the same or better images/s, and the
+    pipeline's decoding and finishing threads need those cores (docs/benchmarks.md, "The CPU engine per model")."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = int(threads or torch.get_num_threads())
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 class OnnxRunner:
     """An ONNX file run by ONNX Runtime on the CPU, for architectures without an import mapping.
 
@@ -265,8 +280,6 @@ class OnnxRunner:
             import onnxruntime as ort
         except ImportError:
             raise MattekitError("Running ONNX files needs ONNX Runtime: pip install 'mattekit[onnx]'.") from None
-        from .engines.onnx import session_options
-
         options = session_options(ort, threads)
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

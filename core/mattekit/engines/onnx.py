@@ -84,21 +84,6 @@ def export_onnx(net: nn.Module, path: str | Path, index: tuple = (), example: tu
     return path
 
 
-def session_options(ort, threads: int | None = None):
-    """ONNX Runtime session options for mattekit's CPU runs: all graph optimisations, ``threads`` intra-op threads
-    (default: torch's thread count now), and threads that sleep between calls instead of spinning: spinning
-    took 0.76-0.81 CPU s per u2netp call against 0.63-0.64 without, at the same or better images/s, and the
-    pipeline's decoding and finishing threads need those cores (docs/benchmarks.md, "The CPU engine per model")."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = int(threads or torch.get_num_threads())
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return options
-
-
 class OnnxEngine:
     """The net exported to ONNX (once, cached at ``path``) and run by ONNX Runtime on the CPU in fp32.
 
@@ -120,6 +105,8 @@ class OnnxEngine:
         if not self.path.is_file():
             print(f"mattekit: exporting {self.path.name} to ONNX once (cached for later runs)...", file=sys.stderr)
             export_onnx(self.net, self.path, index, example, dynamic_size)
+        from ..onnx_import import session_options
+
         options = session_options(ort, threads)
         self.threads = options.intra_op_num_threads
         try:

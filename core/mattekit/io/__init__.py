@@ -2,10 +2,10 @@
 :mod:`.tiff`, :mod:`.exr` hold their own codecs), the in-memory :mod:`.picture`, and :mod:`.sequences`."""
 from mattekit.io.picture import Picture
 from mattekit.io.read import read_image, read_layout, read_provenance
-from mattekit.io.write import write_image
+from mattekit.io.write import write_image, write_layers
 from mattekit.ops import linear_to_srgb, srgb_to_linear
 
-__all__ = ["Picture", "read_image", "read_layout", "read_provenance", "write_image", "srgb_to_linear", "linear_to_srgb"]
+__all__ = ["Picture", "read_image", "read_layout", "read_provenance", "write_image", "write_layers", "srgb_to_linear", "linear_to_srgb"]
 
 from mattekit.io.sequences import (FramePattern, ImageSequence, MissingFramesError, Movie, format_frames,  # noqa: E402
                                    open_plate, output_pattern, parse_frames, select_frames)

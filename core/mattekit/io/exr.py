@@ -122,6 +122,14 @@ def _paste(data: np.ndarray, data_window, display_window) -> np.ndarray:
     return out
 
 
+def provenance_attributes(provenance: dict | None) -> dict:
+    """EXR header attributes carrying a :mod:`mattekit.provenance` record (none for None)."""
+    if not provenance:
+        return {}
+    return {"software": provenance.get("software", ""), "digitalSourceType": provenance.get("digital_source_type", ""),
+            EXR_RECORD: json.dumps(provenance, sort_keys=True)}
+
+
 def write_exr(tmp: Path, px: np.ndarray, full_float: bool, provenance: dict | None = None,
               colour_attributes: dict | None = None) -> None:
     """Write ``px`` (H x W x 1|3|4 float32, straight alpha) premultiplied, float or half: colour sRGB-encoded
@@ -135,9 +143,7 @@ def write_exr(tmp: Path, px: np.ndarray, full_float: bool, provenance: dict | No
             rgb = rgb * px[..., 3:]
         planes = {"R": rgb[..., 0], "G": rgb[..., 1], "B": rgb[..., 2]} | ({"A": px[..., 3]} if px.shape[2] == 4 else {})
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage} | (colour_attributes or {})
-    if provenance:
-        header |= {"software": provenance.get("software", ""), "digitalSourceType": provenance.get("digital_source_type", ""),
-                   EXR_RECORD: json.dumps(provenance, sort_keys=True)}
+    header |= provenance_attributes(provenance)
     try:
         OpenEXR.File(header, {k: np.ascontiguousarray(v, dtype) for k, v in planes.items()}).write(str(tmp))
     except RuntimeError as e:

@@ -122,3 +122,69 @@ def _why(text: str) -> str:
     if not first or "could not find a format reader" in first.lower() or "no such file" in first.lower():
         return "it is damaged, truncated or not an image mattekit can read"
     return "it is damaged or truncated (" + first.split(": ")[0].rstrip(".") + ")"  # the reader's words, one clause
+
+
+# ----------------------------------------------------------------------------------- layered EXR
+
+LAYER_CHANNELS = ("R", "G", "B", "A", "fg.R", "fg.G", "fg.B", "fg.A")  # what write_layers writes, in this order
+_NOT_COPIED = ("oiio:", "openexr:", "dpx:", "tiff:", "png:", "jpeg:", "exif:", "compression", "chromaticities",
+               "planarconfig", "Orientation", "XResolution", "YResolution", "ResolutionUnit", "ICCProfile")
+
+
+def plate_spec(path: str) -> oiio.ImageSpec | None:
+    """The header of plate frame ``path`` as OIIO reads it (data and display windows, metadata), or None when OIIO
+    has no reader for it."""
+    image = oiio.ImageInput.open(str(path))
+    if image is None:
+        oiio.geterror()
+        return None
+    try:
+        return oiio.ImageSpec(image.spec())
+    finally:
+        image.close()
+
+
+def write_layers(tmp, rgb: np.ndarray, fg: np.ndarray, coverage: np.ndarray, *, half: bool, source: oiio.ImageSpec | None,
+                 attributes: dict) -> None:
+    """One EXR for compositors at ``tmp``: ``R G B A`` the cut-out (``rgb`` x ``coverage``, premultiplied) and
+    ``fg.R fg.G fg.B fg.A`` the decontaminated foreground (``fg`` x ``coverage``), as Nuke names its rgba and fg
+    layers; rgb, fg: H x W x 3 float32 in the plate's colour space (any range); coverage: H x W in [0, 1].
+    ``source`` (the plate frame's header) gives the data window (only its pixels are stored) and the metadata
+    copied through (timecode, frame rate, camera and lens attributes...; not what described the old file's
+    encoding or colour); ``attributes`` (colour space, provenance) are set last. ``half``: 16-bit float samples."""
+    height, width = coverage.shape
+    a = coverage[..., None]
+    pixels = np.concatenate([rgb * a, a, fg * a, a], axis=2).astype(np.float32)
+    spec = oiio.ImageSpec(width, height, len(LAYER_CHANNELS), oiio.HALF if half else oiio.FLOAT)
+    spec.channelnames = LAYER_CHANNELS
+    spec.alpha_channel = 3
+    if source is not None:
+        for attr in source.extra_attribs:
+            if not attr.name.startswith(_NOT_COPIED):
+                spec.attribute(attr.name, attr.type, attr.value)
+        if (source.full_width, source.full_height) == (width, height) and source.roi != source.roi_full:
+            spec.x, spec.y, spec.width, spec.height = source.x, source.y, source.width, source.height
+            spec.full_x, spec.full_y, spec.full_width, spec.full_height = (source.full_x, source.full_y, width, height)
+            x0, y0 = source.x - source.full_x, source.y - source.full_y
+            pixels = pixels[max(y0, 0):y0 + source.height, max(x0, 0):x0 + source.width]
+            pixels = _padded(pixels, x0, y0, source.width, source.height)
+    spec.attribute("compression", "zip")
+    for name, value in attributes.items():
+        if isinstance(value, tuple):  # e.g. chromaticities, 8 floats
+            spec.attribute(name, oiio.TypeDesc(f"float[{len(value)}]"), value)
+        else:
+            spec.attribute(name, value)
+    out = oiio.ImageOutput.create("openexr")
+    if out is None or not out.open(str(tmp), spec) or not out.write_image(np.ascontiguousarray(pixels)) or not out.close():
+        raise OSError(5, (out.geterror() if out is not None else oiio.geterror()) or "OpenImageIO could not write it")
+
+
+def _padded(pixels: np.ndarray, x0: int, y0: int, width: int, height: int) -> np.ndarray:
+    """``pixels`` (the display window's part of a data window at ``x0``, ``y0``) grown to the data window's
+    ``width`` x ``height`` with zeros where the data window reaches outside the display window."""
+    if pixels.shape[:2] == (height, width):
+        return pixels
+    out = np.zeros((height, width, pixels.shape[2]), np.float32)
+    ys, xs = max(-y0, 0), max(-x0, 0)
+    out[ys:ys + pixels.shape[0], xs:xs + pixels.shape[1]] = pixels
+    return out

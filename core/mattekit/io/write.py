@@ -6,7 +6,8 @@ killed earlier write left behind are removed first.
 EXR output is linear and premultiplied, half float unless
 ``bit_depth=32``; a mask is written untouched as a single A channel (coverage is linear already).
 PNG (:mod:`mattekit.io.png`), TIFF (:mod:`mattekit.io.tiff`) and EXR (:mod:`mattekit.io.exr`) have
-writers of their own; JPEG and WebP go through Pillow.
+writers of their own; JPEG and WebP go through Pillow. :func:`write_layers` writes roto's layered EXR for
+compositors through OpenImageIO.
 """
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ from PIL import Image
 from mattekit import colour
 from mattekit.errors import OutputError
 from mattekit.fsutil import atomic_write, stale_temporaries
-from mattekit.io.exr import write_exr
+from mattekit.io.exr import provenance_attributes, write_exr
+from mattekit.io.oiio import plate_spec
+from mattekit.io.oiio import write_layers as oiio_layers
 from mattekit.io.formats import DEPTHS, WRITERS, reason
 from mattekit.io.png import write_png
 from mattekit.io.tiff import write_tiff
-from mattekit.ops import quantise, with_channels
+from mattekit.ops import quantise, srgb_to_linear, with_channels
 from mattekit.provenance import to_xmp
 
 
@@ -65,6 +68,23 @@ def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = N
     xmp = to_xmp(provenance) if provenance else None
     _atomic(path, lambda tmp: writer(tmp, ints, fmt, xmp))
 
+
+
+def write_layers(path, rgb: np.ndarray, foreground: np.ndarray, coverage: np.ndarray, *, half: bool,
+                 colorspace: str | None, source=None, provenance: dict | None = None) -> None:
+    """Write the layered EXR for compositors (:func:`mattekit.io.oiio.write_layers`: ``R G B A`` the cut-out and
+    ``fg.R fg.G fg.B fg.A`` the foreground, premultiplied) atomically. rgb, foreground: H x W x 3 float32 in OCIO
+    colour space ``colorspace`` (any range; None: sRGB-encoded, stored linear); coverage: H x W in [0, 1];
+    source: the plate frame's path, whose data window and metadata the file keeps; half: 16-bit float samples."""
+    path = Path(path)
+    if path.suffix.lower() != ".exr":
+        raise OutputError(f"Cannot write {path}: a layered file is an EXR.")
+    if not colorspace:
+        rgb, foreground, colorspace = srgb_to_linear(rgb), srgb_to_linear(foreground), colour.LINEAR_SRGB
+    spec = plate_spec(source) if source else None
+    attributes = colour.exr_attributes(colorspace) | provenance_attributes(provenance)
+    _atomic(path, lambda tmp: oiio_layers(tmp, rgb, foreground, np.clip(coverage, 0, 1), half=half, source=spec,
+                                          attributes=attributes))
 
 
 def _as_float(pixels, clip: bool = True) -> np.ndarray:

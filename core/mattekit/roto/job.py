@@ -14,7 +14,7 @@ import numpy as np
 from .. import catalog, temporal
 from ..errors import OutputError
 from ..fsutil import known_sha256, sha256_file
-from ..io import Picture, write_image
+from ..io import Picture, write_image, write_layers
 from ..io.sequences import chunk_frames, format_frames, open_plate, output_pattern, select_frames
 from ..matting import estimate_foreground
 from ..provenance import changed_options, model_record, roto_record
@@ -54,7 +54,10 @@ class RotoJob:
         self.frames, self.missing = select_frames(self.plate, spec.frames, skip_missing=spec.skip_missing)
         self.plate.check_frames(self.frames)  # readable headers, one size: before any model loads
         self.alpha_out = output_pattern(spec.output, self.plate)
-        self.extra_out = {name: output_pattern(value, self.plate) for name, value in (("rgba", spec.rgba), ("fg", spec.fg)) if value}
+        self.extra_out = {name: output_pattern(value, self.plate)
+                          for name, value in (("rgba", spec.rgba), ("fg", spec.fg), ("layers", spec.layers)) if value}
+        if "layers" in self.extra_out and self.extra_out["layers"].suffix.lower() != ".exr":
+            raise OutputError(f"The --layers pattern {self.extra_out['layers']} must name .exr files (a layered EXR per frame).")
         for name, pattern in self.extra_out.items():
             if pattern == self.alpha_out:
                 raise OutputError(f"The --{name} pattern must differ from the matte pattern {self.alpha_out}.")
@@ -196,16 +199,24 @@ class RotoJob:
         path = self.alpha_out.path(frame)
         write_image(path, alpha, bit_depth=self.spec.bit_depth, provenance=self.provenance())
         files = {"alpha": [str(path), sha256_file(path), stamp]}
+        if not self.extra_out:
+            return files
+        scene = picture.scene if picture.scene is not None else picture.pixels  # the plate's own values
+        coverage = alpha * np.clip(scene[..., 3], 0, 1) if picture.has_alpha else alpha  # transparent stays so
+        foreground = _decontaminated(scene[..., :3], coverage) if {"fg", "layers"} & set(self.extra_out) else None
+        half = picture.format == "EXR" and picture.bit_depth == 16  # EXR: float unless the plate is half
         for name, pattern in self.extra_out.items():
-            scene = picture.scene if picture.scene is not None else picture.pixels  # the plate's own values
-            coverage = alpha * np.clip(scene[..., 3], 0, 1) if picture.has_alpha else alpha  # transparent stays so
-            rgb = scene[..., :3] if name == "rgba" else _decontaminated(scene[..., :3], coverage)
-            exr = pattern.suffix.lower() == ".exr"
             path = pattern.path(frame)
-            half = picture.format == "EXR" and picture.bit_depth == 16  # EXR: float unless the plate is half
-            write_image(path, np.concatenate([rgb, coverage[..., None]], axis=2), colorspace=picture.colorspace or None,
-                        bit_depth=(16 if half else 32) if exr else 16 if picture.bit_depth >= 16 else 8,
-                        provenance=self.provenance())
+            if name == "layers":
+                write_layers(path, scene[..., :3], foreground, coverage, half=half, colorspace=picture.colorspace,
+                             source=self.plate.files[frame] if self.plate.kind == "images" else None,
+                             provenance=self.provenance())
+            else:
+                rgb = scene[..., :3] if name == "rgba" else foreground
+                exr = pattern.suffix.lower() == ".exr"
+                write_image(path, np.concatenate([rgb, coverage[..., None]], axis=2), colorspace=picture.colorspace or None,
+                            bit_depth=(16 if half else 32) if exr else 16 if picture.bit_depth >= 16 else 8,
+                            provenance=self.provenance())
             files[name] = [str(path), sha256_file(path), stamp]
         return files
 

@@ -8,7 +8,7 @@ names that differ only in case are refused (they would name one file on a case-i
 Each object writes its own matte sequence: with ``{object}`` in the output pattern (``mattes/{object}.####.png``)
 the name replaces it; otherwise, when there are several objects, ``_NAME`` joins the pattern's name before the frame
 number (``matte.####.png`` -> ``matte_dog.####.png``, ``matte_swan.####.png``). One object and no ``{object}``:
-the pattern as given, so a one-object job writes what it always wrote. ``--rgba`` and ``--fg`` follow the same rule.
+the pattern as given, so a one-object job writes what it always wrote. ``--rgba``, ``--fg`` and ``--layers`` follow the same rule.
 Each object's job has its own manifest and journal beside its mattes (:class:`~mattekit.roto.store.Store`), so
 each resumes on its own.
 """
@@ -23,6 +23,7 @@ from ..io.sequences import output_pattern
 DEFAULT = "1"  # the object of hints without a name
 HINTS = ("box", "point", "exclude")  # the options whose values may name an object
 PLACEHOLDER = "{object}"
+OUTPUTS = ("output", "rgba", "fg", "layers")  # the options naming output patterns: one per object with several
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -61,7 +62,7 @@ def split(spec, plate) -> list[tuple[str, object]] | None:
     """[(object name, the spec of its own job)] when the hints name several objects or the output pattern holds
     ``{object}``; None for a job as before (hints without names, or one named object, and no ``{object}``)."""
     objects = names(spec)
-    placeholder = any(PLACEHOLDER in (getattr(spec, o) or "") for o in ("output", "rgba", "fg"))
+    placeholder = any(PLACEHOLDER in (getattr(spec, o) or "") for o in OUTPUTS)
     if len(objects) <= 1 and not placeholder:
         return None  # the job as before (:func:`strip` takes a lone object's name off its hints)
     return [(name, _only(spec, name, plate, rename=len(objects) > 1)) for name in objects]
@@ -83,7 +84,7 @@ def _only(spec, name: str, plate, rename: bool):
     """The spec of object ``name``'s job: its hints (the hint masks for object 1) and its output patterns."""
     changes = {o: _joined(_split(getattr(spec, o), o).get(name)) for o in HINTS}
     changes["hint_mask"] = spec.hint_mask if name == DEFAULT else None
-    for option in ("output", "rgba", "fg"):
+    for option in OUTPUTS:
         value = getattr(spec, option)
         if value:
             changes[option] = object_pattern(value, name, plate, rename)

@@ -38,6 +38,9 @@ class RotoSpec:
                               path=True, writes=True)
     fg: str | None = option(None, "also write the decontaminated foreground plate with its alpha to this pattern",
                             path=True, writes=True)
+    layers: str | None = option(None, "also write one EXR per frame for compositors to this pattern: R G B A (the "
+                                "cut-out, premultiplied) and fg.R fg.G fg.B fg.A, the plate's data window and "
+                                "metadata kept", path=True, writes=True)
     model: str | None = option(None, "people (permissive people matting, Apache-2.0), objects (the default "
                                "segmentation model), any segment or matte model of `mattekit models list`, or a SAM 2.1 "
                                "model (sam2.1-hiera-tiny...: tracks the hinted objects with its memory); default: objects",
@@ -86,7 +89,7 @@ def refuse_overwriting_inputs(spec: RotoSpec, plate, frames: list[int], outputs:
     """OutputError (one sentence) when a file the job would write is one it reads, checked before anything
     is written or loaded.
 
-    Written: each output pattern (``outputs``: {option name: pattern}, the matte, ``rgba``, ``fg``) for
+    Written: each output pattern (``outputs``: {option name: pattern}, the matte, ``rgba``, ``fg``, ``layers``) for
     ``frames``. Read: every option of :class:`RotoSpec` that names files and does not write (``path`` and
     not ``writes``): every frame file of the plate (or the movie), the hint masks, the weights file.
     An output pattern that names a read sequence (same folder and naming) is refused too, even where their
