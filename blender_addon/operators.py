@@ -69,6 +69,19 @@ def active_plate(context):
     return nodes.plate_from_clip(clip)
 
 
+def plate_colorspace(datablock):
+    """The colour space Blender reads the plate in, for the worker: ``NAME@CONFIG`` with the OCIO config Blender
+    uses ($OCIO, else its own), so that an ACEScg, Linear Rec.709, Filmic Log or AgX Log clip reaches the networks
+    as the same sRGB picture; None for sRGB (mattekit's own reading of 8/16-bit frames) and Non-Color (data: the
+    frames are taken as the files say)."""
+    name = datablock.colorspace_settings.name if datablock is not None else ""
+    if name in ("", "sRGB", "Non-Color"):
+        return None
+    config = os.environ.get("OCIO") or os.path.join(bpy.utils.resource_path("LOCAL"), "datafiles", "colormanagement",
+                                                    "config.ocio")
+    return "%s@%s" % (name, config)
+
+
 class Plan:
     """What one run does: the plate, the files, the worker options."""
 
@@ -94,6 +107,10 @@ class Plan:
         self.first, self.last = span
         self.options = schema.job_values(settings.job, schema.job_options())
         self.options.update(plate=self.plate.path, output=self.pattern, frames="%d-%d" % span)
+        if not self.options.get("colorspace"):  # the job's own choice wins; else the clip's, in Blender's config
+            space = plate_colorspace(self.plate.datablock)
+            if space:
+                self.options["colorspace"] = space
         if settings.hint_mask is not None:  # the subject drawn as a Mask: rendered on its frames, sent as keyframes
             frames = hint_masks.parse_frames(settings.hint_frames, scene.frame_current)
             self.options["hint_mask"] = hint_masks.render(settings.hint_mask, self.plate, frames,

@@ -28,7 +28,9 @@ import cv2
 import numpy as np
 import pytest
 
+from mattekit import colour
 from mattekit.catalog import CATALOG_PATH
+from mattekit.io import write_image
 from test_birefnet_e2e import checkpoints  # noqa: F401 - a fixture: BiRefNet_lite stand-in weights
 from test_install_gimp import install_module, snapshot
 
@@ -280,6 +282,9 @@ def test_job_properties_follow_the_recorded_schema(version, tmp_path):
     for name, data in files.items():
         (addon / name).parent.mkdir(parents=True, exist_ok=True)
         (addon / name).write_bytes(data)
+    (tmp_path / "plate").mkdir()
+    for frame in (1, 2):  # a plate for the colour-space check: Blender reads it in the colour space it is set to
+        write_image(tmp_path / "plate" / f"p.{frame:04d}.exr", np.full((8, 12, 3), 0.5, np.float32))
     run = subprocess.run([str(python), str(ROOT / "tests" / "blender" / "job_properties.py"), str(tmp_path)],
                          capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, HOME=str(tmp_path), MATTEKIT_WORKER_STATE=str(tmp_path / "none.json")))
@@ -300,6 +305,18 @@ def test_job_properties_follow_the_recorded_schema(version, tmp_path):
     assert result["changed"] == dict(result["defaults"], model="csnet-sod", radius=3, bit_depth=8, refine=False,
                                      rgba=str(tmp_path / "cut.####.png"))
     assert result["unknown_model"] == "refused" and result["unregistered"]
+    spaces = result["colorspaces"]
+    config = spaces["ACEScg"].partition("@")[2]
+    assert Path(config).is_file() and config.endswith("config.ocio"), spaces  # Blender's own OCIO config
+    assert spaces == {"ACEScg": "ACEScg@" + config, "Linear Rec.709": "Linear Rec.709@" + config,
+                      "Filmic Log": "Filmic Log@" + config, "sRGB": None, "Non-Color": None, "job's own": "ACES2065-1"}
+    # the worker converts with Blender's config exactly as with its own for the spaces both know; Filmic Log too
+    pixels = np.random.default_rng(0).random((16, 16, 3), dtype=np.float32) * 4
+    for blender_name, ours in (("ACEScg", "ACEScg"), ("Linear Rec.709", "Linear Rec.709 (sRGB)")):
+        space = colour.check_colorspace(spaces[blender_name])
+        assert np.abs(colour.to_network(pixels, space) - colour.to_network(pixels, ours)).max() <= 2e-4
+    filmic = colour.to_network(pixels, colour.check_colorspace(spaces["Filmic Log"]))
+    assert filmic.shape == pixels.shape and 0 < filmic.mean() < 1
 
 
 

@@ -2,7 +2,7 @@
 gives the networks their input.
 
 The config is the one ``$OCIO`` names, else OCIO's built-in ACES studio config
-(:data:`BUILTIN`, no file needed). A plate's colour space is the one asked for (``--colorspace``), else what
+(:data:`BUILTIN`, no file needed); ``NAME@CONFIG`` names a colour space of another config (:func:`split_space`). A plate's colour space is the one asked for (``--colorspace``), else what
 its file says (:func:`default_colorspace`). The networks were trained on sRGB photos, so they get the plain
 conversion to :data:`NETWORK_SPACE` (sRGB-encoded Rec.709), clipped to 0..1 only there, without a tone-mapping
 view: an sRGB PNG and the same picture as an ACEScg EXR then give the same network input.
@@ -51,13 +51,25 @@ def colour_spaces() -> list[str]:
     return [space.getName() for space in config().getColorSpaces()]
 
 
+def split_space(space: str) -> tuple[str, str]:
+    """(config, colour space name) of ``space``: ``NAME@CONFIG`` names a colour space of another OCIO config (a
+    ``.ocio`` file or an ``ocio://`` URI; Blender's add-on sends its clip's colour space so, with Blender's own
+    config), any other text one of :func:`config_path`'s."""
+    name, _, path = str(space).rpartition("@")
+    if name and (path.endswith(".ocio") or path.startswith("ocio://")):
+        return path, name
+    return config_path(), str(space)
+
+
 def check_colorspace(name: str) -> str:
-    """The config's own name for colour space ``name`` (a name or an alias, any case); InputError otherwise."""
-    space = config().getColorSpace(str(name)) if str(name).strip() else None
+    """The config's own name for colour space ``name`` (a name or an alias, any case; ``NAME@CONFIG`` for another
+    config's, given back so qualified); InputError otherwise."""
+    path, bare = split_space(name)
+    space = _config(path).getColorSpace(bare) if bare.strip() else None
     if space is None:
-        raise InputError(f"'{name}' is not a colour space of the OCIO config {config_path()}; "
-                         "`mattekit colorspaces` lists them.")
-    return space.getName()
+        raise InputError(f"'{bare}' is not a colour space of the OCIO config {path}; "
+                         + ("`mattekit colorspaces` lists them." if path == config_path() else "its file lists them."))
+    return space.getName() if path == config_path() else f"{space.getName()}@{path}"
 
 
 def default_colorspace(metadata: str = "", chromaticities=None, is_float: bool = False) -> str:
@@ -81,12 +93,15 @@ def default_colorspace(metadata: str = "", chromaticities=None, is_float: bool =
 def exr_attributes(space: str) -> dict:
     """EXR header attributes naming colour space ``space``: ``oiio:ColorSpace`` (what OpenImageIO reads), and the
     standard ``chromaticities`` where ``space`` is one of the linear spaces of :data:`PRIMARIES`."""
+    space = split_space(space)[1]
     primaries = next((p for p, name in PRIMARIES.items() if name == space), None)
     return {"oiio:ColorSpace": space} | ({"chromaticities": primaries} if primaries else {})
 
 
 def is_network_space(space: str) -> bool:
     """Whether ``space`` is the networks' own (no transform needed)."""
+    if split_space(space)[0] != config_path():
+        return False  # another config's: converted through the interchange spaces
     found = config().getColorSpace(space)
     return space == NETWORK_SPACE or (found is not None and found.getName() == NETWORK_SPACE)
 
@@ -110,5 +125,5 @@ def to_network(rgb: np.ndarray, space: str) -> np.ndarray:
     float32, sRGB-encoded Rec.709, clipped to [0, 1] (NaN -> 0)."""
     out = np.ascontiguousarray(rgb, np.float32).copy()
     if not is_network_space(space):
-        _processor(config_path(), space).applyRGB(out)
+        _processor(*split_space(space)).applyRGB(out)
     return np.clip(np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0), 0, 1, out=out)

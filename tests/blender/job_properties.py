@@ -39,6 +39,21 @@ try:
     result["unknown_model"] = "accepted"
 except TypeError:
     result["unknown_model"] = "refused"
+plate = os.path.join(sys.argv[1], "plate", "p.0001.exr")  # the test wrote it: a two-frame EXR sequence
+if os.path.isfile(plate):  # the colour space the add-on sends for the plate as Blender reads it
+    from mattekit_ai_matte import operators
+
+    image = bpy.data.images.load(plate)
+    image.source = "SEQUENCE"
+    settings = bpy.context.scene.mattekit_ai_matte
+    settings.source, settings.image, settings.output_dir = "IMAGE", image, os.path.join(sys.argv[1], "mattes")
+    bpy.context.scene.frame_start, bpy.context.scene.frame_end = 1, 2
+    result["colorspaces"] = {}
+    for name in ("ACEScg", "Linear Rec.709", "Filmic Log", "sRGB", "Non-Color"):
+        image.colorspace_settings.name = name
+        result["colorspaces"][name] = operators.Plan(bpy.context).options.get("colorspace")
+    job.colorspace = "ACES2065-1"  # chosen in the job: it wins
+    result["colorspaces"]["job's own"] = operators.Plan(bpy.context).options.get("colorspace")
 addon.unregister()
 result["unregistered"] = not hasattr(bpy.types.Scene, "mattekit_ai_matte")
 print("RESULT " + json.dumps(result), flush=True)
