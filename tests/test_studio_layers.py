@@ -10,7 +10,10 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
+from mattekit import cli
+from mattekit.io import read_image
 from mattekit.io.oiio import LAYER_CHANNELS
+from test_roto import make_plate
 from test_studio_colour import convert, frames, mirror, roto  # noqa: F401  (mirror: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +49,7 @@ def opened(path: Path) -> tuple[oiio.ImageSpec, np.ndarray]:
     return spec, np.asarray(pixels, np.float32)
 
 
+@pytest.mark.slow
 @pytest.mark.needs_data
 def test_layered_exr_channels_values_window_and_metadata(shared, mirror, tmp_path):  # noqa: F811
     plate = write_plate(tmp_path / "plate", frames(shared, 3))
@@ -81,11 +85,32 @@ def test_layered_exr_channels_values_window_and_metadata(shared, mirror, tmp_pat
 
 
 def test_layers_must_be_an_exr_pattern(tmp_path, capsys):
-    from mattekit.cli import main
     from test_roto import small_plate
 
     plate = small_plate(tmp_path / "plate")
-    code = main(["roto", str(plate / "f.####.png"), "-o", str(tmp_path / "m.####.png"), "--layers",
+    code = cli.main(["roto", str(plate / "f.####.png"), "-o", str(tmp_path / "m.####.png"), "--layers",
                  str(tmp_path / "comp.####.png")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--layers" in err[0] and ".exr" in err[0], err
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_several_objects_share_one_layered_file_per_frame(shared, mirror, tmp_path):  # noqa: F811
+    """Two objects (boxes named @left and @right): each writes its matte, and one layered EXR per frame holds
+    both as left.A and right.A, with R G B A and fg.* for their union; a re-run after deleting one rewrites it."""
+    plate = make_plate(shared, tmp_path / "plate", 3)  # 214 x 120 PNG frames 1001-1003
+    out = tmp_path / "out"
+    args = ["roto", plate, "-o", str(out / "m.####.png"), "--layers", str(out / "comp.####.exr"), "--model", "csnet-sod",
+            "--box", "1001:0,0,107,120@left", "--box", "1001:107,0,214,120@right", "--no-temporal"]
+    assert cli.main(args) == 0
+    spec, layers = opened(out / "comp.1002.exr")
+    assert list(spec.channelnames) == list(LAYER_CHANNELS) + ["left.A", "right.A"]
+    for n, name in ((8, "left"), (9, "right")):
+        matte = read_image(out / f"m_{name}.1002.png").pixels[..., 0]
+        np.testing.assert_allclose(layers[..., n], matte, atol=1e-3)
+    np.testing.assert_allclose(layers[..., 3], np.maximum(layers[..., 8], layers[..., 9]), atol=1e-3)
+    before = (out / "comp.1001.exr").read_bytes()
+    (out / "comp.1002.exr").unlink()
+    assert cli.main(args) == 0
+    assert (out / "comp.1002.exr").is_file() and (out / "comp.1001.exr").read_bytes() == before

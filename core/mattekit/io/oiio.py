@@ -145,18 +145,22 @@ def plate_spec(path: str) -> oiio.ImageSpec | None:
 
 
 def write_layers(tmp, rgb: np.ndarray, fg: np.ndarray, coverage: np.ndarray, *, half: bool, source: oiio.ImageSpec | None,
-                 attributes: dict) -> None:
+                 attributes: dict, objects: dict[str, np.ndarray] | None = None) -> None:
     """One EXR for compositors at ``tmp``: ``R G B A`` the cut-out (``rgb`` x ``coverage``, premultiplied) and
     ``fg.R fg.G fg.B fg.A`` the decontaminated foreground (``fg`` x ``coverage``), as Nuke names its rgba and fg
-    layers; rgb, fg: H x W x 3 float32 in the plate's colour space (any range); coverage: H x W in [0, 1].
+    layers, then one ``NAME.A`` per object of ``objects`` ({name: its matte, H x W in [0, 1]}, several objects of
+    one shot; ``coverage`` is then their union); rgb, fg: H x W x 3 float32 in the plate's colour space (any
+    range); coverage: H x W in [0, 1].
     ``source`` (the plate frame's header) gives the data window (only its pixels are stored) and the metadata
     copied through (timecode, frame rate, camera and lens attributes...; not what described the old file's
     encoding or colour); ``attributes`` (colour space, provenance) are set last. ``half``: 16-bit float samples."""
     height, width = coverage.shape
     a = coverage[..., None]
-    pixels = np.concatenate([rgb * a, a, fg * a, a], axis=2).astype(np.float32)
-    spec = oiio.ImageSpec(width, height, len(LAYER_CHANNELS), oiio.HALF if half else oiio.FLOAT)
-    spec.channelnames = LAYER_CHANNELS
+    objects = objects or {}
+    pixels = np.concatenate([rgb * a, a, fg * a, a, *(m[..., None] for m in objects.values())], axis=2).astype(np.float32)
+    names = LAYER_CHANNELS + tuple(f"{name}.A" for name in objects)
+    spec = oiio.ImageSpec(width, height, len(names), oiio.HALF if half else oiio.FLOAT)
+    spec.channelnames = names
     spec.alpha_channel = 3
     if source is not None:
         for attr in source.extra_attribs:

@@ -14,19 +14,20 @@ import numpy as np
 from .. import catalog, temporal
 from ..errors import OutputError
 from ..fsutil import known_sha256, sha256_file
-from ..io import Picture, write_image, write_layers
+from ..io import Picture, write_image
 from ..io.sequences import chunk_frames, format_frames, open_plate, output_pattern, select_frames
-from ..matting import estimate_foreground
 from ..provenance import changed_options, model_record, roto_record
 from ..runtime import ModelCache
 from ..tasks.registry import options_of
 from ..weights import given_file, model_file, pinned_sha256s
 from .chain import keyframes_of
+from .objects import PLACEHOLDER
 from .objects import split as split_objects
 from .objects import strip as strip_object
 from ..progress import Progress, Reporter
 from .summary import Summary
 from .source import MatteSource
+from .layers import ShotLayers, coverage_of, decontaminated, write_frame
 from .spec import ROTO_MODEL_TASKS, RotoSpec, refuse_overwriting_inputs
 from .store import Store
 
@@ -47,6 +48,9 @@ class RotoJob:
             self.spec, self.models = spec, models
             first = self.parts[0]
             self.frames, self.missing, self.entry, self.alpha_out = first.frames, first.missing, first.entry, first.alpha_out
+            together = spec.layers and PLACEHOLDER not in spec.layers  # one layered file per frame for every object
+            self.layers = ShotLayers(self.plate, output_pattern(spec.layers, self.plate),
+                                     dict(zip(self.objects, self.parts))) if together else None
             return
         spec = strip_object(spec)
         self.spec, self.models = spec, models
@@ -189,6 +193,10 @@ class RotoJob:
             done = part.run(frames, report if progress else None, cancel)
             computed.update(done.computed)
             skipped.intersection_update(done.skipped)
+        if self.layers is not None:
+            written = self.layers.write(frames, self.spec.overwrite)
+            computed.update(written)
+            skipped.difference_update(written)
         summary.computed, summary.skipped = sorted(computed), sorted(skipped)
         summary.seconds = time.monotonic() - started
         return summary
@@ -202,15 +210,14 @@ class RotoJob:
         if not self.extra_out:
             return files
         scene = picture.scene if picture.scene is not None else picture.pixels  # the plate's own values
-        coverage = alpha * np.clip(scene[..., 3], 0, 1) if picture.has_alpha else alpha  # transparent stays so
-        foreground = _decontaminated(scene[..., :3], coverage) if {"fg", "layers"} & set(self.extra_out) else None
+        coverage = coverage_of(picture, alpha)  # transparent stays so
+        foreground = decontaminated(scene[..., :3], coverage) if {"fg", "layers"} & set(self.extra_out) else None
         half = picture.format == "EXR" and picture.bit_depth == 16  # EXR: float unless the plate is half
         for name, pattern in self.extra_out.items():
             path = pattern.path(frame)
             if name == "layers":
-                write_layers(path, scene[..., :3], foreground, coverage, half=half, colorspace=picture.colorspace,
-                             source=self.plate.files[frame] if self.plate.kind == "images" else None,
-                             provenance=self.provenance())
+                write_frame(path, picture, coverage, self.plate.files[frame] if self.plate.kind == "images" else None,
+                            self.provenance(), foreground)
             else:
                 rgb = scene[..., :3] if name == "rgba" else foreground
                 exr = pattern.suffix.lower() == ".exr"
@@ -219,14 +226,6 @@ class RotoJob:
                             provenance=self.provenance())
             files[name] = [str(path), sha256_file(path), stamp]
         return files
-
-
-def _decontaminated(rgb: np.ndarray, coverage: np.ndarray) -> np.ndarray:
-    """Foreground colours of ``rgb`` (H x W x 3, the plate's values, any range) under ``coverage``: the
-    estimate is made on the values scaled into [0, 1] by their maximum and scaled back, so that values above
-    1.0 are kept."""
-    peak = max(1.0, float(np.max(rgb, initial=0.0)))
-    return estimate_foreground(rgb / peak if peak > 1 else rgb, coverage) * peak
 
 
 # ----------------------------------------------------------------------------------- worker operation

@@ -8,7 +8,8 @@ names that differ only in case are refused (they would name one file on a case-i
 Each object writes its own matte sequence: with ``{object}`` in the output pattern (``mattes/{object}.####.png``)
 the name replaces it; otherwise, when there are several objects, ``_NAME`` joins the pattern's name before the frame
 number (``matte.####.png`` -> ``matte_dog.####.png``, ``matte_swan.####.png``). One object and no ``{object}``:
-the pattern as given, so a one-object job writes what it always wrote. ``--rgba``, ``--fg`` and ``--layers`` follow the same rule.
+the pattern as given, so a one-object job writes what it always wrote. ``--rgba`` and ``--fg`` follow the same rule;
+``--layers`` without ``{object}`` gives one file per frame with a layer per object (:mod:`.layers`).
 Each object's job has its own manifest and journal beside its mattes (:class:`~mattekit.roto.store.Store`), so
 each resumes on its own.
 """
@@ -86,7 +87,9 @@ def _only(spec, name: str, plate, rename: bool):
     changes["hint_mask"] = spec.hint_mask if name == DEFAULT else None
     for option in OUTPUTS:
         value = getattr(spec, option)
-        if value:
+        if option == "layers" and value and PLACEHOLDER not in value:
+            changes[option] = None  # one layered file per frame for all the objects: the shot's job writes it
+        elif value:
             changes[option] = object_pattern(value, name, plate, rename)
     return dataclasses.replace(spec, **changes)
 
