@@ -92,6 +92,11 @@ def test_layers_must_be_an_exr_pattern(tmp_path, capsys):
                  str(tmp_path / "comp.####.png")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--layers" in err[0] and ".exr" in err[0], err
+    code = cli.main(["roto", str(plate / "f.####.png"), "-o", str(tmp_path / "m.####.png"), "--layers",
+                     str(tmp_path / "comp.####.png"), "--box", "1:0,0,8,8@a", "--box", "1:8,0,16,8@b"])  # two objects
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--layers" in err[0], err
+    assert not list(tmp_path.glob("m*"))
 
 
 @pytest.mark.slow

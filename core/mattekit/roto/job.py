@@ -39,6 +39,8 @@ class RotoJob:
         """``models``: the :class:`mattekit.runtime.ModelCache` to load the model into (the worker's own,
         so a model it holds is reused; None: a fresh one)."""
         self.plate = open_plate(spec.plate, spec.colorspace)
+        if spec.layers and output_pattern(spec.layers, self.plate).suffix.lower() != ".exr":
+            raise OutputError(f"The --layers pattern {spec.layers} must name .exr files (a layered EXR per frame).")
         objects = split_objects(spec, self.plate)
         self.parts: list[RotoJob] = []  # several objects: one job each (:mod:`.objects`)
         if objects:
@@ -60,8 +62,6 @@ class RotoJob:
         self.alpha_out = output_pattern(spec.output, self.plate)
         self.extra_out = {name: output_pattern(value, self.plate)
                           for name, value in (("rgba", spec.rgba), ("fg", spec.fg), ("layers", spec.layers)) if value}
-        if "layers" in self.extra_out and self.extra_out["layers"].suffix.lower() != ".exr":
-            raise OutputError(f"The --layers pattern {self.extra_out['layers']} must name .exr files (a layered EXR per frame).")
         for name, pattern in self.extra_out.items():
             if pattern == self.alpha_out:
                 raise OutputError(f"The --{name} pattern must differ from the matte pattern {self.alpha_out}.")
