@@ -3,6 +3,7 @@ own table first, the old rule for models not measured on a CPU class, and the be
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from PIL import Image
 from mattekit import catalog
 from mattekit.cli import main
 from mattekit.engines import choice, policy
+from mattekit.machine import cpu_info
 from mattekit.runtime import Predictor
 
 CPU = torch.device("cpu")
@@ -19,7 +21,9 @@ CPU = torch.device("cpu")
 
 def test_cpu_class_names_the_widest_vector_feature(monkeypatch):
     found = choice.cpu_class()
-    assert found.split("-")[0] in ("x86_64", "arm64") or found, found
+    assert re.fullmatch(r"[a-z0-9_]+(-(avx512_bf16|avx512|avx2))?", found), found
+    if found.startswith("x86_64") and "avx2" in (cpu_info() or ("", frozenset()))[1]:
+        assert found != "x86_64", "an AVX2 CPU is at least x86_64-avx2"
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx512_bf16")
     assert choice.cpu_class() == "x86_64-avx512_bf16"
 
