@@ -252,47 +252,6 @@ def test_foreground_plate_matches_matte_colours(shared, mirror, tmp_path):
     assert np.abs(fg[..., :3] - image[..., :3])[soft].max() > 4 / 255  # colours really changed
 
 
-def test_unreadable_frame_stops_after_the_frames_before_it(shared, mirror, tmp_path):
-    """A frame whose header reads but whose pixels are cut short stops the job at that frame, in one sentence; the
-    frames before it stay written, and once it is mended a re-run computes only the rest, the others untouched."""
-    plate = make_plate(shared, tmp_path / "plate", 6)
-    damaged = tmp_path / "plate" / "plate.1004.png"
-    whole = damaged.read_bytes()
-    damaged.write_bytes(whole[: len(whole) // 3])
-    out = tmp_path / "out"
-    with pytest.raises(InputError, match="plate.1004.png"):
-        roto.RotoJob(spec(plate, str(out / "m.####.png"), temporal=False, workers=2)).run()
-    before = files_of(out)
-    assert sorted(n for n in before if n.endswith(".png")) == ["m.1001.png", "m.1002.png", "m.1003.png"]
-    damaged.write_bytes(whole)
-    summary = roto.RotoJob(spec(plate, str(out / "m.####.png"), temporal=False, workers=2)).run()
-    assert summary.computed == [1004, 1005, 1006] and summary.skipped == [1001, 1002, 1003]
-    after = files_of(out)
-    assert all(after[name] == data for name, data in before.items() if name.endswith(".png"))
-
-
-def test_a_bad_header_or_a_size_change_stops_the_shot_before_any_model_loads(shared, mirror, tmp_path, monkeypatch):
-    """Every frame's header is read first: a frame that is no image, or of another size than the shot's first, is one
-    sentence before the model loads and before any output folder is made."""
-    from mattekit import runtime
-
-    def no_model(*args, **kwargs):
-        raise AssertionError("the model loaded although the plate was refused")
-
-    monkeypatch.setattr(runtime.ModelCache, "get", no_model)
-    plate = make_plate(shared, tmp_path / "plate", 5)
-    out = tmp_path / "out"
-    odd = tmp_path / "plate" / "plate.1004.png"
-    write_image(odd, np.zeros((100, 214, 3), np.float32))
-    with pytest.raises(InputError, match=r"^Frame 1004 of .*plate\.####\.png is 214x100 but frame 1001 is 214x120: "
-                                          r"every frame of a shot must have one size\.$"):
-        roto.RotoJob(spec(plate, str(out / "m.####.png")))
-    odd.write_bytes(b"SDPX" + bytes(60))  # a DPX's magic number over a header that is nothing
-    with pytest.raises(InputError, match="plate.1004.png"):
-        roto.RotoJob(spec(plate, str(out / "m.####.png")))
-    assert not out.exists()
-
-
 # ------------------------------------------------- a roto job never writes over the files it reads
 
 def small_plate(folder: Path, frames=(1, 2, 3)) -> Path:

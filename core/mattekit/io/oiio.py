@@ -2,6 +2,7 @@
 their values as stored, so that their colour can be managed (:mod:`mattekit.colour`)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,7 +122,9 @@ def _why(text: str) -> str:
     first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
     if not first or "could not find a format reader" in first.lower() or "no such file" in first.lower():
         return "it is damaged, truncated or not an image mattekit can read"
-    return "it is damaged or truncated (" + first.split(": ")[0].rstrip(".") + ")"  # the reader's words, one clause
+    first = re.sub(r"^EXR Error \(.*?\): (EXR_ERR_\w+ )?", "", first)  # OpenEXR's prefix and error code
+    clause = re.split(r"(?<=[.?!;])\s", first.split(": ")[0])[0].rstrip(".?!;")  # the reader's words, one clause
+    return f"it is damaged or truncated ({clause[:1].lower() + clause[1:]})"
 
 
 # ----------------------------------------------------------------------------------- layered EXR

@@ -95,6 +95,16 @@ def read_plate(path, colorspace: str | None = None) -> Picture:
     return Picture(pixels, found.bit_depth, path, pixels.shape[2] == 4, found.format, found.mode, found.pixels, space)
 
 
+def plate_layout(path) -> Layout:
+    """What :func:`read_plate` would give for ``path`` (size, bit depth, mode), from its header alone: EXR and DPX
+    as OpenImageIO reads them (a layered EXR's colour layer too), the others as :func:`read_layout` reads them;
+    InputError (one sentence) when it is no image mattekit reads."""
+    path = str(path)
+    with _opened(path, None) as data:
+        magic = _magic(data)
+    return Layout(*scene_layout(path)) if magic in (EXR_MAGIC, *DPX_MAGIC) else read_layout(path)
+
+
 def _network_pixels(scene: np.ndarray, space: str) -> np.ndarray:
     """H x W x 3|4 values in colour space ``space`` -> the networks' sRGB in [0, 1], alpha clipped to [0, 1]."""
     pixels = colour.to_network(scene[..., :3], space)

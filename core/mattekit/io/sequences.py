@@ -34,7 +34,7 @@ import numpy as np
 from mattekit import colour
 from mattekit.errors import InputError, OutputError
 from mattekit.io.picture import Picture
-from mattekit.io.read import read_layout, read_plate
+from mattekit.io.read import plate_layout, read_plate
 
 IMAGE_SUFFIXES = (".exr", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".dpx")
 MOVIE_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mxf", ".mpg", ".mpeg", ".mts", ".gif")
@@ -242,7 +242,7 @@ class ImageSequence:
         reads, or whose size differs from the first frame's, so that a hostile plate stops before any model loads."""
         first = None
         for frame in frames:
-            layout = read_layout(self.files[frame])
+            layout = plate_layout(self.files[frame])
             if first is None:
                 first = (frame, layout.width, layout.height)
             elif (layout.width, layout.height) != first[1:]:

@@ -26,7 +26,7 @@ from .objects import split as split_objects
 from .objects import strip as strip_object
 from ..progress import Progress, Reporter
 from .summary import Summary
-from .source import MatteSource
+from .source import MatteSource, frames_read
 from .layers import ShotLayers, coverage_of, decontaminated, write_frame
 from .spec import ROTO_MODEL_TASKS, RotoSpec, refuse_overwriting_inputs
 from .store import Store
@@ -58,7 +58,6 @@ class RotoJob:
         self.spec, self.models = spec, models
         self.objects = []
         self.frames, self.missing = select_frames(self.plate, spec.frames, skip_missing=spec.skip_missing)
-        self.plate.check_frames(self.frames)  # readable headers, one size: before any model loads
         self.alpha_out = output_pattern(spec.output, self.plate)
         self.extra_out = {name: output_pattern(value, self.plate)
                           for name, value in (("rgba", spec.rgba), ("fg", spec.fg), ("layers", spec.layers)) if value}
@@ -74,6 +73,8 @@ class RotoJob:
         radius = default.radius if spec.radius is None else spec.radius
         self.temporal = dataclasses.replace(default, radius=radius) if spec.temporal and radius > 0 else None
         self.keyframes = keyframes_of(spec, self.plate, self.entry)
+        # readable headers, one size, for every frame the run decodes (neighbours, warm-up): before any model loads
+        self.plate.check_frames(frames_read(self.plate, self.entry, self.temporal, self.keyframes, self.frames))
         self.store = Store(self.plate, {"alpha": self.alpha_out, **self.extra_out})
         self._weights: Path | None = None
         self._fingerprint: str | None = None

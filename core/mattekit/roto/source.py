@@ -1,5 +1,6 @@
 """Mattes of plate frames in frame order (:class:`MatteSource`): the model through the pipeline, then
-the temporal filter; a recurrent model's warm-up frames (:func:`recurrent_steps`)."""
+the temporal filter; a recurrent model's warm-up frames (:func:`recurrent_steps`); every plate frame a run decodes
+(:func:`frames_read`)."""
 from __future__ import annotations
 
 import queue
@@ -13,7 +14,7 @@ from ..errors import MattekitError
 from ..io import Picture
 from .chain import HintChain
 from .summary import Cancelled
-from .sam import SamChain
+from .sam import SamChain, runs
 
 
 class MatteSource:
@@ -191,3 +192,17 @@ def recurrent_steps(have, needed: list[int], warmup: int) -> list[int]:
                 break
             steps.add(frame - back)
     return sorted(steps)
+
+
+def frames_read(plate, entry: catalog.ModelEntry, temporal_options: temporal.TemporalOptions | None,
+                keyframes: tracking.Keyframes | None, wanted: list[int]) -> list[int]:
+    """Every plate frame that :meth:`MatteSource.run` over ``wanted`` decodes, sorted: the wanted frames, the
+    neighbours in their temporal windows, a recurrent model's warm-up frames, a hint chain's frames from its
+    keyframe (what a job checks before any model loads)."""
+    stage = temporal.OrderedSmoother(temporal_options if temporal_options and temporal_options.radius > 0 else None,
+                                     plate.frames, wanted, None)
+    if keyframes is not None and entry.task == "prompt":
+        return sorted({frame for run in runs(keyframes, plate.frames, stage.frames) for frame in run})
+    if keyframes is not None:
+        return sorted(set(tracking.schedule(keyframes, plate.frames, stage.frames)[0]))
+    return recurrent_steps(plate.frames, stage.frames, entry.warmup) if entry.recurrent else stage.frames
