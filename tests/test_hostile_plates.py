@@ -142,8 +142,10 @@ def test_a_missing_frame_is_refused_and_the_others_run_with_skip_missing(shared,
 
 # ------------------------------------------------- found mid-run: the frames before it stay
 
-@pytest.mark.parametrize("suffix, radius, written", [(".exr", 0, 3), (".dpx", 0, 3), (".png", 0, 3), (".exr", 1, 1)],
-                         ids=["exr", "dpx", "png", "exr-temporal"])
+@pytest.mark.parametrize("suffix, radius, written", [
+    pytest.param(".exr", 0, 3, id="exr"), pytest.param(".dpx", 0, 3, id="dpx", marks=pytest.mark.slow),
+    pytest.param(".png", 0, 3, id="png", marks=pytest.mark.slow),
+    pytest.param(".exr", 1, 1, id="exr-temporal", marks=pytest.mark.slow)])  # (each 1-2 s: three in --full only)
 def test_a_frame_cut_short_stops_the_run_after_the_frames_before_it(shared, mirror, tmp_path, suffix, radius, written):
     """A frame whose header reads but whose pixels are cut short stops the job when it is reached, in one sentence
     naming it; the frames before it are written whole and journaled (with the temporal filter, those whose window
