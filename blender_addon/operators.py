@@ -16,6 +16,8 @@ import bpy
 from . import hint_masks, nodes, schema
 from .schema import client  # the installer's copy of mattekit.client (None in a source checkout)
 
+FLOAT_SUFFIXES = (".exr", ".tif", ".tiff")  # plates that may hold floats, which mattekit alone reads as linear
+
 
 class RunState:
     """The job in flight (one at a time), shared with the panel for progress and Cancel."""
@@ -69,13 +71,14 @@ def active_plate(context):
     return nodes.plate_from_clip(clip)
 
 
-def plate_colorspace(datablock):
-    """The colour space Blender reads the plate in, for the worker: ``NAME@CONFIG`` with the OCIO config Blender
-    uses ($OCIO, else its own), so that an ACEScg, Linear Rec.709, Filmic Log or AgX Log clip reaches the networks
-    as the same sRGB picture; None for sRGB (mattekit's own reading of 8/16-bit frames) and Non-Color (data: the
-    frames are taken as the files say)."""
-    name = datablock.colorspace_settings.name if datablock is not None else ""
-    if name in ("", "sRGB", "Non-Color"):
+def plate_colorspace(plate):
+    """The colour space Blender reads ``plate`` (a :class:`nodes.Plate`) in, for the worker: ``NAME@CONFIG`` with the
+    OCIO config Blender uses ($OCIO, else its own), so that the networks get the picture Blender makes of it (ACEScg,
+    Linear Rec.709, Filmic Log, AgX Log...; sRGB for an EXR or TIFF, which may hold floats that mattekit alone takes
+    as linear). None where mattekit's own reading is Blender's: sRGB for the other files (PNG, JPEG, DPX, movies),
+    which mattekit takes as sRGB, unconverted; and Non-Color (data: the frames are taken as the files say)."""
+    name = plate.datablock.colorspace_settings.name if plate.datablock is not None else ""
+    if name in ("", "Non-Color") or (name == "sRGB" and not plate.path.lower().endswith(FLOAT_SUFFIXES)):
         return None
     config = os.environ.get("OCIO") or os.path.join(bpy.utils.resource_path("LOCAL"), "datafiles", "colormanagement",
                                                     "config.ocio")
@@ -108,7 +111,7 @@ class Plan:
         self.options = schema.job_values(settings.job, schema.job_options())
         self.options.update(plate=self.plate.path, output=self.pattern, frames="%d-%d" % span)
         if not self.options.get("colorspace"):  # the job's own choice wins; else the clip's, in Blender's config
-            space = plate_colorspace(self.plate.datablock)
+            space = plate_colorspace(self.plate)
             if space:
                 self.options["colorspace"] = space
         if settings.hint_mask is not None:  # the subject drawn as a Mask: rendered on its frames, sent as keyframes

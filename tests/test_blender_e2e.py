@@ -30,8 +30,11 @@ import pytest
 
 from mattekit import colour
 from mattekit.catalog import CATALOG_PATH
-from mattekit.io import write_image
+from mattekit.io import linear_to_srgb, read_image, srgb_to_linear, write_image
+from mattekit.io.read import read_plate
 from test_birefnet_e2e import checkpoints  # noqa: F401 - a fixture: BiRefNet_lite stand-in weights
+from test_roto import mirror  # noqa: F401 - a fixture: weights from the shared mirror
+from test_server import make_worker  # noqa: F401 - a fixture: a real worker on loopback
 from test_install_gimp import install_module, snapshot
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
@@ -285,19 +288,24 @@ def test_exit_with_addon_still_registered(version, tmp_path):
     assert run.returncode == 0 and "registered True" in run.stdout, run.stderr[-2000:]
 
 
+def write_addon(parent: Path) -> None:
+    """The add-on's files as the installer makes them (its recorded schema from this Python's mattekit) in
+    ``parent/mattekit_ai_matte``, for a script that imports it from ``parent`` (no worker is started)."""
+    module = install_module("install_blender")
+    settings = module.worker_record.worker_settings({})
+    info = module.worker_record.query_worker(sys.executable, settings, "test")
+    files = module.addon_files(module.worker_record.build_record(sys.executable, info, 60.0, settings))
+    for name, data in files.items():
+        (parent / "mattekit_ai_matte" / name).parent.mkdir(parents=True, exist_ok=True)
+        (parent / "mattekit_ai_matte" / name).write_bytes(data)
+
+
 @pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
 def test_job_properties_follow_the_recorded_schema(version, tmp_path):
     """bool -> Bool, number with minimum/maximum -> Int with min/max (nullable: a use_ toggle), choices -> Enum,
     path -> FILE_PATH string, model -> Enum of the recorded models; values go back in the worker's types."""
     python = bpy_python(version)
-    module = install_module("install_blender")
-    settings = module.worker_record.worker_settings({})
-    info = module.worker_record.query_worker(sys.executable, settings, "test")
-    files = module.addon_files(module.worker_record.build_record(sys.executable, info, 60.0, settings))
-    addon = tmp_path / "mattekit_ai_matte"
-    for name, data in files.items():
-        (addon / name).parent.mkdir(parents=True, exist_ok=True)
-        (addon / name).write_bytes(data)
+    write_addon(tmp_path)
     (tmp_path / "plate").mkdir()
     for frame in (1, 2):  # a plate for the colour-space check: Blender reads it in the colour space it is set to
         write_image(tmp_path / "plate" / f"p.{frame:04d}.exr", np.full((8, 12, 3), 0.5, np.float32))
@@ -325,7 +333,8 @@ def test_job_properties_follow_the_recorded_schema(version, tmp_path):
     config = spaces["ACEScg"].partition("@")[2]
     assert Path(config).is_file() and config.endswith("config.ocio"), spaces  # Blender's own OCIO config
     assert spaces == {"ACEScg": "ACEScg@" + config, "Linear Rec.709": "Linear Rec.709@" + config,
-                      "Filmic Log": "Filmic Log@" + config, "sRGB": None, "Non-Color": None, "job's own": "ACES2065-1"}
+                      "Filmic Log": "Filmic Log@" + config, "sRGB": "sRGB@" + config, "Non-Color": None,
+                      "job's own": "ACES2065-1"}
     # the worker converts with Blender's config exactly as with its own for the spaces both know; Filmic Log too
     pixels = np.random.default_rng(0).random((16, 16, 3), dtype=np.float32) * 4
     for blender_name, ours in (("ACEScg", "ACEScg"), ("Linear Rec.709", "Linear Rec.709 (sRGB)")):
@@ -333,6 +342,85 @@ def test_job_properties_follow_the_recorded_schema(version, tmp_path):
         assert np.abs(colour.to_network(pixels, space) - colour.to_network(pixels, ours)).max() <= 2e-4
     filmic = colour.to_network(pixels, colour.check_colorspace(spaces["Filmic Log"]))
     assert filmic.shape == pixels.shape and 0 < filmic.mean() < 1
+
+
+COLOUR_PLATES = {  # name: (suffix, the colour space set on the clip in Blender, None: Blender's default)
+    "png": (".png", None), "acescg": (".exr", "ACEScg"), "linear": (".exr", None), "float-tiff": (".tif", None)}
+
+
+def colour_plates(shared: Path, folder: Path) -> dict[str, list]:
+    """Two DAVIS frames, shrunk, as one picture in four plates: 8-bit sRGB PNG, float EXR in ACEScg (converted with
+    mattekit's own config), float EXR in linear Rec.709, float TIFF sRGB-encoded (which Blender reads as sRGB and
+    mattekit alone as linear); {name: [first frame file, the colour space to set]}."""
+    from test_studio_colour import oiio_write
+
+    to_acescg = colour.config().getProcessor(colour.NETWORK_SPACE, "ACEScg").getDefaultCPUProcessor()
+    cases = {}
+    (folder / "png").mkdir(parents=True)
+    for frame in (1, 2):
+        photo = cv2.resize(read_image(shared / "data" / "davis" / "im" / SEQUENCE / f"{frame - 1:05d}.jpg").pixels,
+                           (160, 96), interpolation=cv2.INTER_AREA)
+        write_image(folder / "png" / f"p.{frame:04d}.png", photo)
+        srgb = read_image(folder / "png" / f"p.{frame:04d}.png").pixels  # the 8-bit values the PNG holds
+        acescg = srgb.copy()
+        to_acescg.applyRGB(acescg)
+        for name, pixels in (("acescg", acescg), ("linear", srgb_to_linear(srgb)), ("float-tiff", srgb)):
+            oiio_write(folder / name / f"p.{frame:04d}{COLOUR_PLATES[name][0]}", [(pixels, ["R", "G", "B"])])
+    for name, (suffix, space) in COLOUR_PLATES.items():
+        cases[name] = [str(folder / name / f"p.0001{suffix}"), space]
+    return cases
+
+
+@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
+def test_a_clip_in_acescg_gives_the_mattes_of_the_srgb_png(version, shared, mirror, make_worker, tmp_path):  # noqa: F811
+    """Issue 33, item 4, in numbers: one picture as an sRGB PNG, an ACEScg EXR (its clip set to ACEScg), a linear
+    EXR and a float TIFF (Blender's defaults: Linear Rec.709, sRGB), each loaded as a Movie Clip in real Blender.
+    The add-on names each float clip's colour space in Blender's config (the PNG's sRGB is mattekit's own reading);
+    with it the worker gives the networks what Blender itself shows of the frame (its scene-linear pixels,
+    sRGB-encoded) and the PNG's picture, within 1/255, and the roto jobs the add-on builds give the PNG's mattes
+    within 1/255 through a real worker (the ACEScg clip at every pixel, the others at all but 0.1% of them)."""
+    python = bpy_python(version)
+    write_addon(tmp_path)
+    cases = colour_plates(shared, tmp_path / "plates")
+    run = subprocess.run([str(python), str(ROOT / "tests" / "blender" / "plate_colour.py"), str(tmp_path),
+                          json.dumps(cases), str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, HOME=str(tmp_path), MATTEKIT_WORKER_STATE=str(tmp_path / "none.json")))
+    lines = [l for l in run.stdout.splitlines() if l.startswith("RESULT ")]
+    assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-3000:]
+    result = json.loads(lines[-1][len("RESULT "):])["cases"]
+    assert {name: case["colorspace"] for name, case in result.items()} == {
+        "png": "sRGB", "acescg": "ACEScg", "linear": "Linear Rec.709", "float-tiff": "sRGB"}
+    config = result["acescg"]["options"]["colorspace"].partition("@")[2]
+    assert Path(config).is_file() and f"bpy/{version[:3]}/datafiles" in config, config  # Blender's own config
+    sent = {name: case["options"].get("colorspace") for name, case in result.items()}
+    assert sent == {"png": None, "acescg": "ACEScg@" + config, "linear": "Linear Rec.709@" + config,
+                    "float-tiff": "sRGB@" + config}  # an integer file in sRGB: mattekit's own reading, unconverted
+    network, mattes = {}, {}
+    _, worker = make_worker(allow_dirs=[str(tmp_path)])
+    for name, case in result.items():
+        options = case["options"]
+        assert options["frames"] == "1-2", options
+        network[name] = read_plate(cases[name][0], sent[name]).pixels
+        shown = np.load(tmp_path / "out" / f"{name}.npy")  # Blender's own reading: float scene-linear, bytes as stored
+        shown = np.clip(linear_to_srgb(shown), 0, 1) if case["float"] else shown
+        assert np.abs(network[name] - shown).max() <= 1 / 255, name
+        worker.run("roto", [], options)
+        mattes[name] = [read_image(path).pixels[..., 0] for path in sorted(Path(options["output"]).parent.glob("*.png"))]
+        assert len(mattes[name]) == 2, name
+    print(f"Blender {version}: network input vs the PNG's, max |d| "
+          + ", ".join(f"{n} {np.abs(network[n] - network['png']).max():.2e}" for n in network)
+          + "; mattes vs the PNG's, max |d| "
+          + ", ".join(f"{n} {max(np.abs(a - b).max() for a, b in zip(mattes[n], mattes['png'])):.2e} "
+                      f"({sum(np.count_nonzero(np.abs(a - b) > 1 / 255) for a, b in zip(mattes[n], mattes['png']))} "
+                      "pixels over 1/255)" for n in mattes))
+    for name in network:
+        assert np.abs(network[name] - network["png"]).max() <= 1 / 255, name
+        off = [np.count_nonzero(np.abs(a - b) > 1 / 255) / a.size for a, b in zip(mattes[name], mattes["png"])]
+        # Blender 4.5's matrices to ACES2065-1 differ from the ACES config's by ~1e-4, which moves a pixel whose
+        # network value is 0.5 to the other side (the refined matte keeps each pixel on the network's side of 0.5)
+        assert max(off) <= (0 if name == "acescg" else 1e-3), (name, off)
+    alone = read_plate(cases["float-tiff"][0]).pixels  # mattekit's own default for a float TIFF: linear
+    assert np.abs(alone - network["png"]).max() > 0.1  # so the colour space Blender reads it in had to be sent
 
 
 
