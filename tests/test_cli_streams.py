@@ -35,10 +35,13 @@ def test_cat_photo_into_remove_and_the_cut_out_to_stdout(shared, env, tmp_path):
     (tmp_path / "cut.png").write_bytes(done.stdout)
     cut = io.read_image(tmp_path / "cut.png")
     assert cut.pixels.shape[2] == 4 and io.read_provenance(tmp_path / "cut.png")["task"] == "remove"
-    assert done.stderr.decode().strip() == "mattekit: wrote PNG to standard output"
+    lines = done.stderr.decode().strip().splitlines()  # the first run on ONNX Runtime exports the net once first
+    assert lines[-1] == "mattekit: wrote PNG to standard output" and len(lines) <= 2, lines
+    assert all(line.startswith("mattekit: exporting ") for line in lines[:-1]), lines
     as_jpeg = mattekit(env, "remove", "-", "-o", "jpg:-", "--model", "sinet-portrait", "--background", "white",
                        stdin=photo.read_bytes())
     assert as_jpeg.returncode == 0 and as_jpeg.stdout.startswith(b"\xff\xd8"), as_jpeg.stderr
+    assert as_jpeg.stderr.decode().strip() == "mattekit: wrote JPG to standard output"  # the export is cached now
     no_output = mattekit(env, "enhance", "-", stdin=photo.read_bytes())  # stdin without -o: PNG on stdout
     assert no_output.returncode == 0 and no_output.stdout.startswith(b"\x89PNG"), no_output.stderr
     assert not list(Path(env["MATTEKIT_HOME"]).parent.glob("mattekit-*")), "nothing left behind"

@@ -54,6 +54,12 @@ def test_this_machines_table_wins_and_a_small_margin_keeps_torch(monkeypatch):
     assert policy.resolve_backend("auto", CPU, "u2netp") == "torch"
     choice.save({"u2netp": {"torch_s": 2.0, "onnx_s": 1.0, "ratio": 2.0}})
     assert policy.resolve_backend("auto", CPU, "u2netp") == "onnx"
+    # bf16 asked for: ONNX Runtime runs fp32 only here, so auto gives torch whatever the table says
+    assert policy.resolve_backend("auto", CPU, "u2netp", "bf16") == "torch"
+    monkeypatch.setenv("MATTEKIT_PRECISION", "bf16")
+    assert policy.resolve_backend("auto", CPU, "u2netp") == "torch"
+    monkeypatch.delenv("MATTEKIT_PRECISION")
+    assert policy.resolve_backend("auto", CPU, "u2netp", "fp32") == "onnx"
     choice.own_table_path().write_text("not json")  # a damaged table is no table: the shipped one decides
     assert choice.measured("u2netp")[1] == "shipped"
 

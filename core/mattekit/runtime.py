@@ -182,7 +182,7 @@ def engine_plan(entry: ModelEntry, device: str | torch.device | None = "auto", b
     (an absent CUDA GPU is one sentence, never a silent CPU), a catalog pin of the backend winning (SAM 2.1:
     torch), the precision by the policy (:func:`mattekit.engines.resolve_precision`). Loads nothing."""
     dev = device if isinstance(device, torch.device) else engines.select_device(device)
-    backend = engines.resolve_backend(entry.extra.get("backend", backend), dev, entry.name)
+    backend = engines.resolve_backend(entry.extra.get("backend", backend), dev, entry.name, precision)
     return dev, backend, engines.engine_precision(backend, precision, dev, entry.half, entry.cpu_bf16)
 
 

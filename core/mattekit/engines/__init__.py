@@ -49,7 +49,7 @@ def create(net: nn.Module, device: torch.device, *, backend: str | None = "auto"
     (both for the ONNX export, which is static in height and width otherwise).
     threads: ONNX Runtime intra-op threads (default: torch's thread count now).
     """
-    name = resolve_backend(backend, device)
+    name = resolve_backend(backend, device, precision=precision)
     dtype = engine_precision(name, precision, device, half_ok, cpu_bf16_ok)
     if name == "onnx":
         from .onnx import OnnxEngine, onnx_path

@@ -107,19 +107,21 @@ def _detected_cpu_bf16() -> bool:
 
 # ----------------------------------------------------------------------------------- backend, precision
 
-def resolve_backend(backend: str | None, device: torch.device, model: str | None = None) -> str:
+def resolve_backend(backend: str | None, device: torch.device, model: str | None = None,
+                    precision: str | None = None) -> str:
     """``auto`` (or ``$MATTEKIT_BACKEND``) -> "torch" or "onnx"; a backend that cannot run here is an error.
 
     ``auto`` on the CPU, with ONNX Runtime installed: the engine measured faster for catalog model ``model`` on this
     CPU class (:mod:`mattekit.engines.choice`); for a model not measured there, torch where NNPACK's Winograd
-    kernels run, else ONNX Runtime (it beats oneDNN's direct convolutions). Elsewhere torch."""
+    kernels run, else ONNX Runtime (it beats oneDNN's direct convolutions). Elsewhere, or where ``precision``
+    (or ``$MATTEKIT_PRECISION``) asks for fp16 or bf16, which ONNX Runtime does not run here, torch."""
     name = (backend or "auto").lower()
     if name == "auto":
         name = os.environ.get("MATTEKIT_BACKEND", "auto").lower() or "auto"
     if name not in BACKENDS:
         raise MattekitError(f"Backend '{name}' is unknown; use auto, torch or onnx.")
     if name == "auto":
-        if device.type != "cpu" or not onnx_available():
+        if device.type != "cpu" or not onnx_available() or _precision_name(precision) in ("fp16", "bf16"):
             return "torch"
         from .choice import winner
 
