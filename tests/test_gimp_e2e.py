@@ -12,7 +12,8 @@ Edges on Remove Background's layer mask, and on a sharpened selection), exports 
 exported alphas are scored against the grabcut ground truth (IoU, 128 = ignore). In the same GIMP run,
 Remove Background takes the user's marks as its subject hint on an image of two grabcut subjects side
 by side (u2netp): with no hint (both are kept), a rectangle selection around the left one, then a path
-around the right one. Then BiRefNet (birefnet-general-lite) and SAM 2.1 (sam2.1-hiera-tiny answering a rectangle
+around the right one; Select Subject makes the left one the selection from a rectangle selection, and
+picks the right one by the anchors of two open paths (on it, and off the left one). Then BiRefNet (birefnet-general-lite) and SAM 2.1 (sam2.1-hiera-tiny answering a rectangle
 selection) run from the same dialogs with stand-in weights added to the worker by `mattekit models add --derived`;
 the provenance the plug-in attaches to the layer names the model that answered.
 Needs root (debootstrap and chroot); otherwise it is skipped with the reason printed.
@@ -150,6 +151,29 @@ BATCH = textwrap.dedent('''
     call("mattekit-remove-background", image, layer, model="u2netp", output="mask")
     print("MATTEKIT-E2E path left the selection empty %s" % Gimp.Selection.is_empty(image))
     export(image, "hint-path.png")
+    # Select Subject: a rectangle selection around the left one becomes that subject's (soft) selection
+    proc = Gimp.get_pdb().lookup_procedure("mattekit-select-subject")
+    print("MATTEKIT-E2E menu %s %s %s" % ("mattekit-select-subject", proc.get_menu_label(), proc.get_menu_paths()))
+    image.set_selected_paths([])
+    layer.remove_mask(Gimp.MaskApplyMode.DISCARD)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *{left_box})
+    call("mattekit-select-subject", image, layer, model="u2netp", output="selection")
+    print("MATTEKIT-E2E select-subject selection channels %d" % len(image.get_channels()))
+    layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
+    export(image, "select-selection.png")
+    # no selection; two open paths: the upper one's anchors on the right subject, the lower one's on the left
+    layer.remove_mask(Gimp.MaskApplyMode.DISCARD)
+    Gimp.Selection.none(image)
+    off = Gimp.Path.new(image, "Off")
+    image.insert_path(off, None, 0)
+    off.stroke_new_from_points(Gimp.PathStrokeType.BEZIER, [{left_point}] * 3, False)
+    on = Gimp.Path.new(image, "On")
+    image.insert_path(on, None, 0)
+    on.stroke_new_from_points(Gimp.PathStrokeType.BEZIER, [v for x, y in [{right_points}] for v in (x, y) * 3], False)
+    image.set_selected_paths([off, on])
+    call("mattekit-select-subject", image, layer, model="u2netp", output="mask")
+    print("MATTEKIT-E2E select-subject points left the selection empty %s" % Gimp.Selection.is_empty(image))
+    export(image, "select-points.png")
     # BiRefNet, no hint; then SAM 2.1 answering a rectangle selection (stand-in weights added to the worker)
     image.set_selected_paths([])
     layer.remove_mask(Gimp.MaskApplyMode.DISCARD)
@@ -170,7 +194,7 @@ BATCH = textwrap.dedent('''
 MENUS = textwrap.dedent('''
     from gi.repository import Gimp
     for name in ("mattekit-remove-background", "mattekit-refine-edges", "mattekit-upscale",
-                 "mattekit-portrait-bokeh", "mattekit-enhance", "mattekit-mask-preview"):
+                 "mattekit-portrait-bokeh", "mattekit-enhance", "mattekit-mask-preview", "mattekit-select-subject"):
         proc = Gimp.get_pdb().lookup_procedure(name)
         print("MATTEKIT-E2E registered %s %s" % (name, proc is not None and proc.get_menu_label()))
 ''')
@@ -237,6 +261,18 @@ def _around(gt: np.ndarray, margin: int = 10) -> tuple[int, int, int, int]:
     return x0, y0, x1 - x0, y1 - y0
 
 
+def _inside(gt: np.ndarray, count: int) -> list[tuple[int, int]]:
+    """``count`` (x, y) points deep inside the subject: each the farthest from its edge outside discs (as wide as
+    that depth) around the points before."""
+    room = cv2.distanceTransform((gt > 128).astype(np.uint8), cv2.DIST_L2, 5)
+    points = []
+    for _ in range(count):
+        y, x = np.unravel_index(int(np.argmax(room)), room.shape)
+        points.append((int(x), int(y)))
+        cv2.circle(room, (int(x), int(y)), int(room[y, x]), 0, -1)
+    return points
+
+
 @pytest.fixture(scope="module")
 def gimp_session(gimp_root, shared, tmp_path_factory, checkpoints, stand_in):  # noqa: F811
     """One real GIMP run of BATCH against a worker on the host: (work folder, GIMP's output, the worker)."""
@@ -257,7 +293,7 @@ def gimp_session(gimp_root, shared, tmp_path_factory, checkpoints, stand_in):  #
         assert install.returncode == 0, install.stderr
         registered = _run_gimp(gimp_root, work, MENUS)  # no worker yet: the recorded schema
         for label in ("Remove _Background...", "Refine _Edges...", "_Upscale...", "Portrait _Bokeh...", "_Enhance...",
-                      "Mask _Preview..."):
+                      "Mask _Preview...", "Select _Subject..."):
             assert f" {label}\n" in registered, registered[-4000:]
 
         # the worker, on the host, from this environment, with the real weights from the mirror, and stand-in
@@ -281,8 +317,11 @@ def gimp_session(gimp_root, shared, tmp_path_factory, checkpoints, stand_in):  #
             time.sleep(0.1)
         assert worker is not None, (tmp_path / "worker.log").read_text()
 
+        left_point, right_points = _inside(left, 1)[0], _inside(right, 2)
         output = _run_gimp(gimp_root, work, BATCH.format(work=inside, photo=PHOTO, left_box=_around(left),
-                                                         right_path=", ".join(map(str, right_path))))
+                                                         right_path=", ".join(map(str, right_path)),
+                                                         left_point="%d, %d" % left_point,
+                                                         right_points=", ".join(map(str, right_points))))
         assert "MATTEKIT-E2E done" in output, output[-6000:]
         yield work, output, worker
     finally:
@@ -361,6 +400,27 @@ def test_a_selection_or_a_path_chooses_which_subject_is_cut_out_in_real_gimp(gim
               f"{other_mean:.4f} on the other (no hint: IoU {before_iou:.4f}, mean alpha {before_mean:.4f})")
         assert chosen_iou > 0.9 and other_mean < 0.02
         assert before_mean > 0.5, "without a hint the model keeps both subjects (else this scene tests nothing)"
+
+
+def test_select_subject_from_a_selection_or_open_paths_in_real_gimp(gimp_session, shared):
+    """Issue 31, item 4: Select > Select Subject makes the subject a rectangle selection is around the image's
+    selection (the temporary channel gone), and with no selection the anchors of two open paths pick the subject
+    (the upper path's on it, the lower one's off the other) into a layer mask, nothing left selected."""
+    work, output, _ = gimp_session
+    _, left, right = _pair(shared)
+    assert ("MATTEKIT-E2E menu mattekit-select-subject Select _Subject... ['<Image>/Filters/AI', '<Image>/Select']"
+            in output), output[-4000:]
+    assert "MATTEKIT-E2E select-subject selection channels 0" in output, "the temporary channel is removed"
+    assert "MATTEKIT-E2E select-subject points left the selection empty True" in output, output[-4000:]
+    for name, chosen, other in (("selection", left, right), ("points", right, left)):
+        alpha = np.asarray(Image.open(work / "out" / f"select-{name}.png"))[..., 3] / 255.0
+        assert alpha.shape == chosen.shape, alpha.shape
+        chosen_iou, other_mean = _iou(alpha, chosen), float(alpha[other > 128].mean())
+        soft = int(((alpha > 0.02) & (alpha < 0.98)).sum())
+        print(f"real GIMP 3 Select Subject (u2netp) on {PAIR[0]}|{PAIR[1]} from {'a rectangle selection' if name == 'selection' else 'open paths'}: "
+              f"IoU {chosen_iou:.4f} with the {'left' if chosen is left else 'right'} subject, mean coverage "
+              f"{other_mean:.4f} on the other, {soft} soft-edged pixels")
+        assert chosen_iou > 0.9 and other_mean < 0.02 and soft > 100
 
 
 def test_birefnet_and_sam_answer_remove_background_in_real_gimp(gimp_session, shared):

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "gimp_plugin" / "mattekit_gimp" / "mattekit_gimp.py"
 STUBS = Path(__file__).resolve().parent / "gimp_stubs"
 MENU_NAMES = {"mattekit-remove-background", "mattekit-refine-edges", "mattekit-upscale", "mattekit-portrait-bokeh",
-              "mattekit-enhance", "mattekit-mask-preview"}
+              "mattekit-enhance", "mattekit-mask-preview", "mattekit-select-subject"}
 
 
 def registry_schema():
@@ -117,7 +117,7 @@ def test_plugin_file_is_small_plain_and_executable():
             modules.add((node.module or "").split(".")[0])
     assert modules <= {"json", "os", "sys", "array", "gi", "mattekit_client", "mattekit"}, modules
     assert "import numpy" not in source and "import torch" not in source
-    assert len(source.splitlines()) < 530  # the schema-driven procedures, dialog and marks-to-mask rule
+    assert len(source.splitlines()) < 620  # the schema-driven procedures, dialog, marks-to-hint rule (areas, anchors)
     assert os.access(PLUGIN, os.X_OK), "GIMP ignores a plug-in file that is not executable"
     assert PLUGIN.parent.name == PLUGIN.stem, "GIMP needs folder and file named alike"
     for task in ("remove", "bokeh", "upscale", "enhance", "mask-preview", "sinet"):
@@ -135,7 +135,8 @@ def test_procedures_and_arguments_come_from_the_recorded_schema(gimp, tmp_path):
     for name in names:
         proc = procedure(plugin, name)
         op = by_menu[proc.menu_label]
-        assert proc.menu_paths == ["<Image>/Filters/AI"] and proc.image_types == "RGB*"
+        select = ["<Image>/Select"] if name == "mattekit-select-subject" else []  # with GIMP's own ways to select
+        assert proc.menu_paths == ["<Image>/Filters/AI"] + select and proc.image_types == "RGB*"
         assert proc.sensitivity is Gimp.ProcedureSensitivityMask.DRAWABLE and proc.menu_label.endswith("...")
         assert proc.documentation[0] == op["summary"]
         declared = {n.replace("_", "-") for n, o in op["options"].items() if not o["path"]}
@@ -272,6 +273,41 @@ def test_remove_background_hint_is_the_selection_else_the_path_never_the_layer_m
     status, error = run(plugin, Gimp, "mattekit-remove-background", image, [small])
     assert status is Gimp.PDBStatusType.EXECUTION_ERROR and error == "The path does not touch the layer."
     assert Gimp.Selection.is_empty(image) and small.get_mask() is None
+
+
+def test_select_subject_from_open_paths_into_the_selection_of_an_offset_layer(gimp, worker, shared):
+    """Select Subject: the anchors of the upper open path are on the subject, the lower one's off it, given in
+    layer coordinates; the result replaces the selection (the temporary channel removed), cut at the image's
+    edge; a closed path's area and a selection are hints as for Remove Background; three open paths are refused."""
+    plugin, Gimp, GimpUi = gimp
+    pixels = photo(shared, size=(160, 120))
+    image = Gimp.Image(150, 130)
+    layer = image.add_test_layer(pixels, offsets=(-10, 20))  # 10 columns left of the image, 10 rows below it:
+    # image rows 20..130 hold layer rows 0..110, image columns 0..150 layer columns 10..160
+    off = image.add_test_open_path("Off", [(140, 35)])
+    on = image.add_test_open_path("On", [(70, 80), (75, 60)])  # inserted last: the upper one
+
+    def select(**options):
+        out, = worker.run("select-subject", {"image": as_pixels(pixels)}, dict({"model": "sinet-portrait"}, **options))
+        return as_floats(out)
+
+    status, error = run(plugin, Gimp, "mattekit-select-subject", image, [layer], model="sinet-portrait",
+                        output="selection")
+    assert status is Gimp.PDBStatusType.SUCCESS, error
+    expected = select(point="80,60;85,40", exclude="150,15")  # the anchors less the layer's offsets
+    assert np.allclose(image.get_selection().pixels[20:], expected[:110, 10:], atol=1e-6)
+    assert expected[:110, 10:].mean() > 0.1 and not image.get_selection().pixels[:20].any(), "none above the layer"
+    assert image.get_channels() == [] and layer.get_mask() is None
+    GimpUi.ANSWER = False
+    run(plugin, Gimp, "mattekit-select-subject", image, [layer], mode=Gimp.RunMode.INTERACTIVE)
+    _, _, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
+    assert GimpUi.DIALOGS[-1].notes() == ["Subject hint: the selection (%dx%d px); 2 points on the subject "
+                                          "(path 'On'); 1 point off the subject (path 'Off')" % (x2 - x1, y2 - y1)]
+    Gimp.Selection.none(image)
+    image.add_test_open_path("Third", [(20, 20)])
+    status, error = run(plugin, Gimp, "mattekit-select-subject", image, [layer], output="mask")
+    assert status is Gimp.PDBStatusType.EXECUTION_ERROR and error.startswith("Select at most two open paths")
+    assert on in image.get_selected_paths() and off in image.get_selected_paths()
 
 
 def test_which_mask_input_the_selection_fills_is_decided_per_port(gimp):

@@ -306,3 +306,21 @@ def test_api_takes_hints_as_tuples_and_arrays(two_subjects):
     by_mask = mattekit.remove_background(pixels, model="u2netp", result="alpha", hint_mask=selection) / 255.0
     assert _picked(by_mask, masks)["right"] > 0.75 and _picked(by_mask, masks)["left"] == 0.0
     assert mattekit.api.as_text([(1, 2), (3, 4)]) == "1,2;3,4" and mattekit.api.as_text(np.array([5, 6])) == "5,6"
+
+
+def test_select_subject_is_removes_alpha_for_the_same_hint(two_subjects, tmp_path):
+    """select-subject (GIMP's Select Subject) gives exactly `remove --result alpha`'s alpha for the same hint:
+    through the API and as a greyscale NAME_selection.png from the CLI."""
+    import mattekit
+
+    path, masks, boxes = two_subjects
+    pixels = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    hint = {"point": [tuple(int(v) for v in _centre(masks["right"]).split(","))],
+            "exclude": [tuple(int(v) for v in _centre(masks["left"]).split(","))]}
+    selected = mattekit.select_subject(pixels, model="u2netp", **hint)
+    assert selected.shape == pixels.shape[:2] and selected.dtype == np.uint8
+    assert np.array_equal(selected, mattekit.remove_background(pixels, model="u2netp", result="alpha", **hint))
+    assert _picked(selected / 255.0, masks)["right"] > 0.6 and _picked(selected / 255.0, masks)["left"] == 0.0
+    assert main(["select-subject", str(path), "--model", "u2netp", "--box", boxes["left"], "-q"]) == 0
+    written = cv2.imread(str(tmp_path / "two_selection.png"), cv2.IMREAD_UNCHANGED)
+    assert written.shape == pixels.shape[:2] and _picked(written / 255.0, masks)["left"] > 0.75

@@ -32,6 +32,7 @@ except ImportError:  # running from a source checkout
     from mattekit import client
 
 MENU = "<Image>/Filters/AI"
+SELECT_MENU = "<Image>/Select"
 PREFIX = "mattekit-"
 RW = GObject.ParamFlags.READWRITE
 BABL_TYPE = {"u8": "u8", "u16": "u16", "f32": "float"}
@@ -39,6 +40,7 @@ DEFAULT = "default"  # the choice (and model menu entry) meaning "the task's own
 MATTES = ("mask", "alpha")  # port kinds whose 1-channel results become a layer mask or a cut-out
 NEEDS_MASK = ("matte",)  # operations that in GIMP refine the user's rough mask, so one must be given
 HINT_PORT = "hint_mask"  # a mask input saying where the subject is (not a mask to work on): see mask_input()
+SELECTION_PORT = "selection"  # an output that becomes the image's selection (Select Subject): see placements()
 BIG = 2 ** 31 - 1  # bounds of numeric arguments whose option declares none
 PROVENANCE = "mattekit-provenance"  # the parasite holding what made a result (JSON), saved in XCF files
 
@@ -102,15 +104,57 @@ def selection_pixels(image, layer, dtype, what="selection"):
     return read_pixels(image.get_selection(), rect, "Y", dtype, Gegl.AbyssPolicy.NONE)
 
 
-def path_pixels(image, layer, dtype):
-    """The area of the image's selected paths over the layer, read through a temporary selection: only
-    called when nothing is selected, and nothing is selected afterwards."""
-    for i, path in enumerate(image.get_selected_paths()):
+def path_pixels(image, layer, dtype, paths):
+    """The area of ``paths`` over the layer, read through a temporary selection: only called when nothing is
+    selected, and nothing is selected afterwards."""
+    for i, path in enumerate(paths):
         image.select_item(Gimp.ChannelOps.ADD if i else Gimp.ChannelOps.REPLACE, path)
     try:
         return selection_pixels(image, layer, dtype, "path")
     finally:
         Gimp.Selection.none(image)
+
+
+def anchors(path):
+    """The anchors of every stroke of ``path`` as (x, y) image coordinates, and whether any stroke is closed.
+    GIMP gives a Bezier stroke's control points as x, y pairs in threes: handle, anchor, handle."""
+    points, closed = [], False
+    for stroke in path.get_strokes():
+        _, controls, is_closed = path.stroke_get_points(stroke)
+        closed = closed or is_closed
+        points += [(controls[i + 2], controls[i + 3]) for i in range(0, len(controls) - 3, 6)]
+    return points, closed
+
+
+def path_marks(image, op):
+    """The selected paths as a subject hint: (closed paths, whose area is the hint; include points; exclude points;
+    the open paths' names), points as (x, y) image coordinates. For an operation taking points, open paths give
+    the points of their anchors: the upper one in the Paths dialog includes, the one below it excludes."""
+    closed, opened = [], []
+    for path in sorted(image.get_selected_paths(), key=image.get_item_position):
+        points, is_closed = anchors(path)
+        (opened if "point" in op["options"] and points and not is_closed else closed).append((path, points))
+    if len(opened) > 2:
+        raise PlugInError("Select at most two open paths: the upper one's anchors are on the subject, the other's "
+                          "off it.")
+    include, exclude = [points for _, points in opened] + [[]] * (2 - len(opened))
+    return [path for path, _ in closed], include, exclude, [path.get_name() for path, _ in opened]
+
+
+def crop(pixels, x, y, width, height):
+    """The part of ``pixels`` placed at (x, y) that lies in the rectangle (0, 0, width, height), as
+    (x, y, client.Pixels) there; None when no part does."""
+    left, top = max(x, 0), max(y, 0)
+    right, bottom = min(x + pixels.width, width), min(y + pixels.height, height)
+    if right <= left or bottom <= top:
+        return None
+    if (left, top, right - left, bottom - top) == (x, y, pixels.width, pixels.height):
+        return x, y, pixels
+    size = pixels.channels * {"u8": 1, "u16": 2, "f32": 4}[pixels.dtype]
+    row = pixels.width * size
+    data = b"".join(pixels.data[(r - y) * row + (left - x) * size:(r - y) * row + (right - x) * size]
+                    for r in range(top, bottom))
+    return left, top, client.Pixels(data, right - left, bottom - top, pixels.channels, pixels.dtype)
 
 
 def _little_endian(data, dtype):
@@ -185,6 +229,8 @@ def makes_matte(op):
 
 def placements(op):
     """The "output" argument's choices: (nick, label) pairs; none when there is one place for the result."""
+    if op["outputs"][0]["name"] == SELECTION_PORT:
+        return [("selection", "Selection (replaces it)"), ("mask", "Layer mask on the layer")]
     if makes_matte(op):
         return [("mask", "Layer mask on the layer"), ("layer", "New cut-out layer")]
     if op["outputs"][0]["size"] == "scaled":
@@ -308,23 +354,41 @@ def the_layer(drawables):
 def mask_input(image, layer, op):
     """(port name, source, words for the dialog): the one rule for which of the user's marks fills an
     operation's mask input. A subject hint (port HINT_PORT: where to look) takes the selection, else the
-    selected paths' area, never the layer mask (often an earlier result); a mask to work on takes the
-    layer mask, else the selection. source: "layer mask", "selection", "path" or None (none given)."""
+    selected closed paths' area (:func:`path_marks`), never the layer mask (often an earlier result); a mask to
+    work on takes the layer mask, else the selection. source: "layer mask", "selection", "path" or None (none
+    given). The words also name the points that open paths give."""
     port = next((p for p in op["inputs"][1:] if p["kind"] == "mask"), None)
     if port is None:
         return None, None, None
     hint = port["name"] == HINT_PORT
-    paths = image.get_selected_paths() if hint else []
+    closed, include, exclude, opened = path_marks(image, op) if hint else ([], [], [], [])
     if not hint and layer.get_mask() is not None:
         source, words = "layer mask", "the layer mask"
     elif not Gimp.Selection.is_empty(image):
         _, _, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
         source, words = "selection", "the selection (%dx%d px)" % (x2 - x1, y2 - y1)
-    elif paths:
-        source, words = "path", "the area of the path %s" % ", ".join("'%s'" % p.get_name() for p in paths)
+    elif closed:
+        source, words = "path", "the area of the path %s" % ", ".join("'%s'" % p.get_name() for p in closed)
+    elif include or exclude:
+        source, words = None, "no area"
     else:
         source, words = None, ("none (no selection or path): the whole layer is searched" if hint else "none")
+    for count, kind, name in zip((len(include), len(exclude)), ("on", "off"), opened):
+        words += "; %d point%s %s the subject (path '%s')" % (count, "" if count == 1 else "s", kind, name)
     return port["name"], source, ("Subject hint: " if hint else "Mask: ") + words
+
+
+def point_options(image, layer, op, options):
+    """``options`` with the open paths' anchors as the include and exclude points, in layer coordinates
+    ("x,y;x,y"), where the dialog left those options empty."""
+    if HINT_PORT not in [p["name"] for p in op["inputs"]] or "point" not in op["options"]:
+        return options
+    _, include, exclude, _ = path_marks(image, op)
+    _, ox, oy = layer.get_offsets()
+    for name, points in (("point", include), ("exclude", exclude)):
+        if points and not options.get(name):
+            options[name] = ";".join("%d,%d" % (int(round(x - ox)), int(round(y - oy))) for x, y in points)
+    return options
 
 
 def gather(image, layer, op, dtype):
@@ -340,8 +404,10 @@ def gather(image, layer, op, dtype):
     inputs = {}
     if source == "layer mask":
         inputs[port] = read_pixels(layer.get_mask(), region, "Y", dtype)
-    elif source is not None:
-        inputs[port] = (selection_pixels if source == "selection" else path_pixels)(image, layer, dtype)
+    elif source == "selection":
+        inputs[port] = selection_pixels(image, layer, dtype)
+    elif source == "path":
+        inputs[port] = path_pixels(image, layer, dtype, path_marks(image, op)[0])
     elif op["name"] in NEEDS_MASK:
         raise PlugInError("%s needs a layer mask or a selection: add a layer mask to the layer, or select the "
                           "subject roughly, first." % menu_title(op))
@@ -379,6 +445,8 @@ def place(image, layer, op, output, result, region, from_selection, interactive)
     x, y = region[:2]
     through = not from_selection
     port = op["outputs"][0]
+    if output == "selection":
+        return select(image, layer, x, y, result)
     if result.channels == 1 and makes_matte(op):
         target = layer
         if output == "layer":
@@ -424,10 +492,27 @@ def place(image, layer, op, output, result, region, from_selection, interactive)
     return target
 
 
+def select(image, layer, x, y, result):
+    """Make one channel of coverage at (x, y) of ``layer`` the image's selection (one undo step): written into a
+    temporary channel the image's size, replacing the selection with it; parts beyond the image are cut off."""
+    _, ox, oy = layer.get_offsets()
+    channel = Gimp.Channel.new(image, "mattekit selection", image.get_width(), image.get_height(), 100.0,
+                               Gegl.Color.new("black"))
+    image.insert_channel(channel, None, 0)
+    try:
+        inside = crop(result, x + ox, y + oy, image.get_width(), image.get_height())
+        if inside is not None:
+            write_pixels(channel, inside[0], inside[1], inside[2], through_selection=False, matte=True)
+        image.select_item(Gimp.ChannelOps.REPLACE, channel)
+    finally:
+        image.remove_channel(channel)
+    return image.get_selection()
+
+
 def run_operation(op, image, layer, config, worker, interactive):
     dtype = pixel_type(image)
     output = config.get_property("output") if placements(op) else None
-    options = option_values(op, config)
+    options = point_options(image, layer, op, option_values(op, config))
     if "result" in op["options"] and options.get("result") is None:
         options["result"] = "alpha" if output == "mask" else "rgba"
     inputs, region, from_selection = gather(image, layer, op, dtype)
@@ -503,9 +588,11 @@ class MattekitPlugIn(Gimp.PlugIn):
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
         procedure.set_menu_label(op["menu"])
         procedure.add_menu_path(MENU)
+        where = placements(op)
+        if where and where[0][0] == "selection":  # Select Subject sits with GIMP's own ways of selecting too
+            procedure.add_menu_path(SELECT_MENU)
         procedure.set_documentation(op["summary"], op["summary"] + " Runs on the local mattekit worker.", name)
         procedure.set_attribution("mattekit", "mattekit contributors", "2025")
-        where = placements(op)
         if where:
             procedure.add_choice_argument("output", "_Output", "Where the result goes", choice(where), where[0][0], RW)
         for option_name, opt in shown_options(op).items():

@@ -15,6 +15,15 @@ class Rectangle:
         return cls(x, y, width, height)
 
 
+class Color:
+    def __init__(self, name):
+        self.name = name
+
+    @classmethod
+    def new(cls, name):
+        return cls(name)
+
+
 _TYPES = {"u8": (np.uint8, 255.0), "u16": (np.uint16, 65535.0), "float": (np.float32, 1.0)}
 
 

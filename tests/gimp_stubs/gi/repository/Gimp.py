@@ -62,6 +62,7 @@ AddMaskType = _enum("AddMaskType", ["WHITE", "BLACK", "ALPHA"])
 MaskApplyMode = _enum("MaskApplyMode", ["APPLY", "DISCARD"])
 FillType = _enum("FillType", ["TRANSPARENT", "WHITE", "BACKGROUND"])
 ChannelOps = _enum("ChannelOps", ["REPLACE", "ADD"])
+PathStrokeType = _enum("PathStrokeType", ["BEZIER"])
 Precision = _enum("Precision", [f"{t}_{c}" for t in ("U8", "U16", "U32", "HALF", "FLOAT", "DOUBLE")
                                 for c in ("LINEAR", "NON_LINEAR", "PERCEPTUAL")])
 
@@ -302,7 +303,11 @@ class Drawable(Item):
 
 
 class Channel(Drawable):
-    pass
+    @classmethod
+    def new(cls, image, name, width, height, opacity, color):
+        """A channel the image's size filled with ``color`` (black: 0)."""
+        assert (width, height) == (image.width, image.height) and color.name == "black"
+        return cls(image, name, np.zeros((height, width, 1), np.float32))
 
 
 class Selection(Channel):
@@ -324,11 +329,19 @@ class Selection(Channel):
 
 
 class Path(Item):
-    """A path; ``area`` (H x W x 1 in image pixels) is what selecting it selects (GIMP fills its outline)."""
+    """A path; ``area`` (H x W x 1 in image pixels) is what selecting it selects (GIMP fills its outline);
+    ``strokes``: (control points x, y, ... in threes per anchor: handle, anchor, handle; closed) per stroke."""
 
-    def __init__(self, image, name, area):
+    def __init__(self, image, name, area, strokes):
         super().__init__(image, name)
-        self.area = area
+        self.area, self.strokes = area, strokes
+
+    def get_strokes(self):
+        return list(range(1, len(self.strokes) + 1))
+
+    def stroke_get_points(self, stroke):
+        controls, closed = self.strokes[stroke - 1]
+        return PathStrokeType.BEZIER, list(controls), closed
 
 
 class LayerMask(Channel):
@@ -415,6 +428,8 @@ class Image(_Parasites):
         self.undo_groups = [0, 0]  # started, ended
         self.undo_steps = 0
         self.selected_paths = []
+        self.paths = []  # top first, as the Paths dialog lists them
+        self.channels = []
 
     @classmethod
     def new_with_precision(cls, width, height, base_type, precision):
@@ -459,7 +474,20 @@ class Image(_Parasites):
         return True
 
     def get_item_position(self, item):
-        return self.layers.index(item)
+        return (self.paths if isinstance(item, Path) else self.channels if isinstance(item, Channel)
+                else self.layers).index(item)
+
+    def get_channels(self):
+        return list(self.channels)
+
+    def insert_channel(self, channel, parent, position):
+        assert channel not in self.channels and parent is None
+        self.channels.insert(max(position, 0), channel)
+        return True
+
+    def remove_channel(self, channel):
+        self.channels.remove(channel)
+        return True
 
     def undo_group_start(self):
         self.undo_groups[0] += 1
@@ -488,8 +516,19 @@ class Image(_Parasites):
         """A closed path outlining the ellipse inside the box (x, y, w, h), made the selected path."""
         rows, cols = np.mgrid[0:self.height, 0:self.width] + 0.5
         inside = ((cols - x - w / 2) / (w / 2)) ** 2 + ((rows - y - h / 2) / (h / 2)) ** 2 <= 1.0
-        path = Path(self, name, inside[..., None].astype(np.float32))
+        corners = [(x + w / 2, y), (x + w, y + h / 2), (x + w / 2, y + h), (x, y + h / 2)]
+        path = Path(self, name, inside[..., None].astype(np.float32), [([v for p in corners for v in p * 3], True)])
+        self.paths.insert(0, path)
         self.selected_paths = [path]
+        return path
+
+    def add_test_open_path(self, name, anchors):
+        """An open path through ``anchors`` ((x, y) image coordinates), inserted on top and added to the selected
+        paths. Selecting it selects nothing (an open outline encloses no area)."""
+        path = Path(self, name, np.zeros((self.height, self.width, 1), np.float32),
+                    [([v for p in anchors for v in tuple(p) * 3], False)])
+        self.paths.insert(0, path)
+        self.selected_paths.append(path)
         return path
 
     def select_test_rectangle(self, x, y, w, h, value=1.0):

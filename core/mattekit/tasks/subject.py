@@ -1,0 +1,98 @@
+"""The subject a user's hint points at, shared by tasks ``remove`` and ``select-subject`` (a module of this
+folder that declares no task): their options (:class:`SubjectOptions`), the hint, the models that answer it and the
+subject's alpha. Arrays as the registry's (H x W x C sRGB images in [0, 1], H x W alphas).
+
+Without a hint model the segmentation network runs on the hinted region (:func:`mattekit.masks.hinted_input`); with
+``hint_model`` (SAM 2.1) and a hint on the subject, the hint model alone answers it
+(:func:`mattekit.prompting.prompted_mask`); either way the mask's edge is matted. A trimap-free matting network's
+alpha is the answer as it is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import hints, masks, prompting
+from ..errors import InputError
+from .registry import WEIGHTS_PARSE, ModelOptions, OptionError, Port, option, segment_or_matte
+
+
+@dataclass
+class SubjectOptions(ModelOptions):
+    """The subject's alpha: which model, how its mask becomes an alpha, and the user's hint."""
+
+    model: str | None = option(None, "segmentation model, or a trimap-free matting model (people, birefnet-matting) "
+                               "whose soft alpha is used as it is (see `mattekit models list`); default: the "
+                               "catalog's segmentation model", model=("segment", "matte"))
+    refine: bool = option(True, "edge-aware upsampling of the network's mask (off: plain bilinear)")
+    matting: bool = option(True, "matte the mask's uncertain edge into a soft alpha (hair, fur); off: the "
+                           "mask is the alpha and colours are not decontaminated")
+    box: str | None = option(None, "the subject lies in this box: x0,y0,x1,y1 in pixels (x1, y1 exclusive); the "
+                             "model runs on the box's region and nothing outside it is kept", label="Box")
+    point: str | None = option(None, "a point x,y on the subject (repeatable): only the parts connected to these "
+                               "points are kept", repeat=True, label="Include points")
+    exclude: str | None = option(None, "a point x,y not on the subject (repeatable): the part there is left out",
+                                 repeat=True, label="Exclude points")
+    colour: bool = option(True, "with a hint: where the network is unsure, decide by the colours of the subject "
+                          "and the background (GrabCut inside the hint)", label="Colour refinement")
+    hint_model: str | None = option(
+        None, "answer the hint (a box, include points or a hint mask; exclude points with them) with this promptable "
+        "model (SAM 2.1, see `mattekit models list`) instead of the segmentation model", model="prompt",
+        missing="leave out --hint-model to answer the hint with the segmentation model")
+    hint_weights: str | None = option(None, "use this hint model weights file instead of the catalog's download",
+                                      path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
+
+    def __post_init__(self):
+        """The hint's texts are checked here, so a malformed box or point is refused before any work."""
+        try:
+            if self.box is not None:
+                hints.parse_box(self.box)
+            hints.parse_points(self.point)
+            hints.parse_points(self.exclude)
+        except InputError as exc:
+            raise OptionError(str(exc)) from None
+
+
+HINT_MASK = Port("hint_mask", "mask", optional=True,
+                 help="a rough mask of the subject (a selection or scribble; white = subject): the model looks there")
+
+
+def hint_of(inputs: dict, options: SubjectOptions) -> hints.Hint:
+    """The user's hint (box, points, hint mask) for ``inputs["image"]``, checked against its size."""
+    height, width = inputs["image"].shape[:2]
+    return hints.make(height, width, options.box, options.point, options.exclude, inputs.get("hint_mask"))
+
+
+def prompted(options: SubjectOptions, given: set[str]) -> bool:
+    """Whether the hint model answers: one is named and the hint says where the subject is (a box, an include
+    point or a hint mask: :func:`mattekit.prompting.answerable`)."""
+    return bool(options.hint_model) and (options.box is not None or bool(options.point) or "hint_mask" in given)
+
+
+def needs(options: SubjectOptions, given: set[str]) -> dict[str, str]:
+    return {"hint_model": "prompt"} if prompted(options, given) else {"model": segment_or_matte(options.model)}
+
+
+def prepare(models, inputs: dict, options: SubjectOptions) -> tuple:
+    """The network input for the image, or for the hinted region of it (context: that region); with the
+    hint model, no network input (context: the hint)."""
+    hint = hint_of(inputs, options)
+    if "hint_model" in models:
+        return None, hint
+    return masks.hinted_input(models["model"], inputs["image"], hint)
+
+
+def alpha(models, inputs, options: SubjectOptions, context, prediction):
+    """The subject's alpha, H x W float32 in [0, 1]: the hint model's mask, or the network's, matted at its edge;
+    a matting network's own alpha."""
+    image = inputs["image"]
+    if "hint_model" in models:
+        mask = prompting.prompted_mask(models["hint_model"].net, image, context)
+        found = prompting.keep_allowed(masks.alpha_from_mask(image, mask, options.matting, in_place=True), context)
+    elif "model" in models and models["model"].entry.task == "matte":  # a matting network's alpha is the answer: resized as the
+        # model's own pipeline does (as `matte --model` gives it), neither rounded, refined nor matted again
+        found = masks.hinted_mask(image, prediction, False, context, soft=True, upsampling=masks.upsampling_of(models))
+    else:
+        mask = masks.hinted_mask(image, prediction, options.refine, context, colour=options.colour,
+                                 upsampling=masks.upsampling_of(models))
+        found = masks.alpha_from_mask(image, mask, options.matting, in_place=True)
+    return found
