@@ -146,6 +146,33 @@ def test_hint_mask_pattern_keyframes(shared, mirror, tmp_path):
         assert matte[:, :200].max() < 0.5 and matte[:, 214:].mean() > 0.02, frame
 
 
+def test_a_hint_mask_per_object_writes_a_matte_per_object(shared, mirror, tmp_path):
+    """Two objects named on their hint mask patterns (as the Blender add-on sends a Mask's layers): each object's
+    matte keeps its own subject; a worker refuses such a value when any of its patterns lies outside its folders."""
+    plate = two_subject_plate(shared, tmp_path / "plate", 3)
+    (tmp_path / "masks").mkdir()
+    for name, columns in (("dog", slice(0, 200)), ("swan", slice(240, 410))):
+        selection = np.zeros((120, 428), np.float32)
+        selection[10:110, columns] = 1.0
+        write_image(tmp_path / "masks" / f"{name}.1001.png", selection, bit_depth=8)
+    hint = ";".join(f"{tmp_path / 'masks' / name}.####.png@{name}" for name in ("dog", "swan"))
+    job = roto.RotoJob(roto.RotoSpec(plate=plate, output=str(tmp_path / "out" / "m.####.png"), model="u2netp",
+                                     device="cpu", threads=1, radius=1, hint_mask=hint))  # (csnet-sod barely sees the dog)
+    assert job.objects == ["dog", "swan"]
+    job.run()
+    for name, keeps, leaves in (("dog", slice(0, 200), slice(214, None)), ("swan", slice(214, None), slice(0, 200))):
+        found = {int(p.name.split(".")[1]): read_image(p).pixels[..., 0] for p in (tmp_path / "out").glob(f"m_{name}.*.png")}
+        assert sorted(found) == [1001, 1002, 1003], name
+        for frame, matte in found.items():
+            assert matte[:, leaves].max() < 0.5 and matte[:, keeps].mean() > 0.02, (name, frame)
+    from mattekit.worker.operations import PathPolicy
+
+    policy = PathPolicy([str(tmp_path)])
+    policy.check("hint_mask", hint)
+    with pytest.raises(ValueError, match="outside"):
+        policy.check("hint_mask", hint + ";/etc/x.####.png@etc")
+
+
 @pytest.mark.slow
 def test_hint_errors_are_one_sentence(shared, mirror, tmp_path):
     plate = two_subject_plate(shared, tmp_path / "plate", 2)

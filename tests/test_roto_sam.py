@@ -74,6 +74,18 @@ def test_hints_name_their_objects(tmp_path):
     named = roto.RotoSpec(plate=plate, output=str(tmp_path / "{object}" / "m.####.png"), box=f"1001:{RECT}@rect")
     assert dict(objects.split(named, read_plate(plate)))["rect"].output == str(tmp_path / "rect" / "m.####.png")
     assert objects.object_pattern(str(tmp_path / "####.exr"), "dog", read_plate(plate), True) == str(tmp_path / "dog.####.exr")
+    # hint masks: one pattern per object, PATTERN@NAME joined by ';' (an '@' inside a pattern names nothing)
+    masks = roto.RotoSpec(plate=plate, output=str(tmp_path / "m.####.png"), box=f"1001:{RECT}@rect",
+                          hint_mask="/h/disc.####.png@disc;/h/v@2.####.png")
+    assert objects.names(masks) == ["disc", "1", "rect"]
+    parts = dict(objects.split(masks, read_plate(plate)))
+    assert parts["disc"].hint_mask == "/h/disc.####.png" and parts["1"].hint_mask == "/h/v@2.####.png"
+    assert parts["rect"].hint_mask is None and parts["disc"].box is None
+    lone = roto.RotoSpec(plate=plate, output=str(tmp_path / "m.####.png"), hint_mask="/h/disc.####.png@disc")
+    assert objects.split(lone, read_plate(plate)) is None and objects.strip(lone).hint_mask == "/h/disc.####.png"
+    twice = roto.RotoSpec(plate=plate, output=str(tmp_path / "m.####.png"), hint_mask="/h/a.####.png@d;/h/b.####.png@d")
+    with pytest.raises(InputError, match="two patterns"):
+        objects.names(twice)
 
 
 def read_plate(plate: str):

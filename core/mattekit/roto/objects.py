@@ -1,9 +1,11 @@
 """Several objects in one shot: each keyframe hint names its object, each object is a roto job of its own.
 
 A hint's object is a suffix ``@NAME`` on its value: ``--box 1001:10,10,80,90@dog --box 1001:100,20,160,90@swan``,
-``--point 1010:40,50@dog``. A hint without a suffix belongs to object ``1``, and so do the ``--hint-mask``
-files (a pattern may itself hold ``@``, so it takes no suffix). Names are letters, digits, ``_`` and ``-``; two
-names that differ only in case are refused (they would name one file on a case-insensitive disk).
+``--point 1010:40,50@dog``. A hint without a suffix belongs to object ``1``. ``--hint-mask`` takes one pattern per
+object, each with its suffix, joined by ``;`` (``masks/dog.####.png@dog;masks/swan.####.png@swan``, as the Blender
+add-on sends a Mask's layers); a pattern's ``@`` counts only before a name that ends it (a pattern ends in a file
+suffix such as ``.png``). Names are letters, digits, ``_`` and ``-``; two names that differ only in case are
+refused (they would name one file on a case-insensitive disk).
 
 Each object writes its own matte sequence: with ``{object}`` in the output pattern (``mattes/{object}.####.png``)
 the name replaces it; otherwise, when there are several objects, ``_NAME`` joins the pattern's name before the frame
@@ -43,9 +45,26 @@ def _split(text: str | None, option: str) -> dict[str, list[str]]:
     return found
 
 
+def _masks(text: str | None) -> dict[str, str]:
+    """'a.####.png@dog;b.####.png' -> {'dog': 'a.####.png', '1': 'b.####.png'}; one pattern per object."""
+    found: dict[str, str] = {}
+    for part in (p.strip() for p in (text or "").split(";")):
+        if not part:
+            continue
+        pattern, at, name = part.rpartition("@")
+        if not at or not _NAME.fullmatch(name.strip()):
+            pattern, name = part, DEFAULT
+        name = name.strip()
+        if name in found:
+            raise InputError(f"The --hint-mask gives object {name!r} two patterns ({found[name]} and {pattern}): give "
+                             "each object one pattern, PATTERN@NAME, joined by ';'.")
+        found[name] = pattern.strip()
+    return found
+
+
 def names(spec) -> list[str]:
-    """The objects the job's hints name, in the order they first appear (``1`` first when it has hints)."""
-    seen: list[str] = [DEFAULT] if spec.hint_mask else []
+    """The objects the job's hints name, in the order they first appear (the hint masks' first)."""
+    seen: list[str] = list(_masks(spec.hint_mask))
     for option in HINTS:
         for name in _split(getattr(spec, option), option):
             if name not in seen:
@@ -74,7 +93,8 @@ def strip(spec):
     objects = names(spec)
     if not objects or objects == [DEFAULT]:
         return spec
-    return dataclasses.replace(spec, **{o: _joined(_split(getattr(spec, o), o).get(objects[0])) for o in HINTS})
+    return dataclasses.replace(spec, hint_mask=_masks(spec.hint_mask).get(objects[0]),
+                               **{o: _joined(_split(getattr(spec, o), o).get(objects[0])) for o in HINTS})
 
 
 def _joined(values: list[str] | None) -> str | None:
@@ -84,7 +104,7 @@ def _joined(values: list[str] | None) -> str | None:
 def _only(spec, name: str, plate, rename: bool):
     """The spec of object ``name``'s job: its hints (the hint masks for object 1) and its output patterns."""
     changes = {o: _joined(_split(getattr(spec, o), o).get(name)) for o in HINTS}
-    changes["hint_mask"] = spec.hint_mask if name == DEFAULT else None
+    changes["hint_mask"] = _masks(spec.hint_mask).get(name)
     for option in OUTPUTS:
         value = getattr(spec, option)
         if option == "layers" and value and PLACEHOLDER not in value:

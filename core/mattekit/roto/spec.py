@@ -71,7 +71,8 @@ class RotoSpec:
     exclude: str | None = option(None, "a point not on the subject on a keyframe: FRAME:x,y (repeatable): the part "
                                  "there is left out on that frame", repeat=True, label="Keyframe exclude points")
     hint_mask: str | None = option(None, "keyframe hint masks: a pattern such as masks/####.png (white = subject, the "
-                                   "plate's size and frame numbers); each existing file makes its frame a keyframe",
+                                   "plate's size and frame numbers); each existing file makes its frame a keyframe "
+                                   "(PATTERN@NAME;PATTERN@NAME: one pattern per object)",
                                    path=True, label="Keyframe hint masks")
     overwrite: bool = option(False, "recompute every frame, even finished ones or ones made with other settings")
 

@@ -87,7 +87,12 @@ class PathPolicy:
         self.allowed = [os.path.realpath(os.path.expanduser(p)) for p in folders]
 
     def check(self, field_name: str, path: str) -> None:
-        """OptionError unless ``path`` (a pattern, file or folder; it need not exist yet) is allowed."""
+        """OptionError unless ``path`` (a pattern, file or folder; it need not exist yet) is allowed; a value
+        holding several, joined by ';' (``hint_mask``: PATTERN@NAME;PATTERN@NAME), has each checked."""
+        if ";" in path:
+            for part in filter(None, (p.strip() for p in path.split(";"))):
+                self.check(field_name, part)
+            return
         parts = path.replace("\\", "/").split("/")
         if ".." in parts:
             raise OptionError(f"Option '{field_name}' must not contain '..' ({path!r}).")
