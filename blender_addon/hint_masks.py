@@ -3,8 +3,11 @@
 The mask is rendered through a temporary compositor scene (a Mask node into the output, at the
 plate's size) on each hint frame, to ``<output>/hints/<plate>_hint.####.png`` numbered like the
 plate's files; the job's ``hint_mask`` option is that pattern, so each file is a keyframe whose
-white part is the subject (mattekit carries it to the other frames). Rendering needs no numpy and
-works headless (bpy as a module included).
+white part is the subject (mattekit carries it to the other frames). A mask whose layers outline
+several subjects (two or more layers with splines) gives one object per layer, named after it:
+each layer is rendered alone to ``<plate>_hint_<NAME>.####.png`` and the option is
+``PATTERN@NAME;PATTERN@NAME``, so the job writes one matte sequence per object. Rendering needs no
+numpy and works headless (bpy as a module included).
 """
 
 import glob
@@ -16,6 +19,7 @@ import bpy
 from . import nodes
 
 _RANGE = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_-]+")  # what an object name (mattekit roto's) cannot hold
 
 
 def parse_frames(text, current):
@@ -46,14 +50,52 @@ def _plate_size(plate):
     return width, height
 
 
-def render(mask, plate, scene_frames, folder):
-    """Render ``mask`` on ``scene_frames`` into ``folder``; returns the frame pattern (``####``)."""
-    width, height = _plate_size(plate)
+def objects(mask):
+    """[(MaskLayer, object name)] for a mask whose layers outline several subjects (two or more layers with
+    splines), names from the layers' (letters, digits, _ and -, unique whatever the case); [] otherwise."""
+    layers = [layer for layer in mask.layers if len(layer.splines)]
+    if len(layers) < 2:
+        return []
+    named, seen = [], set()
+    for layer in layers:
+        base = _NOT_NAME.sub("_", layer.name).strip("_") or "object"
+        name, n = base, 2
+        while name.lower() in seen:
+            name, n = "%s_%d" % (base, n), n + 1
+        seen.add(name.lower())
+        named.append((layer, name))
+    return named
+
+
+def hint_option(mask, plate, scene_frames, folder):
+    """Render ``mask`` on ``scene_frames`` into ``folder`` (hint files of earlier runs removed): the job's
+    ``hint_mask`` value and the object names ([] for one subject)."""
     os.makedirs(folder, exist_ok=True)
     stem = os.path.basename(plate.matte_pattern(folder)).split("_matte.")[0]
-    pattern = os.path.join(folder, "%s_hint.####.png" % stem)
-    for old in glob.glob(pattern.replace("####", "[0-9]" * 4)):  # earlier hint frames are no keyframes now
-        os.remove(old)
+    earlier = re.compile(r"^%s_hint(_[A-Za-z0-9_-]+)?\.\d+\.png$" % re.escape(stem))
+    for old in glob.glob(os.path.join(glob.escape(folder), stem + "_hint*.png")):  # no keyframes now
+        if earlier.match(os.path.basename(old)):
+            os.remove(old)
+    named = objects(mask)
+    if not named:
+        return render(mask, plate, scene_frames, os.path.join(folder, "%s_hint.####.png" % stem)), []
+    hidden = [(layer, layer.hide_render) for layer in mask.layers]
+    value = []
+    try:
+        for layer, name in named:
+            for other, _ in hidden:
+                other.hide_render = other != layer
+            value.append(render(mask, plate, scene_frames, os.path.join(folder, "%s_hint_%s.####.png" % (stem, name)))
+                         + "@" + name)
+    finally:
+        for layer, was in hidden:
+            layer.hide_render = was
+    return ";".join(value), [name for _, name in named]
+
+
+def render(mask, plate, scene_frames, pattern):
+    """Render ``mask`` on ``scene_frames`` to the files of ``pattern`` (``####``: the plate's file number)."""
+    width, height = _plate_size(plate)
     scene = bpy.data.scenes.new("mattekit hint mask")
     tree = None
     try:

@@ -165,32 +165,53 @@ def load_matte_sequence(first_file):
     return image
 
 
-def build_group(group, image, plate, alpha_socket="Image"):
-    """Fill ``group`` (a CompositorNodeTree) with: input Image -> Set Alpha (Apply Mask, the matte
-    sequence as alpha) -> output Image; the matte itself on output Matte."""
+def build_group(group, mattes, plate, alpha_socket="Image"):
+    """Fill ``group`` (a CompositorNodeTree) for ``mattes`` ([(object name or None, matte sequence image)]):
+    input Image -> Set Alpha (Apply Mask; alpha: the matte, or with several objects their union, the largest
+    value) -> output Image; that alpha on output Matte, and each object's matte on output "Matte NAME"."""
     group.nodes.clear()
-    if not group.interface.items_tree:
-        group.interface.new_socket("Image", in_out="INPUT", socket_type="NodeSocketColor")
-        group.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
-        group.interface.new_socket("Matte", in_out="OUTPUT", socket_type="NodeSocketFloat")
+    wanted = [("INPUT", "Image", "NodeSocketColor"), ("OUTPUT", "Image", "NodeSocketColor"),
+              ("OUTPUT", "Matte", "NodeSocketFloat")]
+    if len(mattes) > 1:
+        wanted += [("OUTPUT", "Matte %s" % name, "NodeSocketFloat") for name, _ in mattes]
+    sockets = [item for item in group.interface.items_tree if item.item_type == "SOCKET"]
+    if [(item.in_out, item.name, item.socket_type) for item in sockets] != wanted:  # another set of objects
+        for item in sockets:
+            group.interface.remove(item)
+        for in_out, name, kind in wanted:
+            group.interface.new_socket(name, in_out=in_out, socket_type=kind)
     inp = group.nodes.new("NodeGroupInput")
     out = group.nodes.new("NodeGroupOutput")
-    matte = group.nodes.new("CompositorNodeImage")
-    matte.name = matte.label = "Matte Sequence"
-    matte.image = image
-    matte.frame_start = plate.frame_start  # the plate's own mapping: matte files carry the plate's numbers
-    matte.frame_duration = plate.frame_duration
-    matte.frame_offset = plate.frame_offset
-    matte.use_cyclic = False
-    matte.use_auto_refresh = True
+    links = group.links
+    alpha = None
+    for i, (name, image) in enumerate(mattes):
+        matte = group.nodes.new("CompositorNodeImage")
+        matte.name = matte.label = "Matte Sequence" + ("" if name is None else " " + name)
+        matte.image = image
+        matte.frame_start = plate.frame_start  # the plate's own mapping: matte files carry the plate's numbers
+        matte.frame_duration = plate.frame_duration
+        matte.frame_offset = plate.frame_offset
+        matte.use_cyclic = False
+        matte.use_auto_refresh = True
+        matte.location = (-500, -150 - 250 * i)
+        if name is not None:
+            links.new(matte.outputs[alpha_socket], out.inputs["Matte %s" % name])
+        if alpha is None:
+            alpha = matte.outputs[alpha_socket]
+            continue
+        union = group.nodes.new("ShaderNodeMath")  # a compositor node in Blender 4.5 and 5.0 alike
+        union.operation = "MAXIMUM"
+        union.location = (-250, -150 - 250 * i)
+        links.new(alpha, union.inputs[0])
+        links.new(matte.outputs[alpha_socket], union.inputs[1])
+        alpha = union.outputs[0]
     apply = group.nodes.new("CompositorNodeSetAlpha")
     set_apply_mask(apply)
-    inp.location, matte.location, apply.location, out.location = (-300, 100), (-300, -150), (0, 0), (250, 0)
-    links = group.links
+    inp.location, apply.location, out.location = (-500, 100), (0, 0), (250, 0)
     links.new(inp.outputs["Image"], apply.inputs["Image"])
-    links.new(matte.outputs[alpha_socket], apply.inputs["Alpha"])
+    links.new(alpha, apply.inputs["Alpha"])
     links.new(apply.outputs["Image"], out.inputs["Image"])
-    links.new(matte.outputs[alpha_socket], out.inputs["Matte"])
+    links.new(alpha, out.inputs["Matte"])
     return group
 
 

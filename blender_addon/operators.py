@@ -114,18 +114,29 @@ class Plan:
             space = plate_colorspace(self.plate)
             if space:
                 self.options["colorspace"] = space
+        self.objects = []  # the objects a Mask's layers name (several subjects), else one unnamed
         if settings.hint_mask is not None:  # the subject drawn as a Mask: rendered on its frames, sent as keyframes
             frames = hint_masks.parse_frames(settings.hint_frames, scene.frame_current)
-            self.options["hint_mask"] = hint_masks.render(settings.hint_mask, self.plate, frames,
-                                                          os.path.join(self.folder, "hints"))
+            self.options["hint_mask"], self.objects = hint_masks.hint_option(
+                settings.hint_mask, self.plate, frames, os.path.join(self.folder, "hints"))
 
-    def matte_file(self, number):
+    def object_pattern(self, name=None):
+        """The matte pattern of object ``name`` (None: the one subject): ``_NAME`` joined to the file name
+        before the frame number, as mattekit roto names each object's mattes."""
+        if name is None:
+            return self.pattern
         head, tail = self.pattern.split("#", 1)
+        stem = head.rstrip("._-")
+        return "%s_%s%s#%s" % (stem, name, head[len(stem):], tail)
+
+    def matte_file(self, number, name=None):
+        head, tail = self.object_pattern(name).split("#", 1)
         digits = tail.count("#") + 1
         return head + ("%0*d" % (digits, number)) + tail.lstrip("#")
 
     def missing(self):
-        return [n for n in range(self.first, self.last + 1) if not os.path.isfile(self.matte_file(n))]
+        return [self.matte_file(n, name) for name in (self.objects or [None]) for n in range(self.first, self.last + 1)
+                if not os.path.isfile(self.matte_file(n, name))]
 
 
 def _start(run, python):
@@ -163,13 +174,13 @@ def finish(context, plan):
     """Create or update the AI Matte node group after the plate node; returns the group node."""
     missing = plan.missing()
     if missing:
-        raise ValueError("%d matte file(s) are missing after the job (first: %s)." % (len(missing), plan.matte_file(missing[0])))
+        raise ValueError("%d matte file(s) are missing after the job (first: %s)." % (len(missing), missing[0]))
     tree = nodes.scene_tree(context.scene, create=True)
     plate_node = (nodes.find_plate_node(tree, plan.plate.kind, plan.plate.datablock)
                   or nodes.add_plate_node(tree, plan.plate))
-    image = nodes.load_matte_sequence(plan.matte_file(plan.first))
+    mattes = [(name, nodes.load_matte_sequence(plan.matte_file(plan.first, name))) for name in (plan.objects or [None])]
     group_node = nodes.matte_group_after(tree, plate_node)
-    nodes.build_group(group_node.node_tree, image, plan.plate, "Alpha" if plan.suffix == ".exr" else "Image")
+    nodes.build_group(group_node.node_tree, mattes, plan.plate, "Alpha" if plan.suffix == ".exr" else "Image")
     nodes.wire(tree, plate_node, group_node)
     return group_node
 

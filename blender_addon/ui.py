@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import operators, schema
+from . import hint_masks, operators, schema
 
 
 class MattekitAIMatteSettings(bpy.types.PropertyGroup):
@@ -56,6 +56,9 @@ def draw_panel(layout, context):
     hint.prop(settings, "hint_mask")
     if settings.hint_mask is not None:
         hint.prop(settings, "hint_frames")
+        named = hint_masks.objects(settings.hint_mask)
+        if named:  # a layer per subject: one matte each
+            hint.label(text="Objects: " + ", ".join(name for _, name in named))
     options = schema.job_options()
     if options:
         schema.draw(layout.column(), settings.job, options)

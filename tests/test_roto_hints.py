@@ -214,10 +214,11 @@ def test_kill_and_resume_with_hints_gives_identical_files(shared, mirror, tmp_pa
 # ----------------------------------------------------------------------------------- Blender
 
 def blender_hint_run(version: str, shared: Path, tmp_path: Path, monkeypatch, frames: int, model: str | None = None,
-                     weights: Path | None = None) -> tuple[dict, Path]:
+                     weights: Path | None = None, both: bool = False) -> tuple[dict, Path]:
     """In real bpy (``version``): the add-on's operator on a two-subject plate of ``frames`` frames, a Mask datablock
-    drawn around the left subject on frame 1 as the hint, ``model`` (u2netp by default; ``weights``: a file added to
-    the worker as that model's derived copy). (The script's RESULT record, the mattes folder.)"""
+    drawn around the left subject on frame 1 as the hint (``both``: a second layer around the right one), ``model``
+    (u2netp by default; ``weights``: a file added to the worker as that model's derived copy). (The script's RESULT
+    record, the mattes folder.)"""
     from test_blender_e2e import bpy_python, shutdown_worker
     from test_install_gimp import install_module
 
@@ -243,7 +244,8 @@ def blender_hint_run(version: str, shared: Path, tmp_path: Path, monkeypatch, fr
     script = Path(__file__).parent / "blender" / "hint_mask.py"
     try:  # the mask's space: x 0..1 across the width, y centred: 0.3..0.7 covers the 120 rows of the 428-wide plate
         run = subprocess.run([str(python), str(script), str(tmp_path), plate.replace("####", "0001"), str(output),
-                              "0.01", "0.3", "0.48", "0.7", *([model] if model else [])], env=env, capture_output=True,
+                              "0.01", "0.3", "0.48", "0.7", *([model or "u2netp"] if model or both else []),
+                              *(["0.52", "0.3", "0.99", "0.7"] if both else [])], env=env, capture_output=True,
                              text=True, timeout=900)
     finally:
         shutdown_worker()
@@ -253,6 +255,8 @@ def blender_hint_run(version: str, shared: Path, tmp_path: Path, monkeypatch, fr
 
     result = json.loads(lines[-1][len("RESULT "):])
     assert result["operator"] == ["FINISHED"], run.stdout[-3000:]
+    if both:
+        return result, output
     assert result["hints"] == ["plate_hint.0001.png"]
     hint = read_image(output / "hints" / "plate_hint.0001.png").pixels[..., 0]
     assert hint[:, 20:190].min() > 0.5 and hint[:, 214:].max() < 0.5  # the mask as drawn, on the plate's pixels
@@ -271,6 +275,29 @@ def test_blender_mask_datablock_picks_the_subject(version, shared, tmp_path, mon
     for path in sorted(output.glob("plate_matte.*.png")):
         matte = read_image(path).pixels[..., 0]
         assert matte[:, 220:].max() < 0.5 and matte[:, :214].mean() > 0.05, path.name
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
+def test_blender_mask_layers_are_objects_with_a_matte_each(version, shared, tmp_path, monkeypatch):
+    """Issue 31, item 6, in real bpy: a Mask with two layers (around the left subject, "Dog", and the right one,
+    "Black swan") is two objects: each layer rendered alone as its keyframe hint, one matte sequence per object
+    keeping its subject only, and the AI Matte group outputs their union (Image, Matte) and each object's matte;
+    the layers' render visibility is as the artist left it."""
+    result, output = blender_hint_run(version, shared, tmp_path, monkeypatch, 2, both=True)
+    assert result["hints"] == ["plate_hint_Black_swan.0001.png", "plate_hint_Dog.0001.png"], result
+    assert result["outputs"] == ["Image", "Matte", "Matte Dog", "Matte Black_swan"], result
+    assert result["hide_render"] == [False, False]
+    dog, swan = (read_image(output / "hints" / f"plate_hint_{n}.0001.png").pixels[..., 0] for n in ("Dog", "Black_swan"))
+    assert dog[:, 20:190].min() > 0.5 and dog[:, 214:].max() < 0.5, "the Dog layer alone"
+    assert swan[:, 240:410].min() > 0.5 and swan[:, :200].max() < 0.5, "the Black swan layer alone"
+    for name, keeps, leaves in (("Dog", slice(0, 200), slice(220, None)), ("Black_swan", slice(228, None), slice(0, 208))):
+        found = sorted(output.glob(f"plate_matte_{name}.*.png"))
+        assert [p.name for p in found] == [f"plate_matte_{name}.{n:04d}.png" for n in (1, 2)], name
+        for path in found:
+            matte = read_image(path).pixels[..., 0]
+            assert matte[:, leaves].max() < 0.5 and matte[:, keeps].mean() > 0.02, path.name
 
 
 @pytest.mark.blender
