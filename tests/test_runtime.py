@@ -17,6 +17,24 @@ def test_input_size_policies():
     # MODNet: inside the reference size nothing changes but the multiple of 32.
     assert runtime.input_size(InputSpec(ref_size=512, multiple=32), 400, 600) == (384, 576)
     assert runtime.input_size(InputSpec(ref_size=512, multiple=32), 1000, 2000) == (512, 1024)
+    # BiRefNet_dynamic: the photo's own size floored to multiples of 32, shrunk (aspect kept) to a long side <= 2304
+    dynamic = catalog.load().get("birefnet-dynamic").input
+    assert runtime.input_size(dynamic, 6000, 8000) == (1728, 2304)  # 50 MP 4:3
+    assert runtime.input_size(dynamic, 8000, 6000) == (2304, 1728)
+    assert runtime.input_size(dynamic, 450, 600) == (448, 576)  # small photos at (about) their own size
+    assert runtime.input_size(dynamic, 20, 30) == (32, 32)
+    assert catalog.load().get("birefnet-hr").input.size == (2048, 2048)
+
+
+def test_a_big_photo_model_without_the_memory_it_needs_is_one_sentence(monkeypatch):
+    """The big-photo BiRefNets declare their measured peak (catalog ``memory_gb``); on a CPU with less free the
+    load is refused before any weights are looked for, not left to swap or to the kernel's OOM killer."""
+    monkeypatch.setattr(runtime.engines, "available_memory", lambda device: 4 * 2 ** 30)
+    with pytest.raises(MattekitError, match=r"^Model 'birefnet-hr' needs about 13.5 GiB of memory on the CPU and "
+                                            r"4.0 GiB is free; .*birefnet-general"):
+        runtime.ModelCache().get("birefnet-hr", "segment", "cpu")
+    assert catalog.load().get("birefnet-dynamic").extra["memory_gb"] == 13
+    assert "memory_gb" not in catalog.load().get("birefnet-general").extra  # the 1024 px ones fit (4.8 GiB)
 
 
 def test_prepare_bgr_quirk_of_the_portrait_nets():

@@ -29,7 +29,8 @@ class InputSpec:
 
     Sizing: ``size`` = fixed (H, W), aspect not kept; otherwise the image is scaled so
     its short side is ``short_side`` (or, with ``ref_size``, the MODNet rule) and each side
-    is rounded to a ``multiple``. ``resize``: "bilinear", "area", "cubic", "lanczos" (PIL's, as rembg) or "torch-area" (PyTorch's area mode).
+    is rounded to a ``multiple``; with none of them the image keeps its own size (shrunk, aspect kept,
+    until its long side is at most ``max_side`` when one is given) floored to a ``multiple``. ``resize``: "bilinear", "area", "cubic", "lanczos" (PIL's, as rembg) or "torch-area" (PyTorch's area mode).
     Values: colour order, optional division by the image's own max, optional uint8
     truncation after resizing, then ``(x - mean) / std * extra_scale`` on the 0..1 scale.
     """
@@ -38,6 +39,7 @@ class InputSpec:
     short_side: int | None = None
     ref_size: int | None = None
     multiple: int = 1
+    max_side: int | None = None
     resize: str = "bilinear"
     colour_order: str = "RGB"
     divide_by_max: bool = False

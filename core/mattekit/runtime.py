@@ -43,6 +43,9 @@ def input_size(spec: InputSpec, height: int, width: int) -> tuple[int, int]:
             return y if y >= spec.short_side or x < spec.short_side else int(np.ceil(x / m) * m)
 
         return fit(height * scale), fit(width * scale)
+    if spec.max_side is not None and max(height, width) > spec.max_side:  # BiRefNet_dynamic: bounded, aspect kept
+        scale = spec.max_side / max(height, width)
+        height, width = round(height * scale), round(width * scale)
     return height - height % m or m, width - width % m or m
 
 
@@ -186,6 +189,20 @@ def engine_plan(entry: ModelEntry, device: str | torch.device | None = "auto", b
     return dev, backend, engines.engine_precision(backend, precision, dev, entry.half, entry.cpu_bf16)
 
 
+def check_memory(entry: ModelEntry, device: torch.device) -> None:
+    """MattekitError (one sentence) when ``entry`` runs on the CPU and this machine has less memory free than the
+    catalog's ``memory_gb`` for it (the peak of a whole ``remove`` of a 50 MP photo, measured: the big-photo
+    BiRefNets take 13-13.5 GiB), rather than a machine that swaps or a process the kernel kills."""
+    need = entry.extra.get("memory_gb")
+    if need is None or device.type != "cpu":
+        return
+    free = engines.available_memory(device) / 2 ** 30
+    if free < need:
+        raise MattekitError(f"Model '{entry.name}' needs about {need:g} GiB of memory on the CPU and {free:.1f} GiB is "
+                            f"free; close other programs, or use a model that runs at 1024 px (birefnet-general, "
+                            f"birefnet-matting).")
+
+
 class ModelCache:
     """Loaded predictors, each loaded once, owned by whoever made the cache (a CLI run, the worker,
     the Python API). Keyed by model name, device, weights file, backend and precision; thread-safe."""
@@ -209,6 +226,7 @@ class ModelCache:
         key = (entry.name, str(dev), str(weights_path or ""), backend, dtype)
         with self._lock:
             if key not in self._loaded:
+                check_memory(entry, dev)  # before its weights are looked for or loaded
                 if entry.notice and entry.name not in _NOTICES_SHOWN:
                     print(f"mattekit: {entry.notice}", file=sys.stderr)
                     _NOTICES_SHOWN.add(entry.name)
