@@ -9,10 +9,15 @@ from mattekit.cli import main
 
 
 def table(out: str) -> dict[str, list[str]]:
+    """{model: [model, task, weights, device, engine, precision, why this engine]}: the columns cut where the
+    header's names start (a value may hold spaces: "on disk", "in mirror", "measured (shipped): ...")."""
     lines = out.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("model "))
-    # model, task, weights, device, engine, precision, then the reason for the engine (several words)
-    return {line.split()[0]: line.split(None, 6) for line in lines[start + 1:]}
+    header = lines[start]
+    names = ("model", "task", "weights", "device", "engine", "precision", "why this engine")
+    cuts = [header.index(name) for name in names] + [None]
+    rows = [[line[a:b].strip() for a, b in zip(cuts, cuts[1:])] for line in lines[start + 1:]]
+    return {row[0]: row for row in rows}
 
 
 def test_doctor_plans_every_model_on_the_cpu_in_fp32(capsys, monkeypatch):
