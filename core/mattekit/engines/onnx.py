@@ -105,9 +105,9 @@ class OnnxEngine:
         if not self.path.is_file():
             print(f"mattekit: exporting {self.path.name} to ONNX once (cached for later runs)...", file=sys.stderr)
             export_onnx(self.net, self.path, index, example, dynamic_size)
-        from ..onnx_import import session_options
+        from ..onnx_import import run_options, session_options
 
-        options = session_options(ort, threads)
+        options, self.run_options = session_options(ort, threads), run_options(ort)
         self.threads = options.intra_op_num_threads
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
@@ -125,7 +125,7 @@ class OnnxEngine:
         feed = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
         if self.static_batch and feed.shape[0] > 1:
             return torch.cat([self(x[i : i + 1]) for i in range(feed.shape[0])])
-        return torch.from_numpy(self.session.run(None, {self.input_name: feed})[0])
+        return torch.from_numpy(self.session.run(None, {self.input_name: feed}, self.run_options)[0])
 
 
 class OnnxFileEngine:
