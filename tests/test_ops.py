@@ -47,3 +47,38 @@ def test_between_is_numpys_strict_comparison(low, high):
                           (ops.between(x.astype(np.float64), low, high), (x.astype(np.float64) > low) & (x.astype(np.float64) < high)),
                           (ops.between(x[:0], low, high), want[:0])):
         assert got.dtype == bool and np.array_equal(got, expected)
+
+
+def test_each_tile_spreads_the_calls_over_threads_and_keeps_their_order(monkeypatch):
+    """ops.each_tile: the results in the tiles' order, the calls on several threads where cores allow (forced here:
+    a 1-core CI machine must take the path too), inline from inside such a thread, one thread with the cap at 1,
+    and a tile's exception raised in the caller."""
+    import threading
+    import time
+
+    monkeypatch.setattr(ops, "cpu_count", lambda: 4)
+    seen = set()
+
+    def work(tile):
+        here = threading.current_thread().name
+        seen.add(here)
+        time.sleep(0.005)  # (lets go of the GIL, as the band's arithmetic does: the pool takes more threads)
+        return tile * tile, here, ops.each_tile(lambda t: threading.current_thread().name, [1, 2])
+
+    results = ops.each_tile(work, list(range(40)))
+    assert [r[0] for r in results] == [t * t for t in range(40)]
+    assert all(name.startswith("mattekit-tile") for name in seen) and len(seen) > 1
+    assert all(nested == [here, here] for _, here, nested in results)  # inline: no pool waiting on itself
+    monkeypatch.setenv("MATTEKIT_FINISH_THREADS", "1")
+    seen.clear()
+    ops.each_tile(work, list(range(8)))
+    assert seen == {threading.current_thread().name}
+    monkeypatch.delenv("MATTEKIT_FINISH_THREADS")
+
+    def fails(tile):
+        if tile == 5:
+            raise ValueError("tile 5")
+        return tile
+
+    with pytest.raises(ValueError, match="tile 5"):
+        ops.each_tile(fails, list(range(10)))

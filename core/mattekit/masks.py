@@ -69,7 +69,7 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     Upsampling by ``upsampling`` (:func:`upsample`); where the model is sure (probability <= 0.1 or >= 0.9) the result is 0 or 1.
     In the uncertain band (unsure pixels widened by ``GROW`` x the upsampling factor) a colour guided
     filter of radius ``RADIUS`` x the factor moves the edge onto the photo's edges; it runs in the
-    band's tiles only, so its cost follows the band, not the image. Where the network saw the photo
+    band's tiles only (on every core: :func:`mattekit.ops.each_tile`), so its cost follows the band, not the image. Where the network saw the photo
     at full resolution or more (factor <= 1) only the rounding applies. ``soft``: no rounding (the map
     is a matting model's alpha). Returns float32 H x W in [0,1]: the only full-size array made (the
     tiles' results are kept until all tiles have read the upsampled map, then written into it).
@@ -83,14 +83,15 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     radius = max(2, round(RADIUS * factor))
     subsample = max(1, round(factor / 4))
     margin = 2 * radius + 2 * subsample
-    done = []
-    for box in ops.tiles_holding(unsure(mask), grow, TILE):
+
+    def filtered(box):
         band = edge_band(mask, grow, box)
         outer, inner = ops.grown(box, margin, mask.shape)
         guide = ops.unit_float(image[outer][..., :3])
-        filtered = ops.guided_filter(guide, mask[outer], radius, eps=EPS, subsample=subsample)[inner]
-        done.append((box, band, np.clip(filtered[band], 0.0, 1.0)))
-    for box, band, values in done:
+        values = ops.guided_filter(guide, mask[outer], radius, eps=EPS, subsample=subsample)[inner]
+        return box, band, np.clip(values[band], 0.0, 1.0)
+
+    for box, band, values in ops.each_tile(filtered, ops.tiles_holding(unsure(mask), grow, TILE)):
         mask[box][band] = values
     return mask if soft else round_sure(mask)
 
@@ -111,7 +112,7 @@ def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, i
     """The subject's alpha (H x W float32 [0,1]) for a full-resolution mask (H x W) of ``image`` (H x W x 3|4:
     float32 [0,1], or uint8/uint16, made float a window at a time): the mask itself, or
     with ``matting`` its uncertain edge matted (:func:`mattekit.matting.entry.alpha_from_mask`) in the
-    ``MATTE_TILE`` blocks holding unsure pixels, each from a window with ``matte_margin`` px of context
+    ``MATTE_TILE`` blocks holding unsure pixels (on every core: :func:`mattekit.ops.each_tile`), each from a window with ``matte_margin`` px of context
     and the whole photo's size-dependent choices. The matte decides how soft the edge is, not where it
     lies: a pixel keeps the mask's side of 0.5. ``in_place``: the alpha is written into ``mask`` (no
     full-size copy; the tiles' results wait until every window has read the mask)."""
@@ -121,13 +122,15 @@ def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, i
     band = trimaps.band_width(*mask.shape)
     options = MattingOptions(band=band)
     margin = matte_margin(*mask.shape)
-    done = []
-    for box in ops.tiles_holding(doubt, band, MATTE_TILE):
+
+    def matted(box):
         window, inner = ops.grown(box, margin, mask.shape)
         colours = ops.unit_float(image[window][..., :3])
-        matted = matte_edge(colours, mask[window], options, extent=mask.shape)[inner]
+        values = matte_edge(colours, mask[window], options, extent=mask.shape)[inner]
         region = mask[box]
-        done.append((box, np.where((matted >= 0.5) == (region >= 0.5), matted, region)))
+        return box, np.where((values >= 0.5) == (region >= 0.5), values, region)
+
+    done = ops.each_tile(matted, ops.tiles_holding(doubt, band, MATTE_TILE))
     out = mask if in_place else mask.copy()
     for box, values in done:
         out[box] = values

@@ -1,8 +1,18 @@
 """Small image operations shared by the tasks. Arrays are float32, H x W (x C), values in [0,1]."""
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence, TypeVar
+
 import cv2
 import numpy as np
+
+from .machine import cpu_count
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -299,6 +309,35 @@ def grown(box: tuple[slice, slice], margin: int, shape: tuple[int, ...]) -> tupl
     y0, x0 = max(0, ys.start - margin), max(0, xs.start - margin)
     outer = (slice(y0, min(shape[0], ys.stop + margin)), slice(x0, min(shape[1], xs.stop + margin)))
     return outer, (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
+
+
+_POOL: dict[str, ThreadPoolExecutor] = {}
+_POOL_LOCK = threading.Lock()
+_IN_POOL = threading.local()
+
+
+def each_tile(work: Callable[[_Item], _Result], tiles: Sequence[_Item]) -> list[_Result]:
+    """``[work(tile) for tile in tiles]``, the calls spread over one thread per core (the band's numpy and
+    OpenCV arithmetic lets go of the GIL), the results in the tiles' order. ``work`` must only read shared
+    arrays: the caller writes the results once all are made. One tile, one core, or a call from inside such a
+    thread: in this thread. ``$MATTEKIT_FINISH_THREADS`` caps the threads (1: none)."""
+    threads = min(len(tiles), cpu_count(), _thread_cap())
+    if threads <= 1 or getattr(_IN_POOL, "inside", False):
+        return [work(tile) for tile in tiles]
+    with _POOL_LOCK:
+        pool = _POOL.get("tiles")
+        if pool is None or pool._max_workers < threads:  # noqa: SLF001 - grown when the affinity grew
+            pool = _POOL["tiles"] = ThreadPoolExecutor(cpu_count(), "mattekit-tile", initializer=_mark_pool_thread)
+    return list(pool.map(work, tiles))
+
+
+def _mark_pool_thread() -> None:
+    _IN_POOL.inside = True
+
+
+def _thread_cap() -> int:
+    text = os.environ.get("MATTEKIT_FINISH_THREADS", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else 1 << 16
 
 
 def parse_colour(text: str) -> tuple[float, float, float]:

@@ -117,7 +117,9 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
             _tiled_sweeps(img, a, fg, bg, count, eps, gamma)
     img = a = colours = None
     filled = result()
-    for box in ops.tiles_holding(partial, 0, TILE):  # the full size: tiles with a halo of its sweeps
+    kind = filled.dtype
+
+    def solved(box):  # the full size: a tile with a halo of its sweeps
         window, inner = ops.grown(box, counts[-1], (h, w))
         here = partial[box]
         img = np.ascontiguousarray(ops.unit_float(image[window][..., :3]))
@@ -127,21 +129,29 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
             seeds = (_sample(c, window, (h, w)) for c in (fg, bg))
         f, _ = _sweeps(img, alpha[window], *seeds, counts[-1], eps, gamma)
         colours = f[inner][here]
-        if filled.dtype.kind in "ui":
-            colours = ops.quantise(colours[None], 16 if filled.dtype == np.uint16 else 8)[0]
+        if kind.kind in "ui":
+            colours = ops.quantise(colours[None], 16 if kind == np.uint16 else 8)[0]
+        return box, here, colours
+
+    for box, here, colours in ops.each_tile(solved, ops.tiles_holding(partial, 0, TILE)):
         filled[box][here, :3] = colours
     return filled[..., :3]
 
 
 def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma) -> None:
-    """The sweeps of :func:`_sweeps` tile by tile, in place, skipping tiles without partial alpha.
-    A tile is computed with a halo of ``count`` pixels, so its interior is exactly what the
-    whole-level sweeps give; elsewhere the colours cannot matter and stay as upsampled."""
+    """The sweeps of :func:`_sweeps` tile by tile (on every core: :func:`mattekit.ops.each_tile`), skipping tiles
+    without partial alpha, written into ``fg`` and ``bg`` once every tile is solved. A tile is computed from the
+    level's starting values with a halo of ``count`` pixels, so its interior is what the whole-level sweeps give;
+    elsewhere the colours cannot matter and stay as upsampled."""
     reach = ops.between(alpha, PARTIAL, 1.0 - PARTIAL)
-    for box in ops.tiles_holding(reach, count, TILE):
+
+    def swept(box):
         window, inner = ops.grown(box, count, alpha.shape)
         f, b = _sweeps(image[window], alpha[window], fg[window], bg[window], count, eps, gamma)
-        fg[box], bg[box] = f[inner], b[inner]
+        return box, f[inner], b[inner]
+
+    for box, f, b in ops.each_tile(swept, ops.tiles_holding(reach, count, TILE)):
+        fg[box], bg[box] = f, b
 
 
 def _sizes(h: int, w: int, start_size: int) -> list[tuple[int, int]]:
