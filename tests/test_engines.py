@@ -16,6 +16,7 @@ from engine_nets import NETS, atol, load_net, reference
 from mattekit import catalog, engines
 from mattekit.engines import policy
 from mattekit.engines.cpu_graph import max_pool_2x2
+from mattekit.engines.torch_engine import select_output
 from mattekit.engines.winograd import winograd_f2, winograd_f2_weights
 from mattekit.errors import MattekitError
 
@@ -68,6 +69,29 @@ def test_bf16_on_cpu_stays_close(name, golden, shared):
 
     for x, ref in zip(xs, refs):  # a square and an odd-sized input
         assert (norm(engine(x).float()) - norm(ref)).abs().mean().item() < 0.01
+
+
+def test_bf16_on_cpu_runs_depthwise_convolutions_in_nchw():
+    """The CPU bf16 engine runs every depthwise convolution on NCHW memory, its weight in NCHW's own strides (a
+    C x 1 x 1 x k weight's strides otherwise read as channels-last): oneDNN's channels-last bf16 depthwise kernel hung
+    in its code generation on ExtremeC3's 1x15 convolutions on an AVX-512 BF16 CPU. ExtremeC3 at 224 then runs, and
+    stays close to fp32 (seeded weights)."""
+    from mattekit import nets
+    from mattekit.engines.cpu_graph import DepthwiseNCHW
+
+    torch.manual_seed(0)
+    entry = catalog.load().get("extremec3-portrait")
+    net = nets.build(entry.net, **entry.kwargs).eval()
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        ref = select_output(net(x), entry.output.index)
+    engine = engines.create(net, torch.device("cpu"), backend="torch", precision="bf16", index=entry.output.index)
+    wrapped = [m for m in engine.module.modules() if isinstance(m, DepthwiseNCHW)]
+    depthwise = [m for m in engine.module.modules() if isinstance(m, torch.nn.Conv2d) and 1 < m.groups == m.in_channels]
+    assert wrapped and len(wrapped) == len(depthwise)
+    assert all(m.conv.weight.stride() == torch.empty(m.conv.weight.shape).stride() for m in wrapped)
+    got = engine(x).float()
+    assert got.shape == ref.shape and (got - ref).abs().mean() < 0.05 * ref.abs().mean() + 1e-3
 
 
 @pytest.mark.parametrize("n,c,k,h,w,bias", [(1, 256, 64, 20, 20, True), (2, 128, 32, 7, 9, False), (1, 512, 16, 1, 1, True),
@@ -127,13 +151,41 @@ def test_auto_precision_follows_the_catalog_and_the_cpu(monkeypatch):
 
 def test_auto_never_picks_a_precision_the_catalog_has_not_measured(monkeypatch):
     """On a CPU with native bf16 and on a GPU, ``auto`` lowers the precision only for catalog models whose
-    real-weight figures allowed it: none today (u2netp's bf16 cost 2.5 IoU points on a user's photos)."""
+    real-weight figures allowed it: none today (u2netp's bf16 cost 2.5 IoU points on a user's photos; IS-Net's, native,
+    kept all of grabcut50 within the bounds but moved a DAVIS frame by 3e-3)."""
     monkeypatch.setattr(policy, "native_cpu_bf16", lambda: True)
     cpu = torch.device("cpu")
     for entry in catalog.load().models.values():
         want = torch.bfloat16 if entry.cpu_bf16 else torch.float32
         assert policy.resolve_precision("auto", cpu, entry.half, entry.cpu_bf16) is want, entry.name
     assert not catalog.load().get("u2netp").cpu_bf16 and not catalog.load().get("isnet-general-use").cpu_bf16
+    assert not any(entry.half for entry in catalog.load().models.values())  # fp16 on CUDA: never measured
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_a_model_marked_cpu_bf16_runs_in_bf16_on_torch_where_the_cpu_has_it(monkeypatch, native):
+    """``auto`` on a CPU with native bf16 (claimed, so every machine takes the path): a model marked cpu_bf16 (IS-Net
+    marked so here) runs in bf16 on torch, whatever the fp32 engine table says (ONNX Runtime runs fp32 only); without
+    native bf16 it runs in fp32 on the measured engine; u2netp stays fp32 either way; an asked backend or precision
+    wins."""
+    import dataclasses
+
+    from mattekit import runtime
+    from mattekit.engines import choice
+
+    monkeypatch.setenv("MATTEKIT_CPU_BF16", native)
+    cpu = torch.device("cpu")
+    isnet = dataclasses.replace(catalog.load().get("isnet-general-use"), cpu_bf16=True)
+    u2netp = catalog.load().get("u2netp")
+    fp32_engine = choice.winner("isnet-general-use") or ("torch" if policy.nnpack_available() else "onnx")
+    if not policy.onnx_available():
+        fp32_engine = "torch"
+    want = ("torch", torch.bfloat16) if native == "1" else (fp32_engine, torch.float32)
+    assert runtime.engine_plan(isnet, cpu)[1:] == want
+    assert runtime.engine_plan(u2netp, cpu)[2] is torch.float32
+    assert runtime.engine_plan(isnet, cpu, precision="fp32")[1:] == (fp32_engine, torch.float32)
+    if policy.onnx_available():
+        assert runtime.engine_plan(isnet, cpu, backend="onnx")[1:] == ("onnx", torch.float32)
 
 
 def test_choices_are_checked():

@@ -6,7 +6,8 @@
   NCHW pooling kernel is about 10x slower) and, where NNPACK exists, routes plain 3x3 convolutions
   through ``winograd.conv3x3``;
 - :func:`route_bf16_convs` (bf16) routes the plain 3x3 convolutions of deep layers through
-  ``winograd.conv3x3_bf16`` with their transformed kernels kept as buffers.
+  ``winograd.conv3x3_bf16`` with their transformed kernels kept as buffers;
+- :func:`depthwise_in_nchw` (bf16) runs depthwise convolutions on NCHW memory (:class:`DepthwiseNCHW`).
 
 Nets fx cannot trace (control flow on shapes) are returned as they are and run eagerly.
 """
@@ -189,3 +190,32 @@ def route_bf16_convs(gm: nn.Module) -> bool:
         gm.graph.lint()
         gm.recompile()
     return bool(swapped)
+
+
+class DepthwiseNCHW(nn.Module):
+    """A depthwise ``conv`` (groups == in_channels > 1) run on NCHW memory inside a channels-last bf16 net.
+
+    oneDNN's channels-last bf16 depthwise kernel (brdgmm, on CPUs with AVX-512 BF16) hung in its JIT code
+    generation for ExtremeC3's 1x15 convolutions on 112-px-wide maps (minutes and counting on an AMD Zen 4;
+    a 1x11 kernel, or the same convolution in NCHW, takes milliseconds)."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        # oneDNN follows the weight's layout too, and a C x 1 x 1 x k weight's strides read as channels-last
+        # whether or not it was made so: NCHW's own strides, written out
+        conv.weight.data = torch.empty(conv.weight.shape, dtype=conv.weight.dtype).copy_(conv.weight.data)
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x.contiguous()).contiguous(memory_format=torch.channels_last)
+
+
+def depthwise_in_nchw(module: nn.Module) -> int:
+    """Wrap every depthwise Conv2d of ``module`` (an fx graph or a plain net, already channels-last) in
+    :class:`DepthwiseNCHW`, in place; returns how many."""
+    found = [(parent, name, child) for parent in module.modules() for name, child in parent.named_children()
+             if isinstance(child, nn.Conv2d) and child.groups > 1 and child.groups == child.in_channels
+             and not isinstance(parent, DepthwiseNCHW)]
+    for parent, name, child in found:
+        setattr(parent, name, DepthwiseNCHW(child))
+    return len(found)

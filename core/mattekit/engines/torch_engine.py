@@ -6,7 +6,8 @@ of the net's output (the catalog's ``output.index``, before any activation) on i
 - :class:`TorchEngine` - the net on CUDA / MPS in fp16, bf16 or fp32 (CUDA: channels-last memory,
   cuDNN's heuristic kernel choice, fp32 without TF32, pinned host memory with non-blocking copies), or
   on the CPU in bf16: the BatchNorm-folded net channels-last (oneDNN's direct convolutions use the
-  CPU's bf16 dot products) with the 3x3 convolutions of deep, small layers as Winograd F(2x2, 3x3) products.
+  CPU's bf16 dot products) with the 3x3 convolutions of deep, small layers as Winograd F(2x2, 3x3) products
+  and depthwise convolutions in NCHW (:class:`~mattekit.engines.cpu_graph.DepthwiseNCHW`).
 - :class:`FastCPUEngine` - fp32 on the CPU through the fx-optimised graph of ``cpu_graph``: folded
   BatchNorm, fast 2x2 max-pools, NNPACK Winograd 3x3 convolutions on single-threaded calls. Same
   numbers as eager PyTorch to ~1e-6.
@@ -18,7 +19,7 @@ import contextlib
 import torch
 import torch.nn as nn
 
-from .cpu_graph import fold_batchnorm, optimise_for_cpu, route_bf16_convs
+from .cpu_graph import depthwise_in_nchw, fold_batchnorm, optimise_for_cpu, route_bf16_convs
 from .policy import DTYPE_NAMES
 
 
@@ -88,6 +89,8 @@ class TorchEngine:
         self.net = net.to(device=device, dtype=dtype)
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
+        if device.type == "cpu" and dtype is torch.bfloat16:
+            depthwise_in_nchw(self.module)
         if device.type == "cuda":
             # cuDNN's heuristics, not benchmark mode: benchmarked plans are cached per thread, so every new
             # pipeline worker benchmarked every convolution again (H100, u2netp: 2.4-5.1 s against 0.13-0.16 s).
