@@ -56,16 +56,19 @@ def run(args) -> int:
             continue
         dev, backend, dtype = engine_plan(entry, device)
         rows.append((entry.name, entry.task, cat.availability(entry), str(dev), backend, str(dtype).replace("torch.", ""),
-                     _why(entry, dev)))
+                     _why(entry, dev, dtype)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
     return 0
 
 
-def _why(entry, device) -> str:
-    """Why ``entry`` runs on the engine doctor shows: a catalog pin, a measurement (its ratio), or the rule."""
+def _why(entry, device, dtype) -> str:
+    """Why ``entry`` runs on the engine doctor shows: a catalog pin, the catalog's measured bf16, a measurement (its
+    ratio), or the rule."""
     import os
+
+    import torch
 
     from ..engines import choice
 
@@ -75,6 +78,9 @@ def _why(entry, device) -> str:
         return "$MATTEKIT_BACKEND"
     if device.type != "cpu":
         return "not a CPU"
+    if dtype is torch.bfloat16:  # ONNX Runtime runs fp32 only
+        asked = os.environ.get("MATTEKIT_PRECISION", "auto").lower() not in ("", "auto")
+        return "$MATTEKIT_PRECISION" if asked else "bf16 (catalog, native here)"
     found = choice.measured(entry.name)
     if found is None:
         return "rule"

@@ -29,10 +29,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .policy import available_memory, engine_precision, resolve_backend, select_device
+from .policy import available_memory, engine_precision, resolve_backend, resolve_precision, select_device
 from .torch_engine import FastCPUEngine, TorchEngine, pinned_stack, select_output, to_host, worker_stream
 
-__all__ = ["create", "from_onnx_file", "available_memory", "engine_precision", "resolve_backend", "select_device",
+__all__ = ["create", "from_onnx_file", "available_memory", "engine_precision", "resolve_backend", "resolve_precision",
+           "select_device",
            "pinned_stack", "select_output", "to_host", "worker_stream"]
 
 
