@@ -119,7 +119,7 @@ def test_unsure_is_strictly_between_the_known_levels():
 
 
 def test_the_finish_on_every_core_is_the_one_thread_finish_byte_for_byte(shared, monkeypatch):
-    """Refinement, band matting and decontamination spread their tiles over threads (ops.each_tile): a 2.4 MP
+    """Refinement and decontamination spread their tiles over threads (ops.each_tile): a 2.4 MP
     grabcut50 photo (several tiles of each stage) gives the same RGBA bytes on one thread and on four (forced, so a
     1-core machine takes the threaded path too)."""
     from mattekit import cutout

@@ -112,7 +112,7 @@ def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, i
     """The subject's alpha (H x W float32 [0,1]) for a full-resolution mask (H x W) of ``image`` (H x W x 3|4:
     float32 [0,1], or uint8/uint16, made float a window at a time): the mask itself, or
     with ``matting`` its uncertain edge matted (:func:`mattekit.matting.entry.alpha_from_mask`) in the
-    ``MATTE_TILE`` blocks holding unsure pixels (on every core: :func:`mattekit.ops.each_tile`), each from a window with ``matte_margin`` px of context
+    ``MATTE_TILE`` blocks holding unsure pixels (one at a time, for the memory), each from a window with ``matte_margin`` px of context
     and the whole photo's size-dependent choices. The matte decides how soft the edge is, not where it
     lies: a pixel keeps the mask's side of 0.5. ``in_place``: the alpha is written into ``mask`` (no
     full-size copy; the tiles' results wait until every window has read the mask)."""
@@ -130,7 +130,8 @@ def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, i
         region = mask[box]
         return box, np.where((values >= 0.5) == (region >= 0.5), values, region)
 
-    done = ops.each_tile(matted, ops.tiles_holding(doubt, band, MATTE_TILE))
+    done = [matted(box) for box in ops.tiles_holding(doubt, band, MATTE_TILE)]  # one at a time: a window's working
+    # set is ~60 bytes per pixel (~100 MB at 50 MP), so each thread's tile would add that to the peak
     out = mask if in_place else mask.copy()
     for box, values in done:
         out[box] = values
