@@ -3,6 +3,7 @@ skipped files counted, licence notices only after the arguments were checked, of
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -143,18 +144,17 @@ def _damaged_exrs(folder: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_a_damaged_exr_is_one_line_and_openexr_prints_nothing(env, tmp_path):
-    """Issue 28, finding 10: OpenEXR's own lines (on stdout and stderr) stay off the terminal and the pipe."""
+def test_a_damaged_exr_is_one_line_and_the_decoder_prints_nothing(env, tmp_path):
+    """Issue 28, finding 10: a damaged EXR is one sentence with the decoder's reason; the decoder's own lines (on
+    stdout and stderr) stay off the terminal and the pipe."""
     for path in _damaged_exrs(tmp_path):
         for output in (tmp_path / "out.png", "-"):
             done = mattekit(env, "enhance", path, "-o", output)
             lines = done.stderr.decode().splitlines()
             assert (done.returncode, done.stdout, len(lines)) == (2, b"", 1), (path, output, done)
-            assert lines[0] == (f"mattekit: error: Cannot read {path}: the file is damaged, truncated or not a valid "
-                                f"EXR image."), lines
+            assert re.fullmatch(rf"mattekit: error: Cannot read {re.escape(str(path))}: it is damaged or truncated "
+                                r"\(.+\)\.", lines[0]), lines
     assert not (tmp_path / "out.png").exists()
-    told = mattekit(env, "--debug", "enhance", tmp_path / "half.exr", "-o", tmp_path / "out.png")
-    assert told.stderr.decode().startswith(f"mattekit: warning: OpenEXR on {tmp_path / 'half.exr'}: "), told.stderr
 
 
 THREADS_AND_PRINTS = """
@@ -183,8 +183,8 @@ os.write(2, b"descriptor 2\\n")
 
 
 def test_exr_decoders_in_threads_print_nothing_and_other_threads_still_print(tmp_path):
-    """OpenEXR's text is kept off the streams while other threads' lines still reach them, whole and in order,
-    and descriptors 1 and 2 lead where they did once the decoders are done."""
+    """Decoding damaged EXRs in threads prints nothing, while other threads' lines still reach the streams, whole
+    and in order, and descriptors 1 and 2 lead where they did."""
     damaged = _damaged_exrs(tmp_path)
     done = subprocess.run([sys.executable, "-c", THREADS_AND_PRINTS, *map(str, damaged + [tmp_path / "full.exr"])],
                           capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))

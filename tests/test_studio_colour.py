@@ -262,3 +262,43 @@ def test_mattes_match_between_srgb_png_and_acescg_exr(shared, mirror, tmp_path):
                              - read_image(tmp_path / "b" / f"m.{f}.png").pixels).max()) for f in (1001, 1002, 1003))
     print(f"PNG vs ACEScg EXR mattes: max difference {worst * 255:.3f}/255")
     assert worst <= 1 / 255
+
+
+# ----------------------------------------------------------------------------------- photos (remove, matte ...)
+
+def test_a_photo_exr_is_read_in_the_colour_space_its_header_names(tmp_path):
+    """read_image (every photo command) reads EXR through OpenImageIO with its colour managed like a plate's: an
+    ACEScg EXR written by mattekit gives the sRGB it was made from; with no colour space named, linear sRGB; a bare
+    A is a matte; DPX given as bytes reads as from its file."""
+    srgb = np.concatenate([RAMP, np.full((12, 16, 1), 0.75, np.float32)], axis=2)
+    acescg = np.concatenate([convert(RAMP, colour.NETWORK_SPACE, "ACEScg"), srgb[..., 3:]], axis=2)
+    from mattekit.io import write_image
+    write_image(tmp_path / "ap1.exr", acescg, bit_depth=32, colorspace="ACEScg")
+    assert np.abs(read_image(tmp_path / "ap1.exr").pixels - srgb).max() < 1e-4
+    assert np.abs(read_image((tmp_path / "ap1.exr").read_bytes()).pixels - srgb).max() < 1e-4
+    oiio_write(tmp_path / "bare.exr", [(np.ascontiguousarray(acescg[..., :3]), ["R", "G", "B"])])  # no colour space said
+    assert np.abs(read_image(tmp_path / "bare.exr").pixels - colour.to_network(acescg[..., :3], colour.LINEAR_SRGB)).max() < 1e-6
+    oiio_write(tmp_path / "m.exr", [(RAMP[..., :1] * 2 - 0.5, ["A"])])
+    matte = read_image(tmp_path / "m.exr")
+    assert not matte.has_alpha and matte.mode == "EXR A float"
+    np.testing.assert_allclose(matte.pixels, np.repeat(np.clip(RAMP[..., :1] * 2 - 0.5, 0, 1), 3, axis=2), atol=1e-7)
+    oiio_write(tmp_path / "p.dpx", [(RAMP, ["R", "G", "B"])], "uint16", oiio_BitsPerSample=10)
+    given = read_image((tmp_path / "p.dpx").read_bytes())
+    assert np.array_equal(given.pixels, read_image(tmp_path / "p.dpx").pixels) and given.source == "the given bytes"
+
+
+@pytest.mark.slow
+def test_remove_gives_an_acescg_exr_the_mattes_of_its_linear_srgb_twin(shared, mirror, tmp_path):
+    """`remove` on a photo as a linear-sRGB EXR (no colour space named) and as the same picture in an ACEScg EXR
+    (its header naming ACEScg, no flag): alphas within 1/255 (before, every EXR was taken as linear sRGB). Both
+    are float, so both take the float path to the network (an 8-bit PNG takes the reference's 8-bit resize)."""
+    from mattekit.io import write_image
+    photo = frames(shared, 1)[0]
+    write_image(tmp_path / "linear.exr", photo, bit_depth=32)
+    write_image(tmp_path / "ap1.exr", convert(photo, colour.NETWORK_SPACE, "ACEScg"), bit_depth=32, colorspace="ACEScg")
+    for name in ("linear", "ap1"):
+        assert cli.main(["remove", str(tmp_path / f"{name}.exr"), "--model", MODEL, "--result", "alpha", "--device",
+                         "cpu", "-o", str(tmp_path / f"{name}.alpha.png")]) == 0
+    linear, ap1 = (read_image(tmp_path / f"{n}.alpha.png").pixels for n in ("linear", "ap1"))
+    print(f"remove, linear sRGB EXR vs ACEScg EXR: max alpha difference {np.abs(linear - ap1).max() * 255:.3f}/255")
+    assert np.abs(linear - ap1).max() <= 1 / 255

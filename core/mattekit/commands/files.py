@@ -8,7 +8,6 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
-from ..console import standard_output
 from ..io.formats import extension_of
 from ..io.outputs import IMAGE_SUFFIXES, WRITABLE, companion_files
 from ..errors import InputError, MattekitError, OutputError
@@ -289,10 +288,9 @@ class standard_streams:
 
         try:
             if kind is None and self.stdout is not None and self.stdout.is_file():
-                with standard_output():  # never while a decoder's text is kept off standard output
-                    sys.stdout.flush()
-                    sys.stdout.buffer.write(self.stdout.read_bytes())
-                    sys.stdout.buffer.flush()
+                sys.stdout.flush()
+                sys.stdout.buffer.write(self.stdout.read_bytes())
+                sys.stdout.buffer.flush()
         finally:
             if self.folder is not None:
                 shutil.rmtree(self.folder, ignore_errors=True)

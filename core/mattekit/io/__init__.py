@@ -1,5 +1,5 @@
-"""File input and output: :mod:`.read` and :mod:`.write` by format (:mod:`.formats`; :mod:`.png`,
-:mod:`.tiff`, :mod:`.exr` hold their own codecs), the in-memory :mod:`.picture`, and :mod:`.sequences`."""
+"""File input and output: :mod:`.read` and :mod:`.write` by format (:mod:`.formats`; :mod:`.png` and
+:mod:`.tiff` hold their own codecs, :mod:`.oiio` reads and writes EXR and DPX through OpenImageIO), the in-memory :mod:`.picture`, and :mod:`.sequences`."""
 from mattekit.io.picture import Picture
 from mattekit.io.read import read_image, read_layout, read_provenance
 from mattekit.io.write import write_image, write_layers

@@ -1,5 +1,6 @@
-"""Plates through OpenImageIO (:func:`read_scene`): EXR (single- and multi-part, layered), DPX and TIFF, with
-their values as stored, so that their colour can be managed (:mod:`mattekit.colour`)."""
+"""EXR, DPX and deep TIFF through OpenImageIO: :func:`read_scene` reads a file's pixels as stored (EXR single- and
+multi-part, layered; DPX; TIFF), so that their colour can be managed (:mod:`mattekit.colour`); :func:`write_exr`
+and :func:`write_layers` write EXR (a plain one, and roto's layered one for compositors)."""
 from __future__ import annotations
 
 import re
@@ -26,55 +27,71 @@ class Scene:
     mode: str  # e.g. "EXR RGBA half", "DPX RGB 10-bit", "EXR beauty.RGBA float"
     colorspace: str  # oiio:ColorSpace as the file states it ("" when it does not)
     chromaticities: tuple | None  # EXR chromaticities (8 floats), when present
+    is_matte: bool = False  # a bare A channel: its coverage as grey in ``pixels`` (H x W x 3), no alpha
 
 
-def read_scene(path: str) -> Scene:
+def read_scene(path: str, name: str | None = None) -> Scene:
     """Read ``path`` with OpenImageIO: the first part (subimage) with R, G, B (or a layer's ``NAME.R``, ``.G``,
-    ``.B``), with its A; a bare Y is grey. The declared size is checked before any pixel is decoded."""
-    image = _open(path)
+    ``.B``), with its A; a bare Y is grey; a first part with a bare A and no colour is a matte. The declared size
+    is checked before any pixel is decoded. ``name``: what messages call the file (default: ``path``)."""
+    name = name or path
+    image = _open(path, name)
     try:
-        return _read(image, path)
+        return _read(image, name)
     finally:
         image.close()
 
 
-def _open(path: str):
+def _open(path: str, name: str):
     """An OIIO ImageInput on ``path`` (its header read); InputError when it cannot be opened."""
     image = oiio.ImageInput.open(path, oiio.ImageSpec())  # (an empty config: unassociated alpha comes associated)
     if image is None:
-        raise InputError(f"Cannot read {path}: {_why(oiio.geterror())}.")
+        raise InputError(f"Cannot read {name}: {_why(oiio.geterror())}.")
     return image
 
 
-def scene_layout(path: str) -> tuple[str, int, int, int, str]:
+def scene_layout(path: str, name: str | None = None) -> tuple[str, int, int, int, str]:
     """(format, width, height, bit depth, mode) that :func:`read_scene` would give, from the header alone."""
-    image = _open(path)
+    name = name or path
+    image = _open(path, name)
     try:
-        _, spec, channels = _colour_part(image, path)
-        fmt, bit_depth, mode = _kind(image, spec, channels)
+        _, spec, channels, matte = _colour_part(image, name)
+        fmt, bit_depth, mode = _kind(image, spec, channels, matte)
         return fmt, spec.full_width, spec.full_height, bit_depth, mode
     finally:
         image.close()
 
 
-def _kind(image, spec: oiio.ImageSpec, channels: list[int]) -> tuple[str, int, str]:
+def scene_attributes(path: str, name: str | None = None) -> dict:
+    """The header attributes of ``path``'s first part as OpenImageIO names them ({name: value}), pixels unread."""
+    image = _open(path, name or path)
+    try:
+        return {attr.name: attr.value for attr in image.spec().extra_attribs}
+    finally:
+        image.close()
+
+
+def _kind(image, spec: oiio.ImageSpec, channels: list[int], matte: bool) -> tuple[str, int, str]:
     """(format, bit depth 8|16|32, mode) of a part read as ``channels``."""
     fmt = FORMATS.get(image.format_name(), image.format_name().upper())
     is_float = spec.format.basetype in (oiio.FLOAT, oiio.HALF, oiio.DOUBLE)
     bits = spec.get_int_attribute("oiio:BitsPerSample", 0) or spec.format.size() * 8
     layer = _layer_name(spec.channelnames[channels[0]])
-    what = ("RGB" if channels[0] != channels[1] else "Y") + ("A" if len(channels) == 4 else "")
+    what = "A" if matte else ("RGB" if channels[0] != channels[1] else "Y") + ("A" if len(channels) == 4 else "")
     sample = {16: "half", 32: "float"}.get(bits, f"{bits}-bit") if is_float else f"{bits}-bit"
     return fmt, 32 if bits > 16 else 16 if bits > 8 else 8, f"{fmt} {layer + '.' if layer else ''}{what} {sample}"
 
 
-def _read(image, path: str) -> Scene:
-    subimage, spec, channels = _colour_part(image, path)
-    for width, height in ((spec.width, spec.height), (spec.full_width, spec.full_height)):
-        check_size(path, width, height)
+def _read(image, name: str) -> Scene:
+    for part in (image.spec(), None):  # the first part's declared size, then the part read (when another)
+        if part is None:
+            subimage, part, channels, matte = _colour_part(image, name)
+        for width, height in ((part.width, part.height), (part.full_width, part.full_height)):
+            check_size(name, width, height)
+    spec = part
     data = image.read_image(subimage, 0, 0, spec.nchannels, "float")
     if data is None:
-        raise InputError(f"Cannot read {path}: {_why(image.geterror())}.")
+        raise InputError(f"Cannot read {name}: {_why(image.geterror())}.")
     data = np.asarray(data, np.float32).reshape(spec.height, spec.width, spec.nchannels)
     if spec.roi != spec.roi_full:  # the data window placed in the display window, zeros where there is no data
         held = oiio.ImageBuf(spec)
@@ -84,18 +101,21 @@ def _read(image, path: str) -> Scene:
     pixels = np.nan_to_num(data[..., channels], nan=0.0)
     if pixels.shape[2] == 4:  # OIIO gives associated (premultiplied) alpha: divide it out where it is not 0
         np.divide(pixels[..., :3], pixels[..., 3:], out=pixels[..., :3], where=pixels[..., 3:] > 0)
-    fmt, bit_depth, mode = _kind(image, spec, channels)
+    fmt, bit_depth, mode = _kind(image, spec, channels, matte)
     is_float = spec.format.basetype in (oiio.FLOAT, oiio.HALF, oiio.DOUBLE)
     chromaticities = spec.getattribute("chromaticities")
-    return Scene(pixels, bit_depth, is_float, fmt, mode,
-                 spec.get_string_attribute("oiio:ColorSpace", ""), tuple(chromaticities) if chromaticities else None)
+    return Scene(pixels, bit_depth, is_float, fmt, mode, spec.get_string_attribute("oiio:ColorSpace", ""),
+                 tuple(chromaticities) if chromaticities else None, matte)
 
 
-def _colour_part(image, path: str) -> tuple[int, oiio.ImageSpec, list[int]]:
-    """(subimage, its spec, the channel indices giving R, G, B[, A]) of the first part holding colour."""
+def _colour_part(image, name: str) -> tuple[int, oiio.ImageSpec, list[int], bool]:
+    """(subimage, its spec, the channel indices giving R, G, B[, A], whether it is a bare matte) of the first
+    part holding colour, else of a first part holding a bare A (its index three times)."""
     subimage = 0
     while image.seek_subimage(subimage, 0):
         spec = image.spec()
+        if spec.deep:
+            raise InputError(f"Cannot read {name}: it holds deep data, which mattekit does not read.")
         names = list(spec.channelnames)
         for layer in dict.fromkeys(_layer_name(n) for n in names):
             dot = layer + "." if layer else ""
@@ -107,9 +127,11 @@ def _colour_part(image, path: str) -> tuple[int, oiio.ImageSpec, list[int]]:
             else:
                 continue
             alpha = [names.index(dot + "A")] if dot + "A" in names else []
-            return subimage, spec, picked + alpha
+            return subimage, spec, picked + alpha, False
         subimage += 1
-    raise InputError(f"Cannot read {path}: no part or layer of it has R, G, B or Y channels.")
+    if image.seek_subimage(0, 0) and "A" in image.spec().channelnames:
+        return 0, image.spec(), [list(image.spec().channelnames).index("A")] * 3, True
+    raise InputError(f"Cannot read {name}: no part or layer of it has R, G, B, Y or A channels.")
 
 
 def _layer_name(channel: str) -> str:
@@ -162,9 +184,7 @@ def write_layers(tmp, rgb: np.ndarray, fg: np.ndarray, coverage: np.ndarray, *, 
     objects = objects or {}
     pixels = np.concatenate([rgb * a, a, fg * a, a, *(m[..., None] for m in objects.values())], axis=2).astype(np.float32)
     names = LAYER_CHANNELS + tuple(f"{name}.A" for name in objects)
-    spec = oiio.ImageSpec(width, height, len(names), oiio.HALF if half else oiio.FLOAT)
-    spec.channelnames = names
-    spec.alpha_channel = 3
+    spec = _exr_spec(width, height, names, half)
     if source is not None:
         for attr in source.extra_attribs:
             if not attr.name.startswith(_NOT_COPIED):
@@ -175,14 +195,36 @@ def write_layers(tmp, rgb: np.ndarray, fg: np.ndarray, coverage: np.ndarray, *, 
             x0, y0 = source.x - source.full_x, source.y - source.full_y
             pixels = pixels[max(y0, 0):y0 + source.height, max(x0, 0):x0 + source.width]
             pixels = _padded(pixels, x0, y0, source.width, source.height)
+    _write(tmp, spec, pixels, attributes)
+
+
+def write_exr(tmp, pixels: np.ndarray, names: tuple[str, ...], *, half: bool, attributes: dict) -> None:
+    """One EXR at ``tmp``: ``pixels`` (H x W x len(``names``) float32, stored as they are, any range) as the
+    channels ``names`` (``A`` the alpha where there is one), half or float samples, zip-compressed, with the
+    header ``attributes`` (colour space, provenance)."""
+    _write(tmp, _exr_spec(pixels.shape[1], pixels.shape[0], names, half), pixels, attributes)
+
+
+def _exr_spec(width: int, height: int, names: tuple[str, ...], half: bool) -> oiio.ImageSpec:
+    """The header of a zip-compressed EXR of ``width`` x ``height`` pixels with channels ``names``."""
+    spec = oiio.ImageSpec(width, height, len(names), oiio.HALF if half else oiio.FLOAT)
+    spec.channelnames = names
+    spec.alpha_channel = names.index("A") if "A" in names else -1
     spec.attribute("compression", "zip")
+    return spec
+
+
+def _write(tmp, spec: oiio.ImageSpec, pixels: np.ndarray, attributes: dict) -> None:
+    """Write ``pixels`` under ``spec`` with ``attributes`` set last (a tuple of floats as a float array, e.g.
+    chromaticities); OSError when OpenImageIO cannot."""
     for name, value in attributes.items():
-        if isinstance(value, tuple):  # e.g. chromaticities, 8 floats
+        if isinstance(value, tuple):
             spec.attribute(name, oiio.TypeDesc(f"float[{len(value)}]"), value)
         else:
             spec.attribute(name, value)
     out = oiio.ImageOutput.create("openexr")
-    if out is None or not out.open(str(tmp), spec) or not out.write_image(np.ascontiguousarray(pixels)) or not out.close():
+    if out is None or not out.open(str(tmp), spec) or not out.write_image(np.ascontiguousarray(pixels, np.float32)) \
+            or not out.close():
         raise OSError(5, (out.geterror() if out is not None else oiio.geterror()) or "OpenImageIO could not write it")
 
 

@@ -15,7 +15,9 @@ Before any pixel is decoded, the size the file declares is checked against
 :func:`mattekit.io.picture.pixel_budget` (``MATTEKIT_MAX_PIXELS``, else what the free memory allows),
 so a small file declaring a huge image is refused in one sentence instead of exhausting memory.
 Animated images and multi-page TIFFs give their first frame, with a warning saying so.
-EXR is read by :mod:`mattekit.io.exr`, DPX by OpenImageIO (:mod:`mattekit.io.oiio`).
+EXR and DPX are read by OpenImageIO (:mod:`mattekit.io.oiio`), their colour converted to sRGB from the colour
+space the file names (:func:`mattekit.colour.default_colorspace`: EXR chromaticities or ``oiio:ColorSpace``, else
+linear sRGB for EXR and float DPX, sRGB for integer DPX); a bare A channel (a matte) reads as its grey coverage.
 
 Plate frames are read by :func:`read_plate`, which keeps their values as stored and manages their colour.
 """
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
+import tempfile
 import warnings
 from functools import lru_cache
 from typing import Iterator
@@ -34,9 +38,8 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from mattekit import colour
 from mattekit.errors import InputError
-from mattekit.io.exr import exr_layout, exr_provenance, read_exr
-from mattekit.io.formats import DECODE_ERRORS, DPX_MAGIC, EXR_MAGIC, PNG_XMP_KEY, TIFF_MAGIC, Source, reason
-from mattekit.io.oiio import read_scene, scene_layout
+from mattekit.io.formats import DECODE_ERRORS, DPX_MAGIC, EXR_MAGIC, EXR_RECORD, PNG_XMP_KEY, TIFF_MAGIC, Source, reason
+from mattekit.io.oiio import read_scene, scene_attributes, scene_layout
 from mattekit.io.picture import Layout, Picture, check_size
 from mattekit.io.tiff import tiff_size
 from mattekit.ops import unit_float
@@ -63,11 +66,22 @@ def read_image(source, *, integers: bool = False, name: str | None = None) -> Pi
     """
     with _opened(source, name) as data:
         magic = _magic(data)
-        if magic == EXR_MAGIC:
-            return read_exr(data)
-        if magic in DPX_MAGIC:
-            return read_plate(_dpx_path(data))
+        if magic in (EXR_MAGIC, *DPX_MAGIC):
+            return _read_oiio(data)
         return _read_pillow(data, magic, integers)
+
+
+def _read_oiio(data: Source) -> Picture:
+    """EXR or DPX data through OpenImageIO: colour converted to the networks' sRGB from the file's own colour space
+    (EXR is scene-linear unless it names another), straight alpha; a bare matte (A only) as its grey coverage."""
+    with _on_disk(data) as path:
+        found = read_scene(path, data.name)
+    if found.is_matte:
+        return Picture(np.clip(found.pixels, 0, 1), 32, data.name, False, found.format, found.mode)
+    space = colour.default_colorspace(found.colorspace, found.chromaticities, found.is_float or found.format == "EXR")
+    pixels = _network_pixels(found.pixels, space)
+    return Picture(pixels, 32 if found.format == "EXR" else found.bit_depth, data.name, pixels.shape[2] == 4,
+                   found.format, found.mode)
 
 
 def read_plate(path, colorspace: str | None = None) -> Picture:
@@ -89,6 +103,8 @@ def read_plate(path, colorspace: str | None = None) -> Picture:
             picture.pixels = _network_pixels(picture.scene, picture.colorspace)
         return picture
     found = read_scene(path)
+    if found.is_matte:
+        raise InputError(f"Cannot read {path}: it holds a matte (an A channel alone), not a plate's colour.")
     space = colour.check_colorspace(colorspace) if colorspace else colour.default_colorspace(
         found.colorspace, found.chromaticities, found.is_float)
     pixels = _network_pixels(found.pixels, space)
@@ -180,10 +196,10 @@ def read_layout(source, name: str | None = None) -> Layout:
     as for :func:`read_image`; InputError (one sentence) when it is no image mattekit reads."""
     with _opened(source, name) as data:
         magic = _magic(data)
-        if magic == EXR_MAGIC:
-            return exr_layout(data)
-        if magic in DPX_MAGIC:
-            return Layout(*scene_layout(_dpx_path(data)))
+        if magic in (EXR_MAGIC, *DPX_MAGIC):
+            with _on_disk(data) as path:
+                fmt, width, height, bit_depth, mode = scene_layout(path, data.name)
+            return Layout(fmt, width, height, 32 if fmt == "EXR" else bit_depth, mode)
         try:
             data.stream.seek(0)
             im = Image.open(data.stream)
@@ -209,11 +225,18 @@ def read_layout(source, name: str | None = None) -> Layout:
             return Layout(im.format or "", width, height, depth, im.mode)
 
 
-def _dpx_path(data: Source) -> str:
-    """The path of DPX data (OpenImageIO reads DPX from files); InputError for data given without a file."""
-    if data.noun != "the file":
-        raise InputError(f"Cannot read {data.name}: DPX images are read from files only; save it as a file first.")
-    return data.name
+@contextlib.contextmanager
+def _on_disk(data: Source) -> Iterator[str]:
+    """A path holding ``data`` for OpenImageIO, which reads files only: the file's own, or a temporary copy of
+    data given without one (removed afterwards)."""
+    if data.noun == "the file":
+        yield data.name
+        return
+    with tempfile.TemporaryDirectory(prefix="mattekit-") as folder:
+        path = os.path.join(folder, "given")
+        with open(path, "wb") as f:
+            f.write(data.everything())
+        yield path
 
 
 def _magic(data: Source) -> bytes:
@@ -308,7 +331,8 @@ def read_provenance(source, name: str | None = None) -> dict | None:
     with _opened(source, name) as data:
         magic = data.stream.read(4)
         if magic == EXR_MAGIC:
-            return exr_provenance(data)
+            with _on_disk(data) as path:
+                return _exr_provenance(scene_attributes(path, data.name))
         if magic in DPX_MAGIC:  # mattekit writes no DPX, and reads none of another program's records from it
             return None
         try:
@@ -320,3 +344,14 @@ def read_provenance(source, name: str | None = None) -> dict | None:
         except (UnidentifiedImageError, *DECODE_ERRORS):
             raise data.unknown() from None
     return from_xmp(packet) if packet else None
+
+
+def _exr_provenance(header: dict) -> dict | None:
+    """The provenance in an EXR header's attributes: mattekit's record, else another program's software and
+    IPTC digital source type; None when there is neither."""
+    if isinstance(header.get(EXR_RECORD), str):
+        with contextlib.suppress(ValueError):
+            return json.loads(header[EXR_RECORD])
+    found = {k: header[n] for k, n in (("software", "software"), ("digital_source_type", "digitalSourceType"))
+             if isinstance(header.get(n), str)}
+    return found or None

@@ -5,14 +5,15 @@ killed earlier write left behind are removed first.
 
 EXR output is linear and premultiplied, half float unless
 ``bit_depth=32``; a mask is written untouched as a single A channel (coverage is linear already).
-PNG (:mod:`mattekit.io.png`), TIFF (:mod:`mattekit.io.tiff`) and EXR (:mod:`mattekit.io.exr`) have
-writers of their own; JPEG and WebP go through Pillow. :func:`write_layers` writes roto's layered EXR for
-compositors through OpenImageIO.
+PNG (:mod:`mattekit.io.png`) and TIFF (:mod:`mattekit.io.tiff`) have writers of their own, EXR is written
+through OpenImageIO (:mod:`mattekit.io.oiio`, as is :func:`write_layers`, roto's layered EXR for compositors);
+JPEG and WebP go through Pillow.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,9 @@ from PIL import Image
 from mattekit import colour
 from mattekit.errors import OutputError
 from mattekit.fsutil import atomic_write, stale_temporaries
-from mattekit.io.exr import provenance_attributes, write_exr
-from mattekit.io.oiio import plate_spec
+from mattekit.io.oiio import plate_spec, write_exr
 from mattekit.io.oiio import write_layers as oiio_layers
-from mattekit.io.formats import DEPTHS, WRITERS, reason
+from mattekit.io.formats import DEPTHS, EXR_RECORD, WRITERS, reason
 from mattekit.io.png import write_png
 from mattekit.io.tiff import write_tiff
 from mattekit.ops import quantise, srgb_to_linear, with_channels
@@ -55,9 +55,9 @@ def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = N
         better = "PNG or TIFF" if bit_depth == 16 else "EXR"
         raise OutputError(f"Cannot write {path}: {fmt} cannot store {bit_depth}-bit images; use {better} instead.")
     if fmt == "EXR":
-        px = _as_float(pixels, clip=not colorspace)
-        labels = colour.exr_attributes(colorspace) if colorspace else None
-        _atomic(path, lambda tmp: write_exr(tmp, px, bit_depth == 32, provenance, labels))
+        px, names = _exr_planes(_as_float(pixels, clip=not colorspace), colorspace)
+        attributes = (colour.exr_attributes(colorspace) if colorspace else {}) | _provenance_attributes(provenance)
+        _atomic(path, lambda tmp: write_exr(tmp, px, names, half=bit_depth != 32, attributes=attributes))
         return
     ints = quantise(pixels, bit_depth)
     if fmt == "JPEG" and ints.shape[2] == 4:
@@ -84,9 +84,29 @@ def write_layers(path, rgb: np.ndarray, foreground: np.ndarray, coverage: np.nda
     if not colorspace:
         rgb, foreground, colorspace = srgb_to_linear(rgb), srgb_to_linear(foreground), colour.LINEAR_SRGB
     spec = plate_spec(source) if source else None
-    attributes = colour.exr_attributes(colorspace) | provenance_attributes(provenance)
+    attributes = colour.exr_attributes(colorspace) | _provenance_attributes(provenance)
     _atomic(path, lambda tmp: oiio_layers(tmp, rgb, foreground, np.clip(coverage, 0, 1), half=half, source=spec,
                                           attributes=attributes, objects=objects))
+
+
+def _exr_planes(px: np.ndarray, colorspace: str | None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(pixels, channel names) an EXR stores for ``px`` (H x W x 1|3|4 float32, straight alpha): a mask as a bare
+    ``A`` (coverage, untouched); colour premultiplied, converted from sRGB to linear unless ``colorspace`` says the
+    values are a plate's own."""
+    if px.shape[2] == 1:
+        return px, ("A",)
+    rgb = srgb_to_linear(px[..., :3]) if not colorspace else px[..., :3]
+    if px.shape[2] == 3:
+        return rgb, ("R", "G", "B")
+    return np.concatenate([rgb * px[..., 3:], px[..., 3:]], axis=2), ("R", "G", "B", "A")
+
+
+def _provenance_attributes(provenance: dict | None) -> dict:
+    """EXR header attributes carrying a :mod:`mattekit.provenance` record (none for None)."""
+    if not provenance:
+        return {}
+    return {"software": provenance.get("software", ""), "digitalSourceType": provenance.get("digital_source_type", ""),
+            EXR_RECORD: json.dumps(provenance, sort_keys=True)}
 
 
 def _as_float(pixels, clip: bool = True) -> np.ndarray:
