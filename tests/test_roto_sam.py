@@ -150,6 +150,36 @@ def test_roto_answers_are_the_trackers(stand_in, offline, tmp_path):  # noqa: F8
 
 
 @pytest.mark.slow
+def test_objects_share_each_frames_features_and_keep_their_answers(stand_in, offline, tmp_path, monkeypatch):  # noqa: F811
+    """Two objects over the same frames: each frame is encoded once for both (the second object's frames come from
+    the shared FrameFeatures), and each object's mattes are what an unshared SAM2VideoTracker gives, bit for bit."""
+    import torch
+
+    from mattekit.nets.sam2.model import SAM2
+    from mattekit.nets.sam2.predictor import SAM2VideoTracker
+
+    made = []
+    monkeypatch.setattr(roto.job, "shared_features", lambda: made.append(sam.shared_features()) or made[-1])
+    plate = moving_shapes(tmp_path / "plate", 2)
+    boxes = {"rect": [5, 10, 25, 30], "disc": [71, 36, 90, 55]}
+    hints = ";".join(f"1001:{','.join(map(str, b))}@{name}" for name, b in boxes.items())
+    roto.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.exr"), stand_in, box=hints, radius=0, refine=False,
+                      bit_depth=32)).run()
+    assert len(made) == 1 and (made[0].misses, made[0].hits) == (2, 2)
+    net = SAM2("hiera_t")
+    net.load_state_dict(torch.load(stand_in)["model"])
+    frames = [prompting.rgb8(read_image(Path(plate.replace("####", str(f)))).pixels) for f in (1001, 1002)]
+    for name, box in boxes.items():
+        tracker = SAM2VideoTracker(net, (H, W), num_frames=2)
+        hint = tracking.Keyframes.parse(box=f"1001:{','.join(map(str, box))}").hint(1001, H, W)
+        expected = [prompting.keep_allowed(prompting.probability(tracker.prompt(frames[0], box=box)), hint),
+                    prompting.probability(tracker.track(frames[1]))]
+        for f, want in zip((1001, 1002), expected):
+            got = read_image(tmp_path / "out" / f"m_{name}.{f}.exr").pixels[..., 0]
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} {f}")
+
+
+@pytest.mark.slow
 def test_chunks_and_splits_equal_one_run(stand_in, offline, tmp_path):  # noqa: F811
     """Keyframes 1004 (backward and forward) and 1007 (re-prompted): every chunk of three frames, run on its own,
     writes one run's bytes (each re-plays its runs from their keyframes)."""

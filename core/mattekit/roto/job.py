@@ -26,6 +26,7 @@ from .objects import split as split_objects
 from .objects import strip as strip_object
 from ..progress import Progress, Reporter
 from .summary import Summary
+from .sam import shared_features
 from .source import MatteSource, frames_read
 from .layers import ShotLayers, coverage_of, decontaminated, write_frame
 from .spec import ROTO_MODEL_TASKS, RotoSpec, refuse_overwriting_inputs
@@ -42,6 +43,7 @@ class RotoJob:
         if spec.layers and output_pattern(spec.layers, self.plate).suffix.lower() != ".exr":
             raise OutputError(f"The --layers pattern {spec.layers} must name .exr files (a layered EXR per frame).")
         objects = split_objects(spec, self.plate)
+        self.features = None  # a SAM model's frame features, shared with the shot's other objects (_run_objects)
         self.parts: list[RotoJob] = []  # several objects: one job each (:mod:`.objects`)
         if objects:
             models = models or ModelCache()  # the model loads once for every object
@@ -170,7 +172,7 @@ class RotoJob:
         source = MatteSource(self.plate, self.entry, weights=self.spec.weights, device=self.spec.device,
                              refine=self.spec.refine, temporal_options=self.temporal,
                              workers=self.spec.workers, threads=self.spec.threads, keyframes=self.keyframes,
-                             models=self.models)
+                             models=self.models, features=self.features)
         with self.store.journal() as journal:
             def finish(frame: int, picture: Picture | None, alpha: np.ndarray) -> None:
                 files = self._write(frame, picture, alpha)
@@ -187,7 +189,9 @@ class RotoJob:
         was, as skipped when every object's was already done; progress counts object frames."""
         summary, started = Summary(frames), time.monotonic()
         computed, skipped = set(), set(frames)
+        features = shared_features() if self.entry.task == "prompt" else None  # each frame encoded once for all
         for n, part in enumerate(self.parts):
+            part.features = features
             def report(event, before=n * len(frames)):
                 progress(dataclasses.replace(event, done=before + event.done, total=len(self.parts) * len(frames)))
 

@@ -7,7 +7,9 @@ fed the plate frames after it, in order, up to the frame before the next keyfram
 The frames before the first keyframe are a run fed backward from it: the tracker counts its own steps, so a
 reversed run is upstream's ``reverse=True`` for one conditioning frame (its memory reaches the frames just fed,
 which lie after the frame in the shot). The tracker is told the plate's frame count, whatever frames a run
-needs, so its pointer encoding is the same in every split.
+needs, so its pointer encoding is the same in every split. The runs of a job, and the jobs of a shot's objects,
+share the frames' image features (:class:`~mattekit.nets.sam2.predictor.FrameFeatures`, :func:`shared_features`):
+each frame is encoded once while the memory budget holds them.
 
 A frame's answer so depends only on the frames from its keyframe to it: a chunk, a ``frames`` split or a resumed
 run feeds each run from its keyframe up to the last frame it needs (frames it does not need are fed, not
@@ -21,6 +23,19 @@ from __future__ import annotations
 
 from .. import masks, prompting, runtime, temporal, tracking
 from .chain import release
+
+
+FEATURES_SHARE = 0.25  # of the usable memory, at most FEATURES_MAX, for one shot's shared frame features
+FEATURES_MAX = 2 << 30  # bytes: about 100 frames (Hiera's features at 1024: 20 MB a frame, whatever its size)
+
+
+def shared_features():
+    """A :class:`~mattekit.nets.sam2.predictor.FrameFeatures` for one roto job and its objects' jobs, within
+    :data:`FEATURES_SHARE` of the memory this process can still use and at most :data:`FEATURES_MAX`."""
+    from ..machine import usable_ram
+    from ..nets.sam2.predictor import FrameFeatures
+
+    return FrameFeatures(min(FEATURES_MAX, int(usable_ram() * FEATURES_SHARE)))
 
 
 def runs(keyframes: tracking.Keyframes, have: list[int], needed: list[int]) -> list[list[int]]:
@@ -82,7 +97,8 @@ class SamChain:
             hint = self.keyframes.hint(frame, height, width)
             prompts = prompting.prompts_of(hint)
             self.run = run
-            self.tracker = SAM2VideoTracker(self.source.predictor.net, (height, width), num_frames=len(self.have))
+            self.tracker = SAM2VideoTracker(self.source.predictor.net, (height, width), num_frames=len(self.have),
+                                            features=self.source.features)
             logits = self.tracker.prompt(rgb, box=prompts.box, point_coords=prompts.points or None,
                                          point_labels=prompts.labels or None)
         else:

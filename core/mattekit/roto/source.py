@@ -14,7 +14,7 @@ from ..errors import MattekitError
 from ..io import Picture
 from .chain import HintChain
 from .summary import Cancelled
-from .sam import SamChain, runs
+from .sam import SamChain, runs, shared_features
 
 
 class MatteSource:
@@ -35,9 +35,10 @@ class MatteSource:
     def __init__(self, plate, entry: catalog.ModelEntry, *, weights: str | None = None, device: str = "auto",
                  refine: bool = True, temporal_options: temporal.TemporalOptions | None = None,
                  workers: int | None = None, threads: int | None = None, keyframes: tracking.Keyframes | None = None,
-                 models: runtime.ModelCache | None = None):
+                 models: runtime.ModelCache | None = None, features=None):
         """``models``: the cache the model is loaded into (the worker's, so a loaded model is reused;
-        None: a fresh one)."""
+        None: a fresh one). ``features``: a SAM model's frame features shared with the job's other objects
+        (:func:`.sam.shared_features`; None: the source makes its own)."""
         self.plate = plate
         self.keyframes = keyframes
         self.entry = entry
@@ -45,6 +46,7 @@ class MatteSource:
         self.refine = refine
         self.temporal = temporal_options if temporal_options and temporal_options.radius > 0 else None
         self.workers, self.threads = workers, threads
+        self.features = features if features is not None or entry.task != "prompt" else shared_features()
 
     def run(self, frames: list[int], emit: Callable[[int, Picture | None, np.ndarray], None],
             cancel: Callable[[], bool] | None = None, pictures: bool = False) -> None:

@@ -2,6 +2,8 @@
 many times, or follow one object through frames fed in order. No file I/O; they run on the model's device."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -109,6 +111,37 @@ class SAM2ImagePredictor:
         return masks[0].cpu().numpy(), iou[0].cpu().numpy(), low.clamp(-32.0, 32.0)[0].cpu().numpy()
 
 
+class FrameFeatures:
+    """The image encoder's output for video frames (``encode_image`` of :func:`video_frame_input`), computed once
+    and handed out again while ``max_bytes`` allow: the objects tracked through one shot, and an object's runs (its
+    first keyframe is fed backward and forward), feed the same frames. A frame is known by its pixels (a blake2b
+    digest of its uint8 bytes and shape) and its model, so what is handed out is always that frame's own answer,
+    the same bytes a fresh encoding gives. Once full it keeps what it holds and adds nothing: frames come in passes
+    over the shot, and keeping the first ones serves every later pass, where dropping the oldest would serve none.
+    ``hits`` and ``misses`` count the calls answered from memory and by the encoder."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.held: dict[tuple, dict] = {}
+        self.bytes = self.hits = self.misses = 0
+
+    @torch.no_grad()
+    def __call__(self, model: SAM2, frame: np.ndarray) -> dict:
+        """``model.encode_image`` of ``frame`` (uint8 H x W x 3 RGB) at the model's size, on its device."""
+        key = (id(model), frame.shape, hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).digest())
+        if key in self.held:
+            self.hits += 1
+            return self.held[key]
+        self.misses += 1
+        device = next(model.parameters()).device
+        feats = model.encode_image(video_frame_input(frame, model.image_size).to(device))
+        size = sum(t.numel() * t.element_size() for t in (feats["feat"], feats["pos"], *feats["high_res"]))
+        if self.bytes + size <= self.max_bytes:
+            self.held[key] = feats
+            self.bytes += size
+        return feats
+
+
 class SAM2VideoTracker:
     """One object followed through a video by SAM 2.1's memory bank, frames fed in order (upstream
     ``SAM2VideoPredictor`` for a single object, tracking forward).
@@ -119,13 +152,16 @@ class SAM2VideoTracker:
     prompted frame and the tracked frames the bank can still reach (the last 15), the low-res logits
     (1 x 1 x 256²), object pointer, object score and bfloat16 memory; ``last`` keeps the memory-attention inputs
     of the latest frame for inspection. Upstream's ``fill_hole_area=8`` (it needs the compiled ``sam2._C``) is
-    not applied, like the goldens.
+    not applied, like the goldens. ``features``: a :class:`FrameFeatures` the caller shares between trackers
+    over the same frames (None: every frame is encoded).
     """
 
     MAX_PTRS = 16  # object pointers reach at most 15 frames back; memories 6
 
-    def __init__(self, model: SAM2, video_hw: tuple[int, int], num_frames: int | None = None):
+    def __init__(self, model: SAM2, video_hw: tuple[int, int], num_frames: int | None = None,
+                 features: FrameFeatures | None = None):
         self.model = model.eval()
+        self.features = features
         self.hw = tuple(video_hw)
         self.num_frames = num_frames
         self.frame_idx = -1
@@ -145,6 +181,8 @@ class SAM2VideoTracker:
         if frame.shape[:2] != self.hw or frame.dtype != np.uint8:
             raise ValueError(f"expected a uint8 {self.hw[0]} x {self.hw[1]} x 3 frame, "
                              f"got {frame.dtype} {frame.shape}")
+        if self.features is not None:
+            return self.features(self.model, frame)
         return self.model.encode_image(video_frame_input(frame, self.model.image_size).to(self.device))
 
     def _heads(self, pix_feat, high_res, coords, labels, multimask: bool) -> dict:
