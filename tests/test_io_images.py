@@ -416,3 +416,17 @@ def test_a_png_whose_metadata_unpacks_to_hundreds_of_mb_is_named_as_such(chunk, 
     bomb.write_bytes(data[:33] + packed + data[33:])  # right after IHDR
     with pytest.raises(InputError, match="chunk that unpacks to more than Pillow's safety limit; save the image again"):
         read_image(bomb)
+
+
+def test_exr_files_carry_no_time_of_writing(tmp_path):
+    """Same input, same bytes: OpenImageIO stamps an EXR with the time it was written (capDate) unless told not to;
+    write_image and write_layers tell it, so rewriting a frame later (a resumed or split roto run) gives the same
+    file."""
+    from mattekit.io import write_layers
+
+    px = _smooth(c=4)
+    write_image(tmp_path / "a.exr", px)
+    write_layers(tmp_path / "l.exr", px[..., :3], px[..., :3], px[..., 3], half=True, colorspace=None)
+    for name in ("a.exr", "l.exr"):
+        header = OpenEXR.File(str(tmp_path / name)).header()
+        assert "capDate" not in header, (name, header.get("capDate"))

@@ -211,6 +211,7 @@ def _exr_spec(width: int, height: int, names: tuple[str, ...], half: bool) -> oi
     spec.channelnames = names
     spec.alpha_channel = names.index("A") if "A" in names else -1
     spec.attribute("compression", "zip")
+    spec.attribute("DateTime", "")  # else OIIO stamps the time of writing (capDate): same input, same bytes
     return spec
 
 
