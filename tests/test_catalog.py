@@ -130,3 +130,26 @@ def test_the_md5_pin_of_u2netp_onnx_is_that_of_the_real_file(shared):
     assert hashlib.md5((shared / "weights" / wf.name).read_bytes()).hexdigest() == wf.md5
     assert all(len(f.md5) == 32 and set(f.md5) <= set("0123456789abcdef")
                for entry in catalog.load().models.values() for f in entry.files if f.md5)
+
+
+def test_models_list_shows_the_birefnet_family_with_licences_and_sources(capsys):
+    """Issue 30: `mattekit models list --sources` lists every BiRefNet model with its licence and, under it, each
+    weights file's official source (the authors' release, or rembg's ONNX) and its pin (sha256, rembg's md5, or
+    none published)."""
+    from mattekit.cli import main
+
+    assert main(["models", "list", "--sources"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    family = [n for n in catalog.load().models if n.startswith("birefnet")]
+    assert len(family) >= 11
+    for name in family:
+        at = next(i for i, line in enumerate(lines) if line.split()[0] == name)
+        assert "MIT" in lines[at].split()
+        files = catalog.load().get(name).files
+        got = [line.split() for line in lines[at + 1:at + 1 + len(files)]]
+        assert [g[:2] for g in got] == [[f.name, f.url] for f in files], name
+        official = ("https://github.com/ZhengPeng7/", "https://huggingface.co/ZhengPeng7/",
+                    "https://github.com/danielgatis/rembg/releases/")  # the authors' releases, rembg's ONNX files
+        assert files and all(f.url.startswith(official) for f in files), name
+        for g, f in zip(got, files):
+            assert (f.md5 in g) if f.md5 else (f.sha256 in g) if f.sha256 else ("no published pin" in " ".join(g))

@@ -11,6 +11,8 @@ def add_parser(sub) -> None:
     actions.required = True
     a = actions.add_parser("list", help="the catalog: each model on disk, in the mirror or missing, its size and licence")
     a.add_argument("--task", choices=catalog.TASKS)
+    a.add_argument("--sources", action="store_true", help="under each model, its weights files: where each is "
+                   "downloaded from and how its bytes are pinned (sha256, or rembg's md5)")
     a.set_defaults(func=_list)
     a = actions.add_parser("pull", help="download and verify a model's weights")
     a.add_argument("names", nargs="+", metavar="NAME")
@@ -41,6 +43,13 @@ def _size(entry: catalog.ModelEntry) -> str:
     return f"{size / 1e6:.1f} MB" if size else "?"
 
 
+def _pin(f: weights.WeightFile) -> str:
+    """How the catalog knows a file's bytes before a download, in a few words."""
+    if f.sha256:
+        return f"sha256 {f.sha256}"
+    return f"rembg's md5 {f.md5}" if f.md5 else "no published pin (its sha256 is recorded on first use)"
+
+
 def _list(args) -> int:
     cat = catalog.load()
     defaults = set(cat.defaults.values())
@@ -58,6 +67,9 @@ def _list(args) -> int:
     print("  ".join(h.ljust(w) for h, w in zip(heads, widths)) + "  description")
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[5])
+        if args.sources:
+            for f in cat.models[row[0]].files:
+                print(f"    {f.name}  {f.url}  {_pin(f)}")
     aliases = cat.aliases_for(args.task)
     if aliases:
         print("aliases: " + ", ".join(f"{a} = {m.name} ({m.licence})" for a, m in aliases.items()))
