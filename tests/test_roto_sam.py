@@ -2,7 +2,8 @@
 SAM 2.1's memory from its keyframes and written to a matte sequence of its own; resumed, chunked and split runs
 give one run's bytes. Stand-in weights (the conformance manifest's) prove the plumbing, not the quality.
 Slow tests on a shared, loaded two-core machine: the tracker's answers 416 s, chunks 795 s, two objects killed and
-resumed 2490 s (Hiera-T at 1024 x 1024: about 15-20 CPU seconds per frame fed)."""
+resumed 2490 s (Hiera-T at 1024 x 1024: about 15-20 CPU seconds per frame fed); since frames' features are shared
+between objects and runs, the last took 553 s on a quiet machine (2026-11-25)."""
 from __future__ import annotations
 
 import os
@@ -195,7 +196,7 @@ def test_chunks_and_splits_equal_one_run(stand_in, offline, tmp_path):  # noqa: 
 
 
 @pytest.mark.slow
-@pytest.mark.heavy  # about 40 minutes here (SAM at 1024 x 1024 on the CPU, 120 frames fed): run with --heavy
+@pytest.mark.heavy  # 553 s on a quiet 2-core machine with shared frame features (2490 s loaded before): --heavy
 def test_two_objects_killed_and_resumed_give_one_runs_bytes(stand_in, tmp_path):  # noqa: F811
     """Issue 31's acceptance: two objects over 20 frames (the rectangle re-prompted at 1012, the disc hinted at 1004
     and tracked backward too), kill -9 mid-way, resume: the files equal one uninterrupted run's."""
