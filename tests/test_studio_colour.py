@@ -3,6 +3,7 @@ OpenColorIO; the --rgba plate comes back in the plate's own colour space with no
 not depend on whether a shot is given as an sRGB PNG or as the same picture in ACEScg."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -198,6 +199,42 @@ def test_bad_colorspace_is_one_sentence_before_any_model(tmp_path, capsys):
     assert code == 2 and "\n" not in line and "'ACEScgg'" in line and "`mattekit colorspaces`" in line
     assert not (tmp_path / "out").exists()
     assert cli.main(["colorspaces"]) == 0 and "ACEScg" in capsys.readouterr().out
+
+
+def test_a_view_gives_the_networks_that_view_transform_and_keeps_highlights_apart(tmp_path, capsys):
+    """roto --view VIEW: the networks get the sRGB display's view transform as OCIO itself computes it (here ACES
+    2.0's SDR view), in which 1, 5 and 50 stay apart where the plain conversion clips them all to 1; the plate's
+    own values (``scene``) are untouched; a view that is no view of the display is one sentence naming the views."""
+    view = "ACES 2.0 - SDR 100 nits (Rec.709)"
+    config = ocio.Config.CreateFromFile(colour.BUILTIN)
+    display = next(d for d in config.getDisplays() if "sRGB" in d)
+    greys = np.array([[[0.18] * 3, [1.0] * 3, [5.0] * 3, [50.0] * 3]], np.float32)
+    expected = greys.copy()
+    config.getProcessor("ACEScg", display, view, ocio.TRANSFORM_DIR_FORWARD).getDefaultCPUProcessor().applyRGB(expected)
+    shown = colour.to_network(greys, "ACEScg", view.lower())
+    np.testing.assert_allclose(shown, np.clip(expected, 0, 1), atol=1e-6)
+    assert np.all(np.diff(shown[0, :, 0]) > 0.05) and shown.max() < 1
+    assert np.array_equal(colour.to_network(greys, "ACEScg")[0, 1:], np.ones((3, 3), np.float32))  # the plain clip
+    oiio_write(tmp_path / "p.exr", [(np.repeat(greys, 4, axis=0), ["R", "G", "B"])],
+               chromaticities=(oiio.TypeDesc("float[8]"), (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)))
+    picture = read_plate(tmp_path / "p.exr", view=view)
+    np.testing.assert_allclose(picture.pixels[0], shown[0], atol=1e-6)
+    assert picture.scene.max() == 50.0 and picture.colorspace == "ACEScg"
+    with pytest.raises(InputError, match=r"^'SDR' is not a view of the display 'sRGB - Display' .*its views are: ACES 2"):
+        colour.check_view("SDR")
+    assert cli.main(["colorspaces"]) == 0 and f"  {view}" in capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.slow
+def test_roto_through_a_view_records_it_and_keeps_the_plate(shared, mirror, tmp_path):
+    """roto --view on an ACEScg EXR plate with highlights: it runs, the manifest records the view, and --rgba keeps
+    the plate's own values (above 1.0 too) where the matte is 0 or 1."""
+    plates = [convert(f, colour.NETWORK_SPACE, "ACEScg") * 8 for f in frames(shared, 2)]  # values up to about 8
+    worst, written, peak = _round_trip(tmp_path, plates, ".exr", "float", ".exr", "--view",
+                                       "ACES 2.0 - SDR 100 nits (Rec.709)")
+    assert peak > 4 and written > 1 and worst <= 1e-4, (worst, written, peak)
+    manifest = json.loads((tmp_path / "out" / "m.mattekit.json").read_text())
+    assert manifest["settings"]["view"] == "ACES 2.0 - SDR 100 nits (Rec.709)"
 
 
 # ----------------------------------------------------------------------------------- round trips through roto

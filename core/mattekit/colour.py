@@ -3,9 +3,11 @@ gives the networks their input.
 
 The config is the one ``$OCIO`` names, else OCIO's built-in ACES studio config
 (:data:`BUILTIN`, no file needed); ``NAME@CONFIG`` names a colour space of another config (:func:`split_space`). A plate's colour space is the one asked for (``--colorspace``), else what
-its file says (:func:`default_colorspace`). The networks were trained on sRGB photos, so they get the plain
-conversion to :data:`NETWORK_SPACE` (sRGB-encoded Rec.709), clipped to 0..1 only there, without a tone-mapping
-view: an sRGB PNG and the same picture as an ACEScg EXR then give the same network input.
+its file says (:func:`default_colorspace`). The networks were trained on sRGB photos, so by default they get the
+plain conversion to :data:`NETWORK_SPACE` (sRGB-encoded Rec.709), clipped to 0..1 only there, without a tone-mapping
+view: an sRGB PNG and the same picture as an ACEScg EXR then give the same network input. A view (``--view``, one of
+the views of the config's sRGB display, e.g. ``ACES 2.0 - SDR 100 nits (Rec.709)``; :func:`check_view`) gives them
+that view transform's display-referred sRGB instead, which keeps highlights above 1.0 apart rather than clipping them.
 """
 from __future__ import annotations
 
@@ -120,10 +122,52 @@ def _processor(path: str, space: str) -> ocio.CPUProcessor:
     return processor.getDefaultCPUProcessor()
 
 
-def to_network(rgb: np.ndarray, space: str) -> np.ndarray:
+def srgb_display() -> str:
+    """The config's sRGB display (the first whose name holds "sRGB"), whose views :func:`check_view` offers;
+    InputError when it has none."""
+    found = next((d for d in config().getDisplays() if "srgb" in d.casefold()), None)
+    if found is None:
+        raise InputError(f"The OCIO config {config_path()} has no sRGB display, which a view for the networks needs.")
+    return found
+
+
+def check_view(name: str) -> str:
+    """The config's own name of view ``name`` (any case) of its sRGB display; InputError otherwise."""
+    display = srgb_display()
+    views = list(config().getViews(display))
+    found = next((v for v in views if v.casefold() == name.strip().casefold()), None)
+    if found is None:
+        raise InputError(f"'{name}' is not a view of the display '{display}' in the OCIO config {config_path()}; "
+                         f"its views are: {', '.join(views)}.")
+    return found
+
+
+@lru_cache(maxsize=16)
+def _view_processors(path: str, space: str, view: str) -> tuple:
+    """The CPU processors taking colour space ``space`` of config ``path`` through ``view`` of the sRGB display:
+    one for the config in use; for another config's space, first to the config in use's scene-linear space
+    (through the interchange spaces)."""
+    cfg, display = config(), srgb_display()
+    try:
+        if path == config_path():
+            return (cfg.getProcessor(space, display, view, ocio.TRANSFORM_DIR_FORWARD).getDefaultCPUProcessor(),)
+        linear = cfg.getColorSpace(ocio.ROLE_SCENE_LINEAR).getName()
+        first = ocio.Config.GetProcessorFromConfigs(_config(path), space, cfg, linear)
+        return (first.getDefaultCPUProcessor(),
+                cfg.getProcessor(linear, display, view, ocio.TRANSFORM_DIR_FORWARD).getDefaultCPUProcessor())
+    except (ocio.Exception, AttributeError) as exc:
+        raise InputError(f"Cannot show {space} through the view '{view}' with the OCIO config {config_path()}: "
+                         f"{str(exc).splitlines()[0].rstrip('.')}.") from None
+
+
+def to_network(rgb: np.ndarray, space: str, view: str | None = None) -> np.ndarray:
     """``rgb`` (H x W x 3 float, in colour space ``space``, any range) as the networks' input: H x W x 3
-    float32, sRGB-encoded Rec.709, clipped to [0, 1] (NaN -> 0)."""
+    float32, sRGB-encoded Rec.709, clipped to [0, 1] (NaN -> 0); with ``view`` (:func:`check_view`), that view
+    transform of the sRGB display instead of the plain conversion."""
     out = np.ascontiguousarray(rgb, np.float32).copy()
-    if not is_network_space(space):
+    if view:
+        for processor in _view_processors(*split_space(space), check_view(view)):
+            processor.applyRGB(out)
+    elif not is_network_space(space):
         _processor(*split_space(space)).applyRGB(out)
     return np.clip(np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0), 0, 1, out=out)

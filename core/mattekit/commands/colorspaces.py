@@ -1,4 +1,5 @@
-"""``mattekit colorspaces``: the colour spaces of the OCIO config in use, the names ``roto --colorspace`` takes."""
+"""``mattekit colorspaces``: the colour spaces of the OCIO config in use, the names ``roto --colorspace`` takes, and
+the views of its sRGB display, the names ``roto --view`` takes."""
 from __future__ import annotations
 
 
@@ -11,9 +12,18 @@ def add_parser(sub) -> None:
 
 def _list(args) -> int:
     from .. import colour
+    from ..errors import InputError
 
     print(f"OCIO config: {colour.config_path()}")
     for space in colour.config().getColorSpaces():
         aliases = ", ".join(space.getAliases())
         print(f"  {space.getName()}" + (f"  (also: {aliases})" if aliases else ""))
+    try:
+        display = colour.srgb_display()
+    except InputError as exc:
+        print(f"views (roto --view): none ({exc})")
+        return 0
+    print(f"views of the display '{display}' (roto --view):")
+    for view in colour.config().getViews(display):
+        print(f"  {view}")
     return 0

@@ -84,10 +84,11 @@ def _read_oiio(data: Source) -> Picture:
                    found.format, found.mode)
 
 
-def read_plate(path, colorspace: str | None = None) -> Picture:
+def read_plate(path, colorspace: str | None = None, view: str | None = None) -> Picture:
     """A plate frame: ``scene``, its values as stored (float32 H x W x 3|4, straight alpha, unclipped) in OCIO
     colour space ``colorspace`` (None: the file's own, :func:`mattekit.colour.default_colorspace`), and
-    ``pixels``, the networks' sRGB made from it by :func:`mattekit.colour.to_network` (alpha clipped to [0, 1]).
+    ``pixels``, the networks' sRGB made from it by :func:`mattekit.colour.to_network` (through ``view`` of the sRGB
+    display when given; alpha clipped to [0, 1]).
     EXR, DPX and 16-bit and float TIFF are read by OpenImageIO (multi-part and layered EXR: the first part with
     colour); the others, 8-bit TIFF included (its ICC profile and EXIF orientation applied), by :func:`read_image`
     (taken as sRGB unless ``colorspace`` says otherwise)."""
@@ -98,16 +99,16 @@ def read_plate(path, colorspace: str | None = None) -> Picture:
     if magic not in (EXR_MAGIC, *DPX_MAGIC, *TIFF_MAGIC) or eight_bit_tiff:
         picture = read_image(path)
         picture.colorspace = colour.check_colorspace(colorspace) if colorspace else colour.NETWORK_SPACE
-        picture.scene = picture.pixels  # sRGB in [0, 1]: one array serves both, unless another space is named
-        if not colour.is_network_space(picture.colorspace):
-            picture.pixels = _network_pixels(picture.scene, picture.colorspace)
+        picture.scene = picture.pixels  # sRGB in [0, 1]: one array serves both, unless another space or a view is named
+        if view or not colour.is_network_space(picture.colorspace):
+            picture.pixels = _network_pixels(picture.scene, picture.colorspace, view)
         return picture
     found = read_scene(path)
     if found.is_matte:
         raise InputError(f"Cannot read {path}: it holds a matte (an A channel alone), not a plate's colour.")
     space = colour.check_colorspace(colorspace) if colorspace else colour.default_colorspace(
         found.colorspace, found.chromaticities, found.is_float)
-    pixels = _network_pixels(found.pixels, space)
+    pixels = _network_pixels(found.pixels, space, view)
     return Picture(pixels, found.bit_depth, path, pixels.shape[2] == 4, found.format, found.mode, found.pixels, space)
 
 
@@ -121,9 +122,10 @@ def plate_layout(path) -> Layout:
     return Layout(*scene_layout(path)) if magic in (EXR_MAGIC, *DPX_MAGIC) else read_layout(path)
 
 
-def _network_pixels(scene: np.ndarray, space: str) -> np.ndarray:
-    """H x W x 3|4 values in colour space ``space`` -> the networks' sRGB in [0, 1], alpha clipped to [0, 1]."""
-    pixels = colour.to_network(scene[..., :3], space)
+def _network_pixels(scene: np.ndarray, space: str, view: str | None = None) -> np.ndarray:
+    """H x W x 3|4 values in colour space ``space`` -> the networks' sRGB in [0, 1] (through ``view``, when given,
+    :func:`mattekit.colour.to_network`), alpha clipped to [0, 1]."""
+    pixels = colour.to_network(scene[..., :3], space, view)
     return np.concatenate([pixels, np.clip(scene[..., 3:], 0, 1)], axis=2) if scene.shape[2] == 4 else pixels
 
 

@@ -216,12 +216,14 @@ class ImageSequence:
 
     kind = "images"
 
-    def __init__(self, pattern: FramePattern, colorspace: str | None = None):
-        """``colorspace``: the OCIO colour space of every frame (None: each file's own); it and the OCIO config
+    def __init__(self, pattern: FramePattern, colorspace: str | None = None, view: str | None = None):
+        """``colorspace``: the OCIO colour space of every frame (None: each file's own); ``view``: the view of the
+        sRGB display the networks see the frames through (None: the plain conversion); they and the OCIO config
         ($OCIO) are checked here, before any frame is read."""
         self.pattern = pattern
         colour.config()
         self.colorspace = colour.check_colorspace(colorspace) if colorspace else None
+        self.view = colour.check_view(view) if view else None
         self.files = pattern.scan()
         if not self.files:
             where = "" if pattern.folder.is_dir() else f" (the folder {pattern.folder} does not exist)"
@@ -235,7 +237,7 @@ class ImageSequence:
         path = self.files.get(frame)
         if path is None:
             raise InputError(f"Frame {frame} of {self.pattern} does not exist.")
-        return read_plate(path, self.colorspace)
+        return read_plate(path, self.colorspace, self.view)
 
     def check_frames(self, frames: list[int]) -> None:
         """Read the headers of ``frames`` (no pixels): InputError (one sentence) for the first that is no image mattekit
@@ -261,14 +263,16 @@ class Movie:
 
     kind = "movie"
 
-    def __init__(self, path: str | Path, colorspace: str | None = None):
-        """``colorspace``: the OCIO colour space of the decoded RGB (None: sRGB)."""
+    def __init__(self, path: str | Path, colorspace: str | None = None, view: str | None = None):
+        """``colorspace``: the OCIO colour space of the decoded RGB (None: sRGB); ``view``: as for
+        :class:`ImageSequence`."""
         try:
             import av
         except ImportError:
             raise InputError(f"Reading the movie {path} needs PyAV: pip install 'mattekit[video]' (or pip install av).") from None
         self.path = Path(path)
         self.colorspace = colorspace
+        self.view = colour.check_view(view) if view else None
         self._av = av
         self._lock = threading.Lock()
         try:
@@ -335,7 +339,8 @@ class Movie:
         deep = any(c.bits > 8 for c in decoded.format.components)
         data = decoded.to_ndarray(format="rgb48le" if deep else "rgb24")
         pixels = data.astype(np.float32) / (65535.0 if deep else 255.0)
-        network = colour.to_network(pixels, self.colorspace) if self.colorspace else pixels
+        network = colour.to_network(pixels, self.colorspace or colour.NETWORK_SPACE, self.view) \
+            if self.colorspace or self.view else pixels
         return Picture(network, 16 if deep else 8, f"{self.path}#{number}", False, "movie", decoded.format.name,
                        pixels, self.colorspace or colour.NETWORK_SPACE)
 
@@ -355,22 +360,23 @@ def _first_line(exc: Exception) -> str:
     return (text[0] if text else type(exc).__name__).rstrip(".")
 
 
-def open_plate(spec: str | Path, colorspace: str | None = None) -> ImageSequence | Movie:
+def open_plate(spec: str | Path, colorspace: str | None = None, view: str | None = None) -> ImageSequence | Movie:
     """A plate from a pattern, a numbered frame, a folder of frames or a movie file; ``colorspace``: the OCIO
-    colour space of its frames (None: each image file's own; a movie's decoded RGB is sRGB)."""
+    colour space of its frames (None: each image file's own; a movie's decoded RGB is sRGB); ``view``: the view
+    of the sRGB display the networks see them through (None: the plain conversion, :mod:`mattekit.colour`)."""
     text = str(spec)
     path = Path(text).expanduser()
     if path.is_file() and path.suffix.lower() in MOVIE_SUFFIXES:
-        return Movie(path, colorspace)
+        return Movie(path, colorspace, view)
     if path.is_dir():
-        return ImageSequence(_folder_pattern(path), colorspace)
+        return ImageSequence(_folder_pattern(path), colorspace, view)
     if _TOKEN.search(path.name):
-        return ImageSequence(FramePattern.parse(text), colorspace)
+        return ImageSequence(FramePattern.parse(text), colorspace, view)
     if path.is_file():
         found = FramePattern.from_frame_file(path)
         if found is None or path.suffix.lower() not in IMAGE_SUFFIXES:
             raise InputError(f"{text} is neither a frame sequence nor a movie; name the frames as name.####.exr.")
-        return ImageSequence(_sibling_padding(found[0]), colorspace)
+        return ImageSequence(_sibling_padding(found[0]), colorspace, view)
     raise InputError(f"{text} does not exist (a plate is a frame pattern such as name.####.exr, a folder of frames or a movie).")
 
 

@@ -39,7 +39,7 @@ class RotoJob:
     def __init__(self, spec: RotoSpec, models=None):
         """``models``: the :class:`mattekit.runtime.ModelCache` to load the model into (the worker's own,
         so a model it holds is reused; None: a fresh one)."""
-        self.plate = open_plate(spec.plate, spec.colorspace)
+        self.plate = open_plate(spec.plate, spec.colorspace, spec.view)
         if spec.layers and output_pattern(spec.layers, self.plate).suffix.lower() != ".exr":
             raise OutputError(f"The --layers pattern {spec.layers} must name .exr files (a layered EXR per frame).")
         objects = split_objects(spec, self.plate)
@@ -101,6 +101,8 @@ class RotoJob:
             settings["warmup"] = self.entry.warmup
         if self.spec.colorspace:
             settings["colorspace"] = self.spec.colorspace
+        if self.spec.view:
+            settings["view"] = self.plate.view
         if self.keyframes is not None:
             settings["hints"] = self.keyframes.describe()
             if self.entry.task == "prompt":  # tracked by SAM 2.1's memory (:mod:`.sam`), not carried along the flow
