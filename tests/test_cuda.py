@@ -181,3 +181,25 @@ def test_tiled_upscale_on_cuda_agrees_with_the_cpu(shared):
     diff = np.abs(gpu - cpu)
     assert diff.mean() < 1.0 and np.percentile(diff, 99.9) < 8, (diff.mean(), np.percentile(diff, 99.9))
     print(f"upscale cuda tiled vs cpu: mean {diff.mean():.3f}, p99.9 {np.percentile(diff, 99.9):.2f}, max {diff.max():.0f}")
+
+
+def test_shared_sam_frame_features_stay_in_host_memory_and_come_back_on_the_gpu():
+    """SAM 2.1's shared frame features (roto's objects and runs): what FrameFeatures keeps is on the CPU, whatever the
+    model's device, and a reuse hands back the first encoding's answer on the GPU, bit for bit."""
+    from mattekit.nets.sam2.model import SAM2
+    from mattekit.nets.sam2.predictor import FrameFeatures, video_frame_input
+
+    torch.manual_seed(0)
+    model = SAM2("hiera_t").cuda().eval()
+    frame = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    shared = FrameFeatures(1 << 30)
+    first, again = shared(model, frame), shared(model, frame)
+    with torch.no_grad():
+        fresh = model.encode_image(video_frame_input(frame, model.image_size).cuda())
+    assert (shared.misses, shared.hits) == (1, 1)
+    held = next(iter(shared.held.values()))
+    assert held["feat"].device.type == "cpu" and all(t.device.type == "cpu" for t in held["high_res"])
+    assert again["feat"].is_cuda and all(t.is_cuda for t in again["high_res"])
+    assert torch.equal(again["feat"], first["feat"]) and torch.equal(again["pos"], first["pos"])  # the reuse: bit for bit
+    assert all(torch.equal(a, b) for a, b in zip(again["high_res"], first["high_res"]))
+    assert torch.allclose(first["feat"], fresh["feat"], atol=1e-5)  # (a second encoding on the GPU: within rounding)

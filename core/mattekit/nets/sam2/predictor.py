@@ -118,7 +118,9 @@ class FrameFeatures:
     digest of its uint8 bytes and shape) and its model, so what is handed out is always that frame's own answer,
     the same bytes a fresh encoding gives. Once full it keeps what it holds and adds nothing: frames come in passes
     over the shot, and keeping the first ones serves every later pass, where dropping the oldest would serve none.
-    ``hits`` and ``misses`` count the calls answered from memory and by the encoder."""
+    What it keeps lives in host memory whatever the model's device (a GPU's memory stays the model's), and is
+    moved to the model's device when handed out. ``hits`` and ``misses`` count the calls answered from memory and
+    by the encoder."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
@@ -129,17 +131,23 @@ class FrameFeatures:
     def __call__(self, model: SAM2, frame: np.ndarray) -> dict:
         """``model.encode_image`` of ``frame`` (uint8 H x W x 3 RGB) at the model's size, on its device."""
         key = (id(model), frame.shape, hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).digest())
+        device = next(model.parameters()).device
         if key in self.held:
             self.hits += 1
-            return self.held[key]
+            return _moved(self.held[key], device)
         self.misses += 1
-        device = next(model.parameters()).device
         feats = model.encode_image(video_frame_input(frame, model.image_size).to(device))
         size = sum(t.numel() * t.element_size() for t in (feats["feat"], feats["pos"], *feats["high_res"]))
         if self.bytes + size <= self.max_bytes:
-            self.held[key] = feats
+            self.held[key] = _moved(feats, torch.device("cpu"))  # (the same tensors on the CPU)
             self.bytes += size
         return feats
+
+
+def _moved(feats: dict, device: torch.device) -> dict:
+    """``encode_image``'s output on ``device`` (tensors already there are not copied)."""
+    return {"feat": feats["feat"].to(device), "pos": feats["pos"].to(device),
+            "high_res": [t.to(device) for t in feats["high_res"]]}
 
 
 class SAM2VideoTracker:
