@@ -211,7 +211,7 @@ def test_a_view_gives_the_networks_that_view_transform_and_keeps_highlights_apar
     greys = np.array([[[0.18] * 3, [1.0] * 3, [5.0] * 3, [50.0] * 3]], np.float32)
     expected = greys.copy()
     config.getProcessor("ACEScg", display, view, ocio.TRANSFORM_DIR_FORWARD).getDefaultCPUProcessor().applyRGB(expected)
-    shown = colour.to_network(greys, "ACEScg", view.lower())
+    shown = colour.to_network(greys, "ACEScg", colour.check_view(view.lower()))  # any case, checked once
     np.testing.assert_allclose(shown, np.clip(expected, 0, 1), atol=1e-6)
     assert np.all(np.diff(shown[0, :, 0]) > 0.05) and shown.max() < 1
     assert np.array_equal(colour.to_network(greys, "ACEScg")[0, 1:], np.ones((3, 3), np.float32))  # the plain clip
@@ -339,3 +339,16 @@ def test_remove_gives_an_acescg_exr_the_mattes_of_its_linear_srgb_twin(shared, m
     linear, ap1 = (read_image(tmp_path / f"{n}.alpha.png").pixels for n in ("linear", "ap1"))
     print(f"remove, linear sRGB EXR vs ACEScg EXR: max alpha difference {np.abs(linear - ap1).max() * 255:.3f}/255")
     assert np.abs(linear - ap1).max() <= 1 / 255
+
+
+def test_an_integer_exr_is_scene_linear_for_photos_and_plates_alike(tmp_path):
+    """EXR's samples are scene-linear unless the file names another space, integer (uint) samples too: a plate and
+    a photo read of the same uint EXR give the same colour space and the same network pixels (0.18 linear is 0.46 in
+    sRGB; a plate taken as sRGB would give the networks 0.18)."""
+    values = np.array([[[0, 0, 0], [0.18, 0.18, 0.18], [0.5, 0.5, 0.5], [1, 1, 1]]], np.float32)
+    oiio_write(tmp_path / "uint.exr", [(values, ["R", "G", "B"])], sample="uint")
+    plate = read_plate(tmp_path / "uint.exr")
+    assert plate.colorspace == colour.LINEAR_SRGB
+    np.testing.assert_allclose(plate.scene, values, atol=1e-6)
+    np.testing.assert_allclose(plate.pixels[0, :, 0], [0, 0.4614, 0.7354, 1], atol=1e-3)
+    np.testing.assert_array_equal(read_image(tmp_path / "uint.exr").pixels, plate.pixels)

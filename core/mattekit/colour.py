@@ -162,11 +162,11 @@ def _view_processors(path: str, space: str, view: str) -> tuple:
 
 def to_network(rgb: np.ndarray, space: str, view: str | None = None) -> np.ndarray:
     """``rgb`` (H x W x 3 float, in colour space ``space``, any range) as the networks' input: H x W x 3
-    float32, sRGB-encoded Rec.709, clipped to [0, 1] (NaN -> 0); with ``view`` (:func:`check_view`), that view
-    transform of the sRGB display instead of the plain conversion."""
+    float32, sRGB-encoded Rec.709, clipped to [0, 1] (NaN -> 0); with ``view`` (a name :func:`check_view` gave:
+    checked once per job, not per frame), that view transform of the sRGB display instead of the plain conversion."""
     out = np.ascontiguousarray(rgb, np.float32).copy()
     if view:
-        for processor in _view_processors(*split_space(space), check_view(view)):
+        for processor in _view_processors(*split_space(space), view):
             processor.applyRGB(out)
     elif not is_network_space(space):
         _processor(*split_space(space)).applyRGB(out)

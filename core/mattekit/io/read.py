@@ -39,7 +39,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from mattekit import colour
 from mattekit.errors import InputError
 from mattekit.io.formats import DECODE_ERRORS, DPX_MAGIC, EXR_MAGIC, EXR_RECORD, PNG_XMP_KEY, TIFF_MAGIC, Source, reason
-from mattekit.io.oiio import read_scene, scene_attributes, scene_layout
+from mattekit.io.oiio import Scene, read_scene, scene_attributes, scene_layout
 from mattekit.io.picture import Layout, Picture, check_size
 from mattekit.io.tiff import tiff_size
 from mattekit.ops import unit_float
@@ -78,8 +78,7 @@ def _read_oiio(data: Source) -> Picture:
         found = read_scene(path, data.name)
     if found.is_matte:
         return Picture(np.clip(found.pixels, 0, 1), 32, data.name, False, found.format, found.mode)
-    space = colour.default_colorspace(found.colorspace, found.chromaticities, found.is_float or found.format == "EXR")
-    pixels = _network_pixels(found.pixels, space)
+    pixels = _network_pixels(found.pixels, _scene_space(found))
     return Picture(pixels, 32 if found.format == "EXR" else found.bit_depth, data.name, pixels.shape[2] == 4,
                    found.format, found.mode)
 
@@ -88,7 +87,7 @@ def read_plate(path, colorspace: str | None = None, view: str | None = None) -> 
     """A plate frame: ``scene``, its values as stored (float32 H x W x 3|4, straight alpha, unclipped) in OCIO
     colour space ``colorspace`` (None: the file's own, :func:`mattekit.colour.default_colorspace`), and
     ``pixels``, the networks' sRGB made from it by :func:`mattekit.colour.to_network` (through ``view`` of the sRGB
-    display when given; alpha clipped to [0, 1]).
+    display when given: a name :func:`mattekit.colour.check_view` gave; alpha clipped to [0, 1]).
     EXR, DPX and 16-bit and float TIFF are read by OpenImageIO (multi-part and layered EXR: the first part with
     colour); the others, 8-bit TIFF included (its ICC profile and EXIF orientation applied), by :func:`read_image`
     (taken as sRGB unless ``colorspace`` says otherwise)."""
@@ -106,8 +105,7 @@ def read_plate(path, colorspace: str | None = None, view: str | None = None) -> 
     found = read_scene(path)
     if found.is_matte:
         raise InputError(f"Cannot read {path}: it holds a matte (an A channel alone), not a plate's colour.")
-    space = colour.check_colorspace(colorspace) if colorspace else colour.default_colorspace(
-        found.colorspace, found.chromaticities, found.is_float)
+    space = _scene_space(found, colorspace)
     pixels = _network_pixels(found.pixels, space, view)
     return Picture(pixels, found.bit_depth, path, pixels.shape[2] == 4, found.format, found.mode, found.pixels, space)
 
@@ -120,6 +118,15 @@ def plate_layout(path) -> Layout:
     with _opened(path, None) as data:
         magic = _magic(data)
     return Layout(*scene_layout(path)) if magic in (EXR_MAGIC, *DPX_MAGIC) else read_layout(path)
+
+
+def _scene_space(found: Scene, colorspace: str | None = None) -> str:
+    """The OCIO colour space of ``found``'s values: ``colorspace`` when one is named (checked), else the file's own
+    (:func:`mattekit.colour.default_colorspace`; EXR is scene-linear unless it names another space, integer EXR
+    samples too)."""
+    if colorspace:
+        return colour.check_colorspace(colorspace)
+    return colour.default_colorspace(found.colorspace, found.chromaticities, found.is_float or found.format == "EXR")
 
 
 def _network_pixels(scene: np.ndarray, space: str, view: str | None = None) -> np.ndarray:
