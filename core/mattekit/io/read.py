@@ -92,11 +92,12 @@ def read_plate(path, colorspace: str | None = None, view: str | None = None) -> 
     colour); the others, 8-bit TIFF included (its ICC profile and EXIF orientation applied), by :func:`read_image`
     (taken as sRGB unless ``colorspace`` says otherwise)."""
     path = str(path)
-    with _opened(path, None) as data:
-        magic = data.stream.read(4)
-    eight_bit_tiff = magic in TIFF_MAGIC and read_layout(path).bit_depth == 8  # Pillow: its ICC profile, EXIF orientation
-    if magic not in (EXR_MAGIC, *DPX_MAGIC, *TIFF_MAGIC) or eight_bit_tiff:
-        picture = read_image(path)
+    with _opened(path, None) as data:  # opened once for the formats Pillow reads (an 8-bit TIFF: its ICC profile
+        magic = _magic(data)           # and EXIF orientation); OpenImageIO opens the others by their path
+        by_pillow = magic not in (EXR_MAGIC, *DPX_MAGIC, *TIFF_MAGIC) or (
+            magic in TIFF_MAGIC and _layout(data, magic).bit_depth == 8)
+        picture = _read_pillow(data, magic, False) if by_pillow else None
+    if picture is not None:
         picture.colorspace = colour.check_colorspace(colorspace) if colorspace else colour.NETWORK_SPACE
         picture.scene = picture.pixels  # sRGB in [0, 1]: one array serves both, unless another space or a view is named
         if view or not colour.is_network_space(picture.colorspace):
@@ -204,34 +205,38 @@ def read_layout(source, name: str | None = None) -> Layout:
     them), read from its header without decoding its pixels, so no pixel budget applies. ``source`` and ``name``
     as for :func:`read_image`; InputError (one sentence) when it is no image mattekit reads."""
     with _opened(source, name) as data:
-        magic = _magic(data)
-        if magic in (EXR_MAGIC, *DPX_MAGIC):
-            with _on_disk(data) as path:
-                fmt, width, height, bit_depth, mode = scene_layout(path, data.name)
-            return Layout(fmt, width, height, 32 if fmt == "EXR" else bit_depth, mode)
-        try:
-            data.stream.seek(0)
-            im = Image.open(data.stream)
-        except UnidentifiedImageError:
-            if magic in TIFF_MAGIC:  # a float TIFF, which OpenCV reads
-                width, height, samples = tiff_size(data)
-                return Layout("TIFF", width, height, 32, f"{'RGBA' if samples in (2, 4) else 'RGB'};32")
-            raise data.unknown() from None
+        return _layout(data, _magic(data))
+
+
+def _layout(data: Source, magic: bytes) -> Layout:
+    """:func:`read_layout` of opened ``data`` whose first bytes are ``magic``."""
+    if magic in (EXR_MAGIC, *DPX_MAGIC):
+        with _on_disk(data) as path:
+            fmt, width, height, bit_depth, mode = scene_layout(path, data.name)
+        return Layout(fmt, width, height, 32 if fmt == "EXR" else bit_depth, mode)
+    try:
+        data.stream.seek(0)
+        im = Image.open(data.stream)
+    except UnidentifiedImageError:
+        if magic in TIFF_MAGIC:  # a float TIFF, which OpenCV reads
+            width, height, samples = tiff_size(data)
+            return Layout("TIFF", width, height, 32, f"{'RGBA' if samples in (2, 4) else 'RGB'};32")
+        raise data.unknown() from None
+    except DECODE_ERRORS as e:
+        raise data.damaged(e) from None
+    with im:
+        width, height = im.size
+        try:  # a PNG's EXIF after its pixels is left unread: Pillow would decode them to reach it
+            exif = im.format != "PNG" or "exif" in im.info
+            orientation = im.getexif().get(0x0112, 1) if exif else 1
         except DECODE_ERRORS as e:
             raise data.damaged(e) from None
-        with im:
-            width, height = im.size
-            try:  # a PNG's EXIF after its pixels is left unread: Pillow would decode them to reach it
-                exif = im.format != "PNG" or "exif" in im.info
-                orientation = im.getexif().get(0x0112, 1) if exif else 1
-            except DECODE_ERRORS as e:
-                raise data.damaged(e) from None
-            if orientation in (5, 6, 7, 8):
-                width, height = height, width
-            if _deep(im):
-                return Layout(im.format or "", width, height, 16, f"{im.mode};16")
-            depth = 32 if im.mode == "F" else 16 if im.mode.startswith("I") else 8
-            return Layout(im.format or "", width, height, depth, im.mode)
+        if orientation in (5, 6, 7, 8):
+            width, height = height, width
+        if _deep(im):
+            return Layout(im.format or "", width, height, 16, f"{im.mode};16")
+        depth = 32 if im.mode == "F" else 16 if im.mode.startswith("I") else 8
+        return Layout(im.format or "", width, height, depth, im.mode)
 
 
 @contextlib.contextmanager
