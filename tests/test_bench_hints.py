@@ -27,18 +27,27 @@ def test_derived_hints_follow_the_ground_truth():
     assert bench_hints.gt_point(square) == (100, 40)
 
 
-def test_davis_layout_takes_each_sequences_first_frame(tmp_path):
-    for seq in ("b", "a"):
+def test_davis_layout_takes_each_sequences_first_frame_or_every_nth_in_its_half(tmp_path):
+    for seq in ("b", "a", "c"):
         for sub, ext in (("im", "jpg"), ("gt", "png")):
             folder = tmp_path / sub / seq
             folder.mkdir(parents=True)
-            for frame in ("00001", "00000"):
+            for frame in ("00002", "00001", "00000", "00003"):
                 (folder / f"{frame}.{ext}").write_bytes(b"")
     rows = bench_hints.rows_of(tmp_path)
-    assert [(r[0].parent.name, r[0].name, r[1].name) for r in rows] == [("a", "00000.jpg", "00000.png"),
-                                                                         ("b", "00000.jpg", "00000.png")]
+    assert [(r[0].parent.name, r[0].name, r[1].name, r[2]) for r in rows] == [
+        ("a", "00000.jpg", "00000.png", "tuning"), ("b", "00000.jpg", "00000.png", "report"),
+        ("c", "00000.jpg", "00000.png", "tuning")]
+    (tmp_path / "gt" / "b" / "00002.png").unlink()  # a frame without a mask is left out
+    rows = bench_hints.rows_of(tmp_path, every=2)
+    assert [(r[0].parent.name, r[0].stem, r[2]) for r in rows] == [
+        ("a", "00000", "tuning"), ("a", "00002", "tuning"), ("b", "00000", "report"), ("c", "00000", "tuning"),
+        ("c", "00002", "tuning")]
     with pytest.raises(InputError, match="no im/ folder"):
         bench_hints.rows_of(tmp_path / "gt")
+    (tmp_path / "photos" / "im").mkdir(parents=True)
+    with pytest.raises(InputError, match="^--every takes frames of sequences"):
+        bench_hints.rows_of(tmp_path / "photos", every=2)
 
 
 def _table(text: str) -> dict:

@@ -8,8 +8,9 @@ the bounding box of its nonzero area) is a further box. Every alpha comes from
 ``mattekit.tasks.segment.TASK.run`` (``remove --result alpha``: what users get).
 
 Layouts: ``im/NAME.* + gt/NAME.png`` (grabcut50; 128 = ignore band), or DAVIS (``im/SEQ/*.jpg`` +
-``gt/SEQ/*.png``), of which each sequence's first frame is taken. Images are split in sorted order:
-even-indexed ones are the tuning half (where defaults may be chosen), odd-indexed ones the report half.
+``gt/SEQ/*.png``), of which each sequence's first frame is taken (``--every N``: every Nth frame, the first
+included). Images are split in sorted order: even-indexed ones are the tuning half (where defaults may be chosen),
+odd-indexed ones the report half; DAVIS frames by their sequence's index, so a sequence's frames share a half.
 """
 from __future__ import annotations
 
@@ -38,32 +39,40 @@ def add_parser(kinds) -> None:
     p.add_argument("--model", action="append", help="segmentation model (repeatable); default: csnet-sod")
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--every", type=int, metavar="N", help="DAVIS: every Nth frame of each sequence (the first "
+                   "included) instead of its first frame alone; a sequence's frames share its half")
     p.add_argument("--no-matting", action="store_true", help="score remove --no-matting (several times faster; "
                    "the IoU at 0.5 moves little)")
     p.add_argument("--per-image", action="store_true", help="also print each image's IoU per hint")
     p.set_defaults(func=run)
 
 
-def first_frames(data: Path) -> list[tuple[Path, Path]]:
-    """(first frame, its mask) per sequence of a DAVIS folder (im/SEQ/*.jpg + gt/SEQ/*.png), sorted by SEQ."""
+def sequence_frames(data: Path, every: int | None = None) -> list[tuple[Path, Path, str]]:
+    """(frame, its mask, half) of a DAVIS folder (im/SEQ/*.jpg + gt/SEQ/*.png): each sequence's first frame, or
+    with ``every`` each ``every``-th frame from the first (those with a mask); sequences sorted by SEQ, the half
+    by the sequence's index (:func:`mattekit.bench.segment.half_of`)."""
     found = []
-    for sequence in sorted(p for p in (data / "im").iterdir() if p.is_dir()):
+    for index, sequence in enumerate(sorted(p for p in (data / "im").iterdir() if p.is_dir())):
         frames = sorted(sequence.iterdir())
-        gt = data / "gt" / sequence.name / (frames[0].stem + ".png") if frames else None
-        if gt is not None and gt.is_file():
-            found.append((frames[0], gt))
+        for frame in frames[::every] if every else frames[:1]:
+            gt = data / "gt" / sequence.name / (frame.stem + ".png")
+            if gt.is_file():
+                found.append((frame, gt, half_of(index)))
     if not found:
         raise InputError(f"{data} has no im/SEQ/FRAME + gt/SEQ/FRAME.png sequences.")
     return found
 
 
-def rows_of(data: Path) -> list[tuple[Path, Path]]:
-    """(image, ground truth) pairs of either layout (DAVIS when im/ holds folders)."""
+def rows_of(data: Path, every: int | None = None) -> list[tuple[Path, Path, str]]:
+    """(image, ground truth, half) of either layout (DAVIS when im/ holds folders: :func:`sequence_frames`);
+    ``every`` is for DAVIS only (InputError otherwise)."""
     if not (data / "im").is_dir():
         raise InputError(f"{data} has no im/ folder.")
     if any(p.is_dir() for p in (data / "im").iterdir()):
-        return first_frames(data)
-    return pairs(data)
+        return sequence_frames(data, every)
+    if every:
+        raise InputError(f"--every takes frames of sequences, and {data}/im holds no sequence folders.")
+    return [(image, gt, half_of(index)) for index, (image, gt) in enumerate(pairs(data))]
 
 
 def gt_box(gt: np.ndarray, seed: str) -> tuple[int, int, int, int]:
@@ -107,12 +116,12 @@ def hints_for(image_path: Path, gt: np.ndarray, data: Path) -> dict[str, dict]:
     return found
 
 
-def measure(model: str, rows: list[tuple[Path, Path]], data: Path, device: str = "auto", matting: bool = True) -> dict:
+def measure(model: str, rows: list[tuple[Path, Path, str]], data: Path, device: str = "auto", matting: bool = True) -> dict:
     """{image name: {hint name: IoU}} of remove --result alpha (``matting``: its default) with ``model`` on ``rows``."""
     predictor = runtime.ModelCache().get(model, "segment", device)
     found = {}
     with shown(len(rows), "image") as report:  # on stderr: a bar on a terminal, a line per image elsewhere
-        for image_path, gt_path in rows:
+        for image_path, gt_path, _ in rows:
             image = io.read_image(image_path).pixels[..., :3]
             gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
             scores = {}
@@ -150,24 +159,27 @@ def summary(per_image: list[dict]) -> dict[str, tuple[float, float | None]]:
 
 def run(args) -> int:
     data = Path(args.data)
-    rows = rows_of(data)[: args.limit]
+    if args.every is not None and args.every < 1:
+        raise InputError(f"--every must be a whole number of frames from 1 up, not {args.every}.")
+    rows = rows_of(data, args.every)[: args.limit]
     models = args.model or ["csnet-sod"]
     if not rows:
         raise MattekitError(f"{data} has no images to measure.")
-    count = {h: len(rows[i::2]) for i, h in enumerate(HALVES)}
-    print(f"bench hints on {data}: {len(rows)} images in sorted order; tuning half = even-indexed ({count['tuning']}), "
-          f"report half = odd-indexed ({count['report']}); box = ground-truth box + 0-{MAX_MARGIN:.0%} margin per side, "
+    count = {h: sum(half == h for *_, half in rows) for h in HALVES}
+    unit = " sequences' frames" if rows[0][0].parent != data / "im" else ""
+    print(f"bench hints on {data}: {len(rows)} images in sorted order; tuning half = even-indexed{unit} "
+          f"({count['tuning']}), report half = odd-indexed{unit} ({count['report']}); box = ground-truth box + 0-{MAX_MARGIN:.0%} margin per side, "
           f"point = the subject pixel farthest from its boundary; miss = IoU < {MISS}, hit = IoU > {HIT}; "
           f"remove --result alpha{' --no-matting' if args.no_matting else ''}")
     print(f"{'model':14}{'hint':14}{'half':8}{'images':>7}{'IoU':>9}{'miss->hit':>11}")
     for model in models:
         found = measure(model, rows, data, args.device, not args.no_matting)
-        names = list(found)
+        halves = dict(zip(found, (half for *_, half in rows)))
         if args.per_image:
-            for index, name in enumerate(names):
-                print(f"  {model} {half_of(index)} {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in found[name].items()))
+            for name, scores in found.items():
+                print(f"  {model} {halves[name]} {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
         for half in HALVES:
-            per_image = [found[n] for i, n in enumerate(names) if half_of(i) == half]
+            per_image = [scores for name, scores in found.items() if halves[name] == half]
             for hint, (mean, turned) in summary(per_image).items():
                 shown = "-" if turned is None else f"{turned:.3f}"
                 images = sum(hint in s for s in per_image)

@@ -2,7 +2,8 @@
 folder that declares no task): their options (:class:`SubjectOptions`), the hint, the models that answer it and the
 subject's alpha. Arrays as the registry's (H x W x C sRGB images in [0, 1], H x W alphas).
 
-Without a hint model the segmentation network runs on the hinted region (:func:`mattekit.masks.hinted_input`); with
+Without a hint model the segmentation network runs on the hinted region (:func:`mattekit.masks.hinted_input`; with a
+box also on the whole image, whose parts the region's answer cut off are added: :func:`mattekit.hints.with_plain_parts`); with
 ``hint_model`` (SAM 2.1) and a hint on the subject, the hint model alone answers it
 (:func:`mattekit.prompting.prompted_mask`); either way the mask's edge is matted. A trimap-free matting network's
 alpha is the answer as it is.
@@ -27,7 +28,8 @@ class SubjectOptions(ModelOptions):
     matting: bool = option(True, "matte the mask's uncertain edge into a soft alpha (hair, fur); off: the "
                            "mask is the alpha and colours are not decontaminated")
     box: str | None = option(None, "the subject lies in this box: x0,y0,x1,y1 in pixels (x1, y1 exclusive); the "
-                             "model runs on the box's region and nothing outside it is kept", label="Box")
+                             "model runs on the box's region (and on the whole image, for parts the region cut off) "
+                             "and nothing outside it is kept", label="Box")
     point: str | None = option(None, "a point x,y on the subject (repeatable): only the parts connected to these "
                                "points are kept", repeat=True, label="Include points")
     exclude: str | None = option(None, "a point x,y not on the subject (repeatable): the part there is left out",
@@ -94,5 +96,8 @@ def alpha(models, inputs, options: SubjectOptions, context, prediction):
     else:
         mask = masks.hinted_mask(image, prediction, options.refine, context, colour=options.colour,
                                  upsampling=masks.upsampling_of(models))
+        if context is not None and context[0].box is not None:  # the whole image's answer too, for what the box's
+            # region cut off (hints.with_plain_parts): the network runs twice
+            mask = hints.with_plain_parts(mask, masks.predict_mask(models["model"], image, options.refine), context[0])
         found = masks.alpha_from_mask(image, mask, options.matting, in_place=True)
     return found
