@@ -171,7 +171,8 @@ def run(args) -> int:
           f"({count['tuning']}), report half = odd-indexed{unit} ({count['report']}); box = ground-truth box + 0-{MAX_MARGIN:.0%} margin per side, "
           f"point = the subject pixel farthest from its boundary; miss = IoU < {MISS}, hit = IoU > {HIT}; "
           f"remove --result alpha{' --no-matting' if args.no_matting else ''}")
-    print(f"{'model':14}{'hint':14}{'half':8}{'images':>7}{'IoU':>9}{'miss->hit':>11}")
+    width = max(14, *(len(m) + 1 for m in models))  # the model column: a name and a space
+    print(f"{'model':{width}}{'hint':14}{'half':8}{'images':>7}{'IoU':>9}{'miss->hit':>11}")
     for model in models:
         found = measure(model, rows, data, args.device, not args.no_matting)
         halves = dict(zip(found, (half for *_, half in rows)))
@@ -183,5 +184,5 @@ def run(args) -> int:
             for hint, (mean, turned) in summary(per_image).items():
                 shown = "-" if turned is None else f"{turned:.3f}"
                 images = sum(hint in s for s in per_image)
-                print(f"{model:14}{hint:14}{half:8}{images:7d}{mean:9.4f}{shown:>11}")
+                print(f"{model:{width}}{hint:14}{half:8}{images:7d}{mean:9.4f}{shown:>11}")
     return 0
