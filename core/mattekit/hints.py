@@ -214,7 +214,7 @@ def with_plain_parts(mask: np.ndarray, plain: np.ndarray, hint: Hint, contained:
     if np.count_nonzero(subject[y0:y1, x0:x1]) < contained * np.count_nonzero(subject):
         return mask
     allowed_plain = constrain(plain, hint, select=False)
-    count, labels = cv2.connectedComponents((allowed_plain >= 0.5).astype(np.uint8), connectivity=8)
+    _, labels = cv2.connectedComponents((allowed_plain >= 0.5).astype(np.uint8), connectivity=8)
     touching = np.unique(labels[(mask >= 0.5) & (labels > 0)])
     if touching.size == 0:
         return mask
