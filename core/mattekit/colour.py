@@ -74,10 +74,11 @@ def check_colorspace(name: str) -> str:
     return space.getName() if path == config_path() else f"{space.getName()}@{path}"
 
 
-def default_colorspace(metadata: str = "", chromaticities=None, is_float: bool = False) -> str:
+def default_colorspace(metadata: str = "", chromaticities=None, linear: bool = False) -> str:
     """The colour space a file's pixels are in when none is asked for: its EXR ``chromaticities`` (8 floats)
     when they name one of :data:`PRIMARIES`, else its ``metadata`` (OIIO's ``oiio:ColorSpace``) when the
-    config knows it (a warning when it does not), else linear sRGB for float samples and sRGB for 8/16-bit ones."""
+    config knows it (a warning when it does not), else linear sRGB when the file's samples are ``linear`` (float
+    samples, any EXR's) and sRGB otherwise."""
     if chromaticities is not None:
         for primaries, space in PRIMARIES.items():
             if np.allclose(chromaticities, primaries, atol=2e-3):
@@ -85,7 +86,7 @@ def default_colorspace(metadata: str = "", chromaticities=None, is_float: bool =
     known = config().getColorSpace(metadata) if metadata else None
     if known is not None:
         return known.getName()
-    space = LINEAR_SRGB if is_float else NETWORK_SPACE
+    space = LINEAR_SRGB if linear else NETWORK_SPACE
     if metadata:  # (one warning per name, not per frame)
         warnings.warn(f"An image file says its colour space is '{metadata}', which the OCIO config {config_path()} does not "
                       f"know; it is read as {space}, unless --colorspace names its colour space.", stacklevel=2)
