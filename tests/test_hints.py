@@ -120,27 +120,28 @@ def test_an_include_point_on_what_the_model_missed_drops_none_of_its_parts():
     np.testing.assert_array_equal(kept, prediction)
 
 
-def test_the_whole_images_parts_that_touch_the_boxs_answer_are_added_when_its_subject_is_in_the_box():
-    """with_plain_parts: the region's answer (a body) gets the whole image's parts that touch it (body + tail), not
-    the parts apart from it nor anything outside the box or at an exclude point; nothing when less than 95 % of the
-    whole image's subject lies in the box."""
+def test_the_whole_images_answer_joins_the_boxs_answer_when_its_subject_is_in_the_box():
+    """with_plain_answer: the region's answer (a body) joined, pixel by pixel the larger value, with the whole
+    image's answer inside the box (a tail the region cut off, a part the region lost, their soft edges), not outside
+    it nor at an exclude point's part; nothing when less than 95 % of the whole image's subject lies in the box."""
     boxed = np.zeros((60, 100), np.float32)
     boxed[20:40, 30:60] = 0.9  # the body, as the model saw the box's region
-    plain = boxed.copy()
+    plain = np.zeros_like(boxed)
+    plain[20:40, 30:60] = 0.8  # the body, less sure on the whole image: the region's 0.9 stays
     plain[5:20, 40:44] = 0.7  # a tail reaching the box's top edge, which the region's answer cut off
-    plain[10:20, 44] = 0.3  # its soft edge below 0.5: left to the matting
-    plain[45:50, 70:80] = 1.0  # a part of its own inside the box
+    plain[10:20, 44] = 0.3  # its soft edge
+    plain[45:50, 70:80] = 1.0  # a part the region's answer lost
+    plain[3, 40:44] = 0.7  # above the box: never kept
     hint = hints.make(60, 100, box="20,5,90,55")
-    added = hints.with_plain_parts(boxed, plain, hint)
-    expected = boxed.copy()
-    expected[5:20, 40:44] = 0.7
-    np.testing.assert_array_equal(added, expected)
-    assert added[45:50, 70:80].max() == 0 and added.dtype == np.float32
-    excluded = hints.with_plain_parts(boxed, plain, hints.make(60, 100, box="20,5,90,55", exclude="41,8"))
-    assert excluded[5:20, 40:44].max() == 0  # the tail holds an exclude point: the whole part goes (body included,
-    np.testing.assert_array_equal(excluded, boxed)  # so nothing touches the box's answer)
+    joined = hints.with_plain_answer(boxed, plain, hint)
+    expected = np.maximum(boxed, plain)
+    expected[3] = 0.0
+    np.testing.assert_array_equal(joined, expected)
+    assert joined.dtype == np.float32
+    excluded = hints.with_plain_answer(boxed, plain, hints.make(60, 100, box="20,5,90,55", exclude="75,47"))
+    assert excluded[45:50, 70:80].max() == 0 and excluded[5:20, 40:44].min() == 0.7  # the excluded part only
     outside = plain.copy()
-    outside[0:60, 0:3] = 1.0  # 180 px outside the box: a fifth of the subject
-    np.testing.assert_array_equal(hints.with_plain_parts(boxed, outside, hint), boxed)
-    np.testing.assert_array_equal(hints.with_plain_parts(boxed, plain, hints.make(60, 100, include="41,8")), boxed)
-    np.testing.assert_array_equal(hints.with_plain_parts(boxed, np.zeros_like(plain), hint), boxed)
+    outside[0:60, 0:4] = 1.0  # 240 px outside the box: over a fifth of the subject
+    np.testing.assert_array_equal(hints.with_plain_answer(boxed, outside, hint), boxed)
+    np.testing.assert_array_equal(hints.with_plain_answer(boxed, plain, hints.make(60, 100, include="41,8")), boxed)
+    np.testing.assert_array_equal(hints.with_plain_answer(boxed, np.zeros_like(plain), hint), boxed)

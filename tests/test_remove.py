@@ -308,6 +308,42 @@ def test_api_takes_hints_as_tuples_and_arrays(two_subjects):
     assert mattekit.api.as_text([(1, 2), (3, 4)]) == "1,2;3,4" and mattekit.api.as_text(np.array([5, 6])) == "5,6"
 
 
+def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
+    """With a box, prepare gives the region's input and the whole photo's as one 2-row batch, so the runner's
+    inference stage runs the network once; the answer equals the one made with the whole photo run on its own
+    (the path of models whose input size follows the photo's)."""
+    from mattekit import runtime
+    from mattekit.runner import Runner
+    from mattekit.tasks import subject
+
+    path, masks, boxes = two_subjects
+    pixels = io.read_image(path).pixels
+    predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
+    calls = []
+
+    class Counted:
+        entry = predictor.entry
+
+        def __call__(self, x):
+            calls.append(x.shape[0])
+            return predictor(x)
+
+        def __getattr__(self, name):
+            return getattr(predictor, name)
+
+    options = segment.TASK.make_options({"model": "u2netp", "result": "alpha", "box": boxes["right"]})
+    x, context = segment.TASK.prepare({"model": predictor}, {"image": pixels}, options)
+    assert x.shape[0] == 2 and np.array_equal(x[1:], predictor.prepare(pixels))
+    found = Runner(segment.TASK, {"model": Counted()}, options).arrays({"image": pixels})["result"]
+    assert calls == [2]
+    y = predictor(x)
+    one_call = subject.alpha({"model": predictor}, {"image": pixels}, options, context, y)
+    apart = subject.alpha({"model": predictor}, {"image": pixels}, options, context, y[:1])
+    np.testing.assert_allclose(one_call, apart, atol=1e-5)
+    assert found.shape == pixels.shape[:2] and np.array_equal(found, one_call)  # the alpha, float in [0, 1]
+    assert _picked(one_call, masks)["right"] > 0.75 and _picked(one_call, masks)["left"] == 0.0
+
+
 def test_select_subject_is_removes_alpha_for_the_same_hint(two_subjects, tmp_path):
     """select-subject (GIMP's Select Subject) gives exactly `remove --result alpha`'s alpha for the same hint:
     through the API and as a greyscale NAME_selection.png from the CLI."""

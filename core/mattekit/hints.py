@@ -8,8 +8,8 @@ The segmentation model runs on the hinted region (:func:`region`) so the subject
 input; :func:`colour_refine` decides the pixels the model was unsure of by the colours of the
 subject and the background (GrabCut); :func:`constrain` then keeps what the hint says: nothing outside the box or the hint
 mask's neighbourhood, only the parts connected to include points, nothing connected to an
-exclude point; :func:`with_plain_parts` adds the parts of the whole image's answer that the region's answer cut
-off. Pure numpy/OpenCV; no torch.
+exclude point; :func:`with_plain_answer` joins the whole image's answer to the region's when the whole image's
+subject lies in the box. Pure numpy/OpenCV; no torch.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ COLOUR_SIZE = 320  # GrabCut works on the region scaled down to at most this man
 COLOUR_ITERATIONS = 4  # GrabCut's iterations
 POINT_RADIUS = 0.01  # a point marks a disc of this fraction of the image's size (at least 2 px) as sure
 MISSED_RADIUS = 0.05  # around an include point the model missed, a disc of this fraction is probably subject
-CONTAINED = 0.95  # the plain answer's parts join a box's answer only when this share of its subject lies in the box
+CONTAINED = 0.95  # the plain answer joins a box's answer only when this share of its subject lies in the box
 #                   (chosen on the tuning halves with IS-Net, U2-Netp and CSNet: docs/benchmarks.md, the box fallback)
 
 
@@ -201,25 +201,19 @@ def constrain(mask: np.ndarray, hint: Hint, select: bool = True) -> np.ndarray:
     return out
 
 
-def with_plain_parts(mask: np.ndarray, plain: np.ndarray, hint: Hint, contained: float = CONTAINED) -> np.ndarray:
-    """``mask`` (the model's answer on a box's region, H x W float32 [0,1]) with the parts of ``plain`` (its answer on
-    the whole image, H x W [0,1]) that the hint allows (:func:`constrain`, nothing selected) and that touch ``mask``'s
-    subject (above 0.5) added, pixel by pixel the larger value, when at least ``contained`` of ``plain``'s subject lies
-    in the box: the region's answer may miss a part the whole image's answer has (a tail at the box's edge). Only the
-    parts' pixels above 0.5 are added (their soft edge is matted afterwards). ``mask`` as it is without a box."""
+def with_plain_answer(mask: np.ndarray, plain: np.ndarray, hint: Hint, contained: float = CONTAINED) -> np.ndarray:
+    """``mask`` (the model's answer on a box's region, H x W float32 [0,1]) joined, pixel by pixel the larger value,
+    with ``plain`` (its answer on the whole image, H x W [0,1]) where the hint allows it (:func:`constrain`, nothing
+    selected), when at least ``contained`` of ``plain``'s subject (above 0.5) lies in the box: the whole image's
+    answer then saw the same subject with its surroundings, and the region's answer may have cut off a part (a tail
+    at the box's edge) or lost the subject in clutter. ``mask`` as it is without a box or otherwise."""
     subject = plain >= 0.5
     if hint.box is None or not subject.any():
         return mask
     x0, y0, x1, y1 = hint.box
     if np.count_nonzero(subject[y0:y1, x0:x1]) < contained * np.count_nonzero(subject):
         return mask
-    allowed_plain = constrain(plain, hint, select=False)
-    _, labels = cv2.connectedComponents((allowed_plain >= 0.5).astype(np.uint8), connectivity=8)
-    touching = np.unique(labels[(mask >= 0.5) & (labels > 0)])
-    if touching.size == 0:
-        return mask
-    added = np.isin(labels, touching)
-    return np.where(added, np.maximum(mask, allowed_plain), mask).astype(np.float32)
+    return np.maximum(mask, constrain(plain, hint, select=False))
 
 
 def _disc_radius(height: int, width: int) -> int:

@@ -3,7 +3,8 @@ folder that declares no task): their options (:class:`SubjectOptions`), the hint
 subject's alpha. Arrays as the registry's (H x W x C sRGB images in [0, 1], H x W alphas).
 
 Without a hint model the segmentation network runs on the hinted region (:func:`mattekit.masks.hinted_input`; with a
-box also on the whole image, whose parts the region's answer cut off are added: :func:`mattekit.hints.with_plain_parts`); with
+box also on the whole image, in the same network call, whose answer joins the region's when its subject lies in the
+box: :func:`mattekit.hints.with_plain_answer`); with
 ``hint_model`` (SAM 2.1) and a hint on the subject, the hint model alone answers it
 (:func:`mattekit.prompting.prompted_mask`); either way the mask's edge is matted. A trimap-free matting network's
 alpha is the answer as it is.
@@ -28,7 +29,7 @@ class SubjectOptions(ModelOptions):
     matting: bool = option(True, "matte the mask's uncertain edge into a soft alpha (hair, fur); off: the "
                            "mask is the alpha and colours are not decontaminated")
     box: str | None = option(None, "the subject lies in this box: x0,y0,x1,y1 in pixels (x1, y1 exclusive); the "
-                             "model runs on the box's region (and on the whole image, for parts the region cut off) "
+                             "model runs on the box's region (and on the whole image, for what the region cut off or lost) "
                              "and nothing outside it is kept", label="Box")
     point: str | None = option(None, "a point x,y on the subject (repeatable): only the parts connected to these "
                                "points are kept", repeat=True, label="Include points")
@@ -75,12 +76,22 @@ def needs(options: SubjectOptions, given: set[str]) -> dict[str, str]:
 
 
 def prepare(models, inputs: dict, options: SubjectOptions) -> tuple:
-    """The network input for the image, or for the hinted region of it (context: that region); with the
-    hint model, no network input (context: the hint)."""
+    """The network input for the image, or for the hinted region of it (context: the hint and that region), 1 x C x
+    h x w; with a box and a segmentation model, 2 x C x h x w: the whole image's input after the region's, so the
+    runner infers both in one call (:func:`alpha` joins their answers), unless the model's input size follows the
+    image's and the two differ in shape; with the hint model, no network input (context: the hint)."""
     hint = hint_of(inputs, options)
     if "hint_model" in models:
         return None, hint
-    return masks.hinted_input(models["model"], inputs["image"], hint)
+    predictor = models["model"]
+    x, context = masks.hinted_input(predictor, inputs["image"], hint)
+    if hint.box is not None and predictor.entry.task == "segment":
+        whole = predictor.prepare(inputs["image"])
+        if whole.shape == x.shape:
+            import torch  # here: a bad input is refused before torch is imported (tests/test_reliability.py)
+
+            x = torch.cat([x, whole])
+    return x, context
 
 
 def alpha(models, inputs, options: SubjectOptions, context, prediction):
@@ -97,7 +108,10 @@ def alpha(models, inputs, options: SubjectOptions, context, prediction):
         mask = masks.hinted_mask(image, prediction, options.refine, context, colour=options.colour,
                                  upsampling=masks.upsampling_of(models))
         if context is not None and context[0].box is not None:  # the whole image's answer too, for what the box's
-            # region cut off (hints.with_plain_parts): the network runs twice
-            mask = hints.with_plain_parts(mask, masks.predict_mask(models["model"], image, options.refine), context[0])
+            # region cut off or lost (hints.with_plain_answer): prepare's second row, or a second run where its
+            # shape differed from the region's
+            plain = (masks.mask_from_prediction(image, prediction[1:], options.refine, upsampling=masks.upsampling_of(models))
+                     if len(prediction) == 2 else masks.predict_mask(models["model"], image, options.refine))
+            mask = hints.with_plain_answer(mask, plain, context[0])
         found = masks.alpha_from_mask(image, mask, options.matting, in_place=True)
     return found
