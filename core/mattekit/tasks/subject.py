@@ -86,11 +86,11 @@ def prepare(models, inputs: dict, options: SubjectOptions) -> tuple:
     predictor = models["model"]
     x, context = masks.hinted_input(predictor, inputs["image"], hint)
     if hint.box is not None and predictor.entry.task == "segment":
-        whole = predictor.prepare(inputs["image"])
-        if whole.shape == x.shape:
-            import torch  # here: a bad input is refused before torch is imported (tests/test_reliability.py)
+        import torch  # here, as runtime: a bad input is refused before torch is imported (tests/test_reliability.py)
 
-            x = torch.cat([x, whole])
+        from ..runtime import input_size
+        if tuple(input_size(predictor.entry.input, *inputs["image"].shape[:2])) == tuple(x.shape[2:]):
+            x = torch.cat([x, predictor.prepare(inputs["image"])])
     return x, context
 
 
