@@ -78,8 +78,8 @@ def test_rows_equal_ious_computed_directly(four_images, capsys):
         rect = cv2.imread(str(data / "rect" / f"{image_path.stem}.png"), cv2.IMREAD_GRAYSCALE)
         ys, xs = np.nonzero(rect)
         box = f"{x0},{y0},{x1},{y1}"
-        for hint, extra in (("none", {}), ("box", {"box": box}), ("box + point", {"box": box, "point": f"{x},{y}"}),
-                            ("paper rect", {"box": f"{xs.min()},{ys.min()},{xs.max() + 1},{ys.max() + 1}"})):
+        for hint, extra in (("none", {}), ("box", {"box": box}), ("box focus", {"box": box, "box_focus": True}),
+                            ("box + point", {"box": box, "point": f"{x},{y}"}), ("paper rect", {"box": f"{xs.min()},{ys.min()},{xs.max() + 1},{ys.max() + 1}"})):
             options = segment.TASK.make_options({"model": "csnet-sod", "result": "alpha", "matting": False, **extra})
             alpha = segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
             direct.setdefault((hint, ("tuning", "report")[index % 2]), []).append(metrics.iou(alpha, gt))
@@ -88,6 +88,8 @@ def test_rows_equal_ious_computed_directly(four_images, capsys):
                 inside[y0:y1, x0:x1] = True
                 direct.setdefault(("none clipped", ("tuning", "report")[index % 2]), []).append(
                     metrics.iou(np.where(inside, alpha, 0), gt))
+    for half in ("tuning", "report"):  # a box alone cuts the plain answer: never below it clipped, by construction
+        assert direct[("box", half)] == direct[("none clipped", half)]
     for (hint, half), ious in direct.items():
         count, printed, turned = table[("csnet-sod", hint, half)]
         assert count == 2 and printed == pytest.approx(np.mean(ious), abs=6e-5), (hint, half)

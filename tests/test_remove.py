@@ -260,9 +260,10 @@ def test_cli_box_points_and_hint_mask_pick_the_intended_subject(two_subjects, tm
         return io.read_image(out).pixels[..., 0]
 
     for side, other in (("left", "right"), ("right", "left")):
-        picked = _picked(alpha_for("--box", boxes[side]), masks)
-        print(f"--box on the {side} subject: IoU {side} {picked[side]:.3f}, {other} {picked[other]:.3f}")
-        assert picked[side] > 0.75 and picked[other] == 0.0
+        for focus in ([], ["--box-focus"]):
+            picked = _picked(alpha_for("--box", boxes[side], *focus), masks)
+            print(f"--box {' '.join(focus)} on the {side} subject: IoU {side} {picked[side]:.3f}, {other} {picked[other]:.3f}")
+            assert picked[side] > 0.75 and picked[other] == 0.0
     points = _picked(alpha_for("--point", _centre(masks["right"]), "--point", _centre(masks["right"])), masks)
     assert points["right"] > 0.6 and points["left"] == 0.0, points
     excluded = _picked(alpha_for("--exclude", _centre(masks["left"])), masks)
@@ -308,8 +309,39 @@ def test_api_takes_hints_as_tuples_and_arrays(two_subjects):
     assert mattekit.api.as_text([(1, 2), (3, 4)]) == "1,2;3,4" and mattekit.api.as_text(np.array([5, 6])) == "5,6"
 
 
+def test_a_box_alone_cuts_the_plain_answer(two_subjects):
+    """A box alone (with exclude points or none) gives the alpha of no hint, zero outside the box and at an excluded
+    part: never below the plain answer cut to the box; the network sees the whole photo once."""
+    from mattekit import runtime
+
+    path, masks, boxes = two_subjects
+    pixels = io.read_image(path).pixels
+    predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
+
+    def run(**hint):
+        options = segment.TASK.make_options({"model": "u2netp", "result": "alpha", **hint})
+        return segment.TASK.run({"model": predictor}, {"image": pixels}, options)["result"]
+
+    plain = run()
+    h, w = plain.shape
+    columns = np.nonzero((masks["left"] >= 128).any(axis=0))[0]
+    box = f"{(columns.min() + columns.max()) // 2},0,{w},{h}"  # the right subject and the left one's right half
+    inside = np.zeros((h, w), bool)
+    inside[:, (columns.min() + columns.max()) // 2:] = True
+    cut = run(box=box)
+    assert cut.any() and np.array_equal(cut, np.where(inside, plain, 0))
+    x, context = segment.TASK.prepare({"model": predictor}, {"image": pixels},
+                                      segment.TASK.make_options({"model": "u2netp", "box": box}))
+    assert x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels)) and context[1] is None
+    left_part = (masks["left"] >= 128) & inside & (plain >= 0.5)
+    assert left_part.any() and cut[left_part].min() >= 0.5  # kept by the box alone; an exclude point there drops it
+    row, column = np.argwhere(left_part)[0]
+    excluded = run(box=box, exclude=f"{column},{row}")
+    assert not excluded[masks["left"] >= 128].any() and _picked(excluded, masks)["right"] > 0.75
+
+
 def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
-    """With a box, prepare gives the region's input and the whole photo's as one 2-row batch, so the runner's
+    """With a focused box, prepare gives the region's input and the whole photo's as one 2-row batch, so the runner's
     inference stage runs the network once; the answer equals the one made with the whole photo run on its own
     (the path of models whose input size follows the photo's)."""
     from mattekit import runtime
@@ -331,7 +363,7 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
         def __getattr__(self, name):
             return getattr(predictor, name)
 
-    options = segment.TASK.make_options({"model": "u2netp", "result": "alpha", "box": boxes["right"]})
+    options = segment.TASK.make_options({"model": "u2netp", "result": "alpha", "box": boxes["right"], "box_focus": True})
     x, context = segment.TASK.prepare({"model": predictor}, {"image": pixels}, options)
     assert x.shape[0] == 2 and np.array_equal(x[1:], predictor.prepare(pixels))
     found = Runner(segment.TASK, {"model": Counted()}, options).arrays({"image": pixels})["result"]

@@ -28,11 +28,13 @@ from .segment import HALVES, half_of, pairs
 
 MAX_MARGIN = 0.15  # a derived box's margin: uniform in [0, MAX_MARGIN] of the subject's size per side
 MISS, HIT = 0.3, 0.7  # IoU below MISS is a miss, above HIT a hit
-HINTS = ("none", "none clipped", "box", "box + point", "paper rect")  # "none clipped": no hint, alpha zeroed outside the box
+HINTS = ("none", "none clipped", "box", "box focus", "box + point", "paper rect")  # "none clipped": no hint, alpha
+# zeroed outside the box (what a box alone gives, "box", by construction); "box focus": remove --box --box-focus
 
 
 def add_parser(kinds) -> None:
-    p = kinds.add_parser("hints", help="IoU of remove without a hint (also clipped to the box), with a box and with a box and a point "
+    p = kinds.add_parser("hints", help="IoU of remove without a hint (also clipped to the box), with a box (also "
+                         "focused: --box-focus) and with a box and a point "
                          "derived from the ground truth (grabcut50 or DAVIS first frames)")
     p.add_argument("--data", required=True, help="folder with im/NAME.* + gt/NAME.png (grabcut50; rect/ used when "
                    "present), or DAVIS's im/SEQ/ + gt/SEQ/ (each sequence's first frame)")
@@ -109,7 +111,8 @@ def hints_for(image_path: Path, gt: np.ndarray, data: Path) -> dict[str, dict]:
     """{hint name: remove's options for it} of one image (see :data:`HINTS`; "paper rect" only with rect/)."""
     box = ",".join(map(str, gt_box(gt, image_path.stem)))
     x, y = gt_point(gt)
-    found = {"none": {}, "box": {"box": box}, "box + point": {"box": box, "point": f"{x},{y}"}}
+    found = {"none": {}, "box": {"box": box}, "box focus": {"box": box, "box_focus": True},
+             "box + point": {"box": box, "point": f"{x},{y}"}}
     paper = rect_box(data / "rect" / (image_path.stem + ".png"))
     if paper is not None:
         found["paper rect"] = {"box": ",".join(map(str, paper))}

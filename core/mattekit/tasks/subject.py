@@ -2,9 +2,10 @@
 folder that declares no task): their options (:class:`SubjectOptions`), the hint, the models that answer it and the
 subject's alpha. Arrays as the registry's (H x W x C sRGB images in [0, 1], H x W alphas).
 
-Without a hint model the segmentation network runs on the hinted region (:func:`mattekit.masks.hinted_input`; with a
-box also on the whole image, in the same network call, whose answer joins the region's when its subject lies in the
-box: :func:`mattekit.hints.with_plain_answer`); with
+Without a hint model a box alone cuts the whole image's answer (:func:`cuts_only`); otherwise the segmentation
+network runs on the hinted region (:func:`mattekit.masks.hinted_input`; with a box also on the whole image, in the
+same network call, whose answer joins the region's when its subject lies in the box:
+:func:`mattekit.hints.with_plain_answer`); with
 ``hint_model`` (SAM 2.1) and a hint on the subject, the hint model alone answers it
 (:func:`mattekit.prompting.prompted_mask`); either way the mask's edge is matted. A trimap-free matting network's
 alpha is the answer as it is.
@@ -28,15 +29,19 @@ class SubjectOptions(ModelOptions):
     refine: bool = option(True, "edge-aware upsampling of the network's mask (off: plain bilinear)")
     matting: bool = option(True, "matte the mask's uncertain edge into a soft alpha (hair, fur); off: the "
                            "mask is the alpha and colours are not decontaminated")
-    box: str | None = option(None, "the subject lies in this box: x0,y0,x1,y1 in pixels (x1, y1 exclusive); the "
-                             "model runs on the box's region (and on the whole image, for what the region cut off or lost) "
-                             "and nothing outside it is kept", label="Box")
+    box: str | None = option(None, "the subject lies in this box: x0,y0,x1,y1 in pixels (x1, y1 exclusive); nothing "
+                             "outside it is kept (alone, or with exclude points: the whole image's answer cut to the box, "
+                             "never worse than no box; see --box-focus)", label="Box")
+    box_focus: bool = option(False, "with a box: the model also looks at the box's region, magnified, and the two "
+                             "answers join (finds a small subject, or one the whole image's answer misses; may take "
+                             "clutter in the box for the subject)", label="Focus on the box")
     point: str | None = option(None, "a point x,y on the subject (repeatable): only the parts connected to these "
                                "points are kept", repeat=True, label="Include points")
     exclude: str | None = option(None, "a point x,y not on the subject (repeatable): the part there is left out",
                                  repeat=True, label="Exclude points")
-    colour: bool = option(True, "with a hint: where the network is unsure, decide by the colours of the subject "
-                          "and the background (GrabCut inside the hint)", label="Colour refinement")
+    colour: bool = option(True, "with a hint the model answers on its region: where the network is unsure, decide "
+                          "by the colours of the subject and the background (GrabCut inside the hint)",
+                          label="Colour refinement")
     hint_model: str | None = option(
         None, "answer the hint (a box, include points or a hint mask; exclude points with them) with this promptable "
         "model (SAM 2.1, see `mattekit models list`) instead of the segmentation model", model="prompt",
@@ -75,15 +80,24 @@ def needs(options: SubjectOptions, given: set[str]) -> dict[str, str]:
     return {"hint_model": "prompt"} if prompted(options, given) else {"model": segment_or_matte(options.model)}
 
 
+def cuts_only(hint: hints.Hint, options: SubjectOptions) -> bool:
+    """Whether the hint only cuts the whole image's answer: a box, with exclude points or none, no include point nor
+    hint mask (which say where in the box to look), and no ``box_focus``."""
+    return hint.box is not None and not hint.include and hint.mask is None and not options.box_focus
+
+
 def prepare(models, inputs: dict, options: SubjectOptions) -> tuple:
-    """The network input for the image, or for the hinted region of it (context: the hint and that region), 1 x C x
-    h x w; with a box and a segmentation model, 2 x C x h x w: the whole image's input after the region's, so the
-    runner infers both in one call (:func:`alpha` joins their answers), unless the model's input size follows the
-    image's and the two differ in shape; with the hint model, no network input (context: the hint)."""
+    """The network input for the image, or for the hinted region of it (context: the hint and that region, None for
+    the whole image: :func:`cuts_only`), 1 x C x h x w; with a box that does not only cut and a segmentation model,
+    2 x C x h x w: the whole image's input after the region's, so the runner infers both in one call (:func:`alpha`
+    joins their answers), unless the model's input size follows the image's and the two differ in shape; with the
+    hint model, no network input (context: the hint)."""
     hint = hint_of(inputs, options)
     if "hint_model" in models:
         return None, hint
     predictor = models["model"]
+    if cuts_only(hint, options):
+        return predictor.prepare(inputs["image"]), (hint, None)
     x, context = masks.hinted_input(predictor, inputs["image"], hint)
     if hint.box is not None and predictor.entry.task == "segment":
         import torch  # here, as runtime: a bad input is refused before torch is imported (tests/test_reliability.py)
@@ -98,6 +112,10 @@ def alpha(models, inputs, options: SubjectOptions, context, prediction):
     """The subject's alpha, H x W float32 in [0, 1]: the hint model's mask, or the network's, matted at its edge;
     a matting network's own alpha."""
     image = inputs["image"]
+    if "hint_model" not in models and context is not None and context[1] is None:  # a box that only cuts
+        # (cuts_only): the whole image's alpha as without a hint, nothing outside the box nor at an exclude point's part
+        plain = alpha(models, inputs, options, None, prediction)
+        return hints.constrain(plain, context[0], select=False)
     if "hint_model" in models:
         mask = prompting.prompted_mask(models["hint_model"].net, image, context)
         found = prompting.keep_allowed(masks.alpha_from_mask(image, mask, options.matting, in_place=True), context)
