@@ -344,6 +344,8 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     """With a focused box, prepare gives the region's input and the whole photo's as one 2-row batch, so the runner's
     inference stage runs the network once; the answer equals the one made with the whole photo run on its own
     (the path of models whose input size follows the photo's)."""
+    import torch
+
     from mattekit import runtime
     from mattekit.runner import Runner
     from mattekit.tasks import subject
@@ -374,6 +376,16 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     np.testing.assert_allclose(one_call, apart, atol=1e-5)
     assert found.shape == pixels.shape[:2] and np.array_equal(found, one_call)  # the alpha, float in [0, 1]
     assert _picked(one_call, masks)["right"] > 0.75 and _picked(one_call, masks)["left"] == 0.0
+    # a box whose grown region is the whole photo: its one row is both answers, the network runs on it once
+    h, w = pixels.shape[:2]
+    whole = segment.TASK.make_options({"model": "u2netp", "result": "alpha", "box": f"4,4,{w - 4},{h - 4}", "box_focus": True})
+    x, context = segment.TASK.prepare({"model": predictor}, {"image": pixels}, whole)
+    assert context[1] == (0, 0, h, w) and x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels))
+    calls.clear()
+    found = Runner(segment.TASK, {"model": Counted()}, whole).arrays({"image": pixels})["result"]
+    y = predictor(x)
+    assert calls == [1] and np.array_equal(found, subject.alpha({"model": predictor}, {"image": pixels}, whole, context,
+                                                                 torch.cat([y, y])))
 
 
 def test_select_subject_is_removes_alpha_for_the_same_hint(two_subjects, tmp_path):

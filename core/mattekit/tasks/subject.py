@@ -90,8 +90,8 @@ def prepare(models, inputs: dict, options: SubjectOptions) -> tuple:
     """The network input for the image, or for the hinted region of it (context: the hint and that region, None for
     the whole image: :func:`cuts_only`), 1 x C x h x w; with a box that does not only cut and a segmentation model,
     2 x C x h x w: the whole image's input after the region's, so the runner infers both in one call (:func:`alpha`
-    joins their answers), unless the model's input size follows the image's and the two differ in shape; with the
-    hint model, no network input (context: the hint)."""
+    joins their answers), unless the region is the whole image or the model's input size follows the image's and
+    the two differ in shape; with the hint model, no network input (context: the hint)."""
     hint = hint_of(inputs, options)
     if "hint_model" in models:
         return None, hint
@@ -99,13 +99,18 @@ def prepare(models, inputs: dict, options: SubjectOptions) -> tuple:
     if cuts_only(hint, options):
         return predictor.prepare(inputs["image"]), (hint, None)
     x, context = masks.hinted_input(predictor, inputs["image"], hint)
-    if hint.box is not None and predictor.entry.task == "segment":
+    if hint.box is not None and predictor.entry.task == "segment" and not _whole(context, inputs["image"]):
         import torch  # here, as runtime: a bad input is refused before torch is imported (tests/test_reliability.py)
 
         from ..runtime import input_size
         if tuple(input_size(predictor.entry.input, *inputs["image"].shape[:2])) == tuple(x.shape[2:]):
             x = torch.cat([x, predictor.prepare(inputs["image"])])
     return x, context
+
+
+def _whole(context, image) -> bool:
+    """Whether the hinted region of ``context`` (hint, (top, left, bottom, right)) is the whole ``image``."""
+    return context[1] == (0, 0, *image.shape[:2])
 
 
 def alpha(models, inputs, options: SubjectOptions, context, prediction):
@@ -126,10 +131,11 @@ def alpha(models, inputs, options: SubjectOptions, context, prediction):
         mask = masks.hinted_mask(image, prediction, options.refine, context, colour=options.colour,
                                  upsampling=masks.upsampling_of(models))
         if context is not None and context[0].box is not None:  # the whole image's answer too, for what the box's
-            # region cut off or lost (hints.with_plain_answer): prepare's second row, or a second run where its
-            # shape differed from the region's
-            plain = (masks.mask_from_prediction(image, prediction[1:], options.refine, upsampling=masks.upsampling_of(models))
-                     if len(prediction) == 2 else masks.predict_mask(models["model"], image, options.refine))
+            # region cut off or lost (hints.with_plain_answer): prepare's second row, the one row when the region is
+            # the whole image, or a second run where its shape differed from the region's
+            plain = (masks.mask_from_prediction(image, prediction[-1:], options.refine, upsampling=masks.upsampling_of(models))
+                     if len(prediction) == 2 or _whole(context, image)
+                     else masks.predict_mask(models["model"], image, options.refine))
             mask = hints.with_plain_answer(mask, plain, context[0])
         found = masks.alpha_from_mask(image, mask, options.matting, in_place=True)
     return found
