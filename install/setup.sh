@@ -62,7 +62,7 @@ elif [ -n "$gpu" ] && [ "$("$py" -c 'import torch; print(torch.version.cuda or "
   echo "setup.sh: the venv's torch is a CPU build although this machine has an NVIDIA GPU; remove $venv and run again to get the CUDA build" >&2
 fi
 stamp="$venv/.mattekit-installed"
-want="$(cat "$root/pyproject.toml" | sha256sum | cut -c1-16)$extras"
+want="$(cat "$root/pyproject.toml" | sha256sum | cut -c1-16)$extras $root"  # an editable install points at this clone
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$py" -m pip install --quiet -e "$root$extras"
   echo "$want" > "$stamp"

@@ -5,7 +5,8 @@ Markers (registered in pyproject.toml): ``slow``, ``gimp``, ``blender`` are set 
 plain ``pytest`` deselects the tests that carry any of them (the quick subset), ``pytest --full`` runs
 everything but the ``heavy`` tests (tens of minutes each on two cores: ``--heavy`` adds them), and an explicit
 ``-m`` expression decides on its own. ``needs_data`` is set here on every test that uses the ``shared`` fixture (directly or through another
-fixture), and such tests are skipped, with the reason, when MATTEKIT_TEST_DATA does not lead to the data.
+fixture), and such tests are skipped, with the reason, when MATTEKIT_TEST_DATA does not lead to the data. Under ``--full``
+no test may skip but those marked ``cuda``: a skip there is reported as a failure with its reason.
 """
 from __future__ import annotations
 
@@ -69,6 +70,19 @@ def pytest_collection_modifyitems(config, items):
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = kept
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under ``--full`` a skip is a failure, except for the tests marked ``cuda`` (CI has no GPU): a host that cannot
+    be tested (no GIMP root, no Python for bpy, no shared data, a dev dependency missing) must not leave CI green."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and item.config.getoption("--full") and not item.get_closest_marker("cuda") \
+            and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"--full runs every test but the CUDA ones, and this one was skipped: {reason}"
 
 
 @pytest.fixture(scope="session")

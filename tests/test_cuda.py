@@ -19,7 +19,7 @@ from mattekit import engines, pipeline
 from mattekit.errors import MattekitError
 from mattekit.io import read_image
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here (CI has none)")
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here (CI has none)")]
 
 HALF_OK = {"rfdn": False}  # engine_nets name -> the catalog's `half` for its model (True where absent)
 

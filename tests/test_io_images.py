@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import struct
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import cv2
@@ -289,18 +292,61 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch, code, reason):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.png"]
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write anywhere")
+def _write_as_unprivileged(target, image) -> str:
+    """write_image(target, image) in a child process that gave up root (uid and gid of ``nobody``): the
+    OutputError's message, or "" when it wrote. Root may write into any folder, so a folder's modes bind only others."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 0
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                write_image(target, image)
+                message = ""
+            except OutputError as error:
+                message = str(error)
+            os.write(write, message.encode())
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        message = pipe.read().decode()
+    assert os.waitpid(pid, 0)[1] == 0, "the unprivileged child failed"
+    return message
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
 def test_read_only_folder(tmp_path):
-    target = tmp_path / "a.png"
+    """A folder the user may not write into: one sentence naming the reason, and the file there kept. As root (CI),
+    the write is made by a child that gave up root, in a folder everyone may enter."""
+    folder = tmp_path / "out"
+    if os.geteuid() == 0:
+        folder = Path(tempfile.mkdtemp(prefix="mattekit-read-only-"))
+        folder.chmod(0o755)
+    else:
+        folder.mkdir()
+    target = folder / "a.png"
     write_image(target, _random(seed=1))
     before = target.read_bytes()
-    tmp_path.chmod(0o555)
+    folder.chmod(0o555)
     try:
-        with pytest.raises(OutputError, match="permission denied"):
-            write_image(target, _random(seed=2))
+        if os.geteuid() == 0:
+            message = _write_as_unprivileged(target, _random(seed=2))
+            assert "permission denied" in message and "a.png" in message, message
+        else:
+            with pytest.raises(OutputError, match="permission denied"):
+                write_image(target, _random(seed=2))
     finally:
-        tmp_path.chmod(0o755)
+        folder.chmod(0o755)
     assert target.read_bytes() == before
+    if os.geteuid() == 0:
+        shutil.rmtree(folder)
 
 
 def test_write_removes_the_targets_stale_temporaries(tmp_path):
