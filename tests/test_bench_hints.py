@@ -3,15 +3,16 @@ subject's innermost point), one row per model, hint and half, whose figures are 
 --result alpha` computed directly."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
-from mattekit import io, metrics, runtime
+import mask_scores
 from mattekit.bench import hints as bench_hints
 from mattekit.cli import main
 from mattekit.errors import InputError
-from mattekit.tasks import segment
 
 
 def test_derived_hints_follow_the_ground_truth():
@@ -60,7 +61,9 @@ def _table(text: str) -> dict:
 
 
 @pytest.mark.slow
-def test_rows_equal_ious_computed_directly(four_images, capsys):
+def test_rows_equal_ious_computed_directly(four_images, capsys, tmp_path):
+    """The rows against the alpha files `remove --result alpha --no-matting` writes for each hint, scored by
+    numpy here (tests/mask_scores.py); the hints are the bench's own, checked by the first test above."""
     data, images = four_images
     assert main(["bench", "hints", "--data", str(data), "--model", "csnet-sod", "--no-matting"]) == 0
     out = capsys.readouterr().out
@@ -68,33 +71,37 @@ def test_rows_equal_ious_computed_directly(four_images, capsys):
     table = _table(out)
     assert set(table) == {("csnet-sod", hint, half) for hint in bench_hints.HINTS for half in ("tuning", "report")}
 
-    predictor = runtime.ModelCache().get("csnet-sod", "segment")
+    def remove(name: str, *args: str) -> Path:
+        assert main(["remove", *args, "-o", f"{tmp_path / name}/", "--result", "alpha", "--model", "csnet-sod",
+                     "--no-matting", "-q"]) == 0
+        return tmp_path / name
+
+    plain = remove("none", *map(str, images))
     direct = {}
     for index, image_path in enumerate(images):
-        image = io.read_image(image_path).pixels[..., :3]
         gt = cv2.imread(str(data / "gt" / f"{image_path.stem}.png"), cv2.IMREAD_GRAYSCALE)
         x, y = bench_hints.gt_point(gt)
         x0, y0, x1, y1 = bench_hints.gt_box(gt, image_path.stem)
-        rect = cv2.imread(str(data / "rect" / f"{image_path.stem}.png"), cv2.IMREAD_GRAYSCALE)
-        ys, xs = np.nonzero(rect)
+        ys, xs = np.nonzero(cv2.imread(str(data / "rect" / f"{image_path.stem}.png"), cv2.IMREAD_GRAYSCALE))
         box = f"{x0},{y0},{x1},{y1}"
-        for hint, extra in (("none", {}), ("box", {"box": box}), ("box focus", {"box": box, "box_focus": True}),
-                            ("box + point", {"box": box, "point": f"{x},{y}"}), ("paper rect", {"box": f"{xs.min()},{ys.min()},{xs.max() + 1},{ys.max() + 1}"})):
-            options = segment.TASK.make_options({"model": "csnet-sod", "result": "alpha", "matting": False, **extra})
-            alpha = segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
-            direct.setdefault((hint, ("tuning", "report")[index % 2]), []).append(metrics.iou(alpha, gt))
-            if hint == "none":
-                inside = np.zeros(alpha.shape, bool)
-                inside[y0:y1, x0:x1] = True
-                direct.setdefault(("none clipped", ("tuning", "report")[index % 2]), []).append(
-                    metrics.iou(np.where(inside, alpha, 0), gt))
-    for half in ("tuning", "report"):  # a box alone cuts the plain answer: never below it clipped, by construction
-        assert direct[("box", half)] == direct[("none clipped", half)]
+        folders = {"none": plain}
+        for hint, flags in (("box", ["--box", box]), ("box focus", ["--box", box, "--box-focus"]),
+                            ("box + point", ["--box", box, "--point", f"{x},{y}"]),
+                            ("paper rect", ["--box", f"{xs.min()},{ys.min()},{xs.max() + 1},{ys.max() + 1}"])):
+            folders[hint] = remove(f"{hint.replace(' ', '_')}_{index}", str(image_path), *flags)
+        alphas = {hint: mask_scores.saved_alpha(folder / f"{image_path.stem}.png") for hint, folder in folders.items()}
+        alphas["none clipped"] = np.zeros_like(alphas["none"])
+        alphas["none clipped"][y0:y1, x0:x1] = alphas["none"][y0:y1, x0:x1]
+        # a box alone cuts the plain answer: never below it clipped, by construction
+        assert np.array_equal(alphas["box"], alphas["none clipped"]), image_path.name
+        for hint, alpha in alphas.items():
+            direct.setdefault((hint, ("tuning", "report")[index % 2]), []).append(mask_scores.iou(alpha, gt))
+    assert set(direct) == {key[1:] for key in table}
     for (hint, half), ious in direct.items():
         count, printed, turned = table[("csnet-sod", hint, half)]
         assert count == 2 and printed == pytest.approx(np.mean(ious), abs=6e-5), (hint, half)
         if hint in ("none", "none clipped"):
             assert turned is None
-        else:
+        else:  # a miss (IoU < 0.3) without a hint turned into a hit (IoU > 0.7) with it
             nones = direct[("none", half)]
-            assert turned == pytest.approx(np.mean([a < 0.3 and b > 0.7 for a, b in zip(nones, ious)]))
+            assert turned == pytest.approx(np.mean([a < 0.3 and b > 0.7 for a, b in zip(nones, ious)]), abs=6e-4)

@@ -6,9 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import io, metrics, ops, runtime
+import mask_scores
 from mattekit.cli import main
-from mattekit.tasks import matte, segment
 
 
 def _table(text: str) -> dict:
@@ -22,33 +21,52 @@ def _table(text: str) -> dict:
     return rows
 
 
+EIGHT_BIT = 1 / 510  # the most rounding an alpha to 8 bits moves a pixel, so a mean; IoU and boundary F keep
+# alpha >= 0.5 exactly (round(255 a) >= 128 where a >= 0.5 and only there)
+
+
+def _saved_scores(folder, data, images) -> list[list[float]]:
+    """[IoU, MAE, boundary F] per image of the alpha files in ``folder``, by tests/mask_scores.py's numpy."""
+    found = []
+    for image_path in images:
+        alpha = mask_scores.saved_alpha(folder / f"{image_path.stem}.png")
+        gt = cv2.imread(str(data / "gt" / f"{image_path.stem}.png"), cv2.IMREAD_GRAYSCALE)
+        assert alpha.shape == gt.shape
+        found.append([mask_scores.iou(alpha, gt), mask_scores.mae(alpha, gt), mask_scores.boundary_f(alpha, gt)])
+    return found
+
+
+def _check_rows(table, model, method, per_image) -> None:
+    """The printed rows of ``method``: each half's image count and mean figures (4 decimals printed)."""
+    for half, rows in (("tuning", per_image[0::2]), ("report", per_image[1::2])):
+        count, printed = table[(model, method, half)]
+        assert count == len(rows)
+        expected = np.mean(rows, axis=0)
+        assert np.all(np.abs(np.subtract(printed, expected)) <= [6e-5, EIGHT_BIT + 6e-5, 6e-5]), (
+            model, method, half, printed, expected)
+
+
 @pytest.mark.slow
-def test_rows_equal_metrics_computed_directly(four_images, capsys):
+def test_rows_equal_metrics_computed_directly(four_images, capsys, tmp_path):
+    """The rows against the alpha files the commands users run write (the plain model: remove --no-refine
+    --no-matting, its bilinear upsampling alone; the default pipeline: remove), scored by numpy here."""
     data, images = four_images
     assert main(["bench", "segment", "--data", str(data), "--model", "csnet-sod"]) == 0
     out = capsys.readouterr().out
     assert "tuning half = even-indexed (2), report half = odd-indexed (2)" in out
     table = _table(out)
-    methods = ("plain model", "default pipeline")
+    methods = {"plain model": ["--no-refine", "--no-matting"], "default pipeline": []}
     assert set(table) == {("csnet-sod", m, h) for m in methods for h in ("tuning", "report")}  # no ONNX source
 
-    predictor = runtime.ModelCache().get("csnet-sod", "segment")
-    options = segment.TASK.make_options({"model": "csnet-sod", "result": "alpha"})
-    direct = {}
-    for index, image_path in enumerate(images):
-        image = io.read_image(image_path, integers=True).pixels[..., :3]  # as the bench and the CLI read it
-        gt = cv2.imread(str(data / "gt" / f"{image_path.stem}.png"), cv2.IMREAD_GRAYSCALE)
-        plain = np.clip(ops.resize(predictor.predict_map(image), *image.shape[:2], "bilinear"), 0, 1)
-        pipeline = segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
-        assert pipeline.shape == gt.shape and np.abs(pipeline - plain).max() > 0.05  # the pipeline changes the mask
-        half = ("tuning", "report")[index % 2]
-        for method, alpha in zip(methods, (plain, pipeline)):
-            direct.setdefault((method, half), []).append(
-                [metrics.iou(alpha, gt), metrics.mae(alpha, gt), metrics.boundary_f(alpha, gt)])
-    for (method, half), per_image in direct.items():
-        count, printed = table[("csnet-sod", method, half)]
-        assert count == 2
-        np.testing.assert_allclose(printed, np.mean(per_image, axis=0), atol=6e-5, err_msg=f"{method}, {half}")
+    for method, flags in methods.items():
+        folder = tmp_path / method.replace(" ", "_")
+        assert main(["remove", *map(str, images), "-o", f"{folder}/", "--result", "alpha", "--model", "csnet-sod",
+                     "-q", *flags]) == 0
+        _check_rows(table, "csnet-sod", method, _saved_scores(folder, data, images))
+    for image_path in images:  # the pipeline changes the mask
+        plain, pipeline = (mask_scores.saved_alpha(tmp_path / m / f"{image_path.stem}.png")
+                           for m in ("plain_model", "default_pipeline"))
+        assert np.abs(pipeline - plain).max() > 0.05, image_path.name
 
 
 def test_onnx_reference_row_for_u2netp(four_images, capsys):
@@ -63,19 +81,15 @@ def test_onnx_reference_row_for_u2netp(four_images, capsys):
 
 
 @pytest.mark.slow
-def test_a_matting_model_is_scored_on_its_own_alpha(four_images, capsys):
+def test_a_matting_model_is_scored_on_its_own_alpha(four_images, capsys, tmp_path):
     """modnet-portrait (a matting model): one "default pipeline" row per half, the alpha of `matte --model`."""
     data, images = four_images
     assert main(["bench", "segment", "--data", str(data), "--model", "modnet-portrait", "--limit", "2"]) == 0
     table = _table(capsys.readouterr().out)
     assert set(table) == {("modnet-portrait", "default pipeline", h) for h in ("tuning", "report")}
-    predictor = runtime.ModelCache().get("modnet-portrait", "matte")
-    options = matte.TASK.make_options({"model": "modnet-portrait", "result": "alpha"})
-    for image_path, half in zip(images, ("tuning", "report")):
-        alpha = matte.TASK.run({"model": predictor}, {"image": io.read_image(image_path).pixels[..., :3]}, options)["result"]
-        gt = cv2.imread(str(data / "gt" / f"{image_path.stem}.png"), cv2.IMREAD_GRAYSCALE)
-        direct = [metrics.iou(alpha, gt), metrics.mae(alpha, gt), metrics.boundary_f(alpha, gt)]
-        np.testing.assert_allclose(table[("modnet-portrait", "default pipeline", half)][1], direct, atol=6e-5)
+    assert main(["matte", *map(str, images[:2]), "-o", f"{tmp_path}/", "--model", "modnet-portrait", "--result",
+                 "alpha", "-q"]) == 0
+    _check_rows(table, "modnet-portrait", "default pipeline", _saved_scores(tmp_path, data, images[:2]))
 
 
 def test_no_onnx_reference_row_when_the_onnx_source_cannot_be_had(monkeypatch):
