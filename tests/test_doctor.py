@@ -1,6 +1,10 @@
 """`mattekit doctor`: the machine and, per catalog model, the device, engine and precision it runs with."""
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -20,26 +24,82 @@ def table(out: str) -> dict[str, list[str]]:
     return {row[0]: row for row in rows}
 
 
+# Facts of docs/benchmarks.md's "The CPU engine per model" (bench engines, 2026-11-24), copied by hand: per CPU class,
+# model -> (torch / ONNX Runtime CPU time, the engine `auto` takes there). The shipped table must say the same.
+DOCUMENTED = {
+    "x86_64-avx2": {"u2netp": (1.35, "onnx"), "u2net": (1.19, "onnx"), "modnet-portrait": (1.54, "onnx"),
+                    "csnet-sod": (1.35, "onnx")},
+    "x86_64-avx512_bf16": {"u2netp": (1.09, "onnx"), "u2net": (1.01, "torch"), "u2net-human-seg": (0.99, "torch"),
+                           "extremec3-portrait": (1.65, "onnx")},
+}
+SAM2 = ("sam2.1-hiera-tiny", "sam2.1-hiera-small", "sam2.1-hiera-base-plus", "sam2.1-hiera-large")  # torch only:
+# no single-tensor forward to export to ONNX (catalog.toml pins them)
+
+
+def _ratio(why: str) -> float:
+    """The ratio of a "measured (...): torch/onnx 1.35x" reason."""
+    return float(why.rsplit(" ", 1)[-1].rstrip("x"))
+
+
 def test_doctor_plans_every_model_on_the_cpu_in_fp32_but_those_marked_cpu_bf16(capsys, monkeypatch):
-    """On a CPU claiming native bf16, every model runs in fp32 but those the catalog marks cpu_bf16 (none today),
-    which would run in bf16 on torch; the machine lines come first and name torch's build."""
+    """On a CPU claiming native bf16, every model runs in fp32 (the catalog marks none cpu_bf16 today); the machine
+    lines come first and name torch's build; each row's engine is torch or ONNX Runtime, with a reason."""
     monkeypatch.setenv("MATTEKIT_CPU_BF16", "1")
     assert main(["doctor", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("CPU: ") and "native bf16: yes" in out and f"torch {torch.__version__}" in out
     rows = table(out)
-    assert set(rows) == set(catalog.load().models)
+    assert set(rows) == set(catalog.load().models) and set(SAM2) <= set(rows)
+    assert not [name for name, entry in catalog.load().models.items() if entry.cpu_bf16]
     for name, row in rows.items():
         device, engine, precision, why = row[3:7]
-        if catalog.load().get(name).cpu_bf16:
-            assert (engine, precision, why) == ("torch", "bfloat16", "bf16 (catalog, native here)"), row
-            continue
-        assert device == "cpu" and precision == "float32", row
-        assert engine == catalog.load().get(name).extra.get("backend", engine) and engine in ("torch", "onnx"), row
-        if why.startswith("measured"):  # "measured (shipped): torch/onnx 1.35x": ONNX Runtime from 5 % faster on
-            assert engine == ("onnx" if float(why.split()[-1].rstrip("x")) >= 1.05 else "torch"), row
-        else:
-            assert why in ("rule", "catalog"), row
+        assert device == "cpu" and precision == "float32" and engine in ("torch", "onnx"), row
+        assert why in ("rule", "catalog") or why.startswith("measured ("), row
+    for name in SAM2:
+        assert rows[name][4:7:2] == ["torch", "catalog"], rows[name]
+
+
+@pytest.mark.parametrize("cpu", sorted(DOCUMENTED))
+def test_doctor_takes_the_engine_the_documented_measurements_chose(cpu, capsys, monkeypatch):
+    """On each CPU class of the documented engine tables (MATTEKIT_CPU_CLASS names it), the engine the docs say
+    `auto` takes there, by the documented ratio, from the shipped table."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("MATTEKIT_CPU_CLASS", cpu)
+    assert main(["doctor", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"CPU class {cpu}:" in out
+    rows = table(out)
+    for name, (ratio, engine) in DOCUMENTED[cpu].items():
+        why = rows[name][6]
+        assert rows[name][4] == engine and why.startswith("measured (shipped): torch/onnx "), rows[name]
+        assert _ratio(why) == pytest.approx(ratio, abs=0.011), rows[name]
+
+
+def test_doctor_follows_this_machines_own_measurements(capsys, monkeypatch):
+    """A table saved by `bench engines --save` (forged here, in this test's MATTEKIT_HOME) decides before the
+    shipped one: ONNX Runtime from 5 % faster, torch below; a catalog pin wins over any figure; an unmeasured
+    model keeps the rule."""
+    pytest.importorskip("onnxruntime")
+    forged = {"x86_64-avx2": {"u2netp": {"ratio": 0.5}},  # shipped: 1.35, onnx; this machine: torch
+              "test-cpu": {"csnet-sod": {"ratio": 1.06}, "modnet-portrait": {"ratio": 1.04},
+                           "extremec3-portrait": {"ratio": 2.0}, "sinet-portrait": {"ratio": 0.7},
+                           "sam2.1-hiera-tiny": {"ratio": 9.0}}}
+    own = Path(os.environ["MATTEKIT_HOME"]) / "engines.json"
+    own.write_text(json.dumps(forged))
+    expected = {"csnet-sod": "onnx", "modnet-portrait": "torch", "extremec3-portrait": "onnx", "sinet-portrait": "torch"}
+    monkeypatch.setenv("MATTEKIT_CPU_CLASS", "test-cpu")
+    assert main(["doctor", "--device", "cpu"]) == 0
+    rows = table(capsys.readouterr().out)
+    for name, engine in expected.items():
+        ratio = forged["test-cpu"][name]["ratio"]
+        assert rows[name][4:7:2] == [engine, f"measured (this machine): torch/onnx {ratio:.2f}x"], rows[name]
+    assert rows["sam2.1-hiera-tiny"][4:7:2] == ["torch", "catalog"]
+    assert rows["u2net"][6] == "rule" and rows["isnet-general-use"][6] == "rule"  # measured on other classes only
+    monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")
+    assert main(["doctor", "--device", "cpu"]) == 0
+    rows = table(capsys.readouterr().out)
+    assert rows["u2netp"][4:7:2] == ["torch", "measured (this machine): torch/onnx 0.50x"], rows["u2netp"]
+    assert rows["u2net"][4:7:2] == ["onnx", "measured (shipped): torch/onnx 1.19x"], rows["u2net"]
 
 
 def test_doctor_names_the_onnx_engine_when_asked_for(capsys, monkeypatch):
