@@ -10,9 +10,7 @@ in their own spelling of the option names.
 """
 from __future__ import annotations
 
-import math
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +33,6 @@ GARBAGE = ("1,2,x", "-5,-5", "-5,-5,-1,-1", "")  # malformed, negative or odd sh
 MISSING, FOLDER, DEVICE = "nope/missing.####.png", "empty-folder", "/dev/zero"
 PLATE = "plate/p.####.png"  # the roto plate, relative to the case folder
 SKIPPED: list[str] = []  # "task --flag: why" for options the walk cannot give a bad value (booleans: flags)
-FIGURES: dict[str, float] = {}  # case id -> seconds, filled by the CLI cases
 
 
 @dataclass(frozen=True)
@@ -166,12 +163,10 @@ def before_any_model(line: str) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_cli_refuses_a_bad_value_in_one_sentence_before_any_model_loads(case, offline, capsys):
     argv = _argv(case, offline)
-    start = time.perf_counter()
     try:
         code = cli.main(argv)
     except SystemExit as stop:  # argparse's refusals end the process, as --help does
         code = stop.code
-    FIGURES[case.id] = seconds = time.perf_counter() - start
     err = capsys.readouterr().err
     line = one_sentence(err)
     before_any_model(line)
@@ -180,7 +175,6 @@ def test_cli_refuses_a_bad_value_in_one_sentence_before_any_model_loads(case, of
     assert any(n and n in line for n in named), f"names neither {case.flag} nor {value!r}: {line}"
     assert code == 2, (code, line)
     assert not any((offline / "out").iterdir()), "something was written"
-    assert seconds < 10, f"{seconds:.1f} s: a model load?"
 
 
 def test_the_walk_would_see_a_model_load(offline, capsys):
@@ -225,15 +219,13 @@ def _api_call(case: Case, folder: Path, value: object):
 
 def test_api_refuses_the_walk_in_its_own_words(offline):
     """The Python API: each bad value raises one sentence naming the argument as Python spells it (no flags)."""
-    failures, slowest = [], 0.0
+    failures = []
     for case in API_CASES:
         value = _api_value(case, offline)
-        start = time.perf_counter()
         try:
             _api_call(case, offline, value)
         except (OptionError, MattekitError) as exc:
             message = str(exc)
-            slowest = max(slowest, time.perf_counter() - start)
             named = case.name in message or str(case.value) in message or Path(str(value)).name in message
             if (not named or cli_words(message, case.task) or "\n" in message or not message.endswith(".")
                     or "MATTEKIT_OFFLINE" in message):
@@ -241,7 +233,6 @@ def test_api_refuses_the_walk_in_its_own_words(offline):
         else:
             failures.append(f"{case.id}: accepted")
     assert not failures, "\n".join(failures)
-    assert slowest < 10
 
 
 def test_worker_option_check_refuses_the_walk_in_its_words(offline):
@@ -266,13 +257,17 @@ def test_worker_option_check_refuses_the_walk_in_its_words(offline):
     assert tried > 20 and not failures, "\n".join(failures)
 
 
-def test_walk_figures(capsys):
-    """The figures of the CLI walk above (run after it): cases, options, bad values, the slowest refusal."""
-    options = {(c.task, c.flag) for c in CASES}
-    kinds = {str(c.value) for c in CASES}
-    slowest = max(FIGURES.items(), key=lambda item: item[1], default=("none", math.nan))
+def test_the_walk_gives_every_declared_option_a_bad_value(capsys):
+    """Every option a front end (CLI or API) declares, on every task, is walked with at least one bad value, but
+    the boolean flags; each task also gets -o and --threads. The tasks named here by hand must be among them."""
+    walked = {(c.task, c.flag) for c in CASES}
+    declared = registry.declarations()
+    assert {"remove", "matte", "upscale", "bokeh", "enhance", "roto"} <= set(declared)
+    unwalked = [f"{task.name} {option.flag}" for task in declared.values() for option in task.declared
+                if ("cli" in option.hosts or "api" in option.hosts) and option.type is not bool
+                and (task.name, option.flag) not in walked]
+    assert not unwalked, f"declared options the walk gives no bad value: {unwalked}"
+    assert all({(name, "-o"), (name, "--threads")} <= walked for name in declared)
     with capsys.disabled():
-        print(f"\nbad-option walk: {len(CASES)} cases = {len(options)} options x bad values "
-              f"({len(kinds)} distinct values); {len(FIGURES)} run here; slowest {slowest[1]:.2f} s ({slowest[0]}); "
-              f"{len(set(SKIPPED))} boolean flags skipped")
-    assert len(options) >= 60 and len(CASES) >= 150
+        print(f"\nbad-option walk: {len(CASES)} cases = {len(walked)} options x bad values "
+              f"({len({str(c.value) for c in CASES})} distinct values); {len(set(SKIPPED))} boolean flags skipped")
