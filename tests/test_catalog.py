@@ -10,17 +10,100 @@ from mattekit import catalog, nets, weights
 from mattekit.errors import MattekitError
 
 
+# Each catalog entry's official key list(s) here: a conformance manifest (the upstream state dict's keys, shapes
+# and dtypes, from the reference implementation), a real checkpoint in shared/weights (its state dict, unwrapped
+# as the manifest's "checkpoint" says), or a real ONNX file (its initializers that kept their upstream names).
+_SWIN_L = {"manifest": "birefnet_swin_l"}
+OFFICIAL = {
+    "u2net": {"manifest": "u2net"}, "u2net-human-seg": {"manifest": "u2net"},
+    "u2netp": {"manifest": "u2netp", "onnx": "u2netp.onnx"},
+    "isnet-general-use": {"manifest": "isnetdis", "onnx": "isnet-general-use.imgly-fp16.onnx"},
+    "csnet-sod": {"manifest": "csnet_real", "checkpoint": ("csnet-L-x2.pth.tar", "state_dict")},
+    "birefnet-general": _SWIN_L, "birefnet-portrait": _SWIN_L, "birefnet-dis": _SWIN_L, "birefnet-hrsod": _SWIN_L,
+    "birefnet-cod": _SWIN_L, "birefnet-massive": _SWIN_L, "birefnet-matting": _SWIN_L,
+    "birefnet-hr": _SWIN_L, "birefnet-hr-matting": _SWIN_L, "birefnet-dynamic": _SWIN_L,
+    "birefnet-general-lite": {"manifest": "birefnet_swin_t"},
+    "sinet-portrait": {"manifest": "sinet_real", "checkpoint": ("SINet.pth", None)},
+    "extremec3-portrait": {"manifest": "extremec3_real", "checkpoint": ("ExtremeC3.pth", None)},
+    "depth-anything-v2-small": {"manifest": "depth_anything_v2_vits"},
+    "sam2.1-hiera-tiny": {"manifest": "sam2_1_hiera_t_image"},
+    "realesr-general-x4v3": {"manifest": "srvgg_general_x4v3",
+                             "checkpoint": ("realesr-general-x4v3.from-ncnn-fp16.pth", "params")},
+    "realesrgan-x4plus": {"manifest": "rrdbnet_x4plus"}, "realesrgan-x2plus": {"manifest": "rrdbnet_x2plus"},
+    "realesr-animevideov3": {"manifest": "animevideov3_real", "checkpoint": ("realesr-animevideov3.pth", "params")},
+    "rfdn-x4": {"manifest": "rfdn_real", "checkpoint": ("RFDN_AIM.pth", None)},
+    "modnet-portrait": {"manifest": "modnet", "onnx": "modnet_photographic_portrait_matting.onnx"},
+    # No state-dict list of RVM here, only its ONNX export, and our net does not use upstream's names: it drops
+    # wrappers of the upstream modules (LRASPP aspp2 = Sequential(pool, conv, sigmoid), ConvGRU ih/hh =
+    # Sequential(conv, activation), decode4 = BottleneckBlock(gru), project_mat = Projection(conv), the refiner's
+    # flat conv Sequential). The official .pth would not load into it by name; the renames below are those wrappers.
+    "rvm-people": {"onnx": "rvm_mobilenetv3_fp32.onnx",
+                   "renames": (("aspp.aspp2.1.", "aspp.aspp2."), (".gru.ih.0.", ".gru.ih."), (".gru.hh.0.", ".gru.hh."),
+                               ("decoder.decode4.gru.", "decoder.decode4."),
+                               ("project_mat.conv.", "project_mat."), ("refiner.conv.6.", "refiner.conv.2."))},
+}
+# No official key list of these is in shared/ (no manifest, no checkpoint): only their net builds is checked.
+NO_OFFICIAL_LIST = {"sam2.1-hiera-small", "sam2.1-hiera-base-plus", "sam2.1-hiera-large"}
+
+
+def _own(entry) -> dict:
+    import torch
+
+    with torch.device("meta"):  # keys, shapes and dtypes only: no memory for BiRefNet's 220 M parameters
+        net = nets.build(entry.net, **entry.kwargs)
+    return {k: (list(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in net.state_dict().items()}
+
+
 @pytest.mark.slow
-def test_every_entry_builds_its_net_with_the_official_keys():
+def test_every_entry_builds_its_net_with_the_official_keys(shared):
+    """Every entry's net, built with the catalog's kwargs, has exactly the upstream state dict's keys, shapes and
+    dtypes (the conformance manifest of its architecture); where a real checkpoint is here its keys are the net's
+    (less the keys the manifest says the file lacks); where a real ONNX file is here, every initializer that kept an
+    upstream name is a key of the net with the same shape. BiRefNet-HR, -HR-matting and -dynamic are compared with
+    the Swin-L list: the same upstream class and config (their patch order has no weights), no checkpoint of theirs
+    is here. The SAM 2.1 entries other than tiny have no official list here (NO_OFFICIAL_LIST): only that they
+    build is checked, and that no other entry lacks a list."""
+    import json
+
+    import onnx
+    import torch
+
     cat = catalog.load()
-    keys = {}  # one build per architecture and kwargs: seven BiRefNet entries share one Swin-L net
+    assert set(cat.models) == set(OFFICIAL) | NO_OFFICIAL_LIST, "a new entry needs an official key list, or a reason"
+    built = {}  # one build per architecture and kwargs: ten BiRefNet entries share one Swin-L net
     for entry in cat.models.values():
-        shape = (entry.net, repr(sorted(entry.kwargs.items())))
-        if shape not in keys:
-            keys[shape] = len(nets.build(entry.net, **entry.kwargs).state_dict())
-        assert keys[shape] > 0, entry.name
         assert entry.weights.url.startswith("https://"), entry.name
         assert entry.licence, entry.name
+        arch = (entry.net, repr(sorted(entry.kwargs.items())))
+        if arch not in built:
+            built[arch] = _own(entry)
+        own = built[arch]
+        assert own, entry.name
+        sources = OFFICIAL.get(entry.name, {})
+        manifest = None
+        if "manifest" in sources:
+            manifest = json.loads((shared / "conformance" / sources["manifest"] / "manifest.json").read_text())
+            want = {key: (shape, dtype) for key, shape, dtype, _ in manifest["state_dict"]}
+            assert own.keys() == want.keys(), (entry.name, sorted(own.keys() - want.keys())[:5],
+                                               sorted(want.keys() - own.keys())[:5])
+            assert own == want, (entry.name, [k for k in own if own[k] != want[k]][:5])
+        if "checkpoint" in sources:
+            name, key = sources["checkpoint"]
+            state = torch.load(shared / "weights" / name, map_location="cpu", weights_only=True)
+            state = state[key] if key else state
+            facts = manifest.get("checkpoint", {})  # the real-weight manifests say what their file lacks
+            lacks = set(facts.get("keys_in_model_not_in_checkpoint", []))
+            extra = set(facts.get("keys_in_checkpoint_not_in_model", []))
+            assert set(state) - set(own) == extra and set(own) - set(state) == lacks, (entry.name, name)
+            assert all(list(state[k].shape) == own[k][0] for k in set(state) & set(own)), (entry.name, name)
+        if "onnx" in sources:
+            model = onnx.load(str(shared / "weights" / sources["onnx"]))
+            named = {i.name: list(i.dims) for i in model.graph.initializer
+                     if not i.name.startswith("onnx::") and not i.name.isdigit()}  # folded convs lost their names
+            for old, new in sources.get("renames", ()):
+                named = {k.replace(old, new): v for k, v in named.items()}
+            assert len(named) >= 10, (entry.name, sources["onnx"])
+            assert {k: own.get(k, (None,))[0] for k in named} == named, (entry.name, sources["onnx"])
 
 
 def test_defaults_are_commercial_friendly_general_models():
