@@ -186,27 +186,55 @@ MODELS = {  # catalog name: (reference, weights file used by both sides or None 
 }
 
 
-def compare(shared: Path, name: str, precision: str = "auto") -> dict:
-    """Per photo: mean |delta| between mattekit's plain path and the reference, and both IoUs against
-    the ground truth. Returns {"delta": [...], "iou_mattekit": [...], "iou_reference": [...], "engine": str}."""
-    reference, weights_name, hard = MODELS[name]
-    entry = catalog.load().get(name)
-    weights_path = shared / "weights" / weights_name if weights_name else None
-    predictor = runtime.ModelCache().get(entry, entry.task, "cpu", weights_path, precision=precision)
-    found = {"delta": [], "iou_mattekit": [], "iou_reference": [], "engine": f"{predictor.backend} {predictor.dtype}"}
+@pytest.fixture(scope="session")
+def answers() -> dict:
+    """The session's answers, computed once: each model's reference on the photos (and the ground truth's IoU of
+    it), and mattekit's per model and engine (the same engine, weights and photos give the same answer)."""
+    return {}
+
+
+def _photos(shared: Path):
     for photo_name in PHOTOS:
         path = shared / "data/grabcut50/im" / photo_name
-        photo = np.asarray(Image.open(path).convert("RGB"))
         gt = cv2.imread(str(shared / "data/grabcut50/gt" / (Path(photo_name).stem + ".png")), cv2.IMREAD_GRAYSCALE)
-        ours = mattekit_plain(predictor, path)
-        if hard:
-            ours = (ours >= 0.5).astype(np.float32)
-        theirs = reference(shared, photo)
-        assert ours.shape == theirs.shape == gt.shape
-        found["delta"].append(float(np.abs(ours - theirs).mean()))
-        found["iou_mattekit"].append(float(metrics.iou(ours, gt)))
-        found["iou_reference"].append(float(metrics.iou(theirs, gt)))
-    return found
+        yield path, gt
+
+
+def _references(shared: Path, name: str, answers: dict) -> list:
+    """[(reference answer, its IoU against the ground truth)] per photo, once a session."""
+    if ("reference", name) not in answers:
+        reference = MODELS[name][0]
+        found = []
+        for path, gt in _photos(shared):
+            theirs = reference(shared, np.asarray(Image.open(path).convert("RGB")))
+            found.append((theirs, float(metrics.iou(theirs, gt))))
+        answers["reference", name] = found
+    return answers["reference", name]
+
+
+def compare(shared: Path, name: str, answers: dict, precision: str = "auto", entry=None) -> dict:
+    """Per photo: mean |delta| between mattekit's plain path and the reference, and both IoUs against
+    the ground truth. Returns {"delta": [...], "iou_mattekit": [...], "iou_reference": [...], "engine": str,
+    "dtype": the engine's parameters' dtypes}. ``entry``: a catalog entry to use instead of the catalog's."""
+    _, weights_name, hard = MODELS[name]
+    entry = entry or catalog.load().get(name)
+    weights_path = shared / "weights" / weights_name if weights_name else None
+    predictor = runtime.ModelCache().get(entry, entry.task, "cpu", weights_path, precision=precision)
+    engine = f"{predictor.backend} {predictor.dtype}"
+    key = ("mattekit", name, engine, weights_name)
+    if key not in answers:
+        found = {"delta": [], "iou_mattekit": [], "iou_reference": [], "engine": engine,
+                 "dtype": {p.dtype for p in predictor.net.parameters()} if predictor.net is not None else set()}
+        for (path, gt), (theirs, iou_theirs) in zip(_photos(shared), _references(shared, name, answers)):
+            ours = mattekit_plain(predictor, path)
+            if hard:
+                ours = (ours >= 0.5).astype(np.float32)
+            assert ours.shape == theirs.shape == gt.shape
+            found["delta"].append(float(np.abs(ours - theirs).mean()))
+            found["iou_mattekit"].append(float(metrics.iou(ours, gt)))
+            found["iou_reference"].append(iou_theirs)
+        answers[key] = found
+    return answers[key]
 
 
 def check(found: dict, name: str) -> None:
@@ -225,16 +253,50 @@ FAST = ("u2netp",)  # the rest are marked slow: the quick subset stays under 5 m
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in MODELS])
-def test_plain_path_gives_the_reference_pipelines_answer(shared, name):
-    check(compare(shared, name), name)
+def test_plain_path_gives_the_reference_pipelines_answer(shared, name, answers):
+    check(compare(shared, name, answers), name)
 
 
-@pytest.mark.parametrize("name", [pytest.param("u2netp", marks=pytest.mark.slow), pytest.param("csnet-sod", marks=pytest.mark.slow)])
-def test_a_cpu_with_native_bf16_still_gets_the_reference_answer(shared, name, monkeypatch):
-    """A CPU with native bf16 (claimed here, so every machine takes that path): ``auto`` keeps the answer
-    (bf16 only where the catalog's real-weight figures allow it)."""
+# docs/benchmarks.md, Precision: sinet-portrait in bf16 against fp32 (whose answer is the reference's to 5e-7),
+# grabcut50 tuning / report half: the worst photo's mean |delta| 0.030 / 0.0097, mean IoU moved 0.0000 / 0.0051.
+SINET_BF16_DELTA, SINET_BF16_IOU = 0.030, 0.0051
+
+
+@pytest.mark.slow
+def test_a_cpu_with_native_bf16_still_gets_the_reference_answer(shared, monkeypatch, answers):
+    """A CPU with native bf16 (claimed by ``MATTEKIT_CPU_BF16=1``, so every machine takes that path; bf16 is
+    emulated where the CPU has none). ``auto`` there runs every fidelity model as the catalog marks it: a model
+    marked ``cpu_bf16`` must still give the reference's answer (MEAN_DELTA); the others (all today: no model keeps
+    the policy's bound, IoU 0.002 and 2e-3 a photo, see the next test) run on the very engine and precision they
+    run on without the claim, whose answer test_plain_path_gives_the_reference_pipelines_answer checks against the
+    reference (the same engine, weights and photos give the same answer). Then the bf16 path itself:
+    sinet-portrait (real weights) marked ``cpu_bf16`` here takes torch in bf16 under ``auto`` (its parameters are
+    bf16), and its answer against the reference pipeline stays within the departure measured and documented for
+    it (SINET_BF16_*); without the claim the same entry stays fp32."""
+    import dataclasses
+
+    plans = {}
+    for claim in ("0", "1"):
+        monkeypatch.setenv("MATTEKIT_CPU_BF16", claim)
+        plans[claim] = {name: runtime.engine_plan(catalog.load().get(name), "cpu") for name in MODELS}
+    for name in MODELS:  # a model the catalog marks cpu_bf16 runs otherwise there: its answer is checked here
+        if plans["1"][name] != plans["0"][name]:
+            check(compare(shared, name, answers), name)
+
+    marked = dataclasses.replace(catalog.load().get("sinet-portrait"), cpu_bf16=True)
+    monkeypatch.setenv("MATTEKIT_CPU_BF16", "0")
+    assert runtime.engine_plan(marked, "cpu")[2] is torch.float32  # no native bf16: fp32, whatever the catalog says
     monkeypatch.setenv("MATTEKIT_CPU_BF16", "1")
-    check(compare(shared, name), name)
+    assert runtime.engine_plan(marked, "cpu")[1:] == ("torch", torch.bfloat16)
+    found = compare(shared, "sinet-portrait", answers, entry=marked)
+    assert found["engine"].startswith("torch-cpu-bf16") and found["dtype"] == {torch.bfloat16}, found["engine"]
+    delta = np.array(found["delta"])
+    iou_m, iou_r = np.mean(found["iou_mattekit"]), np.mean(found["iou_reference"])
+    print(f"sinet-portrait, native-bf16 path ({found['engine']}): mean |delta| per photo max {delta.max():.2e}; "
+          f"IoU {iou_m:.4f}, reference {iou_r:.4f}")
+    assert delta.max() <= SINET_BF16_DELTA, f"photo {PHOTOS[int(delta.argmax())]} differs by {delta.max():.2e}"
+    assert abs(iou_m - iou_r) <= SINET_BF16_IOU, f"IoU {iou_m:.4f} vs the reference's {iou_r:.4f}"
+    assert delta.max() > 0  # bf16 really ran: fp32's answer is the reference's to 5e-7 on these photos
 
 
 BF16_IOU = 0.002  # the precision policy: IoU within this of fp32's ...
@@ -244,11 +306,11 @@ BF16_DELTA = 2e-3  # ... and mean |delta alpha| within this, on every photo
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["u2netp", "csnet-sod", "sinet-portrait", "extremec3-portrait"])  # emulated bf16: MODNet,
 # RVM and IS-Net take minutes a photo here (their figures: docs/benchmarks.md, Precision)
-def test_the_catalogs_bf16_decision_holds_on_real_weights(shared, name):
+def test_the_catalogs_bf16_decision_holds_on_real_weights(shared, name, answers):
     """bf16 forced (emulated where the CPU has no native bf16) against fp32, same photos: the catalog marks a
     model ``cpu_bf16`` exactly when bf16 keeps IoU within 0.002 and every photo's mean |delta| within 2e-3."""
     entry = catalog.load().get(name)
-    fp32, bf16 = compare(shared, name, "fp32"), compare(shared, name, "bf16")
+    fp32, bf16 = compare(shared, name, answers, "fp32"), compare(shared, name, answers, "bf16")
     assert "bfloat16" in bf16["engine"]
     delta = max(abs(a - b) for a, b in zip(fp32["delta"], bf16["delta"]))  # lower bound of the bf16-fp32 move
     iou = abs(np.mean(fp32["iou_mattekit"]) - np.mean(bf16["iou_mattekit"]))
