@@ -3,7 +3,9 @@ thread that waited for it is free again, instead of the job running on and holdi
 from __future__ import annotations
 
 import json
+import re
 import socket
+import threading
 import time
 
 import numpy as np
@@ -82,17 +84,46 @@ def test_a_queued_sync_job_whose_client_hangs_up_never_starts(make_worker):
     assert not srv.jobs.busy()
 
 
+def _held_at_tile(srv, tile: int) -> tuple[list, list, "threading.Event", "threading.Event"]:
+    """The jobs the worker takes from now on, each held just before it reports tile ``tile`` until ``go`` is set
+    (``there`` says it is held); ``reports``: the progress messages the work gave the job, in order."""
+    taken, reports, there, go = [], [], threading.Event(), threading.Event()
+    submit = srv.jobs.submit
+
+    def record(name, work, booking, keep):
+        def held(progress):
+            def report(fraction, message=""):
+                reports.append(message)
+                if re.match(rf"tile {tile} of \d+", message):
+                    there.set()
+                    assert go.wait(120), "the test never let the job go on"
+                progress(fraction, message)
+
+            return work(report)
+
+        taken.append(submit(name, held, booking, keep))
+        return taken[-1]
+
+    srv.jobs.submit = record
+    return taken, reports, there, go
+
+
 def test_a_real_upscale_whose_client_hangs_up_stops_between_tiles(make_worker, mirror):
-    """The same with a real model: an upscale in 64-pixel tiles stops at the tile after the hang-up."""
+    """The same with a real model: an upscale in 64-pixel tiles, held at its third tile until the worker has seen
+    the hang-up, reports no tile after it."""
     srv, worker = make_worker()
-    taken = _submitted(srv)
+    taken, reports, there, go = _held_at_tile(srv, 3)
     side = 384
     pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8).tobytes()
     running = _hang_up_after_sending(srv, "upscale", {"model": "rfdn-x4", "tile": 64},
                                      {"width": side, "height": side, "channels": 3, "dtype": "u8"}, pixels)
     next(running)
-    _until(lambda: taken and "of" in taken[0].message, "the first tile")  # "Running upscale: 3 of 49"
+    assert there.wait(120), "the upscale never reached its third tile"
     running.close()
+    _until(lambda: taken[0].cancel_event.is_set(), "the worker's cancel on the hang-up")
+    go.set()
     assert taken[0].done_event.wait(120), "the upscale ran on after its client hung up"
-    assert taken[0].state == "cancelled" and taken[0].progress < 0.98, taken[0].status()
+    assert taken[0].state == "cancelled", taken[0].status()
+    last = re.match(r"tile (\d+) of (\d+)", reports[-1])  # no tile reported after the held one: it raised there
+    assert last and int(last[1]) == 3 < int(last[2]) and taken[0].progress < 0.98, (reports[-3:], taken[0].status())
     assert worker.health()["ok"] and not srv.jobs.busy()
