@@ -19,15 +19,19 @@ class SAM2(nn.Module):
     """SAM 2.1 (``variant``: hiera_t, hiera_s, hiera_b+, hiera_l); keys match ``sam2.1_hiera_*.pt['model']``.
 
     Image size 1024, feature maps 256/128/64 (stride 4/8/16), hidden 256, memory 64 channels, 7 memory slots.
+    ``image_size`` (upstream's ``SAM2Base.image_size``, a multiple of 32) changes the model's input size only, not
+    its weights: the released checkpoints are trained at 1024; a smaller size makes tests of the plumbing cheap.
     """
 
-    def __init__(self, variant: str = "hiera_t", num_maskmem: int = 7):
+    def __init__(self, variant: str = "hiera_t", num_maskmem: int = 7, image_size: int = IMAGE_SIZE):
         super().__init__()
         if variant not in HIERA_CONFIGS:
             raise ValueError(f"unknown SAM 2.1 variant {variant!r}; choose one of {', '.join(HIERA_CONFIGS)}")
         hidden, mem = 256, 64
         self.variant, self.num_maskmem, self.hidden_dim, self.mem_dim = variant, num_maskmem, hidden, mem
-        self.image_size = IMAGE_SIZE
+        if image_size <= 0 or image_size % 32:
+            raise ValueError(f"SAM 2.1's image size must be a positive multiple of 32, not {image_size}")
+        self.image_size = image_size
         self.image_encoder = ImageEncoder(variant)
         self.mask_downsample = nn.Conv2d(1, 1, 4, stride=4)
         self.memory_attention = MemoryAttention(hidden)
@@ -37,7 +41,7 @@ class SAM2(nn.Module):
         self.no_mem_pos_enc = nn.Parameter(torch.zeros(1, 1, hidden))
         self.no_obj_ptr = nn.Parameter(torch.zeros(1, hidden))
         self.no_obj_embed_spatial = nn.Parameter(torch.zeros(1, mem))
-        self.sam_prompt_encoder = PromptEncoder(hidden, IMAGE_SIZE // 16, IMAGE_SIZE)
+        self.sam_prompt_encoder = PromptEncoder(hidden, image_size // 16, image_size)
         self.sam_mask_decoder = MaskDecoder(hidden)
         self.obj_ptr_proj = MLP(hidden, hidden, hidden, 3)
         self.obj_ptr_tpos_proj = nn.Linear(hidden, mem)
