@@ -1,19 +1,23 @@
 """The AI Matte add-on in real Blender (bpy 4.5 LTS and 5.0 as modules, each in its own venv), installed
 by install/install_blender.py into a fresh HOME.
 
-For each version: --dry-run changes nothing; the installer builds the extension zip, has Blender's
-own ``blender_ext.py`` validate it, installs and enables it; a headless Blender reads those
-preferences (as Blender does at start) and uses the installed add-on: the roto options come from
-the recorded schema, the model menu from the live worker (a model only in the worker's catalog is
-offered without reinstalling), the operator runs on real DAVIS frames (real csnet-sod weights from
-the shared mirror, through the worker the add-on starts), the composite is rendered and its alpha
-scored against the ground truth (IoU printed); then --uninstall leaves HOME exactly as it was.
-In Blender 4.5 also: the `people` model from the menu on a shot of a person in motion (IoU printed).
-Also per version: the dry runs of install and uninstall list the very steps the real runs take (lines, count
-and the changes to HOME); and the portable zip (`--zip`, no path of the building machine) installed into a
-fresh HOME refuses in one sentence with no worker and no Python, finds a worker that `mattekit serve` started
-(by the default state file) and starts one with $MATTEKIT_PYTHON.
-The bpy venvs are built on first use into $MATTEKIT_CACHE by tests/blender/build_venv.py and reused.
+For each version, one fixture run (:func:`launch`, once per version per session) does what the tests below
+assert on, each test on its own part of its record: --dry-run changes nothing; the installer builds the extension
+zip, has Blender's own ``blender_ext.py`` validate it, installs and enables it; then ONE headless Blender reads those
+preferences (as Blender does at start) and uses the installed add-on: the job properties follow the recorded schema
+(types, ranges, defaults, colour spaces sent for a plate), plates loaded as Movie Clips in four colour spaces are
+described (the worker's part of that check runs in the test), the model menu comes from the live worker (a model
+only in the worker's catalog is offered without reinstalling), the operator runs on real DAVIS frames (real
+csnet-sod weights from the shared mirror, through the worker the add-on starts), the composite is rendered and its
+alpha scored against the ground truth (IoU printed); in Blender 4.5 also the `people` model on a shot of a person
+in motion (IoU printed) and birefnet-general-lite from the menu (stand-in weights); the add-on is disabled, enabled
+again and the process must still exit; then --uninstall leaves HOME exactly as it was, and the dry runs of install
+and uninstall list the very steps the real runs take (lines, count and the changes to HOME).
+Also per version: the portable zip (`--zip`, no path of the building machine) installed into a fresh HOME refuses in
+one sentence with no worker and no Python, finds a worker that `mattekit serve` started (by the default state file)
+and starts one with $MATTEKIT_PYTHON.
+The bpy venvs are built on first use into $MATTEKIT_CACHE by tests/blender/build_venv.py and reused; a machine
+without a Python for bpy fails these tests with the reason (no skip: the host would go unchecked).
 """
 from __future__ import annotations
 
@@ -43,8 +47,11 @@ INSTALLER = ROOT / "install" / "install_blender.py"
 FRAMES = 4
 SEQUENCE = "blackswan"
 PEOPLE_SEQUENCE, PEOPLE_FRAMES = "kite-surf", 6  # a person in motion
-PEOPLE_MIN_IOU = 0.45  # measured 0.59 on frames 0-5 (Blender 4.5, MODNet with the temporal filter)
-ZIP_MIN_IOU = 0.85  # u2netp on blackswan frames 0-1 through the portable zip: measured 0.935, 0.933 (4.5 and 5.0)
+# IoU floors: each measured mean less a small margin (the same numbers in both versions, frames within 0.01-0.08)
+PEOPLE_MIN_IOU = 0.58  # measured 0.6164 on frames 0-5 (frames 0.563-0.644), MODNet with the temporal filter
+SEQUENCE_MIN_IOU = 0.91  # csnet-sod on blackswan frames 0-3 through the installed add-on: measured 0.9283
+MOVIE_MIN_IOU = 0.90  # the same frames from an H.264 movie (PyAV's x264) through a Movie Clip node: measured 0.9247
+ZIP_MIN_IOU = 0.91  # u2netp on blackswan frames 0-1 through the portable zip: measured 0.935, 0.933 (4.5 and 5.0)
 EXTRA_MODEL = "csnet-sod-copy"  # in the worker's catalog only, not in the installer's record
 
 
@@ -67,8 +74,9 @@ def _others_in(folder: Path) -> bool:
 def bpy_python(version: str) -> Path:
     result = subprocess.run([sys.executable, str(ROOT / "tests" / "blender" / "build_venv.py"), version],
                             capture_output=True, text=True, timeout=1800)
-    if result.returncode == 77:
-        pytest.skip(f"no Python for bpy {version}: {result.stderr.strip()}")
+    if result.returncode == 77:  # no skip: a suite that passes with no Blender checked would lie
+        pytest.fail(f"No Python for bpy {version}, so real Blender cannot be tested here: {result.stderr.strip()} "
+                    "(install Python 3.11 or set MATTEKIT_BPY_PYTHON to one).", pytrace=False)
     assert result.returncode == 0, result.stderr[-2000:]
     return Path(result.stdout.strip().splitlines()[-1])
 
@@ -175,173 +183,11 @@ def check_case(case: dict, renders: Path, mattes: Path, plate: Path, truths: Pat
     return ious
 
 
-@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
-def test_ai_matte_in_blender(version, shared, tmp_path, monkeypatch):
-    python = bpy_python(version)
-    env = fresh_home(shared, tmp_path, monkeypatch)
-    home = Path(env["HOME"])
-    before = home_state(home)
-
-    planned = installer(env, "--bpy-python", str(python), "--dry-run")
-    print(planned)
-    assert "would install mattekit_ai_matte" in planned and "passes Blender's own extension validation" in planned
-    assert home_state(home) == before, "--dry-run changed HOME"
-    done = installer(env, "--bpy-python", str(python))
-    print(done)
-    assert "install_blender: install mattekit_ai_matte" in done
-    assert "already up to date" in installer(env, "--bpy-python", str(python))
-    folder = home / ".config" / "blender" / version[:3] / "extensions" / "user_default" / "mattekit_ai_matte"
-    record = json.loads((folder / "mattekit_worker.json").read_text())
-    assert record["python"] == os.path.abspath(sys.executable)
-    assert record["environment"]["MATTEKIT_MIRROR"] == str(shared / "weights")
-    assert {"mattekit_client.py", "mattekit_protocol.py", "mattekit_install.json"} <= {p.name for p in folder.iterdir()}
-
-    plate = shared / "data" / "davis" / "im" / SEQUENCE
-    renders, mattes = tmp_path / "renders", tmp_path / "mattes"
-    renders.mkdir()
-    movie = make_movie(plate, tmp_path / f"{SEQUENCE}.mp4", FRAMES + 2)
-    run_env = dict(env, MATTEKIT_CATALOG=str(catalog_with_extra_model(tmp_path / "catalog.toml")))
-    result = run_ai_matte(python, run_env, plate, FRAMES, mattes, renders,
-                          "--extra-model", EXTRA_MODEL, *(["--movie", str(movie)] if movie else []))
-    assert result["enabled"] and result["disabled"]
-    options = set(result["options"])  # the job's properties, from the recorded roto schema
-    assert options >= {"model", "device", "temporal", "refine", "radius", "use_radius", "bit_depth", "overwrite"}
-    assert not options & {"plate", "output", "frames"}
-    assert result["extra_model"] == {"before_worker": False, "from_live_worker": True}
-    truths = shared / "data" / "davis" / "gt" / SEQUENCE
-    # image sequence 00000.jpg.. on scene frames 1..: scene frame f shows plate file f-1
-    ious = check_case(result["sequence"], renders / "sequence", mattes, plate, truths,
-                      [(f, f"{SEQUENCE}_matte.{f - 1:05d}.png", f - 1) for f in range(1, FRAMES + 1)])
-    print(f"Blender {result['blender']}: AI Matte IoU per frame {[round(x, 4) for x in ious]}, mean {np.mean(ious):.4f}")
-    assert np.mean(ious) > 0.85
-    if movie:  # movie frame 1 at scene frame 9: scene frame f shows movie frame f-8 (DAVIS frame f-9)
-        ious = check_case(result["movie"], renders / "movie", mattes / "movie", plate, truths,
-                          [(f, f"{SEQUENCE}_matte.{f - 8:04d}.png", f - 9) for f in range(10, 10 + FRAMES)])
-        print(f"Blender {result['blender']}: AI Matte on a Movie Clip, IoU per frame {[round(x, 4) for x in ious]}")
-        assert np.mean(ious) > 0.85
-
-    used = home_state(home)
-    planned = installer(env, "--bpy-python", str(python), "--uninstall", "--dry-run")
-    print(planned)
-    assert f"would remove folder {home / '.config'}" in planned
-    assert home_state(home) == used, "--uninstall --dry-run changed HOME"
-    print(installer(env, "--bpy-python", str(python), "--uninstall"))
-    assert home_state(home) == before, "--uninstall left HOME changed"
-    assert "nothing to remove" in installer(env, "--bpy-python", str(python), "--uninstall")
-    assert home_state(home) == before
-
-
-def test_ai_matte_on_people_with_the_people_model(shared, tmp_path, monkeypatch):
-    """The AI Matte operator with the `people` model (MODNet through the temporal filter, from the Blender
-    model menu) on a shot of a person in motion (DAVIS kite-surf): the rendered alpha's IoU is printed and
-    bounded below. One Blender version (the LTS): the add-on's code is the same for both."""
-    python = bpy_python("4.5.15")
-    env = fresh_home(shared, tmp_path, monkeypatch)
-    assert "install_blender: install mattekit_ai_matte" in installer(env, "--bpy-python", str(python))
-    plate, truths = (shared / "data" / "davis" / kind / PEOPLE_SEQUENCE for kind in ("im", "gt"))
-    renders, mattes = tmp_path / "renders", tmp_path / "mattes"
-    renders.mkdir()
-    result = run_ai_matte(python, env, plate, PEOPLE_FRAMES, mattes, renders, "--model", "people")
-    assert result["model"] == "people"
-    ious = check_case(result["sequence"], renders / "sequence", mattes, plate, truths,
-                      [(f, f"{PEOPLE_SEQUENCE}_matte.{f - 1:05d}.png", f - 1) for f in range(1, PEOPLE_FRAMES + 1)])
-    print(f"Blender {result['blender']}: AI Matte with model people on {PEOPLE_SEQUENCE}, alpha IoU per frame "
-          f"{[round(x, 4) for x in ious]}, mean {np.mean(ious):.4f}")
-    assert np.mean(ious) > PEOPLE_MIN_IOU
-
-
 def add_derived(env: dict, model: str, path: Path) -> None:
     """``mattekit models add MODEL PATH --derived`` into the worker's MATTEKIT_HOME (the worker takes no weights path)."""
     added = subprocess.run([sys.executable, "-m", "mattekit", "models", "add", model, str(path), "--derived"],
                            env=env, capture_output=True, text=True, timeout=300)
     assert added.returncode == 0, added.stderr
-
-
-def test_ai_matte_with_birefnet_from_the_model_menu(shared, tmp_path, monkeypatch, checkpoints):  # noqa: F811
-    """Issue 30 in the host: birefnet-general-lite picked from the AI Matte model menu mattes a frame through the
-    worker (stand-in weights added as a derived copy: the path, not quality, so no IoU bound); the node group
-    shows the matte the worker wrote. One Blender version and one frame: BiRefNet at 1024 x 1024 on one CPU thread."""
-    python = bpy_python("4.5.15")
-    env = fresh_home(shared, tmp_path, monkeypatch)
-    add_derived(env, "birefnet-general-lite", checkpoints[0]["pth"])
-    assert "install_blender: install mattekit_ai_matte" in installer(env, "--bpy-python", str(python))
-    plate, truths = (shared / "data" / "davis" / kind / SEQUENCE for kind in ("im", "gt"))
-    renders, mattes = tmp_path / "renders", tmp_path / "mattes"
-    renders.mkdir()
-    result = run_ai_matte(python, env, plate, 1, mattes, renders, "--model", "birefnet-general-lite")
-    assert result["model"] == "birefnet-general-lite"
-    check_case(result["sequence"], renders / "sequence", mattes, plate, truths, [(1, f"{SEQUENCE}_matte.00000.png", 0)])
-    manifest = next(mattes.glob("*.mattekit.json")).read_text()
-    assert '"birefnet-general-lite"' in manifest, manifest[:2000]
-
-
-@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
-def test_exit_with_addon_still_registered(version, tmp_path):
-    """bpy 4.5 hangs at interpreter exit while add-on classes are registered; the add-on's exit hook
-    unregisters them, so a script that never disables it still exits."""
-    python = bpy_python(version)
-    (tmp_path / "mattekit_ai_matte").symlink_to(ROOT / "blender_addon")  # a source checkout: no record, no client
-    script = ("import sys; sys.path.insert(0, sys.argv[1]); import bpy, mattekit_ai_matte as addon; addon.register(); "
-              "print('registered', hasattr(bpy.types.Scene, 'mattekit_ai_matte'))")
-    run = subprocess.run([str(python), "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ, HOME=str(tmp_path), PYTHONDONTWRITEBYTECODE="1"))
-    assert run.returncode == 0 and "registered True" in run.stdout, run.stderr[-2000:]
-
-
-def write_addon(parent: Path) -> None:
-    """The add-on's files as the installer makes them (its recorded schema from this Python's mattekit) in
-    ``parent/mattekit_ai_matte``, for a script that imports it from ``parent`` (no worker is started)."""
-    module = install_module("install_blender")
-    settings = module.worker_record.worker_settings({})
-    info = module.worker_record.query_worker(sys.executable, settings, "test")
-    files = module.addon_files(module.worker_record.build_record(sys.executable, info, 60.0, settings))
-    for name, data in files.items():
-        (parent / "mattekit_ai_matte" / name).parent.mkdir(parents=True, exist_ok=True)
-        (parent / "mattekit_ai_matte" / name).write_bytes(data)
-
-
-@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
-def test_job_properties_follow_the_recorded_schema(version, tmp_path):
-    """bool -> Bool, number with minimum/maximum -> Int with min/max (nullable: a use_ toggle), choices -> Enum,
-    path -> FILE_PATH string, model -> Enum of the recorded models; values go back in the worker's types."""
-    python = bpy_python(version)
-    write_addon(tmp_path)
-    (tmp_path / "plate").mkdir()
-    for frame in (1, 2):  # a plate for the colour-space check: Blender reads it in the colour space it is set to
-        write_image(tmp_path / "plate" / f"p.{frame:04d}.exr", np.full((8, 12, 3), 0.5, np.float32))
-    run = subprocess.run([str(python), str(ROOT / "tests" / "blender" / "job_properties.py"), str(tmp_path)],
-                         capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ, HOME=str(tmp_path), MATTEKIT_WORKER_STATE=str(tmp_path / "none.json")))
-    lines = [l for l in run.stdout.splitlines() if l.startswith("RESULT ")]
-    assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-3000:]
-    result = json.loads(lines[-1][len("RESULT "):])
-    props = result["properties"]
-    assert not set(props) & {"plate", "output", "frames", "weights"}  # the add-on's own, and a CLI-only option
-    assert props["refine"]["type"] == "BOOLEAN" and props["device"] == {"type": "STRING", "name": "Device", "subtype": "NONE"}
-    assert props["radius"]["type"] == "INT" and (props["radius"]["min"], props["radius"]["max"]) == (0, 32)
-    assert props["use_radius"]["type"] == "BOOLEAN" and props["threads"]["min"] == 1
-    assert props["bit_depth"]["items"] == ["8", "16", "32"]
-    assert props["rgba"]["subtype"] == "FILE_PATH" and props["fg"]["subtype"] == "FILE_PATH"
-    assert props["model"]["type"] == "ENUM"
-    assert result["birefnet_model"] == "birefnet-general-lite"  # the model menu holds the BiRefNet family too
-    assert result["defaults"] == {"device": "auto", "refine": True, "temporal": True, "bit_depth": 16,
-                                  "skip_missing": False, "overwrite": False}
-    assert result["changed"] == dict(result["defaults"], model="csnet-sod", radius=3, bit_depth=8, refine=False,
-                                     rgba=str(tmp_path / "cut.####.png"))
-    assert result["unknown_model"] == "refused" and result["unregistered"]
-    spaces = result["colorspaces"]
-    config = spaces["ACEScg"].partition("@")[2]
-    assert Path(config).is_file() and config.endswith("config.ocio"), spaces  # Blender's own OCIO config
-    assert spaces == {"ACEScg": "ACEScg@" + config, "Linear Rec.709": "Linear Rec.709@" + config,
-                      "Filmic Log": "Filmic Log@" + config, "sRGB": "sRGB@" + config, "Non-Color": None,
-                      "job's own": "ACES2065-1"}
-    # the worker converts with Blender's config exactly as with its own for the spaces both know; Filmic Log too
-    pixels = np.random.default_rng(0).random((16, 16, 3), dtype=np.float32) * 4
-    for blender_name, ours in (("ACEScg", "ACEScg"), ("Linear Rec.709", "Linear Rec.709 (sRGB)")):
-        space = colour.check_colorspace(spaces[blender_name])
-        assert np.abs(colour.to_network(pixels, space) - colour.to_network(pixels, ours)).max() <= 2e-4
-    filmic = colour.to_network(pixels, colour.check_colorspace(spaces["Filmic Log"]))
-    assert filmic.shape == pixels.shape and 0 < filmic.mean() < 1
 
 
 COLOUR_PLATES = {  # name: (suffix, the colour space set on the clip in Blender, None: Blender's default)
@@ -371,23 +217,243 @@ def colour_plates(shared: Path, folder: Path) -> dict[str, list]:
     return cases
 
 
+LTS = "4.5.15"  # the people and BiRefNet cases run in this version alone: the add-on's code is the same for both
+EXIT_WAIT = 60  # seconds Blender may take to exit once it printed its record (4.5 hangs there with classes registered)
+
+
+def run_blender(python: Path, env: dict, args: list[str], timeout: float = 1800) -> dict:
+    """tests/blender/e2e_ai_matte.py in bpy's python with ``args``: {"result": its RESULT record or None, "exited":
+    whether the process ended by itself within EXIT_WAIT s of printing it, "returncode", "output": its last lines}."""
+    with open(Path(env["HOME"]).parent / "blender.out", "w+") as out:
+        proc = subprocess.Popen([str(python), str(ROOT / "tests" / "blender" / "e2e_ai_matte.py"), *args], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+        start, printed = time.monotonic(), None
+        while proc.poll() is None:
+            if printed is None and "\nRESULT " in "\n" + Path(out.name).read_text():
+                printed = time.monotonic()
+            if (printed and time.monotonic() - printed > EXIT_WAIT) or time.monotonic() - start > timeout:
+                break
+            time.sleep(0.5)
+        exited = proc.poll() is not None
+        if not exited:
+            proc.kill()
+        returncode = proc.wait()
+        text = Path(out.name).read_text()
+    found = [l for l in text.splitlines() if l.startswith("RESULT ")]
+    return {"result": json.loads(found[-1][len("RESULT "):]) if found else None, "exited": exited,
+            "returncode": returncode, "output": text[-4000:]}
+
+
+def launch(version: str, shared: Path, tmp_path: Path, checkpoints) -> dict:  # noqa: F811
+    """The install, one Blender run of every check that shares its scene, and the uninstall, in a fresh HOME; the
+    record the tests assert on (installer outputs, HOME snapshots, the Blender run's record)."""
+    python = bpy_python(version)
+    rec = {"version": version, "python": python, "folder": tmp_path}
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        env = fresh_home(shared, tmp_path, monkeypatch)
+        home = rec["home"] = Path(env["HOME"])
+        if version == LTS:  # stand-in weights for birefnet-general-lite, as a derived copy
+            add_derived(env, "birefnet-general-lite", checkpoints[0]["pth"])
+        rec["before"] = home_state(home)
+        rec["planned"] = installer(env, "--bpy-python", str(python), "--dry-run")
+        rec["after_dry_run"] = home_state(home)
+        rec["done"] = installer(env, "--bpy-python", str(python))
+        rec["installed"] = home_state(home)
+        rec["again"] = installer(env, "--bpy-python", str(python))
+        folder = rec["addon"] = home / ".config" / "blender" / version[:3] / "extensions" / "user_default" / "mattekit_ai_matte"
+        rec["record"] = json.loads((folder / "mattekit_worker.json").read_text())
+        rec["addon_files"] = {p.name for p in folder.iterdir()}
+
+        checks = tmp_path / "checks"
+        (checks / "plate").mkdir(parents=True)
+        for frame in (1, 2):  # a plate for the colour-space check: Blender reads it in the colour space it is set to
+            write_image(checks / "plate" / f"p.{frame:04d}.exr", np.full((8, 12, 3), 0.5, np.float32))
+        rec["colour_cases"] = colour_plates(shared, tmp_path / "plates")
+        plate = shared / "data" / "davis" / "im" / SEQUENCE
+        (tmp_path / "renders").mkdir()
+        rec["movie"] = make_movie(plate, tmp_path / f"{SEQUENCE}.mp4", FRAMES + 2)
+        cases = [] if version != LTS else [
+            "--case", "people", "people", str(shared / "data" / "davis" / "im" / PEOPLE_SEQUENCE), str(PEOPLE_FRAMES),
+            "--case", "birefnet", "birefnet-general-lite", str(plate), "1"]
+        run_env = dict(env, MATTEKIT_CATALOG=str(catalog_with_extra_model(tmp_path / "catalog.toml")))
+        try:
+            rec["run"] = run_blender(python, run_env, [
+                "--plate", str(plate), "--frames", str(FRAMES), "--output", str(tmp_path / "mattes"),
+                "--renders", str(tmp_path / "renders"), "--extra-model", EXTRA_MODEL,
+                *(["--movie", str(rec["movie"])] if rec["movie"] else []), *cases, "--exit-registered",
+                "--checks", json.dumps({"folder": str(checks), "colour_cases": rec["colour_cases"],
+                                        "colour_out": str(tmp_path / "colour-out")})])
+        finally:
+            shutdown_worker()
+        rec["used"] = home_state(home)
+        rec["planned_uninstall"] = installer(env, "--bpy-python", str(python), "--uninstall", "--dry-run")
+        rec["after_uninstall_dry_run"] = home_state(home)
+        rec["uninstalled"] = installer(env, "--bpy-python", str(python), "--uninstall")
+        rec["after_uninstall"] = home_state(home)
+        rec["uninstall_again"] = installer(env, "--bpy-python", str(python), "--uninstall")
+        rec["after"] = home_state(home)
+    return rec
+
+
+@pytest.fixture(scope="module")
+def blender(shared, tmp_path_factory, checkpoints):  # noqa: F811
+    """blender(version): :func:`launch`'s record for that version, made on first use (a failure, kept, is raised again
+    for each test that asks)."""
+    made = {}
+
+    def get(version: str) -> dict:
+        if version not in made:
+            try:
+                made[version] = launch(version, shared, tmp_path_factory.mktemp(f"blender-{version}"), checkpoints)
+            except BaseException as exc:  # noqa: BLE001 - pytest.fail's outcome too: every test of the version says it
+                made[version] = exc
+        if isinstance(made[version], BaseException):
+            raise made[version]
+        return made[version]
+
+    return get
+
+
+def blender_said(rec: dict, *keys: str):
+    """The part of the Blender run's record under ``keys`` (a failure with Blender's last output when missing)."""
+    part = rec["run"]["result"]
+    for key in keys:
+        assert isinstance(part, dict) and key in part, (keys, rec["run"]["returncode"], rec["run"]["output"])
+        part = part[key]
+    return part
+
+
 @pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
-def test_a_clip_in_acescg_gives_the_mattes_of_the_srgb_png(version, shared, mirror, make_worker, tmp_path):  # noqa: F811
+def test_install_and_uninstall_leave_home_as_it_was(version, blender, shared):
+    rec = blender(version)
+    print(rec["planned"], rec["done"], rec["planned_uninstall"], rec["uninstalled"], sep="\n")
+    assert "would install mattekit_ai_matte" in rec["planned"] and "passes Blender's own extension validation" in rec["planned"]
+    assert rec["after_dry_run"] == rec["before"], "--dry-run changed HOME"
+    assert "install_blender: install mattekit_ai_matte" in rec["done"]
+    assert "already up to date" in rec["again"]
+    assert rec["record"]["python"] == os.path.abspath(sys.executable)
+    assert rec["record"]["environment"]["MATTEKIT_MIRROR"] == str(shared / "weights")
+    assert {"mattekit_client.py", "mattekit_protocol.py", "mattekit_install.json"} <= rec["addon_files"]
+    assert f"would remove folder {rec['home'] / '.config'}" in rec["planned_uninstall"]
+    assert rec["after_uninstall_dry_run"] == rec["used"], "--uninstall --dry-run changed HOME"
+    assert rec["after_uninstall"] == rec["before"], "--uninstall left HOME changed"
+    assert "nothing to remove" in rec["uninstall_again"]
+    assert rec["after"] == rec["before"]
+
+
+@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
+def test_ai_matte_in_blender(version, blender, shared):
+    rec = blender(version)
+    blender_said(rec, "sequence")
+    result = rec["run"]["result"]
+    assert result["enabled"] and result["disabled"]
+    options = set(result["options"])  # the job's properties, from the recorded roto schema
+    assert options >= {"model", "device", "temporal", "refine", "radius", "use_radius", "bit_depth", "overwrite"}
+    assert not options & {"plate", "output", "frames"}
+    assert result["extra_model"] == {"before_worker": False, "from_live_worker": True}
+    # the checks before the operator left the job's values at their defaults (they would change this run)
+    assert blender_said(rec, "job_properties", "reset") == blender_said(rec, "job_properties", "defaults")
+    plate, truths = (shared / "data" / "davis" / kind / SEQUENCE for kind in ("im", "gt"))
+    renders, mattes = rec["folder"] / "renders", rec["folder"] / "mattes"
+    # image sequence 00000.jpg.. on scene frames 1..: scene frame f shows plate file f-1
+    ious = check_case(result["sequence"], renders / "sequence", mattes, plate, truths,
+                      [(f, f"{SEQUENCE}_matte.{f - 1:05d}.png", f - 1) for f in range(1, FRAMES + 1)])
+    print(f"Blender {result['blender']}: AI Matte IoU per frame {[round(x, 4) for x in ious]}, mean {np.mean(ious):.4f}")
+    assert np.mean(ious) > SEQUENCE_MIN_IOU
+    if rec["movie"]:  # movie frame 1 at scene frame 9: scene frame f shows movie frame f-8 (DAVIS frame f-9)
+        ious = check_case(result["movie"], renders / "movie", mattes / "movie", plate, truths,
+                          [(f, f"{SEQUENCE}_matte.{f - 8:04d}.png", f - 9) for f in range(10, 10 + FRAMES)])
+        print(f"Blender {result['blender']}: AI Matte on a Movie Clip, IoU per frame {[round(x, 4) for x in ious]}, "
+              f"mean {np.mean(ious):.4f}")
+        assert np.mean(ious) > MOVIE_MIN_IOU
+
+
+def test_ai_matte_on_people_with_the_people_model(blender, shared):
+    """The AI Matte operator with the `people` model (MODNet through the temporal filter, from the Blender
+    model menu) on a shot of a person in motion (DAVIS kite-surf): the rendered alpha's IoU is printed and
+    bounded below. One Blender version (the LTS): the add-on's code is the same for both."""
+    rec = blender(LTS)
+    case = blender_said(rec, "people")
+    assert case["model"] == "people"
+    plate, truths = (shared / "data" / "davis" / kind / PEOPLE_SEQUENCE for kind in ("im", "gt"))
+    ious = check_case(case, rec["folder"] / "renders" / "people", rec["folder"] / "mattes" / "people", plate, truths,
+                      [(f, f"{PEOPLE_SEQUENCE}_matte.{f - 1:05d}.png", f - 1) for f in range(1, PEOPLE_FRAMES + 1)])
+    print(f"Blender {rec['run']['result']['blender']}: AI Matte with model people on {PEOPLE_SEQUENCE}, alpha IoU per "
+          f"frame {[round(x, 4) for x in ious]}, mean {np.mean(ious):.4f}")
+    assert np.mean(ious) > PEOPLE_MIN_IOU
+
+
+def test_ai_matte_with_birefnet_from_the_model_menu(blender, shared):
+    """Issue 30 in the host: birefnet-general-lite picked from the AI Matte model menu mattes a frame through the
+    worker (stand-in weights added as a derived copy: the path, not quality, so no IoU bound); the node group
+    shows the matte the worker wrote. One Blender version and one frame: BiRefNet at 1024 x 1024 on one CPU thread."""
+    rec = blender(LTS)
+    case = blender_said(rec, "birefnet")
+    assert case["model"] == "birefnet-general-lite"
+    plate, truths = (shared / "data" / "davis" / kind / SEQUENCE for kind in ("im", "gt"))
+    mattes = rec["folder"] / "mattes" / "birefnet"
+    check_case(case, rec["folder"] / "renders" / "birefnet", mattes, plate, truths,
+               [(1, f"{SEQUENCE}_matte.00000.png", 0)])
+    manifest = next(mattes.glob("*.mattekit.json")).read_text()
+    assert '"birefnet-general-lite"' in manifest, manifest[:2000]
+
+
+@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
+def test_exit_with_addon_still_registered(version, blender):
+    """bpy 4.5 hangs at interpreter exit while add-on classes are registered; the add-on's exit hook
+    unregisters them, so a script that ends with it enabled (disabled, then enabled again) still exits."""
+    rec = blender(version)
+    assert blender_said(rec, "registered_at_exit")
+    assert rec["run"]["exited"], f"Blender did not exit within {EXIT_WAIT} s of its last line:\n{rec['run']['output']}"
+    assert rec["run"]["returncode"] == 0, rec["run"]["output"]
+
+
+@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
+def test_job_properties_follow_the_recorded_schema(version, blender):
+    """bool -> Bool, number with minimum/maximum -> Int with min/max (nullable: a use_ toggle), choices -> Enum,
+    path -> FILE_PATH string, model -> Enum of the recorded models; values go back in the worker's types."""
+    rec = blender(version)
+    result = blender_said(rec, "job_properties")
+    props = result["properties"]
+    assert not set(props) & {"plate", "output", "frames", "weights"}  # the add-on's own, and a CLI-only option
+    assert props["refine"]["type"] == "BOOLEAN" and props["device"] == {"type": "STRING", "name": "Device", "subtype": "NONE"}
+    assert props["radius"]["type"] == "INT" and (props["radius"]["min"], props["radius"]["max"]) == (0, 32)
+    assert props["use_radius"]["type"] == "BOOLEAN" and props["threads"]["min"] == 1
+    assert props["bit_depth"]["items"] == ["8", "16", "32"]
+    assert props["rgba"]["subtype"] == "FILE_PATH" and props["fg"]["subtype"] == "FILE_PATH"
+    assert props["model"]["type"] == "ENUM"
+    assert result["birefnet_model"] == "birefnet-general-lite"  # the model menu holds the BiRefNet family too
+    assert result["defaults"] == {"device": "auto", "refine": True, "temporal": True, "bit_depth": 16,
+                                  "skip_missing": False, "overwrite": False}
+    assert result["changed"] == dict(result["defaults"], model="csnet-sod", radius=3, bit_depth=8, refine=False,
+                                     rgba=str(rec["folder"] / "checks" / "cut.####.png"))
+    assert result["unknown_model"] == "refused" and blender_said(rec, "unregistered")
+    spaces = result["colorspaces"]
+    config = spaces["ACEScg"].partition("@")[2]
+    assert Path(config).is_file() and config.endswith("config.ocio"), spaces  # Blender's own OCIO config
+    assert spaces == {"ACEScg": "ACEScg@" + config, "Linear Rec.709": "Linear Rec.709@" + config,
+                      "Filmic Log": "Filmic Log@" + config, "sRGB": "sRGB@" + config, "Non-Color": None,
+                      "job's own": "ACES2065-1"}
+    # the worker converts with Blender's config exactly as with its own for the spaces both know; Filmic Log too
+    pixels = np.random.default_rng(0).random((16, 16, 3), dtype=np.float32) * 4
+    for blender_name, ours in (("ACEScg", "ACEScg"), ("Linear Rec.709", "Linear Rec.709 (sRGB)")):
+        space = colour.check_colorspace(spaces[blender_name])
+        assert np.abs(colour.to_network(pixels, space) - colour.to_network(pixels, ours)).max() <= 2e-4
+    filmic = colour.to_network(pixels, colour.check_colorspace(spaces["Filmic Log"]))
+    assert filmic.shape == pixels.shape and 0 < filmic.mean() < 1
+
+
+@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
+def test_a_clip_in_acescg_gives_the_mattes_of_the_srgb_png(version, blender, mirror, make_worker):  # noqa: F811
     """Issue 33, item 4, in numbers: one picture as an sRGB PNG, an ACEScg EXR (its clip set to ACEScg), a linear
     EXR and a float TIFF (Blender's defaults: Linear Rec.709, sRGB), each loaded as a Movie Clip in real Blender.
     The add-on names each float clip's colour space in Blender's config (the PNG's sRGB is mattekit's own reading);
     with it the worker gives the networks what Blender itself shows of the frame (its scene-linear pixels,
     sRGB-encoded) and the PNG's picture, within 1/255, and the roto jobs the add-on builds give the PNG's mattes
     within 1/255 through a real worker (the ACEScg clip at every pixel, the others at all but 0.1% of them)."""
-    python = bpy_python(version)
-    write_addon(tmp_path)
-    cases = colour_plates(shared, tmp_path / "plates")
-    run = subprocess.run([str(python), str(ROOT / "tests" / "blender" / "plate_colour.py"), str(tmp_path),
-                          json.dumps(cases), str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ, HOME=str(tmp_path), MATTEKIT_WORKER_STATE=str(tmp_path / "none.json")))
-    lines = [l for l in run.stdout.splitlines() if l.startswith("RESULT ")]
-    assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-3000:]
-    result = json.loads(lines[-1][len("RESULT "):])["cases"]
+    rec = blender(version)
+    cases, out = rec["colour_cases"], rec["folder"] / "colour-out"
+    result = blender_said(rec, "plate_colour")
     assert {name: case["colorspace"] for name, case in result.items()} == {
         "png": "sRGB", "acescg": "ACEScg", "linear": "Linear Rec.709", "float-tiff": "sRGB"}
     config = result["acescg"]["options"]["colorspace"].partition("@")[2]
@@ -396,12 +462,12 @@ def test_a_clip_in_acescg_gives_the_mattes_of_the_srgb_png(version, shared, mirr
     assert sent == {"png": None, "acescg": "ACEScg@" + config, "linear": "Linear Rec.709@" + config,
                     "float-tiff": "sRGB@" + config}  # an integer file in sRGB: mattekit's own reading, unconverted
     network, mattes = {}, {}
-    _, worker = make_worker(allow_dirs=[str(tmp_path)])
+    _, worker = make_worker(allow_dirs=[str(rec["folder"])])
     for name, case in result.items():
         options = case["options"]
         assert options["frames"] == "1-2", options
         network[name] = read_plate(cases[name][0], sent[name]).pixels
-        shown = np.load(tmp_path / "out" / f"{name}.npy")  # Blender's own reading: float scene-linear, bytes as stored
+        shown = np.load(out / f"{name}.npy")  # Blender's own reading: float scene-linear, bytes as stored
         shown = np.clip(linear_to_srgb(shown), 0, 1) if case["float"] else shown
         assert np.abs(network[name] - shown).max() <= 1 / 255, name
         worker.run("roto", [], options)
@@ -437,20 +503,13 @@ def changed_paths(before: dict, after: dict, home: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
-def test_dry_runs_list_what_the_runs_do(version, tmp_path):
+def test_dry_runs_list_what_the_runs_do(version, blender):
     """Install and uninstall, each first as a dry run: the real run says the very steps the dry run listed (the
-    same lines, the same count) and changes HOME exactly as they say; the dry runs change nothing."""
-    python = bpy_python(version)
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "BLENDER_")) and k != "MATTEKIT_WORKER_STATE"}
-    env.update(HOME=str(home), MATTEKIT_HOME=str(tmp_path / "mattekit-home"))
-    module = install_module("install_blender")
-    before = home_state(home)
-    planned = installer(env, "--bpy-python", str(python), "--dry-run")
-    assert home_state(home) == before, "--dry-run changed HOME"
-    done = installer(env, "--bpy-python", str(python))
-    installed = home_state(home)
+    same lines, the same count) and changes HOME exactly as they say (that the dry runs change nothing, and the
+    uninstall leaves HOME as it was: test_install_and_uninstall_leave_home_as_it_was)."""
+    rec = blender(version)
+    home, module = rec["home"], install_module("install_blender")
+    planned, done = rec["planned"], rec["done"]
     steps = steps_said(planned, True)
     assert steps and steps == steps_said(done, False), (planned, done)
     assert "1 change(s) planned" in planned and "1 change(s);" in done
@@ -459,16 +518,14 @@ def test_dry_runs_list_what_the_runs_do(version, tmp_path):
     assert steps == [f"install mattekit_ai_matte (10 files and mattekit_install.json) into {folder}, enable it "
                      f"and save the preferences ({userpref})"]
     # what the install changed: the add-on's folder, the preferences, the folders holding them, Blender's own caches
-    changed = changed_paths(before, installed, home)
+    changed = changed_paths(rec["before"], rec["installed"], home)
     said = {str(folder), str(userpref)}
     assert said <= changed
     assert {p for p in changed if not any(module.within(p, s) for s in said)
             and not module.is_blender_cache(p, str(user)) and Path(p).name not in module.CACHE_FOLDERS} == set(), \
         "the install changed what it did not say"
 
-    planned = installer(env, "--bpy-python", str(python), "--uninstall", "--dry-run")
-    assert home_state(home) == installed, "--uninstall --dry-run changed HOME"
-    done = installer(env, "--bpy-python", str(python), "--uninstall")
+    planned, done = rec["planned_uninstall"], rec["uninstalled"]
     steps = steps_said(planned, True)
     assert steps == steps_said(done, False), (planned, done)
     count = len([s for s in steps if not s.startswith("keep ")])
@@ -476,9 +533,12 @@ def test_dry_runs_list_what_the_runs_do(version, tmp_path):
     assert steps[0].startswith(f"disable mattekit_ai_matte and remove {folder} through Blender")
     listed = {s.split(" ", 2)[2] if s.startswith("remove folder ") else s.split(" ", 1)[1]
               for s in steps[1:] if s.startswith("remove ")}
-    removed = changed_paths(installed, home_state(home), home)
-    assert removed == listed | {p for p in removed if (p + os.sep).startswith(str(folder) + os.sep)}
-    assert home_state(home) == before, "--uninstall left HOME changed"
+    removed = changed_paths(rec["used"], rec["after_uninstall"], home)  # from HOME as the Blender run left it
+    # a folder the uninstall says it keeps (~/.cache, once it holds what ONNX Runtime made in the worker the Blender
+    # run started) is still there: only home_state leaves it out of the snapshot, holding nothing else now
+    kept = {s.split(" ", 2)[2].split(" (", 1)[0] for s in steps if s.startswith("keep folder ")}
+    assert all(Path(p).is_dir() for p in removed & kept), removed & kept
+    assert removed - kept == listed | {p for p in removed if (p + os.sep).startswith(str(folder) + os.sep)}
 
 
 def other_machine(tmp_path: Path, monkeypatch, frames: int, shared: Path) -> tuple[dict, Path]:

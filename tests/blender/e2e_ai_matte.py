@@ -3,7 +3,8 @@ tests/test_blender_e2e.py with a bpy venv's python, after install/install_blende
 into $HOME:
 
     python e2e_ai_matte.py --plate DAVIS/im/SEQ [--movie SEQ.mp4] --frames 4 --output DIR --renders DIR
-                           [--extra-model NAME] [--model NAME] [--refused]
+                           [--extra-model NAME] [--model NAME] [--refused] [--checks JSON]
+                           [--case NAME MODEL PLATE FRAMES]... [--exit-registered]
 
 Reads the user's preferences (as Blender does at start; the module starts with factory ones), so
 the installed extension is enabled; checks the job options derived from the recorded schema and
@@ -13,6 +14,12 @@ mattekit worker), renders the composite for those frames as RGBA PNGs (renders/s
 --movie, the same through a Movie Clip node (renders/movie/); prints one line ``RESULT {json}``.
 With --refused (no worker answers and no Python is set), the operator runs once and its refusal is
 recorded instead ("refused": the operator's outcome, or the message of the error it reported).
+--checks {"folder": DIR, "colour_cases": {...}, "colour_out": DIR}: first, before any worker runs, the job
+properties (job_properties.py) and the plate colour spaces (plate_colour.py) are described ("job_properties",
+"plate_colour"), then the scene's settings reset. Each --case (after the plate's cases): the operator with MODEL on
+the first FRAMES of the image sequence PLATE, into OUTPUT/NAME, rendered into RENDERS/NAME (result[NAME]).
+Last, the add-on is disabled ("disabled", "unregistered"); with --exit-registered it is enabled again
+("registered_at_exit") and the script ends without disabling it: the process must still exit.
 """
 import argparse
 import json
@@ -93,6 +100,48 @@ def offered(job, model):
     return job.model == model
 
 
+def load_plate(scene, plate, frames):
+    """The first ``frames`` of the image sequence in folder ``plate`` on scene frames 1..: the scene's size and
+    range set, a new compositor tree with an Image node of it linked to the output; (tree, output socket, node)."""
+    files = sorted(f for f in os.listdir(plate) if f.endswith(".jpg"))
+    image = bpy.data.images.load(os.path.join(plate, files[0]))
+    image.source = "SEQUENCE"
+    width, height = image.size
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = width, height, 100
+    scene.frame_start, scene.frame_end = 1, frames
+    tree, final = compositor_tree(scene)
+    node = tree.nodes.new("CompositorNodeImage")
+    node.image = image
+    node.frame_start, node.frame_offset, node.frame_duration = 1, int(files[0][:-4]) - 1, len(files)
+    tree.links.new(node.outputs["Image"], final)
+    return tree, final, node
+
+
+def reset(schema, settings):
+    """The scene's AI Matte settings back to their defaults (what a check before the operator changed)."""
+    for prop in settings.job.bl_rna.properties:
+        settings.job.property_unset(prop.identifier)
+    settings.image, settings.clip = None, None
+    for name in ("source", "output_dir"):
+        settings.property_unset(name)
+    return schema.job_values(settings.job, schema.job_options())
+
+
+def checks(module, spec):
+    """--checks: the job properties and the plate colour spaces, before any worker runs, each on the settings'
+    defaults (reset after each: "reset" records the job's values after the last)."""
+    import job_properties
+    import plate_colour
+
+    schema, operators = sys.modules[module + ".schema"], sys.modules[module + ".operators"]
+    settings = bpy.context.scene.mattekit_ai_matte
+    described = {"job_properties": job_properties.describe(schema, operators, spec["folder"])}
+    reset(schema, settings)
+    described["plate_colour"] = plate_colour.describe(operators, spec["colour_cases"], spec["colour_out"])
+    described["job_properties"]["reset"] = reset(schema, settings)
+    return described
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--plate", required=True)
@@ -103,6 +152,9 @@ def main():
     parser.add_argument("--model", default="csnet-sod")
     parser.add_argument("--extra-model", help="a model the live worker offers but the installer's record does not")
     parser.add_argument("--refused", action="store_true", help="run the operator once and record its refusal")
+    parser.add_argument("--checks", help="JSON: describe the job properties and plate colour spaces first")
+    parser.add_argument("--case", nargs=4, action="append", default=[], metavar=("NAME", "MODEL", "PLATE", "FRAMES"))
+    parser.add_argument("--exit-registered", action="store_true", help="end with the add-on enabled")
     args = parser.parse_args()
     result = {"blender": bpy.app.version_string}
 
@@ -113,21 +165,13 @@ def main():
 
     scene = bpy.context.scene
     settings = scene.mattekit_ai_matte
+    if args.checks:
+        result.update(checks(module, json.loads(args.checks)))
     result["options"] = sorted(p.identifier for p in settings.job.bl_rna.properties if p.identifier != "rna_type")
     result["extra_model"] = {"before_worker": offered(settings.job, args.extra_model)} if args.extra_model else {}
     settings.job.model, settings.job.device = args.model, "cpu"  # a model the menu lacks raises TypeError
     result["model"] = settings.job.model
-    files = sorted(f for f in os.listdir(args.plate) if f.endswith(".jpg"))
-    image = bpy.data.images.load(os.path.join(args.plate, files[0]))
-    image.source = "SEQUENCE"
-    width, height = image.size
-    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = width, height, 100
-    scene.frame_start, scene.frame_end = 1, args.frames
-    tree, final = compositor_tree(scene)
-    plate = tree.nodes.new("CompositorNodeImage")
-    plate.image = image
-    plate.frame_start, plate.frame_offset, plate.frame_duration = 1, int(files[0][:-4]) - 1, len(files)
-    tree.links.new(plate.outputs["Image"], final)
+    tree, final, plate = load_plate(scene, args.plate, args.frames)
     if args.refused:
         tree.nodes.active = plate
         settings.source, settings.output_dir = "IMAGE", args.output
@@ -154,8 +198,19 @@ def main():
         result["movie"] = run_case(scene, node, final, tree, os.path.join(args.output, "movie"),
                                    os.path.join(args.renders, "movie"), "CLIP")
 
+    for name, model, folder, frames in args.case:
+        settings.job.model = model
+        tree, final, plate = load_plate(scene, folder, int(frames))
+        result[name] = run_case(scene, plate, final, tree, os.path.join(args.output, name),
+                                os.path.join(args.renders, name), "IMAGE")
+        result[name]["model"] = settings.job.model
+
     bpy.ops.preferences.addon_disable(module=module)
     result["disabled"] = module not in bpy.context.preferences.addons
+    result["unregistered"] = not hasattr(bpy.types.Scene, "mattekit_ai_matte")
+    if args.exit_registered:  # bpy 4.5 hangs at exit with classes registered: the add-on's exit hook unregisters them
+        bpy.ops.preferences.addon_enable(module=module)
+        result["registered_at_exit"] = hasattr(bpy.types.Scene, "mattekit_ai_matte")
     print("RESULT " + json.dumps(result), flush=True)
 
 
