@@ -3,8 +3,7 @@ and conformance helpers.
 
 Markers (registered in pyproject.toml): ``slow``, ``gimp``, ``blender`` are set in the test modules;
 plain ``pytest`` deselects the tests that carry any of them (the quick subset), ``pytest --full`` runs
-everything but the ``heavy`` tests (tens of minutes each on two cores: ``--heavy`` adds them), and an explicit
-``-m`` expression decides on its own. ``needs_data`` is set here on every test that uses the ``shared`` fixture (directly or through another
+everything, and an explicit ``-m`` expression decides on its own. ``needs_data`` is set here on every test that uses the ``shared`` fixture (directly or through another
 fixture), and such tests are skipped, with the reason, when MATTEKIT_TEST_DATA does not lead to the data. Under ``--full``
 no test may skip but those marked ``cuda``: a skip there is reported as a failure with its reason.
 """
@@ -42,8 +41,6 @@ def pytest_addoption(parser):
     parser.addoption("--full", action="store_true", default=False,
                      help="run the full suite; without it (and without -m) tests marked "
                           + ", ".join(QUICK_LEAVES_OUT) + " are deselected")
-    parser.addoption("--heavy", action="store_true", default=False,
-                     help="also run the tests marked heavy (tens of minutes each on two cores; not in --full)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -57,11 +54,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=missing))
     if config.getoption("-m"):
         return
-    if not config.getoption("--heavy"):
-        heavy = [item for item in items if item.get_closest_marker("heavy")]
-        if heavy:
-            config.hook.pytest_deselected(items=heavy)
-            items[:] = [item for item in items if not item.get_closest_marker("heavy")]
     if config.getoption("--full"):
         return
     kept, left_out = [], []

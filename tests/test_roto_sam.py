@@ -1,11 +1,14 @@
 """Roto with SAM 2.1 (mattekit.roto.sam, mattekit.roto.objects): objects named on their hints, each tracked by
 SAM 2.1's memory from its keyframes and written to a matte sequence of its own; resumed, chunked and split runs
-give one run's bytes. Stand-in weights (the conformance manifest's) prove the plumbing, not the quality.
-Slow tests on a shared, loaded two-core machine: the tracker's answers 416 s, chunks 795 s, two objects killed and
-resumed 2490 s (Hiera-T at 1024 x 1024: about 15-20 CPU seconds per frame fed); since frames' features are shared
-between objects and runs, the last took 553 s on a quiet machine (2026-11-25)."""
+give one run's bytes. Stand-in weights (the conformance manifest's) prove the plumbing, not the quality, and the
+plumbing is the same at any input size: these tests run Hiera-T at 128 x 128 (``small_sam``: a catalog whose
+sam2.1-hiera-tiny has ``image_size = 128``), 1/64 of the catalog's 1024 x 1024 pixels. At 1024 on a shared, loaded
+two-core machine they took minutes each (the tracker's answers 416 s, chunks 795 s, two objects killed and resumed
+553 s on a quiet machine with shared frame features, 2490 s loaded before); the model at 1024 is pinned by
+test_conformance_sam2 and `remove --hint-model` by test_sam2_hints."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -21,7 +24,8 @@ from mattekit.errors import InputError
 from mattekit.io import read_image, write_image
 from mattekit.roto import objects, sam
 from test_roto import kill_when_written
-from test_sam2_hints import stand_in  # noqa: F401 - the fixture: Hiera-T stand-in weights as the official file
+from test_sam2_hints import SMALL, small_sam, small_sam_catalog, stand_in  # noqa: F401 - fixtures: Hiera-T stand-in
+# weights as the official file; the catalog with Hiera-T at SMALL x SMALL
 
 MODEL = "sam2.1-hiera-tiny"
 W, H = 96, 64
@@ -121,7 +125,7 @@ def test_bad_sam_roto_inputs_are_one_sentence(args, words, tmp_path, capsys):
 # ----------------------------------------------------------------------------------- with stand-in weights
 
 @pytest.mark.slow
-def test_roto_answers_are_the_trackers(stand_in, offline, tmp_path):  # noqa: F811
+def test_roto_answers_are_the_trackers(stand_in, small_sam, offline, tmp_path):  # noqa: F811
     """No filter, no matting band: each frame's matte is SAM2VideoTracker's probability driven directly, backward
     from the keyframe for the frames before it (fed in reverse), forward after it."""
     import torch
@@ -133,7 +137,7 @@ def test_roto_answers_are_the_trackers(stand_in, offline, tmp_path):  # noqa: F8
     box = "9,10,31,30"  # the rectangle on frame 1003
     roto.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.exr"), stand_in, box=f"1003:{box}", radius=0,
                       refine=False, bit_depth=32)).run()
-    net = SAM2("hiera_t")
+    net = SAM2("hiera_t", image_size=small_sam)
     net.load_state_dict(torch.load(stand_in)["model"])
     frames = {f: read_image(Path(plate.replace("####", str(f)))).pixels for f in range(1001, 1006)}
     hint = tracking.Keyframes.parse(box=f"1003:{box}").hint(1003, H, W)
@@ -151,7 +155,8 @@ def test_roto_answers_are_the_trackers(stand_in, offline, tmp_path):  # noqa: F8
 
 
 @pytest.mark.slow
-def test_objects_share_each_frames_features_and_keep_their_answers(stand_in, offline, tmp_path, monkeypatch):  # noqa: F811
+def test_objects_share_each_frames_features_and_keep_their_answers(stand_in, small_sam, offline, tmp_path,  # noqa: F811
+                                                                    monkeypatch):
     """Two objects over the same frames: each frame is encoded once for both (the second object's frames come from
     the shared FrameFeatures), and each object's mattes are what an unshared SAM2VideoTracker gives, bit for bit."""
     import torch
@@ -167,7 +172,7 @@ def test_objects_share_each_frames_features_and_keep_their_answers(stand_in, off
     roto.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.exr"), stand_in, box=hints, radius=0, refine=False,
                       bit_depth=32)).run()
     assert len(made) == 1 and (made[0].misses, made[0].hits) == (2, 2)
-    net = SAM2("hiera_t")
+    net = SAM2("hiera_t", image_size=small_sam)
     net.load_state_dict(torch.load(stand_in)["model"])
     frames = [prompting.rgb8(read_image(Path(plate.replace("####", str(f)))).pixels) for f in (1001, 1002)]
     for name, box in boxes.items():
@@ -181,7 +186,7 @@ def test_objects_share_each_frames_features_and_keep_their_answers(stand_in, off
 
 
 @pytest.mark.slow
-def test_chunks_and_splits_equal_one_run(stand_in, offline, tmp_path):  # noqa: F811
+def test_chunks_and_splits_equal_one_run(stand_in, small_sam, offline, tmp_path):  # noqa: F811
     """Keyframes 1004 (backward and forward) and 1007 (re-prompted): every chunk of three frames, run on its own,
     writes one run's bytes (each re-plays its runs from their keyframes)."""
     plate = moving_shapes(tmp_path / "plate", 8)
@@ -196,30 +201,33 @@ def test_chunks_and_splits_equal_one_run(stand_in, offline, tmp_path):  # noqa: 
 
 
 @pytest.mark.slow
-@pytest.mark.heavy  # 553 s on a quiet 2-core machine with shared frame features (2490 s loaded before): --heavy
-def test_two_objects_killed_and_resumed_give_one_runs_bytes(stand_in, tmp_path):  # noqa: F811
-    """Issue 31's acceptance: two objects over 20 frames (the rectangle re-prompted at 1012, the disc hinted at 1004
-    and tracked backward too), kill -9 mid-way, resume: the files equal one uninterrupted run's."""
-    plate = moving_shapes(tmp_path / "plate", 20)
+def test_two_objects_killed_and_resumed_give_one_runs_bytes(stand_in, small_sam, tmp_path):  # noqa: F811
+    """Issue 31's acceptance, small: two objects over 8 frames (the rectangle re-prompted at 1005, the disc hinted at
+    1003 and tracked backward too), kill -9 mid-way through the disc, resume: the files equal one uninterrupted
+    run's. (Issue 31 ran it over 20 frames at 1024 x 1024: 553 s on a quiet 2-core machine.)"""
+    count = 8
+    plate = moving_shapes(tmp_path / "plate", count)
     args = ["--model", MODEL, "--weights", str(stand_in), "--device", "cpu", "--threads", "2", "--radius", "1",
-            "--box", f"1001:{RECT}@rect", "--box", "1012:27,10,47,30@rect", "--box", "1004:65,36,84,55@disc"]
-    env = dict(os.environ, MATTEKIT_OFFLINE="1")
+            "--box", f"1001:{RECT}@rect", "--box", "1005:13,10,33,30@rect", "--box", "1003:67,36,86,55@disc"]
+    env = dict(os.environ, MATTEKIT_OFFLINE="1")  # with small_sam's MATTEKIT_CATALOG
 
     def cli(output):
         return subprocess.Popen([sys.executable, "-m", "mattekit", "roto", plate, "-o", str(output), *args],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
     reference = cli(tmp_path / "ref" / "m.####.png")
-    assert reference.wait(timeout=3000) == 0, reference.communicate()[1]
+    assert reference.wait(timeout=900) == 0, reference.communicate()[1]
     names = files_of(tmp_path / "ref")
-    assert sorted(names) == sorted(f"m_{o}.{f}.png" for o in ("rect", "disc") for f in range(1001, 1021))
-    assert (tmp_path / "ref" / "m_rect.mattekit.json").is_file() and (tmp_path / "ref" / "m_disc.mattekit.json").is_file()
-    written = kill_when_written(cli(tmp_path / "run" / "m.####.png"), tmp_path / "run", 25, timeout=3000,
+    assert sorted(names) == sorted(f"m_{o}.{f}.png" for o in ("rect", "disc") for f in range(1001, 1001 + count))
+    for name in ("rect", "disc"):
+        manifest = json.loads((tmp_path / "ref" / f"m_{name}.mattekit.json").read_text())
+        assert manifest["settings"]["model"]["kwargs"]["image_size"] == small_sam  # the small model ran
+    written = kill_when_written(cli(tmp_path / "run" / "m.####.png"), tmp_path / "run", count + 2, timeout=900,
                                 names="m_*.png")
-    assert 25 <= len(written) < 40, written
+    assert count + 2 <= len(written) < 2 * count, written  # the rectangle done, the disc begun
     resumed = cli(tmp_path / "run" / "m.####.png")
-    _, err = resumed.communicate(timeout=3000)
+    _, err = resumed.communicate(timeout=900)
     assert resumed.returncode == 0, err
     computed, done = map(int, re.search(r"(\d+) computed, (\d+) already done", err).groups())
-    assert computed + done == 20 and done >= 1, err  # the rectangle was finished: only the disc is redone
+    assert computed + done == count and done >= 1, err  # the rectangle was finished: only the disc is redone
     assert files_of(tmp_path / "run") == names
