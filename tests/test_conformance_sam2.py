@@ -27,10 +27,20 @@ def _model(g):
 
 
 @pytest.fixture(scope="module")
-def image_predictor(golden):
+def model(golden):
+    """Hiera-T with the goldens' stand-in weights, built once for the module: the image and the video golden name
+    the same weights (checked here), and the predictors only read them."""
+    image, video = golden(IMAGE), golden(VIDEO)
+    assert image.manifest["state_dict"] == video.manifest["state_dict"]
+    assert image.manifest["n_params"] == video.manifest["n_params"]
+    return _model(image)
+
+
+@pytest.fixture(scope="module")
+def image_predictor(golden, model):
     """The golden's image set once on a hiera-t predictor with stand-in weights (about 20 s on 2 cores)."""
     g = golden(IMAGE)
-    predictor = SAM2ImagePredictor(_model(g))
+    predictor = SAM2ImagePredictor(model)
     predictor.set_image(g.arrays["image"])
     return g, predictor
 
@@ -181,12 +191,12 @@ def _bf16_close(actual: torch.Tensor, expected: np.ndarray, what: str) -> float:
 
 
 @pytest.mark.slow  # about 2.5 minutes on a busy 2-core machine (four 1024 x 1024 frames through the encoder)
-def test_video_box_propagation(golden):
+def test_video_box_propagation(golden, model):
     """Box on frame 0, then frames 1..3 tracked from the memory bank: masks, pointers, scores and memory taps."""
     g = golden(VIDEO)
     a = g.arrays
     frames = a["frames_u8"]
-    tracker = SAM2VideoTracker(_model(g), frames.shape[1:3], num_frames=len(frames))
+    tracker = SAM2VideoTracker(model, frames.shape[1:3], num_frames=len(frames))
     errors = {}
     for t, frame in enumerate(frames):
         if t == 0:
