@@ -6,8 +6,9 @@ FILE` through the CLI and the Python API, and `remove` through a real worker on 
 The stand-in weights are the net's own seeded initialisation; they test loading and the pipeline, not quality.
 The authors' loader (``utils.check_state_dict``) strips ``module.`` and ``_orig_mod.`` prefixes, so one .pth
 carries ``_orig_mod.`` keys as a ``torch.compile``'d net saves them and one a ``module.``-prefixed dict inside
-``{"state_dict": ...}``. A whole-net forward at 1024 x 1024 takes 20-90 s on the 2-core build machine: the two
-runs are marked slow.
+``{"state_dict": ...}``. A whole-net forward at the catalog's 1024 x 1024 took 20-90 s on the 2-core build machine;
+the runs here check plumbing, the same at any size, so they run at 256 x 256 (``small``: a catalog whose
+birefnet-general-lite takes 256 x 256, 1/16 of the pixels). The net at 1024 is pinned by test_conformance_birefnet.
 """
 from __future__ import annotations
 
@@ -24,6 +25,28 @@ from mattekit.client import Pixels
 from test_server import make_worker  # noqa: F401 - a fixture
 
 MODEL = "birefnet-general-lite"
+SMALL = 256  # input side of the plumbing runs (the catalog's is 1024; BiRefNet takes multiples of 32)
+
+
+def small_catalog(folder, size: int = SMALL) -> str:
+    """A copy of the catalog whose birefnet-general-lite takes ``size`` x ``size`` input, for $MATTEKIT_CATALOG."""
+    text = catalog.CATALOG_PATH.read_text()
+    start = text.index(f"[models.{MODEL}]")
+    end = text.index("\n\n", start)
+    entry = text[start:end]
+    assert entry.count("size = [1024, 1024]") == 1, entry
+    path = folder / f"catalog-birefnet-{size}.toml"
+    path.write_text(text[:start] + entry.replace("size = [1024, 1024]", f"size = [{size}, {size}]") + text[end:])
+    return str(path)
+
+
+@pytest.fixture
+def small(tmp_path, monkeypatch):
+    """$MATTEKIT_CATALOG with birefnet-general-lite at SMALL x SMALL; the size."""
+    monkeypatch.setenv("MATTEKIT_CATALOG", small_catalog(tmp_path))
+    catalog.load.cache_clear()  # read afresh (the autouse fixture clears it again after the test)
+    assert catalog.load().get(MODEL).input.size == (SMALL, SMALL)
+    return SMALL
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +97,7 @@ def _is_rgba_of(path, height, width):
 
 
 @pytest.mark.slow
-def test_remove_through_the_cli_with_an_authors_style_pth(checkpoints, tmp_path):
+def test_remove_through_the_cli_with_an_authors_style_pth(checkpoints, small, tmp_path):
     files, _ = checkpoints
     photo, out = _photo(tmp_path), tmp_path / "cut.png"
     start = time.perf_counter()
@@ -85,7 +108,7 @@ def test_remove_through_the_cli_with_an_authors_style_pth(checkpoints, tmp_path)
 
 
 @pytest.mark.slow
-def test_remove_through_the_python_api_with_safetensors(checkpoints, tmp_path):
+def test_remove_through_the_python_api_with_safetensors(checkpoints, small, tmp_path):
     files, _ = checkpoints
     photo, out = _photo(tmp_path), tmp_path / "cut.png"
     start = time.perf_counter()
@@ -97,7 +120,7 @@ def test_remove_through_the_python_api_with_safetensors(checkpoints, tmp_path):
 
 
 @pytest.mark.slow
-def test_remove_through_a_real_worker_with_an_added_stand_in_file(checkpoints, make_worker, tmp_path):
+def test_remove_through_a_real_worker_with_an_added_stand_in_file(checkpoints, small, make_worker, tmp_path):
     files, _ = checkpoints
     assert main(["models", "add", MODEL, str(files["pth"]), "--derived"]) == 0  # not the authors' file: derived
     _, worker = make_worker(threads=2)
