@@ -208,8 +208,9 @@ def _machine() -> dict:
 
 def _tolerance_note() -> str:
     return (f"tolerance: mean MAD <= {TOLERANCE['mad']} and mean IoU >= {TOLERANCE['iou']}; mattekit's network output "
-            "matches eager PyTorch (above), the tools differ in resampling: rembg resizes with Lanczos on 8-bit values, "
-            "mattekit with area/bilinear on floats; stand-in weights give soft masks, where IoU at 0.5 is touchiest")
+            "matches eager PyTorch (above); the two tools' masks differ where the model's catalog entry does not copy "
+            "rembg's resampling (Lanczos on 8-bit values), and stand-in weights give soft masks, where IoU at 0.5 is "
+            "touchiest")
 
 
 def _print_comparison(f: dict, args) -> bool:
