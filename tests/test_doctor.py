@@ -111,6 +111,7 @@ def test_doctor_names_the_onnx_engine_when_asked_for(capsys, monkeypatch):
     assert rows["modnet-portrait"][4] == "onnx"
 
 
+@pytest.mark.cuda  # its answer depends on the GPU: --full lets it skip on a machine that has one
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 def test_doctor_for_an_absent_gpu_is_one_sentence(capsys):
     """A model asked to run on CUDA where there is none is refused in one sentence, never planned on the CPU."""
