@@ -336,8 +336,17 @@ BAD_MANIFESTS = {"a-list": "[1, 2]\n", "settings-a-number": '{"settings": 5}\n',
 
 
 @pytest.mark.parametrize("case", list(BAD_MANIFESTS), ids=list(BAD_MANIFESTS))
-def test_a_malformed_manifest_is_one_sentence_and_left_alone(tmp_path, capsys, case):
+def test_a_malformed_manifest_is_one_sentence_and_left_alone(tmp_path, capsys, case, request, monkeypatch):
+    """A file at the manifest's name that is not a manifest is refused before the model's weights are looked for
+    (no mirror, offline); one of roto's shape with other settings is compared with this run's, whose fingerprint
+    holds the weights' sha256 (the shared mirror)."""
     from mattekit.cli import main
+
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    if case == "model-a-text":
+        request.getfixturevalue("mirror")
+    else:
+        monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
 
     plate = small_plate(tmp_path / "plate")
     out = tmp_path / "out"
@@ -361,8 +370,11 @@ def test_a_malformed_manifest_is_one_sentence_and_left_alone(tmp_path, capsys, c
         assert manifest.read_text() == BAD_MANIFESTS[case]
 
 
-def test_a_malformed_manifest_is_refused_by_the_api_and_the_worker(tmp_path):
+def test_a_malformed_manifest_is_refused_by_the_api_and_the_worker(tmp_path, monkeypatch):
     import mattekit
+
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")  # refused before any weights are looked for
+    monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
     from test_server import meta_header, raw
     from mattekit.worker import service
 
@@ -381,7 +393,7 @@ def test_a_malformed_manifest_is_refused_by_the_api_and_the_worker(tmp_path):
                                 meta_header([], plate=str(plate / "f.####.png"), output=str(out / "m.####.png"), **options))
     finally:
         srv.stop(wait=True)
-    assert (status, answer["error"]["code"]) == (422, "task_failed"), answer
+    assert (status, answer["error"]["code"]) == (400, "bad_option"), answer  # refused before the job is queued
     assert "is not a mattekit roto manifest" in answer["error"]["message"], answer
     assert manifest.read_text() == '{"settings": 5}'
     assert sorted(p.name for p in out.iterdir()) == ["m.mattekit.json"]

@@ -50,6 +50,12 @@ class Store:
             except OSError as exc:
                 raise OutputError(f"Cannot create the output folder {pattern.folder}: {exc.strerror.lower() if exc.strerror else exc}.") from None
 
+    def check_manifest(self) -> None:
+        """Refuse, in one sentence, a file at the manifest's name that is not a roto manifest: a check that needs
+        no model, so a job makes it before its weights are fetched."""
+        if self.manifest_path.exists():
+            self._read_manifest()
+
     def open(self, settings: dict, fingerprint: str, provenance: Callable[[], dict], overwrite: bool) -> None:
         """Write the manifest, or check it against these settings (``provenance()`` is asked only when
         the manifest is written). A file there that is not a manifest is refused even with ``overwrite``."""
