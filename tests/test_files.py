@@ -120,3 +120,26 @@ def test_the_python_api_refuses_an_output_that_is_an_auxiliary_input(photos, tmp
     with pytest.raises(OutputError, match=r"is the input: "):
         api.run("matte", photos / "other.png", output=photos / "other.png", trimap=trimap)
     assert trimap.read_bytes() == before and _snapshot(photos) == inputs
+
+
+def test_a_folder_run_in_place_runs_again_and_resumes_with_only_the_new_photos(tmp_path, capsys, monkeypatch):
+    """Issue 47, item 1: ``enhance .`` twice in a folder of JPEGs. The first run's outputs (NAME_enhanced.jpg beside an
+    input NAME.*, or NAME_jpg_enhanced.jpg for stems shared) are no inputs of the second; a lone y_enhanced.jpg (no y.*)
+    may be the user's and is kept; --skip-existing after adding a photo computes only it."""
+    rng = np.random.default_rng(2)
+    for name in ("a.jpg", "b.jpg", "y_enhanced.jpg", "s.jpg", "s.png"):
+        io.write_image(tmp_path / name, rng.random((12, 16, 3)).astype(np.float32))
+    monkeypatch.chdir(tmp_path)
+    assert main(["enhance", "."]) == 0
+    first = _snapshot(tmp_path)
+    mine = {"a_enhanced.jpg", "b_enhanced.jpg", "y_enhanced_enhanced.jpg", "s_jpg_enhanced.jpg", "s_png_enhanced.png"}
+    assert set(first) == {"a.jpg", "b.jpg", "y_enhanced.jpg", "s.jpg", "s.png"} | mine
+    capsys.readouterr()
+    assert main(["enhance", "."]) == 0  # again: the same files, rewritten with the same bytes
+    assert _snapshot(tmp_path) == first and capsys.readouterr().err.count("wrote") == 5
+    io.write_image(tmp_path / "c.jpg", rng.random((12, 16, 3)).astype(np.float32))
+    assert main(["enhance", str(tmp_path / "*"), "--skip-existing"]) == 0  # a glob resumes the same way
+    err = capsys.readouterr().err
+    assert "c_enhanced.jpg" in err and err.count("wrote") == 1 and "skipped 5 input(s)" in err, err
+    assert main(["enhance", str(tmp_path / "a_enhanced.jpg")]) == 0  # a file named on its own is an input
+    assert (tmp_path / "a_enhanced_enhanced.jpg").is_file()

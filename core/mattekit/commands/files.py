@@ -14,10 +14,14 @@ from ..errors import InputError, MattekitError, OutputError
 from ..fsutil import FilesRead
 from ..progress import Display, Progress, Reporter, shown
 
-def expand_inputs(items: list[str], stdin: Path | None = None) -> list[tuple[Path, Path]]:
+def expand_inputs(items: list[str], stdin: Path | None = None, suffix: str = "",
+                  left_out: list[Path] | None = None) -> list[tuple[Path, Path]]:
     """Files, folders (their images, sorted) and globs -> [(file, folder it came from or its parent)];
-    ``-`` -> (``stdin``: the name standard input goes by, see :class:`standard_streams`; its folder)."""
+    ``-`` -> (``stdin``: the name standard input goes by, see :class:`standard_streams`; its folder).
+    ``suffix``: the run writes beside its inputs with it, and a folder's or a glob's earlier outputs of
+    that naming are left out (:func:`earlier_outputs`; added to ``left_out``); a file named on its own is kept."""
     found: list[tuple[Path, Path]] = []
+    listed: set[Path] = set()  # the files a folder or a glob gave
     for item in items:
         if item == STDIO and stdin is not None:
             found.append((stdin, stdin.parent))
@@ -30,6 +34,7 @@ def expand_inputs(items: list[str], stdin: Path | None = None) -> list[tuple[Pat
             if not files:
                 raise InputError(f"The folder {item} holds no images (PNG, JPEG, TIFF, WebP, BMP, EXR).")
             found += [(p, path) for p in files]
+            listed.update(files)
         elif path.is_file():
             found.append((path, path.parent))
         elif glob.has_magic(item):
@@ -37,9 +42,27 @@ def expand_inputs(items: list[str], stdin: Path | None = None) -> list[tuple[Pat
             if not files:
                 raise InputError(f"No file matches {item}.")
             found += [(p, p.parent) for p in files]
+            listed.update(files)
         else:
             raise InputError(f"{item} does not exist.")
-    return found
+    ours = earlier_outputs([p for p, _ in found], suffix) & listed
+    if left_out is not None:
+        left_out += sorted(ours)
+    return [(p, root) for p, root in found if p not in ours]
+
+
+def earlier_outputs(inputs: list[Path], suffix: str) -> set[Path]:
+    """The files among ``inputs`` that a run writing beside its inputs with ``suffix`` names as its own
+    outputs: ``NAME<suffix>.EXT`` (or ``NAME_<ext><suffix>.EXT``, see :func:`plan_outputs`), EXT one
+    mattekit writes, for an input ``NAME.<ext>`` in the same folder. A lone ``y_cutout.png`` (no ``y.*``
+    among the inputs) may be the user's own photo and is not one."""
+    if not suffix:
+        return set()
+    names = set()
+    for path in inputs:
+        names |= {(path.parent, path.stem), (path.parent, f"{path.stem}_{path.suffix[1:].lower()}")}
+    return {path for path in inputs if path.suffix.lower() in WRITABLE and path.stem.endswith(suffix)
+            and (path.parent, path.stem[:-len(suffix)]) in names}
 
 
 def check_header(path: Path) -> None:

@@ -8,6 +8,7 @@ Files, folders and globs are expanded by :mod:`mattekit.commands.files` and run 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..errors import MattekitError
@@ -133,12 +134,18 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
     from ..io import outputs
     from . import files
 
-    jobs = files.expand_inputs(args.inputs, streams.stdin)
-    if len(jobs) == 1 and not streams.data():
-        files.check_header(jobs[0][0])
     suffix = task.suffix_for(options)
     if "{scale}" in suffix:
         suffix = suffix.replace("{scale}", str(_main_scale(task, options)))
+    # written beside the inputs: a folder's outputs of an earlier run are no inputs of this one
+    left_out: list[Path] = []
+    jobs = files.expand_inputs(args.inputs, streams.stdin, suffix if args.output is None else "", left_out)
+    if left_out and not args.quiet:
+        names = ", ".join(p.name for p in left_out[:3]) + (", ..." if len(left_out) > 3 else "")
+        print(f"mattekit: left out {len(left_out)} file(s) named as this command's outputs of other inputs ({names}); "
+              f"name one on its own to process it.", file=sys.stderr)
+    if len(jobs) == 1 and not streams.data():
+        files.check_header(jobs[0][0])
     named = Path(args.output).suffix.lower() if args.output else ""
 
     def extension(source: Path) -> str:
