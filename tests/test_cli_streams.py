@@ -191,3 +191,23 @@ def test_exr_decoders_in_threads_print_nothing_and_other_threads_still_print(tmp
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [f"out {i}" for i in range(200)] + ["failures 12", "descriptor 1"]
     assert done.stderr.splitlines() == [f"err {i}" for i in range(200)] + ["descriptor 2"]
+
+
+def test_an_endless_standard_input_is_refused_at_its_cap(tmp_path):
+    """Issue 47, item 6: ``enhance - < /dev/zero`` reads no further than the largest image the pixel limit allows
+    takes (16 bytes a pixel, plus 64 MiB of metadata) and says so in one sentence, naming the cap; the child runs
+    under an address-space cap, so a run that read on would fail (out of memory) rather than fill this machine."""
+    import resource
+
+    def cap_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    env = dict(os.environ, MATTEKIT_MAX_PIXELS="1e6", MATTEKIT_HOME=str(tmp_path / "home"), OMP_NUM_THREADS="1")
+    with open("/dev/zero", "rb") as zero:
+        done = subprocess.run([sys.executable, "-m", "mattekit", "enhance", "-", "-o", str(tmp_path / "x.png")],
+                              stdin=zero, capture_output=True, env=env, preexec_fn=cap_memory)
+    cap = 16 * 10**6 + (64 << 20)
+    assert done.returncode == 2 and done.stderr.decode().strip() == (
+        f"mattekit: error: Standard input goes on past {cap / 1e6:.0f} MB, the most an image within this machine's "
+        f"pixel limit takes; pipe in one image file, or raise MATTEKIT_MAX_PIXELS to allow more."), done.stderr
+    assert not (tmp_path / "x.png").exists()

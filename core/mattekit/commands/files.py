@@ -250,9 +250,32 @@ def stdout_format(output: str | None) -> str | None:
     return None
 
 
+def standard_input_cap() -> int:
+    """The most bytes standard input may hold: what the largest picture mattekit accepts
+    (:func:`mattekit.io.picture.pixel_budget`) takes uncompressed at 4 float channels, plus 64 MiB for its
+    metadata. Beyond that it is no image mattekit could process, and reading on would only fill the memory."""
+    from ..io.picture import pixel_budget
+
+    return 16 * pixel_budget() + (64 << 20)
+
+
+def read_standard_input() -> bytes:
+    """Standard input, whole; InputError (one sentence naming the cap) once it holds more than
+    :func:`standard_input_cap` bytes, read in pieces so that no more than that is ever held."""
+    cap, held, pieces = standard_input_cap(), 0, []
+    while piece := sys.stdin.buffer.read1(min(16 << 20, cap + 1 - held)):
+        pieces.append(piece)
+        held += len(piece)
+        if held > cap:
+            raise InputError(f"Standard input goes on past {cap / 1e6:.0f} MB, the most an image within this machine's "
+                             f"pixel limit takes; pipe in one image file, or raise MATTEKIT_MAX_PIXELS to allow more.")
+    return b"".join(pieces)
+
+
 class standard_streams:
     """``-`` as an input (standard input) and ``-o -`` / ``-o FORMAT:-`` (standard output) for a per-file
-    command. Standard input is read into memory and decoded from there (:meth:`data`); inside the ``with``
+    command. Standard input is read into memory, at most :func:`standard_input_cap` bytes, and decoded from
+    there (:meth:`data`); inside the ``with``
     block it goes by the name ``stdin.EXT`` in :data:`os.devnull` (:attr:`stdin`, EXT told by its first
     bytes), a path no file can have, so that outputs are named as for a file and none is taken for it.
     For standard output, ``args.output`` names a file in a private temporary folder, which goes to
@@ -284,7 +307,7 @@ class standard_streams:
             if sys.stdout.isatty():
                 raise OutputError("Standard output is a terminal; redirect it to a file (> out.png) or give -o FILE.")
         if reads:
-            self._bytes = sys.stdin.buffer.read()
+            self._bytes = read_standard_input()
             if not self._bytes:
                 raise InputError("Standard input is empty; pipe an image into it (cat photo.jpg | mattekit ...).")
             self.stdin = Path(os.devnull) / ("stdin" + extension_of(self._bytes[:12]))
