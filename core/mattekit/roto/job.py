@@ -29,7 +29,7 @@ from .summary import Summary
 from .sam import shared_features
 from .source import MatteSource, frames_read
 from .layers import ShotLayers, coverage_of, decontaminated, write_frame
-from .spec import ROTO_MODEL_TASKS, RotoSpec, refuse_overwriting_inputs
+from .spec import ROTO_MODEL_TASKS, RotoSpec, refuse_overwriting_inputs, refuse_shared_outputs
 from .store import Store
 
 
@@ -63,9 +63,7 @@ class RotoJob:
         self.alpha_out = output_pattern(spec.output, self.plate)
         self.extra_out = {name: output_pattern(value, self.plate)
                           for name, value in (("rgba", spec.rgba), ("fg", spec.fg), ("layers", spec.layers)) if value}
-        for name, pattern in self.extra_out.items():
-            if pattern == self.alpha_out:
-                raise OutputError(f"The --{name} pattern must differ from the matte pattern {self.alpha_out}.")
+        refuse_shared_outputs({"output": self.alpha_out, **self.extra_out})
         refuse_overwriting_inputs(spec, self.plate, self.frames, {"output": self.alpha_out, **self.extra_out})
         if spec.bit_depth not in (8, 16, 32) or (spec.bit_depth == 32 and self.alpha_out.suffix.lower() != ".exr"):
             raise OutputError(f"A {spec.bit_depth}-bit matte cannot be written as {self.alpha_out.suffix}: use 8 or 16 (PNG, TIFF) or 16 or 32 (EXR).")

@@ -1,5 +1,5 @@
 """What defines a roto job (:class:`RotoSpec`, plain values that travel to workers as a dict), and the
-check that none of its outputs lands on a file it reads."""
+checks that none of its outputs lands on a file it reads or on another of its outputs."""
 from __future__ import annotations
 
 import contextlib
@@ -133,6 +133,19 @@ def refuse_overwriting_inputs(spec: RotoSpec, plate, frames: list[int], outputs:
             what = read.which(out.path(frame))
             if what is not None:
                 raise OutputError(f"The output {out.path(frame)} is {what}: writing it would replace the original; {fix}.")
+
+
+def refuse_shared_outputs(outputs: dict[str, FramePattern]) -> None:
+    """OutputError (one sentence) when two of the job's output patterns (``outputs``: {option name: pattern}: the
+    matte, ``rgba``, ``fg``, ``layers``) name files of one sequence (:func:`_same_naming`): one file would hold
+    two outputs, the last one written winning, and the journal would record two hashes for it."""
+    names = list(outputs)
+    for n, first in enumerate(names):
+        for second in names[n + 1:]:
+            if _same_naming(outputs[first], outputs[second]):
+                flags = " and ".join("-o" if name == "output" else f"--{name}" for name in (first, second))
+                raise OutputError(f"{flags} both name the files {outputs[second]}; give each output (the matte, "
+                                  f"--rgba, --fg, --layers) a pattern of its own.")
 
 
 def _same_naming(a: FramePattern, b: FramePattern) -> bool:

@@ -1,0 +1,57 @@
+"""Roto's outputs: never over a file no job of theirs wrote, never two outputs on one file, never two live runs on
+the same frames (issue 47, items 3, 4 and 5)."""
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mattekit.cli import main
+from mattekit.io import write_image
+from test_roto import MODEL, small_plate
+
+
+@pytest.fixture
+def mirror(shared, monkeypatch):
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    return shared / "weights"
+
+
+def _roto(plate, out, *extra) -> list[str]:
+    return ["roto", str(plate / "f.####.png"), "-o", str(out / "m.####.png"), "--model", MODEL, "--device", "cpu",
+            "--threads", "1", "--radius", "1", *map(str, extra)]
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mattekit: error: "), err
+    return err[0][len("mattekit: error: "):]
+
+
+@pytest.mark.parametrize("patterns", [("--rgba", "x.####.png", "--fg", "x.####.png"),
+                                      ("--rgba", "x.#.png", "--fg", "x.####.png"),  # frames 1000 and up meet
+                                      ("--layers", "m.####.exr", "-o", "m.####.exr"),
+                                      ("--fg", "m.%04d.png", "-o", "m.####.png")],
+                         ids=["rgba-fg", "rgba-fg-padding", "layers-matte", "fg-matte"])
+def test_two_outputs_on_one_pattern_are_refused_before_anything_runs(tmp_path, monkeypatch, capsys, patterns):
+    """Item 4: the matte, --rgba, --fg and --layers patterns differ pairwise: refused in one sentence before the
+    weights are looked for (offline, no mirror), nothing written."""
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
+    plate, out = small_plate(tmp_path / "plate"), tmp_path / "out"
+    first, a, second, b = patterns
+    argv = _roto(plate, out, first, out / a) + ([second, str(out / b)] if second != "-o" else [])
+    if second == "-o":
+        argv[argv.index("-o") + 1] = str(out / b)
+    assert main(argv) == 2
+    flags = " and ".join(sorted({first, second}, key=["-o", "--rgba", "--fg", "--layers"].index))
+    message = _error(capsys)
+    assert message.startswith(f"{flags} both name the files {out}/") and message.endswith(
+        "; give each output (the matte, --rgba, --fg, --layers) a pattern of its own."), message
+    assert not out.exists()
