@@ -233,8 +233,8 @@ def test_malformed_requests_get_clear_4xx_json(make_worker):
         ("POST", "/v1/run/matte", bytes(5000), meta_header(one), 413, "too_large"),
         ("GET", "/v1/jobs/0123", b"", {}, 404, "unknown_job"),
         ("GET", "/v2/health", b"", {}, 404, "not_found"),
-        ("DELETE", "/v1/health", b"", {}, 405, "not_found"),
-        ("PUT", "/v1/run/matte", body, meta_header(one), 405, "not_found"),
+        ("DELETE", "/v1/health", b"", {}, 405, "method_not_allowed"),
+        ("PUT", "/v1/run/matte", body, meta_header(one), 405, "method_not_allowed"),
     ]
     cases += [  # the standard library's own refusals, as JSON too (they were HTML pages)
         ("PATCH", "/v1/health", b"", {}, 501, "unsupported_method"),
@@ -1067,3 +1067,18 @@ def test_roto_through_the_worker_reuses_its_loaded_model(make_worker, mirror, mo
         assert sorted(p.name for p in (tmp_path / "shot" / run).glob("m.*.png")) == ["m.0001.png", "m.0002.png"]
     assert loads == ["csnet-sod"]
     assert next(m for m in worker.models() if m["name"] == "csnet-sod")["loaded"]
+
+
+def test_refusals_speak_the_workers_words_not_the_clis_or_pythons(make_worker):
+    """Issue 47, item 10: a task's refusal said `use --device cpu` (a flag GIMP and Blender users cannot give), and a
+    path holding a null character came back as Python's "embedded null byte"."""
+    srv, worker = make_worker()
+    img = Pixels(bytes(3 * 4 * 4), 4, 4, 3, "u8")
+    with pytest.raises(WorkerError) as err:
+        worker.run("mask-preview", [img], {"device": "mps"})
+    assert (err.value.status, err.value.code) == (422, "task_failed")
+    assert str(err.value).endswith("Apple MPS is not available here; use option 'device' cpu or auto."), str(err.value)
+    status, answer, _ = raw(srv, "POST", "/v1/run/roto", b"", {protocol.META_HEADER: json.dumps(
+        {"inputs": [], "options": {"plate": "/tmp/a\x00b.####.png", "output": "/tmp/m.####.png"}})})
+    assert (status, answer["error"]["code"]) == (400, "bad_option")
+    assert answer["error"]["message"] == "Option 'plate' holds a null character, which no file name or text may hold."

@@ -136,6 +136,8 @@ class Option:
             raise OptionError(f"Option '{self.name}' must be at most {self.maximum:g}, not {value!r}.")
         if kind is str and len(value) > 4096:
             raise OptionError(f"Option '{self.name}' is longer than 4096 characters.")
+        if kind is str and "\0" in value:  # no name or text may hold one (the OS refuses it in paths)
+            raise OptionError(f"Option '{self.name}' holds a null character, which no file name or text may hold.")
         if kind is str and (self.model or self.parse):  # checks that need no model, in the checker's words
             from .. import catalog, errors
 

@@ -239,7 +239,8 @@ class JobTable:
                     self._end(job, "failed", message=msg, error={"code": "out_of_memory", "message": msg})
             except Exception as exc:  # a bug: keep serving, tell the client, log the traceback
                 self.log(f"job {job.name} failed:\n" + traceback.format_exc())
-                msg = f"The {job.name} operation failed ({type(exc).__name__}: {str(exc)[:200]})."
+                msg = (f"The {job.name} operation failed on an internal error ({type(exc).__name__}); its traceback "
+                       "is in the worker's log.")
                 with self.lock:
                     self._end(job, "failed", message=msg, error={"code": "internal", "message": msg})
             finally:

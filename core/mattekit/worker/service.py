@@ -14,6 +14,7 @@ import time
 from typing import Callable
 
 from .. import __version__, runtime
+from ..errors import MattekitError
 from ..runtime import ModelCache
 from . import jobs, operations, routes, state, transport
 from .log import WorkerLog
@@ -82,7 +83,10 @@ class WorkerServer:
         """Queue one run of ``op``, holding ``booking``; the job's result is (the answer's description, bytes)."""
 
         def work(progress):
-            outputs, record = op.run(self.models, inputs, options, progress)
+            try:
+                outputs, record = op.run(self.models, inputs, options, progress)
+            except MattekitError as exc:  # its sentence names CLI flags: name the options as the API does
+                raise MattekitError(operations.worker_words(op.name, str(exc))) from None
             return operations.encode_outputs(op, outputs, output_dtype, record)
 
         return self.jobs.submit(op.name, work, booking, keep)

@@ -400,7 +400,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             handler = self.routes.get((method, parts[1], len(parts)))
             if handler is None:
                 other_method = any(p == parts[1] and n == len(parts) for _, p, n in self.routes)
-                raise RequestError(405 if other_method else 404, "not_found", f"{method} {path} is not part of the API.")
+                if other_method:
+                    raise RequestError(405, "method_not_allowed", f"{method} {path} is not part of the API.")
+                raise RequestError(404, "not_found", f"{method} {path} is not part of the API.")
             handler(self, parts[2:])
         except RequestError as exc:
             self._drain()
