@@ -397,3 +397,75 @@ def test_a_malformed_manifest_is_refused_by_the_api_and_the_worker(tmp_path, mon
     assert "is not a mattekit roto manifest" in answer["error"]["message"], answer
     assert manifest.read_text() == '{"settings": 5}'
     assert sorted(p.name for p in out.iterdir()) == ["m.mattekit.json"]
+
+
+def test_a_requests_ocio_config_is_confined_and_a_fifo_never_blocks_the_worker(tmp_path, monkeypatch):
+    """A roto request's ``colorspace`` NAME@CONFIG names a file: outside the allowed folders only an OCIO config file
+    is read (Blender sends its own so), anything else is refused with the same sentence whether it exists (a FIFO)
+    or not; a FIFO inside them is refused as no regular file. A real worker process: reading a FIFO would block it
+    whole (OpenColorIO holds the GIL), so the requests have a deadline and the worker is killed after."""
+    import http.client
+    import json as json_module
+
+    from mattekit import client
+    from mattekit.worker import protocol
+
+    monkeypatch.delenv("OCIO", raising=False)
+    shot, elsewhere = tmp_path / "shot", tmp_path / "elsewhere"
+    plate = small_plate(shot / "plate")
+    elsewhere.mkdir()
+    os.mkfifo(elsewhere / "fifo.ocio")
+    os.mkfifo(shot / "fifo.ocio")
+    monkeypatch.setenv("MATTEKIT_ALLOW_DIRS", str(shot))
+    state = tmp_path / "state" / "worker.json"
+    worker = client.start_worker(sys.executable, str(state), idle_timeout=120)
+    host, port = worker.url.removeprefix("http://").split(":")
+
+    def request(method, path, options=None):
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)  # a frozen worker fails the test, not CI
+        meta = {protocol.META_HEADER: json_module.dumps({"inputs": [], "options": options or {}})}
+        conn.request(method, path, body=b"", headers={"Authorization": f"Bearer {worker.token}", **meta})
+        answer = conn.getresponse()
+        status, body = answer.status, json_module.loads(answer.read())
+        conn.close()
+        return status, body
+
+    def roto(colorspace):
+        return request("POST", "/v1/run/roto", dict(plate=str(plate / "f.####.png"), model=MODEL,
+                                                    output=str(shot / "out" / "m.####.png"), colorspace=colorspace))
+
+    try:
+        for name in ("fifo.ocio", "absent.ocio"):
+            status, answer = roto(f"ACEScg@{elsewhere / name}")
+            assert (status, answer["error"]["code"]) == (400, "bad_option"), answer
+            assert answer["error"]["message"] == (
+                f"Option 'colorspace' names {str(elsewhere / name)!r}, outside the allowed folders {shot}; start the "
+                f"worker with 'mattekit serve --allow-dir FOLDER' to allow another folder."), answer
+        status, answer = roto(f"ACEScg@{shot / 'fifo.ocio'}")
+        assert (status, answer["error"]["code"]) == (400, "bad_option"), answer
+        message = answer["error"]["message"]
+        assert message == f"Cannot load the OCIO config {shot / 'fifo.ocio'}: it is not a regular file.", message
+        assert request("GET", "/v1/health")[0] == 200
+    finally:
+        pid = json_module.loads(state.read_text())["pid"]
+        os.kill(pid, signal.SIGKILL)
+    assert not (shot / "out").exists()
+
+
+def test_a_config_named_with_the_colour_space_is_not_called_ocios(tmp_path, monkeypatch, capsys):
+    """"(from $OCIO)" is said only of the config $OCIO names, not of one a NAME@CONFIG names."""
+    from mattekit.cli import main
+
+    monkeypatch.delenv("OCIO", raising=False)
+    plate = small_plate(tmp_path / "plate")
+    missing = tmp_path / "missing.ocio"
+    code = main(["roto", str(plate / "f.####.png"), "-o", str(tmp_path / "out" / "m.####.png"), "--model", MODEL,
+                 "--colorspace", f"ACEScg@{missing}"])
+    line = capsys.readouterr().err.strip()
+    assert code == 2 and line.startswith(f"mattekit: error: Cannot load the OCIO config {missing}: "), line
+    assert "$OCIO" not in line
+    monkeypatch.setenv("OCIO", str(missing))
+    code = main(["roto", str(plate / "f.####.png"), "-o", str(tmp_path / "out" / "m.####.png"), "--model", MODEL,
+                 "--colorspace", "ACEScg"])
+    line = capsys.readouterr().err.strip()
+    assert code == 2 and line.startswith(f"mattekit: error: Cannot load the OCIO config {missing} (from $OCIO): "), line

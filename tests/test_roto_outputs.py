@@ -34,6 +34,37 @@ def _error(capsys) -> str:
     return err[0][len("mattekit: error: "):]
 
 
+def test_a_file_no_roto_job_wrote_is_not_replaced_without_overwrite(tmp_path, monkeypatch, capsys, request):
+    """Item 3: a photo at out/m.0001.png and no manifest yet: refused before the weights are looked for (offline,
+    no mirror), the photo kept and nothing written; --overwrite replaces it; a re-run whose manifest names the
+    output resumes, even when the journal lost the frame (a kill between the rename and the journal record)."""
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
+    plate, out = small_plate(tmp_path / "plate"), tmp_path / "out"
+    out.mkdir()
+    photo = out / "m.0001.png"
+    write_image(photo, np.random.default_rng(5).random((30, 20, 3)).astype(np.float32))
+    before = photo.read_bytes()
+    assert main(_roto(plate, out)) == 2
+    assert _error(capsys) == (f"{photo} already exists and no roto manifest or journal there records it; move it away, "
+                              f"choose another output, or use --overwrite to replace it.")
+    assert photo.read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["m.0001.png"]
+
+    request.getfixturevalue("mirror")
+    assert main(_roto(plate, out, "--overwrite")) == 0
+    assert photo.read_bytes() != before
+    for journal in (out / ".m.mattekit-journal").glob("*.jsonl"):
+        journal.unlink()  # the manifest still names the output: its files are the job's
+    capsys.readouterr()
+    assert main(_roto(plate, out)) == 0
+    capsys.readouterr()
+    rgba = tmp_path / "rgba"
+    rgba.mkdir()
+    write_image(rgba / "c.0002.png", np.zeros((12, 16, 4), np.float32))  # an output added later meets a file
+    assert main(_roto(plate, out, "--rgba", rgba / "c.####.png")) == 2
+    assert _error(capsys).startswith(f"{rgba / 'c.0002.png'} already exists and no roto manifest or journal")
+
+
 @pytest.mark.parametrize("patterns", [("--rgba", "x.####.png", "--fg", "x.####.png"),
                                       ("--rgba", "x.#.png", "--fg", "x.####.png"),  # frames 1000 and up meet
                                       ("--layers", "m.####.exr", "-o", "m.####.exr"),

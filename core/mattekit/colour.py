@@ -36,12 +36,17 @@ def config_path() -> str:
 
 @lru_cache(maxsize=4)
 def _config(path: str) -> ocio.Config:
+    """The OCIO config at ``path`` (a file or an ``ocio://`` URI). Only a regular file is opened: a FIFO or a
+    device named as a config would block the reader, or never end."""
+    origin = " (from $OCIO)" if path == os.environ.get("OCIO", "").strip() else ""
+    if not path.startswith("ocio://") and os.path.exists(path) and not os.path.isfile(path):
+        raise InputError(f"Cannot load the OCIO config {path}{origin}: it is not a regular file.")
     try:
         return ocio.Config.CreateFromFile(path)
     except (ocio.Exception, ocio.ExceptionMissingFile) as exc:  # (the second is no subclass of the first)
         reason = str(exc).splitlines()[0].removeprefix("Error: ").split(". ")[0].rstrip(".").replace(f"'{path}' ", "")
         reason = reason[:1].lower() + reason[1:]
-        raise InputError(f"Cannot load the OCIO config {path} (from $OCIO): {reason}.") from None
+        raise InputError(f"Cannot load the OCIO config {path}{origin}: {reason}.") from None
 
 
 def config() -> ocio.Config:
@@ -61,6 +66,13 @@ def split_space(space: str) -> tuple[str, str]:
     if name and (path.endswith(".ocio") or path.startswith("ocio://")):
         return path, name
     return config_path(), str(space)
+
+
+def named_config(space: str) -> str:
+    """The config file that ``space`` names as ``NAME@CONFIG`` (a path, to be confined like any path a request
+    names); "" for a name of the config in use or an ``ocio://`` URI."""
+    path, _ = split_space(space)
+    return "" if path == config_path() or path.startswith("ocio://") else path
 
 
 def check_colorspace(name: str) -> str:

@@ -77,6 +77,8 @@ class RotoJob:
         self.plate.check_frames(frames_read(self.plate, self.entry, self.temporal, self.keyframes, self.frames))
         self.store = Store(self.plate, {"alpha": self.alpha_out, **self.extra_out})
         self.store.check_manifest()  # before the weights: every check that needs no model comes first
+        if not spec.overwrite:
+            self.store.refuse_foreign(self.frames)
         self._weights: Path | None = None
         self._fingerprint: str | None = None
         self._provenance: dict | None = None

@@ -5,7 +5,8 @@ The manifest (``<output name>.mattekit.json``) records the plate, the settings, 
 provenance; a re-run with other settings into the same output is refused unless ``overwrite``.
 Each process appends one JSON line per finished frame to a journal of its own (:class:`Journal`), so
 chunks run side by side never write the same file; a frame counts as finished only when a record
-with the job's fingerprint matches the bytes on disk and the plate file it was made from.
+with the job's fingerprint matches the bytes on disk and the plate file it was made from. A run replaces
+no file at an output name that no manifest or journal records.
 """
 from __future__ import annotations
 
@@ -56,6 +57,29 @@ class Store:
         if self.manifest_path.exists():
             self._read_manifest()
 
+    def refuse_foreign(self, frames: list[int]) -> None:
+        """Refuse, in one sentence, a file at one of the job's output names for ``frames`` that no manifest or
+        journal of this job records: it may be the user's, and a run replaces no file it did not write unless
+        told to (``--overwrite``, which the caller checks). Like :meth:`check_manifest`, it needs no model.
+
+        Recorded means: the manifest names this output (same option, same file naming), or a journal names the
+        file for this output and frame; by file name, since a run may spell its folders relative to another
+        working directory (the manifest and journals sit in the matte's folder, which ties them to this job)."""
+        manifest = self._read_manifest() if self.manifest_path.exists() else {"outputs": {}}
+        records: dict[int, dict[str, list]] | None = None
+        for name, pattern in self.patterns.items():
+            if Path(str(manifest["outputs"].get(name, ""))).name == Path(str(pattern)).name:
+                continue  # this job's output: a frame written but not yet journalled when a run was killed is its own
+            for frame in frames:
+                path = pattern.path(frame)
+                if not os.path.lexists(path):
+                    continue
+                records = self._records(None) if records is None else records
+                entry = records.get(frame, {}).get(name)
+                if not (isinstance(entry, list) and entry and isinstance(entry[0], str) and Path(entry[0]).name == path.name):
+                    raise OutputError(f"{path} already exists and no roto manifest or journal there records it; move it "
+                                      f"away, choose another output, or use --overwrite to replace it.")
+
     def open(self, settings: dict, fingerprint: str, provenance: Callable[[], dict], overwrite: bool) -> None:
         """Write the manifest, or check it against these settings (``provenance()`` is asked only when
         the manifest is written). A file there that is not a manifest is refused even with ``overwrite``."""
@@ -101,9 +125,9 @@ class Store:
     def journal(self) -> "Journal":
         return Journal(self.journal_dir)
 
-    def _records(self, fingerprint: str) -> dict[int, dict[str, list]]:
+    def _records(self, fingerprint: str | None) -> dict[int, dict[str, list]]:
         """{frame: {output name: [file path, sha256, plate stamp]}} from journal records with
-        ``fingerprint``, the latest record of each file winning."""
+        ``fingerprint`` (None: any), the latest record of each file winning."""
         found: dict[int, dict[str, list]] = {}
         if not self.journal_dir.is_dir():
             return found
@@ -115,7 +139,7 @@ class Store:
             for line in lines:
                 try:
                     record = json.loads(line)
-                    if record.get("fingerprint") == fingerprint:
+                    if fingerprint is None or record.get("fingerprint") == fingerprint:
                         found.setdefault(int(record["frame"]), {}).update(record["files"])
                 except (ValueError, TypeError, KeyError, AttributeError):  # a line cut short by a kill
                     continue

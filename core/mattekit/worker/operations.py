@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import colour
 from ..errors import MattekitError, in_words
 from ..progress import Reporter
 from ..tasks.registry import OptionError, Port, SequenceTask, Task, sequences, tasks
@@ -118,13 +119,18 @@ def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
     ``paths``; its options checked by the declaration (host "worker"), the job run by its declared operation."""
     table = {o.name: o for o in task.declared if "worker" in o.hosts}
     path_options = [name for name, o in table.items() if o.path]  # confined by ``paths``
+    space_options = [name for name, o in table.items() if o.parse == "mattekit.colour:check_colorspace"]
 
     def make_options(values: dict):
-        checked = task.make_options(values, host="worker")
+        # every path the request names is confined before anything opens it (a parse may read a file)
         for name in path_options:
-            value = getattr(checked, name)
-            if value:
-                paths.check(name, value)
+            if isinstance(values.get(name), str) and values[name]:
+                paths.check(name, values[name])
+        for name in space_options:  # NAME@CONFIG names a file: confined, but for an OCIO config file anywhere
+            config = colour.named_config(values[name]) if isinstance(values.get(name), str) else ""
+            if config and not (config.endswith(".ocio") and os.path.isfile(config)):  # Blender's own is outside
+                paths.check(name, config)
+        checked = task.make_options(values, host="worker")
         try:  # the job's own checks (plate, frames, outputs, hints), no model loaded: refused before it is queued
             task.make_runner(checked)
         except MattekitError as exc:  # its sentence names CLI flags: name the options as the dialogs do
