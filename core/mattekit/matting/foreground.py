@@ -177,7 +177,13 @@ def _sample(plane: np.ndarray, window: tuple[slice, slice], full: tuple[int, int
     (ys, xs), (fh, fw) = window, full
     rows = (np.arange(ys.start, ys.stop, dtype=np.float64) + 0.5) * (plane.shape[0] / fh) - 0.5
     cols = (np.arange(xs.start, xs.stop, dtype=np.float64) + 0.5) * (plane.shape[1] / fw) - 0.5
-    map_x, map_y = np.meshgrid(cols.astype(np.float32), rows.astype(np.float32))
-    return cv2.remap(plane, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # only the part of the plane the window reads: OpenCV's remap takes planes under 32767 px a side (a strip
+    # photo's level is longer), and positions outside it are clamped to the plane's edge either way
+    top, left = (max(0, int(np.floor(v[0]))) for v in (rows, cols))
+    bottom, right = (min(n, int(np.floor(v[-1])) + 2) for v, n in zip((rows, cols), plane.shape))
+    top, left = min(top, bottom - 1), min(left, right - 1)
+    map_x, map_y = np.meshgrid((cols - left).astype(np.float32), (rows - top).astype(np.float32))
+    return cv2.remap(np.ascontiguousarray(plane[top:bottom, left:right]), map_x, map_y, cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
 
 
