@@ -94,6 +94,8 @@ class PathPolicy:
             for part in filter(None, (p.strip() for p in path.split(";"))):
                 self.check(field_name, part)
             return
+        if "\0" in path:  # before os.path reads it (its ValueError is Python's text, not the user's sentence)
+            raise OptionError(f"Option '{field_name}' holds a null character, which no file name or text may hold.")
         parts = path.replace("\\", "/").split("/")
         if ".." in parts:
             raise OptionError(f"Option '{field_name}' must not contain '..' ({path!r}).")
@@ -145,6 +147,13 @@ def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
         return described | {"paths": path_options}
 
     return Operation(task.name, (), (), make_options, run, describe)
+
+
+def worker_words(name: str, message: str) -> str:
+    """``message``, a sentence in the CLI's words, with the flags of operation ``name``'s options named as the
+    API names them (``option 'device'``); unchanged for an operation of no registered task."""
+    task = tasks().get(name) or sequences().get(name)
+    return in_words(message, task.declared, lambda option: f"option '{option}'") if task else message
 
 
 def build(paths: PathPolicy) -> dict[str, Operation]:
