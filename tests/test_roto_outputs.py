@@ -86,3 +86,40 @@ def test_two_outputs_on_one_pattern_are_refused_before_anything_runs(tmp_path, m
     assert message.startswith(f"{flags} both name the files {out}/") and message.endswith(
         "; give each output (the matte, --rgba, --fg, --layers) a pattern of its own."), message
     assert not out.exists()
+
+
+def test_a_second_run_on_the_same_frames_is_refused_while_the_first_is_alive(tmp_path, mirror, capsys):
+    """Item 5: a live run holds the frames it writes; a second run on any of them is refused in one sentence (in
+    one process, as the worker's jobs run, and from another process), a run on other frames goes on, and a lock
+    whose process was killed (-9) blocks nothing."""
+    from mattekit import roto
+
+    plate, out = small_plate(tmp_path / "plate"), tmp_path / "out"
+    job = roto.RotoJob(roto.RotoSpec(plate=str(plate / "f.####.png"), output=str(out / "m.####.png"), model=MODEL))
+    with job.store.lock([1, 2]):  # a run in this process (a worker's job) writing frames 1-2
+        assert main(_roto(plate, out)) == 2
+        assert _error(capsys) == (f"Another mattekit run (process {os.getpid()} on {platform.node()}) is writing "
+                                  f"frames 1-2 of {out}/m.####.png; wait for it to finish, or choose other frames or "
+                                  f"another output.")
+        assert not list(out.glob("m.*.png"))
+        assert main(_roto(plate, out, "--frames", "3")) == 0  # other frames: no conflict
+        assert sorted(p.name for p in out.glob("m.*.png")) == ["m.0003.png"]
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from mattekit.roto.lock import FrameLock; "
+         "held = FrameLock(Path(sys.argv[1]), 'x').hold([2]); held.__enter__(); print('held', flush=True); "
+         "sys.stdin.read()", str(out / ".m.mattekit-journal")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        capsys.readouterr()
+        assert main(_roto(plate, out)) == 2
+        assert f"(process {holder.pid} on " in _error(capsys)
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(_roto(plate, out)) == 0  # the killed run's lock is stale
+    assert sorted(p.name for p in out.glob("m.*.png")) == ["m.0001.png", "m.0002.png", "m.0003.png"]
+    assert not list((out / ".m.mattekit-journal").glob("*.lock"))  # released, and the stale one removed

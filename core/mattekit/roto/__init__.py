@@ -60,7 +60,8 @@ its region when the whole frame loses the subject, :class:`.chain.HintChain`), a
 One job per module: :mod:`.spec` (what defines a job, the outputs-never-on-inputs check),
 :mod:`.source` (per-frame mattes in frame order), :mod:`.chain` (keyframe hints carried along the
 motion), :mod:`.sam` (objects tracked by SAM 2.1's memory), :mod:`.objects` (several objects, one job each),
-:mod:`.store` (manifest and journals), :mod:`.summary` (the summary, cancellation; progress events are
+:mod:`.store` (manifest and journals), :mod:`.lock` (the frames a live run writes),
+:mod:`.summary` (the summary, cancellation; progress events are
 :class:`mattekit.progress.Progress`, re-exported here as ``roto.Progress``),
 :mod:`.job` (the job and the worker's operation) and :mod:`.ray` (chunks on a Ray cluster).
 """

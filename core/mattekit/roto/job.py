@@ -159,8 +159,13 @@ class RotoJob:
         frames = sorted(self.frames if frames is None else frames)
         if self.parts:
             return self._run_objects(frames, progress, cancel)
-        started = time.monotonic()
         self.prepare_output()
+        with self.store.lock(frames):  # no other live run writes these frames meanwhile
+            return self._run_frames(frames, progress, cancel)
+
+    def _run_frames(self, frames: list[int], progress, cancel) -> Summary:
+        """:meth:`run` of one object's job, its output prepared and its frames locked."""
+        started = time.monotonic()
         done = self.finished(frames)
         todo = [f for f in frames if f not in done]
         summary = Summary(frames, skipped=sorted(done))

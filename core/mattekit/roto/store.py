@@ -5,8 +5,8 @@ The manifest (``<output name>.mattekit.json``) records the plate, the settings, 
 provenance; a re-run with other settings into the same output is refused unless ``overwrite``.
 Each process appends one JSON line per finished frame to a journal of its own (:class:`Journal`), so
 chunks run side by side never write the same file; a frame counts as finished only when a record
-with the job's fingerprint matches the bytes on disk and the plate file it was made from. A run replaces
-no file at an output name that no manifest or journal records.
+with the job's fingerprint matches the bytes on disk and the plate file it was made from. A run locks the
+frames it writes (:mod:`.lock`), and replaces no file at an output name that no manifest or journal records.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from .. import __version__
 from ..errors import OutputError
 from ..fsutil import atomic_write, sha256_file, stale_temporaries
 from ..io.sequences import FramePattern
+from .lock import FrameLock
 
 MANIFEST_SUFFIX = ".mattekit.json"
 JOURNAL_SUFFIX = ".mattekit-journal"
@@ -120,6 +121,10 @@ class Store:
             atomic_write(self.manifest_path, json.dumps(record, indent=1, sort_keys=True) + "\n")
         except OSError as exc:
             raise OutputError(f"Cannot write {self.manifest_path}: {exc.strerror.lower() if exc.strerror else exc}.") from None
+
+    def lock(self, frames: list[int]):
+        """A ``with`` block holding ``frames`` of this output against other live runs (:class:`.lock.FrameLock`)."""
+        return FrameLock(self.journal_dir, str(self.patterns["alpha"])).hold(frames)
 
     # -- which frames are finished
     def journal(self) -> "Journal":
