@@ -419,14 +419,17 @@ class SlowOptions:
     steps: int = option(300, "how many 10 ms steps", minimum=1, maximum=10000)
 
 
-def _slow_operation(log: list) -> operations.Operation:
-    """An operation that copies its image in ``steps`` steps, reporting progress (where cancels land)."""
+def _slow_operation(log: list, gate: threading.Event | None = None) -> operations.Operation:
+    """An operation that copies its image in ``steps`` steps, reporting progress (where cancels land); with
+    ``gate``, it waits after step 2 until the gate is set (a test cancels it there)."""
 
     def run(models, inputs, options, progress):
         log.append("start")
         for i in range(options.steps):
             progress((i + 1) / options.steps, f"step {i}")
             log.append(i)
+            if gate is not None and i == 2:
+                assert gate.wait(60), "the test never let the job go on"
             time.sleep(0.01)
         return {"result": inputs["image"]}
 
@@ -434,25 +437,27 @@ def _slow_operation(log: list) -> operations.Operation:
 
 
 def test_a_cancelled_job_stops(make_worker):
-    log = []
-    srv, worker = make_worker(operations_table={"slow": _slow_operation(log)})
+    """A job cancelled while it runs stops at its next step: held after step 2 until the cancel is in, it runs no
+    step 3; a queued job cancelled never starts."""
+    log, gate = [], threading.Event()
+    srv, worker = make_worker(operations_table={"slow": _slow_operation(log, gate)})
     img = Pixels(bytes(3 * 4 * 4), 4, 4, 3, "u8")
     first = worker.submit("slow", [img])
     second = worker.submit("slow", [img])
     deadline = time.time() + 10
-    while worker.job(first)["state"] != "running" or not log:
-        assert time.time() < deadline
+    while 2 not in log:  # the first job waits at its gate after step 2
+        assert time.time() < deadline, "the first job never reached step 2"
         time.sleep(0.01)
+    assert worker.job(first)["state"] == "running"
     assert worker.job(second)["state"] == "queued"
     assert worker.cancel(second)["state"] == "cancelled"  # a queued job never starts
     assert worker.cancel(first)["state"] == "running"  # it stops at its next step, then leaves the table
+    gate.set()
     while first in [job["id"] for job in worker.get_json("jobs")["jobs"]]:
-        assert time.time() < deadline
+        assert time.time() < deadline, "the cancelled job never left the table"
         time.sleep(0.01)
+    assert log == ["start", 0, 1, 2], "the job went on after it was cancelled"  # the second never started
     steps_run = len(log) - 1
-    time.sleep(0.1)
-    assert 0 < len(log) - 1 == steps_run < 300, "the job went on after it was cancelled"
-    assert log.count("start") == 1
     for job in (first, second):  # a cancelled (DELETEd) job is forgotten
         with pytest.raises(WorkerError) as err:
             worker.result(job)
