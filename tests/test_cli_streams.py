@@ -110,12 +110,14 @@ def test_offline_the_missing_default_names_what_is_here_and_the_flag(shared, env
     done = mattekit(env, "remove", photo, "-o", tmp_path / "c.png")
     message = done.stderr.decode()
     assert done.returncode == 2 and message.count("\n") == 1, message
-    assert "segment models available here are" in message and "sinet-portrait (in mirror)" in message
-    assert "pick one with --model NAME" in message and "u2net-human-seg" not in message.split("available here")[1]
-    bokeh = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png", "--mask-only").stderr.decode()
-    assert "pick one with --segment-model NAME" in bokeh
+    assert message.startswith("mattekit: error: Register the mirror's converted copy with `mattekit models add ")
+    other = mattekit(env, "remove", photo, "-o", tmp_path / "c.png", "--model", "u2net").stderr.decode()
+    assert other.startswith("mattekit: error: Pick a segment model that is here with --model NAME (")
+    assert "sinet-portrait" in other and "u2net-human-seg" not in other
+    bokeh = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png", "--mask-only", "--segment-model", "u2net")
+    assert "Pick a segment model that is here with --segment-model NAME" in bokeh.stderr.decode()
     depth = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png").stderr.decode()
-    assert "; no depth model is on disk or in a mirror here; use --mask-only" in depth
+    assert "error: Use --mask-only to blur without a depth model (no depth model is on disk or in a mirror here)" in depth
     ok = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png", "--mask-only", "--segment-model", "sinet-portrait")
     assert ok.returncode == 0, ok.stderr
 

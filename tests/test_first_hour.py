@@ -68,3 +68,136 @@ def test_a_1x65535_strip_photo_is_cut_out(shared, tmp_path, monkeypatch):
     io.write_image(strip, np.stack([ramp, ramp[::-1], np.full_like(ramp, 0.5)], -1)[None])
     assert main(["remove", str(strip), "--model", "sinet-portrait", "-o", str(tmp_path / "cut.png")]) == 0
     assert io.read_image(tmp_path / "cut.png").pixels.shape == (1, 65535, 4)
+
+
+def test_a_300_character_output_name_is_one_sentence_naming_the_limit(photo, tmp_path, capsys):
+    """Item 7: ENAMETOOLONG was "Internal error (OSError: [Errno 36] File name too long ...)"."""
+    assert main(["enhance", str(photo), "-o", str(tmp_path / ("x" * 300 + ".png"))]) == 2
+    message = error_line(capsys)
+    assert re.fullmatch(r"The output name x{40}\.\.\. is 304 bytes long, over the 241 a name may have here "
+                        r"\(255 less 14 for the temporary name it is written through\); choose a shorter -o\.", message)
+    assert main(["enhance", str(tmp_path / ("z" * 300 + ".png"))]) == 2  # an input's name too
+    assert error_line(capsys).endswith("z.png is longer than a file name may be here (255 bytes).")
+    long_folder = tmp_path / ("y" * 300) / "out.png"
+    assert main(["enhance", str(photo), "-o", str(long_folder)]) == 2
+    assert "is 300 bytes long, over the 255 a name may have here (the file system's limit)" in error_line(capsys)
+
+
+def test_a_closed_pipe_ends_quietly_with_the_status_of_sigpipe(photo):
+    """Item 7: `mattekit enhance x -o - | true` printed "Internal error (BrokenPipeError ...)" and exit 1."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(f"{sys.executable} -m mattekit enhance {photo} -o - | true; exit ${{PIPESTATUS[0]}}",
+                          shell=True, executable="/bin/bash", capture_output=True, env=env)
+    err = done.stderr.decode()
+    assert done.returncode == 141 and "error" not in err and "Traceback" not in err, err
+
+
+# ------------------------------------------------------------------ item 8: special files and raw names
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "random", "loop", "broken"])
+def test_a_special_file_is_called_what_it_is(kind, tmp_path, capsys):
+    """Item 8: a FIFO, a link to /dev/zero or /dev/urandom and a link loop were all "does not exist"."""
+    path = tmp_path / "in.png"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind in ("device", "random"):
+        path.symlink_to("/dev/zero" if kind == "device" else "/dev/urandom")
+    elif kind == "loop":
+        path.symlink_to(tmp_path / "other.png")
+        (tmp_path / "other.png").symlink_to(path)
+    else:
+        path.symlink_to(tmp_path / "gone.png")
+    assert main(["enhance", str(path)]) == 2
+    expected = {"fifo": "is a FIFO, not an image file.", "device": "is a device, not an image file.",
+                "random": "is a device, not an image file.", "loop": "is a link loop.",
+                "broken": "is a broken link, pointing at nothing."}[kind]
+    assert error_line(capsys) == f"{path} {expected}"
+
+
+def test_a_folder_run_names_the_special_files_it_skips(photo, tmp_path, capsys):
+    """Item 8: a folder run skipped FIFOs and link loops silently; now one warning line names them."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    io.write_image(folder / "a.png", io.read_image(photo).pixels)
+    os.mkfifo(folder / "b.png")
+    (folder / "c.png").symlink_to(folder / "c.png")
+    assert main(["enhance", str(folder), "-o", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    skipped = [line for line in lines if "Skipped" in line]
+    assert skipped == [f"mattekit: warning: Skipped 2 entries of {folder} that are not image files: b.png (a FIFO), "
+                       f"c.png (a link loop)."], lines
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+
+
+def test_names_are_printed_with_control_characters_and_undecodable_bytes_escaped(tmp_path, capsys):
+    """Item 8: a name holding a terminal escape, a newline or bytes that are no UTF-8 was printed raw: the escape
+    ran on the user's terminal and the newline broke the one-line message."""
+    hostile = str(tmp_path / "a\x1bcred\nline") + os.fsdecode(b"\xff") + ".png"
+    assert main(["enhance", hostile]) == 2
+    message = error_line(capsys)
+    assert message == f"{tmp_path}/a\\x1bcred\\nline\\xff.png does not exist."
+    Path(hostile).write_bytes(b"not an image")
+    assert main(["enhance", hostile]) == 2
+    assert "\\x1bcred\\nline\\xff.png" in error_line(capsys)
+
+
+# ------------------------------------------------------------------ item 10: flags, info -, the worker's words
+
+def test_debug_after_the_command_is_accepted(photo, capsys):
+    """Item 10: the error sentences say "rerun with --debug", and `mattekit info x.png --debug` was refused."""
+    assert main(["info", str(photo), "--debug"]) == 0
+    assert capsys.readouterr().out.startswith(f"{photo}: PNG 32 x 24")
+
+
+def test_info_of_standard_input_is_a_user_error(capsys):
+    """Item 10: `mattekit info -` exited 1; the README promises 2 for a user's error."""
+    assert main(["info", "-"]) == 2
+    assert error_line(capsys) == "mattekit info reads files, not standard input (-); name an image or a roto manifest."
+
+
+# ------------------------------------------------------------------ item 11: checks before any model loads
+
+def test_a_point_outside_the_image_is_refused_before_any_model_loads(photo, no_weights, capsys):
+    """Item 11: `--point 99999,5` was refused only after the model loaded (here: offline without weights, the
+    weights error came first)."""
+    assert main(["remove", str(photo), "--point", "99999,5"]) == 2
+    assert error_line(capsys) == "The point 99999,5 lies outside the 32x24 image."
+    assert main(["remove", str(photo), "--box", "40,30,50,50"]) == 2
+    assert error_line(capsys) == "The box '40,30,50,50' lies outside the 32x24 image."
+
+
+def test_an_unwritable_output_folder_is_refused_before_any_model_loads(photo, no_weights, tmp_path, capsys):
+    """Item 11: `-o /proc/x.png` was refused only after the model loaded; nothing is left in a writable folder."""
+    assert main(["remove", str(photo), "-o", "/proc/x.png"]) == 2
+    assert error_line(capsys).startswith("Cannot write in the output folder /proc (")
+    assert main(["remove", str(photo), "-o", "/proc/new/folder/x.png"]) == 2
+    assert error_line(capsys).startswith("Cannot write in the output folder /proc (")
+    assert main(["remove", str(photo), "-o", str(tmp_path / "out" / "x.png")]) == 2
+    assert "models list --sources" in error_line(capsys)  # past the checks: the weights are missing
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*.tmp"))  # the check left nothing
+
+
+# ------------------------------------------------------------------ items 12 and 14: missing weights
+
+def test_the_missing_default_says_its_fix_first_in_one_short_sentence(shared, tmp_path, monkeypatch, capsys):
+    """Item 14: the error was one line of 900-1,100 characters with the fix last; item 12: the README's offline
+    paragraph named a portrait model for photos in general, where the error gives the right fix."""
+    mirror = shared / "weights"
+    monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(mirror))
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    photo = shared / "data/grabcut50/im/person1.jpg"
+    assert main(["remove", str(photo), "-o", str(tmp_path / "c.png")]) == 2
+    message = error_line(capsys)
+    fix = f"mattekit models add isnet-general-use {mirror}/isnet-general-use.imgly-fp16.onnx --derived"
+    assert message == (f"Register the mirror's converted copy with `{fix}`: the weights of isnet-general-use cannot be had "
+                       f"here (`mattekit models list --sources` shows where they are looked for).")
+    readme = (ROOT / "README.md").read_text()
+    assert fix.replace(str(mirror), "../shared/weights") in readme and "--model sinet-portrait`" not in readme
+    assert main(["remove", str(photo), "-o", str(tmp_path / "c.png"), "--debug"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[0] == f"mattekit: error: {message}"
+    assert "MATTEKIT_OFFLINE=1" in lines[1] and f"mirror folder {mirror}" in lines[1]  # the places tried
+    assert main(["remove", str(photo), "-o", str(tmp_path / "c.png"), "--model", "u2net"]) == 2
+    message = error_line(capsys)
+    assert message.startswith("Pick a segment model that is here with --model NAME (") and len(message) < 300

@@ -191,7 +191,7 @@ def test_error_no_weights_offline(shared, tmp_path):
     env = {"MATTEKIT_OFFLINE": "1", "MATTEKIT_MIRROR": "", "MATTEKIT_HOME": str(tmp_path / "home")}
     code, err = run_cli("remove", str(shared / "data/grabcut50/im/person1.jpg"), "--model", "sinet-portrait", env=env)
     line = one_sentence(err)
-    assert code == 2 and "SINet.pth" in line and "MATTEKIT_OFFLINE" in line
+    assert code == 2 and "sinet-portrait" in line and "MATTEKIT_OFFLINE" in line
 
 
 def test_error_output_not_writable(shared, mirror, tmp_path):

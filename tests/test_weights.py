@@ -546,7 +546,7 @@ def test_a_mirror_file_with_other_bytes_is_listed_as_bad_and_never_offered(share
     assert main(["mask-preview", str(shared / "data" / "grabcut50" / "im" / "teddy.jpg"), "--model", "csnet-sod",
                  "-o", str(tmp_path / "out.png")]) == 2
     error = capsys.readouterr().err
-    assert "available here are sinet-portrait (in mirror)" in error and "csnet-sod (" not in error
+    assert "that is here with --model NAME (sinet-portrait)" in error
 
 
 @pytest.mark.parametrize("kind", ["missing", "folder", "device", "empty"])

@@ -18,7 +18,7 @@ import sys
 import warnings
 
 from . import __version__
-from .errors import MattekitError
+from .errors import MattekitError, printable
 
 COMMANDS = {  # hand-written subcommands: name -> one-line help
     "models": "list, download and verify model weights",
@@ -41,7 +41,7 @@ class Parser(argparse.ArgumentParser):
         self._negative_number_matcher = re.compile(r"^-\d[\d.,:x-]*$")  # no flag of mattekit looks like this
 
     def error(self, message: str):
-        print(f"mattekit: error: {usage_sentence(message, self.prog)}", file=sys.stderr)
+        print(f"mattekit: error: {printable(usage_sentence(message, self.prog))}", file=sys.stderr)
         self.exit(2)
 
 
@@ -104,8 +104,18 @@ def _internal(exc: BaseException, debug: bool) -> int:
     """A failure that is not the user's: one sentence (the traceback too with --debug), exit 1."""
     from .commands.files import failure_sentence
 
-    print(f"mattekit: error: {failure_sentence(exc, debug)}", file=sys.stderr)
+    print(f"mattekit: error: {printable(failure_sentence(exc, debug))}", file=sys.stderr)
     return 1
+
+
+def _pipe_closed() -> int:
+    """Standard output's reader has gone: nothing more is written to it (what is still buffered would raise
+    again as Python exits), no message; the status a shell shows for a tool that SIGPIPE ended, 128 + 13."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a test's captured stream)
+        pass
+    return 141
 
 
 def _show_warnings(debug: bool) -> None:
@@ -116,7 +126,7 @@ def _show_warnings(debug: bool) -> None:
 
     def show(message, category, filename, lineno, file=None, line=None):
         if debug or (category is UserWarning and os.path.abspath(filename).startswith(package)):
-            print(f"mattekit: warning: {message}", file=sys.stderr)
+            print(f"mattekit: warning: {printable(str(message))}", file=sys.stderr)
 
     warnings.showwarning = show
 
@@ -130,19 +140,32 @@ def _check_threads(count: int | None) -> None:
         raise MattekitError(f"--threads must be a whole number from {THREADS[0]} to {THREADS[1]}, not {count}.")
 
 
+def _take_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """(``argv`` without ``--debug``, whether it was there): the flag is the root parser's, but it may come
+    after the command too (``mattekit remove x.jpg --debug``), as the error sentences' "rerun with --debug" reads."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    kept = [word for word in argv[:end] if word != "--debug"] + argv[end:]
+    return kept, len(kept) != len(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv, debug = _take_debug(sys.argv[1:] if argv is None else list(argv))
     args = build_parser(_command(argv) or "").parse_args(argv)
+    args.debug = debug
     _show_warnings(args.debug)
     try:
         _check_threads(getattr(args, "threads", None))
         return int(args.func(args) or 0)
     except MattekitError as exc:
-        print(f"mattekit: error: {exc}", file=sys.stderr)
+        print(f"mattekit: error: {printable(str(exc))}", file=sys.stderr)
+        if args.debug and getattr(exc, "detail", None):
+            print(f"mattekit: {printable(exc.detail)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("mattekit: interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of standard output left (`... -o - | head -c 10`): end quietly
+        return _pipe_closed()
     except Exception as exc:  # noqa: BLE001 - a bug or the machine: still one sentence, no traceback
         return _internal(exc, args.debug)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 
 class MattekitError(Exception):
@@ -11,7 +12,12 @@ class MattekitError(Exception):
 
 
 class WeightsError(MattekitError):
-    """Weights missing, offline, unreachable or failing verification."""
+    """Weights missing, offline, unreachable or failing verification. ``fix``: what the user can do, in a few words
+    (a command), where one is known; ``detail``: the longer account (each place tried), shown with ``--debug``."""
+
+    def __init__(self, message: str, fix: str | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.fix, self.detail = fix, detail
 
 
 class InputError(MattekitError):
@@ -31,3 +37,21 @@ def in_words(message: str, options, word) -> str:
         flags["-o"] = "output"
     pattern = "|".join(re.escape(flag) for flag in sorted(flags, key=len, reverse=True))
     return re.sub(rf"(?<![\w-])({pattern})(?![\w-])", lambda found: word(flags[found.group(1)]), message)
+
+
+_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal, as ``ls -b`` shows names: control characters (escapes, newlines),
+    bidirectional overrides and undecodable bytes of a file name (surrogate escapes) written as backslash codes
+    (``\\x1b``, ``\\n``, ``\\xff``, ``\\u202e``); everything else as it is."""
+    def safe(char: str) -> str:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte the file system's encoding could not decode
+            return f"\\x{code - 0xDC00:02x}"
+        if unicodedata.category(char) in ("Cc", "Cs") or char in _BIDI:
+            return repr(char)[1:-1]
+        return char
+
+    return "".join(safe(c) if not c.isprintable() else c for c in text)

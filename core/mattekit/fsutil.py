@@ -6,11 +6,13 @@
 - :func:`known_sha256` - the same, remembered per (path, size, mtime): to name a file hashed before
   (a model's weights in provenance, manifests and export caches), not to verify one;
 - :func:`try_lock` / :func:`exclusive_lock` - an exclusive lock on an open file, between processes;
-- :class:`FilesRead` - the files a run reads, to refuse an output that would land on one of them.
+- :class:`FilesRead` - the files a run reads, to refuse an output that would land on one of them;
+- :func:`file_kind` - what is at a path, in words ("a FIFO", "a device", "a link loop").
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import Callable, Union
 
 TEMP_SUFFIX = ".tmp"
+TEMP_EXTRA = len(".." + "0" * 8 + TEMP_SUFFIX)  # bytes :func:`temporary_name` adds to a name
+NAME_MAX = 255  # bytes in one file name: the limit of ext4, APFS, NTFS and most other file systems
 Content = Union[bytes, str, Callable[[Path], None]]
 
 
@@ -186,3 +190,23 @@ class FilesRead:
         if stat.S_ISLNK(st.st_mode):
             return self._paths.get(output.resolve())
         return self._inodes.get((st.st_dev, st.st_ino)) if st.st_nlink == 1 else None
+
+
+def file_kind(path: str | Path) -> str:
+    """What is at ``path``, links followed, in words: "a file", "a folder", "a FIFO", "a device", "a socket",
+    "a link loop", "a broken link", "a name too long" (over the system's limit) or "nothing"."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a link loop"
+        if exc.errno == errno.ENAMETOOLONG:
+            return "a name too long"
+        return "a broken link" if os.path.islink(path) else "nothing"
+    except ValueError:  # a null character: no file has such a name
+        return "nothing"
+    for test, words in ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                        (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return words
+    return "a special file"

@@ -254,12 +254,7 @@ class ModelCache:
             try:
                 models[name] = self.get(getattr(options, name), catalog_task, device=device, weights_path=weights_path)
             except WeightsError as exc:
-                here = [f"{entry.name} ({where})" for entry, where in catalog_mod.load().available(catalog_task)]
-                instead = (f"The {catalog_task} models available here are {', '.join(here)}: pick one with "
-                           f"{table[name].flag} NAME" if here else f"No {catalog_task} model is on disk or in a mirror here")
-                if table[name].missing:
-                    instead += f"; or {table[name].missing}" if here else f"; {table[name].missing}"
-                raise WeightsError(f"{str(exc).rstrip('.')}; {instead[0].lower()}{instead[1:]}.") from None  # one sentence
+                raise _missing(exc, getattr(options, name), catalog_task, table[name]) from None
         return models
 
     def loaded(self) -> list[Predictor]:
@@ -270,6 +265,29 @@ class ModelCache:
         """Drop every model (frees memory)."""
         with self._lock:
             self._loaded.clear()
+
+
+def _missing(exc, model: str | None, catalog_task: str, option) -> MattekitError:
+    """The error for a run whose ``model`` (None: the default) lacks its weights (``exc``): one short sentence, the
+    fix first (register the mirror's converted copy, or pick a model that is here with ``option``'s flag), then the
+    model it is about; the places tried are ``exc``'s detail, which the CLI prints with --debug."""
+    from .errors import WeightsError
+    from .weights.download import offline
+
+    entry = catalog_mod.load().get(model, catalog_task) if model else catalog_mod.load().default(catalog_task)
+    here = [e.name for e, _ in catalog_mod.load().available(catalog_task)]
+    missing = f"the weights of {entry.name} cannot be had here"
+    if exc.fix:
+        fix = f"Register the mirror's converted copy with {exc.fix}"
+    elif here:
+        fix = f"Pick a {catalog_task} model that is here with {option.flag} NAME ({', '.join(here)})"
+        fix += f", or {option.missing}" if option.missing else ""
+    else:
+        fix = option.missing or ("unset MATTEKIT_OFFLINE or set MATTEKIT_MIRROR to a folder holding them" if offline()
+                                 else "set MATTEKIT_MIRROR to a folder holding them or go online once")
+        fix = f"{fix[0].upper()}{fix[1:]} (no {catalog_task} model is on disk or in a mirror here)"
+    return WeightsError(f"{fix}: {missing} (`mattekit models list --sources` shows where they are looked for).",
+                        exc.fix, exc.detail or str(exc))
 
 
 _NOTICES_SHOWN: set[str] = set()  # licence notices are printed once per process

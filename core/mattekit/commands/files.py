@@ -5,13 +5,14 @@ import glob
 import os
 import sys
 import traceback
+import warnings
 from collections import Counter
 from pathlib import Path
 
 from ..io.formats import extension_of
 from ..io.outputs import IMAGE_SUFFIXES, WRITABLE, companion_files
-from ..errors import InputError, MattekitError, OutputError
-from ..fsutil import FilesRead
+from ..errors import InputError, MattekitError, OutputError, printable
+from ..fsutil import NAME_MAX, TEMP_EXTRA, FilesRead, file_kind
 from ..progress import Display, Progress, Reporter, shown
 
 def expand_inputs(items: list[str], stdin: Path | None = None, suffix: str = "",
@@ -29,8 +30,10 @@ def expand_inputs(items: list[str], stdin: Path | None = None, suffix: str = "",
         if not item.strip():
             raise InputError("An input name is empty; name an image, a folder or a pattern (. for this folder).")
         path = Path(item)
+        if file_kind(item) == "a name too long":  # pathlib's is_dir() would raise
+            raise InputError(not_a_file(item, "an image file"))
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            files = regular_files(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), item)
             if not files:
                 raise InputError(f"The folder {item} holds no images (PNG, JPEG, TIFF, WebP, BMP, EXR).")
             found += [(p, path) for p in files]
@@ -38,13 +41,13 @@ def expand_inputs(items: list[str], stdin: Path | None = None, suffix: str = "",
         elif path.is_file():
             found.append((path, path.parent))
         elif glob.has_magic(item):
-            files = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            files = regular_files(sorted(Path(p) for p in glob.glob(item, recursive=True) if not Path(p).is_dir()), item)
             if not files:
                 raise InputError(f"No file matches {item}.")
             found += [(p, p.parent) for p in files]
             listed.update(files)
         else:
-            raise InputError(f"{item} does not exist.")
+            raise InputError(not_a_file(item, "an image file"))
     ours = earlier_outputs([p for p, _ in found], suffix) & listed
     if left_out is not None:
         left_out += sorted(ours)
@@ -65,14 +68,42 @@ def earlier_outputs(inputs: list[Path], suffix: str) -> set[Path]:
             and (path.parent, path.stem[:-len(suffix)]) in names}
 
 
-def check_header(path: Path) -> None:
+def not_a_file(name: str | Path, wanted: str) -> str:
+    """The sentence for a ``name`` given as ``wanted`` ("an image file") that is no regular file or folder:
+    "x does not exist.", "x is a link loop.", "x is a FIFO, not an image file."."""
+    kind = file_kind(name)
+    if kind == "nothing":
+        return f"{name} does not exist."
+    if kind == "a name too long":
+        return f"{name} is longer than a file name may be here ({NAME_MAX} bytes)."
+    if kind in ("a link loop", "a broken link"):
+        return f"{name} is {kind}" + (", pointing at nothing." if kind == "a broken link" else ".")
+    return f"{name} is {kind}, not {wanted}."
+
+
+def regular_files(paths: list[Path], given: str) -> list[Path]:
+    """The regular files of ``paths`` (a folder's or a glob's images, ``given`` by the user); the others
+    (FIFOs, devices, link loops, broken links) are skipped with one warning line naming them."""
+    kinds = {path: file_kind(path) for path in paths}
+    odd = [f"{path.name} ({kind})" for path, kind in kinds.items() if kind not in ("a file", "a folder")]
+    if odd:
+        one = len(odd) == 1
+        warnings.warn(f"Skipped {len(odd)} {'entry' if one else 'entries'} of {given} that "
+                      f"{'is not an image file' if one else 'are not image files'}: {', '.join(odd)}.")
+    return [path for path, kind in kinds.items() if kind == "a file"]
+
+
+def check_header(path: Path, options=None) -> None:
     """InputError (one sentence) unless ``path`` is an image mattekit reads whose declared size fits the pixel
-    budget: its header alone is read, so a single bad input is refused before any model loads."""
+    budget and what ``options`` say of it (their ``check_image(height, width)``, if any: a point inside it):
+    its header alone is read, so a single bad input is refused before any model loads."""
     from ..io import read_layout
     from ..io.picture import check_size
 
     layout = read_layout(path)
     check_size(str(path), layout.width, layout.height)
+    if hasattr(options, "check_image"):
+        options.check_image(layout.height, layout.width)
 
 
 def output_path(source: Path, root: Path, out: str | None, single: bool, suffix: str, ext: str,
@@ -103,9 +134,12 @@ def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, ex
     ``-o FOLDER``: ``a_jpg.png``), so no result replaces another. An output that is one of the inputs,
     or one of the other files the run reads (``reads``: (flag, file or folder) from
     :meth:`mattekit.tasks.registry.Task.files_read`; of a folder, the images named like an input), or two
-    inputs landing on one output, is refused with one sentence (OutputError) and nothing runs.
+    inputs landing on one output, a name longer than the file system takes, or a folder where no file can be
+    created, is refused with one sentence (OutputError) and nothing runs.
     """
     single = len(jobs) == 1
+    if out is not None:
+        check_name_length(Path(out), writes=Path(out).suffix.lower() in IMAGE_SUFFIXES)
     if out is not None and not single and Path(out).suffix.lower() in IMAGE_SUFFIXES and not Path(out).is_dir():
         raise OutputError(f"-o {out} names one image file, but {len(jobs)} inputs were given; give -o a folder.")
     if out is not None and single and Path(out).suffix and Path(out).suffix.lower() not in IMAGE_SUFFIXES \
@@ -126,6 +160,7 @@ def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, ex
             inputs.add(path, flag)
     seen: dict[Path, Path] = {}
     for source, target in planned:
+        check_name_length(target)
         where = target.resolve()
         what = inputs.which(target)
         if what == "":
@@ -141,7 +176,41 @@ def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, ex
             raise OutputError(f"{seen[where]} and {source} would both be written to {target}; "
                               f"give -o a folder or rename one of them.")
         seen[where] = source
+    for folder in sorted({target.parent for _, target in planned}):
+        check_writable(folder)
     return planned
+
+
+def check_name_length(path: Path, writes: bool = True) -> None:
+    """OutputError unless every name along ``path`` fits the file system (:data:`NAME_MAX` bytes), the last one
+    (``writes``: a file written through :func:`mattekit.fsutil.temporary_name`) less :data:`TEMP_EXTRA`."""
+    for part in path.parts:
+        limit = NAME_MAX - TEMP_EXTRA if writes and part == path.name else NAME_MAX
+        size = len(os.fsencode(part))
+        if size > limit:
+            short = part if len(part) <= 40 else part[:40] + "..."
+            why = f"{NAME_MAX} less {TEMP_EXTRA} for the temporary name it is written through" \
+                if limit < NAME_MAX else "the file system's limit"
+            raise OutputError(f"The output name {short} is {size} bytes long, over the {limit} a name may have "
+                              f"here ({why}); choose a shorter -o.")
+
+
+def check_writable(folder: Path) -> None:
+    """OutputError unless a file can be created in ``folder`` (or, when it is yet to be made, in the nearest folder
+    above it that exists): a file made and removed there, so an output nobody can write (``-o /proc/x.png``) is
+    refused before any model loads."""
+    from ..fsutil import temporary_name
+    from ..io.formats import reason
+
+    existing = next((p for p in (folder.absolute(), *folder.absolute().parents) if p.is_dir()), None)
+    if existing is None:
+        return
+    probe = temporary_name(existing / "write-check")
+    try:
+        probe.open("xb").close()
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"Cannot write in the output folder {existing} ({reason(exc)}); choose another -o.") from None
 
 
 def failure_sentence(exc: BaseException, debug: bool = False) -> str:
@@ -161,7 +230,7 @@ def summarise_failures(failures: list[Path], total: int) -> int:
     """Print the one-line summary of the inputs that failed; the exit status (1 when any did, else 0)."""
     if not failures:
         return 0
-    names = ", ".join(str(p) for p in failures)
+    names = ", ".join(printable(str(p)) for p in failures)
     print(f"mattekit: {len(failures)} of {total} images failed: {names}", file=sys.stderr)
     return 1
 
@@ -172,7 +241,8 @@ class Report:
     (``quiet``: nothing but errors). ``label(path)`` names a file in messages (see :func:`standard_streams`)."""
 
     def __init__(self, quiet: bool = False, label=str):
-        self.quiet, self.label, self.skipped = quiet, label, 0
+        self.quiet, self.skipped = quiet, 0
+        self.label = lambda path: printable(label(path))
         self.display = Display(quiet=quiet)
         self.written: set[Path] = set()
         self.sources: dict[Path, Path] = {}  # {output: its input}
@@ -225,8 +295,8 @@ def run_files(args, planned: list[tuple[Path, Path]], runner, report: Report, da
     if single and report.written:
         report.display.note(f"wrote {report.label(planned[0][1])}")
     for (source, _), exc in outcome.failed:
-        print(f"mattekit: error: {report.label(source)}: {failure_sentence(exc, getattr(args, 'debug', False))}",
-              file=sys.stderr)
+        sentence = printable(failure_sentence(exc, getattr(args, "debug", False)))
+        print(f"mattekit: error: {report.label(source)}: {sentence}", file=sys.stderr)
     report.close()
     return summarise_failures([source for (source, _), _ in outcome.failed], len(planned))
 

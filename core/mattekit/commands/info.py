@@ -14,26 +14,28 @@ def add_parser(sub) -> None:
 
 def _info(args) -> int:
     """Each file in turn; a file that cannot be read is one error line and the others are still
-    described (exit status 1 when any failed)."""
+    described. Exit status 2 when no file could be described (a user error, as elsewhere), 1 when some were."""
     import sys
 
-    from ..errors import MattekitError
+    from ..errors import MattekitError, printable
 
     failed = 0
     for path in args.files:
         try:
             _describe(path, args.json)
         except MattekitError as exc:
-            print(f"mattekit: error: {exc}", file=sys.stderr)
+            print(f"mattekit: error: {printable(str(exc))}", file=sys.stderr)
             failed += 1
-    return 1 if failed else 0
+    return 0 if not failed else 2 if failed == len(args.files) else 1
 
 
 def _describe(path: str, as_json: bool) -> None:
     """Print the size, format and provenance of one image or roto manifest."""
     from .. import io, provenance
-    from ..errors import InputError
+    from ..errors import InputError, printable
 
+    if path == "-":
+        raise InputError("mattekit info reads files, not standard input (-); name an image or a roto manifest.")
     if path.endswith(".json"):
         try:
             record = json.loads(open(path, encoding="utf-8").read()).get("provenance")
@@ -47,6 +49,6 @@ def _describe(path: str, as_json: bool) -> None:
     if as_json:
         print(json.dumps({"file": path, "provenance": record}, sort_keys=True))
         return
-    print(f"{path}: {what}")
+    print(f"{printable(path)}: {what}")
     for line in provenance.describe(record) if record else ["no provenance recorded"]:
         print(f"  {line}")

@@ -96,10 +96,12 @@ def options_from_args(task: Task, args) -> tuple[object, dict[str, str]]:
 def _check_port(port: registry.Port, given: str) -> None:
     """MattekitError unless ``given`` (an optional input's FILE|FOLDER) is a folder or a regular file: a missing
     file would fail only after the models load, a device such as /dev/zero would be read forever."""
+    from .files import not_a_file
+
     path = Path(given)
     if not path.is_dir() and not path.is_file():
-        what = "is not a regular file" if path.exists() else "does not exist"
-        raise MattekitError(f"--{port.name.replace('_', '-')} {given} {what}; give an image file or a folder of "
+        what = not_a_file(given, "an image file").rstrip(".")
+        raise MattekitError(f"--{port.name.replace('_', '-')} {what}; give an image file or a folder of "
                             f"images named like the inputs.")
 
 
@@ -145,7 +147,7 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
         print(f"mattekit: left out {len(left_out)} file(s) named as this command's outputs of other inputs ({names}); "
               f"name one on its own to process it.", file=sys.stderr)
     if len(jobs) == 1 and not streams.data():
-        files.check_header(jobs[0][0])
+        files.check_header(jobs[0][0], options)
     named = Path(args.output).suffix.lower() if args.output else ""
 
     def extension(source: Path) -> str:

@@ -59,6 +59,11 @@ class SubjectOptions(ModelOptions):
         except InputError as exc:
             raise OptionError(str(exc)) from None
 
+    def check_image(self, height: int, width: int) -> None:
+        """InputError unless the box and points fit an image of ``height`` x ``width`` (its header's size), so that
+        a point outside it is refused before any model loads."""
+        hints.make(height, width, self.box, self.point, self.exclude)
+
 
 HINT_MASK = Port("hint_mask", "mask", optional=True,
                  help="a rough mask of the subject (a selection or scribble; white = subject): the model looks there")

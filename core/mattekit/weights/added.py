@@ -63,9 +63,9 @@ def model_file(model: str, files: Sequence[WeightFile], *, progress: bool = True
             alike = look_alikes(files)
             if not alike:
                 raise
+            fix = f"`mattekit models add {model} {alike[0]} --derived`"
             raise WeightsError(f"{str(exc).rstrip('.')}. The mirror holds {alike[0]}, named like it but not the "
-                               f"catalog's file: if it is a converted copy, register it with "
-                               f"`mattekit models add {model} {alike[0]} --derived`.") from None
+                               f"catalog's file: if it is a converted copy, register it with {fix}.", fix) from None
     path = cache_dir() / entry["file"]
     if not path.is_file() or sha256_file(path) != entry["sha256"]:
         raise WeightsError(f"The weights file {path} added for {model} is missing or changed since it was added; "

@@ -31,7 +31,8 @@ class _SourceFailed(Exception):
     """One source could not deliver the file; the message is a short reason."""
 
 
-def _offline() -> bool:
+def offline() -> bool:
+    """Whether MATTEKIT_OFFLINE forbids the network."""
     return os.environ.get("MATTEKIT_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -103,8 +104,8 @@ def _fetch(wf: WeightFile, path: Path, progress: bool, network: bool) -> Path:
     part = path.with_name(path.name + ".part")
     tried = []
     for label, source in _sources(wf):
-        if (_offline() or not network) and isinstance(source, str):
-            tried.append(f"{label} (skipped: {'MATTEKIT_OFFLINE=1' if _offline() else 'local sources first'})")
+        if (offline() or not network) and isinstance(source, str):
+            tried.append(f"{label} (skipped: {'MATTEKIT_OFFLINE=1' if offline() else 'local sources first'})")
             continue
         try:
             _get(source, part, wf, progress)
@@ -124,7 +125,7 @@ def _fetch(wf: WeightFile, path: Path, progress: bool, network: bool) -> Path:
         if expected is None:
             record_sha256(wf.name, got)
         return path
-    if _offline():
+    if offline():
         raise WeightsError(
             f"The weights file {wf.name} is not in the cache and MATTEKIT_OFFLINE=1 forbids downloading it "
             f"(tried: {'; '.join(tried)}); unset MATTEKIT_OFFLINE, set MATTEKIT_MIRROR to a folder holding the file, "
@@ -253,7 +254,7 @@ def fetch_first(files: Sequence[WeightFile], *, progress: bool = True) -> Path:
     if len(failures) == 1:
         raise WeightsError(failures[0] + ".")
     found = [source for wf in files for _, source in _sources(wf) if isinstance(source, Path) and source.exists()]
-    if _offline() and not found:  # each file's sentence says "not there": say it once, naming them all
+    if offline() and not found:  # each file's sentence says "not there": say it once, naming them all
         places = [label for label, source in _sources(files[0]) if isinstance(source, Path)]
         raise WeightsError(
             f"None of {', '.join(wf.name for wf in files)} is in the cache{''.join(f', the {p}' for p in places)}, and "
