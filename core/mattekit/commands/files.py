@@ -1,6 +1,7 @@
 """Shared helpers for commands that take files, folders and globs and write one output per input."""
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import sys
@@ -209,8 +210,9 @@ def check_writable(folder: Path) -> None:
     try:
         probe.open("xb").close()
         probe.unlink()
-    except OSError as exc:
-        raise OutputError(f"Cannot write in the output folder {existing} ({reason(exc)}); choose another -o.") from None
+    except OSError as exc:  # ENOENT in a folder that exists: one such as /proc, which takes no new files
+        why = "it takes no new files" if exc.errno == errno.ENOENT else reason(exc)
+        raise OutputError(f"Cannot write in the output folder {existing} ({why}); choose another -o.") from None
 
 
 def failure_sentence(exc: BaseException, debug: bool = False) -> str:
