@@ -86,7 +86,8 @@ def test_missing_hint_model_weights_is_one_sentence(tmp_path, monkeypatch, capsy
     photo, target = _photo(tmp_path), tmp_path / "out.png"
     code = main(["remove", str(photo), "-o", str(target), "--box", "40,30,200,170", "--hint-model", "sam2.1-hiera-tiny"])
     err = capsys.readouterr().err
-    assert code == 2 and "leave out --hint-model" in err and "Traceback" not in err and not target.exists()
+    assert code == 2 and err.startswith("mattekit: error: Leave out --hint-model") and "\n" not in err.strip(), err
+    assert not target.exists()  # the fix first (issue 47, item 14), one line, nothing written
 
 
 # ------------------------------------------------------------------------ end to end with stand-in weights
