@@ -1074,16 +1074,16 @@ def test_roto_through_the_worker_reuses_its_loaded_model(make_worker, mirror, mo
     assert next(m for m in worker.models() if m["name"] == "csnet-sod")["loaded"]
 
 
-def test_refusals_speak_the_workers_words_not_the_clis_or_pythons(make_worker):
+def test_refusals_speak_the_workers_words_not_the_clis_or_pythons(make_worker, tmp_path):
     """Issue 47, item 10: a task's refusal said `use --device cpu` (a flag GIMP and Blender users cannot give), and a
     path holding a null character came back as Python's "embedded null byte"."""
-    srv, worker = make_worker()
+    srv, worker = make_worker(allow_dirs=[str(tmp_path)])
     img = Pixels(bytes(3 * 4 * 4), 4, 4, 3, "u8")
     with pytest.raises(WorkerError) as err:
         worker.run("mask-preview", [img], {"device": "mps"})
     assert (err.value.status, err.value.code) == (422, "task_failed")
     assert str(err.value).endswith("Apple MPS is not available here; use option 'device' cpu or auto."), str(err.value)
     status, answer, _ = raw(srv, "POST", "/v1/run/roto", b"", {protocol.META_HEADER: json.dumps(
-        {"inputs": [], "options": {"plate": "/tmp/a\x00b.####.png", "output": "/tmp/m.####.png"}})})
+        {"inputs": [], "options": {"plate": f"{tmp_path}/a\x00b.####.png", "output": f"{tmp_path}/m.####.png"}})})
     assert (status, answer["error"]["code"]) == (400, "bad_option")
     assert answer["error"]["message"] == "Option 'plate' holds a null character, which no file name or text may hold."
