@@ -53,7 +53,7 @@ class FrameLock:
             self.folder.mkdir(parents=True, exist_ok=True)
             guard = os.open(self.folder / GUARD, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise OutputError(f"Cannot lock {self.what} in {self.folder}: {exc.strerror.lower() if exc.strerror else exc}.") from None
+            raise self._cannot(exc) from None
         try:
             fcntl.flock(guard, fcntl.LOCK_EX)  # a moment: other runs only read and add files under it
             wanted = set(frames)
@@ -70,9 +70,13 @@ class FrameLock:
             os.write(fd, json.dumps({"pid": os.getpid(), "host": platform.node(), "frames": sorted(wanted)}).encode())
             return fd, path
         except OSError as exc:
-            raise OutputError(f"Cannot lock {self.what} in {self.folder}: {exc.strerror.lower() if exc.strerror else exc}.") from None
+            raise self._cannot(exc) from None
         finally:
             os.close(guard)  # closing drops the guard's lock
+
+    def _cannot(self, exc: OSError) -> OutputError:
+        """The sentence for a lock folder or file that cannot be made."""
+        return OutputError(f"Cannot lock {self.what} in {self.folder}: {exc.strerror.lower() if exc.strerror else exc}.")
 
     @staticmethod
     def _live(path: Path) -> dict | None:
