@@ -141,6 +141,47 @@ def test_names_are_printed_with_control_characters_and_undecodable_bytes_escaped
     assert "\\x1bcred\\nline\\xff.png" in error_line(capsys)
 
 
+# ------------------------------------------------------------------ item 9: a result with no subject
+
+EMPTY = "the result is fully transparent (no subject was found); try "
+
+
+def test_a_fully_transparent_cut_out_is_written_with_one_warning_line(shared, tmp_path, monkeypatch):
+    """Item 9: `remove photo.jpg --box` on an empty corner wrote a fully transparent cut-out without a word; the real
+    CLI now names the file in one warning line, writes it all the same and exits 0 (a box on the subject: no line)."""
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    photo, cut = shared / "data/grabcut50/im/person1.jpg", tmp_path / "corner.png"
+    run = [sys.executable, "-m", "mattekit", "remove", str(photo), "--model", "sinet-portrait", "--threads", "2"]
+    done = subprocess.run(run + ["--box", "0,0,40,40", "-o", str(cut)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if "warning" in line]
+    assert warned == [f"mattekit: warning: {cut}: {EMPTY}--model with another model, or --box around the subject "
+                      f"or --point on it."], done.stderr
+    alpha = io.read_image(cut).pixels[..., 3]
+    assert alpha.shape == (450, 600) and not alpha.any()
+    done = subprocess.run(run + ["--box", "150,0,450,450", "-o", str(tmp_path / "person.png")], capture_output=True,
+                          text=True)
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+
+
+def test_the_python_api_warns_of_a_fully_transparent_result(shared, tmp_path, monkeypatch):
+    """Item 9 in Python: a UserWarning naming the file (or, for arrays, none), the options in Python's words."""
+    import mattekit
+
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    photo = tmp_path / "photo.jpg"
+    photo.symlink_to(shared / "data/grabcut50/im/person1.jpg")
+    with pytest.warns(UserWarning) as caught:
+        target = mattekit.remove_background(photo, model="sinet-portrait", box=(0, 0, 40, 40))
+        alpha = mattekit.remove_background(io.read_image(photo).pixels, model="sinet-portrait", box=(0, 0, 40, 40),
+                                           result="alpha")
+    assert target == tmp_path / "photo_cutout.png" and not alpha.any()
+    tail = "model= with another model, or box= around the subject or point= on it."
+    assert [str(w.message) for w in caught] == [f"{target}: {EMPTY}{tail}", EMPTY[:1].upper() + EMPTY[1:] + tail]
+
+
 # ------------------------------------------------------------------ item 10: flags, info -, the worker's words
 
 def test_debug_after_the_command_is_accepted(photo, capsys):

@@ -157,6 +157,12 @@ class Display:
         with self.lock:
             self._write(f"mattekit: {text}")
 
+    def warning(self, text: str) -> None:
+        """'mattekit: warning: TEXT' on a line of its own, above the bar on a terminal; shown when quiet too, as
+        mattekit's Python warnings are."""
+        with self.lock:
+            self._write(f"mattekit: warning: {text}")
+
     def close(self) -> None:
         """End the bar (a left one stays on screen)."""
         with self.lock:

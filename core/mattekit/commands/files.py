@@ -262,6 +262,10 @@ class Report:
         else:
             self.display(event, f"failed: {self.label(self.sources[event.item])} (the reason is below)")
 
+    def warn(self, target: Path, sentence: str) -> None:
+        """A note on the written ``target`` (its subject came out empty): one warning line naming it."""
+        self.display.warning(f"{self.label(target)}: {sentence}")
+
     def skip(self) -> None:
         self.skipped += 1
 
@@ -275,7 +279,8 @@ class Report:
 def run_files(args, planned: list[tuple[Path, Path]], runner, report: Report, data: dict | None = None) -> int:
     """Run ``runner`` (a :class:`mattekit.runner.Runner`) on every (input, output) of ``planned``
     (:func:`plan_outputs`; ``data``: the inputs that are no file, see :meth:`standard_streams.data`):
-    ``args.skip_existing`` honoured, one line per written file, one bar of images on a terminal for several
+    ``args.skip_existing`` honoured, one line per written file (and a warning for one whose subject came out
+    empty, :func:`mattekit.runner.transparent_note`), one bar of images on a terminal for several
     inputs (of tiles for one), ``args.threads`` torch threads per inference worker. A failing input is listed
     and the others are written (returns 1); a single input's failure is raised as it is."""
     single = len(planned) == 1
@@ -288,7 +293,8 @@ def run_files(args, planned: list[tuple[Path, Path]], runner, report: Report, da
         try:
             outcome = runner.files(planned, skip_existing=args.skip_existing, wrote=report.wrote, data=data,
                                    threads=getattr(args, "threads", None), steps=tiles.steps,
-                                   progress=lambda done, pair: images(pair[1]))
+                                   progress=lambda done, pair: images(pair[1]),
+                                   note=lambda pair, sentence: report.warn(pair[1], sentence))
         finally:
             report.display.close()
     report.skipped += outcome.skipped
