@@ -8,6 +8,7 @@ import sys
 import traceback
 import warnings
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 
 from ..io.formats import extension_of
@@ -276,20 +277,27 @@ class Report:
                   file=sys.stderr)
 
 
+SLOW = 5.0  # seconds one input may take before a run of one image shows that it is working on it
+
+
 def run_files(args, planned: list[tuple[Path, Path]], runner, report: Report, data: dict | None = None) -> int:
     """Run ``runner`` (a :class:`mattekit.runner.Runner`) on every (input, output) of ``planned``
     (:func:`plan_outputs`; ``data``: the inputs that are no file, see :meth:`standard_streams.data`):
     ``args.skip_existing`` honoured, one line per written file (and a warning for one whose subject came out
     empty, :func:`mattekit.runner.transparent_note`), one bar of images on a terminal for several
-    inputs (of tiles for one), ``args.threads`` torch threads per inference worker. A failing input is listed
-    and the others are written (returns 1); a single input's failure is raised as it is."""
+    inputs (of tiles for one; for one without tiles, a line once it takes :data:`SLOW` seconds), ``args.threads``
+    torch threads per inference worker. A failing input is listed and the others are written (returns 1); a single
+    input's failure is raised as it is."""
     single = len(planned) == 1
     found = [pair for pair in planned if args.skip_existing and pair[1].exists()]
     report.sources = {target: source for source, target in planned}
     images = Reporter(None if single else report.item, len(planned), "image", skipped=len(found))
     images.start()
-    # the tiles of one image: a bar on a terminal, no lines elsewhere
-    with shown(0, "tile", quiet=report.quiet or not (single and runner.task.progress), lines=False) as tiles:
+    # the tiles of one image: a bar on a terminal, no lines elsewhere; one image without tiles: a line once it takes
+    # long, its seconds counted on a terminal (SLOW seconds: Display.ticking)
+    untiled = single and not runner.task.progress
+    alone = report.display.ticking(f"working on {report.label(planned[0][0])}", after=SLOW) if untiled else nullcontext()
+    with shown(0, "tile", quiet=report.quiet or not (single and runner.task.progress), lines=False) as tiles, alone:
         try:
             outcome = runner.files(planned, skip_existing=args.skip_existing, wrote=report.wrote, data=data,
                                    threads=getattr(args, "threads", None), steps=tiles.steps,
