@@ -84,12 +84,14 @@ def test_a_300_character_output_name_is_one_sentence_naming_the_limit(photo, tmp
 
 
 def test_a_closed_pipe_ends_quietly_with_the_status_of_sigpipe(photo):
-    """Item 7: `mattekit enhance x -o - | true` printed "Internal error (BrokenPipeError ...)" and exit 1."""
+    """Item 7: `mattekit enhance x -o - | true` printed "Internal error (BrokenPipeError ...)" and exit 1 (and then,
+    exit 141 after 'wrote PNG to standard output', though nothing was)."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(f"{sys.executable} -m mattekit enhance {photo} -o - | true; exit ${{PIPESTATUS[0]}}",
                           shell=True, executable="/bin/bash", capture_output=True, env=env)
     err = done.stderr.decode()
     assert done.returncode == 141 and "error" not in err and "Traceback" not in err, err
+    assert "wrote" not in err, err  # nothing reached standard output: no line says it was written
 
 
 # ------------------------------------------------------------------ item 8: special files and raw names

@@ -241,10 +241,11 @@ def summarise_failures(failures: list[Path], total: int) -> int:
 class Report:
     """What a per-file run tells the user on stderr (through one :class:`mattekit.progress.Display`): one line per
     written file (with its count, '[3/10]', off a terminal; above the bar of images on one) and the skipped ones
-    (``quiet``: nothing but errors). ``label(path)`` names a file in messages (see :func:`standard_streams`)."""
+    (``quiet``: nothing but errors). ``label(path)`` names a file in messages, ``deliver()`` sends a result bound for
+    standard output before its line says it was written (see :func:`standard_streams`)."""
 
-    def __init__(self, quiet: bool = False, label=str):
-        self.quiet, self.skipped = quiet, 0
+    def __init__(self, quiet: bool = False, label=str, deliver=lambda: None):
+        self.quiet, self.skipped, self.deliver = quiet, 0, deliver
         self.label = lambda path: printable(label(path))
         self.display = Display(quiet=quiet)
         self.written: set[Path] = set()
@@ -309,6 +310,7 @@ def run_files(args, planned: list[tuple[Path, Path]], runner, report: Report, da
     if single and outcome.failed:
         raise outcome.failed[0][1]
     if single and report.written:
+        report.deliver()  # (a reader of standard output that has gone: BrokenPipeError, and no 'wrote' line)
         report.display.note(f"wrote {report.label(planned[0][1])}")
     for (source, _), exc in outcome.failed:
         sentence = printable(failure_sentence(exc, getattr(args, "debug", False)))
@@ -373,6 +375,7 @@ class standard_streams:
         self.folder: Path | None = None
         self.stdin: Path | None = None
         self.stdout: Path | None = None
+        self.delivered = False
         self._bytes = b""
 
     def __enter__(self) -> "standard_streams":
@@ -415,14 +418,20 @@ class standard_streams:
             return f"{self.stdout.suffix[1:].upper()} to standard output"
         return str(path)
 
+    def deliver(self) -> None:
+        """The result bound for standard output, written there (once; nothing when there is none yet)."""
+        if self.stdout is not None and self.stdout.is_file() and not self.delivered:
+            self.delivered = True
+            sys.stdout.flush()
+            sys.stdout.buffer.write(self.stdout.read_bytes())
+            sys.stdout.buffer.flush()
+
     def __exit__(self, kind, exc, tb) -> None:
         import shutil
 
         try:
-            if kind is None and self.stdout is not None and self.stdout.is_file():
-                sys.stdout.flush()
-                sys.stdout.buffer.write(self.stdout.read_bytes())
-                sys.stdout.buffer.flush()
+            if kind is None:
+                self.deliver()
         finally:
             if self.folder is not None:
                 shutil.rmtree(self.folder, ignore_errors=True)
