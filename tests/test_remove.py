@@ -340,6 +340,65 @@ def test_a_box_alone_cuts_the_plain_answer(two_subjects):
     assert not excluded[masks["left"] >= 128].any() and _picked(excluded, masks)["right"] > 0.75
 
 
+@pytest.fixture
+def missed_subject(shared, mirror):
+    """(two grabcut50 photos side by side as float RGB, {"left"|"right": its 0/128/255 mask}) where u2netp's answer on
+    the whole photo picks the right subject (153077) and leaves the left one (106024) out."""
+    from mattekit.bench import hints as bench_hints
+
+    photos = [io.read_image(shared / "data/grabcut50/im" / f"{name}.jpg").pixels[..., :3] / 255.0
+              for name in ("106024", "153077")]
+    image, left, right = bench_hints.side_by_side(*photos, gt_mask(shared, "106024.jpg"), gt_mask(shared, "153077.jpg"))
+    return image.astype(np.float32), {"left": left, "right": right}
+
+
+def test_a_box_finds_the_subject_the_whole_answer_missed(missed_subject):
+    """A box alone around the subject the whole photo's answer left out gives that subject (the network answers the
+    box's region), where cutting the whole answer to the box gave nothing; a box around the subject it picked still
+    gives exactly that answer cut to the box."""
+    from mattekit import runtime
+    from mattekit.bench.hints import gt_box
+
+    image, masks = missed_subject
+    predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
+
+    def run(**hint):
+        options = segment.TASK.make_options({"model": "u2netp", "result": "alpha", **hint})
+        return segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
+
+    plain = run()
+    assert _picked(plain, masks)["left"] < 0.05 and _picked(plain, masks)["right"] > 0.5
+    boxes = {side: gt_box(gt, side) for side, gt in masks.items()}
+    missed = run(box=",".join(map(str, boxes["left"])))
+    assert _picked(missed, masks)["left"] > 0.9 and _picked(missed, masks)["right"] == 0.0
+    x0, y0, x1, y1 = boxes["right"]
+    picked = run(box=f"{x0},{y0},{x1},{y1}")
+    cut = np.zeros_like(plain)
+    cut[y0:y1, x0:x1] = plain[y0:y1, x0:x1]
+    assert np.array_equal(picked, cut)
+
+
+def test_a_click_alone_finds_the_subject_the_whole_answer_missed(missed_subject):
+    """An include point alone on the subject the whole photo's answer left out gives that subject (the network
+    answers a window around the point), not the other one; a point on the picked subject keeps its part."""
+    from mattekit import runtime
+    from mattekit.bench.hints import gt_point
+
+    image, masks = missed_subject
+    predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
+
+    def run(**hint):
+        options = segment.TASK.make_options({"model": "u2netp", "result": "alpha", **hint})
+        return segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
+
+    x, y = gt_point(masks["left"])
+    missed = _picked(run(point=f"{x},{y}"), masks)
+    assert missed["left"] > 0.75 and missed["right"] == 0.0, missed
+    x, y = gt_point(masks["right"])
+    picked = _picked(run(point=f"{x},{y}"), masks)
+    assert picked["right"] > 0.45 and picked["left"] == 0.0, picked
+
+
 def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     """With a focused box, prepare gives the region's input and the whole photo's as one 2-row batch, so the runner's
     inference stage runs the network once; the answer equals the one made with the whole photo run on its own

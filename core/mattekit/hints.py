@@ -8,8 +8,8 @@ The segmentation model runs on the hinted region (:func:`region`) so the subject
 input; :func:`colour_refine` decides the pixels the model was unsure of by the colours of the
 subject and the background (GrabCut); :func:`constrain` then keeps what the hint says: nothing outside the box or the hint
 mask's neighbourhood, only the parts connected to include points, nothing connected to an
-exclude point; :func:`with_plain_answer` joins the whole image's answer to the region's when the whole image's
-subject lies in the box. Pure numpy/OpenCV; no torch.
+exclude point; a box alone keeps the whole image's answer when that answer's subject lies in the box
+(:func:`share_in_box`), and :func:`with_plain_answer` joins it to the region's answer when the box is focused. Pure numpy/OpenCV; no torch.
 """
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ POINT_RADIUS = 0.01  # a point marks a disc of this fraction of the image's size
 MISSED_RADIUS = 0.05  # around an include point the model missed, a disc of this fraction is probably subject
 CONTAINED = 0.95  # the plain answer joins a box's answer only when this share of its subject lies in the box
 #                   (chosen on the tuning halves with IS-Net, U2-Netp and CSNet: docs/benchmarks.md, the box fallback)
+WINDOW = 0.5  # an include point alone that the whole image's answer missed: the model looks at a window around it
+#               of this share of the image's width and height (chosen on the tuning halves over 0.3 and 0.7)
+PICKED = 0.8  # a box alone cuts the whole photo's answer when this share of its subject lies in the box, else the
+#               region's answer leads (chosen on the tuning halves, two-subject composites and single photos:
+#               docs/benchmarks.md, the subject the user means)
 
 
 @dataclass(frozen=True)
@@ -207,13 +212,30 @@ def with_plain_answer(mask: np.ndarray, plain: np.ndarray, hint: Hint, contained
     selected), when at least ``contained`` of ``plain``'s subject (above 0.5) lies in the box: the whole image's
     answer then saw the same subject with its surroundings, and the region's answer may have cut off a part (a tail
     at the box's edge) or lost the subject in clutter. ``mask`` as it is without a box or otherwise."""
-    subject = plain >= 0.5
-    if hint.box is None or not subject.any():
-        return mask
-    x0, y0, x1, y1 = hint.box
-    if np.count_nonzero(subject[y0:y1, x0:x1]) < contained * np.count_nonzero(subject):
+    if share_in_box(plain, hint) < contained:
         return mask
     return np.maximum(mask, constrain(plain, hint, select=False))
+
+
+def around(hint: Hint, height: int, width: int, share: float = WINDOW) -> Hint:
+    """A hint holding only a box around ``hint``'s include points (some), reaching ``share`` / 2 of the image's width
+    and height beyond them on each side, clipped to the image: where to look for a subject the whole image's answer
+    left out at those points."""
+    xs, ys = [x for x, _ in hint.include], [y for _, y in hint.include]
+    reach_x, reach_y = share * width / 2, share * height / 2
+    return Hint(box=(max(0, int(min(xs) - reach_x)), max(0, int(min(ys) - reach_y)),
+                     min(width, int(max(xs) + reach_x) + 1), min(height, int(max(ys) + reach_y) + 1)))
+
+
+def share_in_box(plain: np.ndarray, hint: Hint) -> float:
+    """The share (0-1) of ``plain``'s subject (H x W [0,1], above 0.5) that lies in the hint's box; 0 when it has no
+    subject or the hint no box."""
+    subject = plain >= 0.5
+    total = np.count_nonzero(subject)
+    if hint.box is None or total == 0:
+        return 0.0
+    x0, y0, x1, y1 = hint.box
+    return np.count_nonzero(subject[y0:y1, x0:x1]) / total
 
 
 def _disc_radius(height: int, width: int) -> int:

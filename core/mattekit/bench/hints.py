@@ -11,6 +11,8 @@ Layouts: ``im/NAME.* + gt/NAME.png`` (grabcut50; 128 = ignore band), or DAVIS (`
 ``gt/SEQ/*.png``), of which each sequence's first frame is taken (``--every N``: every Nth frame, the first
 included). Images are split in sorted order: even-indexed ones are the tuning half (where defaults may be chosen),
 odd-indexed ones the report half; DAVIS frames by their sequence's index, so a sequence's frames share a half.
+``--composites`` makes two-subject photos of a set (:func:`composite_pairs`: never across the halves), on which the
+whole photo's answer often picks the other subject than the one hinted.
 """
 from __future__ import annotations
 
@@ -28,14 +30,16 @@ from .segment import HALVES, half_of, pairs
 
 MAX_MARGIN = 0.15  # a derived box's margin: uniform in [0, MAX_MARGIN] of the subject's size per side
 MISS, HIT = 0.3, 0.7  # IoU below MISS is a miss, above HIT a hit
-HINTS = ("none", "none clipped", "box", "box focus", "box + point", "paper rect")  # "none clipped": no hint, alpha
-# zeroed outside the box (what a box alone gives, "box", by construction); "box focus": remove --box --box-focus
+HINTS = ("none", "none clipped", "box", "box focus", "box + point", "paper rect", "point")  # "none clipped": no hint,
+# alpha zeroed outside the box (what a box alone gives where the model's subject lies in the box); "box focus": remove
+# --box --box-focus; "point": an include point alone (composites)
 
 
 def add_parser(kinds) -> None:
     p = kinds.add_parser("hints", help="IoU of remove without a hint (also clipped to the box), with a box (also "
                          "focused: --box-focus) and with a box and a point "
-                         "derived from the ground truth (grabcut50 or DAVIS first frames)")
+                         "derived from the ground truth (grabcut50 or DAVIS first frames), or on two-subject "
+                         "composites of them")
     p.add_argument("--data", required=True, help="folder with im/NAME.* + gt/NAME.png (grabcut50; rect/ used when "
                    "present), or DAVIS's im/SEQ/ + gt/SEQ/ (each sequence's first frame)")
     p.add_argument("--model", action="append", help="segmentation model (repeatable); default: csnet-sod")
@@ -46,6 +50,8 @@ def add_parser(kinds) -> None:
     p.add_argument("--no-matting", action="store_true", help="score remove --no-matting (several times faster; "
                    "the IoU at 0.5 moves little)")
     p.add_argument("--per-image", action="store_true", help="also print each image's IoU per hint")
+    p.add_argument("--composites", action="store_true", help="score two-subject photos made of the set's own: each "
+                   "photo beside the next of its half, a box, a focused box and a point on each subject in turn")
     p.set_defaults(func=run)
 
 
@@ -107,6 +113,30 @@ def rect_box(path: Path) -> tuple[int, int, int, int] | None:
     return int(left), int(top), int(right), int(bottom)
 
 
+def side_by_side(left: np.ndarray, right: np.ndarray, left_gt: np.ndarray, right_gt: np.ndarray):
+    """Two photos as one, the right one scaled to the left one's height (area filter; its mask by nearest
+    neighbour): (H x (W1 + W2) x 3 image, the left subject's mask, the right subject's mask), each mask H x
+    (W1 + W2) uint8 0/128/255 with 0 over the other photo. Its two subjects compete for the model's attention:
+    the photo a user boxes one of them in."""
+    height = left.shape[0]
+    width = max(1, int(round(right.shape[1] * height / right.shape[0])))
+    image = np.concatenate([left[..., :3], cv2.resize(right[..., :3], (width, height), interpolation=cv2.INTER_AREA)], 1)
+    scaled = cv2.resize(right_gt, (width, height), interpolation=cv2.INTER_NEAREST)
+    return (image, np.concatenate([left_gt, np.zeros_like(scaled)], 1),
+            np.concatenate([np.zeros_like(left_gt), scaled], 1))
+
+
+def composite_pairs(rows: list[tuple[Path, Path, str]]) -> list[tuple[tuple[Path, Path], tuple[Path, Path], str]]:
+    """Pairs of ``rows`` (image, mask, half) from one half each: in sorted order, each photo with the next of its
+    half (the last with the first), so each photo is once on the left and once on the right and no composite mixes
+    the halves. ((left image, left mask), (right image, right mask), half)."""
+    out = []
+    for half in HALVES:
+        mine = [(image, gt) for image, gt, h in rows if h == half]
+        out += [(mine[i], mine[(i + 1) % len(mine)], half) for i in range(len(mine)) if len(mine) > 1]
+    return out
+
+
 def hints_for(image_path: Path, gt: np.ndarray, data: Path) -> dict[str, dict]:
     """{hint name: remove's options for it} of one image (see :data:`HINTS`; "paper rect" only with rect/)."""
     box = ",".join(map(str, gt_box(gt, image_path.stem)))
@@ -119,23 +149,49 @@ def hints_for(image_path: Path, gt: np.ndarray, data: Path) -> dict[str, dict]:
     return found
 
 
-def measure(model: str, rows: list[tuple[Path, Path, str]], data: Path, device: str = "auto", matting: bool = True) -> dict:
-    """{image name: {hint name: IoU}} of remove --result alpha (``matting``: its default) with ``model`` on ``rows``."""
+def cases(rows: list[tuple[Path, Path, str]], data: Path, composites: bool = False):
+    """(name, half, image H x W x 3, ground truth H x W uint8, box seed, {hint name: remove's options}) of each
+    image of ``rows``, or with ``composites`` of each subject of each :func:`composite_pairs` photo
+    (:func:`side_by_side`; its hints: none, a box and a focused box on that subject, a point on it alone)."""
+    def read(path):
+        return io.read_image(path).pixels[..., :3]
+
+    if not composites:
+        for image_path, gt_path, half in rows:
+            gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
+            yield (f"{image_path.parent.name}/{image_path.name}", half, read(image_path), gt, image_path.stem,
+                   hints_for(image_path, gt, data))
+        return
+    for (left, left_gt), (right, right_gt), half in composite_pairs(rows):
+        image, *subjects = side_by_side(ops.unit_float(read(left)), ops.unit_float(read(right)),
+                                        *(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in (left_gt, right_gt)))
+        for side, gt in zip(("left", "right"), subjects):
+            seed = f"{left.stem}+{right.stem}:{side}"
+            box = ",".join(map(str, gt_box(gt, seed)))
+            x, y = gt_point(gt)
+            yield (f"{seed}", half, image, gt, seed, {"none": {}, "box": {"box": box},
+                                                      "box focus": {"box": box, "box_focus": True},
+                                                      "point": {"point": f"{x},{y}"}})
+
+
+def measure(model: str, rows: list[tuple[Path, Path, str]], data: Path, device: str = "auto", matting: bool = True,
+            composites: bool = False) -> dict:
+    """{case name: (half, {hint name: IoU})} of remove --result alpha (``matting``: its default) with ``model`` on
+    :func:`cases`."""
     predictor = runtime.ModelCache().get(model, "segment", device)
     found = {}
-    with shown(len(rows), "image") as report:  # on stderr: a bar on a terminal, a line per image elsewhere
-        for image_path, gt_path, _ in rows:
-            image = io.read_image(image_path).pixels[..., :3]
-            gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
+    count = len(rows) * (2 if composites else 1)
+    with shown(count, "subject" if composites else "image") as report:  # a bar on a terminal, a line per image elsewhere
+        for name, half, image, gt, seed, hinted in cases(rows, data, composites):
             scores = {}
-            for name, hint in hints_for(image_path, gt, data).items():
+            for hint_name, hint in hinted.items():
                 options = segment.TASK.make_options({"model": model, "result": "alpha", "matting": matting, **hint})
                 alpha = segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
-                scores[name] = metrics.iou(alpha, gt)
-                if name == "none":  # what a box must beat: the plain answer with everything outside the box cut away
-                    scores["none clipped"] = metrics.iou(clipped(alpha, gt_box(gt, image_path.stem)), gt)
-            found[f"{image_path.parent.name}/{image_path.name}"] = scores
-            report(image_path.name)
+                scores[hint_name] = metrics.iou(alpha, gt)
+                if hint_name == "none":  # what a box must beat: the plain answer with everything outside the box cut away
+                    scores["none clipped"] = metrics.iou(clipped(alpha, gt_box(gt, seed)), gt)
+            found[name] = (half, scores)
+            report(name)
     return found
 
 
@@ -170,20 +226,21 @@ def run(args) -> int:
         raise MattekitError(f"{data} has no images to measure.")
     count = {h: sum(half == h for *_, half in rows) for h in HALVES}
     unit = " sequences' frames" if rows[0][0].parent != data / "im" else ""
+    made = (f"; composites: each photo beside the next of its half (the right one scaled to the left one's height), "
+            f"each of the two subjects in turn the one hinted and scored" if args.composites else "")
     print(f"bench hints on {data}: {len(rows)} images in sorted order; tuning half = even-indexed{unit} "
-          f"({count['tuning']}), report half = odd-indexed{unit} ({count['report']}); box = ground-truth box + 0-{MAX_MARGIN:.0%} margin per side, "
-          f"point = the subject pixel farthest from its boundary; miss = IoU < {MISS}, hit = IoU > {HIT}; "
-          f"remove --result alpha{' --no-matting' if args.no_matting else ''}")
+          f"({count['tuning']}), report half = odd-indexed{unit} ({count['report']}){made}; box = ground-truth box + "
+          f"0-{MAX_MARGIN:.0%} margin per side, point = the subject pixel farthest from its boundary; miss = IoU < "
+          f"{MISS}, hit = IoU > {HIT}; remove --result alpha{' --no-matting' if args.no_matting else ''}")
     width = max(14, *(len(m) + 1 for m in models))  # the model column: a name and a space
     print(f"{'model':{width}}{'hint':14}{'half':8}{'images':>7}{'IoU':>9}{'miss->hit':>11}")
     for model in models:
-        found = measure(model, rows, data, args.device, not args.no_matting)
-        halves = dict(zip(found, (half for *_, half in rows)))
+        found = measure(model, rows, data, args.device, not args.no_matting, args.composites)
         if args.per_image:
-            for name, scores in found.items():
-                print(f"  {model} {halves[name]} {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+            for name, (half, scores) in found.items():
+                print(f"  {model} {half} {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
         for half in HALVES:
-            per_image = [scores for name, scores in found.items() if halves[name] == half]
+            per_image = [scores for mine, scores in found.values() if mine == half]
             for hint, (mean, turned) in summary(per_image).items():
                 shown = "-" if turned is None else f"{turned:.3f}"
                 images = sum(hint in s for s in per_image)

@@ -2,7 +2,8 @@
 folder that declares no task): their options (:class:`SubjectOptions`), the hint, the models that answer it and the
 subject's alpha. Arrays as the registry's (H x W x C sRGB images in [0, 1], H x W alphas).
 
-Without a hint model a box alone cuts the whole image's answer (:func:`cuts_only`); otherwise the segmentation
+Without a hint model a box alone cuts the whole image's answer when that answer's subject lies in the box, and
+otherwise the network answers the box's region (:func:`box_alone`); with another hint the segmentation
 network runs on the hinted region (:func:`mattekit.masks.hinted_input`; with a box also on the whole image, in the
 same network call, whose answer joins the region's when its subject lies in the box:
 :func:`mattekit.hints.with_plain_answer`); with
@@ -30,11 +31,11 @@ class SubjectOptions(ModelOptions):
     matting: bool = option(True, "matte the mask's uncertain edge into a soft alpha (hair, fur); off: the "
                            "mask is the alpha and colours are not decontaminated")
     box: str | None = option(None, "the subject lies in this box: x0,y0,x1,y1 in pixels (x1, y1 exclusive); nothing "
-                             "outside it is kept (alone, or with exclude points: the whole image's answer cut to the box, "
-                             "never worse than no box; see --box-focus)", label="Box")
-    box_focus: bool = option(False, "with a box: the model also looks at the box's region, magnified, and the two "
-                             "answers join (finds a small subject, or one the whole image's answer misses; may take "
-                             "clutter in the box for the subject)", label="Focus on the box")
+                             "outside it is kept (alone, or with exclude points: the whole image's answer cut to the box "
+                             "when its subject lies in the box, else the model's answer on the box's region)", label="Box")
+    box_focus: bool = option(False, "with a box: the model always looks at the box's region, magnified, and the "
+                             "whole image's answer joins it when its subject lies in the box (finer on a small subject; "
+                             "may take clutter in the box for the subject)", label="Focus on the box")
     point: str | None = option(None, "a point x,y on the subject (repeatable): only the parts connected to these "
                                "points are kept", repeat=True, label="Include points")
     exclude: str | None = option(None, "a point x,y not on the subject (repeatable): the part there is left out",
@@ -85,23 +86,44 @@ def needs(options: SubjectOptions, given: set[str]) -> dict[str, str]:
     return {"hint_model": "prompt"} if prompted(options, given) else {"model": segment_or_matte(options.model)}
 
 
-def cuts_only(hint: hints.Hint, options: SubjectOptions) -> bool:
-    """Whether the hint only cuts the whole image's answer: a box, with exclude points or none, no include point nor
-    hint mask (which say where in the box to look), and no ``box_focus``."""
+def box_alone(hint: hints.Hint, options: SubjectOptions) -> bool:
+    """Whether the hint is a box alone: with exclude points or none, no include point nor hint mask (which say where
+    in the box to look), and no ``box_focus``. The network first answers the whole image (:func:`_box_alone`)."""
     return hint.box is not None and not hint.include and hint.mask is None and not options.box_focus
+
+
+def _box_alone(models, inputs, options: SubjectOptions, hint: hints.Hint, prediction):
+    """The alpha for a box alone from the network's answer on the whole image: that answer cut to the box (nothing
+    outside it nor at an exclude point's part) when at least :data:`mattekit.hints.PICKED` of its subject lies in
+    the box, as without a box; otherwise the whole image's answer picked another subject, and the network answers
+    the box's region (a second call, as with ``box_focus``). A matting network's alpha is always cut."""
+    image = inputs["image"]
+    if models["model"].entry.task == "segment":
+        upsampling = masks.upsampling_of(models)
+        plain = masks.mask_from_prediction(image, prediction, options.refine, upsampling=upsampling)
+        if hints.share_in_box(plain, hint) < hints.PICKED:
+            x, context = masks.hinted_input(models["model"], image, hint)
+            mask = masks.hinted_mask(image, models["model"](x), options.refine, context, colour=options.colour,
+                                     upsampling=upsampling)
+            return masks.alpha_from_mask(image, mask, options.matting, in_place=True)
+        found = masks.alpha_from_mask(image, plain, options.matting, in_place=True)
+    else:
+        found = alpha(models, inputs, options, None, prediction)
+    return hints.constrain(found, hint, select=False)
 
 
 def prepare(models, inputs: dict, options: SubjectOptions) -> tuple:
     """The network input for the image, or for the hinted region of it (context: the hint and that region, None for
-    the whole image: :func:`cuts_only`), 1 x C x h x w; with a box that does not only cut and a segmentation model,
+    the whole image), 1 x C x h x w; with a box and more (include points, a hint mask, ``box_focus``) and a segmentation model,
     2 x C x h x w: the whole image's input after the region's, so the runner infers both in one call (:func:`alpha`
     joins their answers), unless the region is the whole image or the model's input size follows the image's and
-    the two differ in shape; with the hint model, no network input (context: the hint)."""
+    the two differ in shape; for a box alone the whole image's input (context: the hint and None, :func:`box_alone`);
+    with the hint model, no network input (context: the hint)."""
     hint = hint_of(inputs, options)
     if "hint_model" in models:
         return None, hint
     predictor = models["model"]
-    if cuts_only(hint, options):
+    if box_alone(hint, options):
         return predictor.prepare(inputs["image"]), (hint, None)
     x, context = masks.hinted_input(predictor, inputs["image"], hint)
     if hint.box is not None and predictor.entry.task == "segment" and not _whole(context, inputs["image"]):
@@ -118,14 +140,27 @@ def _whole(context, image) -> bool:
     return context[1] == (0, 0, *image.shape[:2])
 
 
+def _around_missed_points(models, image, options: SubjectOptions, context, prediction) -> tuple:
+    """(context, prediction) of the network's answer for the hint of ``context``: for include points alone (no box
+    nor hint mask) of which one lands on the whole image's background, the answer on a window around the points
+    (:func:`mattekit.hints.around`: a second network call), where the subject the user means can lead; otherwise the
+    given ones."""
+    hint = context[0]
+    if hint.box is not None or hint.mask is not None or not hint.include:
+        return context, prediction
+    plain = masks.mask_from_prediction(image, prediction, options.refine, upsampling=masks.upsampling_of(models))
+    if all(plain[y, x] >= 0.5 for x, y in hint.include):
+        return context, prediction
+    x, (_, region) = masks.hinted_input(models["model"], image, hints.around(hint, *image.shape[:2]))
+    return (hint, region), models["model"](x)
+
+
 def alpha(models, inputs, options: SubjectOptions, context, prediction):
     """The subject's alpha, H x W float32 in [0, 1]: the hint model's mask, or the network's, matted at its edge;
     a matting network's own alpha."""
     image = inputs["image"]
-    if "hint_model" not in models and context is not None and context[1] is None:  # a box that only cuts
-        # (cuts_only): the whole image's alpha as without a hint, nothing outside the box nor at an exclude point's part
-        plain = alpha(models, inputs, options, None, prediction)
-        return hints.constrain(plain, context[0], select=False)
+    if "hint_model" not in models and context is not None and context[1] is None:  # a box alone (box_alone)
+        return _box_alone(models, inputs, options, context[0], prediction)
     if "hint_model" in models:
         mask = prompting.prompted_mask(models["hint_model"].net, image, context)
         found = prompting.keep_allowed(masks.alpha_from_mask(image, mask, options.matting, in_place=True), context)
@@ -133,6 +168,8 @@ def alpha(models, inputs, options: SubjectOptions, context, prediction):
         # model's own pipeline does (as `matte --model` gives it), neither rounded, refined nor matted again
         found = masks.hinted_mask(image, prediction, False, context, soft=True, upsampling=masks.upsampling_of(models))
     else:
+        if context is not None:
+            context, prediction = _around_missed_points(models, image, options, context, prediction)
         mask = masks.hinted_mask(image, prediction, options.refine, context, colour=options.colour,
                                  upsampling=masks.upsampling_of(models))
         if context is not None and context[0].box is not None:  # the whole image's answer too, for what the box's
