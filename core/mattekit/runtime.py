@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from . import catalog as catalog_mod
-from . import engines, nets, ops, weights
+from . import engines, nets, ops, settings, weights
 from .catalog import InputSpec, ModelEntry
 from .errors import MattekitError
 
@@ -234,6 +234,9 @@ class ModelCache:
                 if entry.notice and entry.name not in _NOTICES_SHOWN:
                     print(f"mattekit: {entry.notice}", file=sys.stderr)
                     _NOTICES_SHOWN.add(entry.name)
+                unlicensed = cat.unlicensed_notice(entry, str(settings.config_path()))
+                if unlicensed and settings.first_time(f"unlicensed-{entry.name}"):  # once per user
+                    print(f"mattekit: {unlicensed}", file=sys.stderr)
                 self._loaded[key] = Predictor(entry, dev, weights_path, backend, precision)
             return self._loaded[key]
 
