@@ -14,7 +14,7 @@ from .metadata import Metadata, in_source_colours, without_personal
 from .picture import Picture
 from .read import read_image
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".exr"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".exr", ".heic", ".heif", ".avif"}
 WRITABLE = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".exr"}
 DEEP = {".png", ".tif", ".tiff"}  # formats that hold 16 bits per channel
 

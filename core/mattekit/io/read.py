@@ -6,7 +6,8 @@ straight alpha), sRGB-encoded (:class:`mattekit.io.picture.Picture`); ``read_ima
 supported file to that form, given its path, its bytes or a file object: one decoding either way
 (a path is opened and read as the decoders need it; bytes are read from memory).
 
-PNG, JPEG, TIFF, WebP, BMP (and whatever else Pillow opens) are read via Pillow, except the
+PNG, JPEG, TIFF, WebP, BMP, AVIF, HEIC/HEIF (pillow-heif's opener) and whatever else Pillow opens are read via
+Pillow, except the
 pixels of 16-bit colour PNG/TIFF and of float TIFF, which Pillow cuts to 8 bits or cannot open,
 come from OpenCV. EXIF orientation is applied. An embedded ICC profile is converted to sRGB for
 8-bit images (the source's own values are kept beside them, ``Picture.original``, for the outputs); 16-bit and
@@ -36,6 +37,7 @@ from typing import Iterator
 
 import cv2
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from mattekit import colour
@@ -48,6 +50,7 @@ from mattekit.io.tiff import tiff_size
 from mattekit.ops import unit_float
 from mattekit.provenance import from_xmp
 
+pillow_heif.register_heif_opener()  # HEIC/HEIF through libheif (its rotation and mirroring applied); AVIF is Pillow's own
 # mattekit checks declared sizes itself (pixel_budget), before decoding: Pillow's own bomb check,
 # fixed at 89 MP (warning) / 179 MP (error), would otherwise override MATTEKIT_MAX_PIXELS.
 Image.MAX_IMAGE_PIXELS = None
