@@ -234,10 +234,10 @@ class ModelCache:
                 if entry.notice and entry.name not in _NOTICES_SHOWN:
                     print(f"mattekit: {entry.notice}", file=sys.stderr)
                     _NOTICES_SHOWN.add(entry.name)
-                unlicensed = cat.unlicensed_notice(entry, str(settings.config_path()))
-                if unlicensed and settings.first_time(f"unlicensed-{entry.name}"):  # once per user
-                    print(f"mattekit: {unlicensed}", file=sys.stderr)
                 self._loaded[key] = Predictor(entry, dev, weights_path, backend, precision)
+                unlicensed = cat.unlicensed_notice(entry, str(settings.config_path()))  # once it runs: not before an
+                if unlicensed and settings.first_time(f"unlicensed-{entry.name}"):  # error; once per user
+                    print(f"mattekit: {unlicensed}", file=sys.stderr)
             return self._loaded[key]
 
     def for_task(self, task, options, given: set[str] = frozenset(), loaded: dict | None = None) -> dict:
