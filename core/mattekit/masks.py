@@ -7,7 +7,8 @@ and the matting keeps each pixel on the network's side of 0.5.
 - :func:`mask_from_prediction` - the prediction at full resolution (:func:`refine_mask`);
 - :func:`hinted_input` / :func:`hinted_mask` - the same for the region a user's hint outlines
   (:mod:`mattekit.hints`), pasted back and constrained by the hint;
-- :func:`alpha_from_mask` - the mask's uncertain edge matted (:mod:`mattekit.matting`) tile by tile;
+- :func:`alpha_from_mask` - the mask's uncertain edge matted (:mod:`mattekit.matting`) tile by tile, on the photo
+  shrunk to a working scale where the network saw it coarsely (:func:`working_scale`);
 
 Images are sRGB H x W x 3|4 (float32 in [0,1], or uint8/uint16 where said); predictions are
 1 x 1 x h x w tensors or h x w arrays in [0,1]; masks and alphas H x W float32 in [0,1].
