@@ -7,7 +7,8 @@ and the matting keeps each pixel on the network's side of 0.5.
 - :func:`mask_from_prediction` - the prediction at full resolution (:func:`refine_mask`);
 - :func:`hinted_input` / :func:`hinted_mask` - the same for the region a user's hint outlines
   (:mod:`mattekit.hints`), pasted back and constrained by the hint;
-- :func:`alpha_from_mask` - the mask's uncertain edge matted (:mod:`mattekit.matting`) tile by tile;
+- :func:`alpha_from_mask` - the mask's uncertain edge matted (:mod:`mattekit.matting`) tile by tile, on the photo
+  shrunk to a working scale where the network saw it coarsely (:func:`working_scale`);
 
 Images are sRGB H x W x 3|4 (float32 in [0,1], or uint8/uint16 where said); predictions are
 1 x 1 x h x w tensors or h x w arrays in [0,1]; masks and alphas H x W float32 in [0,1].
@@ -21,6 +22,7 @@ import numpy as np
 
 from . import hints, ops
 from .matting import trimap as trimaps
+from .matting.alpha import AlphaOptions, auto_scale, colour_linear_apply, colour_linear_fit, enlarged
 from .matting.entry import MattingOptions, alpha_from_mask as matte_edge
 
 # The uncertain band, in multiples of the upsampling factor (chosen on grabcut50's tuning half):
@@ -108,34 +110,107 @@ def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, sof
     return upsample(low, *image.shape[:2], upsampling)
 
 
-def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, in_place: bool = False) -> np.ndarray:
+def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, in_place: bool = False,
+                    detail: float = 1.0) -> np.ndarray:
     """The subject's alpha (H x W float32 [0,1]) for a full-resolution mask (H x W) of ``image`` (H x W x 3|4:
     float32 [0,1], or uint8/uint16, made float a window at a time): the mask itself, or
     with ``matting`` its uncertain edge matted (:func:`mattekit.matting.entry.alpha_from_mask`) in the
     ``MATTE_TILE`` blocks holding unsure pixels (one at a time, for the memory), each from a window with ``matte_margin`` px of context
-    and the whole photo's size-dependent choices. The matte decides how soft the edge is, not where it
+    and the whole photo's size-dependent choices. ``detail``: photo px per network px (:func:`detail_of`); where it
+    allows a working scale above 1 (:func:`working_scale`) the edge is matted on the photo and mask shrunk that many
+    times and carried back through the colours' local linear model (:func:`carried`), so the cost follows the edge's
+    length, not the photo's pixels. The matte decides how soft the edge is, not where it
     lies: a pixel keeps the mask's side of 0.5. ``in_place``: the alpha is written into ``mask`` (no
     full-size copy; the tiles' results wait until every window has read the mask)."""
     doubt = unsure(mask)
     if not matting or not doubt.any():
         return mask
+    scale = working_scale(detail, *mask.shape)
+    if scale == 1:
+        done = matted_tiles(image, mask, doubt)
+    else:
+        small_image, small_mask = ops.shrunk(image, scale), ops.shrunk(mask, scale)
+        small_alpha = round_sure(small_mask.copy())
+        for box, values in matted_tiles(small_image, small_mask, unsure(small_mask), auto_scale(*mask.shape) // scale):
+            small_alpha[box] = values
+        done = carried(image, small_image, small_mask, small_alpha, scale)
+    out = mask if in_place else mask.copy()
+    for box, values in done:
+        region = mask[box]
+        out[box] = np.where((values >= 0.5) == (region >= 0.5), values, region)
+    return out
+
+
+def matted_tiles(image: np.ndarray, mask: np.ndarray, doubt: np.ndarray,
+                 solve: int | None = None) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+    """(box, its matted alpha) for the ``MATTE_TILE`` blocks of ``mask`` (H x W) holding ``doubt`` (its unsure
+    pixels, H x W bool), each matted from a window of ``image`` with ``matte_margin`` px of context; ``solve``:
+    the solve's downscale (None: from the size, :class:`mattekit.matting.AlphaOptions`). One at a
+    time: a window's working set is ~60 bytes per pixel (~100 MB at 50 MP), so each thread's tile would add that
+    to the peak."""
     band = trimaps.band_width(*mask.shape)
     options = MattingOptions(band=band)
     margin = matte_margin(*mask.shape)
-
-    def matted(box):
+    done = []
+    for box in ops.tiles_holding(doubt, band, MATTE_TILE):
         window, inner = ops.grown(box, margin, mask.shape)
         colours = ops.unit_float(image[window][..., :3])
-        values = matte_edge(colours, mask[window], options, extent=mask.shape)[inner]
-        region = mask[box]
-        return box, np.where((values >= 0.5) == (region >= 0.5), values, region)
+        done.append((box, matte_edge(colours, mask[window], options, extent=mask.shape, solve=solve)[inner]))
+    return done
 
-    done = [matted(box) for box in ops.tiles_holding(doubt, band, MATTE_TILE)]  # one at a time: a window's working
-    # set is ~60 bytes per pixel (~100 MB at 50 MP), so each thread's tile would add that to the peak
-    out = mask if in_place else mask.copy()
-    for box, values in done:
-        out[box] = values
-    return out
+
+WORK = 2.0  # the finish's working resolution keeps at least this many pixels per network pixel
+
+
+def working_scale(detail: float, height: int, width: int) -> int:
+    """The finish's working scale for a height x width photo whose mask's finest detail is ``detail`` photo px
+    (per network px): the largest power of two ``s`` with ``s * WORK <= detail`` (the network put no detail finer
+    than its own pixels there) that keeps the working photo at least twice as fine, per side, as the matte's
+    solve on the whole photo (:func:`mattekit.matting.alpha.auto_scale`; the solve keeps that resolution,
+    :func:`matted_tiles`): the trimap and the colour samples see the hair the matte finds. At least 1: up to
+    6 MP the finish works at full size, then at half size, and from about 25 MP at a quarter (docs/benchmarks.md,
+    "The finish that follows the edge")."""
+    scale, solve = 1, auto_scale(height, width)
+    while 2 * scale * WORK <= detail and 4 * scale <= solve:
+        scale *= 2
+    return scale
+
+
+def detail_of(height: int, width: int, prediction) -> float:
+    """Photo px per network px for a prediction (1 x 1 x h x w tensor or h x w array) of a region of height x
+    width px: the larger of the two sides' ratios (the coarser one)."""
+    low = prediction.shape[-2:]
+    return max(height / low[0], width / low[1])
+
+
+def carried(image: np.ndarray, small_image: np.ndarray, small_mask: np.ndarray, small_alpha: np.ndarray,
+            scale: int) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+    """The alpha matted on the photo shrunk ``scale`` times (``small_alpha``, its mask ``small_mask`` and
+    colours ``small_image``, float32) carried to full size, as (box, alpha) for the ``TILE`` blocks of the photo
+    around the small mask's unsure pixels and the matte's partial ones: where the small alpha, enlarged
+    bilinearly, is partial, its local colour-linear model (:func:`mattekit.matting.alpha.colour_linear_fit`,
+    fitted on the small image around the block) is applied to the photo's own colours, so hair and edges land
+    on the full-size pixels; elsewhere the enlarged small alpha (0 or 1)."""
+    flags = unsure(small_mask) | ops.between(small_alpha, 0.0, 1.0)
+    h, w = image.shape[:2]
+    eps = AlphaOptions().upsample_eps
+    reach = 6  # small px around a block: the enlargement reads 2, the fit's two box means 1 each
+
+    def apply(small_box):
+        window, _ = ops.grown(small_box, reach, small_alpha.shape)
+        (ys, xs), (wy, wx) = small_box, window
+        box = (slice(ys.start * scale, min(h, ys.stop * scale)), slice(xs.start * scale, min(w, xs.stop * scale)))
+        at = (slice(box[0].start - wy.start * scale, box[0].stop - wy.start * scale),  # the box in the window's
+              slice(box[1].start - wx.start * scale, box[1].stop - wx.start * scale))  # enlargement
+        values = enlarged(small_alpha[window], scale, at)
+        partial = ops.between(values, 0.0, 1.0)
+        if partial.any():
+            coefficients = colour_linear_fit(small_image[window], small_alpha[window], eps)
+            colours = ops.unit_float(image[box][..., :3])
+            values = np.where(partial, colour_linear_apply(coefficients, scale, colours, at), values)
+        return box, values
+
+    return ops.each_tile(apply, ops.tiles_holding(flags, 1, max(1, TILE // scale)))
 
 
 def matte_margin(height: int, width: int) -> int:

@@ -191,6 +191,23 @@ def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> 
     return out.reshape((height, width) + x.shape[2:])
 
 
+def shrunk(x: np.ndarray, scale: int) -> np.ndarray:
+    """``x`` (H x W [x C], its pixels' channels contiguous; float [0,1] or uint8/uint16) shrunk ``scale`` times by
+    block means, float32 in [0,1]:
+    ceil(H / scale) x ceil(W / scale); the last row and column of blocks average what is left over. The one
+    full-size pass is OpenCV's area resize of the integers, so no float copy of the photo is made."""
+    h, w = x.shape[:2]
+    hs, ws = h // scale * scale, w // scale * scale
+    rows = []
+    for ys in (slice(0, hs), slice(hs, h)):
+        if ys.stop > ys.start:
+            parts = [cv2.resize(x[ys, xs], (-(-(xs.stop - xs.start) // scale), -(-(ys.stop - ys.start) // scale)),
+                                interpolation=cv2.INTER_AREA)
+                     for xs in (slice(0, ws), slice(ws, w)) if xs.stop > xs.start]
+            rows.append(np.concatenate([p.reshape(p.shape[:2] + x.shape[2:]) for p in parts], axis=1))
+    return unit_float(np.concatenate(rows, axis=0)).astype(np.float32, copy=False)
+
+
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float, subsample: int = 1) -> np.ndarray:
     """Edge-preserving smoothing of ``src`` that follows the edges of ``guide`` (He et al.'s guided filter).
 

@@ -331,17 +331,12 @@ def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, ite
     return alpha
 
 
-def colour_linear_upsample(small_image: np.ndarray, small_alpha: np.ndarray, image: np.ndarray,
-                           eps: float = 1e-5, radius: int = 1, box: tuple[slice, slice] | None = None) -> np.ndarray:
-    """Carry an alpha from a downscaled image to the full image through the local colour-linear model.
-
-    ``small_image`` must be ``image`` (padded to a multiple of the factor) shrunk by an integer
-    factor. In each (2r+1)^2 window of the small image, alpha is fitted as ``a . I + b`` (a
-    ridge regression with ``eps``: the guided filter's coefficients); the coefficients are
-    averaged over the windows holding each pixel, upsampled bilinearly and applied to the
-    full-size colours. ``box`` (row and column slices of the full image) limits the output to
-    that region. Returns float32 (H x W, or the box's size) clipped to [0, 1].
-    """
+def colour_linear_fit(small_image: np.ndarray, small_alpha: np.ndarray, eps: float = 1e-5,
+                      radius: int = 1) -> list[np.ndarray]:
+    """The local colour-linear model of an alpha on a downscaled image (h x w x 3 and h x w, float32):
+    in each (2r+1)^2 window alpha is fitted as ``a . I + b`` (a ridge regression with ``eps``: the
+    guided filter's coefficients), and the coefficients are averaged over the windows holding each
+    pixel. Returns [a_r, a_g, a_b, b], four h x w float32 planes (:func:`colour_linear_apply` uses them)."""
     k = 2 * radius + 1
 
     def mean(x):
@@ -362,18 +357,30 @@ def colour_linear_upsample(small_image: np.ndarray, small_alpha: np.ndarray, ima
     coef = [(c11 * x + c12 * y + c13 * z) * inv_det, (c12 * x + c22 * y + c23 * z) * inv_det,
             (c13 * x + c23 * y + c33 * z) * inv_det]
     coef.append(mp - coef[0] * mi[0] - coef[1] * mi[1] - coef[2] * mi[2])
-    # Upsample the averaged coefficients over the box (grown by 2 small pixels so that the
-    # bilinear interpolation inside it is the same as for the whole image) and apply them.
-    h, w = image.shape[:2]
-    hs, ws = p.shape
-    f = -(-h // hs)
-    ys, xs = box or (slice(0, h), slice(0, w))
+    return [mean(c) for c in coef]
+
+
+def enlarged(plane: np.ndarray, factor: int, box: tuple[slice, slice]) -> np.ndarray:
+    """``plane`` (h x w [x C], a photo shrunk ``factor`` times, its last row and column holding what was
+    left over) enlarged ``factor`` times bilinearly, only inside ``box`` (row and column slices of the
+    full size): the same values as enlarging it all, then cropping (the plane is read 2 pixels around)."""
+    ys, xs = box
+    hs, ws = plane.shape[:2]
+    f = factor
     y0, y1 = max(0, ys.start // f - 2), min(hs, -(-ys.stop // f) + 2)
     x0, x1 = max(0, xs.start // f - 2), min(ws, -(-xs.stop // f) + 2)
     inner = (slice(ys.start - y0 * f, ys.stop - y0 * f), slice(xs.start - x0 * f, xs.stop - x0 * f))
     size = ((x1 - x0) * f, (y1 - y0) * f)
-    a0, a1, a2, b = (cv2.resize(mean(c)[y0:y1, x0:x1], size, interpolation=cv2.INTER_LINEAR)[inner] for c in coef)
-    out = a0 * image[ys, xs, 0] + a1 * image[ys, xs, 1] + a2 * image[ys, xs, 2] + b
+    return cv2.resize(np.ascontiguousarray(plane[y0:y1, x0:x1]), size, interpolation=cv2.INTER_LINEAR)[inner]
+
+
+def colour_linear_apply(coefficients: list[np.ndarray], factor: int, colours: np.ndarray,
+                        box: tuple[slice, slice]) -> np.ndarray:
+    """Alpha in ``box`` (row and column slices of the full image) from :func:`colour_linear_fit`'s
+    coefficients of the image shrunk ``factor`` times, enlarged bilinearly (:func:`enlarged`) and applied
+    to the box's full-size ``colours`` (box's size x 3, float32 [0,1]): float32, clipped to [0, 1]."""
+    a0, a1, a2, b = (enlarged(c, factor, box) for c in coefficients)
+    out = a0 * colours[..., 0] + a1 * colours[..., 1] + a2 * colours[..., 2] + b
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
@@ -438,7 +445,9 @@ def estimate_alpha(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions 
                              size=size and size * small_image.shape[0] / image.shape[0])
     alpha = fg.astype(np.float32)
     ys, xs = _box(unknown, 0)
-    region = colour_linear_upsample(small_image, small_alpha, image, options.upsample_eps, box=(ys, xs))
+    factor = -(-image.shape[0] // small_image.shape[0])  # the halvings round up: exact multiples
+    coefficients = colour_linear_fit(small_image, small_alpha, options.upsample_eps)
+    region = colour_linear_apply(coefficients, factor, image[ys, xs], (ys, xs))
     alpha[ys, xs] = np.where(unknown[ys, xs], region, alpha[ys, xs])
     if options.refine > 0:
         alpha = solve_band(image, trimap, options, options.refine, start=alpha, guess=guess, size=size)

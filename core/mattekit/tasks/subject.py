@@ -179,5 +179,8 @@ def alpha(models, inputs, options: SubjectOptions, context, prediction):
                      if len(prediction) == 2 or _whole(context, image)
                      else masks.predict_mask(models["model"], image, options.refine))
             mask = hints.with_plain_answer(mask, plain, context[0])
-        found = masks.alpha_from_mask(image, mask, options.matting, in_place=True)
+        seen = image.shape[:2] if context is None or context[1] is None else (context[1][2] - context[1][0],
+                                                                            context[1][3] - context[1][1])
+        found = masks.alpha_from_mask(image, mask, options.matting, in_place=True,
+                                      detail=masks.detail_of(*seen, prediction))
     return found
