@@ -103,10 +103,14 @@ def _box_alone(models, inputs, options: SubjectOptions, hint: hints.Hint, predic
         plain = masks.mask_from_prediction(image, prediction, options.refine, upsampling=upsampling)
         if hints.share_in_box(plain, hint) < hints.PICKED:
             x, context = masks.hinted_input(models["model"], image, hint)
-            mask = masks.hinted_mask(image, models["model"](x), options.refine, context, colour=options.colour,
+            region = models["model"](x)
+            mask = masks.hinted_mask(image, region, options.refine, context, colour=options.colour,
                                      upsampling=upsampling)
-            return masks.alpha_from_mask(image, mask, options.matting, in_place=True)
-        found = masks.alpha_from_mask(image, plain, options.matting, in_place=True)
+            top, left, bottom, right = context[1]
+            return masks.alpha_from_mask(image, mask, options.matting, in_place=True,
+                                         detail=masks.detail_of(bottom - top, right - left, region))
+        found = masks.alpha_from_mask(image, plain, options.matting, in_place=True,
+                                      detail=masks.detail_of(*image.shape[:2], prediction))
     else:
         found = alpha(models, inputs, options, None, prediction)
     return hints.constrain(found, hint, select=False)
