@@ -84,12 +84,14 @@ def test_a_300_character_output_name_is_one_sentence_naming_the_limit(photo, tmp
 
 
 def test_a_closed_pipe_ends_quietly_with_the_status_of_sigpipe(photo):
-    """Item 7: `mattekit enhance x -o - | true` printed "Internal error (BrokenPipeError ...)" and exit 1."""
+    """Item 7: `mattekit enhance x -o - | true` printed "Internal error (BrokenPipeError ...)" and exit 1 (and then,
+    exit 141 after 'wrote PNG to standard output', though nothing was)."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(f"{sys.executable} -m mattekit enhance {photo} -o - | true; exit ${{PIPESTATUS[0]}}",
                           shell=True, executable="/bin/bash", capture_output=True, env=env)
     err = done.stderr.decode()
     assert done.returncode == 141 and "error" not in err and "Traceback" not in err, err
+    assert "wrote" not in err, err  # nothing reached standard output: no line says it was written
 
 
 # ------------------------------------------------------------------ item 8: special files and raw names
@@ -139,6 +141,85 @@ def test_names_are_printed_with_control_characters_and_undecodable_bytes_escaped
     Path(hostile).write_bytes(b"not an image")
     assert main(["enhance", hostile]) == 2
     assert "\\x1bcred\\nline\\xff.png" in error_line(capsys)
+
+
+# ------------------------------------------------------------------ item 9: a result with no subject
+
+EMPTY = "the result is fully transparent (no subject was found); try "
+
+
+@pytest.mark.slow
+def test_a_fully_transparent_cut_out_is_written_with_one_warning_line(shared, tmp_path, monkeypatch):
+    """Item 9: `remove photo.jpg --box` on an empty corner wrote a fully transparent cut-out without a word; the real
+    CLI now names the file in one warning line, writes it all the same and exits 0 (a found subject: no line, below)."""
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    photo, cut = shared / "data/grabcut50/im/person1.jpg", tmp_path / "corner.png"
+    run = [sys.executable, "-m", "mattekit", "remove", str(photo), "--model", "sinet-portrait", "--threads", "2"]
+    done = subprocess.run(run + ["--box", "0,0,40,40", "--hint-model", "none", "-o", str(cut)], capture_output=True,
+                          text=True)  # the segmentation model answers the box
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if "warning" in line]
+    assert warned == [f"mattekit: warning: {cut}: {EMPTY}--model with another model, or --box around the subject "
+                      f"or --point on it."], done.stderr
+    alpha = io.read_image(cut).pixels[..., 3]
+    assert alpha.shape == (450, 600) and not alpha.any()
+
+
+def test_the_python_api_warns_of_a_fully_transparent_result(shared, tmp_path, monkeypatch):
+    """Item 9 in Python: a UserWarning naming the file (or, for arrays, none), the options in Python's words."""
+    import mattekit
+
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    photo = tmp_path / "photo.jpg"
+    photo.symlink_to(shared / "data/grabcut50/im/person1.jpg")
+    with pytest.warns(UserWarning) as caught:
+        target = mattekit.remove_background(photo, model="sinet-portrait", box=(0, 0, 40, 40), hint_model="none")
+        alpha = mattekit.remove_background(io.read_image(photo).pixels, model="sinet-portrait", box=(0, 0, 40, 40),
+                                           hint_model="none", result="alpha")
+    assert target == tmp_path / "photo_cutout.png" and not alpha.any()
+    tail = "model= with another model, or box= around the subject or point= on it."
+    assert [str(w.message) for w in caught] == [f"{target}: {EMPTY}{tail}", EMPTY[:1].upper() + EMPTY[1:] + tail]
+
+
+# ------------------------------------------------------------------ item 15: the first export and one long image
+
+@pytest.mark.slow
+def test_the_first_onnx_export_is_announced_and_timed_without_carriage_returns_in_a_log(shared, tmp_path):
+    """Item 15: the first `remove` after `models add` spent ~31 s exporting to ONNX with one bare line. The real CLI
+    in a fresh home, stderr a pipe (a CI log): a line as the export starts (what, roughly how long), one with its
+    time when done, no carriage return; the second run finds the export cached and says nothing of it."""
+    env = dict(os.environ, MATTEKIT_HOME=str(tmp_path / "home"), MATTEKIT_MIRROR=str(shared / "weights"),
+               MATTEKIT_OFFLINE="1", MATTEKIT_BACKEND="onnx", OMP_NUM_THREADS="2")
+    photo = shared / "data/grabcut50/im/person1.jpg"
+    run = [sys.executable, "-m", "mattekit", "remove", str(photo), "--model", "sinet-portrait", "-o"]
+    first = subprocess.run(run + [str(tmp_path / "a.png")], env=env, capture_output=True, text=True)
+    assert first.returncode == 0 and "\r" not in first.stderr, first.stderr
+    lines = first.stderr.splitlines()
+    assert lines[0] == ("mattekit: exporting sinet-portrait to ONNX once (seconds to a minute; cached for later "
+                        "runs)...") and len(lines) == 3, lines
+    assert re.fullmatch(r"mattekit: exported sinet-portrait to ONNX in \d+ s\.", lines[1]), lines
+    assert lines[2] == f"mattekit: wrote {tmp_path / 'a.png'}"
+    again = subprocess.run(run + [str(tmp_path / "b.png")], env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and again.stderr == f"mattekit: wrote {tmp_path / 'b.png'}\n", again.stderr
+
+
+def test_one_image_that_takes_long_says_what_it_is_working_on(shared, tmp_path, monkeypatch, capsys):
+    """Item 15: a single image got no progress line at all (folder runs get one per file). Past SLOW seconds (here
+    made 0) the real run says which input it is working on, once, off a terminal; a quick one says nothing."""
+    from mattekit.commands import files
+
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    photo = shared / "data/grabcut50/im/person1.jpg"
+    command = ["remove", str(photo), "--model", "sinet-portrait", "-o"]
+    assert main(command + [str(tmp_path / "quick.png")]) == 0  # (the subject is found: no item 9 warning either)
+    assert [line for line in capsys.readouterr().err.splitlines() if "working on" in line or "warning" in line] == []
+    monkeypatch.setattr(files, "SLOW", 0.0)
+    assert main(command + [str(tmp_path / "slow.png")]) == 0
+    assert capsys.readouterr().err.splitlines()[-2:] == [f"mattekit: working on {photo}...",
+                                                         f"mattekit: wrote {tmp_path / 'slow.png'}"]
 
 
 # ------------------------------------------------------------------ item 10: flags, info -, the worker's words

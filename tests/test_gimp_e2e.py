@@ -12,10 +12,11 @@ Edges on Remove Background's layer mask, and on a sharpened selection), exports 
 exported alphas are scored against the grabcut ground truth (IoU, 128 = ignore). In the same GIMP run,
 Remove Background takes the user's marks as its subject hint on an image of two grabcut subjects side
 by side (u2netp, the hint model set to none: the fallback on purpose): with no hint (both are kept), a rectangle
-selection around the left one, then a path around the right one; Select Subject makes the left one the selection
-from a rectangle selection, and picks the right one by the anchors of two open paths (on it, and off the left one).
-Then BiRefNet (birefnet-general-lite) and SAM 2.1 (sam2.1-hiera-tiny, the default hint model, answering a rectangle
-selection) run from the same dialogs with stand-in weights added to the worker by `mattekit models add --derived`;
+selection around the left one, then a path around the right one, and a selection around a subject the unhinted
+answer leaves out; Select Subject makes the left one the selection from a rectangle selection, and picks the right
+one by the anchors of two open paths (on it, and off the left one). Then BiRefNet (birefnet-general-lite) and SAM 2.1
+(sam2.1-hiera-tiny, the default hint model, answering a rectangle selection) run from the same dialogs with stand-in
+weights added to the worker by `mattekit models add --derived`;
 the provenance the plug-in attaches to the layer names the model that answered.
 Needs root (debootstrap and chroot); otherwise it is skipped with the reason printed.
 """
@@ -44,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILDER = ROOT / "tests" / "gimp" / "build_root.sh"
 PHOTO = "person1"
 PAIR = ("banana1", "ceramic")  # two subjects side by side: the hint says which one is meant
+MISSED = ("106024", "153077")  # two more, of which u2netp's answer on the whole image leaves the left one out
 PAIR_HEIGHT = 240
 
 BATCH = textwrap.dedent('''
@@ -190,6 +192,16 @@ BATCH = textwrap.dedent('''
     print("MATTEKIT-E2E sam made by %s" % made_by(layer))
     export(image, "sam-selection.png")
     image.delete()
+    # two subjects of which the model, unhinted, keeps only the right one: a selection around the left one
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(WORK + "/in/missed.png"))
+    layer = image.get_layers()[0]
+    call("mattekit-remove-background", image, layer, model="u2netp", output="mask")
+    export(image, "missed-none.png")
+    layer.remove_mask(Gimp.MaskApplyMode.DISCARD)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *{missed_box})
+    call("mattekit-remove-background", image, layer, model="u2netp", hint_model="none", output="mask")
+    export(image, "missed-selection.png")
+    image.delete()
     print("MATTEKIT-E2E done")
 ''')
 
@@ -240,11 +252,11 @@ def gimp_root():
     return root
 
 
-def _pair(shared: Path):
-    """The two-subject image (H x W x 3 uint8, the left subject then the right, at PAIR_HEIGHT) and each
-    subject's ground truth on it (H x W uint8, 0 elsewhere)."""
+def _pair(shared: Path, names: tuple[str, str] = PAIR):
+    """The two-subject image of grabcut50's photos ``names`` (H x W x 3 uint8, the left subject then the right, at
+    PAIR_HEIGHT) and each subject's ground truth on it (H x W uint8, 0 elsewhere)."""
     photos, truths = [], []
-    for name in PAIR:
+    for name in names:
         found = sorted((shared / "data/grabcut50/im").glob(name + ".*"))
         photo = Image.open(found[0]).convert("RGB")
         width = round(photo.width * PAIR_HEIGHT / photo.height)
@@ -290,6 +302,8 @@ def gimp_session(gimp_root, shared, tmp_path_factory, checkpoints, stand_in):  #
         shutil.copy(shared / f"data/grabcut50/im/{PHOTO}.jpg", work / "in")
         pair, left, right = _pair(shared)
         Image.fromarray(pair).save(work / "in" / "two.png")
+        missed, missed_left, _ = _pair(shared, MISSED)
+        Image.fromarray(missed).save(work / "in" / "missed.png")
         x, y, w, h = _around(right)
         right_path = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
         install = subprocess.run([sys.executable, str(ROOT / "install/install_gimp.py"), "--gimp-dir", str(work / "config")],
@@ -322,7 +336,7 @@ def gimp_session(gimp_root, shared, tmp_path_factory, checkpoints, stand_in):  #
         assert worker is not None, (tmp_path / "worker.log").read_text()
 
         left_point, right_points = _inside(left, 1)[0], _inside(right, 2)
-        output = _run_gimp(gimp_root, work, BATCH.format(work=inside, photo=PHOTO, left_box=_around(left),
+        output = _run_gimp(gimp_root, work, BATCH.format(work=inside, photo=PHOTO, left_box=_around(left), missed_box=_around(missed_left),
                                                          right_path=", ".join(map(str, right_path)),
                                                          left_point="%d, %d" % left_point,
                                                          right_points=", ".join(map(str, right_points))))
@@ -404,6 +418,19 @@ def test_a_selection_or_a_path_chooses_which_subject_is_cut_out_in_real_gimp(gim
               f"{other_mean:.4f} on the other (no hint: IoU {before_iou:.4f}, mean alpha {before_mean:.4f})")
         assert chosen_iou > 0.9 and other_mean < 0.02
         assert before_mean > 0.5, "without a hint the model keeps both subjects (else this scene tests nothing)"
+
+
+def test_a_selection_around_the_subject_the_model_left_out_cuts_it_out_in_real_gimp(gimp_session, shared):
+    """Two subjects of which the model, unhinted, keeps only the right one: a rectangle selection around the left
+    one gives the left one (the model answers the selection's region), not the right."""
+    work, _, _ = gimp_session
+    _, left, right = _pair(shared, MISSED)
+    alpha = {name: np.asarray(Image.open(work / "out" / f"missed-{name}.png"))[..., 3] / 255.0
+             for name in ("none", "selection")}
+    print(f"real GIMP 3 Remove Background (u2netp) on {MISSED[0]}|{MISSED[1]}: the left subject's IoU "
+          f"{_iou(alpha['none'], left):.4f} unhinted, {_iou(alpha['selection'], left):.4f} with a selection around it")
+    assert _iou(alpha["none"], left) < 0.05, "unhinted, the model must leave the left subject out (else this tests nothing)"
+    assert _iou(alpha["selection"], left) > 0.9 and float(alpha["selection"][right > 128].mean()) < 0.02
 
 
 def test_select_subject_from_a_selection_or_open_paths_in_real_gimp(gimp_session, shared):

@@ -199,6 +199,22 @@ def test_remove_background_adds_a_layer_mask_that_cuts_out_the_person(gimp, work
     assert len(record["models"][0]["sha256"]) == 64 and record["digital_source_type"].endswith("algorithmicallyEnhanced")
 
 
+def test_a_fully_transparent_result_is_placed_and_said_in_a_gimp_message(gimp, worker, shared):
+    """Issue 47, item 9 in GIMP: the worker's answer warns of a result with no subject (a box on an empty corner);
+    the plug-in places it all the same and shows the sentence as a GIMP message."""
+    plugin, Gimp, _ = gimp
+    pixels = photo(shared, size=(160, 120))
+    image = Gimp.Image(160, 120)
+    layer = image.add_test_layer(pixels)
+    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait",
+                        box="0,0,10,10", hint_model="none")
+    assert status is Gimp.PDBStatusType.SUCCESS, error
+    assert not layer.get_mask().pixels.any()
+    assert [c[1] for c in Gimp.CALLS if c[0] == "message"] == [
+        "Remove Background: the result is fully transparent (no subject was found); try option 'model' with another "
+        "model, or option 'box' around the subject or option 'point' on it."]
+
+
 def test_remove_background_new_layer_with_offsets_a_selection_hint_and_16_bit(gimp, worker, shared):
     """The selection is the subject hint: the worker sees the whole layer at 16 bits with the selection (in
     layer coordinates) as hint_mask, and the cut-out covers the whole layer, not only the selection."""

@@ -270,8 +270,14 @@ def blender_hint_run(version: str, shared: Path, tmp_path: Path, monkeypatch, fr
 @pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
 def test_blender_mask_datablock_picks_the_subject(version, shared, tmp_path, monkeypatch):
     """In real bpy: a Mask datablock drawn around the left subject on frame 1 becomes the roto job's
-    hint (rendered to a keyframe hint file) and every matte keeps that subject only."""
+    hint (rendered to a keyframe hint file) and every matte keeps that subject only: a subject the model's unhinted
+    answer leaves out (on this small plate u2netp finds nothing unhinted)."""
+    import mattekit
+
     _, output = blender_hint_run(version, shared, tmp_path, monkeypatch, 4)
+    plate = read_image(tmp_path / "plate" / "plate.0001.png").pixels
+    unhinted = mattekit.remove_background(plate, model="u2netp", result="alpha") / 255.0
+    assert unhinted[:, :214].mean() < 0.01, "unhinted, the model must leave the left subject out (else this tests nothing)"
     for path in sorted(output.glob("plate_matte.*.png")):
         matte = read_image(path).pixels[..., 0]
         assert matte[:, 220:].max() < 0.5 and matte[:, :214].mean() > 0.05, path.name

@@ -107,7 +107,7 @@ def _test_operation(name: str, inputs: tuple, run, options: type = NoOptions) ->
     task = Task(name, "test", options, inputs, (Port("result", "image", (1, 2, 3, 4)),), prepare=None, finish=None,
                 main=None)
     return operations.Operation(name, task.inputs, task.outputs, lambda values: task.make_options(values, "worker"),
-                                lambda *args: (run(*args), None), lambda: task.describe("worker"))
+                                lambda *args, warn=None: (run(*args), None), lambda: task.describe("worker"))
 
 
 def _echo_operation() -> operations.Operation:
@@ -314,6 +314,20 @@ def test_remove_cuts_out_a_real_portrait_sync_and_async_alike(make_worker, mirro
     iou = _iou(alpha, gt)
     print(f"worker remove person1 sinet-portrait IoU {iou:.4f}")
     assert iou > 0.9
+
+
+def test_a_fully_transparent_result_carries_a_warning_in_the_answer(make_worker, mirror, shared):
+    """Issue 47, item 9: the answer's X-Mattekit-Meta holds "warnings" (one sentence each, the options named as the
+    worker names them) when the subject came out empty, as the CLI's warning line; none otherwise."""
+    _, worker = make_worker()
+    _, _, pixels = _person1(shared)
+    empty, = worker.run("remove", [pixels], {"model": "sinet-portrait", "box": "0,0,40,40", "hint_model": "none",
+                                              "result": "alpha"})
+    assert not any(empty.data)
+    assert empty.warnings == ["the result is fully transparent (no subject was found); try option 'model' with "
+                              "another model, or option 'box' around the subject or option 'point' on it."]
+    person, = worker.run("remove", [pixels], {"model": "sinet-portrait", "result": "alpha"})
+    assert any(person.data) and person.warnings == []
 
 
 def test_one_model_load_for_many_concurrent_clients(make_worker, mirror, monkeypatch):

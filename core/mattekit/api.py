@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import io as _bytes_io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -133,7 +134,15 @@ def run(task_name: str, x, output: str | Path | None = None, **kwargs):
     from .runner import Runner
 
     models = models_cache().for_task(task, options, set(given), loaded)
-    return _back(Runner(task, models, options).arrays(inputs)[task.outputs[0].name], kind)
+    result = Runner(task, models, options).arrays(inputs, note=lambda sentence: _warn(task, sentence))
+    return _back(result[task.outputs[0].name], kind)
+
+
+def _warn(task, sentence: str, path: Path | None = None) -> None:
+    """A UserWarning of a note on a result (:func:`mattekit.runner.transparent_note`), naming the written ``path``
+    if any, the options named as Python names them (``box=``)."""
+    text = in_words(sentence, task.declared, lambda option: f"{option}=")
+    warnings.warn(f"{path}: {text}" if path is not None else text[:1].upper() + text[1:], stacklevel=2)
 
 
 def _run_file(task, source: Path, output, options, given: dict, loaded: dict) -> Path:
@@ -157,7 +166,7 @@ def _run_file(task, source: Path, output, options, given: dict, loaded: dict) ->
         models = models_cache().for_task(task, options, set(given), loaded)
     runner = Runner(task, models, options, {name: str(value) for name, value in given.items()},
                     provenance.record(task, options, models))
-    outcome = runner.files([(source, target)])
+    outcome = runner.files([(source, target)], note=lambda pair, sentence: _warn(task, sentence, pair[1]))
     if outcome.failed:
         raise outcome.failed[0][1]
     return target

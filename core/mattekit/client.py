@@ -56,9 +56,10 @@ class Cancelled(WorkerError):
 class Pixels(object):
     """Raw pixels: ``data`` (bytes, row-major, channels interleaved), width, height, channels, dtype;
     ``provenance``: on outputs, the worker's record of what made them (a dict: software, task,
-    models with their weights sha256, changed options, IPTC digital source type) or None."""
+    models with their weights sha256, changed options, IPTC digital source type) or None; ``warnings``: on
+    outputs, the worker's notes on the result (a subject that came out fully transparent), one sentence each."""
 
-    __slots__ = ("data", "width", "height", "channels", "dtype", "provenance")
+    __slots__ = ("data", "width", "height", "channels", "dtype", "provenance", "warnings")
 
     def __init__(self, data, width, height, channels, dtype="u8"):
         if dtype not in protocol.DTYPES:
@@ -70,6 +71,7 @@ class Pixels(object):
         self.data, self.width, self.height = data, int(width), int(height)
         self.channels, self.dtype = int(channels), dtype
         self.provenance = None
+        self.warnings = []
 
     def meta(self):
         return {"width": self.width, "height": self.height, "channels": self.channels, "dtype": self.dtype}
@@ -158,6 +160,7 @@ def _decode(head, body):
     outputs = [Pixels(view.tobytes(), m["width"], m["height"], m["channels"], m["dtype"]) for m, view in zip(meta, views)]
     for pixels in outputs:
         pixels.provenance = head.get("provenance")
+        pixels.warnings = list(head.get("warnings", []))
     return outputs
 
 

@@ -135,6 +135,7 @@ class Display:
         self.quiet, self.lines, self.leave = quiet, lines, leave
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.bar = None
+        self.ticker: str | None = None  # the line :meth:`ticking` shows on a terminal, redrawn in place
         self.lock = threading.Lock()
 
     def __call__(self, event: Progress, text: str | None = None) -> None:
@@ -156,6 +157,72 @@ class Display:
             return
         with self.lock:
             self._write(f"mattekit: {text}")
+
+    def warning(self, text: str) -> None:
+        """'mattekit: warning: TEXT' on a line of its own, above the bar on a terminal; shown when quiet too, as
+        mattekit's Python warnings are."""
+        with self.lock:
+            self._write(f"mattekit: warning: {text}")
+
+    @contextmanager
+    def ticking(self, doing: str, done: str | None = None, after: float = 0.0):
+        """A step with no counts of its own (an ONNX export, one image computed whole) for a ``with`` block.
+
+        On a terminal: once ``after`` seconds have passed, the line 'mattekit: DOING... 12 s', its seconds counted
+        up in place, then erased. Elsewhere: 'mattekit: DOING...' once, when ``after`` seconds have passed (no
+        carriage returns). Either way, if the line was shown and the block ends without an exception, ``done``
+        (its '{time}' replaced by the seconds taken, '26 s') follows on a line of its own. A block that ends within
+        ``after`` seconds shows nothing.
+        """
+        started, finished, shown = time.monotonic(), threading.Event(), threading.Event()
+
+        def show() -> None:  # (under the lock)
+            shown.set()
+            if self.tty:
+                self.ticker = _fit(f"mattekit: {doing}...", f" {time.monotonic() - started:.0f} s")
+                self._redraw()
+            else:
+                self._print(f"mattekit: {doing}...")
+
+        def tick() -> None:
+            if not shown.is_set():
+                if finished.wait(after):
+                    return
+                with self.lock:
+                    if finished.is_set():
+                        return
+                    show()
+            while self.tty and not finished.wait(1.0):
+                with self.lock:
+                    show()
+
+        if not self.quiet and after <= 0:
+            with self.lock:
+                show()
+        thread = threading.Thread(target=tick, name="mattekit-ticker", daemon=True)
+        if not self.quiet:
+            thread.start()
+        try:
+            yield
+        except BaseException:
+            done = None
+            raise
+        finally:
+            finished.set()
+            if thread.is_alive():
+                thread.join()
+            with self.lock:
+                if self.ticker is not None:
+                    self.ticker = None
+                    self.stream.write("\r\x1b[K")
+                    self.stream.flush()
+                if shown.is_set() and done:
+                    self._print(f"mattekit: {done.replace('{time}', f'{time.monotonic() - started:.0f} s')}")
+
+    def _redraw(self) -> None:
+        """The ticker's line again, in place (the cursor stays at its end)."""
+        self.stream.write("\r\x1b[K" + self.ticker)
+        self.stream.flush()
 
     def close(self) -> None:
         """End the bar (a left one stays on screen)."""
@@ -180,11 +247,24 @@ class Display:
     def _write(self, line: str) -> None:
         if self.bar is not None:
             self.bar.write(line, file=self.stream)
+        elif self.ticker is not None:  # above the ticker's line, which is drawn again below it
+            self.stream.write("\r\x1b[K")
+            self._print(line)
+            self._redraw()
         else:
             self._print(line)
 
     def _print(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
+
+
+def _fit(text: str, tail: str) -> str:
+    """``text`` + ``tail`` within the terminal's width (``text`` cut short with '...'): a line redrawn in place must
+    not wrap, or each redraw leaves a row behind."""
+    import shutil
+
+    room = shutil.get_terminal_size((80, 24)).columns - 1 - len(tail)
+    return (text if len(text) <= room else text[:max(room - 3, 0)] + "...") + tail
 
 
 @contextmanager

@@ -53,6 +53,29 @@ def _guarded(stage: Callable, failures: dict) -> Callable:
     return call
 
 
+def transparent_note(task, result: dict) -> str | None:
+    """The note for a ``task``'s ``result`` whose subject came out empty: a cut-out (the registry's RESULT port)
+    whose alpha, or an alpha or mask output, is zero everywhere; in the CLI's words, naming what the task offers
+    to try. None for any other result (a composite or colours hold no alpha to judge)."""
+    from .tasks.registry import RESULT
+
+    port = task.outputs[0]
+    array = result.get(port.name)
+    if array is None or not (port == RESULT or port.kind in ("alpha", "mask")):
+        return None
+    if array.ndim == 3:
+        if array.shape[-1] not in (1, 2, 4):
+            return None
+        array = array[..., -1]
+    if array.size == 0 or array.max() > (0 if array.dtype.kind in "ui" else 0.5 / 255):
+        return None
+    names = {o.name for o in task.declared}
+    tries = (["--model with another model"] if "model" in names else []) + \
+            (["--box around the subject or --point on it"] if {"box", "point"} <= names else [])
+    return ("the result is fully transparent (no subject was found)"
+            + (f"; try {', or '.join(tries)}" if tries else "") + ".")
+
+
 def ensure_parent(path: Path) -> None:
     """Create the folder that will hold ``path``; an OutputError sentence when that is impossible."""
     try:
@@ -82,13 +105,14 @@ class Runner:
     def run(self, items: Iterable, load: Callable, store: Callable, *, single: bool = False,
             threads: int | None = None, progress: Callable | None = None, cancel: Callable | None = None,
             timings: pipeline.Timings | None = None, steps: Callable | None = None,
-            workers: int | None = None, batch: int | None = None) -> Outcome:
+            workers: int | None = None, batch: int | None = None, note: Callable | None = None) -> Outcome:
         """For every item: ``load(item) -> (inputs, kept)``, the task's stages, ``store(item, kept, outputs)``.
 
         single: one item (one inference worker with every thread). threads, workers, batch: the
         pipeline's layout (None: :func:`mattekit.pipeline.plan`'s for the main model).
         progress(done, item) after each item; cancel() -> True stops reading; steps(done, total): the
-        task's own progress within one image (tiles).
+        task's own progress within one image (tiles). note(item, sentence) after an item is stored whose subject
+        came out empty (:func:`transparent_note`).
         """
         task, models, options = self.task, self.models, self.options
         failures: dict[int, BaseException] = {}
@@ -110,6 +134,8 @@ class Runner:
             else:
                 result = task.finish(models, inputs, options, context, y)
             store(item, kept, result)
+            if note is not None and (sentence := transparent_note(task, result)):
+                note(item, sentence)
 
         if self.streams:
             predictor = models[task.main]
@@ -161,11 +187,12 @@ class Runner:
         outcome.skipped = len(planned) - len(todo)
         return outcome
 
-    def arrays(self, inputs: dict, steps: Callable | None = None) -> dict:
-        """The task's outputs for in-memory ``inputs`` ({port: array}); the item's own exception raised."""
+    def arrays(self, inputs: dict, steps: Callable | None = None, note: Callable | None = None) -> dict:
+        """The task's outputs for in-memory ``inputs`` ({port: array}); the item's own exception raised;
+        ``note(sentence)`` when the subject came out empty (:func:`transparent_note`)."""
         found: dict = {}
         outcome = self.run([0], lambda _: (inputs, None), lambda _, kept, result: found.update(result),
-                           single=True, steps=steps)
+                           single=True, steps=steps, note=None if note is None else lambda _, sentence: note(sentence))
         if outcome.failed:
             raise outcome.failed[0][1]
         return found

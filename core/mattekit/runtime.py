@@ -116,7 +116,7 @@ class Predictor:
                                       half_ok=entry.half, cpu_bf16_ok=entry.cpu_bf16, weights_path=path,
                                       recipe={"net": entry.net, "kwargs": entry.kwargs},
                                       example=tuple(-(-v // entry.pad_multiple) * entry.pad_multiple for v in example),
-                                      dynamic_size=entry.input.size is None)
+                                      dynamic_size=entry.input.size is None, label=entry.name)
         self.backend, self.dtype, self.net = self.engine.name, self.engine.dtype, self.engine.net
 
     def provenance(self) -> dict:

@@ -521,6 +521,8 @@ def run_operation(op, image, layer, config, worker, interactive):
     result = run_on_worker(worker, op, inputs, options)
     target = place(image, layer, op, output, result, region, from_selection, interactive)
     attach_provenance(target, result.provenance)
+    for note in getattr(result, "warnings", None) or []:  # a subject that came out fully transparent
+        Gimp.message("%s: %s" % (menu_title(op), note))
     return target
 
 

@@ -8,6 +8,7 @@ import sys
 import traceback
 import warnings
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 
 from ..io.formats import extension_of
@@ -246,10 +247,11 @@ def summarise_failures(failures: list[Path], total: int) -> int:
 class Report:
     """What a per-file run tells the user on stderr (through one :class:`mattekit.progress.Display`): one line per
     written file (with its count, '[3/10]', off a terminal; above the bar of images on one) and the skipped ones
-    (``quiet``: nothing but errors). ``label(path)`` names a file in messages (see :func:`standard_streams`)."""
+    (``quiet``: nothing but errors). ``label(path)`` names a file in messages, ``deliver()`` sends a result bound for
+    standard output before its line says it was written (see :func:`standard_streams`)."""
 
-    def __init__(self, quiet: bool = False, label=str):
-        self.quiet, self.skipped = quiet, 0
+    def __init__(self, quiet: bool = False, label=str, deliver=lambda: None):
+        self.quiet, self.skipped, self.deliver = quiet, 0, deliver
         self.label = lambda path: printable(label(path))
         self.display = Display(quiet=quiet)
         self.written: set[Path] = set()
@@ -268,6 +270,10 @@ class Report:
         else:
             self.display(event, f"failed: {self.label(self.sources[event.item])} (the reason is below)")
 
+    def warn(self, target: Path, sentence: str) -> None:
+        """A note on the written ``target`` (its subject came out empty): one warning line naming it."""
+        self.display.warning(f"{self.label(target)}: {sentence}")
+
     def skip(self) -> None:
         self.skipped += 1
 
@@ -278,29 +284,39 @@ class Report:
                   file=sys.stderr)
 
 
+SLOW = 5.0  # seconds one input may take before a run of one image shows that it is working on it
+
+
 def run_files(args, planned: list[tuple[Path, Path]], runner, report: Report, data: dict | None = None) -> int:
     """Run ``runner`` (a :class:`mattekit.runner.Runner`) on every (input, output) of ``planned``
     (:func:`plan_outputs`; ``data``: the inputs that are no file, see :meth:`standard_streams.data`):
-    ``args.skip_existing`` honoured, one line per written file, one bar of images on a terminal for several
-    inputs (of tiles for one), ``args.threads`` torch threads per inference worker. A failing input is listed
-    and the others are written (returns 1); a single input's failure is raised as it is."""
+    ``args.skip_existing`` honoured, one line per written file (and a warning for one whose subject came out
+    empty, :func:`mattekit.runner.transparent_note`), one bar of images on a terminal for several
+    inputs (of tiles for one; for one without tiles, a line once it takes :data:`SLOW` seconds), ``args.threads``
+    torch threads per inference worker. A failing input is listed and the others are written (returns 1); a single
+    input's failure is raised as it is."""
     single = len(planned) == 1
     found = [pair for pair in planned if args.skip_existing and pair[1].exists()]
     report.sources = {target: source for source, target in planned}
     images = Reporter(None if single else report.item, len(planned), "image", skipped=len(found))
     images.start()
-    # the tiles of one image: a bar on a terminal, no lines elsewhere
-    with shown(0, "tile", quiet=report.quiet or not (single and runner.task.progress), lines=False) as tiles:
+    # the tiles of one image: a bar on a terminal, no lines elsewhere; one image without tiles: a line once it takes
+    # long, its seconds counted on a terminal (SLOW seconds: Display.ticking)
+    untiled = single and not runner.task.progress
+    alone = report.display.ticking(f"working on {report.label(planned[0][0])}", after=SLOW) if untiled else nullcontext()
+    with shown(0, "tile", quiet=report.quiet or not (single and runner.task.progress), lines=False) as tiles, alone:
         try:
             outcome = runner.files(planned, skip_existing=args.skip_existing, wrote=report.wrote, data=data,
                                    threads=getattr(args, "threads", None), steps=tiles.steps,
-                                   progress=lambda done, pair: images(pair[1]))
+                                   progress=lambda done, pair: images(pair[1]),
+                                   note=lambda pair, sentence: report.warn(pair[1], sentence))
         finally:
             report.display.close()
     report.skipped += outcome.skipped
     if single and outcome.failed:
         raise outcome.failed[0][1]
     if single and report.written:
+        report.deliver()  # (a reader of standard output that has gone: BrokenPipeError, and no 'wrote' line)
         report.display.note(f"wrote {report.label(planned[0][1])}")
     for (source, _), exc in outcome.failed:
         sentence = printable(failure_sentence(exc, getattr(args, "debug", False)))
@@ -365,6 +381,7 @@ class standard_streams:
         self.folder: Path | None = None
         self.stdin: Path | None = None
         self.stdout: Path | None = None
+        self.delivered = False
         self._bytes = b""
 
     def __enter__(self) -> "standard_streams":
@@ -407,14 +424,20 @@ class standard_streams:
             return f"{self.stdout.suffix[1:].upper()} to standard output"
         return str(path)
 
+    def deliver(self) -> None:
+        """The result bound for standard output, written there (once; nothing when there is none yet)."""
+        if self.stdout is not None and self.stdout.is_file() and not self.delivered:
+            self.delivered = True
+            sys.stdout.flush()
+            sys.stdout.buffer.write(self.stdout.read_bytes())
+            sys.stdout.buffer.flush()
+
     def __exit__(self, kind, exc, tb) -> None:
         import shutil
 
         try:
-            if kind is None and self.stdout is not None and self.stdout.is_file():
-                sys.stdout.flush()
-                sys.stdout.buffer.write(self.stdout.read_bytes())
-                sys.stdout.buffer.flush()
+            if kind is None:
+                self.deliver()
         finally:
             if self.folder is not None:
                 shutil.rmtree(self.folder, ignore_errors=True)

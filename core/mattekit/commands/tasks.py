@@ -162,5 +162,5 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
 
     models = runtime.ModelCache().for_task(task, options, set(ports))
     record = None if args.no_metadata else provenance.record(task, options, models)
-    report = files.Report(quiet=args.quiet, label=streams.label)
+    report = files.Report(quiet=args.quiet, label=streams.label, deliver=streams.deliver)
     return files.run_files(args, planned, Runner(task, models, options, ports, record), report, streams.data())

@@ -40,7 +40,7 @@ __all__ = ["create", "from_onnx_file", "available_memory", "engine_precision", "
 def create(net: nn.Module, device: torch.device, *, backend: str | None = "auto", precision: str | None = "auto",
            index: tuple = (), half_ok: bool = True, cpu_bf16_ok: bool = False, weights_path: str | Path | None = None,
            recipe: dict | None = None, example: tuple[int, int] = (64, 64), dynamic_size: bool = True,
-           threads: int | None = None):
+           threads: int | None = None, label: str | None = None):
     """The engine running ``net`` (an eval-mode fp32 CPU module, converted in place) on ``device``.
 
     index: the prediction's path in the net's return value. half_ok / cpu_bf16_ok: fp16 on CUDA /
@@ -49,6 +49,7 @@ def create(net: nn.Module, device: torch.device, *, backend: str | None = "auto"
     example: an input height and width the net accepts; dynamic_size: inputs of other sizes will come
     (both for the ONNX export, which is static in height and width otherwise).
     threads: ONNX Runtime intra-op threads (default: torch's thread count now).
+    label: the model's name where its ONNX export is shown (the catalog's).
     """
     name = resolve_backend(backend, device, precision=precision)
     dtype = engine_precision(name, precision, device, half_ok, cpu_bf16_ok)
@@ -57,7 +58,7 @@ def create(net: nn.Module, device: torch.device, *, backend: str | None = "auto"
 
         recipe = dict(recipe or {}, size=None if dynamic_size else list(example))
         path = onnx_path(net, index, weights_path, recipe)
-        return OnnxEngine(net, index, path, example=example, dynamic_size=dynamic_size, threads=threads)
+        return OnnxEngine(net, index, path, example=example, dynamic_size=dynamic_size, threads=threads, label=label)
     if device.type == "cpu" and dtype is torch.float32:
         return FastCPUEngine(net, index)
     return TorchEngine(net, device, dtype, index)

@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import io
 import json
-import sys
 import warnings
 from pathlib import Path
 
@@ -88,13 +87,14 @@ class OnnxEngine:
     """The net exported to ONNX (once, cached at ``path``) and run by ONNX Runtime on the CPU in fp32.
 
     example / dynamic_size: as for :func:`export_onnx`; a static graph takes one image per run.
-    threads: ONNX Runtime intra-op threads (default: torch's thread count now).
+    threads: ONNX Runtime intra-op threads (default: torch's thread count now). label: the model's name in the
+    lines that show the export on standard error (:meth:`mattekit.progress.Display.ticking`; default: the file's).
     """
 
     concurrent = True  # InferenceSession.run is thread-safe
 
     def __init__(self, net: nn.Module, index: tuple, path: str | Path, *, example: tuple[int, int] = (64, 64),
-                 dynamic_size: bool = True, threads: int | None = None):
+                 dynamic_size: bool = True, threads: int | None = None, label: str | None = None):
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -103,8 +103,12 @@ class OnnxEngine:
         self.device, self.dtype, self.name, self.path = torch.device("cpu"), torch.float32, "onnx-cpu-fp32", Path(path)
         self.net = net.to("cpu", torch.float32)
         if not self.path.is_file():
-            print(f"mattekit: exporting {self.path.name} to ONNX once (cached for later runs)...", file=sys.stderr)
-            export_onnx(self.net, self.path, index, example, dynamic_size)
+            from ..progress import Display
+
+            name = label or self.path.name
+            with Display().ticking(f"exporting {name} to ONNX once (seconds to a minute; cached for later runs)",
+                                   done=f"exported {name} to ONNX in {{time}}."):
+                export_onnx(self.net, self.path, index, example, dynamic_size)
         from ..onnx_import import run_options, session_options
 
         options, self.run_options = session_options(ort, threads), run_options(ort)

@@ -6,8 +6,8 @@ A hint on the subject is answered by the hint model (SAM 2.1: the one ``hint_mod
 ``prompt`` default), which alone answers it (:func:`mattekit.prompting.prompted_mask`). With ``hint_model`` none
 (or exclude points alone) the segmentation network answers: a box alone cuts the whole image's answer when that
 answer's subject lies in the box, and otherwise the network answers the box's region (:func:`box_alone`); with
-another hint the segmentation network runs on the hinted region (:func:`mattekit.masks.hinted_input`; with a box also on the whole image, in the
-same network call, whose answer joins the region's when its subject lies in the box:
+another hint the segmentation network runs on the hinted region (:func:`mattekit.masks.hinted_input`; with a box
+also on the whole image, in the same network call, whose answer joins the region's when its subject lies in the box:
 :func:`mattekit.hints.with_plain_answer`). Either way the mask's edge is matted. A trimap-free matting network's
 alpha is the answer as it is.
 """

@@ -37,8 +37,9 @@ class Operation:
     """A worker operation: pixel ports, option checking, and the run.
 
     make_options(values) -> options (OptionError with one sentence); run(models, inputs, options,
-    progress) -> ({output name: array}, the provenance record of the outputs or None), ``inputs``
-    {port name: array or None}; describe() -> schema.
+    progress, warn=None) -> ({output name: array}, the provenance record of the outputs or None), ``inputs``
+    {port name: array or None}, ``warn(sentence)``: a note on the result for the answer's ``warnings`` (in the
+    CLI's words, see :func:`worker_words`); describe() -> schema.
     """
 
     name: str
@@ -52,7 +53,7 @@ class Operation:
 def from_task(task: Task) -> Operation:
     """The worker operation of one registered task."""
 
-    def run(models, inputs: dict, options, progress: Progress) -> tuple[dict, dict]:
+    def run(models, inputs: dict, options, progress: Progress, warn: Callable[[str], None] | None = None) -> tuple[dict, dict]:
         from .. import provenance
         from ..runner import Runner
 
@@ -63,7 +64,8 @@ def from_task(task: Task) -> Operation:
 
         tiles = Reporter(lambda event: progress(0.1 + 0.88 * event.fraction, event.message()),
                          0, "tile")  # "tile 3 of 12, 0.80 tiles/s, ETA 0:11"
-        return Runner(task, needed, options).arrays(present, steps=tiles.steps), provenance.record(task, options, needed)
+        found = Runner(task, needed, options).arrays(present, steps=tiles.steps, note=warn)
+        return found, provenance.record(task, options, needed)
 
     return Operation(task.name, task.inputs, task.outputs, lambda values: task.make_options(values, host="worker"),
                      run, lambda: task.describe("worker"))
@@ -137,7 +139,7 @@ def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
             raise OptionError(in_words(str(exc), task.declared, lambda name: f"option '{name}'")) from None
         return checked
 
-    def run(models, inputs: dict, options, progress: Progress) -> tuple[dict, None]:
+    def run(models, inputs: dict, options, progress: Progress, warn=None) -> tuple[dict, None]:
         task.run_operation(options, progress, models)
         return {}, None  # the files written and their manifest carry the provenance
 
@@ -268,10 +270,11 @@ def decode_inputs(op: Operation, metas: Any, body: bytes) -> dict:
     return arrays
 
 
-def encode_outputs(op: Operation, outputs: dict, dtype: str, provenance: dict | None = None) -> tuple[dict, bytes]:
+def encode_outputs(op: Operation, outputs: dict, dtype: str, provenance: dict | None = None,
+                   warnings: list[str] = ()) -> tuple[dict, bytes]:
     """{output name: float array in [0,1], H x W or H x W x C} -> the answer's description
-    ({"outputs": [meta per output], "provenance": record}, for the X-Mattekit-Meta header) and bytes,
-    in ``op.outputs`` order."""
+    ({"outputs": [meta per output], "provenance": record, "warnings": [sentence...] when any}, for the
+    X-Mattekit-Meta header) and bytes, in ``op.outputs`` order."""
     spec = protocol.DTYPES[dtype]
     metas, chunks = [], []
     for port in op.outputs:
@@ -286,5 +289,6 @@ def encode_outputs(op: Operation, outputs: dict, dtype: str, provenance: dict | 
         chunks.append(np.ascontiguousarray(array, spec.code).tobytes())
         metas.append({"name": port.name, "width": int(array.shape[1]), "height": int(array.shape[0]),
                       "channels": int(array.shape[2]), "dtype": dtype})
-    head = {"outputs": metas} | ({"provenance": provenance} if provenance else {})
+    head = {"outputs": metas} | ({"provenance": provenance} if provenance else {}) | \
+        ({"warnings": list(warnings)} if warnings else {})
     return head, protocol.join_body(chunks)

@@ -83,11 +83,13 @@ class WorkerServer:
         """Queue one run of ``op``, holding ``booking``; the job's result is (the answer's description, bytes)."""
 
         def work(progress):
+            notes: list[str] = []  # the answer's warnings (a subject that came out empty), in the worker's words
             try:
-                outputs, record = op.run(self.models, inputs, options, progress)
+                outputs, record = op.run(self.models, inputs, options, progress,
+                                         warn=lambda sentence: notes.append(operations.worker_words(op.name, sentence)))
             except MattekitError as exc:  # its sentence names CLI flags: name the options as the API does
                 raise MattekitError(operations.worker_words(op.name, str(exc))) from None
-            return operations.encode_outputs(op, outputs, output_dtype, record)
+            return operations.encode_outputs(op, outputs, output_dtype, record, notes)
 
         return self.jobs.submit(op.name, work, booking, keep)
 
