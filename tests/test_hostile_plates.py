@@ -72,7 +72,7 @@ def damage_header(folder: Path, case: str) -> str:
         return r"^Cannot read .*plate\.1004\.exr: it is damaged or truncated \(end of file attempting to read header\)\.$"
     if case == "dpx-wrong-magic":
         dpx_with(dpx, 0, "4s", b"XXXX")
-        return r"^.*plate\.1004\.dpx is not an image mattekit can read \(PNG, JPEG, TIFF, WebP, EXR, DPX\)\.$"
+        return r"^.*plate\.1004\.dpx is not an image mattekit can read \(PNG, JPEG, TIFF, WebP, HEIC/HEIF, AVIF, EXR, DPX\)\.$"
     if case == "dpx-zero-size":  # pixels per line, lines per element
         dpx_with(dpx, 772, "<II", 0, 0)
         return (r"^Cannot read .*plate\.1004\.dpx: it is damaged or truncated \(dpx image resolution must be at least "

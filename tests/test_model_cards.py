@@ -67,3 +67,15 @@ def test_the_catalog_points_at_each_card():
         start = text.index(header)
         end = text.find("\n[", start + 1)
         assert f"card: models/{name}.md" in text[start:end if end > 0 else None], name
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_card_shows_its_models_terms_as_published(name):
+    """The card's Licence section holds what `mattekit models list --licences` prints for the model (issue 48)."""
+    from mattekit import catalog
+    from mattekit.commands.models import terms_lines
+
+    entry = catalog.parse((ROOT / "core" / "mattekit" / "catalog.toml").read_text(encoding="utf-8")).models[name]
+    text = card(name)
+    for line in terms_lines(entry):
+        assert f"- {line}\n" in text, f"{name}: {line}"

@@ -73,6 +73,28 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
+class Terms:
+    """What a model's publishers say of its use (``[terms.NAME]`` in catalog.toml, shared by a family).
+
+    weights: the weights' licence in the publisher's own words, quoted (None: they published the weights with no
+    licence); weights_url: where they say it; code: the code's licence (SPDX) and code_url its LICENSE;
+    note: one line on what else the user should know; verified: the quote was checked against the publisher's page
+    (False: taken from our earlier records, not checked again)."""
+
+    weights_url: str
+    code: str
+    code_url: str
+    weights: str | None = None
+    note: str = ""
+    verified: bool = False
+
+    @property
+    def stated(self) -> bool:
+        """Whether the weights carry a licence their publisher stated."""
+        return self.weights is not None
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     task: str
@@ -88,6 +110,8 @@ class ModelEntry:
     half: bool = False  # fp16 on CUDA keeps this net's answer with real weights (measured): auto uses it there
     cpu_bf16: bool = False  # bf16 on CPUs with native bf16 keeps the answer (measured): auto uses it there
     notice: str | None = None  # printed once when the model is used (licence terms)
+    terms: Terms | None = None  # the weights' and the code's licences as published (catalog.toml's `terms` name)
+    training_data: str = ""  # the data the weights were trained on, and its terms, where the authors name them
     recurrent: bool = False  # a video net carrying state from frame to frame (Predictor.step); sequences in order
     warmup: int = 0  # recurrent: frames run before a chunk's first frame to settle the state
     extra: dict = field(default_factory=dict)
@@ -97,8 +121,12 @@ class ModelEntry:
         return self.files[0]
 
 
-def _entry(name: str, table: dict) -> ModelEntry:
+def _entry(name: str, table: dict, terms: dict[str, Terms]) -> ModelEntry:
     table = dict(table)
+    if "terms" in table:
+        if table["terms"] not in terms:
+            raise ValueError(f"catalog entry {name!r} names unknown terms {table['terms']!r}")
+        table["terms"] = terms[table["terms"]]
     try:
         files = tuple(WeightFile(**f) for f in table.pop("files"))
         spec_in = table.pop("input", {})
@@ -149,6 +177,17 @@ class Catalog:
         return {alias: self.models[name] for alias, name in self.aliases.items()
                 if tasks is None or self.models[name].task in tasks}
 
+    def unlicensed_notice(self, entry: ModelEntry, config: str) -> str | None:
+        """The one line for a model whose weights were published with no licence (None for any other): where that
+        is said, the code's licence, and a model of the same task to pin in the ``config`` file instead."""
+        if entry.terms is None or entry.terms.stated:
+            return None
+        other = next((m.name for m in self.for_task(entry.task) if m.terms and m.terms.stated and not m.notice), None)
+        instead = f"; to use one whose weights state a licence, set [defaults] {entry.task} = \"{other}\" in {config}" \
+            if other else ""
+        return (f"model {entry.name}: its weights were published with no licence ({entry.terms.weights_url}; its code "
+                f"is {entry.terms.code}){instead}.")
+
     def default(self, task: str) -> ModelEntry:
         return self.models[self.defaults[task]]
 
@@ -180,13 +219,22 @@ def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
-def parse(text: str) -> Catalog:
+def parse(text: str, pins: dict[str, str] | None = None, pinned_in: str = "") -> Catalog:
+    """The catalog in TOML ``text``; ``pins``: {task: model} the user chose as defaults (read from the config file
+    ``pinned_in``), checked: a MattekitError sentence for a model that is unknown or of another task."""
     data = tomllib.loads(text)
-    models = {name: _entry(name, table) for name, table in data["models"].items()}
+    terms = {name: Terms(**table) for name, table in data.get("terms", {}).items()}
+    models = {name: _entry(name, table, terms) for name, table in data["models"].items()}
     defaults = dict(data.get("defaults", {}))
     for task, name in defaults.items():
         if name not in models or models[name].task != task:
             raise ValueError(f"default {task} model {name!r} is not a {task} entry")
+    for task, name in (pins or {}).items():
+        if task not in TASKS or name not in models or models[name].task != task:
+            choices = ", ".join(m for m, e in models.items() if e.task == task) or ", ".join(TASKS)
+            raise MattekitError(f"The config file {pinned_in} pins {task} = {name!r}, which is no {task} model; "
+                                f"choose one of: {choices}.")
+        defaults[task] = name
     aliases = {}
     for alias, target in data.get("aliases", {}).items():  # a task name stands for that task's default model
         aliases[alias] = defaults.get(target, target)
@@ -200,11 +248,14 @@ CATALOG_PATH = Path(__file__).resolve().with_name("catalog.toml")  # package dat
 
 @lru_cache(maxsize=4)
 def load(path: str | None = None) -> Catalog:
-    """The catalog at ``path``, else ``$MATTEKIT_CATALOG``, else the packaged ``mattekit/catalog.toml``."""
+    """The catalog at ``path``, else ``$MATTEKIT_CATALOG``, else the packaged ``mattekit/catalog.toml``, with the
+    default models the user pinned in the config file (:func:`mattekit.settings.pinned_defaults`)."""
+    from .settings import config_path, pinned_defaults
+
     path = Path(path or os.environ.get("MATTEKIT_CATALOG") or CATALOG_PATH)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise MattekitError(f"Cannot read the model catalog {path} ({exc.strerror or exc}); "
                             "check MATTEKIT_CATALOG or reinstall mattekit.") from None
-    return parse(text)
+    return parse(text, pinned_defaults(), str(config_path()))

@@ -90,12 +90,14 @@ class Runner:
     """A task with its loaded models (``{model option: Predictor}``) and checked options, ready to run.
 
     ports: {optional input port: the file or folder given} for file runs (a folder holds files named
-    like the inputs); provenance: the record embedded in every written file (None: none).
+    like the inputs); provenance: the record embedded in every written file (None: none); personal: written files
+    keep the source's personal metadata (GPS, owner, serial numbers) with its profile, dpi, EXIF and XMP.
     """
 
-    def __init__(self, task, models: dict, options, ports: dict | None = None, provenance: dict | None = None):
+    def __init__(self, task, models: dict, options, ports: dict | None = None, provenance: dict | None = None,
+                 personal: bool = True):
         self.task, self.models, self.options = task, models, options
-        self.ports, self.provenance = dict(ports or {}), provenance
+        self.ports, self.provenance, self.personal = dict(ports or {}), provenance, personal
         self.output = task.outputs[0].name
         # a run without the main model (remove answered by a hint model) runs whole in the writer
         self.streams = task.streams and task.main is not None and task.main in models
@@ -163,7 +165,8 @@ class Runner:
     def files(self, planned: list[tuple[Path, Path]], *, skip_existing: bool = False, wrote: Callable | None = None,
               data: dict | None = None, **run) -> Outcome:
         """Read each (input file, output file) of ``planned``, run, write the first output there (atomically,
-        with the provenance; 16-bit kept where the format allows). ``data``: {an input that is no file (standard
+        with the provenance and the source's colours and metadata, :func:`mattekit.io.outputs.with_metadata`;
+        16-bit kept where the format allows). ``data``: {an input that is no file (standard
         input): (its bytes, what messages call it)}, decoded from memory. ``wrote(target)`` after each file;
         ``run``: :meth:`run`'s keywords. Items of the Outcome are the (input, output) pairs."""
         todo = [pair for pair in planned if not (skip_existing and pair[1].exists())]
@@ -177,9 +180,11 @@ class Runner:
 
         def store(pair, picture, result) -> None:
             target = pair[1]
-            pixels = outputs.for_file(result[self.output], target)
+            pixels, kept = outputs.with_metadata(outputs.for_file(result[self.output], target), picture, target,
+                                                 self.personal)
             ensure_parent(target)
-            io.write_image(target, pixels, bit_depth=outputs.bit_depth_for(picture, target), provenance=self.provenance)
+            io.write_image(target, pixels, bit_depth=outputs.bit_depth_for(picture, target), provenance=self.provenance,
+                           metadata=kept)
             if wrote is not None:
                 wrote(target)
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from . import catalog as catalog_mod
-from . import engines, nets, ops, weights
+from . import engines, nets, ops, settings, weights
 from .catalog import InputSpec, ModelEntry
 from .errors import MattekitError
 
@@ -235,6 +235,9 @@ class ModelCache:
                     print(f"mattekit: {entry.notice}", file=sys.stderr)
                     _NOTICES_SHOWN.add(entry.name)
                 self._loaded[key] = Predictor(entry, dev, weights_path, backend, precision)
+                unlicensed = cat.unlicensed_notice(entry, str(settings.config_path()))  # once it runs: not before an
+                if unlicensed and settings.first_time(f"unlicensed-{entry.name}"):  # error; once per user
+                    print(f"mattekit: {unlicensed}", file=sys.stderr)
             return self._loaded[key]
 
     def for_task(self, task, options, given: set[str] = frozenset(), loaded: dict | None = None) -> dict:

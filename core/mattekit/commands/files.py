@@ -37,7 +37,7 @@ def expand_inputs(items: list[str], stdin: Path | None = None, suffix: str = "",
         if path.is_dir():
             files = regular_files(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), item)
             if not files:
-                raise InputError(f"The folder {item} holds no images (PNG, JPEG, TIFF, WebP, BMP, EXR).")
+                raise InputError(f"The folder {item} holds no images (PNG, JPEG, TIFF, WebP, BMP, HEIC/HEIF, AVIF, EXR).")
             found += [(p, path) for p in files]
             listed.update(files)
         elif path.is_file():

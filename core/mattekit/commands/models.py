@@ -11,6 +11,8 @@ def add_parser(sub) -> None:
     actions.required = True
     a = actions.add_parser("list", help="the catalog: each model on disk, in the mirror or missing, its size and licence")
     a.add_argument("--task", choices=catalog.TASKS)
+    a.add_argument("--licences", action="store_true", help="under each model, its terms as published: the weights' "
+                   "licence in the publisher's words with its link, the code's licence, the training data and its terms")
     a.add_argument("--sources", action="store_true", help="under each model, its weights files: where each is "
                    "downloaded from and how its bytes are pinned (sha256, or rembg's md5)")
     a.set_defaults(func=_list)
@@ -67,6 +69,9 @@ def _list(args) -> int:
     print("  ".join(h.ljust(w) for h, w in zip(heads, widths)) + "  description")
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[5])
+        if args.licences:
+            for line in terms_lines(cat.models[row[0]]):
+                print("    " + line)
         if args.sources:
             for f in cat.models[row[0]].files:
                 print(f"    {f.name}  {f.url}  {_pin(f)}")
@@ -74,6 +79,22 @@ def _list(args) -> int:
     if aliases:
         print("aliases: " + ", ".join(f"{a} = {m.name} ({m.licence})" for a, m in aliases.items()))
     return 0
+
+
+def terms_lines(entry: catalog.ModelEntry) -> list[str]:
+    """What ``models list --licences`` says of a model: its weights' licence as published (quoted, with the link;
+    or that none was), the code's licence, the training data, and the note."""
+    terms = entry.terms
+    if terms is None:
+        return [f"licence: {entry.licence}"]
+    checked = "" if terms.verified else " (not checked again at the link for this release)"
+    weights = f'"{terms.weights}"' if terms.stated else "published with no licence"
+    lines = [f"weights: {weights}  {terms.weights_url}{checked}", f"code: {terms.code}  {terms.code_url}"]
+    if entry.training_data:
+        lines.append(f"training data: {entry.training_data}")
+    if terms.note:
+        lines.append(f"note: {terms.note}")
+    return lines
 
 
 def _pull(args) -> int:

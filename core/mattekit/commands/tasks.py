@@ -43,6 +43,9 @@ def add_task_parser(sub, task: Task) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors (no progress, no written files)")
     p.add_argument("--no-metadata", action="store_true",
                    help="write no provenance (mattekit version, task, model and its sha256, changed options) into the files")
+    p.add_argument("--strip-personal", action="store_true",
+                   help="leave out the input's personal metadata (GPS position, camera owner, body and lens serial "
+                        "numbers, maker notes); its colour profile, dpi and other EXIF and XMP are kept")
     p.set_defaults(func=lambda args: run(task, args))
 
 
@@ -163,4 +166,4 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
     models = runtime.ModelCache().for_task(task, options, set(ports))
     record = None if args.no_metadata else provenance.record(task, options, models)
     report = files.Report(quiet=args.quiet, label=streams.label, deliver=streams.deliver)
-    return files.run_files(args, planned, Runner(task, models, options, ports, record), report, streams.data())
+    return files.run_files(args, planned, Runner(task, models, options, ports, record, personal=not args.strip_personal), report, streams.data())

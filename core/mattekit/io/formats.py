@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from mattekit.errors import InputError
 
-READABLE = "PNG, JPEG, TIFF, WebP, EXR, DPX"
+READABLE = "PNG, JPEG, TIFF, WebP, HEIC/HEIF, AVIF, EXR, DPX"
 WRITERS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
            ".webp": "WebP", ".exr": "EXR"}  # extension -> the format written
 DEPTHS = {"PNG": (8, 16), "TIFF": (8, 16), "JPEG": (8,), "WebP": (8,)}  # bits per sample (EXR: 32 float, else half)
@@ -25,7 +25,10 @@ DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.
 
 
 def extension_of(data: bytes) -> str:
-    """The usual extension of the image format that ``data`` (its first bytes suffice) starts like; .png when unknown."""
+    """The usual extension of the image format that ``data`` (its first 12 bytes suffice) starts like; .png when
+    unknown. HEIF and AVIF files open with an ISO-BMFF ``ftyp`` box naming their brand."""
+    if data[4:8] == b"ftyp":
+        return ".avif" if data[8:12] in (b"avif", b"avis") else ".heic"
     return next((ext for magic, ext in MAGIC if data.startswith(magic)), ".webp" if data[8:12] == b"WEBP" else ".png")
 
 

@@ -4,15 +4,17 @@ Shared by the CLI's per-file runs and the Python API's path mode. Results are fl
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from .metadata import Metadata, in_source_colours, without_personal
 from .picture import Picture
 from .read import read_image
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".exr"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".exr", ".heic", ".heif", ".avif"}
 WRITABLE = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".exr"}
 DEEP = {".png", ".tif", ".tiff"}  # formats that hold 16 bits per channel
 
@@ -81,3 +83,21 @@ def for_file(result: np.ndarray, target: Path) -> np.ndarray:
         grey = result if result.ndim == 2 else result[..., 0]
         return np.repeat(grey[..., None], 3, axis=2)
     return result
+
+
+def with_metadata(pixels: np.ndarray, picture: Picture, target: Path,
+                  personal: bool = True) -> tuple[np.ndarray, Metadata | None]:
+    """(the result ``pixels`` as :func:`for_file` gives them, in the source's own colours; the metadata ``target``
+    keeps): the source's ICC profile, dpi, EXIF and XMP (``personal`` False: without GPS, owners and serial
+    numbers, :func:`mattekit.io.metadata.without_personal`). A source whose RGB profile was converted to sRGB for the
+    networks gets its colours back (:func:`mattekit.io.metadata.in_source_colours`: uint8, the source's own values
+    where the task kept a pixel's colour); an EXR target keeps none of it (its pixels stay as they are)."""
+    meta = picture.metadata
+    if meta is None or target.suffix.lower() == ".exr":
+        return pixels, None
+    meta = meta if personal else without_personal(meta)
+    colour = pixels.ndim == 3 and pixels.shape[2] in (3, 4)
+    if meta.icc and colour and picture.original is not None:
+        found = in_source_colours(pixels, picture.pixels, picture.original, meta.icc, picture.source)
+        return (pixels, replace(meta, icc=None)) if found is None else (found, meta)
+    return pixels, meta

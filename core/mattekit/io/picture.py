@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mattekit.errors import InputError
+from mattekit.io.metadata import Metadata
 from mattekit.machine import usable_ram
 
 # Peak bytes a task needs per input pixel: RSS growth from 0.75 to 12 MP on the CPU measured 81 for
@@ -29,6 +30,8 @@ class Picture:
     mode: str = ""  # the source's pixel layout: Pillow's mode ("P", "CMYK", "I;16"), "RGB;16", "EXR RGBA half"
     scene: np.ndarray | None = None  # plates (read_plate): float32 HxWx3|4 as stored, in `colorspace`, straight alpha, unclipped
     colorspace: str = ""  # plates: the OCIO colour space of `scene`
+    metadata: Metadata | None = None  # the source's ICC profile, dpi, EXIF, XMP, which outputs keep
+    original: np.ndarray | None = None  # where an ICC profile was converted to sRGB: the source's own values, as `pixels`
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mattekit.io.formats import PNG_XMP_KEY
+from mattekit.io.metadata import Metadata
 from mattekit.machine import cpu_count
 
 STRIP_BYTES = 2 << 20  # bytes of rows compressed as one strip
@@ -19,9 +20,9 @@ PNG_LEVEL = 1  # zlib level: 1 compresses photos within a few per cent of 3 at a
 _COLOUR = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (grey, grey+alpha, RGB, RGBA)
 
 
-def write_png(tmp: Path, ints: np.ndarray, fmt: str, xmp: bytes | None = None) -> None:
-    """A PNG streamed into ``tmp``: IHDR, the XMP iTXt chunk (uncompressed, key "XML:com.adobe.xmp"),
-    then one IDAT chunk per strip of rows (:func:`_png_strip`), the strips compressed in parallel
+def write_png(tmp: Path, ints: np.ndarray, fmt: str, meta: Metadata) -> None:
+    """A PNG streamed into ``tmp``: IHDR, ``meta``'s chunks (iCCP profile, pHYs dpi, eXIf, and the XMP in iTXt,
+    uncompressed, key "XML:com.adobe.xmp"), then one IDAT chunk per strip of rows (:func:`_png_strip`), the strips compressed in parallel
     threads (zlib lets go of the GIL) and written in order as one zlib stream at :data:`PNG_LEVEL`.
     Memory: one filtered and compressed strip per thread, and one more, on top of ``ints``; 16-bit samples are written big-endian."""
     h, w, c = ints.shape
@@ -34,8 +35,14 @@ def write_png(tmp: Path, ints: np.ndarray, fmt: str, xmp: bytes | None = None) -
     checksum = zlib.adler32(b"")
     with ThreadPoolExecutor(threads) as pool, open(tmp, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, _COLOUR[c], 0, 0, 0)))
-        if xmp:
-            f.write(_png_chunk(b"iTXt", PNG_XMP_KEY + b"\0\0\0\0\0" + xmp))
+        if meta.icc:
+            f.write(_png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(meta.icc)))
+        if meta.dpi:
+            f.write(_png_chunk(b"pHYs", struct.pack(">IIB", *(round(d / 0.0254) for d in meta.dpi), 1)))
+        if meta.exif:
+            f.write(_png_chunk(b"eXIf", meta.exif))
+        if meta.xmp:
+            f.write(_png_chunk(b"iTXt", PNG_XMP_KEY + b"\0\0\0\0\0" + meta.xmp))
         header = b"\x78\x01"  # the zlib stream's header (deflate, 32 KiB window, fastest), before the first strip
         pending: deque = deque()
         for top in tops:

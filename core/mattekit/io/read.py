@@ -6,11 +6,14 @@ straight alpha), sRGB-encoded (:class:`mattekit.io.picture.Picture`); ``read_ima
 supported file to that form, given its path, its bytes or a file object: one decoding either way
 (a path is opened and read as the decoders need it; bytes are read from memory).
 
-PNG, JPEG, TIFF, WebP, BMP (and whatever else Pillow opens) are read via Pillow, except the
+PNG, JPEG, TIFF, WebP, BMP, AVIF, HEIC/HEIF (pillow-heif's opener) and whatever else Pillow opens are read via
+Pillow, except the
 pixels of 16-bit colour PNG/TIFF and of float TIFF, which Pillow cuts to 8 bits or cannot open,
 come from OpenCV. EXIF orientation is applied. An embedded ICC profile is converted to sRGB for
-8-bit images; 16-bit and float images are taken as they are (a non-sRGB profile gives a
-warning), since Pillow's colour management only handles 8-bit colour.
+8-bit images (the source's own values are kept beside them, ``Picture.original``, for the outputs); 16-bit and
+float images are taken as they are (a non-sRGB profile gives a warning), since Pillow's colour management only
+handles 8-bit colour. The profile, dpi, EXIF and XMP outputs keep are ``Picture.metadata``
+(:mod:`mattekit.io.metadata`).
 Before any pixel is decoded, the size the file declares is checked against
 :func:`mattekit.io.picture.pixel_budget` (``MATTEKIT_MAX_PIXELS``, else what the free memory allows),
 so a small file declaring a huge image is refused in one sentence instead of exhausting memory.
@@ -34,10 +37,12 @@ from typing import Iterator
 
 import cv2
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from mattekit import colour
 from mattekit.errors import InputError
+from mattekit.io import metadata
 from mattekit.io.formats import DECODE_ERRORS, DPX_MAGIC, EXR_MAGIC, EXR_RECORD, PNG_XMP_KEY, TIFF_MAGIC, Source, reason
 from mattekit.io.oiio import Scene, read_scene, scene_attributes, scene_layout
 from mattekit.io.picture import Layout, Picture, check_size
@@ -45,6 +50,7 @@ from mattekit.io.tiff import tiff_size
 from mattekit.ops import unit_float
 from mattekit.provenance import from_xmp
 
+pillow_heif.register_heif_opener()  # HEIC/HEIF through libheif (its rotation and mirroring applied); AVIF is Pillow's own
 # mattekit checks declared sizes itself (pixel_budget), before decoding: Pillow's own bomb check,
 # fixed at 89 MP (warning) / 179 MP (error), would otherwise override MATTEKIT_MAX_PIXELS.
 Image.MAX_IMAGE_PIXELS = None
@@ -192,12 +198,16 @@ def _read_pillow(data: Source, magic: bytes, integers: bool) -> Picture:
         except DECODE_ERRORS as e:
             raise data.damaged(e) from None
         icc = im.info.get("icc_profile")
+        kept = metadata.of_image(im)
         if deep:
             if icc:
                 _warn_profile(src, icc)
-            return _read_opencv(data, im.format, im.mode, orientation, integers)
-        pixels, depth = _pillow_pixels(im, icc, src, integers)
-        return Picture(_orient(pixels, orientation), depth, src, pixels.shape[2] == 4, im.format or "", im.mode)
+            picture = _read_opencv(data, im.format, im.mode, orientation, integers)
+            picture.metadata = kept
+            return picture
+        pixels, depth, original = _pillow_pixels(im, icc, src, integers)
+        return Picture(_orient(pixels, orientation), depth, src, pixels.shape[2] == 4, im.format or "", im.mode,
+                       metadata=kept, original=None if original is None else _orient(original, orientation))
 
 
 def read_layout(source, name: str | None = None) -> Layout:
@@ -268,14 +278,16 @@ def _deep(im: Image.Image) -> bool:
     return ";16" in rawmode and not im.mode.startswith("I")
 
 
-def _pillow_pixels(im: Image.Image, icc: bytes | None, src: str, integers: bool) -> tuple[np.ndarray, int]:
-    """Pillow image -> (float32 HxWx3/4 sRGB, or uint8 for 8-bit sources when ``integers``; bit depth)."""
+def _pillow_pixels(im: Image.Image, icc: bytes | None, src: str,
+                   integers: bool) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """Pillow image -> (float32 HxWx3/4 sRGB, or uint8 for 8-bit sources when ``integers``; bit depth; the source's
+    own values in that form where an RGB profile was converted to sRGB, else None)."""
     if im.mode.startswith("I") or im.mode == "F":  # 16-bit grey ("I;16*"; "I" in old Pillows) or float grey
         if icc:
             _warn_profile(src, icc)
         scale, depth = (1.0, 32) if im.mode == "F" else (65535.0, 16)
         grey = np.clip(np.nan_to_num(np.asarray(im, np.float32) / scale), 0, 1)
-        return np.repeat(grey[..., None], 3, axis=2), depth
+        return np.repeat(grey[..., None], 3, axis=2), depth, None
     alpha = None
     if im.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info:
         im = im.convert("LA" if im.mode in ("1", "L", "LA", "La") else "RGBA")  # un-premultiplies RGBa
@@ -283,15 +295,23 @@ def _pillow_pixels(im: Image.Image, icc: bytes | None, src: str, integers: bool)
         im = im.convert(im.mode[:-1])
     if im.mode not in ("L", "RGB", "CMYK"):
         im = im.convert("RGB")
+    own = im if im.mode == "RGB" else None  # the source's own colours, kept where its RGB profile is converted
     if icc:
         try:
             im = ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _srgb(), outputMode="RGB")
         except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
             warnings.warn(f"{src}: its colour profile could not be applied, so its colours are read as sRGB.")
+            own = None
+    else:
+        own = None
     colours = im if im.mode == "RGB" else im.convert("RGB")  # (converting RGB to RGB would copy it)
-    planes = [np.asarray(colours)] + ([alpha[..., None]] if alpha is not None else [])
-    pixels = np.concatenate(planes, axis=2) if len(planes) > 1 else planes[0]
-    return (pixels if integers else unit_float(pixels)), 8
+
+    def planes(rgb: Image.Image) -> np.ndarray:
+        found = [np.asarray(rgb)] + ([alpha[..., None]] if alpha is not None else [])
+        pixels = np.concatenate(found, axis=2) if len(found) > 1 else found[0]
+        return pixels if integers else unit_float(pixels)
+
+    return planes(colours), 8, None if own is None else planes(own)
 
 
 def _read_opencv(source: Source, fmt: str, mode: str, orientation: int, integers: bool) -> Picture:

@@ -8,8 +8,10 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, TiffImagePlugin
 
 from mattekit.io.formats import Source
+from mattekit.io.metadata import EXIF_IFD, GPS_IFD, Metadata
 
 
 def tiff_size(source: Source) -> tuple[int, int, int]:
@@ -31,10 +33,11 @@ def tiff_size(source: Source) -> tuple[int, int, int]:
         raise source.damaged() from None
 
 
-def write_tiff(tmp: Path, ints: np.ndarray, fmt: str, xmp: bytes | None = None) -> None:
-    """A baseline little-endian TIFF: header, directory, one deflate strip with horizontal
-    prediction; alpha is marked unassociated (OpenCV leaves it unspecified, Pillow cannot
-    write 16-bit colour); ``xmp`` in the XMP tag (700)."""
+def write_tiff(tmp: Path, ints: np.ndarray, fmt: str, meta: Metadata) -> None:
+    """A baseline little-endian TIFF: header, directory, one deflate strip with horizontal prediction; alpha is
+    marked unassociated (OpenCV leaves it unspecified, Pillow cannot write 16-bit colour). ``meta``: the XMP in tag
+    700, the ICC profile in 34675, dpi in 282/283, the EXIF's IFD0 tags with its EXIF and GPS IFDs (Pillow's
+    directory writer lays them out)."""
     h, w, c = ints.shape
     bits = ints.dtype.itemsize * 8
     diff = ints.copy()
@@ -42,21 +45,21 @@ def write_tiff(tmp: Path, ints: np.ndarray, fmt: str, xmp: bytes | None = None) 
     strip = zlib.compress(diff.astype(f"<u{bits // 8}").tobytes(), 3)
     if len(strip) > 2**32 - 1024:
         raise OSError(errno.EFBIG, "the image is too large for a TIFF file")
-    short, long_, undefined = 3, 4, 7
-    n_tags = (12 if c == 4 else 11) + (1 if xmp else 0)
-    bits_at = 8 + 2 + 12 * n_tags + 4  # the BitsPerSample values follow the directory, then the XMP
-    xmp_at = bits_at + 2 * c
-    strip_at = xmp_at + (len(xmp) if xmp else 0)
-    tags = [(256, long_, 1, w), (257, long_, 1, h), (258, short, c, bits if c == 1 else bits_at),
-            (259, short, 1, 8), (262, short, 1, 1 if c == 1 else 2), (273, long_, 1, strip_at),
-            (277, short, 1, c), (278, long_, 1, h), (279, long_, 1, len(strip)), (284, short, 1, 1),
-            (317, short, 1, 2)] + ([(338, short, 1, 2)] if c == 4 else [])
-    if xmp:
-        tags.append((700, undefined, len(xmp), xmp_at))
-    out = bytearray(b"II*\x00" + struct.pack("<IH", 8, n_tags))
-    for tag, kind, count, value in tags:  # a single SHORT sits left-justified in the 4-byte field
-        inline = kind == short and count == 1
-        out += struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if inline else struct.pack("<I", value))
-    out += struct.pack("<I", 0) + struct.pack(f"<{c}H", *[bits] * c) + (xmp or b"")
-    tmp.write_bytes(bytes(out) + strip)
-
+    short, long_, rational, undefined = 3, 4, 5, 7
+    directory = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+    if meta.exif:
+        exif = Image.Exif()
+        exif.load(b"Exif\0\0" + meta.exif)
+        for tag in exif:
+            directory[tag] = exif.get_ifd(tag) if tag in (EXIF_IFD, GPS_IFD) else exif[tag]
+    tags = [(256, long_, w), (257, long_, h), (258, short, (bits,) * c), (259, short, 8),
+            (262, short, 1 if c == 1 else 2), (273, long_, 0), (277, short, c), (278, long_, h),
+            (279, long_, len(strip)), (284, short, 1), (317, short, 2)] + ([(338, short, 2)] if c == 4 else [])
+    tags += [(700, undefined, meta.xmp)] if meta.xmp else []
+    tags += [(34675, undefined, meta.icc)] if meta.icc else []
+    tags += [(282, rational, meta.dpi[0]), (283, rational, meta.dpi[1]), (296, short, 2)] if meta.dpi else []
+    for tag, kind, value in tags:
+        directory[tag] = value
+        directory.tagtype[tag] = kind
+        # the strip follows the directory: Pillow's writer counts StripOffsets from the directory's end
+    tmp.write_bytes(b"II*\x00" + struct.pack("<I", 8) + directory.tobytes(8) + strip)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +26,15 @@ from mattekit.fsutil import atomic_write, stale_temporaries
 from mattekit.io.oiio import plate_spec, write_exr
 from mattekit.io.oiio import write_layers as oiio_layers
 from mattekit.io.formats import DEPTHS, EXR_RECORD, WRITERS, reason
+from mattekit.io.metadata import Metadata, merged_xmp
 from mattekit.io.png import write_png
 from mattekit.io.tiff import write_tiff
 from mattekit.ops import quantise, srgb_to_linear, with_channels
 from mattekit.provenance import to_xmp
 
 
-def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = None, colorspace: str | None = None) -> None:
+def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = None, colorspace: str | None = None,
+                metadata: Metadata | None = None) -> None:
     """Write a picture (HxWx3/4) or mask (HxW, HxWx1) by the file's extension: floats in [0,1], or
     uint8/uint16 values (0..255 / 0..65535), which are stored as they are at their own bit depth.
 
@@ -43,6 +46,8 @@ def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = N
     colorspace: the pixels are a plate's own values in this OCIO colour space (any range): EXR gets them neither
     converted from sRGB nor clipped (premultiplied all the same), its header naming the colour space
     (:func:`mattekit.colour.exr_attributes`); the other formats clip them to [0, 1].
+    metadata: the source's ICC profile, dpi, EXIF and XMP (:class:`mattekit.io.metadata.Metadata`) for PNG, JPEG,
+    TIFF and WebP (WebP holds no dpi but the EXIF's); its XMP and the provenance share one packet. EXR keeps none.
     Memory: floats are rounded to integers in strips of rows (:func:`mattekit.ops.quantise`) and PNG is compressed
     strip by strip straight into the file, so a write needs the integer copy and a strip on top of the
     caller's array, never a full-size float copy.
@@ -65,8 +70,11 @@ def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = N
             raise OutputError(f"Cannot write {path}: JPEG cannot store transparency; use PNG, TIFF, WebP or EXR instead.")
         ints = ints[..., :3]
     writer = {"PNG": write_png, "TIFF": write_tiff}.get(fmt, _write_pillow)
-    xmp = to_xmp(provenance) if provenance else None
-    _atomic(path, lambda tmp: writer(tmp, ints, fmt, xmp))
+    meta = metadata or Metadata()
+    if meta.icc and ints.shape[2] < 3:  # an RGB profile describes no grey mask
+        meta = replace(meta, icc=None)
+    meta = replace(meta, xmp=merged_xmp(meta.xmp, to_xmp(provenance) if provenance else None))
+    _atomic(path, lambda tmp: writer(tmp, ints, fmt, meta))
 
 
 
@@ -133,12 +141,14 @@ def _atomic(path: Path, write) -> None:
         raise OutputError(f"Cannot write {path}: {reason(e)}.") from None
 
 
-def _write_pillow(tmp: Path, ints: np.ndarray, fmt: str, xmp: bytes | None = None) -> None:
-    """JPEG (XMP in an APP1 segment) and WebP (XMP chunk) through Pillow."""
+def _write_pillow(tmp: Path, ints: np.ndarray, fmt: str, meta: Metadata) -> None:
+    """JPEG (XMP and EXIF in APP1 segments, the profile in APP2, dpi in JFIF) and WebP (XMP, EXIF, ICCP chunks)
+    through Pillow."""
     im = Image.fromarray(ints[..., 0] if ints.shape[2] == 1 else ints)
     options = {"JPEG": {"quality": 95, "subsampling": 0}, "WebP": {"quality": 95}}[fmt]
-    if xmp:
-        options["xmp"] = xmp
+    found = {"xmp": meta.xmp, "icc_profile": meta.icc, "exif": meta.exif and b"Exif\0\0" + meta.exif,
+             "dpi": meta.dpi if fmt == "JPEG" else None}
+    options.update({key: value for key, value in found.items() if value})
     try:
         im.save(tmp, format=fmt.upper(), **options)
     except ValueError as e:  # e.g. larger than the format allows

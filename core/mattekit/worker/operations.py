@@ -172,15 +172,18 @@ def schema(offered: dict[str, Operation], models) -> dict:
 
 
 def model_menus(models) -> dict[str, list[dict]]:
-    """{catalog task: [{"name", "description", "licence", "default", "cached", "loaded"}]} for dialogs."""
-    from .. import catalog, weights
+    """{catalog task: [{"name", "description", "licence", "notice", "default", "cached", "loaded"}]} for dialogs
+    (notice: the licence notice, or that the weights were published with none; default: the user's pin first)."""
+    from .. import catalog, settings, weights
 
     cat = catalog.load()
+    config = str(settings.config_path())
     loaded = {predictor.entry.name for predictor in models.loaded()}
     menus: dict[str, list[dict]] = {}
     for m in cat.models.values():
         menus.setdefault(m.task, []).append({
-            "name": m.name, "description": m.description, "licence": m.licence, "notice": m.notice,
+            "name": m.name, "description": m.description, "licence": m.licence,
+            "notice": m.notice or cat.unlicensed_notice(m, config),
             "default": cat.defaults.get(m.task) == m.name, "cached": weights.is_cached(m.weights),
             "loaded": m.name in loaded})
     return menus

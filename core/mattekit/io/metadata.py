@@ -1,0 +1,126 @@
+"""What a photo says of itself that its outputs keep (:class:`Metadata`): its ICC profile, dpi, EXIF and XMP, read
+from an opened Pillow image (:func:`of_image`), made fit to publish (:func:`without_personal`), and the result's
+colours put back into the source's colour space (:func:`in_source_colours`).
+
+The networks see sRGB; an output carries the source's own profile and, where the task left a pixel's colour as it
+was, the source's own values (a Display P3 red stays the P3 red, never clipped to sRGB and back).
+"""
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from dataclasses import dataclass, replace
+
+import numpy as np
+from PIL import Image, ImageCms
+
+from mattekit.ops import quantise
+
+ORIENTATION = 0x0112
+EXIF_IFD, GPS_IFD = 0x8769, 0x8825
+# IFD0 tags that describe the photo (a TIFF source's IFD0 also holds its own layout: those are not EXIF to keep)
+DESCRIPTIVE = {0x010E, 0x010F, 0x0110, ORIENTATION, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, 0x013B, 0x013C,
+               0x8298, EXIF_IFD, GPS_IFD}
+# personal tags of the EXIF IFD: camera owner, body serial, lens serial; the maker note (may hold serials too)
+PERSONAL_EXIF = {0xA430, 0xA431, 0xA435, 0x927C}
+PERSONAL_XMP = re.compile(r"(?:exif:GPS\w*|exifEX:(?:CameraOwnerName|BodySerialNumber|LensSerialNumber)"
+                          r"|aux:(?:SerialNumber|LensSerialNumber|OwnerName))")
+XMP_ORIENTATION = re.compile(r"(tiff:Orientation\s*=\s*\"|<tiff:Orientation>)\s*\d")
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """icc: the ICC profile of the source's colours (RGB profiles only); dpi: (x, y) dots per inch; exif: TIFF-form
+    EXIF (no ``Exif\\0\\0`` header), orientation 1 since the reader applied it; xmp: the XMP packet (UTF-8)."""
+
+    icc: bytes | None = None
+    dpi: tuple[float, float] | None = None
+    exif: bytes | None = None
+    xmp: bytes | None = None
+
+
+def of_image(im: Image.Image) -> Metadata:
+    """The metadata of an opened (loaded) Pillow image; an RGB image's RGB profile only (a CMYK or grey
+    profile describes colours the reader converted away)."""
+    icc = im.info.get("icc_profile") or None
+    if icc and not (im.mode.startswith(("RGB", "P")) and icc[16:20] == b"RGB "):
+        icc = None
+    dpi = im.info.get("dpi")
+    dpi = (float(dpi[0]), float(dpi[1])) if dpi and all(v > 0 for v in dpi[:2]) else None
+    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp") or (im.tag_v2.get(700) if hasattr(im, "tag_v2") else None)
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    return Metadata(icc, dpi, _exif(im), XMP_ORIENTATION.sub(r"\g<1>1", xmp.decode("utf-8", "replace")).encode()
+                    if xmp else None)
+
+
+def _exif(im: Image.Image) -> bytes | None:
+    """The image's EXIF with its descriptive IFD0 tags and the EXIF and GPS IFDs, orientation 1; None without any."""
+    try:
+        found = im.getexif()
+        kept = Image.Exif()
+        for tag in DESCRIPTIVE & set(found):
+            kept[tag] = found.get_ifd(tag) if tag in (EXIF_IFD, GPS_IFD) else found[tag]
+    except Exception:  # noqa: BLE001 - unreadable EXIF is left behind, the pixels are what matters
+        return None
+    if not kept:
+        return None
+    kept[ORIENTATION] = 1  # (Pillow applies a TIFF's orientation itself and drops the tag)
+    return kept.tobytes()[6:]  # (Pillow puts "Exif\0\0" first)
+
+
+def without_personal(meta: Metadata) -> Metadata:
+    """``meta`` without what tells who or where: GPS, camera owner, body and lens serial numbers, the maker note
+    (EXIF and XMP alike)."""
+    exif = meta.exif
+    if exif:
+        found = Image.Exif()
+        found.load(b"Exif\0\0" + exif)
+        kept = Image.Exif()
+        for tag in set(found) - {GPS_IFD}:
+            kept[tag] = found[tag] if tag != EXIF_IFD else {
+                k: v for k, v in found.get_ifd(EXIF_IFD).items() if k not in PERSONAL_EXIF}
+        exif = kept.tobytes()[6:] if kept else None
+    xmp = meta.xmp
+    if xmp:
+        text = xmp.decode("utf-8", "replace")
+        name = PERSONAL_XMP.pattern
+        text = re.sub(rf"\s{name}\s*=\s*\"[^\"]*\"", "", text)
+        text = re.sub(rf"<({name})\b[^>]*?/>|<({name})\b.*?</\2>", "", text, flags=re.S)
+        xmp = text.encode("utf-8")
+    return replace(meta, exif=exif, xmp=xmp)
+
+
+def merged_xmp(source: bytes | None, ours: bytes | None) -> bytes | None:
+    """One XMP packet holding the source's properties and mattekit's provenance description (``ours``, a packet of
+    :func:`mattekit.provenance.to_xmp`): ours is added into the source's ``rdf:RDF``."""
+    if not (source and ours):
+        return source or ours
+    text, own = source.decode("utf-8", "replace"), ours.decode("utf-8")
+    end = text.rfind("</rdf:RDF>")
+    start, stop = own.find("<rdf:Description"), own.rfind("</rdf:RDF>")
+    if end < 0 or start < 0:
+        return ours
+    return (text[:end] + own[start:stop] + text[end:]).encode("utf-8")
+
+
+def in_source_colours(result: np.ndarray, network: np.ndarray, original: np.ndarray, icc: bytes,
+                      src: str) -> np.ndarray | None:
+    """A task's colour ``result`` (H x W x 3|4, float32 in [0,1] or uint8; sRGB, straight alpha) as uint8 in the
+    colour space of profile ``icc``: pixels whose colour is the ``network`` input's (the sRGB the task saw, H x W x
+    3|4) take the source's ``original`` values there, the others are converted from sRGB (littleCMS, perceptual).
+    None, with a warning, when the profile cannot be applied (the result is then written as sRGB, untagged)."""
+    ints = quantise(result, 8)
+    rgb = np.ascontiguousarray(ints[..., :3])
+    try:
+        transform = ImageCms.buildTransform(ImageCms.createProfile("sRGB"), ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                            "RGB", "RGB")
+        out = np.asarray(ImageCms.applyTransform(Image.fromarray(rgb), transform)).copy()
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        warnings.warn(f"{src}: its colour profile could not be applied to the result, so the result is written as sRGB.")
+        return None
+    if network.shape[:2] == rgb.shape[:2]:
+        same = (rgb == quantise(network, 8)[..., :3]).all(axis=2)
+        out[same] = original[..., :3][same]
+    return np.concatenate([out, ints[..., 3:]], axis=2) if ints.shape[2] == 4 else out
