@@ -117,7 +117,8 @@ def test_offline_the_missing_default_names_what_is_here_and_the_flag(shared, env
     bokeh = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png", "--mask-only", "--segment-model", "u2net")
     assert "Pick a segment model that is here with --segment-model NAME" in bokeh.stderr.decode()
     depth = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png").stderr.decode()
-    assert "error: Use --mask-only to blur without a depth model (no depth model is on disk or in a mirror here)" in depth
+    assert ("error: Unset MATTEKIT_OFFLINE or set MATTEKIT_MIRROR to a folder holding them, or use --mask-only to blur "
+            "without a depth model (no depth model is on disk or in a mirror here)") in depth
     ok = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png", "--mask-only", "--segment-model", "sinet-portrait")
     assert ok.returncode == 0, ok.stderr
 

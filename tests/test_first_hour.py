@@ -156,7 +156,8 @@ def test_a_fully_transparent_cut_out_is_written_with_one_warning_line(shared, tm
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     photo, cut = shared / "data/grabcut50/im/person1.jpg", tmp_path / "corner.png"
     run = [sys.executable, "-m", "mattekit", "remove", str(photo), "--model", "sinet-portrait", "--threads", "2"]
-    done = subprocess.run(run + ["--box", "0,0,40,40", "-o", str(cut)], capture_output=True, text=True)
+    done = subprocess.run(run + ["--box", "0,0,40,40", "--hint-model", "none", "-o", str(cut)], capture_output=True,
+                          text=True)  # the segmentation model answers the box
     assert done.returncode == 0, done.stderr
     warned = [line for line in done.stderr.splitlines() if "warning" in line]
     assert warned == [f"mattekit: warning: {cut}: {EMPTY}--model with another model, or --box around the subject "
@@ -174,9 +175,9 @@ def test_the_python_api_warns_of_a_fully_transparent_result(shared, tmp_path, mo
     photo = tmp_path / "photo.jpg"
     photo.symlink_to(shared / "data/grabcut50/im/person1.jpg")
     with pytest.warns(UserWarning) as caught:
-        target = mattekit.remove_background(photo, model="sinet-portrait", box=(0, 0, 40, 40))
+        target = mattekit.remove_background(photo, model="sinet-portrait", box=(0, 0, 40, 40), hint_model="none")
         alpha = mattekit.remove_background(io.read_image(photo).pixels, model="sinet-portrait", box=(0, 0, 40, 40),
-                                           result="alpha")
+                                           hint_model="none", result="alpha")
     assert target == tmp_path / "photo_cutout.png" and not alpha.any()
     tail = "model= with another model, or box= around the subject or point= on it."
     assert [str(w.message) for w in caught] == [f"{target}: {EMPTY}{tail}", EMPTY[:1].upper() + EMPTY[1:] + tail]

@@ -207,7 +207,7 @@ def test_a_fully_transparent_result_is_placed_and_said_in_a_gimp_message(gimp, w
     image = Gimp.Image(160, 120)
     layer = image.add_test_layer(pixels)
     status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait",
-                        box="0,0,10,10")
+                        box="0,0,10,10", hint_model="none")
     assert status is Gimp.PDBStatusType.SUCCESS, error
     assert not layer.get_mask().pixels.any()
     assert [c[1] for c in Gimp.CALLS if c[0] == "message"] == [
@@ -224,7 +224,7 @@ def test_remove_background_new_layer_with_offsets_a_selection_hint_and_16_bit(gi
     layer = image.add_test_layer(pixels, offsets=(30, 20))
     image.select_test_rectangle(50, 30, 100, 120)  # image coordinates; runs off the layer at the bottom
     status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait",
-                        output="layer")
+                        hint_model="none", output="layer")  # the segmentation model answers the hint
     assert status is Gimp.PDBStatusType.SUCCESS, error
     cut = image.get_layers()[0]
     assert cut.get_name() == "Background (cut out)" and image.get_layers()[1] is layer
@@ -233,7 +233,7 @@ def test_remove_background_new_layer_with_offsets_a_selection_hint_and_16_bit(gi
     hint = np.zeros((120, 160, 1), np.float32)
     hint[10:, 20:120] = 1.0  # the selection in layer coordinates
     rgba, = worker.run("remove", {"image": as_pixels(pixels, "u16"), "hint_mask": as_pixels(hint, "u16")},
-                       {"model": "sinet-portrait", "result": "rgba"})
+                       {"model": "sinet-portrait", "hint_model": "none", "result": "rgba"})
     assert np.allclose(cut.pixels, as_floats(rgba), atol=1 / 65535), "the whole layer, the selection as the hint"
     plain, = worker.run("remove", [as_pixels(pixels, "u16")], {"model": "sinet-portrait", "result": "rgba"})
     assert not np.allclose(as_floats(plain), as_floats(rgba), atol=0.05), "the hint changed the result"
@@ -251,11 +251,12 @@ def test_remove_background_hint_is_the_selection_else_the_path_never_the_layer_m
 
     def remove(**inputs):
         out, = worker.run("remove", dict({"image": as_pixels(pixels)}, **{k: as_pixels(v) for k, v in inputs.items()}),
-                          {"model": "sinet-portrait", "result": "alpha"})
+                          {"model": "sinet-portrait", "hint_model": "none", "result": "alpha"})
         return as_floats(out)
 
     def mask_after_run():
-        status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait")
+        status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait",
+                            hint_model="none")
         assert status is Gimp.PDBStatusType.SUCCESS, error
         return layer.get_mask().pixels.copy()
 
@@ -304,11 +305,12 @@ def test_select_subject_from_open_paths_into_the_selection_of_an_offset_layer(gi
     on = image.add_test_open_path("On", [(70, 80), (75, 60)])  # inserted last: the upper one
 
     def select(**options):
-        out, = worker.run("select-subject", {"image": as_pixels(pixels)}, dict({"model": "sinet-portrait"}, **options))
+        out, = worker.run("select-subject", {"image": as_pixels(pixels)},
+                          dict({"model": "sinet-portrait", "hint_model": "none"}, **options))
         return as_floats(out)
 
     status, error = run(plugin, Gimp, "mattekit-select-subject", image, [layer], model="sinet-portrait",
-                        output="selection")
+                        hint_model="none", output="selection")
     assert status is Gimp.PDBStatusType.SUCCESS, error
     expected = select(point="80,60;85,40", exclude="150,15")  # the anchors less the layer's offsets
     assert np.allclose(image.get_selection().pixels[20:], expected[:110, 10:], atol=1e-6)
@@ -568,6 +570,9 @@ def test_a_model_added_to_the_catalog_appears_in_the_dialog_without_reinstalling
     menu = GimpUi.DIALOGS[0].combos()["_Model"]
     assert bigger_catalog in menu.ids() and "sinet-portrait" in menu.ids() and menu.ids()[0] == "default"
     assert any(text.startswith("Default (") for _, text in menu.items)
+    hint = GimpUi.DIALOGS[0].combos()["_Hint model"]  # the catalog's prompt default, and none: the fallback on purpose
+    assert hint.ids()[:3] == ["default", "none", "sam2.1-hiera-tiny"], hint.ids()
+    assert hint.items[0][1] == "Default (sam2.1-hiera-tiny)" and hint.items[1][1].startswith("None: the segmentation")
     # the chosen model ran: its mask is SINet's
     alpha, = worker.run("remove", [as_pixels(pixels)], {"model": "sinet-portrait", "result": "alpha"})
     assert np.allclose(layer.get_mask().pixels, as_floats(alpha), atol=1e-6)

@@ -55,7 +55,8 @@ def test_a_matting_model_gives_remove_its_own_soft_alpha(shared, mirror, tmp_pat
           f"{soft:.3%} soft pixels, IoU {metrics.iou(removed, gt_mask(shared, 'person1')):.4f}")
     assert np.abs(removed - matted).max() < 1e-6 and soft > 0.005
     h, w = photo.shape[:2]
-    boxed = mattekit.remove_background(photo, model="people", result="alpha", box=f"0,0,{w // 2},{h}")
+    boxed = mattekit.remove_background(photo, model="people", hint_model="none", result="alpha",
+                                       box=f"0,0,{w // 2},{h}")
     assert not boxed[:, w // 2:].any() and boxed[:, : w // 2].any()
     for model in ("rvm-people", "sinet-portrait"):  # the other kinds still take their own paths
         assert main(["remove", str(shared / "data/grabcut50/im/person1.jpg"), "-o", str(tmp_path / f"{model}.png"),
@@ -256,7 +257,8 @@ def test_cli_box_points_and_hint_mask_pick_the_intended_subject(two_subjects, tm
 
     def alpha_for(*flags):
         out.unlink(missing_ok=True)
-        assert main(["remove", str(path), "-o", str(out), "--model", "u2netp", "--result", "alpha", "-q", *flags]) == 0
+        assert main(["remove", str(path), "-o", str(out), "--model", "u2netp", "--hint-model", "none", "--result", "alpha",
+                     "-q", *flags]) == 0
         return io.read_image(out).pixels[..., 0]
 
     for side, other in (("left", "right"), ("right", "left")):
@@ -296,15 +298,17 @@ def test_api_takes_hints_as_tuples_and_arrays(two_subjects):
     path, masks, boxes = two_subjects
     pixels = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     box = tuple(int(v) for v in boxes["right"].split(","))
-    by_box = mattekit.remove_background(pixels, model="u2netp", result="alpha", box=box) / 255.0
+    by_box = mattekit.remove_background(pixels, model="u2netp", hint_model="none", result="alpha", box=box) / 255.0
     assert _picked(by_box, masks)["right"] > 0.75 and _picked(by_box, masks)["left"] == 0.0
-    text = mattekit.remove_background(pixels, model="u2netp", result="alpha", box=boxes["right"])
+    text = mattekit.remove_background(pixels, model="u2netp", hint_model="none", result="alpha", box=boxes["right"])
     assert np.array_equal(text / 255.0, by_box)
     centre = tuple(int(v) for v in _centre(masks["left"]).split(","))
-    by_point = mattekit.remove_background(pixels, model="u2netp", result="alpha", point=[centre]) / 255.0
+    by_point = mattekit.remove_background(pixels, model="u2netp", hint_model="none", result="alpha",
+                                          point=[centre]) / 255.0
     assert _picked(by_point, masks)["left"] > 0.6 and _picked(by_point, masks)["right"] == 0.0
     selection = (masks["right"] >= 128).astype(np.float32)
-    by_mask = mattekit.remove_background(pixels, model="u2netp", result="alpha", hint_mask=selection) / 255.0
+    by_mask = mattekit.remove_background(pixels, model="u2netp", hint_model="none", result="alpha",
+                                         hint_mask=selection) / 255.0
     assert _picked(by_mask, masks)["right"] > 0.75 and _picked(by_mask, masks)["left"] == 0.0
     assert mattekit.api.as_text([(1, 2), (3, 4)]) == "1,2;3,4" and mattekit.api.as_text(np.array([5, 6])) == "5,6"
 
@@ -319,7 +323,7 @@ def test_a_box_alone_cuts_the_plain_answer(two_subjects):
     predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
 
     def run(**hint):
-        options = segment.TASK.make_options({"model": "u2netp", "result": "alpha", **hint})
+        options = segment.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", **hint})
         return segment.TASK.run({"model": predictor}, {"image": pixels}, options)["result"]
 
     plain = run()
@@ -331,7 +335,7 @@ def test_a_box_alone_cuts_the_plain_answer(two_subjects):
     cut = run(box=box)
     assert cut.any() and np.array_equal(cut, np.where(inside, plain, 0))
     x, context = segment.TASK.prepare({"model": predictor}, {"image": pixels},
-                                      segment.TASK.make_options({"model": "u2netp", "box": box}))
+                                      segment.TASK.make_options({"model": "u2netp", "hint_model": "none", "box": box}))
     assert x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels)) and context[1] is None
     left_part = (masks["left"] >= 128) & inside & (plain >= 0.5)
     assert left_part.any() and cut[left_part].min() >= 0.5  # kept by the box alone; an exclude point there drops it
@@ -363,7 +367,7 @@ def test_a_box_finds_the_subject_the_whole_answer_missed(missed_subject):
     predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
 
     def run(**hint):
-        options = segment.TASK.make_options({"model": "u2netp", "result": "alpha", **hint})
+        options = segment.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", **hint})
         return segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
 
     plain = run()
@@ -388,7 +392,7 @@ def test_a_click_alone_finds_the_subject_the_whole_answer_missed(missed_subject)
     predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
 
     def run(**hint):
-        options = segment.TASK.make_options({"model": "u2netp", "result": "alpha", **hint})
+        options = segment.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", **hint})
         return segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
 
     x, y = gt_point(masks["left"])
@@ -424,7 +428,8 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
         def __getattr__(self, name):
             return getattr(predictor, name)
 
-    options = segment.TASK.make_options({"model": "u2netp", "result": "alpha", "box": boxes["right"], "box_focus": True})
+    options = segment.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", "box": boxes["right"],
+                                         "box_focus": True})
     x, context = segment.TASK.prepare({"model": predictor}, {"image": pixels}, options)
     assert x.shape[0] == 2 and np.array_equal(x[1:], predictor.prepare(pixels))
     found = Runner(segment.TASK, {"model": Counted()}, options).arrays({"image": pixels})["result"]
@@ -437,7 +442,8 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     assert _picked(one_call, masks)["right"] > 0.75 and _picked(one_call, masks)["left"] == 0.0
     # a box whose grown region is the whole photo: its one row is both answers, the network runs on it once
     h, w = pixels.shape[:2]
-    whole = segment.TASK.make_options({"model": "u2netp", "result": "alpha", "box": f"4,4,{w - 4},{h - 4}", "box_focus": True})
+    whole = segment.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha",
+                                       "box": f"4,4,{w - 4},{h - 4}", "box_focus": True})
     x, context = segment.TASK.prepare({"model": predictor}, {"image": pixels}, whole)
     assert context[1] == (0, 0, h, w) and x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels))
     calls.clear()
@@ -456,10 +462,12 @@ def test_select_subject_is_removes_alpha_for_the_same_hint(two_subjects, tmp_pat
     pixels = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     hint = {"point": [tuple(int(v) for v in _centre(masks["right"]).split(","))],
             "exclude": [tuple(int(v) for v in _centre(masks["left"]).split(","))]}
-    selected = mattekit.select_subject(pixels, model="u2netp", **hint)
+    selected = mattekit.select_subject(pixels, model="u2netp", hint_model="none", **hint)
     assert selected.shape == pixels.shape[:2] and selected.dtype == np.uint8
-    assert np.array_equal(selected, mattekit.remove_background(pixels, model="u2netp", result="alpha", **hint))
+    assert np.array_equal(selected, mattekit.remove_background(pixels, model="u2netp", hint_model="none", result="alpha",
+                                                               **hint))
     assert _picked(selected / 255.0, masks)["right"] > 0.6 and _picked(selected / 255.0, masks)["left"] == 0.0
-    assert main(["select-subject", str(path), "--model", "u2netp", "--box", boxes["left"], "-q"]) == 0
+    assert main(["select-subject", str(path), "--model", "u2netp", "--hint-model", "none", "--box", boxes["left"],
+                 "-q"]) == 0
     written = cv2.imread(str(tmp_path / "two_selection.png"), cv2.IMREAD_UNCHANGED)
     assert written.shape == pixels.shape[:2] and _picked(written / 255.0, masks)["left"] > 0.75

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ import torch
 import mattekit
 from mattekit import catalog, hints, prompting
 from mattekit.cli import main
+from mattekit.fsutil import sha256_file
 from mattekit.nets.sam2.model import SAM2
 from mattekit.nets.sam2.predictor import SAM2ImagePredictor
 from mattekit.client import Pixels
@@ -62,15 +65,22 @@ def test_which_hints_go_to_the_hint_model():
     def needed(given=(), **values):
         return task.models_needed(task.make_options(values), set(given))
 
-    sam = {"hint_model": "prompt"}
-    assert needed(box="1,2,30,40", hint_model="sam2.1-hiera-tiny") == sam
-    assert needed(point="5,5", exclude="9,9", hint_model="sam2.1-hiera-tiny") == sam
-    assert needed(("hint_mask",), hint_model="sam2.1-hiera-tiny") == sam
-    assert needed(hint_model="sam2.1-hiera-tiny") == {"model": "segment"}  # no hint: the segmentation model
-    assert needed(exclude="9,9", hint_model="sam2.1-hiera-tiny") == {"model": "segment"}  # nothing on the subject
-    assert needed(box="1,2,30,40") == {"model": "segment"}  # no hint model: the path as before
-    worker = task.describe("worker")["options"]  # the worker (and so GIMP and Blender) offers the hint model
+    sam, plain = {"hint_model": "prompt"}, {"model": "segment"}
+    for named in ({"hint_model": "sam2.1-hiera-tiny"}, {}):  # a named hint model, or the catalog's default
+        assert needed(box="1,2,30,40", **named) == sam
+        assert needed(point="5,5", exclude="9,9", **named) == sam
+        assert needed(("hint_mask",), **named) == sam
+        assert needed(**named) == plain  # no hint: the segmentation model
+        assert needed(exclude="9,9", **named) == plain  # nothing on the subject: SAM cannot answer it
+    assert catalog.load().default("prompt").name == "sam2.1-hiera-tiny"
+    for hint in ({"box": "1,2,30,40"}, {"point": "5,5"}, {"exclude": "9,9"}):  # none: the fallback on purpose
+        assert needed(hint_model="none", **hint) == plain
+    assert needed(("hint_mask",), hint_model="none") == plain
+    with pytest.raises(registry.OptionError, match="Unknown model 'nothing'"):
+        task.make_options({"hint_model": "nothing"})
+    worker = task.describe("worker")["options"]  # the worker (and so the GIMP dialog) offers the hint model and none
     assert worker["hint_model"]["model"] == "prompt" and "hint_weights" not in worker
+    assert worker["hint_model"]["default"] is None and worker["hint_model"]["none"].startswith("the segmentation model")
 
 
 def test_photo_pixels_and_sams_threshold():
@@ -81,13 +91,19 @@ def test_photo_pixels_and_sams_threshold():
 
 
 def test_missing_hint_model_weights_is_one_sentence(tmp_path, monkeypatch, capsys):
+    """A hint without SAM 2.1's weights, offline: one line, the fixes first (get the weights, or answer the hint with
+    the segmentation model on purpose: issue 47, item 14), exit 2, nothing written; the default as a named model."""
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
     photo, target = _photo(tmp_path), tmp_path / "out.png"
-    code = main(["remove", str(photo), "-o", str(target), "--box", "40,30,200,170", "--hint-model", "sam2.1-hiera-tiny"])
-    err = capsys.readouterr().err
-    assert code == 2 and err.startswith("mattekit: error: Leave out --hint-model") and "\n" not in err.strip(), err
-    assert not target.exists()  # the fix first (issue 47, item 14), one line, nothing written
+    for named in ([], ["--hint-model", "sam2.1-hiera-tiny"]):
+        code = main(["remove", str(photo), "-o", str(target), "--box", "40,30,200,170", *named])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, err
+        assert err.startswith("mattekit: error: Unset MATTEKIT_OFFLINE or set MATTEKIT_MIRROR to a folder holding them, "
+                              "or use --hint-model none to answer the hint with the segmentation model "), err
+        assert "the weights of sam2.1-hiera-tiny cannot be had here" in err
+        assert not target.exists()
 
 
 # ------------------------------------------------------------------------ end to end with stand-in weights
@@ -227,16 +243,18 @@ def test_remove_hint_mask_through_sam_in_the_api(stand_in, small_sam, spy, tmp_p
 def test_remove_box_through_sam_in_a_real_worker(stand_in, small_sam, spy, make_worker, tmp_path,  # noqa: F811
                                                  monkeypatch):
     """The worker takes no weights path: the stand-in is added as a derived copy (`models add`), as a user of
-    GIMP or Blender would, and a box in the request goes to SAM in photo pixels (SAM at SMALL x SMALL)."""
+    GIMP or Blender would, and a box in a request that names no hint model goes to the default, SAM, in photo pixels
+    (SAM at SMALL x SMALL)."""
     from PIL import Image
 
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     assert main(["models", "add", "sam2.1-hiera-tiny", str(stand_in), "--derived"]) == 0
     _, worker = make_worker(threads=2)
-    assert "sam2.1-hiera-tiny" in {m["name"] for m in worker.schema()["models"]["prompt"]}  # the hosts' menus
+    menu = {m["name"]: m for m in worker.schema()["models"]["prompt"]}  # the hosts' menus: "Default (sam2.1-hiera-tiny)"
+    assert menu["sam2.1-hiera-tiny"]["default"] and not menu["sam2.1-hiera-small"]["default"]
     photo = np.asarray(Image.open(_photo(tmp_path)).convert("RGB"))
     out, = worker.run("remove", [Pixels(photo.tobytes(), W, H, 3, "u8")],
-                      {"box": "80,50,240,160", "hint_model": "sam2.1-hiera-tiny", "result": "alpha"})
+                      {"box": "80,50,240,160", "result": "alpha"})
     (coords, labels), = spy["decode"]
     np.testing.assert_allclose(coords[0], _model_pixels([(80, 50), (240, 160)], small_sam), rtol=1e-6)
     assert labels[0].tolist() == [2, 3]
@@ -245,3 +263,55 @@ def test_remove_box_through_sam_in_a_real_worker(stand_in, small_sam, spy, make_
     alpha = np.frombuffer(out.data, np.uint8).reshape(H, W)
     assert (out.width, out.height, out.channels) == (W, H, 1)
     assert not alpha[:50].any() and not alpha[:, :80].any()  # nothing outside the box
+
+
+def _pinned_catalog(folder, stand_in) -> str:
+    """$MATTEKIT_CATALOG's copy (the small-SAM one) whose sam2.1-hiera-tiny file is pinned to the stand-in's sha256
+    and size, as a published hash would pin Meta's file: the verified path is then the one a pinned default takes."""
+    text = Path(os.environ["MATTEKIT_CATALOG"]).read_text()
+    line = 'files = [{ name = "sam2.1_hiera_tiny.pt", url = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/'
+    assert text.count(line) == 1
+    pin = f'sha256 = "{sha256_file(stand_in)}", size = {stand_in.stat().st_size}, url = "https://'
+    path = folder / "catalog-pinned-sam.toml"
+    path.write_text(text.replace(line, line.replace('url = "https://', pin)))
+    return str(path)
+
+
+@pytest.mark.slow
+def test_a_box_alone_fetches_the_default_hint_model_from_the_mirror_on_first_use(stand_in, small_sam, spy, shared,
+                                                                                 tmp_path, monkeypatch, capsys):
+    """No --hint-model: the catalog's prompt default answers the box, its weights taken from a local-folder mirror on
+    first use and checked against the catalog's sha256 on the way into the cache (a file of the same name and size
+    with other bytes is refused: exit 2, nothing written, nothing cached); --hint-model none answers the same box
+    with the segmentation model, as if no hint model were known (the part-1 rule)."""
+    from PIL import Image
+
+    from mattekit import weights
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "u2netp.onnx").symlink_to(shared / "weights" / "u2netp.onnx")
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(mirror))
+    monkeypatch.setenv("MATTEKIT_CATALOG", _pinned_catalog(tmp_path, stand_in))
+    catalog.load.cache_clear()
+    (wf,) = catalog.load().default("prompt").files
+    photo, target = _photo(tmp_path), tmp_path / "cut.png"
+    cli = ["remove", str(photo), "-o", str(target), "--model", "u2netp", "--result", "alpha", "--box", "80,50,240,160"]
+    with open(mirror / wf.name, "wb") as other:  # the name and size of the file, not its bytes
+        other.truncate(stand_in.stat().st_size)
+    assert main(cli) == 2 and not target.exists() and not weights.is_cached(wf) and spy["decode"] == []
+    assert "the weights of sam2.1-hiera-tiny cannot be had here" in capsys.readouterr().err
+    (mirror / wf.name).unlink()
+    (mirror / wf.name).symlink_to(stand_in)
+    assert main(cli) == 0, capsys.readouterr().err
+    assert weights.is_cached(wf) and sha256_file(weights.cached_path(wf)) == wf.sha256  # verified on the way in
+    (coords, labels), = spy["decode"]  # SAM answered the box
+    np.testing.assert_allclose(coords[0], _model_pixels([(80, 50), (240, 160)], small_sam), rtol=1e-6)
+    sam = np.asarray(Image.open(target))
+    assert main([*cli, "--hint-model", "none"]) == 0 and len(spy["decode"]) == 1  # SAM did not run again
+    fallback = np.asarray(Image.open(target))
+    image = np.asarray(Image.open(photo))
+    assert np.array_equal(fallback, mattekit.remove_background(image, model="u2netp", result="alpha",
+                                                               box="80,50,240,160", hint_model="none"))
+    assert not np.array_equal(fallback, sam)

@@ -321,7 +321,8 @@ def test_a_fully_transparent_result_carries_a_warning_in_the_answer(make_worker,
     worker names them) when the subject came out empty, as the CLI's warning line; none otherwise."""
     _, worker = make_worker()
     _, _, pixels = _person1(shared)
-    empty, = worker.run("remove", [pixels], {"model": "sinet-portrait", "box": "0,0,40,40", "result": "alpha"})
+    empty, = worker.run("remove", [pixels], {"model": "sinet-portrait", "box": "0,0,40,40", "hint_model": "none",
+                                              "result": "alpha"})
     assert not any(empty.data)
     assert empty.warnings == ["the result is fully transparent (no subject was found); try option 'model' with "
                               "another model, or option 'box' around the subject or option 'point' on it."]
@@ -1006,7 +1007,7 @@ def test_remove_takes_a_box_or_a_hint_mask_and_refuses_bad_hints(make_worker, mi
     h, w = photo.shape[:2]
     ys, xs = np.nonzero(gt >= 128)
     box = f"{xs.min() - 5},{ys.min() - 5},{xs.max() + 6},{ys.max() + 6}"
-    options = {"model": "u2netp", "result": "alpha"}
+    options = {"model": "u2netp", "hint_model": "none", "result": "alpha"}  # the segmentation model answers the hint
     boxed, = worker.run("remove", [pixels], dict(options, box=box, point=f"{int(xs.mean())},{int(ys.mean())}"))
     alpha = np.frombuffer(boxed.data, np.uint8).reshape(h, w) / 255.0
     assert _iou(alpha, gt) > 0.85 and alpha[:, : max(0, xs.min() - 5)].max() == 0

@@ -272,7 +272,8 @@ class ModelCache:
 
 def _missing(exc, model: str | None, catalog_task: str, option) -> MattekitError:
     """The error for a run whose ``model`` (None: the default) lacks its weights (``exc``): one short sentence, the
-    fix first (register the mirror's converted copy, or pick a model that is here with ``option``'s flag), then the
+    fix first (register the mirror's converted copy, pick a model that is here with ``option``'s flag, or get the
+    weights; each with ``option.missing``, what the user can do instead, where there is one), then the
     model it is about; the places tried are ``exc``'s detail, which the CLI prints with --debug."""
     from .errors import WeightsError
     from .weights.download import offline
@@ -286,9 +287,10 @@ def _missing(exc, model: str | None, catalog_task: str, option) -> MattekitError
         fix = f"Pick a {catalog_task} model that is here with {option.flag} NAME ({', '.join(here)})"
         fix += f", or {option.missing}" if option.missing else ""
     else:
-        fix = option.missing or ("unset MATTEKIT_OFFLINE or set MATTEKIT_MIRROR to a folder holding them" if offline()
-                                 else "set MATTEKIT_MIRROR to a folder holding them or go online once")
-        fix = f"{fix[0].upper()}{fix[1:]} (no {catalog_task} model is on disk or in a mirror here)"
+        fix = ("Unset MATTEKIT_OFFLINE or set MATTEKIT_MIRROR to a folder holding them" if offline()
+               else "Set MATTEKIT_MIRROR to a folder holding them or go online once")
+        fix += f", or {option.missing}" if option.missing else ""
+        fix += f" (no {catalog_task} model is on disk or in a mirror here)"
     return WeightsError(f"{fix}: {missing} (`mattekit models list --sources` shows where they are looked for).",
                         exc.fix, exc.detail or str(exc))
 

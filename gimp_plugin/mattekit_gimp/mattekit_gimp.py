@@ -318,6 +318,8 @@ def ask(procedure, config, op, models, note=None):
         entries = [m for task in tasks for m in models.get(task, [])]
         default = [m["name"] for m in entries if m.get("default")]
         combo.append(DEFAULT, "Default" + (" (%s)" % default[0] if default else ""))
+        if opt.get("none"):  # the value "none": no model of this kind, something else answers (the option says what)
+            combo.append("none", "None: %s" % opt["none"])
         for m in entries:
             combo.append(m["name"], "%s: %s" % (m["name"], m.get("description", "")))
         if not combo.set_active_id(config.get_property(name) or DEFAULT):

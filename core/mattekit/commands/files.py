@@ -95,17 +95,23 @@ def regular_files(paths: list[Path], given: str) -> list[Path]:
     return [path for path, kind in kinds.items() if kind == "a file"]
 
 
-def check_header(path: Path, options=None) -> None:
+def check_header(path: Path, options=None, masks: dict[str, str] | None = None) -> None:
     """InputError (one sentence) unless ``path`` is an image mattekit reads whose declared size fits the pixel
-    budget and what ``options`` say of it (their ``check_image(height, width)``, if any: a point inside it):
-    its header alone is read, so a single bad input is refused before any model loads."""
+    budget and what ``options`` say of it (their ``check_image(height, width)``, if any: a point inside it), and
+    the files of ``masks`` ({mask input: FILE|FOLDER} given with it) have its size: headers alone are read, so a
+    single bad input is refused before any model loads."""
     from ..io import read_layout
+    from ..io.outputs import companion, same_size
     from ..io.picture import check_size
 
     layout = read_layout(path)
     check_size(str(path), layout.width, layout.height)
     if hasattr(options, "check_image"):
         options.check_image(layout.height, layout.width)
+    for name, given in (masks or {}).items():
+        found = companion(given, path, name)
+        mask = read_layout(found)
+        same_size(name, found, (mask.height, mask.width), (layout.height, layout.width))
 
 
 def output_path(source: Path, root: Path, out: str | None, single: bool, suffix: str, ext: str,

@@ -150,7 +150,8 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
         print(f"mattekit: left out {len(left_out)} file(s) named as this command's outputs of other inputs ({names}); "
               f"name one on its own to process it.", file=sys.stderr)
     if len(jobs) == 1 and not streams.data():
-        files.check_header(jobs[0][0], options)
+        masks = {p.name: ports[p.name] for p in task.inputs[1:] if p.kind != "image" and p.name in ports}
+        files.check_header(jobs[0][0], options, masks)
     named = Path(args.output).suffix.lower() if args.output else ""
 
     def extension(source: Path) -> str:

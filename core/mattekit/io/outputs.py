@@ -64,10 +64,15 @@ def read_companion(given: str, source: Path, port, shape: tuple[int, int]):
     pixels = read_image(path).pixels
     if port.kind == "image":
         return pixels
-    if pixels.shape[:2] != tuple(shape):
-        raise InputError(f"The {port.name} {path} is {pixels.shape[1]}x{pixels.shape[0]} but the image is "
-                         f"{shape[1]}x{shape[0]}; they must have the same size.")
+    same_size(port.name, path, pixels.shape[:2], shape)
     return pixels[..., 0]
+
+
+def same_size(name: str, path: Path, found: tuple[int, int], shape: tuple[int, int]) -> None:
+    """InputError unless the ``name`` input at ``path``, ``found`` (height, width), has the image's ``shape``."""
+    if tuple(found) != tuple(shape):
+        raise InputError(f"The {name} {path} is {found[1]}x{found[0]} but the image is "
+                         f"{shape[1]}x{shape[0]}; they must have the same size.")
 
 
 def for_file(result: np.ndarray, target: Path) -> np.ndarray:

@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+NONE = "none"  # the value of a model option declared with ``none``: no model of its kind (the fallback on purpose)
+
+
 class OptionError(ValueError):
     """An option value outside its declaration; the message is one sentence naming the option."""
 
@@ -59,7 +62,8 @@ class Port:
 def option(default: Any = None, help: str = "", *, choices: tuple | None = None, minimum: float | None = None,
            maximum: float | None = None, model: str | tuple | None = None, flag: str | None = None, label: str | None = None,
            hosts: tuple[str, ...] = ("cli", "worker", "api"), path: bool = False,
-           bare: Any = None, missing: str | None = None, repeat: bool = False, writes: bool = False, parse: str | None = None):
+           bare: Any = None, missing: str | None = None, none: str | None = None, repeat: bool = False,
+           writes: bool = False, parse: str | None = None):
     """A dataclass field with the metadata every front end needs.
 
     choices / minimum / maximum: the allowed values (checked everywhere by :meth:`Task.check`).
@@ -73,13 +77,14 @@ def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
     output may land on one, see :meth:`Task.files_read`), or with ``writes`` where the run writes.
     bare: the value of the CLI flag given without one.
     missing: for a model option, what the user can do instead when its weights are missing.
+    none: for a model option that the value :data:`NONE` may turn off, what then answers instead (its words).
     repeat: a text option the CLI flag may be given several times; the values are joined with ";".
     parse: ``"package.module:function"`` checking a text's syntax (a colour, a point, a weights file) with a
     one-sentence MattekitError or ValueError naming it; :meth:`Option.check` calls it before any model loads.
     """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "minimum": minimum,
             "maximum": maximum, "model": model, "flag": flag, "label": label, "hosts": tuple(hosts),
-            "path": path, "bare": bare, "missing": missing, "repeat": repeat,
+            "path": path, "bare": bare, "missing": missing, "none": none, "repeat": repeat,
             "writes": writes, "parse": parse}
     if default is dataclasses.MISSING:
         return field(metadata={"mattekit": meta})
@@ -105,6 +110,7 @@ class Option:
     path: bool
     bare: Any
     missing: str | None
+    none: str | None = None  # the value NONE chooses no model: what answers instead
     required: bool = False
     repeat: bool = False
     writes: bool = False  # a path option the run writes to; other path options name files it reads
@@ -138,6 +144,8 @@ class Option:
             raise OptionError(f"Option '{self.name}' is longer than 4096 characters.")
         if kind is str and "\0" in value:  # no name or text may hold one (the OS refuses it in paths)
             raise OptionError(f"Option '{self.name}' holds a null character, which no file name or text may hold.")
+        if kind is str and self.none and value == NONE:
+            return value
         if kind is str and (self.model or self.parse):  # checks that need no model, in the checker's words
             from .. import catalog, errors
 
@@ -152,7 +160,7 @@ class Option:
                "label": self.label, "required": self.required, "path": self.path}
         if self.repeat:
             out["repeat"] = True  # several values joined with ";"
-        for key in ("choices", "minimum", "maximum", "model"):
+        for key in ("choices", "minimum", "maximum", "model", "none"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = list(value) if isinstance(value, tuple) else value
@@ -199,7 +207,7 @@ def options_of(cls: type) -> tuple[Option, ...]:
             minimum=meta["minimum"], maximum=meta["maximum"], model=meta["model"],
             flag=meta["flag"] or "--" + f.name.replace("_", "-"),
             label=meta["label"] or f.name.replace("_", " ").capitalize(), hosts=meta["hosts"], path=meta["path"],
-            bare=meta["bare"], missing=meta["missing"], repeat=meta["repeat"],
+            bare=meta["bare"], missing=meta["missing"], none=meta["none"], repeat=meta["repeat"],
             writes=meta["writes"], parse=meta["parse"]))
     return tuple(out)
 

@@ -2,13 +2,13 @@
 folder that declares no task): their options (:class:`SubjectOptions`), the hint, the models that answer it and the
 subject's alpha. Arrays as the registry's (H x W x C sRGB images in [0, 1], H x W alphas).
 
-Without a hint model a box alone cuts the whole image's answer when that answer's subject lies in the box, and
-otherwise the network answers the box's region (:func:`box_alone`); with another hint the segmentation
-network runs on the hinted region (:func:`mattekit.masks.hinted_input`; with a box also on the whole image, in the
-same network call, whose answer joins the region's when its subject lies in the box:
-:func:`mattekit.hints.with_plain_answer`); with
-``hint_model`` (SAM 2.1) and a hint on the subject, the hint model alone answers it
-(:func:`mattekit.prompting.prompted_mask`); either way the mask's edge is matted. A trimap-free matting network's
+A hint on the subject is answered by the hint model (SAM 2.1: the one ``hint_model`` names, else the catalog's
+``prompt`` default), which alone answers it (:func:`mattekit.prompting.prompted_mask`). With ``hint_model`` none
+(or exclude points alone) the segmentation network answers: a box alone cuts the whole image's answer when that
+answer's subject lies in the box, and otherwise the network answers the box's region (:func:`box_alone`); with
+another hint the segmentation network runs on the hinted region (:func:`mattekit.masks.hinted_input`; with a box
+also on the whole image, in the same network call, whose answer joins the region's when its subject lies in the box:
+:func:`mattekit.hints.with_plain_answer`). Either way the mask's edge is matted. A trimap-free matting network's
 alpha is the answer as it is.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .. import hints, masks, prompting
 from ..errors import InputError
-from .registry import WEIGHTS_PARSE, ModelOptions, OptionError, Port, option, segment_or_matte
+from .registry import NONE, WEIGHTS_PARSE, ModelOptions, OptionError, Port, option, segment_or_matte
 
 
 @dataclass
@@ -44,9 +44,11 @@ class SubjectOptions(ModelOptions):
                           "by the colours of the subject and the background (GrabCut inside the hint)",
                           label="Colour refinement")
     hint_model: str | None = option(
-        None, "answer the hint (a box, include points or a hint mask; exclude points with them) with this promptable "
-        "model (SAM 2.1, see `mattekit models list`) instead of the segmentation model", model="prompt",
-        missing="leave out --hint-model to answer the hint with the segmentation model")
+        None, "the promptable model (SAM 2.1, see `mattekit models list`) that answers the hint (a box, include "
+        "points or a hint mask; exclude points with them); default: the catalog's, its weights fetched on first use; "
+        "none: the segmentation model answers it", model="prompt",
+        none="the segmentation model answers the hint",
+        missing="use --hint-model none to answer the hint with the segmentation model")
     hint_weights: str | None = option(None, "use this hint model weights file instead of the catalog's download",
                                       path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
 
@@ -77,9 +79,9 @@ def hint_of(inputs: dict, options: SubjectOptions) -> hints.Hint:
 
 
 def prompted(options: SubjectOptions, given: set[str]) -> bool:
-    """Whether the hint model answers: one is named and the hint says where the subject is (a box, an include
-    point or a hint mask: :func:`mattekit.prompting.answerable`)."""
-    return bool(options.hint_model) and (options.box is not None or bool(options.point) or "hint_mask" in given)
+    """Whether the hint model (the named one, else the catalog's) answers: ``hint_model`` is not ``none`` and the
+    hint says where the subject is (a box, an include point or a hint mask: :func:`mattekit.prompting.answerable`)."""
+    return options.hint_model != NONE and (options.box is not None or bool(options.point) or "hint_mask" in given)
 
 
 def needs(options: SubjectOptions, given: set[str]) -> dict[str, str]:

@@ -24,7 +24,8 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
 def image_input(image: np.ndarray, size: int = 1024) -> torch.Tensor:
     """SAM2ImagePredictor's input: uint8 H x W x 3 RGB -> /255 -> bilinear antialiased resize to size x size
     (aspect ratio not kept) -> ImageNet mean/std. Returns 1 x 3 x size x size float32."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255)
+    pixels = np.require(image, requirements=("C", "W"))  # copied when read-only (decoded file pixels): torch warns
+    x = torch.from_numpy(pixels).permute(2, 0, 1).float().div(255)
     x = F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return _normalise(x[0])[None]
 
