@@ -31,9 +31,10 @@ class SubjectOptions(ModelOptions):
     matting: bool = option(True, "matte the mask's uncertain edge into a soft alpha (hair, fur); off: the "
                            "mask is the alpha and colours are not decontaminated")
     box: str | None = option(None, "the subject lies in this box: x0,y0,x1,y1 in pixels (x1, y1 exclusive); nothing "
-                             "outside it is kept (alone, or with exclude points: the whole image's answer cut to the box "
-                             "when its subject lies in the box, else the model's answer on the box's region)", label="Box")
-    box_focus: bool = option(False, "with a box: the model always looks at the box's region, magnified, and the "
+                             "outside it is kept (answered by the hint model; with --hint-model none, a box alone gives the "
+                             "whole image's answer cut to the box when its subject lies in the box, else the model's "
+                             "answer on the box's region)", label="Box")
+    box_focus: bool = option(False, "with a box and --hint-model none: the model always looks at the box's region, magnified, and the "
                              "whole image's answer joins it when its subject lies in the box (finer on a small subject; "
                              "may take clutter in the box for the subject)", label="Focus on the box")
     point: str | None = option(None, "a point x,y on the subject (repeatable): only the parts connected to these "
