@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "core" / "mattekit"
 
 # Lower layers first; a module may import from its own layer or below, never above.
 LAYERS = [
-    {"errors", "fsutil", "client", "machine", "metrics", "onnx_import", "provenance", "progress"},
+    {"errors", "fsutil", "client", "machine", "metrics", "onnx_import", "provenance", "progress", "settings"},
     {"ops", "weights", "colour"},
     {"io", "matting", "catalog", "nets", "engines", "hints"},
     {"runtime", "tiling", "pipeline", "temporal", "tracking"},
