@@ -145,3 +145,16 @@ def test_the_whole_images_answer_joins_the_boxs_answer_when_its_subject_is_in_th
     np.testing.assert_array_equal(hints.with_plain_answer(boxed, outside, hint), boxed)
     np.testing.assert_array_equal(hints.with_plain_answer(boxed, plain, hints.make(60, 100, include="41,8")), boxed)
     np.testing.assert_array_equal(hints.with_plain_answer(boxed, np.zeros_like(plain), hint), boxed)
+
+
+def test_picked_reads_the_networks_grid_for_the_share_in_the_box_and_the_points():
+    low = np.zeros((10, 20), np.float32)  # the network's grid for a 100 x 400 photo: 10 x 20 photo px a cell
+    low[2:6, 3:8] = 0.9  # its subject: photo rows 20-59, columns 60-159 (40 x 100 px)
+    assert hints.picked(low, hints.Hint(box=(60, 20, 160, 60)), 100, 400)  # all of it in the box
+    assert hints.picked(low, hints.Hint(box=(50, 10, 140, 70)), 100, 400)  # 4 of its 5 columns of cells: 0.8
+    assert not hints.picked(low, hints.Hint(box=(50, 10, 120, 70)), 100, 400)  # 3 of 5: it picked another subject
+    assert hints.picked(low, hints.Hint(box=(75, 25, 81, 29)), 100, 400, share=0.05)  # a box inside one cell reads it
+    assert not hints.picked(low, hints.Hint(box=(200, 0, 400, 100)), 100, 400, share=0.05)  # the other side
+    assert hints.picked(low, hints.Hint(include=((100, 40), (159, 59))), 100, 400)  # both points on its subject
+    assert not hints.picked(low, hints.Hint(include=((100, 40), (300, 40))), 100, 400)  # one on the background
+    assert not hints.picked(np.zeros_like(low), hints.Hint(box=(0, 0, 400, 100)), 100, 400)  # no subject at all

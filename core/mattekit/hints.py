@@ -8,8 +8,8 @@ The segmentation model runs on the hinted region (:func:`region`) so the subject
 input; :func:`colour_refine` decides the pixels the model was unsure of by the colours of the
 subject and the background (GrabCut); :func:`constrain` then keeps what the hint says: nothing outside the box or the hint
 mask's neighbourhood, only the parts connected to include points, nothing connected to an
-exclude point; a box alone keeps the whole image's answer when that answer's subject lies in the box
-(:func:`share_in_box`), and :func:`with_plain_answer` joins it to the region's answer when the box is focused. Pure numpy/OpenCV; no torch.
+exclude point; a box alone or include points alone keep the whole image's answer when that answer holds the
+subject they point at (:func:`picked`; else the model answers their region, :func:`around`), and :func:`with_plain_answer` joins it to the region's answer when the box is focused. Pure numpy/OpenCV; no torch.
 """
 from __future__ import annotations
 
@@ -236,6 +236,19 @@ def share_in_box(plain: np.ndarray, hint: Hint) -> float:
         return 0.0
     x0, y0, x1, y1 = hint.box
     return np.count_nonzero(subject[y0:y1, x0:x1]) / total
+
+
+def picked(low: np.ndarray, hint: Hint, height: int, width: int, share: float = PICKED) -> bool:
+    """Whether the network's answer on the whole height x width image holds the subject ``hint`` points at, read on
+    its prediction ``low`` (h x w in [0, 1], the network's grid, so that no full-size mask is made for an answer
+    that is not used): at least ``share`` of its subject (above 0.5) lies in the hint's box (on the grid, the cells
+    the box touches), or, without a box, every include point lands on its subject."""
+    h, w = low.shape
+    if hint.box is None:
+        return all(low[min(h - 1, y * h // height), min(w - 1, x * w // width)] >= 0.5 for x, y in hint.include)
+    x0, y0, x1, y1 = hint.box
+    on_grid = Hint(box=(x0 * w // width, y0 * h // height, -(-x1 * w // width), -(-y1 * h // height)))
+    return share_in_box(low, on_grid) >= share
 
 
 def _disc_radius(height: int, width: int) -> int:

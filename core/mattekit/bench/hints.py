@@ -138,13 +138,15 @@ def composite_pairs(rows: list[tuple[Path, Path, str]]) -> list[tuple[tuple[Path
     return out
 
 
-def hints_for(image_path: Path, gt: np.ndarray, data: Path) -> dict[str, dict]:
-    """{hint name: remove's options for it} of one image (see :data:`HINTS`; "paper rect" only with rect/)."""
-    box = ",".join(map(str, gt_box(gt, image_path.stem)))
-    x, y = gt_point(gt)
-    found = {"none": {}, "box": {"box": box}, "box focus": {"box": box, "box_focus": True},
-             "box + point": {"box": box, "point": f"{x},{y}"}}
-    paper = rect_box(data / "rect" / (image_path.stem + ".png"))
+def hints_for(gt: np.ndarray, seed: str, paper: tuple[int, int, int, int] | None = None,
+              point_alone: bool = False) -> dict[str, dict]:
+    """{hint name: remove's options for it} of one subject (``gt``: its mask; ``seed``: its box's margins, see
+    :func:`gt_box`): none, a box, a focused box, and a box with a point or with ``point_alone`` a point alone;
+    "paper rect" for a ``paper`` box (x0, y0, x1, y1). See :data:`HINTS`."""
+    box = ",".join(map(str, gt_box(gt, seed)))
+    point = "{},{}".format(*gt_point(gt))
+    found = {"none": {}, "box": {"box": box}, "box focus": {"box": box, "box_focus": True}}
+    found.update({"point": {"point": point}} if point_alone else {"box + point": {"box": box, "point": point}})
     if paper is not None:
         found["paper rect"] = {"box": ",".join(map(str, paper))}
     return found
@@ -161,18 +163,14 @@ def cases(rows: list[tuple[Path, Path, str]], data: Path, composites: bool = Fal
         for image_path, gt_path, half in rows:
             gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
             yield (f"{image_path.parent.name}/{image_path.name}", half, read(image_path), gt, image_path.stem,
-                   hints_for(image_path, gt, data))
+                   hints_for(gt, image_path.stem, rect_box(data / "rect" / (image_path.stem + ".png"))))
         return
     for (left, left_gt), (right, right_gt), half in composite_pairs(rows):
         image, *subjects = side_by_side(ops.unit_float(read(left)), ops.unit_float(read(right)),
                                         *(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in (left_gt, right_gt)))
         for side, gt in zip(("left", "right"), subjects):
             seed = f"{left.stem}+{right.stem}:{side}"
-            box = ",".join(map(str, gt_box(gt, seed)))
-            x, y = gt_point(gt)
-            yield (f"{seed}", half, image, gt, seed, {"none": {}, "box": {"box": box},
-                                                      "box focus": {"box": box, "box_focus": True},
-                                                      "point": {"point": f"{x},{y}"}})
+            yield seed, half, image, gt, seed, hints_for(gt, seed, point_alone=True)
 
 
 def measure(model: str, rows: list[tuple[Path, Path, str]], data: Path, device: str = "auto", matting: bool = True,

@@ -4,9 +4,9 @@ subject's alpha. Arrays as the registry's (H x W x C sRGB images in [0, 1], H x 
 
 A hint on the subject is answered by the hint model (SAM 2.1: the one ``hint_model`` names, else the catalog's
 ``prompt`` default), which alone answers it (:func:`mattekit.prompting.prompted_mask`). With ``hint_model`` none
-(or exclude points alone) the segmentation network answers: a box alone cuts the whole image's answer when that
-answer's subject lies in the box, and otherwise the network answers the box's region (:func:`box_alone`); with
-another hint the segmentation network runs on the hinted region (:func:`mattekit.masks.hinted_input`; with a box
+(or exclude points alone) the segmentation network answers: a box alone, or include points alone, keep the whole
+image's answer when it holds the subject they point at, and otherwise the network answers their region
+(:func:`whole_first`); with another hint the segmentation network runs on the hinted region (:func:`mattekit.masks.hinted_input`; with a box
 also on the whole image, in the same network call, whose answer joins the region's when its subject lies in the box:
 :func:`mattekit.hints.with_plain_answer`). Either way the mask's edge is matted. A trimap-free matting network's
 alpha is the answer as it is.
@@ -89,34 +89,45 @@ def needs(options: SubjectOptions, given: set[str]) -> dict[str, str]:
     return {"hint_model": "prompt"} if prompted(options, given) else {"model": segment_or_matte(options.model)}
 
 
-def box_alone(hint: hints.Hint, options: SubjectOptions) -> bool:
-    """Whether the hint is a box alone: with exclude points or none, no include point nor hint mask (which say where
-    in the box to look), and no ``box_focus``. The network first answers the whole image (:func:`_box_alone`)."""
-    return hint.box is not None and not hint.include and hint.mask is None and not options.box_focus
+def whole_first(hint: hints.Hint, options: SubjectOptions, task: str) -> bool:
+    """Whether the network first answers the whole image for the hint (:func:`_whole_first`): a box alone (with
+    exclude points or none; no include point nor hint mask, which say where in the box to look, and no
+    ``box_focus``), or include points alone on a segmentation network (no box nor hint mask)."""
+    if hint.mask is not None:
+        return False
+    if hint.box is not None:
+        return not hint.include and not options.box_focus
+    return bool(hint.include) and task == "segment"
 
 
-def _box_alone(models, inputs, options: SubjectOptions, hint: hints.Hint, prediction):
-    """The alpha for a box alone from the network's answer on the whole image: that answer cut to the box (nothing
-    outside it nor at an exclude point's part) when at least :data:`mattekit.hints.PICKED` of its subject lies in
-    the box, as without a box; otherwise the whole image's answer picked another subject, and the network answers
-    the box's region (a second call, as with ``box_focus``). A matting network's alpha is always cut."""
+def _whole_first(models, inputs, options: SubjectOptions, hint: hints.Hint, prediction):
+    """The alpha for a hint of :func:`whole_first` from the network's answer on the whole image (``prediction``)
+    when that answer holds the subject the hint points at (:func:`mattekit.hints.picked`): a box cuts it (nothing
+    outside the box nor at an exclude point's part), include points keep its parts at them. Otherwise that answer
+    picked another subject, and the network answers the hint's region in a second call: the box's, or a window
+    around the points (:func:`mattekit.hints.around`). A matting network's alpha is always cut."""
     image = inputs["image"]
-    if models["model"].entry.task == "segment":
-        upsampling = masks.upsampling_of(models)
-        plain = masks.mask_from_prediction(image, prediction, options.refine, upsampling=upsampling)
-        if hints.share_in_box(plain, hint) < hints.PICKED:
-            x, context = masks.hinted_input(models["model"], image, hint)
-            region = models["model"](x)
-            mask = masks.hinted_mask(image, region, options.refine, context, colour=options.colour,
-                                     upsampling=upsampling)
-            top, left, bottom, right = context[1]
-            return masks.alpha_from_mask(image, mask, options.matting, in_place=True,
-                                         detail=masks.detail_of(bottom - top, right - left, region))
-        found = masks.alpha_from_mask(image, plain, options.matting, in_place=True,
-                                      detail=masks.detail_of(*image.shape[:2], prediction))
+    if models["model"].entry.task != "segment":
+        return hints.constrain(alpha(models, inputs, options, None, prediction), hint, select=False)
+    height, width = image.shape[:2]
+    upsampling = masks.upsampling_of(models)
+    region = (0, 0, height, width)
+    if hints.picked(prediction[0, 0].float().cpu().numpy(), hint, height, width):
+        mask = masks.mask_from_prediction(image, prediction, options.refine, upsampling=upsampling)
+        if hint.box is not None:
+            found = masks.alpha_from_mask(image, mask, options.matting, in_place=True,
+                                          detail=masks.detail_of(height, width, prediction))
+            return hints.constrain(found, hint, select=False)
+        mask = masks.hint_finished(image, mask, (hint, region), colour=options.colour)
     else:
-        found = alpha(models, inputs, options, None, prediction)
-    return hints.constrain(found, hint, select=False)
+        look = hint if hint.box is not None else hints.around(hint, height, width)
+        x, (_, region) = masks.hinted_input(models["model"], image, look)
+        prediction = models["model"](x)
+        mask = masks.hinted_mask(image, prediction, options.refine, (hint, region), colour=options.colour,
+                                 upsampling=upsampling)
+    top, left, bottom, right = region
+    return masks.alpha_from_mask(image, mask, options.matting, in_place=True,
+                                 detail=masks.detail_of(bottom - top, right - left, prediction))
 
 
 def prepare(models, inputs: dict, options: SubjectOptions) -> tuple:
@@ -124,13 +135,13 @@ def prepare(models, inputs: dict, options: SubjectOptions) -> tuple:
     the whole image), 1 x C x h x w; with a box and more (include points, a hint mask, ``box_focus``) and a segmentation model,
     2 x C x h x w: the whole image's input after the region's, so the runner infers both in one call (:func:`alpha`
     joins their answers), unless the region is the whole image or the model's input size follows the image's and
-    the two differ in shape; for a box alone the whole image's input (context: the hint and None, :func:`box_alone`);
+    the two differ in shape; for a hint of :func:`whole_first` the whole image's input (context: the hint and None);
     with the hint model, no network input (context: the hint)."""
     hint = hint_of(inputs, options)
     if "hint_model" in models:
         return None, hint
     predictor = models["model"]
-    if box_alone(hint, options):
+    if whole_first(hint, options, predictor.entry.task):
         return predictor.prepare(inputs["image"]), (hint, None)
     x, context = masks.hinted_input(predictor, inputs["image"], hint)
     if hint.box is not None and predictor.entry.task == "segment" and not _whole(context, inputs["image"]):
@@ -147,27 +158,12 @@ def _whole(context, image) -> bool:
     return context[1] == (0, 0, *image.shape[:2])
 
 
-def _around_missed_points(models, image, options: SubjectOptions, context, prediction) -> tuple:
-    """(context, prediction) of the network's answer for the hint of ``context``: for include points alone (no box
-    nor hint mask) of which one lands on the whole image's background, the answer on a window around the points
-    (:func:`mattekit.hints.around`: a second network call), where the subject the user means can lead; otherwise the
-    given ones."""
-    hint = context[0]
-    if hint.box is not None or hint.mask is not None or not hint.include:
-        return context, prediction
-    plain = masks.mask_from_prediction(image, prediction, options.refine, upsampling=masks.upsampling_of(models))
-    if all(plain[y, x] >= 0.5 for x, y in hint.include):
-        return context, prediction
-    x, (_, region) = masks.hinted_input(models["model"], image, hints.around(hint, *image.shape[:2]))
-    return (hint, region), models["model"](x)
-
-
 def alpha(models, inputs, options: SubjectOptions, context, prediction):
     """The subject's alpha, H x W float32 in [0, 1]: the hint model's mask, or the network's, matted at its edge;
     a matting network's own alpha."""
     image = inputs["image"]
-    if "hint_model" not in models and context is not None and context[1] is None:  # a box alone (box_alone)
-        return _box_alone(models, inputs, options, context[0], prediction)
+    if "hint_model" not in models and context is not None and context[1] is None:  # whole_first
+        return _whole_first(models, inputs, options, context[0], prediction)
     if "hint_model" in models:
         mask = prompting.prompted_mask(models["hint_model"].net, image, context)
         found = prompting.keep_allowed(masks.alpha_from_mask(image, mask, options.matting, in_place=True), context)
@@ -175,8 +171,6 @@ def alpha(models, inputs, options: SubjectOptions, context, prediction):
         # model's own pipeline does (as `matte --model` gives it), neither rounded, refined nor matted again
         found = masks.hinted_mask(image, prediction, False, context, soft=True, upsampling=masks.upsampling_of(models))
     else:
-        if context is not None:
-            context, prediction = _around_missed_points(models, image, options, context, prediction)
         mask = masks.hinted_mask(image, prediction, options.refine, context, colour=options.colour,
                                  upsampling=masks.upsampling_of(models))
         if context is not None and context[0].box is not None:  # the whole image's answer too, for what the box's
