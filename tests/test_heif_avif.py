@@ -53,7 +53,7 @@ def test_a_phone_photo_is_read_upright_with_its_profile_and_cut_out(shared, mirr
     np.testing.assert_array_equal(rgba[..., :3][opaque], own[opaque])
 
 
-def test_info_reads_a_heic_and_a_broken_avif_is_one_sentence(shared, tmp_path, capsys):
+def test_info_reads_a_heic_and_a_broken_or_cut_short_avif_is_called_damaged(shared, tmp_path, capsys):
     profile = rgb_profile("Display P3", DISPLAY_P3, SRGB_CURVE)
     encoded(shared, tmp_path / "a.heic", "HEIF", profile)
     (tmp_path / "b.avif").write_bytes((tmp_path / "a.heic").read_bytes()[:200].replace(b"heic", b"avif", 1))
@@ -61,6 +61,15 @@ def test_info_reads_a_heic_and_a_broken_avif_is_one_sentence(shared, tmp_path, c
     assert "HEIF" in capsys.readouterr().out
     broken = tmp_path / "b.avif"
     assert main(["remove", str(broken), "-o", str(tmp_path / "b.png")]) == 2
-    assert capsys.readouterr().err.strip() == (f"mattekit: error: {broken} is not an image mattekit can read "
+    assert capsys.readouterr().err.strip() == f"mattekit: error: Cannot read {broken}: the file is damaged or truncated."
+    encoded(shared, tmp_path / "c.avif", "AVIF", profile)  # cut short by the real encoder's own file
+    (tmp_path / "c.avif").write_bytes((tmp_path / "c.avif").read_bytes()[:600])
+    assert main(["remove", str(tmp_path / "c.avif"), "-o", str(tmp_path / "c.png")]) == 2
+    assert "the file is damaged or truncated." in capsys.readouterr().err
+    video = tmp_path / "clip.heic"  # an MP4 named like a photo: its ftyp brand is no image's
+    video.write_bytes(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(64))
+    assert main(["remove", str(video)]) == 2
+    assert capsys.readouterr().err.strip() == (f"mattekit: error: {video} is not an image mattekit can read "
                                                "(PNG, JPEG, TIFF, WebP, HEIC/HEIF, AVIF, EXR, DPX).")
+    assert not (tmp_path / "b.png").exists() and not (tmp_path / "c.png").exists()
     assert pillow_heif.libheif_info()["decoders"]  # the real libheif decodes

@@ -21,6 +21,8 @@ MAGIC = ((b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (TIFF_MAGIC[0], ".tif"), (
          (b"BM", ".bmp"), (EXR_MAGIC, ".exr"))  # how a file starts -> its usual extension (WebP: see extension_of)
 PNG_XMP_KEY = b"XML:com.adobe.xmp"  # the iTXt keyword of an XMP packet
 EXR_RECORD = "mattekitProvenance"  # the EXR header attribute holding mattekit's provenance record
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis")  # ftyp's
+#               major brands of HEIF and AVIF images (an MP4 or MOV video names others)
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
 
 
@@ -30,6 +32,13 @@ def extension_of(data: bytes) -> str:
     if data[4:8] == b"ftyp":
         return ".avif" if data[8:12] in (b"avif", b"avis") else ".heic"
     return next((ext for magic, ext in MAGIC if data.startswith(magic)), ".webp" if data[8:12] == b"WEBP" else ".png")
+
+
+def known_image(data: bytes) -> bool:
+    """Whether ``data`` (its first 12 bytes suffice) starts like an image format mattekit knows: a file that does
+    and yet cannot be opened is damaged, not of another kind."""
+    return ((data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS) or data[8:12] == b"WEBP"
+            or any(data.startswith(magic) for magic, _ in MAGIC) or data.startswith(DPX_MAGIC))
 
 
 @dataclass
@@ -57,7 +66,11 @@ class Source:
         return InputError(f"Cannot read {self.name}: {self.noun} is {what}.")
 
     def unknown(self) -> InputError:
-        """The sentence for data that is no image mattekit reads."""
+        """The sentence for data that is no image mattekit reads; for data that starts like one
+        (:func:`known_image`) but cannot be opened, :meth:`damaged`'s."""
+        self.stream.seek(0)
+        if known_image(self.stream.read(12)):
+            return self.damaged()
         if self.noun == "the file":
             return InputError(f"{self.name} is not an image mattekit can read ({READABLE}).")
         return InputError(f"Cannot read {self.name}: {self.noun} is not an image mattekit can read ({READABLE}).")
