@@ -241,6 +241,21 @@ def test_remove_background_new_layer_with_offsets_a_selection_hint_and_16_bit(gi
     assert near.sum() > 20, "the subject is not cut off at the selection's edge (the selection is a hint)"
 
 
+def test_a_hint_whose_model_cannot_be_had_is_said_in_the_dialogs_words(gimp, worker, shared):
+    """A selection with the default hint model (SAM 2.1), whose weights are neither on disk nor in the mirror: the
+    failure names the dialog's "Hint model" setting, not the worker's option name nor a CLI flag; nothing is added."""
+    plugin, Gimp, _ = gimp
+    image = Gimp.Image(160, 120, Gimp.Precision.U8_NON_LINEAR)
+    layer = image.add_test_layer(photo(shared, size=(160, 120)))
+    image.select_test_rectangle(20, 10, 100, 100)
+    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait",
+                        output="layer")
+    assert status is Gimp.PDBStatusType.EXECUTION_ERROR
+    assert 'or use "Hint model" none to answer the hint with the segmentation model' in error, error
+    assert "option '" not in error and "--hint-model" not in error, error
+    assert image.get_layers() == [layer]
+
+
 def test_remove_background_hint_is_the_selection_else_the_path_never_the_layer_mask(gimp, worker, shared):
     plugin, Gimp, GimpUi = gimp
     pixels = photo(shared, size=(160, 120))

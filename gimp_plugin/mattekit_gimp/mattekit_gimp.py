@@ -543,14 +543,14 @@ def run_procedure(procedure, run_mode, image, drawables, config, op):
             worker = connect()
             accepted = ask(procedure, config, op, worker.schema().get("models", {}), mask_input(image, layer, op)[2])
     except (PlugInError, client.WorkerError) as exc:
-        return _failure(procedure, str(exc))
+        return _failure(procedure, str(exc), op)
     if interactive and not accepted:
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     image.undo_group_start()
     try:
         made = run_operation(op, image, layer, config, worker, interactive)
     except (PlugInError, client.WorkerError) as exc:
-        return _failure(procedure, str(exc))
+        return _failure(procedure, str(exc), op)
     except Exception as exc:  # a bug: still one readable message rather than a silent failure
         return _failure(procedure, "mattekit failed: %s: %s" % (type(exc).__name__, exc))
     finally:
@@ -563,7 +563,10 @@ def run_procedure(procedure, run_mode, image, drawables, config, op):
     return values
 
 
-def _failure(procedure, message):
+def _failure(procedure, message, op=None):
+    """The failed run's values; the worker's ``option 'name'`` of ``op``'s options said as the dialog labels it."""
+    for name, opt in (op or {}).get("options", {}).items():
+        message = message.replace("option '%s'" % name, '"%s"' % opt.get("label", name))
     return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
 
 
