@@ -1,4 +1,4 @@
-"""Facts about this machine that decide how much work fits: free memory, address space, CPU cores.
+"""Facts about this machine: what decides how much work fits (free memory, address space, CPU cores), its NVIDIA GPUs.
 
 Standard library only, so that reading a file can ask how large an image may be without loading torch.
 """
