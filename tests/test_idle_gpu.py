@@ -66,25 +66,28 @@ def test_the_cli_says_it_once_with_device_cpu_and_never_without_a_gpu(found, sai
         assert lines == [], err
 
 
-def test_a_cpu_only_torch_beside_an_nvidia_driver_is_said_by_a_real_run(shared, tmp_path):
-    """A real process with a stand-in nvidia-smi on PATH (torch here is the CPU build): `remove` with the default
-    device says why the GPU is idle; without nvidia-smi, nothing."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'NVIDIA GeForce RTX 4090, 575.51.03'\n")
-    (bin_dir / "nvidia-smi").chmod(0o755)
-    assert torch.version.cuda is None, "this test emulates a CPU-only torch build on a GPU machine"
+def test_a_gpu_torch_cannot_use_is_said_by_a_real_run(shared, tmp_path):
+    """A real process with a stand-in nvidia-smi on PATH and no CUDA device visible to torch: `remove` with the
+    default device says why the GPU is idle (a CPU-only torch build here; with a CUDA build, that torch cannot
+    use it); when nvidia-smi finds no GPU (it shadows any real one), nothing."""
+    with_gpu, without = tmp_path / "gpu", tmp_path / "none"
+    for folder, script in ((with_gpu, "echo 'NVIDIA GeForce RTX 4090, 575.51.03'"),
+                           (without, "echo 'No devices were found'; exit 6")):
+        folder.mkdir()
+        (folder / "nvidia-smi").write_text(f"#!/bin/sh\n{script}\n")
+        (folder / "nvidia-smi").chmod(0o755)
+    why = "this torch" if torch.version.cuda is None else f"torch, built for CUDA {torch.version.cuda}, cannot use it"
     photo = shared / "data/grabcut50/im/teddy.jpg"
-    for path, said in ((f"{bin_dir}{os.pathsep}{os.environ['PATH']}", True), (os.environ["PATH"], False)):
-        env = dict(os.environ, PATH=path, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1")
+    for folder, said in ((with_gpu, True), (without, False)):
+        env = dict(os.environ, PATH=f"{folder}{os.pathsep}{os.environ['PATH']}", MATTEKIT_MIRROR=str(shared / "weights"),
+                   MATTEKIT_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
         done = subprocess.run([sys.executable, "-m", "mattekit", "remove", str(photo), "-o", str(tmp_path / f"{said}.png"),
                                "--model", "u2netp"], env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         lines = [line for line in done.stderr.splitlines() if "runs on the CPU" in line]
         assert len(lines) == (1 if said else 0), done.stderr
         if said:
-            assert lines[0].startswith("mattekit: NVIDIA GeForce RTX 4090 is here but u2netp runs on the CPU: this torch")
-            assert "CPU-only build" in lines[0]
+            assert lines[0].startswith(f"mattekit: NVIDIA GeForce RTX 4090 is here but u2netp runs on the CPU: {why}")
 
 
 def test_the_worker_says_it_once_for_its_jobs(shared, mirror, tmp_path, monkeypatch, capsys):
