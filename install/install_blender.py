@@ -90,19 +90,24 @@ def zip_bytes(files):
 
 # ---------------------------------------------------------------- finding Blender
 
+def blender_patterns(home, env, platform):
+    """Glob patterns of Blender executables in the usual places on ``platform``, as ``home``'s kind of path writes
+    them (a PureWindowsPath home gives Windows paths)."""
+    folder = type(home)
+    if platform == "darwin":
+        return [str(folder("/Applications") / "Blender*.app" / "Contents" / "MacOS" / "Blender"),
+                str(home / "Applications" / "Blender*.app" / "Contents" / "MacOS" / "Blender")]
+    if platform == "win32":
+        programs = folder(env.get("ProgramFiles") or "C:\\Program Files")
+        return [str(programs / "Blender Foundation" / "Blender*" / "blender.exe")]
+    return ["/snap/bin/blender", "/opt/blender*/blender", str(home / "blender*" / "blender"),
+            str(home / ".local" / "bin" / "blender")]
+
+
 def candidate_blenders(home, env, platform):
     """Blender executables in the usual places (existing files only, in order, without repeats)."""
     found = [shutil.which("blender", path=env.get("PATH"))]
-    if platform == "darwin":
-        patterns = ["/Applications/Blender*.app/Contents/MacOS/Blender",
-                    str(home / "Applications" / "Blender*.app" / "Contents" / "MacOS" / "Blender")]
-    elif platform == "win32":
-        programs = env.get("ProgramFiles") or "C:\\Program Files"
-        patterns = [os.path.join(programs, "Blender Foundation", "Blender*", "blender.exe")]
-    else:
-        patterns = ["/snap/bin/blender", "/opt/blender*/blender", str(home / "blender*" / "blender"),
-                    str(home / ".local" / "bin" / "blender")]
-    for pattern in patterns:
+    for pattern in blender_patterns(home, env, platform):
         found += sorted(glob.glob(pattern), reverse=True)  # newest version first
     unique, seen = [], set()
     for path in found:
@@ -147,17 +152,20 @@ class Blender:
 # ---------------------------------------------------------------- what a Blender run leaves in the user's folders
 
 def watched_folders(home, env, platform):
-    """The folders Blender writes to for a user: its user folder and (XDG systems) the thumbnail cache."""
+    """The folders Blender writes to for a user: its user folder and (XDG systems) the thumbnail cache; paths of
+    ``home``'s kind."""
+    folder = type(home)
     if env.get("BLENDER_USER_RESOURCES"):
-        folders = [Path(env["BLENDER_USER_RESOURCES"])]
+        folders = [folder(env["BLENDER_USER_RESOURCES"])]
     elif platform == "win32":
-        folders = [Path(env.get("APPDATA") or home / "AppData" / "Roaming") / "Blender Foundation" / "Blender"]
+        appdata = folder(env["APPDATA"]) if env.get("APPDATA") else home / "AppData" / "Roaming"
+        folders = [appdata / "Blender Foundation" / "Blender"]
     elif platform == "darwin":
         folders = [home / "Library" / "Application Support" / "Blender"]
     else:
-        folders = [Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "blender"]
+        folders = [folder(env.get("XDG_CONFIG_HOME") or home / ".config") / "blender"]
     if platform not in ("win32", "darwin"):
-        folders.append(Path(env.get("XDG_CACHE_HOME") or home / ".cache") / "thumbnails")
+        folders.append(folder(env.get("XDG_CACHE_HOME") or home / ".cache") / "thumbnails")
     return folders
 
 

@@ -44,20 +44,34 @@ GIMP3_PROGRAMS = ("gimp-3.0", "gimp-3", "gimp-console-3.0", "gimp-3.0.exe")
 
 
 def gimp_dirs(home, env, platform, flatpak=False):
-    """GIMP 3 per-user folders to install into (first the native one, then Flatpak's if present)."""
+    """GIMP 3 per-user folders to install into (first the native one, then Flatpak's if present); paths of
+    ``home``'s kind (a PureWindowsPath home gives Windows paths)."""
+    folder = type(home)
     if env.get("GIMP3_DIRECTORY"):
-        return [Path(env["GIMP3_DIRECTORY"])]
+        return [folder(env["GIMP3_DIRECTORY"])]
     if platform == "win32":
-        appdata = env.get("APPDATA") or str(home / "AppData" / "Roaming")
-        return [Path(appdata) / "GIMP" / "3.0"]
+        appdata = folder(env["APPDATA"]) if env.get("APPDATA") else home / "AppData" / "Roaming"
+        return [appdata / "GIMP" / "3.0"]
     if platform == "darwin":
         return [home / "Library" / "Application Support" / "GIMP" / "3.0"]
-    config = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
+    config = folder(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
     dirs = [config / "GIMP" / "3.0"]
     app = home / ".var" / "app" / FLATPAK_APP
     if flatpak or app.is_dir():
         dirs.append(app / "config" / "GIMP" / "3.0")
     return dirs
+
+
+def gimp3_places(home, env, platform, gimp_dirs_found):
+    """The paths whose existence shows a GIMP 3 on ``platform``, in order: the Flatpak app, the application
+    bundle (macOS) or program folder (Windows), then GIMP 3's settings files in ``gimp_dirs_found``."""
+    folder = type(home)
+    places = [home / ".var" / "app" / FLATPAK_APP, folder("/var/lib/flatpak/app") / FLATPAK_APP]
+    if platform == "darwin":
+        places += [folder("/Applications") / "GIMP.app"]
+    if platform == "win32":
+        places += [folder(env[name]) / "GIMP 3" for name in ("ProgramFiles", "LOCALAPPDATA") if env.get(name)]
+    return places + [d / "gimprc" for d in gimp_dirs_found] + [d / "sessionrc" for d in gimp_dirs_found]
 
 
 def find_gimp3(home, env, platform, gimp_dirs_found):
@@ -67,12 +81,9 @@ def find_gimp3(home, env, platform, gimp_dirs_found):
         found = shutil.which(program, path=env.get("PATH"))
         if found:
             return found
-    places = [home / ".var" / "app" / FLATPAK_APP, Path("/var/lib/flatpak/app") / FLATPAK_APP]
-    if platform == "darwin":
-        places += sorted(Path("/Applications").glob("GIMP*3*.app")) + [Path("/Applications/GIMP.app")]
-    if platform == "win32":
-        places += [Path(env.get(name, "")) / "GIMP 3" for name in ("ProgramFiles", "LOCALAPPDATA") if env.get(name)]
-    places += [d / "gimprc" for d in gimp_dirs_found] + [d / "sessionrc" for d in gimp_dirs_found]
+    places = gimp3_places(home, env, platform, gimp_dirs_found)
+    if platform == "darwin":  # a versioned bundle name, GIMP-3.0.4.app, first
+        places[2:2] = sorted(Path("/Applications").glob("GIMP*3*.app"))
     return next((str(p) for p in places if p.exists()), None)
 
 

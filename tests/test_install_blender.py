@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 
@@ -42,6 +42,23 @@ def test_where_it_looks(tmp_path):
     found = module.candidate_blenders(tmp_path, {"PATH": str(bin_dir)}, "linux")
     assert found[:2] == [str(bin_dir / "blender"), str(release / "blender")]
 
+
+
+def test_windows_and_macos_paths_are_built_as_those_systems_write_them():
+    """The platform branches fed a Windows or macOS home (pure paths: this machine is Linux) and environment."""
+    module = install_module("install_blender")
+    home = PureWindowsPath("C:/Users/ana")
+    assert [str(p) for p in module.watched_folders(home, {}, "win32")] == \
+        ["C:\\Users\\ana\\AppData\\Roaming\\Blender Foundation\\Blender"]
+    assert module.blender_patterns(home, {}, "win32") == ["C:\\Program Files\\Blender Foundation\\Blender*\\blender.exe"]
+    assert module.blender_patterns(home, {"ProgramFiles": "D:\\Apps"}, "win32") == \
+        ["D:\\Apps\\Blender Foundation\\Blender*\\blender.exe"]
+    assert module.watched_folders(home, {"BLENDER_USER_RESOURCES": "E:\\b"}, "win32") == [PureWindowsPath("E:/b")]
+    mac = PurePosixPath("/Users/ana")
+    assert module.blender_patterns(mac, {}, "darwin") == [
+        "/Applications/Blender*.app/Contents/MacOS/Blender", "/Users/ana/Applications/Blender*.app/Contents/MacOS/Blender"]
+    assert [str(p) for p in module.watched_folders(mac, {"XDG_CACHE_HOME": "/ignored"}, "darwin")] == \
+        ["/Users/ana/Library/Application Support/Blender"]
 
 def test_the_addon_imports_neither_torch_nor_numpy():
     for source in (ROOT / "blender_addon").glob("*.py"):

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 
@@ -52,6 +52,25 @@ def test_platform_folders():
     assert gimp_dirs(home, {"APPDATA": "C:/Users/u/AppData/Roaming"}, "win32") == [Path("C:/Users/u/AppData/Roaming/GIMP/3.0")]
     assert gimp_dirs(home, {"GIMP3_DIRECTORY": "/x"}, "linux") == [Path("/x")]
 
+
+
+def test_windows_and_macos_paths_are_built_as_those_systems_write_them():
+    """The platform branches fed a Windows or macOS home (pure paths: this machine is Linux) and environment."""
+    module = install_module()
+    home = PureWindowsPath("C:/Users/ana")
+    assert module.gimp_dirs(home, {"APPDATA": "D:\\Roaming"}, "win32") == [PureWindowsPath("D:/Roaming/GIMP/3.0")]
+    (native,) = module.gimp_dirs(home, {}, "win32")  # no %APPDATA%: the profile's own Roaming folder
+    assert str(native) == "C:\\Users\\ana\\AppData\\Roaming\\GIMP\\3.0"
+    places = module.gimp3_places(home, {"ProgramFiles": "C:\\Program Files", "LOCALAPPDATA": "C:\\Users\\ana\\AppData\\Local"},
+                                 "win32", [native])
+    assert [str(p) for p in places[2:]] == ["C:\\Program Files\\GIMP 3", "C:\\Users\\ana\\AppData\\Local\\GIMP 3",
+                                            str(native / "gimprc"), str(native / "sessionrc")]
+    mac = PurePosixPath("/Users/ana")
+    (folder,) = module.gimp_dirs(mac, {"XDG_CONFIG_HOME": "/ignored"}, "darwin")
+    assert str(folder) == "/Users/ana/Library/Application Support/GIMP/3.0"
+    assert [str(p) for p in module.gimp3_places(mac, {}, "darwin", [folder])[2:]] == \
+        ["/Applications/GIMP.app", f"{folder}/gimprc", f"{folder}/sessionrc"]
+    assert module.gimp_dirs(home, {"GIMP3_DIRECTORY": "E:\\gimp"}, "win32") == [PureWindowsPath("E:/gimp")]
 
 @pytest.mark.slow
 def test_install_twice_is_idempotent_and_uninstall_leaves_nothing(tmp_path):

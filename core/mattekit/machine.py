@@ -1,4 +1,4 @@
-"""Facts about this machine that decide how much work fits: free memory, address space, CPU cores.
+"""Facts about this machine: what decides how much work fits (free memory, address space, CPU cores), its NVIDIA GPUs.
 
 Standard library only, so that reading a file can ask how large an image may be without loading torch.
 """
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 
 try:
     import resource
@@ -86,3 +87,27 @@ def cpu_info() -> tuple[str, frozenset[str]] | None:
     except OSError:
         return None
     return model, flags
+
+
+NVIDIA_SMI_QUERY = ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"]
+
+
+def parse_nvidia_smi(text: str) -> list[tuple[str, str]]:
+    """[(GPU name, driver version such as "575.51.03")] from the lines of :data:`NVIDIA_SMI_QUERY`'s output
+    ("NVIDIA GeForce RTX 4090, 575.51.03"); lines that are not "name, version" are skipped."""
+    found = []
+    for line in text.splitlines():
+        name, _, driver = line.strip().rpartition(",")
+        if name.strip() and re.fullmatch(r"[0-9]+(\.[0-9]+)*", driver.strip()):
+            found.append((name.strip(), driver.strip()))
+    return found
+
+
+def nvidia_gpus() -> list[tuple[str, str]]:
+    """[(name, driver version)] of the NVIDIA GPUs the driver's nvidia-smi lists; [] without nvidia-smi, when it
+    fails or lists none (whether torch can use them is another question: :mod:`mattekit.engines.gpus`)."""
+    try:
+        done = subprocess.run(NVIDIA_SMI_QUERY, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return parse_nvidia_smi(done.stdout) if done.returncode == 0 else []

@@ -11,6 +11,7 @@ import torch
 
 from . import catalog as catalog_mod
 from . import engines, nets, ops, settings, weights
+from .engines import gpus
 from .catalog import InputSpec, ModelEntry
 from .errors import MattekitError
 
@@ -235,6 +236,8 @@ class ModelCache:
                     print(f"mattekit: {entry.notice}", file=sys.stderr)
                     _NOTICES_SHOWN.add(entry.name)
                 self._loaded[key] = Predictor(entry, dev, weights_path, backend, precision)
+                predictor = self._loaded[key]
+                gpus.say_if_idle(entry.name, str(device or "auto"), predictor.device, predictor.backend)
                 unlicensed = cat.unlicensed_notice(entry, str(settings.config_path()))  # once it runs: not before an
                 if unlicensed and settings.first_time(f"unlicensed-{entry.name}"):  # error; once per user
                     print(f"mattekit: {unlicensed}", file=sys.stderr)
@@ -299,5 +302,7 @@ _NOTICES_SHOWN: set[str] = set()  # licence notices are printed once per process
 
 
 def forget_notices() -> None:
-    """Print licence notices again on the next load (tests start from a clean process state)."""
+    """Print licence notices, and the sentence on an idle GPU, again on the next load (tests start from a clean
+    process state)."""
     _NOTICES_SHOWN.clear()
+    gpus.forget()

@@ -31,20 +31,25 @@ def run(args) -> int:
     import torch
 
     from .. import catalog, machine
-    from ..engines import choice, policy
+    from ..engines import choice, gpus, policy
     from ..runtime import engine_plan
 
     print(f"CPU: {cpu_summary()}")
     print(f"  native bf16: {'yes' if policy.native_cpu_bf16() else 'no'}; memory available: "
           f"{machine.available_ram() / (1 << 30):.1f} GiB")
-    cuda = torch.version.cuda
+    found = gpus.found()
+    cuda = found.torch_cuda
     print(f"torch {torch.__version__} ({'CUDA ' + cuda if cuda else 'CPU-only build'}); "
           f"ONNX Runtime: {'yes' if policy.onnx_available() else 'no (pip install mattekit[onnx])'}")
-    if torch.cuda.is_available():
-        for index in range(torch.cuda.device_count()):
-            props = torch.cuda.get_device_properties(index)
-            print(f"  cuda:{index}: {props.name}, {props.total_memory / (1 << 30):.0f} GiB")
-    elif cuda:
+    for index, (name, gib) in enumerate(found.cuda):
+        print(f"  cuda:{index}: {name}, {gib:.0f} GiB")
+    if found.mps:
+        print("  mps: Apple MPS")
+    if found.nvidia and not found.cuda:
+        name, driver = found.nvidia[0]
+        print(f"  nvidia-smi lists {name} (driver {driver}) but torch cannot use it: "
+              f"{gpus.idle_reason(found, 'auto', 'torch')}")
+    elif cuda and not found.cuda:
         print("  no usable CUDA GPU (driver or device missing)")
     device = policy.select_device(args.device)  # an absent device is one sentence here, as in every command
     cat = catalog.load()

@@ -23,7 +23,7 @@ DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 
 # ----------------------------------------------------------------------------------- devices
 
-def _mps_available() -> bool:
+def mps_available() -> bool:
     return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
@@ -33,7 +33,7 @@ def select_device(name: str | None = "auto") -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        return torch.device("mps") if _mps_available() else torch.device("cpu")
+        return torch.device("mps") if mps_available() else torch.device("cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -43,7 +43,7 @@ def select_device(name: str | None = "auto") -> torch.device:
             raise MattekitError(f"Device '{name}' was asked for but this machine has no usable CUDA GPU; use --device cpu or auto.")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise MattekitError(f"Device '{name}' was asked for but only {torch.cuda.device_count()} CUDA GPU(s) exist.")
-    elif device.type == "mps" and not _mps_available():
+    elif device.type == "mps" and not mps_available():
         raise MattekitError(f"Device '{name}' was asked for but Apple MPS is not available here; use --device cpu or auto.")
     elif device.type not in ("cpu", "cuda", "mps"):
         raise MattekitError(f"Device '{name}' is not supported; use auto, cpu, cuda, cuda:N or mps.")
