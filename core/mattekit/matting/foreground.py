@@ -30,41 +30,68 @@ NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
 
 def _sweeps(image: np.ndarray, alpha: np.ndarray, fg: np.ndarray, bg: np.ndarray, count: int,
-            eps: float, gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` Jacobi sweeps of the per-pixel solves at one level; returns the new (F, B), H x W x 3 each.
+            eps: float, gamma: float, wanted: tuple[slice, slice] | None = None,
+            fg_only: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """``count`` Jacobi sweeps of the per-pixel solves at one level (image, fg, bg: H x W x 3 float32; alpha H x W);
+    returns the new (F, B) inside ``wanted`` (a box of the H x W window; all of it by default), n x m x 3 each,
+    B None when ``fg_only``.
 
-    F and B are swept as six planes in one buffer with a one-pixel border that repeats the edge, updated
-    in place (every weight, sum and product is the same float32 operation, in the same order, as one
-    written with padded copies per sweep)."""
+    F and B are swept as six planes in one buffer with a one-pixel border that repeats the edge, each plane one
+    flat run of (H + 2) x (W + 2) values, so that every operation is one contiguous pass (the border columns are
+    computed too and reset before they are read). Sweep k (of ``count``) only solves the rows within
+    ``count - 1 - k`` of ``wanted``'s, the ones a later sweep reads, and the last one F alone under ``fg_only``:
+    every solved pixel gets the same float32 operations, in the same order, as sweeps of the whole window written
+    with padded copies."""
     h, w = alpha.shape
-    padded = np.pad(alpha, 1, mode="edge")
-    weights = [eps + gamma * np.abs(alpha - padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]) for dy, dx in NEIGHBOURS]
+    row = w + 2
+    lo, hi = row, (h + 1) * row  # the flat run of the rows inside the border
+    edge = cv2.copyMakeBorder(np.ascontiguousarray(alpha), 1, 1, 1, 1, cv2.BORDER_REPLICATE).ravel()
+    # |alpha_i - alpha_j| is symmetric: one difference per pair of vertical and of horizontal neighbours
+    vertical = eps + gamma * np.abs(edge[lo : hi + row] - edge[lo - row : hi])
+    horizontal = eps + gamma * np.abs(edge[lo : hi + 1] - edge[lo - 1 : hi])
+    n = hi - lo
+    weights = (vertical[:n], vertical[row:], horizontal[:n], horizontal[1:])  # as NEIGHBOURS: up, down, left, right
+    shifts = [dy * row + dx for dy, dx in NEIGHBOURS]
     total = weights[0] + weights[1] + weights[2] + weights[3]
     # Per-pixel 2x2 system [[a^2 + W, a(1-a)], [a(1-a), (1-a)^2 + W]] [F, B] = [a I + sum w F_j, (1-a) I + sum w B_j],
     # solved for F and B together (6 planes) by its inverse.
-    a, na = alpha, 1.0 - alpha
+    a = edge[lo:hi]
+    na = 1.0 - a
     m00, m01, m11 = a * a + total, a * na, na * na + total
     inv_det = 1.0 / (m00 * m11 - m01 * m01)
     i00, i01, i11 = m11 * inv_det, -m01 * inv_det, m00 * inv_det
-    planes = np.moveaxis(image, -1, 0)
-    ai, bi = a * planes, na * planes
-    both = np.empty((6, h + 2, w + 2), np.float32)  # F's planes, then B's, with a border
-    inner = both[:, 1 : h + 1, 1 : w + 1]
-    inner[:3], inner[3:] = np.moveaxis(fg, -1, 0), np.moveaxis(bg, -1, 0)
-    s, term = np.empty((6, h, w), np.float32), np.empty((6, h, w), np.float32)
-    rf, rb = s[:3], s[3:]
-    for _ in range(count):
+    planes = np.zeros((3, h, row), np.float32)
+    planes[:, :, 1 : w + 1] = image.transpose(2, 0, 1)
+    ai, bi = a * planes.reshape(3, n), na * planes.reshape(3, n)
+    both = np.empty((6, h + 2, row), np.float32)  # F's planes, then B's, with a border
+    both[:3, 1 : h + 1, 1 : w + 1], both[3:, 1 : h + 1, 1 : w + 1] = fg.transpose(2, 0, 1), bg.transpose(2, 0, 1)
+    flat = both.reshape(6, -1)
+    sums, term = np.empty((6, n), np.float32), np.empty((6, n), np.float32)
+    ys, xs = wanted or (slice(0, h), slice(0, w))
+    for k in range(count):
+        reach = count - 1 - k  # solve the rows within this many of `wanted`'s (inside the window)
+        start, stop = max(0, ys.start - reach) * row, min(h, ys.stop + reach) * row  # in the run from `lo`
+        part = slice(start, stop)
         both[:, 0], both[:, h + 1] = both[:, 1], both[:, h]
         both[:, :, 0], both[:, :, w + 1] = both[:, :, 1], both[:, :, w]
-        np.multiply(weights[0], both[:, :h, 1 : w + 1], out=s)  # the neighbours' pull, as in NEIGHBOURS' order
-        for wt, (dy, dx) in zip(weights[1:], NEIGHBOURS[1:]):
-            s += np.multiply(wt, both[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w], out=term)
-        np.add(ai, rf, out=rf)
-        np.add(bi, rb, out=rb)
-        np.add(np.multiply(i00, rf, out=term[:3]), np.multiply(i01, rb, out=term[3:]), out=inner[:3])
-        np.add(np.multiply(i01, rf, out=term[:3]), np.multiply(i11, rb, out=term[3:]), out=inner[3:])
-        np.clip(inner, 0.0, 1.0, out=inner)
-    return np.moveaxis(inner[:3], 0, -1), np.moveaxis(inner[3:], 0, -1)
+        s, t = sums[:, part], term[:, part]
+        for j, (wt, shift) in enumerate(zip(weights, shifts)):  # the neighbours' pull, in NEIGHBOURS' order
+            near = flat[:, lo + start + shift : lo + stop + shift]
+            if j == 0:
+                np.multiply(wt[part], near, out=s)
+            else:
+                s += np.multiply(wt[part], near, out=t)
+        rf, rb = s[:3], s[3:]
+        np.add(ai[:, part], rf, out=rf)
+        np.add(bi[:, part], rb, out=rb)
+        last_fg = fg_only and k == count - 1
+        for first, (c0, c1) in zip((0, 3), ((i00, i01),) if last_fg else ((i00, i01), (i01, i11))):
+            into = flat[first : first + 3, lo + start : lo + stop]
+            np.add(np.multiply(c0[part], rf, out=t[:3]), np.multiply(c1[part], rb, out=t[3:]), out=into)
+            np.maximum(into, 0.0, out=into)  # clip to [0, 1]
+            np.minimum(into, 1.0, out=into)
+    inside = both[:, 1 + ys.start : 1 + ys.stop, 1 + xs.start : 1 + xs.stop].transpose(1, 2, 0)
+    return inside[..., :3], None if fg_only else inside[..., 3:]
 
 
 PARTIAL = 1e-3  # alpha within this of 0 or 1 counts as clear or opaque
@@ -127,8 +154,8 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
             seeds = (np.broadcast_to(m, img.shape).copy() for m in _means(img, alpha[window]))
         else:
             seeds = (_sample(c, window, (h, w)) for c in (fg, bg))
-        f, _ = _sweeps(img, alpha[window], *seeds, counts[-1], eps, gamma)
-        colours = f[inner][here]
+        f, _ = _sweeps(img, alpha[window], *seeds, counts[-1], eps, gamma, inner, fg_only=True)
+        colours = f[here]
         if kind.kind in "ui":
             colours = ops.quantise(colours[None], 16 if kind == np.uint16 else 8)[0]
         return box, here, colours
@@ -147,8 +174,8 @@ def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma) -> None:
 
     def swept(box):
         window, inner = ops.grown(box, count, alpha.shape)
-        f, b = _sweeps(image[window], alpha[window], fg[window], bg[window], count, eps, gamma)
-        return box, f[inner], b[inner]
+        f, b = _sweeps(image[window], alpha[window], fg[window], bg[window], count, eps, gamma, inner)
+        return box, f, b
 
     for box, f, b in ops.each_tile(swept, ops.tiles_holding(reach, count, TILE)):
         fg[box], bg[box] = f, b
