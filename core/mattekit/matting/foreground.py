@@ -146,23 +146,53 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     filled = result()
     kind = filled.dtype
 
-    def solved(box):  # the full size: a tile with a halo of its sweeps
-        window, inner = ops.grown(box, counts[-1], (h, w))
-        here = partial[box]
+    def solved(box):  # the full size: a tile with a halo of its sweeps, solved around its partial pixels only
+        window, _ = ops.grown(box, counts[-1], (h, w))
         img = np.ascontiguousarray(ops.unit_float(image[window][..., :3]))
         if fg is None:
-            seeds = (np.broadcast_to(m, img.shape).copy() for m in _means(img, alpha[window]))
+            seeds = [np.broadcast_to(m, img.shape) for m in _means(img, alpha[window])]
         else:
-            seeds = (_sample(c, window, (h, w)) for c in (fg, bg))
-        f, _ = _sweeps(img, alpha[window], *seeds, counts[-1], eps, gamma, inner, fg_only=True)
-        colours = f[here]
-        if kind.kind in "ui":
-            colours = ops.quantise(colours[None], 16 if kind == np.uint16 else 8)[0]
-        return box, here, colours
+            seeds = _sample((fg, bg), window, (h, w))
+        pieces = []
+        for part in _partial_boxes(partial[box], box):
+            near, inner = ops.grown(part, counts[-1], (h, w))  # (inside the window: the tile's halo is as wide)
+            local = tuple(slice(n.start - o.start, n.stop - o.start) for n, o in zip(near, window))
+            f, _ = _sweeps(img[local], alpha[near], *(c[local] for c in seeds), counts[-1], eps, gamma, inner,
+                           fg_only=True)
+            here = partial[part]
+            colours = f[here]
+            if kind.kind in "ui":
+                colours = ops.quantise(colours[None], 16 if kind == np.uint16 else 8)[0]
+            pieces.append((part, here, colours))
+        return pieces
 
-    for box, here, colours in ops.each_tile(solved, ops.tiles_holding(partial, 0, TILE)):
-        filled[box][here, :3] = colours
+    for pieces in ops.each_tile(solved, ops.tiles_holding(partial, 0, TILE)):
+        for part, here, colours in pieces:
+            filled[part][here, :3] = colours
     return filled[..., :3]
+
+
+def _partial_boxes(flags: np.ndarray, box: tuple[slice, slice]) -> list[tuple[slice, slice]]:
+    """Boxes (row and column slices of the photo) around the True pixels of ``flags`` (a tile's partial alpha, at
+    ``box``): the bounding box of each quarter of the tile holding some, or of the whole tile where those would
+    cover most of its (their sweeps' halos counted)."""
+    def bound(y0, y1, x0, x1):
+        rows, cols = np.flatnonzero(flags[y0:y1, x0:x1].any(1)), np.flatnonzero(flags[y0:y1, x0:x1].any(0))
+        if not rows.size:
+            return None
+        return y0 + rows[0], y0 + rows[-1] + 1, x0 + cols[0], x0 + cols[-1] + 1
+
+    def area(b):
+        return (b[1] - b[0] + 4) * (b[3] - b[2] + 4)
+
+    th, tw = flags.shape
+    whole = bound(0, th, 0, tw)
+    my, mx = th // 2, tw // 2
+    quarters = [b for b in (bound(*q) for q in ((0, my, 0, mx), (0, my, mx, tw), (my, th, 0, mx), (my, th, mx, tw)))
+                if b is not None]
+    chosen = quarters if sum(area(b) for b in quarters) < 0.7 * area(whole) else [whole]
+    ys, xs = box
+    return [(slice(ys.start + y0, ys.start + y1), slice(xs.start + x0, xs.start + x1)) for y0, y1, x0, x1 in chosen]
 
 
 def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma) -> None:
@@ -198,19 +228,17 @@ def _means(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return tuple(np.asarray(m, np.float32).reshape(1, 1, 3) for m in (mean_f, mean_b))
 
 
-def _sample(plane: np.ndarray, window: tuple[slice, slice], full: tuple[int, int]) -> np.ndarray:
-    """``plane`` (h x w x 3, a level of a ``full``-size photo) resized bilinearly to full size, only
+def _sample(planes: tuple[np.ndarray, ...], window: tuple[slice, slice], full: tuple[int, int]) -> list[np.ndarray]:
+    """Each of ``planes`` (h x w x 3 each, a level of a ``full``-size photo) resized bilinearly to full size, only
     inside ``window`` (row and column slices): the same values as resizing it all, then cropping."""
-    (ys, xs), (fh, fw) = window, full
-    rows = (np.arange(ys.start, ys.stop, dtype=np.float64) + 0.5) * (plane.shape[0] / fh) - 0.5
-    cols = (np.arange(xs.start, xs.stop, dtype=np.float64) + 0.5) * (plane.shape[1] / fw) - 0.5
+    (ys, xs), (fh, fw), (ph, pw) = window, full, planes[0].shape[:2]
+    rows = (np.arange(ys.start, ys.stop, dtype=np.float64) + 0.5) * (ph / fh) - 0.5
+    cols = (np.arange(xs.start, xs.stop, dtype=np.float64) + 0.5) * (pw / fw) - 0.5
     # only the part of the plane the window reads: OpenCV's remap takes planes under 32767 px a side (a strip
     # photo's level is longer), and positions outside it are clamped to the plane's edge either way
     top, left = (max(0, int(np.floor(v[0]))) for v in (rows, cols))
-    bottom, right = (min(n, int(np.floor(v[-1])) + 2) for v, n in zip((rows, cols), plane.shape))
+    bottom, right = (min(n, int(np.floor(v[-1])) + 2) for v, n in zip((rows, cols), (ph, pw)))
     top, left = min(top, bottom - 1), min(left, right - 1)
     map_x, map_y = np.meshgrid((cols - left).astype(np.float32), (rows - top).astype(np.float32))
-    return cv2.remap(np.ascontiguousarray(plane[top:bottom, left:right]), map_x, map_y, cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
-
-
+    return [cv2.remap(np.ascontiguousarray(p[top:bottom, left:right]), map_x, map_y, cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_REPLICATE) for p in planes]
