@@ -131,6 +131,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     for sh, sw in sizes[-2::-1]:
         colours, a = (ops.resize(x, sh, sw, "area") for x in (colours, a))
         pyramid.append((colours, a))
+    tiles = [(box, _partial_boxes(partial[box], box)) for box in ops.tiles_holding(partial, 0, TILE)]
     fg = bg = None
     for (sh, sw), count in zip(sizes[:-1], counts):
         img, a = pyramid.pop()  # coarsest first; each level is let go once solved
@@ -140,13 +141,16 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
         bg = cv2.resize(bg, (sw, sh), interpolation=cv2.INTER_LINEAR)
         if sh * sw <= TILE * TILE * 4:
             fg, bg = _sweeps(img, a, fg, bg, count, eps, gamma)
-        else:
-            _tiled_sweeps(img, a, fg, bg, count, eps, gamma)
+        else:  # the level below the full size only where the full size's sweeps read it
+            last = (sh, sw) == sizes[-2]
+            read = _footprint([p for _, parts in tiles for p in parts], counts[-1], (sh, sw), (h, w)) if last else None
+            _tiled_sweeps(img, a, fg, bg, count, eps, gamma, read)
     img = a = colours = None
     filled = result()
     kind = filled.dtype
 
-    def solved(box):  # the full size: a tile with a halo of its sweeps, solved around its partial pixels only
+    def solved(tile):  # the full size: a tile with a halo of its sweeps, solved around its partial pixels only
+        box, parts = tile
         window, _ = ops.grown(box, counts[-1], (h, w))
         img = np.ascontiguousarray(ops.unit_float(image[window][..., :3]))
         if fg is None:
@@ -154,7 +158,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
         else:
             seeds = _sample((fg, bg), window, (h, w))
         pieces = []
-        for part in _partial_boxes(partial[box], box):
+        for part in parts:
             near, inner = ops.grown(part, counts[-1], (h, w))  # (inside the window: the tile's halo is as wide)
             local = tuple(slice(n.start - o.start, n.stop - o.start) for n, o in zip(near, window))
             f, _ = _sweeps(img[local], alpha[near], *(c[local] for c in seeds), counts[-1], eps, gamma, inner,
@@ -166,7 +170,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
             pieces.append((part, here, colours))
         return pieces
 
-    for pieces in ops.each_tile(solved, ops.tiles_holding(partial, 0, TILE)):
+    for pieces in ops.each_tile(solved, tiles):
         for part, here, colours in pieces:
             filled[part][here, :3] = colours
     return filled[..., :3]
@@ -187,6 +191,8 @@ def _partial_boxes(flags: np.ndarray, box: tuple[slice, slice]) -> list[tuple[sl
 
     th, tw = flags.shape
     whole = bound(0, th, 0, tw)
+    if whole is None:
+        return []
     my, mx = th // 2, tw // 2
     quarters = [b for b in (bound(*q) for q in ((0, my, 0, mx), (0, my, mx, tw), (my, th, 0, mx), (my, th, mx, tw)))
                 if b is not None]
@@ -195,20 +201,36 @@ def _partial_boxes(flags: np.ndarray, box: tuple[slice, slice]) -> list[tuple[sl
     return [(slice(ys.start + y0, ys.start + y1), slice(xs.start + x0, xs.start + x1)) for y0, y1, x0, x1 in chosen]
 
 
-def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma) -> None:
+def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma, read=None) -> None:
     """The sweeps of :func:`_sweeps` tile by tile (on every core: :func:`mattekit.ops.each_tile`), skipping tiles
     without partial alpha, written into ``fg`` and ``bg`` once every tile is solved. A tile is computed from the
     level's starting values with a halo of ``count`` pixels, so its interior is what the whole-level sweeps give;
-    elsewhere the colours cannot matter and stay as upsampled."""
+    elsewhere the colours cannot matter and stay as upsampled. ``read`` (H x W bool): only the pixels a finer level
+    reads are wanted, so a tile is solved around those only (:func:`_partial_boxes`)."""
     reach = ops.between(alpha, PARTIAL, 1.0 - PARTIAL)
 
     def swept(box):
-        window, inner = ops.grown(box, count, alpha.shape)
-        f, b = _sweeps(image[window], alpha[window], fg[window], bg[window], count, eps, gamma, inner)
-        return box, f, b
+        pieces = []
+        for part in [box] if read is None else _partial_boxes(read[box], box):
+            window, inner = ops.grown(part, count, alpha.shape)
+            f, b = _sweeps(image[window], alpha[window], fg[window], bg[window], count, eps, gamma, inner)
+            pieces.append((part, f, b))
+        return pieces
 
-    for box, f, b in ops.each_tile(swept, ops.tiles_holding(reach, count, TILE)):
-        fg[box], bg[box] = f, b
+    for pieces in ops.each_tile(swept, ops.tiles_holding(reach, count, TILE)):
+        for part, f, b in pieces:
+            fg[part], bg[part] = f, b
+
+
+def _footprint(parts: list[tuple[slice, slice]], halo: int, level: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
+    """The pixels of a ``level``-size plane (bool, h x w) that :func:`_sample` reads for the boxes ``parts`` of the
+    ``full``-size photo, each grown by ``halo``."""
+    read = np.zeros(level, bool)
+    for part in parts:
+        window, _ = ops.grown(part, halo, full)
+        (_, top, bottom), (_, left, right) = (_reads(s, f, n) for s, f, n in zip(window, full, level))
+        read[top:bottom, left:right] = True
+    return read
 
 
 def _sizes(h: int, w: int, start_size: int) -> list[tuple[int, int]]:
@@ -228,17 +250,20 @@ def _means(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return tuple(np.asarray(m, np.float32).reshape(1, 1, 3) for m in (mean_f, mean_b))
 
 
+def _reads(span: slice, full: int, size: int) -> tuple[np.ndarray, int, int]:
+    """Where the pixels ``span`` of a ``full``-px side fall on a ``size``-px side, bilinearly (float64 positions),
+    and the first and past-the-last pixel of that side they read."""
+    at = (np.arange(span.start, span.stop, dtype=np.float64) + 0.5) * (size / full) - 0.5
+    stop = min(size, int(np.floor(at[-1])) + 2)
+    return at, min(max(0, int(np.floor(at[0]))), stop - 1), stop
+
+
 def _sample(planes: tuple[np.ndarray, ...], window: tuple[slice, slice], full: tuple[int, int]) -> list[np.ndarray]:
     """Each of ``planes`` (h x w x 3 each, a level of a ``full``-size photo) resized bilinearly to full size, only
     inside ``window`` (row and column slices): the same values as resizing it all, then cropping."""
-    (ys, xs), (fh, fw), (ph, pw) = window, full, planes[0].shape[:2]
-    rows = (np.arange(ys.start, ys.stop, dtype=np.float64) + 0.5) * (ph / fh) - 0.5
-    cols = (np.arange(xs.start, xs.stop, dtype=np.float64) + 0.5) * (pw / fw) - 0.5
     # only the part of the plane the window reads: OpenCV's remap takes planes under 32767 px a side (a strip
     # photo's level is longer), and positions outside it are clamped to the plane's edge either way
-    top, left = (max(0, int(np.floor(v[0]))) for v in (rows, cols))
-    bottom, right = (min(n, int(np.floor(v[-1])) + 2) for v, n in zip((rows, cols), (ph, pw)))
-    top, left = min(top, bottom - 1), min(left, right - 1)
+    (rows, top, bottom), (cols, left, right) = (_reads(s, f, n) for s, f, n in zip(window, full, planes[0].shape))
     map_x, map_y = np.meshgrid((cols - left).astype(np.float32), (rows - top).astype(np.float32))
     return [cv2.remap(np.ascontiguousarray(p[top:bottom, left:right]), map_x, map_y, cv2.INTER_LINEAR,
                       borderMode=cv2.BORDER_REPLICATE) for p in planes]
