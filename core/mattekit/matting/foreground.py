@@ -88,8 +88,7 @@ def _sweeps(image: np.ndarray, alpha: np.ndarray, fg: np.ndarray, bg: np.ndarray
         for first, (c0, c1) in zip((0, 3), ((i00, i01),) if last_fg else ((i00, i01), (i01, i11))):
             into = flat[first : first + 3, lo + start : lo + stop]
             np.add(np.multiply(c0[part], rf, out=t[:3]), np.multiply(c1[part], rb, out=t[3:]), out=into)
-            np.maximum(into, 0.0, out=into)  # clip to [0, 1]
-            np.minimum(into, 1.0, out=into)
+            np.clip(into, 0.0, 1.0, out=into)
     inside = both[:, 1 + ys.start : 1 + ys.stop, 1 + xs.start : 1 + xs.stop].transpose(1, 2, 0)
     return inside[..., :3], None if fg_only else inside[..., 3:]
 
