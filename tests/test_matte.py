@@ -318,17 +318,21 @@ def test_sweeps_are_the_padded_copy_formulation_bit_for_bit():
             assert (got[1] is None) if fg_only else got[1].tobytes() == np.ascontiguousarray(want[1]).tobytes()
 
 
-def test_decontamination_is_the_whole_tile_padded_solve_on_a_real_photo(shared, monkeypatch):
-    """On a real photo and its soft alpha (alphamatting GT01, 497 x 800: its two finest levels tiled), the colours
-    solved around each tile's partial pixels with the flat sweeps are, bit for bit, those of whole tiles swept with
-    padded copies (the implementation before, c191996): uint8 RGBA made in place as ``remove`` makes it, and float."""
+@pytest.mark.parametrize("tile", [128, 32])
+def test_decontamination_is_the_whole_tile_padded_solve_on_a_real_photo(shared, monkeypatch, tile):
+    """On a real photo and its soft alpha (alphamatting GT01, 497 x 800: its two finest levels tiled; with 32-px
+    tiles its four finest, two of them with 10 sweeps), the colours solved around each tile's partial pixels, and
+    at each level below only where the level above reads, with the flat sweeps are, bit for bit, those of whole
+    tiles swept with padded copies (the implementation before, c191996): uint8 RGBA made in place as ``remove``
+    makes it, and float."""
     from mattekit import cutout
     from mattekit.matting import foreground
 
+    monkeypatch.setattr(foreground, "TILE", tile)
     root = shared / "data/alphamatting"
     photo = io.read_image(root / "im/GT01.png", integers=True).pixels[..., :3]
     alpha = io.read_image(root / "gt/GT01.png").pixels[..., 0]
-    assert photo.dtype == np.uint8 and photo.shape[0] * photo.shape[1] > 4 * 4 * foreground.TILE**2
+    assert photo.dtype == np.uint8 and photo.shape[0] * photo.shape[1] > 4 * 4 * tile**2
 
     def both():
         rgba = estimate_foreground(photo, alpha, out=lambda: cutout.rgba(photo, alpha))

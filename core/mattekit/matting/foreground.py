@@ -130,20 +130,19 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     for sh, sw in sizes[-2::-1]:
         colours, a = (ops.resize(x, sh, sw, "area") for x in (colours, a))
         pyramid.append((colours, a))
-    tiles = [(box, _partial_boxes(partial[box], box)) for box in ops.tiles_holding(partial, 0, TILE)]
+    tiles = _level_tiles(partial, 0, partial)
+    plans = _plan(tiles, [a for _, a in pyramid], sizes, counts)
     fg = bg = None
-    for (sh, sw), count in zip(sizes[:-1], counts):
+    for level, ((sh, sw), count) in enumerate(zip(sizes[:-1], counts)):
         img, a = pyramid.pop()  # coarsest first; each level is let go once solved
         if fg is None:
             fg, bg = _means(img, a)
         fg = cv2.resize(fg, (sw, sh), interpolation=cv2.INTER_LINEAR)
         bg = cv2.resize(bg, (sw, sh), interpolation=cv2.INTER_LINEAR)
-        if sh * sw <= TILE * TILE * 4:
+        if level in plans:
+            _tiled_sweeps(img, a, fg, bg, count, eps, gamma, plans[level])
+        else:
             fg, bg = _sweeps(img, a, fg, bg, count, eps, gamma)
-        else:  # the level below the full size only where the full size's sweeps read it
-            last = (sh, sw) == sizes[-2]
-            read = _footprint([p for _, parts in tiles for p in parts], counts[-1], (sh, sw), (h, w)) if last else None
-            _tiled_sweeps(img, a, fg, bg, count, eps, gamma, read)
     img = a = colours = None
     filled = result()
     kind = filled.dtype
@@ -200,35 +199,58 @@ def _partial_boxes(flags: np.ndarray, box: tuple[slice, slice]) -> list[tuple[sl
     return [(slice(ys.start + y0, ys.start + y1), slice(xs.start + x0, xs.start + x1)) for y0, y1, x0, x1 in chosen]
 
 
-def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma, read=None) -> None:
-    """The sweeps of :func:`_sweeps` tile by tile (on every core: :func:`mattekit.ops.each_tile`), skipping tiles
-    without partial alpha, written into ``fg`` and ``bg`` once every tile is solved. A tile is computed from the
-    level's starting values with a halo of ``count`` pixels, so its interior is what the whole-level sweeps give;
-    elsewhere the colours cannot matter and stay as upsampled. ``read`` (H x W bool): only the pixels a finer level
-    reads are wanted, so a tile is solved around those only (:func:`_partial_boxes`)."""
-    reach = ops.between(alpha, PARTIAL, 1.0 - PARTIAL)
+def _level_tiles(flags: np.ndarray, reach: int, read: np.ndarray) -> list[tuple[tuple[slice, slice], list]]:
+    """The TILE-px tiles of a level holding a True pixel of ``flags`` (H x W bool, its partial alpha) within ``reach``
+    px, each with the boxes of it to solve: around its pixels that are ``read`` (H x W bool; :func:`_partial_boxes`)."""
+    return [(box, _partial_boxes(read[box], box)) for box in ops.tiles_holding(flags, reach, TILE)]
 
-    def swept(box):
+
+def _plan(tiles: list, alphas: list[np.ndarray], sizes: list[tuple[int, int]], counts: list[int]) -> dict:
+    """{level index: its tiles and boxes (:func:`_level_tiles`)} for the levels solved in tiles (over TILE^2 x 4
+    pixels), from the full size's ``tiles`` down: a level is solved in the tiles where its alpha (``alphas``, finest
+    first, the full size left out) is partial within its sweeps' reach, and there only where the level above reads
+    it: the full size's sweeps through :func:`_sample`, a coarser one's through its bilinear enlargement. Every pixel
+    read is solved as in whole tiles; the others cannot matter."""
+    plans, finer, margin = {}, sizes[-1], 0
+    for level in range(len(sizes) - 2, -1, -1):
+        size = sizes[level]
+        if size[0] * size[1] <= TILE * TILE * 4:
+            break
+        parts, halo = [p for _, boxes in tiles for p in boxes], counts[level + 1]
+        read = _footprint(parts, halo, size, finer, margin)
+        alpha = alphas[len(sizes) - 2 - level]
+        plans[level] = tiles = _level_tiles(ops.between(alpha, PARTIAL, 1.0 - PARTIAL), counts[level], read)
+        finer, margin = size, 1  # (OpenCV's enlargement rounds its positions in float32: one pixel more each side)
+    return plans
+
+
+def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma, tiles) -> None:
+    """The sweeps of :func:`_sweeps` in the boxes of ``tiles`` (:func:`_level_tiles`; on every core:
+    :func:`mattekit.ops.each_tile`), written into ``fg`` and ``bg`` once every box is solved. A box is computed from
+    the level's starting values with a halo of ``count`` pixels, so its interior is what the whole-level sweeps
+    give; elsewhere the colours stay as upsampled."""
+    def swept(tile):
         pieces = []
-        for part in [box] if read is None else _partial_boxes(read[box], box):
+        for part in tile[1]:
             window, inner = ops.grown(part, count, alpha.shape)
             f, b = _sweeps(image[window], alpha[window], fg[window], bg[window], count, eps, gamma, inner)
             pieces.append((part, f, b))
         return pieces
 
-    for pieces in ops.each_tile(swept, ops.tiles_holding(reach, count, TILE)):
+    for pieces in ops.each_tile(swept, tiles):
         for part, f, b in pieces:
             fg[part], bg[part] = f, b
 
 
-def _footprint(parts: list[tuple[slice, slice]], halo: int, level: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
-    """The pixels of a ``level``-size plane (bool, h x w) that :func:`_sample` reads for the boxes ``parts`` of the
-    ``full``-size photo, each grown by ``halo``."""
+def _footprint(parts: list[tuple[slice, slice]], halo: int, level: tuple[int, int], finer: tuple[int, int],
+               margin: int = 0) -> np.ndarray:
+    """The pixels of a ``level``-size plane (bool, h x w) that bilinear sampling at the ``finer`` size reads
+    (:func:`_reads`) for the boxes ``parts`` of the finer size, each grown by ``halo``, and ``margin`` px more."""
     read = np.zeros(level, bool)
     for part in parts:
-        window, _ = ops.grown(part, halo, full)
-        (_, top, bottom), (_, left, right) = (_reads(s, f, n) for s, f, n in zip(window, full, level))
-        read[top:bottom, left:right] = True
+        window, _ = ops.grown(part, halo, finer)
+        (_, top, bottom), (_, left, right) = (_reads(s, f, n) for s, f, n in zip(window, finer, level))
+        read[max(0, top - margin) : bottom + margin, max(0, left - margin) : right + margin] = True
     return read
 
 
