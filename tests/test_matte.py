@@ -340,7 +340,7 @@ def test_decontamination_is_the_whole_tile_padded_solve_on_a_real_photo(shared, 
 
     got = both()
     monkeypatch.setattr(foreground, "_sweeps", padded_sweeps)
-    monkeypatch.setattr(foreground, "_partial_boxes", lambda flags, box: [box])
+    monkeypatch.setattr(foreground, "_partial_boxes", lambda flags, box, halo: [box])
     want = both()
     assert np.array_equal(got[0], want[0]) and got[1].tobytes() == want[1].tobytes()
     partial = (alpha > foreground.PARTIAL) & (alpha < 1 - foreground.PARTIAL)

@@ -14,9 +14,11 @@ coarse-to-fine: from a tiny copy of the image up to full size, each level starts
 previous level's F and B and runs a few Jacobi sweeps of the per-pixel 2x2 solves. The cost
 is a small constant number of passes (the idea of Germer et al.'s multi-level foreground
 estimation; this is an independent vectorised implementation). Small levels are solved over
-the whole photo; larger ones only in tiles holding partial alpha, each with a halo as wide as
-its sweeps reach, so a tile's result is the whole-photo solve's: the cost follows the soft
-edge, not the photo, and the full-size level is never held whole.
+the whole photo; larger ones only in tiles holding partial alpha, and inside a tile only in boxes
+around the pixels that are used (at full size the partial ones; below it, those the level above
+reads), each with a halo as wide as its sweeps reach, so every used pixel gets the whole-photo
+solve's value: the cost follows the soft edge, not the photo, and the full-size level is never
+held whole.
 """
 from __future__ import annotations
 
@@ -130,7 +132,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     for sh, sw in sizes[-2::-1]:
         colours, a = (ops.resize(x, sh, sw, "area") for x in (colours, a))
         pyramid.append((colours, a))
-    tiles = _level_tiles(partial, 0, partial)
+    tiles = [(box, _partial_boxes(partial[box], box, counts[-1])) for box in ops.tiles_holding(partial, 0, TILE)]
     plans = _plan(tiles, [a for _, a in pyramid], sizes, counts)
     fg = bg = None
     for level, ((sh, sw), count) in enumerate(zip(sizes[:-1], counts)):
@@ -174,25 +176,26 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     return filled[..., :3]
 
 
-def _partial_boxes(flags: np.ndarray, box: tuple[slice, slice]) -> list[tuple[slice, slice]]:
-    """Boxes (row and column slices of the photo) around the True pixels of ``flags`` (a tile's partial alpha, at
+def _partial_boxes(flags: np.ndarray, box: tuple[slice, slice], halo: int) -> list[tuple[slice, slice]]:
+    """Boxes (row and column slices of the level) around the True pixels of ``flags`` (a tile's pixels to solve, at
     ``box``): the bounding box of each quarter of the tile holding some, or of the whole tile where those would
-    cover most of its (their sweeps' halos counted)."""
-    def bound(y0, y1, x0, x1):
-        rows, cols = np.flatnonzero(flags[y0:y1, x0:x1].any(1)), np.flatnonzero(flags[y0:y1, x0:x1].any(0))
-        if not rows.size:
-            return None
-        return y0 + rows[0], y0 + rows[-1] + 1, x0 + cols[0], x0 + cols[-1] + 1
+    cover most of its (with their sweeps' halos of ``halo`` px); none without a True pixel."""
+    def bound(rows, cols, y0, x0):  # the box of the rows and columns holding a True pixel (bool 1-D each)
+        r, c = rows.tobytes(), cols.tobytes()
+        first = r.find(1)
+        return None if first < 0 else (y0 + first, y0 + r.rfind(1) + 1, x0 + c.find(1), x0 + c.rfind(1) + 1)
 
     def area(b):
-        return (b[1] - b[0] + 4) * (b[3] - b[2] + 4)
+        return (b[1] - b[0] + 2 * halo) * (b[3] - b[2] + 2 * halo)
 
-    th, tw = flags.shape
-    whole = bound(0, th, 0, tw)
+    my, mx = flags.shape[0] // 2, flags.shape[1] // 2
+    left, right = flags[:, :mx].any(1), flags[:, mx:].any(1)  # the rows holding one, in each half
+    top, bottom = flags[:my].any(0), flags[my:].any(0)  # the columns holding one, in each half
+    whole = bound(left | right, top | bottom, 0, 0)
     if whole is None:
         return []
-    my, mx = th // 2, tw // 2
-    quarters = [b for b in (bound(*q) for q in ((0, my, 0, mx), (0, my, mx, tw), (my, th, 0, mx), (my, th, mx, tw)))
+    quarters = [b for b in (bound(left[:my], top[:mx], 0, 0), bound(right[:my], top[mx:], 0, mx),
+                            bound(left[my:], bottom[:mx], my, 0), bound(right[my:], bottom[mx:], my, mx))
                 if b is not None]
     chosen = quarters if sum(area(b) for b in quarters) < 0.7 * area(whole) else [whole]
     ys, xs = box
@@ -201,8 +204,9 @@ def _partial_boxes(flags: np.ndarray, box: tuple[slice, slice]) -> list[tuple[sl
 
 def _level_tiles(flags: np.ndarray, reach: int, read: np.ndarray) -> list[tuple[tuple[slice, slice], list]]:
     """The TILE-px tiles of a level holding a True pixel of ``flags`` (H x W bool, its partial alpha) within ``reach``
-    px, each with the boxes of it to solve: around its pixels that are ``read`` (H x W bool; :func:`_partial_boxes`)."""
-    return [(box, _partial_boxes(read[box], box)) for box in ops.tiles_holding(flags, reach, TILE)]
+    px (its sweeps' count), each with the boxes of it to solve: around its pixels that are ``read`` (H x W bool;
+    :func:`_partial_boxes`)."""
+    return [(box, _partial_boxes(read[box], box, reach)) for box in ops.tiles_holding(flags, reach, TILE)]
 
 
 def _plan(tiles: list, alphas: list[np.ndarray], sizes: list[tuple[int, int]], counts: list[int]) -> dict:
