@@ -275,16 +275,12 @@ def test_tiled_decontamination_is_the_whole_image_estimate(shared, monkeypatch):
         assert np.array_equal(rgba[..., :3], tiled) and np.array_equal(rgba[..., 3], alpha)
 
 
-def test_sweeps_are_the_padded_copy_formulation_bit_for_bit():
-    """foreground._sweeps (six planes swept in place in one bordered buffer) gives the same float32 bits
-    as the sweeps written out with edge-padded copies, for an alpha with clear, opaque and partial pixels."""
+def padded_sweeps(image, alpha, fg, bg, count, eps, gamma, wanted=None, fg_only=False):
+    """Jacobi sweeps of the foreground solve written out with edge-padded copies over the whole window, as
+    foreground._sweeps was first written: its (F, B) inside ``wanted`` (B None under ``fg_only``)."""
     from mattekit.matting import foreground
 
-    rng = np.random.default_rng(4)
-    h, w, eps, gamma = 37, 52, 5e-3, 0.1
-    image = rng.random((h, w, 3), dtype=np.float32)
-    alpha = np.clip(rng.random((h, w), dtype=np.float32) * 1.6 - 0.3, 0, 1)
-    fg, bg = rng.random((h, w, 3), dtype=np.float32), rng.random((h, w, 3), dtype=np.float32)
+    h, w = alpha.shape
     pa = np.pad(alpha, 1, mode="edge")
     near = [(1 + dy, 1 + dx) for dy, dx in foreground.NEIGHBOURS]
     wts = [eps + gamma * np.abs(alpha - pa[y : y + h, x : x + w]) for y, x in near]
@@ -292,16 +288,63 @@ def test_sweeps_are_the_padded_copy_formulation_bit_for_bit():
     m00, m01, m11 = a * a + total, a * (1 - a), (1 - a) * (1 - a) + total
     det = 1 / (m00 * m11 - m01 * m01)
     f, b = fg, bg
-    for _ in range(3):
+    for _ in range(count):
         pf, pb = (np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="edge") for x in (f, b))
         sf = sum(wt[..., None] * pf[y : y + h, x : x + w] for wt, (y, x) in zip(wts, near))
         sb = sum(wt[..., None] * pb[y : y + h, x : x + w] for wt, (y, x) in zip(wts, near))
         rf, rb = a * image + sf, (1 - a) * image + sb
         f = np.clip(m11 * det * rf + -m01 * det * rb, 0, 1)
         b = np.clip(-m01 * det * rf + m00 * det * rb, 0, 1)
-    got = foreground._sweeps(image, alpha, fg, bg, 3, eps, gamma)
-    assert got[0].tobytes() == np.ascontiguousarray(f).tobytes()
-    assert got[1].tobytes() == np.ascontiguousarray(b).tobytes()
+    ys, xs = wanted or (slice(0, h), slice(0, w))
+    return f[ys, xs], None if fg_only else b[ys, xs]
+
+
+def test_sweeps_are_the_padded_copy_formulation_bit_for_bit():
+    """foreground._sweeps (six flat planes swept in place, each sweep only where a later one reads, the last one F
+    alone when asked) gives the same float32 bits as the sweeps written out with edge-padded copies, for an alpha
+    with clear, opaque and partial pixels, whole or inside a box (also one on the window's edge)."""
+    from mattekit.matting import foreground
+
+    rng = np.random.default_rng(4)
+    h, w, eps, gamma = 37, 52, 5e-3, 0.1
+    image = rng.random((h, w, 3), dtype=np.float32)
+    alpha = np.clip(rng.random((h, w), dtype=np.float32) * 1.6 - 0.3, 0, 1)
+    fg, bg = rng.random((h, w, 3), dtype=np.float32), rng.random((h, w, 3), dtype=np.float32)
+    for wanted in (None, (slice(3, 34), slice(3, 49)), (slice(0, 20), slice(5, 52))):
+        for fg_only in (False, True):
+            got = foreground._sweeps(image, alpha, fg, bg, 3, eps, gamma, wanted, fg_only=fg_only)
+            want = padded_sweeps(image, alpha, fg, bg, 3, eps, gamma, wanted, fg_only=fg_only)
+            assert np.ascontiguousarray(got[0]).tobytes() == np.ascontiguousarray(want[0]).tobytes()
+            assert (got[1] is None) if fg_only else got[1].tobytes() == np.ascontiguousarray(want[1]).tobytes()
+
+
+@pytest.mark.parametrize("tile", [128, 32])
+def test_decontamination_is_the_whole_tile_padded_solve_on_a_real_photo(shared, monkeypatch, tile):
+    """On a real photo and its soft alpha (alphamatting GT01, 497 x 800: its two finest levels tiled; with 32-px
+    tiles its four finest, two of them with 10 sweeps), the colours solved around each tile's partial pixels, and
+    at each level below only where the level above reads, with the flat sweeps are, bit for bit, those of whole
+    tiles swept with padded copies (the implementation before, c191996): uint8 RGBA made in place as ``remove``
+    makes it, and float."""
+    from mattekit import cutout
+    from mattekit.matting import foreground
+
+    monkeypatch.setattr(foreground, "TILE", tile)
+    root = shared / "data/alphamatting"
+    photo = io.read_image(root / "im/GT01.png", integers=True).pixels[..., :3]
+    alpha = io.read_image(root / "gt/GT01.png").pixels[..., 0]
+    assert photo.dtype == np.uint8 and photo.shape[0] * photo.shape[1] > 4 * 4 * tile**2
+
+    def both():
+        rgba = estimate_foreground(photo, alpha, out=lambda: cutout.rgba(photo, alpha))
+        return rgba, estimate_foreground(ops.unit_float(photo), alpha)
+
+    got = both()
+    monkeypatch.setattr(foreground, "_sweeps", padded_sweeps)
+    monkeypatch.setattr(foreground, "_partial_boxes", lambda flags, box, halo: [box])
+    want = both()
+    assert np.array_equal(got[0], want[0]) and got[1].tobytes() == want[1].tobytes()
+    partial = (alpha > foreground.PARTIAL) & (alpha < 1 - foreground.PARTIAL)
+    assert np.abs(got[1] - ops.unit_float(photo))[partial].max() > 0.1  # the colours did change there
 
 
 def test_coarse_gaussian_blur_is_the_blur():

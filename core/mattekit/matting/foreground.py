@@ -14,9 +14,11 @@ coarse-to-fine: from a tiny copy of the image up to full size, each level starts
 previous level's F and B and runs a few Jacobi sweeps of the per-pixel 2x2 solves. The cost
 is a small constant number of passes (the idea of Germer et al.'s multi-level foreground
 estimation; this is an independent vectorised implementation). Small levels are solved over
-the whole photo; larger ones only in tiles holding partial alpha, each with a halo as wide as
-its sweeps reach, so a tile's result is the whole-photo solve's: the cost follows the soft
-edge, not the photo, and the full-size level is never held whole.
+the whole photo; larger ones only in tiles holding partial alpha, and inside a tile only in boxes
+around the pixels that are used (at full size the partial ones; below it, those the level above
+reads), each with a halo as wide as its sweeps reach, so every used pixel gets the whole-photo
+solve's value: the cost follows the soft edge, not the photo, and the full-size level is never
+held whole.
 """
 from __future__ import annotations
 
@@ -30,41 +32,67 @@ NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
 
 def _sweeps(image: np.ndarray, alpha: np.ndarray, fg: np.ndarray, bg: np.ndarray, count: int,
-            eps: float, gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` Jacobi sweeps of the per-pixel solves at one level; returns the new (F, B), H x W x 3 each.
+            eps: float, gamma: float, wanted: tuple[slice, slice] | None = None,
+            fg_only: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """``count`` Jacobi sweeps of the per-pixel solves at one level (image, fg, bg: H x W x 3 float32; alpha H x W);
+    returns the new (F, B) inside ``wanted`` (a box of the H x W window; all of it by default), n x m x 3 each,
+    B None when ``fg_only``.
 
-    F and B are swept as six planes in one buffer with a one-pixel border that repeats the edge, updated
-    in place (every weight, sum and product is the same float32 operation, in the same order, as one
-    written with padded copies per sweep)."""
+    F and B are swept as six planes in one buffer with a one-pixel border that repeats the edge, each plane one
+    flat run of (H + 2) x (W + 2) values, so that every operation is one contiguous pass (the border columns are
+    computed too and reset before they are read). Sweep k (of ``count``) only solves the rows within
+    ``count - 1 - k`` of ``wanted``'s, the ones a later sweep reads, and the last one F alone under ``fg_only``:
+    every solved pixel gets the same float32 operations, in the same order, as sweeps of the whole window written
+    with padded copies."""
     h, w = alpha.shape
-    padded = np.pad(alpha, 1, mode="edge")
-    weights = [eps + gamma * np.abs(alpha - padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]) for dy, dx in NEIGHBOURS]
+    row = w + 2
+    lo, hi = row, (h + 1) * row  # the flat run of the rows inside the border
+    edge = cv2.copyMakeBorder(np.ascontiguousarray(alpha), 1, 1, 1, 1, cv2.BORDER_REPLICATE).ravel()
+    # |alpha_i - alpha_j| is symmetric: one difference per pair of vertical and of horizontal neighbours
+    vertical = eps + gamma * np.abs(edge[lo : hi + row] - edge[lo - row : hi])
+    horizontal = eps + gamma * np.abs(edge[lo : hi + 1] - edge[lo - 1 : hi])
+    n = hi - lo
+    weights = (vertical[:n], vertical[row:], horizontal[:n], horizontal[1:])  # as NEIGHBOURS: up, down, left, right
+    shifts = [dy * row + dx for dy, dx in NEIGHBOURS]
     total = weights[0] + weights[1] + weights[2] + weights[3]
     # Per-pixel 2x2 system [[a^2 + W, a(1-a)], [a(1-a), (1-a)^2 + W]] [F, B] = [a I + sum w F_j, (1-a) I + sum w B_j],
     # solved for F and B together (6 planes) by its inverse.
-    a, na = alpha, 1.0 - alpha
+    a = edge[lo:hi]
+    na = 1.0 - a
     m00, m01, m11 = a * a + total, a * na, na * na + total
     inv_det = 1.0 / (m00 * m11 - m01 * m01)
     i00, i01, i11 = m11 * inv_det, -m01 * inv_det, m00 * inv_det
-    planes = np.moveaxis(image, -1, 0)
-    ai, bi = a * planes, na * planes
-    both = np.empty((6, h + 2, w + 2), np.float32)  # F's planes, then B's, with a border
-    inner = both[:, 1 : h + 1, 1 : w + 1]
-    inner[:3], inner[3:] = np.moveaxis(fg, -1, 0), np.moveaxis(bg, -1, 0)
-    s, term = np.empty((6, h, w), np.float32), np.empty((6, h, w), np.float32)
-    rf, rb = s[:3], s[3:]
-    for _ in range(count):
+    planes = np.zeros((3, h, row), np.float32)
+    planes[:, :, 1 : w + 1] = image.transpose(2, 0, 1)
+    ai, bi = a * planes.reshape(3, n), na * planes.reshape(3, n)
+    both = np.empty((6, h + 2, row), np.float32)  # F's planes, then B's, with a border
+    both[:3, 1 : h + 1, 1 : w + 1], both[3:, 1 : h + 1, 1 : w + 1] = fg.transpose(2, 0, 1), bg.transpose(2, 0, 1)
+    flat = both.reshape(6, -1)
+    sums, term = np.empty((6, n), np.float32), np.empty((6, n), np.float32)
+    ys, xs = wanted or (slice(0, h), slice(0, w))
+    for k in range(count):
+        reach = count - 1 - k  # solve the rows within this many of `wanted`'s (inside the window)
+        start, stop = max(0, ys.start - reach) * row, min(h, ys.stop + reach) * row  # in the run from `lo`
+        part = slice(start, stop)
         both[:, 0], both[:, h + 1] = both[:, 1], both[:, h]
         both[:, :, 0], both[:, :, w + 1] = both[:, :, 1], both[:, :, w]
-        np.multiply(weights[0], both[:, :h, 1 : w + 1], out=s)  # the neighbours' pull, as in NEIGHBOURS' order
-        for wt, (dy, dx) in zip(weights[1:], NEIGHBOURS[1:]):
-            s += np.multiply(wt, both[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w], out=term)
-        np.add(ai, rf, out=rf)
-        np.add(bi, rb, out=rb)
-        np.add(np.multiply(i00, rf, out=term[:3]), np.multiply(i01, rb, out=term[3:]), out=inner[:3])
-        np.add(np.multiply(i01, rf, out=term[:3]), np.multiply(i11, rb, out=term[3:]), out=inner[3:])
-        np.clip(inner, 0.0, 1.0, out=inner)
-    return np.moveaxis(inner[:3], 0, -1), np.moveaxis(inner[3:], 0, -1)
+        s, t = sums[:, part], term[:, part]
+        for j, (wt, shift) in enumerate(zip(weights, shifts)):  # the neighbours' pull, in NEIGHBOURS' order
+            near = flat[:, lo + start + shift : lo + stop + shift]
+            if j == 0:
+                np.multiply(wt[part], near, out=s)
+            else:
+                s += np.multiply(wt[part], near, out=t)
+        rf, rb = s[:3], s[3:]
+        np.add(ai[:, part], rf, out=rf)
+        np.add(bi[:, part], rb, out=rb)
+        last_fg = fg_only and k == count - 1
+        for first, (c0, c1) in zip((0, 3), ((i00, i01),) if last_fg else ((i00, i01), (i01, i11))):
+            into = flat[first : first + 3, lo + start : lo + stop]
+            np.add(np.multiply(c0[part], rf, out=t[:3]), np.multiply(c1[part], rb, out=t[3:]), out=into)
+            np.clip(into, 0.0, 1.0, out=into)
+    inside = both[:, 1 + ys.start : 1 + ys.stop, 1 + xs.start : 1 + xs.stop].transpose(1, 2, 0)
+    return inside[..., :3], None if fg_only else inside[..., 3:]
 
 
 PARTIAL = 1e-3  # alpha within this of 0 or 1 counts as clear or opaque
@@ -104,54 +132,130 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     for sh, sw in sizes[-2::-1]:
         colours, a = (ops.resize(x, sh, sw, "area") for x in (colours, a))
         pyramid.append((colours, a))
+    tiles = [(box, _partial_boxes(partial[box], box, counts[-1])) for box in ops.tiles_holding(partial, 0, TILE)]
+    plans = _plan(tiles, [a for _, a in pyramid], sizes, counts)
     fg = bg = None
-    for (sh, sw), count in zip(sizes[:-1], counts):
+    for level, ((sh, sw), count) in enumerate(zip(sizes[:-1], counts)):
         img, a = pyramid.pop()  # coarsest first; each level is let go once solved
         if fg is None:
             fg, bg = _means(img, a)
         fg = cv2.resize(fg, (sw, sh), interpolation=cv2.INTER_LINEAR)
         bg = cv2.resize(bg, (sw, sh), interpolation=cv2.INTER_LINEAR)
-        if sh * sw <= TILE * TILE * 4:
-            fg, bg = _sweeps(img, a, fg, bg, count, eps, gamma)
+        if level in plans:
+            _tiled_sweeps(img, a, fg, bg, count, eps, gamma, plans[level])
         else:
-            _tiled_sweeps(img, a, fg, bg, count, eps, gamma)
+            fg, bg = _sweeps(img, a, fg, bg, count, eps, gamma)
     img = a = colours = None
     filled = result()
     kind = filled.dtype
 
-    def solved(box):  # the full size: a tile with a halo of its sweeps
-        window, inner = ops.grown(box, counts[-1], (h, w))
-        here = partial[box]
+    def solved(tile):  # the full size: a tile with a halo of its sweeps, solved around its partial pixels only
+        box, parts = tile
+        window, _ = ops.grown(box, counts[-1], (h, w))
         img = np.ascontiguousarray(ops.unit_float(image[window][..., :3]))
         if fg is None:
-            seeds = (np.broadcast_to(m, img.shape).copy() for m in _means(img, alpha[window]))
+            seeds = [np.broadcast_to(m, img.shape) for m in _means(img, alpha[window])]
         else:
-            seeds = (_sample(c, window, (h, w)) for c in (fg, bg))
-        f, _ = _sweeps(img, alpha[window], *seeds, counts[-1], eps, gamma)
-        colours = f[inner][here]
-        if kind.kind in "ui":
-            colours = ops.quantise(colours[None], 16 if kind == np.uint16 else 8)[0]
-        return box, here, colours
+            seeds = _sample((fg, bg), window, (h, w))
+        pieces = []
+        for part in parts:
+            near, inner = ops.grown(part, counts[-1], (h, w))  # (inside the window: the tile's halo is as wide)
+            local = tuple(slice(n.start - o.start, n.stop - o.start) for n, o in zip(near, window))
+            f, _ = _sweeps(img[local], alpha[near], *(c[local] for c in seeds), counts[-1], eps, gamma, inner,
+                           fg_only=True)
+            here = partial[part]
+            colours = f[here]
+            if kind.kind in "ui":
+                colours = ops.quantise(colours[None], 16 if kind == np.uint16 else 8)[0]
+            pieces.append((part, here, colours))
+        return pieces
 
-    for box, here, colours in ops.each_tile(solved, ops.tiles_holding(partial, 0, TILE)):
-        filled[box][here, :3] = colours
+    for pieces in ops.each_tile(solved, tiles):
+        for part, here, colours in pieces:
+            filled[part][here, :3] = colours
     return filled[..., :3]
 
 
-def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma) -> None:
-    """The sweeps of :func:`_sweeps` tile by tile (on every core: :func:`mattekit.ops.each_tile`), skipping tiles
-    without partial alpha, written into ``fg`` and ``bg`` once every tile is solved. A tile is computed from the
-    level's starting values with a halo of ``count`` pixels, so its interior is what the whole-level sweeps give;
-    elsewhere the colours cannot matter and stay as upsampled."""
-    reach = ops.between(alpha, PARTIAL, 1.0 - PARTIAL)
+def _partial_boxes(flags: np.ndarray, box: tuple[slice, slice], halo: int) -> list[tuple[slice, slice]]:
+    """Boxes (row and column slices of the level) around the True pixels of ``flags`` (a tile's pixels to solve, at
+    ``box``): the bounding box of each quarter of the tile holding some, or of the whole tile where those would
+    cover most of its (with their sweeps' halos of ``halo`` px); none without a True pixel."""
+    def bound(rows, cols, y0, x0):  # the box of the rows and columns holding a True pixel (bool 1-D each)
+        r, c = rows.tobytes(), cols.tobytes()
+        first = r.find(1)
+        return None if first < 0 else (y0 + first, y0 + r.rfind(1) + 1, x0 + c.find(1), x0 + c.rfind(1) + 1)
 
-    def swept(box):
-        window, inner = ops.grown(box, count, alpha.shape)
-        f, b = _sweeps(image[window], alpha[window], fg[window], bg[window], count, eps, gamma)
-        return box, f[inner], b[inner]
+    def area(b):
+        return (b[1] - b[0] + 2 * halo) * (b[3] - b[2] + 2 * halo)
 
-    for box, f, b in ops.each_tile(swept, ops.tiles_holding(reach, count, TILE)):
-        fg[box], bg[box] = f, b
+    my, mx = flags.shape[0] // 2, flags.shape[1] // 2
+    left, right = flags[:, :mx].any(1), flags[:, mx:].any(1)  # the rows holding one, in each half
+    top, bottom = flags[:my].any(0), flags[my:].any(0)  # the columns holding one, in each half
+    whole = bound(left | right, top | bottom, 0, 0)
+    if whole is None:
+        return []
+    quarters = [b for b in (bound(left[:my], top[:mx], 0, 0), bound(right[:my], top[mx:], 0, mx),
+                            bound(left[my:], bottom[:mx], my, 0), bound(right[my:], bottom[mx:], my, mx))
+                if b is not None]
+    chosen = quarters if sum(area(b) for b in quarters) < 0.7 * area(whole) else [whole]
+    ys, xs = box
+    return [(slice(ys.start + y0, ys.start + y1), slice(xs.start + x0, xs.start + x1)) for y0, y1, x0, x1 in chosen]
+
+
+def _level_tiles(flags: np.ndarray, reach: int, read: np.ndarray) -> list[tuple[tuple[slice, slice], list]]:
+    """The TILE-px tiles of a level holding a True pixel of ``flags`` (H x W bool, its partial alpha) within ``reach``
+    px (its sweeps' count), each with the boxes of it to solve: around its pixels that are ``read`` (H x W bool;
+    :func:`_partial_boxes`)."""
+    return [(box, _partial_boxes(read[box], box, reach)) for box in ops.tiles_holding(flags, reach, TILE)]
+
+
+def _plan(tiles: list, alphas: list[np.ndarray], sizes: list[tuple[int, int]], counts: list[int]) -> dict:
+    """{level index: its tiles and boxes (:func:`_level_tiles`)} for the levels solved in tiles (over TILE^2 x 4
+    pixels), from the full size's ``tiles`` down: a level is solved in the tiles where its alpha (``alphas``, finest
+    first, the full size left out) is partial within its sweeps' reach, and there only where the level above reads
+    it: the full size's sweeps through :func:`_sample`, a coarser one's through its bilinear enlargement. Every pixel
+    read is solved as in whole tiles; the others cannot matter."""
+    plans, finer, margin = {}, sizes[-1], 0
+    for level in range(len(sizes) - 2, -1, -1):
+        size = sizes[level]
+        if size[0] * size[1] <= TILE * TILE * 4:
+            break
+        parts, halo = [p for _, boxes in tiles for p in boxes], counts[level + 1]
+        read = _footprint(parts, halo, size, finer, margin)
+        alpha = alphas[len(sizes) - 2 - level]
+        plans[level] = tiles = _level_tiles(ops.between(alpha, PARTIAL, 1.0 - PARTIAL), counts[level], read)
+        finer, margin = size, 1  # (OpenCV's enlargement rounds its positions in float32: one pixel more each side)
+    return plans
+
+
+def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma, tiles) -> None:
+    """The sweeps of :func:`_sweeps` in the boxes of ``tiles`` (:func:`_level_tiles`; on every core:
+    :func:`mattekit.ops.each_tile`), written into ``fg`` and ``bg`` once every box is solved. A box is computed from
+    the level's starting values with a halo of ``count`` pixels, so its interior is what the whole-level sweeps
+    give; elsewhere the colours stay as upsampled."""
+    def swept(tile):
+        pieces = []
+        for part in tile[1]:
+            window, inner = ops.grown(part, count, alpha.shape)
+            f, b = _sweeps(image[window], alpha[window], fg[window], bg[window], count, eps, gamma, inner)
+            pieces.append((part, f, b))
+        return pieces
+
+    for pieces in ops.each_tile(swept, tiles):
+        for part, f, b in pieces:
+            fg[part], bg[part] = f, b
+
+
+def _footprint(parts: list[tuple[slice, slice]], halo: int, level: tuple[int, int], finer: tuple[int, int],
+               margin: int = 0) -> np.ndarray:
+    """The pixels of a ``level``-size plane (bool, h x w) that bilinear sampling at the ``finer`` size reads
+    (:func:`_reads`) for the boxes ``parts`` of the finer size, each grown by ``halo``, and ``margin`` px more."""
+    read = np.zeros(level, bool)
+    for part in parts:
+        window, _ = ops.grown(part, halo, finer)
+        (_, top, bottom), (_, left, right) = (_reads(s, f, n) for s, f, n in zip(window, finer, level))
+        read[max(0, top - margin) : bottom + margin, max(0, left - margin) : right + margin] = True
+    return read
 
 
 def _sizes(h: int, w: int, start_size: int) -> list[tuple[int, int]]:
@@ -171,19 +275,20 @@ def _means(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return tuple(np.asarray(m, np.float32).reshape(1, 1, 3) for m in (mean_f, mean_b))
 
 
-def _sample(plane: np.ndarray, window: tuple[slice, slice], full: tuple[int, int]) -> np.ndarray:
-    """``plane`` (h x w x 3, a level of a ``full``-size photo) resized bilinearly to full size, only
+def _reads(span: slice, full: int, size: int) -> tuple[np.ndarray, int, int]:
+    """Where the pixels ``span`` of a ``full``-px side fall on a ``size``-px side, bilinearly (float64 positions),
+    and the first and past-the-last pixel of that side they read."""
+    at = (np.arange(span.start, span.stop, dtype=np.float64) + 0.5) * (size / full) - 0.5
+    stop = min(size, int(np.floor(at[-1])) + 2)
+    return at, min(max(0, int(np.floor(at[0]))), stop - 1), stop
+
+
+def _sample(planes: tuple[np.ndarray, ...], window: tuple[slice, slice], full: tuple[int, int]) -> list[np.ndarray]:
+    """Each of ``planes`` (h x w x 3 each, a level of a ``full``-size photo) resized bilinearly to full size, only
     inside ``window`` (row and column slices): the same values as resizing it all, then cropping."""
-    (ys, xs), (fh, fw) = window, full
-    rows = (np.arange(ys.start, ys.stop, dtype=np.float64) + 0.5) * (plane.shape[0] / fh) - 0.5
-    cols = (np.arange(xs.start, xs.stop, dtype=np.float64) + 0.5) * (plane.shape[1] / fw) - 0.5
     # only the part of the plane the window reads: OpenCV's remap takes planes under 32767 px a side (a strip
     # photo's level is longer), and positions outside it are clamped to the plane's edge either way
-    top, left = (max(0, int(np.floor(v[0]))) for v in (rows, cols))
-    bottom, right = (min(n, int(np.floor(v[-1])) + 2) for v, n in zip((rows, cols), plane.shape))
-    top, left = min(top, bottom - 1), min(left, right - 1)
+    (rows, top, bottom), (cols, left, right) = (_reads(s, f, n) for s, f, n in zip(window, full, planes[0].shape))
     map_x, map_y = np.meshgrid((cols - left).astype(np.float32), (rows - top).astype(np.float32))
-    return cv2.remap(np.ascontiguousarray(plane[top:bottom, left:right]), map_x, map_y, cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
-
-
+    return [cv2.remap(np.ascontiguousarray(p[top:bottom, left:right]), map_x, map_y, cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_REPLICATE) for p in planes]
