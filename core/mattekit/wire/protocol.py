@@ -1,7 +1,5 @@
 """The worker's wire format, shared by the worker and its client. Standard library only, Python 3.8 syntax.
 
-Installers copy this file next to each adapter as ``mattekit_protocol.py``, beside ``mattekit_client.py``.
-
 - Pixels: a request's :data:`META_HEADER` header holds JSON ``{"inputs": [{"width", "height",
   "channels", "dtype"}...], "options": {...}, "output_dtype": optional}``; the body is the inputs'
   bytes back to back (row-major, channels interleaved, little-endian). Results come back the
