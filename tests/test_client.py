@@ -30,9 +30,9 @@ def test_the_wire_package_is_stdlib_only_and_python38_syntax(source):
         if isinstance(node, ast.Import):
             modules |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                assert node.level == 1 and node.module is None, "relative imports only inside mattekit.wire"
-                assert {a.name for a in node.names} <= {p.stem for p in WIRE.glob("*.py")}
+            if node.level:  # relative imports only inside mattekit.wire
+                named = [node.module] if node.module else [a.name for a in node.names]
+                assert node.level == 1 and set(named) <= {p.stem for p in WIRE.glob("*.py")}, named
             else:
                 modules.add(node.module.split(".")[0])
         elif isinstance(node, ast.FunctionDef):  # 3.8 cannot evaluate `X | Y` or list[int] annotations

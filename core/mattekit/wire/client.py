@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 
 from . import protocol
+from .protocol import Pixels  # the adapters' client.Pixels
 
 STATE_ENV = "MATTEKIT_WORKER_STATE"
 # The worker is on loopback: never send its requests (and token) through a configured HTTP proxy.
@@ -37,33 +38,6 @@ class WorkerError(Exception):
         Exception.__init__(self, message)
         self.status = status
         self.code = code
-
-
-class Pixels(object):
-    """Raw pixels: ``data`` (bytes, row-major, channels interleaved), width, height, channels, dtype;
-    ``provenance``: on outputs, the worker's record of what made them (a dict: software, task,
-    models with their weights sha256, changed options, IPTC digital source type) or None; ``warnings``: on
-    outputs, the worker's notes on the result (a subject that came out fully transparent), one sentence each."""
-
-    __slots__ = ("data", "width", "height", "channels", "dtype", "provenance", "warnings")
-
-    def __init__(self, data, width, height, channels, dtype="u8"):
-        if dtype not in protocol.DTYPES:
-            raise ValueError("dtype must be one of %s, not %r" % (", ".join(protocol.DTYPES), dtype))
-        expected = protocol.byte_size(int(width), int(height), int(channels), dtype)
-        if len(data) != expected:
-            raise ValueError("%d bytes given for %dx%dx%d %s pixels (%d expected)"
-                             % (len(data), width, height, channels, dtype, expected))
-        self.data, self.width, self.height = data, int(width), int(height)
-        self.channels, self.dtype = int(channels), dtype
-        self.provenance = None
-        self.warnings = []
-
-    def meta(self):
-        return {"width": self.width, "height": self.height, "channels": self.channels, "dtype": self.dtype}
-
-    def __repr__(self):
-        return "Pixels(%dx%dx%d %s)" % (self.width, self.height, self.channels, self.dtype)
 
 
 # ---------------------------------------------------------------- where the worker is written down
