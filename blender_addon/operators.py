@@ -14,7 +14,7 @@ import time
 import bpy
 
 from . import hint_masks, nodes, schema
-from .schema import client  # the installer's copy of mattekit.client (None in a source checkout)
+from .schema import client  # the installer's copy of mattekit.wire.client (None in a source checkout)
 
 FLOAT_SUFFIXES = (".exr", ".tif", ".tiff")  # plates that may hold floats, which mattekit alone reads as linear
 
@@ -200,7 +200,7 @@ class MATTEKIT_OT_ai_matte(bpy.types.Operator):
 
     def _prepare(self, context):
         if client is None:
-            self.report({"ERROR"}, "mattekit_client.py is missing next to the add-on; install it with install/install_blender.py.")
+            self.report({"ERROR"}, "mattekit_wire, the client, is missing from the add-on; install it with install/install_blender.py.")
             return None
         try:
             plan = Plan(context)

@@ -20,8 +20,8 @@ import zlib
 
 import bpy
 
-try:  # installers copy the stdlib client single-sourced in mattekit next to the add-on
-    from . import mattekit_client as client
+try:  # installers copy the stdlib package mattekit.wire (client and wire format) into the add-on
+    from .mattekit_wire import client
 except ImportError:  # pragma: no cover - a source checkout without the installer's copy
     client = None
 

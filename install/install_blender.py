@@ -7,8 +7,8 @@
 Run it with the Python that has mattekit installed (it is recorded as the worker's interpreter;
 --python names another). It builds the extension zip: ``blender_addon/`` plus
 
-    mattekit_client.py      a copy of mattekit.client (standard library only)
-    mattekit_protocol.py    a copy of mattekit.worker.protocol (the wire format)
+    mattekit_wire/          a copy of the package mattekit.wire: the client and the wire format
+                            (standard library only)
     mattekit_worker.json    the record: interpreter, state file, the worker's operations and models
 
 checks it with Blender's own extension validation (``blender_ext.py validate``), then installs it
@@ -65,7 +65,7 @@ def package_id():
 # ---------------------------------------------------------------- the zip
 
 def addon_files(record):
-    """{path inside the zip: bytes}: the add-on's sources plus the client, protocol and record."""
+    """{path inside the zip: bytes}: the add-on's sources plus the wire package's copy and the record."""
     files = {}
     for path in sorted(ADDON_SOURCE.rglob("*")):
         relative = path.relative_to(ADDON_SOURCE)

@@ -9,8 +9,8 @@ should have them: they are recorded too, and the plug-in starts the worker with 
 in GIMP's plug-in folder, ``plug-ins/mattekit_gimp/``:
 
     mattekit_gimp.py        the plug-in (executable, as GIMP requires)
-    mattekit_client.py      a copy of mattekit.client (standard library only)
-    mattekit_protocol.py    a copy of mattekit.worker.protocol, the wire format the client imports
+    mattekit_wire/          a copy of the package mattekit.wire: the client and the wire format
+                            (standard library only)
     mattekit_worker.json    the record: interpreter, state file, settings, and the worker's schema
                             (what GET /v1/operations answers: every task's ports and options, the models)
     mattekit_install.json   what this installer created, so that --uninstall removes exactly that
@@ -108,11 +108,19 @@ def install(gimp_dir, files, dry_run, say):
             break
         missing.append(str(parent))
     changes = 0
-    if missing:
-        say("create %s" % target)
-        changes += 1
-        if not dry_run:
-            target.mkdir(parents=True)
+    for folder in [target] + sorted({target / Path(name).parent for name in files} - {target}):
+        if not folder.exists():
+            say("create %s" % folder)
+            changes += 1
+            missing.append(str(folder))
+            if not dry_run:
+                folder.mkdir(parents=True)
+    for name in sorted(set(manifest["files"]) - set(files) - {MANIFEST}):  # left by an older install
+        if (target / name).is_file():
+            say("remove %s" % (target / name))
+            changes += 1
+            if not dry_run:
+                os.remove(str(target / name))
     manifest["created_dirs"] = sorted(set(manifest["created_dirs"]) | set(missing), key=len, reverse=True)
     manifest["files"] = sorted(set(files) | {MANIFEST})
     all_files = dict(files)
@@ -158,8 +166,9 @@ def uninstall(gimp_dir, dry_run, say):
     for name in sorted(set(manifest["files"]) | ours):
         if (target / name).exists():
             remove(target / name, "", os.remove)
-    if (target / "__pycache__").is_dir():  # what GIMP's Python compiled from our files
-        remove(target / "__pycache__", "folder ", shutil.rmtree)
+    for cache in (target / worker_record.WIRE / "__pycache__", target / "__pycache__"):
+        if cache.is_dir():  # what GIMP's Python compiled from our files
+            remove(cache, "folder ", shutil.rmtree)
     for folder in sorted({Path(d) for d in manifest["created_dirs"]} | {target}, key=lambda p: len(str(p)), reverse=True):
         if folder.is_dir() and all(entry in gone for entry in folder.iterdir()):
             remove(folder, "folder ", os.rmdir)

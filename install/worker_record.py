@@ -1,13 +1,14 @@
 """What every host installer (GIMP, Blender) puts beside its adapter, and how it learns it.
 
 An adapter (the GIMP plug-in, the Blender add-on) runs in the host's own Python: it needs the
-stdlib-only client and wire-format modules copied next to it, and a record saying which Python
-runs the worker, with which settings, and what that worker offers:
+stdlib-only package :mod:`mattekit.wire` (the client and the wire format) copied next to it as
+``mattekit_wire``, and a record saying which Python runs the worker, with which settings, and what
+that worker offers:
 
     settings = worker_settings(os.environ)           MATTEKIT_MIRROR / _OFFLINE / _HOME set now
     info = query_worker(python, settings, tool)      ask the worker's interpreter (it must import mattekit)
     record = build_record(python, info, idle_timeout, settings)
-    adapter_files(record) -> {file name: bytes}      mattekit_client.py, mattekit_protocol.py, mattekit_worker.json
+    adapter_files(record) -> {file path: bytes}      mattekit_wire/*.py, mattekit_worker.json
 
 The record (``mattekit_worker.json``): "python", "state_file", "mattekit_version", "environment"
 (the settings above, which the adapter gives the worker it starts), "schema" (what the worker
@@ -26,17 +27,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "core"))
 from mattekit.fsutil import atomic_write, sha256_file  # noqa: E402,F401 - the installers' file writes and hashes
 
-CLIENT_SOURCE = REPO / "core" / "mattekit" / "client.py"
-PROTOCOL_SOURCE = REPO / "core" / "mattekit" / "worker" / "protocol.py"
+WIRE_SOURCE = REPO / "core" / "mattekit" / "wire"
+WIRE = "mattekit_wire"  # the wire package's name beside an adapter
 RECORD = "mattekit_worker.json"
-ADAPTER_FILES = ("mattekit_client.py", "mattekit_protocol.py", RECORD)
+ADAPTER_FILES = tuple(WIRE + "/" + path.name for path in sorted(WIRE_SOURCE.glob("*.py"))) + (RECORD,)
 WORKER_SETTINGS = ("MATTEKIT_MIRROR", "MATTEKIT_OFFLINE", "MATTEKIT_HOME")  # recorded for the worker
 
 # Asked of the worker's interpreter: can it import mattekit, and what does it offer? The schema is
 # what the worker answers to GET /v1/operations, made from the task registry.
 _QUERY = r"""
 import json, mattekit
-from mattekit import client
+from mattekit.wire import client
 from mattekit.runtime import ModelCache
 from mattekit.worker import operations
 schema = operations.schema(operations.build(operations.PathPolicy()), ModelCache())
@@ -81,8 +82,9 @@ def build_record(python, info, idle_timeout, settings):
 
 
 def adapter_files(record):
-    """{file name: bytes} of :data:`ADAPTER_FILES`: the client and protocol copies and the record."""
+    """{path relative to the adapter ("/"-separated): bytes} of :data:`ADAPTER_FILES`: the wire package's copy
+    and the record."""
+    files = {name: (WIRE_SOURCE / name.split("/")[1]).read_bytes() for name in ADAPTER_FILES if name != RECORD}
     # keys in their own order: options must stay in the worker's order (see the module docstring)
-    return {"mattekit_client.py": CLIENT_SOURCE.read_bytes(),
-            "mattekit_protocol.py": PROTOCOL_SOURCE.read_bytes(),
-            RECORD: (json.dumps(record, indent=2) + "\n").encode("utf-8")}
+    files[RECORD] = (json.dumps(record, indent=2) + "\n").encode("utf-8")
+    return files

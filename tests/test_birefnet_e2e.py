@@ -21,7 +21,7 @@ import torch
 import mattekit
 from mattekit import catalog, io, nets, weights
 from mattekit.cli import main
-from mattekit.client import Pixels
+from mattekit.wire.client import Pixels
 from test_server import make_worker  # noqa: F401 - a fixture
 
 MODEL = "birefnet-general-lite"

@@ -97,7 +97,7 @@ def catalog_with_extra_model(path: Path) -> Path:
 
 
 def shutdown_worker() -> None:
-    from mattekit import client
+    from mattekit.wire import client
 
     worker = client.find_worker()
     if worker is not None:
@@ -333,7 +333,7 @@ def test_install_and_uninstall_leave_home_as_it_was(version, blender, shared):
     assert "already up to date" in rec["again"]
     assert rec["record"]["python"] == os.path.abspath(sys.executable)
     assert rec["record"]["environment"]["MATTEKIT_MIRROR"] == str(shared / "weights")
-    assert {"mattekit_client.py", "mattekit_protocol.py", "mattekit_install.json"} <= rec["addon_files"]
+    assert {"mattekit_wire", "mattekit_install.json"} <= rec["addon_files"]
     assert f"would remove folder {rec['home'] / '.config'}" in rec["planned_uninstall"]
     assert rec["after_uninstall_dry_run"] == rec["used"], "--uninstall --dry-run changed HOME"
     assert rec["after_uninstall"] == rec["before"], "--uninstall left HOME changed"
@@ -600,7 +600,7 @@ def test_the_zip_finds_the_worker_on_another_machine(version, shared, tmp_path, 
     serve = subprocess.Popen([sys.executable, "-m", "mattekit", "serve", "--idle-timeout", "300"], env=serve_env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        from mattekit import client
+        from mattekit.wire import client
 
         for _ in range(600):
             if client.find_worker(str(state), timeout=1.0) is not None or serve.poll() is not None:

@@ -1,4 +1,4 @@
-"""The stdlib-only client (mattekit.client): Python 3.8 syntax, starts a worker on demand, reuses it."""
+"""The stdlib-only client (mattekit.wire.client): Python 3.8 syntax, starts a worker on demand, reuses it."""
 from __future__ import annotations
 
 import ast
@@ -12,23 +12,29 @@ from pathlib import Path
 
 import pytest
 
-from mattekit import client
-from mattekit.client import Pixels, WorkerError
-from mattekit.worker import protocol
+from mattekit import wire
+from mattekit.wire import client, protocol
+from mattekit.wire.client import Pixels, WorkerError
 
 SOURCE = Path(client.__file__)
+WIRE = Path(wire.__file__).parent
 
 
-@pytest.mark.parametrize("source", [SOURCE, Path(protocol.__file__)], ids=["client", "protocol"])
-def test_client_and_protocol_are_stdlib_only_and_python38_syntax(source):
+@pytest.mark.parametrize("source", sorted(WIRE.glob("*.py")), ids=lambda path: path.stem)
+def test_the_wire_package_is_stdlib_only_and_python38_syntax(source):
+    """Every module of mattekit.wire: the package is copied whole beside the adapters, so its modules import
+    the standard library and each other (relatively), nothing else."""
     tree = ast.parse(source.read_text(), feature_version=(3, 8))
     modules = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             modules |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "the client is copied next to the plug-ins: no relative imports"
-            modules.add(node.module.split(".")[0])
+            if node.level:  # relative imports only inside mattekit.wire
+                named = [node.module] if node.module else [a.name for a in node.names]
+                assert node.level == 1 and set(named) <= {p.stem for p in WIRE.glob("*.py")}, named
+            else:
+                modules.add(node.module.split(".")[0])
         elif isinstance(node, ast.FunctionDef):  # 3.8 cannot evaluate `X | Y` or list[int] annotations
             args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
             assert node.returns is None and not any(a.annotation for a in args), f"annotation at line {node.lineno}"
@@ -38,19 +44,21 @@ def test_client_and_protocol_are_stdlib_only_and_python38_syntax(source):
 
 
 def test_the_client_uses_the_protocol_module_installed_beside_it(tmp_path):
-    """As installers lay it out (GIMP: a plain folder; Blender: inside the add-on's package), with no mattekit."""
+    """As installers lay the wire package out (GIMP: beside the plug-in; Blender: inside the add-on's package),
+    with no mattekit."""
     flat, package = tmp_path / "flat", tmp_path / "addon" / "mattekit_addon"
     for folder in (flat, package):
-        folder.mkdir(parents=True)
-        (folder / "mattekit_client.py").write_bytes(SOURCE.read_bytes())
-        (folder / "mattekit_protocol.py").write_bytes(Path(protocol.__file__).read_bytes())
-    (package / "__init__.py").write_text("from . import mattekit_client\n")
+        (folder / "mattekit_wire").mkdir(parents=True)
+        for source in WIRE.glob("*.py"):
+            (folder / "mattekit_wire" / source.name).write_bytes(source.read_bytes())
+    (package / "__init__.py").write_text("from .mattekit_wire import client\n")
     script = (f"import sys; sys.path[:0] = [{str(flat)!r}, {str(package.parent)!r}]\n"
               "sys.modules['mattekit'] = None\n"  # any import of the real package fails
-              "import mattekit_client as a\nimport mattekit_addon.mattekit_client as b\n"
+              "from mattekit_wire import client as a\nimport mattekit_addon.mattekit_wire.client as b\n"
               "print(a.protocol.__name__, b.protocol.__name__, a.Pixels(bytes(6), 1, 1, 3, 'u16'))")
     out = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True)
-    assert out.stdout.split() == ["mattekit_protocol", "mattekit_addon.mattekit_protocol", "Pixels(1x1x3", "u16)"], out.stderr
+    assert out.stdout.split() == ["mattekit_wire.protocol", "mattekit_addon.mattekit_wire.protocol", "Pixels(1x1x3",
+                                  "u16)"], out.stderr
 
 
 def test_pixels_checks_its_size():

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mattekit import catalog, client
+from mattekit import catalog
+from mattekit.wire import client
 from mattekit.runtime import ModelCache
 from mattekit.worker import operations, service
 
@@ -115,7 +116,7 @@ def test_plugin_file_is_small_plain_and_executable():
             modules |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             modules.add((node.module or "").split(".")[0])
-    assert modules <= {"json", "os", "sys", "array", "gi", "mattekit_client", "mattekit"}, modules
+    assert modules <= {"json", "os", "sys", "array", "gi", "mattekit_wire", "mattekit"}, modules
     assert "import numpy" not in source and "import torch" not in source
     assert len(source.splitlines()) < 620  # the schema-driven procedures, dialog, marks-to-hint rule (areas, anchors)
     assert os.access(PLUGIN, os.X_OK), "GIMP ignores a plug-in file that is not executable"

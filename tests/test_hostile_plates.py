@@ -202,7 +202,7 @@ def test_the_cli_says_one_sentence_and_exits_2(shared, tmp_path):
 def test_the_worker_says_what_the_job_says(shared, mirror, make_worker, tmp_path):
     """Through ``mattekit serve``: a plate refused by its headers is refused before the job is queued (400), a frame
     cut short fails the job; each with the very sentence the job itself gives."""
-    from mattekit.client import WorkerError
+    from mattekit.wire.client import WorkerError
 
     plate = oiio_plate(shared, tmp_path / "plate", ".exr", count=4)
     right = (tmp_path / "plate" / "plate.1004.exr").read_bytes()

@@ -89,20 +89,22 @@ def test_without_blender_it_says_so_and_writes_the_zip_on_request(tmp_path):
 
     archive = zipfile.ZipFile(io.BytesIO(first))
     names = set(archive.namelist())
-    assert {"__init__.py", "schema.py", "blender_manifest.toml", "mattekit_client.py", "mattekit_protocol.py",
-            "mattekit_worker.json"} <= names and not any("__pycache__" in n for n in names)
-    assert archive.read("mattekit_client.py") == (ROOT / "core/mattekit/client.py").read_bytes()
+    wire = sorted((ROOT / "core/mattekit/wire").glob("*.py"))
+    assert {"__init__.py", "schema.py", "blender_manifest.toml", "mattekit_worker.json"} <= names
+    assert {n for n in names if n.startswith("mattekit_wire/")} == {"mattekit_wire/" + p.name for p in wire}
+    assert not any("__pycache__" in n for n in names)
+    assert all(archive.read("mattekit_wire/" + p.name) == p.read_bytes() for p in wire)
     record = json.loads(archive.read("mattekit_worker.json"))
     # for any machine: no path of this one (the add-on there finds the worker by the default state file at run time)
     assert record["python"] is None and record["state_file"] is None and record["environment"] == {}
     assert str(tmp_path) not in archive.read("mattekit_worker.json").decode() and sys.executable not in archive.read(
         "mattekit_worker.json").decode()
-    from mattekit import client
+    from mattekit.wire import client
 
     assert client.recorded_state_file(record) == client.state_path()
     roto = next(op for op in record["schema"]["operations"] if op["name"] == "roto")
     from mattekit.roto import RotoSpec
-    from mattekit.tasks.registry import options_of
+    from mattekit.options import options_of
 
     assert list(roto["options"]) == [o.name for o in options_of(RotoSpec) if "worker" in o.hosts]  # the worker's order
     assert "csnet-sod" in {m["name"] for m in record["schema"]["models"]["segment"]}

@@ -86,11 +86,11 @@ def test_install_twice_is_idempotent_and_uninstall_leaves_nothing(tmp_path):
     flatpak = home / ".var/app/org.gimp.GIMP/config/GIMP/3.0/plug-ins/mattekit_gimp"
     for folder in (native, flatpak):
         assert sorted(p.name for p in folder.iterdir()) == [
-            "mattekit_client.py", "mattekit_gimp.py", "mattekit_install.json", "mattekit_protocol.py",
-            "mattekit_worker.json"]
+            "mattekit_gimp.py", "mattekit_install.json", "mattekit_wire", "mattekit_worker.json"]
         assert os.access(folder / "mattekit_gimp.py", os.X_OK)
-        assert (folder / "mattekit_client.py").read_bytes() == (ROOT / "core/mattekit/client.py").read_bytes()
-        assert (folder / "mattekit_protocol.py").read_bytes() == (ROOT / "core/mattekit/worker/protocol.py").read_bytes()
+        wire = ROOT / "core/mattekit/wire"
+        assert {p.name: p.read_bytes() for p in (folder / "mattekit_wire").iterdir()} == \
+            {p.name: p.read_bytes() for p in wire.glob("*.py")}
         record = json.loads((folder / "mattekit_worker.json").read_text())
         assert record["python"] == os.path.abspath(sys.executable) and record["environment"] == {}
         schema = worker_schema()  # what GET /v1/operations answers ("cached" differs: another HOME)
@@ -154,16 +154,31 @@ def test_uninstall_dry_run_names_exactly_what_it_would_remove(tmp_path):
     planned = installer(home, "--uninstall", "--dry-run")
     assert snapshot(home) == before, "--dry-run changed something"
     plugin = home / ".config/GIMP/3.0/plug-ins/mattekit_gimp"
-    expected = ["remove %s" % (plugin / name) for name in ("mattekit_client.py", "mattekit_gimp.py",
-                                                           "mattekit_install.json", "mattekit_protocol.py",
-                                                           "mattekit_worker.json")]
-    expected += ["remove folder %s" % folder for folder in (plugin / "__pycache__", plugin, plugin.parent,
-                                                            plugin.parent.parent, plugin.parent.parent.parent)]
+    expected = ["remove %s" % (plugin / name) for name in ("mattekit_gimp.py", "mattekit_install.json",
+                                                           "mattekit_wire/__init__.py", "mattekit_wire/client.py",
+                                                           "mattekit_wire/protocol.py", "mattekit_worker.json")]
+    expected += ["remove folder %s" % folder for folder in (plugin / "__pycache__", plugin / "mattekit_wire", plugin,
+                                                            plugin.parent, plugin.parent.parent,
+                                                            plugin.parent.parent.parent)]
     lines = [line.split("install_gimp: would ", 1)[1] for line in planned.splitlines() if " would remove " in line]
     assert lines == expected, planned
     done = installer(home, "--uninstall")
     assert [line.split("install_gimp: ", 1)[1] for line in done.splitlines() if ": remove " in line] == expected
     assert sorted(p.name for p in home.rglob("*")) == [".config", "someone-else.conf"]
+
+
+def test_an_install_removes_the_files_an_older_install_made_that_it_no_longer_needs(tmp_path):
+    """An older install put the client beside the plug-in as mattekit_client.py; the next install removes it."""
+    home = tmp_path / "home"
+    installer(home)
+    plugin = home / ".config/GIMP/3.0/plug-ins/mattekit_gimp"
+    manifest = json.loads((plugin / "mattekit_install.json").read_text())
+    (plugin / "mattekit_install.json").write_text(json.dumps(dict(manifest, files=manifest["files"] + ["mattekit_client.py"])))
+    (plugin / "mattekit_client.py").write_text("# an older copy\n")
+    (plugin / "mine.py").write_text("# not the installer's\n")
+    assert "remove %s" % (plugin / "mattekit_client.py") in installer(home)
+    assert not (plugin / "mattekit_client.py").exists() and (plugin / "mine.py").exists()
+    assert "mattekit_client.py" not in json.loads((plugin / "mattekit_install.json").read_text())["files"]
 
 
 def test_uninstall_keeps_what_gimp_made_and_the_installed_plugin_uses_its_client(tmp_path, monkeypatch):
@@ -175,24 +190,25 @@ def test_uninstall_keeps_what_gimp_made_and_the_installed_plugin_uses_its_client
     installed = plugins / "mattekit_gimp" / "mattekit_gimp.py"
     # GIMP's Python loads the installed plug-in, which imports the client copied next to it
     stubs = str(Path(__file__).resolve().parent / "gimp_stubs")
-    for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m in ("mattekit_client", "mattekit_protocol")]:
+    ours = [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m.split(".")[0] == "mattekit_wire"]
+    for name in ours:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.syspath_prepend(stubs)
     spec = importlib.util.spec_from_file_location("installed_mattekit_gimp", installed)
     plugin = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(plugin)
-        assert plugin.client.__name__ == "mattekit_client"
-        assert Path(plugin.client.__file__).parent == installed.parent
-        assert plugin.client.protocol.__name__ == "mattekit_protocol"
-        assert Path(plugin.client.protocol.__file__).parent == installed.parent
+        assert plugin.client.__name__ == "mattekit_wire.client"
+        assert Path(plugin.client.__file__).parent == installed.parent / "mattekit_wire"
+        assert plugin.client.protocol.__name__ == "mattekit_wire.protocol"
+        assert Path(plugin.client.protocol.__file__).parent == installed.parent / "mattekit_wire"
         assert "mattekit-remove-background" in plugin.MattekitPlugIn().do_query_procedures()
     finally:
-        for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m in ("mattekit_client", "mattekit_protocol")]:
+        for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m.split(".")[0] == "mattekit_wire"]:
             sys.modules.pop(name, None)
         sys.path[:] = [p for p in sys.path if p != str(installed.parent)]
-    (installed.parent / "__pycache__").mkdir(exist_ok=True)  # what compiling the client leaves
-    (installed.parent / "__pycache__" / "mattekit_client.cpython-313.pyc").write_bytes(b"x")
+    (installed.parent / "mattekit_wire" / "__pycache__").mkdir(exist_ok=True)  # what compiling the client leaves
+    (installed.parent / "mattekit_wire" / "__pycache__" / "client.cpython-313.pyc").write_bytes(b"x")
     installer(home, "--uninstall")
     assert snapshot(home) == before
 

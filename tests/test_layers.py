@@ -3,11 +3,15 @@ chain of modules, inside a package or across packages), and task modules import 
 
 Every import counts, wherever it stands in the file: at the top, inside a function (a lazy import) or
 under a condition. Importing ``a.b.c`` runs the ``__init__`` of ``a.b`` first, so it counts as an import
-of that package too (unless the importer lives inside it).
+of that package too (unless the importer lives inside it). Modules named by strings count as well: a string
+that is a dotted mattekit name (``"mattekit.cutout:parse_shadow"``, ``"mattekit.roto.RotoSpec"``), and the
+literal start of an ``importlib.import_module`` argument (``f"mattekit.bench.{name}"``, ``f"{__package__}.x"``);
+not a module another process runs (``[python, "-m", "mattekit.commands.serve"]``).
 """
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,9 +19,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "core" / "mattekit"
 
 # Lower layers first; a module may import from its own layer or below, never above.
 LAYERS = [
-    {"errors", "fsutil", "client", "machine", "metrics", "onnx_import", "provenance", "progress", "settings"},
+    {"errors", "fsutil", "wire", "machine", "metrics", "onnx_import", "provenance", "progress", "settings"},
     {"ops", "weights", "colour"},
-    {"io", "matting", "catalog", "nets", "engines", "hints"},
+    {"io", "matting", "catalog", "options", "nets", "engines", "hints"},
     {"runtime", "tiling", "pipeline", "temporal", "tracking"},
     {"superres", "masks", "cutout", "lens", "disparity", "retouch", "prompting"},  # the algorithms the tasks declare
     {"tasks"},
@@ -41,14 +45,64 @@ def _modules() -> dict[str, Path]:
     return found
 
 
+DOTTED = re.compile(r"mattekit(\.[A-Za-z_]\w*)+(:[A-Za-z_]\w*)?")
+
+
+def _named_module(text: str, modules) -> str | None:
+    """The longest known module that the dotted name ``text`` starts with (``a.b.c:x`` -> ``a.b.c``), else None."""
+    parts = text.partition(":")[0].split(".")
+    return next((".".join(parts[:end]) for end in range(len(parts), 0, -1) if ".".join(parts[:end]) in modules), None)
+
+
+def _literal_start(node: ast.AST, name: str, package: str) -> str | None:
+    """The text an ``import_module`` argument starts with, as far as it is known: a string literal whole, an
+    f-string's literal start with ``__name__`` / ``__package__`` filled in; None when nothing of it is known."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if not isinstance(node, ast.JoinedStr):
+        return None
+    start = ""
+    for piece in node.values:
+        if isinstance(piece, ast.Constant):
+            start += piece.value
+        elif isinstance(piece.value, ast.Name) and piece.value.id in ("__name__", "__package__"):
+            start += name if piece.value.id == "__name__" else package
+        else:
+            return start.rpartition(".")[0] or None  # only the dotted names complete before the unknown part
+    return start
+
+
+def _string_targets(node: ast.AST, name: str, package: str, modules) -> list[str]:
+    """The mattekit modules a string names (see the module docstring); those named in part by an f-string that
+    are ``name`` or a package holding it are left out (what the unknown part adds is not known)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and DOTTED.fullmatch(node.value):
+        target = _named_module(node.value, modules)
+        return [target] if target else []
+    if isinstance(node, ast.Call) and node.args and (
+            getattr(node.func, "attr", None) == "import_module" or getattr(node.func, "id", None) == "import_module"):
+        start = _literal_start(node.args[0], name, package)
+        target = _named_module(start, modules) if start else None
+        partial = start != getattr(node.args[0], "value", None)
+        if target and not (partial and (name == target or name.startswith(target + "."))):
+            return [target]
+    return []
+
+
 def _imports_of(name: str, is_package: bool, source: str, modules) -> set[str]:
     """The mattekit modules that module ``name`` (a package's ``__init__`` when ``is_package``) imports,
     at any depth of its ``source``, with the packages whose ``__init__`` those imports run; the package
     root (``__version__``) and the module itself are left out. ``modules``: the known module names."""
     package = name if is_package else name.rsplit(".", 1)[0]
     found = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom):
+    tree = ast.parse(source)
+    run_elsewhere = {id(b) for node in ast.walk(tree) if isinstance(node, (ast.List, ast.Tuple))
+                     for a, b in zip(node.elts, node.elts[1:]) if isinstance(a, ast.Constant) and a.value == "-m"}
+    for node in ast.walk(tree):
+        if id(node) in run_elsewhere:
+            continue
+        if isinstance(node, (ast.Constant, ast.Call)):
+            targets = _string_targets(node, name, package, modules)
+        elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 target = ".".join(base + ([node.module] if node.module else []))
@@ -150,11 +204,12 @@ def test_known_cycles_are_still_there():
 
 
 def test_task_modules_import_no_other_task_module():
-    """A task module imports only the modules of mattekit.tasks that declare no task: the registry and, for
-    remove and select-subject, subject (which imports only the registry); the registry imports none of it
-    statically (it finds the tasks by listing its folder)."""
+    """A task module imports only the modules of mattekit.tasks that declare no task: the registry, the option
+    groups several tasks share (common) and, for remove and select-subject, subject (which imports only those
+    two); the registry imports none of it (it finds the tasks by listing its folder)."""
     modules = _modules()
-    shared = {"mattekit.tasks.registry": set(), "mattekit.tasks.subject": {"mattekit.tasks.registry"}}
+    shared = {"mattekit.tasks.registry": set(), "mattekit.tasks.common": set(),
+              "mattekit.tasks.subject": {"mattekit.tasks.registry", "mattekit.tasks.common"}}
     crossing = [f"{a} -> {b}" for a, targets in _imports(modules).items() if a.startswith("mattekit.tasks.")
                 for b in targets if (b == "mattekit.tasks" or b.startswith("mattekit.tasks."))
                 and (b not in shared.get(a, set(shared) - {a}))]
@@ -173,6 +228,25 @@ def test_lazy_and_nested_imports_count():
     assert _imports_of("mattekit.a", False, source, modules) == {"mattekit.pkg", "mattekit.pkg.b", "mattekit.d", "mattekit.e"}
     inside = "def f():\n    from .c import x\n    from .. import a\n"
     assert _imports_of("mattekit.pkg.b", False, inside, modules) == {"mattekit.pkg.c", "mattekit.a"}
+
+
+def test_modules_named_by_strings_count():
+    """Dotted mattekit names in strings and importlib's literal starts are arrows; an f-string's unknown part
+    adds nothing, one naming the importer's own package is no arrow, a module run as ``-m`` in a command line is
+    another process."""
+    modules = {"mattekit", "mattekit.a", "mattekit.pkg", "mattekit.pkg.b", "mattekit.pkg.c", "mattekit.d", "mattekit.e",
+               "mattekit.f"}
+    source = (
+        "X = SequenceTask(runner='mattekit.pkg.c:Job', spec='mattekit.d.Spec')\n"
+        "def f(name):\n    importlib.import_module(f'mattekit.e.{name}')\n"
+        "    import_module(f'{__package__}.f')\n    importlib.import_module(f'mattekit.pkg.{name}')\n"
+        "    run([python, '-m', 'mattekit.a'])\n"
+        "HELP = 'see mattekit.a for more'\n"
+    )
+    assert _imports_of("mattekit.pkg.b", False, source, modules) == {"mattekit.pkg.c", "mattekit.d", "mattekit.e"}
+    assert _imports_of("mattekit.a", False, source, modules) == {"mattekit.pkg", "mattekit.pkg.c", "mattekit.d",
+                                                                  "mattekit.e", "mattekit.f"}
+    assert _imports_of("mattekit.a", False, "import_module(f'{__package__}.pkg.{x}')", modules) == {"mattekit.pkg"}
 
 
 def test_the_cycle_finder_finds_cycles():

@@ -21,7 +21,7 @@ from PIL import Image
 from mattekit import api, catalog, cli
 from mattekit.errors import MattekitError
 from mattekit.tasks import registry
-from mattekit.tasks.registry import OptionError
+from mattekit.options import Option, OptionError
 from mattekit.worker import operations
 
 # Text options that legitimately take any text, each with why; the walk gives every other text option garbage.
@@ -54,7 +54,7 @@ def _wrong_task_model(tasks) -> str:
     return next(m.name for m in catalog.load().models.values() if m.task not in tasks)
 
 
-def _number_values(option: registry.Option) -> list[object]:
+def _number_values(option: Option) -> list[object]:
     """Bad values for an int or float option: not a number, outside its range, and nan / inf for floats."""
     values: list[object] = ["abc"]
     if option.type is float:
@@ -67,7 +67,7 @@ def _number_values(option: registry.Option) -> list[object]:
     return values
 
 
-def bad_values(task: str, option: registry.Option) -> list[object]:
+def bad_values(task: str, option: Option) -> list[object]:
     """The bad values the walk gives ``option``, from its declaration alone."""
     if option.type is bool:
         SKIPPED.append(f"{task} {option.flag}: a flag (--x / --no-x), no value to get wrong")

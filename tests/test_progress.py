@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from mattekit import roto
-from mattekit.client import Pixels
+from mattekit.wire.client import Pixels
 from mattekit.progress import Display, Progress, Reporter, clock
 from test_roto import make_plate, spec
 from test_server import make_worker, mirror  # noqa: F401 - fixtures

@@ -349,7 +349,7 @@ SHAPES = [(1, 1), (2, 2), (1, 4000), (4000, 1), (2, 3000), (48, 64)]
 @pytest.mark.slow
 @pytest.mark.needs_data
 def test_every_worker_operation_on_degenerate_shapes(tmp_path, shared):
-    from mattekit import client
+    from mattekit.wire import client
 
     env = _env(shared, tmp_path / "home")
     state = tmp_path / "state" / "worker.json"

@@ -205,6 +205,31 @@ def test_cancel_then_resume(shared, mirror, tmp_path):
     assert roto.RotoJob(spec(plate, out, temporal=False)).run().computed == [1003, 1004]
 
 
+def test_a_cancel_ends_the_cli_with_130_and_a_worker_job_as_cancelled(monkeypatch, capsys):
+    """One Cancelled (mattekit.errors) for roto, the worker and the CLI: the CLI prints its sentence and exits 130,
+    the worker's job table ends a job that raises it as "cancelled" with no error, not as failed."""
+    from mattekit import cli
+    from mattekit.commands import roto as roto_command
+    from mattekit.worker import jobs
+
+    sentence = "The roto job was cancelled; run it again to resume."
+
+    def cancelled(*args):
+        raise roto.Cancelled(sentence)
+
+    monkeypatch.setattr(roto_command, "run", cancelled)
+    assert cli.main(["roto", "p.####.png", "-o", "out"]) == 130
+    assert capsys.readouterr().err.strip() == f"mattekit: error: {sentence}"
+    table = jobs.JobTable(1 << 20, log=print)
+    table.start()
+    try:
+        job = table.submit("roto", cancelled, table.reserve(0), keep=True)
+        assert job.done_event.wait(30)
+        assert (job.state, job.error) == ("cancelled", None)
+    finally:
+        table.stop()
+
+
 @pytest.mark.slow
 def test_cli_errors_are_one_sentence(shared, mirror, tmp_path):
     plate = make_plate(shared, tmp_path / "plate", 3)
@@ -407,8 +432,8 @@ def test_a_requests_ocio_config_is_confined_and_a_fifo_never_blocks_the_worker(t
     import http.client
     import json as json_module
 
-    from mattekit import client
-    from mattekit.worker import protocol
+    from mattekit.wire import client
+    from mattekit.wire import protocol
 
     monkeypatch.delenv("OCIO", raising=False)
     shot, elsewhere = tmp_path / "shot", tmp_path / "elsewhere"

@@ -11,6 +11,7 @@ import mattekit
 from mattekit import api, roto
 from mattekit.cli import build_parser, main
 from mattekit.errors import InputError, OutputError
+from mattekit.options import OptionError
 from mattekit.tasks import registry
 from mattekit.worker import operations
 from test_roto import MODEL, files_of, make_plate, mirror  # noqa: F401 - mirror is a fixture
@@ -66,7 +67,7 @@ def test_a_second_call_reuses_the_loaded_model(shared, mirror, tmp_path, fresh_m
 def test_bad_options_are_the_sentences_of_the_command(shared, tmp_path, capsys):
     plate = make_plate(shared, tmp_path / "plate", 2, size=(64, 36))
     out = tmp_path / "out" / "m.####.png"
-    with pytest.raises(registry.OptionError) as bad:  # the declaration's own check, before anything runs
+    with pytest.raises(OptionError) as bad:  # the declaration's own check, before anything runs
         mattekit.rotoscope(plate, out, radius=99)
     assert str(bad.value) == "Option 'radius' must be at most 32, not 99."
     assert _cli_error([plate, "-o", out, "--radius", "99"], capsys) == str(bad.value).replace("Option 'radius'", "--radius")
@@ -74,7 +75,7 @@ def test_bad_options_are_the_sentences_of_the_command(shared, tmp_path, capsys):
         mattekit.rotoscope(plate, out, box="1001:1,2,3")
     assert "\n" not in str(bad.value) and str(bad.value).endswith(".")
     assert _cli_error([plate, "-o", out, "--box", "1001:1,2,3"], capsys) == str(bad.value)
-    with pytest.raises(registry.OptionError, match=r"^Task 'roto' has no option colour; it knows plate, output, "):
+    with pytest.raises(OptionError, match=r"^Task 'roto' has no option colour; it knows plate, output, "):
         mattekit.rotoscope(plate, out, colour=True)
     with pytest.raises(TypeError, match=r"plate, output"):
         mattekit.rotoscope(plate)

@@ -17,7 +17,7 @@ from mattekit.io import read_image
 from mattekit.roto import RotoSpec
 from mattekit.matting import estimate_foreground
 from mattekit.nets.rvm import RobustVideoMatting
-from mattekit.tasks.registry import options_of
+from mattekit.options import options_of
 
 from test_roto import cli, files_of, kill_when_written, make_plate
 

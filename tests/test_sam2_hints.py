@@ -20,7 +20,8 @@ from mattekit.cli import main
 from mattekit.fsutil import sha256_file
 from mattekit.nets.sam2.model import SAM2
 from mattekit.nets.sam2.predictor import SAM2ImagePredictor
-from mattekit.client import Pixels
+from mattekit.wire.client import Pixels
+from mattekit.options import OptionError
 from mattekit.tasks import registry
 from test_server import make_worker  # noqa: F401 - a fixture
 
@@ -76,7 +77,7 @@ def test_which_hints_go_to_the_hint_model():
     for hint in ({"box": "1,2,30,40"}, {"point": "5,5"}, {"exclude": "9,9"}):  # none: the fallback on purpose
         assert needed(hint_model="none", **hint) == plain
     assert needed(("hint_mask",), hint_model="none") == plain
-    with pytest.raises(registry.OptionError, match="Unknown model 'nothing'"):
+    with pytest.raises(OptionError, match="Unknown model 'nothing'"):
         task.make_options({"hint_model": "nothing"})
     worker = task.describe("worker")["options"]  # the worker (and so the GIMP dialog) offers the hint model and none
     assert worker["hint_model"]["model"] == "prompt" and "hint_weights" not in worker

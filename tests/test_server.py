@@ -18,12 +18,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mattekit import catalog, client, runtime
-from mattekit.client import Pixels, WorkerError
-from mattekit.tasks.registry import Port, Task, option
+from mattekit import catalog, runtime
+from mattekit.wire import client
+from mattekit.wire.client import Pixels, WorkerError
+from mattekit.options import option
+from mattekit.tasks.registry import Port, Task
 from mattekit.errors import MattekitError
 from mattekit.worker import transport as http_mod
-from mattekit.worker import jobs, operations, protocol, service
+from mattekit.wire import protocol
+from mattekit.worker import jobs, operations, service
 from mattekit.worker.log import WorkerLog
 
 
@@ -477,8 +480,9 @@ def test_a_cancelled_job_stops(make_worker):
             worker.result(job)
         assert (err.value.status, err.value.code) == (404, "unknown_job")
     # the client's own cancel path
-    with pytest.raises(client.Cancelled):
+    with pytest.raises(WorkerError) as err:
         worker.run("slow", [img], progress=lambda f, m: None, cancelled=lambda: len(log) > steps_run + 20)
+    assert (str(err.value), err.value.code) == ("The job was cancelled.", "cancelled")
     # a finished job's result is fetched once, then forgotten
     done = worker.submit("slow", [img], {"steps": 2})
     while worker.job(done)["state"] != "done":

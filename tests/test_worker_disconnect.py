@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from mattekit.worker import protocol
+from mattekit.wire import protocol
 from test_server import _slow_operation, make_worker, mirror  # noqa: F401 - fixtures
 
 IMAGE = {"width": 4, "height": 4, "channels": 3, "dtype": "u8"}

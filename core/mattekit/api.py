@@ -221,8 +221,10 @@ def run_sequence(task_name: str, *paths, progress=None, **kwargs):
         elif name in table and table[name].repeat and isinstance(value, (list, tuple)):
             kwargs[name] = ";".join(map(str, value))  # a repeatable option's values, as the CLI joins them
     options = task.make_options(kwargs, host="api")
+    from .roto import RotoJob  # the one sequence task's job
+
     try:
-        job = task.make_runner(options, models_cache())  # the job's own checks, before any model loads
+        job = RotoJob(options, models_cache())  # the job's own checks, before any model loads
     except MattekitError as exc:  # its sentence names CLI flags: name the arguments instead
         exc.args = (in_words(str(exc), task.declared, lambda name: f"{name}="),)
         raise

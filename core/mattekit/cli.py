@@ -18,7 +18,7 @@ import sys
 import warnings
 
 from . import __version__
-from .errors import MattekitError, printable
+from .errors import Cancelled, MattekitError, printable
 
 COMMANDS = {  # hand-written subcommands: name -> one-line help
     "models": "list, download and verify model weights",
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_threads(getattr(args, "threads", None))
         return int(args.func(args) or 0)
-    except MattekitError as exc:
+    except (MattekitError, Cancelled) as exc:
         print(f"mattekit: error: {printable(str(exc))}", file=sys.stderr)
         if args.debug and getattr(exc, "detail", None):
             print(f"mattekit: {printable(exc.detail)}", file=sys.stderr)

@@ -1,13 +1,12 @@
 """What a user gets from an image and its alpha: a cut-out, the alpha, the colours, or a composite.
 
 One implementation for every task that ends in a cut-out (``remove``, ``matte``) and every front
-end (CLI, worker, GIMP, Blender, Python API); the front ends' declaration of these choices is
-:class:`mattekit.tasks.registry.CutoutOptions`. Images are sRGB float32 H x W x 3|4 in [0,1]
-(straight alpha), alphas H x W in [0,1].
+end (CLI, worker, GIMP, Blender, Python API), which read these choices from :class:`CutoutOptions`, declared
+once here. Images are sRGB float32 H x W x 3|4 in [0,1] (straight alpha), alphas H x W in [0,1].
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -15,26 +14,34 @@ import numpy as np
 from . import ops
 from .errors import MattekitError
 from .matting import estimate_foreground
+from .options import option
+
+RESULTS = ("rgba", "alpha", "foreground", "composite")
 
 
 @dataclass
 class CutoutOptions:
-    """The cut-out asked for: ``result`` rgba | alpha | foreground | composite (None: rgba, or composite
-    when a background is given); ``background``: a colour or blur[:SIGMA]; ``shadow``: DY,DX,BLUR,OPACITY;
-    ``crop``: crop to the subject's box grown by this fraction of its size; ``decontaminate``: the
-    subject's own colours in soft edges. The cut-out tasks declare these fields for the front ends
-    (:class:`mattekit.tasks.registry.CutoutOptions`) and pass them on with :meth:`of`."""
+    """The cut-out asked for, declared for every front end (:func:`mattekit.options.option`); the options of the
+    tasks that end in a cut-out (``remove``, ``matte``) inherit these fields and are passed here as they are.
 
-    result: str | None = None
-    background: str | None = None
-    shadow: str | None = None
-    crop: float | None = None
-    decontaminate: bool = True
+    result: rgba | alpha | foreground | composite (None: rgba, or composite when a background is given);
+    background: a colour or blur[:SIGMA]; shadow: DY,DX,BLUR,OPACITY; crop: crop to the subject's box grown by
+    this fraction of its size; decontaminate: the subject's own colours in soft edges.
+    """
 
-    @classmethod
-    def of(cls, options) -> CutoutOptions:
-        """These fields, read from ``options`` (a task's options that declare them)."""
-        return cls(**{f.name: getattr(options, f.name) for f in fields(cls)})
+    result: str | None = option(
+        None, "what to produce: rgba (cut-out, straight alpha), alpha (greyscale matte), foreground (the "
+        "subject's colours, no alpha) or composite (over --background / --backdrop); default rgba, or "
+        "composite when a background is given", choices=RESULTS)
+    background: str | None = option(
+        None, "composite background: a colour (#rrggbb, r,g,b or a name) or blur[:SIGMA] (the photo's own "
+        "background, blurred); implies result composite", parse="mattekit.cutout:parse_background")
+    shadow: str | None = option(None, "with a composite: a drop shadow DY,DX,BLUR,OPACITY under the subject "
+                                "(the flag alone: 12,12,8,0.5)", bare="12,12,8,0.5", parse="mattekit.cutout:parse_shadow")
+    crop: float | None = option(None, "crop to the subject's box grown by this fraction of its size (e.g. 0.05)",
+                                minimum=0.0, maximum=10.0, bare=0.05)
+    decontaminate: bool = option(True, "give partially transparent pixels the subject's own colours "
+                                 "(no old background in hair and soft edges)")
 
 
 def result_kind(options: CutoutOptions, backdrop_given: bool = False) -> str:

@@ -20,6 +20,14 @@ class WeightsError(MattekitError):
         self.fix, self.detail = fix, detail
 
 
+class Cancelled(Exception):
+    """Work its user cancelled before it finished; what was finished stays (a roto re-run resumes). The message is
+    one sentence; the CLI exits with code 130, as for Ctrl-C, and the worker reports the job state "cancelled".
+    Not a :class:`MattekitError`: no stage takes it for a failed input and goes on with the next one."""
+
+    exit_code = 130
+
+
 class InputError(MattekitError):
     """An input file that cannot be read or understood."""
 

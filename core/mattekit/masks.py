@@ -23,7 +23,7 @@ import numpy as np
 from . import hints, ops
 from .matting import trimap as trimaps
 from .matting.alpha import AlphaOptions, auto_scale, colour_linear_apply, colour_linear_fit, enlarged
-from .matting.entry import MattingOptions, alpha_from_mask as matte_edge
+from .matting.entry import MattingOptions, matte_edge
 
 # The uncertain band, in multiples of the upsampling factor (chosen on grabcut50's tuning half):
 GROW = 0.5    # how far the band reaches beyond the unsure pixels
@@ -114,7 +114,7 @@ def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, i
                     detail: float = 1.0) -> np.ndarray:
     """The subject's alpha (H x W float32 [0,1]) for a full-resolution mask (H x W) of ``image`` (H x W x 3|4:
     float32 [0,1], or uint8/uint16, made float a window at a time): the mask itself, or
-    with ``matting`` its uncertain edge matted (:func:`mattekit.matting.entry.alpha_from_mask`) in the
+    with ``matting`` its uncertain edge matted (:func:`mattekit.matting.entry.matte_edge`) in the
     ``MATTE_TILE`` blocks holding unsure pixels (one at a time, for the memory), each from a window with ``matte_margin`` px of context
     and the whole photo's size-dependent choices. ``detail``: photo px per network px (:func:`detail_of`); where it
     allows a working scale above 1 (:func:`working_scale`) the edge is matted on the photo and mask shrunk that many

@@ -27,9 +27,9 @@ HERE = os.path.dirname(os.path.realpath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 try:
-    import mattekit_client as client  # the copy the installer put next to this file
+    from mattekit_wire import client  # the copy of mattekit.wire the installer put next to this file
 except ImportError:  # running from a source checkout
-    from mattekit import client
+    from mattekit.wire import client
 
 MENU = "<Image>/Filters/AI"
 SELECT_MENU = "<Image>/Select"

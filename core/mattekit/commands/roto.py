@@ -77,14 +77,14 @@ def run(args) -> int:
         raise MattekitError("--print-chunks needs --chunk N.")
     if args.ray is not None and args.chunk_index is not None:
         raise MattekitError("--ray runs every chunk; leave out --chunk-index.")
-    from ..tasks import registry
+    from ..options import OptionError
     from .tasks import as_flags, option_values
 
     task = _declaration()
     values = option_values(args, task.declared) | {"plate": args.plate, "output": args.output}
     try:
         spec = task.make_options(values, host="cli")  # the one option check of the CLI, the worker and the API
-    except registry.OptionError as exc:
+    except OptionError as exc:
         raise MattekitError(as_flags(str(exc), task)) from None
     from ..progress import Display
 
@@ -95,7 +95,7 @@ def run(args) -> int:
                                       progress=bar)
             job = None
         else:
-            job = task.make_runner(spec)
+            job = roto.RotoJob(spec)
             if spec.model and spec.model != job.entry.name:  # an alias: say what it stands for and its licence
                 print(f"mattekit: --model {spec.model} is {job.entry.name} ({job.entry.licence})", file=sys.stderr)
             if job.missing:

@@ -83,7 +83,7 @@ def check_arguments(args: argparse.Namespace, state_file: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import client
+    from ..wire import client
     from ..worker import service
     from ..worker.log import WorkerLog
 

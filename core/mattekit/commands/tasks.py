@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 
 from ..errors import MattekitError
+from ..options import Option, OptionError
 from ..tasks import registry
 from ..tasks.registry import Task
 
-def _metavar(option: registry.Option) -> str | None:
+def _metavar(option: Option) -> str | None:
     if option.choices is not None:
         return None
     return "PATH" if option.path else {int: "N", float: "X", str: "TEXT"}[option.type]
@@ -49,7 +50,7 @@ def add_task_parser(sub, task: Task) -> None:
     p.set_defaults(func=lambda args: run(task, args))
 
 
-def add_option_flags(parser, options: list[registry.Option]) -> None:
+def add_option_flags(parser, options: list[Option]) -> None:
     """One flag per option offered to the CLI (``--name``, booleans also ``--no-name``);
     the parsed value lands in ``opt_<name>``, None when the flag is not given."""
     for option in options:
@@ -65,7 +66,7 @@ def add_option_flags(parser, options: list[registry.Option]) -> None:
                                 nargs="?" if option.bare is not None else None, const=option.bare, **common)
 
 
-def option_values(args, options: list[registry.Option]) -> dict:
+def option_values(args, options: list[Option]) -> dict:
     """{option name: value} for the flags given on the command line, each checked (MattekitError)."""
     values = {}
     for option in options:
@@ -75,7 +76,7 @@ def option_values(args, options: list[registry.Option]) -> dict:
         if given is not None:
             try:
                 values[option.name] = option.check(given)
-            except registry.OptionError as exc:
+            except OptionError as exc:
                 raise MattekitError(str(exc).replace(f"Option '{option.name}'", option.flag)) from None
     return values
 
@@ -92,7 +93,7 @@ def options_from_args(task: Task, args) -> tuple[object, dict[str, str]]:
     values = option_values(args, task.declared)
     try:
         return task.make_options(values, host="cli"), ports
-    except registry.OptionError as exc:
+    except OptionError as exc:
         raise MattekitError(as_flags(str(exc), task)) from None
 
 

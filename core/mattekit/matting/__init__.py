@@ -11,8 +11,8 @@
 Arrays are float32, sRGB images H x W x 3 in [0,1], alphas and trimaps H x W.
 """
 from .alpha import AlphaOptions, estimate_alpha
-from .entry import MattingOptions, alpha_from_mask, alpha_from_trimap
+from .entry import MattingOptions, alpha_from_trimap, matte_edge
 from .foreground import estimate_foreground
 from .trimap import from_mask as trimap_from_mask, normalise as normalise_trimap
 
-__all__ = ["AlphaOptions", "estimate_alpha", "MattingOptions", "alpha_from_mask", "alpha_from_trimap", "estimate_foreground", "trimap_from_mask", "normalise_trimap"]
+__all__ = ["AlphaOptions", "estimate_alpha", "MattingOptions", "matte_edge", "alpha_from_trimap", "estimate_foreground", "trimap_from_mask", "normalise_trimap"]

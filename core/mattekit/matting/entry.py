@@ -48,8 +48,8 @@ def alpha_from_trimap(image: np.ndarray, trimap: np.ndarray, options: MattingOpt
     return estimate_alpha(image[..., :3], t, options.alpha_options())
 
 
-def alpha_from_mask(image: np.ndarray, mask: np.ndarray, options: MattingOptions | None = None,
-                    extent: tuple[int, int] | None = None, solve: int | None = None) -> np.ndarray:
+def matte_edge(image: np.ndarray, mask: np.ndarray, options: MattingOptions | None = None,
+               extent: tuple[int, int] | None = None, solve: int | None = None) -> np.ndarray:
     """Alpha refined from a subject mask (probabilities, or a 0/255 image) by matting its uncertain edge:
     the trimap is made from the mask, and the mask stays in the estimate where colours say little.
     ``extent``: (height, width) of the photo ``image`` is a tile of; ``solve``: the solve's downscale (a power

@@ -40,9 +40,9 @@ RGBA cut-out and a decontaminated foreground plate per frame):
   its own mattes, manifest and journal (:mod:`.objects`), run one after the other by :class:`RotoJob`.
 
 Roto is a sequence task of the registry (:mod:`mattekit.tasks.roto`, a
-:class:`~mattekit.tasks.registry.SequenceTask`): it names :class:`RotoSpec` as its options,
-:class:`RotoJob` as its runner and :func:`run_operation` as the worker's operation, so ``mattekit roto``,
-the worker and ``mattekit.rotoscope(plate, output, ...)`` find it there and check options the one way.
+:class:`~mattekit.tasks.registry.SequenceTask`) that declares its options, :class:`RotoSpec`, so ``mattekit roto``,
+the worker and ``mattekit.rotoscope(plate, output, ...)`` find it there and check options the one way; they run
+:class:`RotoJob` (the worker: :func:`run_operation`) from here.
 
 Its per-frame stage is not a registry task's ``finish``, and cannot be without changing bytes: each frame
 is the model's input as every task's (``predictor.prepare(pixels)``, what
@@ -57,20 +57,21 @@ stages' shape fit: a keyframe chain runs the net on a hint carried from the fram
 its region when the whole frame loses the subject, :class:`.chain.HintChain`), and a recurrent model
 (RVM) carries its state from frame to frame, so neither is one prepare -> infer -> finish per frame.
 
-One job per module: :mod:`.spec` (what defines a job, the outputs-never-on-inputs check),
+One job per module: :mod:`.spec` (the outputs-never-on-inputs checks),
 :mod:`.source` (per-frame mattes in frame order), :mod:`.chain` (keyframe hints carried along the
 motion), :mod:`.sam` (objects tracked by SAM 2.1's memory), :mod:`.objects` (several objects, one job each),
 :mod:`.store` (manifest and journals), :mod:`.lock` (the frames a live run writes),
-:mod:`.summary` (the summary, cancellation; progress events are
-:class:`mattekit.progress.Progress`, re-exported here as ``roto.Progress``),
+:mod:`.summary` (the summary; progress events are :class:`mattekit.progress.Progress` and cancellation
+:class:`mattekit.errors.Cancelled`, re-exported here as ``roto.Progress`` and ``roto.Cancelled``),
 :mod:`.job` (the job and the worker's operation) and :mod:`.ray` (chunks on a Ray cluster).
 """
 from .job import RotoJob, run_operation
+from ..errors import Cancelled
 from ..progress import Progress
-from .summary import Cancelled, Summary
+from .summary import Summary
 from .ray import run_on_ray
 from .source import MatteSource, recurrent_steps
-from .spec import ROTO_MODEL_TASKS, RotoSpec
+from ..tasks.roto import ROTO_MODEL_TASKS, RotoSpec
 
 __all__ = ["RotoSpec", "RotoJob", "run_on_ray", "run_operation", "MatteSource", "recurrent_steps", "Progress",
            "Summary", "Cancelled", "ROTO_MODEL_TASKS"]

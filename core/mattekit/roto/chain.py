@@ -7,7 +7,7 @@ import numpy as np
 from .. import catalog, masks, prompting, runtime, temporal, tracking
 from ..errors import InputError
 from ..io.sequences import format_frames
-from .spec import RotoSpec
+from ..tasks.roto import RotoSpec
 
 
 CARRIED_KEEP = 0.5  # a carried hint's whole-frame mask keeping less of its area than this: run on its region

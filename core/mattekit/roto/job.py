@@ -18,7 +18,7 @@ from ..io import Picture, write_image
 from ..io.sequences import chunk_frames, format_frames, open_plate, output_pattern, select_frames
 from ..provenance import changed_options, model_record, roto_record
 from ..runtime import ModelCache
-from ..tasks.registry import options_of
+from ..options import options_of
 from ..weights import given_file, model_file, pinned_sha256s
 from .chain import keyframes_of
 from .objects import PLACEHOLDER
@@ -29,7 +29,8 @@ from .summary import Summary
 from .sam import shared_features
 from .source import MatteSource, frames_read
 from .layers import ShotLayers, coverage_of, decontaminated, write_frame
-from .spec import ROTO_MODEL_TASKS, RotoSpec, refuse_overwriting_inputs, refuse_shared_outputs
+from ..tasks.roto import ROTO_MODEL_TASKS, RotoSpec
+from .spec import refuse_overwriting_inputs, refuse_shared_outputs
 from .store import Store
 
 

@@ -9,7 +9,7 @@ from ..errors import MattekitError
 from .job import RotoJob
 from ..progress import Progress, Reporter
 from .summary import Summary
-from .spec import RotoSpec
+from ..tasks.roto import RotoSpec
 
 
 def run_on_ray(spec: RotoSpec, chunk: int, address: str | None = None, workers: int | None = None,

@@ -10,10 +10,9 @@ from typing import Callable
 import numpy as np
 
 from .. import catalog, masks, pipeline, runtime, temporal, tracking
-from ..errors import MattekitError
+from ..errors import Cancelled, MattekitError
 from ..io import Picture
 from .chain import HintChain
-from .summary import Cancelled
 from .sam import SamChain, runs, shared_features
 
 

@@ -1,95 +1,15 @@
-"""What defines a roto job (:class:`RotoSpec`, plain values that travel to workers as a dict), and the
-checks that none of its outputs lands on a file it reads or on another of its outputs."""
+"""The checks of a roto job's outputs (its options are :class:`mattekit.tasks.roto.RotoSpec`): none lands on a
+file the job reads or on another of its outputs."""
 from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import MISSING, asdict, dataclass
 
 from ..errors import InputError, OutputError
 from ..fsutil import FilesRead
 from ..io.sequences import FramePattern
-from ..tasks.registry import DEVICE_HELP, DEVICE_PARSE, WEIGHTS_PARSE, option, options_of
-
-# roto mattes with object segmentation or trimap-free (people) matting models, or tracks a hinted object (SAM 2.1)
-ROTO_MODEL_TASKS = ("segment", "matte", "prompt")
-
-
-@dataclass
-class RotoSpec:
-    """Everything that defines a roto job (plain values: it travels to workers as a dict).
-
-    plate: pattern, numbered frame, folder or movie. output: matte pattern (``matte.####.png``)
-    or a folder. frames: a range ("1001-1100x2", lists) or None for all. rgba / fg: optional
-    patterns for the cut-out (premultiplied in EXR, straight in PNG/TIFF) and the decontaminated
-    foreground plate (same alpha convention), both in the plate's own colour space and values.
-    colorspace: the plate's OCIO colour space (None: each file's own, :mod:`mattekit.colour`); view: the view of the
-    sRGB display the networks see it through (None: the plain conversion). temporal: motion-compensated smoothing over
-    ``radius`` frames on each side. bit_depth: matte bits (PNG/TIFF 8|16, EXR 16 = half, 32 = float).
-    threads: torch threads per inference worker; workers: inference workers (None: chosen by
-    :func:`mattekit.pipeline.plan`); neither changes the bytes written at a given ``threads``.
-    """
-
-    plate: str = option(MISSING, "frame pattern (name.####.exr), numbered frame, folder of frames or movie", path=True)
-    output: str = option(MISSING, "matte pattern such as out/matte.####.png (PNG/TIFF 16-bit, EXR half), or a folder",
-                         path=True, writes=True)
-    frames: str | None = option(None, "frame range, e.g. 1001-1100, 1001-1100x2, 1001,1005; default: every frame",
-                                parse="mattekit.io.sequences:parse_frames")
-    rgba: str | None = option(None, "also write the cut-out to this pattern (EXR premultiplied, PNG/TIFF straight)",
-                              path=True, writes=True)
-    fg: str | None = option(None, "also write the decontaminated foreground plate with its alpha to this pattern",
-                            path=True, writes=True)
-    layers: str | None = option(None, "also write one EXR per frame for compositors to this pattern: R G B A (the "
-                                "cut-out, premultiplied) and fg.R fg.G fg.B fg.A, the plate's data window and "
-                                "metadata kept", path=True, writes=True)
-    model: str | None = option(None, "people (permissive people matting, Apache-2.0), objects (the default "
-                               "segmentation model), any segment or matte model of `mattekit models list`, or a SAM 2.1 "
-                               "model (sam2.1-hiera-tiny...: tracks the hinted objects with its memory); default: objects",
-                               model=ROTO_MODEL_TASKS)
-    weights: str | None = option(None, "use this weights file instead of the catalog's download", path=True,
-                                 parse=WEIGHTS_PARSE, hosts=("cli", "api"))
-    device: str = option("auto", DEVICE_HELP, parse=DEVICE_PARSE)
-    threads: int | None = option(None, "CPU threads for inference", minimum=1, maximum=1024)
-    workers: int | None = option(None, "inference workers (default: chosen for the machine; the files do not depend on it)",
-                                 minimum=1, maximum=64)
-    refine: bool = option(True, "edge-aware upsampling of the matte (off: plain bilinear)")
-    temporal: bool = option(True, "temporal consistency (motion-compensated smoothing across frames)")
-    radius: int | None = option(None, "temporal window: frames on each side (default 4; 0 = off)", minimum=0, maximum=32)
-    colorspace: str | None = option(None, "OCIO colour space of the plate (a name or alias of $OCIO's config, else "
-                                    "OCIO's built-in ACES studio config; `mattekit colorspaces` lists them); default: "
-                                    "what the file says, else linear sRGB for float and sRGB for 8/16-bit files",
-                                    parse="mattekit.colour:check_colorspace", label="Plate colour space")
-    view: str | None = option(None, "a view of the OCIO config's sRGB display that the networks see the plate "
-                              "through (`mattekit colorspaces` lists them; e.g. 'ACES 2.0 - SDR 100 nits (Rec.709)', "
-                              "which keeps highlights above 1.0 apart); default: the plain conversion to sRGB, "
-                              "clipped to 0..1; the mattes are data and the --rgba/--fg plates keep the plate's values "
-                              "either way", parse="mattekit.colour:check_view", label="View for the networks")
-    bit_depth: int = option(16, "matte bits: 8/16 for PNG and TIFF, 16 (half) or 32 (float) for EXR",
-                            choices=(8, 16, 32))
-    skip_missing: bool = option(False, "process the frames that exist when some are missing")
-    box: str | None = option(None, "the subject lies in this box on a keyframe: FRAME:x0,y0,x1,y1 in pixels (x1, y1 "
-                             "exclusive; repeatable, one per keyframe and object); carried to the other frames along the motion; "
-                             "FRAME:x0,y0,x1,y1@NAME names its object (one matte sequence per object)",
-                             repeat=True, label="Keyframe boxes")
-    point: str | None = option(None, "a point on the subject on a keyframe: FRAME:x,y (repeatable): only the parts "
-                               "connected to it are kept on that frame (FRAME:x,y@NAME: of that object)", repeat=True,
-                               label="Keyframe include points")
-    exclude: str | None = option(None, "a point not on the subject on a keyframe: FRAME:x,y (repeatable): the part "
-                                 "there is left out on that frame", repeat=True, label="Keyframe exclude points")
-    hint_mask: str | None = option(None, "keyframe hint masks: a pattern such as masks/####.png (white = subject, the "
-                                   "plate's size and frame numbers); each existing file makes its frame a keyframe "
-                                   "(PATTERN@NAME;PATTERN@NAME: one pattern per object)",
-                                   path=True, label="Keyframe hint masks")
-    overwrite: bool = option(False, "recompute every frame, even finished ones or ones made with other settings")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "RotoSpec":
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
+from ..options import options_of
+from ..tasks.roto import RotoSpec
 
 
 def refuse_overwriting_inputs(spec: RotoSpec, plate, frames: list[int], outputs: dict[str, FramePattern]) -> None:

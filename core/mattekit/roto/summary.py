@@ -1,16 +1,7 @@
-"""What a roto run tells its caller at the end (:class:`Summary`), and its cancellation (progress events are
-:mod:`mattekit.progress`'s)."""
+"""What a roto run tells its caller at the end (:class:`Summary`); progress events are :mod:`mattekit.progress`'s."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from ..errors import MattekitError
-
-
-class Cancelled(MattekitError):
-    """The job was cancelled; finished frames stay and a re-run resumes."""
-
-    exit_code = 130
 
 
 @dataclass

@@ -15,7 +15,9 @@ from .. import lens
 from ..disparity import estimate_depth, refine_depth
 from ..errors import MattekitError
 from ..masks import predict_mask
-from .registry import DEVICE_HELP, DEVICE_PARSE, WEIGHTS_PARSE, OptionError, Port, Task, no_model_input, option
+from ..options import OptionError, option
+from .common import DEVICE_HELP, DEVICE_PARSE, WEIGHTS_PARSE
+from .registry import Port, Task, no_model_input
 
 
 @dataclass

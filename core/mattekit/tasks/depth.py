@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..disparity import depth_from_prediction, normalize_depth
-from .registry import ModelOptions, Port, Task, model_input, option
+from ..options import option
+from .common import ModelOptions
+from .registry import Port, Task, model_input
 
 
 @dataclass

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..retouch import RetouchOptions, enhance
-from .registry import Port, Task, no_model_input, option
+from ..options import option
+from .registry import Port, Task, no_model_input
 
 
 @dataclass

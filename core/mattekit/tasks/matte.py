@@ -1,7 +1,7 @@
 """Matting (task ``matte``): a soft alpha and clean foreground colours from a trimap, a mask or a model.
 
 The alpha comes from the trimap (:func:`mattekit.matting.entry.alpha_from_trimap`), from the mask's
-uncertain edge (:func:`mattekit.matting.entry.alpha_from_mask`), or with neither from ``model``: a
+uncertain edge (:func:`mattekit.matting.entry.matte_edge`), or with neither from ``model``: a
 matting network (task "matte", e.g. modnet-portrait) directly, or a segmentation network whose mask
 is matted. The result is assembled by :func:`mattekit.cutout.assemble` (cut-out with decontaminated
 colours by default).
@@ -16,9 +16,11 @@ import numpy as np
 
 from .. import cutout, masks, ops
 from ..errors import MattekitError
-from ..matting.entry import MattingOptions, alpha_from_mask, alpha_from_trimap, check_edge
-from .registry import (BACKDROP, RESULT, CutoutOptions, ModelOptions, Port, Task, model_input,
-                       no_model_input, option, segment_or_matte)
+from ..cutout import CutoutOptions
+from ..matting.entry import MattingOptions, alpha_from_trimap, check_edge, matte_edge
+from ..options import option
+from .common import ModelOptions
+from .registry import BACKDROP, RESULT, Port, Task, model_input, no_model_input, segment_or_matte
 
 
 @dataclass
@@ -57,16 +59,15 @@ def _finish(models, inputs, options: MatteOptions, context, prediction) -> dict:
     elif inputs.get("mask") is not None:
         mask = np.clip(ops.grey_map(_plane(inputs["mask"], image, "mask")), 0.0, 1.0)
         check_edge(mask)
-        alpha = alpha_from_mask(image, mask, MattingOptions.of(options))
+        alpha = matte_edge(image, mask, MattingOptions.of(options))
     elif models["model"].entry.task == "matte":
         low = prediction[0, 0].float().cpu().numpy()
         h, w = image.shape[:2]
         alpha = np.clip(ops.resize(low, h, w, masks.upsampling_of(models)), 0.0, 1.0)
     else:
         mask = masks.mask_from_prediction(image, prediction, upsampling=masks.upsampling_of(models))
-        alpha = alpha_from_mask(image, mask, MattingOptions.of(options))
-    looks = cutout.CutoutOptions.of(options)
-    return {"result": cutout.assemble(image, alpha, looks, backdrop=inputs.get("backdrop"))}
+        alpha = matte_edge(image, mask, MattingOptions.of(options))
+    return {"result": cutout.assemble(image, alpha, options, backdrop=inputs.get("backdrop"))}
 
 
 def _plane(plane: np.ndarray, image: np.ndarray, what: str) -> np.ndarray:
@@ -90,7 +91,7 @@ TASK = Task(
     prepare=_prepare,
     finish=_finish,
     needs=_needs,
-    suffix=lambda options: cutout.suffix_for(cutout.CutoutOptions.of(options), "_matte"),
-    output_format=lambda options, source, named: cutout.format_for(cutout.CutoutOptions.of(options), source, named),
+    suffix=lambda options: cutout.suffix_for(options, "_matte"),
+    output_format=lambda options, source, named: cutout.format_for(options, source, named),
     menu="Refine _Edges...",
 )

@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 
 from .. import cutout
 from . import subject
-from .registry import BACKDROP, RESULT, CutoutOptions, Port, Task
+from ..cutout import CutoutOptions
+from .registry import BACKDROP, RESULT, Port, Task
 from .subject import HINT_MASK, SubjectOptions
 
 
@@ -25,9 +26,7 @@ def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dic
     """The subject's alpha and the cut-out; without matting the colours are the photo's own."""
     image = inputs["image"]
     alpha = subject.alpha(models, inputs, options, context, prediction)
-    looks = cutout.CutoutOptions.of(options)
-    if not options.matting:
-        looks = replace(looks, decontaminate=False)
+    looks = options if options.matting else replace(options, decontaminate=False)
     return {"result": cutout.assemble(image, alpha, looks, backdrop=inputs.get("backdrop"))}
 
 
@@ -41,9 +40,9 @@ TASK = Task(
     finish=_finish,
     needs=subject.needs,
     streams=True,
-    suffix=lambda options: cutout.suffix_for(cutout.CutoutOptions.of(options), "_cutout"),
+    suffix=lambda options: cutout.suffix_for(options, "_cutout"),
     # PNG (or a named JPEG), whatever the photo's format:
-    output_format=lambda options, source, named: cutout.format_for(cutout.CutoutOptions.of(options), "", named),
+    output_format=lambda options, source, named: cutout.format_for(options, "", named),
     menu="Remove _Background...",
     api="remove_background",
 )

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from .. import hints, masks, prompting
 from ..errors import InputError
-from .registry import NONE, WEIGHTS_PARSE, ModelOptions, OptionError, Port, option, segment_or_matte
+from ..options import NONE, OptionError, option
+from .common import WEIGHTS_PARSE, ModelOptions
+from .registry import Port, segment_or_matte
 
 
 @dataclass

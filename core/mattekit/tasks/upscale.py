@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .registry import ModelOptions, OptionError, Port, Task, no_model_input, option
+from ..options import OptionError, option
+from .common import ModelOptions
+from .registry import Port, Task, no_model_input
 
 MAX_SCALE = 16.0
 ALPHA_METHODS = ("model", "bicubic")

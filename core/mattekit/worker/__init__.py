@@ -1,6 +1,5 @@
 """The local worker (``mattekit serve``): an HTTP server on loopback that keeps models warm.
 
-- :mod:`.protocol` - the wire format shared with the stdlib client (standard library only);
 - :mod:`.state` - the 0600 state file and the one-worker-per-state-file lock;
 - :mod:`.log` - the worker's rate-limited, size-capped log;
 - :mod:`.jobs` - the job table, its queue, the compute thread and cancellation;
@@ -9,5 +8,5 @@
 - :mod:`.routes` - the API's endpoints;
 - :mod:`.service` - the worker object: binding, the state file, the idle watchdog, stopping.
 
-This package's ``__init__`` imports nothing: the client imports :mod:`.protocol` without numpy.
+Its wire format and client are :mod:`mattekit.wire`'s.
 """

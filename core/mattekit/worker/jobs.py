@@ -7,7 +7,7 @@ the reservations together stay within the cap; a request larger than the cap is 
 A :class:`Job` wraps ``work(progress)``, a function that does the whole computation and returns the
 encoded result; it knows nothing of HTTP or of operations. Jobs run one at a time on the compute
 thread, so a model is loaded once however many clients ask. ``progress(fraction, message)`` is
-also where a cancel takes effect: it raises :class:`Cancelled` once the job has been cancelled.
+also where a cancel takes effect: it raises :class:`mattekit.errors.Cancelled` once the job has been cancelled.
 """
 from __future__ import annotations
 
@@ -19,17 +19,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import MattekitError
+from ..errors import Cancelled, MattekitError
 
 KEEP_FINISHED = 600.0  # seconds a finished asynchronous job's result is kept if nobody fetches it
 MAX_JOBS = 64  # asynchronous jobs held at once (queued, running and finished)
 RETRY_AFTER = 5  # seconds a client is asked to wait when the queue is full
 
 Progress = Callable[[float, str], None]
-
-
-class Cancelled(Exception):
-    """Raised inside a running job when it has been cancelled."""
 
 
 class Refused(Exception):
@@ -76,7 +72,7 @@ class Job:
     def report(self, fraction: float, message: str = "") -> None:
         """The progress callback handed to the work: also the place where a cancel takes effect."""
         if self.cancel_event.is_set():
-            raise Cancelled()
+            raise Cancelled("The job was cancelled.")
         self.progress = float(min(max(fraction, 0.0), 1.0))
         if message:
             self.message = message
@@ -223,7 +219,7 @@ class JobTable:
             try:
                 result = work(job.report)
                 if job.cancel_event.is_set():
-                    raise Cancelled()
+                    raise Cancelled("The job was cancelled.")
                 job.progress = 1.0
                 with self.lock:
                     self._end(job, "done", message="Done", result=result)

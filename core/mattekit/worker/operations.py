@@ -3,9 +3,9 @@
 One operation per registered task (:func:`mattekit.tasks.registry.tasks`), same name, same ports
 and options: options are checked by ``task.make_options(values, host="worker")``; the models a run
 needs (``task.models_needed``) come from the worker's own :class:`mattekit.runtime.ModelCache`;
-:class:`mattekit.runner.Runner` does the work. A sequence task (``roto``, :func:`registry.sequences
+:class:`mattekit.runner.Runner` does the work. The sequence task (``roto``, :func:`registry.sequences
 <mattekit.tasks.registry.sequences>`) is an operation without pixels: frame sequences travel as paths and its
-declared operation (:func:`mattekit.roto.run_operation`) reads and writes the files itself, inside
+job's operation (:func:`mattekit.roto.run_operation`) reads and writes the files itself, inside
 the folders the user allowed (:class:`PathPolicy`).
 
 Pixels: inputs arrive as float32 in [0,1] (H x W x C for "image" ports, H x W for the others;
@@ -24,8 +24,9 @@ import numpy as np
 from .. import colour
 from ..errors import MattekitError, in_words
 from ..progress import Reporter
-from ..tasks.registry import OptionError, Port, SequenceTask, Task, sequences, tasks
-from . import protocol
+from ..options import OptionError
+from ..tasks.registry import Port, SequenceTask, Task, sequences, tasks
+from ..wire import protocol
 
 Progress = Callable[[float, str], None]
 
@@ -118,7 +119,9 @@ class PathPolicy:
 
 def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
     """The operation of a sequence task (roto): no pixel inputs or outputs; its path options confined by
-    ``paths``; its options checked by the declaration (host "worker"), the job run by its declared operation."""
+    ``paths``; its options checked by the declaration (host "worker"), the job run by roto's operation."""
+    from ..roto import RotoJob, run_operation  # the one sequence task's job
+
     table = {o.name: o for o in task.declared if "worker" in o.hosts}
     path_options = [name for name, o in table.items() if o.path]  # confined by ``paths``
     space_options = [name for name, o in table.items() if o.parse == "mattekit.colour:check_colorspace"]
@@ -134,13 +137,13 @@ def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
                 paths.check(name, config)
         checked = task.make_options(values, host="worker")
         try:  # the job's own checks (plate, frames, outputs, hints), no model loaded: refused before it is queued
-            task.make_runner(checked)
+            RotoJob(checked)
         except MattekitError as exc:  # its sentence names CLI flags: name the options as the dialogs do
             raise OptionError(in_words(str(exc), task.declared, lambda name: f"option '{name}'")) from None
         return checked
 
     def run(models, inputs: dict, options, progress: Progress, warn=None) -> tuple[dict, None]:
-        task.run_operation(options, progress, models)
+        run_operation(options.to_dict(), progress, models)
         return {}, None  # the files written and their manifest carry the provenance
 
     def describe() -> dict:

@@ -1,7 +1,7 @@
 """The worker's endpoints: what each request of the API does (:class:`Routes`), on the transport of
 :mod:`.transport`, with what the routes need of the worker in the :class:`Worker` protocol.
 
-API (JSON unless noted; errors as :func:`mattekit.worker.protocol.error_body` with a 4xx/5xx status):
+API (JSON unless noted; errors as :func:`mattekit.wire.protocol.error_body` with a 4xx/5xx status):
 
     GET    /v1/health              {"ok", "version", "api", "pid", "uptime", "operations", ...}
     GET    /v1/operations          {"operations": [schema of each], "models": {catalog task: [model...]}}
@@ -23,8 +23,9 @@ from typing import Protocol
 
 from .. import __version__
 from ..runtime import ModelCache
-from ..tasks.registry import OptionError
-from . import jobs, operations, protocol
+from ..options import OptionError
+from ..wire import protocol
+from . import jobs, operations
 from .transport import App, Handler, RequestError
 
 CLIENT_CHECK = 0.25  # seconds between checks that a synchronous job's client is still connected

@@ -1,7 +1,7 @@
 """The worker's state file (address and token, 0600) and the lock that keeps one worker per state file.
 
 The record is ``{"url", "token", "pid", "version", "api"}``; clients find it with
-:func:`mattekit.client.state_path` and read it with :func:`mattekit.client.read_state`.
+:func:`mattekit.wire.client.state_path` and read it with :func:`mattekit.wire.client.read_state`.
 The lock is an exclusive ``flock`` on ``<state file>.worker-lock``, taken before the worker binds
 its port and held until the process exits (the client's own ``<state file>.lock`` only orders
 clients that start a worker, so the two never wait on each other).
@@ -12,10 +12,9 @@ import json
 import os
 import time
 
-from .. import client
 from ..errors import MattekitError
 from ..fsutil import atomic_write, try_lock
-from . import protocol
+from ..wire import client, protocol
 
 
 def write(path: str, record: dict) -> None:

@@ -31,7 +31,7 @@ import traceback
 from typing import Callable, Protocol
 
 from .. import __version__
-from . import protocol
+from ..wire import protocol
 
 CONNECTION_TIMEOUT = 30.0  # seconds: idle before the first byte, and per read or write
 LISTEN_BACKLOG = 128

@@ -1,10 +1,9 @@
 """Client of the local mattekit worker (``mattekit serve``): standard library only, Python 3.8+.
 
 Host adapters (the GIMP plug-in, the Blender add-on) cannot load torch, so they send pixels
-to one local worker process that keeps models warm. Installers copy this file next to each
-adapter (as ``mattekit_client.py``, with the wire format :mod:`mattekit.worker.protocol` as
-``mattekit_protocol.py``); both must therefore import nothing outside the standard library and
-keep to Python 3.8 syntax.
+to one local worker process that keeps models warm. Installers copy this package (:mod:`mattekit.wire`)
+next to each adapter as ``mattekit_wire``; so it imports nothing outside the standard library but
+its wire format :mod:`.protocol`, and keeps to Python 3.8 syntax.
 
     worker = connect(python="/path/to/venv/bin/python")   # reuses a running worker or starts one
     alpha, = worker.run("remove", [Pixels(data, w, h, 4, "u8")], {"output": "mask"})
@@ -15,7 +14,6 @@ the protocol module describes. On POSIX systems the client trusts a state file o
 to the user, nobody else may read or write it, and its folder is not writable by others (else it
 could send the user's pixels to another user's process): :func:`read_state` refuses it in one sentence.
 """
-import importlib
 import json
 import os
 import stat
@@ -25,16 +23,9 @@ import time
 import urllib.error
 import urllib.request
 
+from . import protocol
+from .protocol import Pixels  # the adapters' client.Pixels
 
-def _protocol_module():
-    """The wire format: mattekit.worker.protocol inside the package, else the copy installed beside this file."""
-    if __name__ == "mattekit.client":
-        return importlib.import_module("mattekit.worker.protocol")
-    package = __name__.rpartition(".")[0]  # the Blender add-on's package; "" for GIMP's plug-in folder
-    return importlib.import_module(package + ".mattekit_protocol" if package else "mattekit_protocol")
-
-
-protocol = _protocol_module()
 STATE_ENV = "MATTEKIT_WORKER_STATE"
 # The worker is on loopback: never send its requests (and token) through a configured HTTP proxy.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -47,37 +38,6 @@ class WorkerError(Exception):
         Exception.__init__(self, message)
         self.status = status
         self.code = code
-
-
-class Cancelled(WorkerError):
-    """The job was cancelled before it finished."""
-
-
-class Pixels(object):
-    """Raw pixels: ``data`` (bytes, row-major, channels interleaved), width, height, channels, dtype;
-    ``provenance``: on outputs, the worker's record of what made them (a dict: software, task,
-    models with their weights sha256, changed options, IPTC digital source type) or None; ``warnings``: on
-    outputs, the worker's notes on the result (a subject that came out fully transparent), one sentence each."""
-
-    __slots__ = ("data", "width", "height", "channels", "dtype", "provenance", "warnings")
-
-    def __init__(self, data, width, height, channels, dtype="u8"):
-        if dtype not in protocol.DTYPES:
-            raise ValueError("dtype must be one of %s, not %r" % (", ".join(protocol.DTYPES), dtype))
-        expected = protocol.byte_size(int(width), int(height), int(channels), dtype)
-        if len(data) != expected:
-            raise ValueError("%d bytes given for %dx%dx%d %s pixels (%d expected)"
-                             % (len(data), width, height, channels, dtype, expected))
-        self.data, self.width, self.height = data, int(width), int(height)
-        self.channels, self.dtype = int(channels), dtype
-        self.provenance = None
-        self.warnings = []
-
-    def meta(self):
-        return {"width": self.width, "height": self.height, "channels": self.channels, "dtype": self.dtype}
-
-    def __repr__(self):
-        return "Pixels(%dx%dx%d %s)" % (self.width, self.height, self.channels, self.dtype)
 
 
 # ---------------------------------------------------------------- where the worker is written down
@@ -223,7 +183,7 @@ class Worker(object):
 
         Without ``progress`` the request is synchronous. With it, the job runs asynchronously and
         ``progress(fraction, message)`` is called as the worker reports; ``cancelled()`` returning
-        true cancels the job (Cancelled is raised).
+        true cancels the job: WorkerError with code "cancelled", the code the worker answers for a cancelled job.
         """
         if progress is None and cancelled is None:
             meta, body = _encode(inputs)
@@ -235,7 +195,7 @@ class Worker(object):
         while True:
             if cancelled is not None and cancelled():
                 self.cancel(job)
-                raise Cancelled("The job was cancelled.", code="cancelled")
+                raise WorkerError("The job was cancelled.", code="cancelled")
             status = self.job(job)
             if progress is not None:
                 progress(float(status.get("progress", 0.0)), status.get("message", ""))
@@ -243,7 +203,7 @@ class Worker(object):
                 break
             time.sleep(poll)
         if status["state"] == "cancelled":
-            raise Cancelled("The job was cancelled.", code="cancelled")
+            raise WorkerError("The job was cancelled.", code="cancelled")
         return self.result(job)
 
     def submit(self, operation, inputs, options=None):

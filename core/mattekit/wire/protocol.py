@@ -1,6 +1,5 @@
-"""The worker's wire format, shared by the worker and its client. Standard library only, Python 3.8 syntax.
-
-Installers copy this file next to each adapter as ``mattekit_protocol.py``, beside ``mattekit_client.py``.
+"""The worker's wire format, shared by the worker and its client, and raw pixels as they travel
+(:class:`Pixels`). Standard library only, Python 3.8 syntax.
 
 - Pixels: a request's :data:`META_HEADER` header holds JSON ``{"inputs": [{"width", "height",
   "channels", "dtype"}...], "options": {...}, "output_dtype": optional}``; the body is the inputs'
@@ -50,6 +49,33 @@ def check_pixels(meta, name="pixels"):
 def byte_size(width, height, channels, dtype):
     """Bytes of ``width`` x ``height`` x ``channels`` samples of ``dtype``."""
     return width * height * channels * DTYPES[dtype].size
+
+
+class Pixels(object):
+    """Raw pixels: ``data`` (bytes, row-major, channels interleaved), width, height, channels, dtype;
+    ``provenance``: on outputs, the worker's record of what made them (a dict: software, task,
+    models with their weights sha256, changed options, IPTC digital source type) or None; ``warnings``: on
+    outputs, the worker's notes on the result (a subject that came out fully transparent), one sentence each."""
+
+    __slots__ = ("data", "width", "height", "channels", "dtype", "provenance", "warnings")
+
+    def __init__(self, data, width, height, channels, dtype="u8"):
+        if dtype not in DTYPES:
+            raise ValueError("dtype must be one of %s, not %r" % (", ".join(DTYPES), dtype))
+        expected = byte_size(int(width), int(height), int(channels), dtype)
+        if len(data) != expected:
+            raise ValueError("%d bytes given for %dx%dx%d %s pixels (%d expected)"
+                             % (len(data), width, height, channels, dtype, expected))
+        self.data, self.width, self.height = data, int(width), int(height)
+        self.channels, self.dtype = int(channels), dtype
+        self.provenance = None
+        self.warnings = []
+
+    def meta(self):
+        return {"width": self.width, "height": self.height, "channels": self.channels, "dtype": self.dtype}
+
+    def __repr__(self):
+        return "Pixels(%dx%dx%d %s)" % (self.width, self.height, self.channels, self.dtype)
 
 
 def split_body(metas, body, names=None):

@@ -1,0 +1,179 @@
+"""Options declared once, as dataclass fields carrying what every front end needs (:func:`option`), read back as
+:class:`Option` (:func:`options_of`), and checked one way for the CLI, the worker and the API (:meth:`Option.check`).
+
+This module imports neither numpy nor torch: ``mattekit --help`` and the worker's schema are cheap.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+NONE = "none"  # the value of a model option declared with ``none``: no model of its kind (the fallback on purpose)
+
+
+class OptionError(ValueError):
+    """An option value outside its declaration; the message is one sentence naming the option."""
+
+
+def option(default: Any = None, help: str = "", *, choices: tuple | None = None, minimum: float | None = None,
+           maximum: float | None = None, model: str | tuple | None = None, flag: str | None = None, label: str | None = None,
+           hosts: tuple[str, ...] = ("cli", "worker", "api"), path: bool = False,
+           bare: Any = None, missing: str | None = None, none: str | None = None, repeat: bool = False,
+           writes: bool = False, parse: str | None = None):
+    """A dataclass field with the metadata every front end needs.
+
+    choices / minimum / maximum: the allowed values (checked everywhere by :meth:`Option.check`).
+    model: the catalog task whose model names this option holds ("segment", "depth", ...), or a tuple of
+    them; the catalog's aliases of those tasks' models (``people``, ``objects``) are accepted too.
+    flag: the CLI flag when not ``--<name with dashes>``.
+    default: ``dataclasses.MISSING`` for a required option.
+    label: the short name a dialog shows (default: from the name). hosts: the front ends that offer
+    it ("cli", "worker", "api"; GIMP and Blender show what the worker offers). path: a file path (the
+    worker confines paths to the folders its user allowed) naming files the run reads (an input: no
+    output may land on one, see :meth:`mattekit.tasks.registry.Task.files_read`), or with ``writes`` where the run writes.
+    bare: the value of the CLI flag given without one.
+    missing: for a model option, what the user can do instead when its weights are missing.
+    none: for a model option that the value :data:`NONE` may turn off, what then answers instead (its words).
+    repeat: a text option the CLI flag may be given several times; the values are joined with ";".
+    parse: ``"package.module:function"`` checking a text's syntax (a colour, a point, a weights file) with a
+    one-sentence MattekitError or ValueError naming it; :meth:`Option.check` calls it before any model loads.
+    """
+    meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "minimum": minimum,
+            "maximum": maximum, "model": model, "flag": flag, "label": label, "hosts": tuple(hosts),
+            "path": path, "bare": bare, "missing": missing, "none": none, "repeat": repeat,
+            "writes": writes, "parse": parse}
+    if default is dataclasses.MISSING:
+        return field(metadata={"mattekit": meta})
+    return field(default=default, metadata={"mattekit": meta})
+
+
+@dataclass(frozen=True)
+class Option:
+    """One declared option, read back from its dataclass field."""
+
+    name: str
+    type: type  # bool, int, float or str
+    default: Any
+    nullable: bool
+    help: str
+    choices: tuple | None
+    minimum: float | None
+    maximum: float | None
+    model: str | tuple[str, ...] | None
+    flag: str
+    label: str
+    hosts: tuple[str, ...]
+    path: bool
+    bare: Any
+    missing: str | None
+    none: str | None = None  # the value NONE chooses no model: what answers instead
+    required: bool = False
+    repeat: bool = False
+    writes: bool = False  # a path option the run writes to; other path options name files it reads
+    parse: str | None = None  # "package.module:function" checking the text's syntax
+
+    @property
+    def reads(self) -> bool:
+        """The option names a file (or folder or pattern of files) the run reads: an input of the run."""
+        return self.path and not self.writes
+
+    def check(self, value: Any) -> Any:
+        """``value`` converted to the declared type and checked; OptionError otherwise."""
+        if value is None:
+            if self.nullable:
+                return None
+            raise OptionError(f"Option '{self.name}' needs a value.")
+        kind = self.type
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise OptionError(f"Option '{self.name}' must be {_type_words(kind)}, not {value!r}.")
+        if kind is float and not math.isfinite(value):
+            raise OptionError(f"Option '{self.name}' must be a finite number, not {value!r}.")
+        if self.choices is not None and value not in self.choices:
+            raise OptionError(f"Option '{self.name}' must be one of {', '.join(map(str, self.choices))}, not {value!r}.")
+        if self.minimum is not None and value < self.minimum:
+            raise OptionError(f"Option '{self.name}' must be at least {self.minimum:g}, not {value!r}.")
+        if self.maximum is not None and value > self.maximum:
+            raise OptionError(f"Option '{self.name}' must be at most {self.maximum:g}, not {value!r}.")
+        if kind is str and len(value) > 4096:
+            raise OptionError(f"Option '{self.name}' is longer than 4096 characters.")
+        if kind is str and "\0" in value:  # no name or text may hold one (the OS refuses it in paths)
+            raise OptionError(f"Option '{self.name}' holds a null character, which no file name or text may hold.")
+        if kind is str and self.none and value == NONE:
+            return value
+        if kind is str and (self.model or self.parse):  # checks that need no model, in the checker's words
+            from . import catalog, errors
+
+            try:
+                resolve(self.parse)(value) if self.parse else catalog.load().get(value, self.model)
+            except (errors.MattekitError, ValueError) as exc:
+                raise OptionError(str(exc)) from None
+        return value
+
+    def describe(self) -> dict:
+        out = {"type": self.type.__name__, "default": self.default, "nullable": self.nullable, "help": self.help,
+               "label": self.label, "required": self.required, "path": self.path}
+        if self.repeat:
+            out["repeat"] = True  # several values joined with ";"
+        for key in ("choices", "minimum", "maximum", "model", "none"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = list(value) if isinstance(value, tuple) else value
+        if self.model is not None:  # names a menu offers besides the catalog's models: people, objects
+            from . import catalog
+
+            out["model_aliases"] = [{"name": alias, "model": entry.name, "licence": entry.licence}
+                                    for alias, entry in catalog.load().aliases_for(self.model).items()]
+        return out
+
+
+def _type_words(kind: type) -> str:
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[kind]
+
+
+def _field_type(hint: Any) -> tuple[type, bool]:
+    """(base type, accepts None) of an annotation such as ``float | None``."""
+    args = typing.get_args(hint)
+    if args:
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1 and inner[0] in (bool, int, float, str):
+            return inner[0], type(None) in args
+    if hint in (bool, int, float, str):
+        return hint, False
+    raise TypeError(f"option type {hint!r} is not bool, int, float or str (optionally | None)")
+
+
+@functools.lru_cache(maxsize=None)
+def options_of(cls: type) -> tuple[Option, ...]:
+    """The declared options of an options dataclass, in field order (fields without metadata are skipped);
+    read once per class (the worker checks every request against them)."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata.get("mattekit")
+        if meta is None:
+            continue
+        kind, nullable = _field_type(hints[f.name])
+        required = f.default is dataclasses.MISSING
+        nullable = (nullable or f.default is None) and not required
+        out.append(Option(
+            name=f.name, type=kind, default=None if required else f.default, nullable=nullable, required=required,
+            help=meta["help"], choices=meta["choices"],
+            minimum=meta["minimum"], maximum=meta["maximum"], model=meta["model"],
+            flag=meta["flag"] or "--" + f.name.replace("_", "-"),
+            label=meta["label"] or f.name.replace("_", " ").capitalize(), hosts=meta["hosts"], path=meta["path"],
+            bare=meta["bare"], missing=meta["missing"], none=meta["none"], repeat=meta["repeat"],
+            writes=meta["writes"], parse=meta["parse"]))
+    return tuple(out)
+
+
+def resolve(path: str):
+    """The object a ``"package.module:name"`` path names, its module imported on first use."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,25 @@
+"""Option groups several tasks declare: the model a task runs (:class:`ModelOptions`) and the texts and checks of
+the device and weights options that roto declares too."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..options import option
+
+DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
+WEIGHTS_HELP = "use this weights file instead of the catalog's download"
+DEVICE_PARSE, WEIGHTS_PARSE = "mattekit.machine:check_device", "mattekit.weights.added:given_file"
+
+
+@dataclass
+class ModelOptions:
+    """The model a task runs: its name, a weights file instead of the catalog's, the device.
+
+    A task redeclares ``model`` with its own help and catalog task (the field keeps its place). The
+    options of a task inherit this group first, so fields come in the order of the bases from the
+    last one: ``SegmentOptions(ModelOptions, CutoutOptions)`` has the cut-out fields, then these.
+    """
+
+    model: str | None = option(None, "model (see `mattekit models list`); default: the catalog's")
+    weights: str | None = option(None, WEIGHTS_HELP, path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
+    device: str = option("auto", DEVICE_HELP, parse=DEVICE_PARSE)
