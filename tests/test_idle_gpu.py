@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from mattekit import client, machine
+from mattekit import machine
+from mattekit.wire import client
 from mattekit.cli import main
 from mattekit.engines import gpus
 from mattekit.worker import service
