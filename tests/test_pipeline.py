@@ -424,3 +424,30 @@ def test_a_task_without_a_network_input_runs_whole_in_the_writer(tmp_path):
     assert not any(name.startswith("mattekit-infer") for name in names)
     for i, image in enumerate(images):
         np.testing.assert_array_equal(stored[i], enhance.TASK.run({}, {"image": image}, options)["image"])
+
+
+def test_a_batch_out_of_gpu_memory_is_halved_and_a_single_image_stops_the_run():
+    """The GPU path emulated on the CPU: an infer that runs out of memory on more than 2 inputs gets halves of the
+    batch until they fit, and every item is written with its own result; out of memory on one input stops the run
+    with one sentence."""
+    tried, fitted, written = [], [], {}
+
+    def infer(x):
+        tried.append(x.shape[0])
+        if len(tried) == 1:
+            time.sleep(0.5)  # the reader fills the queue meanwhile: the next batch is a full one
+        if x.shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        fitted.append(x.shape[0])
+        return x * 2
+
+    report = pipeline.run_pipeline(range(16), _read, infer, lambda i, c, y: written.__setitem__(i, float(y[0, 0, 0, 0])),
+                                   batch=8, queue_size=16)
+    assert report.done == 16 and written == {i: 2.0 * i for i in range(16)}
+    assert 8 in tried and 4 in tried and max(fitted) == 2 and sum(fitted) == 16, tried
+
+    def starved(x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
+
+    with pytest.raises(MattekitError, match="^The GPU ran out of memory on a single image; use --device cpu"):
+        pipeline.run_pipeline(range(3), _read, starved, lambda *a: None)

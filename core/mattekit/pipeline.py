@@ -4,6 +4,8 @@
 
     read (decode + preprocess) ──► infer (batched, ``workers`` threads) ──► write (postprocess + encode)
 
+(or two, read ──► write, for work with no network input per item: ``infer`` None).
+
 While one image is inferred the next is decoded and the previous one encoded. Memory stays flat on any
 number of inputs: items are taken from the iterable lazily and at most ``queue_size`` prepared inputs
 and ``queue_size`` results wait between stages (plus one item per thread), so a 10,000-frame sequence
