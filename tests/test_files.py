@@ -122,6 +122,26 @@ def test_the_python_api_refuses_an_output_that_is_an_auxiliary_input(photos, tmp
     assert trimap.read_bytes() == before and _snapshot(photos) == inputs
 
 
+def test_the_python_api_names_its_output_as_the_cli_does(photos, tmp_path, capsys):
+    """One naming rule (mattekit.naming) for both front ends: beside the input with the task's suffix, into a
+    folder given as the output, the named file; an output name that is no image is refused in the API's words."""
+    from mattekit import api
+    from mattekit.errors import OutputError
+
+    source = photos / "other.png"
+    assert api.run("enhance", source) == photos / "other_enhanced.png"
+    (tmp_path / "api").mkdir()
+    (tmp_path / "cli").mkdir()
+    assert api.run("enhance", source, output=tmp_path / "api") == tmp_path / "api" / "other.png"
+    assert main(["enhance", str(source), "-o", str(tmp_path / "cli")]) == 0
+    assert sorted(p.name for p in (tmp_path / "api").iterdir()) == sorted(p.name for p in (tmp_path / "cli").iterdir())
+    assert api.run("enhance", source, output=tmp_path / "e.jpg") == tmp_path / "e.jpg"
+    with pytest.raises(OutputError, match=r"^output= .*e\.txt is not an image file name \(exr, jpeg, .*\) nor an existing "
+                                          r"folder; name the output file with one of those extensions\.$"):
+        api.run("enhance", source, output=tmp_path / "e.txt")
+    assert not (tmp_path / "e.txt").exists()
+
+
 def test_a_folder_run_in_place_runs_again_and_resumes_with_only_the_new_photos(tmp_path, capsys, monkeypatch):
     """Issue 47, item 1: ``enhance .`` twice in a folder of JPEGs. The first run's outputs (NAME_enhanced.jpg beside an
     input NAME.*, or NAME_jpg_enhanced.jpg for stems shared) are no inputs of the second; a lone y_enhanced.jpg (no y.*)

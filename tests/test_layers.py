@@ -25,7 +25,7 @@ LAYERS = [
     {"runtime", "tiling", "pipeline", "temporal", "tracking"},
     {"superres", "masks", "cutout", "lens", "disparity", "retouch", "prompting"},  # the algorithms the tasks declare
     {"tasks"},
-    {"roto", "runner"},
+    {"roto", "runner", "naming"},
     {"api", "worker", "bench"},
     {"commands"},
     {"cli", "__main__"},

@@ -90,7 +90,7 @@ def test_user_errors_fail_one_item_and_the_rest_go_on():
     seen = []
     report = pipeline.run_pipeline(range(10), read, _double, write, progress=lambda n, item: seen.append(n))
     assert report.done == 8
-    assert sorted(report.failed) == [(3, "Cannot read 3."), (5, "Cannot write 5.")]
+    assert sorted((item, str(exc)) for item, exc in report.failed) == [(3, "Cannot read 3."), (5, "Cannot write 5.")]
     assert sorted(seen) == list(range(1, 11))
 
 
@@ -362,7 +362,7 @@ def test_post_runs_in_the_workers_and_its_result_is_written():
     report = pipeline.run_pipeline(range(12), _read, _double, lambda item, c, r: written.__setitem__(item, r),
                                    workers=2, post=post, ordered=True)
     assert written == {i: 2.0 * i + 0.5 for i in range(12) if i != 4}
-    assert report.failed == [(4, "Cannot finish 4.")]
+    assert [(item, str(exc)) for item, exc in report.failed] == [(4, "Cannot finish 4.")]
     assert names and all(n.startswith("mattekit-infer-") for n in names)
 
 
@@ -378,3 +378,76 @@ def test_plan_on_cuda_gives_the_spare_cores_to_writers(monkeypatch):
         assert (layout["workers"], layout["batch"], layout["writers"]) == (2, 8, writers)
         ordered = pipeline.plan(on_gpu, ordered=True)
         assert ordered["writers"] == 1 and ordered["ordered"] and not layout["ordered"]
+
+
+def test_without_an_inference_stage_read_goes_straight_to_write():
+    """infer=None: no inference threads run; write gets read's x as y (None included), in input order when
+    ordered; a failed read is counted and skipped in place; cancel stops reading."""
+    written, names = [], set()
+
+    def read(i):
+        if i == 3:
+            raise MattekitError("Cannot read 3.")
+        return (None if i % 2 else f"x{i}"), {"item": i}
+
+    def write(item, context, y):
+        names.update(thread.name for thread in threading.enumerate())
+        assert context["item"] == item and y == (None if item % 2 else f"x{item}")
+        written.append(item)
+
+    report = pipeline.run_pipeline(range(40), read, None, write, workers=4, ordered=True)
+    assert written == [i for i in range(40) if i != 3] and report.done == 39
+    assert [(item, str(exc)) for item, exc in report.failed] == [(3, "Cannot read 3.")]
+    assert "mattekit-write-0" in names and not any(name.startswith("mattekit-infer") for name in names)
+    written.clear()
+    report = pipeline.run_pipeline(range(1000), read, None, write, writers=2, cancel=lambda: len(written) >= 5)
+    assert report.cancelled and report.done == len(written) < 1000
+
+
+def test_a_task_without_a_network_input_runs_whole_in_the_writer(tmp_path):
+    """The runner gives a task that does not stream (enhance: no model) a pipeline with no inference stage: each
+    image is read in the reader and enhanced in the writer, as ``task.run`` enhances it."""
+    from mattekit.runner import Runner
+    from mattekit.tasks import enhance
+
+    rng = np.random.default_rng(5)
+    images = [rng.random((24, 32, 3), dtype=np.float32) for _ in range(3)]
+    options = enhance.TASK.make_options({})
+    stored, names = {}, set()
+
+    def store(item, kept, result):
+        names.update(thread.name for thread in threading.enumerate())
+        stored[item] = result["image"]
+
+    result = Runner(enhance.TASK, {}, options).run(range(3), lambda i: ({"image": images[i]}, None), store)
+    assert result.done == 3 and not result.failed
+    assert not any(name.startswith("mattekit-infer") for name in names)
+    for i, image in enumerate(images):
+        np.testing.assert_array_equal(stored[i], enhance.TASK.run({}, {"image": image}, options)["image"])
+
+
+def test_a_batch_out_of_gpu_memory_is_halved_and_a_single_image_stops_the_run():
+    """The GPU path emulated on the CPU: an infer that runs out of memory on more than 2 inputs gets halves of the
+    batch until they fit, and every item is written with its own result; out of memory on one input stops the run
+    with one sentence."""
+    tried, fitted, written = [], [], {}
+
+    def infer(x):
+        tried.append(x.shape[0])
+        if len(tried) == 1:
+            time.sleep(0.5)  # the reader fills the queue meanwhile: the next batch is a full one
+        if x.shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        fitted.append(x.shape[0])
+        return x * 2
+
+    report = pipeline.run_pipeline(range(16), _read, infer, lambda i, c, y: written.__setitem__(i, float(y[0, 0, 0, 0])),
+                                   batch=8, queue_size=16)
+    assert report.done == 16 and written == {i: 2.0 * i for i in range(16)}
+    assert 8 in tried and 4 in tried and max(fitted) == 2 and sum(fitted) == 16, tried
+
+    def starved(x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
+
+    with pytest.raises(MattekitError, match="^The GPU ran out of memory on a single image; use --device cpu"):
+        pipeline.run_pipeline(range(3), _read, starved, lambda *a: None)

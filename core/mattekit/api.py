@@ -146,47 +146,24 @@ def _warn(task, sentence: str, path: Path | None = None) -> None:
 
 
 def _run_file(task, source: Path, output, options, given: dict, loaded: dict) -> Path:
-    from . import provenance
-    from .io import outputs
+    """Run ``task`` on the file ``source`` and write its result where :mod:`mattekit.naming` puts it (beside it, or
+    ``output``); an output that would replace a file the run reads is refused before any model loads."""
+    from . import naming, provenance
     from .runner import Runner
 
-    named = Path(output).suffix.lower() if output else ""
-    ext = task.output_format(options, source.suffix.lower(), named) if task.output_format else outputs.same_format(source)
-    models = None
-    if output:
-        target = Path(output)
-    else:
-        models = models_cache().for_task(task, options, set(given), loaded)
-        suffix = task.suffix_for(options)
-        if "{scale}" in suffix:
-            suffix = suffix.replace("{scale}", str(models[task.main].entry.scale))
-        target = source.with_name(source.stem + suffix + ext)
-    _refuse_overwriting_inputs(task, options, source, given, target)
-    if models is None:
-        models = models_cache().for_task(task, options, set(given), loaded)
+    out = str(output) if output else None
+    paths = {name: str(value) for name, value in given.items() if isinstance(value, (str, Path))}
+    suffix = naming.output_suffix(task, options, loaded.get(task.main))
+    [(_, target)] = naming.plan_outputs([(source, source.parent)], out, suffix,
+                                        naming.output_extension(task, options, out), task.files_read(options, paths),
+                                        api=True)
+    models = models_cache().for_task(task, options, set(given), loaded)
     runner = Runner(task, models, options, {name: str(value) for name, value in given.items()},
                     provenance.record(task, options, models))
-    outcome = runner.files([(source, target)], note=lambda pair, sentence: _warn(task, sentence, pair[1]))
-    if outcome.failed:
-        raise outcome.failed[0][1]
+    result = runner.files([(source, target)], note=lambda pair, sentence: _warn(task, sentence, pair[1]))
+    if result.failed:
+        raise result.failed[0][1]
     return target
-
-
-def _refuse_overwriting_inputs(task, options, source: Path, given: dict, target: Path) -> None:
-    """OutputError when ``target`` is the input or another file the run reads (as the CLI refuses it)."""
-    from .errors import OutputError
-    from .fsutil import FilesRead
-    from .io.outputs import companion_files
-
-    read = FilesRead()
-    read.add(source, "the input")
-    paths = {name: str(value) for name, value in given.items() if isinstance(value, (str, Path))}
-    for flag, value in task.files_read(options, paths):
-        for path in companion_files(value, {source.stem}):
-            read.add(path, f"the {flag.lstrip('-').replace('-', '_')}= input")
-    what = read.which(target)
-    if what is not None:
-        raise OutputError(f"The output {target} is {what}: writing it would replace the original; choose another output=.")
 
 
 def _make(task_name: str):

@@ -4,6 +4,8 @@
 
     read (decode + preprocess) ──► infer (batched, ``workers`` threads) ──► write (postprocess + encode)
 
+(or two, read ──► write, for work with no network input per item: ``infer`` None).
+
 While one image is inferred the next is decoded and the previous one encoded. Memory stays flat on any
 number of inputs: items are taken from the iterable lazily and at most ``queue_size`` prepared inputs
 and ``queue_size`` results wait between stages (plus one item per thread), so a 10,000-frame sequence
@@ -29,7 +31,7 @@ import queue
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -64,24 +66,19 @@ class Timings:
         finally:
             self.add(name, time.perf_counter() - start)
 
-    def per_item_ms(self, items: int) -> dict[str, float]:
-        """Milliseconds per item of each stage (a stage run by several threads counts each thread's time)."""
-        return {k: 1000.0 * v / max(1, items) for k, v in self.seconds.items()}
-
 
 @dataclass
-class Report:
-    """What a run did: items written, items that failed (item, one-sentence reason), wall seconds."""
+class Result:
+    """What a run did: items done, items failed with their exception (a one-sentence MattekitError, or what a
+    runner kept of the item's own failure), items skipped before it ran (their output existed), whether it was
+    cancelled, wall seconds and per-stage timings."""
 
     done: int = 0
-    failed: list[tuple[Any, str]] = field(default_factory=list)
-    seconds: float = 0.0
+    failed: list[tuple[Any, BaseException]] = field(default_factory=list)
+    skipped: int = 0
     cancelled: bool = False
+    seconds: float = 0.0
     timings: Timings = field(default_factory=Timings)
-
-    @property
-    def per_second(self) -> float:
-        return self.done / self.seconds if self.seconds > 0 else 0.0
 
 
 _MEMORY_KEPT = False
@@ -142,234 +139,261 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
             "writers": writers, "ordered": ordered}
 
 
-def run_pipeline(items: Iterable, read: Callable[[Any], tuple[torch.Tensor, Any]],
-                 infer: Callable[[torch.Tensor], torch.Tensor], write: Callable[[Any, Any, torch.Tensor], None], *,
+def run_pipeline(items: Iterable, read: Callable[[Any], tuple[Any, Any]],
+                 infer: Callable[[torch.Tensor], torch.Tensor] | None, write: Callable[[Any, Any, Any], None], *,
                  workers: int = 1, threads: int | None = None, batch: int = 1, writers: int = 1,
                  queue_size: int | None = None, device: torch.device | str = "cpu", ordered: bool = False,
                  post: Callable[[Any, Any, torch.Tensor], Any] | None = None,
                  progress: Callable[[int, Any], None] | None = None, cancel: Callable[[], bool] | None = None,
-                 timings: Timings | None = None) -> Report:
+                 timings: Timings | None = None) -> Result:
     """Run ``read`` -> ``infer`` -> ``write`` over ``items`` with the stages overlapped.
 
     read(item) -> (x, context): decode and preprocess; x is 1 x C x h x w float32 (CPU).
     infer(x) -> y: N x C x h x w in, N x ... out (a Predictor is such a callable); called from
         ``workers`` threads at once, each with ``threads`` torch threads on the CPU (None: leave as is).
+        None: no inference stage; ``write`` gets read's ``x`` as ``y`` (anything, None included).
     write(item, context, y): postprocess and encode one result; y is 1 x ... on the CPU.
     batch: inputs of equal shape are stacked up to this many per ``infer`` call.
     ordered: call ``write`` in the order of ``items`` (one writer), whatever the workers.
     post(item, context, y) -> result: per-item postprocessing run in the inference workers (in parallel,
         in any order) right after ``infer``; ``write`` then gets its result instead of ``y``.
     progress(done, item) is called after each item written or failed (``done`` counts both).
-    Returns a Report; ``timings`` gets "read", "infer", "infer_wait" (workers starved), "post" and "write".
+    Returns a Result; ``timings`` gets "read", "infer", "infer_wait" (workers starved), "post" and "write".
     """
     if ordered and writers != 1:
         raise ValueError("an ordered pipeline has one writer")
-    device = torch.device(device)
-    timings = timings or Timings()
-    report = Report(timings=timings)
-    queue_size = queue_size or max(2, 2 * workers * batch)
-    inbox: queue.Queue = queue.Queue(queue_size)
-    outbox: queue.Queue = queue.Queue(queue_size)
-    stop, lock, errors = threading.Event(), threading.Lock(), []
-    source = iter(items)
-    counts = {"workers": workers, "handled": 0, "read": 0, "written": 0}
-    ahead = queue_size + workers * batch  # ordered: items read but not yet written, at most
-    turn = threading.Condition()  # ordered: the writer moved on
+    device, workers = torch.device(device), workers if infer is not None else 0
+    if device.type == "cpu" and workers > 1:
+        keep_freed_memory()
+    return Pipeline(read, infer, write, post, progress, cancel, timings or Timings(), workers=workers, threads=threads,
+                    batch=batch, writers=writers, queue_size=queue_size, device=device, ordered=ordered).run(items)
 
-    def fail(exc: BaseException) -> None:
-        with lock:
-            errors.append(exc)
-        stop.set()
 
-    def put(q: queue.Queue, obj) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(obj, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+class Pipeline:
+    """The state of one :func:`run_pipeline` run and its three stages, each a method run by its threads:
+    :meth:`reader` (one thread), :meth:`worker` (``workers``; none without ``infer``), :meth:`writer`
+    (``writers``). Items travel between them as (sequence number, item, context, x or result)."""
 
-    def get(q: queue.Queue):
-        while not stop.is_set():
-            try:
-                return q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-        return _DONE
+    def __init__(self, read, infer, write, post, progress, cancel, timings: Timings, *, workers: int,
+                 threads: int | None, batch: int, writers: int, queue_size: int | None, device: torch.device,
+                 ordered: bool):
+        self.read, self.infer, self.write, self.post = read, infer, write, post
+        self.progress, self.cancel = progress, cancel
+        self.workers, self.threads, self.batch, self.writers = workers, threads, batch, writers
+        self.device, self.ordered = device, ordered
+        self.result = Result(timings=timings)
+        size = queue_size or max(2, 2 * max(1, workers) * batch)
+        self.inbox: queue.Queue = queue.Queue(size)  # read -> infer
+        self.outbox: queue.Queue = queue.Queue(size)  # infer (or read, without infer) -> write
+        self.ahead = size + workers * batch  # ordered: items read but not yet written, at most
+        self.stop, self.lock = threading.Event(), threading.Lock()
+        self.errors: list[BaseException] = []
+        self.turn = threading.Condition()  # ordered: the writer moved on
+        self.taken = self.handled = self.written = 0  # items read, items written or failed, items the ordered
+        self.workers_running = workers  # writer passed
 
-    def handled(item, reason: str | None) -> None:
-        with lock:
-            counts["handled"] += 1
-            if reason is None:
-                report.done += 1
-            else:
-                report.failed.append((item, reason))
-            n = counts["handled"]
-        if progress is not None:
-            progress(n, item)
-
-    def give_up(seq: int, item, exc: MattekitError) -> bool:
-        """Report ``item`` failed (and, ordered, let the writer pass its place); False when stopping."""
-        handled(item, str(exc))
-        return not ordered or put(outbox, (seq, item, _FAILED, None))
-
-    def last_of(role: str) -> bool:
-        with lock:
-            counts[role] -= 1
-            return counts[role] == 0
-
-    def reader() -> None:
+    def run(self, items: Iterable) -> Result:
+        """Every stage's threads started and joined; the first exception that stopped a stage raised here."""
+        pool = [threading.Thread(target=self.reader, args=(iter(items),), name="mattekit-read", daemon=True)]
+        pool += [threading.Thread(target=self.worker, name=f"mattekit-infer-{i}", daemon=True)
+                 for i in range(self.workers)]
+        pool += [threading.Thread(target=self.writer, name=f"mattekit-write-{i}", daemon=True)
+                 for i in range(self.writers)]
+        previous = torch.get_num_threads()
+        start = time.perf_counter()
         try:
-            while not stop.is_set():
-                if cancel is not None and cancel():
-                    report.cancelled = True
+            for thread in pool:
+                thread.start()
+            for thread in pool:
+                while thread.is_alive():
+                    thread.join(0.2)
+        except BaseException:  # Ctrl-C: stop every stage, then let the caller see it
+            self.stop.set()
+            for thread in pool:
+                thread.join()
+            raise
+        finally:
+            self.result.seconds = time.perf_counter() - start
+            torch.set_num_threads(previous)  # workers changed the process-wide default for new threads
+        if self.errors:
+            raise self.errors[0]
+        return self.result
+
+    # ------------------------------------------------------------------ the stages
+
+    def reader(self, source) -> None:
+        """Take items from ``source`` until it ends, ``cancel()`` says so or the run stops; read each and hand
+        it on (to the inference workers, or to the writers when there is no inference stage)."""
+        box = self.inbox if self.infer is not None else self.outbox
+        try:
+            while not self.stop.is_set():
+                if self.cancel is not None and self.cancel():
+                    self.result.cancelled = True
                     break
-                with lock:
-                    item = next(source, _DONE)
-                    seq = counts["read"]
-                    counts["read"] += 1
+                seq, item = self.taken, next(source, _DONE)
                 if item is _DONE:
                     break
-                if ordered:
-                    with turn:
-                        while seq >= counts["written"] + ahead and not stop.is_set():
-                            turn.wait(0.1)
+                self.taken += 1
+                self.wait_turn(seq)
                 try:
-                    with timings.measure("read"):
-                        x, context = read(item)
+                    with self.result.timings.measure("read"):
+                        x, context = self.read(item)
                 except MattekitError as exc:
-                    if not give_up(seq, item, exc):
+                    if not self.give_up(seq, item, exc):
                         return
                     continue
-                if not put(inbox, (seq, item, x, context)):
+                if not self.put(box, (seq, item, context, x)):
                     return
-            for _ in range(workers):
-                put(inbox, _DONE)
+            for _ in range(self.workers if self.infer is not None else self.writers):
+                self.put(box, _DONE)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            fail(exc)
+            self.fail(exc)
 
-    def run_batch(group: list) -> None:
-        xs = [x for _, _, x, _ in group]
+    def worker(self) -> None:
+        """Infer batches of equal-shape inputs until the reader is done; the last worker out ends the stream."""
+        try:
+            if self.threads and self.device.type == "cpu":
+                torch.set_num_threads(self.threads)  # this thread's own OpenMP setting
+            with engines.worker_stream(self.device):
+                carry, finished = None, False
+                while not finished and not self.stop.is_set():
+                    start = time.perf_counter()
+                    first = carry if carry is not None else self.get(self.inbox)
+                    self.result.timings.add("infer_wait", time.perf_counter() - start, 0)
+                    if first is _DONE:
+                        break
+                    group, carry, finished = self.gather(first)
+                    self.infer_batch(group)
+            with self.lock:
+                self.workers_running -= 1
+                last = self.workers_running == 0
+            for _ in range(self.writers if last else 0):
+                self.put(self.outbox, _DONE)
+        except BaseException as exc:  # noqa: BLE001
+            self.fail(exc)
+
+    def writer(self) -> None:
+        """Write results as they come (ordered: in input order, holding those that come early)."""
+        early: dict[int, tuple] = {}  # ordered: results that came before their turn
+        try:
+            while (got := self.get(self.outbox)) is not _DONE:
+                if not self.ordered:
+                    self.write_one(*got[1:])
+                    continue
+                early[got[0]] = got
+                while self.written in early:
+                    _, item, context, y = early.pop(self.written)
+                    if context is not _FAILED:
+                        self.write_one(item, context, y)
+                    with self.turn:
+                        self.written += 1
+                        self.turn.notify_all()
+        except BaseException as exc:  # noqa: BLE001
+            self.fail(exc)
+
+    # ------------------------------------------------------------------ steps of the stages
+
+    def wait_turn(self, seq: int) -> None:
+        """Ordered: wait until item ``seq`` is at most :attr:`ahead` items ahead of the writer."""
+        if self.ordered:
+            with self.turn:
+                while seq >= self.written + self.ahead and not self.stop.is_set():
+                    self.turn.wait(0.1)
+
+    def gather(self, first: tuple) -> tuple[list, tuple | None, bool]:
+        """(a batch: ``first`` and the waiting inputs of its shape, up to ``batch``; the next input when it has
+        another shape; whether the stream ended)."""
+        group = [first]
+        while len(group) < self.batch:
+            try:
+                following = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            if following is _DONE:
+                return group, None, True
+            if following[3].shape[1:] != first[3].shape[1:]:
+                return group, following, False
+            group.append(following)
+        return group, None, False
+
+    def infer_batch(self, group: list) -> None:
+        """Infer ``group`` as one batch (halved on a GPU out of memory) and hand each result, after ``post``,
+        to the writers; a MattekitError fails the group's items."""
         out_of_memory = False
         try:
-            with timings.measure("infer"):
-                y = engines.to_host(infer(engines.pinned_stack(xs, device)))
+            with self.result.timings.measure("infer"):
+                y = engines.to_host(self.infer(engines.pinned_stack([x for *_, x in group], self.device)))
         except torch.cuda.OutOfMemoryError:
             out_of_memory = True  # handled below: the error's traceback holds the failed call's activations
         except MattekitError as exc:
             for seq, item, _, _ in group:
-                if not give_up(seq, item, exc):
-                    return
+                if not self.give_up(seq, item, exc):
+                    break
             return
         if out_of_memory:
             if len(group) == 1:
                 raise MattekitError("The GPU ran out of memory on a single image; use --device cpu or a smaller model.")
             torch.cuda.empty_cache()  # halve the batch and go on
-            half = len(group) // 2
-            run_batch(group[:half])
-            run_batch(group[half:])
+            self.infer_batch(group[: len(group) // 2])
+            self.infer_batch(group[len(group) // 2 :])
             return
         row = 0
-        for (seq, item, x, context) in group:
-            n = x.shape[0]
-            result = y[row : row + n]
-            row += n
-            if post is not None:
+        for seq, item, context, x in group:
+            result, row = y[row : row + x.shape[0]], row + x.shape[0]
+            if self.post is not None:
                 try:
-                    with timings.measure("post"):
-                        result = post(item, context, result)
+                    with self.result.timings.measure("post"):
+                        result = self.post(item, context, result)
                 except MattekitError as exc:
-                    if not give_up(seq, item, exc):
+                    if not self.give_up(seq, item, exc):
                         return
                     continue
-            if not put(outbox, (seq, item, context, result)):
+            if not self.put(self.outbox, (seq, item, context, result)):
                 return
 
-    def worker() -> None:
+    def write_one(self, item, context, y) -> None:
         try:
-            if threads and device.type == "cpu":
-                torch.set_num_threads(threads)  # this thread's own OpenMP setting
-            with engines.worker_stream(device):
-                carry, finished = None, False
-                while not finished and not stop.is_set():
-                    start = time.perf_counter()
-                    first = carry if carry is not None else get(inbox)
-                    timings.add("infer_wait", time.perf_counter() - start, 0)
-                    carry = None
-                    if first is _DONE:
-                        break
-                    group = [first]
-                    while len(group) < batch:
-                        try:
-                            nxt = inbox.get_nowait()
-                        except queue.Empty:
-                            break
-                        if nxt is _DONE:
-                            finished = True
-                            break
-                        if nxt[2].shape[1:] != first[2].shape[1:]:
-                            carry = nxt
-                            break
-                        group.append(nxt)
-                    run_batch(group)
-            if last_of("workers"):
-                for _ in range(writers):
-                    put(outbox, _DONE)
-        except BaseException as exc:  # noqa: BLE001
-            fail(exc)
-
-    def write_one(item, context, y) -> None:
-        try:
-            with timings.measure("write"):
-                write(item, context, y)
+            with self.result.timings.measure("write"):
+                self.write(item, context, y)
         except MattekitError as exc:
-            handled(item, str(exc))
-            return
-        handled(item, None)
+            self.finished(item, exc)
+        else:
+            self.finished(item, None)
 
-    def writer() -> None:
-        pending: dict[int, tuple] = {}  # ordered: results that came before their turn
-        try:
-            while True:
-                got = get(outbox)
-                if got is _DONE:
-                    return
-                if not ordered:
-                    write_one(*got[1:])
-                    continue
-                pending[got[0]] = got
-                while counts["written"] in pending:
-                    _, item, context, y = pending.pop(counts["written"])
-                    if context is not _FAILED:
-                        write_one(item, context, y)
-                    with turn:
-                        counts["written"] += 1
-                        turn.notify_all()
-        except BaseException as exc:  # noqa: BLE001
-            fail(exc)
+    def finished(self, item, failure: BaseException | None) -> None:
+        """Count ``item`` as written (``failure`` None) or failed, then report progress."""
+        with self.lock:
+            self.handled += 1
+            if failure is None:
+                self.result.done += 1
+            else:
+                self.result.failed.append((item, failure))
+            handled = self.handled
+        if self.progress is not None:
+            self.progress(handled, item)
 
-    if device.type == "cpu" and workers > 1:
-        keep_freed_memory()
-    previous = torch.get_num_threads()
-    pool = ([threading.Thread(target=reader, name="mattekit-read", daemon=True)]
-            + [threading.Thread(target=worker, name=f"mattekit-infer-{i}", daemon=True) for i in range(workers)]
-            + [threading.Thread(target=writer, name=f"mattekit-write-{i}", daemon=True) for i in range(writers)])
-    start = time.perf_counter()
-    try:
-        for t in pool:
-            t.start()
-        for t in pool:
-            while t.is_alive():
-                t.join(0.2)
-    except BaseException:  # Ctrl-C: stop every stage, then let the caller see it
-        stop.set()
-        for t in pool:
-            t.join()
-        raise
-    finally:
-        report.seconds = time.perf_counter() - start
-        torch.set_num_threads(previous)  # workers changed the process-wide default for new threads
-    if errors:
-        raise errors[0]
-    return report
+    def give_up(self, seq: int, item, exc: MattekitError) -> bool:
+        """Count ``item`` failed (and, ordered, let the writer pass its place); False when stopping."""
+        self.finished(item, exc)
+        return not self.ordered or self.put(self.outbox, (seq, item, _FAILED, None))
+
+    def put(self, box: queue.Queue, obj) -> bool:
+        """Put ``obj`` in ``box`` once there is room; False when the run stopped first."""
+        while not self.stop.is_set():
+            with suppress(queue.Full):
+                box.put(obj, timeout=0.1)
+                return True
+        return False
+
+    def get(self, box: queue.Queue):
+        """The next object of ``box``; the end-of-stream marker when the run stopped first."""
+        while not self.stop.is_set():
+            with suppress(queue.Empty):
+                return box.get(timeout=0.1)
+        return _DONE
+
+    def fail(self, exc: BaseException) -> None:
+        """Keep ``exc`` for the caller and stop every stage."""
+        with self.lock:
+            self.errors.append(exc)
+        self.stop.set()

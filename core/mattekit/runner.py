@@ -4,34 +4,22 @@ The CLI (files, folders, standard input), the Python API (paths and arrays), the
 ``bench speed`` run tasks here, and always through :func:`mattekit.pipeline.run_pipeline` (one image is
 a pipeline of one). A task that streams (one network input per image) has decoding and ``prepare`` in
 the pipeline's reader, its main model in the inference workers and ``finish`` and encoding in the
-writer; any other task runs whole in the writer (its models may tile, or run more than once).
+writer; any other task's pipeline has no inference stage: the task runs whole in the writer (its models
+may tile, or run more than once).
 
 Failures: anything that goes wrong with one item (a bad file, an unwritable output, a bug) fails that
-item only; :class:`Outcome` keeps the original exception, so that a run of one input can raise it as it
-was. Whatever fails in the shared inference stage stops the run, as in the pipeline.
+item only; the run's :class:`mattekit.pipeline.Result` keeps the original exception, so that a run of one
+input can raise it as it was. Whatever fails in the shared inference stage stops the run, as in the pipeline.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
-
-import torch
+from typing import Callable, Iterable
 
 from . import io, pipeline, runtime
 from .errors import MattekitError, OutputError
 from .io import outputs
-
-
-@dataclass
-class Outcome:
-    """What a run did: items done, items failed with their exception, items skipped, seconds."""
-
-    done: int = 0
-    failed: list[tuple[Any, BaseException]] = field(default_factory=list)
-    skipped: int = 0
-    seconds: float = 0.0
 
 
 class _ItemFailed(MattekitError):
@@ -42,13 +30,12 @@ class _ItemFailed(MattekitError):
         self.original = original
 
 
-def _guarded(stage: Callable, failures: dict) -> Callable:
-    """``stage`` with any exception of its item kept in ``failures`` ({id(item): exception})."""
+def _guarded(stage: Callable) -> Callable:
+    """``stage`` with any exception of its item carried as an :class:`_ItemFailed`."""
     def call(item, *rest):
         try:
             return stage(item, *rest)
         except Exception as exc:  # noqa: BLE001 - one item's failure never stops the others
-            failures[id(item)] = exc
             raise _ItemFailed(exc) from None
     return call
 
@@ -107,7 +94,7 @@ class Runner:
     def run(self, items: Iterable, load: Callable, store: Callable, *, single: bool = False,
             threads: int | None = None, progress: Callable | None = None, cancel: Callable | None = None,
             timings: pipeline.Timings | None = None, steps: Callable | None = None,
-            workers: int | None = None, batch: int | None = None, note: Callable | None = None) -> Outcome:
+            workers: int | None = None, batch: int | None = None, note: Callable | None = None) -> pipeline.Result:
         """For every item: ``load(item) -> (inputs, kept)``, the task's stages, ``store(item, kept, outputs)``.
 
         single: one item (one inference worker with every thread). threads, workers, batch: the
@@ -117,14 +104,10 @@ class Runner:
         came out empty (:func:`transparent_note`).
         """
         task, models, options = self.task, self.models, self.options
-        failures: dict[int, BaseException] = {}
 
         def read(item):
             inputs, kept = load(item)
-            if self.streams:
-                x, context = task.prepare(models, inputs, options)
-            else:
-                x, context = torch.zeros(1, 1), None  # passed through the inference stage untouched
+            x, context = task.prepare(models, inputs, options) if self.streams else (None, None)
             return x, (inputs, kept, context)
 
         def write(item, carried, y) -> None:
@@ -140,16 +123,15 @@ class Runner:
                 note(item, sentence)
 
         if self.streams:
-            predictor = models[task.main]
-            infer = predictor
-            settings = pipeline.plan(predictor, workers=1 if single else workers, threads=threads, batch=batch)
-        else:
+            infer = models[task.main]
+            settings = pipeline.plan(infer, workers=1 if single else workers, threads=threads, batch=batch)
+        else:  # no inference stage
             runtime.set_threads(threads)
-            infer, settings = _passed, {"workers": 1, "batch": 1}
-        report = pipeline.run_pipeline(items, _guarded(read, failures), infer, _guarded(write, failures),
-                                       progress=progress, cancel=cancel, timings=timings, **settings)
-        failed = [(item, failures.get(id(item)) or MattekitError(reason)) for item, reason in report.failed]
-        return Outcome(done=report.done, failed=failed, seconds=report.seconds)
+            infer, settings = None, {}
+        result = pipeline.run_pipeline(items, _guarded(read), infer, _guarded(write), progress=progress,
+                                       cancel=cancel, timings=timings, **settings)
+        result.failed = [(item, exc.original if isinstance(exc, _ItemFailed) else exc) for item, exc in result.failed]
+        return result
 
     # ------------------------------------------------------------------ sources and sinks
 
@@ -163,12 +145,12 @@ class Runner:
         return inputs
 
     def files(self, planned: list[tuple[Path, Path]], *, skip_existing: bool = False, wrote: Callable | None = None,
-              data: dict | None = None, **run) -> Outcome:
+              data: dict | None = None, **run) -> pipeline.Result:
         """Read each (input file, output file) of ``planned``, run, write the first output there (atomically,
         with the provenance and the source's colours and metadata, :func:`mattekit.io.outputs.with_metadata`;
         16-bit kept where the format allows). ``data``: {an input that is no file (standard
         input): (its bytes, what messages call it)}, decoded from memory. ``wrote(target)`` after each file;
-        ``run``: :meth:`run`'s keywords. Items of the Outcome are the (input, output) pairs."""
+        ``run``: :meth:`run`'s keywords. Items of the Result are the (input, output) pairs."""
         todo = [pair for pair in planned if not (skip_existing and pair[1].exists())]
         integers = self.task.inputs[0].integers
         data = data or {}
@@ -188,20 +170,16 @@ class Runner:
             if wrote is not None:
                 wrote(target)
 
-        outcome = self.run(todo, load, store, single=len(todo) == 1, **run)
-        outcome.skipped = len(planned) - len(todo)
-        return outcome
+        result = self.run(todo, load, store, single=len(todo) == 1, **run)
+        result.skipped = len(planned) - len(todo)
+        return result
 
     def arrays(self, inputs: dict, steps: Callable | None = None, note: Callable | None = None) -> dict:
         """The task's outputs for in-memory ``inputs`` ({port: array}); the item's own exception raised;
         ``note(sentence)`` when the subject came out empty (:func:`transparent_note`)."""
         found: dict = {}
-        outcome = self.run([0], lambda _: (inputs, None), lambda _, kept, result: found.update(result),
-                           single=True, steps=steps, note=None if note is None else lambda _, sentence: note(sentence))
-        if outcome.failed:
-            raise outcome.failed[0][1]
+        result = self.run([0], lambda _: (inputs, None), lambda _, kept, produced: found.update(produced),
+                          single=True, steps=steps, note=None if note is None else lambda _, sentence: note(sentence))
+        if result.failed:
+            raise result.failed[0][1]
         return found
-
-
-def _passed(x):
-    return x

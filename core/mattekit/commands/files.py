@@ -1,20 +1,19 @@
 """Shared helpers for commands that take files, folders and globs and write one output per input."""
 from __future__ import annotations
 
-import errno
 import glob
 import os
 import sys
 import traceback
 import warnings
-from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
 
-from ..io.formats import extension_of
-from ..io.outputs import IMAGE_SUFFIXES, WRITABLE, companion_files
 from ..errors import InputError, MattekitError, OutputError, printable
-from ..fsutil import NAME_MAX, TEMP_EXTRA, FilesRead, file_kind
+from ..fsutil import NAME_MAX, file_kind
+from ..io.formats import extension_of
+from ..io.outputs import IMAGE_SUFFIXES, WRITABLE
+from ..naming import earlier_outputs
 from ..progress import Display, Progress, Reporter, shown
 
 def expand_inputs(items: list[str], stdin: Path | None = None, suffix: str = "",
@@ -22,7 +21,7 @@ def expand_inputs(items: list[str], stdin: Path | None = None, suffix: str = "",
     """Files, folders (their images, sorted) and globs -> [(file, folder it came from or its parent)];
     ``-`` -> (``stdin``: the name standard input goes by, see :class:`standard_streams`; its folder).
     ``suffix``: the run writes beside its inputs with it, and a folder's or a glob's earlier outputs of
-    that naming are left out (:func:`earlier_outputs`; added to ``left_out``); a file named on its own is kept."""
+    that naming are left out (:func:`mattekit.naming.earlier_outputs`; added to ``left_out``); a file named on its own is kept."""
     found: list[tuple[Path, Path]] = []
     listed: set[Path] = set()  # the files a folder or a glob gave
     for item in items:
@@ -54,20 +53,6 @@ def expand_inputs(items: list[str], stdin: Path | None = None, suffix: str = "",
     if left_out is not None:
         left_out += sorted(ours)
     return [(p, root) for p, root in found if p not in ours]
-
-
-def earlier_outputs(inputs: list[Path], suffix: str) -> set[Path]:
-    """The files among ``inputs`` that a run writing beside its inputs with ``suffix`` names as its own
-    outputs: ``NAME<suffix>.EXT`` (or ``NAME_<ext><suffix>.EXT``, see :func:`plan_outputs`), EXT one
-    mattekit writes, for an input ``NAME.<ext>`` in the same folder. A lone ``y_cutout.png`` (no ``y.*``
-    among the inputs) may be the user's own photo and is not one."""
-    if not suffix:
-        return set()
-    names = set()
-    for path in inputs:
-        names |= {(path.parent, path.stem), (path.parent, f"{path.stem}_{path.suffix[1:].lower()}")}
-    return {path for path in inputs if path.suffix.lower() in WRITABLE and path.stem.endswith(suffix)
-            and (path.parent, path.stem[:-len(suffix)]) in names}
 
 
 def not_a_file(name: str | Path, wanted: str) -> str:
@@ -114,114 +99,6 @@ def check_header(path: Path, options=None, masks: dict[str, str] | None = None) 
         same_size(name, found, (mask.height, mask.width), (layout.height, layout.width))
 
 
-def output_path(source: Path, root: Path, out: str | None, single: bool, suffix: str, ext: str,
-                stem: str | None = None) -> Path:
-    """Where the result for ``source`` goes.
-
-    No ``-o``: beside the input as ``<stem><suffix><ext>``. ``-o`` naming a file (one input,
-    with an image extension): that file. Otherwise ``-o`` is a folder, the input's path
-    relative to its folder kept, named ``<stem><ext>``. ``stem``: the name to use instead of the
-    input's own stem (see :func:`plan_outputs`).
-    """
-    stem = stem or source.stem
-    if out is None:
-        return source.with_name(stem + suffix + ext)
-    target = Path(out)
-    if single and target.suffix.lower() in IMAGE_SUFFIXES and not target.is_dir():
-        return target
-    rel = source.relative_to(root) if source.is_relative_to(root) else Path(source.name)
-    return target / rel.parent / (stem + ext)
-
-
-def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, extension,
-                 reads: list[tuple[str, str]] = ()) -> list[tuple[Path, Path]]:
-    """(input, output) for every input of a run, before anything is written.
-
-    Inputs that share a stem in one folder (``a.jpg``, ``a.png``) would share an output name: each
-    of them gets its extension in the name instead (``a_jpg_cutout.png``, ``a_png_cutout.png``; with
-    ``-o FOLDER``: ``a_jpg.png``), so no result replaces another. An output that is one of the inputs,
-    or one of the other files the run reads (``reads``: (flag, file or folder) from
-    :meth:`mattekit.tasks.registry.Task.files_read`; of a folder, the images named like an input), or two
-    inputs landing on one output, a name longer than the file system takes, or a folder where no file can be
-    created, is refused with one sentence (OutputError) and nothing runs.
-    """
-    single = len(jobs) == 1
-    if out is not None:
-        check_name_length(Path(out), writes=Path(out).suffix.lower() in IMAGE_SUFFIXES)
-    if out is not None and not single and Path(out).suffix.lower() in IMAGE_SUFFIXES and not Path(out).is_dir():
-        raise OutputError(f"-o {out} names one image file, but {len(jobs)} inputs were given; give -o a folder.")
-    if out is not None and single and Path(out).suffix and Path(out).suffix.lower() not in IMAGE_SUFFIXES \
-            and not Path(out).is_dir() and Path(out).suffix[1:].isalnum():
-        raise OutputError(f"-o {out} is not an image file name ({', '.join(sorted(s[1:] for s in WRITABLE))}) "
-                          f"nor an existing folder; name the output file with one of those extensions.")
-    stems = Counter((source.parent.resolve(), source.stem.lower()) for source, _ in jobs)
-    planned = []
-    for source, root in jobs:
-        shared = stems[(source.parent.resolve(), source.stem.lower())] > 1
-        stem = f"{source.stem}_{source.suffix[1:].lower()}" if shared else None
-        planned.append((source, output_path(source, root, out, single, suffix, extension(source), stem)))
-    inputs = FilesRead()
-    for source, _ in jobs:
-        inputs.add(source, "")
-    for flag, given in reads:
-        for path in companion_files(given, {source.stem for source, _ in jobs}):
-            inputs.add(path, flag)
-    seen: dict[Path, Path] = {}
-    for source, target in planned:
-        check_name_length(target)
-        where = target.resolve()
-        what = inputs.which(target)
-        if what == "":
-            raise OutputError(f"The output {target} is an input: writing it would replace the original; "
-                              f"choose another -o (or leave -o out to write NAME{suffix}.EXT beside each input).")
-        if what is not None:
-            raise OutputError(f"The output {target} is the {what} input: writing it would replace the original; "
-                              f"choose another -o.")
-        blocked = next((folder for folder in target.parents if folder.exists() and not folder.is_dir()), None)
-        if blocked is not None:
-            raise OutputError(f"Cannot create the output folder {target.parent}: {blocked} is a file; choose another -o.")
-        if where in seen:
-            raise OutputError(f"{seen[where]} and {source} would both be written to {target}; "
-                              f"give -o a folder or rename one of them.")
-        seen[where] = source
-    for folder in sorted({target.parent for _, target in planned}):
-        check_writable(folder)
-    return planned
-
-
-def check_name_length(path: Path, writes: bool = True) -> None:
-    """OutputError unless every name along ``path`` fits the file system (:data:`NAME_MAX` bytes), the last one
-    (``writes``: a file written through :func:`mattekit.fsutil.temporary_name`) less :data:`TEMP_EXTRA`."""
-    for part in path.parts:
-        limit = NAME_MAX - TEMP_EXTRA if writes and part == path.name else NAME_MAX
-        size = len(os.fsencode(part))
-        if size > limit:
-            short = part if len(part) <= 40 else part[:40] + "..."
-            why = f"{NAME_MAX} less {TEMP_EXTRA} for the temporary name it is written through" \
-                if limit < NAME_MAX else "the file system's limit"
-            raise OutputError(f"The output name {short} is {size} bytes long, over the {limit} a name may have "
-                              f"here ({why}); choose a shorter -o.")
-
-
-def check_writable(folder: Path) -> None:
-    """OutputError unless a file can be created in ``folder`` (or, when it is yet to be made, in the nearest folder
-    above it that exists): a file made and removed there, so an output nobody can write (``-o /proc/x.png``) is
-    refused before any model loads."""
-    from ..fsutil import temporary_name
-    from ..io.formats import reason
-
-    existing = next((p for p in (folder.absolute(), *folder.absolute().parents) if p.is_dir()), None)
-    if existing is None:
-        return
-    probe = temporary_name(existing / "write-check")
-    try:
-        probe.open("xb").close()
-        probe.unlink()
-    except OSError as exc:  # ENOENT in a folder that exists: one such as /proc, which takes no new files
-        why = "it takes no new files" if exc.errno == errno.ENOENT else reason(exc)
-        raise OutputError(f"Cannot write in the output folder {existing} ({why}); choose another -o.") from None
-
-
 def failure_sentence(exc: BaseException, debug: bool = False) -> str:
     """One sentence for any failure on one input: the MattekitError's own, or what went wrong inside
     (with the traceback printed first when ``debug``)."""
@@ -244,14 +121,14 @@ def summarise_failures(failures: list[Path], total: int) -> int:
     return 1
 
 
-class Report:
+class Messages:
     """What a per-file run tells the user on stderr (through one :class:`mattekit.progress.Display`): one line per
     written file (with its count, '[3/10]', off a terminal; above the bar of images on one) and the skipped ones
     (``quiet``: nothing but errors). ``label(path)`` names a file in messages, ``deliver()`` sends a result bound for
     standard output before its line says it was written (see :func:`standard_streams`)."""
 
     def __init__(self, quiet: bool = False, label=str, deliver=lambda: None):
-        self.quiet, self.skipped, self.deliver = quiet, 0, deliver
+        self.quiet, self.deliver = quiet, deliver
         self.label = lambda path: printable(label(path))
         self.display = Display(quiet=quiet)
         self.written: set[Path] = set()
@@ -274,22 +151,20 @@ class Report:
         """A note on the written ``target`` (its subject came out empty): one warning line naming it."""
         self.display.warning(f"{self.label(target)}: {sentence}")
 
-    def skip(self) -> None:
-        self.skipped += 1
-
-    def close(self) -> None:
+    def close(self, skipped: int) -> None:
+        """The display closed, and a line counting the ``skipped`` inputs (their outputs existed)."""
         self.display.close()
-        if self.skipped and not self.quiet:
-            print(f"mattekit: skipped {self.skipped} input(s) whose output already exists (--skip-existing).",
+        if skipped and not self.quiet:
+            print(f"mattekit: skipped {skipped} input(s) whose output already exists (--skip-existing).",
                   file=sys.stderr)
 
 
 SLOW = 5.0  # seconds one input may take before a run of one image shows that it is working on it
 
 
-def run_files(args, planned: list[tuple[Path, Path]], runner, report: Report, data: dict | None = None) -> int:
+def run_files(args, planned: list[tuple[Path, Path]], runner, messages: Messages, data: dict | None = None) -> int:
     """Run ``runner`` (a :class:`mattekit.runner.Runner`) on every (input, output) of ``planned``
-    (:func:`plan_outputs`; ``data``: the inputs that are no file, see :meth:`standard_streams.data`):
+    (:func:`mattekit.naming.plan_outputs`; ``data``: the inputs that are no file, see :meth:`standard_streams.data`):
     ``args.skip_existing`` honoured, one line per written file (and a warning for one whose subject came out
     empty, :func:`mattekit.runner.transparent_note`), one bar of images on a terminal for several
     inputs (of tiles for one; for one without tiles, a line once it takes :data:`SLOW` seconds), ``args.threads``
@@ -297,32 +172,31 @@ def run_files(args, planned: list[tuple[Path, Path]], runner, report: Report, da
     input's failure is raised as it is."""
     single = len(planned) == 1
     found = [pair for pair in planned if args.skip_existing and pair[1].exists()]
-    report.sources = {target: source for source, target in planned}
-    images = Reporter(None if single else report.item, len(planned), "image", skipped=len(found))
+    messages.sources = {target: source for source, target in planned}
+    images = Reporter(None if single else messages.item, len(planned), "image", skipped=len(found))
     images.start()
     # the tiles of one image: a bar on a terminal, no lines elsewhere; one image without tiles: a line once it takes
     # long, its seconds counted on a terminal (SLOW seconds: Display.ticking)
     untiled = single and not runner.task.progress
-    alone = report.display.ticking(f"working on {report.label(planned[0][0])}", after=SLOW) if untiled else nullcontext()
-    with shown(0, "tile", quiet=report.quiet or not (single and runner.task.progress), lines=False) as tiles, alone:
+    alone = messages.display.ticking(f"working on {messages.label(planned[0][0])}", after=SLOW) if untiled else nullcontext()
+    with shown(0, "tile", quiet=messages.quiet or not (single and runner.task.progress), lines=False) as tiles, alone:
         try:
-            outcome = runner.files(planned, skip_existing=args.skip_existing, wrote=report.wrote, data=data,
-                                   threads=getattr(args, "threads", None), steps=tiles.steps,
-                                   progress=lambda done, pair: images(pair[1]),
-                                   note=lambda pair, sentence: report.warn(pair[1], sentence))
+            result = runner.files(planned, skip_existing=args.skip_existing, wrote=messages.wrote, data=data,
+                                  threads=getattr(args, "threads", None), steps=tiles.steps,
+                                  progress=lambda done, pair: images(pair[1]),
+                                  note=lambda pair, sentence: messages.warn(pair[1], sentence))
         finally:
-            report.display.close()
-    report.skipped += outcome.skipped
-    if single and outcome.failed:
-        raise outcome.failed[0][1]
-    if single and report.written:
-        report.deliver()  # (a reader of standard output that has gone: BrokenPipeError, and no 'wrote' line)
-        report.display.note(f"wrote {report.label(planned[0][1])}")
-    for (source, _), exc in outcome.failed:
+            messages.display.close()
+    if single and result.failed:
+        raise result.failed[0][1]
+    if single and messages.written:
+        messages.deliver()  # (a reader of standard output that has gone: BrokenPipeError, and no 'wrote' line)
+        messages.display.note(f"wrote {messages.label(planned[0][1])}")
+    for (source, _), exc in result.failed:
         sentence = printable(failure_sentence(exc, getattr(args, "debug", False)))
-        print(f"mattekit: error: {report.label(source)}: {sentence}", file=sys.stderr)
-    report.close()
-    return summarise_failures([source for (source, _), _ in outcome.failed], len(planned))
+        print(f"mattekit: error: {messages.label(source)}: {sentence}", file=sys.stderr)
+    messages.close(result.skipped)
+    return summarise_failures([source for (source, _), _ in result.failed], len(planned))
 
 
 # ------------------------------------------------------------------- standard input and output

@@ -126,23 +126,11 @@ def run(task: Task, args) -> int:
         return _run_files(task, args, options, ports, streams)
 
 
-def _main_scale(task: Task, options) -> int:
-    """The upscaling factor of the task's main model, from the catalog (no weights loaded)."""
-    from .. import catalog
-
-    cat = catalog.load()
-    name = getattr(options, task.main)
-    catalog_task = task.option_table()[task.main].model
-    return (cat.get(name, catalog_task) if name else cat.default(catalog_task)).scale
-
-
 def _run_files(task: Task, args, options, ports: dict, streams) -> int:
-    from ..io import outputs
+    from .. import naming
     from . import files
 
-    suffix = task.suffix_for(options)
-    if "{scale}" in suffix:
-        suffix = suffix.replace("{scale}", str(_main_scale(task, options)))
+    suffix = naming.output_suffix(task, options)
     # written beside the inputs: a folder's outputs of an earlier run are no inputs of this one
     left_out: list[Path] = []
     jobs = files.expand_inputs(args.inputs, streams.stdin, suffix if args.output is None else "", left_out)
@@ -153,18 +141,13 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
     if len(jobs) == 1 and not streams.data():
         masks = {p.name: ports[p.name] for p in task.inputs[1:] if p.kind != "image" and p.name in ports}
         files.check_header(jobs[0][0], options, masks)
-    named = Path(args.output).suffix.lower() if args.output else ""
-
-    def extension(source: Path) -> str:
-        if task.output_format is None:
-            return outputs.same_format(source)
-        return task.output_format(options, source.suffix.lower(), named)
-
-    planned = files.plan_outputs(jobs, args.output, suffix, extension, task.files_read(options, ports))
+    extension = naming.output_extension(task, options, args.output)
+    planned = naming.plan_outputs(jobs, args.output, suffix, extension, task.files_read(options, ports))
     from .. import provenance, runtime  # torch: only once every check that needs no model has passed
     from ..runner import Runner
 
     models = runtime.ModelCache().for_task(task, options, set(ports))
     record = None if args.no_metadata else provenance.record(task, options, models)
-    report = files.Report(quiet=args.quiet, label=streams.label, deliver=streams.deliver)
-    return files.run_files(args, planned, Runner(task, models, options, ports, record, personal=not args.strip_personal), report, streams.data())
+    messages = files.Messages(quiet=args.quiet, label=streams.label, deliver=streams.deliver)
+    runner = Runner(task, models, options, ports, record, personal=not args.strip_personal)
+    return files.run_files(args, planned, runner, messages, streams.data())

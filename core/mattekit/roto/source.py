@@ -133,13 +133,12 @@ class MatteSource:
 
         if chain is not None or recurrent:  # the net runs in write, in frame order (on each frame's hint with a chain)
             layout = pipeline.plan(predictor, workers=1, threads=1, batch=1, ordered=True)
-            infer, post = (lambda x: x), None
+            infer, post = None, None  # no inference stage
         else:
             layout = pipeline.plan(predictor, workers=self.workers, threads=self.threads, ordered=True)
-            infer, post = predictor, upsample_and_keep
+            infer, post = noted(predictor), noted(upsample_and_keep)
         try:
-            pipeline.run_pipeline(steps, noted(chain.read if chain else read), noted(infer), noted(write),
-                                  post=noted(post) if post else None,
+            pipeline.run_pipeline(steps, noted(chain.read if chain else read), infer, noted(write), post=post,
                                   cancel=lambda: bool(failures or stopped or emitter.error), **layout)
         finally:
             emitter.close()  # every result handed over is written (or the first failure noted)
