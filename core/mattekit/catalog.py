@@ -28,7 +28,7 @@ TASKS = ("segment", "matte", "upscale", "depth", "prompt")  # prompt: promptable
 class InputSpec:
     """How an sRGB float image in [0,1] becomes the network's input tensor.
 
-    Sizing, read by the net family's input-size rule (:class:`mattekit.nets.family.Family`): ``size`` = fixed
+    Sizing, read by the net family's input-size rule (:class:`mattekit.nets.descriptor.Family`): ``size`` = fixed
     (H, W), aspect not kept; otherwise the image keeps its own size (shrunk, aspect kept, until its long side is
     at most ``max_side`` when one is given) floored to a ``multiple``; ``short_side`` (depth_anything) and
     ``ref_size`` (modnet) are the parameters of those families' own rules. ``resize``: "bilinear", "area", "cubic", "lanczos" (PIL's, as rembg) or "torch-area" (PyTorch's area mode).

@@ -22,7 +22,7 @@ def set_threads(count: int | None) -> None:
 
 def input_size(entry: ModelEntry, height: int, width: int) -> tuple[int, int]:
     """The (H, W) in pixels ``entry``'s network sees for an image of ``height`` x ``width`` pixels (its
-    family's rule, :attr:`mattekit.nets.family.Family.input_size`, on the catalog's ``[input]``)."""
+    family's rule, :attr:`mattekit.nets.descriptor.Family.input_size`, on the catalog's ``[input]``)."""
     return nets.family(entry.net).input_size(entry.input, height, width)
 
 
@@ -159,8 +159,8 @@ class Predictor:
 def engine_plan(entry: ModelEntry, device: str | torch.device | None = "auto", backend: str | None = "auto",
                 precision: str | None = "auto") -> tuple[torch.device, str, torch.dtype]:
     """(device, backend "torch" | "onnx", dtype) that ``entry`` runs with, as asked: the device checked
-    (an absent CUDA GPU is one sentence, never a silent CPU), a catalog pin of the backend winning (SAM 2.1:
-    torch), the precision by the policy (:func:`mattekit.engines.resolve_precision`). ``auto`` takes the torch engine
+    (an absent CUDA GPU is one sentence, never a silent CPU), the one backend of a net family that runs on one
+    winning (SAM 2.1: torch), the precision by the policy (:func:`mattekit.engines.resolve_precision`). ``auto`` takes the torch engine
     where the policy gives the model a lower precision here (bf16 on a CPU with native bf16 for a model the catalog
     marks ``cpu_bf16``: ONNX Runtime runs fp32 only), else the engine measured faster. Loads nothing."""
     dev = device if isinstance(device, torch.device) else engines.select_device(device)

@@ -1,7 +1,7 @@
 """Plain torch.nn.Module architectures, one module or package per family, and the registry of families.
 
 No file I/O, no preprocessing, no device logic here. State-dict keys match the official checkpoints so they
-load with ``strict=True``. Each family module declares a ``FAMILY`` (:class:`.family.Family`: its classes,
+load with ``strict=True``. Each family module declares a ``FAMILY`` (:class:`.descriptor.Family`: its classes,
 input-size rule, ONNX trace call, recurrent step, backends). :func:`build` turns a catalog spec such as
 ``"u2net:U2NET"`` into a module. Importing this package loads no torch; :func:`family` imports a family's
 module on first use.
@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 
-from .family import Family
+from .descriptor import Family
 
 if TYPE_CHECKING:
     import torch.nn as nn

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .family import Family, own_size
+from .descriptor import Family, own_size
 
 # encoder -> (embed_dim, depth, num_heads, blocks fed to the head)
 VIT_CONFIGS = {

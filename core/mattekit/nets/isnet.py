@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from .u2net import U2Body, _upsample_like
-from .family import Family
+from .descriptor import Family
 
 
 class ISNetDIS(U2Body):

@@ -45,7 +45,7 @@ The conformance goldens follow today's code (``"channel_major"``). The released 
 """
 from __future__ import annotations
 
-from ..family import Family
+from ..descriptor import Family
 from .decoder import PATCH_ORDERS, ASPPDeformable, BasicDecBlk, Decoder, image_to_patches
 from .deform import DeformableConv2d, deform_conv2d
 from .model import RELEASED_PATCH_ORDER, SWIN_CONFIGS, BiRefNet
