@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-
 from .descriptor import Family
 
 if TYPE_CHECKING:
