@@ -130,9 +130,10 @@ def test_highlights_and_alpha(scene):
 def test_depth_policy_matches_upstream(golden, shared):
     entry = catalog.load().default("depth")
     assert entry.licence == "Apache-2.0" and entry.weights.url.startswith("https://huggingface.co/depth-anything/")
-    assert runtime.input_size(entry.input, 450, 600) == (518, 686)
+    assert runtime.input_size(entry, 450, 600) == (518, 686)
     picture = io.read_image(shared / "data" / "grabcut50" / "im" / "person4.jpg")
-    x = runtime.prepare(dataclasses.replace(entry.input, short_side=168), picture.pixels)
+    x = runtime.prepare(dataclasses.replace(entry, input=dataclasses.replace(entry.input, short_side=168)),
+                        picture.pixels)
     g = golden("depth_anything_v2_vits")
     assert np.abs(x.numpy() - g.arrays["nonsq_input"]).max() < 1e-4  # upstream image2tensor, input_size=168
 
@@ -160,7 +161,7 @@ def test_estimate_depth_with_standin_weights(small_depth, shared):
     net = nets.build(entry.net, **entry.kwargs)
     net.load_state_dict(torch.load(weights, weights_only=True), strict=True)
     with torch.no_grad():
-        low = net.eval()(runtime.prepare(entry.input, image))
+        low = net.eval()(runtime.prepare(entry, image))
     assert low.shape == (1, 168, 224)
     expected = F.interpolate(low[:, None], image.shape[:2], mode="bilinear", align_corners=True)[0, 0].numpy()
     assert raw.shape == image.shape[:2]

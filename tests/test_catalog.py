@@ -8,6 +8,7 @@ import pytest
 
 from mattekit import catalog, nets, weights
 from mattekit.errors import MattekitError
+from mattekit.nets.descriptor import own_size
 
 
 # Each catalog entry's official key list(s) here: a conformance manifest (the upstream state dict's keys, shapes
@@ -170,6 +171,23 @@ def test_malformed_catalog_is_refused(tmp_path):
     bad.write_text('[models.x]\ntask = "segment"\nnet = "u2net:U2NETP"\n')
     with pytest.raises(ValueError, match="malformed"):
         catalog.load(str(bad))
+
+
+def test_a_key_the_entry_does_not_declare_is_refused(tmp_path):
+    """Every key of a row is a typed field of ModelEntry: a misspelt one is an error, not silently kept."""
+    row = catalog.CATALOG_PATH.read_text(encoding="utf-8").replace("overlap = 64", "overlapp = 64", 1)
+    with pytest.raises(ValueError, match="catalog entry 'realesr-general-x4v3' is malformed: .*'overlapp'"):
+        catalog.parse(row)
+
+
+def test_each_entry_agrees_with_its_net_family():
+    """A recurrent row's family steps frame by frame; a non-recurrent one's does not; the sizing fields a row
+    sets beyond the default rule's are read by its family's own rule."""
+    for entry in catalog.load().models.values():
+        family = nets.family(entry.net)
+        assert entry.recurrent == (family.step is not None), entry.name
+        if entry.input.ref_size is not None or entry.input.short_side is not None:
+            assert family.input_size is not own_size, entry.name
 
 
 # rembg's own pins (pooch "md5:..." in rembg/sessions/u2net.py, u2netp.py, u2net_human_seg.py, dis_general_use.py)

@@ -95,7 +95,8 @@ def _eager(name: str) -> torch.nn.Module:
     """The catalog model's net built and loaded from its real weights, fp32, run eagerly (no engine)."""
     entry = catalog.load().get(name)
     net = nets.build(entry.net, **entry.kwargs)
-    net.load_state_dict(weights.load_state_dict_file(weights.model_file(entry.name, entry.files), net), strict=True)
+    path = weights.model_file(entry.name, entry.files)
+    net.load_state_dict(weights.load_state_dict_file(path, net, nets.family(entry.net).trace), strict=True)
     return net.eval()
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mattekit import catalog, runtime, weights
+from mattekit import catalog, nets, runtime, weights
 from mattekit.errors import MattekitError
 from mattekit.nets.isnet import ISNetDIS
 from mattekit.nets.modnet import MODNet
@@ -54,8 +54,10 @@ def _nchw(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
 
 
-def _imported(net: torch.nn.Module, path: Path) -> torch.nn.Module:
-    net.load_state_dict(import_state_dict(path, net), strict=True)
+def _imported(net: torch.nn.Module, path: Path, family: str | None = None) -> torch.nn.Module:
+    """``net`` loaded from the ONNX file at ``path``, traced as net family ``family`` says (None: ``net(x)``)."""
+    trace = nets.family(family).trace if family else None
+    net.load_state_dict(import_state_dict(path, net, trace=trace), strict=True)
     return net.eval()
 
 
@@ -72,8 +74,7 @@ def _max_err(ours: torch.Tensor, reference: np.ndarray) -> float:
 @pytest.mark.slow
 def test_u2netp_rembg_release_matches_onnxruntime(shared_dir):
     path = _onnx(shared_dir, "u2netp.onnx")
-    spec = catalog.load().get("u2netp").input
-    x = runtime.prepare(spec, _photo(shared_dir, (400, 300)))  # 1 x 3 x 320 x 320, as the catalog feeds it
+    x = runtime.prepare(catalog.load().get("u2netp"), _photo(shared_dir, (400, 300)))  # 1 x 3 x 320 x 320, as the catalog feeds it
     net = _imported(U2NETP(3, 1), path)
     reference = _ort(path, {"input.1": x.numpy()})
     with torch.no_grad():
@@ -88,7 +89,7 @@ def test_u2netp_rembg_release_matches_onnxruntime(shared_dir):
 def test_modnet_official_export_matches_onnxruntime(shared_dir):
     path = _onnx(shared_dir, "modnet_photographic_portrait_matting.onnx")
     x = _nchw(_photo(shared_dir, (256, 320)) * 2 - 1)  # MODNet input: [-1, 1], sides multiples of 32
-    net = _imported(MODNet(), path)
+    net = _imported(MODNet(), path, "modnet")
     assert not net.lr_branch.conv_lr.layers[0].weight.any(), "heads left out of the export are zeros"
     with torch.no_grad():
         matte = net(x, inference=True)[2]
@@ -115,7 +116,7 @@ def test_rvm_ten_frame_clip_matches_onnxruntime_with_carried_state(shared_dir):
     """Each side carries its own recurrent state over 10 DAVIS frames (256 x 144, downsample 0.5)."""
     path = _onnx(shared_dir, "rvm_mobilenetv3_fp32.onnx")
     folder = shared_dir / "data/davis/im/breakdance"
-    net = _imported(RobustVideoMatting(), path)
+    net = _imported(RobustVideoMatting(), path, "rvm")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     ours_state = RobustVideoMatting.initial_state()
     ref_state = [r.numpy() for r in ours_state]
@@ -141,7 +142,7 @@ def test_onnx_runner_runs_a_file_as_it_is(shared_dir):
     alpha = OnnxRunner(path)(x)
     assert alpha.dtype is torch.float32 and tuple(alpha.shape) == (1, 1, 128, 192)
     with torch.no_grad():
-        ours = _imported(MODNet(), path)(x, inference=True)[2]
+        ours = _imported(MODNet(), path, "modnet")(x, inference=True)[2]
     assert _max_err(ours, alpha.numpy()) <= FP32_TOL
 
 
@@ -172,7 +173,7 @@ def test_catalog_u2netp_runs_from_the_rembg_release_offline(shared_dir, monkeypa
     predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
     assert predictor.weights_path == weights.cache_dir() / "u2netp.onnx"
     assert predictor.net is not None and not predictor.backend.startswith("onnx-file")  # mapped onto the module
-    x = runtime.prepare(predictor.entry.input, _photo(shared_dir, (320, 320)))
+    x = runtime.prepare(predictor.entry, _photo(shared_dir, (320, 320)))
     raw = _ort(shared_dir / "weights/u2netp.onnx", {"input.1": x.numpy()})[0]
     reference = (raw - raw.min()) / (raw.max() - raw.min())
     diff = np.abs(predictor(x).numpy() - reference)
@@ -218,7 +219,7 @@ def test_cli_remove_with_u2netp_works_offline_from_the_onnx_release(shared_dir, 
                  "--no-refine", "--no-matting"]) == 0
     mask = np.asarray(Image.open(tmp_path / "mask.png").convert("L"), np.float32) / 255.0
     image = np.asarray(Image.open(photo).convert("RGB"), np.float32) / 255.0
-    x = runtime.prepare(catalog.load().get("u2netp").input, image)
+    x = runtime.prepare(catalog.load().get("u2netp"), image)
     raw = _ort(shared_dir / "weights/u2netp.onnx", {"input.1": x.numpy()})[0][0, 0]
     reference = cv2.resize((raw - raw.min()) / (raw.max() - raw.min()), mask.shape[::-1], interpolation=cv2.INTER_LINEAR)
     diff = np.abs(mask - reference)

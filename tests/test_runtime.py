@@ -4,21 +4,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mattekit import catalog, runtime
+from mattekit import catalog, nets, runtime
 from mattekit.catalog import InputSpec
 from mattekit.errors import MattekitError
 
 
 def test_input_size_policies():
-    assert runtime.input_size(InputSpec(size=(320, 320)), 480, 640) == (320, 320)
+    assert nets.family("u2net").input_size(InputSpec(size=(320, 320)), 480, 640) == (320, 320)
     # Depth Anything: keep aspect, short side >= 518, multiples of 14.
-    h, w = runtime.input_size(InputSpec(short_side=518, multiple=14), 480, 640)
+    h, w = nets.family("depth_anything").input_size(InputSpec(short_side=518, multiple=14), 480, 640)
     assert h % 14 == 0 and w % 14 == 0 and min(h, w) >= 518 and abs(w / h - 640 / 480) < 0.05
     # MODNet: inside the reference size nothing changes but the multiple of 32.
-    assert runtime.input_size(InputSpec(ref_size=512, multiple=32), 400, 600) == (384, 576)
-    assert runtime.input_size(InputSpec(ref_size=512, multiple=32), 1000, 2000) == (512, 1024)
+    assert nets.family("modnet").input_size(InputSpec(ref_size=512, multiple=32), 400, 600) == (384, 576)
+    assert nets.family("modnet").input_size(InputSpec(ref_size=512, multiple=32), 1000, 2000) == (512, 1024)
     # BiRefNet_dynamic: the photo's own size floored to multiples of 32, shrunk (aspect kept) to a long side <= 2304
-    dynamic = catalog.load().get("birefnet-dynamic").input
+    dynamic = catalog.load().get("birefnet-dynamic")
     assert runtime.input_size(dynamic, 6000, 8000) == (1728, 2304)  # 50 MP 4:3
     assert runtime.input_size(dynamic, 8000, 6000) == (2304, 1728)
     assert runtime.input_size(dynamic, 450, 600) == (448, 576)  # small photos at (about) their own size
@@ -33,16 +33,15 @@ def test_a_big_photo_model_without_the_memory_it_needs_is_one_sentence(monkeypat
     with pytest.raises(MattekitError, match=r"^Model 'birefnet-hr' needs about 13.5 GiB of memory on the CPU and "
                                             r"4.0 GiB is free; .*birefnet-general"):
         runtime.ModelCache().get("birefnet-hr", "segment", "cpu")
-    assert catalog.load().get("birefnet-dynamic").extra["memory_gb"] == 13
-    assert "memory_gb" not in catalog.load().get("birefnet-general").extra  # the 1024 px ones fit (4.8 GiB)
+    assert catalog.load().get("birefnet-dynamic").memory_gb == 13
+    assert catalog.load().get("birefnet-general").memory_gb is None  # the 1024 px ones fit (4.8 GiB)
 
 
 def test_prepare_bgr_quirk_of_the_portrait_nets():
     """SINet's input: ((x255 - mean) / std) / 255 in BGR order, as the conformance golden was made."""
-    spec = catalog.load().get("sinet-portrait").input
     image = np.zeros((224, 224, 3), np.float32)
     image[..., 0] = 1.0  # pure red
-    x = runtime.prepare(spec, image)
+    x = runtime.prepare(catalog.load().get("sinet-portrait"), image)
     assert x.shape == (1, 3, 224, 224)
     expected_red = (255 - 132.35703) / 68.29726 / 255  # red is the last channel in BGR
     assert abs(float(x[0, 2, 0, 0]) - expected_red) < 1e-6

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import mattekit
-from mattekit import catalog, hints, prompting
+from mattekit import catalog, hints, prompting, runtime
 from mattekit.cli import main
 from mattekit.fsutil import sha256_file
 from mattekit.nets.sam2.model import SAM2
@@ -41,7 +41,7 @@ def test_catalog_has_the_four_sam_sizes_as_released():
         assert entry.licence == "Apache-2.0" and entry.notice is None
         assert entry.input.size == (1024, 1024)
         assert entry.input.mean == (0.485, 0.456, 0.406) and entry.input.std == (0.229, 0.224, 0.225)
-        assert entry.extra["backend"] == "torch"
+        assert runtime.pinned_backend(entry) == "torch"
         (wf,) = entry.files
         assert wf.name == file and wf.url == f"https://dl.fbaipublicfiles.com/segment_anything_2/092824/{file}"
         assert wf.sha256 is None and wf.md5 is None  # Meta publishes none: trust on first use, recorded in hashes.json

@@ -1,8 +1,8 @@
 """The model catalog: ``catalog.toml`` read into typed entries.
 
 One entry per model: task, net + kwargs, weight files and the pre/post-processing
-facts. Adding a model means adding a table to the TOML file (plus a net when the
-architecture is new), never a new class.
+facts. Adding a model means adding a table to the TOML file (plus a net family in
+:mod:`mattekit.nets` when the architecture is new), never a new class.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from . import nets
 from .errors import MattekitError
 from .weights import WeightFile
 
@@ -27,10 +28,10 @@ TASKS = ("segment", "matte", "upscale", "depth", "prompt")  # prompt: promptable
 class InputSpec:
     """How an sRGB float image in [0,1] becomes the network's input tensor.
 
-    Sizing: ``size`` = fixed (H, W), aspect not kept; otherwise the image is scaled so
-    its short side is ``short_side`` (or, with ``ref_size``, the MODNet rule) and each side
-    is rounded to a ``multiple``; with none of them the image keeps its own size (shrunk, aspect kept,
-    until its long side is at most ``max_side`` when one is given) floored to a ``multiple``. ``resize``: "bilinear", "area", "cubic", "lanczos" (PIL's, as rembg) or "torch-area" (PyTorch's area mode).
+    Sizing, read by the net family's input-size rule (:class:`mattekit.nets.descriptor.Family`): ``size`` = fixed
+    (H, W), aspect not kept; otherwise the image keeps its own size (shrunk, aspect kept, until its long side is
+    at most ``max_side`` when one is given) floored to a ``multiple``; ``short_side`` (depth_anything) and
+    ``ref_size`` (modnet) are the parameters of those families' own rules. ``resize``: "bilinear", "area", "cubic", "lanczos" (PIL's, as rembg) or "torch-area" (PyTorch's area mode).
     Values: colour order, optional division by the image's own max, optional uint8
     truncation after resizing, then ``(x - mean) / std * extra_scale`` on the 0..1 scale.
     """
@@ -114,7 +115,9 @@ class ModelEntry:
     training_data: str = ""  # the data the weights were trained on, and its terms, where the authors name them
     recurrent: bool = False  # a video net carrying state from frame to frame (Predictor.step); sequences in order
     warmup: int = 0  # recurrent: frames run before a chunk's first frame to settle the state
-    extra: dict = field(default_factory=dict)
+    memory_gb: float | None = None  # GiB a whole run of a 50 MP photo peaks at on the CPU (measured); None: it fits
+    overlap: int | None = None  # upscale: pixels tiles overlap by so that tiled = untiled (None: the default)
+    temporal: dict = field(default_factory=dict)  # sequences: fields of mattekit.temporal.TemporalOptions it overrides
 
     @property
     def weights(self) -> WeightFile:
@@ -136,16 +139,14 @@ def _entry(name: str, table: dict, terms: dict[str, Terms]) -> ModelEntry:
                 spec_in[key] = tuple(spec_in[key])
         if "index" in spec_out:
             spec_out["index"] = tuple(spec_out["index"])
-        known = {f for f in ModelEntry.__dataclass_fields__} - {"name", "files", "input", "output", "extra"}
-        extra = {k: table.pop(k) for k in list(table) if k not in known}
-        entry = ModelEntry(
-            name=name, files=files, input=InputSpec(**spec_in), output=OutputSpec(**spec_out),
-            extra=extra, **table,
-        )
+        entry = ModelEntry(name=name, files=files, input=InputSpec(**spec_in), output=OutputSpec(**spec_out), **table)
     except (KeyError, TypeError) as exc:
         raise ValueError(f"catalog entry {name!r} is malformed: {exc}") from exc
     if entry.task not in TASKS:
         raise ValueError(f"catalog entry {name!r} has unknown task {entry.task!r}")
+    if entry.net.partition(":")[0] not in nets.names():
+        raise ValueError(f"catalog entry {name!r} names net {entry.net!r} of no registered family "
+                         f"({', '.join(nets.names())})")
     return entry
 
 

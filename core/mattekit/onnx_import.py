@@ -29,17 +29,6 @@ from .errors import MattekitError
 TRACE_SIZE = 64  # side of the dummy input the module is traced with (pixels)
 
 
-def _trace_call(net: nn.Module) -> Callable[[], object]:
-    """How to run ``net`` the way its ONNX release was exported (inputs of TRACE_SIZE pixels)."""
-    x = torch.rand(1, 3, TRACE_SIZE, TRACE_SIZE)
-    kind = type(net).__name__
-    if kind == "MODNet":  # exported in inference mode: no semantic/detail heads
-        return lambda: net(x, inference=True)
-    if kind == "RobustVideoMatting":  # exported with the refiner in the graph (downsample_ratio < 1)
-        return lambda: net(x, *net.initial_state(), 0.5)
-    return lambda: net(x)
-
-
 @dataclass
 class _Call:
     """One forward call of a Conv2d / Linear / BatchNorm2d module while tracing."""
@@ -59,8 +48,9 @@ class _Node:
     attrs: dict
 
 
-def _module_calls(net: nn.Module) -> list[_Call]:
-    """The net's Conv2d / Linear / BatchNorm2d calls in execution order on a dummy input."""
+def _module_calls(net: nn.Module, trace: Callable) -> list[_Call]:
+    """The net's Conv2d / Linear / BatchNorm2d calls in execution order on a dummy input, run as
+    ``trace(net, x)`` does (x: 1 x 3 x TRACE_SIZE x TRACE_SIZE in [0, 1])."""
     names = {id(m): n for n, m in net.named_modules()}
     calls: list[_Call] = []
     conv_outputs: dict[int, _Call] = {}
@@ -81,7 +71,7 @@ def _module_calls(net: nn.Module) -> list[_Call]:
     try:
         net.eval()
         with torch.no_grad():
-            _trace_call(net)()
+            trace(net, torch.rand(1, 3, TRACE_SIZE, TRACE_SIZE))
     finally:
         for h in handles:
             h.remove()
@@ -161,13 +151,16 @@ def unmapped_layer(net: nn.Module) -> str | None:
     return unsupported[0] if unsupported else None
 
 
-def import_state_dict(path: str | Path, net: nn.Module, model_name: str | None = None) -> OrderedDict[str, torch.Tensor]:
+def import_state_dict(path: str | Path, net: nn.Module, model_name: str | None = None,
+                      trace: Callable | None = None) -> OrderedDict[str, torch.Tensor]:
     """The state dict of ``net`` with every parameter taken from the ONNX file at ``path``.
 
     Keys and shapes are ``net.state_dict()``'s (``strict=True`` loading works); tensors are
     float32. Layers that the exported forward pass never ran (heads left out of the export, e.g.
     MODNet's training-only semantic and detail outputs) get zeros, so loading stays deterministic.
     A graph that does not fit ``net`` raises a MattekitError naming the first layer that differs.
+    ``trace``: (net, x) -> the forward call the release was exported with (the net family's
+    ``Family.trace``, :mod:`mattekit.nets.descriptor`); None: ``net(x)``.
     """
     path = Path(path)
     label = model_name or type(net).__name__
@@ -175,7 +168,7 @@ def import_state_dict(path: str | Path, net: nn.Module, model_name: str | None =
     if unsupported:
         raise MattekitError(f"Model '{label}' has layers the ONNX importer cannot map ({unsupported}).")
     nodes = _graph_nodes(path)
-    calls = _module_calls(net)
+    calls = _module_calls(net, trace or (lambda module, x: module(x)))
 
     values: dict[str, torch.Tensor] = {}  # module name + "." + parameter -> tensor
     folded_bias: dict[int, np.ndarray] = {}  # id(conv call) -> ONNX bias that belongs to its folded batch norm

@@ -12,7 +12,7 @@ import torch
 from . import catalog as catalog_mod
 from . import engines, nets, ops, settings, weights
 from .engines import gpus
-from .catalog import InputSpec, ModelEntry
+from .catalog import ModelEntry
 from .errors import MattekitError
 
 def set_threads(count: int | None) -> None:
@@ -21,39 +21,17 @@ def set_threads(count: int | None) -> None:
         torch.set_num_threads(int(count))
 
 
-def input_size(spec: InputSpec, height: int, width: int) -> tuple[int, int]:
-    """The (H, W) the network sees for an image of ``height`` x ``width`` pixels."""
-    if spec.size is not None:
-        return spec.size
-    m = spec.multiple
-    if spec.ref_size is not None:  # MODNet: shrink/grow only when outside ref_size, floor to multiple
-        ref = spec.ref_size
-        if max(height, width) < ref or min(height, width) > ref:
-            if width >= height:
-                h, w = ref, int(width / height * ref)
-            else:
-                h, w = int(height / width * ref), ref
-        else:
-            h, w = height, width
-        return max(m, h - h % m), max(m, w - w % m)
-    if spec.short_side is not None:  # Depth Anything: keep aspect, short side >= target, nearest multiple
-        scale = spec.short_side / min(height, width)
-
-        def fit(x: float) -> int:
-            y = int(round(x / m) * m)
-            return y if y >= spec.short_side or x < spec.short_side else int(np.ceil(x / m) * m)
-
-        return fit(height * scale), fit(width * scale)
-    if spec.max_side is not None and max(height, width) > spec.max_side:  # BiRefNet_dynamic: bounded, aspect kept
-        scale = spec.max_side / max(height, width)
-        height, width = round(height * scale), round(width * scale)
-    return height - height % m or m, width - width % m or m
+def input_size(entry: ModelEntry, height: int, width: int) -> tuple[int, int]:
+    """The (H, W) in pixels ``entry``'s network sees for an image of ``height`` x ``width`` pixels (its
+    family's rule, :attr:`mattekit.nets.descriptor.Family.input_size`, on the catalog's ``[input]``)."""
+    return nets.family(entry.net).input_size(entry.input, height, width)
 
 
-def prepare(spec: InputSpec, image: np.ndarray) -> torch.Tensor:
+def prepare(entry: ModelEntry, image: np.ndarray) -> torch.Tensor:
     """sRGB HxWx3 (float32 in [0,1], or uint8/uint16: see :func:`mattekit.ops.resize`, which shrinks a
     large integer photo without a full-size float copy) -> 1x3xhxw float32 tensor as the catalog entry wants it."""
-    image = ops.resize(image[..., :3], *input_size(spec, *image.shape[:2]), spec.resize)
+    spec = entry.input
+    image = ops.resize(image[..., :3], *input_size(entry, *image.shape[:2]), spec.resize)
     if spec.quantize_uint8:
         image = np.floor(np.clip(image, 0, 1) * 255.0) / 255.0
     if spec.divide_by_max:
@@ -91,6 +69,7 @@ class Predictor:
     def __init__(self, entry: ModelEntry, device: torch.device, weights_path: str | Path | None = None,
                  backend: str | None = "auto", precision: str | None = "auto"):
         self.entry = entry
+        self.family = nets.family(entry.net)
         self.device = device
         path = weights.given_file(weights_path) if weights_path else weights.model_file(entry.name, entry.files)
         self.weights_path = path
@@ -103,7 +82,7 @@ class Predictor:
         device, backend, _ = engine_plan(entry, device, backend, precision)  # "auto": this model's engine here
         net = nets.build(entry.net, **entry.kwargs)
         try:
-            state = weights.load_state_dict_file(path, net)
+            state = weights.load_state_dict_file(path, net, self.family.trace)
             # fp32 checkpoints become the parameters themselves (no second copy while loading); others are cast
             fp32 = all(t.dtype is torch.float32 for t in state.values() if t.is_floating_point())
             net.load_state_dict(state, strict=True, assign=fp32)
@@ -111,7 +90,7 @@ class Predictor:
         except (RuntimeError, ValueError, OSError, EOFError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise MattekitError(f"Weights file {path.name} does not fit model '{entry.name}' ({first[:160]}).") from None
-        example = input_size(entry.input, 64, 64)
+        example = input_size(entry, 64, 64)
         # The engine runs the net (see mattekit.engines): backend "torch" | "onnx" | "auto", precision auto/fp32/fp16/bf16.
         self.engine = engines.create(net.eval(), device, backend=backend, precision=precision, index=entry.output.index,
                                       half_ok=entry.half, cpu_bf16_ok=entry.cpu_bf16, weights_path=path,
@@ -136,10 +115,8 @@ class Predictor:
 
     def _activate(self, out: torch.Tensor) -> torch.Tensor:
         """The net's selected output -> the prediction (activation, normalisation, value scale per catalog)."""
-        if out.dim() == 3:  # N x H x W maps (Depth Anything) -> N x 1 x H x W
-            out = out.unsqueeze(1)
+        out = self.family.as_maps(out).float()
         spec = self.entry.output
-        out = out.float()
         if spec.activation == "sigmoid":
             out = torch.sigmoid(out * spec.logit_scale)
         elif spec.activation.startswith("softmax:"):
@@ -161,44 +138,50 @@ class Predictor:
         state the previous frame returned (None: a clip's first frame). Returns (prediction as
         :meth:`__call__` gives it, the new state). The net picks its own working resolution (RVM: its
         authors' downsample ratio for the frame size). Frames must come in order, one at a time."""
-        if not self.entry.recurrent:
+        if not self.entry.recurrent or self.family.step is None:
             raise MattekitError(f"Model '{self.entry.name}' is not a recurrent video model.")
         net = self.engine.net
         param = next(net.parameters())
-        outputs = net(x.to(param.device, param.dtype), *(state or ()))
+        outputs, state = self.family.step(net, x.to(param.device, param.dtype), state)
         prediction = outputs
         for i in self.entry.output.index:
             prediction = prediction[i]
-        return self._activate(prediction), tuple(outputs[-4:])
+        return self._activate(prediction), state
 
     def prepare(self, image: np.ndarray) -> torch.Tensor:
         """sRGB H x W x 3|4 float32 [0,1] -> the 1 x 3 x h x w input this model wants (see :func:`prepare`)."""
-        return prepare(self.entry.input, image[..., :3])
+        return prepare(self.entry, image[..., :3])
 
     def predict_map(self, image: np.ndarray) -> np.ndarray:
         """sRGB HxWx3 [0,1] -> the prediction's first channel at network resolution, float32 h x w."""
-        return self(prepare(self.entry.input, image))[0, 0].cpu().numpy()
+        return self(prepare(self.entry, image))[0, 0].cpu().numpy()
 
 
 def engine_plan(entry: ModelEntry, device: str | torch.device | None = "auto", backend: str | None = "auto",
                 precision: str | None = "auto") -> tuple[torch.device, str, torch.dtype]:
     """(device, backend "torch" | "onnx", dtype) that ``entry`` runs with, as asked: the device checked
-    (an absent CUDA GPU is one sentence, never a silent CPU), a catalog pin of the backend winning (SAM 2.1:
-    torch), the precision by the policy (:func:`mattekit.engines.resolve_precision`). ``auto`` takes the torch engine
+    (an absent CUDA GPU is one sentence, never a silent CPU), the one backend of a net family that runs on one
+    winning (SAM 2.1: torch), the precision by the policy (:func:`mattekit.engines.resolve_precision`). ``auto`` takes the torch engine
     where the policy gives the model a lower precision here (bf16 on a CPU with native bf16 for a model the catalog
     marks ``cpu_bf16``: ONNX Runtime runs fp32 only), else the engine measured faster. Loads nothing."""
     dev = device if isinstance(device, torch.device) else engines.select_device(device)
     wanted = engines.resolve_precision(precision, dev, entry.half, entry.cpu_bf16)
     lower = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(wanted, precision)
-    backend = engines.resolve_backend(entry.extra.get("backend", backend), dev, entry.name, lower)
+    backend = engines.resolve_backend(pinned_backend(entry) or backend, dev, entry.name, lower)
     return dev, backend, engines.engine_precision(backend, precision, dev, entry.half, entry.cpu_bf16)
+
+
+def pinned_backend(entry: ModelEntry) -> str | None:
+    """The one backend ``entry``'s net family runs on ("torch" for SAM 2.1), or None where it runs on either."""
+    backends = nets.family(entry.net).backends
+    return backends[0] if len(backends) == 1 else None
 
 
 def check_memory(entry: ModelEntry, device: torch.device) -> None:
     """MattekitError (one sentence) when ``entry`` runs on the CPU and this machine has less memory free than the
     catalog's ``memory_gb`` for it (the peak of a whole ``remove`` of a 50 MP photo, measured: the big-photo
     BiRefNets take 13-13.5 GiB), rather than a machine that swaps or a process the kernel kills."""
-    need = entry.extra.get("memory_gb")
+    need = entry.memory_gb
     if need is None or device.type != "cpu":
         return
     free = engines.available_memory(device) / 2 ** 30

@@ -248,7 +248,7 @@ def upscale(predictor: runtime.Predictor, image: np.ndarray, *, scale: float | N
         tile = max(x.shape[-2:])
     else:
         tile = tile or _tile_size(predictor, batch, out_h * out_w * channels * dtype.itemsize, channels)
-    overlap = overlap if overlap is not None else int(entry.extra.get("overlap", DEFAULT_OVERLAP))
+    overlap = overlap if overlap is not None else (entry.overlap if entry.overlap is not None else DEFAULT_OVERLAP)
     s = entry.scale
     native = (out_h, out_w) == (height * s, width * s)
     stored = torch.from_numpy(np.empty(0, dtype)).dtype if native else torch.float32

@@ -51,7 +51,7 @@ class TemporalOptions:
 def for_model(entry) -> TemporalOptions:
     """The filter's settings for mattes of a catalog entry: the entry's ``temporal`` table (tuned for its
     kind of output, e.g. soft people alpha) over the defaults (tuned on object masks)."""
-    return TemporalOptions(**entry.extra.get("temporal", {}))
+    return TemporalOptions(**entry.temporal)
 
 
 @dataclass

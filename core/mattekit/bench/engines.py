@@ -96,10 +96,12 @@ def run(args) -> int:
 
 def _both_engine_models(cat):
     """(entry, where) of the segment and matte models whose weights are here and that run on torch and ONNX
-    Runtime alike (no catalog pin of the backend, not recurrent)."""
+    Runtime alike (no net family pinned to one backend, not recurrent)."""
+    from ..runtime import pinned_backend
+
     for task in ("segment", "matte"):
         for entry, where in cat.available(task):
-            if entry.extra.get("backend") is None and not entry.recurrent:
+            if pinned_backend(entry) is None and not entry.recurrent:
                 yield entry, where
 
 

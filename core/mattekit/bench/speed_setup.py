@@ -11,14 +11,12 @@ from pathlib import Path
 
 REMBG_SESSIONS = {"u2net": "u2net", "u2netp": "u2netp", "u2net-human-seg": "u2net_human_seg",
                   "isnet-general-use": "isnet-general-use"}
-STAND_IN = {"u2net:U2NET": "u2net", "u2net:U2NETP": "u2netp", "isnet:ISNetDIS": "isnetdis",  # conformance folders
-            "birefnet:BiRefNet/swin_v1_t": "birefnet_swin_t", "birefnet:BiRefNet/swin_v1_l": "birefnet_swin_l"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def _weights(args, work: Path) -> str | None:
     """The weights file both tools use: --weights, generated stand-in weights, or the catalog's (fetched)."""
-    from .. import catalog, fsutil, weights
+    from .. import catalog, fsutil, nets, weights
     from ..errors import MattekitError
 
     entry = catalog.load().get(args.model, "segment")
@@ -26,7 +24,8 @@ def _weights(args, work: Path) -> str | None:
         return str(weights.given_file(args.weights).resolve())
     if not args.stand_in:
         return str(weights.model_file(entry.name, entry.files))
-    folder = STAND_IN.get(entry.net) or STAND_IN.get(f"{entry.net}/{entry.kwargs.get('backbone')}")  # net/backbone
+    family_name, _, class_name = entry.net.partition(":")
+    folder = nets.family(family_name).goldens(class_name, entry.kwargs)  # the conformance folder of stand-in weights
     root = os.environ.get("MATTEKIT_TEST_DATA")
     if folder is None or not root or not (Path(root) / "conformance" / folder / "manifest.json").is_file():
         raise MattekitError(f"No stand-in weights for {args.model}: they need $MATTEKIT_TEST_DATA/conformance/{folder or '?'}.")
@@ -35,8 +34,6 @@ def _weights(args, work: Path) -> str | None:
         import importlib.util
 
         import torch
-
-        from .. import nets
 
         conformance = Path(root) / "conformance"
         spec = importlib.util.spec_from_file_location("pseudo_weights", conformance / "pseudo_weights.py")

@@ -156,13 +156,13 @@ class _MattekitTool:
 
         entry = self.entry
         net = nets.build(entry.net, **entry.kwargs).eval()
-        net.load_state_dict(weights.load_state_dict_file(self.cfg["weights"], net), strict=True)
+        net.load_state_dict(weights.load_state_dict_file(self.cfg["weights"], net, nets.family(entry.net).trace), strict=True)
         files = self.cfg.get("check_files") or []
         worst, previous = 0.0, torch.get_num_threads()
         torch.set_num_threads(self.settings["threads"] or previous)  # the engine's throughput path
         with torch.inference_mode():
             for name in files:
-                x = runtime.prepare(entry.input, io.read_image(name).pixels[..., :3])
+                x = runtime.prepare(entry, io.read_image(name).pixels[..., :3])
                 ref = select_output(net(x), entry.output.index).float()
                 got = self.predictor.engine(x).float().cpu()
                 worst = max(worst, float((got - ref).abs().max()))

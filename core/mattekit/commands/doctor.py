@@ -69,15 +69,16 @@ def run(args) -> int:
 
 
 def _why(entry, device, dtype) -> str:
-    """Why ``entry`` runs on the engine doctor shows: a catalog pin, the catalog's measured bf16, a measurement (its
+    """Why ``entry`` runs on the engine doctor shows: the net family's one backend (shown as "catalog"), the catalog's measured bf16, a measurement (its
     ratio), or the rule."""
     import os
 
     import torch
 
+    from .. import runtime
     from ..engines import choice
 
-    if entry.extra.get("backend"):
+    if runtime.pinned_backend(entry):  # the net family runs on one backend only
         return "catalog"
     if os.environ.get("MATTEKIT_BACKEND", "auto").lower() not in ("", "auto"):
         return "$MATTEKIT_BACKEND"

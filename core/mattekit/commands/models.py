@@ -173,7 +173,7 @@ def _check_loads(entry: catalog.ModelEntry, source) -> None:
         return
     net = nets.build(entry.net, **entry.kwargs)
     try:
-        net.load_state_dict(weights.load_state_dict_file(source, net), strict=True)
+        net.load_state_dict(weights.load_state_dict_file(source, net, nets.family(entry.net).trace), strict=True)
     except (RuntimeError, ValueError, OSError, EOFError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise WeightsError(f"{source} does not fit model '{entry.name}' ({first[:160]}); it was not added.") from None

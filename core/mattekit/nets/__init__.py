@@ -1,21 +1,52 @@
-"""Plain torch.nn.Module architectures, one file per family.
+"""Plain torch.nn.Module architectures, one module or package per family, and the registry of families.
 
-No file I/O, no preprocessing, no device logic here. State-dict keys match the
-official checkpoints so they load with ``strict=True``. ``build(spec, **kwargs)``
-turns a catalog spec such as ``"u2net:U2NET"`` into a module; a family may be a package
-(``"sam2:SAM2"`` with ``variant="hiera_t"``, ``"hiera_s"``, ``"hiera_b+"`` or ``"hiera_l"``).
+No file I/O, no preprocessing, no device logic here. State-dict keys match the official checkpoints so they
+load with ``strict=True``. Each family module declares a ``FAMILY`` (:class:`.descriptor.Family`: its classes,
+input-size rule, ONNX trace call, recurrent step, backends). :func:`build` turns a catalog spec such as
+``"u2net:U2NET"`` into a module. Importing this package loads no torch; :func:`family` imports a family's
+module on first use.
 """
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-import torch.nn as nn
+from .descriptor import Family
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+# The registry: catalog ``net`` prefix -> the module declaring its FAMILY (a Family once loaded or registered).
+_FAMILIES: dict[str, str | Family] = {name: f"{__name__}.{name}" for name in (
+    "u2net", "isnet", "csnet", "birefnet", "sinet", "extremec3", "modnet", "rvm", "depth_anything", "sam2",
+    "srvgg", "rrdbnet", "rfdn")}
+
+
+def names() -> tuple[str, ...]:
+    """The registered family names (the catalog's ``net`` prefixes)."""
+    return tuple(_FAMILIES)
+
+
+def register(family: Family) -> None:
+    """Add ``family`` to the registry (a net defined outside this package; replaces one of the same name)."""
+    _FAMILIES[family.name] = family
+
+
+def family(name: str) -> Family:
+    """The family called ``name`` (a catalog ``net`` prefix, or a whole ``"prefix:Class"`` spec); ValueError
+    when none is registered."""
+    name = name.partition(":")[0]
+    found = _FAMILIES.get(name)
+    if found is None:
+        raise ValueError(f"no net family {name!r} is registered; known: {', '.join(_FAMILIES)}")
+    if isinstance(found, str):
+        found = _FAMILIES[name] = importlib.import_module(found).FAMILY
+    return found
 
 
 def build(spec: str, **kwargs) -> nn.Module:
-    """Instantiate ``"module:Class"`` from this package with ``kwargs``."""
-    module_name, _, class_name = spec.partition(":")
+    """Instantiate the catalog spec ``"family:Class"`` with ``kwargs``."""
+    family_name, _, class_name = spec.partition(":")
     if not class_name:
-        raise ValueError(f"net spec {spec!r} must look like 'module:Class'")
-    module = importlib.import_module(f"{__name__}.{module_name}")
-    return getattr(module, class_name)(**kwargs)
+        raise ValueError(f"net spec {spec!r} must look like 'family:Class'")
+    return family(family_name).build(class_name, **kwargs)

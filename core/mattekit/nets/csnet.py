@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .descriptor import Family
+
 # Layer config of csnet-L-x2 (upstream checkpoints/csnet-L-x2/csnet-L-x2.bin): one [in_split, out_split]
 # entry per ILBlock (stage0, then stages 1-4), three CSF-head entries (the middle one adds the per-branch
 # dilation widths for dilations 1, 2, 4, 8, 16), and finally the block count of each stage.
@@ -228,3 +230,6 @@ class CSNet(nn.Module):
             feats.append(xs[0])
         out = self.cls_layer(self.oct_fuse(feats[2:])[0])
         return F.interpolate(out, x.shape[2:], mode="bilinear", align_corners=False)
+
+
+FAMILY = Family("csnet", {"CSNet": CSNet})

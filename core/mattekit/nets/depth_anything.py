@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .descriptor import Family, own_size
+
 # encoder -> (embed_dim, depth, num_heads, blocks fed to the head)
 VIT_CONFIGS = {
     "vits": (384, 12, 6, (2, 5, 8, 11)),
@@ -221,3 +223,25 @@ class DepthAnythingV2(nn.Module):
         ph, pw = x.shape[-2] // 14, x.shape[-1] // 14
         feats = self.pretrained.get_intermediate_layers(x, self.layer_idx)
         return F.relu(self.depth_head(feats, ph, pw)).squeeze(1)
+
+
+def input_size(spec, height: int, width: int) -> tuple[int, int]:
+    """Depth Anything's sizing, (H, W) in pixels: aspect kept, the short side scaled to ``spec.short_side``,
+    each side rounded to the nearest ``spec.multiple`` but never below ``short_side`` when it reached it."""
+    if spec.short_side is None:
+        return own_size(spec, height, width)
+    scale, m = spec.short_side / min(height, width), spec.multiple
+
+    def fit(x: float) -> int:
+        y = int(round(x / m) * m)
+        return y if y >= spec.short_side or x < spec.short_side else int(math.ceil(x / m) * m)
+
+    return fit(height * scale), fit(width * scale)
+
+
+def _as_maps(depth: torch.Tensor) -> torch.Tensor:
+    """N x H x W depth -> N x 1 x H x W."""
+    return depth.unsqueeze(1)
+
+
+FAMILY = Family("depth_anything", {"DepthAnythingV2": DepthAnythingV2}, input_size=input_size, as_maps=_as_maps)

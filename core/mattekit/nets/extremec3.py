@@ -10,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .sinet import BR, C, CBR, upsample
+from .descriptor import Family
 
 
 class C3block(nn.Module):
@@ -112,3 +113,6 @@ class ExtremeC3Net(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.upsample(self.encoder(x)) + self.Fine(x))
+
+
+FAMILY = Family("extremec3", {"ExtremeC3Net": ExtremeC3Net})

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from .u2net import U2Body, _upsample_like
+from .descriptor import Family
 
 
 class ISNetDIS(U2Body):
@@ -32,3 +33,6 @@ class ISNetDIS(U2Body):
     def forward(self, x: torch.Tensor):
         feats = self.features(self.conv_in(x))
         return [torch.sigmoid(_upsample_like(d, x)) for d in self.sides(feats)], feats
+
+
+FAMILY = Family("isnet", {"ISNetDIS": ISNetDIS}, goldens=lambda class_name, kwargs: "isnetdis")

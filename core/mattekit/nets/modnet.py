@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .descriptor import Family, own_size
+
 
 def _conv_bn_relu6(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU6()]
@@ -205,3 +207,25 @@ class MODNet(nn.Module):
         pred_semantic, lr8x, (enc2x, enc4x) = self.lr_branch(img, inference)
         pred_detail, hr2x = self.hr_branch(img, enc2x, enc4x, lr8x, inference)
         return pred_semantic, pred_detail, self.f_branch(img, lr8x, hr2x)
+
+
+def input_size(spec, height: int, width: int) -> tuple[int, int]:
+    """MODNet's demo sizing, (H, W) in pixels: an image whose sides are not both within ``spec.ref_size`` is
+    scaled (aspect kept) so its short side is ``ref_size``; then each side is floored to ``spec.multiple``."""
+    if spec.ref_size is None:
+        return own_size(spec, height, width)
+    ref, m = spec.ref_size, spec.multiple
+    if max(height, width) < ref or min(height, width) > ref:
+        if width >= height:
+            height, width = ref, int(width / height * ref)
+        else:
+            height, width = int(height / width * ref), ref
+    return max(m, height - height % m), max(m, width - width % m)
+
+
+def _trace(net: MODNet, x: torch.Tensor):
+    """MODNet's ONNX release was exported in inference mode: without the semantic and detail heads."""
+    return net(x, inference=True)
+
+
+FAMILY = Family("modnet", {"MODNet": MODNet}, input_size=input_size, trace=_trace)

@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .descriptor import Family
+
 
 def _conv(cin: int, cout: int, k: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, padding=(k - 1) // 2)
@@ -86,3 +88,6 @@ class RFDN(nn.Module):
             outs.append(out)
         out_lr = self.LR_conv(self.c(torch.cat(outs, 1))) + fea
         return self.upsampler(out_lr)
+
+
+FAMILY = Family("rfdn", {"RFDN": RFDN})

@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .descriptor import Family
+
 
 def _conv3(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, 1, 1)
@@ -67,3 +69,6 @@ class RRDBNet(nn.Module):
         for conv in (self.conv_up1, self.conv_up2):
             feat = self.lrelu(conv(F.interpolate(feat, scale_factor=2, mode="nearest")))
         return self.conv_last(self.lrelu(self.conv_hr(feat)))
+
+
+FAMILY = Family("rrdbnet", {"RRDBNet": RRDBNet})

@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .descriptor import Family
+
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -283,3 +285,17 @@ class RobustVideoMatting(nn.Module):
         fgr_residual, pha = self.refiner(src, src_sm, fgr_residual, pha, hid)
         fgr = (fgr_residual + src).clamp(0.0, 1.0)
         return fgr, pha.clamp(0.0, 1.0), r1, r2, r3, r4
+
+
+def _trace(net: RobustVideoMatting, x: torch.Tensor):
+    """RVM's ONNX release was exported from a first frame with the refiner in the graph (downsample 0.5)."""
+    return net(x, *net.initial_state(), 0.5)
+
+
+def _step(net: RobustVideoMatting, x: torch.Tensor, state: tuple | None) -> tuple[tuple, tuple]:
+    """One frame: (fgr, pha, r1..r4) and the four recurrent states r1..r4 for the next frame (None: a first frame)."""
+    outputs = net(x, *(state or ()))
+    return outputs, tuple(outputs[-4:])
+
+
+FAMILY = Family("rvm", {"RobustVideoMatting": RobustVideoMatting}, trace=_trace, step=_step)

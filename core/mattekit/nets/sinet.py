@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .descriptor import Family
+
 # Dnc_SINet's hard-coded encoder layout: per S2 module, [kernel, avg-pool size] of each branch.
 # The first two entries feed level2 (p modules), the rest level3 (q modules).
 SINET_CONFIG = (
@@ -192,3 +194,6 @@ class SINet(nn.Module):
         gate = 1 - torch.softmax(stage1, dim=1).max(dim=1, keepdim=True)[0]
         stage2 = self.bn_2(self.up(self.level2_C(out2) * gate + stage1))
         return self.classifier(stage2)
+
+
+FAMILY = Family("sinet", {"SINet": SINet})

@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .descriptor import Family
+
 
 def _act(act_type: str, num_feat: int) -> nn.Module:
     if act_type == "prelu":
@@ -39,3 +41,6 @@ class SRVGGNetCompact(nn.Module):
         for layer in self.body:
             out = layer(out)
         return self.upsampler(out) + F.interpolate(x, scale_factor=self.upscale, mode="nearest")
+
+
+FAMILY = Family("srvgg", {"SRVGGNetCompact": SRVGGNetCompact})

@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .descriptor import Family
+
 
 def _pool(x: torch.Tensor) -> torch.Tensor:
     return F.max_pool2d(x, 2, stride=2, ceil_mode=True)
@@ -152,3 +154,6 @@ class U2NETP(U2NET):
 
     def __init__(self, in_ch: int = 3, out_ch: int = 1):
         super().__init__(in_ch, out_ch, widths=((16,) * 6, (64,) * 6, (16,) * 5, (64,) * 5))
+
+
+FAMILY = Family("u2net", {"U2NET": U2NET, "U2NETP": U2NETP}, goldens=lambda class_name, kwargs: class_name.lower())

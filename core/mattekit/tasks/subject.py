@@ -150,7 +150,7 @@ def prepare(models, inputs: dict, options: SubjectOptions) -> tuple:
         import torch  # here, as runtime: a bad input is refused before torch is imported (tests/test_reliability.py)
 
         from ..runtime import input_size
-        if tuple(input_size(predictor.entry.input, *inputs["image"].shape[:2])) == tuple(x.shape[2:]):
+        if tuple(input_size(predictor.entry, *inputs["image"].shape[:2])) == tuple(x.shape[2:]):
             x = torch.cat([x, predictor.prepare(inputs["image"])])
     return x, context
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pickle
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from mattekit.errors import WeightsError
 
@@ -41,9 +41,11 @@ def unwrap_state_dict(obj) -> dict[str, torch.Tensor]:
 
 
 
-def load_state_dict_file(path: str | Path, net: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
+def load_state_dict_file(path: str | Path, net: torch.nn.Module | None = None,
+                         trace: Callable | None = None) -> dict[str, torch.Tensor]:
     """Load a .pth/.pt/.tar checkpoint safely (``weights_only=True``), a .safetensors file, or an .onnx
-    release (its parameters mapped onto ``net`` by :mod:`mattekit.onnx_import`; float32, keys of ``net``)."""
+    release (its parameters mapped onto ``net`` by :mod:`mattekit.onnx_import`; float32, keys of ``net``;
+    ``trace``: the net family's export call, :attr:`mattekit.nets.descriptor.Family.trace`; None: ``net(x)``)."""
     import torch
 
     path = Path(path)
@@ -52,7 +54,7 @@ def load_state_dict_file(path: str | Path, net: torch.nn.Module | None = None) -
             raise ValueError("an .onnx weights file needs the module to map its parameters onto")
         from mattekit.onnx_import import import_state_dict
 
-        return import_state_dict(path, net)
+        return import_state_dict(path, net, trace=trace)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

@@ -45,6 +45,7 @@ The conformance goldens follow today's code (``"channel_major"``). The released 
 """
 from __future__ import annotations
 
+from ..descriptor import Family
 from .decoder import PATCH_ORDERS, ASPPDeformable, BasicDecBlk, Decoder, image_to_patches
 from .deform import DeformableConv2d, deform_conv2d
 from .model import RELEASED_PATCH_ORDER, SWIN_CONFIGS, BiRefNet
@@ -53,3 +54,9 @@ from .swin import BasicLayer, SwinTransformer
 __all__ = ["ASPPDeformable", "BasicDecBlk", "BasicLayer", "BiRefNet", "Decoder", "DeformableConv2d",
            "PATCH_ORDERS", "RELEASED_PATCH_ORDER", "SWIN_CONFIGS", "SwinTransformer", "deform_conv2d",
            "image_to_patches"]
+
+
+_GOLDENS = {"swin_v1_t": "birefnet_swin_t", "swin_v1_l": "birefnet_swin_l"}  # conformance folders by backbone
+
+FAMILY = Family("birefnet", {"BiRefNet": BiRefNet},
+                goldens=lambda class_name, kwargs: _GOLDENS.get(kwargs.get("backbone")))

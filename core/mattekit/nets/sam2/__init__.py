@@ -1,4 +1,9 @@
 """SAM 2.1 (Segment Anything 2.1): the model with official checkpoint keys, and the predictors that drive it."""
+from ..descriptor import Family
 from .model import SAM2
 
 __all__ = ["SAM2"]
+
+
+# torch only: the net has no single-tensor forward to export to ONNX (its predictors drive its parts).
+FAMILY = Family("sam2", {"SAM2": SAM2}, backends=("torch",))
