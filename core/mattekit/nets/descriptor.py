@@ -6,12 +6,19 @@ Imports no torch: the catalog checks its rows against the registry without loadi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 
 if TYPE_CHECKING:
     import torch
 
-InputSpec = "mattekit.catalog.InputSpec"  # annotations only: the catalog imports this module
+
+class InputSpec(Protocol):
+    """What a size rule reads of a catalog row's input spec (the catalog's ``InputSpec``, which imports this
+    module): a fixed (H, W) ``size`` or None, the ``multiple`` a free size is floored to, and its ``max_side``."""
+
+    size: tuple[int, int] | None
+    multiple: int
+    max_side: int | None
 
 
 def own_size(spec: InputSpec, height: int, width: int) -> tuple[int, int]:
