@@ -154,6 +154,22 @@ def test_strip_personal_leaves_out_gps_owner_and_serials_and_keeps_the_rest(shar
     assert mio.read_provenance(out) is None  # --no-metadata: no provenance, as before
 
 
+def test_the_python_api_strips_personal_metadata_and_provenance_as_the_cli_does(shared, mirror, tmp_path):
+    import mattekit
+
+    src = tmp_path / "photo.jpg"
+    photo(shared, src, rgb_profile("Display P3", DISPLAY_P3, SRGB_CURVE), "JPEG")
+    kept = mattekit.remove_background(src, output=tmp_path / "kept.png", model="sinet-portrait")
+    stripped = mattekit.remove_background(src, output=tmp_path / "stripped.png", model="sinet-portrait",
+                                          strip_personal=True, metadata=False)
+    with Image.open(kept) as a, Image.open(stripped) as b:
+        assert metadata.GPS_IFD in a.getexif() and metadata.GPS_IFD not in b.getexif()
+        assert a.getexif().get_ifd(metadata.EXIF_IFD)[0xA431] == "SN-0042"
+        assert 0xA431 not in b.getexif().get_ifd(metadata.EXIF_IFD) and b.getexif()[0x010F] == "Testmaker"
+        assert a.info["icc_profile"] == b.info["icc_profile"]
+    assert mio.read_provenance(kept)["task"] == "remove" and mio.read_provenance(stripped) is None
+
+
 def test_a_16_bit_tiff_keeps_its_profile_and_values(shared, mirror, tmp_path, capsys):
     """16-bit colour is not converted for the networks (littleCMS through Pillow is 8-bit): the output's values are
     the source's and its profile says what they mean."""

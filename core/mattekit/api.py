@@ -7,7 +7,8 @@
     alpha = mattekit.remove_background(pixels, model=model, result="alpha")  # ... reuse; numpy in -> numpy out
 
 ``x`` may be a path (the result is written beside it as the CLI would, or to ``output=``, and its
-path returned), bytes of an image file (PNG bytes back), a PIL image (a PIL image back) or a numpy
+path returned; ``strip_personal=True`` leaves out its personal metadata: GPS, owner, serial numbers; ``metadata=False``
+writes no provenance record, as the CLI's flags), bytes of an image file (PNG bytes back), a PIL image (a PIL image back) or a numpy
 array (H x W x 3|4 or H x W; uint8 / uint16 / float in [0,1]; the same dtype back). Keyword
 arguments are the task's options (``mattekit <task> --help`` lists them) and its other inputs
 (``trimap=``, ``mask=``, ``subject=``, ``hint_mask=``..., in any of the same kinds); a text option that
@@ -114,8 +115,11 @@ def as_text(value) -> str:
     return ",".join(str(v.item() if isinstance(v, np.generic) else v) for v in value)
 
 
-def run(task_name: str, x, output: str | Path | None = None, **kwargs):
-    """Run the task ``task_name`` on ``x`` (module docstring) and return its first output in ``x``'s kind."""
+def run(task_name: str, x, output: str | Path | None = None, strip_personal: bool = False, metadata: bool = True,
+        **kwargs):
+    """Run the task ``task_name`` on ``x`` (module docstring) and return its first output in ``x``'s kind.
+    ``strip_personal`` / ``metadata``: for a path, what the written file keeps (the CLI's ``--strip-personal`` and
+    ``--no-metadata``)."""
     task = registry.get(task_name)
     ports = {p.name: p for p in task.inputs[1:]}
     given = {k: kwargs.pop(k) for k in list(kwargs) if k in ports and kwargs[k] is not None}
@@ -125,7 +129,7 @@ def run(task_name: str, x, output: str | Path | None = None, **kwargs):
         kwargs[name] = as_text(kwargs[name])
     options = task.make_options(kwargs, host="api")
     if isinstance(x, (str, Path)):
-        return _run_file(task, Path(x), output, options, given, loaded)
+        return _run_file(task, Path(x), output, options, given, loaded, not strip_personal, metadata)
     image, kind = _to_array(x, integers=task.inputs[0].integers)
     inputs = {"image": image}
     for name, value in given.items():
@@ -145,9 +149,11 @@ def _warn(task, sentence: str, path: Path | None = None) -> None:
     warnings.warn(f"{path}: {text}" if path is not None else text[:1].upper() + text[1:], stacklevel=2)
 
 
-def _run_file(task, source: Path, output, options, given: dict, loaded: dict) -> Path:
+def _run_file(task, source: Path, output, options, given: dict, loaded: dict, personal: bool = True,
+              metadata: bool = True) -> Path:
     """Run ``task`` on the file ``source`` and write its result where :mod:`mattekit.naming` puts it (beside it, or
-    ``output``); an output that would replace a file the run reads is refused before any model loads."""
+    ``output``); an output that would replace a file the run reads is refused before any model loads. ``personal``:
+    the file keeps the source's personal metadata; ``metadata``: it carries the provenance record."""
     from . import naming, provenance
     from .runner import Runner
 
@@ -159,7 +165,7 @@ def _run_file(task, source: Path, output, options, given: dict, loaded: dict) ->
                                         api=True)
     models = models_cache().for_task(task, options, set(given), loaded)
     runner = Runner(task, models, options, {name: str(value) for name, value in given.items()},
-                    provenance.record(task, options, models))
+                    provenance.record(task, options, models) if metadata else None, personal=personal)
     result = runner.files([(source, target)], note=lambda pair, sentence: _warn(task, sentence, pair[1]))
     if result.failed:
         raise result.failed[0][1]
@@ -167,8 +173,8 @@ def _run_file(task, source: Path, output, options, given: dict, loaded: dict) ->
 
 
 def _make(task_name: str):
-    def call(x, output: str | Path | None = None, **options):
-        return run(task_name, x, output=output, **options)
+    def call(x, output: str | Path | None = None, strip_personal: bool = False, metadata: bool = True, **options):
+        return run(task_name, x, output=output, strip_personal=strip_personal, metadata=metadata, **options)
 
     task = registry.get(task_name)
     call.__name__ = call.__qualname__ = task.api_name
