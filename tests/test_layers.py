@@ -22,8 +22,8 @@ LAYERS = [
     {"errors", "fsutil", "wire", "machine", "metrics", "onnx_import", "provenance", "progress", "settings"},
     {"ops", "weights", "colour"},
     {"io", "matting", "catalog", "options", "nets", "engines", "hints"},
-    {"runtime", "tiling", "pipeline", "temporal", "tracking"},
-    {"superres", "masks", "cutout", "lens", "disparity", "retouch", "prompting"},  # the algorithms the tasks declare
+    {"runtime", "pipeline", "temporal", "tracking"},
+    {"upscaling", "masks", "cutout", "lens", "disparity", "retouch", "prompting"},  # the algorithms the tasks declare
     {"tasks"},
     {"roto", "runner", "naming"},
     {"api", "worker", "bench"},

@@ -8,10 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mattekit import runtime, tiling
+from mattekit import runtime
+from mattekit.upscaling import tiling
 from mattekit.bench.upscale import bicubic_baseline, psnr, sr_scores, to_255
 from mattekit.errors import MattekitError
-from mattekit.superres import fill_transparent, upscale
+from mattekit.upscaling.superres import fill_transparent, upscale
 
 ANIME = "realesr-animevideov3.pth"  # re-zipped copy: its sha256 differs from the catalog's, so it is a user file
 
@@ -318,7 +319,7 @@ def test_uint8_upscale_is_the_rounded_float_upscale(shared, anime):
 def test_large_results_get_tiles_whose_work_fits_a_quarter_of_the_result(anime):
     """On the CPU a 12 MP x4 result (576 MB at 8 bits) caps the tile so that one tile's work stays within
     a quarter of it (never below 256 px); small results keep the free-memory choice."""
-    from mattekit import superres
+    from mattekit.upscaling import superres
 
     free_memory_choice = tiling.choose_tile(tiling.bytes_per_pixel(anime.net, 3), anime.device)
     assert superres._tile_size(anime, 1, 5 << 20, 3) == free_memory_choice

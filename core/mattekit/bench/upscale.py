@@ -33,7 +33,7 @@ from PIL import Image
 from .. import runtime
 from ..errors import InputError, MattekitError
 from ..progress import shown
-from ..superres import upscale
+from ..upscaling.superres import upscale
 from .memory import current_rss, peak_rss, reset_peak_rss
 
 

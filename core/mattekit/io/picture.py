@@ -14,7 +14,7 @@ from mattekit.machine import usable_ram
 
 # Peak bytes a task needs per input pixel: RSS growth from 0.75 to 12 MP on the CPU measured 81 for
 # remove and matte, 93 for bokeh --mask-only, 158 for enhance (upscale's larger result is checked
-# by mattekit.tiling before it is allocated).
+# by mattekit.upscaling.tiling before it is allocated).
 BYTES_PER_PIXEL = 160
 
 

@@ -1,7 +1,7 @@
 """Super-resolution (task ``upscale``): the image at ``scale`` x its size through an SR network.
 
 Grey stays grey, alpha stays straight alpha, 16-bit input is written back 16-bit by the front ends;
-large images run in feathered, overlapping tiles (:mod:`mattekit.superres`). The predictor is
+large images run in feathered, overlapping tiles (:mod:`mattekit.upscaling.superres`). The predictor is
 passed in as ``models["model"]``; everything happens in ``finish`` (tiling needs the model).
 """
 from __future__ import annotations
@@ -52,8 +52,8 @@ def is_grey(pixels: np.ndarray) -> bool:
 def _finish(models, inputs, options: UpscaleOptions, context, prediction, progress=None) -> dict:
     """Grey images (equal channels, or 1-2 channels) go through the net once, as grey; the result keeps
     the input's channel count except that grey RGB(A) comes back as 1 (grey) or 2 (grey + alpha) channels,
-    and the input's dtype (float32 in [0,1], or uint8/uint16: see :func:`mattekit.superres.upscale`)."""
-    from .. import superres
+    and the input's dtype (float32 in [0,1], or uint8/uint16: see :func:`mattekit.upscaling.superres.upscale`)."""
+    from ..upscaling import superres
 
     pixels = inputs["image"]
     if pixels.ndim == 3 and pixels.shape[-1] in (3, 4) and is_grey(pixels):

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .engines import available_memory
-from .errors import MattekitError
+from ..engines import available_memory
+from ..errors import MattekitError
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import ops, runtime, tiling
-from .errors import InputError, MattekitError
-from .ops import quantise
+from .. import ops, runtime
+from ..errors import InputError, MattekitError
+from ..ops import quantise
+from . import tiling
 
 MAX_SCALE = 16.0
 MIN_SIDE = 16  # smaller inputs are padded up to this (RFDN's attention branch needs 15 px)
