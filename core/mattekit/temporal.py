@@ -95,17 +95,87 @@ def _grid(height: int, width: int) -> np.ndarray:
     return grid
 
 
-def warp(image: np.ndarray, field: np.ndarray) -> np.ndarray:
-    """Sample ``image`` (H x W [x C]) at p + field(p); ``field`` may be smaller (it is rescaled)."""
+def warp(image: np.ndarray, field: np.ndarray, box: tuple[slice, slice] | None = None) -> np.ndarray:
+    """Sample ``image`` (H x W [x C]) at p + field(p); ``field`` may be smaller (it is rescaled). ``box``
+    (row and column slices): only the pixels p inside it, each the same value as in the whole result."""
     height, width = image.shape[:2]
     fh, fw = field.shape[:2]
+    box = box or (slice(0, height), slice(0, width))
     if (fh, fw) != (height, width):
-        where = cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)
+        where = np.ascontiguousarray(cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)[box])
         where *= np.array([width / fw, height / fh], np.float32)
     else:
-        where = field.copy()
-    where += _grid(height, width)  # one two-channel map: no strided copies of its channels
+        where = field[box].copy()
+    where += _grid(height, width)[box]  # one two-channel map: no strided copies of its channels
     return cv2.remap(image, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+BLOCK = 16  # px: the filter works in the bounding box of the blocks where some matte of the window varies
+
+
+def _block_extremes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) of ``values`` (H x W) over each ``BLOCK`` x ``BLOCK`` block, the last ones clipped by the edge."""
+    height, width = values.shape
+    rows, cols = -(-height // BLOCK), -(-width // BLOCK)
+    padded = np.pad(values, ((0, rows * BLOCK - height), (0, cols * BLOCK - width)), mode="edge")
+    along = padded.reshape(rows * BLOCK, cols, BLOCK)  # each row's blocks first: contiguous reductions
+    low, high = along.min(axis=2).reshape(rows, BLOCK, cols), along.max(axis=2).reshape(rows, BLOCK, cols)
+    return low.min(axis=1), high.max(axis=1)
+
+
+def sampled_rectangles(field: np.ndarray, height: int, width: int) -> tuple[np.ndarray, ...]:
+    """Where :func:`warp` of an H x W image along ``field`` (h x w x 2, h <= H, w <= W) reads, block by block:
+    (top, bottom, left, right) pixel rows and columns, inclusive, each a ``BLOCK`` grid (rows x cols int), clamped
+    to the image as its border is. Bounds, not the exact reach: the field's extremes over the block's footprint on
+    the field's grid widened by 3 field px (the bilinear enlargement reads the footprint and 2 px around it),
+    then one pixel either side for the bilinear sample and one for the map's fixed-point rounding."""
+    fh, fw = field.shape[:2]
+    rows, cols = -(-height // BLOCK), -(-width // BLOCK)
+    starts_y, starts_x = np.arange(rows) * BLOCK, np.arange(cols) * BLOCK
+    cuts_y = np.minimum(fh - 1, starts_y * fh // height)  # each block's first row on the field's grid
+    cuts_x = np.minimum(fw - 1, starts_x * fw // width)
+    kernel = np.ones((7, 7), np.uint8)
+    bounds = []
+    for channel, grid, size in ((0, cuts_x, width / fw), (1, cuts_y, height / fh)):
+        values = np.ascontiguousarray(field[..., channel])
+        for extreme, morph in ((np.minimum, cv2.erode), (np.maximum, cv2.dilate)):
+            near = morph(values, kernel, borderType=cv2.BORDER_REPLICATE)
+            blocks = extreme.reduceat(extreme.reduceat(near, cuts_y, axis=0), cuts_x, axis=1)
+            bounds.append(blocks * size)
+    low_x, high_x, low_y, high_y = bounds
+    ends_y = np.minimum(starts_y + BLOCK, height)[:, None] - 1
+    ends_x = np.minimum(starts_x + BLOCK, width)[None, :] - 1
+    top = np.clip(np.floor(starts_y[:, None] + low_y) - 1, 0, height - 1).astype(np.int64)
+    bottom = np.clip(np.floor(ends_y + high_y) + 2, 0, height - 1).astype(np.int64)
+    left = np.clip(np.floor(starts_x[None, :] + low_x) - 1, 0, width - 1).astype(np.int64)
+    right = np.clip(np.floor(ends_x + high_x) + 2, 0, width - 1).astype(np.int64)
+    return top, bottom, left, right
+
+
+def counts_off(matte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Summed-area tables (H+1 x W+1 int32) of where ``matte`` (H x W) is not 0 and where it is not 1."""
+    return cv2.integral((matte != 0).view(np.uint8)), cv2.integral((matte != 1).view(np.uint8))
+
+
+def active_box(own: np.ndarray, others: list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]]
+               ) -> tuple[slice, slice] | None:
+    """Row and column slices of the bounding box of the ``BLOCK`` blocks of ``own`` (H x W) where the filter can
+    change it: blocks where ``own`` is not all 0 or all 1, or where a neighbour's matte is not that value somewhere
+    its warp reads for the block (``others``: per neighbour, :func:`counts_off` of its matte and the
+    :func:`sampled_rectangles` of its warp). Outside the box every warped neighbour equals ``own``, so the median
+    and the weighted mean give ``own`` back. None: nowhere."""
+    height, width = own.shape
+    low, high = _block_extremes(own)
+    active = (low != high) | ((low != 0) & (low != 1))
+    for (off_zero, off_one), (top, bottom, left, right) in others:
+        for table, value in ((off_zero, 0), (off_one, 1)):
+            count = table[bottom + 1, right + 1] - table[top, right + 1] - table[bottom + 1, left] + table[top, left]
+            active |= (low == value) & (count > 0)
+    rows, cols = np.flatnonzero(active.any(axis=1)), np.flatnonzero(active.any(axis=0))
+    if not rows.size:
+        return None
+    return (slice(int(rows[0]) * BLOCK, min(height, (int(rows[-1]) + 1) * BLOCK)),
+            slice(int(cols[0]) * BLOCK, min(width, (int(cols[-1]) + 1) * BLOCK)))
 
 
 def _total(values: list[np.ndarray]) -> np.ndarray:
@@ -153,6 +223,8 @@ class Smoother:
         self.fields: dict[tuple[int, int], np.ndarray] = {}
         self.pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self.averaged: dict[tuple[int, int], np.ndarray] = {}  # (pass, frame) -> matte
+        self.tables: dict[tuple[int, int], tuple] = {}  # (pass, frame) -> counts_off of its matte
+        self.rectangles: dict[tuple[int, int], tuple] = {}  # (a, b) -> sampled_rectangles of flow a -> b
 
     def state(self, frame: int) -> FrameState:
         if frame not in self.states:
@@ -190,6 +262,18 @@ class Smoother:
             self.pairs[a, b] = (forward, np.exp(-np.square(diff / self.options.sigma)).astype(np.float32))
         return self.pairs[a, b]
 
+    def counts(self, level: int, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`counts_off` of the matte after ``level`` passes."""
+        if (level, frame) not in self.tables:
+            self.tables[level, frame] = counts_off(self.matte(level, frame))
+        return self.tables[level, frame]
+
+    def reads(self, a: int, b: int, height: int, width: int) -> tuple[np.ndarray, ...]:
+        """:func:`sampled_rectangles` of the warp of b's matte onto a (flow a -> b)."""
+        if (a, b) not in self.rectangles:
+            self.rectangles[a, b] = sampled_rectangles(self.pair(a, b)[0], height, width)
+        return self.rectangles[a, b]
+
     def matte(self, level: int, frame: int) -> np.ndarray:
         """The matte after ``level`` passes (0 = the network's).
 
@@ -202,22 +286,32 @@ class Smoother:
         if (level, frame) not in self.averaged:
             own = self.matte(level - 1, frame)
             height, width = own.shape
-            values, weights = [own], [np.ones_like(own)]
-            for other in self.neighbours(frame):
-                field, agreement = self.pair(frame, other)
-                w = cv2.resize(agreement, (width, height), interpolation=cv2.INTER_LINEAR)
-                warped = warp(self.matte(level - 1, other), field)
-                if level == 1:
-                    values.append(np.where(w > 0.5, warped, own))
-                else:
-                    values.append(warped * w * np.float32(self.options.decay ** abs(other - frame)))
-                    weights.append(w * np.float32(self.options.decay ** abs(other - frame)))
-            if level == 1:
-                result = median(values)
-            else:
-                result = _total(values) / _total(weights)
-            self.averaged[level, frame] = np.clip(result, 0.0, 1.0).astype(np.float32)
+            others = [(other, self.pair(frame, other)) for other in self.neighbours(frame)]
+            box = active_box(own, [(self.counts(level - 1, other), self.reads(frame, other, height, width))
+                                   for other, _ in others])
+            result = own.copy()
+            if box is not None:
+                result[box] = self._combined(level, frame, own, others, box)
+            self.averaged[level, frame] = result
         return self.averaged[level, frame]
+
+    def _combined(self, level: int, frame: int, own: np.ndarray, others: list, box: tuple[slice, slice]) -> np.ndarray:
+        """Pass ``level`` of :meth:`matte` inside ``box`` (``own``: the frame's matte after the pass before, H x W;
+        ``others``: (neighbour, its :meth:`pair`)): float32 of the box's shape in [0,1]."""
+        height, width = own.shape
+        own = own[box]
+        values, weights = [own], [np.ones_like(own)]
+        for other, (field, agreement) in others:
+            w = cv2.resize(agreement, (width, height), interpolation=cv2.INTER_LINEAR)[box]
+            warped = warp(self.matte(level - 1, other), field, box)
+            if level == 1:
+                values.append(np.where(w > 0.5, warped, own))
+            else:
+                decay = np.float32(self.options.decay ** abs(other - frame))
+                values.append(warped * w * decay)
+                weights.append(w * decay)
+        result = median(values) if level == 1 else _total(values) / _total(weights)
+        return np.clip(result, 0.0, 1.0).astype(np.float32)
 
     def window(self, frame: int) -> tuple[int, int]:
         """(first, last) plate frame that ``frame``'s result depends on: up to ``halo`` on each side, up to a gap."""
@@ -248,6 +342,10 @@ class Smoother:
             del self.pairs[key]
         for level, f in [k for k in self.averaged if k[1] < frame - self.options.radius * (self.options.passes - k[0] + 1)]:
             del self.averaged[level, f]
+        for level, f in [k for k in self.tables if k[1] < frame - self.options.radius * (self.options.passes - k[0] + 1)]:
+            del self.tables[level, f]
+        for key in [k for k in self.rectangles if k not in self.pairs]:
+            del self.rectangles[key]
 
 
 class OrderedSmoother:
