@@ -18,7 +18,7 @@ LAYERS = [
     {"errors", "fsutil", "client", "machine", "metrics", "onnx_import", "provenance", "progress", "settings"},
     {"ops", "weights", "colour"},
     {"io", "matting", "catalog", "nets", "engines", "hints"},
-    {"runtime", "tiling", "pipeline", "temporal", "tracking"},
+    {"runtime", "tiling", "pipeline", "temporal", "tracking", "flow_blocks"},
     {"superres", "masks", "cutout", "lens", "disparity", "retouch", "prompting"},  # the algorithms the tasks declare
     {"tasks"},
     {"roto", "runner"},

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mattekit import temporal
+from mattekit import flow_blocks, temporal
 
 
 def test_median_is_numpys_for_every_count_with_ties():
@@ -66,12 +66,12 @@ def _smoothed(plates, mattes, frames):
 
 
 def test_the_filter_works_in_the_box_where_mattes_vary_with_the_whole_frames_bytes(monkeypatch):
-    """The filter computed only in :func:`temporal.active_box` gives the bytes of the filter over the whole frame,
+    """The filter computed only in :func:`flow_blocks.active_box` gives the bytes of the filter over the whole frame,
     and on a subject of a fifth of the frame it works on well under the whole frame's pixels."""
     plates, mattes = _moving_square()
     frames = list(plates)
     worked = []
-    found = temporal.active_box
+    found = flow_blocks.active_box
     monkeypatch.setattr(temporal, "active_box", lambda own, others: worked.append(found(own, others)) or worked[-1])
     boxed = _smoothed(plates, mattes, frames)
     monkeypatch.setattr(temporal, "active_box", lambda own, others: (slice(0, own.shape[0]), slice(0, own.shape[1])))
@@ -89,10 +89,10 @@ def test_sampled_rectangles_hold_every_pixel_a_warp_reads():
     height, width = 80, 112
     field = (rng.standard_normal((40, 56, 2)) * 6).astype(np.float32)
     field = np.ascontiguousarray(field)
-    top, bottom, left, right = temporal.sampled_rectangles(field, height, width)
+    top, bottom, left, right = flow_blocks.sampled_rectangles(field, height, width)
     for y, x in ((0, 0), (40, 57), (79, 111), (17, 90)):
         image = np.zeros((height, width), np.float32)
         image[y, x] = 1.0
         warped = temporal.warp(image, field)
-        for by, bx in zip(*np.nonzero(temporal._block_extremes(warped)[1] > 0)):
+        for by, bx in zip(*np.nonzero(flow_blocks.block_extremes(warped)[1] > 0)):
             assert top[by, bx] <= y <= bottom[by, bx] and left[by, bx] <= x <= right[by, bx], (y, x, by, bx)
