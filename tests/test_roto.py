@@ -494,3 +494,28 @@ def test_a_config_named_with_the_colour_space_is_not_called_ocios(tmp_path, monk
                  "--colorspace", "ACEScg"])
     line = capsys.readouterr().err.strip()
     assert code == 2 and line.startswith(f"mattekit: error: Cannot load the OCIO config {missing} (from $OCIO): "), line
+
+
+def test_roto_refinement_works_in_small_tiles_around_the_edge(monkeypatch):
+    """A 480p frame from a 320-px prediction (factor 2.7, the filter unsubsampled) is refined in ``REFINE_TILE``
+    tiles: the mask equals the 512-px tiles' within 1e-6 (box sums' rounding; the same bytes on DAVIS blackswan),
+    and the tiles hold under half the pixels the 512-px ones do."""
+    from mattekit import masks, ops
+    rng = np.random.default_rng(8)
+    image = (rng.random((480, 854, 3)) * 0.2).astype(np.float32)
+    yy, xx = np.mgrid[:480, :854]
+    subject = (yy - 300) ** 2 / 120 ** 2 + (xx - 420) ** 2 / 90 ** 2 < 1
+    image[subject] += 0.7
+    low = cv2.resize(subject.astype(np.float32), (320, 180), interpolation=cv2.INTER_AREA)
+    tiles = []
+    holding = ops.tiles_holding
+    monkeypatch.setattr(ops, "tiles_holding", lambda *a: tiles.append(a[2]) or holding(*a))
+    small, tile = masks.refine_mask(image, low), masks.REFINE_TILE
+    monkeypatch.setattr(masks, "REFINE_TILE", masks.TILE)
+    large = masks.refine_mask(image, low)
+    assert tiles == [tile, masks.TILE] and tile < masks.TILE
+    assert np.abs(small - large).max() <= 1e-6 and not np.array_equal(small, masks.round_sure(masks.upsample(low, 480, 854)))
+    doubt = masks.unsure(masks.upsample(low, 480, 854))
+    area = [sum((b[0].stop - b[0].start) * (b[1].stop - b[1].start) for b in holding(doubt, 1, size))
+            for size in (tile, masks.TILE)]
+    assert area[0] < 0.5 * area[1], area

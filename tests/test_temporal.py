@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mattekit import temporal
+from mattekit import flow_blocks, temporal
 
 
 def test_median_is_numpys_for_every_count_with_ties():
@@ -37,3 +37,62 @@ def test_total_adds_in_list_order_like_numpy():
     for count in range(1, 10):
         values = [rng.random((23, 37), dtype=np.float32) * 10.0 ** rng.integers(-3, 3) for _ in range(count)]
         assert np.array_equal(temporal._total(values), np.sum(values, axis=0)), count
+
+
+def _moving_square(frames: int = 9, size: tuple[int, int] = (96, 160)):
+    """A textured plate with a soft-edged square moving 2 px a frame, and its mattes (0/1 with a partial edge)."""
+    rng = np.random.default_rng(6)
+    texture = rng.random((size[0], size[1] + 2 * frames, 3)).astype(np.float32) * 0.3
+    plates, mattes = {}, {}
+    for t in range(frames):
+        plate = texture[:, t : t + size[1]].copy()  # the background pans 1 px a frame
+        matte = np.zeros(size, np.float32)
+        x = 40 + 2 * t
+        matte[30:60, x : x + 30] = 1.0
+        matte[30:60, x - 1] = 0.5
+        matte[30 + t % 3, x + 5] = 0.0  # a hole that trembles: something for the filter to do
+        plate[matte > 0] = 0.9
+        plates[t], mattes[t] = plate, matte
+    return plates, mattes
+
+
+def _smoothed(plates, mattes, frames):
+    out = {}
+    stage = temporal.OrderedSmoother(temporal.TemporalOptions(radius=2), frames, frames,
+                                     lambda f, _, a: out.__setitem__(f, a))
+    for f in stage.frames:
+        stage.push(f, plates[f], mattes[f])
+    return out
+
+
+def test_the_filter_works_in_the_box_where_mattes_vary_with_the_whole_frames_bytes(monkeypatch):
+    """The filter computed only in :func:`flow_blocks.active_box` gives the bytes of the filter over the whole frame,
+    and on a subject of a fifth of the frame it works on well under the whole frame's pixels."""
+    plates, mattes = _moving_square()
+    frames = list(plates)
+    worked = []
+    found = flow_blocks.active_box
+    monkeypatch.setattr(temporal, "active_box", lambda own, others: worked.append(found(own, others)) or worked[-1])
+    boxed = _smoothed(plates, mattes, frames)
+    monkeypatch.setattr(temporal, "active_box", lambda own, others: (slice(0, own.shape[0]), slice(0, own.shape[1])))
+    whole = _smoothed(plates, mattes, frames)
+    assert all(np.array_equal(boxed[f], whole[f]) for f in frames)
+    assert any(not np.array_equal(whole[f], mattes[f]) for f in frames)  # the filter did change something
+    area = sum((b[0].stop - b[0].start) * (b[1].stop - b[1].start) for b in worked if b is not None)
+    assert area < 0.5 * len(worked) * 96 * 160, area
+
+
+def test_sampled_rectangles_hold_every_pixel_a_warp_reads():
+    """A pixel's warp reads nothing outside its block's rectangle: a lone bright pixel shows only in blocks whose
+    rectangle holds it (a field of half the image's size, rescaled, with large steps)."""
+    rng = np.random.default_rng(7)
+    height, width = 80, 112
+    field = (rng.standard_normal((40, 56, 2)) * 6).astype(np.float32)
+    field = np.ascontiguousarray(field)
+    top, bottom, left, right = flow_blocks.sampled_rectangles(field, height, width)
+    for y, x in ((0, 0), (40, 57), (79, 111), (17, 90)):
+        image = np.zeros((height, width), np.float32)
+        image[y, x] = 1.0
+        warped = temporal.warp(image, field)
+        for by, bx in zip(*np.nonzero(flow_blocks.block_extremes(warped)[1] > 0)):
+            assert top[by, bx] <= y <= bottom[by, bx] and left[by, bx] <= x <= right[by, bx], (y, x, by, bx)

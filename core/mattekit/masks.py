@@ -30,6 +30,7 @@ GROW = 0.5    # how far the band reaches beyond the unsure pixels
 RADIUS = 2.0  # the guided filter's radius
 EPS = 1e-4    # the guided filter's regulariser (squared colour units)
 TILE = 512    # px: the band's work is done in tiles this size that hold unsure pixels
+REFINE_TILE = 128  # px: the refinement's tiles where it runs at full resolution (its margin is then <= 26 px)
 MATTE_TILE = 1024  # px: the matting's tiles (larger: its windows carry a wider margin)
 
 
@@ -71,7 +72,8 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     Upsampling by ``upsampling`` (:func:`upsample`); where the model is sure (probability <= 0.1 or >= 0.9) the result is 0 or 1.
     In the uncertain band (unsure pixels widened by ``GROW`` x the upsampling factor) a colour guided
     filter of radius ``RADIUS`` x the factor moves the edge onto the photo's edges; it runs in the
-    band's tiles only (on every core: :func:`mattekit.ops.each_tile`), so its cost follows the band, not the image. Where the network saw the photo
+    band's tiles only (on every core: :func:`mattekit.ops.each_tile`; ``REFINE_TILE`` px, or ``TILE`` where the
+    filter subsamples, factor >= 6), so its cost follows the band, not the image. Where the network saw the photo
     at full resolution or more (factor <= 1) only the rounding applies. ``soft``: no rounding (the map
     is a matting model's alpha). Returns float32 H x W in [0,1]: the only full-size array made (the
     tiles' results are kept until all tiles have read the upsampled map, then written into it).
@@ -93,7 +95,8 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
         values = ops.guided_filter(guide, mask[outer], radius, eps=EPS, subsample=subsample)[inner]
         return box, band, np.clip(values[band], 0.0, 1.0)
 
-    for box, band, values in ops.each_tile(filtered, ops.tiles_holding(unsure(mask), grow, TILE)):
+    tile = REFINE_TILE if subsample == 1 else TILE  # subsampled: the coefficients follow each window's grid
+    for box, band, values in ops.each_tile(filtered, ops.tiles_holding(unsure(mask), grow, tile)):
         mask[box][band] = values
     return mask if soft else round_sure(mask)
 

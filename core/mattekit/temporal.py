@@ -9,6 +9,11 @@ by how well its warped *plate* matches this frame's plate: where the flow is rig
 tracked parts) neighbours count fully; where it fails (occlusions, fast motion) they fade out
 and the frame's own matte stays. Nothing is averaged across motion, so mattes do not lag.
 
+Each pass works only in the bounding box of the 16-px blocks where the frame's matte is not all 0 or all 1,
+or where a neighbour's matte is not that value somewhere its warp reads for the block (:mod:`mattekit.flow_blocks`); elsewhere every warped neighbour equals the
+frame's own value, so the result is that value, the same bytes as the pass over the whole frame. Its cost
+follows the subject and its motion, not the frame.
+
 The window is centred and bounded: a frame's result depends only on plate frames within
 ``radius * passes`` of it. So any split of a shot into chunks, resumed or spread over machines,
 gives the same bytes as one uninterrupted run.
@@ -22,6 +27,8 @@ from typing import Callable
 
 import cv2
 import numpy as np
+
+from .flow_blocks import active_box, counts_off, sampled_rectangles
 
 
 @dataclass(frozen=True)
@@ -95,16 +102,18 @@ def _grid(height: int, width: int) -> np.ndarray:
     return grid
 
 
-def warp(image: np.ndarray, field: np.ndarray) -> np.ndarray:
-    """Sample ``image`` (H x W [x C]) at p + field(p); ``field`` may be smaller (it is rescaled)."""
+def warp(image: np.ndarray, field: np.ndarray, box: tuple[slice, slice] | None = None) -> np.ndarray:
+    """Sample ``image`` (H x W [x C]) at p + field(p); ``field`` may be smaller (it is rescaled). ``box``
+    (row and column slices): only the pixels p inside it, each the same value as in the whole result."""
     height, width = image.shape[:2]
     fh, fw = field.shape[:2]
+    box = box or (slice(0, height), slice(0, width))
     if (fh, fw) != (height, width):
-        where = cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)
+        where = np.ascontiguousarray(cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)[box])
         where *= np.array([width / fw, height / fh], np.float32)
     else:
-        where = field.copy()
-    where += _grid(height, width)  # one two-channel map: no strided copies of its channels
+        where = field[box].copy()
+    where += _grid(height, width)[box]  # one two-channel map: no strided copies of its channels
     return cv2.remap(image, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -153,6 +162,8 @@ class Smoother:
         self.fields: dict[tuple[int, int], np.ndarray] = {}
         self.pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self.averaged: dict[tuple[int, int], np.ndarray] = {}  # (pass, frame) -> matte
+        self.tables: dict[tuple[int, int], tuple] = {}  # (pass, frame) -> counts_off of its matte
+        self.rectangles: dict[tuple[int, int], tuple] = {}  # (a, b) -> sampled_rectangles of flow a -> b
 
     def state(self, frame: int) -> FrameState:
         if frame not in self.states:
@@ -190,6 +201,18 @@ class Smoother:
             self.pairs[a, b] = (forward, np.exp(-np.square(diff / self.options.sigma)).astype(np.float32))
         return self.pairs[a, b]
 
+    def counts(self, level: int, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`counts_off` of the matte after ``level`` passes."""
+        if (level, frame) not in self.tables:
+            self.tables[level, frame] = counts_off(self.matte(level, frame))
+        return self.tables[level, frame]
+
+    def reads(self, a: int, b: int, height: int, width: int) -> tuple[np.ndarray, ...]:
+        """:func:`sampled_rectangles` of the warp of b's matte onto a (flow a -> b)."""
+        if (a, b) not in self.rectangles:
+            self.rectangles[a, b] = sampled_rectangles(self.pair(a, b)[0], height, width)
+        return self.rectangles[a, b]
+
     def matte(self, level: int, frame: int) -> np.ndarray:
         """The matte after ``level`` passes (0 = the network's).
 
@@ -202,22 +225,32 @@ class Smoother:
         if (level, frame) not in self.averaged:
             own = self.matte(level - 1, frame)
             height, width = own.shape
-            values, weights = [own], [np.ones_like(own)]
-            for other in self.neighbours(frame):
-                field, agreement = self.pair(frame, other)
-                w = cv2.resize(agreement, (width, height), interpolation=cv2.INTER_LINEAR)
-                warped = warp(self.matte(level - 1, other), field)
-                if level == 1:
-                    values.append(np.where(w > 0.5, warped, own))
-                else:
-                    values.append(warped * w * np.float32(self.options.decay ** abs(other - frame)))
-                    weights.append(w * np.float32(self.options.decay ** abs(other - frame)))
-            if level == 1:
-                result = median(values)
-            else:
-                result = _total(values) / _total(weights)
-            self.averaged[level, frame] = np.clip(result, 0.0, 1.0).astype(np.float32)
+            others = [(other, self.pair(frame, other)) for other in self.neighbours(frame)]
+            box = active_box(own, [(self.counts(level - 1, other), self.reads(frame, other, height, width))
+                                   for other, _ in others])
+            result = own.copy()
+            if box is not None:
+                result[box] = self._combined(level, frame, own, others, box)
+            self.averaged[level, frame] = result
         return self.averaged[level, frame]
+
+    def _combined(self, level: int, frame: int, own: np.ndarray, others: list, box: tuple[slice, slice]) -> np.ndarray:
+        """Pass ``level`` of :meth:`matte` inside ``box`` (``own``: the frame's matte after the pass before, H x W;
+        ``others``: (neighbour, its :meth:`pair`)): float32 of the box's shape in [0,1]."""
+        height, width = own.shape
+        own = own[box]
+        values, weights = [own], [np.ones_like(own)]
+        for other, (field, agreement) in others:
+            w = cv2.resize(agreement, (width, height), interpolation=cv2.INTER_LINEAR)[box]
+            warped = warp(self.matte(level - 1, other), field, box)
+            if level == 1:
+                values.append(np.where(w > 0.5, warped, own))
+            else:
+                decay = np.float32(self.options.decay ** abs(other - frame))
+                values.append(warped * w * decay)
+                weights.append(w * decay)
+        result = median(values) if level == 1 else _total(values) / _total(weights)
+        return np.clip(result, 0.0, 1.0).astype(np.float32)
 
     def window(self, frame: int) -> tuple[int, int]:
         """(first, last) plate frame that ``frame``'s result depends on: up to ``halo`` on each side, up to a gap."""
@@ -248,6 +281,10 @@ class Smoother:
             del self.pairs[key]
         for level, f in [k for k in self.averaged if k[1] < frame - self.options.radius * (self.options.passes - k[0] + 1)]:
             del self.averaged[level, f]
+        for level, f in [k for k in self.tables if k[1] < frame - self.options.radius * (self.options.passes - k[0] + 1)]:
+            del self.tables[level, f]
+        for key in [k for k in self.rectangles if k not in self.pairs]:
+            del self.rectangles[key]
 
 
 class OrderedSmoother:

@@ -1,0 +1,80 @@
+"""Where a matte warped along a flow field can differ from a frame's own matte, block by block: the temporal
+filter (:mod:`mattekit.temporal`) works only in the bounding box of those blocks (:func:`active_box`).
+
+Mattes are H x W float32 in [0,1]; flow fields h x w x 2 (x, y) in their own pixels, h <= H and w <= W, rescaled to
+the frame as :func:`mattekit.temporal.warp` does; blocks are ``BLOCK`` px squares, the last ones clipped by the edge.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+BLOCK = 16  # px: the filter works in the bounding box of the blocks where some matte of the window varies
+
+
+def block_extremes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) of ``values`` (H x W) over each ``BLOCK`` x ``BLOCK`` block, the last ones clipped by the edge."""
+    height, width = values.shape
+    rows, cols = -(-height // BLOCK), -(-width // BLOCK)
+    padded = np.pad(values, ((0, rows * BLOCK - height), (0, cols * BLOCK - width)), mode="edge")
+    along = padded.reshape(rows * BLOCK, cols, BLOCK)  # each row's blocks first: contiguous reductions
+    low, high = along.min(axis=2).reshape(rows, BLOCK, cols), along.max(axis=2).reshape(rows, BLOCK, cols)
+    return low.min(axis=1), high.max(axis=1)
+
+
+def sampled_rectangles(field: np.ndarray, height: int, width: int) -> tuple[np.ndarray, ...]:
+    """Where :func:`mattekit.temporal.warp` of an H x W image along ``field`` (h x w x 2, h <= H, w <= W) reads, block by block:
+    (top, bottom, left, right) pixel rows and columns, inclusive, each a ``BLOCK`` grid (rows x cols int), clamped
+    to the image as its border is. Bounds, not the exact reach: the field's extremes over the block's footprint on
+    the field's grid widened by 3 field px (the bilinear enlargement reads the footprint and 2 px around it),
+    then one pixel either side for the bilinear sample and one for the map's fixed-point rounding."""
+    fh, fw = field.shape[:2]
+    rows, cols = -(-height // BLOCK), -(-width // BLOCK)
+    if fh * BLOCK < height or fw * BLOCK < width:  # a block under one field px: the whole image, to stay sure
+        whole = np.zeros((rows, cols), np.int64)
+        return whole, whole + height - 1, whole, whole + width - 1
+    starts_y, starts_x = np.arange(rows) * BLOCK, np.arange(cols) * BLOCK
+    cuts_y = np.minimum(fh - 1, starts_y * fh // height)  # each block's first row on the field's grid
+    cuts_x = np.minimum(fw - 1, starts_x * fw // width)
+    kernel = np.ones((7, 7), np.uint8)
+    bounds = []
+    for channel, size in ((0, width / fw), (1, height / fh)):
+        values = np.ascontiguousarray(field[..., channel])
+        for extreme, morph in ((np.minimum, cv2.erode), (np.maximum, cv2.dilate)):
+            near = morph(values, kernel, borderType=cv2.BORDER_REPLICATE)
+            blocks = extreme.reduceat(extreme.reduceat(near, cuts_y, axis=0), cuts_x, axis=1)
+            bounds.append(blocks * size)
+    low_x, high_x, low_y, high_y = bounds
+    ends_y = np.minimum(starts_y + BLOCK, height)[:, None] - 1
+    ends_x = np.minimum(starts_x + BLOCK, width)[None, :] - 1
+    top = np.clip(np.floor(starts_y[:, None] + low_y) - 1, 0, height - 1).astype(np.int64)
+    bottom = np.clip(np.floor(ends_y + high_y) + 2, 0, height - 1).astype(np.int64)
+    left = np.clip(np.floor(starts_x[None, :] + low_x) - 1, 0, width - 1).astype(np.int64)
+    right = np.clip(np.floor(ends_x + high_x) + 2, 0, width - 1).astype(np.int64)
+    return top, bottom, left, right
+
+
+def counts_off(matte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Summed-area tables (H+1 x W+1 int32) of where ``matte`` (H x W) is not 0 and where it is not 1."""
+    return cv2.integral((matte != 0).view(np.uint8)), cv2.integral((matte != 1).view(np.uint8))
+
+
+def active_box(own: np.ndarray, others: list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]]
+               ) -> tuple[slice, slice] | None:
+    """Row and column slices of the bounding box of the ``BLOCK`` blocks of ``own`` (H x W) where the filter can
+    change it: blocks where ``own`` is not all 0 or all 1, or where a neighbour's matte is not that value somewhere
+    its warp reads for the block (``others``: per neighbour, :func:`counts_off` of its matte and the
+    :func:`sampled_rectangles` of its warp). Outside the box every warped neighbour equals ``own``, so the median
+    and the weighted mean give ``own`` back. None: nowhere."""
+    height, width = own.shape
+    low, high = block_extremes(own)
+    active = (low != high) | ((low != 0) & (low != 1))
+    for (off_zero, off_one), (top, bottom, left, right) in others:
+        for table, value in ((off_zero, 0), (off_one, 1)):
+            count = table[bottom + 1, right + 1] - table[top, right + 1] - table[bottom + 1, left] + table[top, left]
+            active |= (low == value) & (count > 0)
+    rows, cols = np.flatnonzero(active.any(axis=1)), np.flatnonzero(active.any(axis=0))
+    if not rows.size:
+        return None
+    return (slice(int(rows[0]) * BLOCK, min(height, (int(rows[-1]) + 1) * BLOCK)),
+            slice(int(cols[0]) * BLOCK, min(width, (int(cols[-1]) + 1) * BLOCK)))
