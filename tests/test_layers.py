@@ -22,7 +22,7 @@ LAYERS = [
     {"errors", "fsutil", "wire", "machine", "metrics", "onnx_import", "provenance", "progress", "settings"},
     {"ops", "weights", "colour"},
     {"io", "matting", "catalog", "options", "nets", "engines", "hints"},
-    {"runtime", "pipeline", "temporal", "tracking", "flow_blocks"},
+    {"runtime", "pipeline"},
     {"upscaling", "masks", "cutout", "lens", "disparity", "retouch", "prompting"},  # the algorithms the tasks declare
     {"tasks"},
     {"roto", "runner", "naming"},

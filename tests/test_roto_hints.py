@@ -1,4 +1,4 @@
-"""Roto hints on keyframes, carried through the shot (mattekit.tracking, mattekit.roto.chain.HintChain)."""
+"""Roto hints on keyframes, carried through the shot (mattekit.roto.tracking, mattekit.roto.chain.HintChain)."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import roto, tracking
+from mattekit import roto
+from mattekit.roto import tracking
 from mattekit.errors import InputError, OutputError
 from mattekit.io import read_image, write_image
 from test_roto import kill_when_written

@@ -1,9 +1,9 @@
-"""The temporal filter's building blocks against their definitions (mattekit.temporal)."""
+"""The temporal filter's building blocks against their definitions (mattekit.roto.temporal)."""
 from __future__ import annotations
 
 import numpy as np
 
-from mattekit import flow_blocks, temporal
+from mattekit.roto import flow_blocks, temporal
 
 
 def test_median_is_numpys_for_every_count_with_ties():

@@ -117,7 +117,7 @@ class ModelEntry:
     warmup: int = 0  # recurrent: frames run before a chunk's first frame to settle the state
     memory_gb: float | None = None  # GiB a whole run of a 50 MP photo peaks at on the CPU (measured); None: it fits
     overlap: int | None = None  # upscale: pixels tiles overlap by so that tiled = untiled (None: the default)
-    temporal: dict = field(default_factory=dict)  # sequences: fields of mattekit.temporal.TemporalOptions it overrides
+    temporal: dict = field(default_factory=dict)  # sequences: fields of mattekit.roto.temporal.TemporalOptions it overrides
 
     @property
     def weights(self) -> WeightFile:

@@ -11,10 +11,10 @@ temporal consistency, on sequences with per-frame ground truth (DAVIS layout).
   plate's optical flow (DIS), which counts change only.
 
 Columns: per-frame mattes (``--no-temporal``), the roto default (motion-compensated window,
-:mod:`mattekit.temporal`), and a plain exponential moving average of the per-frame mattes as
+:mod:`mattekit.roto.temporal`), and a plain exponential moving average of the per-frame mattes as
 the baseline a temporal method must beat. All three use the same per-frame predictions, made
 through the same code path as ``mattekit roto`` (:class:`mattekit.roto.MatteSource`), and the
-temporal column is filtered in frame order as roto does (:class:`mattekit.temporal.OrderedSmoother`).
+temporal column is filtered in frame order as roto does (:class:`mattekit.roto.temporal.OrderedSmoother`).
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import catalog, temporal, tracking
+from .. import catalog
+from ..roto import temporal, tracking
 from ..errors import InputError
 from ..io.sequences import ImageSequence, _folder_pattern
 from ..io.sequences import chunk_frames

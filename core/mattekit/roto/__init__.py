@@ -15,7 +15,7 @@ RGBA cut-out and a decontaminated foreground plate per frame):
   (:mod:`mattekit.provenance`) that every matte file carries too. A re-run with other settings into the
   same output is refused unless ``overwrite``.
 - **Chunks**: with temporal consistency a frame's matte depends only on plate frames within
-  ``radius`` of it (see :mod:`mattekit.temporal`), so any split of the frame range - ``frames``,
+  ``radius`` of it (see :mod:`mattekit.roto.temporal`), so any split of the frame range - ``frames``,
   :meth:`RotoJob.chunks <.job.RotoJob.chunks>`, Ray tasks - gives the same bytes as one run. A recurrent model (RVM)
   carries its state from frame to frame instead: each chunk first runs the catalog's ``warmup``
   plate frames before its first frame, so its mattes equal one run's within ``warmup`` frames of
@@ -25,7 +25,7 @@ RGBA cut-out and a decontaminated foreground plate per frame):
   frame order to the temporal filter and the file writing; the bytes do not depend on the
   number of inference workers.
 - **Progress** events with frames/s and ETA; **cancellation** between frames.
-- **Hints** (``box``, ``point``, ``exclude``, ``hint_mask`` on keyframes; :mod:`mattekit.tracking`):
+- **Hints** (``box``, ``point``, ``exclude``, ``hint_mask`` on keyframes; :mod:`mattekit.roto.tracking`):
   the subject's hint is carried from each keyframe to the next frames along the motion (backward
   before the first keyframe), so a frame's mask depends on the frames between its keyframe and it.
   Those chains run in order in the pipeline's writer (:class:`.chain.HintChain`; decoding still runs
@@ -49,7 +49,7 @@ is the model's input as every task's (``predictor.prepare(pixels)``, what
 :func:`~mattekit.tasks.registry.model_input` calls), the net, then
 :func:`mattekit.masks.mask_from_prediction` with the ``refine`` option, ``soft`` for a matting model
 (``people``) and the model's upsampling, and the temporal filter's per-frame part
-(:meth:`mattekit.temporal.OrderedSmoother.keep`) in the same pipeline step. No declared finish is that:
+(:meth:`mattekit.roto.temporal.OrderedSmoother.keep`) in the same pipeline step. No declared finish is that:
 ``mask-preview`` never refines and rounds like a segmentation mask; ``remove`` takes only segmentation
 models and mattes the mask's edge (:func:`mattekit.masks.alpha_from_mask`) into a cut-out; ``matte`` mattes
 a segmentation mask's edge always and resizes a matting model's alpha without refining. Nor do the

@@ -1,10 +1,11 @@
-"""Keyframe hints carried through a shot along the motion (:class:`HintChain`, :mod:`mattekit.tracking`),
+"""Keyframe hints carried through a shot along the motion (:class:`HintChain`, :mod:`mattekit.roto.tracking`),
 and the job's keyframes checked against its plate and model (:func:`keyframes_of`)."""
 from __future__ import annotations
 
 import numpy as np
 
-from .. import catalog, masks, prompting, runtime, temporal, tracking
+from .. import catalog, masks, prompting, runtime
+from . import temporal, tracking
 from ..errors import InputError
 from ..io.sequences import format_frames
 from ..tasks.roto import RotoSpec
@@ -15,7 +16,7 @@ CARRIED_KEEP = 0.5  # a carried hint's whole-frame mask keeping less of its area
 
 class HintChain:
     """The user's keyframe hints carried through the frames a :class:`~mattekit.roto.source.MatteSource` run needs
-    (:mod:`mattekit.tracking`).
+    (:mod:`mattekit.roto.tracking`).
 
     A frame's hint is its keyframe's own (the net runs on the region it outlines), or the mask of
     the frame before it in its chain moved along the motion. With a carried hint the net runs on

@@ -11,7 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from .. import catalog, temporal
+from .. import catalog
+from . import temporal
 from ..errors import OutputError
 from ..fsutil import known_sha256, sha256_file
 from ..io import Picture, write_image

@@ -21,7 +21,8 @@ per direction). The logits (the plate's size) become a probability whose 0.5 lev
 """
 from __future__ import annotations
 
-from .. import masks, prompting, runtime, temporal, tracking
+from .. import masks, prompting, runtime
+from . import temporal, tracking
 from .chain import release
 
 

@@ -9,7 +9,8 @@ from typing import Callable
 
 import numpy as np
 
-from .. import catalog, masks, pipeline, runtime, temporal, tracking
+from .. import catalog, masks, pipeline, runtime
+from . import temporal, tracking
 from ..errors import Cancelled, MattekitError
 from ..io import Picture
 from .chain import HintChain
@@ -54,7 +55,7 @@ class MatteSource:
 
         Decoding runs ahead in a reader thread, inference, the per-frame matte's upsampling
         (:func:`mattekit.masks.mask_from_prediction`) and what the temporal filter keeps of
-        each frame (:meth:`mattekit.temporal.OrderedSmoother.keep`) in the pipeline's workers (a
+        each frame (:meth:`mattekit.roto.temporal.OrderedSmoother.keep`) in the pipeline's workers (a
         recurrent model: in its ordered writer thread); the temporal filter runs in the writer thread,
         in frame order, and ``emit`` (encoding) in a thread of its own, also in frame order, so that
         writing frame t overlaps filtering frame t+1. An error (unreadable frame, unwritable output)

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import hints, ops, temporal
-from .errors import InputError
-from .fsutil import sha256_file
-from .io import read_image
-from .io.sequences import FramePattern
+from .. import hints, ops
+from ..errors import InputError
+from ..fsutil import sha256_file
+from ..io import read_image
+from ..io.sequences import FramePattern
+from . import temporal
 
 FLOW_SIDE = 320  # long side, in pixels, of the frames the carrying flow is computed on
 

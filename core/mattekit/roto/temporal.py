@@ -10,7 +10,7 @@ tracked parts) neighbours count fully; where it fails (occlusions, fast motion) 
 and the frame's own matte stays. Nothing is averaged across motion, so mattes do not lag.
 
 Each pass works only in the bounding box of the 16-px blocks where the frame's matte is not all 0 or all 1,
-or where a neighbour's matte is not that value somewhere its warp reads for the block (:mod:`mattekit.flow_blocks`); elsewhere every warped neighbour equals the
+or where a neighbour's matte is not that value somewhere its warp reads for the block (:mod:`mattekit.roto.flow_blocks`); elsewhere every warped neighbour equals the
 frame's own value, so the result is that value, the same bytes as the pass over the whole frame. Its cost
 follows the subject and its motion, not the frame.
 
