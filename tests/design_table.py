@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_layers import LAYERS, PACKAGE  # noqa: E402
 
 DESIGN = PACKAGE.parents[1] / "docs" / "design.md"
-TITLES = ["foundations", "shared operations and weights", "images, matting, catalog, options, nets, engines, hints",
+TITLES = ["foundations", "shared operations and weights", "images, matting, catalog, options, nets, engines",
           "running networks", "the algorithms the tasks declare", "task declarations",
           "running tasks: one runner, its output names, roto", "front ends in Python", "commands", "the command line"]
 WIDTH = 100  # characters of a docstring's first line shown; a longer one is cut at a word and ends in " ..."

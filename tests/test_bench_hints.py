@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import mask_scores
-from mattekit import hints
+from mattekit.subject import hints
 from mattekit.bench import hints as bench_hints
 from mattekit.cli import main
 from mattekit.errors import InputError

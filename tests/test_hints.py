@@ -1,10 +1,10 @@
-"""Hints: a box, include / exclude points and a hint mask restrict the subject (mattekit.hints)."""
+"""Hints: a box, include / exclude points and a hint mask restrict the subject (mattekit.subject.hints)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mattekit import hints
+from mattekit.subject import hints
 from mattekit.errors import InputError
 
 
@@ -108,7 +108,7 @@ def test_an_exclude_point_splits_a_part_that_also_holds_an_include_point():
 
 
 def test_an_include_point_on_what_the_model_missed_drops_none_of_its_parts():
-    from mattekit import masks
+    from mattekit.subject import masks
 
     image = np.zeros((60, 100, 3), np.float32)
     prediction = _two_blobs()

@@ -21,9 +21,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "core" / "mattekit"
 LAYERS = [
     {"errors", "fsutil", "wire", "machine", "metrics", "onnx_import", "provenance", "progress", "settings"},
     {"ops", "weights", "colour"},
-    {"io", "matting", "catalog", "options", "nets", "engines", "hints"},
+    {"io", "matting", "catalog", "options", "nets", "engines"},
     {"runtime", "pipeline"},
-    {"upscaling", "masks", "cutout", "lens", "disparity", "retouch", "prompting"},  # the algorithms the tasks declare
+    {"upscaling", "subject", "cutout", "lens", "disparity", "retouch"},  # the algorithms the tasks declare
     {"tasks"},
     {"roto", "runner", "naming"},
     {"api", "worker", "bench"},

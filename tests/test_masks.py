@@ -1,4 +1,4 @@
-"""Subject masks from a network's prediction (mattekit.masks): the uncertain band, its edge-aware
+"""Subject masks from a network's prediction (mattekit.subject.masks): the uncertain band, its edge-aware
 refinement and matting in tiles, the second pass."""
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import io, masks, metrics, ops
+from mattekit import io, metrics, ops
+from mattekit.subject import masks
 from test_remove import gt_mask, mirror  # noqa: F401 - mirror is a fixture
 
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from conftest import assert_close
-from mattekit import catalog, io, masks, ops, runtime
+from mattekit import catalog, io, ops, runtime
+from mattekit.subject import masks
 from mattekit.cli import main
 from mattekit.matting import estimate_alpha, estimate_foreground, solver
 from mattekit.matting import trimap as trimaps

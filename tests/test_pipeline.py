@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from mattekit import io, masks, pipeline, runtime
+from mattekit import io, pipeline, runtime
+from mattekit.subject import masks
 from mattekit.errors import MattekitError
 
 

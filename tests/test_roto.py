@@ -149,7 +149,7 @@ def test_temporal_switch_and_settings_guard(shared, mirror, tmp_path):
     assert redone.computed == [1001, 1002, 1003, 1004]
     assert files_of(tmp_path / "out") != per_frame
     # the per-frame mattes are what the per-frame network gives
-    from mattekit import masks
+    from mattekit.subject import masks
 
     pixels = read_image(tmp_path / "plate" / "plate.1002.png").pixels
     from mattekit import runtime
@@ -500,7 +500,8 @@ def test_roto_refinement_works_in_small_tiles_around_the_edge(monkeypatch):
     """A 480p frame from a 320-px prediction (factor 2.7, the filter unsubsampled) is refined in ``REFINE_TILE``
     tiles: the mask equals the 512-px tiles' within 1e-6 (box sums' rounding; the same bytes on DAVIS blackswan),
     and the tiles hold under half the pixels the 512-px ones do."""
-    from mattekit import masks, ops
+    from mattekit import ops
+    from mattekit.subject import masks
     rng = np.random.default_rng(8)
     image = (rng.random((480, 854, 3)) * 0.2).astype(np.float32)
     yy, xx = np.mgrid[:480, :854]

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mattekit import prompting, roto
+from mattekit import roto
+from mattekit.subject import prompting
 from mattekit.roto import tracking
 from mattekit.cli import main
 from mattekit.errors import InputError

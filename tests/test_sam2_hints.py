@@ -15,7 +15,8 @@ import pytest
 import torch
 
 import mattekit
-from mattekit import catalog, hints, prompting, runtime
+from mattekit import catalog, runtime
+from mattekit.subject import hints, prompting
 from mattekit.cli import main
 from mattekit.fsutil import sha256_file
 from mattekit.nets.sam2.model import SAM2

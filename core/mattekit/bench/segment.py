@@ -15,7 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import catalog, io, masks, metrics, ops, runtime, weights
+from .. import catalog, io, metrics, ops, runtime, weights
+from ..subject import masks
 from ..errors import InputError, MattekitError, WeightsError
 from ..progress import shown
 from ..tasks import matte, segment

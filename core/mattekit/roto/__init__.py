@@ -47,11 +47,11 @@ the worker and ``mattekit.rotoscope(plate, output, ...)`` find it there and chec
 Its per-frame stage is not a registry task's ``finish``, and cannot be without changing bytes: each frame
 is the model's input as every task's (``predictor.prepare(pixels)``, what
 :func:`~mattekit.tasks.registry.model_input` calls), the net, then
-:func:`mattekit.masks.mask_from_prediction` with the ``refine`` option, ``soft`` for a matting model
+:func:`mattekit.subject.masks.mask_from_prediction` with the ``refine`` option, ``soft`` for a matting model
 (``people``) and the model's upsampling, and the temporal filter's per-frame part
 (:meth:`mattekit.roto.temporal.OrderedSmoother.keep`) in the same pipeline step. No declared finish is that:
 ``mask-preview`` never refines and rounds like a segmentation mask; ``remove`` takes only segmentation
-models and mattes the mask's edge (:func:`mattekit.masks.alpha_from_mask`) into a cut-out; ``matte`` mattes
+models and mattes the mask's edge (:func:`mattekit.subject.masks.alpha_from_mask`) into a cut-out; ``matte`` mattes
 a segmentation mask's edge always and resizes a matting model's alpha without refining. Nor do the
 stages' shape fit: a keyframe chain runs the net on a hint carried from the frame before (and again on
 its region when the whole frame loses the subject, :class:`.chain.HintChain`), and a recurrent model

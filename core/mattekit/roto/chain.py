@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import catalog, masks, prompting, runtime
+from .. import catalog, runtime
+from ..subject import masks, prompting
 from . import temporal, tracking
 from ..errors import InputError
 from ..io.sequences import format_frames

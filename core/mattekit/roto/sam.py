@@ -2,7 +2,7 @@
 promptable one (catalog task ``prompt``).
 
 Each keyframe starts a run of its own: a :class:`~mattekit.nets.sam2.predictor.SAM2VideoTracker` prompted on
-the keyframe with its hint (:func:`mattekit.prompting.prompts_of`: the box, the hint mask's box, the clicks) and
+the keyframe with its hint (:func:`mattekit.subject.prompting.prompts_of`: the box, the hint mask's box, the clicks) and
 fed the plate frames after it, in order, up to the frame before the next keyframe, where the next run re-prompts.
 The frames before the first keyframe are a run fed backward from it: the tracker counts its own steps, so a
 reversed run is upstream's ``reverse=True`` for one conditioning frame (its memory reaches the frames just fed,
@@ -15,13 +15,14 @@ A frame's answer so depends only on the frames from its keyframe to it: a chunk,
 run feeds each run from its keyframe up to the last frame it needs (frames it does not need are fed, not
 kept), and its mattes are one run's. The first keyframe is prompted twice when frames before it are needed (once
 per direction). The logits (the plate's size) become a probability whose 0.5 level is upstream's mask
-(:func:`mattekit.prompting.probability`); with ``refine`` the matting band softens the edge without moving it
-(:func:`mattekit.masks.alpha_from_mask`); on a keyframe nothing outside what its hint allows is kept
-(:func:`mattekit.prompting.keep_allowed`). The temporal filter then runs as for every roto model.
+(:func:`mattekit.subject.prompting.probability`); with ``refine`` the matting band softens the edge without moving it
+(:func:`mattekit.subject.masks.alpha_from_mask`); on a keyframe nothing outside what its hint allows is kept
+(:func:`mattekit.subject.prompting.keep_allowed`). The temporal filter then runs as for every roto model.
 """
 from __future__ import annotations
 
-from .. import masks, prompting, runtime
+from .. import runtime
+from ..subject import masks, prompting
 from . import temporal, tracking
 from .chain import release
 

@@ -9,7 +9,8 @@ from typing import Callable
 
 import numpy as np
 
-from .. import catalog, masks, pipeline, runtime
+from .. import catalog, pipeline, runtime
+from ..subject import masks
 from . import temporal, tracking
 from ..errors import Cancelled, MattekitError
 from ..io import Picture
@@ -54,7 +55,7 @@ class MatteSource:
         for ``frames`` in increasing order.
 
         Decoding runs ahead in a reader thread, inference, the per-frame matte's upsampling
-        (:func:`mattekit.masks.mask_from_prediction`) and what the temporal filter keeps of
+        (:func:`mattekit.subject.masks.mask_from_prediction`) and what the temporal filter keeps of
         each frame (:meth:`mattekit.roto.temporal.OrderedSmoother.keep`) in the pipeline's workers (a
         recurrent model: in its ordered writer thread); the temporal filter runs in the writer thread,
         in frame order, and ``emit`` (encoding) in a thread of its own, also in frame order, so that

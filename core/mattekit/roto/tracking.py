@@ -1,9 +1,9 @@
 """Hints on keyframes of a shot, carried from frame to frame (roto's subject hints).
 
-The user hints the subject (:mod:`mattekit.hints`: a box, include/exclude points, a rough mask)
+The user hints the subject (:mod:`mattekit.subject.hints`: a box, include/exclude points, a rough mask)
 on one or several *keyframes*. Every other frame gets its hint from a neighbour's result: the
 neighbour's mask moved onto the frame along the image motion (:func:`carry`) is the frame's hint
-mask: nothing far from where the subject went is kept (:func:`mattekit.hints.constrain`). Frames after a keyframe are carried forward from it up to the next keyframe; frames before
+mask: nothing far from where the subject went is kept (:func:`mattekit.subject.hints.constrain`). Frames after a keyframe are carried forward from it up to the next keyframe; frames before
 the first keyframe are carried backward from it. A keyframe's own hint replaces the carried one.
 
 So a frame's mask depends on the chain of frames from its *anchor* keyframe to it
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import hints, ops
+from .. import ops
+from ..subject import hints
 from ..errors import InputError
 from ..fsutil import sha256_file
 from ..io import read_image
@@ -49,7 +50,7 @@ def _keyed(text: str | None, what: str, example: str) -> dict[int, str]:
 
 @dataclass(frozen=True)
 class Keyframes:
-    """The user's hints by frame. boxes / include / exclude: {frame: text as :func:`mattekit.hints.make`
+    """The user's hints by frame. boxes / include / exclude: {frame: text as :func:`mattekit.subject.hints.make`
     takes it}; masks: {frame: mask file}."""
 
     boxes: dict[int, str] = field(default_factory=dict)

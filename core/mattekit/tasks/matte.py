@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import cutout, masks, ops
+from .. import cutout, ops
+from ..subject import masks
 from ..errors import MattekitError
 from ..cutout import CutoutOptions
 from ..matting.entry import MattingOptions, alpha_from_trimap, check_edge, matte_edge

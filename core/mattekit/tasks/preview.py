@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import masks
+from ..subject import masks
 from ..options import option
 from .common import ModelOptions
 from .registry import Port, Task, model_input

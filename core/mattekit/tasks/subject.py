@@ -3,19 +3,19 @@ folder that declares no task): their options (:class:`SubjectOptions`), the hint
 subject's alpha. Arrays as the registry's (H x W x C sRGB images in [0, 1], H x W alphas).
 
 A hint on the subject is answered by the hint model (SAM 2.1: the one ``hint_model`` names, else the catalog's
-``prompt`` default), which alone answers it (:func:`mattekit.prompting.prompted_mask`). With ``hint_model`` none
+``prompt`` default), which alone answers it (:func:`mattekit.subject.prompting.prompted_mask`). With ``hint_model`` none
 (or exclude points alone) the segmentation network answers: a box alone, or include points alone, keep the whole
 image's answer when it holds the subject they point at, and otherwise the network answers their region
-(:func:`whole_first`); with another hint the segmentation network runs on the hinted region (:func:`mattekit.masks.hinted_input`; with a box
+(:func:`whole_first`); with another hint the segmentation network runs on the hinted region (:func:`mattekit.subject.masks.hinted_input`; with a box
 also on the whole image, in the same network call, whose answer joins the region's when its subject lies in the box:
-:func:`mattekit.hints.with_plain_answer`). Either way the mask's edge is matted. A trimap-free matting network's
+:func:`mattekit.subject.hints.with_plain_answer`). Either way the mask's edge is matted. A trimap-free matting network's
 alpha is the answer as it is.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import hints, masks, prompting
+from ..subject import hints, masks, prompting
 from ..errors import InputError
 from ..options import NONE, OptionError, option
 from .common import WEIGHTS_PARSE, ModelOptions
@@ -83,7 +83,7 @@ def hint_of(inputs: dict, options: SubjectOptions) -> hints.Hint:
 
 def prompted(options: SubjectOptions, given: set[str]) -> bool:
     """Whether the hint model (the named one, else the catalog's) answers: ``hint_model`` is not ``none`` and the
-    hint says where the subject is (a box, an include point or a hint mask: :func:`mattekit.prompting.answerable`)."""
+    hint says where the subject is (a box, an include point or a hint mask: :func:`mattekit.subject.prompting.answerable`)."""
     return options.hint_model != NONE and (options.box is not None or bool(options.point) or "hint_mask" in given)
 
 
@@ -104,10 +104,10 @@ def whole_first(hint: hints.Hint, options: SubjectOptions, task: str) -> bool:
 
 def _whole_first(models, inputs, options: SubjectOptions, hint: hints.Hint, prediction):
     """The alpha for a hint of :func:`whole_first` from the network's answer on the whole image (``prediction``)
-    when that answer holds the subject the hint points at (:func:`mattekit.hints.picked`): a box cuts it (nothing
+    when that answer holds the subject the hint points at (:func:`mattekit.subject.hints.picked`): a box cuts it (nothing
     outside the box nor at an exclude point's part), include points keep its parts at them. Otherwise that answer
     picked another subject, and the network answers the hint's region in a second call: the box's, or a window
-    around the points (:func:`mattekit.hints.around`). A matting network's alpha is always cut."""
+    around the points (:func:`mattekit.subject.hints.around`). A matting network's alpha is always cut."""
     image = inputs["image"]
     if models["model"].entry.task != "segment":
         return hints.constrain(alpha(models, inputs, options, None, prediction), hint, select=False)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from . import ops
-from .errors import InputError
+from .. import ops
+from ..errors import InputError
 
 MARGIN = 0.15  # the model sees the region grown by this fraction of its size on each side
 MASK_REACH = 0.05  # a hint mask's subject may reach this fraction of the image's size beyond it

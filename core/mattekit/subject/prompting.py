@@ -1,14 +1,14 @@
 """A user's hint answered by a promptable model (SAM 2.1) instead of a segmentation network.
 
-The hint (:class:`mattekit.hints.Hint`, in the photo's pixels) becomes SAM's prompts as they are: the box
+The hint (:class:`mattekit.subject.hints.Hint`, in the photo's pixels) becomes SAM's prompts as they are: the box
 (with a hint mask, the box around the mask and the box together) as a box prompt, include points as
 positive clicks and exclude points as negative ones. :class:`mattekit.nets.sam2.predictor.SAM2ImagePredictor`
 does the upstream resize, normalisation and coordinate mapping; one mask comes back (three, of which the one
 with the best predicted IoU, for a single click: upstream's advice for ambiguous prompts). Its logits,
 upsampled to the photo as upstream does, become a probability whose 0.5 level is upstream's mask (logits >
-``mask_threshold``, 0.0), so the matting band (:func:`mattekit.masks.alpha_from_mask`) softens the edge
+``mask_threshold``, 0.0), so the matting band (:func:`mattekit.subject.masks.alpha_from_mask`) softens the edge
 without moving it. As with the segmentation path, nothing outside the box or the hint mask's neighbourhood
-is kept (:func:`mattekit.hints.allowed`).
+is kept (:func:`mattekit.subject.hints.allowed`).
 
 Images are sRGB H x W x 3|4 (float32 in [0,1], or uint8/uint16); masks H x W float32 in [0,1].
 """
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import hints, ops
+from .. import ops
+from . import hints
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def prompted_mask(model, image: np.ndarray, hint: hints.Hint) -> np.ndarray:
     """The subject's probability (H x W float32) for ``image`` as SAM 2.1 ``model`` (a
     :class:`mattekit.nets.sam2.SAM2`, on its device) answers ``hint`` (:func:`answerable`), kept to where the
     hint allows. One image embedding per call."""
-    from .nets.sam2.predictor import SAM2ImagePredictor  # torch: imported when a hint model runs, not at startup
+    from ..nets.sam2.predictor import SAM2ImagePredictor  # torch: imported when a hint model runs, not at startup
 
     if not answerable(hint):
         raise ValueError("SAM needs a box, a hint mask or an include point")
@@ -96,7 +97,7 @@ def prompted_mask(model, image: np.ndarray, hint: hints.Hint) -> np.ndarray:
 
 def keep_allowed(mask: np.ndarray, hint: hints.Hint) -> np.ndarray:
     """``mask`` (H x W) zeroed, in place, outside the box and the hint mask's neighbourhood
-    (:func:`mattekit.hints.allowed`); returns it."""
+    (:func:`mattekit.subject.hints.allowed`); returns it."""
     where = hints.allowed(hint, *mask.shape)
     if where is not None:
         mask[~where] = 0.0

@@ -6,7 +6,7 @@ and the matting keeps each pixel on the network's side of 0.5.
 
 - :func:`mask_from_prediction` - the prediction at full resolution (:func:`refine_mask`);
 - :func:`hinted_input` / :func:`hinted_mask` - the same for the region a user's hint outlines
-  (:mod:`mattekit.hints`), pasted back and constrained by the hint;
+  (:mod:`mattekit.subject.hints`), pasted back and constrained by the hint;
 - :func:`alpha_from_mask` - the mask's uncertain edge matted (:mod:`mattekit.matting`) tile by tile, on the photo
   shrunk to a working scale where the network saw it coarsely (:func:`working_scale`);
 
@@ -20,10 +20,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from . import hints, ops
-from .matting import trimap as trimaps
-from .matting.alpha import AlphaOptions, auto_scale, colour_linear_apply, colour_linear_fit, enlarged
-from .matting.entry import MattingOptions, matte_edge
+from .. import ops
+from . import hints
+from ..matting import trimap as trimaps
+from ..matting.alpha import AlphaOptions, auto_scale, colour_linear_apply, colour_linear_fit, enlarged
+from ..matting.entry import MattingOptions, matte_edge
 
 # The uncertain band, in multiples of the upsampling factor (chosen on grabcut50's tuning half):
 GROW = 0.5    # how far the band reaches beyond the unsure pixels
@@ -263,7 +264,7 @@ def hinted_mask(image: np.ndarray, prediction, refine: bool, context, colour: bo
 def hint_finished(image: np.ndarray, mask: np.ndarray, context, colour: bool = False) -> np.ndarray:
     """``mask`` (H x W float32 [0,1], the network's answer for the region of ``context``: (hint, (top, left, bottom,
     right)), zero outside it) with ``colour`` decided by a colour model where the network is unsure inside the
-    region (:func:`mattekit.hints.colour_refine`, in place), and constrained by the hint (a new array)."""
+    region (:func:`mattekit.subject.hints.colour_refine`, in place), and constrained by the hint (a new array)."""
     hint, (top, left, bottom, right) = context
     region = mask[top:bottom, left:right]
     # Include points pick among the network's parts only without a box or hint mask (which already say
