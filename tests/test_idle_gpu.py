@@ -125,3 +125,24 @@ def test_doctor_names_a_gpu_torch_cannot_use(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert ("  nvidia-smi lists NVIDIA GeForce RTX 4090 (driver 575.51.03) but torch cannot use it: this torch "
             f"({torch.__version__}) is a CPU-only build") in out
+
+
+def test_the_gpus_are_asked_for_once_per_process(shared, mirror, monkeypatch):
+    """Each CPU model load while nothing has been said asks whether a GPU is there: nvidia-smi runs on the first
+    only (the real subprocess call, counted), and again after :func:`mattekit.engines.gpus.forget`."""
+    from mattekit import runtime
+
+    real_run, asked = subprocess.run, []
+
+    def counted(command, *args, **kwargs):
+        if list(command) == list(machine.NVIDIA_SMI_QUERY):
+            asked.append(command)
+        return real_run(command, *args, **kwargs)
+
+    monkeypatch.setattr(machine.subprocess, "run", counted)
+    for model in ("u2netp", "u2netp", "csnet-sod"):  # a fresh cache each time: three loads
+        runtime.ModelCache().get(model, "segment", "cpu")
+    assert len(asked) == 1
+    gpus.forget()
+    runtime.ModelCache().get("u2netp", "segment", "cpu")
+    assert len(asked) == 2

@@ -58,14 +58,18 @@ def idle_reason(gpus: GPUs, asked: str, engine: str) -> str | None:
 
 
 _SAID: list[str] = []  # the sentence, once said in this process
+_ASKED: list[GPUs] = []  # :func:`found`'s answer, asked once in this process
 
 
 def say_if_idle(model: str, asked: str, device: torch.device, engine: str) -> str | None:
     """Print to stderr, once per process, why ``model`` runs on the CPU although this machine has a GPU (nothing
-    when it runs on a GPU or there is none); returns the sentence when it was printed now."""
+    when it runs on a GPU or there is none); returns the sentence when it was printed now. The GPUs are asked for
+    once per process (:func:`found`), on the first CPU run."""
     if _SAID or device.type != "cpu":
         return None
-    gpus = found()
+    if not _ASKED:
+        _ASKED.append(found())
+    gpus = _ASKED[0]
     why = idle_reason(gpus, asked, engine)
     if why is None:
         return None
@@ -75,5 +79,6 @@ def say_if_idle(model: str, asked: str, device: torch.device, engine: str) -> st
 
 
 def forget() -> None:
-    """Say the sentence again on the next CPU run (tests start from a clean process state)."""
+    """Ask for the GPUs and say the sentence again on the next CPU run (tests start from a clean process state)."""
     _SAID.clear()
+    _ASKED.clear()
