@@ -21,23 +21,32 @@ MAGIC = ((b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (TIFF_MAGIC[0], ".tif"), (
          (b"BM", ".bmp"), (EXR_MAGIC, ".exr"))  # how a file starts -> its usual extension (WebP: see extension_of)
 PNG_XMP_KEY = b"XML:com.adobe.xmp"  # the iTXt keyword of an XMP packet
 EXR_RECORD = "mattekitProvenance"  # the EXR header attribute holding mattekit's provenance record
-HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis")  # ftyp's
+AVIF_BRANDS = (b"avif", b"avis")  # ftyp's major brands of AVIF images
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1") + AVIF_BRANDS  # ftyp's
 #               major brands of HEIF and AVIF images (an MP4 or MOV video names others)
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
 
 
+def heif_brand(data: bytes) -> bytes | None:
+    """The major brand of a HEIF or AVIF image that ``data`` (its first 12 bytes suffice) starts like: such a file
+    opens with an ISO-BMFF ``ftyp`` box naming one of :data:`HEIF_BRANDS`; None for any other data."""
+    brand = data[8:12]
+    return brand if data[4:8] == b"ftyp" and brand in HEIF_BRANDS else None
+
+
 def extension_of(data: bytes) -> str:
     """The usual extension of the image format that ``data`` (its first 12 bytes suffice) starts like; .png when
-    unknown. HEIF and AVIF files open with an ISO-BMFF ``ftyp`` box naming their brand."""
-    if data[4:8] == b"ftyp":
-        return ".avif" if data[8:12] in (b"avif", b"avis") else ".heic"
+    unknown."""
+    brand = heif_brand(data)
+    if brand is not None:
+        return ".avif" if brand in AVIF_BRANDS else ".heic"
     return next((ext for magic, ext in MAGIC if data.startswith(magic)), ".webp" if data[8:12] == b"WEBP" else ".png")
 
 
 def known_image(data: bytes) -> bool:
     """Whether ``data`` (its first 12 bytes suffice) starts like an image format mattekit knows: a file that does
     and yet cannot be opened is damaged, not of another kind."""
-    return ((data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS) or data[8:12] == b"WEBP"
+    return (heif_brand(data) is not None or data[8:12] == b"WEBP"
             or any(data.startswith(magic) for magic, _ in MAGIC) or data.startswith(DPX_MAGIC))
 
 
