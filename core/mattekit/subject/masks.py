@@ -102,13 +102,19 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     return mask if soft else round_sure(mask)
 
 
+def prediction_array(prediction) -> np.ndarray:
+    """A network's prediction as an h x w array: the first map of an N x C x h x w tensor (float32, on the CPU), or
+    an h x w array as it is."""
+    return prediction if isinstance(prediction, np.ndarray) else prediction[0, 0].float().cpu().numpy()
+
+
 def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, soft: bool = False,
                          upsampling: str = "bilinear") -> np.ndarray:
     """The network's prediction (1 x 1 x h x w tensor or h x w array, [0,1]) as a full-resolution
     subject mask for ``image`` (H x W x 3|4): float32 H x W in [0,1]. ``refine``: :func:`refine_mask`,
     else the plain model (:func:`upsample` by ``upsampling``, the model's ``output.upsample``). ``soft``: the prediction is a matting model's alpha, whose
     near-0 and near-1 values are hair and motion blur, not doubt: they are not rounded."""
-    low = prediction if isinstance(prediction, np.ndarray) else prediction[0, 0].float().cpu().numpy()
+    low = prediction_array(prediction)
     if refine:
         return refine_mask(image[..., :3], low, soft, upsampling)
     return upsample(low, *image.shape[:2], upsampling)
@@ -225,11 +231,10 @@ def matte_margin(height: int, width: int) -> int:
     return int(-(-reach // 64) * 64)
 
 
-def upsampling_of(models: dict) -> str:
-    """How the prediction of ``models["model"]`` is resized to the photo (its catalog ``output.upsample``);
-    "bilinear" for a prediction made without a catalog model."""
-    model = models.get("model")
-    return model.entry.output.upsample if model is not None else "bilinear"
+def upsampling_of(predictor) -> str:
+    """How ``predictor``'s prediction is resized to the photo (its catalog ``output.upsample``); "bilinear" for
+    None (a prediction made without a catalog model)."""
+    return predictor.entry.output.upsample if predictor is not None else "bilinear"
 
 
 def predict_mask(predictor, image: np.ndarray, refine: bool = True) -> np.ndarray:

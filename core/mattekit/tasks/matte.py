@@ -62,11 +62,11 @@ def _finish(models, inputs, options: MatteOptions, context, prediction) -> dict:
         check_edge(mask)
         alpha = matte_edge(image, mask, MattingOptions.of(options))
     elif models["model"].entry.task == "matte":
-        low = prediction[0, 0].float().cpu().numpy()
+        low = masks.prediction_array(prediction)
         h, w = image.shape[:2]
-        alpha = np.clip(ops.resize(low, h, w, masks.upsampling_of(models)), 0.0, 1.0)
+        alpha = np.clip(ops.resize(low, h, w, masks.upsampling_of(models["model"])), 0.0, 1.0)
     else:
-        mask = masks.mask_from_prediction(image, prediction, upsampling=masks.upsampling_of(models))
+        mask = masks.mask_from_prediction(image, prediction, upsampling=masks.upsampling_of(models["model"]))
         alpha = matte_edge(image, mask, MattingOptions.of(options))
     return {"result": cutout.assemble(image, alpha, options, backdrop=inputs.get("backdrop"))}
 

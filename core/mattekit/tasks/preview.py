@@ -27,7 +27,7 @@ TASK = Task(
     outputs=(Port("mask", "mask"),),
     prepare=model_input,
     finish=lambda models, inputs, options, context, y: {"mask": masks.mask_from_prediction(
-        inputs["image"], y, refine=False, upsampling=masks.upsampling_of(models))},
+        inputs["image"], y, refine=False, upsampling=masks.upsampling_of(models.get("model")))},
     streams=True,
     suffix="_preview",
     output_format=lambda options, source, named: ".png",

@@ -1,0 +1,117 @@
+"""The subject's alpha for a user's hint, from a network's answer or the hint model's.
+
+A hint answered by a segmentation network: a box alone, or include points alone, first take the whole image's
+answer and keep it when it holds the subject they point at (:func:`whole_first`, :func:`alpha_from_whole`); any
+other hint runs the network on its region (:func:`network_input`; with a box also on the whole image, in the same
+call, whose answer joins the region's when its subject lies in the box: :func:`network_alpha`,
+:func:`mattekit.subject.hints.with_plain_answer`). Either way the mask's edge is matted. A trimap-free matting
+network's alpha is the answer as it is. A hint answered by the hint model (SAM 2.1): :func:`prompted_alpha`.
+
+Images are sRGB H x W x 3|4 (float32 in [0,1], or uint8/uint16); predictions N x 1 x h x w tensors (or an h x w
+array without a hint) in [0,1]; alphas H x W float32 in [0,1]. A predictor is a loaded model
+(:class:`mattekit.runtime.Predictor`): ``prepare(image)``, a call and ``entry`` (its catalog entry). A context is
+what :func:`network_input` returns beside the input: None for the whole image without a hint, (hint, (top, left,
+bottom, right)) for the hinted region, (hint, None) for a hint of :func:`whole_first`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import hints, masks, prompting
+
+
+def whole_first(hint: hints.Hint, task: str, box_focus: bool = False) -> bool:
+    """Whether a network of ``task`` ("segment" or "matte") first answers the whole image for ``hint``: a box alone
+    (with exclude points or none; no include point nor hint mask, which say where in the box to look, and no
+    ``box_focus``), or include points alone on a segmentation network (no box nor hint mask)."""
+    if hint.mask is not None:
+        return False
+    if hint.box is not None:
+        return not hint.include and not box_focus
+    return bool(hint.include) and task == "segment"
+
+
+def network_input(predictor, image: np.ndarray, hint: hints.Hint, box_focus: bool = False) -> tuple:
+    """(the network input, its context) for ``hint`` on ``image``: for a hint of :func:`whole_first` the whole
+    image's input, 1 x C x h x w; else the hinted region's (:func:`mattekit.subject.masks.hinted_input`), and with a
+    box and more (include points, a hint mask, ``box_focus``) on a segmentation network 2 x C x h x w: the whole
+    image's input after the region's, so that one network call answers both (:func:`network_alpha` joins them),
+    unless the region is the whole image or the network's input size follows the image's and the two differ."""
+    if whole_first(hint, predictor.entry.task, box_focus):
+        return predictor.prepare(image), (hint, None)
+    x, context = masks.hinted_input(predictor, image, hint)
+    if hint.box is not None and predictor.entry.task == "segment" and not _covers_image(context, image):
+        import torch  # here, as runtime: a bad input is refused before torch is imported (tests/test_reliability.py)
+
+        from ..runtime import input_size
+        if tuple(input_size(predictor.entry, *image.shape[:2])) == tuple(x.shape[2:]):
+            x = torch.cat([x, predictor.prepare(image)])
+    return x, context
+
+
+def _covers_image(context, image: np.ndarray) -> bool:
+    """Whether the hinted region of ``context`` (hint, (top, left, bottom, right)) is the whole ``image``."""
+    return context[1] == (0, 0, *image.shape[:2])
+
+
+def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction, refine: bool = True,
+                     matting: bool = True, colour: bool = True) -> np.ndarray:
+    """The alpha for a hint of :func:`whole_first` from ``predictor``'s answer on the whole image (``prediction``)
+    when that answer holds the subject the hint points at (:func:`mattekit.subject.hints.picked`): a box cuts it
+    (nothing outside the box nor at an exclude point's part), include points keep its parts at them. Otherwise that
+    answer picked another subject, and the network answers the hint's region in a second call: the box's, or a
+    window around the points (:func:`mattekit.subject.hints.around`). A matting network's alpha is always cut.
+    ``refine``, ``matting``, ``colour``: as for :func:`network_alpha`."""
+    if predictor.entry.task != "segment":
+        whole = network_alpha(predictor, image, None, prediction, refine, matting, colour)
+        return hints.constrain(whole, hint, select=False)
+    height, width = image.shape[:2]
+    upsampling = masks.upsampling_of(predictor)
+    region = (0, 0, height, width)
+    if hints.picked(masks.prediction_array(prediction), hint, height, width):
+        mask = masks.mask_from_prediction(image, prediction, refine, upsampling=upsampling)
+        if hint.box is not None:
+            found = masks.alpha_from_mask(image, mask, matting, in_place=True,
+                                          detail=masks.detail_of(height, width, prediction))
+            return hints.constrain(found, hint, select=False)
+        mask = masks.hint_finished(image, mask, (hint, region), colour=colour)
+    else:
+        look = hint if hint.box is not None else hints.around(hint, height, width)
+        x, (_, region) = masks.hinted_input(predictor, image, look)
+        prediction = predictor(x)
+        mask = masks.hinted_mask(image, prediction, refine, (hint, region), colour=colour, upsampling=upsampling)
+    top, left, bottom, right = region
+    return masks.alpha_from_mask(image, mask, matting, in_place=True,
+                                 detail=masks.detail_of(bottom - top, right - left, prediction))
+
+
+def network_alpha(predictor, image: np.ndarray, context, prediction, refine: bool = True, matting: bool = True,
+                  colour: bool = True) -> np.ndarray:
+    """The subject's alpha from the network's ``prediction`` of :func:`network_input`'s input with its ``context``:
+    the mask (``refine``: edge-aware upsampling, else plain) with ``colour`` deciding by colours where the network is
+    unsure inside the hint, its edge matted (``matting``); a matting network's alpha as it is, resized as the model's
+    own pipeline does (neither rounded, refined nor matted again). ``predictor`` None: a segmentation prediction
+    made without a catalog model (no hint), resized bilinearly."""
+    if context is not None and context[1] is None:
+        return alpha_from_whole(predictor, image, context[0], prediction, refine, matting, colour)
+    upsampling = masks.upsampling_of(predictor)
+    if predictor is not None and predictor.entry.task == "matte":
+        return masks.hinted_mask(image, prediction, False, context, soft=True, upsampling=upsampling)
+    mask = masks.hinted_mask(image, prediction, refine, context, colour=colour, upsampling=upsampling)
+    if context is not None and context[0].box is not None:  # the whole image's answer too, for what the box's
+        # region cut off or lost (hints.with_plain_answer): network_input's second row, the one row when the region
+        # is the whole image, or a second run where its shape differed from the region's
+        plain = (masks.mask_from_prediction(image, prediction[-1:], refine, upsampling=upsampling)
+                 if len(prediction) == 2 or _covers_image(context, image)
+                 else masks.predict_mask(predictor, image, refine))
+        mask = hints.with_plain_answer(mask, plain, context[0])
+    seen = image.shape[:2] if context is None else (context[1][2] - context[1][0], context[1][3] - context[1][1])
+    return masks.alpha_from_mask(image, mask, matting, in_place=True, detail=masks.detail_of(*seen, prediction))
+
+
+def prompted_alpha(net, image: np.ndarray, hint: hints.Hint, matting: bool = True) -> np.ndarray:
+    """The subject's alpha for ``hint`` answered by the hint model ``net`` (SAM 2.1,
+    :func:`mattekit.subject.prompting.prompted_mask`): its mask's edge matted (``matting``), nothing kept where the
+    hint allows no subject."""
+    mask = prompting.prompted_mask(net, image, hint)
+    return prompting.keep_allowed(masks.alpha_from_mask(image, mask, matting, in_place=True), hint)
