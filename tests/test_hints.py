@@ -158,3 +158,20 @@ def test_picked_reads_the_networks_grid_for_the_share_in_the_box_and_the_points(
     assert hints.picked(low, hints.Hint(include=((100, 40), (159, 59))), 100, 400)  # both points on its subject
     assert not hints.picked(low, hints.Hint(include=((100, 40), (300, 40))), 100, 400)  # one on the background
     assert not hints.picked(np.zeros_like(low), hints.Hint(box=(0, 0, 400, 100)), 100, 400)  # no subject at all
+
+
+@pytest.mark.parametrize("hint, task, box_focus, first", [
+    (hints.Hint(box=(0, 0, 10, 10)), "segment", False, True),  # a box alone
+    (hints.Hint(box=(0, 0, 10, 10), exclude=((5, 5),)), "matte", False, True),  # with exclude points, any network
+    (hints.Hint(box=(0, 0, 10, 10)), "segment", True, False),  # focused on the box
+    (hints.Hint(box=(0, 0, 10, 10), include=((5, 5),)), "segment", False, False),  # a point says where in the box
+    (hints.Hint(include=((5, 5),)), "segment", False, True),  # include points alone on a segmentation network
+    (hints.Hint(include=((5, 5),)), "matte", False, False),
+    (hints.Hint(include=((5, 5),), mask=np.ones((10, 10), np.float32)), "segment", False, False),  # a hint mask
+    (hints.Hint(exclude=((5, 5),)), "segment", False, False),  # exclude points alone: their region is the whole image
+])
+def test_whole_first_takes_a_box_alone_or_include_points_alone(hint, task, box_focus, first):
+    """Which hints have the network answer the whole image first (mattekit.subject.answer.whole_first)."""
+    from mattekit.subject import answer
+
+    assert answer.whole_first(hint, task, box_focus) is first
