@@ -42,7 +42,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .. import ops
+from ..ops.filters import gaussian_blur
+from ..ops.regions import bounding_box, grown
 from . import solver, trimap as trimaps
 from .laplacian import laplacian_stencil
 
@@ -258,8 +259,8 @@ def texture_estimate(image: np.ndarray, bg: np.ndarray, unknown: np.ndarray, rea
     # A local minimum over 11 x 11 px first: the edges of the print itself are not texture.
     energy = cv2.GaussianBlur(cv2.erode(energy, np.ones((11, 11), np.uint8)), (0, 0), 3.0)
     core = cv2.erode(bg.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(np.float32)
-    seen = ops.gaussian_blur(core, reach, coarse=True)
-    reference = ops.gaussian_blur(energy * core, reach, coarse=True) / np.maximum(seen, 1e-6)
+    seen = gaussian_blur(core, reach, coarse=True)
+    reference = gaussian_blur(energy * core, reach, coarse=True) / np.maximum(seen, 1e-6)
     u = unknown.ravel()
     ratio = np.sqrt(energy.ravel()[u] / np.maximum(reference.ravel()[u], 1e-8))
     reliable = np.clip(np.sqrt(reference.ravel()[u]) / 0.03, 0.0, 1.0) * np.clip(seen.ravel()[u] / 0.01, 0.0, 1.0)
@@ -271,8 +272,8 @@ def texture_estimate(image: np.ndarray, bg: np.ndarray, unknown: np.ndarray, rea
 
 def _box(unknown: np.ndarray, margin: int) -> tuple[slice, slice]:
     """(rows, columns) of the unknown pixels' bounding box (H x W bool, some True) grown by ``margin`` px."""
-    top, left, bottom, right = ops.bounding_box(unknown, 0.5)
-    return ops.grown((slice(top, bottom), slice(left, right)), margin, unknown.shape)[0]
+    top, left, bottom, right = bounding_box(unknown, 0.5)
+    return grown((slice(top, bottom), slice(left, right)), margin, unknown.shape)[0]
 
 
 def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, iterations: int,
