@@ -26,7 +26,8 @@ from ..ops.regions import each_tile, grown, tiles_holding
 from ..ops.resizing import resize, shrunk
 from . import hints
 from ..matting import trimap as trimaps
-from ..matting.alpha import AlphaOptions, auto_scale, colour_linear_apply, colour_linear_fit, enlarged
+from ..matting.alpha import AlphaOptions, auto_scale
+from ..matting.colour_linear import colour_linear_apply, colour_linear_fit, enlarged
 from ..matting.entry import MattingOptions, matte_edge
 
 # The uncertain band, in multiples of the upsampling factor (chosen on grabcut50's tuning half):
@@ -195,7 +196,7 @@ def carried(image: np.ndarray, small_image: np.ndarray, small_mask: np.ndarray, 
     """The alpha matted on the photo shrunk ``scale`` times (``small_alpha``, its mask ``small_mask`` and
     colours ``small_image``, float32) carried to full size, as (box, alpha) for the ``TILE`` blocks of the photo
     around the small mask's unsure pixels and the matte's partial ones: where the small alpha, enlarged
-    bilinearly, is partial, its local colour-linear model (:func:`mattekit.matting.alpha.colour_linear_fit`,
+    bilinearly, is partial, its local colour-linear model (:func:`mattekit.matting.colour_linear.colour_linear_fit`,
     fitted on the small image around the block) is applied to the photo's own colours, so hair and edges land
     on the full-size pixels; elsewhere the enlarged small alpha (0 or 1)."""
     flags = unsure(small_mask) | between(small_alpha, 0.0, 1.0)
