@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mattekit import catalog, io, lens, nets, ops, runtime
+from mattekit import catalog, io, lens, nets, runtime
+from mattekit.ops.pixels import srgb_to_linear
 from mattekit.cli import main
 from mattekit.tasks import bokeh
 from mattekit.disparity import estimate_depth, normalize_depth
@@ -86,7 +87,7 @@ def test_background_blur_radius_is_the_circle_of_confusion(scene):
     for y, x in points:
         image[y, x] = 1.0
     out = lens.render(image, depth, 1.0, RADIUS, highlight_gain=0.0)
-    excess = ops.srgb_to_linear(out)[..., 1] - ops.srgb_to_linear(np.float32(0.05))
+    excess = srgb_to_linear(out)[..., 1] - srgb_to_linear(np.float32(0.05))
     radii, energy = [], []
     for y, x in points:
         win = excess[max(0, y - 24): y + 25, max(0, x - 24): x + 25]
@@ -96,10 +97,10 @@ def test_background_blur_radius_is_the_circle_of_confusion(scene):
         radii.append(float(np.sqrt(2 * (w * d2).sum() / w.sum())))  # a uniform disc: E[d^2] = r^2 / 2
         energy.append(float(w.sum()))
     print(f"\nmeasured blur radius {np.mean(radii):.2f} px (expected {RADIUS:g}); per point {np.round(radii, 2)}; "
-          f"light kept {np.round(energy, 3)} (expected {1 - float(ops.srgb_to_linear(np.float32(0.05))):.3f})")
+          f"light kept {np.round(energy, 3)} (expected {1 - float(srgb_to_linear(np.float32(0.05))):.3f})")
     assert np.mean(radii) == pytest.approx(RADIUS, rel=0.08)
     # points near a border lose part of their disc to the reflection; interior energy is kept
-    assert max(energy) == pytest.approx(float(1.0 - ops.srgb_to_linear(np.float32(0.05))), rel=0.05)
+    assert max(energy) == pytest.approx(float(1.0 - srgb_to_linear(np.float32(0.05))), rel=0.05)
 
 
 def test_blurred_foreground_spills_over_sharp_background(scene):

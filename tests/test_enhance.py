@@ -8,7 +8,8 @@ import pytest
 
 from mattekit import io, retouch
 from mattekit.cli import main
-from mattekit.ops import linear_to_srgb, srgb_to_linear
+from mattekit.ops.filters import guided_filter
+from mattekit.ops.pixels import linear_to_srgb, srgb_to_linear
 
 # Per-channel gains of typical casts, in linear sRGB: tungsten, warm white, shade, overcast blue, fluorescent.
 CASTS = {"3200K": (1.0, 0.73, 0.45), "4500K": (1.0, 0.87, 0.72), "7500K": (0.86, 0.93, 1.0),
@@ -139,21 +140,20 @@ def test_enhance_command(shared, tmp_path, capsys):
 
 
 def test_grey_guided_filter_keeps_edges_and_filters_channels_alike():
-    """ops.guided_filter with a grey guide (as denoise uses it): noise on flat parts goes, the guide's
+    """guided_filter with a grey guide (as denoise uses it): noise on flat parts goes, the guide's
     edge stays sharp, and a several-channel source is each channel filtered alone."""
-    from mattekit import ops
 
     rng = np.random.default_rng(1)
     guide = np.zeros((64, 64), np.float32)
     guide[:, 32:] = 1.0
     src = guide + rng.normal(0, 0.05, guide.shape).astype(np.float32)
-    out = ops.guided_filter(guide, src, 4, 1e-3)
+    out = guided_filter(guide, src, 4, 1e-3)
     assert out.shape == src.shape and out.dtype == np.float32
     assert np.std(out[:, 4:28]) < 0.5 * np.std(src[:, 4:28])  # flat part smoothed
     assert out[:, 33:].mean() - out[:, :31].mean() > 0.95  # the edge is not blurred away
-    both = ops.guided_filter(guide, np.stack([src, 1 - src], -1), 4, 1e-3)
+    both = guided_filter(guide, np.stack([src, 1 - src], -1), 4, 1e-3)
     assert np.array_equal(both[..., 0], out)
-    assert np.array_equal(both[..., 1], ops.guided_filter(guide, 1 - src, 4, 1e-3))
+    assert np.array_equal(both[..., 1], guided_filter(guide, 1 - src, 4, 1e-3))
 
 
 @pytest.mark.parametrize("shape", [pytest.param((1, 65535), marks=pytest.mark.slow), pytest.param((65535, 1), marks=pytest.mark.slow),

@@ -8,14 +8,18 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import io, metrics, ops
+from mattekit import io, metrics
+from mattekit.ops import regions
+from mattekit.ops.filters import guided_filter
+from mattekit.ops.regions import each_tile, tiles_holding
+from mattekit.ops.resizing import resize, shrunk
 from mattekit.subject import masks
 from test_remove import gt_mask, mirror  # noqa: F401 - mirror is a fixture
 
 
 def test_refinement_follows_photo_edges(shared, mirror):
     """On a few grabcut50 images the refined mask scores higher boundary F than plain upsampling."""
-    from mattekit import ops, runtime
+    from mattekit import runtime
 
     predictor = runtime.ModelCache().get("csnet-sod", "segment", "cpu")
     plain_bf, refined_bf = [], []
@@ -23,7 +27,7 @@ def test_refinement_follows_photo_edges(shared, mirror):
         image = io.read_image(shared / "data/grabcut50/im" / name).pixels
         low = predictor.predict_map(image)
         gt = gt_mask(shared, name)
-        plain_bf.append(metrics.boundary_f(np.clip(ops.resize(low, *image.shape[:2]), 0, 1), gt))
+        plain_bf.append(metrics.boundary_f(np.clip(resize(low, *image.shape[:2]), 0, 1), gt))
         refined_bf.append(metrics.boundary_f(masks.refine_mask(image, low), gt))
     assert np.mean(refined_bf) > np.mean(plain_bf)
 
@@ -35,7 +39,7 @@ def _edge_scene(size: int = 96, step: int = 8):
     truth[:, 37:] = 1.0
     image = np.repeat((0.2 + 0.6 * truth)[..., None], 3, axis=2)
     image += np.random.default_rng(0).normal(0, 0.01, image.shape).astype(np.float32)
-    low = cv2.GaussianBlur(ops.resize(truth, size // step, size // step, "area"), (0, 0), 1.0)
+    low = cv2.GaussianBlur(resize(truth, size // step, size // step, "area"), (0, 0), 1.0)
     return np.clip(image, 0, 1), truth, low
 
 
@@ -59,9 +63,9 @@ def test_band_tiles_give_the_whole_image_filter(monkeypatch):
     tiled = masks.refine_mask(image, low)
     plain = masks.upsample(low, *image.shape[:2])
     factor = image.shape[0] / low.shape[0]
-    whole = np.clip(ops.guided_filter(image, plain, max(2, round(masks.RADIUS * factor)), eps=masks.EPS), 0, 1)
+    whole = np.clip(guided_filter(image, plain, max(2, round(masks.RADIUS * factor)), eps=masks.EPS), 0, 1)
     band = masks.edge_band(plain, max(1, round(masks.GROW * factor)))
-    assert len(ops.tiles_holding(masks.unsure(plain), 1, 32)) < (160 // 32) ** 2
+    assert len(tiles_holding(masks.unsure(plain), 1, 32)) < (160 // 32) ** 2
     assert np.allclose(tiled[band], masks.round_sure(whole)[band], atol=1e-5)
 
 
@@ -78,7 +82,7 @@ def test_band_tiled_matting_is_the_whole_image_matting(shared, monkeypatch):
         monkeypatch.setattr(masks, "MATTE_TILE", 10**6)
         whole = masks.alpha_from_mask(image, mask)
         monkeypatch.setattr(masks, "MATTE_TILE", 96)
-        assert len(ops.tiles_holding(masks.unsure(mask), 2, 96)) > 4
+        assert len(tiles_holding(masks.unsure(mask), 2, 96)) > 4
         tiled = masks.alpha_from_mask(image, mask)
         band = masks.unsure(mask)
         difference = np.abs(tiled - whole)[band]
@@ -121,7 +125,7 @@ def test_unsure_is_strictly_between_the_known_levels():
 
 
 def test_the_finish_on_every_core_is_the_one_thread_finish_byte_for_byte(shared, monkeypatch):
-    """Refinement and decontamination spread their tiles over threads (ops.each_tile): a 2.4 MP
+    """Refinement and decontamination spread their tiles over threads (each_tile): a 2.4 MP
     grabcut50 photo (several tiles of each stage) gives the same RGBA bytes on one thread and on four (forced, so a
     1-core machine takes the threaded path too)."""
     from mattekit import cutout
@@ -139,7 +143,7 @@ def test_the_finish_on_every_core_is_the_one_thread_finish_byte_for_byte(shared,
     monkeypatch.setenv("MATTEKIT_FINISH_THREADS", "1")
     alone = finish()
     monkeypatch.delenv("MATTEKIT_FINISH_THREADS")
-    monkeypatch.setattr(ops, "cpu_count", lambda: 4)
+    monkeypatch.setattr(regions, "cpu_count", lambda: 4)
     spread = finish()
     assert alone.dtype == np.uint8 and 0 < (alone[..., 3] % 255 != 0).mean() < 0.2  # a soft edge was made
     assert alone.tobytes() == spread.tobytes()
@@ -156,12 +160,12 @@ def test_the_working_scale_follows_the_network_and_the_mattes_solve():
 
 
 def test_shrunk_is_the_block_means_and_the_leftover_blocks_means():
-    """ops.shrunk: each output pixel the mean of its scale x scale block (an integer photo rounded to its own
+    """shrunk: each output pixel the mean of its scale x scale block (an integer photo rounded to its own
     integers), the last row and column the mean of the leftover rows and columns; float32 in [0,1]."""
     rng = np.random.default_rng(1)
     photo = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
     values = rng.random((37, 53), dtype=np.float32)
-    small, plane = ops.shrunk(photo, 4), ops.shrunk(values, 4)
+    small, plane = shrunk(photo, 4), shrunk(values, 4)
     assert small.shape == (10, 14, 3) and plane.shape == (10, 14) and small.dtype == plane.dtype == np.float32
     for y, x in ((0, 0), (3, 7), (9, 5), (4, 13), (9, 13)):
         block = (slice(4 * y, 4 * y + 4), slice(4 * x, 4 * x + 4))

@@ -10,7 +10,11 @@ import pytest
 import torch
 
 from conftest import assert_close
-from mattekit import catalog, io, ops, runtime
+from mattekit import catalog, io, runtime
+from mattekit.ops.compositing import blurred_background, composite, composite_over, drop_shadow, premultiply, unpremultiply
+from mattekit.ops.filters import gaussian_blur
+from mattekit.ops.pixels import unit_float
+from mattekit.ops.resizing import fit_cover
 from mattekit.subject import masks
 from mattekit.cli import main
 from mattekit.matting import estimate_alpha, estimate_foreground, solver
@@ -240,7 +244,7 @@ def test_decontaminated_colours_remove_the_old_background(shared):
     for name in ("GT11.png", "GT19.png", "GT21.png"):
         image, _, alpha = alphamatting(shared, name)
         a = alpha[..., None]
-        photo = a * image + (1 - a) * ops.fit_cover(other, *alpha.shape)  # the true foreground is `image`
+        photo = a * image + (1 - a) * fit_cover(other, *alpha.shape)  # the true foreground is `image`
         fg = estimate_foreground(photo, alpha)
         partial = (alpha > 0.05) & (alpha < 0.95)
         weight = alpha[partial][:, None]
@@ -248,8 +252,8 @@ def test_decontaminated_colours_remove_the_old_background(shared):
         sure = alpha >= 0.999
         assert np.abs(fg[sure] - photo[sure]).max() < 1e-6  # opaque pixels keep their colour
         white = np.ones(3, np.float32)
-        truth = ops.composite_over(image, alpha, white)
-        fringes.append([np.abs(ops.composite_over(c, alpha, white) - truth).mean() for c in (fg, photo)])
+        truth = composite_over(image, alpha, white)
+        fringes.append([np.abs(composite_over(c, alpha, white) - truth).mean() for c in (fg, photo)])
     errors, fringes = np.mean(errors, 0), np.mean(fringes, 0)
     print(f"foreground error {errors.round(4)}, fringe over white {fringes.round(5)} (estimated, photo)")
     assert errors[0] < 0.7 * errors[1] and fringes[0] < 0.7 * fringes[1]
@@ -337,7 +341,7 @@ def test_decontamination_is_the_whole_tile_padded_solve_on_a_real_photo(shared, 
 
     def both():
         rgba = estimate_foreground(photo, alpha, out=lambda: cutout.rgba(photo, alpha))
-        return rgba, estimate_foreground(ops.unit_float(photo), alpha)
+        return rgba, estimate_foreground(unit_float(photo), alpha)
 
     got = both()
     monkeypatch.setattr(foreground, "_sweeps", padded_sweeps)
@@ -345,35 +349,35 @@ def test_decontamination_is_the_whole_tile_padded_solve_on_a_real_photo(shared, 
     want = both()
     assert np.array_equal(got[0], want[0]) and got[1].tobytes() == want[1].tobytes()
     partial = (alpha > foreground.PARTIAL) & (alpha < 1 - foreground.PARTIAL)
-    assert np.abs(got[1] - ops.unit_float(photo))[partial].max() > 0.1  # the colours did change there
+    assert np.abs(got[1] - unit_float(photo))[partial].max() > 0.1  # the colours did change there
 
 
 def test_coarse_gaussian_blur_is_the_blur():
     """A wide blur computed on a shrunken copy stays within 1 % of the exact one (binary noise: the worst case)."""
     x = (np.random.default_rng(3).random((150, 260)) > 0.5).astype(np.float32)
     for sigma in (8.0, 16.0, 40.0):
-        exact, coarse = ops.gaussian_blur(x, sigma), ops.gaussian_blur(x, sigma, coarse=True)
+        exact, coarse = gaussian_blur(x, sigma), gaussian_blur(x, sigma, coarse=True)
         assert coarse.shape == x.shape and np.abs(coarse - exact).max() < 0.01
-    assert np.array_equal(ops.gaussian_blur(x, 8.0, coarse=True), ops.gaussian_blur(x, 8.0))  # narrow: exact
+    assert np.array_equal(gaussian_blur(x, 8.0, coarse=True), gaussian_blur(x, 8.0))  # narrow: exact
 
 
 def test_compositing_helpers():
     rng = np.random.default_rng(4)
     rgba = rng.random((6, 7, 4)).astype(np.float32)
-    assert np.abs(ops.unpremultiply(ops.premultiply(rgba)) - rgba).max() < 1e-5
-    assert (ops.unpremultiply(np.zeros((2, 2, 4), np.float32)) == 0).all()
+    assert np.abs(unpremultiply(premultiply(rgba)) - rgba).max() < 1e-5
+    assert (unpremultiply(np.zeros((2, 2, 4), np.float32)) == 0).all()
     image = np.zeros((60, 80, 3), np.float32)
     image[..., 2] = 1.0  # blue background
     alpha = np.zeros((60, 80), np.float32)
     alpha[20:40, 30:50] = 1.0
     image[20:40, 30:50] = (1.0, 0.0, 0.0)  # red subject
-    behind = ops.blurred_background(image, alpha, 6.0)
+    behind = blurred_background(image, alpha, 6.0)
     assert behind[30, 28, 0] < 0.01 and behind[30, 28, 2] > 0.99, "the subject does not bleed into its background"
-    shadow = ops.drop_shadow(alpha, (5, 7), 2.0, 0.5)
+    shadow = drop_shadow(alpha, (5, 7), 2.0, 0.5)
     assert shadow[45, 55] > shadow[15, 25] and shadow.max() <= 0.5 + 1e-6
-    out = ops.composite(image, alpha, (1.0, 1.0, 1.0), shadow=shadow)
+    out = composite(image, alpha, (1.0, 1.0, 1.0), shadow=shadow)
     assert np.allclose(out[30, 40], (1, 0, 0)) and out[43, 52].max() < 1.0 and np.allclose(out[2, 2], 1)
-    assert ops.fit_cover(np.zeros((10, 40, 3), np.float32), 30, 30).shape == (30, 30, 3)
+    assert fit_cover(np.zeros((10, 40, 3), np.float32), 30, 30).shape == (30, 30, 3)
 
 
 # ---------------------------------------------------------------- trimap-free and MODNet

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mattekit import io
-from mattekit.matting import alpha as alpha_module, estimate_alpha
+from mattekit.matting import alpha as alpha_module, estimate_alpha, evidence
 from mattekit.matting import trimap as trimaps
 
 
@@ -177,9 +177,9 @@ def test_sampling_equals_its_plain_definition(shared):
         radius = 6
         idx = np.flatnonzero(unknown.ravel())
         planes = [np.ascontiguousarray(image[..., c]).ravel() for c in range(3)]
-        sides = [alpha_module.Neighbours(planes, region, idx, 4 * radius) for region in (fg, bg)]
-        est, conf, err = alpha_module.sample_estimate(*sides, radius)
-        bg_fit, fg_fit = (alpha_module.pure_fit(side, radius) for side in sides[::-1])
+        sides = [evidence.Neighbours(planes, region, idx, 4 * radius) for region in (fg, bg)]
+        est, conf, err = evidence.sample_estimate(*sides, radius)
+        bg_fit, fg_fit = (evidence.pure_fit(side, radius) for side in sides[::-1])
         pick = np.sort(rng.choice(idx.size, 300, replace=False))
         ref = _reference_sampling(image, fg, bg, np.column_stack(np.divmod(idx[pick], image.shape[1])), radius)
         spread = np.sqrt(ref[:, 2])

@@ -2,7 +2,11 @@
 import numpy as np
 import pytest
 
-from mattekit import ops
+from mattekit.ops import regions, resizing
+from mattekit.ops.filters import _dot3
+from mattekit.ops.pixels import between, unit_float
+from mattekit.ops.regions import each_tile
+from mattekit.ops.resizing import resize
 
 
 @pytest.mark.parametrize("dtype, shape, size", [
@@ -15,11 +19,11 @@ def test_integer_shrinks_in_strips_are_the_two_step_float_shrink(monkeypatch, dt
     """An integer image too big to be made float whole is shrunk in strips of rows: the same float32 bits
     as shrinking its float copy in width, then in height (strips of 7 rows: several, and not a multiple of 2 or 3)."""
     x = np.random.default_rng(shape[0]).integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
-    monkeypatch.setattr(ops, "WHOLE_BYTES", 0)
-    monkeypatch.setattr(ops, "STRIP_BYTES", 7 * x[0].size * 4)
-    got = ops.resize(x, *size, "area")
-    floats = ops.unit_float(x)
-    want = ops.resize(ops.resize(floats, shape[0], size[1], "area"), *size, "area")
+    monkeypatch.setattr(resizing, "WHOLE_BYTES", 0)
+    monkeypatch.setattr(resizing, "STRIP_BYTES", 7 * x[0].size * 4)
+    got = resize(x, *size, "area")
+    floats = unit_float(x)
+    want = resize(resize(floats, shape[0], size[1], "area"), *size, "area")
     assert got.dtype == np.float32 and got.shape == size + shape[2:]
     assert got.tobytes() == want.tobytes()
 
@@ -30,12 +34,12 @@ def test_dot3_is_the_channel_sum_bit_for_bit(shape):
     rng = np.random.default_rng(shape[1])
     x = rng.random(shape + (3,), dtype=np.float32) * 2 - 0.5
     y = rng.random(shape + (3,), dtype=np.float32)
-    assert ops._dot3(x, y).tobytes() == (x * y).sum(-1).tobytes()
+    assert _dot3(x, y).tobytes() == (x * y).sum(-1).tobytes()
 
 
 @pytest.mark.parametrize("low, high", [(0.1, 0.9), (1e-3, 1.0 - 1e-3)])
 def test_between_is_numpys_strict_comparison(low, high):
-    """ops.between: numpy's ``(x > low) & (x < high)`` at and beside the float32 bounds, NaN, a strided
+    """between: numpy's ``(x > low) & (x < high)`` at and beside the float32 bounds, NaN, a strided
     view, float64 and an empty map."""
     lo, hi = np.float32(low), np.float32(high)
     row = [lo, np.nextafter(lo, np.float32(1)), np.nextafter(lo, np.float32(0)), 0.5, hi,
@@ -43,35 +47,35 @@ def test_between_is_numpys_strict_comparison(low, high):
     x = np.array([row, row[::-1]], np.float32)
     want = (x > low) & (x < high)
     assert 0 < want.sum() < want.size
-    for got, expected in ((ops.between(x, low, high), want), (ops.between(x[:, ::3], low, high), want[:, ::3]),
-                          (ops.between(x.astype(np.float64), low, high), (x.astype(np.float64) > low) & (x.astype(np.float64) < high)),
-                          (ops.between(x[:0], low, high), want[:0])):
+    for got, expected in ((between(x, low, high), want), (between(x[:, ::3], low, high), want[:, ::3]),
+                          (between(x.astype(np.float64), low, high), (x.astype(np.float64) > low) & (x.astype(np.float64) < high)),
+                          (between(x[:0], low, high), want[:0])):
         assert got.dtype == bool and np.array_equal(got, expected)
 
 
 def test_each_tile_spreads_the_calls_over_threads_and_keeps_their_order(monkeypatch):
-    """ops.each_tile: the results in the tiles' order, the calls on several threads where cores allow (forced here:
+    """each_tile: the results in the tiles' order, the calls on several threads where cores allow (forced here:
     a 1-core CI machine must take the path too), inline from inside such a thread, one thread with the cap at 1,
     and a tile's exception raised in the caller."""
     import threading
     import time
 
-    monkeypatch.setattr(ops, "cpu_count", lambda: 4)
+    monkeypatch.setattr(regions, "cpu_count", lambda: 4)
     seen = set()
 
     def work(tile):
         here = threading.current_thread().name
         seen.add(here)
         time.sleep(0.005)  # (lets go of the GIL, as the band's arithmetic does: the pool takes more threads)
-        return tile * tile, here, ops.each_tile(lambda t: threading.current_thread().name, [1, 2])
+        return tile * tile, here, each_tile(lambda t: threading.current_thread().name, [1, 2])
 
-    results = ops.each_tile(work, list(range(40)))
+    results = each_tile(work, list(range(40)))
     assert [r[0] for r in results] == [t * t for t in range(40)]
     assert all(name.startswith("mattekit-tile") for name in seen) and len(seen) > 1
     assert all(nested == [here, here] for _, here, nested in results)  # inline: no pool waiting on itself
     monkeypatch.setenv("MATTEKIT_FINISH_THREADS", "1")
     seen.clear()
-    ops.each_tile(work, list(range(8)))
+    each_tile(work, list(range(8)))
     assert seen == {threading.current_thread().name}
     monkeypatch.delenv("MATTEKIT_FINISH_THREADS")
 
@@ -81,4 +85,4 @@ def test_each_tile_spreads_the_calls_over_threads_and_keeps_their_order(monkeypa
         return tile
 
     with pytest.raises(ValueError, match="tile 5"):
-        ops.each_tile(fails, list(range(10)))
+        each_tile(fails, list(range(10)))

@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import io, metrics, ops
+from mattekit import io, metrics
+from mattekit.ops.pixels import quantise, unit_float
 from mattekit.cli import main
 from mattekit.tasks import segment
 
@@ -98,7 +99,7 @@ def _disc_photo(height, width, dtype=np.uint8, channels=3, seed=0):
     colours = np.clip(colours + rng.normal(0, 0.04, colours.shape), 0, 1)
     if channels == 4:
         colours = np.concatenate([colours, np.where(xx < width // 10, 0.5, 1.0)[..., None]], axis=2)
-    photo = ops.quantise(colours, 16 if dtype == np.uint16 else 8)
+    photo = quantise(colours, 16 if dtype == np.uint16 else 8)
     low = cv2.resize(cv2.GaussianBlur(inside.astype(np.float32), (0, 0), 0.01 * width), (320, 320),
                      interpolation=cv2.INTER_AREA)
     return photo, low
@@ -112,9 +113,9 @@ def test_an_integer_photo_gives_the_float_photos_cutout(dtype, channels):
     photo, low = _disc_photo(300, 400, dtype, channels)
     options = segment.TASK.make_options({})
     as_ints = segment.TASK.finish({}, {"image": photo}, options, None, low)["result"]
-    as_floats = segment.TASK.finish({}, {"image": ops.unit_float(photo)}, options, None, low)["result"]
+    as_floats = segment.TASK.finish({}, {"image": unit_float(photo)}, options, None, low)["result"]
     assert as_ints.dtype == dtype and as_ints.shape == photo.shape[:2] + (4,)
-    assert np.array_equal(as_ints, ops.quantise(as_floats, 16 if dtype == np.uint16 else 8))
+    assert np.array_equal(as_ints, quantise(as_floats, 16 if dtype == np.uint16 else 8))
     alpha = segment.TASK.finish({}, {"image": photo}, segment.TASK.make_options({"result": "alpha"}), None, low)
     assert alpha["result"].dtype == np.float32 and np.array_equal(alpha["result"], as_floats[..., 3])
 

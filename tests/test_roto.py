@@ -500,7 +500,7 @@ def test_roto_refinement_works_in_small_tiles_around_the_edge(monkeypatch):
     """A 480p frame from a 320-px prediction (factor 2.7, the filter unsubsampled) is refined in ``REFINE_TILE``
     tiles: the mask equals the 512-px tiles' within 1e-6 (box sums' rounding; the same bytes on DAVIS blackswan),
     and the tiles hold under half the pixels the 512-px ones do."""
-    from mattekit import ops
+    from mattekit.ops.regions import tiles_holding
     from mattekit.subject import masks
     rng = np.random.default_rng(8)
     image = (rng.random((480, 854, 3)) * 0.2).astype(np.float32)
@@ -509,8 +509,8 @@ def test_roto_refinement_works_in_small_tiles_around_the_edge(monkeypatch):
     image[subject] += 0.7
     low = cv2.resize(subject.astype(np.float32), (320, 180), interpolation=cv2.INTER_AREA)
     tiles = []
-    holding = ops.tiles_holding
-    monkeypatch.setattr(ops, "tiles_holding", lambda *a: tiles.append(a[2]) or holding(*a))
+    holding = tiles_holding
+    monkeypatch.setattr(masks, "tiles_holding", lambda *a: tiles.append(a[2]) or holding(*a))
     small, tile = masks.refine_mask(image, low), masks.REFINE_TILE
     monkeypatch.setattr(masks, "REFINE_TILE", masks.TILE)
     large = masks.refine_mask(image, low)

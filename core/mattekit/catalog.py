@@ -60,7 +60,7 @@ class OutputSpec:
     (probability of class K); ``logit_scale`` multiplies logits first (nets trained with a hinge
     loss give uncalibrated, narrow logits). ``normalize``: "minmax" rescales the map to [0,1] (U^2-Net).
     ``quantize_uint8``: the map floored to 8-bit levels (rembg's ``(pred * 255).astype("uint8")``).
-    ``upsample``: how the map is resized to the photo (an :func:`mattekit.ops.resize` method: "bilinear";
+    ``upsample``: how the map is resized to the photo (an :func:`mattekit.ops.resizing.resize` method: "bilinear";
     "lanczos" as rembg; "torch-area" as MODNet's demo).
     """
 

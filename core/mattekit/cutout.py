@@ -11,7 +11,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from . import ops
+from .ops.compositing import blurred_background, composite, drop_shadow, parse_colour
+from .ops.pixels import quantise, unit_float
+from .ops.regions import bounding_box
+from .ops.resizing import fit_cover
 from .errors import MattekitError
 from .matting import estimate_foreground
 from .options import option
@@ -83,11 +86,11 @@ def background_for(image: np.ndarray, alpha: np.ndarray, background: str | None,
     photo's own background (``blur[:SIGMA]``), or a flat colour (default white)."""
     h, w = alpha.shape
     if backdrop is not None:
-        return ops.fit_cover(backdrop[..., :3], h, w)
+        return fit_cover(backdrop[..., :3], h, w)
     kind, value = parse_background(background or "white")
     if kind == "blur":
         sigma = max(2.0, 0.01 * max(h, w)) if value is None else value
-        return ops.blurred_background(image[..., :3], alpha, sigma)
+        return blurred_background(image[..., :3], alpha, sigma)
     return np.broadcast_to(np.asarray(value, np.float32), (h, w, 3))
 
 
@@ -104,7 +107,7 @@ def parse_background(text: str) -> tuple[str, object]:
             raise MattekitError(f"The background {text!r}: the blur radius must be above 0 and at most 500.")
         return "blur", sigma
     try:
-        return "colour", ops.parse_colour(text)
+        return "colour", parse_colour(text)
     except ValueError:
         raise MattekitError(f"The background {text!r} is neither a colour (#rrggbb, r,g,b or a name) nor blur[:SIGMA].") from None
 
@@ -112,14 +115,14 @@ def parse_background(text: str) -> tuple[str, object]:
 def rgba(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """H x W x 4 straight RGBA of ``image``'s colours (H x W x 3|4) and ``alpha`` (H x W float32 in
     [0,1]): float32, or the dtype of a uint8/uint16 image with the alpha rounded as
-    :func:`mattekit.ops.quantise` rounds."""
+    :func:`mattekit.ops.pixels.quantise` rounds."""
     out = np.empty(alpha.shape + (4,), image.dtype if image.dtype.kind in "ui" else np.float32)
     colours = np.ascontiguousarray(image, dtype=out.dtype)
     cv2.mixChannels([colours], [out], [0, 0, 1, 1, 2, 2])  # (3x faster than numpy's strided copy)
     if out.dtype == np.float32:
         out[..., 3] = alpha
     else:
-        ops.quantise(alpha, 16 if out.dtype == np.uint16 else 8, out=out[..., 3])
+        quantise(alpha, 16 if out.dtype == np.uint16 else 8, out=out[..., 3])
     return out
 
 
@@ -132,13 +135,13 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
     is off. Returns H x W (alpha), H x W x 3 (foreground, composite) or H x W x 4 (rgba), float32,
     cropped to the subject when ``options.crop`` is set. A uint8/uint16 ``image`` (0..255 / 0..65535)
     gives an rgba result of its own dtype, made in place (the alpha and the decontaminated colours
-    rounded as :func:`mattekit.ops.quantise` rounds): no full-size float copy of the photo or the result.
+    rounded as :func:`mattekit.ops.pixels.quantise` rounds): no full-size float copy of the photo or the result.
     """
     kind = result_kind(options, backdrop is not None)
     if image.dtype.kind in "ui" and kind != "rgba":
-        image = ops.unit_float(image)
+        image = unit_float(image)
     if image.shape[-1] == 4:
-        alpha = alpha * ops.unit_float(image[..., 3])
+        alpha = alpha * unit_float(image[..., 3])
     alpha = np.asarray(alpha, np.float32)
     if alpha.size and not (alpha.min() >= 0.0 and alpha.max() <= 1.0):  # (a copy only when it is needed)
         alpha = np.clip(alpha, 0.0, 1.0)
@@ -161,10 +164,10 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
             shadow = None
             if options.shadow:
                 offset, blur, opacity = parse_shadow(options.shadow)
-                shadow = ops.drop_shadow(alpha, offset, blur, opacity)
-            result = ops.composite(colours, alpha, behind, shadow=shadow).astype(np.float32, copy=False)
+                shadow = drop_shadow(alpha, offset, blur, opacity)
+            result = composite(colours, alpha, behind, shadow=shadow).astype(np.float32, copy=False)
     if options.crop is not None:
-        box = ops.bounding_box(alpha, margin=options.crop)
+        box = bounding_box(alpha, margin=options.crop)
         if box is not None:
             top, left, bottom, right = box
             result = result[top:bottom, left:right]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
+from .ops.filters import guided_filter
 
 
 def normalize_depth(disparity: np.ndarray) -> np.ndarray:
@@ -38,5 +38,5 @@ def refine_depth(image: np.ndarray, depth: np.ndarray) -> np.ndarray:
     h, w = depth.shape
     factor = max(1.0, min(h, w) / 518.0)
     radius = max(2, round(2 * factor))
-    out = ops.guided_filter(image[..., :3], depth, radius, eps=1e-4, subsample=max(1, round(factor / 2)))
+    out = guided_filter(image[..., :3], depth, radius, eps=1e-4, subsample=max(1, round(factor / 2)))
     return np.clip(out, 0.0, 1.0).astype(np.float32)

@@ -170,14 +170,23 @@ def import_state_dict(path: str | Path, net: nn.Module, model_name: str | None =
     nodes = _graph_nodes(path)
     calls = _module_calls(net, trace or (lambda module, x: module(x)))
 
+    def mismatch(what: str) -> MattekitError:
+        return MattekitError(f"ONNX file {path.name} does not fit model '{label}': {what}.")
+
+    return _in_state_dict_order(net, _graph_values(nodes, calls, mismatch))
+
+
+def _graph_values(nodes: list[_Node], calls: list[_Call], mismatch: Callable[[str], MattekitError]
+                  ) -> dict[str, torch.Tensor]:
+    """The graph's parameters, as float32 tensors keyed ``module name + "." + parameter``: the ``calls`` (the
+    module's parametric layers in execution order) paired in turn with the graph's ``nodes``, folded batch
+    norms made identities (or given their convolution's bias). ``mismatch(what)``: the error raised for the
+    first pair that does not fit."""
     values: dict[str, torch.Tensor] = {}  # module name + "." + parameter -> tensor
     folded_bias: dict[int, np.ndarray] = {}  # id(conv call) -> ONNX bias that belongs to its folded batch norm
 
     def put(module_name: str, key: str, array: np.ndarray) -> None:
         values[f"{module_name}.{key}" if module_name else key] = torch.from_numpy(np.ascontiguousarray(array))
-
-    def mismatch(what: str) -> MattekitError:
-        return MattekitError(f"ONNX file {path.name} does not fit model '{label}': {what}.")
 
     k = 0  # next ONNX node
     for call in calls:
@@ -224,7 +233,12 @@ def import_state_dict(path: str | Path, net: nn.Module, model_name: str | None =
                           f"(first: '{nodes[k].name}', {_node_structure(nodes[k])})")
     if folded_bias:
         raise mismatch("a convolution without bias in the model has a bias in the graph and no batch norm after it")
+    return values
 
+
+def _in_state_dict_order(net: nn.Module, values: dict[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
+    """``net.state_dict()``'s keys, each with its tensor from ``values`` (keyed by the first name of a shared
+    module) in the key's dtype and shape; floating tensors absent from ``values`` are zeros."""
     state = OrderedDict()
     aliases = {}
     for name, module in net.named_modules(remove_duplicate=False):

@@ -12,8 +12,9 @@ from dataclasses import dataclass, fields
 import cv2
 import numpy as np
 
-from . import ops
-from .ops import linear_to_srgb, srgb_to_linear
+from .ops.filters import guided_filter
+from .ops.pixels import linear_to_srgb, srgb_to_linear
+from .ops.resizing import resize
 
 CLIP_LEVEL = 1.0 - 0.6 / 255.0  # at or above: clipped (8-bit 255); results stay below it
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 luminance of linear sRGB
@@ -51,7 +52,7 @@ def estimate_illuminant(linear: np.ndarray) -> np.ndarray:
     scale = 1024.0 / max(linear.shape[:2])
     if scale < 1.0:
         h, w = linear.shape[:2]  # explicit sizes: a 1-px side must not round to 0
-        small = ops.resize(linear, max(1, round(h * scale)), max(1, round(w * scale)), "area")
+        small = resize(linear, max(1, round(h * scale)), max(1, round(w * scale)), "area")
     g = cv2.GaussianBlur(small, (0, 0), 1.0)
     gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)
     mag = np.sqrt(gx * gx + gy * gy).reshape(-1, 3).astype(np.float64)
@@ -108,7 +109,7 @@ def tone(linear: np.ndarray, strength: float = 1.0) -> np.ndarray:
         gamma = float(np.clip(np.log(goal) / np.log(med), 2.0 / 3.0, 1.5)) ** (0.5 * strength)
         new = np.power(light, np.float32(gamma))
     radius = max(4, round(max(new.shape) / 24))
-    base = ops.guided_filter(new, new, radius, 0.1**2)
+    base = guided_filter(new, new, radius, 0.1**2)
     detail = cv2.GaussianBlur(new, (0, 0), 1.5) - base
     new = new + np.float32(0.5 * strength) * detail
     y_new = srgb_to_linear(np.clip(new, 0.0, 1.0))
@@ -139,9 +140,9 @@ def denoise(rgb: np.ndarray, strength: float = 1.0) -> np.ndarray:
     if sigma < 0.5 / 255 or strength <= 0:
         return rgb
     cb, cr = rgb[..., 2] - y, rgb[..., 0] - y
-    y_smooth = ops.guided_filter(y, y, 2, (2 * sigma) ** 2)
+    y_smooth = guided_filter(y, y, 2, (2 * sigma) ** 2)
     y_new = y + np.float32(min(1.0, 0.6 * strength)) * (y_smooth - y)
-    chroma = ops.guided_filter(y_new, np.stack([cb, cr], -1), 4, (3 * sigma) ** 2)
+    chroma = guided_filter(y_new, np.stack([cb, cr], -1), 4, (3 * sigma) ** 2)
     mix = np.float32(min(1.0, strength))
     cb, cr = cb + mix * (chroma[..., 0] - cb), cr + mix * (chroma[..., 1] - cr)
     r, b = y_new + cr, y_new + cb

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from . import catalog as catalog_mod
-from . import engines, nets, ops, settings, weights
+from . import engines, nets, settings, weights
+from .ops.resizing import resize
 from .engines import gpus
 from .catalog import ModelEntry
 from .errors import MattekitError
@@ -28,10 +29,10 @@ def input_size(entry: ModelEntry, height: int, width: int) -> tuple[int, int]:
 
 
 def prepare(entry: ModelEntry, image: np.ndarray) -> torch.Tensor:
-    """sRGB HxWx3 (float32 in [0,1], or uint8/uint16: see :func:`mattekit.ops.resize`, which shrinks a
+    """sRGB HxWx3 (float32 in [0,1], or uint8/uint16: see :func:`mattekit.ops.resizing.resize`, which shrinks a
     large integer photo without a full-size float copy) -> 1x3xhxw float32 tensor as the catalog entry wants it."""
     spec = entry.input
-    image = ops.resize(image[..., :3], *input_size(entry, *image.shape[:2]), spec.resize)
+    image = resize(image[..., :3], *input_size(entry, *image.shape[:2]), spec.resize)
     if spec.quantize_uint8:
         image = np.floor(np.clip(image, 0, 1) * 255.0) / 255.0
     if spec.divide_by_max:

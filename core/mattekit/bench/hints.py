@@ -23,7 +23,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import io, metrics, ops, runtime
+from .. import io, metrics, runtime
+from ..ops.pixels import unit_float
+from ..ops.regions import bounding_box
 from ..errors import InputError, MattekitError
 from ..progress import shown
 from ..tasks import segment
@@ -88,7 +90,7 @@ def gt_box(gt: np.ndarray, seed: str) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1), x1/y1 exclusive: the bounding box of ``gt`` (H x W uint8, subject >= 128)
     grown per side by a margin uniform in [0, MAX_MARGIN] of its size, drawn from a generator seeded by
     ``seed``, clipped to the image."""
-    y0, x0, y1, x1 = ops.bounding_box(gt, threshold=127)
+    y0, x0, y1, x1 = bounding_box(gt, threshold=127)
     left, top, right, bottom = np.random.default_rng(zlib.crc32(seed.encode())).uniform(0, MAX_MARGIN, 4)
     width, height = x1 - x0, y1 - y0
     height_px, width_px = gt.shape
@@ -107,7 +109,7 @@ def gt_point(gt: np.ndarray) -> tuple[int, int]:
 def rect_box(path: Path) -> tuple[int, int, int, int] | None:
     """The bounding box (x0, y0, x1, y1) of the nonzero area of a GrabCut rectangle file, or None."""
     rect = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    found = None if rect is None else ops.bounding_box(rect, threshold=0)
+    found = None if rect is None else bounding_box(rect, threshold=0)
     if found is None:
         return None
     top, left, bottom, right = found
@@ -166,7 +168,7 @@ def cases(rows: list[tuple[Path, Path, str]], data: Path, composites: bool = Fal
                    hints_for(gt, image_path.stem, rect_box(data / "rect" / (image_path.stem + ".png"))))
         return
     for (left, left_gt), (right, right_gt), half in composite_pairs(rows):
-        image, *subjects = side_by_side(ops.unit_float(read(left)), ops.unit_float(read(right)),
+        image, *subjects = side_by_side(unit_float(read(left)), unit_float(read(right)),
                                         *(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in (left_gt, right_gt)))
         for side, gt in zip(("left", "right"), subjects):
             seed = f"{left.stem}+{right.stem}:{side}"

@@ -15,7 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import catalog, io, metrics, ops, runtime, weights
+from .. import catalog, io, metrics, runtime, weights
+from ..ops.pixels import unit_float
+from ..ops.resizing import lanczos
 from ..subject import masks
 from ..errors import InputError, MattekitError, WeightsError
 from ..progress import shown
@@ -104,15 +106,15 @@ class RembgReference:
 
     def alpha(self, image: np.ndarray) -> np.ndarray:
         """sRGB H x W x 3 (uint8, or float [0,1] rounded to 8 bits first) -> alpha H x W float32 [0,1]."""
-        eight = image[..., :3] if image.dtype == np.uint8 else np.round(ops.unit_float(image[..., :3]) * 255).astype(np.uint8)
-        x = ops.lanczos(eight, self.side, self.side) * np.float32(255)
+        eight = image[..., :3] if image.dtype == np.uint8 else np.round(unit_float(image[..., :3]) * 255).astype(np.uint8)
+        x = lanczos(eight, self.side, self.side) * np.float32(255)
         x = x / max(float(x.max()), 1e-6)
         x = (x - self.mean) / self.std
         feed = {self.session.get_inputs()[0].name: x.transpose(2, 0, 1)[None].astype(np.float32)}
         low = self.session.run(None, feed)[0][0, 0]
         low = (low - low.min()) / max(float(low.max() - low.min()), 1e-12)
         eights = (low * 255).astype(np.uint8)
-        return ops.lanczos(eights, *image.shape[:2])
+        return lanczos(eights, *image.shape[:2])
 
 
 def reference_for(entry, weights_path: str | None = None) -> RembgReference | None:

@@ -216,7 +216,7 @@ def _run_large(args, run_net, device: torch.device) -> int:
     if not match or 0 in (int(match[1]), int(match[2])):
         raise MattekitError(f"--size must look like 4000x3000, not '{args.size}'.")
     width, height = int(match[1]), int(match[2])
-    from ..ops import quantise
+    from ..ops.pixels import quantise
 
     if args.image:  # 8-bit, as `mattekit upscale` reads an 8-bit file
         from .. import io

@@ -3,7 +3,7 @@
 from mattekit.io.picture import Picture
 from mattekit.io.read import read_image, read_layout, read_provenance
 from mattekit.io.write import write_image, write_layers
-from mattekit.ops import linear_to_srgb, srgb_to_linear
+from mattekit.ops.pixels import linear_to_srgb, srgb_to_linear
 
 __all__ = ["Picture", "read_image", "read_layout", "read_provenance", "write_image", "write_layers", "srgb_to_linear", "linear_to_srgb"]
 

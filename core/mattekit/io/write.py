@@ -29,7 +29,7 @@ from mattekit.io.formats import DEPTHS, EXR_RECORD, WRITERS, reason
 from mattekit.io.metadata import Metadata, merged_xmp
 from mattekit.io.png import write_png
 from mattekit.io.tiff import write_tiff
-from mattekit.ops import quantise, srgb_to_linear, with_channels
+from mattekit.ops.pixels import quantise, srgb_to_linear, with_channels
 from mattekit.provenance import to_xmp
 
 
@@ -48,7 +48,7 @@ def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = N
     (:func:`mattekit.colour.exr_attributes`); the other formats clip them to [0, 1].
     metadata: the source's ICC profile, dpi, EXIF and XMP (:class:`mattekit.io.metadata.Metadata`) for PNG, JPEG,
     TIFF and WebP (WebP holds no dpi but the EXIF's); its XMP and the provenance share one packet. EXR keeps none.
-    Memory: floats are rounded to integers in strips of rows (:func:`mattekit.ops.quantise`) and PNG is compressed
+    Memory: floats are rounded to integers in strips of rows (:func:`mattekit.ops.pixels.quantise`) and PNG is compressed
     strip by strip straight into the file, so a write needs the integer copy and a strip on top of the
     caller's array, never a full-size float copy.
     """

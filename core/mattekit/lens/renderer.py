@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
+from ..ops.pixels import linear_to_srgb, srgb_to_linear
 from ..errors import MattekitError
 from .layers import LINEAR_STEPS, Gather, Scene, compose, fill_holes, layer_position, render_coarse
 
@@ -75,7 +75,7 @@ def render(image: np.ndarray, depth: np.ndarray, focus_depth: float, radius: flo
     Returns float32 H x W x C in [0,1].
     """
     rgb = image[..., :3]
-    lin = ops.srgb_to_linear(rgb)
+    lin = srgb_to_linear(rgb)
     if highlight_gain > 0:
         lin = _boost(lin, highlight_gain, highlight_threshold)
     t = layer_position(circle_of_confusion(depth, focus_depth, radius))
@@ -121,7 +121,7 @@ def render(image: np.ndarray, depth: np.ndarray, focus_depth: float, radius: flo
     np.maximum(out, 0.0, out=out)
     if highlight_gain > 0:
         out = _unboost(out, highlight_gain, highlight_threshold)
-    result = ops.linear_to_srgb(np.minimum(out, 1.0))
+    result = linear_to_srgb(np.minimum(out, 1.0))
     if image.shape[-1] == 4:
         result = np.concatenate([result, image[..., 3:4]], axis=-1)
     return np.clip(result, 0.0, 1.0).astype(np.float32)

@@ -4,6 +4,8 @@
 - :mod:`.trimap` - trimaps from masks or users' images, expansion of known regions;
 - :mod:`.alpha` - alpha estimation (closed-form energy + colour-sampling data term, solved at
   reduced resolution and carried to full resolution through the local colour model);
+- :mod:`.evidence` - the data term's evidence: colour sampling, pure colours, background texture;
+- :mod:`.colour_linear` - the local colour-linear model that carries a reduced-resolution alpha to full size;
 - :mod:`.foreground` - foreground colour estimation (decontamination) under a soft alpha;
 - :mod:`.laplacian` and :mod:`.solver` - the matting Laplacian as a pixel stencil and the
   multigrid-preconditioned conjugate-gradient solver behind the alpha.

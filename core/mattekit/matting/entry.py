@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from .. import ops
+from ..ops.pixels import grey_map
 from ..errors import MattekitError
 from . import trimap as trimaps
 from .alpha import AlphaOptions, estimate_alpha
@@ -55,7 +55,7 @@ def matte_edge(image: np.ndarray, mask: np.ndarray, options: MattingOptions | No
     ``extent``: (height, width) of the photo ``image`` is a tile of; ``solve``: the solve's downscale (a power
     of two; None: from the extent). See :class:`AlphaOptions`."""
     options = options or MattingOptions()
-    m = np.clip(ops.grey_map(mask), 0.0, 1.0)
+    m = np.clip(grey_map(mask), 0.0, 1.0)
     band = None if options.band is None else min(options.band, max(m.shape))  # wider covers the image anyway
     trimap = trimaps.from_mask(m, band=band)
     alpha_options = replace(options.alpha_options(), extent=extent, scale=solve)

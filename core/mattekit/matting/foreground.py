@@ -25,7 +25,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .. import ops
+from ..ops.pixels import between, quantise, unit_float
+from ..ops.regions import each_tile, grown, tiles_holding
+from ..ops.resizing import resize
 
 
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
@@ -109,7 +111,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     estimate. Levels grow by 2 from ``start_size`` pixels on the long side; all but the two finest
     get ``coarse_sweeps`` sweeps, the two finest ``fine_sweeps``. ``out`` (H x W x C >= 3 float32
     holding the photo's colours in its first three channels; or uint8/uint16 holding them as integers,
-    which get F rounded as :func:`mattekit.ops.quantise` rounds) receives F in place, so an RGBA
+    which get F rounded as :func:`mattekit.ops.pixels.quantise` rounds) receives F in place, so an RGBA
     result needs no second copy of the colours; ``out`` may also be a function making that array, called
     once the coarser levels are solved (they and a full-size result are then never held at once).
     Returns ``out[..., :3]`` (a new array without ``out``).
@@ -118,10 +120,10 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
 
     def result() -> np.ndarray:
         if out is None:
-            return np.array(ops.unit_float(image[..., :3]), dtype=np.float32)
+            return np.array(unit_float(image[..., :3]), dtype=np.float32)
         return out() if callable(out) else out
 
-    partial = ops.between(alpha, PARTIAL, 1.0 - PARTIAL)
+    partial = between(alpha, PARTIAL, 1.0 - PARTIAL)
     if not partial.any():
         return result()[..., :3]
     h, w = alpha.shape
@@ -130,9 +132,9 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     colours, a = image[..., :3], alpha
     pyramid = []  # the shrunken copies, each from the one before (the full size is not copied)
     for sh, sw in sizes[-2::-1]:
-        colours, a = (ops.resize(x, sh, sw, "area") for x in (colours, a))
+        colours, a = (resize(x, sh, sw, "area") for x in (colours, a))
         pyramid.append((colours, a))
-    tiles = [(box, _partial_boxes(partial[box], box, counts[-1])) for box in ops.tiles_holding(partial, 0, TILE)]
+    tiles = [(box, _partial_boxes(partial[box], box, counts[-1])) for box in tiles_holding(partial, 0, TILE)]
     plans = _plan(tiles, [a for _, a in pyramid], sizes, counts)
     fg = bg = None
     for level, ((sh, sw), count) in enumerate(zip(sizes[:-1], counts)):
@@ -151,26 +153,26 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
 
     def solved(tile):  # the full size: a tile with a halo of its sweeps, solved around its partial pixels only
         box, parts = tile
-        window, _ = ops.grown(box, counts[-1], (h, w))
-        img = np.ascontiguousarray(ops.unit_float(image[window][..., :3]))
+        window, _ = grown(box, counts[-1], (h, w))
+        img = np.ascontiguousarray(unit_float(image[window][..., :3]))
         if fg is None:
             seeds = [np.broadcast_to(m, img.shape) for m in _means(img, alpha[window])]
         else:
             seeds = _sample((fg, bg), window, (h, w))
         pieces = []
         for part in parts:
-            near, inner = ops.grown(part, counts[-1], (h, w))  # (inside the window: the tile's halo is as wide)
+            near, inner = grown(part, counts[-1], (h, w))  # (inside the window: the tile's halo is as wide)
             local = tuple(slice(n.start - o.start, n.stop - o.start) for n, o in zip(near, window))
             f, _ = _sweeps(img[local], alpha[near], *(c[local] for c in seeds), counts[-1], eps, gamma, inner,
                            fg_only=True)
             here = partial[part]
             colours = f[here]
             if kind.kind in "ui":
-                colours = ops.quantise(colours[None], 16 if kind == np.uint16 else 8)[0]
+                colours = quantise(colours[None], 16 if kind == np.uint16 else 8)[0]
             pieces.append((part, here, colours))
         return pieces
 
-    for pieces in ops.each_tile(solved, tiles):
+    for pieces in each_tile(solved, tiles):
         for part, here, colours in pieces:
             filled[part][here, :3] = colours
     return filled[..., :3]
@@ -206,7 +208,7 @@ def _level_tiles(flags: np.ndarray, reach: int, read: np.ndarray) -> list[tuple[
     """The TILE-px tiles of a level holding a True pixel of ``flags`` (H x W bool, its partial alpha) within ``reach``
     px (its sweeps' count), each with the boxes of it to solve: around its pixels that are ``read`` (H x W bool;
     :func:`_partial_boxes`)."""
-    return [(box, _partial_boxes(read[box], box, reach)) for box in ops.tiles_holding(flags, reach, TILE)]
+    return [(box, _partial_boxes(read[box], box, reach)) for box in tiles_holding(flags, reach, TILE)]
 
 
 def _plan(tiles: list, alphas: list[np.ndarray], sizes: list[tuple[int, int]], counts: list[int]) -> dict:
@@ -223,25 +225,25 @@ def _plan(tiles: list, alphas: list[np.ndarray], sizes: list[tuple[int, int]], c
         parts, halo = [p for _, boxes in tiles for p in boxes], counts[level + 1]
         read = _footprint(parts, halo, size, finer, margin)
         alpha = alphas[len(sizes) - 2 - level]
-        plans[level] = tiles = _level_tiles(ops.between(alpha, PARTIAL, 1.0 - PARTIAL), counts[level], read)
+        plans[level] = tiles = _level_tiles(between(alpha, PARTIAL, 1.0 - PARTIAL), counts[level], read)
         finer, margin = size, 1  # (OpenCV's enlargement rounds its positions in float32: one pixel more each side)
     return plans
 
 
 def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma, tiles) -> None:
     """The sweeps of :func:`_sweeps` in the boxes of ``tiles`` (:func:`_level_tiles`; on every core:
-    :func:`mattekit.ops.each_tile`), written into ``fg`` and ``bg`` once every box is solved. A box is computed from
+    :func:`mattekit.ops.regions.each_tile`), written into ``fg`` and ``bg`` once every box is solved. A box is computed from
     the level's starting values with a halo of ``count`` pixels, so its interior is what the whole-level sweeps
     give; elsewhere the colours stay as upsampled."""
     def swept(tile):
         pieces = []
         for part in tile[1]:
-            window, inner = ops.grown(part, count, alpha.shape)
+            window, inner = grown(part, count, alpha.shape)
             f, b = _sweeps(image[window], alpha[window], fg[window], bg[window], count, eps, gamma, inner)
             pieces.append((part, f, b))
         return pieces
 
-    for pieces in ops.each_tile(swept, tiles):
+    for pieces in each_tile(swept, tiles):
         for part, f, b in pieces:
             fg[part], bg[part] = f, b
 
@@ -252,7 +254,7 @@ def _footprint(parts: list[tuple[slice, slice]], halo: int, level: tuple[int, in
     (:func:`_reads`) for the boxes ``parts`` of the finer size, each grown by ``halo``, and ``margin`` px more."""
     read = np.zeros(level, bool)
     for part in parts:
-        window, _ = ops.grown(part, halo, finer)
+        window, _ = grown(part, halo, finer)
         (_, top, bottom), (_, left, right) = (_reads(s, f, n) for s, f, n in zip(window, finer, level))
         read[max(0, top - margin) : bottom + margin, max(0, left - margin) : right + margin] = True
     return read

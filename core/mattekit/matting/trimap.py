@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .. import ops
+from ..ops.pixels import grey_map
 
 FG_AT, BG_AT = 0.9, 0.1  # trimap values at or beyond these are known
 
@@ -27,7 +27,7 @@ def normalise(trimap: np.ndarray) -> np.ndarray:
     else (the usual 128 grey, and JPEG noise around it) unknown. Colour trimaps are read by
     their first channel (alpha channels are ignored).
     """
-    t = ops.grey_map(trimap)
+    t = grey_map(trimap)
     fg, bg, _ = split(t)
     out = np.full(t.shape, 0.5, np.float32)
     out[fg], out[bg] = 1.0, 0.0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import ops
+from ..ops.regions import bounding_box
 from ..subject import hints
 from ..errors import InputError
 from ..fsutil import sha256_file
@@ -178,7 +178,7 @@ def carried_hint(mask: np.ndarray, grey_from: np.ndarray, grey_to: np.ndarray, f
 
 def box_of(mask: np.ndarray) -> str:
     """'x0,y0,x1,y1' (x1, y1 exclusive) around ``mask`` > 0.5 (H x W); InputError when it is empty."""
-    bounds = ops.bounding_box(mask, threshold=0.5)
+    bounds = bounding_box(mask, threshold=0.5)
     if bounds is None:
         raise InputError("The mask is empty: there is no box around it.")
     top, left, bottom, right = bounds

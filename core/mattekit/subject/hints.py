@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .. import ops
+from ..ops.regions import bounding_box
 from ..errors import InputError
 
 MARGIN = 0.15  # the model sees the region grown by this fraction of its size on each side
@@ -121,7 +121,7 @@ def _bounds(hint: Hint) -> tuple[int, int, int, int] | None:
         x0, y0, x1, y1 = hint.box
         boxes.append((y0, x0, y1, x1))
     if hint.mask is not None:
-        boxes.append(ops.bounding_box(hint.mask, threshold=0.5))  # not empty: make() refuses that
+        boxes.append(bounding_box(hint.mask, threshold=0.5))  # not empty: make() refuses that
     if not boxes:
         return None
     for x, y in hint.include:

@@ -20,10 +20,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .. import ops
+from ..ops.filters import guided_filter
+from ..ops.pixels import between, unit_float
+from ..ops.regions import each_tile, grown, tiles_holding
+from ..ops.resizing import resize, shrunk
 from . import hints
 from ..matting import trimap as trimaps
-from ..matting.alpha import AlphaOptions, auto_scale, colour_linear_apply, colour_linear_fit, enlarged
+from ..matting.alpha import AlphaOptions, auto_scale
+from ..matting.colour_linear import colour_linear_apply, colour_linear_fit, enlarged
 from ..matting.entry import MattingOptions, matte_edge
 
 # The uncertain band, in multiples of the upsampling factor (chosen on grabcut50's tuning half):
@@ -38,13 +42,13 @@ MATTE_TILE = 1024  # px: the matting's tiles (larger: its windows carry a wider 
 def upsample(low: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
     """The plain model: a probability map (h x w) resized to height x width (``method``: the catalog's
     ``output.upsample``, as the model's reference pipeline does it), float32 in [0,1]."""
-    mask = ops.resize(low, height, width, method)
+    mask = resize(low, height, width, method)
     return np.clip(mask, 0.0, 1.0, out=mask if mask is not low else None)
 
 
 def unsure(mask: np.ndarray) -> np.ndarray:
     """Where the model is unsure: probabilities strictly between the trimap's known levels (0.1, 0.9). H x W bool."""
-    return ops.between(mask, trimaps.BG_AT, trimaps.FG_AT)
+    return between(mask, trimaps.BG_AT, trimaps.FG_AT)
 
 
 def edge_band(mask: np.ndarray, grow: int, box: tuple[slice, slice] | None = None) -> np.ndarray:
@@ -52,7 +56,7 @@ def edge_band(mask: np.ndarray, grow: int, box: tuple[slice, slice] | None = Non
     (a disc). ``box`` (row and column slices) limits the work and the result to that region; the
     result is the same there as for the whole image. H x W (or the box's size) bool."""
     box = box or (slice(0, mask.shape[0]), slice(0, mask.shape[1]))
-    outer, inner = ops.grown(box, grow, mask.shape)
+    outer, inner = grown(box, grow, mask.shape)
     doubt = unsure(mask[outer]).astype(np.uint8)
     if grow > 0:
         doubt = cv2.dilate(doubt, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
@@ -73,7 +77,7 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     Upsampling by ``upsampling`` (:func:`upsample`); where the model is sure (probability <= 0.1 or >= 0.9) the result is 0 or 1.
     In the uncertain band (unsure pixels widened by ``GROW`` x the upsampling factor) a colour guided
     filter of radius ``RADIUS`` x the factor moves the edge onto the photo's edges; it runs in the
-    band's tiles only (on every core: :func:`mattekit.ops.each_tile`; ``REFINE_TILE`` px, or ``TILE`` where the
+    band's tiles only (on every core: :func:`mattekit.ops.regions.each_tile`; ``REFINE_TILE`` px, or ``TILE`` where the
     filter subsamples, factor >= 6), so its cost follows the band, not the image. Where the network saw the photo
     at full resolution or more (factor <= 1) only the rounding applies. ``soft``: no rounding (the map
     is a matting model's alpha). Returns float32 H x W in [0,1]: the only full-size array made (the
@@ -91,13 +95,13 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
 
     def filtered(box):
         band = edge_band(mask, grow, box)
-        outer, inner = ops.grown(box, margin, mask.shape)
-        guide = ops.unit_float(image[outer][..., :3])
-        values = ops.guided_filter(guide, mask[outer], radius, eps=EPS, subsample=subsample)[inner]
+        outer, inner = grown(box, margin, mask.shape)
+        guide = unit_float(image[outer][..., :3])
+        values = guided_filter(guide, mask[outer], radius, eps=EPS, subsample=subsample)[inner]
         return box, band, np.clip(values[band], 0.0, 1.0)
 
     tile = REFINE_TILE if subsample == 1 else TILE  # subsampled: the coefficients follow each window's grid
-    for box, band, values in ops.each_tile(filtered, ops.tiles_holding(unsure(mask), grow, tile)):
+    for box, band, values in each_tile(filtered, tiles_holding(unsure(mask), grow, tile)):
         mask[box][band] = values
     return mask if soft else round_sure(mask)
 
@@ -139,7 +143,7 @@ def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, i
     if scale == 1:
         done = matted_tiles(image, mask, doubt)
     else:
-        small_image, small_mask = ops.shrunk(image, scale), ops.shrunk(mask, scale)
+        small_image, small_mask = shrunk(image, scale), shrunk(mask, scale)
         small_alpha = round_sure(small_mask.copy())
         for box, values in matted_tiles(small_image, small_mask, unsure(small_mask), auto_scale(*mask.shape) // scale):
             small_alpha[box] = values
@@ -162,9 +166,9 @@ def matted_tiles(image: np.ndarray, mask: np.ndarray, doubt: np.ndarray,
     options = MattingOptions(band=band)
     margin = matte_margin(*mask.shape)
     done = []
-    for box in ops.tiles_holding(doubt, band, MATTE_TILE):
-        window, inner = ops.grown(box, margin, mask.shape)
-        colours = ops.unit_float(image[window][..., :3])
+    for box in tiles_holding(doubt, band, MATTE_TILE):
+        window, inner = grown(box, margin, mask.shape)
+        colours = unit_float(image[window][..., :3])
         done.append((box, matte_edge(colours, mask[window], options, extent=mask.shape, solve=solve)[inner]))
     return done
 
@@ -198,29 +202,29 @@ def carried(image: np.ndarray, small_image: np.ndarray, small_mask: np.ndarray, 
     """The alpha matted on the photo shrunk ``scale`` times (``small_alpha``, its mask ``small_mask`` and
     colours ``small_image``, float32) carried to full size, as (box, alpha) for the ``TILE`` blocks of the photo
     around the small mask's unsure pixels and the matte's partial ones: where the small alpha, enlarged
-    bilinearly, is partial, its local colour-linear model (:func:`mattekit.matting.alpha.colour_linear_fit`,
+    bilinearly, is partial, its local colour-linear model (:func:`mattekit.matting.colour_linear.colour_linear_fit`,
     fitted on the small image around the block) is applied to the photo's own colours, so hair and edges land
     on the full-size pixels; elsewhere the enlarged small alpha (0 or 1)."""
-    flags = unsure(small_mask) | ops.between(small_alpha, 0.0, 1.0)
+    flags = unsure(small_mask) | between(small_alpha, 0.0, 1.0)
     h, w = image.shape[:2]
     eps = AlphaOptions().upsample_eps
     reach = 6  # small px around a block: the enlargement reads 2, the fit's two box means 1 each
 
     def apply(small_box):
-        window, _ = ops.grown(small_box, reach, small_alpha.shape)
+        window, _ = grown(small_box, reach, small_alpha.shape)
         (ys, xs), (wy, wx) = small_box, window
         box = (slice(ys.start * scale, min(h, ys.stop * scale)), slice(xs.start * scale, min(w, xs.stop * scale)))
         at = (slice(box[0].start - wy.start * scale, box[0].stop - wy.start * scale),  # the box in the window's
               slice(box[1].start - wx.start * scale, box[1].stop - wx.start * scale))  # enlargement
         values = enlarged(small_alpha[window], scale, at)
-        partial = ops.between(values, 0.0, 1.0)
+        partial = between(values, 0.0, 1.0)
         if partial.any():
             coefficients = colour_linear_fit(small_image[window], small_alpha[window], eps)
-            colours = ops.unit_float(image[box][..., :3])
+            colours = unit_float(image[box][..., :3])
             values = np.where(partial, colour_linear_apply(coefficients, scale, colours, at), values)
         return box, values
 
-    return ops.each_tile(apply, ops.tiles_holding(flags, 1, max(1, TILE // scale)))
+    return each_tile(apply, tiles_holding(flags, 1, max(1, TILE // scale)))
 
 
 def matte_margin(height: int, width: int) -> int:
@@ -278,6 +282,6 @@ def hint_finished(image: np.ndarray, mask: np.ndarray, context, colour: bool = F
     # two rules tie on grabcut50 within 0.001 IoU; on DAVIS first frames with u2netp: 0.8299 vs 0.8265.)
     select = hint.box is None and hint.mask is None and all(mask[y, x] >= 0.5 for x, y in hint.include)
     if colour:
-        crop = ops.unit_float(image[top:bottom, left:right, :3])
+        crop = unit_float(image[top:bottom, left:right, :3])
         region[...] = hints.colour_refine(crop, region, hints.within(hint, top, left, bottom, right))
     return hints.constrain(mask, hint, select=select)

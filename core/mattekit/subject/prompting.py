@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import ops
+from ..ops.regions import bounding_box
 from . import hints
 
 
@@ -49,7 +49,7 @@ def prompts_of(hint: hints.Hint) -> Prompts:
     pixel column in SAM's continuous pixel coordinates, so the numbers pass unchanged; points too."""
     boxes = [] if hint.box is None else [hint.box]
     if hint.mask is not None:
-        top, left, bottom, right = ops.bounding_box(hint.mask, threshold=0.5)  # not empty: hints.make refuses that
+        top, left, bottom, right = bounding_box(hint.mask, threshold=0.5)  # not empty: hints.make refuses that
         boxes.append((int(left), int(top), int(right), int(bottom)))
     box = None
     if boxes:

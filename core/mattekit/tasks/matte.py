@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import cutout, ops
+from .. import cutout
+from ..ops.pixels import grey_map
+from ..ops.resizing import resize
 from ..subject import masks
 from ..errors import MattekitError
 from ..cutout import CutoutOptions
@@ -58,13 +60,13 @@ def _finish(models, inputs, options: MatteOptions, context, prediction) -> dict:
     if inputs.get("trimap") is not None:
         alpha = alpha_from_trimap(image, _plane(inputs["trimap"], image, "trimap"), MattingOptions.of(options))
     elif inputs.get("mask") is not None:
-        mask = np.clip(ops.grey_map(_plane(inputs["mask"], image, "mask")), 0.0, 1.0)
+        mask = np.clip(grey_map(_plane(inputs["mask"], image, "mask")), 0.0, 1.0)
         check_edge(mask)
         alpha = matte_edge(image, mask, MattingOptions.of(options))
     elif models["model"].entry.task == "matte":
         low = masks.prediction_array(prediction)
         h, w = image.shape[:2]
-        alpha = np.clip(ops.resize(low, h, w, masks.upsampling_of(models["model"])), 0.0, 1.0)
+        alpha = np.clip(resize(low, h, w, masks.upsampling_of(models["model"])), 0.0, 1.0)
     else:
         mask = masks.mask_from_prediction(image, prediction, upsampling=masks.upsampling_of(models["model"]))
         alpha = matte_edge(image, mask, MattingOptions.of(options))

@@ -28,9 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import ops, runtime
+from .. import runtime
+from ..ops.pixels import quantise
+from ..ops.resizing import resize
 from ..errors import InputError, MattekitError
-from ..ops import quantise
 from . import tiling
 
 MAX_SCALE = 16.0
@@ -259,7 +260,7 @@ def upscale(predictor: runtime.Predictor, image: np.ndarray, *, scale: float | N
     result = out[0].permute(1, 2, 0).numpy()[: height * s, : width * s]  # H x W x C view, no copy
     if not native:  # another ratio: the network's float result resampled
         shrinking = out_h * out_w < result.shape[0] * result.shape[1]
-        result = ops.resize(result, out_h, out_w, "area" if shrinking else "cubic")
+        result = resize(result, out_h, out_w, "area" if shrinking else "cubic")
         np.clip(result, 0.0, 1.0, out=result)
         if dtype != np.float32:
             result = quantise(result, 16 if dtype == np.uint16 else 8)

@@ -126,7 +126,7 @@ def _output_buffer(n: int, height: int, width: int, channels: int, dtype: torch.
 
 def _store(block: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Finished float pixels as ``dtype``: floats as they are; integers from [0,1] (NaN -> 0, clipped,
-    rounded half to even, as :func:`mattekit.ops.quantise`)."""
+    rounded half to even, as :func:`mattekit.ops.pixels.quantise`)."""
     if dtype.is_floating_point:
         return block
     top = float(torch.iinfo(dtype).max)

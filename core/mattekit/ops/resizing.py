@@ -1,0 +1,109 @@
+"""Resizing images and maps: OpenCV's area, bilinear, cubic and nearest, PIL's Lanczos, PyTorch's area mode,
+block-mean shrinking and cover-and-crop. Results are float32 in [0,1], H x W (x C).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .pixels import STRIP_BYTES, unit_float
+
+
+WHOLE_BYTES = 16 << 20  # integer images whose float copy is at most this are resized as one float array
+_FLAGS = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "cubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}
+
+
+def lanczos(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """PIL's Lanczos resize (a = 3, widened by the factor when shrinking: antialiased) of H x W (x C) to
+    (height, width), float32 in [0,1]. uint8 runs PIL's 8-bit path (rounded to 8 bits after each of its
+    two passes: bit for bit what rembg feeds its networks); other types are resized as floats, channel
+    by channel (PIL's "F" mode: no rounding)."""
+    from PIL import Image
+
+    if x.dtype == np.uint8 and (x.ndim == 2 or x.shape[2] in (1, 3)):
+        pixels = Image.fromarray(np.ascontiguousarray(x if x.ndim == 2 else x[..., 0] if x.shape[2] == 1 else x))
+        out = np.asarray(pixels.resize((width, height), Image.Resampling.LANCZOS), np.float32) / np.float32(255)
+        return out.reshape((height, width) + x.shape[2:])
+    x = unit_float(x)
+    planes = [x] if x.ndim == 2 else [x[..., c] for c in range(x.shape[2])]
+    out = [np.array(Image.fromarray(np.ascontiguousarray(p, np.float32), mode="F")
+                      .resize((width, height), Image.Resampling.LANCZOS)) for p in planes]
+    return out[0] if x.ndim == 2 else np.stack(out, axis=2)
+
+
+def torch_area(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """PyTorch's ``interpolate(mode="area")`` of H x W (x C) float32 to (height, width): adaptive average
+    pooling (output pixel i averages input pixels floor(i*n/m) .. ceil((i+1)*n/m) - 1 on each axis), which
+    differs from OpenCV's area resize for non-integer factors and copies pixels when enlarging. Separable."""
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+    t = t[None, None] if x.ndim == 2 else t.permute(2, 0, 1)[None]
+    out = torch.nn.functional.adaptive_avg_pool2d(t, (height, width))[0]
+    return out[0].numpy() if x.ndim == 2 else np.ascontiguousarray(out.permute(1, 2, 0).numpy())
+
+
+def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
+    """Resize H x W (x C) to (height, width) float32; ``area`` for shrinking, bilinear/cubic otherwise,
+    ``lanczos`` / ``torch-area`` where a model's reference pipeline uses PIL's Lanczos (:func:`lanczos`) /
+    PyTorch's area mode (:func:`torch_area`).
+
+    Floats are taken as they are; uint8/uint16 are read as [0,1] (:func:`unit_float`). An integer image
+    shrunk to a smaller float copy than :data:`WHOLE_BYTES` is never made float whole: its rows are made
+    float a strip at a time and shrunk in width, then the narrow result in height (for non-integer
+    factors OpenCV gives the same values as one 2-D resize; otherwise they differ by float rounding).
+    An ``area`` shrink by a whole factor k in height does both steps strip by strip (strips of a multiple
+    of k rows: the same values, and no full-height narrow copy).
+    """
+    if method == "lanczos" and x.dtype == np.uint8:
+        return lanczos(x, height, width)
+    if x.dtype.kind in "ui" and height <= x.shape[0] and width <= x.shape[1] and x.size * 4 > WHOLE_BYTES:
+        rows = max(1, STRIP_BYTES // (x[0].size * 4))
+        k = x.shape[0] // height
+        if method == "area" and k > 1 and x.shape[0] == k * height:
+            rows = max(1, rows // k) * k
+            out = np.empty((height, width) + x.shape[2:], np.float32)
+            for y in range(0, x.shape[0], rows):
+                narrow = resize(unit_float(x[y : y + rows]), min(rows, x.shape[0] - y), width, method)
+                out[y // k : (y + rows) // k] = resize(narrow, narrow.shape[0] // k, width, method)
+            return out
+        narrow = np.empty((x.shape[0], width) + x.shape[2:], np.float32)
+        for y in range(0, x.shape[0], rows):
+            narrow[y : y + rows] = resize(unit_float(x[y : y + rows]), min(rows, x.shape[0] - y), width, method)
+        return resize(narrow, height, width, method)
+    x = unit_float(x)
+    if x.shape[:2] == (height, width):
+        return x
+    if method == "lanczos":
+        return lanczos(x, height, width)
+    if method == "torch-area":
+        return torch_area(x, height, width)
+    out = cv2.resize(np.ascontiguousarray(x), (width, height), interpolation=_FLAGS[method])
+    return out.reshape((height, width) + x.shape[2:])
+
+
+def shrunk(x: np.ndarray, scale: int) -> np.ndarray:
+    """``x`` (H x W [x C], its pixels' channels contiguous; float [0,1] or uint8/uint16) shrunk ``scale`` times by
+    block means, float32 in [0,1]:
+    ceil(H / scale) x ceil(W / scale); the last row and column of blocks average what is left over. The one
+    full-size pass is OpenCV's area resize of the integers, so no float copy of the photo is made."""
+    h, w = x.shape[:2]
+    hs, ws = h // scale * scale, w // scale * scale
+    rows = []
+    for ys in (slice(0, hs), slice(hs, h)):
+        if ys.stop > ys.start:
+            parts = [cv2.resize(x[ys, xs], (-(-(xs.stop - xs.start) // scale), -(-(ys.stop - ys.start) // scale)),
+                                interpolation=cv2.INTER_AREA)
+                     for xs in (slice(0, ws), slice(ws, w)) if xs.stop > xs.start]
+            rows.append(np.concatenate([p.reshape(p.shape[:2] + x.shape[2:]) for p in parts], axis=1))
+    return unit_float(np.concatenate(rows, axis=0)).astype(np.float32, copy=False)
+
+
+def fit_cover(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Scale ``image`` to cover (height, width) keeping its aspect ratio, then crop the centre."""
+    h, w = image.shape[:2]
+    s = max(height / h, width / w)
+    nh, nw = max(height, int(np.ceil(h * s))), max(width, int(np.ceil(w * s)))
+    scaled = resize(image, nh, nw, "area" if s < 1 else "bilinear")
+    top, left = (nh - height) // 2, (nw - width) // 2
+    return scaled[top : top + height, left : left + width]
