@@ -1,5 +1,5 @@
 """One HTTP request to the worker (:class:`Handler`): its plumbing and the checks it passes, then the
-endpoint :mod:`.routes` names for it; the connections it arrives on are :mod:`.connections`'.
+endpoint :mod:`.routes` names for it (it comes on a connection that :mod:`.connections` handed over).
 
 Every request, in this order: its Host header must name this worker on loopback (or the address it
 was told to bind) with its port, else 403 (DNS rebinding); a browser's request (an ``Origin`` or
