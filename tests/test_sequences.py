@@ -6,8 +6,10 @@ import pytest
 
 from mattekit.errors import InputError, OutputError
 from mattekit.io import read_image, write_image
-from mattekit.io.sequences import (FramePattern, ImageSequence, MissingFramesError, Movie, chunk_frames,
-                                   format_frames, open_plate, output_pattern, parse_frames, select_frames)
+from mattekit.io.frame_patterns import FramePattern
+from mattekit.io.frame_ranges import chunk_frames, format_frames, parse_frames
+from mattekit.io.movie import Movie
+from mattekit.io.sequences import ImageSequence, MissingFramesError, open_plate, output_pattern, select_frames
 
 
 @pytest.mark.parametrize("text, padding, name", [

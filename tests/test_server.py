@@ -24,9 +24,8 @@ from mattekit.wire.client import Pixels, WorkerError
 from mattekit.options import option
 from mattekit.tasks.registry import Port, Task
 from mattekit.errors import MattekitError
-from mattekit.worker import transport as http_mod
 from mattekit.wire import protocol
-from mattekit.worker import jobs, operations, service
+from mattekit.worker import connections, jobs, operations, request, service
 from mattekit.worker.log import WorkerLog
 
 
@@ -748,20 +747,20 @@ def test_idle_connections_take_no_threads_and_do_not_lock_clients_out(make_worke
     before = set(threading.enumerate())
     socks = [socket.create_connection((srv.host, srv.port), timeout=30) for _ in range(3000)]
     _until(lambda: not select.select([srv.httpd.socket], [], [], 0)[0]  # none left to accept
-           and _open_connections(srv) == http_mod.MAX_CONNECTIONS, "the worker's taking in of the connections")
+           and _open_connections(srv) == connections.MAX_CONNECTIONS, "the worker's taking in of the connections")
     new_threads = set(threading.enumerate()) - before
     health = worker.health()  # a real client is served while the idle connections wait
     open_now = _open_connections(srv)
     for s in socks:
         s.close()
-    print(f"worker idle connections: 3000 opened; connections held {open_now} (cap {http_mod.MAX_CONNECTIONS}), "
-          f"threads started for them {sorted(t.name for t in new_threads)} (pool {http_mod.POOL_SIZE})")
-    assert health["ok"] and not new_threads and open_now <= http_mod.MAX_CONNECTIONS
+    print(f"worker idle connections: 3000 opened; connections held {open_now} (cap {connections.MAX_CONNECTIONS}), "
+          f"threads started for them {sorted(t.name for t in new_threads)} (pool {connections.POOL_SIZE})")
+    assert health["ok"] and not new_threads and open_now <= connections.MAX_CONNECTIONS
 
 
 def test_half_sent_requests_and_idle_connections_time_out(make_worker, monkeypatch):
-    monkeypatch.setattr(http_mod, "CONNECTION_TIMEOUT", 1.0)
-    monkeypatch.setattr(http_mod.Handler, "timeout", 1.0)
+    monkeypatch.setattr(connections, "CONNECTION_TIMEOUT", 1.0)
+    monkeypatch.setattr(request.Handler, "timeout", 1.0)
     srv, worker = make_worker()
     threads, handled, finish = set(threading.enumerate()), [], srv.httpd.finish_request
     srv.httpd.finish_request = lambda request, address: (handled.append(address), finish(request, address))
@@ -833,11 +832,11 @@ def _answer(sock: socket.socket) -> bytes:
 
 def test_strangers_trickling_a_body_do_not_hold_the_handler_threads(make_worker, monkeypatch):
     """Issue 28, finding 4: refused requests trickling their bodies held every handler thread."""
-    monkeypatch.setattr(http_mod, "BODY_SECONDS", 600.0)  # a body waited for would hold its thread past the timeout
+    monkeypatch.setattr(request, "BODY_SECONDS", 600.0)  # a body waited for would hold its thread past the timeout
     srv, _ = make_worker()
     head = (f"POST /v1/run/remove HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: Bearer wrong\r\n"
             f"Content-Length: 1000\r\n\r\nx").encode()
-    stalls = [socket.create_connection((srv.host, srv.port), timeout=20) for _ in range(http_mod.POOL_SIZE + 2)]
+    stalls = [socket.create_connection((srv.host, srv.port), timeout=20) for _ in range(connections.POOL_SIZE + 2)]
     for sock in stalls:
         sock.sendall(head)
     stop = threading.Event()
@@ -855,7 +854,7 @@ def test_strangers_trickling_a_body_do_not_hold_the_handler_threads(make_worker,
 
 
 def test_a_body_gets_one_total_deadline_however_it_trickles(make_worker, monkeypatch):
-    monkeypatch.setattr(http_mod, "BODY_SECONDS", 1.0, raising=False)
+    monkeypatch.setattr(request, "BODY_SECONDS", 1.0, raising=False)
     srv, worker = make_worker(operations_table={"echo": _echo_operation()})
     metas = [{"width": 10, "height": 10, "channels": 3, "dtype": "u8"},
              {"width": 10, "height": 10, "channels": 1, "dtype": "u8"}]
@@ -946,7 +945,7 @@ def test_a_full_queue_answers_503_with_retry_after(make_worker):
 
 def test_the_queue_cap_counts_requests_whose_bodies_are_still_coming(make_worker, monkeypatch):
     """Issue 28, finding 6: admission reserved nothing, so concurrent requests all read and decoded past the cap."""
-    monkeypatch.setattr(http_mod, "BODY_SECONDS", 60.0, raising=False)
+    monkeypatch.setattr(request, "BODY_SECONDS", 60.0, raising=False)
     copy = _test_operation("copy", (Port("image", "image", (3, 4)),),
                            lambda models, inputs, options, progress: {"result": inputs["image"]})
     srv, _ = make_worker(operations_table={"copy": copy}, max_queued=1 << 20)

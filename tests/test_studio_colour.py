@@ -18,7 +18,7 @@ from mattekit.errors import InputError
 from mattekit.io import read_image
 from mattekit.io.picture import Layout
 from mattekit.io.read import read_layout, read_plate
-from mattekit.io.sequences import IMAGE_SUFFIXES
+from mattekit.io.frame_patterns import IMAGE_SUFFIXES
 
 MODEL = "u2netp"  # real weights from the shared mirror, small
 SIZE = (160, 96)  # plate frames: width, height

@@ -29,8 +29,9 @@ import numpy as np
 from .. import catalog
 from ..roto import temporal, tracking
 from ..errors import InputError
-from ..io.sequences import ImageSequence, _folder_pattern
-from ..io.sequences import chunk_frames
+from ..io.frame_patterns import folder_pattern
+from ..io.frame_ranges import chunk_frames
+from ..io.sequences import ImageSequence
 from ..roto import ROTO_MODEL_TASKS, MatteSource
 
 
@@ -104,7 +105,7 @@ def run(args) -> int:
     print(head)
     runs = {"no hint": []} | ({args.hint: []} if args.hint else {})
     for name in names:
-        plate = ImageSequence(_folder_pattern(images / name))
+        plate = ImageSequence(folder_pattern(images / name))
         frames = plate.frames[: args.limit] if args.limit else plate.frames
         gts = []
         for frame in frames:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import MattekitError
-from ..io.sequences import format_frames
+from ..io.frame_ranges import format_frames
 
 EPILOG = """\
 plates: name.####.exr, name.%04d.png, name.$F4.png, name.@.png, one frame (name.1001.exr),

@@ -1,5 +1,7 @@
 """File input and output: :mod:`.read` and :mod:`.write` by format (:mod:`.formats`; :mod:`.png` and
-:mod:`.tiff` hold their own codecs, :mod:`.oiio` reads and writes EXR and DPX through OpenImageIO), the in-memory :mod:`.picture`, and :mod:`.sequences`."""
+:mod:`.tiff` hold their own codecs, :mod:`.oiio` reads and writes EXR and DPX through OpenImageIO), the
+in-memory :mod:`.picture`, and plates: :mod:`.sequences` (with :mod:`.frame_patterns`, :mod:`.frame_ranges`
+and :mod:`.movie`)."""
 from mattekit.io.picture import Picture
 from mattekit.io.read import read_image, read_layout, read_provenance
 from mattekit.io.write import write_image, write_layers
@@ -7,8 +9,10 @@ from mattekit.ops.pixels import linear_to_srgb, srgb_to_linear
 
 __all__ = ["Picture", "read_image", "read_layout", "read_provenance", "write_image", "write_layers", "srgb_to_linear", "linear_to_srgb"]
 
-from mattekit.io.sequences import (FramePattern, ImageSequence, MissingFramesError, Movie, format_frames,  # noqa: E402
-                                   open_plate, output_pattern, parse_frames, select_frames)
+from mattekit.io.frame_patterns import FramePattern  # noqa: E402
+from mattekit.io.frame_ranges import format_frames, parse_frames  # noqa: E402
+from mattekit.io.movie import Movie  # noqa: E402
+from mattekit.io.sequences import ImageSequence, MissingFramesError, open_plate, output_pattern, select_frames  # noqa: E402
 
 __all__ += ["FramePattern", "ImageSequence", "Movie", "MissingFramesError", "open_plate", "select_frames",
             "output_pattern", "parse_frames", "format_frames"]

@@ -8,7 +8,7 @@ from .. import catalog, runtime
 from ..subject import masks, prompting
 from . import temporal, tracking
 from ..errors import InputError
-from ..io.sequences import format_frames
+from ..io.frame_ranges import format_frames
 from ..tasks.roto import RotoSpec
 
 

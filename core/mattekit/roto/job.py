@@ -16,7 +16,8 @@ from . import temporal
 from ..errors import OutputError
 from ..fsutil import known_sha256, sha256_file
 from ..io import Picture, write_image
-from ..io.sequences import chunk_frames, format_frames, open_plate, output_pattern, select_frames
+from ..io.frame_ranges import chunk_frames, format_frames
+from ..io.sequences import open_plate, output_pattern, select_frames
 from ..provenance import changed_options, model_record, roto_record
 from ..runtime import ModelCache
 from ..options import options_of

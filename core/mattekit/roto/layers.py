@@ -11,7 +11,7 @@ import numpy as np
 
 from ..fsutil import sha256_file
 from ..io import Picture, read_image, write_layers
-from ..io.sequences import FramePattern
+from ..io.frame_patterns import FramePattern
 from ..matting import estimate_foreground
 from .store import Store
 

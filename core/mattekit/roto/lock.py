@@ -18,7 +18,7 @@ import secrets
 from pathlib import Path
 
 from ..errors import OutputError
-from ..io.sequences import format_frames
+from ..io.frame_ranges import format_frames
 
 try:
     import fcntl

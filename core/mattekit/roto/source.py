@@ -63,91 +63,107 @@ class MatteSource:
         ends the run after the frames before it, and is raised here; ``cancel()`` is asked before each
         frame and raises :class:`Cancelled`.
         """
-        predictor = self.predictor
-        recurrent = self.entry.recurrent
-        failures: list[MattekitError] = []
-        stopped: list[bool] = []
+        _MatteRun(self, frames, emit, cancel, pictures).run()
 
-        def emit_unless_cancelled(frame: int, picture: Picture | None, alpha: np.ndarray) -> None:
-            if stopped or (cancel is not None and cancel()):
-                stopped.append(True)
-                return
-            try:
-                emit(frame, picture, alpha)
-            except MattekitError as exc:
-                failures.append(exc)
-                stopped.append(True)  # nothing more is written after a failed write
 
-        emitter = _Emitter(emit_unless_cancelled)
-        stage = temporal.OrderedSmoother(self.temporal, self.plate.frames, frames, emitter.put)
-        steps = recurrent_steps(self.plate.frames, stage.frames, self.entry.warmup) if recurrent else stage.frames
-        chain = None
-        if self.keyframes is not None:  # a promptable model tracks with its memory, others carry along the flow
-            chain = (SamChain if self.entry.task == "prompt" else HintChain)(self, stage)
-        if chain is not None:
-            steps = chain.order
-        pushed = set(stage.frames)
+class _MatteRun:
+    """One :meth:`MatteSource.run`: its pipeline stages (read, infer, upsample and keep, write) and what they
+    share: the first user error, whether the run stopped, a recurrent model's carried state."""
 
-        def noted(step):  # a user error ends the run: no frame after it can be emitted in order
-            def call(*args):
-                try:
-                    return step(*args)
-                except MattekitError as exc:
-                    failures.append(exc)
-                    raise
-            return call
+    def __init__(self, source: MatteSource, frames: list[int], emit: Callable, cancel: Callable[[], bool] | None,
+                 pictures: bool):
+        self.source, self.predictor, self.emit, self.cancel, self.pictures = (
+            source, source.predictor, emit, cancel, pictures)
+        self.recurrent = source.entry.recurrent
+        self.failures: list[MattekitError] = []
+        self.stopped = False
+        self.emitter = _Emitter(self.emit_unless_cancelled)
+        self.stage = temporal.OrderedSmoother(source.temporal, source.plate.frames, frames, self.emitter.put)
+        self.steps = (recurrent_steps(source.plate.frames, self.stage.frames, source.entry.warmup) if self.recurrent
+                      else self.stage.frames)
+        self.chain = None
+        if source.keyframes is not None:  # a promptable model tracks with its memory, others carry along the flow
+            self.chain = (SamChain if source.entry.task == "prompt" else HintChain)(source, self.stage)
+            self.steps = self.chain.order
+        self.pushed = set(self.stage.frames)
+        self.carried_frame, self.carried_state = None, None  # recurrent: the last frame run and the state after it
 
-        def read(frame: int) -> tuple:
-            picture = self.plate.read(frame)
-            return predictor.prepare(picture.pixels), picture
-
-        def upsample(frame: int, picture: Picture, prediction) -> np.ndarray:
-            return masks.mask_from_prediction(picture.pixels, prediction, self.refine, soft=self.entry.task == "matte",
-                                              upsampling=self.entry.output.upsample)
-
-        def upsample_and_keep(frame: int, picture: Picture, prediction) -> tuple:
-            alpha = upsample(frame, picture, prediction)
-            return alpha, stage.keep(picture.pixels, alpha)
-
-        carried = {"frame": None, "state": None}  # recurrent: the last frame run and the state after it
-
-        def write(frame: int, picture: Picture, result) -> None:
-            if chain is not None:
-                for ready, kept, alpha in chain.step(frame, picture):
-                    push(ready, kept, alpha)
-                return
-            if recurrent:
-                if carried["frame"] is None:
-                    runtime.set_threads(self.threads)  # the writer thread runs the net
-                state = carried["state"] if carried["frame"] == frame - 1 else None
-                prediction, carried["state"] = predictor.step(result, state)
-                carried["frame"] = frame
-                if frame not in pushed:  # warm-up only
-                    return
-                result = upsample(frame, picture, prediction)
-            push(frame, picture, result)
-
-        def push(frame: int, picture: Picture, result) -> None:
-            alpha, kept = result if isinstance(result, tuple) else (result, None)
-            if frame != stage.expects or stopped:  # an earlier frame failed
-                return
-            stage.push(frame, picture.pixels, alpha, picture if pictures else None, kept=kept)
-
-        if chain is not None or recurrent:  # the net runs in write, in frame order (on each frame's hint with a chain)
+    def run(self) -> None:
+        """Run the pipeline over the steps; raise the first user error, or Cancelled when the run stopped short."""
+        predictor, chain = self.predictor, self.chain
+        if chain is not None or self.recurrent:  # the net runs in write, in frame order (on each frame's hint with a chain)
             layout = pipeline.plan(predictor, workers=1, threads=1, batch=1, ordered=True)
             infer, post = None, None  # no inference stage
         else:
-            layout = pipeline.plan(predictor, workers=self.workers, threads=self.threads, ordered=True)
-            infer, post = noted(predictor), noted(upsample_and_keep)
+            layout = pipeline.plan(predictor, workers=self.source.workers, threads=self.source.threads, ordered=True)
+            infer, post = self.noted(predictor), self.noted(self.upsample_and_keep)
         try:
-            pipeline.run_pipeline(steps, noted(chain.read if chain else read), infer, noted(write), post=post,
-                                  cancel=lambda: bool(failures or stopped or emitter.error), **layout)
+            pipeline.run_pipeline(self.steps, self.noted(chain.read if chain else self.read), infer,
+                                  self.noted(self.write), post=post,
+                                  cancel=lambda: bool(self.failures or self.stopped or self.emitter.error), **layout)
         finally:
-            emitter.close()  # every result handed over is written (or the first failure noted)
-        if failures:
-            raise failures[0]
-        if stopped or not stage.finished:
+            self.emitter.close()  # every result handed over is written (or the first failure noted)
+        if self.failures:
+            raise self.failures[0]
+        if self.stopped or not self.stage.finished:
             raise Cancelled("The roto job was cancelled; run it again to resume.")
+
+    def emit_unless_cancelled(self, frame: int, picture: Picture | None, alpha: np.ndarray) -> None:
+        """The emitter thread's call: ``emit`` unless the run stopped or ``cancel()`` says so."""
+        if self.stopped or (self.cancel is not None and self.cancel()):
+            self.stopped = True
+            return
+        try:
+            self.emit(frame, picture, alpha)
+        except MattekitError as exc:
+            self.failures.append(exc)
+            self.stopped = True  # nothing more is written after a failed write
+
+    def noted(self, step: Callable) -> Callable:
+        """``step``, noting a user error it raises: it ends the run, as no frame after it can be emitted in order."""
+        def call(*args):
+            try:
+                return step(*args)
+            except MattekitError as exc:
+                self.failures.append(exc)
+                raise
+        return call
+
+    def read(self, frame: int) -> tuple:
+        picture = self.source.plate.read(frame)
+        return self.predictor.prepare(picture.pixels), picture
+
+    def upsample(self, frame: int, picture: Picture, prediction) -> np.ndarray:
+        entry = self.source.entry
+        return masks.mask_from_prediction(picture.pixels, prediction, self.source.refine, soft=entry.task == "matte",
+                                          upsampling=entry.output.upsample)
+
+    def upsample_and_keep(self, frame: int, picture: Picture, prediction) -> tuple:
+        alpha = self.upsample(frame, picture, prediction)
+        return alpha, self.stage.keep(picture.pixels, alpha)
+
+    def write(self, frame: int, picture: Picture, result) -> None:
+        """The pipeline's ordered writer: a chain's or a recurrent model's step, then the temporal filter."""
+        if self.chain is not None:
+            for ready, kept, alpha in self.chain.step(frame, picture):
+                self.push(ready, kept, alpha)
+            return
+        if self.recurrent:
+            if self.carried_frame is None:
+                runtime.set_threads(self.source.threads)  # the writer thread runs the net
+            state = self.carried_state if self.carried_frame == frame - 1 else None
+            prediction, self.carried_state = self.predictor.step(result, state)
+            self.carried_frame = frame
+            if frame not in self.pushed:  # warm-up only
+                return
+            result = self.upsample(frame, picture, prediction)
+        self.push(frame, picture, result)
+
+    def push(self, frame: int, picture: Picture, result) -> None:
+        alpha, kept = result if isinstance(result, tuple) else (result, None)
+        if frame != self.stage.expects or self.stopped:  # an earlier frame failed
+            return
+        self.stage.push(frame, picture.pixels, alpha, picture if self.pictures else None, kept=kept)
 
 
 class _Emitter:

@@ -7,7 +7,7 @@ import os
 
 from ..errors import InputError, OutputError
 from ..fsutil import FilesRead
-from ..io.sequences import FramePattern
+from ..io.frame_patterns import FramePattern
 from ..options import options_of
 from ..tasks.roto import RotoSpec
 

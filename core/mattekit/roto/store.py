@@ -22,7 +22,7 @@ from typing import Callable
 from .. import __version__
 from ..errors import OutputError
 from ..fsutil import atomic_write, sha256_file, stale_temporaries
-from ..io.sequences import FramePattern
+from ..io.frame_patterns import FramePattern
 from .lock import FrameLock
 
 MANIFEST_SUFFIX = ".mattekit.json"

@@ -25,7 +25,7 @@ from ..subject import hints
 from ..errors import InputError
 from ..fsutil import sha256_file
 from ..io import read_image
-from ..io.sequences import FramePattern
+from ..io.frame_patterns import FramePattern
 from . import temporal
 
 FLOW_SIDE = 320  # long side, in pixels, of the frames the carrying flow is computed on

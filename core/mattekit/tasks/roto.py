@@ -36,7 +36,7 @@ class RotoSpec:
     output: str = option(MISSING, "matte pattern such as out/matte.####.png (PNG/TIFF 16-bit, EXR half), or a folder",
                          path=True, writes=True)
     frames: str | None = option(None, "frame range, e.g. 1001-1100, 1001-1100x2, 1001,1005; default: every frame",
-                                parse="mattekit.io.sequences:parse_frames")
+                                parse="mattekit.io.frame_ranges:parse_frames")
     rgba: str | None = option(None, "also write the cut-out to this pattern (EXR premultiplied, PNG/TIFF straight)",
                               path=True, writes=True)
     fg: str | None = option(None, "also write the decontaminated foreground plate with its alpha to this pattern",

@@ -1,5 +1,5 @@
-"""The worker's endpoints: what each request of the API does (:class:`Routes`), on the transport of
-:mod:`.transport`, with what the routes need of the worker in the :class:`Worker` protocol.
+"""The worker's endpoints: what each request of the API does (:class:`Routes`), on the request plumbing
+of :mod:`.request`, with what the routes need of the worker in the :class:`Worker` protocol.
 
 API (JSON unless noted; errors as :func:`mattekit.wire.protocol.error_body` with a 4xx/5xx status):
 
@@ -26,7 +26,8 @@ from ..runtime import ModelCache
 from ..options import OptionError
 from ..wire import protocol
 from . import jobs, operations
-from .transport import App, Handler, RequestError
+from .connections import App
+from .request import Handler, RequestError
 
 CLIENT_CHECK = 0.25  # seconds between checks that a synchronous job's client is still connected
 
@@ -49,7 +50,7 @@ class Worker(App, Protocol):
 class Routes(Handler):
     """The API's endpoints (``ep_*``), found through :data:`ROUTES`."""
 
-    worker: Worker  # (the transport's property, typed for the routes)
+    worker: Worker  # (the handler's property, typed for the routes)
 
     def ep_health(self, _args):
         w = self.worker

@@ -1,9 +1,9 @@
 """The worker's life: the one-worker lock, binding, the state file, the idle watchdog, stopping.
 
-:class:`WorkerServer` puts the parts together: :mod:`.transport` (connections and the checks of every
-request), :mod:`.routes` (the endpoints), :mod:`.jobs` (queue and compute thread), :mod:`.operations`
-(what can be run, and the model cache) and :mod:`.state` (where clients find it). Binds 127.0.0.1 on a
-random free port by default.
+:class:`WorkerServer` puts the parts together: :mod:`.connections` (connections and their threads),
+:mod:`.request` (the checks of every request), :mod:`.routes` (the endpoints), :mod:`.jobs` (queue and
+compute thread), :mod:`.operations` (what can be run, and the model cache) and :mod:`.state` (where clients
+find it). Binds 127.0.0.1 on a random free port by default.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Callable
 from .. import __version__, runtime
 from ..errors import MattekitError
 from ..runtime import ModelCache
-from . import jobs, operations, routes, state, transport
+from . import connections, jobs, operations, routes, state
 from .log import WorkerLog
 
 DEFAULT_MAX_REQUEST = 1 << 30  # bytes: a 16k x 16k RGBA 8-bit image
@@ -39,7 +39,7 @@ class WorkerServer:
                  max_queued: int = DEFAULT_MAX_QUEUED, state_file: str | None = None,
                  operations_table: dict | None = None, allow_dirs: list[str] | None = None,
                  threads: int | None = None, log: Callable[[str], None] | None = None,
-                 pool_size: int = transport.POOL_SIZE, max_connections: int = transport.MAX_CONNECTIONS, lock_wait: float = 0.0):
+                 pool_size: int = connections.POOL_SIZE, max_connections: int = connections.MAX_CONNECTIONS, lock_wait: float = 0.0):
         self.token = token or secrets.token_urlsafe(32)
         self.idle_timeout = idle_timeout if idle_timeout and idle_timeout > 0 else None
         self.max_request = int(max_request)
@@ -58,7 +58,7 @@ class WorkerServer:
         self.owner = state.OwnerLock(state_file).acquire(lock_wait) if state_file else None
         try:
             self.jobs = jobs.JobTable(max_queued, self.log, on_thread_start=self._set_threads)
-            self.httpd = transport.Server((host, port), routes.Routes, self, pool_size=pool_size,
+            self.httpd = connections.Server((host, port), routes.Routes, self, pool_size=pool_size,
                                      max_connections=max_connections)
         except BaseException:
             if self.owner:
