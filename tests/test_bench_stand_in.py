@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from mattekit import catalog, nets
-from mattekit.bench.stand_in import CALIBRATION_PHOTO, stand_in_state
+from mattekit.bench.stand_in import CALIBRATION_PHOTO, stand_in_state, write_stand_in
 from mattekit.cli import main
 
 
@@ -21,27 +21,30 @@ def _stand_in_net(name: str) -> tuple[torch.nn.Module, tuple[int, int]]:
     return net, nets.family(entry.net).input_size(entry.input, *CALIBRATION_PHOTO)
 
 
-def test_stand_in_weights_are_the_same_on_two_builds_finite_and_leave_the_seed_alone():
+def test_stand_in_weights_are_the_same_on_two_builds_finite_and_leave_the_seed_alone(tmp_path):
+    """Two builds write the same bytes (an ONNX export cached by the file's hash is found again); the state
+    dict has the net's keys, shapes and dtypes, finite values, and batch norms calibrated (not the init's 0/1)."""
     entry = catalog.load().get("sinet-portrait")
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
-    first = stand_in_state(entry)
+    first = write_stand_in(entry, tmp_path / "first")
     assert torch.equal(torch.rand(3), expected_next)  # torch's global random state as it was
-    second = stand_in_state(entry)
+    second = write_stand_in(entry, tmp_path / "second")
+    assert first.read_bytes() == second.read_bytes()
+    state = torch.load(first, weights_only=True)
     own = nets.build(entry.net, **entry.kwargs).state_dict()
-    assert first.keys() == second.keys() == own.keys()
-    for key, value in first.items():
-        assert torch.equal(value, second[key]), key
+    assert state.keys() == own.keys()
+    for key, value in state.items():
         assert value.shape == own[key].shape and value.dtype == own[key].dtype, key
         if value.is_floating_point():
             assert torch.isfinite(value).all(), key
-    variances = [v for k, v in first.items() if k.endswith("running_var")]
+    variances = [v for k, v in state.items() if k.endswith("running_var")]
     assert variances and all((v > 0).all() for v in variances)
-    assert not any(torch.equal(v, torch.ones_like(v)) for v in variances)  # calibrated, not the init's 1
+    assert not any(torch.equal(v, torch.ones_like(v)) for v in variances)
 
 
-@pytest.mark.parametrize("name", ["sinet-portrait", "csnet-sod"])
+@pytest.mark.parametrize("name", ["sinet-portrait", pytest.param("csnet-sod", marks=pytest.mark.slow)])
 def test_stand_in_masks_vary_with_the_image(name):
     """Not degenerate: in inference mode the mask (sigmoid of the main output) varies over each image and
     between two images instead of collapsing to one value; every value finite. (CSNet's convs hold no value
@@ -87,3 +90,19 @@ def test_bench_speed_without_a_folder_of_images_is_one_sentence(data, said, tmp_
     assert code != 0
     assert said in err and err.count("\n") == 0, err
     assert not (tmp_path / "keep").exists()  # refused before anything was made
+
+
+def test_bench_engines_stand_in_runs_with_no_test_data(tmp_path, monkeypatch, capsys):
+    """`bench engines --stand-in` times both engines on the stand-in module and records it as such."""
+    pytest.importorskip("onnxruntime")
+    import json
+
+    from mattekit.engines import choice
+
+    monkeypatch.setenv("MATTEKIT_TEST_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("MATTEKIT_CPU_CLASS", "test-class")
+    code = main(["bench", "engines", "--model", "sinet-portrait", "--stand-in", "--repeat", "1", "--save"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    row = json.loads(choice.own_table_path().read_text())["test-class"]["sinet-portrait"]
+    assert row["weights"] == "stand-in" and row["torch_s"] > 0 and row["onnx_s"] > 0 and row["max_diff"] < 1e-4

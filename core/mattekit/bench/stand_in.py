@@ -57,13 +57,17 @@ def _calibrate_norms(net, family, size: tuple[int, int]) -> None:
 
 
 def write_stand_in(entry, folder: Path) -> Path:
-    """Save :func:`stand_in_state` of ``entry`` as ``folder/<model>-stand-in.pth``; its path."""
+    """Save :func:`stand_in_state` of ``entry`` as ``folder/<model>-stand-in.pth``, the same bytes on every call
+    (so an ONNX export cached by the file's hash is found again); its path."""
+    import io
+
     import torch
 
     from .. import fsutil
 
     target = Path(folder) / f"{entry.name}-stand-in.pth"
     target.parent.mkdir(parents=True, exist_ok=True)
-    state = stand_in_state(entry)
-    fsutil.atomic_write(target, lambda tmp: torch.save(state, tmp))
+    buffer = io.BytesIO()  # saved to a buffer, the archive's inner name does not follow the temporary file's
+    torch.save(stand_in_state(entry), buffer)
+    fsutil.atomic_write(target, buffer.getvalue())
     return target
