@@ -14,7 +14,7 @@ REMBG_SESSIONS = {"u2net": "u2net", "u2netp": "u2netp", "u2net-human-seg": "u2ne
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-def _weights(args, work: Path) -> str | None:
+def _weights(args, work: Path) -> str:
     """The weights file both tools use: --weights, stand-in weights written into ``work``, or the catalog's
     (fetched)."""
     from .. import catalog, weights
