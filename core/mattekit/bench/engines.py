@@ -11,7 +11,11 @@ must keep the answer.
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
+from pathlib import Path
+
+from .stand_in import write_stand_in
 
 PHOTO = (768, 1024)  # H x W of the photo whose network input is timed
 
@@ -24,7 +28,7 @@ def add_parser(kinds) -> None:
                    help="a catalog model, optionally with its weights file (repeatable; default: every segment and "
                         "matte model whose weights are on disk or in a mirror and that runs on both engines)")
     p.add_argument("--stand-in", action="store_true", help="models given without weights run with deterministic "
-                   "stand-in weights from the conformance manifests in $MATTEKIT_TEST_DATA (speed only)")
+                   "stand-in weights made here (real architecture, seeded random values: for speed only)")
     p.add_argument("--repeat", type=int, default=5, help="timed calls per engine (default 5)")
     p.add_argument("--save", action="store_true", help="record the figures for this machine: `auto` then picks the "
                                                        "faster engine for these models")
@@ -60,16 +64,12 @@ def run(args) -> int:
     print(f"{'model':24s} {'input':>10s} {'torch s':>8s} {'onnx s':>8s} {'ratio':>6s}  {'faster':7s} max|diff|")
     image = np.random.default_rng(0).random(PHOTO + (3,), dtype=np.float32)
     rows = {}
+    work = tempfile.TemporaryDirectory(prefix="mattekit-bench-engines-")  # stand-in weights files
     for name, _, weights_file in chosen:
         entry = cat.get(name)
         stand_in = not weights_file and args.stand_in
         if stand_in:
-            from types import SimpleNamespace
-
-            from ..weights import cache_dir
-            from .speed_setup import _weights
-
-            weights_file = _weights(SimpleNamespace(model=name, weights=None, stand_in=True), cache_dir())
+            weights_file = str(write_stand_in(entry, Path(work.name)))
         engines = {b: Predictor(entry, torch.device("cpu"), weights_file or None, backend=b) for b in ("torch", "onnx")}
         x = engines["torch"].prepare(image)
         outputs = {b: [p.engine(x), p.engine(x)][-1].float() for b, p in engines.items()}  # warm-up; raw outputs
@@ -88,6 +88,7 @@ def run(args) -> int:
         print(f"{name:24s} {'x'.join(map(str, x.shape[2:])):>10s} {torch_s:8.3f} {onnx_s:8.3f} "
               f"{torch_s / onnx_s:6.2f}  {faster:7s} {diff:.1e}", flush=True)
         del engines, outputs
+    work.cleanup()
     print(f"ratio = torch CPU s / ONNX Runtime CPU s per call; `auto` takes ONNX Runtime at {choice.MARGIN} or more.")
     if args.save:
         print(f"saved: {choice.save(rows, cpu)}")

@@ -41,13 +41,13 @@ TOLERANCE = {"mad": 0.02, "iou": 0.90}  # means over the images; see _tolerance_
 def add_parser(kinds) -> None:
     p = kinds.add_parser("speed", help="images/s and peak memory of mattekit next to rembg on the same images",
                          description="Throughput, peak memory and per-stage times of mattekit and rembg on one folder.")
-    p.add_argument("--data", help="folder of images (default: $MATTEKIT_TEST_DATA/data/grabcut50/im)")
+    p.add_argument("--data", help="folder of images (default, where $MATTEKIT_TEST_DATA is set: its data/grabcut50/im)")
     p.add_argument("--model", default="u2net", help="segmentation model (default u2net; rembg knows u2net, u2netp, "
                    "u2net-human-seg, isnet-general-use)")
     weights = p.add_mutually_exclusive_group()
     weights.add_argument("--weights", help="weights file (default: the catalog's download)")
-    weights.add_argument("--stand-in", action="store_true", help="deterministic stand-in weights from the conformance "
-                         "manifest in $MATTEKIT_TEST_DATA (real architecture, random values: for speed only)")
+    weights.add_argument("--stand-in", action="store_true", help="deterministic stand-in weights made here: the real "
+                         "architecture with seeded random values (for speed only: the masks mean nothing)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps (mattekit's side)")
     p.add_argument("--backend", default="auto", help="mattekit backend: auto (default), torch or onnx")
     p.add_argument("--precision", default="auto", help="mattekit precision: auto (default), fp32, fp16 or bf16")
@@ -87,6 +87,10 @@ def run(args) -> int:
 
     if args.repeat < 1 or args.chunk < 1:
         raise MattekitError("--repeat and --chunk must be at least 1.")
+    if args.whole and args.sequence:
+        args.data = args.sequence
+    if not args.synthetic:
+        _images(args)  # no folder of images: refused before a model is built or a folder made
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mattekit-bench-speed-"))
     work.mkdir(parents=True, exist_ok=True)
     try:

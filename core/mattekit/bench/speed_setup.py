@@ -1,4 +1,4 @@
-"""What both kinds of ``bench speed`` run need: the weights (a file, or stand-in weights exported), the
+"""What both kinds of ``bench speed`` run need: the weights (a file, or stand-in weights made here), the
 images, rembg's model folder, and a tool in a process of its own driven through a pipe."""
 from __future__ import annotations
 
@@ -14,46 +14,32 @@ REMBG_SESSIONS = {"u2net": "u2net", "u2netp": "u2netp", "u2net-human-seg": "u2ne
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-def _weights(args, work: Path) -> str | None:
-    """The weights file both tools use: --weights, generated stand-in weights, or the catalog's (fetched)."""
-    from .. import catalog, fsutil, nets, weights
-    from ..errors import MattekitError
+def _weights(args, work: Path) -> str:
+    """The weights file both tools use: --weights, stand-in weights written into ``work``, or the catalog's
+    (fetched)."""
+    from .. import catalog, weights
 
     entry = catalog.load().get(args.model, "segment")
     if args.weights:
         return str(weights.given_file(args.weights).resolve())
-    if not args.stand_in:
-        return str(weights.model_file(entry.name, entry.files))
-    family_name, _, class_name = entry.net.partition(":")
-    folder = nets.family(family_name).goldens(class_name, entry.kwargs)  # the conformance folder of stand-in weights
-    root = os.environ.get("MATTEKIT_TEST_DATA")
-    if folder is None or not root or not (Path(root) / "conformance" / folder / "manifest.json").is_file():
-        raise MattekitError(f"No stand-in weights for {args.model}: they need $MATTEKIT_TEST_DATA/conformance/{folder or '?'}.")
-    target = weights.cache_dir() / "stand-in" / f"{args.model}-stand-in.pth"
-    if not target.is_file():
-        import importlib.util
+    if args.stand_in:
+        from .stand_in import write_stand_in
 
-        import torch
-
-        conformance = Path(root) / "conformance"
-        spec = importlib.util.spec_from_file_location("pseudo_weights", conformance / "pseudo_weights.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        manifest = json.loads((conformance / folder / "manifest.json").read_text())
-        net = nets.build(entry.net, **entry.kwargs)
-        state = module.pseudo_state_dict(manifest["state_dict"], net.state_dict())
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fsutil.atomic_write(target, lambda tmp: torch.save(state, tmp))
-    return str(target)
+        return str(write_stand_in(entry, work))
+    return str(weights.model_file(entry.name, entry.files))
 
 
 def _images(args) -> list[Path]:
+    """The image files to time: those in --data (default: grabcut50 in $MATTEKIT_TEST_DATA, where it is set),
+    sorted, the first --limit of them."""
     from ..errors import MattekitError
 
     root = os.environ.get("MATTEKIT_TEST_DATA")
-    folder = Path(args.data) if args.data else (Path(root) / "data" / "grabcut50" / "im" if root else None)
-    if folder is None or not folder.is_dir():
-        raise MattekitError("Give a folder of images with --data (or set MATTEKIT_TEST_DATA).")
+    if not args.data and not root:
+        raise MattekitError("Give a folder of images with --data.")
+    folder = Path(args.data) if args.data else Path(root) / "data" / "grabcut50" / "im"
+    if not folder.is_dir():
+        raise MattekitError(f"{folder} is not a folder: give a folder of images with --data.")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     files = files[: args.limit] if args.limit else files
     if not files:

@@ -61,8 +61,6 @@ def _photo_folder(args, work: Path) -> list[Path]:
 
 def _whole(args, cfg: dict, work: Path) -> dict:
     """Whole commands in fresh processes (start-up, imports, model load, every image, exit), in turns."""
-    if args.sequence:
-        args.data = args.sequence
     files = _photo_folder(args, work) if args.photo else _images(args)
     names = [str(f) for f in files]
     model = ["--model", args.model] + (["--weights", cfg["weights"]] if args.weights or args.stand_in else [])

@@ -6,6 +6,8 @@ given as nested lists of numbers (see ``CSNET_L_X2``).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -59,13 +61,21 @@ def _bounds(widths: list[int]) -> list[tuple[int, int]]:
     return out
 
 
+def _init_conv_weight(weight: torch.Tensor, scale: float = 1.0) -> nn.Parameter:
+    """``weight`` (C_out x C_in x kH x kW) filled as ``nn.Conv2d`` initialises its own, times ``scale``."""
+    nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+    with torch.no_grad():
+        weight.mul_(scale)
+    return nn.Parameter(weight)
+
+
 class Conv2dX100(nn.Module):
     """Bias-free conv whose stored weight is multiplied by 100 at forward time (upstream trick)."""
 
     def __init__(self, cin, cout, kernel_size, stride=1, padding=0, dilation=1, groups=1):
         super().__init__()
         k = kernel_size if isinstance(kernel_size, tuple) else (kernel_size, kernel_size)
-        self.weight = nn.Parameter(torch.empty(cout, cin // groups, *k))
+        self.weight = _init_conv_weight(torch.empty(cout, cin // groups, *k), 0.01)  # x100 at forward time
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 
     def forward(self, x):
@@ -81,7 +91,7 @@ class GOctaveConv(nn.Module):
 
     def __init__(self, in_widths, out_widths, kernel_size, stride=1, padding=0):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(sum(out_widths), sum(in_widths), *kernel_size))
+        self.weight = _init_conv_weight(torch.empty(sum(out_widths), sum(in_widths), *kernel_size))
         self.in_bounds, self.out_bounds = _bounds(in_widths), _bounds(out_widths)
         self.stride, self.padding = stride, padding
 

@@ -5,7 +5,7 @@ Imports no torch: the catalog checks its rows against the registry without loadi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Protocol
 
 if TYPE_CHECKING:
@@ -55,7 +55,6 @@ class Family:
     with, x a 1 x 3 x h x w tensor (:mod:`mattekit.onnx_import` replays it to order the layers).
     step: recurrent families only: (net, x, state or None) -> (the net's outputs, the state for the next frame).
     as_maps: the selected output -> N x C x H x W. backends: the engines that may run it ("torch", "onnx").
-    goldens: (class name, kwargs) -> the folder under ``conformance/`` holding stand-in weights' goldens, or None.
     """
 
     name: str
@@ -65,7 +64,6 @@ class Family:
     step: Callable[[torch.nn.Module, torch.Tensor, tuple | None], tuple[object, tuple]] | None = None
     as_maps: Callable[[torch.Tensor], torch.Tensor] = as_is
     backends: tuple[str, ...] = ("torch", "onnx")
-    goldens: Callable[[str, dict], str | None] = field(default=lambda class_name, kwargs: None)
 
     def build(self, class_name: str, **kwargs) -> torch.nn.Module:
         """The module ``class_name`` of this family built with ``kwargs`` (ValueError for an unknown class)."""

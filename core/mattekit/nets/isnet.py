@@ -35,4 +35,4 @@ class ISNetDIS(U2Body):
         return [torch.sigmoid(_upsample_like(d, x)) for d in self.sides(feats)], feats
 
 
-FAMILY = Family("isnet", {"ISNetDIS": ISNetDIS}, goldens=lambda class_name, kwargs: "isnetdis")
+FAMILY = Family("isnet", {"ISNetDIS": ISNetDIS})

@@ -156,4 +156,4 @@ class U2NETP(U2NET):
         super().__init__(in_ch, out_ch, widths=((16,) * 6, (64,) * 6, (16,) * 5, (64,) * 5))
 
 
-FAMILY = Family("u2net", {"U2NET": U2NET, "U2NETP": U2NETP}, goldens=lambda class_name, kwargs: class_name.lower())
+FAMILY = Family("u2net", {"U2NET": U2NET, "U2NETP": U2NETP})

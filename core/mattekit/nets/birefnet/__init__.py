@@ -56,7 +56,4 @@ __all__ = ["ASPPDeformable", "BasicDecBlk", "BasicLayer", "BiRefNet", "Decoder",
            "image_to_patches"]
 
 
-_GOLDENS = {"swin_v1_t": "birefnet_swin_t", "swin_v1_l": "birefnet_swin_l"}  # conformance folders by backbone
-
-FAMILY = Family("birefnet", {"BiRefNet": BiRefNet},
-                goldens=lambda class_name, kwargs: _GOLDENS.get(kwargs.get("backbone")))
+FAMILY = Family("birefnet", {"BiRefNet": BiRefNet})
