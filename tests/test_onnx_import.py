@@ -227,3 +227,29 @@ def test_cli_remove_with_u2netp_works_offline_from_the_onnx_release(shared_dir, 
     print(f"mattekit remove --model u2netp --mask vs ONNX Runtime: mean abs diff {diff.mean():.3g}, "
           f"max {diff.max():.3g}, pixels on the same side of 0.5: {agree:.4f}")
     assert diff.mean() <= 0.01 and agree >= 0.99
+
+
+def _faults_of_a_third_call(runner, x) -> int:
+    """Minor page faults of this process during a third identical call (ONNX Runtime's arena grows on the first two)."""
+    import resource
+
+    runner(x)
+    runner(x)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    runner(x)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_a_small_input_keeps_the_arena_between_calls_and_a_big_one_hands_it_back(shared_dir):
+    """u2netp at 320²: a call reuses the calls' scratch before it (a few page faults, not tens of
+    thousands); an input above SHRINK_ABOVE pixels hands its scratch back, so every call faults it in again."""
+    from mattekit.onnx_import import SHRINK_ABOVE, shrinks
+
+    runner = OnnxRunner(_onnx(shared_dir, "u2netp.onnx"), threads=1)
+    small = torch.rand(1, 3, 320, 320)
+    assert not shrinks(small.shape) and shrinks((1, 3, 1024, 1024)) and SHRINK_ABOVE == 512 * 512
+    kept = _faults_of_a_third_call(runner, small)
+    runner.run_options[False] = runner.run_options[True]  # the same call, forced to hand its scratch back
+    shrunk = _faults_of_a_third_call(runner, small)
+    print(f"u2netp 320², page faults of a third call: arena kept {kept}, shrunk {shrunk}")
+    assert kept * 10 < shrunk and shrunk > 5000

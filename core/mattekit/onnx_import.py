@@ -275,13 +275,25 @@ def session_options(ort, threads: int | None = None):
     return options
 
 
-def run_options(ort):
-    """ONNX Runtime run options for mattekit's CPU runs: the memory arena gives back what a run used once it ends
-    (IS-Net at 1024²: the process holds 0.8 GB after a run instead of 1.4-1.6 GB, at the same CPU time per call),
-    so a big photo's finish does not sit on top of the network's scratch memory (docs/benchmarks.md, Memory)."""
+SHRINK_ABOVE = 512 * 512  # input pixels (h x w) above which a run hands its scratch memory back
+
+
+def run_options(ort, shrink: bool):
+    """ONNX Runtime run options for mattekit's CPU runs. ``shrink``: the memory arena gives back what the run used
+    once it ends (IS-Net at 1024²: the process holds 0.8 GB after a run instead of 1.4-1.6 GB), so a big photo's
+    finish does not sit on top of the network's scratch memory; otherwise the arena keeps it for the next run,
+    which would fault the same pages in again, zeroed (u2netp at 320²: about 48,000 page faults and 0.15 CPU s of
+    the kernel's time per call). Pick one with :func:`shrinks` (docs/benchmarks.md, Memory)."""
     options = ort.RunOptions()
-    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    if shrink:
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
     return options
+
+
+def shrinks(shape) -> bool:
+    """Whether a run on an input of ``shape`` (... x h x w) hands its scratch memory back: inputs of more than
+    ``SHRINK_ABOVE`` pixels, whose scratch is hundreds of megabytes (IS-Net, BiRefNet at 1024²)."""
+    return shape[-1] * shape[-2] > SHRINK_ABOVE
 
 
 class OnnxRunner:
@@ -296,7 +308,8 @@ class OnnxRunner:
             import onnxruntime as ort
         except ImportError:
             raise MattekitError("Running ONNX files needs ONNX Runtime: pip install 'mattekit[onnx]'.") from None
-        options, self.run_options = session_options(ort, threads), run_options(ort)
+        options = session_options(ort, threads)
+        self.run_options = {shrink: run_options(ort, shrink) for shrink in (False, True)}
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
@@ -308,5 +321,5 @@ class OnnxRunner:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         feed = {self.input_name: x.detach().cpu().numpy().astype(self.input_dtype)}
-        (out,) = self.session.run([self.output_name], feed, self.run_options)
+        (out,) = self.session.run([self.output_name], feed, self.run_options[shrinks(x.shape)])
         return torch.from_numpy(np.asarray(out, dtype=np.float32))

@@ -111,7 +111,8 @@ class OnnxEngine:
                 export_onnx(self.net, self.path, index, example, dynamic_size)
         from ..onnx_import import run_options, session_options
 
-        options, self.run_options = session_options(ort, threads), run_options(ort)
+        options = session_options(ort, threads)
+        self.run_options = {shrink: run_options(ort, shrink) for shrink in (False, True)}
         self.threads = options.intra_op_num_threads
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
@@ -129,7 +130,9 @@ class OnnxEngine:
         feed = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
         if self.static_batch and feed.shape[0] > 1:
             return torch.cat([self(x[i : i + 1]) for i in range(feed.shape[0])])
-        return torch.from_numpy(self.session.run(None, {self.input_name: feed}, self.run_options)[0])
+        from ..onnx_import import shrinks
+
+        return torch.from_numpy(self.session.run(None, {self.input_name: feed}, self.run_options[shrinks(feed.shape)])[0])
 
 
 class OnnxFileEngine:
