@@ -384,7 +384,7 @@ def test_ai_matte_on_people_with_the_people_model(blender, shared):
 
 
 def test_ai_matte_with_birefnet_from_the_model_menu(blender, shared):
-    """Issue 30 in the host: birefnet-general-lite picked from the AI Matte model menu mattes a frame through the
+    """In the host: birefnet-general-lite picked from the AI Matte model menu mattes a frame through the
     worker (stand-in weights added as a derived copy: the path, not quality, so no IoU bound); the node group
     shows the matte the worker wrote. One Blender version and one frame: BiRefNet at 1024 x 1024 on one CPU thread."""
     rec = blender(LTS)
@@ -445,7 +445,7 @@ def test_job_properties_follow_the_recorded_schema(version, blender):
 
 @pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
 def test_a_clip_in_acescg_gives_the_mattes_of_the_srgb_png(version, blender, mirror, make_worker):  # noqa: F811
-    """Issue 33, item 4, in numbers: one picture as an sRGB PNG, an ACEScg EXR (its clip set to ACEScg), a linear
+    """In numbers: one picture as an sRGB PNG, an ACEScg EXR (its clip set to ACEScg), a linear
     EXR and a float TIFF (Blender's defaults: Linear Rec.709, sRGB), each loaded as a Movie Clip in real Blender.
     The add-on names each float clip's colour space in Blender's config (the PNG's sRGB is mattekit's own reading);
     with it the worker gives the networks what Blender itself shows of the frame (its scene-linear pixels,

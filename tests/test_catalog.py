@@ -119,14 +119,14 @@ PERMISSIVE = {"MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause"}
 
 
 def test_the_segment_default_obeys_the_default_rule():
-    """catalog.toml's rule for the segment default (issue 30), its parts a test can check: a permissive licence,
+    """catalog.toml's rule for the segment default, its parts a test can check: a permissive licence,
     and the fidelity test's list (its plain path was checked on real weights and photos here). The speed part
     and the published figures are in docs/benchmarks.md ("BiRefNet and the default")."""
     from test_fidelity import MODELS
 
     cat = catalog.load()
     default = cat.default("segment")
-    # (1), issue 48: its weights' licence is permissive, or its publisher stated none and the first run says so
+    # (1): its weights' licence is permissive, or its publisher stated none and the first run says so
     assert default.licence in PERMISSIVE or (not default.terms.stated and cat.unlicensed_notice(default, "C")), \
         f"{default.name}: {default.licence}"
     assert default.name in MODELS, f"{default.name} never passed tests/test_fidelity.py on real weights"
@@ -236,7 +236,7 @@ def test_the_md5_pin_of_u2netp_onnx_is_that_of_the_real_file(shared):
 
 
 def test_models_list_shows_the_birefnet_family_with_licences_and_sources(capsys):
-    """Issue 30: `mattekit models list --sources` lists every BiRefNet model with its licence and, under it, each
+    """`mattekit models list --sources` lists every BiRefNet model with its licence and, under it, each
     weights file's official source (the authors' release, or rembg's ONNX) and its pin (sha256, rembg's md5, or
     none published)."""
     from mattekit.cli import main

@@ -148,7 +148,7 @@ def _damaged_exrs(folder: Path) -> list[Path]:
 
 @pytest.mark.slow
 def test_a_damaged_exr_is_one_line_and_the_decoder_prints_nothing(env, tmp_path):
-    """Issue 28, finding 10: a damaged EXR is one sentence with the decoder's reason; the decoder's own lines (on
+    """A damaged EXR is one sentence with the decoder's reason; the decoder's own lines (on
     stdout and stderr) stay off the terminal and the pipe."""
     for path in _damaged_exrs(tmp_path):
         for output in (tmp_path / "out.png", "-"):
@@ -197,7 +197,7 @@ def test_exr_decoders_in_threads_print_nothing_and_other_threads_still_print(tmp
 
 
 def test_an_endless_standard_input_is_refused_at_its_cap(tmp_path):
-    """Issue 47, item 6: ``enhance - < /dev/zero`` reads no further than the largest image the pixel limit allows
+    """``enhance - < /dev/zero`` reads no further than the largest image the pixel limit allows
     takes (16 bytes a pixel, plus 64 MiB of metadata) and says so in one sentence, naming the cap; the child runs
     under an address-space cap, so a run that read on would fail (out of memory) rather than fill this machine."""
     import resource

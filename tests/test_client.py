@@ -95,7 +95,8 @@ def test_no_worker_gives_one_clear_sentence(tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
 def test_a_state_file_that_others_could_plant_or_read_is_refused(tmp_path, monkeypatch):
-    """Issue 28, finding 12: the client trusted any worker.json, so another local user could receive the pixels."""
+    """The client refuses a worker.json another local user could have planted or could read (it would send them the
+    pixels)."""
     folder = tmp_path / "state"
     folder.mkdir(mode=0o700)
     path = folder / "worker.json"

@@ -1,4 +1,4 @@
-"""Colour and metadata kept (issue 48, item 2): a Display P3 JPEG and an Adobe RGB TIFF cut out keep their ICC
+"""Colour and metadata kept: a Display P3 JPEG and an Adobe RGB TIFF cut out keep their ICC
 profile, their own pixel values where the cut-out is opaque, their dpi and EXIF (orientation 1 once applied) and
 XMP; ``--strip-personal`` leaves out GPS, owner and serial numbers; ``--no-metadata`` still means no provenance.
 

@@ -84,8 +84,8 @@ def fine_texture(image: np.ndarray) -> float:
 
 
 def test_a_flat_saturated_backdrop_keeps_its_level_and_its_grain(shared):
-    """Issue 28: teddy's red studio cloth came out much brighter and grainier (local equalisation stretched
-    its faint texture, exposure was judged on a luminance that calls a saturated red dark)."""
+    """Teddy's red studio cloth keeps its level (every channel's mean within 6 of 255 levels) and gains no grain
+    (fine texture at most 5 % above the input's; 10 % without the denoise)."""
     image = io.read_image(shared / "data" / "grabcut50" / "im" / "teddy.jpg").pixels[..., :3]
     out = retouch.enhance(image)
     cloth = np.s_[:40, :]  # the top rows are all backdrop

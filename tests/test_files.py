@@ -143,7 +143,7 @@ def test_the_python_api_names_its_output_as_the_cli_does(photos, tmp_path, capsy
 
 
 def test_a_folder_run_in_place_runs_again_and_resumes_with_only_the_new_photos(tmp_path, capsys, monkeypatch):
-    """Issue 47, item 1: ``enhance .`` twice in a folder of JPEGs. The first run's outputs (NAME_enhanced.jpg beside an
+    """``enhance .`` twice in a folder of JPEGs. The first run's outputs (NAME_enhanced.jpg beside an
     input NAME.*, or NAME_jpg_enhanced.jpg for stems shared) are no inputs of the second; a lone y_enhanced.jpg (no y.*)
     may be the user's and is kept; --skip-existing after adding a photo computes only it."""
     rng = np.random.default_rng(2)

@@ -1,6 +1,5 @@
-"""Issue 47 ("The first hour, again, and the hostile inputs that still get through"): odd images, names, files,
-pipes and flags a user meets in the first hour each end in one sentence (or simply work), never "Internal error",
-and what needs no model is refused before a model loads."""
+"""Odd images, names, files, pipes and flags a user meets in the first hour each end in one sentence (or simply
+work), never "Internal error", and what needs no model is refused before a model loads."""
 from __future__ import annotations
 
 import os

@@ -435,7 +435,7 @@ def test_a_selection_around_the_subject_the_model_left_out_cuts_it_out_in_real_g
 
 
 def test_select_subject_from_a_selection_or_open_paths_in_real_gimp(gimp_session, shared):
-    """Issue 31, item 4: Select > Select Subject makes the subject a rectangle selection is around the image's
+    """Select > Select Subject makes the subject a rectangle selection is around the image's
     selection (the temporary channel gone), and with no selection the anchors of two open paths pick the subject
     (the upper path's on it, the lower one's off the other) into a layer mask, nothing left selected."""
     work, output, _ = gimp_session

@@ -201,7 +201,7 @@ def test_remove_background_adds_a_layer_mask_that_cuts_out_the_person(gimp, work
 
 
 def test_a_fully_transparent_result_is_placed_and_said_in_a_gimp_message(gimp, worker, shared):
-    """Issue 47, item 9 in GIMP: the worker's answer warns of a result with no subject (a box on an empty corner);
+    """In GIMP: the worker's answer warns of a result with no subject (a box on an empty corner);
     the plug-in places it all the same and shows the sentence as a GIMP message."""
     plugin, Gimp, _ = gimp
     pixels = photo(shared, size=(160, 120))

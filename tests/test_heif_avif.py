@@ -1,4 +1,4 @@
-"""HEIC/HEIF and AVIF in (issue 48, item 3): photos made by the real encoders (libheif's x265 through pillow-heif,
+"""HEIC/HEIF and AVIF in: photos made by the real encoders (libheif's x265 through pillow-heif,
 Pillow's own AVIF through libavif) are read upright with their ICC profile applied for the networks, as JPEG is,
 and cut out with their profile, EXIF (orientation 1) and their own decoded values kept."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Bad and hostile plates keep roto's promises (issue 33, item 5): a missing frame, a frame of another size, a DPX
+"""Bad and hostile plates keep roto's promises: a missing frame, a frame of another size, a DPX
 or EXR whose header is wrong, a frame cut short. Each is one sentence (the API's InputError, the CLI's stderr with
 exit 2, the worker's error), nothing is written half, and the job resumes: once the plate is mended a re-run
 computes only the frames not yet done and leaves the written ones byte for byte. The plates are real frames written

@@ -1,4 +1,4 @@
-"""Licences as published (issue 48, item 1): every catalog model states its weights' licence in its publisher's
+"""Licences as published: every catalog model states its weights' licence in its publisher's
 words with a link (or that there is none), its code's licence and its training data; a model whose weights carry no
 licence says so in one line on its first run, once per user; a default model pinned in the user's config file is
 what the CLI, the worker (so GIMP and Blender) and the API use."""

@@ -71,7 +71,7 @@ def test_the_catalog_points_at_each_card():
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_a_card_shows_its_models_terms_as_published(name):
-    """The card's Licence section holds what `mattekit models list --licences` prints for the model (issue 48)."""
+    """The card's Licence section holds what `mattekit models list --licences` prints for the model."""
     from mattekit import catalog
     from mattekit.commands.models import terms_lines
 

@@ -1,4 +1,4 @@
-"""The bad-option walk (issue 28): every option of every declared task, and the flags the commands add, given
+"""The bad-option walk: every option of every declared task, and the flags the commands add, given
 bad values made from its declaration, is refused in one sentence that names the option (or the value) in
 the words of the front end it reached, before any model loads.
 

@@ -111,7 +111,7 @@ def test_on_a_terminal_one_bar_with_the_lines_above_it():
 
 
 def test_a_step_without_counts_shows_a_line_before_and_its_time_after_but_no_carriage_returns_off_a_terminal():
-    """Issue 47, item 15: an ONNX export showed nothing for ~31 s. Off a terminal: one line as it starts, one with its
+    """A step without counts (an ONNX export, ~31 s), off a terminal: one line as it starts, one with its
     time as it ends, no carriage return; a step that ends within ``after`` seconds shows nothing; quiet: nothing."""
     stream = io.StringIO()
     with Display(stream=stream).ticking("exporting m to ONNX once", done="exported m to ONNX in {time}."):

@@ -166,7 +166,7 @@ def _huge_png(path, side: int) -> None:
 
 
 def test_info_describes_an_image_too_large_to_decode(tmp_path, capsys, monkeypatch):
-    """`info` reads headers only: an image over the pixel budget (issue 28, finding 11) is described, not refused."""
+    """`info` reads headers only: an image over the pixel budget is described, not refused."""
     monkeypatch.setenv("MATTEKIT_MAX_PIXELS", "1e8")
     huge = tmp_path / "huge.png"
     _huge_png(huge, 30000)

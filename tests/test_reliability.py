@@ -1,4 +1,4 @@
-"""Bad, big and hostile input (issue 14): a corpus generated here (never committed) of malformed,
+"""Bad, big and hostile input: a corpus generated here (never committed) of malformed,
 tiny, huge-declared and exotic images, run through every CLI task and every worker operation in
 subprocesses under an address-space cap (RLIMIT_AS, as ``ulimit -v``), asserting for each run:
 success or one ``mattekit: error:`` line, no traceback, no other noise, no hang, inputs unchanged.
@@ -428,7 +428,7 @@ def test_threads_out_of_range_is_one_sentence_before_anything_runs(command, coun
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
 
 
-BAD_BEFORE_ANY_MODEL = {  # issue 28's findings 8 and 11: each refused in one sentence before a model loads
+BAD_BEFORE_ANY_MODEL = {  # each refused in one sentence before a model loads
     "empty input name": (["remove", ""], "An input name is empty"),
     "one -o file for two inputs": (["remove", "IN", "IN2", "-o", "OUT/one.png"], "names one image file, but 2 inputs"),
     "-o with a non-image extension": (["remove", "IN", "-o", "OUT/out.txt"], "is not an image file name"),
@@ -466,8 +466,8 @@ def test_bad_arguments_are_refused_before_any_model_loads(case, tmp_path, monkey
     ("huge.png", lambda p: Image.new("1", (6000, 5000)).save(p), "declares 6000x5000 pixels"),
 ])
 def test_a_single_input_that_cannot_be_read_is_refused_before_torch_is_imported(name, make, words, tmp_path):
-    """Issue 28: `remove notes.txt` took seconds (torch imported, the default model's weights sought) before saying it
-    was no image. The header alone decides now; torch is not even imported. In a fresh process, offline, no mirror."""
+    """`remove notes.txt` is refused as no image by its header alone, before torch is imported or the default
+    model's weights are sought. In a fresh process, offline, no mirror."""
     make(tmp_path / name)
     code = ("import sys; from mattekit.cli import main; code = main(['remove', sys.argv[1]]); "
             "print('torch imported' if 'torch' in sys.modules else 'no torch'); sys.exit(code)")
@@ -481,7 +481,7 @@ def test_a_single_input_that_cannot_be_read_is_refused_before_torch_is_imported(
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
-SERVE_REFUSED = {  # issue 28's findings 9 and 11: `mattekit serve` flags, each one sentence before anything starts
+SERVE_REFUSED = {  # `mattekit serve` flags, each one sentence before anything starts
     "--max-request-mb nan": (["--max-request-mb", "nan"], "--max-request-mb must be a number of MB above 0, not nan."),
     "--max-request-mb -1": (["--max-request-mb", "-1"], "--max-request-mb must be a number of MB above 0, not -1."),
     "--max-queued-mb inf": (["--max-queued-mb", "inf"], "--max-queued-mb must be a number of MB above 0, not inf."),

@@ -43,7 +43,7 @@ def test_sinet_portrait_cutout_matches_ground_truth(shared, mirror, tmp_path):
 
 @pytest.mark.slow
 def test_a_matting_model_gives_remove_its_own_soft_alpha(shared, mirror, tmp_path):
-    """Issue 30 (3): a trimap-free matting network (here MODNet's real weights; BiRefNet-matting alike) answers
+    """A trimap-free matting network (here MODNet's real weights; BiRefNet-matting alike) answers
     `remove` with its own alpha, exactly as `matte --model` gives it: soft, not rounded nor matted again; a box
     only cuts away what lies outside it."""
     import mattekit

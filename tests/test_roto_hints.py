@@ -288,7 +288,7 @@ def test_blender_mask_datablock_picks_the_subject(version, shared, tmp_path, mon
 @pytest.mark.slow
 @pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
 def test_blender_mask_layers_are_objects_with_a_matte_each(version, shared, tmp_path, monkeypatch):
-    """Issue 31, item 6, in real bpy: a Mask with two layers (around the left subject, "Dog", and the right one,
+    """In real bpy: a Mask with two layers (around the left subject, "Dog", and the right one,
     "Black swan") is two objects: each layer rendered alone as its keyframe hint, one matte sequence per object
     keeping its subject only, and the AI Matte group outputs their union (Image, Matte) and each object's matte;
     the layers' render visibility is as the artist left it."""
@@ -310,7 +310,7 @@ def test_blender_mask_layers_are_objects_with_a_matte_each(version, shared, tmp_
 @pytest.mark.blender
 @pytest.mark.slow
 def test_blender_mask_datablock_starts_a_sam_track(shared, tmp_path, monkeypatch, stand_in):  # noqa: F811
-    """Issue 31 in the host: with a SAM 2.1 model picked in the add-on (stand-in weights added to the worker as a
+    """In the host: with a SAM 2.1 model picked in the add-on (stand-in weights added to the worker as a
     derived copy: the path, not quality), the Mask datablock is the keyframe prompt and SAM's memory carries it
     through the shot; the job's manifest names the tracker."""
     _, output = blender_hint_run("4.5.15", shared, tmp_path, monkeypatch, 2, "sam2.1-hiera-tiny", stand_in)

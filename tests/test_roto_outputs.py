@@ -1,5 +1,5 @@
 """Roto's outputs: never over a file no job of theirs wrote, never two outputs on one file, never two live runs on
-the same frames (issue 47, items 3, 4 and 5)."""
+the same frames."""
 from __future__ import annotations
 
 import os

@@ -204,9 +204,9 @@ def test_chunks_and_splits_equal_one_run(stand_in, small_sam, offline, tmp_path)
 
 @pytest.mark.slow
 def test_two_objects_killed_and_resumed_give_one_runs_bytes(stand_in, small_sam, tmp_path):  # noqa: F811
-    """Issue 31's acceptance, small: two objects over 8 frames (the rectangle re-prompted at 1005, the disc hinted at
+    """Two objects over 8 frames (the rectangle re-prompted at 1005, the disc hinted at
     1003 and tracked backward too), kill -9 mid-way through the disc, resume: the files equal one uninterrupted
-    run's. (Issue 31 ran it over 20 frames at 1024 x 1024: 553 s on a quiet 2-core machine.)"""
+    run's."""
     count = 8
     plate = moving_shapes(tmp_path / "plate", count)
     args = ["--model", MODEL, "--weights", str(stand_in), "--device", "cpu", "--threads", "2", "--radius", "1",

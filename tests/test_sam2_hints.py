@@ -94,7 +94,7 @@ def test_photo_pixels_and_sams_threshold():
 
 def test_missing_hint_model_weights_is_one_sentence(tmp_path, monkeypatch, capsys):
     """A hint without SAM 2.1's weights, offline: one line, the fixes first (get the weights, or answer the hint with
-    the segmentation model on purpose: issue 47, item 14), exit 2, nothing written; the default as a named model."""
+    the segmentation model on purpose), exit 2, nothing written; the default as a named model."""
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
     photo, target = _photo(tmp_path), tmp_path / "out.png"

@@ -138,7 +138,7 @@ def test_state_file_is_private_and_describes_the_worker(make_worker):
 
 @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX modes")
 def test_the_worker_makes_an_existing_mattekit_home_private(make_worker, monkeypatch, tmp_path):
-    """Issue 28, finding 12: an existing MATTEKIT_HOME was left 0755."""
+    """The worker makes an existing MATTEKIT_HOME (0755 here) 0700 and its stale worker.json 0600."""
     home = tmp_path / "home"
     home.mkdir()
     home.chmod(0o755)
@@ -269,8 +269,8 @@ def test_malformed_requests_get_clear_4xx_json(make_worker):
 
 
 def test_an_option_the_task_refuses_is_one_sentence_with_400(make_worker, mirror):
-    """An unknown model and a colour that is none are refused at the option check, before any model loads
-    (issue 28); an error found while the task runs is a 422 (test_remove_takes_a_box_or_a_hint_mask...)."""
+    """An unknown model and a colour that is none are refused at the option check, before any model loads;
+    an error found while the task runs is a 422 (test_remove_takes_a_box_or_a_hint_mask...)."""
     _, worker = make_worker()
     img = Pixels(bytes(16 * 16 * 3), 16, 16, 3, "u8")
     with pytest.raises(WorkerError) as err:
@@ -319,7 +319,7 @@ def test_remove_cuts_out_a_real_portrait_sync_and_async_alike(make_worker, mirro
 
 
 def test_a_fully_transparent_result_carries_a_warning_in_the_answer(make_worker, mirror, shared):
-    """Issue 47, item 9: the answer's X-Mattekit-Meta holds "warnings" (one sentence each, the options named as the
+    """The answer's X-Mattekit-Meta holds "warnings" (one sentence each, the options named as the
     worker names them) when the subject came out empty, as the CLI's warning line; none otherwise."""
     _, worker = make_worker()
     _, _, pixels = _person1(shared)
@@ -496,7 +496,8 @@ def test_a_cancelled_job_stops(make_worker):
 
 
 def test_failed_and_cancelled_jobs_are_forgotten_once_fetched_or_deleted(make_worker):
-    """Issue 28, finding 5: fetched or DELETEd jobs left the 64-job table full, and every new job got 429."""
+    """Failed and cancelled jobs leave the 64-job table once fetched or DELETEd, so new jobs are taken again, not
+    answered 429."""
 
     def fail(models, inputs, options, progress):
         raise MattekitError("This test input cannot be used.")
@@ -831,7 +832,7 @@ def _answer(sock: socket.socket) -> bytes:
 
 
 def test_strangers_trickling_a_body_do_not_hold_the_handler_threads(make_worker, monkeypatch):
-    """Issue 28, finding 4: refused requests trickling their bodies held every handler thread."""
+    """Refused requests trickling their bodies do not hold the handler threads: the worker still answers."""
     monkeypatch.setattr(request, "BODY_SECONDS", 600.0)  # a body waited for would hold its thread past the timeout
     srv, _ = make_worker()
     head = (f"POST /v1/run/remove HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: Bearer wrong\r\n"
@@ -944,7 +945,8 @@ def test_a_full_queue_answers_503_with_retry_after(make_worker):
 
 
 def test_the_queue_cap_counts_requests_whose_bodies_are_still_coming(make_worker, monkeypatch):
-    """Issue 28, finding 6: admission reserved nothing, so concurrent requests all read and decoded past the cap."""
+    """Admission counts requests whose bodies are still coming, so concurrent requests cannot all read and decode
+    past the queue cap."""
     monkeypatch.setattr(request, "BODY_SECONDS", 60.0, raising=False)
     copy = _test_operation("copy", (Port("image", "image", (3, 4)),),
                            lambda models, inputs, options, progress: {"result": inputs["image"]})
@@ -1092,8 +1094,8 @@ def test_roto_through_the_worker_reuses_its_loaded_model(make_worker, mirror, mo
 
 
 def test_refusals_speak_the_workers_words_not_the_clis_or_pythons(make_worker, tmp_path):
-    """Issue 47, item 10: a task's refusal said `use --device cpu` (a flag GIMP and Blender users cannot give), and a
-    path holding a null character came back as Python's "embedded null byte"."""
+    """Refusals name the worker's options, not the CLI's flags (`use option 'device' cpu`, not `--device cpu`), and a
+    path holding a null character is one sentence, not Python's "embedded null byte"."""
     srv, worker = make_worker(allow_dirs=[str(tmp_path)])
     img = Pixels(bytes(3 * 4 * 4), 4, 4, 3, "u8")
     with pytest.raises(WorkerError) as err:

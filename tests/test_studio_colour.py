@@ -1,4 +1,4 @@
-"""Studio plates (issue 33): every plate format read from files OpenImageIO wrote itself, colour managed with
+"""Studio plates: every plate format read from files OpenImageIO wrote itself, colour managed with
 OpenColorIO; the --rgba plate comes back in the plate's own colour space with nothing clipped, and the mattes do
 not depend on whether a shot is given as an sRGB PNG or as the same picture in ACEScg."""
 from __future__ import annotations

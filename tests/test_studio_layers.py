@@ -1,4 +1,4 @@
-"""Roto's layered EXR for compositors (issue 33, item 3): the channels the README lists, premultiplied, values above
+"""Roto's layered EXR for compositors: the channels the README lists, premultiplied, values above
 1.0 kept, the plate's data window, timecode, frame rate and camera attributes carried through, and a frame written
 again on resume byte for byte as before."""
 from __future__ import annotations

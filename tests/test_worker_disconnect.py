@@ -1,5 +1,5 @@
-"""Issue 28, finding 8: a synchronous job (POST /v1/run/OP) whose client hangs up is cancelled, and the handler
-thread that waited for it is free again, instead of the job running on and holding the thread."""
+"""A synchronous job (POST /v1/run/OP) whose client hangs up is cancelled, and the handler thread that waited for
+it is free again."""
 from __future__ import annotations
 
 import json
