@@ -11,11 +11,9 @@ number of inputs: items are taken from the iterable lazily and at most ``queue_s
 and ``queue_size`` results wait between stages (plus one item per thread), so a 10,000-frame sequence
 holds no more than a 10-frame one.
 
-CPU: ``workers`` single-threaded inference calls run in parallel (throughput without the thread
-synchronisation of one multi-threaded call, and the path on which the CPU engine uses Winograd kernels;
-see ``mattekit.engines``). CUDA: each worker has its own stream, batches are stacked in pinned memory
-and copied without blocking, so one batch's copies overlap another's kernels. ``plan`` picks these
-numbers for a predictor.
+CPU: ``workers`` single-threaded inference calls run in parallel. CUDA: each worker has its own stream,
+batches are stacked in pinned memory and copied without blocking, so one batch's copies overlap another's
+kernels. ``plan`` picks these numbers for a predictor.
 
 Errors: a ``MattekitError`` from ``read``/``write`` (or ``infer``) fails that item (or batch) only and is
 reported; any other exception stops the pipeline and is raised in the caller's thread. ``cancel()``

@@ -7,16 +7,14 @@ supported file to that form, given its path, its bytes or a file object: one dec
 (a path is opened and read as the decoders need it; bytes are read from memory).
 
 PNG, JPEG, TIFF, WebP, BMP, AVIF, HEIC/HEIF (pillow-heif's opener) and whatever else Pillow opens are read via
-Pillow, except the
-pixels of 16-bit colour PNG/TIFF and of float TIFF, which Pillow cuts to 8 bits or cannot open,
-come from OpenCV. EXIF orientation is applied. An embedded ICC profile is converted to sRGB for
-8-bit images (the source's own values are kept beside them, ``Picture.original``, for the outputs); 16-bit and
-float images are taken as they are (a non-sRGB profile gives a warning), since Pillow's colour management only
-handles 8-bit colour. The profile, dpi, EXIF and XMP outputs keep are ``Picture.metadata``
+Pillow, except the pixels of 16-bit colour PNG/TIFF and of float TIFF, which come from OpenCV. EXIF orientation
+is applied. An embedded ICC profile is converted to sRGB for 8-bit images (the source's own values are kept
+beside them, ``Picture.original``, for the outputs); 16-bit and float images are taken as they are (a non-sRGB
+profile gives a warning). The profile, dpi, EXIF and XMP outputs keep are ``Picture.metadata``
 (:mod:`mattekit.io.metadata`).
 Before any pixel is decoded, the size the file declares is checked against
-:func:`mattekit.io.picture.pixel_budget` (``MATTEKIT_MAX_PIXELS``, else what the free memory allows),
-so a small file declaring a huge image is refused in one sentence instead of exhausting memory.
+:func:`mattekit.io.picture.pixel_budget` (``MATTEKIT_MAX_PIXELS``, else what the free memory allows);
+a larger one is refused in one sentence.
 Animated images and multi-page TIFFs give their first frame, with a warning saying so.
 EXR and DPX are read by OpenImageIO (:mod:`mattekit.io.oiio`), their colour converted to sRGB from the colour
 space the file names (:func:`mattekit.colour.default_colorspace`: EXR chromaticities or ``oiio:ColorSpace``, else

@@ -1,39 +1,26 @@
-"""Alpha estimation inside a trimap's unknown band.
+"""Alpha estimation inside a trimap's unknown band (:func:`estimate_alpha`: an sRGB image H x W x 3 and a trimap
+H x W, both float in [0, 1], to a float32 alpha H x W in [0, 1]).
 
 The matte minimises the closed-form matting energy of Levin et al. plus a weak data term::
 
     E(alpha) = alpha^T L alpha + lambda * sum_i c_i (alpha_i - a_i)^2
 
-with the trimap's foreground/background pixels fixed to 1/0. ``a_i`` is a colour-sampling
-estimate (the best foreground/background colour pair among nearby known pixels, as in
-sampling-based matting) and ``c_i`` its confidence. The closed-form energy alone has nearly
-free directions in wide unknown regions (any alpha locally affine in colour costs almost
-nothing) - that is where closed-form matting turns grey and blotchy; the data term pins them
-to the colour evidence without overriding the Laplacian on fine structure. Two more pieces
-of evidence join the data term where colour pairs mislead:
+with the trimap's foreground/background pixels fixed to 1/0. ``a_i`` is a colour-sampling estimate (the best
+foreground/background colour pair among nearby known pixels) and ``c_i`` its confidence. Two more estimates join
+the data term: a pixel whose colour is one of its side's own nearby colours is taken as pure, alpha 0 or 1
+(:func:`mattekit.matting.evidence.prefer_pure`), and where no colour pair explains a pixel, alpha comes from how
+much of the background's texture shows through (:func:`mattekit.matting.evidence.texture_estimate`).
 
-- a pixel whose colour is one of its side's own nearby colours is taken as pure (alpha 0 or
-  1) rather than a mixture (:func:`mattekit.matting.evidence.prefer_pure`): hair in front of a busy background would
-  otherwise leave false alpha wherever a background colour lies between the hair's and
-  another background colour;
-- where no pair explains a pixel at all (a translucent printed layer, whose colours are no
-  mixture of known ones), alpha comes from how much of the background's texture shows
-  through (:func:`mattekit.matting.evidence.texture_estimate`), so uniform partial alpha does not follow the print.
+The solve, with a fixed iteration budget:
 
-Speed comes from three choices, none of which can fail to converge:
-
-1. the known regions first grow into unknown pixels of the same colour (shared matting's
-   expansion), which shrinks the problem where a trimap was drawn generously;
-2. the energy is minimised on a half-resolution grid (coarser for very large images, so
-   that at most ~1.5 MP are solved), by multigrid-preconditioned conjugate gradients over
-   the unknown band's bounding box
-   (:mod:`mattekit.matting.solver`) with a fixed iteration budget, starting from the
-   sampling estimate;
-3. the result comes back to full resolution through the same local model the Laplacian is
-   built on (:mod:`mattekit.matting.colour_linear`): per window ``alpha = a . I + b``. The coefficients are fitted at the solve
-   resolution, smoothed, upsampled and applied to the full-resolution colours, so hair and
-   edges land on the full-resolution pixels (Levin et al.'s own coarse-to-fine scheme).
-   ``refine`` > 0 adds conjugate-gradient iterations at full resolution.
+1. the known regions first grow into unknown pixels of the same colour (shared matting's expansion);
+2. the energy is minimised on a half-resolution grid (coarser for very large images, so that at most ~1.5 MP are
+   solved) by multigrid-preconditioned conjugate gradients over the unknown band's bounding box
+   (:mod:`mattekit.matting.solver`), starting from the sampling estimate;
+3. the result comes back to full resolution through the local model the Laplacian is built on
+   (:mod:`mattekit.matting.colour_linear`): per window ``alpha = a . I + b``, the coefficients fitted at the solve
+   resolution, smoothed, upsampled and applied to the full-resolution colours. ``refine`` > 0 adds
+   conjugate-gradient iterations at full resolution.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import torch.nn as nn
 from .decoder import PATCH_ORDERS, BasicDecBlk, Decoder, _resize
 from .swin import SwinTransformer
 
-RELEASED_PATCH_ORDER = "patch_major"  # the order the released weights were trained with (package docstring)
+RELEASED_PATCH_ORDER = "patch_major"  # the order the released weights were trained with (docs/design.md)
 
 # name: (embed_dim, depths, num_heads, window_size)
 SWIN_CONFIGS = {
