@@ -84,8 +84,8 @@ def fine_texture(image: np.ndarray) -> float:
 
 
 def test_a_flat_saturated_backdrop_keeps_its_level_and_its_grain(shared):
-    """Teddy's red studio cloth keeps its level (every channel's mean within 6 of 255 levels) and gains no grain
-    (fine texture at most 5 % above the input's; 10 % without the denoise)."""
+    """Teddy's red studio cloth keeps its level (no channel's mean moves 6 levels of 255) and gains no grain (fine
+    texture at most 5 % above the input's; 10 % without the denoise)."""
     image = io.read_image(shared / "data" / "grabcut50" / "im" / "teddy.jpg").pixels[..., :3]
     out = retouch.enhance(image)
     cloth = np.s_[:40, :]  # the top rows are all backdrop

@@ -832,7 +832,8 @@ def _answer(sock: socket.socket) -> bytes:
 
 
 def test_strangers_trickling_a_body_do_not_hold_the_handler_threads(make_worker, monkeypatch):
-    """Refused requests trickling their bodies do not hold the handler threads: the worker still answers."""
+    """Refused requests trickling their bodies do not hold the handler threads: each is answered 401 and hung up on,
+    and a health check is answered while they trickle."""
     monkeypatch.setattr(request, "BODY_SECONDS", 600.0)  # a body waited for would hold its thread past the timeout
     srv, _ = make_worker()
     head = (f"POST /v1/run/remove HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: Bearer wrong\r\n"
