@@ -282,8 +282,8 @@ def run_options(ort, shrink: bool):
     """ONNX Runtime run options for mattekit's CPU runs. ``shrink``: the memory arena gives back what the run used
     once it ends (IS-Net at 1024²: the process holds 0.8 GB after a run instead of 1.4-1.6 GB), so a big photo's
     finish does not sit on top of the network's scratch memory; otherwise the arena keeps it for the next run,
-    which would fault the same pages in again, zeroed (u2netp at 320²: about 48,000 page faults and 0.15 CPU s of
-    the kernel's time per call). Pick one with :func:`shrinks` (docs/benchmarks.md, Memory)."""
+    which would fault the same pages in again, zeroed (u2netp at 320²: about 64,000 page faults, 250 MB, and 0.15
+    CPU s of the kernel's time per call). Pick one with :func:`shrinks` (docs/benchmarks.md, Memory)."""
     options = ort.RunOptions()
     if shrink:
         options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
