@@ -278,16 +278,16 @@ def session_options(ort, threads: int | None = None):
 SHRINK_ABOVE = 512 * 512  # input pixels (h x w) above which a run hands its scratch memory back
 
 
-def run_options(ort, shrink: bool):
-    """ONNX Runtime run options for mattekit's CPU runs. ``shrink``: the memory arena gives back what the run used
-    once it ends (IS-Net at 1024²: the process holds 0.8 GB after a run instead of 1.4-1.6 GB), so a big photo's
-    finish does not sit on top of the network's scratch memory; otherwise the arena keeps it for the next run,
-    which would fault the same pages in again, zeroed (u2netp at 320²: about 64,000 page faults, 250 MB, and 0.15
-    CPU s of the kernel's time per call). Pick one with :func:`shrinks` (docs/benchmarks.md, Memory)."""
-    options = ort.RunOptions()
-    if shrink:
-        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-    return options
+def run_options(ort) -> dict:
+    """ONNX Runtime run options for mattekit's CPU runs, keyed by ``shrink`` (pick with :func:`shrinks`). ``True``:
+    the memory arena gives back what the run used once it ends (IS-Net at 1024²: the process holds 0.8 GB after a
+    run instead of 1.4-1.6 GB), so a big photo's finish does not sit on top of the network's scratch memory.
+    ``False``: the arena keeps it for the next run, which would otherwise fault the same pages in again, zeroed
+    (u2netp at 320²: about 64,000 page faults, 250 MB, and 0.15 CPU s of the kernel's time per call)
+    (docs/benchmarks.md, Memory)."""
+    shrunk = ort.RunOptions()
+    shrunk.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return {False: ort.RunOptions(), True: shrunk}
 
 
 def shrinks(shape) -> bool:
@@ -308,8 +308,7 @@ class OnnxRunner:
             import onnxruntime as ort
         except ImportError:
             raise MattekitError("Running ONNX files needs ONNX Runtime: pip install 'mattekit[onnx]'.") from None
-        options = session_options(ort, threads)
-        self.run_options = {shrink: run_options(ort, shrink) for shrink in (False, True)}
+        options, self.run_options = session_options(ort, threads), run_options(ort)
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types

@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from ..errors import MattekitError
 from ..fsutil import atomic_write, known_sha256
+from ..onnx_import import run_options, session_options, shrinks
 from .torch_engine import Selected
 
 ONNX_OPSET = 17
@@ -109,10 +110,7 @@ class OnnxEngine:
             with Display().ticking(f"exporting {name} to ONNX once (seconds to a minute; cached for later runs)",
                                    done=f"exported {name} to ONNX in {{time}}."):
                 export_onnx(self.net, self.path, index, example, dynamic_size)
-        from ..onnx_import import run_options, session_options
-
-        options = session_options(ort, threads)
-        self.run_options = {shrink: run_options(ort, shrink) for shrink in (False, True)}
+        options, self.run_options = session_options(ort, threads), run_options(ort)
         self.threads = options.intra_op_num_threads
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
@@ -130,8 +128,6 @@ class OnnxEngine:
         feed = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
         if self.static_batch and feed.shape[0] > 1:
             return torch.cat([self(x[i : i + 1]) for i in range(feed.shape[0])])
-        from ..onnx_import import shrinks
-
         return torch.from_numpy(self.session.run(None, {self.input_name: feed}, self.run_options[shrinks(feed.shape)])[0])
 
 
