@@ -68,8 +68,9 @@ def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction,
     height, width = image.shape[:2]
     upsampling = masks.upsampling_of(predictor)
     region = (0, 0, height, width)
-    if hints.picked(masks.prediction_array(prediction), hint, height, width):
-        mask = masks.mask_from_prediction(image, prediction, refine, upsampling=upsampling)
+    low = masks.prediction_array(prediction)  # h x w, read once for the check and the mask
+    if hints.picked(low, hint, height, width):
+        mask = masks.mask_from_prediction(image, low, refine, upsampling=upsampling)
         if hint.box is not None:
             found = masks.alpha_from_mask(image, mask, matting, in_place=True,
                                           detail=masks.detail_of(height, width, prediction))
