@@ -40,7 +40,7 @@ def test_fast_cpu_engine_matches_eager(name, golden, shared, nnpack_calls):
     net, index, xs, _ = load_net(name, golden, shared)
     refs = reference(net, index, xs)
     torch.set_num_threads(1)  # single-threaded calls take the Winograd path
-    engine = engines.create(net, torch.device("cpu"), backend="torch", precision="fp32", index=index)
+    engine = engines.create(lambda: net, torch.device("cpu"), backend="torch", precision="fp32", index=index)
     assert engine.name == ("torch-cpu-winograd" if policy.nnpack_available() else "torch-cpu-fused")
     errors = {}
     for x, ref in zip(xs, refs):
@@ -60,7 +60,7 @@ def test_bf16_on_cpu_stays_close(name, golden, shared):
     native bf16): with stand-in weights masks move by well under 1% (real weights: tests/test_fidelity.py)."""
     net, index, xs, _ = load_net(name, golden, shared)
     refs = reference(net, index, xs)
-    engine = engines.create(net, torch.device("cpu"), backend="torch", precision="bf16", index=index)
+    engine = engines.create(lambda: net, torch.device("cpu"), backend="torch", precision="bf16", index=index)
     assert engine.dtype is torch.bfloat16
     assert engine.name == "torch-cpu-bf16-winograd"  # the decoders' 128+ channel convolutions were routed
 
@@ -85,7 +85,7 @@ def test_bf16_on_cpu_runs_depthwise_convolutions_in_nchw():
     x = torch.rand(1, 3, 224, 224)
     with torch.no_grad():
         ref = select_output(net(x), entry.output.index)
-    engine = engines.create(net, torch.device("cpu"), backend="torch", precision="bf16", index=entry.output.index)
+    engine = engines.create(lambda: net, torch.device("cpu"), backend="torch", precision="bf16", index=entry.output.index)
     wrapped = [m for m in engine.module.modules() if isinstance(m, DepthwiseNCHW)]
     depthwise = [m for m in engine.module.modules() if isinstance(m, torch.nn.Conv2d) and 1 < m.groups == m.in_channels]
     assert wrapped and len(wrapped) == len(depthwise)
@@ -225,7 +225,7 @@ from mattekit import catalog, engines
 from mattekit.nets import build
 for precision in ["fp32", "bf16"]:
     net = build("u2net:U2NETP", in_ch=3, out_ch=1).eval()
-    engine = engines.create(net, torch.device("cpu"), backend="torch", precision=precision, index=(0,))
+    engine = engines.create(lambda: net, torch.device("cpu"), backend="torch", precision=precision, index=(0,))
     assert engine.name.startswith("torch-cpu"), engine.name
     assert engine(torch.rand(1, 3, 64, 64)).shape == (1, 1, 64, 64)
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("onnxruntime", "onnx")))

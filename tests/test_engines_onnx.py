@@ -22,7 +22,7 @@ def test_onnx_engine_matches_eager(name, golden, shared):
     net, index, xs, size = load_net(name, golden, shared)
     xs = [x for x in xs if size is None or tuple(x.shape[2:]) == size]  # a static graph takes its own size only
     refs = reference(net, index, xs)
-    engine = engines.create(net, torch.device("cpu"), backend="onnx", index=index, example=size or (32, 32),
+    engine = engines.create(lambda: net, torch.device("cpu"), backend="onnx", index=index, example=size or (32, 32),
                             dynamic_size=size is None, threads=2)
     assert engine.path.is_file() and engine.path.parent.name == "onnx"
     errors = {}
@@ -40,7 +40,7 @@ def test_onnx_export_is_cached_by_weights(golden, shared, monkeypatch, tmp_path)
     net, index, _, size = load_net("extremec3", golden, shared)
     path = onnx_engine.onnx_path(net, index, recipe={"size": list(size)})
     assert path == onnx_engine.onnx_path(net, index, recipe={"size": list(size)})
-    first = engines.create(net, torch.device("cpu"), backend="onnx", index=index, example=size, dynamic_size=False)
+    first = engines.create(lambda: net, torch.device("cpu"), backend="onnx", index=index, example=size, dynamic_size=False)
     stamp = first.path.stat().st_mtime_ns
     assert sorted(p.name for p in first.path.parent.iterdir()) == [first.path.name]  # no temporaries left
 
@@ -48,7 +48,7 @@ def test_onnx_export_is_cached_by_weights(golden, shared, monkeypatch, tmp_path)
         raise AssertionError("exported again although the cache holds the export")
 
     monkeypatch.setattr(onnx_engine, "export_onnx", no_export)
-    again = engines.create(net, torch.device("cpu"), backend="onnx", index=index, example=size, dynamic_size=False)
+    again = engines.create(lambda: net, torch.device("cpu"), backend="onnx", index=index, example=size, dynamic_size=False)
     assert again.path == first.path and again.path.stat().st_mtime_ns == stamp
     with torch.no_grad():
         next(net.parameters()).add_(0.01)
@@ -88,3 +88,24 @@ def test_predictor_backends_agree(shared, golden, monkeypatch):
     assert_close(onnx_pred(x), torch_pred(x), 1e-4, "predictor onnx vs torch")
     monkeypatch.setenv("MATTEKIT_BACKEND", "onnx")
     assert cache.get("extremec3-portrait", "segment", "cpu") is onnx_pred
+
+
+def test_a_cached_export_builds_no_module(shared, monkeypatch, tmp_path):
+    """Loading a model whose ONNX export is cached builds no torch module and reads no weights into torch (the
+    first load builds it once, to export); the predictions are the first load's, and ``net`` is built on demand."""
+    import numpy as np
+
+    from mattekit import catalog
+
+    monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path))
+    entry = catalog.load().get("u2netp", ("segment",))
+    weights = shared / "weights" / "u2netp.onnx"
+    first = runtime.Predictor(entry, torch.device("cpu"), weights, backend="onnx", precision="fp32")
+    x = first.prepare(np.random.default_rng(0).random((200, 300, 3), dtype=np.float32))
+    built = []
+    real = runtime.Predictor._loaded_net
+    monkeypatch.setattr(runtime.Predictor, "_loaded_net", lambda self, path: built.append(path) or real(self, path))
+    again = runtime.Predictor(entry, torch.device("cpu"), weights, backend="onnx", precision="fp32")
+    assert again.engine.path == first.engine.path and built == []
+    assert torch.equal(again(x), first(x))
+    assert isinstance(again.net, torch.nn.Module) and built == [weights]

@@ -78,10 +78,27 @@ class Predictor:
         self._provenance: dict | None = None
         if path.suffix.lower() == ".onnx" and runs_as_is(entry):  # e.g. rembg's BiRefNet files: no mapping
             self.engine = engines.from_onnx_file(path)
-            self.backend, self.dtype, self.net, self.device = self.engine.name, self.engine.dtype, None, self.engine.device
+            self.backend, self.dtype, self.device = self.engine.name, self.engine.dtype, self.engine.device
             return
         device, backend, _ = engine_plan(entry, device, backend, precision)  # "auto": this model's engine here
-        net = nets.build(entry.net, **entry.kwargs)
+        example = input_size(entry, 64, 64)
+        # The engine runs the net (see mattekit.engines): backend "torch" | "onnx" | "auto", precision auto/fp32/fp16/bf16.
+        self.engine = engines.create(lambda: self._loaded_net(path), device, backend=backend, precision=precision,
+                                      index=entry.output.index, half_ok=entry.half, cpu_bf16_ok=entry.cpu_bf16,
+                                      weights_path=path, recipe={"net": entry.net, "kwargs": entry.kwargs},
+                                      example=tuple(-(-v // entry.pad_multiple) * entry.pad_multiple for v in example),
+                                      dynamic_size=entry.input.size is None, label=entry.name)
+        self.backend, self.dtype = self.engine.name, self.engine.dtype
+
+    @property
+    def net(self):
+        """The torch module the engine runs (None for an .onnx release run as it is); an ONNX engine whose export
+        was cached builds it only now."""
+        return self.engine.net
+
+    def _loaded_net(self, path: Path):
+        """The entry's net (eval mode, fp32, CPU) with the weights at ``path``; one sentence when they do not fit."""
+        net = nets.build(self.entry.net, **self.entry.kwargs)
         try:
             state = weights.load_state_dict_file(path, net, self.family.trace)
             # fp32 checkpoints become the parameters themselves (no second copy while loading); others are cast
@@ -90,15 +107,8 @@ class Predictor:
             del state
         except (RuntimeError, ValueError, OSError, EOFError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise MattekitError(f"Weights file {path.name} does not fit model '{entry.name}' ({first[:160]}).") from None
-        example = input_size(entry, 64, 64)
-        # The engine runs the net (see mattekit.engines): backend "torch" | "onnx" | "auto", precision auto/fp32/fp16/bf16.
-        self.engine = engines.create(net.eval(), device, backend=backend, precision=precision, index=entry.output.index,
-                                      half_ok=entry.half, cpu_bf16_ok=entry.cpu_bf16, weights_path=path,
-                                      recipe={"net": entry.net, "kwargs": entry.kwargs},
-                                      example=tuple(-(-v // entry.pad_multiple) * entry.pad_multiple for v in example),
-                                      dynamic_size=entry.input.size is None, label=entry.name)
-        self.backend, self.dtype, self.net = self.engine.name, self.engine.dtype, self.engine.net
+            raise MattekitError(f"Weights file {path.name} does not fit model '{self.entry.name}' ({first[:160]}).") from None
+        return net.eval()
 
     def provenance(self) -> dict:
         """:func:`mattekit.provenance.model_record` of this model (its weights file hashed once)."""

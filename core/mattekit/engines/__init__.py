@@ -25,6 +25,7 @@ was made).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -37,11 +38,13 @@ __all__ = ["create", "from_onnx_file", "available_memory", "engine_precision", "
            "pinned_stack", "select_output", "to_host", "worker_stream"]
 
 
-def create(net: nn.Module, device: torch.device, *, backend: str | None = "auto", precision: str | None = "auto",
+def create(load: Callable[[], nn.Module], device: torch.device, *, backend: str | None = "auto", precision: str | None = "auto",
            index: tuple = (), half_ok: bool = True, cpu_bf16_ok: bool = False, weights_path: str | Path | None = None,
            recipe: dict | None = None, example: tuple[int, int] = (64, 64), dynamic_size: bool = True,
            threads: int | None = None, label: str | None = None):
-    """The engine running ``net`` (an eval-mode fp32 CPU module, converted in place) on ``device``.
+    """The engine running the net ``load()`` makes (an eval-mode fp32 CPU module with its weights, converted in
+    place) on ``device``. The ONNX engine calls ``load`` only when its cached export is missing (or for ``net``):
+    a run whose export exists builds no module and reads no weights into torch.
 
     index: the prediction's path in the net's return value. half_ok / cpu_bf16_ok: fp16 on CUDA /
     bf16 on the CPU is accurate for this net (``auto`` precision then uses it).
@@ -57,11 +60,11 @@ def create(net: nn.Module, device: torch.device, *, backend: str | None = "auto"
         from .onnx import OnnxEngine, onnx_path
 
         recipe = dict(recipe or {}, size=None if dynamic_size else list(example))
-        path = onnx_path(net, index, weights_path, recipe)
-        return OnnxEngine(net, index, path, example=example, dynamic_size=dynamic_size, threads=threads, label=label)
+        path = onnx_path(None if weights_path is not None and "net" in recipe else load(), index, weights_path, recipe)
+        return OnnxEngine(load, index, path, example=example, dynamic_size=dynamic_size, threads=threads, label=label)
     if device.type == "cpu" and dtype is torch.float32:
-        return FastCPUEngine(net, index)
-    return TorchEngine(net, device, dtype, index)
+        return FastCPUEngine(load(), index)
+    return TorchEngine(load(), device, dtype, index)
 
 
 def from_onnx_file(path: str | Path, threads: int | None = None):

@@ -14,6 +14,7 @@ import io
 import json
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -27,8 +28,8 @@ from .torch_engine import Selected
 ONNX_OPSET = 17
 EXPORT_VERSION = 1  # bump when the export recipe changes; older cached exports are then ignored
 
-def _weights_digest(net: nn.Module, weights_path: str | Path | None) -> str:
-    """sha256 of the weights file (read once: :func:`mattekit.fsutil.known_sha256`), else of the state dict."""
+def _weights_digest(net: nn.Module | None, weights_path: str | Path | None) -> str:
+    """sha256 of the weights file (read once: :func:`mattekit.fsutil.known_sha256`), else of ``net``'s state dict."""
     if weights_path is not None:
         return known_sha256(weights_path)
     h = hashlib.sha256()
@@ -38,13 +39,17 @@ def _weights_digest(net: nn.Module, weights_path: str | Path | None) -> str:
     return h.hexdigest()
 
 
-def onnx_path(net: nn.Module, index: tuple = (), weights_path: str | Path | None = None,
+def onnx_path(net: nn.Module | None, index: tuple = (), weights_path: str | Path | None = None,
               recipe: dict | None = None) -> Path:
-    """Where the ONNX export of ``net`` (with these weights and this output) is cached."""
+    """Where the ONNX export of ``net`` (with these weights and this output) is cached. ``net`` may be None
+    where ``weights_path`` and ``recipe["net"]`` name both (the path is then known before the net is built)."""
     from ..weights import cache_dir
 
     recipe = dict(recipe or {})
-    recipe.setdefault("net", f"{type(net).__module__}.{type(net).__qualname__}")
+    if net is None and (weights_path is None or "net" not in recipe):
+        raise ValueError("onnx_path needs the net, or both a weights file and recipe['net'].")
+    if net is not None:
+        recipe.setdefault("net", f"{type(net).__module__}.{type(net).__qualname__}")
     recipe.update(index=list(index), opset=ONNX_OPSET, export=EXPORT_VERSION,
                   torch=torch.__version__.split("+")[0].rsplit(".", 1)[0])
     tag = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -85,7 +90,8 @@ def export_onnx(net: nn.Module, path: str | Path, index: tuple = (), example: tu
 
 
 class OnnxEngine:
-    """The net exported to ONNX (once, cached at ``path``) and run by ONNX Runtime on the CPU in fp32.
+    """The net ``load()`` makes, exported to ONNX (once, cached at ``path``) and run by ONNX Runtime on the CPU
+    in fp32; ``load`` is called only to export (or for :attr:`net`).
 
     example / dynamic_size: as for :func:`export_onnx`; a static graph takes one image per run.
     threads: ONNX Runtime intra-op threads (default: torch's thread count now). label: the model's name in the
@@ -94,35 +100,44 @@ class OnnxEngine:
 
     concurrent = True  # InferenceSession.run is thread-safe
 
-    def __init__(self, net: nn.Module, index: tuple, path: str | Path, *, example: tuple[int, int] = (64, 64),
-                 dynamic_size: bool = True, threads: int | None = None, label: str | None = None):
+    def __init__(self, load: Callable[[], nn.Module], index: tuple, path: str | Path, *,
+                 example: tuple[int, int] = (64, 64), dynamic_size: bool = True, threads: int | None = None,
+                 label: str | None = None):
         try:
             import onnxruntime as ort
         except ImportError as exc:
             raise MattekitError(f"ONNX Runtime cannot be imported ({exc}); pip install 'mattekit[onnx]'.") from None
 
         self.device, self.dtype, self.name, self.path = torch.device("cpu"), torch.float32, "onnx-cpu-fp32", Path(path)
-        self.net = net.to("cpu", torch.float32)
+        self._load, self._net = load, None
+        self.export = (index, example, dynamic_size)
         if not self.path.is_file():
             from ..progress import Display
 
             name = label or self.path.name
             with Display().ticking(f"exporting {name} to ONNX once (seconds to a minute; cached for later runs)",
                                    done=f"exported {name} to ONNX in {{time}}."):
-                export_onnx(self.net, self.path, index, example, dynamic_size)
+                export_onnx(self.net, self.path, *self.export)
         options, self.run_options = session_options(ort, threads), run_options(ort)
         self.threads = options.intra_op_num_threads
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # a damaged cache file: export again once
             self.path.unlink(missing_ok=True)
-            export_onnx(self.net, self.path, index, example, dynamic_size)
+            export_onnx(self.net, self.path, *self.export)
             try:
                 self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
             except Exception:
                 raise MattekitError(f"ONNX Runtime cannot load the export {self.path.name} ({str(exc).splitlines()[0][:160]}).") from None
         self.input_name = self.session.get_inputs()[0].name
         self.static_batch = not dynamic_size  # a static graph takes one image at a time
+
+    @property
+    def net(self) -> nn.Module:
+        """The torch module (fp32, CPU), loaded on first use: a cached export needs none to run."""
+        if self._net is None:
+            self._net = self._load().to("cpu", torch.float32)
+        return self._net
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         feed = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
