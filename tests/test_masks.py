@@ -197,3 +197,44 @@ def test_the_carried_matte_scores_as_the_full_size_matte(shared):
     print("SAD carried / full / mask", np.round(np.array(sads) / 1000, 2))
     assert all(carried < 1.06 * full for carried, full, _ in sads)
     assert sum(s[0] for s in sads) < 0.9 * sum(s[2] for s in sads)
+
+
+def test_the_edge_is_matted_where_the_models_catalog_entry_says(shared, mirror):
+    """``remove`` with a model whose catalog entry turns edge matting off (IS-Net's rule) gives the refined mask as
+    the alpha, its soft edge's colours still decontaminated; with it on (u2netp's) the edge is matted, which on these
+    alphamatting photos brings the alpha closer to the true one (its purpose), and ``--no-matting`` leaves the
+    photo's colours."""
+    import copy
+    from dataclasses import replace
+
+    from mattekit import runtime
+    from mattekit.tasks import segment
+
+    on = runtime.ModelCache().get("u2netp", "segment", "cpu", shared / "weights" / "u2netp.onnx")
+    assert on.entry.edge_matting and not runtime.catalog_mod.load().get("isnet-general-use").edge_matting
+    off = copy.copy(on)
+    off.entry = replace(on.entry, edge_matting=False)
+    sad = {"on": 0.0, "off": 0.0}
+    for name in ("GT01.png", "GT05.png", "GT09.png"):
+        image = io.read_image(shared / "data/alphamatting/im" / name, integers=True).pixels[..., :3]
+        truth = cv2.imread(str(shared / "data/alphamatting/gt" / name), cv2.IMREAD_GRAYSCALE) / 255.0
+        prediction = on(on.prepare(image))
+        refined = masks.mask_from_prediction(image, prediction, refine=True, upsampling=on.entry.output.upsample)
+        partial = (refined > 0.02) & (refined < 0.98)
+
+        def run(model, result, **given):
+            options = segment.TASK.make_options({"result": result, **given})
+            return segment.TASK.run({"model": model}, {"image": image}, options)["result"]
+
+        for label, model in (("on", on), ("off", off)):
+            alpha = run(model, "alpha")
+            sad[label] += np.abs(alpha - truth).sum()
+            if label == "off":
+                assert np.array_equal(alpha, refined)
+                rgba = run(model, "rgba")
+                assert (rgba[..., :3][partial] != image[partial]).any(axis=1).mean() > 0.5  # decontaminated
+            else:
+                assert not np.array_equal(alpha, refined)
+        assert np.array_equal(run(off, "alpha", matting=False), refined)
+        assert np.array_equal(run(off, "rgba", matting=False)[..., :3], image)
+    assert sad["on"] < 0.97 * sad["off"]

@@ -116,6 +116,7 @@ class ModelEntry:
     recurrent: bool = False  # a video net carrying state from frame to frame (Predictor.step); sequences in order
     warmup: int = 0  # recurrent: frames run before a chunk's first frame to settle the state
     memory_gb: float | None = None  # GiB a whole run of a 50 MP photo peaks at on the CPU (measured); None: it fits
+    edge_matting: bool = True  # segment: remove / select-subject matte the mask's uncertain edge by default (measured)
     overlap: int | None = None  # upscale: pixels tiles overlap by so that tiled = untiled (None: the default)
     temporal: dict = field(default_factory=dict)  # sequences: fields of mattekit.roto.temporal.TemporalOptions it overrides
 

@@ -62,6 +62,7 @@ def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction,
     answer picked another subject, and the network answers the hint's region in a second call: the box's, or a
     window around the points (:func:`mattekit.subject.hints.around`). A matting network's alpha is always cut.
     ``refine``, ``matting``, ``colour``: as for :func:`network_alpha`."""
+    matting = edge_matted(predictor, matting)
     if predictor.entry.task != "segment":
         whole = network_alpha(predictor, image, None, prediction, refine, matting, colour)
         return hints.constrain(whole, hint, select=False)
@@ -92,7 +93,8 @@ def network_alpha(predictor, image: np.ndarray, context, prediction, refine: boo
     the mask (``refine``: edge-aware upsampling, else plain) with ``colour`` deciding by colours where the network is
     unsure inside the hint, its edge matted (``matting``); a matting network's alpha as it is, resized as the model's
     own pipeline does (neither rounded, refined nor matted again). ``predictor`` None: a segmentation prediction
-    made without a catalog model (no hint), resized bilinearly."""
+    made without a catalog model (no hint), resized bilinearly. ``matting`` is asked for; :func:`edge_matted` decides."""
+    matting = edge_matted(predictor, matting)
     if context is not None and context[1] is None:
         return alpha_from_whole(predictor, image, context[0], prediction, refine, matting, colour)
     upsampling = masks.upsampling_of(predictor)
@@ -108,6 +110,12 @@ def network_alpha(predictor, image: np.ndarray, context, prediction, refine: boo
         mask = hints.with_plain_answer(mask, plain, context[0])
     seen = image.shape[:2] if context is None else (context[1][2] - context[1][0], context[1][3] - context[1][1])
     return masks.alpha_from_mask(image, mask, matting, in_place=True, detail=masks.detail_of(*seen, prediction))
+
+
+def edge_matted(predictor, matting: bool) -> bool:
+    """Whether the mask's edge is matted: ``matting`` asks for it and ``predictor``'s catalog entry (None: no
+    catalog model) keeps it on (``edge_matting``, chosen per model from measurements: docs/benchmarks.md)."""
+    return matting and (predictor is None or predictor.entry.edge_matting)
 
 
 def prompted_alpha(net, image: np.ndarray, hint: hints.Hint, matting: bool = True) -> np.ndarray:

@@ -26,7 +26,8 @@ class SubjectOptions(ModelOptions):
                                "whose soft alpha is used as it is (see `mattekit models list`); default: the "
                                "catalog's segmentation model", model=("segment", "matte"))
     refine: bool = option(True, "edge-aware upsampling of the network's mask (off: plain bilinear)")
-    matting: bool = option(True, "matte the mask's uncertain edge into a soft alpha (hair, fur); off: the "
+    matting: bool = option(True, "matte the mask's uncertain edge into a soft alpha (hair, fur) where that helps "
+                           "the model (IS-Net's is not: see its card; `mattekit matte` mattes any mask); off: the "
                            "mask is the alpha and colours are not decontaminated")
     box: str | None = option(None, "the subject lies in this box: x0,y0,x1,y1 in pixels (x1, y1 exclusive); nothing "
                              "outside it is kept (answered by the hint model; with --hint-model none, a box alone gives the "
