@@ -60,8 +60,10 @@ def create(load: Callable[[], nn.Module], device: torch.device, *, backend: str 
         from .onnx import OnnxEngine, onnx_path
 
         recipe = dict(recipe or {}, size=None if dynamic_size else list(example))
-        path = onnx_path(None if weights_path is not None and "net" in recipe else load(), index, weights_path, recipe)
-        return OnnxEngine(load, index, path, example=example, dynamic_size=dynamic_size, threads=threads, label=label)
+        net = None if weights_path is not None and "net" in recipe else load()  # else the path needs the module
+        path = onnx_path(net, index, weights_path, recipe)
+        return OnnxEngine(load if net is None else (lambda: net), index, path, example=example,
+                          dynamic_size=dynamic_size, threads=threads, label=label)
     if device.type == "cpu" and dtype is torch.float32:
         return FastCPUEngine(load(), index)
     return TorchEngine(load(), device, dtype, index)

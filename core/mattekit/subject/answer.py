@@ -61,8 +61,8 @@ def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction,
     (nothing outside the box nor at an exclude point's part), include points keep its parts at them. Otherwise that
     answer picked another subject, and the network answers the hint's region in a second call: the box's, or a
     window around the points (:func:`mattekit.subject.hints.around`). A matting network's alpha is always cut.
-    ``refine``, ``matting``, ``colour``: as for :func:`network_alpha`."""
-    matting = edge_matted(predictor, matting)
+    ``refine``, ``colour``: as for :func:`network_alpha`; ``matting``: whether the edge is matted, as
+    :func:`network_alpha` decided it."""
     if predictor.entry.task != "segment":
         whole = network_alpha(predictor, image, None, prediction, refine, matting, colour)
         return hints.constrain(whole, hint, select=False)
