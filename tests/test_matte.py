@@ -280,6 +280,29 @@ def test_tiled_decontamination_is_the_whole_image_estimate(shared, monkeypatch):
         assert np.array_equal(rgba[..., :3], tiled) and np.array_equal(rgba[..., 3], alpha)
 
 
+def test_tiled_levels_read_only_the_values_they_set(shared, monkeypatch):
+    """The tiled levels' starting colours are enlarged from the level below only in the boxes read: with every
+    other value NaN, no NaN reaches the result (alphamatting GT13 enlarged 3 x: its four finest levels tiled), and
+    the colours are those of the run with the values set; also where a pixel is partial only at full size."""
+    from mattekit.matting import foreground
+
+    root = shared / "data/alphamatting"
+    photo = io.read_image(root / "im/GT13.png", integers=True).pixels[..., :3]
+    alpha = io.read_image(root / "gt/GT13.png").pixels[..., 0]
+    photo = cv2.resize(photo, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    alpha = np.clip(cv2.resize(alpha, None, fx=3, fy=3, interpolation=cv2.INTER_LINEAR), 0, 1)
+    # and a pixel partial at full size but not once shrunk, far from the edge: the half size is read there
+    # though no tile of it is solved
+    noise = np.random.default_rng(0).integers(0, 256, (600, 800, 3)).astype(np.uint8)
+    lone = np.zeros((600, 800), np.float32)
+    lone[:10], lone[10:20], lone[590, 790] = 1, np.linspace(1, 0, 10)[:, None], 0.002
+    for photo, alpha in ((photo, alpha), (noise, lone)):
+        monkeypatch.setattr(foreground, "_unset", lambda shape: np.full(shape, np.nan, np.float32))
+        got = estimate_foreground(photo, alpha)
+        monkeypatch.setattr(foreground, "_unset", lambda shape: np.zeros(shape, np.float32))
+        assert not np.isnan(got).any() and np.array_equal(got, estimate_foreground(photo, alpha))
+
+
 def padded_sweeps(image, alpha, fg, bg, count, eps, gamma, wanted=None, fg_only=False):
     """Jacobi sweeps of the foreground solve written out with edge-padded copies over the whole window, as
     foreground._sweeps was first written: its (F, B) inside ``wanted`` (B None under ``fg_only``)."""

@@ -17,8 +17,9 @@ estimation; this is an independent vectorised implementation). Small levels are 
 the whole photo; larger ones only in tiles holding partial alpha, and inside a tile only in boxes
 around the pixels that are used (at full size the partial ones; below it, those the level above
 reads), each with a halo as wide as its sweeps reach, so every used pixel gets the whole-photo
-solve's value: the cost follows the soft edge, not the photo, and the full-size level is never
-held whole.
+solve's value: the cost follows the soft edge, not the photo. The levels are 2 x 2 block means of the one above;
+neither the full size nor the half size (where it is tiled) is ever held whole as float, and a tiled level's
+starting colours are enlarged from the one below only where they are read.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..ops.pixels import between, quantise, unit_float
 from ..ops.regions import each_tile, grown, tiles_holding
-from ..ops.resizing import resize
+from ..ops.resizing import block_means, shrunk
 
 
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
@@ -108,7 +109,8 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     [0,1], or uint8/uint16, made float a tile or a strip at a time) under ``alpha`` (H x W in [0,1]).
 
     Where alpha is 0 or 1 (within ``PARTIAL``) F is the photo's colour; elsewhere the multi-level
-    estimate. Levels grow by 2 from ``start_size`` pixels on the long side; all but the two finest
+    estimate. Levels grow by 2 from ``start_size`` pixels on the long side (each coarser level the 2 x 2 block means
+    of the one above it: :func:`mattekit.ops.resizing.shrunk`); all but the two finest
     get ``coarse_sweeps`` sweeps, the two finest ``fine_sweeps``. ``out`` (H x W x C >= 3 float32
     holding the photo's colours in its first three channels; or uint8/uint16 holding them as integers,
     which get F rounded as :func:`mattekit.ops.pixels.quantise` rounds) receives F in place, so an RGBA
@@ -129,24 +131,25 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     h, w = alpha.shape
     sizes = _sizes(h, w, start_size)
     counts = [coarse_sweeps] * max(0, len(sizes) - 2) + [fine_sweeps] * min(2, len(sizes))
-    colours, a = image[..., :3], alpha
-    pyramid = []  # the shrunken copies, each from the one before (the full size is not copied)
-    for sh, sw in sizes[-2::-1]:
-        colours, a = (resize(x, sh, sw, "area") for x in (colours, a))
-        pyramid.append((colours, a))
+    pyramid = _pyramid(image, alpha, sizes)
     tiles = [(box, _partial_boxes(partial[box], box, counts[-1])) for box in tiles_holding(partial, 0, TILE)]
     plans = _plan(tiles, [a for _, a in pyramid], sizes, counts)
     fg = bg = None
     for level, ((sh, sw), count) in enumerate(zip(sizes[:-1], counts)):
         img, a = pyramid.pop()  # coarsest first; each level is let go once solved
         if fg is None:
-            fg, bg = _means(img, a)
-        fg = cv2.resize(fg, (sw, sh), interpolation=cv2.INTER_LINEAR)
-        bg = cv2.resize(bg, (sw, sh), interpolation=cv2.INTER_LINEAR)
-        if level in plans:
-            _tiled_sweeps(img, a, fg, bg, count, eps, gamma, plans[level])
+            fg, bg = _means(unit_float(img), a)
+        if level in plans:  # the starting values (the coarser level enlarged) only where this level is read
+            tiles_here, boxes = plans[level]
+            start = _unset((2, sh, sw, 3))  # (pixels outside the boxes are never read)
+            for box in boxes:
+                start[0][box], start[1][box] = _sample((fg, bg), box, (sh, sw))
+            fg, bg = start
+            _tiled_sweeps(img, a, fg, bg, count, eps, gamma, tiles_here)
         else:
-            fg, bg = _sweeps(img, a, fg, bg, count, eps, gamma)
+            fg = cv2.resize(fg, (sw, sh), interpolation=cv2.INTER_LINEAR)
+            bg = cv2.resize(bg, (sw, sh), interpolation=cv2.INTER_LINEAR)
+            fg, bg = _sweeps(unit_float(img), a, fg, bg, count, eps, gamma)
     img = a = colours = None
     filled = result()
     kind = filled.dtype
@@ -176,6 +179,59 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
         for part, here, colours in pieces:
             filled[part][here, :3] = colours
     return filled[..., :3]
+
+
+def _pyramid(image: np.ndarray, alpha: np.ndarray, sizes: list[tuple[int, int]]) -> list[tuple]:
+    """The levels below the full size, finest first: (colours, alpha) each, the block means of the level above as
+    float (h x w x 3, h x w). The half size's colours, where it is solved in tiles, are made only for the windows
+    read (:class:`_HalfSize`): no level holds a float copy of the full size."""
+    pyramid, a = [], alpha
+    for level in range(len(sizes) - 2, -1, -1):
+        a = shrunk(np.ascontiguousarray(a), 2)
+        if level == len(sizes) - 2:
+            tiled = sizes[level][0] * sizes[level][1] > TILE * TILE * 4  # as :func:`_plan` decides
+            colours = _HalfSize(image) if tiled else _halvings(image, 1)
+        elif level == len(sizes) - 3:
+            colours = _halvings(image, 2)
+        else:
+            colours = shrunk(colours, 2)
+        pyramid.append((colours, a))
+    return pyramid
+
+
+def _unset(shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 array of ``shape`` whose values are not set (pages untouched until written)."""
+    return np.empty(shape, np.float32)
+
+
+class _HalfSize:
+    """The half-size level's colours (:func:`_halvings` of ``image`` once), made only for the windows asked for:
+    ``level[rows, cols]`` is h x w x 3 float32, the same values as the whole level's there."""
+
+    def __init__(self, image: np.ndarray):
+        self.image = image
+
+    def __getitem__(self, window: tuple[slice, slice]) -> np.ndarray:
+        (ys, xs), (h, w) = window, self.image.shape[:2]
+        return _halvings(self.image[2 * ys.start : min(h, 2 * ys.stop), 2 * xs.start : min(w, 2 * xs.stop)], 1)
+
+
+def _halvings(image: np.ndarray, times: int) -> np.ndarray:
+    """``image`` (H x W x 3|4, float [0,1] or integers) made float and shrunk ``times`` times by 2 x 2 block means
+    (:func:`mattekit.ops.resizing.block_means`), its colours only, strip by strip (no float copy of it whole): the
+    same values as the whole image's, so integers give what their floats give. h x w x 3 float32."""
+    h, w = image.shape[:2]
+    k = 1 << times
+    rows = k * max(1, (4 << 20) // (w * 12 * k))  # full-size rows per strip: about 4 MB of floats
+    out = None
+    for y in range(0, h, rows):
+        part = np.ascontiguousarray(unit_float(image[y : y + rows, :, :3]))
+        for _ in range(times):
+            part = block_means(part, 2)
+        if out is None:
+            out = np.empty((-(-h // k), part.shape[1], 3), np.float32)
+        out[y // k : y // k + part.shape[0]] = part
+    return out
 
 
 def _partial_boxes(flags: np.ndarray, box: tuple[slice, slice], halo: int) -> list[tuple[slice, slice]]:
@@ -212,21 +268,27 @@ def _level_tiles(flags: np.ndarray, reach: int, read: np.ndarray) -> list[tuple[
 
 
 def _plan(tiles: list, alphas: list[np.ndarray], sizes: list[tuple[int, int]], counts: list[int]) -> dict:
-    """{level index: its tiles and boxes (:func:`_level_tiles`)} for the levels solved in tiles (over TILE^2 x 4
-    pixels), from the full size's ``tiles`` down: a level is solved in the tiles where its alpha (``alphas``, finest
-    first, the full size left out) is partial within its sweeps' reach, and there only where the level above reads
-    it: the full size's sweeps through :func:`_sample`, a coarser one's through its bilinear enlargement. Every pixel
-    read is solved as in whole tiles; the others cannot matter."""
-    plans, finer, margin = {}, sizes[-1], 0
+    """{level index: (its tiles and boxes (:func:`_level_tiles`), the boxes that need its values)} for the levels
+    solved in tiles (over TILE^2 x 4 pixels), from the full size's ``tiles`` down: a level is solved in the tiles
+    where its alpha (``alphas``, finest first, the full size left out) is partial within its sweeps' reach, and
+    there only where the level above reads it (through :func:`_sample`). Every pixel read is solved as in whole
+    tiles; the others cannot matter. A level's values are needed in its boxes' windows (their sweeps' halo) and
+    where the level above needs its own (:func:`_read_box`): only there is it enlarged from the level below."""
+    plans, finer = {}, sizes[-1]
+    needed = [grown(p, counts[-1], finer)[0] for _, boxes in tiles for p in boxes]  # the full size's windows
     for level in range(len(sizes) - 2, -1, -1):
         size = sizes[level]
         if size[0] * size[1] <= TILE * TILE * 4:
             break
         parts, halo = [p for _, boxes in tiles for p in boxes], counts[level + 1]
-        read = _footprint(parts, halo, size, finer, margin)
+        read = np.zeros(size, bool)
+        for part in parts:
+            read[_read_box(grown(part, halo, finer)[0], finer, size)] = True
         alpha = alphas[len(sizes) - 2 - level]
-        plans[level] = tiles = _level_tiles(between(alpha, PARTIAL, 1.0 - PARTIAL), counts[level], read)
-        finer, margin = size, 1  # (OpenCV's enlargement rounds its positions in float32: one pixel more each side)
+        tiles = _level_tiles(between(alpha, PARTIAL, 1.0 - PARTIAL), counts[level], read)
+        needed = ([grown(p, counts[level], size)[0] for _, boxes in tiles for p in boxes]
+                  + [_read_box(box, finer, size) for box in needed])
+        plans[level], finer = (tiles, needed), size
     return plans
 
 
@@ -234,12 +296,12 @@ def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma, tiles) -> None:
     """The sweeps of :func:`_sweeps` in the boxes of ``tiles`` (:func:`_level_tiles`; on every core:
     :func:`mattekit.ops.regions.each_tile`), written into ``fg`` and ``bg`` once every box is solved. A box is computed from
     the level's starting values with a halo of ``count`` pixels, so its interior is what the whole-level sweeps
-    give; elsewhere the colours stay as upsampled."""
+    give; elsewhere (where the level above reads them) the colours stay as enlarged from the level below."""
     def swept(tile):
         pieces = []
         for part in tile[1]:
             window, inner = grown(part, count, alpha.shape)
-            f, b = _sweeps(image[window], alpha[window], fg[window], bg[window], count, eps, gamma, inner)
+            f, b = _sweeps(unit_float(image[window]), alpha[window], fg[window], bg[window], count, eps, gamma, inner)
             pieces.append((part, f, b))
         return pieces
 
@@ -248,16 +310,11 @@ def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma, tiles) -> None:
             fg[part], bg[part] = f, b
 
 
-def _footprint(parts: list[tuple[slice, slice]], halo: int, level: tuple[int, int], finer: tuple[int, int],
-               margin: int = 0) -> np.ndarray:
-    """The pixels of a ``level``-size plane (bool, h x w) that bilinear sampling at the ``finer`` size reads
-    (:func:`_reads`) for the boxes ``parts`` of the finer size, each grown by ``halo``, and ``margin`` px more."""
-    read = np.zeros(level, bool)
-    for part in parts:
-        window, _ = grown(part, halo, finer)
-        (_, top, bottom), (_, left, right) = (_reads(s, f, n) for s, f, n in zip(window, finer, level))
-        read[max(0, top - margin) : bottom + margin, max(0, left - margin) : right + margin] = True
-    return read
+def _read_box(box: tuple[slice, slice], finer: tuple[int, int], level: tuple[int, int]) -> tuple[slice, slice]:
+    """The box (row and column slices) of a ``level``-size plane that bilinear sampling at the ``finer`` size reads
+    for ``box`` of the finer size (:func:`_reads`), one pixel more each side (for rounding)."""
+    (_, top, bottom), (_, left, right) = (_reads(s, f, n) for s, f, n in zip(box, finer, level))
+    return slice(max(0, top - 1), min(level[0], bottom + 1)), slice(max(0, left - 1), min(level[1], right + 1))
 
 
 def _sizes(h: int, w: int, start_size: int) -> list[tuple[int, int]]:
@@ -291,6 +348,9 @@ def _sample(planes: tuple[np.ndarray, ...], window: tuple[slice, slice], full: t
     # only the part of the plane the window reads: OpenCV's remap takes planes under 32767 px a side (a strip
     # photo's level is longer), and positions outside it are clamped to the plane's edge either way
     (rows, top, bottom), (cols, left, right) = (_reads(s, f, n) for s, f, n in zip(window, full, planes[0].shape))
-    map_x, map_y = np.meshgrid((cols - left).astype(np.float32), (rows - top).astype(np.float32))
+    # positions rounded to OpenCV's 1/32 px first, so that they are exact in float32 whatever the crop: a pixel's value
+    # does not depend on the window it is sampled in
+    map_x, map_y = np.meshgrid((np.rint(cols * 32) / 32 - left).astype(np.float32),
+                               (np.rint(rows * 32) / 32 - top).astype(np.float32))
     return [cv2.remap(np.ascontiguousarray(p[top:bottom, left:right]), map_x, map_y, cv2.INTER_LINEAR,
                       borderMode=cv2.BORDER_REPLICATE) for p in planes]

@@ -84,19 +84,25 @@ def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> 
 
 def shrunk(x: np.ndarray, scale: int) -> np.ndarray:
     """``x`` (H x W [x C], its pixels' channels contiguous; float [0,1] or uint8/uint16) shrunk ``scale`` times by
-    block means, float32 in [0,1]:
-    ceil(H / scale) x ceil(W / scale); the last row and column of blocks average what is left over. The one
-    full-size pass is OpenCV's area resize of the integers, so no float copy of the photo is made."""
+    block means (:func:`block_means`), float32 in [0,1]. No float copy of ``x`` is made."""
+    return unit_float(block_means(x, scale))
+
+
+def block_means(x: np.ndarray, scale: int) -> np.ndarray:
+    """``x`` (H x W [x C], its pixels' channels contiguous) shrunk ``scale`` times by block means, in ``x``'s dtype
+    (integers rounded): ceil(H / scale) x ceil(W / scale); the last row and column of blocks average what is left
+    over. OpenCV's area resize, of the integers as they are."""
     h, w = x.shape[:2]
     hs, ws = h // scale * scale, w // scale * scale
-    rows = []
+    if (hs, ws) == (h, w):
+        return cv2.resize(x, (w // scale, h // scale), interpolation=cv2.INTER_AREA).reshape((h // scale, w // scale) + x.shape[2:])
+    out = np.empty((-(-h // scale), -(-w // scale)) + x.shape[2:], x.dtype)
     for ys in (slice(0, hs), slice(hs, h)):
-        if ys.stop > ys.start:
-            parts = [cv2.resize(x[ys, xs], (-(-(xs.stop - xs.start) // scale), -(-(ys.stop - ys.start) // scale)),
-                                interpolation=cv2.INTER_AREA)
-                     for xs in (slice(0, ws), slice(ws, w)) if xs.stop > xs.start]
-            rows.append(np.concatenate([p.reshape(p.shape[:2] + x.shape[2:]) for p in parts], axis=1))
-    return unit_float(np.concatenate(rows, axis=0)).astype(np.float32, copy=False)
+        for xs in (slice(0, ws), slice(ws, w)):
+            if ys.stop > ys.start and xs.stop > xs.start:
+                part = out[ys.start // scale : -(-ys.stop // scale), xs.start // scale : -(-xs.stop // scale)]
+                part[...] = cv2.resize(x[ys, xs], part.shape[1::-1], interpolation=cv2.INTER_AREA).reshape(part.shape)
+    return out
 
 
 def fit_cover(image: np.ndarray, height: int, width: int) -> np.ndarray:
