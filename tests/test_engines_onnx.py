@@ -109,3 +109,50 @@ def test_a_cached_export_builds_no_module(shared, monkeypatch, tmp_path):
     assert again.engine.path == first.engine.path and built == []
     assert torch.equal(again(x), first(x))
     assert isinstance(again.net, torch.nn.Module) and built == [weights]
+
+
+@pytest.mark.parametrize("cores", [2, 4])
+def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shared, monkeypatch, tmp_path, cores):
+    """A folder of u2netp (320², ONNX Runtime) is laid out as torch's: one worker per core (up to 4), one thread
+    each (emulated core counts), and each worker's calls run a one-thread session (made once, kept) whose answers are
+    the two-thread session's, bit for bit; a single image keeps one worker with every thread. IS-Net's 1024² input
+    keeps one worker (its scratch memory is held once)."""
+    import threading
+
+    import numpy as np
+
+    from mattekit import catalog, pipeline
+
+    monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path))
+    monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)
+    entry = catalog.load().get("u2netp", ("segment",))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the engine's own session: two threads
+    try:
+        predictor = runtime.Predictor(entry, torch.device("cpu"), shared / "weights" / "u2netp.onnx", backend="onnx",
+                                      precision="fp32")
+    finally:
+        torch.set_num_threads(before)
+    layout = pipeline.plan(predictor)
+    assert (layout["workers"], layout["threads"]) == (min(cores, 4), cores // min(cores, 4))
+    assert (pipeline.plan(predictor, workers=1)["workers"], pipeline.plan(predictor, workers=1)["threads"]) == (1, 2)
+    x = predictor.prepare(np.random.default_rng(0).random((200, 300, 3), dtype=np.float32))
+    whole, main = predictor.engine.session.run(None, {predictor.engine.input_name: x.numpy()})[0], predictor(x)
+    got = {}
+
+    def one_thread():
+        torch.set_num_threads(1)
+        got["y"] = predictor(x)
+
+    worker = threading.Thread(target=one_thread)
+    try:
+        worker.start()
+        worker.join()
+    finally:
+        torch.set_num_threads(before)  # (a thread's setting can become the default for threads made later)
+    assert torch.equal(got["y"], main)
+    assert 1 in predictor.engine.sessions and predictor.engine.sessions[2] is predictor.engine.session
+    assert np.array_equal(predictor.engine.sessions[1].run(None, {predictor.engine.input_name: x.numpy()})[0], whole)
+    big = type("Big", (), {"entry": catalog.load().get("isnet-general-use", ("segment",)), "engine": predictor.engine,
+                           "device": torch.device("cpu")})()
+    assert pipeline.plan(big)["workers"] == cores // 2

@@ -112,8 +112,9 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
 
     CPU: up to 4 workers (each holds one image's activations), with cores / workers torch threads each:
     one per core on machines with up to 4 cores, which is the path where the CPU engine uses Winograd
-    kernels; one writer (the cores are the workers'). An ONNX Runtime engine, whose threads were fixed
-    with its session, gets cores / those threads.
+    kernels; one writer (the cores are the workers'). An ONNX Runtime engine gets cores / its session's threads,
+    unless it runs a small fixed input (:func:`mattekit.engines.parallel_calls`): then it is laid out as torch is (u2netp at 320²
+    on 2 cores: two one-thread calls at once gave 1.12-1.22x the frames/s of one two-thread call).
     CUDA: two workers (two streams) with batches of 8 for fixed-size models, 1 otherwise; the CPU's
     cores, less two, as writers (up to 8; 1 when ``ordered``), since postprocessing and encoding then
     bound the speed. ``threads`` is per worker. ``ordered``: ``write`` must see results in input order.
@@ -124,7 +125,7 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
     fixed = getattr(predictor.entry.input, "size", None) is not None if hasattr(predictor, "entry") else False
     if device.type == "cpu":
         cores = cpu_count()
-        if threads is None and getattr(engine, "threads", None):
+        if threads is None and getattr(engine, "threads", None) and not (workers is None and engines.parallel_calls(predictor)):
             threads = engine.threads
         if workers is None:
             workers = max(1, cores // threads) if threads else min(cores, 4)

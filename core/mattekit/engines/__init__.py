@@ -19,8 +19,8 @@ dtype: torch, except on a CPU without NNPACK where ONNX Runtime (if installed) b
 convolutions; bf16 on CPUs with native bf16 for catalog models marked ``cpu_bf16``.
 
 Throughput on CPU comes from several single-threaded calls in parallel threads (``mattekit.pipeline``);
-one call alone uses the calling thread's torch thread count (ONNX Runtime: the count when the session
-was made).
+one call alone uses the calling thread's torch thread count (ONNX Runtime: a session of that many threads;
+an .onnx release: the count when its session was made).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import torch.nn as nn
 from .policy import available_memory, engine_precision, resolve_backend, resolve_precision, select_device
 from .torch_engine import FastCPUEngine, TorchEngine, pinned_stack, select_output, to_host, worker_stream
 
-__all__ = ["create", "from_onnx_file", "available_memory", "engine_precision", "resolve_backend", "resolve_precision",
+__all__ = ["create", "from_onnx_file", "parallel_calls", "available_memory", "engine_precision", "resolve_backend", "resolve_precision",
            "select_device",
            "pinned_stack", "select_output", "to_host", "worker_stream"]
 
@@ -75,3 +75,15 @@ def from_onnx_file(path: str | Path, threads: int | None = None):
     from .onnx import OnnxFileEngine
 
     return OnnxFileEngine(path, threads)
+
+
+def parallel_calls(predictor) -> bool:
+    """Whether ``predictor``'s engine is best run as several one-thread calls at once (:func:`mattekit.pipeline.plan`):
+    an engine running each call with the calling thread's thread count on a fixed input of at most
+    :data:`mattekit.onnx_import.SHRINK_ABOVE` pixels (a small net: one call keeps two cores only partly busy, and its
+    scratch memory is small enough to hold once per worker)."""
+    from ..onnx_import import SHRINK_ABOVE
+
+    size = getattr(getattr(getattr(predictor, "entry", None), "input", None), "size", None)
+    return (getattr(getattr(predictor, "engine", None), "parallel_calls", False) and size is not None
+            and size[0] * size[1] <= SHRINK_ABOVE)

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import io
 import json
+import threading
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -94,11 +95,14 @@ class OnnxEngine:
     in fp32; ``load`` is called only to export (or for :attr:`net`).
 
     example / dynamic_size: as for :func:`export_onnx`; a static graph takes one image per run.
-    threads: ONNX Runtime intra-op threads (default: torch's thread count now). label: the model's name in the
-    lines that show the export on standard error (:meth:`mattekit.progress.Display.ticking`; default: the file's).
+    threads: ONNX Runtime intra-op threads (default: torch's thread count now). A call from a thread whose torch
+    thread count differs (a pipeline worker: :func:`mattekit.pipeline.plan`) runs a session of that many threads,
+    made on first use and kept (sessions give the same outputs whatever their threads). label: the model's name in
+    the lines that show the export on standard error (:meth:`mattekit.progress.Display.ticking`; default: the file's).
     """
 
     concurrent = True  # InferenceSession.run is thread-safe
+    parallel_calls = True  # calls on several threads, each with its own thread count, run at once
 
     def __init__(self, load: Callable[[], nn.Module], index: tuple, path: str | Path, *,
                  example: tuple[int, int] = (64, 64), dynamic_size: bool = True, threads: int | None = None,
@@ -118,19 +122,32 @@ class OnnxEngine:
             with Display().ticking(f"exporting {name} to ONNX once (seconds to a minute; cached for later runs)",
                                    done=f"exported {name} to ONNX in {{time}}."):
                 export_onnx(self.net, self.path, *self.export)
-        options, self.run_options = session_options(ort, threads), run_options(ort)
-        self.threads = options.intra_op_num_threads
+        self.run_options = run_options(ort)
+        self.threads = int(threads or torch.get_num_threads())
+        self._ort, self._lock = ort, threading.Lock()
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            self.session = self._session(self.threads)
         except Exception as exc:  # a damaged cache file: export again once
             self.path.unlink(missing_ok=True)
             export_onnx(self.net, self.path, *self.export)
             try:
-                self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+                self.session = self._session(self.threads)
             except Exception:
                 raise MattekitError(f"ONNX Runtime cannot load the export {self.path.name} ({str(exc).splitlines()[0][:160]}).") from None
+        self.sessions = {self.threads: self.session}
         self.input_name = self.session.get_inputs()[0].name
         self.static_batch = not dynamic_size  # a static graph takes one image at a time
+
+    def _session(self, threads: int):
+        return self._ort.InferenceSession(str(self.path), session_options(self._ort, threads),
+                                          providers=["CPUExecutionProvider"])
+
+    def session_for(self, threads: int):
+        """The session with ``threads`` intra-op threads (made on first use, then kept)."""
+        with self._lock:
+            if threads not in self.sessions:
+                self.sessions[threads] = self._session(threads)
+            return self.sessions[threads]
 
     @property
     def net(self) -> nn.Module:
@@ -143,7 +160,8 @@ class OnnxEngine:
         feed = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
         if self.static_batch and feed.shape[0] > 1:
             return torch.cat([self(x[i : i + 1]) for i in range(feed.shape[0])])
-        return torch.from_numpy(self.session.run(None, {self.input_name: feed}, self.run_options[shrinks(feed.shape)])[0])
+        session = self.session_for(torch.get_num_threads())
+        return torch.from_numpy(session.run(None, {self.input_name: feed}, self.run_options[shrinks(feed.shape)])[0])
 
 
 class OnnxFileEngine:
