@@ -56,10 +56,12 @@ def test_sure_regions_are_the_models_own_rounded():
 
 def test_band_tiles_give_the_whole_image_filter(monkeypatch):
     """Work in small tiles around the band equals the guided filter over the whole image, inside the band
-    (an upsampling factor of 4: the filter runs at full resolution, no subsampling)."""
+    (an upsampling factor of 4, the coefficients at 4 px per network px: the filter runs at full resolution, no
+    subsampling)."""
     image, _, low = _edge_scene(size=160, step=4)
     image[40:90, 100:140] = 0.9  # a second edge elsewhere: several tiles hold band pixels
     monkeypatch.setattr(masks, "TILE", 32)
+    monkeypatch.setattr(masks, "COEFFICIENTS", 4.0)
     tiled = masks.refine_mask(image, low)
     plain = masks.upsample(low, *image.shape[:2])
     factor = image.shape[0] / low.shape[0]

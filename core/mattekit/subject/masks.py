@@ -36,6 +36,7 @@ RADIUS = 2.0  # the guided filter's radius
 EPS = 1e-4    # the guided filter's regulariser (squared colour units)
 TILE = 512    # px: the band's work is done in tiles this size that hold unsure pixels
 REFINE_TILE = 128  # px: the refinement's tiles where it runs at full resolution (its margin is then <= 26 px)
+COEFFICIENTS = 2.0  # the guided filter's coefficients are solved at this many photo px per network px, or more (subsampled)
 MATTE_TILE = 1024  # px: the matting's tiles (larger: its windows carry a wider margin)
 
 
@@ -76,9 +77,10 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
 
     Upsampling by ``upsampling`` (:func:`upsample`); where the model is sure (probability <= 0.1 or >= 0.9) the result is 0 or 1.
     In the uncertain band (unsure pixels widened by ``GROW`` x the upsampling factor) a colour guided
-    filter of radius ``RADIUS`` x the factor moves the edge onto the photo's edges; it runs in the
+    filter of radius ``RADIUS`` x the factor moves the edge onto the photo's edges, its coefficients solved on the
+    photo shrunk to about ``COEFFICIENTS`` px per network px (from factor 3 on: the fast guided filter); it runs in the
     band's tiles only (on every core: :func:`mattekit.ops.regions.each_tile`; ``REFINE_TILE`` px, or ``TILE`` where the
-    filter subsamples, factor >= 6), so its cost follows the band, not the image. Where the network saw the photo
+    filter subsamples), so its cost follows the band, not the image. Where the network saw the photo
     at full resolution or more (factor <= 1) only the rounding applies. ``soft``: no rounding (the map
     is a matting model's alpha). Returns float32 H x W in [0,1]: the only full-size array made (the
     tiles' results are kept until all tiles have read the upsampled map, then written into it).
@@ -90,7 +92,7 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
         return mask if soft else round_sure(mask)
     grow = max(1, round(GROW * factor))
     radius = max(2, round(RADIUS * factor))
-    subsample = max(1, round(factor / 4))
+    subsample = max(1, round(factor / COEFFICIENTS))
     margin = 2 * radius + 2 * subsample
 
     def filtered(box):
