@@ -141,10 +141,13 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
             fg, bg = _means(unit_float(img), a)
         if level in plans:  # the starting values (the coarser level enlarged) only where this level is read
             tiles_here, boxes = plans[level]
-            start = _unset((2, sh, sw, 3))  # (pixels outside the boxes are never read)
-            for box in boxes:
-                start[0][box], start[1][box] = _sample((fg, bg), box, (sh, sw))
-            fg, bg = start
+            if len(tiles_here) * TILE * TILE > sh * sw / 2:  # tiles over half of it: enlarged whole, in one pass
+                fg, bg = (cv2.resize(p, (sw, sh), interpolation=cv2.INTER_LINEAR) for p in (fg, bg))
+            else:
+                start = _unset((2, sh, sw, 3))  # (pixels outside the boxes are never read)
+                for box in boxes:
+                    start[0][box], start[1][box] = _sample((fg, bg), box, (sh, sw))
+                fg, bg = start
             _tiled_sweeps(img, a, fg, bg, count, eps, gamma, tiles_here)
         else:
             fg = cv2.resize(fg, (sw, sh), interpolation=cv2.INTER_LINEAR)
