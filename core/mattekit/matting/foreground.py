@@ -134,21 +134,17 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     pyramid = _pyramid(image, alpha, sizes)
     tiles = [(box, _partial_boxes(partial[box], box, counts[-1])) for box in tiles_holding(partial, 0, TILE)]
     plans = _plan(tiles, [a for _, a in pyramid], sizes, counts)
+    half = len(sizes) - 2
+    if half in plans and _dense(plans[half][0], sizes[half]):  # the half size is read over most of it: made whole
+        pyramid[0] = (_halvings(image, 1), pyramid[0][1])
     fg = bg = None
     for level, ((sh, sw), count) in enumerate(zip(sizes[:-1], counts)):
         img, a = pyramid.pop()  # coarsest first; each level is let go once solved
         if fg is None:
             fg, bg = _means(unit_float(img), a)
-        if level in plans:  # the starting values (the coarser level enlarged) only where this level is read
-            tiles_here, boxes = plans[level]
-            if len(tiles_here) * TILE * TILE > sh * sw / 2:  # tiles over half of it: enlarged whole, in one pass
-                fg, bg = (cv2.resize(p, (sw, sh), interpolation=cv2.INTER_LINEAR) for p in (fg, bg))
-            else:
-                start = _unset((2, sh, sw, 3))  # (pixels outside the boxes are never read)
-                for box in boxes:
-                    start[0][box], start[1][box] = _sample((fg, bg), box, (sh, sw))
-                fg, bg = start
-            _tiled_sweeps(img, a, fg, bg, count, eps, gamma, tiles_here)
+        if level in plans:
+            fg, bg = _enlarged((fg, bg), plans[level], (sh, sw))
+            _tiled_sweeps(img, a, fg, bg, count, eps, gamma, plans[level][0])
         else:
             fg = cv2.resize(fg, (sw, sh), interpolation=cv2.INTER_LINEAR)
             bg = cv2.resize(bg, (sw, sh), interpolation=cv2.INTER_LINEAR)
@@ -200,6 +196,24 @@ def _pyramid(image: np.ndarray, alpha: np.ndarray, sizes: list[tuple[int, int]])
             colours = shrunk(colours, 2)
         pyramid.append((colours, a))
     return pyramid
+
+
+def _enlarged(planes: tuple[np.ndarray, np.ndarray], plan: tuple[list, list], size: tuple[int, int]) -> tuple:
+    """A tiled level's starting (F, B), h x w x 3 each: the level below's ``planes`` enlarged bilinearly, only in the
+    boxes of ``plan`` (its tiles, the boxes read: :func:`_plan`), or whole where its tiles are :func:`_dense`."""
+    (tiles, boxes), (sh, sw) = plan, size
+    if _dense(tiles, size):
+        return tuple(cv2.resize(p, (sw, sh), interpolation=cv2.INTER_LINEAR) for p in planes)
+    start = _unset((2, sh, sw, 3))  # (pixels outside the boxes are never read)
+    for box in boxes:
+        start[0][box], start[1][box] = _sample(planes, box, size)
+    return start[0], start[1]
+
+
+def _dense(tiles: list, size: tuple[int, int]) -> bool:
+    """Whether a level's ``tiles`` cover over half of its ``size`` (h, w): then its planes are made whole, in one pass,
+    rather than window by window (windows overlapping by their halos would cost more)."""
+    return len(tiles) * TILE * TILE > size[0] * size[1] / 2
 
 
 def _unset(shape: tuple[int, ...]) -> np.ndarray:
