@@ -18,8 +18,8 @@ the whole photo; larger ones only in tiles holding partial alpha, and inside a t
 around the pixels that are used (at full size the partial ones; below it, those the level above
 reads), each with a halo as wide as its sweeps reach, so every used pixel gets the whole-photo
 solve's value: the cost follows the soft edge, not the photo. The levels are 2 x 2 block means of the one above;
-neither the full size nor the half size (where it is tiled) is ever held whole as float, and a tiled level's
-starting colours are enlarged from the one below only where they are read.
+the full size is never held whole as float, nor the half size where few tiles solve it, and there a tiled level's
+starting colours are enlarged from the one below only where they are read (where tiles cover most of it: whole).
 """
 from __future__ import annotations
 
