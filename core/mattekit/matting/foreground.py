@@ -135,7 +135,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     tiles = [(box, _partial_boxes(partial[box], box, counts[-1])) for box in tiles_holding(partial, 0, TILE)]
     plans = _plan(tiles, [a for _, a in pyramid], sizes, counts)
     half = len(sizes) - 2
-    if half in plans and _dense(plans[half][0], sizes[half]):  # the half size is read over most of it: made whole
+    if half >= 0 and (half not in plans or _dense(plans[half][0], sizes[half])):  # solved whole, or over most of it
         pyramid[0] = (_halvings(image, 1), pyramid[0][1])
     fg = bg = None
     for level, ((sh, sw), count) in enumerate(zip(sizes[:-1], counts)):
@@ -182,14 +182,13 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
 
 def _pyramid(image: np.ndarray, alpha: np.ndarray, sizes: list[tuple[int, int]]) -> list[tuple]:
     """The levels below the full size, finest first: (colours, alpha) each, the block means of the level above as
-    float (h x w x 3, h x w). The half size's colours, where it is solved in tiles, are made only for the windows
-    read (:class:`_HalfSize`): no level holds a float copy of the full size."""
+    float (h x w x 3, h x w). The half size's colours are made only for the windows read (:class:`_HalfSize`; the
+    caller makes them whole where the half size is solved whole): no level holds a float copy of the full size."""
     pyramid, a = [], alpha
     for level in range(len(sizes) - 2, -1, -1):
         a = shrunk(np.ascontiguousarray(a), 2)
         if level == len(sizes) - 2:
-            tiled = sizes[level][0] * sizes[level][1] > TILE * TILE * 4  # as :func:`_plan` decides
-            colours = _HalfSize(image) if tiled else _halvings(image, 1)
+            colours = _HalfSize(image)
         elif level == len(sizes) - 3:
             colours = _halvings(image, 2)
         else:
