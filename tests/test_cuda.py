@@ -136,7 +136,7 @@ def _grabcut(shared, n):
 
 
 def test_remove_on_cuda_agrees_with_the_cpu(shared, monkeypatch):
-    """The default pipeline (u2netp real weights; refinement and matting on the CPU as always) against the
+    """The default pipeline (u2netp real weights; refinement on the GPU, matting on the CPU) against the
     CPU in fp32 (not bf16, which CPUs with AMX would pick): CUDA fp32 (no TF32) within 0.002 mean absolute
     alpha difference per image, IoU at 0.5 at least 0.995; fp16 (asked for: auto is fp32 until measured) within 0.01 on average over the
     images, IoU at least 0.95 on each."""
@@ -203,3 +203,75 @@ def test_shared_sam_frame_features_stay_in_host_memory_and_come_back_on_the_gpu(
     assert torch.equal(again["feat"], first["feat"]) and torch.equal(again["pos"], first["pos"])  # the reuse: bit for bit
     assert all(torch.equal(a, b) for a, b in zip(again["high_res"], first["high_res"]))
     assert torch.allclose(first["feat"], fresh["feat"], atol=1e-5)  # (a second encoding on the GPU: within rounding)
+
+
+def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
+    """The finish's torch operations on the GPU against the CPU finish (tests/test_finish_device.py runs them on torch's
+    CPU device): u2netp's real prediction refined at factor 1.5 and 4.5, within 1e-4 mean |delta| of the CPU's mask;
+    decontaminated colours (GT01 at 3x, 3.6 MP) within 2e-4 on average over the partial pixels, 5e-3 at most; an RGBA
+    ``remove`` with the model on the GPU refines and decontaminates there (and on the CPU not), within the fidelity
+    tolerance (2e-3 mean per photo) of the CPU's, colours and alpha."""
+    import cv2
+
+    from mattekit.matting.foreground import estimate_foreground
+    from mattekit.subject import masks
+
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    model = mattekit.api.models_cache().get("u2netp", "segment", "cuda", precision="fp32")
+    on_cpu = mattekit.api.models_cache().get("u2netp", "segment", "cpu", precision="fp32")
+    cuda, figures = torch.device("cuda"), {}
+    for path, scale in zip(_grabcut(shared, 2), (1, 3)):
+        image = read_image(path, integers=True).pixels[..., :3]
+        image = np.repeat(np.repeat(image, scale, 0), scale, 1)
+        low = masks.prediction_array(model(model.prepare(image)))
+        cpu, gpu = masks.refine_mask(image, low, soft=True), masks.refine_mask(image, low, soft=True, device=cuda)
+        figures[f"refine {path.name} x{scale}"] = delta = float(np.abs(gpu - cpu).mean())
+        assert delta <= 1e-4, (path.name, scale, delta)
+    root = shared / "data" / "alphamatting"
+    image = cv2.resize(cv2.cvtColor(cv2.imread(str(root / "im" / "GT01.png")), cv2.COLOR_BGR2RGB), None, fx=3, fy=3)
+    alpha = np.clip(cv2.resize(cv2.imread(str(root / "gt" / "GT01.png"), 0).astype(np.float32) / 255, None, fx=3, fy=3), 0, 1)
+    partial = (alpha > 1e-3) & (alpha < 1 - 1e-3)
+    delta = np.abs(estimate_foreground(image, alpha, device=cuda) - estimate_foreground(image, alpha))
+    figures["foreground GT01 x3 partial mean, max"] = (float(delta[partial].mean()), float(delta.max()))
+    assert delta[partial].mean() <= 2e-4 and delta.max() <= 5e-3, figures
+    from mattekit.matting import foreground_device
+    from mattekit.subject import refine_device
+
+    devices = []  # the devices the finish's torch steps ran on, in remove's pipeline (the steps themselves run)
+    for module, name in ((refine_device, "refine_band_on"), (foreground_device, "estimate_foreground_on")):
+        step = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda device, *a, _step=step, **k: devices.append(device.type) or _step(device, *a, **k))
+    for path in _grabcut(shared, 3):
+        pixels = read_image(path, integers=True).pixels[..., :3]
+        gpu = mattekit.remove_background(pixels, model=model).astype(np.float32) / 255
+        assert devices == ["cuda", "cuda"], devices
+        devices.clear()
+        cpu = mattekit.remove_background(pixels, model=on_cpu).astype(np.float32) / 255
+        assert devices == [], devices
+        figures[f"remove {path.name} rgb, alpha"] = rgb, a = (float(np.abs(gpu - cpu)[..., :3].mean()),
+                                                              float(np.abs(gpu - cpu)[..., 3].mean()))
+        assert rgb <= 2e-3 and a <= 2e-3, figures
+    print("finish on cuda vs cpu:", figures)
+
+
+def test_the_finish_falls_back_to_the_cpu_where_the_gpu_memory_runs_out(shared):
+    """Under a cap on this process's GPU memory below what the finish needs, refinement and decontamination give the
+    CPU's answer, bit for bit (they ran there), instead of failing."""
+    import cv2
+
+    from mattekit.matting.foreground import estimate_foreground
+    from mattekit.subject import masks
+
+    root = shared / "data" / "alphamatting"
+    image = cv2.cvtColor(cv2.imread(str(root / "im" / "GT01.png")), cv2.COLOR_BGR2RGB)
+    alpha = cv2.imread(str(root / "gt" / "GT01.png"), 0).astype(np.float32) / 255
+    low = cv2.resize(alpha, (80, 50), interpolation=cv2.INTER_AREA)
+    cuda, total = torch.device("cuda"), torch.cuda.get_device_properties(0).total_memory
+    try:
+        torch.cuda.empty_cache()
+        torch.cuda.set_per_process_memory_fraction(4 * image.size / total)  # under the float photo and its planes
+        assert np.array_equal(estimate_foreground(image, alpha, device=cuda), estimate_foreground(image, alpha))
+        assert np.array_equal(masks.refine_mask(image, low, device=cuda), masks.refine_mask(image, low))
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+        torch.cuda.empty_cache()

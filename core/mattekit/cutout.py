@@ -127,7 +127,7 @@ def rgba(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
-             backdrop: np.ndarray | None = None) -> np.ndarray:
+             backdrop: np.ndarray | None = None, device=None) -> np.ndarray:
     """The result ``options`` ask for from ``image`` (H x W x 3|4) and its subject ``alpha`` (H x W).
 
     A transparent input stays transparent where it was (its alpha multiplies the matte). Colours
@@ -136,6 +136,7 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
     cropped to the subject when ``options.crop`` is set. A uint8/uint16 ``image`` (0..255 / 0..65535)
     gives an rgba result of its own dtype, made in place (the alpha and the decontaminated colours
     rounded as :func:`mattekit.ops.pixels.quantise` rounds): no full-size float copy of the photo or the result.
+    ``device``: the model's torch device; a GPU decontaminates the colours there.
     """
     kind = result_kind(options, backdrop is not None)
     if image.dtype.kind in "ui" and kind != "rgba":
@@ -150,11 +151,11 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
     elif kind == "rgba":  # the colours are made in place in the result: no second full-size copy
         made = []
         if options.decontaminate:  # (the result is made after the colours' coarser levels)
-            estimate_foreground(image, alpha, out=lambda: made.append(rgba(image, alpha)) or made[0])
+            estimate_foreground(image, alpha, out=lambda: made.append(rgba(image, alpha)) or made[0], device=device)
         result = made[0] if made else rgba(image, alpha)
     else:
         if options.decontaminate:
-            colours = estimate_foreground(image, alpha)
+            colours = estimate_foreground(image, alpha, device=device)
         else:
             colours = image[..., :3]
         if kind == "foreground":

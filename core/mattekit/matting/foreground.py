@@ -29,6 +29,7 @@ import numpy as np
 from ..ops.pixels import between, quantise, unit_float
 from ..ops.regions import each_tile, grown, tiles_holding
 from ..ops.resizing import block_means, shrunk
+from .levels import PARTIAL, TILE, level_sizes, result_array
 
 
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
@@ -98,38 +99,36 @@ def _sweeps(image: np.ndarray, alpha: np.ndarray, fg: np.ndarray, bg: np.ndarray
     return inside[..., :3], None if fg_only else inside[..., 3:]
 
 
-PARTIAL = 1e-3  # alpha within this of 0 or 1 counts as clear or opaque
-TILE = 128      # px: levels over TILE^2 x 4 pixels are solved in tiles this size holding partial alpha
-
-
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e-3, gamma: float = 0.1,
                         coarse_sweeps: int = 10, fine_sweeps: int = 2, start_size: int = 32,
-                        out=None) -> np.ndarray:
-    """Foreground colours F (H x W x 3 float32 in [0,1]) of an sRGB image (H x W x 3|4: float32 in
-    [0,1], or uint8/uint16, made float a tile or a strip at a time) under ``alpha`` (H x W in [0,1]).
+                        out=None, device=None) -> np.ndarray:
+    """Foreground colours F (H x W x 3 float32 in [0,1]) of an sRGB image (H x W x 3|4: float32 in [0,1], or
+    uint8/uint16, made float a tile or a strip at a time) under ``alpha`` (H x W in [0,1]).
 
-    Where alpha is 0 or 1 (within ``PARTIAL``) F is the photo's colour; elsewhere the multi-level
-    estimate. Levels grow by 2 from ``start_size`` pixels on the long side (each coarser level the 2 x 2 block means
-    of the one above it: :func:`mattekit.ops.resizing.shrunk`); all but the two finest
-    get ``coarse_sweeps`` sweeps, the two finest ``fine_sweeps``. ``out`` (H x W x C >= 3 float32
-    holding the photo's colours in its first three channels; or uint8/uint16 holding them as integers,
-    which get F rounded as :func:`mattekit.ops.pixels.quantise` rounds) receives F in place, so an RGBA
-    result needs no second copy of the colours; ``out`` may also be a function making that array, called
-    once the coarser levels are solved (they and a full-size result are then never held at once).
-    Returns ``out[..., :3]`` (a new array without ``out``).
+    Where alpha is 0 or 1 (within ``PARTIAL``) F is the photo's colour; elsewhere the multi-level estimate. Levels
+    grow by 2 from ``start_size`` pixels on the long side (each coarser level the 2 x 2 block means of the one above
+    it: :func:`mattekit.ops.resizing.shrunk`); all but the two finest get ``coarse_sweeps`` sweeps, the two finest
+    ``fine_sweeps``. ``out`` (H x W x C >= 3 float32 holding the photo's colours in its first three channels; or
+    uint8/uint16 holding them as integers, which get F rounded as :func:`mattekit.ops.pixels.quantise` rounds)
+    receives F in place, so an RGBA result needs no second copy of the colours; ``out`` may also be a function
+    making that array, called once the coarser levels are solved (they and a full-size result are then never held
+    at once). Returns ``out[..., :3]`` (a new array without ``out``). ``device``: a model's torch device; a GPU
+    solves it there (:func:`mattekit.matting.foreground_device.estimate_foreground_on`: the same colours to float
+    rounding), unless its memory runs out.
     """
+    if device is not None and device.type != "cpu":
+        from .foreground_device import estimate_foreground_on
+        done = estimate_foreground_on(device, image, alpha, eps=eps, gamma=gamma, coarse_sweeps=coarse_sweeps,
+                                      fine_sweeps=fine_sweeps, start_size=start_size, out=out)
+        if done is not None:
+            return done
     alpha = np.asarray(alpha, np.float32)  # no copy for a float32 alpha: the photo's size is the big one
-
-    def result() -> np.ndarray:
-        if out is None:
-            return np.array(unit_float(image[..., :3]), dtype=np.float32)
-        return out() if callable(out) else out
 
     partial = between(alpha, PARTIAL, 1.0 - PARTIAL)
     if not partial.any():
-        return result()[..., :3]
+        return result_array(image, out)[..., :3]
     h, w = alpha.shape
-    sizes = _sizes(h, w, start_size)
+    sizes = level_sizes(h, w, start_size)
     counts = [coarse_sweeps] * max(0, len(sizes) - 2) + [fine_sweeps] * min(2, len(sizes))
     pyramid = _pyramid(image, alpha, sizes)
     tiles = [(box, _partial_boxes(partial[box], box, counts[-1])) for box in tiles_holding(partial, 0, TILE)]
@@ -150,7 +149,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
             bg = cv2.resize(bg, (sw, sh), interpolation=cv2.INTER_LINEAR)
             fg, bg = _sweeps(unit_float(img), a, fg, bg, count, eps, gamma)
     img = a = colours = None
-    filled = result()
+    filled = result_array(image, out)
     kind = filled.dtype
 
     def solved(tile):  # the full size: a tile with a halo of its sweeps, solved around its partial pixels only
@@ -331,15 +330,6 @@ def _read_box(box: tuple[slice, slice], finer: tuple[int, int], level: tuple[int
     for ``box`` of the finer size (:func:`_reads`), one pixel more each side (for rounding)."""
     (_, top, bottom), (_, left, right) = (_reads(s, f, n) for s, f, n in zip(box, finer, level))
     return slice(max(0, top - 1), min(level[0], bottom + 1)), slice(max(0, left - 1), min(level[1], right + 1))
-
-
-def _sizes(h: int, w: int, start_size: int) -> list[tuple[int, int]]:
-    """The levels' sizes, coarse to fine: halvings (rounded up) of h x w down to ``start_size`` on the long side."""
-    sizes = [(h, w)]
-    while max(sizes[-1]) > start_size:
-        sh, sw = sizes[-1]
-        sizes.append((max(1, (sh + 1) // 2), max(1, (sw + 1) // 2)))
-    return sizes[::-1]
 
 
 def _means(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -67,11 +67,11 @@ def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction,
         whole = network_alpha(predictor, image, None, prediction, refine, matting, colour)
         return hints.constrain(whole, hint, select=False)
     height, width = image.shape[:2]
-    upsampling = masks.upsampling_of(predictor)
+    upsampling, device = masks.upsampling_of(predictor), masks.device_of(predictor)
     region = (0, 0, height, width)
     low = masks.prediction_array(prediction)  # h x w, read once for the check and the mask
     if hints.picked(low, hint, height, width):
-        mask = masks.mask_from_prediction(image, low, refine, upsampling=upsampling)
+        mask = masks.mask_from_prediction(image, low, refine, upsampling=upsampling, device=device)
         if hint.box is not None:
             found = masks.alpha_from_mask(image, mask, matting, in_place=True,
                                           detail=masks.detail_of(height, width, prediction))
@@ -81,7 +81,8 @@ def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction,
         look = hint if hint.box is not None else hints.around(hint, height, width)
         x, (_, region) = masks.hinted_input(predictor, image, look)
         prediction = predictor(x)
-        mask = masks.hinted_mask(image, prediction, refine, (hint, region), colour=colour, upsampling=upsampling)
+        mask = masks.hinted_mask(image, prediction, refine, (hint, region), colour=colour, upsampling=upsampling,
+                                 device=device)
     top, left, bottom, right = region
     return masks.alpha_from_mask(image, mask, matting, in_place=True,
                                  detail=masks.detail_of(bottom - top, right - left, prediction))
@@ -97,14 +98,14 @@ def network_alpha(predictor, image: np.ndarray, context, prediction, refine: boo
     matting = edge_matted(predictor, matting)
     if context is not None and context[1] is None:
         return alpha_from_whole(predictor, image, context[0], prediction, refine, matting, colour)
-    upsampling = masks.upsampling_of(predictor)
+    upsampling, device = masks.upsampling_of(predictor), masks.device_of(predictor)
     if predictor is not None and predictor.entry.task == "matte":
         return masks.hinted_mask(image, prediction, False, context, soft=True, upsampling=upsampling)
-    mask = masks.hinted_mask(image, prediction, refine, context, colour=colour, upsampling=upsampling)
+    mask = masks.hinted_mask(image, prediction, refine, context, colour=colour, upsampling=upsampling, device=device)
     if context is not None and context[0].box is not None:  # the whole image's answer too, for what the box's
         # region cut off or lost (hints.with_plain_answer): network_input's second row, the one row when the region
         # is the whole image, or a second run where its shape differed from the region's
-        plain = (masks.mask_from_prediction(image, prediction[-1:], refine, upsampling=upsampling)
+        plain = (masks.mask_from_prediction(image, prediction[-1:], refine, upsampling=upsampling, device=device)
                  if len(prediction) == 2 or _covers_image(context, image)
                  else masks.predict_mask(predictor, image, refine))
         mask = hints.with_plain_answer(mask, plain, context[0])

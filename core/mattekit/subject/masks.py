@@ -71,7 +71,8 @@ def round_sure(mask: np.ndarray) -> np.ndarray:
     return mask
 
 
-def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampling: str = "bilinear") -> np.ndarray:
+def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampling: str = "bilinear",
+                device=None) -> np.ndarray:
     """Upsample a low-resolution probability map (h x w) to the image (H x W x 3: float32 [0,1], or
     uint8/uint16, made float a tile at a time), touching only where the model is unsure.
 
@@ -83,17 +84,21 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     filter subsamples), so its cost follows the band, not the image. Where the network saw the photo
     at full resolution or more (factor <= 1) only the rounding applies. ``soft``: no rounding (the map
     is a matting model's alpha). Returns float32 H x W in [0,1]: the only full-size array made (the
-    tiles' results are kept until all tiles have read the upsampled map, then written into it).
+    tiles' results are kept until all tiles have read the upsampled map, then written into it). ``device``: a model's
+    torch device; a GPU filters the band there (:func:`mattekit.subject.refine_device.refine_band_on`: the whole
+    photo's filter, not the tiles'), or here where its memory runs out.
     """
     height, width = image.shape[:2]
     mask = upsample(low, height, width, upsampling)
     factor = max(height / low.shape[0], width / low.shape[1])
     if factor <= 1.0:
         return mask if soft else round_sure(mask)
-    grow = max(1, round(GROW * factor))
-    radius = max(2, round(RADIUS * factor))
-    subsample = max(1, round(factor / COEFFICIENTS))
+    grow, radius, subsample = band_filter(factor)
     margin = 2 * radius + 2 * subsample
+    if device is not None and device.type != "cpu":
+        from .refine_device import refine_band_on
+        if refine_band_on(device, image, mask, grow, radius, EPS, subsample):
+            return mask if soft else round_sure(mask)
 
     def filtered(box):
         band = edge_band(mask, grow, box)
@@ -108,6 +113,12 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     return mask if soft else round_sure(mask)
 
 
+def band_filter(factor: float) -> tuple[int, int, int]:
+    """(the band's widening, the guided filter's radius, its subsampling), in px, for an upsampling ``factor`` (photo
+    px per network px, above 1): ``GROW``, ``RADIUS`` and ``COEFFICIENTS`` applied (:func:`refine_mask`)."""
+    return max(1, round(GROW * factor)), max(2, round(RADIUS * factor)), max(1, round(factor / COEFFICIENTS))
+
+
 def prediction_array(prediction) -> np.ndarray:
     """A network's prediction as an h x w array: the first map of an N x C x h x w tensor (float32, on the CPU), or
     an h x w array as it is."""
@@ -115,14 +126,15 @@ def prediction_array(prediction) -> np.ndarray:
 
 
 def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, soft: bool = False,
-                         upsampling: str = "bilinear") -> np.ndarray:
+                         upsampling: str = "bilinear", device=None) -> np.ndarray:
     """The network's prediction (1 x 1 x h x w tensor or h x w array, [0,1]) as a full-resolution
     subject mask for ``image`` (H x W x 3|4): float32 H x W in [0,1]. ``refine``: :func:`refine_mask`,
     else the plain model (:func:`upsample` by ``upsampling``, the model's ``output.upsample``). ``soft``: the prediction is a matting model's alpha, whose
-    near-0 and near-1 values are hair and motion blur, not doubt: they are not rounded."""
+    near-0 and near-1 values are hair and motion blur, not doubt: they are not rounded. ``device``: where a GPU
+    refines it (:func:`device_of`)."""
     low = prediction_array(prediction)
     if refine:
-        return refine_mask(image[..., :3], low, soft, upsampling)
+        return refine_mask(image[..., :3], low, soft, upsampling, device)
     return upsample(low, *image.shape[:2], upsampling)
 
 
@@ -237,6 +249,12 @@ def matte_margin(height: int, width: int) -> int:
     return int(-(-reach // 64) * 64)
 
 
+def device_of(predictor):
+    """The torch device ``predictor``'s model runs on (None without a predictor): a GPU there refines the mask and
+    decontaminates the colours too (:func:`refine_mask`, :func:`mattekit.matting.estimate_foreground`)."""
+    return getattr(predictor, "device", None)
+
+
 def upsampling_of(predictor) -> str:
     """How ``predictor``'s prediction is resized to the photo (its catalog ``output.upsample``); "bilinear" for
     None (a prediction made without a catalog model)."""
@@ -246,7 +264,7 @@ def upsampling_of(predictor) -> str:
 def predict_mask(predictor, image: np.ndarray, refine: bool = True) -> np.ndarray:
     """Subject mask of ``image`` (H x W x 3|4 float32 [0,1]) by ``predictor``: float32 H x W in [0,1]."""
     return mask_from_prediction(image, predictor(predictor.prepare(image)), refine,
-                                upsampling=predictor.entry.output.upsample)
+                                upsampling=predictor.entry.output.upsample, device=device_of(predictor))
 
 
 def hinted_input(predictor, image: np.ndarray, hint: hints.Hint) -> tuple:
@@ -259,16 +277,17 @@ def hinted_input(predictor, image: np.ndarray, hint: hints.Hint) -> tuple:
 
 
 def hinted_mask(image: np.ndarray, prediction, refine: bool, context, colour: bool = False,
-                soft: bool = False, upsampling: str = "bilinear") -> np.ndarray:
+                soft: bool = False, upsampling: str = "bilinear", device=None) -> np.ndarray:
     """The subject mask H x W float32 [0,1] of ``image`` from the network's ``prediction`` of
     :func:`hinted_input`'s input: pasted back into the image and finished by the hint (:func:`hint_finished`).
-    ``soft``: the prediction is a matting model's alpha (not rounded; see :func:`mask_from_prediction`)."""
+    ``soft``: the prediction is a matting model's alpha (not rounded; see :func:`mask_from_prediction`); ``device``:
+    where a GPU refines it."""
     if context is None:
-        return mask_from_prediction(image, prediction, refine, soft, upsampling)
+        return mask_from_prediction(image, prediction, refine, soft, upsampling, device)
     _, (top, left, bottom, right) = context
     mask = np.zeros(image.shape[:2], np.float32)
     mask[top:bottom, left:right] = mask_from_prediction(image[top:bottom, left:right], prediction, refine, soft,
-                                                        upsampling)
+                                                        upsampling, device)
     return hint_finished(image, mask, context, colour)
 
 

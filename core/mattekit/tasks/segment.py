@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .. import cutout
+from ..subject import masks
 from . import subject
 from ..cutout import CutoutOptions
 from .registry import BACKDROP, RESULT, Port, Task
@@ -27,7 +28,8 @@ def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dic
     image = inputs["image"]
     alpha = subject.alpha(models, inputs, options, context, prediction)
     looks = options if options.matting else replace(options, decontaminate=False)
-    return {"result": cutout.assemble(image, alpha, looks, backdrop=inputs.get("backdrop"))}
+    return {"result": cutout.assemble(image, alpha, looks, backdrop=inputs.get("backdrop"),
+                                      device=masks.device_of(models.get("model")))}
 
 
 TASK = Task(
