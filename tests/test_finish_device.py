@@ -1,6 +1,6 @@
 """The finish as torch operations (``mattekit.subject.refine_device``, ``mattekit.matting.foreground_device``), which
-a model on a GPU runs there: forced onto torch's CPU device here (CI has no GPU; tests/test_cuda.py runs them on
-one), against the CPU finish on real photos and real u2netp predictions, within the fidelity tests' tolerance
+a model on a GPU runs there: forced onto torch's CPU device here, through the same ``device`` argument (CI has no GPU;
+tests/test_cuda.py runs them on one), against the CPU finish on real photos and real u2netp predictions, within the fidelity tests' tolerance
 (mean |delta| <= 2e-3 per photo) and, measured, far inside it.
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ from mattekit.matting.foreground_device import estimate_foreground_on
 from mattekit.ops import on_device
 from mattekit.ops.filters import box_mean
 from mattekit.subject import masks
-from mattekit.subject.refine_device import refine_band_on
 
 pytestmark = pytest.mark.needs_data
 CPU = torch.device("cpu")
@@ -38,7 +37,7 @@ def test_foreground_on_a_device_gives_the_cpu_colours(shared, name, scale):
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
         alpha = np.clip(cv2.resize(alpha, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC), 0, 1)
     partial = (alpha > PARTIAL) & (alpha < 1 - PARTIAL)
-    cpu, device = estimate_foreground(image, alpha), estimate_foreground_on(CPU, image, alpha)
+    cpu, device = estimate_foreground(image, alpha), estimate_foreground(image, alpha, device=CPU)
     delta = np.abs(device - cpu)
     assert delta[~partial].max() == 0  # the photo's own colours where alpha is 0 or 1
     assert delta[partial].mean() <= 2e-4 and delta.max() <= 5e-3, (delta[partial].mean(), delta.max())
@@ -75,10 +74,9 @@ def test_refinement_on_a_device_gives_the_cpu_mask(shared, u2netp, photo, scale)
     low = masks.prediction_array(u2netp(u2netp.prepare(image)))
     factor = masks.detail_of(*image.shape[:2], low)
     cpu = masks.refine_mask(image, low, soft=True)
+    device = masks.refine_mask(image, low, soft=True, device=CPU)  # (a model's CUDA device, masks.device_of, there)
     plain = masks.upsample(low, *image.shape[:2])
-    device = plain.copy()
-    grow, radius, subsample = masks.band_filter(factor)
-    refine_band_on(CPU, image, device, grow, radius, masks.EPS, subsample)
+    grow, _, subsample = masks.band_filter(factor)
     band = masks.edge_band(plain, grow)
     assert np.array_equal(device[~band], plain[~band]) and not np.array_equal(device[band], plain[band])
     delta = np.abs(device - cpu)

@@ -136,7 +136,8 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
     cropped to the subject when ``options.crop`` is set. A uint8/uint16 ``image`` (0..255 / 0..65535)
     gives an rgba result of its own dtype, made in place (the alpha and the decontaminated colours
     rounded as :func:`mattekit.ops.pixels.quantise` rounds): no full-size float copy of the photo or the result.
-    ``device``: the model's torch device; a GPU decontaminates the colours there.
+    ``device``: the model's CUDA device (:func:`mattekit.subject.masks.device_of`; None: here), where the colours
+    are decontaminated.
     """
     kind = result_kind(options, backdrop is not None)
     if image.dtype.kind in "ui" and kind != "rgba":

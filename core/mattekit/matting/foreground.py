@@ -112,11 +112,11 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     uint8/uint16 holding them as integers, which get F rounded as :func:`mattekit.ops.pixels.quantise` rounds)
     receives F in place, so an RGBA result needs no second copy of the colours; ``out`` may also be a function
     making that array, called once the coarser levels are solved (they and a full-size result are then never held
-    at once). Returns ``out[..., :3]`` (a new array without ``out``). ``device``: a model's torch device; a GPU
-    solves it there (:func:`mattekit.matting.foreground_device.estimate_foreground_on`: the same colours to float
+    at once). Returns ``out[..., :3]`` (a new array without ``out``). ``device``: a model's CUDA device (None: here);
+    it is solved there (:func:`mattekit.matting.foreground_device.estimate_foreground_on`: the same colours to float
     rounding), unless its memory runs out.
     """
-    if device is not None and device.type != "cpu":
+    if device is not None:
         from .foreground_device import estimate_foreground_on
         done = estimate_foreground_on(device, image, alpha, eps=eps, gamma=gamma, coarse_sweeps=coarse_sweeps,
                                       fine_sweeps=fine_sweeps, start_size=start_size, out=out)

@@ -43,13 +43,13 @@ def _positions(size: int, source: int, rounded: bool, device: torch.device) -> t
     """For an output side of ``size`` px read bilinearly from ``source`` px (half-pixel centres, as OpenCV and
     torch's ``align_corners=False``): (first index, second index, the second's weight), positions below 0 read
     pixel 0 and past the end the last; ``rounded``: positions rounded to 1/32 px first (OpenCV's remap)."""
-    at = (torch.arange(size, dtype=torch.float64, device=device) + 0.5) * (source / size) - 0.5
+    at = (torch.arange(size, dtype=torch.float64) + 0.5) * (source / size) - 0.5  # (on the CPU: float64 everywhere)
     if rounded:
         at = torch.round(at * 32) / 32
     at = at.clamp_(min=0.0)
     first = at.floor().long().clamp_(max=source - 1)
     second = (first + 1).clamp_(max=source - 1)
-    return first, second, (at - first).clamp_(max=1.0).float()
+    return first.to(device), second.to(device), (at - first).clamp_(max=1.0).float().to(device)
 
 
 def enlarged(x: torch.Tensor, size: tuple[int, int], rounded: bool = False) -> torch.Tensor:

@@ -136,7 +136,7 @@ class _MatteRun:
     def upsample(self, frame: int, picture: Picture, prediction) -> np.ndarray:
         entry = self.source.entry
         return masks.mask_from_prediction(picture.pixels, prediction, self.source.refine, soft=entry.task == "matte",
-                                          upsampling=entry.output.upsample)
+                                          upsampling=entry.output.upsample, device=masks.device_of(self.predictor))
 
     def upsample_and_keep(self, frame: int, picture: Picture, prediction) -> tuple:
         alpha = self.upsample(frame, picture, prediction)

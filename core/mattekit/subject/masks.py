@@ -85,7 +85,7 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     at full resolution or more (factor <= 1) only the rounding applies. ``soft``: no rounding (the map
     is a matting model's alpha). Returns float32 H x W in [0,1]: the only full-size array made (the
     tiles' results are kept until all tiles have read the upsampled map, then written into it). ``device``: a model's
-    torch device; a GPU filters the band there (:func:`mattekit.subject.refine_device.refine_band_on`: the whole
+    CUDA device (:func:`device_of`; None: here); the band is filtered there (:func:`mattekit.subject.refine_device.refine_band_on`: the whole
     photo's filter, not the tiles'), or here where its memory runs out.
     """
     height, width = image.shape[:2]
@@ -95,7 +95,7 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
         return mask if soft else round_sure(mask)
     grow, radius, subsample = band_filter(factor)
     margin = 2 * radius + 2 * subsample
-    if device is not None and device.type != "cpu":
+    if device is not None:
         from .refine_device import refine_band_on
         if refine_band_on(device, image, mask, grow, radius, EPS, subsample):
             return mask if soft else round_sure(mask)
@@ -250,9 +250,11 @@ def matte_margin(height: int, width: int) -> int:
 
 
 def device_of(predictor):
-    """The torch device ``predictor``'s model runs on (None without a predictor): a GPU there refines the mask and
-    decontaminates the colours too (:func:`refine_mask`, :func:`mattekit.matting.estimate_foreground`)."""
-    return getattr(predictor, "device", None)
+    """The CUDA device ``predictor``'s model runs on, where the finish's refinement and decontamination run too
+    (:func:`refine_mask`, :func:`mattekit.matting.estimate_foreground`); None for a model on the CPU (or Apple's
+    MPS, where they are not tested) and without a predictor."""
+    device = getattr(predictor, "device", None)
+    return device if device is not None and device.type == "cuda" else None
 
 
 def upsampling_of(predictor) -> str:
