@@ -48,15 +48,14 @@ def _solved(device, image, alpha, eps, gamma, coarse_sweeps, fine_sweeps, start_
         levels.append(tuple(halved(t) for t in levels[-1]))
     planes = None
     for (img, lev), size, count in zip(levels[:0:-1], sizes, counts):  # coarse to fine, the full size left out
-        planes = _start(img, lev) if planes is None else enlarged(planes, size, _sampled(size))
-        planes = _swept(img, lev, planes, count, eps, gamma)
+        start = _starting(_start(img, lev) if planes is None else planes, size, _sampled(size))
+        planes = torch.empty((1, 6) + size, dtype=torch.float32, device=device)
+        for y, done in _strips(img, lev, start, count, eps, gamma):
+            planes[:, :, y : y + done.shape[2]] = done
     img = levels = None
-    if planes is None:  # a photo no larger than start_size: its one level starts from the mean colours
-        planes = _start(photo, a)
-    else:
-        planes = enlarged(planes, (h, w), rounded=True)
-    colours = _swept(photo, a, planes, counts[-1], eps, gamma)[:, :3]
-    values = colours[0].reshape(3, -1).index_select(1, where).t()
+    start = _starting(_start(photo, a) if planes is None else planes, (h, w), rounded=True)
+    values = torch.cat([done[0, :3][:, partial[0, 0, y : y + done.shape[2]]].t()  # (row-major, as `where`)
+                        for y, done in _strips(photo, a, start, counts[-1], eps, gamma)])
     return where.cpu().numpy(), values.cpu().numpy()
 
 
@@ -85,23 +84,25 @@ def _start(img: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     return torch.cat([fg, bg], 1)
 
 
-def _swept(img: torch.Tensor, a: torch.Tensor, planes: torch.Tensor, count: int, eps: float,
-           gamma: float) -> torch.Tensor:
-    """``count`` Jacobi sweeps of F and B (``planes``: 1 x 6 x h x w, or 1 x 6 x 1 x 1 for constant ones) at one
-    level (img 1 x 3 x h x w, a 1 x 1 x h x w), in strips of rows each with ``count`` rows of halo (a sweep reads one
-    row further: the strip's own rows get what sweeping the whole level gives). 1 x 6 x h x w."""
+def _starting(planes: torch.Tensor, size: tuple[int, int], rounded: bool):
+    """A level's starting F and B, made a strip at a time: a function of (top, bottom) giving rows top..bottom - 1 of
+    ``planes`` (1 x 6 x h x w, the level below's; or 1 x 6 x 1 x 1, constant) enlarged to ``size`` (h, w)."""
+    if planes.shape[2:] == (1, 1):
+        return lambda top, bottom: planes.expand(-1, -1, bottom - top, size[1])
+    return lambda top, bottom: enlarged(planes, size, rounded, rows=slice(top, bottom))
+
+
+def _strips(img: torch.Tensor, a: torch.Tensor, start, count: int, eps: float, gamma: float):
+    """``count`` Jacobi sweeps of F and B at one level (img 1 x 3 x h x w, a 1 x 1 x h x w; ``start(top, bottom)``
+    the starting planes of rows top..bottom - 1, 1 x 6 x rows x w) in strips of rows, each with ``count`` rows of halo
+    (a sweep reads one row further: the strip's own rows get what sweeping the whole level gives). Yields (the
+    strip's first row, its swept planes, 1 x 6 x rows x w), top to bottom."""
     h, w = a.shape[2:]
     rows = max(1, STRIP // max(1, w))
-    if planes.shape[2:] != (h, w):
-        planes = planes.expand(-1, -1, h, w)
-    if rows >= h:
-        return _sweeps(img, a, planes, count, eps, gamma)
-    out = torch.empty((1, 6, h, w), dtype=torch.float32, device=a.device)
     for y in range(0, h, rows):
         top, bottom = max(0, y - count), min(h, y + rows + count)
-        done = _sweeps(img[:, :, top:bottom], a[:, :, top:bottom], planes[:, :, top:bottom], count, eps, gamma)
-        out[:, :, y : y + rows] = done[:, :, y - top : y - top + rows]
-    return out
+        done = _sweeps(img[:, :, top:bottom], a[:, :, top:bottom], start(top, bottom), count, eps, gamma)
+        yield y, done[:, :, y - top : y - top + rows]
 
 
 def _sweeps(img: torch.Tensor, a: torch.Tensor, planes: torch.Tensor, count: int, eps: float,

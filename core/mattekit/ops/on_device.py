@@ -52,10 +52,12 @@ def _positions(size: int, source: int, rounded: bool, device: torch.device) -> t
     return first.to(device), second.to(device), (at - first).clamp_(max=1.0).float().to(device)
 
 
-def enlarged(x: torch.Tensor, size: tuple[int, int], rounded: bool = False) -> torch.Tensor:
+def enlarged(x: torch.Tensor, size: tuple[int, int], rounded: bool = False, rows: slice = slice(None)) -> torch.Tensor:
     """``x`` (N x C x h x w) resized bilinearly to ``size`` (H, W): OpenCV's ``resize`` (INTER_LINEAR, float), or with
-    ``rounded`` its ``remap`` at positions rounded to 1/32 px (:func:`mattekit.matting.foreground._sample`)."""
+    ``rounded`` its ``remap`` at positions rounded to 1/32 px (:func:`mattekit.matting.foreground._sample`); only the
+    output's ``rows`` (the same values as enlarging it all). N x C x (the rows) x W."""
     (rows0, rows1, wy), (cols0, cols1, wx) = (_positions(n, s, rounded, x.device) for n, s in zip(size, x.shape[2:]))
+    rows0, rows1, wy = rows0[rows], rows1[rows], wy[rows]
     top, bottom = x.index_select(2, rows0), x.index_select(2, rows1)
     x = torch.lerp(top, bottom, wy[:, None])
     left, right = x.index_select(3, cols0), x.index_select(3, cols1)
