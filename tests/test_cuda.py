@@ -229,7 +229,8 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
         assert delta <= 1e-4, (path.name, scale, delta)
     root = shared / "data" / "alphamatting"
     image = cv2.resize(cv2.cvtColor(cv2.imread(str(root / "im" / "GT01.png")), cv2.COLOR_BGR2RGB), None, fx=3, fy=3)
-    alpha = np.clip(cv2.resize(cv2.imread(str(root / "gt" / "GT01.png"), 0).astype(np.float32) / 255, None, fx=3, fy=3), 0, 1)
+    alpha = cv2.imread(str(root / "gt" / "GT01.png"), 0).astype(np.float32) / 255
+    alpha = np.clip(cv2.resize(alpha, None, fx=3, fy=3), 0, 1)
     partial = (alpha > 1e-3) & (alpha < 1 - 1e-3)
     delta = np.abs(estimate_foreground(image, alpha, device=cuda) - estimate_foreground(image, alpha))
     figures["foreground GT01 x3 partial mean, max"] = (float(delta[partial].mean()), float(delta.max()))
@@ -240,7 +241,8 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
     devices = []  # the devices the finish's torch steps ran on, in remove's pipeline (the steps themselves run)
     for module, name in ((refine_device, "refine_band_on"), (foreground_device, "estimate_foreground_on")):
         step = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda device, *a, _step=step, **k: devices.append(device.type) or _step(device, *a, **k))
+        monkeypatch.setattr(module, name,
+                            lambda device, *a, _step=step, **k: devices.append(device.type) or _step(device, *a, **k))
     for path in _grabcut(shared, 3):
         pixels = read_image(path, integers=True).pixels[..., :3]
         gpu = mattekit.remove_background(pixels, model=model).astype(np.float32) / 255

@@ -1,7 +1,7 @@
 """The finish as torch operations (``mattekit.subject.refine_device``, ``mattekit.matting.foreground_device``), which
 a model on a GPU runs there: forced onto torch's CPU device here, through the same ``device`` argument (CI has no GPU;
-tests/test_cuda.py runs them on one), against the CPU finish on real photos and real u2netp predictions, within the fidelity tests' tolerance
-(mean |delta| <= 2e-3 per photo) and, measured, far inside it.
+tests/test_cuda.py runs them on one), against the CPU finish on real photos and real u2netp predictions, within the
+fidelity tests' tolerance (mean |delta| <= 2e-3 per photo) and, measured, far inside it.
 """
 from __future__ import annotations
 
@@ -107,4 +107,5 @@ def test_device_box_mean_and_enlarging_are_opencvs():
     got = on_device.enlarged(t, (80, 61))[0].permute(1, 2, 0).numpy()
     assert np.abs(got - cv2.resize(x, (61, 80), interpolation=cv2.INTER_LINEAR)).max() <= 1e-5
     halved = on_device.halved(t)[0].permute(1, 2, 0).numpy()
-    assert halved.shape == (19, 15, 3) and np.allclose(halved[-1, -1], x[-1, -1]) and np.allclose(halved[0, 0], x[:2, :2].mean((0, 1)))
+    assert halved.shape == (19, 15, 3) and np.allclose(halved[-1, -1], x[-1, -1])
+    assert np.allclose(halved[0, 0], x[:2, :2].mean((0, 1)))

@@ -84,9 +84,10 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     filter subsamples), so its cost follows the band, not the image. Where the network saw the photo
     at full resolution or more (factor <= 1) only the rounding applies. ``soft``: no rounding (the map
     is a matting model's alpha). Returns float32 H x W in [0,1]: the only full-size array made (the
-    tiles' results are kept until all tiles have read the upsampled map, then written into it). ``device``: a model's
-    CUDA device (:func:`device_of`; None: here); the band is filtered there (:func:`mattekit.subject.refine_device.refine_band_on`: the whole
-    photo's filter, not the tiles'), or here where its memory runs out.
+    tiles' results are kept until all tiles have read the upsampled map, then written into it). ``device``: a
+    model's CUDA device (:func:`device_of`; None: here); the band is filtered there
+    (:func:`mattekit.subject.refine_device.refine_band_on`: the whole photo's filter, not the tiles'), or here where
+    its memory runs out.
     """
     height, width = image.shape[:2]
     mask = upsample(low, height, width, upsampling)

@@ -56,7 +56,8 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: floa
     g, p = guide, src
     r = int(radius)
     if s > 1:
-        g, p, r = F.avg_pool2d(guide, s, s, ceil_mode=True), F.avg_pool2d(src, s, s, ceil_mode=True), max(1, round(radius / s))
+        g, p = F.avg_pool2d(guide, s, s, ceil_mode=True), F.avg_pool2d(src, s, s, ceil_mode=True)
+        r = max(1, round(radius / s))
     mean_a, mean_b = _coefficients(g, p, r, eps)
     if s > 1:
         size = guide.shape[2:]
