@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..ops.on_device import enlarged, halved, to_device, unit_tensor
+from ..ops.on_device import enlarged, halved, to_device, unit_tensor, unless_out_of_memory
 from ..ops.pixels import quantise
 from .levels import PARTIAL, TILE, level_sizes, result_array
 
@@ -23,12 +23,8 @@ def estimate_foreground_on(device: torch.device, image: np.ndarray, alpha: np.nd
     """:func:`mattekit.matting.foreground.estimate_foreground` (the same arguments, ``out`` too) run on ``device``;
     returns the same H x W x 3 colours (to float rounding; integer ``out`` rounded as there), or None where the
     device's memory runs out (``out`` untouched: the caller solves it on the CPU)."""
-    try:
-        where, values = _solved(device, image, alpha, eps, gamma, coarse_sweeps, fine_sweeps, start_size)
-    except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
-        return None
-    return _filled(image, out, where, values)[..., :3]
+    done = unless_out_of_memory(_solved, device, image, alpha, eps, gamma, coarse_sweeps, fine_sweeps, start_size)
+    return None if done is None else _filled(image, out, *done)[..., :3]
 
 
 def _solved(device, image, alpha, eps, gamma, coarse_sweeps, fine_sweeps, start_size) -> tuple:

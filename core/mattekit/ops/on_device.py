@@ -19,6 +19,16 @@ def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
         return torch.from_numpy(array).to(device)
 
 
+def unless_out_of_memory(step, *args):
+    """``step(*args)``, or None where the GPU's memory runs out (its cached blocks then handed back), so that the
+    caller can do the work on the CPU instead."""
+    try:
+        return step(*args)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return None
+
+
 def unit_tensor(image: np.ndarray, device: torch.device, rows: slice = slice(None)) -> torch.Tensor:
     """``image[rows]`` (H x W x C numpy: uint8 0..255, uint16 0..65535 or float) as a 1 x C x h x W float32 tensor on
     ``device`` in [0,1] (floats as they are). Integers travel as integers (half or a quarter of the floats' bytes)."""

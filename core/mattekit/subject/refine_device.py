@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..matting import trimap as trimaps
-from ..ops.on_device import box_mean, enlarged, to_device, unit_tensor
+from ..ops.on_device import box_mean, enlarged, to_device, unit_tensor, unless_out_of_memory
 
 
 def refine_band_on(device: torch.device, image: np.ndarray, mask: np.ndarray, grow: int, radius: int, eps: float,
@@ -21,11 +21,10 @@ def refine_band_on(device: torch.device, image: np.ndarray, mask: np.ndarray, gr
     (``radius`` px, regulariser ``eps``, coefficients on ``subsample`` x ``subsample`` block means of the photo) in its
     uncertain band: the pixels within ``grow`` px (a disc) of one strictly between the trimap's levels (0.1, 0.9).
     ``image``: the photo, H x W x 3|4. False (``mask`` untouched) where the device's memory runs out."""
-    try:
-        where, values = _band(device, image, mask, grow, radius, eps, subsample)
-    except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
+    done = unless_out_of_memory(_band, device, image, mask, grow, radius, eps, subsample)
+    if done is None:
         return False
+    where, values = done
     if where is not None:
         ys, xs = np.divmod(where, mask.shape[1])
         mask[ys, xs] = values
