@@ -86,3 +86,30 @@ def test_each_tile_spreads_the_calls_over_threads_and_keeps_their_order(monkeypa
 
     with pytest.raises(ValueError, match="tile 5"):
         each_tile(fails, list(range(10)))
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory (Linux's /proc/self/statm), bytes."""
+    import os
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not hasattr(regions.mmap, "MADV_NOHUGEPAGE"), reason="huge-page advice is Linux's")
+def test_sparse_empty_makes_memory_only_where_boxes_are_written():
+    """sparse_empty: the values written are read back, a small array is numpy's own, and one value written every
+    2 MB over a 256 MB array makes small pages only, not the whole array (numpy's huge pages, where the system
+    gives them, made 256 MB here)."""
+    small = regions.sparse_empty((10, 20, 3), np.float32)
+    assert small.shape == (10, 20, 3) and small.dtype == np.float32 and small.flags.writeable
+    big = regions.sparse_empty((4096, 4096, 4), np.float32)  # 256 MB
+    assert big.flags.writeable and big.flags.c_contiguous
+    box = (slice(1000, 1010), slice(2000, 2030))
+    big[box] = np.arange(10 * 30 * 4, dtype=np.float32).reshape(10, 30, 4)
+    assert np.array_equal(big[box].ravel(), np.arange(1200, dtype=np.float32))
+    before = _resident_bytes()
+    flat = big.reshape(-1)
+    flat[:: (2 << 20) // 4] = 1.0  # one float in every 2 MB
+    grew = _resident_bytes() - before
+    assert grew < 16 << 20, f"{grew / 2**20:.0f} MB made for 128 values"

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from ..ops.pixels import between, quantise, unit_float
-from ..ops.regions import each_tile, grown, tiles_holding
+from ..ops.regions import each_tile, grown, sparse_empty, tiles_holding
 from ..ops.resizing import block_means, shrunk
 from .levels import PARTIAL, TILE, level_sizes, result_array
 
@@ -215,8 +215,9 @@ def _dense(tiles: list, size: tuple[int, int]) -> bool:
 
 
 def _unset(shape: tuple[int, ...]) -> np.ndarray:
-    """A float32 array of ``shape`` whose values are not set (pages untouched until written)."""
-    return np.empty(shape, np.float32)
+    """A float32 array of ``shape`` whose values are not set, written in scattered boxes: its memory is mapped in
+    small pages, each made on first write (:func:`mattekit.ops.regions.sparse_empty`)."""
+    return sparse_empty(shape, np.float32)
 
 
 class _HalfSize:

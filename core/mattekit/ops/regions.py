@@ -3,6 +3,7 @@ by a margin, and per-tile work spread over threads. Boxes are (rows, columns) sl
 """
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ from ..machine import cpu_count
 
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
+SPARSE_FROM = 4 << 20  # bytes: numpy's threshold for asking huge pages
 
 
 def bounding_box(alpha: np.ndarray, threshold: float = 0.05, margin: float = 0.0) -> tuple[int, int, int, int] | None:
@@ -67,6 +69,19 @@ def each_tile(work: Callable[[_Item], _Result], tiles: Sequence[_Item]) -> list[
         if pool is None or pool._max_workers < threads:  # noqa: SLF001 - grown when the affinity grew
             pool = _POOL["tiles"] = ThreadPoolExecutor(cpu_count(), "mattekit-tile", initializer=_mark_pool_thread)
     return list(pool.map(work, tiles))
+
+
+def sparse_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An array of ``shape`` and ``dtype`` whose values are not set, to be written in scattered boxes: over 4 MB it
+    is an anonymous mapping in the system's small pages, so a box written makes only the pages it touches. (numpy
+    asks for 2 MB huge pages on big arrays, each zeroed whole on its first write: boxes spread over a big array
+    then cost about what filling it does.) Elsewhere, or without the advice (not Linux), ``np.empty``."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if size < SPARSE_FROM or not hasattr(mmap, "MADV_NOHUGEPAGE"):
+        return np.empty(shape, dtype)
+    block = mmap.mmap(-1, size)
+    block.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(block, dtype).reshape(shape)
 
 
 def _mark_pool_thread() -> None:

@@ -151,8 +151,10 @@ def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, i
     length, not the photo's pixels. The matte decides how soft the edge is, not where it
     lies: a pixel keeps the mask's side of 0.5. ``in_place``: the alpha is written into ``mask`` (no
     full-size copy; the tiles' results wait until every window has read the mask)."""
+    if not matting:
+        return mask
     doubt = unsure(mask)
-    if not matting or not doubt.any():
+    if not doubt.any():
         return mask
     scale = working_scale(detail, *mask.shape)
     if scale == 1:
