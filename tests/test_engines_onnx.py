@@ -156,3 +156,22 @@ def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shar
     big = type("Big", (), {"entry": catalog.load().get("isnet-general-use", ("segment",)), "engine": predictor.engine,
                            "device": torch.device("cpu")})()
     assert pipeline.plan(big)["workers"] == cores // 2
+
+
+def test_a_damaged_cached_export_is_exported_again_on_first_use(golden, shared, monkeypatch, tmp_path):
+    """The first session loads in the background while the engine's maker goes on; a cached export that ONNX
+    Runtime cannot load (a disk or copy damaged it) is exported again on the first call, which gives the net's
+    numbers, and every later call and thread count uses the good file."""
+    monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path))
+    net, index, xs, size = load_net("extremec3", golden, shared)
+    x = [x for x in xs if tuple(x.shape[2:]) == size][0]
+    made = dict(example=size, dynamic_size=False, threads=2)
+    first = engines.create(lambda: net, torch.device("cpu"), backend="onnx", index=index, **made)
+    first.path.write_bytes(first.path.read_bytes()[:1000])  # cut short
+    damaged = engines.create(lambda: net, torch.device("cpu"), backend="onnx", index=index, **made)
+    assert damaged.path == first.path and damaged.path.stat().st_size == 1000  # nothing waited for it yet
+    ref = reference(net, index, [x])[0]
+    assert_close(damaged(x), ref, atol(ref), "extremec3 after a damaged export")
+    assert damaged.path.stat().st_size > 1000
+    one = damaged.session_for(1).run(None, {damaged.input_name: x.numpy()})[0]
+    assert_close(torch.from_numpy(one), ref, atol(ref), "1 thread")

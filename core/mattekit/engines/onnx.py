@@ -14,6 +14,7 @@ import io
 import json
 import threading
 import warnings
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable
 
@@ -90,6 +91,22 @@ def export_onnx(net: nn.Module, path: str | Path, index: tuple = (), example: tu
     return path
 
 
+def _in_background(make: Callable, *args) -> Future:
+    """``make(*args)`` called on a thread of its own; its Future (result or exception). Not a daemon: a process that
+    ends before the result is used (its first input refused) waits for it, since ONNX Runtime aborts the process
+    when it is stopped while loading a graph."""
+    done: Future = Future()
+
+    def run() -> None:
+        try:
+            done.set_result(make(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+            done.set_exception(exc)
+
+    threading.Thread(target=run, name="mattekit-onnx-load").start()
+    return done
+
+
 class OnnxEngine:
     """The net ``load()`` makes, exported to ONNX (once, cached at ``path``) and run by ONNX Runtime on the CPU
     in fp32; ``load`` is called only to export (or for :attr:`net`).
@@ -125,26 +142,44 @@ class OnnxEngine:
         self.run_options = run_options(ort)
         self.threads = int(threads or torch.get_num_threads())
         self._ort, self._lock = ort, threading.Lock()
-        try:
-            self.session = self._session(self.threads)
-        except Exception as exc:  # a damaged cache file: export again once
-            self.path.unlink(missing_ok=True)
-            export_onnx(self.net, self.path, *self.export)
-            try:
-                self.session = self._session(self.threads)
-            except Exception:
-                raise MattekitError(f"ONNX Runtime cannot load the export {self.path.name} ({str(exc).splitlines()[0][:160]}).") from None
-        self.sessions = {self.threads: self.session}
-        self.input_name = self.session.get_inputs()[0].name
+        self.sessions: dict = {}
+        # The first session loads on a thread of its own (ONNX Runtime lets go of the GIL meanwhile), so the caller
+        # goes on, e.g. the pipeline reads the first image; the first call waits for it.
+        self._loading = _in_background(self._session, self.threads)
         self.static_batch = not dynamic_size  # a static graph takes one image at a time
 
     def _session(self, threads: int):
         return self._ort.InferenceSession(str(self.path), session_options(self._ort, threads),
                                           providers=["CPUExecutionProvider"])
 
+    def _first_session(self):
+        """The session loading since the engine was made, once loaded; from a damaged cache file, the net exported
+        again once and loaded (MattekitError where that fails too)."""
+        try:
+            return self._loading.result()
+        except Exception as exc:
+            self.path.unlink(missing_ok=True)
+            export_onnx(self.net, self.path, *self.export)
+            try:
+                return self._session(self.threads)
+            except Exception:
+                raise MattekitError(f"ONNX Runtime cannot load the export {self.path.name} ({str(exc).splitlines()[0][:160]}).") from None
+
+    @property
+    def session(self):
+        """The session with the engine's ``threads``."""
+        return self.session_for(self.threads)
+
+    @property
+    def input_name(self) -> str:
+        return self.session.get_inputs()[0].name
+
     def session_for(self, threads: int):
-        """The session with ``threads`` intra-op threads (made on first use, then kept)."""
+        """The session with ``threads`` intra-op threads (made on first use, then kept; the first one, with the
+        engine's threads, checked before any other is made)."""
         with self._lock:
+            if self.threads not in self.sessions:
+                self.sessions[self.threads] = self._first_session()
             if threads not in self.sessions:
                 self.sessions[threads] = self._session(threads)
             return self.sessions[threads]
@@ -161,7 +196,8 @@ class OnnxEngine:
         if self.static_batch and feed.shape[0] > 1:
             return torch.cat([self(x[i : i + 1]) for i in range(feed.shape[0])])
         session = self.session_for(torch.get_num_threads())
-        return torch.from_numpy(session.run(None, {self.input_name: feed}, self.run_options[shrinks(feed.shape)])[0])
+        name = session.get_inputs()[0].name
+        return torch.from_numpy(session.run(None, {name: feed}, self.run_options[shrinks(feed.shape)])[0])
 
 
 class OnnxFileEngine:
