@@ -15,7 +15,7 @@ import io
 import json
 import threading
 import warnings
-from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -92,22 +92,6 @@ def export_onnx(net: nn.Module, path: str | Path, index: tuple = (), example: tu
     return path
 
 
-def _in_background(make: Callable, *args) -> Future:
-    """``make(*args)`` called on a thread of its own; its Future (result or exception). Not a daemon: a process that
-    ends before the result is used (its first input refused) waits for it, since ONNX Runtime aborts the process
-    when it is stopped while loading a graph."""
-    done: Future = Future()
-
-    def run() -> None:
-        try:
-            done.set_result(make(*args))
-        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
-            done.set_exception(exc)
-
-    threading.Thread(target=run, name="mattekit-onnx-load").start()
-    return done
-
-
 def _hand_back_freed_memory() -> None:
     """Give the system back the free memory of every glibc malloc arena (``malloc_trim``; elsewhere nothing). A
     graph loaded on a thread of its own frees its temporaries in that thread's arena, which the pipeline's later
@@ -155,8 +139,11 @@ class OnnxEngine:
         self._ort, self._lock = ort, threading.Lock()
         self.sessions: dict = {}
         # The first session loads on a thread of its own (ONNX Runtime lets go of the GIL meanwhile), so the caller
-        # goes on, e.g. the pipeline reads the first image; the first call waits for it.
-        self._loading = _in_background(self._loaded_session, self.threads)
+        # goes on, e.g. the pipeline reads the first image; the first call waits for it. A process that ends sooner
+        # (its first input refused) waits for the load at exit: ONNX Runtime aborts a process stopped while loading.
+        loader = ThreadPoolExecutor(1, "mattekit-onnx-load")
+        self._loading = loader.submit(self._loaded_session, self.threads)
+        loader.shutdown(wait=False)
         self.static_batch = not dynamic_size  # a static graph takes one image at a time
 
     def _session(self, threads: int):
