@@ -54,6 +54,8 @@ class AlphaOptions:
     (0 = off; :func:`mattekit.matting.evidence.texture_estimate`). Chosen on the even-indexed alphamatting images.
     extent: (height, width) of the photo the image is a tile of: the size-dependent choices
     (expansion and sampling radii, solve scale, texture reach) follow it (None: the image's own).
+    sample_rings: rings of 8 points around a pixel whose nearest known pixels are its colour-sample candidates
+    (:func:`mattekit.matting.evidence.sample_estimate`).
     """
 
     eps: float = 1e-7
@@ -69,6 +71,7 @@ class AlphaOptions:
     pure_sigma: float = 0.05
     texture_weight: float = 10.0
     extent: tuple[int, int] | None = None
+    sample_rings: int = 2
 
 
 def _box(unknown: np.ndarray, margin: int) -> tuple[slice, slice]:
@@ -97,7 +100,7 @@ def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, ite
     idx = np.flatnonzero(unknown.ravel())
     reach = 4 * radius  # pure_fit's farthest point
     fg_side, bg_side = Neighbours(planes, fg, idx, reach), Neighbours(planes, bg, idx, reach)
-    est, conf, mix_error = sample_estimate(fg_side, bg_side, radius)
+    est, conf, mix_error = sample_estimate(fg_side, bg_side, radius, options.sample_rings)
     if options.texture_weight > 0:  # colours no pair explains: how much background texture shows
         tex, reliable = texture_estimate(image, bg, unknown, 0.1 * size)
         unexplained = np.clip((np.sqrt(mix_error) - 0.05) / 0.1, 0.0, 1.0)

@@ -93,20 +93,20 @@ def _batches(*counts: np.ndarray):
         yield rows, [int(c[rows].max()) for c in counts]
 
 
-def sample_estimate(fg: Neighbours, bg: Neighbours, radius: int):
+def sample_estimate(fg: Neighbours, bg: Neighbours, radius: int, rings: int = 2):
     """Colour-sampling alpha, its confidence and the best mixing error for the unknown pixels
     (three 1-D float32 arrays in the order of ``fg.idx``; alpha and confidence in [0, 1], the
     error a squared colour distance).
 
-    Candidates for a pixel are the nearest known foreground pixels of 17 points around it and
-    the nearest known background pixels of the same 17 points (itself and rings of 8 at
-    ``radius`` and twice it); of the up to 289 pairs the one that best explains the pixel's
+    Candidates for a pixel are the nearest known foreground pixels of 1 + 8 ``rings`` points around it and
+    the nearest known background pixels of the same points (itself and rings of 8 at ``radius``, twice it, ...;
+    two rings: 17 points); of the up to 289 pairs (81 with one ring) the one that best explains the pixel's
     colour as ``alpha F + (1 - alpha) B`` wins (the first in candidate order among equals; a
     known pixel that is the nearest of several points is tried once). A busy background needs
     the wide choice: a background pixel only gets alpha 0 when some candidate has its colour.
     The confidence falls with the mixing error and with how alike the pair's two colours are.
     """
-    points = _ring(radius, 2)
+    points = _ring(radius, rings)
     f_where, f_count = fg.candidates(points)
     b_where, b_count = bg.candidates(points)
     n = fg.base.size

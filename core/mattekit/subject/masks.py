@@ -38,6 +38,12 @@ TILE = 512    # px: the band's work is done in tiles this size that hold unsure 
 REFINE_TILE = 128  # px: the refinement's tiles where it runs at full resolution (its margin is then <= 26 px)
 COEFFICIENTS = 2.0  # the guided filter's coefficients are solved at this many photo px per network px, or more (subsampled)
 MATTE_TILE = 1024  # px: the matting's tiles (larger: its windows carry a wider margin)
+# The edge matte's solver iterations and colour-sample rings, chosen on the tuning halves: 8 iterations and one ring
+# matched 20 and two (u2netp; grabcut50's MAE and alphamatting's SAD at 1x and 4x) at about 0.75x the band's CPU
+# time; 5 matched too, but tiles then drift from the one-piece solve (docs/benchmarks.md, "The edge matte's
+# budget"). The matte task (a trimap or a mask: GIMP's Refine Edges) keeps its own iterations and two rings.
+EDGE_ITERATIONS = 8
+EDGE_SAMPLE_RINGS = 1
 
 
 def upsample(low: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
@@ -180,13 +186,14 @@ def matted_tiles(image: np.ndarray, mask: np.ndarray, doubt: np.ndarray,
     time: a window's working set is ~60 bytes per pixel (~100 MB at 50 MP), so each thread's tile would add that
     to the peak."""
     band = trimaps.band_width(*mask.shape)
-    options = MattingOptions(band=band)
+    options = MattingOptions(band=band, iterations=EDGE_ITERATIONS)
     margin = matte_margin(*mask.shape)
     done = []
     for box in tiles_holding(doubt, band, MATTE_TILE):
         window, inner = grown(box, margin, mask.shape)
         colours = unit_float(image[window][..., :3])
-        done.append((box, matte_edge(colours, mask[window], options, extent=mask.shape, solve=solve)[inner]))
+        done.append((box, matte_edge(colours, mask[window], options, extent=mask.shape, solve=solve,
+                                     sample_rings=EDGE_SAMPLE_RINGS)[inner]))
     return done
 
 
