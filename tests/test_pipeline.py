@@ -316,7 +316,7 @@ import subprocess
 import sys
 
 import numpy as np
-from mattekit.pipeline import keep_freed_memory
+from mattekit.heap import keep_freed_memory
 if sys.argv[1] == "keep":
     keep_freed_memory()
 def work(rounds):  # activations of a few to 30 MB, allocated and freed in a worker thread, as inference does

@@ -24,9 +24,7 @@ skipped), a small reorder buffer holding those that finish early, and reading ne
 """
 from __future__ import annotations
 
-import ctypes
 import queue
-import sys
 import threading
 import time
 from contextlib import contextmanager, suppress
@@ -35,7 +33,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from . import engines
+from . import engines, heap
 from .errors import MattekitError
 from .machine import cpu_count
 
@@ -77,33 +75,6 @@ class Result:
     cancelled: bool = False
     seconds: float = 0.0
     timings: Timings = field(default_factory=Timings)
-
-
-_MEMORY_KEPT = False
-
-
-def keep_freed_memory() -> None:
-    """Let glibc keep freed memory for reuse by every thread (Linux; once per process, for threads made later).
-
-    Inference allocates and frees tens of megabytes of activations per image. By default glibc gives each
-    thread an arena of its own (64 MiB heaps, handed back when empty) and returns large blocks to the
-    kernel, so the next image faults them in again, zeroed: ~15,000 page faults and ~5% of a U^2-Net
-    forward pass on the CPU, and several images' worth of activations resident with several workers.
-    Here all threads share the main heap (M_ARENA_MAX 1), blocks up to 32 MiB (glibc's limit) come from
-    it, and its top is trimmed only beyond 1 GiB. Measured on U^2-Net with two workers: page faults per
-    image from thousands to none, peak RSS ~120 MB lower than with per-thread arenas.
-    """
-    global _MEMORY_KEPT
-    if _MEMORY_KEPT or not sys.platform.startswith("linux"):
-        return
-    _MEMORY_KEPT = True
-    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-        for option, value in ((m_arena_max, 1), (m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30)):
-            mallopt(option, value)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def plan(predictor, workers: int | None = None, threads: int | None = None, batch: int | None = None,
@@ -163,7 +134,7 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[Any, Any]],
         raise ValueError("an ordered pipeline has one writer")
     device, workers = torch.device(device), workers if infer is not None else 0
     if device.type == "cpu" and workers > 1:
-        keep_freed_memory()
+        heap.keep_freed_memory()
     return Pipeline(read, infer, write, post, progress, cancel, timings or Timings(), workers=workers, threads=threads,
                     batch=batch, writers=writers, queue_size=queue_size, device=device, ordered=ordered).run(items)
 

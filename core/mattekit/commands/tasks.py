@@ -119,8 +119,10 @@ def as_flags(message: str, task: registry.Declaration) -> str:
 def run(task: Task, args) -> int:
     """One CLI run of ``task``: arguments, inputs and outputs are checked before any model loads (so a
     licence notice never comes before a usage error), then each input is processed and written."""
+    from .. import heap
     from . import files
 
+    heap.for_one_command()  # before any thread starts or any large block is made
     options, ports = options_from_args(task, args)
     with files.standard_streams(args) as streams:
         return _run_files(task, args, options, ports, streams)

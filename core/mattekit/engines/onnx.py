@@ -9,7 +9,6 @@ uses), the only module that imports onnxruntime (when an engine is made; torch's
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import io
 import json
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .. import heap
 from ..errors import MattekitError
 from ..fsutil import atomic_write, known_sha256
 from ..onnx_import import run_options, session_options, shrinks
@@ -92,16 +92,6 @@ def export_onnx(net: nn.Module, path: str | Path, index: tuple = (), example: tu
     return path
 
 
-def _hand_back_freed_memory() -> None:
-    """Give the system back the free memory of every glibc malloc arena (``malloc_trim``; elsewhere nothing). A
-    graph loaded on a thread of its own frees its temporaries in that thread's arena, which the pipeline's later
-    allocations do not reuse: without this the 2-24 MP folder's peak RSS was 100 MB higher."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 class OnnxEngine:
     """The net ``load()`` makes, exported to ONNX (once, cached at ``path``) and run by ONNX Runtime on the CPU
     in fp32; ``load`` is called only to export (or for :attr:`net`).
@@ -151,9 +141,9 @@ class OnnxEngine:
                                           providers=["CPUExecutionProvider"])
 
     def _loaded_session(self, threads: int):
-        """:meth:`_session`, then the memory its loading freed handed back (:func:`_hand_back_freed_memory`)."""
+        """:meth:`_session`, then the memory its loading freed handed back (:func:`mattekit.heap.hand_back_freed_memory`)."""
         session = self._session(threads)
-        _hand_back_freed_memory()
+        heap.hand_back_freed_memory()
         return session
 
     def _first_session(self):
