@@ -2,7 +2,8 @@
 (another C library, another system) each call does nothing.
 
 - :func:`keep_freed_memory`: a pipeline's threads share the main heap and keep freed blocks up to 32 MiB for reuse;
-- :func:`for_one_command`: a command-line run keeps every freed block, however large, for reuse, in small pages;
+- :func:`for_one_image`: a command-line run of one image keeps every freed block, however large, for reuse, in
+  small pages;
 - :func:`hand_back_freed_memory`: the free memory of every heap handed back to the system, now.
 
 Imports no torch.
@@ -39,17 +40,17 @@ def keep_freed_memory() -> None:
     Here all threads share the main heap (M_ARENA_MAX 1), blocks up to 32 MiB (glibc's limit) come from
     it, and its top is trimmed only beyond 1 GiB. Measured on U^2-Net with two workers: page faults per
     image from thousands to none, peak RSS ~120 MB lower than with per-thread arenas. A command-line run's
-    settings (:func:`for_one_command`) go further and stay.
+    settings (:func:`for_one_image`) go further and stay.
     """
-    if _settings & {"kept", "one command"}:
+    if _settings & {"kept", "one image"}:
         return
     if _mallopt(((_M_ARENA_MAX, 1), (_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 1 << 30))):
         _settings.add("kept")
 
 
-def for_one_command() -> None:
-    """Settings for a process that runs one command and ends (the ``mattekit`` command line; never the worker, which
-    lives on and must give memory back), made before its threads start and its large arrays are made:
+def for_one_image() -> None:
+    """Settings for a process that makes one image and ends (a ``mattekit`` command with one input; never the
+    worker, which lives on and must give memory back), made before its threads start and its large arrays are made:
 
     - every thread allocates from the main heap (M_ARENA_MAX 1), no block is mapped on its own (M_MMAP_MAX 0: glibc
       otherwise maps each block over 32 MiB and unmaps it when freed) and the heap is never trimmed, so a full-size
@@ -60,11 +61,13 @@ def for_one_command() -> None:
 
     Measured on the 50 MP photo (IS-Net, the 2-vCPU test machine, 4-5 pairs in turns): the heap settings took its
     system time from 3.05 to 1.96 s and its wall time to 0.91x (peak RSS 1368 -> 1436 MiB); numpy's small pages
-    then 0.94-0.96x more (three runs; user time +1-2 %) (docs/benchmarks.md, "The finish's cost, fifth round")."""
-    if "one command" in _settings:
+    then 0.94-0.96x more (three runs; user time +1-2 %). Not for a folder: its images' blocks of other sizes pile up
+    beside the freed ones (2-24 MP photos: peak RSS 2042 against 1704 MiB, for 0.98x the wall time)
+    (docs/benchmarks.md, "The finish's cost, fifth round")."""
+    if "one image" in _settings:
         return
     if _mallopt(((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1))):
-        _settings.add("one command")
+        _settings.add("one image")
         import numpy
 
         advice = getattr(getattr(numpy, "_core", None) or numpy.core, "multiarray", None)
@@ -76,7 +79,7 @@ def hand_back_freed_memory() -> None:
     """Give the system back the free memory of every glibc malloc arena (``malloc_trim``), whatever the settings. A
     graph loaded on a thread of its own frees its temporaries in that thread's arena, which the pipeline's later
     allocations do not reuse: without this the 2-24 MP folder's peak RSS was 100 MB higher. In a command-line run
-    (:func:`for_one_command`) they are in the main heap, scattered among blocks in use: trimmed, the 50 MP photo's
+    (:func:`for_one_image`) they are in the main heap, scattered among blocks in use: trimmed, the 50 MP photo's
     peak RSS was 1436 MiB against 1683 untrimmed (1368 before the run's settings), at the same speed."""
     if not sys.platform.startswith("linux"):
         return
@@ -84,3 +87,4 @@ def hand_back_freed_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
+

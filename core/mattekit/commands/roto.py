@@ -64,9 +64,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from .. import heap, roto
-
-    heap.for_one_command()  # before any thread starts or any large block is made
+    from .. import roto
 
     if args.chunk < 0 or (args.chunk_index is not None and args.chunk_index < 0):
         flag, value = ("--chunk", args.chunk) if args.chunk < 0 else ("--chunk-index", args.chunk_index)

@@ -119,17 +119,15 @@ def as_flags(message: str, task: registry.Declaration) -> str:
 def run(task: Task, args) -> int:
     """One CLI run of ``task``: arguments, inputs and outputs are checked before any model loads (so a
     licence notice never comes before a usage error), then each input is processed and written."""
-    from .. import heap
     from . import files
 
-    heap.for_one_command()  # before any thread starts or any large block is made
     options, ports = options_from_args(task, args)
     with files.standard_streams(args) as streams:
         return _run_files(task, args, options, ports, streams)
 
 
 def _run_files(task: Task, args, options, ports: dict, streams) -> int:
-    from .. import naming
+    from .. import heap, naming
     from . import files
 
     suffix = naming.output_suffix(task, options)
@@ -145,6 +143,8 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
         files.check_header(jobs[0][0], options, masks)
     extension = naming.output_extension(task, options, args.output)
     planned = naming.plan_outputs(jobs, args.output, suffix, extension, task.files_read(options, ports))
+    if len(planned) == 1:
+        heap.for_one_image()  # before any thread starts or any large block is made
     from .. import provenance, runtime  # torch: only once every check that needs no model has passed
     from ..runner import Runner
 
