@@ -40,8 +40,8 @@ COEFFICIENTS = 2.0  # the guided filter's coefficients are solved at this many p
 MATTE_TILE = 1024  # px: the matting's tiles (larger: its windows carry a wider margin)
 # The edge matte's solver iterations and colour-sample rings, chosen on the tuning halves: 8 iterations and one ring
 # matched 20 and two (u2netp; grabcut50's MAE and alphamatting's SAD at 1x and 4x) at about 0.75x the band's CPU
-# time; 5 matched too, but tiles then drift from the one-piece solve (docs/benchmarks.md, "The edge matte's
-# budget"). The matte task (a trimap or a mask: GIMP's Refine Edges) keeps its own iterations and two rings.
+# time; 5 matched too, but tiles then drift from the one-piece solve (docs/benchmarks.md, "The finish's cost,
+# fifth round"). The matte task (a trimap or a mask: GIMP's Refine Edges) keeps its own iterations and two rings.
 EDGE_ITERATIONS = 8
 EDGE_SAMPLE_RINGS = 1
 
