@@ -20,7 +20,8 @@ step(64), step(48)  # the heap grows to its largest block once
 before = faults()
 for _ in range(5):
     step(64), step(48)
-print(np._core.multiarray._set_madvise_hugepage(False), faults() - before)
+advice = (getattr(np, '_core', None) or np.core).multiarray  # numpy 2 / numpy 1
+print(advice._set_madvise_hugepage(False), faults() - before)
 '''
 
 
