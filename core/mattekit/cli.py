@@ -149,9 +149,10 @@ def _take_debug(argv: list[str]) -> tuple[list[str], bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    own_process = argv is None  # this process's own command line, not main() called from Python (tests, scripts)
     argv, debug = _take_debug(sys.argv[1:] if argv is None else list(argv))
     args = build_parser(_command(argv) or "").parse_args(argv)
-    args.debug = debug
+    args.debug, args.own_process = debug, own_process
     _show_warnings(args.debug)
     try:
         _check_threads(getattr(args, "threads", None))

@@ -143,7 +143,7 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
         files.check_header(jobs[0][0], options, masks)
     extension = naming.output_extension(task, options, args.output)
     planned = naming.plan_outputs(jobs, args.output, suffix, extension, task.files_read(options, ports))
-    if len(planned) == 1:
+    if len(planned) == 1 and getattr(args, "own_process", False):  # process-wide: never for main() called in-process
         heap.for_one_image()  # before any thread starts or any large block is made
     from .. import provenance, runtime  # torch: only once every check that needs no model has passed
     from ..runner import Runner
