@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from mattekit import api, catalog, runtime
+from mattekit.engines import threads
 
 
 def _shared_dir() -> tuple[Path | None, str]:
@@ -120,7 +121,7 @@ def _clean_process_state(tmp_path_factory, monkeypatch, _onnx_exports):
     (home / "weights" / "onnx").symlink_to(_onnx_exports, target_is_directory=True)
     monkeypatch.setenv("MATTEKIT_HOME", str(home))
     monkeypatch.setenv("U2NET_HOME", str(home / "no-rembg-folder"))  # a developer's own ~/.u2net stays out of tests
-    torch.set_num_threads(2)
+    threads.set_count(2)  # this thread's count for network calls, and torch's
     runtime.forget_notices()
     api.clear_models()
     catalog.load.cache_clear()

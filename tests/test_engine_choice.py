@@ -74,11 +74,14 @@ def test_the_onnx_engine_auto_picks_keeps_the_answer_on_real_weights(shared, mon
     assert choice.winner("u2netp") == "onnx" and auto.backend.startswith("onnx"), auto.backend  # e.g. onnx-cpu-fp32
     photo = next(iter(sorted((shared / "data" / "grabcut50" / "im").iterdir())))
     image = np.asarray(Image.open(photo).convert("RGB"), np.float32) / 255
-    x = auto.prepare(image)
+    x = auto.prepare(image)  # a numpy array: the ONNX engine runs without torch
     reference = Predictor(entry, CPU, weights, backend="torch")
     assert reference.backend.startswith("torch"), reference.backend
-    raw = auto.engine(x).float(), reference.engine(x).float()
+    assert isinstance(x, np.ndarray) and isinstance(reference.prepare(image), torch.Tensor)
+    raw = auto.engine(torch.from_numpy(x)).float(), reference.engine(torch.from_numpy(x)).float()
     assert float((raw[0] - raw[1]).abs().max()) < 1e-4
+    # the numpy path's activation (minmax, 8-bit rounding) gives the torch path's prediction exactly
+    assert isinstance(auto(x), np.ndarray) and np.array_equal(auto(x), auto(torch.from_numpy(x)).numpy())
 
 
 @pytest.mark.slow

@@ -22,7 +22,8 @@ from mattekit.nets.rvm import RobustVideoMatting
 from mattekit.nets.u2net import U2NETP
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the dev/onnx extras")
-from mattekit.onnx_import import OnnxRunner, import_state_dict  # noqa: E402
+from mattekit.engines.onnx import OnnxRunner  # noqa: E402
+from mattekit.onnx_import import import_state_dict  # noqa: E402
 
 pytestmark = pytest.mark.needs_data
 FP32_TOL = 1e-4
@@ -243,7 +244,7 @@ def _faults_of_a_third_call(runner, x) -> int:
 def test_a_small_input_keeps_the_arena_between_calls_and_a_big_one_hands_it_back(shared_dir):
     """u2netp at 320²: a call reuses the calls' scratch before it (a few page faults, not tens of
     thousands); an input above SHRINK_ABOVE pixels hands its scratch back, so every call faults it in again."""
-    from mattekit.onnx_import import SHRINK_ABOVE, shrinks
+    from mattekit.engines.onnx import SHRINK_ABOVE, shrinks
 
     runner = OnnxRunner(_onnx(shared_dir, "u2netp.onnx"), threads=1)
     small = torch.rand(1, 3, 320, 320)

@@ -175,7 +175,7 @@ def test_segmentation_stages_match_predict_mask(shared, monkeypatch, tmp_path):
         alphas[path] = masks.mask_from_prediction(picture.pixels, y)
 
     settings = pipeline.plan(predictor)
-    assert settings["device"].type == "cpu" and settings["batch"] == 1
+    assert settings["device"] == "cpu" and settings["batch"] == 1
     report = pipeline.run_pipeline(paths, read, predictor, write, **settings)
     assert report.done == 4
     for path in paths:
@@ -372,7 +372,7 @@ def test_plan_on_cuda_gives_the_spare_cores_to_writers(monkeypatch):
     except in an ordered pipeline (one writer); two workers with batches of 8 for a fixed-size model."""
     from types import SimpleNamespace
 
-    on_gpu = SimpleNamespace(device=torch.device("cuda"), entry=SimpleNamespace(input=SimpleNamespace(size=(320, 320))))
+    on_gpu = SimpleNamespace(device_type="cuda", device=torch.device("cuda"), entry=SimpleNamespace(input=SimpleNamespace(size=(320, 320))))
     for cores, writers in ((16, 8), (6, 4), (2, 1)):
         monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)
         layout = pipeline.plan(on_gpu)

@@ -408,9 +408,8 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     """With a focused box, prepare gives the region's input and the whole photo's as one 2-row batch, so the runner's
     inference stage runs the network once; the answer equals the one made with the whole photo run on its own
     (the path of models whose input size follows the photo's)."""
-    import torch
-
     from mattekit import runtime
+    from mattekit.engines import stack_inputs
     from mattekit.runner import Runner
     from mattekit.tasks import subject
 
@@ -451,7 +450,7 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     found = Runner(segment.TASK, {"model": Counted()}, whole).arrays({"image": pixels})["result"]
     y = predictor(x)
     assert calls == [1] and np.array_equal(found, subject.alpha({"model": predictor}, {"image": pixels}, whole, context,
-                                                                 torch.cat([y, y])))
+                                                                 stack_inputs([y, y], "cpu")))
 
 
 def test_select_subject_is_removes_alpha_for_the_same_hint(two_subjects, tmp_path):

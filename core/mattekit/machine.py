@@ -61,6 +61,23 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def physical_cores() -> int | None:
+    """The machine's physical CPU cores (distinct core ids of each package in /proc/cpuinfo, all of the machine's,
+    not this process's affinity), or None where they are not listed (not Linux)."""
+    cores, package = set(), "0"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "physical id":
+                    package = value.strip()
+                elif key.strip() == "core id":
+                    cores.add((package, value.strip()))
+    except OSError:
+        return None
+    return len(cores) or None
+
+
 DEVICES = re.compile(r"auto|cpu|mps|cuda(:[0-9]{1,3})?", re.IGNORECASE)
 
 

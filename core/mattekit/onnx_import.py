@@ -10,8 +10,8 @@ and has no node of its own was folded: it becomes an identity (weight 1, bias 0,
 var 1 - eps), or carries the folded bias when its convolution has none. Float16 initializers
 become float32. Only the ``onnx`` package is needed for this; it is imported lazily.
 
-:class:`OnnxRunner` runs an ONNX file through ONNX Runtime as it is, for files whose
-architecture has no module here.
+Running an ONNX file through ONNX Runtime as it is (for files whose architecture has no module here) is
+:class:`mattekit.engines.onnx.OnnxRunner`'s job.
 """
 from __future__ import annotations
 
@@ -258,67 +258,3 @@ def _canonical(net: nn.Module, module_name: str, first_names: dict[int, str]) ->
     """The name ``named_modules()`` gives the module that ``module_name`` refers to (shared modules)."""
     module = net.get_submodule(module_name) if module_name else net
     return first_names[id(module)]
-
-
-def session_options(ort, threads: int | None = None):
-    """ONNX Runtime session options for mattekit's CPU runs: all graph optimisations, ``threads`` intra-op threads
-    (default: torch's thread count now), and threads that sleep between calls instead of spinning: spinning
-    took 0.76-0.81 CPU s per u2netp call against 0.63-0.64 without, at the same or better images/s, and the
-    pipeline's decoding and finishing threads need those cores (docs/benchmarks.md, "The CPU engine per model")."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = int(threads or torch.get_num_threads())
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return options
-
-
-SHRINK_ABOVE = 512 * 512  # input pixels (h x w) above which a run hands its scratch memory back
-
-
-def run_options(ort) -> dict:
-    """ONNX Runtime run options for mattekit's CPU runs, keyed by ``shrink`` (pick with :func:`shrinks`). ``True``:
-    the memory arena gives back what the run used once it ends (IS-Net at 1024²: the process holds 0.8 GB after a
-    run instead of 1.4-1.6 GB), so a big photo's finish does not sit on top of the network's scratch memory.
-    ``False``: the arena keeps it for the next run, which would otherwise fault the same pages in again, zeroed
-    (u2netp at 320²: about 64,000 page faults, 250 MB, and 0.15 CPU s of the kernel's time per call)
-    (docs/benchmarks.md, Memory)."""
-    shrunk = ort.RunOptions()
-    shrunk.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-    return {False: ort.RunOptions(), True: shrunk}
-
-
-def shrinks(shape) -> bool:
-    """Whether a run on an input of ``shape`` (... x h x w) hands its scratch memory back: inputs of more than
-    ``SHRINK_ABOVE`` pixels, whose scratch is hundreds of megabytes (IS-Net, BiRefNet at 1024²)."""
-    return shape[-1] * shape[-2] > SHRINK_ABOVE
-
-
-class OnnxRunner:
-    """An ONNX file run by ONNX Runtime on the CPU, for architectures without an import mapping.
-
-    ``OnnxRunner(path, output=0)(x)``: x a 1 x 3 x h x w float32 tensor (already preprocessed as
-    the model expects) -> the selected output as a float32 tensor.
-    """
-
-    def __init__(self, path: str | Path, output: int = 0, threads: int | None = None):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise MattekitError("Running ONNX files needs ONNX Runtime: pip install 'mattekit[onnx]'.") from None
-        options, self.run_options = session_options(ort, threads), run_options(ort)
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise MattekitError(f"ONNX Runtime cannot load {Path(path).name} ({str(exc).splitlines()[0][:160]}).") from None
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
-        self.output_name = self.session.get_outputs()[output].name
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        feed = {self.input_name: x.detach().cpu().numpy().astype(self.input_dtype)}
-        (out,) = self.session.run([self.output_name], feed, self.run_options[shrinks(x.shape)])
-        return torch.from_numpy(np.asarray(out, dtype=np.float32))

@@ -25,17 +25,20 @@ skipped), a small reorder buffer holding those that finish early, and reading ne
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from . import engines, heap
+from .engines import threads as thread_count
 from .errors import MattekitError
 from .machine import cpu_count
+
+if TYPE_CHECKING:
+    import torch
 
 _DONE = object()  # end-of-stream marker between stages
 _FAILED = object()  # ordered pipelines: the place of an item that failed before ``write``
@@ -81,7 +84,7 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
          ordered: bool = False) -> dict:
     """Good ``workers``/``threads``/``batch``/``writers`` for ``predictor`` (arguments given win).
 
-    CPU: up to 4 workers (each holds one image's activations), with cores / workers torch threads each:
+    CPU: up to 4 workers (each holds one image's activations), with cores / workers threads each:
     one per core on machines with up to 4 cores, which is the path where the CPU engine uses Winograd
     kernels; one writer (the cores are the workers'). An ONNX Runtime engine gets cores / its session's threads,
     unless it runs a small fixed input (:func:`mattekit.engines.parallel_calls`): then it is laid out as torch is (u2netp at 320²
@@ -92,9 +95,10 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
     Returns keyword arguments for :func:`run_pipeline`.
     """
     engine = getattr(predictor, "engine", None)
-    device = getattr(predictor, "device", torch.device("cpu"))
+    kind = getattr(predictor, "device_type", "cpu")
+    device = "cpu" if kind == "cpu" else str(predictor.device)  # e.g. "cuda:1"
     fixed = getattr(predictor.entry.input, "size", None) is not None if hasattr(predictor, "entry") else False
-    if device.type == "cpu":
+    if kind == "cpu":
         cores = cpu_count()
         if threads is None and getattr(engine, "threads", None) and not (workers is None and engines.parallel_calls(predictor)):
             threads = engine.threads
@@ -110,17 +114,19 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
 
 
 def run_pipeline(items: Iterable, read: Callable[[Any], tuple[Any, Any]],
-                 infer: Callable[[torch.Tensor], torch.Tensor] | None, write: Callable[[Any, Any, Any], None], *,
+                 infer: Callable[[Any], Any] | None, write: Callable[[Any, Any, Any], None], *,
                  workers: int = 1, threads: int | None = None, batch: int = 1, writers: int = 1,
                  queue_size: int | None = None, device: torch.device | str = "cpu", ordered: bool = False,
-                 post: Callable[[Any, Any, torch.Tensor], Any] | None = None,
+                 post: Callable[[Any, Any, Any], Any] | None = None,
                  progress: Callable[[int, Any], None] | None = None, cancel: Callable[[], bool] | None = None,
                  timings: Timings | None = None) -> Result:
     """Run ``read`` -> ``infer`` -> ``write`` over ``items`` with the stages overlapped.
 
-    read(item) -> (x, context): decode and preprocess; x is 1 x C x h x w float32 (CPU).
+    read(item) -> (x, context): decode and preprocess; x is 1 x C x h x w float32 (CPU; a numpy array or a torch
+        tensor, as ``infer`` takes it).
     infer(x) -> y: N x C x h x w in, N x ... out (a Predictor is such a callable); called from
-        ``workers`` threads at once, each with ``threads`` torch threads on the CPU (None: leave as is).
+        ``workers`` threads at once, each with ``threads`` CPU threads on the CPU (None: leave as is;
+        :mod:`mattekit.engines.threads`).
         None: no inference stage; ``write`` gets read's ``x`` as ``y`` (anything, None included).
     write(item, context, y): postprocess and encode one result; y is 1 x ... on the CPU.
     batch: inputs of equal shape are stacked up to this many per ``infer`` call.
@@ -132,8 +138,8 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[Any, Any]],
     """
     if ordered and writers != 1:
         raise ValueError("an ordered pipeline has one writer")
-    device, workers = torch.device(device), workers if infer is not None else 0
-    if device.type == "cpu" and workers > 1:
+    device, workers = str(device), workers if infer is not None else 0
+    if device == "cpu" and workers > 1:
         heap.keep_freed_memory()
     return Pipeline(read, infer, write, post, progress, cancel, timings or Timings(), workers=workers, threads=threads,
                     batch=batch, writers=writers, queue_size=queue_size, device=device, ordered=ordered).run(items)
@@ -145,12 +151,12 @@ class Pipeline:
     (``writers``). Items travel between them as (sequence number, item, context, x or result)."""
 
     def __init__(self, read, infer, write, post, progress, cancel, timings: Timings, *, workers: int,
-                 threads: int | None, batch: int, writers: int, queue_size: int | None, device: torch.device,
+                 threads: int | None, batch: int, writers: int, queue_size: int | None, device: str,
                  ordered: bool):
         self.read, self.infer, self.write, self.post = read, infer, write, post
         self.progress, self.cancel = progress, cancel
         self.workers, self.threads, self.batch, self.writers = workers, threads, batch, writers
-        self.device, self.ordered = device, ordered
+        self.device, self.device_type, self.ordered = device, device.split(":")[0], ordered
         self.result = Result(timings=timings)
         size = queue_size or max(2, 2 * max(1, workers) * batch)
         self.inbox: queue.Queue = queue.Queue(size)  # read -> infer
@@ -169,7 +175,7 @@ class Pipeline:
                  for i in range(self.workers)]
         pool += [threading.Thread(target=self.writer, name=f"mattekit-write-{i}", daemon=True)
                  for i in range(self.writers)]
-        previous = torch.get_num_threads()
+        previous = thread_count.count()
         start = time.perf_counter()
         try:
             for thread in pool:
@@ -184,7 +190,7 @@ class Pipeline:
             raise
         finally:
             self.result.seconds = time.perf_counter() - start
-            torch.set_num_threads(previous)  # workers changed the process-wide default for new threads
+            thread_count.set_count(previous)  # torch's workers changed the process-wide default for new threads
         if self.errors:
             raise self.errors[0]
         return self.result
@@ -222,8 +228,8 @@ class Pipeline:
     def worker(self) -> None:
         """Infer batches of equal-shape inputs until the reader is done; the last worker out ends the stream."""
         try:
-            if self.threads and self.device.type == "cpu":
-                torch.set_num_threads(self.threads)  # this thread's own OpenMP setting
+            if self.threads and self.device_type == "cpu":
+                thread_count.set_count(self.threads)  # this thread's own (and its OpenMP setting)
             with engines.worker_stream(self.device):
                 carry, finished = None, False
                 while not finished and not self.stop.is_set():
@@ -292,18 +298,20 @@ class Pipeline:
         out_of_memory = False
         try:
             with self.result.timings.measure("infer"):
-                y = engines.to_host(self.infer(engines.pinned_stack([x for *_, x in group], self.device)))
-        except torch.cuda.OutOfMemoryError:
-            out_of_memory = True  # handled below: the error's traceback holds the failed call's activations
+                y = engines.to_host(self.infer(engines.stack_inputs([x for *_, x in group], self.device_type)))
         except MattekitError as exc:
             for seq, item, _, _ in group:
                 if not self.give_up(seq, item, exc):
                     break
             return
+        except Exception as exc:  # noqa: BLE001 - all but a GPU out of memory raised again
+            if not _gpu_out_of_memory(exc):
+                raise
+            out_of_memory = True  # handled below: the error's traceback holds the failed call's activations
         if out_of_memory:
             if len(group) == 1:
                 raise MattekitError("The GPU ran out of memory on a single image; use --device cpu or a smaller model.")
-            torch.cuda.empty_cache()  # halve the batch and go on
+            sys.modules["torch"].cuda.empty_cache()  # halve the batch and go on
             self.infer_batch(group[: len(group) // 2])
             self.infer_batch(group[len(group) // 2 :])
             return
@@ -367,3 +375,9 @@ class Pipeline:
         with self.lock:
             self.errors.append(exc)
         self.stop.set()
+
+
+def _gpu_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch's CUDA out-of-memory error (never where torch is not loaded: no GPU ran)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)

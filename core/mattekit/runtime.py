@@ -1,36 +1,47 @@
 """Running networks: threads, preprocessing per catalog, a Predictor per loaded model (its engine from
-``mattekit.engines``), and ModelCache, the loaded models of whoever owns it (a CLI run, the worker, the API)."""
+``mattekit.engines``), and ModelCache, the loaded models of whoever owns it (a CLI run, the worker, the API).
+
+A model that runs on ONNX Runtime on the CPU (:func:`mattekit.engines.policy.plain_cpu_onnx`) with a plain net family
+(:func:`mattekit.nets.plain`) and a cached export is loaded and run without importing torch: its inputs and
+predictions are numpy arrays. Every other model's are torch tensors."""
 from __future__ import annotations
 
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from . import catalog as catalog_mod
 from . import engines, nets, settings, weights
 from .ops.resizing import resize
-from .engines import gpus
+from .engines import gpus, policy, threads
 from .catalog import ModelEntry
 from .errors import MattekitError
+from .nets.descriptor import own_size
+
+if TYPE_CHECKING:
+    import torch
+
 
 def set_threads(count: int | None) -> None:
-    """Limit torch's intra-op CPU threads (None = torch's default)."""
+    """Limit the calling thread's CPU threads for network calls (torch's too where loaded; None = leave as is)."""
     if count:
-        torch.set_num_threads(int(count))
+        threads.set_count(int(count))
 
 
 def input_size(entry: ModelEntry, height: int, width: int) -> tuple[int, int]:
     """The (H, W) in pixels ``entry``'s network sees for an image of ``height`` x ``width`` pixels (its
     family's rule, :attr:`mattekit.nets.descriptor.Family.input_size`, on the catalog's ``[input]``)."""
+    if nets.plain(entry.net):
+        return own_size(entry.input, height, width)
     return nets.family(entry.net).input_size(entry.input, height, width)
 
 
-def prepare(entry: ModelEntry, image: np.ndarray) -> torch.Tensor:
+def prepare_array(entry: ModelEntry, image: np.ndarray) -> np.ndarray:
     """sRGB HxWx3 (float32 in [0,1], or uint8/uint16: see :func:`mattekit.ops.resizing.resize`, which shrinks a
-    large integer photo without a full-size float copy) -> 1x3xhxw float32 tensor as the catalog entry wants it."""
+    large integer photo without a full-size float copy) -> 1x3xhxw float32 array as the catalog entry wants it."""
     spec = entry.input
     image = resize(image[..., :3], *input_size(entry, *image.shape[:2]), spec.resize)
     if spec.quantize_uint8:
@@ -41,13 +52,22 @@ def prepare(entry: ModelEntry, image: np.ndarray) -> torch.Tensor:
         image = image[..., ::-1]
     image = (image - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
     image = image * np.float32(spec.extra_scale * spec.value_scale)
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).unsqueeze(0)
+    return np.ascontiguousarray(image.transpose(2, 0, 1))[None]
+
+
+def prepare(entry: ModelEntry, image: np.ndarray) -> torch.Tensor:
+    """:func:`prepare_array` as a 1x3xhxw float32 torch tensor (sharing its memory)."""
+    import torch
+
+    return torch.from_numpy(prepare_array(entry, image))
 
 
 def runs_as_is(entry: ModelEntry) -> bool:
     """An .onnx file for ``entry`` runs through ONNX Runtime as it is (:func:`mattekit.engines.from_onnx_file`)
     when the model takes a fixed input size and its module has layers :mod:`mattekit.onnx_import` cannot map
     (looked at on the meta device: nothing allocated). The catalog's pre- and postprocessing apply either way."""
+    import torch
+
     from .onnx_import import unmapped_layer
 
     if entry.input.size is None or entry.recurrent:
@@ -57,6 +77,13 @@ def runs_as_is(entry: ModelEntry) -> bool:
     return unmapped_layer(probe) is not None
 
 
+def without_torch(entry: ModelEntry, device, backend: str | None = "auto", precision: str | None = "auto") -> bool:
+    """Whether ``entry`` runs on ONNX Runtime on the CPU in fp32 with a plain net family: then it loads and runs
+    without importing torch (where its export is cached). ``device``: a name, None or a torch.device."""
+    return nets.plain(entry.net) and not entry.recurrent and policy.plain_cpu_onnx(
+        None if device is None else str(device), backend, precision, entry.name, pinned_backend(entry), entry.cpu_bf16)
+
+
 class Predictor:
     """One loaded model on one device. ``__call__(x)`` runs the net and returns the prediction; calls
     from several threads at once are fine (the pipeline's workers do). ``lock`` is taken only by tiled
@@ -64,31 +91,44 @@ class Predictor:
 
     The prediction is the catalog's chosen output after its activation: N x C x h x w
     probabilities in [0,1] for segmentation/matting, the image for SR (value scale undone),
-    depth for depth models.
+    depth for depth models; a numpy array for a numpy input, else a torch tensor. :meth:`prepare` gives the
+    input the engine takes as it is: numpy arrays for the ONNX engines, torch tensors for the others.
+    ``device_type``: "cpu", "cuda" or "mps"; ``device`` / ``dtype``: the torch device and dtype (import torch).
     """
 
-    def __init__(self, entry: ModelEntry, device: torch.device, weights_path: str | Path | None = None,
-                 backend: str | None = "auto", precision: str | None = "auto"):
+    def __init__(self, entry: ModelEntry, device: str | torch.device | None = "auto",
+                 weights_path: str | Path | None = None, backend: str | None = "auto", precision: str | None = "auto"):
         self.entry = entry
-        self.family = nets.family(entry.net)
-        self.device = device
         path = weights.given_file(weights_path) if weights_path else weights.model_file(entry.name, entry.files)
         self.weights_path = path
         self.lock = threading.Lock()
         self._provenance: dict | None = None
-        if path.suffix.lower() == ".onnx" and runs_as_is(entry):  # e.g. rembg's BiRefNet files: no mapping
-            self.engine = engines.from_onnx_file(path)
-            self.backend, self.dtype, self.device = self.engine.name, self.engine.dtype, self.engine.device
-            return
-        device, backend, _ = engine_plan(entry, device, backend, precision)  # "auto": this model's engine here
         example = input_size(entry, 64, 64)
         # The engine runs the net (see mattekit.engines): backend "torch" | "onnx" | "auto", precision auto/fp32/fp16/bf16.
-        self.engine = engines.create(lambda: self._loaded_net(path), device, backend=backend, precision=precision,
-                                      index=entry.output.index, half_ok=entry.half, cpu_bf16_ok=entry.cpu_bf16,
-                                      weights_path=path, recipe={"net": entry.net, "kwargs": entry.kwargs},
-                                      example=tuple(-(-v // entry.pad_multiple) * entry.pad_multiple for v in example),
-                                      dynamic_size=entry.input.size is None, label=entry.name)
-        self.backend, self.dtype = self.engine.name, self.engine.dtype
+        made = dict(index=entry.output.index, weights_path=path, recipe={"net": entry.net, "kwargs": entry.kwargs},
+                    example=tuple(-(-v // entry.pad_multiple) * entry.pad_multiple for v in example),
+                    dynamic_size=entry.input.size is None)
+        onnx_here = without_torch(entry, device, backend, precision)
+        exported = onnx_here and engines.onnx_export_path(**made).is_file()  # then not a release to run as it is
+        if path.suffix.lower() == ".onnx" and not exported and runs_as_is(entry):  # e.g. rembg's BiRefNet files
+            self.engine = engines.from_onnx_file(path)
+        elif onnx_here:
+            self.engine = engines.onnx_engine(lambda: self._loaded_net(path), label=entry.name, **made)
+        else:
+            device, backend, _ = engine_plan(entry, device, backend, precision)  # "auto": this model's engine here
+            self.engine = engines.create(lambda: self._loaded_net(path), device, backend=backend, precision=precision,
+                                          half_ok=entry.half, cpu_bf16_ok=entry.cpu_bf16, label=entry.name, **made)
+        self.backend = self.engine.name
+        self.takes_arrays = bool(getattr(self.engine, "takes_arrays", False))
+
+    device_type = property(lambda self: self.engine.device_type, doc='"cpu", "cuda" or "mps".')
+    device = property(lambda self: self.engine.device, doc="The torch.device (imports torch).")
+    dtype = property(lambda self: self.engine.dtype, doc="The torch dtype the net runs in (imports torch).")
+
+    @property
+    def family(self):
+        """The net family's descriptor (:class:`mattekit.nets.descriptor.Family`; imports its module, and torch)."""
+        return nets.family(self.entry.net)
 
     @property
     def net(self):
@@ -98,6 +138,8 @@ class Predictor:
 
     def _loaded_net(self, path: Path):
         """The entry's net (eval mode, fp32, CPU) with the weights at ``path``; one sentence when they do not fit."""
+        import torch
+
         net = nets.build(self.entry.net, **self.entry.kwargs)
         try:
             state = weights.load_state_dict_file(path, net, self.family.trace)
@@ -120,12 +162,21 @@ class Predictor:
                                             weights.pinned_sha256s(self.entry.files))
         return dict(self._provenance)
 
-    @torch.inference_mode()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self._activate(self.engine(x))
+    def __call__(self, x):
+        """N x 3 x h x w input (numpy array or torch tensor) -> the prediction, of the same kind."""
+        if isinstance(x, np.ndarray) and self.takes_arrays and nets.plain(self.entry.net):
+            return self._activate_array(self.engine(x))
+        import torch
+
+        if isinstance(x, np.ndarray):
+            return self(torch.from_numpy(x)).cpu().numpy()
+        with torch.inference_mode():
+            return self._activate(self.engine(x))
 
     def _activate(self, out: torch.Tensor) -> torch.Tensor:
         """The net's selected output -> the prediction (activation, normalisation, value scale per catalog)."""
+        import torch
+
         out = self.family.as_maps(out).float()
         spec = self.entry.output
         if spec.activation == "sigmoid":
@@ -143,29 +194,59 @@ class Predictor:
             out = out / spec.value_scale
         return out
 
-    @torch.inference_mode()
+    def _activate_array(self, out: np.ndarray) -> np.ndarray:
+        """:meth:`_activate` for a plain family's output as a numpy array (the same steps in float32: minmax and
+        the 8-bit rounding give the same values, a sigmoid or softmax agrees to float32 rounding)."""
+        out = out.astype(np.float32, copy=False)
+        spec = self.entry.output
+        if spec.activation == "sigmoid":
+            out = 1.0 / (1.0 + np.exp(-(out * np.float32(spec.logit_scale))))
+        elif spec.activation.startswith("softmax:"):
+            k = int(spec.activation.split(":")[1])
+            scaled = out * np.float32(spec.logit_scale)
+            scaled = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+            out = (scaled / scaled.sum(axis=1, keepdims=True))[:, k : k + 1]
+        if spec.normalize == "minmax":
+            lo = out.min(axis=(1, 2, 3), keepdims=True)
+            hi = out.max(axis=(1, 2, 3), keepdims=True)
+            out = (out - lo) / np.maximum(hi - lo, np.float32(1e-8))
+        if spec.quantize_uint8:
+            out = np.floor(out * np.float32(255.0)) / np.float32(255.0)
+        if spec.value_scale != 1.0:
+            out = out / np.float32(spec.value_scale)
+        return out
+
     def step(self, x: torch.Tensor, state: tuple | None) -> tuple[torch.Tensor, tuple]:
         """One frame of a recurrent model (``entry.recurrent``): ``x`` as :meth:`prepare` makes it and the
         state the previous frame returned (None: a clip's first frame). Returns (prediction as
         :meth:`__call__` gives it, the new state). The net picks its own working resolution (RVM: its
         authors' downsample ratio for the frame size). Frames must come in order, one at a time."""
+        import torch
+
         if not self.entry.recurrent or self.family.step is None:
             raise MattekitError(f"Model '{self.entry.name}' is not a recurrent video model.")
-        net = self.engine.net
-        param = next(net.parameters())
-        outputs, state = self.family.step(net, x.to(param.device, param.dtype), state)
-        prediction = outputs
-        for i in self.entry.output.index:
-            prediction = prediction[i]
-        return self._activate(prediction), state
+        with torch.inference_mode():
+            net = self.engine.net
+            param = next(net.parameters())
+            outputs, state = self.family.step(net, x.to(param.device, param.dtype), state)
+            prediction = outputs
+            for i in self.entry.output.index:
+                prediction = prediction[i]
+            return self._activate(prediction), state
 
-    def prepare(self, image: np.ndarray) -> torch.Tensor:
-        """sRGB H x W x 3|4 float32 [0,1] -> the 1 x 3 x h x w input this model wants (see :func:`prepare`)."""
-        return prepare(self.entry, image[..., :3])
+    def prepare(self, image: np.ndarray):
+        """sRGB H x W x 3|4 float32 [0,1] -> the 1 x 3 x h x w input this model wants (see :func:`prepare_array`):
+        a numpy array where the engine takes one (:attr:`takes_arrays`), else a torch tensor."""
+        x = prepare_array(self.entry, image[..., :3])
+        if self.takes_arrays:
+            return x
+        import torch
+
+        return torch.from_numpy(x)
 
     def predict_map(self, image: np.ndarray) -> np.ndarray:
         """sRGB HxWx3 [0,1] -> the prediction's first channel at network resolution, float32 h x w."""
-        return self(prepare(self.entry, image))[0, 0].cpu().numpy()
+        return self(prepare_array(self.entry, image))[0, 0]
 
 
 def engine_plan(entry: ModelEntry, device: str | torch.device | None = "auto", backend: str | None = "auto",
@@ -174,7 +255,10 @@ def engine_plan(entry: ModelEntry, device: str | torch.device | None = "auto", b
     (an absent CUDA GPU is one sentence, never a silent CPU), the one backend of a net family that runs on one
     winning (SAM 2.1: torch), the precision by the policy (:func:`mattekit.engines.resolve_precision`). ``auto`` takes the torch engine
     where the policy gives the model a lower precision here (bf16 on a CPU with native bf16 for a model the catalog
-    marks ``cpu_bf16``: ONNX Runtime runs fp32 only), else the engine measured faster. Loads nothing."""
+    marks ``cpu_bf16``: ONNX Runtime runs fp32 only), else the engine measured faster. Loads nothing; imports torch
+    (:func:`without_torch` answers without it where it can)."""
+    import torch
+
     dev = device if isinstance(device, torch.device) else engines.select_device(device)
     wanted = engines.resolve_precision(precision, dev, entry.half, entry.cpu_bf16)
     lower = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(wanted, precision)
@@ -184,18 +268,21 @@ def engine_plan(entry: ModelEntry, device: str | torch.device | None = "auto", b
 
 def pinned_backend(entry: ModelEntry) -> str | None:
     """The one backend ``entry``'s net family runs on ("torch" for SAM 2.1), or None where it runs on either."""
+    if nets.plain(entry.net):
+        return None
     backends = nets.family(entry.net).backends
     return backends[0] if len(backends) == 1 else None
 
 
-def check_memory(entry: ModelEntry, device: torch.device) -> None:
-    """MattekitError (one sentence) when ``entry`` runs on the CPU and this machine has less memory free than the
-    catalog's ``memory_gb`` for it (the peak of a whole ``remove`` of a 50 MP photo, measured: the big-photo
-    BiRefNets take 13-13.5 GiB), rather than a machine that swaps or a process the kernel kills."""
+def check_memory(entry: ModelEntry, device: str | torch.device) -> None:
+    """MattekitError (one sentence) when ``entry`` runs on the CPU (``device``: a torch.device or a name) and this
+    machine has less memory free than the catalog's ``memory_gb`` for it (the peak of a whole ``remove`` of a 50 MP
+    photo, measured: the big-photo BiRefNets take 13-13.5 GiB), rather than a machine that swaps or a process the
+    kernel kills."""
     need = entry.memory_gb
-    if need is None or device.type != "cpu":
+    if need is None or str(device).split(":")[0] != "cpu":
         return
-    free = engines.available_memory(device) / 2 ** 30
+    free = engines.available_memory("cpu") / 2 ** 30
     if free < need:
         raise MattekitError(f"Model '{entry.name}' needs about {need:g} GiB of memory on the CPU and {free:.1f} GiB is "
                             f"free; close other programs, or use a model that runs at 1024 px (birefnet-general, "
@@ -221,8 +308,12 @@ class ModelCache:
             entry = cat.default(task)
         else:
             entry = cat.get(model, task)
-        dev, backend, dtype = engine_plan(entry, device, backend, precision)
-        key = (entry.name, str(dev), str(weights_path or ""), backend, dtype)
+        if without_torch(entry, device, backend, precision):
+            dev, backend, dtype_name = "cpu", "onnx", "fp32"
+        else:
+            dev, backend, dtype = engine_plan(entry, device, backend, precision)
+            dtype_name = policy.dtype_name(dtype)
+        key = (entry.name, str(dev), str(weights_path or ""), backend, dtype_name)
         with self._lock:
             if key not in self._loaded:
                 check_memory(entry, dev)  # before its weights are looked for or loaded
@@ -231,7 +322,7 @@ class ModelCache:
                     _NOTICES_SHOWN.add(entry.name)
                 self._loaded[key] = Predictor(entry, dev, weights_path, backend, precision)
                 predictor = self._loaded[key]
-                gpus.say_if_idle(entry.name, str(device or "auto"), predictor.device, predictor.backend)
+                gpus.say_if_idle(entry.name, str(device or "auto"), predictor.device_type, predictor.backend)
                 unlicensed = cat.unlicensed_notice(entry, str(settings.config_path()))  # once it runs: not before an
                 if unlicensed and settings.first_time(f"unlicensed-{entry.name}"):  # error; once per user
                     print(f"mattekit: {unlicensed}", file=sys.stderr)

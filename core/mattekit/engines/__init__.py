@@ -1,8 +1,9 @@
 """Inference engines: how a loaded net runs on its device (the ``backend`` of a Predictor).
 
 An engine is called with an N x C x h x w float32 CPU tensor and returns the prediction element of
-the net's output (the catalog's ``output.index``, before any activation) on its device; it has
-``name``, ``device``, ``dtype`` and ``net``. :func:`create` picks one:
+the net's output (the catalog's ``output.index``, before any activation) on its device; the ONNX engines also
+take a numpy array and then return one. Each has ``name``, ``device_type`` ("cpu", "cuda", "mps"), ``device``,
+``dtype`` and ``net`` (the ONNX engines make their torch objects only when asked). :func:`create` picks one:
 
 =================  ==========================================================  =====================
 backend/device     engine                                                      module
@@ -19,23 +20,26 @@ dtype: torch, except on a CPU without NNPACK where ONNX Runtime (if installed) b
 convolutions; bf16 on CPUs with native bf16 for catalog models marked ``cpu_bf16``.
 
 Throughput on CPU comes from several single-threaded calls in parallel threads (``mattekit.pipeline``);
-one call alone uses the calling thread's torch thread count (ONNX Runtime: a session of that many threads;
-an .onnx release: the count when its session was made).
+one call alone uses the calling thread's thread count (:mod:`mattekit.engines.threads`; ONNX Runtime: a session of
+that many threads; an .onnx release: the count when its session was made). A run whose model runs on ONNX Runtime
+(:func:`mattekit.engines.policy.plain_cpu_onnx`) imports torch only to export the model once.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-import torch.nn as nn
+import numpy as np
 
-from .policy import available_memory, engine_precision, resolve_backend, resolve_precision, select_device
-from .torch_engine import FastCPUEngine, TorchEngine, pinned_stack, select_output, to_host, worker_stream
+from .policy import available_memory, dtype_named, engine_precision, resolve_backend, resolve_precision, select_device
 
-__all__ = ["create", "from_onnx_file", "parallel_calls", "available_memory", "engine_precision", "resolve_backend", "resolve_precision",
-           "select_device",
-           "pinned_stack", "select_output", "to_host", "worker_stream"]
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+__all__ = ["create", "onnx_engine", "onnx_export_path", "from_onnx_file", "parallel_calls", "available_memory", "engine_precision", "resolve_backend",
+           "resolve_precision", "select_device", "stack_inputs", "select_output", "to_host", "worker_stream"]
 
 
 def create(load: Callable[[], nn.Module], device: torch.device, *, backend: str | None = "auto", precision: str | None = "auto",
@@ -51,22 +55,39 @@ def create(load: Callable[[], nn.Module], device: torch.device, *, backend: str 
     weights_path / recipe: identify the ONNX export (weights' sha256; net name and kwargs).
     example: an input height and width the net accepts; dynamic_size: inputs of other sizes will come
     (both for the ONNX export, which is static in height and width otherwise).
-    threads: ONNX Runtime intra-op threads (default: torch's thread count now).
+    threads: ONNX Runtime intra-op threads (default: this thread's count, :func:`mattekit.engines.threads.count`).
     label: the model's name where its ONNX export is shown (the catalog's).
     """
     name = resolve_backend(backend, device, precision=precision)
     dtype = engine_precision(name, precision, device, half_ok, cpu_bf16_ok)
     if name == "onnx":
-        from .onnx import OnnxEngine, onnx_path
+        return onnx_engine(load, index, weights_path, recipe, example, dynamic_size, threads, label)
+    from .torch_engine import FastCPUEngine, TorchEngine
 
-        recipe = dict(recipe or {}, size=None if dynamic_size else list(example))
-        net = None if weights_path is not None and "net" in recipe else load()  # else the path needs the module
-        path = onnx_path(net, index, weights_path, recipe)
-        return OnnxEngine(load if net is None else (lambda: net), index, path, example=example,
-                          dynamic_size=dynamic_size, threads=threads, label=label)
-    if device.type == "cpu" and dtype is torch.float32:
+    if device.type == "cpu" and dtype == dtype_named("fp32"):
         return FastCPUEngine(load(), index)
     return TorchEngine(load(), device, dtype, index)
+
+
+def onnx_engine(load: Callable[[], nn.Module], index: tuple = (), weights_path: str | Path | None = None,
+                recipe: dict | None = None, example: tuple[int, int] = (64, 64), dynamic_size: bool = True,
+                threads: int | None = None, label: str | None = None):
+    """:func:`create`'s ONNX engine (arguments as there): with ``weights_path`` and ``recipe["net"]`` its cached
+    export is found without building the net, and a run whose export exists imports no torch."""
+    from .onnx import OnnxEngine
+
+    net = None if weights_path is not None and "net" in (recipe or {}) else load()  # else the path needs the module
+    path = onnx_export_path(index, weights_path, recipe, example, dynamic_size, net)
+    return OnnxEngine(load if net is None else (lambda: net), index, path, example=example,
+                      dynamic_size=dynamic_size, threads=threads, label=label)
+
+
+def onnx_export_path(index: tuple = (), weights_path: str | Path | None = None, recipe: dict | None = None,
+                     example: tuple[int, int] = (64, 64), dynamic_size: bool = True, net: nn.Module | None = None) -> Path:
+    """Where :func:`onnx_engine` keeps the export for these arguments (:func:`mattekit.engines.onnx.onnx_path`)."""
+    from .onnx import onnx_path
+
+    return onnx_path(net, index, weights_path, dict(recipe or {}, size=None if dynamic_size else list(example)))
 
 
 def from_onnx_file(path: str | Path, threads: int | None = None):
@@ -80,10 +101,55 @@ def from_onnx_file(path: str | Path, threads: int | None = None):
 def parallel_calls(predictor) -> bool:
     """Whether ``predictor``'s engine is best run as several one-thread calls at once (:func:`mattekit.pipeline.plan`):
     an engine running each call with the calling thread's thread count on a fixed input of at most
-    :data:`mattekit.onnx_import.SHRINK_ABOVE` pixels (a small net: one call keeps two cores only partly busy, and its
+    :data:`mattekit.engines.onnx.SHRINK_ABOVE` pixels (a small net: one call keeps two cores only partly busy, and its
     scratch memory is small enough to hold once per worker)."""
-    from ..onnx_import import SHRINK_ABOVE
+    from .onnx import SHRINK_ABOVE
 
     size = getattr(getattr(getattr(predictor, "entry", None), "input", None), "size", None)
     return (getattr(getattr(predictor, "engine", None), "parallel_calls", False) and size is not None
             and size[0] * size[1] <= SHRINK_ABOVE)
+
+
+def select_output(out, index: tuple):
+    """The prediction element ``index`` of a net's output (:func:`mattekit.engines.torch_engine.select_output`)."""
+    from .torch_engine import select_output as selected
+
+    return selected(out, index)
+
+
+def stack_inputs(inputs: list, device_type: str):
+    """1 x C x h x w inputs (numpy arrays, or torch tensors) as one batch: the one input itself, else
+    concatenated (torch tensors bound for CUDA: in pinned memory, :func:`mattekit.engines.torch_engine.pinned_stack`)."""
+    if len(inputs) == 1 and device_type != "cuda":
+        return inputs[0]
+    if device_type != "cuda":
+        from .onnx import joined
+
+        return joined(inputs)
+    import torch
+
+    from .torch_engine import pinned_stack
+
+    return pinned_stack(inputs, torch.device(device_type))
+
+
+def to_host(prediction):
+    """``prediction`` on the CPU: a numpy array as it is, a torch tensor by
+    :func:`mattekit.engines.torch_engine.to_host` (from CUDA through pinned memory)."""
+    if isinstance(prediction, np.ndarray):
+        return prediction
+    from .torch_engine import to_host as host
+
+    return host(prediction)
+
+
+def worker_stream(device: str):
+    """A context giving the calling thread its own CUDA stream on ``device`` (a name: "cuda", "cuda:1"); a no-op on
+    other devices (:func:`mattekit.engines.torch_engine.worker_stream`)."""
+    if not str(device).startswith("cuda"):
+        return contextlib.nullcontext()
+    import torch
+
+    from .torch_engine import worker_stream as stream
+
+    return stream(torch.device(device))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-import torch
+from importlib import metadata
 
 from .. import machine
-from .policy import mps_available
+from .policy import gpu_possible, mps_available
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,17 @@ class GPUs:
 
 
 def found() -> GPUs:
-    """This machine's GPUs, asked now (nvidia-smi is a subprocess: a few tens of milliseconds where it exists)."""
-    cuda = ()
-    if torch.cuda.is_available():
-        cuda = tuple((p.name, p.total_memory / (1 << 30))
-                     for p in map(torch.cuda.get_device_properties, range(torch.cuda.device_count())))
-    return GPUs(cuda, mps_available(), tuple(machine.nvidia_gpus()), torch.version.cuda)
+    """This machine's GPUs, asked now (nvidia-smi is a subprocess: a few tens of milliseconds where it exists). torch
+    is asked only where it may see one (:func:`mattekit.engines.policy.gpu_possible`): a CPU-only build sees none."""
+    cuda, mps, built = (), False, None
+    if gpu_possible():
+        import torch
+
+        if torch.cuda.is_available():
+            cuda = tuple((p.name, p.total_memory / (1 << 30))
+                         for p in map(torch.cuda.get_device_properties, range(torch.cuda.device_count())))
+        mps, built = mps_available(), torch.version.cuda
+    return GPUs(cuda, mps, tuple(machine.nvidia_gpus()), built)
 
 
 def idle_reason(gpus: GPUs, asked: str, engine: str) -> str | None:
@@ -47,7 +52,7 @@ def idle_reason(gpus: GPUs, asked: str, engine: str) -> str | None:
     if asked.lower().startswith("cpu"):
         return "the device 'cpu' was asked for (--device cpu, or the job's device option)"
     if gpus.nvidia and not gpus.cuda and gpus.torch_cuda is None:
-        return (f"this torch ({torch.__version__}) is a CPU-only build; a fresh set-up (`python install/setup.py` "
+        return (f"this torch ({metadata.version('torch')}) is a CPU-only build; a fresh set-up (`python install/setup.py` "
                 f"after removing .venv) installs the CUDA build the driver runs")
     if gpus.nvidia and not gpus.cuda:
         return (f"torch, built for CUDA {gpus.torch_cuda}, cannot use it (driver {gpus.nvidia[0][1]} too old for "
@@ -61,11 +66,11 @@ _SAID: list[str] = []  # the sentence, once said in this process
 _ASKED: list[GPUs] = []  # :func:`found`'s answer, asked once in this process
 
 
-def say_if_idle(model: str, asked: str, device: torch.device, engine: str) -> str | None:
+def say_if_idle(model: str, asked: str, device_type: str, engine: str) -> str | None:
     """Print to stderr, once per process, why ``model`` runs on the CPU although this machine has a GPU (nothing
     when it runs on a GPU or there is none); returns the sentence when it was printed now. The GPUs are asked for
     once per process (:func:`found`), on the first CPU run."""
-    if _SAID or device.type != "cpu":
+    if _SAID or device_type != "cpu":
         return None
     if not _ASKED:
         _ASKED.append(found())

@@ -3,32 +3,52 @@
 Nothing here runs a net: these functions turn the user's ``auto``/named choices (and the
 ``$MATTEKIT_BACKEND`` / ``$MATTEKIT_PRECISION`` overrides) into a ``torch.device``, a backend name
 ("torch" or "onnx") and a ``torch.dtype``, or fail with one sentence saying why the choice cannot run here.
+torch is imported by the functions that need it, not by this module: :func:`plain_cpu_onnx` answers without it
+where the answer is ONNX Runtime on the CPU in fp32, so that such a run never imports torch (1.3-2 s).
 """
 from __future__ import annotations
 
 import functools
 import importlib.util
 import os
-
-import torch
+import platform
+import re
+from typing import TYPE_CHECKING
 
 from ..errors import MattekitError
 from ..machine import available_ram, cpu_info
 
 BACKENDS = ("auto", "torch", "onnx")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+
+if TYPE_CHECKING:
+    import torch
+
+
+def dtype_named(name: str) -> torch.dtype:
+    """The torch dtype of a precision name ("fp32", "fp16", "bf16")."""
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+
+
+def dtype_name(dtype) -> str:
+    """The precision name ("fp32", "fp16", "bf16") of a torch dtype."""
+    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[str(dtype).replace("torch.", "")]
 
 
 # ----------------------------------------------------------------------------------- devices
 
 def mps_available() -> bool:
+    import torch
+
     return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
 def select_device(name: str | None = "auto") -> torch.device:
     """``auto`` picks CUDA, then MPS, then CPU; an explicit device that is missing is an error."""
+    import torch
+
     name = (name or "auto").lower()
     if name == "auto":
         if torch.cuda.is_available():
@@ -50,14 +70,20 @@ def select_device(name: str | None = "auto") -> torch.device:
     return device
 
 
-def available_memory(device: torch.device) -> int:
-    """Bytes free for work on ``device``: free CUDA memory, MPS's recommended budget left, or the
-    machine's available RAM (Linux MemAvailable, else free physical pages; 4 GiB when unknown)."""
-    if device.type == "cuda":
+def available_memory(device: torch.device | str) -> int:
+    """Bytes free for work on ``device`` (a torch.device or a name): free CUDA memory, MPS's recommended budget
+    left, or the machine's available RAM (Linux MemAvailable, else free physical pages; 4 GiB when unknown)."""
+    kind = str(device).split(":")[0]
+    if kind == "cuda":
+        import torch
+
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
-    if device.type == "mps" and hasattr(torch.mps, "recommended_max_memory"):
-        return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
+    if kind == "mps":
+        import torch
+
+        if hasattr(torch.mps, "recommended_max_memory"):
+            return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
     return available_ram()
 
 
@@ -77,6 +103,8 @@ def onnx_available() -> bool:
 def nnpack_available() -> bool:
     """NNPACK (whose Winograd kernels the fp32 CPU engine uses) is compiled into this torch and
     initialises on this CPU (this also initialises it)."""
+    import torch
+
     try:
         return bool(torch._nnpack_available())
     except (AttributeError, RuntimeError):
@@ -98,6 +126,8 @@ def native_cpu_bf16() -> bool:
 def _detected_cpu_bf16() -> bool:
     info = cpu_info()
     if info is None:
+        import torch
+
         try:
             return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
         except (AttributeError, RuntimeError):
@@ -154,12 +184,14 @@ def resolve_precision(precision: str | None, device: torch.device, half_ok: bool
     An explicit bf16 runs on any CPU: emulated (slow) where the CPU has no native bf16, so that every
     machine can check the path that CPUs with native bf16 take.
     """
+    import torch
+
     name = _precision_name(precision)
     if name == "auto":
         if device.type == "cuda":
             return torch.float16 if half_ok else torch.float32
         return torch.bfloat16 if device.type == "cpu" and cpu_bf16_ok and native_cpu_bf16() else torch.float32
-    dtype = DTYPES[name]
+    dtype = dtype_named(name)
     if device.type == "cpu" and dtype is torch.float16:
         raise MattekitError("fp16 is not supported on the CPU; use fp32 or bf16.")
     if device.type == "cuda" and dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
@@ -175,4 +207,51 @@ def engine_precision(backend: str, precision: str | None, device: torch.device, 
         return resolve_precision(precision, device, half_ok, cpu_bf16_ok)
     if _precision_name(precision) not in ("auto", "fp32"):
         raise MattekitError("The onnx backend runs in fp32 only; leave --precision at auto or fp32.")
-    return torch.float32
+    return dtype_named("fp32")
+
+
+# ----------------------------------------------------------------------------------- without torch
+
+def plain_cpu_onnx(device: str | None, backend: str | None, precision: str | None, model: str | None,
+                   pinned: str | None = None, cpu_bf16_ok: bool = False) -> bool:
+    """Whether a model runs on ONNX Runtime on the CPU in fp32 (what :func:`resolve_backend` and
+    :func:`engine_precision` would answer), decided without importing torch; False where only torch can tell
+    (a GPU may be there, the model was not measured on this CPU class, bf16 may be native) or the answer differs.
+    ``device``/``backend``/``precision``: as the user gave them (names, ``auto`` or None); ``model``: the catalog
+    name; ``pinned``: the one backend of the model's net family, if any; ``cpu_bf16_ok``: the catalog's flag."""
+    name = (device or "auto").lower()
+    if name not in ("auto", "cpu") or (name == "auto" and gpu_possible()):
+        return False
+    try:
+        wanted = _precision_name(precision)
+    except MattekitError:
+        return False  # the torch path says why, in its own words
+    if wanted not in ("auto", "fp32") or (wanted == "auto" and cpu_bf16_ok and native_cpu_bf16()):
+        return False
+    chosen = (pinned or backend or "auto").lower()
+    if chosen == "auto":
+        chosen = os.environ.get("MATTEKIT_BACKEND", "auto").lower() or "auto"
+    if chosen not in ("auto", "onnx") or not onnx_available():
+        return False
+    if chosen == "auto":
+        from .choice import winner
+
+        return bool(model) and winner(model) == "onnx"
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_possible() -> bool:
+    """Whether ``auto`` might pick a GPU here, known without importing torch: a torch build for CUDA or ROCm (its
+    ``torch/version.py``), or macOS (MPS). A CPU-only build elsewhere answers no; anything unreadable, yes."""
+    if platform.system() == "Darwin":
+        return True
+    try:
+        spec = importlib.util.find_spec("torch")
+        folder = next(iter(spec.submodule_search_locations or ()))
+        with open(os.path.join(folder, "version.py"), encoding="utf-8") as version:
+            text = version.read()
+    except (ImportError, ValueError, AttributeError, StopIteration, OSError):
+        return True
+    built = dict(re.findall(r"^(cuda|hip)\s*(?::[^=]*)?=\s*(.+?)\s*$", text, re.MULTILINE))
+    return set(built) != {"cuda", "hip"} or any(value != "None" for value in built.values())

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from .cpu_graph import depthwise_in_nchw, fold_batchnorm, optimise_for_cpu, route_bf16_convs
-from .policy import DTYPE_NAMES
+from .policy import dtype_name
 
 
 def select_output(out, index: tuple):
@@ -82,7 +82,7 @@ class TorchEngine:
     concurrent = True
 
     def __init__(self, net: nn.Module, device: torch.device, dtype: torch.dtype, index: tuple = ()):
-        self.device, self.dtype, self.index = device, dtype, tuple(index)
+        self.device, self.dtype, self.index, self.device_type = device, dtype, tuple(index), device.type
         self.channels_last = device.type == "cuda" or (device.type == "cpu" and dtype is torch.bfloat16)
         self.module = fold_batchnorm(Selected(net, index))  # in fp32, before any rounding to half precision
         winograd = device.type == "cpu" and dtype is torch.bfloat16 and route_bf16_convs(self.module)
@@ -99,7 +99,7 @@ class TorchEngine:
             torch.backends.cudnn.benchmark = False
             if dtype is torch.float32:  # fp32 means fp32 (TF32: 1e-4 to 7e-4 relative error, fp32: 1e-6)
                 torch.backends.cudnn.allow_tf32 = False
-        self.name = f"torch-{device.type}-{DTYPE_NAMES[dtype]}" + ("-winograd" if winograd else "")
+        self.name = f"torch-{device.type}-{dtype_name(dtype)}" + ("-winograd" if winograd else "")
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -131,7 +131,7 @@ class FastCPUEngine:
     concurrent = True
 
     def __init__(self, net: nn.Module, index: tuple = ()):
-        self.device, self.dtype = torch.device("cpu"), torch.float32
+        self.device, self.dtype, self.device_type = torch.device("cpu"), torch.float32, "cpu"
         self.net = net.to(device=self.device, dtype=self.dtype)
         self.module, self.name = optimise_for_cpu(Selected(self.net, index))
 

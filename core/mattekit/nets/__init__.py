@@ -22,6 +22,20 @@ _FAMILIES: dict[str, str | Family] = {name: f"{__name__}.{name}" for name in (
     "srvgg", "rrdbnet", "rfdn")}
 
 
+# Families whose descriptor is plain (:attr:`.descriptor.Family.plain`): what the runtime needs of them is known
+# without importing their module, which imports torch, so a run on ONNX Runtime alone never imports it
+# (tests/test_engine_choice.py checks each against its FAMILY).
+PLAIN = frozenset({"u2net", "isnet", "csnet", "birefnet", "sinet", "extremec3", "srvgg", "rrdbnet", "rfdn"})
+
+
+def plain(name: str) -> bool:
+    """Whether the family of ``name`` (a catalog ``net`` prefix or a whole spec) is plain, without importing its
+    module where it is not loaded yet (:data:`PLAIN`); a loaded or registered family answers for itself."""
+    name = name.partition(":")[0]
+    found = _FAMILIES.get(name)
+    return found.plain if isinstance(found, Family) else name in PLAIN
+
+
 def names() -> tuple[str, ...]:
     """The registered family names (the catalog's ``net`` prefixes)."""
     return tuple(_FAMILIES)

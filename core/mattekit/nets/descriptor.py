@@ -65,6 +65,11 @@ class Family:
     as_maps: Callable[[torch.Tensor], torch.Tensor] = as_is
     backends: tuple[str, ...] = ("torch", "onnx")
 
+    @property
+    def plain(self) -> bool:
+        """Every default the runtime reads: the own-size rule, maps as they are, no step, either backend."""
+        return self.input_size is own_size and self.as_maps is as_is and self.step is None and len(self.backends) > 1
+
     def build(self, class_name: str, **kwargs) -> torch.nn.Module:
         """The module ``class_name`` of this family built with ``kwargs`` (ValueError for an unknown class)."""
         if class_name not in self.classes:

@@ -51,10 +51,8 @@ class HintChain:
     def read(self, frame: int) -> tuple:
         """The pipeline's read: a placeholder input (the net's input depends on the carried hint) and
         (picture, the flow's grey frame)."""
-        import torch
-
         picture = self.source.plate.read(frame)
-        return torch.zeros(1), (picture, tracking.grey(picture.pixels))
+        return np.zeros(1, np.float32), (picture, tracking.grey(picture.pixels))
 
     def step(self, frame: int, context: tuple) -> list[tuple]:
         """Run the net on ``frame`` with its hint; returns the (frame, picture, mask) now ready, in the

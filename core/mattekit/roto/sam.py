@@ -21,6 +21,8 @@ per direction). The logits (the plate's size) become a probability whose 0.5 lev
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import runtime
 from ..subject import masks, prompting
 from . import temporal, tracking
@@ -79,9 +81,7 @@ class SamChain:
 
     def read(self, item: tuple[int, int]) -> tuple:
         """The pipeline's read: a placeholder input (the tracker takes the frame itself) and the picture."""
-        import torch
-
-        return torch.zeros(1), self.source.plate.read(item[0])
+        return np.zeros(1, np.float32), self.source.plate.read(item[0])
 
     def step(self, item: tuple[int, int], picture) -> list[tuple]:
         """Feed ``item``'s frame to its run's tracker (a new run: prompt it on its keyframe); returns the

@@ -41,11 +41,11 @@ def network_input(predictor, image: np.ndarray, hint: hints.Hint, box_focus: boo
         return predictor.prepare(image), (hint, None)
     x, context = masks.hinted_input(predictor, image, hint)
     if hint.box is not None and predictor.entry.task == "segment" and not _covers_image(context, image):
-        import torch  # here, as runtime: a bad input is refused before torch is imported (tests/test_reliability.py)
-
+        from ..engines import stack_inputs
         from ..runtime import input_size
+
         if tuple(input_size(predictor.entry, *image.shape[:2])) == tuple(x.shape[2:]):
-            x = torch.cat([x, predictor.prepare(image)])
+            x = stack_inputs([x, predictor.prepare(image)], "cpu")
     return x, context
 
 

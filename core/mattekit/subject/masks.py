@@ -127,9 +127,11 @@ def band_filter(factor: float) -> tuple[int, int, int]:
 
 
 def prediction_array(prediction) -> np.ndarray:
-    """A network's prediction as an h x w array: the first map of an N x C x h x w tensor (float32, on the CPU), or
-    an h x w array as it is."""
-    return prediction if isinstance(prediction, np.ndarray) else prediction[0, 0].float().cpu().numpy()
+    """A network's prediction as an h x w float32 array: the first map of an N x C x h x w array or tensor (on the
+    CPU), or an h x w array as it is."""
+    if isinstance(prediction, np.ndarray):
+        return (prediction[0, 0] if prediction.ndim == 4 else prediction).astype(np.float32, copy=False)
+    return prediction[0, 0].float().cpu().numpy()
 
 
 def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, soft: bool = False,
@@ -263,8 +265,7 @@ def device_of(predictor):
     """The CUDA device ``predictor``'s model runs on, where the finish's refinement and decontamination run too
     (:func:`refine_mask`, :func:`mattekit.matting.estimate_foreground`); None for a model on the CPU (or Apple's
     MPS, where they are not tested) and without a predictor."""
-    device = getattr(predictor, "device", None)
-    return device if device is not None and device.type == "cuda" else None
+    return predictor.device if getattr(predictor, "device_type", None) == "cuda" else None
 
 
 def upsampling_of(predictor) -> str:

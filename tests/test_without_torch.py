@@ -1,0 +1,104 @@
+"""A model on ONNX Runtime on the CPU runs without importing torch (1.3-2 s of every command's start): the
+torch-free plan agrees with the torch one wherever it answers, plain families are what they say, thread counts
+follow torch's, and a whole ``mattekit remove`` with a cached export never imports torch."""
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mattekit import catalog, nets, runtime
+from mattekit.engines import policy, threads
+
+CORE = str(Path(__file__).resolve().parents[1] / "core")
+
+
+@pytest.mark.parametrize("cpu_class", ["x86_64-avx2", "x86_64-avx512_bf16", "x86_64", "arm64"])
+def test_the_plan_without_torch_is_the_plan_with_it(monkeypatch, cpu_class):
+    """Wherever :func:`runtime.without_torch` says a model runs on ONNX Runtime on the CPU in fp32, engine_plan
+    (which asks torch) says so too: every catalog model, device, backend, precision, on CPUs of several classes, with
+    native bf16 or without. And it does say so for the measured segmentation models on the CPU."""
+    monkeypatch.setenv("MATTEKIT_CPU_CLASS", cpu_class)
+    said = 0
+    for bf16 in ("0", "1"):
+        monkeypatch.setenv("MATTEKIT_CPU_BF16", bf16)
+        for entry, device, backend, precision in itertools.product(
+                catalog.load().models.values(), ("auto", "cpu", None), ("auto", "onnx", "torch"), ("auto", "fp32", "bf16")):
+            if not runtime.without_torch(entry, device, backend, precision):
+                continue
+            said += 1
+            dev, chosen, dtype = runtime.engine_plan(entry, device, backend, precision)
+            assert (dev.type, chosen, dtype) == ("cpu", "onnx", torch.float32), (entry.name, device, backend, precision)
+    assert said > 0
+    if cpu_class == "x86_64-avx2":
+        assert runtime.without_torch(catalog.load().get("u2netp"), "auto")
+        assert runtime.without_torch(catalog.load().get("isnet-general-use"), None)
+        assert not runtime.without_torch(catalog.load().get("u2netp"), "cpu", "torch")
+        assert not runtime.without_torch(catalog.load().get("modnet-portrait"), "cpu", "onnx")  # not a plain family
+
+
+def test_plain_families_are_plain_and_the_others_are_not():
+    """:data:`mattekit.nets.PLAIN` lists the families whose descriptor takes every default, checked on each loaded
+    FAMILY (the runtime then needs none of them loaded to size an input or read a prediction)."""
+    for name in nets.names():
+        assert nets.family(name).plain == (name in nets.PLAIN), name
+        assert nets.plain(name) == (name in nets.PLAIN)
+
+
+def test_gpu_possible_follows_the_torch_build():
+    """A torch built for CUDA or ROCm (or macOS) may see a GPU; a CPU-only build elsewhere cannot."""
+    built = torch.version.cuda is not None or getattr(torch.version, "hip", None) is not None
+    assert policy.gpu_possible() == (built or sys.platform == "darwin")
+    if not policy.gpu_possible():
+        assert not torch.cuda.is_available()
+
+
+@pytest.mark.parametrize("env", [{}, {"OMP_NUM_THREADS": "1"}, {"MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "4"},
+                                 {"OMP_NUM_THREADS": "64"}])
+def test_the_default_thread_count_is_torchs(env):
+    """Without torch, a thread's count is torch's default as a fresh process would have it (environment included)."""
+    code = ("import sys; sys.path.insert(0, %r); from mattekit.engines import threads; own = threads.default_count(); "
+            "import torch; print(own, torch.get_num_threads())" % CORE)
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], env=clean | env, capture_output=True, text=True, check=True)
+    own, torchs = out.stdout.split()
+    assert own == torchs, (env, out.stdout)
+
+
+def test_a_threads_count_is_its_own():
+    """set_count gives the calling thread its count (and torch's where loaded); another thread keeps its own."""
+    import threading
+
+    threads.set_count(1)
+    assert threads.count() == 1 and torch.get_num_threads() == 1
+    seen = []
+    worker = threading.Thread(target=lambda: (threads.set_count(2), seen.append(threads.count())))
+    worker.start()
+    worker.join()
+    assert seen == [2] and threads.count() == 1
+    threads.set_count(2)
+
+
+@pytest.mark.needs_data
+def test_a_remove_on_onnx_runtime_never_imports_torch(shared, tmp_path):
+    """``mattekit remove`` with u2netp (ONNX Runtime here) exports the model once (torch imported for that), and
+    then cuts out a photo without importing torch, with the same bytes as the torch path's run (``--backend torch``
+    gives the ONNX engine's prediction within 1e-4, not bit for bit, so the check is against the first run)."""
+    photo = sorted((shared / "data" / "grabcut50" / "im").iterdir())[0]
+    env = dict(os.environ, MATTEKIT_CPU_CLASS="x86_64-avx2", MATTEKIT_HOME=str(tmp_path / "home"),
+               MATTEKIT_MIRROR=str(shared / "weights"), PYTHONPATH=CORE)
+    code = ("import sys; from mattekit.cli import main; code = main(sys.argv[1:]); "
+            "print('torch' in sys.modules); sys.exit(code)")
+    runs = []
+    for name in ("first", "second"):
+        out = subprocess.run([sys.executable, "-c", code, "remove", "--model", "u2netp", str(photo), "-o",
+                              str(tmp_path / f"{name}.png")], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        runs.append(out.stdout.split()[-1])
+    assert runs == ["True", "False"]  # the export needs torch; the run from the cached export does not
+    assert (tmp_path / "first.png").read_bytes() == (tmp_path / "second.png").read_bytes()
