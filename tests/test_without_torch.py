@@ -58,6 +58,16 @@ def test_gpu_possible_follows_the_torch_build():
         assert not torch.cuda.is_available()
 
 
+def test_where_a_gpu_may_be_there_auto_asks_torch(monkeypatch):
+    """With a torch built for CUDA (forced here: this one is a CPU-only build), ``auto`` may mean a GPU, so only an
+    explicit ``cpu`` is planned without torch."""
+    monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")
+    monkeypatch.setattr(policy, "gpu_possible", lambda: True)
+    entry = catalog.load().get("u2netp")
+    assert not runtime.without_torch(entry, "auto") and not runtime.without_torch(entry, None)
+    assert runtime.without_torch(entry, "cpu") and not runtime.without_torch(entry, "cuda")
+
+
 @pytest.mark.parametrize("env", [{}, {"OMP_NUM_THREADS": "1"}, {"MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "4"},
                                  {"OMP_NUM_THREADS": "64"}])
 def test_the_default_thread_count_is_torchs(env):
