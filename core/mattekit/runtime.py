@@ -81,7 +81,7 @@ def without_torch(entry: ModelEntry, device, backend: str | None = "auto", preci
     """Whether ``entry`` runs on ONNX Runtime on the CPU in fp32 with a plain net family: then it loads and runs
     without importing torch (where its export is cached). ``device``: a name, None or a torch.device."""
     return nets.plain(entry.net) and not entry.recurrent and policy.plain_cpu_onnx(
-        None if device is None else str(device), backend, precision, entry.name, pinned_backend(entry), entry.cpu_bf16)
+        None if device is None else str(device), backend, precision, entry.name, entry.cpu_bf16)
 
 
 class Predictor:

@@ -27,6 +27,7 @@ from .. import heap
 from ..errors import MattekitError
 from ..fsutil import atomic_write, known_sha256
 from . import threads as thread_count
+from .policy import dtype_named
 
 if TYPE_CHECKING:
     import torch
@@ -192,7 +193,7 @@ class OnnxEngine:
             return self.sessions[threads]
 
     device = property(lambda self: _cpu_device(), doc="torch.device('cpu') (imports torch).")
-    dtype = property(lambda self: _fp32(), doc="torch.float32 (imports torch).")
+    dtype = property(lambda self: dtype_named("fp32"), doc="torch.float32 (imports torch).")
 
     @property
     def net(self) -> nn.Module:
@@ -242,12 +243,6 @@ def _cpu_device():
     import torch
 
     return torch.device("cpu")
-
-
-def _fp32():
-    import torch
-
-    return torch.float32
 
 
 def session_options(ort, threads: int | None = None):

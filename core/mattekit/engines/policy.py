@@ -213,12 +213,12 @@ def engine_precision(backend: str, precision: str | None, device: torch.device, 
 # ----------------------------------------------------------------------------------- without torch
 
 def plain_cpu_onnx(device: str | None, backend: str | None, precision: str | None, model: str | None,
-                   pinned: str | None = None, cpu_bf16_ok: bool = False) -> bool:
+                   cpu_bf16_ok: bool = False) -> bool:
     """Whether a model runs on ONNX Runtime on the CPU in fp32 (what :func:`resolve_backend` and
     :func:`engine_precision` would answer), decided without importing torch; False where only torch can tell
     (a GPU may be there, the model was not measured on this CPU class, bf16 may be native) or the answer differs.
     ``device``/``backend``/``precision``: as the user gave them (names, ``auto`` or None); ``model``: the catalog
-    name; ``pinned``: the one backend of the model's net family, if any; ``cpu_bf16_ok``: the catalog's flag."""
+    name, of a net family that either backend may run; ``cpu_bf16_ok``: the catalog's flag."""
     name = (device or "auto").lower()
     if name not in ("auto", "cpu") or (name == "auto" and gpu_possible()):
         return False
@@ -228,7 +228,7 @@ def plain_cpu_onnx(device: str | None, backend: str | None, precision: str | Non
         return False  # the torch path says why, in its own words
     if wanted not in ("auto", "fp32") or (wanted == "auto" and cpu_bf16_ok and native_cpu_bf16()):
         return False
-    chosen = (pinned or backend or "auto").lower()
+    chosen = (backend or "auto").lower()
     if chosen == "auto":
         chosen = os.environ.get("MATTEKIT_BACKEND", "auto").lower() or "auto"
     if chosen not in ("auto", "onnx") or not onnx_available():
