@@ -69,7 +69,7 @@ def _inputs(n: int, size: int, seed: int = 0) -> list[torch.Tensor]:
 def test_a_batch_gives_what_its_images_give_one_by_one(golden):
     engine = _u2netp_engine(golden)
     xs = _inputs(8, 320)
-    batched = engines.to_host(engine(engines.pinned_stack(xs, engine.device))).float()
+    batched = engines.to_host(engine(engines.stack_inputs(xs, engine.device.type))).float()
     assert batched.shape[0] == 8
     for i, x in enumerate(xs):
         alone = engines.to_host(engine(x)).float()
