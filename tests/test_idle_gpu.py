@@ -53,7 +53,7 @@ def test_the_reason_follows_the_facts(found, asked, engine, expected):
 @pytest.mark.parametrize("found, said", [(H100, True), (MAC, True), (gpus.GPUs(), False)])
 def test_the_cli_says_it_once_with_device_cpu_and_never_without_a_gpu(found, said, shared, mirror, tmp_path,
                                                                        monkeypatch, capsys):
-    monkeypatch.setattr(gpus, "found", lambda: found)
+    monkeypatch.setattr(gpus, "found", lambda ask_torch=True: found)
     photo = shared / "data/grabcut50/im/teddy.jpg"  # two photos with one model, then another model: one sentence
     code = max(main(["remove", str(photo), "-o", str(tmp_path / f"{n}.png"), "--model", model, "--device", "cpu"])
                for n, model in enumerate(("u2netp", "u2netp", "csnet-sod")))
@@ -92,7 +92,7 @@ def test_a_gpu_torch_cannot_use_is_said_by_a_real_run(shared, tmp_path):
 
 
 def test_the_worker_says_it_once_for_its_jobs(shared, mirror, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(gpus, "found", lambda: H100)
+    monkeypatch.setattr(gpus, "found", lambda ask_torch=True: H100)
     srv = service.WorkerServer(state_file=str(tmp_path / "state" / "worker.json"), idle_timeout=None,
                                log=lambda text: None, threads=1).start_background()
     try:
@@ -110,7 +110,7 @@ def test_the_worker_says_it_once_for_its_jobs(shared, mirror, tmp_path, monkeypa
 
 def test_an_engine_without_gpu_support_is_the_reason_given(shared, mirror, tmp_path, monkeypatch, capsys):
     """u2netp runs on ONNX Runtime here (the engine measured faster on this CPU class, or the mirror's .onnx file)."""
-    monkeypatch.setattr(gpus, "found", lambda: MAC)
+    monkeypatch.setattr(gpus, "found", lambda ask_torch=True: MAC)
     monkeypatch.setenv("MATTEKIT_BACKEND", "onnx")
     assert main(["remove", str(shared / "data/grabcut50/im/teddy.jpg"), "-o", str(tmp_path / "t.png"), "--model",
                  "u2netp"]) == 0
@@ -120,7 +120,7 @@ def test_an_engine_without_gpu_support_is_the_reason_given(shared, mirror, tmp_p
 
 
 def test_doctor_names_a_gpu_torch_cannot_use(monkeypatch, capsys):
-    monkeypatch.setattr(gpus, "found", lambda: DRIVER_ONLY)
+    monkeypatch.setattr(gpus, "found", lambda ask_torch=True: DRIVER_ONLY)
     assert main(["doctor", "--device", "cpu", "--task", "segment"]) == 0
     out = capsys.readouterr().out
     assert ("  nvidia-smi lists NVIDIA GeForce RTX 4090 (driver 575.51.03) but torch cannot use it: this torch "
@@ -146,3 +146,19 @@ def test_the_gpus_are_asked_for_once_per_process(shared, mirror, monkeypatch):
     gpus.forget()
     runtime.ModelCache().get("u2netp", "segment", "cpu")
     assert len(asked) == 2
+
+
+def test_an_explicit_cpu_names_the_gpu_without_asking_torch(monkeypatch, capsys):
+    """With ``--device cpu`` on a machine whose torch is built for CUDA, the GPU's name comes from nvidia-smi: torch is
+    not asked (its import costs 1.3-2 s, and the reason needs no more than the name); with ``auto`` it is asked."""
+    monkeypatch.setattr(gpus, "gpu_possible", lambda: True)
+    monkeypatch.setattr(machine, "nvidia_gpus", lambda: [("NVIDIA H100 80GB HBM3", "580.159.04")])
+    torch_asked = []
+    monkeypatch.setattr(gpus, "mps_available", lambda: torch_asked.append(True) or False)  # only on torch's branch
+    sentence = gpus.say_if_idle("u2netp", "cpu", "cpu", "onnx-cpu-fp32")
+    assert sentence == ("mattekit: NVIDIA H100 80GB HBM3 is here but u2netp runs on the CPU: the device 'cpu' was "
+                        "asked for (--device cpu, or the job's device option).")
+    assert torch_asked == [] and sentence in capsys.readouterr().err
+    gpus.forget()
+    gpus.say_if_idle("u2netp", "auto", "cpu", "onnx-cpu-fp32")
+    assert torch_asked == [True]

@@ -30,11 +30,12 @@ class GPUs:
         return "Apple MPS" if self.mps else None
 
 
-def found() -> GPUs:
+def found(ask_torch: bool = True) -> GPUs:
     """This machine's GPUs, asked now (nvidia-smi is a subprocess: a few tens of milliseconds where it exists). torch
-    is asked only where it may see one (:func:`mattekit.engines.policy.gpu_possible`): a CPU-only build sees none."""
+    is asked only where it may see one (:func:`mattekit.engines.policy.gpu_possible`): a CPU-only build sees none;
+    ``ask_torch`` False: nvidia-smi's alone (torch not imported)."""
     cuda, mps, built = (), False, None
-    if gpu_possible():
+    if ask_torch and gpu_possible():
         import torch
 
         if torch.cuda.is_available():
@@ -72,8 +73,9 @@ def say_if_idle(model: str, asked: str, device_type: str, engine: str) -> str | 
     once per process (:func:`found`), on the first CPU run."""
     if _SAID or device_type != "cpu":
         return None
-    if not _ASKED:
-        _ASKED.append(found())
+    if not _ASKED:  # an explicit cpu needs only a GPU's name: nvidia-smi's, where it gives one, without torch's import
+        named = found(ask_torch=False) if asked.lower().startswith("cpu") else None
+        _ASKED.append(found() if named is None or (named.name() is None and gpu_possible()) else named)
     gpus = _ASKED[0]
     why = idle_reason(gpus, asked, engine)
     if why is None:
