@@ -158,6 +158,18 @@ def test_temporal_switch_and_settings_guard(shared, mirror, tmp_path):
     np.testing.assert_allclose(_matte(per_frame["m.1002.png"], tmp_path), expected, atol=0.5 / 65535 + 1e-6)
 
 
+def test_the_temporal_window_is_the_models_unless_given(shared, mirror, tmp_path):
+    """The filter's radius is the catalog's for the model (u2netp: 2, which keeps its roto at rembg's frame rate;
+    others: 4) unless the job names one; 0 turns the filter off."""
+    plate = make_plate(shared, tmp_path / "plate", 2)
+    out = str(tmp_path / "out" / "m.####.png")
+    radius = {}
+    for model, given in (("u2netp", None), ("u2netp", 4), (MODEL, None), ("u2netp", 0)):
+        job = roto.RotoJob(roto.RotoSpec(plate=plate, output=out, model=model, device="cpu", threads=1, radius=given))
+        radius[model, given] = job.temporal.radius if job.temporal else 0
+    assert radius == {("u2netp", None): 2, ("u2netp", 4): 4, (MODEL, None): 4, ("u2netp", 0): 0}
+
+
 def _matte(data: bytes, tmp_path: Path) -> np.ndarray:
     path = tmp_path / "probe.png"
     path.write_bytes(data)

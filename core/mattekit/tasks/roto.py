@@ -56,7 +56,7 @@ class RotoSpec:
                                  minimum=1, maximum=64)
     refine: bool = option(True, "edge-aware upsampling of the matte (off: plain bilinear)")
     temporal: bool = option(True, "temporal consistency (motion-compensated smoothing across frames)")
-    radius: int | None = option(None, "temporal window: frames on each side (default 4; 0 = off)", minimum=0, maximum=32)
+    radius: int | None = option(None, "temporal window: frames on each side (default: the model's, 4 for most, 2 for u2netp; 0 = off)", minimum=0, maximum=32)
     colorspace: str | None = option(None, "OCIO colour space of the plate (a name or alias of $OCIO's config, else "
                                     "OCIO's built-in ACES studio config; `mattekit colorspaces` lists them); default: "
                                     "what the file says, else linear sRGB for float and sRGB for 8/16-bit files",
