@@ -26,8 +26,9 @@ def sampled_rectangles(field: np.ndarray, height: int, width: int) -> tuple[np.n
     """Where :func:`mattekit.roto.temporal.warp` of an H x W image along ``field`` (h x w x 2, h <= H, w <= W) reads, block by block:
     (top, bottom, left, right) pixel rows and columns, inclusive, each a ``BLOCK`` grid (rows x cols int), clamped
     to the image as its border is. Bounds, not the exact reach: the field's extremes over the block's footprint on
-    the field's grid widened by 3 field px (the bilinear enlargement reads the footprint and 2 px around it),
-    then one pixel either side for the bilinear sample and one for the map's fixed-point rounding."""
+    the field's grid widened by 3 field px (the bilinear enlargement reads the footprint and 2 px around it; every
+    block takes the longest footprint's length, so a shorter one is widened a little more), then one pixel either
+    side for the bilinear sample and one for the map's fixed-point rounding."""
     fh, fw = field.shape[:2]
     rows, cols = -(-height // BLOCK), -(-width // BLOCK)
     if fh * BLOCK < height or fw * BLOCK < width:  # a block under one field px: the whole image, to stay sure
@@ -36,8 +37,8 @@ def sampled_rectangles(field: np.ndarray, height: int, width: int) -> tuple[np.n
     starts_y, starts_x = np.arange(rows) * BLOCK, np.arange(cols) * BLOCK
     cuts_y = np.minimum(fh - 1, starts_y * fh // height)  # each block's first row on the field's grid
     cuts_x = np.minimum(fw - 1, starts_x * fw // width)
-    # One rectangular kernel for every block: the longest footprint plus 3 px either side, anchored 3 px in, so the
-    # extreme at a block's first field px covers its footprint widened by 3 (a longer one for the shorter blocks).
+    # One rectangular kernel for every block (the longest footprint plus 3 px either side, anchored 3 px in), read at
+    # each block's first field px.
     reach_y, reach_x = int(np.diff(cuts_y, append=fh).max()) + 6, int(np.diff(cuts_x, append=fw).max()) + 6
     kernel = np.ones((reach_y, reach_x), np.uint8)
     corners = np.ix_(cuts_y, cuts_x)
