@@ -1,6 +1,7 @@
 """The temporal filter's building blocks against their definitions (mattekit.roto.temporal)."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from mattekit.roto import flow_blocks, temporal
@@ -65,21 +66,53 @@ def _smoothed(plates, mattes, frames):
     return out
 
 
-def test_the_filter_works_in_the_box_where_mattes_vary_with_the_whole_frames_bytes(monkeypatch):
-    """The filter computed only in :func:`flow_blocks.active_box` gives the bytes of the filter over the whole frame,
-    and on a subject of a fifth of the frame it works on well under the whole frame's pixels."""
+def test_the_filter_works_on_the_blocks_where_mattes_vary_with_the_bytes_of_every_block(monkeypatch):
+    """The filter computed only on :func:`flow_blocks.active_blocks` gives the bytes of the filter on every block,
+    and on a subject of a fifth of the frame it works on well under half the frame's blocks."""
     plates, mattes = _moving_square()
     frames = list(plates)
     worked = []
-    found = flow_blocks.active_box
-    monkeypatch.setattr(temporal, "active_box", lambda own, others: worked.append(found(own, others)) or worked[-1])
-    boxed = _smoothed(plates, mattes, frames)
-    monkeypatch.setattr(temporal, "active_box", lambda own, others: (slice(0, own.shape[0]), slice(0, own.shape[1])))
-    whole = _smoothed(plates, mattes, frames)
-    assert all(np.array_equal(boxed[f], whole[f]) for f in frames)
-    assert any(not np.array_equal(whole[f], mattes[f]) for f in frames)  # the filter did change something
-    area = sum((b[0].stop - b[0].start) * (b[1].stop - b[1].start) for b in worked if b is not None)
-    assert area < 0.5 * len(worked) * 96 * 160, area
+    found = flow_blocks.active_blocks
+    monkeypatch.setattr(temporal, "active_blocks", lambda own, others: worked.append(found(own, others)) or worked[-1])
+    blocked = _smoothed(plates, mattes, frames)
+    monkeypatch.setattr(temporal, "active_blocks", lambda own, others: np.ones_like(found(own, others)))
+    every = _smoothed(plates, mattes, frames)
+    assert all(np.array_equal(blocked[f], every[f]) for f in frames)
+    assert any(not np.array_equal(every[f], mattes[f]) for f in frames)  # the filter did change something
+    assert sum(int(b.sum()) for b in worked) < 0.5 * sum(b.size for b in worked)
+
+
+def test_sample_is_warp_at_the_pixels_it_is_given():
+    """:func:`temporal.sample` at every pixel is :func:`temporal.warp`: exactly on a field of the image's size,
+    within the 1/32 px steps of OpenCV's bilinear remap on a smaller field that is rescaled."""
+    rng = np.random.default_rng(8)
+    image = cv2.GaussianBlur(rng.random((72, 104)).astype(np.float32), (0, 0), 2.0)
+    pixels = np.dstack(np.meshgrid(np.arange(104, dtype=np.float32), np.arange(72, dtype=np.float32)))
+    for fh, fw, exact in ((72, 104, True), (36, 52, False), (41, 64, False)):
+        field = cv2.GaussianBlur((rng.standard_normal((fh, fw, 2)) * 4).astype(np.float32), (0, 0), 3.0)
+        got = temporal.sample(image, field, pixels, temporal.on_field(pixels, 72, 104, fh, fw))
+        expected = temporal.warp(image, field)
+        if exact:
+            assert np.array_equal(got, expected)
+        else:
+            assert np.abs(got - expected).max() < 0.02 and np.abs(got - expected).mean() < 1e-3, (fh, fw)
+
+
+def test_block_pixels_lay_every_pixel_of_the_blocks_side_by_side():
+    """Every pixel of the chosen blocks has a place (edge blocks clipped), no place holds a pixel of another block,
+    and the layout's sides stay under OpenCV's remap limit for a 4K frame with every block chosen."""
+    rng = np.random.default_rng(9)
+    height, width = 70, 100  # 5 x 7 blocks, the last row and column clipped
+    blocks = rng.random((5, 7)) < 0.4
+    where = flow_blocks.block_pixels(blocks, height, width)
+    xs, ys = where[..., 0].astype(int), where[..., 1].astype(int)
+    chosen = np.kron(blocks, np.ones((16, 16), bool))[:height, :width]
+    placed = np.zeros((height, width), bool)
+    placed[ys, xs] = True
+    assert np.array_equal(placed, chosen)
+    assert where.shape[0] % 16 == 0 and where.shape[1] % 16 == 0
+    full = flow_blocks.block_pixels(np.ones((135, 240), bool), 2160, 3840)
+    assert max(full.shape[:2]) < 32767
 
 
 def test_sampled_rectangles_hold_every_pixel_a_warp_reads():

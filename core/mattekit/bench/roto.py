@@ -46,6 +46,8 @@ def add_parser(kinds) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--threads", type=int, help="CPU threads for inference")
     p.add_argument("--radius", type=int, help="temporal window radius (default: the model's, see its catalog entry)")
+    p.add_argument("--flow-preset", choices=tuple(temporal.DIS_PRESETS), help="the filter's DIS flow preset (default: the model's, see its catalog entry)")
+    p.add_argument("--flow-side", type=int, help="the filter's flow resolution, long side in px (default: the model's)")
     p.add_argument("--chunk", type=int, help="also run the shot in chunks of N frames as `roto --chunk N` does and "
                                                "print the largest alpha difference per frame against one run")
     p.add_argument("--hint", choices=("first-box",), help="also run each sequence with a hint and print both: first-box = "
@@ -69,6 +71,9 @@ def flicker(alphas: list[np.ndarray], gts: list[np.ndarray]) -> float:
         if same.any():
             values.append(float(np.abs(alphas[t] - alphas[t - 1])[same].mean()))
     return float(np.mean(values)) if values else 0.0
+
+
+METRIC_FLOW = temporal.TemporalOptions()  # motion_flicker's flow (512 px, DIS medium), whatever the filter's own settings
 
 
 def motion_flicker(alphas: list[np.ndarray], gts: list[np.ndarray], greys: list[np.ndarray]) -> float:
@@ -99,7 +104,12 @@ def run(args) -> int:
     options = temporal.for_model(entry)
     if args.radius is not None:
         options = dataclasses.replace(options, radius=args.radius)
-    print(f"model {entry.name}, temporal: flow-compensated window, radius {options.radius}, {options.passes} passes; {len(names)} sequences")
+    if args.flow_side is not None:
+        options = dataclasses.replace(options, flow_side=args.flow_side)
+    if args.flow_preset is not None:
+        options = dataclasses.replace(options, flow_preset=args.flow_preset)
+    print(f"model {entry.name}, temporal: flow-compensated window, radius {options.radius}, {options.passes} passes, "
+          f"{options.flow_preset} flow at {options.flow_side} px; {len(names)} sequences")
     head = (f"{'sequence':<14}{'frames':>7}  {'J frame':>8}{'J temp':>8}{'J ema':>8}  {'flicker frame':>14}{'temp':>9}{'ema':>9}"
             f"  {'mc-flicker frame':>17}{'temp':>9}{'ema':>9}  {'s/frame':>8}{'+temp s':>8}")
     print(head)
@@ -168,7 +178,7 @@ def score(plate, frames: list[int], gts: list[np.ndarray], entry, options: tempo
     def keep(frame, picture, alpha):
         memo[frame] = alpha
         if frame in stage.wanted_set:
-            greys[frame] = temporal.prepare(picture.pixels, alpha, options).grey
+            greys[frame] = temporal.prepare(picture.pixels, alpha, METRIC_FLOW).grey
 
     started = time.perf_counter()
     MatteSource(plate, entry, weights=args.weights, device=args.device, threads=args.threads,

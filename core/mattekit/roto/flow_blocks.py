@@ -1,15 +1,18 @@
 """Where a matte warped along a flow field can differ from a frame's own matte, block by block: the temporal
-filter (:mod:`mattekit.roto.temporal`) works only in the bounding box of those blocks (:func:`active_box`).
+filter (:mod:`mattekit.roto.temporal`) works only on those blocks (:func:`active_blocks`), laid side by side
+(:func:`block_pixels`).
 
 Mattes are H x W float32 in [0,1]; flow fields h x w x 2 (x, y) in their own pixels, h <= H and w <= W, rescaled to
 the frame as :func:`mattekit.roto.temporal.warp` does; blocks are ``BLOCK`` px squares, the last ones clipped by the edge.
 """
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
-BLOCK = 16  # px: the filter works in the bounding box of the blocks where some matte of the window varies
+BLOCK = 16  # px: the filter works on the blocks where some matte of the window varies
 
 
 def block_extremes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,22 +63,33 @@ def counts_off(matte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cv2.integral((matte != 0).view(np.uint8)), cv2.integral((matte != 1).view(np.uint8))
 
 
-def active_box(own: np.ndarray, others: list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]]
-               ) -> tuple[slice, slice] | None:
-    """Row and column slices of the bounding box of the ``BLOCK`` blocks of ``own`` (H x W) where the filter can
-    change it: blocks where ``own`` is not all 0 or all 1, or where a neighbour's matte is not that value somewhere
-    its warp reads for the block (``others``: per neighbour, :func:`counts_off` of its matte and the
-    :func:`sampled_rectangles` of its warp). Outside the box every warped neighbour equals ``own``, so the median
-    and the weighted mean give ``own`` back. None: nowhere."""
-    height, width = own.shape
+def active_blocks(own: np.ndarray, others: list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]]
+                  ) -> np.ndarray:
+    """Which ``BLOCK`` blocks of ``own`` (H x W) the filter can change: a rows x cols bool grid, True where ``own`` is
+    not all 0 or all 1, or where a neighbour's matte is not that value somewhere its warp reads for the block
+    (``others``: per neighbour, :func:`counts_off` of its matte and the :func:`sampled_rectangles` of its warp).
+    Elsewhere every warped neighbour equals ``own``, so the median and the weighted mean give ``own`` back."""
     low, high = block_extremes(own)
     active = (low != high) | ((low != 0) & (low != 1))
     for (off_zero, off_one), (top, bottom, left, right) in others:
         for table, value in ((off_zero, 0), (off_one, 1)):
             count = table[bottom + 1, right + 1] - table[top, right + 1] - table[bottom + 1, left] + table[top, left]
             active |= (low == value) & (count > 0)
-    rows, cols = np.flatnonzero(active.any(axis=1)), np.flatnonzero(active.any(axis=0))
-    if not rows.size:
-        return None
-    return (slice(int(rows[0]) * BLOCK, min(height, (int(rows[-1]) + 1) * BLOCK)),
-            slice(int(cols[0]) * BLOCK, min(width, (int(cols[-1]) + 1) * BLOCK)))
+    return active
+
+
+def block_pixels(blocks: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The (x, y) of every pixel of the True ``blocks`` (a rows x cols grid over an H x W image), the blocks laid
+    side by side in a near-square grid of blocks (OpenCV's remap takes under 32767 px a side): float32
+    (R * BLOCK) x (G * BLOCK) x 2. The grid's last places repeat the last block, and a block clipped by the image's
+    edge repeats its last row or column, so every place holds a pixel of the blocks and each pixel's own values."""
+    rows, cols = np.nonzero(blocks)
+    count = len(rows)
+    across = max(1, math.isqrt(count - 1) + 1) if count else 1
+    order = np.minimum(np.arange(-(-count // across) * across), count - 1).reshape(-1, across)
+    steps = np.arange(BLOCK)
+    ys = np.minimum(rows[order][:, None, :, None] * BLOCK + steps[None, :, None, None], height - 1)
+    xs = np.minimum(cols[order][:, None, :, None] * BLOCK + steps[None, None, None, :], width - 1)
+    where = np.empty((order.shape[0], BLOCK, across, BLOCK, 2), np.float32)
+    where[..., 0], where[..., 1] = xs, ys
+    return where.reshape(order.shape[0] * BLOCK, across * BLOCK, 2)

@@ -9,10 +9,11 @@ by how well its warped *plate* matches this frame's plate: where the flow is rig
 tracked parts) neighbours count fully; where it fails (occlusions, fast motion) they fade out
 and the frame's own matte stays. Nothing is averaged across motion, so mattes do not lag.
 
-Each pass works only in the bounding box of the 16-px blocks where the frame's matte is not all 0 or all 1,
-or where a neighbour's matte is not that value somewhere its warp reads for the block (:mod:`mattekit.roto.flow_blocks`); elsewhere every warped neighbour equals the
-frame's own value, so the result is that value, the same bytes as the pass over the whole frame. Its cost
-follows the subject and its motion, not the frame.
+Each pass works only on the 16-px blocks where the frame's matte is not all 0 or all 1, or where a
+neighbour's matte is not that value somewhere its warp reads for the block (:mod:`mattekit.roto.flow_blocks`),
+laid side by side; elsewhere every warped neighbour equals the frame's own value, so the result is that value,
+the same bytes as the pass over every block. A pixel's result depends only on its own coordinates, so its cost
+follows the subject's edge and its motion, not the frame.
 
 The window is centred and bounded: a frame's result depends only on plate frames within
 ``radius * passes`` of it. So any split of a shot into chunks, resumed or spread over machines,
@@ -28,7 +29,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .flow_blocks import active_box, counts_off, sampled_rectangles
+from .flow_blocks import active_blocks, block_pixels, counts_off, sampled_rectangles
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,19 @@ class TemporalOptions:
     median (drops a blob that shows in a few frames only), the others weighted means;
     flow_side: long side, in pixels, at which flow and plate agreement are computed; sigma:
     plate difference (sRGB 0..1) at which a warped neighbour's weight falls to 1/e; decay:
-    weight factor per frame of distance."""
+    weight factor per frame of distance; flow_preset: OpenCV DIS preset of the flow between adjacent
+    frames (``ultrafast``, ``fast`` or ``medium``)."""
 
     radius: int = 4
     passes: int = 2
     flow_side: int = 512
     sigma: float = 0.1
     decay: float = 0.85
+    flow_preset: str = "medium"
+
+    def __post_init__(self):
+        if self.flow_preset not in DIS_PRESETS:
+            raise ValueError(f"flow_preset {self.flow_preset!r} is none of {', '.join(DIS_PRESETS)}")
 
     @property
     def halo(self) -> int:
@@ -52,7 +59,7 @@ class TemporalOptions:
 
     def describe(self) -> dict:
         return {"method": "flow-window", "radius": self.radius, "passes": self.passes,
-                "flow_side": self.flow_side, "sigma": self.sigma, "decay": self.decay}
+                "flow_side": self.flow_side, "sigma": self.sigma, "decay": self.decay, "flow_preset": self.flow_preset}
 
 
 def for_model(entry) -> TemporalOptions:
@@ -71,12 +78,16 @@ class FrameState:
 
 
 _LOCAL = threading.local()
+DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
-def _dis():
-    if getattr(_LOCAL, "dis", None) is None:
-        _LOCAL.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return _LOCAL.dis
+def _dis(preset: str):
+    """This thread's DIS flow object of ``preset`` (made once per thread: it is not thread-safe)."""
+    made = _LOCAL.__dict__.setdefault("dis", {})
+    if preset not in made:
+        made[preset] = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+    return made[preset]
 
 
 def prepare(image: np.ndarray, alpha: np.ndarray, options: TemporalOptions) -> FrameState:
@@ -89,9 +100,10 @@ def prepare(image: np.ndarray, alpha: np.ndarray, options: TemporalOptions) -> F
     return FrameState(np.asarray(alpha, np.float32), small, grey)
 
 
-def flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Dense flow h x w x 2 (x, y) such that ``target(p + flow(p)) ~ source(p)``; uint8 greys in."""
-    return _dis().calc(source, target, None)
+def flow(source: np.ndarray, target: np.ndarray, preset: str = "medium") -> np.ndarray:
+    """Dense flow h x w x 2 (x, y) such that ``target(p + flow(p)) ~ source(p)``; uint8 greys in; ``preset``: a
+    key of :data:`DIS_PRESETS`."""
+    return _dis(preset).calc(source, target, None)
 
 
 @functools.lru_cache(maxsize=4)
@@ -111,18 +123,38 @@ def _scales(x: float, y: float, width: int) -> np.ndarray:
     return row
 
 
-def warp(image: np.ndarray, field: np.ndarray, box: tuple[slice, slice] | None = None) -> np.ndarray:
-    """Sample ``image`` (H x W [x C]) at p + field(p); ``field`` may be smaller (it is rescaled). ``box``
-    (row and column slices): only the pixels p inside it, each the same value as in the whole result."""
+def warp(image: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """Sample ``image`` (H x W [x C]) at p + field(p); ``field`` may be smaller (it is rescaled bilinearly)."""
     height, width = image.shape[:2]
     fh, fw = field.shape[:2]
-    box = box or (slice(0, height), slice(0, width))
     if (fh, fw) != (height, width):
-        enlarged = cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)[box]
-        where = enlarged * _scales(width / fw, height / fh, enlarged.shape[1])  # a row of (x, y) scales: 20x faster than a pair
+        enlarged = cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)
+        where = enlarged * _scales(width / fw, height / fh, width)  # a row of (x, y) scales: 20x faster than a pair
     else:
-        where = field[box].copy()
-    where += _grid(height, width)[box]  # one two-channel map: no strided copies of its channels
+        where = field.copy()
+    where += _grid(height, width)  # one two-channel map: no strided copies of its channels
+    return cv2.remap(image, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def on_field(pixels: np.ndarray, height: int, width: int, fh: int, fw: int) -> np.ndarray:
+    """``pixels`` ((x, y) of an H x W image, ... x 2) on the grid of an h x w field, where a bilinear resize of the
+    field to H x W reads for them (pixel centres aligned: (x + 0.5) * w / W - 0.5)."""
+    grid = pixels + np.float32(0.5)
+    grid *= _scales(fw / width, fh / height, grid.shape[1])
+    grid -= np.float32(0.5)
+    return grid
+
+
+def sample(image: np.ndarray, field: np.ndarray, pixels: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """:func:`warp` at some pixels only: ``image`` (H x W) at p + field(p) for the ``pixels`` p ((x, y), ... x 2
+    float32), ``grid`` their :func:`on_field` on the field's (h x w x 2) grid. The field is read bilinearly there
+    (OpenCV's remap: weights in 1/32 px steps, where :func:`warp` resizes it), so a pixel's value depends on its
+    own coordinates only."""
+    height, width = image.shape[:2]
+    fh, fw = field.shape[:2]
+    where = cv2.remap(field, grid, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    where *= _scales(width / fw, height / fh, where.shape[1])
+    where += pixels
     return cv2.remap(image, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -193,7 +225,7 @@ class Smoother:
         """Flow a -> b (low-res): DIS between adjacent frames, chained through the frames between."""
         if (a, b) not in self.fields:
             if abs(b - a) == 1:
-                self.fields[a, b] = flow(self.state(a).grey, self.state(b).grey)
+                self.fields[a, b] = flow(self.state(a).grey, self.state(b).grey, self.options.flow_preset)
             else:
                 step = 1 if b > a else -1
                 self.fields[a, b] = chain(self.field(a, b - step), self.field(b - step, b))
@@ -227,7 +259,8 @@ class Smoother:
 
         Pass 1: the median of the frame's matte and its warped neighbours' (a neighbour whose
         plate disagrees, agreement < 0.5, counts as the frame's own value). Later passes:
-        (own + sum w * warped) / (1 + sum w), w = agreement * decay^distance.
+        (own + sum w * warped) / (1 + sum w), w = agreement * decay^distance. Computed on the blocks
+        :func:`active_blocks` finds; elsewhere the result is the frame's own matte.
         """
         if level == 0:
             return self.state(frame).alpha
@@ -235,23 +268,30 @@ class Smoother:
             own = self.matte(level - 1, frame)
             height, width = own.shape
             others = [(other, self.pair(frame, other)) for other in self.neighbours(frame)]
-            box = active_box(own, [(self.counts(level - 1, other), self.reads(frame, other, height, width))
-                                   for other, _ in others])
+            blocks = active_blocks(own, [(self.counts(level - 1, other), self.reads(frame, other, height, width))
+                                         for other, _ in others])
             result = own.copy()
-            if box is not None:
-                result[box] = self._combined(level, frame, own, others, box)
+            if blocks.any():
+                pixels = block_pixels(blocks, height, width)
+                places = pixels[..., 1].astype(np.intp), pixels[..., 0].astype(np.intp)
+                result[places] = self._combined(level, frame, own[places], others, pixels, (height, width))
             self.averaged[level, frame] = result
         return self.averaged[level, frame]
 
-    def _combined(self, level: int, frame: int, own: np.ndarray, others: list, box: tuple[slice, slice]) -> np.ndarray:
-        """Pass ``level`` of :meth:`matte` inside ``box`` (``own``: the frame's matte after the pass before, H x W;
-        ``others``: (neighbour, its :meth:`pair`)): float32 of the box's shape in [0,1]."""
-        height, width = own.shape
-        own = own[box]
+    def _combined(self, level: int, frame: int, own: np.ndarray, others: list, pixels: np.ndarray,
+                  size: tuple[int, int]) -> np.ndarray:
+        """Pass ``level`` of :meth:`matte` at ``pixels`` ((x, y), P x Q x 2 float32, of the H x W ``size`` frame;
+        ``own``: the frame's matte after the pass before there, P x Q; ``others``: (neighbour, its :meth:`pair`)):
+        float32 P x Q in [0,1]."""
         values, weights = [own], [np.ones_like(own)]
+        grids: dict[tuple[int, int], np.ndarray] = {}  # field size -> the pixels on its grid
         for other, (field, agreement) in others:
-            w = cv2.resize(agreement, (width, height), interpolation=cv2.INTER_LINEAR)[box]
-            warped = warp(self.matte(level - 1, other), field, box)
+            fh, fw = field.shape[:2]
+            if (fh, fw) not in grids:
+                grids[fh, fw] = on_field(pixels, *size, fh, fw)
+            grid = grids[fh, fw]
+            w = cv2.remap(agreement, grid, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            warped = sample(self.matte(level - 1, other), field, pixels, grid)
             if level == 1:
                 values.append(np.where(w > 0.5, warped, own))
             else:
