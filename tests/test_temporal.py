@@ -1,10 +1,10 @@
-"""The temporal filter's building blocks against their definitions (mattekit.roto.temporal)."""
+"""The temporal filter's building blocks against their definitions (mattekit.roto.temporal, .motion, .flow_blocks)."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from mattekit.roto import flow_blocks, temporal
+from mattekit.roto import flow_blocks, motion, temporal
 
 
 def test_median_is_numpys_for_every_count_with_ties():
@@ -23,14 +23,14 @@ def test_warp_samples_at_the_pixel_plus_the_field_rescaled_to_the_image():
     shift = np.zeros((40, 60, 2), np.float32)
     shift[..., 0], shift[..., 1] = 3.0, -2.0  # x + 3, y - 2
     given = shift.copy()
-    warped = temporal.warp(image, shift)
+    warped = motion.warp(image, shift)
     assert np.array_equal(shift, given)  # the field is not changed
     assert np.array_equal(warped[2:, :-3], image[:-2, 3:])
     half = np.zeros((20, 30, 2), np.float32)
     half[..., 0] = 1.5  # on a field of half the image's size: 3 px in the image
-    assert np.array_equal(temporal.warp(image, half)[:, :-3], image[:, 3:])
+    assert np.array_equal(motion.warp(image, half)[:, :-3], image[:, 3:])
     colours = rng.random((40, 60, 3)).astype(np.float32)
-    assert np.array_equal(temporal.warp(colours, shift)[2:, :-3], colours[:-2, 3:])
+    assert np.array_equal(motion.warp(colours, shift)[2:, :-3], colours[:-2, 3:])
 
 
 def test_total_adds_in_list_order_like_numpy():
@@ -83,15 +83,15 @@ def test_the_filter_works_on_the_blocks_where_mattes_vary_with_the_bytes_of_ever
 
 
 def test_sample_is_warp_at_the_pixels_it_is_given():
-    """:func:`temporal.sample` at every pixel is :func:`temporal.warp`: exactly on a field of the image's size,
+    """:func:`motion.sample` at every pixel is :func:`motion.warp`: exactly on a field of the image's size,
     within the 1/32 px steps of OpenCV's bilinear remap on a smaller field that is rescaled."""
     rng = np.random.default_rng(8)
     image = cv2.GaussianBlur(rng.random((72, 104)).astype(np.float32), (0, 0), 2.0)
     pixels = np.dstack(np.meshgrid(np.arange(104, dtype=np.float32), np.arange(72, dtype=np.float32)))
     for fh, fw, exact in ((72, 104, True), (36, 52, False), (41, 64, False)):
         field = cv2.GaussianBlur((rng.standard_normal((fh, fw, 2)) * 4).astype(np.float32), (0, 0), 3.0)
-        got = temporal.sample(image, field, pixels, temporal.on_field(pixels, 72, 104, fh, fw))
-        expected = temporal.warp(image, field)
+        got = motion.sample(image, field, pixels, motion.on_field(pixels, 72, 104, fh, fw))
+        expected = motion.warp(image, field)
         if exact:
             assert np.array_equal(got, expected)
         else:
@@ -126,6 +126,6 @@ def test_sampled_rectangles_hold_every_pixel_a_warp_reads():
     for y, x in ((0, 0), (40, 57), (79, 111), (17, 90)):
         image = np.zeros((height, width), np.float32)
         image[y, x] = 1.0
-        warped = temporal.warp(image, field)
+        warped = motion.warp(image, field)
         for by, bx in zip(*np.nonzero(flow_blocks.block_extremes(warped)[1] > 0)):
             assert top[by, bx] <= y <= bottom[by, bx] and left[by, bx] <= x <= right[by, bx], (y, x, by, bx)

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from .. import catalog
-from ..roto import temporal, tracking
+from ..roto import motion, temporal, tracking
 from ..errors import InputError
 from ..io.frame_patterns import folder_pattern
 from ..io.frame_ranges import chunk_frames
@@ -46,7 +46,7 @@ def add_parser(kinds) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--threads", type=int, help="CPU threads for inference")
     p.add_argument("--radius", type=int, help="temporal window radius (default: the model's, see its catalog entry)")
-    p.add_argument("--flow-preset", choices=tuple(temporal.DIS_PRESETS), help="the filter's DIS flow preset (default: the model's, see its catalog entry)")
+    p.add_argument("--flow-preset", choices=tuple(motion.DIS_PRESETS), help="the filter's DIS flow preset (default: the model's, see its catalog entry)")
     p.add_argument("--flow-side", type=int, help="the filter's flow resolution, long side in px (default: the model's)")
     p.add_argument("--chunk", type=int, help="also run the shot in chunks of N frames as `roto --chunk N` does and "
                                                "print the largest alpha difference per frame against one run")
@@ -84,7 +84,7 @@ def motion_flicker(alphas: list[np.ndarray], gts: list[np.ndarray], greys: list[
     for t in range(1, len(alphas)):
         same = (gts[t] > 127) == (gts[t - 1] > 127)
         if same.any():
-            moved = temporal.warp(alphas[t - 1], temporal.flow(greys[t], greys[t - 1]))
+            moved = motion.warp(alphas[t - 1], motion.flow(greys[t], greys[t - 1]))
             values.append(float(np.abs(alphas[t] - moved)[same].mean()))
     return float(np.mean(values)) if values else 0.0
 

@@ -3,7 +3,7 @@ filter (:mod:`mattekit.roto.temporal`) works only on those blocks (:func:`active
 (:func:`block_pixels`).
 
 Mattes are H x W float32 in [0,1]; flow fields h x w x 2 (x, y) in their own pixels, h <= H and w <= W, rescaled to
-the frame as :func:`mattekit.roto.temporal.warp` does; blocks are ``BLOCK`` px squares, the last ones clipped by the edge.
+the frame as :func:`mattekit.roto.motion.warp` does; blocks are ``BLOCK`` px squares, the last ones clipped by the edge.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def block_extremes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sampled_rectangles(field: np.ndarray, height: int, width: int) -> tuple[np.ndarray, ...]:
-    """Where :func:`mattekit.roto.temporal.warp` of an H x W image along ``field`` (h x w x 2, h <= H, w <= W) reads, block by block:
+    """Where :func:`mattekit.roto.motion.warp` of an H x W image along ``field`` (h x w x 2, h <= H, w <= W) reads, block by block:
     (top, bottom, left, right) pixel rows and columns, inclusive, each a ``BLOCK`` grid (rows x cols int), clamped
     to the image as its border is. Bounds, not the exact reach: the field's extremes over the block's footprint on
     the field's grid widened by 3 field px (the bilinear enlargement reads the footprint and 2 px around it; every

@@ -21,8 +21,6 @@ gives the same bytes as one uninterrupted run.
 """
 from __future__ import annotations
 
-import functools
-import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,6 +28,7 @@ import cv2
 import numpy as np
 
 from .flow_blocks import active_blocks, block_pixels, counts_off, sampled_rectangles
+from .motion import DIS_PRESETS, chain, flow, on_field, sample, warp
 
 
 @dataclass(frozen=True)
@@ -77,19 +76,6 @@ class FrameState:
     grey: np.ndarray  # uint8 h x w
 
 
-_LOCAL = threading.local()
-DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
-
-
-def _dis(preset: str):
-    """This thread's DIS flow object of ``preset`` (made once per thread: it is not thread-safe)."""
-    made = _LOCAL.__dict__.setdefault("dis", {})
-    if preset not in made:
-        made[preset] = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
-    return made[preset]
-
-
 def prepare(image: np.ndarray, alpha: np.ndarray, options: TemporalOptions) -> FrameState:
     """Keep a frame for the filter: ``image`` sRGB H x W x 3|4 [0,1], ``alpha`` H x W [0,1]."""
     height, width = alpha.shape
@@ -98,64 +84,6 @@ def prepare(image: np.ndarray, alpha: np.ndarray, options: TemporalOptions) -> F
     small = cv2.resize(np.ascontiguousarray(image[..., :3], np.float32), size, interpolation=cv2.INTER_AREA)
     grey = cv2.cvtColor(np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
     return FrameState(np.asarray(alpha, np.float32), small, grey)
-
-
-def flow(source: np.ndarray, target: np.ndarray, preset: str = "medium") -> np.ndarray:
-    """Dense flow h x w x 2 (x, y) such that ``target(p + flow(p)) ~ source(p)``; uint8 greys in; ``preset``: a
-    key of :data:`DIS_PRESETS`."""
-    return _dis(preset).calc(source, target, None)
-
-
-@functools.lru_cache(maxsize=4)
-def _grid(height: int, width: int) -> np.ndarray:
-    """(x, y) of every pixel: H x W x 2 float32, shared (read-only)."""
-    grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
-    grid.flags.writeable = False
-    return grid
-
-
-@functools.lru_cache(maxsize=8)
-def _scales(x: float, y: float, width: int) -> np.ndarray:
-    """(x, y) float32 repeated ``width`` times: width x 2, shared (read-only). Multiplying an H x W x 2 array by it
-    gives what multiplying by the pair does, with numpy's inner loop over the row, not over a pair."""
-    row = np.tile(np.array([x, y], np.float32), (width, 1))
-    row.flags.writeable = False
-    return row
-
-
-def warp(image: np.ndarray, field: np.ndarray) -> np.ndarray:
-    """Sample ``image`` (H x W [x C]) at p + field(p); ``field`` may be smaller (it is rescaled bilinearly)."""
-    height, width = image.shape[:2]
-    fh, fw = field.shape[:2]
-    if (fh, fw) != (height, width):
-        enlarged = cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)
-        where = enlarged * _scales(width / fw, height / fh, width)  # a row of (x, y) scales: 20x faster than a pair
-    else:
-        where = field.copy()
-    where += _grid(height, width)  # one two-channel map: no strided copies of its channels
-    return cv2.remap(image, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def on_field(pixels: np.ndarray, height: int, width: int, fh: int, fw: int) -> np.ndarray:
-    """``pixels`` ((x, y) of an H x W image, ... x 2) on the grid of an h x w field, where a bilinear resize of the
-    field to H x W reads for them (pixel centres aligned: (x + 0.5) * w / W - 0.5)."""
-    grid = pixels + np.float32(0.5)
-    grid *= _scales(fw / width, fh / height, grid.shape[1])
-    grid -= np.float32(0.5)
-    return grid
-
-
-def sample(image: np.ndarray, field: np.ndarray, pixels: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """:func:`warp` at some pixels only: ``image`` (H x W) at p + field(p) for the ``pixels`` p ((x, y), ... x 2
-    float32), ``grid`` their :func:`on_field` on the field's (h x w x 2) grid. The field is read bilinearly there
-    (OpenCV's remap: weights in 1/32 px steps, where :func:`warp` resizes it), so a pixel's value depends on its
-    own coordinates only."""
-    height, width = image.shape[:2]
-    fh, fw = field.shape[:2]
-    where = cv2.remap(field, grid, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    where *= _scales(width / fw, height / fh, where.shape[1])
-    where += pixels
-    return cv2.remap(image, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _total(values: list[np.ndarray]) -> np.ndarray:
@@ -180,11 +108,6 @@ def median(values: list[np.ndarray]) -> np.ndarray:
     if n % 2:
         return v[n // 2]
     return (v[n // 2 - 1] + v[n // 2]) * np.asarray(0.5, v[0].dtype)
-
-
-def chain(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """The flow a -> c from flows a -> b and b -> c (same size): first + second sampled along first."""
-    return first + warp(second, first)
 
 
 class Smoother:

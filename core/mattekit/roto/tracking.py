@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..fsutil import sha256_file
 from ..io import read_image
 from ..io.frame_patterns import FramePattern
-from . import temporal
+from . import motion, temporal
 
 FLOW_SIDE = 320  # long side, in pixels, of the frames the carrying flow is computed on
 
@@ -158,8 +158,8 @@ CARRIED_PEAK = 0.1  # a carried mask fainter than this everywhere has lost the s
 def carry(mask: np.ndarray, grey_from: np.ndarray, grey_to: np.ndarray) -> np.ndarray:
     """``mask`` (H x W float32 [0,1]) of the frame seen as ``grey_from`` moved onto the frame seen as
     ``grey_to`` along their optical flow (DIS, at :data:`FLOW_SIDE`); H x W float32 [0,1]."""
-    field = temporal.flow(grey_to, grey_from)
-    return np.clip(temporal.warp(np.ascontiguousarray(mask, np.float32), field), 0.0, 1.0)
+    field = motion.flow(grey_to, grey_from)
+    return np.clip(motion.warp(np.ascontiguousarray(mask, np.float32), field), 0.0, 1.0)
 
 
 def carried_hint(mask: np.ndarray, grey_from: np.ndarray, grey_to: np.ndarray, fallback: hints.Hint) -> hints.Hint:
