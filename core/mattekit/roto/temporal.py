@@ -207,12 +207,10 @@ class Smoother:
         ``own``: the frame's matte after the pass before there, P x Q; ``others``: (neighbour, its :meth:`pair`)):
         float32 P x Q in [0,1]."""
         values, weights = [own], [np.ones_like(own)]
-        grids: dict[tuple[int, int], np.ndarray] = {}  # field size -> the pixels on its grid
+        grid = None  # the pixels on the fields' grid: every field of a shot has the flow's size
         for other, (field, agreement) in others:
-            fh, fw = field.shape[:2]
-            if (fh, fw) not in grids:
-                grids[fh, fw] = on_field(pixels, *size, fh, fw)
-            grid = grids[fh, fw]
+            if grid is None:
+                grid = on_field(pixels, *size, *field.shape[:2])
             w = cv2.remap(agreement, grid, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             warped = sample(self.matte(level - 1, other), field, pixels, grid)
             if level == 1:
