@@ -136,7 +136,7 @@ def _grabcut(shared, n):
 
 
 def test_remove_on_cuda_agrees_with_the_cpu(shared, monkeypatch):
-    """The default pipeline (u2netp real weights; refinement on the GPU, matting on the CPU) against the
+    """The default pipeline (u2netp real weights; the finish on the GPU) against the
     CPU in fp32 (not bf16, which CPUs with AMX would pick): CUDA fp32 (no TF32) within 0.002 mean absolute
     alpha difference per image, IoU at 0.5 at least 0.995; fp16 (asked for: auto is fp32 until measured) within 0.01 on average over the
     images, IoU at least 0.95 on each."""
@@ -207,9 +207,11 @@ def test_shared_sam_frame_features_stay_in_host_memory_and_come_back_on_the_gpu(
 
 def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
     """The finish's torch operations on the GPU against the CPU finish (tests/test_finish_device.py runs them on torch's
-    CPU device): u2netp's real prediction refined at factor 1.5 and 4.5, within 1e-4 mean |delta| of the CPU's mask;
+    CPU device): u2netp's real prediction refined at factor 1.5 and 4.5, within 1e-4 mean |delta| of the CPU's mask,
+    and its edge matted (the Laplacian and the solve on the GPU) within 1e-5 mean |delta| of the CPU's alpha;
     decontaminated colours (GT01 at 3x, 3.6 MP) within 2e-4 on average over the partial pixels, 5e-3 at most; an RGBA
-    ``remove`` with the model on the GPU refines and decontaminates there (and on the CPU not), within the fidelity
+    ``remove`` with the model on the GPU refines, solves the edge matte and decontaminates there (and on the CPU not),
+    within the fidelity
     tolerance (2e-3 mean per photo) of the CPU's, colours and alpha."""
     import cv2
 
@@ -227,6 +229,13 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
         cpu, gpu = masks.refine_mask(image, low, soft=True), masks.refine_mask(image, low, soft=True, device=cuda)
         figures[f"refine {path.name} x{scale}"] = delta = float(np.abs(gpu - cpu).mean())
         assert delta <= 1e-4, (path.name, scale, delta)
+        detail = masks.detail_of(*image.shape[:2], low)
+        mask = masks.refine_mask(image, low)
+        cpu, gpu = masks.alpha_from_mask(image, mask, detail=detail), masks.alpha_from_mask(image, mask, detail=detail,
+                                                                                            device=cuda)
+        delta = np.abs(gpu - cpu)
+        figures[f"edge matte {path.name} x{scale} mean, max"] = (float(delta.mean()), float(delta.max()))
+        assert delta.mean() <= 1e-5 and np.array_equal(gpu >= 0.5, cpu >= 0.5), figures
     root = shared / "data" / "alphamatting"
     image = cv2.resize(cv2.cvtColor(cv2.imread(str(root / "im" / "GT01.png")), cv2.COLOR_BGR2RGB), None, fx=3, fy=3)
     alpha = cv2.imread(str(root / "gt" / "GT01.png"), 0).astype(np.float32) / 255
@@ -235,18 +244,20 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
     delta = np.abs(estimate_foreground(image, alpha, device=cuda) - estimate_foreground(image, alpha))
     figures["foreground GT01 x3 partial mean, max"] = (float(delta[partial].mean()), float(delta.max()))
     assert delta[partial].mean() <= 2e-4 and delta.max() <= 5e-3, figures
-    from mattekit.matting import foreground_device
+    from mattekit.matting import foreground_device, solve_device
     from mattekit.subject import refine_device
 
-    devices = []  # the devices the finish's torch steps ran on, in remove's pipeline (the steps themselves run)
-    for module, name in ((refine_device, "refine_band_on"), (foreground_device, "estimate_foreground_on")):
+    devices = []  # (step, device) of the finish's torch steps in remove's pipeline (the steps themselves run)
+    steps = ((refine_device, "refine_band_on"), (solve_device, "solve_on"), (foreground_device, "estimate_foreground_on"))
+    for module, name in steps:
         step = getattr(module, name)
-        monkeypatch.setattr(module, name,
-                            lambda device, *a, _step=step, **k: devices.append(device.type) or _step(device, *a, **k))
+        monkeypatch.setattr(module, name, lambda device, *a, _step=step, _name=name, **k:
+                            devices.append((_name, device.type)) or _step(device, *a, **k))
     for path in _grabcut(shared, 3):
         pixels = read_image(path, integers=True).pixels[..., :3]
         gpu = mattekit.remove_background(pixels, model=model).astype(np.float32) / 255
-        assert devices == ["cuda", "cuda"], devices
+        assert {name for _, name in steps} == {name for name, _ in devices}, devices
+        assert {kind for _, kind in devices} == {"cuda"}, devices
         devices.clear()
         cpu = mattekit.remove_background(pixels, model=on_cpu).astype(np.float32) / 255
         assert devices == [], devices
@@ -257,8 +268,8 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
 
 
 def test_the_finish_falls_back_to_the_cpu_where_the_gpu_memory_runs_out(shared):
-    """Under a cap on this process's GPU memory below what the finish needs, refinement and decontamination give the
-    CPU's answer, bit for bit (they ran there), instead of failing."""
+    """Under a cap on this process's GPU memory below what the finish needs, refinement, the edge matte's solve and
+    decontamination give the CPU's answer, bit for bit (they ran there), instead of failing."""
     import cv2
 
     from mattekit.matting.foreground import estimate_foreground
@@ -274,6 +285,8 @@ def test_the_finish_falls_back_to_the_cpu_where_the_gpu_memory_runs_out(shared):
         torch.cuda.set_per_process_memory_fraction(4 * image.size / total)  # under the float photo and its planes
         assert np.array_equal(estimate_foreground(image, alpha, device=cuda), estimate_foreground(image, alpha))
         assert np.array_equal(masks.refine_mask(image, low, device=cuda), masks.refine_mask(image, low))
+        mask = masks.refine_mask(image, low)
+        assert np.array_equal(masks.alpha_from_mask(image, mask, device=cuda), masks.alpha_from_mask(image, mask))
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
         torch.cuda.empty_cache()

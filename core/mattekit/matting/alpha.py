@@ -56,6 +56,8 @@ class AlphaOptions:
     (expansion and sampling radii, solve scale, texture reach) follow it (None: the image's own).
     sample_rings: rings of 8 points around a pixel whose nearest known pixels are its colour-sample candidates
     (:func:`mattekit.matting.evidence.sample_estimate`).
+    device: where the Laplacian and its solve run: None here, or a model's CUDA device (a torch.device;
+    :func:`mattekit.matting.solve_device.solve_on`, here again where its memory runs out).
     """
 
     eps: float = 1e-7
@@ -72,6 +74,7 @@ class AlphaOptions:
     texture_weight: float = 10.0
     extent: tuple[int, int] | None = None
     sample_rings: int = 2
+    device: object = None
 
 
 def _box(unknown: np.ndarray, margin: int) -> tuple[slice, slice]:
@@ -112,9 +115,6 @@ def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, ite
                                 options.pure_sigma, options.pure_weight)
     ys, xs = _box(unknown, 3)
     sub_unknown = unknown[ys, xs]
-    stencil = laplacian_stencil(image[ys, xs], options.eps, rows_of=sub_unknown)
-    # Right-hand side: the data term minus the pull of the known pixels; then drop the
-    # known rows and columns and add the data term's weights to the diagonal.
     prior = np.zeros(sub_unknown.shape, np.float32)
     weight = np.zeros(sub_unknown.shape, np.float32)
     prior[sub_unknown] = est
@@ -123,17 +123,34 @@ def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, ite
         extra = options.guess_weight * sub_unknown
         prior = (weight * prior + extra * guess[ys, xs]) / np.maximum(weight + extra, 1e-12)
         weight = weight + extra
-    rhs = weight * prior - solver.apply(stencil, fg[ys, xs].astype(np.float32))
-    mask = sub_unknown.astype(np.float32)
+    x0 = prior if start is None else start[ys, xs]
+    x = None
+    if options.device is not None:
+        from .solve_device import solve_on
+        x = solve_on(options.device, image[ys, xs], fg[ys, xs], sub_unknown, prior, weight, x0, options.eps,
+                     iterations)
+    if x is None:
+        x = _solved(image[ys, xs], fg[ys, xs], sub_unknown, prior, weight, x0, options.eps, iterations)
+    alpha[ys, xs] = np.where(sub_unknown, np.clip(x, 0.0, 1.0), alpha[ys, xs])
+    return alpha
+
+
+def _solved(image: np.ndarray, fg: np.ndarray, unknown: np.ndarray, prior: np.ndarray, weight: np.ndarray,
+            x0: np.ndarray, eps: float, iterations: int) -> np.ndarray:
+    """Minimise ``x^T L x + sum weight (x - prior)^2`` over the ``unknown`` pixels (h x w bool), the ``fg`` pixels
+    (h x w bool) fixed to 1 and the others to 0, L the matting Laplacian of ``image`` (h x w x 3, regulariser
+    ``eps``), by ``iterations`` of multigrid-preconditioned conjugate gradients from ``x0``: h x w float32."""
+    stencil = laplacian_stencil(image, eps, rows_of=unknown)
+    # Right-hand side: the data term minus the pull of the known pixels; then drop the
+    # known rows and columns and add the data term's weights to the diagonal.
+    rhs = weight * prior - solver.apply(stencil, fg.astype(np.float32))
+    mask = unknown.astype(np.float32)
     padded = cv2.copyMakeBorder(mask, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=0.0)
     sh, sw = mask.shape
     for k, (dy, dx) in enumerate(solver.half_offsets(13)):
         stencil[k] *= mask * padded[2 + dy : 2 + dy + sh, 2 + dx : 2 + dx + sw]
     stencil[0] += weight
-    x0 = prior if start is None else start[ys, xs]
-    x = solver.solve(stencil, rhs, sub_unknown, x0=x0, iterations=iterations)
-    alpha[ys, xs] = np.where(sub_unknown, np.clip(x, 0.0, 1.0), alpha[ys, xs])
-    return alpha
+    return solver.solve(stencil, rhs, unknown, x0=x0, iterations=iterations)
 
 
 def auto_scale(height: int, width: int, max_pixels: float = 1.5e6) -> int:

@@ -50,16 +50,18 @@ def alpha_from_trimap(image: np.ndarray, trimap: np.ndarray, options: MattingOpt
 
 def matte_edge(image: np.ndarray, mask: np.ndarray, options: MattingOptions | None = None,
                extent: tuple[int, int] | None = None, solve: int | None = None,
-               sample_rings: int = AlphaOptions.sample_rings) -> np.ndarray:
+               sample_rings: int = AlphaOptions.sample_rings, device=None) -> np.ndarray:
     """Alpha refined from a subject mask (probabilities, or a 0/255 image) by matting its uncertain edge:
     the trimap is made from the mask, and the mask stays in the estimate where colours say little.
     ``extent``: (height, width) of the photo ``image`` is a tile of; ``solve``: the solve's downscale (a power
-    of two; None: from the extent); ``sample_rings``: the colour samples' reach. See :class:`AlphaOptions`."""
+    of two; None: from the extent); ``sample_rings``: the colour samples' reach; ``device``: where the solve runs
+    (a model's CUDA device; None: here). See :class:`AlphaOptions`."""
     options = options or MattingOptions()
     m = np.clip(grey_map(mask), 0.0, 1.0)
     band = None if options.band is None else min(options.band, max(m.shape))  # wider covers the image anyway
     trimap = trimaps.from_mask(m, band=band)
-    alpha_options = replace(options.alpha_options(), extent=extent, scale=solve, sample_rings=sample_rings)
+    alpha_options = replace(options.alpha_options(), extent=extent, scale=solve, sample_rings=sample_rings,
+                            device=device)
     return estimate_alpha(image[..., :3], trimap, alpha_options, guess=m)
 
 

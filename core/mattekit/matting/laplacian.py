@@ -60,6 +60,13 @@ def _accumulate(stencil: np.ndarray, padded: np.ndarray, mu: np.ndarray, top: in
         w1 = (c[..., 1] - r01 * w0) * inv11
         w2 = (c[..., 2] - r02 * w0 - r12 * w1) * inv22
         white.append((w0, w1, w2))
+    add_pairs(stencil, white, top, bottom, left, right)
+
+
+def add_pairs(stencil, white: list, top: int, bottom: int, left: int, right: int) -> None:
+    """Add into ``stencil`` (13 x H x W float32) the entries of the windows centred on rows [top, bottom) and columns
+    [left, right), from the whitened colours of their 9 members (``white``: per member of :data:`WINDOW` three
+    (bottom - top) x (right - left) float32 arrays): numpy arrays or torch tensors alike."""
     ninth = np.float32(1.0 / 9.0)
     for a, (ay, ax) in enumerate(WINDOW):
         wa = white[a]

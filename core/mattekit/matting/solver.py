@@ -65,8 +65,16 @@ def coarsen(stencil: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarr
         stencil = np.pad(stencil, ((0, 0), (0, 2 * hc - h), (0, 2 * wc - w)))
         mask = np.pad(mask, ((0, 2 * hc - h), (0, 2 * wc - w)))
     coarse = np.zeros((5, hc, wc), np.float32)
+    add_galerkin(coarse, stencil)
+    cmask = mask[0::2, 0::2] | mask[1::2, 0::2] | mask[0::2, 1::2] | mask[1::2, 1::2]
+    return coarse, cmask
+
+
+def add_galerkin(coarse, stencil) -> None:
+    """Add into ``coarse`` (5, hc, wc float32, a 3x3 half stencil) the Galerkin product P^T A P of ``stencil`` (n, 2 hc,
+    2 wc) over 2x2 aggregates: numpy arrays or torch tensors alike."""
     plane_of = {d: i for i, d in enumerate(half_offsets(5))}
-    for k, (dy, dx) in enumerate(half_offsets(n)):
+    for k, (dy, dx) in enumerate(half_offsets(stencil.shape[0])):
         for py in (0, 1):
             for px in (0, 1):
                 part = stencil[k, py::2, px::2]
@@ -79,8 +87,6 @@ def coarsen(stencil: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarr
                     coarse[plane_of[cy, cx]] += part
                 else:  # stored on the other block, as the mirrored entry
                     _shift_add(coarse[plane_of[-cy, -cx]], part, cy, cx)
-    cmask = mask[0::2, 0::2] | mask[1::2, 0::2] | mask[0::2, 1::2] | mask[1::2, 1::2]
-    return coarse, cmask
 
 
 def _restrict(r: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -147,6 +153,13 @@ def _inverse(a: np.ndarray) -> np.ndarray:
     return inv
 
 
+def direct(stencil: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A coarsest level's direct solve: (the flat indices of its unknowns, n; the inverse of its masked matrix,
+    n x n float64), for a half stencil (n_planes, H, W) and its mask (H x W bool) of at most a few dozen unknowns."""
+    flat, dense = _dense(stencil, mask)
+    return flat, _inverse(dense)
+
+
 @dataclass
 class _Level:
     stencil: np.ndarray
@@ -169,8 +182,7 @@ class Multigrid:
             level = _Level(stencil, mask, inv)
             self.levels.append(level)
             if int(mask.sum()) <= COARSEST:  # thin grids (1 or 2 px across) coarsen along their length
-                flat, dense = _dense(stencil, mask)
-                level.direct = (flat, _inverse(dense))
+                level.direct = direct(stencil, mask)
                 break
             stencil, mask = coarsen(stencil, mask)
 
@@ -211,22 +223,30 @@ def solve(stencil: np.ndarray, b: np.ndarray, mask: np.ndarray, x0: np.ndarray |
     precondition = Multigrid(stencil, mask, omega)
     r = b - apply(stencil, x)
     r *= weight
-    start = float(np.linalg.norm(r))
+    return conjugate_gradients(lambda v: apply(stencil, v), precondition, r, x, iterations, tol,
+                               dot=lambda u, v: float(np.vdot(u, v)), norm=lambda v: float(np.linalg.norm(v)))
+
+
+def conjugate_gradients(matvec, precondition, r, x, iterations: int, tol: float, dot, norm):
+    """``x`` (H x W) improved in place by preconditioned conjugate gradients from its residual ``r`` = b - A x (masked):
+    ``matvec(v)`` = A v, ``precondition(r)`` an approximate inverse, ``dot`` and ``norm`` floats of arrays; stops after
+    ``iterations`` or once the residual's norm is below ``tol`` times its first. numpy arrays or torch tensors alike."""
+    start = norm(r)
     z = precondition(r)
-    p = z.copy()
-    rz = float(np.vdot(r, z))
+    p = z * 1.0  # (a copy)
+    rz = dot(r, z)
     for _ in range(iterations):
-        if start == 0.0 or float(np.linalg.norm(r)) <= tol * start:
+        if start == 0.0 or norm(r) <= tol * start:
             break
-        ap = apply(stencil, p)
-        pap = float(np.vdot(p, ap))
+        ap = matvec(p)
+        pap = dot(p, ap)
         if not pap > 0.0:
             break
         step = rz / pap
         x += step * p
         r -= step * ap
         z = precondition(r)
-        rz_new = float(np.vdot(r, z))
+        rz_new = dot(r, z)
         p *= rz_new / rz
         p += z
         rz = rz_new

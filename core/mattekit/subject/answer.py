@@ -74,7 +74,7 @@ def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction,
         mask = masks.mask_from_prediction(image, low, refine, upsampling=upsampling, device=device)
         if hint.box is not None:
             found = masks.alpha_from_mask(image, mask, matting, in_place=True,
-                                          detail=masks.detail_of(height, width, prediction))
+                                          detail=masks.detail_of(height, width, prediction), device=device)
             return hints.constrain(found, hint, select=False)
         mask = masks.hint_finished(image, mask, (hint, region), colour=colour)
     else:
@@ -85,7 +85,7 @@ def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction,
                                  device=device)
     top, left, bottom, right = region
     return masks.alpha_from_mask(image, mask, matting, in_place=True,
-                                 detail=masks.detail_of(bottom - top, right - left, prediction))
+                                 detail=masks.detail_of(bottom - top, right - left, prediction), device=device)
 
 
 def network_alpha(predictor, image: np.ndarray, context, prediction, refine: bool = True, matting: bool = True,
@@ -110,7 +110,8 @@ def network_alpha(predictor, image: np.ndarray, context, prediction, refine: boo
                  else masks.predict_mask(predictor, image, refine))
         mask = hints.with_plain_answer(mask, plain, context[0])
     seen = image.shape[:2] if context is None else (context[1][2] - context[1][0], context[1][3] - context[1][1])
-    return masks.alpha_from_mask(image, mask, matting, in_place=True, detail=masks.detail_of(*seen, prediction))
+    return masks.alpha_from_mask(image, mask, matting, in_place=True, detail=masks.detail_of(*seen, prediction),
+                                 device=device)
 
 
 def edge_matted(predictor, matting: bool) -> bool:

@@ -148,7 +148,7 @@ def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, sof
 
 
 def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, in_place: bool = False,
-                    detail: float = 1.0) -> np.ndarray:
+                    detail: float = 1.0, device=None) -> np.ndarray:
     """The subject's alpha (H x W float32 [0,1]) for a full-resolution mask (H x W) of ``image`` (H x W x 3|4:
     float32 [0,1], or uint8/uint16, made float a window at a time): the mask itself, or
     with ``matting`` its uncertain edge matted (:func:`mattekit.matting.entry.matte_edge`) in the
@@ -158,7 +158,9 @@ def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, i
     times and carried back through the colours' local linear model (:func:`carried`), so the cost follows the edge's
     length, not the photo's pixels. The matte decides how soft the edge is, not where it
     lies: a pixel keeps the mask's side of 0.5. ``in_place``: the alpha is written into ``mask`` (no
-    full-size copy; the tiles' results wait until every window has read the mask)."""
+    full-size copy; the tiles' results wait until every window has read the mask). ``device``: a model's CUDA device
+    (:func:`device_of`; None: here), where each tile's Laplacian and solve run
+    (:func:`mattekit.matting.solve_device.solve_on`)."""
     if not matting:
         return mask
     doubt = unsure(mask)
@@ -166,11 +168,12 @@ def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, i
         return mask
     scale = working_scale(detail, *mask.shape)
     if scale == 1:
-        done = matted_tiles(image, mask, doubt)
+        done = matted_tiles(image, mask, doubt, device=device)
     else:
         small_image, small_mask = shrunk(image, scale), shrunk(mask, scale)
         small_alpha = round_sure(small_mask.copy())
-        for box, values in matted_tiles(small_image, small_mask, unsure(small_mask), auto_scale(*mask.shape) // scale):
+        for box, values in matted_tiles(small_image, small_mask, unsure(small_mask), auto_scale(*mask.shape) // scale,
+                                        device):
             small_alpha[box] = values
         done = carried(image, small_image, small_mask, small_alpha, scale)
     out = mask if in_place else mask.copy()
@@ -180,11 +183,12 @@ def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, i
     return out
 
 
-def matted_tiles(image: np.ndarray, mask: np.ndarray, doubt: np.ndarray,
-                 solve: int | None = None) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+def matted_tiles(image: np.ndarray, mask: np.ndarray, doubt: np.ndarray, solve: int | None = None,
+                 device=None) -> list[tuple[tuple[slice, slice], np.ndarray]]:
     """(box, its matted alpha) for the ``MATTE_TILE`` blocks of ``mask`` (H x W) holding ``doubt`` (its unsure
     pixels, H x W bool), each matted from a window of ``image`` with ``matte_margin`` px of context; ``solve``:
-    the solve's downscale (None: from the size, :class:`mattekit.matting.AlphaOptions`). One at a
+    the solve's downscale (None: from the size, :class:`mattekit.matting.AlphaOptions`); ``device``: where the solves
+    run (None: here). One at a
     time: a window's working set is ~60 bytes per pixel (~100 MB at 50 MP), so each thread's tile would add that
     to the peak."""
     band = trimaps.band_width(*mask.shape)
@@ -195,7 +199,7 @@ def matted_tiles(image: np.ndarray, mask: np.ndarray, doubt: np.ndarray,
         window, inner = grown(box, margin, mask.shape)
         colours = unit_float(image[window][..., :3])
         done.append((box, matte_edge(colours, mask[window], options, extent=mask.shape, solve=solve,
-                                     sample_rings=EDGE_SAMPLE_RINGS)[inner]))
+                                     sample_rings=EDGE_SAMPLE_RINGS, device=device)[inner]))
     return done
 
 
@@ -262,8 +266,9 @@ def matte_margin(height: int, width: int) -> int:
 
 
 def device_of(predictor):
-    """The CUDA device ``predictor``'s model runs on, where the finish's refinement and decontamination run too
-    (:func:`refine_mask`, :func:`mattekit.matting.estimate_foreground`); None for a model on the CPU (or Apple's
+    """The CUDA device ``predictor``'s model runs on, where the finish's refinement, the edge matte's solve and the
+    decontamination run too (:func:`refine_mask`, :func:`alpha_from_mask`, :func:`mattekit.matting.estimate_foreground`);
+    None for a model on the CPU (or Apple's
     MPS, where they are not tested) and without a predictor."""
     return predictor.device if getattr(predictor, "device_type", None) == "cuda" else None
 
