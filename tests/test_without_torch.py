@@ -14,6 +14,7 @@ import torch
 
 from mattekit import catalog, nets, runtime
 from mattekit.engines import policy, threads
+from mattekit.errors import MattekitError
 
 CORE = str(Path(__file__).resolve().parents[1] / "core")
 
@@ -67,6 +68,25 @@ def test_where_a_gpu_may_be_there_auto_asks_torch(monkeypatch):
     entry = catalog.load().get("u2netp")
     assert not runtime.without_torch(entry, "auto") and not runtime.without_torch(entry, None)
     assert runtime.without_torch(entry, "cpu") and not runtime.without_torch(entry, "cuda")
+
+
+def test_the_onnx_backend_asked_for_runs_auto_on_the_cpu_where_a_gpu_is_there(monkeypatch):
+    """With a CUDA GPU there (emulated: this torch is a CPU-only build; found on the H100, where ``auto`` with the onnx
+    backend was the sentence "The onnx backend runs on the CPU only, not on cuda"), asking for the onnx backend
+    (the option or ``$MATTEKIT_BACKEND``) runs ``auto`` on the CPU, planned without torch; an explicit cuda is still
+    the one sentence, and the torch backend still takes the GPU."""
+    monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")
+    monkeypatch.setattr(policy, "gpu_possible", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    entry = catalog.load().get("u2netp")
+    assert runtime.without_torch(entry, "auto", "onnx")
+    assert runtime.engine_plan(entry, "auto", "onnx")[:2] == (torch.device("cpu"), "onnx")
+    monkeypatch.setenv("MATTEKIT_BACKEND", "onnx")
+    assert runtime.without_torch(entry, None) and runtime.engine_plan(entry, None)[:2] == (torch.device("cpu"), "onnx")
+    with pytest.raises(MattekitError, match="runs on the CPU only, not on cuda"):
+        runtime.engine_plan(entry, torch.device("cuda"), "onnx")
+    monkeypatch.delenv("MATTEKIT_BACKEND")
+    assert runtime.engine_plan(entry, "auto", "torch")[:2] == (torch.device("cuda"), "torch")
 
 
 @pytest.mark.parametrize("env", [{}, {"OMP_NUM_THREADS": "1"}, {"MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "4"},

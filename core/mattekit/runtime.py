@@ -253,16 +253,22 @@ def engine_plan(entry: ModelEntry, device: str | torch.device | None = "auto", b
                 precision: str | None = "auto") -> tuple[torch.device, str, torch.dtype]:
     """(device, backend "torch" | "onnx", dtype) that ``entry`` runs with, as asked: the device checked
     (an absent CUDA GPU is one sentence, never a silent CPU), the one backend of a net family that runs on one
-    winning (SAM 2.1: torch), the precision by the policy (:func:`mattekit.engines.resolve_precision`). ``auto`` takes the torch engine
+    winning (SAM 2.1: torch), ``auto`` the CPU where the onnx backend is asked for, the precision by the policy (:func:`mattekit.engines.resolve_precision`). ``auto`` takes the torch engine
     where the policy gives the model a lower precision here (bf16 on a CPU with native bf16 for a model the catalog
     marks ``cpu_bf16``: ONNX Runtime runs fp32 only), else the engine measured faster. Loads nothing; imports torch
     (:func:`without_torch` answers without it where it can)."""
     import torch
 
-    dev = device if isinstance(device, torch.device) else engines.select_device(device)
+    backend = pinned_backend(entry) or backend
+    if isinstance(device, torch.device):
+        dev = device
+    elif (device or "auto").lower() == "auto" and policy.backend_asked(backend) == "onnx":
+        dev = torch.device("cpu")  # ONNX Runtime runs on the CPU only: the onnx backend asked for picks the CPU
+    else:
+        dev = engines.select_device(device)
     wanted = engines.resolve_precision(precision, dev, entry.half, entry.cpu_bf16)
     lower = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(wanted, precision)
-    backend = engines.resolve_backend(pinned_backend(entry) or backend, dev, entry.name, lower)
+    backend = engines.resolve_backend(backend, dev, entry.name, lower)
     return dev, backend, engines.engine_precision(backend, precision, dev, entry.half, entry.cpu_bf16)
 
 

@@ -145,9 +145,7 @@ def resolve_backend(backend: str | None, device: torch.device, model: str | None
     CPU class (:mod:`mattekit.engines.choice`); for a model not measured there, torch where NNPACK's Winograd
     kernels run, else ONNX Runtime (it beats oneDNN's direct convolutions). Elsewhere, or where ``precision``
     (or ``$MATTEKIT_PRECISION``) asks for fp16 or bf16, which ONNX Runtime does not run here, torch."""
-    name = (backend or "auto").lower()
-    if name == "auto":
-        name = os.environ.get("MATTEKIT_BACKEND", "auto").lower() or "auto"
+    name = backend_asked(backend)
     if name not in BACKENDS:
         raise MattekitError(f"Backend '{name}' is unknown; use auto, torch or onnx.")
     if name == "auto":
@@ -161,6 +159,14 @@ def resolve_backend(backend: str | None, device: torch.device, model: str | None
             raise MattekitError(f"The onnx backend runs on the CPU only, not on {device.type}; use --device cpu or the torch backend.")
         if not onnx_available():
             raise MattekitError("The onnx backend needs onnxruntime and onnx: pip install 'mattekit[onnx]'.")
+    return name
+
+
+def backend_asked(backend: str | None) -> str:
+    """The backend asked for, lower case: ``backend``, or for ``auto`` (None) ``$MATTEKIT_BACKEND`` where set."""
+    name = (backend or "auto").lower()
+    if name == "auto":
+        name = os.environ.get("MATTEKIT_BACKEND", "auto").lower() or "auto"
     return name
 
 
@@ -219,18 +225,15 @@ def plain_cpu_onnx(device: str | None, backend: str | None, precision: str | Non
     (a GPU may be there, the model was not measured on this CPU class, bf16 may be native) or the answer differs.
     ``device``/``backend``/``precision``: as the user gave them (names, ``auto`` or None); ``model``: the catalog
     name, of a net family that either backend may run; ``cpu_bf16_ok``: the catalog's flag."""
-    name = (device or "auto").lower()
-    if name not in ("auto", "cpu") or (name == "auto" and gpu_possible()):
-        return False
+    name, chosen = (device or "auto").lower(), backend_asked(backend)
+    if name not in ("auto", "cpu") or (name == "auto" and chosen != "onnx" and gpu_possible()):
+        return False  # (the onnx backend asked for: ``auto`` is the CPU, GPU or none)
     try:
         wanted = _precision_name(precision)
     except MattekitError:
         return False  # the torch path says why, in its own words
     if wanted not in ("auto", "fp32") or (wanted == "auto" and cpu_bf16_ok and native_cpu_bf16()):
         return False
-    chosen = (backend or "auto").lower()
-    if chosen == "auto":
-        chosen = os.environ.get("MATTEKIT_BACKEND", "auto").lower() or "auto"
     if chosen not in ("auto", "onnx") or not onnx_available():
         return False
     if chosen == "auto":
