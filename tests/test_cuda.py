@@ -218,7 +218,10 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
     from mattekit.matting.foreground import estimate_foreground
     from mattekit.subject import masks
 
+    from mattekit.matting import alpha
+
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setattr(alpha, "DEVICE_PIXELS", 0)  # every solve on the GPU, however small its box
     model = mattekit.api.models_cache().get("u2netp", "segment", "cuda", precision="fp32")
     on_cpu = mattekit.api.models_cache().get("u2netp", "segment", "cpu", precision="fp32")
     cuda, figures = torch.device("cuda"), {}
@@ -267,14 +270,16 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
     print("finish on cuda vs cpu:", figures)
 
 
-def test_the_finish_falls_back_to_the_cpu_where_the_gpu_memory_runs_out(shared):
+def test_the_finish_falls_back_to_the_cpu_where_the_gpu_memory_runs_out(shared, monkeypatch):
     """Under a cap on this process's GPU memory below what the finish needs, refinement, the edge matte's solve and
     decontamination give the CPU's answer, bit for bit (they ran there), instead of failing."""
     import cv2
 
+    from mattekit.matting import alpha as alpha_module
     from mattekit.matting.foreground import estimate_foreground
     from mattekit.subject import masks
 
+    monkeypatch.setattr(alpha_module, "DEVICE_PIXELS", 0)
     root = shared / "data" / "alphamatting"
     image = cv2.cvtColor(cv2.imread(str(root / "im" / "GT01.png")), cv2.COLOR_BGR2RGB)
     alpha = cv2.imread(str(root / "gt" / "GT01.png"), 0).astype(np.float32) / 255

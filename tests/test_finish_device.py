@@ -98,10 +98,14 @@ def test_refinement_on_a_device_gives_the_cpu_mask(shared, u2netp, photo, scale)
 
 
 @pytest.mark.parametrize("photo, scale", [("106024.jpg", 1), ("124080.jpg", 3)])
-def test_the_edge_matte_solved_on_a_device_gives_the_cpu_alpha(shared, u2netp, photo, scale):
-    """u2netp's real prediction refined, its edge matted with the Laplacian and the multigrid solve on the device: at
-    1x (one tile, solved at full size) and 3x (1.4 MP: solved at half size), the alpha within 1e-6 of the CPU's on
-    average (measured 2e-8 and 6e-8) and 1e-3 at most (measured 3e-5 and 7e-5), no pixel on the other side of 0.5."""
+def test_the_edge_matte_solved_on_a_device_gives_the_cpu_alpha(shared, u2netp, photo, scale, monkeypatch):
+    """u2netp's real prediction refined, its edge matted with the Laplacian and the multigrid solve on the device (every
+    box, however small): at 1x (one tile, solved at full size) and 3x (1.4 MP: solved at half size), the alpha within
+    1e-6 of the CPU's on average (measured 2e-8 and 9e-8) and 1e-3 at most (measured 3e-5 and 8e-5), no pixel on the
+    other side of 0.5."""
+    from mattekit.matting import alpha
+
+    monkeypatch.setattr(alpha, "DEVICE_PIXELS", 0)
     image = read_image(shared / "data" / "grabcut50" / "im" / photo, integers=True).pixels[..., :3]
     if scale > 1:
         image = np.repeat(np.repeat(image, scale, 0), scale, 1)
@@ -113,6 +117,27 @@ def test_the_edge_matte_solved_on_a_device_gives_the_cpu_alpha(shared, u2netp, p
     delta = np.abs(device - cpu)
     assert delta.mean() <= 1e-6 and delta.max() <= 1e-3, (delta.mean(), delta.max())
     assert np.array_equal(device >= 0.5, cpu >= 0.5)
+
+
+def test_only_a_large_box_is_solved_on_the_device(shared, u2netp, monkeypatch):
+    """A solve's box of fewer than ``DEVICE_PIXELS`` stays on the CPU (the GPU's kernel launches cost more there), the
+    same bytes as without a device; a larger one goes to the device: grabcut50 106024 at 1x (a box of 35 kpx) and
+    124080 at 3x (solved at half size, a box of about 300 kpx)."""
+    from mattekit.matting import alpha, solve_device
+
+    sizes = []
+    step = solve_device.solve_on
+    monkeypatch.setattr(solve_device, "solve_on", lambda device, image, *a: sizes.append(image.shape[:2]) or
+                        step(device, image, *a))
+    for photo, scale in (("106024.jpg", 1), ("124080.jpg", 3)):
+        image = read_image(shared / "data" / "grabcut50" / "im" / photo, integers=True).pixels[..., :3]
+        image = np.repeat(np.repeat(image, scale, 0), scale, 1)
+        low = masks.prediction_array(u2netp(u2netp.prepare(image)))
+        mask, detail = masks.refine_mask(image, low), masks.detail_of(*image.shape[:2], low)
+        device = masks.alpha_from_mask(image, mask, detail=detail, device=CPU)
+        if scale == 1:
+            assert sizes == [] and np.array_equal(device, masks.alpha_from_mask(image, mask, detail=detail))
+    assert sizes and all(h * w >= alpha.DEVICE_PIXELS for h, w in sizes), sizes
 
 
 def test_the_device_laplacian_and_coarsening_are_the_cpus():

@@ -57,7 +57,8 @@ class AlphaOptions:
     sample_rings: rings of 8 points around a pixel whose nearest known pixels are its colour-sample candidates
     (:func:`mattekit.matting.evidence.sample_estimate`).
     device: where the Laplacian and its solve run: None here, or a model's CUDA device (a torch.device;
-    :func:`mattekit.matting.solve_device.solve_on`, here again where its memory runs out).
+    :func:`mattekit.matting.solve_device.solve_on`) for a box of at least ``DEVICE_PIXELS``, here again where its
+    memory runs out.
     """
 
     eps: float = 1e-7
@@ -75,6 +76,11 @@ class AlphaOptions:
     extent: tuple[int, int] | None = None
     sample_rings: int = 2
     device: object = None
+
+
+# A solve's box goes to the device (AlphaOptions.device) from this many pixels: below it the GPU's solve costs its
+# kernel launches, more than the CPU's (measured on an H100: docs/benchmarks.md, "The edge matte's solve on the GPU").
+DEVICE_PIXELS = 1 << 16
 
 
 def _box(unknown: np.ndarray, margin: int) -> tuple[slice, slice]:
@@ -125,7 +131,7 @@ def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, ite
         weight = weight + extra
     x0 = prior if start is None else start[ys, xs]
     x = None
-    if options.device is not None:
+    if options.device is not None and sub_unknown.size >= DEVICE_PIXELS:
         from .solve_device import solve_on
         x = solve_on(options.device, image[ys, xs], fg[ys, xs], sub_unknown, prior, weight, x0, options.eps,
                      iterations)

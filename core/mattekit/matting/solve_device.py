@@ -78,17 +78,16 @@ def laplacian(image: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def apply(stencil: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """y = A x for a half stencil (n, h, w) and x (h, w), float32 (:func:`mattekit.matting.solver.apply`)."""
+    """y = A x for a half stencil (n, h, w) and x (h, w), float32 (:func:`mattekit.matting.solver.apply`): the stored
+    half as one product with x's neighbours at the stencil's offsets (``unfold``), the mirrored half as one ``fold``
+    (each product added at its neighbour), a few kernels rather than two per plane."""
     n, h, w = stencil.shape
-    pad = 2 if n == 13 else 1
-    xp = F.pad(x, (pad, pad, pad, pad))
-    yp = torch.zeros((h + 2 * pad, w + 2 * pad), dtype=torch.float32, device=x.device)
-    y = yp[pad : pad + h, pad : pad + w]
-    y.addcmul_(stencil[0], x)
-    for k, (dy, dx) in enumerate(solver.half_offsets(n)[1:], 1):
-        y.addcmul_(stencil[k], xp[pad + dy : pad + dy + h, pad + dx : pad + dx + w])
-        yp[pad + dy : pad + dy + h, pad + dx : pad + dx + w].addcmul_(stencil[k], x)
-    return y
+    k = 5 if n == 13 else 3
+    planes = stencil.view(n, h * w)
+    near = F.unfold(x[None, None], k, padding=k // 2)[0, k * k // 2 :]  # x at the half offsets: n x hw
+    y = (planes * near).sum(0).view(h, w)
+    mirrored = torch.cat([torch.zeros((k * k // 2 + 1, h * w), dtype=x.dtype, device=x.device), planes[1:] * x.view(1, -1)])
+    return y + F.fold(mirrored[None], (h, w), k, padding=k // 2)[0, 0]
 
 
 def coarsen(stencil: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
