@@ -170,6 +170,28 @@ def test_the_temporal_window_is_the_models_unless_given(shared, mirror, tmp_path
     assert radius == {("u2netp", None): 2, ("u2netp", 4): 4, (MODEL, None): 4, ("u2netp", 0): 0}
 
 
+def test_an_8_bit_plate_feeds_the_network_its_8_bits_as_rembg_does(shared, mirror, tmp_path):
+    """u2netp's input from 8-bit frames is made from their 8-bit values (PIL's 8-bit Lanczos, rembg's preprocessing),
+    not from the frames made float: the plain per-frame matte (no refinement, no filter) is the network's answer on
+    ``read_image(integers=True)``'s pixels. On these frames the float input's answer differs by up to 0.05-0.1."""
+    from mattekit import runtime
+    from mattekit.subject import masks
+
+    plate = make_plate(shared, tmp_path / "plate", 2, sequence="blackswan", size=(427, 240))
+    out = tmp_path / "out"
+    roto.RotoJob(roto.RotoSpec(plate=plate, output=str(out / "m.####.png"), model="u2netp", device="cpu", threads=1,
+                               refine=False, temporal=False)).run()
+    model = runtime.ModelCache().get("u2netp", "segment", "cpu")
+    for frame in (1001, 1002):
+        path = tmp_path / "plate" / f"plate.{frame}.png"
+        stored, floats = read_image(path, integers=True).pixels, read_image(path).pixels
+        want = masks.mask_from_prediction(floats, model(model.prepare(stored)), refine=False, upsampling="lanczos")
+        matte = _matte((out / f"m.{frame}.png").read_bytes(), tmp_path)
+        np.testing.assert_allclose(matte, want, atol=0.5 / 65535 + 1e-6)
+        before = masks.mask_from_prediction(floats, model(model.prepare(floats)), refine=False, upsampling="lanczos")
+        assert np.abs(before - want).max() > 0.01  # (the float input's answer, which roto gave before)
+
+
 def _matte(data: bytes, tmp_path: Path) -> np.ndarray:
     path = tmp_path / "probe.png"
     path.write_bytes(data)

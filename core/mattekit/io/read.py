@@ -115,6 +115,18 @@ def read_plate(path, colorspace: str | None = None, view: str | None = None) -> 
     return Picture(pixels, found.bit_depth, path, pixels.shape[2] == 4, found.format, found.mode, found.pixels, space)
 
 
+def as_stored(picture: Picture) -> np.ndarray:
+    """``picture.pixels`` as its file stores them where that is 8-bit sRGB taken as it is (a plate frame of
+    :func:`read_plate` or a movie's, in the networks' space without a view): uint8 H x W x C, the file's values exactly,
+    so that a network's input is made from them as from :func:`read_image` ``(integers=True)`` (a Lanczos resize then
+    runs PIL's 8-bit path, as rembg's does); else the pixels as they are."""
+    pixels = picture.pixels
+    if picture.bit_depth != 8 or pixels is not picture.scene or pixels.dtype != np.float32:
+        return pixels
+    stored = cv2.convertScaleAbs(pixels, alpha=255.0)
+    return stored if np.array_equal(unit_float(stored), pixels) else pixels  # (off the 8-bit grid: alpha divided out)
+
+
 def plate_layout(path) -> Layout:
     """What :func:`read_plate` would give for ``path`` (size, bit depth, mode), from its header alone: EXR and DPX
     as OpenImageIO reads them (a layered EXR's colour layer too), the others as :func:`read_layout` reads them;

@@ -100,7 +100,8 @@ class RotoJob:
                 "model": {"name": self.entry.name, "net": self.entry.net, "kwargs": self.entry.kwargs,
                           "weights": self.weights_path().name, "sha256": known_sha256(self.weights_path())},
                 "refine": self.spec.refine, "bit_depth": self.spec.bit_depth,
-                "temporal": self.temporal.describe() if self.temporal else None}
+                "temporal": self.temporal.describe() if self.temporal else None,
+                "input": "as stored"}  # 8-bit frames reach the network as their 8 bits (io.read.as_stored)
         if self.entry.recurrent:
             settings["warmup"] = self.entry.warmup
         if self.spec.colorspace:
