@@ -116,10 +116,9 @@ def read_plate(path, colorspace: str | None = None, view: str | None = None) -> 
 
 
 def as_stored(picture: Picture) -> np.ndarray:
-    """``picture.pixels`` as its file stores them where that is 8-bit sRGB taken as it is (a plate frame of
-    :func:`read_plate` or a movie's, in the networks' space without a view): uint8 H x W x C, the file's values exactly,
-    so that a network's input is made from them as from :func:`read_image` ``(integers=True)`` (a Lanczos resize then
-    runs PIL's 8-bit path, as rembg's does); else the pixels as they are."""
+    """``picture.pixels`` as its file stores them where that is 8-bit sRGB taken as it is (a plate or movie frame in
+    the networks' space, no view): uint8 H x W x C, as :func:`read_image` ``(integers=True)`` gives them (a network's
+    Lanczos resize then runs PIL's 8-bit path, as rembg's does); else the pixels as they are."""
     pixels = picture.pixels
     if picture.bit_depth != 8 or pixels is not picture.scene or pixels.dtype != np.float32:
         return pixels
