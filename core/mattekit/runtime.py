@@ -260,12 +260,7 @@ def engine_plan(entry: ModelEntry, device: str | torch.device | None = "auto", b
     import torch
 
     backend = pinned_backend(entry) or backend
-    if isinstance(device, torch.device):
-        dev = device
-    elif (device or "auto").lower() == "auto" and policy.backend_asked(backend) == "onnx":
-        dev = torch.device("cpu")  # ONNX Runtime runs on the CPU only: the onnx backend asked for picks the CPU
-    else:
-        dev = engines.select_device(device)
+    dev = device if isinstance(device, torch.device) else engines.select_device(device, backend)
     wanted = engines.resolve_precision(precision, dev, entry.half, entry.cpu_bf16)
     lower = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(wanted, precision)
     backend = engines.resolve_backend(backend, dev, entry.name, lower)

@@ -45,12 +45,15 @@ def mps_available() -> bool:
     return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
-def select_device(name: str | None = "auto") -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; an explicit device that is missing is an error."""
+def select_device(name: str | None = "auto", backend: str | None = None) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU (the CPU where the onnx ``backend`` is asked for: ONNX Runtime runs
+    there only, :func:`backend_asked`); an explicit device that is missing is an error."""
     import torch
 
     name = (name or "auto").lower()
     if name == "auto":
+        if backend_asked(backend) == "onnx":
+            return torch.device("cpu")
         if torch.cuda.is_available():
             return torch.device("cuda")
         return torch.device("mps") if mps_available() else torch.device("cpu")

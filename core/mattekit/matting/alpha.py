@@ -151,10 +151,7 @@ def _solved(image: np.ndarray, fg: np.ndarray, unknown: np.ndarray, prior: np.nd
     # known rows and columns and add the data term's weights to the diagonal.
     rhs = weight * prior - solver.apply(stencil, fg.astype(np.float32))
     mask = unknown.astype(np.float32)
-    padded = cv2.copyMakeBorder(mask, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=0.0)
-    sh, sw = mask.shape
-    for k, (dy, dx) in enumerate(solver.half_offsets(13)):
-        stencil[k] *= mask * padded[2 + dy : 2 + dy + sh, 2 + dx : 2 + dx + sw]
+    solver.drop_known(stencil, mask, cv2.copyMakeBorder(mask, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=0.0))
     stencil[0] += weight
     return solver.solve(stencil, rhs, unknown, x0=x0, iterations=iterations)
 

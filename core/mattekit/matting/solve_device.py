@@ -33,10 +33,7 @@ def _solve(device, image, fg, unknown, prior, weight, x0, eps, iterations, omega
     mask, weight = put(unknown), put(weight)
     stencil = laplacian(put(image), eps)
     rhs = weight * put(prior) - apply(stencil, put(fg))
-    padded = F.pad(mask, (2, 2, 2, 2))
-    h, w = mask.shape
-    for k, (dy, dx) in enumerate(solver.half_offsets(13)):
-        stencil[k] *= mask * padded[2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w]
+    solver.drop_known(stencil, mask, F.pad(mask, (2, 2, 2, 2)))
     stencil[0] += weight
     return conjugate_gradients(stencil, rhs, mask, put(x0), iterations, omega).cpu().numpy()
 

@@ -153,6 +153,15 @@ def _inverse(a: np.ndarray) -> np.ndarray:
     return inv
 
 
+def drop_known(stencil, mask, padded) -> None:
+    """Zero, in place, the entries of a 5x5 half stencil (13, h, w) that touch a pixel off ``mask`` (h x w, float
+    0/1; ``padded``: it with 2 px of zeros around), so that only the unknowns' rows and columns are left: numpy arrays
+    or torch tensors alike."""
+    h, w = mask.shape
+    for k, (dy, dx) in enumerate(half_offsets(13)):
+        stencil[k] *= mask * padded[2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w]
+
+
 def direct(stencil: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A coarsest level's direct solve: (the flat indices of its unknowns, n; the inverse of its masked matrix,
     n x n float64), for a half stencil (n_planes, H, W) and its mask (H x W bool) of at most a few dozen unknowns."""
