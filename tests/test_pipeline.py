@@ -213,6 +213,20 @@ def _whole_rows(out: str, names: list[str]) -> dict[str, list[float]]:
     return rows
 
 
+def test_bench_speed_whole_compares_with_rembg_round_by_round():
+    """The line against rembg gives the ratios over all rounds and then images/s per round (rembg's seconds over the
+    command's in the same round), so a run's spread is printed with its figures."""
+    from mattekit.bench.speed_whole import against_rembg
+
+    def summary(seconds, cpu, peak):
+        return {"images_per_s": 10 * len(seconds) / sum(seconds), "seconds": sum(seconds) / len(seconds),
+                "cpu_s": cpu, "peak_mb": peak, "runs": [{"seconds": s} for s in seconds]}
+
+    line = against_rembg("mattekit remove", summary([10.0, 12.0], 30.0, 900.0), summary([11.0, 11.0], 40.0, 600.0))
+    assert line == ("mattekit remove / rembg p: 1.00x images/s, 1.00x the time, 0.75x the CPU time, 1.50x the peak "
+                    "RSS; images/s per round 1.10x 0.92x")
+
+
 @pytest.mark.slow
 def test_bench_speed_whole_sequence_roto_and_remove(shared, monkeypatch, tmp_path, capsys):
     """`bench speed --whole --sequence`: roto and remove as whole commands on the same frames, a row each

@@ -123,12 +123,19 @@ def _whole(args, cfg: dict, work: Path) -> dict:
     if "rembg p" in summary:
         rb = summary["rembg p"]
         for name in order[:-1]:
-            r = summary[name]
-            print(f"{name} / rembg p: {r['images_per_s'] / rb['images_per_s']:.2f}x images/s, "
-                  f"{r['seconds'] / rb['seconds']:.2f}x the time, {r['cpu_s'] / rb['cpu_s']:.2f}x the CPU time, "
-                  f"{r['peak_mb'] / rb['peak_mb']:.2f}x the peak RSS")
+            print(against_rembg(name, summary[name], rb))
     return {"images": len(files), "photo": args.photo, "model": args.model, "load_average": load, "machine": machine,
             "summary": summary}
+
+
+def against_rembg(name: str, r: dict, rb: dict) -> str:
+    """The line comparing command ``name``'s summary ``r`` with rembg's ``rb`` (each: images_per_s, seconds, cpu_s,
+    peak_mb and its "runs", one per round): the ratios over all rounds, then images/s round by round (rembg's seconds
+    over the command's in each round: a round runs both tools back to back, so its ratio shows the spread)."""
+    rounds = " ".join(f"{b['seconds'] / a['seconds']:.2f}x" for a, b in zip(r["runs"], rb["runs"]))
+    return (f"{name} / rembg p: {r['images_per_s'] / rb['images_per_s']:.2f}x images/s, "
+            f"{r['seconds'] / rb['seconds']:.2f}x the time, {r['cpu_s'] / rb['cpu_s']:.2f}x the CPU time, "
+            f"{r['peak_mb'] / rb['peak_mb']:.2f}x the peak RSS; images/s per round {rounds}")
 
 
 def _cpu_line(args) -> str:
