@@ -253,10 +253,11 @@ def engine_plan(entry: ModelEntry, device: str | torch.device | None = "auto", b
                 precision: str | None = "auto") -> tuple[torch.device, str, torch.dtype]:
     """(device, backend "torch" | "onnx", dtype) that ``entry`` runs with, as asked: the device checked
     (an absent CUDA GPU is one sentence, never a silent CPU), the one backend of a net family that runs on one
-    winning (SAM 2.1: torch), ``auto`` the CPU where the onnx backend is asked for, the precision by the policy (:func:`mattekit.engines.resolve_precision`). ``auto`` takes the torch engine
-    where the policy gives the model a lower precision here (bf16 on a CPU with native bf16 for a model the catalog
-    marks ``cpu_bf16``: ONNX Runtime runs fp32 only), else the engine measured faster. Loads nothing; imports torch
-    (:func:`without_torch` answers without it where it can)."""
+    winning (SAM 2.1: torch), ``auto`` the CPU where the onnx backend is asked for, the precision by the policy
+    (:func:`mattekit.engines.resolve_precision`). ``auto`` takes the torch engine where the policy gives the model a
+    lower precision here (bf16 on a CPU with native bf16 for a model the catalog marks ``cpu_bf16``: ONNX Runtime runs
+    fp32 only), else the engine measured faster. Loads nothing; imports torch (:func:`without_torch` answers without
+    it where it can)."""
     import torch
 
     backend = pinned_backend(entry) or backend

@@ -188,9 +188,8 @@ def matted_tiles(image: np.ndarray, mask: np.ndarray, doubt: np.ndarray, solve: 
     """(box, its matted alpha) for the ``MATTE_TILE`` blocks of ``mask`` (H x W) holding ``doubt`` (its unsure
     pixels, H x W bool), each matted from a window of ``image`` with ``matte_margin`` px of context; ``solve``:
     the solve's downscale (None: from the size, :class:`mattekit.matting.AlphaOptions`); ``device``: where the solves
-    run (None: here). One at a
-    time: a window's working set is ~60 bytes per pixel (~100 MB at 50 MP), so each thread's tile would add that
-    to the peak."""
+    run (None: here). One at a time: a window's working set is ~60 bytes per pixel (~100 MB at 50 MP), so each
+    thread's tile would add that to the peak."""
     band = trimaps.band_width(*mask.shape)
     options = MattingOptions(band=band, iterations=EDGE_ITERATIONS)
     margin = matte_margin(*mask.shape)
@@ -267,9 +266,9 @@ def matte_margin(height: int, width: int) -> int:
 
 def device_of(predictor):
     """The CUDA device ``predictor``'s model runs on, where the finish's refinement, the edge matte's solve and the
-    decontamination run too (:func:`refine_mask`, :func:`alpha_from_mask`, :func:`mattekit.matting.estimate_foreground`);
-    None for a model on the CPU (or Apple's
-    MPS, where they are not tested) and without a predictor."""
+    decontamination run too (:func:`refine_mask`, :func:`alpha_from_mask`,
+    :func:`mattekit.matting.estimate_foreground`); None for a model on the CPU (or Apple's MPS, where they are not
+    tested) and without a predictor."""
     return predictor.device if getattr(predictor, "device_type", None) == "cuda" else None
 
 
