@@ -128,14 +128,36 @@ def _whole(args, cfg: dict, work: Path) -> dict:
             "summary": summary}
 
 
+# Student's t for a two-sided 95 % interval, by degrees of freedom 1..30 (beyond: the normal's 1.96 corrected)
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def interval_of_mean(values: list[float]) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of ``values`` (at least 2) and its two-sided 95 % interval by Student's t."""
+    n = len(values)
+    mean = sum(values) / n
+    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
+    df = n - 1
+    t = T_975[df - 1] if df <= len(T_975) else 1.96 + (1.96**3 + 1.96) / (4 * df)
+    half = t * sd / n**0.5
+    return mean, mean - half, mean + half
+
+
 def against_rembg(name: str, r: dict, rb: dict) -> str:
     """The line comparing command ``name``'s summary ``r`` with rembg's ``rb`` (each: images_per_s, seconds, cpu_s,
     peak_mb and its "runs", one per round): the ratios over all rounds, then images/s round by round (rembg's seconds
-    over the command's in each round: a round runs both tools back to back, so its ratio shows the spread)."""
-    rounds = " ".join(f"{b['seconds'] / a['seconds']:.2f}x" for a, b in zip(r["runs"], rb["runs"]))
+    over the command's in each round: a round runs both tools back to back, so its ratio shows the spread) and, from
+    2 rounds, those ratios' mean with its 95 % interval (an interval that holds 1.0x does not tell the two apart)."""
+    ratios = [b["seconds"] / a["seconds"] for a, b in zip(r["runs"], rb["runs"])]
+    rounds = " ".join(f"{x:.2f}x" for x in ratios)
+    spread = ""
+    if len(ratios) >= 2:
+        mean, low, high = interval_of_mean(ratios)
+        spread = f"; their mean {mean:.3f}x, 95 % interval {low:.2f}x to {high:.2f}x"
     return (f"{name} / rembg p: {r['images_per_s'] / rb['images_per_s']:.2f}x images/s, "
             f"{r['seconds'] / rb['seconds']:.2f}x the time, {r['cpu_s'] / rb['cpu_s']:.2f}x the CPU time, "
-            f"{r['peak_mb'] / rb['peak_mb']:.2f}x the peak RSS; images/s per round {rounds}")
+            f"{r['peak_mb'] / rb['peak_mb']:.2f}x the peak RSS; images/s per round {rounds}{spread}")
 
 
 def _cpu_line(args) -> str:
