@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -135,12 +136,10 @@ T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
 
 def interval_of_mean(values: list[float]) -> tuple[float, float, float]:
     """(mean, low, high): the mean of ``values`` (at least 2) and its two-sided 95 % interval by Student's t."""
-    n = len(values)
-    mean = sum(values) / n
-    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
+    n, mean = len(values), statistics.mean(values)
     df = n - 1
     t = T_975[df - 1] if df <= len(T_975) else 1.96 + (1.96**3 + 1.96) / (4 * df)
-    half = t * sd / n**0.5
+    half = t * statistics.stdev(values, mean) / n**0.5
     return mean, mean - half, mean + half
 
 
