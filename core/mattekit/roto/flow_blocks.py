@@ -15,14 +15,21 @@ import numpy as np
 BLOCK = 16  # px: the filter works on the blocks where some matte of the window varies
 
 
-def block_extremes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(min, max) of ``values`` (H x W) over each ``BLOCK`` x ``BLOCK`` block, the last ones clipped by the edge."""
-    height, width = values.shape
+def block_sums(table: np.ndarray, top: np.ndarray, bottom: np.ndarray, left: np.ndarray, right: np.ndarray
+               ) -> np.ndarray:
+    """Sums over the rectangles rows ``top``..``bottom`` and columns ``left``..``right`` (inclusive; equally shaped
+    int grids) of the image whose summed-area table (H+1 x W+1, :func:`counts_off`) is ``table``."""
+    return table[bottom + 1, right + 1] - table[top, right + 1] - table[bottom + 1, left] + table[top, left]
+
+
+def block_bounds(height: int, width: int) -> tuple[np.ndarray, ...]:
+    """(top, bottom, left, right), inclusive, of every ``BLOCK`` block of an H x W image (the last ones clipped by
+    the edge): rows x cols int grids."""
     rows, cols = -(-height // BLOCK), -(-width // BLOCK)
-    padded = np.pad(values, ((0, rows * BLOCK - height), (0, cols * BLOCK - width)), mode="edge")
-    along = padded.reshape(rows * BLOCK, cols, BLOCK)  # each row's blocks first: contiguous reductions
-    low, high = along.min(axis=2).reshape(rows, BLOCK, cols), along.max(axis=2).reshape(rows, BLOCK, cols)
-    return low.min(axis=1), high.max(axis=1)
+    starts_y, starts_x = np.arange(rows)[:, None] * BLOCK, np.arange(cols)[None, :] * BLOCK
+    zeros = np.zeros((rows, cols), np.int64)
+    return (zeros + starts_y, zeros + np.minimum(starts_y + BLOCK, height) - 1,
+            zeros + starts_x, zeros + np.minimum(starts_x + BLOCK, width) - 1)
 
 
 def sampled_rectangles(field: np.ndarray, height: int, width: int) -> tuple[np.ndarray, ...]:
@@ -63,18 +70,20 @@ def counts_off(matte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cv2.integral((matte != 0).view(np.uint8)), cv2.integral((matte != 1).view(np.uint8))
 
 
-def active_blocks(own: np.ndarray, others: list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]]
-                  ) -> np.ndarray:
-    """Which ``BLOCK`` blocks of ``own`` (H x W) the filter can change: a rows x cols bool grid, True where ``own`` is
-    not all 0 or all 1, or where a neighbour's matte is not that value somewhere its warp reads for the block
-    (``others``: per neighbour, :func:`counts_off` of its matte and the :func:`sampled_rectangles` of its warp).
-    Elsewhere every warped neighbour equals ``own``, so the median and the weighted mean give ``own`` back."""
-    low, high = block_extremes(own)
-    active = (low != high) | ((low != 0) & (low != 1))
-    for (off_zero, off_one), (top, bottom, left, right) in others:
-        for table, value in ((off_zero, 0), (off_one, 1)):
-            count = table[bottom + 1, right + 1] - table[top, right + 1] - table[bottom + 1, left] + table[top, left]
-            active |= (low == value) & (count > 0)
+def active_blocks(own: tuple[np.ndarray, np.ndarray], others: list[tuple[tuple[np.ndarray, np.ndarray],
+                                                                      tuple[np.ndarray, ...]]]) -> np.ndarray:
+    """Which ``BLOCK`` blocks of a frame's matte (H x W) the filter can change: a rows x cols bool grid, True where
+    the matte is not all 0 or all 1, or where a neighbour's matte is not that value somewhere its warp reads for the
+    block. ``own``: :func:`counts_off` of the frame's matte; ``others``: per neighbour, :func:`counts_off` of its
+    matte and the :func:`sampled_rectangles` of its warp. Elsewhere every warped neighbour equals the frame's matte,
+    so the median and the weighted mean give it back."""
+    off_zero, off_one = own
+    bounds = block_bounds(off_zero.shape[0] - 1, off_zero.shape[1] - 1)
+    zero, one = block_sums(off_zero, *bounds) == 0, block_sums(off_one, *bounds) == 0  # all 0, all 1
+    active = ~(zero | one)
+    for (other_zero, other_one), rectangle in others:
+        active |= zero & (block_sums(other_zero, *rectangle) > 0)
+        active |= one & (block_sums(other_one, *rectangle) > 0)
     return active
 
 

@@ -191,8 +191,9 @@ class Smoother:
             own = self.matte(level - 1, frame)
             height, width = own.shape
             others = [(other, self.pair(frame, other)) for other in self.neighbours(frame)]
-            blocks = active_blocks(own, [(self.counts(level - 1, other), self.reads(frame, other, height, width))
-                                         for other, _ in others])
+            blocks = active_blocks(self.counts(level - 1, frame),
+                                   [(self.counts(level - 1, other), self.reads(frame, other, height, width))
+                                    for other, _ in others])
             result = own.copy()
             if blocks.any():
                 pixels = block_pixels(blocks, height, width)
