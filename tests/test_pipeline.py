@@ -225,7 +225,7 @@ def test_bench_speed_whole_compares_with_rembg_round_by_round():
     line = against_rembg("mattekit remove", summary([10.0, 12.0], 30.0, 900.0), summary([11.0, 11.0], 40.0, 600.0))
     # rounds 1.1 and 11/12: mean 1.0083, sd 0.1296, t(1) 12.706 -> half-width 1.1645
     assert line == ("mattekit remove / rembg p: 1.00x images/s, 1.00x the time, 0.75x the CPU time, 1.50x the peak "
-                    "RSS; images/s per round 1.10x 0.92x; their mean 1.008x, 95 % interval -0.16x to 2.17x")
+                    "RSS; images/s per round 1.10x 0.92x; their mean 1.008x, 95 % interval -0.156x to 2.173x")
     one = against_rembg("mattekit remove", summary([10.0], 30.0, 900.0), summary([11.0], 40.0, 600.0))
     assert one.endswith("images/s per round 1.10x")  # one round: no spread to give
 

@@ -153,7 +153,7 @@ def against_rembg(name: str, r: dict, rb: dict) -> str:
     spread = ""
     if len(ratios) >= 2:
         mean, low, high = interval_of_mean(ratios)
-        spread = f"; their mean {mean:.3f}x, 95 % interval {low:.2f}x to {high:.2f}x"
+        spread = f"; their mean {mean:.3f}x, 95 % interval {low:.3f}x to {high:.3f}x"  # 3 places: a bound near 1.0x
     return (f"{name} / rembg p: {r['images_per_s'] / rb['images_per_s']:.2f}x images/s, "
             f"{r['seconds'] / rb['seconds']:.2f}x the time, {r['cpu_s'] / rb['cpu_s']:.2f}x the CPU time, "
             f"{r['peak_mb'] / rb['peak_mb']:.2f}x the peak RSS; images/s per round {rounds}{spread}")
