@@ -241,6 +241,21 @@ def _faults_of_a_third_call(runner, x) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
+def test_a_sessions_second_call_runs_in_the_memory_of_its_first(shared_dir):
+    """u2netp at 320² with mattekit's session options: the second call faults in a few pages, not the ~49,000 (about
+    200 MB) that ONNX Runtime's memory pattern, on by default, lays out there beside what the first call filled."""
+    import resource
+
+    runner = OnnxRunner(_onnx(shared_dir, "u2netp.onnx"), threads=1)
+    x = torch.rand(1, 3, 320, 320)
+    runner(x)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    runner(x)
+    second = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    print(f"u2netp 320², page faults of a session's second call: {second}")
+    assert second < 5000
+
+
 def test_a_small_input_keeps_the_arena_between_calls_and_a_big_one_hands_it_back(shared_dir):
     """u2netp at 320²: a call reuses the calls' scratch before it (a few page faults, not tens of
     thousands); an input above SHRINK_ABOVE pixels hands its scratch back, so every call faults it in again."""
