@@ -44,7 +44,8 @@ def sampled_rectangles(field: np.ndarray, height: int, width: int) -> tuple[np.n
     if fh * BLOCK < height or fw * BLOCK < width:  # a block under one field px: the whole image, to stay sure
         whole = np.zeros((rows, cols), np.int64)
         return whole, whole + height - 1, whole, whole + width - 1
-    starts_y, starts_x = np.arange(rows) * BLOCK, np.arange(cols) * BLOCK
+    first_y, last_y, first_x, last_x = block_bounds(height, width)
+    starts_y, starts_x = first_y[:, 0], first_x[0]
     cuts_y = np.minimum(fh - 1, starts_y * fh // height)  # each block's first row on the field's grid
     cuts_x = np.minimum(fw - 1, starts_x * fw // width)
     # One rectangular kernel for every block (the longest footprint plus 3 px either side, anchored 3 px in), read at
@@ -56,12 +57,10 @@ def sampled_rectangles(field: np.ndarray, height: int, width: int) -> tuple[np.n
     high = cv2.dilate(field, kernel, anchor=(3, 3), borderType=cv2.BORDER_REPLICATE)[corners]
     low_x, high_x = low[..., 0] * (width / fw), high[..., 0] * (width / fw)
     low_y, high_y = low[..., 1] * (height / fh), high[..., 1] * (height / fh)
-    ends_y = np.minimum(starts_y + BLOCK, height)[:, None] - 1
-    ends_x = np.minimum(starts_x + BLOCK, width)[None, :] - 1
-    top = np.clip(np.floor(starts_y[:, None] + low_y) - 1, 0, height - 1).astype(np.int64)
-    bottom = np.clip(np.floor(ends_y + high_y) + 2, 0, height - 1).astype(np.int64)
-    left = np.clip(np.floor(starts_x[None, :] + low_x) - 1, 0, width - 1).astype(np.int64)
-    right = np.clip(np.floor(ends_x + high_x) + 2, 0, width - 1).astype(np.int64)
+    top = np.clip(np.floor(first_y + low_y) - 1, 0, height - 1).astype(np.int64)
+    bottom = np.clip(np.floor(last_y + high_y) + 2, 0, height - 1).astype(np.int64)
+    left = np.clip(np.floor(first_x + low_x) - 1, 0, width - 1).astype(np.int64)
+    right = np.clip(np.floor(last_x + high_x) + 2, 0, width - 1).astype(np.int64)
     return top, bottom, left, right
 
 
