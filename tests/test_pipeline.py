@@ -230,6 +230,26 @@ def test_bench_speed_whole_compares_with_rembg_round_by_round():
     assert one.endswith("images/s per round 1.10x")  # one round: no spread to give
 
 
+def test_a_shot_is_lengthened_forwards_and_backwards_with_its_motion_continuous(tmp_path, capsys):
+    """`bench speed --whole --sequence FOLDER --frames N` plays the shot forwards, backwards, forwards... to N frames:
+    every step between neighbours is a step of the shot (or its end frame shown again), so the filter sees real
+    motion however long; --frames without a sequence, or below 1, is refused in one sentence before any work."""
+    from mattekit import cli
+    from mattekit.bench.speed_whole import ping_pong
+
+    assert ping_pong(["a", "b", "c"], 8) == ["a", "b", "c", "c", "b", "a", "a", "b"]
+    assert ping_pong(["a", "b", "c"], 2) == ["a", "b"]
+    assert ping_pong(["a"], 3) == ["a", "a", "a"]
+    shot = list(range(50))
+    played = ping_pong(shot, 200)
+    assert len(played) == 200 and all(abs(x - y) <= 1 for x, y in zip(played, played[1:]))
+    (tmp_path / "a.png").write_bytes(b"")
+    for argv, message in ((["--whole", "--frames", "20", "--data", str(tmp_path)], "--frames lengthens a shot"),
+                          (["--whole", "--sequence", str(tmp_path), "--frames", "0"], "--frames must be at least 1")):
+        code = cli.main(["bench", "speed", "--no-rembg"] + argv)
+        assert code != 0 and message in capsys.readouterr().err, argv
+
+
 def test_the_interval_of_a_mean_is_students():
     """The 95 % interval of the per-round ratios' mean: Student's t with n - 1 degrees of freedom (the 15 photo
     rounds of the eleventh round's first run, docs/benchmarks.md: mean 1.057, interval 1.031-1.082, worked out by
@@ -249,7 +269,8 @@ def test_the_interval_of_a_mean_is_students():
 @pytest.mark.slow
 def test_bench_speed_whole_sequence_roto_and_remove(shared, monkeypatch, tmp_path, capsys):
     """`bench speed --whole --sequence`: roto and remove as whole commands on the same frames, a row each
-    (seconds, frames/s, CPU s, peak RSS all positive) and the roto / remove ratio."""
+    (seconds, frames/s, CPU s, peak RSS all positive) and the roto / remove ratio; --frames 5 plays the 3 frames
+    forwards and backwards, and the figures count 5."""
     from mattekit import cli
 
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
@@ -258,16 +279,17 @@ def test_bench_speed_whole_sequence_roto_and_remove(shared, monkeypatch, tmp_pat
     for name in sorted((shared / "data/davis/im/blackswan").iterdir())[:3]:
         (frames / name.name).write_bytes(name.read_bytes())
     code = cli.main(["bench", "speed", "--whole", "--no-rembg", "--model", "extremec3-portrait", "--sequence", str(frames),
-                     "--json", str(tmp_path / "figures.json")])
+                     "--frames", "5", "--json", str(tmp_path / "figures.json")])
     out = capsys.readouterr().out
     assert code == 0, out
     rows = _whole_rows(out, ["mattekit roto", "mattekit remove --result alpha"])
     assert len(rows) == 2 and all(v > 0 for r in rows.values() for v in r), out
     assert "mattekit roto / mattekit remove --result alpha:" in out
+    assert "5 frames from" in out and "(played forwards and backwards)" in out
     import json
 
     figures = json.loads((tmp_path / "figures.json").read_text())
-    assert figures["images"] == 3 and figures["summary"]["mattekit roto"]["peak_mb"] > 0
+    assert figures["images"] == 5 and figures["summary"]["mattekit roto"]["peak_mb"] > 0
 
 
 @pytest.mark.slow

@@ -71,6 +71,9 @@ def add_parser(kinds) -> None:
     p.add_argument("--sequence", metavar="FOLDER", help="with --whole: a folder of frames (e.g. a DAVIS shot): "
                    "`mattekit roto` (temporal consistency on) next to `mattekit remove --result alpha` and rembg's "
                    "`rembg p -om` on the same frames, all writing mattes")
+    p.add_argument("--frames", type=int, metavar="N", help="with --sequence: the shot played forwards, backwards, "
+                   "forwards... to N frames (a long shot whose motion stays continuous, so start-up weighs in the "
+                   "ratios what it weighs on a real shot of that length)")
     p.add_argument("--rembg-python", help="with --whole: a Python interpreter that has rembg and onnxruntime "
                    "(e.g. a separate venv); default: this one")
     p.add_argument("--synthetic", type=int, metavar="N", help="flat-memory check: N synthetic frames through mattekit")
@@ -87,6 +90,10 @@ def run(args) -> int:
 
     if args.repeat < 1 or args.chunk < 1:
         raise MattekitError("--repeat and --chunk must be at least 1.")
+    if args.frames is not None and not (args.whole and args.sequence):
+        raise MattekitError("--frames lengthens a shot: give it with --whole --sequence FOLDER.")
+    if args.frames is not None and args.frames < 1:
+        raise MattekitError("--frames must be at least 1.")
     if args.whole and args.sequence:
         args.data = args.sequence
     if not args.synthetic:

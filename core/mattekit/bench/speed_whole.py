@@ -41,6 +41,15 @@ def _timed_process(argv: list[str], env: dict | None) -> dict:
     return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
+def ping_pong(frames: list, length: int) -> list:
+    """``frames`` forwards, then backwards, then forwards... cut at ``length`` items: a shot lengthened with its motion
+    continuous (each turn shows its end frame twice)."""
+    played: list = []
+    while len(played) < length:
+        played.extend(frames if len(played) // len(frames) % 2 == 0 else frames[::-1])
+    return played[:length]
+
+
 def _photo_folder(args, work: Path) -> list[Path]:
     """--photo WxH: the folder's first image resized to W x H (cubic), one JPEG (quality 92) in ``work``."""
     import cv2
@@ -68,6 +77,7 @@ def _whole(args, cfg: dict, work: Path) -> dict:
     model += ["--device", args.device] if args.device != "auto" else []
     remove = [sys.executable, "-m", "mattekit", "remove", "-q"] + model
     if args.sequence:  # mattes of the same frames: roto (frames, in a folder of their own) vs per-image tools
+        files = ping_pong(files, args.frames) if args.frames else files
         plate = work / "plate"
         plate.mkdir(exist_ok=True)
         for i, f in enumerate(files):
@@ -110,6 +120,7 @@ def _whole(args, cfg: dict, work: Path) -> dict:
                          "cpu_s": sum(r["cpu_s"] for r in got) / len(got), "peak_mb": max(r["peak_mb"] for r in got),
                          "runs": got}
     what = f"one {args.photo} photo" if args.photo else f"{len(files)} {'frames' if args.sequence else 'images'} from {files[0].parent}"
+    what += " (played forwards and backwards)" if args.sequence and args.frames else ""
     print(f"bench speed --whole: {what}, model {args.model}; {args.repeat} round(s) in turns; "
           f"load average {load[0]:.1f} -> {load[1]:.1f}")
     machine = _cpu_line(args)
