@@ -170,6 +170,35 @@ def test_the_temporal_window_is_the_models_unless_given(shared, mirror, tmp_path
     assert radius == {("u2netp", None): 2, ("u2netp", 4): 4, (MODEL, None): 4, ("u2netp", 0): 0}
 
 
+def test_with_u2netps_window_a_frame_up_to_3x_its_input_is_rounded_not_refined(shared, mirror, tmp_path, monkeypatch):
+    """u2netp's catalog window replaces the per-frame refinement on frames up to 3x its 320-px input (DAVIS's 480p):
+    such a frame's matte is the rounded upsampling; a frame 6x the input is still refined; without the window (or
+    with another model's) refinement runs as before. The job hands the window's setting to its matte source."""
+    from mattekit.roto import source as sources
+    from mattekit.subject import masks
+    rng = np.random.default_rng(8)
+    for height, width, refined in ((480, 854, False), (1080, 1920, True)):
+        image = (rng.random((height, width, 3)) * 0.2).astype(np.float32)
+        yy, xx = np.mgrid[:height, :width] / (height / 480)
+        subject = (yy - 300) ** 2 / 120 ** 2 + (xx - 420) ** 2 / 90 ** 2 < 1
+        image[subject] += 0.7
+        low = cv2.resize(subject.astype(np.float32), (320, 180), interpolation=cv2.INTER_AREA)
+        rounded = masks.round_sure(masks.upsample(low, height, width, "lanczos"))
+        with_window = masks.refine_mask(image, low, upsampling="lanczos", refine_above=3)
+        without = masks.refine_mask(image, low, upsampling="lanczos")
+        assert np.array_equal(with_window, without) == refined and np.array_equal(with_window, rounded) != refined
+        assert not np.array_equal(without, rounded)  # (the refinement does change these frames)
+    given = []
+    made = sources.MatteSource.__init__
+    monkeypatch.setattr(sources.MatteSource, "__init__", lambda self, *a, **kw: given.append(kw["refine_above"]) or made(self, *a, **kw))
+    plate = make_plate(shared, tmp_path / "plate", 2)
+    for model, temporal in (("u2netp", True), ("u2netp", False), (MODEL, True)):
+        out = tmp_path / f"out-{model}-{temporal}"
+        roto.RotoJob(roto.RotoSpec(plate=plate, output=str(out / "m.####.png"), model=model, device="cpu", threads=1,
+                                   temporal=temporal)).run()
+    assert given == [3, 1.0, 1.0]
+
+
 def test_an_8_bit_plate_feeds_the_network_its_8_bits_as_rembg_does(shared, mirror, tmp_path):
     """u2netp's input from 8-bit frames is made from their 8-bit values (PIL's 8-bit Lanczos, rembg's preprocessing),
     not from the frames made float: the plain per-frame matte (no refinement, no filter) is the network's answer on

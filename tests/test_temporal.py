@@ -127,6 +127,6 @@ def test_sampled_rectangles_hold_every_pixel_a_warp_reads():
         image = np.zeros((height, width), np.float32)
         image[y, x] = 1.0
         warped = motion.warp(image, field)
-        shown = flow_blocks.block_sums(flow_blocks.counts_off(warped)[0], *flow_blocks.block_bounds(height, width))
+        shown = flow_blocks.block_sums(flow_blocks.counts_off(warped)[..., 0], *flow_blocks.block_bounds(height, width))
         for by, bx in zip(*np.nonzero(shown > 0)):
             assert top[by, bx] <= y <= bottom[by, bx] and left[by, bx] <= x <= right[by, bx], (y, x, by, bx)

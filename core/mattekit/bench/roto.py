@@ -10,7 +10,7 @@ temporal consistency, on sequences with per-frame ground truth (DAVIS layout).
   **motion-compensated flicker**: the same with alpha_t-1 first warped onto frame t along the
   plate's optical flow (DIS), which counts change only.
 
-Columns: per-frame mattes (``--no-temporal``), the roto default (motion-compensated window,
+Columns: per-frame mattes (``--no-temporal``; refined as the window's ``refine_above`` says), the roto default (motion-compensated window,
 :mod:`mattekit.roto.temporal`), and a plain exponential moving average of the per-frame mattes as
 the baseline a temporal method must beat. All three use the same per-frame predictions, made
 through the same code path as ``mattekit roto`` (:class:`mattekit.roto.MatteSource`), and the
@@ -109,7 +109,8 @@ def run(args) -> int:
     if args.flow_preset is not None:
         options = dataclasses.replace(options, flow_preset=args.flow_preset)
     print(f"model {entry.name}, temporal: flow-compensated window, radius {options.radius}, {options.passes} passes, "
-          f"{options.flow_preset} flow at {options.flow_side} px; {len(names)} sequences")
+          f"{options.flow_preset} flow at {options.flow_side} px; per-frame mattes refined above {options.refine_above:g}x "
+          f"the network's input; {len(names)} sequences")
     head = (f"{'sequence':<14}{'frames':>7}  {'J frame':>8}{'J temp':>8}{'J ema':>8}  {'flicker frame':>14}{'temp':>9}{'ema':>9}"
             f"  {'mc-flicker frame':>17}{'temp':>9}{'ema':>9}  {'s/frame':>8}{'+temp s':>8}")
     print(head)
@@ -181,8 +182,8 @@ def score(plate, frames: list[int], gts: list[np.ndarray], entry, options: tempo
             greys[frame] = temporal.prepare(picture.pixels, alpha, METRIC_FLOW).grey
 
     started = time.perf_counter()
-    MatteSource(plate, entry, weights=args.weights, device=args.device, threads=args.threads,
-                keyframes=keyframes).run(stage.frames, keep, pictures=True)
+    MatteSource(plate, entry, weights=args.weights, device=args.device, threads=args.threads, keyframes=keyframes,
+                refine_above=options.refine_above).run(stage.frames, keep, pictures=True)
     seconds = (time.perf_counter() - started) / len(stage.frames)
     per_frame, greys = [memo[f] for f in frames], [greys[f] for f in frames]
     started = time.perf_counter()

@@ -18,7 +18,8 @@ BLOCK = 16  # px: the filter works on the blocks where some matte of the window 
 def block_sums(table: np.ndarray, top: np.ndarray, bottom: np.ndarray, left: np.ndarray, right: np.ndarray
                ) -> np.ndarray:
     """Sums over the rectangles rows ``top``..``bottom`` and columns ``left``..``right`` (inclusive; equally shaped
-    int grids) of the image whose summed-area table (H+1 x W+1, :func:`counts_off`) is ``table``."""
+    int grids) of the image whose summed-area table (H+1 x W+1 [x C], :func:`counts_off`) is ``table``: the grids'
+    shape [x C]."""
     return table[bottom + 1, right + 1] - table[top, right + 1] - table[bottom + 1, left] + table[top, left]
 
 
@@ -48,13 +49,13 @@ def sampled_rectangles(field: np.ndarray, height: int, width: int) -> tuple[np.n
     starts_y, starts_x = first_y[:, 0], first_x[0]
     cuts_y = np.minimum(fh - 1, starts_y * fh // height)  # each block's first row on the field's grid
     cuts_x = np.minimum(fw - 1, starts_x * fw // width)
-    # One rectangular kernel for every block (the longest footprint plus 3 px either side, anchored 3 px in), read at
-    # each block's first field px.
+    # One rectangle for every block (the longest footprint plus 3 px either side, from 3 px before each block's first
+    # field px): its extremes over the columns, kept at the blocks' first rows only, then over those rows' columns.
     reach_y, reach_x = int(np.diff(cuts_y, append=fh).max()) + 6, int(np.diff(cuts_x, append=fw).max()) + 6
-    kernel = np.ones((reach_y, reach_x), np.uint8)
-    corners = np.ix_(cuts_y, cuts_x)
-    low = cv2.erode(field, kernel, anchor=(3, 3), borderType=cv2.BORDER_REPLICATE)[corners]
-    high = cv2.dilate(field, kernel, anchor=(3, 3), borderType=cv2.BORDER_REPLICATE)[corners]
+    low, high = (extreme(field, np.ones((reach_y, 1), np.uint8), anchor=(0, 3), borderType=cv2.BORDER_REPLICATE)[cuts_y]
+                 for extreme in (cv2.erode, cv2.dilate))
+    low = cv2.erode(low, np.ones((1, reach_x), np.uint8), anchor=(3, 0), borderType=cv2.BORDER_REPLICATE)[:, cuts_x]
+    high = cv2.dilate(high, np.ones((1, reach_x), np.uint8), anchor=(3, 0), borderType=cv2.BORDER_REPLICATE)[:, cuts_x]
     low_x, high_x = low[..., 0] * (width / fw), high[..., 0] * (width / fw)
     low_y, high_y = low[..., 1] * (height / fh), high[..., 1] * (height / fh)
     top = np.clip(np.floor(first_y + low_y) - 1, 0, height - 1).astype(np.int64)
@@ -64,25 +65,24 @@ def sampled_rectangles(field: np.ndarray, height: int, width: int) -> tuple[np.n
     return top, bottom, left, right
 
 
-def counts_off(matte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Summed-area tables (H+1 x W+1 int32) of where ``matte`` (H x W) is not 0 and where it is not 1."""
-    return cv2.integral((matte != 0).view(np.uint8)), cv2.integral((matte != 1).view(np.uint8))
+def counts_off(matte: np.ndarray) -> np.ndarray:
+    """Summed-area tables (H+1 x W+1 x 2 int32) of where ``matte`` (H x W) is not 0 (channel 0) and where it is not 1
+    (channel 1)."""
+    return cv2.integral(np.dstack((matte != 0, matte != 1)).view(np.uint8))
 
 
-def active_blocks(own: tuple[np.ndarray, np.ndarray], others: list[tuple[tuple[np.ndarray, np.ndarray],
-                                                                      tuple[np.ndarray, ...]]]) -> np.ndarray:
+def active_blocks(own: np.ndarray, others: list[tuple[np.ndarray, tuple[np.ndarray, ...]]]) -> np.ndarray:
     """Which ``BLOCK`` blocks of a frame's matte (H x W) the filter can change: a rows x cols bool grid, True where
     the matte is not all 0 or all 1, or where a neighbour's matte is not that value somewhere its warp reads for the
     block. ``own``: :func:`counts_off` of the frame's matte; ``others``: per neighbour, :func:`counts_off` of its
     matte and the :func:`sampled_rectangles` of its warp. Elsewhere every warped neighbour equals the frame's matte,
     so the median and the weighted mean give it back."""
-    off_zero, off_one = own
-    bounds = block_bounds(off_zero.shape[0] - 1, off_zero.shape[1] - 1)
-    zero, one = block_sums(off_zero, *bounds) == 0, block_sums(off_one, *bounds) == 0  # all 0, all 1
+    sums = block_sums(own, *block_bounds(own.shape[0] - 1, own.shape[1] - 1))
+    zero, one = sums[..., 0] == 0, sums[..., 1] == 0  # all 0, all 1
     active = ~(zero | one)
-    for (other_zero, other_one), rectangle in others:
-        active |= zero & (block_sums(other_zero, *rectangle) > 0)
-        active |= one & (block_sums(other_one, *rectangle) > 0)
+    for table, rectangle in others:
+        sums = block_sums(table, *rectangle)
+        active |= (zero & (sums[..., 0] > 0)) | (one & (sums[..., 1] > 0))
     return active
 
 

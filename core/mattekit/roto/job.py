@@ -183,6 +183,7 @@ class RotoJob:
         # the user's file, or None for the catalog's (the same file): a model the worker holds is reused
         source = MatteSource(self.plate, self.entry, weights=self.spec.weights, device=self.spec.device,
                              refine=self.spec.refine, temporal_options=self.temporal,
+                             refine_above=self.temporal.refine_above if self.temporal else 1.0,
                              workers=self.spec.workers, threads=self.spec.threads, keyframes=self.keyframes,
                              models=self.models, features=self.features)
         with self.store.journal() as journal:

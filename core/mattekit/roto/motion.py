@@ -53,9 +53,9 @@ def warp(image: np.ndarray, field: np.ndarray) -> np.ndarray:
     if (fh, fw) != (height, width):
         enlarged = cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)
         where = enlarged * _scales(width / fw, height / fh, width)  # a row of (x, y) scales: 20x faster than a pair
+        where += _grid(height, width)  # one two-channel map: no strided copies of its channels
     else:
-        where = field.copy()
-    where += _grid(height, width)  # one two-channel map: no strided copies of its channels
+        where = field + _grid(height, width)
     return cv2.remap(image, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 

@@ -35,7 +35,7 @@ class MatteSource:
     """
 
     def __init__(self, plate, entry: catalog.ModelEntry, *, weights: str | None = None, device: str = "auto",
-                 refine: bool = True, temporal_options: temporal.TemporalOptions | None = None,
+                 refine: bool = True, refine_above: float = 1.0, temporal_options: temporal.TemporalOptions | None = None,
                  workers: int | None = None, threads: int | None = None, keyframes: tracking.Keyframes | None = None,
                  models: runtime.ModelCache | None = None, features=None):
         """``models``: the cache the model is loaded into (the worker's, so a loaded model is reused;
@@ -45,7 +45,7 @@ class MatteSource:
         self.keyframes = keyframes
         self.entry = entry
         self.predictor = (models or runtime.ModelCache()).get(entry, entry.task, device=device, weights_path=weights)
-        self.refine = refine
+        self.refine, self.refine_above = refine, refine_above  # (masks.refine_mask's)
         self.temporal = temporal_options if temporal_options and temporal_options.radius > 0 else None
         self.workers, self.threads = workers, threads
         self.features = features if features is not None or entry.task != "prompt" else shared_features()
@@ -137,7 +137,8 @@ class _MatteRun:
     def upsample(self, frame: int, picture: Picture, prediction) -> np.ndarray:
         entry = self.source.entry
         return masks.mask_from_prediction(picture.pixels, prediction, self.source.refine, soft=entry.task == "matte",
-                                          upsampling=entry.output.upsample, device=masks.device_of(self.predictor))
+                                          upsampling=entry.output.upsample, device=masks.device_of(self.predictor),
+                                          refine_above=self.source.refine_above)
 
     def upsample_and_keep(self, frame: int, picture: Picture, prediction) -> tuple:
         alpha = self.upsample(frame, picture, prediction)

@@ -78,7 +78,7 @@ def round_sure(mask: np.ndarray) -> np.ndarray:
 
 
 def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampling: str = "bilinear",
-                device=None) -> np.ndarray:
+                device=None, refine_above: float = 1.0) -> np.ndarray:
     """Upsample a low-resolution probability map (h x w) to the image (H x W x 3: float32 [0,1], or
     uint8/uint16, made float a tile at a time), touching only where the model is unsure.
 
@@ -88,7 +88,7 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     photo shrunk to about ``COEFFICIENTS`` px per network px (from factor 3 on: the fast guided filter); it runs in the
     band's tiles only (on every core: :func:`mattekit.ops.regions.each_tile`; ``REFINE_TILE`` px, or ``TILE`` where the
     filter subsamples), so its cost follows the band, not the image. Where the network saw the photo
-    at full resolution or more (factor <= 1) only the rounding applies. ``soft``: no rounding (the map
+    at full resolution or more (factor <= 1), or at most ``refine_above`` times coarser, only the rounding applies. ``soft``: no rounding (the map
     is a matting model's alpha). Returns float32 H x W in [0,1]: the only full-size array made (the
     tiles' results are kept until all tiles have read the upsampled map, then written into it). ``device``: a
     model's CUDA device (:func:`device_of`; None: here); the band is filtered there
@@ -98,7 +98,7 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     height, width = image.shape[:2]
     mask = upsample(low, height, width, upsampling)
     factor = max(height / low.shape[0], width / low.shape[1])
-    if factor <= 1.0:
+    if factor <= max(1.0, refine_above):
         return mask if soft else round_sure(mask)
     grow, radius, subsample = band_filter(factor)
     margin = 2 * radius + 2 * subsample
@@ -135,15 +135,15 @@ def prediction_array(prediction) -> np.ndarray:
 
 
 def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, soft: bool = False,
-                         upsampling: str = "bilinear", device=None) -> np.ndarray:
+                         upsampling: str = "bilinear", device=None, refine_above: float = 1.0) -> np.ndarray:
     """The network's prediction (1 x 1 x h x w tensor or h x w array, [0,1]) as a full-resolution
     subject mask for ``image`` (H x W x 3|4): float32 H x W in [0,1]. ``refine``: :func:`refine_mask`,
     else the plain model (:func:`upsample` by ``upsampling``, the model's ``output.upsample``). ``soft``: the prediction is a matting model's alpha, whose
     near-0 and near-1 values are hair and motion blur, not doubt: they are not rounded. ``device``: where a GPU
-    refines it (:func:`device_of`)."""
+    refines it (:func:`device_of`). ``refine_above``: see :func:`refine_mask`."""
     low = prediction_array(prediction)
     if refine:
-        return refine_mask(image[..., :3], low, soft, upsampling, device)
+        return refine_mask(image[..., :3], low, soft, upsampling, device, refine_above)
     return upsample(low, *image.shape[:2], upsampling)
 
 
