@@ -160,14 +160,18 @@ def test_temporal_switch_and_settings_guard(shared, mirror, tmp_path):
 
 def test_the_temporal_window_is_the_models_unless_given(shared, mirror, tmp_path):
     """The filter's radius is the catalog's for the model (u2netp: 2, which keeps its roto at rembg's frame rate;
-    others: 4) unless the job names one; 0 turns the filter off."""
+    others: 4) unless the job names one; 0 turns the filter off. u2netp's window also carries its flow's 2 refinement
+    iterations and its refinement's factor (3); the others keep the preset's and 1."""
     plate = make_plate(shared, tmp_path / "plate", 2)
     out = str(tmp_path / "out" / "m.####.png")
-    radius = {}
+    radius, window = {}, {}
     for model, given in (("u2netp", None), ("u2netp", 4), (MODEL, None), ("u2netp", 0)):
         job = roto.RotoJob(roto.RotoSpec(plate=plate, output=out, model=model, device="cpu", threads=1, radius=given))
         radius[model, given] = job.temporal.radius if job.temporal else 0
+        if job.temporal:
+            window[model, given] = (job.temporal.flow_refinement, job.temporal.refine_above)
     assert radius == {("u2netp", None): 2, ("u2netp", 4): 4, (MODEL, None): 4, ("u2netp", 0): 0}
+    assert window == {("u2netp", None): (2, 3), ("u2netp", 4): (2, 3), (MODEL, None): (None, 1.0)}
 
 
 def test_with_u2netps_window_a_frame_up_to_3x_its_input_is_rounded_not_refined(shared, mirror, tmp_path, monkeypatch):

@@ -130,3 +130,17 @@ def test_sampled_rectangles_hold_every_pixel_a_warp_reads():
         shown = flow_blocks.block_sums(flow_blocks.counts_off(warped)[..., 0], *flow_blocks.block_bounds(height, width))
         for by, bx in zip(*np.nonzero(shown > 0)):
             assert top[by, bx] <= y <= bottom[by, bx] and left[by, bx] <= x <= right[by, bx], (y, x, by, bx)
+
+
+def test_the_flows_refinement_iterations_reach_dis():
+    """``motion.flow(..., refinement=N)`` is OpenCV's DIS of the preset with N variational refinement iterations per
+    scale (u2netp's window: 2), and differs from the preset's own 5 on a textured pan."""
+    rng = np.random.default_rng(5)
+    texture = cv2.GaussianBlur((rng.random((120, 200)) * 255).astype(np.float32), (0, 0), 2.0)
+    first = np.clip(texture[:, :180], 0, 255).astype(np.uint8)
+    second = np.clip(texture[:, 3:183] * 0.97 + 4, 0, 255).astype(np.uint8)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis.setVariationalRefinementIterations(2)
+    two = motion.flow(first, second, "medium", 2)
+    assert np.array_equal(two, dis.calc(first, second, None))
+    assert not np.array_equal(two, motion.flow(first, second, "medium"))

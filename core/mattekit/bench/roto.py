@@ -48,6 +48,8 @@ def add_parser(kinds) -> None:
     p.add_argument("--radius", type=int, help="temporal window radius (default: the model's, see its catalog entry)")
     p.add_argument("--flow-preset", choices=tuple(motion.DIS_PRESETS), help="the filter's DIS flow preset (default: the model's, see its catalog entry)")
     p.add_argument("--flow-side", type=int, help="the filter's flow resolution, long side in px (default: the model's)")
+    p.add_argument("--flow-refinement", type=int, help="the filter's DIS variational refinement iterations per scale "
+                   "(default: the model's, else the preset's)")
     p.add_argument("--chunk", type=int, help="also run the shot in chunks of N frames as `roto --chunk N` does and "
                                                "print the largest alpha difference per frame against one run")
     p.add_argument("--hint", choices=("first-box",), help="also run each sequence with a hint and print both: first-box = "
@@ -108,8 +110,12 @@ def run(args) -> int:
         options = dataclasses.replace(options, flow_side=args.flow_side)
     if args.flow_preset is not None:
         options = dataclasses.replace(options, flow_preset=args.flow_preset)
+    if args.flow_refinement is not None:
+        options = dataclasses.replace(options, flow_refinement=args.flow_refinement)
     print(f"model {entry.name}, temporal: flow-compensated window, radius {options.radius}, {options.passes} passes, "
-          f"{options.flow_preset} flow at {options.flow_side} px; per-frame mattes refined above {options.refine_above:g}x "
+          f"{options.flow_preset} flow at {options.flow_side} px"
+          + (f" ({options.flow_refinement} refinement iterations)" if options.flow_refinement is not None else "")
+          + f"; per-frame mattes refined above {options.refine_above:g}x "
           f"the network's input; {len(names)} sequences")
     head = (f"{'sequence':<14}{'frames':>7}  {'J frame':>8}{'J temp':>8}{'J ema':>8}  {'flicker frame':>14}{'temp':>9}{'ema':>9}"
             f"  {'mc-flicker frame':>17}{'temp':>9}{'ema':>9}  {'s/frame':>8}{'+temp s':>8}")

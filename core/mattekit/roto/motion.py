@@ -15,18 +15,22 @@ DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DI
                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
-def _dis(preset: str):
-    """This thread's DIS flow object of ``preset`` (made once per thread: it is not thread-safe)."""
+def _dis(preset: str, refinement: int | None):
+    """This thread's DIS flow object of ``preset`` with ``refinement`` variational refinement iterations per scale
+    (None: the preset's), made once per thread: it is not thread-safe."""
     made = _LOCAL.__dict__.setdefault("dis", {})
-    if preset not in made:
-        made[preset] = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
-    return made[preset]
+    if (preset, refinement) not in made:
+        made[preset, refinement] = dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+        if refinement is not None:
+            dis.setVariationalRefinementIterations(refinement)
+    return made[preset, refinement]
 
 
-def flow(source: np.ndarray, target: np.ndarray, preset: str = "medium") -> np.ndarray:
+def flow(source: np.ndarray, target: np.ndarray, preset: str = "medium", refinement: int | None = None) -> np.ndarray:
     """Dense flow h x w x 2 (x, y) such that ``target(p + flow(p)) ~ source(p)``; uint8 greys in; ``preset``: a
-    key of :data:`DIS_PRESETS`."""
-    return _dis(preset).calc(source, target, None)
+    key of :data:`DIS_PRESETS`; ``refinement``: its variational refinement iterations per scale (None: the
+    preset's, 5 for ``medium``)."""
+    return _dis(preset, refinement).calc(source, target, None)
 
 
 @functools.lru_cache(maxsize=4)

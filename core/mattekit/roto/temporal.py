@@ -38,7 +38,8 @@ class TemporalOptions:
     flow_side: long side, in pixels, at which flow and plate agreement are computed; sigma:
     plate difference (sRGB 0..1) at which a warped neighbour's weight falls to 1/e; decay:
     weight factor per frame of distance; flow_preset: OpenCV DIS preset of the flow between adjacent
-    frames (``ultrafast``, ``fast`` or ``medium``); refine_above: what the window does instead of the per-frame
+    frames (``ultrafast``, ``fast`` or ``medium``); flow_refinement: that flow's variational refinement iterations
+    per scale (None: the preset's); refine_above: what the window does instead of the per-frame
     refinement: a frame at most this many times the network's input on a side gets its sure values rounded, not
     the edge-aware refinement (:func:`mattekit.subject.masks.refine_mask`; 1: refined wherever the network saw the
     frame coarser than its pixels)."""
@@ -49,6 +50,7 @@ class TemporalOptions:
     sigma: float = 0.1
     decay: float = 0.85
     flow_preset: str = "medium"
+    flow_refinement: int | None = None
     refine_above: float = 1.0
 
     def __post_init__(self):
@@ -63,7 +65,7 @@ class TemporalOptions:
     def describe(self) -> dict:
         return {"method": "flow-window", "radius": self.radius, "passes": self.passes,
                 "flow_side": self.flow_side, "sigma": self.sigma, "decay": self.decay, "flow_preset": self.flow_preset,
-                "refine_above": self.refine_above}
+                "flow_refinement": self.flow_refinement, "refine_above": self.refine_above}
 
 
 def for_model(entry) -> TemporalOptions:
@@ -153,7 +155,8 @@ class Smoother:
         """Flow a -> b (low-res): DIS between adjacent frames, chained through the frames between."""
         if (a, b) not in self.fields:
             if abs(b - a) == 1:
-                self.fields[a, b] = flow(self.state(a).grey, self.state(b).grey, self.options.flow_preset)
+                self.fields[a, b] = flow(self.state(a).grey, self.state(b).grey, self.options.flow_preset,
+                                         self.options.flow_refinement)
             else:
                 step = 1 if b > a else -1
                 self.fields[a, b] = chain(self.field(a, b - step), self.field(b - step, b))
