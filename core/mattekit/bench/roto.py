@@ -10,9 +10,9 @@ temporal consistency, on sequences with per-frame ground truth (DAVIS layout).
   **motion-compensated flicker**: the same with alpha_t-1 first warped onto frame t along the
   plate's optical flow (DIS), which counts change only.
 
-Columns: per-frame mattes (``--no-temporal``; refined as the window's ``refine_above`` says), the roto default (motion-compensated window,
-:mod:`mattekit.roto.temporal`), and a plain exponential moving average of the per-frame mattes as
-the baseline a temporal method must beat. All three use the same per-frame predictions, made
+Columns: per-frame mattes (``--no-temporal``; refined as the window's ``refine_above`` says), the roto
+default (motion-compensated window, :mod:`mattekit.roto.temporal`), and a plain exponential moving
+average of the per-frame mattes as the baseline a temporal method must beat. All three use the same per-frame predictions, made
 through the same code path as ``mattekit roto`` (:class:`mattekit.roto.MatteSource`), and the
 temporal column is filtered in frame order as roto does (:class:`mattekit.roto.temporal.OrderedSmoother`).
 """

@@ -50,7 +50,8 @@ def sampled_rectangles(field: np.ndarray, height: int, width: int) -> tuple[np.n
     cuts_y = np.minimum(fh - 1, starts_y * fh // height)  # each block's first row on the field's grid
     cuts_x = np.minimum(fw - 1, starts_x * fw // width)
     # One rectangle for every block (the longest footprint plus 3 px either side, from 3 px before each block's first
-    # field px): its extremes over the columns, kept at the blocks' first rows only, then over those rows' columns.
+    # field px): the extremes down each column over reach_y rows, kept at the blocks' first rows only, then along those
+    # rows over reach_x columns, kept at the blocks' first columns.
     reach_y, reach_x = int(np.diff(cuts_y, append=fh).max()) + 6, int(np.diff(cuts_x, append=fw).max()) + 6
     low, high = (extreme(field, np.ones((reach_y, 1), np.uint8), anchor=(0, 3), borderType=cv2.BORDER_REPLICATE)[cuts_y]
                  for extreme in (cv2.erode, cv2.dilate))
