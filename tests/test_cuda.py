@@ -45,7 +45,7 @@ def test_cuda_engine_matches_eager_cpu(name, golden, shared):
         limits["fp16"] = 3e-2
     errors = {}
     for precision, limit in limits.items():
-        engine = engines.create(lambda: copy.deepcopy(net), cuda, backend="torch", precision=precision, index=index)
+        engine = engines.build_torch(copy.deepcopy(net), str(cuda), precision, index)
         assert engine.name == f"torch-cuda-{precision}"
         for x, ref in zip(xs, refs):
             y = engine(x)
@@ -58,7 +58,7 @@ def test_cuda_engine_matches_eager_cpu(name, golden, shared):
 def _u2netp_engine(golden):
     """U²-Netp (stand-in weights) on CUDA in fp32."""
     net, index, _, _ = load_net("u2netp", golden, None)
-    return engines.create(lambda: net, torch.device("cuda"), backend="torch", precision="fp32", index=index)
+    return engines.build_torch(net, "cuda", "fp32", index)
 
 
 def _inputs(n: int, size: int, seed: int = 0) -> list[torch.Tensor]:

@@ -13,12 +13,12 @@ from mattekit.cli import main
 
 
 def table(out: str) -> dict[str, list[str]]:
-    """{model: [model, task, weights, device, engine, precision, why this engine]}: the columns cut where the
-    header's names start (a value may hold spaces: "on disk", "in mirror", "measured (shipped): ...")."""
+    """{model: [model, task, weights, device, engine, precision, layout, why this engine]}: the columns cut where the
+    header's names start (a value may hold spaces: "on disk", "in mirror", "measured (shipped for ...): ...")."""
     lines = out.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("model "))
     header = lines[start]
-    names = ("model", "task", "weights", "device", "engine", "precision", "why this engine")
+    names = ("model", "task", "weights", "device", "engine", "precision", "layout", "why this engine")
     cuts = [header.index(name) for name in names] + [None]
     rows = [[line[a:b].strip() for a, b in zip(cuts, cuts[1:])] for line in lines[start + 1:]]
     return {row[0]: row for row in rows}
@@ -37,8 +37,8 @@ SAM2 = ("sam2.1-hiera-tiny", "sam2.1-hiera-small", "sam2.1-hiera-base-plus", "sa
 
 
 def _ratio(why: str) -> float:
-    """The ratio of a "measured (...): torch/onnx 1.35x" reason."""
-    return float(why.rsplit(" ", 1)[-1].rstrip("x"))
+    """The ratio of a "measured (...): torch 1.35x ONNX Runtime's time" reason."""
+    return float(why.split(": torch ", 1)[1].split("x", 1)[0])
 
 
 def test_doctor_plans_every_model_on_the_cpu_in_fp32_but_those_marked_cpu_bf16(capsys, monkeypatch):
@@ -52,11 +52,11 @@ def test_doctor_plans_every_model_on_the_cpu_in_fp32_but_those_marked_cpu_bf16(c
     assert set(rows) == set(catalog.load().models) and set(SAM2) <= set(rows)
     assert not [name for name, entry in catalog.load().models.items() if entry.cpu_bf16]
     for name, row in rows.items():
-        device, engine, precision, why = row[3:7]
-        assert device == "cpu" and precision == "float32" and engine in ("torch", "onnx"), row
-        assert why in ("rule", "catalog") or why.startswith("measured ("), row
+        device, engine, precision, layout, why = row[3:8]
+        assert device == "cpu" and precision == "fp32" and engine in ("torch", "onnx"), row
+        assert why and "x" in layout, row
     for name in SAM2:
-        assert rows[name][4:7:2] == ["torch", "catalog"], rows[name]
+        assert rows[name][4:8:3] == ["torch", "the net family runs on torch only"], rows[name]
 
 
 @pytest.mark.parametrize("cpu", sorted(DOCUMENTED))
@@ -67,39 +67,35 @@ def test_doctor_takes_the_engine_the_documented_measurements_chose(cpu, capsys, 
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", cpu)
     assert main(["doctor", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
-    assert f"CPU class {cpu}:" in out
+    assert f"shipped table: read for CPU class {cpu}" in out
     rows = table(out)
     for name, (ratio, engine) in DOCUMENTED[cpu].items():
-        why = rows[name][6]
-        assert rows[name][4] == engine and why.startswith("measured (shipped): torch/onnx "), rows[name]
+        why = rows[name][7]
+        assert rows[name][4] == engine and why.startswith(f"measured (shipped for {cpu}): torch "), rows[name]
         assert _ratio(why) == pytest.approx(ratio, abs=0.011), rows[name]
 
 
 def test_doctor_follows_this_machines_own_measurements(capsys, monkeypatch):
-    """A table saved by `bench engines --save` (forged here, in this test's MATTEKIT_HOME) decides before the
-    shipped one: ONNX Runtime from 5 % faster, torch below; a catalog pin wins over any figure; an unmeasured
-    model keeps the rule."""
+    """Measurements saved for this machine (forged here, under its fingerprint, in this test's MATTEKIT_HOME) decide
+    before the shipped table: ONNX Runtime from 5 % faster, torch below; a catalog pin wins over any figure; an
+    unmeasured model follows the evidence; another fingerprint's figures are not this machine's."""
     pytest.importorskip("onnxruntime")
-    forged = {"x86_64-avx2": {"u2netp": {"ratio": 0.5}},  # shipped: 1.35, onnx; this machine: torch
-              "test-cpu": {"csnet-sod": {"ratio": 1.06}, "modnet-portrait": {"ratio": 1.04},
-                           "extremec3-portrait": {"ratio": 2.0}, "sinet-portrait": {"ratio": 0.7},
-                           "sam2.1-hiera-tiny": {"ratio": 9.0}}}
-    own = Path(os.environ["MATTEKIT_HOME"]) / "engines.json"
-    own.write_text(json.dumps(forged))
-    expected = {"csnet-sod": "onnx", "modnet-portrait": "torch", "extremec3-portrait": "onnx", "sinet-portrait": "torch"}
+    from mattekit.engines import choice, plan
+
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "test-cpu")
+    forged = {"csnet-sod": {"ratio": 1.06}, "modnet-portrait": {"ratio": 1.04}, "extremec3-portrait": {"ratio": 2.0},
+              "sinet-portrait": {"ratio": 0.7}, "sam2.1-hiera-tiny": {"ratio": 9.0}}
+    own = Path(os.environ["MATTEKIT_HOME"]) / "engines.json"
+    own.write_text(json.dumps({choice.fingerprint(): forged, "x86_64-avx2": {"u2netp": {"ratio": 0.5}}}))
+    expected = {"csnet-sod": "onnx", "modnet-portrait": "torch", "extremec3-portrait": "onnx", "sinet-portrait": "torch"}
     assert main(["doctor", "--device", "cpu"]) == 0
     rows = table(capsys.readouterr().out)
     for name, engine in expected.items():
-        ratio = forged["test-cpu"][name]["ratio"]
-        assert rows[name][4:7:2] == [engine, f"measured (this machine): torch/onnx {ratio:.2f}x"], rows[name]
-    assert rows["sam2.1-hiera-tiny"][4:7:2] == ["torch", "catalog"]
-    assert rows["u2net"][6] == "rule" and rows["isnet-general-use"][6] == "rule"  # measured on other classes only
-    monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")
-    assert main(["doctor", "--device", "cpu"]) == 0
-    rows = table(capsys.readouterr().out)
-    assert rows["u2netp"][4:7:2] == ["torch", "measured (this machine): torch/onnx 0.50x"], rows["u2netp"]
-    assert rows["u2net"][4:7:2] == ["onnx", "measured (shipped): torch/onnx 1.19x"], rows["u2net"]
+        ratio = forged[name]["ratio"]
+        assert rows[name][4:8:3] == [engine, f"measured (this machine): torch {ratio:.2f}x ONNX Runtime's time"], rows[name]
+    assert rows["sam2.1-hiera-tiny"][4:8:3] == ["torch", "the net family runs on torch only"]
+    assert rows["u2net"][7] == plan.EVIDENCE and rows["isnet-general-use"][7] == plan.EVIDENCE  # other classes only
+    assert rows["u2netp"][4:8:3] == ["onnx", plan.EVIDENCE]  # a CPU class's key is not this machine's fingerprint
 
 
 def test_doctor_names_the_onnx_engine_when_asked_for(capsys, monkeypatch):

@@ -1,5 +1,6 @@
-"""The CPU engine per model is chosen by measurement (mattekit.engines.choice): the shipped table, this machine's
-own table first, the old rule for models not measured on a CPU class, and the bench that makes the tables."""
+"""The CPU engine per model is chosen by measurement (mattekit.engines.plan, .choice): this machine's own measurement
+first, then the shipped table, then a measurement on first use, else the evidence; the plan made once per load and
+keying the model cache; the bench and ``doctor --measure`` that make the tables."""
 from __future__ import annotations
 
 import json
@@ -10,9 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from mattekit import catalog
+from mattekit import catalog, runtime
 from mattekit.cli import main
-from mattekit.engines import choice, policy
+from mattekit.engines import choice, plan
+from mattekit.engines.plan import decide
 from mattekit.machine import cpu_info
 from mattekit.runtime import Predictor
 
@@ -28,40 +30,95 @@ def test_cpu_class_names_the_widest_vector_feature(monkeypatch):
     assert choice.cpu_class() == "x86_64-avx512_bf16"
 
 
-def test_the_shipped_table_decides_for_a_measured_model_and_the_old_rule_for_others(monkeypatch):
+def test_the_shipped_table_decides_for_a_measured_model_and_the_evidence_for_others(monkeypatch):
+    """The shipped table decides on its CPU classes; a model no table has runs on ONNX Runtime (the evidence: it won 15
+    of 16 rows) where the measurements cover its kind of net, torch elsewhere; hidden, the table decides nothing."""
     shipped = json.loads(choice.SHIPPED.read_text())
     assert "x86_64-avx2" in shipped and "u2netp" in shipped["x86_64-avx2"]
     for cpu, rows in shipped.items():
         for model, row in rows.items():
             catalog.load().get(model)  # every measured model is a catalog model
             assert row["ratio"] == pytest.approx(row["torch_s"] / row["onnx_s"], rel=0.01), (cpu, model)
+    won = sum(row["ratio"] > 1 for rows in shipped.values() for row in rows.values())  # ONNX Runtime faster
+    assert won >= 15, "the evidence the unmeasured rule follows"
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")
-    expected = "onnx" if shipped["x86_64-avx2"]["u2netp"]["ratio"] >= choice.MARGIN else "torch"
-    assert policy.resolve_backend("auto", CPU, "u2netp") == expected
-    old_rule = "torch" if policy.nnpack_available() else "onnx"
-    assert "birefnet-general" not in shipped["x86_64-avx2"]
-    assert policy.resolve_backend("auto", CPU, "birefnet-general") == old_rule  # not measured: the old rule
-    monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx512")  # a class nobody measured: the old rule for every model
-    assert policy.resolve_backend("auto", CPU, "u2netp") == old_rule
-    assert policy.resolve_backend("torch", CPU, "u2netp") == "torch"  # asked for: no table overrides it
-    assert policy.resolve_backend("auto", torch.device("meta"), "u2netp") == "torch"  # not a CPU: torch
+    u2netp = catalog.load().get("u2netp")
+    assert decide(u2netp, "cpu").engine == choice.winner(shipped["x86_64-avx2"]["u2netp"]) == "onnx"
+    assert "shipped for x86_64-avx2" in decide(u2netp, "cpu").why("engine")
+    assert decide(catalog.load().get("birefnet-general"), "cpu").engine == "torch"  # a kind of net nobody measured
+    assert decide(catalog.load().get("realesr-animevideov3"), "cpu").engine == "torch"
+    monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx512")  # a class nobody measured: the evidence
+    assert (decide(u2netp, "cpu").engine, decide(u2netp, "cpu").why("engine")) == ("onnx", plan.EVIDENCE)
+    monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")
+    monkeypatch.setenv("MATTEKIT_ENGINE_TABLE", "hidden")
+    assert choice.measured("u2netp") is None and decide(u2netp, "cpu").why("engine") == plan.EVIDENCE
+    assert decide(u2netp, "cpu", "torch").engine == "torch"  # asked for: no table overrides it
 
 
-def test_this_machines_table_wins_and_a_small_margin_keeps_torch(monkeypatch):
+def test_this_machines_measurement_wins_and_a_small_margin_keeps_torch(monkeypatch):
+    """A measurement saved for this machine (under its fingerprint) decides before the shipped table; ONNX Runtime
+    from 5 % faster; another fingerprint (another CPU, another torch) does not see it."""
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")
-    choice.save({"u2netp": {"torch_s": 1.0, "onnx_s": 1.0 / (choice.MARGIN - 0.01), "ratio": choice.MARGIN - 0.01}})
-    assert choice.measured("u2netp")[1] == "this machine"
-    assert policy.resolve_backend("auto", CPU, "u2netp") == "torch"
+    u2netp = catalog.load().get("u2netp")
+    choice.save({"u2netp": {"torch_s": 1.0, "onnx_s": 1.0, "ratio": choice.MARGIN - 0.01}})
+    assert choice.measured("u2netp")[1] == "this machine" and decide(u2netp, "cpu").engine == "torch"
     choice.save({"u2netp": {"torch_s": 2.0, "onnx_s": 1.0, "ratio": 2.0}})
-    assert policy.resolve_backend("auto", CPU, "u2netp") == "onnx"
+    assert decide(u2netp, "cpu").engine == "onnx"
     # bf16 asked for: ONNX Runtime runs fp32 only here, so auto gives torch whatever the table says
-    assert policy.resolve_backend("auto", CPU, "u2netp", "bf16") == "torch"
-    monkeypatch.setenv("MATTEKIT_PRECISION", "bf16")
-    assert policy.resolve_backend("auto", CPU, "u2netp") == "torch"
-    monkeypatch.delenv("MATTEKIT_PRECISION")
-    assert policy.resolve_backend("auto", CPU, "u2netp", "fp32") == "onnx"
+    assert decide(u2netp, "cpu", precision="bf16").engine == "torch"
+    monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx512")  # another fingerprint: not this measurement
+    assert choice.measured("u2netp") is None
+    assert "x86_64-avx512" in choice.fingerprint() and "torch" in choice.fingerprint()
+    monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")
     choice.own_table_path().write_text("not json")  # a damaged table is no table: the shipped one decides
-    assert choice.measured("u2netp")[1] == "shipped"
+    assert choice.measured("u2netp")[1] == "shipped for x86_64-avx2"
+
+
+@pytest.mark.needs_data
+def test_an_unmeasured_machine_measures_once_on_first_use_and_keeps_it(shared, monkeypatch, capsys):
+    """With the table hidden (a machine nobody measured), the first load of u2netp times both engines on its real
+    weights, says so in a line with its cost, and keeps the figures under the machine's fingerprint: the next loads,
+    in this cache or a new one, plan from them without measuring again; each request is planned once."""
+    monkeypatch.setenv("MATTEKIT_ENGINE_TABLE", "hidden")
+    measured, decided = [], []
+    real_measure, real_decide = runtime.measure_engines, runtime.decide
+    monkeypatch.setattr(runtime, "measure_engines", lambda *a, **k: measured.append(a) or real_measure(*a, **k))
+    monkeypatch.setattr(runtime, "decide", lambda *a, **k: decided.append(a) or real_decide(*a, **k))
+    weights = shared / "weights" / "u2netp.onnx"
+    cache = runtime.ModelCache()
+    first = cache.get("u2netp", "segment", "cpu", weights)
+    assert len(measured) == 1 and "measuring torch and ONNX Runtime for u2netp" in capsys.readouterr().err
+    row = json.loads(choice.own_table_path().read_text())[choice.fingerprint()]["u2netp"]
+    assert row["torch_s"] > 0 and row["onnx_s"] > 0 and row["input"] == [320, 320] and row["cost_s"] > 0
+    assert first.plan.engine == choice.winner(row) and "on first use here" in first.plan.why("engine")
+    assert first.backend.startswith(first.plan.engine)
+    for _ in range(3):
+        assert cache.get("u2netp", "segment", "cpu", weights) is first
+    assert len(decided) == 1  # the decision is made once per load, not per call
+    again = runtime.ModelCache().get("u2netp", "segment", "cpu", weights)
+    assert len(measured) == 1 and "(this machine)" in again.plan.why("engine")
+    assert "measuring" not in capsys.readouterr().err
+
+
+@pytest.mark.needs_data
+def test_requests_that_plan_alike_share_one_model_and_the_owner_says_the_notices(shared, monkeypatch):
+    """The model cache is keyed by plan: ``auto`` and an explicit engine that plan alike load once. Notices are said
+    by whoever owns the cache (its ``say``), never by the runtime itself."""
+    monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")
+    weights = shared / "weights" / "u2netp.onnx"
+    said = []
+    cache = runtime.ModelCache(say=said.append)
+    auto = cache.get("u2netp", "segment", "cpu", weights)
+    assert auto.plan.engine == "onnx" and cache.get("u2netp", "segment", "cpu", weights, backend="onnx") is auto
+    assert cache.get("u2netp", "segment", "cpu", weights, backend="torch") is not auto
+    assert len(cache.loaded()) == 2
+    runtime.forget_notices()
+    silent = runtime.ModelCache()  # no owner to say anything
+    rvm = catalog.load().get("rvm-people")
+    assert rvm.notice  # the GPL notice
+    silent.get("rvm-people", "matte", "cpu", shared / "weights" / "rvm_mobilenetv3_fp32.onnx")
+    cache.get("rvm-people", "matte", "cpu", shared / "weights" / "rvm_mobilenetv3_fp32.onnx")
+    assert any(rvm.notice in sentence for sentence in said)
 
 
 @pytest.mark.needs_data
@@ -70,12 +127,12 @@ def test_the_onnx_engine_auto_picks_keeps_the_answer_on_real_weights(shared, mon
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")
     entry = catalog.load().get("u2netp")
     weights = shared / "weights" / "u2netp.onnx"
-    auto = Predictor(entry, CPU, weights)
-    assert choice.winner("u2netp") == "onnx" and auto.backend.startswith("onnx"), auto.backend  # e.g. onnx-cpu-fp32
+    auto = Predictor(entry, decide(entry, "cpu", weights_path=weights))
+    assert auto.plan.engine == "onnx" and auto.backend.startswith("onnx"), auto.backend  # e.g. onnx-cpu-fp32
     photo = next(iter(sorted((shared / "data" / "grabcut50" / "im").iterdir())))
     image = np.asarray(Image.open(photo).convert("RGB"), np.float32) / 255
     x = auto.prepare(image)  # a numpy array: the ONNX engine runs without torch
-    reference = Predictor(entry, CPU, weights, backend="torch")
+    reference = Predictor(entry, decide(entry, "cpu", "torch", weights_path=weights))
     assert reference.backend.startswith("torch"), reference.backend
     assert isinstance(x, np.ndarray) and isinstance(reference.prepare(image), torch.Tensor)
     raw = auto.engine(torch.from_numpy(x)).float(), reference.engine(torch.from_numpy(x)).float()
@@ -92,7 +149,25 @@ def test_bench_engines_measures_prints_and_saves(shared, capsys, monkeypatch):
                  "--save"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "CPU class test-class" in out and "sinet-portrait" in out and "saved:" in out
-    row = json.loads(choice.own_table_path().read_text())["test-class"]["sinet-portrait"]
+    assert "CPU class test-class" in out and "sinet-portrait" in out and "saved for this machine" in out
+    row = json.loads(choice.own_table_path().read_text())[choice.fingerprint()]["sinet-portrait"]
     assert row["torch_s"] > 0 and row["onnx_s"] > 0 and row["max_diff"] < 1e-4
-    assert policy.resolve_backend("auto", CPU, "sinet-portrait") == ("onnx" if row["ratio"] >= choice.MARGIN else "torch")
+    assert decide(catalog.load().get("sinet-portrait"), "cpu").engine == choice.winner(row)
+
+
+@pytest.mark.needs_data
+def test_doctor_measure_times_the_models_here_and_shows_their_plans(shared, capsys, monkeypatch):
+    """``doctor --measure`` measures each model whose weights are here (SINet, from the mirror), keeps the figures,
+    and prints every model's plan with its reason; with the table hidden, an unmeasured model says so."""
+    monkeypatch.setenv("MATTEKIT_ENGINE_TABLE", "hidden")
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    assert main(["doctor", "--task", "segment"]) == 0
+    out = capsys.readouterr().out
+    assert "hidden ($MATTEKIT_ENGINE_TABLE=hidden)" in out and plan.EVIDENCE in out and choice.fingerprint() in out
+    monkeypatch.setattr(catalog.Catalog, "availability",
+                        lambda self, entry: "in mirror" if entry.name == "sinet-portrait" else "missing")
+    assert main(["doctor", "--task", "segment", "--measure"]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("sinet-portrait "))
+    assert "measured (this machine)" in line, line
+    assert "measured sinet-portrait at 224x224" in out and out.count("measured ") >= 2

@@ -15,6 +15,7 @@ from engine_nets import NETS, atol, load_net, reference
 
 from mattekit import catalog, engines
 from mattekit.engines import policy
+from mattekit.engines.plan import decide
 from mattekit.engines.cpu_graph import max_pool_2x2
 from mattekit.engines.torch_engine import select_output
 from mattekit.engines.winograd import winograd_f2, winograd_f2_weights
@@ -40,7 +41,7 @@ def test_fast_cpu_engine_matches_eager(name, golden, shared, nnpack_calls):
     net, index, xs, _ = load_net(name, golden, shared)
     refs = reference(net, index, xs)
     torch.set_num_threads(1)  # single-threaded calls take the Winograd path
-    engine = engines.create(lambda: net, torch.device("cpu"), backend="torch", precision="fp32", index=index)
+    engine = engines.build_torch(net, "cpu", "fp32", index)
     assert engine.name == ("torch-cpu-winograd" if policy.nnpack_available() else "torch-cpu-fused")
     errors = {}
     for x, ref in zip(xs, refs):
@@ -60,7 +61,7 @@ def test_bf16_on_cpu_stays_close(name, golden, shared):
     native bf16): with stand-in weights masks move by well under 1% (real weights: tests/test_fidelity.py)."""
     net, index, xs, _ = load_net(name, golden, shared)
     refs = reference(net, index, xs)
-    engine = engines.create(lambda: net, torch.device("cpu"), backend="torch", precision="bf16", index=index)
+    engine = engines.build_torch(net, "cpu", "bf16", index)
     assert engine.dtype is torch.bfloat16
     assert engine.name == "torch-cpu-bf16-winograd"  # the decoders' 128+ channel convolutions were routed
 
@@ -85,7 +86,7 @@ def test_bf16_on_cpu_runs_depthwise_convolutions_in_nchw():
     x = torch.rand(1, 3, 224, 224)
     with torch.no_grad():
         ref = select_output(net(x), entry.output.index)
-    engine = engines.create(lambda: net, torch.device("cpu"), backend="torch", precision="bf16", index=entry.output.index)
+    engine = engines.build_torch(net, "cpu", "bf16", entry.output.index)
     wrapped = [m for m in engine.module.modules() if isinstance(m, DepthwiseNCHW)]
     depthwise = [m for m in engine.module.modules() if isinstance(m, torch.nn.Conv2d) and 1 < m.groups == m.in_channels]
     assert wrapped and len(wrapped) == len(depthwise)
@@ -136,17 +137,21 @@ def test_auto_device_is_usable_and_explicit_missing_devices_fail_loudly():
 
 def test_auto_precision_follows_the_catalog_and_the_cpu(monkeypatch):
     """auto: bf16 on the CPU only for nets marked cpu_bf16 and only with native bf16; onnx stays fp32."""
-    cpu = torch.device("cpu")
+    import dataclasses
+
     native = policy.native_cpu_bf16()
-    assert policy.resolve_precision("auto", cpu, cpu_bf16_ok=True) is (torch.bfloat16 if native else torch.float32)
-    assert policy.resolve_precision("auto", cpu, cpu_bf16_ok=False) is torch.float32
-    assert policy.engine_precision("onnx", "auto", cpu, cpu_bf16_ok=True) is torch.float32
-    with pytest.raises(MattekitError, match="fp32 only"):
-        policy.engine_precision("onnx", "bf16", cpu)
+    marked = dataclasses.replace(catalog.load().get("isnet-general-use"), cpu_bf16=True)
+    plain = catalog.load().get("isnet-general-use")
+    assert decide(marked, "cpu").precision == ("bf16" if native else "fp32")
+    assert decide(plain, "cpu").precision == "fp32"
+    if policy.onnx_available():
+        assert decide(marked, "cpu", "onnx").precision == "fp32"
+        with pytest.raises(MattekitError, match="fp32 only"):
+            decide(marked, "cpu", "onnx", "bf16")
     monkeypatch.setenv("MATTEKIT_PRECISION", "fp32")
-    assert policy.resolve_precision("auto", cpu, cpu_bf16_ok=True) is torch.float32
+    assert decide(marked, "cpu").precision == "fp32"
     monkeypatch.delenv("MATTEKIT_PRECISION")
-    assert policy.resolve_precision("bf16", cpu) is torch.bfloat16  # asked for: runs everywhere (emulated if need be)
+    assert decide(plain, "cpu", precision="bf16").precision == "bf16"  # asked for: runs everywhere (emulated if need be)
 
 
 def test_auto_never_picks_a_precision_the_catalog_has_not_measured(monkeypatch):
@@ -154,10 +159,8 @@ def test_auto_never_picks_a_precision_the_catalog_has_not_measured(monkeypatch):
     real-weight figures allowed it: none today (u2netp's bf16 cost 2.5 IoU points on a user's photos; IS-Net's, native,
     kept all of grabcut50 within the bounds but moved a DAVIS frame by 3e-3)."""
     monkeypatch.setattr(policy, "native_cpu_bf16", lambda: True)
-    cpu = torch.device("cpu")
     for entry in catalog.load().models.values():
-        want = torch.bfloat16 if entry.cpu_bf16 else torch.float32
-        assert policy.resolve_precision("auto", cpu, entry.half, entry.cpu_bf16) is want, entry.name
+        assert decide(entry, "cpu", "torch").precision == ("bf16" if entry.cpu_bf16 else "fp32"), entry.name
     assert not catalog.load().get("u2netp").cpu_bf16 and not catalog.load().get("isnet-general-use").cpu_bf16
     assert not any(entry.half for entry in catalog.load().models.values())  # fp16 on CUDA: never measured
 
@@ -166,55 +169,66 @@ def test_auto_never_picks_a_precision_the_catalog_has_not_measured(monkeypatch):
 def test_a_model_marked_cpu_bf16_runs_in_bf16_on_torch_where_the_cpu_has_it(monkeypatch, native):
     """``auto`` on a CPU with native bf16 (claimed, so every machine takes the path): a model marked cpu_bf16 (IS-Net
     marked so here) runs in bf16 on torch, whatever the fp32 engine table says (ONNX Runtime runs fp32 only); without
-    native bf16 it runs in fp32 on the measured engine; u2netp stays fp32 either way; an asked backend or precision
-    wins."""
+    native bf16 it runs in fp32 on the engine measured or, unmeasured, ONNX Runtime; u2netp stays fp32 either way; an
+    asked backend or precision wins."""
     import dataclasses
 
-    from mattekit import runtime
     from mattekit.engines import choice
 
     monkeypatch.setenv("MATTEKIT_CPU_BF16", native)
-    cpu = torch.device("cpu")
     isnet = dataclasses.replace(catalog.load().get("isnet-general-use"), cpu_bf16=True)
     u2netp = catalog.load().get("u2netp")
-    fp32_engine = choice.winner("isnet-general-use") or ("torch" if policy.nnpack_available() else "onnx")
+    found = choice.measured("isnet-general-use")
+    fp32_engine = choice.winner(found[0]) if found else "onnx"
     if not policy.onnx_available():
         fp32_engine = "torch"
-    want = ("torch", torch.bfloat16) if native == "1" else (fp32_engine, torch.float32)
-    assert runtime.engine_plan(isnet, cpu)[1:] == want
-    assert runtime.engine_plan(u2netp, cpu)[2] is torch.float32
-    assert runtime.engine_plan(isnet, cpu, precision="fp32")[1:] == (fp32_engine, torch.float32)
+    want = ("torch", "bf16") if native == "1" else (fp32_engine, "fp32")
+    assert (decide(isnet, "cpu").engine, decide(isnet, "cpu").precision) == want
+    assert decide(u2netp, "cpu").precision == "fp32"
+    made = decide(isnet, "cpu", precision="fp32")
+    assert (made.engine, made.precision) == (fp32_engine, "fp32")
     if policy.onnx_available():
-        assert runtime.engine_plan(isnet, cpu, backend="onnx")[1:] == ("onnx", torch.float32)
+        made = decide(isnet, "cpu", backend="onnx")
+        assert (made.engine, made.precision) == ("onnx", "fp32")
 
 
-def test_choices_are_checked():
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    with pytest.raises(MattekitError, match="unknown"):
-        policy.resolve_backend("tensorrt", cpu)
-    with pytest.raises(MattekitError, match="CPU only"):
-        policy.resolve_backend("onnx", cuda)
+def test_choices_are_checked(monkeypatch):
+    u2netp = catalog.load().get("u2netp")
+    with pytest.raises(MattekitError, match="Backend 'tensorrt' is unknown"):
+        decide(u2netp, "cpu", "tensorrt")
     with pytest.raises(MattekitError, match="not supported on the CPU"):
-        policy.resolve_precision("fp16", cpu)
+        decide(u2netp, "cpu", precision="fp16")
     with pytest.raises(MattekitError, match="Precision 'fp8' is unknown"):
-        policy.resolve_precision("fp8", cpu)
-    assert policy.resolve_precision("auto", cpu) is torch.float32
-    assert policy.resolve_precision("auto", cuda, half_ok=True) is torch.float16
-    assert policy.resolve_precision("auto", cuda, half_ok=False) is torch.float32
-    assert policy.resolve_backend("auto", cuda) == "torch"
+        decide(u2netp, "cpu", precision="fp8")
+    assert decide(u2netp, "cpu").precision == "fp32"
+    monkeypatch.setattr(policy, "select_device", lambda name: torch.device("cuda"))  # a GPU, as far as the plan sees
+    monkeypatch.setattr(policy, "gpu_possible", lambda: True)
+    with pytest.raises(MattekitError, match="CPU only"):
+        decide(u2netp, "cuda", "onnx")
+    on_gpu = decide(u2netp, "auto")
+    assert (on_gpu.device, on_gpu.engine, on_gpu.precision) == ("cuda", "torch", "fp32")  # half: never measured
+    half = decide(dataclasses_replace(u2netp, half=True), "auto")
+    assert half.precision == "fp16" and "catalog" in half.why("precision")
+
+
+def dataclasses_replace(entry, **changes):
+    import dataclasses
+
+    return dataclasses.replace(entry, **changes)
 
 
 def test_without_onnxruntime_the_onnx_backend_is_one_sentence_and_auto_is_torch(monkeypatch):
     """onnxruntime missing (blocked in sys.modules, as an uninstalled package looks to importlib)."""
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    cpu = torch.device("cpu")
+    u2netp = catalog.load().get("u2netp")
     assert not policy.onnx_available()
     with pytest.raises(MattekitError, match=r"needs onnxruntime and onnx: pip install 'mattekit\[onnx\]'"):
-        policy.resolve_backend("onnx", cpu)
-    assert policy.resolve_backend("auto", cpu) == "torch"
+        decide(u2netp, "cpu", "onnx")
+    made = decide(u2netp, "cpu")
+    assert made.engine == "torch" and made.why("engine") == "ONNX Runtime is not installed"
     monkeypatch.setenv("MATTEKIT_BACKEND", "onnx")
     with pytest.raises(MattekitError, match="needs onnxruntime"):
-        policy.resolve_backend("auto", cpu)
+        decide(u2netp, "cpu")
 
 
 def test_torch_engines_never_import_onnx(tmp_path):
@@ -225,7 +239,7 @@ from mattekit import catalog, engines
 from mattekit.nets import build
 for precision in ["fp32", "bf16"]:
     net = build("u2net:U2NETP", in_ch=3, out_ch=1).eval()
-    engine = engines.create(lambda: net, torch.device("cpu"), backend="torch", precision=precision, index=(0,))
+    engine = engines.build_torch(net, "cpu", precision, (0,))
     assert engine.name.startswith("torch-cpu"), engine.name
     assert engine(torch.rand(1, 3, 64, 64)).shape == (1, 1, 64, 64)
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("onnxruntime", "onnx")))

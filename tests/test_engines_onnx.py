@@ -8,6 +8,8 @@ import torch
 from conftest import assert_close
 from engine_nets import NETS, atol, load_net, reference
 
+from mattekit.engines import plan, threads
+from mattekit.engines.plan import decide
 from mattekit import engines, runtime
 from mattekit.engines import onnx as onnx_engine
 from mattekit.errors import MattekitError
@@ -22,7 +24,7 @@ def test_onnx_engine_matches_eager(name, golden, shared):
     net, index, xs, size = load_net(name, golden, shared)
     xs = [x for x in xs if size is None or tuple(x.shape[2:]) == size]  # a static graph takes its own size only
     refs = reference(net, index, xs)
-    engine = engines.create(lambda: net, torch.device("cpu"), backend="onnx", index=index, example=size or (32, 32),
+    engine = engines.onnx_engine(lambda: net, index=index, example=size or (32, 32),
                             dynamic_size=size is None, threads=2)
     assert engine.path.is_file() and engine.path.parent.name == "onnx"
     errors = {}
@@ -40,7 +42,7 @@ def test_onnx_export_is_cached_by_weights(golden, shared, monkeypatch, tmp_path)
     net, index, _, size = load_net("extremec3", golden, shared)
     path = onnx_engine.onnx_path(net, index, recipe={"size": list(size)})
     assert path == onnx_engine.onnx_path(net, index, recipe={"size": list(size)})
-    first = engines.create(lambda: net, torch.device("cpu"), backend="onnx", index=index, example=size, dynamic_size=False)
+    first = engines.onnx_engine(lambda: net, index=index, example=size, dynamic_size=False)
     stamp = first.path.stat().st_mtime_ns
     assert sorted(p.name for p in first.path.parent.iterdir()) == [first.path.name]  # no temporaries left
 
@@ -48,7 +50,7 @@ def test_onnx_export_is_cached_by_weights(golden, shared, monkeypatch, tmp_path)
         raise AssertionError("exported again although the cache holds the export")
 
     monkeypatch.setattr(onnx_engine, "export_onnx", no_export)
-    again = engines.create(lambda: net, torch.device("cpu"), backend="onnx", index=index, example=size, dynamic_size=False)
+    again = engines.onnx_engine(lambda: net, index=index, example=size, dynamic_size=False)
     assert again.path == first.path and again.path.stat().st_mtime_ns == stamp
     with torch.no_grad():
         next(net.parameters()).add_(0.01)
@@ -100,12 +102,12 @@ def test_a_cached_export_builds_no_module(shared, monkeypatch, tmp_path):
     monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path))
     entry = catalog.load().get("u2netp", ("segment",))
     weights = shared / "weights" / "u2netp.onnx"
-    first = runtime.Predictor(entry, torch.device("cpu"), weights, backend="onnx", precision="fp32")
+    first = runtime.Predictor(entry, decide(entry, "cpu", "onnx", "fp32", weights))
     x = first.prepare(np.random.default_rng(0).random((200, 300, 3), dtype=np.float32))
     built = []
-    real = runtime.Predictor._loaded_net
-    monkeypatch.setattr(runtime.Predictor, "_loaded_net", lambda self, path: built.append(path) or real(self, path))
-    again = runtime.Predictor(entry, torch.device("cpu"), weights, backend="onnx", precision="fp32")
+    real = runtime.load_net
+    monkeypatch.setattr(runtime, "load_net", lambda entry, path: built.append(path) or real(entry, path))
+    again = runtime.Predictor(entry, decide(entry, "cpu", "onnx", "fp32", weights))
     assert again.engine.path == first.engine.path and built == []
     assert np.array_equal(again(x), first(x))
     assert isinstance(again.net, torch.nn.Module) and built == [weights]
@@ -125,17 +127,17 @@ def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shar
 
     monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path))
     monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)
+    monkeypatch.setattr(plan, "cpu_count", lambda: cores)
     entry = catalog.load().get("u2netp", ("segment",))
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # the engine's own session: two threads
     try:
-        predictor = runtime.Predictor(entry, torch.device("cpu"), shared / "weights" / "u2netp.onnx", backend="onnx",
-                                      precision="fp32")
+        predictor = runtime.Predictor(entry, decide(entry, "cpu", "onnx", "fp32", shared / "weights" / "u2netp.onnx"))
     finally:
         torch.set_num_threads(before)
     layout = pipeline.plan(predictor)
     assert (layout["workers"], layout["threads"]) == (min(cores, 4), cores // min(cores, 4))
-    assert (pipeline.plan(predictor, workers=1)["workers"], pipeline.plan(predictor, workers=1)["threads"]) == (1, 2)
+    assert (pipeline.plan(predictor, workers=1)["workers"], pipeline.plan(predictor, workers=1)["threads"]) == (1, cores)
     x = predictor.prepare(np.random.default_rng(0).random((200, 300, 3), dtype=np.float32))
     whole, main = predictor.engine.session.run(None, {predictor.engine.input_name: x})[0], predictor(x)
     got = {}
@@ -153,9 +155,10 @@ def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shar
     assert np.array_equal(got["y"], main)
     assert 1 in predictor.engine.sessions and predictor.engine.sessions[2] is predictor.engine.session
     assert np.array_equal(predictor.engine.sessions[1].run(None, {predictor.engine.input_name: x})[0], whole)
-    big = type("Big", (), {"entry": catalog.load().get("isnet-general-use", ("segment",)), "engine": predictor.engine,
-                           "device": torch.device("cpu")})()
-    assert pipeline.plan(big)["workers"] == cores // 2
+    isnet = catalog.load().get("isnet-general-use", ("segment",))
+    big = type("Big", (), {"entry": isnet, "engine": predictor.engine, "device": torch.device("cpu"),
+                           "plan": decide(isnet, "cpu", "onnx")})()
+    assert pipeline.plan(big)["workers"] == cores // threads.default_count()
 
 
 def test_a_damaged_cached_export_is_exported_again_on_first_use(golden, shared, monkeypatch, tmp_path):
@@ -166,9 +169,9 @@ def test_a_damaged_cached_export_is_exported_again_on_first_use(golden, shared, 
     net, index, xs, size = load_net("extremec3", golden, shared)
     x = [x for x in xs if tuple(x.shape[2:]) == size][0]
     made = dict(example=size, dynamic_size=False, threads=2)
-    first = engines.create(lambda: net, torch.device("cpu"), backend="onnx", index=index, **made)
+    first = engines.onnx_engine(lambda: net, index=index, **made)
     first.path.write_bytes(first.path.read_bytes()[:1000])  # cut short
-    damaged = engines.create(lambda: net, torch.device("cpu"), backend="onnx", index=index, **made)
+    damaged = engines.onnx_engine(lambda: net, index=index, **made)
     assert damaged.path == first.path and damaged.path.stat().st_size == 1000  # nothing waited for it yet
     ref = reference(net, index, [x])[0]
     assert_close(damaged(x), ref, atol(ref), "extremec3 after a damaged export")

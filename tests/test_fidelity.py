@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from mattekit.engines.plan import decide
 from mattekit import catalog, io, metrics, nets, runtime, weights
 from mattekit.tasks import matte, preview
 
@@ -279,16 +280,16 @@ def test_a_cpu_with_native_bf16_still_gets_the_reference_answer(shared, monkeypa
     plans = {}
     for claim in ("0", "1"):
         monkeypatch.setenv("MATTEKIT_CPU_BF16", claim)
-        plans[claim] = {name: runtime.engine_plan(catalog.load().get(name), "cpu") for name in MODELS}
+        plans[claim] = {name: (lambda made: (made.engine, made.precision))(decide(catalog.load().get(name), "cpu")) for name in MODELS}
     for name in MODELS:  # a model the catalog marks cpu_bf16 runs otherwise there: its answer is checked here
         if plans["1"][name] != plans["0"][name]:
             check(compare(shared, name, answers), name)
 
     marked = dataclasses.replace(catalog.load().get("sinet-portrait"), cpu_bf16=True)
     monkeypatch.setenv("MATTEKIT_CPU_BF16", "0")
-    assert runtime.engine_plan(marked, "cpu")[2] is torch.float32  # no native bf16: fp32, whatever the catalog says
+    assert decide(marked, "cpu").precision == "fp32"  # no native bf16: fp32, whatever the catalog says
     monkeypatch.setenv("MATTEKIT_CPU_BF16", "1")
-    assert runtime.engine_plan(marked, "cpu")[1:] == ("torch", torch.bfloat16)
+    assert (decide(marked, "cpu").engine, decide(marked, "cpu").precision) == ("torch", "bf16")
     found = compare(shared, "sinet-portrait", answers, entry=marked)
     assert found["engine"].startswith("torch-cpu-bf16") and found["dtype"] == {torch.bfloat16}, found["engine"]
     delta = np.array(found["delta"])

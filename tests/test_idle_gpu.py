@@ -141,11 +141,11 @@ def test_the_gpus_are_asked_for_once_per_process(shared, mirror, monkeypatch):
         return real_run(command, *args, **kwargs)
 
     monkeypatch.setattr(machine.subprocess, "run", counted)
-    for model in ("u2netp", "u2netp", "csnet-sod"):  # a fresh cache each time: three loads
-        runtime.ModelCache().get(model, "segment", "cpu")
+    for model in ("u2netp", "u2netp", "csnet-sod"):  # a fresh cache each time (its owner says the notices): three loads
+        runtime.ModelCache(say=lambda sentence: None).get(model, "segment", "cpu")
     assert len(asked) == 1
     gpus.forget()
-    runtime.ModelCache().get("u2netp", "segment", "cpu")
+    runtime.ModelCache(say=lambda sentence: None).get("u2netp", "segment", "cpu")
     assert len(asked) == 2
 
 
@@ -156,10 +156,11 @@ def test_an_explicit_cpu_names_the_gpu_without_asking_torch(monkeypatch, capsys)
     monkeypatch.setattr(machine, "nvidia_gpus", lambda: [("NVIDIA H100 80GB HBM3", "580.159.04")])
     torch_asked = []
     monkeypatch.setattr(gpus, "mps_available", lambda: torch_asked.append(True) or False)  # only on torch's branch
-    sentence = gpus.say_if_idle("u2netp", "cpu", "cpu", "onnx-cpu-fp32")
+    sentence = gpus.idle_sentence("u2netp", "cpu", "cpu", "onnx-cpu-fp32")
     assert sentence == ("mattekit: NVIDIA H100 80GB HBM3 is here but u2netp runs on the CPU: the device 'cpu' was "
                         "asked for (--device cpu, or the job's device option).")
-    assert torch_asked == [] and sentence in capsys.readouterr().err
+    assert torch_asked == [] and gpus.idle_sentence("u2netp", "cpu", "cpu", "onnx-cpu-fp32") is None  # said once
+    assert capsys.readouterr().err == ""  # the runtime says nothing itself: its owner does (ModelCache's say)
     gpus.forget()
-    gpus.say_if_idle("u2netp", "auto", "cpu", "onnx-cpu-fp32")
+    gpus.idle_sentence("u2netp", "auto", "cpu", "onnx-cpu-fp32")
     assert torch_asked == [True]

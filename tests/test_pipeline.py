@@ -427,7 +427,12 @@ def test_plan_on_cuda_gives_the_spare_cores_to_writers(monkeypatch):
     except in an ordered pipeline (one writer); two workers with batches of 8 for a fixed-size model."""
     from types import SimpleNamespace
 
-    on_gpu = SimpleNamespace(device_type="cuda", device=torch.device("cuda"), entry=SimpleNamespace(input=SimpleNamespace(size=(320, 320))))
+    from mattekit.engines.plan import layout
+
+    entry = SimpleNamespace(input=SimpleNamespace(size=(320, 320)))
+    threads, workers, batch, _ = layout(entry, "cuda", "torch")  # the plan's layout for a fixed-size model on a GPU
+    on_gpu = SimpleNamespace(device_type="cuda", device=torch.device("cuda"), entry=entry,
+                             plan=SimpleNamespace(threads=threads, workers=workers, batch=batch))
     for cores, writers in ((16, 8), (6, 4), (2, 1)):
         monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)
         layout = pipeline.plan(on_gpu)

@@ -29,7 +29,9 @@ def test_input_size_policies():
 def test_a_big_photo_model_without_the_memory_it_needs_is_one_sentence(monkeypatch):
     """The big-photo BiRefNets declare their measured peak (catalog ``memory_gb``); on a CPU with less free the
     load is refused before any weights are looked for, not left to swap or to the kernel's OOM killer."""
-    monkeypatch.setattr(runtime.engines, "available_memory", lambda device: 4 * 2 ** 30)
+    from mattekit.engines import policy
+
+    monkeypatch.setattr(policy, "available_memory", lambda device: 4 * 2 ** 30)
     with pytest.raises(MattekitError, match=r"^Model 'birefnet-hr' needs about 13.5 GiB of memory on the CPU and "
                                             r"4.0 GiB is free; .*birefnet-general"):
         runtime.ModelCache().get("birefnet-hr", "segment", "cpu")

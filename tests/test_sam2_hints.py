@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import mattekit
+from mattekit.engines.plan import decide
 from mattekit import catalog, runtime
 from mattekit.subject import hints, prompting
 from mattekit.cli import main
@@ -42,7 +43,7 @@ def test_catalog_has_the_four_sam_sizes_as_released():
         assert entry.licence == "Apache-2.0" and entry.notice is None
         assert entry.input.size == (1024, 1024)
         assert entry.input.mean == (0.485, 0.456, 0.406) and entry.input.std == (0.229, 0.224, 0.225)
-        assert runtime.pinned_backend(entry) == "torch"
+        assert decide(entry, "cpu").engine == "torch"
         (wf,) = entry.files
         assert wf.name == file and wf.url == f"https://dl.fbaipublicfiles.com/segment_anything_2/092824/{file}"
         assert wf.sha256 is None and wf.md5 is None  # Meta publishes none: trust on first use, recorded in hashes.json

@@ -39,9 +39,9 @@ def models_cache():
     """The ModelCache the API functions load named models into."""
     global _CACHE
     if _CACHE is None:
-        from .runtime import ModelCache
+        from .runtime import ModelCache, say_on_stderr
 
-        _CACHE = ModelCache()
+        _CACHE = ModelCache(say=say_on_stderr)
     return _CACHE
 
 

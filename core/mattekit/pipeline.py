@@ -82,34 +82,29 @@ class Result:
 
 def plan(predictor, workers: int | None = None, threads: int | None = None, batch: int | None = None,
          ordered: bool = False) -> dict:
-    """Good ``workers``/``threads``/``batch``/``writers`` for ``predictor`` (arguments given win).
-
-    CPU: up to 4 workers (each holds one image's activations), with cores / workers threads each:
-    one per core on machines with up to 4 cores, which is the path where the CPU engine uses Winograd
-    kernels; one writer (the cores are the workers'). An ONNX Runtime engine gets cores / its session's threads,
-    unless it runs a small fixed input (:func:`mattekit.engines.parallel_calls`): then it is laid out as torch is (u2netp at 320²
-    on 2 cores: two one-thread calls at once gave 1.12-1.22x the frames/s of one two-thread call).
-    CUDA: two workers (two streams) with batches of 8 for fixed-size models, 1 otherwise; the CPU's
-    cores, less two, as writers (up to 8; 1 when ``ordered``), since postprocessing and encoding then
-    bound the speed. ``threads`` is per worker. ``ordered``: ``write`` must see results in input order.
+    """``workers``/``threads``/``batch``/``writers`` for ``predictor``: its plan's layout
+    (:func:`mattekit.engines.plan.layout`, for the cores this process has), the arguments given winning; on the CPU
+    a given ``threads`` or ``workers`` shares the cores out for the other. CPU: one writer (the cores are the
+    workers'). CUDA: the CPU's cores, less two, as writers (up to 8; 1 when ``ordered``), since postprocessing and
+    encoding then bound the speed. ``threads`` is per worker. ``ordered``: ``write`` must see results in input order.
     Returns keyword arguments for :func:`run_pipeline`.
     """
     engine = getattr(predictor, "engine", None)
+    layout = predictor.plan
     kind = getattr(predictor, "device_type", "cpu")
     device = "cpu" if kind == "cpu" else str(predictor.device)  # e.g. "cuda:1"
-    fixed = getattr(predictor.entry.input, "size", None) is not None if hasattr(predictor, "entry") else False
     if kind == "cpu":
         cores = cpu_count()
-        if threads is None and getattr(engine, "threads", None) and not (workers is None and engines.parallel_calls(predictor)):
-            threads = engine.threads
-        if workers is None:
-            workers = max(1, cores // threads) if threads else min(cores, 4)
+        if workers is None and threads is None:
+            workers, threads = layout.workers, layout.threads
+        elif workers is None:
+            workers = max(1, cores // threads)
         if not getattr(engine, "concurrent", True):
             workers = 1
         threads = threads or max(1, cores // workers)
-        return {"workers": workers, "threads": threads, "batch": batch or 1, "device": device, "ordered": ordered}
+        return {"workers": workers, "threads": threads, "batch": batch or layout.batch, "device": device, "ordered": ordered}
     writers = 1 if ordered else max(1, min(8, cpu_count() - 2))
-    return {"workers": workers or 2, "threads": threads, "batch": batch or (8 if fixed else 1), "device": device,
+    return {"workers": workers or layout.workers, "threads": threads, "batch": batch or layout.batch, "device": device,
             "writers": writers, "ordered": ordered}
 
 

@@ -1,9 +1,10 @@
-"""Running networks: threads, preprocessing per catalog, a Predictor per loaded model (its engine from
-``mattekit.engines``), and ModelCache, the loaded models of whoever owns it (a CLI run, the worker, the API).
+"""Running networks: threads, preprocessing per catalog, a Predictor per loaded model (the engine its
+:class:`~mattekit.engines.plan.Plan` names, built by ``mattekit.engines``), and ModelCache, the loaded models of
+whoever owns it (a CLI run, the worker, the API), which makes each model's plan once and keys its models by plan.
 
-A model that runs on ONNX Runtime on the CPU (:func:`mattekit.engines.policy.plain_cpu_onnx`) with a plain net family
-(:func:`mattekit.nets.plain`) and a cached export is loaded and run without importing torch: its inputs and
-predictions are numpy arrays. Every other model's are torch tensors."""
+A model whose plan is ONNX Runtime on the CPU in fp32 with a plain net family (:func:`mattekit.nets.plain`) and a
+cached export is loaded and run without importing torch: its inputs and predictions are numpy arrays. Every other
+model's are torch tensors."""
 from __future__ import annotations
 
 import sys
@@ -16,10 +17,11 @@ import numpy as np
 from . import catalog as catalog_mod
 from . import engines, nets, settings, weights
 from .ops.resizing import resize
-from .engines import gpus, policy, threads
+from .engines import gpus, threads
+from .engines.loading import export_recipe, input_size, load_net, measure_engines, weights_file
+from .engines.plan import Plan, decide, release_as_is
 from .catalog import ModelEntry
 from .errors import MattekitError
-from .nets.descriptor import own_size
 
 if TYPE_CHECKING:
     import torch
@@ -29,14 +31,6 @@ def set_threads(count: int | None) -> None:
     """Limit the calling thread's CPU threads for network calls (torch's too where loaded; None = leave as is)."""
     if count:
         threads.set_count(int(count))
-
-
-def input_size(entry: ModelEntry, height: int, width: int) -> tuple[int, int]:
-    """The (H, W) in pixels ``entry``'s network sees for an image of ``height`` x ``width`` pixels (its
-    family's rule, :attr:`mattekit.nets.descriptor.Family.input_size`, on the catalog's ``[input]``)."""
-    if nets.plain(entry.net):
-        return own_size(entry.input, height, width)
-    return nets.family(entry.net).input_size(entry.input, height, width)
 
 
 def prepare_array(entry: ModelEntry, image: np.ndarray) -> np.ndarray:
@@ -77,13 +71,6 @@ def runs_as_is(entry: ModelEntry) -> bool:
     return unmapped_layer(probe) is not None
 
 
-def without_torch(entry: ModelEntry, device, backend: str | None = "auto", precision: str | None = "auto") -> bool:
-    """Whether ``entry`` runs on ONNX Runtime on the CPU in fp32 with a plain net family: then it loads and runs
-    without importing torch (where its export is cached). ``device``: a name, None or a torch.device."""
-    return nets.plain(entry.net) and not entry.recurrent and policy.plain_cpu_onnx(
-        None if device is None else str(device), backend, precision, entry.name, entry.cpu_bf16)
-
-
 class Predictor:
     """One loaded model on one device. ``__call__(x)`` runs the net and returns the prediction; calls
     from several threads at once are fine (the pipeline's workers do). ``lock`` is taken only by tiled
@@ -94,30 +81,22 @@ class Predictor:
     depth for depth models; a numpy array for a numpy input, else a torch tensor. :meth:`prepare` gives the
     input the engine takes as it is: numpy arrays for the ONNX engines, torch tensors for the others.
     ``device_type``: "cpu", "cuda" or "mps"; ``device`` / ``dtype``: the torch device and dtype (import torch).
+    ``plan``: how it runs (:func:`mattekit.engines.plan.decide`, made by the caller: :class:`ModelCache` makes it once).
     """
 
-    def __init__(self, entry: ModelEntry, device: str | torch.device | None = "auto",
-                 weights_path: str | Path | None = None, backend: str | None = "auto", precision: str | None = "auto"):
-        self.entry = entry
-        path = weights.given_file(weights_path) if weights_path else weights.model_file(entry.name, entry.files)
+    def __init__(self, entry: ModelEntry, plan: Plan):
+        self.entry, self.plan = entry, plan
+        path = weights_file(entry, plan.weights or None)
         self.weights_path = path
         self.lock = threading.Lock()
         self._provenance: dict | None = None
-        example = input_size(entry, 64, 64)
-        # The engine runs the net (see mattekit.engines): backend "torch" | "onnx" | "auto", precision auto/fp32/fp16/bf16.
-        made = dict(index=entry.output.index, weights_path=path, recipe={"net": entry.net, "kwargs": entry.kwargs},
-                    example=tuple(-(-v // entry.pad_multiple) * entry.pad_multiple for v in example),
-                    dynamic_size=entry.input.size is None)
-        onnx_here = without_torch(entry, device, backend, precision)
-        exported = onnx_here and engines.onnx_export_path(**made).is_file()  # then not a release to run as it is
+        made = export_recipe(entry, path)
+        exported = plan.engine == "onnx" and engines.onnx_export_path(**made).is_file()  # then not a release as it is
         if path.suffix.lower() == ".onnx" and not exported and runs_as_is(entry):  # e.g. rembg's BiRefNet files
             self.engine = engines.from_onnx_file(path)
-        elif onnx_here:
-            self.engine = engines.onnx_engine(lambda: self._loaded_net(path), label=entry.name, **made)
+            self.plan = release_as_is(plan, entry)
         else:
-            device, backend, _ = engine_plan(entry, device, backend, precision)  # "auto": this model's engine here
-            self.engine = engines.create(lambda: self._loaded_net(path), device, backend=backend, precision=precision,
-                                          half_ok=entry.half, cpu_bf16_ok=entry.cpu_bf16, label=entry.name, **made)
+            self.engine = engines.create(plan, lambda: load_net(entry, path), label=entry.name, **made)
         self.backend = self.engine.name
         self.takes_arrays = bool(getattr(self.engine, "takes_arrays", False))
 
@@ -135,22 +114,6 @@ class Predictor:
         """The torch module the engine runs (None for an .onnx release run as it is); an ONNX engine whose export
         was cached builds it only now."""
         return self.engine.net
-
-    def _loaded_net(self, path: Path):
-        """The entry's net (eval mode, fp32, CPU) with the weights at ``path``; one sentence when they do not fit."""
-        import torch
-
-        net = nets.build(self.entry.net, **self.entry.kwargs)
-        try:
-            state = weights.load_state_dict_file(path, net, self.family.trace)
-            # fp32 checkpoints become the parameters themselves (no second copy while loading); others are cast
-            fp32 = all(t.dtype is torch.float32 for t in state.values() if t.is_floating_point())
-            net.load_state_dict(state, strict=True, assign=fp32)
-            del state
-        except (RuntimeError, ValueError, OSError, EOFError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise MattekitError(f"Weights file {path.name} does not fit model '{self.entry.name}' ({first[:160]}).") from None
-        return net.eval()
 
     def provenance(self) -> dict:
         """:func:`mattekit.provenance.model_record` of this model (its weights file hashed once)."""
@@ -249,55 +212,29 @@ class Predictor:
         return self(prepare_array(self.entry, image))[0, 0]
 
 
-def engine_plan(entry: ModelEntry, device: str | torch.device | None = "auto", backend: str | None = "auto",
-                precision: str | None = "auto") -> tuple[torch.device, str, torch.dtype]:
-    """(device, backend "torch" | "onnx", dtype) that ``entry`` runs with, as asked: the device checked
-    (an absent CUDA GPU is one sentence, never a silent CPU), the one backend of a net family that runs on one
-    winning (SAM 2.1: torch), ``auto`` the CPU where the onnx backend is asked for, the precision by the policy
-    (:func:`mattekit.engines.resolve_precision`). ``auto`` takes the torch engine where the policy gives the model a
-    lower precision here (bf16 on a CPU with native bf16 for a model the catalog marks ``cpu_bf16``: ONNX Runtime runs
-    fp32 only), else the engine measured faster. Loads nothing; imports torch (:func:`without_torch` answers without
-    it where it can)."""
-    import torch
-
-    backend = pinned_backend(entry) or backend
-    dev = device if isinstance(device, torch.device) else engines.select_device(device, backend)
-    wanted = engines.resolve_precision(precision, dev, entry.half, entry.cpu_bf16)
-    lower = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(wanted, precision)
-    backend = engines.resolve_backend(backend, dev, entry.name, lower)
-    return dev, backend, engines.engine_precision(backend, precision, dev, entry.half, entry.cpu_bf16)
-
-
-def pinned_backend(entry: ModelEntry) -> str | None:
-    """The one backend ``entry``'s net family runs on ("torch" for SAM 2.1), or None where it runs on either."""
-    if nets.plain(entry.net):
-        return None
-    backends = nets.family(entry.net).backends
-    return backends[0] if len(backends) == 1 else None
-
-
-def check_memory(entry: ModelEntry, device: str | torch.device) -> None:
-    """MattekitError (one sentence) when ``entry`` runs on the CPU (``device``: a torch.device or a name) and this
-    machine has less memory free than the catalog's ``memory_gb`` for it (the peak of a whole ``remove`` of a 50 MP
-    photo, measured: the big-photo BiRefNets take 13-13.5 GiB), rather than a machine that swaps or a process the
-    kernel kills."""
-    need = entry.memory_gb
-    if need is None or str(device).split(":")[0] != "cpu":
-        return
-    free = engines.available_memory("cpu") / 2 ** 30
-    if free < need:
-        raise MattekitError(f"Model '{entry.name}' needs about {need:g} GiB of memory on the CPU and {free:.1f} GiB is "
-                            f"free; close other programs, or use a model that runs at 1024 px (birefnet-general, "
-                            f"birefnet-matting).")
-
-
 class ModelCache:
-    """Loaded predictors, each loaded once, owned by whoever made the cache (a CLI run, the worker,
-    the Python API). Keyed by model name, device, weights file, backend and precision; thread-safe."""
+    """Loaded predictors, each loaded once, owned by whoever made the cache (a CLI run, the worker, the Python API).
+    Each request (model, device, weights, backend, precision as asked) gets its plan once
+    (:func:`mattekit.engines.plan.decide`, which on first use may measure the CPU engines); models are keyed by plan,
+    so requests that plan alike share one. ``say``: how the owner tells its user things once a model loads (a licence,
+    a GPU left idle: :func:`load_notices`); None says nothing. Thread-safe."""
 
-    def __init__(self):
+    def __init__(self, say=None):
+        self._plans: dict[tuple, Plan] = {}
         self._loaded: dict[tuple, Predictor] = {}
         self._lock = threading.Lock()
+        self.say = say
+
+    def plan(self, entry: ModelEntry, device: str | torch.device | None = "auto", weights_path: str | Path | None = None,
+             backend: str | None = "auto", precision: str | None = "auto") -> Plan:
+        """The plan of ``entry`` as asked, made once per request (measuring the CPU engines on first use where no
+        table has them; the memory check first, before its weights are looked for)."""
+        request = (entry.name, str(device or "auto"), str(weights_path or ""), backend or "auto", precision or "auto")
+        with self._lock:
+            if request not in self._plans:
+                self._plans[request] = decide(entry, device, backend, precision, weights_path, loading=True,
+                                             measure=measure_engines)
+            return self._plans[request]
 
     def get(self, model: str | ModelEntry | None, task: str | None = None, device: str | torch.device | None = "auto",
             weights_path: str | Path | None = None, backend: str | None = "auto",
@@ -310,25 +247,15 @@ class ModelCache:
             entry = cat.default(task)
         else:
             entry = cat.get(model, task)
-        if without_torch(entry, device, backend, precision):
-            dev, backend, dtype_name = "cpu", "onnx", "fp32"
-        else:
-            dev, backend, dtype = engine_plan(entry, device, backend, precision)
-            dtype_name = policy.dtype_name(dtype)
-        key = (entry.name, str(dev), str(weights_path or ""), backend, dtype_name)
+        plan = self.plan(entry, device, weights_path, backend, precision)
         with self._lock:
-            if key not in self._loaded:
-                check_memory(entry, dev)  # before its weights are looked for or loaded
-                if entry.notice and entry.name not in _NOTICES_SHOWN:
-                    print(f"mattekit: {entry.notice}", file=sys.stderr)
-                    _NOTICES_SHOWN.add(entry.name)
-                self._loaded[key] = Predictor(entry, dev, weights_path, backend, precision)
-                predictor = self._loaded[key]
-                gpus.say_if_idle(entry.name, str(device or "auto"), predictor.device_type, predictor.backend)
-                unlicensed = cat.unlicensed_notice(entry, str(settings.config_path()))  # once it runs: not before an
-                if unlicensed and settings.first_time(f"unlicensed-{entry.name}"):  # error; once per user
-                    print(f"mattekit: {unlicensed}", file=sys.stderr)
-            return self._loaded[key]
+            if plan.key in self._loaded:
+                return self._loaded[plan.key]
+            predictor = self._loaded[plan.key] = Predictor(entry, plan)
+        if self.say is not None:
+            for sentence in load_notices(predictor, str(device or "auto")):
+                self.say(sentence)
+        return predictor
 
     def for_task(self, task, options, given: set[str] = frozenset(), loaded: dict | None = None) -> dict:
         """{model option: Predictor} for one run of ``task`` (a registry Task) with ``options``: the models
@@ -385,11 +312,33 @@ def _missing(exc, model: str | None, catalog_task: str, option) -> MattekitError
                         exc.fix, exc.detail or str(exc))
 
 
-_NOTICES_SHOWN: set[str] = set()  # licence notices are printed once per process
+_NOTICES_SHOWN: set[str] = set()  # licence notices are said once per process
+
+
+def load_notices(predictor: Predictor, asked_device: str) -> list[str]:
+    """What a front end tells its user once ``predictor`` has loaded ('mattekit: ...' sentences, each once per process,
+    the unlicensed-weights one once per user): the catalog's notice, the weights' missing licence, and a GPU left idle
+    while the model runs on the CPU (``asked_device``: the device as the user gave it)."""
+    entry, said = predictor.entry, []
+    if entry.notice and entry.name not in _NOTICES_SHOWN:
+        said.append(f"mattekit: {entry.notice}")
+        _NOTICES_SHOWN.add(entry.name)
+    idle = gpus.idle_sentence(entry.name, asked_device, predictor.device_type, predictor.backend)
+    if idle:
+        said.append(idle)
+    unlicensed = catalog_mod.load().unlicensed_notice(entry, str(settings.config_path()))
+    if unlicensed and settings.first_time(f"unlicensed-{entry.name}"):
+        said.append(f"mattekit: {unlicensed}")
+    return said
+
+
+def say_on_stderr(sentence: str) -> None:
+    """A :class:`ModelCache` ``say`` for the command line and the Python API: the sentence on standard error."""
+    print(sentence, file=sys.stderr)
 
 
 def forget_notices() -> None:
-    """Print licence notices, and the sentence on an idle GPU, again on the next load (tests start from a clean
+    """Say licence notices, and the sentence on an idle GPU, again on the next load (tests start from a clean
     process state)."""
     _NOTICES_SHOWN.clear()
     gpus.forget()

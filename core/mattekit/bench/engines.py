@@ -46,6 +46,7 @@ def run(args) -> int:
     from ..engines.policy import onnx_available
     from ..errors import MattekitError
     from ..machine import cpu_info
+    from ..engines.plan import decide
     from ..runtime import Predictor
 
     if args.repeat < 1:
@@ -70,7 +71,7 @@ def run(args) -> int:
         stand_in = not weights_file and args.stand_in
         if stand_in:
             weights_file = str(write_stand_in(entry, Path(work.name)))
-        engines = {b: Predictor(entry, torch.device("cpu"), weights_file or None, backend=b) for b in ("torch", "onnx")}
+        engines = {b: Predictor(entry, decide(entry, "cpu", b, "fp32", weights_file or None)) for b in ("torch", "onnx")}
         x = engines["torch"].prepare(image)
         outputs = {b: [p.engine(x), p.engine(x)][-1].float() for b, p in engines.items()}  # warm-up; raw outputs
         seconds = {b: [] for b in engines}
@@ -84,21 +85,21 @@ def run(args) -> int:
         rows[name] = {"torch_s": round(torch_s, 4), "onnx_s": round(onnx_s, 4), "ratio": round(torch_s / onnx_s, 3),
                       "max_diff": diff, "input": list(x.shape[2:]), "machine": info[0] if info else "",
                       "measured": time.strftime("%Y-%m-%d"), "weights": "stand-in" if stand_in else "real"}
-        faster = "onnx" if torch_s / onnx_s >= choice.MARGIN else "torch"
+        faster = choice.winner(rows[name])
         print(f"{name:24s} {'x'.join(map(str, x.shape[2:])):>10s} {torch_s:8.3f} {onnx_s:8.3f} "
               f"{torch_s / onnx_s:6.2f}  {faster:7s} {diff:.1e}", flush=True)
         del engines, outputs
     work.cleanup()
     print(f"ratio = torch CPU s / ONNX Runtime CPU s per call; `auto` takes ONNX Runtime at {choice.MARGIN} or more.")
     if args.save:
-        print(f"saved: {choice.save(rows, cpu)}")
+        print(f"saved for this machine ({choice.fingerprint()}): {choice.save(rows)}")
     return 0
 
 
 def _both_engine_models(cat):
     """(entry, where) of the segment and matte models whose weights are here and that run on torch and ONNX
     Runtime alike (no net family pinned to one backend, not recurrent)."""
-    from ..runtime import pinned_backend
+    from ..engines.plan import pinned_backend
 
     for task in ("segment", "matte"):
         for entry, where in cat.available(task):

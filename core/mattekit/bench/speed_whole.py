@@ -172,17 +172,20 @@ def against_rembg(name: str, r: dict, rb: dict) -> str:
 
 def _cpu_line(args) -> str:
     """The machine as the figures depend on it: CPU, cores, CPU class and the features engines use, and the engine
-    mattekit's processes pick for the model (by :func:`mattekit.runtime.engine_plan`)."""
+    mattekit's processes plan for the model (:func:`mattekit.engines.plan.decide`), and whether the shipped table
+    was read."""
     from .. import catalog
     from ..engines import choice
+    from ..engines.plan import decide
     from ..machine import cpu_count, cpu_info
-    from ..runtime import engine_plan
 
     model, flags = cpu_info() or ("unknown CPU", frozenset())
     wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
-    dev, backend, dtype = engine_plan(catalog.load().get(args.model), args.device)
+    made = decide(catalog.load().get(args.model), args.device)
+    table = "hidden" if choice.shipped_hidden() else "shown"
     return (f"machine: {model}, {cpu_count()} cores, CPU class {choice.cpu_class()}, features "
             f"{' '.join(f for f in wanted if f in flags) or 'none of ' + '/'.join(wanted)}; mattekit's engine: "
-            f"{backend} {str(dtype).replace('torch.', '')} on {dev}")
+            f"{made.engine} {made.precision} on {made.device}, {made.workers}x{made.threads} threads (shipped table "
+            f"{table}: {made.why('engine')})")
 
 

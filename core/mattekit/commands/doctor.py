@@ -1,5 +1,7 @@
-"""``mattekit doctor``: what this machine gives mattekit (CPU features, GPU, memory) and, per model, the
-device, engine and precision it will run with, and whether its weights are here. Loads no model."""
+"""``mattekit doctor``: what this machine gives mattekit (CPU features, GPU, memory) and, per model, its plan (the
+device, engine, precision and layout it will run with, and why: :func:`mattekit.engines.plan.decide`, the same
+decision every load makes) and whether its weights are here. Loads no model, except with ``--measure``, which times
+both CPU engines of each model whose weights are here and keeps the figures for this machine."""
 from __future__ import annotations
 
 import platform
@@ -14,6 +16,9 @@ def add_parser(sub) -> None:
                                    "for the --device given. Loads no model.")
     p.add_argument("--device", default="auto", help="the device to plan for: auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--task", help="only the models of this task (segment, matte, upscale, depth, prompt)")
+    p.add_argument("--measure", action="store_true",
+                   help="time torch and ONNX Runtime now for each model whose weights are here and that runs on both "
+                        "(a few seconds each), keep the figures for this machine, then show the plans")
     p.set_defaults(func=run)
 
 
@@ -31,8 +36,7 @@ def run(args) -> int:
     import torch
 
     from .. import catalog, machine
-    from ..engines import choice, gpus, policy
-    from ..runtime import engine_plan
+    from ..engines import choice, gpus, plan, policy
 
     print(f"CPU: {cpu_summary()}")
     print(f"  native bf16: {'yes' if policy.native_cpu_bf16() else 'no'}; memory available: "
@@ -51,44 +55,38 @@ def run(args) -> int:
               f"{gpus.idle_reason(found, 'auto', 'torch')}")
     elif cuda and not found.cuda:
         print("  no usable CUDA GPU (driver or device missing)")
-    device = policy.select_device(args.device)  # an absent device is one sentence here, as in every command
+    policy.select_device(args.device)  # an absent device is one sentence here, as in every command
     cat = catalog.load()
-    print(f"CPU class {choice.cpu_class()}: the CPU engine of a model measured on it (`mattekit bench engines`) is the "
-          f"faster one; the others follow the rule (torch with NNPACK, else ONNX Runtime)")
-    rows = [("model", "task", "weights", "device", "engine", "precision", "why this engine")]
-    for entry in cat.models.values():
-        if args.task not in (None, entry.task):
-            continue
-        dev, backend, dtype = engine_plan(entry, device)
-        rows.append((entry.name, entry.task, cat.availability(entry), str(dev), backend, str(dtype).replace("torch.", ""),
-                     _why(entry, dev, dtype)))
+    chosen = [entry for entry in cat.models.values() if args.task in (None, entry.task)]
+    if args.measure:
+        _measure(cat, chosen)
+    shipped = "hidden ($MATTEKIT_ENGINE_TABLE=hidden)" if choice.shipped_hidden() else f"read for CPU class {choice.cpu_class()}"
+    print(f"this machine: {choice.fingerprint()}\n  its measurements: {choice.own_table_path()}; the shipped table: "
+          f"{shipped}; a model in neither is measured on first use")
+    rows = [("model", "task", "weights", "device", "engine", "precision", "layout", "why this engine")]
+    for entry in chosen:
+        made = plan.decide(entry, args.device)
+        rows.append((entry.name, entry.task, cat.availability(entry), made.device, made.engine, made.precision,
+                     f"{made.workers}x{made.threads}", made.why("engine")))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
     return 0
 
 
-def _why(entry, device, dtype) -> str:
-    """Why ``entry`` runs on the engine doctor shows: the net family's one backend (shown as "catalog"), the catalog's measured bf16, a measurement (its
-    ratio), or the rule."""
-    import os
+def _measure(cat, chosen) -> None:
+    """``--measure``: :func:`mattekit.engines.choice.measure` for each of ``chosen`` whose weights are here and that
+    both CPU engines run; one line each."""
+    from ..engines import choice, plan, policy
+    from ..engines.loading import measure_engines
 
-    import torch
-
-    from .. import runtime
-    from ..engines import choice
-
-    if runtime.pinned_backend(entry):  # the net family runs on one backend only
-        return "catalog"
-    if os.environ.get("MATTEKIT_BACKEND", "auto").lower() not in ("", "auto"):
-        return "$MATTEKIT_BACKEND"
-    if device.type != "cpu":
-        return "not a CPU"
-    if dtype is torch.bfloat16:  # ONNX Runtime runs fp32 only
-        asked = os.environ.get("MATTEKIT_PRECISION", "auto").lower() not in ("", "auto")
-        return "$MATTEKIT_PRECISION" if asked else "bf16 (catalog, native here)"
-    found = choice.measured(entry.name)
-    if found is None:
-        return "rule"
-    return f"measured ({found[1]}): torch/onnx {found[0]['ratio']:.2f}x"
-
+    if not policy.onnx_available():
+        print("measure: ONNX Runtime is not installed, so torch runs every model; nothing to measure")
+        return
+    for entry in chosen:
+        here = cat.availability(entry)
+        if entry.recurrent or plan.pinned_backend(entry) or not (here == "on disk" or here.startswith("in ")):
+            continue
+        row = measure_engines(entry)
+        print(f"measured {entry.name} at {row['input'][0]}x{row['input'][1]}: torch {row['torch_s']:.3f} s, ONNX Runtime "
+              f"{row['onnx_s']:.3f} s a call ({row['ratio']:.2f}x; {choice.winner(row)}), in {row['cost_s']:.1f} s")

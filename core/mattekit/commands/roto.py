@@ -65,6 +65,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from .. import roto
+    from ..runtime import ModelCache, say_on_stderr
 
     if args.chunk < 0 or (args.chunk_index is not None and args.chunk_index < 0):
         flag, value = ("--chunk", args.chunk) if args.chunk < 0 else ("--chunk-index", args.chunk_index)
@@ -95,7 +96,7 @@ def run(args) -> int:
                                       progress=bar)
             job = None
         else:
-            job = roto.RotoJob(spec)
+            job = roto.RotoJob(spec, ModelCache(say=say_on_stderr))
             if spec.model and spec.model != job.entry.name:  # an alias: say what it stands for and its licence
                 print(f"mattekit: --model {spec.model} is {job.entry.name} ({job.entry.licence})", file=sys.stderr)
             if job.missing:

@@ -148,7 +148,7 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
     from .. import provenance, runtime  # torch: only once every check that needs no model has passed
     from ..runner import Runner
 
-    models = runtime.ModelCache().for_task(task, options, set(ports))
+    models = runtime.ModelCache(say=runtime.say_on_stderr).for_task(task, options, set(ports))
     record = None if args.no_metadata else provenance.record(task, options, models)
     messages = files.Messages(quiet=args.quiet, label=streams.label, deliver=streams.deliver)
     runner = Runner(task, models, options, ports, record, personal=not args.strip_personal)

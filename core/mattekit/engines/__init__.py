@@ -15,14 +15,13 @@ onnx, CPU          ONNX export (cached) run by ONNX Runtime in fp32             
 an .onnx release   the file as it is, by ONNX Runtime on the CPU (no module)     ``onnx``
 =================  ==========================================================  =====================
 
-``policy`` turns ``auto`` (and ``$MATTEKIT_BACKEND`` / ``$MATTEKIT_PRECISION``) into a backend and a
-dtype: torch, except on a CPU without NNPACK where ONNX Runtime (if installed) beats oneDNN's direct
-convolutions; bf16 on CPUs with native bf16 for catalog models marked ``cpu_bf16``.
+:func:`mattekit.engines.plan.decide` makes the :class:`~mattekit.engines.plan.Plan` (device, engine, precision,
+threads, and why) once per model load; :func:`create` builds what it says.
 
 Throughput on CPU comes from several single-threaded calls in parallel threads (``mattekit.pipeline``);
 one call alone uses the calling thread's thread count (:mod:`mattekit.engines.threads`; ONNX Runtime: a session of
 that many threads; an .onnx release: the count when its session was made). A run whose model runs on ONNX Runtime
-(:func:`mattekit.engines.policy.plain_cpu_onnx`) imports torch only to export the model once.
+(:attr:`mattekit.engines.plan.Plan.engine` "onnx") imports torch only to export the model once.
 """
 from __future__ import annotations
 
@@ -32,41 +31,45 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .policy import available_memory, dtype_named, engine_precision, resolve_backend, resolve_precision, select_device
+from .plan import Plan
+from .policy import available_memory, dtype_named, select_device
 
 if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
-__all__ = ["create", "onnx_engine", "onnx_export_path", "from_onnx_file", "parallel_calls", "available_memory", "engine_precision", "resolve_backend",
-           "resolve_precision", "select_device", "stack_inputs", "select_output", "to_host", "worker_stream"]
+__all__ = ["create", "build_torch", "onnx_engine", "onnx_export_path", "from_onnx_file", "available_memory",
+           "select_device", "stack_inputs", "select_output", "to_host", "worker_stream"]
 
 
-def create(load: Callable[[], nn.Module], device: torch.device, *, backend: str | None = "auto", precision: str | None = "auto",
-           index: tuple = (), half_ok: bool = True, cpu_bf16_ok: bool = False, weights_path: str | Path | None = None,
+def create(plan: Plan, load: Callable[[], nn.Module], *, index: tuple = (), weights_path: str | Path | None = None,
            recipe: dict | None = None, example: tuple[int, int] = (64, 64), dynamic_size: bool = True,
            threads: int | None = None, label: str | None = None):
-    """The engine running the net ``load()`` makes (an eval-mode fp32 CPU module with its weights, converted in
-    place) on ``device``. The ONNX engine calls ``load`` only when its cached export is missing (or for ``net``):
-    a run whose export exists builds no module and reads no weights into torch.
+    """The engine ``plan`` names (its engine, device and precision) running the net ``load()`` makes (an eval-mode fp32
+    CPU module with its weights, converted in place). Decides nothing. The ONNX engine calls ``load`` only when its
+    cached export is missing (or for ``net``): a run whose export exists builds no module and reads no weights into torch.
 
-    index: the prediction's path in the net's return value. half_ok / cpu_bf16_ok: fp16 on CUDA /
-    bf16 on the CPU is accurate for this net (``auto`` precision then uses it).
-    weights_path / recipe: identify the ONNX export (weights' sha256; net name and kwargs).
-    example: an input height and width the net accepts; dynamic_size: inputs of other sizes will come
-    (both for the ONNX export, which is static in height and width otherwise).
-    threads: ONNX Runtime intra-op threads (default: this thread's count, :func:`mattekit.engines.threads.count`).
-    label: the model's name where its ONNX export is shown (the catalog's).
+    index: the prediction's path in the net's return value. weights_path / recipe: identify the ONNX export (weights'
+    sha256; net name and kwargs). example: an input height and width the net accepts; dynamic_size: inputs of other
+    sizes will come (both for the ONNX export, which is static in height and width otherwise). threads: ONNX Runtime
+    intra-op threads (default: this thread's count, :func:`mattekit.engines.threads.count`). label: the model's name
+    where its ONNX export is shown (the catalog's).
     """
-    name = resolve_backend(backend, device, precision=precision)
-    dtype = engine_precision(name, precision, device, half_ok, cpu_bf16_ok)
-    if name == "onnx":
+    if plan.engine == "onnx":
         return onnx_engine(load, index, weights_path, recipe, example, dynamic_size, threads, label)
+    return build_torch(load(), plan.device, plan.precision, index)
+
+
+def build_torch(net: nn.Module, device: str, precision: str, index: tuple = ()):
+    """The torch engine running ``net`` (eval-mode fp32 CPU module, converted in place) on ``device`` ("cpu", "cuda:1")
+    in ``precision`` ("fp32", "fp16", "bf16"): the CPU's fast fp32 graph, else the net cast and moved."""
+    import torch
+
     from .torch_engine import FastCPUEngine, TorchEngine
 
-    if device.type == "cpu" and dtype == dtype_named("fp32"):
-        return FastCPUEngine(load(), index)
-    return TorchEngine(load(), device, dtype, index)
+    if device == "cpu" and precision == "fp32":
+        return FastCPUEngine(net, index)
+    return TorchEngine(net, torch.device(device), dtype_named(precision), index)
 
 
 def onnx_engine(load: Callable[[], nn.Module], index: tuple = (), weights_path: str | Path | None = None,
@@ -96,18 +99,6 @@ def from_onnx_file(path: str | Path, threads: int | None = None):
     from .onnx import OnnxFileEngine
 
     return OnnxFileEngine(path, threads)
-
-
-def parallel_calls(predictor) -> bool:
-    """Whether ``predictor``'s engine is best run as several one-thread calls at once (:func:`mattekit.pipeline.plan`):
-    an engine running each call with the calling thread's thread count on a fixed input of at most
-    :data:`mattekit.engines.onnx.SHRINK_ABOVE` pixels (a small net: one call keeps two cores only partly busy, and its
-    scratch memory is small enough to hold once per worker)."""
-    from .onnx import SHRINK_ABOVE
-
-    size = getattr(getattr(getattr(predictor, "entry", None), "input", None), "size", None)
-    return (getattr(getattr(predictor, "engine", None), "parallel_calls", False) and size is not None
-            and size[0] * size[1] <= SHRINK_ABOVE)
 
 
 def select_output(out, index: tuple):

@@ -1,8 +1,7 @@
 """The GPUs this machine has, as torch and the NVIDIA driver see them (:func:`found`), and the one sentence a
-process says when a model runs on the CPU although a GPU is there (:func:`say_if_idle`)."""
+process says when a model runs on the CPU although a GPU is there (:func:`idle_sentence`)."""
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 from importlib import metadata
@@ -67,10 +66,10 @@ _SAID: list[str] = []  # the sentence, once said in this process
 _ASKED: list[GPUs] = []  # :func:`found`'s answer, asked once in this process
 
 
-def say_if_idle(model: str, asked: str, device_type: str, engine: str) -> str | None:
-    """Print to stderr, once per process, why ``model`` runs on the CPU although this machine has a GPU (nothing
-    when it runs on a GPU or there is none); returns the sentence when it was printed now. The GPUs are asked for
-    once per process (:func:`found`), on the first CPU run."""
+def idle_sentence(model: str, asked: str, device_type: str, engine: str) -> str | None:
+    """Once per process, the sentence saying why ``model`` runs on the CPU although this machine has a GPU (None
+    when it runs on a GPU, there is none, or it was said). The GPUs are asked for once per process (:func:`found`),
+    on the first CPU run."""
     if _SAID or device_type != "cpu":
         return None
     if not _ASKED:  # an explicit cpu needs only a GPU's name: nvidia-smi's, where it gives one, without torch's import
@@ -81,7 +80,6 @@ def say_if_idle(model: str, asked: str, device_type: str, engine: str) -> str | 
     if why is None:
         return None
     _SAID.append(f"mattekit: {gpus.name()} is here but {model} runs on the CPU: {why}.")
-    print(_SAID[0], file=sys.stderr)
     return _SAID[0]
 
 

@@ -15,7 +15,7 @@ from typing import Callable
 
 from .. import __version__, runtime
 from ..errors import MattekitError
-from ..runtime import ModelCache
+from ..runtime import ModelCache, say_on_stderr
 from . import connections, jobs, operations, routes, state
 from .log import WorkerLog
 
@@ -45,7 +45,7 @@ class WorkerServer:
         self.max_request = int(max_request)
         self.state_file = state_file
         self.log = log or WorkerLog()
-        self.models = ModelCache()  # this worker's loaded models, reported by /v1/models
+        self.models = ModelCache(say=say_on_stderr)  # this worker's loaded models, reported by /v1/models
         self.operations = dict(operations_table if operations_table is not None
                                else operations.build(operations.PathPolicy(allow_dirs)))
         self.torch_threads = threads

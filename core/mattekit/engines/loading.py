@@ -1,0 +1,122 @@
+"""A catalog model's pieces as the engines need them: its network input size, its weights file, its net loaded
+with them, its ONNX export's recipe; and :func:`measure_engines`, the first-use timing of both CPU engines that
+:func:`mattekit.engines.plan.decide` asks for where no table has the model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import nets, weights
+from ..catalog import ModelEntry
+from ..errors import MattekitError
+from ..nets.descriptor import own_size
+from . import threads
+
+
+def input_size(entry: ModelEntry, height: int, width: int) -> tuple[int, int]:
+    """The (H, W) in pixels ``entry``'s network sees for an image of ``height`` x ``width`` pixels (its
+    family's rule, :attr:`mattekit.nets.descriptor.Family.input_size`, on the catalog's ``[input]``)."""
+    if nets.plain(entry.net):
+        return own_size(entry.input, height, width)
+    return nets.family(entry.net).input_size(entry.input, height, width)
+
+
+def weights_file(entry: ModelEntry, weights_path: str | Path | None = None) -> Path:
+    """The weights file ``entry`` loads: the one given, else the catalog's (fetched and verified on first use)."""
+    return weights.given_file(weights_path) if weights_path else weights.model_file(entry.name, entry.files)
+
+
+def export_recipe(entry: ModelEntry, path: Path) -> dict:
+    """The keyword arguments that identify and shape ``entry``'s ONNX export (:func:`mattekit.engines.create`)."""
+    example = input_size(entry, 64, 64)
+    return dict(index=entry.output.index, weights_path=path, recipe={"net": entry.net, "kwargs": entry.kwargs},
+                example=tuple(-(-v // entry.pad_multiple) * entry.pad_multiple for v in example),
+                dynamic_size=entry.input.size is None)
+
+
+def load_net(entry: ModelEntry, path: Path):
+    """``entry``'s net (eval mode, fp32, CPU) with the weights at ``path``; one sentence when they do not fit."""
+    import torch
+
+    net = nets.build(entry.net, **entry.kwargs)
+    try:
+        state = weights.load_state_dict_file(path, net, nets.family(entry.net).trace)
+        # fp32 checkpoints become the parameters themselves (no second copy while loading); others are cast
+        fp32 = all(t.dtype is torch.float32 for t in state.values() if t.is_floating_point())
+        net.load_state_dict(state, strict=True, assign=fp32)
+        del state
+    except (RuntimeError, ValueError, OSError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MattekitError(f"Weights file {path.name} does not fit model '{entry.name}' ({first[:160]}).") from None
+    return net.eval()
+
+
+def measure_engines(entry: ModelEntry, weights_path: str | Path | None = None) -> dict:
+    """Time ``entry``'s two CPU engines here (fp32, one thread, turn by turn, the least CPU seconds of at least two
+    calls each after a warm-up, at its input for a 1024 x 768 photo shrunk to at most
+    :data:`mattekit.engines.choice.MEASURE_PIXELS`), save the
+    row under this machine's fingerprint and return it (with "cost_s", the wall seconds the measurement took, and
+    "export_s", those of them that made the ONNX export, where it was not cached: a run on ONNX Runtime needs it). Loads
+    the model once; a fixed-size model larger than that is measured on a dynamic export of its net, kept in the
+    export cache. Said on standard error in one line, with its cost."""
+    import time
+
+    from ..progress import Display
+
+    start = time.perf_counter()
+    from . import choice
+
+    with Display().ticking(f"measuring torch and ONNX Runtime for {entry.name} once on this CPU "
+                           "(cached; `mattekit doctor --measure` measures again)",
+                           done=f"measured {entry.name}'s engines in {{time}}."):
+        row = _timed_engines(entry, weights_path)
+    row["cost_s"] = round(time.perf_counter() - start, 2)
+    choice.save({entry.name: row})
+    return row
+
+
+def _timed_engines(entry, weights_path: str | None) -> dict:
+    """The measurement row of :func:`measure` (without its cost)."""
+    import time
+
+    from .. import engines
+    from ..machine import cpu_info
+    from .choice import MEASURE_PIXELS
+
+    h, w = input_size(entry, 768, 1024)
+    scale = min(1.0, (MEASURE_PIXELS / (h * w)) ** 0.5)
+    step = entry.pad_multiple
+    size = tuple(max(step, int(v * scale) // step * step) for v in (h, w))
+    path = weights_file(entry, weights_path)
+    net, made = load_net(entry, path), export_recipe(entry, path)
+    if size != (h, w):
+        made.update(example=size, dynamic_size=True)
+    begin = time.perf_counter()
+    onnx = engines.onnx_engine(lambda: net, label=entry.name, **made)  # its export made once, kept for later runs
+    export_s = time.perf_counter() - begin
+    torch_engine = engines.build_torch(net, "cpu", "fp32", made["index"])
+    x = np.random.default_rng(0).random((1, 3) + size, dtype=np.float32) * 2 - 1
+    previous = threads.count()
+    threads.set_count(1)
+    seconds = {"torch": [], "onnx": []}
+    try:
+        import torch
+
+        calls = {"torch": lambda: torch_engine(torch.from_numpy(x)), "onnx": lambda: onnx(x)}
+        for name in calls:
+            calls[name]()  # warm-up
+        spent = 0.0
+        while min(map(len, seconds.values())) < 2 or (spent < 1.0 and len(seconds["torch"]) < 5):
+            for name in ("torch", "onnx") if len(seconds["torch"]) % 2 == 0 else ("onnx", "torch"):
+                begin = time.thread_time()
+                calls[name]()
+                seconds[name].append(time.thread_time() - begin)
+                spent += seconds[name][-1]
+    finally:
+        threads.set_count(previous)
+    torch_s, onnx_s = min(seconds["torch"]), min(seconds["onnx"])
+    info = cpu_info()
+    return {"torch_s": round(torch_s, 5), "onnx_s": round(onnx_s, 5), "ratio": round(torch_s / onnx_s, 3),
+            "input": list(size), "export_s": round(export_s, 2), "measured": time.strftime("%Y-%m-%d"),
+            "machine": info[0] if info else ""}

@@ -1,0 +1,219 @@
+"""How a model runs here, decided once per load: :class:`Plan` (device, engine, precision, threads, workers, batch,
+and the reason for each) and :func:`decide`, the one place that turns what the user asked (``auto`` or a name, and
+``$MATTEKIT_BACKEND`` / ``$MATTEKIT_PRECISION``) into it.
+
+The engine on the CPU, for a model either engine runs: this machine's own measurement (:mod:`.choice`), else the
+table shipped with mattekit for this CPU class (hidden with ``$MATTEKIT_ENGINE_TABLE=hidden``), else a short
+measurement of both engines on first use (where the caller loads the model), else ONNX Runtime, the engine that was
+faster in 15 of the 16 rows ever measured. A plan is made without importing torch where it runs on the CPU.
+:func:`mattekit.engines.create` builds what a plan says and decides nothing.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+from ..errors import MattekitError
+from ..machine import cpu_count
+from . import policy
+
+BACKENDS = ("auto", "torch", "onnx")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+EVIDENCE = "not measured here: ONNX Runtime, faster in 15 of the 16 rows measured on two CPU classes"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one model runs: ``device`` ("cpu", "cuda", "cuda:1", "mps"), ``engine`` ("torch" | "onnx"), ``precision``
+    ("fp32" | "fp16" | "bf16"), ``threads`` (CPU threads a network call uses), ``workers`` (calls at once), ``batch``
+    (images a call), ``weights`` (the weights file asked for, "" for the catalog's) and ``reasons`` ((what, why) pairs
+    for device, engine, precision and layout). Plans that differ only in their reasons run the same engine."""
+    model: str
+    device: str
+    engine: str
+    precision: str
+    threads: int
+    workers: int
+    batch: int
+    weights: str = ""
+    reasons: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> tuple:
+        """What makes a loaded model: the model cache's key."""
+        return self.model, self.device, self.engine, self.precision, self.weights
+
+    def why(self, what: str) -> str:
+        """The reason for ``what`` ("device", "engine", "precision", "layout")."""
+        return dict(self.reasons).get(what, "")
+
+    def describe(self) -> str:
+        """One line: 'u2netp: cpu, onnx, fp32, 4 workers x 1 thread (engine: measured ...)'."""
+        return (f"{self.model}: {self.device}, {self.engine}, {self.precision}, {self.workers} worker(s) x {self.threads} "
+                f"thread(s), batch {self.batch} (engine: {self.why('engine')})")
+
+
+def asked(value: str | None, variable: str, allowed: tuple[str, ...], what: str) -> str:
+    """``value`` lower case, or for ``auto`` (None) ``$variable`` where set; one sentence when not in ``allowed``."""
+    name = (value or "auto").lower()
+    if name == "auto":
+        name = os.environ.get(variable, "auto").lower() or "auto"
+    if name not in allowed:
+        raise MattekitError(f"{what} '{name}' is unknown; use {', '.join(allowed[:-1])} or {allowed[-1]}.")
+    return name
+
+
+def decide(entry, device: str | None = "auto", backend: str | None = "auto", precision: str | None = "auto",
+           weights_path: str | None = None, loading: bool = False, measure=None) -> Plan:
+    """The plan for catalog ``entry`` as asked (names or ``auto``/None; ``device`` may be a torch.device). An asked
+    device that is absent, an engine or precision that cannot run here: one sentence. ``loading``: the caller loads the
+    model now: its memory is checked (:func:`check_memory`, before its weights are looked for). ``measure(entry,
+    weights_path) -> row``: where no table has the model, how the caller times both CPU engines now
+    (:func:`mattekit.runtime.measure_engines`, which loads the model); None: the evidence decides."""
+    engine_asked = pinned_backend(entry) or asked(backend, "MATTEKIT_BACKEND", BACKENDS, "Backend")
+    precision_asked = asked(precision, "MATTEKIT_PRECISION", PRECISIONS, "Precision")
+    dev, device_why = _device(None if device is None else str(device), engine_asked)
+    kind = dev.split(":")[0]
+    if loading:
+        check_memory(entry, kind)
+    wanted, precision_why = _precision(entry, kind, precision_asked)
+    engine, engine_why = _engine(entry, kind, engine_asked, wanted, weights_path, measure)
+    if engine == "onnx" and wanted != "fp32":
+        if precision_asked != "auto":
+            raise MattekitError("The onnx backend runs in fp32 only; leave --precision at auto or fp32.")
+        wanted, precision_why = "fp32", "ONNX Runtime runs fp32 only"
+    threads, workers, batch, layout_why = layout(entry, kind, engine)
+    return Plan(entry.name, dev, engine, wanted, threads, workers, batch, str(weights_path or ""),
+                (("device", device_why), ("engine", engine_why), ("precision", precision_why), ("layout", layout_why)))
+
+
+def release_as_is(plan: Plan, entry) -> Plan:
+    """``plan`` for weights that are an ONNX release whose layers the net family cannot take (rembg's BiRefNet
+    files): the file runs as it is, on ONNX Runtime on the CPU (the weights decide, so the builder says it)."""
+    threads, workers, batch, why = layout(entry, "cpu", "onnx")
+    reasons = dict(plan.reasons, device="the weights are an ONNX release run as it is, on the CPU",
+                   engine="an ONNX release whose layers the net does not take", precision="the release's own",
+                   layout=why)
+    return replace(plan, device="cpu", engine="onnx", precision="fp32", threads=threads, workers=workers, batch=batch,
+                   reasons=tuple(reasons.items()))
+
+
+def check_memory(entry, kind: str) -> None:
+    """MattekitError (one sentence) when ``entry`` runs on the CPU (``kind`` "cpu") and this machine has less memory
+    free than the catalog's ``memory_gb`` for it (the peak of a whole ``remove`` of a 50 MP photo, measured: the
+    big-photo BiRefNets take 13-13.5 GiB), rather than a machine that swaps or a process the kernel kills."""
+    need = entry.memory_gb
+    if need is None or kind != "cpu":
+        return
+    free = policy.available_memory("cpu") / 2 ** 30
+    if free < need:
+        raise MattekitError(f"Model '{entry.name}' needs about {need:g} GiB of memory on the CPU and {free:.1f} GiB is "
+                            f"free; close other programs, or use a model that runs at 1024 px (birefnet-general, "
+                            f"birefnet-matting).")
+
+
+def pinned_backend(entry) -> str | None:
+    """The one backend ``entry``'s net family runs on ("torch" for SAM 2.1), or None where it runs on either."""
+    from .. import nets
+
+    if nets.plain(entry.net):
+        return None
+    backends = nets.family(entry.net).backends
+    return backends[0] if len(backends) == 1 else None
+
+
+def _device(name: str | None, engine: str) -> tuple[str, str]:
+    """(device name, why): ``auto`` is the first GPU torch can use, else the CPU (the CPU without asking torch where
+    its build has no GPU support, or where the onnx backend is asked for); a named device is checked."""
+    name = (name or "auto").lower()
+    if name == "cpu":
+        return "cpu", "asked"
+    if name == "auto" and engine == "onnx":
+        return "cpu", "the onnx backend runs on the CPU only"
+    if name == "auto" and not policy.gpu_possible():
+        return "cpu", "this torch has no GPU support"
+    found = str(policy.select_device(name))
+    if name == "auto":
+        return found, "auto: a GPU torch can use" if found != "cpu" else "auto: no GPU torch can use"
+    if engine == "onnx" and found != "cpu":
+        raise MattekitError(f"The onnx backend runs on the CPU only, not on {found.split(':')[0]}; "
+                            f"use --device cpu or the torch backend.")
+    return found, "asked"
+
+
+def _precision(entry, kind: str, name: str) -> tuple[str, str]:
+    """(precision, why) on a device of ``kind``: ``auto`` is fp16 on CUDA where the catalog says it keeps the answer,
+    bf16 on a CPU with native bf16 where the catalog says so (real weights on real photos kept IoU within 0.002 and
+    mean |delta alpha| within 2e-3 of fp32: tests/test_fidelity.py), else fp32. An explicit bf16 runs on any CPU
+    (emulated where not native: every machine can check the path native-bf16 CPUs take)."""
+    if name != "auto":
+        if kind == "cpu" and name == "fp16":
+            raise MattekitError("fp16 is not supported on the CPU; use fp32 or bf16.")
+        if kind == "cuda" and name == "bf16":
+            import torch
+
+            if not torch.cuda.is_bf16_supported():
+                raise MattekitError("This GPU has no bf16 support; use fp16 or fp32.")
+        return name, "asked"
+    if kind == "cuda":
+        return ("fp16", "the catalog: fp16 keeps this model's answer") if entry.half else ("fp32", "the catalog: fp32 only")
+    if kind == "cpu" and entry.cpu_bf16 and policy.native_cpu_bf16():
+        return "bf16", "native bf16 here, and the catalog: bf16 keeps this model's answer"
+    return "fp32", "the reference precision"
+
+
+def _engine(entry, kind: str, name: str, precision: str, weights_path, measure) -> tuple[str, str]:
+    """(engine, why): an asked engine checked; ``auto`` is torch off the CPU and for fp16/bf16, else the CPU engine
+    measured faster for this model here (:mod:`.choice`), else ONNX Runtime (the evidence)."""
+    if pinned_backend(entry):
+        return name, "the net family runs on torch only"
+    if name == "onnx":
+        if kind != "cpu":
+            raise MattekitError(f"The onnx backend runs on the CPU only, not on {kind}; use --device cpu or the torch backend.")
+        if not policy.onnx_available():
+            raise MattekitError("The onnx backend needs onnxruntime and onnx: pip install 'mattekit[onnx]'.")
+        return name, "asked"
+    if name == "torch":
+        return name, "asked"
+    if kind != "cpu":
+        return "torch", "ONNX Runtime runs on the CPU only here"
+    if precision != "fp32":
+        return "torch", f"{precision} runs on torch only"
+    if not policy.onnx_available():
+        return "torch", "ONNX Runtime is not installed"
+    from . import choice
+
+    if entry.recurrent or not choice.covers(entry):
+        return "torch", "no engine measurement covers this kind of net: torch"
+
+    found = choice.measured(entry.name)
+    if found is None and measure is not None:
+        found = measure(entry, weights_path), "on first use here"
+    if found is None:
+        return "onnx", EVIDENCE
+    row, source = found
+    return choice.winner(row), f"measured ({source}): torch {row['ratio']:.2f}x ONNX Runtime's time"
+
+
+def layout(entry, kind: str, engine: str) -> tuple[int, int, int, str]:
+    """(threads per call, workers, batch, why) for the cores this process may use (:func:`mattekit.machine.cpu_count`).
+    CPU: a net on a small fixed input (at most :data:`mattekit.engines.onnx.SHRINK_ABOVE` pixels), or any net on torch,
+    runs up to 4 calls at once with the cores shared out (one thread per call on up to 4 cores, where torch's CPU
+    engine uses its Winograd kernels; u2netp at 320² on 2 cores: two one-thread calls gave 1.12-1.22x the frames/s of
+    one two-thread call); a larger input on ONNX Runtime calls of torch's default thread count (the physical cores,
+    :func:`mattekit.engines.threads.default_count`), as many at once as the cores hold. GPU: two workers (streams),
+    batches of 8 for fixed-size models."""
+    from .onnx import SHRINK_ABOVE
+    from .threads import default_count
+
+    size = entry.input.size
+    if kind != "cpu":
+        return 0, 2, 8 if size is not None else 1, "a GPU: two streams"
+    cores = cpu_count()
+    small = size is not None and size[0] * size[1] <= SHRINK_ABOVE
+    if engine == "onnx" and not small:
+        threads = default_count()
+        workers = max(1, cores // threads)
+        return threads, workers, 1, f"{cores} cores: {workers} call(s) of {threads} threads (a large input on ONNX Runtime)"
+    workers = min(cores, 4)
+    return max(1, cores // workers), workers, 1, f"{cores} cores: {workers} calls at once"
