@@ -292,7 +292,7 @@ def test_the_missing_default_says_its_fix_first_in_one_short_sentence(shared, tm
     assert message == (f"Register the mirror's converted copy with `{fix}`: the weights of isnet-general-use cannot be had "
                        f"here (`mattekit models list --sources` shows where they are looked for).")
     readme = (ROOT / "README.md").read_text()
-    assert fix.replace(str(mirror), "../shared/weights") in readme and "--model sinet-portrait`" not in readme
+    assert fix.replace(str(mirror), '"$MATTEKIT_MIRROR"') in readme and "--model sinet-portrait`" not in readme
     assert main(["remove", str(photo), "-o", str(tmp_path / "c.png"), "--debug"]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 2 and lines[0] == f"mattekit: error: {message}"
