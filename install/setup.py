@@ -6,17 +6,22 @@ project itself, editable. Idempotent: a second run only re-installs the project 
     python3 install/setup.py --dev    plus what the tests need
 
 The torch build follows the machine: on Linux and Windows with an NVIDIA GPU (nvidia-smi lists one), the CUDA build
-its driver runs (PyTorch's cu130 / cu128 / cu126 index), else the CPU build; on macOS the default wheel, which runs
-on Apple's GPU (MPS). It says which, and why.
+its driver runs (PyTorch's cu130 / cu128 / cu126 index), else the CPU build from PyTorch's CPU index (PyPI's Linux
+wheel is the CUDA build, gigabytes of NVIDIA libraries); on macOS PyPI's wheel, which runs on Apple's GPU (MPS). A
+wheel of that build in pip's configured find-links (a machine's own wheels) is taken from there. It says which, why,
+and the download: the wheel's size where it is local, else an estimate for the build (sizes are not asked of an index).
 Environment: PYTHON (the interpreter that makes the venv, default: the one running this), TORCH_SPEC (default
 torch==2.13.0), TORCH_INDEX (a pip index URL for torch, instead of the one chosen), SETUP_DRY_RUN=1 (print the torch
 choice, install nothing). Standard library only, Python 3.10 or newer.
 """
 import hashlib
 import importlib.util
+import json
 import os
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,22 +40,62 @@ def cuda_index(driver):
     return next((tag for least, tag in CUDA_INDEXES if int(major) >= least), None)
 
 
+CPU_INDEX = TORCH_WHEELS + "cpu"
+# What installing torch fetches, torch and its dependencies, in GB, by OS and build: an ESTIMATE from recent torch
+# releases (CPU: a ~0.2 GB wheel, ~0.1 GB on macOS arm64; CUDA on Linux: a ~1 GB wheel plus ~2.5 GB of nvidia-*
+# wheels; on Windows one ~3 GB wheel), not asked of the index; this machine's local CPU wheel is 0.19 GB.
+DOWNLOAD_GB = {("darwin", ""): 0.1, ("linux", "cpu"): 0.2, ("win32", "cpu"): 0.2, ("linux", "cuda"): 3.5,
+               ("win32", "cuda"): 3.0}
+
+
 def torch_choice(platform, gpu, spec=TORCH_SPEC, index=None):
-    """(pip's arguments for torch, why, in one sentence) on ``platform`` (sys.platform's value) with ``gpu``, the
-    first (name, driver version) nvidia-smi lists or None; ``index``: a pip index URL that overrides the choice."""
+    """(pip's arguments for torch, the build, why in one sentence) on ``platform`` (sys.platform's value) with
+    ``gpu``, the first (name, driver version) nvidia-smi lists or None; ``index``: a pip index URL that overrides the
+    choice. The build: "cpu", "cu130" / "cu128" / "cu126", "" (macOS's PyPI wheel) or None (TORCH_INDEX's, unknown)."""
     if index:
-        return [spec, "--index-url", index], "torch from TORCH_INDEX (%s): %s" % (index, spec)
+        return [spec, "--index-url", index], None, "torch from TORCH_INDEX (%s): %s" % (index, spec)
     if platform == "darwin":
-        return [spec], "macOS: installing %s as it comes (it runs on Apple's GPU through MPS where there is one)" % spec
+        return [spec], "", "macOS: installing %s (it runs on Apple's GPU through MPS where there is one)" % spec
+    cpu = [spec, "--index-url", CPU_INDEX]
     if gpu is None:
-        return [spec], "no NVIDIA GPU found (no nvidia-smi, or it lists none): installing %s (CPU)" % spec
+        return cpu, "cpu", "no NVIDIA GPU found (no nvidia-smi, or it lists none): installing %s, the CPU build" % spec
     name, driver = gpu
     tag = cuda_index(driver)
     if tag is None:
-        return [spec], ("NVIDIA GPU %s, but its driver %s is older than 525, the oldest any CUDA 12 build of torch "
-                        "runs on: installing %s as it comes (update the driver for the GPU)" % (name, driver, spec))
-    return ([spec, "--index-url", TORCH_WHEELS + tag],
+        return cpu, "cpu", ("NVIDIA GPU %s, but its driver %s is older than 525, the oldest any CUDA 12 build of torch "
+                            "runs on: installing %s, the CPU build (update the driver, remove .venv and run this again "
+                            "for the GPU)" % (name, driver, spec))
+    return ([spec, "--index-url", TORCH_WHEELS + tag], tag,
             "NVIDIA GPU %s, driver %s: installing %s for CUDA (%s build)" % (name, driver, spec, tag))
+
+
+def download_estimate(platform, build):
+    """What installing ``build`` of torch on ``platform`` downloads, as a sentence's end: an estimate, said as one."""
+    kind = "cuda" if build and build.startswith("cu") else build
+    gigabytes = DOWNLOAD_GB.get(("linux" if platform.startswith("linux") else platform, kind))
+    if gigabytes is None:
+        return "download size unknown (the index's build)"
+    return "about %.1f GB to download (an estimate for this build from recent torch releases)" % gigabytes
+
+
+def local_wheel(python, spec, build):
+    """(path, bytes) of a torch wheel for ``spec`` of ``build`` (its version's local label: "cpu", "cu128", "" for
+    none) that pip finds without any index (its configured find-links, a machine's own wheels), or None. Asks pip's
+    ``install --dry-run --no-index --report``: offline, installs nothing."""
+    if build is None:
+        return None
+    asked = subprocess.run([str(python), "-m", "pip", "install", "--dry-run", "--quiet", "--no-index", "--no-deps",
+                            "--ignore-installed", "--report", "-", spec], capture_output=True, text=True)
+    try:
+        found = json.loads(asked.stdout)["install"][0]
+        version, url = found["metadata"]["version"], found["download_info"]["url"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    parsed = urllib.parse.urlparse(url)
+    if version.partition("+")[2] != build or parsed.scheme != "file":
+        return None
+    path = Path(urllib.request.url2pathname(parsed.path))
+    return (path, path.stat().st_size) if path.is_file() else None
 
 
 def venv_program(venv, name, platform):
@@ -91,16 +136,31 @@ def stamp_text(root, extras):
     return "%s%s %s" % (digest, extras, root)
 
 
+def torch_plan(platform, gpu, env, python):
+    """(pip's arguments for torch, what to say: the choice and its download) on ``platform`` with ``gpu``; ``python``
+    is the interpreter whose pip is asked for a local wheel of the chosen build."""
+    spec = env.get("TORCH_SPEC") or TORCH_SPEC
+    args, build, why = torch_choice(platform, gpu, spec, env.get("TORCH_INDEX"))
+    local = local_wheel(python, spec, build)
+    if local is None:
+        source = args[args.index("--index-url") + 1] if "--index-url" in args else "PyPI"
+        return args, "setup: %s, from %s: %s" % (why, source, download_estimate(platform, build))
+    path, size = local
+    return [str(path)], "setup: %s, from the local wheel %s (pip's find-links): %.0f MB, on this disk, no download" % (
+        why, path, size / 1e6)
+
+
 def set_up(extras, platform, env):
     """Make the venv, install torch as chosen, then the project (when the stamp says it changed); returns 0."""
     gpu = None if platform == "darwin" else nvidia_gpu()
-    torch_args, why = torch_choice(platform, gpu, env.get("TORCH_SPEC") or TORCH_SPEC, env.get("TORCH_INDEX"))
-    if env.get("SETUP_DRY_RUN") == "1":
-        print("setup: %s" % why)
-        print("setup: dry run: pip install %s" % " ".join(torch_args))
-        return 0
     venv = ROOT / ".venv"
     python = venv_program(venv, "python", platform)
+    if env.get("SETUP_DRY_RUN") == "1":
+        asked = python if python.exists() else env.get("PYTHON") or sys.executable
+        torch_args, said = torch_plan(platform, gpu, env, asked)
+        print(said)
+        print("setup: dry run: pip install %s" % " ".join(torch_args))
+        return 0
     if not python.exists():
         made = subprocess.run([env.get("PYTHON") or sys.executable, "-m", "venv", str(venv)])
         if made.returncode != 0:
@@ -108,7 +168,8 @@ def set_up(extras, platform, env):
     has_torch = subprocess.run([str(python), "-c", "import torch; print(torch.version.cuda or '')"],
                                capture_output=True, text=True)
     if has_torch.returncode != 0:
-        print("setup: %s" % why, flush=True)
+        torch_args, said = torch_plan(platform, gpu, env, python)
+        print(said, flush=True)
         pip(python, *torch_args)
     elif gpu is not None and not has_torch.stdout.strip():
         print("setup: the venv's torch is a CPU build although this machine has an NVIDIA GPU; remove %s and run "

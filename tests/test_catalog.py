@@ -107,12 +107,22 @@ def test_every_entry_builds_its_net_with_the_official_keys(shared):
             assert {k: own.get(k, (None,))[0] for k in named} == named, (entry.name, sources["onnx"])
 
 
-def test_defaults_are_commercial_friendly_general_models():
+def test_every_default_serves_its_task_and_its_licence_is_permissive_or_said_with_a_pin_instead():
+    """Issue 70: this was "commercial friendly", which the segment default's weights (published with no licence)
+    are not known to be. What holds: each default is a model of its own task with no licence notice (none forbids
+    commercial use), and its weights' licence is permissive, or unstated and the first run says so, naming a
+    default of the same task whose weights state one (stated, and no notice) to pin instead."""
     cat = catalog.load()
     assert set(catalog.TASKS) >= set(cat.defaults)
     for task, name in cat.defaults.items():
-        assert cat.models[name].notice is None, f"{name} carries a licence notice but is the {task} default"
-    assert cat.default("segment").name in ("isnet-general-use", "u2net")
+        model = cat.models[name]
+        assert model.task == task and model.notice is None, f"{name} is the {task} default"
+        if model.licence in PERMISSIVE:
+            continue
+        said = cat.unlicensed_notice(model, "C")
+        assert said and f'set [defaults] {task} = "' in said, f"{name}: {model.licence}, and no pin said instead"
+        instead = cat.models[said.split(f'set [defaults] {task} = "')[1].split('"')[0]]
+        assert instead.task == task and instead.terms.stated and instead.notice is None
 
 
 PERMISSIVE = {"MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause"}

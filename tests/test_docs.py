@@ -24,6 +24,25 @@ def test_ci_runs_the_readmes_test_command_verbatim():
     assert "pytest" not in first_screen, "the first screen's commands set up and cut out; the tests have their section"
 
 
+def test_the_first_screen_says_what_is_here_and_what_downloads():
+    """Issue 70: the first screen's command cut out a photo.jpg the clone does not have, its offline line assumed
+    ../shared beside the clone, and it said the set-up downloads the default model (the first cut-out does: the
+    set-up installs torch and the project, no weights)."""
+    from mattekit import catalog
+
+    readme = (ROOT / "README.md").read_text()
+    first = readme[:readme.index("\n## Quick start: GIMP")]
+    command = re.findall(r"```bash\n(.*?)```", first, re.S)[0].split("#")[0]
+    for name in re.findall(r"[\w./-]+\.(?:jpe?g|png|tiff?|exr)\b", command):
+        assert (ROOT / name).is_file() or name.startswith("YOUR_"), f"{name}: no such file in the clone, nor a placeholder"
+    assert "../shared" not in first and "the folder `MATTEKIT_MIRROR` names" in first
+    default = catalog.load().default("segment")
+    assert f"The first cut-out downloads the default model (IS-Net general use, {default.weights.size // 1_000_000} MB" \
+           in first.replace("\n", " ") and default.name == "isnet-general-use"
+    setup = (ROOT / "install" / "setup.py").read_text()
+    assert "catalog" not in setup and "weights" not in setup.lower()  # the set-up fetches no model
+
+
 def test_local_links_lead_to_files_and_headings():
     for page in PAGES:
         text = page.read_text()

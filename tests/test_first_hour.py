@@ -145,6 +145,7 @@ def test_names_are_printed_with_control_characters_and_undecodable_bytes_escaped
 # ------------------------------------------------------------------ item 9: a result with no subject
 
 EMPTY = "the result is fully transparent (no subject was found); try "
+IN_BOX = "the result is fully transparent (no subject was found in the box); try "
 
 
 @pytest.mark.slow
@@ -159,8 +160,8 @@ def test_a_fully_transparent_cut_out_is_written_with_one_warning_line(shared, tm
                           text=True)  # the segmentation model answers the box
     assert done.returncode == 0, done.stderr
     warned = [line for line in done.stderr.splitlines() if "warning" in line]
-    assert warned == [f"mattekit: warning: {cut}: {EMPTY}--model with another model, or --box around the subject "
-                      f"or --point on it."], done.stderr
+    assert warned == [f"mattekit: warning: {cut}: {IN_BOX}--point on the subject inside the box, or --model with "
+                      f"another model, or --hint-model at its default (SAM 2.1 answers a box)."], done.stderr
     alpha = io.read_image(cut).pixels[..., 3]
     assert alpha.shape == (450, 600) and not alpha.any()
 
@@ -178,8 +179,26 @@ def test_the_python_api_warns_of_a_fully_transparent_result(shared, tmp_path, mo
         alpha = mattekit.remove_background(io.read_image(photo).pixels, model="sinet-portrait", box=(0, 0, 40, 40),
                                            hint_model="none", result="alpha")
     assert target == tmp_path / "photo_cutout.png" and not alpha.any()
-    tail = "model= with another model, or box= around the subject or point= on it."
-    assert [str(w.message) for w in caught] == [f"{target}: {EMPTY}{tail}", EMPTY[:1].upper() + EMPTY[1:] + tail]
+    tail = "point= on the subject inside the box, or model= with another model, or hint_model= at its default (SAM 2.1 " \
+           "answers a box)."
+    assert [str(w.message) for w in caught] == [f"{target}: {IN_BOX}{tail}", IN_BOX[:1].upper() + IN_BOX[1:] + tail]
+
+
+def test_after_a_box_the_empty_result_advises_what_else_may_find_the_subject_not_a_box():
+    """Issue 70: after --box, the note advised "--box around the subject"; now what else may find the subject in the
+    box: a point on it, and the other answerer (SAM 2.1 where the segmentation model answered, and back); without a
+    box, the box is still the advice."""
+    from mattekit.runner import transparent_note
+    from mattekit.tasks import registry
+
+    task = registry.tasks()["remove"]
+    empty = {task.outputs[0].name: np.zeros((4, 4, 4), np.float32)}
+    with_sam = task.make_options({"box": "0,0,40,40"})
+    assert transparent_note(task, empty, with_sam) == (
+        f"{IN_BOX}--point on the subject inside the box, or --hint-model none (the segmentation model answers the box).")
+    assert "--box" not in transparent_note(task, empty, task.make_options({"box": "0,0,40,40", "hint_model": "none"}))
+    assert transparent_note(task, empty, task.make_options({})) == (
+        f"{EMPTY}--model with another model, or --box around the subject or --point on it.")
 
 
 # ------------------------------------------------------------------ item 15: the first export and one long image
@@ -273,7 +292,7 @@ def test_the_missing_default_says_its_fix_first_in_one_short_sentence(shared, tm
     assert message == (f"Register the mirror's converted copy with `{fix}`: the weights of isnet-general-use cannot be had "
                        f"here (`mattekit models list --sources` shows where they are looked for).")
     readme = (ROOT / "README.md").read_text()
-    assert fix.replace(str(mirror), "../shared/weights") in readme and "--model sinet-portrait`" not in readme
+    assert fix.replace(str(mirror), '"$MATTEKIT_MIRROR"') in readme and "--model sinet-portrait`" not in readme
     assert main(["remove", str(photo), "-o", str(tmp_path / "c.png"), "--debug"]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 2 and lines[0] == f"mattekit: error: {message}"

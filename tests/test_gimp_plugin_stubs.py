@@ -212,8 +212,9 @@ def test_a_fully_transparent_result_is_placed_and_said_in_a_gimp_message(gimp, w
     assert status is Gimp.PDBStatusType.SUCCESS, error
     assert not layer.get_mask().pixels.any()
     assert [c[1] for c in Gimp.CALLS if c[0] == "message"] == [
-        "Remove Background: the result is fully transparent (no subject was found); try option 'model' with another "
-        "model, or option 'box' around the subject or option 'point' on it."]
+        "Remove Background: the result is fully transparent (no subject was found in the box); try option 'point' on "
+        "the subject inside the box, or option 'model' with another model, or option 'hint_model' at its default "
+        "(SAM 2.1 answers a box)."]
 
 
 def test_remove_background_new_layer_with_offsets_a_selection_hint_and_16_bit(gimp, worker, shared):

@@ -33,6 +33,19 @@ def test_parsing_and_checks_speak_in_one_sentence():
     assert not hints.make(60, 100)
 
 
+def test_a_box_or_point_in_fractions_of_the_image_is_said_to_be_one():
+    """Issue 70: ``--box 0.2,0,0.4,50`` rounded to 0,0,0,50 and was refused as "x1 must be greater than x0"; the
+    real problem is values below one pixel, read as fractions of the image's size."""
+    with pytest.raises(InputError) as said:
+        hints.parse_box("0.2,0,0.4,50")
+    assert str(said.value) == ("The box '0.2,0,0.4,50' has 0.2 and 0.4, which would round to pixel 0 or 1: it takes "
+                               "pixels of the image, not fractions of its size (x0,y0,x1,y1 in pixels, e.g. "
+                               "40,30,400,380).")
+    with pytest.raises(InputError, match=r"^The point '0.5,0.5' has 0.5 and 0.5, which would round"):
+        hints.parse_points("0.5,0.5")
+    assert hints.parse_box("0,0,1,50.6") == (0, 0, 1, 51) and hints.parse_points("0,1") == ((0, 1),)
+
+
 def test_box_keeps_only_what_lies_inside_and_region_grows_it():
     hint = hints.make(60, 100, box="50,15,98,55")
     kept = hints.constrain(_two_blobs(), hint)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import re
 import struct
 import tempfile
 from pathlib import Path
@@ -459,19 +460,32 @@ def test_read_integers_keeps_the_stored_values(tmp_path):
 
 
 @pytest.mark.parametrize("chunk", [b"zTXt", b"iCCP"])
-def test_a_png_whose_metadata_unpacks_to_hundreds_of_mb_is_named_as_such(chunk, tmp_path):
-    """A valid PNG with a 200 MB (unpacked) text or profile chunk is refused as that, not as 'damaged'."""
+def test_a_png_whose_metadata_unpacks_to_hundreds_of_mb_is_named_as_such_or_read_without_its_profile(chunk, tmp_path):
+    """A valid PNG with a 200 MB (unpacked) text chunk is refused as that, not as 'damaged'; one whose colour profile
+    unpacks past Pillow's 1 MB limit (issue 70: refused too) is read without the profile, as sRGB, with a warning:
+    its pixels, its layout and its (absent) provenance, as the same PNG without the chunk gives them."""
     import zlib
 
+    from mattekit.io import read_layout, read_provenance
+
     plain = tmp_path / "plain.png"
-    Image.new("RGB", (4, 4)).save(plain)
+    Image.fromarray((np.random.default_rng(3).random((4, 5, 3)) * 255).astype(np.uint8)).save(plain)
     data = plain.read_bytes()
     body = (b"Comment\x00\x00" if chunk == b"zTXt" else b"prof\x00\x00") + zlib.compress(b"a" * (200 << 20))
     packed = struct.pack(">I", len(body)) + chunk + body + struct.pack(">I", zlib.crc32(chunk + body) & 0xFFFFFFFF)
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(data[:33] + packed + data[33:])  # right after IHDR
-    with pytest.raises(InputError, match="chunk that unpacks to more than Pillow's safety limit; save the image again"):
-        read_image(bomb)
+    if chunk == b"zTXt":
+        with pytest.raises(InputError, match="chunk that unpacks to more than Pillow's safety limit; save the image again"):
+            read_image(bomb)
+        return
+    said = f"{bomb}: its colour profile unpacks to more than 1 MB, Pillow's limit against decompression bombs; read " \
+           f"without it, as sRGB."
+    with pytest.warns(UserWarning, match=re.escape(said)):
+        picture = read_image(bomb, integers=True)
+    assert np.array_equal(picture.pixels, read_image(plain, integers=True).pixels) and picture.metadata.icc is None
+    with pytest.warns(UserWarning, match=re.escape(said)):
+        assert read_layout(bomb) == read_layout(plain) and read_provenance(bomb) is None
 
 
 def test_exr_files_carry_no_time_of_writing(tmp_path):

@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 from pathlib import Path
 
@@ -110,19 +111,52 @@ def test_on_a_terminal_one_bar_with_the_lines_above_it():
     assert "2/4 images" in shown and "images/s" in shown and "ETA" in shown
 
 
+class _Clock:
+    """The ticker's time, moved by the test, never the wall clock's: each wait of the ticker's that finds ``ticks``
+    left passes its seconds at once; with none left it says so (``idle``) and waits for the block to end."""
+
+    def __init__(self, ticks: int = 0):
+        self.now, self.ticks, self.idle = 0.0, ticks, threading.Event()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, finished: threading.Event, seconds: float) -> bool:
+        if self.ticks > 0:
+            self.ticks -= 1
+            self.now += seconds
+            return False
+        self.idle.set()
+        return finished.wait()
+
+
+class _Written(io.StringIO):
+    """A text stream that says when something was written to it."""
+
+    def __init__(self):
+        super().__init__()
+        self.written = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.written.set()
+        return super().write(text)
+
+
 def test_a_step_without_counts_shows_a_line_before_and_its_time_after_but_no_carriage_returns_off_a_terminal():
     """A step without counts (an ONNX export, ~31 s), off a terminal: one line as it starts, one with its
-    time as it ends, no carriage return; a step that ends within ``after`` seconds shows nothing; quiet: nothing."""
-    stream = io.StringIO()
-    with Display(stream=stream).ticking("exporting m to ONNX once", done="exported m to ONNX in {time}."):
-        time.sleep(1.2)
-    assert re.fullmatch(r"mattekit: exporting m to ONNX once\.\.\.\nmattekit: exported m to ONNX in [12] s\.\n",
-                        stream.getvalue()), stream.getvalue()
-    late = io.StringIO()
-    with Display(stream=late).ticking("working on a.png", after=0.3):
-        time.sleep(0.6)
-    with Display(stream=late).ticking("working on b.png", after=5):
-        pass
+    time as it ends, no carriage return; a step that ends within ``after`` seconds shows nothing; quiet: nothing.
+    The clock is the test's: no race with the ticker's thread."""
+    stream, clock = io.StringIO(), _Clock()
+    with Display(stream=stream, clock=clock, wait=clock.wait).ticking("exporting m to ONNX once",
+                                                                       done="exported m to ONNX in {time}."):
+        clock.now = 31.4
+    assert stream.getvalue() == "mattekit: exporting m to ONNX once...\nmattekit: exported m to ONNX in 31 s.\n"
+    late, clock = _Written(), _Clock(ticks=1)  # the ticker's 0.3 s pass
+    with Display(stream=late, clock=clock, wait=clock.wait).ticking("working on a.png", after=0.3):
+        assert late.written.wait(60)  # the ticker's line, whenever its thread runs
+    clock = _Clock()  # no time passes: the block ends within its 5 s
+    with Display(stream=late, clock=clock, wait=clock.wait).ticking("working on b.png", after=5):
+        assert clock.idle.wait(60)
     with Display(stream=late, quiet=True).ticking("working on c.png"):
         pass
     assert late.getvalue() == "mattekit: working on a.png...\n"
@@ -130,18 +164,20 @@ def test_a_step_without_counts_shows_a_line_before_and_its_time_after_but_no_car
 
 def test_on_a_terminal_the_step_counts_its_seconds_in_place_and_leaves_its_time():
     """Item 15 on a terminal: one line redrawn in place each second (cut to the terminal's width, so that it never
-    wraps), a warning printed above it, then erased; the time taken on a line of its own."""
+    wraps), a warning printed above it, then erased; the time taken on a line of its own. Two seconds pass on the
+    test's clock, not the wall's."""
     master, slave = _terminal()
+    clock = _Clock(ticks=2)
     with os.fdopen(slave, "w") as stream:
-        display = Display(stream=stream)
+        display = Display(stream=stream, clock=clock, wait=clock.wait)
         with display.ticking("exporting " + "m" * 200 + " to ONNX once", done="exported m to ONNX in {time}."):
-            time.sleep(1.5)
+            assert clock.idle.wait(60)  # drawn at 0, 1 and 2 s
             display.warning("a.png: a note")
     shown = _drain(master)
     drawn = [part.removeprefix("\x1b[K") for part in shown.split("\r") if part.startswith("\x1b[Kmattekit: exporting")]
-    assert len(drawn) >= 2 and drawn[0].endswith("... 0 s") and re.search(r"\.\.\. [12] s$", drawn[-1]), drawn
+    assert [line.rsplit("... ", 1)[1] for line in drawn] == ["0 s", "1 s", "2 s", "2 s"], drawn  # the last: the warning's
     assert all(len(line) <= 99 for line in drawn) and "mattekit: warning: a.png: a note" in shown
-    assert re.search(r"\r\x1b\[Kmattekit: exported m to ONNX in [23] s\.\r\n$", shown), shown[-200:]
+    assert re.search(r"\r\x1b\[Kmattekit: exported m to ONNX in 2 s\.\r\n$", shown), shown[-200:]
 
 
 def _photos(folder: Path, count: int) -> None:

@@ -88,6 +88,20 @@ def test_two_outputs_on_one_pattern_are_refused_before_anything_runs(tmp_path, m
     assert not out.exists()
 
 
+def test_two_outputs_differing_only_in_case_are_refused_on_every_system(tmp_path, monkeypatch, capsys):
+    """Issue 70: -o m.####.png and --rgba M.####.png are two sequences here, one on macOS's and Windows' disks (and
+    the shares they mount), where each frame's RGBA would replace its matte; refused on every system, in one
+    sentence, before anything runs."""
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
+    plate, out = small_plate(tmp_path / "plate"), tmp_path / "out"
+    assert main(_roto(plate, out, "--rgba", out / "M.####.PNG")) == 2
+    assert _error(capsys) == (f"-o and --rgba name files that differ only in case ({out}/m.####.png and "
+                              f"{out}/M.####.PNG), one name on macOS and Windows disks; give each output a pattern "
+                              f"that differs in more than case.")
+    assert not out.exists()
+
+
 def test_a_second_run_on_the_same_frames_is_refused_while_the_first_is_alive(tmp_path, mirror, capsys):
     """Item 5: a live run holds the frames it writes; a second run on any of them is refused in one sentence (in
     one process, as the worker's jobs run, and from another process), a run on other frames goes on, and a lock
@@ -123,3 +137,47 @@ def test_a_second_run_on_the_same_frames_is_refused_while_the_first_is_alive(tmp
     assert main(_roto(plate, out)) == 0  # the killed run's lock is stale
     assert sorted(p.name for p in out.glob("m.*.png")) == ["m.0001.png", "m.0002.png", "m.0003.png"]
     assert not list((out / ".m.mattekit-journal").glob("*.lock"))  # released, and the stale one removed
+
+
+def test_a_fifo_named_like_a_lock_is_refused_not_waited_on(tmp_path, mirror, capsys):
+    """Issue 70: a FIFO named ``*.lock`` (or ``guard``) in the journal folder blocked the run that opened it, while it
+    held the guard lock every later run waits on; now it is refused in one sentence, at once, nothing written. The
+    run is in a thread so that a blocked open fails the test instead of hanging it."""
+    import threading
+
+    plate, out = small_plate(tmp_path / "plate"), tmp_path / "out"
+    journal = out / ".m.mattekit-journal"
+    for name in ("x.lock", "guard"):
+        journal.mkdir(parents=True, exist_ok=True)
+        (journal / name).unlink(missing_ok=True)  # the first run's guard, a plain file
+        os.mkfifo(journal / name)
+        codes: list[int] = []
+        run = threading.Thread(target=lambda: codes.append(main(_roto(plate, out))), daemon=True)
+        run.start()
+        run.join(120)
+        assert codes == [2], f"the run blocked on the FIFO {name}"
+        assert _error(capsys) == (f"Cannot lock {out}/m.####.png: {journal / name} is a FIFO, not a regular file; "
+                                  f"remove it (mattekit's lock files are plain files).")
+        assert not list(out.glob("m.*.png"))
+        (journal / name).unlink()
+
+
+def test_a_file_system_without_flock_is_said_as_such(tmp_path, mirror, capsys, monkeypatch):
+    """Issue 70: flock's ENOLCK / EOPNOTSUPP (some NFS, SMB and FUSE mounts; none here, so flock is made to answer
+    as theirs does) was refused as "no locks available." with no word of what or why."""
+    import errno
+    import fcntl
+    import types
+
+    from mattekit.roto import lock
+
+    def no_flock(fd, how):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(lock, "fcntl", types.SimpleNamespace(flock=no_flock, LOCK_EX=fcntl.LOCK_EX, LOCK_NB=fcntl.LOCK_NB))
+    plate, out = small_plate(tmp_path / "plate"), tmp_path / "out"
+    assert main(_roto(plate, out)) == 2
+    assert _error(capsys) == (f"Cannot lock {out}/m.####.png: the file system of {out}/.m.mattekit-journal has no file "
+                              f"locks (flock: No locks available), which keep two runs from writing the same frames; "
+                              f"write the output to a local disk.")
+    assert not list(out.glob("m.*.png"))

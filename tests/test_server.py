@@ -326,8 +326,9 @@ def test_a_fully_transparent_result_carries_a_warning_in_the_answer(make_worker,
     empty, = worker.run("remove", [pixels], {"model": "sinet-portrait", "box": "0,0,40,40", "hint_model": "none",
                                               "result": "alpha"})
     assert not any(empty.data)
-    assert empty.warnings == ["the result is fully transparent (no subject was found); try option 'model' with "
-                              "another model, or option 'box' around the subject or option 'point' on it."]
+    assert empty.warnings == ["the result is fully transparent (no subject was found in the box); try option 'point' "
+                              "on the subject inside the box, or option 'model' with another model, or option "
+                              "'hint_model' at its default (SAM 2.1 answers a box)."]
     person, = worker.run("remove", [pixels], {"model": "sinet-portrait", "result": "alpha"})
     assert any(person.data) and person.warnings == []
 

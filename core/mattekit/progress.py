@@ -127,11 +127,15 @@ class Display:
     above it. Elsewhere (a pipe, a log file): plain lines only, never a bar or a carriage return: with
     ``lines``, one per event that names its item ('mattekit: [3/10] wrote a.png', or the event's message),
     without, only the notes. quiet: nothing at all (errors are printed by the caller). leave: the bar stays
-    once closed.
+    once closed. clock (seconds) and wait (an Event's wait: True once set, False after the seconds) time
+    :meth:`ticking`; tests give their own.
     """
 
-    def __init__(self, quiet: bool = False, lines: bool = True, leave: bool = True, stream=None):
+    def __init__(self, quiet: bool = False, lines: bool = True, leave: bool = True, stream=None,
+                 clock: Callable[[], float] = time.monotonic,
+                 wait: Callable[[threading.Event, float], bool] = threading.Event.wait):
         self.stream = stream or sys.stderr
+        self.clock, self.wait = clock, wait
         self.quiet, self.lines, self.leave = quiet, lines, leave
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.bar = None
@@ -174,25 +178,25 @@ class Display:
         (its '{time}' replaced by the seconds taken, '26 s') follows on a line of its own. A block that ends within
         ``after`` seconds shows nothing.
         """
-        started, finished, shown = time.monotonic(), threading.Event(), threading.Event()
+        started, finished, shown = self.clock(), threading.Event(), threading.Event()
 
         def show() -> None:  # (under the lock)
             shown.set()
             if self.tty:
-                self.ticker = _fit(f"mattekit: {doing}...", f" {time.monotonic() - started:.0f} s")
+                self.ticker = _fit(f"mattekit: {doing}...", f" {self.clock() - started:.0f} s")
                 self._redraw()
             else:
                 self._print(f"mattekit: {doing}...")
 
         def tick() -> None:
             if not shown.is_set():
-                if finished.wait(after):
+                if self.wait(finished, after):
                     return
                 with self.lock:
                     if finished.is_set():
                         return
                     show()
-            while self.tty and not finished.wait(1.0):
+            while self.tty and not self.wait(finished, 1.0):
                 with self.lock:
                     show()
 
@@ -217,7 +221,7 @@ class Display:
                     self.stream.write("\r\x1b[K")
                     self.stream.flush()
                 if shown.is_set() and done:
-                    self._print(f"mattekit: {done.replace('{time}', f'{time.monotonic() - started:.0f} s')}")
+                    self._print(f"mattekit: {done.replace('{time}', f'{self.clock() - started:.0f} s')}")
 
     def _redraw(self) -> None:
         """The ticker's line again, in place (the cursor stays at its end)."""

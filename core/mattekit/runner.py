@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 
 from . import io, pipeline, runtime
 from .errors import MattekitError, OutputError
+from .options import NONE
 from .io import outputs
 
 
@@ -40,10 +41,11 @@ def _guarded(stage: Callable) -> Callable:
     return call
 
 
-def transparent_note(task, result: dict) -> str | None:
+def transparent_note(task, result: dict, options=None) -> str | None:
     """The note for a ``task``'s ``result`` whose subject came out empty: a cut-out (the registry's RESULT port)
     whose alpha, or an alpha or mask output, is zero everywhere; in the CLI's words, naming what the task offers
-    to try. None for any other result (a composite or colours hold no alpha to judge)."""
+    to try given its ``options`` (after a box, what else may find the subject in it, not a box again). None for any
+    other result (a composite or colours hold no alpha to judge)."""
     from .tasks.registry import RESULT
 
     port = task.outputs[0]
@@ -57,6 +59,12 @@ def transparent_note(task, result: dict) -> str | None:
     if array.size == 0 or array.max() > (0 if array.dtype.kind in "ui" else 0.5 / 255):
         return None
     names = {o.name for o in task.declared}
+    if getattr(options, "box", None) is not None and "point" in names:  # the box was the hint: no box again
+        answered = "hint_model" in names and options.hint_model != NONE
+        tries = ["--point on the subject inside the box"] + (
+            ["--hint-model none (the segmentation model answers the box)"] if answered else
+            ["--model with another model", "--hint-model at its default (SAM 2.1 answers a box)"])
+        return f"the result is fully transparent (no subject was found in the box); try {', or '.join(tries)}."
     tries = (["--model with another model"] if "model" in names else []) + \
             (["--box around the subject or --point on it"] if {"box", "point"} <= names else [])
     return ("the result is fully transparent (no subject was found)"
@@ -119,7 +127,7 @@ class Runner:
             else:
                 result = task.finish(models, inputs, options, context, y)
             store(item, kept, result)
-            if note is not None and (sentence := transparent_note(task, result)):
+            if note is not None and (sentence := transparent_note(task, result, options)):
                 note(item, sentence)
 
         if self.streams:

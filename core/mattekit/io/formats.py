@@ -3,10 +3,14 @@ encoded data being read (:class:`Source`), and the words for what went wrong wit
 from __future__ import annotations
 
 import errno
+import io
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
+
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from mattekit.errors import InputError
 
@@ -74,6 +78,28 @@ class Source:
         what = "truncated" if "truncat" in text.lower() else "damaged or truncated"
         return InputError(f"Cannot read {self.name}: {self.noun} is {what}.")
 
+    def open_image(self) -> Image.Image:
+        """The data opened by Pillow (its header read, not its pixels). A PNG whose colour profile unpacks past
+        Pillow's MAX_TEXT_CHUNK (1 MB, its guard against decompression bombs) is opened again without the profile,
+        with a warning (once a process for a file). Pillow's UnidentifiedImageError and DecompressionBombError
+        pass; any other failure is :meth:`damaged`'s InputError."""
+        try:
+            self.stream.seek(0)
+            return Image.open(self.stream)
+        except (UnidentifiedImageError, Image.DecompressionBombError):
+            raise
+        except DECODE_ERRORS as e:
+            stripped = png_without(self.everything(), b"iCCP") if "MAX_TEXT_CHUNK" in str(e) else None
+            if stripped is None:
+                raise self.damaged(e) from None
+        try:
+            im = Image.open(io.BytesIO(stripped))
+        except DECODE_ERRORS as e:
+            raise self.damaged(e) from None
+        warnings.warn(f"{self.name}: its colour profile unpacks to more than {PngImagePlugin.MAX_TEXT_CHUNK >> 20} MB, "
+                      f"Pillow's limit against decompression bombs; read without it, as sRGB.")
+        return im
+
     def unknown(self) -> InputError:
         """The sentence for data that is no image mattekit reads; for data that starts like one
         (:func:`known_image`) but cannot be opened, :meth:`damaged`'s."""
@@ -83,6 +109,26 @@ class Source:
         if self.noun == "the file":
             return InputError(f"{self.name} is not an image mattekit can read ({READABLE}).")
         return InputError(f"Cannot read {self.name}: {self.noun} is not an image mattekit can read ({READABLE}).")
+
+
+def png_without(data: bytes, kind: bytes) -> bytes | None:
+    """PNG ``data`` (bytes) without its chunks of ``kind`` (b"iCCP"), or None where it has none or is no PNG whose
+    chunks can be walked to IEND (what follows IEND is kept)."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    kept, at, dropped = [data[:8]], 8, False
+    while at + 12 <= len(data):
+        name, end = data[at + 4:at + 8], at + 12 + int.from_bytes(data[at:at + 4], "big")
+        if end > len(data):
+            return None
+        if name == kind:
+            dropped = True
+        else:
+            kept.append(data[at:end])
+        at = end
+        if name == b"IEND":
+            return b"".join(kept) + data[at:] if dropped else None
+    return None
 
 
 def reason(e: OSError) -> str:

@@ -184,8 +184,7 @@ def _opened(source, name: str | None) -> Iterator[Source]:
 def _read_pillow(data: Source, magic: bytes, integers: bool) -> Picture:
     src = data.name
     try:
-        data.stream.seek(0)
-        im = Image.open(data.stream)
+        im = data.open_image()  # (a PNG whose profile is too large to unpack: without it)
     except UnidentifiedImageError:
         if magic in TIFF_MAGIC:  # e.g. float RGB TIFF, which Pillow cannot open
             check_size(src, *tiff_size(data)[:2])
@@ -193,8 +192,6 @@ def _read_pillow(data: Source, magic: bytes, integers: bool) -> Picture:
         raise data.unknown() from None
     except Image.DecompressionBombError:
         raise InputError(f"Cannot read {src}: the image is too large.") from None
-    except DECODE_ERRORS as e:
-        raise data.damaged(e) from None
     with im:
         check_size(src, *im.size)
         frames = getattr(im, "n_frames", 1)
@@ -234,15 +231,12 @@ def _layout(data: Source, magic: bytes) -> Layout:
             fmt, width, height, bit_depth, mode = scene_layout(path, data.name)
         return Layout(fmt, width, height, 32 if fmt == "EXR" else bit_depth, mode)
     try:
-        data.stream.seek(0)
-        im = Image.open(data.stream)
+        im = data.open_image()
     except UnidentifiedImageError:
         if magic in TIFF_MAGIC:  # a float TIFF, which OpenCV reads
             width, height, samples = tiff_size(data)
             return Layout("TIFF", width, height, 32, f"{'RGBA' if samples in (2, 4) else 'RGB'};32")
         raise data.unknown() from None
-    except DECODE_ERRORS as e:
-        raise data.damaged(e) from None
     with im:
         width, height = im.size
         try:  # a PNG's EXIF after its pixels is left unread: Pillow would decode them to reach it
@@ -379,8 +373,7 @@ def read_provenance(source, name: str | None = None) -> dict | None:
         if magic in DPX_MAGIC:  # mattekit writes no DPX, and reads none of another program's records from it
             return None
         try:
-            data.stream.seek(0)
-            with Image.open(data.stream) as im:
+            with data.open_image() as im:
                 packet = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())
                 if packet is None and hasattr(im, "tag_v2"):
                     packet = im.tag_v2.get(700)

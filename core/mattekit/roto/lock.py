@@ -6,15 +6,18 @@ frames, for as long as it writes. The kernel drops the lock when the process end
 too), so a file whose lock can be taken is a dead run's and is removed. ``flock`` locks belong to an open file,
 not a process: two jobs in one process (the worker's) exclude each other the same way. Chunks of one shot run
 side by side (farm tasks, Ray workers) hold disjoint frames and never meet. Where ``fcntl`` is missing
-(Windows), nothing is locked.
+(Windows), nothing is locked. Files are opened without waiting (``O_NONBLOCK``: a FIFO named ``*.lock`` would
+block its opener) and any that is no regular file is refused; a file system without ``flock`` is said as such.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import platform
 import secrets
+import stat
 from pathlib import Path
 
 from ..errors import OutputError
@@ -26,6 +29,8 @@ except ImportError:  # Windows
     fcntl = None
 
 GUARD = "guard"  # held while a run reads the others' files and adds its own
+# flock's errors on a file system that has no such locks (some NFS, SMB and FUSE mounts)
+NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 
 
 class FrameLock:
@@ -51,10 +56,11 @@ class FrameLock:
     def _take(self, frames: list[int]) -> tuple[int, Path]:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            guard = os.open(self.folder / GUARD, os.O_RDWR | os.O_CREAT, 0o644)
+            guard = os.open(self.folder / GUARD, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o644)
         except OSError as exc:
             raise self._cannot(exc) from None
         try:
+            self._regular(guard, self.folder / GUARD)
             fcntl.flock(guard, fcntl.LOCK_EX)  # a moment: other runs only read and add files under it
             wanted = set(frames)
             for other in sorted(self.folder.glob("*.lock")):
@@ -75,17 +81,29 @@ class FrameLock:
             os.close(guard)  # closing drops the guard's lock
 
     def _cannot(self, exc: OSError) -> OutputError:
-        """The sentence for a lock folder or file that cannot be made."""
+        """The sentence for a lock folder or file that cannot be made, or a file system without ``flock``."""
+        if exc.errno in NO_FLOCK:
+            return OutputError(f"Cannot lock {self.what}: the file system of {self.folder} has no file locks (flock: "
+                               f"{exc.strerror or exc}), which keep two runs from writing the same frames; write the "
+                               f"output to a local disk.")
         return OutputError(f"Cannot lock {self.what} in {self.folder}: {exc.strerror.lower() if exc.strerror else exc}.")
 
-    @staticmethod
-    def _live(path: Path) -> dict | None:
+    def _regular(self, fd: int, path: Path) -> None:
+        """OutputError (one sentence) unless the open file ``fd`` at ``path`` is a regular file."""
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "FIFO" if stat.S_ISFIFO(mode) else "folder" if stat.S_ISDIR(mode) else "device or socket"
+            raise OutputError(f"Cannot lock {self.what}: {path} is a {kind}, not a regular file; remove it (mattekit's "
+                              f"lock files are plain files).")
+
+    def _live(self, path: Path) -> dict | None:
         """What a live run's lock file says, or None (the file of a run that ended is removed)."""
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError:
             return None
         try:
+            self._regular(fd, path)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # held: its run is alive

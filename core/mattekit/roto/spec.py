@@ -58,24 +58,31 @@ def refuse_overwriting_inputs(spec: RotoSpec, plate, frames: list[int], outputs:
 def refuse_shared_outputs(outputs: dict[str, FramePattern]) -> None:
     """OutputError (one sentence) when two of the job's output patterns (``outputs``: {option name: pattern}: the
     matte, ``rgba``, ``fg``, ``layers``) name files of one sequence (:func:`_same_naming`): one file would hold
-    two outputs, the last one written winning, and the journal would record two hashes for it."""
+    two outputs, the last one written winning, and the journal would record two hashes for it.
+    Patterns that differ only in case are refused too, on every system: macOS's and Windows' disks (and shares
+    they mount) take them for one name."""
     names = list(outputs)
     for n, first in enumerate(names):
         for second in names[n + 1:]:
+            flags = " and ".join("-o" if name == "output" else f"--{name}" for name in (first, second))
             if _same_naming(outputs[first], outputs[second]):
-                flags = " and ".join("-o" if name == "output" else f"--{name}" for name in (first, second))
                 raise OutputError(f"{flags} both name the files {outputs[second]}; give each output (the matte, "
                                   f"--rgba, --fg, --layers) a pattern of its own.")
+            if _same_naming(outputs[first], outputs[second], fold=True):
+                raise OutputError(f"{flags} name files that differ only in case ({outputs[first]} and "
+                                  f"{outputs[second]}), one name on macOS and Windows disks; give each output a "
+                                  f"pattern that differs in more than case.")
 
 
-def _same_naming(a: FramePattern, b: FramePattern) -> bool:
+def _same_naming(a: FramePattern, b: FramePattern, fold: bool = False) -> bool:
     """The two patterns name files of one sequence: same folder (links resolved), prefix and suffix (whatever
     the padding: ``f.#.png`` and ``f.####.png`` share frames 1000 and up, and a plate named by one frame
-    takes the shortest numbers as its padding)."""
-    if (a.prefix, a.suffix) != (b.prefix, b.suffix):
+    takes the shortest numbers as its padding); ``fold``: compared as a case-insensitive disk compares names."""
+    same = str.casefold if fold else str
+    if (same(a.prefix), same(a.suffix)) != (same(b.prefix), same(b.suffix)):
         return False
     try:
-        return a.folder.resolve() == b.folder.resolve() or (a.folder.is_dir() and b.folder.is_dir()
-                                                            and os.path.samefile(a.folder, b.folder))
+        return same(str(a.folder.resolve())) == same(str(b.folder.resolve())) or (
+            a.folder.is_dir() and b.folder.is_dir() and os.path.samefile(a.folder, b.folder))
     except OSError:
         return False

@@ -53,6 +53,9 @@ class Hint:
 
 
 def _numbers(text: str, count: int, what: str, example: str) -> list[int]:
+    """``count`` comma-separated numbers of ``text``, rounded to pixels; InputError when malformed, or when a
+    value lies strictly between -1 and 1 and is not 0: a fraction of the image's size, which rounding would turn
+    into pixel 0 or 1 (``0.2,0,0.4,50`` became the empty box 0,0,0,50)."""
     parts = [p.strip() for p in str(text).split(",")]
     try:
         values = [float(p) for p in parts]
@@ -60,6 +63,10 @@ def _numbers(text: str, count: int, what: str, example: str) -> list[int]:
         values = []
     if len(values) != count or not all(np.isfinite(values)):
         raise InputError(f"The {what} {text!r} is not {example}.")
+    fractions = [p for p, v in zip(parts, values) if 0 < abs(v) < 1]
+    if fractions:
+        raise InputError(f"The {what} {text!r} has {' and '.join(fractions)}, which would round to pixel 0 or 1: it "
+                         f"takes pixels of the image, not fractions of its size ({example}).")
     return [int(round(v)) for v in values]
 
 
