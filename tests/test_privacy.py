@@ -248,6 +248,17 @@ def test_xmp_is_left_out_whole_when_a_personal_property_hides_in_an_unforeseen_f
     assert metadata.XMP_ORIENTATION.sub(r"\g<1>1", XMP.decode()).count("tiff:Orientation='1'") == 1
 
 
+def test_personal_names_whatever_their_prefix_or_namespace():
+    """XMP properties (prefixed or as ElementTree names them) and OIIO's attribute names, OIIO's spelling included."""
+    personal = ["exif:GPSLatitude", "e:GPSTimeStamp", "{http://purl.org/dc/elements/1.1/}creator", "GPS:MapDatum",
+                "GPS:LatitudeRef", "latitude", "cameraSerialNumber", "Exif:ImageEdtor", "IPTC:ContactInfoEmail",
+                "drone-dji:GpsLongtitude", "drone-dji:AbsoluteAltitude", "photoshop:State", "mwg-rs:Regions", "Artist"]
+    kept = ["Make", "Copyright", "ImageDescription", "dc:rights", "dc:description", "xmp:CreatorTool",
+            "Iptc4xmpExt:DigitalSourceType", "tiff:Orientation", "photoshop:Credit", "cameraModel", "smpte:TimeCode"]
+    assert [name for name in personal if not metadata.personal(name)] == []
+    assert [name for name in kept if metadata.personal(name)] == []
+
+
 def test_the_worker_offers_keep_personal_where_it_writes_a_sources_metadata():
     """Only roto's layered EXR carries a source's metadata; the pixel operations answer pixels without any, so they
     offer no such option (nor does GIMP, which shows theirs); Blender derives roto's."""
