@@ -423,8 +423,9 @@ def test_job_properties_follow_the_recorded_schema(version, blender):
     assert props["rgba"]["subtype"] == "FILE_PATH" and props["fg"]["subtype"] == "FILE_PATH"
     assert props["model"]["type"] == "ENUM"
     assert result["birefnet_model"] == "birefnet-general-lite"  # the model menu holds the BiRefNet family too
+    assert props["keep_personal"]["type"] == "BOOLEAN"  # the plate's personal metadata in --layers files: left out
     assert result["defaults"] == {"device": "auto", "refine": True, "temporal": True, "bit_depth": 16,
-                                  "skip_missing": False, "overwrite": False}
+                                  "skip_missing": False, "overwrite": False, "keep_personal": False}
     assert result["changed"] == dict(result["defaults"], model="csnet-sod", radius=3, bit_depth=8, refine=False,
                                      rgba=str(rec["folder"] / "checks" / "cut.####.png"))
     assert result["unknown_model"] == "refused" and blender_said(rec, "unregistered")

@@ -1,6 +1,7 @@
 """Colour and metadata kept: a Display P3 JPEG and an Adobe RGB TIFF cut out keep their ICC
 profile, their own pixel values where the cut-out is opaque, their dpi and EXIF (orientation 1 once applied) and
-XMP; ``--strip-personal`` leaves out GPS, owner and serial numbers; ``--no-metadata`` still means no provenance.
+XMP, without GPS, owner and serial numbers unless ``--keep-personal``; ``--no-provenance`` means no provenance record
+(every personal field and form: tests/test_privacy.py).
 
 The profiles are built here from the published primaries and white points (ICC v2, D50-adapted by Bradford)."""
 from __future__ import annotations
@@ -118,8 +119,8 @@ def test_a_cut_out_keeps_the_profile_pixels_dpi_exif_and_xmp(shared, mirror, tmp
         assert output == ".webp" or tuple(round(d) for d in im.info["dpi"]) == (300, 300)
         exif = im.getexif()
         assert exif[0x0112] == 1 and exif[0x010F] == "Testmaker"
-        assert exif.get_ifd(metadata.EXIF_IFD)[0xA431] == "SN-0042"
-        assert exif.get_ifd(metadata.GPS_IFD)[1] == "N"
+        assert exif.get_ifd(metadata.EXIF_IFD)[0x9003] == "2026:11:25 12:00:00"
+        assert 0xA431 not in exif.get_ifd(metadata.EXIF_IFD) and metadata.GPS_IFD not in exif  # personal: left out
         xmp = (im.info.get("xmp") or im.info.get("XML:com.adobe.xmp") or im.tag_v2[700])
         xmp = xmp if isinstance(xmp, str) else xmp.decode()
         assert "Test portrait" in xmp and "mattekit:Record" in xmp
@@ -137,13 +138,13 @@ def test_a_cut_out_keeps_the_profile_pixels_dpi_exif_and_xmp(shared, mirror, tmp
         assert (difference > 0).any(axis=1).mean() < 1e-4 and difference.max() <= 2
 
 
-def test_strip_personal_leaves_out_gps_owner_and_serials_and_keeps_the_rest(shared, mirror, tmp_path):
+def test_personal_metadata_is_left_out_by_default_and_the_rest_kept(shared, mirror, tmp_path):
     profile = rgb_profile("Display P3", DISPLAY_P3, SRGB_CURVE)
     src = tmp_path / "photo.jpg"
     photo(shared, src, profile, "JPEG")
     out = tmp_path / "cut.jpg"
     assert main(["remove", str(src), "-o", str(out), "--model", "sinet-portrait", "--background", "white",
-                 "--strip-personal", "--no-metadata"]) == 0
+                 "--no-provenance"]) == 0
     with Image.open(out) as im:
         exif, xmp = im.getexif(), im.info["xmp"].decode()
         assert im.info["icc_profile"] == profile and im.info["dpi"] == (300, 300)
@@ -151,17 +152,17 @@ def test_strip_personal_leaves_out_gps_owner_and_serials_and_keeps_the_rest(shar
     inner = exif.get_ifd(metadata.EXIF_IFD)
     assert inner[0x9003] == "2026:11:25 12:00:00" and 0xA431 not in inner and 0xA430 not in inner
     assert "Test portrait" in xmp and "GPS" not in xmp
-    assert mio.read_provenance(out) is None  # --no-metadata: no provenance, as before
+    assert mio.read_provenance(out) is None  # --no-provenance
 
 
-def test_the_python_api_strips_personal_metadata_and_provenance_as_the_cli_does(shared, mirror, tmp_path):
+def test_the_python_api_keeps_personal_metadata_and_provenance_as_the_cli_does(shared, mirror, tmp_path):
     import mattekit
 
     src = tmp_path / "photo.jpg"
     photo(shared, src, rgb_profile("Display P3", DISPLAY_P3, SRGB_CURVE), "JPEG")
-    kept = mattekit.remove_background(src, output=tmp_path / "kept.png", model="sinet-portrait")
+    kept = mattekit.remove_background(src, output=tmp_path / "kept.png", model="sinet-portrait", keep_personal=True)
     stripped = mattekit.remove_background(src, output=tmp_path / "stripped.png", model="sinet-portrait",
-                                          strip_personal=True, metadata=False)
+                                          provenance=False)
     with Image.open(kept) as a, Image.open(stripped) as b:
         assert metadata.GPS_IFD in a.getexif() and metadata.GPS_IFD not in b.getexif()
         assert a.getexif().get_ifd(metadata.EXIF_IFD)[0xA431] == "SN-0042"

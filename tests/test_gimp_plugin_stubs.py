@@ -142,6 +142,7 @@ def test_procedures_and_arguments_come_from_the_recorded_schema(gimp, tmp_path):
         assert proc.documentation[0] == op["summary"]
         declared = {n.replace("_", "-") for n, o in op["options"].items() if not o["path"]}
         assert set(proc.arguments) - {"output"} == declared, "one argument per option, named with dashes"
+        assert "keep-personal" not in proc.arguments  # GIMP writes no file: results are pixels, no source metadata
     remove = procedure(plugin, "mattekit-remove-background")
     assert remove.arguments["output"]["default"] == "mask"  # a layer mask by default
     assert remove.arguments["output"]["choice"].list_nicks() == ["mask", "layer"]

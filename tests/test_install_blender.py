@@ -107,6 +107,7 @@ def test_without_blender_it_says_so_and_writes_the_zip_on_request(tmp_path):
     from mattekit.options import options_of
 
     assert list(roto["options"]) == [o.name for o in options_of(RotoSpec) if "worker" in o.hosts]  # the worker's order
+    assert roto["options"]["keep_personal"]["default"] is False  # a checkbox of the add-on's job, off: privacy by default
     assert "csnet-sod" in {m["name"] for m in record["schema"]["models"]["segment"]}
 
 

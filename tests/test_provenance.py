@@ -77,7 +77,7 @@ def test_remove_writes_its_provenance_and_info_prints_it(shared, mirror, tmp_pat
     printed = capsys.readouterr().out
     assert f"sha256 {pinned}" in printed and "task: remove" in printed and "algorithmicallyEnhanced" in printed
     stripped = tmp_path / ("bare" + ext)
-    assert main(args[:3] + [str(stripped)] + args[4:] + ["--no-metadata"]) == 0
+    assert main(args[:3] + [str(stripped)] + args[4:] + ["--no-provenance"]) == 0
     assert io.read_provenance(stripped) is None
 
 

@@ -7,8 +7,10 @@
     alpha = mattekit.remove_background(pixels, model=model, result="alpha")  # ... reuse; numpy in -> numpy out
 
 ``x`` may be a path (the result is written beside it as the CLI would, or to ``output=``, and its
-path returned; ``strip_personal=True`` leaves out its personal metadata: GPS, owner, serial numbers; ``metadata=False``
-writes no provenance record, as the CLI's flags), bytes of an image file (PNG bytes back), a PIL image (a PIL image back) or a numpy
+path returned; the file leaves out the input's personal metadata (location, owner and people's names, serial numbers,
+maker notes) unless ``keep_personal=True``; ``provenance=False`` writes no provenance record: the CLI's
+``--keep-personal`` and ``--no-provenance``), bytes of an image file (PNG bytes back, no metadata), a PIL image (a PIL
+image back) or a numpy
 array (H x W x 3|4 or H x W; uint8 / uint16 / float in [0,1]; the same dtype back). Keyword
 arguments are the task's options (``mattekit <task> --help`` lists them) and its other inputs
 (``trimap=``, ``mask=``, ``subject=``, ``hint_mask=``..., in any of the same kinds); a text option that
@@ -30,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import MattekitError, in_words
+from .options import options_of
 from .tasks import registry
+from .tasks.common import FileOptions
 
 _CACHE = None  # the API's own ModelCache, made on first use
 
@@ -115,11 +119,13 @@ def as_text(value) -> str:
     return ",".join(str(v.item() if isinstance(v, np.generic) else v) for v in value)
 
 
-def run(task_name: str, x, output: str | Path | None = None, strip_personal: bool = False, metadata: bool = True,
+def run(task_name: str, x, output: str | Path | None = None, keep_personal: bool = False, provenance: bool = True,
         **kwargs):
     """Run the task ``task_name`` on ``x`` (module docstring) and return its first output in ``x``'s kind.
-    ``strip_personal`` / ``metadata``: for a path, what the written file keeps (the CLI's ``--strip-personal`` and
-    ``--no-metadata``)."""
+    ``keep_personal`` / ``provenance``: for a path, what the written file carries
+    (:class:`~mattekit.tasks.common.FileOptions`; the old ``strip_personal=`` and ``metadata=`` still work, with a
+    DeprecationWarning)."""
+    written = file_options(kwargs, keep_personal=keep_personal, provenance=provenance)
     task = registry.get(task_name)
     ports = {p.name: p for p in task.inputs[1:]}
     given = {k: kwargs.pop(k) for k in list(kwargs) if k in ports and kwargs[k] is not None}
@@ -129,7 +135,7 @@ def run(task_name: str, x, output: str | Path | None = None, strip_personal: boo
         kwargs[name] = as_text(kwargs[name])
     options = task.make_options(kwargs, host="api")
     if isinstance(x, (str, Path)):
-        return _run_file(task, Path(x), output, options, given, loaded, not strip_personal, metadata)
+        return _run_file(task, Path(x), output, options, given, loaded, written)
     image, kind = _to_array(x, integers=task.inputs[0].integers)
     inputs = {"image": image}
     for name, value in given.items():
@@ -142,6 +148,21 @@ def run(task_name: str, x, output: str | Path | None = None, strip_personal: boo
     return _back(result[task.outputs[0].name], kind)
 
 
+def file_options(kwargs: dict, **values) -> FileOptions:
+    """What a written file carries (:class:`~mattekit.tasks.common.FileOptions`) from ``values``, each checked
+    (OptionError), and the old keywords popped from ``kwargs``: ``metadata`` (now ``provenance``) and
+    ``strip_personal`` (leaving out is the default; False keeps), each with a DeprecationWarning."""
+    if "metadata" in kwargs:
+        warnings.warn("metadata= is now provenance= (it says whether the provenance record is written).",
+                      DeprecationWarning, stacklevel=4)
+        values["provenance"] = kwargs.pop("metadata")
+    if "strip_personal" in kwargs:
+        warnings.warn("strip_personal= is the default now; keep_personal=True keeps the personal metadata.",
+                      DeprecationWarning, stacklevel=4)
+        values["keep_personal"] = values["keep_personal"] or kwargs.pop("strip_personal") is False
+    return FileOptions(**{o.name: o.check(values[o.name]) for o in options_of(FileOptions)})
+
+
 def _warn(task, sentence: str, path: Path | None = None) -> None:
     """A UserWarning of a note on a result (:func:`mattekit.runner.transparent_note`), naming the written ``path``
     if any, the options named as Python names them (``box=``)."""
@@ -149,11 +170,10 @@ def _warn(task, sentence: str, path: Path | None = None) -> None:
     warnings.warn(f"{path}: {text}" if path is not None else text[:1].upper() + text[1:], stacklevel=2)
 
 
-def _run_file(task, source: Path, output, options, given: dict, loaded: dict, personal: bool = True,
-              metadata: bool = True) -> Path:
+def _run_file(task, source: Path, output, options, given: dict, loaded: dict, written) -> Path:
     """Run ``task`` on the file ``source`` and write its result where :mod:`mattekit.naming` puts it (beside it, or
-    ``output``); an output that would replace a file the run reads is refused before any model loads. ``personal``:
-    the file keeps the source's personal metadata; ``metadata``: it carries the provenance record."""
+    ``output``); an output that would replace a file the run reads is refused before any model loads. ``written``:
+    what the file carries besides its pixels (:class:`~mattekit.tasks.common.FileOptions`)."""
     from . import naming, provenance
     from .runner import Runner
 
@@ -165,7 +185,8 @@ def _run_file(task, source: Path, output, options, given: dict, loaded: dict, pe
                                         api=True)
     models = models_cache().for_task(task, options, set(given), loaded)
     runner = Runner(task, models, options, {name: str(value) for name, value in given.items()},
-                    provenance.record(task, options, models) if metadata else None, personal=personal)
+                    provenance.record(task, options, models) if written.provenance else None,
+                    personal=written.keep_personal)
     result = runner.files([(source, target)], note=lambda pair, sentence: _warn(task, sentence, pair[1]))
     if result.failed:
         raise result.failed[0][1]
@@ -173,13 +194,15 @@ def _run_file(task, source: Path, output, options, given: dict, loaded: dict, pe
 
 
 def _make(task_name: str):
-    def call(x, output: str | Path | None = None, strip_personal: bool = False, metadata: bool = True, **options):
-        return run(task_name, x, output=output, strip_personal=strip_personal, metadata=metadata, **options)
+    def call(x, output: str | Path | None = None, keep_personal: bool = False, provenance: bool = True, **options):
+        return run(task_name, x, output=output, keep_personal=keep_personal, provenance=provenance, **options)
 
     task = registry.get(task_name)
     call.__name__ = call.__qualname__ = task.api_name
     lines = [f"{task.summary}", "", "Options:"]
     lines += [f"    {o.name} ({o.type.__name__}, default {o.default!r}): {o.help}" for o in task.declared if "api" in o.hosts]
+    lines += ["", "Of a file written (x a path):"]
+    lines += [f"    {o.name} ({o.type.__name__}, default {o.default!r}): {o.help}" for o in options_of(FileOptions)]
     call.__doc__ = "\n".join(lines) + "\n\nSee mattekit.api for the kinds of x and the result."
     return call
 

@@ -86,11 +86,12 @@ class Runner:
 
     ports: {optional input port: the file or folder given} for file runs (a folder holds files named
     like the inputs); provenance: the record embedded in every written file (None: none); personal: written files
-    keep the source's personal metadata (GPS, owner, serial numbers) with its profile, dpi, EXIF and XMP.
+    keep the source's personal metadata (location, owner and people's names, serial numbers, maker notes:
+    :mod:`mattekit.io.metadata`) with its profile, dpi, EXIF and XMP; by default they leave it out.
     """
 
     def __init__(self, task, models: dict, options, ports: dict | None = None, provenance: dict | None = None,
-                 personal: bool = True):
+                 personal: bool = False):
         self.task, self.models, self.options = task, models, options
         self.ports, self.provenance, self.personal = dict(ports or {}), provenance, personal
         self.output = task.outputs[0].name

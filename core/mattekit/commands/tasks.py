@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 from ..errors import MattekitError
-from ..options import Option, OptionError
+from ..options import Option, OptionError, options_of
 from ..tasks import registry
+from ..tasks.common import FileOptions
 from ..tasks.registry import Task
 
 def _metavar(option: Option) -> str | None:
@@ -42,11 +43,10 @@ def add_task_parser(sub, task: Task) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for inference (per inference worker for several images)")
     p.add_argument("--skip-existing", action="store_true", help="leave inputs whose output already exists")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors (no progress, no written files)")
-    p.add_argument("--no-metadata", action="store_true",
-                   help="write no provenance (mattekit version, task, model and its sha256, changed options) into the files")
-    p.add_argument("--strip-personal", action="store_true",
-                   help="leave out the input's personal metadata (GPS position, camera owner, body and lens serial "
-                        "numbers, maker notes); its colour profile, dpi and other EXIF and XMP are kept")
+    add_option_flags(p, options_of(FileOptions))
+    # the flags these replaced, kept working for old scripts (file_options says what they now are)
+    p.add_argument("--no-metadata", dest="old_no_metadata", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--strip-personal", dest="old_strip_personal", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=lambda args: run(task, args))
 
 
@@ -116,17 +116,34 @@ def as_flags(message: str, task: registry.Declaration) -> str:
     return message
 
 
+def file_options(args) -> FileOptions:
+    """What the written files carry (:class:`~mattekit.tasks.common.FileOptions`) from the flags given; the old
+    flags' meaning said on standard error: ``--no-metadata`` is ``--no-provenance``, ``--strip-personal`` the default."""
+    values = option_values(args, options_of(FileOptions))
+    if args.old_no_metadata:
+        print("mattekit: --no-metadata is now --no-provenance: it leaves out mattekit's provenance record (the input's "
+              "personal metadata is left out by default).", file=sys.stderr)
+        values.setdefault("provenance", False)
+    if args.old_strip_personal:
+        if values.get("keep_personal"):
+            raise MattekitError("--strip-personal and --keep-personal contradict each other; give one of them.")
+        print("mattekit: --strip-personal is the default now (--keep-personal keeps the input's personal metadata).",
+              file=sys.stderr)
+    return FileOptions(**values)
+
+
 def run(task: Task, args) -> int:
     """One CLI run of ``task``: arguments, inputs and outputs are checked before any model loads (so a
     licence notice never comes before a usage error), then each input is processed and written."""
     from . import files
 
     options, ports = options_from_args(task, args)
+    written = file_options(args)
     with files.standard_streams(args) as streams:
-        return _run_files(task, args, options, ports, streams)
+        return _run_files(task, args, options, ports, streams, written)
 
 
-def _run_files(task: Task, args, options, ports: dict, streams) -> int:
+def _run_files(task: Task, args, options, ports: dict, streams, written: FileOptions) -> int:
     from .. import heap, naming
     from . import files
 
@@ -149,7 +166,7 @@ def _run_files(task: Task, args, options, ports: dict, streams) -> int:
     from ..runner import Runner
 
     models = runtime.ModelCache(say=runtime.say_on_stderr).for_task(task, options, set(ports))
-    record = None if args.no_metadata else provenance.record(task, options, models)
+    record = provenance.record(task, options, models) if written.provenance else None
     messages = files.Messages(quiet=args.quiet, label=streams.label, deliver=streams.deliver)
-    runner = Runner(task, models, options, ports, record, personal=not args.strip_personal)
+    runner = Runner(task, models, options, ports, record, personal=written.keep_personal)
     return files.run_files(args, planned, runner, messages, streams.data())

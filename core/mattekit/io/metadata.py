@@ -1,6 +1,11 @@
 """What a photo says of itself that its outputs keep (:class:`Metadata`): its ICC profile, dpi, EXIF and XMP, read
-from an opened Pillow image (:func:`of_image`), made fit to publish (:func:`without_personal`), and the result's
-colours put back into the source's colour space (:func:`in_source_colours`).
+from an opened Pillow image (:func:`of_image`), made fit to publish (:func:`without_personal`, the default of every
+output), and the result's colours put back into the source's colour space (:func:`in_source_colours`).
+
+Personal: what tells where (GPS, place names), who (owners, people's names: artist, creator, contributors, people
+shown, face regions) and which camera (serial numbers, maker notes). :func:`personal` says it of a property's or
+attribute's name, whatever its namespace or prefix; the EXIF tags are numbered below. IPTC IIM (JPEG APP13, TIFF
+tag 33723, the Photoshop resources) is never copied into an output.
 
 The networks see sRGB; an output carries the source's own profile and, where the task left a pixel's colour as it
 was, the source's own values (a Display P3 red stays the P3 red, never clipped to sRGB and back).
@@ -10,6 +15,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -19,14 +25,33 @@ from mattekit.ops.pixels import quantise
 
 ORIENTATION = 0x0112
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
+ARTIST, HOST_COMPUTER = 0x013B, 0x013C
 # IFD0 tags that describe the photo (a TIFF source's IFD0 also holds its own layout: those are not EXIF to keep)
-DESCRIPTIVE = {0x010E, 0x010F, 0x0110, ORIENTATION, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, 0x013B, 0x013C,
+DESCRIPTIVE = {0x010E, 0x010F, 0x0110, ORIENTATION, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, ARTIST, HOST_COMPUTER,
                0x8298, EXIF_IFD, GPS_IFD}
-# personal tags of the EXIF IFD: camera owner, body serial, lens serial; the maker note (may hold serials too)
-PERSONAL_EXIF = {0xA430, 0xA431, 0xA435, 0x927C}
-PERSONAL_XMP = re.compile(r"(?:exif:GPS\w*|exifEX:(?:CameraOwnerName|BodySerialNumber|LensSerialNumber)"
-                          r"|aux:(?:SerialNumber|LensSerialNumber|OwnerName))")
-XMP_ORIENTATION = re.compile(r"(tiff:Orientation\s*=\s*\"|<tiff:Orientation>)\s*\d")
+PERSONAL_IFD0 = {ARTIST, HOST_COMPUTER}  # who made it, the computer's name (often its owner's)
+# personal tags of the EXIF IFD: camera owner, body serial, lens serial, photographer, image editor; the maker note
+PERSONAL_EXIF = {0xA430, 0xA431, 0xA435, 0xA437, 0xA438, 0x927C}
+# local names (case aside) of personal XMP properties and EXR/OIIO attributes, besides GPS*, *Serial*, MakerNote*,
+# *Latitude/*Longitude/*Altitude and ContactInfo*
+PERSONAL_NAMES = ("location", "locationcreated", "locationshown", "city", "state", "country", "countrycode",
+                  "countryname", "provincestate", "sublocation", "worldregion", "artist", "creator", "contributor",
+                  "photographer", "imageeditor", "captionwriter", "authorsposition", "creatorcontactinfo",
+                  "personinimage", "personinimagewdetails", "imagecreator", "regions", "regioninfo", "author",
+                  "owner", "ownername", "cameraownername", "hostcomputer", "imageedtor")  # (OIIO's spelling)
+_LOCAL = (r"(?i:gps[\w.-]*|[\w.-]*serial[\w.-]*|makernote[\w.-]*|contactinfo[\w.-]*"
+          r"|[\w.-]*(?:latitude|longitude|longtitude|altitude)|" + "|".join(PERSONAL_NAMES) + r")(?![\w.-])")
+_PERSONAL_NAME = re.compile(_LOCAL)
+_QNAME = r"[A-Za-z_][\w.-]*:" + _LOCAL  # a prefixed XMP name
+XMP_ORIENTATION = re.compile(r"(tiff:Orientation\s*=\s*[\"']|<tiff:Orientation>)\s*\d")
+
+
+def personal(name: str) -> bool:
+    """Whether a metadata name tells where, who or which camera: an XMP property (``exif:GPSLatitude``,
+    ``{http://purl.org/dc/elements/1.1/}creator``) or an OIIO attribute (``GPS:MapDatum``, ``cameraSerialNumber``)
+    by its local name, whatever its namespace or prefix, or anything under OIIO's ``GPS:`` prefix."""
+    *prefixes, local = re.split(r"[:}]", name)
+    return _PERSONAL_NAME.fullmatch(local) is not None or any(p.lower() == "gps" for p in prefixes)
 
 
 @dataclass(frozen=True)
@@ -71,25 +96,44 @@ def _exif(im: Image.Image) -> bytes | None:
 
 
 def without_personal(meta: Metadata) -> Metadata:
-    """``meta`` without what tells who or where: GPS, camera owner, body and lens serial numbers, the maker note
-    (EXIF and XMP alike)."""
+    """``meta`` without what tells who, where or which camera (module docstring): the GPS IFD, the artist, host
+    computer, camera owner, serial numbers, photographer, editor and maker note of the EXIF, and every personal
+    property of the XMP (:func:`xmp_without_personal`)."""
     exif = meta.exif
     if exif:
         found = Image.Exif()
         found.load(b"Exif\0\0" + exif)
         kept = Image.Exif()
-        for tag in set(found) - {GPS_IFD}:
+        for tag in set(found) - {GPS_IFD} - PERSONAL_IFD0:
             kept[tag] = found[tag] if tag != EXIF_IFD else {
                 k: v for k, v in found.get_ifd(EXIF_IFD).items() if k not in PERSONAL_EXIF}
         exif = kept.tobytes()[6:] if kept else None
-    xmp = meta.xmp
-    if xmp:
-        text = xmp.decode("utf-8", "replace")
-        name = PERSONAL_XMP.pattern
-        text = re.sub(rf"\s{name}\s*=\s*\"[^\"]*\"", "", text)
-        text = re.sub(rf"<({name})\b[^>]*?/>|<({name})\b.*?</\2>", "", text, flags=re.S)
-        xmp = text.encode("utf-8")
-    return replace(meta, exif=exif, xmp=xmp)
+    return replace(meta, exif=exif, xmp=xmp_without_personal(meta.xmp) if meta.xmp else None)
+
+
+def xmp_without_personal(xmp: bytes) -> bytes | None:
+    """The XMP packet ``xmp`` without its personal properties, in attribute form (double or single quotes) or element
+    form (simple, structure or array), the rest of the packet as it was; None (no XMP kept) when the packet cannot
+    be parsed, or still names a personal property once they are removed (a form not foreseen)."""
+    text = xmp.decode("utf-8", "replace")
+    text = re.sub(rf"\s{_QNAME}\s*=\s*(?:\"[^\"]*\"|'[^']*')", "", text)
+    text = re.sub(rf"<{_QNAME}(?:\s[^>]*)?/>", "", text)  # empty elements first: below, <X .../> is no opening tag
+    text = re.sub(rf"<({_QNAME})(?:\s[^>]*)?>.*?</\1\s*>", "", text, flags=re.S)
+    return text.encode("utf-8") if _clean(text) else None
+
+
+def _clean(text: str) -> bool:
+    """Whether the XMP ``text`` parses and names no personal property or attribute."""
+    start = text.find("<x:xmpmeta")
+    start, close = (start, "</x:xmpmeta>") if start >= 0 else (text.find("<rdf:RDF"), "</rdf:RDF>")
+    end = text.rfind(close)
+    if start < 0 or end < 0:
+        return False
+    try:
+        root = ElementTree.fromstring(text[start:end + len(close)])
+    except ElementTree.ParseError:
+        return False
+    return not any(personal(element.tag) or any(map(personal, element.attrib)) for element in root.iter())
 
 
 def merged_xmp(source: bytes | None, ours: bytes | None) -> bytes | None:

@@ -10,6 +10,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from mattekit.errors import InputError
+from mattekit.io import metadata
 from mattekit.io.picture import check_size
 
 FORMATS = {"openexr": "EXR", "dpx": "DPX", "tiff": "TIFF"}  # OIIO's format names -> ours
@@ -154,6 +155,10 @@ def _why(text: str) -> str:
 LAYER_CHANNELS = ("R", "G", "B", "A", "fg.R", "fg.G", "fg.B", "fg.A")  # what write_layers writes, in this order
 _NOT_COPIED = ("oiio:", "openexr:", "dpx:", "tiff:", "png:", "jpeg:", "exif:", "compression", "chromaticities",
                "planarconfig", "Orientation", "XResolution", "YResolution", "ResolutionUnit", "ICCProfile")
+# the prefixes of a plate's attributes copied whatever the user keeps (their personal names aside); OIIO names the
+# properties of a photo's XMP by the packet's own prefixes (rdf:resource, mwg-rs:Name...), whose values a name
+# cannot vouch for: those are copied only with the personal metadata
+_COPIED_PREFIXES = ("smpte", "Exif", "IPTC")
 
 
 def plate_spec(path: str) -> oiio.ImageSpec | None:
@@ -170,7 +175,7 @@ def plate_spec(path: str) -> oiio.ImageSpec | None:
 
 
 def write_layers(tmp, rgb: np.ndarray, fg: np.ndarray, coverage: np.ndarray, *, half: bool, source: oiio.ImageSpec | None,
-                 attributes: dict, objects: dict[str, np.ndarray] | None = None) -> None:
+                 attributes: dict, objects: dict[str, np.ndarray] | None = None, personal: bool = False) -> None:
     """One EXR for compositors at ``tmp``: ``R G B A`` the cut-out (``rgb`` x ``coverage``, premultiplied) and
     ``fg.R fg.G fg.B fg.A`` the decontaminated foreground (``fg`` x ``coverage``), as Nuke names its rgba and fg
     layers, then one ``NAME.A`` per object of ``objects`` ({name: its matte, H x W in [0, 1]}, several objects of
@@ -178,7 +183,9 @@ def write_layers(tmp, rgb: np.ndarray, fg: np.ndarray, coverage: np.ndarray, *, 
     range); coverage: H x W in [0, 1].
     ``source`` (the plate frame's header) gives the data window (only its pixels are stored) and the metadata
     copied through (timecode, frame rate, camera and lens attributes...; not what described the old file's
-    encoding or colour); ``attributes`` (colour space, provenance) are set last. ``half``: 16-bit float samples."""
+    encoding or colour, nor unless ``personal`` what tells where, who or which camera: GPS, owners, people's names,
+    serial numbers, maker notes, :func:`mattekit.io.metadata.personal`); ``attributes`` (colour space, provenance) are
+    set last. ``half``: 16-bit float samples."""
     height, width = coverage.shape
     a = coverage[..., None]
     objects = objects or {}
@@ -187,7 +194,7 @@ def write_layers(tmp, rgb: np.ndarray, fg: np.ndarray, coverage: np.ndarray, *, 
     spec = _exr_spec(width, height, names, half)
     if source is not None:
         for attr in source.extra_attribs:
-            if not attr.name.startswith(_NOT_COPIED):
+            if not attr.name.startswith(_NOT_COPIED) and (personal or _impersonal(attr.name)):
                 spec.attribute(attr.name, attr.type, attr.value)
         if (source.full_width, source.full_height) == (width, height) and source.roi != source.roi_full:
             spec.x, spec.y, spec.width, spec.height = source.x, source.y, source.width, source.height
@@ -196,6 +203,12 @@ def write_layers(tmp, rgb: np.ndarray, fg: np.ndarray, coverage: np.ndarray, *, 
             pixels = pixels[max(y0, 0):y0 + source.height, max(x0, 0):x0 + source.width]
             pixels = _padded(pixels, x0, y0, source.width, source.height)
     _write(tmp, spec, pixels, attributes)
+
+
+def _impersonal(name: str) -> bool:
+    """Whether a plate's attribute ``name`` is copied without the personal metadata: no personal name
+    (:func:`mattekit.io.metadata.personal`), and no prefix or one of :data:`_COPIED_PREFIXES`."""
+    return not metadata.personal(name) and (":" not in name or name.split(":")[0] in _COPIED_PREFIXES)
 
 
 def write_exr(tmp, pixels: np.ndarray, names: tuple[str, ...], *, half: bool, attributes: dict) -> None:

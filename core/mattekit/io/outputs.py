@@ -86,11 +86,11 @@ def for_file(result: np.ndarray, target: Path) -> np.ndarray:
 
 
 def with_metadata(pixels: np.ndarray, picture: Picture, target: Path,
-                  personal: bool = True) -> tuple[np.ndarray, Metadata | None]:
+                  personal: bool = False) -> tuple[np.ndarray, Metadata | None]:
     """(the result ``pixels`` as :func:`for_file` gives them, in the source's own colours; the metadata ``target``
-    keeps): the source's ICC profile, dpi, EXIF and XMP (``personal`` False: without GPS, owners and serial
-    numbers, :func:`mattekit.io.metadata.without_personal`). A source whose RGB profile was converted to sRGB for the
-    networks gets its colours back (:func:`mattekit.io.metadata.in_source_colours`: uint8, the source's own values
+    keeps): the source's ICC profile, dpi, EXIF and XMP, without what tells where, who or which camera
+    (:func:`mattekit.io.metadata.without_personal`) unless ``personal``. A source whose RGB profile was converted to
+    sRGB for the networks gets its colours back (:func:`mattekit.io.metadata.in_source_colours`: uint8, the source's own values
     where the task kept a pixel's colour); an EXR target keeps none of it (its pixels stay as they are)."""
     meta = picture.metadata
     if meta is None or target.suffix.lower() == ".exr":

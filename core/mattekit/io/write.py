@@ -80,11 +80,12 @@ def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = N
 
 def write_layers(path, rgb: np.ndarray, foreground: np.ndarray, coverage: np.ndarray, *, half: bool,
                  colorspace: str | None, source=None, provenance: dict | None = None,
-                 objects: dict[str, np.ndarray] | None = None) -> None:
+                 objects: dict[str, np.ndarray] | None = None, personal: bool = False) -> None:
     """Write the layered EXR for compositors (:func:`mattekit.io.oiio.write_layers`: ``R G B A`` the cut-out and
     ``fg.R fg.G fg.B fg.A`` the foreground, premultiplied) atomically. rgb, foreground: H x W x 3 float32 in OCIO
     colour space ``colorspace`` (any range; None: sRGB-encoded, stored linear); coverage: H x W in [0, 1];
-    source: the plate frame's path, whose data window and metadata the file keeps; half: 16-bit float samples;
+    source: the plate frame's path, whose data window and metadata the file keeps (its personal metadata only with
+    ``personal``, :func:`mattekit.io.metadata.personal`); half: 16-bit float samples;
     objects: {name: matte} of several objects, one ``NAME.A`` layer each (``coverage`` their union)."""
     path = Path(path)
     if path.suffix.lower() != ".exr":
@@ -94,7 +95,7 @@ def write_layers(path, rgb: np.ndarray, foreground: np.ndarray, coverage: np.nda
     spec = plate_spec(source) if source else None
     attributes = colour.exr_attributes(colorspace) | _provenance_attributes(provenance)
     _atomic(path, lambda tmp: oiio_layers(tmp, rgb, foreground, np.clip(coverage, 0, 1), half=half, source=spec,
-                                          attributes=attributes, objects=objects))
+                                          attributes=attributes, objects=objects, personal=personal))
 
 
 def _exr_planes(px: np.ndarray, colorspace: str | None) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -57,7 +57,7 @@ class RotoJob:
             self.frames, self.missing, self.entry, self.alpha_out = first.frames, first.missing, first.entry, first.alpha_out
             together = spec.layers and PLACEHOLDER not in spec.layers  # one layered file per frame for every object
             self.layers = ShotLayers(self.plate, output_pattern(spec.layers, self.plate),
-                                     dict(zip(self.objects, self.parts))) if together else None
+                                     dict(zip(self.objects, self.parts)), spec.keep_personal) if together else None
             return
         spec = strip_object(spec)
         self.spec, self.models = spec, models
@@ -108,6 +108,8 @@ class RotoJob:
             settings["colorspace"] = self.spec.colorspace
         if self.spec.view:
             settings["view"] = self.plate.view
+        if self.spec.keep_personal and self.spec.layers:  # the layered files keep the plate's personal metadata
+            settings["personal"] = "kept"
         if self.keyframes is not None:
             settings["hints"] = self.keyframes.describe()
             if self.entry.task == "prompt":  # tracked by SAM 2.1's memory (:mod:`.sam`), not carried along the flow
@@ -119,7 +121,8 @@ class RotoJob:
         if self._provenance is None:
             model = self.settings()["model"]
             changed = changed_options(options_of(RotoSpec), self.spec, RotoSpec(plate="", output=""),
-                                      unrecorded=("threads", "workers", "overwrite", "skip_missing", "frames"))
+                                      unrecorded=("threads", "workers", "overwrite", "skip_missing", "frames",
+                                                  "keep_personal"))
             record = model_record(self.entry, self.weights_path(), model["sha256"], pinned_sha256s(self.entry.files))
             self._provenance = roto_record(changed, record)
         return self._provenance
@@ -235,7 +238,7 @@ class RotoJob:
             path = pattern.path(frame)
             if name == "layers":
                 write_frame(path, picture, coverage, self.plate.files[frame] if self.plate.kind == "images" else None,
-                            self.provenance(), foreground)
+                            self.provenance(), foreground, personal=self.spec.keep_personal)
             else:
                 rgb = scene[..., :3] if name == "rgba" else foreground
                 exr = pattern.suffix.lower() == ".exr"

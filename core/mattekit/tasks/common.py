@@ -23,3 +23,18 @@ class ModelOptions:
     model: str | None = option(None, "model (see `mattekit models list`); default: the catalog's")
     weights: str | None = option(None, WEIGHTS_HELP, path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
     device: str = option("auto", DEVICE_HELP, parse=DEVICE_PARSE)
+
+
+KEEP_PERSONAL_HELP = ("keep the input's personal metadata: location (GPS, place names), owner and people's names, "
+                      "serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, "
+                      "copyright and description are kept either way)")
+
+
+@dataclass
+class FileOptions:
+    """What a file written from a file carries besides its pixels: the CLI's flags and the API's keywords of a file
+    run (the worker answers pixels, which carry no metadata; roto declares ``keep_personal`` itself)."""
+
+    keep_personal: bool = option(False, KEEP_PERSONAL_HELP, hosts=("cli", "api"))
+    provenance: bool = option(True, "write the provenance record (mattekit version, task, model and its sha256, "
+                              "changed options) into the files", hosts=("cli", "api"))

@@ -44,6 +44,9 @@ class RotoSpec:
     layers: str | None = option(None, "also write one EXR per frame for compositors to this pattern: R G B A (the "
                                 "cut-out, premultiplied) and fg.R fg.G fg.B fg.A, the plate's data window and "
                                 "metadata kept", path=True, writes=True)
+    keep_personal: bool = option(False, "keep the plate's personal metadata in the --layers files: location (GPS, "
+                                 "place names), owner and people's names, serial numbers, maker notes; left out by "
+                                 "default (no other output carries the plate's metadata)")
     model: str | None = option(None, "people (permissive people matting, Apache-2.0), objects (the default "
                                "segmentation model), any segment or matte model of `mattekit models list`, or a SAM 2.1 "
                                "model (sam2.1-hiera-tiny...: tracks the hinted objects with its memory); default: objects",
