@@ -45,7 +45,7 @@ __all__ = ["create", "onnx_engine", "onnx_export_path", "from_onnx_file", "paral
 def create(load: Callable[[], nn.Module], device: torch.device, *, backend: str | None = "auto", precision: str | None = "auto",
            index: tuple = (), half_ok: bool = True, cpu_bf16_ok: bool = False, weights_path: str | Path | None = None,
            recipe: dict | None = None, example: tuple[int, int] = (64, 64), dynamic_size: bool = True,
-           threads: int | None = None, label: str | None = None):
+           threads: int | None = None, label: str | None = None, compile: str | None = None):
     """The engine running the net ``load()`` makes (an eval-mode fp32 CPU module with its weights, converted in
     place) on ``device``. The ONNX engine calls ``load`` only when its cached export is missing (or for ``net``):
     a run whose export exists builds no module and reads no weights into torch.
@@ -56,7 +56,8 @@ def create(load: Callable[[], nn.Module], device: torch.device, *, backend: str 
     example: an input height and width the net accepts; dynamic_size: inputs of other sizes will come
     (both for the ONNX export, which is static in height and width otherwise).
     threads: ONNX Runtime intra-op threads (default: this thread's count, :func:`mattekit.engines.threads.count`).
-    label: the model's name where its ONNX export is shown (the catalog's).
+    label: the model's name where its ONNX export or compilation is shown (the catalog's).
+    compile: how the torch engine runs the net on CUDA (:mod:`mattekit.engines.compiled`; None: ``$MATTEKIT_COMPILE``).
     """
     name = resolve_backend(backend, device, precision=precision)
     dtype = engine_precision(name, precision, device, half_ok, cpu_bf16_ok)
@@ -66,7 +67,7 @@ def create(load: Callable[[], nn.Module], device: torch.device, *, backend: str 
 
     if device.type == "cpu" and dtype == dtype_named("fp32"):
         return FastCPUEngine(load(), index)
-    return TorchEngine(load(), device, dtype, index)
+    return TorchEngine(load(), device, dtype, index, compile=compile, label=label, recipe=recipe)
 
 
 def onnx_engine(load: Callable[[], nn.Module], index: tuple = (), weights_path: str | Path | None = None,
