@@ -106,3 +106,27 @@ def test_bench_engines_stand_in_runs_with_no_test_data(tmp_path, monkeypatch, ca
     assert code == 0, out
     row = json.loads(choice.own_table_path().read_text())["test-class"]["sinet-portrait"]
     assert row["weights"] == "stand-in" and row["torch_s"] > 0 and row["onnx_s"] > 0 and row["max_diff"] < 1e-4
+
+
+def test_birefnet_general_stand_in_calibrates_its_pooled_norms_and_is_not_degenerate():
+    """BiRefNet general (Swin-L; calibrated at 256 x 256 here to keep the test short, the bench uses 1024 x 1024):
+    its ASPP batch norms after global pooling see one value per channel at batch 1, which training mode refuses;
+    they take that value as their mean and keep variance 1, every other norm is measured, and the mask varies
+    over an image and between two."""
+    import dataclasses
+
+    entry = catalog.load().get("birefnet-general")
+    small = dataclasses.replace(entry, input=dataclasses.replace(entry.input, size=(256, 256)))
+    state = stand_in_state(small)
+    pooled = [k for k in state if ".global_avg_pool.2.running_var" in k]
+    assert len(pooled) == 5 and all(torch.equal(state[k], torch.ones_like(state[k])) for k in pooled)
+    assert all(not torch.equal(state[k.replace("_var", "_mean")], torch.zeros(256)) for k in pooled)
+    measured = [v for k, v in state.items() if k.endswith("running_var") and k not in pooled]
+    assert measured and not any(torch.equal(v, torch.ones_like(v)) for v in measured)
+    net = nets.build(entry.net, **entry.kwargs).eval()
+    net.load_state_dict(state, strict=True)
+    images = torch.randn((2, 3, 256, 256), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        masks = torch.sigmoid(net(images)[0])
+    assert torch.isfinite(masks).all() and all(float(m.std()) > 1e-3 for m in masks)
+    assert float((masks[0] - masks[1]).abs().mean()) > 1e-3

@@ -55,10 +55,51 @@ def test_cuda_engine_matches_eager_cpu(name, golden, shared):
     print(name, {k: f"{v:.1e}" for k, v in errors.items()})
 
 
-def _u2netp_engine(golden):
-    """U²-Netp (stand-in weights) on CUDA in fp32."""
+@pytest.mark.parametrize("name", list(NETS))
+def test_cuda_graph_replays_give_eager_answers(name, golden, shared):
+    """Each input three times through an engine in mode ``graphs`` (eager, then captured, then replayed) in fp32
+    within 1e-4 relative error of eager fp32 on the CPU, and fp16 replays within 1e-3 of the same engine's eager
+    fp16 (mode ``off``); the shapes captured (or, for a net that cannot be, eager: the line says why)."""
+    net, index, xs, _ = load_net(name, golden, shared)
+    refs = reference(net, index, xs)
+    cuda, chosen = torch.device("cuda"), {}
+    for precision, limit in (("fp32", 1e-4), ("fp16", 1e-3)):
+        if precision == "fp16" and not HALF_OK.get(name, True):
+            continue
+        graphs = engines.build_torch(copy.deepcopy(net), "cuda", precision, index, compile="graphs")
+        eager = engines.build_torch(copy.deepcopy(net), "cuda", precision, index, compile="off")
+        for x, ref in zip(xs, refs):
+            base = ref if precision == "fp32" else eager(x).float().cpu()
+            for _ in range(3):
+                err = _relative_error(graphs(x), base)
+                assert err <= limit, f"{name} {precision} {tuple(x.shape)}: {err:.2e}"
+        chosen[precision] = graphs.compiled.describe()
+    print(name, chosen)
+
+
+def test_the_measured_choice_keeps_the_faster_and_workers_share_the_replays(golden):
+    """Mode auto: at a shape's second call eager and the CUDA graph are both timed and the faster kept; a pipeline
+    of 2 workers with batches of 4 (the batch captured, then replayed from both workers' streams) gives what mode
+    off gives, image by image."""
     net, index, _, _ = load_net("u2netp", golden, None)
-    return engines.build_torch(net, "cuda", "fp32", index)
+    cuda = torch.device("cuda")
+    auto = engines.build_torch(copy.deepcopy(net), "cuda", "fp16", index, compile="auto")
+    off = engines.build_torch(copy.deepcopy(net), "cuda", "fp16", index, compile="off")
+    xs = _inputs(16, 320, seed=3)
+    got, sizes = _run(auto, xs, batch=4, workers=2)
+    want, _ = _run(off, xs, batch=4, workers=1)
+    assert sum(sizes) == 16 and sizes.count(4) >= 2, sizes
+    for a, b in zip(got, want):
+        assert _relative_error(a, b) <= 1e-3
+    best, times = auto.compiled.choices[((4, 3, 320, 320), "torch.float16", False)]
+    assert set(times) == {"eager", "graph"} and best == min(times, key=times.get), times
+    print("u2netp fp16 4x3x320x320:", auto.compiled.describe())
+
+
+def _u2netp_engine(golden):
+    """U²-Netp (stand-in weights) on CUDA in fp32, eager (the memory figures below are eager's)."""
+    net, index, _, _ = load_net("u2netp", golden, None)
+    return engines.build_torch(net, "cuda", "fp32", index, compile="off")
 
 
 def _inputs(n: int, size: int, seed: int = 0) -> list[torch.Tensor]:
@@ -87,7 +128,7 @@ def _peak_bytes(engine, batch: int, size: int) -> int:
     return torch.cuda.max_memory_reserved()
 
 
-def _run(engine, xs, batch):
+def _run(engine, xs, batch, workers=1):
     """run_pipeline over ``xs`` with batches of ``batch``: (results in order, batch sizes infer was called with)."""
     sizes, results = [], {}
 
@@ -97,7 +138,7 @@ def _run(engine, xs, batch):
 
     report = pipeline.run_pipeline(range(len(xs)), lambda i: (xs[i], None), infer,
                                    lambda i, _ctx, y: results.__setitem__(i, y.float().clone()),
-                                   workers=1, batch=batch, device=engine.device)
+                                   workers=workers, batch=batch, device=engine.device)
     assert not report.failed, report.failed
     return [results[i] for i in range(len(xs))], sizes
 

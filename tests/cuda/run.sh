@@ -1,25 +1,79 @@
 #!/usr/bin/env bash
-# On a machine with an NVIDIA GPU: the CUDA tests (tests/test_cuda.py), then the GPU figures of the README's
-# performance section (issue 15's benchmarks with --device cuda, rembg on the same machine's CPU).
+# On a machine with an NVIDIA GPU: issue 69's rows (BiRefNet general next to the plain eager loop, IS-Net and u2netp
+# against rembg, one 50 MP photo), the CUDA tests (tests/test_cuda.py), and on request issue 15's benchmarks.
 # usage: tests/cuda/run.sh SHARED OUT [STEP...]
-#   SHARED: ../shared, or a copy with weights/, conformance/, data/grabcut50 and data/davis/im/blackswan;
-#   OUT: a folder for the logs; STEP: tests, loop, folder, photo, roto, upscale (default: all). Python: $PYTHON (default python3), which needs torch
-# with CUDA, mattekit's dependencies, pytest, and rembg + onnxruntime for the reference.
+#   SHARED: ../shared, or a copy with (any of) weights/, conformance/, data/grabcut50 and data/davis/im/blackswan;
+#   what is missing is made (photos: 48 generated ones; weights: stand-in ones, said on the row).
+#   OUT: a folder for the logs. STEP (default: graphs birefnet models bigphoto tests, about 7 minutes on an H200):
+#     graphs    the CUDA-graph tests of tests/test_cuda.py (the measured choice on this GPU)
+#     birefnet  BiRefNet general (stand-in weights) at 1024^2 batch 1: the plain eager loop and mattekit's engine in one
+#               process (images/s, peak GPU memory, the engine's choice), then `mattekit remove` on the folder
+#     models    IS-Net and u2netp: `mattekit remove` on the folder, whole commands, against rembg on the CPU cores
+#     bigphoto  one 50 MP photo, `mattekit remove` with the defaults
+#     tests     all of tests/test_cuda.py
+#     loop folder photo roto upscale: issue 15's u2netp benchmarks (minutes each)
+#   BUDGET: seconds for all steps after the set-up (default 360): each step runs within its own limit and what is left, and is skipped
+#   when under 20 s are left. Python: $PYTHON (default python3), with torch + CUDA, mattekit's dependencies, pytest;
+#   rembg + onnxruntime for the reference (said when absent).
 set -uo pipefail
-shared=$(cd "$1" && pwd); out=$2; py=${PYTHON:-python3}; shift 2
-steps=" ${*:-tests loop folder photo roto upscale} "
-mkdir -p "$out"
-export MATTEKIT_TEST_DATA=$shared MATTEKIT_MIRROR=$shared/weights MATTEKIT_HOME=${MATTEKIT_HOME:-$(mktemp -d)}
-step() {  # step GROUP NAME SECONDS COMMAND...: run when GROUP was asked for, keep the log, print its last lines
+shared=$(cd "$1" && pwd); out=$(mkdir -p "$2" && cd "$2" && pwd); py=${PYTHON:-python3}; shift 2
+steps=" ${*:-graphs birefnet models bigphoto tests} "
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+export PYTHONPATH=$repo/core${PYTHONPATH:+:$PYTHONPATH}
+export MATTEKIT_TEST_DATA=$shared MATTEKIT_MIRROR=$shared/weights MATTEKIT_HOME=${MATTEKIT_HOME:-$(mktemp -d)} MATTEKIT_OFFLINE=1
+step() {  # step GROUP NAME SECONDS COMMAND...: run when GROUP was asked for and time is left, keep the log, print its end
     [[ $steps == *" $1 "* ]] || return 0
-    local name=$2 limit=$3; shift 3
-    echo "== $name"
-    timeout "$limit" "$@" >"$out/$name.txt" 2>&1; echo "rc $?" >>"$out/$name.txt"
+    local name=$2 limit=$3 left=$((deadline - SECONDS)); shift 3
+    if ((left < 20)); then echo "== $name: skipped, the budget is spent"; return 0; fi
+    ((limit > left)) && limit=$left
+    echo "== $name (at most $limit s)"
+    local start=$SECONDS
+    timeout "$limit" "$@" >"$out/$name.txt" 2>&1; echo "rc $? after $((SECONDS - start)) s" >>"$out/$name.txt"
     tail -n "${TAIL:-12}" "$out/$name.txt"
+}
+have_weights() {  # the catalog's weights of model $1 are in the mirror (or the cache)
+    "$py" -c "from mattekit import catalog, weights; e = catalog.load().get('$1'); weights.model_file(e.name, e.files)" >/dev/null 2>&1
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
 "$py" -c "import torch, platform; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), torch.cuda.get_device_name(0), platform.python_version(), 'cpus', __import__('os').cpu_count())"
-step tests tests 240 "$py" -m pytest tests/test_cuda.py -q -s -p no:cacheprovider
+"$py" -c "import rembg, importlib.metadata as m; print('rembg', m.version('rembg'), 'onnxruntime', m.version('onnxruntime'))" 2>/dev/null \
+    && rembg=() || { rembg=(--no-rembg); echo "rembg: absent (not importable by $py): the rows below have no rembg column"; }
+
+photos=$shared/data/grabcut50/im
+if [[ ! -d $photos ]] || (($(ls "$photos" | wc -l) < 40)); then  # 48 generated photos, 1600x1200
+    photos=$out/photos
+    "$py" -c "from pathlib import Path; from mattekit.bench.speed import _make_frames; _make_frames(Path('$photos'), 48, 1600, 1200)"
+    echo "photos: 48 generated 1600x1200 JPEGs ($shared/data/grabcut50/im has fewer than 40)"
+fi
+n=$(ls "$photos" | wc -l)
+deadline=$((SECONDS + ${BUDGET:-360}))  # from here: the set-up above takes seconds
+
+TAIL=40 step graphs graphs 150 "$py" -m pytest tests/test_cuda.py -q -s -p no:cacheprovider -k "graph_replays or measured_choice"
+
+birefnet() {  # the stand-in weights once, the plain loop beside the engine, then the whole command on the folder
+    local w=$out/weights/birefnet-general-stand-in.pth t0 t1
+    [[ -f $w ]] || "$py" -c "from pathlib import Path; from mattekit import catalog; from mattekit.bench.stand_in import write_stand_in; write_stand_in(catalog.load().get('birefnet-general'), Path('$out/weights'))" || return
+    "$py" -m mattekit.bench.plain_loop "$photos" --model birefnet-general --weights "$w" --device cuda --precision fp16 --limit 41
+    for mode in auto off; do
+        rm -rf "$out/birefnet-$mode"; t0=$(date +%s.%N)
+        MATTEKIT_COMPILE=$mode "$py" -m mattekit remove -q --model birefnet-general --weights "$w" --device cuda "$photos" -o "$out/birefnet-$mode" || return
+        t1=$(date +%s.%N)
+        "$py" -c "s = $t1 - $t0; print(f'mattekit remove --model birefnet-general (stand-in weights, defaults, MATTEKIT_COMPILE=$mode) on $n photos: {s:.1f} s whole command, {$n / s:.2f} images/s end to end')"
+    done
+}
+export -f birefnet; export py photos out n
+step birefnet birefnet 200 bash -c birefnet
+
+for model in isnet-general-use u2netp; do
+    have_weights "$model" && weights=() || weights=(--stand-in)
+    TAIL=8 step models "whole-$model" 100 "$py" -m mattekit bench speed --model "$model" "${weights[@]}" --device cuda --whole \
+        --repeat 1 --data "$photos" "${rembg[@]}"
+done
+have_weights isnet-general-use && weights=() || weights=(--stand-in)
+TAIL=6 step bigphoto whole-50mp-isnet 100 "$py" -m mattekit bench speed --model isnet-general-use "${weights[@]}" --device cuda \
+    --whole --photo 8660x5774 --repeat 1 --data "$photos" --no-rembg
+TAIL=30 step tests tests 240 "$py" -m pytest tests/test_cuda.py -q -s -p no:cacheprovider -rfE
+
 mk=("$py" -m mattekit bench speed --model u2netp --device cuda)
 TAIL=30 step loop loop-fp16 150 "${mk[@]}"
 TAIL=6 step loop loop-fp32 150 "${mk[@]}" --precision fp32 --no-rembg
@@ -28,3 +82,4 @@ step photo whole-50mp 300 "${mk[@]}" --whole --photo 8660x5774 --repeat "${REPEA
 step roto whole-roto 300 "${mk[@]}" --whole --sequence "$shared/data/davis/im/blackswan" --repeat "${REPEAT:-2}"
 step upscale upscale-12mp 300 "$py" -m mattekit bench upscale --model realesr-animevideov3 \
     --weights "$shared/weights/realesr-animevideov3.pth" --device cuda --size 4000x3000
+echo "== done in $SECONDS s; logs in $out"

@@ -240,6 +240,8 @@ def _print_comparison(f: dict, args) -> bool:
         what = f"rembg {r.get('version', '')}, onnxruntime {r.get('onnxruntime', '')}, `rembg p` defaults" \
             if tool == "rembg" else f"{r.get('engine', '?')}, {r.get('plan', '')}, {r.get('device_name', '')}"
         print(f"  {tool}: {what}")
+        if "cuda_peak_mb" in r:
+            print(f"    peak CUDA memory {r['cuda_peak_mb']:.0f} MB; the network per shape: {r['compiled']}")
     ok = True
     if "rembg" in s:
         mk, rb = s["mattekit"], s["rembg"]

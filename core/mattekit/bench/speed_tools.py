@@ -145,6 +145,8 @@ class _MattekitTool:
         if predictor.device.type == "cuda":
             result["device_name"] = torch.cuda.get_device_name(predictor.device)
             result["cuda_peak_mb"] = torch.cuda.max_memory_allocated(predictor.device) / 2**20
+            compiled = getattr(predictor.engine, "compiled", None)
+            result["compiled"] = compiled.describe() if compiled is not None else "eager (MATTEKIT_COMPILE=off)"
         if self.cfg.get("check"):  # after the measurement: the engine against a fresh eager PyTorch net
             result["check"] = self._check()
         return result

@@ -6,7 +6,9 @@ The values are random, so the masks mean nothing: for speed only. Reads no file.
 The one fix-up: each batch norm's running mean and variance (0 and 1 after initialisation) are measured on
 one forward pass of a seeded random input at the size the net sees for a 1024 x 768 photo, so activations
 keep their scale through the net in inference mode instead of shrinking layer by layer towards zero (or
-subnormal floats, which would slow the CPU and falsify the timing).
+subnormal floats, which would slow the CPU and falsify the timing). A norm that sees one value per channel
+there (BiRefNet's ASPP batch norm after global pooling, at batch 1) has no variance to measure: its mean is
+that value, its variance stays 1.
 """
 from __future__ import annotations
 
@@ -48,12 +50,28 @@ def _calibrate_norms(net, family, size: tuple[int, int]) -> None:
         m.reset_running_stats()
         m.momentum = None  # a cumulative average: after one pass, that pass's statistics
         m.train()
+    hooks = [m.register_forward_pre_hook(_one_value_per_channel) for m in norms]
     x = torch.randn((1, 3) + tuple(size), generator=torch.Generator().manual_seed(SEED))
-    with torch.no_grad():
-        family.trace(net, x)
+    try:
+        with torch.no_grad():
+            family.trace(net, x)
+    finally:
+        for hook in hooks:
+            hook.remove()
     for m, momentum in zip(norms, saved):
         m.momentum = momentum
     net.eval()
+
+
+def _one_value_per_channel(norm, inputs) -> None:
+    """Forward pre-hook: a norm whose N x C x ... input holds one value per channel (training mode refuses it)
+    takes those values as its running mean, keeps variance 1 and runs this pass in inference mode."""
+    x = inputs[0]
+    if x.numel() != x.shape[1]:
+        return
+    norm.running_mean.copy_(x.reshape(-1))
+    norm.num_batches_tracked += 1
+    norm.train(False)
 
 
 def write_stand_in(entry, folder: Path) -> Path:

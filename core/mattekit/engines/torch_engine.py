@@ -8,6 +8,8 @@ of the net's output (the catalog's ``output.index``, before any activation) on i
   on the CPU in bf16: the BatchNorm-folded net channels-last (oneDNN's direct convolutions use the
   CPU's bf16 dot products) with the 3x3 convolutions of deep, small layers as Winograd F(2x2, 3x3) products
   and depthwise convolutions in NCHW (:class:`~mattekit.engines.cpu_graph.DepthwiseNCHW`).
+  On CUDA each input shape then runs the fastest of eager, CUDA-graph replay and (asked for) torch.compile, by
+  measurement (:mod:`mattekit.engines.compiled`, ``$MATTEKIT_COMPILE``).
 - :class:`FastCPUEngine` - fp32 on the CPU through the fx-optimised graph of ``cpu_graph``: folded
   BatchNorm, fast 2x2 max-pools, NNPACK Winograd 3x3 convolutions on single-threaded calls. Same
   numbers as eager PyTorch to ~1e-6.
@@ -19,6 +21,7 @@ import contextlib
 import torch
 import torch.nn as nn
 
+from .compiled import Compiled, cache_folder, compile_mode
 from .cpu_graph import depthwise_in_nchw, fold_batchnorm, optimise_for_cpu, route_bf16_convs
 from .policy import dtype_name
 
@@ -77,11 +80,14 @@ def pinned_stack(tensors: list[torch.Tensor], device: torch.device) -> torch.Ten
 
 class TorchEngine:
     """The net on ``device`` in ``dtype`` (CUDA: channels-last, cuDNN heuristics, no TF32, pinned input;
-    CPU bf16: channels-last with Winograd F(2x2, 3x3) on deep layers)."""
+    CPU bf16: channels-last with Winograd F(2x2, 3x3) on deep layers). ``compile``: the mode of
+    :mod:`mattekit.engines.compiled` (None: ``$MATTEKIT_COMPILE``, else auto; off but on CUDA); ``label`` / ``recipe``:
+    the model's name and (net, kwargs), which name its compiled artefacts."""
 
     concurrent = True
 
-    def __init__(self, net: nn.Module, device: torch.device, dtype: torch.dtype, index: tuple = ()):
+    def __init__(self, net: nn.Module, device: torch.device, dtype: torch.dtype, index: tuple = (),
+                 compile: str | None = None, label: str | None = None, recipe: dict | None = None):
         self.device, self.dtype, self.index, self.device_type = device, dtype, tuple(index), device.type
         self.channels_last = device.type == "cuda" or (device.type == "cpu" and dtype is torch.bfloat16)
         self.module = fold_batchnorm(Selected(net, index))  # in fp32, before any rounding to half precision
@@ -100,6 +106,17 @@ class TorchEngine:
             if dtype is torch.float32:  # fp32 means fp32 (TF32: 1e-4 to 7e-4 relative error, fp32: 1e-6)
                 torch.backends.cudnn.allow_tf32 = False
         self.name = f"torch-{device.type}-{dtype_name(dtype)}" + ("-winograd" if winograd else "")
+        self.compiled = self._compiled(compile_mode(compile, device.type), label or type(net).__name__, recipe)
+
+    def _compiled(self, mode: str, label: str, recipe: dict | None):
+        """The :class:`~mattekit.engines.compiled.Compiled` runner of this engine's mode, None for ``off``."""
+        if mode == "off":
+            return None
+        folder = None
+        if mode == "inductor":
+            folder = cache_folder(torch.cuda.get_device_name(self.device), label, dict(recipe or {}, dtype=str(self.dtype)))
+        run = lambda x: self.module.forward(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x)
+        return Compiled(self._forward, self.device, mode, label, folder, compilable=run)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -113,6 +130,10 @@ class TorchEngine:
         if self.device.type == "cuda" and x.device.type == "cpu" and not x.is_pinned():
             x = x.pin_memory()
         x = x.to(self.device, non_blocking=True).to(self.dtype)
+        return self._forward(x) if self.compiled is None else self.compiled(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The net on ``x`` (on the device, in the engine's dtype), eager."""
         if not self.channels_last:
             return self._run(x)
         try:

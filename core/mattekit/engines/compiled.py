@@ -1,0 +1,221 @@
+"""The network compiled for its GPU, chosen per input shape by measurement (:class:`Compiled`).
+
+A shape runs eager on its first call (cuDNN's set-up, the engine's memory-format fallback, a batch that runs
+out of memory halved by the pipeline). On its second call the candidates of the mode are made and each timed
+(the best of three calls, the device synchronised); the fastest serves that shape from then on:
+
+- ``auto`` (default on CUDA): eager, and the eager net replayed as a CUDA graph (no kernel launches from Python;
+  capture takes one call's time, nothing is stored);
+- ``graphs``: the CUDA graph alone (eager where it cannot be captured);
+- ``inductor``: eager, ``torch.compile``'s net, and that net replayed as a CUDA graph. The first compile of a
+  shape takes a minute or more: announced and timed, its artefacts (Inductor's and Triton's caches) kept in
+  ``<mattekit home>/compiled/<GPU>-torch<version>-<model>-<digest>`` (:func:`cache_folder`), which later
+  processes read;
+- ``off``: eager.
+
+``$MATTEKIT_COMPILE`` (or the engine's ``compile``) names the mode; on the CPU and MPS it is ``off``. A candidate
+that fails to be made or to run (a net that synchronises with the host, memory) is dropped with one line on
+standard error; eager is always left.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import threading
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from ..errors import MattekitError
+
+MODES = ("auto", "off", "graphs", "inductor")
+CANDIDATES = {"off": ("eager",), "auto": ("eager", "graph"), "graphs": ("graph",),
+              "inductor": ("eager", "compiled", "compiled graph")}
+
+
+def compile_mode(asked: str | None, device_type: str) -> str:
+    """The mode for an engine on ``device_type``: ``asked``, else ``$MATTEKIT_COMPILE``, else ``auto``; ``off``
+    anywhere but CUDA. A name not in :data:`MODES` is refused in one sentence."""
+    mode = (asked or os.environ.get("MATTEKIT_COMPILE") or "auto").strip().lower()
+    if mode not in MODES:
+        raise MattekitError(f"'{mode}' is not a compile mode (MATTEKIT_COMPILE): use auto, off, graphs or inductor.")
+    return mode if device_type == "cuda" else "off"
+
+
+def cache_folder(device_name: str, label: str, recipe: dict | None = None) -> Path:
+    """Where ``inductor``'s artefacts for this model on this device are kept: the mattekit home's ``compiled``
+    folder, one sub-folder per device name, torch version and model (its label, and a digest of its recipe (net,
+    kwargs) and mattekit's version: another release of the model's code compiles afresh)."""
+    from .. import __version__
+    from ..weights import cache_dir
+
+    torch_version = metadata.version("torch")
+    digest = hashlib.sha256(json.dumps([recipe or {}, __version__], sort_keys=True, default=str).encode()).hexdigest()
+    slug = re.sub(r"[^a-z0-9.]+", "-", f"{device_name}-torch{torch_version}-{label}".lower()).strip("-")
+    return cache_dir().parent / "compiled" / f"{slug}-{digest[:10]}"
+
+
+def _say(line: str) -> None:
+    print(f"mattekit: {line}", file=sys.stderr, flush=True)
+
+
+def _reason(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+
+class Compiled:
+    """``run`` (x on the device -> the prediction, the engine's eager forward) per input shape through the mode's
+    fastest candidate. ``folder``: ``inductor``'s cache (set as Inductor's for this process); ``label``: the model's
+    name in the lines shown. ``choices``: {shape key: (candidate kept, {candidate: seconds a call})}.
+
+    Thread-safe: first calls and choices are made under one lock; CUDA-graph replays are serialised (their input
+    and output buffers are shared), each stream waiting for the previous replay's output to be copied out."""
+
+    def __init__(self, run: Callable, device, mode: str, label: str = "the model", folder: Path | None = None,
+                 compilable: Callable | None = None):
+        import torch
+
+        self.run, self.device, self.mode, self.label, self.folder = run, device, mode, label, folder
+        self.torch, self.cuda = torch, device.type == "cuda"
+        self.names = tuple(n for n in CANDIDATES[mode] if self.cuda or "graph" not in n) or ("eager",)
+        self.seen: dict[tuple, int] = {}
+        self.chosen: dict[tuple, Callable] = {}
+        self.choices: dict[tuple, tuple[str, dict[str, float]]] = {}
+        self.lock, self.replay_lock, self.freed = threading.RLock(), threading.Lock(), None
+        self.pool = torch.cuda.graph_pool_handle() if self.cuda and any("graph" in n for n in self.names) else None
+        self.compiled, self.compiled_keys = None, set()
+        if "compiled" in self.names:
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)  # read by Inductor (and Triton) at each compile
+            self.compiled = torch.compile(compilable, dynamic=False)
+
+    def key(self, x) -> tuple:
+        """(shape, dtype, channels-last) of an input: one choice each."""
+        return tuple(x.shape), str(x.dtype), x.dim() == 4 and x.is_contiguous(memory_format=self.torch.channels_last)
+
+    def __call__(self, x):
+        key = self.key(x)
+        chosen = self.chosen.get(key)
+        if chosen is not None:
+            return chosen(x)
+        with self.lock:
+            if key in self.chosen:
+                return self.chosen[key](x)
+            self.seen[key] = self.seen.get(key, 0) + 1
+            if self.seen[key] < 2:
+                return self.run(x)
+            return self._choose(key, x)
+
+    def _choose(self, key: tuple, x):
+        """Make and time each candidate on ``x``; keep the fastest for ``key``; its answer for ``x``."""
+        made, times, error = {}, {}, None
+        for name in self.names:
+            try:
+                made[name] = self._make(name, x)
+                times[name] = self._time(made[name], x) if len(self.names) > 1 else 0.0
+            except Exception as exc:  # a candidate this net or this memory does not allow: the others serve
+                if isinstance(exc, self.torch.OutOfMemoryError) and name == "eager":
+                    error = exc
+                else:
+                    _say(f"{self.label}: no {name} for {_shape(key)} ({_reason(exc)}); the other ways run it.")
+                made.pop(name, None)
+                self._release()
+        if not times and error is not None:
+            raise error  # the pipeline halves the batch
+        best = min(times, key=times.get) if times else "eager"
+        self.chosen[key] = made.get(best, self.run)
+        self.choices[key] = (best, times)
+        made.clear()
+        self._release()
+        return self.chosen[key](x)
+
+    def _make(self, name: str, x) -> Callable:
+        if name == "eager":
+            return self.run
+        if name == "compiled":
+            return self._compile(x)
+        inner = self._compile(x) if name == "compiled graph" else self.run
+        return self._graph(inner, x)
+
+    def _compile(self, x) -> Callable:
+        """torch.compile's net for ``x``'s shape, compiled now (announced and timed) if it was not."""
+        if self.key(x) not in self.compiled_keys:
+            from ..progress import Display
+
+            where = f"cached in {self.folder}" if self.folder else "not cached"
+            with Display().ticking(f"compiling {self.label} for {_device_name(self.device)} at {_shape(self.key(x))} "
+                                   f"with torch.compile once (a minute or more; {where})",
+                                   done=f"compiled {self.label} at {_shape(self.key(x))} in {{time}}."):
+                self.compiled(x)
+            self.compiled_keys.add(self.key(x))
+        return self.compiled
+
+    def _graph(self, fn: Callable, x) -> Callable:
+        """``fn`` on ``x``'s shape captured as a CUDA graph: a callable copying its input in, replaying, and
+        returning a copy of the output."""
+        torch = self.torch
+        static_in = torch.empty_like(x).copy_(x)
+        fn(static_in)  # warm: lazy initialisation outside the capture
+        torch.cuda.synchronize(self.device)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
+            static_out = fn(static_in)
+
+        def replay(x):
+            with self.replay_lock:
+                stream = torch.cuda.current_stream(self.device)
+                if self.freed is not None:
+                    stream.wait_event(self.freed)  # the previous replay's output copied out (on its own stream)
+                static_in.copy_(x)
+                graph.replay()
+                out = static_out.clone()
+                self.freed = torch.cuda.Event()
+                self.freed.record(stream)
+            return out
+
+        replay.graph = graph
+        return replay
+
+    def _time(self, fn: Callable, x) -> float:
+        """Seconds of one call of ``fn`` on ``x``: the best of three, the device synchronised around each."""
+        best = float("inf")
+        for _ in range(3):
+            self._sync()
+            start = time.perf_counter()
+            fn(x)
+            self._sync()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    def _sync(self) -> None:
+        if self.cuda:
+            self.torch.cuda.synchronize(self.device)
+
+    def _release(self) -> None:
+        """Give the cached blocks of dropped candidates back to the device."""
+        if self.cuda:
+            import gc
+
+            gc.collect()
+            self.torch.cuda.empty_cache()
+
+    def describe(self) -> str:
+        """The choices made, one phrase a shape: '1x3x1024x1024 float16: graph (eager 61.2 ms, graph 40.1 ms)'."""
+        return "; ".join(f"{_shape(k)}: {best}" + (" (" + ", ".join(f"{n} {1000 * s:.1f} ms" for n, s in t.items()) + ")"
+                                                    if len(t) > 1 else "")
+                         for k, (best, t) in self.choices.items()) or "no shape seen twice"
+
+
+def _shape(key: tuple) -> str:
+    return "x".join(map(str, key[0])) + " " + key[1].replace("torch.", "")
+
+
+def _device_name(device) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
