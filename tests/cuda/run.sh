@@ -4,7 +4,9 @@
 # usage: tests/cuda/run.sh SHARED OUT [STEP...]
 #   SHARED: ../shared, or a copy with (any of) weights/, conformance/, data/grabcut50 and data/davis/im/blackswan;
 #   what is missing is made (photos: 48 generated ones; weights: stand-in ones, said on the row).
-#   OUT: a folder for the logs. STEP (default: graphs birefnet models bigphoto tests, about 7 minutes on an H200):
+#   OUT: a folder for the logs. STEP (default: cpu graphs birefnet models bigphoto tests, about 7 minutes on an H200):
+#     cpu       issue 68 on this machine's CPU cores: the first-use engine measurement with the shipped table hidden
+#               (doctor --measure, its cost), the plans, and u2netp `remove` on the folder against rembg, table hidden and shown
 #     graphs    the CUDA-graph tests of tests/test_cuda.py (the measured choice on this GPU)
 #     birefnet  BiRefNet general (stand-in weights) at 1024^2 batch 1: the plain eager loop and mattekit's engine in one
 #               process (images/s, peak GPU memory, the engine's choice), then `mattekit remove` on the folder
@@ -17,7 +19,7 @@
 #   rembg + onnxruntime for the reference (said when absent).
 set -uo pipefail
 shared=$(cd "$1" && pwd); out=$(mkdir -p "$2" && cd "$2" && pwd); py=${PYTHON:-python3}; shift 2
-steps=" ${*:-graphs birefnet models bigphoto tests} "
+steps=" ${*:-cpu graphs birefnet models bigphoto tests} "
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 export PYTHONPATH=$repo/core${PYTHONPATH:+:$PYTHONPATH}
 export MATTEKIT_TEST_DATA=$shared MATTEKIT_MIRROR=$shared/weights MATTEKIT_HOME=${MATTEKIT_HOME:-$(mktemp -d)} MATTEKIT_OFFLINE=1
@@ -47,6 +49,17 @@ if [[ ! -d $photos ]] || (($(ls "$photos" | wc -l) < 40)); then  # 48 generated 
 fi
 n=$(ls "$photos" | wc -l)
 deadline=$((SECONDS + ${BUDGET:-360}))  # from here: the set-up above takes seconds
+
+cpu_rows() {  # issue 68: a machine nobody measured (the table hidden), then the same with the table shown
+    MATTEKIT_ENGINE_TABLE=hidden MATTEKIT_HOME=$out/home-hidden "$py" -m mattekit doctor --device cpu --task segment --measure
+    for table in hidden shown; do
+        MATTEKIT_ENGINE_TABLE=$table MATTEKIT_HOME=$out/home-$table "$py" -m mattekit bench speed --model u2netp --device cpu \
+            --whole --repeat 2 --data "$photos" $norembg
+    done
+}
+norembg="${rembg[*]}"
+export -f cpu_rows; export norembg
+TAIL=60 step cpu cpu 150 bash -c cpu_rows
 
 TAIL=40 step graphs graphs 150 "$py" -m pytest tests/test_cuda.py -q -s -p no:cacheprovider -k "graph_replays or measured_choice"
 
