@@ -54,7 +54,7 @@ def load_net(entry: ModelEntry, path: Path):
 
 def measure_engines(entry: ModelEntry, weights_path: str | Path | None = None) -> dict:
     """Time ``entry``'s two CPU engines here (fp32, one thread, turn by turn, the least CPU seconds of at least two
-    calls each after a warm-up, at its input for a 1024 x 768 photo shrunk to at most
+    calls each, at its input for a 1024 x 768 photo shrunk to at most
     :data:`mattekit.engines.choice.MEASURE_PIXELS`), save the
     row under this machine's fingerprint and return it (with "cost_s", the wall seconds the measurement took, and
     "export_s", those of them that made the ONNX export, where it was not cached: a run on ONNX Runtime needs it). Loads
@@ -77,7 +77,7 @@ def measure_engines(entry: ModelEntry, weights_path: str | Path | None = None) -
 
 
 def _timed_engines(entry, weights_path: str | None) -> dict:
-    """The measurement row of :func:`measure` (without its cost)."""
+    """The measurement row of :func:`measure_engines` (without its cost)."""
     import time
 
     from .. import engines
@@ -104,10 +104,8 @@ def _timed_engines(entry, weights_path: str | None) -> dict:
         import torch
 
         calls = {"torch": lambda: torch_engine(torch.from_numpy(x)), "onnx": lambda: onnx(x)}
-        for name in calls:
-            calls[name]()  # warm-up
-        spent = 0.0
-        while min(map(len, seconds.values())) < 2 or (spent < 1.0 and len(seconds["torch"]) < 5):
+        spent = 0.0  # the least of two calls each is the warm one; more calls while under half a second
+        while min(map(len, seconds.values())) < 2 or (spent < 0.5 and len(seconds["torch"]) < 4):
             for name in ("torch", "onnx") if len(seconds["torch"]) % 2 == 0 else ("onnx", "torch"):
                 begin = time.thread_time()
                 calls[name]()
