@@ -422,6 +422,25 @@ def test_post_runs_in_the_workers_and_its_result_is_written():
     assert names and all(n.startswith("mattekit-infer-") for n in names)
 
 
+def test_plan_on_the_cpu_gives_a_writer_to_every_4_cores(monkeypatch):
+    """On the CPU the finish and the encoding run in the writers: one per 4 cores (one on up to 7), one when ordered;
+    the plan's workers and threads share the cores out."""
+    from types import SimpleNamespace
+
+    from mattekit.engines import plan
+
+    entry = SimpleNamespace(input=SimpleNamespace(size=(320, 320)))
+    for cores, writers in ((2, 1), (4, 1), (8, 2), (16, 4), (32, 8)):
+        monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)
+        monkeypatch.setattr(plan, "cpu_count", lambda: cores)
+        threads, workers, batch, _ = plan.layout(entry, "cpu", "onnx")
+        on_cpu = SimpleNamespace(device_type="cpu", entry=entry,
+                                 plan=SimpleNamespace(threads=threads, workers=workers, batch=batch))
+        layout = pipeline.plan(on_cpu)
+        assert layout["writers"] == writers and layout["workers"] * layout["threads"] <= cores, (cores, layout)
+        assert pipeline.plan(on_cpu, ordered=True)["writers"] == 1
+
+
 def test_plan_on_cuda_gives_the_spare_cores_to_writers(monkeypatch):
     """With the net on a GPU, postprocessing and encoding bound the speed: the cores but two write (at most 8),
     except in an ordered pipeline (one writer); two workers with batches of 8 for a fixed-size model."""

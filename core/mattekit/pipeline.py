@@ -84,9 +84,10 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
          ordered: bool = False) -> dict:
     """``workers``/``threads``/``batch``/``writers`` for ``predictor``: its plan's layout
     (:func:`mattekit.engines.plan.layout`, for the cores this process has), the arguments given winning; on the CPU
-    a given ``threads`` or ``workers`` shares the cores out for the other. CPU: one writer (the cores are the
-    workers'). CUDA: the CPU's cores, less two, as writers (up to 8; 1 when ``ordered``), since postprocessing and
-    encoding then bound the speed. ``threads`` is per worker. ``ordered``: ``write`` must see results in input order.
+    a given ``threads`` or ``workers`` shares the cores out for the other. CPU: a writer (the finish and the encoding)
+    per 4 cores, at least one (on 16 cores with one writer, u2netp's folder used 3.9 of them and the finish, a quarter
+    of the CPU time, bound the speed); 1 when ``ordered``. CUDA: the CPU's cores, less two, as writers (up to 8; 1
+    when ``ordered``), since postprocessing and encoding then bound the speed. ``threads`` is per worker. ``ordered``: ``write`` must see results in input order.
     Returns keyword arguments for :func:`run_pipeline`.
     """
     engine = getattr(predictor, "engine", None)
@@ -102,7 +103,8 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
         if not getattr(engine, "concurrent", True):
             workers = 1
         threads = threads or max(1, cores // workers)
-        return {"workers": workers, "threads": threads, "batch": batch or layout.batch, "device": device, "ordered": ordered}
+        return {"workers": workers, "threads": threads, "batch": batch or layout.batch, "device": device,
+                "writers": 1 if ordered else max(1, cores // 4), "ordered": ordered}
     writers = 1 if ordered else max(1, min(8, cpu_count() - 2))
     return {"workers": workers or layout.workers, "threads": threads, "batch": batch or layout.batch, "device": device,
             "writers": writers, "ordered": ordered}
