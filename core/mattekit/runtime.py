@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import catalog as catalog_mod
-from . import engines, nets, settings, weights
+from . import nets, settings, weights
 from .ops.resizing import resize
 from .engines import gpus, threads
-from .engines.loading import export_recipe, input_size, load_net, measure_engines, weights_file
-from .engines.plan import Plan, decide, release_as_is
+from .engines.loading import build, input_size, measure_engines
+from .engines.plan import Plan, decide
 from .catalog import ModelEntry
 from .errors import MattekitError
 
@@ -56,21 +56,6 @@ def prepare(entry: ModelEntry, image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(prepare_array(entry, image))
 
 
-def runs_as_is(entry: ModelEntry) -> bool:
-    """An .onnx file for ``entry`` runs through ONNX Runtime as it is (:func:`mattekit.engines.from_onnx_file`)
-    when the model takes a fixed input size and its module has layers :mod:`mattekit.onnx_import` cannot map
-    (looked at on the meta device: nothing allocated). The catalog's pre- and postprocessing apply either way."""
-    import torch
-
-    from .onnx_import import unmapped_layer
-
-    if entry.input.size is None or entry.recurrent:
-        return False
-    with torch.device("meta"):
-        probe = nets.build(entry.net, **entry.kwargs)
-    return unmapped_layer(probe) is not None
-
-
 class Predictor:
     """One loaded model on one device. ``__call__(x)`` runs the net and returns the prediction; calls
     from several threads at once are fine (the pipeline's workers do). ``lock`` is taken only by tiled
@@ -86,17 +71,9 @@ class Predictor:
 
     def __init__(self, entry: ModelEntry, plan: Plan):
         self.entry, self.plan = entry, plan
-        path = weights_file(entry, plan.weights or None)
-        self.weights_path = path
         self.lock = threading.Lock()
         self._provenance: dict | None = None
-        made = export_recipe(entry, path)
-        exported = plan.engine == "onnx" and engines.onnx_export_path(**made).is_file()  # then not a release as it is
-        if path.suffix.lower() == ".onnx" and not exported and runs_as_is(entry):  # e.g. rembg's BiRefNet files
-            self.engine = engines.from_onnx_file(path)
-            self.plan = release_as_is(plan, entry)
-        else:
-            self.engine = engines.create(plan, lambda: load_net(entry, path), label=entry.name, **made)
+        self.engine, self.plan, self.weights_path = build(entry, plan)
         self.backend = self.engine.name
         self.takes_arrays = bool(getattr(self.engine, "takes_arrays", False))
 

@@ -52,6 +52,37 @@ def load_net(entry: ModelEntry, path: Path):
     return net.eval()
 
 
+def runs_as_is(entry: ModelEntry) -> bool:
+    """An .onnx file for ``entry`` runs through ONNX Runtime as it is (:func:`mattekit.engines.from_onnx_file`)
+    when the model takes a fixed input size and its module has layers :mod:`mattekit.onnx_import` cannot map
+    (looked at on the meta device: nothing allocated). The catalog's pre- and postprocessing apply either way."""
+    import torch
+
+    from ..onnx_import import unmapped_layer
+
+    if entry.input.size is None or entry.recurrent:
+        return False
+    with torch.device("meta"):
+        probe = nets.build(entry.net, **entry.kwargs)
+    return unmapped_layer(probe) is not None
+
+
+def build(entry: ModelEntry, plan):
+    """(the engine ``plan`` names for ``entry``, the plan as built, the weights file): the weights fetched and checked
+    (:func:`weights_file`), then :func:`mattekit.engines.create`; weights that are an ONNX release whose layers the
+    net does not take (rembg's BiRefNet files: :func:`runs_as_is`) run as they are, on ONNX Runtime on the CPU, and the
+    plan returned says so (:func:`mattekit.engines.plan.release_as_is`)."""
+    from .. import engines
+    from .plan import release_as_is
+
+    path = weights_file(entry, plan.weights or None)
+    made = export_recipe(entry, path)
+    exported = plan.engine == "onnx" and engines.onnx_export_path(**made).is_file()  # then not a release as it is
+    if path.suffix.lower() == ".onnx" and not exported and runs_as_is(entry):
+        return engines.from_onnx_file(path), release_as_is(plan, entry), path
+    return engines.create(plan, lambda: load_net(entry, path), label=entry.name, **made), plan, path
+
+
 def measure_engines(entry: ModelEntry, weights_path: str | Path | None = None) -> dict:
     """Time ``entry``'s two CPU engines here (fp32, one thread, turn by turn, the least CPU seconds of at least two
     calls each, at its input for a 1024 x 768 photo shrunk to at most
