@@ -104,7 +104,7 @@ def test_bench_engines_stand_in_runs_with_no_test_data(tmp_path, monkeypatch, ca
     code = main(["bench", "engines", "--model", "sinet-portrait", "--stand-in", "--repeat", "1", "--save"])
     out = capsys.readouterr().out
     assert code == 0, out
-    row = json.loads(choice.own_table_path().read_text())["test-class"]["sinet-portrait"]
+    row = json.loads(choice.own_table_path().read_text())[choice.fingerprint()]["sinet-portrait"]
     assert row["weights"] == "stand-in" and row["torch_s"] > 0 and row["onnx_s"] > 0 and row["max_diff"] < 1e-4
 
 

@@ -204,25 +204,36 @@ def test_with_u2netps_window_a_frame_up_to_3x_its_input_is_rounded_not_refined(s
 
 
 def test_an_8_bit_plate_feeds_the_network_its_8_bits_as_rembg_does(shared, mirror, tmp_path):
-    """u2netp's input from 8-bit frames is made from their 8-bit values (PIL's 8-bit Lanczos, rembg's preprocessing),
-    not from the frames made float: the plain per-frame matte (no refinement, no filter) is the network's answer on
-    ``read_image(integers=True)``'s pixels. On these frames the float input's answer differs by up to 0.05-0.1."""
+    """u2netp's input from 8-bit frames is made from their 8-bit values, as rembg makes it: the input roto's per-frame
+    path makes of a plate frame is, bit for bit, the input made of ``read_image(integers=True)``'s pixels (PIL's 8-bit
+    Lanczos) and rembg's own preprocessing to float32 rounding; the plain per-frame matte roto writes is the network's
+    answer on it. Checked on the input, which no engine changes; the mattes, which an engine's thread count or batch
+    may move by a level on a rare pixel after u2netp's 8-bit floor, within a mean of 1e-4 (a fortieth of a level)."""
+    from PIL import Image
+
     from mattekit import runtime
+    from mattekit.roto.source import MatteSource, _MatteRun
     from mattekit.subject import masks
 
     plate = make_plate(shared, tmp_path / "plate", 2, sequence="blackswan", size=(427, 240))
     out = tmp_path / "out"
-    roto.RotoJob(roto.RotoSpec(plate=plate, output=str(out / "m.####.png"), model="u2netp", device="cpu", threads=1,
-                               refine=False, temporal=False)).run()
-    model = runtime.ModelCache().get("u2netp", "segment", "cpu")
+    job = roto.RotoJob(roto.RotoSpec(plate=plate, output=str(out / "m.####.png"), model="u2netp", device="cpu",
+                                     threads=1, refine=False, temporal=False))
+    job.run()
+    source = MatteSource(job.plate, job.entry, device="cpu", refine=False, threads=1)
+    model = source.predictor
+    runtime.set_threads(1)
     for frame in (1001, 1002):
-        path = tmp_path / "plate" / f"plate.{frame}.png"
-        stored, floats = read_image(path, integers=True).pixels, read_image(path).pixels
-        want = masks.mask_from_prediction(floats, model(model.prepare(stored)), refine=False, upsampling="lanczos")
-        matte = _matte((out / f"m.{frame}.png").read_bytes(), tmp_path)
-        np.testing.assert_allclose(matte, want, atol=0.5 / 65535 + 1e-6)
-        before = masks.mask_from_prediction(floats, model(model.prepare(floats)), refine=False, upsampling="lanczos")
-        assert np.abs(before - want).max() > 0.01  # (the float input's answer, which roto gave before)
+        x, picture = _MatteRun(source, [frame], lambda *_: None, None, False).read(frame)
+        x = np.asarray(x)
+        stored = read_image(tmp_path / "plate" / f"plate.{frame}.png", integers=True).pixels
+        assert stored.dtype == np.uint8 and np.array_equal(x, np.asarray(model.prepare(stored)))
+        rembg = np.asarray(Image.fromarray(stored).resize((320, 320), Image.Resampling.LANCZOS), np.float64)
+        rembg = (rembg / rembg.max() - (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225)
+        np.testing.assert_allclose(x[0].transpose(1, 2, 0), rembg, rtol=0, atol=1e-5)
+        want = masks.mask_from_prediction(picture.pixels, model(model.prepare(stored)), refine=False,
+                                          upsampling="lanczos")
+        assert np.abs(_matte((out / f"m.{frame}.png").read_bytes(), tmp_path) - want).mean() <= 1e-4
 
 
 def _matte(data: bytes, tmp_path: Path) -> np.ndarray:

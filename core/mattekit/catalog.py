@@ -32,8 +32,11 @@ class InputSpec:
     (H, W), aspect not kept; otherwise the image keeps its own size (shrunk, aspect kept, until its long side is
     at most ``max_side`` when one is given) floored to a ``multiple``; ``short_side`` (depth_anything) and
     ``ref_size`` (modnet) are the parameters of those families' own rules. ``resize``: "bilinear", "area", "cubic", "lanczos" (PIL's, as rembg) or "torch-area" (PyTorch's area mode).
-    Values: colour order, optional division by the image's own max, optional uint8
-    truncation after resizing, then ``(x - mean) / std * extra_scale`` on the 0..1 scale.
+    ``eight_bit``: the reference pipeline reads an 8-bit picture, so every source is first rounded to 8-bit levels
+    (:func:`mattekit.ops.pixels.quantise`): a float, 16-bit or linear copy of an 8-bit picture gives the 8-bit
+    picture's input, and an 8-bit source is taken as it is. Values: colour order, optional division by the image's
+    own max, optional uint8 truncation after resizing (``quantize_uint8``, DIS's), then ``(x - mean) / std *
+    extra_scale`` on the 0..1 scale.
     """
 
     size: tuple[int, int] | None = None
@@ -44,6 +47,7 @@ class InputSpec:
     resize: str = "bilinear"
     colour_order: str = "RGB"
     divide_by_max: bool = False
+    eight_bit: bool = False
     quantize_uint8: bool = False
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import catalog as catalog_mod
 from . import nets, settings, weights
+from .ops.pixels import quantise
 from .ops.resizing import resize
 from .engines import gpus, threads
 from .engines.loading import build, input_size, measure_engines
@@ -35,8 +36,11 @@ def set_threads(count: int | None) -> None:
 
 def prepare_array(entry: ModelEntry, image: np.ndarray) -> np.ndarray:
     """sRGB HxWx3 (float32 in [0,1], or uint8/uint16: see :func:`mattekit.ops.resizing.resize`, which shrinks a
-    large integer photo without a full-size float copy) -> 1x3xhxw float32 array as the catalog entry wants it."""
+    large integer photo without a full-size float copy) -> 1x3xhxw float32 array as the catalog entry wants it.
+    Where the model's reference reads 8-bit pictures (``eight_bit``) every source is rounded to 8-bit levels first."""
     spec = entry.input
+    if spec.eight_bit:  # one quantisation for every source: a float on the 8-bit grid gives the 8-bit answer
+        image = quantise(image[..., :3], 8)
     image = resize(image[..., :3], *input_size(entry, *image.shape[:2]), spec.resize)
     if spec.quantize_uint8:
         image = np.floor(np.clip(image, 0, 1) * 255.0) / 255.0

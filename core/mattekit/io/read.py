@@ -115,17 +115,6 @@ def read_plate(path, colorspace: str | None = None, view: str | None = None) -> 
     return Picture(pixels, found.bit_depth, path, pixels.shape[2] == 4, found.format, found.mode, found.pixels, space)
 
 
-def as_stored(picture: Picture) -> np.ndarray:
-    """``picture.pixels`` as its file stores them where that is 8-bit sRGB taken as it is (a plate or movie frame in
-    the networks' space, no view): uint8 H x W x C, as :func:`read_image` ``(integers=True)`` gives them (a network's
-    Lanczos resize then runs PIL's 8-bit path, as rembg's does); else the pixels as they are."""
-    pixels = picture.pixels
-    if picture.bit_depth != 8 or pixels is not picture.scene or pixels.dtype != np.float32:
-        return pixels
-    stored = cv2.convertScaleAbs(pixels, alpha=255.0)
-    return stored if np.array_equal(unit_float(stored), pixels) else pixels  # (off the 8-bit grid: alpha divided out)
-
-
 def plate_layout(path) -> Layout:
     """What :func:`read_plate` would give for ``path`` (size, bit depth, mode), from its header alone: EXR and DPX
     as OpenImageIO reads them (a layered EXR's colour layer too), the others as :func:`read_layout` reads them;

@@ -9,7 +9,6 @@ from ..subject import masks, prompting
 from . import temporal, tracking
 from ..errors import InputError
 from ..io.frame_ranges import format_frames
-from ..io.read import as_stored
 from ..tasks.roto import RotoSpec
 
 
@@ -77,16 +76,16 @@ class HintChain:
         predictor = self.source.predictor
         soft = self.source.entry.task == "matte"
         upsampling = self.source.entry.output.upsample
-        mask, stored = None, as_stored(picture)  # (the network's input from an 8-bit frame's 8 bits, as rembg's)
+        mask, pixels = None, picture.pixels
         if parent is not None:  # a carried hint: the whole frame, only what lies near the carried subject kept
             context = (hint, (0, 0, height, width))
-            mask = masks.hinted_mask(picture.pixels, predictor(predictor.prepare(stored)), self.source.refine,
+            mask = masks.hinted_mask(pixels, predictor(predictor.prepare(pixels)), self.source.refine,
                                      context, soft=soft, upsampling=upsampling, device=masks.device_of(predictor))
             if np.count_nonzero(mask > 0.5) < CARRIED_KEEP * np.count_nonzero(hint.mask > 0.5):
                 mask = None  # the model let the subject go (another one is more salient): look at its region
         if mask is None:  # the user's hint, or a carried one the whole frame lost: the model runs on its region
-            x, context = masks.hinted_input(predictor, stored, hint)
-            mask = masks.hinted_mask(picture.pixels, predictor(x), self.source.refine, context, soft=soft,
+            x, context = masks.hinted_input(predictor, pixels, hint)
+            mask = masks.hinted_mask(pixels, predictor(x), self.source.refine, context, soft=soft,
                                      upsampling=upsampling, device=masks.device_of(predictor))
         if self.users[frame]:
             self.done[frame] = (mask, grey, hint)

@@ -101,7 +101,7 @@ class RotoJob:
                           "weights": self.weights_path().name, "sha256": known_sha256(self.weights_path())},
                 "refine": self.spec.refine, "bit_depth": self.spec.bit_depth,
                 "temporal": self.temporal.describe() if self.temporal else None,
-                "input": "as stored"}  # 8-bit frames reach the network as their 8 bits (io.read.as_stored)
+                "input": "8-bit levels, rounded"}  # (runtime.prepare_array: a float frame on the grid as its 8 bits)
         if self.entry.recurrent:
             settings["warmup"] = self.entry.warmup
         if self.spec.colorspace:

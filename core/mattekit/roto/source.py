@@ -14,7 +14,6 @@ from ..subject import masks
 from . import temporal, tracking
 from ..errors import Cancelled, MattekitError
 from ..io import Picture
-from ..io.read import as_stored
 from .chain import HintChain
 from .sam import SamChain, runs, shared_features
 
@@ -132,7 +131,7 @@ class _MatteRun:
 
     def read(self, frame: int) -> tuple:
         picture = self.source.plate.read(frame)
-        return self.predictor.prepare(as_stored(picture)), picture  # an 8-bit frame as its 8 bits (rembg's input)
+        return self.predictor.prepare(picture.pixels), picture
 
     def upsample(self, frame: int, picture: Picture, prediction) -> np.ndarray:
         entry = self.source.entry
