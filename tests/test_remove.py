@@ -348,12 +348,14 @@ def test_a_box_alone_cuts_the_plain_answer(two_subjects):
 @pytest.fixture
 def missed_subject(shared, mirror):
     """(two grabcut50 photos side by side as float RGB, {"left"|"right": its 0/128/255 mask}) where u2netp's answer on
-    the whole photo picks the right subject (153077) and leaves the left one (106024) out."""
+    the whole photo picks the right subject (227092) and leaves the left one (flower) out. (The pair before one
+    quantisation for every source, 106024 and 153077, held only on the float path's overshoot: its 8-bit answer picks
+    neither, and a box finds 106024 at IoU 0.13.)"""
     from mattekit.bench import hints as bench_hints
 
     photos = [io.read_image(shared / "data/grabcut50/im" / f"{name}.jpg").pixels[..., :3] / 255.0
-              for name in ("106024", "153077")]
-    image, left, right = bench_hints.side_by_side(*photos, gt_mask(shared, "106024.jpg"), gt_mask(shared, "153077.jpg"))
+              for name in ("flower", "227092")]
+    image, left, right = bench_hints.side_by_side(*photos, gt_mask(shared, "flower.jpg"), gt_mask(shared, "227092.jpg"))
     return image.astype(np.float32), {"left": left, "right": right}
 
 
