@@ -512,6 +512,7 @@ def test_a_requests_ocio_config_is_confined_and_a_fifo_never_blocks_the_worker(t
 
     from mattekit.wire import client
     from mattekit.wire import protocol
+    from test_ocio_confined import this_python
 
     monkeypatch.delenv("OCIO", raising=False)
     shot, elsewhere = tmp_path / "shot", tmp_path / "elsewhere"
@@ -521,7 +522,7 @@ def test_a_requests_ocio_config_is_confined_and_a_fifo_never_blocks_the_worker(t
     os.mkfifo(shot / "fifo.ocio")
     monkeypatch.setenv("MATTEKIT_ALLOW_DIRS", str(shot))
     state = tmp_path / "state" / "worker.json"
-    worker = client.start_worker(sys.executable, str(state), idle_timeout=120)
+    worker = client.start_worker(this_python(tmp_path), str(state), idle_timeout=120)  # this checkout's worker
     host, port = worker.url.removeprefix("http://").split(":")
 
     def request(method, path, options=None):
@@ -547,7 +548,7 @@ def test_a_requests_ocio_config_is_confined_and_a_fifo_never_blocks_the_worker(t
         status, answer = roto(f"ACEScg@{shot / 'fifo.ocio'}")
         assert (status, answer["error"]["code"]) == (400, "bad_option"), answer
         message = answer["error"]["message"]
-        assert message == f"Cannot load the OCIO config {shot / 'fifo.ocio'}: it is not a regular file.", message
+        assert message == f"Cannot load the OCIO config {shot / 'fifo.ocio'}: it is a FIFO, not a regular file.", message
         assert request("GET", "/v1/health")[0] == 200
     finally:
         pid = json_module.loads(state.read_text())["pid"]

@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 import warnings
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 import PyOpenColorIO as ocio
 
 from mattekit.errors import InputError
+from mattekit.fsutil import Unreadable, read_regular
 
 BUILTIN = "ocio://studio-config-latest"  # the ACES studio config built into OCIO 2.2+ (camera log spaces included)
 NETWORK_SPACE = "sRGB Encoded Rec.709 (sRGB)"  # what the networks see (a name of the built-in configs)
@@ -34,19 +36,110 @@ def config_path() -> str:
     return os.environ.get("OCIO", "").strip() or BUILTIN
 
 
-@lru_cache(maxsize=4)
+CONFIG_BYTES = 16 << 20  # the most a config file may hold
+LUT_BYTES = 64 << 20  # the most a file a config names may hold (a 65-point cube as text is about 10 MB)
+_CONFINED: dict[str, Callable[[str], bool]] = {}  # config path -> where else its files may lie (:func:`confine`)
+
+
+class _Files(ocio.PyConfigIOProxy):
+    """Every file a config names, read for OpenColorIO here (OCIO would hold the GIL while it read): a regular file
+    through one descriptor (:func:`mattekit.fsutil.read_regular`), at most :data:`LUT_BYTES`; for a confined config
+    only beside it (its folder and below) or where ``allowed`` says. A refusal cannot be raised through OCIO (it
+    then opens the file itself): it is kept in ``refused`` and a byte no LUT reader takes is handed over instead."""
+
+    def __init__(self, path: str, allowed: Callable[[str], bool] | None):
+        super().__init__()
+        self.path, self.allowed, self.refused = path, allowed, ""
+        self.folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+
+    def inside(self, real: str) -> bool:
+        return real.startswith(self.folder.rstrip(os.sep) + os.sep) or self.allowed(real)
+
+    def getConfigData(self) -> str:  # (never asked: the config's text is given to OCIO whole)
+        return ""
+
+    def getFastLutFileHash(self, path: str) -> str:  # OCIO's own: device and inode, "" for no file
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError):
+            return ""
+        return f"{info.st_dev}:{info.st_ino}"
+
+    def getLutData(self, path: str):
+        try:
+            confined = self.inside if self.allowed else None
+            return bytearray(read_regular(path, LUT_BYTES, confined, "its folder and the worker's allowed folders"))
+        except Unreadable as exc:
+            self.refused = self.refused or f"The OCIO config {self.path} names {path}, which {exc}."
+            return bytearray(b"\0")
+
+    def check(self) -> None:
+        """InputError for a file refused since the last check; the config leaves the caches then, so that
+        what OCIO made of the refusal is never used."""
+        refused, self.refused = self.refused, ""
+        if refused:
+            _clear_caches()
+            raise InputError(refused)
+
+
+def _clear_caches() -> None:
+    for cached in (_load, _processor, _view_processors):
+        cached.cache_clear()
+    ocio.ClearAllCaches()  # OCIO's own file caches are global, by path
+
+
 def _config(path: str) -> ocio.Config:
-    """The OCIO config at ``path`` (a file or an ``ocio://`` URI). Only a regular file is opened: a FIFO or a
-    device named as a config would block the reader, or never end."""
+    return _load(path)[0]
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> tuple[ocio.Config, _Files | None]:
+    """The OCIO config at ``path`` (a file or an ``ocio://`` URI) and the reader of the files it names (kept here:
+    OCIO holds only its C++ half). A file is read once, a regular file only (a FIFO or a device named as a config
+    would block the reader, or never end), and its text handed to OCIO, with its folder as the working folder."""
     origin = " (from $OCIO)" if path == os.environ.get("OCIO", "").strip() else ""
-    if not path.startswith("ocio://") and os.path.exists(path) and not os.path.isfile(path):
-        raise InputError(f"Cannot load the OCIO config {path}{origin}: it is not a regular file.")
     try:
-        return ocio.Config.CreateFromFile(path)
+        if path.startswith("ocio://") or path.endswith(".ocioz"):  # built in, or an archive OCIO reads itself
+            return ocio.Config.CreateFromFile(path), None
+        text = read_regular(path, CONFIG_BYTES).decode("utf-8", "replace")
+        cfg = ocio.Config.CreateFromStream(text)
+        cfg.setWorkingDir(os.path.dirname(os.path.abspath(path)))
+        files = _Files(path, _CONFINED.get(path))
+        cfg.setConfigIOProxy(files)
+        if files.allowed:
+            _check_search_paths(cfg, files)
+        return cfg, files
+    except Unreadable as exc:
+        raise InputError(f"Cannot load the OCIO config {path}{origin}: it {exc}.") from None
     except (ocio.Exception, ocio.ExceptionMissingFile) as exc:  # (the second is no subclass of the first)
         reason = str(exc).splitlines()[0].removeprefix("Error: ").split(". ")[0].rstrip(".").replace(f"'{path}' ", "")
         reason = reason[:1].lower() + reason[1:]
         raise InputError(f"Cannot load the OCIO config {path}{origin}: {reason}.") from None
+
+
+def _check_search_paths(cfg: ocio.Config, files: _Files) -> None:
+    """InputError when a confined config's search path leaves its folder and the allowed folders."""
+    context = cfg.getCurrentContext()
+    for named in cfg.getSearchPaths():
+        named = context.resolveStringVar(named)
+        real = os.path.realpath(os.path.join(cfg.getWorkingDir(), named))
+        if real != files.folder and not files.inside(real):
+            raise InputError(f"The OCIO config {files.path} searches {real} for files, outside its folder and the "
+                             f"worker's allowed folders.")
+
+
+def confine(space: str, allowed: Callable[[str], bool], view: str | None = None) -> None:
+    """For the worker: the config that ``space`` names as NAME@CONFIG (none for $OCIO's or a built-in one) may
+    read files only beside it (its folder and below) or where ``allowed(real path)`` says; its conversion for
+    the networks (through ``view`` when given) is made now, so that a config naming a FIFO, a device, a file
+    elsewhere or a search path elsewhere is refused (InputError, one sentence) before any job is queued."""
+    path = named_config(space)
+    if not path:
+        return
+    if _CONFINED.get(path) != allowed:
+        _CONFINED[path] = allowed
+        _clear_caches()
+    check_conversion(space, view)
 
 
 def config() -> ocio.Config:
@@ -121,6 +214,14 @@ def is_network_space(space: str) -> bool:
     return space == NETWORK_SPACE or (found is not None and found.getName() == NETWORK_SPACE)
 
 
+def _read_files(*paths: str) -> None:
+    """InputError when the config at one of ``paths`` had a file it names refused while OCIO read it (:class:`_Files`)."""
+    for path in paths:
+        files = _load(path)[1]
+        if files is not None:
+            files.check()
+
+
 @lru_cache(maxsize=16)
 def _processor(path: str, space: str) -> ocio.CPUProcessor:
     cfg = _config(path)
@@ -129,9 +230,11 @@ def _processor(path: str, space: str) -> ocio.CPUProcessor:
             processor = cfg.getProcessor(space, NETWORK_SPACE)
         else:  # a config of the user's without sRGB: through the interchange spaces to the built-in config's
             processor = ocio.Config.GetProcessorFromConfigs(cfg, space, _config(BUILTIN), NETWORK_SPACE)
-    except ocio.Exception as exc:
+    except (ocio.Exception, ocio.ExceptionMissingFile) as exc:
+        _read_files(path)
         raise InputError(f"Cannot convert {space} to sRGB with the OCIO config {path}: "
                          f"{str(exc).splitlines()[0].rstrip('.')}.") from None
+    _read_files(path)
     return processor.getDefaultCPUProcessor()
 
 
@@ -163,14 +266,31 @@ def _view_processors(path: str, space: str, view: str) -> tuple:
     cfg, display = config(), srgb_display()
     try:
         if path == config_path():
-            return (cfg.getProcessor(space, display, view, ocio.TRANSFORM_DIR_FORWARD).getDefaultCPUProcessor(),)
-        linear = cfg.getColorSpace(ocio.ROLE_SCENE_LINEAR).getName()
-        first = ocio.Config.GetProcessorFromConfigs(_config(path), space, cfg, linear)
-        return (first.getDefaultCPUProcessor(),
-                cfg.getProcessor(linear, display, view, ocio.TRANSFORM_DIR_FORWARD).getDefaultCPUProcessor())
-    except (ocio.Exception, AttributeError) as exc:
+            found = (cfg.getProcessor(space, display, view, ocio.TRANSFORM_DIR_FORWARD).getDefaultCPUProcessor(),)
+        else:
+            linear = cfg.getColorSpace(ocio.ROLE_SCENE_LINEAR).getName()
+            first = ocio.Config.GetProcessorFromConfigs(_config(path), space, cfg, linear)
+            found = (first.getDefaultCPUProcessor(),
+                     cfg.getProcessor(linear, display, view, ocio.TRANSFORM_DIR_FORWARD).getDefaultCPUProcessor())
+    except (ocio.Exception, ocio.ExceptionMissingFile, AttributeError) as exc:
+        _read_files(config_path(), path)
         raise InputError(f"Cannot show {space} through the view '{view}' with the OCIO config {config_path()}: "
                          f"{str(exc).splitlines()[0].rstrip('.')}.") from None
+    _read_files(config_path(), path)
+    return found
+
+
+def check_conversion(space: str, view: str | None = None) -> None:
+    """Make :func:`to_network`'s conversion of ``space`` (through ``view``) now, reading the files its config names:
+    InputError (one sentence) before any frame or model when one cannot be read."""
+    _network_processors(space, view)
+
+
+def _network_processors(space: str, view: str | None) -> tuple:
+    """The CPU processors :func:`to_network` applies to ``space`` (through ``view``), in order."""
+    if view:
+        return _view_processors(*split_space(space), view)
+    return () if is_network_space(space) else (_processor(*split_space(space)),)
 
 
 def to_network(rgb: np.ndarray, space: str, view: str | None = None) -> np.ndarray:
@@ -178,9 +298,6 @@ def to_network(rgb: np.ndarray, space: str, view: str | None = None) -> np.ndarr
     float32, sRGB-encoded Rec.709, clipped to [0, 1] (NaN -> 0); with ``view`` (a name :func:`check_view` gave:
     checked once per job, not per frame), that view transform of the sRGB display instead of the plain conversion."""
     out = np.ascontiguousarray(rgb, np.float32).copy()
-    if view:
-        for processor in _view_processors(*split_space(space), view):
-            processor.applyRGB(out)
-    elif not is_network_space(space):
-        _processor(*split_space(space)).applyRGB(out)
+    for processor in _network_processors(space, view):
+        processor.applyRGB(out)
     return np.clip(np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0), 0, 1, out=out)

@@ -7,7 +7,8 @@
   (a model's weights in provenance, manifests and export caches), not to verify one;
 - :func:`try_lock` / :func:`exclusive_lock` - an exclusive lock on an open file, between processes;
 - :class:`FilesRead` - the files a run reads, to refuse an output that would land on one of them;
-- :func:`file_kind` - what is at a path, in words ("a FIFO", "a device", "a link loop").
+- :func:`file_kind` - what is at a path, in words ("a FIFO", "a device", "a link loop");
+- :func:`read_regular` - a regular file's bytes through one descriptor, never blocking on a FIFO or a device.
 """
 from __future__ import annotations
 
@@ -205,8 +206,63 @@ def file_kind(path: str | Path) -> str:
         return "a broken link" if os.path.islink(path) else "nothing"
     except ValueError:  # a null character: no file has such a name
         return "nothing"
+    return _kind(mode)
+
+
+def _kind(mode: int) -> str:
     for test, words in ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
                         (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
         if test(mode):
             return words
     return "a special file"
+
+
+class Unreadable(Exception):
+    """A file :func:`read_regular` refuses; the message is what follows its name ("is a FIFO, not a regular file")."""
+
+
+def read_regular(path: str, limit: int, inside: Callable[[str], bool] | None = None,
+                 where: str = "the allowed folders") -> bytes:
+    """The bytes of the regular file at ``path`` (at most ``limit``), read through one descriptor opened without
+    following a final link and without blocking, then fstat-ed: a FIFO or a device is refused, never read, and no
+    swap between a check and the open is possible. ``inside(real path)``: whether the file may be read from there
+    (asked of its real path before the open and of the descriptor's own path after; ``where`` names those places in
+    the refusal). Unreadable otherwise."""
+    real = os.path.realpath(path)
+    if inside is not None and not inside(real):
+        raise Unreadable(f"lies outside {where}")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(real, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        reason = {errno.ELOOP: "was replaced by a link while it was opened", errno.ENOENT: "does not exist"}
+        raise Unreadable(reason.get(exc.errno) or f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Unreadable(f"is {_kind(info.st_mode)}, not a regular file")
+        if inside is not None and not inside(_opened(fd, real, info)):
+            raise Unreadable(f"was moved outside {where} while it was opened")
+        if info.st_size > limit:
+            raise Unreadable(f"holds {info.st_size / 2**20:.1f} MiB, more than the {limit / 2**20:.0f} MiB read")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:  # it grew after the fstat
+        raise Unreadable(f"holds more than the {limit / 2**20:.0f} MiB read")
+    return data
+
+
+def _opened(fd: int, real: str, info: os.stat_result) -> str:
+    """The path of the file open on ``fd`` (``real``: the path it was opened by, ``info``: its fstat) as the
+    system knows it now; "" when it cannot tell and ``real`` names another file by now."""
+    try:
+        if os.path.isdir("/proc/self/fd"):
+            return os.readlink(f"/proc/self/fd/{fd}")
+        if sys.platform == "darwin":
+            import fcntl
+            return fcntl.fcntl(fd, fcntl.F_GETPATH, bytes(1024)).split(b"\0", 1)[0].decode()
+        return real if os.path.samestat(info, os.stat(real)) else ""
+    except OSError:
+        return ""

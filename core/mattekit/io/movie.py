@@ -31,6 +31,8 @@ class Movie:
         self.path = Path(path)
         self.colorspace = colorspace
         self.view = colour.check_view(view) if view else None
+        if colorspace:  # the files its config names are read now, not at the first frame
+            colour.check_conversion(colorspace, self.view)
         self._av = av
         self._lock = threading.Lock()
         try:

@@ -48,6 +48,8 @@ class ImageSequence:
         colour.config()
         self.colorspace = colour.check_colorspace(colorspace) if colorspace else None
         self.view = colour.check_view(view) if view else None
+        if self.colorspace:  # the files its config names are read now, not at the first frame
+            colour.check_conversion(self.colorspace, self.view)
         self.files = pattern.scan()
         if not self.files:
             where = "" if pattern.folder.is_dir() else f" (the folder {pattern.folder} does not exist)"

@@ -161,8 +161,17 @@ class Worker(object):
 
     # -- what the worker offers
     def health(self, timeout=None):
-        """{"ok": true, "version": ..., "pid": ..., "operations": [...]} or WorkerError."""
+        """{"ok": true, "version": ..., "pid": ..., "operations": [...], "jobs": {"running", "queued"}} or WorkerError."""
         return self.get_json("health", timeout=timeout)
+
+    def busy(self, timeout=None):
+        """"" when the worker has nothing to do, else a sentence: it is busy, with how many jobs queued."""
+        jobs = self.health(timeout=timeout).get("jobs") or {}
+        queued = int(jobs.get("queued", 0)) + int(jobs.get("running", 0))
+        if not queued:
+            return ""
+        return "The mattekit worker is busy, %d job%s queued before this one; it waits its turn." % (
+            queued, "" if queued == 1 else "s")
 
     def models(self):
         return self.get_json("models")["models"]
@@ -191,6 +200,9 @@ class Worker(object):
                     "Content-Type": "application/octet-stream"}
             _, headers, data = self.request("POST", "run/" + operation, body, head)
             return _decode(json.loads(headers[protocol.META_HEADER]), data)
+        busy = self.busy() if progress is not None else ""
+        if busy:
+            progress(0.0, busy)
         job = self.submit(operation, inputs, options)
         while True:
             if cancelled is not None and cancelled():
@@ -347,18 +359,65 @@ def _last_line(path):
 
 
 def connect(python=None, path=None, start=True, idle_timeout=None, wait=120.0):
-    """A Worker: the running one if it answers, else (``start``) a new one run by ``python``."""
+    """A Worker: the running one if it answers, else (``start``) a new one run by ``python``. A worker that does
+    not answer but is alive (it holds its lock) is busy, not dead: it is waited for (up to ``wait`` s), never doubled."""
     path = path or state_path()
     worker = find_worker(path)
-    if worker is not None or not start:
+    if worker is not None:
+        return worker
+    if not start:
+        worker = _wait_for_worker(path, wait)
         if worker is None:
             raise WorkerError("No mattekit worker is running; start one with 'mattekit serve'.")
         return worker
     with _StartLock(path + ".lock"):
-        worker = find_worker(path, timeout=10.0)  # someone else may have started it while we waited
+        worker = find_worker(path, timeout=10.0) or _wait_for_worker(path, wait)  # started meanwhile, or busy
         if worker is not None:
             return worker
         return start_worker(python, path, idle_timeout=idle_timeout, wait=wait)
+
+
+def worker_alive(path):
+    """Whether a worker process holds the lock of the state file ``path`` (it holds it until it exits), asked
+    without waiting: taken and let go at once when free."""
+    try:
+        handle = open(path + ".worker-lock", "a+")
+    except OSError:
+        return False
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        handle.close()
+
+
+def _wait_for_worker(path, wait):
+    """The worker of ``path`` once it answers, while it is alive (:func:`worker_alive`; up to ``wait`` s); None when
+    none is alive; WorkerError when it lives but never answers."""
+    deadline = time.time() + wait
+    while worker_alive(path):
+        worker = find_worker(path, timeout=2.0)
+        if worker is not None:
+            return worker
+        if time.time() >= deadline:
+            break
+        time.sleep(0.5)
+    else:
+        return None
+    state = read_state(path) or {}
+    raise WorkerError("The mattekit worker (process %s) is running but has not answered for %d s; it may be stuck: "
+                      "see its log %s, or end that process." % (state.get("pid", "?"), wait,
+                                                               os.path.join(os.path.dirname(path), "worker.log")))
 
 
 def read_record(folder):

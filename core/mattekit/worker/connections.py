@@ -4,12 +4,15 @@ requests need of the worker behind them.
 
 A new connection waits in one selector thread until its request line and headers have all arrived (at
 most ``CONNECTION_TIMEOUT`` seconds after it was accepted, however slowly they trickle in); only then does
-one of ``pool_size`` handler threads take it. At most ``max_connections`` are open at once: beyond that the
-oldest waiting one is closed (or, when none is waiting, the new one).
+one of ``pool_size`` handler threads take it; a health check (``GET /v1/health``) goes to a thread of its own,
+which no job can hold, so that a worker whose handler threads all wait on runs still says it is alive and busy.
+At most ``max_connections`` are open at once: beyond that the oldest waiting one is closed (or, when none is
+waiting, the new one).
 """
 from __future__ import annotations
 
 import queue
+import re
 import selectors
 import socket
 import socketserver
@@ -24,6 +27,7 @@ POOL_SIZE = 8
 MAX_CONNECTIONS = 256
 MAX_HEADER_BYTES = 1 << 16
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+HEALTH_LINE = re.compile(rb"GET /v1/health/?[? ]")  # a request line the health thread takes
 
 
 class App(Protocol):
@@ -64,10 +68,13 @@ class Server(socketserver.TCPServer):
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
         self.selector.register(self.wake_r, selectors.EVENT_READ)
-        self.ready: queue.Queue = queue.Queue()
+        self.ready: queue.Queue = queue.Queue()  # connections for the handler pool
+        self.health: queue.Queue = queue.Queue()  # health checks, for their own thread
         self.threads = [threading.Thread(target=self._waiting_room, name="mattekit-http-wait", daemon=True)]
-        self.threads += [threading.Thread(target=self._handle_ready, name=f"mattekit-http-{i}", daemon=True)
-                         for i in range(pool_size)]
+        self.threads += [threading.Thread(target=self._handle_ready, args=(self.ready,), name=f"mattekit-http-{i}",
+                                          daemon=True) for i in range(pool_size)]
+        self.threads.append(threading.Thread(target=self._handle_ready, args=(self.health,), name="mattekit-http-health",
+                                             daemon=True))
         for thread in self.threads:
             thread.start()
 
@@ -97,13 +104,18 @@ class Server(socketserver.TCPServer):
         self.open_connections -= 1
 
     def _hand_over(self, sock) -> None:
-        """Give a waiting connection whose headers are in to the handler pool (lock held)."""
+        """Give a waiting connection whose headers are in to the handler pool, or a health check to its own
+        thread (lock held)."""
         _, address = self.waiting.pop(sock)
         if sock in self.partial:
             self.partial.discard(sock)
         else:
             self.selector.unregister(sock)
-        self.ready.put((sock, address))
+        try:
+            health = HEALTH_LINE.match(sock.recv(32, socket.MSG_PEEK)) is not None
+        except OSError:  # the handler meets the error and ends the connection
+            health = False
+        (self.health if health else self.ready).put((sock, address))
 
     def _waiting_room(self) -> None:
         while not self.closing:
@@ -133,9 +145,9 @@ class Server(socketserver.TCPServer):
                 for sock in [s for s, (limit, _) in self.waiting.items() if limit < now]:
                     self._drop_waiting(sock)
 
-    def _handle_ready(self) -> None:
+    def _handle_ready(self, connections: queue.Queue) -> None:
         while True:
-            item = self.ready.get()
+            item = connections.get()
             if item is None:
                 return
             request, address = item
@@ -155,6 +167,7 @@ class Server(socketserver.TCPServer):
         self.closing = True
         for _ in self.threads[1:]:
             self.ready.put(None)
+        self.health.put(None)
         self.wake_w.send(b"\0")
         with self.lock:
             for sock in list(self.waiting):

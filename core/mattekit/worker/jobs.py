@@ -93,7 +93,7 @@ class JobTable:
         self.lock = threading.Lock()
         self.jobs: dict[str, Job] = {}  # asynchronous jobs, kept until fetched
         self.queued_bytes = 0  # reserved: pixels of requests being read and of jobs not yet ended
-        self.active = 0  # jobs queued or running, synchronous ones included
+        self.active: dict[str, Job] = {}  # jobs queued or running, synchronous ones included, in the order taken
         self.stopping = False
         self.queue: queue.Queue = queue.Queue()
         self.threads = [threading.Thread(target=self._compute, name=f"mattekit-compute-{i}", daemon=True)
@@ -119,7 +119,23 @@ class JobTable:
 
     def busy(self) -> bool:
         with self.lock:
-            return self.active > 0
+            return bool(self.active)
+
+    def counts(self) -> tuple[int, int]:
+        """(jobs running, jobs queued), synchronous ones included."""
+        with self.lock:
+            running = sum(job.state == "running" for job in self.active.values())
+            return running, len(self.active) - running
+
+    def status(self, job: Job) -> dict:
+        """``job``'s status; a queued one's message says how many jobs are before it."""
+        with self.lock:
+            found = job.status()
+            if job.state == "queued" and job.id in self.active:
+                ahead = list(self.active).index(job.id)
+                found["ahead"] = ahead
+                found["message"] = f"Waiting: the worker is busy, {ahead} job{'s' * (ahead != 1)} before this one"
+            return found
 
     def reserve(self, size: int) -> Booking:
         """Reserve ``size`` bytes of the queue for a request (before its body is read), or Refused."""
@@ -155,7 +171,7 @@ class JobTable:
                     raise Refused("too_many_jobs", f"The worker already holds {MAX_JOBS} jobs; fetch or cancel some first.")
                 self.jobs[job.id] = job
             booking.held = False  # the job's now: _end gives the bytes back
-            self.active += 1
+            self.active[job.id] = job
         self.queue.put(job)
         return job
 
@@ -164,8 +180,7 @@ class JobTable:
             return self.jobs.get(job_id)
 
     def statuses(self) -> list[dict]:
-        with self.lock:
-            return [job.status() for job in self.jobs.values()]
+        return [self.status(job) for job in list(self.jobs.values())]
 
     def forget(self, job: Job) -> None:
         """Drop a job from the table: at once when it has ended, else as soon as it ends."""
@@ -199,7 +214,7 @@ class JobTable:
         job.work = None  # free the pixels now
         job.finished_at = time.monotonic()
         self.queued_bytes -= job.size
-        self.active -= 1
+        self.active.pop(job.id, None)
         job.done_event.set()
         if job.forgotten:
             self.jobs.pop(job.id, None)

@@ -90,6 +90,15 @@ class PathPolicy:
         folders = named or [os.path.expanduser("~")]
         self.allowed = [os.path.realpath(os.path.expanduser(p)) for p in folders]
 
+    def holds(self, real: str) -> bool:
+        """Whether the real path ``real`` (links resolved) lies in an allowed folder (not in a hidden one of home)."""
+        for folder in self.allowed:
+            if real == folder or real.startswith(folder.rstrip(os.sep) + os.sep):
+                inner = os.path.relpath(real, folder).split(os.sep)
+                if not (self.home_default and any(part.startswith(".") and part != "." for part in inner)):
+                    return True
+        return False
+
     def check(self, field_name: str, path: str) -> None:
         """OptionError unless ``path`` (a pattern, file or folder; it need not exist yet) is allowed; a value
         holding several, joined by ';' (``hint_mask``: PATTERN@NAME;PATTERN@NAME), has each checked."""
@@ -104,13 +113,8 @@ class PathPolicy:
             raise OptionError(f"Option '{field_name}' must not contain '..' ({path!r}).")
         if not os.path.isabs(os.path.expanduser(path)):
             raise OptionError(f"Option '{field_name}' must be an absolute path, not {path!r}.")
-        real = os.path.realpath(os.path.expanduser(path))
-        for folder in self.allowed:
-            if real == folder or real.startswith(folder.rstrip(os.sep) + os.sep):
-                inner = os.path.relpath(real, folder).split(os.sep)
-                if self.home_default and any(part.startswith(".") and part != "." for part in inner):
-                    continue
-                return
+        if self.holds(os.path.realpath(os.path.expanduser(path))):
+            return
         where = ("your home folder (hidden folders excluded)" if self.home_default
                  else "the allowed folders " + ", ".join(self.allowed))
         raise OptionError(f"Option '{field_name}' names {path!r}, outside {where}; start the worker with "
@@ -131,12 +135,14 @@ def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
         for name in path_options:
             if isinstance(values.get(name), str) and values[name]:
                 paths.check(name, values[name])
-        for name in space_options:  # NAME@CONFIG names a file: confined, but for an OCIO config file anywhere
+        for name in space_options:  # NAME@CONFIG names a file: an OCIO config file anywhere (Blender's own is
             config = colour.named_config(values[name]) if isinstance(values.get(name), str) else ""
-            if config and not (config.endswith(".ocio") and os.path.isfile(config)):  # Blender's own is outside
+            if config and not os.path.isfile(config):  # outside), else confined (the same sentence, found or not)
                 paths.check(name, config)
         checked = task.make_options(values, host="worker")
         try:  # the job's own checks (plate, frames, outputs, hints), no model loaded: refused before it is queued
+            for name in space_options:  # what the config reads: beside it or in the allowed folders (colour.confine)
+                colour.confine(getattr(checked, name) or "", paths.holds, getattr(checked, "view", None))
             RotoJob(checked)
         except MattekitError as exc:  # its sentence names CLI flags: name the options as the dialogs do
             raise OptionError(in_words(str(exc), task.declared, lambda name: f"option '{name}'")) from None

@@ -3,13 +3,14 @@ of :mod:`.request`, with what the routes need of the worker in the :class:`Worke
 
 API (JSON unless noted; errors as :func:`mattekit.wire.protocol.error_body` with a 4xx/5xx status):
 
-    GET    /v1/health              {"ok", "version", "api", "pid", "uptime", "operations", ...}
+    GET    /v1/health              {"ok", "version", "api", "pid", "uptime", "operations", "jobs", ...}: answered by
+                                   a thread of its own, never behind a job or a full handler pool
     GET    /v1/operations          {"operations": [schema of each], "models": {catalog task: [model...]}}
     GET    /v1/models              the catalog, with which weights are cached / loaded
     POST   /v1/run/OP              synchronous job: raw pixels in, raw pixels out (the protocol module)
     POST   /v1/jobs/OP             asynchronous job -> 202 {"id", "state"}
     GET    /v1/jobs                every kept job's status
-    GET    /v1/jobs/ID             {"id", "state", "progress", "message", "error"}
+    GET    /v1/jobs/ID             {"id", "state", "progress", "message", "error"} (+ "ahead" while queued)
     GET    /v1/jobs/ID/result      raw pixels of a finished job (409 while it runs)
     DELETE /v1/jobs/ID             cancel
     POST   /v1/shutdown            finish the running job and exit
@@ -54,9 +55,11 @@ class Routes(Handler):
 
     def ep_health(self, _args):
         w = self.worker
+        running, queued = w.jobs.counts()  # + requests that wait for a handler thread: jobs to be
         self._json(200, {"ok": True, "version": __version__, "api": protocol.API_VERSION, "pid": os.getpid(),
                          "uptime": round(time.time() - w.started, 3), "operations": sorted(w.operations),
-                         "idle_timeout": w.idle_timeout, "max_request": w.max_request})
+                         "idle_timeout": w.idle_timeout, "max_request": w.max_request,
+                         "jobs": {"running": running, "queued": queued + self.server.ready.qsize()}})
 
     def ep_operations(self, _args):
         self._json(200, operations.schema(self.worker.operations, self.worker.models))
@@ -162,7 +165,7 @@ class Routes(Handler):
         self._json(200, {"jobs": self.worker.jobs.statuses()})
 
     def ep_job_status(self, args):
-        self._json(200, self._job(args[0]).status())
+        self._json(200, self.worker.jobs.status(self._job(args[0])))
 
     def ep_job_result(self, args):
         if len(args) != 2 or args[1] != "result":
