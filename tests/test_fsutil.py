@@ -24,3 +24,34 @@ def test_atomic_write_leaves_no_temporary(tmp_path):
     fsutil.atomic_write(target, "{}", mode=0o600)
     assert target.read_text() == "{}" and (target.stat().st_mode & 0o777) == 0o600
     assert fsutil.stale_temporaries(target) == []
+
+
+def test_a_file_system_without_file_locks_is_one_sentence_not_an_endless_wait(tmp_path, monkeypatch):
+    """Issue 70: flock's ENOLCK / EOPNOTSUPP (some NFS, SMB and FUSE mounts; none here, so flock answers as theirs
+    does) made :func:`fsutil.exclusive_lock` (the weights cache's lock) poll for ever; it is one sentence now, and a lock
+    another process holds (EWOULDBLOCK) is still waited for."""
+    import errno
+    import fcntl
+    import sys
+    import types
+
+    import pytest
+
+    from mattekit.errors import MattekitError
+
+    if sys.platform == "win32":
+        pytest.skip("flock is POSIX")
+    answers = {"errno": errno.ENOLCK}
+
+    def flock(fd, how):
+        raise OSError(answers["errno"], os.strerror(answers["errno"]))
+
+    monkeypatch.setitem(sys.modules, "fcntl", types.SimpleNamespace(flock=flock, LOCK_EX=fcntl.LOCK_EX, LOCK_NB=fcntl.LOCK_NB))
+    lock = tmp_path / "hashes.json.lock"
+    with pytest.raises(MattekitError, match=r"^Cannot lock .*hashes.json.lock: its file system has no file locks "
+                                            r"\(flock: No locks available\).*local disk"):
+        with fsutil.exclusive_lock(lock):
+            pass
+    answers["errno"] = errno.EWOULDBLOCK  # held elsewhere: not yet, no error
+    with open(lock, "a+") as handle:
+        assert fsutil.try_lock(handle) is False

@@ -109,9 +109,13 @@ def known_sha256(path: str | Path) -> str:
     return _DIGESTS.get(_identity(Path(path))) or sha256_file(path)
 
 
+NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}  # a file system without file locks
+
+
 def try_lock(handle) -> bool:
     """Take an exclusive lock on the open file ``handle`` without waiting; False while another process holds
-    it. Closing the handle (or the process ending) releases it."""
+    it. Closing the handle (or the process ending) releases it. A file system without file locks (``flock``:
+    :data:`NO_FLOCK`) is a MattekitError saying so, never a wait that cannot end."""
     try:
         if sys.platform == "win32":
             import msvcrt
@@ -119,7 +123,13 @@ def try_lock(handle) -> bool:
         else:
             import fcntl
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as exc:
+        if exc.errno in NO_FLOCK:
+            from .errors import MattekitError
+
+            raise MattekitError(f"Cannot lock {handle.name}: its file system has no file locks (flock: "
+                                f"{exc.strerror or exc}), which keep two processes from writing the same file; "
+                                f"put it on a local disk (MATTEKIT_HOME for mattekit's own files).") from None
         return False
     return True
 

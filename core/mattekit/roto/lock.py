@@ -12,7 +12,6 @@ block its opener) and any that is no regular file is refused; a file system with
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import platform
@@ -21,6 +20,7 @@ import stat
 from pathlib import Path
 
 from ..errors import OutputError
+from ..fsutil import NO_FLOCK
 from ..io.frame_ranges import format_frames
 
 try:
@@ -30,7 +30,6 @@ except ImportError:  # Windows
 
 GUARD = "guard"  # held while a run reads the others' files and adds its own
 # flock's errors on a file system that has no such locks (some NFS, SMB and FUSE mounts)
-NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 
 
 class FrameLock:
