@@ -156,7 +156,8 @@ def test_uninstall_dry_run_names_exactly_what_it_would_remove(tmp_path):
     plugin = home / ".config/GIMP/3.0/plug-ins/mattekit_gimp"
     expected = ["remove %s" % (plugin / name) for name in ("mattekit_gimp.py", "mattekit_install.json",
                                                            "mattekit_wire/__init__.py", "mattekit_wire/client.py",
-                                                           "mattekit_wire/protocol.py", "mattekit_worker.json")]
+                                                           "mattekit_wire/locks.py", "mattekit_wire/protocol.py",
+                                                           "mattekit_worker.json")]
     expected += ["remove folder %s" % folder for folder in (plugin / "__pycache__", plugin / "mattekit_wire", plugin,
                                                             plugin.parent, plugin.parent.parent,
                                                             plugin.parent.parent.parent)]

@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 
 from . import protocol
+from .locks import StartLock, make_private_folder, worker_alive
 from .protocol import Pixels  # the adapters' client.Pixels
 
 STATE_ENV = "MATTEKIT_WORKER_STATE"
@@ -258,50 +259,6 @@ def find_worker(path=None, timeout=2.0):
     return worker
 
 
-def _make_private_folder(folder):
-    try:
-        os.makedirs(folder, mode=0o700)
-    except OSError:
-        if not os.path.isdir(folder):
-            raise
-
-
-class _StartLock(object):
-    """An exclusive lock file next to the state file, so that two clients start one worker."""
-
-    def __init__(self, path):
-        self.path = path
-        self.handle = None
-
-    def __enter__(self):
-        _make_private_folder(os.path.dirname(self.path))
-        self.handle = open(self.path, "a+")
-        if sys.platform == "win32":
-            import msvcrt
-            while True:
-                try:
-                    msvcrt.locking(self.handle.fileno(), msvcrt.LK_LOCK, 1)
-                    break
-                except OSError:
-                    time.sleep(0.2)
-        else:
-            import fcntl
-            fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            if sys.platform == "win32":
-                import msvcrt
-                self.handle.seek(0)
-                msvcrt.locking(self.handle.fileno(), msvcrt.LK_UNLCK, 1)
-            else:
-                import fcntl
-                fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
-        finally:
-            self.handle.close()
-
-
 def start_worker(python, path=None, idle_timeout=None, wait=120.0, extra_args=()):
     """Start the worker (``mattekit serve``) with ``python`` detached, wait until it answers, return a Worker.
 
@@ -313,7 +270,7 @@ def start_worker(python, path=None, idle_timeout=None, wait=120.0, extra_args=()
         raise WorkerError("No Python interpreter for the mattekit worker was found (%s); run the mattekit "
                           "installer again, or start the worker yourself with 'mattekit serve'." % (python or "none recorded"))
     folder = os.path.dirname(path)
-    _make_private_folder(folder)
+    make_private_folder(folder)
     log_path = os.path.join(folder, "worker.log")
     # = mattekit serve, without the rest of the CLI; it rotates its own log (early errors still land there)
     args = [python, "-m", "mattekit.commands.serve", "--log-file", log_path]
@@ -370,35 +327,11 @@ def connect(python=None, path=None, start=True, idle_timeout=None, wait=120.0):
         if worker is None:
             raise WorkerError("No mattekit worker is running; start one with 'mattekit serve'.")
         return worker
-    with _StartLock(path + ".lock"):
+    with StartLock(path + ".lock"):
         worker = find_worker(path, timeout=10.0) or _wait_for_worker(path, wait)  # started meanwhile, or busy
         if worker is not None:
             return worker
         return start_worker(python, path, idle_timeout=idle_timeout, wait=wait)
-
-
-def worker_alive(path):
-    """Whether a worker process holds the lock of the state file ``path`` (it holds it until it exits), asked
-    without waiting: taken and let go at once when free."""
-    try:
-        handle = open(path + ".worker-lock", "a+")
-    except OSError:
-        return False
-    try:
-        if sys.platform == "win32":
-            import msvcrt
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-            handle.seek(0)
-            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-        else:
-            import fcntl
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        return False
-    except OSError:
-        return True
-    finally:
-        handle.close()
 
 
 def _wait_for_worker(path, wait):
