@@ -69,7 +69,7 @@ def decide(entry, device: str | None = "auto", backend: str | None = "auto", pre
     device that is absent, an engine or precision that cannot run here: one sentence. ``loading``: the caller loads the
     model now: its memory is checked (:func:`check_memory`, before its weights are looked for). ``measure(entry,
     weights_path) -> row``: where no table has the model, how the caller times both CPU engines now
-    (:func:`mattekit.runtime.measure_engines`, which loads the model); None: the evidence decides."""
+    (:func:`mattekit.engines.loading.measure_engines`, which loads the model); None: the evidence decides."""
     engine_asked = pinned_backend(entry) or asked(backend, "MATTEKIT_BACKEND", BACKENDS, "Backend")
     precision_asked = asked(precision, "MATTEKIT_PRECISION", PRECISIONS, "Precision")
     dev, device_why = _device(None if device is None else str(device), engine_asked)
