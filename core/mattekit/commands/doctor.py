@@ -75,7 +75,7 @@ def run(args) -> int:
 
 
 def _measure(cat, chosen) -> None:
-    """``--measure``: :func:`mattekit.engines.choice.measure` for each of ``chosen`` whose weights are here and that
+    """``--measure``: :func:`mattekit.engines.loading.measure_engines` for each of ``chosen`` whose weights are here and that
     both CPU engines run; one line each."""
     from ..engines import choice, plan, policy
     from ..engines.loading import measure_engines

@@ -6,7 +6,7 @@ fingerprint of the machine (:func:`fingerprint`: CPU class and model, cores, tor
 fingerprint, e.g. after an upgrade, has no measurements yet), and the one shipped with mattekit (``measured.json``
 beside this module, per CPU class, made by ``mattekit bench engines`` on the developers' machines), which
 ``$MATTEKIT_ENGINE_TABLE=hidden`` hides (a machine nobody measured, for tests and benches). Where neither has the
-model, :func:`mattekit.runtime.measure_engines` times both engines on first use (a few seconds, once, cached) and
+model, :func:`mattekit.engines.loading.measure_engines` times both engines on first use (a few seconds, once, cached) and
 ``mattekit doctor --measure`` measures again.
 
 A table: ``{key: {model name: {"torch_s": s, "onnx_s": s, "ratio": torch_s / onnx_s, "input": [h, w],
