@@ -101,6 +101,18 @@ def test_an_unmeasured_machine_measures_once_on_first_use_and_keeps_it(shared, m
 
 
 @pytest.mark.needs_data
+def test_a_model_whose_input_follows_the_photo_is_measured_at_a_size_it_takes(shared, monkeypatch):
+    """MODNet (sides of multiples of 32, its export dynamic) on an unmeasured machine: the first load measures it on a
+    shrunk input it accepts (its 512 x 672 became 279 x 366 and its export failed before) and loads on the winner."""
+    monkeypatch.setenv("MATTEKIT_ENGINE_TABLE", "hidden")
+    weights = shared / "weights" / "modnet_photographic_portrait_matting.onnx"
+    predictor = runtime.ModelCache().get("modnet-portrait", "matte", "cpu", weights)
+    row = json.loads(choice.own_table_path().read_text())[choice.fingerprint()]["modnet-portrait"]
+    assert all(v % 32 == 0 for v in row["input"]) and row["input"][0] * row["input"][1] <= choice.MEASURE_PIXELS
+    assert predictor.plan.engine == choice.winner(row) and "on first use here" in predictor.plan.why("engine")
+
+
+@pytest.mark.needs_data
 def test_requests_that_plan_alike_share_one_model_and_the_owner_says_the_notices(shared, monkeypatch):
     """The model cache is keyed by plan: ``auto`` and an explicit engine that plan alike load once. Notices are said
     by whoever owns the cache (its ``say``), never by the runtime itself."""

@@ -77,7 +77,7 @@ def run(args) -> int:
 def _measure(cat, chosen) -> None:
     """``--measure``: :func:`mattekit.engines.loading.measure_engines` for each of ``chosen`` whose weights are here and that
     both CPU engines run; one line each."""
-    from ..engines import choice, plan, policy
+    from ..engines import choice, policy
     from ..engines.loading import measure_engines
 
     if not policy.onnx_available():
@@ -85,7 +85,7 @@ def _measure(cat, chosen) -> None:
         return
     for entry in chosen:
         here = cat.availability(entry)
-        if entry.recurrent or plan.pinned_backend(entry) or not (here == "on disk" or here.startswith("in ")):
+        if entry.recurrent or not choice.covers(entry) or not (here == "on disk" or here.startswith("in ")):
             continue
         row = measure_engines(entry)
         print(f"measured {entry.name} at {row['input'][0]}x{row['input'][1]}: torch {row['torch_s']:.3f} s, ONNX Runtime "

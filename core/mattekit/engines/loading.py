@@ -85,7 +85,7 @@ def build(entry: ModelEntry, plan):
 
 def measure_engines(entry: ModelEntry, weights_path: str | Path | None = None) -> dict:
     """Time ``entry``'s two CPU engines here (fp32, one thread, turn by turn, the least CPU seconds of at least two
-    calls each, at its input for a 1024 x 768 photo shrunk to at most
+    calls each, at its input for a 1024 x 768 photo shrunk (to multiples of 32) to at most
     :data:`mattekit.engines.choice.MEASURE_PIXELS`), save the
     row under this machine's fingerprint and return it (with "cost_s", the wall seconds the measurement took, and
     "export_s", those of them that made the ONNX export, where it was not cached: a run on ONNX Runtime needs it). Loads
@@ -116,9 +116,8 @@ def _timed_engines(entry, weights_path: str | None) -> dict:
     from .choice import MEASURE_PIXELS
 
     h, w = input_size(entry, 768, 1024)
-    scale = min(1.0, (MEASURE_PIXELS / (h * w)) ** 0.5)
-    step = entry.pad_multiple
-    size = tuple(max(step, int(v * scale) // step * step) for v in (h, w))
+    scale = min(1.0, (MEASURE_PIXELS / (h * w)) ** 0.5)  # shrunk: sides of multiples of 32, which these nets take
+    size = (h, w) if scale == 1.0 else tuple(max(32, int(v * scale) // 32 * 32) for v in (h, w))
     path = weights_file(entry, weights_path)
     net, made = load_net(entry, path), export_recipe(entry, path)
     if size != (h, w):
