@@ -87,9 +87,13 @@ def test_an_unmeasured_machine_measures_once_on_first_use_and_keeps_it(shared, m
     weights = shared / "weights" / "u2netp.onnx"
     cache = runtime.ModelCache()
     first = cache.get("u2netp", "segment", "cpu", weights)
-    assert len(measured) == 1 and "measuring torch and ONNX Runtime for u2netp" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert len(measured) == 1 and "measuring torch and ONNX Runtime for u2netp" in err
+    assert "measured u2netp's engines in " in err and " that its first use takes anyway." in err
+    assert err.count("exporting u2netp to ONNX") == 1  # its 320 x 320 export is the one its ONNX engine runs
     row = json.loads(choice.own_table_path().read_text())[choice.fingerprint()]["u2netp"]
-    assert row["torch_s"] > 0 and row["onnx_s"] > 0 and row["input"] == [320, 320] and row["cost_s"] > 0
+    assert row["torch_s"] > 0 and row["onnx_s"] > 0 and row["input"] == [320, 320] and row["export_kept"]
+    assert row["cost_s"] > row["load_s"] > 0
     assert first.plan.engine == choice.winner(row) and "on first use here" in first.plan.why("engine")
     assert first.backend.startswith(first.plan.engine)
     for _ in range(3):

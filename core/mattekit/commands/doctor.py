@@ -89,4 +89,5 @@ def _measure(cat, chosen) -> None:
             continue
         row = measure_engines(entry)
         print(f"measured {entry.name} at {row['input'][0]}x{row['input'][1]}: torch {row['torch_s']:.3f} s, ONNX Runtime "
-              f"{row['onnx_s']:.3f} s a call ({row['ratio']:.2f}x; {choice.winner(row)}), in {row['cost_s']:.1f} s")
+              f"{row['onnx_s']:.3f} s a call ({row['ratio']:.2f}x; {choice.winner(row)}), in {row['cost_s']:.1f} s "
+              f"({row['load_s']:.1f} s loading, {row['export_s']:.1f} s exporting)")

@@ -84,13 +84,14 @@ def build(entry: ModelEntry, plan):
 
 
 def measure_engines(entry: ModelEntry, weights_path: str | Path | None = None) -> dict:
-    """Time ``entry``'s two CPU engines here (fp32, one thread, turn by turn, the least CPU seconds of at least two
-    calls each, at its input for a 1024 x 768 photo shrunk (to multiples of 32) to at most
-    :data:`mattekit.engines.choice.MEASURE_PIXELS`), save the
-    row under this machine's fingerprint and return it (with "cost_s", the wall seconds the measurement took, and
-    "export_s", those of them that made the ONNX export, where it was not cached: a run on ONNX Runtime needs it). Loads
-    the model once; a fixed-size model larger than that is measured on a dynamic export of its net, kept in the
-    export cache. Said on standard error in one line, with its cost."""
+    """Time ``entry``'s two CPU engines here (fp32, one thread, turn by turn, CPU seconds: torch warmed on a 64 x 64
+    input and ONNX Runtime by its first call, then the least of the timed calls, at least one of torch's and two of
+    ONNX Runtime's, at its input for a 1024 x 768 photo shrunk (to multiples of 32) to at most
+    :data:`mattekit.engines.choice.MEASURE_PIXELS`), save the row under this machine's fingerprint and return it (with
+    "cost_s", the wall seconds the measurement took, "load_s" and "export_s", those of them that loaded the net and
+    made the ONNX export where it was not cached; "export_kept": the export is the one the ONNX engine runs from
+    then on, the model's input being no larger). Loads the model once; a fixed-size model larger than that is measured on a dynamic export of its net,
+    kept in the export cache. Said on standard error, with its cost beyond what the first load takes anyway."""
     import time
 
     from ..progress import Display
@@ -98,11 +99,16 @@ def measure_engines(entry: ModelEntry, weights_path: str | Path | None = None) -
     start = time.perf_counter()
     from . import choice
 
-    with Display().ticking(f"measuring torch and ONNX Runtime for {entry.name} once on this CPU "
-                           "(cached; `mattekit doctor --measure` measures again)",
-                           done=f"measured {entry.name}'s engines in {{time}}."):
+    display = Display()
+    with display.ticking(f"measuring torch and ONNX Runtime for {entry.name} once on this CPU "
+                         "(cached; `mattekit doctor --measure` measures again)"):
         row = _timed_engines(entry, weights_path)
     row["cost_s"] = round(time.perf_counter() - start, 2)
+    exported = row["export_kept"] and choice.winner(row) == "onnx"  # the export its ONNX engine runs from now on
+    anyway = row["load_s"] + (row["export_s"] if exported else 0.0)  # what its first load takes without measuring
+    display.note(f"measured {entry.name}'s engines in {row['cost_s'] - anyway:.1f} s ({choice.winner(row)}, "
+                 f"{row['ratio']:.2f}x), beyond the {anyway:.1f} s of loading{' and exporting' if exported else ''}"
+                 " it that its first use takes anyway.")
     choice.save({entry.name: row})
     return row
 
@@ -118,8 +124,10 @@ def _timed_engines(entry, weights_path: str | None) -> dict:
     h, w = input_size(entry, 768, 1024)
     scale = min(1.0, (MEASURE_PIXELS / (h * w)) ** 0.5)  # shrunk: sides of multiples of 32, which these nets take
     size = (h, w) if scale == 1.0 else tuple(max(32, int(v * scale) // 32 * 32) for v in (h, w))
+    begin = time.perf_counter()
     path = weights_file(entry, weights_path)
     net, made = load_net(entry, path), export_recipe(entry, path)
+    load_s = time.perf_counter() - begin
     if size != (h, w):
         made.update(example=size, dynamic_size=True)
     begin = time.perf_counter()
@@ -133,18 +141,22 @@ def _timed_engines(entry, weights_path: str | None) -> dict:
     try:
         import torch
 
+        torch_engine(torch.from_numpy(x[:, :, :64, :64].copy()))  # its one-time costs, on a small input
         calls = {"torch": lambda: torch_engine(torch.from_numpy(x)), "onnx": lambda: onnx(x)}
-        spent = 0.0  # the least of two calls each is the warm one; more calls while under half a second
-        while min(map(len, seconds.values())) < 2 or (spent < 0.5 and len(seconds["torch"]) < 4):
-            for name in ("torch", "onnx") if len(seconds["torch"]) % 2 == 0 else ("onnx", "torch"):
-                begin = time.thread_time()
-                calls[name]()
-                seconds[name].append(time.thread_time() - begin)
-                spent += seconds[name][-1]
+
+        def timed(name: str) -> float:
+            begin = time.thread_time()
+            calls[name]()
+            seconds[name].append(time.thread_time() - begin)
+            return seconds[name][-1]
+
+        spent = sum(timed(name) for name in ("onnx", "torch", "onnx"))  # ONNX Runtime's first call: its warm-up
+        while spent < 0.5 and len(seconds["torch"]) < 4:  # a fast net: more turns, while under half a second
+            spent += timed("torch") + timed("onnx")
     finally:
         threads.set_count(previous)
     torch_s, onnx_s = min(seconds["torch"]), min(seconds["onnx"])
     info = cpu_info()
     return {"torch_s": round(torch_s, 5), "onnx_s": round(onnx_s, 5), "ratio": round(torch_s / onnx_s, 3),
-            "input": list(size), "export_s": round(export_s, 2), "measured": time.strftime("%Y-%m-%d"),
+            "input": list(size), "load_s": round(load_s, 2), "export_s": round(export_s, 2), "export_kept": size == (h, w), "measured": time.strftime("%Y-%m-%d"),
             "machine": info[0] if info else ""}
