@@ -117,6 +117,30 @@ def test_a_model_whose_input_follows_the_photo_is_measured_at_a_size_it_takes(sh
 
 
 @pytest.mark.needs_data
+def test_a_net_larger_than_the_measurement_gets_its_engine_export_from_the_measurements(shared, monkeypatch, capsys):
+    """A fixed-size net larger than the measurement's input (IS-Net's 1024 x 1024; here u2netp's 320 x 320 against a
+    160 x 160 measurement) is measured on a dynamic export, and its ONNX engine's static export is made from that one,
+    not traced again: one export on first use, whose answer is a fresh static export's."""
+    monkeypatch.setenv("MATTEKIT_ENGINE_TABLE", "hidden")
+    monkeypatch.setattr(choice, "MEASURE_PIXELS", 160 * 160)
+    from mattekit import engines
+    from mattekit.engines.loading import export_recipe, load_net, measure_engines
+    from mattekit.engines.onnx import OnnxEngine, export_onnx
+
+    entry, weights = catalog.load().get("u2netp"), shared / "weights" / "u2netp.onnx"
+    row = measure_engines(entry, weights)
+    assert row["input"] == [160, 160] and row["export_kept"]
+    assert capsys.readouterr().err.count("exporting u2netp to ONNX") == 1
+    made = export_recipe(entry, weights)
+    kept = engines.onnx_engine(lambda: pytest.fail("its export exists: no net is loaded"), label="u2netp", **made)
+    assert kept.path.is_file() and "exporting" not in capsys.readouterr().err
+    fresh = export_onnx(load_net(entry, weights), kept.path.with_name("fresh.onnx"), made["index"], (320, 320), False)
+    x = np.random.default_rng(1).random((1, 3, 320, 320), dtype=np.float32)
+    traced = OnnxEngine(lambda: None, made["index"], fresh, example=(320, 320), dynamic_size=False)
+    assert np.abs(kept(x) - traced(x)).max() < 1e-5
+
+
+@pytest.mark.needs_data
 def test_requests_that_plan_alike_share_one_model_and_the_owner_says_the_notices(shared, monkeypatch):
     """The model cache is keyed by plan: ``auto`` and an explicit engine that plan alike load once. Notices are said
     by whoever owns the cache (its ``say``), never by the runtime itself."""
