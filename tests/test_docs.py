@@ -5,7 +5,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "docs" / "notes").glob("*.md"))]
+FIGURES = ROOT / "docs" / "benchmarks.md"
 
 
 def test_the_front_page_is_short():
@@ -43,6 +44,14 @@ def test_the_first_screen_says_what_is_here_and_what_downloads():
     assert "catalog" not in setup and "weights" not in setup.lower()  # the set-up fetches no model
 
 
+def _headings(file: Path) -> list[str]:
+    return re.findall(r"^#+ (.*)$", file.read_text(), re.M)
+
+
+def _slugs(file: Path) -> set[str]:
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in _headings(file)}
+
+
 def test_local_links_lead_to_files_and_headings():
     for page in PAGES:
         text = page.read_text()
@@ -53,9 +62,42 @@ def test_local_links_lead_to_files_and_headings():
             file = (page.parent / path).resolve() if path else page
             assert file.is_file(), f"{page.name}: {target}"
             if anchor:
-                slugs = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
-                         for h in re.findall(r"^#+ (.*)$", file.read_text(), re.M)}
-                assert anchor in slugs, f"{page.name}: {target}"
+                assert anchor in _slugs(file), f"{page.name}: {target}"
+
+
+def test_the_figures_are_one_page_and_the_record_is_all_linked():
+    """Issue 71: docs/benchmarks.md holds the current figures, at most 300 lines; the rounds behind them are dated
+    notes under docs/notes/, each linked from benchmarks.md or the notes' README (so none is lost from sight)."""
+    assert len(FIGURES.read_text().splitlines()) <= 300
+    notes = {path.name for path in (ROOT / "docs" / "notes").glob("*.md")} - {"README.md"}
+    assert notes, "the record's notes"
+    linked = set(re.findall(r"\]\(notes/([^)#\s]+)", FIGURES.read_text()))
+    linked |= set(re.findall(r"\]\(([^)#\s/]+\.md)", (ROOT / "docs" / "notes" / "README.md").read_text()))
+    assert notes <= linked, sorted(notes - linked)
+
+
+def test_the_codes_references_to_figures_name_what_is_there():
+    """A comment, docstring, card or page that cites a note under docs/notes/ names one that exists (and its heading,
+    given an anchor), and one that cites the figures' page with an anchor or a quoted section names a heading of it:
+    the rounds' headings moved to the notes (issue 71)."""
+    notes = ROOT / "docs" / "notes"
+    headings = _headings(FIGURES)
+    files = [ROOT / "README.md", *(path for folder in ("core", "tests", "models", "docs", ".ci")
+                                   for path in (ROOT / folder).rglob("*") if path.suffix in {".py", ".md", ".toml", ""}
+                                   and path.is_file())]
+    cited = 0
+    for file in files:
+        text = file.read_text(errors="replace")
+        for name, anchor in re.findall(r"docs/notes/([\w.-]+\.md)(?:#([\w-]+))?", text):
+            assert (notes / name).is_file(), f"{file.relative_to(ROOT)}: docs/notes/{name}"
+            assert not anchor or anchor in _slugs(notes / name), f"{file.relative_to(ROOT)}: {name}#{anchor}"
+            cited += 1
+        for anchor in re.findall(r"docs/benchmarks\.md#([\w-]+)", text):
+            assert anchor in _slugs(FIGURES), f"{file.relative_to(ROOT)}: docs/benchmarks.md#{anchor}"
+        for section in re.findall(r"docs/benchmarks\.md(?:'s)?,? \"([^\"]+)\"", text):
+            assert any(h.startswith(section) for h in headings), f"{file.relative_to(ROOT)}: {section!r}"
+            cited += 1
+    assert cited > 10
 
 
 def test_the_output_name_table_is_the_registrys():

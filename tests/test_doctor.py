@@ -24,7 +24,7 @@ def table(out: str) -> dict[str, list[str]]:
     return {row[0]: row for row in rows}
 
 
-# Facts of docs/benchmarks.md's "The CPU engine per model" (bench engines, 2026-11-24), copied by hand: per CPU class,
+# Facts of docs/benchmarks.md's "CPU engine choice" (bench engines, 2026-11-24), copied by hand: per CPU class,
 # model -> (torch / ONNX Runtime CPU time, the engine `auto` takes there). The shipped table must say the same.
 DOCUMENTED = {
     "x86_64-avx2": {"u2netp": (1.35, "onnx"), "u2net": (1.19, "onnx"), "modnet-portrait": (1.54, "onnx"),

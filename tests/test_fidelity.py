@@ -307,7 +307,7 @@ BF16_DELTA = 2e-3  # ... and mean |delta alpha| within this, on every photo
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["u2netp", "csnet-sod", "sinet-portrait", "extremec3-portrait"])  # emulated bf16: MODNet,
-# RVM and IS-Net take minutes a photo here (their figures: docs/benchmarks.md, Precision)
+# RVM and IS-Net take minutes a photo here (their figures: docs/notes/2026-11-23-fidelity-and-precision.md)
 def test_the_catalogs_bf16_decision_holds_on_real_weights(shared, name, answers):
     """bf16 forced (emulated where the CPU has no native bf16) against fp32, same photos: the catalog marks a
     model ``cpu_bf16`` exactly when bf16 keeps IoU within 0.002 and every photo's mean |delta| within 2e-3."""

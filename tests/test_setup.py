@@ -123,8 +123,8 @@ def test_a_bad_option_is_one_sentence(tmp_path):
 
 def test_torch_first_then_the_project_once_until_pyproject_changes(tmp_path):
     """A copy of the files setup.py reads and a stand-in venv whose python records what it is asked (pip's real
-    run, minutes long, is the acceptance run of docs/benchmarks.md): torch is installed only where it does not
-    import, the project again only when pyproject.toml changed or --dev is asked."""
+    run, minutes long, is the acceptance run of docs/notes/2026-11-25-issue-48-setup.md): torch is installed only
+    where it does not import, the project again only when pyproject.toml changed or --dev is asked."""
     for name in ("install/setup.py", "pyproject.toml", "core/mattekit/machine.py"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)

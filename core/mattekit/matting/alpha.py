@@ -79,7 +79,8 @@ class AlphaOptions:
 
 
 # A solve's box goes to the device (AlphaOptions.device) from this many pixels: below it the GPU's solve costs its
-# kernel launches, more than the CPU's (measured on an H100: docs/benchmarks.md, "The edge matte's solve on the GPU").
+# kernel launches, more than the CPU's (measured on an H100:
+# docs/notes/2026-11-27-issue-45-edge-solve-on-gpu.md).
 DEVICE_PIXELS = 1 << 16
 
 
