@@ -48,6 +48,7 @@ if [[ ! -d $photos ]] || (($(ls "$photos" | wc -l) < 40)); then  # 48 generated 
     echo "photos: 48 generated 1600x1200 JPEGs ($shared/data/grabcut50/im has fewer than 40)"
 fi
 n=$(ls "$photos" | wc -l)
+export py photos out n  # the steps below run in `bash -c`
 deadline=$((SECONDS + ${BUDGET:-360}))  # from here: the set-up above takes seconds
 
 cpu_rows() {  # issue 68: a machine nobody measured (the table hidden), then the same with the table shown
@@ -74,7 +75,7 @@ birefnet() {  # the stand-in weights once, the plain loop beside the engine, the
         "$py" -c "s = $t1 - $t0; print(f'mattekit remove --model birefnet-general (stand-in weights, defaults, MATTEKIT_COMPILE=$mode) on $n photos: {s:.1f} s whole command, {$n / s:.2f} images/s end to end')"
     done
 }
-export -f birefnet; export py photos out n
+export -f birefnet
 step birefnet birefnet 200 bash -c birefnet
 
 for model in isnet-general-use u2netp; do
