@@ -26,6 +26,27 @@ def test_the_mode_is_asked_or_from_the_environment_and_off_but_on_cuda(monkeypat
         compile_mode(None, "cuda")
 
 
+def test_the_plan_carries_the_mode_its_engine_is_built_with(monkeypatch):
+    """The compile mode is decided with the rest of the plan (:func:`mattekit.engines.plan.decide`), keys the model
+    cache, and is what :func:`mattekit.engines.create` hands the torch engine; a bad name is refused at planning."""
+    from mattekit import catalog, engines
+    from mattekit.engines import plan
+
+    monkeypatch.delenv("MATTEKIT_COMPILE", raising=False)
+    assert plan._compile("cuda", "torch")[0] == "auto" and plan._compile("cpu", "torch") == ("off", "compiled only on CUDA")
+    monkeypatch.setenv("MATTEKIT_COMPILE", "inductor")
+    assert plan._compile("cuda", "torch") == ("inductor", "asked (MATTEKIT_COMPILE)")
+    made = plan.decide(catalog.load().get("u2netp"), "cpu", "torch", "fp32")
+    assert made.compile == "off" and made.why("compile") == "compiled only on CUDA" and made.key[-1] == "off"
+    asked = []
+    monkeypatch.setattr(engines, "build_torch", lambda net, *a, **k: asked.append(k["compile"]))
+    engines.create(plan.replace(made, compile="graphs"), lambda: torch.nn.Identity())
+    assert asked == ["graphs"]
+    monkeypatch.setenv("MATTEKIT_COMPILE", "fast")
+    with pytest.raises(MattekitError, match="not a compile mode"):
+        plan.decide(catalog.load().get("u2netp"), "cpu", "torch", "fp32")
+
+
 def test_the_cache_folder_is_keyed_by_device_torch_and_model(tmp_path, monkeypatch):
     monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path))
     recipe = {"net": "birefnet:BiRefNet", "kwargs": {"backbone": "swin_v1_l"}}

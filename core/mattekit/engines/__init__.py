@@ -44,8 +44,8 @@ __all__ = ["create", "build_torch", "onnx_engine", "onnx_export_path", "from_onn
 
 def create(plan: Plan, load: Callable[[], nn.Module], *, index: tuple = (), weights_path: str | Path | None = None,
            recipe: dict | None = None, example: tuple[int, int] = (64, 64), dynamic_size: bool = True,
-           threads: int | None = None, label: str | None = None, compile: str | None = None):
-    """The engine ``plan`` names (its engine, device and precision) running the net ``load()`` makes (an eval-mode fp32
+           threads: int | None = None, label: str | None = None):
+    """The engine ``plan`` names (its engine, device, precision and compile mode) running the net ``load()`` makes (an eval-mode fp32
     CPU module with its weights, converted in place). Decides nothing. The ONNX engine calls ``load`` only when its
     cached export is missing (or for ``net``): a run whose export exists builds no module and reads no weights into torch.
 
@@ -53,12 +53,11 @@ def create(plan: Plan, load: Callable[[], nn.Module], *, index: tuple = (), weig
     sha256; net name and kwargs). example: an input height and width the net accepts; dynamic_size: inputs of other
     sizes will come (both for the ONNX export, which is static in height and width otherwise). threads: ONNX Runtime
     intra-op threads (default: this thread's count, :func:`mattekit.engines.threads.count`). label: the model's name
-    where its ONNX export or compilation is shown (the catalog's). compile: how the torch engine runs the net on CUDA
-    (:mod:`mattekit.engines.compiled`; None: ``$MATTEKIT_COMPILE``).
+    where its ONNX export or compilation is shown (the catalog's).
     """
     if plan.engine == "onnx":
         return onnx_engine(load, index, weights_path, recipe, example, dynamic_size, threads, label)
-    return build_torch(load(), plan.device, plan.precision, index, compile=compile, label=label, recipe=recipe)
+    return build_torch(load(), plan.device, plan.precision, index, compile=plan.compile, label=label, recipe=recipe)
 
 
 def build_torch(net: nn.Module, device: str, precision: str, index: tuple = (), *, compile: str | None = None,

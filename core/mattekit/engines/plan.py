@@ -26,8 +26,9 @@ EVIDENCE = "not measured here: ONNX Runtime, faster in 15 of the 16 rows measure
 class Plan:
     """How one model runs: ``device`` ("cpu", "cuda", "cuda:1", "mps"), ``engine`` ("torch" | "onnx"), ``precision``
     ("fp32" | "fp16" | "bf16"), ``threads`` (CPU threads a network call uses), ``workers`` (calls at once), ``batch``
-    (images a call), ``weights`` (the weights file asked for, "" for the catalog's) and ``reasons`` ((what, why) pairs
-    for device, engine, precision and layout). Plans that differ only in their reasons run the same engine."""
+    (images a call), ``weights`` (the weights file asked for, "" for the catalog's), ``compile`` (how the torch engine
+    runs the net on CUDA: :data:`mattekit.engines.compiled.MODES`, "off" elsewhere) and ``reasons`` ((what, why) pairs
+    for device, engine, precision, compile and layout). Plans that differ only in their reasons run the same engine."""
     model: str
     device: str
     engine: str
@@ -36,21 +37,23 @@ class Plan:
     workers: int
     batch: int
     weights: str = ""
+    compile: str = "off"
     reasons: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> tuple:
         """What makes a loaded model: the model cache's key."""
-        return self.model, self.device, self.engine, self.precision, self.weights
+        return self.model, self.device, self.engine, self.precision, self.weights, self.compile
 
     def why(self, what: str) -> str:
-        """The reason for ``what`` ("device", "engine", "precision", "layout")."""
+        """The reason for ``what`` ("device", "engine", "precision", "compile", "layout")."""
         return dict(self.reasons).get(what, "")
 
     def describe(self) -> str:
         """One line: 'u2netp: cpu, onnx, fp32, 4 workers x 1 thread (engine: measured ...)'."""
-        return (f"{self.model}: {self.device}, {self.engine}, {self.precision}, {self.workers} worker(s) x {self.threads} "
-                f"thread(s), batch {self.batch} (engine: {self.why('engine')})")
+        compiled = f", compile {self.compile}" if self.compile != "off" else ""
+        return (f"{self.model}: {self.device}, {self.engine}, {self.precision}{compiled}, {self.workers} worker(s) x "
+                f"{self.threads} thread(s), batch {self.batch} (engine: {self.why('engine')})")
 
 
 def asked(value: str | None, variable: str, allowed: tuple[str, ...], what: str) -> str:
@@ -83,8 +86,10 @@ def decide(entry, device: str | None = "auto", backend: str | None = "auto", pre
             raise MattekitError("The onnx backend runs in fp32 only; leave --precision at auto or fp32.")
         wanted, precision_why = "fp32", "ONNX Runtime runs fp32 only"
     threads, workers, batch, layout_why = layout(entry, kind, engine)
-    return Plan(entry.name, dev, engine, wanted, threads, workers, batch, str(weights_path or ""),
-                (("device", device_why), ("engine", engine_why), ("precision", precision_why), ("layout", layout_why)))
+    compiled, compile_why = _compile(kind, engine)
+    return Plan(entry.name, dev, engine, wanted, threads, workers, batch, str(weights_path or ""), compiled,
+                (("device", device_why), ("engine", engine_why), ("precision", precision_why),
+                 ("compile", compile_why), ("layout", layout_why)))
 
 
 def release_as_is(plan: Plan, entry) -> Plan:
@@ -94,8 +99,9 @@ def release_as_is(plan: Plan, entry) -> Plan:
     reasons = dict(plan.reasons, device="the weights are an ONNX release run as it is, on the CPU",
                    engine="an ONNX release whose layers the net does not take", precision="the release's own",
                    layout=why)
+    reasons["compile"] = "compiled only on CUDA"
     return replace(plan, device="cpu", engine="onnx", precision="fp32", threads=threads, workers=workers, batch=batch,
-                   reasons=tuple(reasons.items()))
+                   compile="off", reasons=tuple(reasons.items()))
 
 
 def check_memory(entry, kind: str) -> None:
@@ -120,6 +126,19 @@ def pinned_backend(entry) -> str | None:
         return None
     backends = nets.family(entry.net).backends
     return backends[0] if len(backends) == 1 else None
+
+
+def _compile(kind: str, engine: str) -> tuple[str, str]:
+    """(compile mode, why) for the torch engine on a device of ``kind``: ``$MATTEKIT_COMPILE`` where set, else auto
+    (:mod:`mattekit.engines.compiled`), on CUDA only. An unknown mode: one sentence."""
+    from .compiled import compile_mode
+
+    mode = compile_mode(None, kind if engine == "torch" else "cpu")
+    if mode == "off":
+        return mode, "compiled only on CUDA" if kind != "cuda" or engine != "torch" else "asked (MATTEKIT_COMPILE)"
+    if os.environ.get("MATTEKIT_COMPILE"):
+        return mode, "asked (MATTEKIT_COMPILE)"
+    return mode, "auto: each input shape timed at its second call, eager against a CUDA-graph replay"
 
 
 def _device(name: str | None, engine: str) -> tuple[str, str]:
