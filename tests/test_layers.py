@@ -20,12 +20,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "core" / "mattekit"
 # Lower layers first; a module may import from its own layer or below, never above.
 LAYERS = [
     {"errors", "fsutil", "heap", "wire", "machine", "metrics", "onnx_import", "provenance", "progress", "settings"},
-    {"ops", "weights", "colour"},
+    {"ops", "weights"},
     {"io", "matting", "catalog", "options", "nets", "engines"},
     {"runtime", "pipeline"},
     {"upscaling", "subject", "cutout", "lens", "disparity", "retouch"},  # the algorithms the tasks declare
     {"tasks"},
-    {"roto", "runner", "naming"},
+    {"roto", "runner"},
     {"api", "worker", "bench"},
     {"commands"},
     {"cli", "__main__"},

@@ -14,7 +14,8 @@ import PyOpenColorIO as ocio
 import pytest
 from PIL import Image
 
-from mattekit import catalog, cli, colour, runtime
+from mattekit import catalog, cli, runtime
+from mattekit.io import colour
 from mattekit.errors import InputError
 from mattekit.io import read_image, write_image
 from mattekit.io.picture import Layout

@@ -171,10 +171,11 @@ def _warn(task, sentence: str, path: Path | None = None) -> None:
 
 
 def _run_file(task, source: Path, output, options, given: dict, loaded: dict, written) -> Path:
-    """Run ``task`` on the file ``source`` and write its result where :mod:`mattekit.naming` puts it (beside it, or
+    """Run ``task`` on the file ``source`` and write its result where :mod:`mattekit.io.naming` puts it (beside it, or
     ``output``); an output that would replace a file the run reads is refused before any model loads. ``written``:
     what the file carries besides its pixels (:class:`~mattekit.tasks.common.FileOptions`)."""
-    from . import naming, provenance
+    from . import provenance
+    from .io import naming
     from .runner import Runner
 
     out = str(output) if output else None

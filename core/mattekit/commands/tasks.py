@@ -144,7 +144,8 @@ def run(task: Task, args) -> int:
 
 
 def _run_files(task: Task, args, options, ports: dict, streams, written: FileOptions) -> int:
-    from .. import heap, naming
+    from .. import heap
+    from ..io import naming
     from . import files
 
     suffix = naming.output_suffix(task, options)

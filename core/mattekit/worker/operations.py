@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import colour
+from ..io import colour
 from ..errors import MattekitError, in_words
 from ..progress import Reporter
 from ..options import OptionError
@@ -128,7 +128,7 @@ def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
 
     table = {o.name: o for o in task.declared if "worker" in o.hosts}
     path_options = [name for name, o in table.items() if o.path]  # confined by ``paths``
-    space_options = [name for name, o in table.items() if o.parse == "mattekit.colour:check_colorspace"]
+    space_options = [name for name, o in table.items() if o.parse == "mattekit.io.colour:check_colorspace"]
 
     def make_options(values: dict):
         # every path the request names is confined before anything opens it (a parse may read a file)
