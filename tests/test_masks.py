@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import io, metrics
+from mattekit import io
+from mattekit.bench import metrics
 from mattekit.ops import regions
 from mattekit.ops.filters import guided_filter
 from mattekit.ops.regions import each_tile, tiles_holding

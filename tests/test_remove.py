@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import io, metrics
+from mattekit import io
+from mattekit.bench import metrics
 from mattekit.ops.pixels import quantise, unit_float
 from mattekit.cli import main
 from mattekit.tasks import segment

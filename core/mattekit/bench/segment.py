@@ -15,7 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import catalog, io, metrics, runtime, weights
+from .. import catalog, io, runtime, weights
+from . import metrics
 from ..ops.pixels import unit_float
 from ..ops.resizing import lanczos
 from ..subject import masks
