@@ -22,10 +22,10 @@ LAYERS = [
     {"errors", "fsutil", "heap", "wire", "machine", "onnx_import", "provenance", "progress", "settings"},
     {"ops", "weights"},
     {"io", "matting", "catalog", "options", "nets", "engines"},
-    {"runtime", "pipeline"},
+    {"runtime"},
     {"upscaling", "subject", "lens"},  # the algorithms the tasks declare
     {"tasks"},
-    {"roto", "runner"},
+    {"roto", "running"},
     {"api", "worker", "bench"},
     {"commands"},
     {"cli", "__main__"},

@@ -163,10 +163,10 @@ SLOW = 5.0  # seconds one input may take before a run of one image shows that it
 
 
 def run_files(args, planned: list[tuple[Path, Path]], runner, messages: Messages, data: dict | None = None) -> int:
-    """Run ``runner`` (a :class:`mattekit.runner.Runner`) on every (input, output) of ``planned``
+    """Run ``runner`` (a :class:`mattekit.running.runner.Runner`) on every (input, output) of ``planned``
     (:func:`mattekit.io.naming.plan_outputs`; ``data``: the inputs that are no file, see :meth:`standard_streams.data`):
     ``args.skip_existing`` honoured, one line per written file (and a warning for one whose subject came out
-    empty, :func:`mattekit.runner.transparent_note`), one bar of images on a terminal for several
+    empty, :func:`mattekit.running.runner.transparent_note`), one bar of images on a terminal for several
     inputs (of tiles for one; for one without tiles, a line once it takes :data:`SLOW` seconds), ``args.threads``
     torch threads per inference worker. A failing input is listed and the others are written (returns 1); a single
     input's failure is raised as it is."""
@@ -287,7 +287,7 @@ class standard_streams:
         return self
 
     def data(self) -> dict:
-        """{the name of standard input: (its bytes, "standard input")} for :meth:`mattekit.runner.Runner.files`;
+        """{the name of standard input: (its bytes, "standard input")} for :meth:`mattekit.running.runner.Runner.files`;
         empty when standard input is not read."""
         return {} if self.stdin is None else {self.stdin: (self._bytes, "standard input")}
 

@@ -3,7 +3,7 @@
 One operation per registered task (:func:`mattekit.tasks.registry.tasks`), same name, same ports
 and options: options are checked by ``task.make_options(values, host="worker")``; the models a run
 needs (``task.models_needed``) come from the worker's own :class:`mattekit.runtime.ModelCache`;
-:class:`mattekit.runner.Runner` does the work. The sequence task (``roto``, :func:`registry.sequences
+:class:`mattekit.running.runner.Runner` does the work. The sequence task (``roto``, :func:`registry.sequences
 <mattekit.tasks.registry.sequences>`) is an operation without pixels: frame sequences travel as paths and its
 job's operation (:func:`mattekit.roto.run_operation`) reads and writes the files itself, inside
 the folders the user allowed (:class:`PathPolicy`).
@@ -56,7 +56,7 @@ def from_task(task: Task) -> Operation:
 
     def run(models, inputs: dict, options, progress: Progress, warn: Callable[[str], None] | None = None) -> tuple[dict, dict]:
         from .. import provenance
-        from ..runner import Runner
+        from ..running.runner import Runner
 
         present = {name: array for name, array in inputs.items() if array is not None}
         given = {p.name for p in task.inputs if p.optional and p.name in present}
