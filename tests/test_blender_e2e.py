@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import colour
+from mattekit.io import colour
 from mattekit.catalog import CATALOG_PATH
 from mattekit.io import linear_to_srgb, read_image, srgb_to_linear, write_image
 from mattekit.io.read import read_plate

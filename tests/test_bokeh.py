@@ -14,7 +14,7 @@ from mattekit import catalog, io, lens, nets, runtime
 from mattekit.ops.pixels import srgb_to_linear
 from mattekit.cli import main
 from mattekit.tasks import bokeh
-from mattekit.disparity import estimate_depth, normalize_depth
+from mattekit.lens.disparity import estimate_depth, normalize_depth
 
 H, W = 200, 280
 FG = (slice(60, 140), slice(90, 190))  # the foreground square

@@ -15,7 +15,8 @@ import torch
 from engine_nets import NETS, load_net, reference
 
 import mattekit
-from mattekit import engines, pipeline
+from mattekit import engines
+from mattekit.running import pipeline
 from mattekit.errors import MattekitError
 from mattekit.io import read_image
 

@@ -123,7 +123,8 @@ def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shar
 
     import numpy as np
 
-    from mattekit import catalog, pipeline
+    from mattekit import catalog
+    from mattekit.running import pipeline
 
     monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path))
     monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import io, retouch
+from mattekit import io
+from mattekit.ops import retouch
 from mattekit.cli import main
 from mattekit.ops.filters import guided_filter
 from mattekit.ops.pixels import linear_to_srgb, srgb_to_linear

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from mattekit.engines.plan import decide
-from mattekit import catalog, io, metrics, nets, runtime, weights
+from mattekit import catalog, io, nets, runtime, weights
+from mattekit.bench import metrics
 from mattekit.tasks import matte, preview
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime (dev extra) runs the ONNX releases as they are")

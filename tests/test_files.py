@@ -123,7 +123,7 @@ def test_the_python_api_refuses_an_output_that_is_an_auxiliary_input(photos, tmp
 
 
 def test_the_python_api_names_its_output_as_the_cli_does(photos, tmp_path, capsys):
-    """One naming rule (mattekit.naming) for both front ends: beside the input with the task's suffix, into a
+    """One naming rule (mattekit.io.naming) for both front ends: beside the input with the task's suffix, into a
     folder given as the output, the named file; an output name that is no image is refused in the API's words."""
     from mattekit import api
     from mattekit.errors import OutputError

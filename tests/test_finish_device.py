@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from mattekit import cutout, runtime
+from mattekit import runtime
+from mattekit.matting import cutout
 from mattekit.io import read_image
 from mattekit.matting.foreground import PARTIAL, estimate_foreground
 from mattekit.matting.foreground_device import estimate_foreground_on

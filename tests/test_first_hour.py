@@ -188,7 +188,7 @@ def test_after_a_box_the_empty_result_advises_what_else_may_find_the_subject_not
     """Issue 70: after --box, the note advised "--box around the subject"; now what else may find the subject in the
     box: a point on it, and the other answerer (SAM 2.1 where the segmentation model answered, and back); without a
     box, the box is still the advice."""
-    from mattekit.runner import transparent_note
+    from mattekit.running.runner import transparent_note
     from mattekit.tasks import registry
 
     task = registry.tasks()["remove"]

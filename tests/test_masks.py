@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import io, metrics
+from mattekit import io
+from mattekit.bench import metrics
 from mattekit.ops import regions
 from mattekit.ops.filters import guided_filter
 from mattekit.ops.regions import each_tile, tiles_holding
@@ -130,7 +131,7 @@ def test_the_finish_on_every_core_is_the_one_thread_finish_byte_for_byte(shared,
     """Refinement and decontamination spread their tiles over threads (each_tile): a 2.4 MP
     grabcut50 photo (several tiles of each stage) gives the same RGBA bytes on one thread and on four (forced, so a
     1-core machine takes the threaded path too)."""
-    from mattekit import cutout
+    from mattekit.matting import cutout
 
     photo = io.read_image(shared / "data/grabcut50/im/106024.jpg", integers=True).pixels
     photo = cv2.resize(photo, (1924, 1284), interpolation=cv2.INTER_CUBIC)

@@ -353,7 +353,7 @@ def test_decontamination_is_the_whole_tile_padded_solve_on_a_real_photo(shared, 
     at each level below only where the level above reads, with the flat sweeps are, bit for bit, those of whole
     tiles swept with padded copies (the implementation before, c191996): uint8 RGBA made in place as ``remove``
     makes it, and float."""
-    from mattekit import cutout
+    from mattekit.matting import cutout
     from mattekit.matting import foreground
 
     monkeypatch.setattr(foreground, "TILE", tile)

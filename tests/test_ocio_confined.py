@@ -1,5 +1,5 @@
 """An OCIO config a request names (NAME@CONFIG) is confined: every file it makes OpenColorIO read is a regular file
-beside it or in the worker's allowed folders, read once through one descriptor (mattekit.colour, mattekit.fsutil).
+beside it or in the worker's allowed folders, read once through one descriptor (mattekit.io.colour, mattekit.fsutil).
 OCIO holds the GIL while it reads, so a FIFO or an endless device read by it would freeze the whole worker: the
 worker-level cases run a real worker process and give each request a deadline, so a frozen worker fails the test."""
 from __future__ import annotations
@@ -17,7 +17,8 @@ import numpy as np
 import PyOpenColorIO as ocio
 import pytest
 
-from mattekit import colour, fsutil
+from mattekit import fsutil
+from mattekit.io import colour
 from mattekit.errors import InputError
 from mattekit.io import write_image
 from mattekit.wire import client, protocol

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from mattekit import io, pipeline, runtime
+from mattekit import io, runtime
+from mattekit.running import pipeline
 from mattekit.subject import masks
 from mattekit.errors import MattekitError
 
@@ -487,7 +488,7 @@ def test_without_an_inference_stage_read_goes_straight_to_write():
 def test_a_task_without_a_network_input_runs_whole_in_the_writer(tmp_path):
     """The runner gives a task that does not stream (enhance: no model) a pipeline with no inference stage: each
     image is read in the reader and enhanced in the writer, as ``task.run`` enhances it."""
-    from mattekit.runner import Runner
+    from mattekit.running.runner import Runner
     from mattekit.tasks import enhance
 
     rng = np.random.default_rng(5)

@@ -36,7 +36,8 @@ def test_tasks_declare_the_settings_their_algorithms_take():
     setting of the algorithm is declared by the task, with the same default."""
     import dataclasses
 
-    from mattekit import cutout, retouch
+    from mattekit.matting import cutout
+    from mattekit.ops import retouch
     from mattekit.matting import MattingOptions
 
     for name in ("remove", "matte"):  # the cut-out's options are declared once, and these tasks' options are them

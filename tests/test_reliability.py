@@ -261,7 +261,7 @@ RUN_TIMEOUT = 1200  # seconds one run over the whole corpus may take before it c
 
 def output_stems(names: list[str]) -> dict[str, str]:
     """{input name: the stem of its output in a ``-o FOLDER`` run}: inputs of one folder sharing a stem get their
-    extension in it (``photo_png``), as :func:`mattekit.naming.plan_outputs` names them."""
+    extension in it (``photo_png``), as :func:`mattekit.io.naming.plan_outputs` names them."""
     stems = [Path(n).stem.lower() for n in names]
     return {n: f"{Path(n).stem}_{Path(n).suffix[1:].lower()}" if stems.count(Path(n).stem.lower()) > 1 else Path(n).stem
             for n in names}

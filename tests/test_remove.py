@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mattekit import io, metrics
+from mattekit import io
+from mattekit.bench import metrics
 from mattekit.ops.pixels import quantise, unit_float
 from mattekit.cli import main
 from mattekit.tasks import segment
@@ -412,7 +413,7 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     (the path of models whose input size follows the photo's)."""
     from mattekit import runtime
     from mattekit.engines import stack_inputs
-    from mattekit.runner import Runner
+    from mattekit.running.runner import Runner
     from mattekit.tasks import subject
 
     path, masks, boxes = two_subjects

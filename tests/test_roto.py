@@ -339,7 +339,7 @@ def test_same_bytes_with_one_or_two_inference_workers(shared, mirror, tmp_path):
 
 
 def test_foreground_plate_matches_matte_colours(shared, mirror, tmp_path):
-    """roto --fg decontaminates as `mattekit matte` does (mattekit.cutout.assemble): same colours for the same alpha."""
+    """roto --fg decontaminates as `mattekit matte` does (mattekit.matting.cutout.assemble): same colours for the same alpha."""
     from mattekit.matting import estimate_foreground
 
     plate = make_plate(shared, tmp_path / "plate", 2, sequence="blackswan")

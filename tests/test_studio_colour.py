@@ -14,7 +14,8 @@ import PyOpenColorIO as ocio
 import pytest
 from PIL import Image
 
-from mattekit import catalog, cli, colour, runtime
+from mattekit import catalog, cli, runtime
+from mattekit.io import colour
 from mattekit.errors import InputError
 from mattekit.io import read_image, write_image
 from mattekit.io.picture import Layout
@@ -234,7 +235,7 @@ def test_one_frame_in_every_format_gives_u2netp_one_matte(shared, mirror, tmp_pa
     same (the test above); what can still differ reads each file's own colours at its own precision (DPX 10-bit: up
     to 0.5/1023 off the 8 bits, half EXR: 0.03/255): the edge matting, the refinement, the filter's flow. Per frame,
     every format against the PNG: mean |delta alpha| <= MATTE_MEAN (measured: ..., before this change ...)."""
-    from mattekit.runner import Runner
+    from mattekit.running.runner import Runner
     from mattekit.tasks import registry
 
     u8 = [np.round(cv2.resize(read_image(p).pixels, (427, 240), interpolation=cv2.INTER_AREA) * 255) / 255

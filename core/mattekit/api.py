@@ -141,7 +141,7 @@ def run(task_name: str, x, output: str | Path | None = None, keep_personal: bool
     for name, value in given.items():
         plane, _ = _to_array(value) if not isinstance(value, (str, Path)) else (_decode(value), None)
         inputs[name] = plane if ports[name].kind == "image" or plane.ndim == 2 else plane[..., 0]
-    from .runner import Runner
+    from .running.runner import Runner
 
     models = models_cache().for_task(task, options, set(given), loaded)
     result = Runner(task, models, options).arrays(inputs, note=lambda sentence: _warn(task, sentence))
@@ -164,18 +164,19 @@ def file_options(kwargs: dict, **values) -> FileOptions:
 
 
 def _warn(task, sentence: str, path: Path | None = None) -> None:
-    """A UserWarning of a note on a result (:func:`mattekit.runner.transparent_note`), naming the written ``path``
+    """A UserWarning of a note on a result (:func:`mattekit.running.runner.transparent_note`), naming the written ``path``
     if any, the options named as Python names them (``box=``)."""
     text = in_words(sentence, task.declared, lambda option: f"{option}=")
     warnings.warn(f"{path}: {text}" if path is not None else text[:1].upper() + text[1:], stacklevel=2)
 
 
 def _run_file(task, source: Path, output, options, given: dict, loaded: dict, written) -> Path:
-    """Run ``task`` on the file ``source`` and write its result where :mod:`mattekit.naming` puts it (beside it, or
+    """Run ``task`` on the file ``source`` and write its result where :mod:`mattekit.io.naming` puts it (beside it, or
     ``output``); an output that would replace a file the run reads is refused before any model loads. ``written``:
     what the file carries besides its pixels (:class:`~mattekit.tasks.common.FileOptions`)."""
-    from . import naming, provenance
-    from .runner import Runner
+    from . import provenance
+    from .io import naming
+    from .running.runner import Runner
 
     out = str(output) if output else None
     paths = {name: str(value) for name, value in given.items() if isinstance(value, (str, Path))}

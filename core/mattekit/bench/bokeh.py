@@ -19,7 +19,8 @@ import time
 import cv2
 import numpy as np
 
-from .. import io, lens, retouch
+from .. import io, lens
+from ..ops import retouch
 from ..errors import MattekitError
 from .memory import current_rss, peak_rss, reset_peak_rss
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import io, metrics, runtime
+from .. import io, runtime
+from . import metrics
 from ..ops.pixels import unit_float
 from ..ops.regions import bounding_box
 from ..errors import InputError, MattekitError

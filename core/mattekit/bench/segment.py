@@ -15,7 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import catalog, io, metrics, runtime, weights
+from .. import catalog, io, runtime, weights
+from . import metrics
 from ..ops.pixels import unit_float
 from ..ops.resizing import lanczos
 from ..subject import masks
@@ -84,7 +85,7 @@ def onnx_source(entry) -> weights.WeightFile | None:
 
 
 # rembg's sessions (rembg/sessions/*.py): (mean, std, input side) of the models it ships that the catalog has.
-REMBG_SESSIONS = {
+REMBG_PREPROCESSING = {
     "u2net": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 320),
     "u2netp": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 320),
     "u2net-human-seg": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 320),
@@ -100,7 +101,7 @@ class RembgReference:
     def __init__(self, name: str, path: Path):
         import onnxruntime as ort
 
-        mean, std, self.side = REMBG_SESSIONS[name]
+        mean, std, self.side = REMBG_PREPROCESSING[name]
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
@@ -121,7 +122,7 @@ def reference_for(entry, weights_path: str | None = None) -> RembgReference | No
     """rembg's pipeline on ``entry``'s ONNX file (``weights_path`` when that is an .onnx file, else the
     catalog's ONNX source), or None: a model rembg does not ship, onnxruntime missing, or the ONNX file not
     to be had (e.g. offline: a warning says so)."""
-    if entry.name not in REMBG_SESSIONS:
+    if entry.name not in REMBG_PREPROCESSING:
         return None
     try:
         import onnxruntime  # noqa: F401

@@ -51,7 +51,7 @@ def add_parser(kinds) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps (mattekit's side)")
     p.add_argument("--backend", default="auto", help="mattekit backend: auto (default), torch or onnx")
     p.add_argument("--precision", default="auto", help="mattekit precision: auto (default), fp32, fp16 or bf16")
-    p.add_argument("--workers", type=int, help="mattekit inference workers (default: see mattekit.pipeline.plan)")
+    p.add_argument("--workers", type=int, help="mattekit inference workers (default: see mattekit.running.pipeline.plan)")
     p.add_argument("--threads", type=int, help="mattekit torch/ONNX Runtime threads per worker (default: see plan)")
     p.add_argument("--batch", type=int, help="mattekit batch size (default: 1 on CPU, 8 on CUDA)")
     p.add_argument("--limit", type=int, help="only the first N images")
@@ -211,7 +211,7 @@ def _machine() -> dict:
     cpu = (machine.cpu_info() or ("", None))[0] or platform.processor() or platform.machine()
     import torch
 
-    from ..pipeline import cpu_count
+    from ..running.pipeline import cpu_count
 
     return {"cpu": cpu, "cores": cpu_count(), "python": platform.python_version(), "system": platform.system(),
             "torch": torch.__version__}

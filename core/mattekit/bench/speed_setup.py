@@ -9,8 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-REMBG_SESSIONS = {"u2net": "u2net", "u2netp": "u2netp", "u2net-human-seg": "u2net_human_seg",
-                  "isnet-general-use": "isnet-general-use"}
+# rembg's session name (``rembg.new_session(name)``) of each catalog model it ships.
+REMBG_SESSION_NAMES = {"u2net": "u2net", "u2netp": "u2netp", "u2net-human-seg": "u2net_human_seg",
+                       "isnet-general-use": "isnet-general-use"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -56,9 +57,9 @@ def _rembg_home(args, cfg, work: Path, check_import: bool = True) -> tuple[str, 
     from ..engines.onnx import export_onnx, onnx_path
     from ..errors import MattekitError
 
-    session = REMBG_SESSIONS.get(args.model)
+    session = REMBG_SESSION_NAMES.get(args.model)
     if session is None:
-        raise MattekitError(f"rembg has no session for model {args.model}; use --no-rembg or one of {', '.join(REMBG_SESSIONS)}.")
+        raise MattekitError(f"rembg has no session for model {args.model}; use --no-rembg or one of {', '.join(REMBG_SESSION_NAMES)}.")
     if check_import:
         try:
             import rembg  # noqa: F401

@@ -87,15 +87,16 @@ class _RembgTool:
 
 
 class _MattekitTool:
-    """What ``mattekit remove --no-matting`` does on a folder: the shipped runner (:mod:`mattekit.runner`)
+    """What ``mattekit remove --no-matting`` does on a folder: the shipped runner (:mod:`mattekit.running.runner`)
     with the remove task, timed per pipeline stage."""
 
     def __init__(self, cfg: dict):
         t0 = time.perf_counter()
         import torch
 
-        from .. import catalog, pipeline, runtime
-        from ..runner import Runner
+        from .. import catalog, runtime
+        from ..running import pipeline
+        from ..running.runner import Runner
         from ..tasks import registry
 
         t_import = time.perf_counter()

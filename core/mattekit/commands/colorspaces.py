@@ -11,7 +11,7 @@ def add_parser(sub) -> None:
 
 
 def _list(args) -> int:
-    from .. import colour
+    from ..io import colour
     from ..errors import InputError
 
     print(f"OCIO config: {colour.config_path()}")

@@ -13,7 +13,7 @@ from ..errors import InputError, MattekitError, OutputError, printable
 from ..fsutil import NAME_MAX, file_kind
 from ..io.formats import extension_of
 from ..io.outputs import IMAGE_SUFFIXES, WRITABLE
-from ..naming import earlier_outputs
+from ..io.naming import earlier_outputs
 from ..progress import Display, Progress, Reporter, shown
 
 def expand_inputs(items: list[str], stdin: Path | None = None, suffix: str = "",
@@ -21,7 +21,7 @@ def expand_inputs(items: list[str], stdin: Path | None = None, suffix: str = "",
     """Files, folders (their images, sorted) and globs -> [(file, folder it came from or its parent)];
     ``-`` -> (``stdin``: the name standard input goes by, see :class:`standard_streams`; its folder).
     ``suffix``: the run writes beside its inputs with it, and a folder's or a glob's earlier outputs of
-    that naming are left out (:func:`mattekit.naming.earlier_outputs`; added to ``left_out``); a file named on its own is kept."""
+    that naming are left out (:func:`mattekit.io.naming.earlier_outputs`; added to ``left_out``); a file named on its own is kept."""
     found: list[tuple[Path, Path]] = []
     listed: set[Path] = set()  # the files a folder or a glob gave
     for item in items:
@@ -163,10 +163,10 @@ SLOW = 5.0  # seconds one input may take before a run of one image shows that it
 
 
 def run_files(args, planned: list[tuple[Path, Path]], runner, messages: Messages, data: dict | None = None) -> int:
-    """Run ``runner`` (a :class:`mattekit.runner.Runner`) on every (input, output) of ``planned``
-    (:func:`mattekit.naming.plan_outputs`; ``data``: the inputs that are no file, see :meth:`standard_streams.data`):
+    """Run ``runner`` (a :class:`mattekit.running.runner.Runner`) on every (input, output) of ``planned``
+    (:func:`mattekit.io.naming.plan_outputs`; ``data``: the inputs that are no file, see :meth:`standard_streams.data`):
     ``args.skip_existing`` honoured, one line per written file (and a warning for one whose subject came out
-    empty, :func:`mattekit.runner.transparent_note`), one bar of images on a terminal for several
+    empty, :func:`mattekit.running.runner.transparent_note`), one bar of images on a terminal for several
     inputs (of tiles for one; for one without tiles, a line once it takes :data:`SLOW` seconds), ``args.threads``
     torch threads per inference worker. A failing input is listed and the others are written (returns 1); a single
     input's failure is raised as it is."""
@@ -287,7 +287,7 @@ class standard_streams:
         return self
 
     def data(self) -> dict:
-        """{the name of standard input: (its bytes, "standard input")} for :meth:`mattekit.runner.Runner.files`;
+        """{the name of standard input: (its bytes, "standard input")} for :meth:`mattekit.running.runner.Runner.files`;
         empty when standard input is not read."""
         return {} if self.stdin is None else {self.stdin: (self._bytes, "standard input")}
 

@@ -3,7 +3,7 @@
 Each declared option becomes a flag (``--name``; booleans also get ``--no-name``), each optional
 input port a ``--port FILE|FOLDER`` flag (a file, or a folder of files named like the inputs).
 Files, folders and globs are expanded by :mod:`mattekit.commands.files` and run by
-:mod:`mattekit.runner`. Nothing here imports torch until a command runs.
+:mod:`mattekit.running.runner`. Nothing here imports torch until a command runs.
 """
 from __future__ import annotations
 
@@ -144,7 +144,8 @@ def run(task: Task, args) -> int:
 
 
 def _run_files(task: Task, args, options, ports: dict, streams, written: FileOptions) -> int:
-    from .. import heap, naming
+    from .. import heap
+    from ..io import naming
     from . import files
 
     suffix = naming.output_suffix(task, options)
@@ -163,7 +164,7 @@ def _run_files(task: Task, args, options, ports: dict, streams, written: FileOpt
     if len(planned) == 1 and getattr(args, "own_process", False):  # process-wide: never for main() called in-process
         heap.for_one_image()  # before any thread starts or any large block is made
     from .. import provenance, runtime  # torch: only once every check that needs no model has passed
-    from ..runner import Runner
+    from ..running.runner import Runner
 
     models = runtime.ModelCache(say=runtime.say_on_stderr).for_task(task, options, set(ports))
     record = provenance.record(task, options, models) if written.provenance else None

@@ -18,7 +18,7 @@ an .onnx release   the file as it is, by ONNX Runtime on the CPU (no module)    
 :func:`mattekit.engines.plan.decide` makes the :class:`~mattekit.engines.plan.Plan` (device, engine, precision,
 threads, and why) once per model load; :func:`create` builds what it says.
 
-Throughput on CPU comes from several single-threaded calls in parallel threads (``mattekit.pipeline``);
+Throughput on CPU comes from several single-threaded calls in parallel threads (``mattekit.running.pipeline``);
 one call alone uses the calling thread's thread count (:mod:`mattekit.engines.threads`; ONNX Runtime: a session of
 that many threads; an .onnx release: the count when its session was made). A run whose model runs on ONNX Runtime
 (:attr:`mattekit.engines.plan.Plan.engine` "onnx") imports torch only to export the model once.

@@ -1,4 +1,4 @@
-"""The torch engines, and the host/device transfer helpers ``mattekit.pipeline`` uses.
+"""The torch engines, and the host/device transfer helpers ``mattekit.running.pipeline`` uses.
 
 An engine is called with an N x C x h x w float32 CPU tensor and returns the prediction element
 of the net's output (the catalog's ``output.index``, before any activation) on its device.

@@ -1,7 +1,8 @@
 """File input and output: :mod:`.read` and :mod:`.write` by format (:mod:`.formats`; :mod:`.png` and
 :mod:`.tiff` hold their own codecs, :mod:`.oiio` reads and writes EXR and DPX through OpenImageIO), the
-in-memory :mod:`.picture`, and plates: :mod:`.sequences` (with :mod:`.frame_patterns`, :mod:`.frame_ranges`
-and :mod:`.movie`)."""
+in-memory :mod:`.picture`, plates: :mod:`.sequences` (with :mod:`.frame_patterns`, :mod:`.frame_ranges`
+and :mod:`.movie`), their colour spaces (:mod:`.colour`), and where results go: :mod:`.outputs` (format, bit depth)
+and :mod:`.naming` (names, and the outputs refused)."""
 from mattekit.io.picture import Picture
 from mattekit.io.read import read_image, read_layout, read_provenance
 from mattekit.io.write import write_image, write_layers

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mattekit import colour
+from . import colour
 from mattekit.errors import InputError
 from mattekit.io.picture import Picture
 

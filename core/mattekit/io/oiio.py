@@ -1,5 +1,5 @@
 """EXR, DPX and deep TIFF through OpenImageIO: :func:`read_scene` reads a file's pixels as stored (EXR single- and
-multi-part, layered; DPX; TIFF), so that their colour can be managed (:mod:`mattekit.colour`); :func:`write_exr`
+multi-part, layered; DPX; TIFF), so that their colour can be managed (:mod:`mattekit.io.colour`); :func:`write_exr`
 and :func:`write_layers` write EXR (a plain one, and roto's layered one for compositors)."""
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ Before any pixel is decoded, the size the file declares is checked against
 a larger one is refused in one sentence.
 Animated images and multi-page TIFFs give their first frame, with a warning saying so.
 EXR and DPX are read by OpenImageIO (:mod:`mattekit.io.oiio`), their colour converted to sRGB from the colour
-space the file names (:func:`mattekit.colour.default_colorspace`: EXR chromaticities or ``oiio:ColorSpace``, else
+space the file names (:func:`mattekit.io.colour.default_colorspace`: EXR chromaticities or ``oiio:ColorSpace``, else
 linear sRGB for EXR and float DPX, sRGB for integer DPX); a bare A channel (a matte) reads as its grey coverage.
 
 Plate frames are read by :func:`read_plate`, which keeps their values as stored and manages their colour.
@@ -38,7 +38,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from mattekit import colour
+from . import colour
 from mattekit.errors import InputError
 from mattekit.io import metadata
 from mattekit.io.formats import DECODE_ERRORS, DPX_MAGIC, EXR_MAGIC, EXR_RECORD, PNG_XMP_KEY, TIFF_MAGIC, Source, reason
@@ -89,9 +89,9 @@ def _read_oiio(data: Source) -> Picture:
 
 def read_plate(path, colorspace: str | None = None, view: str | None = None) -> Picture:
     """A plate frame: ``scene``, its values as stored (float32 H x W x 3|4, straight alpha, unclipped) in OCIO
-    colour space ``colorspace`` (None: the file's own, :func:`mattekit.colour.default_colorspace`), and
-    ``pixels``, the networks' sRGB made from it by :func:`mattekit.colour.to_network` (through ``view`` of the sRGB
-    display when given: a name :func:`mattekit.colour.check_view` gave; alpha clipped to [0, 1]).
+    colour space ``colorspace`` (None: the file's own, :func:`mattekit.io.colour.default_colorspace`), and
+    ``pixels``, the networks' sRGB made from it by :func:`mattekit.io.colour.to_network` (through ``view`` of the sRGB
+    display when given: a name :func:`mattekit.io.colour.check_view` gave; alpha clipped to [0, 1]).
     EXR, DPX and 16-bit and float TIFF are read by OpenImageIO (multi-part and layered EXR: the first part with
     colour); the others, 8-bit TIFF included (its ICC profile and EXIF orientation applied), by :func:`read_image`
     (taken as sRGB unless ``colorspace`` says otherwise)."""
@@ -127,7 +127,7 @@ def plate_layout(path) -> Layout:
 
 def _scene_space(found: Scene, colorspace: str | None = None) -> str:
     """The OCIO colour space of ``found``'s values: ``colorspace`` when one is named (checked), else the file's own
-    (:func:`mattekit.colour.default_colorspace`; EXR is scene-linear unless it names another space, integer EXR
+    (:func:`mattekit.io.colour.default_colorspace`; EXR is scene-linear unless it names another space, integer EXR
     samples too)."""
     if colorspace:
         return colour.check_colorspace(colorspace)
@@ -136,7 +136,7 @@ def _scene_space(found: Scene, colorspace: str | None = None) -> str:
 
 def _network_pixels(scene: np.ndarray, space: str, view: str | None = None) -> np.ndarray:
     """H x W x 3|4 values in colour space ``space`` -> the networks' sRGB in [0, 1] (through ``view``, when given,
-    :func:`mattekit.colour.to_network`), alpha clipped to [0, 1]."""
+    :func:`mattekit.io.colour.to_network`), alpha clipped to [0, 1]."""
     pixels = colour.to_network(scene[..., :3], space, view)
     return np.concatenate([pixels, np.clip(scene[..., 3:], 0, 1)], axis=2) if scene.shape[2] == 4 else pixels
 

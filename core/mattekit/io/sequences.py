@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mattekit import colour
+from . import colour
 from mattekit.errors import InputError, OutputError
 from mattekit.io.frame_patterns import IMAGE_SUFFIXES, FramePattern, folder_pattern, has_frame_token, sibling_padding
 from mattekit.io.frame_ranges import format_frames, parse_frames
@@ -87,7 +87,7 @@ class ImageSequence:
 def open_plate(spec: str | Path, colorspace: str | None = None, view: str | None = None) -> ImageSequence | Movie:
     """A plate from a pattern, a numbered frame, a folder of frames or a movie file; ``colorspace``: the OCIO
     colour space of its frames (None: each image file's own; a movie's decoded RGB is sRGB); ``view``: the view
-    of the sRGB display the networks see them through (None: the plain conversion, :mod:`mattekit.colour`)."""
+    of the sRGB display the networks see them through (None: the plain conversion, :mod:`mattekit.io.colour`)."""
     text = str(spec)
     path = Path(text).expanduser()
     if path.is_file() and path.suffix.lower() in MOVIE_SUFFIXES:

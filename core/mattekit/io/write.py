@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mattekit import colour
+from . import colour
 from mattekit.errors import OutputError
 from mattekit.fsutil import atomic_write, stale_temporaries
 from mattekit.io.oiio import plate_spec, write_exr
@@ -45,7 +45,7 @@ def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = N
     JPEG cannot hold transparency: an RGBA picture that is not fully opaque raises OutputError.
     colorspace: the pixels are a plate's own values in this OCIO colour space (any range): EXR gets them neither
     converted from sRGB nor clipped (premultiplied all the same), its header naming the colour space
-    (:func:`mattekit.colour.exr_attributes`); the other formats clip them to [0, 1].
+    (:func:`mattekit.io.colour.exr_attributes`); the other formats clip them to [0, 1].
     metadata: the source's ICC profile, dpi, EXIF and XMP (:class:`mattekit.io.metadata.Metadata`) for PNG, JPEG,
     TIFF and WebP (WebP holds no dpi but the EXIF's); its XMP and the provenance share one packet. EXR keeps none.
     Memory: floats are rounded to integers in strips of rows (:func:`mattekit.ops.pixels.quantise`) and PNG is compressed

@@ -16,8 +16,9 @@ undone after it, so small lights become bright bokeh balls while untouched pixel
 their values.
 
 :mod:`.layers` holds the layers (kernels, gathering, composing); :mod:`.renderer` the blur of a
-photo and the choices behind it. Images are sRGB float32 H x W x 3|4 in [0,1]; depth maps are
-disparities H x W in [0,1], 1 = nearest; radii are in pixels.
+photo and the choices behind it; :mod:`.disparity` the depth maps, from a depth network's prediction.
+Images are sRGB float32 H x W x 3|4 in [0,1]; depth maps are disparities H x W in [0,1], 1 = nearest; radii are
+in pixels.
 """
 from .layers import aperture_kernel, layer_position, layer_radius
 from .renderer import blur_radius, circle_of_confusion, focus_depth_at, parse_point, render, subject_depth

@@ -8,7 +8,9 @@
 - :mod:`.colour_linear` - the local colour-linear model that carries a reduced-resolution alpha to full size;
 - :mod:`.foreground` - foreground colour estimation (decontamination) under a soft alpha;
 - :mod:`.laplacian` and :mod:`.solver` - the matting Laplacian as a pixel stencil and the
-  multigrid-preconditioned conjugate-gradient solver behind the alpha.
+  multigrid-preconditioned conjugate-gradient solver behind the alpha;
+- :mod:`.cutout` - what a user gets from an image and its alpha (cut-out, alpha, colours, composite),
+  for every task that ends in a cut-out.
 
 Arrays are float32, sRGB images H x W x 3 in [0,1], alphas and trimaps H x W.
 """

@@ -12,7 +12,7 @@ decontaminated foreground plate and a layered EXR per frame):
   depends on the plate frames within ``radius`` (:mod:`.temporal`) and hint chains re-run from their keyframe. A
   recurrent model (RVM) first runs the catalog's ``warmup`` frames: its mattes equal one run's within ``warmup``
   frames of the shot's start and differ a little after (``mattekit bench roto --chunk`` measures it).
-- **Throughput**: frames go through :func:`mattekit.pipeline.run_pipeline` and reach the temporal filter and the
+- **Throughput**: frames go through :func:`mattekit.running.pipeline.run_pipeline` and reach the temporal filter and the
   writer in frame order; the bytes do not depend on the number of inference workers.
 - **Hints** (``box``, ``point``, ``exclude``, ``hint_mask`` on keyframes) are carried along the motion to the next
   frames (backward before the first): :class:`.chain.HintChain`, or SAM 2.1's memory with a ``prompt`` model

@@ -9,7 +9,8 @@ from typing import Callable
 
 import numpy as np
 
-from .. import catalog, pipeline, runtime
+from .. import catalog, runtime
+from ..running import pipeline
 from ..subject import masks
 from . import temporal, tracking
 from ..errors import Cancelled, MattekitError

@@ -1,7 +1,7 @@
 """Depth of field (task ``bokeh``): a lens blur keeping the subject, or the point in focus, sharp.
 
 :func:`bokeh` gathers what the renderer (:func:`mattekit.lens.render`) needs: the depth map from
-``depth`` or a depth model (:mod:`mattekit.disparity`), the subject's mask from ``subject`` or a
+``depth`` or a depth model (:mod:`mattekit.lens.disparity`), the subject's mask from ``subject`` or a
 segmentation model (:func:`mattekit.subject.masks.predict_mask`), the focal plane and the blur radius.
 Images are sRGB float32 H x W x 3|4 in [0,1]; depth maps and masks H x W in [0,1].
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import lens
-from ..disparity import estimate_depth, refine_depth
+from ..lens.disparity import estimate_depth, refine_depth
 from ..errors import MattekitError
 from ..subject.masks import predict_mask
 from ..options import OptionError, option

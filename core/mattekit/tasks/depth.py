@@ -1,13 +1,13 @@
 """Depth (task ``depth``): a relative depth map of a photo from a catalog depth model (Depth Anything V2).
 
-The prediction becomes an H x W map by :func:`mattekit.disparity.depth_from_prediction`; larger
+The prediction becomes an H x W map by :func:`mattekit.lens.disparity.depth_from_prediction`; larger
 values are nearer.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..disparity import depth_from_prediction, normalize_depth
+from ..lens.disparity import depth_from_prediction, normalize_depth
 from ..options import option
 from .common import ModelOptions
 from .registry import Port, Task, model_input

@@ -1,11 +1,11 @@
 """Automatic photo enhancement (task ``enhance``): gentle denoise, white balance, exposure and local
-contrast, each step switchable and all scaled by one ``strength`` (:func:`mattekit.retouch.enhance`).
+contrast, each step switchable and all scaled by one ``strength`` (:func:`mattekit.ops.retouch.enhance`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..retouch import RetouchOptions, enhance
+from ..ops.retouch import RetouchOptions, enhance
 from ..options import option
 from .registry import Port, Task, no_model_input
 

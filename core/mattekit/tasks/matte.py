@@ -3,7 +3,7 @@
 The alpha comes from the trimap (:func:`mattekit.matting.entry.alpha_from_trimap`), from the mask's
 uncertain edge (:func:`mattekit.matting.entry.matte_edge`), or with neither from ``model``: a
 matting network (task "matte", e.g. modnet-portrait) directly, or a segmentation network whose mask
-is matted. The result is assembled by :func:`mattekit.cutout.assemble` (cut-out with decontaminated
+is matted. The result is assembled by :func:`mattekit.matting.cutout.assemble` (cut-out with decontaminated
 colours by default).
 
 Images are sRGB float32 H x W x 3|4 in [0,1]; alphas, masks and trimaps H x W.
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import cutout
+from ..matting import cutout
 from ..ops.pixels import grey_map
 from ..ops.resizing import resize
 from ..subject import masks
 from ..errors import MattekitError
-from ..cutout import CutoutOptions
+from ..matting.cutout import CutoutOptions
 from ..matting.entry import MattingOptions, alpha_from_trimap, check_edge, matte_edge
 from ..options import option
 from .common import ModelOptions

@@ -116,7 +116,7 @@ class Task(Declaration):
     needs(options, given) -> {model option: catalog task}: the models a run needs, given which
     optional inputs are present (default: the main model).
     prepare / infer / finish: the stages (module docstring).
-    streams: prepare gives one network input per image, so :mod:`mattekit.runner` runs the main model in
+    streams: prepare gives one network input per image, so :mod:`mattekit.running.runner` runs the main model in
     the pipeline's inference workers (decoding and encoding overlapped); otherwise the whole task runs
     in the pipeline's writer.
     suffix: the CLI's output name suffix, or a function of the options giving it ("{scale}" in it
@@ -225,7 +225,7 @@ def declarations() -> dict[str, Task | SequenceTask]:
 
 
 def tasks() -> dict[str, Task]:
-    """Every declared image task (arrays in, arrays out, run by :mod:`mattekit.runner`) by name."""
+    """Every declared image task (arrays in, arrays out, run by :mod:`mattekit.running.runner`) by name."""
     return {name: task for name, task in declarations().items() if isinstance(task, Task)}
 
 

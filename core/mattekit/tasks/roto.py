@@ -25,11 +25,11 @@ class RotoSpec:
     or a folder. frames: a range ("1001-1100x2", lists) or None for all. rgba / fg: optional
     patterns for the cut-out (premultiplied in EXR, straight in PNG/TIFF) and the decontaminated
     foreground plate (same alpha convention), both in the plate's own colour space and values.
-    colorspace: the plate's OCIO colour space (None: each file's own, :mod:`mattekit.colour`); view: the view of the
+    colorspace: the plate's OCIO colour space (None: each file's own, :mod:`mattekit.io.colour`); view: the view of the
     sRGB display the networks see it through (None: the plain conversion). temporal: motion-compensated smoothing over
     ``radius`` frames on each side. bit_depth: matte bits (PNG/TIFF 8|16, EXR 16 = half, 32 = float).
     threads: torch threads per inference worker; workers: inference workers (None: chosen by
-    :func:`mattekit.pipeline.plan`); neither changes the bytes written at a given ``threads``.
+    :func:`mattekit.running.pipeline.plan`); neither changes the bytes written at a given ``threads``.
     """
 
     plate: str = option(MISSING, "frame pattern (name.####.exr), numbered frame, folder of frames or movie", path=True)
@@ -63,12 +63,12 @@ class RotoSpec:
     colorspace: str | None = option(None, "OCIO colour space of the plate (a name or alias of $OCIO's config, else "
                                     "OCIO's built-in ACES studio config; `mattekit colorspaces` lists them); default: "
                                     "what the file says, else linear sRGB for float and sRGB for 8/16-bit files",
-                                    parse="mattekit.colour:check_colorspace", label="Plate colour space")
+                                    parse="mattekit.io.colour:check_colorspace", label="Plate colour space")
     view: str | None = option(None, "a view of the OCIO config's sRGB display that the networks see the plate "
                               "through (`mattekit colorspaces` lists them; e.g. 'ACES 2.0 - SDR 100 nits (Rec.709)', "
                               "which keeps highlights above 1.0 apart); default: the plain conversion to sRGB, "
                               "clipped to 0..1; the mattes are data and the --rgba/--fg plates keep the plate's values "
-                              "either way", parse="mattekit.colour:check_view", label="View for the networks")
+                              "either way", parse="mattekit.io.colour:check_view", label="View for the networks")
     bit_depth: int = option(16, "matte bits: 8/16 for PNG and TIFF, 16 (half) or 32 (float) for EXR",
                             choices=(8, 16, 32))
     skip_missing: bool = option(False, "process the frames that exist when some are missing")

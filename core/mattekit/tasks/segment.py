@@ -4,16 +4,16 @@ matted into a soft alpha, and the cut-out the user asked for.
 Stages (the predictor is passed in as ``models["model"]``, SAM 2.1 as ``models["hint_model"]``): prepare and the
 subject's alpha as :mod:`.subject` computes them (the network on the hinted region, or the hint model
 answering the hint; the mask's edge matted; a matting network's own alpha), then the cut-out
-(:func:`mattekit.cutout.assemble`).
+(:func:`mattekit.matting.cutout.assemble`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .. import cutout
+from ..matting import cutout
 from ..subject import masks
 from . import subject
-from ..cutout import CutoutOptions
+from ..matting.cutout import CutoutOptions
 from .registry import BACKDROP, RESULT, Port, Task
 from .subject import HINT_MASK, SubjectOptions
 

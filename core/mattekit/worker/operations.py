@@ -3,7 +3,7 @@
 One operation per registered task (:func:`mattekit.tasks.registry.tasks`), same name, same ports
 and options: options are checked by ``task.make_options(values, host="worker")``; the models a run
 needs (``task.models_needed``) come from the worker's own :class:`mattekit.runtime.ModelCache`;
-:class:`mattekit.runner.Runner` does the work. The sequence task (``roto``, :func:`registry.sequences
+:class:`mattekit.running.runner.Runner` does the work. The sequence task (``roto``, :func:`registry.sequences
 <mattekit.tasks.registry.sequences>`) is an operation without pixels: frame sequences travel as paths and its
 job's operation (:func:`mattekit.roto.run_operation`) reads and writes the files itself, inside
 the folders the user allowed (:class:`PathPolicy`).
@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import colour
+from ..io import colour
 from ..errors import MattekitError, in_words
 from ..progress import Reporter
 from ..options import OptionError
@@ -56,7 +56,7 @@ def from_task(task: Task) -> Operation:
 
     def run(models, inputs: dict, options, progress: Progress, warn: Callable[[str], None] | None = None) -> tuple[dict, dict]:
         from .. import provenance
-        from ..runner import Runner
+        from ..running.runner import Runner
 
         present = {name: array for name, array in inputs.items() if array is not None}
         given = {p.name for p in task.inputs if p.optional and p.name in present}
@@ -128,7 +128,7 @@ def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
 
     table = {o.name: o for o in task.declared if "worker" in o.hosts}
     path_options = [name for name, o in table.items() if o.path]  # confined by ``paths``
-    space_options = [name for name, o in table.items() if o.parse == "mattekit.colour:check_colorspace"]
+    space_options = [name for name, o in table.items() if o.parse == "mattekit.io.colour:check_colorspace"]
 
     def make_options(values: dict):
         # every path the request names is confined before anything opens it (a parse may read a file)

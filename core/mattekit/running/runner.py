@@ -1,14 +1,14 @@
 """One runner for every front end: a task's inputs from a source, prepare -> infer -> finish, results to a sink.
 
 The CLI (files, folders, standard input), the Python API (paths and arrays), the worker (arrays) and
-``bench speed`` run tasks here, and always through :func:`mattekit.pipeline.run_pipeline` (one image is
+``bench speed`` run tasks here, and always through :func:`mattekit.running.pipeline.run_pipeline` (one image is
 a pipeline of one). A task that streams (one network input per image) has decoding and ``prepare`` in
 the pipeline's reader, its main model in the inference workers and ``finish`` and encoding in the
 writer; any other task's pipeline has no inference stage: the task runs whole in the writer (its models
 may tile, or run more than once).
 
 Failures: anything that goes wrong with one item (a bad file, an unwritable output, a bug) fails that
-item only; the run's :class:`mattekit.pipeline.Result` keeps the original exception, so that a run of one
+item only; the run's :class:`mattekit.running.pipeline.Result` keeps the original exception, so that a run of one
 input can raise it as it was. Whatever fails in the shared inference stage stops the run, as in the pipeline.
 """
 from __future__ import annotations
@@ -17,10 +17,11 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import io, pipeline, runtime
-from .errors import MattekitError, OutputError
-from .options import NONE
-from .io import outputs
+from .. import io, runtime
+from . import pipeline
+from ..errors import MattekitError, OutputError
+from ..options import NONE
+from ..io import outputs
 
 
 class _ItemFailed(MattekitError):
@@ -46,7 +47,7 @@ def transparent_note(task, result: dict, options=None) -> str | None:
     whose alpha, or an alpha or mask output, is zero everywhere; in the CLI's words, naming what the task offers
     to try given its ``options`` (after a box, what else may find the subject in it, not a box again). None for any
     other result (a composite or colours hold no alpha to judge)."""
-    from .tasks.registry import RESULT
+    from ..tasks.registry import RESULT
 
     port = task.outputs[0]
     array = result.get(port.name)
@@ -107,7 +108,7 @@ class Runner:
         """For every item: ``load(item) -> (inputs, kept)``, the task's stages, ``store(item, kept, outputs)``.
 
         single: one item (one inference worker with every thread). threads, workers, batch: the
-        pipeline's layout (None: :func:`mattekit.pipeline.plan`'s for the main model).
+        pipeline's layout (None: :func:`mattekit.running.pipeline.plan`'s for the main model).
         progress(done, item) after each item; cancel() -> True stops reading; steps(done, total): the
         task's own progress within one image (tiles). note(item, sentence) after an item is stored whose subject
         came out empty (:func:`transparent_note`).

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .ops.compositing import blurred_background, composite, drop_shadow, parse_colour
-from .ops.pixels import quantise, unit_float
-from .ops.regions import bounding_box
-from .ops.resizing import fit_cover
-from .errors import MattekitError
-from .matting import estimate_foreground
-from .options import option
+from ..ops.compositing import blurred_background, composite, drop_shadow, parse_colour
+from ..ops.pixels import quantise, unit_float
+from ..ops.regions import bounding_box
+from ..ops.resizing import fit_cover
+from ..errors import MattekitError
+from .foreground import estimate_foreground
+from ..options import option
 
 RESULTS = ("rgba", "alpha", "foreground", "composite")
 
@@ -38,9 +38,9 @@ class CutoutOptions:
         "composite when a background is given", choices=RESULTS)
     background: str | None = option(
         None, "composite background: a colour (#rrggbb, r,g,b or a name) or blur[:SIGMA] (the photo's own "
-        "background, blurred); implies result composite", parse="mattekit.cutout:parse_background")
+        "background, blurred); implies result composite", parse="mattekit.matting.cutout:parse_background")
     shadow: str | None = option(None, "with a composite: a drop shadow DY,DX,BLUR,OPACITY under the subject "
-                                "(the flag alone: 12,12,8,0.5)", bare="12,12,8,0.5", parse="mattekit.cutout:parse_shadow")
+                                "(the flag alone: 12,12,8,0.5)", bare="12,12,8,0.5", parse="mattekit.matting.cutout:parse_shadow")
     crop: float | None = option(None, "crop to the subject's box grown by this fraction of its size (e.g. 0.05)",
                                 minimum=0.0, maximum=10.0, bare=0.05)
     decontaminate: bool = option(True, "give partially transparent pixels the subject's own colours "

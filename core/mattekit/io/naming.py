@@ -13,9 +13,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from .errors import OutputError
-from .fsutil import NAME_MAX, TEMP_EXTRA, FilesRead, temporary_name
-from .io.outputs import IMAGE_SUFFIXES, WRITABLE, companion_files, same_format
+from ..errors import OutputError
+from ..fsutil import NAME_MAX, TEMP_EXTRA, FilesRead, temporary_name
+from .outputs import IMAGE_SUFFIXES, WRITABLE, companion_files, same_format
 
 
 def output_suffix(task, options, model=None) -> str:
@@ -29,7 +29,7 @@ def output_suffix(task, options, model=None) -> str:
 
 def _catalog_scale(task, options) -> int:
     """The upscaling factor of the task's main model, from the catalog (no weights loaded)."""
-    from . import catalog
+    from .. import catalog
 
     cat = catalog.load()
     name = getattr(options, task.main)
@@ -167,7 +167,7 @@ def check_writable(folder: Path, api: bool = False) -> None:
     """OutputError unless a file can be created in ``folder`` (or, when it is yet to be made, in the nearest folder
     above it that exists): a file made and removed there, so an output nobody can write (``-o /proc/x.png``) is
     refused before any model loads."""
-    from .io.formats import reason
+    from .formats import reason
 
     existing = next((p for p in (folder.absolute(), *folder.absolute().parents) if p.is_dir()), None)
     if existing is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ops.filters import guided_filter
+from ..ops.filters import guided_filter
 
 
 def normalize_depth(disparity: np.ndarray) -> np.ndarray:

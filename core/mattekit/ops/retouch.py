@@ -12,9 +12,9 @@ from dataclasses import dataclass, fields
 import cv2
 import numpy as np
 
-from .ops.filters import guided_filter
-from .ops.pixels import linear_to_srgb, srgb_to_linear
-from .ops.resizing import resize
+from .filters import guided_filter
+from .pixels import linear_to_srgb, srgb_to_linear
+from .resizing import resize
 
 CLIP_LEVEL = 1.0 - 0.6 / 255.0  # at or above: clipped (8-bit 255); results stay below it
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 luminance of linear sRGB

@@ -32,10 +32,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from . import engines, heap
-from .engines import threads as thread_count
-from .errors import MattekitError
-from .machine import cpu_count
+from .. import engines, heap
+from ..engines import threads as thread_count
+from ..errors import MattekitError
+from ..machine import cpu_count
 
 if TYPE_CHECKING:
     import torch
