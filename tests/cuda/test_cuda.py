@@ -3,7 +3,7 @@ equal to its images run one by one, the pipeline halving a batch that runs out o
 real memory cap), and whole ``remove`` / ``upscale`` calls agreeing with the CPU.
 
 Skipped, with the reason, where torch sees no CUDA GPU (CI has none); run them on a GPU machine with
-``MATTEKIT_TEST_DATA`` set, e.g. ``python -m pytest tests/test_cuda.py``.
+``MATTEKIT_TEST_DATA`` set, e.g. ``python -m pytest tests/cuda/test_cuda.py``.
 """
 from __future__ import annotations
 
@@ -247,13 +247,12 @@ def test_shared_sam_frame_features_stay_in_host_memory_and_come_back_on_the_gpu(
 
 
 def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
-    """The finish's torch operations on the GPU against the CPU finish (tests/test_finish_device.py runs them on torch's
-    CPU device): u2netp's real prediction refined at factor 1.5 and 4.5, within 1e-4 mean |delta| of the CPU's mask,
-    and its edge matted (the Laplacian and the solve on the GPU) within 1e-5 mean |delta| of the CPU's alpha;
-    decontaminated colours (GT01 at 3x, 3.6 MP) within 2e-4 on average over the partial pixels, 5e-3 at most; an RGBA
-    ``remove`` with the model on the GPU refines, solves the edge matte and decontaminates there (and on the CPU not),
-    within the fidelity
-    tolerance (2e-3 mean per photo) of the CPU's, colours and alpha."""
+    """The finish's torch operations on the GPU against the CPU finish (tests/unit/matting/test_finish_device.py runs
+    them on torch's CPU device): u2netp's real prediction refined at factor 1.5 and 4.5, within 1e-4 mean |delta| of
+    the CPU's mask, and its edge matted (the Laplacian and the solve on the GPU) within 1e-5 mean |delta| of the CPU's
+    alpha; decontaminated colours (GT01 at 3x, 3.6 MP) within 2e-4 on average over the partial pixels, 5e-3 at most;
+    an RGBA ``remove`` with the model on the GPU refines, solves the edge matte and decontaminates there (and on the
+    CPU not), within the fidelity tolerance (2e-3 mean per photo) of the CPU's, colours and alpha."""
     import cv2
 
     from mattekit.matting.foreground import estimate_foreground

@@ -11,7 +11,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CARDS = ROOT / "models"
 CATALOG = tomllib.loads((ROOT / "core" / "mattekit" / "catalog.toml").read_text(encoding="utf-8"))
 MODELS = CATALOG["models"]

@@ -1,8 +1,8 @@
 """The layout table of docs/design.md, made from the tree: one line per module of ``core/mattekit`` (its path, line
-count and its docstring's first line), grouped by the layers of ``tests/test_layers.py``, lowest first.
+count and its docstring's first line), grouped by the layers of ``tests/unit/test_layers.py``, lowest first.
 
-``python tests/design_table.py`` writes it into docs/design.md (the first fenced block under "## Layout");
-``tests/test_layers.py`` checks that the file holds it as the tree makes it.
+``python tests/helpers/design_table.py`` writes it into docs/design.md (the first fenced block under "## Layout");
+``tests/unit/test_layers.py`` checks that the file holds it as the tree makes it.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_layers import LAYERS, PACKAGE  # noqa: E402
 
 DESIGN = PACKAGE.parents[1] / "docs" / "design.md"
@@ -34,7 +34,7 @@ def _line(path: Path) -> str:
 def table() -> str:
     """The layout table, a layer heading then its modules: top-level names sorted, a package's ``__init__``
     first, then its modules sorted by path."""
-    assert len(TITLES) == len(LAYERS), "one title per layer of tests/test_layers.py"
+    assert len(TITLES) == len(LAYERS), "one title per layer of tests/unit/test_layers.py"
     lines = []
     for number, (title, layer) in enumerate(zip(TITLES, LAYERS), 1):
         lines.append(f"# layer {number} {title}")

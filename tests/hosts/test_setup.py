@@ -13,7 +13,7 @@ import pytest
 
 from test_install_gimp import install_module
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "install" / "setup.py"
 setup = install_module("setup")
 CU = "https://download.pytorch.org/whl/"

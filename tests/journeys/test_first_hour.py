@@ -14,7 +14,7 @@ import pytest
 from mattekit import io
 from mattekit.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -181,7 +181,7 @@ def run_capped(argv: list[str], env: dict, timeout: float = TIMEOUT) -> Run:
 
 def _env(shared: Path, home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MATTEKIT_")}
-    repo_core = str(Path(__file__).resolve().parents[1] / "core")
+    repo_core = str(Path(__file__).resolve().parents[2] / "core")
     env.update(MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1", MATTEKIT_HOME=str(home),
                OMP_NUM_THREADS="1", PYTHONPATH=repo_core + os.pathsep + env.get("PYTHONPATH", ""))
     return env

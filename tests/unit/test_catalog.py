@@ -139,10 +139,11 @@ def test_the_segment_default_obeys_the_default_rule():
     # (1): its weights' licence is permissive, or its publisher stated none and the first run says so
     assert default.licence in PERMISSIVE or (not default.terms.stated and cat.unlicensed_notice(default, "C")), \
         f"{default.name}: {default.licence}"
-    assert default.name in MODELS, f"{default.name} never passed tests/test_fidelity.py on real weights"
+    assert default.name in MODELS, f"{default.name} never passed tests/conformance/test_fidelity.py on real weights"
     assert cat.get("objects", "segment").name == default.name
     toml = (Path(catalog.__file__).parent / "catalog.toml").read_text()
-    assert "in tests/test_fidelity.py" in toml.split("[aliases]")[0], "the rule is written above [defaults]' end"
+    rule = toml.split("[aliases]")[0]
+    assert "in tests/conformance/test_fidelity.py" in rule, "the rule is written above [defaults]' end"
 
 
 def test_known_hashes_match_the_shared_official_files(shared):

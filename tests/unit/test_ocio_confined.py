@@ -22,7 +22,7 @@ from mattekit.errors import InputError
 from mattekit.io import write_image
 from mattekit.wire import client, protocol
 
-CORE = str(Path(__file__).resolve().parents[1] / "core")
+CORE = str(Path(__file__).resolve().parents[2] / "core")
 MODEL = "csnet-sod"  # real weights from the shared mirror; 0.7 MB, fast on CPU
 HALF = "Version 1\nFrom 0.0 1.0\nLength 2\nComponents 1\n{\n0.0\n0.5\n}\n"  # a 1D LUT: 1.0 -> 0.5
 

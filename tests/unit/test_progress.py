@@ -191,7 +191,7 @@ def _photos(folder: Path, count: int) -> None:
 def test_a_folder_run_shows_a_line_per_file_in_a_pipe_and_a_bar_on_a_terminal(shared, tmp_path):
     _photos(tmp_path / "in", 3)
     env = dict(os.environ, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1", OMP_NUM_THREADS="1",
-               PYTHONPATH=str(Path(__file__).resolve().parents[1] / "core"))
+               PYTHONPATH=str(Path(__file__).resolve().parents[2] / "core"))
     command = [sys.executable, "-m", "mattekit", "remove", str(tmp_path / "in"), "--model", "u2netp", "-o"]
     piped = subprocess.run(command + [str(tmp_path / "piped")], env=env, capture_output=True, text=True, timeout=300)
     assert piped.returncode == 0, piped.stderr

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build (once) a virtual environment holding Blender as a Python module (``bpy`` from PyPI).
 
-    python3 tests/blender/build_venv.py 4.5.15 [5.0.1 ...]   -> prints each venv's python, one per line
+    python3 tests/hosts/blender/build_venv.py 4.5.15 [5.0.1 ...]   -> prints each venv's python, one per line
 
 Each bpy version gets its own venv (bpy pins numpy<2) under ``$MATTEKIT_CACHE`` (default
 ``~/.cache/mattekit-ci``), outside the repository, as ``bpy-<version>/``. A completion marker

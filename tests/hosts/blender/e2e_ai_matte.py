@@ -1,5 +1,5 @@
 """Drive the installed AI Matte add-on inside Blender (bpy as a module), headless. Run by
-tests/test_blender_e2e.py with a bpy venv's python, after install/install_blender.py installed it
+tests/hosts/blender/test_blender_e2e.py with a bpy venv's python, after install/install_blender.py installed it
 into $HOME:
 
     python e2e_ai_matte.py --plate DAVIS/im/SEQ [--movie SEQ.mp4] --frames 4 --output DIR --renders DIR

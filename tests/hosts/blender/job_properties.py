@@ -1,6 +1,6 @@
 """The job properties the AI Matte add-on built from the recorded roto schema (bpy as a module, the add-on
-registered, no worker running): :func:`describe`, run by tests/blender/e2e_ai_matte.py (--checks) for
-tests/test_blender_e2e.py. It changes the scene's settings; the caller resets them.
+registered, no worker running): :func:`describe`, run by e2e_ai_matte.py (--checks) for
+test_blender_e2e.py, both beside it. It changes the scene's settings; the caller resets them.
 """
 import os
 

@@ -1,8 +1,8 @@
 """Plates loaded as Movie Clips in real Blender (bpy as a module, the AI Matte add-on registered, no worker running):
 :func:`describe` records what the add-on would send for each (the roto job's options, with the colour space it names
 for the clip) and the first frame as Blender itself reads it (the same colour space set on an Image: a float image's
-pixels scene-linear Rec.709, a byte image's as its file holds them). Run by tests/blender/e2e_ai_matte.py (--checks)
-for tests/test_blender_e2e.py. It changes the scene's settings; the caller resets them.
+pixels scene-linear Rec.709, a byte image's as its file holds them). Run by e2e_ai_matte.py (--checks) for
+test_blender_e2e.py, both beside it. It changes the scene's settings; the caller resets them.
 """
 import os
 

@@ -16,7 +16,7 @@ and uninstall list the very steps the real runs take (lines, count and the chang
 Also per version: the portable zip (`--zip`, no path of the building machine) installed into a fresh HOME refuses in
 one sentence with no worker and no Python, finds a worker that `mattekit serve` started (by the default state file)
 and starts one with $MATTEKIT_PYTHON.
-The bpy venvs are built on first use into $MATTEKIT_CACHE by tests/blender/build_venv.py and reused; a machine
+The bpy venvs are built on first use into $MATTEKIT_CACHE by tests/hosts/blender/build_venv.py and reused; a machine
 without a Python for bpy fails these tests with the reason (no skip: the host would go unchecked).
 """
 from __future__ import annotations
@@ -42,7 +42,8 @@ from test_server import make_worker  # noqa: F401 - a fixture: a real worker on 
 from test_install_gimp import install_module, snapshot
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
+HERE = Path(__file__).resolve().parent  # the scripts run in bpy's python
 INSTALLER = ROOT / "install" / "install_blender.py"
 FRAMES = 4
 SEQUENCE = "blackswan"
@@ -72,7 +73,7 @@ def _others_in(folder: Path) -> bool:
 
 
 def bpy_python(version: str) -> Path:
-    result = subprocess.run([sys.executable, str(ROOT / "tests" / "blender" / "build_venv.py"), version],
+    result = subprocess.run([sys.executable, str(HERE / "build_venv.py"), version],
                             capture_output=True, text=True, timeout=1800)
     if result.returncode == 77:  # no skip: a suite that passes with no Blender checked would lie
         pytest.fail(f"No Python for bpy {version}, so real Blender cannot be tested here: {result.stderr.strip()} "
@@ -122,9 +123,9 @@ def fresh_home(shared: Path, tmp_path: Path, monkeypatch) -> dict:
 
 
 def run_ai_matte(python: Path, env: dict, plate: Path, frames: int, mattes: Path, renders: Path, *args: str) -> dict:
-    """tests/blender/e2e_ai_matte.py in bpy's python on the first ``frames`` of ``plate``; its RESULT record."""
+    """tests/hosts/blender/e2e_ai_matte.py in bpy's python on the first ``frames`` of ``plate``; its RESULT record."""
     try:
-        run = subprocess.run([str(python), str(ROOT / "tests" / "blender" / "e2e_ai_matte.py"), "--plate", str(plate),
+        run = subprocess.run([str(python), str(HERE / "e2e_ai_matte.py"), "--plate", str(plate),
                               "--frames", str(frames), "--output", str(mattes), "--renders", str(renders), *args],
                              env=env, capture_output=True, text=True, timeout=900)
     finally:
@@ -222,10 +223,11 @@ EXIT_WAIT = 60  # seconds Blender may take to exit once it printed its record (4
 
 
 def run_blender(python: Path, env: dict, args: list[str], timeout: float = 1800) -> dict:
-    """tests/blender/e2e_ai_matte.py in bpy's python with ``args``: {"result": its RESULT record or None, "exited":
-    whether the process ended by itself within EXIT_WAIT s of printing it, "returncode", "output": its last lines}."""
+    """e2e_ai_matte.py (beside this file) in bpy's python with ``args``: {"result": its RESULT record or None,
+    "exited": whether the process ended by itself within EXIT_WAIT s of printing it, "returncode", "output": its last
+    lines}."""
     with open(Path(env["HOME"]).parent / "blender.out", "w+") as out:
-        proc = subprocess.Popen([str(python), str(ROOT / "tests" / "blender" / "e2e_ai_matte.py"), *args], env=env,
+        proc = subprocess.Popen([str(python), str(HERE / "e2e_ai_matte.py"), *args], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, text=True)
         start, printed = time.monotonic(), None
         while proc.poll() is None:
@@ -582,7 +584,7 @@ def test_the_zip_finds_the_worker_on_another_machine(version, shared, tmp_path, 
     truths = shared / "data" / "davis" / "gt" / SEQUENCE
 
     # (b) no worker, no Python: one sentence, no traceback
-    run = subprocess.run([str(python), str(ROOT / "tests" / "blender" / "e2e_ai_matte.py"), "--plate", str(plate),
+    run = subprocess.run([str(python), str(HERE / "e2e_ai_matte.py"), "--plate", str(plate),
                           "--frames", str(frames), "--output", str(home / "shots" / "none"), "--renders",
                           str(tmp_path / "none"), "--model", "u2netp", "--refused"],
                          env=env, capture_output=True, text=True, timeout=300)

@@ -1,5 +1,5 @@
 """install/install_blender.py without Blender: where it looks, the zip it builds, what it does when no
-Blender is there, and how it removes what an install created. Real Blender: tests/test_blender_e2e.py."""
+Blender is there, and how it removes what an install created. Real Blender: tests/hosts/blender/test_blender_e2e.py."""
 from __future__ import annotations
 
 import ast
@@ -15,7 +15,7 @@ import pytest
 
 from test_install_gimp import install_module, snapshot
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "install" / "install_blender.py"
 
 

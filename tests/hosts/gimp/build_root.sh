@@ -2,7 +2,7 @@
 # Build (once) a Debian 13 root holding GIMP 3 with Python plug-in support, for the
 # real-GIMP end-to-end test. Prints the root's path on its last line of stdout.
 #
-#   tests/gimp/build_root.sh [CACHE_DIR]     (default: $MATTEKIT_CACHE, else ~/.cache/mattekit-ci)
+#   tests/hosts/gimp/build_root.sh [CACHE_DIR]     (default: $MATTEKIT_CACHE, else ~/.cache/mattekit-ci)
 #
 # Needs root (debootstrap, chroot). The root lives outside the repository and is reused
 # between runs: a completion marker written last says it is whole; a root without the

@@ -3,7 +3,7 @@ against ground truth; Mask Preview and Enhance, which the plug-in has no code fo
 from the task registry's schema), registered and run.
 
 A Debian 13 root holding GIMP 3.0 is built once with debootstrap into $MATTEKIT_CACHE (default
-~/.cache/mattekit-ci) by tests/gimp/build_root.sh and reused. The plug-in is installed into a
+~/.cache/mattekit-ci) by tests/hosts/gimp/build_root.sh and reused. The plug-in is installed into a
 fresh GIMP config folder inside that root with install/install_gimp.py; the worker runs on the
 host from this virtual environment (the chroot shares the host's network, so the plug-in
 reaches it on 127.0.0.1), with the real sinet-portrait weights from the test data mirror.
@@ -42,8 +42,8 @@ from test_birefnet_e2e import checkpoints  # noqa: F401 - a fixture: BiRefNet_li
 from test_sam2_hints import stand_in  # noqa: F401 - a fixture: SAM 2.1 Hiera-T stand-in weights
 
 pytestmark = [pytest.mark.gimp, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[1]
-BUILDER = ROOT / "tests" / "gimp" / "build_root.sh"
+ROOT = Path(__file__).resolve().parents[3]
+BUILDER = Path(__file__).resolve().parent / "build_root.sh"
 PHOTO = "person1"
 PAIR = ("banana1", "ceramic")  # two subjects side by side: the hint says which one is meant
 MISSED = ("106024", "153077")  # two more, of which u2netp's answer on the whole image leaves the left one out

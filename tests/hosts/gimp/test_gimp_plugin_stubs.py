@@ -1,4 +1,4 @@
-"""The GIMP 3 plug-in against small stand-ins of GIMP's API (tests/gimp_stubs) and a real in-process worker."""
+"""The GIMP 3 plug-in against small stand-ins of GIMP's API (gimp_stubs/ beside it) and a real in-process worker."""
 from __future__ import annotations
 
 import ast
@@ -17,7 +17,7 @@ from mattekit.wire import client
 from mattekit.runtime import ModelCache
 from mattekit.worker import operations, service
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 PLUGIN = ROOT / "gimp_plugin" / "mattekit_gimp" / "mattekit_gimp.py"
 STUBS = Path(__file__).resolve().parent / "gimp_stubs"
 MENU_NAMES = {"mattekit-remove-background", "mattekit-refine-edges", "mattekit-upscale", "mattekit-portrait-bokeh",

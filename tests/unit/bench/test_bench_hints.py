@@ -83,7 +83,7 @@ def _table(text: str) -> dict:
 @pytest.mark.slow
 def test_rows_equal_ious_computed_directly(four_images, capsys, tmp_path):
     """The rows against the alpha files `remove --result alpha --no-matting` writes for each hint, scored by
-    numpy here (tests/mask_scores.py); the hints are the bench's own, checked by the first test above."""
+    numpy here (tests/helpers/mask_scores.py); the hints are the bench's own, checked by the first test above."""
     data, images = four_images
     assert main(["bench", "hints", "--data", str(data), "--model", "csnet-sod", "--no-matting"]) == 0
     out = capsys.readouterr().out

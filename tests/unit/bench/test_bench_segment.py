@@ -26,7 +26,7 @@ EIGHT_BIT = 1 / 510  # the most rounding an alpha to 8 bits moves a pixel, so a 
 
 
 def _saved_scores(folder, data, images) -> list[list[float]]:
-    """[IoU, MAE, boundary F] per image of the alpha files in ``folder``, by tests/mask_scores.py's numpy."""
+    """[IoU, MAE, boundary F] per image of the alpha files in ``folder``, by tests/helpers/mask_scores.py's numpy."""
     found = []
     for image_path in images:
         alpha = mask_scores.saved_alpha(folder / f"{image_path.stem}.png")

@@ -1,6 +1,6 @@
 """The network compiled for its device (``mattekit.engines.compiled``): the mode and its one-sentence refusal,
 off on the CPU, the cache folder's keys, and the per-shape measured choice run on torch's CPU device (eager and
-torch.compile's net; the CUDA-graph candidates need CUDA: tests/test_cuda.py runs them)."""
+torch.compile's net; the CUDA-graph candidates need CUDA: tests/cuda/test_cuda.py runs them)."""
 from __future__ import annotations
 
 import threading

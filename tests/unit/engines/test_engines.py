@@ -58,7 +58,8 @@ def test_fast_cpu_engine_matches_eager(name, golden, shared, nnpack_calls):
 @pytest.mark.parametrize("name", ["u2netp", pytest.param("u2net", marks=pytest.mark.slow)])
 def test_bf16_on_cpu_stays_close(name, golden, shared):
     """bf16 on the CPU (U^2-Net's deep layers through Winograd F(2x2, 3x3); emulated where the CPU has no
-    native bf16): with stand-in weights masks move by well under 1% (real weights: tests/test_fidelity.py)."""
+    native bf16): with stand-in weights masks move by well under 1% (real weights:
+    tests/conformance/test_fidelity.py)."""
     net, index, xs, _ = load_net(name, golden, shared)
     refs = reference(net, index, xs)
     engine = engines.build_torch(net, "cpu", "bf16", index)

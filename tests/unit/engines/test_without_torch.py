@@ -17,7 +17,7 @@ from mattekit import catalog, nets, runtime
 from mattekit.engines import policy, threads
 from mattekit.errors import MattekitError
 
-CORE = str(Path(__file__).resolve().parents[1] / "core")
+CORE = str(Path(__file__).resolve().parents[3] / "core")
 
 
 @pytest.mark.parametrize("cpu_class", ["x86_64-avx2", "x86_64-avx512_bf16", "x86_64", "arm64"])

@@ -1,7 +1,7 @@
 """Colour and metadata kept: a Display P3 JPEG and an Adobe RGB TIFF cut out keep their ICC
 profile, their own pixel values where the cut-out is opaque, their dpi and EXIF (orientation 1 once applied) and
 XMP, without GPS, owner and serial numbers unless ``--keep-personal``; ``--no-provenance`` means no provenance record
-(every personal field and form: tests/test_privacy.py).
+(every personal field and form: tests/unit/io/test_privacy.py).
 
 The profiles are built here from the published primaries and white points (ICC v2, D50-adapted by Bradford)."""
 from __future__ import annotations

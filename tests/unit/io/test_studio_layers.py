@@ -16,7 +16,7 @@ from mattekit.io.oiio import LAYER_CHANNELS
 from test_roto import make_plate
 from test_studio_colour import convert, frames, mirror, roto  # noqa: F401  (mirror: a fixture)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 DATA_WINDOW = (8, 6, 144, 84)  # x, y, width, height inside the 160 x 96 display window
 
 

@@ -1,6 +1,6 @@
 """The finish as torch operations (``mattekit.subject.refine_device``, ``mattekit.matting.solve_device``,
 ``mattekit.matting.foreground_device``), which a model on a GPU runs there: forced onto torch's CPU device here, through the same ``device`` argument (CI has no GPU;
-tests/test_cuda.py runs them on one), against the CPU finish on real photos and real u2netp predictions, within the
+tests/cuda/test_cuda.py runs them on one), against the CPU finish on real photos and real u2netp predictions, within the
 fidelity tests' tolerance (mean |delta| <= 2e-3 per photo) and, measured, far inside it.
 """
 from __future__ import annotations

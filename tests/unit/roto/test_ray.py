@@ -51,7 +51,7 @@ def test_roto_on_ray_matches_local_run(shared, tmp_path, monkeypatch, local_ray)
 def test_recurrent_roto_on_ray_warms_each_chunk_up(shared, tmp_path, monkeypatch, local_ray):
     """A Ray task of a recurrent model (rvm-people) runs the catalog's warm-up before its chunk, as a local
     chunk does: on a plate no longer than the warm-up, chunks of 3 give one local run's bytes (a chunk that
-    started with a fresh state would not: tests/test_roto_people.py)."""
+    started with a fresh state would not: tests/unit/roto/test_roto_people.py)."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     plate = make_plate(shared, tmp_path / "plate", min(7, catalog.load().get("rvm-people").warmup + 1), sequence="breakdance")
 

@@ -242,7 +242,7 @@ def blender_hint_run(version: str, shared: Path, tmp_path: Path, monkeypatch, fr
         (tmp_path / "mattekit_ai_matte" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "mattekit_ai_matte" / name).write_bytes(data)
     output = tmp_path / "mattes"
-    script = Path(__file__).parent / "blender" / "hint_mask.py"
+    script = Path(__file__).resolve().parents[2] / "hosts" / "blender" / "hint_mask.py"
     try:  # the mask's space: x 0..1 across the width, y centred: 0.3..0.7 covers the 120 rows of the 428-wide plate
         run = subprocess.run([str(python), str(script), str(tmp_path), plate.replace("####", "0001"), str(output),
                               "0.01", "0.3", "0.48", "0.7", *([model or "u2netp"] if model or both else []),

@@ -16,7 +16,7 @@ from mattekit.cli import build_parser
 from mattekit.options import OptionError
 from mattekit.tasks import registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_every_task_is_declared_with_checked_options():
