@@ -1,5 +1,5 @@
 """Shared fixtures: the read-only test data folder (MATTEKIT_TEST_DATA), a clean process state per test,
-and conformance helpers.
+and conformance helpers; the test folders on sys.path.
 
 Markers (registered in pyproject.toml): ``slow``, ``gimp``, ``blender`` are set in the test modules;
 plain ``pytest`` deselects the tests that carry any of them (the quick subset), ``pytest --full`` runs
@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,14 @@ import torch
 
 from mattekit import api, catalog, runtime
 from mattekit.engines import threads
+
+# Test modules import the helpers and each other's fixtures by module name (``import mask_scores``, ``from test_server
+# import make_worker``), whichever folder they sit in: helpers/ and every folder holding test modules are on sys.path.
+# The names are unique under tests/ (pytest's default import mode refuses two test modules of one name).
+_TESTS = Path(__file__).resolve().parent
+for _folder in sorted({_TESTS / "helpers"} | {path.parent for path in _TESTS.rglob("test_*.py")}, reverse=True):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
 
 def _shared_dir() -> tuple[Path | None, str]:

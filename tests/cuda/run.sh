@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: issue 69's rows (BiRefNet general next to the plain eager loop, IS-Net and u2netp
-# against rembg, one 50 MP photo), the CUDA tests (tests/test_cuda.py), and on request issue 15's benchmarks.
+# against rembg, one 50 MP photo), the CUDA tests (tests/cuda/test_cuda.py), and on request issue 15's benchmarks.
 # usage: tests/cuda/run.sh SHARED OUT [STEP...]
 #   SHARED: ../shared, or a copy with (any of) weights/, conformance/, data/grabcut50 and data/davis/im/blackswan;
 #   what is missing is made (photos: 48 generated ones; weights: stand-in ones, said on the row).
 #   OUT: a folder for the logs. STEP (default: cpu graphs birefnet models bigphoto tests, about 7 minutes on an H200):
 #     cpu       issue 68 on this machine's CPU cores: the first-use engine measurement with the shipped table hidden
 #               (doctor --measure, its cost), the plans, and u2netp `remove` on the folder against rembg, table hidden and shown
-#     graphs    the CUDA-graph tests of tests/test_cuda.py (the measured choice on this GPU)
+#     graphs    the CUDA-graph tests of tests/cuda/test_cuda.py (the measured choice on this GPU)
 #     birefnet  BiRefNet general (stand-in weights) at 1024^2 batch 1: the plain eager loop and mattekit's engine in one
 #               process (images/s, peak GPU memory, the engine's choice), then `mattekit remove` on the folder
 #     models    IS-Net and u2netp: `mattekit remove` on the folder, whole commands, against rembg on the CPU cores
 #     bigphoto  one 50 MP photo, `mattekit remove` with the defaults
-#     tests     all of tests/test_cuda.py
+#     tests     all of tests/cuda/test_cuda.py
 #     loop folder photo roto upscale: issue 15's u2netp benchmarks (minutes each)
 #   BUDGET: seconds for all steps after the set-up (default 360): each step runs within its own limit and what is left, and is skipped
 #   when under 20 s are left. Python: $PYTHON (default python3), with torch + CUDA, mattekit's dependencies, pytest;
@@ -62,7 +62,7 @@ norembg="${rembg[*]}"
 export -f cpu_rows; export norembg
 TAIL=60 step cpu cpu 150 bash -c cpu_rows
 
-TAIL=40 step graphs graphs 150 "$py" -m pytest tests/test_cuda.py -q -s -p no:cacheprovider -k "graph_replays or measured_choice"
+TAIL=40 step graphs graphs 150 "$py" -m pytest tests/cuda/test_cuda.py -q -s -p no:cacheprovider -k "graph_replays or measured_choice"
 
 birefnet() {  # the stand-in weights once, the plain loop beside the engine, then the whole command on the folder
     local w=$out/weights/birefnet-general-stand-in.pth t0 t1
@@ -86,7 +86,7 @@ done
 have_weights isnet-general-use && weights=() || weights=(--stand-in)
 TAIL=6 step bigphoto whole-50mp-isnet 100 "$py" -m mattekit bench speed --model isnet-general-use "${weights[@]}" --device cuda \
     --whole --photo 8660x5774 --repeat 1 --data "$photos" --no-rembg
-TAIL=30 step tests tests 240 "$py" -m pytest tests/test_cuda.py -q -s -p no:cacheprovider -rfE
+TAIL=30 step tests tests 240 "$py" -m pytest tests/cuda/test_cuda.py -q -s -p no:cacheprovider -rfE
 
 mk=("$py" -m mattekit bench speed --model u2netp --device cuda)
 TAIL=30 step loop loop-fp16 150 "${mk[@]}"

@@ -163,8 +163,8 @@ def _device(name: str | None, engine: str) -> tuple[str, str]:
 def _precision(entry, kind: str, name: str) -> tuple[str, str]:
     """(precision, why) on a device of ``kind``: ``auto`` is fp16 on CUDA where the catalog says it keeps the answer,
     bf16 on a CPU with native bf16 where the catalog says so (real weights on real photos kept IoU within 0.002 and
-    mean |delta alpha| within 2e-3 of fp32: tests/test_fidelity.py), else fp32. An explicit bf16 runs on any CPU
-    (emulated where not native: every machine can check the path native-bf16 CPUs take)."""
+    mean |delta alpha| within 2e-3 of fp32: tests/conformance/test_fidelity.py), else fp32. An explicit bf16 runs on
+    any CPU (emulated where not native: every machine can check the path native-bf16 CPUs take)."""
     if name != "auto":
         if kind == "cpu" and name == "fp16":
             raise MattekitError("fp16 is not supported on the CPU; use fp32 or bf16.")

@@ -24,7 +24,7 @@ _FAMILIES: dict[str, str | Family] = {name: f"{__name__}.{name}" for name in (
 
 # Families whose descriptor is plain (:attr:`.descriptor.Family.plain`): what the runtime needs of them is known
 # without importing their module, which imports torch, so a run on ONNX Runtime alone never imports it
-# (tests/test_engine_choice.py checks each against its FAMILY).
+# (tests/unit/engines/test_engine_choice.py checks each against its FAMILY).
 PLAIN = frozenset({"u2net", "isnet", "csnet", "birefnet", "sinet", "extremec3", "srvgg", "rrdbnet", "rfdn"})
 
 

@@ -168,7 +168,7 @@ def carried_hint(mask: np.ndarray, grey_from: np.ndarray, grey_to: np.ndarray, f
     (a peak under :data:`CARRIED_PEAK`). The hint says where the subject is, not how sure the model
     was: an unsure (grey) mask carried as it is outlines less of the subject each frame, and the
     model, shown less of it, grows less sure again (csnet-sod with its reference resize lost the
-    dog of tests/test_roto_hints.py within 3 frames that way)."""
+    dog of tests/unit/roto/test_roto_hints.py within 3 frames that way)."""
     moved = carry(mask, grey_from, grey_to)
     peak = float(moved.max())
     if peak < CARRIED_PEAK:

@@ -1,0 +1,318 @@
+"""Roto hints on keyframes, carried through the shot (mattekit.roto.tracking, mattekit.roto.chain.HintChain)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mattekit import roto
+from mattekit.roto import tracking
+from mattekit.errors import InputError, OutputError
+from mattekit.io import read_image, write_image
+from test_roto import kill_when_written
+from test_sam2_hints import stand_in  # noqa: F401 - a fixture: SAM 2.1 Hiera-T stand-in weights
+
+MODEL = "csnet-sod"  # real weights from the shared mirror; small and fast on CPU
+SIZE = (214, 120)
+
+
+@pytest.fixture
+def mirror(shared, monkeypatch):
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    return shared / "weights"
+
+
+def two_subject_plate(shared: Path, folder: Path, count: int, first: int = 1001) -> str:
+    """Real DAVIS frames side by side, each shrunk to 214 x 120: dog on the left, blackswan on the
+    right, as ``folder/plate.####.png`` (428 x 120). Two subjects; the hint picks one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sides = [sorted((shared / "data" / "davis" / "im" / name).iterdir())[:count] for name in ("dog", "blackswan")]
+    for i, (left, right) in enumerate(zip(*sides)):
+        halves = [cv2.resize(read_image(p).pixels, SIZE, interpolation=cv2.INTER_AREA) for p in (left, right)]
+        write_image(folder / f"plate.{first + i:04d}.png", np.concatenate(halves, axis=1), bit_depth=8)
+    return str(folder / "plate.####.png")
+
+
+def spec(plate: str, output: str, **kw) -> roto.RotoSpec:
+    kw.setdefault("radius", 1)
+    return roto.RotoSpec(plate=plate, output=output, model=MODEL, device="cpu", threads=1, **kw)
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and not p.name.endswith(".json")}
+
+
+def mattes(folder: Path) -> dict[int, np.ndarray]:
+    return {int(p.name.split(".")[1]): read_image(p).pixels[..., 0] for p in sorted(folder.glob("m.*.png"))}
+
+
+# ----------------------------------------------------------------------------------- keyframes, schedule, carry
+
+def test_keyframes_parse_and_errors(tmp_path):
+    keys = tracking.Keyframes.parse(box="10:1,2,30,40;20:5,5,50,50", point="10:3,4;10:6,7", exclude="20:9,9")
+    assert keys.frames == [10, 20] and keys.boxes == {10: "1,2,30,40", 20: "5,5,50,50"}
+    assert keys.include == {10: "3,4;6,7"} and keys.exclude == {20: "9,9"}
+    assert tracking.Keyframes.parse() is None
+    for kw, words in [({"box": "1,2,30,40"}, "FRAME:x0,y0,x1,y1"), ({"box": "x:1,2,3,4"}, "FRAME:x0,y0,x1,y1"),
+                      ({"box": "1:1,2,3"}, "x0,y0,x1,y1"), ({"box": "1:1,2,3,4;1:5,6,7,8"}, "more than one box"),
+                      ({"point": "4:1"}, "x,y"), ({"hint_mask": str(tmp_path / "none.####.png")}, "no existing file")]:
+        with pytest.raises(InputError, match=words) as caught:
+            tracking.Keyframes.parse(**kw)
+        assert "\n" not in str(caught.value) and str(caught.value).endswith(".")
+    write_image(tmp_path / "k.0007.png", np.ones((4, 6), np.float32), bit_depth=8)
+    keys = tracking.Keyframes.parse(hint_mask=str(tmp_path / "k.####.png"))
+    assert keys.frames == [7] and keys.hint(7, 4, 6).mask.shape == (4, 6)
+    with pytest.raises(InputError, match="Keyframe 7: The hint mask is 6x4 but the image is 8x8"):
+        keys.hint(7, 8, 8)
+
+
+def test_schedule_runs_chains_from_their_keyframes():
+    keys = tracking.Keyframes(boxes={5: "0,0,4,4", 9: "0,0,4,4"})
+    have = list(range(1, 13))
+    assert keys.chain(3, have) == [5, 4, 3] and keys.chain(7, have) == [5, 6, 7] and keys.chain(11, have) == [9, 10, 11]
+    order, parent = tracking.schedule(keys, have, [2, 7, 10])
+    assert order == [5, 4, 3, 2, 6, 7, 9, 10]  # backward from the first keyframe, then forward; each once
+    assert parent == {5: None, 4: 5, 3: 4, 2: 3, 6: 5, 7: 6, 9: None, 10: 9}
+    order, parent = tracking.schedule(keys, [1, 2, 4, 5, 6], [1, 6])  # a plate gap: carried across it
+    assert order == [5, 4, 2, 1, 6] and parent[2] == 4
+
+
+def test_carry_follows_the_motion():
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.random((120, 160)).astype(np.float32), (0, 0), 2.0)
+    frame_a = np.repeat(texture[..., None], 3, axis=2)
+    frame_b = np.roll(frame_a, (6, 10), axis=(0, 1))  # the content moves 10 px right, 6 px down
+    mask = np.zeros((120, 160), np.float32)
+    mask[40:80, 50:100] = 1.0
+    moved = tracking.carry(mask, tracking.grey(frame_a), tracking.grey(frame_b))
+    expected = np.roll(mask, (6, 10), axis=(0, 1))
+    inner = expected > 0.5
+    assert (moved[inner] > 0.5).mean() > 0.95 and (moved[~inner] > 0.5).mean() < 0.01
+    assert tracking.box_of(expected) == "60,46,110,86"
+
+
+# ----------------------------------------------------------------------------------- jobs
+
+@pytest.mark.slow
+def test_box_on_one_subject_is_followed(shared, mirror, tmp_path):
+    """Two subjects side by side; a box around the left one on frame 1003 (a middle keyframe): every
+    frame's matte keeps the left subject and nothing of the right one, forward and backward."""
+    plate = two_subject_plate(shared, tmp_path / "plate", 6)
+    free = roto.RotoJob(spec(plate, str(tmp_path / "free" / "m.####.png")))
+    free.run()
+    hinted = roto.RotoJob(spec(plate, str(tmp_path / "hinted" / "m.####.png"), box="1003:0,0,214,120"))
+    assert hinted.settings()["hints"]["boxes"] == {"1003": "0,0,214,120"} and "hints" not in free.settings()
+    hinted.run()
+    without, with_box = mattes(tmp_path / "free"), mattes(tmp_path / "hinted")
+    assert sorted(with_box) == list(range(1001, 1007))
+    assert np.mean([m[:, 214:].mean() for m in without.values()]) > 0.02  # unhinted: the right subject shows
+    for frame, matte in with_box.items():
+        assert matte[:, 220:].max() < 0.5, frame  # hinted: nothing of the right subject
+        assert matte[:, :214].mean() > 0.5 * without[frame][:, :214].mean() > 0, frame
+
+
+@pytest.mark.slow
+def test_hinted_splits_equal_one_run(shared, mirror, tmp_path):
+    """Chains run from their keyframes: chunks and --frames splits give the bytes of one run."""
+    plate = two_subject_plate(shared, tmp_path / "plate", 7)
+    hints = {"box": "1004:0,0,214,120", "point": "1004:100,70", "exclude": "1004:320,60"}
+    roto.RotoJob(spec(plate, str(tmp_path / "whole" / "m.####.png"), **hints)).run()
+    for chunk in ([1006, 1007], [1001, 1002], [1003, 1004, 1005]):
+        roto.RotoJob(spec(plate, str(tmp_path / "parts" / "m.####.png"), **hints)).run(chunk)
+    assert files_of(tmp_path / "parts") == files_of(tmp_path / "whole")
+    for frames in ("1005-1007", "1001-1004"):
+        roto.RotoJob(spec(plate, str(tmp_path / "farm" / "m.####.png"), frames=frames, **hints)).run()
+    assert files_of(tmp_path / "farm") == files_of(tmp_path / "whole")
+    # other hints are other settings: refused without --overwrite
+    with pytest.raises(OutputError, match="other settings"):
+        roto.RotoJob(spec(plate, str(tmp_path / "whole" / "m.####.png"), box="1004:0,0,100,120")).run()
+
+
+def test_hint_mask_pattern_keyframes(shared, mirror, tmp_path):
+    plate = two_subject_plate(shared, tmp_path / "plate", 4)
+    selection = np.zeros((120, 428), np.float32)
+    selection[10:110, 240:410] = 1.0  # around the right subject this time
+    (tmp_path / "masks").mkdir()
+    write_image(tmp_path / "masks" / "sel.1001.png", selection, bit_depth=8)
+    job = roto.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.png"), hint_mask=str(tmp_path / "masks" / "sel.####.png")))
+    assert job.keyframes.frames == [1001]
+    job.run()
+    for frame, matte in mattes(tmp_path / "out").items():
+        assert matte[:, :200].max() < 0.5 and matte[:, 214:].mean() > 0.02, frame
+
+
+def test_a_hint_mask_per_object_writes_a_matte_per_object(shared, mirror, tmp_path):
+    """Two objects named on their hint mask patterns (as the Blender add-on sends a Mask's layers): each object's
+    matte keeps its own subject; a worker refuses such a value when any of its patterns lies outside its folders."""
+    plate = two_subject_plate(shared, tmp_path / "plate", 3)
+    (tmp_path / "masks").mkdir()
+    for name, columns in (("dog", slice(0, 200)), ("swan", slice(240, 410))):
+        selection = np.zeros((120, 428), np.float32)
+        selection[10:110, columns] = 1.0
+        write_image(tmp_path / "masks" / f"{name}.1001.png", selection, bit_depth=8)
+    hint = ";".join(f"{tmp_path / 'masks' / name}.####.png@{name}" for name in ("dog", "swan"))
+    job = roto.RotoJob(roto.RotoSpec(plate=plate, output=str(tmp_path / "out" / "m.####.png"), model="u2netp",
+                                     device="cpu", threads=1, radius=1, hint_mask=hint))  # (csnet-sod barely sees the dog)
+    assert job.objects == ["dog", "swan"]
+    job.run()
+    for name, keeps, leaves in (("dog", slice(0, 200), slice(214, None)), ("swan", slice(214, None), slice(0, 200))):
+        found = {int(p.name.split(".")[1]): read_image(p).pixels[..., 0] for p in (tmp_path / "out").glob(f"m_{name}.*.png")}
+        assert sorted(found) == [1001, 1002, 1003], name
+        for frame, matte in found.items():
+            assert matte[:, leaves].max() < 0.5 and matte[:, keeps].mean() > 0.02, (name, frame)
+    from mattekit.worker.operations import PathPolicy
+
+    policy = PathPolicy([str(tmp_path)])
+    policy.check("hint_mask", hint)
+    with pytest.raises(ValueError, match="outside"):
+        policy.check("hint_mask", hint + ";/etc/x.####.png@etc")
+
+
+@pytest.mark.slow
+def test_hint_errors_are_one_sentence(shared, mirror, tmp_path):
+    plate = two_subject_plate(shared, tmp_path / "plate", 2)
+    env = dict(os.environ)
+    for args, words in [(["--box", "1009:0,0,10,10"], "Keyframe 1009 of the hints is not a frame of the plate"),
+                        (["--box", "1001:500,0,600,10"], "Keyframe 1001: The box '500,0,600,10' lies outside the 428x120 image."),
+                        (["--point", "1001,5,5"], "is not FRAME:x,y"),
+                        (["--box", "1001:0,0,10,10", "--model", "rvm-people"], "takes no hints")]:
+        run = subprocess.run([sys.executable, "-m", "mattekit", "roto", plate, "-o", str(tmp_path / "o" / "m.####.png"),
+                              "--model", MODEL, "--device", "cpu", *args], env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode != 0 and words in run.stderr and "Traceback" not in run.stderr, run.stderr
+        assert not list((tmp_path / "o").glob("m.*.png"))
+
+
+@pytest.mark.slow
+def test_kill_and_resume_with_hints_gives_identical_files(shared, mirror, tmp_path):
+    """kill -9 a hinted roto mid-way and re-run: the resumed run re-runs the chain from the keyframe
+    and its files equal an uninterrupted run's byte for byte."""
+    plate = two_subject_plate(shared, tmp_path / "plate", 10)
+    args = ["--model", MODEL, "--device", "cpu", "--threads", "1", "--radius", "1", "--box", "1001:0,0,214,120"]
+
+    def cli(output):
+        return subprocess.Popen([sys.executable, "-m", "mattekit", "roto", plate, "-o", str(output), *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    reference = cli(tmp_path / "ref" / "m.####.png")
+    assert reference.wait(timeout=300) == 0, reference.communicate()[1]
+    written = kill_when_written(cli(tmp_path / "run" / "m.####.png"), tmp_path / "run", 3)
+    assert 3 <= len(written) < 10, written
+    resumed = cli(tmp_path / "run" / "m.####.png")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    # the kill can fall between a frame's file and its journal record: that frame is computed again
+    computed, done = map(int, re.search(r"(\d+) computed, (\d+) already done", err).groups())
+    assert computed + done == 10 and len(written) - 1 <= done <= len(written), (written, err)
+    assert files_of(tmp_path / "run") == files_of(tmp_path / "ref")
+
+
+# ----------------------------------------------------------------------------------- Blender
+
+def blender_hint_run(version: str, shared: Path, tmp_path: Path, monkeypatch, frames: int, model: str | None = None,
+                     weights: Path | None = None, both: bool = False) -> tuple[dict, Path]:
+    """In real bpy (``version``): the add-on's operator on a two-subject plate of ``frames`` frames, a Mask datablock
+    drawn around the left subject on frame 1 as the hint (``both``: a second layer around the right one), ``model``
+    (u2netp by default; ``weights``: a file added to the worker as that model's derived copy). (The script's RESULT
+    record, the mattes folder.)"""
+    from test_blender_e2e import bpy_python, shutdown_worker
+    from test_install_gimp import install_module
+
+    python = bpy_python(version)
+    plate = two_subject_plate(shared, tmp_path / "plate", frames, first=1)
+    env = {k: v for k, v in os.environ.items() if k not in ("MATTEKIT_WORKER_STATE", "MATTEKIT_CATALOG")}
+    env.update(HOME=str(tmp_path / "home"), MATTEKIT_HOME=str(tmp_path / "mattekit-home"), OMP_NUM_THREADS="1",
+               MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_ALLOW_DIRS=str(tmp_path))
+    for name in ("HOME", "MATTEKIT_HOME"):
+        monkeypatch.setenv(name, env[name])  # this process finds the worker the add-on starts
+    (tmp_path / "home").mkdir()
+    if weights is not None:
+        from test_blender_e2e import add_derived
+
+        add_derived(env, model, weights)
+    module = install_module("install_blender")
+    settings = module.worker_record.worker_settings(env)
+    info = module.worker_record.query_worker(sys.executable, settings, "test")
+    for name, data in module.addon_files(module.worker_record.build_record(sys.executable, info, 60.0, settings)).items():
+        (tmp_path / "mattekit_ai_matte" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "mattekit_ai_matte" / name).write_bytes(data)
+    output = tmp_path / "mattes"
+    script = Path(__file__).resolve().parents[2] / "hosts" / "blender" / "hint_mask.py"
+    try:  # the mask's space: x 0..1 across the width, y centred: 0.3..0.7 covers the 120 rows of the 428-wide plate
+        run = subprocess.run([str(python), str(script), str(tmp_path), plate.replace("####", "0001"), str(output),
+                              "0.01", "0.3", "0.48", "0.7", *([model or "u2netp"] if model or both else []),
+                              *(["0.52", "0.3", "0.99", "0.7"] if both else [])], env=env, capture_output=True,
+                             text=True, timeout=900)
+    finally:
+        shutdown_worker()
+    lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
+    assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-4000:]
+    import json
+
+    result = json.loads(lines[-1][len("RESULT "):])
+    assert result["operator"] == ["FINISHED"], run.stdout[-3000:]
+    if both:
+        return result, output
+    assert result["hints"] == ["plate_hint.0001.png"]
+    hint = read_image(output / "hints" / "plate_hint.0001.png").pixels[..., 0]
+    assert hint[:, 20:190].min() > 0.5 and hint[:, 214:].max() < 0.5  # the mask as drawn, on the plate's pixels
+    found = sorted(output.glob("plate_matte.*.png"))
+    assert [p.name for p in found] == [f"plate_matte.{n:04d}.png" for n in range(1, frames + 1)]
+    return result, output
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
+def test_blender_mask_datablock_picks_the_subject(version, shared, tmp_path, monkeypatch):
+    """In real bpy: a Mask datablock drawn around the left subject on frame 1 becomes the roto job's
+    hint (rendered to a keyframe hint file) and every matte keeps that subject only: a subject the model's unhinted
+    answer leaves out (on this small plate u2netp finds nothing unhinted)."""
+    import mattekit
+
+    _, output = blender_hint_run(version, shared, tmp_path, monkeypatch, 4)
+    plate = read_image(tmp_path / "plate" / "plate.0001.png").pixels
+    unhinted = mattekit.remove_background(plate, model="u2netp", result="alpha") / 255.0
+    assert unhinted[:, :214].mean() < 0.01, "unhinted, the model must leave the left subject out (else this tests nothing)"
+    for path in sorted(output.glob("plate_matte.*.png")):
+        matte = read_image(path).pixels[..., 0]
+        assert matte[:, 220:].max() < 0.5 and matte[:, :214].mean() > 0.05, path.name
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
+def test_blender_mask_layers_are_objects_with_a_matte_each(version, shared, tmp_path, monkeypatch):
+    """In real bpy: a Mask with two layers (around the left subject, "Dog", and the right one,
+    "Black swan") is two objects: each layer rendered alone as its keyframe hint, one matte sequence per object
+    keeping its subject only, and the AI Matte group outputs their union (Image, Matte) and each object's matte;
+    the layers' render visibility is as the artist left it."""
+    result, output = blender_hint_run(version, shared, tmp_path, monkeypatch, 2, both=True)
+    assert result["hints"] == ["plate_hint_Black_swan.0001.png", "plate_hint_Dog.0001.png"], result
+    assert result["outputs"] == ["Image", "Matte", "Matte Dog", "Matte Black_swan"], result
+    assert result["hide_render"] == [False, False]
+    dog, swan = (read_image(output / "hints" / f"plate_hint_{n}.0001.png").pixels[..., 0] for n in ("Dog", "Black_swan"))
+    assert dog[:, 20:190].min() > 0.5 and dog[:, 214:].max() < 0.5, "the Dog layer alone"
+    assert swan[:, 240:410].min() > 0.5 and swan[:, :200].max() < 0.5, "the Black swan layer alone"
+    for name, keeps, leaves in (("Dog", slice(0, 200), slice(220, None)), ("Black_swan", slice(228, None), slice(0, 208))):
+        found = sorted(output.glob(f"plate_matte_{name}.*.png"))
+        assert [p.name for p in found] == [f"plate_matte_{name}.{n:04d}.png" for n in (1, 2)], name
+        for path in found:
+            matte = read_image(path).pixels[..., 0]
+            assert matte[:, leaves].max() < 0.5 and matte[:, keeps].mean() > 0.02, path.name
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_blender_mask_datablock_starts_a_sam_track(shared, tmp_path, monkeypatch, stand_in):  # noqa: F811
+    """In the host: with a SAM 2.1 model picked in the add-on (stand-in weights added to the worker as a
+    derived copy: the path, not quality), the Mask datablock is the keyframe prompt and SAM's memory carries it
+    through the shot; the job's manifest names the tracker."""
+    _, output = blender_hint_run("4.5.15", shared, tmp_path, monkeypatch, 2, "sam2.1-hiera-tiny", stand_in)
+    manifest = next(output.glob("*.mattekit.json")).read_text()
+    assert '"sam2.1-hiera-tiny"' in manifest, manifest[:2000]
