@@ -17,7 +17,7 @@ class ModelOptions:
 
     A task redeclares ``model`` with its own help and catalog task (the field keeps its place). The
     options of a task inherit this group first, so fields come in the order of the bases from the
-    last one: ``SegmentOptions(ModelOptions, CutoutOptions)`` has the cut-out fields, then these.
+    last one: ``RemoveOptions(ModelOptions, CutoutOptions)`` has the cut-out fields, then these.
     """
 
     model: str | None = option(None, "model (see `mattekit models list`); default: the catalog's")
