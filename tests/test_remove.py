@@ -311,7 +311,11 @@ def test_api_takes_hints_as_tuples_and_arrays(two_subjects):
     by_mask = mattekit.remove_background(pixels, model="u2netp", hint_model="none", result="alpha",
                                          hint_mask=selection) / 255.0
     assert _picked(by_mask, masks)["right"] > 0.75 and _picked(by_mask, masks)["left"] == 0.0
-    assert mattekit.api.as_text([(1, 2), (3, 4)]) == "1,2;3,4" and mattekit.api.as_text(np.array([5, 6])) == "5,6"
+    from mattekit.subject.hints import Box, Point
+
+    made = remove.TASK.make_options({"box": np.array(box), "point": [(1, 2), (3, 4)], "exclude": np.array([5, 6])})
+    assert made.box == Box(*box) and made.point == (Point(1, 2), Point(3, 4)) and made.exclude == (Point(5, 6),)
+    assert str(made.box) == boxes["right"] and remove.TASK.make_options({"box": boxes["right"]}).box == made.box
 
 
 def test_a_box_alone_cuts_the_plain_answer(two_subjects):
@@ -337,7 +341,7 @@ def test_a_box_alone_cuts_the_plain_answer(two_subjects):
     assert cut.any() and np.array_equal(cut, np.where(inside, plain, 0))
     x, context = remove.TASK.prepare({"model": predictor}, {"image": pixels},
                                       remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "box": box}))
-    assert x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels)) and context[1] is None
+    assert x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels)) and context.region is None
     left_part = (masks["left"] >= 128) & inside & (plain >= 0.5)
     assert left_part.any() and cut[left_part].min() >= 0.5  # kept by the box alone; an exclude point there drops it
     row, column = np.argwhere(left_part)[0]
@@ -413,7 +417,7 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     from mattekit import runtime
     from mattekit.engines import stack_inputs
     from mattekit.runner import Runner
-    from mattekit.tasks import subject
+    from mattekit.tasks import hinted_subject
 
     path, masks, boxes = two_subjects
     pixels = io.read_image(path).pixels
@@ -437,8 +441,8 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     found = Runner(remove.TASK, {"model": Counted()}, options).arrays({"image": pixels})["result"]
     assert calls == [2]
     y = predictor(x)
-    one_call = subject.alpha({"model": predictor}, {"image": pixels}, options, context, y)
-    apart = subject.alpha({"model": predictor}, {"image": pixels}, options, context, y[:1])
+    one_call = hinted_subject.alpha({"model": predictor}, {"image": pixels}, options, context, y)
+    apart = hinted_subject.alpha({"model": predictor}, {"image": pixels}, options, context, y[:1])
     np.testing.assert_allclose(one_call, apart, atol=1e-5)
     assert found.shape == pixels.shape[:2] and np.array_equal(found, one_call)  # the alpha, float in [0, 1]
     assert _picked(one_call, masks)["right"] > 0.75 and _picked(one_call, masks)["left"] == 0.0
@@ -447,11 +451,11 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     whole = remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha",
                                        "box": f"4,4,{w - 4},{h - 4}", "box_focus": True})
     x, context = remove.TASK.prepare({"model": predictor}, {"image": pixels}, whole)
-    assert context[1] == (0, 0, h, w) and x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels))
+    assert context.region == (0, 0, h, w) and x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels))
     calls.clear()
     found = Runner(remove.TASK, {"model": Counted()}, whole).arrays({"image": pixels})["result"]
     y = predictor(x)
-    assert calls == [1] and np.array_equal(found, subject.alpha({"model": predictor}, {"image": pixels}, whole, context,
+    assert calls == [1] and np.array_equal(found, hinted_subject.alpha({"model": predictor}, {"image": pixels}, whole, context,
                                                                  stack_inputs([y, y], "cpu")))
 
 

@@ -3,6 +3,7 @@ the device and weights options that roto declares too."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..options import option
 
@@ -21,7 +22,7 @@ class ModelOptions:
     """
 
     model: str | None = option(None, "model (see `mattekit models list`); default: the catalog's")
-    weights: str | None = option(None, WEIGHTS_HELP, path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
+    weights: Path | None = option(None, WEIGHTS_HELP, path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
     device: str = option("auto", DEVICE_HELP, parse=DEVICE_PARSE)
 
 
