@@ -15,9 +15,9 @@ from pathlib import Path
 from ..subject import answer, hints
 from ..options import NONE, option
 from .common import WEIGHTS_PARSE, ModelOptions
+from .registry import Port, segment_or_matte
 
 BOX_PARSE, POINTS_PARSE = "mattekit.subject.hints:parse_box", "mattekit.subject.hints:parse_points"
-from .registry import Port, segment_or_matte
 
 
 @dataclass
@@ -31,10 +31,10 @@ class SubjectOptions(ModelOptions):
     matting: bool = option(True, "matte the mask's uncertain edge into a soft alpha (hair, fur) where that helps "
                            "the model (IS-Net's is not: see its card; `mattekit matte` mattes any mask); off: the "
                            "mask is the alpha and colours are not decontaminated")
-    box: hints.Box | None = option(None, "the subject lies in this box: x0,y0,x1,y1 in pixels (x1, y1 exclusive); nothing "
-                             "outside it is kept (answered by the hint model; with --hint-model none, a box alone gives the "
-                             "whole image's answer cut to the box when its subject lies in the box, else the model's "
-                             "answer on the box's region)", label="Box", parse=BOX_PARSE)
+    box: hints.Box | None = option(
+        None, "the subject lies in this box: x0,y0,x1,y1 in pixels (x1, y1 exclusive); nothing outside it is kept "
+        "(answered by the hint model; with --hint-model none, a box alone gives the whole image's answer cut to the box "
+        "when its subject lies in the box, else the model's answer on the box's region)", label="Box", parse=BOX_PARSE)
     box_focus: bool = option(False, "with a box and --hint-model none: the model always looks at the box's region, magnified, and the "
                              "whole image's answer joins it when its subject lies in the box (finer on a small subject; "
                              "may take clutter in the box for the subject)", label="Focus on the box")
