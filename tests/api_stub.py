@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STUB = ROOT / "core" / "mattekit" / "__init__.pyi"
-HEAD = '''"""Typed stub of mattekit: the API functions made from the task registry. Written by tests/api_stub.py; do not edit."""
+HEAD = '''"""Typed stub of mattekit: the API functions made from the task registry (tests/api_stub.py writes it)."""
 from __future__ import annotations
 
 import os
@@ -121,7 +121,8 @@ def stub() -> str:
     for task in registry.sequences().values():
         required = [o.name for o in task.declared if o.required]
         params = [f"{name}: str | os.PathLike[str]" for name in required] + ["/", "*"]
-        params += ["progress: Callable[[Any], Any] | None = None"] + _parameters(task.options, imports, skip=required, sequence=True)
+        params += ["progress: Callable[[Any], Any] | None = None"]
+        params += _parameters(task.options, imports, skip=required, sequence=True)
         imports.add("mattekit.roto")
         parts.append(_function(task.api_name, params, "mattekit.roto.Summary", functions[task.api_name].__doc__))
     head = HEAD.format(imports="".join(f"import {module}\n" for module in sorted(imports | {"mattekit.runtime"})))

@@ -67,8 +67,9 @@ def test_a_keyframe_box_is_parsed_once_per_keyframe(shared, mirror, tmp_path, bo
                        radius=1, box=boxes)
     assert sorted(box_parses) == ["214,0,428,120", "220,0,428,120"]
     box_parses.clear()
-    assert cli.main(["roto", plate, "-o", str(tmp_path / "cli" / "m.####.png"), "--model", "csnet-sod", "--device", "cpu",
-                     "--threads", "1", "--radius", "1", "--box", boxes[0], "--box", boxes[1], "-q"]) == 0
+    assert cli.main(["roto", plate, "-o", str(tmp_path / "cli" / "m.####.png"), "--model", "csnet-sod",
+                     "--device", "cpu", "--threads", "1", "--radius", "1", "--box", boxes[0], "--box", boxes[1],
+                     "-q"]) == 0
     assert sorted(box_parses) == ["214,0,428,120", "220,0,428,120"]
 
 

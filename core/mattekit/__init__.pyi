@@ -1,4 +1,4 @@
-"""Typed stub of mattekit: the API functions made from the task registry. Written by tests/api_stub.py; do not edit."""
+"""Typed stub of mattekit: the API functions made from the task registry (tests/api_stub.py writes it)."""
 from __future__ import annotations
 
 import os
