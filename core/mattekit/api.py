@@ -13,8 +13,9 @@ maker notes) unless ``keep_personal=True``; ``provenance=False`` writes no prove
 image back) or a numpy
 array (H x W x 3|4 or H x W; uint8 / uint16 / float in [0,1]; the same dtype back). Keyword
 arguments are the task's options (``mattekit <task> --help`` lists them) and its other inputs
-(``trimap=``, ``mask=``, ``subject=``, ``hint_mask=``..., in any of the same kinds); a text option that
-holds numbers also takes them as a tuple: ``box=(x0, y0, x1, y1)``, ``point=[(x, y), ...]``. A model option may be a name or
+(``trimap=``, ``mask=``, ``subject=``, ``hint_mask=``..., in any of the same kinds); an option whose value is a
+box, points, a shadow, a focus point or frames takes that value as it is, or its text as the CLI takes it:
+``box=(x0, y0, x1, y1)`` or ``box="x0,y0,x1,y1"``, ``point=[(x, y), ...]``. A model option may be a name or
 a model from :func:`load_model`; models loaded by name are kept for reuse until :func:`clear_models`.
 
 A sequence task takes paths and writes files (:func:`run_sequence`)::
@@ -111,14 +112,6 @@ def _back(result: np.ndarray, kind):
     return result.astype(kind, copy=False)
 
 
-def as_text(value) -> str:
-    """A text option given as numbers, as the CLI writes it: ``(x0, y0, x1, y1)`` -> "x0,y0,x1,y1",
-    ``(x, y)`` -> "x,y", ``[(x, y), ...]`` -> "x,y;x,y" (a repeatable option's values)."""
-    if all(isinstance(v, (tuple, list, np.ndarray)) for v in value):
-        return ";".join(as_text(v) for v in value)
-    return ",".join(str(v.item() if isinstance(v, np.generic) else v) for v in value)
-
-
 def run(task_name: str, x, output: str | Path | None = None, keep_personal: bool = False, provenance: bool = True,
         **kwargs):
     """Run the task ``task_name`` on ``x`` (module docstring) and return its first output in ``x``'s kind.
@@ -131,8 +124,6 @@ def run(task_name: str, x, output: str | Path | None = None, keep_personal: bool
     given = {k: kwargs.pop(k) for k in list(kwargs) if k in ports and kwargs[k] is not None}
     table = task.option_table()
     loaded = {k: kwargs.pop(k) for k in list(kwargs) if k in table and table[k].model and not isinstance(kwargs[k], (str, type(None)))}
-    for name in [k for k in kwargs if k in table and table[k].type is str and isinstance(kwargs[k], (tuple, list, np.ndarray))]:
-        kwargs[name] = as_text(kwargs[name])
     options = task.make_options(kwargs, host="api")
     if isinstance(x, (str, Path)):
         return _run_file(task, Path(x), output, options, given, loaded, written)

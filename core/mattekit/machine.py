@@ -81,11 +81,13 @@ def physical_cores() -> int | None:
 DEVICES = re.compile(r"auto|cpu|mps|cuda(:[0-9]{1,3})?", re.IGNORECASE)
 
 
-def check_device(name: str) -> None:
-    """ValueError (one sentence) unless ``name`` is a device's name; whether this machine has it is known
-    only once torch loads (:func:`mattekit.engines.policy.select_device`)."""
+def check_device(name: str) -> str:
+    """``name`` as a device's name (auto, cpu, cuda, cuda:N or mps; spaces around it dropped), or a ValueError (one
+    sentence); whether this machine has it is known only once torch loads
+    (:func:`mattekit.engines.policy.select_device`)."""
     if not DEVICES.fullmatch(name.strip()):
         raise ValueError(f"'{name}' is not a device; use auto, cpu, cuda, cuda:N or mps.")
+    return name.strip()
 
 
 def cpu_info() -> tuple[str, frozenset[str]] | None:

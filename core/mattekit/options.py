@@ -40,8 +40,10 @@ def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
     missing: for a model option, what the user can do instead when its weights are missing.
     none: for a model option that the value :data:`NONE` may turn off, what then answers instead (its words).
     repeat: a text option the CLI flag may be given several times; the values are joined with ";".
-    parse: ``"package.module:function"`` checking a text's syntax (a colour, a point, a weights file) with a
-    one-sentence MattekitError or ValueError naming it; :meth:`Option.check` calls it before any model loads.
+    parse: ``"package.module:function"`` turning the text a host hands in (or the value itself, from the API) into
+    the option's value (a box, a colour, a weights file), or a one-sentence MattekitError or ValueError naming it;
+    :meth:`Option.check` calls it before any model loads and the options hold what it returns. The field's type
+    is the value's; the option's :attr:`Option.type` is ``str``, the text form (:meth:`Option.text`).
     """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "minimum": minimum,
             "maximum": maximum, "model": model, "flag": flag, "label": label, "hosts": tuple(hosts),
@@ -75,19 +77,23 @@ class Option:
     required: bool = False
     repeat: bool = False
     writes: bool = False  # a path option the run writes to; other path options name files it reads
-    parse: str | None = None  # "package.module:function" checking the text's syntax
+    parse: str | None = None  # "package.module:function" turning the text into the option's value
 
     @property
     def reads(self) -> bool:
         """The option names a file (or folder or pattern of files) the run reads: an input of the run."""
         return self.path and not self.writes
 
-    def check(self, value: Any) -> Any:
-        """``value`` converted to the declared type and checked; OptionError otherwise."""
+    def check(self, value: Any, values: bool = False) -> Any:
+        """``value`` converted to the declared type and checked, as the options hold it (a parsed option's value:
+        what its ``parse`` gives for the text, or with ``values`` (the Python API) for a value given as it is, such
+        as a tuple for a box); OptionError otherwise."""
         if value is None:
             if self.nullable:
                 return None
             raise OptionError(f"Option '{self.name}' needs a value.")
+        if self.parse and values and not isinstance(value, str):
+            return self._parsed(value)
         kind = self.type
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -107,14 +113,35 @@ class Option:
             raise OptionError(f"Option '{self.name}' holds a null character, which no file name or text may hold.")
         if kind is str and self.none and value == NONE:
             return value
-        if kind is str and (self.model or self.parse):  # checks that need no model, in the checker's words
+        if kind is str and self.parse:
+            return self._parsed(value)
+        if kind is str and self.model:  # the name of a catalog model (or alias), checked without loading it
             from . import catalog, errors
 
             try:
-                resolve(self.parse)(value) if self.parse else catalog.load().get(value, self.model)
+                catalog.load().get(value, self.model)
             except (errors.MattekitError, ValueError) as exc:
                 raise OptionError(str(exc)) from None
         return value
+
+    def _parsed(self, value: Any) -> Any:
+        """The option's value that ``parse`` gives for ``value`` (its text, or a value as it is); OptionError in the
+        parser's words otherwise."""
+        from . import errors
+
+        try:
+            return resolve(self.parse)(value)
+        except (errors.MattekitError, ValueError, TypeError) as exc:
+            raise OptionError(str(exc)) from None
+
+    def text(self, value: Any) -> Any:
+        """``value`` as a host writes it (provenance, the CLI): a parsed value as its text (the values print so),
+        a repeatable option's values joined with ";"; other values as they are."""
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if self.repeat:
+            return ";".join(map(str, value))
+        return str(value)
 
     def describe(self) -> dict:
         out = {"type": self.type.__name__, "default": self.default, "nullable": self.nullable, "help": self.help,
@@ -137,9 +164,12 @@ def _type_words(kind: type) -> str:
     return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[kind]
 
 
-def _field_type(hint: Any) -> tuple[type, bool]:
-    """(base type, accepts None) of an annotation such as ``float | None``."""
+def _field_type(hint: Any, parsed: bool = False) -> tuple[type, bool]:
+    """(base type, accepts None) of an annotation such as ``float | None``; a ``parsed`` option's base type is
+    ``str`` (the text form hosts hand in), whatever its value's type."""
     args = typing.get_args(hint)
+    if parsed:
+        return str, type(None) in args
     if args:
         inner = [a for a in args if a is not type(None)]
         if len(inner) == 1 and inner[0] in (bool, int, float, str):
@@ -159,7 +189,7 @@ def options_of(cls: type) -> tuple[Option, ...]:
         meta = f.metadata.get("mattekit")
         if meta is None:
             continue
-        kind, nullable = _field_type(hints[f.name])
+        kind, nullable = _field_type(hints[f.name], parsed=meta["parse"] is not None)
         required = f.default is dataclasses.MISSING
         nullable = (nullable or f.default is None) and not required
         out.append(Option(

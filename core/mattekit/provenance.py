@@ -49,15 +49,15 @@ def source_type(port) -> str:
 
 
 def changed_options(declared, options, defaults, unrecorded: tuple = ()) -> dict:
-    """{option name: value} of ``options`` that differ from ``defaults`` (both instances of one options
-    dataclass whose declared options (registry Options) are ``declared``); file paths, options that
-    do not change the pixels and ``unrecorded`` names are left out."""
+    """{option name: value as text or plain value (:meth:`mattekit.options.Option.text`)} of ``options`` that differ
+    from ``defaults`` (both instances of one options dataclass whose declared options (registry Options) are
+    ``declared``); file paths, options that do not change the pixels and ``unrecorded`` names are left out."""
     out = {}
     for option in declared:
         value = getattr(options, option.name)
         if option.path or option.name in UNRECORDED + unrecorded or value == getattr(defaults, option.name):
             continue
-        out[option.name] = value
+        out[option.name] = option.text(value)
     return out
 
 

@@ -29,7 +29,7 @@ from PIL import Image
 from mattekit.engines.plan import decide
 from mattekit import catalog, io, nets, runtime, weights
 from mattekit.bench import metrics
-from mattekit.tasks import matte, preview
+from mattekit.tasks import mask_preview, matte
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime (dev extra) runs the ONNX releases as they are")
 
@@ -169,11 +169,11 @@ def rvm_people(shared: Path, photo: np.ndarray) -> np.ndarray:
 def mattekit_plain(predictor, path: Path) -> np.ndarray:
     """The plain path as the CLI runs it: mask-preview for segmentation models, ``matte --model NAME
     --result alpha`` for matting models. H x W float32 [0,1]."""
-    task = preview.TASK if predictor.entry.task == "segment" else matte.TASK
+    task = mask_preview.TASK if predictor.entry.task == "segment" else matte.TASK
     picture = io.read_image(path, integers=task.inputs[0].integers)
-    options = task.make_options({"model": predictor.entry.name} | ({} if task is preview.TASK else {"result": "alpha"}))
+    options = task.make_options({"model": predictor.entry.name} | ({} if task is mask_preview.TASK else {"result": "alpha"}))
     out = task.run({"model": predictor}, {"image": picture.pixels}, options)
-    result = out["mask"] if task is preview.TASK else out["result"]
+    result = out["mask"] if task is mask_preview.TASK else out["result"]
     return np.asarray(result, np.float32)[..., -1] if np.ndim(result) == 3 else np.asarray(result, np.float32)
 
 

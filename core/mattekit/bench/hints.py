@@ -5,7 +5,7 @@ box grown on each side by a random margin, uniform in 0-15 % of its width (left/
 (top/bottom), seeded by the image's name so runs repeat; one include point = the subject's pixel
 farthest from its boundary. For grabcut50 the GrabCut paper's own rectangle (``rect/NAME.png``:
 the bounding box of its nonzero area) is a further box. Every alpha comes from
-``mattekit.tasks.segment.TASK.run`` (``remove --result alpha --hint-model none``: what users get from the
+``mattekit.tasks.remove.TASK.run`` (``remove --result alpha --hint-model none``: what users get from the
 segmentation model; a hint's default, SAM 2.1, is not measured here).
 
 Layouts: ``im/NAME.* + gt/NAME.png`` (grabcut50; 128 = ignore band), or DAVIS (``im/SEQ/*.jpg`` +
@@ -29,7 +29,7 @@ from ..ops.pixels import unit_float
 from ..ops.regions import bounding_box
 from ..errors import InputError, MattekitError
 from ..progress import shown
-from ..tasks import segment
+from ..tasks import remove
 from .segment import HALVES, half_of, pairs
 
 MAX_MARGIN = 0.15  # a derived box's margin: uniform in [0, MAX_MARGIN] of the subject's size per side
@@ -187,9 +187,9 @@ def measure(model: str, rows: list[tuple[Path, Path, str]], data: Path, device: 
         for name, half, image, gt, seed, hinted in cases(rows, data, composites):
             scores = {}
             for hint_name, hint in hinted.items():
-                options = segment.TASK.make_options({"model": model, "result": "alpha", "matting": matting,
+                options = remove.TASK.make_options({"model": model, "result": "alpha", "matting": matting,
                                                      "hint_model": "none", **hint})  # the segmentation model's rule
-                alpha = segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
+                alpha = remove.TASK.run({"model": predictor}, {"image": image}, options)["result"]
                 scores[hint_name] = metrics.iou(alpha, gt)
                 if hint_name == "none":  # what a box must beat: the plain answer with everything outside the box cut away
                     scores["none clipped"] = metrics.iou(clipped(alpha, gt_box(gt, seed)), gt)

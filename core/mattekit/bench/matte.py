@@ -29,7 +29,7 @@ import numpy as np
 from .. import io, runtime
 from ..errors import InputError
 from ..matting import MattingOptions, alpha_from_trimap, trimap as trimaps
-from ..tasks import segment
+from ..tasks import remove
 
 
 def add_parser(kinds) -> None:
@@ -243,13 +243,13 @@ def _trimap_free(args, images, pictures) -> None:
     the mean |alpha - gt| over the ground truth's partial pixels (0 < gt < 1), with seconds per image (the
     network included), for the plain path (``mask-preview``), the default pipeline (``remove --result
     alpha``) and rembg's ``-a`` (closed-form matting by pymatting on rembg's trimap of the plain mask)."""
-    from ..tasks import preview
+    from ..tasks import mask_preview
 
     predictor = runtime.ModelCache().get(args.model, "segment", args.device, getattr(args, "weights", None))
-    remove = segment.TASK.make_options({"result": "alpha"})
+    cutout = remove.TASK.make_options({"result": "alpha"})
     methods = {
-        "plain": lambda image: preview.TASK.run({"model": predictor}, {"image": image}, preview.TASK.make_options({}))["mask"],
-        "default": lambda image: segment.TASK.run({"model": predictor}, {"image": image}, remove)["result"],
+        "plain": lambda image: mask_preview.TASK.run({"model": predictor}, {"image": image}, mask_preview.TASK.make_options({}))["mask"],
+        "default": lambda image: remove.TASK.run({"model": predictor}, {"image": image}, cutout)["result"],
     }
     closed_form = _closed_form()
     if closed_form is not None:

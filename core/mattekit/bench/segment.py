@@ -22,7 +22,7 @@ from ..ops.resizing import lanczos
 from ..subject import masks
 from ..errors import InputError, MattekitError, WeightsError
 from ..progress import shown
-from ..tasks import matte, segment
+from ..tasks import matte, remove
 
 METRICS = (("IoU", metrics.iou), ("MAE", metrics.mae), ("boundary F", metrics.boundary_f))
 HALVES = ("tuning", "report")
@@ -145,7 +145,7 @@ def measure(model: str, rows: list[tuple[Path, Path]], device: str = "auto", wei
     entry = catalog.load().get(model, ("segment", "matte"))
     predictor = _KeepingOutput(runtime.ModelCache().get(entry, entry.task, device, weights_path))
     reference = reference_for(entry, weights_path) if entry.task == "segment" else None
-    task = (segment if entry.task == "segment" else matte).TASK  # a matting model's alpha is its plain output
+    task = (remove if entry.task == "segment" else matte).TASK  # a matting model's alpha is its plain output
     options = task.make_options({"model": entry.name, "result": "alpha"})
     found: dict = {}
     with shown(len(rows), "image") as report:  # on stderr: a bar on a terminal, a line per image elsewhere

@@ -67,17 +67,15 @@ def add_option_flags(parser, options: list[Option]) -> None:
 
 
 def option_values(args, options: list[Option]) -> dict:
-    """{option name: value} for the flags given on the command line, each checked (MattekitError)."""
+    """{option name: value as given} for the flags given on the command line (a repeated flag's values joined with
+    ";"), for the one check that makes the options (:meth:`mattekit.tasks.registry.Declaration.make_options`)."""
     values = {}
     for option in options:
         given = getattr(args, f"opt_{option.name}", None)
         if option.repeat and given is not None:
             given = ";".join(given)
         if given is not None:
-            try:
-                values[option.name] = option.check(given)
-            except OptionError as exc:
-                raise MattekitError(str(exc).replace(f"Option '{option.name}'", option.flag)) from None
+            values[option.name] = given
     return values
 
 
@@ -119,7 +117,7 @@ def as_flags(message: str, task: registry.Declaration) -> str:
 def file_options(args) -> FileOptions:
     """What the written files carry (:class:`~mattekit.tasks.common.FileOptions`) from the flags given; the old
     flags' meaning said on standard error: ``--no-metadata`` is ``--no-provenance``, ``--strip-personal`` the default."""
-    values = option_values(args, options_of(FileOptions))
+    values = option_values(args, options_of(FileOptions))  # booleans: argparse gives True or False
     if args.old_no_metadata:
         print("mattekit: --no-metadata is now --no-provenance: it leaves out mattekit's provenance record (the input's "
               "personal metadata is left out by default).", file=sys.stderr)

@@ -10,9 +10,24 @@ from mattekit.errors import InputError
 MAX_FRAMES = 1_000_000  # frames one request may name (11.6 hours at 24 fps): counted before any list is made
 
 
-def parse_frames(text: str) -> list[int]:
-    """``"1001-1100"``, ``"1-99x2"``, ``"1-99:2"``, ``"5"``, ``"1,4,10-12"`` -> sorted unique frames; a
-    request naming more than :data:`MAX_FRAMES` is refused before it is expanded."""
+class Frames(tuple):
+    """Sorted unique frame numbers; prints as compact ranges that :func:`parse_frames` reads back (``1-3,7``)."""
+
+    def __str__(self) -> str:
+        return format_frames(self).replace(" ", "")
+
+
+def parse_frames(given) -> Frames:
+    """``"1001-1100"``, ``"1-99x2"``, ``"1-99:2"``, ``"5"``, ``"1,4,10-12"`` (or the frame numbers themselves) ->
+    sorted unique :class:`Frames`; a request naming more than :data:`MAX_FRAMES` is refused before it is expanded."""
+    if not isinstance(given, str):
+        if len(given) > MAX_FRAMES:
+            raise InputError(f"A frame list names from 1 to {MAX_FRAMES:,} frames, not {len(given):,}.")
+        frames = sorted({int(f) for f in given})
+        if not frames or len(frames) > MAX_FRAMES:
+            raise InputError(f"A frame list names from 1 to {MAX_FRAMES:,} frames, not {len(frames):,}.")
+        return Frames(frames)
+    text = given
     ranges = []
     for part in str(text).replace(" ", "").split(","):
         m = re.fullmatch(r"(-?\d+)(?:-(-?\d+)(?:[x:](\d+))?)?", part)
@@ -29,7 +44,7 @@ def parse_frames(text: str) -> list[int]:
     if count > MAX_FRAMES:
         raise InputError(f"The frame range '{text}' names {count:,} frames, more than the {MAX_FRAMES:,} one job "
                          "takes; name the plate's frames (e.g. 1001-1100).")
-    return sorted({frame for r in ranges for frame in r})
+    return Frames(sorted({frame for r in ranges for frame in r}))
 
 
 def format_frames(frames) -> str:

@@ -21,7 +21,7 @@ Images are sRGB float32 H x W x 3|4 in [0,1]; depth maps are disparities H x W i
 in pixels.
 """
 from .layers import aperture_kernel, layer_position, layer_radius
-from .renderer import blur_radius, circle_of_confusion, focus_depth_at, parse_point, render, subject_depth
+from .renderer import Focus, blur_radius, circle_of_confusion, focus_depth_at, parse_point, render, subject_depth
 
 __all__ = ["aperture_kernel", "layer_position", "layer_radius", "blur_radius", "circle_of_confusion",
-           "focus_depth_at", "parse_point", "render", "subject_depth"]
+           "focus_depth_at", "Focus", "parse_point", "render", "subject_depth"]

@@ -9,6 +9,8 @@ pixels keep their values.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..ops.pixels import linear_to_srgb, srgb_to_linear
@@ -150,20 +152,37 @@ def subject_depth(depth: np.ndarray, mask: np.ndarray) -> float:
     return float(np.median(inside)) if inside.size else float(np.median(depth))
 
 
-def parse_point(text: str, width: int, height: int) -> tuple[float, float]:
-    """'X,Y' in pixels or 'X%,Y%' in percent of the size -> pixel coordinates (x, y); one sentence when bad."""
+class Focus(NamedTuple):
+    """A focus point: ``x``, ``y`` in pixels, or in percent of the size where ``x_percent`` / ``y_percent``; prints as
+    its text form X,Y (50%,40%)."""
+
+    x: float
+    y: float
+    x_percent: bool = False
+    y_percent: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.x:g}{'%' * self.x_percent},{self.y:g}{'%' * self.y_percent}"
+
+
+def parse_point(focus: Focus, width: int, height: int) -> tuple[float, float]:
+    """The :class:`Focus` in pixel coordinates (x, y) of a ``width`` x ``height`` image; one sentence when it lies
+    outside."""
     out = []
-    for (value, percent), size in zip(focus_of(text), (width, height)):
+    for value, percent, size in ((focus.x, focus.x_percent, width), (focus.y, focus.y_percent, height)):
         v = value / 100 * (size - 1) if percent else value
         if not 0 <= v <= size - 1:
-            raise MattekitError(f"The focus point {text} lies outside the {width} x {height} image.")
+            raise MattekitError(f"The focus point {focus} lies outside the {width} x {height} image.")
         out.append(v)
     return out[0], out[1]
 
 
-def focus_of(text: str) -> tuple[tuple[float, bool], tuple[float, bool]]:
-    """'X,Y' or 'X%,Y%' -> ((x, in percent), (y, in percent)), checked as far as no image is needed (finite,
+def focus_of(given) -> Focus:
+    """'X,Y' or 'X%,Y%' (or the pixels (x, y)) -> the :class:`Focus`, checked as far as no image is needed (finite,
     not negative, percent at most 100); one sentence when bad."""
+    if isinstance(given, Focus):
+        return given
+    text = given if isinstance(given, str) else ",".join(map(str, np.ravel(given)))
     parts = [v.strip() for v in text.split(",")]
     usage = f"The focus {text!r} is not a point; write X,Y in pixels (640,400) or percent (50%,40%)."
     if len(parts) != 2:
@@ -179,4 +198,5 @@ def focus_of(text: str) -> tuple[tuple[float, bool], tuple[float, bool]]:
             raise MattekitError(f"The focus {text!r} lies outside every image: X and Y must be from 0 "
                                 f"{'to 100%' if percent else 'up'}.")
         out.append((v, percent))
-    return out[0], out[1]
+    (x, x_percent), (y, y_percent) = out
+    return Focus(x, y, x_percent, y_percent)

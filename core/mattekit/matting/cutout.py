@@ -7,6 +7,7 @@ once here. Images are sRGB float32 H x W x 3|4 in [0,1] (straight alpha), alphas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -36,10 +37,10 @@ class CutoutOptions:
         None, "what to produce: rgba (cut-out, straight alpha), alpha (greyscale matte), foreground (the "
         "subject's colours, no alpha) or composite (over --background / --backdrop); default rgba, or "
         "composite when a background is given", choices=RESULTS)
-    background: str | None = option(
+    background: Background | None = option(
         None, "composite background: a colour (#rrggbb, r,g,b or a name) or blur[:SIGMA] (the photo's own "
         "background, blurred); implies result composite", parse="mattekit.matting.cutout:parse_background")
-    shadow: str | None = option(None, "with a composite: a drop shadow DY,DX,BLUR,OPACITY under the subject "
+    shadow: Shadow | None = option(None, "with a composite: a drop shadow DY,DX,BLUR,OPACITY under the subject "
                                 "(the flag alone: 12,12,8,0.5)", bare="12,12,8,0.5", parse="mattekit.matting.cutout:parse_shadow")
     crop: float | None = option(None, "crop to the subject's box grown by this fraction of its size (e.g. 0.05)",
                                 minimum=0.0, maximum=10.0, bare=0.05)
@@ -68,36 +69,69 @@ def format_for(options: CutoutOptions, source_suffix: str, named: str) -> str:
     return ".exr" if source_suffix == ".exr" else ".png"
 
 
-def parse_shadow(text: str) -> tuple[tuple[int, int], float, float]:
-    """'DY,DX,BLUR,OPACITY' -> ((dy, dx), blur sigma, opacity); a MattekitError sentence when malformed."""
+class Shadow(NamedTuple):
+    """A drop shadow: offsets ``dy``, ``dx`` in pixels, ``blur`` sigma in pixels, ``opacity`` in [0, 1]; prints as its
+    text form DY,DX,BLUR,OPACITY."""
+
+    dy: float
+    dx: float
+    blur: float
+    opacity: float
+
+    @property
+    def offset(self) -> tuple[int, int]:
+        """(dy, dx) rounded to whole pixels."""
+        return int(round(self.dy)), int(round(self.dx))
+
+    def __str__(self) -> str:
+        return ",".join(f"{v:g}" for v in self)
+
+
+class Background(NamedTuple):
+    """A composite's background: ``kind`` "blur" (``value``: sigma in pixels, None for the default) or "colour"
+    (``value``: (r, g, b) in [0, 1]); ``text``: as the user wrote it, which it prints as."""
+
+    kind: str
+    value: object
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_shadow(given) -> Shadow:
+    """'DY,DX,BLUR,OPACITY' (or the four numbers) -> the :class:`Shadow`; a MattekitError sentence when malformed."""
+    text = given if isinstance(given, str) else ",".join(map(str, np.ravel(given)))
     try:
-        dy, dx, blur, opacity = (float(v) for v in text.split(","))
-    except ValueError:
+        shadow = Shadow(*(float(v) for v in text.split(",")))
+    except (TypeError, ValueError):
         raise MattekitError(f"The shadow {text!r} is not DY,DX,BLUR,OPACITY, e.g. 12,12,8,0.5.") from None
-    if not (all(np.isfinite((dy, dx, blur, opacity))) and 0 <= blur <= 200 and 0 <= opacity <= 1
-            and abs(dy) <= 10000 and abs(dx) <= 10000):
+    if not (all(np.isfinite(shadow)) and 0 <= shadow.blur <= 200 and 0 <= shadow.opacity <= 1
+            and abs(shadow.dy) <= 10000 and abs(shadow.dx) <= 10000):
         raise MattekitError(f"The shadow {text!r} is out of range: blur 0-200, opacity 0-1, offsets within 10000 px.")
-    return (int(round(dy)), int(round(dx))), blur, opacity
+    return shadow
 
 
-def background_for(image: np.ndarray, alpha: np.ndarray, background: str | None,
+def background_for(image: np.ndarray, alpha: np.ndarray, background: Background | None,
                    backdrop: np.ndarray | None) -> np.ndarray:
     """The H x W x 3 background of a composite: ``backdrop`` scaled to cover, a blurred copy of the
     photo's own background (``blur[:SIGMA]``), or a flat colour (default white)."""
     h, w = alpha.shape
     if backdrop is not None:
         return fit_cover(backdrop[..., :3], h, w)
-    kind, value = parse_background(background or "white")
+    kind, value, _ = background or parse_background("white")
     if kind == "blur":
         sigma = max(2.0, 0.01 * max(h, w)) if value is None else value
         return blurred_background(image[..., :3], alpha, sigma)
     return np.broadcast_to(np.asarray(value, np.float32), (h, w, 3))
 
 
-def parse_background(text: str) -> tuple[str, object]:
-    """A ``background`` text -> ("blur", sigma or None for the default) or ("colour", (r, g, b) in [0,1]);
-    a MattekitError sentence naming the text when it is neither."""
-    text = text.strip()
+def parse_background(given) -> Background:
+    """A ``background`` text (a colour: #rrggbb, r,g,b or a name; or blur[:SIGMA]), or a colour's (r, g, b) in
+    0..255 -> the :class:`Background`; a MattekitError sentence naming the text when it is neither."""
+    if isinstance(given, Background):
+        return given
+    text = (given if isinstance(given, str) else ",".join(map(str, np.ravel(given)))).strip()
     if text == "blur" or text.startswith("blur:"):
         try:
             sigma = float(text.split(":", 1)[1]) if ":" in text else None
@@ -105,9 +139,9 @@ def parse_background(text: str) -> tuple[str, object]:
             raise MattekitError(f"The background {text!r}: the blur radius must be a number, e.g. blur:15.") from None
         if sigma is not None and not 0 < sigma <= 500:
             raise MattekitError(f"The background {text!r}: the blur radius must be above 0 and at most 500.")
-        return "blur", sigma
+        return Background("blur", sigma, text)
     try:
-        return "colour", parse_colour(text)
+        return Background("colour", parse_colour(text), text)
     except ValueError:
         raise MattekitError(f"The background {text!r} is neither a colour (#rrggbb, r,g,b or a name) nor blur[:SIGMA].") from None
 
@@ -165,8 +199,7 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
             behind = background_for(image, alpha, options.background, backdrop)
             shadow = None
             if options.shadow:
-                offset, blur, opacity = parse_shadow(options.shadow)
-                shadow = drop_shadow(alpha, offset, blur, opacity)
+                shadow = drop_shadow(alpha, options.shadow.offset, options.shadow.blur, options.shadow.opacity)
             result = composite(colours, alpha, behind, shadow=shadow).astype(np.float32, copy=False)
     if options.crop is not None:
         box = bounding_box(alpha, margin=options.crop)

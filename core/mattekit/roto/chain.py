@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import catalog, runtime
-from ..subject import masks, prompting
+from ..subject import hints, masks, prompting
 from . import temporal, tracking
 from ..errors import InputError
 from ..io.frame_ranges import format_frames
@@ -78,7 +78,7 @@ class HintChain:
         upsampling = self.source.entry.output.upsample
         mask, pixels = None, picture.pixels
         if parent is not None:  # a carried hint: the whole frame, only what lies near the carried subject kept
-            context = (hint, (0, 0, height, width))
+            context = hints.Hinted(hint, (0, 0, height, width))
             mask = masks.hinted_mask(pixels, predictor(predictor.prepare(pixels)), self.source.refine,
                                      context, soft=soft, upsampling=upsampling, device=masks.device_of(predictor))
             if np.count_nonzero(mask > 0.5) < CARRIED_KEEP * np.count_nonzero(hint.mask > 0.5):

@@ -50,27 +50,27 @@ def _keyed(text: str | None, what: str, example: str) -> dict[int, str]:
 
 @dataclass(frozen=True)
 class Keyframes:
-    """The user's hints by frame. boxes / include / exclude: {frame: text as :func:`mattekit.subject.hints.make`
-    takes it}; masks: {frame: mask file}."""
+    """The user's hints by frame, as values (:mod:`mattekit.subject.hints`): boxes {frame: Box}, include / exclude
+    {frame: (Point, ...)}; masks: {frame: mask file}."""
 
-    boxes: dict[int, str] = field(default_factory=dict)
-    include: dict[int, str] = field(default_factory=dict)
-    exclude: dict[int, str] = field(default_factory=dict)
+    boxes: dict[int, hints.Box] = field(default_factory=dict)
+    include: dict[int, tuple[hints.Point, ...]] = field(default_factory=dict)
+    exclude: dict[int, tuple[hints.Point, ...]] = field(default_factory=dict)
     masks: dict[int, Path] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, box: str | None = None, point: str | None = None, exclude: str | None = None,
               hint_mask: str | None = None) -> "Keyframes | None":
-        """From roto's options (texts as above); None when no hint is given. InputError when a text is
-        malformed, a frame has two boxes, or the hint-mask pattern names no existing file."""
-        boxes = _keyed(box, "box", "x0,y0,x1,y1")
-        for frame, text in boxes.items():
+        """From roto's options (texts as above), each box and point parsed here once; None when no hint is given.
+        InputError when a text is malformed, a frame has two boxes, or the hint-mask pattern names no existing
+        file."""
+        boxes = {}
+        for frame, text in _keyed(box, "box", "x0,y0,x1,y1").items():
             if ";" in text:
                 raise InputError(f"Frame {frame} has more than one box; give one box per keyframe.")
-            hints.parse_box(text)
-        include, excluded = _keyed(point, "point", "x,y"), _keyed(exclude, "exclude point", "x,y")
-        for text in (*include.values(), *excluded.values()):
-            hints.parse_points(text)
+            boxes[frame] = hints.parse_box(text)
+        include, excluded = ({frame: hints.parse_points(text) for frame, text in _keyed(given, what, "x,y").items()}
+                             for given, what in ((point, "point"), (exclude, "exclude point")))
         masks = {}
         if hint_mask:
             masks = FramePattern.parse(hint_mask).scan()
@@ -92,7 +92,8 @@ class Keyframes:
             picture = read_image(self.masks[frame])
             mask = picture.pixels[..., 0]
         try:
-            return hints.make(height, width, self.boxes.get(frame), self.include.get(frame), self.exclude.get(frame), mask)
+            return hints.make(height, width, self.boxes.get(frame), self.include.get(frame, ()),
+                              self.exclude.get(frame, ()), mask)
         except InputError as exc:
             raise InputError(f"Keyframe {frame}: {exc}") from None
 
@@ -112,10 +113,11 @@ class Keyframes:
         return have[i:j + 1] if j >= i else have[j:i + 1][::-1]
 
     def describe(self) -> dict:
-        """What decides the mattes (for a job's settings): the texts, and each mask file's SHA-256."""
-        return {"boxes": {str(k): v for k, v in sorted(self.boxes.items())},
-                "include": {str(k): v for k, v in sorted(self.include.items())},
-                "exclude": {str(k): v for k, v in sorted(self.exclude.items())},
+        """What decides the mattes (for a job's settings): the boxes and points as texts, and each mask file's
+        SHA-256."""
+        return {"boxes": {str(k): str(v) for k, v in sorted(self.boxes.items())},
+                "include": {str(k): ";".join(map(str, v)) for k, v in sorted(self.include.items())},
+                "exclude": {str(k): ";".join(map(str, v)) for k, v in sorted(self.exclude.items())},
                 "masks": {str(k): sha256_file(v) for k, v in sorted(self.masks.items())},
                 "carry": {"method": "dis-flow", "flow_side": FLOW_SIDE}}
 

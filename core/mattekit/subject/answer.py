@@ -10,8 +10,8 @@ network's alpha is the answer as it is. A hint answered by the hint model (SAM 2
 Images are sRGB H x W x 3|4 (float32 in [0,1], or uint8/uint16); predictions N x 1 x h x w tensors (or an h x w
 array without a hint) in [0,1]; alphas H x W float32 in [0,1]. A predictor is a loaded model
 (:class:`mattekit.runtime.Predictor`): ``prepare(image)``, a call and ``entry`` (its catalog entry). A context is
-what :func:`network_input` returns beside the input: None for the whole image without a hint, (hint, (top, left,
-bottom, right)) for the hinted region, (hint, None) for a hint of :func:`whole_first`.
+what :func:`network_input` returns beside the input: None for the whole image without a hint, else the hint and
+the region answered (:class:`mattekit.subject.hints.Hinted`; region None for a hint of :func:`whole_first`).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def network_input(predictor, image: np.ndarray, hint: hints.Hint, box_focus: boo
     image's input after the region's, so that one network call answers both (:func:`network_alpha` joins them),
     unless the region is the whole image or the network's input size follows the image's and the two differ."""
     if whole_first(hint, predictor.entry.task, box_focus):
-        return predictor.prepare(image), (hint, None)
+        return predictor.prepare(image), hints.Hinted(hint, None)
     x, context = masks.hinted_input(predictor, image, hint)
     if hint.box is not None and predictor.entry.task == "segment" and not _covers_image(context, image):
         from ..engines import stack_inputs
@@ -49,9 +49,9 @@ def network_input(predictor, image: np.ndarray, hint: hints.Hint, box_focus: boo
     return x, context
 
 
-def _covers_image(context, image: np.ndarray) -> bool:
-    """Whether the hinted region of ``context`` (hint, (top, left, bottom, right)) is the whole ``image``."""
-    return context[1] == (0, 0, *image.shape[:2])
+def _covers_image(context: hints.Hinted, image: np.ndarray) -> bool:
+    """Whether the hinted region of ``context`` is the whole ``image``."""
+    return context.region == (0, 0, *image.shape[:2])
 
 
 def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction, refine: bool = True,
@@ -76,13 +76,14 @@ def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction,
             found = masks.alpha_from_mask(image, mask, matting, in_place=True,
                                           detail=masks.detail_of(height, width, prediction), device=device)
             return hints.constrain(found, hint, select=False)
-        mask = masks.hint_finished(image, mask, (hint, region), colour=colour)
+        mask = masks.hint_finished(image, mask, hints.Hinted(hint, region), colour=colour)
     else:
         look = hint if hint.box is not None else hints.around(hint, height, width)
-        x, (_, region) = masks.hinted_input(predictor, image, look)
+        x, looked = masks.hinted_input(predictor, image, look)
+        region = looked.region
         prediction = predictor(x)
-        mask = masks.hinted_mask(image, prediction, refine, (hint, region), colour=colour, upsampling=upsampling,
-                                 device=device)
+        mask = masks.hinted_mask(image, prediction, refine, hints.Hinted(hint, region), colour=colour,
+                                 upsampling=upsampling, device=device)
     top, left, bottom, right = region
     return masks.alpha_from_mask(image, mask, matting, in_place=True,
                                  detail=masks.detail_of(bottom - top, right - left, prediction), device=device)
@@ -96,20 +97,24 @@ def network_alpha(predictor, image: np.ndarray, context, prediction, refine: boo
     own pipeline does (neither rounded, refined nor matted again). ``predictor`` None: a segmentation prediction
     made without a catalog model (no hint), resized bilinearly. ``matting`` is asked for; :func:`edge_matted` decides."""
     matting = edge_matted(predictor, matting)
-    if context is not None and context[1] is None:
-        return alpha_from_whole(predictor, image, context[0], prediction, refine, matting, colour)
+    if context is not None and context.region is None:
+        return alpha_from_whole(predictor, image, context.hint, prediction, refine, matting, colour)
     upsampling, device = masks.upsampling_of(predictor), masks.device_of(predictor)
     if predictor is not None and predictor.entry.task == "matte":
         return masks.hinted_mask(image, prediction, False, context, soft=True, upsampling=upsampling)
     mask = masks.hinted_mask(image, prediction, refine, context, colour=colour, upsampling=upsampling, device=device)
-    if context is not None and context[0].box is not None:  # the whole image's answer too, for what the box's
+    if context is not None and context.hint.box is not None:  # the whole image's answer too, for what the box's
         # region cut off or lost (hints.with_plain_answer): network_input's second row, the one row when the region
         # is the whole image, or a second run where its shape differed from the region's
         plain = (masks.mask_from_prediction(image, prediction[-1:], refine, upsampling=upsampling, device=device)
                  if len(prediction) == 2 or _covers_image(context, image)
                  else masks.predict_mask(predictor, image, refine))
-        mask = hints.with_plain_answer(mask, plain, context[0])
-    seen = image.shape[:2] if context is None else (context[1][2] - context[1][0], context[1][3] - context[1][1])
+        mask = hints.with_plain_answer(mask, plain, context.hint)
+    if context is None:
+        seen = image.shape[:2]
+    else:
+        top, left, bottom, right = context.region
+        seen = bottom - top, right - left
     return masks.alpha_from_mask(image, mask, matting, in_place=True, detail=masks.detail_of(*seen, prediction),
                                  device=device)
 

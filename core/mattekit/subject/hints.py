@@ -14,6 +14,7 @@ subject they point at (:func:`picked`; else the model answers their region, :fun
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -39,6 +40,28 @@ PICKED = 0.8  # a box alone cuts the whole photo's answer when this share of its
 #               docs/notes/2026-11-25-issues-31-46-hints-in-photos.md, the subject the user means)
 
 
+class Box(NamedTuple):
+    """A box in image pixels: columns x0..x1-1, rows y0..y1-1 (x1, y1 exclusive); prints as its text form."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    def __str__(self) -> str:
+        return f"{self.x0},{self.y0},{self.x1},{self.y1}"
+
+
+class Point(NamedTuple):
+    """A point in image pixels; prints as its text form ``x,y``."""
+
+    x: int
+    y: int
+
+    def __str__(self) -> str:
+        return f"{self.x},{self.y}"
+
+
 @dataclass(frozen=True)
 class Hint:
     """A user's hint in image pixels. box: (x0, y0, x1, y1), x1/y1 exclusive; include / exclude:
@@ -53,65 +76,81 @@ class Hint:
         return self.box is not None or bool(self.include) or bool(self.exclude) or self.mask is not None
 
 
-def _numbers(text: str, count: int, what: str, example: str) -> list[int]:
-    """``count`` comma-separated numbers of ``text``, rounded to pixels; InputError when malformed, or when a
-    value lies strictly between -1 and 1 and is not 0: a fraction of the image's size, which rounding would turn
-    into pixel 0 or 1 (``0.2,0,0.4,50`` became the empty box 0,0,0,50)."""
-    parts = [p.strip() for p in str(text).split(",")]
+class Hinted(NamedTuple):
+    """A hint and the region of the image the network answers it on: (top, left, bottom, right) in pixels, or
+    None where the whole image answers first (:func:`mattekit.subject.answer.whole_first`)."""
+
+    hint: Hint
+    region: tuple[int, int, int, int] | None
+
+
+def _numbers(given, count: int, what: str, example: str) -> list[int]:
+    """``count`` numbers of ``given`` (a text of comma-separated numbers, or the numbers themselves), rounded to
+    pixels; InputError when malformed, or when a value lies strictly between -1 and 1 and is not 0: a fraction of
+    the image's size, which rounding would turn into pixel 0 or 1 (``0.2,0,0.4,50`` became the empty box 0,0,0,50)."""
+    if isinstance(given, str):
+        parts = [p.strip() for p in given.split(",")]
+    else:
+        try:
+            parts = [str(v.item() if isinstance(v, np.generic) else v) for v in given]
+        except TypeError:
+            parts = [str(given)]
+        given = ",".join(parts)
     try:
         values = [float(p) for p in parts]
     except ValueError:
         values = []
     if len(values) != count or not all(np.isfinite(values)):
-        raise InputError(f"The {what} {text!r} is not {example}.")
+        raise InputError(f"The {what} {given!r} is not {example}.")
     fractions = [p for p, v in zip(parts, values) if 0 < abs(v) < 1]
     if fractions:
-        raise InputError(f"The {what} {text!r} has {' and '.join(fractions)}, which would round to pixel 0 or 1: it "
+        raise InputError(f"The {what} {given!r} has {' and '.join(fractions)}, which would round to pixel 0 or 1: it "
                          f"takes pixels of the image, not fractions of its size ({example}).")
     return [int(round(v)) for v in values]
 
 
-def parse_box(text: str) -> tuple[int, int, int, int]:
-    """'x0,y0,x1,y1' -> (x0, y0, x1, y1) pixels; InputError when malformed or empty."""
-    x0, y0, x1, y1 = _numbers(text, 4, "box", "x0,y0,x1,y1 in pixels, e.g. 40,30,400,380")
-    if x1 <= x0 or y1 <= y0:
-        raise InputError(f"The box {text!r} is empty: x1 must be greater than x0 and y1 greater than y0.")
-    if x1 <= 0 or y1 <= 0:  # partly outside is clipped to the image (:func:`make`), wholly outside is no box
-        raise InputError(f"The box {text!r} lies outside every image: pixels count from 0,0 at the top left.")
-    return x0, y0, x1, y1
+def parse_box(given) -> Box:
+    """'x0,y0,x1,y1' (or the four numbers) -> the :class:`Box` in pixels; InputError when malformed or empty."""
+    box = Box(*_numbers(given, 4, "box", "x0,y0,x1,y1 in pixels, e.g. 40,30,400,380"))
+    if box.x1 <= box.x0 or box.y1 <= box.y0:
+        raise InputError(f"The box '{box}' is empty: x1 must be greater than x0 and y1 greater than y0.")
+    if box.x1 <= 0 or box.y1 <= 0:  # partly outside is clipped to the image (:func:`make`), wholly outside is no box
+        raise InputError(f"The box '{box}' lies outside every image: pixels count from 0,0 at the top left.")
+    return box
 
 
-def parse_points(text: str | None) -> tuple[tuple[int, int], ...]:
-    """'x,y;x,y;...' (the CLI's repeated --point) -> ((x, y), ...); InputError when malformed."""
-    if not text:
+def parse_points(given) -> tuple[Point, ...]:
+    """'x,y;x,y;...' (the CLI's repeated --point), or the points themselves (one (x, y) or several) -> the
+    :class:`Point` s; InputError when malformed."""
+    if given is None or len(given) == 0:
         return ()
-    points = tuple(tuple(_numbers(p, 2, "point", "x,y in pixels, e.g. 120,200")) for p in str(text).split(";") if p.strip())
+    if isinstance(given, str):
+        items = [p for p in given.split(";") if p.strip()]
+    else:
+        items = list(given) if all(isinstance(p, str) or np.ndim(p) == 1 for p in given) else [given]
+    points = tuple(Point(*_numbers(p, 2, "point", "x,y in pixels, e.g. 120,200")) for p in items)
     negative = next((p for p in points if min(p) < 0), None)
     if negative is not None:
-        raise InputError(f"The point {negative[0]},{negative[1]} lies outside every image: pixels count from 0,0 at "
-                         f"the top left.")
+        raise InputError(f"The point {negative} lies outside every image: pixels count from 0,0 at the top left.")
     return points
 
 
-def make(height: int, width: int, box: str | None = None, include: str | None = None, exclude: str | None = None,
-         mask: np.ndarray | None = None) -> Hint:
-    """A checked :class:`Hint` for an image of ``height`` x ``width`` from the options' texts and a mask.
+def make(height: int, width: int, box: Box | None = None, include: tuple[Point, ...] = (),
+         exclude: tuple[Point, ...] = (), mask: np.ndarray | None = None) -> Hint:
+    """A checked :class:`Hint` for an image of ``height`` x ``width`` from the options' values (:func:`parse_box`,
+    :func:`parse_points`) and a mask.
 
     The box is clipped to the image (one wholly outside is an error); points must lie in the image;
     the mask must have the image's size.
     """
     clipped = None
     if box is not None:
-        x0, y0, x1, y1 = parse_box(box)
-        clipped = (max(0, x0), max(0, y0), min(width, x1), min(height, y1))
-        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-            raise InputError(f"The box {box!r} lies outside the {width}x{height} image.")
-    points = {}
-    for name, text in (("include", include), ("exclude", exclude)):
-        points[name] = parse_points(text)
-        for x, y in points[name]:
-            if not (0 <= x < width and 0 <= y < height):
-                raise InputError(f"The point {x},{y} lies outside the {width}x{height} image.")
+        clipped = Box(max(0, box.x0), max(0, box.y0), min(width, box.x1), min(height, box.y1))
+        if clipped.x1 <= clipped.x0 or clipped.y1 <= clipped.y0:
+            raise InputError(f"The box '{box}' lies outside the {width}x{height} image.")
+    for x, y in (*(include or ()), *(exclude or ())):
+        if not (0 <= x < width and 0 <= y < height):
+            raise InputError(f"The point {x},{y} lies outside the {width}x{height} image.")
     if mask is not None:
         if mask.shape[:2] != (height, width):
             raise InputError(f"The hint mask is {mask.shape[1]}x{mask.shape[0]} but the image is {width}x{height}; "
@@ -119,7 +158,7 @@ def make(height: int, width: int, box: str | None = None, include: str | None = 
         mask = np.clip(np.asarray(mask, np.float32), 0.0, 1.0)
         if not (mask > 0.5).any():
             raise InputError("The hint mask selects nothing (no pixel above half).")
-    return Hint(clipped, points["include"], points["exclude"], mask)
+    return Hint(clipped, tuple(include or ()), tuple(exclude or ()), mask)
 
 
 def _bounds(hint: Hint) -> tuple[int, int, int, int] | None:

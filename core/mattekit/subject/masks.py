@@ -286,11 +286,12 @@ def predict_mask(predictor, image: np.ndarray, refine: bool = True) -> np.ndarra
 
 def hinted_input(predictor, image: np.ndarray, hint: hints.Hint) -> tuple:
     """(the network input for ``image`` or for its region the ``hint`` outlines, the context that
-    :func:`hinted_mask` takes: None without a hint)."""
+    :func:`hinted_mask` takes: the hint and that region (:class:`mattekit.subject.hints.Hinted`), None without a
+    hint)."""
     if not hint:
         return predictor.prepare(image), None
     top, left, bottom, right = hints.region(hint, *image.shape[:2])
-    return predictor.prepare(image[top:bottom, left:right]), (hint, (top, left, bottom, right))
+    return predictor.prepare(image[top:bottom, left:right]), hints.Hinted(hint, (top, left, bottom, right))
 
 
 def hinted_mask(image: np.ndarray, prediction, refine: bool, context, colour: bool = False,
@@ -301,18 +302,18 @@ def hinted_mask(image: np.ndarray, prediction, refine: bool, context, colour: bo
     where a GPU refines it."""
     if context is None:
         return mask_from_prediction(image, prediction, refine, soft, upsampling, device)
-    _, (top, left, bottom, right) = context
+    top, left, bottom, right = context.region
     mask = np.zeros(image.shape[:2], np.float32)
     mask[top:bottom, left:right] = mask_from_prediction(image[top:bottom, left:right], prediction, refine, soft,
                                                         upsampling, device)
     return hint_finished(image, mask, context, colour)
 
 
-def hint_finished(image: np.ndarray, mask: np.ndarray, context, colour: bool = False) -> np.ndarray:
-    """``mask`` (H x W float32 [0,1], the network's answer for the region of ``context``: (hint, (top, left, bottom,
-    right)), zero outside it) with ``colour`` decided by a colour model where the network is unsure inside the
+def hint_finished(image: np.ndarray, mask: np.ndarray, context: hints.Hinted, colour: bool = False) -> np.ndarray:
+    """``mask`` (H x W float32 [0,1], the network's answer for the region of ``context`` (its hint and region),
+    zero outside it) with ``colour`` decided by a colour model where the network is unsure inside the
     region (:func:`mattekit.subject.hints.colour_refine`, in place), and constrained by the hint (a new array)."""
-    hint, (top, left, bottom, right) = context
+    hint, (top, left, bottom, right) = context.hint, context.region
     region = mask[top:bottom, left:right]
     # Include points pick among the network's parts only without a box or hint mask (which already say
     # where the subject is; the network may split one subject in parts, DAVIS libby) and only when each

@@ -8,6 +8,7 @@ Images are sRGB float32 H x W x 3|4 in [0,1]; depth maps and masks H x W in [0,1
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class BokehOptions:
     """How to render depth of field (strength = 2.8 / f-number; 1 blurs a full-range depth difference by
     2% of the long side, about f/2.8 on a portrait lens)."""
 
-    focus: str | None = option(None, "focus on this point: pixels X,Y (640,400) or percent (50%,40%); "
+    focus: lens.Focus | None = option(None, "focus on this point: pixels X,Y (640,400) or percent (50%,40%); "
                                "default: the subject found by segmentation", parse="mattekit.lens.renderer:focus_of")
     focus_depth: float | None = option(None, "focus at this depth, 0 (farthest) .. 1 (nearest)", minimum=0.0, maximum=1.0)
     strength: float = option(1.0, "blur strength: 1 blurs the farthest background by about 2% of the long side",
@@ -39,7 +40,7 @@ class BokehOptions:
     rotation: float = option(0.0, "turn the aperture polygon by this angle in degrees", minimum=-360.0, maximum=360.0)
     depth_model: str | None = option(None, "depth model (see `mattekit models list`); default: the catalog's",
                                      model="depth", missing="use --mask-only to blur without a depth model")
-    depth_weights: str | None = option(None, "use this depth weights file instead of the catalog's download",
+    depth_weights: Path | None = option(None, "use this depth weights file instead of the catalog's download",
                                        path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
     segment_model: str | None = option(None, "segmentation model for the subject; default: the catalog's",
                                        model="segment")

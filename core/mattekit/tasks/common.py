@@ -3,6 +3,7 @@ the device and weights options that roto declares too."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..options import option
 
@@ -17,11 +18,11 @@ class ModelOptions:
 
     A task redeclares ``model`` with its own help and catalog task (the field keeps its place). The
     options of a task inherit this group first, so fields come in the order of the bases from the
-    last one: ``SegmentOptions(ModelOptions, CutoutOptions)`` has the cut-out fields, then these.
+    last one: ``RemoveOptions(ModelOptions, CutoutOptions)`` has the cut-out fields, then these.
     """
 
     model: str | None = option(None, "model (see `mattekit models list`); default: the catalog's")
-    weights: str | None = option(None, WEIGHTS_HELP, path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
+    weights: Path | None = option(None, WEIGHTS_HELP, path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
     device: str = option("auto", DEVICE_HELP, parse=DEVICE_PARSE)
 
 

@@ -91,7 +91,8 @@ class Declaration:
     def make_options(self, values: dict | None = None, host: str = "api"):
         """The options dataclass from plain values, each checked (OptionError on the first bad one).
 
-        Unknown names and options not offered to ``host`` are refused, and so is a required option left out.
+        Unknown names and options not offered to ``host`` are refused, and so is a required option left out. The
+        API (``host`` "api") may give a parsed option its value as it is (:meth:`mattekit.options.Option.check`).
         """
         values = dict(values or {})
         table = self.option_table()
@@ -102,7 +103,7 @@ class Declaration:
         for name, declared in table.items():
             if declared.required and values.get(name) in (None, ""):
                 raise OptionError(f"Option '{name}' needs {'a path' if declared.path else 'a value'}.")
-        checked = {k: table[k].check(v) for k, v in values.items()}
+        checked = {k: table[k].check(v, values=host == "api") for k, v in values.items()}
         return self.options(**checked)
 
 

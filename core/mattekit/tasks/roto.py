@@ -8,7 +8,9 @@ lives a layer above the tasks; ``mattekit roto``, the worker's ``roto`` operatio
 from __future__ import annotations
 
 from dataclasses import MISSING, asdict, dataclass
+from pathlib import Path
 
+from ..io.frame_ranges import Frames
 from ..options import option
 from .common import DEVICE_HELP, DEVICE_PARSE, WEIGHTS_PARSE
 from .registry import SequenceTask
@@ -35,7 +37,7 @@ class RotoSpec:
     plate: str = option(MISSING, "frame pattern (name.####.exr), numbered frame, folder of frames or movie", path=True)
     output: str = option(MISSING, "matte pattern such as out/matte.####.png (PNG/TIFF 16-bit, EXR half), or a folder",
                          path=True, writes=True)
-    frames: str | None = option(None, "frame range, e.g. 1001-1100, 1001-1100x2, 1001,1005; default: every frame",
+    frames: Frames | None = option(None, "frame range, e.g. 1001-1100, 1001-1100x2, 1001,1005; default: every frame",
                                 parse="mattekit.io.frame_ranges:parse_frames")
     rgba: str | None = option(None, "also write the cut-out to this pattern (EXR premultiplied, PNG/TIFF straight)",
                               path=True, writes=True)
@@ -51,7 +53,7 @@ class RotoSpec:
                                "segmentation model), any segment or matte model of `mattekit models list`, or a SAM 2.1 "
                                "model (sam2.1-hiera-tiny...: tracks the hinted objects with its memory); default: objects",
                                model=ROTO_MODEL_TASKS)
-    weights: str | None = option(None, "use this weights file instead of the catalog's download", path=True,
+    weights: Path | None = option(None, "use this weights file instead of the catalog's download", path=True,
                                  parse=WEIGHTS_PARSE, hosts=("cli", "api"))
     device: str = option("auto", DEVICE_HELP, parse=DEVICE_PARSE)
     threads: int | None = option(None, "CPU threads for inference", minimum=1, maximum=1024)

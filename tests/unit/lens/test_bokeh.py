@@ -169,7 +169,7 @@ def test_estimate_depth_with_standin_weights(small_depth, shared):
     assert np.abs(raw - expected).max() <= 1e-4 * max(1.0, float(np.abs(expected).max()))
     norm = normalize_depth(raw)  # what estimate_depth returns by default
     assert norm.min() == 0.0 and norm.max() == pytest.approx(1.0)
-    out = bokeh.bokeh(image, bokeh.BokehOptions(focus="300,200"), depth_model=depth_model)
+    out = bokeh.bokeh(image, bokeh.TASK.make_options({"focus": "300,200"}), depth_model=depth_model)
     assert out.shape == image.shape and np.isfinite(out).all()
 
 

@@ -20,7 +20,7 @@ from mattekit.cli import main
 from mattekit.matting import estimate_alpha, estimate_foreground, solver
 from mattekit.matting import trimap as trimaps
 from mattekit.matting.laplacian import laplacian_stencil
-from mattekit.tasks import matte, segment
+from mattekit.tasks import matte, remove
 
 
 @pytest.fixture
@@ -416,10 +416,10 @@ def test_remove_mattes_by_default_and_beats_the_mask(shared, mirror):
         matte_mae.append(np.abs(alpha - gt).mean())
     print(f"alpha MAE mask {np.mean(mask_mae):.4f} matted {np.mean(matte_mae):.4f}")
     assert np.mean(matte_mae) < 0.8 * np.mean(mask_mae)
-    task = segment.TASK
-    plain = segment.TASK.make_options({"matting": False, "result": "alpha"})
+    task = remove.TASK
+    plain = remove.TASK.make_options({"matting": False, "result": "alpha"})
     assert np.array_equal(task.run({"model": predictor}, {"image": image}, plain)["result"], mask)
-    rgba = task.run({"model": predictor}, {"image": image}, segment.SegmentOptions())["result"]
+    rgba = task.run({"model": predictor}, {"image": image}, remove.RemoveOptions())["result"]
     assert rgba.shape[-1] == 4 and np.allclose(rgba[..., 3], alpha)
     assert not np.allclose(rgba[..., :3], image), "cut-outs carry decontaminated colours"
 

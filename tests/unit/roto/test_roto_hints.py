@@ -56,8 +56,9 @@ def mattes(folder: Path) -> dict[int, np.ndarray]:
 
 def test_keyframes_parse_and_errors(tmp_path):
     keys = tracking.Keyframes.parse(box="10:1,2,30,40;20:5,5,50,50", point="10:3,4;10:6,7", exclude="20:9,9")
-    assert keys.frames == [10, 20] and keys.boxes == {10: "1,2,30,40", 20: "5,5,50,50"}
-    assert keys.include == {10: "3,4;6,7"} and keys.exclude == {20: "9,9"}
+    assert keys.frames == [10, 20] and keys.boxes == {10: (1, 2, 30, 40), 20: (5, 5, 50, 50)}
+    assert keys.include == {10: ((3, 4), (6, 7))} and keys.exclude == {20: ((9, 9),)}
+    assert keys.describe()["boxes"] == {"10": "1,2,30,40", "20": "5,5,50,50"} and keys.describe()["include"] == {"10": "3,4;6,7"}
     assert tracking.Keyframes.parse() is None
     for kw, words in [({"box": "1,2,30,40"}, "FRAME:x0,y0,x1,y1"), ({"box": "x:1,2,3,4"}, "FRAME:x0,y0,x1,y1"),
                       ({"box": "1:1,2,3"}, "x0,y0,x1,y1"), ({"box": "1:1,2,3,4;1:5,6,7,8"}, "more than one box"),

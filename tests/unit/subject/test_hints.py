@@ -8,6 +8,12 @@ from mattekit.subject import hints
 from mattekit.errors import InputError
 
 
+def _make(height, width, box=None, include=None, exclude=None, mask=None):
+    """:func:`hints.make` from the texts a user types (parsed as the options parse them)."""
+    return hints.make(height, width, None if box is None else hints.parse_box(box), hints.parse_points(include),
+                      hints.parse_points(exclude), mask)
+
+
 def _two_blobs() -> np.ndarray:
     mask = np.zeros((60, 100), np.float32)
     mask[10:40, 5:35] = 1.0
@@ -22,15 +28,15 @@ def test_parsing_and_checks_speak_in_one_sentence():
         with pytest.raises(InputError, match=words):
             hints.parse_box(bad)
     with pytest.raises(InputError, match="outside the 100x60 image"):
-        hints.make(60, 100, box="200,0,300,50")
+        _make(60, 100, box="200,0,300,50")
     with pytest.raises(InputError, match="point 100,5 lies outside"):
-        hints.make(60, 100, include="100,5")
+        _make(60, 100, include="100,5")
     with pytest.raises(InputError, match="same size"):
-        hints.make(60, 100, mask=np.ones((10, 10), np.float32))
+        _make(60, 100, mask=np.ones((10, 10), np.float32))
     with pytest.raises(InputError, match="selects nothing"):
-        hints.make(60, 100, mask=np.zeros((60, 100), np.float32))
-    assert hints.make(60, 100, box="-5,-5,50,500").box == (0, 0, 50, 60)
-    assert not hints.make(60, 100)
+        _make(60, 100, mask=np.zeros((60, 100), np.float32))
+    assert _make(60, 100, box="-5,-5,50,500").box == (0, 0, 50, 60)
+    assert not _make(60, 100)
 
 
 def test_a_box_or_point_in_fractions_of_the_image_is_said_to_be_one():
@@ -47,37 +53,37 @@ def test_a_box_or_point_in_fractions_of_the_image_is_said_to_be_one():
 
 
 def test_box_keeps_only_what_lies_inside_and_region_grows_it():
-    hint = hints.make(60, 100, box="50,15,98,55")
+    hint = _make(60, 100, box="50,15,98,55")
     kept = hints.constrain(_two_blobs(), hint)
     assert kept[:, :50].max() == 0 and kept[20:50, 60:95].min() == 1
     top, left, bottom, right = hints.region(hint, 60, 100)
     assert (top, left, bottom, right) == (7, 42, 60, 100)
-    assert hints.region(hints.make(60, 100, include="3,3"), 60, 100) == (0, 0, 60, 100)
+    assert hints.region(_make(60, 100, include="3,3"), 60, 100) == (0, 0, 60, 100)
 
 
 def test_points_pick_and_drop_parts_with_their_soft_edge():
     mask = _two_blobs()
     mask[10:40, 35] = 0.3  # a soft fringe of the left blob
-    only_right = hints.constrain(mask, hints.make(60, 100, include="70,30"))
+    only_right = hints.constrain(mask, _make(60, 100, include="70,30"))
     assert only_right[:, :50].max() == 0 and only_right[20:50, 60:95].min() == 1
-    no_left = hints.constrain(mask, hints.make(60, 100, exclude="10,20"))
+    no_left = hints.constrain(mask, _make(60, 100, exclude="10,20"))
     np.testing.assert_array_equal(no_left, only_right)
-    both = hints.constrain(mask, hints.make(60, 100, include="10,20;70,30"))
+    both = hints.constrain(mask, _make(60, 100, include="10,20;70,30"))
     np.testing.assert_array_equal(both, mask)
 
 
 def test_hint_mask_allows_its_neighbourhood_only():
     selection = np.zeros((60, 100), np.float32)
     selection[12:38, 8:33] = 1.0  # a little inside the left blob
-    kept = hints.constrain(_two_blobs(), hints.make(60, 100, mask=selection))
+    kept = hints.constrain(_two_blobs(), _make(60, 100, mask=selection))
     assert kept[10:40, 5:35].min() == 1 and kept[:, 60:].max() == 0
 
 
 def test_region_grows_the_hint_and_within_shifts_it():
-    hint = hints.make(60, 100, box="40,20,60,30")  # 20 x 10 -> grown by 8 px a side -> 36 x 26
+    hint = _make(60, 100, box="40,20,60,30")  # 20 x 10 -> grown by 8 px a side -> 36 x 26
     assert hints.region(hint, 60, 100) == (12, 32, 38, 68)
-    assert hints.region(hints.make(60, 100, box="2,50,30,58"), 60, 100) == (42, 0, 60, 38)  # clipped to the image
-    inner = hints.within(hints.make(60, 100, box="40,20,60,30", include="45,25", exclude="1,1"), 12, 32, 38, 68)
+    assert hints.region(_make(60, 100, box="2,50,30,58"), 60, 100) == (42, 0, 60, 38)  # clipped to the image
+    inner = hints.within(_make(60, 100, box="40,20,60,30", include="45,25", exclude="1,1"), 12, 32, 38, 68)
     assert inner.box == (8, 8, 28, 18) and inner.include == ((13, 13),) and inner.exclude == ()
 
 
@@ -95,7 +101,7 @@ def test_colour_refine_decides_the_unsure_pixels_by_colour():
     unsure = np.full_like(truth, 0.45)  # the network hesitates over a wide ring around the disc
     unsure[truth > 0] = 0.95
     unsure[np.hypot(*np.mgrid[-40:40, -40:40]) > 32] = 0.02
-    hint = hints.make(80, 80, box="5,5,75,75")
+    hint = _make(80, 80, box="5,5,75,75")
     refined = hints.colour_refine(image, unsure, hint)
     assert ((refined >= 0.5) == (truth > 0)).mean() > 0.99
     assert refined[truth > 0].min() == pytest.approx(0.95)  # where the model was sure, its value stays
@@ -104,8 +110,8 @@ def test_colour_refine_decides_the_unsure_pixels_by_colour():
 def test_an_include_point_where_the_model_saw_nothing_grows_the_subject_by_colour():
     image, truth = _two_colours()
     missed = np.zeros_like(truth)  # the model found nothing at all
-    refined = hints.colour_refine(image, missed, hints.make(80, 80, include="40,40"))
-    kept = hints.constrain(refined, hints.make(80, 80, include="40,40"))
+    refined = hints.colour_refine(image, missed, _make(80, 80, include="40,40"))
+    kept = hints.constrain(refined, _make(80, 80, include="40,40"))
     assert ((kept >= 0.5) == (truth > 0)).mean() > 0.98
 
 
@@ -114,7 +120,7 @@ def test_an_exclude_point_splits_a_part_that_also_holds_an_include_point():
     image[:, 60:] = [0.9, 0.9, 0.2]  # a yellow band on the right, which the model took for the subject too
     mask = truth.copy()
     mask[25:55, 45:80] = 0.8  # the model's subject runs from the disc into the band
-    hint = hints.make(80, 80, include="40,40", exclude="70,40")
+    hint = _make(80, 80, include="40,40", exclude="70,40")
     kept = hints.constrain(hints.colour_refine(image, mask, hint), hint)
     assert kept[:, 62:].max() < 0.5 and (kept[truth > 0] >= 0.5).mean() > 0.98
 
@@ -125,10 +131,10 @@ def test_an_include_point_on_what_the_model_missed_drops_none_of_its_parts():
 
     image = np.zeros((60, 100, 3), np.float32)
     prediction = _two_blobs()
-    on_a_part = hints.make(60, 100, include="70,30")
-    missed = hints.make(60, 100, include="45,5")  # between the blobs: the model saw background there
-    picked = masks.hinted_mask(image, prediction, False, (on_a_part, (0, 0, 60, 100)))
-    kept = masks.hinted_mask(image, prediction, False, (missed, (0, 0, 60, 100)))
+    on_a_part = _make(60, 100, include="70,30")
+    missed = _make(60, 100, include="45,5")  # between the blobs: the model saw background there
+    picked = masks.hinted_mask(image, prediction, False, hints.Hinted(on_a_part, (0, 0, 60, 100)))
+    kept = masks.hinted_mask(image, prediction, False, hints.Hinted(missed, (0, 0, 60, 100)))
     assert picked[:, :50].max() == 0 and picked[20:50, 60:95].min() == 1
     np.testing.assert_array_equal(kept, prediction)
 
@@ -145,18 +151,18 @@ def test_the_whole_images_answer_joins_the_boxs_answer_when_its_subject_is_in_th
     plain[10:20, 44] = 0.3  # its soft edge
     plain[45:50, 70:80] = 1.0  # a part the region's answer lost
     plain[3, 40:44] = 0.7  # above the box: never kept
-    hint = hints.make(60, 100, box="20,5,90,55")
+    hint = _make(60, 100, box="20,5,90,55")
     joined = hints.with_plain_answer(boxed, plain, hint)
     expected = np.maximum(boxed, plain)
     expected[3] = 0.0
     np.testing.assert_array_equal(joined, expected)
     assert joined.dtype == np.float32
-    excluded = hints.with_plain_answer(boxed, plain, hints.make(60, 100, box="20,5,90,55", exclude="75,47"))
+    excluded = hints.with_plain_answer(boxed, plain, _make(60, 100, box="20,5,90,55", exclude="75,47"))
     assert excluded[45:50, 70:80].max() == 0 and excluded[5:20, 40:44].min() == 0.7  # the excluded part only
     outside = plain.copy()
     outside[0:60, 0:4] = 1.0  # 240 px outside the box: over a fifth of the subject
     np.testing.assert_array_equal(hints.with_plain_answer(boxed, outside, hint), boxed)
-    np.testing.assert_array_equal(hints.with_plain_answer(boxed, plain, hints.make(60, 100, include="41,8")), boxed)
+    np.testing.assert_array_equal(hints.with_plain_answer(boxed, plain, _make(60, 100, include="41,8")), boxed)
     np.testing.assert_array_equal(hints.with_plain_answer(boxed, np.zeros_like(plain), hint), boxed)
 
 

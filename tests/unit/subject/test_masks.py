@@ -211,7 +211,7 @@ def test_the_edge_is_matted_where_the_models_catalog_entry_says(shared, mirror):
     from dataclasses import replace
 
     from mattekit import runtime
-    from mattekit.tasks import segment
+    from mattekit.tasks import remove
 
     on = runtime.ModelCache().get("u2netp", "segment", "cpu", shared / "weights" / "u2netp.onnx")
     assert on.entry.edge_matting and not runtime.catalog_mod.load().get("isnet-general-use").edge_matting
@@ -226,8 +226,8 @@ def test_the_edge_is_matted_where_the_models_catalog_entry_says(shared, mirror):
         partial = (refined > 0.02) & (refined < 0.98)
 
         def run(model, result, **given):
-            options = segment.TASK.make_options({"result": result, **given})
-            return segment.TASK.run({"model": model}, {"image": image}, options)["result"]
+            options = remove.TASK.make_options({"result": result, **given})
+            return remove.TASK.run({"model": model}, {"image": image}, options)["result"]
 
         for label, model in (("on", on), ("off", off)):
             alpha = run(model, "alpha")

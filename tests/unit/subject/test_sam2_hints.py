@@ -34,6 +34,12 @@ SIZES = {"sam2.1-hiera-tiny": ("hiera_t", "sam2.1_hiera_tiny.pt"),
 W, H = 320, 200  # not square: the two axes scale differently onto SAM's 1024 x 1024 input
 
 
+def _make(height, width, box=None, include=None, exclude=None, mask=None):
+    """:func:`hints.make` from the texts a user types (parsed as the options parse them)."""
+    return hints.make(height, width, None if box is None else hints.parse_box(box), hints.parse_points(include),
+                      hints.parse_points(exclude), mask)
+
+
 def test_catalog_has_the_four_sam_sizes_as_released():
     cat = catalog.load()
     assert {e.name for e in cat.for_task("prompt")} == set(SIZES)
@@ -52,14 +58,14 @@ def test_catalog_has_the_four_sam_sizes_as_released():
 def test_a_hint_becomes_sams_prompts():
     mask = np.zeros((H, W), np.float32)
     mask[50:90, 100:180] = 1.0
-    p = prompting.prompts_of(hints.make(H, W, box="10,20,200,150", include="30,40", exclude="50,60;70,80"))
+    p = prompting.prompts_of(_make(H, W, box="10,20,200,150", include="30,40", exclude="50,60;70,80"))
     assert p.box == (10, 20, 200, 150) and p.points == ((30, 40), (50, 60), (70, 80)) and p.labels == (1, 0, 0)
     assert not p.multimask
-    assert prompting.prompts_of(hints.make(H, W, mask=mask)).box == (100, 50, 180, 90)  # the mask's bounding box
-    assert prompting.prompts_of(hints.make(H, W, box="150,10,300,60", mask=mask)).box == (100, 10, 300, 90)  # both
-    lone = prompting.prompts_of(hints.make(H, W, include="30,40"))
+    assert prompting.prompts_of(_make(H, W, mask=mask)).box == (100, 50, 180, 90)  # the mask's bounding box
+    assert prompting.prompts_of(_make(H, W, box="150,10,300,60", mask=mask)).box == (100, 10, 300, 90)  # both
+    lone = prompting.prompts_of(_make(H, W, include="30,40"))
     assert lone.multimask and lone.box is None and lone.labels == (1,)
-    assert not prompting.answerable(hints.make(H, W, exclude="30,40"))
+    assert not prompting.answerable(_make(H, W, exclude="30,40"))
 
 
 def test_which_hints_go_to_the_hint_model():
@@ -235,7 +241,7 @@ def test_remove_hint_mask_through_sam_in_the_api(stand_in, small_sam, spy, tmp_p
     assert labels[0].tolist() == [2, 3]
     (_, (logits, _, _)), = spy["predict"]
     # the matting band softens SAM's edge without moving it: upstream's mask (logits > 0) where the hint allows
-    upstream = (logits[0] > 0) & hints.allowed(hints.make(H, W, mask=selection), H, W)
+    upstream = (logits[0] > 0) & hints.allowed(_make(H, W, mask=selection), H, W)
     alpha = out[..., 3]
     clear = np.abs(alpha - 0.5) > 1e-3
     assert ((alpha >= 0.5) == upstream)[clear].all()

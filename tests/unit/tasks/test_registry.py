@@ -145,3 +145,24 @@ def test_readme_python_example_runs(shared, mirror, tmp_path, monkeypatch):
     done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "photo_cutout.png").is_file()
+
+
+def test_the_typed_stub_is_the_registry_s():
+    """``core/mattekit/__init__.pyi`` (what editors and type checkers read for the API functions that mattekit.api
+    makes at run time) is what tests/helpers/api_stub.py makes from the registry now, names every API function with each
+    option the API offers, and ships in the package data."""
+    import ast
+    import tomllib
+
+    import api_stub
+    from mattekit import api
+
+    assert api_stub.written() == api_stub.stub(), "the stub differs from the registry: run `python tests/helpers/api_stub.py`"
+    functions = {node.name: node for node in ast.parse(api_stub.written()).body if isinstance(node, ast.FunctionDef)}
+    assert set(functions) == set(api.functions()) | {"load_model", "clear_models"}
+    for declaration in [*registry.tasks().values(), *registry.sequences().values()]:
+        given = functions[declaration.api_name].args
+        named = {a.arg for a in given.args + given.kwonlyargs + given.posonlyargs}
+        assert {o.name for o in declaration.declared if "api" in o.hosts} <= named, declaration.name
+    shipped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["mattekit"]
+    assert "__init__.pyi" in shipped

@@ -15,7 +15,7 @@ from mattekit import io
 from mattekit.bench import metrics
 from mattekit.ops.pixels import quantise, unit_float
 from mattekit.cli import main
-from mattekit.tasks import segment
+from mattekit.tasks import remove
 
 
 @pytest.fixture
@@ -112,12 +112,12 @@ def test_an_integer_photo_gives_the_float_photos_cutout(dtype, channels):
     dtype, is exactly the float pipeline's rounded as the PNG writer rounds it (refinement, matting and
     decontamination on); other results are float as before."""
     photo, low = _disc_photo(300, 400, dtype, channels)
-    options = segment.TASK.make_options({})
-    as_ints = segment.TASK.finish({}, {"image": photo}, options, None, low)["result"]
-    as_floats = segment.TASK.finish({}, {"image": unit_float(photo)}, options, None, low)["result"]
+    options = remove.TASK.make_options({})
+    as_ints = remove.TASK.finish({}, {"image": photo}, options, None, low)["result"]
+    as_floats = remove.TASK.finish({}, {"image": unit_float(photo)}, options, None, low)["result"]
     assert as_ints.dtype == dtype and as_ints.shape == photo.shape[:2] + (4,)
     assert np.array_equal(as_ints, quantise(as_floats, 16 if dtype == np.uint16 else 8))
-    alpha = segment.TASK.finish({}, {"image": photo}, segment.TASK.make_options({"result": "alpha"}), None, low)
+    alpha = remove.TASK.finish({}, {"image": photo}, remove.TASK.make_options({"result": "alpha"}), None, low)
     assert alpha["result"].dtype == np.float32 and np.array_equal(alpha["result"], as_floats[..., 3])
 
 
@@ -130,10 +130,10 @@ def test_cutout_memory_follows_the_photos_integers(tmp_path, matting, bound):
     import tracemalloc
 
     photo, low = _disc_photo(2000, 3000)
-    options = segment.TASK.make_options({"refine": matting, "matting": matting})
+    options = remove.TASK.make_options({"refine": matting, "matting": matting})
     tracemalloc.start()
     try:
-        result = segment.TASK.finish({}, {"image": photo}, options, None, low)["result"]
+        result = remove.TASK.finish({}, {"image": photo}, options, None, low)["result"]
         io.write_image(tmp_path / "cut.png", result)
         del result
         peak = tracemalloc.get_traced_memory()[1]
@@ -312,7 +312,11 @@ def test_api_takes_hints_as_tuples_and_arrays(two_subjects):
     by_mask = mattekit.remove_background(pixels, model="u2netp", hint_model="none", result="alpha",
                                          hint_mask=selection) / 255.0
     assert _picked(by_mask, masks)["right"] > 0.75 and _picked(by_mask, masks)["left"] == 0.0
-    assert mattekit.api.as_text([(1, 2), (3, 4)]) == "1,2;3,4" and mattekit.api.as_text(np.array([5, 6])) == "5,6"
+    from mattekit.subject.hints import Box, Point
+
+    made = remove.TASK.make_options({"box": np.array(box), "point": [(1, 2), (3, 4)], "exclude": np.array([5, 6])})
+    assert made.box == Box(*box) and made.point == (Point(1, 2), Point(3, 4)) and made.exclude == (Point(5, 6),)
+    assert str(made.box) == boxes["right"] and remove.TASK.make_options({"box": boxes["right"]}).box == made.box
 
 
 def test_a_box_alone_cuts_the_plain_answer(two_subjects):
@@ -325,8 +329,8 @@ def test_a_box_alone_cuts_the_plain_answer(two_subjects):
     predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
 
     def run(**hint):
-        options = segment.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", **hint})
-        return segment.TASK.run({"model": predictor}, {"image": pixels}, options)["result"]
+        options = remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", **hint})
+        return remove.TASK.run({"model": predictor}, {"image": pixels}, options)["result"]
 
     plain = run()
     h, w = plain.shape
@@ -336,9 +340,9 @@ def test_a_box_alone_cuts_the_plain_answer(two_subjects):
     inside[:, (columns.min() + columns.max()) // 2:] = True
     cut = run(box=box)
     assert cut.any() and np.array_equal(cut, np.where(inside, plain, 0))
-    x, context = segment.TASK.prepare({"model": predictor}, {"image": pixels},
-                                      segment.TASK.make_options({"model": "u2netp", "hint_model": "none", "box": box}))
-    assert x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels)) and context[1] is None
+    x, context = remove.TASK.prepare({"model": predictor}, {"image": pixels},
+                                      remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "box": box}))
+    assert x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels)) and context.region is None
     left_part = (masks["left"] >= 128) & inside & (plain >= 0.5)
     assert left_part.any() and cut[left_part].min() >= 0.5  # kept by the box alone; an exclude point there drops it
     row, column = np.argwhere(left_part)[0]
@@ -371,8 +375,8 @@ def test_a_box_finds_the_subject_the_whole_answer_missed(missed_subject):
     predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
 
     def run(**hint):
-        options = segment.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", **hint})
-        return segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
+        options = remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", **hint})
+        return remove.TASK.run({"model": predictor}, {"image": image}, options)["result"]
 
     plain = run()
     assert _picked(plain, masks)["left"] < 0.05 and _picked(plain, masks)["right"] > 0.5
@@ -396,8 +400,8 @@ def test_a_click_alone_finds_the_subject_the_whole_answer_missed(missed_subject)
     predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
 
     def run(**hint):
-        options = segment.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", **hint})
-        return segment.TASK.run({"model": predictor}, {"image": image}, options)["result"]
+        options = remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", **hint})
+        return remove.TASK.run({"model": predictor}, {"image": image}, options)["result"]
 
     x, y = gt_point(masks["left"])
     missed = _picked(run(point=f"{x},{y}"), masks)
@@ -414,7 +418,7 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     from mattekit import runtime
     from mattekit.engines import stack_inputs
     from mattekit.running.runner import Runner
-    from mattekit.tasks import subject
+    from mattekit.tasks import hinted_subject
 
     path, masks, boxes = two_subjects
     pixels = io.read_image(path).pixels
@@ -431,28 +435,28 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
         def __getattr__(self, name):
             return getattr(predictor, name)
 
-    options = segment.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", "box": boxes["right"],
+    options = remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", "box": boxes["right"],
                                          "box_focus": True})
-    x, context = segment.TASK.prepare({"model": predictor}, {"image": pixels}, options)
+    x, context = remove.TASK.prepare({"model": predictor}, {"image": pixels}, options)
     assert x.shape[0] == 2 and np.array_equal(x[1:], predictor.prepare(pixels))
-    found = Runner(segment.TASK, {"model": Counted()}, options).arrays({"image": pixels})["result"]
+    found = Runner(remove.TASK, {"model": Counted()}, options).arrays({"image": pixels})["result"]
     assert calls == [2]
     y = predictor(x)
-    one_call = subject.alpha({"model": predictor}, {"image": pixels}, options, context, y)
-    apart = subject.alpha({"model": predictor}, {"image": pixels}, options, context, y[:1])
+    one_call = hinted_subject.alpha({"model": predictor}, {"image": pixels}, options, context, y)
+    apart = hinted_subject.alpha({"model": predictor}, {"image": pixels}, options, context, y[:1])
     np.testing.assert_allclose(one_call, apart, atol=1e-5)
     assert found.shape == pixels.shape[:2] and np.array_equal(found, one_call)  # the alpha, float in [0, 1]
     assert _picked(one_call, masks)["right"] > 0.75 and _picked(one_call, masks)["left"] == 0.0
     # a box whose grown region is the whole photo: its one row is both answers, the network runs on it once
     h, w = pixels.shape[:2]
-    whole = segment.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha",
+    whole = remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha",
                                        "box": f"4,4,{w - 4},{h - 4}", "box_focus": True})
-    x, context = segment.TASK.prepare({"model": predictor}, {"image": pixels}, whole)
-    assert context[1] == (0, 0, h, w) and x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels))
+    x, context = remove.TASK.prepare({"model": predictor}, {"image": pixels}, whole)
+    assert context.region == (0, 0, h, w) and x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels))
     calls.clear()
-    found = Runner(segment.TASK, {"model": Counted()}, whole).arrays({"image": pixels})["result"]
+    found = Runner(remove.TASK, {"model": Counted()}, whole).arrays({"image": pixels})["result"]
     y = predictor(x)
-    assert calls == [1] and np.array_equal(found, subject.alpha({"model": predictor}, {"image": pixels}, whole, context,
+    assert calls == [1] and np.array_equal(found, hinted_subject.alpha({"model": predictor}, {"image": pixels}, whole, context,
                                                                  stack_inputs([y, y], "cpu")))
 
 

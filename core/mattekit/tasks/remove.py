@@ -2,7 +2,7 @@
 matted into a soft alpha, and the cut-out the user asked for.
 
 Stages (the predictor is passed in as ``models["model"]``, SAM 2.1 as ``models["hint_model"]``): prepare and the
-subject's alpha as :mod:`.subject` computes them (the network on the hinted region, or the hint model
+subject's alpha as :mod:`.hinted_subject` computes them (the network on the hinted region, or the hint model
 answering the hint; the mask's edge matted; a matting network's own alpha), then the cut-out
 (:func:`mattekit.matting.cutout.assemble`).
 """
@@ -12,21 +12,21 @@ from dataclasses import dataclass, replace
 
 from ..matting import cutout
 from ..subject import masks
-from . import subject
+from . import hinted_subject
 from ..matting.cutout import CutoutOptions
 from .registry import BACKDROP, RESULT, Port, Task
-from .subject import HINT_MASK, SubjectOptions
+from .hinted_subject import HINT_MASK, SubjectOptions
 
 
 @dataclass
-class SegmentOptions(SubjectOptions, CutoutOptions):
+class RemoveOptions(SubjectOptions, CutoutOptions):
     """Background removal: the subject's alpha (:class:`SubjectOptions`) and the cut-out options."""
 
 
-def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dict:
+def _finish(models, inputs, options: RemoveOptions, context, prediction) -> dict:
     """The subject's alpha and the cut-out; without matting the colours are the photo's own."""
     image = inputs["image"]
-    alpha = subject.alpha(models, inputs, options, context, prediction)
+    alpha = hinted_subject.alpha(models, inputs, options, context, prediction)
     looks = options if options.matting else replace(options, decontaminate=False)
     return {"result": cutout.assemble(image, alpha, looks, backdrop=inputs.get("backdrop"),
                                       device=masks.device_of(models.get("model")))}
@@ -35,12 +35,12 @@ def _finish(models, inputs, options: SegmentOptions, context, prediction) -> dic
 TASK = Task(
     name="remove",
     summary="Cut the subject out of each image: an RGBA cut-out, its alpha, or a composite.",
-    options=SegmentOptions,
+    options=RemoveOptions,
     inputs=(Port("image", "image", (3, 4), integers=True), BACKDROP, HINT_MASK),
     outputs=(RESULT,),
-    prepare=subject.prepare,
+    prepare=hinted_subject.prepare,
     finish=_finish,
-    needs=subject.needs,
+    needs=hinted_subject.needs,
     streams=True,
     suffix=lambda options: cutout.suffix_for(options, "_cutout"),
     # PNG (or a named JPEG), whatever the photo's format:

@@ -10,12 +10,14 @@ network answers it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..subject import answer, hints
-from ..errors import InputError
-from ..options import NONE, OptionError, option
+from ..options import NONE, option
 from .common import WEIGHTS_PARSE, ModelOptions
 from .registry import Port, segment_or_matte
+
+BOX_PARSE, POINTS_PARSE = "mattekit.subject.hints:parse_box", "mattekit.subject.hints:parse_points"
 
 
 @dataclass
@@ -29,17 +31,19 @@ class SubjectOptions(ModelOptions):
     matting: bool = option(True, "matte the mask's uncertain edge into a soft alpha (hair, fur) where that helps "
                            "the model (IS-Net's is not: see its card; `mattekit matte` mattes any mask); off: the "
                            "mask is the alpha and colours are not decontaminated")
-    box: str | None = option(None, "the subject lies in this box: x0,y0,x1,y1 in pixels (x1, y1 exclusive); nothing "
-                             "outside it is kept (answered by the hint model; with --hint-model none, a box alone gives the "
-                             "whole image's answer cut to the box when its subject lies in the box, else the model's "
-                             "answer on the box's region)", label="Box")
+    box: hints.Box | None = option(
+        None, "the subject lies in this box: x0,y0,x1,y1 in pixels (x1, y1 exclusive); nothing outside it is kept "
+        "(answered by the hint model; with --hint-model none, a box alone gives the whole image's answer cut to the box "
+        "when its subject lies in the box, else the model's answer on the box's region)", label="Box", parse=BOX_PARSE)
     box_focus: bool = option(False, "with a box and --hint-model none: the model always looks at the box's region, magnified, and the "
                              "whole image's answer joins it when its subject lies in the box (finer on a small subject; "
                              "may take clutter in the box for the subject)", label="Focus on the box")
-    point: str | None = option(None, "a point x,y on the subject (repeatable): only the parts connected to these "
-                               "points are kept", repeat=True, label="Include points")
-    exclude: str | None = option(None, "a point x,y not on the subject (repeatable): the part there is left out",
-                                 repeat=True, label="Exclude points")
+    point: tuple[hints.Point, ...] | None = option(
+        None, "a point x,y on the subject (repeatable): only the parts connected to these points are kept",
+        repeat=True, label="Include points", parse=POINTS_PARSE)
+    exclude: tuple[hints.Point, ...] | None = option(
+        None, "a point x,y not on the subject (repeatable): the part there is left out", repeat=True,
+        label="Exclude points", parse=POINTS_PARSE)
     colour: bool = option(True, "with a hint the model answers on its region: where the network is unsure, decide "
                           "by the colours of the subject and the background (GrabCut inside the hint)",
                           label="Colour refinement")
@@ -49,18 +53,8 @@ class SubjectOptions(ModelOptions):
         "none: the segmentation model answers it", model="prompt",
         none="the segmentation model answers the hint",
         missing="use --hint-model none to answer the hint with the segmentation model")
-    hint_weights: str | None = option(None, "use this hint model weights file instead of the catalog's download",
+    hint_weights: Path | None = option(None, "use this hint model weights file instead of the catalog's download",
                                       path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
-
-    def __post_init__(self):
-        """The hint's texts are checked here, so a malformed box or point is refused before any work."""
-        try:
-            if self.box is not None:
-                hints.parse_box(self.box)
-            hints.parse_points(self.point)
-            hints.parse_points(self.exclude)
-        except InputError as exc:
-            raise OptionError(str(exc)) from None
 
     def check_image(self, height: int, width: int) -> None:
         """InputError unless the box and points fit an image of ``height`` x ``width`` (its header's size), so that
