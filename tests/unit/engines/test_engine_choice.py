@@ -74,12 +74,23 @@ def test_this_machines_measurement_wins_and_a_small_margin_keeps_torch(monkeypat
     assert choice.measured("u2netp")[1] == "shipped for x86_64-avx2"
 
 
+def _own_exports() -> None:
+    """This test's own ONNX export cache (the session's shared one may hold u2netp's exports already)."""
+    import os
+    from pathlib import Path
+
+    exports = Path(os.environ["MATTEKIT_HOME"]) / "weights" / "onnx"
+    exports.unlink()
+    exports.mkdir()
+
+
 @pytest.mark.needs_data
 def test_an_unmeasured_machine_measures_once_on_first_use_and_keeps_it(shared, monkeypatch, capsys):
     """With the table hidden (a machine nobody measured), the first load of u2netp times both engines on its real
     weights, says so in a line with its cost, and keeps the figures under the machine's fingerprint: the next loads,
     in this cache or a new one, plan from them without measuring again; each request is planned once."""
     monkeypatch.setenv("MATTEKIT_ENGINE_TABLE", "hidden")
+    _own_exports()
     measured, decided = [], []
     real_measure, real_decide = runtime.measure_engines, runtime.decide
     monkeypatch.setattr(runtime, "measure_engines", lambda *a, **k: measured.append(a) or real_measure(*a, **k))
@@ -123,6 +134,7 @@ def test_a_net_larger_than_the_measurement_gets_its_engine_export_from_the_measu
     not traced again: one export on first use, whose answer is a fresh static export's."""
     monkeypatch.setenv("MATTEKIT_ENGINE_TABLE", "hidden")
     monkeypatch.setattr(choice, "MEASURE_PIXELS", 160 * 160)
+    _own_exports()
     from mattekit import engines
     from mattekit.engines.loading import export_recipe, load_net, measure_engines
     from mattekit.engines.onnx import OnnxEngine, export_onnx

@@ -49,12 +49,12 @@ def test_pattern_errors(text):
 
 
 def test_frame_ranges():
-    assert parse_frames("1001-1005") == [1001, 1002, 1003, 1004, 1005]
-    assert parse_frames("1-9x4") == [1, 5, 9]
-    assert parse_frames("1-9:4") == [1, 5, 9]
-    assert parse_frames("7") == [7]
-    assert parse_frames("10-12, 1,3 ,11") == [1, 3, 10, 11, 12]
-    assert parse_frames("-3--1") == [-3, -2, -1]
+    assert list(parse_frames("1001-1005")) == [1001, 1002, 1003, 1004, 1005]
+    assert list(parse_frames("1-9x4")) == [1, 5, 9]
+    assert list(parse_frames("1-9:4")) == [1, 5, 9]
+    assert list(parse_frames("7")) == [7]
+    assert list(parse_frames("10-12, 1,3 ,11")) == [1, 3, 10, 11, 12]
+    assert list(parse_frames("-3--1")) == [-3, -2, -1]
     with pytest.raises(InputError, match=r"names 1,000,000,001 frames, more than the 1,000,000 one job takes"):
         parse_frames("0-1000000000")  # counted, not expanded (it grew to 22.5 GB)
     assert len(parse_frames("1-1000000")) == 1_000_000
