@@ -231,14 +231,20 @@ def test_cli_remove_with_u2netp_works_offline_from_the_onnx_release(shared_dir, 
 
 
 def _faults_of_a_third_call(runner, x) -> int:
-    """Minor page faults of this process during a third identical call (ONNX Runtime's arena grows on the first two)."""
+    """Minor page faults of the calling thread (ONNX Runtime runs a one-thread session's call on it; where Python cannot
+    count one thread, of the process) during a third identical call, the least of three such calls (ONNX Runtime's
+    arena grows on the first two; threads left by earlier tests fault too, so the process's count alone would vary)."""
     import resource
 
+    who = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
     runner(x)
     runner(x)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    runner(x)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    faults = []
+    for _ in range(3):
+        before = resource.getrusage(who).ru_minflt
+        runner(x)
+        faults.append(resource.getrusage(who).ru_minflt - before)
+    return min(faults)
 
 
 def test_a_sessions_second_call_runs_in_the_memory_of_its_first(shared_dir):
