@@ -532,3 +532,47 @@ def test_a_batch_out_of_gpu_memory_is_halved_and_a_single_image_stops_the_run():
 
     with pytest.raises(MattekitError, match="^The GPU ran out of memory on a single image; use --device cpu"):
         pipeline.run_pipeline(range(3), _read, starved, lambda *a: None)
+
+
+def test_a_padded_pipeline_gives_the_engine_full_batches_only_and_writes_the_real_results():
+    """``pad`` (the plan's choice on CUDA): every infer call sees ``batch`` inputs, a short batch (the stream's end, a
+    reader behind) filled with zero inputs, so a GPU engine meets one batch shape; only the real items are written,
+    each with its own result; out of memory halves the padded size for the rest of the run."""
+    seen, written = [], {}
+
+    def infer(x):
+        seen.append(x.shape[0])
+        return x * 2
+
+    report = pipeline.run_pipeline(range(11), _read, infer, lambda i, c, y: written.__setitem__(i, y.clone()),
+                                   batch=4, pad=True)
+    assert report.done == 11 and set(seen) == {4}, seen
+    assert all(y.shape == (1, 1, 2, 2) and float(y.max()) == 2.0 * i for i, y in written.items())
+    unpadded = []
+    pipeline.run_pipeline(range(3), _read, lambda x: unpadded.append(x.shape[0]) or x, lambda *a: None, batch=4)
+    assert sum(unpadded) == 3, unpadded  # without pad, no zero input is added
+
+    tried, fitted = [], []
+
+    def small_gpu(x):
+        tried.append(x.shape[0])
+        if x.shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
+        fitted.append(x.shape[0])
+        return x * 2
+
+    written.clear()
+    report = pipeline.run_pipeline(range(9), _read, small_gpu, lambda i, c, y: written.__setitem__(i, float(y.max())),
+                                   batch=8, pad=True)
+    assert report.done == 9 and written == {i: 2.0 * i for i in range(9)}
+    assert tried[0] == 8 and set(fitted) == {2}, (tried, fitted)  # each call that fitted: padded to the halved size
+
+
+def test_plan_pads_batches_on_cuda_only(monkeypatch):
+    from types import SimpleNamespace
+
+    entry = SimpleNamespace(input=SimpleNamespace(size=(320, 320)))
+    layout = SimpleNamespace(threads=1, workers=2, batch=8)
+    on_gpu = SimpleNamespace(device_type="cuda", device=torch.device("cuda"), entry=entry, plan=layout)
+    on_cpu = SimpleNamespace(device_type="cpu", device=torch.device("cpu"), entry=entry, plan=layout)
+    assert pipeline.plan(on_gpu)["pad"] and not pipeline.plan(on_cpu).get("pad", False)

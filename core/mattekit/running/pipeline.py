@@ -87,7 +87,8 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
     a given ``threads`` or ``workers`` shares the cores out for the other. CPU: a writer (the finish and the encoding)
     per 4 cores, at least one (on 16 cores with one writer, u2netp's folder used 3.9 of them and the finish, a quarter
     of the CPU time, bound the speed); 1 when ``ordered``. CUDA: the CPU's cores, less two, as writers (up to 8; 1
-    when ``ordered``), since postprocessing and encoding then bound the speed. ``threads`` is per worker. ``ordered``: ``write`` must see results in input order.
+    when ``ordered``), since postprocessing and encoding then bound the speed, and short batches padded (``pad``).
+    ``threads`` is per worker. ``ordered``: ``write`` must see results in input order.
     Returns keyword arguments for :func:`run_pipeline`.
     """
     engine = getattr(predictor, "engine", None)
@@ -107,13 +108,14 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
                 "writers": 1 if ordered else max(1, cores // 4), "ordered": ordered}
     writers = 1 if ordered else max(1, min(8, cpu_count() - 2))
     return {"workers": workers or layout.workers, "threads": threads, "batch": batch or layout.batch, "device": device,
-            "writers": writers, "ordered": ordered}
+            "writers": writers, "ordered": ordered, "pad": True}
 
 
 def run_pipeline(items: Iterable, read: Callable[[Any], tuple[Any, Any]],
                  infer: Callable[[Any], Any] | None, write: Callable[[Any, Any, Any], None], *,
                  workers: int = 1, threads: int | None = None, batch: int = 1, writers: int = 1,
                  queue_size: int | None = None, device: torch.device | str = "cpu", ordered: bool = False,
+                 pad: bool = False,
                  post: Callable[[Any, Any, Any], Any] | None = None,
                  progress: Callable[[int, Any], None] | None = None, cancel: Callable[[], bool] | None = None,
                  timings: Timings | None = None) -> Result:
@@ -127,6 +129,9 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[Any, Any]],
         None: no inference stage; ``write`` gets read's ``x`` as ``y`` (anything, None included).
     write(item, context, y): postprocess and encode one result; y is 1 x ... on the CPU.
     batch: inputs of equal shape are stacked up to this many per ``infer`` call.
+    pad: a shorter batch (a stream's end, a reader behind) gets zero inputs up to ``batch`` (fewer once the GPU ran out
+        of memory), so that the engine sees one batch shape per input size: on CUDA each new shape costs its own
+        cuDNN plan, and a CUDA graph its measurement and capture (:mod:`mattekit.engines.compiled`).
     ordered: call ``write`` in the order of ``items`` (one writer), whatever the workers.
     post(item, context, y) -> result: per-item postprocessing run in the inference workers (in parallel,
         in any order) right after ``infer``; ``write`` then gets its result instead of ``y``.
@@ -139,7 +144,8 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[Any, Any]],
     if device == "cpu" and workers > 1:
         heap.keep_freed_memory()
     return Pipeline(read, infer, write, post, progress, cancel, timings or Timings(), workers=workers, threads=threads,
-                    batch=batch, writers=writers, queue_size=queue_size, device=device, ordered=ordered).run(items)
+                    batch=batch, writers=writers, queue_size=queue_size, device=device, ordered=ordered,
+                    pad=pad).run(items)
 
 
 class Pipeline:
@@ -149,10 +155,11 @@ class Pipeline:
 
     def __init__(self, read, infer, write, post, progress, cancel, timings: Timings, *, workers: int,
                  threads: int | None, batch: int, writers: int, queue_size: int | None, device: str,
-                 ordered: bool):
+                 ordered: bool, pad: bool):
         self.read, self.infer, self.write, self.post = read, infer, write, post
         self.progress, self.cancel = progress, cancel
         self.workers, self.threads, self.batch, self.writers = workers, threads, batch, writers
+        self.pad, self.filled = pad, batch  # pad: a shorter batch gets zero inputs up to ``filled`` (halved on OOM)
         self.device, self.device_type, self.ordered = device, device.split(":")[0], ordered
         self.result = Result(timings=timings)
         size = queue_size or max(2, 2 * max(1, workers) * batch)
@@ -274,10 +281,10 @@ class Pipeline:
                     self.turn.wait(0.1)
 
     def gather(self, first: tuple) -> tuple[list, tuple | None, bool]:
-        """(a batch: ``first`` and the waiting inputs of its shape, up to ``batch``; the next input when it has
-        another shape; whether the stream ended)."""
+        """(a batch: ``first`` and the waiting inputs of its shape, up to ``batch`` (fewer once the GPU ran out of
+        memory); the next input when it has another shape; whether the stream ended)."""
         group = [first]
-        while len(group) < self.batch:
+        while len(group) < self.filled:
             try:
                 following = self.inbox.get_nowait()
             except queue.Empty:
@@ -293,9 +300,12 @@ class Pipeline:
         """Infer ``group`` as one batch (halved on a GPU out of memory) and hand each result, after ``post``,
         to the writers; a MattekitError fails the group's items."""
         out_of_memory = False
+        inputs = [x for *_, x in group]
+        if self.pad and len(inputs) < self.filled:  # one batch shape per input size: one graph, one cuDNN plan
+            inputs += [inputs[0] * 0] * (self.filled - len(inputs))  # (finite inputs: zeros)
         try:
             with self.result.timings.measure("infer"):
-                y = engines.to_host(self.infer(engines.stack_inputs([x for *_, x in group], self.device_type)))
+                y = engines.to_host(self.infer(engines.stack_inputs(inputs, self.device_type)))
         except MattekitError as exc:
             for seq, item, _, _ in group:
                 if not self.give_up(seq, item, exc):
@@ -306,11 +316,15 @@ class Pipeline:
                 raise
             out_of_memory = True  # handled below: the error's traceback holds the failed call's activations
         if out_of_memory:
-            if len(group) == 1:
+            if len(inputs) == 1:
                 raise MattekitError("The GPU ran out of memory on a single image; use --device cpu or a smaller model.")
-            sys.modules["torch"].cuda.empty_cache()  # halve the batch and go on
-            self.infer_batch(group[: len(group) // 2])
-            self.infer_batch(group[len(group) // 2 :])
+            sys.modules["torch"].cuda.empty_cache()  # halve the batch (and the padded size) and go on
+            with self.lock:  # (a batch gathered before an earlier halving is larger, and says nothing new)
+                if len(inputs) <= self.filled:
+                    self.filled = max(1, len(inputs) // 2)
+            halves = [group[: len(group) // 2], group[len(group) // 2 :]] if len(group) > 1 else [group]
+            for half in halves:
+                self.infer_batch(half)
             return
         row = 0
         for seq, item, context, x in group:
