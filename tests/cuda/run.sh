@@ -9,7 +9,10 @@
 #               (doctor --measure, its cost), the plans, and u2netp `remove` on the folder against rembg, table hidden and shown
 #     graphs    the CUDA-graph tests of tests/cuda/test_cuda.py (the measured choice on this GPU)
 #     birefnet  BiRefNet general (stand-in weights) at 1024^2 batch 1: the plain eager loop and mattekit's engine in one
-#               process (images/s, peak GPU memory, the engine's choice), then `mattekit remove` on the folder
+#               process (images/s, peak GPU memory, the engine's choice); mattekit's loop with the model loaded (`bench
+#               speed --refine`: images/s, ms per image of read, infer, write); `mattekit remove` (defaults) as whole
+#               commands on the folder and on it four times over (the difference: the rate beyond the start-up), and
+#               the latter with MATTEKIT_COMPILE=off
 #     models    IS-Net and u2netp: `mattekit remove` on the folder, whole commands, against rembg on the CPU cores
 #     bigphoto  one 50 MP photo, `mattekit remove` with the defaults
 #     tests     all of tests/cuda/test_cuda.py
@@ -55,36 +58,40 @@ cpu_rows() {  # issue 68: a machine nobody measured (the table hidden), then the
     MATTEKIT_ENGINE_TABLE=hidden MATTEKIT_HOME=$out/home-hidden "$py" -m mattekit doctor --device cpu --task segment --measure
     for table in hidden shown; do
         MATTEKIT_ENGINE_TABLE=$table MATTEKIT_HOME=$out/home-$table "$py" -m mattekit bench speed --model u2netp --device cpu \
-            --whole --repeat 2 --data "$photos" $norembg
+            --whole --repeat "${CPU_REPEAT:-1}" --data "$photos" $norembg
     done
 }
 norembg="${rembg[*]}"
 export -f cpu_rows; export norembg
-TAIL=60 step cpu cpu 150 bash -c cpu_rows
+TAIL=60 step cpu cpu 110 bash -c cpu_rows
 
 TAIL=40 step graphs graphs 150 "$py" -m pytest tests/cuda/test_cuda.py -q -s -p no:cacheprovider -k "graph_replays or measured_choice"
 
-birefnet() {  # the stand-in weights once, the plain loop beside the engine, then the whole command on the folder
-    local w=$out/weights/birefnet-general-stand-in.pth t0 t1
+birefnet() {  # the stand-in weights once; the plain loop; mattekit's loop with its stage times; whole commands on 50 and 200
+    local w=$out/weights/birefnet-general-stand-in.pth many=$out/photos-x4 t0 t1 k runs=()
     [[ -f $w ]] || "$py" -c "from pathlib import Path; from mattekit import catalog; from mattekit.bench.stand_in import write_stand_in; write_stand_in(catalog.load().get('birefnet-general'), Path('$out/weights'))" || return
     "$py" -m mattekit.bench.plain_loop "$photos" --model birefnet-general --weights "$w" --device cuda --precision fp16 --limit 41
-    for mode in auto off; do
-        rm -rf "$out/birefnet-$mode"; t0=$(date +%s.%N)
-        MATTEKIT_COMPILE=$mode "$py" -m mattekit remove -q --model birefnet-general --weights "$w" --device cuda "$photos" -o "$out/birefnet-$mode" || return
-        t1=$(date +%s.%N)
-        "$py" -c "s = $t1 - $t0; print(f'mattekit remove --model birefnet-general (stand-in weights, defaults, MATTEKIT_COMPILE=$mode) on $n photos: {s:.1f} s whole command, {$n / s:.2f} images/s end to end')"
+    "$py" -m mattekit bench speed --model birefnet-general --weights "$w" --device cuda --refine --no-rembg --no-check --repeat 2 --data "$photos"
+    mkdir -p "$many"; for k in 1 2 3 4; do for f in "$photos"/*; do ln -sf "$f" "$many/$k-$(basename "$f")"; done; done
+    for run in "auto $photos" "auto $many" "off $many"; do
+        set -- $run; rm -rf "$out/birefnet-out"; t0=$(date +%s.%N)
+        MATTEKIT_COMPILE=$1 "$py" -m mattekit remove -q --model birefnet-general --weights "$w" --device cuda "$2" -o "$out/birefnet-out" || return
+        t1=$(date +%s.%N); k=$(ls "$2" | wc -l)
+        "$py" -c "s = $t1 - $t0; print(f'mattekit remove --model birefnet-general (stand-in weights, defaults, MATTEKIT_COMPILE=$1) on $k photos: {s:.1f} s whole command, {$k / s:.2f} images/s end to end')"
+        runs+=("$k $t0 $t1")
     done
+    "$py" -c "a, b = [[float(v) for v in r.split()] for r in '${runs[0]};${runs[1]}'.split(';')]; print(f'  beyond the start-up (the two auto runs): {(b[0] - a[0]) / ((b[2] - b[1]) - (a[2] - a[1])):.2f} images/s, start-up about {(a[2] - a[1]) - a[0] * ((b[2] - b[1]) - (a[2] - a[1])) / (b[0] - a[0]):.1f} s')"
 }
 export -f birefnet
-step birefnet birefnet 200 bash -c birefnet
+TAIL=40 step birefnet birefnet 230 bash -c birefnet
 
 for model in isnet-general-use u2netp; do
     have_weights "$model" && weights=() || weights=(--stand-in)
-    TAIL=8 step models "whole-$model" 100 "$py" -m mattekit bench speed --model "$model" "${weights[@]}" --device cuda --whole \
+    TAIL=8 step models "whole-$model" 80 "$py" -m mattekit bench speed --model "$model" "${weights[@]}" --device cuda --whole \
         --repeat 1 --data "$photos" "${rembg[@]}"
 done
 have_weights isnet-general-use && weights=() || weights=(--stand-in)
-TAIL=6 step bigphoto whole-50mp-isnet 100 "$py" -m mattekit bench speed --model isnet-general-use "${weights[@]}" --device cuda \
+TAIL=6 step bigphoto whole-50mp-isnet 60 "$py" -m mattekit bench speed --model isnet-general-use "${weights[@]}" --device cuda \
     --whole --photo 8660x5774 --repeat 1 --data "$photos" --no-rembg
 TAIL=30 step tests tests 240 "$py" -m pytest tests/cuda/test_cuda.py -q -s -p no:cacheprovider -rfE
 

@@ -137,7 +137,7 @@ class _MatteRun:
     def upsample(self, frame: int, picture: Picture, prediction) -> np.ndarray:
         entry = self.source.entry
         return masks.mask_from_prediction(picture.pixels, prediction, self.source.refine, soft=entry.task == "matte",
-                                          upsampling=entry.output.upsample, device=masks.device_of(self.predictor),
+                                          upsampling=entry.output.upsample, device=masks.device_of(self.predictor, picture.pixels),
                                           refine_above=self.source.refine_above)
 
     def upsample_and_keep(self, frame: int, picture: Picture, prediction) -> tuple:

@@ -67,7 +67,7 @@ def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction,
         whole = network_alpha(predictor, image, None, prediction, refine, matting, colour)
         return hints.constrain(whole, hint, select=False)
     height, width = image.shape[:2]
-    upsampling, device = masks.upsampling_of(predictor), masks.device_of(predictor)
+    upsampling, device = masks.upsampling_of(predictor), masks.device_of(predictor, image)
     region = (0, 0, height, width)
     low = masks.prediction_array(prediction)  # h x w, read once for the check and the mask
     if hints.picked(low, hint, height, width):
@@ -99,7 +99,7 @@ def network_alpha(predictor, image: np.ndarray, context, prediction, refine: boo
     matting = edge_matted(predictor, matting)
     if context is not None and context.region is None:
         return alpha_from_whole(predictor, image, context.hint, prediction, refine, matting, colour)
-    upsampling, device = masks.upsampling_of(predictor), masks.device_of(predictor)
+    upsampling, device = masks.upsampling_of(predictor), masks.device_of(predictor, image)
     if predictor is not None and predictor.entry.task == "matte":
         return masks.hinted_mask(image, prediction, False, context, soft=True, upsampling=upsampling)
     mask = masks.hinted_mask(image, prediction, refine, context, colour=colour, upsampling=upsampling, device=device)

@@ -264,12 +264,20 @@ def matte_margin(height: int, width: int) -> int:
     return int(-(-reach // 64) * 64)
 
 
-def device_of(predictor):
+FINISH_ON_GPU_PIXELS = 1 << 20  # photos this large or larger are finished on the model's GPU
+
+
+def device_of(predictor, image: np.ndarray):
     """The CUDA device ``predictor``'s model runs on, where the finish's refinement, the edge matte's solve and the
-    decontamination run too (:func:`refine_mask`, :func:`alpha_from_mask`,
-    :func:`mattekit.matting.estimate_foreground`); None for a model on the CPU (or Apple's MPS, where they are not
-    tested) and without a predictor."""
-    return predictor.device if getattr(predictor, "device_type", None) == "cuda" else None
+    decontamination of ``image`` (H x W x C) run too (:func:`refine_mask`, :func:`alpha_from_mask`,
+    :func:`mattekit.matting.estimate_foreground`) when it has at least :data:`FINISH_ON_GPU_PIXELS` (1 MP); None
+    for a smaller image (finished on the CPU cores), a model on the CPU (or Apple's MPS, where they are not tested)
+    and without a predictor. The evidence (H200, 16 cores, u2netp, 50 photos of 0.15 MP): finishing on the GPU took
+    10.2 s beyond the unfinished run, the CPU's finish 5.0 s; a single 1 MP photo finished in 0.45 s on the GPU
+    against 0.55 s on the CPU, 50 MP in 2.15 s against 3.50 s."""
+    if getattr(predictor, "device_type", None) != "cuda" or image.shape[0] * image.shape[1] < FINISH_ON_GPU_PIXELS:
+        return None
+    return predictor.device
 
 
 def upsampling_of(predictor) -> str:
@@ -281,7 +289,7 @@ def upsampling_of(predictor) -> str:
 def predict_mask(predictor, image: np.ndarray, refine: bool = True) -> np.ndarray:
     """Subject mask of ``image`` (H x W x 3|4 float32 [0,1]) by ``predictor``: float32 H x W in [0,1]."""
     return mask_from_prediction(image, predictor(predictor.prepare(image)), refine,
-                                upsampling=predictor.entry.output.upsample, device=device_of(predictor))
+                                upsampling=predictor.entry.output.upsample, device=device_of(predictor, image))
 
 
 def hinted_input(predictor, image: np.ndarray, hint: hints.Hint) -> tuple:

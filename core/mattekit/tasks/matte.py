@@ -69,10 +69,10 @@ def _finish(models, inputs, options: MatteOptions, context, prediction) -> dict:
         alpha = np.clip(resize(low, h, w, masks.upsampling_of(models["model"])), 0.0, 1.0)
     else:
         mask = masks.mask_from_prediction(image, prediction, upsampling=masks.upsampling_of(models["model"]),
-                                          device=masks.device_of(models["model"]))
+                                          device=masks.device_of(models["model"], image))
         alpha = matte_edge(image, mask, MattingOptions.of(options))
     return {"result": cutout.assemble(image, alpha, options, backdrop=inputs.get("backdrop"),
-                                      device=masks.device_of(models.get("model")))}
+                                      device=masks.device_of(models.get("model"), image))}
 
 
 def _plane(plane: np.ndarray, image: np.ndarray, what: str) -> np.ndarray:

@@ -29,7 +29,7 @@ def _finish(models, inputs, options: RemoveOptions, context, prediction) -> dict
     alpha = hinted_subject.alpha(models, inputs, options, context, prediction)
     looks = options if options.matting else replace(options, decontaminate=False)
     return {"result": cutout.assemble(image, alpha, looks, backdrop=inputs.get("backdrop"),
-                                      device=masks.device_of(models.get("model")))}
+                                      device=masks.device_of(models.get("model"), image))}
 
 
 TASK = Task(
