@@ -1,8 +1,11 @@
 """The network compiled for its GPU, chosen per input shape by measurement (:class:`Compiled`).
 
 A shape runs eager on its first call (cuDNN's set-up, the engine's memory-format fallback, a batch that runs
-out of memory halved by the pipeline). On its second call the candidates of the mode are made and each timed
-(the best of three calls, the device synchronised); the fastest serves that shape from then on:
+out of memory halved by the pipeline). From its second call the candidates of the mode are tried in turn on the
+calls as they come, each made (its answer the making call's) then timed on :data:`TRIALS` calls, the device
+synchronised around each: every call answers its own input, so the choice costs no network call of its own (when
+candidates were timed on extra calls, the choice took about 7 of BiRefNet's 20 s start-up at fp32, batch 8, on an
+H200). The fastest serves that shape from then on:
 
 - ``auto`` (default on CUDA): eager, and the eager net replayed as a CUDA graph (no kernel launches from Python;
   capture takes one call's time, nothing is stored);
@@ -33,6 +36,7 @@ from typing import Callable
 from ..errors import MattekitError
 
 MODES = ("auto", "off", "graphs", "inductor")
+TRIALS = 2  # timed calls of each candidate before a shape's choice (each call answers its own input)
 CANDIDATES = {"off": ("eager",), "auto": ("eager", "graph"), "graphs": ("graph",),
               "inductor": ("eager", "compiled", "compiled graph")}
 
@@ -85,6 +89,8 @@ class Compiled:
         self.seen: dict[tuple, int] = {}
         self.chosen: dict[tuple, Callable] = {}
         self.choices: dict[tuple, tuple[str, dict[str, float]]] = {}
+        self.trials: dict[tuple, dict[str, list[float]]] = {}  # shapes on trial: {candidate: seconds of its calls}
+        self.made: dict[tuple, dict[str, Callable]] = {}  # shapes on trial: {candidate: made}
         self.lock, self.replay_lock, self.freed = threading.RLock(), threading.Lock(), None
         self.pool = torch.cuda.graph_pool_handle() if self.cuda and any("graph" in n for n in self.names) else None
         self.compiled, self.compiled_keys = None, set()
@@ -109,58 +115,90 @@ class Compiled:
             self.seen[key] = self.seen.get(key, 0) + 1
             if self.seen[key] < 2:
                 return self.run(x)
-            return self._choose(key, x)
+            return self._trial(key, x)
 
-    def _choose(self, key: tuple, x):
-        """Make and time each candidate on ``x``; keep the fastest for ``key``; its answer for ``x``."""
-        made, times, error = {}, {}, None
-        for name in self.names:
+    def _trial(self, key: tuple, x):
+        """``x``'s answer from the next candidate on trial for ``key``: made first where it is not (a CUDA graph
+        captured, a net compiled: that call's answer is the one made while making it), else timed, the device
+        synchronised around the call; once each candidate has :data:`TRIALS` timed calls, the fastest is kept
+        (:meth:`_keep`). Every call answers its own input: the choice costs no call of its own. A candidate that
+        cannot be made or run is dropped, said in one line; eager out of memory is raised (the pipeline halves the
+        batch)."""
+        trials = self.trials.setdefault(key, {name: [] for name in self.names})
+        made = self.made.setdefault(key, {"eager": self.run})
+        while pending := self._pending(key):
+            name = pending[0]
             try:
-                made[name] = self._make(name, x)
-                times[name] = self._time(made[name], x) if len(self.names) > 1 else 0.0
+                if name not in made:
+                    made[name], answer = self._make(name, x)
+                else:
+                    self._sync()
+                    start = time.perf_counter()
+                    answer = made[name](x)
+                    self._sync()
+                    trials[name].append(time.perf_counter() - start)
             except Exception as exc:  # a candidate this net or this memory does not allow: the others serve
                 if isinstance(exc, self.torch.OutOfMemoryError) and name == "eager":
-                    error = exc
-                else:
-                    _say(f"{self.label}: no {name} for {_shape(key)} ({_reason(exc)}); the other ways run it.")
+                    raise
+                _say(f"{self.label}: no {name} for {_shape(key)} ({_reason(exc)}); the other ways run it.")
+                trials.pop(name)
                 made.pop(name, None)
                 self._release()
-        if not times and error is not None:
-            raise error  # the pipeline halves the batch
-        best = min(times, key=times.get) if times else "eager"
+                continue
+            if not self._pending(key):
+                self._keep(key)
+            return answer
+        self._keep(key)
+        return self.chosen[key](x)
+
+    def _pending(self, key: tuple) -> list[str]:
+        """The candidates on trial for ``key`` that still need a call: with several, those timed fewer than
+        :data:`TRIALS` times; a lone one (nothing to compare), until it is made."""
+        trials, made = self.trials[key], self.made[key]
+        if len(trials) == 1:
+            return [name for name in trials if name not in made]
+        return [name for name in trials if len(trials[name]) < TRIALS]
+
+    def _keep(self, key: tuple) -> None:
+        """The fastest candidate on trial for ``key`` (by its best timed call) kept for that shape; eager where none is
+        left."""
+        trials, made = self.trials.pop(key), self.made.pop(key)
+        times = {name: min(t) if t else 0.0 for name, t in trials.items()} or {"eager": 0.0}
+        best = min(times, key=times.get)
         self.chosen[key] = made.get(best, self.run)
         self.choices[key] = (best, times)
         made.clear()
         self._release()
-        return self.chosen[key](x)
 
-    def _make(self, name: str, x) -> Callable:
+    def _make(self, name: str, x) -> tuple[Callable, object]:
+        """(candidate ``name`` for ``x``'s shape, its answer for ``x``, computed while making it)."""
         if name == "eager":
-            return self.run
+            return self.run, self.run(x)
         if name == "compiled":
             return self._compile(x)
-        inner = self._compile(x) if name == "compiled graph" else self.run
+        inner = self._compile(x)[0] if name == "compiled graph" else self.run
         return self._graph(inner, x)
 
-    def _compile(self, x) -> Callable:
-        """torch.compile's net for ``x``'s shape, compiled now (announced and timed) if it was not."""
-        if self.key(x) not in self.compiled_keys:
-            from ..progress import Display
+    def _compile(self, x) -> tuple[Callable, object]:
+        """(torch.compile's net for ``x``'s shape, compiled now (announced and timed) if it was not; its answer)."""
+        if self.key(x) in self.compiled_keys:
+            return self.compiled, self.compiled(x)
+        from ..progress import Display
 
-            where = f"cached in {self.folder}" if self.folder else "not cached"
-            with Display().ticking(f"compiling {self.label} for {_device_name(self.device)} at {_shape(self.key(x))} "
-                                   f"with torch.compile once (a minute or more; {where})",
-                                   done=f"compiled {self.label} at {_shape(self.key(x))} in {{time}}."):
-                self.compiled(x)
-            self.compiled_keys.add(self.key(x))
-        return self.compiled
+        where = f"cached in {self.folder}" if self.folder else "not cached"
+        with Display().ticking(f"compiling {self.label} for {_device_name(self.device)} at {_shape(self.key(x))} "
+                               f"with torch.compile once (a minute or more; {where})",
+                               done=f"compiled {self.label} at {_shape(self.key(x))} in {{time}}."):
+            answer = self.compiled(x)
+        self.compiled_keys.add(self.key(x))
+        return self.compiled, answer
 
-    def _graph(self, fn: Callable, x) -> Callable:
-        """``fn`` on ``x``'s shape captured as a CUDA graph: a callable copying its input in, replaying, and
-        returning a copy of the output."""
+    def _graph(self, fn: Callable, x) -> tuple[Callable, object]:
+        """(``fn`` on ``x``'s shape captured as a CUDA graph: a callable copying its input in, replaying, and
+        returning a copy of the output; ``fn``'s answer for ``x``, from the warm-up call before the capture)."""
         torch = self.torch
         static_in = torch.empty_like(x).copy_(x)
-        fn(static_in)  # warm: lazy initialisation outside the capture
+        answer = fn(static_in)  # warm: lazy initialisation outside the capture
         torch.cuda.synchronize(self.device)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
@@ -179,18 +217,7 @@ class Compiled:
             return out
 
         replay.graph = graph
-        return replay
-
-    def _time(self, fn: Callable, x) -> float:
-        """Seconds of one call of ``fn`` on ``x``: the best of three, the device synchronised around each."""
-        best = float("inf")
-        for _ in range(3):
-            self._sync()
-            start = time.perf_counter()
-            fn(x)
-            self._sync()
-            best = min(best, time.perf_counter() - start)
-        return best
+        return replay, answer
 
     def _sync(self) -> None:
         if self.cuda:

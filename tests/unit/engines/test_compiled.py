@@ -4,6 +4,7 @@ torch.compile's net; the CUDA-graph candidates need CUDA: tests/cuda/test_cuda.p
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -94,6 +95,39 @@ def test_each_shape_runs_eager_until_its_second_call_and_is_chosen_once_from_man
     assert runner.describe() == "1x3x32x32 float32: eager"
 
 
+def test_candidates_are_tried_on_the_calls_as_they_come_and_the_choice_costs_no_call():
+    """Two candidates (eager, and a slower one standing in for a CUDA graph, which this CPU cannot make): from a shape's
+    second call each is made, then timed on TRIALS calls, and the faster kept; every call answers its own input, and
+    the net runs exactly once per call, choice included."""
+    net, calls = _net(), []
+
+    def counted(x):
+        calls.append(x.shape)
+        return net(x)
+
+    class WithSlowCandidate(Compiled):
+        def _make(self, name, x):
+            if name == "eager":
+                return super()._make(name, x)
+
+            def slow(y):
+                time.sleep(0.02)
+                return counted(y)
+            return slow, slow(x)
+
+    runner = WithSlowCandidate(counted, CPU, "auto", "tiny")
+    runner.names = ("eager", "slow")
+    xs = [torch.rand(1, 3, 16, 16) for _ in range(2 + 2 * compiled_module.TRIALS)]
+    with torch.inference_mode():
+        for i, x in enumerate(xs):
+            assert torch.equal(runner(x), net(x)), i
+            assert (runner.key(x) in runner.choices) == (i == len(xs) - 1), i  # kept after the last trial, not before
+    assert len(calls) == len(xs)
+    best, times = runner.choices[runner.key(xs[0])]
+    assert best == "eager" and times["slow"] >= 0.02 > times["eager"], times
+    assert runner.trials == {} and runner.made == {}
+
+
 @pytest.mark.slow
 def test_inductor_is_a_measured_candidate_its_artefacts_cached_and_its_compile_announced(tmp_path, capsys):
     """Mode inductor with the CPU's candidates (eager and torch.compile's net): at a shape's second call both are timed
@@ -105,7 +139,7 @@ def test_inductor_is_a_measured_candidate_its_artefacts_cached_and_its_compile_a
     x = torch.rand(1, 3, 32, 32)
     with torch.inference_mode():
         expected = net(x)
-        for _ in range(3):
+        for _ in range(6):  # the first eager; then eager timed twice, compiled made and timed twice
             assert (runner(x) - expected).abs().max() <= 1e-5
     best, times = runner.choices[runner.key(x)]
     assert set(times) == {"eager", "compiled"} and best == min(times, key=times.get)
