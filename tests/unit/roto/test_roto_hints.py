@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -102,7 +103,7 @@ def test_keyframe_hints_print_as_text_that_reads_back():
     assert parse_points([KeyframeHint(3, (4, 5), "x")]) == (KeyframeHint(3, Point(4, 5), "x"),)
     spec = roto.RotoSpec(plate="p.####.png", output="m.####.png", box="5:1,2,3,4@a", point="5:2,2")
     assert spec.box == parse_boxes("5:1,2,3,4@a") and spec.point == (KeyframeHint(5, Point(2, 2)),)
-    assert roto.RotoSpec.from_dict(spec.to_dict()) == spec  # as the worker and Ray hand it on
+    assert roto.RotoSpec.from_dict(pickle.loads(pickle.dumps(spec.to_dict()))) == spec  # as the worker and Ray hand it on
 
 
 def test_schedule_runs_chains_from_their_keyframes():
