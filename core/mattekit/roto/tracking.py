@@ -23,6 +23,7 @@ import numpy as np
 
 from ..ops.regions import bounding_box
 from ..subject import hints
+from ..subject.keyframe_hints import KeyframeHint
 from ..errors import InputError
 from ..fsutil import sha256_file
 from ..io import read_image
@@ -30,6 +31,7 @@ from ..io.frame_patterns import FramePattern
 from . import motion, temporal
 
 FLOW_SIDE = 320  # long side, in pixels, of the frames the carrying flow is computed on
+Hints = tuple[KeyframeHint, ...] | None  # an option's keyframe hints, as roto's options hold them
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,8 @@ class Keyframes:
     masks: dict[int, Path] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, box=None, point=None, exclude=None, hint_mask: str | None = None) -> "Keyframes | None":
+    def of(cls, box: Hints = None, point: Hints = None, exclude: Hints = None,
+           hint_mask: str | None = None) -> "Keyframes | None":
         """From one object's hints as roto's options hold them: ``box`` / ``point`` / ``exclude`` tuples of
         :class:`~mattekit.subject.keyframe_hints.KeyframeHint` (their names not read) and the ``hint_mask`` pattern;
         None when no hint is given. InputError when a frame has two boxes or the pattern names no existing file."""
