@@ -8,6 +8,7 @@ import numpy
 import PIL.Image
 import mattekit.roto
 import mattekit.runtime
+import mattekit.subject.keyframe_hints
 
 
 __version__: str
@@ -338,9 +339,9 @@ def rotoscope(
     view: str | None = None,
     bit_depth: int = 16,
     skip_missing: bool = False,
-    box: str | Sequence[str] | None = None,
-    point: str | Sequence[str] | None = None,
-    exclude: str | Sequence[str] | None = None,
+    box: str | mattekit.subject.keyframe_hints.KeyframeHint | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint] | None = None,
+    point: str | mattekit.subject.keyframe_hints.KeyframeHint | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint] | None = None,
+    exclude: str | mattekit.subject.keyframe_hints.KeyframeHint | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint] | None = None,
     hint_mask: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
 ) -> mattekit.roto.Summary:

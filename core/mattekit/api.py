@@ -216,8 +216,6 @@ def run_sequence(task_name: str, *paths, progress=None, **kwargs):
     for name, value in list(kwargs.items()):
         if name in table and isinstance(value, Path):
             kwargs[name] = str(value)
-        elif name in table and table[name].repeat and isinstance(value, (list, tuple)):
-            kwargs[name] = ";".join(map(str, value))  # a repeatable option's values, as the CLI joins them
     options = task.make_options(kwargs, host="api")
     from .roto import RotoJob  # the one sequence task's job
 

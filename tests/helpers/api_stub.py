@@ -7,6 +7,7 @@ makes it (a new task or option fails there until the stub is written again).
 """
 from __future__ import annotations
 
+import re
 import sys
 import types
 import typing
@@ -46,6 +47,9 @@ VALUE_FORMS = {
     "mattekit.matting.cutout:parse_background": "tuple[int, int, int]",
     "mattekit.lens.renderer:focus_of": "tuple[float, float]",
     "mattekit.io.frame_ranges:parse_frames": "Sequence[int]",
+    **dict.fromkeys(("mattekit.subject.keyframe_hints:parse_boxes", "mattekit.subject.keyframe_hints:parse_points",
+                     "mattekit.subject.keyframe_hints:parse_excludes"),
+                    "mattekit.subject.keyframe_hints.KeyframeHint | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint]"),
     "mattekit.weights.added:given_file": "os.PathLike[str]",
     "mattekit.machine:check_device": None,
     "mattekit.io.colour:check_colorspace": None,
@@ -73,7 +77,7 @@ def _text(hint, imports: set[str]) -> str:
 def _parameters(options: type, imports: set[str], skip=(), sequence: bool = False) -> list[str]:
     """``name: type = default`` of each option of the dataclass ``options`` that the API offers: a parsed option
     takes its text or its value, a path option a path, a model option of an image task (not ``sequence``) a name
-    or a loaded model (:func:`mattekit.load_model`), a repeatable option of a sequence task several texts."""
+    or a loaded model (:func:`mattekit.load_model`)."""
     from mattekit.options import options_of
 
     hints = typing.get_type_hints(options)
@@ -83,14 +87,13 @@ def _parameters(options: type, imports: set[str], skip=(), sequence: bool = Fals
             continue
         if option.parse:  # the text, or the value in the API's plain form; None: text only
             kinds = ["str", *filter(None, [VALUE_FORMS[option.parse]]), *(["None"] if option.nullable else [])]
+            imports.update(re.findall(r"(mattekit(?:\.[a-z_]\w*)+)\.[A-Z]", VALUE_FORMS[option.parse] or ""))
         else:
             kinds = _text(hints[option.name], imports).split(" | ")
         if option.model and not sequence:
             kinds.append("mattekit.runtime.Predictor")
         if option.path and not option.parse:
             kinds.append("os.PathLike[str]")
-        if option.repeat and not option.parse and sequence:
-            kinds.append("Sequence[str]")
         kinds = [k for k in dict.fromkeys(kinds) if k != "None"] + ["None"] * ("None" in kinds)
         kind = " | ".join(kinds)
         default = "" if option.required else f" = {option.default!r}"

@@ -21,6 +21,7 @@ from mattekit.options import OptionError, options_of
 from mattekit.subject import hints
 from mattekit.tasks import registry
 from test_roto_hints import two_subject_plate
+from test_server import make_worker  # noqa: F401 - a fixture
 
 PHOTO = "data/grabcut50/im/person1.jpg"  # 600 x 450
 BOX = "150,40,460,450"
@@ -73,6 +74,19 @@ def test_a_keyframe_box_is_parsed_once_per_keyframe(shared, mirror, tmp_path, bo
     assert sorted(box_parses) == ["214,0,428,120", "220,0,428,120"]
 
 
+def test_a_worker_roto_request_parses_each_keyframe_box_once(shared, mirror, tmp_path, box_parses, make_worker):
+    """The worker checks a roto request (its job built once for the checks) and runs it (the job built again from the
+    checked options): each box, here two objects' boxes on one keyframe, is parsed once, where the JSON text enters."""
+    plate = two_subject_plate(shared, tmp_path / "shot" / "plate", 2)
+    _, worker = make_worker(allow_dirs=[str(tmp_path / "shot")])
+    worker.run("roto", [], {"plate": plate, "output": str(tmp_path / "shot" / "out" / "m.####.png"),
+                            "model": "csnet-sod", "device": "cpu", "threads": 1, "radius": 1,
+                            "box": "1001:0,0,214,120@dog;1001:214,0,428,120@swan"})
+    assert sorted(box_parses) == ["0,0,214,120", "214,0,428,120"]
+    assert sorted(p.name for p in (tmp_path / "shot" / "out").glob("m_*.png")) == [
+        "m_dog.1001.png", "m_dog.1002.png", "m_swan.1001.png", "m_swan.1002.png"]
+
+
 def test_the_options_hold_values_and_print_as_their_text():
     remove = registry.get("remove")
     made = remove.make_options({"box": "10, 20,30,40", "point": "1,2;3,4", "shadow": "12,12,8,0.5",
@@ -99,16 +113,19 @@ def test_every_parsed_option_returns_its_value_and_takes_it_back():
     samples = {"box": "1,2,30,40", "point": "3,4;5,6", "exclude": "7,8", "shadow": "1,2,3,0.5", "background": "blur:4",
                "focus": "10,20", "frames": "1-5x2", "device": " cpu ", "weights": __file__,
                "hint_weights": __file__, "depth_weights": __file__}
+    keyframes = {"box": "1001:1,2,30,40@dog;1003:5,5,9,9", "point": "1001:3,4@dog;1001:5,6", "exclude": "7:7,8"}
     seen = set()
     for declaration in registry.declarations().values():
         for option in options_of(declaration.options):
-            if option.parse is None or option.name not in samples:
+            keyframe = declaration.name == "roto" and option.name in keyframes  # roto's hints: FRAME:VALUE[@NAME]
+            given = (keyframes if keyframe else samples).get(option.name)
+            if option.parse is None or given is None:
                 continue
-            value = option.check(samples[option.name])
+            value = option.check(given)
             assert not isinstance(value, str) or option.name == "device", option.name
             assert option.check(value, values=True) == value, option.name
-            seen.add(option.name)
-    assert seen == set(samples)
+            seen.add((keyframe, option.name))
+    assert seen == {(False, name) for name in samples} | {(True, name) for name in keyframes}
     with pytest.raises(OptionError, match="The box '5,5,5,9' is empty"):
         registry.get("remove").make_options({"box": (5, 5, 5, 9)})
     with pytest.raises(OptionError, match="Option 'box' must be a string"):

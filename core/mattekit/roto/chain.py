@@ -107,7 +107,7 @@ def release(frames: list[int], held: dict[int, tuple], released: int) -> tuple[l
 
 def keyframes_of(spec: RotoSpec, plate, entry: catalog.ModelEntry) -> tracking.Keyframes | None:
     """The job's keyframe hints (None without any), checked against the plate and the model."""
-    keyframes = tracking.Keyframes.parse(spec.box, spec.point, spec.exclude, spec.hint_mask)
+    keyframes = tracking.Keyframes.of(spec.box, spec.point, spec.exclude, spec.hint_mask)
     if keyframes is None:
         if entry.task == "prompt":
             raise InputError(f"{entry.name} tracks an object you show it: give --box, --point or --hint-mask on a "

@@ -1,10 +1,11 @@
 """Several objects in one shot: each keyframe hint names its object, each object is a roto job of its own.
 
 A hint's object is a suffix ``@NAME`` on its value: ``--box 1001:10,10,80,90@dog --box 1001:100,20,160,90@swan``,
-``--point 1010:40,50@dog``. A hint without a suffix belongs to object ``1``. ``--hint-mask`` takes one pattern per
-object, each with its suffix, joined by ``;`` (``masks/dog.####.png@dog;masks/swan.####.png@swan``, as the Blender
-add-on sends a Mask's layers); a pattern's ``@`` counts only before a name that ends it (a pattern ends in a file
-suffix such as ``.png``). Names are letters, digits, ``_`` and ``-``; two names that differ only in case are
+``--point 1010:40,50@dog``, read with the value (:mod:`mattekit.subject.keyframe_hints`): the options hold the hints
+as values, grouped here by their object. A hint without a suffix belongs to object ``1``. ``--hint-mask`` takes one
+pattern per object, each with its suffix, joined by ``;`` (``masks/dog.####.png@dog;masks/swan.####.png@swan``, as
+the Blender add-on sends a Mask's layers); a pattern's ``@`` counts only before a name that ends it (a pattern ends
+in a file suffix such as ``.png``). Names are letters, digits, ``_`` and ``-``; two names that differ only in case are
 refused (they would name one file on a case-insensitive disk).
 
 Each object writes its own matte sequence: with ``{object}`` in the output pattern (``mattes/{object}.####.png``)
@@ -18,31 +19,14 @@ each resumes on its own.
 from __future__ import annotations
 
 import dataclasses
-import re
 
 from ..errors import InputError
 from ..io.sequences import output_pattern
+from ..subject.keyframe_hints import DEFAULT, NAME
 
-DEFAULT = "1"  # the object of hints without a name
-HINTS = ("box", "point", "exclude")  # the options whose values may name an object
+HINTS = ("box", "point", "exclude")  # the options holding keyframe hints, each naming its object
 PLACEHOLDER = "{object}"
 OUTPUTS = ("output", "rgba", "fg", "layers")  # the options naming output patterns: one per object with several
-_NAME = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _split(text: str | None, option: str) -> dict[str, list[str]]:
-    """'F:v@dog;F:v' -> {'dog': ['F:v'], '1': ['F:v']}."""
-    found: dict[str, list[str]] = {}
-    for part in (p.strip() for p in (text or "").split(";")):
-        if not part:
-            continue
-        value, at, name = part.rpartition("@") if "@" in part else (part, "", DEFAULT)
-        name = name.strip()
-        if at and not _NAME.fullmatch(name):
-            raise InputError(f"The --{option.replace('_', '-')} {part!r} names the object {name!r}: an object name is "
-                             "letters, digits, _ and - (e.g. FRAME:VALUE@dog).")
-        found.setdefault(name, []).append(value.strip())
-    return found
 
 
 def _masks(text: str | None) -> dict[str, str]:
@@ -52,7 +36,7 @@ def _masks(text: str | None) -> dict[str, str]:
         if not part:
             continue
         pattern, at, name = part.rpartition("@")
-        if not at or not _NAME.fullmatch(name.strip()):
+        if not at or not NAME.fullmatch(name.strip()):
             pattern, name = part, DEFAULT
         name = name.strip()
         if name in found:
@@ -66,9 +50,9 @@ def names(spec) -> list[str]:
     """The objects the job's hints name, in the order they first appear (the hint masks' first)."""
     seen: list[str] = list(_masks(spec.hint_mask))
     for option in HINTS:
-        for name in _split(getattr(spec, option), option):
-            if name not in seen:
-                seen.append(name)
+        for hint in getattr(spec, option) or ():
+            if hint.name not in seen:
+                seen.append(hint.name)
     folded: dict[str, str] = {}
     for name in seen:
         if name.lower() in folded:
@@ -94,16 +78,18 @@ def strip(spec):
     if not objects or objects == [DEFAULT]:
         return spec
     return dataclasses.replace(spec, hint_mask=_masks(spec.hint_mask).get(objects[0]),
-                               **{o: _joined(_split(getattr(spec, o), o).get(objects[0])) for o in HINTS})
+                               **{o: _of(getattr(spec, o), objects[0]) for o in HINTS})
 
 
-def _joined(values: list[str] | None) -> str | None:
-    return ";".join(values) if values else None
+def _of(given, name: str) -> tuple | None:
+    """The keyframe hints (:class:`~mattekit.subject.keyframe_hints.KeyframeHint`) of object ``name`` among
+    ``given``, their name taken off (each object's job is a one-object job); None when it has none."""
+    return tuple(hint._replace(name=DEFAULT) for hint in given or () if hint.name == name) or None
 
 
 def _only(spec, name: str, plate, rename: bool):
     """The spec of object ``name``'s job: its hints (the hint masks for object 1) and its output patterns."""
-    changes = {o: _joined(_split(getattr(spec, o), o).get(name)) for o in HINTS}
+    changes = {o: _of(getattr(spec, o), name) for o in HINTS}
     changes["hint_mask"] = _masks(spec.hint_mask).get(name)
     for option in OUTPUTS:
         value = getattr(spec, option)

@@ -9,9 +9,10 @@ the first keyframe are carried backward from it. A keyframe's own hint replaces 
 So a frame's mask depends on the chain of frames from its *anchor* keyframe to it
 (:meth:`Keyframes.chain`) and on nothing else: any split of the shot (chunks, ``--frames``, a
 resumed run) runs the chains of the frames it needs from their keyframes and gives the same
-result. Keyframe texts: ``FRAME:x0,y0,x1,y1`` boxes, ``FRAME:x,y`` points (several joined with
-";", as the CLI's repeated flags give them); a hint-mask frame pattern (``masks/####.png``)
-whose existing files are keyframe masks (white = subject). Points hold on their keyframe only.
+result. Keyframe hints: boxes and points as the options hold them (values on frames,
+:mod:`mattekit.subject.keyframe_hints`, read once from the user's ``FRAME:x0,y0,x1,y1`` and ``FRAME:x,y``); a
+hint-mask frame pattern (``masks/####.png``) whose existing files are keyframe masks (white = subject). Points hold
+on their keyframe only.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from ..ops.regions import bounding_box
 from ..subject import hints
+from ..subject.keyframe_hints import KeyframeHint
 from ..errors import InputError
 from ..fsutil import sha256_file
 from ..io import read_image
@@ -29,23 +31,7 @@ from ..io.frame_patterns import FramePattern
 from . import motion, temporal
 
 FLOW_SIDE = 320  # long side, in pixels, of the frames the carrying flow is computed on
-
-
-def _keyed(text: str | None, what: str, example: str) -> dict[int, str]:
-    """'F:value;F:value' -> {F: 'value;value'} (values of the same frame joined with ';')."""
-    out: dict[int, list[str]] = {}
-    for part in (p.strip() for p in (text or "").split(";")):
-        if not part:
-            continue
-        frame, sep, value = part.partition(":")
-        try:
-            number = int(frame.strip())
-        except ValueError:
-            number = None
-        if not sep or number is None or not value.strip():
-            raise InputError(f"The {what} {part!r} is not FRAME:{example} (the frame number, a colon, then the {what}).")
-        out.setdefault(number, []).append(value.strip())
-    return {frame: ";".join(values) for frame, values in out.items()}
+Hints = tuple[KeyframeHint, ...] | None  # an option's keyframe hints, as roto's options hold them
 
 
 @dataclass(frozen=True)
@@ -59,18 +45,19 @@ class Keyframes:
     masks: dict[int, Path] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, box: str | None = None, point: str | None = None, exclude: str | None = None,
-              hint_mask: str | None = None) -> "Keyframes | None":
-        """From roto's options (texts as above), each box and point parsed here once; None when no hint is given.
-        InputError when a text is malformed, a frame has two boxes, or the hint-mask pattern names no existing
-        file."""
-        boxes = {}
-        for frame, text in _keyed(box, "box", "x0,y0,x1,y1").items():
-            if ";" in text:
-                raise InputError(f"Frame {frame} has more than one box; give one box per keyframe.")
-            boxes[frame] = hints.parse_box(text)
-        include, excluded = ({frame: hints.parse_points(text) for frame, text in _keyed(given, what, "x,y").items()}
-                             for given, what in ((point, "point"), (exclude, "exclude point")))
+    def of(cls, box: Hints = None, point: Hints = None, exclude: Hints = None,
+           hint_mask: str | None = None) -> "Keyframes | None":
+        """From one object's hints as roto's options hold them: ``box`` / ``point`` / ``exclude`` tuples of
+        :class:`~mattekit.subject.keyframe_hints.KeyframeHint` (their names not read) and the ``hint_mask`` pattern;
+        None when no hint is given. InputError when a frame has two boxes or the pattern names no existing file."""
+        boxes, include, excluded = {}, {}, {}
+        for hint in box or ():
+            if hint.frame in boxes:
+                raise InputError(f"Frame {hint.frame} has more than one box; give one box per keyframe.")
+            boxes[hint.frame] = hint.value
+        for given, by_frame in ((point, include), (exclude, excluded)):
+            for hint in given or ():
+                by_frame[hint.frame] = (*by_frame.get(hint.frame, ()), hint.value)
         masks = {}
         if hint_mask:
             masks = FramePattern.parse(hint_mask).scan()
@@ -178,10 +165,11 @@ def carried_hint(mask: np.ndarray, grey_from: np.ndarray, grey_to: np.ndarray, f
     return hints.Hint(mask=moved / peak)
 
 
-def box_of(mask: np.ndarray) -> str:
-    """'x0,y0,x1,y1' (x1, y1 exclusive) around ``mask`` > 0.5 (H x W); InputError when it is empty."""
+def box_of(mask: np.ndarray) -> hints.Box:
+    """The :class:`~mattekit.subject.hints.Box` (x1, y1 exclusive) around ``mask`` > 0.5 (H x W); InputError when it
+    is empty."""
     bounds = bounding_box(mask, threshold=0.5)
     if bounds is None:
         raise InputError("The mask is empty: there is no box around it.")
     top, left, bottom, right = bounds
-    return f"{left},{top},{right},{bottom}"
+    return hints.Box(left, top, right, bottom)

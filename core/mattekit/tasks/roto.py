@@ -12,16 +12,20 @@ from pathlib import Path
 
 from ..io.frame_ranges import Frames
 from ..options import option
+from ..subject.keyframe_hints import KeyframeHint, parse_boxes, parse_excludes, parse_points
 from .common import DEVICE_HELP, DEVICE_PARSE, WEIGHTS_PARSE
 from .registry import SequenceTask
 
 # roto mattes with object segmentation or trimap-free (people) matting models, or tracks a hinted object (SAM 2.1)
 ROTO_MODEL_TASKS = ("segment", "matte", "prompt")
+BOXES_PARSE = "mattekit.subject.keyframe_hints:parse_boxes"  # roto's keyframe hints, read once into values
+POINTS_PARSE = "mattekit.subject.keyframe_hints:parse_points"
+EXCLUDES_PARSE = "mattekit.subject.keyframe_hints:parse_excludes"
 
 
 @dataclass
 class RotoSpec:
-    """Everything that defines a roto job (plain values: it travels to workers as a dict).
+    """Everything that defines a roto job (values that pickle: it travels to Ray workers as a dict).
 
     plate: pattern, numbered frame, folder or movie. output: matte pattern (``matte.####.png``)
     or a folder. frames: a range ("1001-1100x2", lists) or None for all. rgba / fg: optional
@@ -74,20 +78,29 @@ class RotoSpec:
     bit_depth: int = option(16, "matte bits: 8/16 for PNG and TIFF, 16 (half) or 32 (float) for EXR",
                             choices=(8, 16, 32))
     skip_missing: bool = option(False, "process the frames that exist when some are missing")
-    box: str | None = option(None, "the subject lies in this box on a keyframe: FRAME:x0,y0,x1,y1 in pixels (x1, y1 "
-                             "exclusive; repeatable, one per keyframe and object); carried to the other frames along the motion; "
-                             "FRAME:x0,y0,x1,y1@NAME names its object (one matte sequence per object)",
-                             repeat=True, label="Keyframe boxes")
-    point: str | None = option(None, "a point on the subject on a keyframe: FRAME:x,y (repeatable): only the parts "
-                               "connected to it are kept on that frame (FRAME:x,y@NAME: of that object)", repeat=True,
-                               label="Keyframe include points")
-    exclude: str | None = option(None, "a point not on the subject on a keyframe: FRAME:x,y (repeatable): the part "
-                                 "there is left out on that frame", repeat=True, label="Keyframe exclude points")
+    box: tuple[KeyframeHint, ...] | None = option(
+        None, "the subject lies in this box on a keyframe: FRAME:x0,y0,x1,y1 in pixels (x1, y1 exclusive; repeatable, "
+        "one per keyframe and object); carried to the other frames along the motion; FRAME:x0,y0,x1,y1@NAME names "
+        "its object (one matte sequence per object)", repeat=True, label="Keyframe boxes", parse=BOXES_PARSE)
+    point: tuple[KeyframeHint, ...] | None = option(
+        None, "a point on the subject on a keyframe: FRAME:x,y (repeatable): only the parts connected to it are kept "
+        "on that frame (FRAME:x,y@NAME: of that object)", repeat=True, label="Keyframe include points",
+        parse=POINTS_PARSE)
+    exclude: tuple[KeyframeHint, ...] | None = option(
+        None, "a point not on the subject on a keyframe: FRAME:x,y (repeatable): the part there is left out on that "
+        "frame", repeat=True, label="Keyframe exclude points", parse=EXCLUDES_PARSE)
     hint_mask: str | None = option(None, "keyframe hint masks: a pattern such as masks/####.png (white = subject, the "
                                    "plate's size and frame numbers); each existing file makes its frame a keyframe "
                                    "(PATTERN@NAME;PATTERN@NAME: one pattern per object)",
                                    path=True, label="Keyframe hint masks")
     overwrite: bool = option(False, "recompute every frame, even finished ones or ones made with other settings")
+
+    def __post_init__(self) -> None:
+        """Keyframe hints given to the class as text (not through the declaration's check, which parses them)
+        read as their values (:mod:`mattekit.subject.keyframe_hints`); values stay as they are."""
+        for name, parse in (("box", parse_boxes), ("point", parse_points), ("exclude", parse_excludes)):
+            if isinstance(getattr(self, name), str):
+                setattr(self, name, parse(getattr(self, name)))
 
     @classmethod
     def from_dict(cls, values: dict) -> "RotoSpec":

@@ -10,7 +10,7 @@ import pytest
 import mattekit
 from mattekit import api, roto
 from mattekit.cli import build_parser, main
-from mattekit.errors import InputError, OutputError
+from mattekit.errors import OutputError
 from mattekit.options import OptionError
 from mattekit.tasks import registry
 from mattekit.worker import operations
@@ -71,7 +71,7 @@ def test_bad_options_are_the_sentences_of_the_command(shared, tmp_path, capsys):
         mattekit.rotoscope(plate, out, radius=99)
     assert str(bad.value) == "Option 'radius' must be at most 32, not 99."
     assert _cli_error([plate, "-o", out, "--radius", "99"], capsys) == str(bad.value).replace("Option 'radius'", "--radius")
-    with pytest.raises(InputError) as bad:  # a keyframe hint the job cannot read
+    with pytest.raises(OptionError) as bad:  # a keyframe hint that does not read: the same check
         mattekit.rotoscope(plate, out, box="1001:1,2,3")
     assert "\n" not in str(bad.value) and str(bad.value).endswith(".")
     assert _cli_error([plate, "-o", out, "--box", "1001:1,2,3"], capsys) == str(bad.value)

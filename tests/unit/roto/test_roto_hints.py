@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -13,6 +14,9 @@ import pytest
 
 from mattekit import roto
 from mattekit.roto import tracking
+from mattekit.subject.hints import Box, Point
+from mattekit.subject.keyframe_hints import KeyframeHint, parse_boxes, parse_excludes, parse_points
+from mattekit.tasks import registry
 from mattekit.errors import InputError, OutputError
 from mattekit.io import read_image, write_image
 from test_roto import kill_when_written
@@ -55,26 +59,55 @@ def mattes(folder: Path) -> dict[int, np.ndarray]:
 # ----------------------------------------------------------------------------------- keyframes, schedule, carry
 
 def test_keyframes_parse_and_errors(tmp_path):
-    keys = tracking.Keyframes.parse(box="10:1,2,30,40;20:5,5,50,50", point="10:3,4;10:6,7", exclude="20:9,9")
+    keys = tracking.Keyframes.of(parse_boxes("10:1,2,30,40;20:5,5,50,50"), parse_points("10:3,4;10:6,7"),
+                                 parse_excludes("20:9,9"))
     assert keys.frames == [10, 20] and keys.boxes == {10: (1, 2, 30, 40), 20: (5, 5, 50, 50)}
     assert keys.include == {10: ((3, 4), (6, 7))} and keys.exclude == {20: ((9, 9),)}
     assert keys.describe()["boxes"] == {"10": "1,2,30,40", "20": "5,5,50,50"} and keys.describe()["include"] == {"10": "3,4;6,7"}
-    assert tracking.Keyframes.parse() is None
-    for kw, words in [({"box": "1,2,30,40"}, "FRAME:x0,y0,x1,y1"), ({"box": "x:1,2,3,4"}, "FRAME:x0,y0,x1,y1"),
-                      ({"box": "1:1,2,3"}, "x0,y0,x1,y1"), ({"box": "1:1,2,3,4;1:5,6,7,8"}, "more than one box"),
-                      ({"point": "4:1"}, "x,y"), ({"hint_mask": str(tmp_path / "none.####.png")}, "no existing file")]:
+    assert tracking.Keyframes.of() is None and parse_boxes("") is None and parse_points(" ; ") is None
+    for parse, given, words in [(parse_boxes, "1,2,30,40", "FRAME:x0,y0,x1,y1"), (parse_boxes, "x:1,2,3,4", "FRAME:x0,y0,x1,y1"),
+                                (parse_boxes, "1:1,2,3", "x0,y0,x1,y1"), (parse_points, "4:1", "x,y"),
+                                (parse_excludes, "4:1,2@my dog", "an object name is letters"),
+                                (parse_boxes, 1001, "FRAME:x0,y0,x1,y1")]:
         with pytest.raises(InputError, match=words) as caught:
-            tracking.Keyframes.parse(**kw)
+            parse(given)
+        assert "\n" not in str(caught.value) and str(caught.value).endswith(".")
+    for kw, words in [({"box": parse_boxes("1:1,2,3,4;1:5,6,7,8")}, "more than one box"),
+                      ({"hint_mask": str(tmp_path / "none.####.png")}, "no existing file")]:
+        with pytest.raises(InputError, match=words) as caught:
+            tracking.Keyframes.of(**kw)
         assert "\n" not in str(caught.value) and str(caught.value).endswith(".")
     write_image(tmp_path / "k.0007.png", np.ones((4, 6), np.float32), bit_depth=8)
-    keys = tracking.Keyframes.parse(hint_mask=str(tmp_path / "k.####.png"))
+    keys = tracking.Keyframes.of(hint_mask=str(tmp_path / "k.####.png"))
     assert keys.frames == [7] and keys.hint(7, 4, 6).mask.shape == (4, 6)
     with pytest.raises(InputError, match="Keyframe 7: The hint mask is 6x4 but the image is 8x8"):
         keys.hint(7, 8, 8)
 
 
+def test_keyframe_hints_print_as_text_that_reads_back():
+    """A keyframe hint's text (what provenance, the CLI and the worker's JSON carry) reads back as the same value;
+    a hint of object 1 prints without its name; values given as they are (the Python API) are kept, not parsed."""
+    given = "1001:10,10,80,90@dog; 1003 : 1,2,3,4 ;1003:5,5,9,9@1;1040:30,12,95,90@swan-2"
+    boxes = parse_boxes(given)
+    assert boxes == (KeyframeHint(1001, Box(10, 10, 80, 90), "dog"), KeyframeHint(1003, Box(1, 2, 3, 4)),
+                     KeyframeHint(1003, Box(5, 5, 9, 9)), KeyframeHint(1040, Box(30, 12, 95, 90), "swan-2"))
+    assert [str(b) for b in boxes] == ["1001:10,10,80,90@dog", "1003:1,2,3,4", "1003:5,5,9,9", "1040:30,12,95,90@swan-2"]
+    declared = registry.sequences()["roto"].option_table()
+    for name, parse, text in [("box", parse_boxes, given), ("point", parse_points, "7:1,2@a;7:3,4"),
+                              ("exclude", parse_excludes, "-2:0,0")]:
+        values = parse(text)
+        written = declared[name].text(values)
+        assert parse(written) == values and declared[name].text(parse(written)) == written, name
+        assert parse(values) == values and all(a is b for a, b in zip(parse(values), values)), name
+        assert parse([str(v) for v in values]) == values, name  # a list of texts, as the API takes it
+    assert parse_points([KeyframeHint(3, (4, 5), "x")]) == (KeyframeHint(3, Point(4, 5), "x"),)
+    spec = roto.RotoSpec(plate="p.####.png", output="m.####.png", box="5:1,2,3,4@a", point="5:2,2")
+    assert spec.box == parse_boxes("5:1,2,3,4@a") and spec.point == (KeyframeHint(5, Point(2, 2)),)
+    assert roto.RotoSpec.from_dict(pickle.loads(pickle.dumps(spec.to_dict()))) == spec  # as the worker and Ray hand it on
+
+
 def test_schedule_runs_chains_from_their_keyframes():
-    keys = tracking.Keyframes(boxes={5: "0,0,4,4", 9: "0,0,4,4"})
+    keys = tracking.Keyframes(boxes={5: Box(0, 0, 4, 4), 9: Box(0, 0, 4, 4)})
     have = list(range(1, 13))
     assert keys.chain(3, have) == [5, 4, 3] and keys.chain(7, have) == [5, 6, 7] and keys.chain(11, have) == [9, 10, 11]
     order, parent = tracking.schedule(keys, have, [2, 7, 10])
@@ -95,7 +128,7 @@ def test_carry_follows_the_motion():
     expected = np.roll(mask, (6, 10), axis=(0, 1))
     inner = expected > 0.5
     assert (moved[inner] > 0.5).mean() > 0.95 and (moved[~inner] > 0.5).mean() < 0.01
-    assert tracking.box_of(expected) == "60,46,110,86"
+    assert tracking.box_of(expected) == Box(60, 46, 110, 86)
 
 
 # ----------------------------------------------------------------------------------- jobs

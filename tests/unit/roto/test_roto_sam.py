@@ -25,6 +25,8 @@ from mattekit.cli import main
 from mattekit.errors import InputError
 from mattekit.io import read_image, write_image
 from mattekit.roto import objects, sam
+from mattekit.subject.keyframe_hints import parse_boxes
+from mattekit.tasks import registry
 from test_roto import kill_when_written
 from test_sam2_hints import SMALL, small_sam, small_sam_catalog, stand_in  # noqa: F401 - fixtures: Hiera-T stand-in
 # weights as the official file; the catalog with Hiera-T at SMALL x SMALL
@@ -70,14 +72,16 @@ def test_hints_name_their_objects(tmp_path):
     both = roto.RotoSpec(plate=plate, output=str(tmp_path / "m.####.png"), box=f"1001:{RECT}@rect;1001:{DISC}@disc",
                          point="1001:80,45@disc;1002:10,20")
     assert objects.names(both) == ["rect", "disc", "1"]  # a hint without a name is object 1
-    parts = dict(objects.split(both, read_plate(plate)))
-    assert parts["rect"].box == f"1001:{RECT}" and parts["rect"].point is None
-    assert parts["disc"].box == f"1001:{DISC}" and parts["disc"].point == "1001:80,45"
-    assert parts["1"].point == "1002:10,20" and parts["1"].box is None
-    assert parts["disc"].output == str(tmp_path / "m_disc.####.png")
+    declared = registry.sequences()["roto"].option_table()  # Option.text: the values as the options write them
+    parts = {name: {o: declared[o].text(getattr(part, o)) for o in ("box", "point", "output")}
+             for name, part in objects.split(both, read_plate(plate))}  # each object's hints without its name
+    assert parts["rect"]["box"] == f"1001:{RECT}" and parts["rect"]["point"] is None
+    assert parts["disc"]["box"] == f"1001:{DISC}" and parts["disc"]["point"] == "1001:80,45"
+    assert parts["1"]["point"] == "1002:10,20" and parts["1"]["box"] is None
+    assert parts["disc"]["output"] == str(tmp_path / "m_disc.####.png")
     one = roto.RotoSpec(plate=plate, output=str(tmp_path / "m.####.png"), box=f"1001:{RECT}@rect")
     assert objects.split(one, read_plate(plate)) is None  # one object: the pattern as given
-    assert objects.strip(one).box == f"1001:{RECT}"
+    assert declared["box"].text(objects.strip(one).box) == f"1001:{RECT}"
     named = roto.RotoSpec(plate=plate, output=str(tmp_path / "{object}" / "m.####.png"), box=f"1001:{RECT}@rect")
     assert dict(objects.split(named, read_plate(plate)))["rect"].output == str(tmp_path / "rect" / "m.####.png")
     assert objects.object_pattern(str(tmp_path / "####.exr"), "dog", read_plate(plate), True) == str(tmp_path / "dog.####.exr")
@@ -102,7 +106,7 @@ def read_plate(plate: str):
 
 
 def test_sam_runs_start_at_keyframes():
-    keys = tracking.Keyframes.parse(box="4:1,1,9,9;7:1,1,9,9")
+    keys = tracking.Keyframes.of(parse_boxes("4:1,1,9,9;7:1,1,9,9"))
     have = list(range(1, 10))
     assert sam.runs(keys, have, have) == [[4, 3, 2, 1], [4, 5, 6], [7, 8, 9]]
     assert sam.runs(keys, have, [2]) == [[4, 3, 2]]
@@ -142,7 +146,7 @@ def test_roto_answers_are_the_trackers(stand_in, small_sam, offline, tmp_path): 
     net = SAM2("hiera_t", image_size=small_sam)
     net.load_state_dict(torch.load(stand_in)["model"])
     frames = {f: read_image(Path(plate.replace("####", str(f)))).pixels for f in range(1001, 1006)}
-    hint = tracking.Keyframes.parse(box=f"1003:{box}").hint(1003, H, W)
+    hint = tracking.Keyframes.of(parse_boxes(f"1003:{box}")).hint(1003, H, W)
     expected = {}
     for order in ([1003, 1002, 1001], [1003, 1004, 1005]):
         tracker = SAM2VideoTracker(net, (H, W), num_frames=5)
@@ -179,7 +183,7 @@ def test_objects_share_each_frames_features_and_keep_their_answers(stand_in, sma
     frames = [prompting.rgb8(read_image(Path(plate.replace("####", str(f)))).pixels) for f in (1001, 1002)]
     for name, box in boxes.items():
         tracker = SAM2VideoTracker(net, (H, W), num_frames=2)
-        hint = tracking.Keyframes.parse(box=f"1001:{','.join(map(str, box))}").hint(1001, H, W)
+        hint = tracking.Keyframes.of(parse_boxes(f"1001:{','.join(map(str, box))}")).hint(1001, H, W)
         expected = [prompting.keep_allowed(prompting.probability(tracker.prompt(frames[0], box=box)), hint),
                     prompting.probability(tracker.track(frames[1]))]
         for f, want in zip((1001, 1002), expected):

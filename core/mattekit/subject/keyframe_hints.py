@@ -1,0 +1,111 @@
+"""Hints on the keyframes of a shot as values (:class:`KeyframeHint`): roto's ``box``, ``point`` and ``exclude``
+read once, where the user's text enters (the options' check), into a plate frame number, a
+:class:`~mattekit.subject.hints.Box` or :class:`~mattekit.subject.hints.Point` in image pixels, and the object hinted.
+
+The text: ``FRAME:VALUE`` or ``FRAME:VALUE@NAME`` (``1001:10,10,80,90@dog``), several joined by ``;`` as the CLI's
+repeated flags give them. A hint without a name belongs to object :data:`DEFAULT`; names are letters, digits, ``_``
+and ``-``. A value prints as its text (``str``), which reads back as the same value.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, NamedTuple
+
+from ..errors import InputError
+from . import hints
+
+DEFAULT = "1"  # the object of hints without a name
+NAME = re.compile(r"[A-Za-z0-9_-]+")  # an object's name
+
+
+class KeyframeHint(NamedTuple):
+    """A hint on plate frame ``frame``: ``value`` (a Box or a Point, image pixels) of object ``name``; prints as
+    ``FRAME:VALUE``, or ``FRAME:VALUE@NAME`` for an object other than :data:`DEFAULT`."""
+
+    frame: int
+    value: hints.Box | hints.Point
+    name: str = DEFAULT
+
+    def __str__(self) -> str:
+        return f"{self.frame}:{self.value}" + ("" if self.name == DEFAULT else f"@{self.name}")
+
+
+def parse_boxes(given) -> tuple[KeyframeHint, ...] | None:
+    """Roto's ``box``: ``"FRAME:x0,y0,x1,y1[@NAME];..."``, or :class:`KeyframeHint` values, or a list of either ->
+    the hints in the order given, each box parsed once (:func:`~mattekit.subject.hints.parse_box`); None for none.
+    InputError when one is malformed."""
+    return _parse(given, "box", "x0,y0,x1,y1", _box)
+
+
+def parse_points(given) -> tuple[KeyframeHint, ...] | None:
+    """Roto's ``point`` (``"FRAME:x,y[@NAME];..."``, values or a list), as :func:`parse_boxes`; one point a hint."""
+    return _parse(given, "point", "x,y", _point)
+
+
+def parse_excludes(given) -> tuple[KeyframeHint, ...] | None:
+    """Roto's ``exclude`` (``"FRAME:x,y[@NAME];..."``, values or a list), as :func:`parse_points`."""
+    return _parse(given, "exclude point", "x,y", _point)
+
+
+def _box(value) -> hints.Box:
+    return value if isinstance(value, hints.Box) else hints.parse_box(value)
+
+
+def _point(value) -> hints.Point:
+    if isinstance(value, hints.Point):
+        return value
+    points = hints.parse_points(value)
+    if len(points) != 1:
+        raise InputError(f"The point {value!r} is not one point x,y in pixels.")
+    return points[0]
+
+
+def _parse(given, what: str, example: str, read: Callable) -> tuple[KeyframeHint, ...] | None:
+    """The hints ``given`` holds (see :func:`parse_boxes`), each value read by ``read``; None when there are none."""
+    if given is None:
+        return None
+    if isinstance(given, (str, KeyframeHint)):
+        given = [given]
+    try:
+        items = list(given)
+    except TypeError:
+        raise InputError(f"The {what} {given!r} is not FRAME:{example} (the frame number, a colon, then the "
+                         f"{what}).") from None
+    found = []
+    for item in items:
+        if isinstance(item, KeyframeHint):
+            found.append(_checked(item, what, example, read))
+        elif isinstance(item, str):
+            found += [_read(part.strip(), what, example, read) for part in item.split(";") if part.strip()]
+        else:
+            raise InputError(f"The {what} {item!r} is not FRAME:{example} (the frame number, a colon, then the "
+                             f"{what}).")
+    return tuple(found) or None
+
+
+def _read(part: str, what: str, example: str, read: Callable) -> KeyframeHint:
+    """One hint's text ``FRAME:VALUE[@NAME]`` -> its value."""
+    value, at, name = part.rpartition("@") if "@" in part else (part, "", DEFAULT)
+    name = name.strip()
+    if at and not NAME.fullmatch(name):
+        raise InputError(f"The {what} {part!r} names the object {name!r}: an object name is letters, digits, _ and "
+                         "- (e.g. FRAME:VALUE@dog).")
+    frame, sep, text = value.partition(":")
+    try:
+        number = int(frame.strip())
+    except ValueError:
+        number = None
+    if not sep or number is None or not text.strip():
+        raise InputError(f"The {what} {value.strip()!r} is not FRAME:{example} (the frame number, a colon, then the "
+                         f"{what}).")
+    return KeyframeHint(number, read(text.strip()), name)
+
+
+def _checked(hint: KeyframeHint, what: str, example: str, read: Callable) -> KeyframeHint:
+    """A hint given as a value: its frame a whole number, its name a name, its value read (kept when it is one)."""
+    if not isinstance(hint.frame, int) or isinstance(hint.frame, bool) or not isinstance(hint.name, str) \
+            or not NAME.fullmatch(hint.name):
+        raise InputError(f"The {what} {tuple(hint)!r} is not (FRAME, {example}, NAME) with a whole frame number and "
+                         "a name of letters, digits, _ and -.")
+    value = read(hint.value)
+    return hint if value is hint.value else hint._replace(value=value)
