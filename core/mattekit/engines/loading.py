@@ -43,11 +43,21 @@ def _empty_net(entry: ModelEntry, path: Path):
 
     if path.suffix.lower() == ".onnx":
         return None
-    with torch.device("meta"):
-        net = nets.build(entry.net, **entry.kwargs)
-    unfilled = any(m._non_persistent_buffers_set or any(isinstance(v, torch.Tensor) for v in vars(m).values())
-                   for m in net.modules())
-    return None if unfilled else net
+    try:
+        with torch.device("meta"):
+            net = nets.build(entry.net, **entry.kwargs)
+    except Exception:  # noqa: BLE001 - a constructor that reads its own tensors' values: built as before
+        return None
+    for module in net.modules():  # a tensor no state dict fills: a non-persistent buffer, a plain attribute
+        if module._non_persistent_buffers_set:
+            return None
+        for name, value in vars(module).items():
+            if name in ("_parameters", "_buffers", "_modules"):
+                continue
+            values = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else (value,)
+            if any(isinstance(v, torch.Tensor) for v in values):
+                return None
+    return net
 
 
 def load_net(entry: ModelEntry, path: Path):

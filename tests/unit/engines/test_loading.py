@@ -53,7 +53,18 @@ def test_a_net_with_tensors_no_checkpoint_holds_is_built_as_before(tmp_path, mon
             self.conv = torch.nn.Conv2d(3, 1, 1)
             self.scale = torch.tensor(2.0)
 
-    monkeypatch.setattr(nets, "build", lambda spec, **kwargs: Plain())
-    assert loading._empty_net(sinet, tmp_path / "x.pth") is None
+    class Listed(torch.nn.Module):  # tensors kept in a list
+        def __init__(self):
+            super().__init__()
+            self.levels = [torch.zeros(1), torch.ones(1)]
+
+    class Reading(torch.nn.Module):  # a constructor that reads a tensor's value, which the meta device has not
+        def __init__(self):
+            super().__init__()
+            self.width = int(torch.tensor(3.0).item())
+
+    for made in (Plain, Listed, Reading):
+        monkeypatch.setattr(nets, "build", lambda spec, _made=made, **kwargs: _made())
+        assert loading._empty_net(sinet, tmp_path / "x.pth") is None, made.__name__
     monkeypatch.setattr(nets, "build", lambda spec, **kwargs: torch.nn.Sequential(torch.nn.Conv2d(3, 1, 1)))
     assert loading._empty_net(sinet, tmp_path / "x.pth") is not None
