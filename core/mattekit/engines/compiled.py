@@ -171,18 +171,16 @@ class Compiled:
         self._release()
 
     def _make(self, name: str, x) -> tuple[Callable, object]:
-        """(candidate ``name`` for ``x``'s shape, its answer for ``x``, computed while making it)."""
-        if name == "eager":
-            return self.run, self.run(x)
+        """(candidate ``name`` (not eager) for ``x``'s shape, its answer for ``x``, computed while making it)."""
         if name == "compiled":
             return self._compile(x)
-        inner = self._compile(x)[0] if name == "compiled graph" else self.run
+        inner = self.run
+        if name == "compiled graph":
+            inner = self.compiled if self.key(x) in self.compiled_keys else self._compile(x)[0]
         return self._graph(inner, x)
 
     def _compile(self, x) -> tuple[Callable, object]:
-        """(torch.compile's net for ``x``'s shape, compiled now (announced and timed) if it was not; its answer)."""
-        if self.key(x) in self.compiled_keys:
-            return self.compiled, self.compiled(x)
+        """(torch.compile's net, compiled now for ``x``'s shape (announced and timed); its answer for ``x``)."""
         from ..progress import Display
 
         where = f"cached in {self.folder}" if self.folder else "not cached"
