@@ -20,6 +20,11 @@
 #   BUDGET: seconds for all steps after the set-up (default 360): each step runs within its own limit and what is left, and is skipped
 #   when under 20 s are left. Python: $PYTHON (default python3), with torch + CUDA, mattekit's dependencies, pytest;
 #   rembg + onnxruntime for the reference (said when absent).
+#   The lent H100/H200 image (2026-11) has torch, torchvision, onnx, onnxruntime, opencv, pillow, scipy, scikit-image
+#   and pytest, but none of: opencolorio, OpenImageIO (both imported at start-up), pillow-heif, platformdirs, rembg,
+#   pymatting, pooch, jsonschema (+ jsonschema-specifications, referencing, rpds-py). Carry them as cp312 manylinux
+#   wheels (about 23 MB) beside a shared/ of at most ~40 MB (weights without the large .onnx files, grabcut50):
+#   pip install --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site.
 set -uo pipefail
 shared=$(cd "$1" && pwd); out=$(mkdir -p "$2" && cd "$2" && pwd); py=${PYTHON:-python3}; shift 2
 steps=" ${*:-cpu graphs birefnet models bigphoto tests} "
