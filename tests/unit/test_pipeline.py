@@ -576,3 +576,24 @@ def test_plan_pads_batches_on_cuda_only(monkeypatch):
     on_gpu = SimpleNamespace(device_type="cuda", device=torch.device("cuda"), entry=entry, plan=layout)
     on_cpu = SimpleNamespace(device_type="cpu", device=torch.device("cpu"), entry=entry, plan=layout)
     assert pipeline.plan(on_gpu)["pad"] and not pipeline.plan(on_cpu).get("pad", False)
+
+
+def test_one_image_on_a_gpu_runs_as_a_batch_of_one_and_a_folder_in_padded_batches(monkeypatch):
+    """The runner's pipeline for a model planned on CUDA: one item gets batches of 1 (padding it to 8 would run the
+    network 8 times over, in 8 times the GPU memory); several get the plan's batches, padded."""
+    from types import SimpleNamespace
+
+    from mattekit.running.runner import Runner
+    from mattekit.tasks import remove
+
+    entry = SimpleNamespace(input=SimpleNamespace(size=(320, 320)))
+    on_gpu = SimpleNamespace(device_type="cuda", device=torch.device("cuda"), entry=entry,
+                             plan=SimpleNamespace(threads=0, workers=2, batch=8))
+    seen = []
+    monkeypatch.setattr(pipeline, "run_pipeline", lambda items, read, infer, write, **settings:
+                        seen.append(settings) or pipeline.Result())
+    runner = Runner(remove.TASK, {"model": on_gpu}, remove.TASK.make_options({}))
+    runner.run([0], lambda item: None, lambda *a: None, single=True)
+    runner.run([0, 1, 2], lambda item: None, lambda *a: None)
+    assert (seen[0]["batch"], seen[0]["workers"]) == (1, 1)
+    assert (seen[1]["batch"], seen[1]["pad"]) == (8, True)
