@@ -578,9 +578,9 @@ def test_plan_pads_batches_on_cuda_only(monkeypatch):
     assert pipeline.plan(on_gpu)["pad"] and not pipeline.plan(on_cpu).get("pad", False)
 
 
-def test_one_image_on_a_gpu_runs_as_a_batch_of_one_and_a_folder_in_padded_batches(monkeypatch):
-    """The runner's pipeline for a model planned on CUDA: one item gets batches of 1 (padding it to 8 would run the
-    network 8 times over, in 8 times the GPU memory); several get the plan's batches, padded."""
+def test_on_a_gpu_no_batch_is_larger_than_the_items_and_a_folder_runs_in_padded_batches(monkeypatch):
+    """The runner's pipeline for a model planned on CUDA: no batch larger than the items there are (padding one photo
+    to 8 would run the network 8 times over, in 8 times the GPU memory); a folder gets the plan's batches, padded."""
     from types import SimpleNamespace
 
     from mattekit.running.runner import Runner
@@ -594,6 +594,7 @@ def test_one_image_on_a_gpu_runs_as_a_batch_of_one_and_a_folder_in_padded_batche
                         seen.append(settings) or pipeline.Result())
     runner = Runner(remove.TASK, {"model": on_gpu}, remove.TASK.make_options({}))
     runner.run([0], lambda item: None, lambda *a: None, single=True)
-    runner.run([0, 1, 2], lambda item: None, lambda *a: None)
+    runner.run(list(range(3)), lambda item: None, lambda *a: None)
+    runner.run(list(range(20)), lambda item: None, lambda *a: None)
     assert (seen[0]["batch"], seen[0]["workers"]) == (1, 1)
-    assert (seen[1]["batch"], seen[1]["pad"]) == (8, True)
+    assert (seen[1]["batch"], seen[1]["pad"]) == (3, True) and (seen[2]["batch"], seen[2]["pad"]) == (8, True)

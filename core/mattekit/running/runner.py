@@ -107,7 +107,7 @@ class Runner:
             workers: int | None = None, batch: int | None = None, note: Callable | None = None) -> pipeline.Result:
         """For every item: ``load(item) -> (inputs, kept)``, the task's stages, ``store(item, kept, outputs)``.
 
-        single: one item (one inference worker with every thread, batches of 1). threads, workers, batch: the
+        single: one item (one inference worker with every thread). threads, workers, batch: the
         pipeline's layout (None: :func:`mattekit.running.pipeline.plan`'s for the main model).
         progress(done, item) after each item; cancel() -> True stops reading; steps(done, total): the
         task's own progress within one image (tiles). note(item, sentence) after an item is stored whose subject
@@ -134,8 +134,9 @@ class Runner:
 
         if self.streams:
             infer = models[task.main]
-            settings = pipeline.plan(infer, workers=1 if single else workers, threads=threads,
-                                     batch=1 if single else batch)  # one item: no batch to fill (nor pad)
+            settings = pipeline.plan(infer, workers=1 if single else workers, threads=threads, batch=batch)
+            if hasattr(items, "__len__"):  # no batch larger than the items there are (nor padded beyond them)
+                settings["batch"] = max(1, min(settings["batch"], len(items)))
         else:  # no inference stage
             runtime.set_threads(threads)
             infer, settings = None, {}
