@@ -3,8 +3,6 @@
 - :func:`atomic_write` - write through a hidden temporary name in the target's folder, then rename;
 - :func:`stale_temporaries` - the temporaries a killed process left behind for a target;
 - :func:`sha256_file` - hex sha256 of a file, read in 1 MiB blocks (:func:`file_digests`: several hashes, one read);
-- :func:`known_sha256` - the same, remembered per (path, size, mtime): to name a file hashed before
-  (a model's weights in provenance, manifests and export caches), not to verify one;
 - :func:`try_lock` / :func:`exclusive_lock` - an exclusive lock on an open file, between processes;
 - :class:`FilesRead` - the files a run reads, to refuse an output that would land on one of them;
 - :func:`file_kind` - what is at a path, in words ("a FIFO", "a device", "a link loop");
@@ -77,36 +75,20 @@ def atomic_write(path: str | Path, content: Content, *, mode: int | None = None)
     return path
 
 
-_DIGESTS: dict[tuple, str] = {}  # (resolved path, size, mtime_ns) -> the sha256 last read from it
-
-
-def _identity(path: Path) -> tuple:
-    st = path.stat()
-    return str(path.resolve()), st.st_size, st.st_mtime_ns
-
-
 def file_digests(path: str | Path, *names: str) -> dict[str, str]:
     """{name: hex digest} of the file at ``path`` for each hashlib algorithm named ("sha256", "md5"), all from
-    one read now; a sha256 is remembered for :func:`known_sha256`."""
+    one read now."""
     hashes = {name: hashlib.new(name) for name in names}
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             for digest in hashes.values():
                 digest.update(block)
-    found = {name: digest.hexdigest() for name, digest in hashes.items()}
-    if "sha256" in found:
-        _DIGESTS[_identity(Path(path))] = found["sha256"]
-    return found
+    return {name: digest.hexdigest() for name, digest in hashes.items()}
 
 
 def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of the file at ``path``, read now (and remembered for :func:`known_sha256`)."""
+    """Hex sha256 of the file at ``path``, read now."""
     return file_digests(path, "sha256")["sha256"]
-
-
-def known_sha256(path: str | Path) -> str:
-    """:func:`sha256_file` of ``path`` without reading it again while its size and mtime are unchanged."""
-    return _DIGESTS.get(_identity(Path(path))) or sha256_file(path)
 
 
 NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}  # a file system without file locks

@@ -104,10 +104,9 @@ class Predictor:
     def provenance(self) -> dict:
         """:func:`mattekit.provenance.model_record` of this model (its weights file hashed once)."""
         if self._provenance is None:
-            from .fsutil import known_sha256
             from .provenance import model_record
 
-            self._provenance = model_record(self.entry, self.weights_path, known_sha256(self.weights_path),
+            self._provenance = model_record(self.entry, self.weights_path, weights.file_sha256(self.weights_path),
                                             weights.pinned_sha256s(self.entry.files))
         return dict(self._provenance)
 

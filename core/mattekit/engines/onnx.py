@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import heap
 from ..errors import MattekitError
-from ..fsutil import atomic_write, known_sha256
+from ..fsutil import atomic_write
 from . import threads as thread_count
 from .policy import dtype_named
 
@@ -37,9 +37,12 @@ ONNX_OPSET = 17
 EXPORT_VERSION = 1  # bump when the export recipe changes; older cached exports are then ignored
 
 def _weights_digest(net: nn.Module | None, weights_path: str | Path | None) -> str:
-    """sha256 of the weights file (read once: :func:`mattekit.fsutil.known_sha256`), else of ``net``'s state dict."""
+    """sha256 of the weights file (read once per version: :func:`mattekit.weights.file_sha256`), else of ``net``'s
+    state dict."""
     if weights_path is not None:
-        return known_sha256(weights_path)
+        from ..weights import file_sha256
+
+        return file_sha256(weights_path)
     h = hashlib.sha256()
     for name, t in net.state_dict().items():
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())

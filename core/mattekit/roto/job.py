@@ -14,7 +14,8 @@ import numpy as np
 from .. import catalog
 from . import temporal
 from ..errors import OutputError
-from ..fsutil import known_sha256, sha256_file
+from ..fsutil import sha256_file
+from ..weights import file_sha256
 from ..io import Picture, write_image
 from ..io.frame_ranges import chunk_frames, format_frames
 from ..io.sequences import open_plate, output_pattern, select_frames
@@ -98,7 +99,7 @@ class RotoJob:
         since each frame's record names its files (adding --rgba later recomputes only to add them)."""
         settings = {"kind": "roto", "plate": self.plate.describe(),
                 "model": {"name": self.entry.name, "net": self.entry.net, "kwargs": self.entry.kwargs,
-                          "weights": self.weights_path().name, "sha256": known_sha256(self.weights_path())},
+                          "weights": self.weights_path().name, "sha256": file_sha256(self.weights_path())},
                 "refine": self.spec.refine, "bit_depth": self.spec.bit_depth,
                 "temporal": self.temporal.describe() if self.temporal else None,
                 "input": "8-bit levels, rounded"}  # (runtime.prepare_array: a float frame on the grid as its 8 bits)

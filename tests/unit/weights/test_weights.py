@@ -569,3 +569,34 @@ def test_a_named_weights_file_that_cannot_be_one_says_why(kind, tmp_path, env, c
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err == f"mattekit: error: Weights file {path} {words}" or (words in err and "\n" not in err), err
+
+
+def test_a_file_is_hashed_once_per_version_and_remembered_across_processes(tmp_path, monkeypatch):
+    """weights.file_sha256 (provenance's and the export cache's name for the weights): read once and remembered in the
+    cache's digests.json, so a later process (this one's memory cleared) does not read the file again; a rewrite to
+    the same size with the old modification time put back is read again (its change time moved); an unreadable
+    record is only a miss."""
+    import os
+    import time
+
+    from mattekit.weights import cache
+
+    monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path / "home"))
+    reads, real = [], cache.file_digests
+    monkeypatch.setattr(cache, "file_digests", lambda path, *names: reads.append(path) or real(path, *names))
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"first")
+    assert weights.file_sha256(path) == hashlib.sha256(b"first").hexdigest() and len(reads) == 1
+    cache._DIGESTS.clear()  # as a new process would start
+    assert weights.file_sha256(path) == hashlib.sha256(b"first").hexdigest() and len(reads) == 1
+    before = path.stat()
+    time.sleep(0.05)  # past the file system's clock tick, so that the change time moves
+    path.write_bytes(b"third")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    cache._DIGESTS.clear()
+    assert weights.file_sha256(path) == hashlib.sha256(b"third").hexdigest() and len(reads) == 2
+    (cache_dir() / "digests.json").write_text("not json")
+    cache._DIGESTS.clear()
+    assert weights.file_sha256(path) == hashlib.sha256(b"third").hexdigest() and len(reads) == 3
+    rewritten = json.loads((cache_dir() / "digests.json").read_text())  # the unreadable record replaced
+    assert rewritten[str(path.resolve())]["sha256"] == hashlib.sha256(b"third").hexdigest()
