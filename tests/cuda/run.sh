@@ -24,7 +24,7 @@
 #   and pytest, but none of: opencolorio, OpenImageIO (both imported at start-up), pillow-heif, platformdirs, rembg,
 #   pymatting, pooch, jsonschema (+ jsonschema-specifications, referencing, rpds-py). Carry them as cp312 manylinux
 #   wheels (about 23 MB) beside a shared/ of at most ~40 MB (weights without the large .onnx files, grabcut50):
-#   pip install --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site.
+#   site=$(mktemp -d) && pip install --no-index --no-deps --target "$site" .whl/*.whl && export PYTHONPATH=$site.
 set -uo pipefail
 shared=$(cd "$1" && pwd); out=$(mkdir -p "$2" && cd "$2" && pwd); py=${PYTHON:-python3}; shift 2
 steps=" ${*:-cpu graphs birefnet models bigphoto tests} "
