@@ -19,7 +19,8 @@ from . import nets, settings, weights
 from .ops.pixels import quantise
 from .ops.resizing import resize
 from .engines import gpus, threads
-from .engines.loading import build, input_size, measure_engines
+from .engines.loading import build, input_size
+from .engines.measure import measure_engines
 from .engines.plan import Plan, decide
 from .catalog import ModelEntry
 from .errors import MattekitError

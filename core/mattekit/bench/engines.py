@@ -1,6 +1,6 @@
 """``mattekit bench engines``: which CPU engine runs each model faster here, mattekit's torch engine or ONNX
 Runtime (the export of the same net), and by how much; ``--save`` records it for ``auto`` to use
-(:mod:`mattekit.engines.choice`).
+(:mod:`mattekit.engines.measure`).
 
 Each model's net gets the input a 1024 x 768 photo gives it (its catalog size, or its resize rule), in fp32, one
 thread per engine. The two engines take turns call by call (``--repeat`` calls each after two warm-up calls), so
@@ -42,7 +42,7 @@ def run(args) -> int:
     import torch
 
     from .. import catalog
-    from ..engines import choice
+    from ..engines import measure, plan
     from ..engines.policy import onnx_available
     from ..errors import MattekitError
     from ..machine import cpu_info
@@ -57,7 +57,7 @@ def run(args) -> int:
     chosen = [m.partition("=") for m in args.model] if args.model else [
         (entry.name, "", "") for entry, _ in _both_engine_models(cat)]
     torch.set_num_threads(1)
-    cpu = choice.cpu_class()
+    cpu = plan.cpu_class()
     info = cpu_info()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"bench engines: CPU class {cpu} ({info[0] if info else 'unknown CPU'}), torch {torch.__version__}, "
@@ -85,14 +85,14 @@ def run(args) -> int:
         rows[name] = {"torch_s": round(torch_s, 4), "onnx_s": round(onnx_s, 4), "ratio": round(torch_s / onnx_s, 3),
                       "max_diff": diff, "input": list(x.shape[2:]), "machine": info[0] if info else "",
                       "measured": time.strftime("%Y-%m-%d"), "weights": "stand-in" if stand_in else "real"}
-        faster = choice.winner(rows[name])
+        faster = plan.winner(rows[name])
         print(f"{name:24s} {'x'.join(map(str, x.shape[2:])):>10s} {torch_s:8.3f} {onnx_s:8.3f} "
               f"{torch_s / onnx_s:6.2f}  {faster:7s} {diff:.1e}", flush=True)
         del engines, outputs
     work.cleanup()
-    print(f"ratio = torch CPU s / ONNX Runtime CPU s per call; `auto` takes ONNX Runtime at {choice.MARGIN} or more.")
+    print(f"ratio = torch CPU s / ONNX Runtime CPU s per call; `auto` takes ONNX Runtime at {plan.MARGIN} or more.")
     if args.save:
-        print(f"saved for this machine ({choice.fingerprint()}): {choice.save(rows)}")
+        print(f"saved for this machine ({plan.fingerprint()}): {measure.save(rows)}")
     return 0
 
 

@@ -175,15 +175,15 @@ def _cpu_line(args) -> str:
     mattekit's processes plan for the model (:func:`mattekit.engines.plan.decide`), and whether the shipped table
     was read."""
     from .. import catalog
-    from ..engines import choice
+    from ..engines import plan
     from ..engines.plan import decide
     from ..machine import cpu_count, cpu_info
 
     model, flags = cpu_info() or ("unknown CPU", frozenset())
     wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
     made = decide(catalog.load().get(args.model), args.device)
-    table = "hidden" if choice.shipped_hidden() else "shown"
-    return (f"machine: {model}, {cpu_count()} cores, CPU class {choice.cpu_class()}, features "
+    table = "hidden" if plan.shipped_hidden() else "shown"
+    return (f"machine: {model}, {cpu_count()} cores, CPU class {plan.cpu_class()}, features "
             f"{' '.join(f for f in wanted if f in flags) or 'none of ' + '/'.join(wanted)}; mattekit's engine: "
             f"{made.engine} {made.precision} on {made.device}, {made.workers}x{made.threads} threads (shipped table "
             f"{table}: {made.why('engine')})")

@@ -36,7 +36,7 @@ def run(args) -> int:
     import torch
 
     from .. import catalog, machine
-    from ..engines import choice, gpus, plan, policy
+    from ..engines import gpus, plan, policy
 
     print(f"CPU: {cpu_summary()}")
     print(f"  native bf16: {'yes' if policy.native_cpu_bf16() else 'no'}; memory available: "
@@ -60,8 +60,8 @@ def run(args) -> int:
     chosen = [entry for entry in cat.models.values() if args.task in (None, entry.task)]
     if args.measure:
         _measure(cat, chosen)
-    shipped = "hidden ($MATTEKIT_ENGINE_TABLE=hidden)" if choice.shipped_hidden() else f"read for CPU class {choice.cpu_class()}"
-    print(f"this machine: {choice.fingerprint()}\n  its measurements: {choice.own_table_path()}; the shipped table: "
+    shipped = "hidden ($MATTEKIT_ENGINE_TABLE=hidden)" if plan.shipped_hidden() else f"read for CPU class {plan.cpu_class()}"
+    print(f"this machine: {plan.fingerprint()}\n  its measurements: {plan.own_table_path()}; the shipped table: "
           f"{shipped}; a model in neither is measured on first use")
     rows = [("model", "task", "weights", "device", "engine", "precision", "layout", "why this engine")]
     for entry in chosen:
@@ -75,19 +75,20 @@ def run(args) -> int:
 
 
 def _measure(cat, chosen) -> None:
-    """``--measure``: :func:`mattekit.engines.loading.measure_engines` for each of ``chosen`` whose weights are here and that
+    """``--measure``: :func:`mattekit.engines.measure.measure_engines` for each of ``chosen`` whose weights are here and that
     both CPU engines run; one line each."""
-    from ..engines import choice, policy
-    from ..engines.loading import measure_engines
+    from ..engines import policy
+    from ..engines.plan import covers, winner
+    from ..engines.measure import measure_engines
 
     if not policy.onnx_available():
         print("measure: ONNX Runtime is not installed, so torch runs every model; nothing to measure")
         return
     for entry in chosen:
         here = cat.availability(entry)
-        if entry.recurrent or not choice.covers(entry) or not (here == "on disk" or here.startswith("in ")):
+        if entry.recurrent or not covers(entry) or not (here == "on disk" or here.startswith("in ")):
             continue
         row = measure_engines(entry)
         print(f"measured {entry.name} at {row['input'][0]}x{row['input'][1]}: torch {row['torch_s']:.3f} s, ONNX Runtime "
-              f"{row['onnx_s']:.3f} s a call ({row['ratio']:.2f}x; {choice.winner(row)}), in {row['cost_s']:.1f} s "
+              f"{row['onnx_s']:.3f} s a call ({row['ratio']:.2f}x; {winner(row)}), in {row['cost_s']:.1f} s "
               f"({row['load_s']:.1f} s loading, {row['export_s']:.1f} s exporting)")

@@ -9,8 +9,8 @@ take a numpy array and then return one. Each has ``name``, ``device_type`` ("cpu
 backend/device     engine                                                      module
 =================  ==========================================================  =====================
 torch, CUDA/MPS    the net in fp16/bf16 where the catalog allows, else fp32      ``torch_engine``
-torch, CPU fp32    fx graph: folded BatchNorm, fast pools, NNPACK Winograd       ``cpu_graph``, ``winograd``
-torch, CPU bf16    folded, channels-last, Winograd F(2x2, 3x3) on deep layers    ``cpu_graph``, ``winograd``
+torch, CPU fp32    fx graph: folded BatchNorm, fast pools, NNPACK Winograd       ``cpu_graph``             
+torch, CPU bf16    folded, channels-last, Winograd F(2x2, 3x3) on deep layers    ``cpu_graph``             
 onnx, CPU          ONNX export (cached) run by ONNX Runtime in fp32              ``onnx``
 an .onnx release   the file as it is, by ONNX Runtime on the CPU (no module)     ``onnx``
 =================  ==========================================================  =====================
@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .plan import Plan
-from .policy import available_memory, dtype_named, select_device
+from .plan import Plan, compile_mode
+from .policy import available_memory, select_device
 
 if TYPE_CHECKING:
     import torch
@@ -64,15 +64,15 @@ def build_torch(net: nn.Module, device: str, precision: str, index: tuple = (), 
                 label: str | None = None, recipe: dict | None = None):
     """The torch engine running ``net`` (eval-mode fp32 CPU module, converted in place) on ``device`` ("cpu", "cuda:1")
     in ``precision`` ("fp32", "fp16", "bf16"): the CPU's fast fp32 graph, else the net cast and moved (on CUDA run
-    as ``compile`` says: :mod:`mattekit.engines.compiled`; label / recipe name its compiled artefacts)."""
+    as ``compile`` says: :class:`mattekit.engines.torch_engine.Compiled`; label / recipe name its compiled artefacts)."""
     import torch
 
-    from .torch_engine import FastCPUEngine, TorchEngine
+    from .torch_engine import FastCPUEngine, TorchEngine, dtype_named
 
     if device == "cpu" and precision == "fp32":
         return FastCPUEngine(net, index)
-    return TorchEngine(net, torch.device(device), dtype_named(precision), index, compile=compile, label=label,
-                       recipe=recipe)
+    return TorchEngine(net, torch.device(device), dtype_named(precision), index, compile=compile_mode(compile, device.split(":")[0]),
+                       label=label, recipe=recipe)
 
 
 def onnx_engine(load: Callable[[], nn.Module], index: tuple = (), weights_path: str | Path | None = None,
@@ -113,7 +113,7 @@ def select_output(out, index: tuple):
 
 def stack_inputs(inputs: list, device_type: str):
     """1 x C x h x w inputs (numpy arrays, or torch tensors) as one batch: the one input itself, else
-    concatenated (torch tensors bound for CUDA: in pinned memory, :func:`mattekit.engines.torch_engine.pinned_stack`)."""
+    concatenated (torch tensors bound for CUDA: in pinned memory, the copy to the device then non-blocking)."""
     if len(inputs) == 1 and device_type != "cuda":
         return inputs[0]
     if device_type != "cuda":
@@ -122,28 +122,30 @@ def stack_inputs(inputs: list, device_type: str):
         return joined(inputs)
     import torch
 
-    from .torch_engine import pinned_stack
-
-    return pinned_stack(inputs, torch.device(device_type))
+    shape = (sum(t.shape[0] for t in inputs),) + tuple(inputs[0].shape[1:])
+    return torch.cat(inputs, out=torch.empty(shape, dtype=inputs[0].dtype, pin_memory=True))
 
 
 def to_host(prediction):
-    """``prediction`` on the CPU: a numpy array as it is, a torch tensor by
-    :func:`mattekit.engines.torch_engine.to_host` (from CUDA through pinned memory)."""
-    if isinstance(prediction, np.ndarray):
+    """``prediction`` on the CPU: a numpy array or CPU tensor as it is; from CUDA through pinned memory with a
+    non-blocking copy on the current stream."""
+    if isinstance(prediction, np.ndarray) or prediction.device.type == "cpu":
         return prediction
-    from .torch_engine import to_host as host
+    if prediction.device.type != "cuda":
+        return prediction.cpu()
+    import torch
 
-    return host(prediction)
+    host = torch.empty(prediction.shape, dtype=prediction.dtype, pin_memory=True)
+    host.copy_(prediction, non_blocking=True)
+    torch.cuda.current_stream(prediction.device).synchronize()
+    return host
 
 
 def worker_stream(device: str):
-    """A context giving the calling thread its own CUDA stream on ``device`` (a name: "cuda", "cuda:1"); a no-op on
-    other devices (:func:`mattekit.engines.torch_engine.worker_stream`)."""
+    """A context giving the calling thread its own CUDA stream on ``device`` (a name: "cuda", "cuda:1"; copies and
+    kernels of parallel workers then overlap); a no-op on other devices."""
     if not str(device).startswith("cuda"):
         return contextlib.nullcontext()
     import torch
 
-    from .torch_engine import worker_stream as stream
-
-    return stream(torch.device(device))
+    return torch.cuda.stream(torch.cuda.Stream(torch.device(device)))

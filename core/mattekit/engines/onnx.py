@@ -27,7 +27,6 @@ from .. import heap
 from ..errors import MattekitError
 from ..fsutil import atomic_write
 from . import threads as thread_count
-from .policy import dtype_named
 
 if TYPE_CHECKING:
     import torch
@@ -196,7 +195,7 @@ class OnnxEngine:
             return self.sessions[threads]
 
     device = property(lambda self: _cpu_device(), doc="torch.device('cpu') (imports torch).")
-    dtype = property(lambda self: dtype_named("fp32"), doc="torch.float32 (imports torch).")
+    dtype = property(lambda self: _float32(), doc="torch.float32 (imports torch).")
 
     @property
     def net(self) -> nn.Module:
@@ -246,6 +245,12 @@ def _cpu_device():
     import torch
 
     return torch.device("cpu")
+
+
+def _float32():
+    import torch
+
+    return torch.float32
 
 
 def session_options(ort, threads: int | None = None):

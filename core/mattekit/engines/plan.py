@@ -1,25 +1,123 @@
 """How a model runs here, decided once per load: :class:`Plan` (device, engine, precision, threads, workers, batch,
 and the reason for each) and :func:`decide`, the one place that turns what the user asked (``auto`` or a name, and
-``$MATTEKIT_BACKEND`` / ``$MATTEKIT_PRECISION``) into it.
+``$MATTEKIT_BACKEND`` / ``$MATTEKIT_PRECISION``) into it, with the evidence it reads.
 
-The engine on the CPU, for a model either engine runs: this machine's own measurement (:mod:`.choice`), else the
-table shipped with mattekit for this CPU class (hidden with ``$MATTEKIT_ENGINE_TABLE=hidden``), else a short
-measurement of both engines on first use (where the caller loads the model), else ONNX Runtime, the engine that was
-faster in 15 of the 16 rows ever measured. A plan is made without importing torch where it runs on the CPU.
-:func:`mattekit.engines.create` builds what a plan says and decides nothing.
+The engine on the CPU, for a model either engine runs (torch, mattekit's CPU engine, or ONNX Runtime on the export of
+the same net): this machine's own measurement, else the table shipped with mattekit for this CPU class, else a short
+measurement of both engines on first use (where the caller loads the model:
+:func:`mattekit.engines.measure.measure_engines`), else ONNX Runtime, the engine that was faster in 15 of the 16 rows
+ever measured. A plan is made without importing torch where it runs on the CPU. :func:`mattekit.engines.create`
+builds what a plan says and decides nothing.
+
+The tables (:func:`measured`): this machine's own, in the user's mattekit home under a fingerprint of the machine
+(:func:`fingerprint`: CPU class and model, cores, torch and ONNX Runtime versions; a new fingerprint, e.g. after an
+upgrade, has no measurements yet), then the one shipped with mattekit (``measured.json`` beside this module, per CPU
+class, made by ``mattekit bench engines`` on the developers' machines), which ``$MATTEKIT_ENGINE_TABLE=hidden`` hides
+(a machine nobody measured, for tests and benches). A table: ``{key: {model name: {"torch_s": s, "onnx_s": s, "ratio":
+torch_s / onnx_s, "input": [h, w], "measured": date, "machine": CPU model}}}``, CPU seconds per call (fp32, one
+thread each, turn by turn); the key is a CPU class (shipped) or a fingerprint.
 """
 from __future__ import annotations
 
+import json
 import os
+import platform
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from ..errors import MattekitError
-from ..machine import cpu_count
+from ..machine import cpu_count, cpu_info
 from . import policy
 
 BACKENDS = ("auto", "torch", "onnx")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+COMPILE_MODES = ("auto", "off", "graphs", "inductor")  # how the torch engine runs a net on CUDA
 EVIDENCE = "not measured here: ONNX Runtime, faster in 15 of the 16 rows measured on two CPU classes"
+SHIPPED = Path(__file__).with_name("measured.json")
+MARGIN = 1.05  # a measurement takes ONNX Runtime where torch takes at least 5 % more CPU time (below: noise, and no export)
+
+
+def cpu_class() -> str:
+    """The CPU's architecture and widest vector feature that the engines use: ``x86_64-avx512_bf16`` (AVX-512
+    BF16 or AMX), ``x86_64-avx512``, ``x86_64-avx2``, ``x86_64``, or the architecture alone (``arm64``...).
+    ``$MATTEKIT_CPU_CLASS`` names it instead (tests take other machines' paths with it)."""
+    forced = os.environ.get("MATTEKIT_CPU_CLASS", "").strip()
+    if forced:
+        return forced
+    arch = {"amd64": "x86_64", "aarch64": "arm64"}.get(platform.machine().lower(), platform.machine().lower())
+    info = cpu_info()
+    if arch != "x86_64" or info is None:
+        return arch
+    flags = info[1]
+    for level, needs in (("avx512_bf16", ("avx512_bf16", "amx_bf16")), ("avx512", ("avx512f",)), ("avx2", ("avx2",))):
+        if any(flag in flags for flag in needs):
+            return f"{arch}-{level}"
+    return arch
+
+
+def fingerprint() -> str:
+    """This machine as its measurements depend on it: 'x86_64-avx2 | AMD EPYC 7B13 | 2 cores | torch 2.13.0 |
+    onnxruntime 1.23.2' (versions read without importing either)."""
+    from importlib import metadata
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "none"
+
+    info = cpu_info()
+    return (f"{cpu_class()} | {info[0] if info else platform.processor() or 'unknown CPU'} | {cpu_count()} cores | "
+            f"torch {version('torch')} | onnxruntime {version('onnxruntime')}")
+
+
+def own_table_path() -> Path:
+    """Where this machine's measurements are kept (beside the weights cache, in the user's mattekit home)."""
+    from ..weights import cache_dir
+
+    return cache_dir().parent / "engines.json"
+
+
+def read_table(path: Path) -> dict:
+    """The table at ``path`` ({} where it is missing or damaged)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def shipped_hidden() -> bool:
+    """``$MATTEKIT_ENGINE_TABLE=hidden``: the shipped table is not read (this machine stands for one nobody measured)."""
+    return os.environ.get("MATTEKIT_ENGINE_TABLE", "").strip().lower() == "hidden"
+
+
+def measured(model: str) -> tuple[dict, str] | None:
+    """(the measurement of ``model`` here, "this machine" | "shipped for CPU class C"), or None where no table has it."""
+    tables = [(own_table_path(), fingerprint(), "this machine")]
+    if not shipped_hidden():
+        tables.append((SHIPPED, cpu_class(), f"shipped for {cpu_class()}"))
+    for path, key, source in tables:
+        row = read_table(path).get(key, {}).get(model)
+        if isinstance(row, dict) and isinstance(row.get("ratio"), (int, float)) and row["ratio"] > 0:
+            return row, source
+    return None
+
+
+def covers(entry) -> bool:
+    """Whether the shipped measurements cover ``entry``'s net family (u2net, isnet, csnet, modnet, sinet...: the
+    convolutional segment and matte nets): only there do measurement and the evidence choose ONNX Runtime."""
+    from .. import catalog
+
+    cat, measured_nets = catalog.load(), set()
+    for rows in read_table(SHIPPED).values():
+        measured_nets.update(cat.models[name].net.split(":")[0] for name in rows if name in cat.models)
+    return entry.net.split(":")[0] in measured_nets
+
+
+def winner(row: dict) -> str:
+    """"onnx" where a measurement's torch took at least MARGIN times ONNX Runtime's time, else "torch"."""
+    return "onnx" if row["ratio"] >= MARGIN else "torch"
 
 
 @dataclass(frozen=True)
@@ -27,7 +125,7 @@ class Plan:
     """How one model runs: ``device`` ("cpu", "cuda", "cuda:1", "mps"), ``engine`` ("torch" | "onnx"), ``precision``
     ("fp32" | "fp16" | "bf16"), ``threads`` (CPU threads a network call uses), ``workers`` (calls at once), ``batch``
     (images a call), ``weights`` (the weights file asked for, "" for the catalog's), ``compile`` (how the torch engine
-    runs the net on CUDA: :data:`mattekit.engines.compiled.MODES`, "off" elsewhere) and ``reasons`` ((what, why) pairs
+    runs the net on CUDA: :data:`COMPILE_MODES`, "off" elsewhere) and ``reasons`` ((what, why) pairs
     for device, engine, precision, compile and layout). Plans that differ only in their reasons run the same engine."""
     model: str
     device: str
@@ -72,7 +170,7 @@ def decide(entry, device: str | None = "auto", backend: str | None = "auto", pre
     device that is absent, an engine or precision that cannot run here: one sentence. ``loading``: the caller loads the
     model now: its memory is checked (:func:`check_memory`, before its weights are looked for). ``measure(entry,
     weights_path) -> row``: where no table has the model, how the caller times both CPU engines now
-    (:func:`mattekit.engines.loading.measure_engines`, which loads the model); None: the evidence decides."""
+    (:func:`mattekit.engines.measure.measure_engines`, which loads the model); None: the evidence decides."""
     engine_asked = pinned_backend(entry) or asked(backend, "MATTEKIT_BACKEND", BACKENDS, "Backend")
     precision_asked = asked(precision, "MATTEKIT_PRECISION", PRECISIONS, "Precision")
     dev, device_why = _device(None if device is None else str(device), engine_asked)
@@ -128,11 +226,18 @@ def pinned_backend(entry) -> str | None:
     return backends[0] if len(backends) == 1 else None
 
 
+def compile_mode(asked: str | None, device_type: str) -> str:
+    """How the torch engine runs a net on ``device_type`` (:class:`mattekit.engines.torch_engine.Compiled`): ``asked``, else ``$MATTEKIT_COMPILE``, else ``auto``; ``off``
+    anywhere but CUDA. A name not in :data:`COMPILE_MODES` is refused in one sentence."""
+    mode = (asked or os.environ.get("MATTEKIT_COMPILE") or "auto").strip().lower()
+    if mode not in COMPILE_MODES:
+        raise MattekitError(f"'{mode}' is not a compile mode (MATTEKIT_COMPILE): use auto, off, graphs or inductor.")
+    return mode if device_type == "cuda" else "off"
+
+
 def _compile(kind: str, engine: str) -> tuple[str, str]:
     """(compile mode, why) for the torch engine on a device of ``kind``: ``$MATTEKIT_COMPILE`` where set, else auto
-    (:mod:`mattekit.engines.compiled`), on CUDA only. An unknown mode: one sentence."""
-    from .compiled import compile_mode
-
+    (:class:`mattekit.engines.torch_engine.Compiled`), on CUDA only. An unknown mode: one sentence."""
     mode = compile_mode(None, kind if engine == "torch" else "cpu")
     if mode == "off":
         return mode, "compiled only on CUDA" if kind != "cuda" or engine != "torch" else "asked (MATTEKIT_COMPILE)"
@@ -183,7 +288,7 @@ def _precision(entry, kind: str, name: str) -> tuple[str, str]:
 
 def _engine(entry, kind: str, name: str, precision: str, weights_path, measure) -> tuple[str, str]:
     """(engine, why): an asked engine checked; ``auto`` is torch off the CPU and for fp16/bf16, else the CPU engine
-    measured faster for this model here (:mod:`.choice`), else ONNX Runtime (the evidence)."""
+    measured faster for this model here (:func:`measured`), else ONNX Runtime (the evidence)."""
     if pinned_backend(entry):
         return name, "the net family runs on torch only"
     if name == "onnx":
@@ -200,18 +305,16 @@ def _engine(entry, kind: str, name: str, precision: str, weights_path, measure) 
         return "torch", f"{precision} runs on torch only"
     if not policy.onnx_available():
         return "torch", "ONNX Runtime is not installed"
-    from . import choice
-
-    if entry.recurrent or not choice.covers(entry):
+    if entry.recurrent or not covers(entry):
         return "torch", "no engine measurement covers this kind of net: torch"
 
-    found = choice.measured(entry.name)
+    found = measured(entry.name)
     if found is None and measure is not None:
         found = measure(entry, weights_path), "on first use here"
     if found is None:
         return "onnx", EVIDENCE
     row, source = found
-    return choice.winner(row), f"measured ({source}): torch {row['ratio']:.2f}x ONNX Runtime's time"
+    return winner(row), f"measured ({source}): torch {row['ratio']:.2f}x ONNX Runtime's time"
 
 
 def layout(entry, kind: str, engine: str) -> tuple[int, int, int, str]:

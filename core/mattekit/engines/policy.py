@@ -17,18 +17,6 @@ if TYPE_CHECKING:
     import torch
 
 
-def dtype_named(name: str) -> torch.dtype:
-    """The torch dtype of a precision name ("fp32", "fp16", "bf16")."""
-    import torch
-
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
-
-
-def dtype_name(dtype) -> str:
-    """The precision name ("fp32", "fp16", "bf16") of a torch dtype."""
-    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[str(dtype).replace("torch.", "")]
-
-
 # ----------------------------------------------------------------------------------- devices
 
 def mps_available() -> bool:

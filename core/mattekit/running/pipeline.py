@@ -131,7 +131,7 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[Any, Any]],
     batch: inputs of equal shape are stacked up to this many per ``infer`` call.
     pad: a shorter batch (a stream's end, a reader behind) gets zero inputs up to ``batch`` (fewer once the GPU ran out
         of memory), so that the engine sees one batch shape per input size: on CUDA each new shape costs its own
-        cuDNN plan, and a CUDA graph its measurement and capture (:mod:`mattekit.engines.compiled`).
+        cuDNN plan, and a CUDA graph its measurement and capture (:class:`mattekit.engines.torch_engine.Compiled`).
     ordered: call ``write`` in the order of ``items`` (one writer), whatever the workers.
     post(item, context, y) -> result: per-item postprocessing run in the inference workers (in parallel,
         in any order) right after ``infer``; ``write`` then gets its result instead of ``y``.

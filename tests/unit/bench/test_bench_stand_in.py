@@ -97,14 +97,14 @@ def test_bench_engines_stand_in_runs_with_no_test_data(tmp_path, monkeypatch, ca
     pytest.importorskip("onnxruntime")
     import json
 
-    from mattekit.engines import choice
+    from mattekit.engines import plan
 
     monkeypatch.setenv("MATTEKIT_TEST_DATA", str(tmp_path / "nowhere"))
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "test-class")
     code = main(["bench", "engines", "--model", "sinet-portrait", "--stand-in", "--repeat", "1", "--save"])
     out = capsys.readouterr().out
     assert code == 0, out
-    row = json.loads(choice.own_table_path().read_text())[choice.fingerprint()]["sinet-portrait"]
+    row = json.loads(plan.own_table_path().read_text())[plan.fingerprint()]["sinet-portrait"]
     assert row["weights"] == "stand-in" and row["torch_s"] > 0 and row["onnx_s"] > 0 and row["max_diff"] < 1e-4
 
 

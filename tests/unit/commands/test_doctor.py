@@ -80,13 +80,13 @@ def test_doctor_follows_this_machines_own_measurements(capsys, monkeypatch):
     before the shipped table: ONNX Runtime from 5 % faster, torch below; a catalog pin wins over any figure; an
     unmeasured model follows the evidence; another fingerprint's figures are not this machine's."""
     pytest.importorskip("onnxruntime")
-    from mattekit.engines import choice, plan
+    from mattekit.engines import plan
 
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "test-cpu")
     forged = {"csnet-sod": {"ratio": 1.06}, "modnet-portrait": {"ratio": 1.04}, "extremec3-portrait": {"ratio": 2.0},
               "sinet-portrait": {"ratio": 0.7}, "sam2.1-hiera-tiny": {"ratio": 9.0}}
     own = Path(os.environ["MATTEKIT_HOME"]) / "engines.json"
-    own.write_text(json.dumps({choice.fingerprint(): forged, "x86_64-avx2": {"u2netp": {"ratio": 0.5}}}))
+    own.write_text(json.dumps({plan.fingerprint(): forged, "x86_64-avx2": {"u2netp": {"ratio": 0.5}}}))
     expected = {"csnet-sod": "onnx", "modnet-portrait": "torch", "extremec3-portrait": "onnx", "sinet-portrait": "torch"}
     assert main(["doctor", "--device", "cpu"]) == 0
     rows = table(capsys.readouterr().out)

@@ -1,4 +1,5 @@
-"""The network compiled for its device (``mattekit.engines.compiled``): the mode and its one-sentence refusal,
+"""The network compiled for its device (``mattekit.engines.torch_engine.Compiled``, the mode from
+``mattekit.engines.plan.compile_mode``): the mode and its one-sentence refusal,
 off on the CPU, the cache folder's keys, and the per-shape measured choice run on torch's CPU device (eager and
 torch.compile's net; the CUDA-graph candidates need CUDA: tests/cuda/test_cuda.py runs them)."""
 from __future__ import annotations
@@ -9,8 +10,9 @@ import time
 import pytest
 import torch
 
-from mattekit.engines import compiled as compiled_module
-from mattekit.engines.compiled import Compiled, cache_folder, compile_mode
+from mattekit.engines import torch_engine as compiled_module
+from mattekit.engines.plan import compile_mode
+from mattekit.engines.torch_engine import Compiled, cache_folder
 from mattekit.errors import MattekitError
 
 CPU = torch.device("cpu")

@@ -1,4 +1,4 @@
-"""The CPU engine per model is chosen by measurement (mattekit.engines.plan, .choice): this machine's own measurement
+"""The CPU engine per model is chosen by measurement (mattekit.engines.plan, .measure): this machine's own measurement
 first, then the shipped table, then a measurement on first use, else the evidence; the plan made once per load and
 keying the model cache; the bench and ``doctor --measure`` that make the tables."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from PIL import Image
 
 from mattekit import catalog, runtime
 from mattekit.cli import main
-from mattekit.engines import choice, plan
+from mattekit.engines import measure, plan
 from mattekit.engines.plan import decide
 from mattekit.machine import cpu_info
 from mattekit.runtime import Predictor
@@ -22,18 +22,18 @@ CPU = torch.device("cpu")
 
 
 def test_cpu_class_names_the_widest_vector_feature(monkeypatch):
-    found = choice.cpu_class()
+    found = plan.cpu_class()
     assert re.fullmatch(r"[a-z0-9_]+(-(avx512_bf16|avx512|avx2))?", found), found
     if found.startswith("x86_64") and "avx2" in (cpu_info() or ("", frozenset()))[1]:
         assert found != "x86_64", "an AVX2 CPU is at least x86_64-avx2"
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx512_bf16")
-    assert choice.cpu_class() == "x86_64-avx512_bf16"
+    assert plan.cpu_class() == "x86_64-avx512_bf16"
 
 
 def test_the_shipped_table_decides_for_a_measured_model_and_the_evidence_for_others(monkeypatch):
     """The shipped table decides on its CPU classes; a model no table has runs on ONNX Runtime (the evidence: it won 15
     of 16 rows) where the measurements cover its kind of net, torch elsewhere; hidden, the table decides nothing."""
-    shipped = json.loads(choice.SHIPPED.read_text())
+    shipped = json.loads(plan.SHIPPED.read_text())
     assert "x86_64-avx2" in shipped and "u2netp" in shipped["x86_64-avx2"]
     for cpu, rows in shipped.items():
         for model, row in rows.items():
@@ -43,7 +43,7 @@ def test_the_shipped_table_decides_for_a_measured_model_and_the_evidence_for_oth
     assert won >= 15, "the evidence the unmeasured rule follows"
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")
     u2netp = catalog.load().get("u2netp")
-    assert decide(u2netp, "cpu").engine == choice.winner(shipped["x86_64-avx2"]["u2netp"]) == "onnx"
+    assert decide(u2netp, "cpu").engine == plan.winner(shipped["x86_64-avx2"]["u2netp"]) == "onnx"
     assert "shipped for x86_64-avx2" in decide(u2netp, "cpu").why("engine")
     assert decide(catalog.load().get("birefnet-general"), "cpu").engine == "torch"  # a kind of net nobody measured
     assert decide(catalog.load().get("realesr-animevideov3"), "cpu").engine == "torch"
@@ -51,7 +51,7 @@ def test_the_shipped_table_decides_for_a_measured_model_and_the_evidence_for_oth
     assert (decide(u2netp, "cpu").engine, decide(u2netp, "cpu").why("engine")) == ("onnx", plan.EVIDENCE)
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")
     monkeypatch.setenv("MATTEKIT_ENGINE_TABLE", "hidden")
-    assert choice.measured("u2netp") is None and decide(u2netp, "cpu").why("engine") == plan.EVIDENCE
+    assert plan.measured("u2netp") is None and decide(u2netp, "cpu").why("engine") == plan.EVIDENCE
     assert decide(u2netp, "cpu", "torch").engine == "torch"  # asked for: no table overrides it
 
 
@@ -60,18 +60,18 @@ def test_this_machines_measurement_wins_and_a_small_margin_keeps_torch(monkeypat
     from 5 % faster; another fingerprint (another CPU, another torch) does not see it."""
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")
     u2netp = catalog.load().get("u2netp")
-    choice.save({"u2netp": {"torch_s": 1.0, "onnx_s": 1.0, "ratio": choice.MARGIN - 0.01}})
-    assert choice.measured("u2netp")[1] == "this machine" and decide(u2netp, "cpu").engine == "torch"
-    choice.save({"u2netp": {"torch_s": 2.0, "onnx_s": 1.0, "ratio": 2.0}})
+    measure.save({"u2netp": {"torch_s": 1.0, "onnx_s": 1.0, "ratio": plan.MARGIN - 0.01}})
+    assert plan.measured("u2netp")[1] == "this machine" and decide(u2netp, "cpu").engine == "torch"
+    measure.save({"u2netp": {"torch_s": 2.0, "onnx_s": 1.0, "ratio": 2.0}})
     assert decide(u2netp, "cpu").engine == "onnx"
     # bf16 asked for: ONNX Runtime runs fp32 only here, so auto gives torch whatever the table says
     assert decide(u2netp, "cpu", precision="bf16").engine == "torch"
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx512")  # another fingerprint: not this measurement
-    assert choice.measured("u2netp") is None
-    assert "x86_64-avx512" in choice.fingerprint() and "torch" in choice.fingerprint()
+    assert plan.measured("u2netp") is None
+    assert "x86_64-avx512" in plan.fingerprint() and "torch" in plan.fingerprint()
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")
-    choice.own_table_path().write_text("not json")  # a damaged table is no table: the shipped one decides
-    assert choice.measured("u2netp")[1] == "shipped for x86_64-avx2"
+    plan.own_table_path().write_text("not json")  # a damaged table is no table: the shipped one decides
+    assert plan.measured("u2netp")[1] == "shipped for x86_64-avx2"
 
 
 def _own_exports() -> None:
@@ -102,10 +102,10 @@ def test_an_unmeasured_machine_measures_once_on_first_use_and_keeps_it(shared, m
     assert len(measured) == 1 and "measuring torch and ONNX Runtime for u2netp" in err
     assert "measured u2netp's engines in " in err and " that its first use takes anyway." in err
     assert err.count("exporting u2netp to ONNX") == 1  # its 320 x 320 export is the one its ONNX engine runs
-    row = json.loads(choice.own_table_path().read_text())[choice.fingerprint()]["u2netp"]
+    row = json.loads(plan.own_table_path().read_text())[plan.fingerprint()]["u2netp"]
     assert row["torch_s"] > 0 and row["onnx_s"] > 0 and row["input"] == [320, 320] and row["export_kept"]
     assert row["cost_s"] > row["load_s"] > 0
-    assert first.plan.engine == choice.winner(row) and "on first use here" in first.plan.why("engine")
+    assert first.plan.engine == plan.winner(row) and "on first use here" in first.plan.why("engine")
     assert first.backend.startswith(first.plan.engine)
     for _ in range(3):
         assert cache.get("u2netp", "segment", "cpu", weights) is first
@@ -122,9 +122,9 @@ def test_a_model_whose_input_follows_the_photo_is_measured_at_a_size_it_takes(sh
     monkeypatch.setenv("MATTEKIT_ENGINE_TABLE", "hidden")
     weights = shared / "weights" / "modnet_photographic_portrait_matting.onnx"
     predictor = runtime.ModelCache().get("modnet-portrait", "matte", "cpu", weights)
-    row = json.loads(choice.own_table_path().read_text())[choice.fingerprint()]["modnet-portrait"]
-    assert all(v % 32 == 0 for v in row["input"]) and row["input"][0] * row["input"][1] <= choice.MEASURE_PIXELS
-    assert predictor.plan.engine == choice.winner(row) and "on first use here" in predictor.plan.why("engine")
+    row = json.loads(plan.own_table_path().read_text())[plan.fingerprint()]["modnet-portrait"]
+    assert all(v % 32 == 0 for v in row["input"]) and row["input"][0] * row["input"][1] <= measure.MEASURE_PIXELS
+    assert predictor.plan.engine == plan.winner(row) and "on first use here" in predictor.plan.why("engine")
 
 
 @pytest.mark.needs_data
@@ -133,10 +133,11 @@ def test_a_net_larger_than_the_measurement_gets_its_engine_export_from_the_measu
     160 x 160 measurement) is measured on a dynamic export, and its ONNX engine's static export is made from that one,
     not traced again: one export on first use, whose answer is a fresh static export's."""
     monkeypatch.setenv("MATTEKIT_ENGINE_TABLE", "hidden")
-    monkeypatch.setattr(choice, "MEASURE_PIXELS", 160 * 160)
+    monkeypatch.setattr(measure, "MEASURE_PIXELS", 160 * 160)
     _own_exports()
     from mattekit import engines
-    from mattekit.engines.loading import export_recipe, load_net, measure_engines
+    from mattekit.engines.loading import export_recipe, load_net
+    from mattekit.engines.measure import measure_engines
     from mattekit.engines.onnx import OnnxEngine, export_onnx
 
     entry, weights = catalog.load().get("u2netp"), shared / "weights" / "u2netp.onnx"
@@ -202,9 +203,9 @@ def test_bench_engines_measures_prints_and_saves(shared, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "CPU class test-class" in out and "sinet-portrait" in out and "saved for this machine" in out
-    row = json.loads(choice.own_table_path().read_text())[choice.fingerprint()]["sinet-portrait"]
+    row = json.loads(plan.own_table_path().read_text())[plan.fingerprint()]["sinet-portrait"]
     assert row["torch_s"] > 0 and row["onnx_s"] > 0 and row["max_diff"] < 1e-4
-    assert decide(catalog.load().get("sinet-portrait"), "cpu").engine == choice.winner(row)
+    assert decide(catalog.load().get("sinet-portrait"), "cpu").engine == plan.winner(row)
 
 
 @pytest.mark.needs_data
@@ -215,7 +216,7 @@ def test_doctor_measure_times_the_models_here_and_shows_their_plans(shared, caps
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     assert main(["doctor", "--task", "segment"]) == 0
     out = capsys.readouterr().out
-    assert "hidden ($MATTEKIT_ENGINE_TABLE=hidden)" in out and plan.EVIDENCE in out and choice.fingerprint() in out
+    assert "hidden ($MATTEKIT_ENGINE_TABLE=hidden)" in out and plan.EVIDENCE in out and plan.fingerprint() in out
     monkeypatch.setattr(catalog.Catalog, "availability",
                         lambda self, entry: "in mirror" if entry.name == "sinet-portrait" else "missing")
     assert main(["doctor", "--task", "segment", "--measure"]) == 0

@@ -18,7 +18,7 @@ from mattekit.engines import policy
 from mattekit.engines.plan import decide
 from mattekit.engines.cpu_graph import max_pool_2x2
 from mattekit.engines.torch_engine import select_output
-from mattekit.engines.winograd import winograd_f2, winograd_f2_weights
+from mattekit.engines.cpu_graph import winograd_f2, winograd_f2_weights
 from mattekit.errors import MattekitError
 
 
@@ -174,13 +174,13 @@ def test_a_model_marked_cpu_bf16_runs_in_bf16_on_torch_where_the_cpu_has_it(monk
     asked backend or precision wins."""
     import dataclasses
 
-    from mattekit.engines import choice
+    from mattekit.engines import plan
 
     monkeypatch.setenv("MATTEKIT_CPU_BF16", native)
     isnet = dataclasses.replace(catalog.load().get("isnet-general-use"), cpu_bf16=True)
     u2netp = catalog.load().get("u2netp")
-    found = choice.measured("isnet-general-use")
-    fp32_engine = choice.winner(found[0]) if found else "onnx"
+    found = plan.measured("isnet-general-use")
+    fp32_engine = plan.winner(found[0]) if found else "onnx"
     if not policy.onnx_available():
         fp32_engine = "torch"
     want = ("torch", "bf16") if native == "1" else (fp32_engine, "fp32")
