@@ -2,6 +2,7 @@
 and for segmentation the same alpha as ``predict_mask``."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -287,10 +288,14 @@ def test_bench_speed_whole_sequence_roto_and_remove(shared, monkeypatch, tmp_pat
     assert len(rows) == 2 and all(v > 0 for r in rows.values() for v in r), out
     assert "mattekit roto / mattekit remove --result alpha:" in out
     assert "5 frames from" in out and "(played forwards and backwards)" in out
+    first = re.search(r"first use, before the rounds and not in their figures: mattekit roto ([0-9.]+) s, "
+                      r"mattekit remove --result alpha ([0-9.]+) s", out)
+    assert first and all(float(v) > 0 for v in first.groups()), out
     import json
 
     figures = json.loads((tmp_path / "figures.json").read_text())
     assert figures["images"] == 5 and figures["summary"]["mattekit roto"]["peak_mb"] > 0
+    assert len(figures["summary"]["mattekit roto"]["runs"]) == 1 and figures["first_use"]["mattekit roto"]["seconds"] > 0
 
 
 @pytest.mark.slow

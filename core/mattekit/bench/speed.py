@@ -65,7 +65,8 @@ def add_parser(kinds) -> None:
                    "not, so it is off by default: both tools then do the same work)")
     p.add_argument("--whole", action="store_true", help="time whole commands instead, each in a fresh process: "
                    "`mattekit remove` with its defaults, with --no-refine --no-matting, and rembg's `rembg p` loop, "
-                   "in turns (--repeat rounds); images/s and peak RSS of each, and their ratios")
+                   "in turns (--repeat rounds, after one first use of each, timed apart); images/s and peak RSS of each, "
+                   "and their ratios")
     p.add_argument("--photo", metavar="WxH", help="with --whole: one photo of this size (the folder's first image "
                    "resized, e.g. 8660x5774 for 50 MP) instead of the folder")
     p.add_argument("--sequence", metavar="FOLDER", help="with --whole: a folder of frames (e.g. a DAVIS shot): "
