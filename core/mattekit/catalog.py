@@ -218,7 +218,8 @@ def _check_facts(name: str, entry: ModelEntry) -> None:
                          "a model takes one sizing rule: size, short_side or ref_size.")
     backends = entry.backends
     if not isinstance(backends, tuple) or not backends or any(b not in BACKENDS for b in backends):
-        raise ValueError(f"catalog entry {name!r} names backends {list(backends) if isinstance(backends, tuple) else backends!r}; "
+        shown = list(backends) if isinstance(backends, tuple) else backends
+        raise ValueError(f"catalog entry {name!r} names backends {shown!r}; "
                          f"choose one or more of {', '.join(BACKENDS)}.")
     if entry.onnx_as_is and (entry.input.size is None or entry.recurrent):
         raise ValueError(f"catalog entry {name!r} sets onnx_as_is without a fixed input size or on a recurrent net; "
@@ -325,7 +326,8 @@ CATALOG_PATH = Path(__file__).resolve().with_name("catalog.toml")  # package dat
 @lru_cache(maxsize=4)
 def load(path: str | None = None) -> Catalog:
     """The catalog at ``path``, else ``$MATTEKIT_CATALOG``, else the packaged ``mattekit/catalog.toml``, with the
-    default models the user pinned in the config file (:func:`mattekit.settings.pinned_defaults`)."""
+    default models the user pinned in the config file (:func:`mattekit.settings.pinned_defaults`). A file that
+    cannot be read or whose rows do not hold (:func:`parse`'s ValueError): one MattekitError sentence."""
     from .settings import config_path, pinned_defaults
 
     path = Path(path or os.environ.get("MATTEKIT_CATALOG") or CATALOG_PATH)
@@ -334,4 +336,7 @@ def load(path: str | None = None) -> Catalog:
     except OSError as exc:
         raise MattekitError(f"Cannot read the model catalog {path} ({exc.strerror or exc}); "
                             "check MATTEKIT_CATALOG or reinstall mattekit.") from None
-    return parse(text, pinned_defaults(), str(config_path()))
+    try:
+        return parse(text, pinned_defaults(), str(config_path()))
+    except ValueError as exc:  # a TOML syntax error too
+        raise MattekitError(f"The model catalog {path} is not valid: {exc}".rstrip(".") + ".") from None

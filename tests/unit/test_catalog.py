@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -179,8 +180,25 @@ def test_unknown_model_and_wrong_task_are_sentences():
 def test_malformed_catalog_is_refused(tmp_path):
     bad = tmp_path / "catalog.toml"
     bad.write_text('[models.x]\ntask = "segment"\nnet = "u2net:U2NETP"\n')
-    with pytest.raises(ValueError, match="malformed"):
+    with pytest.raises(MattekitError, match=f"^The model catalog {bad} is not valid: catalog entry 'x' is malformed"):
         catalog.load(str(bad))
+
+
+def test_a_catalog_of_the_users_that_does_not_hold_is_one_sentence(tmp_path):
+    """``$MATTEKIT_CATALOG`` naming a catalog whose row sets two sizing rules: the command ends with that one
+    sentence and a non-zero exit, not an internal error."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "catalog.toml"
+    bad.write_text(catalog.CATALOG_PATH.read_text(encoding="utf-8").replace(
+        "input = { size = [320, 320],", "input = { size = [320, 320], ref_size = 512,", 1), encoding="utf-8")
+    env = {**os.environ, "MATTEKIT_CATALOG": str(bad), "PYTHONPATH": str(Path(catalog.__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-m", "mattekit", "models", "list"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0 and done.stderr.strip() == (
+        f"mattekit: error: The model catalog {bad} is not valid: catalog entry 'u2net' sets size and ref_size in its "
+        "input; a model takes one sizing rule: size, short_side or ref_size."), done.stderr
 
 
 def test_a_key_the_entry_does_not_declare_is_refused(tmp_path):
