@@ -57,12 +57,12 @@ class InputSpec:
     value_scale: float = 1.0  # SR nets fed on 0..255 (RFDN) use 255
 
     def sizing(self) -> tuple[str, ...]:
-        """The sizing fields set ("size", "short_side", "ref_size"); a catalog row sets at most one."""
-        return tuple(k for k in ("size", "short_side", "ref_size") if getattr(self, k) is not None)
+        """The sizing fields set, of "size", "ref_size", "short_side" in that order; a catalog row sets at most one."""
+        return tuple(k for k in ("size", "ref_size", "short_side") if getattr(self, k) is not None)
 
     def net_size(self, height: int, width: int) -> tuple[int, int]:
         """The (H, W) in pixels the net sees for a ``height`` x ``width`` image, by the rule of the sizing field
-        set (:meth:`sizing`, the first where several are)."""
+        set (the first of :meth:`sizing` where several are)."""
         if self.size is not None:
             return self.size
         if self.ref_size is not None:
@@ -215,7 +215,7 @@ def _check_facts(name: str, entry: ModelEntry) -> None:
     """ValueError, one sentence, for a row whose sizing, backends or onnx_as_is cannot hold."""
     if len(entry.input.sizing()) > 1:
         raise ValueError(f"catalog entry {name!r} sets {' and '.join(entry.input.sizing())} in its input; "
-                         "a model takes one sizing rule: size, short_side or ref_size.")
+                         "a model takes one sizing rule: size, ref_size or short_side.")
     backends = entry.backends
     if not isinstance(backends, tuple) or not backends or any(b not in BACKENDS for b in backends):
         shown = list(backends) if isinstance(backends, tuple) else backends

@@ -198,7 +198,7 @@ def test_a_catalog_of_the_users_that_does_not_hold_is_one_sentence(tmp_path):
                           text=True, timeout=120)
     assert done.returncode != 0 and done.stderr.strip() == (
         f"mattekit: error: The model catalog {bad} is not valid: catalog entry 'u2net' sets size and ref_size in its "
-        "input; a model takes one sizing rule: size, short_side or ref_size."), done.stderr
+        "input; a model takes one sizing rule: size, ref_size or short_side."), done.stderr
 
 
 def test_a_key_the_entry_does_not_declare_is_refused(tmp_path):
@@ -231,7 +231,7 @@ def test_the_sizing_rule_is_the_one_of_the_field_a_row_sets():
 
 @pytest.mark.parametrize("change, said", [
     ('input = { size = [320, 320], ref_size = 512,', "catalog entry 'u2netp' sets size and ref_size in its input; "
-                                                     "a model takes one sizing rule: size, short_side or ref_size."),
+                                                     "a model takes one sizing rule: size, ref_size or short_side."),
     ('backends = ["torch", "cuda"]\ninput = { size = [320, 320],',
      "catalog entry 'u2netp' names backends ['torch', 'cuda']; choose one or more of torch, onnx."),
     ('backends = []\ninput = { size = [320, 320],', "catalog entry 'u2netp' names backends []; choose one or more of"),
