@@ -6,6 +6,7 @@ facts. Adding a model means adding a table to the TOML file (plus a net family i
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,16 +23,17 @@ from .errors import MattekitError
 from .weights import WeightFile
 
 TASKS = ("segment", "matte", "upscale", "depth", "prompt")  # prompt: promptable models (SAM 2.1) answering hints
+BACKENDS = ("torch", "onnx")  # the engines a model may run on (ModelEntry.backends)
 
 
 @dataclass(frozen=True)
 class InputSpec:
     """How an sRGB float image in [0,1] becomes the network's input tensor.
 
-    Sizing, read by the net family's input-size rule (:class:`mattekit.nets.descriptor.Family`): ``size`` = fixed
-    (H, W), aspect not kept; otherwise the image keeps its own size (shrunk, aspect kept, until its long side is
-    at most ``max_side`` when one is given) floored to a ``multiple``; ``short_side`` (depth_anything) and
-    ``ref_size`` (modnet) are the parameters of those families' own rules. ``resize``: "bilinear", "area", "cubic", "lanczos" (PIL's, as rembg) or "torch-area" (PyTorch's area mode).
+    Sizing (:meth:`net_size`), by the one sizing field a row sets: ``size`` = fixed (H, W), aspect not kept;
+    ``ref_size`` = MODNet's demo rule; ``short_side`` = Depth Anything's; none = the image's own size (shrunk,
+    aspect kept, until its long side is at most ``max_side`` when one is given) floored to a ``multiple``.
+    ``resize``: "bilinear", "area", "cubic", "lanczos" (PIL's, as rembg) or "torch-area" (PyTorch's area mode).
     ``eight_bit``: the reference pipeline reads an 8-bit picture, so every source is first rounded to 8-bit levels
     (:func:`mattekit.ops.pixels.quantise`): a float, 16-bit or linear copy of an 8-bit picture gives the 8-bit
     picture's input, and an 8-bit source is taken as it is. Values: colour order, optional division by the image's
@@ -53,6 +55,47 @@ class InputSpec:
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     extra_scale: float = 1.0
     value_scale: float = 1.0  # SR nets fed on 0..255 (RFDN) use 255
+
+    def sizing(self) -> tuple[str, ...]:
+        """The sizing fields set, of "size", "ref_size", "short_side" in that order; a catalog row sets at most one."""
+        return tuple(k for k in ("size", "ref_size", "short_side") if getattr(self, k) is not None)
+
+    def net_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (H, W) in pixels the net sees for a ``height`` x ``width`` image, by the rule of the sizing field
+        set (the first of :meth:`sizing` where several are)."""
+        if self.size is not None:
+            return self.size
+        if self.ref_size is not None:
+            return self._ref_size_rule(height, width)
+        if self.short_side is not None:
+            return self._short_side_rule(height, width)
+        m = self.multiple
+        if self.max_side is not None and max(height, width) > self.max_side:
+            scale = self.max_side / max(height, width)
+            height, width = round(height * scale), round(width * scale)
+        return height - height % m or m, width - width % m or m
+
+    def _ref_size_rule(self, height: int, width: int) -> tuple[int, int]:
+        """MODNet's demo: an image whose sides are not both within ``ref_size`` is scaled (aspect kept) so its short
+        side is ``ref_size``; then each side is floored to ``multiple`` (at least one multiple)."""
+        ref, m = self.ref_size, self.multiple
+        if max(height, width) < ref or min(height, width) > ref:
+            if width >= height:
+                height, width = ref, int(width / height * ref)
+            else:
+                height, width = int(height / width * ref), ref
+        return max(m, height - height % m), max(m, width - width % m)
+
+    def _short_side_rule(self, height: int, width: int) -> tuple[int, int]:
+        """Depth Anything's: aspect kept, the short side scaled to ``short_side``, each side rounded to the nearest
+        ``multiple`` but never below ``short_side`` when it reached it."""
+        scale, m = self.short_side / min(height, width), self.multiple
+
+        def fit(x: float) -> int:
+            y = int(round(x / m) * m)
+            return y if y >= self.short_side or x < self.short_side else int(math.ceil(x / m) * m)
+
+        return fit(height * scale), fit(width * scale)
 
 
 @dataclass(frozen=True)
@@ -101,6 +144,14 @@ class Terms:
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """One catalog row (``[models.NAME]`` in catalog.toml); the comment beside each field says what it means.
+
+    backends: the engines the model may run on, of :data:`BACKENDS` (SAM 2.1: torch only, no single-tensor forward
+    to export). onnx_as_is: an .onnx file of its weights runs through ONNX Runtime as it is
+    (:func:`mattekit.engines.from_onnx_file`) rather than being mapped onto the net: its net has layers
+    :mod:`mattekit.onnx_import` cannot map, takes a fixed input size and is not recurrent (rembg's BiRefNet files;
+    tests/unit/test_catalog.py checks the flag against the net of every row)."""
+
     name: str
     task: str
     description: str
@@ -123,6 +174,8 @@ class ModelEntry:
     edge_matting: bool = True  # segment: remove / select-subject matte the mask's uncertain edge by default (measured)
     overlap: int | None = None  # upscale: pixels tiles overlap by so that tiled = untiled (None: the default)
     temporal: dict = field(default_factory=dict)  # sequences: fields of mattekit.roto.temporal.TemporalOptions it overrides
+    backends: tuple[str, ...] = BACKENDS  # the engines it may run on; one: pinned to it
+    onnx_as_is: bool = False  # an .onnx file of its weights runs as it is, not mapped onto the net
 
     @property
     def weights(self) -> WeightFile:
@@ -144,6 +197,8 @@ def _entry(name: str, table: dict, terms: dict[str, Terms]) -> ModelEntry:
                 spec_in[key] = tuple(spec_in[key])
         if "index" in spec_out:
             spec_out["index"] = tuple(spec_out["index"])
+        if isinstance(table.get("backends"), list):
+            table["backends"] = tuple(table["backends"])
         entry = ModelEntry(name=name, files=files, input=InputSpec(**spec_in), output=OutputSpec(**spec_out), **table)
     except (KeyError, TypeError) as exc:
         raise ValueError(f"catalog entry {name!r} is malformed: {exc}") from exc
@@ -152,7 +207,23 @@ def _entry(name: str, table: dict, terms: dict[str, Terms]) -> ModelEntry:
     if entry.net.partition(":")[0] not in nets.names():
         raise ValueError(f"catalog entry {name!r} names net {entry.net!r} of no registered family "
                          f"({', '.join(nets.names())})")
+    _check_facts(name, entry)
     return entry
+
+
+def _check_facts(name: str, entry: ModelEntry) -> None:
+    """ValueError, one sentence, for a row whose sizing, backends or onnx_as_is cannot hold."""
+    if len(entry.input.sizing()) > 1:
+        raise ValueError(f"catalog entry {name!r} sets {' and '.join(entry.input.sizing())} in its input; "
+                         "a model takes one sizing rule: size, ref_size or short_side.")
+    backends = entry.backends
+    if not isinstance(backends, tuple) or not backends or any(b not in BACKENDS for b in backends):
+        shown = list(backends) if isinstance(backends, tuple) else backends
+        raise ValueError(f"catalog entry {name!r} names backends {shown!r}; "
+                         f"choose one or more of {', '.join(BACKENDS)}.")
+    if entry.onnx_as_is and (entry.input.size is None or entry.recurrent):
+        raise ValueError(f"catalog entry {name!r} sets onnx_as_is without a fixed input size or on a recurrent net; "
+                         "only a fixed-size, non-recurrent model runs an .onnx file as it is.")
 
 
 @dataclass(frozen=True)
@@ -255,7 +326,8 @@ CATALOG_PATH = Path(__file__).resolve().with_name("catalog.toml")  # package dat
 @lru_cache(maxsize=4)
 def load(path: str | None = None) -> Catalog:
     """The catalog at ``path``, else ``$MATTEKIT_CATALOG``, else the packaged ``mattekit/catalog.toml``, with the
-    default models the user pinned in the config file (:func:`mattekit.settings.pinned_defaults`)."""
+    default models the user pinned in the config file (:func:`mattekit.settings.pinned_defaults`). A file that
+    cannot be read or whose rows do not hold (:func:`parse`'s ValueError): one MattekitError sentence."""
     from .settings import config_path, pinned_defaults
 
     path = Path(path or os.environ.get("MATTEKIT_CATALOG") or CATALOG_PATH)
@@ -264,4 +336,7 @@ def load(path: str | None = None) -> Catalog:
     except OSError as exc:
         raise MattekitError(f"Cannot read the model catalog {path} ({exc.strerror or exc}); "
                             "check MATTEKIT_CATALOG or reinstall mattekit.") from None
-    return parse(text, pinned_defaults(), str(config_path()))
+    try:
+        return parse(text, pinned_defaults(), str(config_path()))
+    except ValueError as exc:  # a TOML syntax error too
+        raise MattekitError(f"The model catalog {path} is not valid: {exc}".rstrip(".") + ".") from None

@@ -19,7 +19,7 @@ from . import nets, settings, weights
 from .ops.pixels import quantise
 from .ops.resizing import resize
 from .engines import gpus, threads
-from .engines.loading import build, input_size
+from .engines.loading import build
 from .engines.measure import measure_engines
 from .engines.plan import Plan, decide
 from .catalog import ModelEntry
@@ -42,7 +42,7 @@ def prepare_array(entry: ModelEntry, image: np.ndarray) -> np.ndarray:
     spec = entry.input
     if spec.eight_bit:  # one quantisation for every source: a float on the 8-bit grid gives the 8-bit answer
         image = quantise(image[..., :3], 8)
-    image = resize(image[..., :3], *input_size(entry, *image.shape[:2]), spec.resize)
+    image = resize(image[..., :3], *spec.net_size(*image.shape[:2]), spec.resize)
     if spec.quantize_uint8:
         image = np.floor(np.clip(image, 0, 1) * 255.0) / 255.0
     if spec.divide_by_max:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
 
 from mattekit import catalog, nets, weights
 from mattekit.errors import MattekitError
-from mattekit.nets.descriptor import own_size
 
 
 # Each catalog entry's official key list(s) here: a conformance manifest (the upstream state dict's keys, shapes
@@ -180,8 +180,25 @@ def test_unknown_model_and_wrong_task_are_sentences():
 def test_malformed_catalog_is_refused(tmp_path):
     bad = tmp_path / "catalog.toml"
     bad.write_text('[models.x]\ntask = "segment"\nnet = "u2net:U2NETP"\n')
-    with pytest.raises(ValueError, match="malformed"):
+    with pytest.raises(MattekitError, match=f"^The model catalog {bad} is not valid: catalog entry 'x' is malformed"):
         catalog.load(str(bad))
+
+
+def test_a_catalog_of_the_users_that_does_not_hold_is_one_sentence(tmp_path):
+    """``$MATTEKIT_CATALOG`` naming a catalog whose row sets two sizing rules: the command ends with that one
+    sentence and a non-zero exit, not an internal error."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "catalog.toml"
+    bad.write_text(catalog.CATALOG_PATH.read_text(encoding="utf-8").replace(
+        "input = { size = [320, 320],", "input = { size = [320, 320], ref_size = 512,", 1), encoding="utf-8")
+    env = {**os.environ, "MATTEKIT_CATALOG": str(bad), "PYTHONPATH": str(Path(catalog.__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-m", "mattekit", "models", "list"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0 and done.stderr.strip() == (
+        f"mattekit: error: The model catalog {bad} is not valid: catalog entry 'u2net' sets size and ref_size in its "
+        "input; a model takes one sizing rule: size, ref_size or short_side."), done.stderr
 
 
 def test_a_key_the_entry_does_not_declare_is_refused(tmp_path):
@@ -192,13 +209,81 @@ def test_a_key_the_entry_does_not_declare_is_refused(tmp_path):
 
 
 def test_each_entry_agrees_with_its_net_family():
-    """A recurrent row's family steps frame by frame; a non-recurrent one's does not; the sizing fields a row
-    sets beyond the default rule's are read by its family's own rule."""
+    """A recurrent row's family steps frame by frame; a non-recurrent one's does not."""
     for entry in catalog.load().models.values():
-        family = nets.family(entry.net)
-        assert entry.recurrent == (family.step is not None), entry.name
-        if entry.input.ref_size is not None or entry.input.short_side is not None:
-            assert family.input_size is not own_size, entry.name
+        assert entry.recurrent == (nets.family(entry.net).step is not None), entry.name
+
+
+def test_the_sizing_rule_is_the_one_of_the_field_a_row_sets():
+    """One image, one multiple, four specs: ``size`` gives itself; ``ref_size`` MODNet's demo rule (a 1000 x 2000
+    photo: short side to 512); ``short_side`` Depth Anything's (short side to 518 in multiples of 14); neither
+    the photo's own size floored to the multiple (shrunk to ``max_side`` where given). No family is asked."""
+    assert catalog.InputSpec(size=(320, 320), multiple=14).net_size(1000, 2000) == (320, 320)
+    assert catalog.InputSpec(ref_size=512, multiple=14).net_size(1000, 2000) == (504, 1022)
+    assert catalog.InputSpec(short_side=518, multiple=14).net_size(1000, 2000) == (518, 1036)
+    assert catalog.InputSpec(multiple=14).net_size(1000, 2000) == (994, 1988)
+    assert catalog.InputSpec(multiple=14, max_side=1000).net_size(1000, 2000) == (490, 1000 - 1000 % 14)
+    cat = catalog.load()
+    assert cat.get("modnet-portrait").input.sizing() == ("ref_size",)
+    assert cat.get("depth-anything-v2-small").input.sizing() == ("short_side",)
+    assert cat.get("u2netp").input.sizing() == ("size",) and cat.get("birefnet-dynamic").input.sizing() == ()
+
+
+@pytest.mark.parametrize("change, said", [
+    ('input = { size = [320, 320], ref_size = 512,', "catalog entry 'u2netp' sets size and ref_size in its input; "
+                                                     "a model takes one sizing rule: size, ref_size or short_side."),
+    ('backends = ["torch", "cuda"]\ninput = { size = [320, 320],',
+     "catalog entry 'u2netp' names backends ['torch', 'cuda']; choose one or more of torch, onnx."),
+    ('backends = []\ninput = { size = [320, 320],', "catalog entry 'u2netp' names backends []; choose one or more of"),
+    ('backends = "torch"\ninput = { size = [320, 320],', "catalog entry 'u2netp' names backends 'torch'; choose"),
+    ('onnx_as_is = true\ninput = { multiple = 32,', "catalog entry 'u2netp' sets onnx_as_is without a fixed input "
+                                                    "size or on a recurrent net; only a fixed-size, non-recurrent"),
+], ids=["two sizing rules", "unknown backend", "no backend", "backends not a list", "as-is without a fixed size"])
+def test_a_row_whose_sizing_backends_or_onnx_flag_cannot_hold_is_one_sentence(change, said):
+    """The catalog check refuses a row with two sizing rules, an engine of no name it knows (or none), and an
+    ``onnx_as_is`` on a model without a fixed input size."""
+    text = catalog.CATALOG_PATH.read_text(encoding="utf-8")
+    start = text.index("[models.u2netp]")
+    row = text[start:text.index("\n[", start + 1)]
+    before = row[row.index("input = {"):].split(" eight_bit")[0]
+    text = text[:start] + row.replace(before, change, 1) + text[start + len(row):]
+    with pytest.raises(ValueError) as caught:
+        catalog.parse(text)
+    assert str(caught.value).startswith(said) and len(str(caught.value).splitlines()) == 1, caught.value
+
+
+def test_the_engines_a_model_runs_on_are_its_rows():
+    """SAM 2.1's rows pin torch (``backends = ["torch"]``): the plan runs them on torch even when ONNX Runtime is
+    asked; every other row may run on either, and a row of any family that says ``backends = ["torch"]`` is pinned."""
+    from mattekit.engines.plan import decide, pinned_backend
+
+    cat = catalog.load()
+    for entry in cat.models.values():
+        pinned = entry.net.startswith("sam2:")
+        assert entry.backends == (("torch",) if pinned else ("torch", "onnx")), entry.name
+        assert pinned_backend(entry) == ("torch" if pinned else None), entry.name
+    assert decide(cat.get("sam2.1-hiera-tiny"), "cpu", "onnx").engine == "torch"
+    text = catalog.CATALOG_PATH.read_text(encoding="utf-8").replace(
+        '[models.u2netp]\n', '[models.u2netp]\nbackends = ["torch"]\n', 1)
+    u2netp = catalog.parse(text).get("u2netp")
+    assert pinned_backend(u2netp) == "torch" and decide(u2netp, "cpu", "onnx").engine == "torch"
+
+
+def test_each_rows_onnx_as_is_is_what_its_net_says():
+    """``onnx_as_is`` is declared; here it is checked against the net of EVERY row: an .onnx file runs as it is
+    exactly where the model takes a fixed input size, is not recurrent, and its net (built on the meta device:
+    nothing allocated) has a layer :mod:`mattekit.onnx_import` cannot map."""
+    torch = pytest.importorskip("torch")
+    from mattekit.onnx_import import unmapped_layer
+
+    declared = set()
+    for entry in catalog.load().models.values():
+        with torch.device("meta"):
+            probe = nets.build(entry.net, **entry.kwargs)
+        runs = entry.input.size is not None and not entry.recurrent and unmapped_layer(probe) is not None
+        assert entry.onnx_as_is == runs, entry.name
+        declared |= {entry.name} if entry.onnx_as_is else set()
+    assert {"birefnet-general", "birefnet-hr"} <= declared and "birefnet-dynamic" not in declared
 
 
 # rembg's own pins (pooch "md5:..." in rembg/sessions/u2net.py, u2netp.py, u2net_human_seg.py, dis_general_use.py)

@@ -4,25 +4,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mattekit import catalog, nets, runtime
+from mattekit import catalog, runtime
 from mattekit.catalog import InputSpec
 from mattekit.errors import MattekitError
 
 
 def test_input_size_policies():
-    assert nets.family("u2net").input_size(InputSpec(size=(320, 320)), 480, 640) == (320, 320)
+    assert InputSpec(size=(320, 320)).net_size(480, 640) == (320, 320)
     # Depth Anything: keep aspect, short side >= 518, multiples of 14.
-    h, w = nets.family("depth_anything").input_size(InputSpec(short_side=518, multiple=14), 480, 640)
+    h, w = InputSpec(short_side=518, multiple=14).net_size(480, 640)
     assert h % 14 == 0 and w % 14 == 0 and min(h, w) >= 518 and abs(w / h - 640 / 480) < 0.05
     # MODNet: inside the reference size nothing changes but the multiple of 32.
-    assert nets.family("modnet").input_size(InputSpec(ref_size=512, multiple=32), 400, 600) == (384, 576)
-    assert nets.family("modnet").input_size(InputSpec(ref_size=512, multiple=32), 1000, 2000) == (512, 1024)
+    assert InputSpec(ref_size=512, multiple=32).net_size(400, 600) == (384, 576)
+    assert InputSpec(ref_size=512, multiple=32).net_size(1000, 2000) == (512, 1024)
     # BiRefNet_dynamic: the photo's own size floored to multiples of 32, shrunk (aspect kept) to a long side <= 2304
-    dynamic = catalog.load().get("birefnet-dynamic")
-    assert runtime.input_size(dynamic, 6000, 8000) == (1728, 2304)  # 50 MP 4:3
-    assert runtime.input_size(dynamic, 8000, 6000) == (2304, 1728)
-    assert runtime.input_size(dynamic, 450, 600) == (448, 576)  # small photos at (about) their own size
-    assert runtime.input_size(dynamic, 20, 30) == (32, 32)
+    dynamic = catalog.load().get("birefnet-dynamic").input
+    assert dynamic.net_size(6000, 8000) == (1728, 2304)  # 50 MP 4:3
+    assert dynamic.net_size(8000, 6000) == (2304, 1728)
+    assert dynamic.net_size(450, 600) == (448, 576)  # small photos at (about) their own size
+    assert dynamic.net_size(20, 30) == (32, 32)
     assert catalog.load().get("birefnet-hr").input.size == (2048, 2048)
 
 

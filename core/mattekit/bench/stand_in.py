@@ -29,7 +29,7 @@ def stand_in_state(entry) -> dict:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         net = nets.build(entry.net, **entry.kwargs).eval()
-        _calibrate_norms(net, family, family.input_size(entry.input, *CALIBRATION_PHOTO))
+        _calibrate_norms(net, family, entry.input.net_size(*CALIBRATION_PHOTO))
     state = {key: value.detach().clone() for key, value in net.state_dict().items()}
     bad = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
     if bad:

@@ -159,14 +159,13 @@ def _import(args) -> int:
 
 def _check_loads(entry: catalog.ModelEntry, source) -> None:
     """WeightsError unless ``source`` loads into ``entry``'s network with every key matching; an .onnx file that
-    runs as it is (:func:`mattekit.engines.loading.runs_as_is`) must load in ONNX Runtime and take the catalog's input size."""
+    runs as it is (the catalog's ``onnx_as_is``) must load in ONNX Runtime and take the catalog's input size."""
     from pathlib import Path
 
     from .. import engines, nets
-    from ..engines.loading import runs_as_is
     from ..errors import WeightsError
 
-    if Path(source).suffix.lower() == ".onnx" and runs_as_is(entry):
+    if Path(source).suffix.lower() == ".onnx" and entry.onnx_as_is:
         shape = engines.from_onnx_file(source).runner.session.get_inputs()[0].shape
         if len(shape) != 4 or any(isinstance(v, int) and v != want for v, want in zip(shape[2:], entry.input.size)):
             raise WeightsError(f"{source} takes inputs of shape {shape}, not the 1 x 3 x {entry.input.size[0]} x "

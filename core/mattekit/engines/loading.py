@@ -1,5 +1,5 @@
-"""A catalog model's pieces as the engines need them: its network input size, its weights file, its net loaded
-with them, its ONNX export's recipe, and :func:`build`, the engine a plan names."""
+"""A catalog model's pieces as the engines need them: its weights file, its net loaded with them, its ONNX export's
+recipe, and :func:`build`, the engine a plan names."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,16 +9,7 @@ import numpy as np
 from .. import nets, weights
 from ..catalog import ModelEntry
 from ..errors import MattekitError
-from ..nets.descriptor import own_size
 from . import threads
-
-
-def input_size(entry: ModelEntry, height: int, width: int) -> tuple[int, int]:
-    """The (H, W) in pixels ``entry``'s network sees for an image of ``height`` x ``width`` pixels (its
-    family's rule, :attr:`mattekit.nets.descriptor.Family.input_size`, on the catalog's ``[input]``)."""
-    if nets.plain(entry.net):
-        return own_size(entry.input, height, width)
-    return nets.family(entry.net).input_size(entry.input, height, width)
 
 
 def weights_file(entry: ModelEntry, weights_path: str | Path | None = None) -> Path:
@@ -28,7 +19,7 @@ def weights_file(entry: ModelEntry, weights_path: str | Path | None = None) -> P
 
 def export_recipe(entry: ModelEntry, path: Path) -> dict:
     """The keyword arguments that identify and shape ``entry``'s ONNX export (:func:`mattekit.engines.create`)."""
-    example = input_size(entry, 64, 64)
+    example = entry.input.net_size(64, 64)
     return dict(index=entry.output.index, weights_path=path, recipe={"net": entry.net, "kwargs": entry.kwargs},
                 example=tuple(-(-v // entry.pad_multiple) * entry.pad_multiple for v in example),
                 dynamic_size=entry.input.size is None)
@@ -80,32 +71,18 @@ def load_net(entry: ModelEntry, path: Path):
     return net.eval()
 
 
-def runs_as_is(entry: ModelEntry) -> bool:
-    """An .onnx file for ``entry`` runs through ONNX Runtime as it is (:func:`mattekit.engines.from_onnx_file`)
-    when the model takes a fixed input size and its module has layers :mod:`mattekit.onnx_import` cannot map
-    (looked at on the meta device: nothing allocated). The catalog's pre- and postprocessing apply either way."""
-    import torch
-
-    from ..onnx_import import unmapped_layer
-
-    if entry.input.size is None or entry.recurrent:
-        return False
-    with torch.device("meta"):
-        probe = nets.build(entry.net, **entry.kwargs)
-    return unmapped_layer(probe) is not None
-
-
 def build(entry: ModelEntry, plan):
     """(the engine ``plan`` names for ``entry``, the plan as built, the weights file): the weights fetched and checked
     (:func:`weights_file`), then :func:`mattekit.engines.create`; weights that are an ONNX release whose layers the
-    net does not take (rembg's BiRefNet files: :func:`runs_as_is`) run as they are, on ONNX Runtime on the CPU, and the
-    plan returned says so (:func:`mattekit.engines.plan.release_as_is`)."""
+    net does not take (rembg's BiRefNet files: the catalog's ``onnx_as_is``) run as they are, on ONNX Runtime on the
+    CPU (the catalog's pre- and postprocessing apply either way), and the plan returned says so
+    (:func:`mattekit.engines.plan.release_as_is`)."""
     from .. import engines
     from .plan import release_as_is
 
     path = weights_file(entry, plan.weights or None)
     made = export_recipe(entry, path)
     exported = plan.engine == "onnx" and engines.onnx_export_path(**made).is_file()  # then not a release as it is
-    if path.suffix.lower() == ".onnx" and not exported and runs_as_is(entry):
+    if path.suffix.lower() == ".onnx" and not exported and entry.onnx_as_is:
         return engines.from_onnx_file(path), release_as_is(plan, entry), path
     return engines.create(plan, lambda: load_net(entry, path), label=entry.name, **made), plan, path

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..catalog import ModelEntry
 from . import threads
-from .loading import export_recipe, input_size, load_net, weights_file
+from .loading import export_recipe, load_net, weights_file
 from .plan import fingerprint, own_table_path, read_table, winner
 
 MEASURE_PIXELS = 320 * 320  # a first-use measurement's input at most (the model's own input where smaller)
@@ -52,7 +52,7 @@ def _timed_engines(entry, weights_path: str | None) -> dict:
     from .. import engines
     from ..machine import cpu_info
 
-    h, w = input_size(entry, 768, 1024)
+    h, w = entry.input.net_size(768, 1024)
     scale = min(1.0, (MEASURE_PIXELS / (h * w)) ** 0.5)  # shrunk: sides of multiples of 32, which these nets take
     size = (h, w) if scale == 1.0 else tuple(max(32, int(v * scale) // 32 * 32) for v in (h, w))
     begin = time.perf_counter()

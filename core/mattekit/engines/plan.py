@@ -217,13 +217,9 @@ def check_memory(entry, kind: str) -> None:
 
 
 def pinned_backend(entry) -> str | None:
-    """The one backend ``entry``'s net family runs on ("torch" for SAM 2.1), or None where it runs on either."""
-    from .. import nets
-
-    if nets.plain(entry.net):
-        return None
-    backends = nets.family(entry.net).backends
-    return backends[0] if len(backends) == 1 else None
+    """The one backend catalog ``entry`` runs on (its ``backends``: "torch" for SAM 2.1), or None where it runs on
+    either."""
+    return entry.backends[0] if len(entry.backends) == 1 else None
 
 
 def compile_mode(asked: str | None, device_type: str) -> str:

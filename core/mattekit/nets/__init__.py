@@ -2,7 +2,7 @@
 
 No file I/O, no preprocessing, no device logic here. State-dict keys match the official checkpoints so they
 load with ``strict=True``. Each family module declares a ``FAMILY`` (:class:`.descriptor.Family`: its classes,
-input-size rule, ONNX trace call, recurrent step, backends). :func:`build` turns a catalog spec such as
+ONNX trace call, recurrent step, output maps). :func:`build` turns a catalog spec such as
 ``"u2net:U2NET"`` into a module. Importing this package loads no torch; :func:`family` imports a family's
 module on first use.
 """
@@ -24,8 +24,9 @@ _FAMILIES: dict[str, str | Family] = {name: f"{__name__}.{name}" for name in (
 
 # Families whose descriptor is plain (:attr:`.descriptor.Family.plain`): what the runtime needs of them is known
 # without importing their module, which imports torch, so a run on ONNX Runtime alone never imports it
-# (tests/unit/engines/test_engine_choice.py checks each against its FAMILY).
-PLAIN = frozenset({"u2net", "isnet", "csnet", "birefnet", "sinet", "extremec3", "srvgg", "rrdbnet", "rfdn"})
+# (tests/unit/engines/test_without_torch.py checks each against its FAMILY).
+PLAIN = frozenset({"u2net", "isnet", "csnet", "birefnet", "sinet", "extremec3", "modnet", "sam2", "srvgg", "rrdbnet",
+                   "rfdn"})
 
 
 def plain(name: str) -> bool:

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .descriptor import Family, own_size
+from .descriptor import Family
 
 # encoder -> (embed_dim, depth, num_heads, blocks fed to the head)
 VIT_CONFIGS = {
@@ -225,23 +225,9 @@ class DepthAnythingV2(nn.Module):
         return F.relu(self.depth_head(feats, ph, pw)).squeeze(1)
 
 
-def input_size(spec, height: int, width: int) -> tuple[int, int]:
-    """Depth Anything's sizing, (H, W) in pixels: aspect kept, the short side scaled to ``spec.short_side``,
-    each side rounded to the nearest ``spec.multiple`` but never below ``short_side`` when it reached it."""
-    if spec.short_side is None:
-        return own_size(spec, height, width)
-    scale, m = spec.short_side / min(height, width), spec.multiple
-
-    def fit(x: float) -> int:
-        y = int(round(x / m) * m)
-        return y if y >= spec.short_side or x < spec.short_side else int(math.ceil(x / m) * m)
-
-    return fit(height * scale), fit(width * scale)
-
-
 def _as_maps(depth: torch.Tensor) -> torch.Tensor:
     """N x H x W depth -> N x 1 x H x W."""
     return depth.unsqueeze(1)
 
 
-FAMILY = Family("depth_anything", {"DepthAnythingV2": DepthAnythingV2}, input_size=input_size, as_maps=_as_maps)
+FAMILY = Family("depth_anything", {"DepthAnythingV2": DepthAnythingV2}, as_maps=_as_maps)

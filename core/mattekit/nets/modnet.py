@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .descriptor import Family, own_size
+from .descriptor import Family
 
 
 def _conv_bn_relu6(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
@@ -209,23 +209,9 @@ class MODNet(nn.Module):
         return pred_semantic, pred_detail, self.f_branch(img, lr8x, hr2x)
 
 
-def input_size(spec, height: int, width: int) -> tuple[int, int]:
-    """MODNet's demo sizing, (H, W) in pixels: an image whose sides are not both within ``spec.ref_size`` is
-    scaled (aspect kept) so its short side is ``ref_size``; then each side is floored to ``spec.multiple``."""
-    if spec.ref_size is None:
-        return own_size(spec, height, width)
-    ref, m = spec.ref_size, spec.multiple
-    if max(height, width) < ref or min(height, width) > ref:
-        if width >= height:
-            height, width = ref, int(width / height * ref)
-        else:
-            height, width = int(height / width * ref), ref
-    return max(m, height - height % m), max(m, width - width % m)
-
-
 def _trace(net: MODNet, x: torch.Tensor):
     """MODNet's ONNX release was exported in inference mode: without the semantic and detail heads."""
     return net(x, inference=True)
 
 
-FAMILY = Family("modnet", {"MODNet": MODNet}, input_size=input_size, trace=_trace)
+FAMILY = Family("modnet", {"MODNet": MODNet}, trace=_trace)

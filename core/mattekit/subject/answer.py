@@ -42,9 +42,8 @@ def network_input(predictor, image: np.ndarray, hint: hints.Hint, box_focus: boo
     x, context = masks.hinted_input(predictor, image, hint)
     if hint.box is not None and predictor.entry.task == "segment" and not _covers_image(context, image):
         from ..engines import stack_inputs
-        from ..runtime import input_size
 
-        if tuple(input_size(predictor.entry, *image.shape[:2])) == tuple(x.shape[2:]):
+        if tuple(predictor.entry.input.net_size(*image.shape[:2])) == tuple(x.shape[2:]):
             x = stack_inputs([x, predictor.prepare(image)], "cpu")
     return x, context
 

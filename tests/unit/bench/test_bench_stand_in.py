@@ -18,7 +18,7 @@ def _stand_in_net(name: str) -> tuple[torch.nn.Module, tuple[int, int]]:
     entry = catalog.load().get(name)
     net = nets.build(entry.net, **entry.kwargs).eval()
     net.load_state_dict(stand_in_state(entry), strict=True)
-    return net, nets.family(entry.net).input_size(entry.input, *CALIBRATION_PHOTO)
+    return net, entry.input.net_size(*CALIBRATION_PHOTO)
 
 
 def test_stand_in_weights_are_the_same_on_two_builds_finite_and_leave_the_seed_alone(tmp_path):

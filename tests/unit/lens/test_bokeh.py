@@ -131,7 +131,7 @@ def test_highlights_and_alpha(scene):
 def test_depth_policy_matches_upstream(golden, shared):
     entry = catalog.load().default("depth")
     assert entry.licence == "Apache-2.0" and entry.weights.url.startswith("https://huggingface.co/depth-anything/")
-    assert runtime.input_size(entry, 450, 600) == (518, 686)
+    assert entry.input.net_size(450, 600) == (518, 686)
     picture = io.read_image(shared / "data" / "grabcut50" / "im" / "person4.jpg")
     x = runtime.prepare(dataclasses.replace(entry, input=dataclasses.replace(entry.input, short_side=168)),
                         picture.pixels)

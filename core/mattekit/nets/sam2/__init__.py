@@ -5,5 +5,5 @@ from .model import SAM2
 __all__ = ["SAM2"]
 
 
-# torch only: the net has no single-tensor forward to export to ONNX (its predictors drive its parts).
-FAMILY = Family("sam2", {"SAM2": SAM2}, backends=("torch",))
+# torch only (the catalog rows' ``backends``): the net has no single-tensor forward to export to ONNX.
+FAMILY = Family("sam2", {"SAM2": SAM2})
