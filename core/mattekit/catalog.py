@@ -181,6 +181,12 @@ class ModelEntry:
     def weights(self) -> WeightFile:
         return self.files[0]
 
+    @property
+    def trace_size(self) -> tuple[int, int]:
+        """An input (H, W) in pixels the net takes, to trace its ONNX export at: its sizing rule's answer for a
+        64 x 64 image, each side rounded up to ``pad_multiple``."""
+        return tuple(-(-v // self.pad_multiple) * self.pad_multiple for v in self.input.net_size(64, 64))
+
 
 def _entry(name: str, table: dict, terms: dict[str, Terms]) -> ModelEntry:
     table = dict(table)

@@ -160,7 +160,7 @@ def import_state_dict(path: str | Path, net: nn.Module, model_name: str | None =
     MODNet's training-only semantic and detail outputs) get zeros, so loading stays deterministic.
     A graph that does not fit ``net`` raises a MattekitError naming the first layer that differs.
     ``trace``: (net, x) -> the forward call the release was exported with (the net family's
-    ``Family.trace``, :mod:`mattekit.nets.descriptor`); None: ``net(x)``.
+    ``Family.trace``, :class:`mattekit.nets.Family`); None: ``net(x)``.
     """
     path = Path(path)
     label = model_name or type(net).__name__

@@ -19,7 +19,7 @@ from . import nets, settings, weights
 from .ops.pixels import quantise
 from .ops.resizing import resize
 from .engines import gpus, threads
-from .engines.loading import build
+from .engines import build
 from .engines.measure import measure_engines
 from .engines.plan import Plan, decide
 from .catalog import ModelEntry
@@ -93,7 +93,7 @@ class Predictor:
 
     @property
     def family(self):
-        """The net family's descriptor (:class:`mattekit.nets.descriptor.Family`; imports its module, and torch)."""
+        """The net family's descriptor (:class:`mattekit.nets.Family`; imports its module, and torch)."""
         return nets.family(self.entry.net)
 
     @property

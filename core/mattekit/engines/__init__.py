@@ -16,7 +16,8 @@ an .onnx release   the file as it is, by ONNX Runtime on the CPU (no module)    
 =================  ==========================================================  =====================
 
 :func:`mattekit.engines.plan.decide` makes the :class:`~mattekit.engines.plan.Plan` (device, engine, precision,
-threads, and why) once per model load; :func:`create` builds what it says.
+threads, and why) once per model load; :func:`build` builds what it says for a catalog model (its weights file, its
+net loaded with them, its ONNX export's recipe, then :func:`create`), deciding nothing.
 
 Throughput on CPU comes from several single-threaded calls in parallel threads (``mattekit.running.pipeline``);
 one call alone uses the calling thread's thread count (:mod:`mattekit.engines.threads`; ONNX Runtime: a session of
@@ -31,6 +32,9 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from .. import nets, weights
+from ..catalog import ModelEntry
+from ..errors import MattekitError
 from .plan import Plan, compile_mode
 from .policy import available_memory, select_device
 
@@ -38,9 +42,86 @@ if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
-__all__ = ["create", "build_torch", "onnx_engine", "onnx_export_path", "from_onnx_file", "available_memory",
+__all__ = ["build", "load_net", "weights_file", "export_recipe", "create", "build_torch", "onnx_engine", "onnx_export_path", "from_onnx_file", "available_memory",
            "select_device", "stack_inputs", "select_output", "to_host", "worker_stream"]
 
+
+# ----------------------------------------------------------------------------------- a catalog model's pieces
+
+def weights_file(entry: ModelEntry, weights_path: str | Path | None = None) -> Path:
+    """The weights file ``entry`` loads: the one given, else the catalog's (fetched and verified on first use)."""
+    return weights.given_file(weights_path) if weights_path else weights.model_file(entry.name, entry.files)
+
+
+def export_recipe(entry: ModelEntry, path: Path) -> dict:
+    """The keyword arguments that identify and shape ``entry``'s ONNX export (:func:`mattekit.engines.create`)."""
+    return dict(index=entry.output.index, weights_path=path, recipe={"net": entry.net, "kwargs": entry.kwargs},
+                example=entry.trace_size, dynamic_size=entry.input.size is None)
+
+
+def _empty_net(entry: ModelEntry, path: Path):
+    """``entry``'s net built on the meta device (its layers' random initialisation skipped: BiRefNet's took 1.7 s
+    of a 5 s load), or None where its weights could not fill it all: an .onnx release (mapped through a traced net),
+    a net holding a non-persistent buffer or a plain tensor attribute made in a constructor."""
+    import torch
+
+    if path.suffix.lower() == ".onnx":
+        return None
+    try:
+        with torch.device("meta"):
+            net = nets.build(entry.net, **entry.kwargs)
+    except Exception:  # noqa: BLE001 - a constructor that reads its own tensors' values: built as before
+        return None
+    for module in net.modules():  # a tensor no state dict fills: a non-persistent buffer, a plain attribute
+        if module._non_persistent_buffers_set:
+            return None
+        for name, value in vars(module).items():
+            if name in ("_parameters", "_buffers", "_modules"):
+                continue
+            values = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else (value,)
+            if any(isinstance(v, torch.Tensor) for v in values):
+                return None
+    return net
+
+
+def load_net(entry: ModelEntry, path: Path):
+    """``entry``'s net (eval mode, fp32, CPU) with the weights at ``path``; one sentence when they do not fit. The
+    checkpoint's tensors (cast to fp32 where they are not) become the parameters themselves: no second copy, and no
+    random initialisation where the net can be built empty (:func:`_empty_net`)."""
+    import torch
+
+    empty = _empty_net(entry, path)
+    net = empty if empty is not None else nets.build(entry.net, **entry.kwargs)
+    try:
+        state = weights.load_state_dict_file(path, net, nets.family(entry.net).trace)
+        fp32 = all(t.dtype is torch.float32 for t in state.values() if t.is_floating_point())
+        if empty is not None and not fp32:
+            state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        net.load_state_dict(state, strict=True, assign=fp32 or empty is not None)
+        del state
+    except (RuntimeError, ValueError, OSError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MattekitError(f"Weights file {path.name} does not fit model '{entry.name}' ({first[:160]}).") from None
+    return net.eval()
+
+
+def build(entry: ModelEntry, plan):
+    """(the engine ``plan`` names for ``entry``, the plan as built, the weights file): the weights fetched and checked
+    (:func:`weights_file`), then :func:`mattekit.engines.create`; weights that are an ONNX release whose layers the
+    net does not take (rembg's BiRefNet files: the catalog's ``onnx_as_is``) run as they are, on ONNX Runtime on the
+    CPU (the catalog's pre- and postprocessing apply either way), and the plan returned says so
+    (:func:`mattekit.engines.plan.release_as_is`)."""
+    from .plan import release_as_is
+
+    path = weights_file(entry, plan.weights or None)
+    made = export_recipe(entry, path)
+    exported = plan.engine == "onnx" and onnx_export_path(**made).is_file()  # then not a release as it is
+    if path.suffix.lower() == ".onnx" and not exported and entry.onnx_as_is:
+        return from_onnx_file(path), release_as_is(plan, entry), path
+    return create(plan, lambda: load_net(entry, path), label=entry.name, **made), plan, path
+
+
+# ----------------------------------------------------------------------------------- engines
 
 def create(plan: Plan, load: Callable[[], nn.Module], *, index: tuple = (), weights_path: str | Path | None = None,
            recipe: dict | None = None, example: tuple[int, int] = (64, 64), dynamic_size: bool = True,

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..catalog import ModelEntry
 from . import threads
-from .loading import export_recipe, load_net, weights_file
+from . import export_recipe, load_net, weights_file
 from .plan import fingerprint, own_table_path, read_table, winner
 
 MEASURE_PIXELS = 320 * 320  # a first-use measurement's input at most (the model's own input where smaller)

@@ -286,7 +286,7 @@ def _engine(entry, kind: str, name: str, precision: str, weights_path, measure) 
     """(engine, why): an asked engine checked; ``auto`` is torch off the CPU and for fp16/bf16, else the CPU engine
     measured faster for this model here (:func:`measured`), else ONNX Runtime (the evidence)."""
     if pinned_backend(entry):
-        return name, "the net family runs on torch only"
+        return name, "the catalog: this model runs on torch only"
     if name == "onnx":
         if kind != "cpu":
             raise MattekitError(f"The onnx backend runs on the CPU only, not on {kind}; use --device cpu or the torch backend.")

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .descriptor import Family
+from . import Family
 
 # Layer config of csnet-L-x2 (upstream checkpoints/csnet-L-x2/csnet-L-x2.bin): one [in_split, out_split]
 # entry per ILBlock (stage0, then stages 1-4), three CSF-head entries (the middle one adds the per-branch

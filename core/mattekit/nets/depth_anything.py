@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .descriptor import Family
+from . import Family
 
 # encoder -> (embed_dim, depth, num_heads, blocks fed to the head)
 VIT_CONFIGS = {

@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .sinet import BR, C, CBR, upsample
-from .descriptor import Family
+from . import Family
 
 
 class C3block(nn.Module):

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from .u2net import U2Body, _upsample_like
-from .descriptor import Family
+from . import Family
 
 
 class ISNetDIS(U2Body):

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .descriptor import Family
+from . import Family
 
 
 def _conv(cin: int, cout: int, k: int) -> nn.Conv2d:

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .descriptor import Family
+from . import Family
 
 # Dnc_SINet's hard-coded encoder layout: per S2 module, [kernel, avg-pool size] of each branch.
 # The first two entries feed level2 (p modules), the rest level3 (q modules).

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .descriptor import Family
+from . import Family
 
 
 def _act(act_type: str, num_feat: int) -> nn.Module:

@@ -45,7 +45,7 @@ def load_state_dict_file(path: str | Path, net: torch.nn.Module | None = None,
                          trace: Callable | None = None) -> dict[str, torch.Tensor]:
     """Load a .pth/.pt/.tar checkpoint safely (``weights_only=True``), a .safetensors file, or an .onnx
     release (its parameters mapped onto ``net`` by :mod:`mattekit.onnx_import`; float32, keys of ``net``;
-    ``trace``: the net family's export call, :attr:`mattekit.nets.descriptor.Family.trace`; None: ``net(x)``)."""
+    ``trace``: the net family's export call, :attr:`mattekit.nets.Family.trace`; None: ``net(x)``)."""
     import torch
 
     path = Path(path)

@@ -56,7 +56,7 @@ def test_doctor_plans_every_model_on_the_cpu_in_fp32_but_those_marked_cpu_bf16(c
         assert device == "cpu" and precision == "fp32" and engine in ("torch", "onnx"), row
         assert why and "x" in layout, row
     for name in SAM2:
-        assert rows[name][4:8:3] == ["torch", "the net family runs on torch only"], rows[name]
+        assert rows[name][4:8:3] == ["torch", "the catalog: this model runs on torch only"], rows[name]
 
 
 @pytest.mark.parametrize("cpu", sorted(DOCUMENTED))
@@ -93,7 +93,7 @@ def test_doctor_follows_this_machines_own_measurements(capsys, monkeypatch):
     for name, engine in expected.items():
         ratio = forged[name]["ratio"]
         assert rows[name][4:8:3] == [engine, f"measured (this machine): torch {ratio:.2f}x ONNX Runtime's time"], rows[name]
-    assert rows["sam2.1-hiera-tiny"][4:8:3] == ["torch", "the net family runs on torch only"]
+    assert rows["sam2.1-hiera-tiny"][4:8:3] == ["torch", "the catalog: this model runs on torch only"]
     assert rows["u2net"][7] == plan.EVIDENCE and rows["isnet-general-use"][7] == plan.EVIDENCE  # other classes only
     assert rows["u2netp"][4:8:3] == ["onnx", plan.EVIDENCE]  # a CPU class's key is not this machine's fingerprint
 

@@ -136,7 +136,7 @@ def test_a_net_larger_than_the_measurement_gets_its_engine_export_from_the_measu
     monkeypatch.setattr(measure, "MEASURE_PIXELS", 160 * 160)
     _own_exports()
     from mattekit import engines
-    from mattekit.engines.loading import export_recipe, load_net
+    from mattekit.engines import export_recipe, load_net
     from mattekit.engines.measure import measure_engines
     from mattekit.engines.onnx import OnnxEngine, export_onnx
 

@@ -8,7 +8,7 @@ import torch
 from conftest import assert_close
 from engine_nets import NETS, atol, load_net, reference
 
-from mattekit.engines import loading, plan, threads
+from mattekit.engines import plan, threads
 from mattekit.engines.plan import decide
 from mattekit import engines, runtime
 from mattekit.engines import onnx as onnx_engine
@@ -105,8 +105,8 @@ def test_a_cached_export_builds_no_module(shared, monkeypatch, tmp_path):
     first = runtime.Predictor(entry, decide(entry, "cpu", "onnx", "fp32", weights))
     x = first.prepare(np.random.default_rng(0).random((200, 300, 3), dtype=np.float32))
     built = []
-    real = loading.load_net
-    monkeypatch.setattr(loading, "load_net", lambda entry, path: built.append(path) or real(entry, path))
+    real = engines.load_net
+    monkeypatch.setattr(engines, "load_net", lambda entry, path: built.append(path) or real(entry, path))
     again = runtime.Predictor(entry, decide(entry, "cpu", "onnx", "fp32", weights))
     assert again.engine.path == first.engine.path and built == []
     assert np.array_equal(again(x), first(x))

@@ -1,16 +1,15 @@
-"""A catalog model's net loaded with its weights (mattekit.engines.loading.load_net): built empty on the meta device,
+"""A catalog model's net loaded with its weights (mattekit.engines.load_net): built empty on the meta device,
 its random initialisation skipped, where the checkpoint fills every tensor; built as before where it cannot."""
 from __future__ import annotations
 
 import torch
 
-from mattekit import catalog, nets
-from mattekit.engines import loading
+from mattekit import catalog, engines, nets
 
 
 def _built_as_before(entry, path, monkeypatch):
-    monkeypatch.setattr(loading, "_empty_net", lambda *_: None)
-    net = loading.load_net(entry, path)
+    monkeypatch.setattr(engines, "_empty_net", lambda *_: None)
+    net = engines.load_net(entry, path)
     monkeypatch.undo()
     return net
 
@@ -18,8 +17,8 @@ def _built_as_before(entry, path, monkeypatch):
 def test_real_weights_load_into_an_empty_net_as_into_a_built_one(shared, monkeypatch):
     entry = catalog.load().get("sinet-portrait")
     path = shared / "weights" / "SINet.pth"
-    assert loading._empty_net(entry, path) is not None, "SINet's checkpoint fills every tensor of its net"
-    net, before = loading.load_net(entry, path), _built_as_before(entry, path, monkeypatch)
+    assert engines._empty_net(entry, path) is not None, "SINet's checkpoint fills every tensor of its net"
+    net, before = engines.load_net(entry, path), _built_as_before(entry, path, monkeypatch)
     assert not any(t.is_meta for t in [*net.parameters(), *net.buffers()])
     assert list(net.state_dict()) == list(before.state_dict())
     for key, value in net.state_dict().items():
@@ -35,7 +34,7 @@ def test_a_half_precision_checkpoint_is_cast_to_fp32_in_an_empty_net(tmp_path, m
     state = {k: v.half() if v.is_floating_point() else v for k, v in nets.build(entry.net, **entry.kwargs).state_dict().items()}
     path = tmp_path / "u2netp-fp16.pth"
     torch.save(state, path)
-    net, before = loading.load_net(entry, path), _built_as_before(entry, path, monkeypatch)
+    net, before = engines.load_net(entry, path), _built_as_before(entry, path, monkeypatch)
     assert all(p.dtype is torch.float32 for p in net.parameters())
     for key, value in net.state_dict().items():
         assert torch.equal(value, before.state_dict()[key]), key
@@ -43,9 +42,9 @@ def test_a_half_precision_checkpoint_is_cast_to_fp32_in_an_empty_net(tmp_path, m
 
 def test_a_net_with_tensors_no_checkpoint_holds_is_built_as_before(tmp_path, monkeypatch):
     rvm = catalog.load().get("rvm-people")  # RVM's backbone keeps its normalisation in non-persistent buffers
-    assert loading._empty_net(rvm, tmp_path / "rvm.pth") is None
+    assert engines._empty_net(rvm, tmp_path / "rvm.pth") is None
     sinet = catalog.load().get("sinet-portrait")
-    assert loading._empty_net(sinet, tmp_path / "x.onnx") is None  # a release mapped through a traced net
+    assert engines._empty_net(sinet, tmp_path / "x.onnx") is None  # a release mapped through a traced net
 
     class Plain(torch.nn.Module):  # a plain tensor attribute, made in __init__: no state dict holds it
         def __init__(self):
@@ -65,6 +64,6 @@ def test_a_net_with_tensors_no_checkpoint_holds_is_built_as_before(tmp_path, mon
 
     for made in (Plain, Listed, Reading):
         monkeypatch.setattr(nets, "build", lambda spec, _made=made, **kwargs: _made())
-        assert loading._empty_net(sinet, tmp_path / "x.pth") is None, made.__name__
+        assert engines._empty_net(sinet, tmp_path / "x.pth") is None, made.__name__
     monkeypatch.setattr(nets, "build", lambda spec, **kwargs: torch.nn.Sequential(torch.nn.Conv2d(3, 1, 1)))
-    assert loading._empty_net(sinet, tmp_path / "x.pth") is not None
+    assert engines._empty_net(sinet, tmp_path / "x.pth") is not None

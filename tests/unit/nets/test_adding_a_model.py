@@ -16,7 +16,7 @@ from PIL import Image
 from mattekit import catalog, nets
 from mattekit.cli import main
 from mattekit.fsutil import sha256_file
-from mattekit.nets.descriptor import Family
+from mattekit.nets import Family
 
 
 class TinySeg(nn.Module):

@@ -24,7 +24,7 @@ cut into a g x g grid (g = 32, 16, 8, 4, 1), to its ``ipt_blk`` convs with the p
 """
 from __future__ import annotations
 
-from ..descriptor import Family
+from .. import Family
 from .decoder import PATCH_ORDERS, ASPPDeformable, BasicDecBlk, Decoder, image_to_patches
 from .deform import DeformableConv2d, deform_conv2d
 from .model import RELEASED_PATCH_ORDER, SWIN_CONFIGS, BiRefNet
