@@ -17,19 +17,28 @@ from ..machine import physical_cores
 _OWN = threading.local()
 
 
+def loaded_torch():
+    """torch where its import has finished, else None: not imported, or still being imported by another thread (a
+    lazy import in a reader thread: its half-made module is already in ``sys.modules``)."""
+    torch = sys.modules.get("torch")
+    if torch is None or getattr(getattr(torch, "__spec__", None), "_initializing", False):
+        return None
+    return torch
+
+
 def count() -> int:
     """This thread's CPU thread count for network calls (>= 1)."""
     own = getattr(_OWN, "count", None)
     if own:
         return own
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     return int(torch.get_num_threads()) if torch is not None else default_count()
 
 
 def set_count(count: int) -> None:
     """Make ``count`` (>= 1) this thread's count, and torch's where torch is loaded."""
     _OWN.count = max(1, int(count))
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     if torch is not None:
         torch.set_num_threads(_OWN.count)
 

@@ -390,5 +390,5 @@ class Pipeline:
 
 def _gpu_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` is torch's CUDA out-of-memory error (never where torch is not loaded: no GPU ran)."""
-    torch = sys.modules.get("torch")
+    torch = thread_count.loaded_torch()
     return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)

@@ -7,6 +7,7 @@ import itertools
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,26 @@ def test_a_threads_count_is_its_own():
     worker.join()
     assert seen == [2] and threads.count() == 1
     threads.set_count(2)
+
+
+def test_a_torch_another_thread_is_still_importing_is_left_alone(monkeypatch):
+    """A worker setting its count while a reader thread's lazy ``import torch`` is under way (MODNet's torch-area
+    resize on the ONNX path: "partially initialized module 'torch' has no attribute 'set_num_threads'") keeps its
+    own count and does not touch the half-made module; torch's count is set again once it is loaded."""
+    import importlib.machinery
+    import types
+
+    half_made = types.ModuleType("torch")
+    half_made.__spec__ = importlib.machinery.ModuleSpec("torch", None)
+    half_made.__spec__._initializing = True  # as importlib marks a module whose code is still running
+    monkeypatch.setitem(sys.modules, "torch", half_made)
+    threads.set_count(1)
+    assert threads.count() == 1
+    monkeypatch.setattr(threads, "_OWN", threading.local())
+    assert threads.count() == threads.default_count()
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    threads.set_count(2)
+    assert torch.get_num_threads() == 2
 
 
 @pytest.mark.needs_data
