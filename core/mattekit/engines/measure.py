@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..catalog import ModelEntry
-from . import threads
-from . import export_recipe, load_net, weights_file
+from ..fsutil import atomic_write
+from . import export_recipe, load_net, threads, weights_file
 from .plan import fingerprint, own_table_path, read_table, winner
 
 MEASURE_PIXELS = 320 * 320  # a first-use measurement's input at most (the model's own input where smaller)
@@ -102,8 +102,6 @@ def fixed_dims(dynamic: Path, fixed: Path, size: tuple[int, int]) -> Path:
     its shape arithmetic at that size as it does a static export's."""
     import onnx
 
-    from ..fsutil import atomic_write
-
     model = onnx.load(str(dynamic))
     for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, (1, 3) + tuple(size)):
         dim.dim_value = value
@@ -115,8 +113,6 @@ def fixed_dims(dynamic: Path, fixed: Path, size: tuple[int, int]) -> Path:
 
 def save(rows: dict[str, dict], key: str | None = None) -> Path:
     """Merge ``rows`` ({model: measurement}) into this machine's table under ``key`` (default: :func:`fingerprint`)."""
-    from ..fsutil import atomic_write
-
     path = own_table_path()
     table = read_table(path)
     table.setdefault(key or fingerprint(), {}).update(rows)
