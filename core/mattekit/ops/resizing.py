@@ -6,9 +6,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..machine import cpu_count
 from .pixels import STRIP_BYTES, unit_float
+from .regions import each_tile
 
 
+SPLIT_PIXELS = 1 << 22  # pixels: a Lanczos pass over an image this big is spread over the cores
 WHOLE_BYTES = 16 << 20  # integer images whose float copy is at most this are resized as one float array
 _FLAGS = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "cubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}
 
@@ -17,18 +20,43 @@ def lanczos(x: np.ndarray, height: int, width: int) -> np.ndarray:
     """PIL's Lanczos resize (a = 3, widened by the factor when shrinking: antialiased) of H x W (x C) to
     (height, width), float32 in [0,1]. uint8 runs PIL's 8-bit path (rounded to 8 bits after each of its
     two passes: bit for bit what rembg feeds its networks); other types are resized as floats, channel
-    by channel (PIL's "F" mode: no rounding)."""
-    from PIL import Image
-
+    by channel (PIL's "F" mode: no rounding). A big image's passes are spread over the cores (:func:`pil_lanczos`)."""
     if x.dtype == np.uint8 and (x.ndim == 2 or x.shape[2] in (1, 3)):
-        pixels = Image.fromarray(np.ascontiguousarray(x if x.ndim == 2 else x[..., 0] if x.shape[2] == 1 else x))
-        out = np.asarray(pixels.resize((width, height), Image.Resampling.LANCZOS), np.float32) / np.float32(255)
+        eight = np.ascontiguousarray(x if x.ndim == 2 else x[..., 0] if x.shape[2] == 1 else x)
+        out = pil_lanczos(eight, height, width).astype(np.float32) / np.float32(255)
         return out.reshape((height, width) + x.shape[2:])
     x = unit_float(x)
     planes = [x] if x.ndim == 2 else [x[..., c] for c in range(x.shape[2])]
-    out = [np.array(Image.fromarray(np.ascontiguousarray(p, np.float32), mode="F")
-                      .resize((width, height), Image.Resampling.LANCZOS)) for p in planes]
+    out = [pil_lanczos(np.ascontiguousarray(p, np.float32), height, width) for p in planes]
     return out[0] if x.ndim == 2 else np.stack(out, axis=2)
+
+
+def pil_lanczos(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """PIL's Lanczos resize of ``x`` (H x W uint8 or float32, or H x W x 3 uint8) to (height, width), in ``x``'s
+    dtype (a new, writable array): the same values as PIL's one call. Where the height is not reduced, PIL makes it in two passes, the width
+    first (an output pixel reads one row), then the height (one column), the 8-bit path rounding between them; over a
+    big image (:data:`SPLIT_PIXELS`, a pass's source or result) those passes run here in strips over the cores, rows
+    for the first and columns for the second. A reduced height is one PIL call: Pillow 13 may then run the height
+    first, by a rule of its own."""
+    from PIL import Image
+
+    def one_call(part: np.ndarray, h: int, w: int) -> np.ndarray:
+        image = Image.fromarray(part, mode="F") if part.dtype == np.float32 else Image.fromarray(part)
+        return np.asarray(image.resize((w, h), Image.Resampling.LANCZOS))
+
+    small = max(x.shape[0] * x.shape[1], height * width) < SPLIT_PIXELS
+    if small or height < x.shape[0] or x.shape[:2] == (height, width):
+        return np.array(one_call(x, height, width))  # PIL's bytes are read-only
+    if x.shape[1] != width:  # the width pass, by rows
+        cuts = np.linspace(0, x.shape[0], cpu_count() + 1).astype(int)
+        x = np.concatenate(each_tile(lambda ys: one_call(x[ys], ys.stop - ys.start, width),
+                                     [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]))
+    if x.shape[0] != height:  # the height pass, by columns
+        cuts = np.linspace(0, width, cpu_count() + 1).astype(int)
+        strips = [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+        x = np.concatenate(each_tile(lambda xs: one_call(np.ascontiguousarray(x[:, xs]), height, xs.stop - xs.start),
+                                     strips), axis=1)
+    return x
 
 
 def torch_area(x: np.ndarray, height: int, width: int) -> np.ndarray:

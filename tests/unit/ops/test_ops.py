@@ -113,3 +113,32 @@ def test_sparse_empty_makes_memory_only_where_boxes_are_written():
     flat[:: (2 << 20) // 4] = 1.0  # one float in every 2 MB
     grew = _resident_bytes() - before
     assert grew < 16 << 20, f"{grew / 2**20:.0f} MB made for 128 values"
+
+
+@pytest.mark.parametrize("dtype, shape, size", [
+    (np.uint8, (40, 33), (211, 97)),  # enlarged
+    (np.float32, (29, 31), (203, 180)),  # PIL's "F" mode, enlarged (a matte to its photo)
+    (np.uint8, (35, 400, 3), (90, 57)),  # shrunk in width (antialiased), enlarged in height
+    (np.uint8, (120, 77, 3), (120, 30)),  # the width pass only
+    (np.float32, (64, 200), (90, 200)),  # the height pass only
+    (np.uint8, (301, 457, 3), (37, 53)),  # a reduced height: one call, whatever order this Pillow runs
+    (np.float32, (250, 90), (61, 333)),  # (Pillow 13 runs this one height first)
+])
+def test_lanczos_in_strips_is_pils_one_call_bit_for_bit(monkeypatch, dtype, shape, size):
+    """The passes split in row and column strips over threads give what one PIL call gives, in both of its modes;
+    a reduced height is left to PIL whole."""
+    from PIL import Image
+
+    rng = np.random.default_rng(sum(shape))
+    x = rng.integers(0, 256, shape, dtype=np.uint8) if dtype == np.uint8 else rng.random(shape, dtype=np.float32)
+    image = Image.fromarray(x, mode="F") if dtype == np.float32 else Image.fromarray(x)
+    expected = np.asarray(image.resize(size[::-1], Image.Resampling.LANCZOS))
+    monkeypatch.setattr(resizing, "SPLIT_PIXELS", 1)
+    monkeypatch.setattr(resizing, "cpu_count", lambda: 5)  # five strips a pass, whatever this machine has
+    monkeypatch.setattr(regions, "cpu_count", lambda: 3)  # and three threads
+    seen = []
+    real_each_tile = resizing.each_tile
+    monkeypatch.setattr(resizing, "each_tile", lambda work, parts: seen.append(len(parts)) or real_each_tile(work, parts))
+    got = resizing.pil_lanczos(x, *size)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected) and got.flags.writeable
+    assert seen == ([] if size[0] < shape[0] else [5] * ((shape[1] != size[1]) + (shape[0] != size[0])))
