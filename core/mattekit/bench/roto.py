@@ -14,7 +14,7 @@ Columns: per-frame mattes (``--no-temporal``; refined as the window's ``refine_a
 default (motion-compensated window, :mod:`mattekit.roto.temporal`), and a plain exponential moving
 average of the per-frame mattes as the baseline a temporal method must beat. All three use the same per-frame predictions, made
 through the same code path as ``mattekit roto`` (:class:`mattekit.roto.MatteSource`), and the
-temporal column is filtered in frame order as roto does (:class:`mattekit.roto.temporal.OrderedSmoother`).
+temporal column is filtered in frame order as roto does (:class:`mattekit.roto.ordered.OrderedSmoother`).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from .. import catalog
-from ..roto import motion, temporal, tracking
+from ..roto import motion, ordered, temporal, tracking
 from ..errors import InputError
 from ..io.frame_patterns import folder_pattern
 from ..io.frame_ranges import chunk_frames
@@ -178,7 +178,7 @@ def score(plate, frames: list[int], gts: list[np.ndarray], entry, options: tempo
     (``keyframes``: the user's hints, carried as roto carries them); "mattes" and "smoothed" hold the
     per-frame and temporal mattes."""
     smoothed: list[np.ndarray] = []
-    stage = temporal.OrderedSmoother(options, plate.frames, frames, lambda frame, _, alpha: smoothed.append(alpha))
+    stage = ordered.OrderedSmoother(options, plate.frames, frames, lambda frame, _, alpha: smoothed.append(alpha))
     memo: dict[int, np.ndarray] = {}  # per-frame mattes of the frames and the temporal warm-up
     greys: dict[int, np.ndarray] = {}
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import catalog, runtime
 from ..subject import hints, masks, prompting
-from . import temporal, tracking
+from . import ordered, tracking
 from ..errors import InputError
 from ..io.frame_ranges import format_frames
 from ..tasks.roto import RotoSpec
@@ -34,7 +34,7 @@ class HintChain:
     frames before the first keyframe are held until the frames the filter takes next are known.
     """
 
-    def __init__(self, source, stage: temporal.OrderedSmoother):
+    def __init__(self, source, stage: ordered.OrderedSmoother):
         self.source, self.stage = source, stage
         self.keyframes = source.keyframes
         self.order, self.parent = tracking.schedule(self.keyframes, source.plate.frames, stage.frames)

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import runtime
 from ..subject import masks, prompting
-from . import temporal, tracking
+from . import ordered, tracking
 from .chain import release
 
 
@@ -67,7 +67,7 @@ class SamChain:
     :class:`~mattekit.roto.chain.HintChain`'s interface: :attr:`order` (the pipeline's items: (frame, run)),
     :meth:`read`, :meth:`step` (in order, in the pipeline's writer)."""
 
-    def __init__(self, source, stage: temporal.OrderedSmoother):
+    def __init__(self, source, stage: ordered.OrderedSmoother):
         self.source, self.stage = source, stage
         self.keyframes = source.keyframes
         self.have = list(source.plate.frames)

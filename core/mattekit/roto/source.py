@@ -12,7 +12,7 @@ import numpy as np
 from .. import catalog, runtime
 from ..running import pipeline
 from ..subject import masks
-from . import temporal, tracking
+from . import ordered, temporal, tracking
 from ..errors import Cancelled, MattekitError
 from ..io import Picture
 from .chain import HintChain
@@ -57,9 +57,10 @@ class MatteSource:
 
         Decoding runs ahead in a reader thread, inference, the per-frame matte's upsampling
         (:func:`mattekit.subject.masks.mask_from_prediction`) and what the temporal filter keeps of
-        each frame (:meth:`mattekit.roto.temporal.OrderedSmoother.keep`) in the pipeline's workers (a
+        each frame (:meth:`mattekit.roto.ordered.OrderedSmoother.keep`) in the pipeline's workers (a
         recurrent model: in its ordered writer thread); the temporal filter runs in the writer thread,
-        in frame order, and ``emit`` (encoding) in a thread of its own, also in frame order, so that
+        in frame order (its full-resolution work on the model's GPU where the frame has 1 MP or more:
+        :func:`mattekit.subject.masks.device_of`), and ``emit`` (encoding) in a thread of its own, also in frame order, so that
         writing frame t overlaps filtering frame t+1. An error (unreadable frame, unwritable output)
         ends the run after the frames before it, and is raised here; ``cancel()`` is asked before each
         frame and raises :class:`Cancelled`.
@@ -79,7 +80,8 @@ class _MatteRun:
         self.failures: list[MattekitError] = []
         self.stopped = False
         self.emitter = _Emitter(self.emit_unless_cancelled)
-        self.stage = temporal.OrderedSmoother(source.temporal, source.plate.frames, frames, self.emitter.put)
+        self.stage = ordered.OrderedSmoother(source.temporal, source.plate.frames, frames, self.emitter.put,
+                                              place=lambda matte: masks.device_of(self.predictor, matte))
         self.steps = (recurrent_steps(source.plate.frames, self.stage.frames, source.entry.warmup) if self.recurrent
                       else self.stage.frames)
         self.chain = None
@@ -219,7 +221,7 @@ def frames_read(plate, entry: catalog.ModelEntry, temporal_options: temporal.Tem
     """Every plate frame that :meth:`MatteSource.run` over ``wanted`` decodes, sorted: the wanted frames, the
     neighbours in their temporal windows, a recurrent model's warm-up frames, a hint chain's frames from its
     keyframe (what a job checks before any model loads)."""
-    stage = temporal.OrderedSmoother(temporal_options if temporal_options and temporal_options.radius > 0 else None,
+    stage = ordered.OrderedSmoother(temporal_options if temporal_options and temporal_options.radius > 0 else None,
                                      plate.frames, wanted, None)
     if keyframes is not None and entry.task == "prompt":
         return sorted({frame for run in runs(keyframes, plate.frames, stage.frames) for frame in run})

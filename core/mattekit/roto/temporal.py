@@ -101,20 +101,20 @@ def _total(values: list[np.ndarray]) -> np.ndarray:
     return total
 
 
-def median(values: list[np.ndarray]) -> np.ndarray:
+def median(values: list, minimum=np.minimum, maximum=np.maximum):
     """Per-pixel median of equally shaped arrays, equal to ``np.median(np.stack(values), axis=0)`` (the
     mean of the middle two for an even count): a selection network of element-wise min/max, several
-    times faster than sorting along a strided axis."""
+    times faster than sorting along a strided axis. Torch tensors too, given ``torch.minimum`` and ``torch.maximum``."""
     v = list(values)
     n = len(v)
     for done in range(n // 2 + 1):  # each sweep carries the largest value left to position n - 1 - done
         for j in range(n - 1 - done):
-            low = np.minimum(v[j], v[j + 1])
-            v[j + 1] = np.maximum(v[j], v[j + 1])
+            low = minimum(v[j], v[j + 1])
+            v[j + 1] = maximum(v[j], v[j + 1])
             v[j] = low
     if n % 2:
         return v[n // 2]
-    return (v[n // 2 - 1] + v[n // 2]) * np.asarray(0.5, v[0].dtype)
+    return (v[n // 2 - 1] + v[n // 2]) / 2  # exactly the product by 0.5, in the values' own type
 
 
 class Smoother:
@@ -267,69 +267,6 @@ class Smoother:
             del self.tables[level, f]
         for key in [k for k in self.rectangles if k not in self.pairs]:
             del self.rectangles[key]
-
-
-class OrderedSmoother:
-    """The filter as a stage fed in frame order, for pipelines that compute per-frame mattes ahead.
-
-    ``frames`` lists what to :meth:`push`, in that order: the ``wanted`` frames and the neighbours
-    their windows need (warm-up). Each wanted frame's result goes to ``emit(frame, payload, alpha)``
-    in increasing order as soon as the last frame of its window has been pushed. With ``options``
-    None the mattes pass through unchanged. Holds at most ``halo`` pushed frames beyond the last
-    emitted one, plus the :class:`Smoother`'s own window.
-    """
-
-    def __init__(self, options: TemporalOptions | None, have, wanted, emit: Callable[[int, object, np.ndarray], None]):
-        self.wanted = sorted(set(wanted))
-        self.wanted_set = set(self.wanted)
-        self.emit = emit
-        self.smoother = Smoother(options, self.ready_state, have) if options is not None else None
-        self.last = [self.smoother.window(t)[1] if self.smoother else t for t in self.wanted]
-        needed: set[int] = set(self.wanted)
-        if self.smoother:
-            for t in self.wanted:
-                low, high = self.smoother.window(t)
-                needed.update(range(low, high + 1))
-        self.frames = sorted(needed)
-        self.ready: dict[int, FrameState | np.ndarray] = {}  # pushed, not yet taken by the filter
-        self.payloads: dict[int, object] = {}
-        self.pushed = 0
-        self.emitted = 0
-
-    @property
-    def expects(self) -> int | None:
-        """The frame the next :meth:`push` must bring (None: every frame has been pushed)."""
-        return self.frames[self.pushed] if self.pushed < len(self.frames) else None
-
-    @property
-    def finished(self) -> bool:
-        """Every wanted frame has been emitted."""
-        return self.emitted == len(self.wanted)
-
-    def ready_state(self, frame: int) -> FrameState:
-        return self.ready.pop(frame)
-
-    def keep(self, image: np.ndarray, alpha: np.ndarray) -> FrameState | np.ndarray:
-        """What the filter keeps of one frame (:func:`prepare`; the matte alone without a filter). It
-        depends on that frame only, so it may be computed ahead, in any thread, and given to :meth:`push`."""
-        return prepare(image, alpha, self.smoother.options) if self.smoother else alpha
-
-    def push(self, frame: int, image: np.ndarray | None, alpha: np.ndarray, payload=None,
-             kept: FrameState | np.ndarray | None = None) -> None:
-        """The next frame's sRGB plate (H x W x 3|4 [0,1]) and per-frame matte (H x W [0,1]), or
-        ``kept``, what :meth:`keep` made of them already; ``payload`` is handed to ``emit`` with the
-        frame's result (wanted frames only)."""
-        if frame != self.expects:
-            raise ValueError(f"frame {frame} pushed where frame {self.expects} was expected")
-        self.pushed += 1
-        self.ready[frame] = kept if kept is not None else self.keep(image, alpha)
-        if payload is not None and frame in self.wanted_set:
-            self.payloads[frame] = payload
-        while self.emitted < len(self.wanted) and self.last[self.emitted] <= frame:
-            t = self.wanted[self.emitted]
-            result = self.smoother.smooth(t) if self.smoother else self.ready.pop(t)
-            self.emitted += 1
-            self.emit(t, self.payloads.pop(t, None), result)
 
 
 def ema(previous: np.ndarray | None, alpha: np.ndarray, keep: float = 0.6) -> np.ndarray:

@@ -1,0 +1,81 @@
+"""The temporal filter as a pipeline stage (:class:`OrderedSmoother`): frames pushed in order, each wanted frame's
+filtered matte handed on as soon as its window is in, on the CPU or on the model's device."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .temporal import FrameState, Smoother, TemporalOptions, prepare
+from .temporal_device import DeviceSmoother
+
+
+class OrderedSmoother:
+    """The filter as a stage fed in frame order, for pipelines that compute per-frame mattes ahead.
+
+    ``frames`` lists what to :meth:`push`, in that order: the ``wanted`` frames and the neighbours
+    their windows need (warm-up). Each wanted frame's result goes to ``emit(frame, payload, alpha)``
+    in increasing order as soon as the last frame of its window has been pushed. With ``options``
+    None the mattes pass through unchanged. Holds at most ``halo`` pushed frames beyond the last
+    emitted one, plus the :class:`~mattekit.roto.temporal.Smoother`'s own window. ``place(matte)``, asked of the first frame's matte: the
+    torch device where the filter's full-resolution work runs (:class:`mattekit.roto.temporal_device.DeviceSmoother`),
+    or None for the CPU's (also without ``place``).
+    """
+
+    def __init__(self, options: TemporalOptions | None, have, wanted, emit: Callable[[int, object, np.ndarray], None],
+                 place: Callable[[np.ndarray], object] | None = None):
+        self.wanted = sorted(set(wanted))
+        self.wanted_set = set(self.wanted)
+        self.emit = emit
+        self.place = place
+        self.smoother = Smoother(options, self.ready_state, have) if options is not None else None
+        self.last = [self.smoother.window(t)[1] if self.smoother else t for t in self.wanted]
+        needed: set[int] = set(self.wanted)
+        if self.smoother:
+            for t in self.wanted:
+                low, high = self.smoother.window(t)
+                needed.update(range(low, high + 1))
+        self.frames = sorted(needed)
+        self.ready: dict[int, FrameState | np.ndarray] = {}  # pushed, not yet taken by the filter
+        self.payloads: dict[int, object] = {}
+        self.pushed = 0
+        self.emitted = 0
+
+    @property
+    def expects(self) -> int | None:
+        """The frame the next :meth:`push` must bring (None: every frame has been pushed)."""
+        return self.frames[self.pushed] if self.pushed < len(self.frames) else None
+
+    @property
+    def finished(self) -> bool:
+        """Every wanted frame has been emitted."""
+        return self.emitted == len(self.wanted)
+
+    def ready_state(self, frame: int) -> FrameState:
+        return self.ready.pop(frame)
+
+    def keep(self, image: np.ndarray, alpha: np.ndarray) -> FrameState | np.ndarray:
+        """What the filter keeps of one frame (:func:`~mattekit.roto.temporal.prepare`; the matte alone without a filter). It
+        depends on that frame only, so it may be computed ahead, in any thread, and given to :meth:`push`."""
+        return prepare(image, alpha, self.smoother.options) if self.smoother else alpha
+
+    def push(self, frame: int, image: np.ndarray | None, alpha: np.ndarray, payload=None,
+             kept: FrameState | np.ndarray | None = None) -> None:
+        """The next frame's sRGB plate (H x W x 3|4 [0,1]) and per-frame matte (H x W [0,1]), or
+        ``kept``, what :meth:`keep` made of them already; ``payload`` is handed to ``emit`` with the
+        frame's result (wanted frames only)."""
+        if frame != self.expects:
+            raise ValueError(f"frame {frame} pushed where frame {self.expects} was expected")
+        if self.pushed == 0 and self.smoother is not None and self.place is not None:
+            device = self.place(alpha if alpha is not None else kept.alpha)
+            if device is not None:
+                self.smoother = DeviceSmoother(self.smoother.options, self.ready_state, self.smoother.have, device)
+        self.pushed += 1
+        self.ready[frame] = kept if kept is not None else self.keep(image, alpha)
+        if payload is not None and frame in self.wanted_set:
+            self.payloads[frame] = payload
+        while self.emitted < len(self.wanted) and self.last[self.emitted] <= frame:
+            t = self.wanted[self.emitted]
+            result = self.smoother.smooth(t) if self.smoother else self.ready.pop(t)
+            self.emitted += 1
+            self.emit(t, self.payloads.pop(t, None), result)
