@@ -4,7 +4,7 @@
 # usage: tests/cuda/run.sh SHARED OUT [STEP...]
 #   SHARED: ../shared, or a copy with (any of) weights/, conformance/, data/grabcut50 and data/davis/im/blackswan;
 #   what is missing is made (photos: 48 generated ones; weights: stand-in ones, said on the row).
-#   OUT: a folder for the logs. STEP (default: cpu graphs birefnet models bigphoto tests, about 7 minutes on an H200):
+#   OUT: a folder for the logs. STEP (default: cpu graphs birefnet models bigphoto roto1080 tests, about 7 minutes on an H200):
 #     cpu       issue 68 on this machine's CPU cores: the first-use engine measurement with the shipped table hidden
 #               (doctor --measure, its cost), the plans, and u2netp `remove` on the folder against rembg, table hidden and shown
 #     graphs    the CUDA-graph tests of tests/cuda/test_cuda.py (the measured choice on this GPU)
@@ -15,6 +15,8 @@
 #               the folder with MATTEKIT_COMPILE=off
 #     models    IS-Net and u2netp: `mattekit remove` on the folder, whole commands, against rembg on the CPU cores
 #     bigphoto  one 50 MP photo, `mattekit remove` with the defaults
+#     roto1080  40 frames of 1920x1080, `mattekit roto` with the defaults (the temporal filter on the GPU), BiRefNet
+#               general (stand-in weights) and u2netp: frames/s of the whole command
 #     tests     all of tests/cuda/test_cuda.py
 #     loop folder photo roto upscale: issue 15's u2netp benchmarks (minutes each)
 #   BUDGET: seconds for all steps after the set-up (default 360): each step runs within its own limit and what is left, and is skipped
@@ -27,7 +29,7 @@
 #   site=$(mktemp -d) && pip install --no-index --no-deps --target "$site" .whl/*.whl && export PYTHONPATH=$site.
 set -uo pipefail
 shared=$(cd "$1" && pwd); out=$(mkdir -p "$2" && cd "$2" && pwd); py=${PYTHON:-python3}; shift 2
-steps=" ${*:-cpu graphs birefnet models bigphoto tests} "
+steps=" ${*:-cpu graphs birefnet models bigphoto roto1080 tests} "
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 export PYTHONPATH=$repo/core${PYTHONPATH:+:$PYTHONPATH}
 export MATTEKIT_TEST_DATA=$shared MATTEKIT_MIRROR=$shared/weights MATTEKIT_HOME=${MATTEKIT_HOME:-$(mktemp -d)} MATTEKIT_OFFLINE=1
@@ -98,6 +100,28 @@ done
 have_weights isnet-general-use && weights=() || weights=(--stand-in)
 TAIL=6 step bigphoto whole-50mp-isnet 60 "$py" -m mattekit bench speed --model isnet-general-use "${weights[@]}" --device cuda \
     --whole --photo 8660x5774 --repeat 1 --data "$photos" --no-rembg
+roto1080() {  # 40 frames of 1920x1080 (blackswan enlarged, or generated): roto with the defaults (the temporal filter
+    # on the GPU at this size), BiRefNet general (stand-in weights) and u2netp, frames/s of the whole command
+    local w=$out/weights/birefnet-general-stand-in.pth plate=$out/plate1080 t0 t1
+    [[ -f $w ]] || "$py" -c "from pathlib import Path; from mattekit import catalog; from mattekit.bench.stand_in import write_stand_in; write_stand_in(catalog.load().get('birefnet-general'), Path('$out/weights'))" || return
+    "$py" -c "
+import glob, cv2
+from pathlib import Path
+from mattekit.bench.speed import _make_frames
+src = sorted(glob.glob('$shared/data/davis/im/blackswan/*.jpg'))[:40]
+Path('$plate').mkdir(exist_ok=True)
+if len(src) < 40: _make_frames(Path('$plate'), 40, 1920, 1080)
+for i, f in enumerate(src): cv2.imwrite(f'$plate/{i:05d}.jpg', cv2.resize(cv2.imread(f), (1920, 1080), interpolation=cv2.INTER_CUBIC))" || return
+    for model in birefnet-general u2netp; do
+        local extra=(); [[ $model == birefnet-general ]] && extra=(--weights "$w")
+        rm -rf "$out/roto-out"; t0=$(date +%s.%N)
+        "$py" -m mattekit roto -q "$plate" -o "$out/roto-out/m.#####.png" --model $model "${extra[@]}" --device cuda || return
+        t1=$(date +%s.%N)
+        "$py" -c "s = $t1 - $t0; print(f'mattekit roto --model $model, 40 frames of 1920x1080, defaults: {s:.1f} s whole command, {40 / s:.2f} frames/s')"
+    done
+}
+export -f roto1080; export shared
+TAIL=6 step roto1080 roto-1080p 90 bash -c roto1080
 TAIL=30 step tests tests 240 "$py" -m pytest tests/cuda/test_cuda.py -q -s -p no:cacheprovider -rfE
 
 mk=("$py" -m mattekit bench speed --model u2netp --device cuda)
