@@ -14,7 +14,7 @@
 #               commands on the folder and on it four times over (the difference: the rate beyond the start-up), and
 #               the folder with MATTEKIT_COMPILE=off
 #     models    IS-Net and u2netp: `mattekit remove` on the folder, whole commands, against rembg on the CPU cores
-#     bigphoto  one 50 MP photo, `mattekit remove` with the defaults
+#     bigphoto  one 50 MP photo, `mattekit remove` with the defaults, and its stages' times (`bench speed --refine`)
 #     roto1080  40 frames of 1920x1080, `mattekit roto` with the defaults (the temporal filter on the GPU), BiRefNet
 #               general (stand-in weights) and u2netp: frames/s of the whole command
 #     tests     all of tests/cuda/test_cuda.py
@@ -100,6 +100,12 @@ done
 have_weights isnet-general-use && weights=() || weights=(--stand-in)
 TAIL=6 step bigphoto whole-50mp-isnet 60 "$py" -m mattekit bench speed --model isnet-general-use "${weights[@]}" --device cuda \
     --whole --photo 8660x5774 --repeat 1 --data "$photos" --no-rembg
+big_stages() {  # where the 50 MP photo's time goes: read (decode, network input), infer, write (finish, encode)
+    mkdir -p "$out/bigphoto" && "$py" -c "import cv2, glob; im = cv2.imread(sorted(glob.glob('$photos/*'))[0]); cv2.imwrite('$out/bigphoto/photo.jpg', cv2.resize(im, (8660, 5774), interpolation=cv2.INTER_CUBIC), [cv2.IMWRITE_JPEG_QUALITY, 92])" \
+        && "$py" -m mattekit bench speed --model isnet-general-use "$@" --device cuda --refine --no-rembg --no-check --repeat 1 --data "$out/bigphoto"
+}
+export -f big_stages
+TAIL=4 step bigphoto stages-50mp-isnet 60 bash -c 'big_stages "$@"' _ "${weights[@]}"
 roto1080() {  # 40 frames of 1920x1080 (blackswan enlarged, or generated): roto with the defaults (the temporal filter
     # on the GPU at this size), BiRefNet general (stand-in weights) and u2netp, frames/s of the whole command
     local w=$out/weights/birefnet-general-stand-in.pth plate=$out/plate1080 t0 t1
