@@ -33,30 +33,51 @@ def lanczos(x: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def pil_lanczos(x: np.ndarray, height: int, width: int) -> np.ndarray:
     """PIL's Lanczos resize of ``x`` (H x W uint8 or float32, or H x W x 3 uint8) to (height, width), in ``x``'s
-    dtype (a new, writable array): the same values as PIL's one call. Where the height is not reduced, PIL makes it in two passes, the width
-    first (an output pixel reads one row), then the height (one column), the 8-bit path rounding between them; over a
-    big image (:data:`SPLIT_PIXELS`, a pass's source or result) those passes run here in strips over the cores, rows
-    for the first and columns for the second. A reduced height is one PIL call: Pillow 13 may then run the height
-    first, by a rule of its own."""
+    dtype (a new, writable array): the same values as PIL's one call. PIL makes it in two passes, the 8-bit path
+    rounding between them: the width (an output pixel reads one row) and the height (one column), in the order
+    :func:`pil_pass_order` says. Over a big image (:data:`SPLIT_PIXELS`, a pass's source or result) those passes run
+    here in strips over the cores, rows for the width pass and columns for the height pass."""
     from PIL import Image
 
     def one_call(part: np.ndarray, h: int, w: int) -> np.ndarray:
         image = Image.fromarray(part, mode="F") if part.dtype == np.float32 else Image.fromarray(part)
         return np.asarray(image.resize((w, h), Image.Resampling.LANCZOS))
 
-    small = max(x.shape[0] * x.shape[1], height * width) < SPLIT_PIXELS
-    if small or height < x.shape[0] or x.shape[:2] == (height, width):
-        return np.array(one_call(x, height, width))  # PIL's bytes are read-only
-    if x.shape[1] != width:  # the width pass, by rows
+    def width_pass(x: np.ndarray) -> np.ndarray:
         cuts = np.linspace(0, x.shape[0], cpu_count() + 1).astype(int)
-        x = np.concatenate(each_tile(lambda ys: one_call(x[ys], ys.stop - ys.start, width),
-                                     [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]))
-    if x.shape[0] != height:  # the height pass, by columns
-        cuts = np.linspace(0, width, cpu_count() + 1).astype(int)
+        return np.concatenate(each_tile(lambda ys: one_call(x[ys], ys.stop - ys.start, width),
+                                        [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]))
+
+    def height_pass(x: np.ndarray) -> np.ndarray:
+        cuts = np.linspace(0, x.shape[1], cpu_count() + 1).astype(int)
         strips = [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
-        x = np.concatenate(each_tile(lambda xs: one_call(np.ascontiguousarray(x[:, xs]), height, xs.stop - xs.start),
-                                     strips), axis=1)
+        return np.concatenate(each_tile(lambda xs: one_call(np.ascontiguousarray(x[:, xs]), height,
+                                                            xs.stop - xs.start), strips), axis=1)
+
+    order = pil_pass_order(*x.shape[:2], height, width)
+    if max(x.shape[0] * x.shape[1], height * width) < SPLIT_PIXELS or order is None or x.shape[:2] == (height, width):
+        return np.array(one_call(x, height, width))  # PIL's bytes are read-only
+    for name in order:
+        if name == "width" and x.shape[1] != width:
+            x = width_pass(x)
+        elif name == "height" and x.shape[0] != height:
+            x = height_pass(x)
     return x
+
+
+def pil_pass_order(in_height: int, in_width: int, height: int, width: int) -> tuple[str, str] | None:
+    """The order of PIL's two Lanczos passes from (in_height, in_width) to (height, width): ("width", "height") up to
+    Pillow 12; Pillow 13 runs the height first where it sheds more than twice the rows the width sheds columns
+    (its Resample.c). None for a later Pillow, whose rule is not known here."""
+    import PIL
+
+    major = int(PIL.__version__.split(".")[0])
+    if major > 13:
+        return None
+    shed_rows, shed_columns = in_height - height, in_width - width
+    if major == 13 and shed_rows > 0 and shed_rows > 2 * shed_columns:
+        return ("height", "width")
+    return ("width", "height")
 
 
 def torch_area(x: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -121,12 +121,13 @@ def test_sparse_empty_makes_memory_only_where_boxes_are_written():
     (np.uint8, (35, 400, 3), (90, 57)),  # shrunk in width (antialiased), enlarged in height
     (np.uint8, (120, 77, 3), (120, 30)),  # the width pass only
     (np.float32, (64, 200), (90, 200)),  # the height pass only
-    (np.uint8, (301, 457, 3), (37, 53)),  # a reduced height: one call, whatever order this Pillow runs
-    (np.float32, (250, 90), (61, 333)),  # (Pillow 13 runs this one height first)
+    (np.uint8, (301, 457, 3), (37, 53)),  # shrunk on both sides, the width first
+    (np.float32, (250, 90), (61, 333)),  # the height shed: Pillow 13 runs it first
+    (np.uint8, (120, 25, 3), (41, 8)),  # both shrunk, the height first in Pillow 13
 ])
 def test_lanczos_in_strips_is_pils_one_call_bit_for_bit(monkeypatch, dtype, shape, size):
-    """The passes split in row and column strips over threads give what one PIL call gives, in both of its modes;
-    a reduced height is left to PIL whole."""
+    """The passes split in row and column strips over threads, in PIL's order, give what one PIL call gives, in both
+    of its modes."""
     from PIL import Image
 
     rng = np.random.default_rng(sum(shape))
@@ -141,4 +142,23 @@ def test_lanczos_in_strips_is_pils_one_call_bit_for_bit(monkeypatch, dtype, shap
     monkeypatch.setattr(resizing, "each_tile", lambda work, parts: seen.append(len(parts)) or real_each_tile(work, parts))
     got = resizing.pil_lanczos(x, *size)
     assert got.dtype == expected.dtype and np.array_equal(got, expected) and got.flags.writeable
-    assert seen == ([] if size[0] < shape[0] else [5] * ((shape[1] != size[1]) + (shape[0] != size[0])))
+    assert seen == [5] * ((shape[1] != size[1]) + (shape[0] != size[0]))
+
+
+def test_lanczos_in_strips_follows_this_pillows_pass_order_at_any_size(monkeypatch):
+    """300 random sizes, shrunk and enlarged either way, both modes: bit for bit PIL's one call (a Pillow whose pass
+    order :func:`resizing.pil_pass_order` gets wrong fails here)."""
+    from PIL import Image
+
+    monkeypatch.setattr(resizing, "SPLIT_PIXELS", 1)
+    monkeypatch.setattr(resizing, "cpu_count", lambda: 3)
+    rng = np.random.default_rng(21)
+    for i in range(300):
+        in_h, in_w, h, w = (int(v) for v in rng.integers(2, 90, 4))
+        if i % 2:
+            x, image = (y := rng.random((in_h, in_w), dtype=np.float32)), Image.fromarray(y, mode="F")
+        else:
+            x = rng.integers(0, 256, (in_h, in_w, 3), dtype=np.uint8)
+            image = Image.fromarray(x)
+        assert np.array_equal(resizing.pil_lanczos(x, h, w), np.asarray(image.resize((w, h), Image.Resampling.LANCZOS))), \
+            (in_h, in_w, h, w)
