@@ -13,7 +13,8 @@
 #               speed --refine`: images/s, ms per image of read, infer, write); `mattekit remove` (defaults) as whole
 #               commands on the folder and on it four times over (the difference: the rate beyond the start-up), and
 #               the folder with MATTEKIT_COMPILE=off
-#     models    IS-Net and u2netp: `mattekit remove` on the folder, whole commands, against rembg on the CPU cores
+#     models    IS-Net and u2netp: `mattekit remove` on the folder, whole commands, against rembg on the CPU cores; IS-Net
+#               again in fp32 (MATTEKIT_PRECISION), against its catalog precision (fp16 on CUDA: `half`)
 #     bigphoto  one 50 MP photo, `mattekit remove` with the defaults, and its stages' times (`bench speed --refine`)
 #     roto1080  40 frames of 1920x1080, `mattekit roto` with the defaults (the temporal filter on the GPU), BiRefNet
 #               general (stand-in weights) and u2netp: frames/s of the whole command
@@ -98,6 +99,8 @@ for model in isnet-general-use u2netp; do
         --repeat 1 --data "$photos" "${rembg[@]}"
 done
 have_weights isnet-general-use && weights=() || weights=(--stand-in)
+TAIL=6 step models whole-isnet-fp32 60 env MATTEKIT_PRECISION=fp32 "$py" -m mattekit bench speed --model isnet-general-use \
+    "${weights[@]}" --device cuda --whole --repeat 1 --data "$photos" --no-rembg  # the catalog's fp16 (half) against fp32
 TAIL=6 step bigphoto whole-50mp-isnet 60 "$py" -m mattekit bench speed --model isnet-general-use "${weights[@]}" --device cuda \
     --whole --photo 8660x5774 --repeat 1 --data "$photos" --no-rembg
 big_stages() {  # where the 50 MP photo's time goes: read (decode, network input), infer, write (finish, encode)
