@@ -17,9 +17,9 @@ class OrderedSmoother:
     their windows need (warm-up). Each wanted frame's result goes to ``emit(frame, payload, alpha)``
     in increasing order as soon as the last frame of its window has been pushed. With ``options``
     None the mattes pass through unchanged. Holds at most ``halo`` pushed frames beyond the last
-    emitted one, plus the :class:`~mattekit.roto.temporal.Smoother`'s own window. ``place(matte)``, asked of the first frame's matte: the
-    torch device where the filter's full-resolution work runs (:class:`mattekit.roto.temporal_device.DeviceSmoother`),
-    or None for the CPU's (also without ``place``).
+    emitted one, plus the :class:`~mattekit.roto.temporal.Smoother`'s own window. ``place(matte)``, asked of the
+    first frame's matte: the torch device where the filter's full-resolution work runs
+    (:class:`mattekit.roto.temporal_device.DeviceSmoother`), or None for the CPU's (also without ``place``).
     """
 
     def __init__(self, options: TemporalOptions | None, have, wanted, emit: Callable[[int, object, np.ndarray], None],
@@ -55,8 +55,8 @@ class OrderedSmoother:
         return self.ready.pop(frame)
 
     def keep(self, image: np.ndarray, alpha: np.ndarray) -> FrameState | np.ndarray:
-        """What the filter keeps of one frame (:func:`~mattekit.roto.temporal.prepare`; the matte alone without a filter). It
-        depends on that frame only, so it may be computed ahead, in any thread, and given to :meth:`push`."""
+        """What the filter keeps of one frame (:func:`~mattekit.roto.temporal.prepare`; the matte alone without a
+        filter). It depends on that frame only, so it may be computed ahead, in any thread, and given to :meth:`push`."""
         return prepare(image, alpha, self.smoother.options) if self.smoother else alpha
 
     def push(self, frame: int, image: np.ndarray | None, alpha: np.ndarray, payload=None,

@@ -60,8 +60,8 @@ class MatteSource:
         each frame (:meth:`mattekit.roto.ordered.OrderedSmoother.keep`) in the pipeline's workers (a
         recurrent model: in its ordered writer thread); the temporal filter runs in the writer thread,
         in frame order (its full-resolution work on the model's GPU where the frame has 1 MP or more:
-        :func:`mattekit.subject.masks.device_of`), and ``emit`` (encoding) in a thread of its own, also in frame order, so that
-        writing frame t overlaps filtering frame t+1. An error (unreadable frame, unwritable output)
+        :func:`mattekit.subject.masks.device_of`), and ``emit`` (encoding) in a thread of its own, also in
+        frame order, so that writing frame t overlaps filtering frame t+1. An error (unreadable frame, unwritable output)
         ends the run after the frames before it, and is raised here; ``cancel()`` is asked before each
         frame and raises :class:`Cancelled`.
         """
