@@ -29,6 +29,7 @@ from PIL import Image
 from mattekit.engines.plan import decide
 from mattekit import catalog, io, nets, runtime, weights
 from mattekit.bench import metrics
+from mask_scores import agreement
 from mattekit.tasks import mask_preview, matte
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime (dev extra) runs the ONNX releases as they are")
@@ -361,7 +362,7 @@ def test_the_catalogs_fp16_decision_holds_on_real_weights(shared, name, photos):
         with torch.no_grad():
             a, b = answer(net, x), answer(half, x.half())
         worst_delta = max(worst_delta, float(np.abs(a - b).mean()))
-        worst_iou = min(worst_iou, float(((a > 0.5) & (b > 0.5)).sum() / max(1, ((a > 0.5) | (b > 0.5)).sum())))
+        worst_iou = min(worst_iou, agreement(a, b))
     keeps = worst_delta <= HALF_DELTA and worst_iou >= HALF_IOU
     print(f"{name}, fp16 against fp32 on {len(paths)} photos: worst mean |delta| {worst_delta:.2e}, worst IoU {worst_iou:.4f}")
     assert keeps == entry.half, f"{name}: fp16 {'keeps' if keeps else 'does not keep'} the answer, catalog half={entry.half}"

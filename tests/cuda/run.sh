@@ -75,9 +75,13 @@ TAIL=60 step cpu cpu 110 bash -c cpu_rows
 
 TAIL=40 step graphs graphs 150 "$py" -m pytest tests/cuda/test_cuda.py -q -s -p no:cacheprovider -k "graph_replays or measured_choice"
 
+birefnet_weights() {  # BiRefNet general's stand-in weights at $1 (made once a run)
+    [[ -f $1 ]] || "$py" -c "from pathlib import Path; from mattekit import catalog; from mattekit.bench.stand_in import write_stand_in; write_stand_in(catalog.load().get('birefnet-general'), Path('$out/weights'))"
+}
+export -f birefnet_weights
 birefnet() {  # the stand-in weights once; the plain loop; mattekit's loop with its stage times; whole commands on 50 and 200
     local w=$out/weights/birefnet-general-stand-in.pth many=$out/photos-x4 t0 t1 k runs=()
-    [[ -f $w ]] || "$py" -c "from pathlib import Path; from mattekit import catalog; from mattekit.bench.stand_in import write_stand_in; write_stand_in(catalog.load().get('birefnet-general'), Path('$out/weights'))" || return
+    birefnet_weights "$w" || return
     "$py" -m mattekit.bench.plain_loop "$photos" --model birefnet-general --weights "$w" --device cuda --precision fp16 --limit 41
     "$py" -m mattekit bench speed --model birefnet-general --weights "$w" --device cuda --refine --no-rembg --no-check --repeat 2 --data "$photos"
     mkdir -p "$many"; for k in 1 2 3 4; do for f in "$photos"/*; do ln -sf "$f" "$many/$k-$(basename "$f")"; done; done
@@ -112,7 +116,7 @@ TAIL=4 step bigphoto stages-50mp-isnet 60 bash -c 'big_stages "$@"' _ "${weights
 roto1080() {  # 40 frames of 1920x1080 (blackswan enlarged, or generated): roto with the defaults (the temporal filter
     # on the GPU at this size), BiRefNet general (stand-in weights) and u2netp, frames/s of the whole command
     local w=$out/weights/birefnet-general-stand-in.pth plate=$out/plate1080 t0 t1
-    [[ -f $w ]] || "$py" -c "from pathlib import Path; from mattekit import catalog; from mattekit.bench.stand_in import write_stand_in; write_stand_in(catalog.load().get('birefnet-general'), Path('$out/weights'))" || return
+    birefnet_weights "$w" || return
     "$py" -c "
 import glob, cv2
 from pathlib import Path

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from engine_nets import NETS, load_net, reference
+from mask_scores import agreement
 
 import mattekit
 from mattekit import engines
@@ -195,7 +196,7 @@ def test_remove_on_cuda_agrees_with_the_cpu(shared, monkeypatch):
         for precision, model in on_gpu.items():
             gpu = _alpha(path, model)
             mad = float(np.abs(gpu - cpu).mean())
-            iou = float(((gpu > 0.5) & (cpu > 0.5)).sum() / max(1, ((gpu > 0.5) | (cpu > 0.5)).sum()))
+            iou = agreement(gpu, cpu)
             figures[precision].append((path.name, round(mad, 5), round(iou, 4)))
     print(figures)
     assert all(mad <= 0.002 and iou >= 0.995 for _, mad, iou in figures["fp32"]), figures["fp32"]
@@ -364,5 +365,5 @@ def test_the_temporal_filter_on_cuda_gives_the_cpu_filters_mattes(shared):
     for t in plates:
         got, want = on_gpu[t], on_cpu[t]
         assert np.abs(got - want).mean() <= 2e-3, t
-        assert ((got > 0.5) & (want > 0.5)).sum() / ((got > 0.5) | (want > 0.5)).sum() >= 0.995, t
+        assert agreement(got, want) >= 0.995, t
     print(f"\ntemporal filter, 12 frames of 854x480: CPU {cpu_s:.2f} s, GPU {gpu_s:.2f} s (the flow on the CPU in both)")

@@ -31,6 +31,13 @@ def iou(alpha: np.ndarray, gt: np.ndarray) -> float:
     return 1.0 if union == 0 else int(np.sum(p & g)) / union
 
 
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two maps' masks (a > 0.5 and b > 0.5): how far two runs of the same model agree; 1.0 when both are empty."""
+    p, q = a > 0.5, b > 0.5
+    union = int(np.sum(p | q))
+    return 1.0 if union == 0 else int(np.sum(p & q)) / union
+
+
 def mae(alpha: np.ndarray, gt: np.ndarray) -> float:
     """Mean |alpha - gt/255| over the pixels outside the band."""
     known = gt != BAND

@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
+from mask_scores import agreement
 from mattekit.roto import flow_blocks, motion, ordered, temporal
 
 
@@ -191,7 +192,7 @@ def test_the_filter_on_a_torch_device_gives_the_cpu_filters_mattes(shared):
         got, want = on_device[t], on_cpu[t]
         assert got.dtype == np.float32 and got.shape == want.shape and 0 <= got.min() and got.max() <= 1
         assert np.abs(got - want).mean() <= 2e-3, t
-        assert ((got > 0.5) & (want > 0.5)).sum() / ((got > 0.5) | (want > 0.5)).sum() >= 0.995, t
+        assert agreement(got, want) >= 0.995, t
     inner = range(2, len(plates) - 2)  # frames with their whole window
     before = np.mean([np.abs(mattes[t] - truth[t]).mean() for t in inner])
     for result in (on_cpu, on_device):
