@@ -58,7 +58,8 @@ def add_parser(sub) -> None:
     p.add_argument("--chunk-index", type=int, metavar="I", help="with --chunk: run only chunk I (from 0)")
     p.add_argument("--print-chunks", action="store_true", help="with --chunk: print each chunk's frame range and exit")
     p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="run chunks on a Ray cluster (default: a local one)")
-    p.add_argument("--ray-workers", type=int, metavar="N", help="Ray workers (default: one per GPU, else per CPU)")
+    p.add_argument("--ray-workers", type=int, metavar="N", 
+                   help="Ray workers (default: one per GPU, else one per --threads CPUs; workers beyond the GPUs share them)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors and warnings (no progress, no summary)")
     p.set_defaults(func=run)
 
@@ -93,7 +94,7 @@ def run(args) -> int:
     try:
         if args.ray is not None:
             summary = roto.run_on_ray(spec, args.chunk or 25, address=args.ray or None, workers=args.ray_workers,
-                                      progress=bar)
+                                      progress=bar, say=say_on_stderr)
             job = None
         else:
             job = roto.RotoJob(spec, ModelCache(say=say_on_stderr))
@@ -122,5 +123,6 @@ def run(args) -> int:
     if job is not None and job.parts:
         target = ", ".join(str(part.alpha_out) for part in job.parts)
     print(f"mattekit: {len(summary.frames)} frames -> {target}: {len(summary.computed)} computed, "
-          f"{len(summary.skipped)} already done, {summary.seconds:.1f} s{rate}", file=sys.stderr)
+          f"{len(summary.skipped)} already done, {summary.seconds:.1f} s{rate}"
+          f"{' ' + summary.placement if summary.placement else ''}", file=sys.stderr)
     return 0
