@@ -2,12 +2,17 @@
 filtered matte handed on as soon as its window is in, on the CPU or on the model's device."""
 from __future__ import annotations
 
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
 
+from ..machine import cpu_count
 from .temporal import FrameState, Smoother, TemporalOptions, prepare
 from .temporal_device import DeviceSmoother
+
+AHEAD_THREADS = 4  # at most this many threads make the filter's plate-only work ahead (DIS flows, agreements)
 
 
 class OrderedSmoother:
@@ -20,10 +25,14 @@ class OrderedSmoother:
     emitted one, plus the :class:`~mattekit.roto.temporal.Smoother`'s own window. ``place(matte)``, asked of the
     first frame's matte: the torch device where the filter's full-resolution work runs
     (:class:`mattekit.roto.temporal_device.DeviceSmoother`), or None for the CPU's (also without ``place``).
+    What depends on the plates only (:meth:`~mattekit.roto.temporal.Smoother.ahead`) is made ahead for each pair
+    of neighbours once both have been pushed, in ``ahead_threads`` threads (None: up to :data:`AHEAD_THREADS`, at most
+    the cores; 0: made when the filter asks, in the pushing thread): the same bytes, made while the pushing thread
+    filters earlier frames.
     """
 
     def __init__(self, options: TemporalOptions | None, have, wanted, emit: Callable[[int, object, np.ndarray], None],
-                 place: Callable[[np.ndarray], object] | None = None):
+                 place: Callable[[np.ndarray], object] | None = None, ahead_threads: int | None = None):
         self.wanted = sorted(set(wanted))
         self.wanted_set = set(self.wanted)
         self.emit = emit
@@ -36,10 +45,29 @@ class OrderedSmoother:
                 low, high = self.smoother.window(t)
                 needed.update(range(low, high + 1))
         self.frames = sorted(needed)
+        self.ahead_at = self._ahead_schedule(needed) if self.smoother else {}
+        self.ahead_threads = min(AHEAD_THREADS, cpu_count()) if ahead_threads is None else ahead_threads
+        self.pool: ThreadPoolExecutor | None = None
         self.ready: dict[int, FrameState | np.ndarray] = {}  # pushed, not yet taken by the filter
         self.payloads: dict[int, object] = {}
         self.pushed = 0
         self.emitted = 0
+
+    def _ahead_schedule(self, needed: set[int]) -> dict[int, list[tuple[int, int]]]:
+        """{frame: the pairs of frames whose plate-only work can start once it is pushed}: the pairs the passes use
+        (each frame within ``radius * (passes - 1)`` of a wanted one, with each of its neighbours, all pushed), each
+        at the later of its two frames, those the filter asks for first (towards the pushed frame) first."""
+        reach = self.smoother.options.radius * (self.smoother.options.passes - 1)
+        near = {f for t in self.wanted for f in range(t - reach, t + reach + 1)}
+        schedule: dict[int, list[tuple[int, int]]] = {}
+        for a in sorted(needed & near):
+            others = self.smoother.neighbours(a)
+            if set(others) <= needed:
+                for b in others:
+                    schedule.setdefault(max(a, b), []).append((a, b))
+        for pairs in schedule.values():
+            pairs.sort(key=lambda pair: pair[1] < pair[0])  # a -> the pushed frame before the pushed frame -> a
+        return schedule
 
     @property
     def expects(self) -> int | None:
@@ -72,6 +100,12 @@ class OrderedSmoother:
                 self.smoother = DeviceSmoother(self.smoother.options, self.ready_state, self.smoother.have, device)
         self.pushed += 1
         self.ready[frame] = kept if kept is not None else self.keep(image, alpha)
+        if self.ahead_threads > 0:
+            for a, b in self.ahead_at.pop(frame, ()):
+                if self.pool is None:
+                    self.pool = ThreadPoolExecutor(self.ahead_threads, thread_name_prefix="mattekit-flow")
+                    weakref.finalize(self, self.pool.shutdown, wait=False)  # a run that stops short: no idle threads
+                self.pool.submit(self.smoother.ahead, a, b)
         if payload is not None and frame in self.wanted_set:
             self.payloads[frame] = payload
         while self.emitted < len(self.wanted) and self.last[self.emitted] <= frame:
@@ -79,3 +113,5 @@ class OrderedSmoother:
             result = self.smoother.smooth(t) if self.smoother else self.ready.pop(t)
             self.emitted += 1
             self.emit(t, self.payloads.pop(t, None), result)
+        if self.finished and self.pool is not None:
+            self.pool.shutdown(wait=False)

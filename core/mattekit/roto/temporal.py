@@ -21,6 +21,8 @@ gives the same bytes as one uninterrupted run.
 """
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable
 
@@ -122,24 +124,49 @@ class Smoother:
 
     ``load(frame)`` returns a :class:`FrameState` (read the plate, run the network);
     ``frames`` are the plate's frames (neighbours across a gap are not used). ``smooth(t)``
-    loads what it needs, caches it, and forgets what later frames no longer need.
+    loads what it needs, caches it, and forgets what later frames no longer need. What depends on the plates only
+    (the flows, their chaining, the plate agreements, the rectangles warps read) may be made ahead in other threads
+    (:meth:`ahead`): each is made once, by whichever thread asks first, the others waiting for it.
     """
 
     def __init__(self, options: TemporalOptions, load: Callable[[int], FrameState], frames):
         self.options = options
         self.load = load
         self.have = set(frames)
-        self.states: dict[int, FrameState] = {}
-        self.fields: dict[tuple[int, int], np.ndarray] = {}
-        self.pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        self.averaged: dict[tuple[int, int], np.ndarray] = {}  # (pass, frame) -> matte
+        self._lock = threading.Lock()  # guards the tables of futures below (made once, by any thread)
+        self.states: dict[int, Future] = {}  # frame -> its FrameState
+        self.fields: dict[tuple[int, int], Future] = {}  # (a, b) -> flow a -> b
+        self.pairs: dict[tuple[int, int], Future] = {}  # (a, b) -> (flow a -> b, agreement)
+        self.rectangles: dict[tuple[int, int], Future] = {}  # (a, b) -> sampled_rectangles of flow a -> b
+        self.averaged: dict[tuple[int, int], np.ndarray] = {}  # (pass, frame) -> matte (the smoothing thread's)
         self.tables: dict[tuple[int, int], np.ndarray] = {}  # (pass, frame) -> counts_off of its matte
-        self.rectangles: dict[tuple[int, int], tuple] = {}  # (a, b) -> sampled_rectangles of flow a -> b
+        self.oldest = None  # frames before this one have been forgotten (None: none yet)
+
+    def _once(self, table: dict, key, make: Callable):
+        """``table[key]``'s value, made by ``make()`` in this thread if no thread has begun it, else waited for."""
+        with self._lock:
+            slot = table.get(key)
+            mine = slot is None
+            if mine:
+                slot = table[key] = Future()
+        if mine:
+            try:
+                slot.set_result(make())
+            except BaseException as exc:
+                slot.set_exception(exc)
+        return slot.result()
 
     def state(self, frame: int) -> FrameState:
-        if frame not in self.states:
-            self.states[frame] = self.load(frame)
-        return self.states[frame]
+        return self._once(self.states, frame, lambda: self.load(frame))
+
+    def ahead(self, a: int, b: int) -> None:
+        """Make what the filter's passes will ask of the pair of frames ``a`` and ``b`` (neighbours) that depends
+        on the plates only: the flow a -> b, the agreement and the rectangles its warp reads. The states of the
+        frames from ``a`` to ``b`` must be loadable, or the filter past them (then nothing is made)."""
+        if self.oldest is not None and min(a, b) < self.oldest + self.options.radius:
+            return
+        height, width = self.state(a).alpha.shape
+        self.reads(a, b, height, width)
 
     def neighbours(self, frame: int) -> list[int]:
         """Frames within the radius on each side, up to the first gap."""
@@ -153,28 +180,28 @@ class Smoother:
 
     def field(self, a: int, b: int) -> np.ndarray:
         """Flow a -> b (low-res): DIS between adjacent frames, chained through the frames between."""
-        if (a, b) not in self.fields:
-            if abs(b - a) == 1:
-                self.fields[a, b] = flow(self.state(a).grey, self.state(b).grey, self.options.flow_preset,
-                                         self.options.flow_refinement)
-            else:
-                step = 1 if b > a else -1
-                self.fields[a, b] = chain(self.field(a, b - step), self.field(b - step, b))
-        return self.fields[a, b]
+        return self._once(self.fields, (a, b), lambda: self._field(a, b))
+
+    def _field(self, a: int, b: int) -> np.ndarray:
+        if abs(b - a) == 1:
+            return flow(self.state(a).grey, self.state(b).grey, self.options.flow_preset, self.options.flow_refinement)
+        step = 1 if b > a else -1
+        return chain(self.field(a, b - step), self.field(b - step, b))
 
     def pair(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
         """(flow a -> b, agreement in [0,1] of b's warped plate with a's plate), both low-res."""
-        if (a, b) not in self.pairs:
-            forward = self.field(a, b)
-            centre, other = self.state(a), self.state(b)
-            diff = cv2.absdiff(warp(other.small, forward), centre.small)  # numpy's |a - b|, without its temporary
-            diff = (diff[..., 0] + diff[..., 1] + diff[..., 2]) / 3  # the channels' mean (13x faster than .mean(2))
-            diff = cv2.GaussianBlur(diff, (0, 0), 1.0)
-            diff /= self.options.sigma
-            np.square(diff, out=diff)
-            np.negative(diff, out=diff)
-            self.pairs[a, b] = (forward, np.exp(diff, out=diff))
-        return self.pairs[a, b]
+        return self._once(self.pairs, (a, b), lambda: self._pair(a, b))
+
+    def _pair(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        forward = self.field(a, b)
+        centre, other = self.state(a), self.state(b)
+        diff = cv2.absdiff(warp(other.small, forward), centre.small)  # numpy's |a - b|, without its temporary
+        diff = (diff[..., 0] + diff[..., 1] + diff[..., 2]) / 3  # the channels' mean (13x faster than .mean(2))
+        diff = cv2.GaussianBlur(diff, (0, 0), 1.0)
+        diff /= self.options.sigma
+        np.square(diff, out=diff)
+        np.negative(diff, out=diff)
+        return forward, np.exp(diff, out=diff)
 
     def counts(self, level: int, frame: int) -> np.ndarray:
         """:func:`counts_off` of the matte after ``level`` passes."""
@@ -184,9 +211,7 @@ class Smoother:
 
     def reads(self, a: int, b: int, height: int, width: int) -> tuple[np.ndarray, ...]:
         """:func:`sampled_rectangles` of the warp of b's matte onto a (flow a -> b)."""
-        if (a, b) not in self.rectangles:
-            self.rectangles[a, b] = sampled_rectangles(self.pair(a, b)[0], height, width)
-        return self.rectangles[a, b]
+        return self._once(self.rectangles, (a, b), lambda: sampled_rectangles(self.pair(a, b)[0], height, width))
 
     def matte(self, level: int, frame: int) -> np.ndarray:
         """The matte after ``level`` passes (0 = the network's).
@@ -255,18 +280,20 @@ class Smoother:
     def _forget(self, frame: int) -> None:
         """Drop what no frame after ``frame`` needs."""
         halo = self.options.halo
-        for f in [f for f in self.states if f < frame - halo]:
-            del self.states[f]
-        for key in [k for k in self.fields if min(k) < frame - halo]:
-            del self.fields[key]
-        for key in [k for k in self.pairs if k[0] < frame - halo + self.options.radius]:
-            del self.pairs[key]
+        self.oldest = frame - halo
+        with self._lock:  # other threads may be adding what later frames need meanwhile
+            for f in [f for f in self.states if f < frame - halo]:
+                del self.states[f]
+            for key in [k for k in self.fields if min(k) < frame - halo]:
+                del self.fields[key]
+            for key in [k for k in self.pairs if k[0] < frame - halo + self.options.radius]:
+                del self.pairs[key]
+            for key in [k for k in self.rectangles if k not in self.pairs]:
+                del self.rectangles[key]
         for level, f in [k for k in self.averaged if k[1] < frame - self.options.radius * (self.options.passes - k[0] + 1)]:
             del self.averaged[level, f]
         for level, f in [k for k in self.tables if k[1] < frame - self.options.radius * (self.options.passes - k[0] + 1)]:
             del self.tables[level, f]
-        for key in [k for k in self.rectangles if k not in self.pairs]:
-            del self.rectangles[key]
 
 
 def ema(previous: np.ndarray | None, alpha: np.ndarray, keep: float = 0.6) -> np.ndarray:

@@ -28,6 +28,11 @@ class DeviceSmoother(Smoother):
     def smooth(self, frame: int) -> np.ndarray:
         return super().smooth(frame).cpu().numpy()
 
+    def ahead(self, a: int, b: int) -> None:
+        """The flow a -> b and its agreement (the device reads no rectangles), unless the filter is past them."""
+        if self.oldest is None or min(a, b) >= self.oldest + self.options.radius:
+            self.pair(a, b)
+
     def full_size(self, a: int, b: int, height: int, width: int) -> tuple:
         """The flow a -> b and the agreement of b's warped plate with a's, enlarged to the H x W frame on the device:
         (grid_sample's sampling grid, 1 x H x W x 2 in [-1, 1] with corners aligned; agreement, H x W in [0,1])."""

@@ -197,3 +197,37 @@ def test_the_filter_on_a_torch_device_gives_the_cpu_filters_mattes(shared):
     before = np.mean([np.abs(mattes[t] - truth[t]).mean() for t in inner])
     for result in (on_cpu, on_device):
         assert np.mean([np.abs(result[t] - truth[t]).mean() for t in inner]) < 0.5 * before
+
+
+def _filtered_with(plates, mattes, ahead_threads, place=None):
+    out, frames = {}, list(plates)
+    stage = ordered.OrderedSmoother(temporal.TemporalOptions(radius=2), frames, frames[2:-3],
+                                     lambda f, _, a: out.__setitem__(f, a), place=place, ahead_threads=ahead_threads)
+    for f in stage.frames:
+        stage.push(f, plates[f], mattes[f])
+    return out, stage
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_the_plates_work_made_ahead_in_threads_gives_the_same_bytes(shared, monkeypatch, on_device):
+    """The flows, agreements and rectangles made ahead in other threads (every pair the passes use, scheduled once
+    both its frames are pushed) give the mattes the filter makes in the pushing thread alone, bit for bit, on the
+    CPU and on a torch device; the pool is gone once every wanted frame is out."""
+    place = None
+    if on_device:
+        torch = pytest.importorskip("torch")
+        place = lambda matte: torch.device("cpu")  # noqa: E731
+    plates, mattes, _ = _trembling_shot(shared)
+    asked, pushed = [], []
+    pair = temporal.Smoother.pair
+    monkeypatch.setattr(temporal.Smoother, "pair", lambda self, a, b: asked.append((a, b)) or pair(self, a, b))
+    alone, _ = _filtered_with(plates, mattes, ahead_threads=0, place=place)
+    used = set(asked)
+    ahead, stage = _filtered_with(plates, mattes, ahead_threads=3, place=place)
+    assert stage.pool is not None and stage.pool._shutdown
+    assert len(ahead) == len(alone) == 5 and all(np.array_equal(ahead[t], alone[t]) for t in alone)
+    # the schedule: every pair the passes used, each once, at the later of its two frames (none before it is pushed)
+    again = ordered.OrderedSmoother(temporal.TemporalOptions(radius=2), list(plates), list(plates)[2:-3], print)
+    scheduled = [(frame, pair) for frame, pairs in again.ahead_at.items() for pair in pairs]
+    assert sorted(p for _, p in scheduled) == sorted(used)
+    assert all(frame == max(p) for frame, p in scheduled)
