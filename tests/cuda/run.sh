@@ -4,7 +4,7 @@
 # usage: tests/cuda/run.sh SHARED OUT [STEP...]
 #   SHARED: ../shared, or a copy with (any of) weights/, conformance/, data/grabcut50 and data/davis/im/blackswan;
 #   what is missing is made (photos: 48 generated ones; weights: stand-in ones, said on the row).
-#   OUT: a folder for the logs. STEP (default: cpu graphs birefnet models bigphoto roto1080 tests, about 7 minutes on an H200):
+#   OUT: a folder for the logs. STEP (default: cpu graphs birefnet models bigphoto roto480 roto1080 tests, about 8 minutes on an H200):
 #     cpu       issue 68 on this machine's CPU cores: the first-use engine measurement with the shipped table hidden
 #               (doctor --measure, its cost), the plans, and u2netp `remove` on the folder against rembg, table hidden and shown
 #     graphs    the CUDA-graph tests of tests/cuda/test_cuda.py (the measured choice on this GPU)
@@ -16,6 +16,8 @@
 #     models    IS-Net and u2netp: `mattekit remove` on the folder, whole commands, against rembg on the CPU cores; IS-Net
 #               again in fp32 (MATTEKIT_PRECISION), against its catalog precision (fp16 on CUDA: `half`)
 #     bigphoto  one 50 MP photo, `mattekit remove` with the defaults, and its stages' times (`bench speed --refine`)
+#     roto480   u2netp roto of DAVIS blackswan (854x480) played to 200 frames against rembg on the CPU cores (`bench speed
+#               --whole --sequence --frames 200`: the temporal filter's passes on the GPU, its flows ahead on the cores)
 #     roto1080  40 frames of 1920x1080, `mattekit roto` with the defaults (the temporal filter on the GPU), BiRefNet
 #               general (stand-in weights) and u2netp: frames/s of the whole command
 #     tests     all of tests/cuda/test_cuda.py
@@ -30,7 +32,7 @@
 #   site=$(mktemp -d) && pip install --no-index --no-deps --target "$site" .whl/*.whl && export PYTHONPATH=$site.
 set -uo pipefail
 shared=$(cd "$1" && pwd); out=$(mkdir -p "$2" && cd "$2" && pwd); py=${PYTHON:-python3}; shift 2
-steps=" ${*:-cpu graphs birefnet models bigphoto roto1080 tests} "
+steps=" ${*:-cpu graphs birefnet models bigphoto roto480 roto1080 tests} "
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 export PYTHONPATH=$repo/core${PYTHONPATH:+:$PYTHONPATH}
 export MATTEKIT_TEST_DATA=$shared MATTEKIT_MIRROR=$shared/weights MATTEKIT_HOME=${MATTEKIT_HOME:-$(mktemp -d)} MATTEKIT_OFFLINE=1
@@ -113,6 +115,10 @@ big_stages() {  # where the 50 MP photo's time goes: read (decode, network input
 }
 export -f big_stages
 TAIL=4 step bigphoto stages-50mp-isnet 60 bash -c 'big_stages "$@"' _ "${weights[@]}"
+if [[ -d $shared/data/davis/im/blackswan ]]; then
+    TAIL=8 step roto480 roto-480p-200 90 "$py" -m mattekit bench speed --model u2netp --device cuda --whole \
+        --sequence "$shared/data/davis/im/blackswan" --frames 200 --repeat 1 "${rembg[@]}"
+else echo "== roto-480p-200: skipped, $shared/data/davis/im/blackswan is missing"; fi
 roto1080() {  # 40 frames of 1920x1080 (blackswan enlarged, or generated): roto with the defaults (the temporal filter
     # on the GPU at this size), BiRefNet general (stand-in weights) and u2netp, frames/s of the whole command
     local w=$out/weights/birefnet-general-stand-in.pth plate=$out/plate1080 t0 t1

@@ -12,7 +12,7 @@ import numpy as np
 from .. import catalog, runtime
 from ..running import pipeline
 from ..subject import masks
-from . import ordered, temporal, tracking
+from . import ordered, temporal, temporal_device, tracking
 from ..errors import Cancelled, MattekitError
 from ..io import Picture
 from .chain import HintChain
@@ -59,8 +59,8 @@ class MatteSource:
         (:func:`mattekit.subject.masks.mask_from_prediction`) and what the temporal filter keeps of
         each frame (:meth:`mattekit.roto.ordered.OrderedSmoother.keep`) in the pipeline's workers (a
         recurrent model: in its ordered writer thread); the temporal filter runs in the writer thread,
-        in frame order (its full-resolution work on the model's GPU where the frame has 1 MP or more:
-        :func:`mattekit.subject.masks.device_of`), and ``emit`` (encoding) in a thread of its own, also in
+        in frame order (its full-resolution work on the model's GPU whatever the frame's size:
+        :func:`mattekit.roto.temporal_device.device_for`), and ``emit`` (encoding) in a thread of its own, also in
         frame order, so that writing frame t overlaps filtering frame t+1. An error (unreadable frame, unwritable output)
         ends the run after the frames before it, and is raised here; ``cancel()`` is asked before each
         frame and raises :class:`Cancelled`.
@@ -81,7 +81,7 @@ class _MatteRun:
         self.stopped = False
         self.emitter = _Emitter(self.emit_unless_cancelled)
         self.stage = ordered.OrderedSmoother(source.temporal, source.plate.frames, frames, self.emitter.put,
-                                              place=lambda matte: masks.device_of(self.predictor, matte))
+                                              place=lambda matte: temporal_device.device_for(self.predictor))
         self.steps = (recurrent_steps(source.plate.frames, self.stage.frames, source.entry.warmup) if self.recurrent
                       else self.stage.frames)
         self.chain = None

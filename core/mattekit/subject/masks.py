@@ -270,8 +270,7 @@ FINISH_ON_GPU_PIXELS = 1 << 20  # photos this large or larger are finished on th
 def device_of(predictor, image: np.ndarray):
     """The CUDA device ``predictor``'s model runs on, where the finish's refinement, the edge matte's solve and the
     decontamination of ``image`` (H x W x C) run too (:func:`refine_mask`, :func:`alpha_from_mask`,
-    :func:`mattekit.matting.estimate_foreground`, and a roto frame's temporal filter:
-    :class:`mattekit.roto.temporal_device.DeviceSmoother`) when it has at least :data:`FINISH_ON_GPU_PIXELS` (1 MP);
+    :func:`mattekit.matting.estimate_foreground`) when it has at least :data:`FINISH_ON_GPU_PIXELS` (1 MP);
     None for a smaller image (finished on the CPU cores), a model on the CPU (or Apple's MPS, where they are not
     tested) and without a predictor. The evidence (H200, 16 cores, u2netp, 50 photos of 0.15 MP): finishing on the GPU took
     10.2 s beyond the unfinished run, the CPU's finish 5.0 s; a single 1 MP photo finished in 0.45 s on the GPU

@@ -231,3 +231,17 @@ def test_the_plates_work_made_ahead_in_threads_gives_the_same_bytes(shared, monk
     scheduled = [(frame, pair) for frame, pairs in again.ahead_at.items() for pair in pairs]
     assert sorted(p for _, p in scheduled) == sorted(used)
     assert all(frame == max(p) for frame, p in scheduled)
+
+
+def test_the_filter_runs_on_the_models_cuda_device_at_any_frame_size():
+    """Roto's filter goes where a CUDA model is, at 480p as at 4K (its CPU cost is large at any size); a model on the
+    CPU, or none, keeps the CPU's filter. (The finish keeps its 1 MP rule: masks.device_of.)"""
+    from types import SimpleNamespace
+
+    from mattekit.roto.temporal_device import device_for
+    from mattekit.subject import masks
+
+    cuda = SimpleNamespace(device_type="cuda", device="cuda:1")
+    assert device_for(cuda) == "cuda:1"
+    assert masks.device_of(cuda, np.zeros((480, 854, 3), np.float32)) is None
+    assert device_for(SimpleNamespace(device_type="cpu", device="cpu")) is None and device_for(None) is None
