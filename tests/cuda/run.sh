@@ -116,7 +116,7 @@ big_stages() {  # where the 50 MP photo's time goes: read (decode, network input
 export -f big_stages
 TAIL=4 step bigphoto stages-50mp-isnet 60 bash -c 'big_stages "$@"' _ "${weights[@]}"
 if [[ -d $shared/data/davis/im/blackswan ]]; then
-    TAIL=8 step roto480 roto-480p-200 90 "$py" -m mattekit bench speed --model u2netp --device cuda --whole \
+    TAIL=8 step roto480 roto-480p-200 120 "$py" -m mattekit bench speed --model u2netp --device cuda --whole \
         --sequence "$shared/data/davis/im/blackswan" --frames 200 --repeat 1 "${rembg[@]}"
 else echo "== roto-480p-200: skipped, $shared/data/davis/im/blackswan is missing"; fi
 roto1080() {  # 40 frames of 1920x1080 (blackswan enlarged, or generated): roto with the defaults (the temporal filter
