@@ -41,6 +41,33 @@ def test_every_item_is_written_once():
     assert set(report.timings.seconds) >= {"read", "infer", "write"}
 
 
+def test_readers_decode_at_once_and_every_item_is_written_once():
+    """With ``readers`` threads, items are read at once (three reads meet at a barrier one reader could never pass),
+    each item is taken once, a bad item fails alone, and an ordered pipeline still writes in input order."""
+    meeting = threading.Barrier(3, timeout=30)
+
+    def read(i):
+        if i < 3:
+            meeting.wait()  # BrokenBarrierError, a bug that stops the run, unless 3 reads run at once
+        if i % 10 == 7:
+            raise MattekitError(f"item {i} is unreadable")
+        return _read(i)
+
+    for ordered in (False, True):
+        meeting.reset()
+        got, lock = [], threading.Lock()
+
+        def write(item, context, y):
+            with lock:
+                got.append((item, float(y[0, 0, 0, 0])))
+
+        report = pipeline.run_pipeline(iter(range(60)), read, _double, write, workers=2, batch=3, readers=3,
+                                       ordered=ordered)
+        assert report.done == 54 and sorted(item for item, _ in report.failed) == list(range(7, 60, 10))
+        expected = [(i, 2.0 * i) for i in range(60) if i % 10 != 7]
+        assert (got if ordered else sorted(got)) == expected
+
+
 def test_batches_hold_equal_shapes_only():
     sizes = []
 
@@ -458,12 +485,12 @@ def test_plan_on_cuda_gives_the_spare_cores_to_writers(monkeypatch):
     threads, workers, batch, _ = layout(entry, "cuda", "torch")  # the plan's layout for a fixed-size model on a GPU
     on_gpu = SimpleNamespace(device_type="cuda", device=torch.device("cuda"), entry=entry,
                              plan=SimpleNamespace(threads=threads, workers=workers, batch=batch))
-    for cores, writers in ((16, 8), (6, 4), (2, 1)):
+    for cores, writers, readers in ((16, 8, 4), (6, 4, 1), (2, 1, 1), (64, 8, 4), (8, 6, 2)):
         monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)
         layout = pipeline.plan(on_gpu)
-        assert (layout["workers"], layout["batch"], layout["writers"]) == (2, 8, writers)
+        assert (layout["workers"], layout["batch"], layout["writers"], layout["readers"]) == (2, 8, writers, readers)
         ordered = pipeline.plan(on_gpu, ordered=True)
-        assert ordered["writers"] == 1 and ordered["ordered"] and not layout["ordered"]
+        assert ordered["writers"] == ordered["readers"] == 1 and ordered["ordered"] and not layout["ordered"]
 
 
 def test_without_an_inference_stage_read_goes_straight_to_write():

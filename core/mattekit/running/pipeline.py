@@ -2,14 +2,13 @@
 
 ``run_pipeline`` runs three stages in their own threads, joined by bounded queues:
 
-    read (decode + preprocess) ──► infer (batched, ``workers`` threads) ──► write (postprocess + encode)
+    read (decode + preprocess, ``readers``) ──► infer (batched, ``workers``) ──► write (postprocess + encode)
 
 (or two, read ──► write, for work with no network input per item: ``infer`` None).
 
-While one image is inferred the next is decoded and the previous one encoded. Memory stays flat on any
-number of inputs: items are taken from the iterable lazily and at most ``queue_size`` prepared inputs
-and ``queue_size`` results wait between stages (plus one item per thread), so a 10,000-frame sequence
-holds no more than a 10-frame one.
+While one image is inferred the next is decoded and the previous one encoded. Memory stays flat on any number of
+inputs: items are taken from the iterable lazily and at most ``queue_size`` prepared inputs and ``queue_size``
+results wait between stages (plus one item per thread), so a 10,000-frame sequence holds no more than a 10-frame one.
 
 CPU: ``workers`` single-threaded inference calls run in parallel. CUDA: each worker has its own stream,
 batches are stacked in pinned memory and copied without blocking, so one batch's copies overlap another's
@@ -87,8 +86,9 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
     a given ``threads`` or ``workers`` shares the cores out for the other. CPU: a writer (the finish and the encoding)
     per 4 cores, at least one (on 16 cores with one writer, u2netp's folder used 3.9 of them and the finish, a quarter
     of the CPU time, bound the speed); 1 when ``ordered``. CUDA: the CPU's cores, less two, as writers (up to 8; 1
-    when ``ordered``), since postprocessing and encoding then bound the speed, and short batches padded (``pad``).
-    ``threads`` is per worker. ``ordered``: ``write`` must see results in input order.
+    when ``ordered``), since postprocessing and encoding then bound the speed, a reader per 4 cores (up to 4; 1 when
+    ``ordered``: one reader, 23 ms an image for BiRefNet on the H200, would cap it near 43 images/s), and short
+    batches padded (``pad``). ``threads`` is per worker. ``ordered``: ``write`` must see results in input order.
     Returns keyword arguments for :func:`run_pipeline`.
     """
     engine = getattr(predictor, "engine", None)
@@ -106,23 +106,22 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
         threads = threads or max(1, cores // workers)
         return {"workers": workers, "threads": threads, "batch": batch or layout.batch, "device": device,
                 "writers": 1 if ordered else max(1, cores // 4), "ordered": ordered}
-    writers = 1 if ordered else max(1, min(8, cpu_count() - 2))
+    writers, readers = (1, 1) if ordered else (max(1, min(8, cpu_count() - 2)), max(1, min(4, cpu_count() // 4)))
     return {"workers": workers or layout.workers, "threads": threads, "batch": batch or layout.batch, "device": device,
-            "writers": writers, "ordered": ordered, "pad": True}
+            "writers": writers, "readers": readers, "ordered": ordered, "pad": True}
 
 
 def run_pipeline(items: Iterable, read: Callable[[Any], tuple[Any, Any]],
                  infer: Callable[[Any], Any] | None, write: Callable[[Any, Any, Any], None], *,
-                 workers: int = 1, threads: int | None = None, batch: int = 1, writers: int = 1,
+                 workers: int = 1, threads: int | None = None, batch: int = 1, writers: int = 1, readers: int = 1,
                  queue_size: int | None = None, device: torch.device | str = "cpu", ordered: bool = False,
-                 pad: bool = False,
-                 post: Callable[[Any, Any, Any], Any] | None = None,
+                 pad: bool = False, post: Callable[[Any, Any, Any], Any] | None = None,
                  progress: Callable[[int, Any], None] | None = None, cancel: Callable[[], bool] | None = None,
                  timings: Timings | None = None) -> Result:
     """Run ``read`` -> ``infer`` -> ``write`` over ``items`` with the stages overlapped.
 
     read(item) -> (x, context): decode and preprocess; x is 1 x C x h x w float32 (CPU; a numpy array or a torch
-        tensor, as ``infer`` takes it).
+        tensor, as ``infer`` takes it). Called from ``readers`` threads at once (items taken in order, one at a time).
     infer(x) -> y: N x C x h x w in, N x ... out (a Predictor is such a callable); called from
         ``workers`` threads at once, each with ``threads`` CPU threads on the CPU (None: leave as is;
         :mod:`mattekit.engines.threads`).
@@ -144,17 +143,17 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[Any, Any]],
     if device == "cpu" and workers > 1:
         heap.keep_freed_memory()
     return Pipeline(read, infer, write, post, progress, cancel, timings or Timings(), workers=workers, threads=threads,
-                    batch=batch, writers=writers, queue_size=queue_size, device=device, ordered=ordered,
-                    pad=pad).run(items)
+                    batch=batch, writers=writers, readers=readers, queue_size=queue_size, device=device,
+                    ordered=ordered, pad=pad).run(items)
 
 
 class Pipeline:
     """The state of one :func:`run_pipeline` run and its three stages, each a method run by its threads:
-    :meth:`reader` (one thread), :meth:`worker` (``workers``; none without ``infer``), :meth:`writer`
+    :meth:`reader` (``readers`` threads), :meth:`worker` (``workers``; none without ``infer``), :meth:`writer`
     (``writers``). Items travel between them as (sequence number, item, context, x or result)."""
 
     def __init__(self, read, infer, write, post, progress, cancel, timings: Timings, *, workers: int,
-                 threads: int | None, batch: int, writers: int, queue_size: int | None, device: str,
+                 threads: int | None, batch: int, writers: int, readers: int, queue_size: int | None, device: str,
                  ordered: bool, pad: bool):
         self.read, self.infer, self.write, self.post = read, infer, write, post
         self.progress, self.cancel = progress, cancel
@@ -169,12 +168,15 @@ class Pipeline:
         self.stop, self.lock = threading.Event(), threading.Lock()
         self.errors: list[BaseException] = []
         self.turn = threading.Condition()  # ordered: the writer moved on
-        self.taken = self.handled = self.written = 0  # items read, items written or failed, items the ordered
-        self.workers_running = workers  # writer passed
+        self.taken = self.handled = self.written = 0  # items taken, written or failed, passed by the ordered writer
+        self.workers_running, self.readers, self.readers_running = workers, readers, readers
+        self.taking = threading.Lock()  # one reader at a time takes the next item
 
     def run(self, items: Iterable) -> Result:
         """Every stage's threads started and joined; the first exception that stopped a stage raised here."""
-        pool = [threading.Thread(target=self.reader, args=(iter(items),), name="mattekit-read", daemon=True)]
+        source = iter(items)
+        pool = [threading.Thread(target=self.reader, args=(source,), name=f"mattekit-read-{i}", daemon=True)
+                for i in range(self.readers)]
         pool += [threading.Thread(target=self.worker, name=f"mattekit-infer-{i}", daemon=True)
                  for i in range(self.workers)]
         pool += [threading.Thread(target=self.writer, name=f"mattekit-write-{i}", daemon=True)
@@ -210,10 +212,11 @@ class Pipeline:
                 if self.cancel is not None and self.cancel():
                     self.result.cancelled = True
                     break
-                seq, item = self.taken, next(source, _DONE)
-                if item is _DONE:
-                    break
-                self.taken += 1
+                with self.taking:
+                    seq, item = self.taken, next(source, _DONE)
+                    if item is _DONE:
+                        break
+                    self.taken += 1
                 self.wait_turn(seq)
                 try:
                     with self.result.timings.measure("read"):
@@ -224,8 +227,11 @@ class Pipeline:
                     continue
                 if not self.put(box, (seq, item, context, x)):
                     return
-            for _ in range(self.workers if self.infer is not None else self.writers):
-                self.put(box, _DONE)
+            with self.lock:
+                self.readers_running -= 1
+                last = self.readers_running == 0
+            for _ in range((self.workers if self.infer is not None else self.writers) if last else 0):
+                self.put(box, _DONE)  # the last reader out ends the stream
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             self.fail(exc)
 
