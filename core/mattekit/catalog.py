@@ -163,7 +163,8 @@ class ModelEntry:
     output: OutputSpec
     scale: int = 1  # upscaling factor of SR nets
     pad_multiple: int = 1  # SR nets that need even sizes (pixel-unshuffle)
-    half: bool = False  # fp16 on CUDA keeps this net's answer with real weights (measured): auto uses it there
+    half: bool = False  # fp16 on CUDA gives this net's answer (measured on real weights, or the model's own reference
+    # runs fp16 there): auto uses it there
     cpu_bf16: bool = False  # bf16 on CPUs with native bf16 keeps the answer (measured): auto uses it there
     notice: str | None = None  # printed once when the model is used (licence terms)
     terms: Terms | None = None  # the weights' and the code's licences as published (catalog.toml's `terms` name)

@@ -158,13 +158,17 @@ def test_auto_precision_follows_the_catalog_and_the_cpu(monkeypatch):
 def test_auto_never_picks_a_precision_the_catalog_has_not_measured(monkeypatch):
     """On a CPU with native bf16 and on a GPU, ``auto`` lowers the precision only for catalog models whose
     real-weight figures allowed it: bf16 on the CPU none today (u2netp's cost 2.5 IoU points on a user's photos; IS-Net's,
-    native, kept all of grabcut50 within the bounds but moved a DAVIS frame by 3e-3); fp16 on CUDA IS-Net's only."""
+    native, kept all of grabcut50 within the bounds but moved a DAVIS frame by 3e-3); fp16 on CUDA IS-Net's, and the
+    BiRefNets with the authors' weights, whose own reference runs fp16 on the GPU (not rembg's ONNX files)."""
     monkeypatch.setattr(policy, "native_cpu_bf16", lambda: True)
     for entry in catalog.load().models.values():
         assert decide(entry, "cpu", "torch").precision == ("bf16" if entry.cpu_bf16 else "fp32"), entry.name
     assert not catalog.load().get("u2netp").cpu_bf16 and not catalog.load().get("isnet-general-use").cpu_bf16
-    # fp16 on CUDA where real-weight figures allowed it (tests/conformance/test_fidelity.py): IS-Net, not u2netp
-    assert [name for name, entry in catalog.load().models.items() if entry.half] == ["isnet-general-use"]
+    # fp16 on CUDA where real-weight figures allowed it (tests/conformance/test_fidelity.py): IS-Net, not u2netp; and
+    # where the model's own reference runs fp16 on the GPU (BiRefNet's notebook and inference.py)
+    assert [name for name, entry in catalog.load().models.items() if entry.half] == [
+        "isnet-general-use", "birefnet-general", "birefnet-general-lite", "birefnet-matting", "birefnet-hr",
+        "birefnet-hr-matting", "birefnet-dynamic"]
 
 
 @pytest.mark.parametrize("native", ["1", "0"])
