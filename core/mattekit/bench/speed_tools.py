@@ -141,7 +141,8 @@ class _MattekitTool:
         s = self.settings
         result = {"maxrss_mb": peak_rss() / 2**20, "engine": predictor.backend, "failed": self.failed,
                   "stages_ms": {k: 1000 * self.timings.seconds.get(k, 0.0) / max(1, self.images) for k in STAGES},
-                  "plan": f"{s['workers']} workers x {s['threads'] or 'default'} thread(s), batch {s['batch']}",
+                  "plan": f"{s['workers']} workers x {s['threads'] or 'default'} thread(s), batch {s['batch']}, "
+                          f"{s.get('readers', 1)} reader(s)",
                   "rss_samples": sorted(self.samples), "device_name": str(predictor.device)}
         if predictor.device.type == "cuda":
             result["device_name"] = torch.cuda.get_device_name(predictor.device)
