@@ -163,10 +163,13 @@ class Smoother:
         """Make what the filter's passes will ask of the pair of frames ``a`` and ``b`` (neighbours) that depends
         on the plates only: the flow a -> b, the agreement and the rectangles its warp reads. The states of the
         frames from ``a`` to ``b`` must be loadable, or the filter past them (then nothing is made)."""
-        if self.oldest is not None and min(a, b) < self.oldest + self.options.radius:
-            return
-        height, width = self.state(a).alpha.shape
-        self.reads(a, b, height, width)
+        if not self.forgotten(a, b):
+            height, width = self.state(a).alpha.shape
+            self.reads(a, b, height, width)
+
+    def forgotten(self, a: int, b: int) -> bool:
+        """The filter is past the pair a -> b: :meth:`_forget` has dropped it, or the states it is made from."""
+        return self.oldest is not None and (a < self.oldest + self.options.radius or min(a, b) < self.oldest)
 
     def neighbours(self, frame: int) -> list[int]:
         """Frames within the radius on each side, up to the first gap."""

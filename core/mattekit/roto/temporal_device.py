@@ -40,7 +40,7 @@ class DeviceSmoother(Smoother):
 
     def ahead(self, a: int, b: int) -> None:
         """The flow a -> b and its agreement (the device reads no rectangles), unless the filter is past them."""
-        if self.oldest is None or min(a, b) >= self.oldest + self.options.radius:
+        if not self.forgotten(a, b):
             self.pair(a, b)
 
     def full_size(self, a: int, b: int, height: int, width: int) -> tuple:

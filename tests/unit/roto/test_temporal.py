@@ -245,3 +245,20 @@ def test_the_filter_runs_on_the_models_cuda_device_at_any_frame_size():
     assert device_for(cuda) == "cuda:1"
     assert masks.device_of(cuda, np.zeros((480, 854, 3), np.float32)) is None
     assert device_for(SimpleNamespace(device_type="cpu", device="cpu")) is None and device_for(None) is None
+
+
+@pytest.mark.parametrize("passes", [1, 2, 3])
+def test_a_pair_the_filter_asks_for_is_never_one_it_counts_as_forgotten(monkeypatch, passes):
+    """Work made ahead is skipped for pairs the filter is past (:meth:`Smoother.forgotten`); every pair the passes
+    ask for, at the moment they ask, is not one of those, whatever the number of passes."""
+    plates, mattes = _moving_square(frames=16)
+    stale = []
+    pair = temporal.Smoother.pair
+    monkeypatch.setattr(temporal.Smoother, "pair",
+                        lambda self, a, b: stale.append((a, b)) if self.forgotten(a, b) else pair(self, a, b))
+    frames = list(plates)
+    stage = ordered.OrderedSmoother(temporal.TemporalOptions(radius=2, passes=passes), frames, frames,
+                                     lambda *_: None, ahead_threads=0)
+    for f in stage.frames:
+        stage.push(f, plates[f], mattes[f])
+    assert stage.finished and stage.smoother.oldest is not None and not stale
