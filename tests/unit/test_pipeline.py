@@ -457,7 +457,7 @@ def test_post_runs_in_the_workers_and_its_result_is_written():
 
 def test_plan_on_the_cpu_gives_a_writer_to_every_4_cores(monkeypatch):
     """On the CPU the finish and the encoding run in the writers: one per 4 cores (one on up to 7), one when ordered;
-    the plan's workers and threads share the cores out."""
+    the plan's workers and threads share the cores out; one reader (the network fills the cores)."""
     from types import SimpleNamespace
 
     from mattekit.engines import plan
@@ -471,12 +471,13 @@ def test_plan_on_the_cpu_gives_a_writer_to_every_4_cores(monkeypatch):
                                  plan=SimpleNamespace(threads=threads, workers=workers, batch=batch))
         layout = pipeline.plan(on_cpu)
         assert layout["writers"] == writers and layout["workers"] * layout["threads"] <= cores, (cores, layout)
-        assert pipeline.plan(on_cpu, ordered=True)["writers"] == 1
+        assert pipeline.plan(on_cpu, ordered=True)["writers"] == 1 and layout["readers"] == 1
 
 
 def test_plan_on_cuda_gives_the_spare_cores_to_writers(monkeypatch):
     """With the net on a GPU, postprocessing and encoding bound the speed: the cores but two write (at most 8),
-    except in an ordered pipeline (one writer); two workers with batches of 8 for a fixed-size model."""
+    except in an ordered pipeline (one writer), and a reader per 4 cores reads (at most 4; one where asked: a movie);
+    two workers with batches of 8 for a fixed-size model."""
     from types import SimpleNamespace
 
     from mattekit.engines.plan import layout
@@ -490,7 +491,8 @@ def test_plan_on_cuda_gives_the_spare_cores_to_writers(monkeypatch):
         layout = pipeline.plan(on_gpu)
         assert (layout["workers"], layout["batch"], layout["writers"], layout["readers"]) == (2, 8, writers, readers)
         ordered = pipeline.plan(on_gpu, ordered=True)
-        assert ordered["writers"] == ordered["readers"] == 1 and ordered["ordered"] and not layout["ordered"]
+        assert ordered["writers"] == 1 and ordered["readers"] == readers and ordered["ordered"] and not layout["ordered"]
+        assert pipeline.plan(on_gpu, ordered=True, readers=1)["readers"] == 1  # a movie decodes forwards
 
 
 def test_without_an_inference_stage_read_goes_straight_to_write():

@@ -55,9 +55,9 @@ class MatteSource:
         """Call ``emit(frame, its plate picture if pictures else None, its matte H x W float32 [0,1])``
         for ``frames`` in increasing order.
 
-        Decoding runs ahead in a reader thread, inference, the per-frame matte's upsampling
-        (:func:`mattekit.subject.masks.mask_from_prediction`) and what the temporal filter keeps of
-        each frame (:meth:`mattekit.roto.ordered.OrderedSmoother.keep`) in the pipeline's workers (a
+        Decoding runs ahead in reader threads (a movie's in one; files in several with the model on CUDA),
+        inference, the per-frame matte's upsampling (:func:`mattekit.subject.masks.mask_from_prediction`) and what
+        the temporal filter keeps of each frame (:meth:`mattekit.roto.ordered.OrderedSmoother.keep`) in the pipeline's workers (a
         recurrent model: in its ordered writer thread); the temporal filter runs in the writer thread,
         in frame order (its full-resolution work on the model's GPU whatever the frame's size:
         :func:`mattekit.roto.temporal_device.device_for`), and ``emit`` (encoding) in a thread of its own, also in
@@ -95,10 +95,11 @@ class _MatteRun:
         """Run the pipeline over the steps; raise the first user error, or Cancelled when the run stopped short."""
         predictor, chain = self.predictor, self.chain
         if chain is not None or self.recurrent:  # the net runs in write, in frame order (on each frame's hint with a chain)
-            layout = pipeline.plan(predictor, workers=1, threads=1, batch=1, ordered=True)
+            layout = pipeline.plan(predictor, workers=1, threads=1, batch=1, ordered=True, readers=1)
             infer, post = None, None  # no inference stage
         else:
-            layout = pipeline.plan(predictor, workers=self.source.workers, threads=self.source.threads, ordered=True)
+            layout = pipeline.plan(predictor, workers=self.source.workers, threads=self.source.threads, ordered=True,
+                                   readers=None if self.source.plate.kind == "images" else 1)  # a movie: in order
             infer, post = self.noted(predictor), self.noted(self.upsample_and_keep)
         try:
             pipeline.run_pipeline(self.steps, self.noted(chain.read if chain else self.read), infer,
