@@ -21,10 +21,12 @@ import PyOpenColorIO as ocio
 
 from mattekit.errors import InputError
 from mattekit.fsutil import Unreadable, read_regular
+from mattekit.ops.regions import each_tile
 
 BUILTIN = "ocio://studio-config-latest"  # the ACES studio config built into OCIO 2.2+ (camera log spaces included)
 NETWORK_SPACE = "sRGB Encoded Rec.709 (sRGB)"  # what the networks see (a name of the built-in configs)
 LINEAR_SRGB = "Linear Rec.709 (sRGB)"  # float files that say nothing of their colour
+STRIP_PIXELS = 1 << 20  # pixels of rows converted as one strip (in parallel threads)
 # EXR chromaticities (red, green, blue, white x y) -> the colour space they name
 PRIMARIES = {(0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.32168, 0.33767): "ACES2065-1",
              (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767): "ACEScg",
@@ -296,8 +298,19 @@ def _network_processors(space: str, view: str | None) -> tuple:
 def to_network(rgb: np.ndarray, space: str, view: str | None = None) -> np.ndarray:
     """``rgb`` (H x W x 3 float, in colour space ``space``, any range) as the networks' input: H x W x 3
     float32, sRGB-encoded Rec.709, clipped to [0, 1] (NaN -> 0); with ``view`` (a name :func:`check_view` gave:
-    checked once per job, not per frame), that view transform of the sRGB display instead of the plain conversion."""
-    out = np.ascontiguousarray(rgb, np.float32).copy()
-    for processor in _network_processors(space, view):
+    checked once per job, not per frame), that view transform of the sRGB display instead of the plain conversion.
+    Converted in strips of rows over the cores (OCIO's CPU processors work pixel by pixel: the same values)."""
+    processors = _network_processors(space, view)
+    rows = max(1, STRIP_PIXELS // max(1, rgb.shape[1]))
+    strips = each_tile(lambda top: _network_strip(rgb[top : top + rows], processors), range(0, rgb.shape[0], rows))
+    return strips[0] if len(strips) == 1 else np.concatenate(strips)
+
+
+def _network_strip(rgb: np.ndarray, processors: tuple) -> np.ndarray:
+    """:func:`to_network` of some rows: a float32 copy through ``processors``, NaN to 0 and clipped to [0, 1]
+    (which takes +inf to 1 and -inf to 0)."""
+    out = np.array(rgb, np.float32, order="C")  # always a copy: the processors write in place
+    for processor in processors:
         processor.applyRGB(out)
-    return np.clip(np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0), 0, 1, out=out)
+    np.copyto(out, 0, where=np.isnan(out))
+    return np.clip(out, 0, 1, out=out)

@@ -14,6 +14,7 @@ from mattekit.io import metadata
 from mattekit.io.picture import check_size
 
 FORMATS = {"openexr": "EXR", "dpx": "DPX", "tiff": "TIFF"}  # OIIO's format names -> ours
+_FINITE = np.finfo(np.float32).max  # what an infinite sample becomes (numpy's nan_to_num's choice)
 
 
 @dataclass
@@ -99,7 +100,9 @@ def _read(image, name: str) -> Scene:
         held.set_pixels(spec.roi, data)
         data = oiio.ImageBufAlgo.crop(held, spec.roi_full).get_pixels(oiio.FLOAT, spec.roi_full)
         data = np.asarray(data, np.float32).reshape(spec.full_height, spec.full_width, spec.nchannels)
-    pixels = np.nan_to_num(data[..., channels], nan=0.0)
+    pixels = data[..., channels]  # a copy (an index list): NaN to 0, +-inf to the largest finite values, in place
+    np.copyto(pixels, 0, where=np.isnan(pixels))
+    np.clip(pixels, -_FINITE, _FINITE, out=pixels)
     if pixels.shape[2] == 4:  # OIIO gives associated (premultiplied) alpha: divide it out where it is not 0
         np.divide(pixels[..., :3], pixels[..., 3:], out=pixels[..., :3], where=pixels[..., 3:] > 0)
     fmt, bit_depth, mode = _kind(image, spec, channels, matte)

@@ -451,3 +451,34 @@ def test_an_integer_exr_is_scene_linear_for_photos_and_plates_alike(tmp_path):
     np.testing.assert_allclose(plate.scene, values, atol=1e-6)
     np.testing.assert_allclose(plate.pixels[0, :, 0], [0, 0.4614, 0.7354, 1], atol=1e-3)
     np.testing.assert_array_equal(read_image(tmp_path / "uint.exr").pixels, plate.pixels)
+
+
+@pytest.mark.parametrize("space, view", [("ACEScg", None), (colour.LINEAR_SRGB, None),
+                                         ("ACEScg", "ACES 2.0 - SDR 100 nits (Rec.709)")])
+def test_a_big_frame_converted_in_strips_over_the_cores_is_the_whole_frames_conversion(space, view):
+    """to_network on a 4-strip frame (strips of rows in threads) gives, bit for bit, its definition: the processors
+    over the whole frame, then NaN to 0 and +-inf to 1 and 0, clipped to [0, 1]; -0.0 kept as numpy's clip keeps it."""
+    rng = np.random.default_rng(11)
+    width = 1024
+    frame = (rng.random((colour.STRIP_PIXELS * 4 // width - 3, width, 3), np.float32) * 3 - 0.5)[:, ::-1]  # a view
+    frame[0, :4] = [[np.nan] * 3, [np.inf] * 3, [-np.inf] * 3, [-0.0] * 3]
+    view = colour.check_view(view) if view else None
+    whole = np.array(frame, np.float32, order="C")
+    for processor in colour._network_processors(space, view):
+        processor.applyRGB(whole)
+    expected = np.clip(np.nan_to_num(whole, nan=0.0, posinf=1.0, neginf=0.0), 0, 1)
+    got = colour.to_network(frame, space, view)
+    assert got.shape == frame.shape and got.dtype == np.float32
+    assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))
+    assert not np.shares_memory(got, frame) and np.isnan(frame[0, 0]).all()  # the input is left as it was
+
+
+def test_a_plates_nan_and_infinite_samples_are_read_as_numpys_nan_to_num_gives_them(tmp_path):
+    """NaN and infinite samples in a float EXR: the plate's own values have NaN as 0 and +-inf as the largest
+    finite float32 (numpy's nan_to_num), bit for bit; the networks' pixels have them as 0, 1 and 0."""
+    values = (RAMP * 3 - 1).copy()
+    values[0, :4] = [[np.nan] * 3, [np.inf] * 3, [-np.inf] * 3, [-0.0] * 3]
+    oiio_write(tmp_path / "p.exr", [(values, ["R", "G", "B"])], "float")
+    picture = read_plate(tmp_path / "p.exr", colorspace=colour.LINEAR_SRGB)
+    assert np.array_equal(picture.scene.view(np.uint32), np.nan_to_num(values, nan=0.0).view(np.uint32))
+    assert picture.pixels[0, :3].tolist() == [[0.0] * 3, [1.0] * 3, [0.0] * 3]
