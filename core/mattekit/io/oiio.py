@@ -100,7 +100,9 @@ def _read(image, name: str) -> Scene:
         held.set_pixels(spec.roi, data)
         data = oiio.ImageBufAlgo.crop(held, spec.roi_full).get_pixels(oiio.FLOAT, spec.roi_full)
         data = np.asarray(data, np.float32).reshape(spec.full_height, spec.full_width, spec.nchannels)
-    pixels = data[..., channels]  # a copy (an index list): NaN to 0, +-inf to the largest finite values, in place
+    # this read's own array when its channels are the ones wanted, in order, else a copy of those: NaN to 0 and
+    # +-inf to the largest finite values in place
+    pixels = data if channels == list(range(data.shape[2])) else data[..., channels]
     np.copyto(pixels, 0, where=np.isnan(pixels))
     np.clip(pixels, -_FINITE, _FINITE, out=pixels)
     if pixels.shape[2] == 4:  # OIIO gives associated (premultiplied) alpha: divide it out where it is not 0
