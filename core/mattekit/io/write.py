@@ -119,11 +119,15 @@ def _provenance_attributes(provenance: dict | None) -> dict:
 
 
 def _as_float(pixels, clip: bool = True) -> np.ndarray:
+    """``pixels`` as a float32 copy with 1 or more channels: integers scaled to 0..1, NaN to 0, then clipped to
+    [0, 1] (``clip``) or with +-inf as the largest finite values (numpy's nan_to_num's, without its extra passes)."""
     px = with_channels(pixels)
     if px.dtype.kind in "ui":
         px = px / float(np.iinfo(px.dtype).max)
-    px = np.nan_to_num(px.astype(np.float32))
-    return np.clip(px, 0, 1) if clip else px
+    px = px.astype(np.float32)  # a copy, worked on in place
+    np.copyto(px, 0, where=np.isnan(px))
+    big = np.finfo(np.float32).max
+    return np.clip(px, 0 if clip else -big, 1 if clip else big, out=px)
 
 
 def _atomic(path: Path, write) -> None:

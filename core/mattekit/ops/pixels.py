@@ -4,26 +4,47 @@ Floats are float32 in [0,1]; uint8 and uint16 hold 0..255 and 0..65535; images a
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
+
+from .regions import each_tile
+
+STRIP_VALUES = 3 << 20  # values of rows a transfer curve works on at once (strips in parallel threads)
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
     """IEC 61966-2-1 sRGB decoding, float32; negatives mirror, values above 1 extend the curve."""
-    shape = np.shape(x)
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    a = np.abs(x)
-    curve = cv2.pow(cv2.addWeighted(a, 1 / 1.055, a, 0.0, 0.055 / 1.055), 2.4).reshape(a.shape)
-    return np.copysign(np.where(a <= 0.04045, a * np.float32(1 / 12.92), curve), x).reshape(shape)
+    return _in_strips(_decoded, x)
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     """IEC 61966-2-1 sRGB encoding, the inverse of :func:`srgb_to_linear`."""
-    shape = np.shape(x)
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    return _in_strips(_encoded, x)
+
+
+def _decoded(x: np.ndarray) -> np.ndarray:
+    a = np.abs(x)
+    curve = cv2.pow(cv2.addWeighted(a, 1 / 1.055, a, 0.0, 0.055 / 1.055), 2.4).reshape(a.shape)
+    return np.copysign(np.where(a <= 0.04045, a * np.float32(1 / 12.92), curve), x)
+
+
+def _encoded(x: np.ndarray) -> np.ndarray:
     a = np.abs(x)
     curve = cv2.addWeighted(cv2.pow(a, 1 / 2.4), 1.055, a, 0.0, -0.055).reshape(a.shape)
-    return np.copysign(np.where(a <= 0.0031308, a * np.float32(12.92), curve), x).reshape(shape)
+    return np.copysign(np.where(a <= 0.0031308, a * np.float32(12.92), curve), x)
+
+
+def _in_strips(curve: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """``curve`` (element by element, on float32) of ``x`` (any shape) as float32 of its shape; an image of more than
+    :data:`STRIP_VALUES` values in strips of rows over the cores (the same values: each is its own)."""
+    shape = np.shape(x)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim < 2 or x.size <= STRIP_VALUES:
+        return curve(x).reshape(shape)
+    rows = max(1, STRIP_VALUES // (x.size // x.shape[0]))
+    return np.concatenate(each_tile(lambda top: curve(x[top : top + rows]), range(0, x.shape[0], rows))).reshape(shape)
 
 
 def grey_map(x: np.ndarray) -> np.ndarray:

@@ -162,3 +162,19 @@ def test_lanczos_in_strips_follows_this_pillows_pass_order_at_any_size(monkeypat
             image = Image.fromarray(x)
         assert np.array_equal(resizing.pil_lanczos(x, h, w), np.asarray(image.resize((w, h), Image.Resampling.LANCZOS))), \
             (in_h, in_w, h, w)
+
+
+def test_the_srgb_curves_on_a_big_image_in_strips_are_the_whole_images_bit_for_bit():
+    """Above pixels.STRIP_VALUES values the transfer curves run in strips of rows over the cores: the same bits as the
+    curve on the whole array at once (NaN, +-inf and -0.0 included), in the input's shape, the input untouched."""
+    from mattekit.ops import pixels
+
+    rng = np.random.default_rng(5)
+    image = rng.random((pixels.STRIP_VALUES // 900 + 7, 300, 3), np.float32) * 3 - 1
+    image[0, :4] = [[np.nan] * 3, [np.inf] * 3, [-np.inf] * 3, [-0.0] * 3]
+    given = image.copy()
+    for curve, whole in ((pixels.srgb_to_linear, pixels._decoded), (pixels.linear_to_srgb, pixels._encoded)):
+        got = curve(image[:, ::-1])  # a view, not contiguous
+        expected = whole(np.ascontiguousarray(image[:, ::-1]))
+        assert got.shape == image.shape and np.array_equal(got.view(np.uint32), expected.view(np.uint32))
+    assert np.array_equal(image.view(np.uint32), given.view(np.uint32))
