@@ -367,3 +367,44 @@ def test_the_temporal_filter_on_cuda_gives_the_cpu_filters_mattes(shared):
         assert np.abs(got - want).mean() <= 2e-3, t
         assert agreement(got, want) >= 0.995, t
     print(f"\ntemporal filter, 12 frames of 854x480: CPU {cpu_s:.2f} s, GPU {gpu_s:.2f} s (the flow on the CPU in both)")
+
+
+def _roto_mattes(shared, folder, device: str) -> tuple[dict[str, np.ndarray], float]:
+    """u2netp's roto of 12 DAVIS blackswan frames at 854x480 on ``device``, the defaults (the temporal filter on):
+    ({file name: matte float32 in [0,1]}, seconds of the run)."""
+    import time
+
+    from mattekit import roto
+    from test_roto import make_plate
+
+    plate = make_plate(shared, folder / "plate", 12, sequence="blackswan", size=(854, 480))
+    start = time.perf_counter()
+    roto.RotoJob(roto.RotoSpec(plate=plate, output=str(folder / device / "m.####.png"), model="u2netp",
+                               device=device)).run()
+    seconds = time.perf_counter() - start
+    return {p.name: read_image(p).pixels[..., 0] for p in sorted((folder / device).glob("m.*.png"))}, seconds
+
+
+def test_roto_at_480p_on_cuda_filters_on_the_gpu_and_gives_the_cpus_mattes(shared, tmp_path, monkeypatch):
+    """``mattekit roto`` with u2netp on CUDA at 854x480: the temporal filter's passes run on the GPU (at any frame
+    size), and each matte is the CPU run's within issue 69's bounds (mean |delta| 2e-3, IoU 0.995); prints both runs'
+    seconds (the first use of each included)."""
+    from mattekit.roto import ordered
+    from mattekit.roto.temporal_device import DeviceSmoother
+
+    made = []
+
+    class Noted(DeviceSmoother):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self.device)
+
+    monkeypatch.setattr(ordered, "DeviceSmoother", Noted)
+    on_cpu, cpu_s = _roto_mattes(shared, tmp_path, "cpu")
+    assert not made
+    on_gpu, gpu_s = _roto_mattes(shared, tmp_path, "cuda")
+    assert [str(d).split(":")[0] for d in made] == ["cuda"] and sorted(on_gpu) == sorted(on_cpu) and len(on_cpu) == 12
+    for name, want in on_cpu.items():
+        got = on_gpu[name]
+        assert np.abs(got - want).mean() <= 2e-3 and agreement(got, want) >= 0.995, name
+    print(f"\nroto u2netp, 12 frames of 854x480: CPU {cpu_s:.1f} s, GPU {gpu_s:.1f} s (each a first use)")
