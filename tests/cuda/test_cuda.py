@@ -356,10 +356,10 @@ def test_the_temporal_filter_on_cuda_gives_the_cpu_filters_mattes(shared):
     start = time.perf_counter()
     on_cpu, _ = _filtered(plates, mattes)
     cpu_s = time.perf_counter() - start
-    _filtered(plates, mattes, place=lambda matte: torch.device("cuda"))  # the first use's kernels, not timed
+    _filtered(plates, mattes, device=torch.device("cuda"))  # the first use's kernels, not timed
     torch.cuda.synchronize()
     start = time.perf_counter()
-    on_gpu, smoother = _filtered(plates, mattes, place=lambda matte: torch.device("cuda"))
+    on_gpu, smoother = _filtered(plates, mattes, device=torch.device("cuda"))
     gpu_s = time.perf_counter() - start
     assert type(smoother).__name__ == "DeviceSmoother"
     for t in plates:

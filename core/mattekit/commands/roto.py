@@ -58,7 +58,7 @@ def add_parser(sub) -> None:
     p.add_argument("--chunk-index", type=int, metavar="I", help="with --chunk: run only chunk I (from 0)")
     p.add_argument("--print-chunks", action="store_true", help="with --chunk: print each chunk's frame range and exit")
     p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="run chunks on a Ray cluster (default: a local one)")
-    p.add_argument("--ray-workers", type=int, metavar="N", 
+    p.add_argument("--ray-workers", type=int, metavar="N",
                    help="Ray workers (default: one per GPU, else one per --threads CPUs; workers beyond the GPUs share them)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors and warnings (no progress, no summary)")
     p.set_defaults(func=run)

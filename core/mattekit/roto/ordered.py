@@ -22,9 +22,9 @@ class OrderedSmoother:
     their windows need (warm-up). Each wanted frame's result goes to ``emit(frame, payload, alpha)``
     in increasing order as soon as the last frame of its window has been pushed. With ``options``
     None the mattes pass through unchanged. Holds at most ``halo`` pushed frames beyond the last
-    emitted one, plus the :class:`~mattekit.roto.temporal.Smoother`'s own window. ``place(matte)``, asked of the
-    first frame's matte: the torch device where the filter's full-resolution work runs
-    (:class:`mattekit.roto.temporal_device.DeviceSmoother`), or None for the CPU's (also without ``place``).
+    emitted one, plus the :class:`~mattekit.roto.temporal.Smoother`'s own window. ``device``: the torch device
+    where the filter's full-resolution work runs (:class:`mattekit.roto.temporal_device.DeviceSmoother`), or None for
+    the CPU's.
     What depends on the plates only (:meth:`~mattekit.roto.temporal.Smoother.ahead`) is made ahead for each pair
     of neighbours once both have been pushed, in ``ahead_threads`` threads (None: up to :data:`AHEAD_THREADS`, at most
     the cores; 0: made when the filter asks, in the pushing thread): the same bytes, made while the pushing thread
@@ -32,12 +32,12 @@ class OrderedSmoother:
     """
 
     def __init__(self, options: TemporalOptions | None, have, wanted, emit: Callable[[int, object, np.ndarray], None],
-                 place: Callable[[np.ndarray], object] | None = None, ahead_threads: int | None = None):
+                 device=None, ahead_threads: int | None = None):
         self.wanted = sorted(set(wanted))
         self.wanted_set = set(self.wanted)
         self.emit = emit
-        self.place = place
-        self.smoother = Smoother(options, self.ready_state, have) if options is not None else None
+        self.smoother = (None if options is None else Smoother(options, self.ready_state, have) if device is None
+                         else DeviceSmoother(options, self.ready_state, have, device))
         self.last = [self.smoother.window(t)[1] if self.smoother else t for t in self.wanted]
         needed: set[int] = set(self.wanted)
         if self.smoother:
@@ -94,10 +94,6 @@ class OrderedSmoother:
         frame's result (wanted frames only)."""
         if frame != self.expects:
             raise ValueError(f"frame {frame} pushed where frame {self.expects} was expected")
-        if self.pushed == 0 and self.smoother is not None and self.place is not None:
-            device = self.place(alpha if alpha is not None else kept.alpha)
-            if device is not None:
-                self.smoother = DeviceSmoother(self.smoother.options, self.ready_state, self.smoother.have, device)
         self.pushed += 1
         self.ready[frame] = kept if kept is not None else self.keep(image, alpha)
         if self.ahead_threads > 0:

@@ -57,8 +57,8 @@ class MatteSource:
 
         Decoding runs ahead in reader threads (a movie's in one; files in several with the model on CUDA),
         inference, the per-frame matte's upsampling (:func:`mattekit.subject.masks.mask_from_prediction`) and what
-        the temporal filter keeps of each frame (:meth:`mattekit.roto.ordered.OrderedSmoother.keep`) in the pipeline's workers (a
-        recurrent model: in its ordered writer thread); the temporal filter runs in the writer thread,
+        the temporal filter keeps of each frame (:meth:`mattekit.roto.ordered.OrderedSmoother.keep`) in the
+        pipeline's workers (a recurrent model: in its ordered writer thread); the temporal filter runs in the writer thread,
         in frame order (its full-resolution work on the model's GPU whatever the frame's size:
         :func:`mattekit.roto.temporal_device.device_for`), and ``emit`` (encoding) in a thread of its own, also in
         frame order, so that writing frame t overlaps filtering frame t+1. An error (unreadable frame, unwritable output)
@@ -81,7 +81,7 @@ class _MatteRun:
         self.stopped = False
         self.emitter = _Emitter(self.emit_unless_cancelled)
         self.stage = ordered.OrderedSmoother(source.temporal, source.plate.frames, frames, self.emitter.put,
-                                              place=lambda matte: temporal_device.device_for(self.predictor))
+                                              device=temporal_device.device_for(self.predictor))
         self.steps = (recurrent_steps(source.plate.frames, self.stage.frames, source.entry.warmup) if self.recurrent
                       else self.stage.frames)
         self.chain = None

@@ -167,10 +167,10 @@ def _trembling_shot(shared, frames: int = 10, size: tuple[int, int] = (427, 240)
     return plates, mattes, truth
 
 
-def _filtered(plates, mattes, place=None):
+def _filtered(plates, mattes, device=None):
     out, frames = {}, list(plates)
     stage = ordered.OrderedSmoother(temporal.TemporalOptions(radius=2), frames, frames,
-                                     lambda f, _, a: out.__setitem__(f, a), place=place)
+                                     lambda f, _, a: out.__setitem__(f, a), device=device)
     for f in stage.frames:
         stage.push(f, plates[f], mattes[f])
     return out, stage.smoother
@@ -179,15 +179,15 @@ def _filtered(plates, mattes, place=None):
 def test_the_filter_on_a_torch_device_gives_the_cpu_filters_mattes(shared):
     """The device filter (here on torch's CPU device, as CUDA runs it) gives the CPU filter's mattes within issue
     69's bounds (mean absolute difference 2e-3, IoU 0.995) on a real shot, and does the filter's job as well: the
-    blobs that come and go are gone. A first matte the place turns down keeps the CPU's filter."""
+    blobs that come and go are gone. No device keeps the CPU's filter."""
     torch = pytest.importorskip("torch")
     from mattekit.roto.temporal_device import DeviceSmoother
 
     plates, mattes, truth = _trembling_shot(shared)
     on_cpu, smoother = _filtered(plates, mattes)
-    on_device, device_smoother = _filtered(plates, mattes, place=lambda matte: torch.device("cpu"))
+    on_device, device_smoother = _filtered(plates, mattes, device=torch.device("cpu"))
     assert type(smoother) is temporal.Smoother and isinstance(device_smoother, DeviceSmoother)
-    assert type(_filtered(plates, mattes, place=lambda matte: None)[1]) is temporal.Smoother
+    assert type(_filtered(plates, mattes, device=None)[1]) is temporal.Smoother
     for t in plates:
         got, want = on_device[t], on_cpu[t]
         assert got.dtype == np.float32 and got.shape == want.shape and 0 <= got.min() and got.max() <= 1
@@ -199,10 +199,10 @@ def test_the_filter_on_a_torch_device_gives_the_cpu_filters_mattes(shared):
         assert np.mean([np.abs(result[t] - truth[t]).mean() for t in inner]) < 0.5 * before
 
 
-def _filtered_with(plates, mattes, ahead_threads, place=None):
+def _filtered_with(plates, mattes, ahead_threads, device=None):
     out, frames = {}, list(plates)
     stage = ordered.OrderedSmoother(temporal.TemporalOptions(radius=2), frames, frames[2:-3],
-                                     lambda f, _, a: out.__setitem__(f, a), place=place, ahead_threads=ahead_threads)
+                                     lambda f, _, a: out.__setitem__(f, a), device=device, ahead_threads=ahead_threads)
     for f in stage.frames:
         stage.push(f, plates[f], mattes[f])
     return out, stage
@@ -213,17 +213,17 @@ def test_the_plates_work_made_ahead_in_threads_gives_the_same_bytes(shared, monk
     """The flows, agreements and rectangles made ahead in other threads (every pair the passes use, scheduled once
     both its frames are pushed) give the mattes the filter makes in the pushing thread alone, bit for bit, on the
     CPU and on a torch device; the pool is gone once every wanted frame is out."""
-    place = None
+    device = None
     if on_device:
         torch = pytest.importorskip("torch")
-        place = lambda matte: torch.device("cpu")  # noqa: E731
+        device = torch.device("cpu")
     plates, mattes, _ = _trembling_shot(shared)
     asked, pushed = [], []
     pair = temporal.Smoother.pair
     monkeypatch.setattr(temporal.Smoother, "pair", lambda self, a, b: asked.append((a, b)) or pair(self, a, b))
-    alone, _ = _filtered_with(plates, mattes, ahead_threads=0, place=place)
+    alone, _ = _filtered_with(plates, mattes, ahead_threads=0, device=device)
     used = set(asked)
-    ahead, stage = _filtered_with(plates, mattes, ahead_threads=3, place=place)
+    ahead, stage = _filtered_with(plates, mattes, ahead_threads=3, device=device)
     assert stage.pool is not None and stage.pool._shutdown
     assert len(ahead) == len(alone) == 5 and all(np.array_equal(ahead[t], alone[t]) for t in alone)
     # the schedule: every pair the passes used, each once, at the later of its two frames (none before it is pushed)
