@@ -21,7 +21,7 @@ import PyOpenColorIO as ocio
 
 from mattekit.errors import InputError
 from mattekit.fsutil import Unreadable, read_regular
-from mattekit.ops.regions import each_tile
+from mattekit.ops.regions import row_strips
 
 BUILTIN = "ocio://studio-config-latest"  # the ACES studio config built into OCIO 2.2+ (camera log spaces included)
 NETWORK_SPACE = "sRGB Encoded Rec.709 (sRGB)"  # what the networks see (a name of the built-in configs)
@@ -301,9 +301,7 @@ def to_network(rgb: np.ndarray, space: str, view: str | None = None) -> np.ndarr
     checked once per job, not per frame), that view transform of the sRGB display instead of the plain conversion.
     Converted in strips of rows over the cores (OCIO's CPU processors work pixel by pixel: the same values)."""
     processors = _network_processors(space, view)
-    rows = max(1, STRIP_PIXELS // max(1, rgb.shape[1]))
-    strips = each_tile(lambda top: _network_strip(rgb[top : top + rows], processors), range(0, rgb.shape[0], rows))
-    return strips[0] if len(strips) == 1 else np.concatenate(strips)
+    return row_strips(lambda rows: _network_strip(rows, processors), rgb, STRIP_PIXELS * 3)
 
 
 def _network_strip(rgb: np.ndarray, processors: tuple) -> np.ndarray:

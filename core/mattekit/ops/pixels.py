@@ -9,7 +9,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .regions import each_tile
+from .regions import row_strips
 
 STRIP_VALUES = 3 << 20  # values of rows a transfer curve works on at once (strips in parallel threads)
 
@@ -41,10 +41,7 @@ def _in_strips(curve: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.n
     :data:`STRIP_VALUES` values in strips of rows over the cores (the same values: each is its own)."""
     shape = np.shape(x)
     x = np.ascontiguousarray(x, dtype=np.float32)
-    if x.ndim < 2 or x.size <= STRIP_VALUES:
-        return curve(x).reshape(shape)
-    rows = max(1, STRIP_VALUES // (x.size // x.shape[0]))
-    return np.concatenate(each_tile(lambda top: curve(x[top : top + rows]), range(0, x.shape[0], rows))).reshape(shape)
+    return (curve(x) if x.ndim < 2 else row_strips(curve, x, STRIP_VALUES)).reshape(shape)
 
 
 def grey_map(x: np.ndarray) -> np.ndarray:

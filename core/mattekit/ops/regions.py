@@ -71,6 +71,15 @@ def each_tile(work: Callable[[_Item], _Result], tiles: Sequence[_Item]) -> list[
     return list(pool.map(work, tiles))
 
 
+def row_strips(work: Callable[[np.ndarray], np.ndarray], x: np.ndarray, values: int) -> np.ndarray:
+    """``work`` (of some of ``x``'s rows, giving an array of as many rows) over all of ``x`` (H x ...), in strips of
+    rows of at most ``values`` values (one row at least) spread over the cores by :func:`each_tile`; the strips'
+    results stacked in order (one strip: ``work(x)``, here). For work that treats each value alone."""
+    rows = max(1, values // max(1, x.size // max(1, x.shape[0])))
+    strips = each_tile(lambda top: work(x[top : top + rows]), range(0, x.shape[0], rows))
+    return strips[0] if len(strips) == 1 else np.concatenate(strips)
+
+
 def sparse_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     """An array of ``shape`` and ``dtype`` whose values are not set, to be written in scattered boxes: over 4 MB it
     is an anonymous mapping in the system's small pages, so a box written makes only the pages it touches. (numpy
