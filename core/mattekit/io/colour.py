@@ -21,6 +21,7 @@ import PyOpenColorIO as ocio
 
 from mattekit.errors import InputError
 from mattekit.fsutil import Unreadable, read_regular
+from mattekit.ops.pixels import finite
 from mattekit.ops.regions import row_strips
 
 BUILTIN = "ocio://studio-config-latest"  # the ACES studio config built into OCIO 2.2+ (camera log spaces included)
@@ -310,5 +311,4 @@ def _network_strip(rgb: np.ndarray, processors: tuple) -> np.ndarray:
     out = np.array(rgb, np.float32, order="C")  # always a copy: the processors write in place
     for processor in processors:
         processor.applyRGB(out)
-    np.copyto(out, 0, where=np.isnan(out))
-    return np.clip(out, 0, 1, out=out)
+    return finite(out, 0, 1)

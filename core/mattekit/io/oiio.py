@@ -12,9 +12,9 @@ import OpenImageIO as oiio
 from mattekit.errors import InputError
 from mattekit.io import metadata
 from mattekit.io.picture import check_size
+from mattekit.ops.pixels import finite
 
 FORMATS = {"openexr": "EXR", "dpx": "DPX", "tiff": "TIFF"}  # OIIO's format names -> ours
-_FINITE = np.finfo(np.float32).max  # what an infinite sample becomes (numpy's nan_to_num's choice)
 
 
 @dataclass
@@ -103,8 +103,7 @@ def _read(image, name: str) -> Scene:
     # this read's own array when its channels are the ones wanted, in order, else a copy of those: NaN to 0 and
     # +-inf to the largest finite values in place
     pixels = data if channels == list(range(data.shape[2])) else data[..., channels]
-    np.copyto(pixels, 0, where=np.isnan(pixels))
-    np.clip(pixels, -_FINITE, _FINITE, out=pixels)
+    finite(pixels)
     if pixels.shape[2] == 4:  # OIIO gives associated (premultiplied) alpha: divide it out where it is not 0
         np.divide(pixels[..., :3], pixels[..., 3:], out=pixels[..., :3], where=pixels[..., 3:] > 0)
     fmt, bit_depth, mode = _kind(image, spec, channels, matte)

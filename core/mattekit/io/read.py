@@ -45,7 +45,7 @@ from mattekit.io.formats import DECODE_ERRORS, DPX_MAGIC, EXR_MAGIC, EXR_RECORD,
 from mattekit.io.oiio import Scene, read_scene, scene_attributes, scene_layout
 from mattekit.io.picture import Layout, Picture, check_size
 from mattekit.io.tiff import tiff_size
-from mattekit.ops.pixels import unit_float
+from mattekit.ops.pixels import finite, unit_float
 from mattekit.provenance import from_xmp
 
 pillow_heif.register_heif_opener()  # HEIC/HEIF through libheif (its rotation and mirroring applied); AVIF is Pillow's own
@@ -278,7 +278,7 @@ def _pillow_pixels(im: Image.Image, icc: bytes | None, src: str,
         if icc:
             _warn_profile(src, icc)
         scale, depth = (1.0, 32) if im.mode == "F" else (65535.0, 16)
-        grey = np.clip(np.nan_to_num(np.asarray(im, np.float32) / scale), 0, 1)
+        grey = finite(np.asarray(im, np.float32) / scale, 0, 1)
         return np.repeat(grey[..., None], 3, axis=2), depth, None
     alpha = None
     if im.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info:
@@ -317,7 +317,7 @@ def _read_opencv(source: Source, fmt: str, mode: str, orientation: int, integers
     premultiplied = mode in ("RGBa", "La")
     if not (integers and depth < 32 and not premultiplied):
         scale = {8: 255.0, 16: 65535.0}.get(depth, 1.0)
-        data = np.clip(np.nan_to_num(data.astype(np.float32) / scale), 0, 1)
+        data = finite(data.astype(np.float32) / scale, 0, 1)
     data = data[..., None] if data.ndim == 2 else data
     pixels = data[..., {1: [0, 0, 0], 2: [0, 0, 0, 1], 3: [2, 1, 0], 4: [2, 1, 0, 3]}[data.shape[2]]]
     alpha = pixels.shape[2] == 4

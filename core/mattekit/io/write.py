@@ -29,7 +29,7 @@ from mattekit.io.formats import DEPTHS, EXR_RECORD, WRITERS, reason
 from mattekit.io.metadata import Metadata, merged_xmp
 from mattekit.io.png import write_png
 from mattekit.io.tiff import write_tiff
-from mattekit.ops.pixels import quantise, srgb_to_linear, with_channels
+from mattekit.ops.pixels import finite, quantise, srgb_to_linear, with_channels
 from mattekit.provenance import to_xmp
 
 
@@ -120,14 +120,12 @@ def _provenance_attributes(provenance: dict | None) -> dict:
 
 def _as_float(pixels, clip: bool = True) -> np.ndarray:
     """``pixels`` as a float32 copy with 1 or more channels: integers scaled to 0..1, NaN to 0, then clipped to
-    [0, 1] (``clip``) or with +-inf as the largest finite values (numpy's nan_to_num's, without its extra passes)."""
+    [0, 1] (``clip``) or with +-inf as the largest finite values (:func:`mattekit.ops.pixels.finite`)."""
     px = with_channels(pixels)
     if px.dtype.kind in "ui":
         px = px / float(np.iinfo(px.dtype).max)
     px = px.astype(np.float32)  # a copy, worked on in place
-    np.copyto(px, 0, where=np.isnan(px))
-    big = np.finfo(np.float32).max
-    return np.clip(px, 0 if clip else -big, 1 if clip else big, out=px)
+    return finite(px, 0, 1) if clip else finite(px)
 
 
 def _atomic(path: Path, write) -> None:

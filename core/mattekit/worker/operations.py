@@ -24,6 +24,7 @@ import numpy as np
 from ..io import colour
 from ..errors import MattekitError, in_words
 from ..progress import Reporter
+from ..ops.pixels import finite
 from ..options import OptionError
 from ..tasks.registry import Port, SequenceTask, Task, sequences, tasks
 from ..wire import protocol
@@ -267,7 +268,7 @@ def decode_inputs(op: Operation, metas: Any, body: bytes) -> dict:
         if spec.scale != 1.0:
             pixels = pixels.astype(np.float32) / np.float32(spec.scale)
         else:
-            pixels = np.clip(np.nan_to_num(pixels.astype(np.float32)), 0.0, 1.0)
+            pixels = finite(pixels.astype(np.float32), 0, 1)
         if _channels_held(port, channels) != channels:
             pixels = np.concatenate([np.repeat(pixels[..., :1], 3, axis=2), pixels[..., 1:]], axis=2)
         if pixels.shape[2] not in port.channels:

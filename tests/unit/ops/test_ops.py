@@ -4,7 +4,7 @@ import pytest
 
 from mattekit.ops import regions, resizing
 from mattekit.ops.filters import _dot3
-from mattekit.ops.pixels import between, unit_float
+from mattekit.ops.pixels import between, finite, unit_float
 from mattekit.ops.regions import each_tile
 from mattekit.ops.resizing import resize
 
@@ -178,3 +178,16 @@ def test_the_srgb_curves_on_a_big_image_in_strips_are_the_whole_images_bit_for_b
         expected = whole(np.ascontiguousarray(image[:, ::-1]))
         assert got.shape == image.shape and np.array_equal(got.view(np.uint32), expected.view(np.uint32))
     assert np.array_equal(image.view(np.uint32), given.view(np.uint32))
+
+
+@pytest.mark.parametrize("bounds", [(), (0, 1)])
+def test_finite_is_numpys_nan_to_num_then_the_clip_bit_for_bit_in_place(bounds):
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((37, 23, 3)) * 4).astype(np.float32)
+    x.flat[rng.choice(x.size, 60, replace=False)] = [np.nan, np.inf, -np.inf, -0.0, 3e38, -3e38] * 10
+    expected = np.nan_to_num(x.copy())
+    if bounds:
+        expected = np.clip(expected, *bounds)
+    out = finite(x, *bounds)
+    assert out is x and out.dtype == np.float32
+    assert out.tobytes() == expected.tobytes()  # -0.0 kept, infinities at the bounds
