@@ -2,15 +2,18 @@
 are in, then hands them to a bounded pool of handler threads; and :class:`App`, what the connections and
 requests need of the worker behind them.
 
-A new connection waits in one selector thread until its request line and headers have all arrived (at
-most ``CONNECTION_TIMEOUT`` seconds after it was accepted, however slowly they trickle in); only then does
-one of ``pool_size`` handler threads take it; a health check (``GET /v1/health``) goes to a thread of its own,
-which no job can hold, so that a worker whose handler threads all wait on runs still says it is alive and busy.
-At most ``max_connections`` are open at once: beyond that the oldest waiting one is closed (or, when none is
-waiting, the new one).
+A new connection waits in one selector thread, which reads its request line and headers as they arrive
+(at most ``MAX_HEADER_BYTES``, before one total deadline of ``CONNECTION_TIMEOUT`` seconds after it was
+accepted, however slowly they trickle in). No thread is ever held by a connection whose headers are not
+all in: only then does one of ``pool_size`` handler threads take it, with the bytes already read; headers
+that outgrow ``MAX_HEADER_BYTES`` are answered 431 by the waiting room itself and closed. A health check
+(``GET /v1/health``) goes to a thread of its own, which no job can hold, so that a worker whose handler
+threads all wait on runs still says it is alive and busy. At most ``max_connections`` are open at once:
+beyond that the oldest waiting one is closed (or, when none is waiting, the new one).
 """
 from __future__ import annotations
 
+import io
 import queue
 import re
 import selectors
@@ -19,7 +22,10 @@ import socketserver
 import threading
 import time
 import traceback
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from ..wire import protocol
 
 CONNECTION_TIMEOUT = 30.0  # seconds: idle before the first byte, and per read or write
 LISTEN_BACKLOG = 128
@@ -44,8 +50,18 @@ class App(Protocol):
         """A request ended; ``activity``: it was authorised work (not a health check), which keeps the worker alive."""
 
 
+@dataclass
+class Waiting:
+    """A connection in the waiting room: when it must have sent its headers, from where, what it sent so far."""
+
+    deadline: float  # time.monotonic()
+    address: tuple
+    head: bytearray = field(default_factory=bytearray)
+
+
 class Server(socketserver.TCPServer):
-    """A TCP server with a waiting room for idle connections and a bounded pool of handler threads."""
+    """A TCP server with a waiting room for connections whose headers are not in, and a bounded pool of
+    handler threads for those whose headers are."""
 
     allow_reuse_address = False
     request_queue_size = LISTEN_BACKLOG
@@ -60,16 +76,15 @@ class Server(socketserver.TCPServer):
         self.max_connections = max_connections
         self.lock = threading.Lock()
         self.open_connections = 0
-        self.waiting: dict[socket.socket, tuple[float, tuple]] = {}  # socket -> (deadline, address)
-        self.partial: set[socket.socket] = set()  # waiting sockets holding part of their headers (not selected)
+        self.waiting: dict[socket.socket, Waiting] = {}
         self.incoming: list = []
         self.closing = False
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
         self.selector.register(self.wake_r, selectors.EVENT_READ)
-        self.ready: queue.Queue = queue.Queue()  # connections for the handler pool
-        self.health: queue.Queue = queue.Queue()  # health checks, for their own thread
+        self.ready: queue.Queue = queue.Queue()  # (socket, address, bytes read) for the handler pool
+        self.health: queue.Queue = queue.Queue()  # the same, of health checks, for their own thread
         self.threads = [threading.Thread(target=self._waiting_room, name="mattekit-http-wait", daemon=True)]
         self.threads += [threading.Thread(target=self._handle_ready, args=(self.ready,), name=f"mattekit-http-{i}",
                                           daemon=True) for i in range(pool_size)]
@@ -82,7 +97,7 @@ class Server(socketserver.TCPServer):
     def process_request(self, request, client_address):
         with self.lock:
             if self.open_connections >= self.max_connections:
-                oldest = min(self.waiting, key=lambda s: self.waiting[s][0], default=None)
+                oldest = min(self.waiting, key=lambda s: self.waiting[s].deadline, default=None)
                 if oldest is None:
                     self.worker.log(f"refused a connection from {client_address[0]}: "
                                     f"{self.max_connections} connections are busy")
@@ -93,33 +108,53 @@ class Server(socketserver.TCPServer):
             self.incoming.append((request, client_address))
         self.wake_w.send(b"\0")
 
-    def _drop_waiting(self, sock) -> None:
-        """Close a waiting connection (lock held)."""
+    def _drop_waiting(self, sock, answer: bytes = b"") -> None:
+        """Close a waiting connection (lock held), sending ``answer`` first if it fits without waiting."""
         del self.waiting[sock]
-        if sock in self.partial:
-            self.partial.discard(sock)
-        else:
-            self.selector.unregister(sock)
+        self.selector.unregister(sock)
+        if answer:
+            try:
+                sock.send(answer)
+                for _ in range(16):  # what has arrived meanwhile, so that closing does not reset the answer away
+                    if not sock.recv(1 << 16):
+                        break
+            except OSError:  # nothing more has arrived, or its buffer is full, or it is gone
+                pass
         self.shutdown_request(sock)
         self.open_connections -= 1
+
+    def _read_head(self, sock) -> None:
+        """Take what has arrived on a waiting connection (lock held); hand it over once its headers are in,
+        answer 431 when they outgrow :data:`MAX_HEADER_BYTES`, drop it when it ended."""
+        waiting = self.waiting[sock]
+        try:
+            data = sock.recv(MAX_HEADER_BYTES - len(waiting.head))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client hung up (or reset) before its headers were in
+            self._drop_waiting(sock)
+            return
+        seen = max(0, len(waiting.head) - 3)
+        waiting.head += data
+        if waiting.head.find(b"\r\n\r\n", seen) >= 0 or waiting.head.find(b"\n\n", seen) >= 0:
+            self._hand_over(sock)
+        elif len(waiting.head) >= MAX_HEADER_BYTES:
+            self.worker.log(f"refused a request from {waiting.address[0]}: its headers outgrew {MAX_HEADER_BYTES} bytes")
+            self._drop_waiting(sock, TOO_LARGE)
 
     def _hand_over(self, sock) -> None:
         """Give a waiting connection whose headers are in to the handler pool, or a health check to its own
         thread (lock held)."""
-        _, address = self.waiting.pop(sock)
-        if sock in self.partial:
-            self.partial.discard(sock)
-        else:
-            self.selector.unregister(sock)
-        try:
-            health = HEALTH_LINE.match(sock.recv(32, socket.MSG_PEEK)) is not None
-        except OSError:  # the handler meets the error and ends the connection
-            health = False
-        (self.health if health else self.ready).put((sock, address))
+        waiting = self.waiting.pop(sock)
+        self.selector.unregister(sock)
+        head = bytes(waiting.head)
+        (self.health if HEALTH_LINE.match(head) else self.ready).put((sock, waiting.address, head))
 
     def _waiting_room(self) -> None:
         while not self.closing:
-            events = self.selector.select(timeout=0.1 if self.partial else 1.0)
+            events = self.selector.select(timeout=1.0)
             with self.lock:
                 for key, _ in events:
                     sock = key.fileobj
@@ -128,31 +163,31 @@ class Server(socketserver.TCPServer):
                             sock.recv(4096)
                         except BlockingIOError:
                             pass
-                    elif sock in self.waiting and not headers_complete(sock):
-                        self.selector.unregister(sock)  # polled below until complete: a selector would spin
-                        self.partial.add(sock)
                     elif sock in self.waiting:
-                        self._hand_over(sock)
-                for sock in [s for s in self.partial if headers_complete(s)]:
-                    self._hand_over(sock)
+                        self._read_head(sock)
                 deadline = time.monotonic() + CONNECTION_TIMEOUT
                 for sock, address in self.incoming:
-                    sock.setblocking(False)  # peeked without blocking; the handler sets its own timeout
-                    self.waiting[sock] = (deadline, address)
+                    sock.setblocking(False)  # read without waiting; the handler sets its own timeout
+                    self.waiting[sock] = Waiting(deadline, address)
                     self.selector.register(sock, selectors.EVENT_READ)
                 self.incoming.clear()
                 now = time.monotonic()
-                for sock in [s for s, (limit, _) in self.waiting.items() if limit < now]:
+                for sock in [s for s, waiting in self.waiting.items() if waiting.deadline < now]:
                     self._drop_waiting(sock)
+
+    def finish_request(self, request, client_address, head: bytes = b""):
+        """Serve one connection whose first bytes ``head`` (its headers, perhaps a body's start) the waiting
+        room has read."""
+        self.RequestHandlerClass(request, client_address, self, head)
 
     def _handle_ready(self, connections: queue.Queue) -> None:
         while True:
             item = connections.get()
             if item is None:
                 return
-            request, address = item
+            request, address, head = item
             try:
-                self.finish_request(request, address)
+                self.finish_request(request, address, head)
             except (ConnectionError, TimeoutError) as exc:  # the client went away: a line, not a traceback
                 self.worker.log(f"connection from {address[0]} ended early ({type(exc).__name__})")
             except Exception:  # a handler bug must not end this pool thread
@@ -177,15 +212,35 @@ class Server(socketserver.TCPServer):
             self.incoming.clear()
 
 
-def headers_complete(sock: socket.socket) -> bool:
-    """Whether a connection's request line and headers have all arrived (or it ended, or overflowed)."""
-    try:
-        data = sock.recv(MAX_HEADER_BYTES, socket.MSG_PEEK)
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True  # the handler meets the error and ends the connection
-    return not data or b"\r\n\r\n" in data or b"\n\n" in data or len(data) >= MAX_HEADER_BYTES
+class HeadFirst(io.RawIOBase):
+    """A connection's reads for its handler: the bytes the waiting room already took, then the socket's
+    (which raises TimeoutError past its timeout)."""
+
+    def __init__(self, sock: socket.socket, head: bytes):
+        super().__init__()
+        self.sock = sock
+        self.head = memoryview(head)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.head:
+            count = min(len(buffer), len(self.head))
+            buffer[:count] = self.head[:count]
+            self.head = self.head[count:]
+            return count
+        return self.sock.recv_into(buffer)
+
+
+def _refusal(status: str, code: str, sentence: str) -> bytes:
+    """A whole HTTP/1.0 answer refusing a request, the worker's JSON error body, for the waiting room to send."""
+    body = protocol.error_body(code, sentence)
+    return (f"HTTP/1.0 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Cache-Control: no-store\r\nConnection: close\r\n\r\n").encode() + body
+
+
+TOO_LARGE = _refusal("431 Request Header Fields Too Large", "headers_too_large", "The request's headers are too large.")
 
 
 def allowed_hosts(host: str, port: int) -> set[str]:

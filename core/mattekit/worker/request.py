@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import http.server
+import io
 import json
 import select
 import socket
@@ -23,7 +24,7 @@ from typing import Callable
 
 from .. import __version__
 from ..wire import protocol
-from .connections import CONNECTION_TIMEOUT, App
+from .connections import CONNECTION_TIMEOUT, App, HeadFirst
 
 BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site")
 BODY_SECONDS = 5.0  # seconds any body may take to arrive, plus one second per BODY_RATE bytes
@@ -56,7 +57,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
     timeout = CONNECTION_TIMEOUT
     routes: dict[tuple[str, str, int], Callable] = {}
 
+    def __init__(self, request, client_address, server, head: bytes = b""):
+        self.head = head  # what the waiting room read of this connection: its headers, perhaps a body's start
+        super().__init__(request, client_address, server)
+
     # -- plumbing
+    def setup(self):
+        super().setup()
+        self.rfile.close()  # the socket's own reader: replaced by one that starts with what was read already
+        self.rfile = io.BufferedReader(HeadFirst(self.connection, self.head), 1 << 16)
+
     @property
     def worker(self) -> App:
         return self.server.worker
