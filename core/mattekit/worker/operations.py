@@ -22,7 +22,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..io import colour
-from ..errors import MattekitError, in_words
+from ..errors import InputError, MattekitError, in_words
+from ..io.picture import check_size
 from ..progress import Reporter
 from ..ops.pixels import finite
 from ..options import OptionError
@@ -202,7 +203,7 @@ def model_menus(models) -> dict[str, list[dict]]:
 # ---------------------------------------------------------------- pixels in and out
 
 class PixelError(MattekitError):
-    """Pixels that do not fit the operation: ``code`` (bad_meta, bad_body) and one sentence."""
+    """Pixels that do not fit the operation: ``code`` (bad_meta, bad_body, too_many_pixels) and one sentence."""
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
@@ -240,13 +241,17 @@ def _channels_held(port: Port, channels: int) -> int:
 
 def pixel_sizes(op: Operation, metas: Any) -> tuple[int, int]:
     """(bytes the body must hold, bytes of float32 the decoded inputs will take) of the inputs described,
-    checked (PixelError) before any body is read."""
+    checked (PixelError) before any body is read: an input larger than the pixel budget the CLI keeps to
+    (:func:`mattekit.io.picture.check_size`, ``MATTEKIT_MAX_PIXELS``) is refused in the CLI's words."""
     body = held = 0
     for port, meta in zip(_ports_of(op, metas), metas):
         try:
             width, height, channels, dtype = protocol.check_pixels(meta, port.name)
+            check_size(f"input '{port.name}'", width, height)
         except protocol.ProtocolError as exc:
             raise PixelError(exc.code, str(exc)) from None
+        except InputError as exc:
+            raise PixelError("too_many_pixels", str(exc)) from None
         body += protocol.byte_size(width, height, channels, dtype)
         held += protocol.byte_size(width, height, _channels_held(port, channels), "f32")
     return body, held

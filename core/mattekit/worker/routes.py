@@ -97,6 +97,8 @@ class Routes(Handler):
         try:
             expected, size = operations.pixel_sizes(op, meta.get("inputs", []))
         except operations.PixelError as exc:
+            if exc.code == "too_many_pixels":  # a real image's body, well past what an error skims: read it
+                self._discard(length)
             raise RequestError(400, exc.code, str(exc)) from None
         if expected != length:
             raise RequestError(400, "bad_body", f"The body holds {length} bytes but the pixels described take {expected}.")

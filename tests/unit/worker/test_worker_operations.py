@@ -12,7 +12,7 @@ from mattekit import catalog
 from mattekit.wire.client import Pixels, WorkerError
 from mattekit.wire import protocol
 from mattekit.worker import operations
-from test_server import _in_threads, count_loads, meta_header, raw
+from test_server import IDENTITY, _in_threads, count_loads, meta_header, raw
 from test_server import make_worker, mirror  # noqa: F401 - fixtures
 
 
@@ -371,3 +371,24 @@ def test_refusals_speak_the_workers_words_not_the_clis_or_pythons(make_worker, t
         {"inputs": [], "options": {"plate": f"{tmp_path}/a\x00b.####.png", "output": f"{tmp_path}/m.####.png"}})})
     assert (status, answer["error"]["code"]) == (400, "bad_option")
     assert answer["error"]["message"] == "Option 'plate' holds a null character, which no file name or text may hold."
+
+
+def test_the_pixel_budget_refuses_in_the_worker_what_it_refuses_in_the_cli(make_worker, tmp_path, monkeypatch, capsys):
+    """Issue 81: with MATTEKIT_MAX_PIXELS=1000000 the CLI refuses a 2000 x 2000 photo; the worker refuses the same
+    pixels with a 400 in the same words (the input named as the API names it), before any model runs."""
+    from mattekit import cli
+
+    monkeypatch.setenv("MATTEKIT_MAX_PIXELS", "1000000")
+    photo = np.zeros((2000, 2000, 3), np.uint8)
+    Image.fromarray(photo).save(tmp_path / "big.png")
+    assert cli.main(["remove", str(tmp_path / "big.png"), "-o", str(tmp_path / "out.png")]) == 2
+    said = capsys.readouterr().err.strip().splitlines()[-1].removeprefix("mattekit: error: ")
+    _, worker = make_worker()
+    with pytest.raises(WorkerError) as refused:
+        worker.run("remove", [Pixels(photo.tobytes(), 2000, 2000, 3, "u8")], {"result": "alpha"})
+    print(f"CLI: {said}\nworker: {refused.value}")
+    assert (refused.value.status, refused.value.code) == (400, "too_many_pixels")
+    assert str(refused.value) == said.replace(str(tmp_path / "big.png"), "input 'image'")
+    assert not (tmp_path / "out.png").exists()
+    small = np.ascontiguousarray(photo[:1000, :1000])  # within the budget: run (enhance, no model to fetch)
+    assert worker.run("enhance", [Pixels(small.tobytes(), 1000, 1000, 3, "u8")], IDENTITY)[0].data == small.tobytes()
