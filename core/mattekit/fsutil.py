@@ -6,7 +6,8 @@
 - :func:`try_lock` / :func:`exclusive_lock` - an exclusive lock on an open file, between processes;
 - :class:`FilesRead` - the files a run reads, to refuse an output that would land on one of them;
 - :func:`file_kind` - what is at a path, in words ("a FIFO", "a device", "a link loop");
-- :func:`read_regular` - a regular file's bytes through one descriptor, never blocking on a FIFO or a device.
+- :func:`read_regular` - a regular file's bytes through one descriptor, never blocking on a FIFO or a device;
+- :func:`check_folder` - a folder about to be written in, checked (links resolved now) against the allowed ones.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import stat
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, Protocol, Union
 
 TEMP_SUFFIX = ".tmp"
 TEMP_EXTRA = len(".." + "0" * 8 + TEMP_SUFFIX)  # bytes :func:`temporary_name` adds to a name
@@ -43,14 +44,41 @@ def stale_temporaries(path: str | Path) -> list[Path]:
         return []
 
 
-def atomic_write(path: str | Path, content: Content, *, mode: int | None = None) -> Path:
+class Confinement(Protocol):
+    """The folders a run may write in (the worker's :class:`mattekit.worker.operations.PathPolicy` is one)."""
+
+    where: str  # how a sentence names them: "the allowed folders /a, /b"
+
+    def holds(self, real: str) -> bool:
+        """Whether the real path ``real`` (links resolved) lies in them."""
+
+
+def check_folder(folder: str | Path, confine: Confinement | None) -> None:
+    """OutputError (one sentence) unless ``folder``, its links resolved now, lies where ``confine`` allows (None:
+    anywhere): asked where files are opened for writing, so that a folder moved or replaced by a link after its
+    path was checked receives nothing."""
+    if confine is None:
+        return
+    real = os.path.realpath(os.path.abspath(folder))
+    if not confine.holds(real):
+        from .errors import OutputError
+
+        raise OutputError(f"Cannot write in {folder}: it now leads to {real}, outside {confine.where} (it was moved or "
+                          f"replaced by a link after the job was accepted); nothing was written there.")
+
+
+def atomic_write(path: str | Path, content: Content, *, mode: int | None = None,
+                 confine: Confinement | None = None) -> Path:
     """Write ``content`` to ``path`` so that readers see the old file or the whole new one, never a part.
 
     content: bytes, text (UTF-8), or a function ``write(temporary_path)`` that creates the file.
     mode: permission bits for the new file (e.g. 0o600), set before any byte is written.
+    confine: the folders the file may land in, asked of its folder before the temporary is made and again
+    before the rename (:func:`check_folder`, OutputError).
     Raises OSError (the temporary is removed); callers turn it into their one-sentence error.
     """
     path = Path(path)
+    check_folder(path.parent, confine)
     tmp = temporary_name(path)
     try:
         if callable(content):
@@ -68,6 +96,7 @@ def atomic_write(path: str | Path, content: Content, *, mode: int | None = None)
                     view = view[os.write(fd, view):]
             finally:
                 os.close(fd)
+        check_folder(path.parent, confine)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError):

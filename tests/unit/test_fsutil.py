@@ -42,3 +42,34 @@ def test_a_file_system_without_file_locks_is_one_sentence_not_an_endless_wait(tm
     answers["errno"] = errno.EWOULDBLOCK  # held elsewhere: not yet, no error
     with open(lock, "a+") as handle:
         assert fsutil.try_lock(handle) is False
+
+
+def test_a_confined_write_whose_folder_becomes_a_link_while_it_writes_is_not_renamed_into_place(tmp_path):
+    """Issue 81: the folder is checked where the file is written, before its temporary is made and again before
+    the rename: a folder swapped for a link out of the allowed ones while the file was being encoded gets nothing
+    (OutputError in one sentence), and the file never appears at its name."""
+    import pytest
+
+    from mattekit.errors import OutputError
+    from mattekit.worker.operations import PathPolicy
+
+    allowed, outside = tmp_path / "shots", tmp_path / "elsewhere"
+    (allowed / "mattes").mkdir(parents=True)
+    outside.mkdir()
+    policy = PathPolicy([str(allowed)])
+
+    def encode_then_swap(tmp):
+        tmp.write_bytes(b"matte")
+        (allowed / "mattes").rename(allowed / "moved")  # meanwhile, the folder becomes a link out
+        (allowed / "mattes").symlink_to(outside, target_is_directory=True)
+
+    with pytest.raises(OutputError) as refused:
+        fsutil.atomic_write(allowed / "mattes" / "m.0001.png", encode_then_swap, confine=policy)
+    assert str(refused.value).startswith(f"Cannot write in {allowed / 'mattes'}: it now leads to {outside}, outside "
+                                         f"the allowed folders {allowed}")
+    assert list(outside.iterdir()) == [] and not (allowed / "moved" / "m.0001.png").exists()
+    with pytest.raises(OutputError):  # and a write that starts there now is refused before its temporary is made
+        fsutil.atomic_write(allowed / "mattes" / "m.0002.png", b"matte", confine=policy)
+    assert list(outside.iterdir()) == []
+    fsutil.atomic_write(allowed / "moved" / "m.0003.png", b"matte", confine=policy)  # inside: written
+    assert (allowed / "moved" / "m.0003.png").read_bytes() == b"matte"

@@ -149,9 +149,10 @@ def _refuse_replacing(target: Path, what: str | None, suffix: str, api: bool) ->
                       f"choose another {_output_word(api)}.")
 
 
-def check_name_length(path: Path, writes: bool = True, api: bool = False) -> None:
+def check_name_length(path: Path, writes: bool = True, api: bool = False, flag: str | None = None) -> None:
     """OutputError unless every name along ``path`` fits the file system (:data:`NAME_MAX` bytes), the last one
-    (``writes``: a file written through :func:`mattekit.fsutil.temporary_name`) less :data:`TEMP_EXTRA`."""
+    (``writes``: a file written through :func:`mattekit.fsutil.temporary_name`) less :data:`TEMP_EXTRA`; the
+    sentence asks for a shorter ``flag`` (default: the output's, ``-o`` or ``output=``)."""
     for part in path.parts:
         limit = NAME_MAX - TEMP_EXTRA if writes and part == path.name else NAME_MAX
         size = len(os.fsencode(part))
@@ -160,7 +161,7 @@ def check_name_length(path: Path, writes: bool = True, api: bool = False) -> Non
             why = f"{NAME_MAX} less {TEMP_EXTRA} for the temporary name it is written through" \
                 if limit < NAME_MAX else "the file system's limit"
             raise OutputError(f"The output name {short} is {size} bytes long, over the {limit} a name may have "
-                              f"here ({why}); choose a shorter {_output_word(api)}.")
+                              f"here ({why}); choose a shorter {flag or _output_word(api)}.")
 
 
 def check_writable(folder: Path, api: bool = False) -> None:

@@ -22,7 +22,7 @@ from PIL import Image
 
 from . import colour
 from mattekit.errors import OutputError
-from mattekit.fsutil import atomic_write, stale_temporaries
+from mattekit.fsutil import Confinement, atomic_write, check_folder, stale_temporaries
 from mattekit.io.oiio import plate_spec, write_exr
 from mattekit.io.oiio import write_layers as oiio_layers
 from mattekit.io.formats import DEPTHS, EXR_RECORD, WRITERS, reason
@@ -34,7 +34,7 @@ from mattekit.provenance import to_xmp
 
 
 def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = None, colorspace: str | None = None,
-                metadata: Metadata | None = None) -> None:
+                metadata: Metadata | None = None, confine: Confinement | None = None) -> None:
     """Write a picture (HxWx3/4) or mask (HxW, HxWx1) by the file's extension: floats in [0,1], or
     uint8/uint16 values (0..255 / 0..65535), which are stored as they are at their own bit depth.
 
@@ -51,6 +51,7 @@ def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = N
     Memory: floats are rounded to integers in strips of rows (:func:`mattekit.ops.pixels.quantise`) and PNG is compressed
     strip by strip straight into the file, so a write needs the integer copy and a strip on top of the
     caller's array, never a full-size float copy.
+    confine: the folders the file may land in (:func:`mattekit.fsutil.check_folder`), asked as it is written.
     """
     path = Path(path)
     fmt = WRITERS.get(path.suffix.lower())
@@ -62,7 +63,7 @@ def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = N
     if fmt == "EXR":
         px, names = _exr_planes(_as_float(pixels, clip=not colorspace), colorspace)
         attributes = (colour.exr_attributes(colorspace) if colorspace else {}) | _provenance_attributes(provenance)
-        _atomic(path, lambda tmp: write_exr(tmp, px, names, half=bit_depth != 32, attributes=attributes))
+        _atomic(path, lambda tmp: write_exr(tmp, px, names, half=bit_depth != 32, attributes=attributes), confine)
         return
     ints = quantise(pixels, bit_depth)
     if fmt == "JPEG" and ints.shape[2] == 4:
@@ -74,19 +75,21 @@ def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = N
     if meta.icc and ints.shape[2] < 3:  # an RGB profile describes no grey mask
         meta = replace(meta, icc=None)
     meta = replace(meta, xmp=merged_xmp(meta.xmp, to_xmp(provenance) if provenance else None))
-    _atomic(path, lambda tmp: writer(tmp, ints, fmt, meta))
+    _atomic(path, lambda tmp: writer(tmp, ints, fmt, meta), confine)
 
 
 
 def write_layers(path, rgb: np.ndarray, foreground: np.ndarray, coverage: np.ndarray, *, half: bool,
                  colorspace: str | None, source=None, provenance: dict | None = None,
-                 objects: dict[str, np.ndarray] | None = None, personal: bool = False) -> None:
+                 objects: dict[str, np.ndarray] | None = None, personal: bool = False,
+                 confine: Confinement | None = None) -> None:
     """Write the layered EXR for compositors (:func:`mattekit.io.oiio.write_layers`: ``R G B A`` the cut-out and
     ``fg.R fg.G fg.B fg.A`` the foreground, premultiplied) atomically. rgb, foreground: H x W x 3 float32 in OCIO
     colour space ``colorspace`` (any range; None: sRGB-encoded, stored linear); coverage: H x W in [0, 1];
     source: the plate frame's path, whose data window and metadata the file keeps (its personal metadata only with
     ``personal``, :func:`mattekit.io.metadata.personal`); half: 16-bit float samples;
-    objects: {name: matte} of several objects, one ``NAME.A`` layer each (``coverage`` their union)."""
+    objects: {name: matte} of several objects, one ``NAME.A`` layer each (``coverage`` their union); confine: as
+    :func:`write_image`'s."""
     path = Path(path)
     if path.suffix.lower() != ".exr":
         raise OutputError(f"Cannot write {path}: a layered file is an EXR.")
@@ -95,7 +98,7 @@ def write_layers(path, rgb: np.ndarray, foreground: np.ndarray, coverage: np.nda
     spec = plate_spec(source) if source else None
     attributes = colour.exr_attributes(colorspace) | _provenance_attributes(provenance)
     _atomic(path, lambda tmp: oiio_layers(tmp, rgb, foreground, np.clip(coverage, 0, 1), half=half, source=spec,
-                                          attributes=attributes, objects=objects, personal=personal))
+                                          attributes=attributes, objects=objects, personal=personal), confine)
 
 
 def _exr_planes(px: np.ndarray, colorspace: str | None) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -128,9 +131,10 @@ def _as_float(pixels, clip: bool = True) -> np.ndarray:
     return finite(px, 0, 1) if clip else finite(px)
 
 
-def _atomic(path: Path, write) -> None:
+def _atomic(path: Path, write, confine: Confinement | None = None) -> None:
     """Run write(temporary path) in path's folder, then move the result over path
     (:func:`mattekit.fsutil.atomic_write`); temporaries of path left by a killed earlier write are removed."""
+    check_folder(path.parent, confine)  # before the stale temporaries are removed too
     if not path.parent.is_dir():
         raise OutputError(f"Cannot write {path}: {path.parent} is not an existing folder.")
     if path.is_dir():
@@ -139,7 +143,7 @@ def _atomic(path: Path, write) -> None:
         with contextlib.suppress(OSError):
             stale.unlink()
     try:
-        atomic_write(path, write)
+        atomic_write(path, write, confine=confine)
     except OSError as e:
         raise OutputError(f"Cannot write {path}: {reason(e)}.") from None
 

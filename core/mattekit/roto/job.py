@@ -14,7 +14,7 @@ import numpy as np
 from .. import catalog
 from . import temporal
 from ..errors import OutputError
-from ..fsutil import sha256_file
+from ..fsutil import Confinement, sha256_file
 from ..weights import file_sha256
 from ..io import Picture, write_image
 from ..io.frame_ranges import chunk_frames, format_frames
@@ -40,9 +40,10 @@ from .store import Store
 class RotoJob:
     """A roto job on disk: plate, output patterns, manifest, journals (:class:`~mattekit.roto.store.Store`)."""
 
-    def __init__(self, spec: RotoSpec, models=None):
+    def __init__(self, spec: RotoSpec, models=None, confine: Confinement | None = None):
         """``models``: the :class:`mattekit.runtime.ModelCache` to load the model into (the worker's own,
-        so a model it holds is reused; None: a fresh one)."""
+        so a model it holds is reused; None: a fresh one); ``confine``: the folders every file and folder the job
+        writes must lie in when it is written (the worker's, :func:`mattekit.fsutil.check_folder`; None: anywhere)."""
         self.plate = open_plate(spec.plate, spec.colorspace, spec.view)
         if spec.layers and output_pattern(spec.layers, self.plate).suffix.lower() != ".exr":
             raise OutputError(f"The --layers pattern {spec.layers} must name .exr files (a layered EXR per frame).")
@@ -51,14 +52,14 @@ class RotoJob:
         self.parts: list[RotoJob] = []  # several objects: one job each (:mod:`.objects`)
         if objects:
             models = models or ModelCache()  # the model loads once for every object
-            self.parts = [RotoJob(part, models) for _, part in objects]
+            self.parts = [RotoJob(part, models, confine) for _, part in objects]
             self.objects = [name for name, _ in objects]
             self.spec, self.models = spec, models
             first = self.parts[0]
             self.frames, self.missing, self.entry, self.alpha_out = first.frames, first.missing, first.entry, first.alpha_out
             together = spec.layers and PLACEHOLDER not in spec.layers  # one layered file per frame for every object
             self.layers = ShotLayers(self.plate, output_pattern(spec.layers, self.plate),
-                                     dict(zip(self.objects, self.parts)), spec.keep_personal) if together else None
+                                     dict(zip(self.objects, self.parts)), spec.keep_personal, confine) if together else None
             return
         spec = strip_object(spec)
         self.spec, self.models = spec, models
@@ -79,7 +80,8 @@ class RotoJob:
         self.keyframes = keyframes_of(spec, self.plate, self.entry)
         # readable headers, one size, for every frame the run decodes (neighbours, warm-up): before any model loads
         self.plate.check_frames(frames_read(self.plate, self.entry, self.temporal, self.keyframes, self.frames))
-        self.store = Store(self.plate, {"alpha": self.alpha_out, **self.extra_out})
+        self.store = Store(self.plate, {"alpha": self.alpha_out, **self.extra_out}, confine)
+        self.store.check_names(self.frames)
         self.store.check_manifest()  # before the weights: every check that needs no model comes first
         if not spec.overwrite:
             self.store.refuse_foreign(self.frames)
@@ -227,7 +229,8 @@ class RotoJob:
         """Write a frame's outputs atomically; returns {output name: [path, sha256, plate stamp]}."""
         stamp = self.store.plate_stamp(frame)
         path = self.alpha_out.path(frame)
-        write_image(path, alpha, bit_depth=self.spec.bit_depth, provenance=self.provenance())
+        confine = self.store.confine
+        write_image(path, alpha, bit_depth=self.spec.bit_depth, provenance=self.provenance(), confine=confine)
         files = {"alpha": [str(path), sha256_file(path), stamp]}
         if not self.extra_out:
             return files
@@ -239,28 +242,29 @@ class RotoJob:
             path = pattern.path(frame)
             if name == "layers":
                 write_frame(path, picture, coverage, self.plate.files[frame] if self.plate.kind == "images" else None,
-                            self.provenance(), foreground, personal=self.spec.keep_personal)
+                            self.provenance(), foreground, personal=self.spec.keep_personal, confine=confine)
             else:
                 rgb = scene[..., :3] if name == "rgba" else foreground
                 exr = pattern.suffix.lower() == ".exr"
                 write_image(path, np.concatenate([rgb, coverage[..., None]], axis=2), colorspace=picture.colorspace or None,
                             bit_depth=(16 if half else 32) if exr else 16 if picture.bit_depth >= 16 else 8,
-                            provenance=self.provenance())
+                            provenance=self.provenance(), confine=confine)
             files[name] = [str(path), sha256_file(path), stamp]
         return files
 
 
 # ----------------------------------------------------------------------------------- worker operation
 
-def run_operation(options: dict, progress: Callable[[float, str], None], models=None) -> list:
+def run_operation(options: dict, progress: Callable[[float, str], None], models=None,
+                  confine: Confinement | None = None) -> list:
     """The worker's asynchronous ``roto`` operation: paths in, files out, progress reported; the model
     comes from ``models`` (the worker's :class:`mattekit.runtime.ModelCache`: loaded once, kept warm).
 
     ``progress(fraction, message)`` may raise to cancel (the worker does when a client cancels);
-    frames already written stay, and a re-run resumes.
+    frames already written stay, and a re-run resumes. ``confine``: as :class:`RotoJob`'s.
     """
     spec = RotoSpec.from_dict(options)
-    job = RotoJob(spec, models)
+    job = RotoJob(spec, models, confine)
     progress(0.0, f"Roto: {len(job.frames)} frames of {job.plate.describe()}")
     summary = job.run(progress=lambda p: progress(p.fraction, p.message()))  # "frame 5 of 40 (1005), ..."
     progress(1.0, f"Roto: {len(summary.computed)} frames computed, {len(summary.skipped)} already done "

@@ -32,25 +32,26 @@ def coverage_of(picture: Picture, alpha: np.ndarray) -> np.ndarray:
 
 def write_frame(path, picture: Picture, coverage: np.ndarray, source, provenance: dict,
                 foreground: np.ndarray | None = None, objects: dict[str, np.ndarray] | None = None,
-                personal: bool = False) -> None:
+                personal: bool = False, confine=None) -> None:
     """The layered EXR of one plate frame ``picture`` (read from file ``source``, None for a movie) under
     ``coverage`` (H x W, 0..1): values as the plate stores them, half where the plate is a half EXR, else float;
     ``foreground``: its decontaminated colours when already made; ``objects``: {name: matte} of several objects;
-    ``personal``: the plate's personal metadata is kept (:func:`mattekit.io.metadata.personal`)."""
+    ``personal``: the plate's personal metadata is kept (:func:`mattekit.io.metadata.personal`); ``confine``: the
+    folders it may land in (:func:`mattekit.fsutil.check_folder`)."""
     scene = picture.scene if picture.scene is not None else picture.pixels
     if foreground is None:
         foreground = decontaminated(scene[..., :3], coverage)
     write_layers(path, scene[..., :3], foreground, coverage, half=picture.format == "EXR" and picture.bit_depth == 16,
                  colorspace=picture.colorspace, source=source, provenance=provenance, objects=objects,
-                 personal=personal)
+                 personal=personal, confine=confine)
 
 
 class ShotLayers:
     """The layered files of a shot whose ``parts`` ({object name: its RotoJob}) write their own mattes."""
 
-    def __init__(self, plate, pattern: FramePattern, parts: dict, personal: bool = False):
+    def __init__(self, plate, pattern: FramePattern, parts: dict, personal: bool = False, confine=None):
         self.plate, self.pattern, self.parts, self.personal = plate, pattern, parts, personal
-        self.store = Store(plate, {"alpha": pattern})
+        self.store = Store(plate, {"alpha": pattern}, confine)
 
     def settings(self) -> dict:
         return {"kind": "roto-layers", "plate": self.plate.describe(),
@@ -78,7 +79,8 @@ class ShotLayers:
                 union = coverage_of(picture, np.maximum.reduce(list(mattes.values())))
                 path = self.pattern.path(frame)
                 source = self.plate.files[frame] if self.plate.kind == "images" else None
-                write_frame(path, picture, union, source, provenance, objects=mattes, personal=self.personal)
+                write_frame(path, picture, union, source, provenance, objects=mattes, personal=self.personal,
+                            confine=self.store.confine)
                 journal.append({"frame": frame, "fingerprint": fingerprint,
                                 "files": {"alpha": [str(path), sha256_file(path), self.store.plate_stamp(frame)]}})
         return todo

@@ -55,7 +55,7 @@ class FrameLock:
     def _take(self, frames: list[int]) -> tuple[int, Path]:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            guard = os.open(self.folder / GUARD, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o644)
+            guard = os.open(self.folder / GUARD, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except OSError as exc:
             raise self._cannot(exc) from None
         try:

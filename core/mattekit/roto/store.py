@@ -21,8 +21,9 @@ from typing import Callable
 
 from .. import __version__
 from ..errors import OutputError
-from ..fsutil import atomic_write, sha256_file, stale_temporaries
+from ..fsutil import Confinement, atomic_write, check_folder, sha256_file, stale_temporaries
 from ..io.frame_patterns import FramePattern
+from ..io.naming import check_name_length
 from .lock import FrameLock
 
 MANIFEST_SUFFIX = ".mattekit.json"
@@ -31,11 +32,13 @@ JOURNAL_SUFFIX = ".mattekit-journal"
 
 class Store:
     """The manifest and journals of a job writing ``patterns`` ({output name: pattern}, "alpha" first)
-    from the frames of ``plate``."""
+    from the frames of ``plate``; ``confine``: the folders every file and folder it writes must lie in when it
+    is written (:func:`mattekit.fsutil.check_folder`; None: anywhere)."""
 
-    def __init__(self, plate, patterns: dict[str, FramePattern]):
+    def __init__(self, plate, patterns: dict[str, FramePattern], confine: Confinement | None = None):
         self.plate = plate
         self.patterns = patterns
+        self.confine = confine
         alpha = patterns["alpha"]
         stem = alpha.prefix.rstrip("._-") or "matte"
         self.manifest_path = alpha.folder / (stem + MANIFEST_SUFFIX)
@@ -44,9 +47,20 @@ class Store:
     def outputs(self) -> dict[str, str]:
         return {name: str(pattern) for name, pattern in self.patterns.items()}
 
+    def check_names(self, frames: list[int]) -> None:
+        """OutputError (one sentence naming the option's flag) when a name the job would write is longer than
+        the file system takes: the longest of ``frames``' files of each output, or the manifest's (its journal
+        folder's name is shorter)."""
+        for name, pattern in self.patterns.items():
+            paths = [pattern.path(frame) for frame in frames] or [pattern.path(0)]
+            longest = max(paths, key=lambda path: len(os.fsencode(path.name)))
+            check_name_length(longest, flag="-o" if name == "alpha" else f"--{name}")
+        check_name_length(self.manifest_path, flag="-o")
+
     # -- the manifest
     def make_folders(self) -> None:
         for pattern in self.patterns.values():
+            check_folder(pattern.folder, self.confine)
             try:
                 pattern.folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -118,16 +132,25 @@ class Store:
                   "fingerprint": fingerprint, "settings": settings, "outputs": outputs,
                   "journal": self.journal_dir.name, "provenance": provenance}
         try:
-            atomic_write(self.manifest_path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+            atomic_write(self.manifest_path, json.dumps(record, indent=1, sort_keys=True) + "\n", confine=self.confine)
         except OSError as exc:
             raise OutputError(f"Cannot write {self.manifest_path}: {exc.strerror.lower() if exc.strerror else exc}.") from None
 
     def lock(self, frames: list[int]):
         """A ``with`` block holding ``frames`` of this output against other live runs (:class:`.lock.FrameLock`)."""
+        self._check_journal_folder()
         return FrameLock(self.journal_dir, str(self.patterns["alpha"])).hold(frames)
+
+    def _check_journal_folder(self) -> None:
+        """:func:`check_folder` of the matte's folder, and its hidden journal folder (locks too) no link out of it."""
+        check_folder(self.journal_dir.parent, self.confine)
+        if self.confine is not None and os.path.islink(self.journal_dir):
+            raise OutputError(f"Cannot write in {self.journal_dir}: it is a link, and roto keeps its journal in a folder "
+                              f"of its own; remove the link.")
 
     # -- which frames are finished
     def journal(self) -> "Journal":
+        self._check_journal_folder()
         return Journal(self.journal_dir)
 
     def _records(self, fingerprint: str | None) -> dict[int, dict[str, list]]:
@@ -178,6 +201,7 @@ class Store:
     def clean_temporaries(self, frames: list[int]) -> None:
         """Remove temporary files a killed run left for these frames."""
         for pattern in self.patterns.values():
+            check_folder(pattern.folder, self.confine)
             for frame in frames:
                 for tmp in stale_temporaries(pattern.path(frame)):
                     with contextlib.suppress(OSError):
@@ -204,7 +228,8 @@ class Journal:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             name = f"{platform.node() or 'host'}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
-            self.fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self.fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0),
+                              0o644)
         except OSError as exc:
             raise OutputError(f"Cannot write the job journal in {self.folder}: {exc.strerror.lower() if exc.strerror else exc}.") from None
         return self

@@ -84,6 +84,7 @@ class PathPolicy:
     --allow-dir`` and in $MATTEKIT_ALLOW_DIRS (os.pathsep-separated). With none named, the
     default is the user's home folder minus its hidden folders (``~/.ssh``, ``~/.config``, ...),
     so that a client holding the token cannot read or write system or configuration files.
+    A roto job asks it again where it writes each file (a :class:`mattekit.fsutil.Confinement`).
     """
 
     def __init__(self, allowed: list[str] | None = None):
@@ -91,6 +92,8 @@ class PathPolicy:
         self.home_default = not named
         folders = named or [os.path.expanduser("~")]
         self.allowed = [os.path.realpath(os.path.expanduser(p)) for p in folders]
+        self.where = ("your home folder (hidden folders excluded)" if self.home_default
+                      else "the allowed folders " + ", ".join(self.allowed))  # the folders, in a sentence
 
     def holds(self, real: str) -> bool:
         """Whether the real path ``real`` (links resolved) lies in an allowed folder (not in a hidden one of home)."""
@@ -117,9 +120,7 @@ class PathPolicy:
             raise OptionError(f"Option '{field_name}' must be an absolute path, not {path!r}.")
         if self.holds(os.path.realpath(os.path.expanduser(path))):
             return
-        where = ("your home folder (hidden folders excluded)" if self.home_default
-                 else "the allowed folders " + ", ".join(self.allowed))
-        raise OptionError(f"Option '{field_name}' names {path!r}, outside {where}; start the worker with "
+        raise OptionError(f"Option '{field_name}' names {path!r}, outside {self.where}; start the worker with "
                           f"'mattekit serve --allow-dir FOLDER' to allow another folder.")
 
 
@@ -151,7 +152,7 @@ def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
         return checked
 
     def run(models, inputs: dict, options, progress: Progress, warn=None) -> tuple[dict, None]:
-        run_operation(options.to_dict(), progress, models)
+        run_operation(options.to_dict(), progress, models, confine=paths)  # checked again as files are written
         return {}, None  # the files written and their manifest carry the provenance
 
     def describe() -> dict:

@@ -3,6 +3,7 @@ hints, and roto's folders, outputs and loaded model."""
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from mattekit import catalog
 from mattekit.wire.client import Pixels, WorkerError
 from mattekit.wire import protocol
 from mattekit.worker import operations
-from test_server import IDENTITY, _in_threads, count_loads, meta_header, raw
+from test_server import IDENTITY, _in_threads, _slow_operation, _until, count_loads, meta_header, raw
 from test_server import make_worker, mirror  # noqa: F401 - fixtures
 
 
@@ -392,3 +393,70 @@ def test_the_pixel_budget_refuses_in_the_worker_what_it_refuses_in_the_cli(make_
     assert not (tmp_path / "out.png").exists()
     small = np.ascontiguousarray(photo[:1000, :1000])  # within the budget: run (enhance, no model to fetch)
     assert worker.run("enhance", [Pixels(small.tobytes(), 1000, 1000, 3, "u8")], IDENTITY)[0].data == small.tobytes()
+
+
+def test_a_roto_output_name_over_255_bytes_is_one_sentence_in_the_worker_and_the_cli(make_worker, tmp_path, capsys):
+    """Issue 81: a roto output whose file name (or a folder's) is over the file system's 255 bytes was a 500
+    internal error in the worker and "Internal error (OSError)" with exit 1 in the CLI; now a 400 naming the option
+    and the limit, and the CLI's same sentence naming its flag, exit 2; nothing is written."""
+    from mattekit import cli
+
+    shots = tmp_path / "shots"
+    (shots / "plate").mkdir(parents=True)
+    for frame in (1, 2):
+        Image.fromarray(np.full((16, 24, 3), 60 * frame, np.uint8)).save(shots / "plate" / f"f.{frame:04d}.png")
+    plate = str(shots / "plate" / "f.####.png")
+    srv, _ = make_worker(allow_dirs=[str(shots)])
+    seen = []
+    cases = {"output": str(shots / "mattes" / ("a" * 300 + ".####.png")),  # a frame's name
+             "rgba": str(shots / ("d" * 300) / "rgba.####.png"),  # a folder's
+             "fg": str(shots / "mattes" / ("b" * 236 + ".####.png"))}  # its frames fit, its temporaries do not
+    for name, value in cases.items():
+        options = {"plate": plate, "output": str(shots / "m" / "m.####.png")} | {name: value}
+        status, answer, _ = raw(srv, "POST", "/v1/jobs/roto", b"", meta_header([], **options))
+        assert (status, answer["error"]["code"]) == (400, "bad_option"), (name, answer)
+        message = answer["error"]["message"]
+        assert message.startswith("The output name ") and message.endswith(f"choose a shorter option '{name}'."), message
+        argv = ["roto", plate, "-o", options["output"]] + ([f"--{name}", value] if name != "output" else [])
+        assert cli.main(argv) == 2
+        said = capsys.readouterr().err.strip().splitlines()[-1].removeprefix("mattekit: error: ")
+        seen.append(f"worker: {message}\nCLI: {said}")
+        assert said == message.replace(f"option '{name}'", "-o" if name == "output" else f"--{name}")
+    print("\n".join(seen))
+    assert sorted(p.name for p in shots.iterdir()) == ["plate"]  # no folder made, no file written
+
+
+def test_a_roto_output_folder_swapped_for_a_link_after_the_202_receives_nothing(make_worker, mirror, tmp_path):
+    """Issue 81: roto's paths were checked when the request arrived only: an output folder replaced by a link to
+    a folder outside the allowed ones while the job waited in the queue received its mattes, manifest and journal.
+    Now the folder is checked again where each file is written: the job fails in one sentence, nothing lands
+    outside, and the worker goes on serving."""
+    from mattekit.io import write_image
+
+    shots, elsewhere = tmp_path / "shots", tmp_path / "elsewhere"
+    (shots / "plate").mkdir(parents=True)
+    (shots / "mattes").mkdir()
+    elsewhere.mkdir()
+    for frame in (1, 2):
+        write_image(shots / "plate" / f"f.{frame:04d}.png", np.full((24, 32, 3), 0.2 * frame, np.float32))
+    gate, log = threading.Event(), []
+    table = operations.build(operations.PathPolicy([str(shots)])) | {"slow": _slow_operation(log, gate)}
+    _, worker = make_worker(operations_table=table)
+    img = Pixels(np.zeros((4, 4, 3), np.uint8).tobytes(), 4, 4, 3, "u8")
+    ahead = worker.submit("slow", [img], {"steps": 4})  # holds the compute thread at its gate
+    _until(lambda: 2 in log, "the job ahead's arrival at its gate")
+    job = worker.submit("roto", [], {"plate": str(shots / "plate" / "f.####.png"), "model": "csnet-sod",
+                                     "device": "cpu", "output": str(shots / "mattes" / "m.####.png")})
+    (shots / "mattes").rmdir()  # accepted and queued: now the folder becomes a link out of the allowed one
+    (shots / "mattes").symlink_to(elsewhere, target_is_directory=True)
+    gate.set()
+    _until(lambda: worker.job(job)["state"] not in ("queued", "running"), "the roto job's end")
+    assert worker.job(ahead)["state"] == "done"
+    with pytest.raises(WorkerError) as failed:
+        worker.result(job)
+    print(f"worker: {failed.value}")
+    assert str(failed.value) == (f"Cannot write in {shots / 'mattes'}: it now leads to {elsewhere.resolve()}, outside "
+                                 f"the allowed folders {shots.resolve()} (it was moved or replaced by a link after the "
+                                 f"job was accepted); nothing was written there.")
+    assert list(elsewhere.iterdir()) == []
+    assert worker.health()["ok"]
