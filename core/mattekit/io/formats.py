@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import io
+import re
 import struct
 import warnings
 import zlib
@@ -75,17 +76,20 @@ class Source:
         if "MAX_TEXT_CHUNK" in text or "MAX_TEXT_MEMORY" in text:  # Pillow's guard against decompression bombs
             return InputError(f"Cannot read {self.name}: {self.noun} carries a text or colour-profile chunk that "
                               "unpacks to more than Pillow's safety limit; save the image again without its metadata.")
+        if "Security limit exceeded" in text:  # libheif's own limit on a declared size
+            limit = re.findall(r"\d{4,}", text)
+            return InputError(f"Cannot read {self.name}: {self.noun} declares more pixels than libheif decodes"
+                              + (f" (its security limit: {int(limit[-1]):,} pixels)." if limit else "."))
         what = "truncated" if "truncat" in text.lower() else "damaged or truncated"
         return InputError(f"Cannot read {self.name}: {self.noun} is {what}.")
 
     def open_image(self) -> Image.Image:
-        """The data opened by Pillow (its header read, not its pixels). A PNG whose colour profile unpacks past
-        Pillow's MAX_TEXT_CHUNK (1 MB, its guard against decompression bombs) is opened again without the profile,
-        with a warning (once a process for a file). Pillow's UnidentifiedImageError and DecompressionBombError
-        pass; any other failure is :meth:`damaged`'s InputError."""
+        """The data opened by Pillow (its header read, not its pixels; :func:`pillow_open`). A PNG whose colour
+        profile unpacks past Pillow's MAX_TEXT_CHUNK (1 MB, its guard against decompression bombs) is opened again
+        without the profile, with a warning (once a process for a file). Pillow's UnidentifiedImageError and
+        DecompressionBombError pass; any other failure is :meth:`damaged`'s InputError."""
         try:
-            self.stream.seek(0)
-            return Image.open(self.stream)
+            return pillow_open(self.stream)
         except (UnidentifiedImageError, Image.DecompressionBombError):
             raise
         except DECODE_ERRORS as e:
@@ -93,7 +97,7 @@ class Source:
             if stripped is None:
                 raise self.damaged(e) from None
         try:
-            im = Image.open(io.BytesIO(stripped))
+            im = pillow_open(io.BytesIO(stripped))
         except DECODE_ERRORS as e:
             raise self.damaged(e) from None
         warnings.warn(f"{self.name}: its colour profile unpacks to more than {PngImagePlugin.MAX_TEXT_CHUNK >> 20} MB, "
@@ -111,24 +115,61 @@ class Source:
         return InputError(f"Cannot read {self.name}: {self.noun} is not an image mattekit can read ({READABLE}).")
 
 
+def pillow_open(stream: BinaryIO) -> Image.Image:
+    """``stream`` (seekable) opened as Pillow's ``Image.open`` opens it (the same formats, tried in the same order,
+    its header read), without Pillow's size check: mattekit judges a declared size by its own pixel budget
+    (:func:`mattekit.io.picture.check_size`) and leaves Pillow's process-wide ``MAX_IMAGE_PIXELS`` as the host
+    program set it. UnidentifiedImageError when no format takes the data."""
+    stream.seek(0)
+    prefix = stream.read(16)
+    for load in (Image.preinit, Image.init):  # the common formats first, then every other Pillow knows
+        load()
+        for name in list(Image.ID):
+            factory, accept = Image.OPEN[name]
+            taken = not accept or accept(prefix)
+            if not taken or isinstance(taken, str):
+                continue
+            try:
+                stream.seek(0)
+                return factory(stream, "")
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue
+    raise UnidentifiedImageError(f"cannot identify image file {stream!r}")
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, int, int]] | None:
+    """The chunks of PNG ``data`` (bytes) up to IEND: (kind, start, end) with ``data[start:end]`` the whole chunk
+    (length, kind, body, CRC); None where it is no PNG whose chunks can be walked to IEND."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    chunks, at = [], 8
+    while at + 12 <= len(data):
+        kind, end = data[at + 4:at + 8], at + 12 + int.from_bytes(data[at:at + 4], "big")
+        if end > len(data):
+            return None
+        chunks.append((kind, at, end))
+        at = end
+        if kind == b"IEND":
+            return chunks
+    return None
+
+
+def png_whole(data: bytes) -> bool:
+    """Whether PNG ``data`` has every chunk up to IEND, each with its right CRC: what libpng (OpenCV's 16-bit
+    reader) needs not to print its own error on the terminal."""
+    chunks = png_chunks(data)
+    return chunks is not None and all(
+        zlib.crc32(data[start + 4:end - 4]) == int.from_bytes(data[end - 4:end], "big") for _, start, end in chunks)
+
+
 def png_without(data: bytes, kind: bytes) -> bytes | None:
     """PNG ``data`` (bytes) without its chunks of ``kind`` (b"iCCP"), or None where it has none or is no PNG whose
     chunks can be walked to IEND (what follows IEND is kept)."""
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+    chunks = png_chunks(data)
+    if chunks is None or not any(name == kind for name, _, _ in chunks):
         return None
-    kept, at, dropped = [data[:8]], 8, False
-    while at + 12 <= len(data):
-        name, end = data[at + 4:at + 8], at + 12 + int.from_bytes(data[at:at + 4], "big")
-        if end > len(data):
-            return None
-        if name == kind:
-            dropped = True
-        else:
-            kept.append(data[at:end])
-        at = end
-        if name == b"IEND":
-            return b"".join(kept) + data[at:] if dropped else None
-    return None
+    kept = [data[:8]] + [data[start:end] for name, start, end in chunks if name != kind]
+    return b"".join(kept) + data[chunks[-1][2]:]
 
 
 def reason(e: OSError) -> str:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import io
 import re
 import warnings
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageCms
 
+from mattekit.io import xmp as xmp_packet
 from mattekit.ops.pixels import quantise
 
 ORIENTATION = 0x0112
@@ -30,19 +30,43 @@ ARTIST, HOST_COMPUTER = 0x013B, 0x013C
 DESCRIPTIVE = {0x010E, 0x010F, 0x0110, ORIENTATION, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, ARTIST, HOST_COMPUTER,
                0x8298, EXIF_IFD, GPS_IFD}
 PERSONAL_IFD0 = {ARTIST, HOST_COMPUTER}  # who made it, the computer's name (often its owner's)
-# personal tags of the EXIF IFD: camera owner, body serial, lens serial, photographer, image editor; the maker note
-PERSONAL_EXIF = {0xA430, 0xA431, 0xA435, 0xA437, 0xA438, 0x927C}
-# local names (case aside) of personal XMP properties and EXR/OIIO attributes, besides GPS*, *Serial*, MakerNote*,
-# *Latitude/*Longitude/*Altitude and ContactInfo*
+# personal tags of the EXIF IFD: camera owner, body serial, lens serial, photographer, image editor, the maker note,
+# the user's comment and the image's unique id (a camera's running number, which ties photos to one body)
+PERSONAL_EXIF = {0xA430, 0xA431, 0xA435, 0xA437, 0xA438, 0x927C, 0x9286, 0xA420}
+# local names (case aside) of personal XMP properties and EXR/OIIO attributes; the keywords go too (they name the
+# people and places shown)
 PERSONAL_NAMES = ("location", "locationcreated", "locationshown", "city", "state", "country", "countrycode",
                   "countryname", "provincestate", "sublocation", "worldregion", "artist", "creator", "contributor",
                   "photographer", "imageeditor", "captionwriter", "authorsposition", "creatorcontactinfo",
-                  "personinimage", "personinimagewdetails", "imagecreator", "regions", "regioninfo", "author",
-                  "owner", "ownername", "cameraownername", "hostcomputer", "imageedtor")  # (OIIO's spelling)
-_LOCAL = (r"(?i:gps[\w.-]*|[\w.-]*serial[\w.-]*|makernote[\w.-]*|contactinfo[\w.-]*"
-          r"|[\w.-]*(?:latitude|longitude|longtitude|altitude)|" + "|".join(PERSONAL_NAMES) + r")(?![\w.-])")
+                  "personinimage", "personinimagewdetails", "regions", "regioninfo", "author",
+                  "owner", "ownername", "cameraownername", "hostcomputer", "imageedtor",  # (OIIO's spelling)
+                  "shotlocation", "filepath", "lasturl", "usercomment", "imageuniqueid", "people", "subject",
+                  "hierarchicalsubject", "keywords", "tagslist", "lastkeywordxmp", "lastkeywordiptc", "catalogsets")
+# ... and the names that start so (a licensor's name, city, e-mail...; the Ci* contact fields)
+PERSONAL_STARTS = ("gps", "makernote", "contactinfo", "licensor", "copyrightowner", "imagecreator", "ciadr",
+                   "ciemail", "citel", "ciurl")
+# ... or hold these anywhere (serial numbers, e-mail addresses) or end so (coordinates)
+PERSONAL_WITHIN, PERSONAL_ENDS = ("serial", "email", "e-mail"), ("latitude", "longitude", "longtitude", "altitude")
+
+
+def _local_names() -> str:
+    """The regular expression that fullmatches a personal local name (case aside): one branch per first letter
+    (``[cC]...``), which a scan skips at one comparison when a name starts with another, so that a packet's scan
+    costs about one test per tag (:mod:`mattekit.io.xmp`)."""
+    words = [(name, "") for name in PERSONAL_NAMES] + [(start, r"[\w.-]*") for start in PERSONAL_STARTS]
+    branches = []
+    for letter in sorted({word[0] for word, _ in words}):
+        rests = "|".join(re.escape(word[1:]) + tail for word, tail in sorted(words, key=lambda w: -len(w[0]))
+                         if word[0] == letter)
+        branches.append(f"[{letter}{letter.upper()}](?i:{rests})")
+    within = "|".join(map(re.escape, PERSONAL_WITHIN))
+    ends = "|".join(PERSONAL_ENDS)
+    branches += [rf"(?=[\w.-]*?(?i:{within}))[\w.-]*", rf"[\w.-]*(?i:{ends})"]
+    return "(?:" + "|".join(branches) + r")(?![\w.-])"
+
+
+_LOCAL = _local_names()
 _PERSONAL_NAME = re.compile(_LOCAL)
-_QNAME = r"[A-Za-z_][\w.-]*:" + _LOCAL  # a prefixed XMP name
 XMP_ORIENTATION = re.compile(r"(tiff:Orientation\s*=\s*[\"']|<tiff:Orientation>)\s*\d")
 
 
@@ -113,27 +137,10 @@ def without_personal(meta: Metadata) -> Metadata:
 
 def xmp_without_personal(xmp: bytes) -> bytes | None:
     """The XMP packet ``xmp`` without its personal properties, in attribute form (double or single quotes) or element
-    form (simple, structure or array), the rest of the packet as it was; None (no XMP kept) when the packet cannot
-    be parsed, or still names a personal property once they are removed (a form not foreseen)."""
-    text = xmp.decode("utf-8", "replace")
-    text = re.sub(rf"\s{_QNAME}\s*=\s*(?:\"[^\"]*\"|'[^']*')", "", text)
-    text = re.sub(rf"<{_QNAME}(?:\s[^>]*)?/>", "", text)  # empty elements first: below, <X .../> is no opening tag
-    text = re.sub(rf"<({_QNAME})(?:\s[^>]*)?>.*?</\1\s*>", "", text, flags=re.S)
-    return text.encode("utf-8") if _clean(text) else None
-
-
-def _clean(text: str) -> bool:
-    """Whether the XMP ``text`` parses and names no personal property or attribute."""
-    start = text.find("<x:xmpmeta")
-    start, close = (start, "</x:xmpmeta>") if start >= 0 else (text.find("<rdf:RDF"), "</rdf:RDF>")
-    end = text.rfind(close)
-    if start < 0 or end < 0:
-        return False
-    try:
-        root = ElementTree.fromstring(text[start:end + len(close)])
-    except ElementTree.ParseError:
-        return False
-    return not any(personal(element.tag) or any(map(personal, element.attrib)) for element in root.iter())
+    form (simple, structure or array), the rest of the packet as it was; None (no XMP kept) when the packet is over
+    :data:`mattekit.io.xmp.LIMIT` (4 MiB), cannot be parsed, or still names a personal property once they are
+    removed (a form not foreseen). Linear in the packet's size (:func:`mattekit.io.xmp.without`)."""
+    return xmp_packet.without(xmp, _LOCAL)
 
 
 def merged_xmp(source: bytes | None, ours: bytes | None) -> bytes | None:

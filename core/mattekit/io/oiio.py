@@ -167,13 +167,19 @@ _COPIED_PREFIXES = ("smpte", "Exif", "IPTC")
 
 def plate_spec(path: str) -> oiio.ImageSpec | None:
     """The header of plate frame ``path`` as OIIO reads it (data and display windows, metadata), or None when OIIO
-    has no reader for it."""
+    has no reader for it. An EXR's ``owner`` (a person's name, which OIIO calls ``Copyright``) keeps its own name,
+    so that it is personal (:func:`mattekit.io.metadata.personal`); OIIO writes it back as ``owner``."""
     image = oiio.ImageInput.open(str(path))
     if image is None:
         oiio.geterror()
         return None
     try:
-        return oiio.ImageSpec(image.spec())
+        spec = oiio.ImageSpec(image.spec())
+        owner = spec.getattribute("Copyright") if image.format_name() == "openexr" else None
+        if owner is not None:
+            spec.erase_attribute("Copyright")
+            spec.attribute("owner", owner)
+        return spec
     finally:
         image.close()
 

@@ -41,7 +41,8 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from . import colour
 from mattekit.errors import InputError
 from mattekit.io import metadata
-from mattekit.io.formats import DECODE_ERRORS, DPX_MAGIC, EXR_MAGIC, EXR_RECORD, PNG_XMP_KEY, TIFF_MAGIC, Source, reason
+from mattekit.io.formats import (DECODE_ERRORS, DPX_MAGIC, EXR_MAGIC, EXR_RECORD, PNG_XMP_KEY, TIFF_MAGIC, Source,
+                                 png_whole, reason)
 from mattekit.io.oiio import Scene, read_scene, scene_attributes, scene_layout
 from mattekit.io.picture import Layout, Picture, check_size
 from mattekit.io.tiff import tiff_size
@@ -49,9 +50,8 @@ from mattekit.ops.pixels import finite, unit_float
 from mattekit.provenance import from_xmp
 
 pillow_heif.register_heif_opener()  # HEIC/HEIF through libheif (its rotation and mirroring applied); AVIF is Pillow's own
-# mattekit checks declared sizes itself (pixel_budget), before decoding: Pillow's own bomb check,
-# fixed at 89 MP (warning) / 179 MP (error), would otherwise override MATTEKIT_MAX_PIXELS.
-Image.MAX_IMAGE_PIXELS = None
+# mattekit checks declared sizes itself (pixel_budget), before decoding, and opens files without Pillow's bomb check
+# (formats.pillow_open), whose process-wide limit (Image.MAX_IMAGE_PIXELS) stays the host program's.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # OpenCV's own log lines (not its exceptions) stay off the user's terminal
 
 
@@ -192,6 +192,10 @@ def _read_pillow(data: Source, magic: bytes, integers: bool) -> Picture:
             orientation = im.getexif().get(0x0112, 1)  # (a PNG may keep its EXIF after the pixels)
         except DECODE_ERRORS as e:
             raise data.damaged(e) from None
+        except RuntimeError as e:  # libheif's refusals (pillow-heif raises them so)
+            if im.format not in ("HEIF", "AVIF"):
+                raise
+            raise data.damaged(e) from None
         icc = im.info.get("icc_profile")
         kept = metadata.of_image(im)
         if deep:
@@ -310,7 +314,10 @@ def _read_opencv(source: Source, fmt: str, mode: str, orientation: int, integers
     """Pixels Pillow cannot hold (16-bit colour, float colour) through OpenCV (``integers``: 8/16-bit
     samples kept as uint8/uint16 unless premultiplied alpha has to be divided out)."""
     src = source.name
-    data = cv2.imdecode(np.frombuffer(source.everything(), np.uint8), cv2.IMREAD_UNCHANGED)
+    encoded = source.everything()
+    if fmt == "PNG" and not png_whole(encoded):  # (libpng would print its own line on the terminal first)
+        raise source.damaged()
+    data = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_UNCHANGED)
     if data is None:
         raise source.damaged()
     depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(data.dtype, 32)
