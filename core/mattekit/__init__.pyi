@@ -28,6 +28,7 @@ def bokeh(
     output: str | os.PathLike[str] | None = None,
     keep_personal: bool = False,
     provenance: bool = True,
+    overwrite: bool = False,
     *,
     focus: str | tuple[float, float] | None = None,
     focus_depth: float | None = None,
@@ -62,6 +63,7 @@ def bokeh(
     Of a file written (x a path):
         keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
+        overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
     See mattekit.api for the kinds of x and the result."""
 
@@ -71,6 +73,7 @@ def depth(
     output: str | os.PathLike[str] | None = None,
     keep_personal: bool = False,
     provenance: bool = True,
+    overwrite: bool = False,
     *,
     model: str | mattekit.runtime.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
@@ -88,6 +91,7 @@ def depth(
     Of a file written (x a path):
         keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
+        overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
     See mattekit.api for the kinds of x and the result."""
 
@@ -97,6 +101,7 @@ def enhance(
     output: str | os.PathLike[str] | None = None,
     keep_personal: bool = False,
     provenance: bool = True,
+    overwrite: bool = False,
     *,
     white_balance: bool = True,
     contrast: bool = True,
@@ -114,6 +119,7 @@ def enhance(
     Of a file written (x a path):
         keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
+        overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
     See mattekit.api for the kinds of x and the result."""
 
@@ -123,6 +129,7 @@ def mask_preview(
     output: str | os.PathLike[str] | None = None,
     keep_personal: bool = False,
     provenance: bool = True,
+    overwrite: bool = False,
     *,
     model: str | mattekit.runtime.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
@@ -138,6 +145,7 @@ def mask_preview(
     Of a file written (x a path):
         keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
+        overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
     See mattekit.api for the kinds of x and the result."""
 
@@ -147,6 +155,7 @@ def matte(
     output: str | os.PathLike[str] | None = None,
     keep_personal: bool = False,
     provenance: bool = True,
+    overwrite: bool = False,
     *,
     result: str | None = None,
     background: str | tuple[int, int, int] | None = None,
@@ -181,6 +190,7 @@ def matte(
     Of a file written (x a path):
         keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
+        overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
     See mattekit.api for the kinds of x and the result."""
 
@@ -190,6 +200,7 @@ def remove_background(
     output: str | os.PathLike[str] | None = None,
     keep_personal: bool = False,
     provenance: bool = True,
+    overwrite: bool = False,
     *,
     result: str | None = None,
     background: str | tuple[int, int, int] | None = None,
@@ -235,6 +246,7 @@ def remove_background(
     Of a file written (x a path):
         keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
+        overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
     See mattekit.api for the kinds of x and the result."""
 
@@ -244,6 +256,7 @@ def select_subject(
     output: str | os.PathLike[str] | None = None,
     keep_personal: bool = False,
     provenance: bool = True,
+    overwrite: bool = False,
     *,
     model: str | mattekit.runtime.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
@@ -278,6 +291,7 @@ def select_subject(
     Of a file written (x a path):
         keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
+        overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
     See mattekit.api for the kinds of x and the result."""
 
@@ -287,6 +301,7 @@ def upscale(
     output: str | os.PathLike[str] | None = None,
     keep_personal: bool = False,
     provenance: bool = True,
+    overwrite: bool = False,
     *,
     model: str | mattekit.runtime.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
@@ -312,6 +327,7 @@ def upscale(
     Of a file written (x a path):
         keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
+        overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
     See mattekit.api for the kinds of x and the result."""
 

@@ -113,12 +113,12 @@ def _back(result: np.ndarray, kind):
 
 
 def run(task_name: str, x, output: str | Path | None = None, keep_personal: bool = False, provenance: bool = True,
-        **kwargs):
+        overwrite: bool = False, **kwargs):
     """Run the task ``task_name`` on ``x`` (module docstring) and return its first output in ``x``'s kind.
-    ``keep_personal`` / ``provenance``: for a path, what the written file carries
-    (:class:`~mattekit.tasks.common.FileOptions`; the old ``strip_personal=`` and ``metadata=`` still work, with a
-    DeprecationWarning)."""
-    written = file_options(kwargs, keep_personal=keep_personal, provenance=provenance)
+    ``keep_personal`` / ``provenance``: for a path, what the written file carries; ``overwrite``: an existing output
+    mattekit did not write is replaced (:class:`~mattekit.tasks.common.FileOptions`; the old ``strip_personal=`` and
+    ``metadata=`` still work, with a DeprecationWarning)."""
+    written = file_options(kwargs, keep_personal=keep_personal, provenance=provenance, overwrite=overwrite)
     task = registry.get(task_name)
     ports = {p.name: p for p in task.inputs[1:]}
     given = {k: kwargs.pop(k) for k in list(kwargs) if k in ports and kwargs[k] is not None}
@@ -174,7 +174,7 @@ def _run_file(task, source: Path, output, options, given: dict, loaded: dict, wr
     suffix = naming.output_suffix(task, options, loaded.get(task.main))
     [(_, target)] = naming.plan_outputs([(source, source.parent)], out, suffix,
                                         naming.output_extension(task, options, out), task.files_read(options, paths),
-                                        api=True)
+                                        api=True, overwrite=written.overwrite)
     models = models_cache().for_task(task, options, set(given), loaded)
     runner = Runner(task, models, options, {name: str(value) for name, value in given.items()},
                     provenance.record(task, options, models) if written.provenance else None,
@@ -186,8 +186,10 @@ def _run_file(task, source: Path, output, options, given: dict, loaded: dict, wr
 
 
 def _make(task_name: str):
-    def call(x, output: str | Path | None = None, keep_personal: bool = False, provenance: bool = True, **options):
-        return run(task_name, x, output=output, keep_personal=keep_personal, provenance=provenance, **options)
+    def call(x, output: str | Path | None = None, keep_personal: bool = False, provenance: bool = True,
+             overwrite: bool = False, **options):
+        return run(task_name, x, output=output, keep_personal=keep_personal, provenance=provenance,
+                   overwrite=overwrite, **options)
 
     task = registry.get(task_name)
     call.__name__ = call.__qualname__ = task.api_name

@@ -6,7 +6,8 @@
 - :func:`try_lock` / :func:`exclusive_lock` - an exclusive lock on an open file, between processes;
 - :class:`FilesRead` - the files a run reads, to refuse an output that would land on one of them;
 - :func:`file_kind` - what is at a path, in words ("a FIFO", "a device", "a link loop");
-- :func:`read_regular` - a regular file's bytes through one descriptor, never blocking on a FIFO or a device;
+- :func:`open_regular` / :func:`read_regular` - a regular file's descriptor or bytes, never blocking on a FIFO or a
+  device, never following a final link unless asked, size-capped: how mattekit reads what others can write;
 - :func:`check_folder` - a folder about to be written in, checked (links resolved now) against the allowed ones.
 """
 from __future__ import annotations
@@ -104,11 +105,12 @@ def atomic_write(path: str | Path, content: Content, *, mode: int | None = None,
     return path
 
 
-def file_digests(path: str | Path, *names: str) -> dict[str, str]:
+def file_digests(path: str | Path, *names: str, regular: bool = False) -> dict[str, str]:
     """{name: hex digest} of the file at ``path`` for each hashlib algorithm named ("sha256", "md5"), all from
-    one read now."""
+    one read now. ``regular``: read only a regular file, not through a final link (:func:`open_regular`;
+    Unreadable otherwise), for a file in a folder others may write in."""
     hashes = {name: hashlib.new(name) for name in names}
-    with open(path, "rb") as f:
+    with (os.fdopen(open_regular(path, 1 << 50, links=False), "rb") if regular else open(path, "rb")) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             for digest in hashes.values():
                 digest.update(block)
@@ -242,21 +244,23 @@ class Unreadable(Exception):
     """A file :func:`read_regular` refuses; the message is what follows its name ("is a FIFO, not a regular file")."""
 
 
-def read_regular(path: str, limit: int, inside: Callable[[str], bool] | None = None,
-                 where: str = "the allowed folders") -> bytes:
-    """The bytes of the regular file at ``path`` (at most ``limit``), read through one descriptor opened without
-    following a final link and without blocking, then fstat-ed: a FIFO or a device is refused, never read, and no
-    swap between a check and the open is possible. ``inside(real path)``: whether the file may be read from there
-    (asked of its real path before the open and of the descriptor's own path after; ``where`` names those places in
-    the refusal). Unreadable otherwise."""
-    real = os.path.realpath(path)
+def open_regular(path: str | Path, limit: int, *, links: bool = True, inside: Callable[[str], bool] | None = None,
+                 where: str = "the allowed folders") -> int:
+    """A read-only descriptor on the regular file at ``path`` of at most ``limit`` bytes, opened without following a
+    final link and without blocking, then fstat-ed: a FIFO, a device or a larger file is refused, never read, and
+    no swap between a check and the open is possible. ``links``: a link at ``path`` is resolved first (False: it is
+    refused). ``inside(real path)``: whether the file may be read from there (asked of its real path before the
+    open and of the descriptor's own path after; ``where`` names those places in the refusal). Unreadable
+    otherwise; the caller closes the descriptor."""
+    real = os.path.realpath(path) if links else os.fspath(path)
     if inside is not None and not inside(real):
         raise Unreadable(f"lies outside {where}")
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(real, flags | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        reason = {errno.ELOOP: "was replaced by a link while it was opened", errno.ENOENT: "does not exist"}
+        reason = {errno.ELOOP: "was replaced by a link while it was opened" if links else "is a link, not a regular file",
+                  errno.ENOENT: "does not exist"}
         raise Unreadable(reason.get(exc.errno) or f"cannot be read ({exc.strerror or exc})") from None
     try:
         info = os.fstat(fd)
@@ -266,6 +270,18 @@ def read_regular(path: str, limit: int, inside: Callable[[str], bool] | None = N
             raise Unreadable(f"was moved outside {where} while it was opened")
         if info.st_size > limit:
             raise Unreadable(f"holds {info.st_size / 2**20:.1f} MiB, more than the {limit / 2**20:.0f} MiB read")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: str | Path, limit: int, inside: Callable[[str], bool] | None = None,
+                 where: str = "the allowed folders", *, links: bool = True) -> bytes:
+    """The bytes of the regular file at ``path`` (at most ``limit``), read through :func:`open_regular`'s one
+    descriptor (the same arguments); Unreadable otherwise, or when it grew past ``limit`` while it was read."""
+    fd = open_regular(path, limit, links=links, inside=inside, where=where)
+    try:
         with os.fdopen(os.dup(fd), "rb") as f:
             data = f.read(limit + 1)
     finally:

@@ -163,3 +163,34 @@ def test_a_folder_run_in_place_runs_again_and_resumes_with_only_the_new_photos(t
     assert "c_enhanced.jpg" in err and err.count("wrote") == 1 and "skipped 5 input(s)" in err, err
     assert main(["enhance", str(tmp_path / "a_enhanced.jpg")]) == 0  # a file named on its own is an input
     assert (tmp_path / "a_enhanced_enhanced.jpg").is_file()
+
+
+def test_an_existing_output_mattekit_did_not_write_is_refused_unless_overwrite(tmp_path, capsys):
+    """Issue 81: ``remove -o user.png`` replaced an unrelated file without a word while roto refused the same without
+    --overwrite. One rule now: an output replaces only mattekit's own earlier output (it carries the provenance
+    record), else --overwrite (overwrite=True) is needed; a re-run onto its own output needs none."""
+    import mattekit
+    from mattekit.errors import OutputError
+    from PIL import Image
+
+    quick = ["--no-white-balance", "--no-contrast", "--no-denoise"]
+    src, user = tmp_path / "photo.png", tmp_path / "user.png"
+    io.write_image(src, np.random.default_rng(3).random((24, 32, 3)).astype(np.float32))
+    Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(user)  # the user's own picture
+    before = user.read_bytes()
+    assert main(["enhance", str(src), "-o", str(user), *quick]) == 2
+    assert capsys.readouterr().err.strip() == (f"mattekit: error: {user} already exists and mattekit did not write it; "
+                                               f"move it away, choose another -o, or use --overwrite to replace it.")
+    assert user.read_bytes() == before
+    with pytest.raises(OutputError, match=r"choose another output=, or use overwrite=True to replace it\.$"):
+        mattekit.enhance(src, output=user, white_balance=False, contrast=False, denoise=False)
+    assert user.read_bytes() == before
+    assert main(["enhance", str(src), "-o", str(user), *quick, "--overwrite"]) == 0
+    assert user.read_bytes() != before
+    assert main(["enhance", str(src), "-o", str(user), *quick]) == 0  # its own output now: a re-run replaces it
+    assert main(["enhance", str(src), *quick]) == 0 and main(["enhance", str(src), *quick]) == 0  # beside the input
+    kept = mattekit.enhance(src, output=tmp_path / "api.png", white_balance=False, contrast=False, denoise=False,
+                            provenance=False)
+    with pytest.raises(OutputError):  # without a record, it cannot be told from the user's: --overwrite says so
+        mattekit.enhance(src, output=kept, white_balance=False, contrast=False, denoise=False)
+    assert mattekit.enhance(src, output=kept, white_balance=False, contrast=False, denoise=False, overwrite=True) == kept

@@ -158,7 +158,8 @@ def _run_files(task: Task, args, options, ports: dict, streams, written: FileOpt
         masks = {p.name: ports[p.name] for p in task.inputs[1:] if p.kind != "image" and p.name in ports}
         files.check_header(jobs[0][0], options, masks)
     extension = naming.output_extension(task, options, args.output)
-    planned = naming.plan_outputs(jobs, args.output, suffix, extension, task.files_read(options, ports))
+    planned = naming.plan_outputs(jobs, args.output, suffix, extension, task.files_read(options, ports),
+                                  overwrite=written.overwrite)
     if len(planned) == 1 and getattr(args, "own_process", False):  # process-wide: never for main() called in-process
         heap.for_one_image()  # before any thread starts or any large block is made
     from .. import provenance, runtime  # torch: only once every check that needs no model has passed

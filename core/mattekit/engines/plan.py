@@ -171,7 +171,11 @@ def decide(entry, device: str | None = "auto", backend: str | None = "auto", pre
     model now: its memory is checked (:func:`check_memory`, before its weights are looked for). ``measure(entry,
     weights_path) -> row``: where no table has the model, how the caller times both CPU engines now
     (:func:`mattekit.engines.measure.measure_engines`, which loads the model); None: the evidence decides."""
-    engine_asked = pinned_backend(entry) or asked(backend, "MATTEKIT_BACKEND", BACKENDS, "Backend")
+    pinned = pinned_backend(entry)
+    if pinned and (backend or "auto").lower() not in ("auto", pinned):  # asked by name (a flag, the API), not $MATTEKIT_BACKEND
+        raise MattekitError(f"{entry.name} runs on {pinned} only (it cannot be exported for another engine at every "
+                            f"photo size); leave the backend at auto or {pinned}.")
+    engine_asked = pinned or asked(backend, "MATTEKIT_BACKEND", BACKENDS, "Backend")
     precision_asked = asked(precision, "MATTEKIT_PRECISION", PRECISIONS, "Precision")
     dev, device_why = _device(None if device is None else str(device), engine_asked)
     kind = dev.split(":")[0]

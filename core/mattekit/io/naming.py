@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections import Counter
 from pathlib import Path
 from typing import Callable
@@ -83,7 +84,7 @@ def output_path(source: Path, root: Path, out: str | None, single: bool, suffix:
 
 
 def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, extension: Callable[[Path], str],
-                 reads: list[tuple[str, str]] = (), api: bool = False) -> list[tuple[Path, Path]]:
+                 reads: list[tuple[str, str]] = (), api: bool = False, overwrite: bool = False) -> list[tuple[Path, Path]]:
     """(input, output) for every (input, its folder) of ``jobs``, before anything is written.
 
     Inputs that share a stem in one folder (``a.jpg``, ``a.png``) would share an output name: each
@@ -92,7 +93,8 @@ def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, ex
     or one of the other files the run reads (``reads``: (flag, file or folder) from
     :meth:`mattekit.tasks.registry.Task.files_read`; of a folder, the images named like an input), or two
     inputs landing on one output, a name longer than the file system takes, or a folder where no file can be
-    created, is refused with one sentence (OutputError) and nothing runs.
+    created, is refused with one sentence (OutputError) and nothing runs; so is an existing file mattekit did not
+    write, unless ``overwrite`` (:func:`refuse_foreign`).
     """
     single, o = len(jobs) == 1, _output_word(api)
     if out is not None:
@@ -119,6 +121,8 @@ def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, ex
     for source, target in planned:
         check_name_length(target, api=api)
         _refuse_replacing(target, read.which(target), suffix, api)
+        if not overwrite:
+            refuse_foreign(target, api)
         blocked = next((folder for folder in target.parents if folder.exists() and not folder.is_dir()), None)
         if blocked is not None:
             raise OutputError(f"Cannot create the output folder {target.parent}: {blocked} is a file; choose another {o}.")
@@ -147,6 +151,31 @@ def _refuse_replacing(target: Path, what: str | None, suffix: str, api: bool) ->
                           f"choose another -o (or leave -o out to write NAME{suffix}.EXT beside each input).")
     raise OutputError(f"The output {target} is the {what} input: writing it would replace the original; "
                       f"choose another {_output_word(api)}.")
+
+
+def refuse_foreign(target: Path, api: bool = False) -> None:
+    """OutputError when a file is at ``target`` that mattekit did not write: the one rule of every command (roto's
+    own: :meth:`mattekit.roto.store.Store.refuse_foreign`): an output replaces only mattekit's own earlier output
+    (a regular file carrying its provenance record; roto: one its manifest or journal records) unless
+    ``--overwrite`` / ``overwrite=True``."""
+    if not os.path.lexists(target) or _written_by_mattekit(target):
+        return
+    raise OutputError(f"{target} already exists and mattekit did not write it; move it away, choose another "
+                      f"{_output_word(api)}, or use {'overwrite=True' if api else '--overwrite'} to replace it.")
+
+
+def _written_by_mattekit(path: Path) -> bool:
+    """Whether ``path`` is a regular file (not a link) carrying mattekit's own provenance record."""
+    from ..errors import MattekitError
+    from .read import read_provenance
+
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        record = read_provenance(path)
+    except (OSError, MattekitError):
+        return False
+    return bool(record) and "task" in record and str(record.get("software", "")).startswith("mattekit ")
 
 
 def check_name_length(path: Path, writes: bool = True, api: bool = False, flag: str | None = None) -> None:

@@ -20,7 +20,7 @@ import stat
 from pathlib import Path
 
 from ..errors import OutputError
-from ..fsutil import NO_FLOCK
+from ..fsutil import NO_FLOCK, Unreadable, open_regular
 from ..io.frame_ranges import format_frames
 
 try:
@@ -29,6 +29,7 @@ except ImportError:  # Windows
     fcntl = None
 
 GUARD = "guard"  # held while a run reads the others' files and adds its own
+LOCK_BYTES = 16 << 20  # the most of another run's lock file read (its frames: 7 bytes each)
 # flock's errors on a file system that has no such locks (some NFS, SMB and FUSE mounts)
 
 
@@ -96,18 +97,22 @@ class FrameLock:
                               f"lock files are plain files).")
 
     def _live(self, path: Path) -> dict | None:
-        """What a live run's lock file says, or None (the file of a run that ended is removed)."""
+        """What a live run's lock file says, or None (the file of a run that ended is removed). Opened by
+        :func:`mattekit.fsutil.open_regular`: a FIFO, a device, a link or a file over :data:`LOCK_BYTES` there is
+        refused in one sentence, never waited on or read."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        except OSError:
-            return None
+            fd = open_regular(path, LOCK_BYTES, links=False)
+        except Unreadable as exc:
+            if not os.path.lexists(path):  # a run that ended removed it meanwhile
+                return None
+            raise OutputError(f"Cannot lock {self.what}: {path} {exc}; remove it (mattekit's lock files are plain "
+                              f"files).") from None
         try:
-            self._regular(fd, path)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # held: its run is alive
                 try:
-                    said = json.loads(os.read(fd, 1 << 24) or b"{}")
+                    said = json.loads(os.read(fd, LOCK_BYTES) or b"{}")
                 except ValueError:
                     said = {}
                 return said if isinstance(said, dict) else {}

@@ -21,13 +21,15 @@ from typing import Callable
 
 from .. import __version__
 from ..errors import OutputError
-from ..fsutil import Confinement, atomic_write, check_folder, sha256_file, stale_temporaries
+from ..fsutil import Confinement, Unreadable, atomic_write, check_folder, file_digests, read_regular, stale_temporaries
 from ..io.frame_patterns import FramePattern
 from ..io.naming import check_name_length
 from .lock import FrameLock
 
 MANIFEST_SUFFIX = ".mattekit.json"
 JOURNAL_SUFFIX = ".mattekit-journal"
+MANIFEST_BYTES = 16 << 20  # the most of a manifest read (one is a few KB)
+JOURNAL_BYTES = 64 << 20  # the most of one journal read (about 150 000 frames' records)
 
 
 class Store:
@@ -69,7 +71,7 @@ class Store:
     def check_manifest(self) -> None:
         """Refuse, in one sentence, a file at the manifest's name that is not a roto manifest: a check that needs
         no model, so a job makes it before its weights are fetched."""
-        if self.manifest_path.exists():
+        if os.path.lexists(self.manifest_path):
             self._read_manifest()
 
     def refuse_foreign(self, frames: list[int]) -> None:
@@ -80,7 +82,7 @@ class Store:
         Recorded means: the manifest names this output (same option, same file naming), or a journal names the
         file for this output and frame; by file name, since a run may spell its folders relative to another
         working directory (the manifest and journals sit in the matte's folder, which ties them to this job)."""
-        manifest = self._read_manifest() if self.manifest_path.exists() else {"outputs": {}}
+        manifest = self._read_manifest() if os.path.lexists(self.manifest_path) else {"outputs": {}}
         records: dict[int, dict[str, list]] | None = None
         for name, pattern in self.patterns.items():
             if Path(str(manifest["outputs"].get(name, ""))).name == Path(str(pattern)).name:
@@ -98,7 +100,7 @@ class Store:
     def open(self, settings: dict, fingerprint: str, provenance: Callable[[], dict], overwrite: bool) -> None:
         """Write the manifest, or check it against these settings (``provenance()`` is asked only when
         the manifest is written). A file there that is not a manifest is refused even with ``overwrite``."""
-        old = self._read_manifest() if self.manifest_path.exists() else None
+        old = self._read_manifest() if os.path.lexists(self.manifest_path) else None
         if old is not None and not overwrite:
             if old["fingerprint"] == fingerprint and all(old["outputs"].get(k) == v for k, v in self.outputs().items()):
                 return
@@ -115,10 +117,10 @@ class Store:
         replaced unasked: the file may be the user's)."""
         path = self.manifest_path
         try:
-            old = json.loads(path.read_text())
-        except OSError as exc:
-            raise OutputError(f"Cannot read the roto manifest {path}: {exc.strerror.lower() if exc.strerror else exc}; "
-                              f"move it away, or choose another output.") from None
+            old = json.loads(read_regular(path, MANIFEST_BYTES, links=False))
+        except Unreadable as exc:
+            raise OutputError(f"Cannot read the roto manifest {path}: it {exc}; move it away, or choose another "
+                              f"output.") from None
         except ValueError:
             old = None
         if not (isinstance(old, dict) and isinstance(old.get("fingerprint"), str)
@@ -159,11 +161,14 @@ class Store:
         found: dict[int, dict[str, list]] = {}
         if not self.journal_dir.is_dir():
             return found
-        for journal in sorted(self.journal_dir.glob("*.jsonl"), key=lambda p: p.stat().st_mtime):
+        for journal in sorted(self.journal_dir.glob("*.jsonl"), key=_modified):
             try:
-                lines = journal.read_text(errors="replace").splitlines()
-            except OSError:
-                continue
+                lines = read_regular(journal, JOURNAL_BYTES, links=False).decode("utf-8", "replace").splitlines()
+            except Unreadable as exc:
+                if not os.path.lexists(journal):  # a run's journal removed meanwhile
+                    continue
+                raise OutputError(f"Cannot read the roto journal {journal}: it {exc}; remove it (roto writes its "
+                                  f"journals itself, as plain files).") from None
             for line in lines:
                 try:
                     record = json.loads(line)
@@ -194,8 +199,8 @@ class Store:
         if not entry or len(entry) != 3 or entry[0] != str(path):
             return False
         try:
-            return entry[2] == self.plate_stamp(frame) and path.is_file() and sha256_file(path) == entry[1]
-        except OSError:
+            return entry[2] == self.plate_stamp(frame) and file_digests(path, "sha256", regular=True)["sha256"] == entry[1]
+        except (OSError, Unreadable):  # missing, or no regular file of the run's own: redone
             return False
 
     def clean_temporaries(self, frames: list[int]) -> None:
@@ -206,6 +211,14 @@ class Store:
                 for tmp in stale_temporaries(pattern.path(frame)):
                     with contextlib.suppress(OSError):
                         tmp.unlink()
+
+
+def _modified(path: Path) -> int:
+    """When the file at ``path`` (not a link's target) was last modified, in ns; 0 when it is gone."""
+    try:
+        return os.lstat(path).st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _difference(old: dict, new: dict) -> str:

@@ -39,3 +39,5 @@ class FileOptions:
     keep_personal: bool = option(False, KEEP_PERSONAL_HELP, hosts=("cli", "api"))
     provenance: bool = option(True, "write the provenance record (mattekit version, task, model and its sha256, "
                               "changed options) into the files", hosts=("cli", "api"))
+    overwrite: bool = option(False, "replace an existing output file that mattekit did not write (one it wrote, "
+                             "which carries its provenance record, is replaced either way)", hosts=("cli", "api"))

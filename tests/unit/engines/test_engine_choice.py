@@ -224,3 +224,23 @@ def test_doctor_measure_times_the_models_here_and_shows_their_plans(shared, caps
     line = next(line for line in out.splitlines() if line.startswith("sinet-portrait "))
     assert "measured (this machine)" in line, line
     assert "measured sinet-portrait at 224x224" in out and out.count("measured ") >= 2
+
+
+def test_an_engine_asked_by_name_that_the_model_does_not_run_on_is_refused_up_front(monkeypatch):
+    """Issue 68's note, issue 81: onnx asked for depth-anything-v2-small ended inside ONNX Runtime ("broadcast an axis
+    1370 by 2036") at any photo size but its export's; the catalog pins it to torch, and an engine asked by name
+    (ModelCache.get(backend=...), bench --backend) is now one sentence before any weights are read, not a silent
+    torch run. $MATTEKIT_BACKEND, a preference for every model of a session, leaves it on torch and says why."""
+    from mattekit.errors import MattekitError
+
+    entry = catalog.load().get("depth-anything-v2-small")
+    with pytest.raises(MattekitError) as refused:
+        decide(entry, "cpu", "onnx")
+    assert str(refused.value) == ("depth-anything-v2-small runs on torch only (it cannot be exported for another engine "
+                                  "at every photo size); leave the backend at auto or torch.")
+    with pytest.raises(MattekitError):
+        runtime.ModelCache().get(entry, device="cpu", backend="onnx")  # before its weights are looked for
+    assert decide(entry, "cpu", "torch").engine == "torch"
+    monkeypatch.setenv("MATTEKIT_BACKEND", "onnx")
+    chosen = decide(entry, "cpu")
+    assert chosen.engine == "torch" and dict(chosen.reasons)["engine"] == "the catalog: this model runs on torch only"
