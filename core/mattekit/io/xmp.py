@@ -19,6 +19,9 @@ _REST = r"(?:[^<>\"'/]|/(?!>)|" + _QUOTED + r")*"  # a tag's attributes (after i
 _SKIPPED = r"(?P<kept><!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>)"
 
 
+_ROOTS = ("x:xmpmeta", "x:xapmeta", "rdf:RDF")  # a packet's element, the first found (x:xapmeta: Adobe's older name)
+
+
 @lru_cache(maxsize=4)
 def _personal(local: str) -> re.Pattern:
     """The personal elements and attributes of a packet, for the personal local names ``local`` (a regular
@@ -34,14 +37,13 @@ def _personal(local: str) -> re.Pattern:
 def without(packet: bytes, local: str) -> bytes | None:
     """``packet`` (UTF-8) without the elements and attributes whose prefixed name's local part fullmatches
     ``local`` (a regular expression), the rest of the text as it was; None (drop the packet) when it is over
-    :data:`LIMIT` bytes, its ``x:xmpmeta`` (else ``rdf:RDF``) element is missing or not well formed, it holds other
+    :data:`LIMIT` bytes, its ``x:xmpmeta`` (``x:xapmeta``, else ``rdf:RDF``) element is missing or not well formed, it holds other
     markup than processing instructions around that element, or it still names a personal property in a form not
     foreseen (no prefix: a default namespace). Linear in the packet's size."""
     if len(packet) > LIMIT:
         return None
     text = packet.decode("utf-8", "replace")
-    start = text.find("<x:xmpmeta")
-    start, close = (start, "</x:xmpmeta>") if start >= 0 else (text.find("<rdf:RDF"), "</rdf:RDF>")
+    start, close = next(((text.find(f"<{root}"), f"</{root}>") for root in _ROOTS if f"<{root}" in text), (-1, ""))
     end = text.rfind(close) + len(close)
     if start < 0 or end < len(close) or not (_plain(text[:start]) and _plain(text[end:])):
         return None
