@@ -105,7 +105,12 @@ def to_xmp(provenance: dict) -> bytes:
 
 def from_xmp(packet: bytes | str) -> dict | None:
     """The provenance in an XMP packet: mattekit's record, or (other software) just the IPTC digital
-    source type and creator tool; None when the packet says neither or cannot be parsed."""
+    source type and creator tool; None when the packet says neither, cannot be parsed or is over the XMP cap
+    (:data:`mattekit.io.xmp.LIMIT`)."""
+    from .io.xmp import LIMIT
+
+    if len(packet) > LIMIT:
+        return None
     text = packet.decode("utf-8", "replace") if isinstance(packet, (bytes, bytearray)) else packet
     start, end = text.find("<x:xmpmeta"), text.rfind("</x:xmpmeta>")
     if start < 0 or end < 0:
