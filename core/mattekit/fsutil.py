@@ -259,8 +259,8 @@ def open_regular(path: str | Path, limit: int, *, links: bool = True, inside: Ca
     try:
         fd = os.open(real, flags | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        reason = {errno.ELOOP: "was replaced by a link while it was opened" if links else "is a link, not a regular file",
-                  errno.ENOENT: "does not exist"}
+        linked = "was replaced by a link while it was opened" if links else "is a link, not a regular file"
+        reason = {errno.ELOOP: linked, errno.ENOENT: "does not exist"}
         raise Unreadable(reason.get(exc.errno) or f"cannot be read ({exc.strerror or exc})") from None
     try:
         info = os.fstat(fd)

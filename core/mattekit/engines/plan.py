@@ -172,7 +172,7 @@ def decide(entry, device: str | None = "auto", backend: str | None = "auto", pre
     weights_path) -> row``: where no table has the model, how the caller times both CPU engines now
     (:func:`mattekit.engines.measure.measure_engines`, which loads the model); None: the evidence decides."""
     pinned = pinned_backend(entry)
-    if pinned and (backend or "auto").lower() not in ("auto", pinned):  # asked by name (a flag, the API), not $MATTEKIT_BACKEND
+    if pinned and (backend or "auto").lower() not in ("auto", pinned):  # asked by name, not by $MATTEKIT_BACKEND
         raise MattekitError(f"{entry.name} runs on {pinned} only (it cannot be exported for another engine at every "
                             f"photo size); leave the backend at auto or {pinned}.")
     engine_asked = pinned or asked(backend, "MATTEKIT_BACKEND", BACKENDS, "Backend")

@@ -84,7 +84,8 @@ def output_path(source: Path, root: Path, out: str | None, single: bool, suffix:
 
 
 def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, extension: Callable[[Path], str],
-                 reads: list[tuple[str, str]] = (), api: bool = False, overwrite: bool = False) -> list[tuple[Path, Path]]:
+                 reads: list[tuple[str, str]] = (), api: bool = False,
+                 overwrite: bool = False) -> list[tuple[Path, Path]]:
     """(input, output) for every (input, its folder) of ``jobs``, before anything is written.
 
     Inputs that share a stem in one folder (``a.jpg``, ``a.png``) would share an output name: each
