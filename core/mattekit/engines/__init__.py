@@ -106,19 +106,14 @@ def load_net(entry: ModelEntry, path: Path):
 
 
 def build(entry: ModelEntry, plan):
-    """(the engine ``plan`` names for ``entry``, the plan as built, the weights file): the weights fetched and checked
-    (:func:`weights_file`), then :func:`mattekit.engines.create`; weights that are an ONNX release whose layers the
-    net does not take (rembg's BiRefNet files: the catalog's ``onnx_as_is``) run as they are, on ONNX Runtime on the
-    CPU (the catalog's pre- and postprocessing apply either way), and the plan returned says so
-    (:func:`mattekit.engines.plan.release_as_is`)."""
-    from .plan import release_as_is
-
+    """(the engine ``plan`` names for ``entry``, the weights file): the weights fetched and checked
+    (:func:`weights_file`), then :func:`mattekit.engines.create`, or, where the plan says the weights are an ONNX
+    release run as it is (``plan.as_is``: rembg's BiRefNet files, :func:`mattekit.engines.plan.release_as_is`), that
+    file on ONNX Runtime on the CPU (the catalog's pre- and postprocessing apply either way)."""
     path = weights_file(entry, plan.weights or None)
-    made = export_recipe(entry, path)
-    exported = plan.engine == "onnx" and onnx_export_path(**made).is_file()  # then not a release as it is
-    if path.suffix.lower() == ".onnx" and not exported and entry.onnx_as_is:
-        return from_onnx_file(path), release_as_is(plan, entry), path
-    return create(plan, lambda: load_net(entry, path), label=entry.name, **made), plan, path
+    if plan.as_is:
+        return from_onnx_file(path), path
+    return create(plan, lambda: load_net(entry, path), label=entry.name, **export_recipe(entry, path)), path
 
 
 # ----------------------------------------------------------------------------------- engines

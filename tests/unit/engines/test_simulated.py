@@ -79,3 +79,38 @@ def test_bench_speed_prints_the_simulated_devices_busy_share(shared, monkeypatch
     assert main(["bench", "speed", "--model", "u2netp", "--simulate-device", "1", "--limit", "4", "--chunk", "4"]) == 0
     out = capsys.readouterr().out
     assert "simulated device (1 ms an image): held" in out and "busy" in out and "rembg" not in out.split("\n")[3]
+
+
+def test_remove_and_roto_give_the_finish_and_the_filter_the_device_the_models_plan_names(shared, monkeypatch, tmp_path):
+    """A predictor that reports CUDA while it runs on the CPU (the simulated GPU): remove's finish of a 1 MP photo and
+    roto's temporal filter get the device its plan names for them (the model's; torch's CPU device here), and a model
+    asked on the CPU gives them none (the CPU cores' own path)."""
+    import cv2
+    from test_roto import make_plate
+
+    from mattekit.io import read_image, write_image
+    from mattekit.matting import cutout
+    from mattekit.roto import ordered
+
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv(simulated.VARIABLE, "0")
+    finishes, filters = [], []
+    assemble = cutout.assemble
+    monkeypatch.setattr(cutout, "assemble", lambda *a, **k: finishes.append(k.get("device")) or assemble(*a, **k))
+
+    class Recorded(ordered.OrderedSmoother):
+        def __init__(self, *a, **k):
+            if "device" in k:  # the filter that runs (frames_read's schedule, which filters nothing, gives none)
+                filters.append(k["device"])
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(ordered, "OrderedSmoother", Recorded)
+    photo = sorted((shared / "data" / "grabcut50" / "im").iterdir())[0]
+    write_image(tmp_path / "big.png", cv2.resize(read_image(photo).pixels, (1280, 960), interpolation=cv2.INTER_CUBIC))
+    for device in ("auto", "cpu"):
+        assert main(["remove", "-q", "--model", "u2netp", "--device", device, "--no-matting", "-o",
+                     str(tmp_path / device), str(tmp_path / "big.png")]) == 0
+        plate = make_plate(shared, tmp_path / "plate", 3)
+        assert main(["roto", plate, "--model", "u2netp", "--device", device, "-o",
+                     str(tmp_path / device / "m.####.png")]) == 0
+    assert finishes == [torch.device("cpu"), None] and filters == [torch.device("cpu"), None], (finishes, filters)

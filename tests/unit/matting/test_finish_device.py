@@ -182,9 +182,9 @@ def test_a_model_on_a_gpu_finishes_photos_of_a_megapixel_and_more_there_and_smal
     from types import SimpleNamespace
 
     from mattekit import catalog
-    from mattekit.engines import plan, simulated
+    from mattekit.engines import layout, plan, simulated
 
-    assert plan._model_device_work("cuda:0", None)[0] == "cuda:0"  # a real GPU's plan: the model's GPU
+    assert layout.device_work("cuda:0", None)[0] == "cuda:0"  # a real GPU's plan: the model's GPU
     monkeypatch.setenv(simulated.VARIABLE, "0")
     on_gpu = SimpleNamespace(plan=plan.decide(catalog.load().get("u2netp")))
     small, large = np.zeros((321, 481, 3), np.uint8), np.zeros((1024, 1024, 3), np.uint8)

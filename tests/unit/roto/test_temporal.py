@@ -242,11 +242,11 @@ def test_the_filter_runs_on_the_models_cuda_device_at_any_frame_size(monkeypatch
     import torch
 
     from mattekit import catalog
-    from mattekit.engines import plan, simulated
+    from mattekit.engines import layout, plan, simulated
     from mattekit.roto.temporal_device import device_for
     from mattekit.subject import masks
 
-    assert plan._model_device_work("cuda:1", None)[2] == "cuda:1"  # a real GPU's plan: the model's GPU
+    assert layout.device_work("cuda:1", None)[2] == "cuda:1"  # a real GPU's plan: the model's GPU
     monkeypatch.setenv(simulated.VARIABLE, "0")
     on_gpu = SimpleNamespace(plan=plan.decide(catalog.load().get("u2netp")))
     assert on_gpu.plan.device == "cuda" and device_for(on_gpu) == torch.device("cpu")
