@@ -68,6 +68,7 @@ def test_the_fingerprint_names_torch_onnx_runtime_and_the_cores_and_an_upgrade_m
     assert plan.fingerprint() == here and plan.own_row("u2netp") is not None
 
 
+@pytest.mark.slow
 @pytest.mark.needs_data
 @pytest.mark.parametrize("slower, engine", [("torch", "onnx"), ("onnx", "torch")])
 def test_a_machine_the_shipped_table_covers_measures_on_first_use_and_takes_what_it_measured(shared, monkeypatch,

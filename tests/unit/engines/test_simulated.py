@@ -81,6 +81,7 @@ def test_bench_speed_prints_the_simulated_devices_busy_share(shared, monkeypatch
     assert "simulated device (1 ms an image): held" in out and "busy" in out and "rembg" not in out.split("\n")[3]
 
 
+@pytest.mark.slow
 def test_remove_and_roto_give_the_finish_and_the_filter_the_device_the_models_plan_names(shared, monkeypatch, tmp_path):
     """A predictor that reports CUDA while it runs on the CPU (the simulated GPU): remove's finish of a 1 MP photo and
     roto's temporal filter get the device its plan names for them (the model's; torch's CPU device here), and a model
