@@ -83,7 +83,7 @@ class Predictor:
         self.entry, self.plan = entry, plan
         self.lock = threading.Lock()
         self._provenance: dict | None = None
-        self.engine, self.plan, self.weights_path = build(entry, plan)
+        self.engine, self.weights_path = build(entry, plan)
         self.backend = self.engine.name
         self.takes_arrays = bool(getattr(self.engine, "takes_arrays", False))
 

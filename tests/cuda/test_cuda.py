@@ -204,6 +204,35 @@ def test_remove_on_cuda_agrees_with_the_cpu(shared, monkeypatch):
     assert all(iou >= 0.95 for _, _, iou in figures["fp16"]), figures["fp16"]
 
 
+def birefnet_gap(shared, folder, fast: str, reference: str, count: int = 2) -> list[tuple[str, bool, float]]:
+    """BiRefNet general on stand-in weights (the real architecture, seeded values), its catalog precision on device
+    ``fast`` against fp32 on ``reference``: per grabcut50 photo (name, every alpha finite, mean |delta alpha|) of the
+    predictions (after the sigmoid, at the net's 1024 x 1024). Checked on the CPU against itself where no GPU is."""
+    from mattekit import catalog
+    from mattekit.bench.stand_in import write_stand_in
+
+    entry = catalog.load().get("birefnet-general")
+    weights = write_stand_in(entry, folder)
+    cache = mattekit.api.models_cache()
+    auto = cache.get(entry, "segment", fast, weights)
+    fp32 = cache.get(entry, "segment", reference, weights, precision="fp32")
+    gaps = []
+    for path in _grabcut(shared, count):
+        image = read_image(path).pixels[..., :3]
+        got, want = (m(m.prepare(image)).float().cpu().numpy() for m in (auto, fp32))
+        gaps.append((path.name, bool(np.isfinite(got).all()), float(np.abs(got - want).mean())))
+    return gaps
+
+
+def test_birefnet_in_its_cuda_precision_gives_the_cpus_fp32_answer(shared, tmp_path, monkeypatch):
+    """BiRefNet general on CUDA in the catalog's precision (fp16: its authors' own, validated by them against fp32)
+    against the CPU's fp32, stand-in weights: no NaN or inf, mean |delta alpha| at most 2e-3 a photo."""
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    gaps = birefnet_gap(shared, tmp_path, "cuda", "cpu")
+    print("birefnet-general fp16 CUDA vs fp32 CPU, stand-in weights:", gaps)
+    assert all(finite and gap <= 2e-3 for _, finite, gap in gaps), gaps
+
+
 def _alpha(path, model) -> np.ndarray:
     pixels = read_image(path, integers=True).pixels[..., :3]
     alpha = mattekit.remove_background(pixels, model=model, result="alpha")

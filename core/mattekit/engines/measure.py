@@ -1,6 +1,6 @@
 """The first-use measurement of a model's two CPU engines (:func:`measure_engines`), which
 :func:`mattekit.engines.plan.decide` asks for where no table has the model, and this machine's table of them
-(:func:`save`; read by :func:`mattekit.engines.plan.measured`). ``mattekit doctor --measure`` and ``mattekit bench
+(:func:`save`; read by :func:`mattekit.engines.tables.own_row`). ``mattekit doctor --measure`` and ``mattekit bench
 engines`` measure again."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from ..catalog import ModelEntry
 from ..fsutil import atomic_write
 from . import export_recipe, load_net, threads, weights_file
-from .plan import fingerprint, own_table_path, read_table, winner
+from .tables import fingerprint, own_table_path, read_table, winner
 
 MEASURE_PIXELS = 320 * 320  # a first-use measurement's input at most (the model's own input where smaller)
 

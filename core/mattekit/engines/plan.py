@@ -1,132 +1,51 @@
-"""How a model runs here, decided once per load: :class:`Plan` (device, engine, precision, threads, workers, batch,
-and the reason for each) and :func:`decide`, the one place that turns what the user asked (``auto`` or a name, and
-``$MATTEKIT_BACKEND`` / ``$MATTEKIT_PRECISION``) into it, with the evidence it reads.
+"""How a model runs here, decided once per load: :class:`Plan` (the network's device, engine, precision, compile mode
+and weights; the pipeline's layout; where the finish and the temporal filter run; the reason for each) and
+:func:`decide`, the one place that turns what the user asked (``auto`` or a name, and ``$MATTEKIT_BACKEND`` /
+``$MATTEKIT_PRECISION``) into it, with the evidence it reads. Everything else only reads a plan:
+:func:`mattekit.engines.build` (the engine, or an ONNX release as it is), :func:`mattekit.running.pipeline.plan` (the
+layout), :func:`mattekit.subject.masks.device_of` (the finish), :func:`mattekit.roto.temporal_device.device_for` (the
+temporal filter); ``mattekit doctor`` prints it.
 
 The engine on the CPU, for a model either engine runs (torch, mattekit's CPU engine, or ONNX Runtime on the export of
-the same net): this machine's own measurement, else the table shipped with mattekit for this CPU class, else a short
-measurement of both engines on first use (where the caller loads the model:
-:func:`mattekit.engines.measure.measure_engines`), else ONNX Runtime, the engine that was faster in 15 of the 16 rows
-ever measured. A plan is made without importing torch where it runs on the CPU. :func:`mattekit.engines.create`
-builds what a plan says and decides nothing.
-
-The tables (:func:`measured`): this machine's own, in the user's mattekit home under a fingerprint of the machine
-(:func:`fingerprint`: CPU class and model, cores, torch and ONNX Runtime versions; a new fingerprint, e.g. after an
-upgrade, has no measurements yet), then the one shipped with mattekit (``measured.json`` beside this module, per CPU
-class, made by ``mattekit bench engines`` on the developers' machines), which ``$MATTEKIT_ENGINE_TABLE=hidden`` hides
-(a machine nobody measured, for tests and benches). A table: ``{key: {model name: {"torch_s": s, "onnx_s": s, "ratio":
-torch_s / onnx_s, "input": [h, w], "measured": date, "machine": CPU model}}}``, CPU seconds per call (fp32, one
-thread each, turn by turn); the key is a CPU class (shipped) or a fingerprint.
+the same net; :mod:`mattekit.engines.tables`): this machine's own measurement, under its fingerprint; else, where the
+caller loads the model, a short measurement of both engines now, once per fingerprint (a few seconds, cached, said in
+one line: :func:`mattekit.engines.measure.measure_engines`), which ``$MATTEKIT_MEASURE_ENGINES=no`` forbids (tests);
+else the row shipped for this CPU class (a CPU class is not a machine: it chooses only until this machine measured);
+else ONNX Runtime, the engine that was faster in 15 of the 16 rows ever measured. A plan is made without importing
+torch where it runs on the CPU.
 """
 from __future__ import annotations
 
-import json
 import os
-import platform
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from ..errors import MattekitError
-from ..machine import cpu_count, cpu_info
 from . import policy
+from . import simulated as simulation
+from .layout import device_work, layout
+from .tables import (EVIDENCE, MARGIN, SHIPPED, covers, cpu_class, fingerprint, measured, own_row,  # noqa: F401
+                     own_table_path, read_table, shipped_hidden, shipped_row, winner)
 
 BACKENDS = ("auto", "torch", "onnx")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 COMPILE_MODES = ("auto", "off", "graphs", "inductor")  # how the torch engine runs a net on CUDA
-EVIDENCE = "not measured here: ONNX Runtime, faster in 15 of the 16 rows measured on two CPU classes"
-SHIPPED = Path(__file__).with_name("measured.json")
-MARGIN = 1.05  # a measurement takes ONNX Runtime where torch takes at least 5 % more CPU time (below: noise, and no export)
-
-
-def cpu_class() -> str:
-    """The CPU's architecture and widest vector feature that the engines use: ``x86_64-avx512_bf16`` (AVX-512
-    BF16 or AMX), ``x86_64-avx512``, ``x86_64-avx2``, ``x86_64``, or the architecture alone (``arm64``...).
-    ``$MATTEKIT_CPU_CLASS`` names it instead (tests take other machines' paths with it)."""
-    forced = os.environ.get("MATTEKIT_CPU_CLASS", "").strip()
-    if forced:
-        return forced
-    arch = {"amd64": "x86_64", "aarch64": "arm64"}.get(platform.machine().lower(), platform.machine().lower())
-    info = cpu_info()
-    if arch != "x86_64" or info is None:
-        return arch
-    flags = info[1]
-    for level, needs in (("avx512_bf16", ("avx512_bf16", "amx_bf16")), ("avx512", ("avx512f",)), ("avx2", ("avx2",))):
-        if any(flag in flags for flag in needs):
-            return f"{arch}-{level}"
-    return arch
-
-
-def fingerprint() -> str:
-    """This machine as its measurements depend on it: 'x86_64-avx2 | AMD EPYC 7B13 | 2 cores | torch 2.13.0 |
-    onnxruntime 1.23.2' (versions read without importing either)."""
-    from importlib import metadata
-
-    def version(name: str) -> str:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "none"
-
-    info = cpu_info()
-    return (f"{cpu_class()} | {info[0] if info else platform.processor() or 'unknown CPU'} | {cpu_count()} cores | "
-            f"torch {version('torch')} | onnxruntime {version('onnxruntime')}")
-
-
-def own_table_path() -> Path:
-    """Where this machine's measurements are kept (beside the weights cache, in the user's mattekit home)."""
-    from ..weights import cache_dir
-
-    return cache_dir().parent / "engines.json"
-
-
-def read_table(path: Path) -> dict:
-    """The table at ``path`` ({} where it is missing or damaged)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def shipped_hidden() -> bool:
-    """``$MATTEKIT_ENGINE_TABLE=hidden``: the shipped table is not read (this machine stands for one nobody measured)."""
-    return os.environ.get("MATTEKIT_ENGINE_TABLE", "").strip().lower() == "hidden"
-
-
-def measured(model: str) -> tuple[dict, str] | None:
-    """(the measurement of ``model`` here, "this machine" | "shipped for CPU class C"), or None where no table has it."""
-    tables = [(own_table_path(), fingerprint(), "this machine")]
-    if not shipped_hidden():
-        tables.append((SHIPPED, cpu_class(), f"shipped for {cpu_class()}"))
-    for path, key, source in tables:
-        row = read_table(path).get(key, {}).get(model)
-        if isinstance(row, dict) and isinstance(row.get("ratio"), (int, float)) and row["ratio"] > 0:
-            return row, source
-    return None
-
-
-def covers(entry) -> bool:
-    """Whether the shipped measurements cover ``entry``'s net family (u2net, isnet, csnet, modnet, sinet...: the
-    convolutional segment and matte nets): only there do measurement and the evidence choose ONNX Runtime."""
-    from .. import catalog
-
-    cat, measured_nets = catalog.load(), set()
-    for rows in read_table(SHIPPED).values():
-        measured_nets.update(cat.models[name].net.split(":")[0] for name in rows if name in cat.models)
-    return entry.net.split(":")[0] in measured_nets
-
-
-def winner(row: dict) -> str:
-    """"onnx" where a measurement's torch took at least MARGIN times ONNX Runtime's time, else "torch"."""
-    return "onnx" if row["ratio"] >= MARGIN else "torch"
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How one model runs: ``device`` ("cpu", "cuda", "cuda:1", "mps"), ``engine`` ("torch" | "onnx"), ``precision``
-    ("fp32" | "fp16" | "bf16"), ``threads`` (CPU threads a network call uses), ``workers`` (calls at once), ``batch``
-    (images a call), ``weights`` (the weights file asked for, "" for the catalog's), ``compile`` (how the torch engine
-    runs the net on CUDA: :data:`COMPILE_MODES`, "off" elsewhere) and ``reasons`` ((what, why) pairs
-    for device, engine, precision, compile and layout). Plans that differ only in their reasons run the same engine."""
+    """How one model runs, every field decided once by :func:`decide` with its reason; the rest only read it.
+
+    The network: ``device`` ("cpu", "cuda", "cuda:1", "mps"), ``engine`` ("torch" | "onnx"), ``precision`` ("fp32" |
+    "fp16" | "bf16"), ``compile`` (how the torch engine runs the net on CUDA: :data:`COMPILE_MODES`, "off" elsewhere),
+    ``as_is`` (the weights are an ONNX release run as it is: :func:`release_as_is`), ``weights`` (the weights file
+    asked for, "" for the catalog's), ``simulated`` (milliseconds an image of a simulated GPU,
+    :mod:`mattekit.engines.simulated`; None for a real device).
+    The pipeline's layout (:class:`mattekit.engines.layout.Layout`): ``threads`` (CPU threads a network call uses),
+    ``workers`` (calls at once), ``batch`` (images a call), ``readers``, ``writers``, ``pad`` (short batches padded
+    with zero inputs). Work that follows the model: ``finish`` and ``temporal``, the torch device where the finish of a
+    large photo and roto's temporal filter run (the model's GPU; "" where they run on the CPU cores' own path).
+    ``reasons``: (what, why) pairs for device, engine, precision, compile, release, layout, finish and temporal. Plans
+    that differ only in their reasons run the same engine."""
     model: str
     device: str
     engine: str
@@ -136,22 +55,44 @@ class Plan:
     batch: int
     weights: str = ""
     compile: str = "off"
+    as_is: bool = False
+    simulated: float | None = None
+    readers: int = 1
+    writers: int = 1
+    pad: bool = False
+    finish: str = ""
+    temporal: str = ""
     reasons: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> tuple:
         """What makes a loaded model: the model cache's key."""
-        return self.model, self.device, self.engine, self.precision, self.weights, self.compile
+        return self.model, self.device, self.engine, self.precision, self.weights, self.as_is, self.simulated, self.compile
 
     def why(self, what: str) -> str:
-        """The reason for ``what`` ("device", "engine", "precision", "compile", "layout")."""
+        """The reason for ``what`` (:data:`FIELDS`' names)."""
         return dict(self.reasons).get(what, "")
 
     def describe(self) -> str:
-        """One line: 'u2netp: cpu, onnx, fp32, 4 workers x 1 thread (engine: measured ...)'."""
+        """One line: 'u2netp: cpu, onnx, fp32, 4 worker(s) x 1 thread(s), batch 1 (engine: measured ...)'."""
         compiled = f", compile {self.compile}" if self.compile != "off" else ""
+        compiled += ", the ONNX release as it is" if self.as_is else ""
+        compiled += f", simulated {self.simulated:g} ms an image" if self.simulated is not None else ""
         return (f"{self.model}: {self.device}, {self.engine}, {self.precision}{compiled}, {self.workers} worker(s) x "
                 f"{self.threads} thread(s), batch {self.batch} (engine: {self.why('engine')})")
+
+    def lines(self) -> list[tuple[str, str, str]]:
+        """(field, value, why) for each decision, in :data:`FIELDS`' order (``doctor`` prints them)."""
+        values = {"device": self.device + (f" (simulated, {self.simulated:g} ms an image)" if self.simulated is not None else ""),
+                  "engine": self.engine, "precision": self.precision, "compile": self.compile,
+                  "release": "as it is" if self.as_is else "loaded into the net",
+                  "layout": f"{self.workers} worker(s) x {self.threads or 'torch default'} thread(s), batch {self.batch}"
+                            f"{' padded' if self.pad else ''}, {self.readers} reader(s), {self.writers} writer(s)",
+                  "finish": self.finish or "CPU cores", "temporal": self.temporal or "CPU cores"}
+        return [(name, values[name], self.why(name)) for name in FIELDS]
+
+
+FIELDS = ("device", "engine", "precision", "compile", "release", "layout", "finish", "temporal")
 
 
 def asked(value: str | None, variable: str, allowed: tuple[str, ...], what: str) -> str:
@@ -168,17 +109,21 @@ def decide(entry, device: str | None = "auto", backend: str | None = "auto", pre
            weights_path: str | None = None, loading: bool = False, measure=None) -> Plan:
     """The plan for catalog ``entry`` as asked (names or ``auto``/None; ``device`` may be a torch.device). An asked
     device that is absent, an engine or precision that cannot run here: one sentence. ``loading``: the caller loads the
-    model now: its memory is checked (:func:`check_memory`, before its weights are looked for). ``measure(entry,
-    weights_path) -> row``: where no table has the model, how the caller times both CPU engines now
-    (:func:`mattekit.engines.measure.measure_engines`, which loads the model); None: the evidence decides."""
+    model now: its memory is checked (:func:`check_memory`, before its weights are looked for), and for a model whose
+    ONNX release runs as it is, its weights file is looked for (:func:`_release`). ``measure(entry, weights_path) ->
+    row``: where this machine has no measurement of the model, how the caller times both CPU engines now
+    (:func:`mattekit.engines.measure.measure_engines`, which loads the model); None: the shipped row, else the
+    evidence, decides. Every field is decided here, with its reason: :data:`FIELDS`."""
     pinned = pinned_backend(entry)
     if pinned and (backend or "auto").lower() not in ("auto", pinned):  # asked by name, not by $MATTEKIT_BACKEND
         raise MattekitError(f"{entry.name} runs on {pinned} only (it cannot be exported for another engine at every "
                             f"photo size); leave the backend at auto or {pinned}.")
     engine_asked = pinned or asked(backend, "MATTEKIT_BACKEND", BACKENDS, "Backend")
     precision_asked = asked(precision, "MATTEKIT_PRECISION", PRECISIONS, "Precision")
-    dev, device_why = _device(None if device is None else str(device), engine_asked)
+    simulated = simulation.asked()
+    dev, device_why = _device(None if device is None else str(device), engine_asked, simulated)
     kind = dev.split(":")[0]
+    simulated = simulated if kind == "cuda" else None
     if loading:
         check_memory(entry, kind)
     wanted, precision_why = _precision(entry, kind, precision_asked)
@@ -187,23 +132,52 @@ def decide(entry, device: str | None = "auto", backend: str | None = "auto", pre
         if precision_asked != "auto":
             raise MattekitError("The onnx backend runs in fp32 only; leave --precision at auto or fp32.")
         wanted, precision_why = "fp32", "ONNX Runtime runs fp32 only"
-    threads, workers, batch, layout_why = layout(entry, kind, engine)
     compiled, compile_why = _compile(kind, engine)
-    return Plan(entry.name, dev, engine, wanted, threads, workers, batch, str(weights_path or ""), compiled,
-                (("device", device_why), ("engine", engine_why), ("precision", precision_why),
-                 ("compile", compile_why), ("layout", layout_why)))
+    as_is, release_why = _release(entry, weights_path, engine, loading)
+    made = Plan(entry.name, dev, engine, wanted, 0, 0, 0, str(weights_path or ""), compiled, False, simulated,
+                reasons=(("device", device_why), ("engine", engine_why), ("precision", precision_why),
+                         ("compile", compile_why), ("release", release_why)))
+    return release_as_is(made, entry) if as_is else _placed(made, entry)
+
+
+def _placed(plan: Plan, entry) -> Plan:
+    """``plan`` with its layout and the device of the work that follows the model (:mod:`mattekit.engines.layout`)
+    for its device and engine, and their reasons."""
+    kind = plan.device.split(":")[0]
+    laid = layout(entry, kind, plan.engine)
+    finish, finish_why, temporal, temporal_why = device_work(plan.device, plan.simulated)
+    reasons = dict(plan.reasons, layout=laid.why, finish=finish_why, temporal=temporal_why)
+    return replace(plan, threads=laid.threads, workers=laid.workers, batch=laid.batch, readers=laid.readers,
+                   writers=laid.writers, pad=laid.pad, finish=finish, temporal=temporal,
+                   reasons=tuple((name, reasons[name]) for name in FIELDS))
+
+
+def _release(entry, weights_path, engine: str, loading: bool) -> tuple[bool, str]:
+    """(whether the weights run as an ONNX release as it is, why): only for a model whose net cannot take its .onnx
+    release's layers (the catalog's ``onnx_as_is``: rembg's BiRefNet files) and weights that are such a file, with no
+    ONNX export of them cached for ``engine``. The catalog's file is looked for (fetched) only when ``loading``."""
+    if not entry.onnx_as_is:
+        return False, "the weights load into the net"
+    if not weights_path and not loading:
+        return False, "its .pth loads into the net; rembg's .onnx release, where that is the file found, runs as it is"
+    from . import export_recipe, onnx_export_path, weights_file
+
+    path = weights_file(entry, weights_path)
+    if path.suffix.lower() != ".onnx":
+        return False, f"{path.name} loads into the net"
+    if engine == "onnx" and onnx_export_path(**export_recipe(entry, path)).is_file():
+        return False, f"{path.name}'s ONNX export is cached"
+    return True, f"{path.name} is an ONNX release whose layers the net does not take"
 
 
 def release_as_is(plan: Plan, entry) -> Plan:
     """``plan`` for weights that are an ONNX release whose layers the net family cannot take (rembg's BiRefNet
-    files): the file runs as it is, on ONNX Runtime on the CPU (the weights decide, so the builder says it)."""
-    threads, workers, batch, why = layout(entry, "cpu", "onnx")
+    files): the file runs as it is, on ONNX Runtime on the CPU."""
     reasons = dict(plan.reasons, device="the weights are an ONNX release run as it is, on the CPU",
                    engine="an ONNX release whose layers the net does not take", precision="the release's own",
-                   layout=why)
-    reasons["compile"] = "compiled only on CUDA"
-    return replace(plan, device="cpu", engine="onnx", precision="fp32", threads=threads, workers=workers, batch=batch,
-                   compile="off", reasons=tuple(reasons.items()))
+                   compile="compiled only on CUDA")
+    return _placed(replace(plan, device="cpu", engine="onnx", precision="fp32", compile="off", as_is=True,
+                           simulated=None, reasons=tuple(reasons.items())), entry)
 
 
 def check_memory(entry, kind: str) -> None:
@@ -246,14 +220,17 @@ def _compile(kind: str, engine: str) -> tuple[str, str]:
     return mode, "auto: each input shape timed at its second call, eager against a CUDA-graph replay"
 
 
-def _device(name: str | None, engine: str) -> tuple[str, str]:
+def _device(name: str | None, engine: str, simulated: float | None = None) -> tuple[str, str]:
     """(device name, why): ``auto`` is the first GPU torch can use, else the CPU (the CPU without asking torch where
-    its build has no GPU support, or where the onnx backend is asked for); a named device is checked."""
+    its build has no GPU support, or where the onnx backend is asked for); a named device is checked. ``simulated``
+    (ms an image): ``auto`` and ``cuda`` are a simulated GPU, "cuda" (:mod:`mattekit.engines.simulated`)."""
     name = (name or "auto").lower()
     if name == "cpu":
         return "cpu", "asked"
     if name == "auto" and engine == "onnx":
         return "cpu", "the onnx backend runs on the CPU only"
+    if simulated is not None and name in ("auto", "cuda"):
+        return "cuda", f"simulated: {simulated:g} ms an image, on the CPU ({simulation.VARIABLE})"
     if name == "auto" and not policy.gpu_possible():
         return "cpu", "this torch has no GPU support"
     found = str(policy.select_device(name))
@@ -288,7 +265,8 @@ def _precision(entry, kind: str, name: str) -> tuple[str, str]:
 
 def _engine(entry, kind: str, name: str, precision: str, weights_path, measure) -> tuple[str, str]:
     """(engine, why): an asked engine checked; ``auto`` is torch off the CPU and for fp16/bf16, else the CPU engine
-    measured faster for this model here (:func:`measured`), else ONNX Runtime (the evidence)."""
+    measured faster for this model on this machine (its own row; else ``measure`` now, where given and
+    :func:`measuring`; else the row shipped for its CPU class), else ONNX Runtime (the evidence)."""
     if pinned_backend(entry):
         return name, "the catalog: this model runs on torch only"
     if name == "onnx":
@@ -308,34 +286,17 @@ def _engine(entry, kind: str, name: str, precision: str, weights_path, measure) 
     if entry.recurrent or not covers(entry):
         return "torch", "no engine measurement covers this kind of net: torch"
 
-    found = measured(entry.name)
-    if found is None and measure is not None:
+    found = own_row(entry.name)
+    if found is None and measure is not None and measuring():
         found = measure(entry, weights_path), "on first use here"
+    found = found or shipped_row(entry.name)
     if found is None:
         return "onnx", EVIDENCE
     row, source = found
     return winner(row), f"measured ({source}): torch {row['ratio']:.2f}x ONNX Runtime's time"
 
 
-def layout(entry, kind: str, engine: str) -> tuple[int, int, int, str]:
-    """(threads per call, workers, batch, why) for the cores this process may use (:func:`mattekit.machine.cpu_count`).
-    CPU: a net on a small fixed input (at most :data:`mattekit.engines.onnx.SHRINK_ABOVE` pixels), or any net on torch,
-    runs up to 4 calls at once with the cores shared out (one thread per call on up to 4 cores, where torch's CPU
-    engine uses its Winograd kernels; u2netp at 320² on 2 cores: two one-thread calls gave 1.12-1.22x the frames/s of
-    one two-thread call); a larger input on ONNX Runtime calls of torch's default thread count (the physical cores,
-    :func:`mattekit.engines.threads.default_count`), as many at once as the cores hold. GPU: two workers (streams),
-    batches of 8 for fixed-size models."""
-    from .onnx import SHRINK_ABOVE
-    from .threads import default_count
-
-    size = entry.input.size
-    if kind != "cpu":
-        return 0, 2, 8 if size is not None else 1, "a GPU: two streams"
-    cores = cpu_count()
-    small = size is not None and size[0] * size[1] <= SHRINK_ABOVE
-    if engine == "onnx" and not small:
-        threads = default_count()
-        workers = max(1, cores // threads)
-        return threads, workers, 1, f"{cores} cores: {workers} call(s) of {threads} threads (a large input on ONNX Runtime)"
-    workers = min(cores, 4)
-    return max(1, cores // workers), workers, 1, f"{cores} cores: {workers} calls at once"
+def measuring() -> bool:
+    """Whether a first use may measure the engines (``$MATTEKIT_MEASURE_ENGINES`` is not "no"; tests set it so that
+    their models run on the shipped rows' engines, as a measured machine's do)."""
+    return os.environ.get("MATTEKIT_MEASURE_ENGINES", "").strip().lower() != "no"

@@ -81,15 +81,11 @@ class Result:
 
 def plan(predictor, workers: int | None = None, threads: int | None = None, batch: int | None = None,
          ordered: bool = False, readers: int | None = None) -> dict:
-    """``workers``/``threads``/``batch``/``writers``/``readers`` for ``predictor``: its plan's layout
-    (:func:`mattekit.engines.plan.layout`, for the cores this process has), the arguments given winning; on the CPU
-    a given ``threads`` or ``workers`` shares the cores out for the other. CPU: a writer (the finish and the encoding)
-    per 4 cores, at least one (on 16 cores with one writer, u2netp's folder used 3.9 of them and the finish, a quarter
-    of the CPU time, bound the speed); 1 when ``ordered``; one reader. CUDA: the CPU's cores, less two, as writers (up
-    to 8; 1 when ``ordered``), since postprocessing and encoding then bound the speed, a reader per 4 cores (up to 4:
-    one, 23 ms an image for BiRefNet on the H200, would cap it near 43 images/s; give 1 for a source read in order,
-    a movie), and short batches padded (``pad``). ``threads`` is per worker. ``ordered``: ``write`` must see results
-    in input order. Returns keyword arguments for :func:`run_pipeline`.
+    """``workers``/``threads``/``batch``/``writers``/``readers``/``pad`` for ``predictor``: its plan's layout
+    (:attr:`predictor.plan`, decided by :func:`mattekit.engines.plan.decide`: :func:`mattekit.engines.layout.layout`
+    says why), the arguments given winning; on the CPU a given ``threads`` or ``workers`` shares the cores out for the
+    other. ``threads`` is per worker. ``ordered``: ``write`` must see results in input order (one writer); give
+    ``readers`` 1 for a source read in order (a movie). Returns keyword arguments for :func:`run_pipeline`.
     """
     engine = getattr(predictor, "engine", None)
     layout = predictor.plan
@@ -104,11 +100,9 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
         if not getattr(engine, "concurrent", True):
             workers = 1
         threads = threads or max(1, cores // workers)
-        return {"workers": workers, "threads": threads, "batch": batch or layout.batch, "device": device,
-                "writers": 1 if ordered else max(1, cores // 4), "readers": readers or 1, "ordered": ordered}
-    writers = 1 if ordered else max(1, min(8, cpu_count() - 2))
     return {"workers": workers or layout.workers, "threads": threads, "batch": batch or layout.batch, "device": device,
-            "writers": writers, "readers": readers or max(1, min(4, cpu_count() // 4)), "ordered": ordered, "pad": True}
+            "writers": 1 if ordered else layout.writers, "readers": readers or layout.readers, "ordered": ordered,
+            "pad": layout.pad}
 
 
 def run_pipeline(items: Iterable, read: Callable[[Any], tuple[Any, Any]],

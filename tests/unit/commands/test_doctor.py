@@ -20,7 +20,8 @@ def table(out: str) -> dict[str, list[str]]:
     header = lines[start]
     names = ("model", "task", "weights", "device", "engine", "precision", "layout", "why this engine")
     cuts = [header.index(name) for name in names] + [None]
-    rows = [[line[a:b].strip() for a, b in zip(cuts, cuts[1:])] for line in lines[start + 1:]]
+    end = next((i for i, line in enumerate(lines) if line.startswith("the plan of ")), len(lines))
+    rows = [[line[a:b].strip() for a, b in zip(cuts, cuts[1:])] for line in lines[start + 1:end]]
     return {row[0]: row for row in rows}
 
 
@@ -114,3 +115,26 @@ def test_doctor_for_an_absent_gpu_is_one_sentence(capsys):
     assert main(["doctor", "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "mattekit: error: Device 'cuda' was asked for but this machine has no usable CUDA GPU; use --device cpu or auto."
+
+
+def test_doctor_prints_a_models_whole_plan_with_reasons_and_the_default_on_cuda(capsys, monkeypatch):
+    """Below the table, every field of one model's plan (engines.plan.decide: device, engine, precision, compile,
+    release, layout, finish, temporal filter) with its reason, as the readers of the plan get it; on a GPU (simulated
+    here: it reports CUDA) the finish and the filter go to the model's device and the batches are padded; then which
+    segmentation model is the default on CUDA, and why."""
+    from mattekit.engines import simulated
+
+    monkeypatch.setenv(simulated.VARIABLE, "0")
+    assert main(["doctor", "--model", "u2netp"]) == 0
+    out = capsys.readouterr().out
+    block = out[out.index("the plan of u2netp for --device auto"):].splitlines()
+    fields = {line.split()[0]: line.split(None, 1)[1] for line in block[1:9]}
+    assert list(fields) == ["device", "engine", "precision", "compile", "release", "layout", "finish", "temporal"]
+    assert fields["device"].startswith("cuda (simulated, 0 ms an image); why: simulated")
+    assert "batch 8 padded" in fields["layout"] and "why: a GPU on" in fields["layout"]
+    assert fields["finish"].startswith("cpu; why: the model's device") and fields["temporal"].startswith("cpu; why:")
+    assert block[9].startswith(f"default segmentation model on CUDA: {catalog.load().default('segment').name}")
+    monkeypatch.delenv(simulated.VARIABLE)
+    assert main(["doctor", "--device", "cpu", "--model", "u2netp"]) == 0
+    out = capsys.readouterr().out
+    assert "  finish    CPU cores; why: the CPU cores' own path" in out and "batch 1, 1 reader(s)" in out

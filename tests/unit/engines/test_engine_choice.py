@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from PIL import Image
 
 from mattekit import catalog, runtime
 from mattekit.cli import main
-from mattekit.engines import measure, plan
+from mattekit.engines import measure, plan, tables
 from mattekit.engines.plan import decide
 from mattekit.machine import cpu_info
 from mattekit.runtime import Predictor
@@ -28,6 +29,82 @@ def test_cpu_class_names_the_widest_vector_feature(monkeypatch):
         assert found != "x86_64", "an AVX2 CPU is at least x86_64-avx2"
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx512_bf16")
     assert plan.cpu_class() == "x86_64-avx512_bf16"
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ({"sse4_2", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"}, "x86_64-avx512_bf16"),  # Xeon
+    ({"avx2", "avx512f", "avx512_bf16"}, "x86_64-avx512_bf16"),  # an AMD EPYC of the bf16 class (no AMX)
+    ({"avx2", "amx_bf16"}, "x86_64-avx512_bf16"),
+    ({"avx2", "fma", "avx512f", "avx512_vnni"}, "x86_64-avx512"),
+    ({"avx", "avx2", "fma"}, "x86_64-avx2"),
+    ({"sse4_2", "avx"}, "x86_64"),
+])
+def test_cpu_class_of_given_flags_is_their_widest_vector_level(flags, expected, monkeypatch):
+    """The flag-to-class mapping, driven with given /proc/cpuinfo flags: a CPU with every level gets its widest."""
+    monkeypatch.delenv("MATTEKIT_CPU_CLASS", raising=False)
+    monkeypatch.setattr(tables.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(tables, "cpu_info", lambda: ("a CPU", frozenset(flags)))
+    assert plan.cpu_class() == expected
+
+
+def test_the_fingerprint_names_torch_onnx_runtime_and_the_cores_and_an_upgrade_measures_again(monkeypatch):
+    """A measurement is this machine's only while its torch, its ONNX Runtime and its core count stay: after an
+    upgrade (either version) or on a bigger machine the fingerprint differs and no measurement of it is found."""
+    from importlib import metadata
+
+    version, cores = metadata.version, tables.cpu_count()
+    here = plan.fingerprint()
+    assert f"torch {version('torch')}" in here and f"onnxruntime {version('onnxruntime')}" in here
+    assert f"| {cores} cores |" in here
+    measure.save({"u2netp": {"torch_s": 1.0, "onnx_s": 2.0, "ratio": 0.5}})
+    assert plan.own_row("u2netp") is not None
+    for package in ("torch", "onnxruntime"):
+        monkeypatch.setattr(metadata, "version", lambda name, p=package: "99.0" if name == p else version(name))
+        assert plan.fingerprint() != here and plan.own_row("u2netp") is None, package
+        monkeypatch.setattr(metadata, "version", version)
+    monkeypatch.setattr(tables, "cpu_count", lambda: cores + 14)
+    assert plan.fingerprint() != here and plan.own_row("u2netp") is None
+    monkeypatch.setattr(tables, "cpu_count", lambda: cores)
+    assert plan.fingerprint() == here and plan.own_row("u2netp") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+@pytest.mark.parametrize("slower, engine", [("torch", "onnx"), ("onnx", "torch")])
+def test_a_machine_the_shipped_table_covers_measures_on_first_use_and_takes_what_it_measured(shared, monkeypatch,
+                                                                                              capsys, slower, engine):
+    """The shipped row (ONNX Runtime for u2netp on this CPU's class, or the evidence where none) is only the choice until
+    this machine measured: its first load measures both engines once, and the engine it measured faster runs. The
+    figures are steered by real CPU time: one engine's calls spend 5 times their own CPU time."""
+    from mattekit import engines
+
+    monkeypatch.delenv("MATTEKIT_MEASURE_ENGINES")
+    monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")  # a class the shipped table has a u2netp row for
+    assert plan.shipped_row("u2netp")[0]["ratio"] > plan.MARGIN  # which says ONNX Runtime
+    made = {"torch": engines.build_torch, "onnx": engines.onnx_engine}[slower]
+
+    def burning(*a, **k):
+        engine = made(*a, **k)
+        call = engine.__call__
+
+        class Slower(type(engine)):
+            def __call__(self, x):
+                start = time.thread_time()
+                out = call(x)
+                until = time.thread_time() + 4 * (time.thread_time() - start)  # 5 times its CPU time in all
+                while time.thread_time() < until:
+                    pass
+                return out
+
+        engine.__class__ = Slower
+        return engine
+
+    monkeypatch.setattr(engines, {"torch": "build_torch", "onnx": "onnx_engine"}[slower], burning)
+    chosen = runtime.ModelCache().plan(catalog.load().get("u2netp"), "cpu", shared / "weights" / "u2netp.onnx")
+    row = plan.own_row("u2netp")[0]
+    assert "measuring torch and ONNX Runtime for u2netp" in capsys.readouterr().err
+    assert (row["ratio"] > 1) == (slower == "torch") and plan.winner(row) == engine, row
+    assert chosen.engine == engine and "on first use here" in chosen.why("engine"), chosen.why("engine")
 
 
 def test_the_shipped_table_decides_for_a_measured_model_and_the_evidence_for_others(monkeypatch):
@@ -89,6 +166,7 @@ def test_an_unmeasured_machine_measures_once_on_first_use_and_keeps_it(shared, m
     """With the table hidden (a machine nobody measured), the first load of u2netp times both engines on its real
     weights, says so in a line with its cost, and keeps the figures under the machine's fingerprint: the next loads,
     in this cache or a new one, plan from them without measuring again; each request is planned once."""
+    monkeypatch.delenv("MATTEKIT_MEASURE_ENGINES")  # a first use measures
     monkeypatch.setenv("MATTEKIT_ENGINE_TABLE", "hidden")
     _own_exports()
     measured, decided = [], []
@@ -119,6 +197,7 @@ def test_an_unmeasured_machine_measures_once_on_first_use_and_keeps_it(shared, m
 def test_a_model_whose_input_follows_the_photo_is_measured_at_a_size_it_takes(shared, monkeypatch):
     """MODNet (sides of multiples of 32, its export dynamic) on an unmeasured machine: the first load measures it on a
     shrunk input it accepts (its 512 x 672 became 279 x 366 and its export failed before) and loads on the winner."""
+    monkeypatch.delenv("MATTEKIT_MEASURE_ENGINES")  # a first use measures
     monkeypatch.setenv("MATTEKIT_ENGINE_TABLE", "hidden")
     weights = shared / "weights" / "modnet_photographic_portrait_matting.onnx"
     predictor = runtime.ModelCache().get("modnet-portrait", "matte", "cpu", weights)

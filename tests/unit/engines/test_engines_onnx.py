@@ -124,11 +124,12 @@ def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shar
     import numpy as np
 
     from mattekit import catalog
+    from mattekit.engines import layout as layout_rules
     from mattekit.running import pipeline
 
     monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path))
     monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)
-    monkeypatch.setattr(plan, "cpu_count", lambda: cores)
+    monkeypatch.setattr(layout_rules, "cpu_count", lambda: cores)
     entry = catalog.load().get("u2netp", ("segment",))
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # the engine's own session: two threads
