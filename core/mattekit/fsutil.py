@@ -257,7 +257,7 @@ def read_regular(path: str, limit: int, inside: Callable[[str], bool] | None = N
         fd = os.open(real, flags | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         reason = {errno.ELOOP: "was replaced by a link while it was opened", errno.ENOENT: "does not exist"}
-        raise Unreadable(reason.get(exc.errno) or f"cannot be read ({exc.strerror or exc})") from None
+        raise Unreadable(reason.get(exc.errno or 0) or f"cannot be read ({exc.strerror or exc})") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

@@ -167,7 +167,7 @@ def _cycles(edges: dict[str, set[str]]) -> list[set[str]]:
 
 
 def test_every_module_has_a_layer():
-    missing = sorted({m.split(".")[1] for m in _modules() if "." in m and not any(m.split(".")[1] in l for l in LAYERS)})
+    missing = sorted({m.split(".")[1] for m in _modules() if "." in m and not any(m.split(".")[1] in layer for layer in LAYERS)})
     assert not missing, f"modules in no layer of LAYERS: {missing}"
 
 

@@ -309,7 +309,7 @@ def _last_line(path):
     try:
         with open(path, "rb") as f:
             f.seek(max(0, os.path.getsize(path) - 4096))
-            lines = [l.strip() for l in f.read().decode("utf-8", "replace").splitlines() if l.strip()]
+            lines = [line.strip() for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
         return " / ".join(lines[-3:]) if lines else "no output"
     except OSError:
         return "no log"

@@ -130,7 +130,7 @@ def run_ai_matte(python: Path, env: dict, plate: Path, frames: int, mattes: Path
                              env=env, capture_output=True, text=True, timeout=900)
     finally:
         shutdown_worker()
-    lines = [l for l in run.stdout.splitlines() if l.startswith("RESULT ")]
+    lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
     assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-4000:]
     return json.loads(lines[-1][len("RESULT "):])
 
@@ -241,7 +241,7 @@ def run_blender(python: Path, env: dict, args: list[str], timeout: float = 1800)
             proc.kill()
         returncode = proc.wait()
         text = Path(out.name).read_text()
-    found = [l for l in text.splitlines() if l.startswith("RESULT ")]
+    found = [line for line in text.splitlines() if line.startswith("RESULT ")]
     return {"result": json.loads(found[-1][len("RESULT "):]) if found else None, "exited": exited,
             "returncode": returncode, "output": text[-4000:]}
 
@@ -588,7 +588,7 @@ def test_the_zip_finds_the_worker_on_another_machine(version, shared, tmp_path, 
                           "--frames", str(frames), "--output", str(home / "shots" / "none"), "--renders",
                           str(tmp_path / "none"), "--model", "u2netp", "--refused"],
                          env=env, capture_output=True, text=True, timeout=300)
-    lines = [l for l in run.stdout.splitlines() if l.startswith("RESULT ")]
+    lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
     assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-3000:]
     refused = json.loads(lines[-1][len("RESULT "):])["refused"]
     print(f"Blender {version}, no worker and no Python: {refused}")

@@ -16,7 +16,7 @@ import torch
 
 import mattekit
 from mattekit.engines.plan import decide
-from mattekit import catalog, runtime
+from mattekit import catalog
 from mattekit.subject import hints, prompting
 from mattekit.cli import main
 from mattekit.fsutil import sha256_file
