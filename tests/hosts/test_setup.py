@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 
-from test_install_gimp import install_module
+from checkout import install_module
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "install" / "setup.py"

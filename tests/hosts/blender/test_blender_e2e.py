@@ -39,7 +39,7 @@ from mattekit.io.read import read_plate
 from test_birefnet_e2e import checkpoints  # noqa: F401 - a fixture: BiRefNet_lite stand-in weights
 from test_roto import mirror  # noqa: F401 - a fixture: weights from the shared mirror
 from test_server import make_worker  # noqa: F401 - a fixture: a real worker on loopback
-from test_install_gimp import install_module, snapshot
+from checkout import install_module, snapshot
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[3]

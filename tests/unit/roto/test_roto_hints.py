@@ -255,7 +255,7 @@ def blender_hint_run(version: str, shared: Path, tmp_path: Path, monkeypatch, fr
     (u2netp by default; ``weights``: a file added to the worker as that model's derived copy). (The script's RESULT
     record, the mattes folder.)"""
     from test_blender_e2e import bpy_python, shutdown_worker
-    from test_install_gimp import install_module
+    from checkout import install_module
 
     python = bpy_python(version)
     plate = two_subject_plate(shared, tmp_path / "plate", frames, first=1)
