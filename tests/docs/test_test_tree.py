@@ -13,7 +13,6 @@ MAX_LINES = 800
 # tests/helpers/ and conftest.py; the list only shrinks (test_modules_importing_test_modules).
 STILL_IMPORTING_TEST_MODULES = {
     "cuda/test_cuda.py": ["test_roto", "test_temporal"],
-    "helpers/design_table.py": ["test_layers"],
     "hosts/blender/test_blender_e2e.py": ["test_birefnet_e2e", "test_roto", "test_server", "test_studio_colour"],
     "hosts/gimp/test_gimp_e2e.py": ["test_birefnet_e2e", "test_sam2_hints"],
     "journeys/test_hostile_plates.py": ["test_roto", "test_server", "test_studio_colour"],
