@@ -16,8 +16,6 @@ STILL_IMPORTING_TEST_MODULES = {
     "hosts/blender/test_blender_e2e.py": ["test_birefnet_e2e", "test_roto", "test_server", "test_studio_colour"],
     "hosts/gimp/test_gimp_e2e.py": ["test_birefnet_e2e", "test_sam2_hints"],
     "journeys/test_hostile_plates.py": ["test_roto", "test_server", "test_studio_colour"],
-    "unit/io/test_heif_avif.py": ["test_colour_kept"],
-    "unit/io/test_io_bytes.py": ["test_io_images"],
     "unit/io/test_studio_layers.py": ["test_roto", "test_studio_colour"],
     "unit/nets/test_birefnet_e2e.py": ["test_server"],
     "unit/roto/test_ray.py": ["test_roto"],
