@@ -30,6 +30,8 @@ for _folder in sorted({_TESTS / "helpers"} | {path.parent for path in _TESTS.rgl
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
 
+pytest_plugins = ["stand_ins"]  # tests/helpers/stand_ins.py: the stand-in weights' fixtures, for every folder
+
 
 def _shared_dir() -> tuple[Path | None, str]:
     """(the shared data root, "") when MATTEKIT_TEST_DATA leads to it, else (None, why not)."""

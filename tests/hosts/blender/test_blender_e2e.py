@@ -36,7 +36,6 @@ from mattekit.io import colour
 from mattekit.catalog import CATALOG_PATH
 from mattekit.io import linear_to_srgb, read_image, srgb_to_linear, write_image
 from mattekit.io.read import read_plate
-from test_birefnet_e2e import checkpoints  # noqa: F401 - a fixture: BiRefNet_lite stand-in weights
 from test_roto import mirror  # noqa: F401 - a fixture: weights from the shared mirror
 from test_server import make_worker  # noqa: F401 - a fixture: a real worker on loopback
 from checkout import install_module, snapshot

@@ -38,25 +38,6 @@ def small(tmp_path, monkeypatch):
     return SMALL
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    """{format: path} of the same stand-in weights, and the state dict itself."""
-    from safetensors.torch import save_file
-
-    entry = catalog.load().get(MODEL)
-    torch.manual_seed(0)
-    net = nets.build(entry.net, **entry.kwargs)
-    state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
-    folder = tmp_path_factory.mktemp("birefnet_weights")
-    files = {"pth": folder / "stand-in.pth", "pth_compiled": folder / "stand-in-compiled.pth",
-             "pth_wrapped": folder / "stand-in-wrapped.pth", "safetensors": folder / "stand-in.safetensors"}
-    torch.save(state, files["pth"])
-    torch.save({"_orig_mod." + k: v for k, v in state.items()}, files["pth_compiled"])
-    torch.save({"state_dict": {"module." + k: v for k, v in state.items()}}, files["pth_wrapped"])
-    save_file(state, str(files["safetensors"]))
-    return files, state
-
-
 @pytest.mark.parametrize("kind", ["pth", "pth_compiled", "pth_wrapped", "safetensors"])
 def test_each_checkpoint_format_loads_strictly(checkpoints, kind):
     files, state = checkpoints

@@ -20,7 +20,6 @@ from mattekit.tasks import registry
 from mattekit.errors import InputError, OutputError
 from mattekit.io import read_image, write_image
 from test_roto import kill_when_written
-from test_sam2_hints import stand_in  # noqa: F401 - a fixture: SAM 2.1 Hiera-T stand-in weights
 
 MODEL = "csnet-sod"  # real weights from the shared mirror; small and fast on CPU
 SIZE = (214, 120)
