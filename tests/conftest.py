@@ -30,7 +30,7 @@ for _folder in sorted({_TESTS / "helpers"} | {path.parent for path in _TESTS.rgl
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
 
-pytest_plugins = ["stand_ins"]  # tests/helpers/stand_ins.py: the stand-in weights' fixtures, for every folder
+pytest_plugins = ["weights_fixtures"]  # tests/helpers/weights_fixtures.py: the weights' fixtures, for every folder
 
 
 def _shared_dir() -> tuple[Path | None, str]:

@@ -24,7 +24,6 @@ STILL_IMPORTING_TEST_MODULES = {
     "unit/roto/test_roto_outputs.py": ["test_roto"],
     "unit/roto/test_roto_people.py": ["test_roto"],
     "unit/roto/test_roto_sam.py": ["test_roto"],
-    "unit/subject/test_masks.py": ["test_remove"],
     "unit/subject/test_sam2_hints.py": ["test_server"],
     "unit/test_progress.py": ["test_roto", "test_server"],
     "unit/test_values.py": ["test_roto_hints", "test_server"],

@@ -1,5 +1,5 @@
-"""Fixtures of stand-in weights, for every test folder (a pytest plugin: tests/conftest.py names it): made with the
-real nets' shapes, saved as the official files are, once per session."""
+"""Fixtures of weights, for every test folder (a pytest plugin: tests/conftest.py names it): the shared mirror's real
+files, and stand-ins made with the real nets' shapes, saved as the official files are, once per session."""
 from __future__ import annotations
 
 import importlib.util
@@ -10,6 +10,15 @@ import torch
 
 from catalog_copies import SAM_SIDE, small_sam_catalog
 from mattekit import catalog, nets
+
+
+@pytest.fixture
+def mirror(shared, monkeypatch):
+    """Weights from the shared mirror (MATTEKIT_MIRROR), never from the network (MATTEKIT_OFFLINE=1, which a local
+    mirror still serves); the mirror's folder. (Some test modules define their own ``mirror``, which wins there.)"""
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    return shared / "weights"
 
 
 @pytest.fixture(scope="session")
