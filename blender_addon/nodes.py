@@ -237,7 +237,7 @@ def wire(tree, plate_node, node):
     """Link plate -> group, and the group's output to where the plate went (or to the final output)."""
     source = plate_node.outputs["Image"]
     targets = [link.to_socket for link in source.links if link.to_node != node]
-    for link in [l for l in source.links if l.to_node != node]:
+    for link in [other for other in source.links if other.to_node != node]:
         tree.links.remove(link)
     if not node.inputs["Image"].is_linked:
         tree.links.new(source, node.inputs["Image"])

@@ -142,7 +142,7 @@ class Blender:
             out = subprocess.run(self.command(*args), capture_output=True, text=True, timeout=600, env=env)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SystemExit("%s: cannot run %s (%s)." % (TOOL, self.executable, exc))
-        lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+        lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
         if out.returncode != 0 or not lines:
             last = ((out.stderr + out.stdout).strip().splitlines() or ["no output"])[-1]
             raise SystemExit("%s: %s failed to %s the add-on (%s)." % (TOOL, self.executable, args[0], last))

@@ -22,13 +22,16 @@ import torch
 from mattekit import api, catalog, runtime
 from mattekit.engines import threads
 
-# Test modules import the helpers and each other's fixtures by module name (``import mask_scores``, ``from test_server
-# import make_worker``), whichever folder they sit in: helpers/ and every folder holding test modules are on sys.path.
-# The names are unique under tests/ (pytest's default import mode refuses two test modules of one name).
+# Test modules import the helpers by module name (``import mask_scores``), whichever folder they sit in: helpers/ and
+# every folder holding test modules are on sys.path (some still import another test module's set-ups: the list in
+# tests/docs/test_test_tree.py, which only shrinks). The names are unique under tests/ (pytest's default import mode
+# refuses two test modules of one name).
 _TESTS = Path(__file__).resolve().parent
 for _folder in sorted({_TESTS / "helpers"} | {path.parent for path in _TESTS.rglob("test_*.py")}, reverse=True):
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
+
+pytest_plugins = ["weights_fixtures"]  # tests/helpers/weights_fixtures.py: the weights' fixtures, for every folder
 
 
 def _shared_dir() -> tuple[Path | None, str]:

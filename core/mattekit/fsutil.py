@@ -261,7 +261,7 @@ def open_regular(path: str | Path, limit: int, *, links: bool = True, inside: Ca
     except OSError as exc:
         linked = "was replaced by a link while it was opened" if links else "is a link, not a regular file"
         reason = {errno.ELOOP: linked, errno.ENOENT: "does not exist"}
-        raise Unreadable(reason.get(exc.errno) or f"cannot be read ({exc.strerror or exc})") from None
+        raise Unreadable(reason.get(exc.errno or 0) or f"cannot be read ({exc.strerror or exc})") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

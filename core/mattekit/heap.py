@@ -73,8 +73,9 @@ def for_one_image() -> None:
         import numpy
 
         advice = getattr(getattr(numpy, "_core", None) or numpy.core, "multiarray", None)
-        if hasattr(advice, "_set_madvise_hugepage"):
-            advice._set_madvise_hugepage(False)
+        set_hugepages = getattr(advice, "_set_madvise_hugepage", None)
+        if set_hugepages is not None:
+            set_hugepages(False)
 
 
 def hand_back_freed_memory() -> None:

@@ -15,7 +15,6 @@ decimals (mean over the photos). Photos: 10 from grabcut50 (people and objects).
 """
 from __future__ import annotations
 
-import os
 from io import BytesIO
 from pathlib import Path
 

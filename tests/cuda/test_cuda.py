@@ -64,7 +64,7 @@ def test_cuda_graph_replays_give_eager_answers(name, golden, shared):
     fp16 (mode ``off``); the shapes captured (or, for a net that cannot be, eager: the line says why)."""
     net, index, xs, _ = load_net(name, golden, shared)
     refs = reference(net, index, xs)
-    cuda, chosen = torch.device("cuda"), {}
+    chosen = {}
     for precision, limit in (("fp32", 1e-4), ("fp16", 1e-3)):
         if precision == "fp16" and not HALF_OK.get(name, True):
             continue
@@ -85,7 +85,6 @@ def test_the_measured_choice_keeps_the_faster_and_workers_share_the_replays(gold
     of 2 workers with batches of 4 (the batch captured, then replayed from both workers' streams) gives what mode
     off gives, image by image."""
     net, index, _, _ = load_net("u2netp", golden, None)
-    cuda = torch.device("cuda")
     auto = engines.build_torch(copy.deepcopy(net), "cuda", "fp16", index, compile="auto")
     off = engines.build_torch(copy.deepcopy(net), "cuda", "fp16", index, compile="off")
     xs = _inputs(40, 320, seed=3)  # at least 6 batches of 4: a first call, then 2 made-or-timed turns of 2 candidates

@@ -9,8 +9,22 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROO
 FIGURES = ROOT / "docs" / "benchmarks.md"
 
 
+def reader_lines(page: Path, width: int = 120) -> int:
+    """The lines a reader reads on ``page``: each line of the file counted once per ``width`` characters (an empty
+    line once), so that joining lines into long ones shortens nothing."""
+    return sum(max(1, -(-len(line) // width)) for line in page.read_text().splitlines())
+
+
 def test_the_front_page_is_short():
-    assert len((ROOT / "README.md").read_text().splitlines()) < 150
+    """At most 175 lines wrapped at 120 columns (172 on 2026-11-28: the cap was 150 lines of the file, which 149
+    lines of up to 266 characters met)."""
+    assert reader_lines(ROOT / "README.md") <= 175
+
+
+def test_the_reader_lines_count_a_long_line_for_the_lines_it_wraps_to(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("a\n\n" + "b" * 120 + "\n" + "c" * 121 + "\n" + "d " * 300 + "\n")
+    assert reader_lines(page) == 1 + 1 + 1 + 2 + 5
 
 
 def test_ci_runs_the_readmes_test_command_verbatim():
@@ -66,9 +80,10 @@ def test_local_links_lead_to_files_and_headings():
 
 
 def test_the_figures_are_one_page_and_the_record_is_all_linked():
-    """Issue 71: docs/benchmarks.md holds the current figures, at most 300 lines; the rounds behind them are dated
-    notes under docs/notes/, each linked from benchmarks.md or the notes' README (so none is lost from sight)."""
-    assert len(FIGURES.read_text().splitlines()) <= 300
+    """Issue 71: docs/benchmarks.md holds the current figures, at most 420 lines wrapped at 120 columns (419 on
+    2026-11-28: the cap was 300 lines of the file, met with table rows of up to 507 characters); the rounds behind them
+    are dated notes under docs/notes/, each linked from benchmarks.md or the notes' README (so none is lost from sight)."""
+    assert reader_lines(FIGURES) <= 420
     notes = {path.name for path in (ROOT / "docs" / "notes").glob("*.md")} - {"README.md"}
     assert notes, "the record's notes"
     linked = set(re.findall(r"\]\(notes/([^)#\s]+)", FIGURES.read_text()))

@@ -1,5 +1,5 @@
 """The layout table of docs/design.md, made from the tree: one line per module of ``core/mattekit`` (its path, line
-count and its docstring's first line), grouped by the layers of ``tests/unit/test_layers.py``, lowest first.
+count and its docstring's first line), grouped by the layers of ``tests/helpers/layers.py``, lowest first.
 
 ``python tests/helpers/design_table.py`` writes it into docs/design.md (the first fenced block under "## Layout");
 ``tests/unit/test_layers.py`` checks that the file holds it as the tree makes it.
@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from test_layers import LAYERS, PACKAGE  # noqa: E402
+from layers import LAYERS, PACKAGE
 
 DESIGN = PACKAGE.parents[1] / "docs" / "design.md"
 TITLES = ["foundations", "shared operations and weights", "images, matting, catalog, options, nets, engines",

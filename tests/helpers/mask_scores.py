@@ -16,6 +16,11 @@ from scipy import ndimage
 BAND = 128
 
 
+def gt_mask(shared: Path, name: str) -> np.ndarray:
+    """grabcut50's ground truth of the photo ``name`` (its stem names the mask), H x W uint8."""
+    return cv2.imread(str(shared / "data/grabcut50/gt" / (Path(name).stem + ".png")), cv2.IMREAD_GRAYSCALE)
+
+
 def saved_alpha(path: Path) -> np.ndarray:
     """An alpha file as written by `--result alpha` (8- or 16-bit greyscale PNG), as float64 in [0,1]."""
     values = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)

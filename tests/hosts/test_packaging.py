@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,7 @@ def _check_installed(venv: Path, cwd: Path, shared: Path | None = None) -> None:
     python, exe = venv / "bin" / "python", venv / "bin" / "mattekit"
     where = _run([python, "-c", "import mattekit; print(mattekit.__file__)"], cwd=cwd).stdout.strip()
     assert Path(where).is_relative_to(venv), f"mattekit imported from {where}, not from the clean venv"
+    assert {"py.typed", "__init__.pyi"} <= {p.name for p in Path(where).parent.iterdir()}  # read by type checkers
     _run([python, "-c", "import importlib, pkgutil, mattekit\n"
                         "for m in pkgutil.walk_packages(mattekit.__path__, 'mattekit.'):\n"
                         "    if not m.name.endswith('__main__'): importlib.import_module(m.name)"],
@@ -175,6 +177,19 @@ def _check_installed(venv: Path, cwd: Path, shared: Path | None = None) -> None:
         _run([exe, "remove", photo, "--model", "u2netp", "-o", cwd / "teddy.png"], cwd=cwd, MATTEKIT_HOME=str(cwd / "home"),
              MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1")
         assert (cwd / "teddy.png").stat().st_size > 0
+
+
+def test_the_wheel_ships_the_typed_stub_and_py_typed(tmp_path):
+    """PEP 561: a type checker reads an installed package's types (the stub of the API functions, core/mattekit/
+    __init__.pyi) only when the package holds ``py.typed``; both are in the wheel, which is what pip installs."""
+    if not importlib.util.find_spec("setuptools"):
+        pytest.skip("building offline needs setuptools in this environment (pip wheel --no-build-isolation)")
+    source = _source_copy(tmp_path / "src")
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist",
+          source], cwd=tmp_path)
+    (wheel,) = (tmp_path / "dist").glob("mattekit-*.whl")
+    with zipfile.ZipFile(wheel) as shipped:
+        assert {"mattekit/py.typed", "mattekit/__init__.pyi"} <= set(shipped.namelist())
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 
-from test_install_gimp import install_module
+from checkout import install_module
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "install" / "setup.py"
@@ -121,10 +121,20 @@ def test_a_bad_option_is_one_sentence(tmp_path):
     assert done.returncode != 0 and done.stderr == "setup: unknown option --devv (use --dev or --help).\n"
 
 
+def _tools(folder: Path, *names: str) -> str:
+    """A PATH of one folder holding links to the host's ``names`` and nothing else: what the host's own PATH holds
+    besides (an ``nvidia-smi``, even a stub one) cannot change the build setup.py chooses."""
+    folder.mkdir()
+    for name in names:
+        (folder / name).symlink_to(shutil.which(name))
+    return str(folder)
+
+
 def test_torch_first_then_the_project_once_until_pyproject_changes(tmp_path):
     """A copy of the files setup.py reads and a stand-in venv whose python records what it is asked (pip's real
     run, minutes long, is the acceptance run of docs/notes/2026-11-25-issue-48-setup.md): torch is installed only
-    where it does not import, the project again only when pyproject.toml changed or --dev is asked."""
+    where it does not import, the project again only when pyproject.toml changed or --dev is asked. The PATH is the
+    test's own (the stand-in's grep and touch), so a host with an NVIDIA GPU expects the same CPU build."""
     for name in ("install/setup.py", "pyproject.toml", "core/mattekit/machine.py"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
@@ -134,10 +144,11 @@ def test_torch_first_then_the_project_once_until_pyproject_changes(tmp_path):
     python.write_text(f'#!/bin/sh\necho "$*" >> {asked}\n[ "$1" = -c ] && [ ! -e {tmp_path}/has-torch ] && exit 1\n'
                       f'[ "$1" = -m ] && echo "$*" | grep -q torch== && touch {tmp_path}/has-torch\nexit 0\n')
     python.chmod(0o755)
+    path = _tools(tmp_path / "tools", "grep", "touch")
 
     def pip_calls(*args: str) -> list[str]:
         asked.write_text("")
-        done = _run(tmp_path, *args, path=os.environ["PATH"])
+        done = _run(tmp_path, *args, path=path)
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines()[-1].startswith(f"mattekit is ready: {tmp_path}/.venv/bin/mattekit (run: source ")
         calls = [line for line in asked.read_text().splitlines() if line.startswith("-m pip")]

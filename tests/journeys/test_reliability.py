@@ -362,7 +362,7 @@ def test_every_worker_operation_on_degenerate_shapes(tmp_path, shared):
         while not state.exists():
             assert proc.poll() is None and time.time() < deadline, (tmp_path / "serve.err").read_text()
             time.sleep(0.2)
-        worker = client.Worker(*_address(state))
+        worker = client.WorkerClient(*_address(state))
         counts, reasons = {}, {}
         rng = np.random.default_rng(1)
         for op in worker.schema()["operations"]:

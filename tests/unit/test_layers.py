@@ -15,21 +15,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "core" / "mattekit"
-
-# Lower layers first; a module may import from its own layer or below, never above.
-LAYERS = [
-    {"errors", "fsutil", "heap", "wire", "machine", "onnx_import", "provenance", "progress", "settings"},
-    {"ops", "weights"},
-    {"io", "matting", "catalog", "options", "nets", "engines"},
-    {"runtime"},
-    {"upscaling", "subject", "lens"},  # the algorithms the tasks declare
-    {"tasks"},
-    {"roto", "running"},
-    {"api", "worker", "bench"},
-    {"commands"},
-    {"cli", "__main__"},
-]
+from layers import LAYERS, PACKAGE
 
 # Import cycles known and being mended elsewhere (none now: the worker's http <-> service cycle is mended).
 KNOWN_CYCLES: list[set[str]] = []
@@ -167,7 +153,7 @@ def _cycles(edges: dict[str, set[str]]) -> list[set[str]]:
 
 
 def test_every_module_has_a_layer():
-    missing = sorted({m.split(".")[1] for m in _modules() if "." in m and not any(m.split(".")[1] in l for l in LAYERS)})
+    missing = sorted({m.split(".")[1] for m in _modules() if "." in m and not any(m.split(".")[1] in layer for layer in LAYERS)})
     assert not missing, f"modules in no layer of LAYERS: {missing}"
 
 

@@ -22,6 +22,7 @@ from mattekit.io import colour
 from mattekit.errors import InputError
 from mattekit.io import write_image
 from mattekit.wire import client, protocol
+from checkout import this_python
 
 CORE = str(Path(__file__).resolve().parents[2] / "core")
 MODEL = "csnet-sod"  # real weights from the shared mirror; 0.7 MB, fast on CPU
@@ -38,14 +39,6 @@ def lut_config(path: Path, src: str, search: str = "luts") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(cfg.serialize())
     return path
-
-
-def this_python(tmp_path: Path) -> str:
-    """An interpreter that imports this checkout's mattekit (the client clears PYTHONPATH for the worker)."""
-    wrapper = tmp_path / "python"
-    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={CORE} exec {sys.executable} "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
 
 
 @pytest.fixture

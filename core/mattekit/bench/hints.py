@@ -229,8 +229,8 @@ def run(args) -> int:
         raise MattekitError(f"{data} has no images to measure.")
     count = {h: sum(half == h for *_, half in rows) for h in HALVES}
     unit = " sequences' frames" if rows[0][0].parent != data / "im" else ""
-    made = (f"; composites: each photo beside the next of its half (the right one scaled to the left one's height), "
-            f"each of the two subjects in turn the one hinted and scored" if args.composites else "")
+    made = ("; composites: each photo beside the next of its half (the right one scaled to the left one's height), "
+            "each of the two subjects in turn the one hinted and scored" if args.composites else "")
     print(f"bench hints on {data}: {len(rows)} images in sorted order; tuning half = even-indexed{unit} "
           f"({count['tuning']}), report half = odd-indexed{unit} ({count['report']}){made}; box = ground-truth box + "
           f"0-{MAX_MARGIN:.0%} margin per side, point = the subject pixel farthest from its boundary; miss = IoU < "

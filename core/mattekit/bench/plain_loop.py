@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return select_output(net(x.to(device, dtype)), entry.output.index)
 
     figures = {"eager": _loop(eager, entry, files, device)}
-    del net
+    net = None  # eager's too (it reads this name): the weights are freed before the compiled copy loads
     if device.type == "cuda":
         torch.cuda.empty_cache()
     engine = engines.build_torch(load(), str(device), args.precision, entry.output.index, label=entry.name,

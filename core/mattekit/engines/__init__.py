@@ -39,7 +39,6 @@ from .plan import Plan, compile_mode
 from .policy import available_memory, select_device
 
 if TYPE_CHECKING:
-    import torch
     import torch.nn as nn
 
 __all__ = ["build", "load_net", "weights_file", "export_recipe", "create", "build_torch", "onnx_engine", "onnx_export_path", "from_onnx_file", "available_memory",

@@ -29,7 +29,6 @@ from ..fsutil import atomic_write
 from . import threads as thread_count
 
 if TYPE_CHECKING:
-    import torch
     import torch.nn as nn
 
 ONNX_OPSET = 17

@@ -77,8 +77,8 @@ def parse_colour(text: str) -> tuple[float, float, float]:
         parts = [float(v) for v in t.split(",")]
         if len(parts) != 3 or not all(0 <= v <= 255 for v in parts):
             raise ValueError(text)
-        return tuple(v / 255.0 for v in parts)
+        return parts[0] / 255.0, parts[1] / 255.0, parts[2] / 255.0
     t = t.lstrip("#")
     if len(t) != 6:
         raise ValueError(text)
-    return tuple(int(t[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
+    return int(t[0:2], 16) / 255.0, int(t[2:4], 16) / 255.0, int(t[4:6], 16) / 255.0

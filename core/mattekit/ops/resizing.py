@@ -27,8 +27,8 @@ def lanczos(x: np.ndarray, height: int, width: int) -> np.ndarray:
         return out.reshape((height, width) + x.shape[2:])
     x = unit_float(x)
     planes = [x] if x.ndim == 2 else [x[..., c] for c in range(x.shape[2])]
-    out = [pil_lanczos(np.ascontiguousarray(p, np.float32), height, width) for p in planes]
-    return out[0] if x.ndim == 2 else np.stack(out, axis=2)
+    resized = [pil_lanczos(np.ascontiguousarray(p, np.float32), height, width) for p in planes]
+    return resized[0] if x.ndim == 2 else np.stack(resized, axis=2)
 
 
 def pil_lanczos(x: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -54,7 +54,7 @@ def pil_lanczos(x: np.ndarray, height: int, width: int) -> np.ndarray:
         return np.concatenate(each_tile(lambda xs: one_call(np.ascontiguousarray(x[:, xs]), height,
                                                             xs.stop - xs.start), strips), axis=1)
 
-    order = pil_pass_order(*x.shape[:2], height, width)
+    order = pil_pass_order(x.shape[0], x.shape[1], height, width)
     if max(x.shape[0] * x.shape[1], height * width) < SPLIT_PIXELS or order is None or x.shape[:2] == (height, width):
         return np.array(one_call(x, height, width))  # PIL's bytes are read-only
     for name in order:
@@ -127,8 +127,8 @@ def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> 
         return lanczos(x, height, width)
     if method == "torch-area":
         return torch_area(x, height, width)
-    out = cv2.resize(np.ascontiguousarray(x), (width, height), interpolation=_FLAGS[method])
-    return out.reshape((height, width) + x.shape[2:])
+    resized = cv2.resize(np.ascontiguousarray(x), (width, height), interpolation=_FLAGS[method])
+    return resized.reshape((height, width) + x.shape[2:])
 
 
 def shrunk(x: np.ndarray, scale: int) -> np.ndarray:

@@ -125,8 +125,8 @@ def _decode(head, body):
     return outputs
 
 
-class Worker(object):
-    """A running worker at ``url`` that accepts ``token``."""
+class WorkerClient(object):
+    """The HTTP client of a running worker at ``url`` that accepts ``token`` (its requests, jobs and results)."""
 
     def __init__(self, url, token, timeout=600.0):
         self.url = url.rstrip("/")
@@ -251,7 +251,7 @@ def find_worker(path=None, timeout=2.0):
     state = read_state(path)
     if state is None:
         return None
-    worker = Worker(state["url"], state["token"])
+    worker = WorkerClient(state["url"], state["token"])
     try:
         worker.health(timeout=timeout)
     except WorkerError:
@@ -260,7 +260,7 @@ def find_worker(path=None, timeout=2.0):
 
 
 def start_worker(python, path=None, idle_timeout=None, wait=120.0, extra_args=()):
-    """Start the worker (``mattekit serve``) with ``python`` detached, wait until it answers, return a Worker.
+    """Start the worker (``mattekit serve``) with ``python`` detached, wait until it answers, return a WorkerClient.
 
     Its output goes to ``worker.log`` next to the state file. Raises WorkerError with the log's
     last line when it exits early or does not answer within ``wait`` seconds.
@@ -309,14 +309,14 @@ def _last_line(path):
     try:
         with open(path, "rb") as f:
             f.seek(max(0, os.path.getsize(path) - 4096))
-            lines = [l.strip() for l in f.read().decode("utf-8", "replace").splitlines() if l.strip()]
+            lines = [line.strip() for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
         return " / ".join(lines[-3:]) if lines else "no output"
     except OSError:
         return "no log"
 
 
 def connect(python=None, path=None, start=True, idle_timeout=None, wait=120.0):
-    """A Worker: the running one if it answers, else (``start``) a new one run by ``python``. A worker that does
+    """A WorkerClient: the running one if it answers, else (``start``) a new one run by ``python``. A worker that does
     not answer but is alive (it holds its lock) is busy, not dead: it is waited for (up to ``wait`` s), never doubled."""
     path = path or state_path()
     worker = find_worker(path)

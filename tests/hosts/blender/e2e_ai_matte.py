@@ -71,7 +71,7 @@ def run_case(scene, plate_node, final, tree, output, renders, source):
         result["matte"] = {"file": bpy.path.abspath(matte.image.filepath), "colorspace": matte.image.colorspace_settings.name,
                            "source": matte.image.source, "frame_start": matte.frame_start,
                            "frame_offset": matte.frame_offset}
-        result["linked"] = {"plate_to_group": any(l.to_node == group[0] for l in plate_node.outputs["Image"].links),
+        result["linked"] = {"plate_to_group": any(link.to_node == group[0] for link in plate_node.outputs["Image"].links),
                             "group_to_output": final.is_linked and final.links[0].from_node == group[0]}
     # a second run resumes: nothing to compute, the same group is updated, not duplicated
     bpy.ops.mattekit.ai_matte("EXEC_DEFAULT")

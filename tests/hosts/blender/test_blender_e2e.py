@@ -36,10 +36,9 @@ from mattekit.io import colour
 from mattekit.catalog import CATALOG_PATH
 from mattekit.io import linear_to_srgb, read_image, srgb_to_linear, write_image
 from mattekit.io.read import read_plate
-from test_birefnet_e2e import checkpoints  # noqa: F401 - a fixture: BiRefNet_lite stand-in weights
 from test_roto import mirror  # noqa: F401 - a fixture: weights from the shared mirror
 from test_server import make_worker  # noqa: F401 - a fixture: a real worker on loopback
-from test_install_gimp import install_module, snapshot
+from checkout import install_module, snapshot
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[3]
@@ -130,7 +129,7 @@ def run_ai_matte(python: Path, env: dict, plate: Path, frames: int, mattes: Path
                              env=env, capture_output=True, text=True, timeout=900)
     finally:
         shutdown_worker()
-    lines = [l for l in run.stdout.splitlines() if l.startswith("RESULT ")]
+    lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
     assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-4000:]
     return json.loads(lines[-1][len("RESULT "):])
 
@@ -241,7 +240,7 @@ def run_blender(python: Path, env: dict, args: list[str], timeout: float = 1800)
             proc.kill()
         returncode = proc.wait()
         text = Path(out.name).read_text()
-    found = [l for l in text.splitlines() if l.startswith("RESULT ")]
+    found = [line for line in text.splitlines() if line.startswith("RESULT ")]
     return {"result": json.loads(found[-1][len("RESULT "):]) if found else None, "exited": exited,
             "returncode": returncode, "output": text[-4000:]}
 
@@ -588,7 +587,7 @@ def test_the_zip_finds_the_worker_on_another_machine(version, shared, tmp_path, 
                           "--frames", str(frames), "--output", str(home / "shots" / "none"), "--renders",
                           str(tmp_path / "none"), "--model", "u2netp", "--refused"],
                          env=env, capture_output=True, text=True, timeout=300)
-    lines = [l for l in run.stdout.splitlines() if l.startswith("RESULT ")]
+    lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
     assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-3000:]
     refused = json.loads(lines[-1][len("RESULT "):])["refused"]
     print(f"Blender {version}, no worker and no Python: {refused}")

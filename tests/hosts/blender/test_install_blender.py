@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 
-from test_install_gimp import install_module, snapshot
+from checkout import install_module, snapshot
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "install" / "install_blender.py"

@@ -38,8 +38,6 @@ from PIL import Image
 
 from mattekit.subject import hints
 from mattekit.wire import client
-from test_birefnet_e2e import checkpoints  # noqa: F401 - a fixture: BiRefNet_lite stand-in weights
-from test_sam2_hints import stand_in  # noqa: F401 - a fixture: SAM 2.1 Hiera-T stand-in weights
 
 pytestmark = [pytest.mark.gimp, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[3]

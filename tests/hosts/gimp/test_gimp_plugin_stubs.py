@@ -64,7 +64,7 @@ def worker(tmp_path, monkeypatch, shared):
     state = tmp_path / "state" / "worker.json"
     srv = service.WorkerServer(state_file=str(state), idle_timeout=None, threads=1, log=lambda t: None).start_background()
     monkeypatch.setenv(client.STATE_ENV, str(state))
-    yield client.Worker(srv.url, srv.token)
+    yield client.WorkerClient(srv.url, srv.token)
     srv.stop(wait=True)
 
 

@@ -10,20 +10,10 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 
+from checkout import install_module, snapshot
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "install" / "install_gimp.py"
-
-
-def install_module(name: str = "install_gimp"):
-    """install/NAME.py as a module (install/ on sys.path, as when it runs as a script)."""
-    folder = str(ROOT / "install")
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    spec = importlib.util.spec_from_file_location(name, ROOT / "install" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def installer(home: Path, *args: str, **settings: str) -> str:
@@ -34,12 +24,6 @@ def installer(home: Path, *args: str, **settings: str) -> str:
     out = subprocess.run([sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     return out.stdout
-
-
-def snapshot(folder: Path) -> dict:
-    """Every path under ``folder`` with its mode and (for files) content."""
-    return {str(p.relative_to(folder)): (p.stat().st_mode, p.read_bytes() if p.is_file() else None)
-            for p in sorted(folder.rglob("*"))}
 
 
 def test_platform_folders():

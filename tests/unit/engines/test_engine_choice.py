@@ -182,7 +182,7 @@ def test_an_unmeasured_machine_measures_once_on_first_use_and_keeps_it(shared, m
     assert err.count("exporting u2netp to ONNX") == 1  # its 320 x 320 export is the one its ONNX engine runs
     row = json.loads(plan.own_table_path().read_text())[plan.fingerprint()]["u2netp"]
     assert row["torch_s"] > 0 and row["onnx_s"] > 0 and row["input"] == [320, 320] and row["export_kept"]
-    assert row["cost_s"] > row["load_s"] > 0
+    assert row["cost_s"] > 0 and 0 <= row["load_s"] <= row["cost_s"]  # load_s is rounded to 0.01 s: 0 on a fast machine
     assert first.plan.engine == plan.winner(row) and "on first use here" in first.plan.why("engine")
     assert first.backend.startswith(first.plan.engine)
     for _ in range(3):

@@ -97,7 +97,7 @@ def test_the_worker_says_it_once_for_its_jobs(shared, mirror, tmp_path, monkeypa
     srv = service.WorkerServer(state_file=str(tmp_path / "state" / "worker.json"), idle_timeout=None,
                                log=lambda text: None, threads=1).start_background()
     try:
-        worker = client.Worker(srv.url, srv.token, timeout=120)
+        worker = client.WorkerClient(srv.url, srv.token, timeout=120)
         photo = np.zeros((32, 48, 3), np.uint8)
         pixels = client.Pixels(photo.tobytes(), 48, 32, 3, "u8")
         for _ in range(2):

@@ -3,7 +3,6 @@ torch-free plan agrees with the torch one wherever it answers, plain families ar
 follow torch's, and a whole ``mattekit remove`` with a cached export never imports torch."""
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 import torch
 
 from mattekit.engines.plan import decide
-from mattekit import catalog, nets, runtime
+from mattekit import catalog, nets
 from mattekit.engines import policy, threads
 from mattekit.errors import MattekitError
 

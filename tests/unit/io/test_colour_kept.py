@@ -7,7 +7,6 @@ The profiles are built here from the published primaries and white points (ICC v
 from __future__ import annotations
 
 import io
-import struct
 
 import numpy as np
 import pytest
@@ -16,58 +15,7 @@ from PIL import Image, ImageCms, ImageOps
 from mattekit import io as mio
 from mattekit.cli import main
 from mattekit.io import metadata
-
-D65, D50 = (0.3127, 0.3290), np.array([0.9642, 1.0, 0.8249])
-BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
-DISPLAY_P3 = ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060))
-ADOBE_RGB = ((0.64, 0.33), (0.21, 0.71), (0.15, 0.06))
-SRGB_CURVE = (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)  # parametric curve type 3 (g, a, b, c, d)
-PORTRAIT = "data/grabcut50/im/person1.jpg"
-
-
-def _xyz(xy) -> np.ndarray:
-    x, y = xy
-    return np.array([x / y, 1.0, (1 - x - y) / y])
-
-
-def rgb_profile(name: str, primaries, curve) -> bytes:
-    """An ICC v2 display profile (RGB -> XYZ, D50 PCS) of ``primaries`` ((x, y) of R, G, B) with a D65 white:
-    ``curve`` a gamma (float, ``curv``) or the sRGB curve's parameters (``para`` type 3)."""
-    columns = np.stack([_xyz(p) for p in primaries], axis=1)
-    matrix = columns * np.linalg.solve(columns, _xyz(D65))  # RGB -> XYZ under D65
-    cone = BRADFORD @ D50 / (BRADFORD @ _xyz(D65))
-    adapted = np.linalg.inv(BRADFORD) @ np.diag(cone) @ BRADFORD @ matrix
-    s15 = lambda *v: b"".join(struct.pack(">i", round(x * 65536)) for x in v)
-    xyz = lambda v: b"XYZ \0\0\0\0" + s15(*v)
-    text = name.encode() + b"\0"
-    if isinstance(curve, float):
-        trc = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(curve * 256)) + b"\0\0"
-    else:
-        trc = b"para\0\0\0\0" + struct.pack(">HH", 3, 0) + s15(*curve)
-    tags = {b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67),
-            b"cprt": b"text\0\0\0\0" + b"no copyright, test profile\0",
-            b"wtpt": xyz(D50), b"rXYZ": xyz(adapted[:, 0]), b"gXYZ": xyz(adapted[:, 1]), b"bXYZ": xyz(adapted[:, 2]),
-            b"rTRC": trc, b"gTRC": trc, b"bTRC": trc}
-    offset, table, data = 128 + 4 + 12 * len(tags), b"", b""
-    for sig, body in tags.items():
-        table += sig + struct.pack(">II", offset + len(data), len(body))
-        data += body + bytes(-len(body) % 4)
-    header = (struct.pack(">I", offset + len(data)) + b"lcms" + struct.pack(">I", 0x02400000) + b"mntrRGB XYZ "
-              + struct.pack(">6H", 2026, 11, 25, 0, 0, 0) + b"acsp" + bytes(24) + struct.pack(">I", 0)
-              + s15(*D50) + bytes(48))
-    return header + struct.pack(">I", len(tags)) + table + data
-
-
-def camera_exif(orientation: int) -> Image.Exif:
-    """EXIF as a camera writes it: make, model, orientation, the date, a body serial, an owner and a GPS position."""
-    exif = Image.Exif()
-    exif[0x010F], exif[0x0110], exif[0x0112] = "Testmaker", "T-1", orientation
-    inner = exif.get_ifd(metadata.EXIF_IFD)
-    inner[0x9003], inner[0xA431], inner[0xA430] = "2026:11:25 12:00:00", "SN-0042", "Ada Owner"
-    gps = exif.get_ifd(metadata.GPS_IFD)
-    gps[1], gps[2] = "N", (48.0, 51.0, 24.0)
-    return exif
-
+from pictures import ADOBE_RGB, DISPLAY_P3, PORTRAIT, SRGB_CURVE, camera_exif, rgb_profile
 
 XMP = ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '

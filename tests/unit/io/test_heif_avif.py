@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 from mattekit import io as mio
 from mattekit.cli import main
 from mattekit.io import formats, metadata
-from test_colour_kept import DISPLAY_P3, PORTRAIT, SRGB_CURVE, camera_exif, rgb_profile
+from pictures import DISPLAY_P3, PORTRAIT, SRGB_CURVE, camera_exif, rgb_profile
 
 
 @pytest.fixture

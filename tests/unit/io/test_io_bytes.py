@@ -11,18 +11,18 @@ from PIL import Image
 import mattekit
 from mattekit import io
 from mattekit.errors import InputError
-from test_io_images import _icc_profile, _random, _smooth
+from pictures import gamma_icc_profile, random_image, smooth_image
 
 
 def _files(folder):
     """One file of each kind the decoders tell apart: {name: path}."""
     made = {}
-    eight = (_random(24, 32, 4) * 255).astype(np.uint8)
+    eight = (random_image(24, 32, 4) * 255).astype(np.uint8)
     io.write_image(folder / "rgba8.png", eight)
-    io.write_image(folder / "rgb16.png", (_smooth() * 65535).astype(np.uint16), bit_depth=16)
-    io.write_image(folder / "rgba16.tif", (_smooth(c=4) * 65535).astype(np.uint16), bit_depth=16)
+    io.write_image(folder / "rgb16.png", (smooth_image() * 65535).astype(np.uint16), bit_depth=16)
+    io.write_image(folder / "rgba16.tif", (smooth_image(c=4) * 65535).astype(np.uint16), bit_depth=16)
     io.write_image(folder / "rgb8.tif", eight[..., :3])
-    io.write_image(folder / "half.exr", _smooth(c=4), bit_depth=16)
+    io.write_image(folder / "half.exr", smooth_image(c=4), bit_depth=16)
     io.write_image(folder / "rgb.webp", eight[..., :3])
     palette = Image.fromarray(eight[..., :3]).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
     palette.info["transparency"] = 3
@@ -30,7 +30,7 @@ def _files(folder):
     linear = Image.fromarray(eight[..., :3])
     exif = Image.Exif()
     exif[0x0112] = 6  # rotated: the orientation is applied
-    linear.save(folder / "icc.jpg", quality=90, icc_profile=_icc_profile(1.0), exif=exif)
+    linear.save(folder / "icc.jpg", quality=90, icc_profile=gamma_icc_profile(1.0), exif=exif)
     Image.fromarray(eight[..., :3]).convert("CMYK").save(folder / "cmyk.jpg", quality=95)
     Image.fromarray(np.zeros((5, 7), np.float32) + 0.25, mode="F").save(folder / "grey.tif")
     made.update({p.name: p for p in folder.iterdir()})
@@ -64,21 +64,21 @@ def test_bytes_and_file_objects_give_the_files_picture(tmp_path, integers):
 def test_the_colour_profile_is_applied_to_bytes_too(tmp_path):
     values = np.array([[[128, 128, 128], [200, 50, 10]]], np.uint8)  # linear-light data
     buffer = BytesIO()
-    Image.fromarray(values).save(buffer, format="PNG", icc_profile=_icc_profile(1.0))
+    Image.fromarray(values).save(buffer, format="PNG", icc_profile=gamma_icc_profile(1.0))
     assert io.read_image(buffer.getvalue()).pixels[0, 0, 0] > 0.7  # untagged it would read 0.5
 
 
 def test_provenance_from_bytes(tmp_path):
     record = {"task": "remove", "software": "mattekit test"}
     for name in ("a.png", "a.exr", "a.tif"):
-        io.write_image(tmp_path / name, _random(), provenance=record)
+        io.write_image(tmp_path / name, random_image(), provenance=record)
         assert io.read_provenance((tmp_path / name).read_bytes()) == io.read_provenance(tmp_path / name)
         assert io.read_provenance(BytesIO((tmp_path / name).read_bytes()))["task"] == "remove"
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".exr", ".tif"])
 def test_truncated_and_empty_bytes_are_one_sentence(tmp_path, suffix):
-    io.write_image(tmp_path / f"full{suffix}", _random(96, 128))
+    io.write_image(tmp_path / f"full{suffix}", random_image(96, 128))
     data = (tmp_path / f"full{suffix}").read_bytes()
     with pytest.raises(InputError, match=r"^Cannot read the given bytes: (the data|it) is (truncated|damaged)[^\n]*\.$"):
         io.read_image(data[: len(data) // 2])
@@ -104,7 +104,7 @@ def test_declared_sizes_in_bytes_are_checked_before_decoding(tmp_path, monkeypat
 
 
 def test_the_api_takes_bytes_and_file_objects_for_every_input(tmp_path):
-    image = _smooth(48, 64, 3)
+    image = smooth_image(48, 64, 3)
     trimap = np.full((48, 64), 0.5, np.float32)
     trimap[:, :16], trimap[:, 48:] = 0.0, 1.0
     io.write_image(tmp_path / "image.png", image)

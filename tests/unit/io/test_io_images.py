@@ -20,43 +20,7 @@ from mattekit.io import linear_to_srgb, read_image, srgb_to_linear, write_image
 from mattekit import io
 from mattekit.io import picture, png
 from mattekit.io.read import _orient
-
-
-def _random(h=24, w=32, c=3, levels=255, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.integers(0, levels + 1, (h, w, c)) / levels).astype(np.float32)
-
-
-def _smooth(h=64, w=96, c=3):
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    planes = [x / (w - 1), y / (h - 1), 0.5 + 0.4 * np.sin(x / 9) * np.cos(y / 7), 0.2 + 0.8 * x / (w - 1)]
-    return np.stack(planes[:c], axis=2)
-
-
-def _icc_profile(gamma: float) -> bytes:
-    """A minimal ICC v2 RGB profile: sRGB primaries (D50-adapted) with a pure gamma curve."""
-    s15 = lambda *v: b"".join(struct.pack(">i", round(x * 65536)) for x in v)
-    xyz = lambda *v: b"XYZ \0\0\0\0" + s15(*v)
-    text = b"linear sRGB test\0"
-    tags = {
-        b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67),
-        b"wtpt": xyz(0.9642, 1.0, 0.8249),
-        b"rXYZ": xyz(0.4361, 0.2225, 0.0139),
-        b"gXYZ": xyz(0.3851, 0.7169, 0.0971),
-        b"bXYZ": xyz(0.1431, 0.0606, 0.7141),
-        b"rTRC": b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0",
-    }
-    tags[b"gTRC"] = tags[b"bTRC"] = tags[b"rTRC"]
-    offset, table, data = 128 + 4 + 12 * len(tags), b"", b""
-    for sig, body in tags.items():
-        table += sig + struct.pack(">II", offset + len(data), len(body))
-        data += body + bytes(-len(body) % 4)
-    size = offset + len(data)
-    header = (struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
-              + struct.pack(">6H", 2024, 1, 1, 0, 0, 0) + b"acsp" + bytes(24) + struct.pack(">I", 0)
-              + s15(0.9642, 1.0, 0.8249) + bytes(48))
-    assert len(header) == 128
-    return header + struct.pack(">I", len(tags)) + table + data
+from pictures import gamma_icc_profile, random_image, smooth_image
 
 
 def test_srgb_transfer():
@@ -69,7 +33,7 @@ def test_srgb_transfer():
 
 @pytest.mark.parametrize("channels", [3, 4])
 def test_png_8bit_round_trip(tmp_path, channels):
-    px = _random(c=channels)
+    px = random_image(c=channels)
     write_image(tmp_path / "a.png", px)
     pic = read_image(tmp_path / "a.png")
     assert (pic.bit_depth, pic.has_alpha, pic.format) == (8, channels == 4, "PNG")
@@ -80,7 +44,7 @@ def test_png_8bit_round_trip(tmp_path, channels):
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
 @pytest.mark.parametrize("channels", [3, 4])
 def test_16bit_round_trip_keeps_precision(tmp_path, suffix, channels):
-    px = _random(c=channels, levels=65535)
+    px = random_image(c=channels, levels=65535)
     write_image(tmp_path / f"a{suffix}", px, bit_depth=16)
     pic = read_image(tmp_path / f"a{suffix}")
     assert (pic.bit_depth, pic.has_alpha) == (16, channels == 4)
@@ -89,7 +53,7 @@ def test_16bit_round_trip_keeps_precision(tmp_path, suffix, channels):
 
 
 def test_tiff_8bit_rgba_is_straight_alpha(tmp_path):
-    px = _random(c=4)
+    px = random_image(c=4)
     write_image(tmp_path / "a.tiff", px)
     with Image.open(tmp_path / "a.tiff") as im:
         assert im.mode == "RGBA"  # ExtraSamples = unassociated alpha
@@ -98,7 +62,7 @@ def test_tiff_8bit_rgba_is_straight_alpha(tmp_path):
 
 @pytest.mark.parametrize("channels", [3, 4])
 def test_webp_round_trip(tmp_path, channels):
-    px = _smooth(c=channels)
+    px = smooth_image(c=channels)
     write_image(tmp_path / "a.webp", px)
     pic = read_image(tmp_path / "a.webp")
     assert (pic.format, pic.has_alpha) == ("WEBP", channels == 4)
@@ -106,13 +70,13 @@ def test_webp_round_trip(tmp_path, channels):
 
 
 def test_jpeg_round_trip_and_refusals(tmp_path):
-    px = _smooth()
+    px = smooth_image()
     write_image(tmp_path / "a.jpg", px)
     assert np.abs(read_image(tmp_path / "a.jpg").pixels - px).mean() < 0.01
     opaque = np.concatenate([px, np.ones_like(px[..., :1])], axis=2)
     write_image(tmp_path / "b.jpg", opaque)  # nothing to lose
     with pytest.raises(OutputError, match="transparency"):
-        write_image(tmp_path / "c.jpg", _smooth(c=4))
+        write_image(tmp_path / "c.jpg", smooth_image(c=4))
     with pytest.raises(OutputError, match="16-bit"):
         write_image(tmp_path / "d.jpg", px, bit_depth=16)
     with pytest.raises(OutputError, match="PNG, JPEG"):
@@ -122,7 +86,7 @@ def test_jpeg_round_trip_and_refusals(tmp_path):
 
 @pytest.mark.parametrize("full_float", [False, True])
 def test_exr_round_trip_premultiplied_linear(tmp_path, full_float):
-    px = _smooth(c=4)
+    px = smooth_image(c=4)
     write_image(tmp_path / "a.exr", px, bit_depth=32 if full_float else 16)
     raw = OpenEXR.File(str(tmp_path / "a.exr"), separate_channels=True).channels()
     assert raw["R"].type() == (OpenEXR.FLOAT if full_float else OpenEXR.HALF)
@@ -136,7 +100,7 @@ def test_exr_round_trip_premultiplied_linear(tmp_path, full_float):
 
 
 def test_exr_mask_is_an_untouched_alpha_channel(tmp_path):
-    mask = _smooth(c=1)[..., 0]
+    mask = smooth_image(c=1)[..., 0]
     write_image(tmp_path / "m.exr", mask)
     raw = OpenEXR.File(str(tmp_path / "m.exr"), separate_channels=True).channels()
     assert list(raw) == ["A"]
@@ -169,7 +133,7 @@ def test_grey_and_16bit_grey_inputs(tmp_path):
 
 
 def test_masks_write_as_grey(tmp_path):
-    mask = _random(c=1)
+    mask = random_image(c=1)
     write_image(tmp_path / "m.png", mask[..., 0])
     write_image(tmp_path / "m16.png", mask, bit_depth=16)
     with Image.open(tmp_path / "m.png") as a, Image.open(tmp_path / "m16.png") as b:
@@ -222,7 +186,7 @@ def test_orientation_matches_pillow(orientation):
 
 def test_icc_profile_is_converted_to_srgb(tmp_path):
     values = np.array([[[128, 128, 128], [200, 50, 10]]], np.uint8)  # linear-light data
-    Image.fromarray(values).save(tmp_path / "linear.png", icc_profile=_icc_profile(1.0))
+    Image.fromarray(values).save(tmp_path / "linear.png", icc_profile=gamma_icc_profile(1.0))
     pic = read_image(tmp_path / "linear.png")
     expected = linear_to_srgb(values / np.float32(255))
     assert np.abs(pic.pixels - expected).max() < 3 / 255
@@ -240,7 +204,7 @@ def test_real_photo(shared):
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".exr"])
 def test_truncated_files(tmp_path, suffix):
-    write_image(tmp_path / f"full{suffix}", _random(96, 128))
+    write_image(tmp_path / f"full{suffix}", random_image(96, 128))
     data = (tmp_path / f"full{suffix}").read_bytes()
     (tmp_path / f"cut{suffix}").write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match=r"^Cannot read .*cut.*: (the file|it) is (truncated|damaged)"):
@@ -258,7 +222,7 @@ def test_unreadable_inputs(tmp_path):
 
 
 def test_unwritable_outputs(tmp_path):
-    px = _random()
+    px = random_image()
     with pytest.raises(OutputError, match="not an existing folder"):
         write_image(tmp_path / "nowhere" / "a.png", px)
     (tmp_path / "file").write_text("x")
@@ -272,7 +236,7 @@ def test_unwritable_outputs(tmp_path):
 @pytest.mark.parametrize("code, reason", [(errno.ENOSPC, "the disk is full"), (errno.EACCES, "permission denied")])
 def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch, code, reason):
     target = tmp_path / "keep.png"
-    write_image(target, _random(seed=1))
+    write_image(target, random_image(seed=1))
     before = target.read_bytes()
 
     def half_written(self, data):  # a partial file, then the failure
@@ -288,7 +252,7 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch, code, reason):
     monkeypatch.setattr(png.zlib, "compressobj", lambda *a: FullDisk())
     for name in ("keep.png", "new.tif"):
         with pytest.raises(OutputError, match=rf"^Cannot write .*: {reason}\.$"):
-            write_image(tmp_path / name, _random(seed=2))
+            write_image(tmp_path / name, random_image(seed=2))
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.png"]
 
@@ -333,16 +297,16 @@ def test_read_only_folder(tmp_path):
     else:
         folder.mkdir()
     target = folder / "a.png"
-    write_image(target, _random(seed=1))
+    write_image(target, random_image(seed=1))
     before = target.read_bytes()
     folder.chmod(0o555)
     try:
         if os.geteuid() == 0:
-            message = _write_as_unprivileged(target, _random(seed=2))
+            message = _write_as_unprivileged(target, random_image(seed=2))
             assert "permission denied" in message and "a.png" in message, message
         else:
             with pytest.raises(OutputError, match="permission denied"):
-                write_image(target, _random(seed=2))
+                write_image(target, random_image(seed=2))
     finally:
         folder.chmod(0o755)
     assert target.read_bytes() == before
@@ -356,7 +320,7 @@ def test_write_removes_the_targets_stale_temporaries(tmp_path):
     others = [tmp_path / ".b.png.0badf00d.tmp", tmp_path / ".a.png.notmine.tmp"]
     for path in stale + others:
         path.write_bytes(b"partial")
-    write_image(tmp_path / "a.png", _random())
+    write_image(tmp_path / "a.png", random_image())
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.png"] + [p.name for p in others])
 
 
@@ -451,7 +415,7 @@ def test_read_integers_keeps_the_stored_values(tmp_path):
     sixteen = (np.random.default_rng(2).integers(0, 65536, (20, 30, 3))).astype(np.uint16)
     write_image(tmp_path / "a.png", eight)
     write_image(tmp_path / "b.png", sixteen, bit_depth=16)
-    write_image(tmp_path / "c.exr", _smooth(c=3), bit_depth=32)
+    write_image(tmp_path / "c.exr", smooth_image(c=3), bit_depth=32)
     a, b = read_image(tmp_path / "a.png", integers=True), read_image(tmp_path / "b.png", integers=True)
     assert a.pixels.dtype == np.uint8 and np.array_equal(a.pixels, eight) and a.bit_depth == 8
     assert b.pixels.dtype == np.uint16 and np.array_equal(b.pixels, sixteen) and b.bit_depth == 16
@@ -494,7 +458,7 @@ def test_exr_files_carry_no_time_of_writing(tmp_path):
     file."""
     from mattekit.io import write_layers
 
-    px = _smooth(c=4)
+    px = smooth_image(c=4)
     write_image(tmp_path / "a.exr", px)
     write_layers(tmp_path / "l.exr", px[..., :3], px[..., :3], px[..., 3], half=True, colorspace=None)
     for name in ("a.exr", "l.exr"):

@@ -353,7 +353,7 @@ def test_roto_layers_through_the_real_worker_leave_the_plates_personal_metadata_
     srv = service.WorkerServer(state_file=str(tmp_path / "state" / "worker.json"), idle_timeout=None, threads=1,
                                log=lambda text: None, allow_dirs=[str(tmp_path)]).start_background()
     try:
-        worker = client.Worker(srv.url, srv.token, timeout=300)
+        worker = client.WorkerClient(srv.url, srv.token, timeout=300)
         common = {"plate": plate, "model": "u2netp", "temporal": False}
         worker.run("roto", [], dict(common, output=str(tmp_path / "a" / "m.####.png"),
                                     layers=str(tmp_path / "a" / "l.####.exr")))

@@ -1,7 +1,9 @@
 """The finish as torch operations (``mattekit.subject.refine_device``, ``mattekit.matting.solve_device``,
 ``mattekit.matting.foreground_device``), which a model on a GPU runs there: forced onto torch's CPU device here, through the same ``device`` argument (CI has no GPU;
 tests/cuda/test_cuda.py runs them on one), against the CPU finish on real photos and real u2netp predictions, within the
-fidelity tests' tolerance (mean |delta| <= 2e-3 per photo) and, measured, far inside it.
+fidelity tests' tolerance (mean |delta| <= 2e-3 per photo) and, measured, far inside it. Torch's CPU kernels and numpy's
+round differently from one CPU to the next (vector widths, fused multiply-adds), so no check asks them for equal bits:
+values within ``ROUNDING`` of each other, and a pixel on the other side of 0.5 only where the CPU's value is that near it.
 """
 from __future__ import annotations
 
@@ -21,6 +23,12 @@ from mattekit.subject import masks
 
 pytestmark = pytest.mark.needs_data
 CPU = torch.device("cpu")
+ROUNDING = 1e-5  # float32 kernels' rounding on values in 0..1; a wrong sweep, tile or halo differs by 1e-3 and more
+
+
+def _crossed(device: np.ndarray, cpu: np.ndarray) -> np.ndarray:
+    """Where ``device`` and ``cpu`` fall on different sides of 0.5 although the CPU's value is not within rounding of it."""
+    return ((device >= 0.5) != (cpu >= 0.5)) & (np.abs(cpu - 0.5) > ROUNDING)
 
 
 def _alphamatting(shared, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +48,7 @@ def test_foreground_on_a_device_gives_the_cpu_colours(shared, name, scale):
     partial = (alpha > PARTIAL) & (alpha < 1 - PARTIAL)
     cpu, device = estimate_foreground(image, alpha), estimate_foreground(image, alpha, device=CPU)
     delta = np.abs(device - cpu)
-    assert delta[~partial].max() == 0  # the photo's own colours where alpha is 0 or 1
+    assert delta[~partial].max() <= ROUNDING  # the photo's own colours where alpha is 0 or 1
     assert delta[partial].mean() <= 2e-4 and delta.max() <= 5e-3, (delta[partial].mean(), delta.max())
     made = []
     filled = estimate_foreground_on(CPU, image, alpha, out=lambda: made.append(cutout.rgba(image, alpha)) or made[0])
@@ -51,7 +59,7 @@ def test_foreground_on_a_device_gives_the_cpu_colours(shared, name, scale):
 
 def test_foreground_on_a_device_in_strips_is_the_whole_levels(shared, monkeypatch):
     """Levels swept in strips of rows (each with its sweeps' halo; the strips bound the GPU's memory) give the colours
-    of levels swept whole, bit for bit: GT01 at 2x (2 MP) in strips of 4096 px (a few rows) against strips larger than
+    of levels swept whole, within rounding: GT01 at 2x (2 MP) in strips of 4096 px (a few rows) against strips larger than
     every level."""
     from mattekit.matting import foreground_device
 
@@ -59,13 +67,13 @@ def test_foreground_on_a_device_in_strips_is_the_whole_levels(shared, monkeypatc
     image, alpha = np.repeat(np.repeat(image, 2, 0), 2, 1), np.repeat(np.repeat(alpha, 2, 0), 2, 1)
     whole = estimate_foreground_on(CPU, image, alpha)
     monkeypatch.setattr(foreground_device, "STRIP", 4096)
-    assert np.array_equal(estimate_foreground_on(CPU, image, alpha), whole)
+    assert np.abs(estimate_foreground_on(CPU, image, alpha) - whole).max() <= ROUNDING
 
 
 def test_foreground_on_a_device_without_partial_alpha_is_the_photo(shared):
     image, alpha = _alphamatting(shared, "GT01.png")
     hard = (alpha >= 0.5).astype(np.float32)
-    assert np.array_equal(estimate_foreground_on(CPU, image, hard), image.astype(np.float32) / 255)
+    assert np.abs(estimate_foreground_on(CPU, image, hard) - image.astype(np.float32) / 255).max() <= ROUNDING
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +88,8 @@ def u2netp(shared):
 def test_refinement_on_a_device_gives_the_cpu_mask(shared, u2netp, photo, scale):
     """u2netp's real prediction refined: factor 1.5 (the whole photo's filter, as the CPU's tiles give it) and 4.5
     (coefficients on 2 x 2 block means, where the CPU's tiles shrink their own windows): the mask within 1e-4 of the
-    CPU's on average (measured 3e-6 and 8e-5), no pixel on the other side of 0.5 at factor 1.5 and under 1e-4 of them
-    at 4.5, nothing changed outside the band."""
+    CPU's on average (measured 3e-6 and 8e-5), no pixel on the other side of 0.5 (beyond rounding) at factor 1.5 and
+    under 1e-4 of them at 4.5, nothing changed outside the band."""
     image = read_image(shared / "data" / "grabcut50" / "im" / photo, integers=True).pixels[..., :3]
     if scale > 1:
         image = np.repeat(np.repeat(image, scale, 0), scale, 1)
@@ -94,7 +102,7 @@ def test_refinement_on_a_device_gives_the_cpu_mask(shared, u2netp, photo, scale)
     band = masks.edge_band(plain, grow)
     assert np.array_equal(device[~band], plain[~band]) and not np.array_equal(device[band], plain[band])
     delta = np.abs(device - cpu)
-    flipped = ((device >= 0.5) != (cpu >= 0.5)).mean()
+    flipped = _crossed(device, cpu).mean()
     assert delta.mean() <= 1e-4 and flipped <= (0 if subsample == 1 else 1e-4), (delta.mean(), flipped)
 
 
@@ -103,7 +111,7 @@ def test_the_edge_matte_solved_on_a_device_gives_the_cpu_alpha(shared, u2netp, p
     """u2netp's real prediction refined, its edge matted with the Laplacian and the multigrid solve on the device (every
     box, however small): at 1x (one tile, solved at full size) and 3x (1.4 MP: solved at half size), the alpha within
     1e-6 of the CPU's on average (measured 2e-8 and 9e-8) and 1e-3 at most (measured 3e-5 and 8e-5), no pixel on the
-    other side of 0.5."""
+    other side of 0.5 beyond rounding."""
     from mattekit.matting import alpha
 
     monkeypatch.setattr(alpha, "DEVICE_PIXELS", 0)
@@ -117,7 +125,7 @@ def test_the_edge_matte_solved_on_a_device_gives_the_cpu_alpha(shared, u2netp, p
     assert not np.array_equal(cpu, mask)  # the edge was matted
     delta = np.abs(device - cpu)
     assert delta.mean() <= 1e-6 and delta.max() <= 1e-3, (delta.mean(), delta.max())
-    assert np.array_equal(device >= 0.5, cpu >= 0.5)
+    assert not _crossed(device, cpu).any()
 
 
 def test_only_a_large_box_is_solved_on_the_device(shared, u2netp, monkeypatch):

@@ -22,50 +22,20 @@ import mattekit
 from mattekit import catalog, io, nets, weights
 from mattekit.cli import main
 from mattekit.wire.client import Pixels
+from catalog_copies import small_catalog
 from test_server import make_worker  # noqa: F401 - a fixture
 
 MODEL = "birefnet-general-lite"
 SMALL = 256  # input side of the plumbing runs (the catalog's is 1024; BiRefNet takes multiples of 32)
 
 
-def small_catalog(folder, size: int = SMALL) -> str:
-    """A copy of the catalog whose birefnet-general-lite takes ``size`` x ``size`` input, for $MATTEKIT_CATALOG."""
-    text = catalog.CATALOG_PATH.read_text()
-    start = text.index(f"[models.{MODEL}]")
-    end = text.index("\n\n", start)
-    entry = text[start:end]
-    assert entry.count("size = [1024, 1024]") == 1, entry
-    path = folder / f"catalog-birefnet-{size}.toml"
-    path.write_text(text[:start] + entry.replace("size = [1024, 1024]", f"size = [{size}, {size}]") + text[end:])
-    return str(path)
-
-
 @pytest.fixture
 def small(tmp_path, monkeypatch):
     """$MATTEKIT_CATALOG with birefnet-general-lite at SMALL x SMALL; the size."""
-    monkeypatch.setenv("MATTEKIT_CATALOG", small_catalog(tmp_path))
+    monkeypatch.setenv("MATTEKIT_CATALOG", small_catalog(tmp_path, SMALL, MODEL))
     catalog.load.cache_clear()  # read afresh (the autouse fixture clears it again after the test)
     assert catalog.load().get(MODEL).input.size == (SMALL, SMALL)
     return SMALL
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    """{format: path} of the same stand-in weights, and the state dict itself."""
-    from safetensors.torch import save_file
-
-    entry = catalog.load().get(MODEL)
-    torch.manual_seed(0)
-    net = nets.build(entry.net, **entry.kwargs)
-    state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
-    folder = tmp_path_factory.mktemp("birefnet_weights")
-    files = {"pth": folder / "stand-in.pth", "pth_compiled": folder / "stand-in-compiled.pth",
-             "pth_wrapped": folder / "stand-in-wrapped.pth", "safetensors": folder / "stand-in.safetensors"}
-    torch.save(state, files["pth"])
-    torch.save({"_orig_mod." + k: v for k, v in state.items()}, files["pth_compiled"])
-    torch.save({"state_dict": {"module." + k: v for k, v in state.items()}}, files["pth_wrapped"])
-    save_file(state, str(files["safetensors"]))
-    return files, state
 
 
 @pytest.mark.parametrize("kind", ["pth", "pth_compiled", "pth_wrapped", "safetensors"])

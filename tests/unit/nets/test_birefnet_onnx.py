@@ -22,7 +22,7 @@ from PIL import Image
 import mattekit
 from mattekit import catalog, io, nets, weights
 from mattekit.engines.torch_engine import Selected
-from test_birefnet_e2e import small_catalog
+from catalog_copies import small_catalog
 
 SIDE = 512  # the export's and the forwards' input side (the catalog's is 1024)
 

@@ -512,7 +512,7 @@ def test_a_requests_ocio_config_is_confined_and_a_fifo_never_blocks_the_worker(t
 
     from mattekit.wire import client
     from mattekit.wire import protocol
-    from test_ocio_confined import this_python
+    from checkout import this_python
 
     monkeypatch.delenv("OCIO", raising=False)
     shot, elsewhere = tmp_path / "shot", tmp_path / "elsewhere"

@@ -20,7 +20,6 @@ from mattekit.tasks import registry
 from mattekit.errors import InputError, OutputError
 from mattekit.io import read_image, write_image
 from test_roto import kill_when_written
-from test_sam2_hints import stand_in  # noqa: F401 - a fixture: SAM 2.1 Hiera-T stand-in weights
 
 MODEL = "csnet-sod"  # real weights from the shared mirror; small and fast on CPU
 SIZE = (214, 120)
@@ -255,7 +254,7 @@ def blender_hint_run(version: str, shared: Path, tmp_path: Path, monkeypatch, fr
     (u2netp by default; ``weights``: a file added to the worker as that model's derived copy). (The script's RESULT
     record, the mattes folder.)"""
     from test_blender_e2e import bpy_python, shutdown_worker
-    from test_install_gimp import install_module
+    from checkout import install_module
 
     python = bpy_python(version)
     plate = two_subject_plate(shared, tmp_path / "plate", frames, first=1)

@@ -28,8 +28,6 @@ from mattekit.roto import objects, sam
 from mattekit.subject.keyframe_hints import parse_boxes
 from mattekit.tasks import registry
 from test_roto import kill_when_written
-from test_sam2_hints import SMALL, small_sam, small_sam_catalog, stand_in  # noqa: F401 - fixtures: Hiera-T stand-in
-# weights as the official file; the catalog with Hiera-T at SMALL x SMALL
 
 MODEL = "sam2.1-hiera-tiny"
 W, H = 96, 64

@@ -218,7 +218,7 @@ def test_the_plates_work_made_ahead_in_threads_gives_the_same_bytes(shared, monk
         torch = pytest.importorskip("torch")
         device = torch.device("cpu")
     plates, mattes, _ = _trembling_shot(shared)
-    asked, pushed = [], []
+    asked = []
     pair = temporal.Smoother.pair
     monkeypatch.setattr(temporal.Smoother, "pair", lambda self, a, b: asked.append((a, b)) or pair(self, a, b))
     alone, _ = _filtered_with(plates, mattes, ahead_threads=0, device=device)

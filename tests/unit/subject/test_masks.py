@@ -12,10 +12,10 @@ from mattekit import io
 from mattekit.bench import metrics
 from mattekit.ops import regions
 from mattekit.ops.filters import guided_filter
-from mattekit.ops.regions import each_tile, tiles_holding
+from mattekit.ops.regions import tiles_holding
 from mattekit.ops.resizing import resize, shrunk
 from mattekit.subject import masks
-from test_remove import gt_mask, mirror  # noqa: F401 - mirror is a fixture
+from mask_scores import gt_mask
 
 
 def test_refinement_follows_photo_edges(shared, mirror):

@@ -1,22 +1,19 @@
 """`remove` hints answered by SAM 2.1 (`--hint-model`): the catalog's entries, which hints go to SAM, the prompts
 they become, and end-to-end runs through the CLI and the Python API with stand-in weights saved as the official
 checkpoints are ({"model": state_dict}), a spy on the real model's decoder recording where the prompts landed. The
-CLI's run is at the catalog's 1024 x 1024; the API's and the worker's check plumbing at SMALL x SMALL (``small_sam``),
-which roto's SAM tests share, as they share the one stand-in file."""
+CLI's run is at the catalog's 1024 x 1024; the API's and the worker's check plumbing at 128 x 128 (``small_sam``),
+which roto's SAM tests share, as they share the one stand-in file (fixtures of tests/helpers/stand_ins.py)."""
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import mattekit
 from mattekit.engines.plan import decide
-from mattekit import catalog, runtime
+from mattekit import catalog
 from mattekit.subject import hints, prompting
 from mattekit.cli import main
 from mattekit.fsutil import sha256_file
@@ -129,56 +126,6 @@ def _photo(folder):
     return path
 
 
-_STAND_IN: dict = {}  # the session's stand-in file: the modules that import the fixture share one
-
-
-@pytest.fixture(scope="module")
-def stand_in(shared, tmp_path_factory):
-    """Hiera-T stand-in weights (the conformance manifest's) saved as the official file is: {"model": state_dict};
-    made once per session (each module importing this fixture has a fixture of its own, so the file is kept here)."""
-    if "path" not in _STAND_IN:
-        folder = shared / "conformance" / "sam2_1_hiera_t_image"
-        manifest = json.loads((folder / "manifest.json").read_text())
-        spec = importlib.util.spec_from_file_location("pseudo_weights", folder.parent / "pseudo_weights.py")
-        pseudo = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(pseudo)
-        own = SAM2("hiera_t").state_dict()
-        path = tmp_path_factory.mktemp("sam") / "sam2.1_hiera_tiny.pt"
-        torch.save({"model": pseudo.pseudo_state_dict(manifest["state_dict"], own)}, path)
-        _STAND_IN["path"] = path
-    return _STAND_IN["path"]
-
-
-SMALL = 128  # SAM 2.1's input side in the tests of plumbing (the catalog's is 1024): 1/64 of the pixels to encode
-
-
-def small_sam_catalog(folder) -> str:
-    """A copy of the catalog whose sam2.1-hiera-tiny takes SMALL x SMALL input (``image_size``), as
-    $MATTEKIT_CATALOG: stand-in weights prove the plumbing, which is the same at any size, not the quality."""
-    text = catalog.CATALOG_PATH.read_text()
-    start = text.index('[models."sam2.1-hiera-tiny"]')
-    end = text.index("\n\n", start)
-    entry = text[start:end]
-    facts = [('kwargs = { variant = "hiera_t" }', f'kwargs = {{ variant = "hiera_t", image_size = {SMALL} }}'),
-             ("size = [1024, 1024]", f"size = [{SMALL}, {SMALL}]")]
-    small = entry
-    for was, now in facts:
-        assert small.count(was) == 1, entry
-        small = small.replace(was, now)
-    path = folder / "catalog-small-sam.toml"
-    path.write_text(text[:start] + small + text[end:])
-    return str(path)
-
-
-@pytest.fixture
-def small_sam(tmp_path, monkeypatch):
-    """$MATTEKIT_CATALOG with sam2.1-hiera-tiny at SMALL x SMALL (:func:`small_sam_catalog`); the size."""
-    monkeypatch.setenv("MATTEKIT_CATALOG", small_sam_catalog(tmp_path))
-    catalog.load.cache_clear()  # read afresh (the autouse fixture clears it again after the test)
-    assert catalog.load().get("sam2.1-hiera-tiny", "prompt").kwargs["image_size"] == SMALL
-    return SMALL
-
-
 @pytest.fixture
 def spy(monkeypatch):
     """Records the prompts (model pixels, labels) each SAM 2.1 decode gets and the masks predict returns; the real
@@ -201,7 +148,7 @@ def spy(monkeypatch):
 
 
 def _model_pixels(points, size=1024):
-    """Photo pixels -> SAM's input pixels at ``size`` x ``size`` (the catalog's 1024, or SMALL)."""
+    """Photo pixels -> SAM's input pixels at ``size`` x ``size`` (the catalog's 1024, or 128)."""
     return np.array([[x * size / W, y * size / H] for x, y in points], np.float32)
 
 
@@ -226,7 +173,7 @@ def test_remove_box_and_points_through_sam_in_the_cli(stand_in, spy, tmp_path, m
 
 @pytest.mark.slow
 def test_remove_hint_mask_through_sam_in_the_api(stand_in, small_sam, spy, tmp_path, monkeypatch):
-    """At SMALL x SMALL (the CLI's test runs the catalog's 1024)."""
+    """At 128 x 128 (the CLI's test runs the catalog's 1024)."""
     from PIL import Image
 
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
@@ -253,7 +200,7 @@ def test_remove_box_through_sam_in_a_real_worker(stand_in, small_sam, spy, make_
                                                  monkeypatch):
     """The worker takes no weights path: the stand-in is added as a derived copy (`models add`), as a user of
     GIMP or Blender would, and a box in a request that names no hint model goes to the default, SAM, in photo pixels
-    (SAM at SMALL x SMALL)."""
+    (SAM at 128 x 128)."""
     from PIL import Image
 
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")

@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,16 +15,13 @@ from mattekit.bench import metrics
 from mattekit.ops.pixels import quantise, unit_float
 from mattekit.cli import main
 from mattekit.tasks import remove
+from mask_scores import gt_mask
 
 
 @pytest.fixture
 def mirror(shared, monkeypatch):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     monkeypatch.delenv("MATTEKIT_OFFLINE", raising=False)
-
-
-def gt_mask(shared, name):
-    return cv2.imread(str(shared / "data/grabcut50/gt" / (Path(name).stem + ".png")), cv2.IMREAD_GRAYSCALE)
 
 
 def test_sinet_portrait_cutout_matches_ground_truth(shared, mirror, tmp_path):

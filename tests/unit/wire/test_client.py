@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mattekit import wire
-from mattekit.wire import client, protocol
+from mattekit.wire import client
 from mattekit.wire.client import Pixels, WorkerError
 
 SOURCE = Path(client.__file__)

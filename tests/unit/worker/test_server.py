@@ -29,7 +29,7 @@ from mattekit.worker import operations, service
 
 @pytest.fixture
 def make_worker(tmp_path):
-    """make_worker(**kwargs) -> (WorkerServer, client.Worker), served in this process, stopped afterwards."""
+    """make_worker(**kwargs) -> (WorkerServer, client.WorkerClient), served in this process, stopped afterwards."""
     made = []
 
     def make(**kwargs):
@@ -39,7 +39,7 @@ def make_worker(tmp_path):
         kwargs.setdefault("threads", 1)  # one torch thread: steady timings on a busy 2-core CI machine
         srv = service.WorkerServer(**kwargs).start_background()
         made.append(srv)
-        return srv, client.Worker(srv.url, srv.token, timeout=120)
+        return srv, client.WorkerClient(srv.url, srv.token, timeout=120)
 
     yield make
     for srv in made:
@@ -202,7 +202,7 @@ def test_requests_without_the_right_token_are_refused(make_worker, token):
         assert resp.getheader("WWW-Authenticate", "").startswith("Bearer")
     assert not srv.stopping.is_set()
     with pytest.raises(WorkerError) as err:
-        client.Worker(srv.url, "not-the-token").health()
+        client.WorkerClient(srv.url, "not-the-token").health()
     assert err.value.status == 401
 
 

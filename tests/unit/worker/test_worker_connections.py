@@ -103,7 +103,7 @@ def test_strangers_trickling_a_body_do_not_hold_the_handler_threads(make_worker,
     stop = threading.Event()
     trickling = _trickle(stalls, stop, 0.5)  # 1,000 bytes at 2 a second: 500 s per request
     try:  # were the strangers holding the handler threads, the health check would wait 500 s: the timeout fails it
-        health = client.Worker(srv.url, srv.token, timeout=60).health()  # all stalling sockets still open
+        health = client.WorkerClient(srv.url, srv.token, timeout=60).health()  # all stalling sockets still open
         answers = [sock.recv(4096) for sock in stalls]  # each stranger was answered 401 and hung up on
     finally:
         stop.set()
@@ -141,7 +141,7 @@ def test_50_concurrent_clients_get_no_connection_resets(make_worker):
     failures, done = [], []
 
     def one_client():
-        own = client.Worker(srv.url, srv.token, timeout=120)
+        own = client.WorkerClient(srv.url, srv.token, timeout=120)
         for _ in range(10):
             try:
                 out, = own.run("enhance", inputs, IDENTITY)
@@ -201,7 +201,7 @@ def test_50_sockets_holding_partial_or_oversized_headers_do_not_stall_health_or_
     stop = threading.Event()
     trickling = _trickle(socks, stop, 0.5)
     try:
-        quick = client.Worker(srv.url, srv.token, timeout=5)  # the target is 0.5 s: a generous bound here
+        quick = client.WorkerClient(srv.url, srv.token, timeout=5)  # the target is 0.5 s: a generous bound here
         start = time.perf_counter()
         health = quick.health()
         health_seconds = time.perf_counter() - start

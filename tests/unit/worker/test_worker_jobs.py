@@ -171,7 +171,7 @@ def test_load_8_clients_x_200_requests_with_flat_memory(tmp_path):
         failures, counts = [], [0] * 8
 
         def one_client(k):
-            own = client.Worker(worker.url, worker.token, timeout=60)
+            own = client.WorkerClient(worker.url, worker.token, timeout=60)
             for _ in range(200):
                 try:
                     out, = own.run("enhance", inputs, IDENTITY)

@@ -5,7 +5,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .common import MLP, Attention, LayerNorm2d
 

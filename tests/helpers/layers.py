@@ -1,0 +1,21 @@
+"""The layers of core/mattekit, lowest first: what tests/unit/test_layers.py holds the imports to and what the layout
+table of docs/design.md (tests/helpers/design_table.py) is grouped by."""
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "core" / "mattekit"
+
+# Lower layers first; a module may import from its own layer or below, never above.
+LAYERS = [
+    {"errors", "fsutil", "heap", "wire", "machine", "onnx_import", "provenance", "progress", "settings"},
+    {"ops", "weights"},
+    {"io", "matting", "catalog", "options", "nets", "engines"},
+    {"runtime"},
+    {"upscaling", "subject", "lens"},  # the algorithms the tasks declare
+    {"tasks"},
+    {"roto", "running"},
+    {"api", "worker", "bench"},
+    {"commands"},
+    {"cli", "__main__"},
+]
