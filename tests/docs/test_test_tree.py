@@ -21,7 +21,6 @@ STILL_IMPORTING_TEST_MODULES = {
     "unit/roto/test_roto.py": ["test_server"],
     "unit/roto/test_roto_api.py": ["test_roto", "test_server"],
     "unit/roto/test_roto_hints.py": ["test_blender_e2e", "test_roto"],
-    "unit/roto/test_roto_outputs.py": ["test_roto"],
     "unit/roto/test_roto_people.py": ["test_roto"],
     "unit/roto/test_roto_sam.py": ["test_roto"],
     "unit/subject/test_sam2_hints.py": ["test_server"],

@@ -94,7 +94,6 @@ class SimulatedDevice:
             atexit.register(_write_report)
 
     def __call__(self, x):
-        import torch
 
         one = self.output_for(tuple(x.shape[1:]))
         n = int(x.shape[0])

@@ -8,7 +8,7 @@ import torch
 from conftest import assert_close
 from engine_nets import NETS, atol, load_net, reference
 
-from mattekit.engines import plan, threads
+from mattekit.engines import threads
 from mattekit.engines.plan import decide
 from mattekit import engines, runtime
 from mattekit.engines import onnx as onnx_engine

@@ -3,7 +3,6 @@ GPU's readers and writers, the finish and the temporal filter on the model's dev
 using the CPU, returning the net's output shapes; the bench's ``--simulate-device`` prints the device's busy share."""
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -87,7 +86,7 @@ def test_remove_and_roto_give_the_finish_and_the_filter_the_device_the_models_pl
     roto's temporal filter get the device its plan names for them (the model's; torch's CPU device here), and a model
     asked on the CPU gives them none (the CPU cores' own path)."""
     import cv2
-    from test_roto import make_plate
+    from plates import make_plate
 
     from mattekit.io import read_image, write_image
     from mattekit.matting import cutout

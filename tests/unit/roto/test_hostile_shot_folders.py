@@ -17,8 +17,7 @@ import pytest
 import mattekit
 from mattekit.cli import main
 from mattekit.wire import client
-from test_roto import MODEL, small_plate
-from test_roto_outputs import _error, _roto
+from plates import MODEL, one_error as _error, roto_args as _roto, small_plate  # noqa: F401
 
 
 @pytest.fixture
@@ -77,7 +76,7 @@ def this_python(tmp_path: Path) -> str:
     return str(wrapper)
 
 
-def outcome(worker: client.Worker, options: dict, within: float = 120) -> tuple[str, str]:
+def outcome(worker: client.WorkerClient, options: dict, within: float = 120) -> tuple[str, str]:
     """("refused" or the job's last state, the message) of a roto job submitted to ``worker``."""
     try:
         job = worker.submit("roto", [], options)
@@ -100,7 +99,7 @@ def test_special_files_in_a_shot_folder_fail_the_workers_job_and_it_keeps_servin
     monkeypatch.setenv("MATTEKIT_ALLOW_DIRS", str(shot))
     state = tmp_path / "state" / "worker.json"
     started = client.start_worker(this_python(tmp_path), str(state), idle_timeout=300)
-    worker = client.Worker(started.url, started.token, timeout=30)  # a frozen worker fails the test, not CI
+    worker = client.WorkerClient(started.url, started.token, timeout=30)  # a frozen worker fails the test, not CI
     common = {"plate": str(plate / "f.####.png"), "model": MODEL, "temporal": False}
     try:
         for kind in ("manifest FIFO", "journal FIFO", "journal to /dev/zero"):

@@ -15,26 +15,15 @@ import pytest
 
 from mattekit import roto
 from mattekit.errors import InputError, MattekitError, OutputError
-from mattekit.io import read_image, write_image
+from mattekit.io import read_image
 
-MODEL = "csnet-sod"  # real weights from the shared mirror; 0.7 MB, fast on CPU
+from plates import MODEL, make_plate, small_plate  # noqa: F401 (test modules still importing them from here)
 
 
 @pytest.fixture
 def mirror(shared, monkeypatch):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     return shared / "weights"
-
-
-def make_plate(shared: Path, folder: Path, count: int, first: int = 1001, suffix: str = ".png",
-               sequence: str = "dog", size=(214, 120)) -> str:
-    """Real DAVIS frames, shrunk, as a VFX-style plate ``folder/plate.####<suffix>``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    source = sorted((shared / "data" / "davis" / "im" / sequence).iterdir())[:count]
-    for i, path in enumerate(source):
-        image = cv2.resize(read_image(path).pixels, size, interpolation=cv2.INTER_AREA)
-        write_image(folder / f"plate.{first + i:04d}{suffix}", image, bit_depth=32 if suffix == ".exr" else 8)
-    return str(folder / f"plate.####{suffix}")
 
 
 def spec(plate: str, output: str, **kw) -> roto.RotoSpec:
@@ -356,15 +345,6 @@ def test_foreground_plate_matches_matte_colours(shared, mirror, tmp_path):
 
 
 # ------------------------------------------------- a roto job never writes over the files it reads
-
-def small_plate(folder: Path, frames=(1, 2, 3)) -> Path:
-    """A plate folder/f.####.png of random frames (no model runs in the refusal tests)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for frame in frames:
-        write_image(folder / f"f.{frame:04d}.png", rng.random((12, 16, 3)).astype(np.float32))
-    return folder
-
 
 # (plate as given, options) per way of naming the plate's own files as an output; {p}: the plate folder
 OVERWRITES = {

@@ -13,7 +13,7 @@ import pytest
 
 from mattekit.cli import main
 from mattekit.io import write_image
-from test_roto import MODEL, small_plate
+from plates import MODEL, one_error as _error, roto_args as _roto, small_plate  # noqa: F401
 
 
 @pytest.fixture
@@ -21,17 +21,6 @@ def mirror(shared, monkeypatch):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     return shared / "weights"
-
-
-def _roto(plate, out, *extra) -> list[str]:
-    return ["roto", str(plate / "f.####.png"), "-o", str(out / "m.####.png"), "--model", MODEL, "--device", "cpu",
-            "--threads", "1", "--radius", "1", *map(str, extra)]
-
-
-def _error(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("mattekit: error: "), err
-    return err[0][len("mattekit: error: "):]
 
 
 def test_a_file_no_roto_job_wrote_is_not_replaced_without_overwrite(tmp_path, monkeypatch, capsys, request):
