@@ -127,6 +127,13 @@ def test_remove_shadow_keep_and_result_shadow_on_the_command_line(shared, tmp_pa
     assert matte.pixels[..., 0][region].mean() > 0.15
     composite = io.read_image(tmp_path / "c.png").pixels
     assert composite[region].mean() < 0.9 and composite[scene.shadow + scene.alpha < 0.01].mean() > 0.97
+    import mattekit  # the Python API: the same options, the matte as a result kind
+
+    photo = io.read_image(src).pixels  # the file's 8-bit values, as the command read them
+    by_api = mattekit.remove_background(photo, model="u2netp", result="shadow")
+    assert by_api.shape == scene.alpha.shape and np.abs(by_api - matte.pixels[..., 0]).max() < 2 / 255
+    cut = mattekit.remove_background(photo, model="u2netp", shadow="keep")
+    assert np.abs(cut[..., 3] - kept[..., 3]).max() < 2 / 255
     capsys.readouterr()
     assert main(["remove", *common, "--shadow", "kep", "-o", str(tmp_path / "bad.png")]) == 2
     assert "neither keep nor DY,DX,BLUR,OPACITY" in capsys.readouterr().err
