@@ -2,8 +2,7 @@
 
 Learning-free. On a copy of the photo shrunk to :data:`WORK_SIDE` px, the surface behind is estimated without the
 subject and without what is darker than its surroundings (a normalised convolution of the colours from outside the
-subject within slices of similar chromaticity, repeated with the darker pixels left out: :func:`surface_estimate`;
-the slices keep a dark wall of another colour from counting as darker floor); a pixel's shadow is how much darker it
+subject, repeated with the darker pixels left out: :func:`surface_estimate`); a pixel's shadow is how much darker it
 is than that surface (``1 - photo / surface`` in sRGB, so a black layer of that alpha over the surface gives the
 photo back), kept where the photo keeps the surface's chromaticity, above a soft threshold, and only in regions
 that touch the subject (:func:`near_subject`) and are not far larger than it (a dark background is no shadow).
@@ -25,14 +24,11 @@ SUBJECT = 0.05  # alpha above which a pixel is the subject's (left out of the su
 SURFACE_SIGMA = 0.04  # the surface estimate's blur, a fraction of the working copy's long side
 DARKER = 0.08  # a pixel this much darker than the surface estimate is left out of the next round
 NEAR = 4.0  # the surface estimate trusts a pixel fully from this many blur sigmas away from the subject
-ROUNDS = 5  # rounds of the surface estimate
+ROUNDS = 3  # rounds of the surface estimate
 LOW, HIGH = 0.08, 0.16  # the soft threshold on the darkening: nothing below LOW, all of it above HIGH
-CHROMA = 0.2  # the chromaticity distance at which a darkening counts half (a shadow keeps the surface's)
+CHROMA = 0.05  # the chromaticity distance at which a darkening counts half (a shadow keeps the surface's)
 REACH = 0.02  # a shadow region touches the subject within this fraction of the working copy's diagonal
 MAX_AREA = 3.0  # a region larger than this many times the subject's area is a dark background, not its shadow
-SLICES = 4  # the surface estimate averages within this many chromaticity slices (a dark wall is not a shadow)
-SPREAD = 0.03  # a pixel's membership of a slice falls as a Gaussian of this sigma in chromaticity from its centre
-ENOUGH = 0.017  # the blurred weight within reach below which the surface estimate's blur widens
 SOFT = 1.5  # the blur of the result at the working size, px
 
 
@@ -80,30 +76,22 @@ def surface_estimate(colours: np.ndarray, inside: np.ndarray) -> np.ndarray:
     # where its shadow most often is: it counts less)
     outside = weight.copy()
     surface = colours
-    shares = chroma_slices(colours, weight > 0)
     for _ in range(ROUNDS):
-        surface = _filled(colours, weight, sigma, shares)
+        surface = _filled(colours, weight, sigma)
         darker = _grey(colours) < (1.0 - DARKER) * _grey(surface)
         weight = outside * ~darker
     return surface
 
 
-def _filled(colours: np.ndarray, weight: np.ndarray, sigma: float, shares: np.ndarray) -> np.ndarray:
-    """The normalised convolution of ``colours`` with ``weight`` at ``sigma`` taken within each chromaticity slice
-    (``shares``: h x w x K memberships, summing to 1) and joined by the pixel's own memberships, so that a pixel's
-    surface comes from pixels of its chromaticity; widened four times over where the weights within reach are
-    too few."""
+def _filled(colours: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """The normalised convolution of ``colours`` with ``weight`` at ``sigma``, widened four times over where
+    the weights within reach are too few."""
     out = np.zeros_like(colours)
     missing = np.ones(weight.shape, bool)
     for wide in (sigma, 4 * sigma, 16 * sigma):
-        num, den = np.zeros_like(colours), np.zeros_like(weight)
-        for k in range(shares.shape[-1]):
-            share = shares[..., k]
-            weighted = weight * share
-            blurred = gaussian_blur(np.dstack([colours * weighted[..., None], weighted]), wide, coarse=True)
-            num += share[..., None] * blurred[..., :3]
-            den += share * blurred[..., 3]
-        ready = missing & (den > ENOUGH)
+        num = gaussian_blur(colours * weight[..., None], wide, coarse=True)
+        den = gaussian_blur(weight, wide, coarse=True)
+        ready = missing & (den > 0.05)
         out[ready] = num[ready] / den[ready, None]
         missing &= ~ready
         if not missing.any():
@@ -124,25 +112,6 @@ def near_subject(candidates: np.ndarray, seeds: np.ndarray, inside: np.ndarray) 
     keep[touching] = stats[touching, cv2.CC_STAT_AREA] <= MAX_AREA * inside.sum()
     region = keep[labels].astype(np.float32)
     return np.clip(gaussian_blur(cv2.dilate(region, np.ones((5, 5), np.uint8)), 1.5), 0.0, 1.0)
-
-
-def chroma_slices(colours: np.ndarray, outside: np.ndarray) -> np.ndarray:
-    """h x w x K float32: each pixel's membership of the :data:`SLICES` chromaticity slices of the surface (the
-    centres from a few k-means rounds on the (r, g) shares of the pixels ``outside`` the subject, h x w bool),
-    Gaussian in the distance (sigma :data:`SPREAD`), summing to 1; one slice when there are too few pixels."""
-    chroma = _chromaticity(colours)[..., :2]
-    points = chroma[outside][:: max(1, int(outside.sum()) // 4000)]
-    if len(points) < 4 * SLICES:
-        return np.ones(colours.shape[:2] + (1,), np.float32)
-    order = np.argsort(points[:, 0] - points[:, 1])  # spread the first centres along a hue axis, deterministically
-    centres = points[order[((np.arange(SLICES) + 0.5) / SLICES * len(points)).astype(int)]]
-    for _ in range(8):
-        nearest = np.argmin(np.square(points[:, None] - centres[None]).sum(-1), axis=1)
-        centres = np.stack([points[nearest == k].mean(0) if (nearest == k).any() else centres[k]
-                            for k in range(SLICES)])
-    distance2 = np.square(chroma[..., None, :] - centres).sum(-1)
-    shares = np.exp(-(distance2 - distance2.min(-1, keepdims=True)) / (2 * SPREAD**2))
-    return (shares / shares.sum(-1, keepdims=True)).astype(np.float32)
 
 
 def _grey(colours: np.ndarray) -> np.ndarray:
