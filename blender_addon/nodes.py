@@ -165,15 +165,33 @@ def load_matte_sequence(first_file):
     return image
 
 
-def build_group(group, mattes, plate, alpha_socket="Image"):
+def sequence_node(group, label, image, plate, location):
+    """An Image node in ``group`` showing the matte sequence ``image`` with the plate's own frame mapping (matte files
+    carry the plate's numbers), labelled ``label``."""
+    node = group.nodes.new("CompositorNodeImage")
+    node.name = node.label = label
+    node.image = image
+    node.frame_start = plate.frame_start
+    node.frame_duration = plate.frame_duration
+    node.frame_offset = plate.frame_offset
+    node.use_cyclic = False
+    node.use_auto_refresh = True
+    node.location = location
+    return node
+
+
+def build_group(group, mattes, plate, alpha_socket="Image", shadow=None):
     """Fill ``group`` (a CompositorNodeTree) for ``mattes`` ([(object name or None, matte sequence image)]):
     input Image -> Set Alpha (Apply Mask; alpha: the matte, or with several objects their union, the largest
-    value) -> output Image; that alpha on output Matte, and each object's matte on output "Matte NAME"."""
+    value) -> output Image; that alpha on output Matte, and each object's matte on output "Matte NAME"; ``shadow``
+    (the shadow's sequence image, or None) on output Shadow."""
     group.nodes.clear()
     wanted = [("INPUT", "Image", "NodeSocketColor"), ("OUTPUT", "Image", "NodeSocketColor"),
               ("OUTPUT", "Matte", "NodeSocketFloat")]
     if len(mattes) > 1:
         wanted += [("OUTPUT", "Matte %s" % name, "NodeSocketFloat") for name, _ in mattes]
+    if shadow is not None:
+        wanted.append(("OUTPUT", "Shadow", "NodeSocketFloat"))
     sockets = [item for item in group.interface.items_tree if item.item_type == "SOCKET"]
     if [(item.in_out, item.name, item.socket_type) for item in sockets] != wanted:  # another set of objects
         for item in sockets:
@@ -185,15 +203,8 @@ def build_group(group, mattes, plate, alpha_socket="Image"):
     links = group.links
     alpha = None
     for i, (name, image) in enumerate(mattes):
-        matte = group.nodes.new("CompositorNodeImage")
-        matte.name = matte.label = "Matte Sequence" + ("" if name is None else " " + name)
-        matte.image = image
-        matte.frame_start = plate.frame_start  # the plate's own mapping: matte files carry the plate's numbers
-        matte.frame_duration = plate.frame_duration
-        matte.frame_offset = plate.frame_offset
-        matte.use_cyclic = False
-        matte.use_auto_refresh = True
-        matte.location = (-500, -150 - 250 * i)
+        matte = sequence_node(group, "Matte Sequence" + ("" if name is None else " " + name), image, plate,
+                              (-500, -150 - 250 * i))
         if name is not None:
             links.new(matte.outputs[alpha_socket], out.inputs["Matte %s" % name])
         if alpha is None:
@@ -212,6 +223,9 @@ def build_group(group, mattes, plate, alpha_socket="Image"):
     links.new(alpha, apply.inputs["Alpha"])
     links.new(apply.outputs["Image"], out.inputs["Image"])
     links.new(alpha, out.inputs["Matte"])
+    if shadow is not None:
+        cast = sequence_node(group, "Shadow Sequence", shadow, plate, (-500, -150 - 250 * len(mattes)))
+        links.new(cast.outputs[alpha_socket], out.inputs["Shadow"])
     return group
 
 

@@ -17,6 +17,7 @@ from . import hint_masks, nodes, schema
 from .schema import client  # the installer's copy of mattekit.wire.client (None in a source checkout)
 
 FLOAT_SUFFIXES = (".exr", ".tif", ".tiff")  # plates that may hold floats, which mattekit alone reads as linear
+SHADOW = "shadow"  # the name the shadow's sequence carries beside the mattes (as an object's would)
 
 
 class RunState:
@@ -115,6 +116,9 @@ class Plan:
             if space:
                 self.options["colorspace"] = space
         self.objects = []  # the objects a Mask's layers name (several subjects), else one unnamed
+        self.shadow = settings.shadow  # the shadow the subject casts, as its own sequence (object_pattern(SHADOW))
+        if self.shadow:
+            self.options["shadow"] = self.object_pattern(SHADOW)
         if settings.hint_mask is not None:  # the subject drawn as a Mask: rendered on its frames, sent as keyframes
             frames = hint_masks.parse_frames(settings.hint_frames, scene.frame_current)
             self.options["hint_mask"], self.objects = hint_masks.hint_option(
@@ -135,7 +139,8 @@ class Plan:
         return head + ("%0*d" % (digits, number)) + tail.lstrip("#")
 
     def missing(self):
-        return [self.matte_file(n, name) for name in (self.objects or [None]) for n in range(self.first, self.last + 1)
+        names = (self.objects or [None]) + ([SHADOW] if self.shadow else [])
+        return [self.matte_file(n, name) for name in names for n in range(self.first, self.last + 1)
                 if not os.path.isfile(self.matte_file(n, name))]
 
 
@@ -179,8 +184,10 @@ def finish(context, plan):
     plate_node = (nodes.find_plate_node(tree, plan.plate.kind, plan.plate.datablock)
                   or nodes.add_plate_node(tree, plan.plate))
     mattes = [(name, nodes.load_matte_sequence(plan.matte_file(plan.first, name))) for name in (plan.objects or [None])]
+    shadow = nodes.load_matte_sequence(plan.matte_file(plan.first, SHADOW)) if plan.shadow else None
     group_node = nodes.matte_group_after(tree, plate_node)
-    nodes.build_group(group_node.node_tree, mattes, plan.plate, "Alpha" if plan.suffix == ".exr" else "Image")
+    nodes.build_group(group_node.node_tree, mattes, plan.plate, "Alpha" if plan.suffix == ".exr" else "Image",
+                      shadow=shadow)
     nodes.wire(tree, plate_node, group_node)
     return group_node
 

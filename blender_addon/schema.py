@@ -11,7 +11,8 @@ annotations of a PropertyGroup (``scene.mattekit_ai_matte.job``):
     a number that may be left unset (nullable) -> a "use_<name>" checkbox beside its value.
 
 The options the add-on fills itself (:data:`OWN`: the plate, the matte pattern and the frame
-range, from the chosen plate, the output folder and the scene) are not shown. No torch, no numpy.
+range, from the chosen plate, the output folder and the scene; the shadow's pattern, beside the mattes, when the
+panel's Shadow is on) are not shown. No torch, no numpy.
 """
 
 import os
@@ -26,7 +27,7 @@ except ImportError:  # pragma: no cover - a source checkout without the installe
     client = None
 
 ADDON_DIR = os.path.dirname(os.path.abspath(__file__))
-OWN = ("plate", "output", "frames")
+OWN = ("plate", "output", "frames", "shadow")
 DEFAULT_MODEL = "DEFAULT"  # the enum item meaning "the catalog's default" (model names are lower case)
 MODELS_FRESH_S = 5.0  # how long a worker's model list is reused before asking again (items are asked per redraw)
 

@@ -26,6 +26,10 @@ class MattekitAIMatteSettings(bpy.types.PropertyGroup):
     hint_frames: bpy.props.StringProperty(name="Hint frames", default="",
                                           description="Scene frames where the hint mask outlines the subject, e.g. 1, 40 "
                                                       "(empty: the current frame)")
+    shadow: bpy.props.BoolProperty(name="Shadow", default=False,
+                                   description="Also compute the shadow the subject casts on the plate (one subject): "
+                                               "a matte sequence beside the mattes, on the AI Matte group's Shadow "
+                                               "output (0 none, 1 black)")
 
 
 class MattekitAIMattePreferences(bpy.types.AddonPreferences):
@@ -52,6 +56,7 @@ def draw_panel(layout, context):
     col = layout.column()
     col.prop(settings, "file_format")
     col.prop(settings, "output_dir")
+    col.prop(settings, "shadow")
     hint = layout.column(heading="Subject")
     hint.prop(settings, "hint_mask")
     if settings.hint_mask is not None:

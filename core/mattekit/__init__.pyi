@@ -175,9 +175,9 @@ def matte(
     """Alpha matting: a soft alpha and decontaminated colours from a trimap, a mask's soft edge, or a model.
 
     Options:
-        result (str, default None): what to produce: rgba (cut-out, straight alpha), alpha (greyscale matte), foreground (the subject's colours, no alpha) or composite (over --background / --backdrop); default rgba, or composite when a background is given
+        result (str, default None): what to produce: rgba (cut-out, straight alpha), alpha (greyscale matte), foreground (the subject's colours, no alpha), composite (over --background / --backdrop) or shadow (the shadow the subject casts in the photo, greyscale: 0 none, 1 black); default rgba, or composite when a background is given
         background (str, default None): composite background: a colour (#rrggbb, r,g,b or a name) or blur[:SIGMA] (the photo's own background, blurred); implies result composite
-        shadow (str, default None): with a composite: a drop shadow DY,DX,BLUR,OPACITY under the subject (the flag alone: 12,12,8,0.5)
+        shadow (str, default None): keep: the shadow the subject casts in the photo, kept (black at partial alpha beside the cut-out; on a composite's background); or with a composite a drop shadow DY,DX,BLUR,OPACITY under the subject (the flag alone: 12,12,8,0.5)
         crop (float, default None): crop to the subject's box grown by this fraction of its size (e.g. 0.05)
         decontaminate (bool, default True): give partially transparent pixels the subject's own colours (no old background in hair and soft edges)
         model (str, default None): without a trimap or mask: a matting model (e.g. modnet-portrait) or a segmentation model whose mask is matted; default: the catalog's segmentation model
@@ -225,9 +225,9 @@ def remove_background(
     """Cut the subject out of each image: an RGBA cut-out, its alpha, or a composite.
 
     Options:
-        result (str, default None): what to produce: rgba (cut-out, straight alpha), alpha (greyscale matte), foreground (the subject's colours, no alpha) or composite (over --background / --backdrop); default rgba, or composite when a background is given
+        result (str, default None): what to produce: rgba (cut-out, straight alpha), alpha (greyscale matte), foreground (the subject's colours, no alpha), composite (over --background / --backdrop) or shadow (the shadow the subject casts in the photo, greyscale: 0 none, 1 black); default rgba, or composite when a background is given
         background (str, default None): composite background: a colour (#rrggbb, r,g,b or a name) or blur[:SIGMA] (the photo's own background, blurred); implies result composite
-        shadow (str, default None): with a composite: a drop shadow DY,DX,BLUR,OPACITY under the subject (the flag alone: 12,12,8,0.5)
+        shadow (str, default None): keep: the shadow the subject casts in the photo, kept (black at partial alpha beside the cut-out; on a composite's background); or with a composite a drop shadow DY,DX,BLUR,OPACITY under the subject (the flag alone: 12,12,8,0.5)
         crop (float, default None): crop to the subject's box grown by this fraction of its size (e.g. 0.05)
         decontaminate (bool, default True): give partially transparent pixels the subject's own colours (no old background in hair and soft edges)
         model (str, default None): segmentation model, or a trimap-free matting model (people, birefnet-matting) whose soft alpha is used as it is (see `mattekit models list`); default: the catalog's segmentation model
@@ -342,6 +342,7 @@ def rotoscope(
     rgba: str | os.PathLike[str] | None = None,
     fg: str | os.PathLike[str] | None = None,
     layers: str | os.PathLike[str] | None = None,
+    shadow: str | os.PathLike[str] | None = None,
     keep_personal: bool = False,
     model: str | None = None,
     weights: str | os.PathLike[str] | None = None,
@@ -368,6 +369,7 @@ def rotoscope(
         rgba (str, default None): also write the cut-out to this pattern (EXR premultiplied, PNG/TIFF straight)
         fg (str, default None): also write the decontaminated foreground plate with its alpha to this pattern
         layers (str, default None): also write one EXR per frame for compositors to this pattern: R G B A (the cut-out, premultiplied) and fg.R fg.G fg.B fg.A, the plate's data window and metadata kept
+        shadow (str, default None): also write the shadow the subject casts in the plate to this pattern, a matte per frame (0 none, 1 black; one subject), and with --layers as their shadow.A channel
         keep_personal (bool, default False): keep the plate's personal metadata in the --layers files: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (no other output carries the plate's metadata)
         model (str, default None): people (permissive people matting, Apache-2.0), objects (the default segmentation model), any segment or matte model of `mattekit models list`, or a SAM 2.1 model (sam2.1-hiera-tiny...: tracks the hinted objects with its memory); default: objects
         weights (str, default None): use this weights file instead of the catalog's download

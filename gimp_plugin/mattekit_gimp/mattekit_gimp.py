@@ -43,6 +43,7 @@ HINT_PORT = "hint_mask"  # a mask input saying where the subject is (not a mask 
 SELECTION_PORT = "selection"  # an output that becomes the image's selection (Select Subject): see placements()
 BIG = 2 ** 31 - 1  # bounds of numeric arguments whose option declares none
 PROVENANCE = "mattekit-provenance"  # the parasite holding what made a result (JSON), saved in XCF files
+KEEP_SHADOW = "keep"  # the shadow option's value that keeps the photo's own shadow (its own layer here)
 
 
 class PlugInError(Exception):
@@ -187,7 +188,8 @@ def connect():
 
 
 def run_on_worker(worker, op, inputs, options):
-    """Run one operation with GIMP's progress bar (connecting first when ``worker`` is None); the first output."""
+    """Run one operation with GIMP's progress bar (connecting first when ``worker`` is None); its outputs (the
+    result first, then a kept shadow's matte where one was asked for)."""
     title = menu_title(op)
     Gimp.progress_init(title)
     state = {"message": ""}
@@ -199,7 +201,7 @@ def run_on_worker(worker, op, inputs, options):
         Gimp.progress_update(fraction)
 
     try:
-        return (worker or connect()).run(op["name"], inputs, options, progress=progress)[0]
+        return (worker or connect()).run(op["name"], inputs, options, progress=progress)
     finally:
         Gimp.progress_end()
 
@@ -494,6 +496,26 @@ def place(image, layer, op, output, result, region, from_selection, interactive)
     return target
 
 
+def place_shadow(image, layer, target, shadow, region):
+    """The photo's own shadow (one channel of coverage for ``region`` of ``layer``) as its own layer just under
+    ``target`` (the cut-out): black, the shadow as its layer mask, so the user can move, soften or fade it."""
+    shade = Gimp.Layer.new(image, layer.get_name() + " (shadow)", layer.get_width(), layer.get_height(),
+                           Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(shade, target.get_parent(), image.get_item_position(target) + 1)
+    _, ox, oy = layer.get_offsets()
+    shade.set_offsets(ox, oy)
+    Gimp.context_push()
+    try:
+        Gimp.context_set_foreground(Gegl.Color.new("black"))
+        shade.fill(Gimp.FillType.FOREGROUND)
+    finally:
+        Gimp.context_pop()
+    mask = shade.create_mask(Gimp.AddMaskType.BLACK)
+    shade.add_mask(mask)
+    write_pixels(mask, region[0], region[1], shadow, through_selection=False, matte=True)
+    return shade
+
+
 def select(image, layer, x, y, result):
     """Make one channel of coverage at (x, y) of ``layer`` the image's selection (one undo step): written into a
     temporary channel the image's size, replacing the selection with it; parts beyond the image are cut off."""
@@ -517,9 +539,14 @@ def run_operation(op, image, layer, config, worker, interactive):
     options = point_options(image, layer, op, option_values(op, config))
     if "result" in op["options"] and options.get("result") is None:
         options["result"] = "alpha" if output == "mask" else "rgba"
+    if options.get("shadow") == KEEP_SHADOW and options.get("result") == "rgba":
+        options["result"] = "alpha"  # the subject alone: the kept shadow comes back as its own layer, under it
     inputs, region, from_selection = gather(image, layer, op, dtype)
-    result = run_on_worker(worker, op, inputs, options)
+    outputs = run_on_worker(worker, op, inputs, options)
+    result = outputs[0]
     target = place(image, layer, op, output, result, region, from_selection, interactive)
+    if len(outputs) > 1 and options.get("result") == "alpha":
+        attach_provenance(place_shadow(image, layer, target, outputs[1], region), result.provenance)
     attach_provenance(target, result.provenance)
     for note in getattr(result, "warnings", None) or []:  # a subject that came out fully transparent
         Gimp.message("%s: %s" % (menu_title(op), note))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHES = ("segment", "hints", "upscale", "roto", "bokeh", "speed", "engines", "matte")
+BENCHES = ("segment", "hints", "upscale", "roto", "bokeh", "speed", "engines", "matte", "shadow")
 
 
 def add_parser(sub) -> None:

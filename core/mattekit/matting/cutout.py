@@ -20,7 +20,8 @@ from ..errors import MattekitError
 from .foreground import estimate_foreground
 from ..options import option
 
-RESULTS = ("rgba", "alpha", "foreground", "composite")
+RESULTS = ("rgba", "alpha", "foreground", "composite", "shadow")
+KEEP = "keep"  # the shadow option's value for the photo's own shadow (:mod:`mattekit.matting.shadow`)
 
 
 @dataclass
@@ -28,20 +29,24 @@ class CutoutOptions:
     """The cut-out asked for, declared for every front end (:func:`mattekit.options.option`); the options of the
     tasks that end in a cut-out (``remove``, ``matte``) inherit these fields and are passed here as they are.
 
-    result: rgba | alpha | foreground | composite (None: rgba, or composite when a background is given);
-    background: a colour or blur[:SIGMA]; shadow: DY,DX,BLUR,OPACITY; crop: crop to the subject's box grown by
-    this fraction of its size; decontaminate: the subject's own colours in soft edges.
+    result: rgba | alpha | foreground | composite | shadow (None: rgba, or composite when a background is given);
+    background: a colour or blur[:SIGMA]; shadow: :data:`KEEP` (the photo's own shadow) or a drop shadow
+    DY,DX,BLUR,OPACITY; crop: crop to the subject's box grown by this fraction of its size; decontaminate: the
+    subject's own colours in soft edges.
     """
 
     result: str | None = option(
         None, "what to produce: rgba (cut-out, straight alpha), alpha (greyscale matte), foreground (the "
-        "subject's colours, no alpha) or composite (over --background / --backdrop); default rgba, or "
-        "composite when a background is given", choices=RESULTS)
+        "subject's colours, no alpha), composite (over --background / --backdrop) or shadow (the shadow the "
+        "subject casts in the photo, greyscale: 0 none, 1 black); default rgba, or composite when a background "
+        "is given", choices=RESULTS)
     background: Background | None = option(
         None, "composite background: a colour (#rrggbb, r,g,b or a name) or blur[:SIGMA] (the photo's own "
         "background, blurred); implies result composite", parse="mattekit.matting.cutout:parse_background")
-    shadow: Shadow | None = option(None, "with a composite: a drop shadow DY,DX,BLUR,OPACITY under the subject "
-                                "(the flag alone: 12,12,8,0.5)", bare="12,12,8,0.5", parse="mattekit.matting.cutout:parse_shadow")
+    shadow: Shadow | str | None = option(
+        None, "keep: the shadow the subject casts in the photo, kept (black at partial alpha beside the cut-out; on "
+        "a composite's background); or with a composite a drop shadow DY,DX,BLUR,OPACITY under the subject (the "
+        "flag alone: 12,12,8,0.5)", bare="12,12,8,0.5", parse="mattekit.matting.cutout:parse_shadow")
     crop: float | None = option(None, "crop to the subject's box grown by this fraction of its size (e.g. 0.05)",
                                 minimum=0.0, maximum=10.0, bare=0.05)
     decontaminate: bool = option(True, "give partially transparent pixels the subject's own colours "
@@ -58,7 +63,7 @@ def result_kind(options: CutoutOptions, backdrop_given: bool = False) -> str:
 def suffix_for(options: CutoutOptions, plain: str) -> str:
     """The CLI's output name suffix: _alpha for an alpha result, _fg for colours, else ``plain``
     (the same for every task that makes a cut-out)."""
-    return {"alpha": "_alpha", "foreground": "_fg"}.get(result_kind(options), plain)
+    return {"alpha": "_alpha", "foreground": "_fg", "shadow": "_shadow"}.get(result_kind(options), plain)
 
 
 def format_for(options: CutoutOptions, source_suffix: str, named: str) -> str:
@@ -99,13 +104,16 @@ class Background(NamedTuple):
         return self.text
 
 
-def parse_shadow(given) -> Shadow:
-    """'DY,DX,BLUR,OPACITY' (or the four numbers) -> the :class:`Shadow`; a MattekitError sentence when malformed."""
+def parse_shadow(given) -> Shadow | str:
+    """'keep' -> :data:`KEEP`; 'DY,DX,BLUR,OPACITY' (or the four numbers) -> the :class:`Shadow`; a MattekitError
+    sentence when malformed."""
     text = given if isinstance(given, str) else ",".join(map(str, np.ravel(given)))
+    if text.strip().lower() == KEEP:
+        return KEEP
     try:
         shadow = Shadow(*(float(v) for v in text.split(",")))
     except (TypeError, ValueError):
-        raise MattekitError(f"The shadow {text!r} is not DY,DX,BLUR,OPACITY, e.g. 12,12,8,0.5.") from None
+        raise MattekitError(f"The shadow {text!r} is neither keep nor DY,DX,BLUR,OPACITY, e.g. 12,12,8,0.5.") from None
     if not (all(np.isfinite(shadow)) and 0 <= shadow.blur <= 200 and 0 <= shadow.opacity <= 1
             and abs(shadow.dy) <= 10000 and abs(shadow.dx) <= 10000):
         raise MattekitError(f"The shadow {text!r} is out of range: blur 0-200, opacity 0-1, offsets within 10000 px.")
@@ -160,8 +168,44 @@ def rgba(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
+def photo_shadow(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions) -> np.ndarray | None:
+    """The shadow the subject of ``alpha`` (H x W) casts in ``image`` (H x W x 3|4, float or uint8/uint16) as a matte
+    (H x W float32, 0 none .. 1 black: :func:`mattekit.matting.shadow.estimate`) when ``options`` ask for it (shadow
+    :data:`KEEP`, or result shadow), else None (nothing computed)."""
+    if options.shadow != KEEP and options.result != "shadow":
+        return None
+    from .shadow import estimate
+
+    if image.shape[-1] == 4:
+        alpha = alpha * unit_float(image[..., 3])
+    return estimate(image, np.clip(np.asarray(alpha, np.float32), 0.0, 1.0))
+
+
+def with_shadow(colours: np.ndarray, alpha: np.ndarray, shadow: np.ndarray) -> np.ndarray:
+    """H x W x 4 float32 straight RGBA of the subject (``colours`` H x W x 3, ``alpha`` H x W) with its ``shadow``
+    (H x W) as black at partial alpha beside it: over any background B it gives ``colours * alpha + B * (1 - alpha)
+    * (1 - shadow)``, the background darkened as the photo's was."""
+    alpha = np.asarray(alpha, np.float32)
+    total = alpha + (1.0 - alpha) * np.asarray(shadow, np.float32)
+    out = np.empty(alpha.shape + (4,), np.float32)
+    out[..., :3] = colours[..., :3] * (alpha / np.maximum(total, 1e-6))[..., None]
+    out[..., 3] = total
+    return out
+
+
+def outputs(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *, backdrop: np.ndarray | None = None,
+            device=None) -> dict:
+    """A cut-out task's outputs: {"result": :func:`assemble`'s}, and with shadow :data:`KEEP` {"shadow": the photo's
+    own shadow matte (H x W, :func:`photo_shadow`)} too, for the hosts that lay it as its own layer."""
+    shadow = photo_shadow(image, alpha, options)
+    found = {"result": assemble(image, alpha, options, backdrop=backdrop, device=device, shadow=shadow)}
+    if options.shadow == KEEP:
+        found["shadow"] = shadow
+    return found
+
+
 def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
-             backdrop: np.ndarray | None = None, device=None) -> np.ndarray:
+             backdrop: np.ndarray | None = None, device=None, shadow: np.ndarray | None = None) -> np.ndarray:
     """The result ``options`` ask for from ``image`` (H x W x 3|4) and its subject ``alpha`` (H x W).
 
     A transparent input stays transparent where it was (its alpha multiplies the matte). Colours
@@ -171,10 +215,15 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
     gives an rgba result of its own dtype, made in place (the alpha and the decontaminated colours
     rounded as :func:`mattekit.ops.pixels.quantise` rounds): no full-size float copy of the photo or the result.
     ``device``: the model's CUDA device (:func:`mattekit.subject.masks.device_of`; None: here), where the colours
-    are decontaminated.
+    are decontaminated. ``shadow``: the photo's own shadow (H x W, :func:`photo_shadow`) where ``options`` keep it
+    (shadow :data:`KEEP`): an rgba result carries it as black at partial alpha (:func:`with_shadow`), a composite's
+    background is darkened by it; it is the result shadow itself. The alpha and foreground results never hold it.
     """
     kind = result_kind(options, backdrop is not None)
-    if image.dtype.kind in "ui" and kind != "rgba":
+    if kind == "shadow":
+        return shadow if shadow is not None else photo_shadow(image, alpha, options)
+    keep = options.shadow == KEEP and shadow is not None and kind in ("rgba", "composite")
+    if image.dtype.kind in "ui" and (kind != "rgba" or keep):
         image = unit_float(image)
     if image.shape[-1] == 4:
         alpha = alpha * unit_float(image[..., 3])
@@ -183,6 +232,9 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
         alpha = np.clip(alpha, 0.0, 1.0)
     if kind == "alpha":
         result = alpha
+    elif kind == "rgba" and keep:
+        colours = estimate_foreground(image, alpha, device=device) if options.decontaminate else image[..., :3]
+        result = with_shadow(colours, alpha, shadow)
     elif kind == "rgba":  # the colours are made in place in the result: no second full-size copy
         made = []
         if options.decontaminate:  # (the result is made after the colours' coarser levels)
@@ -197,12 +249,12 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
             result = np.ascontiguousarray(colours, dtype=np.float32)
         else:
             behind = background_for(image, alpha, options.background, backdrop)
-            shadow = None
-            if options.shadow:
-                shadow = drop_shadow(alpha, options.shadow.offset, options.shadow.blur, options.shadow.opacity)
-            result = composite(colours, alpha, behind, shadow=shadow).astype(np.float32, copy=False)
+            cast = shadow if keep else None
+            if isinstance(options.shadow, Shadow):
+                cast = drop_shadow(alpha, options.shadow.offset, options.shadow.blur, options.shadow.opacity)
+            result = composite(colours, alpha, behind, shadow=cast).astype(np.float32, copy=False)
     if options.crop is not None:
-        box = bounding_box(alpha, margin=options.crop)
+        box = bounding_box(np.maximum(alpha, shadow) if keep else alpha, margin=options.crop)
         if box is not None:
             top, left, bottom, right = box
             result = result[top:bottom, left:right]

@@ -13,10 +13,11 @@ import numpy as np
 
 from .. import catalog
 from . import temporal
-from ..errors import OutputError
+from ..errors import InputError, OutputError
 from ..fsutil import Confinement, sha256_file
 from ..weights import file_sha256
 from ..io import Picture, write_image
+from ..matting import shadow
 from ..io.frame_ranges import chunk_frames, format_frames
 from ..io.sequences import open_plate, output_pattern, select_frames
 from ..provenance import changed_options, model_record, roto_record
@@ -48,6 +49,9 @@ class RotoJob:
         if spec.layers and output_pattern(spec.layers, self.plate).suffix.lower() != ".exr":
             raise OutputError(f"The --layers pattern {spec.layers} must name .exr files (a layered EXR per frame).")
         objects = split_objects(spec, self.plate)
+        if objects and spec.shadow:
+            raise InputError(f"--shadow {spec.shadow} takes one subject, and the hints name {len(objects)} objects; "
+                             "run each object with its own --shadow pattern.")
         self.features = None  # a SAM model's frame features, shared with the shot's other objects (_run_objects)
         self.parts: list[RotoJob] = []  # several objects: one job each (:mod:`.objects`)
         if objects:
@@ -67,7 +71,8 @@ class RotoJob:
         self.frames, self.missing = select_frames(self.plate, spec.frames, skip_missing=spec.skip_missing)
         self.alpha_out = output_pattern(spec.output, self.plate)
         self.extra_out = {name: output_pattern(value, self.plate)
-                          for name, value in (("rgba", spec.rgba), ("fg", spec.fg), ("layers", spec.layers)) if value}
+                          for name, value in (("rgba", spec.rgba), ("fg", spec.fg), ("layers", spec.layers),
+                                              ("shadow", spec.shadow)) if value}
         refuse_shared_outputs({"output": self.alpha_out, **self.extra_out})
         refuse_overwriting_inputs(spec, self.plate, self.frames, {"output": self.alpha_out, **self.extra_out})
         if spec.bit_depth not in (8, 16, 32) or (spec.bit_depth == 32 and self.alpha_out.suffix.lower() != ".exr"):
@@ -237,12 +242,16 @@ class RotoJob:
         scene = picture.scene if picture.scene is not None else picture.pixels  # the plate's own values
         coverage = coverage_of(picture, alpha)  # transparent stays so
         foreground = decontaminated(scene[..., :3], coverage) if {"fg", "layers"} & set(self.extra_out) else None
+        cast = shadow.estimate(picture.pixels, coverage) if "shadow" in self.extra_out else None  # (sRGB pixels)
         half = picture.format == "EXR" and picture.bit_depth == 16  # EXR: float unless the plate is half
         for name, pattern in self.extra_out.items():
             path = pattern.path(frame)
             if name == "layers":
                 write_frame(path, picture, coverage, self.plate.files[frame] if self.plate.kind == "images" else None,
-                            self.provenance(), foreground, personal=self.spec.keep_personal, confine=confine)
+                            self.provenance(), foreground, objects=None if cast is None else {"shadow": cast},
+                            personal=self.spec.keep_personal, confine=confine)
+            elif name == "shadow":
+                write_image(path, cast, bit_depth=self.spec.bit_depth, provenance=self.provenance(), confine=confine)
             else:
                 rgb = scene[..., :3] if name == "rgba" else foreground
                 exr = pattern.suffix.lower() == ".exr"

@@ -23,7 +23,7 @@ from ..matting.cutout import CutoutOptions
 from ..matting.entry import MattingOptions, alpha_from_trimap, check_edge, matte_edge
 from ..options import option
 from .common import ModelOptions
-from .registry import BACKDROP, RESULT, Port, Task, model_input, no_model_input, segment_or_matte
+from .registry import BACKDROP, RESULT, SHADOW, Port, Task, model_input, no_model_input, segment_or_matte
 
 
 @dataclass
@@ -71,8 +71,8 @@ def _finish(models, inputs, options: MatteOptions, context, prediction) -> dict:
         mask = masks.mask_from_prediction(image, prediction, upsampling=masks.upsampling_of(models["model"]),
                                           device=masks.device_of(models["model"], image))
         alpha = matte_edge(image, mask, MattingOptions.of(options))
-    return {"result": cutout.assemble(image, alpha, options, backdrop=inputs.get("backdrop"),
-                                      device=masks.device_of(models.get("model"), image))}
+    return cutout.outputs(image, alpha, options, backdrop=inputs.get("backdrop"),
+                          device=masks.device_of(models.get("model"), image))
 
 
 def _plane(plane: np.ndarray, image: np.ndarray, what: str) -> np.ndarray:
@@ -92,7 +92,7 @@ TASK = Task(
             Port("trimap", "trimap", optional=True, help="black = background, white = subject, grey = unknown"),
             Port("mask", "mask", optional=True, help="a soft or hard subject mask whose edge is matted"),
             BACKDROP),
-    outputs=(RESULT,),
+    outputs=(RESULT, SHADOW),
     prepare=_prepare,
     finish=_finish,
     needs=_needs,

@@ -54,6 +54,8 @@ class Port:
 
 BACKDROP = Port("backdrop", "image", (3, 4), optional=True, help="an image to put behind the subject (scaled to cover)")
 RESULT = Port("result", "image", (1, 3, 4))  # H x W (alpha), H x W x 3 (foreground, composite) or H x W x 4 (rgba)
+SHADOW = Port("shadow", "alpha", optional=True, help="with shadow keep: the shadow the subject casts in the photo "
+              "(0 none, 1 black), full size")  # (absent unless asked: the worker leaves it out)
 
 
 Models = typing.Mapping[str, Any]  # option name of a model field -> a loaded Predictor

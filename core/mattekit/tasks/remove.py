@@ -14,7 +14,7 @@ from ..matting import cutout
 from ..subject import masks
 from . import hinted_subject
 from ..matting.cutout import CutoutOptions
-from .registry import BACKDROP, RESULT, Port, Task
+from .registry import BACKDROP, RESULT, SHADOW, Port, Task
 from .hinted_subject import HINT_MASK, SubjectOptions
 
 
@@ -24,12 +24,13 @@ class RemoveOptions(SubjectOptions, CutoutOptions):
 
 
 def _finish(models, inputs, options: RemoveOptions, context, prediction) -> dict:
-    """The subject's alpha and the cut-out; without matting the colours are the photo's own."""
+    """The subject's alpha and the cut-out; without matting the colours are the photo's own. With shadow keep the
+    photo's own shadow matte too (output ``shadow``)."""
     image = inputs["image"]
     alpha = hinted_subject.alpha(models, inputs, options, context, prediction)
     looks = options if options.matting else replace(options, decontaminate=False)
-    return {"result": cutout.assemble(image, alpha, looks, backdrop=inputs.get("backdrop"),
-                                      device=masks.device_of(models.get("model"), image))}
+    return cutout.outputs(image, alpha, looks, backdrop=inputs.get("backdrop"),
+                          device=masks.device_of(models.get("model"), image))
 
 
 TASK = Task(
@@ -37,7 +38,7 @@ TASK = Task(
     summary="Cut the subject out of each image: an RGBA cut-out, its alpha, or a composite.",
     options=RemoveOptions,
     inputs=(Port("image", "image", (3, 4), integers=True), BACKDROP, HINT_MASK),
-    outputs=(RESULT,),
+    outputs=(RESULT, SHADOW),
     prepare=hinted_subject.prepare,
     finish=_finish,
     needs=hinted_subject.needs,

@@ -30,7 +30,8 @@ class RotoSpec:
     plate: pattern, numbered frame, folder or movie. output: matte pattern (``matte.####.png``)
     or a folder. frames: a range ("1001-1100x2", lists) or None for all. rgba / fg: optional
     patterns for the cut-out (premultiplied in EXR, straight in PNG/TIFF) and the decontaminated
-    foreground plate (same alpha convention), both in the plate's own colour space and values.
+    foreground plate (same alpha convention), both in the plate's own colour space and values. shadow: optional
+    pattern for the shadow the subject casts (:mod:`mattekit.matting.shadow`), a matte per frame.
     colorspace: the plate's OCIO colour space (None: each file's own, :mod:`mattekit.io.colour`); view: the view of the
     sRGB display the networks see it through (None: the plain conversion). temporal: motion-compensated smoothing over
     ``radius`` frames on each side. bit_depth: matte bits (PNG/TIFF 8|16, EXR 16 = half, 32 = float).
@@ -50,6 +51,9 @@ class RotoSpec:
     layers: str | None = option(None, "also write one EXR per frame for compositors to this pattern: R G B A (the "
                                 "cut-out, premultiplied) and fg.R fg.G fg.B fg.A, the plate's data window and "
                                 "metadata kept", path=True, writes=True)
+    shadow: str | None = option(None, "also write the shadow the subject casts in the plate to this pattern, a matte "
+                                "per frame (0 none, 1 black; one subject), and with --layers as their shadow.A "
+                                "channel", path=True, writes=True)
     keep_personal: bool = option(False, "keep the plate's personal metadata in the --layers files: location (GPS, "
                                  "place names), owner and people's names, serial numbers, maker notes; left out by "
                                  "default (no other output carries the plate's metadata)")

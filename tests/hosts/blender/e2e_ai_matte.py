@@ -4,7 +4,7 @@ into $HOME:
 
     python e2e_ai_matte.py --plate DAVIS/im/SEQ [--movie SEQ.mp4] --frames 4 --output DIR --renders DIR
                            [--extra-model NAME] [--model NAME] [--refused] [--checks JSON]
-                           [--case NAME MODEL PLATE FRAMES]... [--exit-registered]
+                           [--case NAME MODEL PLATE FRAMES]... [--exit-registered] [--shadow]
 
 Reads the user's preferences (as Blender does at start; the module starts with factory ones), so
 the installed extension is enabled; checks the job options derived from the recorded schema and
@@ -18,6 +18,8 @@ recorded instead ("refused": the operator's outcome, or the message of the error
 properties (job_properties.py) and the plate colour spaces (plate_colour.py) are described ("job_properties",
 "plate_colour"), then the scene's settings reset. Each --case (after the plate's cases): the operator with MODEL on
 the first FRAMES of the image sequence PLATE, into OUTPUT/NAME, rendered into RENDERS/NAME (result[NAME]).
+With --shadow, the panel's Shadow is on for the plate's case: the group's outputs ("group_outputs") and its
+Shadow output rendered alone into RENDERS/shadow ("shadow_renders") are recorded too.
 Last, the add-on is disabled ("disabled", "unregistered"); with --exit-registered it is enabled again
 ("registered_at_exit") and the script ends without disabling it: the process must still exit.
 """
@@ -155,6 +157,7 @@ def main():
     parser.add_argument("--checks", help="JSON: describe the job properties and plate colour spaces first")
     parser.add_argument("--case", nargs=4, action="append", default=[], metavar=("NAME", "MODEL", "PLATE", "FRAMES"))
     parser.add_argument("--exit-registered", action="store_true", help="end with the add-on enabled")
+    parser.add_argument("--shadow", action="store_true", help="the plate's case with the panel's Shadow on")
     args = parser.parse_args()
     result = {"blender": bpy.app.version_string}
 
@@ -181,7 +184,13 @@ def main():
             result["refused"] = {"operator": None, "message": str(exc)}
         print("RESULT " + json.dumps(result), flush=True)
         return
+    settings.shadow = args.shadow
     result["sequence"] = run_case(scene, plate, final, tree, args.output, os.path.join(args.renders, "sequence"), "IMAGE")
+    if args.shadow:
+        group = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeGroup")
+        result["sequence"]["group_outputs"] = [socket.name for socket in group.outputs]
+        tree.links.new(group.outputs["Shadow"], final)
+        result["sequence"]["shadow_renders"] = render(scene, os.path.join(args.renders, "shadow"))
     if args.extra_model:  # the worker is running now: its catalog's models are offered
         sys.modules[module + ".schema"]._models_seen["at"] = -1e9  # forget the list read before it started
         result["extra_model"]["from_live_worker"] = offered(settings.job, args.extra_model)

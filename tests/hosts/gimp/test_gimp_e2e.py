@@ -47,22 +47,8 @@ PAIR = ("banana1", "ceramic")  # two subjects side by side: the hint says which 
 MISSED = ("106024", "153077")  # two more, of which u2netp's answer on the whole image leaves the left one out
 PAIR_HEIGHT = 240
 
-BATCH = textwrap.dedent('''
-    import sys
-    import gi
-    gi.require_version("Gimp", "3.0")
-    from gi.repository import Gimp, Gio
-
-    WORK = "{work}"
-
-    def open_photo(precision):
-        image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(WORK + "/in/{photo}.jpg"))
-        if image is None:
-            raise SystemExit("could not open the photo")
-        if precision is not None:
-            image.convert_precision(precision)
-        return image
-
+# A batch script's call of a plug-in procedure (NONINTERACTIVE), which prints the image's layers after it.
+CALL = textwrap.dedent('''
     def call(name, image, layer, **options):
         proc = Gimp.get_pdb().lookup_procedure(name)
         if proc is None:
@@ -79,7 +65,25 @@ BATCH = textwrap.dedent('''
             raise SystemExit("%s failed: %s %s" % (name, status, result.index(1)))
         names = [item.get_name() for item in image.get_layers()]
         print("MATTEKIT-E2E %s layers %s precision %s" % (name, names, image.get_precision().value_nick))
+''')
 
+BATCH = textwrap.dedent('''
+    import sys
+    import gi
+    gi.require_version("Gimp", "3.0")
+    from gi.repository import Gimp, Gio
+
+    WORK = "{work}"
+
+    def open_photo(precision):
+        image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(WORK + "/in/{photo}.jpg"))
+        if image is None:
+            raise SystemExit("could not open the photo")
+        if precision is not None:
+            image.convert_precision(precision)
+        return image
+
+    {call}
     def made_by(layer):
         """The model names in the provenance the plug-in attached to the layer or its mask."""
         import json
@@ -229,6 +233,22 @@ def _run_gimp(gimp_root: Path, work: Path, script: str) -> str:
     return output
 
 
+def start_worker(state: Path, env: dict, log: Path):
+    """(process, client.Worker) of a worker on the host from this environment, its state file ``state``, ``env`` its
+    environment, its output in ``log``; asserts that it answered."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mattekit.commands.serve", "--state-file", str(state),
+                                 "--idle-timeout", "600", "--threads", "1"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    worker = None
+    for _ in range(600):
+        worker = client.find_worker(str(state))
+        if worker is not None or proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert worker is not None, log.read_text()
+    return proc, worker
+
+
 def _iou(alpha: np.ndarray, gt: np.ndarray) -> float:
     valid = gt != 128
     pred, truth = alpha >= 0.5, gt > 128
@@ -322,20 +342,10 @@ def gimp_session(gimp_root, shared, tmp_path_factory, checkpoints, stand_in):  #
             added = subprocess.run([sys.executable, "-m", "mattekit", "models", "add", model, str(path), "--derived"],
                                    env=env, capture_output=True, text=True, timeout=300)
             assert added.returncode == 0, added.stderr
-        log = open(tmp_path / "worker.log", "wb")
-        worker_proc = subprocess.Popen([sys.executable, "-m", "mattekit.commands.serve", "--state-file", str(state),
-                                        "--idle-timeout", "600", "--threads", "1"],
-                                       env=env, stdout=log, stderr=subprocess.STDOUT)
-        worker = None
-        for _ in range(600):
-            worker = client.find_worker(str(state))
-            if worker is not None or worker_proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        assert worker is not None, (tmp_path / "worker.log").read_text()
+        worker_proc, worker = start_worker(state, env, tmp_path / "worker.log")
 
         left_point, right_points = _inside(left, 1)[0], _inside(right, 2)
-        output = _run_gimp(gimp_root, work, BATCH.format(work=inside, photo=PHOTO, left_box=_around(left), missed_box=_around(missed_left),
+        output = _run_gimp(gimp_root, work, BATCH.format(call=CALL, work=inside, photo=PHOTO, left_box=_around(left), missed_box=_around(missed_left),
                                                          right_path=", ".join(map(str, right_path)),
                                                          left_point="%d, %d" % left_point,
                                                          right_points=", ".join(map(str, right_points))))

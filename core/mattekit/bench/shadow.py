@@ -1,0 +1,132 @@
+"""``mattekit bench shadow``: how well ``remove --shadow keep`` finds the shadow the subject casts, on composites
+with known shadow mattes (:mod:`mattekit.bench.shadow_scenes`), and what it costs.
+
+Each subject of the subjects folder (alphamatting's im/ + gt/) makes one composite of each kind
+(:data:`mattekit.bench.shadow_scenes.KINDS`). Subjects are split in sorted order: even-indexed ones are the tuning
+half (where :mod:`mattekit.matting.shadow`'s constants were chosen), odd-indexed ones the report half. The subject's
+alpha is the model's (``remove --result alpha``, the real model path); the shadow matte is ``remove --result
+shadow``. Scored outside the subject (its true alpha < 0.01): the matte's mean absolute error against the truth,
+as a ratio to an empty matte's (pooled over the composites of a kind), the IoU of the shadow regions (matte >= 0.1;
+mean over composites), and the matte's mean (what a shadowless composite should keep near 0). Cost (``--timed``): the
+CPU time (all threads) of ``remove`` (rgba) without and with ``--shadow keep``, run in turns on every composite.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import io, runtime
+from ..errors import InputError
+from ..progress import shown
+from ..tasks import remove
+from . import shadow_scenes
+from .segment import HALVES, half_of, pairs
+
+OUTSIDE = 0.01  # true alpha below this: outside the subject, where the shadow is scored
+REGION = 0.1  # the shadow region: matte >= this
+WITH_SHADOW = ("floor", "offset", "far")  # the kinds whose targets are the shadow's error and IoU
+
+
+def add_parser(kinds) -> None:
+    p = kinds.add_parser("shadow", help="the photo's own shadow (remove --shadow keep) on composites with known "
+                         "shadow mattes: error and IoU outside the subject, shadows invented, CPU time")
+    p.add_argument("--data", required=True, help="the shared data folder: alphamatting/ (subjects with true alphas), "
+                   "grabcut50/im and sr/ (photos used as surfaces)")
+    p.add_argument("--model", default=None, help="segmentation model (default: the catalog's)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--half", choices=HALVES + ("both",), default="both")
+    p.add_argument("--kinds", default=",".join(shadow_scenes.KINDS), help="the kinds of composite, comma-separated "
+                   "(default: all of " + ", ".join(shadow_scenes.KINDS) + ")")
+    p.add_argument("--timed", action="store_true", help="also time remove without and with --shadow keep, in turns")
+    p.add_argument("--sheet", help="write a PNG contact sheet of the first report-half composites here: photo, "
+                   "cut-out on white without and with the shadow, the matte")
+    p.set_defaults(func=run)
+
+
+def scenes(data: Path, half: str = "both", kinds: tuple[str, ...] = shadow_scenes.KINDS) -> list[tuple[str, shadow_scenes.Scene]]:
+    """(half, scene) of every subject of ``data``/alphamatting in ``half`` and each of ``kinds``."""
+    found = pairs(data / "alphamatting")
+    photos = shadow_scenes.surfaces([data / "grabcut50" / "im", data / "sr"])
+    if not found or not photos:
+        raise InputError(f"{data} needs alphamatting/im + gt and photos under grabcut50/im or sr.")
+    return [(half_of(i), shadow_scenes.scene(image, gt, kind, photos)) for i, (image, gt) in enumerate(found)
+            if half in ("both", half_of(i)) for kind in kinds]
+
+
+def scores(matte: np.ndarray, scene: shadow_scenes.Scene) -> tuple[float, float, float, float]:
+    """(mean |matte - truth|, an empty matte's error, IoU of the regions >= :data:`REGION`, mean of the matte), all
+    outside the subject (true alpha < :data:`OUTSIDE`)."""
+    outside = scene.alpha < OUTSIDE
+    found, truth = (matte >= REGION) & outside, (scene.shadow >= REGION) & outside
+    union = np.count_nonzero(found | truth)
+    iou = 1.0 if union == 0 else np.count_nonzero(found & truth) / union
+    return (float(np.abs(matte - scene.shadow)[outside].mean()), float(scene.shadow[outside].mean()), float(iou),
+            float(matte[outside].mean()))
+
+
+def _cpu(call):
+    """(the CPU seconds of all threads ``call()`` took, its value)."""
+    start = time.process_time()
+    value = call()
+    return time.process_time() - start, value
+
+
+def run(args) -> int:
+    data = Path(args.data)
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(shadow_scenes.KINDS))
+    if unknown or not kinds:
+        raise InputError(f"--kinds takes {', '.join(shadow_scenes.KINDS)}, not {args.kinds!r}.")
+    rows = scenes(data, args.half, kinds)
+    predictor = runtime.ModelCache().get(args.model, "segment", args.device)
+    plain = remove.TASK.make_options({"model": args.model, "device": args.device})
+    kept = remove.TASK.make_options({"model": args.model, "device": args.device, "shadow": "keep"})
+    alone = remove.TASK.make_options({"model": args.model, "device": args.device, "result": "shadow"})
+    models = {"model": predictor}
+    print(f"bench shadow on {data}: {len(rows)} composites of alphamatting subjects (sorted; tuning half = "
+          f"even-indexed, report half = odd-indexed) over grabcut50/sr photos as surfaces; model "
+          f"{predictor.entry.name} on {args.device}; scored outside the subject (true alpha < {OUTSIDE})")
+    results, seconds, sheet = {}, [0.0, 0.0], []
+    with shown(len(rows), "composite") as report:  # on stderr: a bar on a terminal, a line per composite elsewhere
+        for index, (half, scene) in enumerate(rows):
+            inputs = {"image": scene.photo}
+            shown_here = args.sheet and half == "report" and scene.kind in ("floor", "offset") and len(sheet) < 8
+            made = {}
+            if args.timed or shown_here:
+                runs = [(0, plain), (1, kept)] if index % 2 == 0 else [(1, kept), (0, plain)]  # in turns
+                for which, options in runs:
+                    spent, made[which] = _cpu(lambda: remove.TASK.run(models, inputs, options)["result"])
+                    seconds[which] += spent
+            matte = remove.TASK.run(models, inputs, alone)["result"]
+            results.setdefault((half, scene.kind), []).append(scores(matte, scene))
+            if shown_here:
+                sheet.append((scene.photo, made[0], made[1], matte))
+            report(scene.name)
+    print(f"{'half':8}{'kind':9}{'n':>3}{'MAE/empty':>11}{'empty MAE':>11}{'IoU>=0.1':>10}{'mean matte':>12}")
+    for half in HALVES:
+        for kind in shadow_scenes.KINDS + ("shadowed",):
+            got = [s for k in (WITH_SHADOW if kind == "shadowed" else (kind,)) for s in results.get((half, k), [])]
+            if not got:
+                continue
+            error, empty, iou, mean = np.array(got).T
+            ratio = f"{error.sum() / empty.sum():11.3f}" if empty.sum() > 0 else f"{'-':>11}"
+            print(f"{half:8}{kind:9}{len(got):3d}{ratio}{empty.mean():11.4f}{iou.mean():10.3f}{mean.mean():12.4f}")
+    if args.timed:
+        print(f"CPU time (all threads) of remove on these composites: {seconds[0]:.1f} s without, {seconds[1]:.1f} s "
+              f"with --shadow keep: {seconds[1] / seconds[0]:.2f}x (in turns)")
+    if args.sheet:
+        io.write_image(args.sheet, contact_sheet(sheet))
+        print(f"wrote {args.sheet}")
+    return 0
+
+
+def contact_sheet(rows: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+    """One row per composite (photo H x W x 3, cut-out H x W x 4 without and with the shadow, matte H x W): the
+    photo, each cut-out over white, the matte (white = black shadow), side by side; rows stacked. H x 4W x 3."""
+    def on_white(rgba):
+        return rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
+
+    return np.concatenate([np.concatenate([photo, on_white(without), on_white(with_), np.repeat(matte[..., None], 3, 2)],
+                                          axis=1) for photo, without, with_, matte in rows], axis=0).astype(np.float32)

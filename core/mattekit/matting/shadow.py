@@ -1,0 +1,125 @@
+"""The shadow a subject casts in its photo, as a matte: how much light it takes from the surface behind.
+
+Learning-free. On a copy of the photo shrunk to :data:`WORK_SIDE` px, the surface behind is estimated without the
+subject and without what is darker than its surroundings (a normalised convolution of the colours from outside the
+subject, repeated with the darker pixels left out: :func:`surface_estimate`); a pixel's shadow is how much darker it
+is than that surface (``1 - photo / surface`` in sRGB, so a black layer of that alpha over the surface gives the
+photo back), kept where the photo keeps the surface's chromaticity, above a soft threshold, and only in regions
+that touch the subject (:func:`near_subject`) and are not far larger than it (a dark background is no shadow).
+
+Images sRGB float32 H x W x 3|4 in [0,1] (or uint8/uint16), alphas and mattes H x W float32 in [0,1]
+(0: no shadow, 1: black).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..ops.filters import gaussian_blur
+from ..ops.pixels import unit_float
+from ..ops.resizing import resize
+
+WORK_SIDE = 480  # the long side of the copy the shadow is estimated on, px
+SUBJECT = 0.05  # alpha above which a pixel is the subject's (left out of the surface estimate)
+SURFACE_SIGMA = 0.04  # the surface estimate's blur, a fraction of the working copy's long side
+DARKER = 0.08  # a pixel this much darker than the surface estimate is left out of the next round
+NEAR = 4.0  # the surface estimate trusts a pixel fully from this many blur sigmas away from the subject
+ROUNDS = 3  # rounds of the surface estimate
+LOW, HIGH = 0.08, 0.16  # the soft threshold on the darkening: nothing below LOW, all of it above HIGH
+CHROMA = 0.05  # the chromaticity distance at which a darkening counts half (a shadow keeps the surface's)
+REACH = 0.02  # a shadow region touches the subject within this fraction of the working copy's diagonal
+MAX_AREA = 3.0  # a region larger than this many times the subject's area is a dark background, not its shadow
+SOFT = 1.5  # the blur of the result at the working size, px
+
+
+def estimate(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The shadow matte (H x W float32 in [0,1]) that the subject of ``alpha`` (H x W) casts in ``image``
+    (H x W x 3|4 sRGB); all zeros when there is no subject."""
+    height, width = alpha.shape
+    scale = min(1.0, WORK_SIDE / max(height, width))
+    small = (max(1, round(height * scale)), max(1, round(width * scale)))
+    colours = unit_float(np.asarray(image)[..., :3])
+    if scale < 1.0:
+        colours = resize(colours, *small, method="area")
+        subject = resize(np.asarray(alpha, np.float32), *small, method="area")
+    else:
+        subject = np.asarray(alpha, np.float32)
+    matte = small_estimate(np.ascontiguousarray(colours, dtype=np.float32), subject)
+    if scale < 1.0:
+        matte = resize(matte, height, width)
+    return np.clip(matte, 0.0, 1.0)
+
+
+def small_estimate(colours: np.ndarray, subject: np.ndarray) -> np.ndarray:
+    """:func:`estimate` at the working size: ``colours`` h x w x 3, ``subject`` h x w alpha -> h x w matte."""
+    inside = subject > SUBJECT
+    if not inside.any():
+        return np.zeros(subject.shape, np.float32)
+    colours = gaussian_blur(colours, 1.0)
+    surface = surface_estimate(colours, inside)
+    darkening = 1.0 - _grey(colours) / np.maximum(_grey(surface), 1e-3)
+    chroma = np.linalg.norm(_chromaticity(colours) - _chromaticity(surface), axis=-1)
+    kept = np.exp(-np.square(chroma / CHROMA) * np.log(2.0))
+    ramp = np.clip((darkening - LOW) / (HIGH - LOW), 0.0, 1.0)
+    matte = np.clip(darkening, 0.0, 1.0) * ramp * kept
+    matte *= near_subject(matte > 0.5 * LOW, matte > 0.5 * HIGH, inside)
+    return gaussian_blur(matte.astype(np.float32), SOFT)
+
+
+def surface_estimate(colours: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The surface behind (h x w x 3): the colours outside the subject (``inside``: h x w bool) blurred by a
+    normalised convolution, in :data:`ROUNDS` rounds that each leave out what is :data:`DARKER` than the last
+    round's estimate; where nothing is within reach the blur widens."""
+    sigma = SURFACE_SIGMA * max(inside.shape)
+    distance = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)
+    weight = np.clip(distance / (NEAR * sigma), 0.0, 1.0) * (distance > 2)  # (what lies next to the subject is
+    # where its shadow most often is: it counts less)
+    outside = weight.copy()
+    surface = colours
+    for _ in range(ROUNDS):
+        surface = _filled(colours, weight, sigma)
+        darker = _grey(colours) < (1.0 - DARKER) * _grey(surface)
+        weight = outside * ~darker
+    return surface
+
+
+def _filled(colours: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """The normalised convolution of ``colours`` with ``weight`` at ``sigma``, widened four times over where
+    the weights within reach are too few."""
+    out = np.zeros_like(colours)
+    missing = np.ones(weight.shape, bool)
+    for wide in (sigma, 4 * sigma, 16 * sigma):
+        num = gaussian_blur(colours * weight[..., None], wide, coarse=True)
+        den = gaussian_blur(weight, wide, coarse=True)
+        ready = missing & (den > 0.05)
+        out[ready] = num[ready] / den[ready, None]
+        missing &= ~ready
+        if not missing.any():
+            return out
+    out[missing] = colours[missing]
+    return out
+
+
+def near_subject(candidates: np.ndarray, seeds: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """h x w float32: 1 over the regions of ``candidates`` (h x w bool) that hold ``seeds`` (h x w bool) within
+    :data:`REACH` of the subject (``inside``) and are at most :data:`MAX_AREA` times its area, else 0, softened at
+    the edge."""
+    reach = max(1, int(round(REACH * np.hypot(*inside.shape))))
+    ring = cv2.dilate(inside.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((candidates & ~inside).astype(np.uint8), connectivity=8)
+    touching = np.unique(labels[(ring > 0) & seeds & (labels > 0)])
+    keep = np.zeros(count, bool)
+    keep[touching] = stats[touching, cv2.CC_STAT_AREA] <= MAX_AREA * inside.sum()
+    region = keep[labels].astype(np.float32)
+    return np.clip(gaussian_blur(cv2.dilate(region, np.ones((5, 5), np.uint8)), 1.5), 0.0, 1.0)
+
+
+def _grey(colours: np.ndarray) -> np.ndarray:
+    """Mean of the three channels (h x w)."""
+    return colours.mean(axis=-1)
+
+
+def _chromaticity(colours: np.ndarray) -> np.ndarray:
+    """Each channel's share of the sum (h x w x 3); grey where the sum is near black."""
+    total = colours.sum(axis=-1, keepdims=True)
+    return np.where(total > 0.03, colours / np.maximum(total, 1e-6), 1.0 / 3.0)

@@ -1,0 +1,140 @@
+"""The photo's own shadow (:mod:`mattekit.matting.shadow`, ``remove --shadow keep``): found where the subject casts
+it, invented nowhere else; kept in the cut-out so that over the photo's own surface it gives the photo back."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from mattekit import io
+from mattekit.cli import main
+from mattekit.matting import cutout, shadow
+from mattekit.ops.filters import gaussian_blur
+from mattekit.tasks import remove
+
+HEIGHT, WIDTH = 360, 480
+
+
+def _scene(cast: bool = True, far: bool = False, wall: bool = False, seed: int = 0):
+    """(photo H x W x 3, subject alpha, its true shadow): a soft-edged upright ellipse standing on a smooth, lightly
+    textured warm floor, its shadow laid down to the right from its base (strength 0.5, blurred 4 px); ``far``: a
+    blob's shadow in the far corner too (not the subject's); ``wall``: the upper third a dark blue wall."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    floor = np.stack([0.75 - 0.15 * ys / HEIGHT, 0.62 - 0.1 * xs / WIDTH, 0.5 + 0 * xs], -1)
+    floor *= 1.0 + 0.03 * gaussian_blur(rng.standard_normal((HEIGHT, WIDTH)).astype(np.float32), 1.0)[..., None]
+    if wall:
+        floor[: HEIGHT // 3] = (0.08, 0.1, 0.22)
+    alpha = np.zeros((HEIGHT, WIDTH), np.float32)
+    cv2.ellipse(alpha, (200, 200), (45, 90), 0, 0, 360, 1.0, -1)
+    alpha = gaussian_blur(alpha, 1.0)
+    truth = np.zeros_like(alpha)
+    if cast:  # the ellipse laid on the floor from its base (row 290) to the right, flattened
+        cv2.ellipse(truth, (300, 270), (110, 30), -10, 0, 360, 1.0, -1)
+        truth = gaussian_blur(truth, 4.0) * 0.5
+    darkening = truth.copy()
+    if far:
+        blob = np.zeros_like(alpha)
+        cv2.ellipse(blob, (430, 50), (30, 18), 0, 0, 360, 1.0, -1)
+        darkening = np.maximum(darkening, gaussian_blur(blob, 3.0) * 0.5)
+    subject = np.broadcast_to(np.float32([0.2, 0.5, 0.8]), floor.shape)
+    photo = subject * alpha[..., None] + floor * (1.0 - darkening[..., None]) * (1.0 - alpha[..., None])
+    return np.clip(photo, 0, 1).astype(np.float32), alpha, truth
+
+
+def _outside(alpha):
+    return alpha < 0.01
+
+
+def test_finds_the_shadow_the_subject_casts():
+    photo, alpha, truth = _scene()
+    matte = shadow.estimate(photo, alpha)
+    out = _outside(alpha)
+    found, wanted = (matte >= 0.1) & out, (truth >= 0.1) & out
+    iou = (found & wanted).sum() / (found | wanted).sum()
+    error, empty = np.abs(matte - truth)[out].mean(), truth[out].mean()
+    assert matte.shape == alpha.shape and matte.dtype == np.float32 and 0 <= matte.min() <= matte.max() <= 1
+    assert iou >= 0.75 and error <= 0.4 * empty, (iou, error, empty)
+    assert abs(matte[270, 330] - 0.5) < 0.1, "as dark as the photo's shadow"
+
+
+def test_invents_no_shadow_on_a_shadowless_photo():
+    photo, alpha, _ = _scene(cast=False)
+    assert shadow.estimate(photo, alpha)[_outside(alpha)].mean() <= 0.005
+    nothing = np.zeros_like(alpha)
+    assert not shadow.estimate(photo, nothing).any(), "no subject, no shadow"
+
+
+def test_ignores_a_shadow_far_from_the_subject_and_a_dark_wall_behind_it():
+    photo, alpha, truth = _scene(far=True, wall=True)
+    matte = shadow.estimate(photo, alpha)
+    assert matte[30:70, 400:460].max() < 0.05, "something else's shadow in the far corner"
+    assert matte[: HEIGHT // 3 - 5].max() < 0.05, "the dark wall behind the subject"
+    found, wanted = (matte >= 0.1) & _outside(alpha), (truth >= 0.1) & _outside(alpha)
+    assert (found & wanted).sum() / (found | wanted).sum() >= 0.75, "its own shadow still found"
+
+
+def test_the_kept_shadow_over_the_photos_surface_gives_the_photo_back():
+    photo, alpha, truth = _scene()
+    options = remove.TASK.make_options({"shadow": "keep", "decontaminate": False})
+    assert options.shadow == cutout.KEEP
+    made = cutout.outputs(photo, alpha, options)
+    cut, matte = made["result"], made["shadow"]
+    assert cut.shape == alpha.shape + (4,) and (cut[..., 3] >= alpha - 1e-6).all()
+    surface = photo / np.maximum(1.0 - truth[..., None], 1e-3)  # the photo's floor without the shadow
+    over = cut[..., :3] * cut[..., 3:] + surface * (1.0 - cut[..., 3:])
+    region = (truth > 0.05) & _outside(alpha)
+    assert np.abs(over - photo)[region].mean() < 0.02, "the floor darkened as the photo's was"
+    plain = cutout.outputs(photo, alpha, remove.TASK.make_options({"decontaminate": False}))
+    assert set(plain) == {"result"} and (plain["result"][..., 3] == alpha).all(), "nothing kept unless asked"
+    alpha_kept = cutout.outputs(photo, alpha, remove.TASK.make_options({"shadow": "keep", "result": "alpha"}))
+    assert np.array_equal(alpha_kept["result"], alpha), "the subject's alpha is the same with the option"
+    assert np.array_equal(alpha_kept["shadow"], matte)
+    composite = cutout.assemble(photo, alpha, remove.TASK.make_options({"shadow": "keep", "background": "white"}),
+                                shadow=matte)
+    assert composite[region].mean() < 0.85 and composite[:20, :20].mean() > 0.99, "the shadow on the new background"
+
+
+def test_shadow_option_text_is_checked():
+    assert cutout.parse_shadow("KEEP") == cutout.KEEP and str(cutout.parse_shadow("1,2,3,0.5")) == "1,2,3,0.5"
+    with pytest.raises(Exception, match="neither keep nor DY,DX,BLUR,OPACITY"):
+        cutout.parse_shadow("kep")
+
+
+@pytest.mark.slow
+def test_remove_shadow_keep_and_result_shadow_on_the_command_line(shared, tmp_path, capsys, monkeypatch):
+    """A composite with a known shadow (bench.shadow_scenes), the real u2netp: --shadow keep carries the shadow as
+    black at partial alpha beside the subject, --result shadow writes the matte alone at the photo's size, a
+    composite is darkened there, and a misspelt value is one sentence and exit 2."""
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    from mattekit.bench import shadow_scenes
+
+    scene = shadow_scenes.example(shared / "data")
+    src = tmp_path / "photo.png"
+    io.write_image(src, scene.photo)
+    common = [str(src), "--model", "u2netp"]
+    assert main(["remove", *common, "-o", str(tmp_path / "plain.png")]) == 0
+    assert main(["remove", *common, "--shadow", "keep", "-o", str(tmp_path / "kept.png")]) == 0
+    assert main(["remove", *common, "--result", "shadow"]) == 0
+    assert main(["remove", *common, "--shadow", "keep", "--background", "white", "-o", str(tmp_path / "c.png")]) == 0
+    plain, kept = io.read_image(tmp_path / "plain.png").pixels, io.read_image(tmp_path / "kept.png").pixels
+    matte = io.read_image(tmp_path / "photo_shadow.png")
+    assert not matte.has_alpha and matte.pixels.shape[:2] == scene.photo.shape[:2]
+    region = (scene.shadow > 0.2) & (scene.alpha < 0.01)
+    assert region.sum() > 500
+    assert plain[..., 3][region].mean() < 0.05 < 0.15 < kept[..., 3][region].mean(), "the shadow beside the subject"
+    assert kept[..., :3][region].mean() < 0.05, "as black"
+    assert matte.pixels[..., 0][region].mean() > 0.15
+    composite = io.read_image(tmp_path / "c.png").pixels
+    assert composite[region].mean() < 0.9 and composite[scene.shadow + scene.alpha < 0.01].mean() > 0.97
+    import mattekit  # the Python API: the same options, the matte as a result kind
+
+    photo = io.read_image(src).pixels  # the file's 8-bit values, as the command read them
+    by_api = mattekit.remove_background(photo, model="u2netp", result="shadow")
+    assert by_api.shape == scene.alpha.shape and np.abs(by_api - matte.pixels[..., 0]).max() < 2 / 255
+    cut = mattekit.remove_background(photo, model="u2netp", shadow="keep")
+    assert np.abs(cut[..., 3] - kept[..., 3]).max() < 2 / 255
+    capsys.readouterr()
+    assert main(["remove", *common, "--shadow", "kep", "-o", str(tmp_path / "bad.png")]) == 2
+    assert "neither keep nor DY,DX,BLUR,OPACITY" in capsys.readouterr().err
+    assert not (tmp_path / "bad.png").exists()
