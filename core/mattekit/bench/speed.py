@@ -77,6 +77,10 @@ def add_parser(kinds) -> None:
                    "ratios what it weighs on a real shot of that length)")
     p.add_argument("--rembg-python", help="with --whole: a Python interpreter that has rembg and onnxruntime "
                    "(e.g. a separate venv); default: this one")
+    p.add_argument("--simulate-device", type=float, metavar="MS", help="mattekit on a simulated GPU holding the device "
+                   "MS milliseconds per image (0: a device that is never the bottleneck), planned as a GPU is: shows "
+                   "whether the host side keeps a GPU busy (device busy %% = time held / wall); implies --no-rembg and "
+                   "--no-check (mattekit.engines.simulated)")
     p.add_argument("--synthetic", type=int, metavar="N", help="flat-memory check: N synthetic frames through mattekit")
     p.add_argument("--size", default="320x240", help="synthetic frame size WxH (default 320x240)")
     p.add_argument("--keep", help="keep the outputs (and synthetic frames) in this folder")
@@ -97,6 +101,13 @@ def run(args) -> int:
         raise MattekitError("--frames must be at least 1.")
     if args.whole and args.sequence:
         args.data = args.sequence
+    if args.simulate_device is not None:
+        from ..engines import simulated
+
+        if not args.simulate_device >= 0:
+            raise MattekitError("--simulate-device takes milliseconds per image, 0 or more.")
+        os.environ[simulated.VARIABLE] = f"{args.simulate_device:g}"  # the tools' processes inherit it
+        args.no_rembg = args.no_check = True
     if not args.synthetic:
         _images(args)  # no folder of images: refused before a model is built or a folder made
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mattekit-bench-speed-"))
@@ -255,6 +266,11 @@ def _print_comparison(f: dict, args) -> bool:
     print("per-stage ms/image (summed over threads): " + "".join(f"{k:>12s}" for k in STAGES))
     for tool, r in s.items():
         print(f"  {tool:39s}" + "".join(f"{r['stages_ms'].get(k, 0.0):12.1f}" for k in STAGES))
+    held = s.get("mattekit", {}).get("simulated")
+    if held:
+        print(f"simulated device ({held['ms']:g} ms an image): held {held['held_s']:.2f} s of the {s['mattekit']['loop_s']:.2f} s "
+              f"loop, busy {100 * held['held_s'] / s['mattekit']['loop_s']:.0f} %, {held['batches']} batches of "
+              f"{held['images'] / max(1, held['batches']):.1f} images (padding included)")
     check = s.get("mattekit", {}).get("check")
     if check:
         print(f"mattekit engine vs eager PyTorch (raw prediction, first {check['images']} images): "

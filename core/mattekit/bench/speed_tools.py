@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..engines import simulated
 from .memory import current_rss, peak_rss
 
 STAGES = ("read", "infer", "write")  # decode + prepare, the network, finish + encode
@@ -115,6 +116,7 @@ class _MattekitTool:
         self.settings = pipeline.plan(self.predictor, cfg.get("workers"), cfg.get("threads"), cfg.get("batch"))
         self.samples, self.images, self.failed = [(0, current_rss() / 2**20)], 0, []
         self.out = Path(cfg["out"])
+        self.held_s = 0.0  # seconds a simulated device was held during the loops
 
     def run(self, files: list[str]) -> dict:
         import threading
@@ -126,13 +128,14 @@ class _MattekitTool:
                 with lock:
                     self.samples.append((self.images + done, current_rss() / 2**20))
 
-        cpu0 = _cpu_s()
+        cpu0, held0 = _cpu_s(), simulated.figures()["held_s"]
         s = self.settings
         planned = [(Path(f), self.out / f"{Path(f).stem}.png") for f in files]
         outcome = self.runner.files(planned, progress=progress, timings=self.timings, threads=s["threads"],
                                     workers=s["workers"], batch=s["batch"])
         self.images += outcome.done
         self.failed += [str(source) for (source, _), _ in outcome.failed]
+        self.held_s += simulated.figures()["held_s"] - held0
         return {"images": outcome.done, "loop_s": outcome.seconds, "cpu_s": _cpu_s() - cpu0}
 
     def finish(self) -> dict:
@@ -144,7 +147,11 @@ class _MattekitTool:
                   "plan": f"{s['workers']} workers x {s['threads'] or 'default'} thread(s), batch {s['batch']}, "
                           f"{s.get('readers', 1)} reader(s)",
                   "rss_samples": sorted(self.samples), "device_name": str(predictor.device)}
-        if predictor.device.type == "cuda":
+        if predictor.plan.simulated is not None:
+            done = simulated.figures()
+            result["simulated"] = {"ms": predictor.plan.simulated, "held_s": self.held_s, "batches": done["batches"],
+                                   "images": done["images"]}
+        elif predictor.device.type == "cuda":
             result["device_name"] = torch.cuda.get_device_name(predictor.device)
             result["cuda_peak_mb"] = torch.cuda.max_memory_allocated(predictor.device) / 2**20
             compiled = getattr(predictor.engine, "compiled", None)

@@ -3,6 +3,7 @@
 ``rembg p`` loop; seconds, images/s, CPU seconds and each process's peak RSS, with the ratios."""
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -39,6 +40,17 @@ def _timed_process(argv: list[str], env: dict | None) -> dict:
         raise MattekitError(f"{Path(argv[0]).name} {' '.join(argv[1:4])}... failed: "
                             f"{(err.strip().splitlines() or ['no output'])[-1][:300]}")
     return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
+
+
+def held(argv: list[str], env: dict, report: Path) -> dict:
+    """:func:`_timed_process` of a mattekit command on a simulated GPU, with the device's figures it wrote at exit
+    (:mod:`mattekit.engines.simulated`): held_s (seconds held) and span_s (from its first batch to its last)."""
+    from ..engines import simulated
+
+    got = _timed_process(argv, dict(env, **{simulated.REPORT: str(report)}))
+    device = json.loads(report.read_text(encoding="utf-8"))
+    span = (device["last_s"] - device["first_s"]) if device["first_s"] is not None else 0.0
+    return dict(got, held_s=device["held_s"], span_s=span, batches=device["batches"])
 
 
 def ping_pong(frames: list, length: int) -> list:
@@ -104,13 +116,16 @@ def _whole(args, cfg: dict, work: Path) -> dict:
     def run(name: str, turn: str) -> dict:
         out = work / f"out-{order.index(name)}-{turn}"
         out.mkdir(exist_ok=True)
+        if args.simulate_device is not None and name != "rembg p":
+            return held(argv_of(name, out), env[name], work / f"device-{order.index(name)}-{turn}.json")
+        return _timed_process(argv_of(name, out), env[name])
+
+    def argv_of(name: str, out: Path) -> list[str]:
         if name == "rembg p":
-            argv = runs[name] + [str(out)] + names
-        elif name == "mattekit roto":
-            argv = runs[name] + ["-o", str(out / "matte.#####.png")]
-        else:
-            argv = runs[name] + ["-o", str(out)] + names
-        return _timed_process(argv, env[name])
+            return runs[name] + [str(out)] + names
+        if name == "mattekit roto":
+            return runs[name] + ["-o", str(out / "matte.#####.png")]
+        return runs[name] + ["-o", str(out)] + names
 
     # Each command's first use, apart: what a user's first run pays once (mattekit's ONNX export and, on a machine
     # no table covers, its engine measurement; rembg's session set-up), timed and shown, but not in the rounds
@@ -135,9 +150,19 @@ def _whole(args, cfg: dict, work: Path) -> dict:
     print(machine)
     print("first use, before the rounds and not in their figures: " +
           ", ".join(f"{name} {r['seconds']:.2f} s" for name, r in first_use.items()))
-    print(f"{'command':44s}{'seconds':>9s}{'images/s':>10s}{'CPU s':>8s}{'peak RSS MB':>13s}")
+    simulating = args.simulate_device is not None
+    if simulating:
+        print(f"on a simulated GPU of {args.simulate_device:g} ms an image (mattekit.engines.simulated): device busy = "
+              f"seconds held / the command's seconds, and / its seconds from the first batch to the last")
+    print(f"{'command':44s}{'seconds':>9s}{'images/s':>10s}{'CPU s':>8s}{'peak RSS MB':>13s}"
+          + (f"{'busy':>7s}{'busy in run':>13s}" if simulating else ""))
     for name, r in summary.items():
-        print(f"{name:44s}{r['seconds']:9.2f}{r['images_per_s']:10.3f}{r['cpu_s']:8.2f}{r['peak_mb']:13.0f}")
+        busy = ""
+        if simulating:
+            r["busy"] = sum(x["held_s"] for x in r["runs"]) / sum(x["seconds"] for x in r["runs"])
+            r["busy_in_run"] = sum(x["held_s"] for x in r["runs"]) / max(1e-9, sum(x["span_s"] for x in r["runs"]))
+            busy = f"{100 * r['busy']:6.0f}%{100 * r['busy_in_run']:12.0f}%"
+        print(f"{name:44s}{r['seconds']:9.2f}{r['images_per_s']:10.3f}{r['cpu_s']:8.2f}{r['peak_mb']:13.0f}{busy}")
     if args.sequence:
         r, m = summary["mattekit roto"], summary["mattekit remove --result alpha"]
         print(f"mattekit roto / mattekit remove --result alpha: {r['seconds'] / m['seconds']:.2f}x the time, "

@@ -127,7 +127,8 @@ def create(plan: Plan, load: Callable[[], nn.Module], *, index: tuple = (), weig
            recipe: dict | None = None, example: tuple[int, int] = (64, 64), dynamic_size: bool = True,
            threads: int | None = None, label: str | None = None):
     """The engine ``plan`` names (its engine, device, precision and compile mode) running the net ``load()`` makes (an eval-mode fp32
-    CPU module with its weights, converted in place). Decides nothing. The ONNX engine calls ``load`` only when its
+    CPU module with its weights, converted in place); a simulated GPU (``plan.simulated``) where the plan says so
+    (:mod:`mattekit.engines.simulated`: ``recipe`` names its net). Decides nothing. The ONNX engine calls ``load`` only when its
     cached export is missing (or for ``net``): a run whose export exists builds no module and reads no weights into torch.
 
     index: the prediction's path in the net's return value. weights_path / recipe: identify the ONNX export (weights'
@@ -136,6 +137,10 @@ def create(plan: Plan, load: Callable[[], nn.Module], *, index: tuple = (), weig
     intra-op threads (default: this thread's count, :func:`mattekit.engines.threads.count`). label: the model's name
     where its ONNX export or compilation is shown (the catalog's).
     """
+    if plan.simulated is not None:
+        from .simulated import SimulatedDevice
+
+        return SimulatedDevice(plan.simulated, recipe or {}, index, load)
     if plan.engine == "onnx":
         return onnx_engine(load, index, weights_path, recipe, example, dynamic_size, threads, label)
     return build_torch(load(), plan.device, plan.precision, index, compile=plan.compile, label=label, recipe=recipe)
@@ -194,10 +199,11 @@ def select_output(out, index: tuple):
 
 def stack_inputs(inputs: list, device_type: str):
     """1 x C x h x w inputs (numpy arrays, or torch tensors) as one batch: the one input itself, else
-    concatenated (torch tensors bound for CUDA: in pinned memory, the copy to the device then non-blocking)."""
+    concatenated (torch tensors bound for CUDA: in pinned memory, the copy to the device then non-blocking; a
+    simulated GPU, where torch has no CUDA, gets them concatenated in ordinary memory)."""
     if len(inputs) == 1 and device_type != "cuda":
         return inputs[0]
-    if device_type != "cuda":
+    if device_type != "cuda" or not _cuda_here():
         from .onnx import joined
 
         return joined(inputs)
@@ -224,9 +230,16 @@ def to_host(prediction):
 
 def worker_stream(device: str):
     """A context giving the calling thread its own CUDA stream on ``device`` (a name: "cuda", "cuda:1"; copies and
-    kernels of parallel workers then overlap); a no-op on other devices."""
-    if not str(device).startswith("cuda"):
+    kernels of parallel workers then overlap); a no-op on other devices (and on a simulated GPU)."""
+    if not str(device).startswith("cuda") or not _cuda_here():
         return contextlib.nullcontext()
     import torch
 
     return torch.cuda.stream(torch.cuda.Stream(torch.device(device)))
+
+
+def _cuda_here() -> bool:
+    """Whether torch can use a CUDA GPU in this process (not where the GPU is simulated on a machine without one)."""
+    import torch
+
+    return torch.cuda.is_available()

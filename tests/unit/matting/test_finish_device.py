@@ -175,14 +175,20 @@ def test_device_box_mean_and_enlarging_are_opencvs():
     assert np.allclose(halved[0, 0], x[:2, :2].mean((0, 1)))
 
 
-def test_a_model_on_a_gpu_finishes_photos_of_a_megapixel_and_more_there_and_smaller_ones_on_the_cpu():
-    """masks.device_of: the GPU's finish only pays from about 1 MP (a folder of 0.15 MP photos finished faster on 16
-    CPU cores than on an H200); a model on the CPU, or none, always finishes on the CPU."""
+def test_a_model_on_a_gpu_finishes_photos_of_a_megapixel_and_more_there_and_smaller_ones_on_the_cpu(monkeypatch):
+    """masks.device_of reads the model's plan: the GPU's finish only pays from about 1 MP (a folder of 0.15 MP photos
+    finished faster on 16 CPU cores than on an H200); a model on the CPU, or none, always finishes on the CPU. A
+    simulated GPU's plan puts the finish on torch's CPU device (the GPU's code path, computed here)."""
     from types import SimpleNamespace
 
-    on_gpu = SimpleNamespace(device_type="cuda", device=torch.device("cuda", 0))
+    from mattekit import catalog
+    from mattekit.engines import plan, simulated
+
+    assert plan._model_device_work("cuda:0", None)[0] == "cuda:0"  # a real GPU's plan: the model's GPU
+    monkeypatch.setenv(simulated.VARIABLE, "0")
+    on_gpu = SimpleNamespace(plan=plan.decide(catalog.load().get("u2netp")))
     small, large = np.zeros((321, 481, 3), np.uint8), np.zeros((1024, 1024, 3), np.uint8)
     assert masks.device_of(on_gpu, small) is None
-    assert masks.device_of(on_gpu, large) == torch.device("cuda", 0)
-    assert masks.device_of(SimpleNamespace(device_type="cpu", device=CPU), large) is None
+    assert masks.device_of(on_gpu, large) == CPU
+    assert masks.device_of(SimpleNamespace(plan=plan.decide(catalog.load().get("u2netp"), "cpu")), large) is None
     assert masks.device_of(None, large) is None

@@ -1,0 +1,152 @@
+"""A simulated GPU: an engine that holds "the device" for a set time per image of each batch without holding the
+GIL (as a CUDA stream's kernels do: the calling thread sleeps in a lock) and returns the net's output shapes, so that
+the host side (decode, input preparation, the finish, encoding) can be measured on a machine without a GPU, and
+whether it keeps a GPU busy: the busy fraction is the time the device was held over the wall time.
+
+``$MATTEKIT_SIMULATE_DEVICE=MS`` (milliseconds per image, >= 0; ``bench speed --simulate-device MS`` sets it) makes
+:func:`mattekit.engines.plan.decide` plan the model as it plans one on CUDA (device "cuda", precision, compile mode,
+two workers, batches of 8 padded, readers and writers of a GPU, the finish and roto's temporal filter on the model's
+device) with the device simulated; :func:`mattekit.engines.create` then builds :class:`SimulatedDevice`. Its
+``device_type`` says "cuda"; the torch work the plan gives "the model's device" (the finish, the temporal filter)
+runs on torch's CPU device (:attr:`SimulatedDevice.works_on`), which computes what a GPU would.
+
+The output: the net's selected output for the input's shape (found once per shape by a forward on torch's meta
+device: no arithmetic, no weights), holding a soft ellipse, the same for every image (logits +8 inside, -8 outside, a
+ramp between): a finish then works along a subject's edge as it does on a real mask. ``$MATTEKIT_SIMULATE_REPORT``
+names a JSON file the process writes its figures to at exit (:func:`figures`): the bench reads a whole command's there.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..errors import MattekitError
+
+VARIABLE = "MATTEKIT_SIMULATE_DEVICE"
+REPORT = "MATTEKIT_SIMULATE_REPORT"
+
+_HELD = threading.Lock()  # the one simulated device of this process
+_TALLY = threading.Lock()
+_FIGURES = {"held_s": 0.0, "batches": 0, "images": 0, "first_s": None, "last_s": None}
+
+
+def asked() -> float | None:
+    """Milliseconds per image that ``$MATTEKIT_SIMULATE_DEVICE`` asks for, None where unset or empty; a value that
+    is not a number >= 0: one sentence."""
+    text = os.environ.get(VARIABLE, "").strip()
+    if not text:
+        return None
+    try:
+        ms = float(text)
+    except ValueError:
+        ms = -1.0
+    if not ms >= 0 or ms == float("inf"):
+        raise MattekitError(f"{VARIABLE}={text} is not a number of milliseconds per image (0 or more).")
+    return ms
+
+
+def figures() -> dict:
+    """What the device did in this process: held_s (seconds held), batches, images (padding included), and
+    first_s / last_s (perf_counter seconds at the first hold's start and the last one's end; None before any)."""
+    with _TALLY:
+        return dict(_FIGURES)
+
+
+def reset() -> None:
+    """Start the figures afresh (a bench's or a test's run of its own)."""
+    with _TALLY:
+        _FIGURES.update(held_s=0.0, batches=0, images=0, first_s=None, last_s=None)
+
+
+def _write_report() -> None:
+    path = os.environ.get(REPORT)
+    if path:
+        got = figures()
+        got["exit_s"] = time.perf_counter()
+        Path(path).write_text(json.dumps(got), encoding="utf-8")
+
+
+class SimulatedDevice:
+    """The engine of a simulated GPU (see the module): ``__call__(x)`` with x N x C x h x w (a CPU torch tensor)
+    holds the device ``ms_per_image * N`` milliseconds, then returns the net's selected output for that input as a
+    float32 CPU tensor. ``recipe``: the catalog's net and kwargs; ``index``: the prediction's path in its output;
+    ``load``: builds the net with its weights, used only where the meta device cannot trace a shape."""
+
+    concurrent = True
+    takes_arrays = False
+    net = None
+
+    def __init__(self, ms_per_image: float, recipe: dict, index: tuple = (), load: Callable | None = None):
+        import torch
+
+        self.ms, self.recipe, self.index, self.load = float(ms_per_image), recipe, tuple(index), load
+        self.device, self.device_type, self.dtype = torch.device("cuda"), "cuda", torch.float32
+        self.works_on = torch.device("cpu")  # where the plan's torch work "on the model's device" runs
+        self.name = f"simulated-cuda-{self.ms:g}ms"
+        self.outputs: dict[tuple, torch.Tensor] = {}  # input's C x h x w -> one image's output (1 x ...)
+        self.shaping = threading.Lock()
+        if os.environ.get(REPORT):
+            atexit.register(_write_report)
+
+    def __call__(self, x):
+        import torch
+
+        one = self.output_for(tuple(x.shape[1:]))
+        n = int(x.shape[0])
+        with _HELD:  # the device: one batch at a time; sleeping releases the GIL
+            start = time.perf_counter()
+            if self.ms > 0:
+                time.sleep(self.ms * n / 1000.0)
+            end = time.perf_counter()
+        with _TALLY:
+            _FIGURES["held_s"] += end - start
+            _FIGURES["batches"] += 1
+            _FIGURES["images"] += n
+            _FIGURES["first_s"] = start if _FIGURES["first_s"] is None else min(_FIGURES["first_s"], start)
+            _FIGURES["last_s"] = end if _FIGURES["last_s"] is None else max(_FIGURES["last_s"], end)
+        return one.expand(n, *one.shape[1:]).clone() if n > 1 else one.clone()
+
+    def output_for(self, shape: tuple):
+        """One image's output (1 x C' x h' x w' float32) for an input of ``shape`` (C x h x w), made once."""
+        with self.shaping:
+            if shape not in self.outputs:
+                self.outputs[shape] = subject(self.output_shape(shape))
+            return self.outputs[shape]
+
+    def output_shape(self, shape: tuple) -> tuple:
+        """The selected output's shape for one input of ``shape``: a forward on the meta device, else (a net that
+        needs values) a real one on the CPU with the weights."""
+        import torch
+
+        from .. import nets
+        from .torch_engine import select_output
+
+        x = torch.zeros((1, *shape), device="meta")
+        try:
+            with torch.device("meta"), torch.no_grad():
+                net = nets.build(self.recipe["net"], **self.recipe.get("kwargs", {})).eval()
+                return tuple(select_output(net(x), self.index).shape)
+        except Exception:  # noqa: BLE001 - an op the meta device cannot run: the real net, once per shape
+            if self.load is None:
+                raise
+            with torch.inference_mode():
+                return tuple(select_output(self.load()(torch.zeros((1, *shape))), self.index).shape)
+
+
+def subject(shape: tuple):
+    """A float32 tensor of ``shape`` (1 x C x h x w) holding logits of a centred ellipse (half the height, 0.4 of the
+    width): +8 inside, -8 outside, a linear ramp over 6 % of the short side between."""
+    import torch
+
+    h, w = shape[-2], shape[-1]
+    ys = (torch.arange(h, dtype=torch.float32) + 0.5 - h / 2) / (0.25 * h)
+    xs = (torch.arange(w, dtype=torch.float32) + 0.5 - w / 2) / (0.2 * w)
+    radius = torch.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)  # 1 on the ellipse
+    ramp = 0.06 * min(h, w) / (0.2 * min(h, w))  # the ramp's width in radius units
+    logits = ((1 - radius) / ramp * 16).clamp(-8, 8)
+    return logits.expand(shape).contiguous()

@@ -1,0 +1,81 @@
+"""The simulated GPU (mattekit.engines.simulated): planned as a model on CUDA is (batches of 8 padded, two workers, a
+GPU's readers and writers, the finish and the temporal filter on the model's device), holding the device without
+using the CPU, returning the net's output shapes; the bench's ``--simulate-device`` prints the device's busy share."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from mattekit import catalog, nets, runtime
+from mattekit.cli import main
+from mattekit.engines import simulated
+from mattekit.engines.plan import decide
+from mattekit.errors import MattekitError
+from mattekit.running import pipeline
+
+
+def test_a_simulated_device_is_planned_as_a_gpu_and_says_so(monkeypatch):
+    monkeypatch.setenv(simulated.VARIABLE, "25")
+    made_entry = catalog.load().get("u2netp")
+    made = decide(made_entry)
+    assert (made.device, made.engine, made.simulated, made.batch, made.workers) == ("cuda", "torch", 25.0, 8, 2)
+    assert made.precision == ("fp16" if made_entry.half else "fp32") and made.compile == "auto"  # as on a real GPU
+    assert (made.finish, made.temporal) == ("cpu", "cpu")  # the model's device: torch's CPU device here
+    assert "simulated: 25 ms an image" in made.why("device") and "simulated 25 ms" in made.describe()
+    assert decide(catalog.load().get("u2netp"), "cpu").simulated is None  # a CPU asked for stays the CPU
+    monkeypatch.setenv(simulated.VARIABLE, "fast")
+    with pytest.raises(MattekitError, match="not a number of milliseconds"):
+        decide(catalog.load().get("u2netp"))
+
+
+def test_the_device_is_held_without_using_the_cpu_and_gives_the_nets_output_shapes():
+    """The calling thread sleeps in the device's lock (no CPU time, no GIL); the output has the shape the real net
+    gives (a net whose output size follows the input: realesr-animevideov3 at 4x)."""
+    entry = catalog.load().get("realesr-animevideov3")
+    recipe = {"net": entry.net, "kwargs": entry.kwargs}
+    engine = simulated.SimulatedDevice(100, recipe, entry.output.index)
+    simulated.reset()
+    x = torch.rand(2, 3, 24, 40)
+    engine(x)  # the shape found once
+    cpu0 = time.thread_time()
+    out = engine(x)
+    spent = time.thread_time() - cpu0
+    got = simulated.figures()
+    assert got["held_s"] >= 0.4 and got["batches"] == 2 and got["images"] == 4  # 100 ms x 2 images, twice
+    assert spent < 0.1, f"the device's 200 ms took {spent:.3f} s of this thread's CPU time"
+    real = nets.build(entry.net, **entry.kwargs).eval()
+    with torch.no_grad():
+        assert out.shape == real(x).shape and out.dtype == torch.float32
+
+
+def test_a_folder_on_a_simulated_device_runs_the_gpus_plan(shared, monkeypatch, tmp_path):
+    """remove on three photos through the runner: batches padded to 3 (no more than the photos), the pipeline laid out as for a GPU, the
+    figures counting the padding; the cut-outs hold the simulated subject."""
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv(simulated.VARIABLE, "2")
+    simulated.reset()
+    predictor = runtime.ModelCache().get("u2netp", "segment")
+    assert predictor.device_type == "cuda" and predictor.backend == "simulated-cuda-2ms"
+    layout = pipeline.plan(predictor)
+    assert layout["pad"] and layout["batch"] == 8 and layout["workers"] == 2
+    photos = sorted((shared / "data" / "grabcut50" / "im").iterdir())[:3]
+    assert main(["remove", "-q", "--model", "u2netp", "-o", str(tmp_path), *map(str, photos)]) == 0
+    got = simulated.figures()
+    assert got["images"] == 3 * got["batches"] and got["held_s"] >= 0.002 * got["images"]  # padded to the 3 items
+    from PIL import Image
+    import numpy as np
+
+    alpha = np.asarray(Image.open(tmp_path / f"{photos[0].stem}.png"))[..., 3]
+    h, w = alpha.shape
+    assert alpha[h // 2, w // 2] == 255 and alpha[2, 2] == 0  # the ellipse in the middle
+
+
+@pytest.mark.slow
+def test_bench_speed_prints_the_simulated_devices_busy_share(shared, monkeypatch, capsys):
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    assert main(["bench", "speed", "--model", "u2netp", "--simulate-device", "1", "--limit", "4", "--chunk", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "simulated device (1 ms an image): held" in out and "busy" in out and "rembg" not in out.split("\n")[3]
