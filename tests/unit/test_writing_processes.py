@@ -62,11 +62,10 @@ def test_a_process_that_dies_fails_its_item_and_the_caller_writes_the_next():
         writers.close()
 
 
-def test_processes_only_for_several_items_on_the_cpu_in_any_order():
+def test_processes_only_for_several_items_in_any_order():
     settings = {"device": "cpu", "ordered": False}
     assert processes.count_for(settings, 1) == 0 and processes.count_for(settings, None) == 0
     assert processes.count_for({**settings, "ordered": True}, 10) == 0
-    assert processes.count_for({**settings, "device": "cuda:0"}, 10) == 0
 
 
 @pytest.mark.slow
@@ -98,3 +97,29 @@ def test_an_output_a_process_cannot_write_fails_that_image_only(four_images, tmp
     err = capsys.readouterr().err
     assert f"{images[1].name}: " in err and "it is a folder" in err and "Traceback" not in err
     assert all((out / (image.stem + ".png")).is_file() for image in images if image != images[1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
+def test_on_a_gpu_a_photo_finished_on_the_device_stays_in_the_parent(shared, tmp_path, monkeypatch):
+    """On a (simulated) GPU the small photos' finish goes to the writing processes, while a photo of 1 MP or more,
+    whose finish runs on the model's device (masks.device_of), is finished in the pipeline's own thread: a forked
+    process has no GPU context."""
+    from PIL import Image
+
+    from mattekit.engines import simulated
+
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv(simulated.VARIABLE, "0")
+    photos = sorted((shared / "data/grabcut50/im").iterdir())[:2]
+    large = tmp_path / "large.jpg"
+    with Image.open(photos[0]) as small:
+        small.resize((small.width * 3, small.height * 3)).save(large)  # 1.4 MP
+    sent = []
+    real_call = processes.Writers.call
+    monkeypatch.setattr(processes.Writers, "call", lambda self, item, *a: sent.append(item[0].name) or
+                        real_call(self, item, *a))
+    out = tmp_path / "out"
+    assert main(["remove", "-q", "--model", "u2netp", "-o", str(out), *map(str, photos), str(large)]) == 0
+    assert sorted(sent) == sorted(p.name for p in photos)
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.stem + ".png" for p in [*photos, large])

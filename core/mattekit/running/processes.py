@@ -11,7 +11,8 @@ the process maps it: its arrays are views of that memory (no file name exists, s
 killed run). The answer (``work``'s return value or exception) comes back pickled. A process that dies (killed for
 memory) fails its item, and its place is taken by the calling thread.
 
-For work on the CPU only: a forked process cannot use the parent's CUDA context. OpenCV's thread pool is not
+For work on the CPU only: a forked process cannot use the parent's CUDA context (the runner keeps an image whose
+finish runs on the model's device in its own thread). OpenCV's thread pool is not
 usable in a forked child (its workers are the parent's): it is stopped before the fork, so the children run
 OpenCV's calls in their own thread, and restarted after it.
 """
@@ -23,12 +24,14 @@ import os
 import pickle
 import queue
 import signal
+import sys
 import tempfile
 import threading
 from multiprocessing.reduction import recv_handle, send_handle
 from typing import Any, Callable
 
 from .. import heap
+from ..engines.threads import loaded_torch
 from ..errors import MattekitError
 from ..machine import cpu_count
 
@@ -37,11 +40,11 @@ BIG_ITEM = 64 << 20  # bytes: items this large are finished by at most ``big`` p
 
 def count_for(settings: dict, items: int | None) -> int:
     """How many writing processes a run of ``items`` (None: not known) with the pipeline ``settings``
-    (:func:`mattekit.running.pipeline.plan`'s) gets: one per core for more than one item where the model runs on
-    the CPU and results may be written in any order, on a system that forks; else none (threads write)."""
-    if settings.get("device") != "cpu" or settings.get("ordered") or not items or items < 2:
+    (:func:`mattekit.running.pipeline.plan`'s) gets: one per core for more than one item written in any order, on
+    Linux (fork is the start method there; macOS's system frameworks are not safe across a fork); else none."""
+    if settings.get("ordered") or not items or items < 2 or not sys.platform.startswith("linux"):
         return 0
-    return cpu_count() if "fork" in multiprocessing.get_all_start_methods() else 0
+    return cpu_count()
 
 
 class Writers:
@@ -127,7 +130,13 @@ class Writers:
 
 
 def _pickled(args: tuple) -> tuple[bytes, list]:
-    """(the pickle of ``args`` with its large buffers left out, those buffers as flat byte memoryviews)."""
+    """(the pickle of ``args`` with its large buffers left out, those buffers as flat byte memoryviews). A torch
+    tensor among ``args`` that views part of a larger storage (one image's rows of a batch's prediction) is copied
+    first: torch pickles a tensor's whole storage."""
+    torch = loaded_torch()
+    if torch is not None:
+        args = tuple(a.clone() if isinstance(a, torch.Tensor) and a.untyped_storage().nbytes() > a.nbytes else a
+                     for a in args)
     buffers: list = []
     head = pickle.dumps(args, protocol=5, buffer_callback=buffers.append)
     return head, [b.raw() for b in buffers]

@@ -14,6 +14,7 @@ input can raise it as it was. Whatever fails in the shared inference stage stops
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -22,6 +23,7 @@ from . import pipeline, processes
 from ..errors import MattekitError, OutputError
 from ..options import NONE
 from ..io import outputs
+from ..subject import masks
 
 
 class _ItemFailed(MattekitError):
@@ -112,9 +114,10 @@ class Runner:
         pipeline's layout (None: :func:`mattekit.running.pipeline.plan`'s for the main model).
         progress(done, item) after each item; cancel() -> True stops reading; steps(done, total): the
         task's own progress within one image (tiles). note(item, sentence) after an item is stored whose subject
-        came out empty (:func:`transparent_note`); stored(item) after an item is stored. Where the plan gives the
-        writing stage processes (:mod:`mattekit.running.processes`), the task's finish and ``store`` run there;
-        the callbacks always run in this process.
+        came out empty (:func:`transparent_note`); stored(item) after an item is stored. A streaming task's finish
+        and ``store`` run in writing processes where :func:`mattekit.running.processes.count_for` gives some, but
+        for an image whose finish runs on the model's device (:func:`mattekit.subject.masks.device_of`: a GPU's
+        context is not a forked process's); the callbacks always run in this process.
         """
         task, models, options = self.task, self.models, self.options
 
@@ -135,7 +138,13 @@ class Runner:
             return transparent_note(task, result, options) if note is not None else None
 
         def write(item, carried, y) -> None:
-            sentence = produce(item, carried, y) if writers is None else writers.call(item, carried, y)
+            if writers is None:
+                sentence = produce(item, carried, y)
+            elif masks.device_of(models.get(task.main), carried[0]["image"]) is not None:
+                with on_device:  # as many at once as the plan's writer threads
+                    sentence = produce(item, carried, y)
+            else:
+                sentence = writers.call(item, carried, y)
             if stored is not None:
                 stored(item)
             if sentence:
@@ -149,9 +158,10 @@ class Runner:
         else:  # no inference stage
             runtime.set_threads(threads)
             infer, settings = None, {}
-        count = processes.count_for(settings, len(items) if hasattr(items, "__len__") else None)
+        count = processes.count_for(settings, len(items) if hasattr(items, "__len__") else None) if self.streams else 0
         writers = processes.Writers(produce, count, big=settings["writers"]) if count else None
         if writers is not None:
+            on_device = threading.BoundedSemaphore(settings["writers"])
             settings["writers"] = count  # a thread each, waiting on its process
         try:
             result = pipeline.run_pipeline(items, _guarded(read), infer, _guarded(write), progress=progress,
