@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .. import io, runtime
-from . import pipeline, processes
+from . import pipeline
 from ..errors import MattekitError, OutputError
 from ..options import NONE
 from ..io import outputs
-from ..subject import masks
 
 
 class _ItemFailed(MattekitError):
@@ -158,8 +157,13 @@ class Runner:
         else:  # no inference stage
             runtime.set_threads(threads)
             infer, settings = None, {}
-        count = processes.count_for(settings, len(items) if hasattr(items, "__len__") else None) if self.streams else 0
-        writers = processes.Writers(produce, count, big=settings["writers"]) if count else None
+        writers = None
+        if self.streams and hasattr(items, "__len__") and len(items) > 1:  # (multiprocessing: imported only here)
+            from ..subject import masks
+            from . import processes
+
+            count = processes.count_for(settings, len(items))
+            writers = processes.Writers(produce, count, big=settings["writers"]) if count else None
         if writers is not None:
             on_device = threading.BoundedSemaphore(settings["writers"])
             settings["writers"] = count  # a thread each, waiting on its process
