@@ -13,6 +13,11 @@ from mattekit.errors import MattekitError, OutputError
 from mattekit.running import processes
 
 
+def _kind(value) -> tuple[str, tuple, float]:
+    """(the type's name, the shape, the sum) of what a writing process was given."""
+    return type(value).__name__, tuple(value.shape), float(value.sum())
+
+
 def _doubled(array: np.ndarray, tag: str) -> tuple[int, float, bool]:
     """(the writing process's id, the sum of ``array`` doubled in place, whether the array was writable); dies for
     tag "die", raises an OutputError for "refuse" and an exception that does not pickle for "odd"."""
@@ -46,6 +51,18 @@ def test_an_items_arrays_reach_a_process_through_shared_memory_and_its_answer_co
         with pytest.raises(MattekitError, match="a lock in it"):
             writers.call(big[:1], "odd")
         assert writers.call(np.ones(3, np.float32), "ok")[1] == 6  # the processes are still there
+    finally:
+        writers.close()
+
+
+@pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
+def test_a_tensor_that_views_a_batch_reaches_a_process_as_that_tensor():
+    import torch
+
+    batch = torch.arange(8 * 64 * 64, dtype=torch.float32).reshape(8, 1, 64, 64)
+    writers = processes.Writers(_kind, 1)
+    try:
+        assert writers.call(batch[3:4]) == ("Tensor", (1, 1, 64, 64), float(batch[3:4].sum()))
     finally:
         writers.close()
 
