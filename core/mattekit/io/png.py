@@ -25,8 +25,7 @@ def write_png(tmp: Path, ints: np.ndarray, fmt: str, meta: Metadata) -> None:
     """A PNG streamed into ``tmp``: IHDR, ``meta``'s chunks (iCCP profile, pHYs dpi, eXIf, and the XMP in iTXt,
     uncompressed, key "XML:com.adobe.xmp"), then one IDAT chunk per strip of rows (:func:`_png_strip`), the strips compressed in parallel
     threads (zlib lets go of the GIL) and written in order as one zlib stream at :data:`PNG_LEVEL`.
-    Memory: one filtered and compressed strip per thread (at most :data:`PNG_THREADS`), on top of ``ints``; 16-bit
-    samples are written big-endian."""
+    Memory: one filtered and compressed strip per thread (at most :data:`PNG_THREADS`), and one more, on top of ``ints``; 16-bit samples are written big-endian."""
     h, w, c = ints.shape
     depth = ints.dtype.itemsize * 8
     if w * c * ints.dtype.itemsize + 1 > 2**31 - 1 or h > 2**31 - 1:
@@ -50,21 +49,20 @@ def write_png(tmp: Path, ints: np.ndarray, fmt: str, meta: Metadata) -> None:
         for top in tops:
             pending.append(pool.submit(_png_strip, ints[top : top + rows], top + rows >= h))
             while pending and (len(pending) > threads or top + rows >= h):
-                (strip_sum, length), packed = pending.popleft().result()
-                checksum = adler32_joined(checksum, strip_sum, length)
+                lines, packed = pending.popleft().result()
+                checksum = zlib.adler32(lines, checksum)
+                del lines  # the strip's scanlines are done with before the next is waited for
                 _write_chunk(f, b"IDAT", header, *packed)
                 header = b""
         _write_chunk(f, b"IDAT", struct.pack(">I", checksum))  # the stream's end: the Adler-32 of all rows
         _write_chunk(f, b"IEND", b"")
 
 
-def _png_strip(ints: np.ndarray, last: bool) -> tuple[tuple[int, int], tuple[bytes, ...]]:
+def _png_strip(ints: np.ndarray, last: bool) -> tuple[memoryview, tuple[bytes, ...]]:
     """Rows of ``ints`` as PNG scanlines, each with the Sub filter (the difference to the pixel on its left,
     bytewise modulo 256), and those compressed as a raw deflate stream of their own: ended with a sync flush
     (byte-aligned, not final) so that strips concatenate into one stream, or with the final block when
-    ``last``. Returns ((the scanlines' Adler-32, their length in bytes), the compressed bytes in pieces: never
-    joined, so never copied); the checksum is made here, in the strip's thread, and joined in order
-    (:func:`adler32_joined`)."""
+    ``last``. Returns (scanlines, the compressed bytes in pieces: never joined, so never copied)."""
     raw = np.ascontiguousarray(ints, dtype=">u2" if ints.dtype.itemsize == 2 else np.uint8)
     raw = raw.view(np.uint8).reshape(raw.shape[0], -1)
     step = ints.shape[2] * ints.dtype.itemsize  # bytes per pixel
@@ -75,20 +73,7 @@ def _png_strip(ints: np.ndarray, last: bool) -> tuple[tuple[int, int], tuple[byt
     packer = zlib.compressobj(PNG_LEVEL, zlib.DEFLATED, -15)
     data, step = lines.data.cast("B"), 1 << 18  # fed 256 KiB at a time: zlib's growing output buffer stays small
     pieces = [packer.compress(data[i : i + step]) for i in range(0, len(data), step)]
-    return (zlib.adler32(data), len(data)), (*pieces, packer.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH))
-
-
-ADLER_BASE = 65521  # Adler-32's modulus
-
-
-def adler32_joined(first: int, second: int, length: int) -> int:
-    """The Adler-32 of two byte strings one after the other, from the first's checksum, the second's and the second's
-    ``length`` in bytes. Adler-32 is (B << 16) | A, with A = 1 + the sum of the bytes and B the sum of A after each
-    byte (both mod 65521): the second string's A grows by the first's A - 1, and each of its ``length`` B terms too."""
-    a1, b1, a2, b2 = first & 0xFFFF, first >> 16, second & 0xFFFF, second >> 16
-    a = (a1 + a2 - 1) % ADLER_BASE
-    b = (b1 + b2 + length * (a1 - 1)) % ADLER_BASE
-    return (b << 16) | a
+    return lines.data, (*pieces, packer.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH))
 
 
 def _write_chunk(f, kind: bytes, *pieces: bytes) -> None:

@@ -75,15 +75,9 @@ def row_strips(work: Callable[[np.ndarray], np.ndarray], x: np.ndarray, values: 
     """``work`` (of some of ``x``'s rows, giving an array of as many rows) over all of ``x`` (H x ...), in strips of
     rows of at most ``values`` values (one row at least) spread over the cores by :func:`each_tile`; the strips'
     results stacked in order (one strip: ``work(x)``, here). For work that treats each value alone."""
-    strips = each_tile(lambda rows: work(x[rows]), strips_of(x, values))
-    return strips[0] if len(strips) == 1 else np.concatenate(strips)
-
-
-def strips_of(x: np.ndarray, values: int) -> list[slice]:
-    """``x``'s rows (H x ...) in strips of at most ``values`` values (one row at least), as slices in order: for
-    ``each_tile(lambda rows: work(x[rows]), strips_of(x, values))``, work done in place a strip at a time."""
     rows = max(1, values // max(1, x.size // max(1, x.shape[0])))
-    return [slice(top, top + rows) for top in range(0, x.shape[0], rows)]
+    strips = each_tile(lambda top: work(x[top : top + rows]), range(0, x.shape[0], rows))
+    return strips[0] if len(strips) == 1 else np.concatenate(strips)
 
 
 def sparse_empty(shape: tuple[int, ...], dtype) -> np.ndarray:

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from ..ops.filters import guided_filter
-from ..ops.pixels import STRIP_VALUES, between, unit_float
-from ..ops.regions import each_tile, grown, strips_of, tiles_holding
+from ..ops.pixels import between, unit_float
+from ..ops.regions import each_tile, grown, tiles_holding
 from ..ops.resizing import resize, shrunk
 from . import hints
 from ..matting import trimap as trimaps
@@ -71,13 +71,9 @@ def edge_band(mask: np.ndarray, grow: int, box: tuple[slice, slice] | None = Non
 
 
 def round_sure(mask: np.ndarray) -> np.ndarray:
-    """Where the model is sure (outside :func:`unsure`) its probability rounded to 0 or 1, in place (in strips of
-    rows over the cores); returns it."""
-    def rounded(rows: slice) -> None:
-        np.copyto(mask[rows], 1.0, where=mask[rows] >= trimaps.FG_AT)
-        np.copyto(mask[rows], 0.0, where=mask[rows] <= trimaps.BG_AT)
-
-    each_tile(rounded, strips_of(mask, STRIP_VALUES))
+    """Where the model is sure (outside :func:`unsure`) its probability rounded to 0 or 1, in place; returns it."""
+    np.copyto(mask, 1.0, where=mask >= trimaps.FG_AT)
+    np.copyto(mask, 0.0, where=mask <= trimaps.BG_AT)
     return mask
 
 

@@ -7,7 +7,6 @@ import shutil
 import re
 import struct
 import tempfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -418,15 +417,6 @@ def test_png_is_written_in_strips_with_the_same_pixels(tmp_path, monkeypatch, dt
     if dtype == np.uint8:
         assert np.array_equal(np.asarray(Image.open(path)).reshape(shape), want)
     assert io.read_provenance(path) == {"software": "test"}
-
-
-@pytest.mark.parametrize("sizes", [(0, 5), (5, 0), (1, 1), (70_000, 3), (3, 200_000), (65_521, 65_521)])
-def test_the_strips_checksums_join_into_the_whole_streams(sizes):
-    """The PNG's Adler-32, made per strip in the strips' threads and joined, is zlib's over all the bytes (lengths
-    about and beyond the modulus 65521, bytes of 255 where the sums wrap most)."""
-    rng = np.random.default_rng(sum(sizes))
-    first, second = (rng.integers(200, 256, n, dtype=np.uint8).tobytes() for n in sizes)
-    assert png.adler32_joined(zlib.adler32(first), zlib.adler32(second), len(second)) == zlib.adler32(first + second)
 
 
 @pytest.mark.parametrize("cores", [1, 2, 64])
