@@ -14,6 +14,7 @@ input can raise it as it was. Whatever fails in the shared inference stage stops
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -104,14 +105,18 @@ class Runner:
     def run(self, items: Iterable, load: Callable, store: Callable, *, single: bool = False,
             threads: int | None = None, progress: Callable | None = None, cancel: Callable | None = None,
             timings: pipeline.Timings | None = None, steps: Callable | None = None,
-            workers: int | None = None, batch: int | None = None, note: Callable | None = None) -> pipeline.Result:
+            workers: int | None = None, batch: int | None = None, note: Callable | None = None,
+            stored: Callable | None = None) -> pipeline.Result:
         """For every item: ``load(item) -> (inputs, kept)``, the task's stages, ``store(item, kept, outputs)``.
 
         single: one item (one inference worker with every thread). threads, workers, batch: the
         pipeline's layout (None: :func:`mattekit.running.pipeline.plan`'s for the main model).
         progress(done, item) after each item; cancel() -> True stops reading; steps(done, total): the
         task's own progress within one image (tiles). note(item, sentence) after an item is stored whose subject
-        came out empty (:func:`transparent_note`).
+        came out empty (:func:`transparent_note`); stored(item) after an item is stored. A streaming task's finish
+        and ``store`` run in writing processes where :func:`mattekit.running.processes.count_for` gives some, but
+        for an image whose finish runs on the model's device (:func:`mattekit.subject.masks.device_of`: a GPU's
+        context is not a forked process's); the callbacks always run in this process.
         """
         task, models, options = self.task, self.models, self.options
 
@@ -120,7 +125,7 @@ class Runner:
             x, context = task.prepare(models, inputs, options) if self.streams else (None, None)
             return x, (inputs, kept, context)
 
-        def write(item, carried, y) -> None:
+        def produce(item, carried, y) -> str | None:  # the heavy part: in a writing process where there are some
             inputs, kept, context = carried
             if not self.streams:
                 result = task.run(models, inputs, options, progress=steps)
@@ -129,7 +134,19 @@ class Runner:
             else:
                 result = task.finish(models, inputs, options, context, y)
             store(item, kept, result)
-            if note is not None and (sentence := transparent_note(task, result, options)):
+            return transparent_note(task, result, options) if note is not None else None
+
+        def write(item, carried, y) -> None:
+            if writers is None:
+                sentence = produce(item, carried, y)
+            elif masks.device_of(models.get(task.main), carried[0]["image"]) is not None:
+                with on_device:  # as many at once as the plan's writer threads
+                    sentence = produce(item, carried, y)
+            else:
+                sentence = writers.call(item, carried, y)
+            if stored is not None:
+                stored(item)
+            if sentence:
                 note(item, sentence)
 
         if self.streams:
@@ -140,8 +157,22 @@ class Runner:
         else:  # no inference stage
             runtime.set_threads(threads)
             infer, settings = None, {}
-        result = pipeline.run_pipeline(items, _guarded(read), infer, _guarded(write), progress=progress,
-                                       cancel=cancel, timings=timings, **settings)
+        writers = None
+        if self.streams and hasattr(items, "__len__") and len(items) > 1:  # (multiprocessing: imported only here)
+            from ..subject import masks
+            from . import processes
+
+            count = processes.count_for(settings, len(items))
+            writers = processes.Writers(produce, count, big=settings["writers"]) if count else None
+        if writers is not None:
+            on_device = threading.BoundedSemaphore(settings["writers"])
+            settings["writers"] = count  # a thread each, waiting on its process
+        try:
+            result = pipeline.run_pipeline(items, _guarded(read), infer, _guarded(write), progress=progress,
+                                           cancel=cancel, timings=timings, **settings)
+        finally:
+            if writers is not None:
+                writers.close()
         result.failed = [(item, exc.original if isinstance(exc, _ItemFailed) else exc) for item, exc in result.failed]
         return result
 
@@ -179,10 +210,9 @@ class Runner:
             ensure_parent(target)
             io.write_image(target, pixels, bit_depth=outputs.bit_depth_for(picture, target), provenance=self.provenance,
                            metadata=kept)
-            if wrote is not None:
-                wrote(target)
 
-        result = self.run(todo, load, store, single=len(todo) == 1, **run)
+        result = self.run(todo, load, store, single=len(todo) == 1,
+                          stored=None if wrote is None else lambda pair: wrote(pair[1]), **run)
         result.skipped = len(planned) - len(todo)
         return result
 

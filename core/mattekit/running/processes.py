@@ -1,0 +1,208 @@
+"""A pipeline's writing stage (a task's finish and the encoding) in processes of its own, one per core, where the
+GIL binds threads: the finish of a small photo is many short numpy steps with Python between them, so a second
+writer thread barely used a second core (u2netp's folder of 50 photos with the network made free: 5.4 s on one
+core, 5.8-7.5 s on two).
+
+:class:`Writers` forks its processes once, before the run's threads start, so that they inherit the loaded models,
+the task and ``work`` itself (nothing of them is pickled); each :meth:`Writers.call` then hands one item to an idle
+process and waits for its answer. The item's arrays travel in shared memory: pickle protocol 5 leaves them out of
+the pickle, they are copied once into an anonymous shared file (``memfd``) whose descriptor goes over the pipe, and
+the process maps it: its arrays are views of that memory (no file name exists, so nothing is left behind by a
+killed run). The answer (``work``'s return value or exception) comes back pickled. A process that dies (killed for
+memory) fails its item, and its place is taken by the calling thread.
+
+For work on the CPU only: a forked process cannot use the parent's CUDA context (the runner keeps an image whose
+finish runs on the model's device in its own thread). OpenCV's thread pool is not
+usable in a forked child (its workers are the parent's): it is stopped before the fork, so the children run
+OpenCV's calls in their own thread, and restarted after it.
+"""
+from __future__ import annotations
+
+import mmap
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import sys
+import tempfile
+import threading
+from multiprocessing.reduction import recv_handle, send_handle
+from typing import Any, Callable
+
+from .. import heap
+from ..engines.threads import loaded_torch
+from ..errors import MattekitError
+from ..machine import cpu_count
+
+BIG_ITEM = 64 << 20  # bytes: items this large are finished by at most ``big`` processes at once (their memory)
+
+
+def count_for(settings: dict, items: int | None) -> int:
+    """How many writing processes a run of ``items`` (None: not known) with the pipeline ``settings``
+    (:func:`mattekit.running.pipeline.plan`'s) gets: one per core for more than one item written in any order, on
+    Linux (fork is the start method there; macOS's system frameworks are not safe across a fork); else none."""
+    if settings.get("ordered") or not items or items < 2 or not sys.platform.startswith("linux"):
+        return 0
+    return cpu_count()
+
+
+class Writers:
+    """``count`` forked processes that each run ``work(*args)`` for a calling thread (:meth:`call`, from any
+    number of threads); at most ``big`` of them hold an item of :data:`BIG_ITEM` bytes or more at once.
+    :meth:`close` ends them."""
+
+    def __init__(self, work: Callable[..., Any], count: int, big: int = 1):
+        import cv2
+
+        self.work = work
+        self.idle: queue.Queue = queue.Queue()  # (connection, pid) of idle processes; None: a dead one's place
+        self.big = threading.BoundedSemaphore(max(1, big))
+        self.processes = []
+        context = multiprocessing.get_context("fork")
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)  # OpenCV's pool stopped: the children inherit none
+        try:
+            for _ in range(count):
+                parent, child = context.Pipe()
+                process = context.Process(target=_serve, args=(child, work), daemon=True, name="mattekit-writer")
+                process.start()
+                child.close()
+                self.processes.append(process)
+                self.idle.put((parent, process.pid))
+        finally:
+            cv2.setNumThreads(threads)
+
+    def call(self, *args) -> Any:
+        """``work(*args)`` in an idle process: its return value, or its exception raised here (in this thread
+        where the process died)."""
+        head, buffers = _pickled(args)
+        lengths = [b.nbytes for b in buffers]
+        descriptor = _shared(buffers)
+        del buffers
+        try:
+            if sum(lengths) >= BIG_ITEM:
+                with self.big:
+                    return self._sent(args, (head, lengths), descriptor)
+            return self._sent(args, (head, lengths), descriptor)
+        finally:
+            os.close(descriptor)
+
+    def _sent(self, args: tuple, message: tuple, descriptor: int) -> Any:
+        """``message`` (the pickle, its buffers' lengths) and the shared file to an idle process, its answer back."""
+        idle = self.idle.get()
+        if idle is None:
+            try:
+                return self.work(*args)
+            finally:
+                self.idle.put(None)
+        connection, pid = idle
+        try:
+            connection.send(message)
+            send_handle(connection, descriptor, pid)
+            kind, value = connection.recv()
+        except (EOFError, OSError):
+            connection.close()
+            self.idle.put(None)
+            raise MattekitError("A writing process ended before its image was written (out of memory?).") from None
+        self.idle.put(idle)
+        if kind == "value":
+            return value
+        raise value
+
+    def close(self) -> None:
+        """End every process (each after the item it holds)."""
+        while True:
+            try:
+                idle = self.idle.get_nowait()
+            except queue.Empty:
+                break
+            if idle is not None:
+                try:
+                    idle[0].send(None)
+                except OSError:
+                    pass
+                idle[0].close()
+        for process in self.processes:
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+
+
+def _pickled(args: tuple) -> tuple[bytes, list]:
+    """(the pickle of ``args`` with its large buffers left out, those buffers as flat byte memoryviews). A CPU torch
+    tensor among ``args`` (a prediction) travels as its numpy array (:class:`_Tensor`)."""
+    torch = loaded_torch()
+    if torch is not None:
+        args = tuple(_Tensor(a.contiguous().numpy()) if isinstance(a, torch.Tensor) and a.device.type == "cpu"
+                     and not a.requires_grad and str(a.dtype) in _NUMPY_DTYPES else a for a in args)
+    buffers: list = []
+    head = pickle.dumps(args, protocol=5, buffer_callback=buffers.append)
+    return head, [b.raw() for b in buffers]
+
+
+_NUMPY_DTYPES = {"torch.float32", "torch.float64", "torch.float16", "torch.uint8", "torch.int64", "torch.bool"}
+
+
+class _Tensor:
+    """A CPU torch tensor pickled as its numpy array (out of the pickle, in the shared file: a row slice of a batch
+    is only its own rows) and made a tensor again when loaded. torch pickles a tensor's whole storage through
+    torch.save: a 1024 x 1024 map took tens of ms each way, more than IS-Net's finish of a small photo."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __reduce__(self):
+        return _tensor, (self.array,)
+
+
+def _tensor(array):
+    import torch
+
+    return torch.from_numpy(array)
+
+
+def _shared(buffers: list) -> int:
+    """The descriptor of a new nameless file in memory (Linux's memfd; elsewhere a temporary file removed at once)
+    holding ``buffers`` one after the other."""
+    if hasattr(os, "memfd_create"):
+        descriptor = os.memfd_create("mattekit-item")
+    else:
+        descriptor, path = tempfile.mkstemp(prefix="mattekit-")
+        os.unlink(path)
+    for buffer in buffers:
+        view = memoryview(buffer)
+        while view:
+            view = view[os.write(descriptor, view) :]
+    return descriptor
+
+
+def _serve(connection, work: Callable[..., Any]) -> None:
+    """A writing process: run ``work`` on each item sent; answer ("value", its result) or ("error", its exception)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends us
+    os.environ["MATTEKIT_FINISH_THREADS"] = "1"  # the cores are the processes'
+    heap.keep_freed_memory()
+    while True:
+        try:
+            sent = connection.recv()
+        except EOFError:
+            return
+        if sent is None:
+            return
+        (head, lengths), descriptor = sent, recv_handle(connection)
+        block = mmap.mmap(descriptor, sum(lengths)) if sum(lengths) else b""
+        os.close(descriptor)
+        views, at = [], 0
+        for length in lengths:
+            views.append(memoryview(block)[at : at + length])
+            at += length
+        try:
+            answer = ("value", work(*pickle.loads(head, buffers=views)))
+        except Exception as exc:  # noqa: BLE001 - the item's failure, for the caller
+            answer = ("error", exc)
+        views = block = None  # (the mapping ends once no array holds it)
+        try:
+            connection.send(answer)
+        except Exception:  # noqa: BLE001 - an exception that does not pickle: its sentence
+            connection.send(("error", MattekitError(str(answer[1]))))
+        answer = None
