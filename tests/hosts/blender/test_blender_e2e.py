@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from mattekit.io import colour
 from mattekit.catalog import CATALOG_PATH
@@ -633,3 +634,37 @@ def test_the_zip_finds_the_worker_on_another_machine(version, shared, tmp_path, 
                       [(f, f"{SEQUENCE}_matte.{f - 1:05d}.png", f - 1) for f in range(1, frames + 1)])
     print(f"Blender {version}, worker started with $MATTEKIT_PYTHON: IoU per frame {[round(x, 4) for x in ious]}")
     assert np.mean(ious) > ZIP_MIN_IOU
+
+
+# The AI Matte add-on's Shadow: a Shadow output on the node group giving the plate's own shadow (issue 83).
+def test_ai_matte_gives_the_plates_shadow_on_a_shadow_output(shared, tmp_path, monkeypatch):
+    from mattekit.bench import shadow_scenes
+
+    python = bpy_python(LTS)
+    env = fresh_home(shared, tmp_path, monkeypatch)
+    installer(env, "--bpy-python", str(python))
+    scene = shadow_scenes.example(shared / "data")
+    plate = tmp_path / "plate"
+    plate.mkdir()
+    for n in range(2):
+        Image.fromarray(np.round(scene.photo * 255).astype(np.uint8)).save(plate / f"{n:05d}.jpg", quality=95)
+    try:
+        rec = {"run": run_blender(python, env, ["--plate", str(plate), "--frames", "2", "--output",
+                                                str(tmp_path / "mattes"), "--renders", str(tmp_path / "renders"),
+                                                "--model", "u2netp", "--shadow"])}
+    finally:
+        shutdown_worker()
+    case = blender_said(rec, "sequence")
+    assert case["operator"] == ["FINISHED"] and case["rerun_groups"] == 1, case
+    assert case["group_outputs"] == ["Image", "Matte", "Shadow"], case["group_outputs"]
+    shadows = sorted((tmp_path / "mattes").glob("*_shadow.*.png"))
+    assert len(shadows) == 2, sorted(p.name for p in (tmp_path / "mattes").iterdir())
+    matte = np.asarray(Image.open(shadows[0]).convert("F")) / (65535.0 if Image.open(shadows[0]).mode.startswith("I") else 255.0)
+    region = (scene.shadow > 0.2) & (scene.alpha < 0.01)
+    assert matte[region].mean() > 0.15, "the subject's shadow in the sequence"
+    assert case["shadow_renders"] == ["frame_0001.png", "frame_0002.png"], case["shadow_renders"]
+    rendered = np.asarray(Image.open(tmp_path / "renders" / "shadow" / "frame_0001.png").convert("RGB"))[..., 0] / 255.0
+    difference = np.abs(rendered - linear_to_srgb(matte.astype(np.float32)))[region].mean()
+    print(f"real Blender {LTS}: the AI Matte group's Shadow output renders the worker's shadow matte within "
+          f"{difference:.4f} (mean, sRGB) where the composite's shadow is")
+    assert difference < 0.02
