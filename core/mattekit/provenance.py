@@ -34,6 +34,7 @@ IPTC_TERMS = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 ALGORITHMICALLY_ENHANCED = IPTC_TERMS + "algorithmicallyEnhanced"
 COMPOSITE_WITH_TRAINED = IPTC_TERMS + "compositeWithTrainedAlgorithmicMedia"
 
+XMP_LIMIT = 4 << 20  # bytes of an XMP packet read or stripped; a larger one is dropped (Photoshop's own rarely pass 1 MB)
 NS_IPTC = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 NS_XMP = "http://ns.adobe.com/xap/1.0/"
 NS_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -106,10 +107,9 @@ def to_xmp(provenance: dict) -> bytes:
 def from_xmp(packet: bytes | str) -> dict | None:
     """The provenance in an XMP packet: mattekit's record, or (other software) just the IPTC digital
     source type and creator tool; None when the packet says neither, cannot be parsed or is over the XMP cap
-    (:data:`mattekit.io.xmp.LIMIT`)."""
-    from .io.xmp import LIMIT
+    (:data:`XMP_LIMIT`)."""
 
-    if len(packet) > LIMIT:
+    if len(packet) > XMP_LIMIT:
         return None
     text = packet.decode("utf-8", "replace") if isinstance(packet, (bytes, bytearray)) else packet
     start, end = text.find("<x:xmpmeta"), text.rfind("</x:xmpmeta>")

@@ -257,24 +257,29 @@ def test_a_row_whose_sizing_backends_or_onnx_flag_cannot_hold_is_one_sentence(ch
     assert str(caught.value).startswith(said) and len(str(caught.value).splitlines()) == 1, caught.value
 
 
-def test_the_engines_a_model_runs_on_are_its_rows():
+def test_the_engines_a_model_runs_on_are_its_rows(monkeypatch):
     """SAM 2.1's rows and Depth Anything's pin torch (``backends = ["torch"]``: no single-tensor forward; a position
-    embedding resized per photo in Python, which an export fixes at the trace size): the plan runs them on torch even
-    when ONNX Runtime is asked; every other row may run on either, and a row of any family that says
-    ``backends = ["torch"]`` is pinned."""
+    embedding resized per photo in Python, which an export fixes at the trace size): the plan runs them on torch when
+    ONNX Runtime is the session's preference ($MATTEKIT_BACKEND) and refuses ONNX Runtime asked by name in one
+    sentence; every other row may run on either, and a row of any family that says ``backends = ["torch"]`` is pinned."""
     from mattekit.engines.plan import decide, pinned_backend
+    from mattekit.errors import MattekitError
 
     cat = catalog.load()
     for entry in cat.models.values():
         pinned = entry.net.startswith(("sam2:", "depth_anything:"))
         assert entry.backends == (("torch",) if pinned else ("torch", "onnx")), entry.name
         assert pinned_backend(entry) == ("torch" if pinned else None), entry.name
-    assert decide(cat.get("sam2.1-hiera-tiny"), "cpu", "onnx").engine == "torch"
-    assert decide(cat.get("depth-anything-v2-small"), "cpu", "onnx").engine == "torch"
+    for name in ("sam2.1-hiera-tiny", "depth-anything-v2-small"):
+        with pytest.raises(MattekitError, match="runs on torch only"):
+            decide(cat.get(name), "cpu", "onnx")
+    monkeypatch.setenv("MATTEKIT_BACKEND", "onnx")
+    assert decide(cat.get("sam2.1-hiera-tiny"), "cpu").engine == "torch"
+    assert decide(cat.get("depth-anything-v2-small"), "cpu").engine == "torch"
     text = catalog.CATALOG_PATH.read_text(encoding="utf-8").replace(
         '[models.u2netp]\n', '[models.u2netp]\nbackends = ["torch"]\n', 1)
     u2netp = catalog.parse(text).get("u2netp")
-    assert pinned_backend(u2netp) == "torch" and decide(u2netp, "cpu", "onnx").engine == "torch"
+    assert pinned_backend(u2netp) == "torch" and decide(u2netp, "cpu").engine == "torch"
 
 
 def test_each_rows_onnx_as_is_is_what_its_net_says():

@@ -110,7 +110,7 @@ def test_an_output_a_process_cannot_write_fails_that_image_only(four_images, tmp
     data, images = four_images
     out = tmp_path / "out"
     (out / (images[1].stem + ".png")).mkdir(parents=True)
-    assert main(["remove", str(data / "im"), "--model", "extremec3-portrait", "-o", str(out)]) == 1
+    assert main(["remove", str(data / "im"), "--model", "extremec3-portrait", "-o", str(out), "--overwrite"]) == 1
     err = capsys.readouterr().err
     assert f"{images[1].name}: " in err and "it is a folder" in err and "Traceback" not in err
     assert all((out / (image.stem + ".png")).is_file() for image in images if image != images[1])

@@ -101,13 +101,25 @@ def run(args) -> int:
         raise MattekitError("--frames must be at least 1.")
     if args.whole and args.sequence:
         args.data = args.sequence
-    if args.simulate_device is not None:
-        from ..engines import simulated
+    from ..engines.simulated import VARIABLE
 
+    previous = os.environ.get(VARIABLE)
+    if args.simulate_device is not None:  # the tools' processes inherit it; set back when the bench ends
         if not args.simulate_device >= 0:
             raise MattekitError("--simulate-device takes milliseconds per image, 0 or more.")
-        os.environ[simulated.VARIABLE] = f"{args.simulate_device:g}"  # the tools' processes inherit it
         args.no_rembg = args.no_check = True
+        os.environ[VARIABLE] = f"{args.simulate_device:g}"
+    try:
+        return _measured(args)
+    finally:
+        if previous is None:
+            os.environ.pop(VARIABLE, None)
+        else:
+            os.environ[VARIABLE] = previous
+
+
+def _measured(args) -> int:
+    """The bench of checked ``args``: its figures printed (and saved with --json)."""
     if not args.synthetic:
         _images(args)  # no folder of images: refused before a model is built or a folder made
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mattekit-bench-speed-"))
@@ -131,8 +143,6 @@ def run(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
     return 0 if figures.get("ok", True) else 1
-
-
 
 
 def _compare(args, cfg: dict, work: Path) -> dict:

@@ -136,6 +136,12 @@ def _whole(args, cfg: dict, work: Path) -> dict:
         for name in (order if turn % 2 == 0 else order[::-1]):  # ABBA: drift in load falls on all alike
             results[name].append(run(name, str(turn)))
     load.append(os.getloadavg()[0])
+    return _report(args, files, results, first_use, load, order)
+
+
+def _report(args, files: list, results: dict, first_use: dict, load: list, order: list) -> dict:
+    """Print :func:`_whole`'s table (per command: seconds, images/s, CPU s, peak RSS; the device's busy share on a
+    simulated GPU; the ratios to rembg) and return its figures."""
     summary = {}
     for name, got in results.items():
         seconds = sum(r["seconds"] for r in got)

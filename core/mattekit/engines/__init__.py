@@ -35,6 +35,7 @@ import numpy as np
 from .. import nets, weights
 from ..catalog import ModelEntry
 from ..errors import MattekitError
+from .files import export_recipe, onnx_export_path, weights_file
 from .plan import Plan, compile_mode
 from .policy import available_memory, select_device
 
@@ -46,17 +47,6 @@ __all__ = ["build", "load_net", "weights_file", "export_recipe", "create", "buil
 
 
 # ----------------------------------------------------------------------------------- a catalog model's pieces
-
-def weights_file(entry: ModelEntry, weights_path: str | Path | None = None) -> Path:
-    """The weights file ``entry`` loads: the one given, else the catalog's (fetched and verified on first use)."""
-    return weights.given_file(weights_path) if weights_path else weights.model_file(entry.name, entry.files)
-
-
-def export_recipe(entry: ModelEntry, path: Path) -> dict:
-    """The keyword arguments that identify and shape ``entry``'s ONNX export (:func:`mattekit.engines.create`)."""
-    return dict(index=entry.output.index, weights_path=path, recipe={"net": entry.net, "kwargs": entry.kwargs},
-                example=entry.trace_size, dynamic_size=entry.input.size is None)
-
 
 def _empty_net(entry: ModelEntry, path: Path):
     """``entry``'s net built on the meta device (its layers' random initialisation skipped: BiRefNet's took 1.7 s
@@ -166,14 +156,6 @@ def onnx_engine(load: Callable[[], nn.Module], index: tuple = (), weights_path: 
     path = onnx_export_path(index, weights_path, recipe, example, dynamic_size, net)
     return OnnxEngine(load if net is None else (lambda: net), index, path, example=example,
                       dynamic_size=dynamic_size, threads=threads, label=label)
-
-
-def onnx_export_path(index: tuple = (), weights_path: str | Path | None = None, recipe: dict | None = None,
-                     example: tuple[int, int] = (64, 64), dynamic_size: bool = True, net: nn.Module | None = None) -> Path:
-    """Where :func:`onnx_engine` keeps the export for these arguments (:func:`mattekit.engines.onnx.onnx_path`)."""
-    from .onnx import onnx_path
-
-    return onnx_path(net, index, weights_path, dict(recipe or {}, size=None if dynamic_size else list(example)))
 
 
 def from_onnx_file(path: str | Path, threads: int | None = None):

@@ -160,7 +160,7 @@ def _release(entry, weights_path, engine: str, loading: bool) -> tuple[bool, str
         return False, "the weights load into the net"
     if not weights_path and not loading:
         return False, "its .pth loads into the net; rembg's .onnx release, where that is the file found, runs as it is"
-    from . import export_recipe, onnx_export_path, weights_file
+    from .files import export_recipe, onnx_export_path, weights_file
 
     path = weights_file(entry, weights_path)
     if path.suffix.lower() != ".onnx":

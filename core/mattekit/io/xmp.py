@@ -12,7 +12,8 @@ import re
 import xml.parsers.expat as expat
 from functools import lru_cache
 
-LIMIT = 4 << 20  # bytes of an XMP packet stripped; a larger one is dropped (Photoshop's own rarely pass 1 MB)
+from ..provenance import XMP_LIMIT as LIMIT
+
 _QUOTED = r"(?:\"[^\"<]*\"|'[^'<]*')"  # an attribute's value (XML allows no "<" in one)
 _REST = r"(?:[^<>\"'/]|/(?!>)|" + _QUOTED + r")*"  # a tag's attributes (after its name, up to its ">" or "/>")
 # kept as they are: comments, character data, processing instructions (personal names inside them are not markup)

@@ -118,7 +118,9 @@ def test_plugin_file_is_small_plain_and_executable():
             modules.add((node.module or "").split(".")[0])
     assert modules <= {"json", "os", "sys", "array", "gi", "mattekit_wire", "mattekit"}, modules
     assert "import numpy" not in source and "import torch" not in source
-    assert len(source.splitlines()) < 620  # the schema-driven procedures, dialog, marks-to-hint rule (areas, anchors)
+    # the schema-driven procedures, dialog, marks-to-hint rule (areas, anchors), the kept shadow's layer (33 lines, issue 83);
+    # splitting the plug-in under the core's 400-line cap is issue 82's open item
+    assert len(source.splitlines()) < 650
     assert os.access(PLUGIN, os.X_OK), "GIMP ignores a plug-in file that is not executable"
     assert PLUGIN.parent.name == PLUGIN.stem, "GIMP needs folder and file named alike"
     for task in ("remove", "bokeh", "upscale", "enhance", "mask-preview", "sinet"):

@@ -3,6 +3,7 @@ GPU's readers and writers, the finish and the temporal filter on the model's dev
 using the CPU, returning the net's output shapes; the bench's ``--simulate-device`` prints the device's busy share."""
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -75,9 +76,11 @@ def test_a_folder_on_a_simulated_device_runs_the_gpus_plan(shared, monkeypatch, 
 @pytest.mark.slow
 def test_bench_speed_prints_the_simulated_devices_busy_share(shared, monkeypatch, capsys):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.delenv(simulated.VARIABLE, raising=False)
     assert main(["bench", "speed", "--model", "u2netp", "--simulate-device", "1", "--limit", "4", "--chunk", "4"]) == 0
     out = capsys.readouterr().out
     assert "simulated device (1 ms an image): held" in out and "busy" in out and "rembg" not in out.split("\n")[3]
+    assert simulated.VARIABLE not in os.environ  # the bench's own setting ends with it: later runs use the real device
 
 
 @pytest.mark.slow
