@@ -12,7 +12,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Progress:
         return min(self.done / self.total, 1.0) if self.total else 1.0
 
     @property
-    def frame(self) -> int | None:
+    def frame(self) -> str | int | None:
         """Roto's name for the item: the frame number just finished."""
         return self.item
 
@@ -138,7 +138,7 @@ class Display:
         self.clock, self.wait = clock, wait
         self.quiet, self.lines, self.leave = quiet, lines, leave
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar, made on the first event
         self.ticker: str | None = None  # the line :meth:`ticking` shows on a terminal, redrawn in place
         self.lock = threading.Lock()
 
@@ -225,7 +225,7 @@ class Display:
 
     def _redraw(self) -> None:
         """The ticker's line again, in place (the cursor stays at its end)."""
-        self.stream.write("\r\x1b[K" + self.ticker)
+        self.stream.write("\r\x1b[K" + (self.ticker or ""))
         self.stream.flush()
 
     def close(self) -> None:

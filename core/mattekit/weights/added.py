@@ -29,7 +29,7 @@ def matching(path: Path, files: Sequence[WeightFile]) -> tuple[str, list[WeightF
     for a file pinned by rembg's md5 only, its md5 is that md5). One read. Raises OSError."""
     found = file_digests(path, "sha256", "md5")
     return found["sha256"], [wf for wf in files if (wf.sha256.lower() == found["sha256"] if wf.sha256
-                                                    else bool(wf.md5) and wf.md5.lower() == found["md5"])]
+                                                    else wf.md5 is not None and wf.md5.lower() == found["md5"])]
 
 
 def add(model: str, source: Path, digest: str, wf: WeightFile | None, derived: bool) -> Path:

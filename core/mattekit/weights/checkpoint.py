@@ -35,8 +35,10 @@ def unwrap_state_dict(obj) -> dict[str, torch.Tensor]:
     prefix = "module." if obj and all(k.startswith("module.") for k in obj) else ""
     sd = OrderedDict((k[len(prefix):], v) for k, v in obj.items() if isinstance(v, torch.Tensor))
     if metadata is not None:
-        # Module versions let BatchNorm fill in num_batches_tracked missing from old checkpoints.
-        sd._metadata = OrderedDict((k[len(prefix):] if k.startswith(prefix) else k, v) for k, v in metadata.items())
+        # Module versions let BatchNorm fill in num_batches_tracked missing from old checkpoints (torch's
+        # load_state_dict reads the attribute, which its typing does not declare).
+        sd._metadata = OrderedDict(  # type: ignore[attr-defined]
+            (k[len(prefix):] if k.startswith(prefix) else k, v) for k, v in metadata.items())
     return sd
 
 
