@@ -1,5 +1,5 @@
 """Shared fixtures: the read-only test data folder (MATTEKIT_TEST_DATA), a clean process state per test,
-and conformance helpers; the test folders on sys.path.
+and conformance helpers; tests/helpers/ on sys.path, and its plugins (the weights, a real worker).
 
 Markers (registered in pyproject.toml): ``slow``, ``gimp``, ``blender`` are set in the test modules;
 plain ``pytest`` deselects the tests that carry any of them (the quick subset), ``pytest --full`` runs
@@ -22,16 +22,15 @@ import torch
 from mattekit import api, catalog, runtime
 from mattekit.engines import threads
 
-# Test modules import the helpers by module name (``import mask_scores``), whichever folder they sit in: helpers/ and
-# every folder holding test modules are on sys.path (some still import another test module's set-ups: the list in
-# tests/docs/test_test_tree.py, which only shrinks). The names are unique under tests/ (pytest's default import mode
-# refuses two test modules of one name).
-_TESTS = Path(__file__).resolve().parent
-for _folder in sorted({_TESTS / "helpers"} | {path.parent for path in _TESTS.rglob("test_*.py")}, reverse=True):
-    if str(_folder) not in sys.path:
-        sys.path.insert(0, str(_folder))
+# Test modules import the helpers by module name (``import mask_scores``), whichever folder they sit in: helpers/ is on
+# sys.path. No test module imports another (tests/docs/test_test_tree.py): shared set-ups live in helpers/.
+_HELPERS = str(Path(__file__).resolve().parent / "helpers")
+if _HELPERS not in sys.path:
+    sys.path.insert(0, _HELPERS)
 
-pytest_plugins = ["weights_fixtures"]  # tests/helpers/weights_fixtures.py: the weights' fixtures, for every folder
+# plugins in tests/helpers/ whose fixtures every folder uses: the weights' (mirror, stand-ins) and a real worker on
+# loopback (make_worker)
+pytest_plugins = ["weights_fixtures", "workers"]
 
 
 def _shared_dir() -> tuple[Path | None, str]:

@@ -378,7 +378,7 @@ def test_the_temporal_filter_on_cuda_gives_the_cpu_filters_mattes(shared):
     mean absolute difference 2e-3 and IoU 0.995 a frame. Prints both filters' seconds for the shot."""
     import time
 
-    from test_temporal import _filtered, _trembling_shot
+    from temporal_shots import _filtered, _trembling_shot
 
     plates, mattes, _ = _trembling_shot(shared, 12, (854, 480))
     start = time.perf_counter()
@@ -403,7 +403,7 @@ def _roto_mattes(shared, folder, device: str) -> tuple[dict[str, np.ndarray], fl
     import time
 
     from mattekit import roto
-    from test_roto import make_plate
+    from plates import make_plate
 
     plate = make_plate(shared, folder / "plate", 12, sequence="blackswan", size=(854, 480))
     start = time.perf_counter()

@@ -9,29 +9,6 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
 MAX_LINES = 800
-# Test modules (and helpers) that still import test modules, with what they import: issue 82 moves these set-ups to
-# tests/helpers/ and conftest.py; the list only shrinks (test_modules_importing_test_modules).
-STILL_IMPORTING_TEST_MODULES = {
-    "cuda/test_cuda.py": ["test_roto", "test_temporal"],
-    "hosts/blender/test_blender_e2e.py": ["test_roto", "test_server", "test_studio_colour"],
-    "journeys/test_hostile_plates.py": ["test_roto", "test_server", "test_studio_colour"],
-    "unit/io/test_studio_layers.py": ["test_roto", "test_studio_colour"],
-    "unit/nets/test_birefnet_e2e.py": ["test_server"],
-    "unit/roto/test_ray.py": ["test_roto"],
-    "unit/roto/test_roto.py": ["test_server"],
-    "unit/roto/test_roto_api.py": ["test_roto", "test_server"],
-    "unit/roto/test_roto_hints.py": ["test_blender_e2e", "test_roto"],
-    "unit/roto/test_roto_people.py": ["test_roto"],
-    "unit/roto/test_roto_sam.py": ["test_roto"],
-    "unit/subject/test_sam2_hints.py": ["test_server"],
-    "unit/test_progress.py": ["test_roto", "test_server"],
-    "unit/test_values.py": ["test_roto_hints", "test_server"],
-    "unit/worker/test_worker_busy.py": ["test_server"],
-    "unit/worker/test_worker_connections.py": ["test_server"],
-    "unit/worker/test_worker_disconnect.py": ["test_server"],
-    "unit/worker/test_worker_jobs.py": ["test_server"],
-    "unit/worker/test_worker_operations.py": ["test_server"],
-}
 
 
 def _folders(path: Path) -> set[str]:
@@ -59,8 +36,7 @@ def test_unit_folders_are_the_packages():
 
 def test_modules_importing_test_modules():
     """Each test module imports set-ups from tests/helpers/ (or gets fixtures from a conftest.py), never from another
-    test module. The modules that still do are listed in STILL_IMPORTING_TEST_MODULES (issue 82), which may only shrink:
-    a new import of a test module fails here, and so does a listed one that no longer imports any."""
+    test module; helpers and conftest.py import no test module either (issue 82 moved the last ones)."""
     tests = {p.stem for p in TESTS.rglob("test_*.py")}
     found = {}
     for path in sorted(TESTS.rglob("*.py")):
@@ -72,9 +48,7 @@ def test_modules_importing_test_modules():
                 imported.add(node.module)
         if imported & tests:
             found[path.relative_to(TESTS).as_posix()] = sorted(imported & tests)
-    assert found == STILL_IMPORTING_TEST_MODULES, {
-        "new": {k: v for k, v in found.items() if STILL_IMPORTING_TEST_MODULES.get(k) != v},
-        "no longer (remove them from the list)": sorted(set(STILL_IMPORTING_TEST_MODULES) - set(found))}
+    assert not found, f"modules importing test modules (move the set-up to tests/helpers/ or a conftest.py): {found}"
 
 
 def test_no_test_module_is_over_800_lines():

@@ -43,3 +43,14 @@ def one_error(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mattekit: error: "), err
     return err[0][len("mattekit: error: "):]
+
+
+def two_subject_plate(shared: Path, folder: Path, count: int, first: int = 1001) -> str:
+    """Real DAVIS frames side by side, each shrunk to 214 x 120: dog on the left, blackswan on the
+    right, as ``folder/plate.####.png`` (428 x 120). Two subjects; the hint picks one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sides = [sorted((shared / "data" / "davis" / "im" / name).iterdir())[:count] for name in ("dog", "blackswan")]
+    for i, (left, right) in enumerate(zip(*sides)):
+        halves = [cv2.resize(read_image(p).pixels, (214, 120), interpolation=cv2.INTER_AREA) for p in (left, right)]
+        write_image(folder / f"plate.{first + i:04d}.png", np.concatenate(halves, axis=1), bit_depth=8)
+    return str(folder / "plate.####.png")

@@ -18,9 +18,9 @@ from mattekit import roto
 from mattekit.errors import InputError
 from mattekit.io import read_image
 from mattekit.io.sequences import MissingFramesError, open_plate
-from test_roto import MODEL, files_of, mirror, spec  # noqa: F401 - mirror: a fixture
-from test_server import make_worker  # noqa: F401 - a fixture: a real worker on loopback
-from test_studio_colour import oiio_write
+from plates import MODEL
+from roto_runs import files_of, spec
+from studio_plates import oiio_write
 
 SIZE = (214, 120)  # width, height of the plate frames
 DPX_BITS = {"oiio_BitsPerSample": 10}
@@ -151,7 +151,7 @@ def test_a_frame_cut_short_stops_the_run_after_the_frames_before_it(shared, mirr
     naming it; the frames before it are written whole and journaled (with the temporal filter, those whose window
     reaches the bad frame wait for it), and once it is mended a re-run computes only the rest, the others untouched."""
     if suffix == ".png":
-        from test_roto import make_plate
+        from plates import make_plate
         plate = make_plate(shared, tmp_path / "plate", 6, size=SIZE)
     else:
         plate = oiio_plate(shared, tmp_path / "plate", suffix)

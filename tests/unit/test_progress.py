@@ -21,8 +21,8 @@ from PIL import Image
 from mattekit import roto
 from mattekit.wire.client import Pixels
 from mattekit.progress import Display, Progress, Reporter, clock
-from test_roto import make_plate, spec
-from test_server import make_worker, mirror  # noqa: F401 - fixtures
+from plates import make_plate
+from roto_runs import spec
 
 BAR = ("\r", "█", "%|")  # what a drawn bar leaves in its stream
 

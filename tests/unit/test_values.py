@@ -20,8 +20,7 @@ from mattekit.lens import Focus
 from mattekit.options import OptionError, options_of
 from mattekit.subject import hints
 from mattekit.tasks import registry
-from test_roto_hints import two_subject_plate
-from test_server import make_worker  # noqa: F401 - a fixture
+from plates import two_subject_plate
 
 PHOTO = "data/grabcut50/im/person1.jpg"  # 600 x 450
 BOX = "150,40,460,450"

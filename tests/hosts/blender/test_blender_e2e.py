@@ -37,8 +37,7 @@ from mattekit.io import colour
 from mattekit.catalog import CATALOG_PATH
 from mattekit.io import linear_to_srgb, read_image, srgb_to_linear, write_image
 from mattekit.io.read import read_plate
-from test_roto import mirror  # noqa: F401 - a fixture: weights from the shared mirror
-from test_server import make_worker  # noqa: F401 - a fixture: a real worker on loopback
+from blender_runs import add_derived, bpy_python, shutdown_worker
 from checkout import install_module, snapshot
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
@@ -72,16 +71,6 @@ def _others_in(folder: Path) -> bool:
     return any(entry.name != "Microsoft" for entry in folder.iterdir())
 
 
-def bpy_python(version: str) -> Path:
-    result = subprocess.run([sys.executable, str(HERE / "build_venv.py"), version],
-                            capture_output=True, text=True, timeout=1800)
-    if result.returncode == 77:  # no skip: a suite that passes with no Blender checked would lie
-        pytest.fail(f"No Python for bpy {version}, so real Blender cannot be tested here: {result.stderr.strip()} "
-                    "(install Python 3.11 or set MATTEKIT_BPY_PYTHON to one).", pytrace=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return Path(result.stdout.strip().splitlines()[-1])
-
-
 def installer(env: dict, *args: str) -> str:
     run = subprocess.run([sys.executable, str(INSTALLER), *args], env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
@@ -95,17 +84,6 @@ def catalog_with_extra_model(path: Path) -> Path:
     end = text.index("\n[", start + 1)
     path.write_text(text + "\n" + text[start:end].replace("[models.csnet-sod]", f"[models.{EXTRA_MODEL}]") + "\n")
     return path
-
-
-def shutdown_worker() -> None:
-    from mattekit.wire import client
-
-    worker = client.find_worker()
-    if worker is not None:
-        try:
-            worker.shutdown()
-        except client.WorkerError:
-            pass
 
 
 def fresh_home(shared: Path, tmp_path: Path, monkeypatch) -> dict:
@@ -184,13 +162,6 @@ def check_case(case: dict, renders: Path, mattes: Path, plate: Path, truths: Pat
     return ious
 
 
-def add_derived(env: dict, model: str, path: Path) -> None:
-    """``mattekit models add MODEL PATH --derived`` into the worker's MATTEKIT_HOME (the worker takes no weights path)."""
-    added = subprocess.run([sys.executable, "-m", "mattekit", "models", "add", model, str(path), "--derived"],
-                           env=env, capture_output=True, text=True, timeout=300)
-    assert added.returncode == 0, added.stderr
-
-
 COLOUR_PLATES = {  # name: (suffix, the colour space set on the clip in Blender, None: Blender's default)
     "png": (".png", None), "acescg": (".exr", "ACEScg"), "linear": (".exr", None), "float-tiff": (".tif", None)}
 
@@ -199,7 +170,7 @@ def colour_plates(shared: Path, folder: Path) -> dict[str, list]:
     """Two DAVIS frames, shrunk, as one picture in four plates: 8-bit sRGB PNG, float EXR in ACEScg (converted with
     mattekit's own config), float EXR in linear Rec.709, float TIFF sRGB-encoded (which Blender reads as sRGB and
     mattekit alone as linear); {name: [first frame file, the colour space to set]}."""
-    from test_studio_colour import oiio_write
+    from studio_plates import oiio_write
 
     to_acescg = colour.config().getProcessor(colour.NETWORK_SPACE, "ACEScg").getDefaultCPUProcessor()
     cases = {}

@@ -23,51 +23,7 @@ from mattekit.io.read import read_layout, read_plate
 from mattekit.io.frame_patterns import IMAGE_SUFFIXES
 from mattekit.ops.pixels import quantise
 
-MODEL = "u2netp"  # real weights from the shared mirror, small
-SIZE = (160, 96)  # plate frames: width, height
-
-
-@pytest.fixture
-def mirror(shared, monkeypatch):
-    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-
-
-def oiio_write(path: Path, parts: list[tuple[np.ndarray, list[str]]], sample: str = "float", **attributes) -> None:
-    """Write ``parts`` (each H x W x C float32 and its channel names; several = a multi-part file) with OIIO."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    specs = []
-    for pixels, names in parts:
-        spec = oiio.ImageSpec(pixels.shape[1], pixels.shape[0], pixels.shape[2], sample)
-        spec.channelnames = tuple(names)
-        if "A" in names:
-            spec.alpha_channel = names.index("A")
-        for key, value in attributes.items():  # oiio_BitsPerSample -> oiio:BitsPerSample; (type, values) or a value
-            spec.attribute(key.replace("_", ":"), *(value if isinstance(value, tuple) else (value,)))
-        specs.append(spec)
-    out = oiio.ImageOutput.create(str(path))
-    assert out.open(str(path), tuple(specs)) if len(specs) > 1 else out.open(str(path), specs[0]), oiio.geterror()
-    for n, (pixels, _) in enumerate(parts):
-        if n:
-            assert out.open(str(path), specs[n], "AppendSubimage"), out.geterror()
-        assert out.write_image(np.ascontiguousarray(pixels, np.float32)), out.geterror()
-    out.close()
-
-
-def convert(rgb: np.ndarray, source: str, target: str) -> np.ndarray:
-    """``rgb`` from one colour space of the built-in studio config to another, by OCIO itself."""
-    out = np.ascontiguousarray(rgb, np.float32).copy()
-    ocio.Config.CreateFromFile(colour.BUILTIN).getProcessor(source, target).getDefaultCPUProcessor().applyRGB(out)
-    return out
-
-
-def frames(shared: Path, count: int, sequence: str = "blackswan") -> list[np.ndarray]:
-    """Real DAVIS frames, shrunk to SIZE, as 8-bit sRGB values in [0, 1] (float32 H x W x 3)."""
-    source = sorted((shared / "data" / "davis" / "im" / sequence).iterdir())[:count]
-    return [np.round(cv2.resize(read_image(p).pixels, SIZE, interpolation=cv2.INTER_AREA) * 255) / 255 for p in source]
-
-
-def roto(argv: list) -> None:
-    assert cli.main(["roto", *map(str, argv), "--model", MODEL, "--device", "cpu", "--threads", "1"]) == 0
+from studio_plates import MODEL, convert, frames, oiio_write, roto
 
 
 # ----------------------------------------------------------------------------------- reading

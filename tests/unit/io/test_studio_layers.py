@@ -13,8 +13,8 @@ import pytest
 from mattekit import cli
 from mattekit.io import read_image
 from mattekit.io.oiio import LAYER_CHANNELS
-from test_roto import make_plate
-from test_studio_colour import convert, frames, mirror, roto  # noqa: F401  (mirror: a fixture)
+from plates import make_plate
+from studio_plates import convert, frames, roto
 
 ROOT = Path(__file__).resolve().parents[3]
 DATA_WINDOW = (8, 6, 144, 84)  # x, y, width, height inside the 160 x 96 display window
@@ -85,7 +85,7 @@ def test_layered_exr_channels_values_window_and_metadata(shared, mirror, tmp_pat
 
 
 def test_layers_must_be_an_exr_pattern(tmp_path, capsys):
-    from test_roto import small_plate
+    from plates import small_plate
 
     plate = small_plate(tmp_path / "plate")
     code = cli.main(["roto", str(plate / "f.####.png"), "-o", str(tmp_path / "m.####.png"), "--layers",

@@ -23,7 +23,6 @@ from mattekit import catalog, io, nets, weights
 from mattekit.cli import main
 from mattekit.wire.client import Pixels
 from catalog_copies import small_catalog
-from test_server import make_worker  # noqa: F401 - a fixture
 
 MODEL = "birefnet-general-lite"
 SMALL = 256  # input side of the plumbing runs (the catalog's is 1024; BiRefNet takes multiples of 32)

@@ -6,7 +6,8 @@ import dataclasses
 import pytest
 
 from mattekit import catalog, roto
-from test_roto import MODEL, files_of, make_plate, spec
+from plates import MODEL, make_plate
+from roto_runs import files_of, spec
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # a local Ray cluster and a roto run: ~50 s on a busy 2-core machine

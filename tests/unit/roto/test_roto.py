@@ -17,40 +17,8 @@ from mattekit import roto
 from mattekit.errors import InputError, MattekitError, OutputError
 from mattekit.io import read_image
 
-from plates import MODEL, make_plate, small_plate  # noqa: F401 (test modules still importing them from here)
-
-
-@pytest.fixture
-def mirror(shared, monkeypatch):
-    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    return shared / "weights"
-
-
-def spec(plate: str, output: str, **kw) -> roto.RotoSpec:
-    kw.setdefault("radius", 1)
-    return roto.RotoSpec(plate=plate, output=output, model=MODEL, device="cpu", threads=1, **kw)
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and not p.name.endswith(".json")}
-
-
-def cli(*args, env=None, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mattekit", "roto", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-
-
-def kill_when_written(victim: subprocess.Popen, folder: Path, count: int, timeout: float = 240,
-                      names: str = "m.*.png") -> list[str]:
-    """kill -9 the roto process ``victim`` once ``folder`` holds ``count`` mattes (``names``); their names."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(list(folder.glob(names))) < count:
-        assert victim.poll() is None, victim.communicate()[1]
-        time.sleep(0.01)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.communicate()
-    assert victim.returncode == -signal.SIGKILL
-    return sorted(p.name for p in folder.glob(names))
+from plates import MODEL, make_plate, small_plate
+from roto_runs import cli, files_of, kill_when_written, spec
 
 
 @pytest.mark.slow
@@ -458,7 +426,7 @@ def test_a_malformed_manifest_is_refused_by_the_api_and_the_worker(tmp_path, mon
 
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")  # refused before any weights are looked for
     monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
-    from test_server import meta_header, raw
+    from workers import meta_header, raw
     from mattekit.worker import service
 
     plate = small_plate(tmp_path / "plate")

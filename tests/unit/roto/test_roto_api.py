@@ -14,8 +14,9 @@ from mattekit.errors import OutputError
 from mattekit.options import OptionError
 from mattekit.tasks import registry
 from mattekit.worker import operations
-from test_roto import MODEL, files_of, make_plate, mirror  # noqa: F401 - mirror is a fixture
-from test_server import count_loads
+from plates import MODEL, make_plate
+from roto_runs import files_of
+from workers import count_loads
 
 FLAGS = ["--model", MODEL, "--device", "cpu", "--threads", "1", "--radius", "1"]
 OPTIONS = {"model": MODEL, "device": "cpu", "threads": 1, "radius": 1}

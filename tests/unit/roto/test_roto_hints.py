@@ -19,36 +19,14 @@ from mattekit.subject.keyframe_hints import KeyframeHint, parse_boxes, parse_exc
 from mattekit.tasks import registry
 from mattekit.errors import InputError, OutputError
 from mattekit.io import read_image, write_image
-from test_roto import kill_when_written
-
-MODEL = "csnet-sod"  # real weights from the shared mirror; small and fast on CPU
-SIZE = (214, 120)
+from plates import MODEL, two_subject_plate
+from roto_runs import files_of, kill_when_written, spec
 
 
 @pytest.fixture
 def mirror(shared, monkeypatch):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     return shared / "weights"
-
-
-def two_subject_plate(shared: Path, folder: Path, count: int, first: int = 1001) -> str:
-    """Real DAVIS frames side by side, each shrunk to 214 x 120: dog on the left, blackswan on the
-    right, as ``folder/plate.####.png`` (428 x 120). Two subjects; the hint picks one."""
-    folder.mkdir(parents=True, exist_ok=True)
-    sides = [sorted((shared / "data" / "davis" / "im" / name).iterdir())[:count] for name in ("dog", "blackswan")]
-    for i, (left, right) in enumerate(zip(*sides)):
-        halves = [cv2.resize(read_image(p).pixels, SIZE, interpolation=cv2.INTER_AREA) for p in (left, right)]
-        write_image(folder / f"plate.{first + i:04d}.png", np.concatenate(halves, axis=1), bit_depth=8)
-    return str(folder / "plate.####.png")
-
-
-def spec(plate: str, output: str, **kw) -> roto.RotoSpec:
-    kw.setdefault("radius", 1)
-    return roto.RotoSpec(plate=plate, output=output, model=MODEL, device="cpu", threads=1, **kw)
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and not p.name.endswith(".json")}
 
 
 def mattes(folder: Path) -> dict[int, np.ndarray]:
@@ -253,7 +231,7 @@ def blender_hint_run(version: str, shared: Path, tmp_path: Path, monkeypatch, fr
     drawn around the left subject on frame 1 as the hint (``both``: a second layer around the right one), ``model``
     (u2netp by default; ``weights``: a file added to the worker as that model's derived copy). (The script's RESULT
     record, the mattes folder.)"""
-    from test_blender_e2e import bpy_python, shutdown_worker
+    from blender_runs import bpy_python, shutdown_worker
     from checkout import install_module
 
     python = bpy_python(version)
@@ -265,7 +243,7 @@ def blender_hint_run(version: str, shared: Path, tmp_path: Path, monkeypatch, fr
         monkeypatch.setenv(name, env[name])  # this process finds the worker the add-on starts
     (tmp_path / "home").mkdir()
     if weights is not None:
-        from test_blender_e2e import add_derived
+        from blender_runs import add_derived
 
         add_derived(env, model, weights)
     module = install_module("install_blender")

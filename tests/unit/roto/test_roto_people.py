@@ -19,7 +19,8 @@ from mattekit.matting import estimate_foreground
 from mattekit.nets.rvm import RobustVideoMatting
 from mattekit.options import options_of
 
-from test_roto import cli, files_of, kill_when_written, make_plate
+from plates import make_plate
+from roto_runs import cli, files_of, kill_when_written
 
 
 def test_aliases_resolve_to_models_of_the_accepted_tasks():

@@ -27,7 +27,7 @@ from mattekit.io import read_image, write_image
 from mattekit.roto import objects, sam
 from mattekit.subject.keyframe_hints import parse_boxes
 from mattekit.tasks import registry
-from test_roto import kill_when_written
+from roto_runs import kill_when_written
 
 MODEL = "sam2.1-hiera-tiny"
 W, H = 96, 64

@@ -22,7 +22,6 @@ from mattekit.nets.sam2.predictor import SAM2ImagePredictor
 from mattekit.wire.client import Pixels
 from mattekit.options import OptionError
 from mattekit.tasks import registry
-from test_server import make_worker  # noqa: F401 - a fixture
 
 SIZES = {"sam2.1-hiera-tiny": ("hiera_t", "sam2.1_hiera_tiny.pt"),
          "sam2.1-hiera-small": ("hiera_s", "sam2.1_hiera_small.pt"),

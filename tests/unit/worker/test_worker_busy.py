@@ -10,7 +10,7 @@ import pytest
 from mattekit.wire import client
 from mattekit.wire.client import Pixels, WorkerError
 from mattekit.worker import connections, state
-from test_server import _slow_operation, _until, make_worker  # noqa: F401 - make_worker is a fixture
+from workers import _slow_operation, _until
 
 RUNS = 12  # synchronous runs at once: more than the handler threads
 IMAGE = Pixels(bytes(range(48)), 4, 4, 3, "u8")

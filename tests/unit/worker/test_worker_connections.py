@@ -16,8 +16,7 @@ from mattekit.wire.client import Pixels
 from mattekit.wire import protocol
 from mattekit.worker import connections, request
 from mattekit.worker.log import WorkerLog
-from test_server import IDENTITY, _answer, _echo_operation, _in_threads, _until, raw
-from test_server import make_worker  # noqa: F401 - a fixture
+from workers import IDENTITY, _answer, _echo_operation, _in_threads, _until, raw
 
 
 @pytest.mark.slow  # ~23 s: idle connections held open until the worker's timeouts

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from mattekit.wire import protocol
-from test_server import _slow_operation, make_worker, mirror  # noqa: F401 - fixtures
+from workers import _slow_operation
 
 IMAGE = {"width": 4, "height": 4, "channels": 3, "dtype": "u8"}
 STEPS = 10000  # 10 ms each: about 100 s unless cancelled

@@ -19,8 +19,7 @@ from mattekit.tasks.registry import Port
 from mattekit.errors import MattekitError
 from mattekit.wire import protocol
 from mattekit.worker import jobs, request
-from test_server import IDENTITY, _answer, _in_threads, _slow_operation, _test_operation, meta_header, raw
-from test_server import make_worker  # noqa: F401 - a fixture
+from workers import IDENTITY, _answer, _in_threads, _slow_operation, _test_operation, meta_header, raw
 
 
 # ---------------------------------------------------------------- asynchronous jobs, cancel, shutdown

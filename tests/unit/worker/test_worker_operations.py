@@ -13,8 +13,7 @@ from mattekit import catalog
 from mattekit.wire.client import Pixels, WorkerError
 from mattekit.wire import protocol
 from mattekit.worker import operations
-from test_server import IDENTITY, _in_threads, _slow_operation, _until, count_loads, meta_header, raw
-from test_server import make_worker, mirror  # noqa: F401 - fixtures
+from workers import IDENTITY, _in_threads, _slow_operation, _until, count_loads, meta_header, raw
 
 
 # ---------------------------------------------------------------- real models through the worker
