@@ -208,7 +208,7 @@ def test_a_folder_run_shows_a_line_per_file_in_a_pipe_and_a_bar_on_a_terminal(sh
     assert seen.count("mattekit: wrote ") == 3 and "[1/3]" not in seen  # the bar counts; lines name the files
 
 
-def test_the_worker_names_tiles_and_their_count_while_upscaling(make_worker, mirror):  # noqa: F811
+def test_the_worker_names_tiles_and_their_count_while_upscaling(make_worker, mirror):
     _, worker = make_worker()
     rgb = np.random.default_rng(0).integers(0, 256, (150, 140, 3), dtype=np.uint8)
     seen = []
@@ -223,7 +223,7 @@ def test_the_worker_names_tiles_and_their_count_while_upscaling(make_worker, mir
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
 
-def test_the_worker_roto_operation_names_each_frame_its_count_rate_and_eta(shared, mirror, tmp_path):  # noqa: F811
+def test_the_worker_roto_operation_names_each_frame_its_count_rate_and_eta(shared, mirror, tmp_path):
     plate = make_plate(shared, tmp_path / "plate", 3, size=(64, 36))
     seen = []
     options = spec(plate, str(tmp_path / "out" / "m.####.png"), temporal=False).to_dict()

@@ -217,7 +217,7 @@ def run_blender(python: Path, env: dict, args: list[str], timeout: float = 1800)
             "returncode": returncode, "output": text[-4000:]}
 
 
-def launch(version: str, shared: Path, tmp_path: Path, checkpoints) -> dict:  # noqa: F811
+def launch(version: str, shared: Path, tmp_path: Path, checkpoints) -> dict:
     """The install, one Blender run of every check that shares its scene, and the uninstall, in a fresh HOME; the
     record the tests assert on (installer outputs, HOME snapshots, the Blender run's record)."""
     python = bpy_python(version)
@@ -269,7 +269,7 @@ def launch(version: str, shared: Path, tmp_path: Path, checkpoints) -> dict:  # 
 
 
 @pytest.fixture(scope="module")
-def blender(shared, tmp_path_factory, checkpoints):  # noqa: F811
+def blender(shared, tmp_path_factory, checkpoints):
     """blender(version): :func:`launch`'s record for that version, made on first use (a failure, kept, is raised again
     for each test that asks)."""
     made = {}
@@ -418,7 +418,7 @@ def test_job_properties_follow_the_recorded_schema(version, blender):
 
 
 @pytest.mark.parametrize("version", ["4.5.15", "5.0.1"])
-def test_a_clip_in_acescg_gives_the_mattes_of_the_srgb_png(version, blender, mirror, make_worker):  # noqa: F811
+def test_a_clip_in_acescg_gives_the_mattes_of_the_srgb_png(version, blender, mirror, make_worker):
     """In numbers: one picture as an sRGB PNG, an ACEScg EXR (its clip set to ACEScg), a linear
     EXR and a float TIFF (Blender's defaults: Linear Rec.709, sRGB), each loaded as a Movie Clip in real Blender.
     The add-on names each float clip's colour space in Blender's config (the PNG's sRGB is mattekit's own reading);

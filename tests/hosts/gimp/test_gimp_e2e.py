@@ -309,7 +309,7 @@ def _inside(gt: np.ndarray, count: int) -> list[tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def gimp_session(gimp_root, shared, tmp_path_factory, checkpoints, stand_in):  # noqa: F811
+def gimp_session(gimp_root, shared, tmp_path_factory, checkpoints, stand_in):
     """One real GIMP run of BATCH against a worker on the host: (work folder, GIMP's output, the worker)."""
     tmp_path = tmp_path_factory.mktemp("gimp_session")
     work = Path(tempfile.mkdtemp(prefix="mattekit-e2e-", dir=gimp_root / "tmp"))
@@ -510,7 +510,7 @@ SHADOW_BATCH = textwrap.dedent('''
 
 
 @pytest.fixture(scope="module")
-def shadow_session(gimp_root, shared, tmp_path_factory):  # noqa: F811
+def shadow_session(gimp_root, shared, tmp_path_factory):
     """(work folder, GIMP's output, the worker, the scene) of one real GIMP run of SHADOW_BATCH."""
     from mattekit.bench import shadow_scenes
 

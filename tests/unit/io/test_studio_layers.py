@@ -51,7 +51,7 @@ def opened(path: Path) -> tuple[oiio.ImageSpec, np.ndarray]:
 
 @pytest.mark.slow
 @pytest.mark.needs_data
-def test_layered_exr_channels_values_window_and_metadata(shared, mirror, tmp_path):  # noqa: F811
+def test_layered_exr_channels_values_window_and_metadata(shared, mirror, tmp_path):
     plate = write_plate(tmp_path / "plate", frames(shared, 3))
     out = tmp_path / "out"
     args = [plate, "-o", out / "m.####.exr", "--fg", out / "fg.####.exr", "--layers", out / "comp.####.exr",
@@ -101,7 +101,7 @@ def test_layers_must_be_an_exr_pattern(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.needs_data
-def test_several_objects_share_one_layered_file_per_frame(shared, mirror, tmp_path):  # noqa: F811
+def test_several_objects_share_one_layered_file_per_frame(shared, mirror, tmp_path):
     """Two objects (boxes named @left and @right): each writes its matte, and one layered EXR per frame holds
     both as left.A and right.A, with R G B A and fg.* for their union; a re-run after deleting one rewrites it."""
     plate = make_plate(shared, tmp_path / "plate", 3)  # 214 x 120 PNG frames 1001-1003

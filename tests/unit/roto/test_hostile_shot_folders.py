@@ -17,7 +17,7 @@ import pytest
 import mattekit
 from mattekit.cli import main
 from mattekit.wire import client
-from plates import MODEL, one_error as _error, roto_args as _roto, small_plate  # noqa: F401
+from plates import MODEL, one_error as _error, roto_args as _roto, small_plate
 
 
 @pytest.fixture

@@ -320,7 +320,7 @@ def test_blender_mask_layers_are_objects_with_a_matte_each(version, shared, tmp_
 
 @pytest.mark.blender
 @pytest.mark.slow
-def test_blender_mask_datablock_starts_a_sam_track(shared, tmp_path, monkeypatch, stand_in):  # noqa: F811
+def test_blender_mask_datablock_starts_a_sam_track(shared, tmp_path, monkeypatch, stand_in):
     """In the host: with a SAM 2.1 model picked in the add-on (stand-in weights added to the worker as a
     derived copy: the path, not quality), the Mask datablock is the keyframe prompt and SAM's memory carries it
     through the shot; the job's manifest names the tracker."""

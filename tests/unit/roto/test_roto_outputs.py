@@ -13,7 +13,7 @@ import pytest
 
 from mattekit.cli import main
 from mattekit.io import write_image
-from plates import MODEL, one_error as _error, roto_args as _roto, small_plate  # noqa: F401
+from plates import MODEL, one_error as _error, roto_args as _roto, small_plate
 
 
 @pytest.fixture

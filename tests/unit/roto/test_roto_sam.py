@@ -129,7 +129,7 @@ def test_bad_sam_roto_inputs_are_one_sentence(args, words, tmp_path, capsys):
 # ----------------------------------------------------------------------------------- with stand-in weights
 
 @pytest.mark.slow
-def test_roto_answers_are_the_trackers(stand_in, small_sam, offline, tmp_path):  # noqa: F811
+def test_roto_answers_are_the_trackers(stand_in, small_sam, offline, tmp_path):
     """No filter, no matting band: each frame's matte is SAM2VideoTracker's probability driven directly, backward
     from the keyframe for the frames before it (fed in reverse), forward after it."""
     import torch
@@ -159,7 +159,7 @@ def test_roto_answers_are_the_trackers(stand_in, small_sam, offline, tmp_path): 
 
 
 @pytest.mark.slow
-def test_objects_share_each_frames_features_and_keep_their_answers(stand_in, small_sam, offline, tmp_path,  # noqa: F811
+def test_objects_share_each_frames_features_and_keep_their_answers(stand_in, small_sam, offline, tmp_path,
                                                                     monkeypatch):
     """Two objects over the same frames: each frame is encoded once for both (the second object's frames come from
     the shared FrameFeatures), and each object's mattes are what an unshared SAM2VideoTracker gives, bit for bit."""
@@ -190,7 +190,7 @@ def test_objects_share_each_frames_features_and_keep_their_answers(stand_in, sma
 
 
 @pytest.mark.slow
-def test_chunks_and_splits_equal_one_run(stand_in, small_sam, offline, tmp_path):  # noqa: F811
+def test_chunks_and_splits_equal_one_run(stand_in, small_sam, offline, tmp_path):
     """Keyframes 1004 (backward and forward) and 1007 (re-prompted): every chunk of three frames, run on its own,
     writes one run's bytes (each re-plays its runs from their keyframes)."""
     plate = moving_shapes(tmp_path / "plate", 8)
@@ -205,7 +205,7 @@ def test_chunks_and_splits_equal_one_run(stand_in, small_sam, offline, tmp_path)
 
 
 @pytest.mark.slow
-def test_two_objects_killed_and_resumed_give_one_runs_bytes(stand_in, small_sam, tmp_path):  # noqa: F811
+def test_two_objects_killed_and_resumed_give_one_runs_bytes(stand_in, small_sam, tmp_path):
     """Two objects over 8 frames (the rectangle re-prompted at 1005, the disc hinted at
     1003 and tracked backward too), kill -9 mid-way through the disc, resume: the files equal one uninterrupted
     run's."""

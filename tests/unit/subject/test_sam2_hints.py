@@ -195,7 +195,7 @@ def test_remove_hint_mask_through_sam_in_the_api(stand_in, small_sam, spy, tmp_p
 
 
 @pytest.mark.slow
-def test_remove_box_through_sam_in_a_real_worker(stand_in, small_sam, spy, make_worker, tmp_path,  # noqa: F811
+def test_remove_box_through_sam_in_a_real_worker(stand_in, small_sam, spy, make_worker, tmp_path,
                                                  monkeypatch):
     """The worker takes no weights path: the stand-in is added as a derived copy (`models add`), as a user of
     GIMP or Blender would, and a box in a request that names no hint model goes to the default, SAM, in photo pixels
