@@ -1,5 +1,5 @@
 """Shared fixtures: the read-only test data folder (MATTEKIT_TEST_DATA), a clean process state per test,
-and conformance helpers; tests/helpers/ on sys.path, and its plugins (the weights, a real worker).
+a real worker on loopback, and conformance helpers; tests/helpers/ on sys.path, and its weights' fixtures.
 
 Markers (registered in pyproject.toml): ``slow``, ``gimp``, ``blender`` are set in the test modules;
 plain ``pytest`` deselects the tests that carry any of them (the quick subset), ``pytest --full`` runs
@@ -28,9 +28,7 @@ _HELPERS = str(Path(__file__).resolve().parent / "helpers")
 if _HELPERS not in sys.path:
     sys.path.insert(0, _HELPERS)
 
-# plugins in tests/helpers/ whose fixtures every folder uses: the weights' (mirror, stand-ins) and a real worker on
-# loopback (make_worker)
-pytest_plugins = ["weights_fixtures", "workers"]
+pytest_plugins = ["weights_fixtures"]  # tests/helpers/weights_fixtures.py: the weights' fixtures, for every folder
 
 
 def _shared_dir() -> tuple[Path | None, str]:
@@ -141,6 +139,29 @@ def _clean_process_state(tmp_path_factory, monkeypatch, _onnx_exports):
     runtime.forget_notices()
     api.clear_models()
     catalog.load.cache_clear()
+
+
+@pytest.fixture
+def make_worker(tmp_path):
+    """make_worker(**kwargs) -> (WorkerServer, client.WorkerClient), a real worker on loopback served in this process,
+    stopped afterwards (tests/helpers/workers.py holds what the tests talk to it with)."""
+    from mattekit.wire import client
+    from mattekit.worker import service
+
+    made = []
+
+    def make(**kwargs):
+        kwargs.setdefault("state_file", str(tmp_path / f"state{len(made)}" / "worker.json"))
+        kwargs.setdefault("idle_timeout", None)
+        kwargs.setdefault("log", lambda text: None)
+        kwargs.setdefault("threads", 1)  # one torch thread: steady timings on a busy 2-core CI machine
+        srv = service.WorkerServer(**kwargs).start_background()
+        made.append(srv)
+        return srv, client.WorkerClient(srv.url, srv.token, timeout=120)
+
+    yield make
+    for srv in made:
+        srv.stop(wait=True)
 
 
 class Golden:

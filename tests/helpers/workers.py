@@ -1,6 +1,6 @@
-"""A real worker on loopback for the tests, and what they talk to it with (a pytest plugin: tests/conftest.py names
-it): the ``make_worker`` fixture, hand-made HTTP requests and raw socket reads, operations declared for tests of the
-worker itself (echo, slow), a count of model loads, and waits that fail with a reason instead of hanging."""
+"""What the tests talk to a real worker on loopback with (tests/conftest.py's ``make_worker`` starts one): hand-made
+HTTP requests and raw socket reads, operations declared for tests of the worker itself (echo, slow), a count of model
+loads, and waits that fail with a reason instead of hanging."""
 from __future__ import annotations
 
 import http.client
@@ -11,32 +11,12 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import pytest
 
 from mattekit import runtime
 from mattekit.options import option
 from mattekit.tasks.registry import Port, Task
-from mattekit.wire import client, protocol
-from mattekit.worker import operations, service
-
-
-@pytest.fixture
-def make_worker(tmp_path):
-    """make_worker(**kwargs) -> (WorkerServer, client.WorkerClient), served in this process, stopped afterwards."""
-    made = []
-
-    def make(**kwargs):
-        kwargs.setdefault("state_file", str(tmp_path / f"state{len(made)}" / "worker.json"))
-        kwargs.setdefault("idle_timeout", None)
-        kwargs.setdefault("log", lambda text: None)
-        kwargs.setdefault("threads", 1)  # one torch thread: steady timings on a busy 2-core CI machine
-        srv = service.WorkerServer(**kwargs).start_background()
-        made.append(srv)
-        return srv, client.WorkerClient(srv.url, srv.token, timeout=120)
-
-    yield make
-    for srv in made:
-        srv.stop(wait=True)
+from mattekit.wire import protocol
+from mattekit.worker import operations
 
 
 def count_loads(monkeypatch) -> list[str]:
