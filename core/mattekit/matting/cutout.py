@@ -1,13 +1,11 @@
 """What a user gets from an image and its alpha: a cut-out, the alpha, the colours, or a composite.
 
 One implementation for every task that ends in a cut-out (``remove``, ``matte``) and every front
-end (CLI, worker, GIMP, Blender, Python API), which read these choices from :class:`CutoutOptions`, declared
-once here. Images are sRGB float32 H x W x 3|4 in [0,1] (straight alpha), alphas H x W in [0,1].
+end (CLI, worker, GIMP, Blender, Python API), which read these choices from the cut-out options
+(:class:`mattekit.tasks.common.CutoutOptions`, declared with the tasks). Images are sRGB float32 H x W x 3|4 in
+[0,1] (straight alpha), alphas H x W in [0,1].
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -16,142 +14,31 @@ from ..ops.compositing import blurred_background, composite, drop_shadow, parse_
 from ..ops.pixels import quantise, unit_float
 from ..ops.regions import bounding_box
 from ..ops.resizing import fit_cover
-from ..errors import MattekitError
 from .foreground import estimate_foreground
-from ..options import option
 
-RESULTS = ("rgba", "alpha", "foreground", "composite", "shadow")
 KEEP = "keep"  # the shadow option's value for the photo's own shadow (:mod:`mattekit.matting.shadow`)
 
 
-@dataclass
-class CutoutOptions:
-    """The cut-out asked for, declared for every front end (:func:`mattekit.options.option`); the options of the
-    tasks that end in a cut-out (``remove``, ``matte``) inherit these fields and are passed here as they are.
-
-    result: rgba | alpha | foreground | composite | shadow (None: rgba, or composite when a background is given);
-    background: a colour or blur[:SIGMA]; shadow: :data:`KEEP` (the photo's own shadow) or a drop shadow
-    DY,DX,BLUR,OPACITY; crop: crop to the subject's box grown by this fraction of its size; decontaminate: the
-    subject's own colours in soft edges.
-    """
-
-    result: str | None = option(
-        None, "what to produce: rgba (cut-out, straight alpha), alpha (greyscale matte), foreground (the "
-        "subject's colours, no alpha), composite (over --background / --backdrop) or shadow (the shadow the "
-        "subject casts in the photo, greyscale: 0 none, 1 black); default rgba, or composite when a background "
-        "is given", choices=RESULTS)
-    background: Background | None = option(
-        None, "composite background: a colour (#rrggbb, r,g,b or a name) or blur[:SIGMA] (the photo's own "
-        "background, blurred); implies result composite", parse="mattekit.matting.cutout:parse_background")
-    shadow: Shadow | str | None = option(
-        None, "keep: the shadow the subject casts in the photo, kept (black at partial alpha beside the cut-out; on "
-        "a composite's background); or with a composite a drop shadow DY,DX,BLUR,OPACITY under the subject (the "
-        "flag alone: 12,12,8,0.5)", bare="12,12,8,0.5", parse="mattekit.matting.cutout:parse_shadow")
-    crop: float | None = option(None, "crop to the subject's box grown by this fraction of its size (e.g. 0.05)",
-                                minimum=0.0, maximum=10.0, bare=0.05)
-    decontaminate: bool = option(True, "give partially transparent pixels the subject's own colours "
-                                 "(no old background in hair and soft edges)")
-
-
-def result_kind(options: CutoutOptions, backdrop_given: bool = False) -> str:
-    """The result asked for: ``options.result``, else composite when a background is given, else rgba."""
+def result_kind(options, backdrop_given: bool = False) -> str:
+    """The result the cut-out ``options`` (:class:`mattekit.tasks.common.CutoutOptions`) ask for: ``options.result``,
+    else composite when a background is given, else rgba."""
     if options.result is not None:
         return options.result
     return "composite" if options.background is not None or backdrop_given else "rgba"
 
 
-def suffix_for(options: CutoutOptions, plain: str) -> str:
-    """The CLI's output name suffix: _alpha for an alpha result, _fg for colours, else ``plain``
-    (the same for every task that makes a cut-out)."""
-    return {"alpha": "_alpha", "foreground": "_fg", "shadow": "_shadow"}.get(result_kind(options), plain)
-
-
-def format_for(options: CutoutOptions, source_suffix: str, named: str) -> str:
-    """The CLI's output format: a composite may go to the JPEG the user named; EXR plates stay EXR
-    (premultiplied, float); everything else is PNG."""
-    if result_kind(options) == "composite" and named in (".jpg", ".jpeg"):
-        return ".jpg"
-    return ".exr" if source_suffix == ".exr" else ".png"
-
-
-class Shadow(NamedTuple):
-    """A drop shadow: offsets ``dy``, ``dx`` in pixels, ``blur`` sigma in pixels, ``opacity`` in [0, 1]; prints as its
-    text form DY,DX,BLUR,OPACITY."""
-
-    dy: float
-    dx: float
-    blur: float
-    opacity: float
-
-    @property
-    def offset(self) -> tuple[int, int]:
-        """(dy, dx) rounded to whole pixels."""
-        return int(round(self.dy)), int(round(self.dx))
-
-    def __str__(self) -> str:
-        return ",".join(f"{v:g}" for v in self)
-
-
-class Background(NamedTuple):
-    """A composite's background: ``kind`` "blur" (``value``: sigma in pixels, None for the default) or "colour"
-    (``value``: (r, g, b) in [0, 1]); ``text``: as the user wrote it, which it prints as."""
-
-    kind: str
-    value: object
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
-
-
-def parse_shadow(given) -> Shadow | str:
-    """'keep' -> :data:`KEEP`; 'DY,DX,BLUR,OPACITY' (or the four numbers) -> the :class:`Shadow`; a MattekitError
-    sentence when malformed."""
-    text = given if isinstance(given, str) else ",".join(map(str, np.ravel(given)))
-    if text.strip().lower() == KEEP:
-        return KEEP
-    try:
-        shadow = Shadow(*(float(v) for v in text.split(",")))
-    except (TypeError, ValueError):
-        raise MattekitError(f"The shadow {text!r} is neither keep nor DY,DX,BLUR,OPACITY, e.g. 12,12,8,0.5.") from None
-    if not (all(np.isfinite(shadow)) and 0 <= shadow.blur <= 200 and 0 <= shadow.opacity <= 1
-            and abs(shadow.dy) <= 10000 and abs(shadow.dx) <= 10000):
-        raise MattekitError(f"The shadow {text!r} is out of range: blur 0-200, opacity 0-1, offsets within 10000 px.")
-    return shadow
-
-
-def background_for(image: np.ndarray, alpha: np.ndarray, background: Background | None,
+def background_for(image: np.ndarray, alpha: np.ndarray, background: tuple | None,
                    backdrop: np.ndarray | None) -> np.ndarray:
     """The H x W x 3 background of a composite: ``backdrop`` scaled to cover, a blurred copy of the
     photo's own background (``blur[:SIGMA]``), or a flat colour (default white)."""
     h, w = alpha.shape
     if backdrop is not None:
         return fit_cover(backdrop[..., :3], h, w)
-    kind, value, _ = background or parse_background("white")
+    kind, value = (background.kind, background.value) if background is not None else ("colour", parse_colour("white"))
     if kind == "blur":
         sigma = max(2.0, 0.01 * max(h, w)) if value is None else value
         return blurred_background(image[..., :3], alpha, sigma)
     return np.broadcast_to(np.asarray(value, np.float32), (h, w, 3))
-
-
-def parse_background(given) -> Background:
-    """A ``background`` text (a colour: #rrggbb, r,g,b or a name; or blur[:SIGMA]), or a colour's (r, g, b) in
-    0..255 -> the :class:`Background`; a MattekitError sentence naming the text when it is neither."""
-    if isinstance(given, Background):
-        return given
-    text = (given if isinstance(given, str) else ",".join(map(str, np.ravel(given)))).strip()
-    if text == "blur" or text.startswith("blur:"):
-        try:
-            sigma = float(text.split(":", 1)[1]) if ":" in text else None
-        except ValueError:
-            raise MattekitError(f"The background {text!r}: the blur radius must be a number, e.g. blur:15.") from None
-        if sigma is not None and not 0 < sigma <= 500:
-            raise MattekitError(f"The background {text!r}: the blur radius must be above 0 and at most 500.")
-        return Background("blur", sigma, text)
-    try:
-        return Background("colour", parse_colour(text), text)
-    except ValueError:
-        raise MattekitError(f"The background {text!r} is neither a colour (#rrggbb, r,g,b or a name) nor blur[:SIGMA].") from None
 
 
 def rgba(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -168,7 +55,7 @@ def rgba(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
-def photo_shadow(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions) -> np.ndarray | None:
+def photo_shadow(image: np.ndarray, alpha: np.ndarray, options) -> np.ndarray | None:
     """The shadow the subject of ``alpha`` (H x W) casts in ``image`` (H x W x 3|4, float or uint8/uint16) as a matte
     (H x W float32, 0 none .. 1 black: :func:`mattekit.matting.shadow.estimate`) when ``options`` ask for it (shadow
     :data:`KEEP`, or result shadow), else None (nothing computed)."""
@@ -193,7 +80,7 @@ def with_shadow(colours: np.ndarray, alpha: np.ndarray, shadow: np.ndarray) -> n
     return out
 
 
-def outputs(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *, backdrop: np.ndarray | None = None,
+def outputs(image: np.ndarray, alpha: np.ndarray, options, *, backdrop: np.ndarray | None = None,
             device=None) -> dict:
     """A cut-out task's outputs: {"result": :func:`assemble`'s}, and with shadow :data:`KEEP` {"shadow": the photo's
     own shadow matte (H x W, :func:`photo_shadow`)} too, for the hosts that lay it as its own layer."""
@@ -204,7 +91,7 @@ def outputs(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *, bac
     return found
 
 
-def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
+def assemble(image: np.ndarray, alpha: np.ndarray, options, *,
              backdrop: np.ndarray | None = None, device=None, shadow: np.ndarray | None = None) -> np.ndarray:
     """The result ``options`` ask for from ``image`` (H x W x 3|4) and its subject ``alpha`` (H x W).
 
@@ -250,7 +137,7 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options: CutoutOptions, *,
         else:
             behind = background_for(image, alpha, options.background, backdrop)
             cast = shadow if keep else None
-            if isinstance(options.shadow, Shadow):
+            if isinstance(options.shadow, tuple):
                 cast = drop_shadow(alpha, options.shadow.offset, options.shadow.blur, options.shadow.opacity)
             result = composite(colours, alpha, behind, shadow=cast).astype(np.float32, copy=False)
     if options.crop is not None:

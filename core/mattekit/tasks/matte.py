@@ -19,10 +19,9 @@ from ..ops.pixels import grey_map
 from ..ops.resizing import resize
 from ..subject import masks
 from ..errors import MattekitError
-from ..matting.cutout import CutoutOptions
 from ..matting.entry import MattingOptions, alpha_from_trimap, check_edge, matte_edge
 from ..options import option
-from .common import ModelOptions
+from .common import CutoutOptions, ModelOptions, format_for, suffix_for
 from .registry import BACKDROP, RESULT, SHADOW, Port, Task, model_input, no_model_input, segment_or_matte
 
 
@@ -96,7 +95,7 @@ TASK = Task(
     prepare=_prepare,
     finish=_finish,
     needs=_needs,
-    suffix=lambda options: cutout.suffix_for(options, "_matte"),
-    output_format=lambda options, source, named: cutout.format_for(options, source, named),
+    suffix=lambda options: suffix_for(options, "_matte"),
+    output_format=lambda options, source, named: format_for(options, source, named),
     menu="Refine _Edges...",
 )

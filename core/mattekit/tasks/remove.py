@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from ..matting import cutout
 from ..subject import masks
 from . import hinted_subject
-from ..matting.cutout import CutoutOptions
+from .common import CutoutOptions, format_for, suffix_for
 from .registry import BACKDROP, RESULT, SHADOW, Port, Task
 from .hinted_subject import HINT_MASK, SubjectOptions
 
@@ -43,9 +43,9 @@ TASK = Task(
     finish=_finish,
     needs=hinted_subject.needs,
     streams=True,
-    suffix=lambda options: cutout.suffix_for(options, "_cutout"),
+    suffix=lambda options: suffix_for(options, "_cutout"),
     # PNG (or a named JPEG), whatever the photo's format:
-    output_format=lambda options, source, named: cutout.format_for(options, "", named),
+    output_format=lambda options, source, named: format_for(options, "", named),
     menu="Remove _Background...",
     api="remove_background",
 )

@@ -9,6 +9,7 @@ import pytest
 from mattekit import io
 from mattekit.cli import main
 from mattekit.matting import cutout, shadow
+from mattekit.tasks import common
 from mattekit.ops.filters import gaussian_blur
 from mattekit.tasks import remove
 
@@ -96,9 +97,9 @@ def test_the_kept_shadow_over_the_photos_surface_gives_the_photo_back():
 
 
 def test_shadow_option_text_is_checked():
-    assert cutout.parse_shadow("KEEP") == cutout.KEEP and str(cutout.parse_shadow("1,2,3,0.5")) == "1,2,3,0.5"
+    assert common.parse_shadow("KEEP") == cutout.KEEP and str(common.parse_shadow("1,2,3,0.5")) == "1,2,3,0.5"
     with pytest.raises(Exception, match="neither keep nor DY,DX,BLUR,OPACITY"):
-        cutout.parse_shadow("kep")
+        common.parse_shadow("kep")
 
 
 @pytest.mark.slow

@@ -132,6 +132,7 @@ def test_the_finish_on_every_core_is_the_one_thread_finish_byte_for_byte(shared,
     grabcut50 photo (several tiles of each stage) gives the same RGBA bytes on one thread and on four (forced, so a
     1-core machine takes the threaded path too)."""
     from mattekit.matting import cutout
+    from mattekit.tasks.common import CutoutOptions
 
     photo = io.read_image(shared / "data/grabcut50/im/106024.jpg", integers=True).pixels
     photo = cv2.resize(photo, (1924, 1284), interpolation=cv2.INTER_CUBIC)
@@ -141,7 +142,7 @@ def test_the_finish_on_every_core_is_the_one_thread_finish_byte_for_byte(shared,
     def finish() -> np.ndarray:
         mask = masks.mask_from_prediction(photo, low, refine=True)
         alpha = masks.alpha_from_mask(photo, mask, matting=True, in_place=True)
-        return cutout.assemble(photo, alpha, cutout.CutoutOptions())
+        return cutout.assemble(photo, alpha, CutoutOptions())
 
     monkeypatch.setenv("MATTEKIT_FINISH_THREADS", "1")
     alone = finish()
