@@ -1,7 +1,7 @@
 """Option groups several tasks declare: the model a task runs (:class:`ModelOptions`), the texts and checks of
 the device and weights options that roto declares too, and the cut-out asked of the tasks that end in one
 (:class:`CutoutOptions`: its values :class:`Shadow` and :class:`Background`, their parsers and the output names it
-gives); the cut-out itself is made by :mod:`mattekit.matting.cutout`."""
+gives); the cut-out itself is made by :mod:`mattekit.finish.cutout`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import MattekitError
-from ..matting.cutout import KEEP, result_kind
+from ..finish.cutout import KEEP, result_kind
 from ..ops.compositing import parse_colour
 from ..options import option
 

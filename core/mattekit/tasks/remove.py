@@ -4,14 +4,14 @@ matted into a soft alpha, and the cut-out the user asked for.
 Stages (the predictor is passed in as ``models["model"]``, SAM 2.1 as ``models["hint_model"]``): prepare and the
 subject's alpha as :mod:`.hinted_subject` computes them (the network on the hinted region, or the hint model
 answering the hint; the mask's edge matted; a matting network's own alpha), then the cut-out
-(:func:`mattekit.matting.cutout.assemble`).
+(:func:`mattekit.finish.cutout.outputs`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..matting import cutout
-from ..subject import masks
+from ..finish import cutout
+from ..finish.device import device_of
 from . import hinted_subject
 from .common import CutoutOptions, format_for, suffix_for
 from .registry import BACKDROP, RESULT, SHADOW, Port, Task
@@ -30,7 +30,7 @@ def _finish(models, inputs, options: RemoveOptions, context, prediction) -> dict
     alpha = hinted_subject.alpha(models, inputs, options, context, prediction)
     looks = options if options.matting else replace(options, decontaminate=False)
     return cutout.outputs(image, alpha, looks, backdrop=inputs.get("backdrop"),
-                          device=masks.device_of(models.get("model"), image))
+                          device=device_of(models.get("model"), image))
 
 
 TASK = Task(

@@ -14,7 +14,7 @@ from ..ops.compositing import blurred_background, composite, drop_shadow, parse_
 from ..ops.pixels import quantise, unit_float
 from ..ops.regions import bounding_box
 from ..ops.resizing import fit_cover
-from .foreground import estimate_foreground
+from ..matting.foreground import estimate_foreground
 
 KEEP = "keep"  # the shadow option's value for the photo's own shadow (:mod:`mattekit.matting.shadow`)
 
@@ -61,7 +61,7 @@ def photo_shadow(image: np.ndarray, alpha: np.ndarray, options) -> np.ndarray | 
     :data:`KEEP`, or result shadow), else None (nothing computed)."""
     if options.shadow != KEEP and options.result != "shadow":
         return None
-    from .shadow import estimate
+    from ..matting.shadow import estimate
 
     if image.shape[-1] == 4:
         alpha = alpha * unit_float(image[..., 3])
@@ -82,26 +82,27 @@ def with_shadow(colours: np.ndarray, alpha: np.ndarray, shadow: np.ndarray) -> n
 
 def outputs(image: np.ndarray, alpha: np.ndarray, options, *, backdrop: np.ndarray | None = None,
             device=None) -> dict:
-    """A cut-out task's outputs: {"result": :func:`assemble`'s}, and with shadow :data:`KEEP` {"shadow": the photo's
+    """A cut-out task's outputs: {"result": :func:`cut_out`'s}, and with shadow :data:`KEEP` {"shadow": the photo's
     own shadow matte (H x W, :func:`photo_shadow`)} too, for the hosts that lay it as its own layer."""
     shadow = photo_shadow(image, alpha, options)
-    found = {"result": assemble(image, alpha, options, backdrop=backdrop, device=device, shadow=shadow)}
+    found = {"result": cut_out(image, alpha, options, backdrop=backdrop, device=device, shadow=shadow)}
     if options.shadow == KEEP:
         found["shadow"] = shadow
     return found
 
 
-def assemble(image: np.ndarray, alpha: np.ndarray, options, *,
-             backdrop: np.ndarray | None = None, device=None, shadow: np.ndarray | None = None) -> np.ndarray:
-    """The result ``options`` ask for from ``image`` (H x W x 3|4) and its subject ``alpha`` (H x W).
+def cut_out(image: np.ndarray, alpha: np.ndarray, options, *,
+            backdrop: np.ndarray | None = None, device=None, shadow: np.ndarray | None = None) -> np.ndarray:
+    """The result ``options`` ask for from ``image`` (H x W x 3|4) and its subject ``alpha`` (H x W): the inputs
+    made ready (:func:`cutout_inputs`), the subject's colours (:func:`subject_colours`), then :func:`assemble`.
 
     A transparent input stays transparent where it was (its alpha multiplies the matte). Colours
     are decontaminated (:func:`mattekit.matting.estimate_foreground`) unless ``options.decontaminate``
-    is off. Returns H x W (alpha), H x W x 3 (foreground, composite) or H x W x 4 (rgba), float32,
+    is off. Returns H x W (alpha, shadow), H x W x 3 (foreground, composite) or H x W x 4 (rgba), float32,
     cropped to the subject when ``options.crop`` is set. A uint8/uint16 ``image`` (0..255 / 0..65535)
     gives an rgba result of its own dtype, made in place (the alpha and the decontaminated colours
     rounded as :func:`mattekit.ops.pixels.quantise` rounds): no full-size float copy of the photo or the result.
-    ``device``: the model's CUDA device (:func:`mattekit.subject.masks.device_of`; None: here), where the colours
+    ``device``: the model's CUDA device (:func:`mattekit.finish.device.device_of`; None: here), where the colours
     are decontaminated. ``shadow``: the photo's own shadow (H x W, :func:`photo_shadow`) where ``options`` keep it
     (shadow :data:`KEEP`): an rgba result carries it as black at partial alpha (:func:`with_shadow`), a composite's
     background is darkened by it; it is the result shadow itself. The alpha and foreground results never hold it.
@@ -110,38 +111,62 @@ def assemble(image: np.ndarray, alpha: np.ndarray, options, *,
     if kind == "shadow":
         return shadow if shadow is not None else photo_shadow(image, alpha, options)
     keep = options.shadow == KEEP and shadow is not None and kind in ("rgba", "composite")
-    if image.dtype.kind in "ui" and (kind != "rgba" or keep):
+    whole = kind == "rgba" and not keep  # the colours are made in place in the cut-out: no second full-size copy
+    image, alpha = cutout_inputs(image, alpha, keep_integers=whole)
+    colours = None if kind == "alpha" else subject_colours(image, alpha, options.decontaminate, device, whole)
+    return assemble(image, alpha, colours, options, kind, backdrop=backdrop, shadow=shadow if keep else None)
+
+
+def cutout_inputs(image: np.ndarray, alpha: np.ndarray, keep_integers: bool = False) -> tuple:
+    """(``image`` as float32 [0, 1], unless ``keep_integers`` keeps a uint8/uint16 one; ``alpha`` as float32 in
+    [0, 1], times ``image``'s own alpha where it has one (H x W x 4): a transparent input stays transparent)."""
+    if image.dtype.kind in "ui" and not keep_integers:
         image = unit_float(image)
     if image.shape[-1] == 4:
         alpha = alpha * unit_float(image[..., 3])
     alpha = np.asarray(alpha, np.float32)
     if alpha.size and not (alpha.min() >= 0.0 and alpha.max() <= 1.0):  # (a copy only when it is needed)
         alpha = np.clip(alpha, 0.0, 1.0)
+    return image, alpha
+
+
+def subject_colours(image: np.ndarray, alpha: np.ndarray, decontaminate: bool = True, device=None,
+                    whole: bool = False) -> np.ndarray:
+    """The subject's colours under ``alpha`` (H x W float32 [0, 1]): ``image``'s (H x W x 3|4) decontaminated
+    (:func:`mattekit.matting.estimate_foreground`, on ``device``: a model's CUDA device, None here) unless
+    ``decontaminate`` is off, then the photo's own; H x W x 3. ``whole``: the H x W x 4 straight RGBA cut-out itself
+    (:func:`rgba`, of ``image``'s dtype), its colours decontaminated in place, the array made after the colours'
+    coarser levels."""
+    if whole:
+        made = []
+        if decontaminate:
+            estimate_foreground(image, alpha, out=lambda: made.append(rgba(image, alpha)) or made[0], device=device)
+        return made[0] if made else rgba(image, alpha)
+    return estimate_foreground(image, alpha, device=device) if decontaminate else image[..., :3]
+
+
+def assemble(image: np.ndarray, alpha: np.ndarray, colours: np.ndarray | None, options, kind: str, *,
+             backdrop: np.ndarray | None = None, shadow: np.ndarray | None = None) -> np.ndarray:
+    """The ``kind`` of result (:func:`result_kind`, not "shadow") from the subject's ``colours`` (H x W x 3, or the
+    cut-out itself for rgba: :func:`subject_colours`; None for alpha) and ``alpha`` (H x W float32 [0, 1]) of
+    ``image`` (float32 [0, 1], whose background a blur composite blurs): the alpha, the cut-out (with ``shadow``,
+    H x W, as black at partial alpha: :func:`with_shadow`), the colours as float32, or a composite over
+    :func:`background_for`'s background (darkened by ``shadow``, or under ``options``' drop shadow); cropped to the
+    subject (and ``shadow``) when ``options.crop`` is set."""
     if kind == "alpha":
         result = alpha
-    elif kind == "rgba" and keep:
-        colours = estimate_foreground(image, alpha, device=device) if options.decontaminate else image[..., :3]
-        result = with_shadow(colours, alpha, shadow)
-    elif kind == "rgba":  # the colours are made in place in the result: no second full-size copy
-        made = []
-        if options.decontaminate:  # (the result is made after the colours' coarser levels)
-            estimate_foreground(image, alpha, out=lambda: made.append(rgba(image, alpha)) or made[0], device=device)
-        result = made[0] if made else rgba(image, alpha)
+    elif kind == "rgba":
+        result = colours if shadow is None else with_shadow(colours, alpha, shadow)
+    elif kind == "foreground":
+        result = np.ascontiguousarray(colours, dtype=np.float32)
     else:
-        if options.decontaminate:
-            colours = estimate_foreground(image, alpha, device=device)
-        else:
-            colours = image[..., :3]
-        if kind == "foreground":
-            result = np.ascontiguousarray(colours, dtype=np.float32)
-        else:
-            behind = background_for(image, alpha, options.background, backdrop)
-            cast = shadow if keep else None
-            if isinstance(options.shadow, tuple):
-                cast = drop_shadow(alpha, options.shadow.offset, options.shadow.blur, options.shadow.opacity)
-            result = composite(colours, alpha, behind, shadow=cast).astype(np.float32, copy=False)
+        behind = background_for(image, alpha, options.background, backdrop)
+        cast = shadow
+        if isinstance(options.shadow, tuple):
+            cast = drop_shadow(alpha, options.shadow.offset, options.shadow.blur, options.shadow.opacity)
+        result = composite(colours, alpha, behind, shadow=cast).astype(np.float32, copy=False)
     if options.crop is not None:
-        box = bounding_box(np.maximum(alpha, shadow) if keep else alpha, margin=options.crop)
+        box = bounding_box(alpha if shadow is None else np.maximum(alpha, shadow), margin=options.crop)
         if box is not None:
             top, left, bottom, right = box
             result = result[top:bottom, left:right]
