@@ -1,5 +1,5 @@
-"""Subject masks from a network's prediction (mattekit.subject.masks): the uncertain band, its edge-aware
-refinement and matting in tiles, the second pass."""
+"""The finish of a network's prediction (mattekit.finish.refine, mattekit.finish.edge): the uncertain band, its
+edge-aware refinement and matting in tiles, the second pass."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -38,7 +38,7 @@ def test_tasks_declare_the_settings_their_algorithms_take():
 
     from mattekit.tasks import common
     from mattekit.ops import retouch
-    from mattekit.matting import MattingOptions
+    from mattekit.finish.matte import MattingOptions
 
     for name in ("remove", "matte"):  # the cut-out's options are declared once, and these tasks' options are them
         assert issubclass(registry.get(name).options, common.CutoutOptions)
