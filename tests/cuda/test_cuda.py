@@ -288,9 +288,9 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
     import cv2
 
     from mattekit.matting.foreground import estimate_foreground
-    from mattekit.subject import masks
-
+    from mattekit.finish import edge, refine
     from mattekit.matting import alpha
+    from mattekit.subject import answer
 
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     monkeypatch.setattr(alpha, "DEVICE_PIXELS", 0)  # every solve on the GPU, however small its box
@@ -300,13 +300,13 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
     for path, scale in zip(_grabcut(shared, 2), (1, 3)):
         image = read_image(path, integers=True).pixels[..., :3]
         image = np.repeat(np.repeat(image, scale, 0), scale, 1)
-        low = masks.prediction_array(model(model.prepare(image)))
-        cpu, gpu = masks.refine_mask(image, low, soft=True), masks.refine_mask(image, low, soft=True, device=cuda)
+        low = refine.prediction_array(model(model.prepare(image)))
+        cpu, gpu = refine.refine_mask(image, low, soft=True), refine.refine_mask(image, low, soft=True, device=cuda)
         figures[f"refine {path.name} x{scale}"] = delta = float(np.abs(gpu - cpu).mean())
         assert delta <= 1e-4, (path.name, scale, delta)
-        detail = masks.detail_of(*image.shape[:2], low)
-        mask = masks.refine_mask(image, low)
-        cpu, gpu = masks.alpha_from_mask(image, mask, detail=detail), masks.alpha_from_mask(image, mask, detail=detail,
+        detail = answer.detail_of(*image.shape[:2], low)
+        mask = refine.refine_mask(image, low)
+        cpu, gpu = edge.alpha_from_mask(image, mask, detail=detail), edge.alpha_from_mask(image, mask, detail=detail,
                                                                                             device=cuda)
         delta = np.abs(gpu - cpu)
         figures[f"edge matte {path.name} x{scale} mean, max"] = (float(delta.mean()), float(delta.max()))
@@ -320,7 +320,7 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
     figures["foreground GT01 x3 partial mean, max"] = (float(delta[partial].mean()), float(delta.max()))
     assert delta[partial].mean() <= 2e-4 and delta.max() <= 5e-3, figures
     from mattekit.matting import foreground_device, solve_device
-    from mattekit.subject import refine_device
+    from mattekit.finish import refine_device
 
     devices = []  # (step, device) of the finish's torch steps in remove's pipeline (the steps themselves run)
     steps = ((refine_device, "refine_band_on"), (solve_device, "solve_on"), (foreground_device, "estimate_foreground_on"))
@@ -331,7 +331,7 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
     for path in _grabcut(shared, 3):
         small = read_image(path, integers=True).pixels[..., :3]
         mattekit.remove_background(small, model=model)
-        assert devices == [], devices  # under masks.FINISH_ON_GPU_PIXELS: finished on the CPU cores
+        assert devices == [], devices  # under finish_device.FINISH_ON_GPU_PIXELS: finished on the CPU cores
         pixels = cv2.resize(small, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)  # 1.4 MP
         gpu = mattekit.remove_background(pixels, model=model).astype(np.float32) / 255
         assert {name for _, name in steps} == {name for name, _ in devices}, devices
@@ -352,7 +352,7 @@ def test_the_finish_falls_back_to_the_cpu_where_the_gpu_memory_runs_out(shared, 
 
     from mattekit.matting import alpha as alpha_module
     from mattekit.matting.foreground import estimate_foreground
-    from mattekit.subject import masks
+    from mattekit.finish import edge, refine
 
     monkeypatch.setattr(alpha_module, "DEVICE_PIXELS", 0)
     root = shared / "data" / "alphamatting"
@@ -364,9 +364,9 @@ def test_the_finish_falls_back_to_the_cpu_where_the_gpu_memory_runs_out(shared, 
         torch.cuda.empty_cache()
         torch.cuda.set_per_process_memory_fraction(4 * image.size / total)  # under the float photo and its planes
         assert np.array_equal(estimate_foreground(image, alpha, device=cuda), estimate_foreground(image, alpha))
-        assert np.array_equal(masks.refine_mask(image, low, device=cuda), masks.refine_mask(image, low))
-        mask = masks.refine_mask(image, low)
-        assert np.array_equal(masks.alpha_from_mask(image, mask, device=cuda), masks.alpha_from_mask(image, mask))
+        assert np.array_equal(refine.refine_mask(image, low, device=cuda), refine.refine_mask(image, low))
+        mask = refine.refine_mask(image, low)
+        assert np.array_equal(edge.alpha_from_mask(image, mask, device=cuda), edge.alpha_from_mask(image, mask))
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
         torch.cuda.empty_cache()

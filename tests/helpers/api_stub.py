@@ -43,8 +43,8 @@ def clear_models() -> None: ...
 VALUE_FORMS = {
     "mattekit.subject.hints:parse_box": "tuple[int, int, int, int]",
     "mattekit.subject.hints:parse_points": "tuple[int, int] | Sequence[tuple[int, int]]",
-    "mattekit.matting.cutout:parse_shadow": "tuple[float, float, float, float]",
-    "mattekit.matting.cutout:parse_background": "tuple[int, int, int]",
+    "mattekit.tasks.common:parse_shadow": "tuple[float, float, float, float]",
+    "mattekit.tasks.common:parse_background": "tuple[int, int, int]",
     "mattekit.lens.renderer:focus_of": "tuple[float, float]",
     "mattekit.io.frame_ranges:parse_frames": "Sequence[int]",
     **dict.fromkeys(("mattekit.subject.keyframe_hints:parse_boxes", "mattekit.subject.keyframe_hints:parse_points",

@@ -14,7 +14,7 @@ from layers import LAYERS, PACKAGE
 
 DESIGN = PACKAGE.parents[1] / "docs" / "design.md"
 TITLES = ["foundations", "shared operations and weights", "images, matting, catalog, options, nets, engines",
-          "running networks", "the algorithms the tasks declare", "task declarations",
+          "running networks; the finish of their answers", "the algorithms the tasks declare", "task declarations",
           "running tasks: the pipeline and the runner; roto", "front ends in Python", "commands", "the command line"]
 WIDTH = 100  # characters of a docstring's first line shown; a longer one is cut at a word and ends in " ..."
 BLOCK = re.compile(r"(## Layout\n.*?```\n)(.*?)(```\n)", re.S)

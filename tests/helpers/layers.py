@@ -11,7 +11,7 @@ LAYERS = [
     {"errors", "fsutil", "heap", "wire", "machine", "onnx_import", "provenance", "progress", "settings"},
     {"ops", "weights"},
     {"io", "matting", "catalog", "options", "nets", "engines"},
-    {"runtime"},
+    {"runtime", "finish"},
     {"upscaling", "subject", "lens"},  # the algorithms the tasks declare
     {"tasks"},
     {"roto", "running"},

@@ -4,7 +4,7 @@ chain of modules, inside a package or across packages), and task modules import 
 Every import counts, wherever it stands in the file: at the top, inside a function (a lazy import) or
 under a condition. Importing ``a.b.c`` runs the ``__init__`` of ``a.b`` first, so it counts as an import
 of that package too (unless the importer lives inside it). Modules named by strings count as well: a string
-that is a dotted mattekit name (``"mattekit.matting.cutout:parse_shadow"``, ``"mattekit.roto.RotoSpec"``), and the
+that is a dotted mattekit name (``"mattekit.tasks.common:parse_shadow"``, ``"mattekit.roto.RotoSpec"``), and the
 literal start of an ``importlib.import_module`` argument (``f"mattekit.bench.{name}"``, ``f"{__package__}.x"``);
 not a module another process runs (``[python, "-m", "mattekit.commands.serve"]``).
 """

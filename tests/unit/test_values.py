@@ -14,7 +14,7 @@ import pytest
 
 import mattekit
 from mattekit import cli, io
-from mattekit.matting.cutout import Background, Shadow
+from mattekit.tasks.common import Background, Shadow
 from mattekit.io.frame_ranges import Frames
 from mattekit.lens import Focus
 from mattekit.options import OptionError, options_of

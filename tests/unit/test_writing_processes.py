@@ -120,7 +120,7 @@ def test_an_output_a_process_cannot_write_fails_that_image_only(four_images, tmp
 @pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
 def test_on_a_gpu_a_photo_finished_on_the_device_stays_in_the_parent(shared, tmp_path, monkeypatch):
     """On a (simulated) GPU the small photos' finish goes to the writing processes, while a photo of 1 MP or more,
-    whose finish runs on the model's device (masks.device_of), is finished in the pipeline's own thread: a forked
+    whose finish runs on the model's device (mattekit.finish.device.device_of), is finished in the pipeline's own thread: a forked
     process has no GPU context."""
     from PIL import Image
 

@@ -28,7 +28,8 @@ import numpy as np
 
 from .. import io, runtime
 from ..errors import InputError
-from ..matting import MattingOptions, alpha_from_trimap, trimap as trimaps
+from ..finish.matte import MattingOptions, alpha_from_trimap
+from ..matting import trimap as trimaps
 from ..tasks import remove
 
 

@@ -19,7 +19,7 @@ from .. import catalog, io, runtime, weights
 from . import metrics
 from ..ops.pixels import unit_float
 from ..ops.resizing import lanczos
-from ..subject import masks
+from ..finish.refine import mask_from_prediction
 from ..errors import InputError, MattekitError, WeightsError
 from ..progress import shown
 from ..tasks import matte, remove
@@ -154,7 +154,7 @@ def measure(model: str, rows: list[tuple[Path, Path]], device: str = "auto", wei
             gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
             alphas = {"default pipeline": task.run({"model": predictor}, {"image": image}, options)["result"]}
             if entry.task == "segment":
-                alphas["plain model"] = masks.mask_from_prediction(image, predictor.output, refine=False,
+                alphas["plain model"] = mask_from_prediction(image, predictor.output, refine=False,
                                                                    upsampling=entry.output.upsample)
             if reference is not None:
                 alphas["onnxruntime (rembg)"] = reference.alpha(image)

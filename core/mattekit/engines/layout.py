@@ -61,7 +61,7 @@ def layout(entry, kind: str, engine: str) -> Layout:
 
 def device_work(device: str, simulated: float | None) -> tuple[str, str, str, str]:
     """(finish device, why, temporal filter device, why) for a model on ``device``: the model's GPU for both (the
-    finish only for photos of 1 MP and up: :func:`mattekit.subject.masks.device_of`), "" (the CPU cores' own
+    finish only for photos of 1 MP and up: :func:`mattekit.finish.device.device_of`), "" (the CPU cores' own
     path) elsewhere; a simulated GPU's torch work runs on torch's CPU device, computing what the GPU would."""
     if device.split(":")[0] != "cuda":
         where = "the CPU cores' own path: the model is not on a CUDA GPU"

@@ -1,6 +1,5 @@
 """Learning-free alpha matting: trimaps, alpha in the unknown band, foreground colours.
 
-- :mod:`.entry` - the entry points: alpha from a trimap or a mask (:class:`MattingOptions`);
 - :mod:`.trimap` - trimaps from masks or users' images, expansion of known regions;
 - :mod:`.alpha` - alpha estimation (closed-form energy + colour-sampling data term, solved at
   reduced resolution and carried to full resolution through the local colour model);
@@ -9,14 +8,14 @@
 - :mod:`.foreground` - foreground colour estimation (decontamination) under a soft alpha;
 - :mod:`.laplacian` and :mod:`.solver` - the matting Laplacian as a pixel stencil and the
   multigrid-preconditioned conjugate-gradient solver behind the alpha;
-- :mod:`.cutout` - what a user gets from an image and its alpha (cut-out, alpha, colours, composite),
-  for every task that ends in a cut-out.
+- :mod:`.shadow` - the shadow a subject casts in the photo, estimated beside its alpha.
+
+Their entry points for a trimap or a network's mask, and the cut-out, are :mod:`mattekit.finish`'s.
 
 Arrays are float32, sRGB images H x W x 3 in [0,1], alphas and trimaps H x W.
 """
 from .alpha import AlphaOptions, estimate_alpha
-from .entry import MattingOptions, alpha_from_trimap, matte_edge
 from .foreground import estimate_foreground
 from .trimap import from_mask as trimap_from_mask, normalise as normalise_trimap
 
-__all__ = ["AlphaOptions", "estimate_alpha", "MattingOptions", "matte_edge", "alpha_from_trimap", "estimate_foreground", "trimap_from_mask", "normalise_trimap"]
+__all__ = ["AlphaOptions", "estimate_alpha", "estimate_foreground", "trimap_from_mask", "normalise_trimap"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..finish.device import device_of
 from .. import catalog, runtime
 from ..subject import hints, masks, prompting
 from . import ordered, tracking
@@ -80,13 +81,13 @@ class HintChain:
         if parent is not None:  # a carried hint: the whole frame, only what lies near the carried subject kept
             context = hints.Hinted(hint, (0, 0, height, width))
             mask = masks.hinted_mask(pixels, predictor(predictor.prepare(pixels)), self.source.refine,
-                                     context, soft=soft, upsampling=upsampling, device=masks.device_of(predictor, pixels))
+                                     context, soft=soft, upsampling=upsampling, device=device_of(predictor, pixels))
             if np.count_nonzero(mask > 0.5) < CARRIED_KEEP * np.count_nonzero(hint.mask > 0.5):
                 mask = None  # the model let the subject go (another one is more salient): look at its region
         if mask is None:  # the user's hint, or a carried one the whole frame lost: the model runs on its region
             x, context = masks.hinted_input(predictor, pixels, hint)
             mask = masks.hinted_mask(pixels, predictor(x), self.source.refine, context, soft=soft,
-                                     upsampling=upsampling, device=masks.device_of(predictor, pixels))
+                                     upsampling=upsampling, device=device_of(predictor, pixels))
         if self.users[frame]:
             self.done[frame] = (mask, grey, hint)
         if frame in self.wanted:

@@ -16,7 +16,7 @@ run feeds each run from its keyframe up to the last frame it needs (frames it do
 kept), and its mattes are one run's. The first keyframe is prompted twice when frames before it are needed (once
 per direction). The logits (the plate's size) become a probability whose 0.5 level is upstream's mask
 (:func:`mattekit.subject.prompting.probability`); with ``refine`` the matting band softens the edge without moving it
-(:func:`mattekit.subject.masks.alpha_from_mask`); on a keyframe nothing outside what its hint allows is kept
+(:func:`mattekit.finish.edge.alpha_from_mask`); on a keyframe nothing outside what its hint allows is kept
 (:func:`mattekit.subject.prompting.keep_allowed`). The temporal filter then runs as for every roto model.
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import runtime
-from ..subject import masks, prompting
+from ..finish.edge import alpha_from_mask
+from ..subject import prompting
 from . import ordered, tracking
 from .chain import release
 
@@ -115,6 +116,6 @@ class SamChain:
 def alpha_from_logits(pixels, logits, hint, refine: bool):
     """A frame's alpha from the tracker's logits (H x W): the probability, matted at the edge with ``refine``,
     kept to what the keyframe's ``hint`` allows (None on a tracked frame)."""
-    alpha = masks.alpha_from_mask(pixels, prompting.probability(logits), refine, in_place=True)
+    alpha = alpha_from_mask(pixels, prompting.probability(logits), refine, in_place=True)
     return alpha if hint is None else prompting.keep_allowed(alpha, hint)
 

@@ -9,9 +9,10 @@ from typing import Callable
 
 import numpy as np
 
+from ..finish.device import device_of
+from ..finish.refine import mask_from_prediction
 from .. import catalog, runtime
 from ..running import pipeline
-from ..subject import masks
 from . import ordered, temporal, temporal_device, tracking
 from ..errors import Cancelled, MattekitError
 from ..io import Picture
@@ -45,7 +46,7 @@ class MatteSource:
         self.keyframes = keyframes
         self.entry = entry
         self.predictor = (models or runtime.ModelCache()).get(entry, entry.task, device=device, weights_path=weights)
-        self.refine, self.refine_above = refine, refine_above  # (masks.refine_mask's)
+        self.refine, self.refine_above = refine, refine_above  # (finish.refine.refine_mask's)
         self.temporal = temporal_options if temporal_options and temporal_options.radius > 0 else None
         self.workers, self.threads = workers, threads
         self.features = features if features is not None or entry.task != "prompt" else shared_features()
@@ -56,7 +57,7 @@ class MatteSource:
         for ``frames`` in increasing order.
 
         Decoding runs ahead in reader threads (a movie's in one; files in several with the model on CUDA),
-        inference, the per-frame matte's upsampling (:func:`mattekit.subject.masks.mask_from_prediction`) and what
+        inference, the per-frame matte's upsampling (:func:`mattekit.finish.refine.mask_from_prediction`) and what
         the temporal filter keeps of each frame (:meth:`mattekit.roto.ordered.OrderedSmoother.keep`) in the
         pipeline's workers (a recurrent model: in its ordered writer thread); the temporal filter runs in the writer thread,
         in frame order (its full-resolution work on the model's GPU whatever the frame's size:
@@ -139,8 +140,8 @@ class _MatteRun:
 
     def upsample(self, frame: int, picture: Picture, prediction) -> np.ndarray:
         entry = self.source.entry
-        return masks.mask_from_prediction(picture.pixels, prediction, self.source.refine, soft=entry.task == "matte",
-                                          upsampling=entry.output.upsample, device=masks.device_of(self.predictor, picture.pixels),
+        return mask_from_prediction(picture.pixels, prediction, self.source.refine, soft=entry.task == "matte",
+                                          upsampling=entry.output.upsample, device=device_of(self.predictor, picture.pixels),
                                           refine_above=self.source.refine_above)
 
     def upsample_and_keep(self, frame: int, picture: Picture, prediction) -> tuple:

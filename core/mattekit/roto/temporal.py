@@ -43,7 +43,7 @@ class TemporalOptions:
     frames (``ultrafast``, ``fast`` or ``medium``); flow_refinement: that flow's variational refinement iterations
     per scale (None: the preset's); refine_above: what the window does instead of the per-frame
     refinement: a frame at most this many times the network's input on a side gets its sure values rounded, not
-    the edge-aware refinement (:func:`mattekit.subject.masks.refine_mask`; 1: refined wherever the network saw the
+    the edge-aware refinement (:func:`mattekit.finish.refine.refine_mask`; 1: refined wherever the network saw the
     frame coarser than its pixels)."""
 
     radius: int = 4

@@ -20,7 +20,7 @@ def device_for(predictor):
     """Where roto's temporal filter does its full-resolution work for the frames of ``predictor``'s model: the torch
     device its plan names (:attr:`mattekit.engines.plan.Plan.temporal`: the model's GPU), whatever the frame's size;
     None (the CPU's filter) for a plan that names none (a model elsewhere), or without a predictor. Unlike the finish
-    (1 MP and up: :func:`mattekit.subject.masks.device_of`), the filter costs the CPU much at any size: 90-130 ms a
+    (1 MP and up: :func:`mattekit.finish.device.device_of`), the filter costs the CPU much at any size: 90-130 ms a
     frame at 854x480 on the build machine's 2 cores (64 ms of it in the pushing thread, with the plate-only work
     ahead), where the device's passes are about 150 kernels a frame (counted on torch's CPU device) and the flow's
     work stays the CPU's either way. Not yet timed on a GPU at that size: tests/cuda prints both."""

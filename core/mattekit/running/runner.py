@@ -115,7 +115,7 @@ class Runner:
         task's own progress within one image (tiles). note(item, sentence) after an item is stored whose subject
         came out empty (:func:`transparent_note`); stored(item) after an item is stored. A streaming task's finish
         and ``store`` run in writing processes where :func:`mattekit.running.processes.count_for` gives some, but
-        for an image whose finish runs on the model's device (:func:`mattekit.subject.masks.device_of`: a GPU's
+        for an image whose finish runs on the model's device (:func:`mattekit.finish.device.device_of`: a GPU's
         context is not a forked process's); the callbacks always run in this process.
         """
         task, models, options = self.task, self.models, self.options
@@ -139,7 +139,7 @@ class Runner:
         def write(item, carried, y) -> None:
             if writers is None:
                 sentence = produce(item, carried, y)
-            elif masks.device_of(models.get(task.main), carried[0]["image"]) is not None:
+            elif device_of(models.get(task.main), carried[0]["image"]) is not None:
                 with on_device:  # as many at once as the plan's writer threads
                     sentence = produce(item, carried, y)
             else:
@@ -159,7 +159,7 @@ class Runner:
             infer, settings = None, {}
         writers = None
         if self.streams and hasattr(items, "__len__") and len(items) > 1:  # (multiprocessing: imported only here)
-            from ..subject import masks
+            from ..finish.device import device_of
             from . import processes
 
             count = processes.count_for(settings, len(items))

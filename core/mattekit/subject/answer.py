@@ -1,11 +1,12 @@
-"""The subject's alpha for a user's hint, from a network's answer or the hint model's.
+"""The subject's answer for a user's hint, from a network's prediction or the hint model's.
 
 A hint answered by a segmentation network: a box alone, or include points alone, first take the whole image's
-answer and keep it when it holds the subject they point at (:func:`whole_first`, :func:`alpha_from_whole`); any
+answer and keep it when it holds the subject they point at (:func:`whole_first`, :func:`answer_from_whole`); any
 other hint runs the network on its region (:func:`network_input`; with a box also on the whole image, in the same
-call, whose answer joins the region's when its subject lies in the box: :func:`network_alpha`,
-:func:`mattekit.subject.hints.with_plain_answer`). Either way the mask's edge is matted. A trimap-free matting
-network's alpha is the answer as it is. A hint answered by the hint model (SAM 2.1): :func:`prompted_alpha`.
+call, whose answer joins the region's when its subject lies in the box: :func:`network_answer`,
+:func:`mattekit.subject.hints.with_plain_answer`). Either way the answer is a mask (:class:`Answer`) whose edge the
+finish mattes (:mod:`mattekit.finish.edge`). A trimap-free matting network's alpha is the answer as it is. A hint
+answered by the hint model (SAM 2.1): :func:`prompted_alpha`.
 
 Images are sRGB H x W x 3|4 (float32 in [0,1], or uint8/uint16); predictions N x 1 x h x w tensors (or an h x w
 array without a hint) in [0,1]; alphas H x W float32 in [0,1]. A predictor is a loaded model
@@ -15,8 +16,12 @@ the region answered (:class:`mattekit.subject.hints.Hinted`; region None for a h
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
+from ..finish.edge import alpha_from_mask
+from ..finish.refine import mask_from_prediction, prediction_array
 from . import hints, masks, prompting
 
 
@@ -35,7 +40,7 @@ def network_input(predictor, image: np.ndarray, hint: hints.Hint, box_focus: boo
     """(the network input, its context) for ``hint`` on ``image``: for a hint of :func:`whole_first` the whole
     image's input, 1 x C x h x w; else the hinted region's (:func:`mattekit.subject.masks.hinted_input`), and with a
     box and more (include points, a hint mask, ``box_focus``) on a segmentation network 2 x C x h x w: the whole
-    image's input after the region's, so that one network call answers both (:func:`network_alpha` joins them),
+    image's input after the region's, so that one network call answers both (:func:`network_answer` joins them),
     unless the region is the whole image or the network's input size follows the image's and the two differ."""
     if whole_first(hint, predictor.entry.task, box_focus):
         return predictor.prepare(image), hints.Hinted(hint, None)
@@ -53,74 +58,89 @@ def _covers_image(context: hints.Hinted, image: np.ndarray) -> bool:
     return context.region == (0, 0, *image.shape[:2])
 
 
-def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction, refine: bool = True,
-                     matting: bool = True, colour: bool = True) -> np.ndarray:
-    """The alpha for a hint of :func:`whole_first` from ``predictor``'s answer on the whole image (``prediction``)
+class Answer(NamedTuple):
+    """A segmentation or matting network's answer for a hint as the photo's subject mask, and what its finish
+    (:func:`mattekit.finish.edge.alpha_from_mask`) needs: ``mask`` H x W float32 in [0,1]; ``detail``: photo px per
+    network px where it was answered (:func:`detail_of`); ``soft``: a matting network's alpha,
+    taken as it is (its edge is not matted again); ``cut``: the hint that cuts the finished alpha (nothing outside the
+    box nor at an exclude point's part: :func:`mattekit.subject.hints.constrain`, nothing selected), or None."""
+
+    mask: np.ndarray
+    detail: float = 1.0
+    soft: bool = False
+    cut: hints.Hint | None = None
+
+
+def detail_of(height: int, width: int, prediction) -> float:
+    """Photo px per network px for a prediction (1 x 1 x h x w tensor or h x w array) of a region of height x
+    width px: the larger of the two sides' ratios (the coarser one)."""
+    low = prediction.shape[-2:]
+    return max(height / low[0], width / low[1])
+
+
+def answer_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction, refine: bool = True,
+                      colour: bool = True, device=None) -> Answer:
+    """The answer for a hint of :func:`whole_first` from ``predictor``'s answer on the whole image (``prediction``)
     when that answer holds the subject the hint points at (:func:`mattekit.subject.hints.picked`): a box cuts it
-    (nothing outside the box nor at an exclude point's part), include points keep its parts at them. Otherwise that
-    answer picked another subject, and the network answers the hint's region in a second call: the box's, or a
-    window around the points (:func:`mattekit.subject.hints.around`). A matting network's alpha is always cut.
-    ``refine``, ``colour``: as for :func:`network_alpha`; ``matting``: whether the edge is matted, as
-    :func:`network_alpha` decided it."""
+    (nothing outside the box nor at an exclude point's part, once its edge is matted), include points keep its parts
+    at them. Otherwise that answer picked another subject, and the network answers the hint's region in a second
+    call: the box's, or a window around the points (:func:`mattekit.subject.hints.around`). A matting network's alpha
+    is always cut. ``refine``, ``colour``, ``device``: as for :func:`network_answer`."""
     if predictor.entry.task != "segment":
-        whole = network_alpha(predictor, image, None, prediction, refine, matting, colour)
-        return hints.constrain(whole, hint, select=False)
+        whole = network_answer(predictor, image, None, prediction, refine, colour, device)
+        return whole._replace(cut=hint)
     height, width = image.shape[:2]
-    upsampling, device = masks.upsampling_of(predictor), masks.device_of(predictor, image)
+    upsampling = masks.upsampling_of(predictor)
     region = (0, 0, height, width)
-    low = masks.prediction_array(prediction)  # h x w, read once for the check and the mask
+    low = prediction_array(prediction)  # h x w, read once for the check and the mask
     if hints.picked(low, hint, height, width):
-        mask = masks.mask_from_prediction(image, low, refine, upsampling=upsampling, device=device)
+        detail = detail_of(height, width, prediction)
+        mask = mask_from_prediction(image, low, refine, upsampling=upsampling, device=device)
         if hint.box is not None:
-            found = masks.alpha_from_mask(image, mask, matting, in_place=True,
-                                          detail=masks.detail_of(height, width, prediction), device=device)
-            return hints.constrain(found, hint, select=False)
-        mask = masks.hint_finished(image, mask, hints.Hinted(hint, region), colour=colour)
-    else:
-        look = hint if hint.box is not None else hints.around(hint, height, width)
-        x, looked = masks.hinted_input(predictor, image, look)
-        region = looked.region
-        prediction = predictor(x)
-        mask = masks.hinted_mask(image, prediction, refine, hints.Hinted(hint, region), colour=colour,
-                                 upsampling=upsampling, device=device)
-    top, left, bottom, right = region
-    return masks.alpha_from_mask(image, mask, matting, in_place=True,
-                                 detail=masks.detail_of(bottom - top, right - left, prediction), device=device)
+            return Answer(mask, detail, cut=hint)
+        return Answer(masks.hint_finished(image, mask, hints.Hinted(hint, region), colour=colour), detail)
+    look = hint if hint.box is not None else hints.around(hint, height, width)
+    x, looked = masks.hinted_input(predictor, image, look)
+    top, left, bottom, right = looked.region
+    prediction = predictor(x)
+    detail = detail_of(bottom - top, right - left, prediction)
+    return Answer(masks.hinted_mask(image, prediction, refine, hints.Hinted(hint, looked.region), colour=colour,
+                                    upsampling=upsampling, device=device), detail)
 
 
-def network_alpha(predictor, image: np.ndarray, context, prediction, refine: bool = True, matting: bool = True,
-                  colour: bool = True) -> np.ndarray:
-    """The subject's alpha from the network's ``prediction`` of :func:`network_input`'s input with its ``context``:
+def network_answer(predictor, image: np.ndarray, context, prediction, refine: bool = True,
+                   colour: bool = True, device=None) -> Answer:
+    """The subject's answer from the network's ``prediction`` of :func:`network_input`'s input with its ``context``:
     the mask (``refine``: edge-aware upsampling, else plain) with ``colour`` deciding by colours where the network is
-    unsure inside the hint, its edge matted (``matting``); a matting network's alpha as it is, resized as the model's
-    own pipeline does (neither rounded, refined nor matted again). ``predictor`` None: a segmentation prediction
-    made without a catalog model (no hint), resized bilinearly. ``matting`` is asked for; :func:`edge_matted` decides."""
-    matting = edge_matted(predictor, matting)
+    unsure inside the hint; a matting network's alpha as it is (``soft``), resized as the model's own pipeline does
+    (neither rounded nor refined). ``predictor`` None: a segmentation prediction made without a catalog model (no
+    hint), resized bilinearly. ``device``: where the mask is refined (:func:`mattekit.finish.device.device_of`; None:
+    here). Its edge is matted by the finish (:func:`mattekit.tasks.hinted_subject.alpha`)."""
     if context is not None and context.region is None:
-        return alpha_from_whole(predictor, image, context.hint, prediction, refine, matting, colour)
-    upsampling, device = masks.upsampling_of(predictor), masks.device_of(predictor, image)
+        return answer_from_whole(predictor, image, context.hint, prediction, refine, colour, device)
+    upsampling = masks.upsampling_of(predictor)
     if predictor is not None and predictor.entry.task == "matte":
-        return masks.hinted_mask(image, prediction, False, context, soft=True, upsampling=upsampling)
-    mask = masks.hinted_mask(image, prediction, refine, context, colour=colour, upsampling=upsampling, device=device)
-    if context is not None and context.hint.box is not None:  # the whole image's answer too, for what the box's
-        # region cut off or lost (hints.with_plain_answer): network_input's second row, the one row when the region
-        # is the whole image, or a second run where its shape differed from the region's
-        plain = (masks.mask_from_prediction(image, prediction[-1:], refine, upsampling=upsampling, device=device)
-                 if len(prediction) == 2 or _covers_image(context, image)
-                 else masks.predict_mask(predictor, image, refine))
-        mask = hints.with_plain_answer(mask, plain, context.hint)
+        return Answer(masks.hinted_mask(image, prediction, False, context, soft=True, upsampling=upsampling), soft=True)
     if context is None:
         seen = image.shape[:2]
     else:
         top, left, bottom, right = context.region
         seen = bottom - top, right - left
-    return masks.alpha_from_mask(image, mask, matting, in_place=True, detail=masks.detail_of(*seen, prediction),
-                                 device=device)
+    detail = detail_of(*seen, prediction)
+    mask = masks.hinted_mask(image, prediction, refine, context, colour=colour, upsampling=upsampling, device=device)
+    if context is not None and context.hint.box is not None:  # the whole image's answer too, for what the box's
+        # region cut off or lost (hints.with_plain_answer): network_input's second row, the one row when the region
+        # is the whole image, or a second run where its shape differed from the region's
+        whole = (prediction[-1:] if len(prediction) == 2 or _covers_image(context, image)
+                 else predictor(predictor.prepare(image)))
+        plain = mask_from_prediction(image, whole, refine, upsampling=upsampling, device=device)
+        mask = hints.with_plain_answer(mask, plain, context.hint)
+    return Answer(mask, detail)
 
 
 def edge_matted(predictor, matting: bool) -> bool:
-    """Whether the mask's edge is matted: ``matting`` asks for it and ``predictor``'s catalog entry (None: no
-    catalog model) keeps it on (``edge_matting``, chosen per model from measurements: docs/benchmarks.md)."""
+    """Whether a segmentation mask's edge is matted: ``matting`` asks for it and ``predictor``'s catalog entry (None:
+    no catalog model) keeps it on (``edge_matting``, chosen per model from measurements: docs/benchmarks.md)."""
     return matting and (predictor is None or predictor.entry.edge_matting)
 
 
@@ -129,4 +149,4 @@ def prompted_alpha(net, image: np.ndarray, hint: hints.Hint, matting: bool = Tru
     :func:`mattekit.subject.prompting.prompted_mask`): its mask's edge matted (``matting``), nothing kept where the
     hint allows no subject."""
     mask = prompting.prompted_mask(net, image, hint)
-    return prompting.keep_allowed(masks.alpha_from_mask(image, mask, matting, in_place=True), hint)
+    return prompting.keep_allowed(alpha_from_mask(image, mask, matting, in_place=True), hint)

@@ -6,7 +6,7 @@ positive clicks and exclude points as negative ones. :class:`mattekit.nets.sam2.
 does the upstream resize, normalisation and coordinate mapping; one mask comes back (three, of which the one
 with the best predicted IoU, for a single click: upstream's advice for ambiguous prompts). Its logits,
 upsampled to the photo as upstream does, become a probability whose 0.5 level is upstream's mask (logits >
-``mask_threshold``, 0.0), so the matting band (:func:`mattekit.subject.masks.alpha_from_mask`) softens the edge
+``mask_threshold``, 0.0), so the matting band (:func:`mattekit.finish.edge.alpha_from_mask`) softens the edge
 without moving it. As with the segmentation path, nothing outside the box or the hint mask's neighbourhood
 is kept (:func:`mattekit.subject.hints.allowed`).
 

@@ -1,6 +1,7 @@
 """The subject a user's hint points at, shared by tasks ``remove`` and ``select-subject`` (a module of this
 folder that declares no task): their options (:class:`SubjectOptions`), the hint read from them, the models that
-answer it, and the stages that compute the subject's alpha (:mod:`mattekit.subject.answer`). Arrays as the
+answer it, and the stages that compute the subject's alpha (:mod:`mattekit.subject.answer`, then
+:mod:`mattekit.finish.edge`). Arrays as the
 registry's (H x W x C sRGB images in [0, 1], H x W alphas).
 
 A hint on the subject is answered by the hint model (SAM 2.1: the one ``hint_model`` names, else the catalog's
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..finish.device import device_of
+from ..finish.edge import alpha_from_mask
 from ..subject import answer, hints
 from ..options import NONE, option
 from .common import WEIGHTS_PARSE, ModelOptions
@@ -93,8 +96,15 @@ def prepare(models, inputs: dict, options: SubjectOptions) -> tuple:
 
 def alpha(models, inputs, options: SubjectOptions, context, prediction):
     """The subject's alpha, H x W float32 in [0, 1]: the hint model's mask (:func:`mattekit.subject.answer.prompted_alpha`),
-    or the network's (:func:`mattekit.subject.answer.network_alpha`), matted at its edge; a matting network's own alpha."""
+    or the network's answer (:func:`mattekit.subject.answer.network_answer`) matted at its edge
+    (:func:`mattekit.finish.edge.alpha_from_mask`, where :func:`mattekit.subject.answer.edge_matted` says) and cut by
+    its hint; a matting network's own alpha."""
+    image = inputs["image"]
     if "hint_model" in models:
-        return answer.prompted_alpha(models["hint_model"].net, inputs["image"], context, options.matting)
-    return answer.network_alpha(models.get("model"), inputs["image"], context, prediction, options.refine,
-                                options.matting, options.colour)
+        return answer.prompted_alpha(models["hint_model"].net, image, context, options.matting)
+    predictor = models.get("model")
+    device = device_of(predictor, image)
+    answered = answer.network_answer(predictor, image, context, prediction, options.refine, options.colour, device)
+    matting = not answered.soft and answer.edge_matted(predictor, options.matting)
+    found = alpha_from_mask(image, answered.mask, matting, in_place=True, detail=answered.detail, device=device)
+    return found if answered.cut is None else hints.constrain(found, answered.cut, select=False)

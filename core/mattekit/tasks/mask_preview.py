@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..finish.refine import mask_from_prediction
 from ..subject import masks
 from ..options import option
 from .common import ModelOptions
@@ -26,7 +27,7 @@ TASK = Task(
     inputs=(Port("image", "image", (3, 4), integers=True),),
     outputs=(Port("mask", "mask"),),
     prepare=model_input,
-    finish=lambda models, inputs, options, context, y: {"mask": masks.mask_from_prediction(
+    finish=lambda models, inputs, options, context, y: {"mask": mask_from_prediction(
         inputs["image"], y, refine=False, upsampling=masks.upsampling_of(models.get("model")))},
     streams=True,
     suffix="_preview",

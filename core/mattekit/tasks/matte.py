@@ -1,9 +1,9 @@
 """Matting (task ``matte``): a soft alpha and clean foreground colours from a trimap, a mask or a model.
 
-The alpha comes from the trimap (:func:`mattekit.matting.entry.alpha_from_trimap`), from the mask's
-uncertain edge (:func:`mattekit.matting.entry.matte_edge`), or with neither from ``model``: a
+The alpha comes from the trimap (:func:`mattekit.finish.matte.alpha_from_trimap`), from the mask's
+uncertain edge (:func:`mattekit.finish.matte.matte_edge`), or with neither from ``model``: a
 matting network (task "matte", e.g. modnet-portrait) directly, or a segmentation network whose mask
-is matted. The result is assembled by :func:`mattekit.matting.cutout.assemble` (cut-out with decontaminated
+is matted. The result is assembled by :func:`mattekit.finish.cutout.outputs` (cut-out with decontaminated
 colours by default).
 
 Images are sRGB float32 H x W x 3|4 in [0,1]; alphas, masks and trimaps H x W.
@@ -14,15 +14,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..matting import cutout
+from ..finish.device import device_of
+from ..finish.refine import mask_from_prediction, prediction_array
+from ..finish import cutout
 from ..ops.pixels import grey_map
 from ..ops.resizing import resize
 from ..subject import masks
 from ..errors import MattekitError
-from ..matting.cutout import CutoutOptions
-from ..matting.entry import MattingOptions, alpha_from_trimap, check_edge, matte_edge
+from ..finish.matte import MattingOptions, alpha_from_trimap, check_edge, matte_edge
 from ..options import option
-from .common import ModelOptions
+from .common import CutoutOptions, ModelOptions, format_for, suffix_for
 from .registry import BACKDROP, RESULT, SHADOW, Port, Task, model_input, no_model_input, segment_or_matte
 
 
@@ -64,15 +65,15 @@ def _finish(models, inputs, options: MatteOptions, context, prediction) -> dict:
         check_edge(mask)
         alpha = matte_edge(image, mask, MattingOptions.of(options))
     elif models["model"].entry.task == "matte":
-        low = masks.prediction_array(prediction)
+        low = prediction_array(prediction)
         h, w = image.shape[:2]
         alpha = np.clip(resize(low, h, w, masks.upsampling_of(models["model"])), 0.0, 1.0)
     else:
-        mask = masks.mask_from_prediction(image, prediction, upsampling=masks.upsampling_of(models["model"]),
-                                          device=masks.device_of(models["model"], image))
+        mask = mask_from_prediction(image, prediction, upsampling=masks.upsampling_of(models["model"]),
+                                          device=device_of(models["model"], image))
         alpha = matte_edge(image, mask, MattingOptions.of(options))
     return cutout.outputs(image, alpha, options, backdrop=inputs.get("backdrop"),
-                          device=masks.device_of(models.get("model"), image))
+                          device=device_of(models.get("model"), image))
 
 
 def _plane(plane: np.ndarray, image: np.ndarray, what: str) -> np.ndarray:
@@ -96,7 +97,7 @@ TASK = Task(
     prepare=_prepare,
     finish=_finish,
     needs=_needs,
-    suffix=lambda options: cutout.suffix_for(options, "_matte"),
-    output_format=lambda options, source, named: cutout.format_for(options, source, named),
+    suffix=lambda options: suffix_for(options, "_matte"),
+    output_format=lambda options, source, named: format_for(options, source, named),
     menu="Refine _Edges...",
 )

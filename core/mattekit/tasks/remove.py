@@ -4,16 +4,16 @@ matted into a soft alpha, and the cut-out the user asked for.
 Stages (the predictor is passed in as ``models["model"]``, SAM 2.1 as ``models["hint_model"]``): prepare and the
 subject's alpha as :mod:`.hinted_subject` computes them (the network on the hinted region, or the hint model
 answering the hint; the mask's edge matted; a matting network's own alpha), then the cut-out
-(:func:`mattekit.matting.cutout.assemble`).
+(:func:`mattekit.finish.cutout.outputs`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..matting import cutout
-from ..subject import masks
+from ..finish import cutout
+from ..finish.device import device_of
 from . import hinted_subject
-from ..matting.cutout import CutoutOptions
+from .common import CutoutOptions, format_for, suffix_for
 from .registry import BACKDROP, RESULT, SHADOW, Port, Task
 from .hinted_subject import HINT_MASK, SubjectOptions
 
@@ -30,7 +30,7 @@ def _finish(models, inputs, options: RemoveOptions, context, prediction) -> dict
     alpha = hinted_subject.alpha(models, inputs, options, context, prediction)
     looks = options if options.matting else replace(options, decontaminate=False)
     return cutout.outputs(image, alpha, looks, backdrop=inputs.get("backdrop"),
-                          device=masks.device_of(models.get("model"), image))
+                          device=device_of(models.get("model"), image))
 
 
 TASK = Task(
@@ -43,9 +43,9 @@ TASK = Task(
     finish=_finish,
     needs=hinted_subject.needs,
     streams=True,
-    suffix=lambda options: cutout.suffix_for(options, "_cutout"),
+    suffix=lambda options: suffix_for(options, "_cutout"),
     # PNG (or a named JPEG), whatever the photo's format:
-    output_format=lambda options, source, named: cutout.format_for(options, "", named),
+    output_format=lambda options, source, named: format_for(options, "", named),
     menu="Remove _Background...",
     api="remove_background",
 )

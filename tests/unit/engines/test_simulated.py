@@ -92,14 +92,14 @@ def test_remove_and_roto_give_the_finish_and_the_filter_the_device_the_models_pl
     from plates import make_plate
 
     from mattekit.io import read_image, write_image
-    from mattekit.matting import cutout
+    from mattekit.finish import cutout
     from mattekit.roto import ordered
 
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     monkeypatch.setenv(simulated.VARIABLE, "0")
     finishes, filters = [], []
-    assemble = cutout.assemble
-    monkeypatch.setattr(cutout, "assemble", lambda *a, **k: finishes.append(k.get("device")) or assemble(*a, **k))
+    cut_out = cutout.cut_out
+    monkeypatch.setattr(cutout, "cut_out", lambda *a, **k: finishes.append(k.get("device")) or cut_out(*a, **k))
 
     class Recorded(ordered.OrderedSmoother):
         def __init__(self, *a, **k):

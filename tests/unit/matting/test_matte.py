@@ -15,6 +15,7 @@ from mattekit.ops.compositing import blurred_background, composite, composite_ov
 from mattekit.ops.filters import gaussian_blur
 from mattekit.ops.pixels import unit_float
 from mattekit.ops.resizing import fit_cover
+from mattekit.finish import edge
 from mattekit.subject import masks
 from mattekit.cli import main
 from mattekit.matting import estimate_alpha, estimate_foreground, solver
@@ -353,7 +354,7 @@ def test_decontamination_is_the_whole_tile_padded_solve_on_a_real_photo(shared, 
     at each level below only where the level above reads, with the flat sweeps are, bit for bit, those of whole
     tiles swept with padded copies (the implementation before, c191996): uint8 RGBA made in place as ``remove``
     makes it, and float."""
-    from mattekit.matting import cutout
+    from mattekit.finish import cutout
     from mattekit.matting import foreground
 
     monkeypatch.setattr(foreground, "TILE", tile)
@@ -411,7 +412,7 @@ def test_remove_mattes_by_default_and_beats_the_mask(shared, mirror):
     for name in ("GT05.png", "GT17.png", "GT19.png"):
         image, _, gt = alphamatting(shared, name)
         mask = masks.predict_mask(predictor, image)
-        alpha = masks.alpha_from_mask(image, mask)  # what remove does by default
+        alpha = edge.alpha_from_mask(image, mask)  # what remove does by default
         mask_mae.append(np.abs(mask - gt).mean())
         matte_mae.append(np.abs(alpha - gt).mean())
     print(f"alpha MAE mask {np.mean(mask_mae):.4f} matted {np.mean(matte_mae):.4f}")

@@ -8,7 +8,9 @@ import pytest
 
 from mattekit import io
 from mattekit.cli import main
-from mattekit.matting import cutout, shadow
+from mattekit.finish import cutout
+from mattekit.matting import shadow
+from mattekit.tasks import common
 from mattekit.ops.filters import gaussian_blur
 from mattekit.tasks import remove
 
@@ -90,15 +92,15 @@ def test_the_kept_shadow_over_the_photos_surface_gives_the_photo_back():
     alpha_kept = cutout.outputs(photo, alpha, remove.TASK.make_options({"shadow": "keep", "result": "alpha"}))
     assert np.array_equal(alpha_kept["result"], alpha), "the subject's alpha is the same with the option"
     assert np.array_equal(alpha_kept["shadow"], matte)
-    composite = cutout.assemble(photo, alpha, remove.TASK.make_options({"shadow": "keep", "background": "white"}),
-                                shadow=matte)
+    composite = cutout.cut_out(photo, alpha, remove.TASK.make_options({"shadow": "keep", "background": "white"}),
+                               shadow=matte)
     assert composite[region].mean() < 0.85 and composite[:20, :20].mean() > 0.99, "the shadow on the new background"
 
 
 def test_shadow_option_text_is_checked():
-    assert cutout.parse_shadow("KEEP") == cutout.KEEP and str(cutout.parse_shadow("1,2,3,0.5")) == "1,2,3,0.5"
+    assert common.parse_shadow("KEEP") == cutout.KEEP and str(common.parse_shadow("1,2,3,0.5")) == "1,2,3,0.5"
     with pytest.raises(Exception, match="neither keep nor DY,DX,BLUR,OPACITY"):
-        cutout.parse_shadow("kep")
+        common.parse_shadow("kep")
 
 
 @pytest.mark.slow

@@ -136,7 +136,7 @@ def test_with_u2netps_window_a_frame_up_to_3x_its_input_is_rounded_not_refined(s
     such a frame's matte is the rounded upsampling; a frame 6x the input is still refined; without the window (or
     with another model's) refinement runs as before. The job hands the window's setting to its matte source."""
     from mattekit.roto import source as sources
-    from mattekit.subject import masks
+    from mattekit.finish import refine
     rng = np.random.default_rng(8)
     for height, width, refined in ((480, 854, False), (1080, 1920, True)):
         image = (rng.random((height, width, 3)) * 0.2).astype(np.float32)
@@ -144,9 +144,9 @@ def test_with_u2netps_window_a_frame_up_to_3x_its_input_is_rounded_not_refined(s
         subject = (yy - 300) ** 2 / 120 ** 2 + (xx - 420) ** 2 / 90 ** 2 < 1
         image[subject] += 0.7
         low = cv2.resize(subject.astype(np.float32), (320, 180), interpolation=cv2.INTER_AREA)
-        rounded = masks.round_sure(masks.upsample(low, height, width, "lanczos"))
-        with_window = masks.refine_mask(image, low, upsampling="lanczos", refine_above=3)
-        without = masks.refine_mask(image, low, upsampling="lanczos")
+        rounded = refine.round_sure(refine.upsample(low, height, width, "lanczos"))
+        with_window = refine.refine_mask(image, low, upsampling="lanczos", refine_above=3)
+        without = refine.refine_mask(image, low, upsampling="lanczos")
         assert np.array_equal(with_window, without) == refined and np.array_equal(with_window, rounded) != refined
         assert not np.array_equal(without, rounded)  # (the refinement does change these frames)
     given = []
@@ -170,7 +170,7 @@ def test_an_8_bit_plate_feeds_the_network_its_8_bits_as_rembg_does(shared, mirro
 
     from mattekit import runtime
     from mattekit.roto.source import MatteSource, _MatteRun
-    from mattekit.subject import masks
+    from mattekit.finish import refine
 
     plate = make_plate(shared, tmp_path / "plate", 2, sequence="blackswan", size=(427, 240))
     out = tmp_path / "out"
@@ -188,7 +188,7 @@ def test_an_8_bit_plate_feeds_the_network_its_8_bits_as_rembg_does(shared, mirro
         rembg = np.asarray(Image.fromarray(stored).resize((320, 320), Image.Resampling.LANCZOS), np.float64)
         rembg = (rembg / rembg.max() - (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225)
         np.testing.assert_allclose(x[0].transpose(1, 2, 0), rembg, rtol=0, atol=1e-5)
-        want = masks.mask_from_prediction(picture.pixels, model(model.prepare(stored)), refine=False,
+        want = refine.mask_from_prediction(picture.pixels, model(model.prepare(stored)), refine=False,
                                           upsampling="lanczos")
         assert np.abs(_matte((out / f"m.{frame}.png").read_bytes(), tmp_path) - want).mean() <= 1e-4
 
@@ -296,7 +296,7 @@ def test_same_bytes_with_one_or_two_inference_workers(shared, mirror, tmp_path):
 
 
 def test_foreground_plate_matches_matte_colours(shared, mirror, tmp_path):
-    """roto --fg decontaminates as `mattekit matte` does (mattekit.matting.cutout.assemble): same colours for the same alpha."""
+    """roto --fg decontaminates as `mattekit matte` does (mattekit.finish.cutout.subject_colours): same colours for the same alpha."""
     from mattekit.matting import estimate_foreground
 
     plate = make_plate(shared, tmp_path / "plate", 2, sequence="blackswan")
@@ -528,7 +528,7 @@ def test_roto_refinement_works_in_small_tiles_around_the_edge(monkeypatch):
     tiles: the mask equals the 512-px tiles' within 1e-6 (box sums' rounding; the same bytes on DAVIS blackswan),
     and the tiles hold under half the pixels the 512-px ones do."""
     from mattekit.ops.regions import tiles_holding
-    from mattekit.subject import masks
+    from mattekit.finish import refine
     rng = np.random.default_rng(8)
     image = (rng.random((480, 854, 3)) * 0.2).astype(np.float32)
     yy, xx = np.mgrid[:480, :854]
@@ -537,15 +537,15 @@ def test_roto_refinement_works_in_small_tiles_around_the_edge(monkeypatch):
     low = cv2.resize(subject.astype(np.float32), (320, 180), interpolation=cv2.INTER_AREA)
     tiles = []
     holding = tiles_holding
-    monkeypatch.setattr(masks, "tiles_holding", lambda *a: tiles.append(a[2]) or holding(*a))
-    small, tile = masks.refine_mask(image, low), masks.REFINE_TILE
-    monkeypatch.setattr(masks, "REFINE_TILE", masks.TILE)
-    large = masks.refine_mask(image, low)
-    assert tiles == [tile, masks.TILE] and tile < masks.TILE
-    assert np.abs(small - large).max() <= 1e-6 and not np.array_equal(small, masks.round_sure(masks.upsample(low, 480, 854)))
-    doubt = masks.unsure(masks.upsample(low, 480, 854))
+    monkeypatch.setattr(refine, "tiles_holding", lambda *a: tiles.append(a[2]) or holding(*a))
+    small, tile = refine.refine_mask(image, low), refine.REFINE_TILE
+    monkeypatch.setattr(refine, "REFINE_TILE", refine.TILE)
+    large = refine.refine_mask(image, low)
+    assert tiles == [tile, refine.TILE] and tile < refine.TILE
+    assert np.abs(small - large).max() <= 1e-6 and not np.array_equal(small, refine.round_sure(refine.upsample(low, 480, 854)))
+    doubt = refine.unsure(refine.upsample(low, 480, 854))
     area = [sum((b[0].stop - b[0].start) * (b[1].stop - b[1].start) for b in holding(doubt, 1, size))
-            for size in (tile, masks.TILE)]
+            for size in (tile, refine.TILE)]
     assert area[0] < 0.5 * area[1], area
 
 

@@ -14,6 +14,7 @@ import torch
 
 from mattekit import io, runtime
 from mattekit.running import pipeline
+from mattekit.finish import refine
 from mattekit.subject import masks
 from mattekit.errors import MattekitError
 
@@ -201,7 +202,7 @@ def test_segmentation_stages_match_predict_mask(shared, monkeypatch, tmp_path):
         return predictor.prepare(picture.pixels), picture
 
     def write(path, picture, y):
-        alphas[path] = masks.mask_from_prediction(picture.pixels, y)
+        alphas[path] = refine.mask_from_prediction(picture.pixels, y)
 
     settings = pipeline.plan(predictor)
     assert settings["device"] == "cpu" and settings["batch"] == 1

@@ -36,12 +36,12 @@ def test_tasks_declare_the_settings_their_algorithms_take():
     setting of the algorithm is declared by the task, with the same default."""
     import dataclasses
 
-    from mattekit.matting import cutout
+    from mattekit.tasks import common
     from mattekit.ops import retouch
-    from mattekit.matting import MattingOptions
+    from mattekit.finish.matte import MattingOptions
 
     for name in ("remove", "matte"):  # the cut-out's options are declared once, and these tasks' options are them
-        assert issubclass(registry.get(name).options, cutout.CutoutOptions)
+        assert issubclass(registry.get(name).options, common.CutoutOptions)
     for settings, name in ((MattingOptions, "matte"), (retouch.RetouchOptions, "enhance")):
         declared = {o.name: o.default for o in registry.get(name).declared}
         for f in dataclasses.fields(settings):

@@ -1,4 +1,4 @@
-"""The finish as torch operations (``mattekit.subject.refine_device``, ``mattekit.matting.solve_device``,
+"""The finish as torch operations (``mattekit.finish.refine_device``, ``mattekit.matting.solve_device``,
 ``mattekit.matting.foreground_device``), which a model on a GPU runs there: forced onto torch's CPU device here, through the same ``device`` argument (CI has no GPU;
 tests/cuda/test_cuda.py runs them on one), against the CPU finish on real photos and real u2netp predictions, within the
 fidelity tests' tolerance (mean |delta| <= 2e-3 per photo) and, measured, far inside it. Torch's CPU kernels and numpy's
@@ -13,13 +13,15 @@ import pytest
 import torch
 
 from mattekit import runtime
-from mattekit.matting import cutout
+from mattekit.finish import cutout
 from mattekit.io import read_image
 from mattekit.matting.foreground import PARTIAL, estimate_foreground
 from mattekit.matting.foreground_device import estimate_foreground_on
 from mattekit.ops import on_device
 from mattekit.ops.filters import box_mean
-from mattekit.subject import masks
+from mattekit.finish import edge, refine
+from mattekit.finish import device as finish_device
+from mattekit.subject import answer
 
 pytestmark = pytest.mark.needs_data
 CPU = torch.device("cpu")
@@ -93,13 +95,13 @@ def test_refinement_on_a_device_gives_the_cpu_mask(shared, u2netp, photo, scale)
     image = read_image(shared / "data" / "grabcut50" / "im" / photo, integers=True).pixels[..., :3]
     if scale > 1:
         image = np.repeat(np.repeat(image, scale, 0), scale, 1)
-    low = masks.prediction_array(u2netp(u2netp.prepare(image)))
-    factor = masks.detail_of(*image.shape[:2], low)
-    cpu = masks.refine_mask(image, low, soft=True)
-    device = masks.refine_mask(image, low, soft=True, device=CPU)  # (a model's CUDA device, masks.device_of, there)
-    plain = masks.upsample(low, *image.shape[:2])
-    grow, _, subsample = masks.band_filter(factor)
-    band = masks.edge_band(plain, grow)
+    low = refine.prediction_array(u2netp(u2netp.prepare(image)))
+    factor = answer.detail_of(*image.shape[:2], low)
+    cpu = refine.refine_mask(image, low, soft=True)
+    device = refine.refine_mask(image, low, soft=True, device=CPU)  # (a model's CUDA device, finish_device.device_of, there)
+    plain = refine.upsample(low, *image.shape[:2])
+    grow, _, subsample = refine.band_filter(factor)
+    band = refine.edge_band(plain, grow)
     assert np.array_equal(device[~band], plain[~band]) and not np.array_equal(device[band], plain[band])
     delta = np.abs(device - cpu)
     flipped = _crossed(device, cpu).mean()
@@ -118,10 +120,10 @@ def test_the_edge_matte_solved_on_a_device_gives_the_cpu_alpha(shared, u2netp, p
     image = read_image(shared / "data" / "grabcut50" / "im" / photo, integers=True).pixels[..., :3]
     if scale > 1:
         image = np.repeat(np.repeat(image, scale, 0), scale, 1)
-    low = masks.prediction_array(u2netp(u2netp.prepare(image)))
-    mask, detail = masks.refine_mask(image, low), masks.detail_of(*image.shape[:2], low)
-    cpu = masks.alpha_from_mask(image, mask, detail=detail)
-    device = masks.alpha_from_mask(image, mask, detail=detail, device=CPU)
+    low = refine.prediction_array(u2netp(u2netp.prepare(image)))
+    mask, detail = refine.refine_mask(image, low), answer.detail_of(*image.shape[:2], low)
+    cpu = edge.alpha_from_mask(image, mask, detail=detail)
+    device = edge.alpha_from_mask(image, mask, detail=detail, device=CPU)
     assert not np.array_equal(cpu, mask)  # the edge was matted
     delta = np.abs(device - cpu)
     assert delta.mean() <= 1e-6 and delta.max() <= 1e-3, (delta.mean(), delta.max())
@@ -141,11 +143,11 @@ def test_only_a_large_box_is_solved_on_the_device(shared, u2netp, monkeypatch):
     for photo, scale in (("106024.jpg", 1), ("124080.jpg", 3)):
         image = read_image(shared / "data" / "grabcut50" / "im" / photo, integers=True).pixels[..., :3]
         image = np.repeat(np.repeat(image, scale, 0), scale, 1)
-        low = masks.prediction_array(u2netp(u2netp.prepare(image)))
-        mask, detail = masks.refine_mask(image, low), masks.detail_of(*image.shape[:2], low)
-        device = masks.alpha_from_mask(image, mask, detail=detail, device=CPU)
+        low = refine.prediction_array(u2netp(u2netp.prepare(image)))
+        mask, detail = refine.refine_mask(image, low), answer.detail_of(*image.shape[:2], low)
+        device = edge.alpha_from_mask(image, mask, detail=detail, device=CPU)
         if scale == 1:
-            assert sizes == [] and np.array_equal(device, masks.alpha_from_mask(image, mask, detail=detail))
+            assert sizes == [] and np.array_equal(device, edge.alpha_from_mask(image, mask, detail=detail))
     assert sizes and all(h * w >= alpha.DEVICE_PIXELS for h, w in sizes), sizes
 
 
@@ -184,7 +186,7 @@ def test_device_box_mean_and_enlarging_are_opencvs():
 
 
 def test_a_model_on_a_gpu_finishes_photos_of_a_megapixel_and_more_there_and_smaller_ones_on_the_cpu(monkeypatch):
-    """masks.device_of reads the model's plan: the GPU's finish only pays from about 1 MP (a folder of 0.15 MP photos
+    """finish_device.device_of reads the model's plan: the GPU's finish only pays from about 1 MP (a folder of 0.15 MP photos
     finished faster on 16 CPU cores than on an H200); a model on the CPU, or none, always finishes on the CPU. A
     simulated GPU's plan puts the finish on torch's CPU device (the GPU's code path, computed here)."""
     from types import SimpleNamespace
@@ -196,7 +198,7 @@ def test_a_model_on_a_gpu_finishes_photos_of_a_megapixel_and_more_there_and_smal
     monkeypatch.setenv(simulated.VARIABLE, "0")
     on_gpu = SimpleNamespace(plan=plan.decide(catalog.load().get("u2netp")))
     small, large = np.zeros((321, 481, 3), np.uint8), np.zeros((1024, 1024, 3), np.uint8)
-    assert masks.device_of(on_gpu, small) is None
-    assert masks.device_of(on_gpu, large) == CPU
-    assert masks.device_of(SimpleNamespace(plan=plan.decide(catalog.load().get("u2netp"), "cpu")), large) is None
-    assert masks.device_of(None, large) is None
+    assert finish_device.device_of(on_gpu, small) is None
+    assert finish_device.device_of(on_gpu, large) == CPU
+    assert finish_device.device_of(SimpleNamespace(plan=plan.decide(catalog.load().get("u2netp"), "cpu")), large) is None
+    assert finish_device.device_of(None, large) is None

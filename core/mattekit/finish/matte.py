@@ -12,8 +12,8 @@ import numpy as np
 
 from ..ops.pixels import grey_map
 from ..errors import MattekitError
-from . import trimap as trimaps
-from .alpha import AlphaOptions, estimate_alpha
+from ..matting import trimap as trimaps
+from ..matting.alpha import AlphaOptions, estimate_alpha
 
 
 @dataclass

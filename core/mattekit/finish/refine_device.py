@@ -1,4 +1,4 @@
-"""The mask's refinement (:func:`mattekit.subject.masks.refine_mask`) as torch operations on a model's device (a GPU):
+"""The mask's refinement (:func:`mattekit.finish.refine.refine_mask`) as torch operations on a model's device (a GPU):
 the same colour guided filter in the same uncertain band, run over the whole photo at once rather than in the band's
 tiles (a GPU has the lanes), its coefficients solved on the photo's 2 x 2 ... s x s block means where the CPU
 subsamples (the fast guided filter). Only the band's values come back to the host. Images H x W x 3|4 (uint8, uint16

@@ -1,5 +1,5 @@
-"""Subject masks from a network's prediction (mattekit.subject.masks): the uncertain band, its edge-aware
-refinement and matting in tiles, the second pass."""
+"""The finish of a network's prediction (mattekit.finish.refine, mattekit.finish.edge): the uncertain band, its
+edge-aware refinement and matting in tiles, the second pass."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +14,8 @@ from mattekit.ops import regions
 from mattekit.ops.filters import guided_filter
 from mattekit.ops.regions import tiles_holding
 from mattekit.ops.resizing import resize, shrunk
-from mattekit.subject import masks
+from mattekit.finish import edge, refine
+from mattekit.subject import answer
 from mask_scores import gt_mask
 
 
@@ -29,7 +30,7 @@ def test_refinement_follows_photo_edges(shared, mirror):
         low = predictor.predict_map(image)
         gt = gt_mask(shared, name)
         plain_bf.append(metrics.boundary_f(np.clip(resize(low, *image.shape[:2]), 0, 1), gt))
-        refined_bf.append(metrics.boundary_f(masks.refine_mask(image, low), gt))
+        refined_bf.append(metrics.boundary_f(refine.refine_mask(image, low), gt))
     assert np.mean(refined_bf) > np.mean(plain_bf)
 
 
@@ -47,12 +48,12 @@ def _edge_scene(size: int = 96, step: int = 8):
 def test_sure_regions_are_the_models_own_rounded():
     """Outside the uncertain band the default mask is the plain model's, rounded to 0 or 1."""
     image, _, low = _edge_scene()
-    plain = masks.upsample(low, *image.shape[:2])
-    refined = masks.refine_mask(image, low)
-    band = masks.edge_band(plain, grow=max(1, round(masks.GROW * 8)))
+    plain = refine.upsample(low, *image.shape[:2])
+    refined = refine.refine_mask(image, low)
+    band = refine.edge_band(plain, grow=max(1, round(refine.GROW * 8)))
     assert band.any() and not band.all()
     assert np.array_equal(refined[~band], (plain[~band] >= 0.5).astype(np.float32))
-    assert set(np.unique(masks.round_sure(plain.copy())[~masks.unsure(plain)])) <= {0.0, 1.0}
+    assert set(np.unique(refine.round_sure(plain.copy())[~refine.unsure(plain)])) <= {0.0, 1.0}
 
 
 def test_band_tiles_give_the_whole_image_filter(monkeypatch):
@@ -61,15 +62,15 @@ def test_band_tiles_give_the_whole_image_filter(monkeypatch):
     subsampling)."""
     image, _, low = _edge_scene(size=160, step=4)
     image[40:90, 100:140] = 0.9  # a second edge elsewhere: several tiles hold band pixels
-    monkeypatch.setattr(masks, "TILE", 32)
-    monkeypatch.setattr(masks, "COEFFICIENTS", 4.0)
-    tiled = masks.refine_mask(image, low)
-    plain = masks.upsample(low, *image.shape[:2])
+    monkeypatch.setattr(refine, "TILE", 32)
+    monkeypatch.setattr(refine, "COEFFICIENTS", 4.0)
+    tiled = refine.refine_mask(image, low)
+    plain = refine.upsample(low, *image.shape[:2])
     factor = image.shape[0] / low.shape[0]
-    whole = np.clip(guided_filter(image, plain, max(2, round(masks.RADIUS * factor)), eps=masks.EPS), 0, 1)
-    band = masks.edge_band(plain, max(1, round(masks.GROW * factor)))
-    assert len(tiles_holding(masks.unsure(plain), 1, 32)) < (160 // 32) ** 2
-    assert np.allclose(tiled[band], masks.round_sure(whole)[band], atol=1e-5)
+    whole = np.clip(guided_filter(image, plain, max(2, round(refine.RADIUS * factor)), eps=refine.EPS), 0, 1)
+    band = refine.edge_band(plain, max(1, round(refine.GROW * factor)))
+    assert len(tiles_holding(refine.unsure(plain), 1, 32)) < (160 // 32) ** 2
+    assert np.allclose(tiled[band], refine.round_sure(whole)[band], atol=1e-5)
 
 
 def test_band_tiled_matting_is_the_whole_image_matting(shared, monkeypatch):
@@ -82,12 +83,12 @@ def test_band_tiled_matting_is_the_whole_image_matting(shared, monkeypatch):
         image = io.read_image(root / "im" / name).pixels[..., :3]
         gt = io.read_image(next((root / "gt").glob(Path(name).stem + ".*"))).pixels[..., 0]
         mask = cv2.GaussianBlur((gt > 0.75).astype(np.float32), (0, 0), 3.0)
-        monkeypatch.setattr(masks, "MATTE_TILE", 10**6)
-        whole = masks.alpha_from_mask(image, mask)
-        monkeypatch.setattr(masks, "MATTE_TILE", 96)
-        assert len(tiles_holding(masks.unsure(mask), 2, 96)) > 4
-        tiled = masks.alpha_from_mask(image, mask)
-        band = masks.unsure(mask)
+        monkeypatch.setattr(edge, "MATTE_TILE", 10**6)
+        whole = edge.alpha_from_mask(image, mask)
+        monkeypatch.setattr(edge, "MATTE_TILE", 96)
+        assert len(tiles_holding(refine.unsure(mask), 2, 96)) > 4
+        tiled = edge.alpha_from_mask(image, mask)
+        band = refine.unsure(mask)
         difference = np.abs(tiled - whole)[band]
         assert difference.mean() < 0.005 and np.quantile(difference, 0.95) < 0.02
         assert np.array_equal(tiled >= 0.5, mask >= 0.5)  # each pixel keeps the mask's side
@@ -95,8 +96,8 @@ def test_band_tiled_matting_is_the_whole_image_matting(shared, monkeypatch):
 
 def test_default_pipeline_sharpens_a_blurry_edge():
     image, truth, low = _edge_scene()
-    plain = masks.upsample(low, *image.shape[:2])
-    alpha = masks.alpha_from_mask(image, masks.refine_mask(image, low))
+    plain = refine.upsample(low, *image.shape[:2])
+    alpha = edge.alpha_from_mask(image, refine.refine_mask(image, low))
     gt = (truth * 255).astype(np.uint8)
     assert metrics.mae(alpha, gt) < 0.5 * metrics.mae(plain, gt)
     assert metrics.iou(alpha, gt) >= metrics.iou(plain, gt)
@@ -105,11 +106,11 @@ def test_default_pipeline_sharpens_a_blurry_edge():
 def test_matting_keeps_the_masks_side_of_half():
     """The matte softens the edge but never moves it across 0.5; a mask without unsure pixels is left alone."""
     image, _, low = _edge_scene()
-    mask = masks.upsample(low, *image.shape[:2])
-    alpha = masks.alpha_from_mask(image, mask)
+    mask = refine.upsample(low, *image.shape[:2])
+    alpha = edge.alpha_from_mask(image, mask)
     assert np.array_equal(alpha >= 0.5, mask >= 0.5) and not np.array_equal(alpha, mask)
     hard = (mask >= 0.5).astype(np.float32)
-    assert masks.alpha_from_mask(image, hard) is hard
+    assert edge.alpha_from_mask(image, hard) is hard
 
 
 def test_unsure_is_strictly_between_the_known_levels():
@@ -120,10 +121,10 @@ def test_unsure_is_strictly_between_the_known_levels():
     m = np.array([values, values[::-1]], np.float32)
     want = (m > 0.1) & (m < 0.9)
     assert want.any() and not want.all()
-    assert np.array_equal(masks.unsure(m), want) and masks.unsure(m).dtype == bool
-    assert np.array_equal(masks.unsure(m[:, ::2]), want[:, ::2])
-    assert np.array_equal(masks.unsure(m.astype(np.float64)), (m.astype(np.float64) > 0.1) & (m.astype(np.float64) < 0.9))
-    rounded = masks.round_sure(m.copy())
+    assert np.array_equal(refine.unsure(m), want) and refine.unsure(m).dtype == bool
+    assert np.array_equal(refine.unsure(m[:, ::2]), want[:, ::2])
+    assert np.array_equal(refine.unsure(m.astype(np.float64)), (m.astype(np.float64) > 0.1) & (m.astype(np.float64) < 0.9))
+    rounded = refine.round_sure(m.copy())
     assert np.array_equal(rounded[want], m[want]) and set(rounded[~want & ~np.isnan(m)]) == {0.0, 1.0}
 
 
@@ -131,7 +132,8 @@ def test_the_finish_on_every_core_is_the_one_thread_finish_byte_for_byte(shared,
     """Refinement and decontamination spread their tiles over threads (each_tile): a 2.4 MP
     grabcut50 photo (several tiles of each stage) gives the same RGBA bytes on one thread and on four (forced, so a
     1-core machine takes the threaded path too)."""
-    from mattekit.matting import cutout
+    from mattekit.finish import cutout
+    from mattekit.tasks.common import CutoutOptions
 
     photo = io.read_image(shared / "data/grabcut50/im/106024.jpg", integers=True).pixels
     photo = cv2.resize(photo, (1924, 1284), interpolation=cv2.INTER_CUBIC)
@@ -139,9 +141,9 @@ def test_the_finish_on_every_core_is_the_one_thread_finish_byte_for_byte(shared,
     low = cv2.GaussianBlur(cv2.resize(truth.astype(np.float32), (320, 320), interpolation=cv2.INTER_AREA), (0, 0), 2)
 
     def finish() -> np.ndarray:
-        mask = masks.mask_from_prediction(photo, low, refine=True)
-        alpha = masks.alpha_from_mask(photo, mask, matting=True, in_place=True)
-        return cutout.assemble(photo, alpha, cutout.CutoutOptions())
+        mask = refine.mask_from_prediction(photo, low, refine=True)
+        alpha = edge.alpha_from_mask(photo, mask, matting=True, in_place=True)
+        return cutout.cut_out(photo, alpha, CutoutOptions())
 
     monkeypatch.setenv("MATTEKIT_FINISH_THREADS", "1")
     alone = finish()
@@ -155,11 +157,11 @@ def test_the_finish_on_every_core_is_the_one_thread_finish_byte_for_byte(shared,
 def test_the_working_scale_follows_the_network_and_the_mattes_solve():
     """The finish shrinks the photo by the largest power of two keeping WORK px per network px and twice the
     whole photo's matte solve resolution per side: never for an ordinary photo, 2 from about 6 MP, 4 at 50 MP."""
-    assert masks.WORK == 2.0
+    assert edge.WORK == 2.0
     cases = {(100.0, 480, 640): 1, (3.97, 788, 1269): 1, (3.04, 1931, 3108): 1, (9.71, 1931, 3108): 2,
              (6.07, 3861, 6215): 2, (3.9, 3861, 6215): 1, (8.76, 5573, 8971): 4, (28.0, 5573, 8971): 4}
-    assert {case: masks.working_scale(*case) for case in cases} == cases
-    assert masks.detail_of(5573, 8971, np.zeros((1024, 1024), np.float32)) == 8971 / 1024
+    assert {case: edge.working_scale(*case) for case in cases} == cases
+    assert answer.detail_of(5573, 8971, np.zeros((1024, 1024), np.float32)) == 8971 / 1024
 
 
 def test_shrunk_is_the_block_means_and_the_leftover_blocks_means():
@@ -190,11 +192,11 @@ def test_the_carried_matte_scores_as_the_full_size_matte(shared):
         size = (4 * image.shape[1], 4 * image.shape[0])
         image, truth = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC), cv2.resize(truth, size)
         low = cv2.resize(truth, (160, 160), interpolation=cv2.INTER_AREA)
-        mask = masks.mask_from_prediction(image, low)
-        detail = masks.detail_of(*image.shape[:2], low)
-        assert masks.working_scale(detail, *image.shape[:2]) == 2
-        full = masks.alpha_from_mask(image, mask)
-        carried = masks.alpha_from_mask(image, mask, detail=detail)
+        mask = refine.mask_from_prediction(image, low)
+        detail = answer.detail_of(*image.shape[:2], low)
+        assert edge.working_scale(detail, *image.shape[:2]) == 2
+        full = edge.alpha_from_mask(image, mask)
+        carried = edge.alpha_from_mask(image, mask, detail=detail)
         sads.append([float(np.abs(a - truth).sum()) for a in (carried, full, mask)])
         assert np.array_equal(carried >= 0.5, mask >= 0.5) and not np.array_equal(carried, full)
     print("SAD carried / full / mask", np.round(np.array(sads) / 1000, 2))
@@ -222,7 +224,7 @@ def test_the_edge_is_matted_where_the_models_catalog_entry_says(shared, mirror):
         image = io.read_image(shared / "data/alphamatting/im" / name, integers=True).pixels[..., :3]
         truth = cv2.imread(str(shared / "data/alphamatting/gt" / name), cv2.IMREAD_GRAYSCALE) / 255.0
         prediction = on(on.prepare(image))
-        refined = masks.mask_from_prediction(image, prediction, refine=True, upsampling=on.entry.output.upsample)
+        refined = refine.mask_from_prediction(image, prediction, refine=True, upsampling=on.entry.output.upsample)
         partial = (refined > 0.02) & (refined < 0.98)
 
         def run(model, result, **given):
