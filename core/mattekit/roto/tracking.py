@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ops.regions import bounding_box
 from ..subject import hints
 from ..subject.keyframe_hints import KeyframeHint
 from ..errors import InputError
@@ -168,8 +167,7 @@ def carried_hint(mask: np.ndarray, grey_from: np.ndarray, grey_to: np.ndarray, f
 def box_of(mask: np.ndarray) -> hints.Box:
     """The :class:`~mattekit.subject.hints.Box` (x1, y1 exclusive) around ``mask`` > 0.5 (H x W); InputError when it
     is empty."""
-    bounds = bounding_box(mask, threshold=0.5)
-    if bounds is None:
+    box = hints.Box.around(mask)
+    if box is None:
         raise InputError("The mask is empty: there is no box around it.")
-    top, left, bottom, right = bounds
-    return hints.Box(left, top, right, bottom)
+    return box

@@ -50,7 +50,7 @@ def network_input(predictor, image: np.ndarray, hint: hints.Hint, box_focus: boo
 
 def _covers_image(context: hints.Hinted, image: np.ndarray) -> bool:
     """Whether the hinted region of ``context`` is the whole ``image``."""
-    return context.region == (0, 0, *image.shape[:2])
+    return context.region == hints.Box(0, 0, image.shape[1], image.shape[0])
 
 
 def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction, refine: bool = True,
@@ -67,7 +67,7 @@ def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction,
         return hints.constrain(whole, hint, select=False)
     height, width = image.shape[:2]
     upsampling, device = masks.upsampling_of(predictor), masks.device_of(predictor, image)
-    region = (0, 0, height, width)
+    region = hints.Box(0, 0, width, height)
     low = masks.prediction_array(prediction)  # h x w, read once for the check and the mask
     if hints.picked(low, hint, height, width):
         mask = masks.mask_from_prediction(image, low, refine, upsampling=upsampling, device=device)
@@ -83,9 +83,8 @@ def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction,
         prediction = predictor(x)
         mask = masks.hinted_mask(image, prediction, refine, hints.Hinted(hint, region), colour=colour,
                                  upsampling=upsampling, device=device)
-    top, left, bottom, right = region
     return masks.alpha_from_mask(image, mask, matting, in_place=True,
-                                 detail=masks.detail_of(bottom - top, right - left, prediction), device=device)
+                                 detail=masks.detail_of(region.height, region.width, prediction), device=device)
 
 
 def network_alpha(predictor, image: np.ndarray, context, prediction, refine: bool = True, matting: bool = True,
@@ -109,11 +108,7 @@ def network_alpha(predictor, image: np.ndarray, context, prediction, refine: boo
                  if len(prediction) == 2 or _covers_image(context, image)
                  else masks.predict_mask(predictor, image, refine))
         mask = hints.with_plain_answer(mask, plain, context.hint)
-    if context is None:
-        seen = image.shape[:2]
-    else:
-        top, left, bottom, right = context.region
-        seen = bottom - top, right - left
+    seen = image.shape[:2] if context is None else (context.region.height, context.region.width)
     return masks.alpha_from_mask(image, mask, matting, in_place=True, detail=masks.detail_of(*seen, prediction),
                                  device=device)
 
