@@ -359,7 +359,7 @@ def rotoscope(
     box: str | mattekit.subject.keyframe_hints.KeyframeHint | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint] | None = None,
     point: str | mattekit.subject.keyframe_hints.KeyframeHint | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint] | None = None,
     exclude: str | mattekit.subject.keyframe_hints.KeyframeHint | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint] | None = None,
-    hint_mask: str | os.PathLike[str] | None = None,
+    hint_mask: str | os.PathLike[str] | mattekit.subject.keyframe_hints.HintMask | Sequence[str | mattekit.subject.keyframe_hints.HintMask] | None = None,
     overwrite: bool = False,
 ) -> mattekit.roto.Summary:
     """rotoscope(plate, output, progress=None, **options): Matte every frame of a plate (pattern, folder or movie) into a matte sequence; resumable.

@@ -68,6 +68,21 @@ def check_folder(folder: str | Path, confine: Confinement | None) -> None:
                           f"replaced by a link after the job was accepted); nothing was written there.")
 
 
+def ensure_folder(folder: str | Path) -> None:
+    """Create ``folder`` and the folders above it (kept when they exist); an OutputError sentence when that is
+    impossible or the folder is not writable. The one place that says so (the CLI's outputs, roto's folders)."""
+    from .errors import OutputError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the output folder {folder}: "
+                          f"{exc.strerror.lower() if exc.strerror else exc}.") from None
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"The output folder {folder} is not writable.")
+
+
 def atomic_write(path: str | Path, content: Content, *, mode: int | None = None,
                  confine: Confinement | None = None) -> Path:
     """Write ``content`` to ``path`` so that readers see the old file or the whole new one, never a part.

@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import importlib
 import math
+import os
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,12 +137,20 @@ class Option:
 
     def text(self, value: Any) -> Any:
         """``value`` as a host writes it (provenance, the CLI): a parsed value as its text (the values print so),
-        a repeatable option's values joined with ";"; other values as they are."""
+        a repeatable option's values, or a tuple of values (roto's hint masks), joined with ";"; other values as
+        they are."""
         if value is None or isinstance(value, (bool, int, float, str)):
             return value
-        if self.repeat:
+        if self.repeat or type(value) is tuple:
             return ";".join(map(str, value))
         return str(value)
+
+    def paths(self, value: Any) -> list[str]:
+        """The paths a path option's ``value`` names: its text (or a Path), or each value of a tuple as a path
+        (``os.fspath``: roto's hint masks give their patterns); none for no value or an option that is no path."""
+        if not self.path or not value:
+            return []
+        return [os.fspath(v) for v in value] if isinstance(value, tuple) else [os.fspath(value)]
 
     def describe(self) -> dict:
         out = {"type": self.type.__name__, "default": self.default, "nullable": self.nullable, "help": self.help,

@@ -50,6 +50,8 @@ VALUE_FORMS = {
     **dict.fromkeys(("mattekit.subject.keyframe_hints:parse_boxes", "mattekit.subject.keyframe_hints:parse_points",
                      "mattekit.subject.keyframe_hints:parse_excludes"),
                     "mattekit.subject.keyframe_hints.KeyframeHint | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint]"),
+    "mattekit.subject.keyframe_hints:parse_hint_masks":
+        "os.PathLike[str] | mattekit.subject.keyframe_hints.HintMask | Sequence[str | mattekit.subject.keyframe_hints.HintMask]",
     "mattekit.weights.added:given_file": "os.PathLike[str]",
     "mattekit.machine:check_device": None,
     "mattekit.io.colour:check_colorspace": None,

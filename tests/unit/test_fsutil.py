@@ -73,3 +73,44 @@ def test_a_confined_write_whose_folder_becomes_a_link_while_it_writes_is_not_ren
     assert list(outside.iterdir()) == []
     fsutil.atomic_write(allowed / "moved" / "m.0003.png", b"matte", confine=policy)  # inside: written
     assert (allowed / "moved" / "m.0003.png").read_bytes() == b"matte"
+
+
+def _copies_of_the_folder_sentence() -> list[str]:
+    """The modules of the package whose f-strings say "Cannot create the output folder {folder}: {the OS's reason}"
+    (the sentence reads ``exc.strerror``); the planning's check for a file in the way says another thing."""
+    import ast
+    from pathlib import Path
+
+    import mattekit
+
+    root = Path(mattekit.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.JoinedStr):
+                continue
+            texts = [part.value for part in node.values if isinstance(part, ast.Constant)]
+            if texts and str(texts[0]).startswith("Cannot create the output folder") and any(
+                    isinstance(inner, ast.Attribute) and inner.attr == "strerror" for inner in ast.walk(node)):
+                found.append(path.relative_to(root).as_posix())
+    return found
+
+
+def test_the_output_folder_sentence_is_written_once_and_roto_says_it(tmp_path):
+    """Issue 82: the runner (``ensure_parent``) and roto's ``Store.make_folders`` each wrote out the sentence for an
+    output folder that cannot be made; both call :func:`fsutil.ensure_folder` now, the one copy of it. A folder
+    blocked by a file is refused in that sentence by roto's store."""
+    import pytest
+
+    from mattekit.errors import OutputError
+    from mattekit.io.frame_patterns import FramePattern
+    from mattekit.roto.store import Store
+
+    assert _copies_of_the_folder_sentence() == ["fsutil.py"]
+    (tmp_path / "shots").write_text("a file where the folder goes")
+    folder = tmp_path / "shots" / "mattes"
+    store = Store(None, {"alpha": FramePattern.parse(str(folder / "matte.####.png"))})
+    with pytest.raises(OutputError, match=rf"^Cannot create the output folder {folder}: not a directory\.$"):
+        store.make_folders()
+    with pytest.raises(OutputError, match=rf"^Cannot create the output folder {folder}: not a directory\.$"):
+        fsutil.ensure_folder(folder)

@@ -141,6 +141,6 @@ def test_hint_stages_pass_a_named_value(shared, mirror):
     options = remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "box": BOX, "box_focus": True})
     _, context = remove.TASK.prepare({"model": predictor}, {"image": pixels}, options)
     assert isinstance(context, hints.Hinted) and context.hint.box == hints.parse_box(BOX)
-    top, left, bottom, right = context.region
-    assert 0 <= top < 40 and left < 150 and bottom == 450 and right > 460 - 1
+    region = context.region
+    assert isinstance(region, hints.Box) and 0 <= region.y0 < 40 and region.x0 < 150 and region.y1 == 450 and region.x1 > 460 - 1
     assert dataclasses.is_dataclass(options) and np.ndim(options.box) == 1

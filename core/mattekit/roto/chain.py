@@ -79,7 +79,7 @@ class HintChain:
         upsampling = self.source.entry.output.upsample
         mask, pixels = None, picture.pixels
         if parent is not None:  # a carried hint: the whole frame, only what lies near the carried subject kept
-            context = hints.Hinted(hint, (0, 0, height, width))
+            context = hints.Hinted(hint, hints.Box(0, 0, width, height))
             mask = masks.hinted_mask(pixels, predictor(predictor.prepare(pixels)), self.source.refine,
                                      context, soft=soft, upsampling=upsampling, device=device_of(predictor, pixels))
             if np.count_nonzero(mask > 0.5) < CARRIED_KEEP * np.count_nonzero(hint.mask > 0.5):

@@ -1,12 +1,11 @@
 """Several objects in one shot: each keyframe hint names its object, each object is a roto job of its own.
 
 A hint's object is a suffix ``@NAME`` on its value: ``--box 1001:10,10,80,90@dog --box 1001:100,20,160,90@swan``,
-``--point 1010:40,50@dog``, read with the value (:mod:`mattekit.subject.keyframe_hints`): the options hold the hints
-as values, grouped here by their object. A hint without a suffix belongs to object ``1``. ``--hint-mask`` takes one
-pattern per object, each with its suffix, joined by ``;`` (``masks/dog.####.png@dog;masks/swan.####.png@swan``, as
-the Blender add-on sends a Mask's layers); a pattern's ``@`` counts only before a name that ends it (a pattern ends
-in a file suffix such as ``.png``). Names are letters, digits, ``_`` and ``-``; two names that differ only in case are
-refused (they would name one file on a case-insensitive disk).
+``--point 1010:40,50@dog``, ``--hint-mask masks/dog.####.png@dog;masks/swan.####.png@swan`` (one pattern per
+object), read with the value (:mod:`mattekit.subject.keyframe_hints`): the options hold the hints and hint masks as
+values, grouped here by their object. A hint without a suffix belongs to object ``1``. Names are letters, digits,
+``_`` and ``-``; two names that differ only in case are refused (they would name one file on a case-insensitive
+disk).
 
 Each object writes its own matte sequence: with ``{object}`` in the output pattern (``mattes/{object}.####.png``)
 the name replaces it; otherwise, when there are several objects, ``_NAME`` joins the pattern's name before the frame
@@ -22,33 +21,16 @@ import dataclasses
 
 from ..errors import InputError
 from ..io.sequences import output_pattern
-from ..subject.keyframe_hints import DEFAULT, NAME
+from ..subject.keyframe_hints import DEFAULT
 
-HINTS = ("box", "point", "exclude")  # the options holding keyframe hints, each naming its object
+HINTS = ("hint_mask", "box", "point", "exclude")  # the options holding keyframe hints, each naming its object
 PLACEHOLDER = "{object}"
 OUTPUTS = ("output", "rgba", "fg", "layers")  # the options naming output patterns: one per object with several
 
 
-def _masks(text: str | None) -> dict[str, str]:
-    """'a.####.png@dog;b.####.png' -> {'dog': 'a.####.png', '1': 'b.####.png'}; one pattern per object."""
-    found: dict[str, str] = {}
-    for part in (p.strip() for p in (text or "").split(";")):
-        if not part:
-            continue
-        pattern, at, name = part.rpartition("@")
-        if not at or not NAME.fullmatch(name.strip()):
-            pattern, name = part, DEFAULT
-        name = name.strip()
-        if name in found:
-            raise InputError(f"The --hint-mask gives object {name!r} two patterns ({found[name]} and {pattern}): give "
-                             "each object one pattern, PATTERN@NAME, joined by ';'.")
-        found[name] = pattern.strip()
-    return found
-
-
 def names(spec) -> list[str]:
     """The objects the job's hints name, in the order they first appear (the hint masks' first)."""
-    seen: list[str] = list(_masks(spec.hint_mask))
+    seen: list[str] = []
     for option in HINTS:
         for hint in getattr(spec, option) or ():
             if hint.name not in seen:
@@ -77,20 +59,19 @@ def strip(spec):
     objects = names(spec)
     if not objects or objects == [DEFAULT]:
         return spec
-    return dataclasses.replace(spec, hint_mask=_masks(spec.hint_mask).get(objects[0]),
-                               **{o: _of(getattr(spec, o), objects[0]) for o in HINTS})
+    return dataclasses.replace(spec, **{o: _of(getattr(spec, o), objects[0]) for o in HINTS})
 
 
 def _of(given, name: str) -> tuple | None:
-    """The keyframe hints (:class:`~mattekit.subject.keyframe_hints.KeyframeHint`) of object ``name`` among
-    ``given``, their name taken off (each object's job is a one-object job); None when it has none."""
+    """The keyframe hints (:class:`~mattekit.subject.keyframe_hints.KeyframeHint`, or the hint masks:
+    :class:`~mattekit.subject.keyframe_hints.HintMask`) of object ``name`` among ``given``, their name taken off
+    (each object's job is a one-object job); None when it has none."""
     return tuple(hint._replace(name=DEFAULT) for hint in given or () if hint.name == name) or None
 
 
 def _only(spec, name: str, plate, rename: bool):
-    """The spec of object ``name``'s job: its hints (the hint masks for object 1) and its output patterns."""
+    """The spec of object ``name``'s job: its hints and hint masks, and its output patterns."""
     changes = {o: _of(getattr(spec, o), name) for o in HINTS}
-    changes["hint_mask"] = _masks(spec.hint_mask).get(name)
     for option in OUTPUTS:
         value = getattr(spec, option)
         if option == "layers" and value and PLACEHOLDER not in value:

@@ -36,12 +36,13 @@ def refuse_overwriting_inputs(spec: RotoSpec, plate, frames: list[int], outputs:
             else:
                 read.add(plate.path, f"the plate {plate.path}")
             continue
-        read.add(value, f"the {declared.flag} file")
-        with contextlib.suppress(InputError):  # a pattern such as masks/####.png: its files
-            pattern = FramePattern.parse(value)
-            patterns.append((pattern, f"the {declared.flag} pattern {pattern}"))
-            for path in pattern.scan().values():
-                read.add(path, f"a file of the {declared.flag} pattern {pattern}")
+        for named in declared.paths(value):  # a file, or patterns such as masks/####.png (the hint masks)
+            read.add(named, f"the {declared.flag} file")
+            with contextlib.suppress(InputError):  # a pattern: its files
+                pattern = FramePattern.parse(named)
+                patterns.append((pattern, f"the {declared.flag} pattern {pattern}"))
+                for path in pattern.scan().values():
+                    read.add(path, f"a file of the {declared.flag} pattern {pattern}")
     for name, out in outputs.items():
         fix = ("choose another -o (output pattern or folder)" if name == "output"
                else f"choose another {'--' + name.replace('_', '-')} pattern")

@@ -21,7 +21,8 @@ from typing import Callable
 
 from .. import __version__
 from ..errors import OutputError
-from ..fsutil import Confinement, Unreadable, atomic_write, check_folder, file_digests, read_regular, stale_temporaries
+from ..fsutil import (Confinement, Unreadable, atomic_write, check_folder, ensure_folder, file_digests, read_regular,
+                      stale_temporaries)
 from ..io.frame_patterns import FramePattern
 from ..io.naming import check_name_length
 from .lock import FrameLock
@@ -61,12 +62,10 @@ class Store:
 
     # -- the manifest
     def make_folders(self) -> None:
+        """Create the folders of every output (:func:`mattekit.fsutil.ensure_folder`), each confined first."""
         for pattern in self.patterns.values():
             check_folder(pattern.folder, self.confine)
-            try:
-                pattern.folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise OutputError(f"Cannot create the output folder {pattern.folder}: {exc.strerror.lower() if exc.strerror else exc}.") from None
+            ensure_folder(pattern.folder)
 
     def check_manifest(self) -> None:
         """Refuse, in one sentence, a file at the manifest's name that is not a roto manifest: a check that needs

@@ -10,9 +10,9 @@ So a frame's mask depends on the chain of frames from its *anchor* keyframe to i
 (:meth:`Keyframes.chain`) and on nothing else: any split of the shot (chunks, ``--frames``, a
 resumed run) runs the chains of the frames it needs from their keyframes and gives the same
 result. Keyframe hints: boxes and points as the options hold them (values on frames,
-:mod:`mattekit.subject.keyframe_hints`, read once from the user's ``FRAME:x0,y0,x1,y1`` and ``FRAME:x,y``); a
-hint-mask frame pattern (``masks/####.png``) whose existing files are keyframe masks (white = subject). Points hold
-on their keyframe only.
+:mod:`mattekit.subject.keyframe_hints`, read once from the user's ``FRAME:x0,y0,x1,y1`` and ``FRAME:x,y``); hint
+masks (values read once there too): a frame pattern (``masks/####.png``) whose existing files are keyframe masks
+(white = subject). Points hold on their keyframe only.
 """
 from __future__ import annotations
 
@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ops.regions import bounding_box
 from ..subject import hints
-from ..subject.keyframe_hints import KeyframeHint
+from ..subject.keyframe_hints import HintMask, KeyframeHint
 from ..errors import InputError
 from ..fsutil import sha256_file
 from ..io import read_image
@@ -46,10 +45,11 @@ class Keyframes:
 
     @classmethod
     def of(cls, box: Hints = None, point: Hints = None, exclude: Hints = None,
-           hint_mask: str | None = None) -> "Keyframes | None":
+           hint_mask: tuple[HintMask, ...] | None = None) -> "Keyframes | None":
         """From one object's hints as roto's options hold them: ``box`` / ``point`` / ``exclude`` tuples of
-        :class:`~mattekit.subject.keyframe_hints.KeyframeHint` (their names not read) and the ``hint_mask`` pattern;
-        None when no hint is given. InputError when a frame has two boxes or the pattern names no existing file."""
+        :class:`~mattekit.subject.keyframe_hints.KeyframeHint` and ``hint_mask``'s
+        :class:`~mattekit.subject.keyframe_hints.HintMask` (their names not read); None when no hint is given.
+        InputError when a frame has two boxes or a mask pattern names no existing file."""
         boxes, include, excluded = {}, {}, {}
         for hint in box or ():
             if hint.frame in boxes:
@@ -59,11 +59,12 @@ class Keyframes:
             for hint in given or ():
                 by_frame[hint.frame] = (*by_frame.get(hint.frame, ()), hint.value)
         masks = {}
-        if hint_mask:
-            masks = FramePattern.parse(hint_mask).scan()
-            if not masks:
-                raise InputError(f"The hint mask pattern {hint_mask} names no existing file (e.g. masks/####.png "
+        for mask in hint_mask or ():
+            files = FramePattern.parse(mask.pattern).scan()
+            if not files:
+                raise InputError(f"The hint mask pattern {mask.pattern} names no existing file (e.g. masks/####.png "
                                  "with one file per keyframe, numbered like the plate).")
+            masks.update(files)
         found = cls(boxes, include, excluded, masks)
         return found if found.frames else None
 
@@ -168,8 +169,7 @@ def carried_hint(mask: np.ndarray, grey_from: np.ndarray, grey_to: np.ndarray, f
 def box_of(mask: np.ndarray) -> hints.Box:
     """The :class:`~mattekit.subject.hints.Box` (x1, y1 exclusive) around ``mask`` > 0.5 (H x W); InputError when it
     is empty."""
-    bounds = bounding_box(mask, threshold=0.5)
-    if bounds is None:
+    box = hints.Box.around(mask)
+    if box is None:
         raise InputError("The mask is empty: there is no box around it.")
-    top, left, bottom, right = bounds
-    return hints.Box(left, top, right, bottom)
+    return box

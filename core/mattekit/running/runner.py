@@ -13,14 +13,14 @@ input can raise it as it was. Whatever fails in the shared inference stage stops
 """
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
 from .. import io, runtime
 from . import pipeline
-from ..errors import MattekitError, OutputError
+from ..errors import MattekitError
+from ..fsutil import ensure_folder
 from ..options import NONE
 from ..io import outputs
 
@@ -71,16 +71,6 @@ def transparent_note(task, result: dict, options=None) -> str | None:
             (["--box around the subject or --point on it"] if {"box", "point"} <= names else [])
     return ("the result is fully transparent (no subject was found)"
             + (f"; try {', or '.join(tries)}" if tries else "") + ".")
-
-
-def ensure_parent(path: Path) -> None:
-    """Create the folder that will hold ``path``; an OutputError sentence when that is impossible."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"Cannot create the output folder {path.parent}: {exc.strerror.lower() if exc.strerror else exc}.") from None
-    if not os.access(path.parent, os.W_OK):
-        raise OutputError(f"The output folder {path.parent} is not writable.")
 
 
 class Runner:
@@ -207,7 +197,7 @@ class Runner:
             target = pair[1]
             pixels, kept = outputs.with_metadata(outputs.for_file(result[self.output], target), picture, target,
                                                  self.personal)
-            ensure_parent(target)
+            ensure_folder(target.parent)
             io.write_image(target, pixels, bit_depth=outputs.bit_depth_for(picture, target), provenance=self.provenance,
                            metadata=kept)
 

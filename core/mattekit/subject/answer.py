@@ -55,7 +55,7 @@ def network_input(predictor, image: np.ndarray, hint: hints.Hint, box_focus: boo
 
 def _covers_image(context: hints.Hinted, image: np.ndarray) -> bool:
     """Whether the hinted region of ``context`` is the whole ``image``."""
-    return context.region == (0, 0, *image.shape[:2])
+    return context.region == hints.Box(0, 0, image.shape[1], image.shape[0])
 
 
 class Answer(NamedTuple):
@@ -91,7 +91,7 @@ def answer_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction
         return whole._replace(cut=hint)
     height, width = image.shape[:2]
     upsampling = masks.upsampling_of(predictor)
-    region = (0, 0, height, width)
+    region = hints.Box(0, 0, width, height)
     low = prediction_array(prediction)  # h x w, read once for the check and the mask
     if hints.picked(low, hint, height, width):
         detail = detail_of(height, width, prediction)
@@ -101,9 +101,8 @@ def answer_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction
         return Answer(masks.hint_finished(image, mask, hints.Hinted(hint, region), colour=colour), detail)
     look = hint if hint.box is not None else hints.around(hint, height, width)
     x, looked = masks.hinted_input(predictor, image, look)
-    top, left, bottom, right = looked.region
     prediction = predictor(x)
-    detail = detail_of(bottom - top, right - left, prediction)
+    detail = detail_of(looked.region.height, looked.region.width, prediction)
     return Answer(masks.hinted_mask(image, prediction, refine, hints.Hinted(hint, looked.region), colour=colour,
                                     upsampling=upsampling, device=device), detail)
 
@@ -121,11 +120,7 @@ def network_answer(predictor, image: np.ndarray, context, prediction, refine: bo
     upsampling = masks.upsampling_of(predictor)
     if predictor is not None and predictor.entry.task == "matte":
         return Answer(masks.hinted_mask(image, prediction, False, context, soft=True, upsampling=upsampling), soft=True)
-    if context is None:
-        seen = image.shape[:2]
-    else:
-        top, left, bottom, right = context.region
-        seen = bottom - top, right - left
+    seen = image.shape[:2] if context is None else (context.region.height, context.region.width)
     detail = detail_of(*seen, prediction)
     mask = masks.hinted_mask(image, prediction, refine, context, colour=colour, upsampling=upsampling, device=device)
     if context is not None and context.hint.box is not None:  # the whole image's answer too, for what the box's

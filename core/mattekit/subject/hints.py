@@ -1,7 +1,8 @@
 """What the user says the subject is: a box, points to include or exclude, a rough mask.
 
 Coordinates are pixels of the full image: ``x`` to the right, ``y`` down, from the top-left
-corner. A box ``x0,y0,x1,y1`` covers columns x0..x1-1 and rows y0..y1-1. A hint mask is
+corner. Every rectangle here, a user's box or a region the model answers, is a :class:`Box` ``x0,y0,x1,y1``
+covering columns x0..x1-1 and rows y0..y1-1 (``image[box.slices]`` is its pixels). A hint mask is
 H x W float32 in [0,1] (a selection, a scribble; above 0.5 = inside).
 
 The segmentation model runs on the hinted region (:func:`region`) so the subject fills its
@@ -41,7 +42,7 @@ PICKED = 0.8  # a box alone cuts the whole photo's answer when this share of its
 
 
 class Box(NamedTuple):
-    """A box in image pixels: columns x0..x1-1, rows y0..y1-1 (x1, y1 exclusive); prints as its text form."""
+    """A rectangle in image pixels: columns x0..x1-1, rows y0..y1-1 (x1, y1 exclusive); prints as its text form."""
 
     x0: int
     y0: int
@@ -50,6 +51,28 @@ class Box(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.x0},{self.y0},{self.x1},{self.y1}"
+
+    @classmethod
+    def around(cls, mask: np.ndarray, threshold: float = 0.5) -> "Box | None":
+        """The box around the pixels of ``mask`` (H x W) above ``threshold``; None when there are none."""
+        bounds = bounding_box(mask, threshold=threshold)  # (top, left, bottom, right): read here only
+        if bounds is None:
+            return None
+        top, left, bottom, right = map(int, bounds)
+        return cls(left, top, right, bottom)
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """(rows, columns): ``image[box.slices]`` is the box's pixels."""
+        return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
 
 
 class Point(NamedTuple):
@@ -64,24 +87,38 @@ class Point(NamedTuple):
 
 @dataclass(frozen=True)
 class Hint:
-    """A user's hint in image pixels. box: (x0, y0, x1, y1), x1/y1 exclusive; include / exclude:
-    ((x, y), ...); mask: H x W float32 [0,1] or None."""
+    """A user's hint in image pixels. box: a :class:`Box` or None; include / exclude: :class:`Point` s; mask:
+    H x W float32 [0,1] or None."""
 
-    box: tuple[int, int, int, int] | None = None
-    include: tuple[tuple[int, int], ...] = ()
-    exclude: tuple[tuple[int, int], ...] = ()
+    box: Box | None = None
+    include: tuple[Point, ...] = ()
+    exclude: tuple[Point, ...] = ()
     mask: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        _refuse_bare(self.box, "A hint's box")
 
     def __bool__(self) -> bool:
         return self.box is not None or bool(self.include) or bool(self.exclude) or self.mask is not None
 
 
-class Hinted(NamedTuple):
-    """A hint and the region of the image the network answers it on: (top, left, bottom, right) in pixels, or
-    None where the whole image answers first (:func:`mattekit.subject.answer.whole_first`)."""
+@dataclass(frozen=True)
+class Hinted:
+    """A hint and the region of the image the network answers it on (a :class:`Box`), or None where the whole image
+    answers first (:func:`mattekit.subject.answer.whole_first`)."""
 
     hint: Hint
-    region: tuple[int, int, int, int] | None
+    region: Box | None
+
+    def __post_init__(self) -> None:
+        _refuse_bare(self.region, "A hinted region")
+
+
+def _refuse_bare(box, what: str) -> None:
+    """TypeError unless ``box`` is a :class:`Box` or None: four bare numbers say neither their order nor their
+    ends (a region was once (top, left, bottom, right) beside boxes x0, y0, x1, y1)."""
+    if box is not None and not isinstance(box, Box):
+        raise TypeError(f"{what} is a Box (x0, y0, x1, y1 in pixels), not {box!r}.")
 
 
 def _numbers(given, count: int, what: str, example: str) -> list[int]:
@@ -161,51 +198,46 @@ def make(height: int, width: int, box: Box | None = None, include: tuple[Point, 
     return Hint(clipped, tuple(include or ()), tuple(exclude or ()), mask)
 
 
-def _bounds(hint: Hint) -> tuple[int, int, int, int] | None:
-    """(top, left, bottom, right) of what the hint outlines (box, mask, include points), or None."""
-    boxes = []
-    if hint.box is not None:
-        x0, y0, x1, y1 = hint.box
-        boxes.append((y0, x0, y1, x1))
-    if hint.mask is not None:
-        boxes.append(bounding_box(hint.mask, threshold=0.5))  # not empty: make() refuses that
+def _bounds(hint: Hint) -> Box | None:
+    """The box around what the hint outlines (box, mask, include points), or None."""
+    mask_box = None if hint.mask is None else Box.around(hint.mask)  # not empty: make() refuses that
+    boxes = [box for box in (hint.box, mask_box) if box is not None]
     if not boxes:
         return None
-    for x, y in hint.include:
-        boxes.append((y, x, y + 1, x + 1))
-    top, left = min(b[0] for b in boxes), min(b[1] for b in boxes)
-    bottom, right = max(b[2] for b in boxes), max(b[3] for b in boxes)
-    return int(top), int(left), int(bottom), int(right)
+    boxes += [Box(x, y, x + 1, y + 1) for x, y in hint.include]
+    return Box(int(min(b.x0 for b in boxes)), int(min(b.y0 for b in boxes)), int(max(b.x1 for b in boxes)),
+               int(max(b.y1 for b in boxes)))
 
 
-def region(hint: Hint, height: int, width: int, margin: float = MARGIN) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) of the crop the model runs on: what the hint outlines grown by
-    ``margin`` of its size on each side (at least 8 px), clipped to the image; the whole image when
-    the hint outlines nothing (points only). Not made square: a square crop was worse on the tuning
-    halves (grabcut50, box: IoU 0.9005 vs 0.9025 with csnet-sod, 0.8633 vs 0.8758 with u2netp)."""
+def region(hint: Hint, height: int, width: int, margin: float = MARGIN) -> Box:
+    """The crop the model runs on: what the hint outlines grown by ``margin`` of its size on each side (at
+    least 8 px), clipped to the image; the whole image when the hint outlines nothing (points only). Not made
+    square: a square crop was worse on the tuning halves (grabcut50, box: IoU 0.9005 vs 0.9025 with csnet-sod,
+    0.8633 vs 0.8758 with u2netp)."""
     bounds = _bounds(hint)
     if bounds is None:
-        return 0, 0, height, width
-    top, left, bottom, right = bounds
-    grow_y = max(8, int(round(margin * (bottom - top))))
-    grow_x = max(8, int(round(margin * (right - left))))
-    return max(0, top - grow_y), max(0, left - grow_x), min(height, bottom + grow_y), min(width, right + grow_x)
+        return Box(0, 0, width, height)
+    grow_y = max(8, int(round(margin * bounds.height)))
+    grow_x = max(8, int(round(margin * bounds.width)))
+    return Box(max(0, bounds.x0 - grow_x), max(0, bounds.y0 - grow_y), min(width, bounds.x1 + grow_x),
+               min(height, bounds.y1 + grow_y))
 
 
-def within(hint: Hint, top: int, left: int, bottom: int, right: int) -> Hint:
-    """``hint`` in the coordinates of the crop (top, left, bottom, right): the box clipped to it (None
-    when it covers the crop), points outside it left out, the mask cropped."""
+def within(hint: Hint, crop: Box) -> Hint:
+    """``hint`` in the coordinates of ``crop``: the box clipped to it (None when it covers the crop), points
+    outside it left out, the mask cropped."""
     box = None
     if hint.box is not None:
-        x0, y0, x1, y1 = hint.box
-        box = (max(0, x0 - left), max(0, y0 - top), min(right, x1) - left, min(bottom, y1) - top)
-        if box == (0, 0, right - left, bottom - top):
+        box = Box(max(0, hint.box.x0 - crop.x0), max(0, hint.box.y0 - crop.y0), min(crop.x1, hint.box.x1) - crop.x0,
+                  min(crop.y1, hint.box.y1) - crop.y0)
+        if box == (0, 0, crop.width, crop.height):
             box = None
 
     def inside(points):
-        return tuple((x - left, y - top) for x, y in points if left <= x < right and top <= y < bottom)
+        return tuple(Point(x - crop.x0, y - crop.y0) for x, y in points
+                     if crop.x0 <= x < crop.x1 and crop.y0 <= y < crop.y1)
 
-    mask = None if hint.mask is None else hint.mask[top:bottom, left:right]
+    mask = None if hint.mask is None else hint.mask[crop.slices]
     return Hint(box, inside(hint.include), inside(hint.exclude), mask)
 
 
@@ -213,9 +245,8 @@ def allowed(hint: Hint, height: int, width: int) -> np.ndarray | None:
     """H x W bool: where the subject may be (inside the box, near the hint mask), or None for anywhere."""
     inside = None
     if hint.box is not None:
-        x0, y0, x1, y1 = hint.box
         inside = np.zeros((height, width), bool)
-        inside[y0:y1, x0:x1] = True
+        inside[hint.box.slices] = True
     if hint.mask is not None:
         reach = max(1, int(round(MASK_REACH * max(height, width))))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
@@ -270,8 +301,8 @@ def around(hint: Hint, height: int, width: int, share: float = WINDOW) -> Hint:
     left out at those points."""
     xs, ys = [x for x, _ in hint.include], [y for _, y in hint.include]
     reach_x, reach_y = share * width / 2, share * height / 2
-    return Hint(box=(max(0, int(min(xs) - reach_x)), max(0, int(min(ys) - reach_y)),
-                     min(width, int(max(xs) + reach_x) + 1), min(height, int(max(ys) + reach_y) + 1)))
+    return Hint(box=Box(max(0, int(min(xs) - reach_x)), max(0, int(min(ys) - reach_y)),
+                        min(width, int(max(xs) + reach_x) + 1), min(height, int(max(ys) + reach_y) + 1)))
 
 
 def share_in_box(plain: np.ndarray, hint: Hint) -> float:
@@ -281,8 +312,7 @@ def share_in_box(plain: np.ndarray, hint: Hint) -> float:
     total = np.count_nonzero(subject)
     if hint.box is None or total == 0:
         return 0.0
-    x0, y0, x1, y1 = hint.box
-    return np.count_nonzero(subject[y0:y1, x0:x1]) / total
+    return np.count_nonzero(subject[hint.box.slices]) / total
 
 
 def picked(low: np.ndarray, hint: Hint, height: int, width: int, share: float = PICKED) -> bool:
@@ -294,7 +324,7 @@ def picked(low: np.ndarray, hint: Hint, height: int, width: int, share: float = 
     if hint.box is None:
         return all(low[min(h - 1, y * h // height), min(w - 1, x * w // width)] >= 0.5 for x, y in hint.include)
     x0, y0, x1, y1 = hint.box
-    on_grid = Hint(box=(x0 * w // width, y0 * h // height, -(-x1 * w // width), -(-y1 * h // height)))
+    on_grid = Hint(box=Box(x0 * w // width, y0 * h // height, -(-x1 * w // width), -(-y1 * h // height)))
     return share_in_box(low, on_grid) >= share
 
 

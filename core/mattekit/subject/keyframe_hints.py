@@ -5,6 +5,11 @@ read once, where the user's text enters (the options' check), into a plate frame
 The text: ``FRAME:VALUE`` or ``FRAME:VALUE@NAME`` (``1001:10,10,80,90@dog``), several joined by ``;`` as the CLI's
 repeated flags give them. A hint without a name belongs to object :data:`DEFAULT`; names are letters, digits, ``_``
 and ``-``. A value prints as its text (``str``), which reads back as the same value.
+
+Roto's ``hint_mask`` is read here too, once, into :class:`HintMask` values: ``PATTERN`` or ``PATTERN@NAME``, one
+pattern per object joined by ``;`` (``masks/dog.####.png@dog;masks/swan.####.png@swan``, as the Blender add-on
+sends a Mask's layers). A pattern's ``@`` names an object only before a name that ends the part (a pattern ends in
+a file suffix such as ``.png``, and ``name.@.png`` marks its frame number with ``@``).
 """
 from __future__ import annotations
 
@@ -28,6 +33,61 @@ class KeyframeHint(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.frame}:{self.value}" + ("" if self.name == DEFAULT else f"@{self.name}")
+
+
+class HintMask(NamedTuple):
+    """Object ``name``'s keyframe masks: ``pattern``, a frame pattern (``masks/####.png``) whose existing files are
+    masks of the plate's frames with the same numbers (white = subject); prints as ``PATTERN``, or ``PATTERN@NAME``
+    for an object other than :data:`DEFAULT`, and as a path (``os.fspath``) as its pattern."""
+
+    pattern: str
+    name: str = DEFAULT
+
+    def __str__(self) -> str:
+        return self.pattern + ("" if self.name == DEFAULT else f"@{self.name}")
+
+    def __fspath__(self) -> str:
+        return self.pattern
+
+
+def parse_hint_masks(given) -> tuple[HintMask, ...] | None:
+    """Roto's ``hint_mask``: ``"PATTERN[@NAME];..."``, or :class:`HintMask` values, or a list of either -> the masks
+    in the order given, one per object; None for none. InputError when a mask is malformed or an object has two."""
+    if given is None:
+        return None
+    items = [given] if isinstance(given, (str, HintMask)) else given
+    found: dict[str, HintMask] = {}
+    try:
+        masks = [m for item in items for m in (_masks_of(item) if isinstance(item, str) else [_checked_mask(item)])]
+    except TypeError:
+        raise InputError(f"The hint mask {given!r} is not PATTERN or PATTERN@NAME (e.g. masks/dog.####.png@dog), "
+                         "several joined by ';'.") from None
+    for mask in masks:
+        if mask.name in found:
+            raise InputError(f"The hint mask gives object {mask.name!r} two patterns ({found[mask.name].pattern} and "
+                             f"{mask.pattern}): give each object one pattern, PATTERN@NAME, joined by ';'.")
+        found[mask.name] = mask
+    return tuple(found.values()) or None
+
+
+def _masks_of(text: str) -> list[HintMask]:
+    """'a.####.png@dog;b.####.png' -> [HintMask('a.####.png', 'dog'), HintMask('b.####.png')]."""
+    found = []
+    for part in (p.strip() for p in text.split(";")):
+        if part:
+            pattern, at, name = part.rpartition("@")
+            found.append(HintMask(pattern.strip(), name.strip()) if at and NAME.fullmatch(name.strip())
+                         else HintMask(part))
+    return found
+
+
+def _checked_mask(mask) -> HintMask:
+    """A mask given as a value: a HintMask whose pattern is a text that is not empty and whose name is a name."""
+    if not (isinstance(mask, HintMask) and isinstance(mask.pattern, str) and mask.pattern.strip()
+            and isinstance(mask.name, str) and NAME.fullmatch(mask.name)):
+        raise InputError(f"The hint mask {mask!r} is not (PATTERN, NAME) with a frame pattern such as "
+                         "masks/####.png and a name of letters, digits, _ and -.")
+    return mask
 
 
 def parse_boxes(given) -> tuple[KeyframeHint, ...] | None:

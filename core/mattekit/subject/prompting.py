@@ -18,16 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ops.regions import bounding_box
 from . import hints
 
 
 @dataclass(frozen=True)
 class Prompts:
-    """SAM's prompts in photo pixels: box (x0, y0, x1, y1) or None; points ((x, y), ...) with labels (1 on the
-    subject, 0 off it)."""
+    """SAM's prompts in photo pixels: box (a :class:`~mattekit.subject.hints.Box`) or None; points ((x, y), ...)
+    with labels (1 on the subject, 0 off it)."""
 
-    box: tuple[int, int, int, int] | None = None
+    box: hints.Box | None = None
     points: tuple[tuple[int, int], ...] = ()
     labels: tuple[int, ...] = ()
 
@@ -47,13 +46,12 @@ def answerable(hint: hints.Hint) -> bool:
 def prompts_of(hint: hints.Hint) -> Prompts:
     """``hint`` as SAM's prompts. Our boxes end at x1, y1 exclusive, which is the right edge of the last
     pixel column in SAM's continuous pixel coordinates, so the numbers pass unchanged; points too."""
-    boxes = [] if hint.box is None else [hint.box]
-    if hint.mask is not None:
-        top, left, bottom, right = bounding_box(hint.mask, threshold=0.5)  # not empty: hints.make refuses that
-        boxes.append((int(left), int(top), int(right), int(bottom)))
+    mask_box = None if hint.mask is None else hints.Box.around(hint.mask)  # not empty: hints.make refuses that
+    boxes = [box for box in (hint.box, mask_box) if box is not None]
     box = None
     if boxes:
-        box = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+        box = hints.Box(min(b.x0 for b in boxes), min(b.y0 for b in boxes), max(b.x1 for b in boxes),
+                        max(b.y1 for b in boxes))
     return Prompts(box, tuple(hint.include) + tuple(hint.exclude), (1,) * len(hint.include) + (0,) * len(hint.exclude))
 
 

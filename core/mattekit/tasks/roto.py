@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..io.frame_ranges import Frames
 from ..options import option
-from ..subject.keyframe_hints import KeyframeHint, parse_boxes, parse_excludes, parse_points
+from ..subject.keyframe_hints import HintMask, KeyframeHint, parse_boxes, parse_excludes, parse_hint_masks, parse_points
 from .common import DEVICE_HELP, DEVICE_PARSE, WEIGHTS_PARSE
 from .registry import SequenceTask
 
@@ -21,6 +21,7 @@ ROTO_MODEL_TASKS = ("segment", "matte", "prompt")
 BOXES_PARSE = "mattekit.subject.keyframe_hints:parse_boxes"  # roto's keyframe hints, read once into values
 POINTS_PARSE = "mattekit.subject.keyframe_hints:parse_points"
 EXCLUDES_PARSE = "mattekit.subject.keyframe_hints:parse_excludes"
+HINT_MASKS_PARSE = "mattekit.subject.keyframe_hints:parse_hint_masks"
 
 
 @dataclass
@@ -93,16 +94,17 @@ class RotoSpec:
     exclude: tuple[KeyframeHint, ...] | None = option(
         None, "a point not on the subject on a keyframe: FRAME:x,y (repeatable): the part there is left out on that "
         "frame", repeat=True, label="Keyframe exclude points", parse=EXCLUDES_PARSE)
-    hint_mask: str | None = option(None, "keyframe hint masks: a pattern such as masks/####.png (white = subject, the "
-                                   "plate's size and frame numbers); each existing file makes its frame a keyframe "
-                                   "(PATTERN@NAME;PATTERN@NAME: one pattern per object)",
-                                   path=True, label="Keyframe hint masks")
+    hint_mask: tuple[HintMask, ...] | None = option(
+        None, "keyframe hint masks: a pattern such as masks/####.png (white = subject, the plate's size and frame "
+        "numbers); each existing file makes its frame a keyframe (PATTERN@NAME;PATTERN@NAME: one pattern per object)",
+        path=True, label="Keyframe hint masks", parse=HINT_MASKS_PARSE)
     overwrite: bool = option(False, "recompute every frame, even finished ones or ones made with other settings")
 
     def __post_init__(self) -> None:
-        """Keyframe hints given to the class as text (not through the declaration's check, which parses them)
-        read as their values (:mod:`mattekit.subject.keyframe_hints`); values stay as they are."""
-        for name, parse in (("box", parse_boxes), ("point", parse_points), ("exclude", parse_excludes)):
+        """Keyframe hints and hint masks given to the class as text (not through the declaration's check, which
+        parses them) read as their values (:mod:`mattekit.subject.keyframe_hints`); values stay as they are."""
+        for name, parse in (("box", parse_boxes), ("point", parse_points), ("exclude", parse_excludes),
+                            ("hint_mask", parse_hint_masks)):
             if isinstance(getattr(self, name), str):
                 setattr(self, name, parse(getattr(self, name)))
 

@@ -105,12 +105,8 @@ class PathPolicy:
         return False
 
     def check(self, field_name: str, path: str) -> None:
-        """OptionError unless ``path`` (a pattern, file or folder; it need not exist yet) is allowed; a value
-        holding several, joined by ';' (``hint_mask``: PATTERN@NAME;PATTERN@NAME), has each checked."""
-        if ";" in path:
-            for part in filter(None, (p.strip() for p in path.split(";"))):
-                self.check(field_name, part)
-            return
+        """OptionError unless ``path`` (a pattern, file or folder; it need not exist yet) is allowed (an option
+        naming several, such as roto's hint masks, has each checked: :meth:`mattekit.options.Option.paths`)."""
         if "\0" in path:  # before os.path reads it (its ValueError is Python's text, not the user's sentence)
             raise OptionError(f"Option '{field_name}' holds a null character, which no file name or text may hold.")
         parts = path.replace("\\", "/").split("/")
@@ -134,15 +130,14 @@ def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
     space_options = [name for name, o in table.items() if o.parse == "mattekit.io.colour:check_colorspace"]
 
     def make_options(values: dict):
-        # every path the request names is confined before anything opens it (a parse may read a file)
-        for name in path_options:
-            if isinstance(values.get(name), str) and values[name]:
-                paths.check(name, values[name])
         for name in space_options:  # NAME@CONFIG names a file: an OCIO config file anywhere (Blender's own is
             config = colour.named_config(values[name]) if isinstance(values.get(name), str) else ""
             if config and not os.path.isfile(config):  # outside), else confined (the same sentence, found or not)
                 paths.check(name, config)
-        checked = task.make_options(values, host="worker")
+        checked = task.make_options(values, host="worker")  # the path options' parse reads text, no file
+        for name in path_options:  # every path the request names is confined before anything opens it
+            for path in table[name].paths(getattr(checked, name)):
+                paths.check(name, path)
         try:  # the job's own checks (plate, frames, outputs, hints), no model loaded: refused before it is queued
             for name in space_options:  # what the config reads: beside it or in the allowed folders (colour.confine)
                 colour.confine(getattr(checked, name) or "", paths.holds, getattr(checked, "view", None))

@@ -1,5 +1,5 @@
 """The worker's endpoints: what each request of the API does (:class:`Routes`), on the request plumbing
-of :mod:`.request`, with what the routes need of the worker in the :class:`Worker` protocol.
+of :mod:`.request`, with what the routes need of the worker in the :class:`WorkerForRoutes` protocol.
 
 API (JSON unless noted; errors as :func:`mattekit.wire.protocol.error_body` with a 4xx/5xx status):
 
@@ -33,7 +33,7 @@ from .request import Handler, RequestError
 CLIENT_CHECK = 0.25  # seconds between checks that a synchronous job's client is still connected
 
 
-class Worker(App, Protocol):
+class WorkerForRoutes(App, Protocol):
     """What the routes need of the worker (:class:`mattekit.worker.service.WorkerServer` is one)."""
 
     operations: dict[str, operations.Operation]
@@ -51,7 +51,7 @@ class Worker(App, Protocol):
 class Routes(Handler):
     """The API's endpoints (``ep_*``), found through :data:`ROUTES`."""
 
-    worker: Worker  # (the handler's property, typed for the routes)
+    worker: WorkerForRoutes  # (the handler's property, typed for the routes)
 
     def ep_health(self, _args):
         w = self.worker

@@ -234,8 +234,8 @@ def _run_gimp(gimp_root: Path, work: Path, script: str) -> str:
 
 
 def start_worker(state: Path, env: dict, log: Path):
-    """(process, client.Worker) of a worker on the host from this environment, its state file ``state``, ``env`` its
-    environment, its output in ``log``; asserts that it answered."""
+    """(process, client.WorkerClient) of a worker on the host from this environment, its state file ``state``,
+    ``env`` its environment, its output in ``log``; asserts that it answered."""
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "mattekit.commands.serve", "--state-file", str(state),
                                  "--idle-timeout", "600", "--threads", "1"], env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -114,7 +114,7 @@ def test_rows_equal_ious_computed_directly(four_images, capsys, tmp_path):
         alphas["none clipped"] = np.zeros_like(alphas["none"])
         alphas["none clipped"][y0:y1, x0:x1] = alphas["none"][y0:y1, x0:x1]
         # a box alone cuts the plain answer when that answer's subject lies in the box (hints.PICKED)
-        if hints.share_in_box(alphas["none"], hints.Hint(box=(x0, y0, x1, y1))) >= hints.PICKED:
+        if hints.share_in_box(alphas["none"], hints.Hint(box=hints.Box(x0, y0, x1, y1))) >= hints.PICKED:
             assert np.array_equal(alphas["box"], alphas["none clipped"]), image_path.name
         for hint, alpha in alphas.items():
             direct.setdefault((hint, ("tuning", "report")[index % 2]), []).append(mask_scores.iou(alpha, gt))

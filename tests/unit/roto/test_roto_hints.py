@@ -15,7 +15,8 @@ import pytest
 from mattekit import roto
 from mattekit.roto import tracking
 from mattekit.subject.hints import Box, Point
-from mattekit.subject.keyframe_hints import KeyframeHint, parse_boxes, parse_excludes, parse_points
+from mattekit.subject.keyframe_hints import (HintMask, KeyframeHint, parse_boxes, parse_excludes, parse_hint_masks,
+                                             parse_points)
 from mattekit.tasks import registry
 from mattekit.errors import InputError, OutputError
 from mattekit.io import read_image, write_image
@@ -50,12 +51,12 @@ def test_keyframes_parse_and_errors(tmp_path):
             parse(given)
         assert "\n" not in str(caught.value) and str(caught.value).endswith(".")
     for kw, words in [({"box": parse_boxes("1:1,2,3,4;1:5,6,7,8")}, "more than one box"),
-                      ({"hint_mask": str(tmp_path / "none.####.png")}, "no existing file")]:
+                      ({"hint_mask": parse_hint_masks(str(tmp_path / "none.####.png"))}, "no existing file")]:
         with pytest.raises(InputError, match=words) as caught:
             tracking.Keyframes.of(**kw)
         assert "\n" not in str(caught.value) and str(caught.value).endswith(".")
     write_image(tmp_path / "k.0007.png", np.ones((4, 6), np.float32), bit_depth=8)
-    keys = tracking.Keyframes.of(hint_mask=str(tmp_path / "k.####.png"))
+    keys = tracking.Keyframes.of(hint_mask=parse_hint_masks(str(tmp_path / "k.####.png")))
     assert keys.frames == [7] and keys.hint(7, 4, 6).mask.shape == (4, 6)
     with pytest.raises(InputError, match="Keyframe 7: The hint mask is 6x4 but the image is 8x8"):
         keys.hint(7, 8, 8)
@@ -81,6 +82,58 @@ def test_keyframe_hints_print_as_text_that_reads_back():
     spec = roto.RotoSpec(plate="p.####.png", output="m.####.png", box="5:1,2,3,4@a", point="5:2,2")
     assert spec.box == parse_boxes("5:1,2,3,4@a") and spec.point == (KeyframeHint(5, Point(2, 2)),)
     assert roto.RotoSpec.from_dict(pickle.loads(pickle.dumps(spec.to_dict()))) == spec  # as the worker and Ray hand it on
+
+
+def test_hint_masks_are_read_once_into_values_that_every_reader_takes(tmp_path, monkeypatch, capsys):
+    """Issue 82: --hint-mask's text (PATTERN@NAME;...) was split again by each reader (roto's objects three times,
+    the worker's folders, the keyframes). It is read once, where the option is checked, into HintMask values
+    (pattern, object); it prints back as the text given (what the CLI, the worker and the Blender add-on send), a
+    bad value is one sentence (CLI exit 2, the worker's OptionError: a 400), and the worker confines each pattern."""
+    from mattekit.cli import main
+    from mattekit.options import OptionError
+    from mattekit.subject import keyframe_hints
+    from mattekit.worker.operations import PathPolicy, sequence_operation
+
+    declared = registry.sequences()["roto"].option_table()["hint_mask"]
+    masks = declared.check("/h/dog.####.png@dog; /h/v@2.####.png ;/h/sel.@.png@swan-2")
+    assert masks == (HintMask("/h/dog.####.png", "dog"), HintMask("/h/v@2.####.png"), HintMask("/h/sel.@.png", "swan-2"))
+    assert declared.text(masks) == "/h/dog.####.png@dog;/h/v@2.####.png;/h/sel.@.png@swan-2"
+    assert declared.check(declared.text(masks)) == masks and declared.check(masks, values=True) == masks
+    assert declared.paths(masks) == ["/h/dog.####.png", "/h/v@2.####.png", "/h/sel.@.png"]
+    for given, words in [("/h/a.####.png@d;/h/b.####.png@d", "The hint mask gives object 'd' two patterns"),
+                         ((HintMask("", "d"),), "is not (PATTERN, NAME)"), (5, "is not PATTERN or PATTERN@NAME"),
+                         ((HintMask("/h/a.####.png", "my dog"),), "a name of letters, digits")]:
+        with pytest.raises(OptionError, match=re.escape(words)) as caught:
+            declared.check(given, values=True)
+        assert "\n" not in str(caught.value) and str(caught.value).endswith("."), given
+
+    plate = tmp_path / "plate"
+    plate.mkdir()
+    (tmp_path / "masks").mkdir()
+    for frame in (1001, 1002):
+        write_image(plate / f"p.{frame}.png", np.random.default_rng(frame).random((16, 24, 3), np.float32), bit_depth=8)
+    for name, columns in (("dog", slice(0, 10)), ("swan", slice(14, 24))):
+        selection = np.zeros((16, 24), np.float32)
+        selection[2:14, columns] = 1.0
+        write_image(tmp_path / "masks" / f"{name}.1002.png", selection, bit_depth=8)
+    text = f"{tmp_path}/masks/dog.####.png@dog;{tmp_path}/masks/swan.####.png@swan"
+    request = {"plate": str(plate / "p.####.png"), "output": str(tmp_path / "out" / "m.####.png"), "model": "u2netp",
+               "hint_mask": text}
+    read = []
+    monkeypatch.setattr(keyframe_hints, "_masks_of", lambda given, real=keyframe_hints._masks_of: read.append(given)
+                        or real(given))
+    job = roto.RotoJob(registry.sequences()["roto"].make_options(request, host="cli"))
+    assert read == [text] and job.objects == ["dog", "swan"]  # the text read once, where the option is checked
+    assert [part.keyframes.masks for part in job.parts] == [{1002: tmp_path / "masks" / f"{name}.1002.png"}
+                                                            for name in ("dog", "swan")]
+    operation = sequence_operation(registry.sequences()["roto"], PathPolicy([str(tmp_path)]))
+    assert operation.make_options(request).hint_mask == job.spec.hint_mask
+    with pytest.raises(OptionError, match=r"^Option 'hint_mask' names '/etc/x.####.png', outside the allowed"):
+        operation.make_options(request | {"hint_mask": text + ";/etc/x.####.png@etc"})
+    code = main(["roto", request["plate"], "-o", request["output"], "--hint-mask", text + ";/h/b.####.png@dog"])
+    err = capsys.readouterr().err
+    assert code == 2 and "gives object 'dog' two patterns" in err and err.strip().count("\n") == 0, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_schedule_runs_chains_from_their_keyframes():
@@ -177,12 +230,13 @@ def test_a_hint_mask_per_object_writes_a_matte_per_object(shared, mirror, tmp_pa
         assert sorted(found) == [1001, 1002, 1003], name
         for frame, matte in found.items():
             assert matte[:, leaves].max() < 0.5 and matte[:, keeps].mean() > 0.02, (name, frame)
-    from mattekit.worker.operations import PathPolicy
+    from mattekit.worker.operations import PathPolicy, sequence_operation
 
-    policy = PathPolicy([str(tmp_path)])
-    policy.check("hint_mask", hint)
-    with pytest.raises(ValueError, match="outside"):
-        policy.check("hint_mask", hint + ";/etc/x.####.png@etc")
+    operation = sequence_operation(registry.sequences()["roto"], PathPolicy([str(tmp_path)]))
+    request = {"plate": plate, "output": str(tmp_path / "again" / "m.####.png"), "model": "u2netp", "hint_mask": hint}
+    assert operation.make_options(request).hint_mask == parse_hint_masks(hint)
+    with pytest.raises(ValueError, match=r"^Option 'hint_mask' names '/etc/x.####.png', outside the allowed folders"):
+        operation.make_options(request | {"hint_mask": hint + ";/etc/x.####.png@etc"})
 
 
 @pytest.mark.slow

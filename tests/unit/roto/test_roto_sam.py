@@ -25,7 +25,7 @@ from mattekit.cli import main
 from mattekit.errors import InputError
 from mattekit.io import read_image, write_image
 from mattekit.roto import objects, sam
-from mattekit.subject.keyframe_hints import parse_boxes
+from mattekit.subject.keyframe_hints import HintMask, parse_boxes
 from mattekit.tasks import registry
 from roto_runs import kill_when_written
 
@@ -87,14 +87,14 @@ def test_hints_name_their_objects(tmp_path):
     masks = roto.RotoSpec(plate=plate, output=str(tmp_path / "m.####.png"), box=f"1001:{RECT}@rect",
                           hint_mask="/h/disc.####.png@disc;/h/v@2.####.png")
     assert objects.names(masks) == ["disc", "1", "rect"]
-    parts = dict(objects.split(masks, read_plate(plate)))
-    assert parts["disc"].hint_mask == "/h/disc.####.png" and parts["1"].hint_mask == "/h/v@2.####.png"
+    parts = dict(objects.split(masks, read_plate(plate)))  # each object's masks without its name
+    assert parts["disc"].hint_mask == (HintMask("/h/disc.####.png"),) and parts["1"].hint_mask == (HintMask("/h/v@2.####.png"),)
     assert parts["rect"].hint_mask is None and parts["disc"].box is None
     lone = roto.RotoSpec(plate=plate, output=str(tmp_path / "m.####.png"), hint_mask="/h/disc.####.png@disc")
-    assert objects.split(lone, read_plate(plate)) is None and objects.strip(lone).hint_mask == "/h/disc.####.png"
-    twice = roto.RotoSpec(plate=plate, output=str(tmp_path / "m.####.png"), hint_mask="/h/a.####.png@d;/h/b.####.png@d")
-    with pytest.raises(InputError, match="two patterns"):
-        objects.names(twice)
+    assert objects.split(lone, read_plate(plate)) is None
+    assert objects.strip(lone).hint_mask == (HintMask("/h/disc.####.png"),)
+    with pytest.raises(InputError, match="two patterns"):  # refused where the text is read
+        roto.RotoSpec(plate=plate, output=str(tmp_path / "m.####.png"), hint_mask="/h/a.####.png@d;/h/b.####.png@d")
 
 
 def read_plate(plate: str):

@@ -56,9 +56,8 @@ def test_box_keeps_only_what_lies_inside_and_region_grows_it():
     hint = _make(60, 100, box="50,15,98,55")
     kept = hints.constrain(_two_blobs(), hint)
     assert kept[:, :50].max() == 0 and kept[20:50, 60:95].min() == 1
-    top, left, bottom, right = hints.region(hint, 60, 100)
-    assert (top, left, bottom, right) == (7, 42, 60, 100)
-    assert hints.region(_make(60, 100, include="3,3"), 60, 100) == (0, 0, 60, 100)
+    assert hints.region(hint, 60, 100) == hints.Box(42, 7, 100, 60)
+    assert hints.region(_make(60, 100, include="3,3"), 60, 100) == hints.Box(0, 0, 100, 60)
 
 
 def test_points_pick_and_drop_parts_with_their_soft_edge():
@@ -81,10 +80,35 @@ def test_hint_mask_allows_its_neighbourhood_only():
 
 def test_region_grows_the_hint_and_within_shifts_it():
     hint = _make(60, 100, box="40,20,60,30")  # 20 x 10 -> grown by 8 px a side -> 36 x 26
-    assert hints.region(hint, 60, 100) == (12, 32, 38, 68)
-    assert hints.region(_make(60, 100, box="2,50,30,58"), 60, 100) == (42, 0, 60, 38)  # clipped to the image
-    inner = hints.within(_make(60, 100, box="40,20,60,30", include="45,25", exclude="1,1"), 12, 32, 38, 68)
+    assert hints.region(hint, 60, 100) == hints.Box(32, 12, 68, 38)
+    assert hints.region(_make(60, 100, box="2,50,30,58"), 60, 100) == hints.Box(0, 42, 38, 60)  # clipped to the image
+    inner = hints.within(_make(60, 100, box="40,20,60,30", include="45,25", exclude="1,1"), hints.Box(32, 12, 68, 38))
     assert inner.box == (8, 8, 28, 18) and inner.include == ((13, 13),) and inner.exclude == ()
+
+
+def test_every_rectangle_is_a_box_x0_y0_x1_y1():
+    """Issue 82: hints mixed boxes (x0, y0, x1, y1) with regions (top, left, bottom, right), both bare tuples. Every
+    rectangle is a :class:`hints.Box` now, the region the model answers included, read from a mask once
+    (:meth:`hints.Box.around`); four bare numbers are refused where a hint or a hinted region is made."""
+    from mattekit.roto import tracking
+    from mattekit.subject import prompting
+
+    selection = np.zeros((60, 100), np.float32)
+    selection[12:38, 8:33] = 1.0  # rows 12..37, columns 8..32
+    assert hints.Box.around(selection) == hints.Box(8, 12, 33, 38) == tracking.box_of(selection)
+    assert hints.Box.around(np.zeros((4, 4), np.float32)) is None
+    region = hints.region(_make(60, 100, mask=selection), 60, 100)
+    assert isinstance(region, hints.Box) and region == hints.Box(0, 4, 41, 46)  # grown 8 px a side, clipped
+    assert selection[region.slices].shape == (region.height, region.width) == (42, 41)
+    assert prompting.prompts_of(_make(60, 100, box="40,20,60,30", mask=selection)).box == hints.Box(8, 12, 60, 38)
+    assert hints.around(_make(60, 100, include="50,30"), 60, 100, share=0.2).box == hints.Box(40, 24, 61, 37)
+    inner = hints.within(_make(60, 100, box="40,20,60,30", include="45,25"), hints.Box(32, 12, 68, 38))
+    assert isinstance(inner.box, hints.Box) and isinstance(inner.include[0], hints.Point)
+    for bare in ((0, 0, 60, 100), [8, 12, 33, 38]):
+        with pytest.raises(TypeError, match="is a Box"):
+            hints.Hint(box=bare)
+        with pytest.raises(TypeError, match="is a Box"):
+            hints.Hinted(hints.Hint(mask=selection), bare)
 
 
 def _two_colours() -> tuple[np.ndarray, np.ndarray]:
@@ -133,8 +157,8 @@ def test_an_include_point_on_what_the_model_missed_drops_none_of_its_parts():
     prediction = _two_blobs()
     on_a_part = _make(60, 100, include="70,30")
     missed = _make(60, 100, include="45,5")  # between the blobs: the model saw background there
-    picked = masks.hinted_mask(image, prediction, False, hints.Hinted(on_a_part, (0, 0, 60, 100)))
-    kept = masks.hinted_mask(image, prediction, False, hints.Hinted(missed, (0, 0, 60, 100)))
+    picked = masks.hinted_mask(image, prediction, False, hints.Hinted(on_a_part, hints.Box(0, 0, 100, 60)))
+    kept = masks.hinted_mask(image, prediction, False, hints.Hinted(missed, hints.Box(0, 0, 100, 60)))
     assert picked[:, :50].max() == 0 and picked[20:50, 60:95].min() == 1
     np.testing.assert_array_equal(kept, prediction)
 
@@ -169,21 +193,21 @@ def test_the_whole_images_answer_joins_the_boxs_answer_when_its_subject_is_in_th
 def test_picked_reads_the_networks_grid_for_the_share_in_the_box_and_the_points():
     low = np.zeros((10, 20), np.float32)  # the network's grid for a 100 x 400 photo: 10 x 20 photo px a cell
     low[2:6, 3:8] = 0.9  # its subject: photo rows 20-59, columns 60-159 (40 x 100 px)
-    assert hints.picked(low, hints.Hint(box=(60, 20, 160, 60)), 100, 400)  # all of it in the box
-    assert hints.picked(low, hints.Hint(box=(50, 10, 140, 70)), 100, 400)  # 4 of its 5 columns of cells: 0.8
-    assert not hints.picked(low, hints.Hint(box=(50, 10, 120, 70)), 100, 400)  # 3 of 5: it picked another subject
-    assert hints.picked(low, hints.Hint(box=(75, 25, 81, 29)), 100, 400, share=0.05)  # a box inside one cell reads it
-    assert not hints.picked(low, hints.Hint(box=(200, 0, 400, 100)), 100, 400, share=0.05)  # the other side
+    assert hints.picked(low, hints.Hint(box=hints.Box(60, 20, 160, 60)), 100, 400)  # all of it in the box
+    assert hints.picked(low, hints.Hint(box=hints.Box(50, 10, 140, 70)), 100, 400)  # 4 of its 5 columns of cells: 0.8
+    assert not hints.picked(low, hints.Hint(box=hints.Box(50, 10, 120, 70)), 100, 400)  # 3 of 5: it picked another subject
+    assert hints.picked(low, hints.Hint(box=hints.Box(75, 25, 81, 29)), 100, 400, share=0.05)  # a box inside one cell reads it
+    assert not hints.picked(low, hints.Hint(box=hints.Box(200, 0, 400, 100)), 100, 400, share=0.05)  # the other side
     assert hints.picked(low, hints.Hint(include=((100, 40), (159, 59))), 100, 400)  # both points on its subject
     assert not hints.picked(low, hints.Hint(include=((100, 40), (300, 40))), 100, 400)  # one on the background
-    assert not hints.picked(np.zeros_like(low), hints.Hint(box=(0, 0, 400, 100)), 100, 400)  # no subject at all
+    assert not hints.picked(np.zeros_like(low), hints.Hint(box=hints.Box(0, 0, 400, 100)), 100, 400)  # no subject at all
 
 
 @pytest.mark.parametrize("hint, task, box_focus, first", [
-    (hints.Hint(box=(0, 0, 10, 10)), "segment", False, True),  # a box alone
-    (hints.Hint(box=(0, 0, 10, 10), exclude=((5, 5),)), "matte", False, True),  # with exclude points, any network
-    (hints.Hint(box=(0, 0, 10, 10)), "segment", True, False),  # focused on the box
-    (hints.Hint(box=(0, 0, 10, 10), include=((5, 5),)), "segment", False, False),  # a point says where in the box
+    (hints.Hint(box=hints.Box(0, 0, 10, 10)), "segment", False, True),  # a box alone
+    (hints.Hint(box=hints.Box(0, 0, 10, 10), exclude=((5, 5),)), "matte", False, True),  # with exclude points, any network
+    (hints.Hint(box=hints.Box(0, 0, 10, 10)), "segment", True, False),  # focused on the box
+    (hints.Hint(box=hints.Box(0, 0, 10, 10), include=((5, 5),)), "segment", False, False),  # a point says where in the box
     (hints.Hint(include=((5, 5),)), "segment", False, True),  # include points alone on a segmentation network
     (hints.Hint(include=((5, 5),)), "matte", False, False),
     (hints.Hint(include=((5, 5),), mask=np.ones((10, 10), np.float32)), "segment", False, False),  # a hint mask

@@ -448,7 +448,7 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     whole = remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha",
                                        "box": f"4,4,{w - 4},{h - 4}", "box_focus": True})
     x, context = remove.TASK.prepare({"model": predictor}, {"image": pixels}, whole)
-    assert context.region == (0, 0, h, w) and x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels))
+    assert context.region == (0, 0, w, h) and x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels))
     calls.clear()
     found = Runner(remove.TASK, {"model": Counted()}, whole).arrays({"image": pixels})["result"]
     y = predictor(x)
