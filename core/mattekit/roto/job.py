@@ -33,7 +33,7 @@ from .summary import Summary
 from .sam import shared_features
 from .source import MatteSource, frames_read
 from .layers import ShotLayers, coverage_of, decontaminated, write_frame
-from ..tasks.roto import ROTO_MODEL_TASKS, RotoSpec
+from ..tasks.roto import RotoSpec
 from .spec import refuse_overwriting_inputs, refuse_shared_outputs
 from .store import Store
 
@@ -77,8 +77,7 @@ class RotoJob:
         refuse_overwriting_inputs(spec, self.plate, self.frames, {"output": self.alpha_out, **self.extra_out})
         if spec.bit_depth not in (8, 16, 32) or (spec.bit_depth == 32 and self.alpha_out.suffix.lower() != ".exr"):
             raise OutputError(f"A {spec.bit_depth}-bit matte cannot be written as {self.alpha_out.suffix}: use 8 or 16 (PNG, TIFF) or 16 or 32 (EXR).")
-        cat = catalog.load()
-        self.entry = cat.get(spec.model, ROTO_MODEL_TASKS) if spec.model else cat.default("segment")
+        self.entry = spec.model.entry if spec.model else catalog.load().default("segment")  # the checked option's
         default = temporal.for_model(self.entry)
         radius = default.radius if spec.radius is None else spec.radius
         self.temporal = dataclasses.replace(default, radius=radius) if spec.temporal and radius > 0 else None

@@ -9,7 +9,7 @@ network's alpha is the answer as it is. A hint answered by the hint model (SAM 2
 
 Images are sRGB H x W x 3|4 (float32 in [0,1], or uint8/uint16); predictions N x 1 x h x w tensors (or an h x w
 array without a hint) in [0,1]; alphas H x W float32 in [0,1]. A predictor is a loaded model
-(:class:`mattekit.runtime.Predictor`): ``prepare(image)``, a call and ``entry`` (its catalog entry). A context is
+(:class:`mattekit.runtime.Predictor`): ``prepare(image)``, a call and what it says of its model (``task``, ``net_size``). A context is
 what :func:`network_input` returns beside the input: None for the whole image without a hint, else the hint and
 the region answered (:class:`mattekit.subject.hints.Hinted`; region None for a hint of :func:`whole_first`).
 """
@@ -37,13 +37,13 @@ def network_input(predictor, image: np.ndarray, hint: hints.Hint, box_focus: boo
     box and more (include points, a hint mask, ``box_focus``) on a segmentation network 2 x C x h x w: the whole
     image's input after the region's, so that one network call answers both (:func:`network_alpha` joins them),
     unless the region is the whole image or the network's input size follows the image's and the two differ."""
-    if whole_first(hint, predictor.entry.task, box_focus):
+    if whole_first(hint, predictor.task, box_focus):
         return predictor.prepare(image), hints.Hinted(hint, None)
     x, context = masks.hinted_input(predictor, image, hint)
-    if hint.box is not None and predictor.entry.task == "segment" and not _covers_image(context, image):
+    if hint.box is not None and predictor.task == "segment" and not _covers_image(context, image):
         from ..engines import stack_inputs
 
-        if tuple(predictor.entry.input.net_size(*image.shape[:2])) == tuple(x.shape[2:]):
+        if tuple(predictor.net_size(*image.shape[:2])) == tuple(x.shape[2:]):
             x = stack_inputs([x, predictor.prepare(image)], "cpu")
     return x, context
 
@@ -62,7 +62,7 @@ def alpha_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction,
     window around the points (:func:`mattekit.subject.hints.around`). A matting network's alpha is always cut.
     ``refine``, ``colour``: as for :func:`network_alpha`; ``matting``: whether the edge is matted, as
     :func:`network_alpha` decided it."""
-    if predictor.entry.task != "segment":
+    if predictor.task != "segment":
         whole = network_alpha(predictor, image, None, prediction, refine, matting, colour)
         return hints.constrain(whole, hint, select=False)
     height, width = image.shape[:2]
@@ -99,7 +99,7 @@ def network_alpha(predictor, image: np.ndarray, context, prediction, refine: boo
     if context is not None and context.region is None:
         return alpha_from_whole(predictor, image, context.hint, prediction, refine, matting, colour)
     upsampling, device = masks.upsampling_of(predictor), masks.device_of(predictor, image)
-    if predictor is not None and predictor.entry.task == "matte":
+    if predictor is not None and predictor.task == "matte":
         return masks.hinted_mask(image, prediction, False, context, soft=True, upsampling=upsampling)
     mask = masks.hinted_mask(image, prediction, refine, context, colour=colour, upsampling=upsampling, device=device)
     if context is not None and context.hint.box is not None:  # the whole image's answer too, for what the box's
@@ -119,9 +119,9 @@ def network_alpha(predictor, image: np.ndarray, context, prediction, refine: boo
 
 
 def edge_matted(predictor, matting: bool) -> bool:
-    """Whether the mask's edge is matted: ``matting`` asks for it and ``predictor``'s catalog entry (None: no
+    """Whether the mask's edge is matted: ``matting`` asks for it and ``predictor``'s model (None: no
     catalog model) keeps it on (``edge_matting``, chosen per model from measurements: docs/benchmarks.md)."""
-    return matting and (predictor is None or predictor.entry.edge_matting)
+    return matting and (predictor is None or predictor.edge_matting)
 
 
 def prompted_alpha(net, image: np.ndarray, hint: hints.Hint, matting: bool = True) -> np.ndarray:

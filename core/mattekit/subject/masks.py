@@ -13,7 +13,7 @@ and the matting keeps each pixel on the network's side of 0.5.
 Images are sRGB H x W x 3|4 (float32 in [0,1], or uint8/uint16 where said); predictions are
 1 x 1 x h x w tensors or h x w arrays in [0,1]; masks and alphas H x W float32 in [0,1].
 A predictor is a loaded model (:class:`mattekit.runtime.Predictor`): ``prepare(image)``, a call
-and ``entry`` (its catalog entry).
+and what it says of its model (``task``, ``upsampling``).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import numpy as np
 from ..ops.filters import guided_filter
 from ..ops.pixels import between, unit_float
 from ..ops.regions import each_tile, grown, tiles_holding
-from ..ops.resizing import resize, shrunk
+from ..ops.resizing import resized_map, shrunk
 from . import hints
 from ..matting import trimap as trimaps
 from ..matting.alpha import AlphaOptions, auto_scale
@@ -44,13 +44,6 @@ MATTE_TILE = 1024  # px: the matting's tiles (larger: its windows carry a wider 
 # The matte task (a trimap or a mask: GIMP's Refine Edges) keeps its own iterations and two rings.
 EDGE_ITERATIONS = 8
 EDGE_SAMPLE_RINGS = 1
-
-
-def upsample(low: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
-    """The plain model: a probability map (h x w) resized to height x width (``method``: the catalog's
-    ``output.upsample``, as the model's reference pipeline does it), float32 in [0,1]."""
-    mask = resize(low, height, width, method)
-    return np.clip(mask, 0.0, 1.0, out=mask if mask is not low else None)
 
 
 def unsure(mask: np.ndarray) -> np.ndarray:
@@ -82,7 +75,7 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     """Upsample a low-resolution probability map (h x w) to the image (H x W x 3: float32 [0,1], or
     uint8/uint16, made float a tile at a time), touching only where the model is unsure.
 
-    Upsampling by ``upsampling`` (:func:`upsample`); where the model is sure (probability <= 0.1 or >= 0.9) the result is 0 or 1.
+    Upsampling by ``upsampling`` (:func:`~mattekit.ops.resizing.resized_map`); where the model is sure (probability <= 0.1 or >= 0.9) the result is 0 or 1.
     In the uncertain band (unsure pixels widened by ``GROW`` x the upsampling factor) a colour guided
     filter of radius ``RADIUS`` x the factor moves the edge onto the photo's edges, its coefficients solved on the
     photo shrunk to about ``COEFFICIENTS`` px per network px (from factor 3 on: the fast guided filter); it runs in the
@@ -96,7 +89,7 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     its memory runs out.
     """
     height, width = image.shape[:2]
-    mask = upsample(low, height, width, upsampling)
+    mask = resized_map(low, height, width, upsampling)
     factor = max(height / low.shape[0], width / low.shape[1])
     if factor <= max(1.0, refine_above):
         return mask if soft else round_sure(mask)
@@ -138,13 +131,13 @@ def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, sof
                          upsampling: str = "bilinear", device=None, refine_above: float = 1.0) -> np.ndarray:
     """The network's prediction (1 x 1 x h x w tensor or h x w array, [0,1]) as a full-resolution
     subject mask for ``image`` (H x W x 3|4): float32 H x W in [0,1]. ``refine``: :func:`refine_mask`,
-    else the plain model (:func:`upsample` by ``upsampling``, the model's ``output.upsample``). ``soft``: the prediction is a matting model's alpha, whose
+    else the plain model (:func:`~mattekit.ops.resizing.resized_map` by ``upsampling``, the model's). ``soft``: the prediction is a matting model's alpha, whose
     near-0 and near-1 values are hair and motion blur, not doubt: they are not rounded. ``device``: where a GPU
     refines it (:func:`device_of`). ``refine_above``: see :func:`refine_mask`."""
     low = prediction_array(prediction)
     if refine:
         return refine_mask(image[..., :3], low, soft, upsampling, device, refine_above)
-    return upsample(low, *image.shape[:2], upsampling)
+    return resized_map(low, *image.shape[:2], upsampling)
 
 
 def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, in_place: bool = False,
@@ -284,15 +277,15 @@ def device_of(predictor, image: np.ndarray):
 
 
 def upsampling_of(predictor) -> str:
-    """How ``predictor``'s prediction is resized to the photo (its catalog ``output.upsample``); "bilinear" for
-    None (a prediction made without a catalog model)."""
-    return predictor.entry.output.upsample if predictor is not None else "bilinear"
+    """How ``predictor``'s prediction is resized to the photo (its :attr:`~mattekit.runtime.Predictor.upsampling`);
+    "bilinear" for None (a prediction made without a catalog model)."""
+    return predictor.upsampling if predictor is not None else "bilinear"
 
 
 def predict_mask(predictor, image: np.ndarray, refine: bool = True) -> np.ndarray:
     """Subject mask of ``image`` (H x W x 3|4 float32 [0,1]) by ``predictor``: float32 H x W in [0,1]."""
     return mask_from_prediction(image, predictor(predictor.prepare(image)), refine,
-                                upsampling=predictor.entry.output.upsample, device=device_of(predictor, image))
+                                upsampling=predictor.upsampling, device=device_of(predictor, image))
 
 
 def hinted_input(predictor, image: np.ndarray, hint: hints.Hint) -> tuple:

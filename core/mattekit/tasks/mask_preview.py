@@ -8,14 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..subject import masks
-from ..options import option
+from ..options import ModelChoice, option
 from .common import ModelOptions
 from .registry import Port, Task, model_input
 
 
 @dataclass
 class PreviewOptions(ModelOptions):
-    model: str | None = option(None, "segmentation model (see `mattekit models list`); default: the catalog's",
+    model: ModelChoice | None = option(None, "segmentation model (see `mattekit models list`); default: the catalog's",
                                model="segment")
 
 

@@ -190,7 +190,7 @@ def model_menus(models) -> dict[str, list[dict]]:
 
     cat = catalog.load()
     config = str(settings.config_path())
-    loaded = {predictor.entry.name for predictor in models.loaded()}
+    loaded = {predictor.name for predictor in models.loaded()}
     menus: dict[str, list[dict]] = {}
     for m in cat.models.values():
         menus.setdefault(m.task, []).append({
