@@ -147,19 +147,16 @@ class Option:
 
     def _model(self, value: Any) -> ModelChoice:
         """The :class:`ModelChoice` of a model's name (looked up in the catalog: the one lookup of a run), of a loaded
-        Predictor given from the API (its task checked), or of a choice already made; OptionError in the catalog's
+        Predictor given from the API or of a choice already made (their task checked); OptionError in the catalog's
         words for a name it lacks or a model of another task."""
         from . import catalog, errors
 
-        if isinstance(value, ModelChoice):
-            return value
         try:
             if isinstance(value, str):
                 return ModelChoice(value, catalog.load().get(value, self.model))
-            choice = value.as_choice()
-            tasks = (self.model,) if isinstance(self.model, str) else self.model
-            if choice.task not in tasks:  # the catalog's sentence, without a second lookup
-                catalog.Catalog({choice.name: choice.entry}, {}).get(choice.name, self.model)
+            choice = value if isinstance(value, ModelChoice) else value.as_choice()
+            if choice.task not in ((self.model,) if isinstance(self.model, str) else self.model):
+                catalog.Catalog({choice.name: choice.entry}, {}).get(choice.name, self.model)  # its sentence
             return choice
         except (errors.MattekitError, ValueError) as exc:
             raise OptionError(str(exc)) from None

@@ -104,10 +104,8 @@ class Predictor:
     edge_matting = property(lambda self: self.entry.edge_matting,
                             doc="Segmentation: its mask's uncertain edge is matted by default (measured per model).")
 
-    def as_choice(self):
+    def as_choice(self) -> ModelChoice:
         """This model as a model option's value (:class:`mattekit.options.ModelChoice`): the API's ``model=``."""
-        from .options import ModelChoice
-
         return ModelChoice(self.entry.name, self.entry, self)
 
     def net_size(self, height: int, width: int) -> tuple[int, int]:
@@ -303,7 +301,8 @@ class ModelCache:
             entry = _entry_of(choice, catalog_task)
             weights_path = getattr(options, name.replace("model", "weights"), None)
             try:
-                models[name] = self.get(choice or entry, catalog_task, device=device, weights_path=weights_path)
+                chosen = choice if isinstance(choice, ModelChoice) else entry  # (a choice may hold a loaded model)
+                models[name] = self.get(chosen, catalog_task, device=device, weights_path=weights_path)
             except WeightsError as exc:
                 raise _missing(exc, entry, catalog_task, table[name]) from None
         return models

@@ -91,11 +91,14 @@ def test_a_model_choice_prints_as_its_name_and_holds_the_row():
 def test_a_loaded_model_from_the_api_is_the_value(shared, mirror):
     """The API's model= a loaded Predictor: the option holds it, and the run uses it (nothing loads by name)."""
     import mattekit
+    from mattekit.options import OptionError
     from mattekit.tasks import registry
 
     predictor = mattekit.load_model("u2netp", device="cpu")
     options = registry.get("remove").make_options({"model": predictor}, host="api")
     assert options.model.predictor is predictor and str(options.model) == "u2netp"
+    with pytest.raises(OptionError, match="Model 'u2netp' is a segment model, not an upscale model"):
+        registry.get("upscale").make_options({"model": predictor}, host="api")
     image = np.full((40, 40, 3), 0.5, np.float32)
     mattekit.clear_models()
     alpha = mattekit.remove_background(image, model=predictor, result="alpha")

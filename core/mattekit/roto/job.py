@@ -263,7 +263,7 @@ class RotoJob:
 
 # ----------------------------------------------------------------------------------- worker operation
 
-def run_operation(options: dict, progress: Callable[[float, str], None], models=None,
+def run_operation(options: RotoSpec | dict, progress: Callable[[float, str], None], models=None,
                   confine: Confinement | None = None) -> list:
     """The worker's asynchronous ``roto`` operation: paths in, files out, progress reported; the model
     comes from ``models`` (the worker's :class:`mattekit.runtime.ModelCache`: loaded once, kept warm).
@@ -271,7 +271,7 @@ def run_operation(options: dict, progress: Callable[[float, str], None], models=
     ``progress(fraction, message)`` may raise to cancel (the worker does when a client cancels);
     frames already written stay, and a re-run resumes. ``confine``: as :class:`RotoJob`'s.
     """
-    spec = RotoSpec.from_dict(options)
+    spec = options if isinstance(options, RotoSpec) else RotoSpec.from_dict(options)  # (checked, or plain values)
     job = RotoJob(spec, models, confine)
     progress(0.0, f"Roto: {len(job.frames)} frames of {job.plate.describe()}")
     summary = job.run(progress=lambda p: progress(p.fraction, p.message()))  # "frame 5 of 40 (1005), ..."

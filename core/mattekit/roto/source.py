@@ -43,7 +43,6 @@ class MatteSource:
         (:func:`.sam.shared_features`; None: the source makes its own)."""
         self.plate = plate
         self.keyframes = keyframes
-        self.entry = entry
         self.predictor = (models or runtime.ModelCache()).get(entry, entry.task, device=device, weights_path=weights)
         self.refine, self.refine_above = refine, refine_above  # (masks.refine_mask's)
         self.temporal = temporal_options if temporal_options and temporal_options.radius > 0 else None

@@ -152,7 +152,7 @@ def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
         return checked
 
     def run(models, inputs: dict, options, progress: Progress, warn=None) -> tuple[dict, None]:
-        run_operation(options.to_dict(), progress, models, confine=paths)  # checked again as files are written
+        run_operation(options, progress, models, confine=paths)  # checked again as files are written
         return {}, None  # the files written and their manifest carry the provenance
 
     def describe() -> dict:

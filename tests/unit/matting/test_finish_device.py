@@ -19,6 +19,7 @@ from mattekit.matting.foreground import PARTIAL, estimate_foreground
 from mattekit.matting.foreground_device import estimate_foreground_on
 from mattekit.ops import on_device
 from mattekit.ops.filters import box_mean
+from mattekit.ops.resizing import resized_map
 from mattekit.subject import masks
 
 pytestmark = pytest.mark.needs_data
@@ -97,7 +98,7 @@ def test_refinement_on_a_device_gives_the_cpu_mask(shared, u2netp, photo, scale)
     factor = masks.detail_of(*image.shape[:2], low)
     cpu = masks.refine_mask(image, low, soft=True)
     device = masks.refine_mask(image, low, soft=True, device=CPU)  # (a model's CUDA device, masks.device_of, there)
-    plain = masks.upsample(low, *image.shape[:2])
+    plain = resized_map(low, *image.shape[:2])
     grow, _, subsample = masks.band_filter(factor)
     band = masks.edge_band(plain, grow)
     assert np.array_equal(device[~band], plain[~band]) and not np.array_equal(device[band], plain[band])
