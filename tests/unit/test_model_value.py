@@ -49,7 +49,8 @@ def lookups(monkeypatch):
     ("remove", 160, ["--model", "u2netp"]),
     ("remove", 160, ["--model", "u2netp", "--box", "20,20,120,120", "--hint-model", "none"]),
     ("upscale", 24, ["--model", "rfdn-x4"]),
-    ("matte", 160, ["--model", "people"]),  # an alias of a matting model (its task decides the model's kind)
+    pytest.param("matte", 160, ["--model", "people"], marks=pytest.mark.slow),  # an alias of a matting model (its
+    # task decides the model's kind); slow: MODNet's first load here (20 s on the shared 2 cores)
 ])
 def test_a_command_looks_its_model_up_once(command, side, model, shared, mirror, tmp_path, lookups):
     """A real CLI run in this process asks the catalog for its model once: the option's check finds it and every
