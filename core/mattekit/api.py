@@ -122,11 +122,9 @@ def run(task_name: str, x, output: str | Path | None = None, keep_personal: bool
     task = registry.get(task_name)
     ports = {p.name: p for p in task.inputs[1:]}
     given = {k: kwargs.pop(k) for k in list(kwargs) if k in ports and kwargs[k] is not None}
-    table = task.option_table()
-    loaded = {k: kwargs.pop(k) for k in list(kwargs) if k in table and table[k].model and not isinstance(kwargs[k], (str, type(None)))}
-    options = task.make_options(kwargs, host="api")
+    options = task.make_options(kwargs, host="api")  # a model option holds a loaded model given here
     if isinstance(x, (str, Path)):
-        return _run_file(task, Path(x), output, options, given, loaded, written)
+        return _run_file(task, Path(x), output, options, given, written)
     image, kind = _to_array(x, integers=task.inputs[0].integers)
     inputs = {"image": image}
     for name, value in given.items():
@@ -134,7 +132,7 @@ def run(task_name: str, x, output: str | Path | None = None, keep_personal: bool
         inputs[name] = plane if ports[name].kind == "image" or plane.ndim == 2 else plane[..., 0]
     from .running.runner import Runner
 
-    models = models_cache().for_task(task, options, set(given), loaded)
+    models = models_cache().for_task(task, options, set(given))
     result = Runner(task, models, options).arrays(inputs, note=lambda sentence: _warn(task, sentence))
     return _back(result[task.outputs[0].name], kind)
 
@@ -161,7 +159,7 @@ def _warn(task, sentence: str, path: Path | None = None) -> None:
     warnings.warn(f"{path}: {text}" if path is not None else text[:1].upper() + text[1:], stacklevel=2)
 
 
-def _run_file(task, source: Path, output, options, given: dict, loaded: dict, written) -> Path:
+def _run_file(task, source: Path, output, options, given: dict, written) -> Path:
     """Run ``task`` on the file ``source`` and write its result where :mod:`mattekit.io.naming` puts it (beside it, or
     ``output``); an output that would replace a file the run reads is refused before any model loads. ``written``:
     what the file carries besides its pixels (:class:`~mattekit.tasks.common.FileOptions`)."""
@@ -171,11 +169,11 @@ def _run_file(task, source: Path, output, options, given: dict, loaded: dict, wr
 
     out = str(output) if output else None
     paths = {name: str(value) for name, value in given.items() if isinstance(value, (str, Path))}
-    suffix = naming.output_suffix(task, options, loaded.get(task.main))
+    suffix = naming.output_suffix(task, options)
     [(_, target)] = naming.plan_outputs([(source, source.parent)], out, suffix,
                                         naming.output_extension(task, options, out), task.files_read(options, paths),
                                         api=True, overwrite=written.overwrite)
-    models = models_cache().for_task(task, options, set(given), loaded)
+    models = models_cache().for_task(task, options, set(given))
     runner = Runner(task, models, options, {name: str(value) for name, value in given.items()},
                     provenance.record(task, options, models) if written.provenance else None,
                     personal=written.keep_personal)

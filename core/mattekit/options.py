@@ -21,6 +21,29 @@ class OptionError(ValueError):
     """An option value outside its declaration; the message is one sentence naming the option."""
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model option's value once checked (:meth:`Option.check`): the name as given (a model or an alias such as
+    ``people``; it prints, and is recorded, as that name), the catalog row it stands for (``entry``, a
+    :class:`mattekit.catalog.ModelEntry`) and, given from the Python API, the loaded model (``predictor``, a
+    :class:`mattekit.runtime.Predictor`; None: loaded by name when a run needs it). Every step after the check
+    reads it: the model is looked up in the catalog once."""
+
+    name: str
+    entry: Any = field(repr=False)
+    predictor: Any = field(default=None, repr=False, compare=False)
+
+    task = property(lambda self: self.entry.task, doc='What the model does: "segment", "matte", "upscale", ...')
+    scale = property(lambda self: self.entry.scale, doc="Its upscaling factor (1 but for super-resolution).")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def stands_for(self) -> str | None:
+        """What an alias stands for, "MODEL (LICENCE)"; None for a model's own name."""
+        return None if self.name == self.entry.name else f"{self.entry.name} ({self.entry.licence})"
+
+
 def option(default: Any = None, help: str = "", *, choices: tuple | None = None, minimum: float | None = None,
            maximum: float | None = None, model: str | tuple | None = None, flag: str | None = None, label: str | None = None,
            hosts: tuple[str, ...] = ("cli", "worker", "api"), path: bool = False,
@@ -29,8 +52,9 @@ def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
     """A dataclass field with the metadata every front end needs.
 
     choices / minimum / maximum: the allowed values (checked everywhere by :meth:`Option.check`).
-    model: the catalog task whose model names this option holds ("segment", "depth", ...), or a tuple of
-    them; the catalog's aliases of those tasks' models (``people``, ``objects``) are accepted too.
+    model: the catalog task whose model names this option takes ("segment", "depth", ...), or a tuple of
+    them; the catalog's aliases of those tasks' models (``people``, ``objects``) are accepted too. The option holds a
+    :class:`ModelChoice` (its field's type), or the text ``none`` where ``none`` allows it.
     flag: the CLI flag when not ``--<name with dashes>``.
     default: ``dataclasses.MISSING`` for a required option.
     label: the short name a dialog shows (default: from the name). hosts: the front ends that offer
@@ -93,6 +117,8 @@ class Option:
             if self.nullable:
                 return None
             raise OptionError(f"Option '{self.name}' needs a value.")
+        if self.model and (isinstance(value, ModelChoice) or (values and hasattr(value, "as_choice"))):
+            return self._model(value)
         if self.parse and values and not isinstance(value, str):
             return self._parsed(value)
         kind = self.type
@@ -116,14 +142,25 @@ class Option:
             return value
         if kind is str and self.parse:
             return self._parsed(value)
-        if kind is str and self.model:  # the name of a catalog model (or alias), checked without loading it
-            from . import catalog, errors
-
-            try:
-                catalog.load().get(value, self.model)
-            except (errors.MattekitError, ValueError) as exc:
-                raise OptionError(str(exc)) from None
+        if kind is str and self.model:  # the name of a catalog model (or alias), found without loading it
+            return self._model(value)
         return value
+
+    def _model(self, value: Any) -> ModelChoice:
+        """The :class:`ModelChoice` of a model's name (looked up in the catalog: the one lookup of a run), of a loaded
+        Predictor given from the API or of a choice already made (their task checked); OptionError in the catalog's
+        words for a name it lacks or a model of another task."""
+        from . import catalog, errors
+
+        try:
+            if isinstance(value, str):
+                return ModelChoice(value, catalog.load().get(value, self.model))
+            choice = value if isinstance(value, ModelChoice) else value.as_choice()
+            if choice.task not in ((self.model,) if isinstance(self.model, str) else self.model):
+                catalog.Catalog({choice.name: choice.entry}, {}).get(choice.name, self.model)  # its sentence
+            return choice
+        except (errors.MattekitError, ValueError) as exc:
+            raise OptionError(str(exc)) from None
 
     def _parsed(self, value: Any) -> Any:
         """The option's value that ``parse`` gives for ``value`` (its text, or a value as it is); OptionError in the
@@ -198,7 +235,7 @@ def options_of(cls: type) -> tuple[Option, ...]:
         meta = f.metadata.get("mattekit")
         if meta is None:
             continue
-        kind, nullable = _field_type(hints[f.name], parsed=meta["parse"] is not None)
+        kind, nullable = _field_type(hints[f.name], parsed=meta["parse"] is not None or meta["model"] is not None)
         required = f.default is dataclasses.MISSING
         nullable = (nullable or f.default is None) and not required
         out.append(Option(

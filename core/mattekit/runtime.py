@@ -17,12 +17,13 @@ import numpy as np
 from . import catalog as catalog_mod
 from . import nets, settings, weights
 from .ops.pixels import quantise
-from .ops.resizing import resize
+from .ops.resizing import resize, resized_map
 from .engines import gpus, threads
 from .engines import build
 from .engines.measure import measure_engines
 from .engines.plan import Plan, decide
 from .catalog import ModelEntry
+from .options import ModelChoice
 from .errors import MattekitError
 
 if TYPE_CHECKING:
@@ -90,6 +91,52 @@ class Predictor:
     device_type = property(lambda self: self.engine.device_type, doc='"cpu", "cuda" or "mps".')
     device = property(lambda self: self.engine.device, doc="The torch.device (imports torch).")
     dtype = property(lambda self: self.engine.dtype, doc="The torch dtype the net runs in (imports torch).")
+
+    name = property(lambda self: self.entry.name, doc="The model's catalog name.")
+    task = property(lambda self: self.entry.task, doc='What it does: "segment", "matte", "upscale", "depth", "prompt".')
+    scale = property(lambda self: self.entry.scale, doc="Its upscaling factor (1 but for super-resolution).")
+    overlap = property(lambda self: self.entry.overlap, doc="Pixels its tiles overlap by (None: the default).")
+    pad_multiple = property(lambda self: self.entry.pad_multiple, doc="A side of its input is a multiple of this.")
+    upsampling = property(lambda self: self.entry.output.upsample,
+                          doc="How its map is resized to the photo (a :func:`~mattekit.ops.resizing.resize` method).")
+    recurrent = property(lambda self: self.entry.recurrent, doc="A video net carrying state from frame to frame.")
+    warmup = property(lambda self: self.entry.warmup, doc="Recurrent: frames run before a chunk's first frame.")
+    edge_matting = property(lambda self: self.entry.edge_matting,
+                            doc="Segmentation: its mask's uncertain edge is matted by default (measured per model).")
+
+    def as_choice(self) -> ModelChoice:
+        """This model as a model option's value (:class:`mattekit.options.ModelChoice`): the API's ``model=``."""
+        return ModelChoice(self.entry.name, self.entry, self)
+
+    def net_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (H, W) in pixels the net sees for a ``height`` x ``width`` photo."""
+        return self.entry.input.net_size(height, width)
+
+    def to_image(self, prediction, height: int, width: int) -> np.ndarray:
+        """The prediction's first map (N x C x h x w array or tensor, or an h x w array; [0,1]) brought back to the
+        photo: ``height`` x ``width`` float32 in [0,1], resized as the model's reference pipeline does
+        (:attr:`upsampling`)."""
+        if isinstance(prediction, np.ndarray):
+            low = (prediction[0, 0] if prediction.ndim == 4 else prediction).astype(np.float32, copy=False)
+        else:
+            low = prediction[0, 0].float().cpu().numpy()
+        return resized_map(low, height, width, self.upsampling)
+
+    def as_net_input(self, tiles: torch.Tensor) -> torch.Tensor:
+        """N x 3 x h x w RGB tensor in [0,1] (already at the net's size: super-resolution's tiles) -> the net's
+        input values (colour order, mean, std and value scale as :func:`prepare_array`)."""
+        import torch
+
+        spec = self.entry.input
+        if spec.colour_order == "BGR":
+            tiles = tiles.flip(1)
+        mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
+        return (tiles - mean) / std * (spec.extra_scale * spec.value_scale)
+
+    def as_rgb(self, images: torch.Tensor) -> torch.Tensor:
+        """An image prediction (N x 3 x h x w, super-resolution's) in RGB order (the net's colour order undone)."""
+        return images.flip(1) if self.entry.input.colour_order == "BGR" else images
 
     @property
     def family(self):
@@ -222,45 +269,42 @@ class ModelCache:
                                              measure=measure_engines)
             return self._plans[request]
 
-    def get(self, model: str | ModelEntry | None, task: str | None = None, device: str | torch.device | None = "auto",
-            weights_path: str | Path | None = None, backend: str | None = "auto",
-            precision: str | None = "auto") -> Predictor:
-        """The Predictor for ``model`` (None: the catalog's default ``task`` model), loaded on first use."""
-        cat = catalog_mod.load()
-        if isinstance(model, ModelEntry):
-            entry = model
-        elif model is None:
-            entry = cat.default(task)
-        else:
-            entry = cat.get(model, task)
+    def get(self, model: ModelChoice | ModelEntry | str | None, task: str | None = None,
+            device: str | torch.device | None = "auto", weights_path: str | Path | None = None,
+            backend: str | None = "auto", precision: str | None = "auto") -> Predictor:
+        """The Predictor for ``model`` (a checked model option's value, a catalog entry, a name, or None: the
+        catalog's default ``task`` model), loaded on first use; a choice that holds a loaded model gives it."""
+        if isinstance(model, ModelChoice) and model.predictor is not None:
+            return model.predictor
+        entry = _entry_of(model, task)
         plan = self.plan(entry, device, weights_path, backend, precision)
         with self._lock:
             if plan.key in self._loaded:
                 return self._loaded[plan.key]
             predictor = self._loaded[plan.key] = Predictor(entry, plan)
         if self.say is not None:
-            for sentence in load_notices(predictor, str(device or "auto")):
+            for sentence in load_notices(entry, predictor, str(device or "auto")):
                 self.say(sentence)
         return predictor
 
-    def for_task(self, task, options, given: set[str] = frozenset(), loaded: dict | None = None) -> dict:
+    def for_task(self, task, options, given: set[str] = frozenset()) -> dict:
         """{model option: Predictor} for one run of ``task`` (a registry Task) with ``options``: the models
-        ``task.models_needed(options, given)`` names, each from this cache (or from ``loaded``, models the
-        caller already holds). A model whose weights are missing says what the user can do instead."""
+        ``task.models_needed(options, given)`` names, each the one its option holds (a model the API was given) or
+        from this cache. A model whose weights are missing says what the user can do instead."""
         from .errors import WeightsError
 
         table = task.option_table()
         device = getattr(options, "device", "auto")
         models = {}
         for name, catalog_task in task.models_needed(options, given).items():
-            if loaded and name in loaded:
-                models[name] = loaded[name]
-                continue
+            choice = getattr(options, name)
+            entry = _entry_of(choice, catalog_task)
             weights_path = getattr(options, name.replace("model", "weights"), None)
             try:
-                models[name] = self.get(getattr(options, name), catalog_task, device=device, weights_path=weights_path)
+                chosen = choice if isinstance(choice, ModelChoice) else entry  # (a choice may hold a loaded model)
+                models[name] = self.get(chosen, catalog_task, device=device, weights_path=weights_path)
             except WeightsError as exc:
-                raise _missing(exc, getattr(options, name), catalog_task, table[name]) from None
+                raise _missing(exc, entry, catalog_task, table[name]) from None
         return models
 
     def loaded(self) -> list[Predictor]:
@@ -273,15 +317,25 @@ class ModelCache:
             self._loaded.clear()
 
 
-def _missing(exc, model: str | None, catalog_task: str, option) -> MattekitError:
-    """The error for a run whose ``model`` (None: the default) lacks its weights (``exc``): one short sentence, the
+def _entry_of(model: ModelChoice | ModelEntry | str | None, task: str | None) -> ModelEntry:
+    """The catalog row ``model`` stands for: a checked choice's or an entry as it is (no lookup), a name looked up,
+    None the catalog's default ``task`` model."""
+    if isinstance(model, ModelChoice):
+        return model.entry
+    if isinstance(model, ModelEntry):
+        return model
+    cat = catalog_mod.load()
+    return cat.default(task) if model is None else cat.get(model, task)
+
+
+def _missing(exc, entry: ModelEntry, catalog_task: str, option) -> MattekitError:
+    """The error for a run whose model ``entry`` lacks its weights (``exc``): one short sentence, the
     fix first (register the mirror's converted copy, pick a model that is here with ``option``'s flag, or get the
     weights; each with ``option.missing``, what the user can do instead, where there is one), then the
     model it is about; the places tried are ``exc``'s detail, which the CLI prints with --debug."""
     from .errors import WeightsError
     from .weights.download import offline
 
-    entry = catalog_mod.load().get(model, catalog_task) if model else catalog_mod.load().default(catalog_task)
     here = [e.name for e, _ in catalog_mod.load().available(catalog_task)]
     missing = f"the weights of {entry.name} cannot be had here"
     if exc.fix:
@@ -301,11 +355,11 @@ def _missing(exc, model: str | None, catalog_task: str, option) -> MattekitError
 _NOTICES_SHOWN: set[str] = set()  # licence notices are said once per process
 
 
-def load_notices(predictor: Predictor, asked_device: str) -> list[str]:
-    """What a front end tells its user once ``predictor`` has loaded ('mattekit: ...' sentences, each once per process,
-    the unlicensed-weights one once per user): the catalog's notice, the weights' missing licence, and a GPU left idle
-    while the model runs on the CPU (``asked_device``: the device as the user gave it)."""
-    entry, said = predictor.entry, []
+def load_notices(entry: ModelEntry, predictor: Predictor, asked_device: str) -> list[str]:
+    """What a front end tells its user once ``predictor`` of catalog ``entry`` has loaded ('mattekit: ...' sentences,
+    each once per process, the unlicensed-weights one once per user): the catalog's notice, the weights' missing
+    licence, and a GPU left idle while the model runs on the CPU (``asked_device``: the device as the user gave it)."""
+    said = []
     if entry.notice and entry.name not in _NOTICES_SHOWN:
         said.append(f"mattekit: {entry.notice}")
         _NOTICES_SHOWN.add(entry.name)

@@ -90,6 +90,8 @@ def _parameters(options: type, imports: set[str], skip=(), sequence: bool = Fals
         if option.parse:  # the text, or the value in the API's plain form; None: text only
             kinds = ["str", *filter(None, [VALUE_FORMS[option.parse]]), *(["None"] if option.nullable else [])]
             imports.update(re.findall(r"(mattekit(?:\.[a-z_]\w*)+)\.[A-Z]", VALUE_FORMS[option.parse] or ""))
+        elif option.model:  # the name (the options hold the model it names: mattekit.options.ModelChoice)
+            kinds = ["str", *(["None"] if option.nullable else [])]
         else:
             kinds = _text(hints[option.name], imports).split(" | ")
         if option.model and not sequence:

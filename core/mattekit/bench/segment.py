@@ -19,7 +19,6 @@ from .. import catalog, io, runtime, weights
 from . import metrics
 from ..ops.pixels import unit_float
 from ..ops.resizing import lanczos
-from ..finish.refine import mask_from_prediction
 from ..errors import InputError, MattekitError, WeightsError
 from ..progress import shown
 from ..tasks import matte, remove
@@ -68,8 +67,10 @@ class _KeepingOutput:
 
     def __init__(self, predictor):
         self.predictor = predictor
-        self.entry = predictor.entry  # the tasks read the catalog entry (matte: which kind of model)
         self.output = None
+
+    def __getattr__(self, name: str):
+        return getattr(self.predictor, name)  # what the tasks ask of the model (its task, upsampling...)
 
     def prepare(self, image: np.ndarray):
         return self.predictor.prepare(image)
@@ -154,8 +155,7 @@ def measure(model: str, rows: list[tuple[Path, Path]], device: str = "auto", wei
             gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
             alphas = {"default pipeline": task.run({"model": predictor}, {"image": image}, options)["result"]}
             if entry.task == "segment":
-                alphas["plain model"] = mask_from_prediction(image, predictor.output, refine=False,
-                                                                   upsampling=entry.output.upsample)
+                alphas["plain model"] = predictor.to_image(predictor.output, *image.shape[:2])
             if reference is not None:
                 alphas["onnxruntime (rembg)"] = reference.alpha(image)
             for method, alpha in alphas.items():

@@ -87,7 +87,7 @@ def run(args) -> int:
     models = {"model": predictor}
     print(f"bench shadow on {data}: {len(rows)} composites of alphamatting subjects (sorted; tuning half = "
           f"even-indexed, report half = odd-indexed) over grabcut50/sr photos as surfaces; model "
-          f"{predictor.entry.name} on {args.device}; scored outside the subject (true alpha < {OUTSIDE})")
+          f"{predictor.name} on {args.device}; scored outside the subject (true alpha < {OUTSIDE})")
     results, seconds, sheet = {}, [0.0, 0.0], []
     with shown(len(rows), "composite") as report:  # on stderr: a bar on a terminal, a line per composite elsewhere
         for index, (half, scene) in enumerate(rows):

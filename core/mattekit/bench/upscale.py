@@ -147,14 +147,13 @@ def _mb(n: int) -> str:
 def run(args) -> int:
     runtime.set_threads(args.threads)
     predictor = runtime.ModelCache().get(args.model, "upscale", device=args.device, weights_path=args.weights)
-    entry = predictor.entry
 
     def run_net(image, progress=None):  # the network at its own factor, tiles as asked
         return upscale(predictor, image, tile=args.tile, progress=progress)
 
     device = predictor.device
     precision = str(predictor.dtype).replace("torch.", "")
-    print(f"model {entry.name} (x{entry.scale}, {precision}) on {device}, "
+    print(f"model {predictor.name} (x{predictor.scale}, {precision}) on {device}, "
           f"{torch.get_num_threads() if device.type == 'cpu' else 1} thread(s), tile {args.tile if args.tile is not None else 'auto'}")
     if args.size:
         return _run_large(args, run_net, device)
@@ -162,7 +161,7 @@ def run(args) -> int:
         raise MattekitError("Give --data DIR (a benchmark set) or --size WxH (a timing run).")
     from .. import io
 
-    pairs = _pairs(Path(args.data), entry.scale)[: args.limit]
+    pairs = _pairs(Path(args.data), predictor.scale)[: args.limit]
     run_net(np.zeros((16, 16, 3), np.float32))  # warm-up: first-call costs are not timed
     gpu = device.type == "cuda"
     header = (f"{'image':<18}{'LR size':>10}{'PSNR-Y':>9}{'SSIM-Y':>9}{'bic PSNR':>9}{'bic SSIM':>9}"
@@ -178,8 +177,8 @@ def run(args) -> int:
         sr = run_net(lr)
         seconds = time.perf_counter() - start
         peak = peak_rss()
-        p, s = sr_scores(sr, hr, entry.scale)
-        bp, bs = sr_scores(bicubic_baseline(lr, entry.scale), hr, entry.scale)
+        p, s = sr_scores(sr, hr, predictor.scale)
+        bp, bs = sr_scores(bicubic_baseline(lr, predictor.scale), hr, predictor.scale)
         prgb = psnr(to_255(sr), to_255(hr))
         rows.append((p, s, bp, bs, prgb, seconds, peak))
         line = (f"{lr_path.stem:<18}{f'{lr.shape[1]}x{lr.shape[0]}':>10}{p:9.2f}{s:9.4f}{bp:9.2f}{bs:9.4f}"
@@ -188,7 +187,7 @@ def run(args) -> int:
     m = np.mean(np.array(rows), axis=0)
     print(f"{f'mean of {len(rows)}':<28}{m[0]:9.2f}{m[1]:9.4f}{m[2]:9.2f}{m[3]:9.4f}{m[4]:9.2f}{m[5]:9.2f}"
           f"{_mb(int(max(r[6] for r in rows))):>13}")
-    print(f"Y = BT.601 luma (16-235) of 8-bit results, {entry.scale}-px border cropped; SSIM 11x11 Gaussian (sigma 1.5); "
+    print(f"Y = BT.601 luma (16-235) of 8-bit results, {predictor.scale}-px border cropped; SSIM 11x11 Gaussian (sigma 1.5); "
           f"bic = Pillow bicubic; PSNR-RGB = all channels, no crop (RFDN test-code convention); peak RSS = "
           + ("process peak resident set per image (VmHWM, reset before each image)." if resettable
              else "process-lifetime peak resident set (getrusage; no per-image reset on this OS)."))

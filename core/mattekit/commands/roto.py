@@ -98,8 +98,8 @@ def run(args) -> int:
             job = None
         else:
             job = roto.RotoJob(spec, ModelCache(say=say_on_stderr))
-            if spec.model and spec.model != job.entry.name:  # an alias: say what it stands for and its licence
-                print(f"mattekit: --model {spec.model} is {job.entry.name} ({job.entry.licence})", file=sys.stderr)
+            if spec.model and spec.model.stands_for():  # an alias: say what it stands for and its licence
+                print(f"mattekit: --model {spec.model} is {spec.model.stands_for()}", file=sys.stderr)
             if job.missing:
                 print(f"mattekit: warning: skipping {len(job.missing)} missing frame(s): {format_frames(job.missing)}",
                       file=sys.stderr)

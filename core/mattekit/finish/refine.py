@@ -1,5 +1,5 @@
 """The network's prediction as the photo's mask (:func:`mask_from_prediction`): resized to the photo as the model's
-own pipeline does (:func:`upsample`) and, where the model is unsure, moved onto the photo's edges (:func:`refine_mask`).
+own pipeline does (:func:`~mattekit.ops.resizing.resized_map`) and, where the model is unsure, moved onto the photo's edges (:func:`refine_mask`).
 
 Only the model's uncertain band is worked on: where the network is sure, the mask is its own prediction rounded to
 0 or 1; the edge-aware refinement runs in the band's tiles here, or over the whole photo on a model's GPU
@@ -15,7 +15,7 @@ from ..matting import trimap as trimaps
 from ..ops.filters import guided_filter
 from ..ops.pixels import between, unit_float
 from ..ops.regions import each_tile, grown, tiles_holding
-from ..ops.resizing import resize
+from ..ops.resizing import resized_map
 
 # The uncertain band, in multiples of the upsampling factor (chosen on grabcut50's tuning half):
 GROW = 0.5    # how far the band reaches beyond the unsure pixels
@@ -25,12 +25,6 @@ TILE = 512    # px: the band's work is done in tiles this size that hold unsure 
 REFINE_TILE = 128  # px: the refinement's tiles where it runs at full resolution (its margin is then <= 26 px)
 COEFFICIENTS = 2.0  # the guided filter's coefficients are solved at this many photo px per network px, or more (subsampled)
 
-
-def upsample(low: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
-    """The plain model: a probability map (h x w) resized to height x width (``method``: the catalog's
-    ``output.upsample``, as the model's reference pipeline does it), float32 in [0,1]."""
-    mask = resize(low, height, width, method)
-    return np.clip(mask, 0.0, 1.0, out=mask if mask is not low else None)
 
 def unsure(mask: np.ndarray) -> np.ndarray:
     """Where the model is unsure: probabilities strictly between the trimap's known levels (0.1, 0.9). H x W bool."""
@@ -58,7 +52,7 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     """Upsample a low-resolution probability map (h x w) to the image (H x W x 3: float32 [0,1], or
     uint8/uint16, made float a tile at a time), touching only where the model is unsure.
 
-    Upsampling by ``upsampling`` (:func:`upsample`); where the model is sure (probability <= 0.1 or >= 0.9) the result is 0 or 1.
+    Upsampling by ``upsampling`` (:func:`~mattekit.ops.resizing.resized_map`); where the model is sure (probability <= 0.1 or >= 0.9) the result is 0 or 1.
     In the uncertain band (unsure pixels widened by ``GROW`` x the upsampling factor) a colour guided
     filter of radius ``RADIUS`` x the factor moves the edge onto the photo's edges, its coefficients solved on the
     photo shrunk to about ``COEFFICIENTS`` px per network px (from factor 3 on: the fast guided filter); it runs in the
@@ -72,7 +66,7 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     its memory runs out.
     """
     height, width = image.shape[:2]
-    mask = upsample(low, height, width, upsampling)
+    mask = resized_map(low, height, width, upsampling)
     factor = max(height / low.shape[0], width / low.shape[1])
     if factor <= max(1.0, refine_above):
         return mask if soft else round_sure(mask)
@@ -111,10 +105,10 @@ def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, sof
                          upsampling: str = "bilinear", device=None, refine_above: float = 1.0) -> np.ndarray:
     """The network's prediction (1 x 1 x h x w tensor or h x w array, [0,1]) as a full-resolution
     subject mask for ``image`` (H x W x 3|4): float32 H x W in [0,1]. ``refine``: :func:`refine_mask`,
-    else the plain model (:func:`upsample` by ``upsampling``, the model's ``output.upsample``). ``soft``: the prediction is a matting model's alpha, whose
+    else the plain model (:func:`~mattekit.ops.resizing.resized_map` by ``upsampling``, the model's ``output.upsample``). ``soft``: the prediction is a matting model's alpha, whose
     near-0 and near-1 values are hair and motion blur, not doubt: they are not rounded. ``device``: where a GPU
     refines it (:func:`mattekit.finish.device.device_of`). ``refine_above``: see :func:`refine_mask`."""
     low = prediction_array(prediction)
     if refine:
         return refine_mask(image[..., :3], low, soft, upsampling, device, refine_above)
-    return upsample(low, *image.shape[:2], upsampling)
+    return resized_map(low, *image.shape[:2], upsampling)

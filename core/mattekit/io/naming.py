@@ -19,23 +19,24 @@ from ..fsutil import NAME_MAX, TEMP_EXTRA, FilesRead, temporary_name
 from .outputs import IMAGE_SUFFIXES, WRITABLE, companion_files, same_format
 
 
-def output_suffix(task, options, model=None) -> str:
+def output_suffix(task, options) -> str:
     """The suffix of ``task``'s output names for ``options`` ("_cutout", "_x4"): ``{scale}`` is the upscaling
-    factor of ``model`` (the loaded main model, when one is given) or of the catalog's entry (nothing loads)."""
+    factor of the main model its option holds (:class:`mattekit.options.ModelChoice`), or of the catalog's default
+    (nothing loads)."""
     suffix = task.suffix_for(options)
     if "{scale}" in suffix:
-        suffix = suffix.replace("{scale}", str(model.entry.scale if model is not None else _catalog_scale(task, options)))
+        suffix = suffix.replace("{scale}", str(_scale(task, options)))
     return suffix
 
 
-def _catalog_scale(task, options) -> int:
-    """The upscaling factor of the task's main model, from the catalog (no weights loaded)."""
+def _scale(task, options) -> int:
+    """The upscaling factor of the task's main model: its option's, or the catalog's default model's."""
+    chosen = getattr(options, task.main)
+    if chosen is not None:
+        return chosen.scale
     from .. import catalog
 
-    cat = catalog.load()
-    name = getattr(options, task.main)
-    catalog_task = task.option_table()[task.main].model
-    return (cat.get(name, catalog_task) if name else cat.default(catalog_task)).scale
+    return catalog.load().default(task.option_table()[task.main].model).scale
 
 
 def output_extension(task, options, out: str | None) -> Callable[[Path], str]:

@@ -131,6 +131,13 @@ def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> 
     return resized.reshape((height, width) + x.shape[2:])
 
 
+def resized_map(low: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
+    """A probability map (h x w) resized to height x width by ``method`` (a model's upsampling, as its reference
+    pipeline does it: :meth:`mattekit.runtime.Predictor.to_image`), float32 in [0,1]."""
+    mask = resize(low, height, width, method)
+    return np.clip(mask, 0.0, 1.0, out=mask if mask is not low else None)
+
+
 def shrunk(x: np.ndarray, scale: int) -> np.ndarray:
     """``x`` (H x W [x C], its pixels' channels contiguous; float [0,1] or uint8/uint16) shrunk ``scale`` times by
     block means (:func:`block_means`), float32 in [0,1]. No float copy of ``x`` is made."""

@@ -75,8 +75,8 @@ class HintChain:
             if not self.users[parent]:
                 del self.done[parent]
         predictor = self.source.predictor
-        soft = self.source.entry.task == "matte"
-        upsampling = self.source.entry.output.upsample
+        soft = predictor.task == "matte"
+        upsampling = predictor.upsampling
         mask, pixels = None, picture.pixels
         if parent is not None:  # a carried hint: the whole frame, only what lies near the carried subject kept
             context = hints.Hinted(hint, hints.Box(0, 0, width, height))

@@ -33,7 +33,7 @@ from .summary import Summary
 from .sam import shared_features
 from .source import MatteSource, frames_read
 from .layers import ShotLayers, coverage_of, decontaminated, write_frame
-from ..tasks.roto import ROTO_MODEL_TASKS, RotoSpec
+from ..tasks.roto import RotoSpec
 from .spec import refuse_overwriting_inputs, refuse_shared_outputs
 from .store import Store
 
@@ -77,8 +77,7 @@ class RotoJob:
         refuse_overwriting_inputs(spec, self.plate, self.frames, {"output": self.alpha_out, **self.extra_out})
         if spec.bit_depth not in (8, 16, 32) or (spec.bit_depth == 32 and self.alpha_out.suffix.lower() != ".exr"):
             raise OutputError(f"A {spec.bit_depth}-bit matte cannot be written as {self.alpha_out.suffix}: use 8 or 16 (PNG, TIFF) or 16 or 32 (EXR).")
-        cat = catalog.load()
-        self.entry = cat.get(spec.model, ROTO_MODEL_TASKS) if spec.model else cat.default("segment")
+        self.entry = spec.model.entry if spec.model else catalog.load().default("segment")  # the checked option's
         default = temporal.for_model(self.entry)
         radius = default.radius if spec.radius is None else spec.radius
         self.temporal = dataclasses.replace(default, radius=radius) if spec.temporal and radius > 0 else None
@@ -264,7 +263,7 @@ class RotoJob:
 
 # ----------------------------------------------------------------------------------- worker operation
 
-def run_operation(options: dict, progress: Callable[[float, str], None], models=None,
+def run_operation(options: RotoSpec | dict, progress: Callable[[float, str], None], models=None,
                   confine: Confinement | None = None) -> list:
     """The worker's asynchronous ``roto`` operation: paths in, files out, progress reported; the model
     comes from ``models`` (the worker's :class:`mattekit.runtime.ModelCache`: loaded once, kept warm).
@@ -272,7 +271,7 @@ def run_operation(options: dict, progress: Callable[[float, str], None], models=
     ``progress(fraction, message)`` may raise to cancel (the worker does when a client cancels);
     frames already written stay, and a re-run resumes. ``confine``: as :class:`RotoJob`'s.
     """
-    spec = RotoSpec.from_dict(options)
+    spec = options if isinstance(options, RotoSpec) else RotoSpec.from_dict(options)  # (checked, or plain values)
     job = RotoJob(spec, models, confine)
     progress(0.0, f"Roto: {len(job.frames)} frames of {job.plate.describe()}")
     summary = job.run(progress=lambda p: progress(p.fraction, p.message()))  # "frame 5 of 40 (1005), ..."

@@ -44,7 +44,6 @@ class MatteSource:
         (:func:`.sam.shared_features`; None: the source makes its own)."""
         self.plate = plate
         self.keyframes = keyframes
-        self.entry = entry
         self.predictor = (models or runtime.ModelCache()).get(entry, entry.task, device=device, weights_path=weights)
         self.refine, self.refine_above = refine, refine_above  # (finish.refine.refine_mask's)
         self.temporal = temporal_options if temporal_options and temporal_options.radius > 0 else None
@@ -77,17 +76,17 @@ class _MatteRun:
                  pictures: bool):
         self.source, self.predictor, self.emit, self.cancel, self.pictures = (
             source, source.predictor, emit, cancel, pictures)
-        self.recurrent = source.entry.recurrent
+        self.recurrent = self.predictor.recurrent
         self.failures: list[MattekitError] = []
         self.stopped = False
         self.emitter = _Emitter(self.emit_unless_cancelled)
         self.stage = ordered.OrderedSmoother(source.temporal, source.plate.frames, frames, self.emitter.put,
                                               device=temporal_device.device_for(self.predictor))
-        self.steps = (recurrent_steps(source.plate.frames, self.stage.frames, source.entry.warmup) if self.recurrent
+        self.steps = (recurrent_steps(source.plate.frames, self.stage.frames, self.predictor.warmup) if self.recurrent
                       else self.stage.frames)
         self.chain = None
         if source.keyframes is not None:  # a promptable model tracks with its memory, others carry along the flow
-            self.chain = (SamChain if source.entry.task == "prompt" else HintChain)(source, self.stage)
+            self.chain = (SamChain if self.predictor.task == "prompt" else HintChain)(source, self.stage)
             self.steps = self.chain.order
         self.pushed = set(self.stage.frames)
         self.carried_frame, self.carried_state = None, None  # recurrent: the last frame run and the state after it
@@ -139,10 +138,10 @@ class _MatteRun:
         return self.predictor.prepare(picture.pixels), picture
 
     def upsample(self, frame: int, picture: Picture, prediction) -> np.ndarray:
-        entry = self.source.entry
-        return mask_from_prediction(picture.pixels, prediction, self.source.refine, soft=entry.task == "matte",
-                                          upsampling=entry.output.upsample, device=device_of(self.predictor, picture.pixels),
-                                          refine_above=self.source.refine_above)
+        predictor = self.predictor
+        return mask_from_prediction(picture.pixels, prediction, self.source.refine, soft=predictor.task == "matte",
+                                    upsampling=predictor.upsampling, device=device_of(self.predictor, picture.pixels),
+                                    refine_above=self.source.refine_above)
 
     def upsample_and_keep(self, frame: int, picture: Picture, prediction) -> tuple:
         alpha = self.upsample(frame, picture, prediction)

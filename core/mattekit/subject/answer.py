@@ -10,7 +10,7 @@ answered by the hint model (SAM 2.1): :func:`prompted_alpha`.
 
 Images are sRGB H x W x 3|4 (float32 in [0,1], or uint8/uint16); predictions N x 1 x h x w tensors (or an h x w
 array without a hint) in [0,1]; alphas H x W float32 in [0,1]. A predictor is a loaded model
-(:class:`mattekit.runtime.Predictor`): ``prepare(image)``, a call and ``entry`` (its catalog entry). A context is
+(:class:`mattekit.runtime.Predictor`): ``prepare(image)``, a call and what it says of its model (``task``, ``net_size``). A context is
 what :func:`network_input` returns beside the input: None for the whole image without a hint, else the hint and
 the region answered (:class:`mattekit.subject.hints.Hinted`; region None for a hint of :func:`whole_first`).
 """
@@ -42,13 +42,13 @@ def network_input(predictor, image: np.ndarray, hint: hints.Hint, box_focus: boo
     box and more (include points, a hint mask, ``box_focus``) on a segmentation network 2 x C x h x w: the whole
     image's input after the region's, so that one network call answers both (:func:`network_answer` joins them),
     unless the region is the whole image or the network's input size follows the image's and the two differ."""
-    if whole_first(hint, predictor.entry.task, box_focus):
+    if whole_first(hint, predictor.task, box_focus):
         return predictor.prepare(image), hints.Hinted(hint, None)
     x, context = masks.hinted_input(predictor, image, hint)
-    if hint.box is not None and predictor.entry.task == "segment" and not _covers_image(context, image):
+    if hint.box is not None and predictor.task == "segment" and not _covers_image(context, image):
         from ..engines import stack_inputs
 
-        if tuple(predictor.entry.input.net_size(*image.shape[:2])) == tuple(x.shape[2:]):
+        if tuple(predictor.net_size(*image.shape[:2])) == tuple(x.shape[2:]):
             x = stack_inputs([x, predictor.prepare(image)], "cpu")
     return x, context
 
@@ -86,7 +86,7 @@ def answer_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction
     at them. Otherwise that answer picked another subject, and the network answers the hint's region in a second
     call: the box's, or a window around the points (:func:`mattekit.subject.hints.around`). A matting network's alpha
     is always cut. ``refine``, ``colour``, ``device``: as for :func:`network_answer`."""
-    if predictor.entry.task != "segment":
+    if predictor.task != "segment":
         whole = network_answer(predictor, image, None, prediction, refine, colour, device)
         return whole._replace(cut=hint)
     height, width = image.shape[:2]
@@ -118,7 +118,7 @@ def network_answer(predictor, image: np.ndarray, context, prediction, refine: bo
     if context is not None and context.region is None:
         return answer_from_whole(predictor, image, context.hint, prediction, refine, colour, device)
     upsampling = masks.upsampling_of(predictor)
-    if predictor is not None and predictor.entry.task == "matte":
+    if predictor is not None and predictor.task == "matte":
         return Answer(masks.hinted_mask(image, prediction, False, context, soft=True, upsampling=upsampling), soft=True)
     seen = image.shape[:2] if context is None else (context.region.height, context.region.width)
     detail = detail_of(*seen, prediction)
@@ -136,7 +136,7 @@ def network_answer(predictor, image: np.ndarray, context, prediction, refine: bo
 def edge_matted(predictor, matting: bool) -> bool:
     """Whether a segmentation mask's edge is matted: ``matting`` asks for it and ``predictor``'s catalog entry (None:
     no catalog model) keeps it on (``edge_matting``, chosen per model from measurements: docs/benchmarks.md)."""
-    return matting and (predictor is None or predictor.entry.edge_matting)
+    return matting and (predictor is None or predictor.edge_matting)
 
 
 def prompted_alpha(net, image: np.ndarray, hint: hints.Hint, matting: bool = True) -> np.ndarray:

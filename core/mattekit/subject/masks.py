@@ -5,7 +5,7 @@ unsure and constrained by the hint (:func:`hinted_mask`, :mod:`mattekit.subject.
 The prediction becomes a full-resolution mask in :mod:`mattekit.finish.refine`; its edge is matted in
 :mod:`mattekit.finish.edge`. Images are sRGB H x W x 3|4 (float32 in [0,1], or uint8/uint16 where said); predictions
 are 1 x 1 x h x w tensors or h x w arrays in [0,1]; masks H x W float32 in [0,1]. A predictor is a loaded model
-(:class:`mattekit.runtime.Predictor`): ``prepare(image)``, a call and ``entry`` (its catalog entry).
+(:class:`mattekit.runtime.Predictor`): ``prepare(image)``, a call and what it says of its model (``task``, ``upsampling``).
 """
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ from . import hints
 
 
 def upsampling_of(predictor) -> str:
-    """How ``predictor``'s prediction is resized to the photo (its catalog ``output.upsample``); "bilinear" for
-    None (a prediction made without a catalog model)."""
-    return predictor.entry.output.upsample if predictor is not None else "bilinear"
+    """How ``predictor``'s prediction is resized to the photo (its :attr:`~mattekit.runtime.Predictor.upsampling`);
+    "bilinear" for None (a prediction made without a catalog model)."""
+    return predictor.upsampling if predictor is not None else "bilinear"
 
 def predict_mask(predictor, image: np.ndarray, refine: bool = True) -> np.ndarray:
     """Subject mask of ``image`` (H x W x 3|4 float32 [0,1]) by ``predictor``: float32 H x W in [0,1]."""
     return mask_from_prediction(image, predictor(predictor.prepare(image)), refine,
-                                upsampling=predictor.entry.output.upsample, device=device_of(predictor, image))
+                                upsampling=predictor.upsampling, device=device_of(predictor, image))
 
 def hinted_input(predictor, image: np.ndarray, hint: hints.Hint) -> tuple:
     """(the network input for ``image`` or for its region the ``hint`` outlines, the context that

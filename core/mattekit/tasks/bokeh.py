@@ -16,7 +16,7 @@ from .. import lens
 from ..lens.disparity import estimate_depth, refine_depth
 from ..errors import MattekitError
 from ..subject.masks import predict_mask
-from ..options import OptionError, option
+from ..options import ModelChoice, OptionError, option
 from .common import DEVICE_HELP, DEVICE_PARSE, WEIGHTS_PARSE
 from .registry import Port, Task, no_model_input
 
@@ -38,11 +38,11 @@ class BokehOptions:
                                    minimum=0.0, maximum=10.0)
     blades: int = option(0, "aperture blades (polygonal bokeh), 0 = round, else 3 to 16", minimum=0, maximum=16)
     rotation: float = option(0.0, "turn the aperture polygon by this angle in degrees", minimum=-360.0, maximum=360.0)
-    depth_model: str | None = option(None, "depth model (see `mattekit models list`); default: the catalog's",
+    depth_model: ModelChoice | None = option(None, "depth model (see `mattekit models list`); default: the catalog's",
                                      model="depth", missing="use --mask-only to blur without a depth model")
     depth_weights: Path | None = option(None, "use this depth weights file instead of the catalog's download",
                                        path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
-    segment_model: str | None = option(None, "segmentation model for the subject; default: the catalog's",
+    segment_model: ModelChoice | None = option(None, "segmentation model for the subject; default: the catalog's",
                                        model="segment")
     device: str = option("auto", DEVICE_HELP, parse=DEVICE_PARSE)
     highlight_threshold = 0.6  # linear value where the highlight boost starts (not an option)

@@ -8,14 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..lens.disparity import depth_from_prediction, normalize_depth
-from ..options import option
+from ..options import ModelChoice, option
 from .common import ModelOptions
 from .registry import Port, Task, model_input
 
 
 @dataclass
 class DepthOptions(ModelOptions):
-    model: str | None = option(None, "depth model (see `mattekit models list`); default: the catalog's", model="depth")
+    model: ModelChoice | None = option(None, "depth model (see `mattekit models list`); default: the catalog's", model="depth")
     normalize: bool = option(True, "rescale the map to [0,1] (1 = nearest); off: the raw prediction (>= 0)")
 
 

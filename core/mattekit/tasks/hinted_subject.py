@@ -16,7 +16,7 @@ from pathlib import Path
 from ..finish.device import device_of
 from ..finish.edge import alpha_from_mask
 from ..subject import answer, hints
-from ..options import NONE, option
+from ..options import ModelChoice, NONE, option
 from .common import WEIGHTS_PARSE, ModelOptions
 from .registry import Port, segment_or_matte
 
@@ -27,7 +27,7 @@ BOX_PARSE, POINTS_PARSE = "mattekit.subject.hints:parse_box", "mattekit.subject.
 class SubjectOptions(ModelOptions):
     """The subject's alpha: which model, how its mask becomes an alpha, and the user's hint."""
 
-    model: str | None = option(None, "segmentation model, or a trimap-free matting model (people, birefnet-matting) "
+    model: ModelChoice | None = option(None, "segmentation model, or a trimap-free matting model (people, birefnet-matting) "
                                "whose soft alpha is used as it is (see `mattekit models list`); default: the "
                                "catalog's segmentation model", model=("segment", "matte"))
     refine: bool = option(True, "edge-aware upsampling of the network's mask (off: plain bilinear)")
@@ -50,7 +50,7 @@ class SubjectOptions(ModelOptions):
     colour: bool = option(True, "with a hint the model answers on its region: where the network is unsure, decide "
                           "by the colours of the subject and the background (GrabCut inside the hint)",
                           label="Colour refinement")
-    hint_model: str | None = option(
+    hint_model: ModelChoice | str | None = option(
         None, "the promptable model (SAM 2.1, see `mattekit models list`) that answers the hint (a box, include "
         "points or a hint mask; exclude points with them); default: the catalog's, its weights fetched on first use; "
         "none: the segmentation model answers it", model="prompt",

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 
 from ..finish.refine import mask_from_prediction
 from ..subject import masks
-from ..options import option
+from ..options import ModelChoice, option
 from .common import ModelOptions
 from .registry import Port, Task, model_input
 
 
 @dataclass
 class PreviewOptions(ModelOptions):
-    model: str | None = option(None, "segmentation model (see `mattekit models list`); default: the catalog's",
+    model: ModelChoice | None = option(None, "segmentation model (see `mattekit models list`); default: the catalog's",
                                model="segment")
 
 

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..finish.device import device_of
-from ..finish.refine import mask_from_prediction, prediction_array
+from ..finish.refine import mask_from_prediction
 from ..finish import cutout
 from ..ops.pixels import grey_map
-from ..ops.resizing import resize
 from ..subject import masks
 from ..errors import MattekitError
 from ..finish.matte import MattingOptions, alpha_from_trimap, check_edge, matte_edge
-from ..options import option
+from ..options import ModelChoice, option
 from .common import CutoutOptions, ModelOptions, format_for, suffix_for
 from .registry import BACKDROP, RESULT, SHADOW, Port, Task, model_input, no_model_input, segment_or_matte
 
@@ -31,7 +30,7 @@ from .registry import BACKDROP, RESULT, SHADOW, Port, Task, model_input, no_mode
 class MatteOptions(ModelOptions, CutoutOptions):
     """Matting: where the alpha comes from and how hard the solver works, plus the cut-out options."""
 
-    model: str | None = option(None, "without a trimap or mask: a matting model (e.g. modnet-portrait) or a "
+    model: ModelChoice | None = option(None, "without a trimap or mask: a matting model (e.g. modnet-portrait) or a "
                                "segmentation model whose mask is matted; default: the catalog's segmentation model",
                                model=("segment", "matte"))
     band: int | None = option(None, "half-width in pixels of the unknown band of trimaps made from masks "
@@ -64,10 +63,8 @@ def _finish(models, inputs, options: MatteOptions, context, prediction) -> dict:
         mask = np.clip(grey_map(_plane(inputs["mask"], image, "mask")), 0.0, 1.0)
         check_edge(mask)
         alpha = matte_edge(image, mask, MattingOptions.of(options))
-    elif models["model"].entry.task == "matte":
-        low = prediction_array(prediction)
-        h, w = image.shape[:2]
-        alpha = np.clip(resize(low, h, w, masks.upsampling_of(models["model"])), 0.0, 1.0)
+    elif models["model"].task == "matte":
+        alpha = models["model"].to_image(prediction, *image.shape[:2])
     else:
         mask = mask_from_prediction(image, prediction, upsampling=masks.upsampling_of(models["model"]),
                                           device=device_of(models["model"], image))

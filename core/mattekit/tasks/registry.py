@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..options import Option, OptionError, options_of
+from ..options import ModelChoice, Option, OptionError, options_of
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,10 @@ SHADOW = Port("shadow", "alpha", optional=True, help="with shadow keep: the shad
 Models = typing.Mapping[str, Any]  # option name of a model field -> a loaded Predictor
 
 
-def segment_or_matte(model: str | None) -> str:
+def segment_or_matte(model: ModelChoice | None) -> str:
     """The catalog task of a model option that takes segmentation or trimap-free matting models: "matte"
     for a matting network (its alpha is the answer), "segment" for a segmentation one or the default."""
-    from .. import catalog
-
-    return "segment" if model is None else catalog.load().get(model, ("segment", "matte")).task
+    return "segment" if model is None else model.task
 
 
 def model_input(models: Models, inputs: dict, options) -> tuple:

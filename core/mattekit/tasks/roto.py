@@ -11,7 +11,7 @@ from dataclasses import MISSING, asdict, dataclass
 from pathlib import Path
 
 from ..io.frame_ranges import Frames
-from ..options import option
+from ..options import ModelChoice, option
 from ..subject.keyframe_hints import HintMask, KeyframeHint, parse_boxes, parse_excludes, parse_hint_masks, parse_points
 from .common import DEVICE_HELP, DEVICE_PARSE, WEIGHTS_PARSE
 from .registry import SequenceTask
@@ -58,7 +58,7 @@ class RotoSpec:
     keep_personal: bool = option(False, "keep the plate's personal metadata in the --layers files: location (GPS, "
                                  "place names), owner and people's names, serial numbers, maker notes; left out by "
                                  "default (no other output carries the plate's metadata)")
-    model: str | None = option(None, "people (permissive people matting, Apache-2.0), objects (the default "
+    model: ModelChoice | None = option(None, "people (permissive people matting, Apache-2.0), objects (the default "
                                "segmentation model), any segment or matte model of `mattekit models list`, or a SAM 2.1 "
                                "model (sam2.1-hiera-tiny...: tracks the hinted objects with its memory); default: objects",
                                model=ROTO_MODEL_TASKS)
@@ -102,11 +102,14 @@ class RotoSpec:
 
     def __post_init__(self) -> None:
         """Keyframe hints and hint masks given to the class as text (not through the declaration's check, which
-        parses them) read as their values (:mod:`mattekit.subject.keyframe_hints`); values stay as they are."""
+        parses them) read as their values (:mod:`mattekit.subject.keyframe_hints`), and a model's name as the checked
+        choice (:class:`~mattekit.options.ModelChoice`); values stay as they are."""
         for name, parse in (("box", parse_boxes), ("point", parse_points), ("exclude", parse_excludes),
                             ("hint_mask", parse_hint_masks)):
             if isinstance(getattr(self, name), str):
                 setattr(self, name, parse(getattr(self, name)))
+        if isinstance(self.model, str):
+            self.model = TASK.option_table()["model"].check(self.model)
 
     @classmethod
     def from_dict(cls, values: dict) -> "RotoSpec":
@@ -114,7 +117,8 @@ class RotoSpec:
         return cls(**known)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The options as plain values (a model as its name), for :meth:`from_dict` in another process."""
+        return asdict(self) | {"model": None if self.model is None else str(self.model)}
 
 
 TASK = SequenceTask(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..options import OptionError, option
+from ..options import ModelChoice, OptionError, option
 from .common import ModelOptions
 from .registry import Port, Task, no_model_input
 
@@ -23,7 +23,7 @@ MIN_TILE = 64  # input pixels: under it the tiles are mostly overlap (tiling cla
 class UpscaleOptions(ModelOptions):
     """Super-resolution: model, output size, detail strength, tiling, how alpha is upscaled."""
 
-    model: str | None = option(None, "upscale model (see `mattekit models list`); default: the catalog's", model="upscale")
+    model: ModelChoice | None = option(None, "upscale model (see `mattekit models list`); default: the catalog's", model="upscale")
     scale: float | None = option(None, "output size / input size (default: the model's own factor, 2 or 4)",
                                  minimum=0.01, maximum=MAX_SCALE)
     width: int | None = option(None, "output width in pixels, the height keeping the aspect (instead of scale)",

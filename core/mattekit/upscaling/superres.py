@@ -122,21 +122,11 @@ class _TileFunction:
 
     def __init__(self, predictor: runtime.Predictor, channels: int, alpha: str | None, strength: float):
         self.predictor = predictor
-        self.spec_in = predictor.entry.input
-        self.scale = predictor.entry.scale
+        self.scale = predictor.scale
         self.grey = channels in (1, 2)
         self.has_alpha = channels in (2, 4)
         self.alpha = alpha if self.has_alpha else None  # "model", "bicubic" or "constant"
         self.strength = strength
-        mean = torch.tensor(self.spec_in.mean, dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor(self.spec_in.std, dtype=torch.float32).view(1, 3, 1, 1)
-        self.mean, self.std = mean, std
-
-    def _to_net(self, t: torch.Tensor) -> torch.Tensor:
-        spec = self.spec_in
-        if spec.colour_order == "BGR":
-            t = t.flip(1)
-        return (t - self.mean) / self.std * (spec.extra_scale * spec.value_scale)
 
     def __call__(self, t: torch.Tensor) -> torch.Tensor:
         t = _unit(t)
@@ -144,9 +134,7 @@ class _TileFunction:
         batch = [colour]
         if self.alpha == "model":
             batch.append(t[:, -1:].repeat(1, 3, 1, 1))
-        y = self.predictor(self._to_net(torch.cat(batch, 0)))
-        if self.spec_in.colour_order == "BGR":
-            y = y.flip(1)
+        y = self.predictor.as_rgb(self.predictor(self.predictor.as_net_input(torch.cat(batch, 0))))
         y = y.to(torch.float32)
         out = y[:1].mean(1, keepdim=True) if self.grey else y[:1]
         if self.strength < 1.0:
@@ -192,7 +180,7 @@ def _tile_size(predictor: runtime.Predictor, batch: int, result_bytes: int, chan
     per_pixel = _BYTES_PER_PIXEL[predictor]
     side = tiling.choose_tile(per_pixel, predictor.device, batch=batch)
     if result_bytes >= LARGE_RESULT:
-        work = predictor.entry.scale ** 2 * channels * 4 * 3  # host bytes per input pixel of a tile
+        work = predictor.scale ** 2 * channels * 4 * 3  # host bytes per input pixel of a tile
         if predictor.device.type == "cpu":
             work += per_pixel * batch  # the activations share the host's memory there
         fits = [t for t in tiling.TILE_LADDER if t * t * work <= result_bytes / 4]
@@ -222,8 +210,7 @@ def upscale(predictor: runtime.Predictor, image: np.ndarray, *, scale: float | N
     pixels = _checked(image)
     dtype = pixels.dtype if pixels.dtype in (np.uint8, np.uint16) else np.dtype(np.float32)
     height, in_width, channels = pixels.shape
-    entry = predictor.entry
-    out_h, out_w = output_size(height, in_width, entry.scale, scale, width)
+    out_h, out_w = output_size(height, in_width, predictor.scale, scale, width)
     width = in_width
 
     alpha_method = alpha
@@ -250,12 +237,13 @@ def upscale(predictor: runtime.Predictor, image: np.ndarray, *, scale: float | N
         tile = max(x.shape[-2:])
     else:
         tile = tile or _tile_size(predictor, batch, out_h * out_w * channels * dtype.itemsize, channels)
-    overlap = overlap if overlap is not None else (entry.overlap if entry.overlap is not None else DEFAULT_OVERLAP)
-    s = entry.scale
+    if overlap is None:
+        overlap = predictor.overlap if predictor.overlap is not None else DEFAULT_OVERLAP
+    s = predictor.scale
     native = (out_h, out_w) == (height * s, width * s)
     stored = torch.from_numpy(np.empty(0, dtype)).dtype if native else torch.float32
     with predictor.lock:
-        out = tiling.run_tiled(fn, x, s, tile=tile, overlap=overlap, multiple=entry.pad_multiple,
+        out = tiling.run_tiled(fn, x, s, tile=tile, overlap=overlap, multiple=predictor.pad_multiple,
                                device=predictor.device, progress=progress, dtype=stored)
     result = out[0].permute(1, 2, 0).numpy()[: height * s, : width * s]  # H x W x C view, no copy
     if not native:  # another ratio: the network's float result resampled

@@ -147,7 +147,7 @@ def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
         return checked
 
     def run(models, inputs: dict, options, progress: Progress, warn=None) -> tuple[dict, None]:
-        run_operation(options.to_dict(), progress, models, confine=paths)  # checked again as files are written
+        run_operation(options, progress, models, confine=paths)  # checked again as files are written
         return {}, None  # the files written and their manifest carry the provenance
 
     def describe() -> dict:
@@ -185,7 +185,7 @@ def model_menus(models) -> dict[str, list[dict]]:
 
     cat = catalog.load()
     config = str(settings.config_path())
-    loaded = {predictor.entry.name for predictor in models.loaded()}
+    loaded = {predictor.name for predictor in models.loaded()}
     menus: dict[str, list[dict]] = {}
     for m in cat.models.values():
         menus.setdefault(m.task, []).append({

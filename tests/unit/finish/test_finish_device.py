@@ -20,6 +20,7 @@ from mattekit.matting.foreground_device import estimate_foreground_on
 from mattekit.ops import on_device
 from mattekit.ops.filters import box_mean
 from mattekit.finish import edge, refine
+from mattekit.ops.resizing import resized_map
 from mattekit.finish import device as finish_device
 from mattekit.subject import answer
 
@@ -99,7 +100,7 @@ def test_refinement_on_a_device_gives_the_cpu_mask(shared, u2netp, photo, scale)
     factor = answer.detail_of(*image.shape[:2], low)
     cpu = refine.refine_mask(image, low, soft=True)
     device = refine.refine_mask(image, low, soft=True, device=CPU)  # (a model's CUDA device, finish_device.device_of, there)
-    plain = refine.upsample(low, *image.shape[:2])
+    plain = resized_map(low, *image.shape[:2])
     grow, _, subsample = refine.band_filter(factor)
     band = refine.edge_band(plain, grow)
     assert np.array_equal(device[~band], plain[~band]) and not np.array_equal(device[band], plain[band])

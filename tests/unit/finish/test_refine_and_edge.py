@@ -13,7 +13,7 @@ from mattekit.bench import metrics
 from mattekit.ops import regions
 from mattekit.ops.filters import guided_filter
 from mattekit.ops.regions import tiles_holding
-from mattekit.ops.resizing import resize, shrunk
+from mattekit.ops.resizing import resize, resized_map, shrunk
 from mattekit.finish import edge, refine
 from mattekit.subject import answer
 from mask_scores import gt_mask
@@ -48,7 +48,7 @@ def _edge_scene(size: int = 96, step: int = 8):
 def test_sure_regions_are_the_models_own_rounded():
     """Outside the uncertain band the default mask is the plain model's, rounded to 0 or 1."""
     image, _, low = _edge_scene()
-    plain = refine.upsample(low, *image.shape[:2])
+    plain = resized_map(low, *image.shape[:2])
     refined = refine.refine_mask(image, low)
     band = refine.edge_band(plain, grow=max(1, round(refine.GROW * 8)))
     assert band.any() and not band.all()
@@ -65,7 +65,7 @@ def test_band_tiles_give_the_whole_image_filter(monkeypatch):
     monkeypatch.setattr(refine, "TILE", 32)
     monkeypatch.setattr(refine, "COEFFICIENTS", 4.0)
     tiled = refine.refine_mask(image, low)
-    plain = refine.upsample(low, *image.shape[:2])
+    plain = resized_map(low, *image.shape[:2])
     factor = image.shape[0] / low.shape[0]
     whole = np.clip(guided_filter(image, plain, max(2, round(refine.RADIUS * factor)), eps=refine.EPS), 0, 1)
     band = refine.edge_band(plain, max(1, round(refine.GROW * factor)))
@@ -96,7 +96,7 @@ def test_band_tiled_matting_is_the_whole_image_matting(shared, monkeypatch):
 
 def test_default_pipeline_sharpens_a_blurry_edge():
     image, truth, low = _edge_scene()
-    plain = refine.upsample(low, *image.shape[:2])
+    plain = resized_map(low, *image.shape[:2])
     alpha = edge.alpha_from_mask(image, refine.refine_mask(image, low))
     gt = (truth * 255).astype(np.uint8)
     assert metrics.mae(alpha, gt) < 0.5 * metrics.mae(plain, gt)
@@ -106,7 +106,7 @@ def test_default_pipeline_sharpens_a_blurry_edge():
 def test_matting_keeps_the_masks_side_of_half():
     """The matte softens the edge but never moves it across 0.5; a mask without unsure pixels is left alone."""
     image, _, low = _edge_scene()
-    mask = refine.upsample(low, *image.shape[:2])
+    mask = resized_map(low, *image.shape[:2])
     alpha = edge.alpha_from_mask(image, mask)
     assert np.array_equal(alpha >= 0.5, mask >= 0.5) and not np.array_equal(alpha, mask)
     hard = (mask >= 0.5).astype(np.float32)

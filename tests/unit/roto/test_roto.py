@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from mattekit import roto
+from mattekit.ops.resizing import resized_map
 from mattekit.errors import InputError, MattekitError, OutputError
 from mattekit.io import read_image
 
@@ -144,7 +145,7 @@ def test_with_u2netps_window_a_frame_up_to_3x_its_input_is_rounded_not_refined(s
         subject = (yy - 300) ** 2 / 120 ** 2 + (xx - 420) ** 2 / 90 ** 2 < 1
         image[subject] += 0.7
         low = cv2.resize(subject.astype(np.float32), (320, 180), interpolation=cv2.INTER_AREA)
-        rounded = refine.round_sure(refine.upsample(low, height, width, "lanczos"))
+        rounded = refine.round_sure(resized_map(low, height, width, "lanczos"))
         with_window = refine.refine_mask(image, low, upsampling="lanczos", refine_above=3)
         without = refine.refine_mask(image, low, upsampling="lanczos")
         assert np.array_equal(with_window, without) == refined and np.array_equal(with_window, rounded) != refined
@@ -542,8 +543,8 @@ def test_roto_refinement_works_in_small_tiles_around_the_edge(monkeypatch):
     monkeypatch.setattr(refine, "REFINE_TILE", refine.TILE)
     large = refine.refine_mask(image, low)
     assert tiles == [tile, refine.TILE] and tile < refine.TILE
-    assert np.abs(small - large).max() <= 1e-6 and not np.array_equal(small, refine.round_sure(refine.upsample(low, 480, 854)))
-    doubt = refine.unsure(refine.upsample(low, 480, 854))
+    assert np.abs(small - large).max() <= 1e-6 and not np.array_equal(small, refine.round_sure(resized_map(low, 480, 854)))
+    doubt = refine.unsure(resized_map(low, 480, 854))
     area = [sum((b[0].stop - b[0].start) * (b[1].stop - b[1].start) for b in holding(doubt, 1, size))
             for size in (tile, refine.TILE)]
     assert area[0] < 0.5 * area[1], area

@@ -422,8 +422,6 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     calls = []
 
     class Counted:
-        entry = predictor.entry
-
         def __call__(self, x):
             calls.append(x.shape[0])
             return predictor(x)
