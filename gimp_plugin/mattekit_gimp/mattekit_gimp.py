@@ -41,7 +41,10 @@ from gimp_schema import (PlugInError, argument, client, connect, known_schema, m
 
 MENU = "<Image>/Filters/AI"
 SELECT_MENU = "<Image>/Select"
-KEEP_SHADOW = "keep"  # the shadow option's value that keeps the photo's own shadow (its own layer here)
+# The shadow option's value that keeps the photo's own shadow (its own layer here): mattekit's cutout.KEEP. A copy, as
+# the schema does not carry it: the option is free text (keep, or DY,DX,BLUR,OPACITY) with no choices, "keep" only
+# in its help; the optional output port "shadow" says what comes back, not which value asks for it.
+KEEP_SHADOW = "keep"
 
 
 def run_operation(op, image, layer, config, worker, interactive):
