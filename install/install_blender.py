@@ -23,29 +23,27 @@ What the install created in Blender's user folder (and its parents), and the fol
 made elsewhere (the thumbnail cache: removed again at once, made again when Blender is used), are
 listed in ``mattekit_install.json`` inside the installed add-on, so that --uninstall removes exactly
 that, unless it changed since (then it is kept and named). A run is a list of steps
-(:func:`carry_out`): --dry-run says that very list and leaves every file as it was; a real run says and
-does it. Running it again changes nothing unless something changed.
+(``blender_traces.carry_out``): --dry-run says that very list and leaves every file as it was; a real run
+says and does it. Running it again changes nothing unless something changed.
+
+Beside it: blenders.py (where Blender is found and how one is run), blender_traces.py (what Blender's runs
+leave in the user's folders, and the steps), inside_blender.py (what runs inside Blender), worker_record.py.
 """
 import argparse
-import functools
-import glob
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 import worker_record
+from blender_traces import carry_out, created_since, is_blender_cache, removal_steps, survey, tidy_up, watched_folders
+from blenders import TOOL, Blender, candidate_blenders
 
-TOOL = "install_blender"
 ADDON_SOURCE = worker_record.REPO / "blender_addon"
-INSIDE = Path(__file__).resolve().with_name("inside_blender.py")
 MANIFEST = "mattekit_install.json"
 MINIMUM = (4, 2, 0)
-CACHE_FOLDERS = (".cache", ".blender_ext")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same files give the same zip bytes
 
 
@@ -87,171 +85,6 @@ def zip_bytes(files):
     handle.seek(0)
     return handle.read()
 
-
-# ---------------------------------------------------------------- finding Blender
-
-def blender_patterns(home, env, platform):
-    """Glob patterns of Blender executables in the usual places on ``platform``, as ``home``'s kind of path writes
-    them (a PureWindowsPath home gives Windows paths)."""
-    folder = type(home)
-    if platform == "darwin":
-        return [str(folder("/Applications") / "Blender*.app" / "Contents" / "MacOS" / "Blender"),
-                str(home / "Applications" / "Blender*.app" / "Contents" / "MacOS" / "Blender")]
-    if platform == "win32":
-        programs = folder(env.get("ProgramFiles") or "C:\\Program Files")
-        return [str(programs / "Blender Foundation" / "Blender*" / "blender.exe")]
-    return ["/snap/bin/blender", "/opt/blender*/blender", str(home / "blender*" / "blender"),
-            str(home / ".local" / "bin" / "blender")]
-
-
-def candidate_blenders(home, env, platform):
-    """Blender executables in the usual places (existing files only, in order, without repeats)."""
-    found = [shutil.which("blender", path=env.get("PATH"))]
-    for pattern in blender_patterns(home, env, platform):
-        found += sorted(glob.glob(pattern), reverse=True)  # newest version first
-    unique, seen = [], set()
-    for path in found:
-        if path and os.path.isfile(path) and os.access(path, os.X_OK) and os.path.realpath(path) not in seen:
-            seen.add(os.path.realpath(path))
-            unique.append(path)
-    return unique
-
-
-class Blender:
-    """One Blender to install into: a Blender executable, or a Python that imports ``bpy``."""
-
-    def __init__(self, executable, module=False):
-        self.executable = os.path.abspath(executable)
-        self.module = module
-        self.info = None
-
-    def __str__(self):
-        version = self.info["version_string"] if self.info else "?"
-        kind = "bpy module run by" if self.module else "at"
-        return "Blender %s (%s %s)" % (version, kind, self.executable)
-
-    def command(self, *args):
-        if self.module:
-            return [self.executable, str(INSIDE)] + list(args)
-        return [self.executable, "--background", "--python-exit-code", "1", "--python", str(INSIDE), "--"] + list(args)
-
-    def run(self, *args):
-        """Run inside_blender.py COMMAND ARGS in this Blender; its RESULT (a dict), or SystemExit."""
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-        try:
-            out = subprocess.run(self.command(*args), capture_output=True, text=True, timeout=600, env=env)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SystemExit("%s: cannot run %s (%s)." % (TOOL, self.executable, exc))
-        lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-        if out.returncode != 0 or not lines:
-            last = ((out.stderr + out.stdout).strip().splitlines() or ["no output"])[-1]
-            raise SystemExit("%s: %s failed to %s the add-on (%s)." % (TOOL, self.executable, args[0], last))
-        return json.loads(lines[-1][len("RESULT "):])
-
-
-# ---------------------------------------------------------------- what a Blender run leaves in the user's folders
-
-def watched_folders(home, env, platform):
-    """The folders Blender writes to for a user: its user folder and (XDG systems) the thumbnail cache; paths of
-    ``home``'s kind."""
-    folder = type(home)
-    if env.get("BLENDER_USER_RESOURCES"):
-        folders = [folder(env["BLENDER_USER_RESOURCES"])]
-    elif platform == "win32":
-        appdata = folder(env["APPDATA"]) if env.get("APPDATA") else home / "AppData" / "Roaming"
-        folders = [appdata / "Blender Foundation" / "Blender"]
-    elif platform == "darwin":
-        folders = [home / "Library" / "Application Support" / "Blender"]
-    else:
-        folders = [folder(env.get("XDG_CONFIG_HOME") or home / ".config") / "blender"]
-    if platform not in ("win32", "darwin"):
-        folders.append(folder(env.get("XDG_CACHE_HOME") or home / ".cache") / "thumbnails")
-    return folders
-
-
-def survey(folders, home):
-    """{path: "dir" | "file"}: everything under ``folders`` and their existing parents inside ``home``."""
-    found = {}
-    for folder in folders:
-        for parent in reversed(folder.parents):
-            if parent != home and home in parent.parents and parent.is_dir():
-                found[str(parent)] = "dir"
-        if folder.is_dir():
-            found[str(folder)] = "dir"
-            for top, dirs, files in os.walk(str(folder)):
-                for name in dirs:
-                    found[os.path.join(top, name)] = "dir"
-                for name in files:
-                    found[os.path.join(top, name)] = "file"
-    return found
-
-
-def is_blender_cache(path, user_folder):
-    """Whether ``path`` lies in one of Blender's own caches in its user folder (extensions/.cache,
-    <repository>/.blender_ext): Blender rewrites them at each start and makes them again when missing."""
-    try:
-        parts = Path(path).relative_to(user_folder).parts
-    except ValueError:
-        return False
-    return any(part in CACHE_FOLDERS for part in parts[:-1])
-
-
-def created_since(before, after):
-    """{path: sha256 (files) or None (folders)} of what ``after`` has and ``before`` had not."""
-    return {path: (worker_record.sha256_file(path) if kind == "file" else None)
-            for path, kind in sorted(after.items()) if path not in before and os.path.exists(path)}
-
-
-def removal_steps(paths, gone):
-    """The steps that remove the files among ``paths``, then its folders that hold nothing else (deepest first).
-
-    gone: paths removed by earlier steps (or, in a dry run, that would be); updated. A folder that holds
-    something else is kept: its step is a note (no action).
-    """
-    steps = []
-    for path in sorted(p for p in paths if p not in gone and (os.path.isfile(p) or os.path.islink(p))):
-        steps.append(("remove %s" % path, functools.partial(delete, path)))
-        gone.add(path)
-    folders = (p for p in paths if p not in gone and os.path.isdir(p) and not os.path.islink(p))
-    for folder in sorted(folders, key=lambda f: (-len(f), f)):  # deepest first, in an order that does not vary
-        leftover = [n for n in os.listdir(folder) if os.path.join(folder, n) not in gone]
-        if leftover:
-            steps.append(("keep folder %s (it holds %s, made since)" % (folder, leftover[0]), None))
-            continue
-        steps.append(("remove folder %s" % folder, functools.partial(delete, folder)))
-        gone.add(folder)
-    return steps
-
-
-def delete(path):
-    """Remove a file or an empty folder; one gone already is fine (the Blender run of an earlier step may
-    have removed it), one that cannot be removed ends the run in one sentence."""
-    try:
-        (os.rmdir if os.path.isdir(path) and not os.path.islink(path) else os.remove)(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise SystemExit("%s: cannot remove %s (%s)." % (TOOL, path, exc.strerror or exc))
-
-
-def carry_out(steps, dry_run, say):
-    """Say each step of ``steps`` ((text, action or None for a note)) and, unless ``dry_run``, do it in that
-    order: a dry run and a real run go through the very same list. Returns the number of changes."""
-    for text, action in steps:
-        say(text)
-        if action is not None and not dry_run:
-            action()
-    return sum(1 for _, action in steps if action is not None)
-
-
-def remove_paths(paths, dry_run, say, gone=None):
-    """Remove (or, ``dry_run``, name) what :func:`removal_steps` lists for ``paths``; returns the count."""
-    return carry_out(removal_steps(paths, set() if gone is None else gone), dry_run, say)
-
-
-def tidy_up(before, watched, home):
-    """Silently remove what Blender runs made in ``watched`` since the survey ``before`` (thumbnail folders...)."""
-    remove_paths(set(survey(watched, home)) - set(before), False, lambda _: None)
 
 
 # ---------------------------------------------------------------- install and uninstall

@@ -9,6 +9,7 @@ should have them: they are recorded too, and the plug-in starts the worker with 
 in GIMP's plug-in folder, ``plug-ins/mattekit_gimp/``:
 
     mattekit_gimp.py        the plug-in (executable, as GIMP requires)
+    gimp_*.py               its modules, one job each (the plug-in imports them from its folder)
     mattekit_wire/          a copy of the package mattekit.wire: the client and the wire format
                             (standard library only)
     mattekit_worker.json    the record: interpreter, state file, settings, and the worker's schema
@@ -17,8 +18,9 @@ in GIMP's plug-in folder, ``plug-ins/mattekit_gimp/``:
 
 The plug-in makes one Filters > AI procedure per task of the schema that has a menu label. GIMP
 asks a plug-in for its procedures again only when the plug-in file changes, so whenever the
-recorded schema changes (a new task or option) this installer refreshes the plug-in file's time
-too; new models need nothing: the plug-in's dialog asks the running worker for them.
+recorded schema (a new task or option) or one of the plug-in's modules changes, this installer
+refreshes the plug-in file's time too; new models need nothing: the plug-in's dialog asks the
+running worker for them.
 
 GIMP 3's per-user folder: $GIMP3_DIRECTORY if set; Linux ~/.config/GIMP/3.0 (XDG_CONFIG_HOME);
 Flatpak ~/.var/app/org.gimp.GIMP/config/GIMP/3.0 (used when that app folder exists, or with
@@ -37,7 +39,8 @@ import worker_record
 from worker_record import RECORD, atomic_write
 
 PLUGIN_NAME = "mattekit_gimp"
-PLUGIN_SOURCE = worker_record.REPO / "gimp_plugin" / PLUGIN_NAME / (PLUGIN_NAME + ".py")
+PLUGIN_FILE = PLUGIN_NAME + ".py"  # the file GIMP runs; its sibling modules sit beside it
+PLUGIN_SOURCE = worker_record.REPO / "gimp_plugin" / PLUGIN_NAME
 MANIFEST = "mattekit_install.json"
 FLATPAK_APP = "org.gimp.GIMP"
 GIMP3_PROGRAMS = ("gimp-3.0", "gimp-3", "gimp-console-3.0", "gimp-3.0.exe")
@@ -87,9 +90,15 @@ def find_gimp3(home, env, platform, gimp_dirs_found):
     return next((str(p) for p in places if p.exists()), None)
 
 
+def plugin_files():
+    """{file name: (bytes, mode)} of the plug-in's own files: the one GIMP runs (executable) and its modules."""
+    return {path.name: (path.read_bytes(), 0o755 if path.name == PLUGIN_FILE else 0o644)
+            for path in sorted(PLUGIN_SOURCE.glob("*.py"))}
+
+
 def planned_files(record):
     """{file name: (bytes, mode)} of everything the plug-in folder holds."""
-    files = {PLUGIN_NAME + ".py": (PLUGIN_SOURCE.read_bytes(), 0o755)}
+    files = plugin_files()
     files.update((name, (data, 0o644)) for name, data in worker_record.adapter_files(record).items())
     return files
 
@@ -135,8 +144,8 @@ def install(gimp_dir, files, dry_run, say):
         written.add(name)
         if not dry_run:
             atomic_write(path, data, mode=mode)
-    plugin = PLUGIN_NAME + ".py"
-    if RECORD in written and plugin not in written and (target / plugin).exists():
+    plugin = PLUGIN_FILE
+    if (RECORD in written or written & set(plugin_files())) and plugin not in written and (target / plugin).exists():
         say("refresh %s (so that GIMP reads its procedures again)" % (target / plugin))
         written.add(plugin)
         if not dry_run:
@@ -162,7 +171,7 @@ def uninstall(gimp_dir, dry_run, say):
         if not dry_run:
             action(str(path))
 
-    ours = {PLUGIN_NAME + ".py", MANIFEST} | set(worker_record.ADAPTER_FILES)
+    ours = set(plugin_files()) | {MANIFEST} | set(worker_record.ADAPTER_FILES)
     for name in sorted(set(manifest["files"]) | ours):
         if (target / name).exists():
             remove(target / name, "", os.remove)

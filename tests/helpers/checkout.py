@@ -7,6 +7,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+GIMP_PLUGIN = ROOT / "gimp_plugin" / "mattekit_gimp"  # the GIMP plug-in's folder: mattekit_gimp.py and its modules
+
+
+def gimp_plugin_modules() -> list[str]:
+    """The names the GIMP plug-in's files import as (its folder on sys.path): the entry file's and its siblings'."""
+    return sorted(path.stem for path in GIMP_PLUGIN.glob("*.py"))
 
 
 def install_module(name: str = "install_gimp"):

@@ -179,6 +179,13 @@ def _check_installed(venv: Path, cwd: Path, shared: Path | None = None) -> None:
         assert (cwd / "teddy.png").stat().st_size > 0
 
 
+def test_the_typed_stub_and_py_typed_are_package_data():
+    """PEP 561, as pyproject declares it (the quick subset's check; the built wheel: the test below)."""
+    assert {"__init__.pyi", "py.typed"} <= set(PYPROJECT["tool"]["setuptools"]["package-data"]["mattekit"])
+    assert (PACKAGE / "__init__.pyi").is_file() and (PACKAGE / "py.typed").is_file()
+
+
+@pytest.mark.slow  # builds the wheel (pip wheel): seconds
 def test_the_wheel_ships_the_typed_stub_and_py_typed(tmp_path):
     """PEP 561: a type checker reads an installed package's types (the stub of the API functions, core/mattekit/
     __init__.pyi) only when the package holds ``py.typed``; both are in the wheel, which is what pip installs."""

@@ -60,6 +60,7 @@ def _wheel(folder: Path, version: str) -> Path:
     return path
 
 
+@pytest.mark.slow  # five pip runs; the quick subset has the found CPU wheel: test_the_dry_run_takes_a_local_wheel_of_its_build
 def test_a_local_wheel_of_the_chosen_build_is_found_offline(tmp_path, monkeypatch):
     """pip's own --dry-run --no-index answers (no network): a +cpu wheel in its find-links serves the CPU build
     only; a wheel without a label (PyPI's Linux build is CUDA's) serves neither."""

@@ -59,7 +59,6 @@ def test_foreground_of_a_1x65535_strip_is_estimated():
 
 def test_a_1x65535_strip_photo_is_cut_out(shared, tmp_path, monkeypatch):
     """Item 7, as a user met it: `mattekit remove strip.png` on a 1 x 65535 photo ended in "Internal error"."""
-    monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     strip = tmp_path / "strip.png"

@@ -482,7 +482,7 @@ def test_dry_runs_list_what_the_runs_do(version, blender):
     same lines, the same count) and changes HOME exactly as they say (that the dry runs change nothing, and the
     uninstall leaves HOME as it was: test_install_and_uninstall_leave_home_as_it_was)."""
     rec = blender(version)
-    home, module = rec["home"], install_module("install_blender")
+    home, module, traces = rec["home"], install_module("install_blender"), install_module("blender_traces")
     planned, done = rec["planned"], rec["done"]
     steps = steps_said(planned, True)
     assert steps and steps == steps_said(done, False), (planned, done)
@@ -496,7 +496,7 @@ def test_dry_runs_list_what_the_runs_do(version, blender):
     said = {str(folder), str(userpref)}
     assert said <= changed
     assert {p for p in changed if not any(module.within(p, s) for s in said)
-            and not module.is_blender_cache(p, str(user)) and Path(p).name not in module.CACHE_FOLDERS} == set(), \
+            and not traces.is_blender_cache(p, str(user)) and Path(p).name not in traces.CACHE_FOLDERS} == set(), \
         "the install changed what it did not say"
 
     planned, done = rec["planned_uninstall"], rec["uninstalled"]

@@ -26,7 +26,7 @@ def run_installer(home: Path, *args: str, path: str = "/usr/bin:/bin") -> subpro
 
 
 def test_where_it_looks(tmp_path):
-    module = install_module("install_blender")
+    module, blenders = install_module("blender_traces"), install_module("blenders")
     home = Path("/home/u")
     assert module.watched_folders(home, {}, "linux") == [home / ".config/blender", home / ".cache/thumbnails"]
     assert module.watched_folders(home, {"XDG_CONFIG_HOME": "/c", "XDG_CACHE_HOME": "/k"}, "linux") == \
@@ -39,23 +39,23 @@ def test_where_it_looks(tmp_path):
         folder.mkdir()
         (folder / "blender").write_text("#!/bin/sh\n")
         (folder / "blender").chmod(0o755)
-    found = module.candidate_blenders(tmp_path, {"PATH": str(bin_dir)}, "linux")
+    found = blenders.candidate_blenders(tmp_path, {"PATH": str(bin_dir)}, "linux")
     assert found[:2] == [str(bin_dir / "blender"), str(release / "blender")]
 
 
 
 def test_windows_and_macos_paths_are_built_as_those_systems_write_them():
     """The platform branches fed a Windows or macOS home (pure paths: this machine is Linux) and environment."""
-    module = install_module("install_blender")
+    module, blenders = install_module("blender_traces"), install_module("blenders")
     home = PureWindowsPath("C:/Users/ana")
     assert [str(p) for p in module.watched_folders(home, {}, "win32")] == \
         ["C:\\Users\\ana\\AppData\\Roaming\\Blender Foundation\\Blender"]
-    assert module.blender_patterns(home, {}, "win32") == ["C:\\Program Files\\Blender Foundation\\Blender*\\blender.exe"]
-    assert module.blender_patterns(home, {"ProgramFiles": "D:\\Apps"}, "win32") == \
+    assert blenders.blender_patterns(home, {}, "win32") == ["C:\\Program Files\\Blender Foundation\\Blender*\\blender.exe"]
+    assert blenders.blender_patterns(home, {"ProgramFiles": "D:\\Apps"}, "win32") == \
         ["D:\\Apps\\Blender Foundation\\Blender*\\blender.exe"]
     assert module.watched_folders(home, {"BLENDER_USER_RESOURCES": "E:\\b"}, "win32") == [PureWindowsPath("E:/b")]
     mac = PurePosixPath("/Users/ana")
-    assert module.blender_patterns(mac, {}, "darwin") == [
+    assert blenders.blender_patterns(mac, {}, "darwin") == [
         "/Applications/Blender*.app/Contents/MacOS/Blender", "/Users/ana/Applications/Blender*.app/Contents/MacOS/Blender"]
     assert [str(p) for p in module.watched_folders(mac, {"XDG_CACHE_HOME": "/ignored"}, "darwin")] == \
         ["/Users/ana/Library/Application Support/Blender"]
@@ -112,7 +112,7 @@ def test_without_blender_it_says_so_and_writes_the_zip_on_request(tmp_path):
 
 
 def test_uninstall_removes_what_was_created_and_keeps_what_changed(tmp_path):
-    module = install_module("install_blender")
+    module = install_module("blender_traces")
     home = tmp_path / "home"
     (home / ".config").mkdir(parents=True)
     (home / ".config" / "other-app.conf").write_text("not ours")

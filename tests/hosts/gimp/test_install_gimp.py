@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 
-from checkout import install_module, snapshot
+from checkout import GIMP_PLUGIN, gimp_plugin_modules, install_module, snapshot
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "install" / "install_gimp.py"
@@ -69,8 +69,11 @@ def test_install_twice_is_idempotent_and_uninstall_leaves_nothing(tmp_path):
     native = home / ".config/GIMP/3.0/plug-ins/mattekit_gimp"
     flatpak = home / ".var/app/org.gimp.GIMP/config/GIMP/3.0/plug-ins/mattekit_gimp"
     for folder in (native, flatpak):
-        assert sorted(p.name for p in folder.iterdir()) == [
-            "mattekit_gimp.py", "mattekit_install.json", "mattekit_wire", "mattekit_worker.json"]
+        assert sorted(p.name for p in folder.iterdir()) == sorted(
+            [name + ".py" for name in gimp_plugin_modules()] + ["mattekit_install.json", "mattekit_wire",
+                                                               "mattekit_worker.json"])
+        assert {p.name: p.read_bytes() for p in folder.glob("*.py")} == \
+            {p.name: p.read_bytes() for p in GIMP_PLUGIN.glob("*.py")}, "the plug-in's file and every module of it"
         assert os.access(folder / "mattekit_gimp.py", os.X_OK)
         wire = ROOT / "core/mattekit/wire"
         assert {p.name: p.read_bytes() for p in (folder / "mattekit_wire").iterdir()} == \
@@ -125,6 +128,13 @@ def test_worker_settings_are_recorded_and_a_missing_gimp_is_one_warning(tmp_path
     out = installer(home, PATH=str(bin_dir) + os.pathsep + os.environ["PATH"])
     assert "warning" not in out and "write %s" % (folder / "mattekit_worker.json") in out
     assert "refresh %s" % (folder / "mattekit_gimp.py") in out and (folder / "mattekit_gimp.py").stat().st_mtime > 1
+    # so does a module of the plug-in that differs, written again: the modules make the procedures too
+    (folder / "gimp_arguments.py").write_text("# an older copy\n")
+    os.utime(folder / "mattekit_gimp.py", (1, 1))
+    out = installer(home, PATH=str(bin_dir) + os.pathsep + os.environ["PATH"])
+    assert "write %s" % (folder / "gimp_arguments.py") in out and "refresh %s" % (folder / "mattekit_gimp.py") in out
+    assert (folder / "gimp_arguments.py").read_bytes() == (GIMP_PLUGIN / "gimp_arguments.py").read_bytes()
+    assert (folder / "mattekit_gimp.py").stat().st_mtime > 1
     (home / ".config/GIMP/3.0/gimprc").write_text("")
     assert "warning" not in installer(home) and "already up to date" in installer(home)
 
@@ -138,10 +148,10 @@ def test_uninstall_dry_run_names_exactly_what_it_would_remove(tmp_path):
     planned = installer(home, "--uninstall", "--dry-run")
     assert snapshot(home) == before, "--dry-run changed something"
     plugin = home / ".config/GIMP/3.0/plug-ins/mattekit_gimp"
-    expected = ["remove %s" % (plugin / name) for name in ("mattekit_gimp.py", "mattekit_install.json",
-                                                           "mattekit_wire/__init__.py", "mattekit_wire/client.py",
-                                                           "mattekit_wire/locks.py", "mattekit_wire/protocol.py",
-                                                           "mattekit_worker.json")]
+    names = sorted([name + ".py" for name in gimp_plugin_modules()] + [
+        "mattekit_install.json", "mattekit_wire/__init__.py", "mattekit_wire/client.py", "mattekit_wire/locks.py",
+        "mattekit_wire/protocol.py", "mattekit_worker.json"])
+    expected = ["remove %s" % (plugin / name) for name in names]
     expected += ["remove folder %s" % folder for folder in (plugin / "__pycache__", plugin / "mattekit_wire", plugin,
                                                             plugin.parent, plugin.parent.parent,
                                                             plugin.parent.parent.parent)]
@@ -175,8 +185,9 @@ def test_uninstall_keeps_what_gimp_made_and_the_installed_plugin_uses_its_client
     installed = plugins / "mattekit_gimp" / "mattekit_gimp.py"
     # GIMP's Python loads the installed plug-in, which imports the client copied next to it
     stubs = str(Path(__file__).resolve().parent / "gimp_stubs")
-    ours = [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m.split(".")[0] == "mattekit_wire"]
-    for name in ours:
+    loaded = lambda: [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m.split(".")[0] == "mattekit_wire"
+                      or m in gimp_plugin_modules()]
+    for name in loaded():
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.syspath_prepend(stubs)
     spec = importlib.util.spec_from_file_location("installed_mattekit_gimp", installed)
@@ -187,9 +198,10 @@ def test_uninstall_keeps_what_gimp_made_and_the_installed_plugin_uses_its_client
         assert Path(plugin.client.__file__).parent == installed.parent / "mattekit_wire"
         assert plugin.client.protocol.__name__ == "mattekit_wire.protocol"
         assert Path(plugin.client.protocol.__file__).parent == installed.parent / "mattekit_wire"
+        assert Path(sys.modules["gimp_schema"].__file__).parent == installed.parent, "its modules: the installed ones"
         assert "mattekit-remove-background" in plugin.MattekitPlugIn().do_query_procedures()
     finally:
-        for name in [m for m in sys.modules if m == "gi" or m.startswith("gi.") or m.split(".")[0] == "mattekit_wire"]:
+        for name in loaded():
             sys.modules.pop(name, None)
         sys.path[:] = [p for p in sys.path if p != str(installed.parent)]
     (installed.parent / "mattekit_wire" / "__pycache__").mkdir(exist_ok=True)  # what compiling the client leaves

@@ -36,7 +36,8 @@ def nnpack_calls(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "u2net" else n  # U2NETP: its code
+                                  for n in NETS])                                               # at a fifth of the cost
 def test_fast_cpu_engine_matches_eager(name, golden, shared, nnpack_calls):
     net, index, xs, _ = load_net(name, golden, shared)
     refs = reference(net, index, xs)

@@ -92,15 +92,14 @@ def test_predictor_backends_agree(shared, golden, monkeypatch):
     assert cache.get("extremec3-portrait", "segment", "cpu") is onnx_pred
 
 
-def test_a_cached_export_builds_no_module(shared, monkeypatch, tmp_path):
+def test_a_cached_export_builds_no_module(shared, monkeypatch):
     """Loading a model whose ONNX export is cached builds no torch module and reads no weights into torch (the
     first load builds it once, to export); the predictions are the first load's, and ``net`` is built on demand."""
     import numpy as np
 
     from mattekit import catalog
 
-    monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path))
-    entry = catalog.load().get("u2netp", ("segment",))
+    entry = catalog.load().get("u2netp", ("segment",))  # (conftest's home: the session's exports, made once)
     weights = shared / "weights" / "u2netp.onnx"
     first = runtime.Predictor(entry, decide(entry, "cpu", "onnx", "fp32", weights))
     x = first.prepare(np.random.default_rng(0).random((200, 300, 3), dtype=np.float32))
@@ -114,7 +113,7 @@ def test_a_cached_export_builds_no_module(shared, monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("cores", [2, 4])
-def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shared, monkeypatch, tmp_path, cores):
+def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shared, monkeypatch, cores):
     """A folder of u2netp (320², ONNX Runtime) is laid out as torch's: one worker per core (up to 4), one thread
     each (emulated core counts), and each worker's calls run a one-thread session (made once, kept) whose answers are
     the two-thread session's, bit for bit; a single image keeps one worker with every thread. IS-Net's 1024² input
@@ -127,8 +126,7 @@ def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shar
     from mattekit.engines import layout as layout_rules
     from mattekit.running import pipeline
 
-    monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path))
-    monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)
+    monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)  # (conftest's home: the session's exports, made once)
     monkeypatch.setattr(layout_rules, "cpu_count", lambda: cores)
     entry = catalog.load().get("u2netp", ("segment",))
     before = torch.get_num_threads()
