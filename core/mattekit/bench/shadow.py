@@ -39,20 +39,23 @@ def add_parser(kinds) -> None:
     p.add_argument("--half", choices=HALVES + ("both",), default="both")
     p.add_argument("--kinds", default=",".join(shadow_scenes.KINDS), help="the kinds of composite, comma-separated "
                    "(default: all of " + ", ".join(shadow_scenes.KINDS) + ")")
+    p.add_argument("--draws", type=int, default=1, help="composites of each kind per subject (default 1; more: "
+                   "other draws of surface, placement and shadow, e.g. to tune on more than one per subject)")
     p.add_argument("--timed", action="store_true", help="also time remove without and with --shadow keep, in turns")
     p.add_argument("--sheet", help="write a PNG contact sheet of the first report-half composites here: photo, "
                    "cut-out on white without and with the shadow, the matte")
     p.set_defaults(func=run)
 
 
-def scenes(data: Path, half: str = "both", kinds: tuple[str, ...] = shadow_scenes.KINDS) -> list[tuple[str, shadow_scenes.Scene]]:
-    """(half, scene) of every subject of ``data``/alphamatting in ``half`` and each of ``kinds``."""
+def scenes(data: Path, half: str = "both", kinds: tuple[str, ...] = shadow_scenes.KINDS,
+           draws: int = 1) -> list[tuple[str, shadow_scenes.Scene]]:
+    """(half, scene) of every subject of ``data``/alphamatting in ``half``, each of ``kinds`` and ``draws`` draws."""
     found = pairs(data / "alphamatting")
     photos = shadow_scenes.surfaces([data / "grabcut50" / "im", data / "sr"])
     if not found or not photos:
         raise InputError(f"{data} needs alphamatting/im + gt and photos under grabcut50/im or sr.")
-    return [(half_of(i), shadow_scenes.scene(image, gt, kind, photos)) for i, (image, gt) in enumerate(found)
-            if half in ("both", half_of(i)) for kind in kinds]
+    return [(half_of(i), shadow_scenes.scene(image, gt, kind, photos, draw)) for i, (image, gt) in enumerate(found)
+            if half in ("both", half_of(i)) for kind in kinds for draw in range(draws)]
 
 
 def scores(matte: np.ndarray, scene: shadow_scenes.Scene) -> tuple[float, float, float, float]:
@@ -79,7 +82,9 @@ def run(args) -> int:
     unknown = sorted(set(kinds) - set(shadow_scenes.KINDS))
     if unknown or not kinds:
         raise InputError(f"--kinds takes {', '.join(shadow_scenes.KINDS)}, not {args.kinds!r}.")
-    rows = scenes(data, args.half, kinds)
+    if not 1 <= args.draws <= 20:
+        raise InputError(f"--draws takes 1 to 20, not {args.draws}.")
+    rows = scenes(data, args.half, kinds, args.draws)
     predictor = runtime.ModelCache().get(args.model, "segment", args.device)
     plain = remove.TASK.make_options({"model": args.model, "device": args.device})
     kept = remove.TASK.make_options({"model": args.model, "device": args.device, "shadow": "keep"})

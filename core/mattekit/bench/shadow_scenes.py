@@ -61,10 +61,12 @@ def example(data: Path, kind: str = "floor", index: int = 1) -> Scene:
 CANVAS = (480, 640)  # a composite's height and width, px
 
 
-def scene(image: Path, gt: Path, kind: str, surface_photos: list[Path]) -> Scene:
+def scene(image: Path, gt: Path, kind: str, surface_photos: list[Path], draw: int = 0) -> Scene:
     """The composite of kind ``kind`` for the subject ``image`` (true alpha ``gt``) over a surface drawn from
-    ``surface_photos``: the subject scaled to 45-65 % of the canvas's height, its lowest row at 72-88 % of it."""
-    rng = np.random.default_rng(zlib.crc32(f"{image.stem}/{kind}".encode()))
+    ``surface_photos``: the subject scaled to 45-65 % of the canvas's height, its lowest row at 72-88 % of it.
+    ``draw`` > 0: another draw of the same subject and kind (more composites from the same subjects)."""
+    seed = f"{image.stem}/{kind}" + (f"/{draw}" if draw else "")
+    rng = np.random.default_rng(zlib.crc32(seed.encode()))
     subject, alpha = _placed(io.read_image(str(image)).pixels[..., :3], io.read_image(str(gt)).pixels, rng)
     surface = _surface(surface_photos, rng)
     if kind == "dark":
@@ -81,7 +83,7 @@ def scene(image: Path, gt: Path, kind: str, surface_photos: list[Path]) -> Scene
         darkening = np.maximum(darkening, _far_shadow(alpha, rng))
     behind = surface * (1.0 - darkening[..., None])
     photo = subject * alpha[..., None] + behind * (1.0 - alpha[..., None])
-    return Scene(f"{image.stem}/{kind}", kind, np.clip(photo, 0, 1).astype(np.float32), alpha, shadow)
+    return Scene(f"{image.stem}/{kind}" + (f"/{draw}" if draw else ""), kind, np.clip(photo, 0, 1).astype(np.float32), alpha, shadow)
 
 
 def _placed(colours: np.ndarray, alpha: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,9 @@ subject and without what is darker than its surroundings (a normalised convoluti
 subject, repeated with the darker pixels left out: :func:`surface_estimate`); a pixel's shadow is how much darker it
 is than that surface (``1 - photo / surface`` in sRGB, so a black layer of that alpha over the surface gives the
 photo back), kept where the photo keeps the surface's chromaticity, above a soft threshold, and only in regions
-that touch the subject (:func:`near_subject`) and are not far larger than it (a dark background is no shadow).
+that touch the subject's core (:func:`near_subject`; its soft edge may hold the shadow) and are not far larger than
+it (a dark background is no shadow); on a floor whose dark parts are many away from the subject too (stripes,
+tiles: :func:`pattern_share`) nothing is kept.
 
 Images sRGB float32 H x W x 3|4 in [0,1] (or uint8/uint16), alphas and mattes H x W float32 in [0,1]
 (0: no shadow, 1: black).
@@ -29,6 +31,9 @@ LOW, HIGH = 0.08, 0.16  # the soft threshold on the darkening: nothing below LOW
 CHROMA = 0.05  # the chromaticity distance at which a darkening counts half (a shadow keeps the surface's)
 REACH = 0.02  # a shadow region touches the subject within this fraction of the working copy's diagonal
 MAX_AREA = 3.0  # a region larger than this many times the subject's area is a dark background, not its shadow
+CORE = 0.9  # a shadow region touches the subject where its alpha passes this (its soft edge may hold the shadow)
+PATTERN = (0.15, 0.25)  # the share of dark pixels away from the subject from which the floor counts as patterned
+# (the matte fades to nothing between the two: no stripes taken for a shadow)
 SOFT = 1.5  # the blur of the result at the working size, px
 
 
@@ -62,7 +67,9 @@ def small_estimate(colours: np.ndarray, subject: np.ndarray) -> np.ndarray:
     kept = np.exp(-np.square(chroma / CHROMA) * np.log(2.0))
     ramp = np.clip((darkening - LOW) / (HIGH - LOW), 0.0, 1.0)
     matte = np.clip(darkening, 0.0, 1.0) * ramp * kept
-    matte *= near_subject(matte > 0.5 * LOW, matte > 0.5 * HIGH, inside)
+    core = subject > CORE if (subject > CORE).any() else inside
+    matte *= near_subject(matte > 0.5 * LOW, matte > 0.5 * HIGH, core)
+    matte *= float(np.clip((PATTERN[1] - pattern_share(darkening, inside)) / (PATTERN[1] - PATTERN[0]), 0.0, 1.0))
     return gaussian_blur(matte.astype(np.float32), SOFT)
 
 
@@ -100,10 +107,19 @@ def _filled(colours: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray
     return out
 
 
+def pattern_share(darkening: np.ndarray, inside: np.ndarray) -> float:
+    """The share (0..1) of the pixels farther from the subject (``inside``: h x w bool) than 4 x :data:`REACH` of the
+    diagonal whose ``darkening`` (h x w, 1 - photo / surface) passes :data:`HIGH`: on a plain floor its shadows
+    (few and near the subject), on a floor of dark stripes or tiles its pattern."""
+    distance = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)
+    away = distance > 4 * REACH * np.hypot(*inside.shape)
+    return float(np.count_nonzero(darkening[away] > HIGH)) / max(1, np.count_nonzero(away))
+
+
 def near_subject(candidates: np.ndarray, seeds: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """h x w float32: 1 over the regions of ``candidates`` (h x w bool) that hold ``seeds`` (h x w bool) within
-    :data:`REACH` of the subject (``inside``) and are at most :data:`MAX_AREA` times its area, else 0, softened at
-    the edge."""
+    :data:`REACH` of the subject (``inside``: h x w bool, its core) and are at most :data:`MAX_AREA` times its area,
+    else 0, softened at the edge."""
     reach = max(1, int(round(REACH * np.hypot(*inside.shape))))
     ring = cv2.dilate(inside.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
     count, labels, stats, _ = cv2.connectedComponentsWithStats((candidates & ~inside).astype(np.uint8), connectivity=8)

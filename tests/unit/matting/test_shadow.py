@@ -76,6 +76,25 @@ def test_ignores_a_shadow_far_from_the_subject_and_a_dark_wall_behind_it():
     assert (found & wanted).sum() / (found | wanted).sum() >= 0.75, "its own shadow still found"
 
 
+def test_a_floor_of_dark_stripes_gives_no_shadow_rather_than_stripes():
+    photo, alpha, _ = _scene(cast=False)
+    ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH]
+    stripes = np.where(((xs + ys) // 20) % 2 == 0, 1.0, 0.45).astype(np.float32)  # 28 px apart, diagonal
+    striped = photo * (1.0 - alpha[..., None]) * stripes[..., None] + photo * alpha[..., None]
+    assert shadow.estimate(striped, alpha)[_outside(alpha)].max() < 0.02, "the stripes touching it are no shadow"
+    assert shadow.pattern_share(1.0 - stripes, np.zeros_like(alpha, bool)) > 0.4
+
+
+def test_a_shadow_under_the_soft_edge_of_a_models_alpha_is_found():
+    """A model's alpha often spreads a few pixels past the subject (here: blurred by 6 px): the shadow there, which
+    the true alpha leaves outside, still counts."""
+    photo, alpha, truth = _scene()
+    spread = np.clip(gaussian_blur(alpha, 6.0) * 1.5, 0.0, 1.0)
+    fringe = (spread > 0.05) & (spread < 0.9) & _outside(alpha) & (truth > 0.2)
+    assert fringe.sum() > 50
+    assert shadow.estimate(photo, spread)[fringe].mean() > 0.2, "as dark as the photo's shadow there"
+
+
 def test_the_kept_shadow_over_the_photos_surface_gives_the_photo_back():
     photo, alpha, truth = _scene()
     options = remove.TASK.make_options({"shadow": "keep", "decontaminate": False})
