@@ -6,7 +6,7 @@ import numpy as np
 
 from ..finish.device import device_of
 from .. import catalog, runtime
-from ..subject import hints, masks, prompting
+from ..subject import answer, hints, prompting
 from . import ordered, tracking
 from ..errors import InputError
 from ..io.frame_ranges import format_frames
@@ -80,13 +80,13 @@ class HintChain:
         mask, pixels = None, picture.pixels
         if parent is not None:  # a carried hint: the whole frame, only what lies near the carried subject kept
             context = hints.Hinted(hint, hints.Box(0, 0, width, height))
-            mask = masks.hinted_mask(pixels, predictor(predictor.prepare(pixels)), self.source.refine,
+            mask = answer.hinted_mask(pixels, predictor(predictor.prepare(pixels)), self.source.refine,
                                      context, soft=soft, upsampling=upsampling, device=device_of(predictor, pixels))
             if np.count_nonzero(mask > 0.5) < CARRIED_KEEP * np.count_nonzero(hint.mask > 0.5):
                 mask = None  # the model let the subject go (another one is more salient): look at its region
         if mask is None:  # the user's hint, or a carried one the whole frame lost: the model runs on its region
-            x, context = masks.hinted_input(predictor, pixels, hint)
-            mask = masks.hinted_mask(pixels, predictor(x), self.source.refine, context, soft=soft,
+            x, context = answer.hinted_input(predictor, pixels, hint)
+            mask = answer.hinted_mask(pixels, predictor(x), self.source.refine, context, soft=soft,
                                      upsampling=upsampling, device=device_of(predictor, pixels))
         if self.users[frame]:
             self.done[frame] = (mask, grey, hint)

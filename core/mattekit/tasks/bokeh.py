@@ -2,7 +2,7 @@
 
 :func:`bokeh` gathers what the renderer (:func:`mattekit.lens.render`) needs: the depth map from
 ``depth`` or a depth model (:mod:`mattekit.lens.disparity`), the subject's mask from ``subject`` or a
-segmentation model (:func:`mattekit.subject.masks.predict_mask`), the focal plane and the blur radius.
+segmentation model (:func:`mattekit.subject.answer.predict_mask`), the focal plane and the blur radius.
 Images are sRGB float32 H x W x 3|4 in [0,1]; depth maps and masks H x W in [0,1].
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from .. import lens
 from ..lens.disparity import estimate_depth, refine_depth
 from ..errors import MattekitError
-from ..subject.masks import predict_mask
+from ..subject.answer import predict_mask
 from ..options import ModelChoice, OptionError, option
 from .common import DEVICE_HELP, DEVICE_PARSE, WEIGHTS_PARSE
 from .registry import Port, Task, no_model_input

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..finish.refine import mask_from_prediction
-from ..subject import masks
+from ..subject.answer import upsampling_of
 from ..options import ModelChoice, option
 from .common import ModelOptions
 from .registry import Port, Task, model_input
@@ -28,7 +28,7 @@ TASK = Task(
     outputs=(Port("mask", "mask"),),
     prepare=model_input,
     finish=lambda models, inputs, options, context, y: {"mask": mask_from_prediction(
-        inputs["image"], y, refine=False, upsampling=masks.upsampling_of(models.get("model")))},
+        inputs["image"], y, refine=False, upsampling=upsampling_of(models.get("model")))},
     streams=True,
     suffix="_preview",
     output_format=lambda options, source, named: ".png",

@@ -18,7 +18,7 @@ from ..finish.device import device_of
 from ..finish.refine import mask_from_prediction
 from ..finish import cutout
 from ..ops.pixels import grey_map
-from ..subject import masks
+from ..subject.answer import upsampling_of
 from ..errors import MattekitError
 from ..finish.matte import MattingOptions, alpha_from_trimap, check_edge, matte_edge
 from ..options import ModelChoice, option
@@ -66,7 +66,7 @@ def _finish(models, inputs, options: MatteOptions, context, prediction) -> dict:
     elif models["model"].task == "matte":
         alpha = models["model"].to_image(prediction, *image.shape[:2])
     else:
-        mask = mask_from_prediction(image, prediction, upsampling=masks.upsampling_of(models["model"]),
+        mask = mask_from_prediction(image, prediction, upsampling=upsampling_of(models["model"]),
                                           device=device_of(models["model"], image))
         alpha = matte_edge(image, mask, MattingOptions.of(options))
     return cutout.outputs(image, alpha, options, backdrop=inputs.get("backdrop"),

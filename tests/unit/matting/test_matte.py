@@ -16,7 +16,7 @@ from mattekit.ops.filters import gaussian_blur
 from mattekit.ops.pixels import unit_float
 from mattekit.ops.resizing import fit_cover
 from mattekit.finish import edge
-from mattekit.subject import masks
+from mattekit.subject import answer
 from mattekit.cli import main
 from mattekit.matting import estimate_alpha, estimate_foreground, solver
 from mattekit.matting import trimap as trimaps
@@ -411,7 +411,7 @@ def test_remove_mattes_by_default_and_beats_the_mask(shared, mirror):
     mask_mae, matte_mae = [], []
     for name in ("GT05.png", "GT17.png", "GT19.png"):
         image, _, gt = alphamatting(shared, name)
-        mask = masks.predict_mask(predictor, image)
+        mask = answer.predict_mask(predictor, image)
         alpha = edge.alpha_from_mask(image, mask)  # what remove does by default
         mask_mae.append(np.abs(mask - gt).mean())
         matte_mae.append(np.abs(alpha - gt).mean())

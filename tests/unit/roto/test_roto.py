@@ -107,12 +107,12 @@ def test_temporal_switch_and_settings_guard(shared, mirror, tmp_path):
     assert redone.computed == [1001, 1002, 1003, 1004]
     assert files_of(tmp_path / "out") != per_frame
     # the per-frame mattes are what the per-frame network gives
-    from mattekit.subject import masks
+    from mattekit.subject import answer
 
     pixels = read_image(tmp_path / "plate" / "plate.1002.png").pixels
     from mattekit import runtime
 
-    expected = masks.predict_mask(runtime.ModelCache().get(MODEL, "segment", "cpu"), pixels)
+    expected = answer.predict_mask(runtime.ModelCache().get(MODEL, "segment", "cpu"), pixels)
     np.testing.assert_allclose(_matte(per_frame["m.1002.png"], tmp_path), expected, atol=0.5 / 65535 + 1e-6)
 
 

@@ -15,7 +15,7 @@ import torch
 from mattekit import io, runtime
 from mattekit.running import pipeline
 from mattekit.finish import refine
-from mattekit.subject import masks
+from mattekit.subject import answer
 from mattekit.errors import MattekitError
 
 
@@ -209,7 +209,7 @@ def test_segmentation_stages_match_predict_mask(shared, monkeypatch, tmp_path):
     report = pipeline.run_pipeline(paths, read, predictor, write, **settings)
     assert report.done == 4
     for path in paths:
-        expected = masks.predict_mask(predictor, io.read_image(path).pixels)
+        expected = answer.predict_mask(predictor, io.read_image(path).pixels)
         assert alphas[path].shape == expected.shape
         assert np.abs(alphas[path] - expected).max() < 1e-4
 

@@ -151,14 +151,14 @@ def test_an_exclude_point_splits_a_part_that_also_holds_an_include_point():
 
 
 def test_an_include_point_on_what_the_model_missed_drops_none_of_its_parts():
-    from mattekit.subject import masks
+    from mattekit.subject import answer
 
     image = np.zeros((60, 100, 3), np.float32)
     prediction = _two_blobs()
     on_a_part = _make(60, 100, include="70,30")
     missed = _make(60, 100, include="45,5")  # between the blobs: the model saw background there
-    picked = masks.hinted_mask(image, prediction, False, hints.Hinted(on_a_part, hints.Box(0, 0, 100, 60)))
-    kept = masks.hinted_mask(image, prediction, False, hints.Hinted(missed, hints.Box(0, 0, 100, 60)))
+    picked = answer.hinted_mask(image, prediction, False, hints.Hinted(on_a_part, hints.Box(0, 0, 100, 60)))
+    kept = answer.hinted_mask(image, prediction, False, hints.Hinted(missed, hints.Box(0, 0, 100, 60)))
     assert picked[:, :50].max() == 0 and picked[20:50, 60:95].min() == 1
     np.testing.assert_array_equal(kept, prediction)
 
