@@ -168,6 +168,7 @@ def test_an_unmeasured_machine_measures_once_on_first_use_and_keeps_it(shared, m
     in this cache or a new one, plan from them without measuring again; each request is planned once."""
     monkeypatch.delenv("MATTEKIT_MEASURE_ENGINES")  # a first use measures
     monkeypatch.setenv("MATTEKIT_ENGINE_TABLE", "hidden")
+    monkeypatch.setattr(measure, "BUDGET_S", 1e3)  # its usual 320 x 320 input on a loaded machine too
     _own_exports()
     measured, decided = [], []
     real_measure, real_decide = runtime.measure_engines, runtime.decide
