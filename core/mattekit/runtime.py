@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 from . import catalog as catalog_mod
@@ -43,21 +44,26 @@ def prepare_array(entry: ModelEntry, image: np.ndarray) -> np.ndarray:
     spec = entry.input
     if spec.eight_bit:  # one quantisation for every source: a float on the 8-bit grid gives the 8-bit answer
         image = quantise(image[..., :3], 8)
-    image = resize(image[..., :3], *spec.net_size(*image.shape[:2]), spec.resize)
+    image = np.ascontiguousarray(resize(image[..., :3], *spec.net_size(*image.shape[:2]), spec.resize), np.float32)
+    planes = np.empty((3,) + image.shape[:2], np.float32)  # the channels apart, then changed in place, plane by plane
+    cv2.mixChannels([image], list(planes), [0, 0, 1, 1, 2, 2])  # (faster than numpy's strided copy)
     if spec.quantize_uint8:
-        image = np.floor(np.clip(image, 0, 1) * 255.0) / 255.0
+        for plane in planes:  # floor(clip(x, 0, 1) * 255) / 255, each step in float32 as on the whole image
+            np.clip(plane, 0, 1, out=plane)
+            np.multiply(plane, np.float32(255.0), out=plane)
+            np.floor(plane, out=plane)
+            np.divide(plane, np.float32(255.0), out=plane)
     if spec.divide_by_max:
-        image = image / max(float(image.max()), 1e-6)
+        np.divide(planes, np.float32(max(float(planes.max()), 1e-6)), out=planes)
     if spec.colour_order == "BGR":
-        image = image[..., ::-1]
-    planes = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)  # a copy: changed in place below
+        planes = planes[::-1]
     scale = np.float32(spec.extra_scale * spec.value_scale)
     for plane, mean, std in zip(planes, np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)):
         np.subtract(plane, mean, out=plane)  # per plane: 5x faster than broadcasting over a last axis of 3
         np.divide(plane, std, out=plane)
         if scale != 1:
             np.multiply(plane, scale, out=plane)
-    return planes[None]
+    return np.ascontiguousarray(planes)[None]
 
 
 def prepare(entry: ModelEntry, image: np.ndarray) -> torch.Tensor:

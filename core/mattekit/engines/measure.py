@@ -15,13 +15,15 @@ from . import export_recipe, load_net, threads, weights_file
 from .tables import fingerprint, own_table_path, read_table, winner
 
 MEASURE_PIXELS = 320 * 320  # a first-use measurement's input at most (the model's own input where smaller)
+BUDGET_S = 3.0  # wall seconds a first-use measurement's warm-up and timed calls take at most (beyond load and export)
 
 
 def measure_engines(entry: ModelEntry, weights_path: str | Path | None = None) -> dict:
     """Time ``entry``'s two CPU engines here (fp32, one thread, turn by turn, CPU seconds: torch warmed on a 64 x 64
     input and ONNX Runtime by its first call, then the least of the timed calls, at least one of torch's and two of
-    ONNX Runtime's, at its input for a 1024 x 768 photo shrunk (to multiples of 32) to at most
-    :data:`MEASURE_PIXELS`), save the row under this machine's fingerprint and return it (with
+    ONNX Runtime's, more while they fit :data:`BUDGET_S` (:func:`_timed_calls`), at its input for a 1024 x 768 photo
+    shrunk (to multiples of 32) to at most :data:`MEASURE_PIXELS`, and further for a net too slow for three calls in
+    the budget: :func:`_measured_size`), save the row under this machine's fingerprint and return it (with
     "cost_s", the wall seconds the measurement took, "load_s" and "export_s", those of them that loaded the net and
     made the ONNX export where it was not cached; "export_kept": the export is the one the ONNX engine runs from
     then on, the model's input being no larger). Loads the model once; a fixed-size model larger than that is measured on a dynamic export of its net,
@@ -49,51 +51,82 @@ def _timed_engines(entry, weights_path: str | None) -> dict:
     """The measurement row of :func:`measure_engines` (without its cost)."""
     import time
 
+    import torch
+
     from .. import engines
     from ..machine import cpu_info
 
     h, w = entry.input.net_size(768, 1024)
-    scale = min(1.0, (MEASURE_PIXELS / (h * w)) ** 0.5)  # shrunk: sides of multiples of 32, which these nets take
-    size = (h, w) if scale == 1.0 else tuple(max(32, int(v * scale) // 32 * 32) for v in (h, w))
     begin = time.perf_counter()
     path = weights_file(entry, weights_path)
     net, made = load_net(entry, path), export_recipe(entry, path)
     load_s = time.perf_counter() - begin
-    own = engines.onnx_export_path(**made)  # the export its ONNX engine runs
-    if size != (h, w):
-        made.update(example=size, dynamic_size=True)
-    begin = time.perf_counter()
-    onnx = engines.onnx_engine(lambda: net, label=entry.name, **made)  # its export made once, kept for later runs
-    if not own.is_file():  # a fixed-size net larger than the measurement's input: its fixed export, made from this one
-        fixed_dims(onnx.path, own, (h, w))
-    export_s = time.perf_counter() - begin
     torch_engine = engines.build_torch(net, "cpu", "fp32", made["index"])
-    x = np.random.default_rng(0).random((1, 3) + size, dtype=np.float32) * 2 - 1
     previous = threads.count()
     threads.set_count(1)
-    seconds = {"torch": [], "onnx": []}
     try:
-        import torch
-
-        torch_engine(torch.from_numpy(x[:, :, :64, :64].copy()))  # its one-time costs, on a small input
-        calls = {"torch": lambda: torch_engine(torch.from_numpy(x)), "onnx": lambda: onnx(x)}
-
-        def timed(name: str) -> float:
-            begin = time.thread_time()
-            calls[name]()
-            seconds[name].append(time.thread_time() - begin)
-            return seconds[name][-1]
-
-        spent = sum(timed(name) for name in ("onnx", "torch", "onnx"))  # ONNX Runtime's first call: its warm-up
-        while spent < 0.5 and len(seconds["torch"]) < 4:  # a fast net: more turns, while under half a second
-            spent += timed("torch") + timed("onnx")
+        small = np.random.default_rng(0).random((1, 3, 128, 128), dtype=np.float32) * 2 - 1
+        torch_engine(torch.from_numpy(small[:, :, :64, :64].copy()))  # its one-time costs, on a small input
+        took = []
+        for side in (64, 128):  # a pixel's CPU seconds beyond a call's own, to size the timed input
+            started = time.thread_time()
+            torch_engine(torch.from_numpy(small[:, :, :side, :side].copy()))
+            took.append(time.thread_time() - started)
+        size = _measured_size(h, w, (took[1] - took[0]) / (128 * 128 - 64 * 64))
+        own = engines.onnx_export_path(**made)  # the export its ONNX engine runs
+        if size != (h, w):
+            made.update(example=size, dynamic_size=True)
+        begin = time.perf_counter()
+        onnx = engines.onnx_engine(lambda: net, label=entry.name, **made)  # its export made once, kept for later runs
+        if not own.is_file():  # a fixed-size net larger than the measurement's input: its fixed export, made from it
+            fixed_dims(onnx.path, own, (h, w))
+        export_s = time.perf_counter() - begin
+        x = np.random.default_rng(0).random((1, 3) + size, dtype=np.float32) * 2 - 1
+        seconds = _timed_calls({"torch": lambda: torch_engine(torch.from_numpy(x)), "onnx": lambda: onnx(x)})
     finally:
         threads.set_count(previous)
     torch_s, onnx_s = min(seconds["torch"]), min(seconds["onnx"])
     info = cpu_info()
     return {"torch_s": round(torch_s, 5), "onnx_s": round(onnx_s, 5), "ratio": round(torch_s / onnx_s, 3),
-            "input": list(size), "load_s": round(load_s, 2), "export_s": round(export_s, 2), "export_kept": own.is_file(), "measured": time.strftime("%Y-%m-%d"),
-            "machine": info[0] if info else ""}
+            "input": list(size), "load_s": round(load_s, 2), "export_s": round(export_s, 2), "export_kept": own.is_file(),
+            "measured": time.strftime("%Y-%m-%d"), "machine": info[0] if info else ""}
+
+
+def _measured_size(height: int, width: int, per_pixel: float) -> tuple[int, int]:
+    """The timed input (rows, columns) for a model whose input is ``height`` x ``width``: shrunk (sides of multiples
+    of 32, which these nets take) to at most :data:`MEASURE_PIXELS`, and further where a call at
+    ``per_pixel`` seconds a pixel (torch's, warm, beyond its calls' fixed cost) would pass a third of :data:`BUDGET_S` (the timed calls are at
+    least three: ONNX Runtime's first, torch's, ONNX Runtime's second)."""
+    pixels = min(MEASURE_PIXELS, BUDGET_S / 3 / max(per_pixel, 1e-12))
+    scale = min(1.0, (pixels / (height * width)) ** 0.5)
+    if scale == 1.0:
+        return height, width
+    return tuple(max(32, int(v * scale) // 32 * 32) for v in (height, width))
+
+
+def _timed_calls(calls: dict) -> dict[str, list[float]]:
+    """CPU seconds of each timed call of ``calls`` ({"torch": call, "onnx": call}), turn by turn: ONNX Runtime's
+    first call (its warm-up, counted), torch's, ONNX Runtime's again; then more turns of both while the timed calls
+    took under half a second of CPU, torch has had fewer than four and one more turn (at the calls' mean wall time so
+    far) ends within :data:`BUDGET_S` of their start."""
+    import time
+
+    start = time.perf_counter()
+    seconds: dict[str, list[float]] = {"torch": [], "onnx": []}
+
+    def timed(name: str) -> float:
+        begin = time.thread_time()
+        calls[name]()
+        seconds[name].append(time.thread_time() - begin)
+        return seconds[name][-1]
+
+    spent = sum(timed(name) for name in ("onnx", "torch", "onnx"))
+    while spent < 0.5 and len(seconds["torch"]) < 4:  # a fast net: more turns, while the next one fits the budget
+        elapsed = time.perf_counter() - start
+        if elapsed + 2 * elapsed / (len(seconds["torch"]) + len(seconds["onnx"])) > BUDGET_S:
+            break
+        spent += timed("torch") + timed("onnx")
+    return seconds
 
 
 def fixed_dims(dynamic: Path, fixed: Path, size: tuple[int, int]) -> Path:

@@ -168,6 +168,7 @@ def test_an_unmeasured_machine_measures_once_on_first_use_and_keeps_it(shared, m
     in this cache or a new one, plan from them without measuring again; each request is planned once."""
     monkeypatch.delenv("MATTEKIT_MEASURE_ENGINES")  # a first use measures
     monkeypatch.setenv("MATTEKIT_ENGINE_TABLE", "hidden")
+    monkeypatch.setattr(measure, "BUDGET_S", 1e3)  # its usual 320 x 320 input on a loaded machine too
     _own_exports()
     measured, decided = [], []
     real_measure, real_decide = runtime.measure_engines, runtime.decide
@@ -204,6 +205,32 @@ def test_a_model_whose_input_follows_the_photo_is_measured_at_a_size_it_takes(sh
     row = json.loads(plan.own_table_path().read_text())[plan.fingerprint()]["modnet-portrait"]
     assert all(v % 32 == 0 for v in row["input"]) and row["input"][0] * row["input"][1] <= measure.MEASURE_PIXELS
     assert predictor.plan.engine == plan.winner(row) and "on first use here" in predictor.plan.why("engine")
+
+
+def test_the_first_use_measurement_stops_timing_at_its_budget(monkeypatch):
+    """The timed calls stop when one more turn would pass the measurement's budget: with none left, only the three
+    calls every measurement makes (ONNX Runtime's warm-up, torch's, ONNX Runtime's); with time to spare, a fast net
+    gets its four turns. The least of each engine's calls is what is kept."""
+    made = []
+    calls = {name: (lambda name=name: made.append(name)) for name in ("torch", "onnx")}
+    monkeypatch.setattr(measure, "BUDGET_S", 0.0)
+    seconds = measure._timed_calls(calls)
+    assert made == ["onnx", "torch", "onnx"] and len(seconds["torch"]) == 1 and len(seconds["onnx"]) == 2
+    made.clear()
+    monkeypatch.setattr(measure, "BUDGET_S", 1e9)
+    seconds = measure._timed_calls(calls)
+    assert made.count("torch") == 4 and len(seconds["torch"]) == 4
+
+
+def test_a_net_too_slow_for_the_budget_is_measured_on_a_smaller_input(monkeypatch):
+    """The timed input shrinks (sides of multiples of 32) where three calls at the warm call's CPU seconds a pixel
+    would pass the budget: a 1024 x 1024 net at 10 us a pixel is timed at 288 x 288 (0.83 s a call); a fast one at
+    the usual 320 x 320 cap, and a small one at its own size."""
+    monkeypatch.setattr(measure, "BUDGET_S", 3.0)
+    assert measure._measured_size(1024, 1024, 1e-5) == (288, 288)
+    assert measure._measured_size(1024, 1024, 1e-8) == (320, 320)
+    assert measure._measured_size(224, 224, 1e-8) == (224, 224)
+    assert measure._measured_size(1024, 1024, 1.0) == (32, 32)
 
 
 @pytest.mark.needs_data
