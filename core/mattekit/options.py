@@ -48,7 +48,7 @@ def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
            maximum: float | None = None, model: str | tuple | None = None, flag: str | None = None, label: str | None = None,
            hosts: tuple[str, ...] = ("cli", "worker", "api"), path: bool = False,
            bare: Any = None, missing: str | None = None, none: str | None = None, repeat: bool = False,
-           writes: bool = False, parse: str | None = None):
+           writes: bool = False, parse: str | None = None, keywords: tuple[str, ...] | None = None):
     """A dataclass field with the metadata every front end needs.
 
     choices / minimum / maximum: the allowed values (checked everywhere by :meth:`Option.check`).
@@ -69,11 +69,13 @@ def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
     the option's value (a box, a colour, a weights file), or a one-sentence MattekitError or ValueError naming it;
     :meth:`Option.check` calls it before any model loads and the options hold what it returns. The field's type
     is the value's; the option's :attr:`Option.type` is ``str``, the text form (:meth:`Option.text`).
+    keywords: the words a parsed option takes besides its text form, each checked to itself (case and surrounding
+    spaces aside), e.g. the shadow's ``keep``; the schema names them, so hosts need no copy.
     """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "minimum": minimum,
             "maximum": maximum, "model": model, "flag": flag, "label": label, "hosts": tuple(hosts),
             "path": path, "bare": bare, "missing": missing, "none": none, "repeat": repeat,
-            "writes": writes, "parse": parse}
+            "writes": writes, "parse": parse, "keywords": tuple(keywords) if keywords is not None else None}
     if default is dataclasses.MISSING:
         return field(metadata={"mattekit": meta})
     return field(default=default, metadata={"mattekit": meta})
@@ -103,6 +105,7 @@ class Option:
     repeat: bool = False
     writes: bool = False  # a path option the run writes to; other path options name files it reads
     parse: str | None = None  # "package.module:function" turning the text into the option's value
+    keywords: tuple[str, ...] | None = None  # words the parsed option takes besides its text form, e.g. "keep"
 
     @property
     def reads(self) -> bool:
@@ -194,7 +197,7 @@ class Option:
                "label": self.label, "required": self.required, "path": self.path}
         if self.repeat:
             out["repeat"] = True  # several values joined with ";"
-        for key in ("choices", "minimum", "maximum", "model", "none"):
+        for key in ("choices", "minimum", "maximum", "model", "none", "keywords"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = list(value) if isinstance(value, tuple) else value
@@ -245,7 +248,7 @@ def options_of(cls: type) -> tuple[Option, ...]:
             flag=meta["flag"] or "--" + f.name.replace("_", "-"),
             label=meta["label"] or f.name.replace("_", " ").capitalize(), hosts=meta["hosts"], path=meta["path"],
             bare=meta["bare"], missing=meta["missing"], none=meta["none"], repeat=meta["repeat"],
-            writes=meta["writes"], parse=meta["parse"]))
+            writes=meta["writes"], parse=meta["parse"], keywords=meta["keywords"]))
     return tuple(out)
 
 

@@ -79,6 +79,14 @@ def shown_options(op):
     return dict((name, opt) for name, opt in op["options"].items() if not opt.get("path"))
 
 
+def keyword(op, name, value):
+    """The keyword of ``op``'s option ``name`` that ``value`` is (the schema's "keywords": words a text option takes
+    besides its text form, such as the shadow option's keep; case and surrounding spaces aside), else None."""
+    words = op["options"].get(name, {}).get("keywords") or ()
+    text = value.strip().lower() if isinstance(value, str) else None
+    return text if text in words else None
+
+
 def makes_matte(op):
     """Whether the result can be one channel of coverage: a mask/alpha port, or a ``result`` that can be alpha."""
     return op["outputs"][0]["kind"] in MATTES or "alpha" in op["options"].get("result", {}).get("choices", ())

@@ -36,15 +36,11 @@ from gimp_dialog import ask  # noqa: E402
 from gimp_marks import gather, mask_input, point_options, the_layer  # noqa: E402
 from gimp_pixels import pixel_type  # noqa: E402
 from gimp_results import attach_provenance, place, place_shadow  # noqa: E402
-from gimp_schema import (PlugInError, argument, client, connect, known_schema, menu_title,  # noqa: E402
+from gimp_schema import (PlugInError, argument, client, connect, keyword, known_schema, menu_title,  # noqa: E402
                          placements, procedure_name, run_on_worker, shown_options)
 
 MENU = "<Image>/Filters/AI"
 SELECT_MENU = "<Image>/Select"
-# The shadow option's value that keeps the photo's own shadow (its own layer here): mattekit's cutout.KEEP. A copy, as
-# the schema does not carry it: the option is free text (keep, or DY,DX,BLUR,OPACITY) with no choices, "keep" only
-# in its help; the optional output port "shadow" says what comes back, not which value asks for it.
-KEEP_SHADOW = "keep"
 
 
 def run_operation(op, image, layer, config, worker, interactive):
@@ -53,8 +49,8 @@ def run_operation(op, image, layer, config, worker, interactive):
     options = point_options(image, layer, op, option_values(op, config))
     if "result" in op["options"] and options.get("result") is None:
         options["result"] = "alpha" if output == "mask" else "rgba"
-    if options.get("shadow") == KEEP_SHADOW and options.get("result") == "rgba":
-        options["result"] = "alpha"  # the subject alone: the kept shadow comes back as its own layer, under it
+    if keyword(op, "shadow", options.get("shadow")) and options.get("result") == "rgba":
+        options["result"] = "alpha"  # keep: the subject alone; the photo's own shadow comes back as a layer under it
     inputs, region, from_selection = gather(image, layer, op, dtype)
     outputs = run_on_worker(worker, op, inputs, options)
     result = outputs[0]

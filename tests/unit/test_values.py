@@ -131,6 +131,18 @@ def test_every_parsed_option_returns_its_value_and_takes_it_back():
         registry.get("remove").make_options({"box": [1, 2, 30, 40]}, host="worker")
 
 
+def test_every_keyword_of_a_declared_option_checks_to_itself():
+    """The words an option declares it takes besides its text form (the schema's "keywords") are what the option's
+    check gives for them, case and surrounding spaces aside: a host that sends one gets it as named."""
+    seen = set()
+    for declaration in registry.declarations().values():
+        for option in options_of(declaration.options):
+            for word in option.keywords or ():
+                assert option.check(word) == word and option.check(f" {word.upper()} ") == word, (option.name, word)
+                seen.add((option.name, word))
+    assert ("shadow", "keep") in seen
+
+
 def test_hint_stages_pass_a_named_value(shared, mirror):
     """The context of a hinted region names its parts (hint, region), the same value the mask stage reads."""
     from mattekit import runtime

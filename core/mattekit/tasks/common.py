@@ -76,7 +76,8 @@ class CutoutOptions:
     shadow: Shadow | str | None = option(
         None, "keep: the shadow the subject casts in the photo, kept (black at partial alpha beside the cut-out; on "
         "a composite's background); or with a composite a drop shadow DY,DX,BLUR,OPACITY under the subject (the "
-        "flag alone: 12,12,8,0.5)", bare="12,12,8,0.5", parse="mattekit.tasks.common:parse_shadow")
+        "flag alone: 12,12,8,0.5)", bare="12,12,8,0.5", parse="mattekit.tasks.common:parse_shadow",
+        keywords=(KEEP,))
     crop: float | None = option(None, "crop to the subject's box grown by this fraction of its size (e.g. 0.05)",
                                 minimum=0.0, maximum=10.0, bare=0.05)
     decontaminate: bool = option(True, "give partially transparent pixels the subject's own colours "

@@ -123,6 +123,9 @@ def test_plugin_files_are_plain_and_the_entry_is_executable():
     Their size is held to the core's caps by tests/unit/test_layers.py."""
     siblings = set(gimp_plugin_modules())
     assert siblings > {"mattekit_gimp"}, "the plug-in is split into modules by job"
+    words = {word for op in registry_schema()["operations"] for opt in op["options"].values()
+             for word in opt.get("keywords", ())}
+    assert "keep" in words
     for path in sorted(GIMP_PLUGIN.glob("*.py")):
         source = path.read_text()
         modules = set()
@@ -135,6 +138,8 @@ def test_plugin_files_are_plain_and_the_entry_is_executable():
         assert "import numpy" not in source and "import torch" not in source
         for task in ("remove", "bokeh", "upscale", "enhance", "mask-preview", "sinet"):
             assert '"%s"' % task not in source, "the plug-in names no task or model: they come from the schema"
+        for word in words:  # keep: the schema names the words a text option takes (issue 82)
+            assert '"%s"' % word not in source and "'%s'" % word not in source, (path, "holds a copy of", word)
     assert os.access(PLUGIN, os.X_OK), "GIMP ignores a plug-in file that is not executable"
     assert PLUGIN.parent.name == PLUGIN.stem, "GIMP needs folder and file named alike"
 
@@ -213,6 +218,34 @@ def test_remove_background_adds_a_layer_mask_that_cuts_out_the_person(gimp, work
     record = json.loads(bytes(layer.get_parasite("mattekit-provenance").get_data()))
     assert record["task"] == "remove" and record["models"][0]["name"] == "sinet-portrait"
     assert len(record["models"][0]["sha256"]) == 64 and record["digital_source_type"].endswith("algorithmicallyEnhanced")
+
+
+@pytest.mark.slow
+def test_remove_background_keeps_the_photos_shadow_by_the_word_the_schema_names(gimp, worker, shared):
+    """Shadow " Keep " (the schema's word for the shadow option, case aside) with a new layer: the plug-in asks for the
+    subject alone, the cut-out on top, the photo's own shadow under it as a black layer masked by the worker's
+    shadow matte, the photo hidden below (issue 83); a word the schema does not name is left as it is."""
+    from mattekit.bench import shadow_scenes
+
+    plugin, Gimp, _ = gimp
+    pixels = np.round(shadow_scenes.example(shared / "data").photo * 255) / 255
+    image = Gimp.Image(pixels.shape[1], pixels.shape[0])
+    layer = image.add_test_layer(pixels)
+    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="u2netp", shadow=" Keep ",
+                        output="layer")
+    assert status is Gimp.PDBStatusType.SUCCESS, error
+    assert [x.get_name() for x in image.get_layers()] == ["Background (cut out)", "Background (shadow)", "Background"]
+    cut, shade, _ = image.get_layers()
+    subject, shadow = worker.run("remove", [as_pixels(pixels)], {"model": "u2netp", "shadow": "keep", "result": "alpha"})
+    assert np.allclose(cut.pixels[..., 3], as_floats(subject)[..., 0], atol=1 / 255), "the subject alone"
+    assert np.allclose(cut.pixels[..., :3], pixels, atol=1 / 255) and not layer.get_visible()
+    assert np.array_equal(shade.pixels, np.broadcast_to([0, 0, 0, 1.0], shade.pixels.shape)), "black, opaque"
+    assert np.allclose(shade.get_mask().pixels[..., 0], as_floats(shadow)[..., 0], atol=1 / 255)
+    assert as_floats(shadow).max() > 0.15, "a shadow was found: the test shows where it went"
+    op = {o["name"]: o for o in registry_schema()["operations"]}["remove"]
+    assert sys.modules["gimp_schema"].keyword(op, "shadow", " Keep ") == "keep"
+    op["options"]["shadow"].pop("keywords")  # a worker whose schema names no word: nothing is taken for one
+    assert sys.modules["gimp_schema"].keyword(op, "shadow", "keep") is None
 
 
 def test_a_fully_transparent_result_is_placed_and_said_in_a_gimp_message(gimp, worker, shared):

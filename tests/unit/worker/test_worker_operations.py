@@ -210,6 +210,17 @@ def test_every_bad_option_of_every_operation_is_a_400(make_worker, tmp_path):
     print(f"worker options: {count} bad values over {len(schema['operations'])} operations, all answered 400 bad_option")
 
 
+def test_the_schema_names_the_words_a_text_option_takes(make_worker):
+    """remove's shadow is free text (DY,DX,BLUR,OPACITY) that also takes the word keep: the worker's schema names it,
+    so a host (the GIMP plug-in) reads it there and keeps no copy; an option without words says none."""
+    _, worker = make_worker()
+    ops = {op["name"]: op for op in worker.schema()["operations"]}
+    for name in ("remove", "matte"):  # the tasks that end in a cut-out
+        shadow = ops[name]["options"]["shadow"]
+        assert shadow["keywords"] == ["keep"] and shadow["type"] == "str" and "choices" not in shadow, shadow
+    assert "keywords" not in ops["remove"]["options"]["background"]
+
+
 def test_roto_paths_are_confined_to_the_allowed_folders(make_worker, tmp_path):
     allowed = tmp_path / "shots"
     (allowed / "plate").mkdir(parents=True)

@@ -18,6 +18,7 @@ class Rectangle:
 class Color:
     def __init__(self, name):
         self.name = name
+        self.rgb = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0)}.get(name)  # the two colours the plug-in names
 
     @classmethod
     def new(cls, name):

@@ -35,6 +35,25 @@ def message(text):
     return _record("message", text)
 
 
+CONTEXT = [{"foreground": Gegl.Color.new("black")}]  # GIMP's context stack: the last is in force
+
+
+def context_push():
+    CONTEXT.append(dict(CONTEXT[-1]))
+    return True
+
+
+def context_pop():
+    assert len(CONTEXT) > 1, "a pop without its push"
+    CONTEXT.pop()
+    return True
+
+
+def context_set_foreground(color):
+    CONTEXT[-1]["foreground"] = color
+    return True
+
+
 def main(gtype, argv):
     return _record("main", gtype, argv)
 
@@ -60,7 +79,7 @@ ImageBaseType = _enum("ImageBaseType", ["RGB", "GRAY"])
 LayerMode = _enum("LayerMode", ["NORMAL"])
 AddMaskType = _enum("AddMaskType", ["WHITE", "BLACK", "ALPHA"])
 MaskApplyMode = _enum("MaskApplyMode", ["APPLY", "DISCARD"])
-FillType = _enum("FillType", ["TRANSPARENT", "WHITE", "BACKGROUND"])
+FillType = _enum("FillType", ["TRANSPARENT", "WHITE", "BACKGROUND", "FOREGROUND"])
 ChannelOps = _enum("ChannelOps", ["REPLACE", "ADD"])
 PathStrokeType = _enum("PathStrokeType", ["BEZIER"])
 Precision = _enum("Precision", [f"{t}_{c}" for t in ("U8", "U16", "U32", "HALF", "FLOAT", "DOUBLE")
@@ -369,6 +388,9 @@ class Layer(Drawable):
         return new
 
     def fill(self, kind):
+        if kind is FillType.FOREGROUND:  # opaque, in the context's foreground colour
+            self.pixels[...] = CONTEXT[-1]["foreground"].rgb + (1.0,) * (self.pixels.shape[2] - 3)
+            return True
         assert kind is FillType.TRANSPARENT and self.has_alpha()
         self.pixels[...] = 0.0
         return True
