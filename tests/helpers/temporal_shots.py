@@ -32,7 +32,7 @@ def _filtered(plates, mattes, device=None):
     smoother)."""
     out, frames = {}, list(plates)
     stage = ordered.OrderedSmoother(temporal.TemporalOptions(radius=2), frames, frames,
-                                     lambda f, _, a: out.__setitem__(f, a), device=device)
+                                     lambda f, _, a, __: out.__setitem__(f, a), device=device)
     for f in stage.frames:
         stage.push(f, plates[f], mattes[f])
     return out, stage.smoother

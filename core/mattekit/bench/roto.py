@@ -178,11 +178,11 @@ def score(plate, frames: list[int], gts: list[np.ndarray], entry, options: tempo
     (``keyframes``: the user's hints, carried as roto carries them); "mattes" and "smoothed" hold the
     per-frame and temporal mattes."""
     smoothed: list[np.ndarray] = []
-    stage = ordered.OrderedSmoother(options, plate.frames, frames, lambda frame, _, alpha: smoothed.append(alpha))
+    stage = ordered.OrderedSmoother(options, plate.frames, frames, lambda frame, _, alpha, __: smoothed.append(alpha))
     memo: dict[int, np.ndarray] = {}  # per-frame mattes of the frames and the temporal warm-up
     greys: dict[int, np.ndarray] = {}
 
-    def keep(frame, picture, alpha):
+    def keep(frame, picture, alpha, _):
         memo[frame] = alpha
         if frame in stage.wanted_set:
             greys[frame] = temporal.prepare(picture.pixels, alpha, METRIC_FLOW).grey
@@ -234,7 +234,7 @@ def chunk_difference(plate, entry, args, frames: list[int], per_frame: list[np.n
                              temporal_options=options_used, keyframes=keyframes)
         got: dict[int, np.ndarray] = {}
         for chunk in chunk_frames(frames, args.chunk):
-            source.run(chunk, lambda frame, _, alpha: got.__setitem__(frame, alpha))
+            source.run(chunk, lambda frame, _, alpha, __: got.__setitem__(frame, alpha))
         worst = [float(np.abs(got[f] - r).max()) for f, r in zip(frames, reference)]
         typical = [float(np.abs(got[f] - r).mean()) for f, r in zip(frames, reference)]
         out[kind] = {"max": max(worst), "mean": float(np.mean(worst)), "per_frame": worst,

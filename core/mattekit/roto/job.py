@@ -17,7 +17,6 @@ from ..errors import InputError, OutputError
 from ..fsutil import Confinement, sha256_file
 from ..weights import file_sha256
 from ..io import Picture, write_image
-from ..matting import shadow
 from ..io.frame_ranges import chunk_frames, format_frames
 from ..io.sequences import open_plate, output_pattern, select_frames
 from ..provenance import changed_options, model_record, roto_record
@@ -195,10 +194,10 @@ class RotoJob:
                              refine=self.spec.refine, temporal_options=self.temporal,
                              refine_above=self.temporal.refine_above if self.temporal else 1.0,
                              workers=self.spec.workers, threads=self.spec.threads, keyframes=self.keyframes,
-                             models=self.models, features=self.features)
+                             models=self.models, features=self.features, shadow="shadow" in self.extra_out)
         with self.store.journal() as journal:
-            def finish(frame: int, picture: Picture | None, alpha: np.ndarray) -> None:
-                files = self._write(frame, picture, alpha)
+            def finish(frame: int, picture: Picture | None, alpha: np.ndarray, cast: np.ndarray | None) -> None:
+                files = self._write(frame, picture, alpha, cast)
                 journal.append({"frame": frame, "fingerprint": self.fingerprint(), "files": files})
                 summary.computed.append(frame)
                 report(frame)
@@ -229,8 +228,9 @@ class RotoJob:
         summary.seconds = time.monotonic() - started
         return summary
 
-    def _write(self, frame: int, picture: Picture | None, alpha: np.ndarray) -> dict[str, list]:
-        """Write a frame's outputs atomically; returns {output name: [path, sha256, plate stamp]}."""
+    def _write(self, frame: int, picture: Picture | None, alpha: np.ndarray, cast: np.ndarray | None) -> dict[str, list]:
+        """Write a frame's outputs atomically (``cast``: its temporally filtered shadow matte, with ``--shadow``);
+        returns {output name: [path, sha256, plate stamp]}."""
         stamp = self.store.plate_stamp(frame)
         path = self.alpha_out.path(frame)
         confine = self.store.confine
@@ -241,7 +241,6 @@ class RotoJob:
         scene = picture.scene if picture.scene is not None else picture.pixels  # the plate's own values
         coverage = coverage_of(picture, alpha)  # transparent stays so
         foreground = decontaminated(scene[..., :3], coverage) if {"fg", "layers"} & set(self.extra_out) else None
-        cast = shadow.estimate(picture.pixels, coverage) if "shadow" in self.extra_out else None  # (sRGB pixels)
         half = picture.format == "EXR" and picture.bit_depth == 16  # EXR: float unless the plate is half
         for name, pattern in self.extra_out.items():
             path = pattern.path(frame)

@@ -19,9 +19,10 @@ class OrderedSmoother:
     """The filter as a stage fed in frame order, for pipelines that compute per-frame mattes ahead.
 
     ``frames`` lists what to :meth:`push`, in that order: the ``wanted`` frames and the neighbours
-    their windows need (warm-up). Each wanted frame's result goes to ``emit(frame, payload, alpha)``
-    in increasing order as soon as the last frame of its window has been pushed. With ``options``
-    None the mattes pass through unchanged. Holds at most ``halo`` pushed frames beyond the last
+    their windows need (warm-up). Each wanted frame's result goes to ``emit(frame, payload, alpha, shadow)``
+    in increasing order as soon as the last frame of its window has been pushed: ``shadow``, the frame's shadow
+    matte filtered along the same flows with the same weights when the frames pushed carry one, else None. With
+    ``options`` None the mattes (and shadow mattes) pass through unchanged. Holds at most ``halo`` pushed frames beyond the last
     emitted one, plus the :class:`~mattekit.roto.temporal.Smoother`'s own window. ``device``: the torch device
     where the filter's full-resolution work runs (:class:`mattekit.roto.temporal_device.DeviceSmoother`), or None for
     the CPU's.
@@ -31,7 +32,8 @@ class OrderedSmoother:
     filters earlier frames.
     """
 
-    def __init__(self, options: TemporalOptions | None, have, wanted, emit: Callable[[int, object, np.ndarray], None],
+    def __init__(self, options: TemporalOptions | None, have, wanted,
+                 emit: Callable[[int, object, np.ndarray, np.ndarray | None], None],
                  device=None, ahead_threads: int | None = None):
         self.wanted = sorted(set(wanted))
         self.wanted_set = set(self.wanted)
@@ -48,7 +50,7 @@ class OrderedSmoother:
         self.ahead_at = self._ahead_schedule(needed) if self.smoother else {}
         self.ahead_threads = min(AHEAD_THREADS, cpu_count()) if ahead_threads is None else ahead_threads
         self.pool: ThreadPoolExecutor | None = None
-        self.ready: dict[int, FrameState | np.ndarray] = {}  # pushed, not yet taken by the filter
+        self.ready: dict[int, FrameState | tuple] = {}  # pushed, not yet taken by the filter
         self.payloads: dict[int, object] = {}
         self.pushed = 0
         self.emitted = 0
@@ -82,16 +84,17 @@ class OrderedSmoother:
     def ready_state(self, frame: int) -> FrameState:
         return self.ready.pop(frame)
 
-    def keep(self, image: np.ndarray, alpha: np.ndarray) -> FrameState | np.ndarray:
-        """What the filter keeps of one frame (:func:`~mattekit.roto.temporal.prepare`; the matte alone without a
-        filter). It depends on that frame only, so it may be computed ahead, in any thread, and given to :meth:`push`."""
-        return prepare(image, alpha, self.smoother.options) if self.smoother else alpha
+    def keep(self, image: np.ndarray, alpha: np.ndarray, shadow: np.ndarray | None = None) -> FrameState | tuple:
+        """What the filter keeps of one frame (:func:`~mattekit.roto.temporal.prepare`; (matte, shadow) without a
+        filter); ``shadow``: its shadow matte (H x W [0,1]) to filter beside the matte, or None. It depends on that
+        frame only, so it may be computed ahead, in any thread, and given to :meth:`push`."""
+        return prepare(image, alpha, self.smoother.options, shadow) if self.smoother else (alpha, shadow)
 
     def push(self, frame: int, image: np.ndarray | None, alpha: np.ndarray, payload=None,
-             kept: FrameState | np.ndarray | None = None) -> None:
+             kept: FrameState | tuple | None = None) -> None:
         """The next frame's sRGB plate (H x W x 3|4 [0,1]) and per-frame matte (H x W [0,1]), or
-        ``kept``, what :meth:`keep` made of them already; ``payload`` is handed to ``emit`` with the
-        frame's result (wanted frames only)."""
+        ``kept``, what :meth:`keep` made of them already (with a shadow matte, if any); ``payload`` is handed to
+        ``emit`` with the frame's result (wanted frames only)."""
         if frame != self.expects:
             raise ValueError(f"frame {frame} pushed where frame {self.expects} was expected")
         self.pushed += 1
@@ -106,8 +109,8 @@ class OrderedSmoother:
             self.payloads[frame] = payload
         while self.emitted < len(self.wanted) and self.last[self.emitted] <= frame:
             t = self.wanted[self.emitted]
-            result = self.smoother.smooth(t) if self.smoother else self.ready.pop(t)
+            alpha, shadow = self.smoother.smooth(t) if self.smoother else self.ready.pop(t)
             self.emitted += 1
-            self.emit(t, self.payloads.pop(t, None), result)
+            self.emit(t, self.payloads.pop(t, None), alpha, shadow)
         if self.finished and self.pool is not None:
             self.pool.shutdown(wait=False)

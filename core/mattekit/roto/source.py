@@ -11,12 +11,14 @@ import numpy as np
 
 from ..finish.device import device_of
 from ..finish.refine import mask_from_prediction
+from ..matting import shadow as shadows
 from .. import catalog, runtime
 from ..running import pipeline
 from . import ordered, temporal, temporal_device, tracking
 from ..errors import Cancelled, MattekitError
 from ..io import Picture
 from .chain import HintChain
+from .layers import coverage_of
 from .sam import SamChain, runs, shared_features
 
 
@@ -29,7 +31,10 @@ class MatteSource:
     state from frame to frame: it runs in frame order in the pipeline's ordered stage, and each run of
     consecutive frames first runs the ``entry.warmup`` plate frames before it (see :func:`recurrent_steps`).
 
-    :meth:`run` hands (frame, picture, alpha) to a callback in increasing frame order. With a per-frame
+    :meth:`run` hands (frame, picture, alpha, shadow) to a callback in increasing frame order. With ``shadow``
+    each frame's shadow matte (:func:`mattekit.matting.shadow.estimate` under its per-frame matte) goes through
+    the temporal filter beside the matte, along the same flows with the same weights, so it is as steady as the
+    mattes and depends on the same plate frames. With a per-frame
     model a frame's result depends only on the plate frames within the temporal window, whatever frames
     are asked for, and not on the number of inference workers; with a recurrent one it also depends on
     where its run of frames started (it sees the ``warmup`` frames before that start, not the whole shot).
@@ -38,7 +43,7 @@ class MatteSource:
     def __init__(self, plate, entry: catalog.ModelEntry, *, weights: str | None = None, device: str = "auto",
                  refine: bool = True, refine_above: float = 1.0, temporal_options: temporal.TemporalOptions | None = None,
                  workers: int | None = None, threads: int | None = None, keyframes: tracking.Keyframes | None = None,
-                 models: runtime.ModelCache | None = None, features=None):
+                 models: runtime.ModelCache | None = None, features=None, shadow: bool = False):
         """``models``: the cache the model is loaded into (the worker's, so a loaded model is reused;
         None: a fresh one). ``features``: a SAM model's frame features shared with the job's other objects
         (:func:`.sam.shared_features`; None: the source makes its own)."""
@@ -48,12 +53,13 @@ class MatteSource:
         self.refine, self.refine_above = refine, refine_above  # (finish.refine.refine_mask's)
         self.temporal = temporal_options if temporal_options and temporal_options.radius > 0 else None
         self.workers, self.threads = workers, threads
+        self.shadow = shadow
         self.features = features if features is not None or entry.task != "prompt" else shared_features()
 
     def run(self, frames: list[int], emit: Callable[[int, Picture | None, np.ndarray], None],
             cancel: Callable[[], bool] | None = None, pictures: bool = False) -> None:
-        """Call ``emit(frame, its plate picture if pictures else None, its matte H x W float32 [0,1])``
-        for ``frames`` in increasing order.
+        """Call ``emit(frame, its plate picture if pictures else None, its matte H x W float32 [0,1], its shadow
+        matte H x W float32 [0,1] with ``shadow`` else None)`` for ``frames`` in increasing order.
 
         Decoding runs ahead in reader threads (a movie's in one; files in several with the model on CUDA),
         inference, the per-frame matte's upsampling (:func:`mattekit.finish.refine.mask_from_prediction`) and what
@@ -112,13 +118,14 @@ class _MatteRun:
         if self.stopped or not self.stage.finished:
             raise Cancelled("The roto job was cancelled; run it again to resume.")
 
-    def emit_unless_cancelled(self, frame: int, picture: Picture | None, alpha: np.ndarray) -> None:
+    def emit_unless_cancelled(self, frame: int, picture: Picture | None, alpha: np.ndarray,
+                              cast: np.ndarray | None) -> None:
         """The emitter thread's call: ``emit`` unless the run stopped or ``cancel()`` says so."""
         if self.stopped or (self.cancel is not None and self.cancel()):
             self.stopped = True
             return
         try:
-            self.emit(frame, picture, alpha)
+            self.emit(frame, picture, alpha, cast)
         except MattekitError as exc:
             self.failures.append(exc)
             self.stopped = True  # nothing more is written after a failed write
@@ -145,7 +152,12 @@ class _MatteRun:
 
     def upsample_and_keep(self, frame: int, picture: Picture, prediction) -> tuple:
         alpha = self.upsample(frame, picture, prediction)
-        return alpha, self.stage.keep(picture.pixels, alpha)
+        return alpha, self.keep(picture, alpha)
+
+    def keep(self, picture: Picture, alpha: np.ndarray):
+        """What the temporal filter keeps of a frame: with ``shadow``, its shadow matte under its per-frame matte."""
+        cast = shadows.estimate(picture.pixels, coverage_of(picture, alpha)) if self.source.shadow else None
+        return self.stage.keep(picture.pixels, alpha, cast)
 
     def write(self, frame: int, picture: Picture, result) -> None:
         """The pipeline's ordered writer: a chain's or a recurrent model's step, then the temporal filter."""
@@ -168,7 +180,8 @@ class _MatteRun:
         alpha, kept = result if isinstance(result, tuple) else (result, None)
         if frame != self.stage.expects or self.stopped:  # an earlier frame failed
             return
-        self.stage.push(frame, picture.pixels, alpha, picture if self.pictures else None, kept=kept)
+        self.stage.push(frame, picture.pixels, alpha, picture if self.pictures else None,
+                        kept=self.keep(picture, alpha) if kept is None else kept)
 
 
 class _Emitter:

@@ -8,6 +8,8 @@ a few frames is dropped) and then a weighted mean. Each warped neighbour counts,
 by how well its warped *plate* matches this frame's plate: where the flow is right (static or
 tracked parts) neighbours count fully; where it fails (occlusions, fast motion) they fade out
 and the frame's own matte stays. Nothing is averaged across motion, so mattes do not lag.
+A frame may carry its subject's shadow matte too (:attr:`FrameState.shadow`): it is filtered beside the matte, along
+the same flows with the same weights (:meth:`Smoother.matte`'s ``plane``).
 
 Each pass works only on the 16-px blocks where the frame's matte is not all 0 or all 1, or where a
 neighbour's matte is not that value somewhere its warp reads for the block (:mod:`mattekit.roto.flow_blocks`),
@@ -78,21 +80,26 @@ def for_model(entry) -> TemporalOptions:
 
 @dataclass
 class FrameState:
-    """What the filter keeps of one frame: its matte (H x W) and a small plate for flow."""
+    """What the filter keeps of one frame: its matte (H x W), a small plate for flow, and the subject's shadow matte
+    when one is filtered beside it (:mod:`mattekit.matting.shadow`)."""
 
     alpha: np.ndarray  # float32 H x W in [0,1]
     small: np.ndarray  # float32 h x w x 3 sRGB, the plate at flow resolution
     grey: np.ndarray  # uint8 h x w
+    shadow: np.ndarray | None = None  # float32 H x W in [0,1] (0: no shadow, 1: black), or None
 
 
-def prepare(image: np.ndarray, alpha: np.ndarray, options: TemporalOptions) -> FrameState:
-    """Keep a frame for the filter: ``image`` sRGB H x W x 3|4 [0,1], ``alpha`` H x W [0,1]."""
+def prepare(image: np.ndarray, alpha: np.ndarray, options: TemporalOptions,
+            shadow: np.ndarray | None = None) -> FrameState:
+    """Keep a frame for the filter: ``image`` sRGB H x W x 3|4 [0,1], ``alpha`` H x W [0,1], ``shadow`` (H x W
+    [0,1]) the frame's shadow matte to filter as the matte is, or None."""
     height, width = alpha.shape
     scale = min(1.0, options.flow_side / max(height, width))
     size = (max(8, round(width * scale)), max(8, round(height * scale)))
     small = cv2.resize(np.ascontiguousarray(image[..., :3], np.float32), size, interpolation=cv2.INTER_AREA)
     grey = cv2.cvtColor(np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
-    return FrameState(np.asarray(alpha, np.float32), small, grey)
+    return FrameState(np.asarray(alpha, np.float32), small, grey,
+                      None if shadow is None else np.asarray(shadow, np.float32))
 
 
 def _total(values: list[np.ndarray]) -> np.ndarray:
@@ -138,8 +145,9 @@ class Smoother:
         self.fields: dict[tuple[int, int], Future] = {}  # (a, b) -> flow a -> b
         self.pairs: dict[tuple[int, int], Future] = {}  # (a, b) -> (flow a -> b, agreement)
         self.rectangles: dict[tuple[int, int], Future] = {}  # (a, b) -> sampled_rectangles of flow a -> b
-        self.averaged: dict[tuple[int, int], np.ndarray] = {}  # (pass, frame) -> matte (the smoothing thread's)
-        self.tables: dict[tuple[int, int], np.ndarray] = {}  # (pass, frame) -> counts_off of its matte
+        self.averaged: dict[tuple[int, int, str], np.ndarray] = {}  # (pass, frame, plane) -> matte (the smoothing
+        # thread's); plane: "alpha" (the matte) or "shadow" (the shadow matte)
+        self.tables: dict[tuple[int, int, str], np.ndarray] = {}  # (pass, frame, plane) -> counts_off of its matte
         self.oldest = None  # frames before this one have been forgotten (None: none yet)
 
     def _once(self, table: dict, key, make: Callable):
@@ -206,18 +214,19 @@ class Smoother:
         np.negative(diff, out=diff)
         return forward, np.exp(diff, out=diff)
 
-    def counts(self, level: int, frame: int) -> np.ndarray:
-        """:func:`counts_off` of the matte after ``level`` passes."""
-        if (level, frame) not in self.tables:
-            self.tables[level, frame] = counts_off(self.matte(level, frame))
-        return self.tables[level, frame]
+    def counts(self, level: int, frame: int, plane: str = "alpha") -> np.ndarray:
+        """:func:`counts_off` of the ``plane`` after ``level`` passes."""
+        if (level, frame, plane) not in self.tables:
+            self.tables[level, frame, plane] = counts_off(self.matte(level, frame, plane))
+        return self.tables[level, frame, plane]
 
     def reads(self, a: int, b: int, height: int, width: int) -> tuple[np.ndarray, ...]:
         """:func:`sampled_rectangles` of the warp of b's matte onto a (flow a -> b)."""
         return self._once(self.rectangles, (a, b), lambda: sampled_rectangles(self.pair(a, b)[0], height, width))
 
-    def matte(self, level: int, frame: int) -> np.ndarray:
-        """The matte after ``level`` passes (0 = the network's).
+    def matte(self, level: int, frame: int, plane: str = "alpha") -> np.ndarray:
+        """The matte after ``level`` passes (0 = the network's); ``plane`` "shadow": the frame's shadow matte after
+        as many passes, along the same flows with the same weights.
 
         Pass 1: the median of the frame's matte and its warped neighbours' (a neighbour whose
         plate disagrees, agreement < 0.5, counts as the frame's own value). Later passes:
@@ -225,24 +234,24 @@ class Smoother:
         :func:`active_blocks` finds; elsewhere the result is the frame's own matte.
         """
         if level == 0:
-            return self.state(frame).alpha
-        if (level, frame) not in self.averaged:
-            own = self.matte(level - 1, frame)
+            return getattr(self.state(frame), plane)
+        if (level, frame, plane) not in self.averaged:
+            own = self.matte(level - 1, frame, plane)
             height, width = own.shape
             others = [(other, self.pair(frame, other)) for other in self.neighbours(frame)]
-            blocks = active_blocks(self.counts(level - 1, frame),
-                                   [(self.counts(level - 1, other), self.reads(frame, other, height, width))
+            blocks = active_blocks(self.counts(level - 1, frame, plane),
+                                   [(self.counts(level - 1, other, plane), self.reads(frame, other, height, width))
                                     for other, _ in others])
             result = own.copy()
             if blocks.any():
                 pixels = block_pixels(blocks, height, width)
                 places = pixels[..., 1].astype(np.intp), pixels[..., 0].astype(np.intp)
-                result[places] = self._combined(level, frame, own[places], others, pixels, (height, width))
-            self.averaged[level, frame] = result
-        return self.averaged[level, frame]
+                result[places] = self._combined(level, frame, own[places], others, pixels, (height, width), plane)
+            self.averaged[level, frame, plane] = result
+        return self.averaged[level, frame, plane]
 
     def _combined(self, level: int, frame: int, own: np.ndarray, others: list, pixels: np.ndarray,
-                  size: tuple[int, int]) -> np.ndarray:
+                  size: tuple[int, int], plane: str) -> np.ndarray:
         """Pass ``level`` of :meth:`matte` at ``pixels`` ((x, y), P x Q x 2 float32, of the H x W ``size`` frame;
         ``own``: the frame's matte after the pass before there, P x Q; ``others``: (neighbour, its :meth:`pair`)):
         float32 P x Q in [0,1]."""
@@ -252,7 +261,7 @@ class Smoother:
             if grid is None:
                 grid = on_field(pixels, *size, *field.shape[:2])
             w = cv2.remap(agreement, grid, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            warped = sample(self.matte(level - 1, other), field, pixels, grid)
+            warped = sample(self.matte(level - 1, other, plane), field, pixels, grid)
             if level == 1:
                 values.append(np.where(w > 0.5, warped, own))
             else:
@@ -271,14 +280,16 @@ class Smoother:
             high += 1
         return low, high
 
-    def smooth(self, frame: int) -> np.ndarray:
-        """The temporally consistent matte of ``frame`` (float32 H x W in [0,1])."""
+    def smooth(self, frame: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The temporally consistent matte of ``frame`` (float32 H x W in [0,1]) and its shadow matte filtered the
+        same way (None where the frames carry none)."""
         low, high = self.window(frame)
         for f in range(low, high + 1):  # load in increasing order: movies decode forwards
             self.state(f)
         out = self.matte(self.options.passes, frame)
+        cast = None if self.state(frame).shadow is None else self.matte(self.options.passes, frame, "shadow")
         self._forget(frame)
-        return out
+        return out, cast
 
     def _forget(self, frame: int) -> None:
         """Drop what no frame after ``frame`` needs."""
@@ -293,10 +304,9 @@ class Smoother:
                 del self.pairs[key]
             for key in [k for k in self.rectangles if k not in self.pairs]:
                 del self.rectangles[key]
-        for level, f in [k for k in self.averaged if k[1] < frame - self.options.radius * (self.options.passes - k[0] + 1)]:
-            del self.averaged[level, f]
-        for level, f in [k for k in self.tables if k[1] < frame - self.options.radius * (self.options.passes - k[0] + 1)]:
-            del self.tables[level, f]
+        for table in (self.averaged, self.tables):
+            for key in [k for k in table if k[1] < frame - self.options.radius * (self.options.passes - k[0] + 1)]:
+                del table[key]
 
 
 def ema(previous: np.ndarray | None, alpha: np.ndarray, keep: float = 0.6) -> np.ndarray:

@@ -41,8 +41,9 @@ class DeviceSmoother(Smoother):
         self.device = device
         self.reads_at: dict[tuple[int, int], tuple] = {}  # (a, b) -> (grid_sample's grid, agreement) at a's size
 
-    def smooth(self, frame: int) -> np.ndarray:
-        return super().smooth(frame).cpu().numpy()
+    def smooth(self, frame: int) -> tuple[np.ndarray, np.ndarray | None]:
+        alpha, cast = super().smooth(frame)
+        return alpha.cpu().numpy(), None if cast is None else cast.cpu().numpy()
 
     def ahead(self, a: int, b: int) -> None:
         """The flow a -> b and its agreement (the device reads no rectangles), unless the filter is past them."""
@@ -67,21 +68,21 @@ class DeviceSmoother(Smoother):
             self.reads_at[a, b] = (torch.stack([x, y], dim=-1)[None], big[2])
         return self.reads_at[a, b]
 
-    def matte(self, level: int, frame: int):
+    def matte(self, level: int, frame: int, plane: str = "alpha"):
         """:meth:`Smoother.matte` as an H x W float32 tensor on the device, computed on every pixel."""
         import torch
         import torch.nn.functional as F
 
-        if (level, frame) in self.averaged:
-            return self.averaged[level, frame]
+        if (level, frame, plane) in self.averaged:
+            return self.averaged[level, frame, plane]
         if level == 0:
-            result = torch.from_numpy(self.state(frame).alpha).to(self.device)
+            result = torch.from_numpy(getattr(self.state(frame), plane)).to(self.device)
         else:
-            own = self.matte(level - 1, frame)
+            own = self.matte(level - 1, frame, plane)
             values, weights = [own], [torch.ones_like(own)]
             for other in self.neighbours(frame):
                 grid, agreement = self.full_size(frame, other, *own.shape)
-                warped = F.grid_sample(self.matte(level - 1, other)[None, None], grid, mode="bilinear",
+                warped = F.grid_sample(self.matte(level - 1, other, plane)[None, None], grid, mode="bilinear",
                                        padding_mode="border", align_corners=True)[0, 0]
                 if level == 1:
                     values.append(torch.where(agreement > 0.5, warped, own))
@@ -92,7 +93,7 @@ class DeviceSmoother(Smoother):
             combined = (median(values, torch.minimum, torch.maximum) if level == 1
                         else sum(values[1:], values[0]) / sum(weights[1:], weights[0]))
             result = combined.clamp(0.0, 1.0)
-        self.averaged[level, frame] = result
+        self.averaged[level, frame, plane] = result
         return result
 
     def _forget(self, frame: int) -> None:

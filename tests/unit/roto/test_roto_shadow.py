@@ -2,6 +2,7 @@
 ``shadow.A`` channel of the ``--layers`` EXRs, steady from frame to frame where the plate is."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import OpenImageIO as oiio
 import pytest
@@ -54,6 +55,44 @@ def test_roto_writes_the_shadow_as_mattes_and_a_shadow_channel_steady_across_fra
     layered, names = _channel(out / "comp.1001.exr", "shadow.A")
     assert names[:8] == ["R", "G", "B", "A", "fg.R", "fg.G", "fg.B", "fg.A"] and names[8:] == ["shadow.A"], names
     assert np.abs(layered - shadows[0]).max() < 1 / 255 + 2e-3
+
+
+def _noisy_still_plate(shared, folder, frames=8):
+    """A still plate folder/f.####.png: the composite of :func:`_plate` with fresh noise on every frame (a grainy
+    floor: the per-frame shadow estimate flickers); (the plate pattern, the true shadow, the subject's true alpha)."""
+    from mattekit.bench import shadow_scenes
+
+    scene = shadow_scenes.example(shared / "data")
+    rng = np.random.default_rng(11)
+    folder.mkdir(parents=True)
+    for n in range(frames):
+        grain = rng.normal(0.0, 0.05, scene.photo.shape[:2])[..., None] * (scene.alpha < 0.01)[..., None]
+        io.write_image(folder / f"f.{1001 + n:04d}.png", np.clip(scene.photo * (1 + grain), 0, 1).astype(np.float32))
+    return str(folder / "f.####.png"), scene.shadow, scene.alpha
+
+
+def _flicker(mattes: list[np.ndarray], region: np.ndarray) -> float:
+    """Mean |difference| of consecutive frames' mattes over ``region``."""
+    return float(np.mean([np.abs(b - a)[region].mean() for a, b in zip(mattes, mattes[1:])]))
+
+
+def test_roto_shadow_is_filtered_over_time_as_the_mattes_are(shared, tmp_path, monkeypatch):
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    plate, truth, alpha = _noisy_still_plate(shared, tmp_path / "plate")
+    shadows = {}
+    for kind, steady in (("filtered", True), ("per-frame", False)):
+        out = tmp_path / kind
+        mattekit.rotoscope(plate, str(out / "m.####.png"), model="u2netp", shadow=str(out / "s.####.png"),
+                           temporal=steady)
+        shadows[kind] = [io.read_image(out / f"s.{1001 + n:04d}.png").pixels for n in range(8)]
+        shadows[kind] = [s if s.ndim == 2 else s[..., 0] for s in shadows[kind]]
+    near = cv2.dilate((truth > 0.05).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    region = near & (alpha < 0.01)
+    before, after = _flicker(shadows["per-frame"], region), _flicker(shadows["filtered"], region)
+    assert after < 0.6 * before, f"the shadow's flicker: {before:.4f} per frame, {after:.4f} filtered"
+    dark = (truth > 0.2) & (alpha < 0.01)
+    still = [np.mean([s[dark].mean() for s in shadows[kind]]) for kind in ("filtered", "per-frame")]
+    assert abs(still[0] - still[1]) < 0.02, f"the shadow stays as dark where it is: {still}"
 
 
 def test_roto_shadow_with_several_objects_is_one_sentence(shared, tmp_path, monkeypatch, capsys):

@@ -63,7 +63,7 @@ def _moving_square(frames: int = 9, size: tuple[int, int] = (96, 160)):
 def _smoothed(plates, mattes, frames):
     out = {}
     stage = ordered.OrderedSmoother(temporal.TemporalOptions(radius=2), frames, frames,
-                                     lambda f, _, a: out.__setitem__(f, a))
+                                     lambda f, _, a, __: out.__setitem__(f, a))
     for f in stage.frames:
         stage.push(f, plates[f], mattes[f])
     return out
@@ -175,7 +175,7 @@ def test_the_filter_on_a_torch_device_gives_the_cpu_filters_mattes(shared):
 def _filtered_with(plates, mattes, ahead_threads, device=None):
     out, frames = {}, list(plates)
     stage = ordered.OrderedSmoother(temporal.TemporalOptions(radius=2), frames, frames[2:-3],
-                                     lambda f, _, a: out.__setitem__(f, a), device=device, ahead_threads=ahead_threads)
+                                     lambda f, _, a, __: out.__setitem__(f, a), device=device, ahead_threads=ahead_threads)
     for f in stage.frames:
         stage.push(f, plates[f], mattes[f])
     return out, stage
