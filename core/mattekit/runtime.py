@@ -18,7 +18,7 @@ import numpy as np
 from . import catalog as catalog_mod
 from . import nets, settings, weights
 from .ops.pixels import quantise
-from .ops.resizing import resize, resized_map
+from .ops.resizing import prediction_array, resize, resized_map
 from .engines import gpus, threads
 from .engines import build
 from .engines.measure import measure_engines
@@ -122,11 +122,7 @@ class Predictor:
         """The prediction's first map (N x C x h x w array or tensor, or an h x w array; [0,1]) brought back to the
         photo: ``height`` x ``width`` float32 in [0,1], resized as the model's reference pipeline does
         (:attr:`upsampling`)."""
-        if isinstance(prediction, np.ndarray):
-            low = (prediction[0, 0] if prediction.ndim == 4 else prediction).astype(np.float32, copy=False)
-        else:
-            low = prediction[0, 0].float().cpu().numpy()
-        return resized_map(low, height, width, self.upsampling)
+        return resized_map(prediction_array(prediction), height, width, self.upsampling)
 
     def as_net_input(self, tiles: torch.Tensor) -> torch.Tensor:
         """N x 3 x h x w RGB tensor in [0,1] (already at the net's size: super-resolution's tiles) -> the net's

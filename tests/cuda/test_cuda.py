@@ -289,6 +289,7 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
 
     from mattekit.matting.foreground import estimate_foreground
     from mattekit.finish import edge, refine
+    from mattekit.ops.resizing import prediction_array
     from mattekit.matting import alpha
     from mattekit.subject import answer
 
@@ -300,7 +301,7 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
     for path, scale in zip(_grabcut(shared, 2), (1, 3)):
         image = read_image(path, integers=True).pixels[..., :3]
         image = np.repeat(np.repeat(image, scale, 0), scale, 1)
-        low = refine.prediction_array(model(model.prepare(image)))
+        low = prediction_array(model(model.prepare(image)))
         cpu, gpu = refine.refine_mask(image, low, soft=True), refine.refine_mask(image, low, soft=True, device=cuda)
         figures[f"refine {path.name} x{scale}"] = delta = float(np.abs(gpu - cpu).mean())
         assert delta <= 1e-4, (path.name, scale, delta)

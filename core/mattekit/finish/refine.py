@@ -15,7 +15,7 @@ from ..matting import trimap as trimaps
 from ..ops.filters import guided_filter
 from ..ops.pixels import between, unit_float
 from ..ops.regions import each_tile, grown, tiles_holding
-from ..ops.resizing import resized_map
+from ..ops.resizing import prediction_array, resized_map
 
 # The uncertain band, in multiples of the upsampling factor (chosen on grabcut50's tuning half):
 GROW = 0.5    # how far the band reaches beyond the unsure pixels
@@ -93,13 +93,6 @@ def band_filter(factor: float) -> tuple[int, int, int]:
     """(the band's widening, the guided filter's radius, its subsampling), in px, for an upsampling ``factor`` (photo
     px per network px, above 1): ``GROW``, ``RADIUS`` and ``COEFFICIENTS`` applied (:func:`refine_mask`)."""
     return max(1, round(GROW * factor)), max(2, round(RADIUS * factor)), max(1, round(factor / COEFFICIENTS))
-
-def prediction_array(prediction) -> np.ndarray:
-    """A network's prediction as an h x w float32 array: the first map of an N x C x h x w array or tensor (on the
-    CPU), or an h x w array as it is."""
-    if isinstance(prediction, np.ndarray):
-        return (prediction[0, 0] if prediction.ndim == 4 else prediction).astype(np.float32, copy=False)
-    return prediction[0, 0].float().cpu().numpy()
 
 def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, soft: bool = False,
                          upsampling: str = "bilinear", device=None, refine_above: float = 1.0) -> np.ndarray:

@@ -67,7 +67,9 @@ def small_estimate(colours: np.ndarray, subject: np.ndarray) -> np.ndarray:
     kept = np.exp(-np.square(chroma / CHROMA) * np.log(2.0))
     ramp = np.clip((darkening - LOW) / (HIGH - LOW), 0.0, 1.0)
     matte = np.clip(darkening, 0.0, 1.0) * ramp * kept
-    core = subject > CORE if (subject > CORE).any() else inside
+    core = subject > CORE
+    if not core.any():
+        core = inside
     matte *= near_subject(matte > 0.5 * LOW, matte > 0.5 * HIGH, core)
     matte *= float(np.clip((PATTERN[1] - pattern_share(darkening, inside)) / (PATTERN[1] - PATTERN[0]), 0.0, 1.0))
     return gaussian_blur(matte.astype(np.float32), SOFT)

@@ -131,6 +131,14 @@ def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> 
     return resized.reshape((height, width) + x.shape[2:])
 
 
+def prediction_array(prediction) -> np.ndarray:
+    """A network's prediction as an h x w float32 array: the first map of an N x C x h x w array or tensor (on the
+    CPU), or an h x w array as it is."""
+    if isinstance(prediction, np.ndarray):
+        return (prediction[0, 0] if prediction.ndim == 4 else prediction).astype(np.float32, copy=False)
+    return prediction[0, 0].float().cpu().numpy()
+
+
 def resized_map(low: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
     """A probability map (h x w) resized to height x width by ``method`` (a model's upsampling, as its reference
     pipeline does it: :meth:`mattekit.runtime.Predictor.to_image`), float32 in [0,1]."""

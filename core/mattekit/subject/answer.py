@@ -24,7 +24,8 @@ import numpy as np
 
 from ..finish.device import device_of
 from ..finish.edge import alpha_from_mask
-from ..finish.refine import mask_from_prediction, prediction_array
+from ..finish.refine import mask_from_prediction
+from ..ops.resizing import prediction_array
 from ..ops.pixels import unit_float
 from . import hints, prompting
 

@@ -20,6 +20,7 @@ from mattekit.matting.foreground_device import estimate_foreground_on
 from mattekit.ops import on_device
 from mattekit.ops.filters import box_mean
 from mattekit.finish import edge, refine
+from mattekit.ops.resizing import prediction_array
 from mattekit.ops.resizing import resized_map
 from mattekit.finish import device as finish_device
 from mattekit.subject import answer
@@ -96,7 +97,7 @@ def test_refinement_on_a_device_gives_the_cpu_mask(shared, u2netp, photo, scale)
     image = read_image(shared / "data" / "grabcut50" / "im" / photo, integers=True).pixels[..., :3]
     if scale > 1:
         image = np.repeat(np.repeat(image, scale, 0), scale, 1)
-    low = refine.prediction_array(u2netp(u2netp.prepare(image)))
+    low = prediction_array(u2netp(u2netp.prepare(image)))
     factor = answer.detail_of(*image.shape[:2], low)
     cpu = refine.refine_mask(image, low, soft=True)
     device = refine.refine_mask(image, low, soft=True, device=CPU)  # (a model's CUDA device, finish_device.device_of, there)
@@ -121,7 +122,7 @@ def test_the_edge_matte_solved_on_a_device_gives_the_cpu_alpha(shared, u2netp, p
     image = read_image(shared / "data" / "grabcut50" / "im" / photo, integers=True).pixels[..., :3]
     if scale > 1:
         image = np.repeat(np.repeat(image, scale, 0), scale, 1)
-    low = refine.prediction_array(u2netp(u2netp.prepare(image)))
+    low = prediction_array(u2netp(u2netp.prepare(image)))
     mask, detail = refine.refine_mask(image, low), answer.detail_of(*image.shape[:2], low)
     cpu = edge.alpha_from_mask(image, mask, detail=detail)
     device = edge.alpha_from_mask(image, mask, detail=detail, device=CPU)
@@ -144,7 +145,7 @@ def test_only_a_large_box_is_solved_on_the_device(shared, u2netp, monkeypatch):
     for photo, scale in (("106024.jpg", 1), ("124080.jpg", 3)):
         image = read_image(shared / "data" / "grabcut50" / "im" / photo, integers=True).pixels[..., :3]
         image = np.repeat(np.repeat(image, scale, 0), scale, 1)
-        low = refine.prediction_array(u2netp(u2netp.prepare(image)))
+        low = prediction_array(u2netp(u2netp.prepare(image)))
         mask, detail = refine.refine_mask(image, low), answer.detail_of(*image.shape[:2], low)
         device = edge.alpha_from_mask(image, mask, detail=detail, device=CPU)
         if scale == 1:
