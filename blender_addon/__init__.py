@@ -28,7 +28,8 @@ def register():
         return
     _job_class = schema.job_group_class(schema.job_options())
     ui.MattekitAIMatteSettings.__annotations__["job"] = bpy.props.PointerProperty(
-        type=_job_class, name="Job", description="The roto job's options (the mattekit worker's schema)")
+        type=_job_class, name="Job", description="The roto job's options (the mattekit worker's schema)"
+    )
     _registered = True  # from here on, unregister() undoes whatever got registered
     atexit.register(_unregister_at_exit)  # bpy as a module hangs at exit with classes still registered
     try:

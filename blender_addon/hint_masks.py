@@ -85,8 +85,11 @@ def hint_option(mask, plate, scene_frames, folder):
         for layer, name in named:
             for other, _ in hidden:
                 other.hide_render = other != layer
-            value.append(render(mask, plate, scene_frames, os.path.join(folder, "%s_hint_%s.####.png" % (stem, name)))
-                         + "@" + name)
+            value.append(
+                render(mask, plate, scene_frames, os.path.join(folder, "%s_hint_%s.####.png" % (stem, name)))
+                + "@"
+                + name
+            )
     finally:
         for layer, was in hidden:
             layer.hide_render = was

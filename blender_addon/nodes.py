@@ -89,6 +89,7 @@ def plate_from_clip(clip):
 
 # ---------------------------------------------------------------- the scene's compositor tree
 
+
 def scene_tree(scene, create=False):
     """The scene's compositing node tree (4.5: scene.node_tree; 5.0: scene.compositing_node_group)."""
     if IS_50:
@@ -110,7 +111,9 @@ def find_plate_node(tree, kind, datablock):
         return None
     idname, attr = ("CompositorNodeImage", "image") if kind == "IMAGE" else ("CompositorNodeMovieClip", "clip")
     candidates = [tree.nodes.active] + list(tree.nodes)
-    return next((n for n in candidates if n is not None and n.bl_idname == idname and getattr(n, attr) == datablock), None)
+    return next(
+        (n for n in candidates if n is not None and n.bl_idname == idname and getattr(n, attr) == datablock), None
+    )
 
 
 def add_plate_node(tree, plate):
@@ -137,6 +140,7 @@ def output_socket(tree):
 
 
 # ---------------------------------------------------------------- the node group
+
 
 def set_apply_mask(node):
     """Set Alpha in "Apply Mask" mode (5.0: a menu input; 4.5: the node's mode)."""
@@ -186,8 +190,11 @@ def build_group(group, mattes, plate, alpha_socket="Image", shadow=None):
     value) -> output Image; that alpha on output Matte, and each object's matte on output "Matte NAME"; ``shadow``
     (the shadow's sequence image, or None) on output Shadow."""
     group.nodes.clear()
-    wanted = [("INPUT", "Image", "NodeSocketColor"), ("OUTPUT", "Image", "NodeSocketColor"),
-              ("OUTPUT", "Matte", "NodeSocketFloat")]
+    wanted = [
+        ("INPUT", "Image", "NodeSocketColor"),
+        ("OUTPUT", "Image", "NodeSocketColor"),
+        ("OUTPUT", "Matte", "NodeSocketFloat"),
+    ]
     if len(mattes) > 1:
         wanted += [("OUTPUT", "Matte %s" % name, "NodeSocketFloat") for name, _ in mattes]
     if shadow is not None:
@@ -203,8 +210,9 @@ def build_group(group, mattes, plate, alpha_socket="Image", shadow=None):
     links = group.links
     alpha = None
     for i, (name, image) in enumerate(mattes):
-        matte = sequence_node(group, "Matte Sequence" + ("" if name is None else " " + name), image, plate,
-                              (-500, -150 - 250 * i))
+        matte = sequence_node(
+            group, "Matte Sequence" + ("" if name is None else " " + name), image, plate, (-500, -150 - 250 * i)
+        )
         if name is not None:
             links.new(matte.outputs[alpha_socket], out.inputs["Matte %s" % name])
         if alpha is None:

@@ -66,8 +66,12 @@ def active_plate(context):
     clip = settings.clip
     if clip is None and space is not None and space.type == "CLIP_EDITOR":
         clip = space.clip
-    if clip is None and tree is not None and tree.nodes.active is not None \
-            and tree.nodes.active.bl_idname == "CompositorNodeMovieClip":
+    if (
+        clip is None
+        and tree is not None
+        and tree.nodes.active is not None
+        and tree.nodes.active.bl_idname == "CompositorNodeMovieClip"
+    ):
         clip = tree.nodes.active.clip
     return nodes.plate_from_clip(clip)
 
@@ -81,8 +85,9 @@ def plate_colorspace(plate):
     name = plate.datablock.colorspace_settings.name if plate.datablock is not None else ""
     if name in ("", "Non-Color") or (name == "sRGB" and not plate.path.lower().endswith(FLOAT_SUFFIXES)):
         return None
-    config = os.environ.get("OCIO") or os.path.join(bpy.utils.resource_path("LOCAL"), "datafiles", "colormanagement",
-                                                    "config.ocio")
+    config = os.environ.get("OCIO") or os.path.join(
+        bpy.utils.resource_path("LOCAL"), "datafiles", "colormanagement", "config.ocio"
+    )
     return "%s@%s" % (name, config)
 
 
@@ -96,8 +101,10 @@ class Plan:
         if self.plate is None:
             raise ValueError("Choose a plate: an image sequence or movie (Image node) or a movie clip.")
         if self.plate.kind == "IMAGE" and self.plate.datablock.source == "FILE":
-            raise ValueError("The image %s is a single picture; load the plate as an image sequence or movie."
-                             % self.plate.datablock.name)
+            raise ValueError(
+                "The image %s is a single picture; load the plate as an image sequence or movie."
+                % self.plate.datablock.name
+            )
         folder = settings.output_dir or "//mattes/"
         if folder.startswith("//") and not bpy.data.filepath:
             raise ValueError("Save the .blend file first, or choose an absolute output folder (it is relative now).")
@@ -106,8 +113,9 @@ class Plan:
         self.pattern = self.plate.matte_pattern(self.folder, self.suffix)
         span = self.plate.file_range(scene.frame_start, scene.frame_end)
         if span is None:
-            raise ValueError("The plate has no frames inside the scene's frame range %d-%d."
-                             % (scene.frame_start, scene.frame_end))
+            raise ValueError(
+                "The plate has no frames inside the scene's frame range %d-%d." % (scene.frame_start, scene.frame_end)
+            )
         self.first, self.last = span
         self.options = schema.job_values(settings.job, schema.job_options())
         self.options.update(plate=self.plate.path, output=self.pattern, frames="%d-%d" % span)
@@ -122,7 +130,8 @@ class Plan:
         if settings.hint_mask is not None:  # the subject drawn as a Mask: rendered on its frames, sent as keyframes
             frames = hint_masks.parse_frames(settings.hint_frames, scene.frame_current)
             self.options["hint_mask"], self.objects = hint_masks.hint_option(
-                settings.hint_mask, self.plate, frames, os.path.join(self.folder, "hints"))
+                settings.hint_mask, self.plate, frames, os.path.join(self.folder, "hints")
+            )
 
     def object_pattern(self, name=None):
         """The matte pattern of object ``name`` (None: the one subject): ``_NAME`` joined to the file name
@@ -131,7 +140,7 @@ class Plan:
             return self.pattern
         head, tail = self.pattern.split("#", 1)
         stem = head.rstrip("._-")
-        return "%s_%s%s#%s" % (stem, name, head[len(stem):], tail)
+        return "%s_%s%s#%s" % (stem, name, head[len(stem) :], tail)
 
     def matte_file(self, number, name=None):
         head, tail = self.object_pattern(name).split("#", 1)
@@ -140,8 +149,12 @@ class Plan:
 
     def missing(self):
         names = (self.objects or [None]) + ([SHADOW] if self.shadow else [])
-        return [self.matte_file(n, name) for name in names for n in range(self.first, self.last + 1)
-                if not os.path.isfile(self.matte_file(n, name))]
+        return [
+            self.matte_file(n, name)
+            for name in names
+            for n in range(self.first, self.last + 1)
+            if not os.path.isfile(self.matte_file(n, name))
+        ]
 
 
 def _start(run, python):
@@ -181,13 +194,15 @@ def finish(context, plan):
     if missing:
         raise ValueError("%d matte file(s) are missing after the job (first: %s)." % (len(missing), missing[0]))
     tree = nodes.scene_tree(context.scene, create=True)
-    plate_node = (nodes.find_plate_node(tree, plan.plate.kind, plan.plate.datablock)
-                  or nodes.add_plate_node(tree, plan.plate))
+    plate_node = nodes.find_plate_node(tree, plan.plate.kind, plan.plate.datablock) or nodes.add_plate_node(
+        tree, plan.plate
+    )
     mattes = [(name, nodes.load_matte_sequence(plan.matte_file(plan.first, name))) for name in (plan.objects or [None])]
     shadow = nodes.load_matte_sequence(plan.matte_file(plan.first, SHADOW)) if plan.shadow else None
     group_node = nodes.matte_group_after(tree, plate_node)
-    nodes.build_group(group_node.node_tree, mattes, plan.plate, "Alpha" if plan.suffix == ".exr" else "Image",
-                      shadow=shadow)
+    nodes.build_group(
+        group_node.node_tree, mattes, plan.plate, "Alpha" if plan.suffix == ".exr" else "Image", shadow=shadow
+    )
     nodes.wire(tree, plate_node, group_node)
     return group_node
 
@@ -207,7 +222,10 @@ class MATTEKIT_OT_ai_matte(bpy.types.Operator):
 
     def _prepare(self, context):
         if client is None:
-            self.report({"ERROR"}, "mattekit_wire, the client, is missing from the add-on; install it with install/install_blender.py.")
+            self.report(
+                {"ERROR"},
+                "mattekit_wire, the client, is missing from the add-on; install it with install/install_blender.py.",
+            )
             return None
         try:
             plan = Plan(context)
@@ -216,8 +234,11 @@ class MATTEKIT_OT_ai_matte(bpy.types.Operator):
             return None
         python = worker_python(context)
         if not python and client.find_worker(client.recorded_state_file(schema.record()), timeout=0.5) is None:
-            self.report({"ERROR"}, "No mattekit worker is running and no Python for one is set: start one with "
-                                   "'mattekit serve', or set the worker's Python in the add-on preferences.")
+            self.report(
+                {"ERROR"},
+                "No mattekit worker is running and no Python for one is set: start one with "
+                "'mattekit serve', or set the worker's Python in the add-on preferences.",
+            )
             return None
         run = RunState(plan)
         run.python = python
@@ -236,8 +257,11 @@ class MATTEKIT_OT_ai_matte(bpy.types.Operator):
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, "AI Matte: frames %d-%d -> %s (node group '%s')"
-                    % (run.plan.first, run.plan.last, run.plan.pattern, node.node_tree.name))
+        self.report(
+            {"INFO"},
+            "AI Matte: frames %d-%d -> %s (node group '%s')"
+            % (run.plan.first, run.plan.last, run.plan.pattern, node.node_tree.name),
+        )
         return {"FINISHED"}
 
     def execute(self, context):

@@ -49,6 +49,7 @@ def job_options():
 
 # ---------------------------------------------------------------- the model menu
 
+
 def model_menus():
     """{catalog task: [model...]} from a running worker (never started for this), else the record's."""
     now = time.monotonic()
@@ -84,8 +85,12 @@ def model_items(tasks, aliases=()):
             notes = ["stands for %s" % a.get("model"), "licence: %s" % a["licence"] if a.get("licence") else ""]
             items.append((a["name"], a["name"], ". ".join(n for n in notes if n), _item_number(a["name"])))
     for m in models:
-        notes = [m.get("description") or "", "licence: %s" % m["licence"] if m.get("licence") else "",
-                 "" if m.get("cached", True) else "not downloaded yet", m.get("notice") or ""]
+        notes = [
+            m.get("description") or "",
+            "licence: %s" % m["licence"] if m.get("licence") else "",
+            "" if m.get("cached", True) else "not downloaded yet",
+            m.get("notice") or "",
+        ]
         items.append((m["name"], m["name"], ". ".join(n for n in notes if n), _item_number(m["name"])))
     _items_alive[:] = [items]
     return items
@@ -93,12 +98,15 @@ def model_items(tasks, aliases=()):
 
 def _items_callback(tasks, aliases):
     """An EnumProperty items function (Blender requires exactly (self, context)) for the models of ``tasks``."""
+
     def items(_self, _context):
         return model_items(tasks, aliases)
+
     return items
 
 
 # ---------------------------------------------------------------- options -> properties -> values
+
 
 def _tasks_of(spec):
     model = spec.get("model")
@@ -132,15 +140,19 @@ def annotations(options):
                 limits["max"] = spec["maximum"]
             start = default if default is not None else spec.get("minimum") or 0
             if kind == "int":
-                props[name] = bpy.props.IntProperty(name=label, description=help_text, default=int(start),
-                                                    **{k: int(v) for k, v in limits.items()})
+                props[name] = bpy.props.IntProperty(
+                    name=label, description=help_text, default=int(start), **{k: int(v) for k, v in limits.items()}
+                )
             else:
-                props[name] = bpy.props.FloatProperty(name=label, description=help_text, default=float(start),
-                                                      **{k: float(v) for k, v in limits.items()})
+                props[name] = bpy.props.FloatProperty(
+                    name=label, description=help_text, default=float(start), **{k: float(v) for k, v in limits.items()}
+                )
             if spec.get("nullable"):
                 props[_use_name(name)] = bpy.props.BoolProperty(
-                    name=label, default=default is not None,
-                    description="Set %s (off: the worker's default)" % label.lower())
+                    name=label,
+                    default=default is not None,
+                    description="Set %s (off: the worker's default)" % label.lower(),
+                )
         elif kind == "str":
             path = {"subtype": "FILE_PATH", "options": {"PATH_SUPPORTS_BLEND_RELATIVE"}} if spec.get("path") else {}
             props[name] = bpy.props.StringProperty(name=label, description=help_text, default=default or "", **path)
@@ -188,5 +200,8 @@ def draw(layout, group, options):
 
 def job_group_class(options):
     """A new PropertyGroup class holding ``options`` (registered by the add-on's register())."""
-    return type("MattekitRotoOptions", (bpy.types.PropertyGroup,),
-                {"__annotations__": annotations(options), "__doc__": "The roto job's options, from the worker's schema."})
+    return type(
+        "MattekitRotoOptions",
+        (bpy.types.PropertyGroup,),
+        {"__annotations__": annotations(options), "__doc__": "The roto job's options, from the worker's schema."},
+    )

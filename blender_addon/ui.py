@@ -10,34 +10,60 @@ class MattekitAIMatteSettings(bpy.types.PropertyGroup):
     options from the worker's schema (a PointerProperty added by register(), see :mod:`.schema`)."""
 
     source: bpy.props.EnumProperty(
-        name="Plate", items=[("IMAGE", "Image", "An image sequence or movie loaded as an Image"),
-                             ("CLIP", "Movie Clip", "A movie clip")], default="IMAGE")
-    image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image,
-                                     description="The plate; empty: the active Image node's image")
-    clip: bpy.props.PointerProperty(name="Clip", type=bpy.types.MovieClip,
-                                    description="The plate; empty: the active Movie Clip node's (or editor's) clip")
-    file_format: bpy.props.EnumProperty(name="Format", items=[("PNG", "PNG", "PNG matte files (Bit depth 8 or 16)"),
-                                                               ("EXR", "OpenEXR", "OpenEXR matte files (Bit depth 16: half, 32: float)")])
-    output_dir: bpy.props.StringProperty(name="Output", subtype="DIR_PATH", default="//mattes/",
-                                         description="Folder for the matte sequence")
-    hint_mask: bpy.props.PointerProperty(name="Hint mask", type=bpy.types.Mask,
-                                         description="A mask drawn around the subject to matte (e.g. one actor of "
-                                                     "several): used on the hint frames and carried through the shot")
-    hint_frames: bpy.props.StringProperty(name="Hint frames", default="",
-                                          description="Scene frames where the hint mask outlines the subject, e.g. 1, 40 "
-                                                      "(empty: the current frame)")
-    shadow: bpy.props.BoolProperty(name="Shadow", default=False,
-                                   description="Also compute the shadow the subject casts on the plate (one subject): "
-                                               "a matte sequence beside the mattes, on the AI Matte group's Shadow "
-                                               "output (0 none, 1 black)")
+        name="Plate",
+        items=[
+            ("IMAGE", "Image", "An image sequence or movie loaded as an Image"),
+            ("CLIP", "Movie Clip", "A movie clip"),
+        ],
+        default="IMAGE",
+    )
+    image: bpy.props.PointerProperty(
+        name="Image", type=bpy.types.Image, description="The plate; empty: the active Image node's image"
+    )
+    clip: bpy.props.PointerProperty(
+        name="Clip",
+        type=bpy.types.MovieClip,
+        description="The plate; empty: the active Movie Clip node's (or editor's) clip",
+    )
+    file_format: bpy.props.EnumProperty(
+        name="Format",
+        items=[
+            ("PNG", "PNG", "PNG matte files (Bit depth 8 or 16)"),
+            ("EXR", "OpenEXR", "OpenEXR matte files (Bit depth 16: half, 32: float)"),
+        ],
+    )
+    output_dir: bpy.props.StringProperty(
+        name="Output", subtype="DIR_PATH", default="//mattes/", description="Folder for the matte sequence"
+    )
+    hint_mask: bpy.props.PointerProperty(
+        name="Hint mask",
+        type=bpy.types.Mask,
+        description="A mask drawn around the subject to matte (e.g. one actor of "
+        "several): used on the hint frames and carried through the shot",
+    )
+    hint_frames: bpy.props.StringProperty(
+        name="Hint frames",
+        default="",
+        description="Scene frames where the hint mask outlines the subject, e.g. 1, 40 (empty: the current frame)",
+    )
+    shadow: bpy.props.BoolProperty(
+        name="Shadow",
+        default=False,
+        description="Also compute the shadow the subject casts on the plate (one subject): "
+        "a matte sequence beside the mattes, on the AI Matte group's Shadow "
+        "output (0 none, 1 black)",
+    )
 
 
 class MattekitAIMattePreferences(bpy.types.AddonPreferences):
     bl_idname = __package__
 
     python_path: bpy.props.StringProperty(
-        name="mattekit Python", subtype="FILE_PATH", default="",
-        description="Interpreter of the environment where mattekit is installed (empty: the installer's record)")
+        name="mattekit Python",
+        subtype="FILE_PATH",
+        default="",
+        description="Interpreter of the environment where mattekit is installed (empty: the installer's record)",
+    )
 
     def draw(self, context):
         self.layout.prop(self, "python_path")
@@ -104,5 +130,9 @@ class MATTEKIT_PT_ai_matte_clip(bpy.types.Panel):
         draw_panel(self.layout, context)
 
 
-CLASSES = (MattekitAIMatteSettings, MattekitAIMattePreferences, MATTEKIT_PT_ai_matte_compositor,
-           MATTEKIT_PT_ai_matte_clip)
+CLASSES = (
+    MattekitAIMatteSettings,
+    MattekitAIMattePreferences,
+    MATTEKIT_PT_ai_matte_compositor,
+    MATTEKIT_PT_ai_matte_clip,
+)

@@ -5,6 +5,7 @@ that what an install made can be recorded and what a run made by the way removed
 a list of steps ((text, action or None for a note)) that :func:`carry_out` says and, unless a dry run, does: a dry
 run and a real run go through the very same list. Standard library only, plus worker_record's file hashes.
 """
+
 import functools
 import os
 from pathlib import Path
@@ -62,8 +63,11 @@ def is_blender_cache(path, user_folder):
 
 def created_since(before, after):
     """{path: sha256 (files) or None (folders)} of what ``after`` has and ``before`` had not."""
-    return {path: (worker_record.sha256_file(path) if kind == "file" else None)
-            for path, kind in sorted(after.items()) if path not in before and os.path.exists(path)}
+    return {
+        path: (worker_record.sha256_file(path) if kind == "file" else None)
+        for path, kind in sorted(after.items())
+        if path not in before and os.path.exists(path)
+    }
 
 
 def removal_steps(paths, gone):
@@ -116,4 +120,3 @@ def remove_paths(paths, dry_run, say, gone=None):
 def tidy_up(before, watched, home):
     """Silently remove what Blender runs made in ``watched`` since the survey ``before`` (thumbnail folders...)."""
     remove_paths(set(survey(watched, home)) - set(before), False, lambda _: None)
-

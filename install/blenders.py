@@ -4,6 +4,7 @@ A :class:`Blender` is a Blender executable, run with ``--background --python ins
 imports Blender as the ``bpy`` module, run with ``inside_blender.py``; either way inside_blender.py answers one
 ``RESULT {json}`` line. Standard library only.
 """
+
 import glob
 import json
 import os
@@ -20,13 +21,19 @@ def blender_patterns(home, env, platform):
     them (a PureWindowsPath home gives Windows paths)."""
     folder = type(home)
     if platform == "darwin":
-        return [str(folder("/Applications") / "Blender*.app" / "Contents" / "MacOS" / "Blender"),
-                str(home / "Applications" / "Blender*.app" / "Contents" / "MacOS" / "Blender")]
+        return [
+            str(folder("/Applications") / "Blender*.app" / "Contents" / "MacOS" / "Blender"),
+            str(home / "Applications" / "Blender*.app" / "Contents" / "MacOS" / "Blender"),
+        ]
     if platform == "win32":
         programs = folder(env.get("ProgramFiles") or "C:\\Program Files")
         return [str(programs / "Blender Foundation" / "Blender*" / "blender.exe")]
-    return ["/snap/bin/blender", "/opt/blender*/blender", str(home / "blender*" / "blender"),
-            str(home / ".local" / "bin" / "blender")]
+    return [
+        "/snap/bin/blender",
+        "/opt/blender*/blender",
+        str(home / "blender*" / "blender"),
+        str(home / ".local" / "bin" / "blender"),
+    ]
 
 
 def candidate_blenders(home, env, platform):
@@ -71,5 +78,4 @@ class Blender:
         if out.returncode != 0 or not lines:
             last = ((out.stderr + out.stdout).strip().splitlines() or ["no output"])[-1]
             raise SystemExit("%s: %s failed to %s the add-on (%s)." % (TOOL, self.executable, args[0], last))
-        return json.loads(lines[-1][len("RESULT "):])
-
+        return json.loads(lines[-1][len("RESULT ") :])

@@ -10,6 +10,7 @@ save the preferences), ``uninstall PACKAGE [--keep-prefs]`` (disable and remove 
 preferences only with --keep-prefs, i.e. when they are the user's). Prints one line
 ``RESULT {json}``. Standard library and bpy only.
 """
+
 import json
 import os
 import subprocess
@@ -35,9 +36,15 @@ def _blender_ext():
 
 
 def probe():
-    return {"version": list(bpy.app.version), "version_string": bpy.app.version_string,
-            "user": bpy.utils.resource_path("USER"), "extensions": bpy.utils.user_resource("EXTENSIONS"),
-            "userpref": _userpref_file(), "blender_ext": _blender_ext(), "python": sys.executable}
+    return {
+        "version": list(bpy.app.version),
+        "version_string": bpy.app.version_string,
+        "user": bpy.utils.resource_path("USER"),
+        "extensions": bpy.utils.user_resource("EXTENSIONS"),
+        "userpref": _userpref_file(),
+        "blender_ext": _blender_ext(),
+        "python": sys.executable,
+    }
 
 
 def validate(archive):
@@ -48,15 +55,19 @@ def validate(archive):
 
 def install(archive):
     _load_user_preferences()
-    outcome = bpy.ops.extensions.package_install_files(filepath=archive, repo=REPOSITORY, enable_on_install=True,
-                                                       overwrite=True)
+    outcome = bpy.ops.extensions.package_install_files(
+        filepath=archive, repo=REPOSITORY, enable_on_install=True, overwrite=True
+    )
     package = os.path.splitext(os.path.basename(archive))[0].rsplit("-", 1)[0]
     module = "bl_ext.%s.%s" % (REPOSITORY, package)
     enabled = module in bpy.context.preferences.addons
     if enabled:
         bpy.ops.wm.save_userpref()
-    return {"ok": "FINISHED" in outcome and enabled, "module": module,
-            "folder": os.path.join(bpy.utils.user_resource("EXTENSIONS"), REPOSITORY, package)}
+    return {
+        "ok": "FINISHED" in outcome and enabled,
+        "module": module,
+        "folder": os.path.join(bpy.utils.user_resource("EXTENSIONS"), REPOSITORY, package),
+    }
 
 
 def uninstall(package, keep_prefs):
@@ -87,7 +98,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    arguments = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
+    arguments = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else sys.argv[1:]
     status = 0
     try:
         main(arguments)

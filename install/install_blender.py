@@ -29,6 +29,7 @@ says and does it. Running it again changes nothing unless something changed.
 Beside it: blenders.py (where Blender is found and how one is run), blender_traces.py (what Blender's runs
 leave in the user's folders, and the steps), inside_blender.py (what runs inside Blender), worker_record.py.
 """
+
 import argparse
 import json
 import os
@@ -62,6 +63,7 @@ def package_id():
 
 # ---------------------------------------------------------------- the zip
 
+
 def addon_files(record):
     """{path inside the zip: bytes}: the add-on's sources plus the wire package's copy and the record."""
     files = {}
@@ -86,8 +88,8 @@ def zip_bytes(files):
     return handle.read()
 
 
-
 # ---------------------------------------------------------------- install and uninstall
+
 
 def package_folder(blender):
     return Path(blender.info["extensions"]) / "user_default" / package_id()
@@ -130,8 +132,10 @@ def install(blender, files, archive, watched, home, dry_run, say):
     if not check["ok"]:
         tidy_up(before, watched, home)
         raise SystemExit("%s: Blender's validation refused the extension zip: %s" % (TOOL, check["message"]))
-    print("%s: %s passes Blender's own extension validation (%s)."
-          % (TOOL, archive.name, check["message"].splitlines()[-1]))
+    print(
+        "%s: %s passes Blender's own extension validation (%s)."
+        % (TOOL, archive.name, check["message"].splitlines()[-1])
+    )
 
     def put_in():
         earlier = read_manifest(folder).get("created", {})
@@ -144,12 +148,19 @@ def install(blender, files, archive, watched, home, dry_run, say):
         # the folders Blender's runs made outside its user folder (the thumbnail cache) are gone again, but
         # recorded: Blender makes them again when it is used, and --uninstall removes them then if they hold nothing else
         created.update((p, d) for p, d in made.items() if within(p, user) or d is None)
-        manifest = {"blender": blender.info["version_string"],
-                    "created": {p: d for p, d in created.items() if os.path.exists(p) or d is None}}
+        manifest = {
+            "blender": blender.info["version_string"],
+            "created": {p: d for p, d in created.items() if os.path.exists(p) or d is None},
+        }
         worker_record.atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
-    steps = [("install %s (%d files and %s) into %s, enable it and save the preferences (%s)"
-              % (package_id(), len(files), MANIFEST, folder, blender.info["userpref"]), put_in)]
+    steps = [
+        (
+            "install %s (%d files and %s) into %s, enable it and save the preferences (%s)"
+            % (package_id(), len(files), MANIFEST, folder, blender.info["userpref"]),
+            put_in,
+        )
+    ]
     count = carry_out(steps, dry_run, say)
     if dry_run:
         tidy_up(before, watched, home)  # leave no trace
@@ -170,8 +181,11 @@ def uninstall(blender, watched, home, dry_run, say, gone):
     for path, digest in created.items():
         if path not in before:  # gone, or made again only by this run's own Blender (tidied like its other traces)
             continue
-        if digest is None or is_blender_cache(path, blender.info["user"]) or \
-                (os.path.isfile(path) and worker_record.sha256_file(path) == digest):
+        if (
+            digest is None
+            or is_blender_cache(path, blender.info["user"])
+            or (os.path.isfile(path) and worker_record.sha256_file(path) == digest)
+        ):
             ours.add(path)
         else:
             changed.append(path)
@@ -181,8 +195,13 @@ def uninstall(blender, watched, home, dry_run, say, gone):
         blender.run("uninstall", package_id(), *(["--keep-prefs"] if keep_prefs else []))
         tidy_up(before, watched, home)  # what this run's Blender made (its caches, thumbnail folders)
 
-    steps = [("disable %s and remove %s through %s%s" % (package_id(), folder, blender,
-                                                       ", saving the preferences" if keep_prefs else ""), take_out)]
+    steps = [
+        (
+            "disable %s and remove %s through %s%s"
+            % (package_id(), folder, blender, ", saving the preferences" if keep_prefs else ""),
+            take_out,
+        )
+    ]
     steps += [("keep %s (changed since the install)" % path, None) for path in sorted(changed)]
     gone.add(str(folder))  # Blender removes the add-on's folder
     gone.update(set(survey(watched, home)) - set(before))  # this run's traces: tidied (see take_out), never in the way
@@ -206,10 +225,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Install the mattekit AI Matte add-on into Blender 4.2+ (per user).")
     parser.add_argument("--blender", action="append", help="a Blender executable; repeatable; default: detected")
     parser.add_argument("--bpy-python", action="append", help="a Python that imports Blender as the bpy module")
-    parser.add_argument("--python", default=sys.executable,
-                        help="interpreter that runs the worker (default: this one, %(default)s)")
-    parser.add_argument("--idle-timeout", type=float, default=900.0,
-                        help="seconds a worker started by the add-on stays up without work (default 900)")
+    parser.add_argument(
+        "--python", default=sys.executable, help="interpreter that runs the worker (default: this one, %(default)s)"
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=900.0,
+        help="seconds a worker started by the add-on stays up without work (default 900)",
+    )
     parser.add_argument("--zip", type=Path, help="also write the extension zip to this file")
     parser.add_argument("--dry-run", action="store_true", help="say what would change; change nothing")
     parser.add_argument("--uninstall", action="store_true", help="remove the add-on and what its install created")
@@ -227,8 +251,17 @@ def main(argv=None):
             raise SystemExit("%s: no Blender found; name it with --blender PATH." % TOOL)
         gone = set()
         total = sum(uninstall(b, watched, home, args.dry_run, say, gone) for b in reversed(blenders))
-        print("%s: %s" % (TOOL, "nothing to remove." if not total else "%d change(s) planned." % total
-                          if args.dry_run else "add-on removed (%d change(s))." % total))
+        print(
+            "%s: %s"
+            % (
+                TOOL,
+                "nothing to remove."
+                if not total
+                else "%d change(s) planned." % total
+                if args.dry_run
+                else "add-on removed (%d change(s))." % total,
+            )
+        )
         return 0
     python = os.path.abspath(args.python)
     settings = worker_record.worker_settings(os.environ)
@@ -248,18 +281,28 @@ def main(argv=None):
             worker_record.atomic_write(args.zip, portable)
     if not blenders:
         if args.zip is None:
-            raise SystemExit("%s: no Blender found; name it with --blender PATH, or write the zip with --zip FILE "
-                             "and install it from Blender's Preferences > Get Extensions > Install from Disk." % TOOL)
-        print("%s: no Blender found; install %s from Blender's Preferences > Get Extensions > Install from Disk."
-              % (TOOL, args.zip))
+            raise SystemExit(
+                "%s: no Blender found; name it with --blender PATH, or write the zip with --zip FILE "
+                "and install it from Blender's Preferences > Get Extensions > Install from Disk." % TOOL
+            )
+        print(
+            "%s: no Blender found; install %s from Blender's Preferences > Get Extensions > Install from Disk."
+            % (TOOL, args.zip)
+        )
         return 0
     with tempfile.TemporaryDirectory(prefix="mattekit-blender-") as scratch:
         archive = Path(scratch) / ("%s-%s.zip" % (package_id(), manifest_value("version")))
         archive.write_bytes(data)
         for blender in blenders:
             total += install(blender, files, archive, watched, home, args.dry_run, say)
-    print("%s: %s; worker interpreter %s." % (TOOL, "already up to date" if not total else
-                                              "%d change(s)%s" % (total, " planned" if args.dry_run else ""), python))
+    print(
+        "%s: %s; worker interpreter %s."
+        % (
+            TOOL,
+            "already up to date" if not total else "%d change(s)%s" % (total, " planned" if args.dry_run else ""),
+            python,
+        )
+    )
     return 0
 
 

@@ -28,6 +28,7 @@ Flatpak ~/.var/app/org.gimp.GIMP/config/GIMP/3.0 (used when that app folder exis
 It warns (and still installs) when it finds no GIMP 3. Running it again changes nothing unless
 something changed. Standard library and mattekit.fsutil only.
 """
+
 import argparse
 import json
 import os
@@ -92,8 +93,10 @@ def find_gimp3(home, env, platform, gimp_dirs_found):
 
 def plugin_files():
     """{file name: (bytes, mode)} of the plug-in's own files: the one GIMP runs (executable) and its modules."""
-    return {path.name: (path.read_bytes(), 0o755 if path.name == PLUGIN_FILE else 0o644)
-            for path in sorted(PLUGIN_SOURCE.glob("*.py"))}
+    return {
+        path.name: (path.read_bytes(), 0o755 if path.name == PLUGIN_FILE else 0o644)
+        for path in sorted(PLUGIN_SOURCE.glob("*.py"))
+    }
 
 
 def planned_files(record):
@@ -137,7 +140,9 @@ def install(gimp_dir, files, dry_run, say):
     written = set()
     for name, (data, mode) in sorted(all_files.items()):
         path = target / name
-        same = path.is_file() and path.read_bytes() == data and (os.name == "nt" or (path.stat().st_mode & 0o777) == mode)
+        same = (
+            path.is_file() and path.read_bytes() == data and (os.name == "nt" or (path.stat().st_mode & 0o777) == mode)
+        )
         if same:
             continue
         say("write %s" % path)
@@ -178,7 +183,9 @@ def uninstall(gimp_dir, dry_run, say):
     for cache in (target / worker_record.WIRE / "__pycache__", target / "__pycache__"):
         if cache.is_dir():  # what GIMP's Python compiled from our files
             remove(cache, "folder ", shutil.rmtree)
-    for folder in sorted({Path(d) for d in manifest["created_dirs"]} | {target}, key=lambda p: len(str(p)), reverse=True):
+    for folder in sorted(
+        {Path(d) for d in manifest["created_dirs"]} | {target}, key=lambda p: len(str(p)), reverse=True
+    ):
         if folder.is_dir() and all(entry in gone for entry in folder.iterdir()):
             remove(folder, "folder ", os.rmdir)
     return len(gone)
@@ -186,13 +193,22 @@ def uninstall(gimp_dir, dry_run, say):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Install the mattekit plug-in into GIMP 3 (per user).")
-    parser.add_argument("--gimp-dir", action="append", type=Path,
-                        help="GIMP's per-user folder (the one holding plug-ins/); repeatable; default: detected")
+    parser.add_argument(
+        "--gimp-dir",
+        action="append",
+        type=Path,
+        help="GIMP's per-user folder (the one holding plug-ins/); repeatable; default: detected",
+    )
     parser.add_argument("--flatpak", action="store_true", help="also install for the Flatpak GIMP")
-    parser.add_argument("--python", default=sys.executable,
-                        help="interpreter that runs the worker (default: this one, %(default)s)")
-    parser.add_argument("--idle-timeout", type=float, default=900.0,
-                        help="seconds a worker started by the plug-in stays up without work (default 900)")
+    parser.add_argument(
+        "--python", default=sys.executable, help="interpreter that runs the worker (default: this one, %(default)s)"
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=900.0,
+        help="seconds a worker started by the plug-in stays up without work (default 900)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="say what would change; change nothing")
     parser.add_argument("--uninstall", action="store_true", help="remove the plug-in and everything installed with it")
     args = parser.parse_args(argv)
@@ -207,24 +223,42 @@ def main(argv=None):
     if args.uninstall:
         for gimp_dir in dirs:
             total += uninstall(gimp_dir, args.dry_run, say)
-        print("install_gimp: %s" % ("nothing to remove." if not total else "plug-in removed." if not args.dry_run
-                                      else "%d change(s) planned." % total))
+        print(
+            "install_gimp: %s"
+            % (
+                "nothing to remove."
+                if not total
+                else "plug-in removed."
+                if not args.dry_run
+                else "%d change(s) planned." % total
+            )
+        )
         return 0
     python = os.path.abspath(args.python)
     settings = worker_record.worker_settings(os.environ)
     info = worker_record.query_worker(python, settings, "install_gimp")
     files = planned_files(worker_record.build_record(python, info, args.idle_timeout, settings))
     if find_gimp3(Path.home(), os.environ, sys.platform, dirs) is None:
-        print("install_gimp: warning: no GIMP 3 found (no gimp-3.0 on PATH, no Flatpak %s, no GIMP 3 settings "
-              "folder); installing anyway: the plug-in appears once GIMP 3 is installed." % FLATPAK_APP)
+        print(
+            "install_gimp: warning: no GIMP 3 found (no gimp-3.0 on PATH, no Flatpak %s, no GIMP 3 settings "
+            "folder); installing anyway: the plug-in appears once GIMP 3 is installed." % FLATPAK_APP
+        )
     for gimp_dir in dirs:
         total += install(gimp_dir, files, args.dry_run, say)
-        print("install_gimp: plug-in %s %s" % ("ready in" if not args.dry_run else "would be in",
-                                                 gimp_dir / "plug-ins" / PLUGIN_NAME))
+        print(
+            "install_gimp: plug-in %s %s"
+            % ("ready in" if not args.dry_run else "would be in", gimp_dir / "plug-ins" / PLUGIN_NAME)
+        )
     menu = [op["menu"].replace("_", "").rstrip(".") for op in info["schema"]["operations"] if op.get("menu")]
-    print("install_gimp: %s; worker interpreter %s%s; Filters > AI: %s."
-          % ("already up to date" if not total else "%d change(s)" % total, python,
-             "".join(", %s=%s" % item for item in sorted(settings.items())), ", ".join(sorted(menu))))
+    print(
+        "install_gimp: %s; worker interpreter %s%s; Filters > AI: %s."
+        % (
+            "already up to date" if not total else "%d change(s)" % total,
+            python,
+            "".join(", %s=%s" % item for item in sorted(settings.items())),
+            ", ".join(sorted(menu)),
+        )
+    )
     return 0
 
 

@@ -14,6 +14,7 @@ Environment: PYTHON (the interpreter that makes the venv, default: the one runni
 torch==2.13.0), TORCH_INDEX (a pip index URL for torch, instead of the one chosen), SETUP_DRY_RUN=1 (print the torch
 choice, install nothing). Standard library only, Python 3.10 or newer.
 """
+
 import hashlib
 import importlib.util
 import json
@@ -44,8 +45,13 @@ CPU_INDEX = TORCH_WHEELS + "cpu"
 # What installing torch fetches, torch and its dependencies, in GB, by OS and build: an ESTIMATE from recent torch
 # releases (CPU: a ~0.2 GB wheel, ~0.1 GB on macOS arm64; CUDA on Linux: a ~1 GB wheel plus ~2.5 GB of nvidia-*
 # wheels; on Windows one ~3 GB wheel), not asked of the index; this machine's local CPU wheel is 0.19 GB.
-DOWNLOAD_GB = {("darwin", ""): 0.1, ("linux", "cpu"): 0.2, ("win32", "cpu"): 0.2, ("linux", "cuda"): 3.5,
-               ("win32", "cuda"): 3.0}
+DOWNLOAD_GB = {
+    ("darwin", ""): 0.1,
+    ("linux", "cpu"): 0.2,
+    ("win32", "cpu"): 0.2,
+    ("linux", "cuda"): 3.5,
+    ("win32", "cuda"): 3.0,
+}
 
 
 def torch_choice(platform, gpu, spec=TORCH_SPEC, index=None):
@@ -62,11 +68,20 @@ def torch_choice(platform, gpu, spec=TORCH_SPEC, index=None):
     name, driver = gpu
     tag = cuda_index(driver)
     if tag is None:
-        return cpu, "cpu", ("NVIDIA GPU %s, but its driver %s is older than 525, the oldest any CUDA 12 build of torch "
-                            "runs on: installing %s, the CPU build (update the driver, remove .venv and run this again "
-                            "for the GPU)" % (name, driver, spec))
-    return ([spec, "--index-url", TORCH_WHEELS + tag], tag,
-            "NVIDIA GPU %s, driver %s: installing %s for CUDA (%s build)" % (name, driver, spec, tag))
+        return (
+            cpu,
+            "cpu",
+            (
+                "NVIDIA GPU %s, but its driver %s is older than 525, the oldest any CUDA 12 build of torch "
+                "runs on: installing %s, the CPU build (update the driver, remove .venv and run this again "
+                "for the GPU)" % (name, driver, spec)
+            ),
+        )
+    return (
+        [spec, "--index-url", TORCH_WHEELS + tag],
+        tag,
+        "NVIDIA GPU %s, driver %s: installing %s for CUDA (%s build)" % (name, driver, spec, tag),
+    )
 
 
 def download_estimate(platform, build):
@@ -84,8 +99,24 @@ def local_wheel(python, spec, build):
     ``install --dry-run --no-index --report``: offline, installs nothing."""
     if build is None:
         return None
-    asked = subprocess.run([str(python), "-m", "pip", "install", "--dry-run", "--quiet", "--no-index", "--no-deps",
-                            "--ignore-installed", "--report", "-", spec], capture_output=True, text=True)
+    asked = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--no-index",
+            "--no-deps",
+            "--ignore-installed",
+            "--report",
+            "-",
+            spec,
+        ],
+        capture_output=True,
+        text=True,
+    )
     try:
         found = json.loads(asked.stdout)["install"][0]
         version, url = found["metadata"]["version"], found["download_info"]["url"]
@@ -125,8 +156,10 @@ def pip(python, *args):
     """Run ``python -m pip install --quiet ARGS``; SystemExit with one sentence when it fails."""
     done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *args])
     if done.returncode != 0:
-        raise SystemExit("setup: pip could not install %s (exit status %d; its messages are above)."
-                         % (" ".join(args), done.returncode))
+        raise SystemExit(
+            "setup: pip could not install %s (exit status %d; its messages are above)."
+            % (" ".join(args), done.returncode)
+        )
 
 
 def stamp_text(root, extras):
@@ -147,7 +180,10 @@ def torch_plan(platform, gpu, env, python):
         return args, "setup: %s, from %s: %s" % (why, source, download_estimate(platform, build))
     path, size = local
     return [str(path)], "setup: %s, from the local wheel %s (pip's find-links): %.0f MB, on this disk, no download" % (
-        why, path, size / 1e6)
+        why,
+        path,
+        size / 1e6,
+    )
 
 
 def set_up(extras, platform, env):
@@ -164,22 +200,30 @@ def set_up(extras, platform, env):
     if not python.exists():
         made = subprocess.run([env.get("PYTHON") or sys.executable, "-m", "venv", str(venv)])
         if made.returncode != 0:
-            raise SystemExit("setup: could not make the virtual environment %s (exit status %d)." % (venv, made.returncode))
-    has_torch = subprocess.run([str(python), "-c", "import torch; print(torch.version.cuda or '')"],
-                               capture_output=True, text=True)
+            raise SystemExit(
+                "setup: could not make the virtual environment %s (exit status %d)." % (venv, made.returncode)
+            )
+    has_torch = subprocess.run(
+        [str(python), "-c", "import torch; print(torch.version.cuda or '')"], capture_output=True, text=True
+    )
     if has_torch.returncode != 0:
         torch_args, said = torch_plan(platform, gpu, env, python)
         print(said, flush=True)
         pip(python, *torch_args)
     elif gpu is not None and not has_torch.stdout.strip():
-        print("setup: the venv's torch is a CPU build although this machine has an NVIDIA GPU; remove %s and run "
-              "again to get the CUDA build" % venv, file=sys.stderr)
+        print(
+            "setup: the venv's torch is a CPU build although this machine has an NVIDIA GPU; remove %s and run "
+            "again to get the CUDA build" % venv,
+            file=sys.stderr,
+        )
     stamp, wanted = venv / ".mattekit-installed", stamp_text(ROOT, extras)
     if not stamp.exists() or stamp.read_text().strip() != wanted:
         pip(python, "-e", str(ROOT) + extras)
         stamp.write_text(wanted + "\n")
-    print("mattekit is ready: %s (run: %s, then mattekit and python are the project's)"
-          % (venv_program(venv, "mattekit", platform), activate_hint(venv, platform)))
+    print(
+        "mattekit is ready: %s (run: %s, then mattekit and python are the project's)"
+        % (venv_program(venv, "mattekit", platform), activate_hint(venv, platform))
+    )
     return 0
 
 

@@ -17,6 +17,7 @@ answers to ``GET /v1/operations``: every operation's ports and options, and the 
 them in that order). Standard library only, plus :mod:`mattekit.fsutil` (standard library only
 too) from this checkout.
 """
+
 import json
 import os
 import subprocess
@@ -64,21 +65,30 @@ def query_worker(python, settings, tool):
     SystemExit with one sentence (prefixed by ``tool``) when ``python`` cannot run or import mattekit.
     """
     try:
-        out = subprocess.run([python, "-c", _QUERY], capture_output=True, text=True, timeout=300,
-                             env=dict(os.environ, **settings))
+        out = subprocess.run(
+            [python, "-c", _QUERY], capture_output=True, text=True, timeout=300, env=dict(os.environ, **settings)
+        )
     except OSError as exc:
         raise SystemExit("%s: cannot run %s (%s)." % (tool, python, exc.strerror or exc))
     if out.returncode != 0:
         last = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SystemExit("%s: %s cannot import mattekit (%s); install mattekit into it first "
-                         "(pip install -e .) or name another with --python." % (tool, python, last))
+        raise SystemExit(
+            "%s: %s cannot import mattekit (%s); install mattekit into it first "
+            "(pip install -e .) or name another with --python." % (tool, python, last)
+        )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def build_record(python, info, idle_timeout, settings):
     """The record an adapter reads (see the module docstring)."""
-    return {"python": python, "state_file": info["state_file"], "mattekit_version": info["version"],
-            "environment": settings, "schema": info["schema"], "idle_timeout": idle_timeout}
+    return {
+        "python": python,
+        "state_file": info["state_file"],
+        "mattekit_version": info["version"],
+        "environment": settings,
+        "schema": info["schema"],
+        "idle_timeout": idle_timeout,
+    }
 
 
 def adapter_files(record):

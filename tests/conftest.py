@@ -7,6 +7,7 @@ everything, and an explicit ``-m`` expression decides on its own. ``needs_data``
 fixture), and such tests are skipped, with the reason, when MATTEKIT_TEST_DATA does not lead to the data. Under ``--full``
 no test may skip but those marked ``cuda``: a skip there is reported as a failure with its reason.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -48,9 +49,14 @@ QUICK_LEAVES_OUT = ("slow", "gimp", "blender")
 
 
 def pytest_addoption(parser):
-    parser.addoption("--full", action="store_true", default=False,
-                     help="run the full suite; without it (and without -m) tests marked "
-                          + ", ".join(QUICK_LEAVES_OUT) + " are deselected")
+    parser.addoption(
+        "--full",
+        action="store_true",
+        default=False,
+        help="run the full suite; without it (and without -m) tests marked "
+        + ", ".join(QUICK_LEAVES_OUT)
+        + " are deselected",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -80,8 +86,12 @@ def pytest_runtest_makereport(item, call):
     be tested (no GIMP root, no Python for bpy, no shared data, a dev dependency missing) must not leave CI green."""
     outcome = yield
     report = outcome.get_result()
-    if report.skipped and item.config.getoption("--full") and not item.get_closest_marker("cuda") \
-            and not hasattr(report, "wasxfail"):
+    if (
+        report.skipped
+        and item.config.getoption("--full")
+        and not item.get_closest_marker("cuda")
+        and not hasattr(report, "wasxfail")
+    ):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"--full runs every test but the CUDA ones, and this one was skipped: {reason}"
@@ -177,9 +187,7 @@ class Golden:
         return torch.from_numpy(self.arrays[name])
 
     def pseudo_state_dict(self, model: torch.nn.Module) -> dict:
-        spec = importlib.util.spec_from_file_location(
-            "pseudo_weights", self.folder.parent / "pseudo_weights.py"
-        )
+        spec = importlib.util.spec_from_file_location("pseudo_weights", self.folder.parent / "pseudo_weights.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module.pseudo_state_dict(self.manifest["state_dict"], model.state_dict())
@@ -200,17 +208,22 @@ def golden(shared):
 
 def slow_params(values, slow) -> list:
     """``values`` for ``pytest.mark.parametrize``, those whose first item is in ``slow`` marked ``slow``."""
+
     def first(v):
         return v[0] if isinstance(v, tuple) else v
 
-    return [pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=pytest.mark.slow) if first(v) in slow else v
-            for v in values]
+    return [
+        pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=pytest.mark.slow) if first(v) in slow else v
+        for v in values
+    ]
 
 
 def assert_close(actual: torch.Tensor, expected, atol: float, what: str = "") -> float:
     """Assert max |actual - expected| <= atol; return the max error for reporting."""
     expected = torch.as_tensor(np.asarray(expected))
-    assert tuple(actual.shape) == tuple(expected.shape), f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    assert tuple(actual.shape) == tuple(expected.shape), (
+        f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    )
     err = (actual.detach().float() - expected.float()).abs().max().item()
     assert err <= atol, f"{what}: max abs error {err:.3g} > {atol:g}"
     return err

@@ -5,6 +5,7 @@ The Python API (one function per task: ``remove_background``, ``matte``, ``upsca
 ``clear_models``) is documented in
 :mod:`mattekit.api`. Importing mattekit loads neither numpy nor torch: the API loads on first use.
 """
+
 __version__ = "0.1.0"
 
 _API_EXTRAS = ("load_model", "clear_models")
@@ -14,7 +15,11 @@ def __getattr__(name):
     import os
 
     here = os.path.dirname(__file__)
-    if name.startswith("_") or os.path.exists(os.path.join(here, name + ".py")) or os.path.isdir(os.path.join(here, name)):
+    if (
+        name.startswith("_")
+        or os.path.exists(os.path.join(here, name + ".py"))
+        or os.path.isdir(os.path.join(here, name))
+    ):
         raise AttributeError(name)  # a submodule being imported, not an API function
     from . import api
 

@@ -1,4 +1,5 @@
 """Typed stub of mattekit: the API functions made from the task registry (tests/helpers/api_stub.py writes it)."""
+
 from __future__ import annotations
 
 import os
@@ -10,19 +11,16 @@ import mattekit.roto
 import mattekit.runtime
 import mattekit.subject.keyframe_hints
 
-
 __version__: str
 
 Input = str | os.PathLike[str] | bytes | bytearray | memoryview | PIL.Image.Image | numpy.ndarray
 """A path (the result is written beside it, its path returned), an image file's bytes (PNG bytes back), a PIL image
 (a PIL image back) or an H x W [x C] array (uint8 / uint16 / float in [0, 1]; the same dtype back)."""
 
-
-def load_model(name: str | None = None, task: str = "segment", device: str = "auto",
-               weights: str | None = None) -> mattekit.runtime.Predictor: ...
+def load_model(
+    name: str | None = None, task: str = "segment", device: str = "auto", weights: str | None = None
+) -> mattekit.runtime.Predictor: ...
 def clear_models() -> None: ...
-
-
 def bokeh(
     x: Input,
     output: str | os.PathLike[str] | None = None,
@@ -41,7 +39,7 @@ def bokeh(
     depth_model: str | mattekit.runtime.Predictor | None = None,
     depth_weights: str | os.PathLike[str] | None = None,
     segment_model: str | mattekit.runtime.Predictor | None = None,
-    device: str = 'auto',
+    device: str = "auto",
     subject: Input | None = None,
 ) -> Any:
     """Depth of field from one photo: a lens blur keeping the subject (or the focus point) sharp.
@@ -67,7 +65,6 @@ def bokeh(
 
     See mattekit.api for the kinds of x and the result."""
 
-
 def depth(
     x: Input,
     output: str | os.PathLike[str] | None = None,
@@ -77,7 +74,7 @@ def depth(
     *,
     model: str | mattekit.runtime.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
-    device: str = 'auto',
+    device: str = "auto",
     normalize: bool = True,
 ) -> Any:
     """A relative depth map (1 = nearest) of each photo from a depth model.
@@ -94,7 +91,6 @@ def depth(
         overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
     See mattekit.api for the kinds of x and the result."""
-
 
 def enhance(
     x: Input,
@@ -123,7 +119,6 @@ def enhance(
 
     See mattekit.api for the kinds of x and the result."""
 
-
 def mask_preview(
     x: Input,
     output: str | os.PathLike[str] | None = None,
@@ -133,7 +128,7 @@ def mask_preview(
     *,
     model: str | mattekit.runtime.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
-    device: str = 'auto',
+    device: str = "auto",
 ) -> Any:
     """The segmentation network's raw subject mask at full size (no refinement, no matting): a quick look.
 
@@ -149,7 +144,6 @@ def mask_preview(
 
     See mattekit.api for the kinds of x and the result."""
 
-
 def matte(
     x: Input,
     output: str | os.PathLike[str] | None = None,
@@ -164,7 +158,7 @@ def matte(
     decontaminate: bool = True,
     model: str | mattekit.runtime.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
-    device: str = 'auto',
+    device: str = "auto",
     band: int | None = None,
     iterations: int = 20,
     extra_iterations: int = 0,
@@ -194,7 +188,6 @@ def matte(
 
     See mattekit.api for the kinds of x and the result."""
 
-
 def remove_background(
     x: Input,
     output: str | os.PathLike[str] | None = None,
@@ -209,7 +202,7 @@ def remove_background(
     decontaminate: bool = True,
     model: str | mattekit.runtime.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
-    device: str = 'auto',
+    device: str = "auto",
     refine: bool = True,
     matting: bool = True,
     box: str | tuple[int, int, int, int] | None = None,
@@ -250,7 +243,6 @@ def remove_background(
 
     See mattekit.api for the kinds of x and the result."""
 
-
 def select_subject(
     x: Input,
     output: str | os.PathLike[str] | None = None,
@@ -260,7 +252,7 @@ def select_subject(
     *,
     model: str | mattekit.runtime.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
-    device: str = 'auto',
+    device: str = "auto",
     refine: bool = True,
     matting: bool = True,
     box: str | tuple[int, int, int, int] | None = None,
@@ -295,7 +287,6 @@ def select_subject(
 
     See mattekit.api for the kinds of x and the result."""
 
-
 def upscale(
     x: Input,
     output: str | os.PathLike[str] | None = None,
@@ -305,12 +296,12 @@ def upscale(
     *,
     model: str | mattekit.runtime.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
-    device: str = 'auto',
+    device: str = "auto",
     scale: float | None = None,
     width: int | None = None,
     strength: float = 1.0,
     tile: int | None = None,
-    alpha: str = 'model',
+    alpha: str = "model",
 ) -> Any:
     """Super-resolution: the image (grey, RGB, with or without alpha) at scale x its size.
 
@@ -331,7 +322,6 @@ def upscale(
 
     See mattekit.api for the kinds of x and the result."""
 
-
 def rotoscope(
     plate: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -346,7 +336,7 @@ def rotoscope(
     keep_personal: bool = False,
     model: str | None = None,
     weights: str | os.PathLike[str] | None = None,
-    device: str = 'auto',
+    device: str = "auto",
     threads: int | None = None,
     workers: int | None = None,
     refine: bool = True,
@@ -356,10 +346,23 @@ def rotoscope(
     view: str | None = None,
     bit_depth: int = 16,
     skip_missing: bool = False,
-    box: str | mattekit.subject.keyframe_hints.KeyframeHint | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint] | None = None,
-    point: str | mattekit.subject.keyframe_hints.KeyframeHint | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint] | None = None,
-    exclude: str | mattekit.subject.keyframe_hints.KeyframeHint | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint] | None = None,
-    hint_mask: str | os.PathLike[str] | mattekit.subject.keyframe_hints.HintMask | Sequence[str | mattekit.subject.keyframe_hints.HintMask] | None = None,
+    box: str
+    | mattekit.subject.keyframe_hints.KeyframeHint
+    | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint]
+    | None = None,
+    point: str
+    | mattekit.subject.keyframe_hints.KeyframeHint
+    | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint]
+    | None = None,
+    exclude: str
+    | mattekit.subject.keyframe_hints.KeyframeHint
+    | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint]
+    | None = None,
+    hint_mask: str
+    | os.PathLike[str]
+    | mattekit.subject.keyframe_hints.HintMask
+    | Sequence[str | mattekit.subject.keyframe_hints.HintMask]
+    | None = None,
     overwrite: bool = False,
 ) -> mattekit.roto.Summary:
     """rotoscope(plate, output, progress=None, **options): Matte every frame of a plate (pattern, folder or movie) into a matte sequence; resumable.

@@ -23,6 +23,7 @@ A sequence task takes paths and writes files (:func:`run_sequence`)::
     summary = mattekit.rotoscope("shot/plate.####.exr", "shot/matte.####.png", radius=2, progress=print)
     summary.computed, summary.skipped                              # frames written now, frames already done
 """
+
 from __future__ import annotations
 
 import functools
@@ -83,8 +84,9 @@ def _to_array(x, integers: bool = False) -> tuple[np.ndarray, object]:
         return _decode(buffer.getvalue(), integers), "pil"
     if isinstance(x, (bytes, bytearray, memoryview)) or hasattr(x, "read"):
         return _decode(x, integers), "bytes"
-    raise TypeError(f"expected a path, bytes, a binary file object, a PIL image or a numpy array, "
-                    f"not {type(x).__name__}")
+    raise TypeError(
+        f"expected a path, bytes, a binary file object, a PIL image or a numpy array, not {type(x).__name__}"
+    )
 
 
 def _decode(data, integers: bool = False) -> np.ndarray:
@@ -112,8 +114,15 @@ def _back(result: np.ndarray, kind):
     return result.astype(kind, copy=False)
 
 
-def run(task_name: str, x, output: str | Path | None = None, keep_personal: bool = False, provenance: bool = True,
-        overwrite: bool = False, **kwargs):
+def run(
+    task_name: str,
+    x,
+    output: str | Path | None = None,
+    keep_personal: bool = False,
+    provenance: bool = True,
+    overwrite: bool = False,
+    **kwargs,
+):
     """Run the task ``task_name`` on ``x`` (module docstring) and return its first output in ``x``'s kind.
     ``keep_personal`` / ``provenance``: for a path, what the written file carries; ``overwrite``: an existing output
     mattekit did not write is replaced (:class:`~mattekit.tasks.common.FileOptions`; the old ``strip_personal=`` and
@@ -142,12 +151,18 @@ def file_options(kwargs: dict, **values) -> FileOptions:
     (OptionError), and the old keywords popped from ``kwargs``: ``metadata`` (now ``provenance``) and
     ``strip_personal`` (leaving out is the default; False keeps), each with a DeprecationWarning."""
     if "metadata" in kwargs:
-        warnings.warn("metadata= is now provenance= (it says whether the provenance record is written).",
-                      DeprecationWarning, stacklevel=4)
+        warnings.warn(
+            "metadata= is now provenance= (it says whether the provenance record is written).",
+            DeprecationWarning,
+            stacklevel=4,
+        )
         values["provenance"] = kwargs.pop("metadata")
     if "strip_personal" in kwargs:
-        warnings.warn("strip_personal= is the default now; keep_personal=True keeps the personal metadata.",
-                      DeprecationWarning, stacklevel=4)
+        warnings.warn(
+            "strip_personal= is the default now; keep_personal=True keeps the personal metadata.",
+            DeprecationWarning,
+            stacklevel=4,
+        )
         values["keep_personal"] = values["keep_personal"] or kwargs.pop("strip_personal") is False
     return FileOptions(**{o.name: o.check(values[o.name]) for o in options_of(FileOptions)})
 
@@ -170,13 +185,24 @@ def _run_file(task, source: Path, output, options, given: dict, written) -> Path
     out = str(output) if output else None
     paths = {name: str(value) for name, value in given.items() if isinstance(value, (str, Path))}
     suffix = naming.output_suffix(task, options)
-    [(_, target)] = naming.plan_outputs([(source, source.parent)], out, suffix,
-                                        naming.output_extension(task, options, out), task.files_read(options, paths),
-                                        api=True, overwrite=written.overwrite)
+    [(_, target)] = naming.plan_outputs(
+        [(source, source.parent)],
+        out,
+        suffix,
+        naming.output_extension(task, options, out),
+        task.files_read(options, paths),
+        api=True,
+        overwrite=written.overwrite,
+    )
     models = models_cache().for_task(task, options, set(given))
-    runner = Runner(task, models, options, {name: str(value) for name, value in given.items()},
-                    provenance.record(task, options, models) if written.provenance else None,
-                    personal=written.keep_personal)
+    runner = Runner(
+        task,
+        models,
+        options,
+        {name: str(value) for name, value in given.items()},
+        provenance.record(task, options, models) if written.provenance else None,
+        personal=written.keep_personal,
+    )
     result = runner.files([(source, target)], note=lambda pair, sentence: _warn(task, sentence, pair[1]))
     if result.failed:
         raise result.failed[0][1]
@@ -184,15 +210,30 @@ def _run_file(task, source: Path, output, options, given: dict, written) -> Path
 
 
 def _make(task_name: str):
-    def call(x, output: str | Path | None = None, keep_personal: bool = False, provenance: bool = True,
-             overwrite: bool = False, **options):
-        return run(task_name, x, output=output, keep_personal=keep_personal, provenance=provenance,
-                   overwrite=overwrite, **options)
+    def call(
+        x,
+        output: str | Path | None = None,
+        keep_personal: bool = False,
+        provenance: bool = True,
+        overwrite: bool = False,
+        **options,
+    ):
+        return run(
+            task_name,
+            x,
+            output=output,
+            keep_personal=keep_personal,
+            provenance=provenance,
+            overwrite=overwrite,
+            **options,
+        )
 
     task = registry.get(task_name)
     call.__name__ = call.__qualname__ = task.api_name
     lines = [f"{task.summary}", "", "Options:"]
-    lines += [f"    {o.name} ({o.type.__name__}, default {o.default!r}): {o.help}" for o in task.declared if "api" in o.hosts]
+    lines += [
+        f"    {o.name} ({o.type.__name__}, default {o.default!r}): {o.help}" for o in task.declared if "api" in o.hosts
+    ]
     lines += ["", "Of a file written (x a path):"]
     lines += [f"    {o.name} ({o.type.__name__}, default {o.default!r}): {o.help}" for o in options_of(FileOptions)]
     call.__doc__ = "\n".join(lines) + "\n\nSee mattekit.api for the kinds of x and the result."
@@ -209,8 +250,9 @@ def run_sequence(task_name: str, *paths, progress=None, **kwargs):
     task = registry.sequences()[task_name]
     required = [o.name for o in task.declared if o.required]
     if len(paths) != len(required):
-        raise TypeError(f"{task.api_name}() takes {len(required)} positional arguments ({', '.join(required)}), "
-                        f"not {len(paths)}")
+        raise TypeError(
+            f"{task.api_name}() takes {len(required)} positional arguments ({', '.join(required)}), not {len(paths)}"
+        )
     kwargs |= dict(zip(required, paths))
     table = task.option_table()
     for name, value in list(kwargs.items()):
@@ -234,8 +276,11 @@ def _make_sequence(task):
     required = [o.name for o in task.declared if o.required]
     call.__name__ = call.__qualname__ = task.api_name
     lines = [f"{task.api_name}({', '.join(required)}, progress=None, **options): {task.summary}", "", "Options:"]
-    lines += [f"    {o.name} ({o.type.__name__}, default {o.default!r}): {o.help}" for o in task.declared
-              if "api" in o.hosts and not o.required]
+    lines += [
+        f"    {o.name} ({o.type.__name__}, default {o.default!r}): {o.help}"
+        for o in task.declared
+        if "api" in o.hosts and not o.required
+    ]
     call.__doc__ = "\n".join(lines) + "\n\nReturns the job's summary; see mattekit.api.run_sequence."
     return call
 

@@ -4,6 +4,7 @@ One entry per model: task, net + kwargs, weight files and the pre/post-processin
 facts. Adding a model means adding a table to the TOML file (plus a net family in
 :mod:`mattekit.nets` when the architecture is new), never a new class.
 """
+
 from __future__ import annotations
 
 import math
@@ -174,7 +175,9 @@ class ModelEntry:
     memory_gb: float | None = None  # GiB a whole run of a 50 MP photo peaks at on the CPU (measured); None: it fits
     edge_matting: bool = True  # segment: remove / select-subject matte the mask's uncertain edge by default (measured)
     overlap: int | None = None  # upscale: pixels tiles overlap by so that tiled = untiled (None: the default)
-    temporal: dict = field(default_factory=dict)  # sequences: fields of mattekit.roto.temporal.TemporalOptions it overrides
+    temporal: dict = field(
+        default_factory=dict
+    )  # sequences: fields of mattekit.roto.temporal.TemporalOptions it overrides
     backends: tuple[str, ...] = BACKENDS  # the engines it may run on; one: pinned to it
     onnx_as_is: bool = False  # an .onnx file of its weights runs as it is, not mapped onto the net
 
@@ -212,8 +215,9 @@ def _entry(name: str, table: dict, terms: dict[str, Terms]) -> ModelEntry:
     if entry.task not in TASKS:
         raise ValueError(f"catalog entry {name!r} has unknown task {entry.task!r}")
     if entry.net.partition(":")[0] not in nets.names():
-        raise ValueError(f"catalog entry {name!r} names net {entry.net!r} of no registered family "
-                         f"({', '.join(nets.names())})")
+        raise ValueError(
+            f"catalog entry {name!r} names net {entry.net!r} of no registered family ({', '.join(nets.names())})"
+        )
     _check_facts(name, entry)
     return entry
 
@@ -221,16 +225,21 @@ def _entry(name: str, table: dict, terms: dict[str, Terms]) -> ModelEntry:
 def _check_facts(name: str, entry: ModelEntry) -> None:
     """ValueError, one sentence, for a row whose sizing, backends or onnx_as_is cannot hold."""
     if len(entry.input.sizing()) > 1:
-        raise ValueError(f"catalog entry {name!r} sets {' and '.join(entry.input.sizing())} in its input; "
-                         "a model takes one sizing rule: size, ref_size or short_side.")
+        raise ValueError(
+            f"catalog entry {name!r} sets {' and '.join(entry.input.sizing())} in its input; "
+            "a model takes one sizing rule: size, ref_size or short_side."
+        )
     backends = entry.backends
     if not isinstance(backends, tuple) or not backends or any(b not in BACKENDS for b in backends):
         shown = list(backends) if isinstance(backends, tuple) else backends
-        raise ValueError(f"catalog entry {name!r} names backends {shown!r}; "
-                         f"choose one or more of {', '.join(BACKENDS)}.")
+        raise ValueError(
+            f"catalog entry {name!r} names backends {shown!r}; choose one or more of {', '.join(BACKENDS)}."
+        )
     if entry.onnx_as_is and (entry.input.size is None or entry.recurrent):
-        raise ValueError(f"catalog entry {name!r} sets onnx_as_is without a fixed input size or on a recurrent net; "
-                         "only a fixed-size, non-recurrent model runs an .onnx file as it is.")
+        raise ValueError(
+            f"catalog entry {name!r} sets onnx_as_is without a fixed input size or on a recurrent net; "
+            "only a fixed-size, non-recurrent model runs an .onnx file as it is."
+        )
 
 
 @dataclass(frozen=True)
@@ -247,8 +256,10 @@ class Catalog:
         tasks = (task,) if isinstance(task, str) else task
         entry = self.models.get(self.aliases.get(name, name))
         if entry is None:
-            choices = ", ".join([a for a, m in self.aliases.items() if tasks is None or self.models[m].task in tasks]
-                                + [n for n, m in self.models.items() if tasks is None or m.task in tasks])
+            choices = ", ".join(
+                [a for a, m in self.aliases.items() if tasks is None or self.models[m].task in tasks]
+                + [n for n, m in self.models.items() if tasks is None or m.task in tasks]
+            )
             raise MattekitError(f"Unknown model '{name}'; choose one of: {choices}.")
         if tasks is not None and entry.task not in tasks:
             wanted = " or ".join(f"{_article(t)} {t}" for t in tasks)
@@ -258,8 +269,11 @@ class Catalog:
     def aliases_for(self, task: str | tuple[str, ...] | None) -> dict[str, ModelEntry]:
         """{alias: the entry it stands for} among the models of ``task`` (one task or a tuple)."""
         tasks = (task,) if isinstance(task, str) else task
-        return {alias: self.models[name] for alias, name in self.aliases.items()
-                if tasks is None or self.models[name].task in tasks}
+        return {
+            alias: self.models[name]
+            for alias, name in self.aliases.items()
+            if tasks is None or self.models[name].task in tasks
+        }
 
     def unlicensed_notice(self, entry: ModelEntry, config: str) -> str | None:
         """The one line for a model whose weights were published with no licence (None for any other): where that
@@ -267,10 +281,15 @@ class Catalog:
         if entry.terms is None or entry.terms.stated:
             return None
         other = next((m.name for m in self.for_task(entry.task) if m.terms and m.terms.stated and not m.notice), None)
-        instead = f"; to use one whose weights state a licence, set [defaults] {entry.task} = \"{other}\" in {config}" \
-            if other else ""
-        return (f"model {entry.name}: its weights were published with no licence ({entry.terms.weights_url}; its code "
-                f"is {entry.terms.code}){instead}.")
+        instead = (
+            f'; to use one whose weights state a licence, set [defaults] {entry.task} = "{other}" in {config}'
+            if other
+            else ""
+        )
+        return (
+            f"model {entry.name}: its weights were published with no licence ({entry.terms.weights_url}; its code "
+            f"is {entry.terms.code}){instead}."
+        )
 
     def default(self, task: str) -> ModelEntry:
         return self.models[self.defaults[task]]
@@ -279,7 +298,7 @@ class Catalog:
         return [m for m in self.models.values() if m.task == task]
 
     def availability(self, entry: ModelEntry) -> str:
-        """"on disk" (in the cache, or added with ``models add``), "in mirror" / "in rembg folder" (that local
+        """ "on disk" (in the cache, or added with ``models add``), "in mirror" / "in rembg folder" (that local
         folder holds a catalog file, its hash checked; see :func:`weights.local_folder`), "bad in mirror" /
         "bad in rembg folder" (a file of that name there is not the catalog's: not usable) or "missing"."""
         from . import weights
@@ -316,8 +335,10 @@ def parse(text: str, pins: dict[str, str] | None = None, pinned_in: str = "") ->
     for task, name in (pins or {}).items():
         if task not in TASKS or name not in models or models[name].task != task:
             choices = ", ".join(m for m, e in models.items() if e.task == task) or ", ".join(TASKS)
-            raise MattekitError(f"The config file {pinned_in} pins {task} = {name!r}, which is no {task} model; "
-                                f"choose one of: {choices}.")
+            raise MattekitError(
+                f"The config file {pinned_in} pins {task} = {name!r}, which is no {task} model; "
+                f"choose one of: {choices}."
+            )
         defaults[task] = name
     aliases = {}
     for alias, target in data.get("aliases", {}).items():  # a task name stands for that task's default model
@@ -341,8 +362,10 @@ def load(path: str | None = None) -> Catalog:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise MattekitError(f"Cannot read the model catalog {path} ({exc.strerror or exc}); "
-                            "check MATTEKIT_CATALOG or reinstall mattekit.") from None
+        raise MattekitError(
+            f"Cannot read the model catalog {path} ({exc.strerror or exc}); "
+            "check MATTEKIT_CATALOG or reinstall mattekit."
+        ) from None
     try:
         return parse(text, pinned_defaults(), str(config_path()))
     except ValueError as exc:  # a TOML syntax error too

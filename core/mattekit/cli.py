@@ -8,6 +8,7 @@ subcommand being run is built in full, and nothing imports torch before a model 
 ``mattekit --help`` and ``--version`` are quick. ``MattekitError`` (a user-caused problem) prints
 one sentence and exits 2.
 """
+
 from __future__ import annotations
 
 import argparse

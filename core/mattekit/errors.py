@@ -1,4 +1,5 @@
 """Errors a user can cause. Their message is one sentence meant for the user."""
+
 from __future__ import annotations
 
 import re
@@ -54,6 +55,7 @@ def printable(text: str) -> str:
     """``text`` safe to print on a terminal, as ``ls -b`` shows names: control characters (escapes, newlines),
     bidirectional overrides and undecodable bytes of a file name (surrogate escapes) written as backslash codes
     (``\\x1b``, ``\\n``, ``\\xff``, ``\\u202e``); everything else as it is."""
+
     def safe(char: str) -> str:
         code = ord(char)
         if 0xDC80 <= code <= 0xDCFF:  # a byte the file system's encoding could not decode

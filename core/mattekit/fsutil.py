@@ -10,6 +10,7 @@
   device, never following a final link unless asked, size-capped: how mattekit reads what others can write;
 - :func:`check_folder` - a folder about to be written in, checked (links resolved now) against the allowed ones.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,8 +40,13 @@ def stale_temporaries(path: str | Path) -> list[Path]:
     path = Path(path)
     prefix = f".{path.name}."
     try:
-        return [p for p in path.parent.iterdir()
-                if p.name.startswith(prefix) and p.name.endswith(TEMP_SUFFIX) and len(p.name) == len(prefix) + 8 + len(TEMP_SUFFIX)]
+        return [
+            p
+            for p in path.parent.iterdir()
+            if p.name.startswith(prefix)
+            and p.name.endswith(TEMP_SUFFIX)
+            and len(p.name) == len(prefix) + 8 + len(TEMP_SUFFIX)
+        ]
     except OSError:
         return []
 
@@ -64,8 +70,10 @@ def check_folder(folder: str | Path, confine: Confinement | None) -> None:
     if not confine.holds(real):
         from .errors import OutputError
 
-        raise OutputError(f"Cannot write in {folder}: it now leads to {real}, outside {confine.where} (it was moved or "
-                          f"replaced by a link after the job was accepted); nothing was written there.")
+        raise OutputError(
+            f"Cannot write in {folder}: it now leads to {real}, outside {confine.where} (it was moved or "
+            f"replaced by a link after the job was accepted); nothing was written there."
+        )
 
 
 def ensure_folder(folder: str | Path) -> None:
@@ -77,14 +85,16 @@ def ensure_folder(folder: str | Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"Cannot create the output folder {folder}: "
-                          f"{exc.strerror.lower() if exc.strerror else exc}.") from None
+        raise OutputError(
+            f"Cannot create the output folder {folder}: {exc.strerror.lower() if exc.strerror else exc}."
+        ) from None
     if not os.access(folder, os.W_OK):
         raise OutputError(f"The output folder {folder} is not writable.")
 
 
-def atomic_write(path: str | Path, content: Content, *, mode: int | None = None,
-                 confine: Confinement | None = None) -> Path:
+def atomic_write(
+    path: str | Path, content: Content, *, mode: int | None = None, confine: Confinement | None = None
+) -> Path:
     """Write ``content`` to ``path`` so that readers see the old file or the whole new one, never a part.
 
     content: bytes, text (UTF-8), or a function ``write(temporary_path)`` that creates the file.
@@ -109,7 +119,7 @@ def atomic_write(path: str | Path, content: Content, *, mode: int | None = None,
                     os.fchmod(fd, mode)
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
         check_folder(path.parent, confine)
@@ -125,7 +135,7 @@ def file_digests(path: str | Path, *names: str, regular: bool = False) -> dict[s
     one read now. ``regular``: read only a regular file, not through a final link (:func:`open_regular`;
     Unreadable otherwise), for a file in a folder others may write in."""
     hashes = {name: hashlib.new(name) for name in names}
-    with (os.fdopen(open_regular(path, 1 << 50, links=False), "rb") if regular else open(path, "rb")) as f:
+    with os.fdopen(open_regular(path, 1 << 50, links=False), "rb") if regular else open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             for digest in hashes.values():
                 digest.update(block)
@@ -147,17 +157,21 @@ def try_lock(handle) -> bool:
     try:
         if sys.platform == "win32":
             import msvcrt
+
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
         else:
             import fcntl
+
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         if exc.errno in NO_FLOCK:
             from .errors import MattekitError
 
-            raise MattekitError(f"Cannot lock {handle.name}: its file system has no file locks (flock: "
-                                f"{exc.strerror or exc}), which keep two processes from writing the same file; "
-                                f"put it on a local disk (MATTEKIT_HOME for mattekit's own files).") from None
+            raise MattekitError(
+                f"Cannot lock {handle.name}: its file system has no file locks (flock: "
+                f"{exc.strerror or exc}), which keep two processes from writing the same file; "
+                f"put it on a local disk (MATTEKIT_HOME for mattekit's own files)."
+            ) from None
         return False
     return True
 
@@ -248,8 +262,14 @@ def file_kind(path: str | Path) -> str:
 
 
 def _kind(mode: int) -> str:
-    for test, words in ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
-                        (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+    for test, words in (
+        (stat.S_ISREG, "a file"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return words
     return "a special file"
@@ -259,8 +279,14 @@ class Unreadable(Exception):
     """A file :func:`read_regular` refuses; the message is what follows its name ("is a FIFO, not a regular file")."""
 
 
-def open_regular(path: str | Path, limit: int, *, links: bool = True, inside: Callable[[str], bool] | None = None,
-                 where: str = "the allowed folders") -> int:
+def open_regular(
+    path: str | Path,
+    limit: int,
+    *,
+    links: bool = True,
+    inside: Callable[[str], bool] | None = None,
+    where: str = "the allowed folders",
+) -> int:
     """A read-only descriptor on the regular file at ``path`` of at most ``limit`` bytes, opened without following a
     final link and without blocking, then fstat-ed: a FIFO, a device or a larger file is refused, never read, and
     no swap between a check and the open is possible. ``links``: a link at ``path`` is resolved first (False: it is
@@ -291,8 +317,14 @@ def open_regular(path: str | Path, limit: int, *, links: bool = True, inside: Ca
     return fd
 
 
-def read_regular(path: str | Path, limit: int, inside: Callable[[str], bool] | None = None,
-                 where: str = "the allowed folders", *, links: bool = True) -> bytes:
+def read_regular(
+    path: str | Path,
+    limit: int,
+    inside: Callable[[str], bool] | None = None,
+    where: str = "the allowed folders",
+    *,
+    links: bool = True,
+) -> bytes:
     """The bytes of the regular file at ``path`` (at most ``limit``), read through :func:`open_regular`'s one
     descriptor (the same arguments); Unreadable otherwise, or when it grew past ``limit`` while it was read."""
     fd = open_regular(path, limit, links=links, inside=inside, where=where)
@@ -314,6 +346,7 @@ def _opened(fd: int, real: str, info: os.stat_result) -> str:
             return os.readlink(f"/proc/self/fd/{fd}")
         if sys.platform == "darwin":
             import fcntl
+
             return fcntl.fcntl(fd, fcntl.F_GETPATH, bytes(1024)).split(b"\0", 1)[0].decode()
         return real if os.path.samestat(info, os.stat(real)) else ""
     except OSError:

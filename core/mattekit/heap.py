@@ -8,6 +8,7 @@
 
 Imports no torch.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -90,4 +91,3 @@ def hand_back_freed_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
-

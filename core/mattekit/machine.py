@@ -2,6 +2,7 @@
 
 Standard library only, so that reading a file can ask how large an image may be without loading torch.
 """
+
 from __future__ import annotations
 
 import os

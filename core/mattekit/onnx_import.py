@@ -13,6 +13,7 @@ become float32. Only the ``onnx`` package is needed for this; it is imported laz
 Running an ONNX file through ONNX Runtime as it is (for files whose architecture has no module here) is
 :class:`mattekit.engines.onnx.OnnxRunner`'s job.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -65,8 +66,9 @@ def _module_calls(net: nn.Module, trace: Callable) -> list[_Call]:
             keep.append(output)
         calls.append(call)
 
-    handles = [m.register_forward_hook(hook) for m in net.modules()
-               if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d))]
+    handles = [
+        m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d))
+    ]
     was_training = net.training
     try:
         net.eval()
@@ -85,14 +87,18 @@ def _graph_nodes(path: Path) -> list[_Node]:
         import onnx
         from onnx import numpy_helper
     except ImportError:
-        raise MattekitError("Reading ONNX weights needs the onnx package, a base dependency of mattekit: pip install 'onnx>=1.14'.") from None
+        raise MattekitError(
+            "Reading ONNX weights needs the onnx package, a base dependency of mattekit: pip install 'onnx>=1.14'."
+        ) from None
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError, ValueError, OSError...
         raise MattekitError(f"{path.name} is not a readable ONNX file ({type(exc).__name__}).") from None
     graph = model.graph
     consts = {t.name: t for t in graph.initializer}
-    consts.update({n.output[0]: a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"})
+    consts.update(
+        {n.output[0]: a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"}
+    )
     aliases = {n.output[0]: n.input[0] for n in graph.node if n.op_type in ("Identity", "Cast") and n.input}
 
     def const(name: str) -> np.ndarray | None:
@@ -111,16 +117,23 @@ def _graph_nodes(path: Path) -> list[_Node]:
 
 def _conv_structure(weight_shape, stride, padding, dilation, groups) -> str:
     out_ch, in_ch, kh, kw = weight_shape
-    return (f"{in_ch * groups}->{out_ch} channels, kernel {kh}x{kw}, stride {tuple(stride)}, "
-            f"padding {tuple(padding)}, dilation {tuple(dilation)}, groups {groups}")
+    return (
+        f"{in_ch * groups}->{out_ch} channels, kernel {kh}x{kw}, stride {tuple(stride)}, "
+        f"padding {tuple(padding)}, dilation {tuple(dilation)}, groups {groups}"
+    )
 
 
 def _node_structure(node: _Node) -> str:
     if node.op == "Conv":
         pads = list(node.attrs.get("pads", [0, 0, 0, 0]))
         padding = pads[:2] if pads[:2] == pads[2:] else pads
-        return _conv_structure(node.params[0].shape, node.attrs.get("strides", [1, 1]), padding,
-                               node.attrs.get("dilations", [1, 1]), node.attrs.get("group", 1))
+        return _conv_structure(
+            node.params[0].shape,
+            node.attrs.get("strides", [1, 1]),
+            padding,
+            node.attrs.get("dilations", [1, 1]),
+            node.attrs.get("group", 1),
+        )
     if node.op == "BatchNormalization":
         return f"batch norm on {node.params[0].shape[0]} channels"
     return f"linear layer, weight {tuple(_linear_weight(node).shape)} (out x in)"
@@ -145,14 +158,19 @@ def unmapped_layer(net: nn.Module) -> str | None:
     """The first (by name) layer of ``net`` with parameters that :func:`import_state_dict` cannot map
     (anything but Conv2d, Linear and BatchNorm2d: LayerNorm, Swin's position tables...), or None.
     Looks at the modules only, so a net built on the meta device will do."""
-    unsupported = sorted(n for n, m in net.named_modules() if not list(m.children()) and
-                         any(True for _ in m.parameters(recurse=False)) and
-                         not isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)))
+    unsupported = sorted(
+        n
+        for n, m in net.named_modules()
+        if not list(m.children())
+        and any(True for _ in m.parameters(recurse=False))
+        and not isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d))
+    )
     return unsupported[0] if unsupported else None
 
 
-def import_state_dict(path: str | Path, net: nn.Module, model_name: str | None = None,
-                      trace: Callable | None = None) -> OrderedDict[str, torch.Tensor]:
+def import_state_dict(
+    path: str | Path, net: nn.Module, model_name: str | None = None, trace: Callable | None = None
+) -> OrderedDict[str, torch.Tensor]:
     """The state dict of ``net`` with every parameter taken from the ONNX file at ``path``.
 
     Keys and shapes are ``net.state_dict()``'s (``strict=True`` loading works); tensors are
@@ -176,8 +194,9 @@ def import_state_dict(path: str | Path, net: nn.Module, model_name: str | None =
     return _in_state_dict_order(net, _graph_values(nodes, calls, mismatch))
 
 
-def _graph_values(nodes: list[_Node], calls: list[_Call], mismatch: Callable[[str], MattekitError]
-                  ) -> dict[str, torch.Tensor]:
+def _graph_values(
+    nodes: list[_Node], calls: list[_Call], mismatch: Callable[[str], MattekitError]
+) -> dict[str, torch.Tensor]:
     """The graph's parameters, as float32 tensors keyed ``module name + "." + parameter``: the ``calls`` (the
     module's parametric layers in execution order) paired in turn with the graph's ``nodes``, folded batch
     norms made identities (or given their convolution's bias). ``mismatch(what)``: the error raised for the
@@ -200,8 +219,10 @@ def _graph_values(nodes: list[_Node], calls: list[_Call], mismatch: Callable[[st
                 k += 1
                 continue
             if call.after_conv is None:
-                raise mismatch(f"its batch norm '{call.name}' does not follow a convolution and has no "
-                                  f"BatchNormalization node (next node: {node.name if node else 'none'})")
+                raise mismatch(
+                    f"its batch norm '{call.name}' does not follow a convolution and has no "
+                    f"BatchNormalization node (next node: {node.name if node else 'none'})"
+                )
             c = m.num_features
             bias = folded_bias.pop(id(call.after_conv), np.zeros(c, np.float32))
             put(call.name, "weight", np.ones(c, np.float32)), put(call.name, "bias", bias)
@@ -210,16 +231,20 @@ def _graph_values(nodes: list[_Node], calls: list[_Call], mismatch: Callable[[st
             continue
         expected_op = "Conv" if isinstance(m, nn.Conv2d) else ("Gemm", "MatMul")
         if node is None:
-            raise mismatch(f"the graph has {len(nodes)} parametric layers, the model runs more "
-                              f"(first unmatched: '{call.name}', {_module_structure(m)})")
+            raise mismatch(
+                f"the graph has {len(nodes)} parametric layers, the model runs more "
+                f"(first unmatched: '{call.name}', {_module_structure(m)})"
+            )
         fits = node.op in expected_op
         if fits and isinstance(m, nn.Conv2d):
             fits = _node_structure(node) == _module_structure(m)
         elif fits:
             fits = _linear_weight(node).shape == tuple(m.weight.shape)
         if not fits:
-            raise mismatch(f"layer #{k + 1} of the graph, '{node.name}' ({node.op}: {_node_structure(node)}), "
-                              f"does not match the model's '{call.name}' ({_module_structure(m)})")
+            raise mismatch(
+                f"layer #{k + 1} of the graph, '{node.name}' ({node.op}: {_node_structure(node)}), "
+                f"does not match the model's '{call.name}' ({_module_structure(m)})"
+            )
         weight = node.params[0] if isinstance(m, nn.Conv2d) else _linear_weight(node)
         bias = node.params[1] if len(node.params) > 1 else None
         put(call.name, "weight", weight)
@@ -229,8 +254,10 @@ def _graph_values(nodes: list[_Node], calls: list[_Call], mismatch: Callable[[st
             put(call.name, "bias", bias if bias is not None else np.zeros(m.bias.shape, np.float32))
         k += 1
     if k < len(nodes):
-        raise mismatch(f"the graph has {len(nodes) - k} more parametric layers than the model runs "
-                          f"(first: '{nodes[k].name}', {_node_structure(nodes[k])})")
+        raise mismatch(
+            f"the graph has {len(nodes) - k} more parametric layers than the model runs "
+            f"(first: '{nodes[k].name}', {_node_structure(nodes[k])})"
+        )
     if folded_bias:
         raise mismatch("a convolution without bias in the model has a bias in the graph and no batch norm after it")
     return values

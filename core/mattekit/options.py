@@ -3,6 +3,7 @@
 
 This module imports neither numpy nor torch: ``mattekit --help`` and the worker's schema are cheap.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,11 +45,26 @@ class ModelChoice:
         return None if self.name == self.entry.name else f"{self.entry.name} ({self.entry.licence})"
 
 
-def option(default: Any = None, help: str = "", *, choices: tuple | None = None, minimum: float | None = None,
-           maximum: float | None = None, model: str | tuple | None = None, flag: str | None = None, label: str | None = None,
-           hosts: tuple[str, ...] = ("cli", "worker", "api"), path: bool = False,
-           bare: Any = None, missing: str | None = None, none: str | None = None, repeat: bool = False,
-           writes: bool = False, parse: str | None = None, keywords: tuple[str, ...] | None = None):
+def option(
+    default: Any = None,
+    help: str = "",
+    *,
+    choices: tuple | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    model: str | tuple | None = None,
+    flag: str | None = None,
+    label: str | None = None,
+    hosts: tuple[str, ...] = ("cli", "worker", "api"),
+    path: bool = False,
+    bare: Any = None,
+    missing: str | None = None,
+    none: str | None = None,
+    repeat: bool = False,
+    writes: bool = False,
+    parse: str | None = None,
+    keywords: tuple[str, ...] | None = None,
+):
     """A dataclass field with the metadata every front end needs.
 
     choices / minimum / maximum: the allowed values (checked everywhere by :meth:`Option.check`).
@@ -72,10 +88,24 @@ def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
     keywords: the words a parsed option takes besides its text form, each checked to itself (case and surrounding
     spaces aside), e.g. the shadow's ``keep``; the schema names them, so hosts need no copy.
     """
-    meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "minimum": minimum,
-            "maximum": maximum, "model": model, "flag": flag, "label": label, "hosts": tuple(hosts),
-            "path": path, "bare": bare, "missing": missing, "none": none, "repeat": repeat,
-            "writes": writes, "parse": parse, "keywords": tuple(keywords) if keywords is not None else None}
+    meta = {
+        "help": help,
+        "choices": tuple(choices) if choices is not None else None,
+        "minimum": minimum,
+        "maximum": maximum,
+        "model": model,
+        "flag": flag,
+        "label": label,
+        "hosts": tuple(hosts),
+        "path": path,
+        "bare": bare,
+        "missing": missing,
+        "none": none,
+        "repeat": repeat,
+        "writes": writes,
+        "parse": parse,
+        "keywords": tuple(keywords) if keywords is not None else None,
+    }
     if default is dataclasses.MISSING:
         return field(metadata={"mattekit": meta})
     return field(default=default, metadata={"mattekit": meta})
@@ -132,7 +162,9 @@ class Option:
         if kind is float and not math.isfinite(value):
             raise OptionError(f"Option '{self.name}' must be a finite number, not {value!r}.")
         if self.choices is not None and value not in self.choices:
-            raise OptionError(f"Option '{self.name}' must be one of {', '.join(map(str, self.choices))}, not {value!r}.")
+            raise OptionError(
+                f"Option '{self.name}' must be one of {', '.join(map(str, self.choices))}, not {value!r}."
+            )
         if self.minimum is not None and value < self.minimum:
             raise OptionError(f"Option '{self.name}' must be at least {self.minimum:g}, not {value!r}.")
         if self.maximum is not None and value > self.maximum:
@@ -193,8 +225,15 @@ class Option:
         return [os.fspath(v) for v in value] if isinstance(value, tuple) else [os.fspath(value)]
 
     def describe(self) -> dict:
-        out = {"type": self.type.__name__, "default": self.default, "nullable": self.nullable, "help": self.help,
-               "label": self.label, "required": self.required, "path": self.path}
+        out = {
+            "type": self.type.__name__,
+            "default": self.default,
+            "nullable": self.nullable,
+            "help": self.help,
+            "label": self.label,
+            "required": self.required,
+            "path": self.path,
+        }
         if self.repeat:
             out["repeat"] = True  # several values joined with ";"
         for key in ("choices", "minimum", "maximum", "model", "none", "keywords"):
@@ -204,8 +243,10 @@ class Option:
         if self.model is not None:  # names a menu offers besides the catalog's models: people, objects
             from . import catalog
 
-            out["model_aliases"] = [{"name": alias, "model": entry.name, "licence": entry.licence}
-                                    for alias, entry in catalog.load().aliases_for(self.model).items()]
+            out["model_aliases"] = [
+                {"name": alias, "model": entry.name, "licence": entry.licence}
+                for alias, entry in catalog.load().aliases_for(self.model).items()
+            ]
         return out
 
 
@@ -241,14 +282,31 @@ def options_of(cls: type) -> tuple[Option, ...]:
         kind, nullable = _field_type(hints[f.name], parsed=meta["parse"] is not None or meta["model"] is not None)
         required = f.default is dataclasses.MISSING
         nullable = (nullable or f.default is None) and not required
-        out.append(Option(
-            name=f.name, type=kind, default=None if required else f.default, nullable=nullable, required=required,
-            help=meta["help"], choices=meta["choices"],
-            minimum=meta["minimum"], maximum=meta["maximum"], model=meta["model"],
-            flag=meta["flag"] or "--" + f.name.replace("_", "-"),
-            label=meta["label"] or f.name.replace("_", " ").capitalize(), hosts=meta["hosts"], path=meta["path"],
-            bare=meta["bare"], missing=meta["missing"], none=meta["none"], repeat=meta["repeat"],
-            writes=meta["writes"], parse=meta["parse"], keywords=meta["keywords"]))
+        out.append(
+            Option(
+                name=f.name,
+                type=kind,
+                default=None if required else f.default,
+                nullable=nullable,
+                required=required,
+                help=meta["help"],
+                choices=meta["choices"],
+                minimum=meta["minimum"],
+                maximum=meta["maximum"],
+                model=meta["model"],
+                flag=meta["flag"] or "--" + f.name.replace("_", "-"),
+                label=meta["label"] or f.name.replace("_", " ").capitalize(),
+                hosts=meta["hosts"],
+                path=meta["path"],
+                bare=meta["bare"],
+                missing=meta["missing"],
+                none=meta["none"],
+                repeat=meta["repeat"],
+                writes=meta["writes"],
+                parse=meta["parse"],
+                keywords=meta["keywords"],
+            )
+        )
     return tuple(out)
 
 

@@ -5,6 +5,7 @@ Folders of images, roto frames, the tiles of one large image and the benchmarks 
 the CLI shows the events with a Display (one bar on a terminal, plain lines elsewhere), the worker turns them
 into ``progress(fraction, message)`` for GIMP's and Blender's own progress bars.
 """
+
 from __future__ import annotations
 
 import sys
@@ -77,8 +78,14 @@ class Reporter:
     never in the rate); started: the monotonic time the work began (default: now).
     """
 
-    def __init__(self, callback: Callable[[Progress], None] | None, total: int, unit: str, skipped: int = 0,
-                 started: float | None = None):
+    def __init__(
+        self,
+        callback: Callable[[Progress], None] | None,
+        total: int,
+        unit: str,
+        skipped: int = 0,
+        started: float | None = None,
+    ):
         self.callback, self.total, self.unit = callback, total, unit
         self.computed, self.skipped = 0, skipped
         self.started = time.monotonic() if started is None else started
@@ -116,8 +123,9 @@ class Reporter:
         done = self.computed + self.skipped
         eta = max(self.total - done, 0) / rate if rate > 0 else None
         if self.callback is not None:
-            self.callback(Progress(done, self.total, self.unit, item, self.computed, self.skipped,
-                                   now - self.started, rate, eta))
+            self.callback(
+                Progress(done, self.total, self.unit, item, self.computed, self.skipped, now - self.started, rate, eta)
+            )
 
 
 class Display:
@@ -131,9 +139,15 @@ class Display:
     :meth:`ticking`; tests give their own.
     """
 
-    def __init__(self, quiet: bool = False, lines: bool = True, leave: bool = True, stream=None,
-                 clock: Callable[[], float] = time.monotonic,
-                 wait: Callable[[threading.Event, float], bool] = threading.Event.wait):
+    def __init__(
+        self,
+        quiet: bool = False,
+        lines: bool = True,
+        leave: bool = True,
+        stream=None,
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[threading.Event, float], bool] = threading.Event.wait,
+    ):
         self.stream = stream or sys.stderr
         self.clock, self.wait = clock, wait
         self.quiet, self.lines, self.leave = quiet, lines, leave
@@ -149,7 +163,9 @@ class Display:
         with self.lock:
             if not self.tty:
                 if self.lines and event.item is not None:  # a line per unit finished, none for a start
-                    self._print(f"mattekit: [{event.done}/{event.total}] {text}" if text else f"mattekit: {event.message()}")
+                    self._print(
+                        f"mattekit: [{event.done}/{event.total}] {text}" if text else f"mattekit: {event.message()}"
+                    )
                 return
             if text:
                 self._write(f"mattekit: {text}")
@@ -239,9 +255,15 @@ class Display:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=event.total, unit=event.unit, file=self.stream, leave=self.leave, disable=False,
-                            dynamic_ncols=True, bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {unit}s "
-                                                           "[{elapsed}{postfix}]")
+            self.bar = tqdm(
+                total=event.total,
+                unit=event.unit,
+                file=self.stream,
+                leave=self.leave,
+                disable=False,
+                dynamic_ncols=True,
+                bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {unit}s [{elapsed}{postfix}]",
+            )
         self.bar.total = event.total
         self.bar.n = event.done
         rate = f"{_rate(event.rate)} {event.unit}s/s" if event.rate > 0 else ""
@@ -268,7 +290,7 @@ def _fit(text: str, tail: str) -> str:
     import shutil
 
     room = shutil.get_terminal_size((80, 24)).columns - 1 - len(tail)
-    return (text if len(text) <= room else text[:max(room - 3, 0)] + "...") + tail
+    return (text if len(text) <= room else text[: max(room - 3, 0)] + "...") + tail
 
 
 @contextmanager

@@ -22,6 +22,7 @@ In files the record travels as an XMP packet (:func:`to_xmp` / :func:`from_xmp`)
 ``Iptc4xmpExt:DigitalSourceType``, ``xmp:CreatorTool`` and the whole record as JSON in
 ``mattekit:Record``. Standard library only.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,9 @@ IPTC_TERMS = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 ALGORITHMICALLY_ENHANCED = IPTC_TERMS + "algorithmicallyEnhanced"
 COMPOSITE_WITH_TRAINED = IPTC_TERMS + "compositeWithTrainedAlgorithmicMedia"
 
-XMP_LIMIT = 4 << 20  # bytes of an XMP packet read or stripped; a larger one is dropped (Photoshop's own rarely pass 1 MB)
+XMP_LIMIT = (
+    4 << 20
+)  # bytes of an XMP packet read or stripped; a larger one is dropped (Photoshop's own rarely pass 1 MB)
 NS_IPTC = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 NS_XMP = "http://ns.adobe.com/xap/1.0/"
 NS_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -65,10 +68,13 @@ def changed_options(declared, options, defaults, unrecorded: tuple = ()) -> dict
 def record(task, options, models: dict, port=None) -> dict:
     """The provenance record of one run of ``task`` (a registry Task) with ``options`` and ``models``
     ({model option: Predictor}); ``port``: the output written (default: the task's first)."""
-    return {"software": f"mattekit {__version__}", "task": task.name,
-            "models": [dict(predictor.provenance(), option=name) for name, predictor in sorted(models.items())],
-            "options": changed_options(task.declared, options, task.options()),
-            "digital_source_type": source_type(port or task.outputs[0])}
+    return {
+        "software": f"mattekit {__version__}",
+        "task": task.name,
+        "models": [dict(predictor.provenance(), option=name) for name, predictor in sorted(models.items())],
+        "options": changed_options(task.declared, options, task.options()),
+        "digital_source_type": source_type(port or task.outputs[0]),
+    }
 
 
 def model_record(entry, path, digest: str, pinned: set[str]) -> dict:
@@ -81,16 +87,23 @@ def model_record(entry, path, digest: str, pinned: set[str]) -> dict:
 def roto_record(changed: dict, model: dict) -> dict:
     """The provenance record of a roto job: ``changed`` options (:func:`changed_options`), ``model``
     (:func:`model_record`)."""
-    return {"software": f"mattekit {__version__}", "task": "roto", "models": [dict(model, option="model")],
-            "options": changed, "digital_source_type": ALGORITHMICALLY_ENHANCED}
+    return {
+        "software": f"mattekit {__version__}",
+        "task": "roto",
+        "models": [dict(model, option="model")],
+        "options": changed,
+        "digital_source_type": ALGORITHMICALLY_ENHANCED,
+    }
 
 
 def to_xmp(provenance: dict) -> bytes:
     """An XMP packet (UTF-8) holding ``provenance``."""
-    attributes = {"Iptc4xmpExt:DigitalSourceType": provenance.get("digital_source_type", ""),
-                  "xmp:CreatorTool": provenance.get("software", ""),
-                  "mattekit:Task": provenance.get("task", ""),
-                  "mattekit:Record": json.dumps(provenance, sort_keys=True, separators=(",", ":"))}
+    attributes = {
+        "Iptc4xmpExt:DigitalSourceType": provenance.get("digital_source_type", ""),
+        "xmp:CreatorTool": provenance.get("software", ""),
+        "mattekit:Task": provenance.get("task", ""),
+        "mattekit:Record": json.dumps(provenance, sort_keys=True, separators=(",", ":")),
+    }
     lines = "\n".join(f"    {key}={quoteattr(str(value))}" for key, value in attributes.items())
     text = (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
@@ -98,9 +111,10 @@ def to_xmp(provenance: dict) -> bytes:
         f' <rdf:RDF xmlns:rdf="{NS_RDF}">\n'
         f'  <rdf:Description rdf:about="" xmlns:Iptc4xmpExt="{NS_IPTC}" xmlns:xmp="{NS_XMP}"\n'
         f'    xmlns:mattekit="{NS_MATTEKIT}"\n{lines}/>\n'
-        ' </rdf:RDF>\n'
-        '</x:xmpmeta>\n'
-        '<?xpacket end="w"?>')
+        " </rdf:RDF>\n"
+        "</x:xmpmeta>\n"
+        '<?xpacket end="w"?>'
+    )
     return text.encode("utf-8")
 
 
@@ -116,7 +130,7 @@ def from_xmp(packet: bytes | str) -> dict | None:
     if start < 0 or end < 0:
         return None
     try:
-        root = ElementTree.fromstring(text[start:end + len("</x:xmpmeta>")])
+        root = ElementTree.fromstring(text[start : end + len("</x:xmpmeta>")])
     except ElementTree.ParseError:
         return None
     found: dict = {}
@@ -127,7 +141,10 @@ def from_xmp(packet: bytes | str) -> dict | None:
                 return json.loads(raw)
             except ValueError:
                 pass
-        for key, name in (("digital_source_type", f"{{{NS_IPTC}}}DigitalSourceType"), ("software", f"{{{NS_XMP}}}CreatorTool")):
+        for key, name in (
+            ("digital_source_type", f"{{{NS_IPTC}}}DigitalSourceType"),
+            ("software", f"{{{NS_XMP}}}CreatorTool"),
+        ):
             value = description.get(name)
             if value is None:
                 element = description.find(name)
@@ -144,12 +161,13 @@ def describe(provenance: dict) -> list[str]:
         lines.append(f"task: {provenance['task']}")
     for model in provenance.get("models", []):
         derived = " (derived: not the catalog's file)" if model.get("derived") else ""
-        lines.append(f"model ({model.get('option', 'model')}): {model.get('name')}, weights {model.get('weights')} "
-                     f"sha256 {model.get('sha256')}{derived}")
+        lines.append(
+            f"model ({model.get('option', 'model')}): {model.get('name')}, weights {model.get('weights')} "
+            f"sha256 {model.get('sha256')}{derived}"
+        )
     options = provenance.get("options")
     if options is not None:
         lines.append("options: " + (", ".join(f"{k}={v}" for k, v in sorted(options.items())) or "defaults"))
     if provenance.get("digital_source_type"):
         lines.append(f"digital source type: {provenance['digital_source_type']}")
     return lines
-

@@ -5,6 +5,7 @@ whoever owns it (a CLI run, the worker, the API), which makes each model's plan 
 A model whose plan is ONNX Runtime on the CPU in fp32 with a plain net family (:func:`mattekit.nets.plain`) and a
 cached export is loaded and run without importing torch: its inputs and predictions are numpy arrays. Every other
 model's are torch tensors."""
+
 from __future__ import annotations
 
 import sys
@@ -103,12 +104,16 @@ class Predictor:
     scale = property(lambda self: self.entry.scale, doc="Its upscaling factor (1 but for super-resolution).")
     overlap = property(lambda self: self.entry.overlap, doc="Pixels its tiles overlap by (None: the default).")
     pad_multiple = property(lambda self: self.entry.pad_multiple, doc="A side of its input is a multiple of this.")
-    upsampling = property(lambda self: self.entry.output.upsample,
-                          doc="How its map is resized to the photo (a :func:`~mattekit.ops.resizing.resize` method).")
+    upsampling = property(
+        lambda self: self.entry.output.upsample,
+        doc="How its map is resized to the photo (a :func:`~mattekit.ops.resizing.resize` method).",
+    )
     recurrent = property(lambda self: self.entry.recurrent, doc="A video net carrying state from frame to frame.")
     warmup = property(lambda self: self.entry.warmup, doc="Recurrent: frames run before a chunk's first frame.")
-    edge_matting = property(lambda self: self.entry.edge_matting,
-                            doc="Segmentation: its mask's uncertain edge is matted by default (measured per model).")
+    edge_matting = property(
+        lambda self: self.entry.edge_matting,
+        doc="Segmentation: its mask's uncertain edge is matted by default (measured per model).",
+    )
 
     def as_choice(self) -> ModelChoice:
         """This model as a model option's value (:class:`mattekit.options.ModelChoice`): the API's ``model=``."""
@@ -156,8 +161,12 @@ class Predictor:
         if self._provenance is None:
             from .provenance import model_record
 
-            self._provenance = model_record(self.entry, self.weights_path, weights.file_sha256(self.weights_path),
-                                            weights.pinned_sha256s(self.entry.files))
+            self._provenance = model_record(
+                self.entry,
+                self.weights_path,
+                weights.file_sha256(self.weights_path),
+                weights.pinned_sha256s(self.entry.files),
+            )
         return dict(self._provenance)
 
     def __call__(self, x):
@@ -260,20 +269,33 @@ class ModelCache:
         self._lock = threading.Lock()
         self.say = say
 
-    def plan(self, entry: ModelEntry, device: str | torch.device | None = "auto", weights_path: str | Path | None = None,
-             backend: str | None = "auto", precision: str | None = "auto") -> Plan:
+    def plan(
+        self,
+        entry: ModelEntry,
+        device: str | torch.device | None = "auto",
+        weights_path: str | Path | None = None,
+        backend: str | None = "auto",
+        precision: str | None = "auto",
+    ) -> Plan:
         """The plan of ``entry`` as asked, made once per request (measuring the CPU engines on first use where no
         table has them; the memory check first, before its weights are looked for)."""
         request = (entry.name, str(device or "auto"), str(weights_path or ""), backend or "auto", precision or "auto")
         with self._lock:
             if request not in self._plans:
-                self._plans[request] = decide(entry, device, backend, precision, weights_path, loading=True,
-                                             measure=measure_engines)
+                self._plans[request] = decide(
+                    entry, device, backend, precision, weights_path, loading=True, measure=measure_engines
+                )
             return self._plans[request]
 
-    def get(self, model: ModelChoice | ModelEntry | str | None, task: str | None = None,
-            device: str | torch.device | None = "auto", weights_path: str | Path | None = None,
-            backend: str | None = "auto", precision: str | None = "auto") -> Predictor:
+    def get(
+        self,
+        model: ModelChoice | ModelEntry | str | None,
+        task: str | None = None,
+        device: str | torch.device | None = "auto",
+        weights_path: str | Path | None = None,
+        backend: str | None = "auto",
+        precision: str | None = "auto",
+    ) -> Predictor:
         """The Predictor for ``model`` (a checked model option's value, a catalog entry, a name, or None: the
         catalog's default ``task`` model), loaded on first use; a choice that holds a loaded model gives it."""
         if isinstance(model, ModelChoice) and model.predictor is not None:
@@ -346,12 +368,18 @@ def _missing(exc, entry: ModelEntry, catalog_task: str, option) -> MattekitError
         fix = f"Pick a {catalog_task} model that is here with {option.flag} NAME ({', '.join(here)})"
         fix += f", or {option.missing}" if option.missing else ""
     else:
-        fix = ("Unset MATTEKIT_OFFLINE or set MATTEKIT_MIRROR to a folder holding them" if offline()
-               else "Set MATTEKIT_MIRROR to a folder holding them or go online once")
+        fix = (
+            "Unset MATTEKIT_OFFLINE or set MATTEKIT_MIRROR to a folder holding them"
+            if offline()
+            else "Set MATTEKIT_MIRROR to a folder holding them or go online once"
+        )
         fix += f", or {option.missing}" if option.missing else ""
         fix += f" (no {catalog_task} model is on disk or in a mirror here)"
-    return WeightsError(f"{fix}: {missing} (`mattekit models list --sources` shows where they are looked for).",
-                        exc.fix, exc.detail or str(exc))
+    return WeightsError(
+        f"{fix}: {missing} (`mattekit models list --sources` shows where they are looked for).",
+        exc.fix,
+        exc.detail or str(exc),
+    )
 
 
 _NOTICES_SHOWN: set[str] = set()  # licence notices are said once per process

@@ -7,6 +7,7 @@ The config file, TOML::
     [defaults]
     segment = "u2net"      # a catalog model of that task: used wherever no model is named
 """
+
 from __future__ import annotations
 
 import os
@@ -48,7 +49,7 @@ def pinned_defaults() -> dict[str, str]:
     except tomllib.TOMLDecodeError as exc:
         raise MattekitError(f"The config file {path} is not valid TOML ({exc}); fix or remove it.") from None
     if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
-        raise MattekitError(f"The config file {path}: [defaults] must give model names, e.g. segment = \"u2net\".")
+        raise MattekitError(f'The config file {path}: [defaults] must give model names, e.g. segment = "u2net".')
     return found
 
 

@@ -1,11 +1,12 @@
 """A procedure's GIMP arguments from the schema's options, and the options' values back from the arguments."""
+
 from gi.repository import Gimp, GObject
 
 from gimp_schema import PlugInError, argument, shown_options
 
 RW = GObject.ParamFlags.READWRITE
 DEFAULT = "default"  # the choice (and model menu entry) meaning "the task's own default"
-BIG = 2 ** 31 - 1  # bounds of numeric arguments whose option declares none
+BIG = 2**31 - 1  # bounds of numeric arguments whose option declares none
 
 
 def choice(items):
@@ -22,7 +23,9 @@ def add_option(procedure, name, opt):
     label, blurb, default, kind = "_" + opt["label"], opt["help"], opt["default"], opt["type"]
     if "choices" in opt and "model" not in opt:
         items = ([(DEFAULT, "Default")] if opt["nullable"] else []) + [(str(c), str(c)) for c in opt["choices"]]
-        procedure.add_choice_argument(name, label, blurb, choice(items), DEFAULT if default is None else str(default), RW)
+        procedure.add_choice_argument(
+            name, label, blurb, choice(items), DEFAULT if default is None else str(default), RW
+        )
     elif kind == "bool":
         procedure.add_boolean_argument(name, label, blurb, bool(default), RW)
     elif kind == "str" or opt["nullable"]:
@@ -30,11 +33,13 @@ def add_option(procedure, name, opt):
             blurb += " (empty: automatic)"
         procedure.add_string_argument(name, label, blurb, "" if default is None else str(default), RW)
     elif kind == "int":
-        procedure.add_int_argument(name, label, blurb, int(opt.get("minimum", -BIG)), int(opt.get("maximum", BIG)),
-                                   default, RW)
+        procedure.add_int_argument(
+            name, label, blurb, int(opt.get("minimum", -BIG)), int(opt.get("maximum", BIG)), default, RW
+        )
     else:
-        procedure.add_double_argument(name, label, blurb, float(opt.get("minimum", -BIG)),
-                                      float(opt.get("maximum", BIG)), default, RW)
+        procedure.add_double_argument(
+            name, label, blurb, float(opt.get("minimum", -BIG)), float(opt.get("maximum", BIG)), default, RW
+        )
 
 
 def option_value(opt, raw):
@@ -57,11 +62,14 @@ def option_value(opt, raw):
     try:
         return int(text) if kind == "int" else float(text)
     except ValueError:
-        raise PlugInError("%s must be %s, or empty for automatic, not %r."
-                          % (opt["label"], "a whole number" if kind == "int" else "a number", text))
+        raise PlugInError(
+            "%s must be %s, or empty for automatic, not %r."
+            % (opt["label"], "a whole number" if kind == "int" else "a number", text)
+        )
 
 
 def option_values(op, config):
     """{option name: value} of ``op``'s shown options, read from the procedure's ``config``."""
-    return dict((name, option_value(opt, config.get_property(argument(name))))
-                for name, opt in shown_options(op).items())
+    return dict(
+        (name, option_value(opt, config.get_property(argument(name)))) for name, opt in shown_options(op).items()
+    )

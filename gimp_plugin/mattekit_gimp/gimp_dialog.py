@@ -1,4 +1,5 @@
 """The procedure's dialog (GimpUi): the arguments GIMP lays out, plus the model menus filled from the live worker."""
+
 import gi
 
 from gimp_arguments import DEFAULT
@@ -11,6 +12,7 @@ def ask(procedure, config, op, models, note=None):
     gi.require_version("GimpUi", "3.0")
     gi.require_version("Gtk", "3.0")
     from gi.repository import GimpUi, Gtk
+
     GimpUi.init("mattekit_gimp")
     dialog = GimpUi.ProcedureDialog.new(procedure, config, menu_title(op))
     options = shown_options(op)

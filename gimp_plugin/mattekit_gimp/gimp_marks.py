@@ -1,5 +1,6 @@
 """The user's marks as a task's inputs: the layer, its mask, the selection, and the selected paths (closed ones as
 an area, open ones as include and exclude points), and which of them fills a task's mask input (:func:`mask_input`)."""
+
 from gi.repository import Gimp
 
 from gimp_pixels import path_pixels, read_pixels, selection_box, selection_pixels
@@ -29,11 +30,11 @@ def path_marks(image, op):
         points, is_closed = anchors(path)
         (opened if "point" in op["options"] and points and not is_closed else closed).append((path, points))
     if len(opened) > 2:
-        raise PlugInError("Select at most two open paths: the upper one's anchors are on the subject, the other's "
-                          "off it.")
+        raise PlugInError(
+            "Select at most two open paths: the upper one's anchors are on the subject, the other's off it."
+        )
     include, exclude = [points for _, points in opened] + [[]] * (2 - len(opened))
     return [path for path, _ in closed], include, exclude, [path.get_name() for path, _ in opened]
-
 
 
 def the_layer(drawables):
@@ -101,11 +102,12 @@ def gather(image, layer, op, dtype):
     elif source == "path":
         inputs[port] = path_pixels(image, layer, dtype, path_marks(image, op)[0])
     elif op["name"] in NEEDS_MASK:
-        raise PlugInError("%s needs a layer mask or a selection: add a layer mask to the layer, or select the "
-                          "subject roughly, first." % menu_title(op))
+        raise PlugInError(
+            "%s needs a layer mask or a selection: add a layer mask to the layer, or select the "
+            "subject roughly, first." % menu_title(op)
+        )
     elif port is None and op["outputs"][0]["size"] != "scaled":
         region = selection_box(layer)
     colour = "R'G'B'A" if layer.has_alpha() and 4 in image_port["channels"] else "R'G'B'"
     inputs[image_port["name"]] = read_pixels(layer, region, colour, dtype)
     return inputs, region, source in ("selection", "path")
-

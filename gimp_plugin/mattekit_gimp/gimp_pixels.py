@@ -3,6 +3,7 @@
 Colour is sRGB-encoded (R'G'B'[A], as the models expect), masks and selections linear coverage (Y), at the worker
 dtype that holds the image's precision: u8, u16 or f32, little-endian on the wire.
 """
+
 import sys
 
 from gi.repository import Gegl, Gimp
@@ -38,7 +39,7 @@ def write_pixels(drawable, x, y, pixels, through_selection=True, matte=False):
     ``through_selection`` goes through the shadow buffer, which GIMP merges through the selection
     (an undo step); otherwise the buffer is written directly (where the selection was an input).
     """
-    components = ("Y" if matte else {1: "Y'", 2: "Y'A", 3: "R'G'B'", 4: "R'G'B'A"}[pixels.channels])
+    components = "Y" if matte else {1: "Y'", 2: "Y'A", 3: "R'G'B'", 4: "R'G'B'A"}[pixels.channels]
     fmt = "%s %s" % (components, BABL_TYPE[pixels.dtype])
     rect = Gegl.Rectangle.new(x, y, pixels.width, pixels.height)
     buffer = drawable.get_shadow_buffer() if through_selection else drawable.get_buffer()
@@ -87,8 +88,9 @@ def crop(pixels, x, y, width, height):
         return x, y, pixels
     size = pixels.channels * {"u8": 1, "u16": 2, "f32": 4}[pixels.dtype]
     row = pixels.width * size
-    data = b"".join(pixels.data[(r - y) * row + (left - x) * size:(r - y) * row + (right - x) * size]
-                    for r in range(top, bottom))
+    data = b"".join(
+        pixels.data[(r - y) * row + (left - x) * size : (r - y) * row + (right - x) * size] for r in range(top, bottom)
+    )
     return left, top, client.Pixels(data, right - left, bottom - top, pixels.channels, pixels.dtype)
 
 
@@ -97,6 +99,7 @@ def _little_endian(data, dtype):
     if sys.byteorder == "little" or dtype == "u8":
         return data
     import array
+
     values = array.array({"u16": "H", "f32": "f"}[dtype], data)
     values.byteswap()
     return values.tobytes()

@@ -1,5 +1,6 @@
 """Where a result goes in GIMP: a layer mask, a new cut-out layer, a new image or layer, the selection, the kept
 shadow's own layer; and the worker's record of what made it, attached to what it went to."""
+
 import json
 
 from gi.repository import Gegl, Gimp
@@ -60,11 +61,18 @@ def place(image, layer, op, output, result, region, from_selection, interactive)
         factor = float(result.width) / layer.get_width()
         name = "%s (x%g)" % (layer.get_name(), round(factor, 3))
         if output == "image":
-            made = Gimp.Image.new_with_precision(result.width, result.height, Gimp.ImageBaseType.RGB,
-                                                 image.get_precision())
-            target = Gimp.Layer.new(made, name, result.width, result.height, Gimp.ImageType.RGBA_IMAGE
-                                    if result.channels in (2, 4) else Gimp.ImageType.RGB_IMAGE, 100.0,
-                                    Gimp.LayerMode.NORMAL)
+            made = Gimp.Image.new_with_precision(
+                result.width, result.height, Gimp.ImageBaseType.RGB, image.get_precision()
+            )
+            target = Gimp.Layer.new(
+                made,
+                name,
+                result.width,
+                result.height,
+                Gimp.ImageType.RGBA_IMAGE if result.channels in (2, 4) else Gimp.ImageType.RGB_IMAGE,
+                100.0,
+                Gimp.LayerMode.NORMAL,
+            )
             made.insert_layer(target, None, 0)
             write_pixels(target, 0, 0, result, through_selection=False)
             if interactive:
@@ -87,8 +95,15 @@ def place(image, layer, op, output, result, region, from_selection, interactive)
 def place_shadow(image, layer, target, shadow, region):
     """The photo's own shadow (one channel of coverage for ``region`` of ``layer``) as its own layer just under
     ``target`` (the cut-out): black, the shadow as its layer mask, so the user can move, soften or fade it."""
-    shade = Gimp.Layer.new(image, layer.get_name() + " (shadow)", layer.get_width(), layer.get_height(),
-                           Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    shade = Gimp.Layer.new(
+        image,
+        layer.get_name() + " (shadow)",
+        layer.get_width(),
+        layer.get_height(),
+        Gimp.ImageType.RGBA_IMAGE,
+        100.0,
+        Gimp.LayerMode.NORMAL,
+    )
     image.insert_layer(shade, target.get_parent(), image.get_item_position(target) + 1)
     _, ox, oy = layer.get_offsets()
     shade.set_offsets(ox, oy)
@@ -108,8 +123,9 @@ def select(image, layer, x, y, result):
     """Make one channel of coverage at (x, y) of ``layer`` the image's selection (one undo step): written into a
     temporary channel the image's size, replacing the selection with it; parts beyond the image are cut off."""
     _, ox, oy = layer.get_offsets()
-    channel = Gimp.Channel.new(image, "mattekit selection", image.get_width(), image.get_height(), 100.0,
-                               Gegl.Color.new("black"))
+    channel = Gimp.Channel.new(
+        image, "mattekit selection", image.get_width(), image.get_height(), 100.0, Gegl.Color.new("black")
+    )
     image.insert_channel(channel, None, 0)
     try:
         inside = crop(result, x + ox, y + oy, image.get_width(), image.get_height())
@@ -127,4 +143,3 @@ def attach_provenance(target, record):
     if record:
         data = list(json.dumps(record, sort_keys=True).encode("utf-8"))
         target.attach_parasite(Gimp.Parasite.new(PROVENANCE, Gimp.PARASITE_PERSISTENT, data))
-

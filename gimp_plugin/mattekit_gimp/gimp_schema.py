@@ -4,6 +4,7 @@
 A schema is what ``GET /v1/operations`` answers: {"operations": [task entries with ports and options], "models":
 {task: [model entries]}}. No task is named here.
 """
+
 import os
 
 from gi.repository import Gimp

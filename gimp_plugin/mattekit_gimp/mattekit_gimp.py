@@ -19,6 +19,7 @@ gimp_pixels (pixels between GIMP and the worker), gimp_marks (the user's marks a
 result goes). GIMP starts this file with its folder first on sys.path; the folder is put there in any case (a
 plug-in loaded by path, as the tests do, finds its siblings too).
 """
+
 import os
 import sys
 
@@ -36,8 +37,8 @@ from gimp_dialog import ask  # noqa: E402
 from gimp_marks import gather, mask_input, point_options, the_layer  # noqa: E402
 from gimp_pixels import pixel_type  # noqa: E402
 from gimp_results import attach_provenance, place, place_shadow  # noqa: E402
-from gimp_schema import (PlugInError, argument, client, connect, keyword, known_schema, menu_title,  # noqa: E402
-                         placements, procedure_name, run_on_worker, shown_options)
+from gimp_schema import PlugInError, argument, client, connect, keyword, known_schema, menu_title  # noqa: E402
+from gimp_schema import placements, procedure_name, run_on_worker, shown_options  # noqa: E402
 
 MENU = "<Image>/Filters/AI"
 SELECT_MENU = "<Image>/Select"
@@ -105,8 +106,9 @@ class MattekitPlugIn(Gimp.PlugIn):
     def menu_operations(self):
         """{procedure name: operation schema}, read once per plug-in process."""
         if getattr(self, "_operations", None) is None:
-            self._operations = dict((procedure_name(op["menu"]), op)
-                                    for op in known_schema().get("operations", []) if op.get("menu"))
+            self._operations = dict(
+                (procedure_name(op["menu"]), op) for op in known_schema().get("operations", []) if op.get("menu")
+            )
         return self._operations
 
     def do_query_procedures(self):
@@ -134,8 +136,9 @@ class MattekitPlugIn(Gimp.PlugIn):
         for option_name, opt in shown_options(op).items():
             add_option(procedure, argument(option_name), opt)
         if op["outputs"][0]["size"] == "scaled":
-            procedure.add_image_return_value("new-image", "New image", "The new image (output=image), else none",
-                                             True, RW)
+            procedure.add_image_return_value(
+                "new-image", "New image", "The new image (output=image), else none", True, RW
+            )
         return procedure
 
 

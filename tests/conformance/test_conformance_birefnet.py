@@ -4,6 +4,7 @@ plain-torch deformable convolution against the DCNv2 definition and the golden's
 The goldens follow upstream's code of today, whose decoder stacks image patches in the "channel_major" order;
 the net's default is the order the released weights were trained with ("patch_major", see nets/birefnet.py).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -16,8 +17,14 @@ from conftest import assert_close, slow_params
 
 from mattekit.nets import build
 from mattekit.nets.birefnet import (
-    PATCH_ORDERS, RELEASED_PATCH_ORDER, BasicLayer, BiRefNet, DeformableConv2d, deform_conv2d,
-    image_to_patches)
+    PATCH_ORDERS,
+    RELEASED_PATCH_ORDER,
+    BasicLayer,
+    BiRefNet,
+    DeformableConv2d,
+    deform_conv2d,
+    image_to_patches,
+)
 
 ARCHS = {"birefnet_swin_t": "swin_v1_t", "birefnet_swin_l": "swin_v1_l"}
 DCN_TAP = "squeeze_module.0.dec_att.aspp_deforms.2.atrous_conv"  # the call captured in aux_dcn_*
@@ -62,8 +69,9 @@ def _deform_conv_loop(x, offset, weight, bias, stride, padding, dilation, mask):
                             xx = ox * sw - pw + j * dw + float(offset[n, 2 * t + 1, oy, ox])
                             m = float(mask[n, t, oy, ox]) if mask is not None else 1.0
                             v = m * sample(n, c, y, xx)
-                            out[n, wg * per_group:(wg + 1) * per_group, oy, ox] += weight[
-                                wg * per_group:(wg + 1) * per_group, c % cin_g, i, j] * v
+                            out[n, wg * per_group : (wg + 1) * per_group, oy, ox] += (
+                                weight[wg * per_group : (wg + 1) * per_group, c % cin_g, i, j] * v
+                            )
     if bias is not None:
         out += bias.double().view(1, -1, 1, 1)
     return out
@@ -130,8 +138,11 @@ def _pseudo_tensors(g, prefix: str) -> dict:
     spec = importlib.util.spec_from_file_location("pseudo_weights", g.folder.parent / "pseudo_weights.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return {key[len(prefix):]: module.pseudo_tensor(key, shape, dtype)
-            for key, shape, dtype, _ in g.manifest["state_dict"] if key.startswith(prefix)}
+    return {
+        key[len(prefix) :]: module.pseudo_tensor(key, shape, dtype)
+        for key, shape, dtype, _ in g.manifest["state_dict"]
+        if key.startswith(prefix)
+    }
 
 
 @pytest.mark.parametrize("arch", list(ARCHS))
@@ -142,8 +153,14 @@ def test_deform_conv_golden_tap(arch, golden):
     module.load_state_dict(_pseudo_tensors(g, DCN_TAP + "."), strict=True)
 
     x, offset, mask = g.tensor("aux_dcn_in"), g.tensor("aux_dcn_offset"), g.tensor("aux_dcn_mask")
-    errors = {"op": assert_close(deform_conv2d(x, offset, module.regular_conv.weight, None, padding=3, mask=mask),
-                                 g.arrays["aux_dcn_out"], 1e-5, f"{arch} deform_conv2d")}
+    errors = {
+        "op": assert_close(
+            deform_conv2d(x, offset, module.regular_conv.weight, None, padding=3, mask=mask),
+            g.arrays["aux_dcn_out"],
+            1e-5,
+            f"{arch} deform_conv2d",
+        )
+    }
     with torch.no_grad():
         errors["offset"] = assert_close(module.offset_conv(x), offset, 1e-5, f"{arch} offset_conv")
         errors["mask"] = assert_close(2 * torch.sigmoid(module.modulator_conv(x)), mask, 1e-5, f"{arch} mask")
@@ -172,7 +189,7 @@ def test_image_to_patches_orders():
     for c in range(3):
         for row in range(g):
             for col in range(g):
-                want = image[:, c, row * h:(row + 1) * h, col * w:(col + 1) * w]
+                want = image[:, c, row * h : (row + 1) * h, col * w : (col + 1) * w]
                 assert torch.equal(channel_major[:, c * g * g + row * g + col], want)
                 assert torch.equal(patch_major[:, (col * g + row) * 3 + c], want)
     assert torch.equal(image_to_patches(image, 1, "patch_major"), image)
@@ -216,10 +233,11 @@ def test_swin_stage_treats_batch_items_alone():
     x = torch.randn(2, 5 * 4, 8)
     with torch.no_grad():
         both = layer(x, 5, 4)
-        alone = [layer(x[i:i + 1], 5, 4) for i in range(2)]
+        alone = [layer(x[i : i + 1], 5, 4) for i in range(2)]
     assert both[2:] == (3, 2)
     for part in (0, 1):
         assert_close(both[part], torch.cat([a[part] for a in alone]), 1e-6, f"stage output {part}")
+
 
 def test_input_size_must_be_a_multiple_of_32():
     with torch.device("meta"):
@@ -251,8 +269,12 @@ def test_conformance(arch, golden):
             taps.clear()
             out = model(g.tensor(prefix + "input"))
             assert isinstance(out, list) and len(out) == 1
-            got = {prefix + "logits": out[0], prefix + "aux_bb_full_x4": taps["bb"][0],
-                   prefix + "aux_bb_half_x4": taps["bb"][1], prefix + "aux_squeeze_out": taps["squeeze"]}
+            got = {
+                prefix + "logits": out[0],
+                prefix + "aux_bb_full_x4": taps["bb"][0],
+                prefix + "aux_bb_half_x4": taps["bb"][1],
+                prefix + "aux_squeeze_out": taps["squeeze"],
+            }
             for key, _ in outputs:
                 if key in got:
                     errors[key] = assert_close(got[key], g.arrays[key], 1e-4, f"{arch}.{key}")
@@ -261,7 +283,9 @@ def test_conformance(arch, golden):
             model.decoder.patch_order = "channel_major"
             moved = (old - g.tensor(prefix + "logits")).abs().max().item()
             upstream = man["sensitivity"]["results"]["old_patch_order"][prefix + "logits"]["max_abs_diff"]
-            assert abs(moved - upstream) <= 1e-4, f"{arch}: patch_major moves {prefix}logits {moved}, upstream {upstream}"
+            assert abs(moved - upstream) <= 1e-4, (
+                f"{arch}: patch_major moves {prefix}logits {moved}, upstream {upstream}"
+            )
             errors[prefix + "patch_major_shift"] = abs(moved - upstream)
     print(arch, f"{time.perf_counter() - start:.0f} s", {k: f"{v:.2e}" for k, v in errors.items()})
 

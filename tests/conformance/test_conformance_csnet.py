@@ -1,4 +1,5 @@
 """Conformance of CSNet (csnet-L-x2, real SOD100K checkpoint) against the upstream golden outputs."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Conformance of Depth Anything V2 (vits) and MODNet against the upstream goldens (stand-in weights)."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,8 +25,14 @@ def _loaded(golden, arch: str, spec: str, **kwargs):
 
 @pytest.fixture(scope="module")
 def depth(golden):
-    return _loaded(golden, "depth_anything_v2_vits", "depth_anything:DepthAnythingV2",
-                   encoder="vits", features=64, out_channels=[48, 96, 192, 384])
+    return _loaded(
+        golden,
+        "depth_anything_v2_vits",
+        "depth_anything:DepthAnythingV2",
+        encoder="vits",
+        features=64,
+        out_channels=[48, 96, 192, 384],
+    )
 
 
 @pytest.fixture(scope="module")

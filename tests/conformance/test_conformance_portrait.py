@@ -1,4 +1,5 @@
 """Conformance of the portrait segmenters (SINet, ExtremeC3Net) against real-weight goldens."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Conformance of SAM 2.1 hiera-t (image predictor and video tracking) against the upstream goldens (pseudo weights),
 and where prompts given in photo pixels land on the model's 1024 x 1024 input."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -12,8 +13,13 @@ from conftest import assert_close
 from mattekit.nets import build
 from mattekit.nets.sam2.common import sine_pe_2d
 from mattekit.nets.sam2.heads import PromptEncoder
-from mattekit.nets.sam2.predictor import (SAM2ImagePredictor, SAM2VideoTracker, box_and_points, image_input,
-                                          video_frame_input)
+from mattekit.nets.sam2.predictor import (
+    SAM2ImagePredictor,
+    SAM2VideoTracker,
+    box_and_points,
+    image_input,
+    video_frame_input,
+)
 
 IMAGE = "sam2_1_hiera_t_image"
 VIDEO = "sam2_1_hiera_t_video"
@@ -50,15 +56,18 @@ def _pseudo_part(g, prefixes) -> dict:
     spec = importlib.util.spec_from_file_location("pseudo_weights", g.folder.parent / "pseudo_weights.py")
     pseudo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(pseudo)
-    return {key: pseudo.pseudo_tensor(key, shape, dtype)
-            for key, shape, dtype, _ in g.manifest["state_dict"] if key.startswith(tuple(prefixes))}
+    return {
+        key: pseudo.pseudo_tensor(key, shape, dtype)
+        for key, shape, dtype, _ in g.manifest["state_dict"]
+        if key.startswith(tuple(prefixes))
+    }
 
 
 def _prompt_encoder(g):
     """The prompt encoder alone, with its stand-in weights."""
     prefix = "sam_prompt_encoder."
     encoder = PromptEncoder()
-    encoder.load_state_dict({k[len(prefix):]: v for k, v in _pseudo_part(g, [prefix]).items()}, strict=True)
+    encoder.load_state_dict({k[len(prefix) :]: v for k, v in _pseudo_part(g, [prefix]).items()}, strict=True)
     return encoder.eval()
 
 
@@ -79,10 +88,12 @@ def test_image_features(image_predictor):
     f = p.features
     errors = {
         "aux_image_embed_c0_8": assert_close(f["embed"][:, :8], g.arrays["aux_image_embed_c0_8"], 1e-4, "embed"),
-        "aux_high_res_feat0_c0_1": assert_close(f["high_res"][0][:, :1], g.arrays["aux_high_res_feat0_c0_1"], 1e-4,
-                                                "s0"),
-        "aux_high_res_feat1_c0_2": assert_close(f["high_res"][1][:, :2], g.arrays["aux_high_res_feat1_c0_2"], 1e-4,
-                                                "s1"),
+        "aux_high_res_feat0_c0_1": assert_close(
+            f["high_res"][0][:, :1], g.arrays["aux_high_res_feat0_c0_1"], 1e-4, "s0"
+        ),
+        "aux_high_res_feat1_c0_2": assert_close(
+            f["high_res"][1][:, :2], g.arrays["aux_high_res_feat1_c0_2"], 1e-4, "s1"
+        ),
     }
     print({k: f"{v:.2e}" for k, v in errors.items()})
 
@@ -102,8 +113,9 @@ def test_image_prompts(image_predictor, case):
     }
     for multi, name in ((False, "single"), (True, "multi")):
         masks, iou, low = p.predict(multimask_output=multi, return_logits=True, **kwargs)
-        errors[f"{name}_masks"] = assert_close(torch.from_numpy(masks), a[f"{case}_{name}_masks"], 1e-4,
-                                               f"{name} masks")
+        errors[f"{name}_masks"] = assert_close(
+            torch.from_numpy(masks), a[f"{case}_{name}_masks"], 1e-4, f"{name} masks"
+        )
         errors[f"{name}_iou"] = assert_close(torch.from_numpy(iou), a[f"{case}_{name}_iou"], 1e-5, f"{name} iou")
         expected_low = a[f"{case}_decoder_masks"][0, a[f"{case}_{name}_low_res_index"]].clip(-32, 32)
         errors[f"{name}_low_res"] = assert_close(torch.from_numpy(low), expected_low, 1e-4, f"{name} low-res")
@@ -153,8 +165,11 @@ def test_memory_bank_order_and_temporal_encodings(golden):
     pe = sine_pe_2d(64, 64, 64)
 
     def stored():
-        return {"maskmem_features": torch.zeros(1, 64, 64, 64, dtype=torch.bfloat16), "maskmem_pos_enc": pe,
-                "obj_ptr": torch.zeros(1, 256)}
+        return {
+            "maskmem_features": torch.zeros(1, 64, 64, 64, dtype=torch.bfloat16),
+            "maskmem_pos_enc": pe,
+            "obj_ptr": torch.zeros(1, 256),
+        }
 
     tracker.cond[0] = stored()
     with torch.no_grad():
@@ -163,7 +178,7 @@ def test_memory_bank_order_and_temporal_encodings(golden):
             assert memory.shape == (1, t * 64 * 64 + 4 * t, 64) and n == 4 * t
             pos = memory_pos.transpose(0, 1)
             assert_close(pos[-n:], a[f"aux_f{t}_memory_pos_ptr"], 1e-5, f"f{t} pointer PE")
-            assert_close(pos[: -n: 64 * 64], a[f"aux_f{t}_memory_pos_frame_tok0"], 1e-5, f"f{t} memory PE")
+            assert_close(pos[: -n : 64 * 64], a[f"aux_f{t}_memory_pos_frame_tok0"], 1e-5, f"f{t} memory PE")
             tracker.non_cond[t] = stored()
 
     # a long video (upstream's rule, beyond the golden): the prompted frame, the 6 previous memories, and the
@@ -177,7 +192,7 @@ def test_memory_bank_order_and_temporal_encodings(golden):
         expected_frame_pe = pe.flatten(2).transpose(1, 2)[0, 0] + model.maskmem_tpos_enc[[6, 5, 4, 3, 2, 1, 0], 0, 0]
     assert memory.shape == (1, 7 * 64 * 64 + 16 * 4, 64) and n == 16 * 4
     assert_close(memory_pos[0, -n:], expected_ptr_pe, 1e-6, "long-video pointer PE")
-    assert_close(memory_pos[0, : -n: 64 * 64], expected_frame_pe, 1e-6, "long-video memory PE")
+    assert_close(memory_pos[0, : -n : 64 * 64], expected_frame_pe, 1e-6, "long-video memory PE")
 
 
 def _bf16_close(actual: torch.Tensor, expected: np.ndarray, what: str) -> float:
@@ -185,7 +200,7 @@ def _bf16_close(actual: torch.Tensor, expected: np.ndarray, what: str) -> float:
     (relative 2^-7) in a few places; anything more is a bug."""
     actual = actual.float().numpy()
     diff = np.abs(actual - expected)
-    assert (diff <= np.abs(expected) * 2.0 ** -7 + 1e-4).all(), f"{what}: off by more than one bfloat16 step"
+    assert (diff <= np.abs(expected) * 2.0**-7 + 1e-4).all(), f"{what}: off by more than one bfloat16 step"
     assert (diff > 0).mean() < 0.01 and diff.mean() < 1e-5, f"{what}: too many bfloat16 steps differ"
     return float(diff.max())
 
@@ -201,8 +216,9 @@ def test_video_box_propagation(golden, model):
     for t, frame in enumerate(frames):
         if t == 0:
             logits = tracker.prompt(frame, box=a["box_xyxy"])
-            errors["f0_decoder_masks"] = assert_close(tracker.cond[0]["decoder_masks"], a["f0_decoder_masks"], 1e-4,
-                                                      "f0 decoder masks")
+            errors["f0_decoder_masks"] = assert_close(
+                tracker.cond[0]["decoder_masks"], a["f0_decoder_masks"], 1e-4, "f0 decoder masks"
+            )
         else:
             logits = tracker.track(frame)
             last = tracker.last
@@ -211,21 +227,27 @@ def test_video_box_propagation(golden, model):
             assert n == 4 * t  # one pointer per earlier frame, 4 tokens of 64 each
             errors[f"aux_f{t}_memory_pos_ptr"] = assert_close(pos[-n:], a[f"aux_f{t}_memory_pos_ptr"], 1e-5, "ptr PE")
             errors[f"aux_f{t}_memory_pos_frame_tok0"] = assert_close(
-                pos[: pos.shape[0] - n: 64 * 64], a[f"aux_f{t}_memory_pos_frame_tok0"], 1e-5, "memory PE")
+                pos[: pos.shape[0] - n : 64 * 64], a[f"aux_f{t}_memory_pos_frame_tok0"], 1e-5, "memory PE"
+            )
             errors[f"aux_f{t}_memattn_out_c0_8"] = assert_close(
-                last["conditioned"].flatten(2).permute(2, 0, 1)[..., :8], a[f"aux_f{t}_memattn_out_c0_8"], 1e-3,
-                f"f{t} memory attention")
+                last["conditioned"].flatten(2).permute(2, 0, 1)[..., :8],
+                a[f"aux_f{t}_memattn_out_c0_8"],
+                1e-3,
+                f"f{t} memory attention",
+            )
         out = tracker.outputs[t]
-        errors[f"f{t}_video_res_masks"] = assert_close(torch.from_numpy(logits)[None, None],
-                                                       a[f"f{t}_video_res_masks"], 5e-4, f"f{t} video masks")
-        errors[f"f{t}_pred_masks"] = assert_close(out["pred_masks"], a[f"f{t}_pred_masks"], 5e-4,
-                                                  f"f{t} low-res masks")
+        errors[f"f{t}_video_res_masks"] = assert_close(
+            torch.from_numpy(logits)[None, None], a[f"f{t}_video_res_masks"], 5e-4, f"f{t} video masks"
+        )
+        errors[f"f{t}_pred_masks"] = assert_close(out["pred_masks"], a[f"f{t}_pred_masks"], 5e-4, f"f{t} low-res masks")
         errors[f"f{t}_obj_ptr"] = assert_close(out["obj_ptr"], a[f"f{t}_obj_ptr"], 5e-5, f"f{t} object pointer")
-        errors[f"f{t}_object_score_logits"] = assert_close(out["object_score"], a[f"f{t}_object_score_logits"], 1e-5,
-                                                           f"f{t} object score")
+        errors[f"f{t}_object_score_logits"] = assert_close(
+            out["object_score"], a[f"f{t}_object_score_logits"], 1e-5, f"f{t} object score"
+        )
         errors[f"f{t}_decoder_iou"] = assert_close(out["decoder_iou"], a[f"f{t}_decoder_iou"], 1e-5, f"f{t} iou")
         errors[f"aux_f{t}_maskmem_features_c0_8"] = _bf16_close(
-            out["maskmem_features"][:, :8], a[f"aux_f{t}_maskmem_features_c0_8"], f"f{t} memory")
+            out["maskmem_features"][:, :8], a[f"aux_f{t}_maskmem_features_c0_8"], f"f{t} memory"
+        )
     print({k: f"{v:.2e}" for k, v in errors.items()})
 
 
@@ -255,8 +277,12 @@ def test_no_object_memory(golden):
     logits = torch.randn(1, 1, 256, 256, generator=torch.Generator().manual_seed(2)).expand(2, -1, -1, -1)
     with torch.no_grad():  # the same frame, with and without the object
         mem, _ = model.encode_memory(feat, logits, torch.tensor([[0.5], [-0.5]]), binarize=False)
-    assert_close(mem[1] - mem[0], model.no_obj_embed_spatial[0, :, None, None].detach().expand(64, 64, 64), 1e-5,
-                 "memory without the object")
+    assert_close(
+        mem[1] - mem[0],
+        model.no_obj_embed_spatial[0, :, None, None].detach().expand(64, 64, 64),
+        1e-5,
+        "memory without the object",
+    )
 
 
 @pytest.mark.slow  # builds all four variants (about 390M parameters); 10-20 s

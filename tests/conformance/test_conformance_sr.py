@@ -1,4 +1,5 @@
 """Conformance of the super-resolution nets (SRVGGNetCompact, RRDBNet, RFDN) against the goldens."""
+
 from __future__ import annotations
 
 import pytest

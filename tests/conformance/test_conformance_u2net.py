@@ -1,4 +1,5 @@
 """Conformance of U2NET, U2NETP and ISNetDIS against the upstream goldens (pseudo weights)."""
+
 from __future__ import annotations
 
 import pytest

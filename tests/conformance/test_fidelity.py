@@ -13,6 +13,7 @@ users with native bf16 take).
 Agreement, per photo: mean |delta alpha| <= 2e-3; and IoU at 0.5 against the ground truth equal to 3
 decimals (mean over the photos). Photos: 10 from grabcut50 (people and objects).
 """
+
 from __future__ import annotations
 
 from io import BytesIO
@@ -33,8 +34,18 @@ from mattekit.tasks import mask_preview, matte
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime (dev extra) runs the ONNX releases as they are")
 
-PHOTOS = ("person1.jpg", "person3.jpg", "person5.jpg", "person7.jpg", "106024.jpg", "124080.jpg", "teddy.jpg",
-          "sheep.jpg", "flower.jpg", "llama.png")
+PHOTOS = (
+    "person1.jpg",
+    "person3.jpg",
+    "person5.jpg",
+    "person7.jpg",
+    "106024.jpg",
+    "124080.jpg",
+    "teddy.jpg",
+    "sheep.jpg",
+    "flower.jpg",
+    "llama.png",
+)
 MEAN_DELTA = 2e-3  # per photo
 # A departure from a model's reference ships only if it scores at least as well on the report halves of two sets;
 # it is then held to the bound measured here (csnet-sod's area shrink was one, until grabcut50's report half ruled it out).
@@ -68,6 +79,7 @@ def _torch_resize(x: np.ndarray, height: int, width: int, mode: str) -> np.ndarr
 
 
 # ------------------------------------------------------------------ the references, one per model
+
 
 def rembg_u2net(shared: Path, photo: np.ndarray) -> np.ndarray:
     """rembg's U2netSession on its u2netp.onnx: PIL Lanczos to 320 x 320 of the 8-bit RGB image, / its
@@ -159,19 +171,28 @@ def rvm_people(shared: Path, photo: np.ndarray) -> np.ndarray:
     h, w = photo.shape[:2]
     ratio = 1.0 if max(h, w) <= 512 else 512 / max(h, w)
     zero = np.zeros((1, 1, 1, 1), np.float32)
-    feed = {"src": _nchw(photo / 255.0), "r1i": zero, "r2i": zero, "r3i": zero, "r4i": zero,
-            "downsample_ratio": np.array([ratio], np.float32)}
+    feed = {
+        "src": _nchw(photo / 255.0),
+        "r1i": zero,
+        "r2i": zero,
+        "r3i": zero,
+        "r4i": zero,
+        "downsample_ratio": np.array([ratio], np.float32),
+    }
     return session.run(["pha"], feed)[0][0, 0].astype(np.float32)
 
 
 # ------------------------------------------------------------------ mattekit's plain path
+
 
 def mattekit_plain(predictor, path: Path) -> np.ndarray:
     """The plain path as the CLI runs it: mask-preview for segmentation models, ``matte --model NAME
     --result alpha`` for matting models. H x W float32 [0,1]."""
     task = mask_preview.TASK if predictor.entry.task == "segment" else matte.TASK
     picture = io.read_image(path, integers=task.inputs[0].integers)
-    options = task.make_options({"model": predictor.entry.name} | ({} if task is mask_preview.TASK else {"result": "alpha"}))
+    options = task.make_options(
+        {"model": predictor.entry.name} | ({} if task is mask_preview.TASK else {"result": "alpha"})
+    )
     out = task.run({"model": predictor}, {"image": picture.pixels}, options)
     result = out["mask"] if task is mask_preview.TASK else out["result"]
     return np.asarray(result, np.float32)[..., -1] if np.ndim(result) == 3 else np.asarray(result, np.float32)
@@ -226,8 +247,13 @@ def compare(shared: Path, name: str, answers: dict, precision: str = "auto", ent
     engine = f"{predictor.backend} {predictor.dtype}"
     key = ("mattekit", name, engine, weights_name)
     if key not in answers:
-        found = {"delta": [], "iou_mattekit": [], "iou_reference": [], "engine": engine,
-                 "dtype": {p.dtype for p in predictor.net.parameters()} if predictor.net is not None else set()}
+        found = {
+            "delta": [],
+            "iou_mattekit": [],
+            "iou_reference": [],
+            "engine": engine,
+            "dtype": {p.dtype for p in predictor.net.parameters()} if predictor.net is not None else set(),
+        }
         for (path, gt), (theirs, iou_theirs) in zip(_photos(shared), _references(shared, name, answers)):
             ours = mattekit_plain(predictor, path)
             if hard:
@@ -243,10 +269,14 @@ def compare(shared: Path, name: str, answers: dict, precision: str = "auto", ent
 def check(found: dict, name: str) -> None:
     delta = np.array(found["delta"])
     iou_m, iou_r = np.mean(found["iou_mattekit"]), np.mean(found["iou_reference"])
-    print(f"{name} ({found['engine']}): mean |delta| per photo max {delta.max():.2e} (mean {delta.mean():.2e}); "
-          f"IoU mattekit {iou_m:.4f} reference {iou_r:.4f}")
+    print(
+        f"{name} ({found['engine']}): mean |delta| per photo max {delta.max():.2e} (mean {delta.mean():.2e}); "
+        f"IoU mattekit {iou_m:.4f} reference {iou_r:.4f}"
+    )
     if name in DEPARTURES:  # measured, bounded, and reported until the departure is settled
-        assert delta.max() <= DEPARTURES[name], f"{name}: photo {PHOTOS[int(delta.argmax())]} differs by {delta.max():.2e}"
+        assert delta.max() <= DEPARTURES[name], (
+            f"{name}: photo {PHOTOS[int(delta.argmax())]} differs by {delta.max():.2e}"
+        )
         return
     assert delta.max() <= MEAN_DELTA, f"{name}: photo {PHOTOS[int(delta.argmax())]} differs by {delta.max():.2e}"
     assert abs(iou_m - iou_r) <= IOU_DECIMALS, f"{name}: IoU {iou_m:.4f} vs the reference's {iou_r:.4f}"
@@ -281,7 +311,10 @@ def test_a_cpu_with_native_bf16_still_gets_the_reference_answer(shared, monkeypa
     plans = {}
     for claim in ("0", "1"):
         monkeypatch.setenv("MATTEKIT_CPU_BF16", claim)
-        plans[claim] = {name: (lambda made: (made.engine, made.precision))(decide(catalog.load().get(name), "cpu")) for name in MODELS}
+        plans[claim] = {
+            name: (lambda made: (made.engine, made.precision))(decide(catalog.load().get(name), "cpu"))
+            for name in MODELS
+        }
     for name in MODELS:  # a model the catalog marks cpu_bf16 runs otherwise there: its answer is checked here
         if plans["1"][name] != plans["0"][name]:
             check(compare(shared, name, answers), name)
@@ -295,8 +328,10 @@ def test_a_cpu_with_native_bf16_still_gets_the_reference_answer(shared, monkeypa
     assert found["engine"].startswith("torch-cpu-bf16") and found["dtype"] == {torch.bfloat16}, found["engine"]
     delta = np.array(found["delta"])
     iou_m, iou_r = np.mean(found["iou_mattekit"]), np.mean(found["iou_reference"])
-    print(f"sinet-portrait, native-bf16 path ({found['engine']}): mean |delta| per photo max {delta.max():.2e}; "
-          f"IoU {iou_m:.4f}, reference {iou_r:.4f}")
+    print(
+        f"sinet-portrait, native-bf16 path ({found['engine']}): mean |delta| per photo max {delta.max():.2e}; "
+        f"IoU {iou_m:.4f}, reference {iou_r:.4f}"
+    )
     assert delta.max() <= SINET_BF16_DELTA, f"photo {PHOTOS[int(delta.argmax())]} differs by {delta.max():.2e}"
     assert abs(iou_m - iou_r) <= SINET_BF16_IOU, f"IoU {iou_m:.4f} vs the reference's {iou_r:.4f}"
     assert delta.max() > 0  # bf16 really ran: fp32's answer is the reference's to 5e-7 on these photos
@@ -307,7 +342,9 @@ BF16_DELTA = 2e-3  # ... and mean |delta alpha| within this, on every photo
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["u2netp", "csnet-sod", "sinet-portrait", "extremec3-portrait"])  # emulated bf16: MODNet,
+@pytest.mark.parametrize(
+    "name", ["u2netp", "csnet-sod", "sinet-portrait", "extremec3-portrait"]
+)  # emulated bf16: MODNet,
 # RVM and IS-Net take minutes a photo here (their figures: docs/notes/2026-11-23-fidelity-and-precision.md)
 def test_the_catalogs_bf16_decision_holds_on_real_weights(shared, name, answers):
     """bf16 forced (emulated where the CPU has no native bf16) against fp32, same photos: the catalog marks a
@@ -318,9 +355,13 @@ def test_the_catalogs_bf16_decision_holds_on_real_weights(shared, name, answers)
     delta = max(abs(a - b) for a, b in zip(fp32["delta"], bf16["delta"]))  # lower bound of the bf16-fp32 move
     iou = abs(np.mean(fp32["iou_mattekit"]) - np.mean(bf16["iou_mattekit"]))
     keeps = iou <= BF16_IOU and max(bf16["delta"]) <= BF16_DELTA
-    print(f"{name}: bf16 vs the reference max mean |delta| {max(bf16['delta']):.2e} (fp32 {max(fp32['delta']):.2e}); "
-          f"IoU {np.mean(bf16['iou_mattekit']):.4f} vs fp32 {np.mean(fp32['iou_mattekit']):.4f}; shift {delta:.2e}")
-    assert keeps == entry.cpu_bf16, f"{name}: bf16 {'keeps' if keeps else 'does not keep'} the answer, catalog cpu_bf16={entry.cpu_bf16}"
+    print(
+        f"{name}: bf16 vs the reference max mean |delta| {max(bf16['delta']):.2e} (fp32 {max(fp32['delta']):.2e}); "
+        f"IoU {np.mean(bf16['iou_mattekit']):.4f} vs fp32 {np.mean(fp32['iou_mattekit']):.4f}; shift {delta:.2e}"
+    )
+    assert keeps == entry.cpu_bf16, (
+        f"{name}: bf16 {'keeps' if keeps else 'does not keep'} the answer, catalog cpu_bf16={entry.cpu_bf16}"
+    )
 
 
 HALF_DELTA = 2e-3  # issue 69's bounds for CUDA against the CPU's fp32: each photo's mean |delta| within this ...
@@ -328,11 +369,14 @@ HALF_IOU = 0.995  # ... and the masks' IoU at least this
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, photos", [  # fp16 is slow on a CPU: a few photos here; the decisions were taken on
-    # all of grabcut50, 10 DAVIS frames and alphamatting (docs/notes/2026-11-28-issue-69-cpu-side.md)
-    ("u2netp", ("banana2.png", "24077.jpg", "scissors.JPG", "banana3.png")),  # where fp16 moved it most there
-    ("isnet-general-use", ("person1.jpg", "106024.jpg", "teddy.jpg")),  # fidelity photos: people, animal, object
-])
+@pytest.mark.parametrize(
+    "name, photos",
+    [  # fp16 is slow on a CPU: a few photos here; the decisions were taken on
+        # all of grabcut50, 10 DAVIS frames and alphamatting (docs/notes/2026-11-28-issue-69-cpu-side.md)
+        ("u2netp", ("banana2.png", "24077.jpg", "scissors.JPG", "banana3.png")),  # where fp16 moved it most there
+        ("isnet-general-use", ("person1.jpg", "106024.jpg", "teddy.jpg")),  # fidelity photos: people, animal, object
+    ],
+)
 def test_the_catalogs_fp16_decision_holds_on_real_weights(shared, name, photos):
     """fp16 as CUDA runs it (weights and activations in fp16, sums in fp32, as torch's CPU half convolutions do)
     against fp32, the net's own map of grabcut50 photos: the catalog marks a model ``half`` (fp16 by default on
@@ -363,8 +407,12 @@ def test_the_catalogs_fp16_decision_holds_on_real_weights(shared, name, photos):
         worst_delta = max(worst_delta, float(np.abs(a - b).mean()))
         worst_iou = min(worst_iou, agreement(a, b))
     keeps = worst_delta <= HALF_DELTA and worst_iou >= HALF_IOU
-    print(f"{name}, fp16 against fp32 on {len(paths)} photos: worst mean |delta| {worst_delta:.2e}, worst IoU {worst_iou:.4f}")
-    assert keeps == entry.half, f"{name}: fp16 {'keeps' if keeps else 'does not keep'} the answer, catalog half={entry.half}"
+    print(
+        f"{name}, fp16 against fp32 on {len(paths)} photos: worst mean |delta| {worst_delta:.2e}, worst IoU {worst_iou:.4f}"
+    )
+    assert keeps == entry.half, (
+        f"{name}: fp16 {'keeps' if keeps else 'does not keep'} the answer, catalog half={entry.half}"
+    )
 
 
 @pytest.mark.slow
@@ -380,9 +428,11 @@ def test_the_python_api_gives_the_clis_answer_for_every_kind_of_input(shared):
     pixels = np.asarray(Image.open(path).convert("RGB"))
     buffer = BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
-    given = {"uint8 array": mattekit.mask_preview(pixels, model=model),
-             "PIL image": np.asarray(mattekit.mask_preview(Image.fromarray(pixels), model=model)),
-             "PNG bytes": np.asarray(Image.open(BytesIO(mattekit.mask_preview(buffer.getvalue(), model=model))))}
+    given = {
+        "uint8 array": mattekit.mask_preview(pixels, model=model),
+        "PIL image": np.asarray(mattekit.mask_preview(Image.fromarray(pixels), model=model)),
+        "PNG bytes": np.asarray(Image.open(BytesIO(mattekit.mask_preview(buffer.getvalue(), model=model)))),
+    }
     for kind, mask in given.items():
         mask = mask[..., -1] if mask.ndim == 3 else mask
         assert mask.dtype == np.uint8 and mask.shape == cli.shape, kind

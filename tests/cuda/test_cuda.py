@@ -5,6 +5,7 @@ real memory cap), and whole ``remove`` / ``upscale`` calls agreeing with the CPU
 Skipped, with the reason, where torch sees no CUDA GPU (CI has none); run them on a GPU machine with
 ``MATTEKIT_TEST_DATA`` set, e.g. ``python -m pytest tests/cuda/test_cuda.py``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -21,7 +22,10 @@ from mattekit.running import pipeline
 from mattekit.errors import MattekitError
 from mattekit.io import read_image
 
-pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here (CI has none)")]
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here (CI has none)"),
+]
 
 HALF_OK = {"rfdn": False}  # engine_nets name -> the catalog's `half` for its model (True where absent)
 
@@ -139,9 +143,16 @@ def _run(engine, xs, batch, workers=1, pad=False):
         sizes.append(x.shape[0])
         return engine(x)
 
-    report = pipeline.run_pipeline(range(len(xs)), lambda i: (xs[i], None), infer,
-                                   lambda i, _ctx, y: results.__setitem__(i, y.float().clone()),
-                                   workers=workers, batch=batch, device=engine.device, pad=pad)
+    report = pipeline.run_pipeline(
+        range(len(xs)),
+        lambda i: (xs[i], None),
+        infer,
+        lambda i, _ctx, y: results.__setitem__(i, y.float().clone()),
+        workers=workers,
+        batch=batch,
+        device=engine.device,
+        pad=pad,
+    )
     assert not report.failed, report.failed
     return [results[i] for i in range(len(xs))], sizes
 
@@ -172,7 +183,9 @@ def test_a_batch_that_runs_out_of_gpu_memory_is_halved_and_a_single_image_fails_
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
         torch.cuda.empty_cache()
-    print(f"peak reserved MB: batch 1 {one / 2**20:.0f}, 2 {two / 2**20:.0f}, 8 {eight / 2**20:.0f}; capped sizes {capped_sizes}")
+    print(
+        f"peak reserved MB: batch 1 {one / 2**20:.0f}, 2 {two / 2**20:.0f}, 8 {eight / 2**20:.0f}; capped sizes {capped_sizes}"
+    )
 
 
 def _grabcut(shared, n):
@@ -186,8 +199,10 @@ def test_remove_on_cuda_agrees_with_the_cpu(shared, monkeypatch):
     images, IoU at least 0.95 on each."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     on_cpu = mattekit.api.models_cache().get("u2netp", "segment", "cpu", precision="fp32")
-    on_gpu = {"fp16": mattekit.api.models_cache().get("u2netp", "segment", "cuda", precision="fp16"),
-              "fp32": mattekit.api.models_cache().get("u2netp", "segment", "cuda", precision="fp32")}
+    on_gpu = {
+        "fp16": mattekit.api.models_cache().get("u2netp", "segment", "cuda", precision="fp16"),
+        "fp32": mattekit.api.models_cache().get("u2netp", "segment", "cuda", precision="fp32"),
+    }
     assert on_gpu["fp16"].engine.name == "torch-cuda-fp16" and on_gpu["fp32"].engine.name == "torch-cuda-fp32"
     figures = {"fp16": [], "fp32": []}
     for path in _grabcut(shared, 4):
@@ -253,7 +268,9 @@ def test_tiled_upscale_on_cuda_agrees_with_the_cpu(shared):
     assert gpu.shape == cpu.shape == (400, 600, 3)
     diff = np.abs(gpu - cpu)
     assert diff.mean() < 1.0 and np.percentile(diff, 99.9) < 8, (diff.mean(), np.percentile(diff, 99.9))
-    print(f"upscale cuda tiled vs cpu: mean {diff.mean():.3f}, p99.9 {np.percentile(diff, 99.9):.2f}, max {diff.max():.0f}")
+    print(
+        f"upscale cuda tiled vs cpu: mean {diff.mean():.3f}, p99.9 {np.percentile(diff, 99.9):.2f}, max {diff.max():.0f}"
+    )
 
 
 def test_shared_sam_frame_features_stay_in_host_memory_and_come_back_on_the_gpu():
@@ -273,7 +290,9 @@ def test_shared_sam_frame_features_stay_in_host_memory_and_come_back_on_the_gpu(
     held = next(iter(shared.held.values()))
     assert held["feat"].device.type == "cpu" and all(t.device.type == "cpu" for t in held["high_res"])
     assert again["feat"].is_cuda and all(t.is_cuda for t in again["high_res"])
-    assert torch.equal(again["feat"], first["feat"]) and torch.equal(again["pos"], first["pos"])  # the reuse: bit for bit
+    assert torch.equal(again["feat"], first["feat"]) and torch.equal(
+        again["pos"], first["pos"]
+    )  # the reuse: bit for bit
     assert all(torch.equal(a, b) for a, b in zip(again["high_res"], first["high_res"]))
     assert torch.allclose(first["feat"], fresh["feat"], atol=1e-5)  # (a second encoding on the GPU: within rounding)
 
@@ -307,8 +326,10 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
         assert delta <= 1e-4, (path.name, scale, delta)
         detail = answer.detail_of(*image.shape[:2], low)
         mask = refine.refine_mask(image, low)
-        cpu, gpu = edge.alpha_from_mask(image, mask, detail=detail), edge.alpha_from_mask(image, mask, detail=detail,
-                                                                                            device=cuda)
+        cpu, gpu = (
+            edge.alpha_from_mask(image, mask, detail=detail),
+            edge.alpha_from_mask(image, mask, detail=detail, device=cuda),
+        )
         delta = np.abs(gpu - cpu)
         figures[f"edge matte {path.name} x{scale} mean, max"] = (float(delta.mean()), float(delta.max()))
         assert delta.mean() <= 1e-5 and np.array_equal(gpu >= 0.5, cpu >= 0.5), figures
@@ -324,11 +345,20 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
     from mattekit.finish import refine_device
 
     devices = []  # (step, device) of the finish's torch steps in remove's pipeline (the steps themselves run)
-    steps = ((refine_device, "refine_band_on"), (solve_device, "solve_on"), (foreground_device, "estimate_foreground_on"))
+    steps = (
+        (refine_device, "refine_band_on"),
+        (solve_device, "solve_on"),
+        (foreground_device, "estimate_foreground_on"),
+    )
     for module, name in steps:
         step = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda device, *a, _step=step, _name=name, **k:
-                            devices.append((_name, device.type)) or _step(device, *a, **k))
+        monkeypatch.setattr(
+            module,
+            name,
+            lambda device, *a, _step=step, _name=name, **k: (
+                devices.append((_name, device.type)) or _step(device, *a, **k)
+            ),
+        )
     for path in _grabcut(shared, 3):
         small = read_image(path, integers=True).pixels[..., :3]
         mattekit.remove_background(small, model=model)
@@ -340,8 +370,10 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
         devices.clear()
         cpu = mattekit.remove_background(pixels, model=on_cpu).astype(np.float32) / 255
         assert devices == [], devices
-        figures[f"remove {path.name} rgb, alpha"] = rgb, a = (float(np.abs(gpu - cpu)[..., :3].mean()),
-                                                              float(np.abs(gpu - cpu)[..., 3].mean()))
+        figures[f"remove {path.name} rgb, alpha"] = rgb, a = (
+            float(np.abs(gpu - cpu)[..., :3].mean()),
+            float(np.abs(gpu - cpu)[..., 3].mean()),
+        )
         assert rgb <= 2e-3 and a <= 2e-3, figures
     print("finish on cuda vs cpu:", figures)
 
@@ -395,7 +427,9 @@ def test_the_temporal_filter_on_cuda_gives_the_cpu_filters_mattes(shared):
         got, want = on_gpu[t], on_cpu[t]
         assert np.abs(got - want).mean() <= 2e-3, t
         assert agreement(got, want) >= 0.995, t
-    print(f"\ntemporal filter, 12 frames of 854x480: CPU {cpu_s:.2f} s, GPU {gpu_s:.2f} s (the flow on the CPU in both)")
+    print(
+        f"\ntemporal filter, 12 frames of 854x480: CPU {cpu_s:.2f} s, GPU {gpu_s:.2f} s (the flow on the CPU in both)"
+    )
 
 
 def _roto_mattes(shared, folder, device: str) -> tuple[dict[str, np.ndarray], float]:
@@ -408,8 +442,9 @@ def _roto_mattes(shared, folder, device: str) -> tuple[dict[str, np.ndarray], fl
 
     plate = make_plate(shared, folder / "plate", 12, sequence="blackswan", size=(854, 480))
     start = time.perf_counter()
-    roto.RotoJob(roto.RotoSpec(plate=plate, output=str(folder / device / "m.####.png"), model="u2netp",
-                               device=device)).run()
+    roto.RotoJob(
+        roto.RotoSpec(plate=plate, output=str(folder / device / "m.####.png"), model="u2netp", device=device)
+    ).run()
     seconds = time.perf_counter() - start
     return {p.name: read_image(p).pixels[..., 0] for p in sorted((folder / device).glob("m.*.png"))}, seconds
 

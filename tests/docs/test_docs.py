@@ -1,4 +1,5 @@
 """The README and docs/: the front page stays short, .ci/run runs the README's test command, links resolve."""
+
 from __future__ import annotations
 
 import re
@@ -32,7 +33,7 @@ def test_ci_runs_the_readmes_test_command_verbatim():
     command = lines[lines.index("# The README's test command, verbatim:") + 1]
     assert "pytest --full" in command
     readme = (ROOT / "README.md").read_text()
-    tests = readme[readme.index("\n## Tests\n"):]
+    tests = readme[readme.index("\n## Tests\n") :]
     block = re.findall(r"```bash\n(.*?)```", tests, re.S)[0]
     assert command in block.splitlines()  # the Tests section's block, which a set-up line never is
     first_screen = re.findall(r"```bash\n(.*?)```", readme, re.S)[0]
@@ -46,14 +47,19 @@ def test_the_first_screen_says_what_is_here_and_what_downloads():
     from mattekit import catalog
 
     readme = (ROOT / "README.md").read_text()
-    first = readme[:readme.index("\n## Quick start: GIMP")]
+    first = readme[: readme.index("\n## Quick start: GIMP")]
     command = re.findall(r"```bash\n(.*?)```", first, re.S)[0].split("#")[0]
     for name in re.findall(r"[\w./-]+\.(?:jpe?g|png|tiff?|exr)\b", command):
-        assert (ROOT / name).is_file() or name.startswith("YOUR_"), f"{name}: no such file in the clone, nor a placeholder"
+        assert (ROOT / name).is_file() or name.startswith("YOUR_"), (
+            f"{name}: no such file in the clone, nor a placeholder"
+        )
     assert "../shared" not in first and "the folder `MATTEKIT_MIRROR` names" in first
     default = catalog.load().default("segment")
-    assert f"The first cut-out downloads the default model (IS-Net general use, {default.weights.size // 1_000_000} MB" \
-           in first.replace("\n", " ") and default.name == "isnet-general-use"
+    assert (
+        f"The first cut-out downloads the default model (IS-Net general use, {default.weights.size // 1_000_000} MB"
+        in first.replace("\n", " ")
+        and default.name == "isnet-general-use"
+    )
     setup = (ROOT / "install" / "setup.py").read_text()
     assert "catalog" not in setup and "weights" not in setup.lower()  # the set-up fetches no model
 
@@ -97,9 +103,17 @@ def test_the_codes_references_to_figures_name_what_is_there():
     the rounds' headings moved to the notes (issue 71)."""
     notes = ROOT / "docs" / "notes"
     headings = _headings(FIGURES)
-    files = [ROOT / "README.md", *(path for folder in ("core", "tests", "models", "docs", ".ci")
-                                   for path in (ROOT / folder).rglob("*") if path.suffix in {".py", ".md", ".toml", ""}
-                                   and path.is_file() and not any(p.endswith(".egg-info") for p in path.parts))]
+    files = [
+        ROOT / "README.md",
+        *(
+            path
+            for folder in ("core", "tests", "models", "docs", ".ci")
+            for path in (ROOT / folder).rglob("*")
+            if path.suffix in {".py", ".md", ".toml", ""}
+            and path.is_file()
+            and not any(p.endswith(".egg-info") for p in path.parts)
+        ),
+    ]
     cited = 0
     for file in files:
         text = file.read_text(errors="replace")
@@ -119,8 +133,11 @@ def test_the_output_name_table_is_the_registrys():
     """docs/usage.md's table of output names gives, per task, the suffix the CLI writes for each result."""
     from mattekit.tasks import registry
 
-    rows = {line.split("|")[1].strip(): line for line in (ROOT / "docs" / "usage.md").read_text().splitlines()
-            if line.startswith("| ") and "NAME_" in line}
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in (ROOT / "docs" / "usage.md").read_text().splitlines()
+        if line.startswith("| ") and "NAME_" in line
+    }
     for task in registry.tasks().values():
         results = task.option_table().get("result")
         for result in (None, *(results.choices if results else ())):

@@ -1,5 +1,7 @@
 """The habits a newcomer's editor expects, held by the test command (so CI's README command runs them): ruff's
-linting on the whole repository and mypy on the packages pyproject.toml names ([tool.ruff], [tool.mypy])."""
+linting and formatting on the whole repository and mypy on the packages pyproject.toml names ([tool.ruff],
+[tool.mypy])."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -17,17 +19,25 @@ else:  # pragma: no cover
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _tool(name: str) -> subprocess.CompletedProcess:
-    """``python -m NAME`` on the repository with its pyproject settings; skipped, with the reason, without it."""
+def _tool(name: str, *arguments: str) -> subprocess.CompletedProcess:
+    """``python -m NAME ARGUMENTS`` on the repository with its pyproject settings; skipped, with the reason, without
+    it."""
     if importlib.util.find_spec(name) is None:
         pytest.skip(f"{name} is in the dev extra: pip install -e '.[dev]'")
-    return subprocess.run([sys.executable, "-m", name, *(["check", "."] if name == "ruff" else [])], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", name, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_ruff_passes_on_the_whole_repository():
-    done = _tool("ruff")
+    done = _tool("ruff", "check", ".")
     assert done.returncode == 0, f"ruff check . (pyproject's rules) finds:\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
+
+
+def test_the_whole_repository_is_formatted():
+    """``ruff format .`` (pyproject's [tool.ruff.format]) leaves every file as it is: run it before committing."""
+    done = _tool("ruff", "format", "--check", ".")
+    assert done.returncode == 0, f"ruff format --check . would reformat:\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
 
 
 @pytest.mark.slow  # about 40 s on a shared 2-core machine without mypy's cache (.mypy_cache), 1 s with it

@@ -1,5 +1,6 @@
 """The tests' own layout as docs/usage.md describes it: folders by what they cover, nothing at the root of tests/ but
 conftest.py, no test module over 800 lines, and test counts left to pytest, not typed into the pages."""
+
 from __future__ import annotations
 
 import ast
@@ -17,11 +18,15 @@ def _folders(path: Path) -> set[str]:
 
 def test_usage_names_each_test_folder_and_the_root_holds_only_conftest():
     usage = (ROOT / "docs" / "usage.md").read_text()
-    table = usage[usage.index("| folder | covers |"):]
-    named = set(re.findall(r"^\| `(\w+)/` \|", table[:table.index("\n\n")], re.M))
-    assert named == _folders(TESTS), f"tests/ has {sorted(_folders(TESTS))}; docs/usage.md's table names {sorted(named)}"
+    table = usage[usage.index("| folder | covers |") :]
+    named = set(re.findall(r"^\| `(\w+)/` \|", table[: table.index("\n\n")], re.M))
+    assert named == _folders(TESTS), (
+        f"tests/ has {sorted(_folders(TESTS))}; docs/usage.md's table names {sorted(named)}"
+    )
     files = sorted(p.name for p in TESTS.iterdir() if p.is_file())
-    assert files == ["conftest.py"], f"tests/ holds {files}: each file but conftest.py goes in the folder of what it covers"
+    assert files == ["conftest.py"], (
+        f"tests/ holds {files}: each file but conftest.py goes in the folder of what it covers"
+    )
 
 
 def test_unit_folders_are_the_packages():

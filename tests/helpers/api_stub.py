@@ -5,6 +5,7 @@ type checkers see the API functions that :mod:`mattekit.api` generates at run ti
 ``python tests/helpers/api_stub.py`` writes it; ``tests/unit/tasks/test_registry.py`` checks that the file holds it as the registry
 makes it (a new task or option fails there until the stub is written again).
 """
+
 from __future__ import annotations
 
 import re
@@ -47,11 +48,15 @@ VALUE_FORMS = {
     "mattekit.tasks.common:parse_background": "tuple[int, int, int]",
     "mattekit.lens.renderer:focus_of": "tuple[float, float]",
     "mattekit.io.frame_ranges:parse_frames": "Sequence[int]",
-    **dict.fromkeys(("mattekit.subject.keyframe_hints:parse_boxes", "mattekit.subject.keyframe_hints:parse_points",
-                     "mattekit.subject.keyframe_hints:parse_excludes"),
-                    "mattekit.subject.keyframe_hints.KeyframeHint | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint]"),
-    "mattekit.subject.keyframe_hints:parse_hint_masks":
-        "os.PathLike[str] | mattekit.subject.keyframe_hints.HintMask | Sequence[str | mattekit.subject.keyframe_hints.HintMask]",
+    **dict.fromkeys(
+        (
+            "mattekit.subject.keyframe_hints:parse_boxes",
+            "mattekit.subject.keyframe_hints:parse_points",
+            "mattekit.subject.keyframe_hints:parse_excludes",
+        ),
+        "mattekit.subject.keyframe_hints.KeyframeHint | Sequence[str | mattekit.subject.keyframe_hints.KeyframeHint]",
+    ),
+    "mattekit.subject.keyframe_hints:parse_hint_masks": "os.PathLike[str] | mattekit.subject.keyframe_hints.HintMask | Sequence[str | mattekit.subject.keyframe_hints.HintMask]",
     "mattekit.weights.added:given_file": "os.PathLike[str]",
     "mattekit.machine:check_device": None,
     "mattekit.io.colour:check_colorspace": None,

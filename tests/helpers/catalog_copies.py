@@ -1,4 +1,5 @@
 """Copies of the model catalog with one entry changed, for $MATTEKIT_CATALOG."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,8 +29,10 @@ def small_sam_catalog(folder: Path) -> str:
     start = text.index('[models."sam2.1-hiera-tiny"]')
     end = text.index("\n\n", start)
     entry = text[start:end]
-    facts = [('kwargs = { variant = "hiera_t" }', f'kwargs = {{ variant = "hiera_t", image_size = {SAM_SIDE} }}'),
-             ("size = [1024, 1024]", f"size = [{SAM_SIDE}, {SAM_SIDE}]")]
+    facts = [
+        ('kwargs = { variant = "hiera_t" }', f'kwargs = {{ variant = "hiera_t", image_size = {SAM_SIDE} }}'),
+        ("size = [1024, 1024]", f"size = [{SAM_SIDE}, {SAM_SIDE}]"),
+    ]
     small = entry
     for was, now in facts:
         assert small.count(was) == 1, entry

@@ -1,5 +1,6 @@
 """This checkout as the tests run it: its install/ scripts as modules, an interpreter that imports its mattekit, and a
 folder's exact contents (to show that a run changed nothing)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -37,5 +38,7 @@ def this_python(folder: Path) -> str:
 
 def snapshot(folder: Path) -> dict:
     """Every path under ``folder`` with its mode and (for files) content."""
-    return {str(p.relative_to(folder)): (p.stat().st_mode, p.read_bytes() if p.is_file() else None)
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mode, p.read_bytes() if p.is_file() else None)
+        for p in sorted(folder.rglob("*"))
+    }

@@ -4,6 +4,7 @@ count and its docstring's first line), grouped by the layers of ``tests/helpers/
 ``python tests/helpers/design_table.py`` writes it into docs/design.md (the first fenced block under "## Layout");
 ``tests/unit/test_layers.py`` checks that the file holds it as the tree makes it.
 """
+
 from __future__ import annotations
 
 import ast
@@ -13,9 +14,18 @@ from pathlib import Path
 from layers import LAYERS, PACKAGE
 
 DESIGN = PACKAGE.parents[1] / "docs" / "design.md"
-TITLES = ["foundations", "shared operations and weights", "images, matting, catalog, options, nets, engines",
-          "running networks; the finish of their answers", "the algorithms the tasks declare", "task declarations",
-          "running tasks: the pipeline and the runner; roto", "front ends in Python", "commands", "the command line"]
+TITLES = [
+    "foundations",
+    "shared operations and weights",
+    "images, matting, catalog, options, nets, engines",
+    "running networks; the finish of their answers",
+    "the algorithms the tasks declare",
+    "task declarations",
+    "running tasks: the pipeline and the runner; roto",
+    "front ends in Python",
+    "commands",
+    "the command line",
+]
 WIDTH = 100  # characters of a docstring's first line shown; a longer one is cut at a word and ends in " ..."
 BLOCK = re.compile(r"(## Layout\n.*?```\n)(.*?)(```\n)", re.S)
 
@@ -39,7 +49,9 @@ def table() -> str:
         for name in sorted(layer):
             folder = PACKAGE / name
             if folder.is_dir():
-                paths = sorted(folder.rglob("*.py"), key=lambda p: (p.parent.as_posix(), p.name != "__init__.py", p.name))
+                paths = sorted(
+                    folder.rglob("*.py"), key=lambda p: (p.parent.as_posix(), p.name != "__init__.py", p.name)
+                )
             else:
                 paths = [PACKAGE / f"{name}.py"]
             lines += [_line(p) for p in paths]

@@ -1,4 +1,5 @@
 """Nets with conformance weights and inputs for the engine tests (test_engines.py, test_engines_onnx.py)."""
+
 from __future__ import annotations
 
 import torch
@@ -15,15 +16,48 @@ NETS = {
     "u2net": ("u2net:U2NET", dict(in_ch=3, out_ch=1), (0,), "u2net", ["input", "odd_input"], (128, 128)),
     "u2netp": ("u2net:U2NETP", dict(in_ch=3, out_ch=1), (0,), "u2netp", ["input", "odd_input"], (128, 128)),
     "isnet": ("isnet:ISNetDIS", dict(in_ch=3, out_ch=1), (0, 0), "isnetdis", ["input", "odd_input"], (128, 128)),
-    "csnet": ("csnet:CSNet", dict(layer_config=CSNET_L_X2, num_classes=1), (), "csnet_real", ["input_0", "input_1"], (224, 224)),
+    "csnet": (
+        "csnet:CSNet",
+        dict(layer_config=CSNET_L_X2, num_classes=1),
+        (),
+        "csnet_real",
+        ["input_0", "input_1"],
+        (224, 224),
+    ),
     "sinet": ("sinet:SINet", dict(classes=2, p=2, q=8, chnn=1), (), "sinet_real", ["input_0", "input_1"], (224, 224)),
-    "extremec3": ("extremec3:ExtremeC3Net", dict(classes=1, p=1, q=5), (), "extremec3_real", ["input_0", "input_1"], (224, 224)),
-    "srvgg": ("srvgg:SRVGGNetCompact", dict(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4, act_type="prelu"),
-              (), "animevideov3_real", ["input_0", "input_1"], None),
+    "extremec3": (
+        "extremec3:ExtremeC3Net",
+        dict(classes=1, p=1, q=5),
+        (),
+        "extremec3_real",
+        ["input_0", "input_1"],
+        (224, 224),
+    ),
+    "srvgg": (
+        "srvgg:SRVGGNetCompact",
+        dict(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4, act_type="prelu"),
+        (),
+        "animevideov3_real",
+        ["input_0", "input_1"],
+        None,
+    ),
     # RRDBNet x2 (pixel-unshuffle path) with 2 of its 23 blocks: the same code, a tenth of the export time.
-    "rrdbnet": ("rrdbnet:RRDBNet", dict(num_in_ch=3, num_out_ch=3, scale=2, num_feat=64, num_block=2, num_grow_ch=32),
-                (), "rrdbnet_x2plus", ["input", "input[:, :, 4:, 10:]"], None),
-    "rfdn": ("rfdn:RFDN", dict(in_nc=3, nf=50, num_modules=4, out_nc=3, upscale=4), (), "rfdn_real", ["input_0", "input_1"], None),
+    "rrdbnet": (
+        "rrdbnet:RRDBNet",
+        dict(num_in_ch=3, num_out_ch=3, scale=2, num_feat=64, num_block=2, num_grow_ch=32),
+        (),
+        "rrdbnet_x2plus",
+        ["input", "input[:, :, 4:, 10:]"],
+        None,
+    ),
+    "rfdn": (
+        "rfdn:RFDN",
+        dict(in_nc=3, nf=50, num_modules=4, out_nc=3, upscale=4),
+        (),
+        "rfdn_real",
+        ["input_0", "input_1"],
+        None,
+    ),
 }
 
 
@@ -35,8 +69,14 @@ def load_net(name, golden, shared):
     if "checkpoint" in g.manifest:
         net.load_state_dict(load_state_dict_file(shared / "weights" / g.manifest["checkpoint"]["file"]), strict=True)
     elif name == "rrdbnet":  # fewer blocks than the golden's net: stand-in weights for the keys it has
-        net.load_state_dict({k: v for k, v in g.pseudo_state_dict(build(spec, **dict(kwargs, num_block=23))).items()
-                             if k in net.state_dict()}, strict=True)
+        net.load_state_dict(
+            {
+                k: v
+                for k, v in g.pseudo_state_dict(build(spec, **dict(kwargs, num_block=23))).items()
+                if k in net.state_dict()
+            },
+            strict=True,
+        )
     else:
         net.load_state_dict(g.pseudo_state_dict(net), strict=True)
     xs = [g.tensor(n) if "[" not in n else g.tensor(n.split("[")[0])[:, :, 4:, 10:] for n in inputs]

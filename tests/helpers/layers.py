@@ -1,5 +1,6 @@
 """The layers of core/mattekit, lowest first: what tests/unit/test_layers.py holds the imports to and what the layout
 table of docs/design.md (tests/helpers/design_table.py) is grouped by."""
+
 from __future__ import annotations
 
 from pathlib import Path

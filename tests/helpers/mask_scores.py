@@ -5,6 +5,7 @@ Euclidean distance transform, so that tests can check `mattekit bench` figures w
 Ground truth: uint8 0 = background, 255 = subject, 128 = an uncertain band that every metric ignores.
 Predictions: float in [0,1], or the 8-bit alpha files `remove --result alpha` writes (see :func:`saved_alpha`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -61,7 +62,7 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
     inner = np.ones_like(mask)
     for dy in range(3):
         for dx in range(3):
-            inner &= padded[dy:dy + h, dx:dx + w]
+            inner &= padded[dy : dy + h, dx : dx + w]
     return mask & ~inner
 
 

@@ -1,5 +1,6 @@
 """Pictures and their metadata made for the tests: random and smooth float images, ICC profiles built from published
 primaries (ICC v2, D50-adapted by Bradford) or a pure gamma, and a camera's EXIF with its personal fields."""
+
 from __future__ import annotations
 
 import struct
@@ -8,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from mattekit.io import metadata
+
 
 def random_image(h=24, w=32, c=3, levels=255, seed=0):
     """h x w x c float32 of random values on ``levels`` + 1 steps in [0,1] (seeded)."""
@@ -41,9 +43,18 @@ def gamma_icc_profile(gamma: float) -> bytes:
         table += sig + struct.pack(">II", offset + len(data), len(body))
         data += body + bytes(-len(body) % 4)
     size = offset + len(data)
-    header = (struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
-              + struct.pack(">6H", 2024, 1, 1, 0, 0, 0) + b"acsp" + bytes(24) + struct.pack(">I", 0)
-              + s15(0.9642, 1.0, 0.8249) + bytes(48))
+    header = (
+        struct.pack(">I", size)
+        + b"lcms"
+        + struct.pack(">I", 0x02100000)
+        + b"mntrRGB XYZ "
+        + struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + bytes(24)
+        + struct.pack(">I", 0)
+        + s15(0.9642, 1.0, 0.8249)
+        + bytes(48)
+    )
     assert len(header) == 128
     return header + struct.pack(">I", len(tags)) + table + data
 
@@ -75,17 +86,33 @@ def rgb_profile(name: str, primaries, curve) -> bytes:
         trc = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(curve * 256)) + b"\0\0"
     else:
         trc = b"para\0\0\0\0" + struct.pack(">HH", 3, 0) + s15(*curve)
-    tags = {b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67),
-            b"cprt": b"text\0\0\0\0" + b"no copyright, test profile\0",
-            b"wtpt": xyz(D50), b"rXYZ": xyz(adapted[:, 0]), b"gXYZ": xyz(adapted[:, 1]), b"bXYZ": xyz(adapted[:, 2]),
-            b"rTRC": trc, b"gTRC": trc, b"bTRC": trc}
+    tags = {
+        b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67),
+        b"cprt": b"text\0\0\0\0" + b"no copyright, test profile\0",
+        b"wtpt": xyz(D50),
+        b"rXYZ": xyz(adapted[:, 0]),
+        b"gXYZ": xyz(adapted[:, 1]),
+        b"bXYZ": xyz(adapted[:, 2]),
+        b"rTRC": trc,
+        b"gTRC": trc,
+        b"bTRC": trc,
+    }
     offset, table, data = 128 + 4 + 12 * len(tags), b"", b""
     for sig, body in tags.items():
         table += sig + struct.pack(">II", offset + len(data), len(body))
         data += body + bytes(-len(body) % 4)
-    header = (struct.pack(">I", offset + len(data)) + b"lcms" + struct.pack(">I", 0x02400000) + b"mntrRGB XYZ "
-              + struct.pack(">6H", 2026, 11, 25, 0, 0, 0) + b"acsp" + bytes(24) + struct.pack(">I", 0)
-              + s15(*D50) + bytes(48))
+    header = (
+        struct.pack(">I", offset + len(data))
+        + b"lcms"
+        + struct.pack(">I", 0x02400000)
+        + b"mntrRGB XYZ "
+        + struct.pack(">6H", 2026, 11, 25, 0, 0, 0)
+        + b"acsp"
+        + bytes(24)
+        + struct.pack(">I", 0)
+        + s15(*D50)
+        + bytes(48)
+    )
     return header + struct.pack(">I", len(tags)) + table + data
 
 

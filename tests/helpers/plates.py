@@ -1,5 +1,6 @@
 """Roto plates for the tests: real DAVIS frames shrunk to a VFX-style plate, small random plates, and the roto
 command line the output tests run."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,15 @@ from mattekit.io import read_image, write_image
 MODEL = "csnet-sod"  # real weights from the shared mirror; 0.7 MB, fast on CPU
 
 
-def make_plate(shared: Path, folder: Path, count: int, first: int = 1001, suffix: str = ".png",
-               sequence: str = "dog", size=(214, 120)) -> str:
+def make_plate(
+    shared: Path,
+    folder: Path,
+    count: int,
+    first: int = 1001,
+    suffix: str = ".png",
+    sequence: str = "dog",
+    size=(214, 120),
+) -> str:
     """Real DAVIS frames, shrunk, as a VFX-style plate ``folder/plate.####<suffix>``."""
     folder.mkdir(parents=True, exist_ok=True)
     source = sorted((shared / "data" / "davis" / "im" / sequence).iterdir())[:count]
@@ -34,15 +42,28 @@ def small_plate(folder: Path, frames=(1, 2, 3)) -> Path:
 
 def roto_args(plate: Path, out: Path, *extra) -> list[str]:
     """``mattekit roto`` arguments for ``small_plate``'s frames into ``out/m.####.png`` with :data:`MODEL`."""
-    return ["roto", str(plate / "f.####.png"), "-o", str(out / "m.####.png"), "--model", MODEL, "--device", "cpu",
-            "--threads", "1", "--radius", "1", *map(str, extra)]
+    return [
+        "roto",
+        str(plate / "f.####.png"),
+        "-o",
+        str(out / "m.####.png"),
+        "--model",
+        MODEL,
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--radius",
+        "1",
+        *map(str, extra),
+    ]
 
 
 def one_error(capsys) -> str:
     """The one sentence the command wrote to standard error (after ``mattekit: error: ``); fails on more lines."""
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mattekit: error: "), err
-    return err[0][len("mattekit: error: "):]
+    return err[0][len("mattekit: error: ") :]
 
 
 def two_subject_plate(shared: Path, folder: Path, count: int, first: int = 1001) -> str:

@@ -1,5 +1,6 @@
 """Roto runs for the tests: a RotoSpec with the plates' MODEL on the CPU, the command in a subprocess, kill -9 of it
 once it has written some mattes, and the files an output folder holds."""
+
 from __future__ import annotations
 
 import os
@@ -26,12 +27,19 @@ def files_of(folder: Path) -> dict[str, bytes]:
 
 def cli(*args, env=None, **kw) -> subprocess.Popen:
     """``mattekit roto ARGS`` started in a subprocess (text pipes for its output)."""
-    return subprocess.Popen([sys.executable, "-m", "mattekit", "roto", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mattekit", "roto", *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
-def kill_when_written(victim: subprocess.Popen, folder: Path, count: int, timeout: float = 240,
-                      names: str = "m.*.png") -> list[str]:
+def kill_when_written(
+    victim: subprocess.Popen, folder: Path, count: int, timeout: float = 240, names: str = "m.*.png"
+) -> list[str]:
     """kill -9 the roto process ``victim`` once ``folder`` holds ``count`` mattes (``names``); their names."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and len(list(folder.glob(names))) < count:

@@ -1,5 +1,6 @@
 """Studio plates for the tests: files OpenImageIO writes itself (any format, multi-part, with header attributes),
 colours converted by OCIO's built-in studio config, real DAVIS frames at SIZE, and roto with MODEL on them."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """A real shot for the temporal filter's tests: DAVIS blackswan with blobs that come and go as a per-frame network's
 do, and the filter (radius 2) run over it on the CPU or a torch device."""
+
 from __future__ import annotations
 
 import cv2
@@ -31,8 +32,9 @@ def _filtered(plates, mattes, device=None):
     """The temporal filter (radius 2) over the shot, on ``device`` (None: the CPU filter): ({frame: matte}, its
     smoother)."""
     out, frames = {}, list(plates)
-    stage = ordered.OrderedSmoother(temporal.TemporalOptions(radius=2), frames, frames,
-                                     lambda f, _, a, __: out.__setitem__(f, a), device=device)
+    stage = ordered.OrderedSmoother(
+        temporal.TemporalOptions(radius=2), frames, frames, lambda f, _, a, __: out.__setitem__(f, a), device=device
+    )
     for f in stage.frames:
         stage.push(f, plates[f], mattes[f])
     return out, stage.smoother

@@ -1,5 +1,6 @@
 """Fixtures of weights, for every test folder (a pytest plugin: tests/conftest.py names it): the shared mirror's real
 files, and stand-ins made with the real nets' shapes, saved as the official files are, once per session."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -32,8 +33,12 @@ def checkpoints(tmp_path_factory):
     net = nets.build(entry.net, **entry.kwargs)
     state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
     folder = tmp_path_factory.mktemp("birefnet_weights")
-    files = {"pth": folder / "stand-in.pth", "pth_compiled": folder / "stand-in-compiled.pth",
-             "pth_wrapped": folder / "stand-in-wrapped.pth", "safetensors": folder / "stand-in.safetensors"}
+    files = {
+        "pth": folder / "stand-in.pth",
+        "pth_compiled": folder / "stand-in-compiled.pth",
+        "pth_wrapped": folder / "stand-in-wrapped.pth",
+        "safetensors": folder / "stand-in.safetensors",
+    }
     torch.save(state, files["pth"])
     torch.save({"_orig_mod." + k: v for k, v in state.items()}, files["pth_compiled"])
     torch.save({"state_dict": {"module." + k: v for k, v in state.items()}}, files["pth_wrapped"])

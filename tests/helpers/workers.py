@@ -1,6 +1,7 @@
 """What the tests talk to a real worker on loopback with (tests/conftest.py's ``make_worker`` starts one): hand-made
 HTTP requests and raw socket reads, operations declared for tests of the worker itself (echo, slow), a count of model
 loads, and waits that fail with a reason instead of hanging."""
+
 from __future__ import annotations
 
 import http.client
@@ -71,17 +72,28 @@ class NoOptions:
 
 def _test_operation(name: str, inputs: tuple, run, options: type = NoOptions) -> operations.Operation:
     """A worker operation declared like a task, for tests of the worker itself (codec, jobs, queue)."""
-    task = Task(name, "test", options, inputs, (Port("result", "image", (1, 2, 3, 4)),), prepare=None, finish=None,
-                main=None)
-    return operations.Operation(name, task.inputs, task.outputs, lambda values: task.make_options(values, "worker"),
-                                lambda *args, warn=None: (run(*args), None), lambda: task.describe("worker"))
+    task = Task(
+        name, "test", options, inputs, (Port("result", "image", (1, 2, 3, 4)),), prepare=None, finish=None, main=None
+    )
+    return operations.Operation(
+        name,
+        task.inputs,
+        task.outputs,
+        lambda values: task.make_options(values, "worker"),
+        lambda *args, warn=None: (run(*args), None),
+        lambda: task.describe("worker"),
+    )
 
 
 def _echo_operation() -> operations.Operation:
     """image (grey or RGB) + alpha -> RGBA, exactly: what the codec must carry both ways."""
-    return _test_operation("echo", (Port("image", "image", (3,)), Port("alpha", "alpha")),
-                           lambda models, inputs, options, progress: {
-                               "result": np.concatenate([inputs["image"], inputs["alpha"][..., None]], axis=2)})
+    return _test_operation(
+        "echo",
+        (Port("image", "image", (3,)), Port("alpha", "alpha")),
+        lambda models, inputs, options, progress: {
+            "result": np.concatenate([inputs["image"], inputs["alpha"][..., None]], axis=2)
+        },
+    )
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Packaging: one version, every import declared, the catalog shipped as package data, and a built
 wheel and ``pip install .`` (not editable) that work in a clean virtual environment."""
+
 from __future__ import annotations
 
 import ast
@@ -47,8 +48,10 @@ def _imports(node: ast.AST, in_function: bool = False, guarded: bool = False):
     elif isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
         return  # for annotations only
     elif isinstance(node, ast.Try):
-        optional = guarded or any(h.type is not None and re.search(r"\b(ImportError|ModuleNotFoundError)\b", ast.unparse(h.type))
-                                  for h in node.handlers)
+        optional = guarded or any(
+            h.type is not None and re.search(r"\b(ImportError|ModuleNotFoundError)\b", ast.unparse(h.type))
+            for h in node.handlers
+        )
         for part in node.body:
             yield from _imports(part, in_function, optional)
         for part in node.handlers + node.orelse + node.finalbody:
@@ -84,10 +87,20 @@ def test_the_version_is_written_once():
     assert PYPROJECT["project"]["dynamic"] == ["version"] and "version" not in PYPROJECT["project"]
     assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "mattekit.__version__"}
     literal = re.compile(rf"""["']v?{re.escape(mattekit.__version__)}["']""")
-    files = [ROOT / "pyproject.toml", *(p for folder in ("core", "install", "gimp_plugin", "blender_addon")
-                                        for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".sh", ".toml"))]
-    written = [str(p.relative_to(ROOT)) for p in files if p not in (PACKAGE / "__init__.py", BLENDER_MANIFEST)
-               and literal.search(p.read_text(encoding="utf-8"))]
+    files = [
+        ROOT / "pyproject.toml",
+        *(
+            p
+            for folder in ("core", "install", "gimp_plugin", "blender_addon")
+            for p in (ROOT / folder).rglob("*")
+            if p.suffix in (".py", ".sh", ".toml")
+        ),
+    ]
+    written = [
+        str(p.relative_to(ROOT))
+        for p in files
+        if p not in (PACKAGE / "__init__.py", BLENDER_MANIFEST) and literal.search(p.read_text(encoding="utf-8"))
+    ]
     assert not written, f"the version written outside mattekit/__init__.py: {written}"
     assert importlib.metadata.version("mattekit") == mattekit.__version__  # the installed metadata agrees
 
@@ -112,11 +125,15 @@ def test_an_unreadable_catalog_is_a_sentence(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------------- clean installs
 
+
 def _run(args: list, cwd: Path, **env) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    result = subprocess.run([str(a) for a in args], cwd=cwd, env={**clean, **env}, capture_output=True, text=True,
-                            timeout=900)
-    assert result.returncode == 0, f"{' '.join(map(str, args))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    result = subprocess.run(
+        [str(a) for a in args], cwd=cwd, env={**clean, **env}, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, (
+        f"{' '.join(map(str, args))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result
 
 
@@ -165,17 +182,28 @@ def _check_installed(venv: Path, cwd: Path, shared: Path | None = None) -> None:
     where = _run([python, "-c", "import mattekit; print(mattekit.__file__)"], cwd=cwd).stdout.strip()
     assert Path(where).is_relative_to(venv), f"mattekit imported from {where}, not from the clean venv"
     assert {"py.typed", "__init__.pyi"} <= {p.name for p in Path(where).parent.iterdir()}  # read by type checkers
-    _run([python, "-c", "import importlib, pkgutil, mattekit\n"
-                        "for m in pkgutil.walk_packages(mattekit.__path__, 'mattekit.'):\n"
-                        "    if not m.name.endswith('__main__'): importlib.import_module(m.name)"],
-         cwd=cwd)
+    _run(
+        [
+            python,
+            "-c",
+            "import importlib, pkgutil, mattekit\n"
+            "for m in pkgutil.walk_packages(mattekit.__path__, 'mattekit.'):\n"
+            "    if not m.name.endswith('__main__'): importlib.import_module(m.name)",
+        ],
+        cwd=cwd,
+    )
     assert _run([exe, "--version"], cwd=cwd).stdout.strip() == f"mattekit {mattekit.__version__}"
     listing = _run([exe, "models", "list"], cwd=cwd, MATTEKIT_HOME=str(cwd / "home")).stdout
     assert listing.startswith("name") and "csnet-sod" in listing and "isnet-general-use" in listing
     if shared is not None:  # rembg's own u2netp.onnx, from the mirror, with the base install only (no extra)
         photo = shared / "data" / "grabcut50" / "im" / "teddy.jpg"
-        _run([exe, "remove", photo, "--model", "u2netp", "-o", cwd / "teddy.png"], cwd=cwd, MATTEKIT_HOME=str(cwd / "home"),
-             MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1")
+        _run(
+            [exe, "remove", photo, "--model", "u2netp", "-o", cwd / "teddy.png"],
+            cwd=cwd,
+            MATTEKIT_HOME=str(cwd / "home"),
+            MATTEKIT_MIRROR=str(shared / "weights"),
+            MATTEKIT_OFFLINE="1",
+        )
         assert (cwd / "teddy.png").stat().st_size > 0
 
 
@@ -192,8 +220,21 @@ def test_the_wheel_ships_the_typed_stub_and_py_typed(tmp_path):
     if not importlib.util.find_spec("setuptools"):
         pytest.skip("building offline needs setuptools in this environment (pip wheel --no-build-isolation)")
     source = _source_copy(tmp_path / "src")
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist",
-          source], cwd=tmp_path)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            tmp_path / "dist",
+            source,
+        ],
+        cwd=tmp_path,
+    )
     (wheel,) = (tmp_path / "dist").glob("mattekit-*.whl")
     with zipfile.ZipFile(wheel) as shipped:
         assert {"mattekit/py.typed", "mattekit/__init__.pyi"} <= set(shipped.namelist())
@@ -207,8 +248,10 @@ def test_built_wheel_and_pip_install_dot_work_in_a_clean_venv(clean_venv, tmp_pa
     outside.mkdir()
     python = clean_venv / "bin" / "python"
     offline_build = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []  # this setuptools
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *offline_build, "-w", source / "dist", source],
-         cwd=tmp_path)
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *offline_build, "-w", source / "dist", source],
+        cwd=tmp_path,
+    )
     (wheel,) = (source / "dist").glob("mattekit-*.whl")
     assert wheel.name.startswith(f"mattekit-{mattekit.__version__}-")
     _run([python, "-m", "pip", "install", "--quiet", wheel], cwd=outside, **_pip_env())

@@ -1,5 +1,6 @@
 """install/setup.py: the torch build per platform and driver, the venv's layout per OS, what it asks pip for and
 when (the stamp), its dry run with nvidia-smi emulated, and one sentence for a bad option."""
+
 from __future__ import annotations
 
 import os
@@ -19,25 +20,44 @@ setup = install_module("setup")
 CU = "https://download.pytorch.org/whl/"
 
 
-@pytest.mark.parametrize("platform, gpu, args, why, download", [
-    # Linux x86_64 without an NVIDIA GPU: PyPI's torch there is the CUDA build, so the CPU index
-    ("linux", None, ["torch==2.13.0", "--index-url", CU + "cpu"], "no NVIDIA GPU found", "0.2 GB"),
-    ("linux", ("NVIDIA H100 80GB HBM3", "580.65.06"), ["torch==2.13.0", "--index-url", CU + "cu130"],
-     "NVIDIA GPU NVIDIA H100 80GB HBM3, driver 580.65.06: installing torch==2.13.0 for CUDA (cu130 build)",
-     "3.5 GB"),
-    ("win32", ("NVIDIA GeForce RTX 4090", "576.02"), ["torch==2.13.0", "--index-url", CU + "cu128"], "cu128 build",
-     "3.0 GB"),
-    ("linux", ("Tesla T4", "535.104.05"), ["torch==2.13.0", "--index-url", CU + "cu126"], "cu126 build", "3.5 GB"),
-    ("win32", ("Tesla K80", "472.12"), ["torch==2.13.0", "--index-url", CU + "cpu"], "older than 525", "0.2 GB"),
-    ("win32", None, ["torch==2.13.0", "--index-url", CU + "cpu"], "the CPU build", "0.2 GB"),
-    ("darwin", None, ["torch==2.13.0"], "macOS: installing torch==2.13.0", "0.1 GB"),
-    ("darwin", ("NVIDIA GeForce GTX 1080", "418.163"), ["torch==2.13.0"], "MPS", "0.1 GB"),  # no CUDA build for macOS
-])
+@pytest.mark.parametrize(
+    "platform, gpu, args, why, download",
+    [
+        # Linux x86_64 without an NVIDIA GPU: PyPI's torch there is the CUDA build, so the CPU index
+        ("linux", None, ["torch==2.13.0", "--index-url", CU + "cpu"], "no NVIDIA GPU found", "0.2 GB"),
+        (
+            "linux",
+            ("NVIDIA H100 80GB HBM3", "580.65.06"),
+            ["torch==2.13.0", "--index-url", CU + "cu130"],
+            "NVIDIA GPU NVIDIA H100 80GB HBM3, driver 580.65.06: installing torch==2.13.0 for CUDA (cu130 build)",
+            "3.5 GB",
+        ),
+        (
+            "win32",
+            ("NVIDIA GeForce RTX 4090", "576.02"),
+            ["torch==2.13.0", "--index-url", CU + "cu128"],
+            "cu128 build",
+            "3.0 GB",
+        ),
+        ("linux", ("Tesla T4", "535.104.05"), ["torch==2.13.0", "--index-url", CU + "cu126"], "cu126 build", "3.5 GB"),
+        ("win32", ("Tesla K80", "472.12"), ["torch==2.13.0", "--index-url", CU + "cpu"], "older than 525", "0.2 GB"),
+        ("win32", None, ["torch==2.13.0", "--index-url", CU + "cpu"], "the CPU build", "0.2 GB"),
+        ("darwin", None, ["torch==2.13.0"], "macOS: installing torch==2.13.0", "0.1 GB"),
+        (
+            "darwin",
+            ("NVIDIA GeForce GTX 1080", "418.163"),
+            ["torch==2.13.0"],
+            "MPS",
+            "0.1 GB",
+        ),  # no CUDA build for macOS
+    ],
+)
 def test_the_torch_build_follows_the_platform_and_the_driver(platform, gpu, args, why, download):
     chosen, build, said = setup.torch_choice(platform, gpu)
     assert chosen == args and why in said
     assert setup.download_estimate(platform, build) == (
-        f"about {download} to download (an estimate for this build from recent torch releases)")
+        f"about {download} to download (an estimate for this build from recent torch releases)"
+    )
 
 
 def test_torch_index_and_spec_override_the_choice():
@@ -55,7 +75,9 @@ def _wheel(folder: Path, version: str) -> Path:
     info = f"torch-{version.split('+')[0]}.dist-info"
     with zipfile.ZipFile(path, "w") as wheel:
         wheel.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n")
-        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         wheel.writestr(f"{info}/RECORD", "")
     return path
 
@@ -77,8 +99,13 @@ def test_a_local_wheel_of_the_chosen_build_is_found_offline(tmp_path, monkeypatc
 
 
 def test_the_venvs_programs_per_os():
-    assert setup.venv_program(PureWindowsPath("C:/m/.venv"), "python", "win32") == PureWindowsPath("C:/m/.venv/Scripts/python.exe")
-    assert str(setup.venv_program(PureWindowsPath("C:/m/.venv"), "mattekit", "win32")) == "C:\\m\\.venv\\Scripts\\mattekit.exe"
+    assert setup.venv_program(PureWindowsPath("C:/m/.venv"), "python", "win32") == PureWindowsPath(
+        "C:/m/.venv/Scripts/python.exe"
+    )
+    assert (
+        str(setup.venv_program(PureWindowsPath("C:/m/.venv"), "mattekit", "win32"))
+        == "C:\\m\\.venv\\Scripts\\mattekit.exe"
+    )
     for platform in ("linux", "darwin"):
         assert setup.venv_program(PurePosixPath("/m/.venv"), "python", platform) == PurePosixPath("/m/.venv/bin/python")
     assert "Activate.ps1" in setup.activate_hint(PureWindowsPath("C:/m/.venv"), "win32")
@@ -87,14 +114,22 @@ def test_the_venvs_programs_per_os():
 
 def _run(root: Path, *args: str, path: str, **env: str) -> subprocess.CompletedProcess:
     """setup.py in a bare environment; pip's configuration files are left out unless ``env`` names one."""
-    return subprocess.run([sys.executable, str(root / "install" / "setup.py"), *args], capture_output=True, text=True,
-                          timeout=120, env={"PATH": path, "HOME": str(root), "PIP_CONFIG_FILE": os.devnull, **env})
+    return subprocess.run(
+        [sys.executable, str(root / "install" / "setup.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": path, "HOME": str(root), "PIP_CONFIG_FILE": os.devnull, **env},
+    )
 
 
-@pytest.mark.parametrize("gpu, expected", [
-    (None, "setup: dry run: pip install torch==2.13.0 --index-url " + CU + "cpu\n"),
-    ("NVIDIA H100 80GB HBM3, 580.65.06", "setup: dry run: pip install torch==2.13.0 --index-url " + CU + "cu130\n"),
-])
+@pytest.mark.parametrize(
+    "gpu, expected",
+    [
+        (None, "setup: dry run: pip install torch==2.13.0 --index-url " + CU + "cpu\n"),
+        ("NVIDIA H100 80GB HBM3, 580.65.06", "setup: dry run: pip install torch==2.13.0 --index-url " + CU + "cu130\n"),
+    ],
+)
 def test_the_dry_run_reads_nvidia_smi(tmp_path, gpu, expected):
     if gpu:
         (tmp_path / "nvidia-smi").write_text(f"#!/bin/sh\necho '{gpu}'\n")
@@ -114,7 +149,8 @@ def test_the_dry_run_takes_a_local_wheel_of_its_build(tmp_path):
     assert done.stdout == (
         f"setup: no NVIDIA GPU found (no nvidia-smi, or it lists none): installing torch==2.13.0, the CPU build, from "
         f"the local wheel {wheel} (pip's find-links): 0 MB, on this disk, no download\n"
-        f"setup: dry run: pip install {wheel}\n")
+        f"setup: dry run: pip install {wheel}\n"
+    )
 
 
 def test_a_bad_option_is_one_sentence(tmp_path):
@@ -142,8 +178,10 @@ def test_torch_first_then_the_project_once_until_pyproject_changes(tmp_path):
     asked = tmp_path / "asked.txt"
     python = tmp_path / ".venv" / "bin" / "python"
     python.parent.mkdir(parents=True)
-    python.write_text(f'#!/bin/sh\necho "$*" >> {asked}\n[ "$1" = -c ] && [ ! -e {tmp_path}/has-torch ] && exit 1\n'
-                      f'[ "$1" = -m ] && echo "$*" | grep -q torch== && touch {tmp_path}/has-torch\nexit 0\n')
+    python.write_text(
+        f'#!/bin/sh\necho "$*" >> {asked}\n[ "$1" = -c ] && [ ! -e {tmp_path}/has-torch ] && exit 1\n'
+        f'[ "$1" = -m ] && echo "$*" | grep -q torch== && touch {tmp_path}/has-torch\nexit 0\n'
+    )
     python.chmod(0o755)
     path = _tools(tmp_path / "tools", "grep", "touch")
 
@@ -151,14 +189,19 @@ def test_torch_first_then_the_project_once_until_pyproject_changes(tmp_path):
         asked.write_text("")
         done = _run(tmp_path, *args, path=path)
         assert done.returncode == 0, done.stderr
-        assert done.stdout.splitlines()[-1].startswith(f"mattekit is ready: {tmp_path}/.venv/bin/mattekit (run: source ")
+        assert done.stdout.splitlines()[-1].startswith(
+            f"mattekit is ready: {tmp_path}/.venv/bin/mattekit (run: source "
+        )
         calls = [line for line in asked.read_text().splitlines() if line.startswith("-m pip")]
         queries = [line for line in calls if "--dry-run" in line]  # a local wheel? asked offline
         assert all("--no-index" in line for line in queries) and len(queries) == pip_calls.queries
         return [line for line in calls if line not in queries]
 
     pip_calls.queries = 1
-    assert pip_calls() == [f"-m pip install --quiet torch==2.13.0 --index-url {CU}cpu", f"-m pip install --quiet -e {tmp_path}"]
+    assert pip_calls() == [
+        f"-m pip install --quiet torch==2.13.0 --index-url {CU}cpu",
+        f"-m pip install --quiet -e {tmp_path}",
+    ]
     pip_calls.queries = 0
     assert pip_calls() == []
     assert pip_calls("--dev") == [f"-m pip install --quiet -e {tmp_path}[dev]"]

@@ -1,5 +1,6 @@
 """Odd images, names, files, pipes and flags a user meets in the first hour each end in one sentence (or simply
 work), never "Internal error", and what needs no model is refused before a model loads."""
+
 from __future__ import annotations
 
 import os
@@ -43,6 +44,7 @@ def error_line(capsys) -> str:
 
 # ------------------------------------------------------------------ item 7: strips, long names, closed pipes
 
+
 def test_foreground_of_a_1x65535_strip_is_estimated():
     """Item 7: OpenCV's remap takes planes under 32767 px a side; the strip's levels are longer (it was "Internal
     error (error: OpenCV(...) remap ...)"). The strip's colours equal the same pixels solved as a column."""
@@ -72,8 +74,11 @@ def test_a_300_character_output_name_is_one_sentence_naming_the_limit(photo, tmp
     """Item 7: ENAMETOOLONG was "Internal error (OSError: [Errno 36] File name too long ...)"."""
     assert main(["enhance", str(photo), "-o", str(tmp_path / ("x" * 300 + ".png"))]) == 2
     message = error_line(capsys)
-    assert re.fullmatch(r"The output name x{40}\.\.\. is 304 bytes long, over the 241 a name may have here "
-                        r"\(255 less 14 for the temporary name it is written through\); choose a shorter -o\.", message)
+    assert re.fullmatch(
+        r"The output name x{40}\.\.\. is 304 bytes long, over the 241 a name may have here "
+        r"\(255 less 14 for the temporary name it is written through\); choose a shorter -o\.",
+        message,
+    )
     assert main(["enhance", str(tmp_path / ("z" * 300 + ".png"))]) == 2  # an input's name too
     assert error_line(capsys).endswith("z.png is longer than a file name may be here (255 bytes).")
     long_folder = tmp_path / ("y" * 300) / "out.png"
@@ -85,14 +90,20 @@ def test_a_closed_pipe_ends_quietly_with_the_status_of_sigpipe(photo):
     """Item 7: `mattekit enhance x -o - | true` printed "Internal error (BrokenPipeError ...)" and exit 1 (and then,
     exit 141 after 'wrote PNG to standard output', though nothing was)."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    done = subprocess.run(f"{sys.executable} -m mattekit enhance {photo} -o - | true; exit ${{PIPESTATUS[0]}}",
-                          shell=True, executable="/bin/bash", capture_output=True, env=env)
+    done = subprocess.run(
+        f"{sys.executable} -m mattekit enhance {photo} -o - | true; exit ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        env=env,
+    )
     err = done.stderr.decode()
     assert done.returncode == 141 and "error" not in err and "Traceback" not in err, err
     assert "wrote" not in err, err  # nothing reached standard output: no line says it was written
 
 
 # ------------------------------------------------------------------ item 8: special files and raw names
+
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "random", "loop", "broken"])
 def test_a_special_file_is_called_what_it_is(kind, tmp_path, capsys):
@@ -108,9 +119,13 @@ def test_a_special_file_is_called_what_it_is(kind, tmp_path, capsys):
     else:
         path.symlink_to(tmp_path / "gone.png")
     assert main(["enhance", str(path)]) == 2
-    expected = {"fifo": "is a FIFO, not an image file.", "device": "is a device, not an image file.",
-                "random": "is a device, not an image file.", "loop": "is a link loop.",
-                "broken": "is a broken link, pointing at nothing."}[kind]
+    expected = {
+        "fifo": "is a FIFO, not an image file.",
+        "device": "is a device, not an image file.",
+        "random": "is a device, not an image file.",
+        "loop": "is a link loop.",
+        "broken": "is a broken link, pointing at nothing.",
+    }[kind]
     assert error_line(capsys) == f"{path} {expected}"
 
 
@@ -124,8 +139,10 @@ def test_a_folder_run_names_the_special_files_it_skips(photo, tmp_path, capsys):
     assert main(["enhance", str(folder), "-o", str(tmp_path / "out")]) == 0
     lines = capsys.readouterr().err.splitlines()
     skipped = [line for line in lines if "Skipped" in line]
-    assert skipped == [f"mattekit: warning: Skipped 2 entries of {folder} that are not image files: b.png (a FIFO), "
-                       f"c.png (a link loop)."], lines
+    assert skipped == [
+        f"mattekit: warning: Skipped 2 entries of {folder} that are not image files: b.png (a FIFO), "
+        f"c.png (a link loop)."
+    ], lines
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
 
 
@@ -155,12 +172,15 @@ def test_a_fully_transparent_cut_out_is_written_with_one_warning_line(shared, tm
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     photo, cut = shared / "data/grabcut50/im/person1.jpg", tmp_path / "corner.png"
     run = [sys.executable, "-m", "mattekit", "remove", str(photo), "--model", "sinet-portrait", "--threads", "2"]
-    done = subprocess.run(run + ["--box", "0,0,40,40", "--hint-model", "none", "-o", str(cut)], capture_output=True,
-                          text=True)  # the segmentation model answers the box
+    done = subprocess.run(
+        run + ["--box", "0,0,40,40", "--hint-model", "none", "-o", str(cut)], capture_output=True, text=True
+    )  # the segmentation model answers the box
     assert done.returncode == 0, done.stderr
     warned = [line for line in done.stderr.splitlines() if "warning" in line]
-    assert warned == [f"mattekit: warning: {cut}: {IN_BOX}--point on the subject inside the box, or --model with "
-                      f"another model, or --hint-model at its default (SAM 2.1 answers a box)."], done.stderr
+    assert warned == [
+        f"mattekit: warning: {cut}: {IN_BOX}--point on the subject inside the box, or --model with "
+        f"another model, or --hint-model at its default (SAM 2.1 answers a box)."
+    ], done.stderr
     alpha = io.read_image(cut).pixels[..., 3]
     assert alpha.shape == (450, 600) and not alpha.any()
 
@@ -175,11 +195,14 @@ def test_the_python_api_warns_of_a_fully_transparent_result(shared, tmp_path, mo
     photo.symlink_to(shared / "data/grabcut50/im/person1.jpg")
     with pytest.warns(UserWarning) as caught:
         target = mattekit.remove_background(photo, model="sinet-portrait", box=(0, 0, 40, 40), hint_model="none")
-        alpha = mattekit.remove_background(io.read_image(photo).pixels, model="sinet-portrait", box=(0, 0, 40, 40),
-                                           hint_model="none", result="alpha")
+        alpha = mattekit.remove_background(
+            io.read_image(photo).pixels, model="sinet-portrait", box=(0, 0, 40, 40), hint_model="none", result="alpha"
+        )
     assert target == tmp_path / "photo_cutout.png" and not alpha.any()
-    tail = "point= on the subject inside the box, or model= with another model, or hint_model= at its default (SAM 2.1 " \
-           "answers a box)."
+    tail = (
+        "point= on the subject inside the box, or model= with another model, or hint_model= at its default (SAM 2.1 "
+        "answers a box)."
+    )
     assert [str(w.message) for w in caught] == [f"{target}: {IN_BOX}{tail}", IN_BOX[:1].upper() + IN_BOX[1:] + tail]
 
 
@@ -194,28 +217,39 @@ def test_after_a_box_the_empty_result_advises_what_else_may_find_the_subject_not
     empty = {task.outputs[0].name: np.zeros((4, 4, 4), np.float32)}
     with_sam = task.make_options({"box": "0,0,40,40"})
     assert transparent_note(task, empty, with_sam) == (
-        f"{IN_BOX}--point on the subject inside the box, or --hint-model none (the segmentation model answers the box).")
+        f"{IN_BOX}--point on the subject inside the box, or --hint-model none (the segmentation model answers the box)."
+    )
     assert "--box" not in transparent_note(task, empty, task.make_options({"box": "0,0,40,40", "hint_model": "none"}))
     assert transparent_note(task, empty, task.make_options({})) == (
-        f"{EMPTY}--model with another model, or --box around the subject or --point on it.")
+        f"{EMPTY}--model with another model, or --box around the subject or --point on it."
+    )
 
 
 # ------------------------------------------------------------------ item 15: the first export and one long image
+
 
 @pytest.mark.slow
 def test_the_first_onnx_export_is_announced_and_timed_without_carriage_returns_in_a_log(shared, tmp_path):
     """Item 15: the first `remove` after `models add` spent ~31 s exporting to ONNX with one bare line. The real CLI
     in a fresh home, stderr a pipe (a CI log): a line as the export starts (what, roughly how long), one with its
     time when done, no carriage return; the second run finds the export cached and says nothing of it."""
-    env = dict(os.environ, MATTEKIT_HOME=str(tmp_path / "home"), MATTEKIT_MIRROR=str(shared / "weights"),
-               MATTEKIT_OFFLINE="1", MATTEKIT_BACKEND="onnx", OMP_NUM_THREADS="2")
+    env = dict(
+        os.environ,
+        MATTEKIT_HOME=str(tmp_path / "home"),
+        MATTEKIT_MIRROR=str(shared / "weights"),
+        MATTEKIT_OFFLINE="1",
+        MATTEKIT_BACKEND="onnx",
+        OMP_NUM_THREADS="2",
+    )
     photo = shared / "data/grabcut50/im/person1.jpg"
     run = [sys.executable, "-m", "mattekit", "remove", str(photo), "--model", "sinet-portrait", "-o"]
     first = subprocess.run(run + [str(tmp_path / "a.png")], env=env, capture_output=True, text=True)
     assert first.returncode == 0 and "\r" not in first.stderr, first.stderr
     lines = first.stderr.splitlines()
-    assert lines[0] == ("mattekit: exporting sinet-portrait to ONNX once (seconds to a minute; cached for later "
-                        "runs)...") and len(lines) == 3, lines
+    assert (
+        lines[0] == ("mattekit: exporting sinet-portrait to ONNX once (seconds to a minute; cached for later runs)...")
+        and len(lines) == 3
+    ), lines
     assert re.fullmatch(r"mattekit: exported sinet-portrait to ONNX in \d+ s\.", lines[1]), lines
     assert lines[2] == f"mattekit: wrote {tmp_path / 'a.png'}"
     again = subprocess.run(run + [str(tmp_path / "b.png")], env=env, capture_output=True, text=True)
@@ -235,11 +269,14 @@ def test_one_image_that_takes_long_says_what_it_is_working_on(shared, tmp_path, 
     assert [line for line in capsys.readouterr().err.splitlines() if "working on" in line or "warning" in line] == []
     monkeypatch.setattr(files, "SLOW", 0.0)
     assert main(command + [str(tmp_path / "slow.png")]) == 0
-    assert capsys.readouterr().err.splitlines()[-2:] == [f"mattekit: working on {photo}...",
-                                                         f"mattekit: wrote {tmp_path / 'slow.png'}"]
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"mattekit: working on {photo}...",
+        f"mattekit: wrote {tmp_path / 'slow.png'}",
+    ]
 
 
 # ------------------------------------------------------------------ item 10: flags, info -, the worker's words
+
 
 def test_debug_after_the_command_is_accepted(photo, capsys):
     """Item 10: the error sentences say "rerun with --debug", and `mattekit info x.png --debug` was refused."""
@@ -254,6 +291,7 @@ def test_info_of_standard_input_is_a_user_error(capsys):
 
 
 # ------------------------------------------------------------------ item 11: checks before any model loads
+
 
 def test_a_point_outside_the_image_is_refused_before_any_model_loads(photo, no_weights, capsys):
     """Item 11: `--point 99999,5` was refused only after the model loaded (here: offline without weights, the
@@ -277,6 +315,7 @@ def test_an_unwritable_output_folder_is_refused_before_any_model_loads(photo, no
 
 # ------------------------------------------------------------------ items 12 and 14: missing weights
 
+
 def test_the_missing_default_says_its_fix_first_in_one_short_sentence(shared, tmp_path, monkeypatch, capsys):
     """Item 14: the error was one line of 900-1,100 characters with the fix last; item 12: the README's offline
     paragraph named a portrait model for photos in general, where the error gives the right fix."""
@@ -288,8 +327,10 @@ def test_the_missing_default_says_its_fix_first_in_one_short_sentence(shared, tm
     assert main(["remove", str(photo), "-o", str(tmp_path / "c.png")]) == 2
     message = error_line(capsys)
     fix = f"mattekit models add isnet-general-use {mirror}/isnet-general-use.imgly-fp16.onnx --derived"
-    assert message == (f"Register the mirror's converted copy with `{fix}`: the weights of isnet-general-use cannot be had "
-                       f"here (`mattekit models list --sources` shows where they are looked for).")
+    assert message == (
+        f"Register the mirror's converted copy with `{fix}`: the weights of isnet-general-use cannot be had "
+        f"here (`mattekit models list --sources` shows where they are looked for)."
+    )
     readme = (ROOT / "README.md").read_text()
     assert fix.replace(str(mirror), '"$MATTEKIT_MIRROR"') in readme and "--model sinet-portrait`" not in readme
     assert main(["remove", str(photo), "-o", str(tmp_path / "c.png"), "--debug"]) == 2

@@ -3,6 +3,7 @@ or EXR whose header is wrong, a frame cut short. Each is one sentence (the API's
 exit 2, the worker's error), nothing is written half, and the job resumes: once the plate is mended a re-run
 computes only the frames not yet done and leaves the written ones byte for byte. The plates are real frames written
 by OpenImageIO, then damaged as a disk, a copy or another program damages them."""
+
 from __future__ import annotations
 
 import struct
@@ -30,8 +31,10 @@ def oiio_plate(shared: Path, folder: Path, suffix: str, count: int = 6) -> str:
     """Real DAVIS frames, shrunk, written by OpenImageIO as ``folder/plate.1001<suffix>`` on: EXR half scene-linear,
     DPX 10-bit sRGB-encoded."""
     for i, path in enumerate(sorted((shared / "data" / "davis" / "im" / "dog").iterdir())[:count]):
-        write_frame(folder / f"plate.{1001 + i:04d}{suffix}",
-                    cv2.resize(read_image(path).pixels, SIZE, interpolation=cv2.INTER_AREA))
+        write_frame(
+            folder / f"plate.{1001 + i:04d}{suffix}",
+            cv2.resize(read_image(path).pixels, SIZE, interpolation=cv2.INTER_AREA),
+        )
     return str(folder / f"plate.####{suffix}")
 
 
@@ -47,7 +50,7 @@ def write_frame(path: Path, srgb: np.ndarray) -> None:
 def dpx_with(path: Path, offset: int, fmt: str, *values) -> None:
     """Overwrite header field(s) of DPX ``path`` (little-endian, as OpenImageIO writes it) at byte ``offset``."""
     data = bytearray(path.read_bytes())
-    data[offset:offset + struct.calcsize(fmt)] = struct.pack(fmt, *values)
+    data[offset : offset + struct.calcsize(fmt)] = struct.pack(fmt, *values)
     path.write_bytes(bytes(data))
 
 
@@ -60,35 +63,50 @@ def cut_short(path: Path) -> bytes:
 
 # ------------------------------------------------- refused before any model loads, nothing made
 
+
 def damage_header(folder: Path, case: str) -> str:
     """Damage frame 1004 of the plate in ``folder`` as ``case`` says; the sentence expected (a regex)."""
     exr, dpx = folder / "plate.1004.exr", folder / "plate.1004.dpx"
     if case == "exr-other-size":
         oiio_write(exr, [(np.zeros((120, 200, 3), np.float32), ["R", "G", "B"])], "half")
-        return (r"^Frame 1004 of .*plate\.####\.exr is 200x120 but frame 1001 is 214x120: "
-                r"every frame of a shot must have one size\.$")
+        return (
+            r"^Frame 1004 of .*plate\.####\.exr is 200x120 but frame 1001 is 214x120: "
+            r"every frame of a shot must have one size\.$"
+        )
     if case == "exr-header-cut-short":
         exr.write_bytes(exr.read_bytes()[:200])
-        return r"^Cannot read .*plate\.1004\.exr: it is damaged or truncated \(end of file attempting to read header\)\.$"
+        return (
+            r"^Cannot read .*plate\.1004\.exr: it is damaged or truncated \(end of file attempting to read header\)\.$"
+        )
     if case == "dpx-wrong-magic":
         dpx_with(dpx, 0, "4s", b"XXXX")
         return r"^.*plate\.1004\.dpx is not an image mattekit can read \(PNG, JPEG, TIFF, WebP, HEIC/HEIF, AVIF, EXR, DPX\)\.$"
     if case == "dpx-zero-size":  # pixels per line, lines per element
         dpx_with(dpx, 772, "<II", 0, 0)
-        return (r"^Cannot read .*plate\.1004\.dpx: it is damaged or truncated \(dpx image resolution must be at least "
-                r"1x1, but the file specified 0x0x1, 3 chans\)\.$")
+        return (
+            r"^Cannot read .*plate\.1004\.dpx: it is damaged or truncated \(dpx image resolution must be at least "
+            r"1x1, but the file specified 0x0x1, 3 chans\)\.$"
+        )
     if case == "dpx-huge-size":
         dpx_with(dpx, 772, "<II", 60000, 40000)
         return r"^Cannot read .*plate\.1004\.dpx: it is damaged or truncated \(dpx header claims a \d+ MB image from a \d+ byte file\)\.$"
     if case == "dpx-other-size":  # the original size (what the frame is) of another shot
         dpx_with(dpx, 1424, "<II", 320, 180)
-        return (r"^Frame 1004 of .*plate\.####\.dpx is 320x180 but frame 1001 is 214x120: "
-                r"every frame of a shot must have one size\.$")
+        return (
+            r"^Frame 1004 of .*plate\.####\.dpx is 320x180 but frame 1001 is 214x120: "
+            r"every frame of a shot must have one size\.$"
+        )
     raise AssertionError(case)
 
 
-HEADER_CASES = ["exr-other-size", "exr-header-cut-short", "dpx-wrong-magic", "dpx-zero-size", "dpx-huge-size",
-                "dpx-other-size"]
+HEADER_CASES = [
+    "exr-other-size",
+    "exr-header-cut-short",
+    "dpx-wrong-magic",
+    "dpx-zero-size",
+    "dpx-huge-size",
+    "dpx-other-size",
+]
 
 
 @pytest.mark.parametrize("case", HEADER_CASES)
@@ -100,7 +118,9 @@ def test_a_bad_header_or_a_size_change_is_one_sentence_before_anything(shared, m
     out = tmp_path / "out"
     with pytest.raises(InputError, match=expected):
         roto.RotoJob(spec(plate, str(out / "m.####.png")))
-    with pytest.raises(InputError, match=expected):  # the temporal windows of 1002 and 1003 (radius 1, 2 passes) reach it
+    with pytest.raises(
+        InputError, match=expected
+    ):  # the temporal windows of 1002 and 1003 (radius 1, 2 passes) reach it
         roto.RotoJob(spec(plate, str(out / "m.####.png"), frames="1001-1003"))
     assert not out.exists()
     job = roto.RotoJob(spec(plate, str(out / "m.####.png"), frames="1001-1003", temporal=False))  # none reaches it
@@ -110,8 +130,11 @@ def test_a_bad_header_or_a_size_change_is_one_sentence_before_anything(shared, m
 def test_a_layered_exr_plate_passes_the_header_check(tmp_path):
     """The header check reads a plate as roto reads its pixels: a layered EXR's colour layer (``beauty.R``...)."""
     for frame in (1, 2):
-        oiio_write(tmp_path / f"f.{frame:04d}.exr",
-                   [(np.full((16, 32, 4), 0.5, np.float32), ["beauty.R", "beauty.G", "beauty.B", "beauty.A"])], "half")
+        oiio_write(
+            tmp_path / f"f.{frame:04d}.exr",
+            [(np.full((16, 32, 4), 0.5, np.float32), ["beauty.R", "beauty.G", "beauty.B", "beauty.A"])],
+            "half",
+        )
     plate = open_plate(str(tmp_path / "f.####.exr"))
     plate.check_frames([1, 2])
     assert plate.read(2).pixels.shape == (16, 32, 4)
@@ -125,8 +148,11 @@ def test_a_missing_frame_is_refused_and_the_others_run_with_skip_missing(shared,
     kept = gone.read_bytes()
     gone.unlink()
     out = tmp_path / "out"
-    with pytest.raises(MissingFramesError, match=r"^1 frame\(s\) of .*plate\.####\.exr are missing: 1003 "
-                                                 r"\(use --skip-missing to process the others\)\.$"):
+    with pytest.raises(
+        MissingFramesError,
+        match=r"^1 frame\(s\) of .*plate\.####\.exr are missing: 1003 "
+        r"\(use --skip-missing to process the others\)\.$",
+    ):
         roto.RotoJob(spec(plate, str(out / "m.####.png")))
     assert not out.exists()
     summary = roto.RotoJob(spec(plate, str(out / "m.####.png"), temporal=False, skip_missing=True)).run()
@@ -136,22 +162,30 @@ def test_a_missing_frame_is_refused_and_the_others_run_with_skip_missing(shared,
     summary = roto.RotoJob(spec(plate, str(out / "m.####.png"), temporal=False)).run()
     assert summary.computed == [1003] and summary.skipped == [1001, 1002, 1004, 1005]
     after = files_of(out)
-    assert {name: after[name] for name in before if name.endswith(".png")} == \
-        {name: data for name, data in before.items() if name.endswith(".png")}
+    assert {name: after[name] for name in before if name.endswith(".png")} == {
+        name: data for name, data in before.items() if name.endswith(".png")
+    }
 
 
 # ------------------------------------------------- found mid-run: the frames before it stay
 
-@pytest.mark.parametrize("suffix, radius, written", [
-    pytest.param(".exr", 0, 3, id="exr"), pytest.param(".dpx", 0, 3, id="dpx", marks=pytest.mark.slow),
-    pytest.param(".png", 0, 3, id="png", marks=pytest.mark.slow),
-    pytest.param(".exr", 1, 1, id="exr-temporal", marks=pytest.mark.slow)])  # (each 1-2 s: three in --full only)
+
+@pytest.mark.parametrize(
+    "suffix, radius, written",
+    [
+        pytest.param(".exr", 0, 3, id="exr"),
+        pytest.param(".dpx", 0, 3, id="dpx", marks=pytest.mark.slow),
+        pytest.param(".png", 0, 3, id="png", marks=pytest.mark.slow),
+        pytest.param(".exr", 1, 1, id="exr-temporal", marks=pytest.mark.slow),
+    ],
+)  # (each 1-2 s: three in --full only)
 def test_a_frame_cut_short_stops_the_run_after_the_frames_before_it(shared, mirror, tmp_path, suffix, radius, written):
     """A frame whose header reads but whose pixels are cut short stops the job when it is reached, in one sentence
     naming it; the frames before it are written whole and journaled (with the temporal filter, those whose window
     reaches the bad frame wait for it), and once it is mended a re-run computes only the rest, the others untouched."""
     if suffix == ".png":
         from plates import make_plate
+
         plate = make_plate(shared, tmp_path / "plate", 6, size=SIZE)
     else:
         plate = oiio_plate(shared, tmp_path / "plate", suffix)
@@ -165,7 +199,8 @@ def test_a_frame_cut_short_stops_the_run_after_the_frames_before_it(shared, mirr
     done = [1001 + i for i in range(written)]  # radius 1, 2 passes: frames 1002 and 1003 wait for 1004
     before = files_of(out)
     assert sorted(p.name for p in out.iterdir()) == [".m.mattekit-journal"] + [f"m.{f}.png" for f in done] + [
-        "m.mattekit.json"]  # the journal's folder, the mattes, the manifest: no temporary, nothing half
+        "m.mattekit.json"
+    ]  # the journal's folder, the mattes, the manifest: no temporary, nothing half
     assert roto.RotoJob(spec(plate, str(out / "m.####.png"), **options)).finished() == set(done)
     damaged.write_bytes(whole)
     summary = roto.RotoJob(spec(plate, str(out / "m.####.png"), **options)).run()
@@ -182,20 +217,38 @@ def test_the_cli_says_one_sentence_and_exits_2(shared, tmp_path):
     odd = tmp_path / "plate" / "plate.1005.exr"
     right = odd.read_bytes()
     damage_header(tmp_path / "plate", "exr-other-size")  # frame 1004
-    args = [sys.executable, "-m", "mattekit", "roto", plate, "-o", str(tmp_path / "out" / "m.####.png"),
-            "--model", MODEL, "--device", "cpu", "--threads", "1", "--no-temporal"]
+    args = [
+        sys.executable,
+        "-m",
+        "mattekit",
+        "roto",
+        plate,
+        "-o",
+        str(tmp_path / "out" / "m.####.png"),
+        "--model",
+        MODEL,
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--no-temporal",
+    ]
     env = dict(__import__("os").environ, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1")
     first = subprocess.run(args, capture_output=True, text=True, timeout=180, env=env)
     assert first.returncode == 2 and "Traceback" not in first.stderr, first.stderr
-    assert first.stderr.strip().splitlines()[-1] == (f"mattekit: error: Frame 1004 of {plate} is 200x120 but frame 1001 "
-                                                     "is 214x120: every frame of a shot must have one size.")
+    assert first.stderr.strip().splitlines()[-1] == (
+        f"mattekit: error: Frame 1004 of {plate} is 200x120 but frame 1001 "
+        "is 214x120: every frame of a shot must have one size."
+    )
     assert not (tmp_path / "out").exists()
     (tmp_path / "plate" / "plate.1004.exr").write_bytes(right)
     cut_short(odd)
     second = subprocess.run(args, capture_output=True, text=True, timeout=180, env=env)
     assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr
-    assert second.stderr.strip().splitlines()[-1] == (f"mattekit: error: Cannot read {odd}: it is damaged or truncated "
-                                                      "(some scanline chunks were missing or corrupted).")
+    assert second.stderr.strip().splitlines()[-1] == (
+        f"mattekit: error: Cannot read {odd}: it is damaged or truncated "
+        "(some scanline chunks were missing or corrupted)."
+    )
     assert sorted(p.name for p in (tmp_path / "out").glob("m.*.png")) == [f"m.{f}.png" for f in range(1001, 1005)]
 
 
@@ -207,8 +260,13 @@ def test_the_worker_says_what_the_job_says(shared, mirror, make_worker, tmp_path
     plate = oiio_plate(shared, tmp_path / "plate", ".exr", count=4)
     right = (tmp_path / "plate" / "plate.1004.exr").read_bytes()
     damage_header(tmp_path / "plate", "exr-other-size")
-    options = {"plate": plate, "output": str(tmp_path / "out" / "m.####.png"), "model": MODEL, "device": "cpu",
-               "temporal": False}
+    options = {
+        "plate": plate,
+        "output": str(tmp_path / "out" / "m.####.png"),
+        "model": MODEL,
+        "device": "cpu",
+        "temporal": False,
+    }
     _, worker = make_worker(allow_dirs=[str(tmp_path)])
     with pytest.raises(InputError) as job_error:
         roto.RotoJob(spec(plate, options["output"], temporal=False))

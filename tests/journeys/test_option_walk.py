@@ -8,6 +8,7 @@ offline, with no mirror and an empty cache, so a model load would end in the off
 case that ends there checked too late. The Python API and the worker's option check walk the same values
 in their own spelling of the option names.
 """
+
 from __future__ import annotations
 
 import re
@@ -101,10 +102,14 @@ def _cases() -> list[Case]:
                 found += [Case(task.name, f"--{port.name.replace('_', '-')}", "", v) for v in (MISSING, DEVICE)]
         if "threads" not in task.option_table():  # roto declares its --threads
             found += [Case(task.name, "--threads", "", v) for v in ("abc", "0", "1025")]
-        found += [Case(task.name, "-o", "", v) for v in (("a.png", "a.png/inside.png") if task.name != "roto"
-                                                        else ("a.png/m.####.png",))]
-    found += [Case("roto", flag, "", v) for flag, v in (("--chunk", "abc"), ("--chunk", "-1"), ("--chunk-index", "0"),
-                                                        ("--ray-workers", "0"))]
+        found += [
+            Case(task.name, "-o", "", v)
+            for v in (("a.png", "a.png/inside.png") if task.name != "roto" else ("a.png/m.####.png",))
+        ]
+    found += [
+        Case("roto", flag, "", v)
+        for flag, v in (("--chunk", "abc"), ("--chunk", "-1"), ("--chunk-index", "0"), ("--ray-workers", "0"))
+    ]
     return found
 
 
@@ -150,7 +155,7 @@ def one_sentence(text: str) -> str:
     assert len(lines) == 1, f"not one line: {text!r}"
     line = lines[0]
     assert line.startswith("mattekit: error: ") and line.endswith("."), line
-    assert not re.search(r"[.;:!?] [A-Z][a-z]", line[len("mattekit: error: "):]), f"more than one sentence: {line}"
+    assert not re.search(r"[.;:!?] [A-Z][a-z]", line[len("mattekit: error: ") :]), f"more than one sentence: {line}"
     assert "Internal error" not in line and "Traceback" not in text, line
     return line
 
@@ -230,8 +235,13 @@ def test_api_refuses_the_walk_in_its_own_words(offline):
         except (OptionError, MattekitError) as exc:
             message = str(exc)
             named = case.name in message or str(case.value) in message or Path(str(value)).name in message
-            if (not named or cli_words(message, case.task) or "\n" in message or not message.endswith(".")
-                    or any(words in message for words in AT_MODEL_LOAD)):
+            if (
+                not named
+                or cli_words(message, case.task)
+                or "\n" in message
+                or not message.endswith(".")
+                or any(words in message for words in AT_MODEL_LOAD)
+            ):
                 failures.append(f"{case.id}: {message}")
         else:
             failures.append(f"{case.id}: accepted")
@@ -244,14 +254,22 @@ def test_worker_option_check_refuses_the_walk_in_its_words(offline):
     failures, tried = [], 0
     for case in (c for c in API_CASES if "worker" in c.hosts):
         value = _api_value(case, offline)
-        values = {"plate": str(offline / PLATE), "output": str(offline / "out" / "m.####.png")} if case.task == "roto" else {}
+        values = (
+            {"plate": str(offline / PLATE), "output": str(offline / "out" / "m.####.png")}
+            if case.task == "roto"
+            else {}
+        )
         values[case.name] = value
         tried += 1
         try:
             offered[case.task].make_options(values)
         except OptionError as exc:
             message = str(exc)
-            if not (case.name in message or str(case.value) in message) or cli_words(message, case.task) or "\n" in message:
+            if (
+                not (case.name in message or str(case.value) in message)
+                or cli_words(message, case.task)
+                or "\n" in message
+            ):
                 failures.append(f"{case.id}: {message}")
         except Exception as exc:  # noqa: BLE001 - anything else reaches the user as an internal error
             failures.append(f"{case.id}: {type(exc).__name__}: {exc}")
@@ -266,11 +284,18 @@ def test_the_walk_gives_every_declared_option_a_bad_value(capsys):
     walked = {(c.task, c.flag) for c in CASES}
     declared = registry.declarations()
     assert {"remove", "matte", "upscale", "bokeh", "enhance", "roto"} <= set(declared)
-    unwalked = [f"{task.name} {option.flag}" for task in declared.values() for option in task.declared
-                if ("cli" in option.hosts or "api" in option.hosts) and option.type is not bool
-                and (task.name, option.flag) not in walked]
+    unwalked = [
+        f"{task.name} {option.flag}"
+        for task in declared.values()
+        for option in task.declared
+        if ("cli" in option.hosts or "api" in option.hosts)
+        and option.type is not bool
+        and (task.name, option.flag) not in walked
+    ]
     assert not unwalked, f"declared options the walk gives no bad value: {unwalked}"
     assert all({(name, "-o"), (name, "--threads")} <= walked for name in declared)
     with capsys.disabled():
-        print(f"\nbad-option walk: {len(CASES)} cases = {len(walked)} options x bad values "
-              f"({len({str(c.value) for c in CASES})} distinct values); {len(set(SKIPPED))} boolean flags skipped")
+        print(
+            f"\nbad-option walk: {len(CASES)} cases = {len(walked)} options x bad values "
+            f"({len({str(c.value) for c in CASES})} distinct values); {len(set(SKIPPED))} boolean flags skipped"
+        )

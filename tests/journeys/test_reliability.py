@@ -7,6 +7,7 @@ The fast part (default run) is two folder runs over a handful of files; the full
 per task over all of it (each file's outcome read from that run's lines), each bad file alone once, and it prints
 per task the files tried, succeeded, clean errors, tracebacks, hangs and the run's peak RSS.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,6 +47,7 @@ TASK_ARGS = {  # every CLI task with an offline model (depth has no weights in t
 
 # ----------------------------------------------------------------------------------- the corpus
 
+
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -53,23 +55,40 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def _declared_png(width: int, height: int) -> bytes:
     """A tiny PNG whose header declares width x height grey pixels (its data is one empty row)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _declared_tiff(width: int, height: int) -> bytes:
     """A TIFF directory declaring width x height 8-bit grey pixels in a 1-byte strip."""
-    tags = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
-            (273, 4, 1, 8), (277, 3, 1, 1), (278, 4, 1, height), (279, 4, 1, 1)]
+    tags = [
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, 1, 8),
+        (259, 3, 1, 1),
+        (262, 3, 1, 1),
+        (273, 4, 1, 8),
+        (277, 3, 1, 1),
+        (278, 4, 1, height),
+        (279, 4, 1, 1),
+    ]
     out = b"II*\x00" + struct.pack("<I", 9) + b"\0" + struct.pack("<H", len(tags))
     for tag, kind, count, value in tags:
-        out += struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value))
+        out += struct.pack("<HHI", tag, kind, count) + (
+            struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+        )
     return out + struct.pack("<I", 0)
 
 
 def _exr(path: Path, planes: dict, **header) -> None:
-    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, **header},
-                 {k: np.ascontiguousarray(v, np.float32) for k, v in planes.items()}).write(str(path))
+    OpenEXR.File(
+        {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, **header},
+        {k: np.ascontiguousarray(v, np.float32) for k, v in planes.items()},
+    ).write(str(path))
 
 
 def make_corpus(folder: Path, only: set[str] | None = None) -> dict[str, bool]:
@@ -92,12 +111,26 @@ def make_corpus(folder: Path, only: set[str] | None = None) -> dict[str, bool]:
     add("strip_2x3000.png", True, lambda p: io.write_image(p, rng.random((2, 3000, 3)).astype(np.float32)))
     add("strip_3000x2.png", True, lambda p: io.write_image(p, rng.random((3000, 2, 3)).astype(np.float32)))
     add("cmyk.jpg", True, lambda p: Image.fromarray((photo * 255).astype(np.uint8)).convert("CMYK").save(p))
-    add("palette.png", True, lambda p: Image.fromarray((photo * 255).astype(np.uint8)).quantize(16).save(p, transparency=0))
+    add(
+        "palette.png",
+        True,
+        lambda p: Image.fromarray((photo * 255).astype(np.uint8)).quantize(16).save(p, transparency=0),
+    )
     add("deep16.png", True, lambda p: io.write_image(p, photo, bit_depth=16))
     add("grey16.tif", True, lambda p: Image.fromarray((photo[..., 0] * 65535).astype(np.uint16)).save(p))
     add("float_rgb.tif", True, lambda p: __import__("cv2").imwrite(str(p), photo))
-    add("nan.exr", True, lambda p: _exr(p, {"R": np.where(photo[..., 0] > 0.5, np.nan, 1e6), "G": photo[..., 1] * -5,
-                                             "B": np.full(photo.shape[:2], np.inf)}))
+    add(
+        "nan.exr",
+        True,
+        lambda p: _exr(
+            p,
+            {
+                "R": np.where(photo[..., 0] > 0.5, np.nan, 1e6),
+                "G": photo[..., 1] * -5,
+                "B": np.full(photo.shape[:2], np.inf),
+            },
+        ),
+    )
     frames = [Image.fromarray((photo * 255 * k / 3).astype(np.uint8)) for k in (1, 2, 3)]
     add("animated.gif", True, lambda p: frames[0].save(p, save_all=True, append_images=frames[1:], duration=50))
     add("animated.webp", True, lambda p: frames[0].save(p, save_all=True, append_images=frames[1:], duration=50))
@@ -114,8 +147,11 @@ def make_corpus(folder: Path, only: set[str] | None = None) -> dict[str, bool]:
     add("truncated.exr", False, lambda p: (_exr(p, {"R": photo[..., 0]}), p.write_bytes(p.read_bytes()[:200])))
     add("declared_65535x65535.png", False, lambda p: p.write_bytes(_declared_png(65535, 65535)))
     add("declared_200000x200000.tif", False, lambda p: p.write_bytes(_declared_tiff(200000, 200000)))
-    add("display_60000x60000.exr", False, lambda p: _exr(p, {"R": photo[:4, :4, 0]}, dataWindow=((0, 0), (3, 3)),
-                                                          displayWindow=((0, 0), (59999, 59999))))
+    add(
+        "display_60000x60000.exr",
+        False,
+        lambda p: _exr(p, {"R": photo[:4, :4, 0]}, dataWindow=((0, 0), (3, 3)), displayWindow=((0, 0), (59999, 59999))),
+    )
     add("random_bytes.png", False, lambda p: p.write_bytes(rng.bytes(5000)))
     add("text.jpg", False, lambda p: p.write_text("not an image\n"))
     add("html.webp", False, lambda p: p.write_text("<html><body>hello</body></html>\n"))
@@ -143,6 +179,7 @@ def _listed(path: Path) -> bool:
 
 
 # ----------------------------------------------------------------------------------- capped runs
+
 
 @dataclass
 class Run:
@@ -182,8 +219,13 @@ def run_capped(argv: list[str], env: dict, timeout: float = TIMEOUT) -> Run:
 def _env(shared: Path, home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MATTEKIT_")}
     repo_core = str(Path(__file__).resolve().parents[2] / "core")
-    env.update(MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1", MATTEKIT_HOME=str(home),
-               OMP_NUM_THREADS="1", PYTHONPATH=repo_core + os.pathsep + env.get("PYTHONPATH", ""))
+    env.update(
+        MATTEKIT_MIRROR=str(shared / "weights"),
+        MATTEKIT_OFFLINE="1",
+        MATTEKIT_HOME=str(home),
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=repo_core + os.pathsep + env.get("PYTHONPATH", ""),
+    )
     return env
 
 
@@ -198,8 +240,9 @@ def lines(stderr: str) -> list[str]:
 
 def noise(stderr: str) -> list[str]:
     """Lines that are not mattekit's own (tracebacks, library messages, warnings with source paths)."""
-    return [line for line in lines(stderr) if not line.startswith("mattekit: ")
-            and not re.match(r"^\s*\d+%\|", line)]  # the progress bar of folder runs
+    return [
+        line for line in lines(stderr) if not line.startswith("mattekit: ") and not re.match(r"^\s*\d+%\|", line)
+    ]  # the progress bar of folder runs
 
 
 def check_single(run: Run, out: Path, valid: bool, what: str) -> str:
@@ -211,7 +254,9 @@ def check_single(run: Run, out: Path, valid: bool, what: str) -> str:
         assert not errors and out.is_file(), f"{what}: exit 0 but {run.stderr!r}"
         assert valid, f"{what}: an invalid input was accepted"
         return "ok"
-    assert run.returncode == 2 and len(errors) == 1 and errors[0].endswith("."), f"{what}: exit {run.returncode}:\n{run.stderr}"
+    assert run.returncode == 2 and len(errors) == 1 and errors[0].endswith("."), (
+        f"{what}: exit {run.returncode}:\n{run.stderr}"
+    )
     assert not valid, f"{what}: a valid image failed: {errors[0]}"
     assert not out.exists()
     return "error"
@@ -219,8 +264,16 @@ def check_single(run: Run, out: Path, valid: bool, what: str) -> str:
 
 # ----------------------------------------------------------------------------------- fast part
 
-FAST = {"photo.png", "strip_2x3000.png", "animated.webp", "empty.png", "truncated.png",
-        "declared_65535x65535.png", "display_60000x60000.exr", "folder.png"}
+FAST = {
+    "photo.png",
+    "strip_2x3000.png",
+    "animated.webp",
+    "empty.png",
+    "truncated.png",
+    "declared_65535x65535.png",
+    "display_60000x60000.exr",
+    "folder.png",
+}
 
 
 @pytest.mark.needs_data
@@ -248,6 +301,7 @@ def test_a_folder_of_hostile_files_under_the_cap(task, tmp_path, shared):
 
 # ----------------------------------------------------------------------------------- the full corpus
 
+
 @pytest.fixture
 def full_corpus(tmp_path):
     """(folder, {name: valid}, hashes before any run) of the whole corpus."""
@@ -264,8 +318,10 @@ def output_stems(names: list[str]) -> dict[str, str]:
     """{input name: the stem of its output in a ``-o FOLDER`` run}: inputs of one folder sharing a stem get their
     extension in it (``photo_png``), as :func:`mattekit.io.naming.plan_outputs` names them."""
     stems = [Path(n).stem.lower() for n in names]
-    return {n: f"{Path(n).stem}_{Path(n).suffix[1:].lower()}" if stems.count(Path(n).stem.lower()) > 1 else Path(n).stem
-            for n in names}
+    return {
+        n: f"{Path(n).stem}_{Path(n).suffix[1:].lower()}" if stems.count(Path(n).stem.lower()) > 1 else Path(n).stem
+        for n in names
+    }
 
 
 def check_each_file(run: Run, out: Path, corpus: dict[str, bool], corpus_dir: Path, what: str) -> dict[str, str]:
@@ -285,7 +341,7 @@ def check_each_file(run: Run, out: Path, corpus: dict[str, bool], corpus_dir: Pa
         errors = [line for line in lines(run.stderr) if line.startswith(f"mattekit: error: {path}: ")]
         outputs = [n for n in written if Path(n).stem == stems[name]]
         if errors:
-            sentence = errors[0][len(f"mattekit: error: {path}: "):]
+            sentence = errors[0][len(f"mattekit: error: {path}: ") :]
             assert len(errors) == 1 and sentence.endswith("."), f"{what} {name}: {errors}"
             assert not sentence.startswith(("Internal error", "Out of memory")), f"{what} {name}: {sentence}"
             assert not valid, f"{what} {name}: a valid image failed: {sentence}"
@@ -299,7 +355,7 @@ def check_each_file(run: Run, out: Path, corpus: dict[str, bool], corpus_dir: Pa
     summary = [line for line in lines(run.stderr) if line.startswith("mattekit: ") and " images failed: " in line]
     head = f"mattekit: {len(bad)} of {len(corpus)} images failed: "
     assert len(summary) == 1 and summary[0].startswith(head), (what, head, summary)
-    assert sorted(summary[0][len(head):].split(", ")) == sorted(str(corpus_dir / n) for n in bad), (what, summary)
+    assert sorted(summary[0][len(head) :].split(", ")) == sorted(str(corpus_dir / n) for n in bad), (what, summary)
     assert run.returncode == 1, f"{what}: exit {run.returncode}"
     return outcome
 
@@ -316,14 +372,19 @@ def test_every_corpus_file_through_every_task(task, tmp_path, shared, full_corpu
     unlisted = [name for name in files if not _listed(corpus_dir / name)]
     assert unlisted == ["animated.gif"], unlisted  # a folder run leaves GIF out: named itself here
     out = tmp_path / "out"
-    run = run_capped(_mattekit(task, shared) + [str(corpus_dir)] + [str(corpus_dir / n) for n in unlisted]
-                     + ["-o", str(out)], _env(shared, tmp_path / "home"), timeout=RUN_TIMEOUT)
+    run = run_capped(
+        _mattekit(task, shared) + [str(corpus_dir)] + [str(corpus_dir / n) for n in unlisted] + ["-o", str(out)],
+        _env(shared, tmp_path / "home"),
+        timeout=RUN_TIMEOUT,
+    )
     outcome = check_each_file(run, out, files, corpus_dir, task)
     assert _hashes(corpus_dir) == before
     assert run.peak_kb * 1024 < CAP
-    print(f"\ncorpus through {task} in one run under RLIMIT_AS = {CAP >> 30} GiB: {len(outcome)} files tried, "
-          f"{list(outcome.values()).count('ok')} ok, {list(outcome.values()).count('error')} clean errors, "
-          f"0 tracebacks, 0 hangs; peak RSS {run.peak_kb / 1024:.0f} MiB, {run.seconds:.0f} s")
+    print(
+        f"\ncorpus through {task} in one run under RLIMIT_AS = {CAP >> 30} GiB: {len(outcome)} files tried, "
+        f"{list(outcome.values()).count('ok')} ok, {list(outcome.values()).count('error')} clean errors, "
+        f"0 tracebacks, 0 hangs; peak RSS {run.peak_kb / 1024:.0f} MiB, {run.seconds:.0f} s"
+    )
 
 
 @pytest.mark.slow
@@ -354,8 +415,18 @@ def test_every_worker_operation_on_degenerate_shapes(tmp_path, shared):
 
     env = _env(shared, tmp_path / "home")
     state = tmp_path / "state" / "worker.json"
-    argv = [sys.executable, "-m", "mattekit", "serve", "--state-file", str(state), "--allow-dir", str(tmp_path),
-            "--idle-timeout", "600"]
+    argv = [
+        sys.executable,
+        "-m",
+        "mattekit",
+        "serve",
+        "--state-file",
+        str(state),
+        "--allow-dir",
+        str(tmp_path),
+        "--idle-timeout",
+        "600",
+    ]
     err = open(tmp_path / "serve.err", "wb")
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env, preexec_fn=_cap)
     try:
@@ -369,8 +440,11 @@ def test_every_worker_operation_on_degenerate_shapes(tmp_path, shared):
         for op in worker.schema()["operations"]:
             if op["name"] == "roto":
                 continue  # paths, not pixels: its confinement and bad paths are tested in test_server.py
-            options = {name: "csnet-sod" for name, spec in op["options"].items()  # a task or a list of tasks
-                       if "segment" in ([spec["model"]] if isinstance(spec.get("model"), str) else spec.get("model") or [])}
+            options = {
+                name: "csnet-sod"
+                for name, spec in op["options"].items()  # a task or a list of tasks
+                if "segment" in ([spec["model"]] if isinstance(spec.get("model"), str) else spec.get("model") or [])
+            }
             if op["name"] == "bokeh":
                 options["mask_only"] = True
             if op["name"] == "matte":
@@ -378,9 +452,16 @@ def test_every_worker_operation_on_degenerate_shapes(tmp_path, shared):
             if op["name"] == "upscale":
                 options["model"] = "rfdn-x4"  # the worker takes no weights path; the shared animevideov3 is a re-export
             for h, w in SHAPES:
-                inputs = {p["name"]: client.Pixels((rng.random((h, w, max(p["channels"]))) * 255).astype(np.uint8).tobytes(),
-                                                   w, h, max(p["channels"]))
-                          for p in op["inputs"] if not p["optional"]}
+                inputs = {
+                    p["name"]: client.Pixels(
+                        (rng.random((h, w, max(p["channels"]))) * 255).astype(np.uint8).tobytes(),
+                        w,
+                        h,
+                        max(p["channels"]),
+                    )
+                    for p in op["inputs"]
+                    if not p["optional"]
+                }
                 try:
                     worker.run(op["name"], inputs, options)
                     outcome = "ok"
@@ -403,8 +484,11 @@ def test_every_worker_operation_on_degenerate_shapes(tmp_path, shared):
         err.close()
     log = (tmp_path / "serve.err").read_text()
     assert "Traceback" not in log, log
-    print(f"\nworker operations under RLIMIT_AS = {CAP >> 30} GiB on shapes {SHAPES}: "
-          + json.dumps(counts) + f"; first errors: {json.dumps(reasons)}; children's peak RSS {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MiB")
+    print(
+        f"\nworker operations under RLIMIT_AS = {CAP >> 30} GiB on shapes {SHAPES}: "
+        + json.dumps(counts)
+        + f"; first errors: {json.dumps(reasons)}; children's peak RSS {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MiB"
+    )
 
 
 def _address(state: Path) -> tuple[str, str]:
@@ -412,8 +496,9 @@ def _address(state: Path) -> tuple[str, str]:
     return data["url"], data["token"]
 
 
-@pytest.mark.parametrize("command", [["remove", "IN"], ["upscale", "IN"], ["enhance", "IN"], ["serve"],
-                                     ["bench", "speed", "--no-rembg"]])
+@pytest.mark.parametrize(
+    "command", [["remove", "IN"], ["upscale", "IN"], ["enhance", "IN"], ["serve"], ["bench", "speed", "--no-rembg"]]
+)
 @pytest.mark.parametrize("count", ["0", "-1", "100000"])
 def test_threads_out_of_range_is_one_sentence_before_anything_runs(command, count, tmp_path, capsys):
     """Every command's --threads has one range (1..1024): 0, -1 and 100000 (which crashed OpenMP) are
@@ -436,8 +521,14 @@ BAD_BEFORE_ANY_MODEL = {  # each refused in one sentence before a model loads
     "upscale --tile 1": (["upscale", "IN", "--tile", "1"], "--tile must be 0 (no tiling) or at least 64, not 1."),
     "upscale --scale with --width": (["upscale", "IN", "--scale", "2", "--width", "100"], "Give --scale or --width"),
     "bokeh --blades 2": (["bokeh", "IN", "--blades", "2"], "--blades must be 0 (round) or from 3 to 16, not 2."),
-    "bokeh --strength with --f-number": (["bokeh", "IN", "--strength", "2", "--f-number", "2"], "Give --strength or --f-number"),
-    "matte --trimap with --mask": (["matte", "IN", "--trimap", "IN2", "--mask", "IN2"], "Give a trimap or a mask, not both"),
+    "bokeh --strength with --f-number": (
+        ["bokeh", "IN", "--strength", "2", "--f-number", "2"],
+        "Give --strength or --f-number",
+    ),
+    "matte --trimap with --mask": (
+        ["matte", "IN", "--trimap", "IN2", "--mask", "IN2"],
+        "Give a trimap or a mask, not both",
+    ),
 }
 
 
@@ -459,23 +550,36 @@ def test_bad_arguments_are_refused_before_any_model_loads(case, tmp_path, monkey
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("mattekit: error: ") and words in err and err.endswith("."), err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "in2.png", "out"] and not any((tmp_path / "out").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "in2.png", "out"] and not any(
+        (tmp_path / "out").iterdir()
+    )
 
 
-@pytest.mark.parametrize("name, make, words", [
-    ("notes.txt", lambda p: p.write_text("just notes"), "notes.txt is not an image mattekit can read"),
-    ("huge.png", lambda p: Image.new("1", (6000, 5000)).save(p), "declares 6000x5000 pixels"),
-])
+@pytest.mark.parametrize(
+    "name, make, words",
+    [
+        ("notes.txt", lambda p: p.write_text("just notes"), "notes.txt is not an image mattekit can read"),
+        ("huge.png", lambda p: Image.new("1", (6000, 5000)).save(p), "declares 6000x5000 pixels"),
+    ],
+)
 def test_a_single_input_that_cannot_be_read_is_refused_before_torch_is_imported(name, make, words, tmp_path):
     """`remove notes.txt` is refused as no image by its header alone, before torch is imported or the default
     model's weights are sought. In a fresh process, offline, no mirror."""
     make(tmp_path / name)
-    code = ("import sys; from mattekit.cli import main; code = main(['remove', sys.argv[1]]); "
-            "print('torch imported' if 'torch' in sys.modules else 'no torch'); sys.exit(code)")
+    code = (
+        "import sys; from mattekit.cli import main; code = main(['remove', sys.argv[1]]); "
+        "print('torch imported' if 'torch' in sys.modules else 'no torch'); sys.exit(code)"
+    )
     env = {k: v for k, v in os.environ.items() if k != "MATTEKIT_MIRROR"}
     env.update(MATTEKIT_OFFLINE="1", MATTEKIT_MAX_PIXELS="1000000")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / name)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode == 2 and done.stdout.strip() == "no torch", (done.stdout, done.stderr)
     err = done.stderr.strip()
     assert "\n" not in err and err.startswith("mattekit: error: ") and words in err, err
@@ -510,9 +614,14 @@ def test_serve_refuses_bad_flags_in_one_sentence_before_listening(case, tmp_path
     assert not (tmp_path / "home").exists()  # nothing started: no state file, no folder made
 
 
-@pytest.mark.parametrize("argv, dest, value", [(["remove", "in.png", "--box", "-5,-5,10,10"], "box", "-5,-5,10,10"),
-                                               (["remove", "in.png", "--point", "-1,-1"], "point", ["-1,-1"]),
-                                               (["roto", "p.####.png", "-o", "o", "--frames", "-3--1"], "frames", "-3--1")])
+@pytest.mark.parametrize(
+    "argv, dest, value",
+    [
+        (["remove", "in.png", "--box", "-5,-5,10,10"], "box", "-5,-5,10,10"),
+        (["remove", "in.png", "--point", "-1,-1"], "point", ["-1,-1"]),
+        (["roto", "p.####.png", "-o", "o", "--frames", "-3--1"], "frames", "-3--1"),
+    ],
+)
 def test_a_value_starting_with_a_minus_is_taken_as_a_value(argv, dest, value):
     """`--box -5,-5,10,10` needed `--box=-5,-5,10,10` (argparse took the value for a flag)."""
     from mattekit import cli

@@ -1,4 +1,5 @@
 """The catalog: every entry builds its net, loads its weights where we have them, and keeps its promises."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,21 +17,32 @@ from mattekit.errors import MattekitError
 # as the manifest's "checkpoint" says), or a real ONNX file (its initializers that kept their upstream names).
 _SWIN_L = {"manifest": "birefnet_swin_l"}
 OFFICIAL = {
-    "u2net": {"manifest": "u2net"}, "u2net-human-seg": {"manifest": "u2net"},
+    "u2net": {"manifest": "u2net"},
+    "u2net-human-seg": {"manifest": "u2net"},
     "u2netp": {"manifest": "u2netp", "onnx": "u2netp.onnx"},
     "isnet-general-use": {"manifest": "isnetdis", "onnx": "isnet-general-use.imgly-fp16.onnx"},
     "csnet-sod": {"manifest": "csnet_real", "checkpoint": ("csnet-L-x2.pth.tar", "state_dict")},
-    "birefnet-general": _SWIN_L, "birefnet-portrait": _SWIN_L, "birefnet-dis": _SWIN_L, "birefnet-hrsod": _SWIN_L,
-    "birefnet-cod": _SWIN_L, "birefnet-massive": _SWIN_L, "birefnet-matting": _SWIN_L,
-    "birefnet-hr": _SWIN_L, "birefnet-hr-matting": _SWIN_L, "birefnet-dynamic": _SWIN_L,
+    "birefnet-general": _SWIN_L,
+    "birefnet-portrait": _SWIN_L,
+    "birefnet-dis": _SWIN_L,
+    "birefnet-hrsod": _SWIN_L,
+    "birefnet-cod": _SWIN_L,
+    "birefnet-massive": _SWIN_L,
+    "birefnet-matting": _SWIN_L,
+    "birefnet-hr": _SWIN_L,
+    "birefnet-hr-matting": _SWIN_L,
+    "birefnet-dynamic": _SWIN_L,
     "birefnet-general-lite": {"manifest": "birefnet_swin_t"},
     "sinet-portrait": {"manifest": "sinet_real", "checkpoint": ("SINet.pth", None)},
     "extremec3-portrait": {"manifest": "extremec3_real", "checkpoint": ("ExtremeC3.pth", None)},
     "depth-anything-v2-small": {"manifest": "depth_anything_v2_vits"},
     "sam2.1-hiera-tiny": {"manifest": "sam2_1_hiera_t_image"},
-    "realesr-general-x4v3": {"manifest": "srvgg_general_x4v3",
-                             "checkpoint": ("realesr-general-x4v3.from-ncnn-fp16.pth", "params")},
-    "realesrgan-x4plus": {"manifest": "rrdbnet_x4plus"}, "realesrgan-x2plus": {"manifest": "rrdbnet_x2plus"},
+    "realesr-general-x4v3": {
+        "manifest": "srvgg_general_x4v3",
+        "checkpoint": ("realesr-general-x4v3.from-ncnn-fp16.pth", "params"),
+    },
+    "realesrgan-x4plus": {"manifest": "rrdbnet_x4plus"},
+    "realesrgan-x2plus": {"manifest": "rrdbnet_x2plus"},
     "realesr-animevideov3": {"manifest": "animevideov3_real", "checkpoint": ("realesr-animevideov3.pth", "params")},
     "rfdn-x4": {"manifest": "rfdn_real", "checkpoint": ("RFDN_AIM.pth", None)},
     "modnet-portrait": {"manifest": "modnet", "onnx": "modnet_photographic_portrait_matting.onnx"},
@@ -38,10 +50,17 @@ OFFICIAL = {
     # wrappers of the upstream modules (LRASPP aspp2 = Sequential(pool, conv, sigmoid), ConvGRU ih/hh =
     # Sequential(conv, activation), decode4 = BottleneckBlock(gru), project_mat = Projection(conv), the refiner's
     # flat conv Sequential). The official .pth would not load into it by name; the renames below are those wrappers.
-    "rvm-people": {"onnx": "rvm_mobilenetv3_fp32.onnx",
-                   "renames": (("aspp.aspp2.1.", "aspp.aspp2."), (".gru.ih.0.", ".gru.ih."), (".gru.hh.0.", ".gru.hh."),
-                               ("decoder.decode4.gru.", "decoder.decode4."),
-                               ("project_mat.conv.", "project_mat."), ("refiner.conv.6.", "refiner.conv.2."))},
+    "rvm-people": {
+        "onnx": "rvm_mobilenetv3_fp32.onnx",
+        "renames": (
+            ("aspp.aspp2.1.", "aspp.aspp2."),
+            (".gru.ih.0.", ".gru.ih."),
+            (".gru.hh.0.", ".gru.hh."),
+            ("decoder.decode4.gru.", "decoder.decode4."),
+            ("project_mat.conv.", "project_mat."),
+            ("refiner.conv.6.", "refiner.conv.2."),
+        ),
+    },
 }
 # No official key list of these is in shared/ (no manifest, no checkpoint): only their net builds is checked.
 NO_OFFICIAL_LIST = {"sam2.1-hiera-small", "sam2.1-hiera-base-plus", "sam2.1-hiera-large"}
@@ -85,8 +104,11 @@ def test_every_entry_builds_its_net_with_the_official_keys(shared):
         if "manifest" in sources:
             manifest = json.loads((shared / "conformance" / sources["manifest"] / "manifest.json").read_text())
             want = {key: (shape, dtype) for key, shape, dtype, _ in manifest["state_dict"]}
-            assert own.keys() == want.keys(), (entry.name, sorted(own.keys() - want.keys())[:5],
-                                               sorted(want.keys() - own.keys())[:5])
+            assert own.keys() == want.keys(), (
+                entry.name,
+                sorted(own.keys() - want.keys())[:5],
+                sorted(want.keys() - own.keys())[:5],
+            )
             assert own == want, (entry.name, [k for k in own if own[k] != want[k]][:5])
         if "checkpoint" in sources:
             name, key = sources["checkpoint"]
@@ -99,8 +121,11 @@ def test_every_entry_builds_its_net_with_the_official_keys(shared):
             assert all(list(state[k].shape) == own[k][0] for k in set(state) & set(own)), (entry.name, name)
         if "onnx" in sources:
             model = onnx.load(str(shared / "weights" / sources["onnx"]))
-            named = {i.name: list(i.dims) for i in model.graph.initializer
-                     if not i.name.startswith("onnx::") and not i.name.isdigit()}  # folded convs lost their names
+            named = {
+                i.name: list(i.dims)
+                for i in model.graph.initializer
+                if not i.name.startswith("onnx::") and not i.name.isdigit()
+            }  # folded convs lost their names
             for old, new in sources.get("renames", ()):
                 named = {k.replace(old, new): v for k, v in named.items()}
             assert len(named) >= 10, (entry.name, sources["onnx"])
@@ -135,15 +160,19 @@ def test_the_segment_default_obeys_the_default_rule():
     import ast
 
     fidelity = Path(__file__).resolve().parents[1] / "conformance" / "test_fidelity.py"
-    (models,) = [node.value for node in ast.parse(fidelity.read_text()).body  # its MODELS, read, not imported
-                 if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "MODELS"]
+    (models,) = [
+        node.value
+        for node in ast.parse(fidelity.read_text()).body  # its MODELS, read, not imported
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "MODELS"
+    ]
     passed = {ast.literal_eval(key) for key in models.keys}
 
     cat = catalog.load()
     default = cat.default("segment")
     # (1): its weights' licence is permissive, or its publisher stated none and the first run says so
-    assert default.licence in PERMISSIVE or (not default.terms.stated and cat.unlicensed_notice(default, "C")), \
+    assert default.licence in PERMISSIVE or (not default.terms.stated and cat.unlicensed_notice(default, "C")), (
         f"{default.name}: {default.licence}"
+    )
     assert default.name in passed, f"{default.name} never passed tests/conformance/test_fidelity.py on real weights"
     assert cat.get("objects", "segment").name == default.name
     toml = (Path(catalog.__file__).parent / "catalog.toml").read_text()
@@ -196,14 +225,20 @@ def test_a_catalog_of_the_users_that_does_not_hold_is_one_sentence(tmp_path):
     import sys
 
     bad = tmp_path / "catalog.toml"
-    bad.write_text(catalog.CATALOG_PATH.read_text(encoding="utf-8").replace(
-        "input = { size = [320, 320],", "input = { size = [320, 320], ref_size = 512,", 1), encoding="utf-8")
+    bad.write_text(
+        catalog.CATALOG_PATH.read_text(encoding="utf-8").replace(
+            "input = { size = [320, 320],", "input = { size = [320, 320], ref_size = 512,", 1
+        ),
+        encoding="utf-8",
+    )
     env = {**os.environ, "MATTEKIT_CATALOG": str(bad), "PYTHONPATH": str(Path(catalog.__file__).parents[1])}
-    done = subprocess.run([sys.executable, "-m", "mattekit", "models", "list"], env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "mattekit", "models", "list"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode != 0 and done.stderr.strip() == (
         f"mattekit: error: The model catalog {bad} is not valid: catalog entry 'u2net' sets size and ref_size in its "
-        "input; a model takes one sizing rule: size, ref_size or short_side."), done.stderr
+        "input; a model takes one sizing rule: size, ref_size or short_side."
+    ), done.stderr
 
 
 def test_a_key_the_entry_does_not_declare_is_refused(tmp_path):
@@ -234,24 +269,39 @@ def test_the_sizing_rule_is_the_one_of_the_field_a_row_sets():
     assert cat.get("u2netp").input.sizing() == ("size",) and cat.get("birefnet-dynamic").input.sizing() == ()
 
 
-@pytest.mark.parametrize("change, said", [
-    ('input = { size = [320, 320], ref_size = 512,', "catalog entry 'u2netp' sets size and ref_size in its input; "
-                                                     "a model takes one sizing rule: size, ref_size or short_side."),
-    ('backends = ["torch", "cuda"]\ninput = { size = [320, 320],',
-     "catalog entry 'u2netp' names backends ['torch', 'cuda']; choose one or more of torch, onnx."),
-    ('backends = []\ninput = { size = [320, 320],', "catalog entry 'u2netp' names backends []; choose one or more of"),
-    ('backends = "torch"\ninput = { size = [320, 320],', "catalog entry 'u2netp' names backends 'torch'; choose"),
-    ('onnx_as_is = true\ninput = { multiple = 32,', "catalog entry 'u2netp' sets onnx_as_is without a fixed input "
-                                                    "size or on a recurrent net; only a fixed-size, non-recurrent"),
-], ids=["two sizing rules", "unknown backend", "no backend", "backends not a list", "as-is without a fixed size"])
+@pytest.mark.parametrize(
+    "change, said",
+    [
+        (
+            "input = { size = [320, 320], ref_size = 512,",
+            "catalog entry 'u2netp' sets size and ref_size in its input; "
+            "a model takes one sizing rule: size, ref_size or short_side.",
+        ),
+        (
+            'backends = ["torch", "cuda"]\ninput = { size = [320, 320],',
+            "catalog entry 'u2netp' names backends ['torch', 'cuda']; choose one or more of torch, onnx.",
+        ),
+        (
+            "backends = []\ninput = { size = [320, 320],",
+            "catalog entry 'u2netp' names backends []; choose one or more of",
+        ),
+        ('backends = "torch"\ninput = { size = [320, 320],', "catalog entry 'u2netp' names backends 'torch'; choose"),
+        (
+            "onnx_as_is = true\ninput = { multiple = 32,",
+            "catalog entry 'u2netp' sets onnx_as_is without a fixed input "
+            "size or on a recurrent net; only a fixed-size, non-recurrent",
+        ),
+    ],
+    ids=["two sizing rules", "unknown backend", "no backend", "backends not a list", "as-is without a fixed size"],
+)
 def test_a_row_whose_sizing_backends_or_onnx_flag_cannot_hold_is_one_sentence(change, said):
     """The catalog check refuses a row with two sizing rules, an engine of no name it knows (or none), and an
     ``onnx_as_is`` on a model without a fixed input size."""
     text = catalog.CATALOG_PATH.read_text(encoding="utf-8")
     start = text.index("[models.u2netp]")
-    row = text[start:text.index("\n[", start + 1)]
-    before = row[row.index("input = {"):].split(" eight_bit")[0]
-    text = text[:start] + row.replace(before, change, 1) + text[start + len(row):]
+    row = text[start : text.index("\n[", start + 1)]
+    before = row[row.index("input = {") :].split(" eight_bit")[0]
+    text = text[:start] + row.replace(before, change, 1) + text[start + len(row) :]
     with pytest.raises(ValueError) as caught:
         catalog.parse(text)
     assert str(caught.value).startswith(said) and len(str(caught.value).splitlines()) == 1, caught.value
@@ -277,7 +327,8 @@ def test_the_engines_a_model_runs_on_are_its_rows(monkeypatch):
     assert decide(cat.get("sam2.1-hiera-tiny"), "cpu").engine == "torch"
     assert decide(cat.get("depth-anything-v2-small"), "cpu").engine == "torch"
     text = catalog.CATALOG_PATH.read_text(encoding="utf-8").replace(
-        '[models.u2netp]\n', '[models.u2netp]\nbackends = ["torch"]\n', 1)
+        "[models.u2netp]\n", '[models.u2netp]\nbackends = ["torch"]\n', 1
+    )
     u2netp = catalog.parse(text).get("u2netp")
     assert pinned_backend(u2netp) == "torch" and decide(u2netp, "cpu").engine == "torch"
 
@@ -300,32 +351,41 @@ def test_each_rows_onnx_as_is_is_what_its_net_says():
 
 
 # rembg's own pins (pooch "md5:..." in rembg/sessions/u2net.py, u2netp.py, u2net_human_seg.py, dis_general_use.py)
-REMBG_MD5 = {"u2net.onnx": "60024c5c889badc19c04ad937298a77b", "u2netp.onnx": "8e83ca70e441ab06c318d82300c84806",
-             "u2net_human_seg.onnx": "c09ddc2e0104f800e3e1bb4652583d1f",
-             "isnet-general-use.onnx": "fc16ebd8b0c10d971d3513d564d01e29",
-             # rembg/sessions/birefnet_*.py; saved in rembg's folder under the session's name, not the release's
-             "birefnet-general.onnx": "7a35a0141cbbc80de11d9c9a28f52697",
-             "birefnet-general-lite.onnx": "4fab47adc4ff364be1713e97b7e66334",
-             "birefnet-portrait.onnx": "c3a64a6abf20250d090cd055f12a3b67",
-             "birefnet-dis.onnx": "2d4d44102b446f33a4ebb2e56c051f2b",
-             "birefnet-hrsod.onnx": "c017ade5de8a50ff0fd74d790d268dda",
-             "birefnet-cod.onnx": "f6d0d21ca89d287f17e7afe9f5fd3b45",
-             "birefnet-massive.onnx": "33e726a2136a3d59eb0fdf613e31e3e9"}
-REMBG_RELEASE = {"birefnet-general.onnx": "BiRefNet-general-epoch_244.onnx",
-                 "birefnet-general-lite.onnx": "BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx",
-                 "birefnet-portrait.onnx": "BiRefNet-portrait-epoch_150.onnx",
-                 "birefnet-dis.onnx": "BiRefNet-DIS-epoch_590.onnx",
-                 "birefnet-hrsod.onnx": "BiRefNet-HRSOD_DHU-epoch_115.onnx",
-                 "birefnet-cod.onnx": "BiRefNet-COD-epoch_125.onnx",
-                 "birefnet-massive.onnx": "BiRefNet-massive-TR_DIS5K_TR_TEs-epoch_420.onnx"}
+REMBG_MD5 = {
+    "u2net.onnx": "60024c5c889badc19c04ad937298a77b",
+    "u2netp.onnx": "8e83ca70e441ab06c318d82300c84806",
+    "u2net_human_seg.onnx": "c09ddc2e0104f800e3e1bb4652583d1f",
+    "isnet-general-use.onnx": "fc16ebd8b0c10d971d3513d564d01e29",
+    # rembg/sessions/birefnet_*.py; saved in rembg's folder under the session's name, not the release's
+    "birefnet-general.onnx": "7a35a0141cbbc80de11d9c9a28f52697",
+    "birefnet-general-lite.onnx": "4fab47adc4ff364be1713e97b7e66334",
+    "birefnet-portrait.onnx": "c3a64a6abf20250d090cd055f12a3b67",
+    "birefnet-dis.onnx": "2d4d44102b446f33a4ebb2e56c051f2b",
+    "birefnet-hrsod.onnx": "c017ade5de8a50ff0fd74d790d268dda",
+    "birefnet-cod.onnx": "f6d0d21ca89d287f17e7afe9f5fd3b45",
+    "birefnet-massive.onnx": "33e726a2136a3d59eb0fdf613e31e3e9",
+}
+REMBG_RELEASE = {
+    "birefnet-general.onnx": "BiRefNet-general-epoch_244.onnx",
+    "birefnet-general-lite.onnx": "BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx",
+    "birefnet-portrait.onnx": "BiRefNet-portrait-epoch_150.onnx",
+    "birefnet-dis.onnx": "BiRefNet-DIS-epoch_590.onnx",
+    "birefnet-hrsod.onnx": "BiRefNet-HRSOD_DHU-epoch_115.onnx",
+    "birefnet-cod.onnx": "BiRefNet-COD-epoch_125.onnx",
+    "birefnet-massive.onnx": "BiRefNet-massive-TR_DIS5K_TR_TEs-epoch_420.onnx",
+}
 
 
 def test_rembg_sources_name_rembgs_release_files_and_pin_only_what_was_checked(shared):
     """rembg's ONNX files are listed under their release names with rembg's md5 pins; only u2netp.onnx also has a
     sha256 (its copy in shared/weights is byte-identical to rembg's release), the others are not guessed."""
     sums = dict(line.split()[::-1] for line in (shared / "weights/SHA256SUMS").read_text().splitlines())
-    rembg = {wf.name: (entry.name, wf) for entry in catalog.load().models.values() for wf in entry.files
-             if "danielgatis/rembg" in wf.url}
+    rembg = {
+        wf.name: (entry.name, wf)
+        for entry in catalog.load().models.values()
+        for wf in entry.files
+        if "danielgatis/rembg" in wf.url
+    }
     assert set(rembg) == set(REMBG_MD5)
     for name, (model, wf) in rembg.items():
         release = REMBG_RELEASE.get(name, name)
@@ -340,8 +400,12 @@ def test_the_md5_pin_of_u2netp_onnx_is_that_of_the_real_file(shared):
     wf = catalog.load().get("u2netp").files[1]
     assert wf.name == "u2netp.onnx"
     assert hashlib.md5((shared / "weights" / wf.name).read_bytes()).hexdigest() == wf.md5
-    assert all(len(f.md5) == 32 and set(f.md5) <= set("0123456789abcdef")
-               for entry in catalog.load().models.values() for f in entry.files if f.md5)
+    assert all(
+        len(f.md5) == 32 and set(f.md5) <= set("0123456789abcdef")
+        for entry in catalog.load().models.values()
+        for f in entry.files
+        if f.md5
+    )
 
 
 def test_models_list_shows_the_birefnet_family_with_licences_and_sources(capsys):
@@ -358,10 +422,13 @@ def test_models_list_shows_the_birefnet_family_with_licences_and_sources(capsys)
         at = next(i for i, line in enumerate(lines) if line.split()[0] == name)
         assert "MIT" in lines[at].split()
         files = catalog.load().get(name).files
-        got = [line.split() for line in lines[at + 1:at + 1 + len(files)]]
+        got = [line.split() for line in lines[at + 1 : at + 1 + len(files)]]
         assert [g[:2] for g in got] == [[f.name, f.url] for f in files], name
-        official = ("https://github.com/ZhengPeng7/", "https://huggingface.co/ZhengPeng7/",
-                    "https://github.com/danielgatis/rembg/releases/")  # the authors' releases, rembg's ONNX files
+        official = (
+            "https://github.com/ZhengPeng7/",
+            "https://huggingface.co/ZhengPeng7/",
+            "https://github.com/danielgatis/rembg/releases/",
+        )  # the authors' releases, rembg's ONNX files
         assert files and all(f.url.startswith(official) for f in files), name
         for g, f in zip(got, files):
             assert (f.md5 in g) if f.md5 else (f.sha256 in g) if f.sha256 else ("no published pin" in " ".join(g))

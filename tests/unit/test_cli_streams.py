@@ -1,5 +1,6 @@
 """The per-file commands as a user meets them: pipes (- in, -o - out), one line per written file, -q,
 skipped files counted, licence notices only after the arguments were checked, offline messages."""
+
 from __future__ import annotations
 
 import os
@@ -18,13 +19,19 @@ pytestmark = pytest.mark.needs_data
 
 @pytest.fixture
 def env(shared, tmp_path):
-    return dict(os.environ, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1",
-                MATTEKIT_HOME=str(tmp_path / "home"), OMP_NUM_THREADS="1")
+    return dict(
+        os.environ,
+        MATTEKIT_MIRROR=str(shared / "weights"),
+        MATTEKIT_OFFLINE="1",
+        MATTEKIT_HOME=str(tmp_path / "home"),
+        OMP_NUM_THREADS="1",
+    )
 
 
 def mattekit(env, *args, stdin: bytes | None = None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mattekit", *map(str, args)], input=stdin, capture_output=True,
-                          env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "mattekit", *map(str, args)], input=stdin, capture_output=True, env=env, cwd=cwd
+    )
 
 
 @pytest.mark.slow
@@ -39,8 +46,18 @@ def test_cat_photo_into_remove_and_the_cut_out_to_stdout(shared, env, tmp_path):
     lines = done.stderr.decode().strip().splitlines()  # the first run on ONNX Runtime exports the net once first
     assert lines[-1] == "mattekit: wrote PNG to standard output" and len(lines) in (1, 3), lines
     assert [line.split(" ")[1] for line in lines[:-1]] in ([], ["exporting", "exported"]), lines
-    as_jpeg = mattekit(env, "remove", "-", "-o", "jpg:-", "--model", "sinet-portrait", "--background", "white",
-                       stdin=photo.read_bytes())
+    as_jpeg = mattekit(
+        env,
+        "remove",
+        "-",
+        "-o",
+        "jpg:-",
+        "--model",
+        "sinet-portrait",
+        "--background",
+        "white",
+        stdin=photo.read_bytes(),
+    )
     assert as_jpeg.returncode == 0 and as_jpeg.stdout.startswith(b"\xff\xd8"), as_jpeg.stderr
     assert as_jpeg.stderr.decode().strip() == "mattekit: wrote JPG to standard output"  # the export is cached now
     no_output = mattekit(env, "enhance", "-", stdin=photo.read_bytes())  # stdin without -o: PNG on stdout
@@ -51,8 +68,9 @@ def test_cat_photo_into_remove_and_the_cut_out_to_stdout(shared, env, tmp_path):
 def test_stream_mistakes_are_one_sentence(shared, env, tmp_path):
     empty = mattekit(env, "enhance", "-", "-o", str(tmp_path / "x.png"), stdin=b"")
     assert empty.returncode == 2 and empty.stderr.decode().startswith("mattekit: error: Standard input is empty")
-    two = mattekit(env, "enhance", shared / "data/grabcut50/im/person1.jpg", shared / "data/grabcut50/im/person2.jpg",
-                   "-o", "-")
+    two = mattekit(
+        env, "enhance", shared / "data/grabcut50/im/person1.jpg", shared / "data/grabcut50/im/person2.jpg", "-o", "-"
+    )
     assert two.returncode == 2 and "exactly one input" in two.stderr.decode()
     odd = mattekit(env, "enhance", "-", "-o", "gif:-", stdin=b"\x89PNG")
     assert odd.returncode == 2 and "Cannot write gif to standard output" in odd.stderr.decode()
@@ -73,7 +91,10 @@ def test_standard_input_is_decoded_in_memory_and_its_outputs_named_as_before(env
     folder = mattekit(env, "enhance", "-", "-o", tmp_path / "out", stdin=data, cwd=work)
     assert folder.returncode == 0 and (tmp_path / "out" / "stdin.jpg").is_file(), folder.stderr
     cut = mattekit(env, "enhance", "-", "-o", tmp_path / "c.png", stdin=data[: len(data) // 2])
-    assert cut.returncode == 2 and cut.stderr.decode() == "mattekit: error: Cannot read standard input: the data is truncated.\n"
+    assert (
+        cut.returncode == 2
+        and cut.stderr.decode() == "mattekit: error: Cannot read standard input: the data is truncated.\n"
+    )
     assert not list((tmp_path / "tmp").iterdir()), "no temporary folder for standard input"
     enhanced = io.read_image(work / "stdin.jpg").pixels
     assert np.array_equal(enhanced, io.read_image(tmp_path / "out" / "stdin.jpg").pixels)
@@ -117,8 +138,10 @@ def test_offline_the_missing_default_names_what_is_here_and_the_flag(shared, env
     bokeh = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png", "--mask-only", "--segment-model", "u2net")
     assert "Pick a segment model that is here with --segment-model NAME" in bokeh.stderr.decode()
     depth = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png").stderr.decode()
-    assert ("error: Unset MATTEKIT_OFFLINE or set MATTEKIT_MIRROR to a folder holding them, or use --mask-only to blur "
-            "without a depth model (no depth model is on disk or in a mirror here)") in depth
+    assert (
+        "error: Unset MATTEKIT_OFFLINE or set MATTEKIT_MIRROR to a folder holding them, or use --mask-only to blur "
+        "without a depth model (no depth model is on disk or in a mirror here)"
+    ) in depth
     ok = mattekit(env, "bokeh", photo, "-o", tmp_path / "b.png", "--mask-only", "--segment-model", "sinet-portrait")
     assert ok.returncode == 0, ok.stderr
 
@@ -130,7 +153,13 @@ def test_models_list_shows_where_each_model_is_its_size_and_licence(shared, env)
     assert "in mirror" in rows["sinet-portrait"] and "MIT" in rows["sinet-portrait"]
     assert "missing" in rows["isnet-general-use"] and "176.6 MB" in rows["isnet-general-use"]
     mattekit(env, "models", "pull", "sinet-portrait")
-    assert "on disk" in mattekit(env, "models", "list", "--task", "segment").stdout.decode().split("sinet-portrait")[1].splitlines()[0]
+    assert (
+        "on disk"
+        in mattekit(env, "models", "list", "--task", "segment")
+        .stdout.decode()
+        .split("sinet-portrait")[1]
+        .splitlines()[0]
+    )
     wrong = mattekit(env, "upscale", shared / "data/grabcut50/im/person1.jpg", "--model", "u2netp").stderr.decode()
     assert "is a segment model, not an upscale model" in wrong
 
@@ -140,7 +169,7 @@ def _damaged_exrs(folder: Path) -> list[Path]:
     magic number and version followed by garbage."""
     io.write_image(folder / "full.exr", np.random.default_rng(4).random((200, 300, 4), dtype=np.float32))
     data = (folder / "full.exr").read_bytes()
-    (folder / "half.exr").write_bytes(data[:len(data) // 2])
+    (folder / "half.exr").write_bytes(data[: len(data) // 2])
     (folder / "header-only.exr").write_bytes(data[:400])
     (folder / "garbage.exr").write_bytes(data[:8] + bytes(range(256)) * 2)
     return [folder / "half.exr", folder / "header-only.exr", folder / "garbage.exr"]
@@ -155,8 +184,11 @@ def test_a_damaged_exr_is_one_line_and_the_decoder_prints_nothing(env, tmp_path)
             done = mattekit(env, "enhance", path, "-o", output)
             lines = done.stderr.decode().splitlines()
             assert (done.returncode, done.stdout, len(lines)) == (2, b"", 1), (path, output, done)
-            assert re.fullmatch(rf"mattekit: error: Cannot read {re.escape(str(path))}: it is damaged or truncated "
-                                r"\(.+\)\.", lines[0]), lines
+            assert re.fullmatch(
+                rf"mattekit: error: Cannot read {re.escape(str(path))}: it is damaged or truncated "
+                r"\(.+\)\.",
+                lines[0],
+            ), lines
     assert not (tmp_path / "out.png").exists()
 
 
@@ -189,8 +221,12 @@ def test_exr_decoders_in_threads_print_nothing_and_other_threads_still_print(tmp
     """Decoding damaged EXRs in threads prints nothing, while other threads' lines still reach the streams, whole
     and in order, and descriptors 1 and 2 lead where they did."""
     damaged = _damaged_exrs(tmp_path)
-    done = subprocess.run([sys.executable, "-c", THREADS_AND_PRINTS, *map(str, damaged + [tmp_path / "full.exr"])],
-                          capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    done = subprocess.run(
+        [sys.executable, "-c", THREADS_AND_PRINTS, *map(str, damaged + [tmp_path / "full.exr"])],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [f"out {i}" for i in range(200)] + ["failures 12", "descriptor 1"]
     assert done.stderr.splitlines() == [f"err {i}" for i in range(200)] + ["descriptor 2"]
@@ -209,14 +245,25 @@ def test_an_endless_standard_input_is_refused_at_its_cap(tmp_path, max_pixels):
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 
     env = {k: v for k, v in os.environ.items() if k != "MATTEKIT_MAX_PIXELS"}
-    env.update(MATTEKIT_HOME=str(tmp_path / "home"), OMP_NUM_THREADS="1", **({"MATTEKIT_MAX_PIXELS": max_pixels}
-                                                                            if max_pixels else {}))
+    env.update(
+        MATTEKIT_HOME=str(tmp_path / "home"),
+        OMP_NUM_THREADS="1",
+        **({"MATTEKIT_MAX_PIXELS": max_pixels} if max_pixels else {}),
+    )
     with open("/dev/zero", "rb") as zero:
-        done = subprocess.run([sys.executable, "-m", "mattekit", "enhance", "-", "-o", str(tmp_path / "x.png")],
-                              stdin=zero, capture_output=True, env=env, preexec_fn=cap_memory)
-    said = re.fullmatch(r"mattekit: error: Standard input goes on past (\d+) MB, the most an image within this "
-                        r"machine's pixel limit takes; pipe in one image file, or raise MATTEKIT_MAX_PIXELS to allow "
-                        r"more\.", done.stderr.decode().strip())
+        done = subprocess.run(
+            [sys.executable, "-m", "mattekit", "enhance", "-", "-o", str(tmp_path / "x.png")],
+            stdin=zero,
+            capture_output=True,
+            env=env,
+            preexec_fn=cap_memory,
+        )
+    said = re.fullmatch(
+        r"mattekit: error: Standard input goes on past (\d+) MB, the most an image within this "
+        r"machine's pixel limit takes; pipe in one image file, or raise MATTEKIT_MAX_PIXELS to allow "
+        r"more\.",
+        done.stderr.decode().strip(),
+    )
     assert done.returncode == 2 and said, done.stderr
     most = 16 * 10**6 + (64 << 20) if max_pixels else 16 * ((3 << 30) // 160) + (64 << 20)
     assert (int(said[1]) == round(most / 1e6)) if max_pixels else (64 << 20) / 1e6 < int(said[1]) <= most / 1e6

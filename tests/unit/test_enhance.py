@@ -1,5 +1,6 @@
 """Enhance: white balance on real photos with known casts, highlight protection, colour-neutral
 contrast, denoise, and the ``mattekit enhance`` command."""
+
 from __future__ import annotations
 
 import cv2
@@ -13,10 +14,29 @@ from mattekit.ops.filters import guided_filter
 from mattekit.ops.pixels import linear_to_srgb, srgb_to_linear
 
 # Per-channel gains of typical casts, in linear sRGB: tungsten, warm white, shade, overcast blue, fluorescent.
-CASTS = {"3200K": (1.0, 0.73, 0.45), "4500K": (1.0, 0.87, 0.72), "7500K": (0.86, 0.93, 1.0),
-         "10000K": (0.75, 0.86, 1.0), "green": (0.88, 1.0, 0.85)}
-PHOTOS = ["person1.jpg", "person3.jpg", "21077.jpg", "65019.jpg", "124080.jpg", "153077.jpg", "189080.jpg",
-          "227092.jpg", "271008.jpg", "bush.jpg", "flower.jpg", "sheep.jpg", "tennis.jpg", "teddy.jpg"]
+CASTS = {
+    "3200K": (1.0, 0.73, 0.45),
+    "4500K": (1.0, 0.87, 0.72),
+    "7500K": (0.86, 0.93, 1.0),
+    "10000K": (0.75, 0.86, 1.0),
+    "green": (0.88, 1.0, 0.85),
+}
+PHOTOS = [
+    "person1.jpg",
+    "person3.jpg",
+    "21077.jpg",
+    "65019.jpg",
+    "124080.jpg",
+    "153077.jpg",
+    "189080.jpg",
+    "227092.jpg",
+    "271008.jpg",
+    "bush.jpg",
+    "flower.jpg",
+    "sheep.jpg",
+    "tennis.jpg",
+    "teddy.jpg",
+]
 
 
 def angular_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -91,8 +111,10 @@ def test_a_flat_saturated_backdrop_keeps_its_level_and_its_grain(shared):
     out = retouch.enhance(image)
     cloth = np.s_[:40, :]  # the top rows are all backdrop
     shift = float(np.abs(out[cloth].mean(axis=(0, 1)) - image[cloth].mean(axis=(0, 1))).max()) * 255
-    print(f"\nteddy backdrop: largest channel shift {shift:.1f} levels; fine texture "
-          f"{fine_texture(image):.2f} -> {fine_texture(out):.2f}")
+    print(
+        f"\nteddy backdrop: largest channel shift {shift:.1f} levels; fine texture "
+        f"{fine_texture(image):.2f} -> {fine_texture(out):.2f}"
+    )
     assert shift < 6
     assert fine_texture(out) <= 1.05 * fine_texture(image)
     # without the denoise the tone steps alone add no grain either
@@ -157,8 +179,16 @@ def test_grey_guided_filter_keeps_edges_and_filters_channels_alike():
     assert np.array_equal(both[..., 1], guided_filter(guide, 1 - src, 4, 1e-3))
 
 
-@pytest.mark.parametrize("shape", [pytest.param((1, 65535), marks=pytest.mark.slow), pytest.param((65535, 1), marks=pytest.mark.slow),
-                                   (2, 3000), (1, 1), (2, 2)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        pytest.param((1, 65535), marks=pytest.mark.slow),
+        pytest.param((65535, 1), marks=pytest.mark.slow),
+        (2, 3000),
+        (1, 1),
+        (2, 2),
+    ],
+)
 def test_strips_and_single_pixels(shape):
     image = np.random.default_rng(4).random(shape + (3,)).astype(np.float32)
     with np.errstate(over="raise", invalid="raise", divide="raise"):

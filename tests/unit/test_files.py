@@ -1,4 +1,5 @@
 """Per-file runs: outputs never replace inputs or each other, and one bad file never stops a folder."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -136,8 +137,11 @@ def test_the_python_api_names_its_output_as_the_cli_does(photos, tmp_path, capsy
     assert main(["enhance", str(source), "-o", str(tmp_path / "cli")]) == 0
     assert sorted(p.name for p in (tmp_path / "api").iterdir()) == sorted(p.name for p in (tmp_path / "cli").iterdir())
     assert api.run("enhance", source, output=tmp_path / "e.jpg") == tmp_path / "e.jpg"
-    with pytest.raises(OutputError, match=r"^output= .*e\.txt is not an image file name \(exr, jpeg, .*\) nor an existing "
-                                          r"folder; name the output file with one of those extensions\.$"):
+    with pytest.raises(
+        OutputError,
+        match=r"^output= .*e\.txt is not an image file name \(exr, jpeg, .*\) nor an existing "
+        r"folder; name the output file with one of those extensions\.$",
+    ):
         api.run("enhance", source, output=tmp_path / "e.txt")
     assert not (tmp_path / "e.txt").exists()
 
@@ -179,8 +183,10 @@ def test_an_existing_output_mattekit_did_not_write_is_refused_unless_overwrite(t
     Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(user)  # the user's own picture
     before = user.read_bytes()
     assert main(["enhance", str(src), "-o", str(user), *quick]) == 2
-    assert capsys.readouterr().err.strip() == (f"mattekit: error: {user} already exists and mattekit did not write it; "
-                                               f"move it away, choose another -o, or use --overwrite to replace it.")
+    assert capsys.readouterr().err.strip() == (
+        f"mattekit: error: {user} already exists and mattekit did not write it; "
+        f"move it away, choose another -o, or use --overwrite to replace it."
+    )
     assert user.read_bytes() == before
     with pytest.raises(OutputError, match=r"choose another output=, or use overwrite=True to replace it\.$"):
         mattekit.enhance(src, output=user, white_balance=False, contrast=False, denoise=False)
@@ -189,8 +195,11 @@ def test_an_existing_output_mattekit_did_not_write_is_refused_unless_overwrite(t
     assert user.read_bytes() != before
     assert main(["enhance", str(src), "-o", str(user), *quick]) == 0  # its own output now: a re-run replaces it
     assert main(["enhance", str(src), *quick]) == 0 and main(["enhance", str(src), *quick]) == 0  # beside the input
-    kept = mattekit.enhance(src, output=tmp_path / "api.png", white_balance=False, contrast=False, denoise=False,
-                            provenance=False)
+    kept = mattekit.enhance(
+        src, output=tmp_path / "api.png", white_balance=False, contrast=False, denoise=False, provenance=False
+    )
     with pytest.raises(OutputError):  # without a record, it cannot be told from the user's: --overwrite says so
         mattekit.enhance(src, output=kept, white_balance=False, contrast=False, denoise=False)
-    assert mattekit.enhance(src, output=kept, white_balance=False, contrast=False, denoise=False, overwrite=True) == kept
+    assert (
+        mattekit.enhance(src, output=kept, white_balance=False, contrast=False, denoise=False, overwrite=True) == kept
+    )

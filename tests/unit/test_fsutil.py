@@ -1,4 +1,5 @@
 """Atomic writes and file hashes."""
+
 from __future__ import annotations
 
 import os
@@ -33,10 +34,15 @@ def test_a_file_system_without_file_locks_is_one_sentence_not_an_endless_wait(tm
     def flock(fd, how):
         raise OSError(answers["errno"], os.strerror(answers["errno"]))
 
-    monkeypatch.setitem(sys.modules, "fcntl", types.SimpleNamespace(flock=flock, LOCK_EX=fcntl.LOCK_EX, LOCK_NB=fcntl.LOCK_NB))
+    monkeypatch.setitem(
+        sys.modules, "fcntl", types.SimpleNamespace(flock=flock, LOCK_EX=fcntl.LOCK_EX, LOCK_NB=fcntl.LOCK_NB)
+    )
     lock = tmp_path / "hashes.json.lock"
-    with pytest.raises(MattekitError, match=r"^Cannot lock .*hashes.json.lock: its file system has no file locks "
-                                            r"\(flock: No locks available\).*local disk"):
+    with pytest.raises(
+        MattekitError,
+        match=r"^Cannot lock .*hashes.json.lock: its file system has no file locks "
+        r"\(flock: No locks available\).*local disk",
+    ):
         with fsutil.exclusive_lock(lock):
             pass
     answers["errno"] = errno.EWOULDBLOCK  # held elsewhere: not yet, no error
@@ -65,8 +71,9 @@ def test_a_confined_write_whose_folder_becomes_a_link_while_it_writes_is_not_ren
 
     with pytest.raises(OutputError) as refused:
         fsutil.atomic_write(allowed / "mattes" / "m.0001.png", encode_then_swap, confine=policy)
-    assert str(refused.value).startswith(f"Cannot write in {allowed / 'mattes'}: it now leads to {outside}, outside "
-                                         f"the allowed folders {allowed}")
+    assert str(refused.value).startswith(
+        f"Cannot write in {allowed / 'mattes'}: it now leads to {outside}, outside the allowed folders {allowed}"
+    )
     assert list(outside.iterdir()) == [] and not (allowed / "moved" / "m.0001.png").exists()
     with pytest.raises(OutputError):  # and a write that starts there now is refused before its temporary is made
         fsutil.atomic_write(allowed / "mattes" / "m.0002.png", b"matte", confine=policy)
@@ -90,8 +97,11 @@ def _copies_of_the_folder_sentence() -> list[str]:
             if not isinstance(node, ast.JoinedStr):
                 continue
             texts = [part.value for part in node.values if isinstance(part, ast.Constant)]
-            if texts and str(texts[0]).startswith("Cannot create the output folder") and any(
-                    isinstance(inner, ast.Attribute) and inner.attr == "strerror" for inner in ast.walk(node)):
+            if (
+                texts
+                and str(texts[0]).startswith("Cannot create the output folder")
+                and any(isinstance(inner, ast.Attribute) and inner.attr == "strerror" for inner in ast.walk(node))
+            ):
                 found.append(path.relative_to(root).as_posix())
     return found
 

@@ -1,10 +1,11 @@
 """mattekit.heap: a command-line run of one image reuses the large blocks it frees instead of faulting them in again."""
+
 import subprocess
 import sys
 
 import pytest
 
-LARGE = '''
+LARGE = """
 import resource, sys
 import numpy as np
 from mattekit import heap
@@ -22,7 +23,7 @@ for _ in range(5):
     step(64), step(48)
 advice = (getattr(np, '_core', None) or np.core).multiarray  # numpy 2 / numpy 1
 print(advice._set_madvise_hugepage(False), faults() - before)
-'''
+"""
 
 
 def _faults(mode: str) -> int:

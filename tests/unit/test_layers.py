@@ -8,6 +8,7 @@ that is a dotted mattekit name (``"mattekit.tasks.common:parse_shadow"``, ``"mat
 literal start of an ``importlib.import_module`` argument (``f"mattekit.bench.{name}"``, ``f"{__package__}.x"``);
 not a module another process runs (``[python, "-m", "mattekit.commands.serve"]``).
 """
+
 from __future__ import annotations
 
 import ast
@@ -65,8 +66,11 @@ def _string_targets(node: ast.AST, name: str, package: str, modules) -> list[str
     if isinstance(node, ast.Constant) and isinstance(node.value, str) and DOTTED.fullmatch(node.value):
         target = _named_module(node.value, modules)
         return [target] if target else []
-    if isinstance(node, ast.Call) and node.args and (
-            getattr(node.func, "attr", None) == "import_module" or getattr(node.func, "id", None) == "import_module"):
+    if (
+        isinstance(node, ast.Call)
+        and node.args
+        and (getattr(node.func, "attr", None) == "import_module" or getattr(node.func, "id", None) == "import_module")
+    ):
         start = _literal_start(node.args[0], name, package)
         target = _named_module(start, modules) if start else None
         partial = start != getattr(node.args[0], "value", None)
@@ -82,8 +86,13 @@ def _imports_of(name: str, is_package: bool, source: str, modules) -> set[str]:
     package = name if is_package else name.rsplit(".", 1)[0]
     found = set()
     tree = ast.parse(source)
-    run_elsewhere = {id(b) for node in ast.walk(tree) if isinstance(node, (ast.List, ast.Tuple))
-                     for a, b in zip(node.elts, node.elts[1:]) if isinstance(a, ast.Constant) and a.value == "-m"}
+    run_elsewhere = {
+        id(b)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.List, ast.Tuple))
+        for a, b in zip(node.elts, node.elts[1:])
+        if isinstance(a, ast.Constant) and a.value == "-m"
+    }
     for node in ast.walk(tree):
         if id(node) in run_elsewhere:
             continue
@@ -113,8 +122,9 @@ def _imports_of(name: str, is_package: bool, source: str, modules) -> set[str]:
 
 def _imports(modules: dict[str, Path]) -> dict[str, set[str]]:
     """{module: mattekit modules it imports (see :func:`_imports_of`)}."""
-    return {name: _imports_of(name, path.name == "__init__.py", path.read_text(), modules)
-            for name, path in modules.items()}
+    return {
+        name: _imports_of(name, path.name == "__init__.py", path.read_text(), modules) for name, path in modules.items()
+    }
 
 
 def _layer(module: str) -> int:
@@ -154,14 +164,21 @@ def _cycles(edges: dict[str, set[str]]) -> list[set[str]]:
 
 
 def test_every_module_has_a_layer():
-    missing = sorted({m.split(".")[1] for m in _modules() if "." in m and not any(m.split(".")[1] in layer for layer in LAYERS)})
+    missing = sorted(
+        {m.split(".")[1] for m in _modules() if "." in m and not any(m.split(".")[1] in layer for layer in LAYERS)}
+    )
     assert not missing, f"modules in no layer of LAYERS: {missing}"
 
 
 def test_no_upward_imports():
     modules = _modules()
-    upward = [f"{a} -> {b}" for a, targets in _imports(modules).items() if a != "mattekit"
-              for b in targets if _layer(b) > _layer(a)]
+    upward = [
+        f"{a} -> {b}"
+        for a, targets in _imports(modules).items()
+        if a != "mattekit"
+        for b in targets
+        if _layer(b) > _layer(a)
+    ]
     assert not upward, "imports from a higher layer: " + ", ".join(sorted(upward))
 
 
@@ -195,11 +212,18 @@ def test_task_modules_import_no_other_task_module():
     groups several tasks share (common) and, for remove and select-subject, subject (which imports only those
     two); the registry imports none of it (it finds the tasks by listing its folder)."""
     modules = _modules()
-    shared = {"mattekit.tasks.registry": set(), "mattekit.tasks.common": set(),
-              "mattekit.tasks.hinted_subject": {"mattekit.tasks.registry", "mattekit.tasks.common"}}
-    crossing = [f"{a} -> {b}" for a, targets in _imports(modules).items() if a.startswith("mattekit.tasks.")
-                for b in targets if (b == "mattekit.tasks" or b.startswith("mattekit.tasks."))
-                and (b not in shared.get(a, set(shared) - {a}))]
+    shared = {
+        "mattekit.tasks.registry": set(),
+        "mattekit.tasks.common": set(),
+        "mattekit.tasks.hinted_subject": {"mattekit.tasks.registry", "mattekit.tasks.common"},
+    }
+    crossing = [
+        f"{a} -> {b}"
+        for a, targets in _imports(modules).items()
+        if a.startswith("mattekit.tasks.")
+        for b in targets
+        if (b == "mattekit.tasks" or b.startswith("mattekit.tasks.")) and (b not in shared.get(a, set(shared) - {a}))
+    ]
     assert not crossing, "task modules importing other task modules: " + ", ".join(sorted(crossing))
 
 
@@ -212,7 +236,12 @@ def test_lazy_and_nested_imports_count():
         "class K:\n    def g(self):\n        import mattekit.d\n"
         "if True:\n    from . import e as renamed\n"
     )
-    assert _imports_of("mattekit.a", False, source, modules) == {"mattekit.pkg", "mattekit.pkg.b", "mattekit.d", "mattekit.e"}
+    assert _imports_of("mattekit.a", False, source, modules) == {
+        "mattekit.pkg",
+        "mattekit.pkg.b",
+        "mattekit.d",
+        "mattekit.e",
+    }
     inside = "def f():\n    from .c import x\n    from .. import a\n"
     assert _imports_of("mattekit.pkg.b", False, inside, modules) == {"mattekit.pkg.c", "mattekit.a"}
 
@@ -221,8 +250,16 @@ def test_modules_named_by_strings_count():
     """Dotted mattekit names in strings and importlib's literal starts are arrows; an f-string's unknown part
     adds nothing, one naming the importer's own package is no arrow, a module run as ``-m`` in a command line is
     another process."""
-    modules = {"mattekit", "mattekit.a", "mattekit.pkg", "mattekit.pkg.b", "mattekit.pkg.c", "mattekit.d", "mattekit.e",
-               "mattekit.f"}
+    modules = {
+        "mattekit",
+        "mattekit.a",
+        "mattekit.pkg",
+        "mattekit.pkg.b",
+        "mattekit.pkg.c",
+        "mattekit.d",
+        "mattekit.e",
+        "mattekit.f",
+    }
     source = (
         "X = SequenceTask(runner='mattekit.pkg.c:Job', spec='mattekit.d.Spec')\n"
         "def f(name):\n    importlib.import_module(f'mattekit.e.{name}')\n"
@@ -231,8 +268,13 @@ def test_modules_named_by_strings_count():
         "HELP = 'see mattekit.a for more'\n"
     )
     assert _imports_of("mattekit.pkg.b", False, source, modules) == {"mattekit.pkg.c", "mattekit.d", "mattekit.e"}
-    assert _imports_of("mattekit.a", False, source, modules) == {"mattekit.pkg", "mattekit.pkg.c", "mattekit.d",
-                                                                  "mattekit.e", "mattekit.f"}
+    assert _imports_of("mattekit.a", False, source, modules) == {
+        "mattekit.pkg",
+        "mattekit.pkg.c",
+        "mattekit.d",
+        "mattekit.e",
+        "mattekit.f",
+    }
     assert _imports_of("mattekit.a", False, "import_module(f'{__package__}.pkg.{x}')", modules) == {"mattekit.pkg"}
 
 
@@ -246,7 +288,8 @@ def test_the_design_notes_show_the_tree_as_it_is():
     import design_table
 
     assert design_table.written() == design_table.table(), (
-        "docs/design.md's layout table differs from the tree: run `python tests/helpers/design_table.py` and commit it")
+        "docs/design.md's layout table differs from the tree: run `python tests/helpers/design_table.py` and commit it"
+    )
 
 
 # The code held to the caps: the package, and the host code beside it (the GIMP plug-in, the Blender add-on, the

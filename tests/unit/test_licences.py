@@ -2,6 +2,7 @@
 words with a link (or that there is none), its code's licence and its training data; a model whose weights carry no
 licence says so in one line on its first run, once per user; a default model pinned in the user's config file is
 what the CLI, the worker (so GIMP and Blender) and the API use."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,7 +42,10 @@ def test_isnet_says_its_weights_carry_no_licence_and_birefnet_says_what_its_data
     isnet = cat.get("isnet-general-use")
     assert not isnet.terms.stated and isnet.terms.code == "Apache-2.0" and "DIS/issues/150" in isnet.terms.weights_url
     assert "published with no licence" in terms_lines(isnet)[0]
-    assert "PPM-100" in cat.get("birefnet-matting").training_data and "non-commercial" in cat.get("birefnet-matting").training_data
+    assert (
+        "PPM-100" in cat.get("birefnet-matting").training_data
+        and "non-commercial" in cat.get("birefnet-matting").training_data
+    )
     assert "truly a mistake" in cat.get("birefnet-general").training_data
     assert cat.get("birefnet-general").terms.weights == "All the codes and weights are under the MIT license."
 
@@ -64,7 +68,10 @@ def test_the_default_rule_holds_for_every_default():
 def test_models_list_shows_the_terms(capsys):
     assert main(["models", "list", "--task", "segment", "--licences"]) == 0
     out = capsys.readouterr().out
-    assert 'weights: "All the codes and weights are under the MIT license."  https://github.com/ZhengPeng7/BiRefNet/issues/316' in out
+    assert (
+        'weights: "All the codes and weights are under the MIT license."  https://github.com/ZhengPeng7/BiRefNet/issues/316'
+        in out
+    )
     assert "weights: published with no licence  https://github.com/xuebinqin/DIS/issues/150" in out
     assert "none stated (code Apache-2.0) (default)" in out
 
@@ -77,8 +84,12 @@ def test_a_model_without_a_licence_says_so_once_per_user(shared, mirror, tmp_pat
         assert main(["upscale", str(image), "-o", str(tmp_path / f"up{run}.png"), "--model", "rfdn-x4", "-q"]) == 0
         lines.append([line for line in capsys.readouterr().err.splitlines() if "published with no licence" in line])
     assert len(lines[0]) == 1 and lines[1] == []
-    assert lines[0][0].startswith("mattekit: model rfdn-x4: its weights were published with no licence "
-                                  "(https://github.com/njulj/RFDN; ") and '[defaults] upscale = "' in lines[0][0]
+    assert (
+        lines[0][0].startswith(
+            "mattekit: model rfdn-x4: its weights were published with no licence (https://github.com/njulj/RFDN; "
+        )
+        and '[defaults] upscale = "' in lines[0][0]
+    )
 
 
 def test_a_pinned_default_is_used_by_the_cli_and_the_worker(shared, mirror, tmp_path, monkeypatch):
@@ -96,9 +107,16 @@ def test_a_pinned_default_is_used_by_the_cli_and_the_worker(shared, mirror, tmp_
     assert "published with no licence" in isnet["notice"]
 
 
-@pytest.mark.parametrize("text, words", [
-    ('[defaults]\nsegment = "rfdn-x4"\n', "pins segment = 'rfdn-x4', which is no segment model; choose one of: u2net"),
-    ("[defaults\n", "is not valid TOML")])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        (
+            '[defaults]\nsegment = "rfdn-x4"\n',
+            "pins segment = 'rfdn-x4', which is no segment model; choose one of: u2net",
+        ),
+        ("[defaults\n", "is not valid TOML"),
+    ],
+)
 def test_a_bad_pin_is_one_sentence_and_a_non_zero_exit(tmp_path, monkeypatch, capsys, text, words):
     config = pin(tmp_path, monkeypatch, text)
     assert main(["models", "list"]) != 0

@@ -1,6 +1,7 @@
 """The model as a value (issue 82): a model option holds the model after its check, so a command looks its model
 up in the catalog once; and only the engines and the Predictor read a model's catalog entry (others ask the
 Predictor: its task, upsampling, input size, scale, recurrence, and :meth:`~mattekit.runtime.Predictor.to_image`)."""
+
 from __future__ import annotations
 
 import ast
@@ -23,8 +24,9 @@ def _small_photo(shared: Path, folder: Path, side: int) -> Path:
     source = sorted((shared / "data" / "grabcut50" / "im").iterdir())[0]
     pixels = io.read_image(source).pixels
     scale = side / max(pixels.shape[:2])
-    small = cv2.resize(pixels, (round(pixels.shape[1] * scale), round(pixels.shape[0] * scale)),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        pixels, (round(pixels.shape[1] * scale), round(pixels.shape[0] * scale)), interpolation=cv2.INTER_AREA
+    )
     path = folder / "photo.png"
     io.write_image(path, small)
     return path
@@ -45,13 +47,16 @@ def lookups(monkeypatch):
     return seen
 
 
-@pytest.mark.parametrize("command, side, model", [
-    ("remove", 160, ["--model", "u2netp"]),
-    ("remove", 160, ["--model", "u2netp", "--box", "20,20,120,120", "--hint-model", "none"]),
-    ("upscale", 24, ["--model", "rfdn-x4"]),
-    pytest.param("matte", 160, ["--model", "people"], marks=pytest.mark.slow),  # an alias of a matting model (its
-    # task decides the model's kind); slow: MODNet's first load here (20 s on the shared 2 cores)
-])
+@pytest.mark.parametrize(
+    "command, side, model",
+    [
+        ("remove", 160, ["--model", "u2netp"]),
+        ("remove", 160, ["--model", "u2netp", "--box", "20,20,120,120", "--hint-model", "none"]),
+        ("upscale", 24, ["--model", "rfdn-x4"]),
+        pytest.param("matte", 160, ["--model", "people"], marks=pytest.mark.slow),  # an alias of a matting model (its
+        # task decides the model's kind); slow: MODNet's first load here (20 s on the shared 2 cores)
+    ],
+)
 def test_a_command_looks_its_model_up_once(command, side, model, shared, mirror, tmp_path, lookups):
     """A real CLI run in this process asks the catalog for its model once: the option's check finds it and every
     later step (which task the model does, the output's {scale}, loading, provenance) reads the value it holds."""
@@ -130,6 +135,10 @@ def _entry_reaches(path: Path) -> list[str]:
 def test_only_the_engines_and_the_predictor_read_a_models_entry():
     """Algorithm code asks the Predictor (or the checked option) for what it needs of its model, never
     ``predictor.entry.*``: 0 reaches outside mattekit/engines/ and the Predictor class."""
-    reaches = [hit for path in sorted(PACKAGE.rglob("*.py")) if "engines" not in path.relative_to(PACKAGE).parts
-               for hit in _entry_reaches(path)]
+    reaches = [
+        hit
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "engines" not in path.relative_to(PACKAGE).parts
+        for hit in _entry_reaches(path)
+    ]
     assert reaches == []

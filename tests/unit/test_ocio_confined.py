@@ -2,6 +2,7 @@
 beside it or in the worker's allowed folders, read once through one descriptor (mattekit.io.colour, mattekit.fsutil).
 OCIO holds the GIL while it reads, so a FIFO or an endless device read by it would freeze the whole worker: the
 worker-level cases run a real worker process and give each request a deadline, so a frozen worker fails the test."""
+
 from __future__ import annotations
 
 import http.client
@@ -57,8 +58,9 @@ def world(tmp_path):
     return allowed, show, elsewhere
 
 
-def test_hostile_configs_are_refused_quickly_by_a_real_worker_and_a_clean_one_works(world, tmp_path, shared,
-                                                                                   monkeypatch):
+def test_hostile_configs_are_refused_quickly_by_a_real_worker_and_a_clean_one_works(
+    world, tmp_path, shared, monkeypatch
+):
     """A real worker process (this checkout's), its allowed folder ``allowed``; configs outside it, as Blender's
     own is. Each hostile config is one sentence (400) and the worker answers its health check after each; a config
     beside its LUTs, or naming one in the allowed folder, runs roto with its colour space."""
@@ -69,13 +71,17 @@ def test_hostile_configs_are_refused_quickly_by_a_real_worker_and_a_clean_one_wo
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     outside = "its folder and the worker's allowed folders"
     hostile = {
-        lut_config(show / "fifo.ocio", "fifo.spi1d"):
-            f"names {show / 'luts' / 'fifo.spi1d'}, which is a FIFO, not a regular file.",
+        lut_config(
+            show / "fifo.ocio", "fifo.spi1d"
+        ): f"names {show / 'luts' / 'fifo.spi1d'}, which is a FIFO, not a regular file.",
         lut_config(show / "zero.ocio", "/dev/zero"): f"names /dev/zero, which lies outside {outside}.",
         lut_config(show / "urandom.ocio", "/dev/urandom"): f"names /dev/urandom, which lies outside {outside}.",
-        lut_config(show / "away.ocio", str(elsewhere / "half.spi1d")):
-            f"names {elsewhere / 'half.spi1d'}, which lies outside {outside}.",
-        lut_config(show / "search.ocio", "half.spi1d", str(elsewhere)): f"searches {elsewhere} for files, outside {outside}.",
+        lut_config(
+            show / "away.ocio", str(elsewhere / "half.spi1d")
+        ): f"names {elsewhere / 'half.spi1d'}, which lies outside {outside}.",
+        lut_config(
+            show / "search.ocio", "half.spi1d", str(elsewhere)
+        ): f"searches {elsewhere} for files, outside {outside}.",
         lut_config(show / "devices.ocio", "zero", "/dev"): f"searches /dev for files, outside {outside}.",
     }
     state = tmp_path / "state" / "worker.json"
@@ -93,9 +99,17 @@ def test_hostile_configs_are_refused_quickly_by_a_real_worker_and_a_clean_one_wo
         return status, body
 
     def roto(config, out, timeout=30):  # (a run that is taken loads the model: more time, on a busy machine)
-        return request("POST", "/v1/run/roto", dict(plate=str(allowed / "plate" / "f.####.png"), model=MODEL,
-                                                    output=str(allowed / out / "m.####.png"), colorspace=f"lutty@{config}"),
-                       timeout)
+        return request(
+            "POST",
+            "/v1/run/roto",
+            dict(
+                plate=str(allowed / "plate" / "f.####.png"),
+                model=MODEL,
+                output=str(allowed / out / "m.####.png"),
+                colorspace=f"lutty@{config}",
+            ),
+            timeout,
+        )
 
     try:
         for config, words in hostile.items():
@@ -144,15 +158,20 @@ def test_a_swap_between_the_check_and_the_open_is_refused(world, monkeypatch):
     _swap_after_check(monkeypatch, lut, to_link)
     with pytest.raises(InputError) as refused:
         colour.confine(f"lutty@{config}", within)
-    assert str(refused.value) == f"The OCIO config {config} names {lut}, which was replaced by a link while it was opened."
+    assert (
+        str(refused.value) == f"The OCIO config {config} names {lut}, which was replaced by a link while it was opened."
+    )
 
     lut.unlink()
     (show / "luts" / "kept.spi1d").rename(lut)
     monkeypatch.undo()
     monkeypatch.delenv("OCIO", raising=False)
     colour.confine(f"lutty@{config}", within)  # nobody swaps: taken, and its LUT applied (1.0 -> 0.5 linear)
-    np.testing.assert_allclose(colour.to_network(np.ones((1, 1, 3)), f"lutty@{config}"),
-                               colour.to_network(np.full((1, 1, 3), 0.5), colour.LINEAR_SRGB), atol=1e-6)
+    np.testing.assert_allclose(
+        colour.to_network(np.ones((1, 1, 3)), f"lutty@{config}"),
+        colour.to_network(np.full((1, 1, 3), 0.5), colour.LINEAR_SRGB),
+        atol=1e-6,
+    )
 
     def folder_away():
         (show / "luts").rename(show / "luts-kept")
@@ -162,8 +181,10 @@ def test_a_swap_between_the_check_and_the_open_is_refused(world, monkeypatch):
     _swap_after_check(monkeypatch, lut, folder_away)
     with pytest.raises(InputError) as refused:
         colour.confine(f"lutty@{other}", within)
-    assert str(refused.value) == (f"The OCIO config {other} names {lut}, which was moved outside its folder and the "
-                                  f"worker's allowed folders while it was opened.")
+    assert str(refused.value) == (
+        f"The OCIO config {other} names {lut}, which was moved outside its folder and the "
+        f"worker's allowed folders while it was opened."
+    )
 
     third = lut_config(show / "third.ocio", "half.spi1d")
     _swap_after_check(monkeypatch, third, lambda: (third.unlink(), os.mkfifo(third)))
@@ -180,10 +201,28 @@ def test_the_cli_reads_no_device_a_config_names(world, tmp_path):
     env = dict(os.environ, PYTHONPATH=CORE)
     env.pop("OCIO", None)
     cap = lambda: resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # noqa: E731
-    done = subprocess.run([sys.executable, "-m", "mattekit", "roto", str(allowed / "plate" / "f.####.png"), "-o",
-                           str(tmp_path / "out" / "m.####.png"), "--model", MODEL, "--colorspace", f"lutty@{config}"],
-                          env=env, capture_output=True, text=True, timeout=120, preexec_fn=cap)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mattekit",
+            "roto",
+            str(allowed / "plate" / "f.####.png"),
+            "-o",
+            str(tmp_path / "out" / "m.####.png"),
+            "--model",
+            MODEL,
+            "--colorspace",
+            f"lutty@{config}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=cap,
+    )
     assert done.returncode == 2, done.stderr
-    assert done.stderr.strip() == (f"mattekit: error: The OCIO config {config} names /dev/zero, which is a device, not "
-                                   f"a regular file."), done.stderr
+    assert done.stderr.strip() == (
+        f"mattekit: error: The OCIO config {config} names /dev/zero, which is a device, not a regular file."
+    ), done.stderr
     assert not (tmp_path / "out").exists()

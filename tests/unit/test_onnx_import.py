@@ -4,6 +4,7 @@ Real trained ONNX files from shared/weights (see its README); ONNX Runtime on th
 the same input is the reference. fp32 graphs: max abs error <= 1e-4. The IS-Net file is an fp16
 conversion run by ONNX Runtime as it is; we compute in fp32 with the fp16-rounded weights.
 """
+
 from __future__ import annotations
 
 import os
@@ -75,7 +76,9 @@ def _max_err(ours: torch.Tensor, reference: np.ndarray) -> float:
 @pytest.mark.slow
 def test_u2netp_rembg_release_matches_onnxruntime(shared_dir):
     path = _onnx(shared_dir, "u2netp.onnx")
-    x = runtime.prepare(catalog.load().get("u2netp"), _photo(shared_dir, (400, 300)))  # 1 x 3 x 320 x 320, as the catalog feeds it
+    x = runtime.prepare(
+        catalog.load().get("u2netp"), _photo(shared_dir, (400, 300))
+    )  # 1 x 3 x 320 x 320, as the catalog feeds it
     net = _imported(U2NETP(3, 1), path)
     reference = _ort(path, {"input.1": x.numpy()})
     with torch.no_grad():
@@ -83,7 +86,9 @@ def test_u2netp_rembg_release_matches_onnxruntime(shared_dir):
         # torch's own fp32 CPU convolutions differ from an fp64 run by ~1.1e-4 here (ONNX Runtime's by 2.8e-5):
         # the mapping itself is checked in fp64, the fp32 engine gets that rounding on top.
         errors64 = [_max_err(o.float(), r) for o, r in zip(net.double()(x.double()), reference)]
-    print(f"u2netp.onnx: max abs error per output, fp64 {['%.2g' % e for e in errors64]}, fp32 {['%.2g' % e for e in errors32]}")
+    print(
+        f"u2netp.onnx: max abs error per output, fp64 {['%.2g' % e for e in errors64]}, fp32 {['%.2g' % e for e in errors32]}"
+    )
     assert len(errors64) == 7 and max(errors64) <= FP32_TOL and max(errors32) <= 2 * FP32_TOL
 
 
@@ -126,14 +131,17 @@ def test_rvm_ten_frame_clip_matches_onnxruntime_with_carried_state(shared_dir):
     for frame in sorted(folder.glob("*.jpg"))[:10]:
         image = Image.open(frame).convert("RGB").resize((256, 144), Image.BILINEAR)
         src = _nchw(np.asarray(image, np.float32) / 255.0)
-        reference = session.run(None, dict(zip(("src", "r1i", "r2i", "r3i", "r4i"), [src.numpy(), *ref_state]),
-                                           downsample_ratio=ratio))
+        reference = session.run(
+            None, dict(zip(("src", "r1i", "r2i", "r3i", "r4i"), [src.numpy(), *ref_state]), downsample_ratio=ratio)
+        )
         with torch.no_grad():
             ours = net(src, *ours_state, float(ratio[0]))
         worst = np.maximum(worst, [_max_err(o, r) for o, r in zip(ours, reference)])
         ours_state, ref_state = ours[2:], reference[2:]
-    print("rvm onnx, 10 frames: max abs error " + ", ".join(
-        f"{k} {e:.2g}" for k, e in zip(("fgr", "pha", "r1", "r2", "r3", "r4"), worst)))
+    print(
+        "rvm onnx, 10 frames: max abs error "
+        + ", ".join(f"{k} {e:.2g}" for k, e in zip(("fgr", "pha", "r1", "r2", "r3", "r4"), worst))
+    )
     assert worst.max() <= FP32_TOL
 
 
@@ -149,7 +157,9 @@ def test_onnx_runner_runs_a_file_as_it_is(shared_dir):
 
 def test_a_graph_that_does_not_fit_names_the_first_layer(shared_dir, tmp_path):
     u2netp = _onnx(shared_dir, "u2netp.onnx")
-    with pytest.raises(MattekitError, match=r"does not fit model 'ISNetDIS': layer #1 .* does not match the model's 'conv_in'"):
+    with pytest.raises(
+        MattekitError, match=r"does not fit model 'ISNetDIS': layer #1 .* does not match the model's 'conv_in'"
+    ):
         import_state_dict(u2netp, ISNetDIS(3, 1))
     with pytest.raises(MattekitError, match=r"u2netp.onnx does not fit model 'MODNet'"):
         import_state_dict(u2netp, MODNet())
@@ -178,7 +188,9 @@ def test_catalog_u2netp_runs_from_the_rembg_release_offline(shared_dir, monkeypa
     raw = _ort(shared_dir / "weights/u2netp.onnx", {"input.1": x.numpy()})[0]
     reference = (raw - raw.min()) / (raw.max() - raw.min())
     diff = np.abs(predictor(x).numpy() - reference)
-    print(f"u2netp via catalog ({predictor.backend}, {predictor.dtype}): mean abs diff {diff.mean():.2g}, max {diff.max():.2g}")
+    print(
+        f"u2netp via catalog ({predictor.backend}, {predictor.dtype}): mean abs diff {diff.mean():.2g}, max {diff.max():.2g}"
+    )
     assert diff.mean() <= 0.01  # bf16 engines on CPUs with native bf16 differ a little (README: 0.0036)
 
 
@@ -197,8 +209,11 @@ def test_fetch_first_names_every_source_that_failed(monkeypatch, tmp_path):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(tmp_path))
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     files = catalog.load().get("u2netp").files
-    with pytest.raises(MattekitError, match=r"^None of u2netp.pth, u2netp.onnx is in the cache, the mirror folder .*, and "
-                       "MATTEKIT_OFFLINE=1 forbids downloading them; .*models import FILE`.$"):
+    with pytest.raises(
+        MattekitError,
+        match=r"^None of u2netp.pth, u2netp.onnx is in the cache, the mirror folder .*, and "
+        "MATTEKIT_OFFLINE=1 forbids downloading them; .*models import FILE`.$",
+    ):
         weights.fetch_first(files)  # nothing anywhere: one short sentence naming both files
     (tmp_path / "u2netp.onnx").write_bytes(b"tampered")
     with pytest.raises(MattekitError, match="failed verification"):
@@ -216,17 +231,36 @@ def test_cli_remove_with_u2netp_works_offline_from_the_onnx_release(shared_dir, 
     photo = shared_dir / "data/grabcut50/im/106024.jpg"
     assert main(["remove", str(photo), "-o", str(tmp_path / "cutout.png"), "--model", "u2netp"]) == 0
     assert Image.open(tmp_path / "cutout.png").mode == "RGBA"
-    assert main(["remove", str(photo), "-o", str(tmp_path / "mask.png"), "--model", "u2netp", "--result", "alpha",
-                 "--no-refine", "--no-matting"]) == 0
+    assert (
+        main(
+            [
+                "remove",
+                str(photo),
+                "-o",
+                str(tmp_path / "mask.png"),
+                "--model",
+                "u2netp",
+                "--result",
+                "alpha",
+                "--no-refine",
+                "--no-matting",
+            ]
+        )
+        == 0
+    )
     mask = np.asarray(Image.open(tmp_path / "mask.png").convert("L"), np.float32) / 255.0
     image = np.asarray(Image.open(photo).convert("RGB"), np.float32) / 255.0
     x = runtime.prepare(catalog.load().get("u2netp"), image)
     raw = _ort(shared_dir / "weights/u2netp.onnx", {"input.1": x.numpy()})[0][0, 0]
-    reference = cv2.resize((raw - raw.min()) / (raw.max() - raw.min()), mask.shape[::-1], interpolation=cv2.INTER_LINEAR)
+    reference = cv2.resize(
+        (raw - raw.min()) / (raw.max() - raw.min()), mask.shape[::-1], interpolation=cv2.INTER_LINEAR
+    )
     diff = np.abs(mask - reference)
     agree = ((mask > 0.5) == (reference > 0.5)).mean()
-    print(f"mattekit remove --model u2netp --mask vs ONNX Runtime: mean abs diff {diff.mean():.3g}, "
-          f"max {diff.max():.3g}, pixels on the same side of 0.5: {agree:.4f}")
+    print(
+        f"mattekit remove --model u2netp --mask vs ONNX Runtime: mean abs diff {diff.mean():.3g}, "
+        f"max {diff.max():.3g}, pixels on the same side of 0.5: {agree:.4f}"
+    )
     assert diff.mean() <= 0.01 and agree >= 0.99
 
 
@@ -266,8 +300,12 @@ def _call_faults(shared_dir: Path, which: str) -> list[int]:
 
     if not sys.platform.startswith("linux"):
         pytest.skip("page faults are counted per thread on Linux only")
-    done = subprocess.run([sys.executable, "-c", _CALL_FAULTS, str(_onnx(shared_dir, "u2netp.onnx")), which],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _CALL_FAULTS, str(_onnx(shared_dir, "u2netp.onnx")), which],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return [int(count) for count in done.stdout.split()]
 
@@ -290,4 +328,6 @@ def test_a_small_input_keeps_the_arena_between_calls_and_a_big_one_hands_it_back
     assert not shrinks((1, 3, 320, 320)) and shrinks((1, 3, 1024, 1024)) and SHRINK_ABOVE == 512 * 512
     first, kept, shrunk = _call_faults(shared_dir, "third")
     print(f"u2netp 320², page faults of a first call {first}, of a third call: arena kept {kept}, shrunk {shrunk}")
-    assert kept * 10 < shrunk and shrunk * 4 > first  # a shrunk arena faults its scratch in again, as the first call did
+    assert (
+        kept * 10 < shrunk and shrunk * 4 > first
+    )  # a shrunk arena faults its scratch in again, as the first call did

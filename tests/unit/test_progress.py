@@ -1,5 +1,6 @@
 """Progress of long work (mattekit.progress): events with rate and ETA, one bar on a terminal, plain lines off it,
 the same events in a folder run, roto frames and the worker's messages for GIMP and Blender."""
+
 from __future__ import annotations
 
 import fcntl
@@ -147,8 +148,9 @@ def test_a_step_without_counts_shows_a_line_before_and_its_time_after_but_no_car
     time as it ends, no carriage return; a step that ends within ``after`` seconds shows nothing; quiet: nothing.
     The clock is the test's: no race with the ticker's thread."""
     stream, clock = io.StringIO(), _Clock()
-    with Display(stream=stream, clock=clock, wait=clock.wait).ticking("exporting m to ONNX once",
-                                                                       done="exported m to ONNX in {time}."):
+    with Display(stream=stream, clock=clock, wait=clock.wait).ticking(
+        "exporting m to ONNX once", done="exported m to ONNX in {time}."
+    ):
         clock.now = 31.4
     assert stream.getvalue() == "mattekit: exporting m to ONNX once...\nmattekit: exported m to ONNX in 31 s.\n"
     late, clock = _Written(), _Clock(ticks=1)  # the ticker's 0.3 s pass
@@ -175,7 +177,9 @@ def test_on_a_terminal_the_step_counts_its_seconds_in_place_and_leaves_its_time(
             display.warning("a.png: a note")
     shown = _drain(master)
     drawn = [part.removeprefix("\x1b[K") for part in shown.split("\r") if part.startswith("\x1b[Kmattekit: exporting")]
-    assert [line.rsplit("... ", 1)[1] for line in drawn] == ["0 s", "1 s", "2 s", "2 s"], drawn  # the last: the warning's
+    assert [line.rsplit("... ", 1)[1] for line in drawn] == ["0 s", "1 s", "2 s", "2 s"], (
+        drawn
+    )  # the last: the warning's
     assert all(len(line) <= 99 for line in drawn) and "mattekit: warning: a.png: a note" in shown
     assert re.search(r"\r\x1b\[Kmattekit: exported m to ONNX in 2 s\.\r\n$", shown), shown[-200:]
 
@@ -190,18 +194,26 @@ def _photos(folder: Path, count: int) -> None:
 @pytest.mark.slow
 def test_a_folder_run_shows_a_line_per_file_in_a_pipe_and_a_bar_on_a_terminal(shared, tmp_path):
     _photos(tmp_path / "in", 3)
-    env = dict(os.environ, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1", OMP_NUM_THREADS="1",
-               PYTHONPATH=str(Path(__file__).resolve().parents[2] / "core"))
+    env = dict(
+        os.environ,
+        MATTEKIT_MIRROR=str(shared / "weights"),
+        MATTEKIT_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=str(Path(__file__).resolve().parents[2] / "core"),
+    )
     command = [sys.executable, "-m", "mattekit", "remove", str(tmp_path / "in"), "--model", "u2netp", "-o"]
     piped = subprocess.run(command + [str(tmp_path / "piped")], env=env, capture_output=True, text=True, timeout=300)
     assert piped.returncode == 0, piped.stderr
     lines = [line for line in piped.stderr.splitlines() if " to ONNX " not in line]  # (u2netp's export, when first)
     assert sorted(line.split("] ")[0] for line in lines) == ["mattekit: [1/3", "mattekit: [2/3", "mattekit: [3/3"]
-    assert sorted(line.split(" wrote ")[1] for line in lines) == [str(tmp_path / "piped" / f"p{i}.png") for i in range(3)]
+    assert sorted(line.split(" wrote ")[1] for line in lines) == [
+        str(tmp_path / "piped" / f"p{i}.png") for i in range(3)
+    ]
     assert not any(mark in piped.stderr for mark in BAR)
     master, slave = _terminal()
-    shown = subprocess.run(command + [str(tmp_path / "shown")], env=env, stderr=slave, stdout=subprocess.DEVNULL,
-                           timeout=300)
+    shown = subprocess.run(
+        command + [str(tmp_path / "shown")], env=env, stderr=slave, stdout=subprocess.DEVNULL, timeout=300
+    )
     os.close(slave)
     seen = _drain(master)
     assert shown.returncode == 0 and "3/3 images" in seen and "█" in seen and "\r" in seen, seen
@@ -212,8 +224,13 @@ def test_the_worker_names_tiles_and_their_count_while_upscaling(make_worker, mir
     _, worker = make_worker()
     rgb = np.random.default_rng(0).integers(0, 256, (150, 140, 3), dtype=np.uint8)
     seen = []
-    out, = worker.run("upscale", [Pixels(rgb.tobytes(), 140, 150, 3, "u8")], {"model": "rfdn-x4", "scale": 2.0,
-                      "tile": 64}, progress=lambda fraction, message: seen.append((fraction, message)), poll=0.01)
+    (out,) = worker.run(
+        "upscale",
+        [Pixels(rgb.tobytes(), 140, 150, 3, "u8")],
+        {"model": "rfdn-x4", "scale": 2.0, "tile": 64},
+        progress=lambda fraction, message: seen.append((fraction, message)),
+        poll=0.01,
+    )
     assert (out.width, out.height) == (280, 300)
     tiles = [message for _, message in seen if message.startswith("tile ")]
     assert tiles, seen

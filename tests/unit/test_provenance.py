@@ -1,4 +1,5 @@
 """Provenance: the record of what made an output, embedded in every format mattekit writes and read back."""
+
 from __future__ import annotations
 
 import json
@@ -13,16 +14,30 @@ from mattekit.cli import main
 from mattekit.errors import InputError
 from mattekit.tasks import registry
 
-RECORD = {"software": "mattekit 0.1.0", "task": "remove",
-          "models": [{"option": "model", "name": "sinet-portrait", "weights": "SINet.pth", "sha256": "d1" * 32,
-                      "derived": False}],
-          "options": {"background": "#ff00ff <&\"'>", "model": "sinet-portrait"},
-          "digital_source_type": provenance.ALGORITHMICALLY_ENHANCED}
+RECORD = {
+    "software": "mattekit 0.1.0",
+    "task": "remove",
+    "models": [
+        {"option": "model", "name": "sinet-portrait", "weights": "SINet.pth", "sha256": "d1" * 32, "derived": False}
+    ],
+    "options": {"background": "#ff00ff <&\"'>", "model": "sinet-portrait"},
+    "digital_source_type": provenance.ALGORITHMICALLY_ENHANCED,
+}
 
 
-@pytest.mark.parametrize("name,bit_depth,channels", [
-    ("a.png", 8, 4), ("a.png", 16, 3), ("a.tif", 8, 4), ("a.tif", 16, 1), ("a.jpg", 8, 3), ("a.webp", 8, 3),
-    ("a.exr", 16, 4), ("a.exr", 32, 1)])
+@pytest.mark.parametrize(
+    "name,bit_depth,channels",
+    [
+        ("a.png", 8, 4),
+        ("a.png", 16, 3),
+        ("a.tif", 8, 4),
+        ("a.tif", 16, 1),
+        ("a.jpg", 8, 3),
+        ("a.webp", 8, 3),
+        ("a.exr", 16, 4),
+        ("a.exr", 32, 1),
+    ],
+)
 def test_provenance_survives_a_round_trip_and_leaves_the_pixels_alone(tmp_path, name, bit_depth, channels):
     rng = np.random.default_rng(0)
     pixels = rng.random((24, 40, channels), dtype=np.float32)
@@ -36,18 +51,25 @@ def test_provenance_survives_a_round_trip_and_leaves_the_pixels_alone(tmp_path, 
 
 def test_the_xmp_packet_uses_the_iptc_and_xmp_properties():
     packet = provenance.to_xmp(RECORD).decode("utf-8")
-    assert 'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/algorithmicallyEnhanced"' in packet
+    assert (
+        'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/algorithmicallyEnhanced"'
+        in packet
+    )
     assert 'xmp:CreatorTool="mattekit 0.1.0"' in packet and packet.startswith("<?xpacket begin=")
     other = packet.replace("mattekit:Record=", "mattekit:Other=")  # another program's packet: the IPTC term still reads
-    assert provenance.from_xmp(other) == {"digital_source_type": provenance.ALGORITHMICALLY_ENHANCED,
-                                          "software": "mattekit 0.1.0"}
+    assert provenance.from_xmp(other) == {
+        "digital_source_type": provenance.ALGORITHMICALLY_ENHANCED,
+        "software": "mattekit 0.1.0",
+    }
     assert provenance.from_xmp(b"<x:xmpmeta broken") is None
 
 
 def test_only_options_that_change_the_result_are_recorded(tmp_path):
     task = registry.get("bokeh")
     (tmp_path / "x.pth").write_bytes(b"weights")  # a weights path must name a file (checked with the options)
-    options = task.make_options({"strength": 2.0, "mask_only": True, "device": "cpu", "depth_weights": str(tmp_path / "x.pth")})
+    options = task.make_options(
+        {"strength": 2.0, "mask_only": True, "device": "cpu", "depth_weights": str(tmp_path / "x.pth")}
+    )
     assert provenance.changed_options(task.declared, options, task.options()) == {"strength": 2.0, "mask_only": True}
     assert provenance.source_type(registry.get("upscale").outputs[0]) == provenance.COMPOSITE_WITH_TRAINED
     assert provenance.source_type(task.outputs[0]) == provenance.ALGORITHMICALLY_ENHANCED
@@ -64,13 +86,16 @@ def mirror(shared, monkeypatch):
 def test_remove_writes_its_provenance_and_info_prints_it(shared, mirror, tmp_path, capsys, ext):
     src = shared / "data/grabcut50/im/person1.jpg"
     out = tmp_path / ("cut" + ext)
-    args = ["remove", str(src), "-o", str(out), "--model", "sinet-portrait"] + (["--background", "white"] if ext == ".jpg" else [])
+    args = ["remove", str(src), "-o", str(out), "--model", "sinet-portrait"] + (
+        ["--background", "white"] if ext == ".jpg" else []
+    )
     assert main(args) == 0
     record = io.read_provenance(out)
     pinned = catalog.load().get("sinet-portrait").weights.sha256
     assert record["task"] == "remove" and record["software"].startswith("mattekit ")
-    assert record["models"] == [{"option": "model", "name": "sinet-portrait", "weights": "SINet.pth", "sha256": pinned,
-                                 "derived": False}]
+    assert record["models"] == [
+        {"option": "model", "name": "sinet-portrait", "weights": "SINet.pth", "sha256": pinned, "derived": False}
+    ]
     assert record["digital_source_type"] == provenance.ALGORITHMICALLY_ENHANCED
     capsys.readouterr()
     assert main(["info", str(out)]) == 0
@@ -99,8 +124,25 @@ def test_a_derived_weights_file_is_said_so_in_the_upscale_provenance(shared, mir
 def test_roto_mattes_and_manifest_carry_the_provenance(shared, mirror, tmp_path):
     plate = sorted((shared / "data/davis").glob("im/*"))[0]
     out = tmp_path / "mattes/matte.####.png"
-    code = subprocess.run([sys.executable, "-m", "mattekit", "roto", str(plate), "-o", str(out), "--frames", "0-1",
-                           "--model", "sinet-portrait", "--radius", "0"], capture_output=True, text=True)
+    code = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mattekit",
+            "roto",
+            str(plate),
+            "-o",
+            str(out),
+            "--frames",
+            "0-1",
+            "--model",
+            "sinet-portrait",
+            "--radius",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert code.returncode == 0, code.stderr
     manifest = json.loads((tmp_path / "mattes/matte.mattekit.json").read_text())
     matte = io.read_provenance(tmp_path / "mattes/matte.0000.png")
@@ -132,8 +174,18 @@ def _layout_cases(folder):
     rng = np.random.default_rng(1)
     pixels = rng.random((10, 14, 4), dtype=np.float32)
     files = []
-    for name, depth, channels in [("a.png", 8, 4), ("b.png", 16, 3), ("c.png", 16, 1), ("d.tif", 8, 4), ("e.tif", 16, 4),
-                                  ("f.jpg", 8, 3), ("g.webp", 8, 4), ("h.exr", 16, 4), ("i.exr", 32, 3), ("j.exr", 32, 1)]:
+    for name, depth, channels in [
+        ("a.png", 8, 4),
+        ("b.png", 16, 3),
+        ("c.png", 16, 1),
+        ("d.tif", 8, 4),
+        ("e.tif", 16, 4),
+        ("f.jpg", 8, 3),
+        ("g.webp", 8, 4),
+        ("h.exr", 16, 4),
+        ("i.exr", 32, 3),
+        ("j.exr", 32, 1),
+    ]:
         io.write_image(folder / name, pixels[..., :channels], bit_depth=depth)
         files.append(folder / name)
     Image.new("P", (9, 5)).save(folder / "k.png")
@@ -148,7 +200,11 @@ def test_read_layout_says_what_read_image_gives_without_the_pixels(tmp_path):
     for path in _layout_cases(tmp_path):
         picture, layout = io.read_image(path), io.read_layout(path)
         assert (layout.format, layout.height, layout.width, layout.bit_depth, layout.mode) == (
-            picture.format, *picture.pixels.shape[:2], picture.bit_depth, picture.mode), path
+            picture.format,
+            *picture.pixels.shape[:2],
+            picture.bit_depth,
+            picture.mode,
+        ), path
 
 
 def _huge_png(path, side: int) -> None:
@@ -161,8 +217,12 @@ def _huge_png(path, side: int) -> None:
 
     packer, row = zlib.compressobj(1), bytes(1 + (side + 7) // 8)  # filter byte, then the packed bits
     body = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
-                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", body)
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_info_describes_an_image_too_large_to_decode(tmp_path, capsys, monkeypatch):

@@ -1,4 +1,5 @@
 """Runtime: input sizing policies, preprocessing, one predictor per model."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,9 +32,12 @@ def test_a_big_photo_model_without_the_memory_it_needs_is_one_sentence(monkeypat
     load is refused before any weights are looked for, not left to swap or to the kernel's OOM killer."""
     from mattekit.engines import policy
 
-    monkeypatch.setattr(policy, "available_memory", lambda device: 4 * 2 ** 30)
-    with pytest.raises(MattekitError, match=r"^Model 'birefnet-hr' needs about 13.5 GiB of memory on the CPU and "
-                                            r"4.0 GiB is free; .*birefnet-general"):
+    monkeypatch.setattr(policy, "available_memory", lambda device: 4 * 2**30)
+    with pytest.raises(
+        MattekitError,
+        match=r"^Model 'birefnet-hr' needs about 13.5 GiB of memory on the CPU and "
+        r"4.0 GiB is free; .*birefnet-general",
+    ):
         runtime.ModelCache().get("birefnet-hr", "segment", "cpu")
     assert catalog.load().get("birefnet-dynamic").memory_gb == 13
     assert catalog.load().get("birefnet-general").memory_gb is None  # the 1024 px ones fit (4.8 GiB)

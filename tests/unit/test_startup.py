@@ -1,5 +1,6 @@
 """Fast start: `mattekit --help`, `--version` and `models list` work and import no torch; the catalog,
 the weights cache and the speed benchmark's harness import without torch, rembg or onnxruntime."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,13 @@ def runs(tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("startup_home")
     out = {}
     for name, argv in COMMANDS.items():
-        done = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "MATTEKIT_HOME": str(home)})
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE, *argv],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "MATTEKIT_HOME": str(home)},
+        )
         assert done.returncode == 0, f"mattekit {' '.join(argv)} crashed: {done.stderr[-2000:]}"
         *lines, last = done.stdout.rstrip("\n").split("\n")
         report = json.loads(last)
@@ -55,8 +61,10 @@ def test_the_command_imports_no_torch(runs, name):
 
 
 def test_catalog_weights_and_models_command_import_without_torch():
-    code = ("import sys, mattekit.catalog, mattekit.weights, mattekit.commands.models, mattekit.bench.speed\n"
-            "print(sorted(m for m in ('torch', 'rembg', 'onnxruntime', 'onnx') if m in sys.modules))")
+    code = (
+        "import sys, mattekit.catalog, mattekit.weights, mattekit.commands.models, mattekit.bench.speed\n"
+        "print(sorted(m for m in ('torch', 'rembg', 'onnxruntime', 'onnx') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"

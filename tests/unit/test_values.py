@@ -4,6 +4,7 @@ made, into a box, points, a shadow, a background, a focus point or frames; later
 The counts run the real commands on real photos and plates from the shared data (u2netp and csnet-sod from the
 shared mirror), with the one box parser wrapped to count its calls.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,12 +49,35 @@ def box_parses(monkeypatch) -> list:
 def test_a_box_is_parsed_once_per_photo(shared, mirror, tmp_path, box_parses):
     """CLI and API: the box is parsed when the options are made, not again for the header check or the hint."""
     photo = shared / PHOTO
-    assert cli.main(["remove", str(photo), "-o", str(tmp_path / "cli.png"), "--model", "u2netp", "--hint-model",
-                     "none", "--result", "alpha", "--box", BOX]) == 0
+    assert (
+        cli.main(
+            [
+                "remove",
+                str(photo),
+                "-o",
+                str(tmp_path / "cli.png"),
+                "--model",
+                "u2netp",
+                "--hint-model",
+                "none",
+                "--result",
+                "alpha",
+                "--box",
+                BOX,
+            ]
+        )
+        == 0
+    )
     assert box_parses == [BOX]
     box_parses.clear()
-    written = mattekit.remove_background(str(photo), output=tmp_path / "api.png", model="u2netp", hint_model="none",
-                                         result="alpha", box=(150, 40, 460, 450))
+    written = mattekit.remove_background(
+        str(photo),
+        output=tmp_path / "api.png",
+        model="u2netp",
+        hint_model="none",
+        result="alpha",
+        box=(150, 40, 460, 450),
+    )
     assert box_parses == [(150, 40, 460, 450)]
     cuts = [io.read_image(path).pixels for path in (written, tmp_path / "cli.png")]
     assert np.array_equal(*cuts)  # the tuple and the text: the same cut
@@ -63,13 +87,35 @@ def test_a_keyframe_box_is_parsed_once_per_keyframe(shared, mirror, tmp_path, bo
     """A roto run with boxes on two keyframes of a four-frame plate parses each box once (the API and the CLI)."""
     plate = two_subject_plate(shared, tmp_path / "plate", 4)
     boxes = ["1001:214,0,428,120", "1003:220,0,428,120"]
-    mattekit.rotoscope(plate, str(tmp_path / "api" / "m.####.png"), model="csnet-sod", device="cpu", threads=1,
-                       radius=1, box=boxes)
+    mattekit.rotoscope(
+        plate, str(tmp_path / "api" / "m.####.png"), model="csnet-sod", device="cpu", threads=1, radius=1, box=boxes
+    )
     assert sorted(box_parses) == ["214,0,428,120", "220,0,428,120"]
     box_parses.clear()
-    assert cli.main(["roto", plate, "-o", str(tmp_path / "cli" / "m.####.png"), "--model", "csnet-sod",
-                     "--device", "cpu", "--threads", "1", "--radius", "1", "--box", boxes[0], "--box", boxes[1],
-                     "-q"]) == 0
+    assert (
+        cli.main(
+            [
+                "roto",
+                plate,
+                "-o",
+                str(tmp_path / "cli" / "m.####.png"),
+                "--model",
+                "csnet-sod",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--radius",
+                "1",
+                "--box",
+                boxes[0],
+                "--box",
+                boxes[1],
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert sorted(box_parses) == ["214,0,428,120", "220,0,428,120"]
 
 
@@ -78,18 +124,33 @@ def test_a_worker_roto_request_parses_each_keyframe_box_once(shared, mirror, tmp
     checked options): each box, here two objects' boxes on one keyframe, is parsed once, where the JSON text enters."""
     plate = two_subject_plate(shared, tmp_path / "shot" / "plate", 2)
     _, worker = make_worker(allow_dirs=[str(tmp_path / "shot")])
-    worker.run("roto", [], {"plate": plate, "output": str(tmp_path / "shot" / "out" / "m.####.png"),
-                            "model": "csnet-sod", "device": "cpu", "threads": 1, "radius": 1,
-                            "box": "1001:0,0,214,120@dog;1001:214,0,428,120@swan"})
+    worker.run(
+        "roto",
+        [],
+        {
+            "plate": plate,
+            "output": str(tmp_path / "shot" / "out" / "m.####.png"),
+            "model": "csnet-sod",
+            "device": "cpu",
+            "threads": 1,
+            "radius": 1,
+            "box": "1001:0,0,214,120@dog;1001:214,0,428,120@swan",
+        },
+    )
     assert sorted(box_parses) == ["0,0,214,120", "214,0,428,120"]
     assert sorted(p.name for p in (tmp_path / "shot" / "out").glob("m_*.png")) == [
-        "m_dog.1001.png", "m_dog.1002.png", "m_swan.1001.png", "m_swan.1002.png"]
+        "m_dog.1001.png",
+        "m_dog.1002.png",
+        "m_swan.1001.png",
+        "m_swan.1002.png",
+    ]
 
 
 def test_the_options_hold_values_and_print_as_their_text():
     remove = registry.get("remove")
-    made = remove.make_options({"box": "10, 20,30,40", "point": "1,2;3,4", "shadow": "12,12,8,0.5",
-                                "background": "#00ff00"})
+    made = remove.make_options(
+        {"box": "10, 20,30,40", "point": "1,2;3,4", "shadow": "12,12,8,0.5", "background": "#00ff00"}
+    )
     assert made.box == hints.Box(10, 20, 30, 40) and made.point == (hints.Point(1, 2), hints.Point(3, 4))
     assert made.shadow == Shadow(12, 12, 8, 0.5) and made.shadow.offset == (12, 12)
     assert made.background == Background("colour", (0.0, 1.0, 0.0), "#00ff00")
@@ -100,8 +161,9 @@ def test_the_options_hold_values_and_print_as_their_text():
     assert all(getattr(again, name) == getattr(made, name) for name in texts)
     focus = registry.get("bokeh").make_options({"focus": "50%,400"}).focus
     assert focus == Focus(50.0, 400.0, True, False) and str(focus) == "50%,400"
-    roto = registry.sequences()["roto"].make_options({"plate": "p.####.png", "output": "m.####.png",
-                                                      "frames": "1001-1003,1010", "weights": __file__})
+    roto = registry.sequences()["roto"].make_options(
+        {"plate": "p.####.png", "output": "m.####.png", "frames": "1001-1003,1010", "weights": __file__}
+    )
     assert roto.frames == Frames((1001, 1002, 1003, 1010)) and str(roto.frames) == "1001-1003,1010"
     assert roto.weights == Path(__file__)
 
@@ -109,9 +171,19 @@ def test_the_options_hold_values_and_print_as_their_text():
 def test_every_parsed_option_returns_its_value_and_takes_it_back():
     """Every option declared with a parser: checking its text gives what the parser gives (nothing thrown away), and
     that value, checked again, is the same value (the API may pass values as they are; the worker's JSON may not)."""
-    samples = {"box": "1,2,30,40", "point": "3,4;5,6", "exclude": "7,8", "shadow": "1,2,3,0.5", "background": "blur:4",
-               "focus": "10,20", "frames": "1-5x2", "device": " cpu ", "weights": __file__,
-               "hint_weights": __file__, "depth_weights": __file__}
+    samples = {
+        "box": "1,2,30,40",
+        "point": "3,4;5,6",
+        "exclude": "7,8",
+        "shadow": "1,2,3,0.5",
+        "background": "blur:4",
+        "focus": "10,20",
+        "frames": "1-5x2",
+        "device": " cpu ",
+        "weights": __file__,
+        "hint_weights": __file__,
+        "depth_weights": __file__,
+    }
     keyframes = {"box": "1001:1,2,30,40@dog;1003:5,5,9,9", "point": "1001:3,4@dog;1001:5,6", "exclude": "7:7,8"}
     seen = set()
     for declaration in registry.declarations().values():
@@ -154,5 +226,11 @@ def test_hint_stages_pass_a_named_value(shared, mirror):
     _, context = remove.TASK.prepare({"model": predictor}, {"image": pixels}, options)
     assert isinstance(context, hints.Hinted) and context.hint.box == hints.parse_box(BOX)
     region = context.region
-    assert isinstance(region, hints.Box) and 0 <= region.y0 < 40 and region.x0 < 150 and region.y1 == 450 and region.x1 > 460 - 1
+    assert (
+        isinstance(region, hints.Box)
+        and 0 <= region.y0 < 40
+        and region.x0 < 150
+        and region.y1 == 450
+        and region.x1 > 460 - 1
+    )
     assert dataclasses.is_dataclass(options) and np.ndim(options.box) == 1

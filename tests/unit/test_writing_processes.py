@@ -1,5 +1,6 @@
 """The writing stage in processes (mattekit.running.processes): the same bytes as the threads write, items' arrays
 through shared memory, an item's failure and a process's death each fail one item only."""
+
 from __future__ import annotations
 
 import os
@@ -134,8 +135,9 @@ def test_on_a_gpu_a_photo_finished_on_the_device_stays_in_the_parent(shared, tmp
         small.resize((small.width * 3, small.height * 3)).save(large)  # 1.4 MP
     sent = []
     real_call = processes.Writers.call
-    monkeypatch.setattr(processes.Writers, "call", lambda self, item, *a: sent.append(item[0].name) or
-                        real_call(self, item, *a))
+    monkeypatch.setattr(
+        processes.Writers, "call", lambda self, item, *a: sent.append(item[0].name) or real_call(self, item, *a)
+    )
     out = tmp_path / "out"
     assert main(["remove", "-q", "--model", "u2netp", "-o", str(out), *map(str, photos), str(large)]) == 0
     assert sorted(sent) == sorted(p.name for p in photos)

@@ -12,6 +12,7 @@ ratio can be compared across machines. Memory is the peak resident set size of t
 while one run lasts (VmHWM reset before each run, see ``mattekit bench upscale``), and the
 growth over the resident size before the run.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,9 +27,12 @@ from .memory import current_rss, peak_rss, reset_peak_rss
 
 
 def add_parser(kinds) -> None:
-    p = kinds.add_parser("bokeh", help="seconds and peak memory of depth of field and enhance on a 12 MP picture",
-                         description="Time the lens-blur renderer (depth mode and mask mode) and the enhance steps "
-                                     "on one large picture, next to a plain Gaussian blur of the same picture.")
+    p = kinds.add_parser(
+        "bokeh",
+        help="seconds and peak memory of depth of field and enhance on a 12 MP picture",
+        description="Time the lens-blur renderer (depth mode and mask mode) and the enhance steps "
+        "on one large picture, next to a plain Gaussian blur of the same picture.",
+    )
     p.add_argument("--size", default="4000x3000", metavar="WxH", help="picture size (default 4000x3000, 12 MP)")
     p.add_argument("--image", help="the picture to resize to WxH (default: a synthetic photo-like scene)")
     p.add_argument("--strength", type=float, default=1.0, help="blur strength (default 1)")
@@ -56,11 +60,13 @@ def synthetic_scene(height: int, width: int, seed: int = 0):
     mask = np.zeros((height, width), np.float32)
     cv2.ellipse(mask, (width // 2, int(height * 0.6)), (width // 7, int(height * 0.38)), 0, 0, 360, 1.0, -1)
     mask = cv2.GaussianBlur(mask, (0, 0), 1.0)
-    image = image * (1 - mask[..., None]) + mask[..., None] * np.array([0.8, 0.55, 0.45], np.float32) * (0.8 + 0.2 * noise[..., None])
+    image = image * (1 - mask[..., None]) + mask[..., None] * np.array([0.8, 0.55, 0.45], np.float32) * (
+        0.8 + 0.2 * noise[..., None]
+    )
     depth = (0.05 + 0.35 * yy + 0.05 * xx).astype(np.float32) * np.ones_like(xx)
     depth = depth * (1 - mask) + 0.7 * mask
     bar = np.zeros_like(mask)
-    bar[int(height * 0.7):, : width // 8] = 1.0
+    bar[int(height * 0.7) :, : width // 8] = 1.0
     image = image * (1 - bar[..., None]) + bar[..., None] * np.array([0.15, 0.12, 0.1], np.float32)
     depth = np.where(bar > 0, 0.95, depth).astype(np.float32)
     return np.clip(image, 0, 1).astype(np.float32), depth, mask
@@ -74,7 +80,9 @@ def _measure(label: str, fn, reference: float | None = None) -> tuple[float, obj
     seconds = time.perf_counter() - start
     peak = peak_rss()
     ratio = f"{seconds / reference:8.1f}x" if reference else f"{'1.0x':>9}"
-    print(f"{label:<34} {seconds:8.2f} s {ratio}   peak {peak / 2**30:6.2f} GiB   (+{max(0, peak - before) / 2**30:.2f} GiB)")
+    print(
+        f"{label:<34} {seconds:8.2f} s {ratio}   peak {peak / 2**30:6.2f} GiB   (+{max(0, peak - before) / 2**30:.2f} GiB)"
+    )
     return seconds, result
 
 
@@ -88,11 +96,18 @@ def run(args) -> int:
     image, depth, mask = synthetic_scene(height, width)
     if args.image:
         pixels = io.read_image(args.image).pixels[..., :3]
-        image = np.clip(cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA
-                                   if pixels.shape[1] > width else cv2.INTER_CUBIC), 0, 1).astype(np.float32)
+        image = np.clip(
+            cv2.resize(
+                pixels, (width, height), interpolation=cv2.INTER_AREA if pixels.shape[1] > width else cv2.INTER_CUBIC
+            ),
+            0,
+            1,
+        ).astype(np.float32)
     radius = lens.blur_radius(height, width, args.strength)
-    print(f"bokeh benchmark: {width}x{height} ({width * height / 1e6:.1f} MP), blur radius {radius:.0f} px, "
-          f"cv2 threads {cv2.getNumThreads()}, source {'--image ' + args.image if args.image else 'synthetic'}")
+    print(
+        f"bokeh benchmark: {width}x{height} ({width * height / 1e6:.1f} MP), blur radius {radius:.0f} px, "
+        f"cv2 threads {cv2.getNumThreads()}, source {'--image ' + args.image if args.image else 'synthetic'}"
+    )
     print(f"{'run':<34} {'time':>10} {'vs ref':>9}   memory")
     sigma = radius / 2
     ref, _ = _measure("reference: Gaussian blur", lambda: cv2.GaussianBlur(image, (0, 0), sigma))

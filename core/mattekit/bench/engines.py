@@ -8,6 +8,7 @@ load from elsewhere falls on both alike; the figure is the median CPU seconds pe
 Both engines' raw outputs (before the catalog's activation) are compared (max |difference|): the faster engine
 must keep the answer.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -21,17 +22,31 @@ PHOTO = (768, 1024)  # H x W of the photo whose network input is timed
 
 
 def add_parser(kinds) -> None:
-    p = kinds.add_parser("engines", help="torch or ONNX Runtime: which CPU engine runs each model faster here",
-                         description="Time each model's net in mattekit's torch engine and in ONNX Runtime, turn by "
-                                     "turn, and print the ratio per model for this CPU class.")
-    p.add_argument("--model", action="append", metavar="NAME[=WEIGHTS]",
-                   help="a catalog model, optionally with its weights file (repeatable; default: every segment and "
-                        "matte model whose weights are on disk or in a mirror and that runs on both engines)")
-    p.add_argument("--stand-in", action="store_true", help="models given without weights run with deterministic "
-                   "stand-in weights made here (real architecture, seeded random values: for speed only)")
+    p = kinds.add_parser(
+        "engines",
+        help="torch or ONNX Runtime: which CPU engine runs each model faster here",
+        description="Time each model's net in mattekit's torch engine and in ONNX Runtime, turn by "
+        "turn, and print the ratio per model for this CPU class.",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME[=WEIGHTS]",
+        help="a catalog model, optionally with its weights file (repeatable; default: every segment and "
+        "matte model whose weights are on disk or in a mirror and that runs on both engines)",
+    )
+    p.add_argument(
+        "--stand-in",
+        action="store_true",
+        help="models given without weights run with deterministic "
+        "stand-in weights made here (real architecture, seeded random values: for speed only)",
+    )
     p.add_argument("--repeat", type=int, default=5, help="timed calls per engine (default 5)")
-    p.add_argument("--save", action="store_true", help="record the figures for this machine: `auto` then picks the "
-                                                       "faster engine for these models")
+    p.add_argument(
+        "--save",
+        action="store_true",
+        help="record the figures for this machine: `auto` then picks the faster engine for these models",
+    )
     p.set_defaults(func=run)
 
 
@@ -54,14 +69,19 @@ def run(args) -> int:
     if not onnx_available():
         raise MattekitError("bench engines needs ONNX Runtime: pip install onnxruntime.")
     cat = catalog.load()
-    chosen = [m.partition("=") for m in args.model] if args.model else [
-        (entry.name, "", "") for entry, _ in _both_engine_models(cat)]
+    chosen = (
+        [m.partition("=") for m in args.model]
+        if args.model
+        else [(entry.name, "", "") for entry, _ in _both_engine_models(cat)]
+    )
     torch.set_num_threads(1)
     cpu = plan.cpu_class()
     info = cpu_info()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"bench engines: CPU class {cpu} ({info[0] if info else 'unknown CPU'}), torch {torch.__version__}, "
-          f"ONNX Runtime {_ort_version()}, 1 thread per engine, {args.repeat} calls each; load average {load:.1f}")
+    print(
+        f"bench engines: CPU class {cpu} ({info[0] if info else 'unknown CPU'}), torch {torch.__version__}, "
+        f"ONNX Runtime {_ort_version()}, 1 thread per engine, {args.repeat} calls each; load average {load:.1f}"
+    )
     print(f"{'model':24s} {'input':>10s} {'torch s':>8s} {'onnx s':>8s} {'ratio':>6s}  {'faster':7s} max|diff|")
     image = np.random.default_rng(0).random(PHOTO + (3,), dtype=np.float32)
     rows = {}
@@ -71,7 +91,9 @@ def run(args) -> int:
         stand_in = not weights_file and args.stand_in
         if stand_in:
             weights_file = str(write_stand_in(entry, Path(work.name)))
-        engines = {b: Predictor(entry, decide(entry, "cpu", b, "fp32", weights_file or None)) for b in ("torch", "onnx")}
+        engines = {
+            b: Predictor(entry, decide(entry, "cpu", b, "fp32", weights_file or None)) for b in ("torch", "onnx")
+        }
         x = engines["torch"].prepare(image)
         outputs = {b: [p.engine(x), p.engine(x)][-1].float() for b, p in engines.items()}  # warm-up; raw outputs
         seconds = {b: [] for b in engines}
@@ -82,12 +104,22 @@ def run(args) -> int:
                 seconds[b].append(time.process_time() - start)
         torch_s, onnx_s = statistics.median(seconds["torch"]), statistics.median(seconds["onnx"])
         diff = float((outputs["torch"] - outputs["onnx"]).abs().max())
-        rows[name] = {"torch_s": round(torch_s, 4), "onnx_s": round(onnx_s, 4), "ratio": round(torch_s / onnx_s, 3),
-                      "max_diff": diff, "input": list(x.shape[2:]), "machine": info[0] if info else "",
-                      "measured": time.strftime("%Y-%m-%d"), "weights": "stand-in" if stand_in else "real"}
+        rows[name] = {
+            "torch_s": round(torch_s, 4),
+            "onnx_s": round(onnx_s, 4),
+            "ratio": round(torch_s / onnx_s, 3),
+            "max_diff": diff,
+            "input": list(x.shape[2:]),
+            "machine": info[0] if info else "",
+            "measured": time.strftime("%Y-%m-%d"),
+            "weights": "stand-in" if stand_in else "real",
+        }
         faster = plan.winner(rows[name])
-        print(f"{name:24s} {'x'.join(map(str, x.shape[2:])):>10s} {torch_s:8.3f} {onnx_s:8.3f} "
-              f"{torch_s / onnx_s:6.2f}  {faster:7s} {diff:.1e}", flush=True)
+        print(
+            f"{name:24s} {'x'.join(map(str, x.shape[2:])):>10s} {torch_s:8.3f} {onnx_s:8.3f} "
+            f"{torch_s / onnx_s:6.2f}  {faster:7s} {diff:.1e}",
+            flush=True,
+        )
         del engines, outputs
     work.cleanup()
     print(f"ratio = torch CPU s / ONNX Runtime CPU s per call; `auto` takes ONNX Runtime at {plan.MARGIN} or more.")

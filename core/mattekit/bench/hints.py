@@ -15,6 +15,7 @@ odd-indexed ones the report half; DAVIS frames by their sequence's index, so a s
 ``--composites`` makes two-subject photos of a set (:func:`composite_pairs`: never across the halves), on which the
 whole photo's answer often picks the other subject than the one hinted.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -40,22 +41,41 @@ HINTS = ("none", "none clipped", "box", "box focus", "box + point", "paper rect"
 
 
 def add_parser(kinds) -> None:
-    p = kinds.add_parser("hints", help="IoU of remove without a hint (also clipped to the box), with a box (also "
-                         "focused: --box-focus) and with a box and a point "
-                         "derived from the ground truth (grabcut50 or DAVIS first frames), or on two-subject "
-                         "composites of them")
-    p.add_argument("--data", required=True, help="folder with im/NAME.* + gt/NAME.png (grabcut50; rect/ used when "
-                   "present), or DAVIS's im/SEQ/ + gt/SEQ/ (each sequence's first frame)")
+    p = kinds.add_parser(
+        "hints",
+        help="IoU of remove without a hint (also clipped to the box), with a box (also "
+        "focused: --box-focus) and with a box and a point "
+        "derived from the ground truth (grabcut50 or DAVIS first frames), or on two-subject "
+        "composites of them",
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        help="folder with im/NAME.* + gt/NAME.png (grabcut50; rect/ used when "
+        "present), or DAVIS's im/SEQ/ + gt/SEQ/ (each sequence's first frame)",
+    )
     p.add_argument("--model", action="append", help="segmentation model (repeatable); default: csnet-sod")
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, help="only the first N images")
-    p.add_argument("--every", type=int, metavar="N", help="DAVIS: every Nth frame of each sequence (the first "
-                   "included) instead of its first frame alone; a sequence's frames share its half")
-    p.add_argument("--no-matting", action="store_true", help="score remove --no-matting (several times faster; "
-                   "the IoU at 0.5 moves little)")
+    p.add_argument(
+        "--every",
+        type=int,
+        metavar="N",
+        help="DAVIS: every Nth frame of each sequence (the first "
+        "included) instead of its first frame alone; a sequence's frames share its half",
+    )
+    p.add_argument(
+        "--no-matting",
+        action="store_true",
+        help="score remove --no-matting (several times faster; the IoU at 0.5 moves little)",
+    )
     p.add_argument("--per-image", action="store_true", help="also print each image's IoU per hint")
-    p.add_argument("--composites", action="store_true", help="score two-subject photos made of the set's own: each "
-                   "photo beside the next of its half, a box, a focused box and a point on each subject in turn")
+    p.add_argument(
+        "--composites",
+        action="store_true",
+        help="score two-subject photos made of the set's own: each "
+        "photo beside the next of its half, a box, a focused box and a point on each subject in turn",
+    )
     p.set_defaults(func=run)
 
 
@@ -95,8 +115,12 @@ def gt_box(gt: np.ndarray, seed: str) -> tuple[int, int, int, int]:
     left, top, right, bottom = np.random.default_rng(zlib.crc32(seed.encode())).uniform(0, MAX_MARGIN, 4)
     width, height = x1 - x0, y1 - y0
     height_px, width_px = gt.shape
-    return (max(0, int(x0 - left * width)), max(0, int(y0 - top * height)),
-            min(width_px, int(np.ceil(x1 + right * width))), min(height_px, int(np.ceil(y1 + bottom * height))))
+    return (
+        max(0, int(x0 - left * width)),
+        max(0, int(y0 - top * height)),
+        min(width_px, int(np.ceil(x1 + right * width))),
+        min(height_px, int(np.ceil(y1 + bottom * height))),
+    )
 
 
 def gt_point(gt: np.ndarray) -> tuple[int, int]:
@@ -124,10 +148,15 @@ def side_by_side(left: np.ndarray, right: np.ndarray, left_gt: np.ndarray, right
     the photo a user boxes one of them in."""
     height = left.shape[0]
     width = max(1, int(round(right.shape[1] * height / right.shape[0])))
-    image = np.concatenate([left[..., :3], cv2.resize(right[..., :3], (width, height), interpolation=cv2.INTER_AREA)], 1)
+    image = np.concatenate(
+        [left[..., :3], cv2.resize(right[..., :3], (width, height), interpolation=cv2.INTER_AREA)], 1
+    )
     scaled = cv2.resize(right_gt, (width, height), interpolation=cv2.INTER_NEAREST)
-    return (image, np.concatenate([left_gt, np.zeros_like(scaled)], 1),
-            np.concatenate([np.zeros_like(left_gt), scaled], 1))
+    return (
+        image,
+        np.concatenate([left_gt, np.zeros_like(scaled)], 1),
+        np.concatenate([np.zeros_like(left_gt), scaled], 1),
+    )
 
 
 def composite_pairs(rows: list[tuple[Path, Path, str]]) -> list[tuple[tuple[Path, Path], tuple[Path, Path], str]]:
@@ -141,8 +170,9 @@ def composite_pairs(rows: list[tuple[Path, Path, str]]) -> list[tuple[tuple[Path
     return out
 
 
-def hints_for(gt: np.ndarray, seed: str, paper: tuple[int, int, int, int] | None = None,
-              point_alone: bool = False) -> dict[str, dict]:
+def hints_for(
+    gt: np.ndarray, seed: str, paper: tuple[int, int, int, int] | None = None, point_alone: bool = False
+) -> dict[str, dict]:
     """{hint name: remove's options for it} of one subject (``gt``: its mask; ``seed``: its box's margins, see
     :func:`gt_box`): none, a box, a focused box, and a box with a point or with ``point_alone`` a point alone;
     "paper rect" for a ``paper`` box (x0, y0, x1, y1). See :data:`HINTS`."""
@@ -159,39 +189,60 @@ def cases(rows: list[tuple[Path, Path, str]], data: Path, composites: bool = Fal
     """(name, half, image H x W x 3, ground truth H x W uint8, box seed, {hint name: remove's options}) of each
     image of ``rows``, or with ``composites`` of each subject of each :func:`composite_pairs` photo
     (:func:`side_by_side`; its hints: none, a box and a focused box on that subject, a point on it alone)."""
+
     def read(path):
         return io.read_image(path).pixels[..., :3]
 
     if not composites:
         for image_path, gt_path, half in rows:
             gt = cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE)
-            yield (f"{image_path.parent.name}/{image_path.name}", half, read(image_path), gt, image_path.stem,
-                   hints_for(gt, image_path.stem, rect_box(data / "rect" / (image_path.stem + ".png"))))
+            yield (
+                f"{image_path.parent.name}/{image_path.name}",
+                half,
+                read(image_path),
+                gt,
+                image_path.stem,
+                hints_for(gt, image_path.stem, rect_box(data / "rect" / (image_path.stem + ".png"))),
+            )
         return
     for (left, left_gt), (right, right_gt), half in composite_pairs(rows):
-        image, *subjects = side_by_side(unit_float(read(left)), unit_float(read(right)),
-                                        *(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in (left_gt, right_gt)))
+        image, *subjects = side_by_side(
+            unit_float(read(left)),
+            unit_float(read(right)),
+            *(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in (left_gt, right_gt)),
+        )
         for side, gt in zip(("left", "right"), subjects):
             seed = f"{left.stem}+{right.stem}:{side}"
             yield seed, half, image, gt, seed, hints_for(gt, seed, point_alone=True)
 
 
-def measure(model: str, rows: list[tuple[Path, Path, str]], data: Path, device: str = "auto", matting: bool = True,
-            composites: bool = False) -> dict:
+def measure(
+    model: str,
+    rows: list[tuple[Path, Path, str]],
+    data: Path,
+    device: str = "auto",
+    matting: bool = True,
+    composites: bool = False,
+) -> dict:
     """{case name: (half, {hint name: IoU})} of remove --result alpha (``matting``: its default) with ``model`` on
     :func:`cases`."""
     predictor = runtime.ModelCache().get(model, "segment", device)
     found = {}
     count = len(rows) * (2 if composites else 1)
-    with shown(count, "subject" if composites else "image") as report:  # a bar on a terminal, a line per image elsewhere
+    with shown(
+        count, "subject" if composites else "image"
+    ) as report:  # a bar on a terminal, a line per image elsewhere
         for name, half, image, gt, seed, hinted in cases(rows, data, composites):
             scores = {}
             for hint_name, hint in hinted.items():
-                options = remove.TASK.make_options({"model": model, "result": "alpha", "matting": matting,
-                                                     "hint_model": "none", **hint})  # the segmentation model's rule
+                options = remove.TASK.make_options(
+                    {"model": model, "result": "alpha", "matting": matting, "hint_model": "none", **hint}
+                )  # the segmentation model's rule
                 alpha = remove.TASK.run({"model": predictor}, {"image": image}, options)["result"]
                 scores[hint_name] = metrics.iou(alpha, gt)
-                if hint_name == "none":  # what a box must beat: the plain answer with everything outside the box cut away
+                if (
+                    hint_name == "none"
+                ):  # what a box must beat: the plain answer with everything outside the box cut away
                     scores["none clipped"] = metrics.iou(clipped(alpha, gt_box(gt, seed)), gt)
             found[name] = (half, scores)
             report(name)
@@ -214,7 +265,11 @@ def summary(per_image: list[dict]) -> dict[str, tuple[float, float | None]]:
         if not values:
             continue
         mean = float(np.mean([s[name] for s in values]))
-        turned = None if name in ("none", "none clipped") else float(np.mean([s["none"] < MISS and s[name] > HIT for s in values]))
+        turned = (
+            None
+            if name in ("none", "none clipped")
+            else float(np.mean([s["none"] < MISS and s[name] > HIT for s in values]))
+        )
         out[name] = (mean, turned)
     return out
 
@@ -229,12 +284,18 @@ def run(args) -> int:
         raise MattekitError(f"{data} has no images to measure.")
     count = {h: sum(half == h for *_, half in rows) for h in HALVES}
     unit = " sequences' frames" if rows[0][0].parent != data / "im" else ""
-    made = ("; composites: each photo beside the next of its half (the right one scaled to the left one's height), "
-            "each of the two subjects in turn the one hinted and scored" if args.composites else "")
-    print(f"bench hints on {data}: {len(rows)} images in sorted order; tuning half = even-indexed{unit} "
-          f"({count['tuning']}), report half = odd-indexed{unit} ({count['report']}){made}; box = ground-truth box + "
-          f"0-{MAX_MARGIN:.0%} margin per side, point = the subject pixel farthest from its boundary; miss = IoU < "
-          f"{MISS}, hit = IoU > {HIT}; remove --result alpha{' --no-matting' if args.no_matting else ''}")
+    made = (
+        "; composites: each photo beside the next of its half (the right one scaled to the left one's height), "
+        "each of the two subjects in turn the one hinted and scored"
+        if args.composites
+        else ""
+    )
+    print(
+        f"bench hints on {data}: {len(rows)} images in sorted order; tuning half = even-indexed{unit} "
+        f"({count['tuning']}), report half = odd-indexed{unit} ({count['report']}){made}; box = ground-truth box + "
+        f"0-{MAX_MARGIN:.0%} margin per side, point = the subject pixel farthest from its boundary; miss = IoU < "
+        f"{MISS}, hit = IoU > {HIT}; remove --result alpha{' --no-matting' if args.no_matting else ''}"
+    )
     width = max(14, *(len(m) + 1 for m in models))  # the model column: a name and a space
     print(f"{'model':{width}}{'hint':14}{'half':8}{'images':>7}{'IoU':>9}{'miss->hit':>11}")
     for model in models:

@@ -15,6 +15,7 @@ for mattekit's matting and for closed-form matting (Levin et al.) as implemented
 (``estimate_alpha_cf``, run in the same process after a warm-up). ``--model`` adds a trimap-free
 table (:func:`_trimap_free`): the plain path, the default pipeline and rembg's ``-a``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,13 +35,19 @@ from ..tasks import remove
 
 
 def add_parser(kinds) -> None:
-    p = kinds.add_parser("matte", help="SAD, MSE, gradient error and s/image vs closed-form matting (im/, gt/, trimap/)")
+    p = kinds.add_parser(
+        "matte", help="SAD, MSE, gradient error and s/image vs closed-form matting (im/, gt/, trimap/)"
+    )
     p.add_argument("--data", required=True, help="folder with im/, gt/ (alpha) and trimap/ or trimap/SET/ (0/128/255)")
-    p.add_argument("--trimaps", nargs="*", metavar="SET", help="trimap sets under trimap/ (default: all, or trimap/ itself)")
+    p.add_argument(
+        "--trimaps", nargs="*", metavar="SET", help="trimap sets under trimap/ (default: all, or trimap/ itself)"
+    )
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument("--refine", type=int, default=0, help="extra full-resolution iterations for mattekit's matting")
     p.add_argument("--no-reference", action="store_true", help="skip closed-form matting (pymatting)")
-    p.add_argument("--model", help="also score trimap-free alpha of this segmentation model: plain, default and rembg -a")
+    p.add_argument(
+        "--model", help="also score trimap-free alpha of this segmentation model: plain, default and rembg -a"
+    )
     p.add_argument("--weights", help="weights file for --model instead of the catalog's")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run)
@@ -55,7 +62,7 @@ def gradient_error(alpha: np.ndarray, gt: np.ndarray, region: np.ndarray, sigma:
     """
     half = int(np.ceil(sigma * np.sqrt(-2.0 * np.log(np.sqrt(2 * np.pi) * sigma * 1e-2))))
     u = np.arange(-half, half + 1, dtype=np.float64)
-    gauss = np.exp(-u**2 / (2 * sigma**2)) / (sigma * np.sqrt(2 * np.pi))
+    gauss = np.exp(-(u**2) / (2 * sigma**2)) / (sigma * np.sqrt(2 * np.pi))
     kx = np.outer(gauss, -u * gauss / sigma**2)  # rows: Gaussian, columns: its derivative
     kx /= np.sqrt((kx**2).sum())
     kx = kx[::-1, ::-1].copy()  # convolution, as the reference code
@@ -84,7 +91,11 @@ def layout(data: Path, sets: list[str] | None) -> tuple[list[tuple[str, Path]], 
     """([(name, image)], {set name: trimap folder}) of a benchmark folder; InputError when malformed."""
     if not (data / "im").is_dir() or not (data / "gt").is_dir() or not (data / "trimap").is_dir():
         raise InputError(f"{data} must hold im/, gt/ and trimap/ folders.")
-    images = [(p.stem, p) for p in sorted((data / "im").iterdir()) if p.is_file() and (data / "gt" / (p.stem + ".png")).is_file()]
+    images = [
+        (p.stem, p)
+        for p in sorted((data / "im").iterdir())
+        if p.is_file() and (data / "gt" / (p.stem + ".png")).is_file()
+    ]
     if not images:
         raise InputError(f"{data} has no im/NAME + gt/NAME.png pairs.")
     found = {p.name: p for p in sorted((data / "trimap").iterdir()) if p.is_dir()}
@@ -141,7 +152,9 @@ def run(args) -> int:
     images = images[: args.limit]
     reference = None if args.no_reference else _closed_form()
     options = MattingOptions(extra_iterations=args.refine)
-    pictures = {name: (io.read_image(path).pixels[..., :3], _grey(data / "gt" / (name + ".png"))) for name, path in images}
+    pictures = {
+        name: (io.read_image(path).pixels[..., :3], _grey(data / "gt" / (name + ".png"))) for name, path in images
+    }
     alpha_from_trimap(*_warm_up(), options)
     methods = {"mattekit": lambda im, t: alpha_from_trimap(im, t, options)}
     if reference is not None:
@@ -171,23 +184,31 @@ def run(args) -> int:
             continue
         means = {m: np.mean([r[m] for _, r in rows], axis=0) for m in methods}
         cols = list(methods)
-        _table(f"trimaps {set_name}: {len(rows)} images, means", cols, [
-            ("SAD (/1000)", [means[m][0] for m in cols], ".3f"),
-            ("MSE (x1e3)", [means[m][1] for m in cols], ".3f"),
-            ("gradient (/1000)", [means[m][2] for m in cols], ".3f"),
-            ("s/image", [means[m][3] for m in cols], ".3f"),
-        ])
+        _table(
+            f"trimaps {set_name}: {len(rows)} images, means",
+            cols,
+            [
+                ("SAD (/1000)", [means[m][0] for m in cols], ".3f"),
+                ("MSE (x1e3)", [means[m][1] for m in cols], ".3f"),
+                ("gradient (/1000)", [means[m][2] for m in cols], ".3f"),
+                ("s/image", [means[m][3] for m in cols], ".3f"),
+            ],
+        )
         if reference is not None:
             for half in ("tune", "report"):
                 part = [r for n, r in rows if halves[n] == half]
                 if part:
                     sad = {m: np.mean([r[m][0] for r in part]) for m in cols}
-                    print(f"  {half} half ({len(part)} images): SAD mattekit {sad['mattekit']:.3f} "
-                          f"closed-form {sad['closed-form']:.3f}")
+                    print(
+                        f"  {half} half ({len(part)} images): SAD mattekit {sad['mattekit']:.3f} "
+                        f"closed-form {sad['closed-form']:.3f}"
+                    )
             losses = [n for n, r in rows if r["mattekit"][0] > r["closed-form"][0]]
-            print(f"mattekit is {means['closed-form'][3] / max(means['mattekit'][3], 1e-9):.1f}x faster than "
-                  f"closed-form matting; higher SAD on {len(losses)} of {len(rows)} images"
-                  + (f" ({', '.join(losses)})" if losses else ""))
+            print(
+                f"mattekit is {means['closed-form'][3] / max(means['mattekit'][3], 1e-9):.1f}x faster than "
+                f"closed-form matting; higher SAD on {len(losses)} of {len(rows)} images"
+                + (f" ({', '.join(losses)})" if losses else "")
+            )
         print()
     if reference is None and not args.no_reference:
         print("closed-form reference skipped: pymatting is not installed (pip install pymatting)")
@@ -249,7 +270,9 @@ def _trimap_free(args, images, pictures) -> None:
     predictor = runtime.ModelCache().get(args.model, "segment", args.device, getattr(args, "weights", None))
     cutout = remove.TASK.make_options({"result": "alpha"})
     methods = {
-        "plain": lambda image: mask_preview.TASK.run({"model": predictor}, {"image": image}, mask_preview.TASK.make_options({}))["mask"],
+        "plain": lambda image: mask_preview.TASK.run(
+            {"model": predictor}, {"image": image}, mask_preview.TASK.make_options({})
+        )["mask"],
         "default": lambda image: remove.TASK.run({"model": predictor}, {"image": image}, cutout)["result"],
     }
     closed_form = _closed_form()
@@ -265,7 +288,8 @@ def _trimap_free(args, images, pictures) -> None:
             seconds = time.perf_counter() - t0
             error = np.abs(alpha - gt)
             found.setdefault((method, _half_of(index)), []).append(
-                (float(error.sum()) / 1000, float(error[partial].mean()) if partial.any() else 0.0, seconds))
+                (float(error.sum()) / 1000, float(error[partial].mean()) if partial.any() else 0.0, seconds)
+            )
     print(f"trimap-free alpha, {args.model}: whole-image SAD (/1000), mean |error| on partial pixels, s/image")
     print(f"{'method':12}{'half':8}{'images':>7}{'SAD':>10}{'partial':>10}{'s/image':>10}")
     for method in methods:

@@ -5,6 +5,7 @@ On Linux the figures come from /proc/self/status: VmRSS now, and VmHWM, the peak
 at exec and can be reset (:func:`reset_peak_rss`); ``getrusage``'s ru_maxrss, the fallback elsewhere,
 is a process-lifetime peak that a spawned child inherits from its parent.
 """
+
 from __future__ import annotations
 
 import sys

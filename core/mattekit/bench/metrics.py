@@ -1,5 +1,6 @@
 """Quality metrics for masks. Predictions are float H x W in [0,1]; ground truth is uint8 0/255
 with 128 marking an uncertain band that every metric ignores (the GrabCut convention)."""
+
 from __future__ import annotations
 
 import cv2

@@ -8,6 +8,7 @@ mattekit's commands make (:func:`mattekit.engines.build_torch`: channels-last, a
 :class:`mattekit.engines.torch_engine.Compiled`). Printed: images/s of each after one warm-up photo, the ratio, the device's
 peak memory of each (CUDA), and the engine's choices.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,12 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     net = None  # eager's too (it reads this name): the weights are freed before the compiled copy loads
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    engine = engines.build_torch(load(), str(device), args.precision, entry.output.index, label=entry.name,
-                                 recipe={"net": entry.net, "kwargs": entry.kwargs})
+    engine = engines.build_torch(
+        load(),
+        str(device),
+        args.precision,
+        entry.output.index,
+        label=entry.name,
+        recipe={"net": entry.net, "kwargs": entry.kwargs},
+    )
     figures["mattekit"] = _loop(engine, entry, files, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-    print(f"plain loop: {args.model} {args.precision} batch 1 on {name}, {len(files) - 1} photos from {args.folder} "
-          f"(read, prepare, net, mask to the host; no encoding)")
+    print(
+        f"plain loop: {args.model} {args.precision} batch 1 on {name}, {len(files) - 1} photos from {args.folder} "
+        f"(read, prepare, net, mask to the host; no encoding)"
+    )
     for key, what in (("eager", "eager PyTorch"), ("mattekit", f"mattekit's engine {engine.name}")):
         f = figures[key]
         print(f"  {what:40s}{f['images_per_s']:8.2f} images/s, peak device memory {f['peak_mb']:8.0f} MB")

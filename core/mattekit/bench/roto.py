@@ -16,6 +16,7 @@ average of the per-frame mattes as the baseline a temporal method must beat. All
 through the same code path as ``mattekit roto`` (:class:`mattekit.roto.MatteSource`), and the
 temporal column is filtered in frame order as roto does (:class:`mattekit.roto.ordered.OrderedSmoother`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,9 +37,16 @@ from ..roto import ROTO_MODEL_TASKS, MatteSource
 
 
 def add_parser(kinds) -> None:
-    p = kinds.add_parser("roto", help="J (IoU) and flicker of roto mattes with and without temporal consistency",
-                         description="Matte every frame of each sequence and score against per-frame masks.")
-    p.add_argument("--data", required=True, help="a DAVIS-style folder: im/SEQ (or JPEGImages/480p/SEQ) and gt/SEQ (or Annotations/480p/SEQ)")
+    p = kinds.add_parser(
+        "roto",
+        help="J (IoU) and flicker of roto mattes with and without temporal consistency",
+        description="Matte every frame of each sequence and score against per-frame masks.",
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        help="a DAVIS-style folder: im/SEQ (or JPEGImages/480p/SEQ) and gt/SEQ (or Annotations/480p/SEQ)",
+    )
     p.add_argument("--sequences", help="comma-separated sequence names (default: all)")
     p.add_argument("--limit", type=int, help="only the first N frames of each sequence")
     p.add_argument("--model", help="people, objects, or a segment or matte model (default: objects)")
@@ -46,15 +54,30 @@ def add_parser(kinds) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--threads", type=int, help="CPU threads for inference")
     p.add_argument("--radius", type=int, help="temporal window radius (default: the model's, see its catalog entry)")
-    p.add_argument("--flow-preset", choices=tuple(motion.DIS_PRESETS), help="the filter's DIS flow preset (default: the model's, see its catalog entry)")
+    p.add_argument(
+        "--flow-preset",
+        choices=tuple(motion.DIS_PRESETS),
+        help="the filter's DIS flow preset (default: the model's, see its catalog entry)",
+    )
     p.add_argument("--flow-side", type=int, help="the filter's flow resolution, long side in px (default: the model's)")
-    p.add_argument("--flow-refinement", type=int, help="the filter's DIS variational refinement iterations per scale "
-                   "(default: the model's, else the preset's)")
-    p.add_argument("--chunk", type=int, help="also run the shot in chunks of N frames as `roto --chunk N` does and "
-                                               "print the largest alpha difference per frame against one run")
-    p.add_argument("--hint", choices=("first-box",), help="also run each sequence with a hint and print both: first-box = "
-                                                          "the box around the first frame's ground truth, on that frame only, "
-                                                          "carried to the end as `roto --box` does")
+    p.add_argument(
+        "--flow-refinement",
+        type=int,
+        help="the filter's DIS variational refinement iterations per scale (default: the model's, else the preset's)",
+    )
+    p.add_argument(
+        "--chunk",
+        type=int,
+        help="also run the shot in chunks of N frames as `roto --chunk N` does and "
+        "print the largest alpha difference per frame against one run",
+    )
+    p.add_argument(
+        "--hint",
+        choices=("first-box",),
+        help="also run each sequence with a hint and print both: first-box = "
+        "the box around the first frame's ground truth, on that frame only, "
+        "carried to the end as `roto --box` does",
+    )
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.set_defaults(func=run)
 
@@ -75,7 +98,9 @@ def flicker(alphas: list[np.ndarray], gts: list[np.ndarray]) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
-METRIC_FLOW = temporal.TemporalOptions()  # motion_flicker's flow (512 px, DIS medium), whatever the filter's own settings
+METRIC_FLOW = (
+    temporal.TemporalOptions()
+)  # motion_flicker's flow (512 px, DIS medium), whatever the filter's own settings
 
 
 def motion_flicker(alphas: list[np.ndarray], gts: list[np.ndarray], greys: list[np.ndarray]) -> float:
@@ -112,13 +137,17 @@ def run(args) -> int:
         options = dataclasses.replace(options, flow_preset=args.flow_preset)
     if args.flow_refinement is not None:
         options = dataclasses.replace(options, flow_refinement=args.flow_refinement)
-    print(f"model {entry.name}, temporal: flow-compensated window, radius {options.radius}, {options.passes} passes, "
-          f"{options.flow_preset} flow at {options.flow_side} px"
-          + (f" ({options.flow_refinement} refinement iterations)" if options.flow_refinement is not None else "")
-          + f"; per-frame mattes refined above {options.refine_above:g}x "
-          f"the network's input; {len(names)} sequences")
-    head = (f"{'sequence':<14}{'frames':>7}  {'J frame':>8}{'J temp':>8}{'J ema':>8}  {'flicker frame':>14}{'temp':>9}{'ema':>9}"
-            f"  {'mc-flicker frame':>17}{'temp':>9}{'ema':>9}  {'s/frame':>8}{'+temp s':>8}")
+    print(
+        f"model {entry.name}, temporal: flow-compensated window, radius {options.radius}, {options.passes} passes, "
+        f"{options.flow_preset} flow at {options.flow_side} px"
+        + (f" ({options.flow_refinement} refinement iterations)" if options.flow_refinement is not None else "")
+        + f"; per-frame mattes refined above {options.refine_above:g}x "
+        f"the network's input; {len(names)} sequences"
+    )
+    head = (
+        f"{'sequence':<14}{'frames':>7}  {'J frame':>8}{'J temp':>8}{'J ema':>8}  {'flicker frame':>14}{'temp':>9}{'ema':>9}"
+        f"  {'mc-flicker frame':>17}{'temp':>9}{'ema':>9}  {'s/frame':>8}{'+temp s':>8}"
+    )
     print(head)
     runs = {"no hint": []} | ({args.hint: []} if args.hint else {})
     for name in names:
@@ -127,8 +156,14 @@ def run(args) -> int:
         gts = []
         for frame in frames:
             path = plate.files[frame]
-            gt_path = next((truths / name / (path.stem + ext) for ext in (".png", ".jpg", ".bmp")
-                            if (truths / name / (path.stem + ext)).is_file()), None)
+            gt_path = next(
+                (
+                    truths / name / (path.stem + ext)
+                    for ext in (".png", ".jpg", ".bmp")
+                    if (truths / name / (path.stem + ext)).is_file()
+                ),
+                None,
+            )
             if gt_path is None:
                 raise InputError(f"No ground truth for {path} in {truths / name}.")
             gts.append(cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE))
@@ -141,14 +176,21 @@ def run(args) -> int:
             rows.append(row)
             _print_row(name if hint == "no hint" else f"  {hint}", row)
             if args.chunk:
-                row["chunked"] = chunk_difference(plate, entry, args, frames, row.pop("mattes"), row.pop("smoothed"), options,
-                                                  keyframes)
-                print(f"{'':<14}chunks of {args.chunk} vs one run" + (f" (recurrent warm-up {entry.warmup} frames)" if entry.recurrent else "")
-                      + ": " + "; ".join(f"{kind}: max |alpha difference| per frame {d['max']:.4g} (mean of the per-frame maxima "
-                                         f"{d['mean']:.4g}), mean |difference| {d['mean_abs']:.2g}; at chunk starts (frame: max, mean) "
-                                         + ", ".join(f"{f}: {m:.3g}, {a:.2g}" for f, (m, a) in d["chunk_starts"].items())
-                                         for kind, d in row["chunked"].items()),
-                      flush=True)
+                row["chunked"] = chunk_difference(
+                    plate, entry, args, frames, row.pop("mattes"), row.pop("smoothed"), options, keyframes
+                )
+                print(
+                    f"{'':<14}chunks of {args.chunk} vs one run"
+                    + (f" (recurrent warm-up {entry.warmup} frames)" if entry.recurrent else "")
+                    + ": "
+                    + "; ".join(
+                        f"{kind}: max |alpha difference| per frame {d['max']:.4g} (mean of the per-frame maxima "
+                        f"{d['mean']:.4g}), mean |difference| {d['mean_abs']:.2g}; at chunk starts (frame: max, mean) "
+                        + ", ".join(f"{f}: {m:.3g}, {a:.2g}" for f, (m, a) in d["chunk_starts"].items())
+                        for kind, d in row["chunked"].items()
+                    ),
+                    flush=True,
+                )
             row.pop("mattes", None)
             row.pop("smoothed", None)
     means = {hint: _mean(rows) for hint, rows in runs.items()}
@@ -156,24 +198,43 @@ def run(args) -> int:
         _print_row("mean" if hint == "no hint" else f"mean {hint}", mean)
     mean = means["no hint"]
     f, m = mean["flicker"], mean["flicker_mc"]
-    print(f"flicker with temporal consistency: {f['temporal'] / max(f['frame'], 1e-12):.2f} x per-frame "
-          f"(EMA baseline {f['ema'] / max(f['frame'], 1e-12):.2f} x); motion-compensated flicker "
-          f"{m['temporal'] / max(m['frame'], 1e-12):.2f} x (EMA {m['ema'] / max(m['frame'], 1e-12):.2f} x); "
-          f"J {mean['J']['temporal'] - mean['J']['frame']:+.4f} (EMA {mean['J']['ema'] - mean['J']['frame']:+.4f})")
+    print(
+        f"flicker with temporal consistency: {f['temporal'] / max(f['frame'], 1e-12):.2f} x per-frame "
+        f"(EMA baseline {f['ema'] / max(f['frame'], 1e-12):.2f} x); motion-compensated flicker "
+        f"{m['temporal'] / max(m['frame'], 1e-12):.2f} x (EMA {m['ema'] / max(m['frame'], 1e-12):.2f} x); "
+        f"J {mean['J']['temporal'] - mean['J']['frame']:+.4f} (EMA {mean['J']['ema'] - mean['J']['frame']:+.4f})"
+    )
     if args.hint:
         h = means[args.hint]
-        print(f"with {args.hint}: J temporal {h['J']['temporal']:.4f} vs {mean['J']['temporal']:.4f} without a hint, "
-              f"flicker {h['flicker']['temporal']:.5f} vs {f['temporal']:.5f}")
+        print(
+            f"with {args.hint}: J temporal {h['J']['temporal']:.4f} vs {mean['J']['temporal']:.4f} without a hint, "
+            f"flicker {h['flicker']['temporal']:.5f} vs {f['temporal']:.5f}"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": entry.name, "temporal": options.describe(),
-                                               "sequences": [r for rows in runs.values() for r in rows],
-                                               "mean": mean} | ({"mean_hinted": means[args.hint]} if args.hint else {}),
-                                              indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "model": entry.name,
+                    "temporal": options.describe(),
+                    "sequences": [r for rows in runs.values() for r in rows],
+                    "mean": mean,
+                }
+                | ({"mean_hinted": means[args.hint]} if args.hint else {}),
+                indent=1,
+            )
+        )
     return 0
 
 
-def score(plate, frames: list[int], gts: list[np.ndarray], entry, options: temporal.TemporalOptions, args,
-          keyframes: tracking.Keyframes | None) -> dict:
+def score(
+    plate,
+    frames: list[int],
+    gts: list[np.ndarray],
+    entry,
+    options: temporal.TemporalOptions,
+    args,
+    keyframes: tracking.Keyframes | None,
+) -> dict:
     """J, flicker and motion-compensated flicker of one sequence's per-frame, temporal and EMA mattes
     (``keyframes``: the user's hints, carried as roto carries them); "mattes" and "smoothed" hold the
     per-frame and temporal mattes."""
@@ -188,8 +249,15 @@ def score(plate, frames: list[int], gts: list[np.ndarray], entry, options: tempo
             greys[frame] = temporal.prepare(picture.pixels, alpha, METRIC_FLOW).grey
 
     started = time.perf_counter()
-    MatteSource(plate, entry, weights=args.weights, device=args.device, threads=args.threads, keyframes=keyframes,
-                refine_above=options.refine_above).run(stage.frames, keep, pictures=True)
+    MatteSource(
+        plate,
+        entry,
+        weights=args.weights,
+        device=args.device,
+        threads=args.threads,
+        keyframes=keyframes,
+        refine_above=options.refine_above,
+    ).run(stage.frames, keep, pictures=True)
     seconds = (time.perf_counter() - started) / len(stage.frames)
     per_frame, greys = [memo[f] for f in frames], [greys[f] for f in frames]
     started = time.perf_counter()
@@ -200,29 +268,49 @@ def score(plate, frames: list[int], gts: list[np.ndarray], entry, options: tempo
     for alpha in per_frame:
         previous = temporal.ema(previous, alpha)
         ema.append(previous)
-    return {"frames": len(frames),
-            "J": {"frame": float(np.mean([region_j(a, g) for a, g in zip(per_frame, gts)])),
-                  "temporal": float(np.mean([region_j(a, g) for a, g in zip(smoothed, gts)])),
-                  "ema": float(np.mean([region_j(a, g) for a, g in zip(ema, gts)]))},
-            "flicker": {"frame": flicker(per_frame, gts), "temporal": flicker(smoothed, gts), "ema": flicker(ema, gts)},
-            "flicker_mc": {"frame": motion_flicker(per_frame, gts, greys), "temporal": motion_flicker(smoothed, gts, greys),
-                           "ema": motion_flicker(ema, gts, greys)},
-            "seconds_per_frame": seconds, "temporal_seconds_per_frame": temporal_seconds,
-            "mattes": per_frame, "smoothed": smoothed}
+    return {
+        "frames": len(frames),
+        "J": {
+            "frame": float(np.mean([region_j(a, g) for a, g in zip(per_frame, gts)])),
+            "temporal": float(np.mean([region_j(a, g) for a, g in zip(smoothed, gts)])),
+            "ema": float(np.mean([region_j(a, g) for a, g in zip(ema, gts)])),
+        },
+        "flicker": {"frame": flicker(per_frame, gts), "temporal": flicker(smoothed, gts), "ema": flicker(ema, gts)},
+        "flicker_mc": {
+            "frame": motion_flicker(per_frame, gts, greys),
+            "temporal": motion_flicker(smoothed, gts, greys),
+            "ema": motion_flicker(ema, gts, greys),
+        },
+        "seconds_per_frame": seconds,
+        "temporal_seconds_per_frame": temporal_seconds,
+        "mattes": per_frame,
+        "smoothed": smoothed,
+    }
 
 
 def _mean(rows: list[dict]) -> dict:
     """The mean row over sequences."""
-    return {"sequence": "mean", "frames": sum(r["frames"] for r in rows),
-            "J": {k: float(np.mean([r["J"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
-            "flicker": {k: float(np.mean([r["flicker"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
-            "flicker_mc": {k: float(np.mean([r["flicker_mc"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
-            "seconds_per_frame": float(np.mean([r["seconds_per_frame"] for r in rows])),
-            "temporal_seconds_per_frame": float(np.mean([r["temporal_seconds_per_frame"] for r in rows]))}
+    return {
+        "sequence": "mean",
+        "frames": sum(r["frames"] for r in rows),
+        "J": {k: float(np.mean([r["J"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
+        "flicker": {k: float(np.mean([r["flicker"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
+        "flicker_mc": {k: float(np.mean([r["flicker_mc"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
+        "seconds_per_frame": float(np.mean([r["seconds_per_frame"] for r in rows])),
+        "temporal_seconds_per_frame": float(np.mean([r["temporal_seconds_per_frame"] for r in rows])),
+    }
 
 
-def chunk_difference(plate, entry, args, frames: list[int], per_frame: list[np.ndarray], smoothed: list[np.ndarray],
-                     options: temporal.TemporalOptions, keyframes: tracking.Keyframes | None = None) -> dict:
+def chunk_difference(
+    plate,
+    entry,
+    args,
+    frames: list[int],
+    per_frame: list[np.ndarray],
+    smoothed: list[np.ndarray],
+    options: temporal.TemporalOptions,
+    keyframes: tracking.Keyframes | None = None,
+) -> dict:
     """Run ``frames`` in chunks of ``args.chunk`` (each chunk alone, as a render-farm task or a resumed
     job runs it) with and without temporal consistency; {"frame"|"temporal": {"max", "mean", "per_frame",
     "mean_abs"}}: the largest |alpha difference| of each frame against the uninterrupted run's (their max,
@@ -230,23 +318,40 @@ def chunk_difference(plate, entry, args, frames: list[int], per_frame: list[np.n
     out = {}
     kinds = [("frame", per_frame, None)] + ([("temporal", smoothed, options)] if options.radius > 0 else [])
     for kind, reference, options_used in kinds:
-        source = MatteSource(plate, entry, weights=args.weights, device=args.device, threads=args.threads,
-                             temporal_options=options_used, keyframes=keyframes)
+        source = MatteSource(
+            plate,
+            entry,
+            weights=args.weights,
+            device=args.device,
+            threads=args.threads,
+            temporal_options=options_used,
+            keyframes=keyframes,
+        )
         got: dict[int, np.ndarray] = {}
         for chunk in chunk_frames(frames, args.chunk):
             source.run(chunk, lambda frame, _, alpha, __: got.__setitem__(frame, alpha))
         worst = [float(np.abs(got[f] - r).max()) for f, r in zip(frames, reference)]
         typical = [float(np.abs(got[f] - r).mean()) for f, r in zip(frames, reference)]
-        out[kind] = {"max": max(worst), "mean": float(np.mean(worst)), "per_frame": worst,
-                     "mean_abs": float(np.mean(typical)), "mean_abs_per_frame": typical,
-                     "chunk_starts": {chunk[0]: [worst[frames.index(chunk[0])], typical[frames.index(chunk[0])]]
-                                      for chunk in chunk_frames(frames, args.chunk)[1:]}}
+        out[kind] = {
+            "max": max(worst),
+            "mean": float(np.mean(worst)),
+            "per_frame": worst,
+            "mean_abs": float(np.mean(typical)),
+            "mean_abs_per_frame": typical,
+            "chunk_starts": {
+                chunk[0]: [worst[frames.index(chunk[0])], typical[frames.index(chunk[0])]]
+                for chunk in chunk_frames(frames, args.chunk)[1:]
+            },
+        }
     return out
 
 
 def _print_row(name: str, row: dict) -> None:
     j, f = row["J"], row["flicker"]
     m = row["flicker_mc"]
-    print(f"{name:<14}{row['frames']:>7}  {j['frame']:>8.4f}{j['temporal']:>8.4f}{j['ema']:>8.4f}  "
-          f"{f['frame']:>14.5f}{f['temporal']:>9.5f}{f['ema']:>9.5f}  {m['frame']:>17.5f}{m['temporal']:>9.5f}{m['ema']:>9.5f}"
-          f"  {row['seconds_per_frame']:>8.3f}{row['temporal_seconds_per_frame']:>8.3f}", flush=True)
+    print(
+        f"{name:<14}{row['frames']:>7}  {j['frame']:>8.4f}{j['temporal']:>8.4f}{j['ema']:>8.4f}  "
+        f"{f['frame']:>14.5f}{f['temporal']:>9.5f}{f['ema']:>9.5f}  {m['frame']:>17.5f}{m['temporal']:>9.5f}{m['ema']:>9.5f}"
+        f"  {row['seconds_per_frame']:>8.3f}{row['temporal_seconds_per_frame']:>8.3f}",
+        flush=True,
+    )

@@ -7,6 +7,7 @@ file among its catalog sources and onnxruntime is installed, that ONNX file run 
 with rembg's preprocessing. Images are split in sorted order: even-indexed ones are the tuning half
 (where defaults may be chosen), odd-indexed ones the report half (figures to quote).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -30,9 +31,17 @@ METHODS = ("plain model", "default pipeline", "onnxruntime (rembg)")
 
 def add_parser(kinds) -> None:
     p = kinds.add_parser("segment", help="IoU, MAE and boundary F of segmentation models on a folder with im/ and gt/")
-    p.add_argument("--data", required=True, help="folder with im/ (images) and gt/ (masks named like the images, .png; 128 = ignore)")
-    p.add_argument("--model", action="append", help="segmentation or matting model (repeatable); default: every "
-                   "segmentation model whose weights are available without a download")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="folder with im/ (images) and gt/ (masks named like the images, .png; 128 = ignore)",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        help="segmentation or matting model (repeatable); default: every "
+        "segmentation model whose weights are available without a download",
+    )
     p.add_argument("--weights", help="weights file instead of the catalog's (one --model only)")
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, help="only the first N images")
@@ -108,7 +117,9 @@ class RembgReference:
 
     def alpha(self, image: np.ndarray) -> np.ndarray:
         """sRGB H x W x 3 (uint8, or float [0,1] rounded to 8 bits first) -> alpha H x W float32 [0,1]."""
-        eight = image[..., :3] if image.dtype == np.uint8 else np.round(unit_float(image[..., :3]) * 255).astype(np.uint8)
+        eight = (
+            image[..., :3] if image.dtype == np.uint8 else np.round(unit_float(image[..., :3]) * 255).astype(np.uint8)
+        )
         x = lanczos(eight, self.side, self.side) * np.float32(255)
         x = x / max(float(x.max()), 1e-6)
         x = (x - self.mean) / self.std
@@ -177,8 +188,10 @@ def run(args) -> int:
         raise MattekitError("--weights needs exactly one --model.")
     rows = pairs(Path(args.data))[: args.limit]
     count = {h: len(rows[i::2]) for i, h in enumerate(HALVES)}
-    print(f"bench segment on {args.data}: {len(rows)} images in sorted order; tuning half = even-indexed "
-          f"({count['tuning']}), report half = odd-indexed ({count['report']})")
+    print(
+        f"bench segment on {args.data}: {len(rows)} images in sorted order; tuning half = even-indexed "
+        f"({count['tuning']}), report half = odd-indexed ({count['report']})"
+    )
     print(f"{'model':22}{'method':22}{'half':8}{'images':>7}" + "".join(f"{name:>12}" for name, _ in METRICS))
     for model in models:
         found = measure(model, rows, args.device, args.weights)

@@ -10,6 +10,7 @@ as a ratio to an empty matte's (pooled over the composites of a kind), the IoU o
 mean over composites), and the matte's mean (what a shadowless composite should keep near 0). Cost (``--timed``): the
 CPU time (all threads) of ``remove`` (rgba) without and with ``--shadow keep``, run in turns on every composite.
 """
+
 from __future__ import annotations
 
 import time
@@ -30,32 +31,56 @@ WITH_SHADOW = ("floor", "offset", "far")  # the kinds whose targets are the shad
 
 
 def add_parser(kinds) -> None:
-    p = kinds.add_parser("shadow", help="the photo's own shadow (remove --shadow keep) on composites with known "
-                         "shadow mattes: error and IoU outside the subject, shadows invented, CPU time")
-    p.add_argument("--data", required=True, help="the shared data folder: alphamatting/ (subjects with true alphas), "
-                   "grabcut50/im and sr/ (photos used as surfaces)")
+    p = kinds.add_parser(
+        "shadow",
+        help="the photo's own shadow (remove --shadow keep) on composites with known "
+        "shadow mattes: error and IoU outside the subject, shadows invented, CPU time",
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        help="the shared data folder: alphamatting/ (subjects with true alphas), "
+        "grabcut50/im and sr/ (photos used as surfaces)",
+    )
     p.add_argument("--model", default=None, help="segmentation model (default: the catalog's)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--half", choices=HALVES + ("both",), default="both")
-    p.add_argument("--kinds", default=",".join(shadow_scenes.KINDS), help="the kinds of composite, comma-separated "
-                   "(default: all of " + ", ".join(shadow_scenes.KINDS) + ")")
-    p.add_argument("--draws", type=int, default=1, help="composites of each kind per subject (default 1; more: "
-                   "other draws of surface, placement and shadow, e.g. to tune on more than one per subject)")
+    p.add_argument(
+        "--kinds",
+        default=",".join(shadow_scenes.KINDS),
+        help="the kinds of composite, comma-separated (default: all of " + ", ".join(shadow_scenes.KINDS) + ")",
+    )
+    p.add_argument(
+        "--draws",
+        type=int,
+        default=1,
+        help="composites of each kind per subject (default 1; more: "
+        "other draws of surface, placement and shadow, e.g. to tune on more than one per subject)",
+    )
     p.add_argument("--timed", action="store_true", help="also time remove without and with --shadow keep, in turns")
-    p.add_argument("--sheet", help="write a PNG contact sheet of the first report-half composites here: photo, "
-                   "cut-out on white without and with the shadow, the matte")
+    p.add_argument(
+        "--sheet",
+        help="write a PNG contact sheet of the first report-half composites here: photo, "
+        "cut-out on white without and with the shadow, the matte",
+    )
     p.set_defaults(func=run)
 
 
-def scenes(data: Path, half: str = "both", kinds: tuple[str, ...] = shadow_scenes.KINDS,
-           draws: int = 1) -> list[tuple[str, shadow_scenes.Scene]]:
+def scenes(
+    data: Path, half: str = "both", kinds: tuple[str, ...] = shadow_scenes.KINDS, draws: int = 1
+) -> list[tuple[str, shadow_scenes.Scene]]:
     """(half, scene) of every subject of ``data``/alphamatting in ``half``, each of ``kinds`` and ``draws`` draws."""
     found = pairs(data / "alphamatting")
     photos = shadow_scenes.surfaces([data / "grabcut50" / "im", data / "sr"])
     if not found or not photos:
         raise InputError(f"{data} needs alphamatting/im + gt and photos under grabcut50/im or sr.")
-    return [(half_of(i), shadow_scenes.scene(image, gt, kind, photos, draw)) for i, (image, gt) in enumerate(found)
-            if half in ("both", half_of(i)) for kind in kinds for draw in range(draws)]
+    return [
+        (half_of(i), shadow_scenes.scene(image, gt, kind, photos, draw))
+        for i, (image, gt) in enumerate(found)
+        if half in ("both", half_of(i))
+        for kind in kinds
+        for draw in range(draws)
+    ]
 
 
 def scores(matte: np.ndarray, scene: shadow_scenes.Scene) -> tuple[float, float, float, float]:
@@ -65,8 +90,12 @@ def scores(matte: np.ndarray, scene: shadow_scenes.Scene) -> tuple[float, float,
     found, truth = (matte >= REGION) & outside, (scene.shadow >= REGION) & outside
     union = np.count_nonzero(found | truth)
     iou = 1.0 if union == 0 else np.count_nonzero(found & truth) / union
-    return (float(np.abs(matte - scene.shadow)[outside].mean()), float(scene.shadow[outside].mean()), float(iou),
-            float(matte[outside].mean()))
+    return (
+        float(np.abs(matte - scene.shadow)[outside].mean()),
+        float(scene.shadow[outside].mean()),
+        float(iou),
+        float(matte[outside].mean()),
+    )
 
 
 def _cpu(call):
@@ -90,9 +119,11 @@ def run(args) -> int:
     kept = remove.TASK.make_options({"model": args.model, "device": args.device, "shadow": "keep"})
     alone = remove.TASK.make_options({"model": args.model, "device": args.device, "result": "shadow"})
     models = {"model": predictor}
-    print(f"bench shadow on {data}: {len(rows)} composites of alphamatting subjects (sorted; tuning half = "
-          f"even-indexed, report half = odd-indexed) over grabcut50/sr photos as surfaces; model "
-          f"{predictor.name} on {args.device}; scored outside the subject (true alpha < {OUTSIDE})")
+    print(
+        f"bench shadow on {data}: {len(rows)} composites of alphamatting subjects (sorted; tuning half = "
+        f"even-indexed, report half = odd-indexed) over grabcut50/sr photos as surfaces; model "
+        f"{predictor.name} on {args.device}; scored outside the subject (true alpha < {OUTSIDE})"
+    )
     results, seconds, sheet = {}, [0.0, 0.0], []
     with shown(len(rows), "composite") as report:  # on stderr: a bar on a terminal, a line per composite elsewhere
         for index, (half, scene) in enumerate(rows):
@@ -119,8 +150,10 @@ def run(args) -> int:
             ratio = f"{error.sum() / empty.sum():11.3f}" if empty.sum() > 0 else f"{'-':>11}"
             print(f"{half:8}{kind:9}{len(got):3d}{ratio}{empty.mean():11.4f}{iou.mean():10.3f}{mean.mean():12.4f}")
     if args.timed:
-        print(f"CPU time (all threads) of remove on these composites: {seconds[0]:.1f} s without, {seconds[1]:.1f} s "
-              f"with --shadow keep: {seconds[1] / seconds[0]:.2f}x (in turns)")
+        print(
+            f"CPU time (all threads) of remove on these composites: {seconds[0]:.1f} s without, {seconds[1]:.1f} s "
+            f"with --shadow keep: {seconds[1] / seconds[0]:.2f}x (in turns)"
+        )
     if args.sheet:
         io.write_image(args.sheet, contact_sheet(sheet))
         print(f"wrote {args.sheet}")
@@ -130,8 +163,14 @@ def run(args) -> int:
 def contact_sheet(rows: list[tuple[np.ndarray, ...]]) -> np.ndarray:
     """One row per composite (photo H x W x 3, cut-out H x W x 4 without and with the shadow, matte H x W): the
     photo, each cut-out over white, the matte (white = black shadow), side by side; rows stacked. H x 4W x 3."""
+
     def on_white(rgba):
         return rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
 
-    return np.concatenate([np.concatenate([photo, on_white(without), on_white(with_), np.repeat(matte[..., None], 3, 2)],
-                                          axis=1) for photo, without, with_, matte in rows], axis=0).astype(np.float32)
+    return np.concatenate(
+        [
+            np.concatenate([photo, on_white(without), on_white(with_), np.repeat(matte[..., None], 3, 2)], axis=1)
+            for photo, without, with_, matte in rows
+        ],
+        axis=0,
+    ).astype(np.float32)

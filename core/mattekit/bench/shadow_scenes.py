@@ -15,6 +15,7 @@ over it (sRGB, as a black layer of alpha ``shadow`` over the surface gives). Kin
 Every draw comes from a generator seeded by the subject's name and the kind. Arrays float32 in [0,1]: photo
 H x W x 3 sRGB, alpha and shadow H x W.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -47,8 +48,12 @@ class Scene:
 def surfaces(folders: list[Path]) -> list[Path]:
     """The photos usable as surfaces: the images under ``folders`` (recursively), in sorted order."""
     suffixes = {".png", ".jpg", ".jpeg", ".bmp"}
-    return sorted(p for folder in folders for p in folder.rglob("*") if p.suffix.lower() in suffixes
-                  and "gt" not in p.parts and "LR" not in p.parts)
+    return sorted(
+        p
+        for folder in folders
+        for p in folder.rglob("*")
+        if p.suffix.lower() in suffixes and "gt" not in p.parts and "LR" not in p.parts
+    )
 
 
 def example(data: Path, kind: str = "floor", index: int = 1) -> Scene:
@@ -83,7 +88,13 @@ def scene(image: Path, gt: Path, kind: str, surface_photos: list[Path], draw: in
         darkening = np.maximum(darkening, _far_shadow(alpha, rng))
     behind = surface * (1.0 - darkening[..., None])
     photo = subject * alpha[..., None] + behind * (1.0 - alpha[..., None])
-    return Scene(f"{image.stem}/{kind}" + (f"/{draw}" if draw else ""), kind, np.clip(photo, 0, 1).astype(np.float32), alpha, shadow)
+    return Scene(
+        f"{image.stem}/{kind}" + (f"/{draw}" if draw else ""),
+        kind,
+        np.clip(photo, 0, 1).astype(np.float32),
+        alpha,
+        shadow,
+    )
 
 
 def _placed(colours: np.ndarray, alpha: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -96,20 +107,25 @@ def _placed(colours: np.ndarray, alpha: np.ndarray, rng) -> tuple[np.ndarray, np
     size = rng.uniform(0.45, 0.65) * height / (bottom - top)
     new_h, new_w = max(1, round((bottom - top) * size)), max(1, round((right - left) * size))
     new_w = min(new_w, width - 2)
-    colours = cv2.resize(np.ascontiguousarray(colours[top:bottom, left:right]), (new_w, new_h), interpolation=cv2.INTER_AREA)
-    alpha = cv2.resize(np.ascontiguousarray(alpha[top:bottom, left:right]), (new_w, new_h), interpolation=cv2.INTER_AREA)
+    colours = cv2.resize(
+        np.ascontiguousarray(colours[top:bottom, left:right]), (new_w, new_h), interpolation=cv2.INTER_AREA
+    )
+    alpha = cv2.resize(
+        np.ascontiguousarray(alpha[top:bottom, left:right]), (new_w, new_h), interpolation=cv2.INTER_AREA
+    )
     base = int(rng.uniform(0.72, 0.88) * height)
     y0 = max(0, base - new_h)
     x0 = int(np.clip(rng.uniform(0.3, 0.7) * width - new_w / 2, 0, width - new_w))
     out_colours, out_alpha = np.zeros(CANVAS + (3,), np.float32), np.zeros(CANVAS, np.float32)
-    out_colours[y0:y0 + new_h, x0:x0 + new_w] = colours[:height - y0]
-    out_alpha[y0:y0 + new_h, x0:x0 + new_w] = alpha[:height - y0]
+    out_colours[y0 : y0 + new_h, x0 : x0 + new_w] = colours[: height - y0]
+    out_alpha[y0 : y0 + new_h, x0 : x0 + new_w] = alpha[: height - y0]
     return out_colours, out_alpha
 
 
 def _surface(photos: list[Path], rng) -> np.ndarray:
     """A floor or backdrop (canvas x 3): one drawn photo blurred by 20-60 px (its colours' slow changes), its
     contrast lowered to 30-70 %, times 1 + a fine texture of another (its high-pass grey, normalised, at 2-10 %)."""
+
     def drawn():
         pixels = io.read_image(str(photos[rng.integers(len(photos))])).pixels[..., :3]
         return np.ascontiguousarray(fit_cover(pixels, *CANVAS), dtype=np.float32)
@@ -155,8 +171,12 @@ def _far_shadow(alpha: np.ndarray, rng) -> np.ndarray:
     height, width = alpha.shape
     ys, xs = np.nonzero(alpha > 0.5)
     centre = (ys.mean(), xs.mean()) if ys.size else (height / 2, width / 2)
-    corners = [(height * 0.12, width * 0.12), (height * 0.12, width * 0.88), (height * 0.88, width * 0.12),
-               (height * 0.88, width * 0.88)]
+    corners = [
+        (height * 0.12, width * 0.12),
+        (height * 0.12, width * 0.88),
+        (height * 0.88, width * 0.12),
+        (height * 0.88, width * 0.88),
+    ]
     y, x = max(corners, key=lambda c: np.hypot(c[0] - centre[0], c[1] - centre[1]))
     blob = np.zeros_like(alpha)
     cv2.ellipse(blob, (int(x), int(y)), (width // 16, height // 24), float(rng.uniform(0, 180)), 0, 360, 1.0, -1)

@@ -22,6 +22,7 @@ mattekit's engine against eager PyTorch on the first images.
 ``--size``) through the mattekit pipeline, writing masks, and prints the RSS at the start, while it runs
 and at the end: memory must stay flat however long the sequence.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,48 +40,98 @@ TOLERANCE = {"mad": 0.02, "iou": 0.90}  # means over the images; see _tolerance_
 
 
 def add_parser(kinds) -> None:
-    p = kinds.add_parser("speed", help="images/s and peak memory of mattekit next to rembg on the same images",
-                         description="Throughput, peak memory and per-stage times of mattekit and rembg on one folder.")
+    p = kinds.add_parser(
+        "speed",
+        help="images/s and peak memory of mattekit next to rembg on the same images",
+        description="Throughput, peak memory and per-stage times of mattekit and rembg on one folder.",
+    )
     p.add_argument("--data", help="folder of images (default, where $MATTEKIT_TEST_DATA is set: its data/grabcut50/im)")
-    p.add_argument("--model", default="u2net", help="segmentation model (default u2net; rembg knows u2net, u2netp, "
-                   "u2net-human-seg, isnet-general-use)")
+    p.add_argument(
+        "--model",
+        default="u2net",
+        help="segmentation model (default u2net; rembg knows u2net, u2netp, u2net-human-seg, isnet-general-use)",
+    )
     weights = p.add_mutually_exclusive_group()
     weights.add_argument("--weights", help="weights file (default: the catalog's download)")
-    weights.add_argument("--stand-in", action="store_true", help="deterministic stand-in weights made here: the real "
-                         "architecture with seeded random values (for speed only: the masks mean nothing)")
+    weights.add_argument(
+        "--stand-in",
+        action="store_true",
+        help="deterministic stand-in weights made here: the real "
+        "architecture with seeded random values (for speed only: the masks mean nothing)",
+    )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps (mattekit's side)")
     p.add_argument("--backend", default="auto", help="mattekit backend: auto (default), torch or onnx")
     p.add_argument("--precision", default="auto", help="mattekit precision: auto (default), fp32, fp16 or bf16")
-    p.add_argument("--workers", type=int, help="mattekit inference workers (default: see mattekit.running.pipeline.plan)")
+    p.add_argument(
+        "--workers", type=int, help="mattekit inference workers (default: see mattekit.running.pipeline.plan)"
+    )
     p.add_argument("--threads", type=int, help="mattekit torch/ONNX Runtime threads per worker (default: see plan)")
     p.add_argument("--batch", type=int, help="mattekit batch size (default: 1 on CPU, 8 on CUDA)")
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument("--repeat", type=int, default=1, help="passes over the folder (default 1)")
-    p.add_argument("--chunk", type=int, default=10, help="the tools take turns every this many images (default 10; "
-                   "keep it a multiple of mattekit's workers, or one of them idles at the end of every turn)")
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=10,
+        help="the tools take turns every this many images (default 10; "
+        "keep it a multiple of mattekit's workers, or one of them idles at the end of every turn)",
+    )
     p.add_argument("--no-rembg", action="store_true", help="run mattekit only")
-    p.add_argument("--no-check", action="store_true", help="skip the check of mattekit's engine against eager PyTorch "
-                   "after the measurement (it runs the first images again: minutes for a large net on a small CPU)")
-    p.add_argument("--refine", action="store_true", help="also refine mattekit's masks along image edges (rembg does "
-                   "not, so it is off by default: both tools then do the same work)")
-    p.add_argument("--whole", action="store_true", help="time whole commands instead, each in a fresh process: "
-                   "`mattekit remove` with its defaults, with --no-refine --no-matting, and rembg's `rembg p` loop, "
-                   "in turns (--repeat rounds, after one first use of each, timed apart); images/s and peak RSS of each, "
-                   "and their ratios")
-    p.add_argument("--photo", metavar="WxH", help="with --whole: one photo of this size (the folder's first image "
-                   "resized, e.g. 8660x5774 for 50 MP) instead of the folder")
-    p.add_argument("--sequence", metavar="FOLDER", help="with --whole: a folder of frames (e.g. a DAVIS shot): "
-                   "`mattekit roto` (temporal consistency on) next to `mattekit remove --result alpha` and rembg's "
-                   "`rembg p -om` on the same frames, all writing mattes")
-    p.add_argument("--frames", type=int, metavar="N", help="with --sequence: the shot played forwards, backwards, "
-                   "forwards... to N frames (a long shot whose motion stays continuous, so start-up weighs in the "
-                   "ratios what it weighs on a real shot of that length)")
-    p.add_argument("--rembg-python", help="with --whole: a Python interpreter that has rembg and onnxruntime "
-                   "(e.g. a separate venv); default: this one")
-    p.add_argument("--simulate-device", type=float, metavar="MS", help="mattekit on a simulated GPU holding the device "
-                   "MS milliseconds per image (0: a device that is never the bottleneck), planned as a GPU is: shows "
-                   "whether the host side keeps a GPU busy (device busy %% = time held / wall); implies --no-rembg and "
-                   "--no-check (mattekit.engines.simulated)")
+    p.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip the check of mattekit's engine against eager PyTorch "
+        "after the measurement (it runs the first images again: minutes for a large net on a small CPU)",
+    )
+    p.add_argument(
+        "--refine",
+        action="store_true",
+        help="also refine mattekit's masks along image edges (rembg does "
+        "not, so it is off by default: both tools then do the same work)",
+    )
+    p.add_argument(
+        "--whole",
+        action="store_true",
+        help="time whole commands instead, each in a fresh process: "
+        "`mattekit remove` with its defaults, with --no-refine --no-matting, and rembg's `rembg p` loop, "
+        "in turns (--repeat rounds, after one first use of each, timed apart); images/s and peak RSS of each, "
+        "and their ratios",
+    )
+    p.add_argument(
+        "--photo",
+        metavar="WxH",
+        help="with --whole: one photo of this size (the folder's first image "
+        "resized, e.g. 8660x5774 for 50 MP) instead of the folder",
+    )
+    p.add_argument(
+        "--sequence",
+        metavar="FOLDER",
+        help="with --whole: a folder of frames (e.g. a DAVIS shot): "
+        "`mattekit roto` (temporal consistency on) next to `mattekit remove --result alpha` and rembg's "
+        "`rembg p -om` on the same frames, all writing mattes",
+    )
+    p.add_argument(
+        "--frames",
+        type=int,
+        metavar="N",
+        help="with --sequence: the shot played forwards, backwards, "
+        "forwards... to N frames (a long shot whose motion stays continuous, so start-up weighs in the "
+        "ratios what it weighs on a real shot of that length)",
+    )
+    p.add_argument(
+        "--rembg-python",
+        help="with --whole: a Python interpreter that has rembg and onnxruntime "
+        "(e.g. a separate venv); default: this one",
+    )
+    p.add_argument(
+        "--simulate-device",
+        type=float,
+        metavar="MS",
+        help="mattekit on a simulated GPU holding the device "
+        "MS milliseconds per image (0: a device that is never the bottleneck), planned as a GPU is: shows "
+        "whether the host side keeps a GPU busy (device busy %% = time held / wall); implies --no-rembg and "
+        "--no-check (mattekit.engines.simulated)",
+    )
     p.add_argument("--synthetic", type=int, metavar="N", help="flat-memory check: N synthetic frames through mattekit")
     p.add_argument("--size", default="320x240", help="synthetic frame size WxH (default 320x240)")
     p.add_argument("--keep", help="keep the outputs (and synthetic frames) in this folder")
@@ -89,6 +140,7 @@ def add_parser(kinds) -> None:
 
 
 # ----------------------------------------------------------------------------------- parent
+
 
 def run(args) -> int:
     from ..errors import MattekitError
@@ -126,9 +178,17 @@ def _measured(args) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         weights = _weights(args, work)
-        cfg = {"model": args.model, "weights": weights, "device": args.device, "backend": args.backend,
-               "precision": args.precision, "workers": args.workers, "threads": args.threads, "batch": args.batch,
-               "refine": args.refine}
+        cfg = {
+            "model": args.model,
+            "weights": weights,
+            "device": args.device,
+            "backend": args.backend,
+            "precision": args.precision,
+            "workers": args.workers,
+            "threads": args.threads,
+            "batch": args.batch,
+            "refine": args.refine,
+        }
         if args.whole:
             from .speed_whole import _whole
 
@@ -162,12 +222,16 @@ def _compare(args, cfg: dict, work: Path) -> dict:
         for tool in tools:  # one after the other, so start-up times do not overlap
             out = work / f"{tool}-out"
             out.mkdir(exist_ok=True)
-            children[tool] = _Child(tool, dict(cfg, out=str(out), check=tool == "mattekit" and not args.no_check, check_files=files[:3]),
-                                    work, env[tool])
+            children[tool] = _Child(
+                tool,
+                dict(cfg, out=str(out), check=tool == "mattekit" and not args.no_check, check_files=files[:3]),
+                work,
+                env[tool],
+            )
         turn = 0
         for _ in range(args.repeat):
             for chunk in chunks:
-                for tool in (tools if turn % 2 == 0 else tools[::-1]):  # ABBA: drift in load cancels out
+                for tool in tools if turn % 2 == 0 else tools[::-1]:  # ABBA: drift in load cancels out
                     got = children[tool].run(chunk)
                     for key in ("images", "loop_s", "cpu_s"):
                         totals[tool][key] += got[key]
@@ -189,12 +253,20 @@ def _compare(args, cfg: dict, work: Path) -> dict:
         r["chunk_s"] = totals[t]["chunks"]
         summary[t] = r
     masks = _agreement([Path(f) for f in files], work) if "rembg" in tools else None
-    figures = {"images": len(files), "folder": str(Path(files[0]).parent), "model": args.model, "weights": cfg["weights"],
-               "machine": _machine(), "load_average": load, "repeat": args.repeat, "chunk": args.chunk,
-               "summary": summary, "masks": masks}
+    figures = {
+        "images": len(files),
+        "folder": str(Path(files[0]).parent),
+        "model": args.model,
+        "weights": cfg["weights"],
+        "machine": _machine(),
+        "load_average": load,
+        "repeat": args.repeat,
+        "chunk": args.chunk,
+        "summary": summary,
+        "masks": masks,
+    }
     figures["ok"] = _print_comparison(figures, args)
     return figures
-
 
 
 def _alpha(path: Path):
@@ -222,9 +294,14 @@ def _agreement(files: list[Path], work: Path) -> dict:
         ious.append(float(np.logical_and(ma > 0.5, mb > 0.5).sum() / union) if union else 1.0)
     if not mads:
         return {"compared": 0}
-    return {"compared": len(mads), "mad_mean": float(np.mean(mads)), "mad_max": float(np.max(mads)),
-            "iou_mean": float(np.mean(ious)), "iou_min": float(np.min(ious)),
-            "ok": bool(np.mean(mads) <= TOLERANCE["mad"] and np.mean(ious) >= TOLERANCE["iou"])}
+    return {
+        "compared": len(mads),
+        "mad_mean": float(np.mean(mads)),
+        "mad_max": float(np.max(mads)),
+        "iou_mean": float(np.mean(ious)),
+        "iou_min": float(np.min(ious)),
+        "ok": bool(np.mean(mads) <= TOLERANCE["mad"] and np.mean(ious) >= TOLERANCE["iou"]),
+    }
 
 
 def _machine() -> dict:
@@ -235,15 +312,22 @@ def _machine() -> dict:
 
     from ..running.pipeline import cpu_count
 
-    return {"cpu": cpu, "cores": cpu_count(), "python": platform.python_version(), "system": platform.system(),
-            "torch": torch.__version__}
+    return {
+        "cpu": cpu,
+        "cores": cpu_count(),
+        "python": platform.python_version(),
+        "system": platform.system(),
+        "torch": torch.__version__,
+    }
 
 
 def _tolerance_note() -> str:
-    return (f"tolerance: mean MAD <= {TOLERANCE['mad']} and mean IoU >= {TOLERANCE['iou']}; mattekit's network output "
-            "matches eager PyTorch (above); the two tools' masks differ where the model's catalog entry does not copy "
-            "rembg's resampling (Lanczos on 8-bit values), and stand-in weights give soft masks, where IoU at 0.5 is "
-            "touchiest")
+    return (
+        f"tolerance: mean MAD <= {TOLERANCE['mad']} and mean IoU >= {TOLERANCE['iou']}; mattekit's network output "
+        "matches eager PyTorch (above); the two tools' masks differ where the model's catalog entry does not copy "
+        "rembg's resampling (Lanczos on 8-bit values), and stand-in weights give soft masks, where IoU at 0.5 is "
+        "touchiest"
+    )
 
 
 def _print_comparison(f: dict, args) -> bool:
@@ -251,16 +335,25 @@ def _print_comparison(f: dict, args) -> bool:
     m = f["machine"]
     load = " -> ".join(f"{x:.1f}" for x in f["load_average"])
     print(f"bench speed: {f['images']} images from {f['folder']}, model {f['model']} ({Path(f['weights']).name})")
-    print(f"machine: {m['cpu']}, {m['cores']} CPUs, Python {m['python']}, torch {m.get('torch', '?')}; "
-          f"load average {load}")
+    print(
+        f"machine: {m['cpu']}, {m['cores']} CPUs, Python {m['python']}, torch {m.get('torch', '?')}; "
+        f"load average {load}"
+    )
     print(f"the tools take turns every {f['chunk']} images (ABBA), {f['repeat']} pass(es) over the folder")
-    print(f"{'':30s}{'images/s':>9s}{'loop s':>9s}{'start s':>9s}{'e2e img/s':>10s}{'CPU s/img':>10s}{'peak RSS MB':>12s}")
+    print(
+        f"{'':30s}{'images/s':>9s}{'loop s':>9s}{'start s':>9s}{'e2e img/s':>10s}{'CPU s/img':>10s}{'peak RSS MB':>12s}"
+    )
     for tool, r in s.items():
-        print(f"{tool:30s}{r['images_per_s']:9.3f}{r['loop_s']:9.2f}{r['startup_s']:9.2f}"
-              f"{r['end_to_end_per_s']:10.3f}{r['cpu_s'] / r['images']:10.3f}{r['maxrss_mb']:12.0f}")
+        print(
+            f"{tool:30s}{r['images_per_s']:9.3f}{r['loop_s']:9.2f}{r['startup_s']:9.2f}"
+            f"{r['end_to_end_per_s']:10.3f}{r['cpu_s'] / r['images']:10.3f}{r['maxrss_mb']:12.0f}"
+        )
     for tool, r in s.items():
-        what = f"rembg {r.get('version', '')}, onnxruntime {r.get('onnxruntime', '')}, `rembg p` defaults" \
-            if tool == "rembg" else f"{r.get('engine', '?')}, {r.get('plan', '')}, {r.get('device_name', '')}"
+        what = (
+            f"rembg {r.get('version', '')}, onnxruntime {r.get('onnxruntime', '')}, `rembg p` defaults"
+            if tool == "rembg"
+            else f"{r.get('engine', '?')}, {r.get('plan', '')}, {r.get('device_name', '')}"
+        )
         print(f"  {tool}: {what}")
         if "cuda_peak_mb" in r:
             print(f"    peak CUDA memory {r['cuda_peak_mb']:.0f} MB; the network per shape: {r['compiled']}")
@@ -268,28 +361,36 @@ def _print_comparison(f: dict, args) -> bool:
     if "rembg" in s:
         mk, rb = s["mattekit"], s["rembg"]
         pairs = [b / a for a, b in zip(mk["chunk_s"], rb["chunk_s"]) if a > 0]
-        print(f"mattekit / rembg: {mk['images_per_s'] / rb['images_per_s']:.2f}x images/s "
-              f"(per turn: median {statistics.median(pairs):.2f}x, {min(pairs):.2f}x to {max(pairs):.2f}x), "
-              f"{mk['end_to_end_per_s'] / rb['end_to_end_per_s']:.2f}x end to end, "
-              f"{(rb['cpu_s'] / rb['images']) / (mk['cpu_s'] / mk['images']):.2f}x less CPU time per image, "
-              f"peak RSS {mk['maxrss_mb'] / rb['maxrss_mb']:.2f}x")
+        print(
+            f"mattekit / rembg: {mk['images_per_s'] / rb['images_per_s']:.2f}x images/s "
+            f"(per turn: median {statistics.median(pairs):.2f}x, {min(pairs):.2f}x to {max(pairs):.2f}x), "
+            f"{mk['end_to_end_per_s'] / rb['end_to_end_per_s']:.2f}x end to end, "
+            f"{(rb['cpu_s'] / rb['images']) / (mk['cpu_s'] / mk['images']):.2f}x less CPU time per image, "
+            f"peak RSS {mk['maxrss_mb'] / rb['maxrss_mb']:.2f}x"
+        )
     print("per-stage ms/image (summed over threads): " + "".join(f"{k:>12s}" for k in STAGES))
     for tool, r in s.items():
         print(f"  {tool:39s}" + "".join(f"{r['stages_ms'].get(k, 0.0):12.1f}" for k in STAGES))
     held = s.get("mattekit", {}).get("simulated")
     if held:
-        print(f"simulated device ({held['ms']:g} ms an image): held {held['held_s']:.2f} s of the {s['mattekit']['loop_s']:.2f} s "
-              f"loop, busy {100 * held['held_s'] / s['mattekit']['loop_s']:.0f} %, {held['batches']} batches of "
-              f"{held['images'] / max(1, held['batches']):.1f} images (padding included)")
+        print(
+            f"simulated device ({held['ms']:g} ms an image): held {held['held_s']:.2f} s of the {s['mattekit']['loop_s']:.2f} s "
+            f"loop, busy {100 * held['held_s'] / s['mattekit']['loop_s']:.0f} %, {held['batches']} batches of "
+            f"{held['images'] / max(1, held['batches']):.1f} images (padding included)"
+        )
     check = s.get("mattekit", {}).get("check")
     if check:
-        print(f"mattekit engine vs eager PyTorch (raw prediction, first {check['images']} images): "
-              f"max abs diff {check['max_abs']:.2e}")
+        print(
+            f"mattekit engine vs eager PyTorch (raw prediction, first {check['images']} images): "
+            f"max abs diff {check['max_abs']:.2e}"
+        )
     masks = f.get("masks")
     if masks and masks.get("compared"):
-        print(f"masks vs rembg ({masks['compared']} images): mean |diff| {masks['mad_mean']:.4f} "
-              f"(worst image {masks['mad_max']:.4f}), IoU@0.5 mean {masks['iou_mean']:.4f} (worst {masks['iou_min']:.4f}) "
-              f"-> {'within' if masks['ok'] else 'OUTSIDE'} tolerance")
+        print(
+            f"masks vs rembg ({masks['compared']} images): mean |diff| {masks['mad_mean']:.4f} "
+            f"(worst image {masks['mad_max']:.4f}), IoU@0.5 mean {masks['iou_mean']:.4f} (worst {masks['iou_min']:.4f}) "
+            f"-> {'within' if masks['ok'] else 'OUTSIDE'} tolerance"
+        )
         print("  " + _tolerance_note())
         ok = masks["ok"]
     return ok
@@ -318,13 +419,19 @@ def _synthetic(args, cfg: dict, work: Path) -> dict:
     start_mb, end_mb = samples[0][1], samples[-1][1]
     warm = min(100, args.synthetic)
     steady = next((mb for n, mb in samples if n >= warm), start_mb)
-    print(f"bench speed --synthetic: {args.synthetic} frames {w}x{h}, model {args.model}, "
-          f"{result['engine']} ({result['plan']})")
-    print(f"  {result['images'] / result['loop_s']:.2f} frames/s, loop {result['loop_s']:.1f} s, "
-          f"{len(result.get('failed', []))} failed")
+    print(
+        f"bench speed --synthetic: {args.synthetic} frames {w}x{h}, model {args.model}, "
+        f"{result['engine']} ({result['plan']})"
+    )
+    print(
+        f"  {result['images'] / result['loop_s']:.2f} frames/s, loop {result['loop_s']:.1f} s, "
+        f"{len(result.get('failed', []))} failed"
+    )
     print("  RSS MB by frames done: " + ", ".join(f"{n}: {mb:.0f}" for n, mb in samples))
-    print(f"  RSS at start {start_mb:.0f} MB (model loaded, before the first frame; after frame {warm}: {steady:.0f} MB), "
-          f"at end {end_mb:.0f} MB, peak {result['maxrss_mb']:.0f} MB; change after frame {warm}: {end_mb - steady:+.0f} MB")
+    print(
+        f"  RSS at start {start_mb:.0f} MB (model loaded, before the first frame; after frame {warm}: {steady:.0f} MB), "
+        f"at end {end_mb:.0f} MB, peak {result['maxrss_mb']:.0f} MB; change after frame {warm}: {end_mb - steady:+.0f} MB"
+    )
     figures["ok"] = end_mb - steady <= max(50.0, 0.1 * steady)
     return figures
 
@@ -351,5 +458,3 @@ def _make_frames(folder: Path, n: int, w: int, h: int) -> list[Path]:
             cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
         paths.append(path)
     return paths
-
-

@@ -1,5 +1,6 @@
 """What both kinds of ``bench speed`` run need: the weights (a file, or stand-in weights made here), the
 images, rembg's model folder, and a tool in a process of its own driven through a pipe."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,12 @@ import time
 from pathlib import Path
 
 # rembg's session name (``rembg.new_session(name)``) of each catalog model it ships.
-REMBG_SESSION_NAMES = {"u2net": "u2net", "u2netp": "u2netp", "u2net-human-seg": "u2net_human_seg",
-                       "isnet-general-use": "isnet-general-use"}
+REMBG_SESSION_NAMES = {
+    "u2net": "u2net",
+    "u2netp": "u2netp",
+    "u2net-human-seg": "u2net_human_seg",
+    "isnet-general-use": "isnet-general-use",
+}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -59,7 +64,9 @@ def _rembg_home(args, cfg, work: Path, check_import: bool = True) -> tuple[str, 
 
     session = REMBG_SESSION_NAMES.get(args.model)
     if session is None:
-        raise MattekitError(f"rembg has no session for model {args.model}; use --no-rembg or one of {', '.join(REMBG_SESSION_NAMES)}.")
+        raise MattekitError(
+            f"rembg has no session for model {args.model}; use --no-rembg or one of {', '.join(REMBG_SESSION_NAMES)}."
+        )
     if check_import:
         try:
             import rembg  # noqa: F401
@@ -102,8 +109,14 @@ class _Child:
         self.log = work / f"{kind}-stderr.txt"
         start = time.perf_counter()
         with open(self.log, "w") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "mattekit.bench.speed_tools", kind, str(cfg_path)],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mattekit.bench.speed_tools", kind, str(cfg_path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                env=env,
+            )
         self.ready = self._reply()
         self.ready["startup_s"] = time.perf_counter() - start  # process start, imports, model load
 
@@ -134,5 +147,3 @@ class _Child:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-

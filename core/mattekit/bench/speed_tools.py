@@ -1,5 +1,6 @@
 """The tool processes of ``bench speed``: rembg's loop and mattekit's shipped runner, each loading its model
 once, then answering one chunk of files at a time (``python -m mattekit.bench.speed_tools KIND CONFIG``)."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,6 @@ from ..engines import simulated
 from .memory import current_rss, peak_rss
 
 STAGES = ("read", "infer", "write")  # decode + prepare, the network, finish + encode
-
 
 
 def _cpu_s() -> float:
@@ -49,6 +49,7 @@ class _RembgTool:
                     return fn(*a, **k)
                 finally:
                     self.spent[name] += time.perf_counter() - start
+
             return wrapper
 
         s = self.session
@@ -58,9 +59,17 @@ class _RembgTool:
         bg.fix_image_orientation = timed("decode", bg.fix_image_orientation)  # Image.open is lazy: pixels decode here
         bg.naive_cutout = timed("cutout", bg.naive_cutout)
         bg.apply_background_color = timed("cutout", bg.apply_background_color)
-        defaults = dict(alpha_matting=False, alpha_matting_foreground_threshold=240,
-                        alpha_matting_background_threshold=10, alpha_matting_erode_size=10, only_mask=False,
-                        post_process_mask=False, decontaminate=False, vitmatte=False, bgcolor=(0, 0, 0, 0))
+        defaults = dict(
+            alpha_matting=False,
+            alpha_matting_foreground_threshold=240,
+            alpha_matting_background_threshold=10,
+            alpha_matting_erode_size=10,
+            only_mask=False,
+            post_process_mask=False,
+            decontaminate=False,
+            vitmatte=False,
+            bgcolor=(0, 0, 0, 0),
+        )
         accepted = inspect.signature(bg.remove).parameters
         self.kwargs = {k: v for k, v in defaults.items() if k in accepted}
 
@@ -82,8 +91,11 @@ class _RembgTool:
 
     def finish(self) -> dict:
         t, n = self.spent, max(1, self.images)
-        stages = {"read": t["decode"] + t["preprocess"], "infer": t["infer"],
-                  "write": t["total"] - t["decode"] - t["preprocess"] - t["infer"]}
+        stages = {
+            "read": t["decode"] + t["preprocess"],
+            "infer": t["infer"],
+            "write": t["total"] - t["decode"] - t["preprocess"] - t["infer"],
+        }
         return dict(self.versions, maxrss_mb=peak_rss() / 2**20, stages_ms={k: 1000 * v / n for k, v in stages.items()})
 
 
@@ -105,13 +117,20 @@ class _MattekitTool:
             torch.set_num_threads(cfg["threads"])  # also what an ONNX Runtime session is made with
         self.cfg, self.torch = cfg, torch
         self.entry = catalog.load().get(cfg["model"], "segment")
-        self.predictor = runtime.ModelCache().get(self.entry, "segment", cfg["device"], cfg["weights"],
-                                                  backend=cfg["backend"], precision=cfg["precision"])
+        self.predictor = runtime.ModelCache().get(
+            self.entry, "segment", cfg["device"], cfg["weights"], backend=cfg["backend"], precision=cfg["precision"]
+        )
         self.ready = {"import_s": t_import - t0, "load_s": time.perf_counter() - t_import}
         self.timings = pipeline.Timings()
         task = registry.get("remove")
-        options = task.make_options({"model": self.entry.name, "refine": bool(cfg["refine"]), "matting": False,
-                                     "result": "alpha" if cfg.get("masks") else "rgba"})
+        options = task.make_options(
+            {
+                "model": self.entry.name,
+                "refine": bool(cfg["refine"]),
+                "matting": False,
+                "result": "alpha" if cfg.get("masks") else "rgba",
+            }
+        )
         self.runner = Runner(task, {"model": self.predictor}, options)
         self.settings = pipeline.plan(self.predictor, cfg.get("workers"), cfg.get("threads"), cfg.get("batch"))
         self.samples, self.images, self.failed = [(0, current_rss() / 2**20)], 0, []
@@ -131,8 +150,14 @@ class _MattekitTool:
         cpu0, held0 = _cpu_s(), simulated.figures()["held_s"]
         s = self.settings
         planned = [(Path(f), self.out / f"{Path(f).stem}.png") for f in files]
-        outcome = self.runner.files(planned, progress=progress, timings=self.timings, threads=s["threads"],
-                                    workers=s["workers"], batch=s["batch"])
+        outcome = self.runner.files(
+            planned,
+            progress=progress,
+            timings=self.timings,
+            threads=s["threads"],
+            workers=s["workers"],
+            batch=s["batch"],
+        )
         self.images += outcome.done
         self.failed += [str(source) for (source, _), _ in outcome.failed]
         self.held_s += simulated.figures()["held_s"] - held0
@@ -142,15 +167,24 @@ class _MattekitTool:
         torch, predictor = self.torch, self.predictor
         self.samples.append((self.images + len(self.failed), current_rss() / 2**20))
         s = self.settings
-        result = {"maxrss_mb": peak_rss() / 2**20, "engine": predictor.backend, "failed": self.failed,
-                  "stages_ms": {k: 1000 * self.timings.seconds.get(k, 0.0) / max(1, self.images) for k in STAGES},
-                  "plan": f"{s['workers']} workers x {s['threads'] or 'default'} thread(s), batch {s['batch']}, "
-                          f"{s.get('readers', 1)} reader(s)",
-                  "rss_samples": sorted(self.samples), "device_name": str(predictor.device)}
+        result = {
+            "maxrss_mb": peak_rss() / 2**20,
+            "engine": predictor.backend,
+            "failed": self.failed,
+            "stages_ms": {k: 1000 * self.timings.seconds.get(k, 0.0) / max(1, self.images) for k in STAGES},
+            "plan": f"{s['workers']} workers x {s['threads'] or 'default'} thread(s), batch {s['batch']}, "
+            f"{s.get('readers', 1)} reader(s)",
+            "rss_samples": sorted(self.samples),
+            "device_name": str(predictor.device),
+        }
         if predictor.plan.simulated is not None:
             done = simulated.figures()
-            result["simulated"] = {"ms": predictor.plan.simulated, "held_s": self.held_s, "batches": done["batches"],
-                                   "images": done["images"]}
+            result["simulated"] = {
+                "ms": predictor.plan.simulated,
+                "held_s": self.held_s,
+                "batches": done["batches"],
+                "images": done["images"],
+            }
         elif predictor.device.type == "cuda":
             result["device_name"] = torch.cuda.get_device_name(predictor.device)
             result["cuda_peak_mb"] = torch.cuda.max_memory_allocated(predictor.device) / 2**20
@@ -167,7 +201,9 @@ class _MattekitTool:
 
         entry = self.entry
         net = nets.build(entry.net, **entry.kwargs).eval()
-        net.load_state_dict(weights.load_state_dict_file(self.cfg["weights"], net, nets.family(entry.net).trace), strict=True)
+        net.load_state_dict(
+            weights.load_state_dict_file(self.cfg["weights"], net, nets.family(entry.net).trace), strict=True
+        )
         files = self.cfg.get("check_files") or []
         worst, previous = 0.0, torch.get_num_threads()
         torch.set_num_threads(self.settings["threads"] or previous)  # the engine's throughput path

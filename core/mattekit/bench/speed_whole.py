@@ -1,6 +1,7 @@
 """``bench speed --whole``: whole commands as a user runs them, each in a fresh process, in turns:
 ``mattekit remove`` (defaults and ``--no-refine --no-matting``), ``mattekit roto`` on a sequence, and rembg's
 ``rembg p`` loop; seconds, images/s, CPU seconds and each process's peak RSS, with the ratios."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,10 @@ def _timed_process(argv: list[str], env: dict | None) -> dict:
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise MattekitError(f"{Path(argv[0]).name} {' '.join(argv[1:4])}... failed: "
-                            f"{(err.strip().splitlines() or ['no output'])[-1][:300]}")
+        raise MattekitError(
+            f"{Path(argv[0]).name} {' '.join(argv[1:4])}... failed: "
+            f"{(err.strip().splitlines() or ['no output'])[-1][:300]}"
+        )
     return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
@@ -77,7 +80,9 @@ def _photo_folder(args, work: Path) -> list[Path]:
     target = folder / f"photo_{w}x{h}.jpg"
     if not target.is_file():
         image = cv2.imread(str(_images(args)[0]), cv2.IMREAD_COLOR)
-        cv2.imwrite(str(target), cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        cv2.imwrite(
+            str(target), cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC), [cv2.IMWRITE_JPEG_QUALITY, 92]
+        )
     return [target]
 
 
@@ -98,18 +103,36 @@ def _whole(args, cfg: dict, work: Path) -> dict:
             if not link.exists():
                 link.symlink_to(Path(f).resolve())
         names = [str(plate / f"frame.{i:05d}{f.suffix.lower()}") for i, f in enumerate(files)]
-        runs = {"mattekit roto": [sys.executable, "-m", "mattekit", "roto", str(plate / f"frame.#####{files[0].suffix.lower()}")]
-                + model + ["--overwrite"],
-                "mattekit remove --result alpha": remove + ["--result", "alpha"]}
+        runs = {
+            "mattekit roto": [
+                sys.executable,
+                "-m",
+                "mattekit",
+                "roto",
+                str(plate / f"frame.#####{files[0].suffix.lower()}"),
+            ]
+            + model
+            + ["--overwrite"],
+            "mattekit remove --result alpha": remove + ["--result", "alpha"],
+        }
     else:
-        runs = {"mattekit remove": remove, "mattekit remove --no-refine --no-matting": remove + ["--no-refine", "--no-matting"]}
+        runs = {
+            "mattekit remove": remove,
+            "mattekit remove --no-refine --no-matting": remove + ["--no-refine", "--no-matting"],
+        }
     # Every tool with its own thread defaults: OMP_NUM_THREADS set would cap torch, and rembg hands it to
     # ONNX Runtime (set to 1, rembg took 70 s instead of 39 s on 50 photos on 2 cores).
     defaults = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env = {name: defaults for name in runs}
     if not args.no_rembg:
         session, home = _rembg_home(args, cfg, work, check_import=args.rembg_python is None)
-        runs["rembg p"] = [args.rembg_python or sys.executable, "-c", REMBG_LOOP, session, "-om" if args.sequence else "-"]
+        runs["rembg p"] = [
+            args.rembg_python or sys.executable,
+            "-c",
+            REMBG_LOOP,
+            session,
+            "-om" if args.sequence else "-",
+        ]
         env["rembg p"] = dict(defaults, U2NET_HOME=str(home), MODEL_CHECKSUM_DISABLED="1")
     order = list(runs)
 
@@ -133,7 +156,7 @@ def _whole(args, cfg: dict, work: Path) -> dict:
     load = [os.getloadavg()[0]]
     results: dict[str, list[dict]] = {name: [] for name in runs}
     for turn in range(args.repeat):
-        for name in (order if turn % 2 == 0 else order[::-1]):  # ABBA: drift in load falls on all alike
+        for name in order if turn % 2 == 0 else order[::-1]:  # ABBA: drift in load falls on all alike
             results[name].append(run(name, str(turn)))
     load.append(os.getloadavg()[0])
     return _report(args, files, results, first_use, load, order)
@@ -145,23 +168,39 @@ def _report(args, files: list, results: dict, first_use: dict, load: list, order
     summary = {}
     for name, got in results.items():
         seconds = sum(r["seconds"] for r in got)
-        summary[name] = {"images_per_s": len(files) * len(got) / seconds, "seconds": seconds / len(got),
-                         "cpu_s": sum(r["cpu_s"] for r in got) / len(got), "peak_mb": max(r["peak_mb"] for r in got),
-                         "runs": got}
-    what = f"one {args.photo} photo" if args.photo else f"{len(files)} {'frames' if args.sequence else 'images'} from {files[0].parent}"
+        summary[name] = {
+            "images_per_s": len(files) * len(got) / seconds,
+            "seconds": seconds / len(got),
+            "cpu_s": sum(r["cpu_s"] for r in got) / len(got),
+            "peak_mb": max(r["peak_mb"] for r in got),
+            "runs": got,
+        }
+    what = (
+        f"one {args.photo} photo"
+        if args.photo
+        else f"{len(files)} {'frames' if args.sequence else 'images'} from {files[0].parent}"
+    )
     what += " (played forwards and backwards)" if args.sequence and args.frames else ""
-    print(f"bench speed --whole: {what}, model {args.model}; {args.repeat} round(s) in turns; "
-          f"load average {load[0]:.1f} -> {load[1]:.1f}")
+    print(
+        f"bench speed --whole: {what}, model {args.model}; {args.repeat} round(s) in turns; "
+        f"load average {load[0]:.1f} -> {load[1]:.1f}"
+    )
     machine = _cpu_line(args)
     print(machine)
-    print("first use, before the rounds and not in their figures: " +
-          ", ".join(f"{name} {r['seconds']:.2f} s" for name, r in first_use.items()))
+    print(
+        "first use, before the rounds and not in their figures: "
+        + ", ".join(f"{name} {r['seconds']:.2f} s" for name, r in first_use.items())
+    )
     simulating = args.simulate_device is not None
     if simulating:
-        print(f"on a simulated GPU of {args.simulate_device:g} ms an image (mattekit.engines.simulated): device busy = "
-              f"seconds held / the command's seconds, and / its seconds from the first batch to the last")
-    print(f"{'command':44s}{'seconds':>9s}{'images/s':>10s}{'CPU s':>8s}{'peak RSS MB':>13s}"
-          + (f"{'busy':>7s}{'busy in run':>13s}" if simulating else ""))
+        print(
+            f"on a simulated GPU of {args.simulate_device:g} ms an image (mattekit.engines.simulated): device busy = "
+            f"seconds held / the command's seconds, and / its seconds from the first batch to the last"
+        )
+    print(
+        f"{'command':44s}{'seconds':>9s}{'images/s':>10s}{'CPU s':>8s}{'peak RSS MB':>13s}"
+        + (f"{'busy':>7s}{'busy in run':>13s}" if simulating else "")
+    )
     for name, r in summary.items():
         busy = ""
         if simulating:
@@ -171,19 +210,58 @@ def _report(args, files: list, results: dict, first_use: dict, load: list, order
         print(f"{name:44s}{r['seconds']:9.2f}{r['images_per_s']:10.3f}{r['cpu_s']:8.2f}{r['peak_mb']:13.0f}{busy}")
     if args.sequence:
         r, m = summary["mattekit roto"], summary["mattekit remove --result alpha"]
-        print(f"mattekit roto / mattekit remove --result alpha: {r['seconds'] / m['seconds']:.2f}x the time, "
-              f"{r['peak_mb'] / m['peak_mb']:.2f}x the peak RSS")
+        print(
+            f"mattekit roto / mattekit remove --result alpha: {r['seconds'] / m['seconds']:.2f}x the time, "
+            f"{r['peak_mb'] / m['peak_mb']:.2f}x the peak RSS"
+        )
     if "rembg p" in summary:
         rb = summary["rembg p"]
         for name in order[:-1]:
             print(against_rembg(name, summary[name], rb))
-    return {"images": len(files), "photo": args.photo, "model": args.model, "load_average": load, "machine": machine,
-            "first_use": first_use, "summary": summary}
+    return {
+        "images": len(files),
+        "photo": args.photo,
+        "model": args.model,
+        "load_average": load,
+        "machine": machine,
+        "first_use": first_use,
+        "summary": summary,
+    }
 
 
 # Student's t for a two-sided 95 % interval, by degrees of freedom 1..30 (beyond: the normal's 1.96 corrected)
-T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+T_975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def interval_of_mean(values: list[float]) -> tuple[float, float, float]:
@@ -206,9 +284,11 @@ def against_rembg(name: str, r: dict, rb: dict) -> str:
     if len(ratios) >= 2:
         mean, low, high = interval_of_mean(ratios)
         spread = f"; their mean {mean:.3f}x, 95 % interval {low:.3f}x to {high:.3f}x"  # 3 places: a bound near 1.0x
-    return (f"{name} / rembg p: {r['images_per_s'] / rb['images_per_s']:.2f}x images/s, "
-            f"{r['seconds'] / rb['seconds']:.2f}x the time, {r['cpu_s'] / rb['cpu_s']:.2f}x the CPU time, "
-            f"{r['peak_mb'] / rb['peak_mb']:.2f}x the peak RSS; images/s per round {rounds}{spread}")
+    return (
+        f"{name} / rembg p: {r['images_per_s'] / rb['images_per_s']:.2f}x images/s, "
+        f"{r['seconds'] / rb['seconds']:.2f}x the time, {r['cpu_s'] / rb['cpu_s']:.2f}x the CPU time, "
+        f"{r['peak_mb'] / rb['peak_mb']:.2f}x the peak RSS; images/s per round {rounds}{spread}"
+    )
 
 
 def _cpu_line(args) -> str:
@@ -224,9 +304,9 @@ def _cpu_line(args) -> str:
     wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
     made = decide(catalog.load().get(args.model), args.device)
     table = "hidden" if plan.shipped_hidden() else "shown"
-    return (f"machine: {model}, {cpu_count()} cores, CPU class {plan.cpu_class()}, features "
-            f"{' '.join(f for f in wanted if f in flags) or 'none of ' + '/'.join(wanted)}; mattekit's engine: "
-            f"{made.engine} {made.precision} on {made.device}, {made.workers}x{made.threads} threads (shipped table "
-            f"{table}: {made.why('engine')})")
-
-
+    return (
+        f"machine: {model}, {cpu_count()} cores, CPU class {plan.cpu_class()}, features "
+        f"{' '.join(f for f in wanted if f in flags) or 'none of ' + '/'.join(wanted)}; mattekit's engine: "
+        f"{made.engine} {made.precision} on {made.device}, {made.workers}x{made.threads} threads (shipped table "
+        f"{table}: {made.why('engine')})"
+    )

@@ -10,6 +10,7 @@ subnormal floats, which would slow the CPU and falsify the timing). A norm that 
 there (BiRefNet's ASPP batch norm after global pooling, at batch 1) has no variance to measure: its mean is
 that value, its variance stays 1.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

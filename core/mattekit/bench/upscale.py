@@ -19,6 +19,7 @@ torch's allocator (max_memory_allocated, reset per image) is printed as well.
 that size, else a synthetic photo-like pattern) as ``mattekit upscale`` does an 8-bit file (uint8 in,
 uint8 out), to report time and peak memory, also as a multiple of the 8-bit result's size.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,6 +39,7 @@ from .memory import current_rss, peak_rss, reset_peak_rss
 
 
 # ------------------------------------------------------------------------------ metrics
+
 
 def y_channel(image: np.ndarray) -> np.ndarray:
     """BT.601 luma on the 16-235 scale (MATLAB rgb2ycbcr) of an 8-bit-valued image (H x W [x 3], 0..255)."""
@@ -87,13 +89,16 @@ def sr_scores(result: np.ndarray, truth: np.ndarray, border: int) -> tuple[float
     """(PSNR, SSIM) on Y with ``border`` px cropped; both images float [0,1] or 0..255 uint8."""
     ya, yb = y_channel(to_255(result)), y_channel(to_255(truth))
     if ya.shape != yb.shape:
-        raise InputError(f"A result of {ya.shape[1]}x{ya.shape[0]} cannot be compared with ground truth of {yb.shape[1]}x{yb.shape[0]}.")
+        raise InputError(
+            f"A result of {ya.shape[1]}x{ya.shape[0]} cannot be compared with ground truth of {yb.shape[1]}x{yb.shape[0]}."
+        )
     if border:
         ya, yb = ya[border:-border, border:-border], yb[border:-border, border:-border]
     return psnr(ya, yb), ssim(ya, yb)
 
 
 # ------------------------------------------------------------------------------ memory
+
 
 def _reset_peaks(device: torch.device) -> bool:
     """Start new peak windows for this process's RSS and (on CUDA) the GPU's allocations; False when
@@ -105,10 +110,14 @@ def _reset_peaks(device: torch.device) -> bool:
 
 # ------------------------------------------------------------------------------ command
 
+
 def add_parser(kinds) -> None:
-    p = kinds.add_parser("upscale", help="PSNR/SSIM-Y, time and peak memory of super-resolution",
-                         description="Upscale the LR images of a benchmark set and score them against the HR ones "
-                                     "(PSNR/SSIM on Y, BT.601, border of `scale` cropped), next to bicubic.")
+    p = kinds.add_parser(
+        "upscale",
+        help="PSNR/SSIM-Y, time and peak memory of super-resolution",
+        description="Upscale the LR images of a benchmark set and score them against the HR ones "
+        "(PSNR/SSIM on Y, BT.601, border of `scale` cropped), next to bicubic.",
+    )
     p.add_argument("--data", help="a set folder holding x<scale>/LR and x<scale>/HR (or LR and HR) with matching names")
     p.add_argument("--model", help="upscale model (default: the catalog's)")
     p.add_argument("--weights", help="use this weights file instead of the catalog's download")
@@ -116,7 +125,9 @@ def add_parser(kinds) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for inference")
     p.add_argument("--tile", type=int, help="tile side in input pixels (default: from free memory; 0 = whole image)")
     p.add_argument("--limit", type=int, help="score only the first N images")
-    p.add_argument("--size", metavar="WxH", help="instead of scoring, time one WxH picture (e.g. 4000x3000) and report peak memory")
+    p.add_argument(
+        "--size", metavar="WxH", help="instead of scoring, time one WxH picture (e.g. 4000x3000) and report peak memory"
+    )
     p.add_argument("--image", help="with --size: the picture to resize to WxH (default: a synthetic pattern)")
     p.add_argument("--output", help="with --size: also write the result to this file (counts the writer's memory too)")
     p.set_defaults(func=run)
@@ -153,8 +164,10 @@ def run(args) -> int:
 
     device = predictor.device
     precision = str(predictor.dtype).replace("torch.", "")
-    print(f"model {predictor.name} (x{predictor.scale}, {precision}) on {device}, "
-          f"{torch.get_num_threads() if device.type == 'cpu' else 1} thread(s), tile {args.tile if args.tile is not None else 'auto'}")
+    print(
+        f"model {predictor.name} (x{predictor.scale}, {precision}) on {device}, "
+        f"{torch.get_num_threads() if device.type == 'cpu' else 1} thread(s), tile {args.tile if args.tile is not None else 'auto'}"
+    )
     if args.size:
         return _run_large(args, run_net, device)
     if not args.data:
@@ -164,8 +177,10 @@ def run(args) -> int:
     pairs = _pairs(Path(args.data), predictor.scale)[: args.limit]
     run_net(np.zeros((16, 16, 3), np.float32))  # warm-up: first-call costs are not timed
     gpu = device.type == "cuda"
-    header = (f"{'image':<18}{'LR size':>10}{'PSNR-Y':>9}{'SSIM-Y':>9}{'bic PSNR':>9}{'bic SSIM':>9}"
-              f"{'PSNR-RGB':>9}{'seconds':>9}{'peak RSS MB':>13}")
+    header = (
+        f"{'image':<18}{'LR size':>10}{'PSNR-Y':>9}{'SSIM-Y':>9}{'bic PSNR':>9}{'bic SSIM':>9}"
+        f"{'PSNR-RGB':>9}{'seconds':>9}{'peak RSS MB':>13}"
+    )
     print(header + (f"{'GPU MB':>9}" if gpu else ""))
     rows = []
     resettable = True
@@ -181,16 +196,25 @@ def run(args) -> int:
         bp, bs = sr_scores(bicubic_baseline(lr, predictor.scale), hr, predictor.scale)
         prgb = psnr(to_255(sr), to_255(hr))
         rows.append((p, s, bp, bs, prgb, seconds, peak))
-        line = (f"{lr_path.stem:<18}{f'{lr.shape[1]}x{lr.shape[0]}':>10}{p:9.2f}{s:9.4f}{bp:9.2f}{bs:9.4f}"
-                f"{prgb:9.2f}{seconds:9.2f}{_mb(peak):>13}")
+        line = (
+            f"{lr_path.stem:<18}{f'{lr.shape[1]}x{lr.shape[0]}':>10}{p:9.2f}{s:9.4f}{bp:9.2f}{bs:9.4f}"
+            f"{prgb:9.2f}{seconds:9.2f}{_mb(peak):>13}"
+        )
         print(line + (f"{_mb(torch.cuda.max_memory_allocated(device)):>9}" if gpu else ""), flush=True)
     m = np.mean(np.array(rows), axis=0)
-    print(f"{f'mean of {len(rows)}':<28}{m[0]:9.2f}{m[1]:9.4f}{m[2]:9.2f}{m[3]:9.4f}{m[4]:9.2f}{m[5]:9.2f}"
-          f"{_mb(int(max(r[6] for r in rows))):>13}")
-    print(f"Y = BT.601 luma (16-235) of 8-bit results, {predictor.scale}-px border cropped; SSIM 11x11 Gaussian (sigma 1.5); "
-          f"bic = Pillow bicubic; PSNR-RGB = all channels, no crop (RFDN test-code convention); peak RSS = "
-          + ("process peak resident set per image (VmHWM, reset before each image)." if resettable
-             else "process-lifetime peak resident set (getrusage; no per-image reset on this OS)."))
+    print(
+        f"{f'mean of {len(rows)}':<28}{m[0]:9.2f}{m[1]:9.4f}{m[2]:9.2f}{m[3]:9.4f}{m[4]:9.2f}{m[5]:9.2f}"
+        f"{_mb(int(max(r[6] for r in rows))):>13}"
+    )
+    print(
+        f"Y = BT.601 luma (16-235) of 8-bit results, {predictor.scale}-px border cropped; SSIM 11x11 Gaussian (sigma 1.5); "
+        f"bic = Pillow bicubic; PSNR-RGB = all channels, no crop (RFDN test-code convention); peak RSS = "
+        + (
+            "process peak resident set per image (VmHWM, reset before each image)."
+            if resettable
+            else "process-lifetime peak resident set (getrusage; no per-image reset on this OS)."
+        )
+    )
     return 0
 
 
@@ -234,9 +258,11 @@ def _run_large(args, run_net, device: torch.device) -> int:
         result = run_net(image, progress=tiles.steps)
     seconds = time.perf_counter() - start
     peak = peak_rss()
-    line = (f"{what} -> {result.shape[1]}x{result.shape[0]} in {tiles.total} tiles: {seconds:.1f} s, "
-            f"{width * height / seconds / 1e6:.3f} MP/s in; peak RSS {_mb(peak)} MB = {peak / result.nbytes:.2f} x the "
-            f"8-bit result (input {_mb(image.nbytes)} MB, result {_mb(result.nbytes)} MB, before the call {_mb(baseline)} MB)")
+    line = (
+        f"{what} -> {result.shape[1]}x{result.shape[0]} in {tiles.total} tiles: {seconds:.1f} s, "
+        f"{width * height / seconds / 1e6:.3f} MP/s in; peak RSS {_mb(peak)} MB = {peak / result.nbytes:.2f} x the "
+        f"8-bit result (input {_mb(image.nbytes)} MB, result {_mb(result.nbytes)} MB, before the call {_mb(baseline)} MB)"
+    )
     if device.type == "cuda":
         line += f"; GPU peak {_mb(torch.cuda.max_memory_allocated(device))} MB"
     print(line, flush=True)
@@ -245,7 +271,15 @@ def _run_large(args, run_net, device: torch.device) -> int:
 
         start = time.perf_counter()
         io.write_image(args.output, result, bit_depth=8)
-        print(f"wrote {args.output} in {time.perf_counter() - start:.1f} s; peak RSS including the write {_mb(peak_rss())} MB")
-    print("peak RSS = " + ("process peak resident set during the call (VmHWM, reset before it)." if resettable
-                           else "process-lifetime peak resident set (getrusage)."))
+        print(
+            f"wrote {args.output} in {time.perf_counter() - start:.1f} s; peak RSS including the write {_mb(peak_rss())} MB"
+        )
+    print(
+        "peak RSS = "
+        + (
+            "process peak resident set during the call (VmHWM, reset before it)."
+            if resettable
+            else "process-lifetime peak resident set (getrusage)."
+        )
+    )
     return 0

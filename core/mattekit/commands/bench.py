@@ -1,4 +1,5 @@
 """``mattekit bench KIND``: quality and speed benchmarks that print tables of figures."""
+
 from __future__ import annotations
 
 import importlib

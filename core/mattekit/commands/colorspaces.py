@@ -1,12 +1,16 @@
 """``mattekit colorspaces``: the colour spaces of the OCIO config in use, the names ``roto --colorspace`` takes, and
 the views of its sRGB display, the names ``roto --view`` takes."""
+
 from __future__ import annotations
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("colorspaces", help="list the OCIO colour spaces a plate may be given in (roto --colorspace)",
-                       description="List the colour spaces of the OCIO config in use ($OCIO, else OCIO's built-in "
-                                   "ACES studio config) with their aliases.")
+    p = sub.add_parser(
+        "colorspaces",
+        help="list the OCIO colour spaces a plate may be given in (roto --colorspace)",
+        description="List the colour spaces of the OCIO config in use ($OCIO, else OCIO's built-in "
+        "ACES studio config) with their aliases.",
+    )
     p.set_defaults(func=_list)
 
 

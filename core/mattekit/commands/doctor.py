@@ -2,6 +2,7 @@
 device, engine, precision and layout it will run with, and why: :func:`mattekit.engines.plan.decide`, the same
 decision every load makes) and whether its weights are here. Loads no model, except with ``--measure``, which times
 both CPU engines of each model whose weights are here and keeps the figures for this machine."""
+
 from __future__ import annotations
 
 import platform
@@ -10,17 +11,26 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_t
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("doctor", help="show the machine, the GPU and how each model will run (device, engine, precision)",
-                       description="Print the CPU's features, memory, torch and its GPU support, then one line per "
-                                   "catalog model: its weights, and the device, engine and precision it runs with "
-                                   "for the --device given. Loads no model.")
+    p = sub.add_parser(
+        "doctor",
+        help="show the machine, the GPU and how each model will run (device, engine, precision)",
+        description="Print the CPU's features, memory, torch and its GPU support, then one line per "
+        "catalog model: its weights, and the device, engine and precision it runs with "
+        "for the --device given. Loads no model.",
+    )
     p.add_argument("--device", default="auto", help="the device to plan for: auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--task", help="only the models of this task (segment, matte, upscale, depth, prompt)")
-    p.add_argument("--model", help="the model whose whole plan is shown, field by field with its reason (default: "
-                   "the default segmentation model)")
-    p.add_argument("--measure", action="store_true",
-                   help="time torch and ONNX Runtime now for each model whose weights are here and that runs on both "
-                        "(a few seconds each), keep the figures for this machine, then show the plans")
+    p.add_argument(
+        "--model",
+        help="the model whose whole plan is shown, field by field with its reason (default: "
+        "the default segmentation model)",
+    )
+    p.add_argument(
+        "--measure",
+        action="store_true",
+        help="time torch and ONNX Runtime now for each model whose weights are here and that runs on both "
+        "(a few seconds each), keep the figures for this machine, then show the plans",
+    )
     p.set_defaults(func=run)
 
 
@@ -41,20 +51,26 @@ def run(args) -> int:
     from ..engines import gpus, plan, policy
 
     print(f"CPU: {cpu_summary()}")
-    print(f"  native bf16: {'yes' if policy.native_cpu_bf16() else 'no'}; memory available: "
-          f"{machine.available_ram() / (1 << 30):.1f} GiB")
+    print(
+        f"  native bf16: {'yes' if policy.native_cpu_bf16() else 'no'}; memory available: "
+        f"{machine.available_ram() / (1 << 30):.1f} GiB"
+    )
     found = gpus.found()
     cuda = found.torch_cuda
-    print(f"torch {torch.__version__} ({'CUDA ' + cuda if cuda else 'CPU-only build'}); "
-          f"ONNX Runtime: {'yes' if policy.onnx_available() else 'no (pip install mattekit[onnx])'}")
+    print(
+        f"torch {torch.__version__} ({'CUDA ' + cuda if cuda else 'CPU-only build'}); "
+        f"ONNX Runtime: {'yes' if policy.onnx_available() else 'no (pip install mattekit[onnx])'}"
+    )
     for index, (name, gib) in enumerate(found.cuda):
         print(f"  cuda:{index}: {name}, {gib:.0f} GiB")
     if found.mps:
         print("  mps: Apple MPS")
     if found.nvidia and not found.cuda:
         name, driver = found.nvidia[0]
-        print(f"  nvidia-smi lists {name} (driver {driver}) but torch cannot use it: "
-              f"{gpus.idle_reason(found, 'auto', 'torch')}")
+        print(
+            f"  nvidia-smi lists {name} (driver {driver}) but torch cannot use it: "
+            f"{gpus.idle_reason(found, 'auto', 'torch')}"
+        )
     elif cuda and not found.cuda:
         print("  no usable CUDA GPU (driver or device missing)")
     policy.select_device(args.device)  # an absent device is one sentence here, as in every command
@@ -62,20 +78,36 @@ def run(args) -> int:
     chosen = [entry for entry in cat.models.values() if args.task in (None, entry.task)]
     if args.measure:
         _measure(cat, chosen)
-    shipped = "hidden ($MATTEKIT_ENGINE_TABLE=hidden)" if plan.shipped_hidden() else f"read for CPU class {plan.cpu_class()}"
-    print(f"this machine: {plan.fingerprint()}\n  its measurements: {plan.own_table_path()}; the shipped table: "
-          f"{shipped}; a model in neither is measured on first use")
+    shipped = (
+        "hidden ($MATTEKIT_ENGINE_TABLE=hidden)" if plan.shipped_hidden() else f"read for CPU class {plan.cpu_class()}"
+    )
+    print(
+        f"this machine: {plan.fingerprint()}\n  its measurements: {plan.own_table_path()}; the shipped table: "
+        f"{shipped}; a model in neither is measured on first use"
+    )
     rows = [("model", "task", "weights", "device", "engine", "precision", "layout", "why this engine")]
     for entry in chosen:
         made = plan.decide(entry, args.device)
-        rows.append((entry.name, entry.task, cat.availability(entry), made.device, made.engine, made.precision,
-                     f"{made.workers}x{made.threads}", made.why("engine")))
+        rows.append(
+            (
+                entry.name,
+                entry.task,
+                cat.availability(entry),
+                made.device,
+                made.engine,
+                made.precision,
+                f"{made.workers}x{made.threads}",
+                made.why("engine"),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
     shown = cat.get(args.model) if args.model else cat.default("segment")
-    print(f"the plan of {shown.name} for --device {args.device} (mattekit.engines.plan.decide; the pipeline, the finish, "
-          f"the temporal filter and the builder read it):")
+    print(
+        f"the plan of {shown.name} for --device {args.device} (mattekit.engines.plan.decide; the pipeline, the finish, "
+        f"the temporal filter and the builder read it):"
+    )
     for name, value, why in plan.decide(shown, args.device).lines():
         print(f"  {name:10s}{value}; why: {why}")
     print(default_on_cuda(cat))
@@ -84,9 +116,11 @@ def run(args) -> int:
 
 def default_on_cuda(cat) -> str:
     """The line saying which segmentation model runs by default on CUDA, and why."""
-    return (f"default segmentation model on CUDA: {cat.default('segment').name}, as on the CPU (the catalog's "
-            f"[defaults]); birefnet-general (fp16 on CUDA, its authors' published precision) takes over once a GPU row "
-            f"shows it at 40 images/s or more beyond start-up on a folder of 200 photos or more; no such row yet")
+    return (
+        f"default segmentation model on CUDA: {cat.default('segment').name}, as on the CPU (the catalog's "
+        f"[defaults]); birefnet-general (fp16 on CUDA, its authors' published precision) takes over once a GPU row "
+        f"shows it at 40 images/s or more beyond start-up on a folder of 200 photos or more; no such row yet"
+    )
 
 
 def _measure(cat, chosen) -> None:
@@ -104,6 +138,8 @@ def _measure(cat, chosen) -> None:
         if entry.recurrent or not covers(entry) or not (here == "on disk" or here.startswith("in ")):
             continue
         row = measure_engines(entry)
-        print(f"measured {entry.name} at {row['input'][0]}x{row['input'][1]}: torch {row['torch_s']:.3f} s, ONNX Runtime "
-              f"{row['onnx_s']:.3f} s a call ({row['ratio']:.2f}x; {winner(row)}), in {row['cost_s']:.1f} s "
-              f"({row['load_s']:.1f} s loading, {row['export_s']:.1f} s exporting)")
+        print(
+            f"measured {entry.name} at {row['input'][0]}x{row['input'][1]}: torch {row['torch_s']:.3f} s, ONNX Runtime "
+            f"{row['onnx_s']:.3f} s a call ({row['ratio']:.2f}x; {winner(row)}), in {row['cost_s']:.1f} s "
+            f"({row['load_s']:.1f} s loading, {row['export_s']:.1f} s exporting)"
+        )

@@ -1,4 +1,5 @@
 """Shared helpers for commands that take files, folders and globs and write one output per input."""
+
 from __future__ import annotations
 
 import glob
@@ -16,8 +17,10 @@ from ..io.outputs import IMAGE_SUFFIXES, WRITABLE
 from ..io.naming import earlier_outputs
 from ..progress import Display, Progress, Reporter, shown
 
-def expand_inputs(items: list[str], stdin: Path | None = None, suffix: str = "",
-                  left_out: list[Path] | None = None) -> list[tuple[Path, Path]]:
+
+def expand_inputs(
+    items: list[str], stdin: Path | None = None, suffix: str = "", left_out: list[Path] | None = None
+) -> list[tuple[Path, Path]]:
     """Files, folders (their images, sorted) and globs -> [(file, folder it came from or its parent)];
     ``-`` -> (``stdin``: the name standard input goes by, see :class:`standard_streams`; its folder).
     ``suffix``: the run writes beside its inputs with it, and a folder's or a glob's earlier outputs of
@@ -36,13 +39,17 @@ def expand_inputs(items: list[str], stdin: Path | None = None, suffix: str = "",
         if path.is_dir():
             files = regular_files(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), item)
             if not files:
-                raise InputError(f"The folder {item} holds no images (PNG, JPEG, TIFF, WebP, BMP, HEIC/HEIF, AVIF, EXR).")
+                raise InputError(
+                    f"The folder {item} holds no images (PNG, JPEG, TIFF, WebP, BMP, HEIC/HEIF, AVIF, EXR)."
+                )
             found += [(p, path) for p in files]
             listed.update(files)
         elif path.is_file():
             found.append((path, path.parent))
         elif glob.has_magic(item):
-            files = regular_files(sorted(Path(p) for p in glob.glob(item, recursive=True) if not Path(p).is_dir()), item)
+            files = regular_files(
+                sorted(Path(p) for p in glob.glob(item, recursive=True) if not Path(p).is_dir()), item
+            )
             if not files:
                 raise InputError(f"No file matches {item}.")
             found += [(p, p.parent) for p in files]
@@ -75,8 +82,10 @@ def regular_files(paths: list[Path], given: str) -> list[Path]:
     odd = [f"{path.name} ({kind})" for path, kind in kinds.items() if kind not in ("a file", "a folder")]
     if odd:
         one = len(odd) == 1
-        warnings.warn(f"Skipped {len(odd)} {'entry' if one else 'entries'} of {given} that "
-                      f"{'is not an image file' if one else 'are not image files'}: {', '.join(odd)}.")
+        warnings.warn(
+            f"Skipped {len(odd)} {'entry' if one else 'entries'} of {given} that "
+            f"{'is not an image file' if one else 'are not image files'}: {', '.join(odd)}."
+        )
     return [path for path, kind in kinds.items() if kind == "a file"]
 
 
@@ -109,7 +118,9 @@ def failure_sentence(exc: BaseException, debug: bool = False) -> str:
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
     detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    return f"Internal error ({type(exc).__name__}{': ' + detail if detail else ''}); rerun with --debug for the traceback."
+    return (
+        f"Internal error ({type(exc).__name__}{': ' + detail if detail else ''}); rerun with --debug for the traceback."
+    )
 
 
 def summarise_failures(failures: list[Path], total: int) -> int:
@@ -155,8 +166,9 @@ class Messages:
         """The display closed, and a line counting the ``skipped`` inputs (their outputs existed)."""
         self.display.close()
         if skipped and not self.quiet:
-            print(f"mattekit: skipped {skipped} input(s) whose output already exists (--skip-existing).",
-                  file=sys.stderr)
+            print(
+                f"mattekit: skipped {skipped} input(s) whose output already exists (--skip-existing).", file=sys.stderr
+            )
 
 
 SLOW = 5.0  # seconds one input may take before a run of one image shows that it is working on it
@@ -178,13 +190,23 @@ def run_files(args, planned: list[tuple[Path, Path]], runner, messages: Messages
     # the tiles of one image: a bar on a terminal, no lines elsewhere; one image without tiles: a line once it takes
     # long, its seconds counted on a terminal (SLOW seconds: Display.ticking)
     untiled = single and not runner.task.progress
-    alone = messages.display.ticking(f"working on {messages.label(planned[0][0])}", after=SLOW) if untiled else nullcontext()
+    alone = (
+        messages.display.ticking(f"working on {messages.label(planned[0][0])}", after=SLOW)
+        if untiled
+        else nullcontext()
+    )
     with shown(0, "tile", quiet=messages.quiet or not (single and runner.task.progress), lines=False) as tiles, alone:
         try:
-            result = runner.files(planned, skip_existing=args.skip_existing, wrote=messages.wrote, data=data,
-                                  threads=getattr(args, "threads", None), steps=tiles.steps,
-                                  progress=lambda done, pair: images(pair[1]),
-                                  note=lambda pair, sentence: messages.warn(pair[1], sentence))
+            result = runner.files(
+                planned,
+                skip_existing=args.skip_existing,
+                wrote=messages.wrote,
+                data=data,
+                threads=getattr(args, "threads", None),
+                steps=tiles.steps,
+                progress=lambda done, pair: images(pair[1]),
+                note=lambda pair, sentence: messages.warn(pair[1], sentence),
+            )
         finally:
             messages.display.close()
     if single and result.failed:
@@ -212,8 +234,10 @@ def stdout_format(output: str | None) -> str | None:
     if output and output.endswith(":" + STDIO):
         ext = "." + output[:-2].lower().lstrip(".")
         if ext not in WRITABLE:
-            raise OutputError(f"Cannot write {output[:-2]} to standard output; name one of "
-                              f"{', '.join(sorted(e[1:] + ':-' for e in WRITABLE))}.")
+            raise OutputError(
+                f"Cannot write {output[:-2]} to standard output; name one of "
+                f"{', '.join(sorted(e[1:] + ':-' for e in WRITABLE))}."
+            )
         return ext
     return None
 
@@ -235,8 +259,10 @@ def read_standard_input() -> bytes:
         pieces.append(piece)
         held += len(piece)
         if held > cap:
-            raise InputError(f"Standard input goes on past {cap / 1e6:.0f} MB, the most an image within this machine's "
-                             f"pixel limit takes; pipe in one image file, or raise MATTEKIT_MAX_PIXELS to allow more.")
+            raise InputError(
+                f"Standard input goes on past {cap / 1e6:.0f} MB, the most an image within this machine's "
+                f"pixel limit takes; pipe in one image file, or raise MATTEKIT_MAX_PIXELS to allow more."
+            )
     return b"".join(pieces)
 
 

@@ -1,12 +1,16 @@
 """``mattekit info FILE...``: what made an image (the provenance written into it) and what it holds."""
+
 from __future__ import annotations
 
 import json
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("info", help="print what made an image: mattekit version, task, model, weights sha256, options",
-                       description="Print the provenance embedded in images (and roto manifests) and their size and format.")
+    p = sub.add_parser(
+        "info",
+        help="print what made an image: mattekit version, task, model, weights sha256, options",
+        description="Print the provenance embedded in images (and roto manifests) and their size and format.",
+    )
     p.add_argument("files", nargs="+", metavar="FILE", help="images, or a roto manifest (*.mattekit.json)")
     p.add_argument("--json", action="store_true", help="print the records as JSON (one object per file)")
     p.set_defaults(func=_info)

@@ -1,5 +1,6 @@
 """``mattekit models list | pull NAME | add NAME FILE | import PATH... | verify [NAME] | where``: the catalog and the
 weights cache."""
+
 from __future__ import annotations
 
 from .. import catalog, weights
@@ -9,25 +10,45 @@ def add_parser(sub) -> None:
     p = sub.add_parser("models", help="list, download and verify model weights")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    a = actions.add_parser("list", help="the catalog: each model on disk, in the mirror or missing, its size and licence")
+    a = actions.add_parser(
+        "list", help="the catalog: each model on disk, in the mirror or missing, its size and licence"
+    )
     a.add_argument("--task", choices=catalog.TASKS)
-    a.add_argument("--licences", action="store_true", help="under each model, its terms as published: the weights' "
-                   "licence in the publisher's words with its link, the code's licence, the training data and its terms")
-    a.add_argument("--sources", action="store_true", help="under each model, its weights files: where each is "
-                   "downloaded from and how its bytes are pinned (sha256, or rembg's md5)")
+    a.add_argument(
+        "--licences",
+        action="store_true",
+        help="under each model, its terms as published: the weights' "
+        "licence in the publisher's words with its link, the code's licence, the training data and its terms",
+    )
+    a.add_argument(
+        "--sources",
+        action="store_true",
+        help="under each model, its weights files: where each is "
+        "downloaded from and how its bytes are pinned (sha256, or rembg's md5)",
+    )
     a.set_defaults(func=_list)
     a = actions.add_parser("pull", help="download and verify a model's weights")
     a.add_argument("names", nargs="+", metavar="NAME")
     a.set_defaults(func=_pull)
-    a = actions.add_parser("add", help="register a local weights file for a catalog model (checked against its sha256, "
-                           "or rembg's md5 where that is the catalog's only pin)")
+    a = actions.add_parser(
+        "add",
+        help="register a local weights file for a catalog model (checked against its sha256, "
+        "or rembg's md5 where that is the catalog's only pin)",
+    )
     a.add_argument("name", metavar="NAME", help="the catalog model")
     a.add_argument("file", metavar="FILE", help="the weights file (.pth, .pt, .tar, .safetensors, .onnx)")
-    a.add_argument("--derived", action="store_true", help="accept a converted copy (another sha256) that loads into the "
-                   "model; recorded as derived and shown so in the provenance of outputs")
+    a.add_argument(
+        "--derived",
+        action="store_true",
+        help="accept a converted copy (another sha256) that loads into the "
+        "model; recorded as derived and shown so in the provenance of outputs",
+    )
     a.set_defaults(func=_add)
-    a = actions.add_parser("import", help="copy weights files you already have (e.g. rembg's ~/.u2net) into the cache: "
-                           "each file is matched to the catalog by its sha256 (or rembg's md5 pin)")
+    a = actions.add_parser(
+        "import",
+        help="copy weights files you already have (e.g. rembg's ~/.u2net) into the cache: "
+        "each file is matched to the catalog by its sha256 (or rembg's md5 pin)",
+    )
     a.add_argument("paths", nargs="+", metavar="PATH", help="a weights file, or a folder (its files, not sub-folders)")
     a.set_defaults(func=_import)
     a = actions.add_parser("verify", help="re-check the sha256 of downloaded weights")
@@ -41,7 +62,9 @@ def _size(entry: catalog.ModelEntry) -> str:
     """The size of the model's weights: the file on disk, else the catalog's figure."""
     added = weights.added(entry.name)
     paths = [weights.cache_dir() / added["file"]] if added else [weights.cached_path(f) for f in entry.files]
-    size = next((p.stat().st_size for p in paths if p.is_file()), None) or next((f.size for f in entry.files if f.size), None)
+    size = next((p.stat().st_size for p in paths if p.is_file()), None) or next(
+        (f.size for f in entry.files if f.size), None
+    )
     return f"{size / 1e6:.1f} MB" if size else "?"
 
 
@@ -63,7 +86,9 @@ def _list(args) -> int:
         added = weights.added(m.name)
         if added:
             where += " (added, derived)" if added.get("derived") else " (added)"
-        rows.append((m.name, m.task, where, _size(m), m.licence + (" (default)" if m.name in defaults else ""), m.description))
+        rows.append(
+            (m.name, m.task, where, _size(m), m.licence + (" (default)" if m.name in defaults else ""), m.description)
+        )
     heads = ("name", "task", "weights", "size", "licence")
     widths = [max(len(r[i]) for r in rows + [heads + ("",)]) for i in range(5)]
     print("  ".join(h.ljust(w) for h, w in zip(heads, widths)) + "  description")
@@ -114,9 +139,11 @@ def _add(args) -> int:
     digest, found = weights.matching(source, entry.files)
     if not found:
         if not args.derived:
-            raise WeightsError(f"{source} (sha256 {digest}) is not the catalog's file for {entry.name} "
-                               f"({', '.join(f.name for f in entry.files)}); if it is a converted copy of the same "
-                               f"weights, add it with --derived.")
+            raise WeightsError(
+                f"{source} (sha256 {digest}) is not the catalog's file for {entry.name} "
+                f"({', '.join(f.name for f in entry.files)}); if it is a converted copy of the same "
+                f"weights, add it with --derived."
+            )
         _check_loads(entry, source)
     target = weights.add(entry.name, source, digest, found[0] if found else None, args.derived and not found)
     what = "a derived file (not the catalog's bytes; outputs say so)" if not found else "the catalog's file (hash ok)"
@@ -152,8 +179,10 @@ def _import(args) -> int:
         else:
             print(f"{path}: no catalog model has this file (sha256 {digest[:16]}…)")
     if not imported:
-        raise WeightsError(f"No file among the {len(files)} read matches a catalog model's weights by sha256 or "
-                           "rembg's md5; nothing was imported.")
+        raise WeightsError(
+            f"No file among the {len(files)} read matches a catalog model's weights by sha256 or "
+            "rembg's md5; nothing was imported."
+        )
     return 0
 
 
@@ -168,8 +197,10 @@ def _check_loads(entry: catalog.ModelEntry, source) -> None:
     if Path(source).suffix.lower() == ".onnx" and entry.onnx_as_is:
         shape = engines.from_onnx_file(source).runner.session.get_inputs()[0].shape
         if len(shape) != 4 or any(isinstance(v, int) and v != want for v, want in zip(shape[2:], entry.input.size)):
-            raise WeightsError(f"{source} takes inputs of shape {shape}, not the 1 x 3 x {entry.input.size[0]} x "
-                               f"{entry.input.size[1]} of model '{entry.name}'; it was not added.")
+            raise WeightsError(
+                f"{source} takes inputs of shape {shape}, not the 1 x 3 x {entry.input.size[0]} x "
+                f"{entry.input.size[1]} of model '{entry.name}'; it was not added."
+            )
         return
     net = nets.build(entry.net, **entry.kwargs)
     try:
@@ -181,7 +212,9 @@ def _check_loads(entry: catalog.ModelEntry, source) -> None:
 
 def _verify(args) -> int:
     cat = catalog.load()
-    entries = [cat.get(n) for n in args.names] or [m for m in cat.models.values() if any(weights.is_cached(f) for f in m.files)]
+    entries = [cat.get(n) for n in args.names] or [
+        m for m in cat.models.values() if any(weights.is_cached(f) for f in m.files)
+    ]
     bad = 0
     for entry in entries:
         # files are alternative sources: check the ones in the cache (or report the first as missing)

@@ -1,4 +1,5 @@
 """``mattekit roto``: turn a plate sequence into a matte sequence (resumable, chunkable, Ray)."""
+
 from __future__ import annotations
 
 import sys
@@ -47,9 +48,13 @@ def add_parser(sub) -> None:
     from .tasks import add_option_flags, help_line
 
     task = _declaration()
-    p = sub.add_parser(task.name, help=help_line(task.summary),
-                       description="Compute an alpha matte for every frame of a plate.", epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        task.name,
+        help=help_line(task.summary),
+        description="Compute an alpha matte for every frame of a plate.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     declared = task.option_table()
     p.add_argument("plate", metavar="PLATE", help=declared["plate"].help)
     p.add_argument("-o", "--output", required=True, metavar="MATTE_PATTERN", help=declared["output"].help)
@@ -57,10 +62,18 @@ def add_parser(sub) -> None:
     p.add_argument("--chunk", type=int, default=0, metavar="N", help="split the frames into chunks of N")
     p.add_argument("--chunk-index", type=int, metavar="I", help="with --chunk: run only chunk I (from 0)")
     p.add_argument("--print-chunks", action="store_true", help="with --chunk: print each chunk's frame range and exit")
-    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="run chunks on a Ray cluster (default: a local one)")
-    p.add_argument("--ray-workers", type=int, metavar="N",
-                   help="Ray workers (default: one per GPU, else one per --threads CPUs; workers beyond the GPUs share them)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors and warnings (no progress, no summary)")
+    p.add_argument(
+        "--ray", nargs="?", const="", metavar="ADDRESS", help="run chunks on a Ray cluster (default: a local one)"
+    )
+    p.add_argument(
+        "--ray-workers",
+        type=int,
+        metavar="N",
+        help="Ray workers (default: one per GPU, else one per --threads CPUs; workers beyond the GPUs share them)",
+    )
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing but errors and warnings (no progress, no summary)"
+    )
     p.set_defaults(func=run)
 
 
@@ -93,16 +106,24 @@ def run(args) -> int:
     bar = Display(quiet=args.quiet)  # a bar on a terminal, a line per frame elsewhere
     try:
         if args.ray is not None:
-            summary = roto.run_on_ray(spec, args.chunk or 25, address=args.ray or None, workers=args.ray_workers,
-                                      progress=bar, say=say_on_stderr)
+            summary = roto.run_on_ray(
+                spec,
+                args.chunk or 25,
+                address=args.ray or None,
+                workers=args.ray_workers,
+                progress=bar,
+                say=say_on_stderr,
+            )
             job = None
         else:
             job = roto.RotoJob(spec, ModelCache(say=say_on_stderr))
             if spec.model and spec.model.stands_for():  # an alias: say what it stands for and its licence
                 print(f"mattekit: --model {spec.model} is {spec.model.stands_for()}", file=sys.stderr)
             if job.missing:
-                print(f"mattekit: warning: skipping {len(job.missing)} missing frame(s): {format_frames(job.missing)}",
-                      file=sys.stderr)
+                print(
+                    f"mattekit: warning: skipping {len(job.missing)} missing frame(s): {format_frames(job.missing)}",
+                    file=sys.stderr,
+                )
             chunks = job.chunks(args.chunk) if args.chunk > 0 else [job.frames]
             if args.print_chunks:
                 for frames in chunks:
@@ -110,7 +131,9 @@ def run(args) -> int:
                 return 0
             if args.chunk_index is not None:
                 if not 0 <= args.chunk_index < len(chunks):
-                    raise MattekitError(f"--chunk-index {args.chunk_index} is out of range: there are {len(chunks)} chunks (0-{len(chunks) - 1}).")
+                    raise MattekitError(
+                        f"--chunk-index {args.chunk_index} is out of range: there are {len(chunks)} chunks (0-{len(chunks) - 1})."
+                    )
                 chunks = [chunks[args.chunk_index]]
             frames = [f for c in chunks for f in c]
             summary = job.run(frames, progress=bar)
@@ -122,7 +145,10 @@ def run(args) -> int:
     target = job.alpha_out if job is not None else spec.output
     if job is not None and job.parts:
         target = ", ".join(str(part.alpha_out) for part in job.parts)
-    print(f"mattekit: {len(summary.frames)} frames -> {target}: {len(summary.computed)} computed, "
-          f"{len(summary.skipped)} already done, {summary.seconds:.1f} s{rate}"
-          f"{' ' + summary.placement if summary.placement else ''}", file=sys.stderr)
+    print(
+        f"mattekit: {len(summary.frames)} frames -> {target}: {len(summary.computed)} computed, "
+        f"{len(summary.skipped)} already done, {summary.seconds:.1f} s{rate}"
+        f"{' ' + summary.placement if summary.placement else ''}",
+        file=sys.stderr,
+    )
     return 0

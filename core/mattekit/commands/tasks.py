@@ -5,6 +5,7 @@ input port a ``--port FILE|FOLDER`` flag (a file, or a folder of files named lik
 Files, folders and globs are expanded by :mod:`mattekit.commands.files` and run by
 :mod:`mattekit.running.runner`. Nothing here imports torch until a command runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,6 +17,7 @@ from ..options import Option, OptionError, options_of
 from ..tasks import registry
 from ..tasks.common import FileOptions
 from ..tasks.registry import Task
+
 
 def _metavar(option: Option) -> str | None:
     if option.choices is not None:
@@ -32,17 +34,29 @@ def add_task_parser(sub, task: Task) -> None:
     """The subcommand for ``task`` with its flags, all derived from the declaration."""
     summary = task.summary.replace("%", "%%")
     p = sub.add_parser(task.name, help=help_line(summary), description=summary)
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns; - reads standard input")
-    p.add_argument("-o", "--output", help="output file (one input) or folder; - (PNG) or FORMAT:- (jpg:-, tif:-...) "
-                   "writes standard output; default: beside each input as "
-                   f"NAME{task.suffix_for(task.options()).replace('{scale}', 'N') or '_out'}.EXT")
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns; - reads standard input"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        help="output file (one input) or folder; - (PNG) or FORMAT:- (jpg:-, tif:-...) "
+        "writes standard output; default: beside each input as "
+        f"NAME{task.suffix_for(task.options()).replace('{scale}', 'N') or '_out'}.EXT",
+    )
     for port in task.inputs[1:]:
-        p.add_argument(f"--{port.name.replace('_', '-')}", dest=f"port_{port.name}", metavar="FILE|FOLDER",
-                       help=f"{port.help or port.kind} (a file, or a folder of files named like the inputs)".replace("%", "%%"))
+        p.add_argument(
+            f"--{port.name.replace('_', '-')}",
+            dest=f"port_{port.name}",
+            metavar="FILE|FOLDER",
+            help=f"{port.help or port.kind} (a file, or a folder of files named like the inputs)".replace("%", "%%"),
+        )
     add_option_flags(p, task.declared)
     p.add_argument("--threads", type=int, help="CPU threads for inference (per inference worker for several images)")
     p.add_argument("--skip-existing", action="store_true", help="leave inputs whose output already exists")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors (no progress, no written files)")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing but errors (no progress, no written files)"
+    )
     add_option_flags(p, options_of(FileOptions))
     # the flags these replaced, kept working for old scripts (file_options says what they now are)
     p.add_argument("--no-metadata", dest="old_no_metadata", action="store_true", help=argparse.SUPPRESS)
@@ -56,14 +70,23 @@ def add_option_flags(parser, options: list[Option]) -> None:
     for option in options:
         if "cli" not in option.hosts:
             continue
-        common = dict(dest=f"opt_{option.name}", default=None, help=option.help.replace("%", "%%"))  # argparse formats help
+        common = dict(
+            dest=f"opt_{option.name}", default=None, help=option.help.replace("%", "%%")
+        )  # argparse formats help
         if option.type is bool:
             parser.add_argument(option.flag, action=argparse.BooleanOptionalAction, **common)
         elif option.repeat:
             parser.add_argument(option.flag, action="append", metavar=_metavar(option), **common)
         else:
-            parser.add_argument(option.flag, type=option.type, choices=option.choices, metavar=_metavar(option),
-                                nargs="?" if option.bare is not None else None, const=option.bare, **common)
+            parser.add_argument(
+                option.flag,
+                type=option.type,
+                choices=option.choices,
+                metavar=_metavar(option),
+                nargs="?" if option.bare is not None else None,
+                const=option.bare,
+                **common,
+            )
 
 
 def option_values(args, options: list[Option]) -> dict:
@@ -103,8 +126,9 @@ def _check_port(port: registry.Port, given: str) -> None:
     path = Path(given)
     if not path.is_dir() and not path.is_file():
         what = not_a_file(given, "an image file").rstrip(".")
-        raise MattekitError(f"--{port.name.replace('_', '-')} {what}; give an image file or a folder of "
-                            f"images named like the inputs.")
+        raise MattekitError(
+            f"--{port.name.replace('_', '-')} {what}; give an image file or a folder of images named like the inputs."
+        )
 
 
 def as_flags(message: str, task: registry.Declaration) -> str:
@@ -119,14 +143,19 @@ def file_options(args) -> FileOptions:
     flags' meaning said on standard error: ``--no-metadata`` is ``--no-provenance``, ``--strip-personal`` the default."""
     values = option_values(args, options_of(FileOptions))  # booleans: argparse gives True or False
     if args.old_no_metadata:
-        print("mattekit: --no-metadata is now --no-provenance: it leaves out mattekit's provenance record (the input's "
-              "personal metadata is left out by default).", file=sys.stderr)
+        print(
+            "mattekit: --no-metadata is now --no-provenance: it leaves out mattekit's provenance record (the input's "
+            "personal metadata is left out by default).",
+            file=sys.stderr,
+        )
         values.setdefault("provenance", False)
     if args.old_strip_personal:
         if values.get("keep_personal"):
             raise MattekitError("--strip-personal and --keep-personal contradict each other; give one of them.")
-        print("mattekit: --strip-personal is the default now (--keep-personal keeps the input's personal metadata).",
-              file=sys.stderr)
+        print(
+            "mattekit: --strip-personal is the default now (--keep-personal keeps the input's personal metadata).",
+            file=sys.stderr,
+        )
     return FileOptions(**values)
 
 
@@ -152,14 +181,18 @@ def _run_files(task: Task, args, options, ports: dict, streams, written: FileOpt
     jobs = files.expand_inputs(args.inputs, streams.stdin, suffix if args.output is None else "", left_out)
     if left_out and not args.quiet:
         names = ", ".join(p.name for p in left_out[:3]) + (", ..." if len(left_out) > 3 else "")
-        print(f"mattekit: left out {len(left_out)} file(s) named as this command's outputs of other inputs ({names}); "
-              f"name one on its own to process it.", file=sys.stderr)
+        print(
+            f"mattekit: left out {len(left_out)} file(s) named as this command's outputs of other inputs ({names}); "
+            f"name one on its own to process it.",
+            file=sys.stderr,
+        )
     if len(jobs) == 1 and not streams.data():
         masks = {p.name: ports[p.name] for p in task.inputs[1:] if p.kind != "image" and p.name in ports}
         files.check_header(jobs[0][0], options, masks)
     extension = naming.output_extension(task, options, args.output)
-    planned = naming.plan_outputs(jobs, args.output, suffix, extension, task.files_read(options, ports),
-                                  overwrite=written.overwrite)
+    planned = naming.plan_outputs(
+        jobs, args.output, suffix, extension, task.files_read(options, ports), overwrite=written.overwrite
+    )
     if len(planned) == 1 and getattr(args, "own_process", False):  # process-wide: never for main() called in-process
         heap.for_one_image()  # before any thread starts or any large block is made
     from .. import provenance, runtime  # torch: only once every check that needs no model has passed

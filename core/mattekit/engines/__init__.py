@@ -9,8 +9,8 @@ take a numpy array and then return one. Each has ``name``, ``device_type`` ("cpu
 backend/device     engine                                                      module
 =================  ==========================================================  =====================
 torch, CUDA/MPS    the net in fp16/bf16 where the catalog allows, else fp32      ``torch_engine``
-torch, CPU fp32    fx graph: folded BatchNorm, fast pools, NNPACK Winograd       ``cpu_graph``             
-torch, CPU bf16    folded, channels-last, Winograd F(2x2, 3x3) on deep layers    ``cpu_graph``             
+torch, CPU fp32    fx graph: folded BatchNorm, fast pools, NNPACK Winograd       ``cpu_graph``
+torch, CPU bf16    folded, channels-last, Winograd F(2x2, 3x3) on deep layers    ``cpu_graph``
 onnx, CPU          ONNX export (cached) run by ONNX Runtime in fp32              ``onnx``
 an .onnx release   the file as it is, by ONNX Runtime on the CPU (no module)     ``onnx``
 =================  ==========================================================  =====================
@@ -24,6 +24,7 @@ one call alone uses the calling thread's thread count (:mod:`mattekit.engines.th
 that many threads; an .onnx release: the count when its session was made). A run whose model runs on ONNX Runtime
 (:attr:`mattekit.engines.plan.Plan.engine` "onnx") imports torch only to export the model once.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,11 +43,27 @@ from .policy import available_memory, select_device
 if TYPE_CHECKING:
     import torch.nn as nn
 
-__all__ = ["build", "load_net", "weights_file", "export_recipe", "create", "build_torch", "onnx_engine", "onnx_export_path", "from_onnx_file", "available_memory",
-           "select_device", "stack_inputs", "select_output", "to_host", "worker_stream"]
+__all__ = [
+    "build",
+    "load_net",
+    "weights_file",
+    "export_recipe",
+    "create",
+    "build_torch",
+    "onnx_engine",
+    "onnx_export_path",
+    "from_onnx_file",
+    "available_memory",
+    "select_device",
+    "stack_inputs",
+    "select_output",
+    "to_host",
+    "worker_stream",
+]
 
 
 # ----------------------------------------------------------------------------------- a catalog model's pieces
+
 
 def _empty_net(entry: ModelEntry, path: Path):
     """``entry``'s net built on the meta device (its layers' random initialisation skipped: BiRefNet's took 1.7 s
@@ -67,7 +84,9 @@ def _empty_net(entry: ModelEntry, path: Path):
         for name, value in vars(module).items():
             if name in ("_parameters", "_buffers", "_modules"):
                 continue
-            values = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else (value,)
+            values = (
+                value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else (value,)
+            )
             if any(isinstance(v, torch.Tensor) for v in values):
                 return None
     return net
@@ -107,9 +126,19 @@ def build(entry: ModelEntry, plan):
 
 # ----------------------------------------------------------------------------------- engines
 
-def create(plan: Plan, load: Callable[[], nn.Module], *, index: tuple = (), weights_path: str | Path | None = None,
-           recipe: dict | None = None, example: tuple[int, int] = (64, 64), dynamic_size: bool = True,
-           threads: int | None = None, label: str | None = None):
+
+def create(
+    plan: Plan,
+    load: Callable[[], nn.Module],
+    *,
+    index: tuple = (),
+    weights_path: str | Path | None = None,
+    recipe: dict | None = None,
+    example: tuple[int, int] = (64, 64),
+    dynamic_size: bool = True,
+    threads: int | None = None,
+    label: str | None = None,
+):
     """The engine ``plan`` names (its engine, device, precision and compile mode) running the net ``load()`` makes (an eval-mode fp32
     CPU module with its weights, converted in place); a simulated GPU (``plan.simulated``) where the plan says so
     (:mod:`mattekit.engines.simulated`: ``recipe`` names its net). Decides nothing. The ONNX engine calls ``load`` only when its
@@ -130,8 +159,16 @@ def create(plan: Plan, load: Callable[[], nn.Module], *, index: tuple = (), weig
     return build_torch(load(), plan.device, plan.precision, index, compile=plan.compile, label=label, recipe=recipe)
 
 
-def build_torch(net: nn.Module, device: str, precision: str, index: tuple = (), *, compile: str | None = None,
-                label: str | None = None, recipe: dict | None = None):
+def build_torch(
+    net: nn.Module,
+    device: str,
+    precision: str,
+    index: tuple = (),
+    *,
+    compile: str | None = None,
+    label: str | None = None,
+    recipe: dict | None = None,
+):
     """The torch engine running ``net`` (eval-mode fp32 CPU module, converted in place) on ``device`` ("cpu", "cuda:1")
     in ``precision`` ("fp32", "fp16", "bf16"): the CPU's fast fp32 graph, else the net cast and moved (on CUDA run
     as ``compile`` says: :class:`mattekit.engines.torch_engine.Compiled`; label / recipe name its compiled artefacts)."""
@@ -141,21 +178,42 @@ def build_torch(net: nn.Module, device: str, precision: str, index: tuple = (), 
 
     if device == "cpu" and precision == "fp32":
         return FastCPUEngine(net, index)
-    return TorchEngine(net, torch.device(device), dtype_named(precision), index, compile=compile_mode(compile, device.split(":")[0]),
-                       label=label, recipe=recipe)
+    return TorchEngine(
+        net,
+        torch.device(device),
+        dtype_named(precision),
+        index,
+        compile=compile_mode(compile, device.split(":")[0]),
+        label=label,
+        recipe=recipe,
+    )
 
 
-def onnx_engine(load: Callable[[], nn.Module], index: tuple = (), weights_path: str | Path | None = None,
-                recipe: dict | None = None, example: tuple[int, int] = (64, 64), dynamic_size: bool = True,
-                threads: int | None = None, label: str | None = None):
+def onnx_engine(
+    load: Callable[[], nn.Module],
+    index: tuple = (),
+    weights_path: str | Path | None = None,
+    recipe: dict | None = None,
+    example: tuple[int, int] = (64, 64),
+    dynamic_size: bool = True,
+    threads: int | None = None,
+    label: str | None = None,
+):
     """:func:`create`'s ONNX engine (arguments as there): with ``weights_path`` and ``recipe["net"]`` its cached
     export is found without building the net, and a run whose export exists imports no torch."""
     from .onnx import OnnxEngine
 
     net = None if weights_path is not None and "net" in (recipe or {}) else load()  # else the path needs the module
     path = onnx_export_path(index, weights_path, recipe, example, dynamic_size, net)
-    return OnnxEngine(load if net is None else (lambda: net), index, path, example=example,
-                      dynamic_size=dynamic_size, threads=threads, label=label)
+    return OnnxEngine(
+        load if net is None else (lambda: net),
+        index,
+        path,
+        example=example,
+        dynamic_size=dynamic_size,
+        threads=threads,
+        label=label,
+    )
 
 
 def from_onnx_file(path: str | Path, threads: int | None = None):

@@ -20,6 +20,7 @@ The kernels (3x3, stride 1, padding 1, no groups):
 - bf16: :func:`conv3x3_bf16` runs Winograd F(2x2, 3x3) written here in torch ops (kernels transformed
   once by :func:`winograd_f2_weights`) on deep, small layers, else oneDNN's direct bf16 kernel.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -35,6 +36,7 @@ WINOGRAD_WORKSPACE = 24 << 20  # bytes of NNPACK workspace one band of rows may 
 
 # ----------------------------------------------------------------------------------- fp32 (NNPACK)
 
+
 def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """A 3x3, stride-1, padding-1 convolution of N x C x H x W fp32 ``x``: NNPACK's Winograd kernel when
     this call runs on one thread (NNPACK's own pool is then single-threaded too) and the layer is big
@@ -44,8 +46,12 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) ->
     each thread keeps; large layers therefore run in bands of rows, which bounds it.
     """
     n, c, h, w = x.shape
-    if not (c >= 16 and x.dtype == torch.float32 and torch.get_num_threads() == 1
-            and (h * w >= 1600 or (h * w >= 400 and c * weight.shape[0] >= 16384))):
+    if not (
+        c >= 16
+        and x.dtype == torch.float32
+        and torch.get_num_threads() == 1
+        and (h * w >= 1600 or (h * w >= 400 and c * weight.shape[0] >= 16384))
+    ):
         return F.conv2d(x, weight, bias, padding=1)
     try:
         return _nnpack_in_bands(x, weight, bias)
@@ -193,12 +199,18 @@ def _fold_batchnorm(gm: torch.fx.GraphModule, root: nn.Module) -> None:
         if not isinstance(bn, nn.BatchNorm2d) or prev.op != "call_module" or len(prev.users) != 1:
             continue
         conv = gm.get_submodule(prev.target)
-        if (type(conv) is not nn.Conv2d or bn.training or bn.running_mean is None
-                or uses[id(conv)] != 1 or uses[id(bn)] != 1):
+        if (
+            type(conv) is not nn.Conv2d
+            or bn.training
+            or bn.running_mean is None
+            or uses[id(conv)] != 1
+            or uses[id(bn)] != 1
+        ):
             continue
         with torch.no_grad():
-            weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
-                                                bn.eps, bn.weight, bn.bias)
+            weight, bias = fuse_conv_bn_weights(
+                conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias
+            )
         conv.weight, conv.bias = weight, bias
         parent, _, name = node.target.rpartition(".")
         setattr(root.get_submodule(parent) if parent else root, name, nn.Identity())
@@ -223,8 +235,13 @@ def _pool_signature(input, kernel_size, stride=None, padding=0, dilation=1, ceil
 
 def _is_2x2(kernel, stride, padding, dilation, return_indices) -> bool:
     two = lambda v: v in (2, (2, 2), [2, 2])  # noqa: E731
-    return (two(kernel) and (stride is None or two(stride)) and padding in (0, (0, 0), [0, 0])
-            and dilation in (1, (1, 1), [1, 1]) and not return_indices)
+    return (
+        two(kernel)
+        and (stride is None or two(stride))
+        and padding in (0, (0, 0), [0, 0])
+        and dilation in (1, (1, 1), [1, 1])
+        and not return_indices
+    )
 
 
 def _swap_pools(gm: torch.fx.GraphModule) -> None:
@@ -236,8 +253,13 @@ def _swap_pools(gm: torch.fx.GraphModule) -> None:
             except TypeError:
                 continue
             source, ceil = p["input"], p.get("ceil_mode", False)
-            if not _is_2x2(p["kernel_size"], p.get("stride"), p.get("padding", 0), p.get("dilation", 1),
-                           p.get("return_indices", False)):
+            if not _is_2x2(
+                p["kernel_size"],
+                p.get("stride"),
+                p.get("padding", 0),
+                p.get("dilation", 1),
+                p.get("return_indices", False),
+            ):
                 continue
         elif node.op == "call_module" and isinstance(gm.get_submodule(node.target), nn.MaxPool2d):
             m = gm.get_submodule(node.target)
@@ -263,8 +285,15 @@ def _plain_3x3_nodes(gm: torch.fx.GraphModule):
 
 def _plain_3x3(m: nn.Module) -> bool:
     """``m`` is a 3x3, stride-1, padding-1, undilated, ungrouped, zero-padded Conv2d."""
-    return (type(m) is nn.Conv2d and m.kernel_size == (3, 3) and m.stride == (1, 1) and m.dilation == (1, 1)
-            and m.padding == (1, 1) and m.groups == 1 and m.padding_mode == "zeros")
+    return (
+        type(m) is nn.Conv2d
+        and m.kernel_size == (3, 3)
+        and m.stride == (1, 1)
+        and m.dilation == (1, 1)
+        and m.padding == (1, 1)
+        and m.groups == 1
+        and m.padding_mode == "zeros"
+    )
 
 
 def _call_instead(gm: torch.fx.GraphModule, node: torch.fx.Node, fn, *attrs: str | None) -> None:
@@ -293,8 +322,9 @@ def route_bf16_convs(gm: nn.Module) -> bool:
             continue
         name = f"_winograd_{swapped}"
         gm.register_buffer(name, winograd_f2_weights(m.weight), persistent=False)
-        _call_instead(gm, node, conv3x3_bf16, f"{node.target}.weight",
-                      f"{node.target}.bias" if m.bias is not None else None, name)
+        _call_instead(
+            gm, node, conv3x3_bf16, f"{node.target}.weight", f"{node.target}.bias" if m.bias is not None else None, name
+        )
         swapped += 1
     if swapped:
         gm.graph.lint()
@@ -323,9 +353,15 @@ class DepthwiseNCHW(nn.Module):
 def depthwise_in_nchw(module: nn.Module) -> int:
     """Wrap every depthwise Conv2d of ``module`` (an fx graph or a plain net, already channels-last) in
     :class:`DepthwiseNCHW`, in place; returns how many."""
-    found = [(parent, name, child) for parent in module.modules() for name, child in parent.named_children()
-             if isinstance(child, nn.Conv2d) and child.groups > 1 and child.groups == child.in_channels
-             and not isinstance(parent, DepthwiseNCHW)]
+    found = [
+        (parent, name, child)
+        for parent in module.modules()
+        for name, child in parent.named_children()
+        if isinstance(child, nn.Conv2d)
+        and child.groups > 1
+        and child.groups == child.in_channels
+        and not isinstance(parent, DepthwiseNCHW)
+    ]
     for parent, name, child in found:
         setattr(parent, name, DepthwiseNCHW(child))
     return len(found)

@@ -1,5 +1,6 @@
 """The GPUs this machine has, as torch and the NVIDIA driver see them (:func:`found`), and the one sentence a
 process says when a model runs on the CPU although a GPU is there (:func:`idle_sentence`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ class GPUs:
     """``cuda``: (name, memory in GiB) of each CUDA device torch can use, in index order; ``mps``: Apple's MPS is
     usable; ``nvidia``: (name, driver version) of each GPU nvidia-smi lists; ``torch_cuda``: the CUDA version this
     torch was built for, None for a CPU-only build."""
+
     cuda: tuple[tuple[str, float], ...] = ()
     mps: bool = False
     nvidia: tuple[tuple[str, str], ...] = ()
@@ -38,8 +40,10 @@ def found(ask_torch: bool = True) -> GPUs:
         import torch
 
         if torch.cuda.is_available():
-            cuda = tuple((p.name, p.total_memory / (1 << 30))
-                         for p in map(torch.cuda.get_device_properties, range(torch.cuda.device_count())))
+            cuda = tuple(
+                (p.name, p.total_memory / (1 << 30))
+                for p in map(torch.cuda.get_device_properties, range(torch.cuda.device_count()))
+            )
         mps, built = mps_available(), torch.version.cuda
     return GPUs(cuda, mps, tuple(machine.nvidia_gpus()), built)
 
@@ -52,11 +56,15 @@ def idle_reason(gpus: GPUs, asked: str, engine: str) -> str | None:
     if asked.lower().startswith("cpu"):
         return "the device 'cpu' was asked for (--device cpu, or the job's device option)"
     if gpus.nvidia and not gpus.cuda and gpus.torch_cuda is None:
-        return (f"this torch ({metadata.version('torch')}) is a CPU-only build; a fresh set-up (`python install/setup.py` "
-                f"after removing .venv) installs the CUDA build the driver runs")
+        return (
+            f"this torch ({metadata.version('torch')}) is a CPU-only build; a fresh set-up (`python install/setup.py` "
+            f"after removing .venv) installs the CUDA build the driver runs"
+        )
     if gpus.nvidia and not gpus.cuda:
-        return (f"torch, built for CUDA {gpus.torch_cuda}, cannot use it (driver {gpus.nvidia[0][1]} too old for "
-                f"that build, or the device is busy or hidden by CUDA_VISIBLE_DEVICES)")
+        return (
+            f"torch, built for CUDA {gpus.torch_cuda}, cannot use it (driver {gpus.nvidia[0][1]} too old for "
+            f"that build, or the device is busy or hidden by CUDA_VISIBLE_DEVICES)"
+        )
     if engine.startswith("onnx"):
         return "its engine, ONNX Runtime, runs on the CPU only (the weights are an ONNX file, or the onnx backend was chosen)"
     return None

@@ -2,6 +2,7 @@
 network call, calls at once, batch, padding, readers and writers: :func:`layout`) for the cores this process may use,
 and the torch device of the work that follows the model onto its GPU (the finish of a large photo, roto's temporal
 filter: :func:`device_work`). Facts in, numbers and reasons out; :mod:`mattekit.running.pipeline` reads them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ class Layout:
     """The pipeline's numbers: ``threads`` (CPU threads a network call uses; 0 on a GPU: torch's own), ``workers``
     (network calls at once), ``batch`` (images a call), ``readers`` (decode + input preparation threads), ``writers``
     (finish + encoding threads), ``pad`` (a short batch padded with zero inputs up to ``batch``) and ``why``."""
+
     threads: int
     workers: int
     batch: int
@@ -44,19 +46,40 @@ def layout(entry, kind: str, engine: str) -> Layout:
     size, cores = entry.input.size, cpu_count()
     if kind != "cpu":
         writers, readers = max(1, min(8, cores - 2)), max(1, min(4, cores // 4))
-        return Layout(0, 2, 8 if size is not None else 1, readers, writers, True,
-                      f"a GPU on {cores} cores: two streams; the cores less two write (up to 8), a reader per 4 cores (up to 4)")
+        return Layout(
+            0,
+            2,
+            8 if size is not None else 1,
+            readers,
+            writers,
+            True,
+            f"a GPU on {cores} cores: two streams; the cores less two write (up to 8), a reader per 4 cores (up to 4)",
+        )
     writers = max(1, cores // 4)
     small = size is not None and size[0] * size[1] <= SHRINK_ABOVE
     if engine == "onnx" and not small:
         threads = default_count()
         workers = max(1, cores // threads)
-        return Layout(threads, workers, 1, 1, writers, False,
-                      f"{cores} cores: {workers} call(s) of {threads} threads (a large input on ONNX Runtime); "
-                      f"a writer per 4 cores")
+        return Layout(
+            threads,
+            workers,
+            1,
+            1,
+            writers,
+            False,
+            f"{cores} cores: {workers} call(s) of {threads} threads (a large input on ONNX Runtime); "
+            f"a writer per 4 cores",
+        )
     workers = min(cores, 4)
-    return Layout(max(1, cores // workers), workers, 1, 1, writers, False,
-                  f"{cores} cores: {workers} calls at once; a writer per 4 cores")
+    return Layout(
+        max(1, cores // workers),
+        workers,
+        1,
+        1,
+        writers,
+        False,
+        f"{cores} cores: {workers} calls at once; a writer per 4 cores",
+    )
 
 
 def device_work(device: str, simulated: float | None) -> tuple[str, str, str, str]:
@@ -69,5 +92,9 @@ def device_work(device: str, simulated: float | None) -> tuple[str, str, str, st
     if simulated is not None:
         where = "the model's device, simulated: its torch work runs on torch's CPU device"
         return "cpu", where, "cpu", where
-    return (device, "the model's GPU for photos of 1 MP and up (H200: 50 MP in 2.15 s against 3.50 s on 16 cores)",
-            device, "the model's GPU at any size (the CPU's filter: 90-130 ms a 854x480 frame on 2 cores)")
+    return (
+        device,
+        "the model's GPU for photos of 1 MP and up (H200: 50 MP in 2.15 s against 3.50 s on 16 cores)",
+        device,
+        "the model's GPU at any size (the CPU's filter: 90-130 ms a 854x480 frame on 2 cores)",
+    )

@@ -2,6 +2,7 @@
 :func:`mattekit.engines.plan.decide` asks for where no table has the model, and this machine's table of them
 (:func:`save`; read by :func:`mattekit.engines.tables.own_row`). ``mattekit doctor --measure`` and ``mattekit bench
 engines`` measure again."""
+
 from __future__ import annotations
 
 import json
@@ -34,15 +35,19 @@ def measure_engines(entry: ModelEntry, weights_path: str | Path | None = None) -
 
     start = time.perf_counter()
     display = Display()
-    with display.ticking(f"measuring torch and ONNX Runtime for {entry.name} once on this CPU "
-                         "(cached; `mattekit doctor --measure` measures again)"):
+    with display.ticking(
+        f"measuring torch and ONNX Runtime for {entry.name} once on this CPU "
+        "(cached; `mattekit doctor --measure` measures again)"
+    ):
         row = _timed_engines(entry, weights_path)
     row["cost_s"] = round(time.perf_counter() - start, 2)
     exported = row["export_kept"] and winner(row) == "onnx"  # the export its ONNX engine runs from now on
     anyway = row["load_s"] + (row["export_s"] if exported else 0.0)  # what its first load takes without measuring
-    display.note(f"measured {entry.name}'s engines in {row['cost_s'] - anyway:.1f} s ({winner(row)}, "
-                 f"{row['ratio']:.2f}x), beyond the {anyway:.1f} s of loading{' and exporting' if exported else ''}"
-                 " it that its first use takes anyway.")
+    display.note(
+        f"measured {entry.name}'s engines in {row['cost_s'] - anyway:.1f} s ({winner(row)}, "
+        f"{row['ratio']:.2f}x), beyond the {anyway:.1f} s of loading{' and exporting' if exported else ''}"
+        " it that its first use takes anyway."
+    )
     save({entry.name: row})
     return row
 
@@ -87,9 +92,17 @@ def _timed_engines(entry, weights_path: str | None) -> dict:
         threads.set_count(previous)
     torch_s, onnx_s = min(seconds["torch"]), min(seconds["onnx"])
     info = cpu_info()
-    return {"torch_s": round(torch_s, 5), "onnx_s": round(onnx_s, 5), "ratio": round(torch_s / onnx_s, 3),
-            "input": list(size), "load_s": round(load_s, 2), "export_s": round(export_s, 2), "export_kept": own.is_file(),
-            "measured": time.strftime("%Y-%m-%d"), "machine": info[0] if info else ""}
+    return {
+        "torch_s": round(torch_s, 5),
+        "onnx_s": round(onnx_s, 5),
+        "ratio": round(torch_s / onnx_s, 3),
+        "input": list(size),
+        "load_s": round(load_s, 2),
+        "export_s": round(export_s, 2),
+        "export_kept": own.is_file(),
+        "measured": time.strftime("%Y-%m-%d"),
+        "machine": info[0] if info else "",
+    }
 
 
 def _measured_size(height: int, width: int, per_pixel: float) -> tuple[int, int]:

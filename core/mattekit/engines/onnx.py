@@ -8,6 +8,7 @@ another recipe never reuse a stale file. Also the session and run options every 
 onnx). The engines take a numpy array (and return one) or a torch tensor (and return one): a run whose export is
 cached and whose inputs are numpy arrays never imports torch.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 ONNX_OPSET = 17
 EXPORT_VERSION = 1  # bump when the export recipe changes; older cached exports are then ignored
 
+
 def _weights_digest(net: nn.Module | None, weights_path: str | Path | None) -> str:
     """sha256 of the weights file (read once per version: :func:`mattekit.weights.file_sha256`), else of ``net``'s
     state dict."""
@@ -48,8 +50,9 @@ def _weights_digest(net: nn.Module | None, weights_path: str | Path | None) -> s
     return h.hexdigest()
 
 
-def onnx_path(net: nn.Module | None, index: tuple = (), weights_path: str | Path | None = None,
-              recipe: dict | None = None) -> Path:
+def onnx_path(
+    net: nn.Module | None, index: tuple = (), weights_path: str | Path | None = None, recipe: dict | None = None
+) -> Path:
     """Where the ONNX export of ``net`` (with these weights and this output) is cached. ``net`` may be None
     where ``weights_path`` and ``recipe["net"]`` name both (the path is then known before the net is built)."""
     from ..weights import cache_dir
@@ -70,8 +73,9 @@ def _torch_minor() -> str:
     return metadata.version("torch").split("+")[0].rsplit(".", 1)[0]
 
 
-def export_onnx(net: nn.Module, path: str | Path, index: tuple = (), example: tuple[int, int] = (64, 64),
-                dynamic_size: bool = True) -> Path:
+def export_onnx(
+    net: nn.Module, path: str | Path, index: tuple = (), example: tuple[int, int] = (64, 64), dynamic_size: bool = True
+) -> Path:
     """Export ``Selected(net, index)`` (fp32, CPU) to ``path`` atomically.
 
     With ``dynamic_size`` the batch size, height and width stay dynamic; otherwise the graph is
@@ -91,7 +95,12 @@ def export_onnx(net: nn.Module, path: str | Path, index: tuple = (), example: tu
 
     def export(tmp: Path) -> None:
         chatter = io.StringIO()
-        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+        with (
+            warnings.catch_warnings(),
+            torch.no_grad(),
+            contextlib.redirect_stdout(chatter),
+            contextlib.redirect_stderr(chatter),
+        ):
             warnings.simplefilter("ignore")
             try:
                 torch.onnx.export(module, (x,), str(tmp), dynamo=False, **args)
@@ -102,7 +111,9 @@ def export_onnx(net: nn.Module, path: str | Path, index: tuple = (), example: tu
         atomic_write(path, export)
     except Exception as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise MattekitError(f"{type(net).__name__} cannot be exported to ONNX ({reason}); use the torch backend.") from None
+        raise MattekitError(
+            f"{type(net).__name__} cannot be exported to ONNX ({reason}); use the torch backend."
+        ) from None
     return path
 
 
@@ -121,9 +132,17 @@ class OnnxEngine:
     takes_arrays = True  # numpy in, numpy out
     parallel_calls = True  # calls on several threads, each with its own thread count, run at once
 
-    def __init__(self, load: Callable[[], nn.Module], index: tuple, path: str | Path, *,
-                 example: tuple[int, int] = (64, 64), dynamic_size: bool = True, threads: int | None = None,
-                 label: str | None = None):
+    def __init__(
+        self,
+        load: Callable[[], nn.Module],
+        index: tuple,
+        path: str | Path,
+        *,
+        example: tuple[int, int] = (64, 64),
+        dynamic_size: bool = True,
+        threads: int | None = None,
+        label: str | None = None,
+    ):
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -136,8 +155,10 @@ class OnnxEngine:
             from ..progress import Display
 
             name = label or self.path.name
-            with Display().ticking(f"exporting {name} to ONNX once (seconds to a minute; cached for later runs)",
-                                   done=f"exported {name} to ONNX in {{time}}."):
+            with Display().ticking(
+                f"exporting {name} to ONNX once (seconds to a minute; cached for later runs)",
+                done=f"exported {name} to ONNX in {{time}}.",
+            ):
                 export_onnx(self.net, self.path, *self.export)
         self.run_options = run_options(ort)
         self.threads = int(threads or thread_count.count())
@@ -152,8 +173,9 @@ class OnnxEngine:
         self.static_batch = not dynamic_size  # a static graph takes one image at a time
 
     def _session(self, threads: int):
-        return self._ort.InferenceSession(str(self.path), session_options(self._ort, threads),
-                                          providers=["CPUExecutionProvider"])
+        return self._ort.InferenceSession(
+            str(self.path), session_options(self._ort, threads), providers=["CPUExecutionProvider"]
+        )
 
     def _loaded_session(self, threads: int):
         """:meth:`_session`, then the memory its loading freed handed back (:func:`mattekit.heap.hand_back_freed_memory`)."""
@@ -172,7 +194,9 @@ class OnnxEngine:
             try:
                 return self._session(self.threads)
             except Exception:
-                raise MattekitError(f"ONNX Runtime cannot load the export {self.path.name} ({str(exc).splitlines()[0][:160]}).") from None
+                raise MattekitError(
+                    f"ONNX Runtime cannot load the export {self.path.name} ({str(exc).splitlines()[0][:160]})."
+                ) from None
 
     @property
     def session(self):
@@ -310,7 +334,9 @@ class OnnxRunner:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise MattekitError(f"ONNX Runtime cannot load {Path(path).name} ({str(exc).splitlines()[0][:160]}).") from None
+            raise MattekitError(
+                f"ONNX Runtime cannot load {Path(path).name} ({str(exc).splitlines()[0][:160]})."
+            ) from None
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32

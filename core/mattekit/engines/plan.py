@@ -14,6 +14,7 @@ else the row shipped for this CPU class (a CPU class is not a machine: it choose
 else ONNX Runtime, the engine that was faster in 15 of the 16 rows ever measured. A plan is made without importing
 torch where it runs on the CPU.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,10 @@ from ..errors import MattekitError
 from . import policy
 from . import simulated as simulation
 from .layout import device_work, layout
-from .tables import (EVIDENCE, MARGIN, SHIPPED, covers, cpu_class, fingerprint, measured, own_row,  # noqa: F401
-                     own_table_path, read_table, shipped_hidden, shipped_row, winner)
+from .tables import EVIDENCE, covers, own_row, shipped_row, winner
+
+# Re-exported: doctor, the benches and the tests read the tables through the plan.
+from .tables import MARGIN, SHIPPED, cpu_class, fingerprint, measured, own_table_path, shipped_hidden  # noqa: F401
 
 BACKENDS = ("auto", "torch", "onnx")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -46,6 +49,7 @@ class Plan:
     large photo and roto's temporal filter run (the model's GPU; "" where they run on the CPU cores' own path).
     ``reasons``: (what, why) pairs for device, engine, precision, compile, release, layout, finish and temporal. Plans
     that differ only in their reasons run the same engine."""
+
     model: str
     device: str
     engine: str
@@ -67,7 +71,16 @@ class Plan:
     @property
     def key(self) -> tuple:
         """What makes a loaded model: the model cache's key."""
-        return self.model, self.device, self.engine, self.precision, self.weights, self.as_is, self.simulated, self.compile
+        return (
+            self.model,
+            self.device,
+            self.engine,
+            self.precision,
+            self.weights,
+            self.as_is,
+            self.simulated,
+            self.compile,
+        )
 
     def why(self, what: str) -> str:
         """The reason for ``what`` (:data:`FIELDS`' names)."""
@@ -78,17 +91,25 @@ class Plan:
         compiled = f", compile {self.compile}" if self.compile != "off" else ""
         compiled += ", the ONNX release as it is" if self.as_is else ""
         compiled += f", simulated {self.simulated:g} ms an image" if self.simulated is not None else ""
-        return (f"{self.model}: {self.device}, {self.engine}, {self.precision}{compiled}, {self.workers} worker(s) x "
-                f"{self.threads} thread(s), batch {self.batch} (engine: {self.why('engine')})")
+        return (
+            f"{self.model}: {self.device}, {self.engine}, {self.precision}{compiled}, {self.workers} worker(s) x "
+            f"{self.threads} thread(s), batch {self.batch} (engine: {self.why('engine')})"
+        )
 
     def lines(self) -> list[tuple[str, str, str]]:
         """(field, value, why) for each decision, in :data:`FIELDS`' order (``doctor`` prints them)."""
-        values = {"device": self.device + (f" (simulated, {self.simulated:g} ms an image)" if self.simulated is not None else ""),
-                  "engine": self.engine, "precision": self.precision, "compile": self.compile,
-                  "release": "as it is" if self.as_is else "loaded into the net",
-                  "layout": f"{self.workers} worker(s) x {self.threads or 'torch default'} thread(s), batch {self.batch}"
-                            f"{' padded' if self.pad else ''}, {self.readers} reader(s), {self.writers} writer(s)",
-                  "finish": self.finish or "CPU cores", "temporal": self.temporal or "CPU cores"}
+        values = {
+            "device": self.device
+            + (f" (simulated, {self.simulated:g} ms an image)" if self.simulated is not None else ""),
+            "engine": self.engine,
+            "precision": self.precision,
+            "compile": self.compile,
+            "release": "as it is" if self.as_is else "loaded into the net",
+            "layout": f"{self.workers} worker(s) x {self.threads or 'torch default'} thread(s), batch {self.batch}"
+            f"{' padded' if self.pad else ''}, {self.readers} reader(s), {self.writers} writer(s)",
+            "finish": self.finish or "CPU cores",
+            "temporal": self.temporal or "CPU cores",
+        }
         return [(name, values[name], self.why(name)) for name in FIELDS]
 
 
@@ -105,8 +126,15 @@ def asked(value: str | None, variable: str, allowed: tuple[str, ...], what: str)
     return name
 
 
-def decide(entry, device: str | None = "auto", backend: str | None = "auto", precision: str | None = "auto",
-           weights_path: str | None = None, loading: bool = False, measure=None) -> Plan:
+def decide(
+    entry,
+    device: str | None = "auto",
+    backend: str | None = "auto",
+    precision: str | None = "auto",
+    weights_path: str | None = None,
+    loading: bool = False,
+    measure=None,
+) -> Plan:
     """The plan for catalog ``entry`` as asked (names or ``auto``/None; ``device`` may be a torch.device). An asked
     device that is absent, an engine or precision that cannot run here: one sentence. ``loading``: the caller loads the
     model now: its memory is checked (:func:`check_memory`, before its weights are looked for), and for a model whose
@@ -116,8 +144,10 @@ def decide(entry, device: str | None = "auto", backend: str | None = "auto", pre
     evidence, decides. Every field is decided here, with its reason: :data:`FIELDS`."""
     pinned = pinned_backend(entry)
     if pinned and (backend or "auto").lower() not in ("auto", pinned):  # asked by name, not by $MATTEKIT_BACKEND
-        raise MattekitError(f"{entry.name} runs on {pinned} only (it cannot be exported for another engine at every "
-                            f"photo size); leave the backend at auto or {pinned}.")
+        raise MattekitError(
+            f"{entry.name} runs on {pinned} only (it cannot be exported for another engine at every "
+            f"photo size); leave the backend at auto or {pinned}."
+        )
     engine_asked = pinned or asked(backend, "MATTEKIT_BACKEND", BACKENDS, "Backend")
     precision_asked = asked(precision, "MATTEKIT_PRECISION", PRECISIONS, "Precision")
     simulated = simulation.asked()
@@ -134,9 +164,26 @@ def decide(entry, device: str | None = "auto", backend: str | None = "auto", pre
         wanted, precision_why = "fp32", "ONNX Runtime runs fp32 only"
     compiled, compile_why = _compile(kind, engine)
     as_is, release_why = _release(entry, weights_path, engine, loading)
-    made = Plan(entry.name, dev, engine, wanted, 0, 0, 0, str(weights_path or ""), compiled, False, simulated,
-                reasons=(("device", device_why), ("engine", engine_why), ("precision", precision_why),
-                         ("compile", compile_why), ("release", release_why)))
+    made = Plan(
+        entry.name,
+        dev,
+        engine,
+        wanted,
+        0,
+        0,
+        0,
+        str(weights_path or ""),
+        compiled,
+        False,
+        simulated,
+        reasons=(
+            ("device", device_why),
+            ("engine", engine_why),
+            ("precision", precision_why),
+            ("compile", compile_why),
+            ("release", release_why),
+        ),
+    )
     return release_as_is(made, entry) if as_is else _placed(made, entry)
 
 
@@ -147,9 +194,18 @@ def _placed(plan: Plan, entry) -> Plan:
     laid = layout(entry, kind, plan.engine)
     finish, finish_why, temporal, temporal_why = device_work(plan.device, plan.simulated)
     reasons = dict(plan.reasons, layout=laid.why, finish=finish_why, temporal=temporal_why)
-    return replace(plan, threads=laid.threads, workers=laid.workers, batch=laid.batch, readers=laid.readers,
-                   writers=laid.writers, pad=laid.pad, finish=finish, temporal=temporal,
-                   reasons=tuple((name, reasons[name]) for name in FIELDS))
+    return replace(
+        plan,
+        threads=laid.threads,
+        workers=laid.workers,
+        batch=laid.batch,
+        readers=laid.readers,
+        writers=laid.writers,
+        pad=laid.pad,
+        finish=finish,
+        temporal=temporal,
+        reasons=tuple((name, reasons[name]) for name in FIELDS),
+    )
 
 
 def _release(entry, weights_path, engine: str, loading: bool) -> tuple[bool, str]:
@@ -173,11 +229,26 @@ def _release(entry, weights_path, engine: str, loading: bool) -> tuple[bool, str
 def release_as_is(plan: Plan, entry) -> Plan:
     """``plan`` for weights that are an ONNX release whose layers the net family cannot take (rembg's BiRefNet
     files): the file runs as it is, on ONNX Runtime on the CPU."""
-    reasons = dict(plan.reasons, device="the weights are an ONNX release run as it is, on the CPU",
-                   engine="an ONNX release whose layers the net does not take", precision="the release's own",
-                   compile="compiled only on CUDA")
-    return _placed(replace(plan, device="cpu", engine="onnx", precision="fp32", compile="off", as_is=True,
-                           simulated=None, reasons=tuple(reasons.items())), entry)
+    reasons = dict(
+        plan.reasons,
+        device="the weights are an ONNX release run as it is, on the CPU",
+        engine="an ONNX release whose layers the net does not take",
+        precision="the release's own",
+        compile="compiled only on CUDA",
+    )
+    return _placed(
+        replace(
+            plan,
+            device="cpu",
+            engine="onnx",
+            precision="fp32",
+            compile="off",
+            as_is=True,
+            simulated=None,
+            reasons=tuple(reasons.items()),
+        ),
+        entry,
+    )
 
 
 def check_memory(entry, kind: str) -> None:
@@ -187,11 +258,13 @@ def check_memory(entry, kind: str) -> None:
     need = entry.memory_gb
     if need is None or kind != "cpu":
         return
-    free = policy.available_memory("cpu") / 2 ** 30
+    free = policy.available_memory("cpu") / 2**30
     if free < need:
-        raise MattekitError(f"Model '{entry.name}' needs about {need:g} GiB of memory on the CPU and {free:.1f} GiB is "
-                            f"free; close other programs, or use a model that runs at 1024 px (birefnet-general, "
-                            f"birefnet-matting).")
+        raise MattekitError(
+            f"Model '{entry.name}' needs about {need:g} GiB of memory on the CPU and {free:.1f} GiB is "
+            f"free; close other programs, or use a model that runs at 1024 px (birefnet-general, "
+            f"birefnet-matting)."
+        )
 
 
 def pinned_backend(entry) -> str | None:
@@ -237,8 +310,10 @@ def _device(name: str | None, engine: str, simulated: float | None = None) -> tu
     if name == "auto":
         return found, "auto: a GPU torch can use" if found != "cpu" else "auto: no GPU torch can use"
     if engine == "onnx" and found != "cpu":
-        raise MattekitError(f"The onnx backend runs on the CPU only, not on {found.split(':')[0]}; "
-                            f"use --device cpu or the torch backend.")
+        raise MattekitError(
+            f"The onnx backend runs on the CPU only, not on {found.split(':')[0]}; "
+            f"use --device cpu or the torch backend."
+        )
     return found, "asked"
 
 
@@ -257,7 +332,11 @@ def _precision(entry, kind: str, name: str) -> tuple[str, str]:
                 raise MattekitError("This GPU has no bf16 support; use fp16 or fp32.")
         return name, "asked"
     if kind == "cuda":
-        return ("fp16", "the catalog: fp16 keeps this model's answer") if entry.half else ("fp32", "the catalog: fp32 only")
+        return (
+            ("fp16", "the catalog: fp16 keeps this model's answer")
+            if entry.half
+            else ("fp32", "the catalog: fp32 only")
+        )
     if kind == "cpu" and entry.cpu_bf16 and policy.native_cpu_bf16():
         return "bf16", "native bf16 here, and the catalog: bf16 keeps this model's answer"
     return "fp32", "the reference precision"
@@ -271,7 +350,9 @@ def _engine(entry, kind: str, name: str, precision: str, weights_path, measure) 
         return name, "the catalog: this model runs on torch only"
     if name == "onnx":
         if kind != "cpu":
-            raise MattekitError(f"The onnx backend runs on the CPU only, not on {kind}; use --device cpu or the torch backend.")
+            raise MattekitError(
+                f"The onnx backend runs on the CPU only, not on {kind}; use --device cpu or the torch backend."
+            )
         if not policy.onnx_available():
             raise MattekitError("The onnx backend needs onnxruntime and onnx: pip install 'mattekit[onnx]'.")
         return name, "asked"

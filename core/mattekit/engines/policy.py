@@ -1,6 +1,7 @@
 """What this machine can run: its devices (a named one checked), free memory, ONNX Runtime, NNPACK, native bf16,
 whether torch may see a GPU. Facts only: :mod:`mattekit.engines.plan` decides from them. torch is imported by the
 functions that need it, not by this module (a run on ONNX Runtime never imports torch: 1.3-2 s)."""
+
 from __future__ import annotations
 
 import functools
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 
 # ----------------------------------------------------------------------------------- devices
+
 
 def mps_available() -> bool:
     import torch
@@ -40,11 +42,17 @@ def select_device(name: str | None = "auto") -> torch.device:
         raise MattekitError(f"'{name}' is not a device; use auto, cpu, cuda, cuda:N or mps.") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise MattekitError(f"Device '{name}' was asked for but this machine has no usable CUDA GPU; use --device cpu or auto.")
+            raise MattekitError(
+                f"Device '{name}' was asked for but this machine has no usable CUDA GPU; use --device cpu or auto."
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise MattekitError(f"Device '{name}' was asked for but only {torch.cuda.device_count()} CUDA GPU(s) exist.")
+            raise MattekitError(
+                f"Device '{name}' was asked for but only {torch.cuda.device_count()} CUDA GPU(s) exist."
+            )
     elif device.type == "mps" and not mps_available():
-        raise MattekitError(f"Device '{name}' was asked for but Apple MPS is not available here; use --device cpu or auto.")
+        raise MattekitError(
+            f"Device '{name}' was asked for but Apple MPS is not available here; use --device cpu or auto."
+        )
     elif device.type not in ("cpu", "cuda", "mps"):
         raise MattekitError(f"Device '{name}' is not supported; use auto, cpu, cuda, cuda:N or mps.")
     return device
@@ -68,6 +76,7 @@ def available_memory(device: torch.device | str) -> int:
 
 
 # ----------------------------------------------------------------------------------- capabilities
+
 
 def onnx_available() -> bool:
     """ONNX Runtime and the onnx package (which torch's exporter needs) are installed.
@@ -116,6 +125,7 @@ def _detected_cpu_bf16() -> bool:
 
 
 # ----------------------------------------------------------------------------------- without torch
+
 
 @functools.lru_cache(maxsize=1)
 def gpu_possible() -> bool:

@@ -15,6 +15,7 @@ device: no arithmetic, no weights), holding a soft ellipse, the same for every i
 ramp between): a finish then works along a subject's edge as it does on a real mask. ``$MATTEKIT_SIMULATE_REPORT``
 names a JSON file the process writes its figures to at exit (:func:`figures`): the bench reads a whole command's there.
 """
+
 from __future__ import annotations
 
 import atexit

@@ -8,6 +8,7 @@ which ``$MATTEKIT_ENGINE_TABLE=hidden`` hides (a machine nobody measured, for te
 model}}}``, CPU seconds per call (fp32, one thread each, turn by turn); the key is a CPU class (shipped) or a
 fingerprint. Reading them imports neither torch nor ONNX Runtime.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,9 @@ from ..machine import cpu_count, cpu_info
 
 EVIDENCE = "not measured here: ONNX Runtime, faster in 15 of the 16 rows measured on two CPU classes"
 SHIPPED = Path(__file__).with_name("measured.json")
-MARGIN = 1.05  # a measurement takes ONNX Runtime where torch takes at least 5 % more CPU time (below: noise, and no export)
+MARGIN = (
+    1.05  # a measurement takes ONNX Runtime where torch takes at least 5 % more CPU time (below: noise, and no export)
+)
 
 
 def cpu_class() -> str:
@@ -60,8 +63,10 @@ def fingerprint() -> str:
             return "none"
 
     info = cpu_info()
-    return (f"{cpu_class()} | {info[0] if info else platform.processor() or 'unknown CPU'} | {cpu_count()} cores | "
-            f"torch {version('torch')} | onnxruntime {version('onnxruntime')}")
+    return (
+        f"{cpu_class()} | {info[0] if info else platform.processor() or 'unknown CPU'} | {cpu_count()} cores | "
+        f"torch {version('torch')} | onnxruntime {version('onnxruntime')}"
+    )
 
 
 def own_table_path() -> Path:
@@ -119,5 +124,5 @@ def covers(entry) -> bool:
 
 
 def winner(row: dict) -> str:
-    """"onnx" where a measurement's torch took at least MARGIN times ONNX Runtime's time, else "torch"."""
+    """ "onnx" where a measurement's torch took at least MARGIN times ONNX Runtime's time, else "torch"."""
     return "onnx" if row["ratio"] >= MARGIN else "torch"

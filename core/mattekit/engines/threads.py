@@ -6,6 +6,7 @@ torch's default, worked out as torch does (:func:`default_count`). ONNX Runtime'
 :func:`set_count` sets torch's count too where torch is loaded (its setting is the calling thread's OpenMP
 one, and the default of threads started after it).
 """
+
 from __future__ import annotations
 
 import os

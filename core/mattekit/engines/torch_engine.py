@@ -34,6 +34,7 @@ H200). The fastest serves that shape from then on:
 that fails to be made or to run (a net that synchronises with the host, memory) is dropped with one line on
 standard error; eager is always left.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -84,6 +85,7 @@ class Selected(nn.Module):
 
 # ----------------------------------------------------------------------------------- engines
 
+
 class TorchEngine:
     """The net on ``device`` in ``dtype`` (CUDA: channels-last, cuDNN heuristics, no TF32, pinned input;
     CPU bf16: channels-last with Winograd F(2x2, 3x3) on deep layers). ``compile``: the mode of
@@ -92,8 +94,16 @@ class TorchEngine:
 
     concurrent = True
 
-    def __init__(self, net: nn.Module, device: torch.device, dtype: torch.dtype, index: tuple = (),
-                 compile: str = "off", label: str | None = None, recipe: dict | None = None):
+    def __init__(
+        self,
+        net: nn.Module,
+        device: torch.device,
+        dtype: torch.dtype,
+        index: tuple = (),
+        compile: str = "off",
+        label: str | None = None,
+        recipe: dict | None = None,
+    ):
         self.device, self.dtype, self.index, self.device_type = device, dtype, tuple(index), device.type
         self.channels_last = device.type == "cuda" or (device.type == "cpu" and dtype is torch.bfloat16)
         self.module = fold_batchnorm(Selected(net, index))  # in fp32, before any rounding to half precision
@@ -120,8 +130,12 @@ class TorchEngine:
             return None
         folder = None
         if mode == "inductor":
-            folder = cache_folder(torch.cuda.get_device_name(self.device), label, dict(recipe or {}, dtype=str(self.dtype)))
-        run = lambda x: self.module.forward(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x)
+            folder = cache_folder(
+                torch.cuda.get_device_name(self.device), label, dict(recipe or {}, dtype=str(self.dtype))
+            )
+        run = lambda x: self.module.forward(
+            x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        )
         return Compiled(self._forward, self.device, mode, label, folder, compilable=run)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
@@ -170,8 +184,12 @@ class FastCPUEngine:
 # ----------------------------------------------------------------------------------- compiled on CUDA
 
 TRIALS = 2  # timed calls of each candidate before a shape's choice (each call answers its own input)
-CANDIDATES = {"off": ("eager",), "auto": ("eager", "graph"), "graphs": ("graph",),
-              "inductor": ("eager", "compiled", "compiled graph")}
+CANDIDATES = {
+    "off": ("eager",),
+    "auto": ("eager", "graph"),
+    "graphs": ("graph",),
+    "inductor": ("eager", "compiled", "compiled graph"),
+}
 
 
 def cache_folder(device_name: str, label: str, recipe: dict | None = None) -> Path:
@@ -203,8 +221,15 @@ class Compiled:
     Thread-safe: first calls and choices are made under one lock; CUDA-graph replays are serialised (their input
     and output buffers are shared), each stream waiting for the previous replay's output to be copied out."""
 
-    def __init__(self, run: Callable, device, mode: str, label: str = "the model", folder: Path | None = None,
-                 compilable: Callable | None = None):
+    def __init__(
+        self,
+        run: Callable,
+        device,
+        mode: str,
+        label: str = "the model",
+        folder: Path | None = None,
+        compilable: Callable | None = None,
+    ):
         import torch
 
         self.run, self.device, self.mode, self.label, self.folder = run, device, mode, label, folder
@@ -308,9 +333,11 @@ class Compiled:
         from ..progress import Display
 
         where = f"cached in {self.folder}" if self.folder else "not cached"
-        with Display().ticking(f"compiling {self.label} for {_device_name(self.device)} at {_shape(self.key(x))} "
-                               f"with torch.compile once (a minute or more; {where})",
-                               done=f"compiled {self.label} at {_shape(self.key(x))} in {{time}}."):
+        with Display().ticking(
+            f"compiling {self.label} for {_device_name(self.device)} at {_shape(self.key(x))} "
+            f"with torch.compile once (a minute or more; {where})",
+            done=f"compiled {self.label} at {_shape(self.key(x))} in {{time}}.",
+        ):
             answer = self.compiled(x)
         self.compiled_keys.add(self.key(x))
         return self.compiled, answer
@@ -355,9 +382,14 @@ class Compiled:
 
     def describe(self) -> str:
         """The choices made, one phrase a shape: '1x3x1024x1024 float16: graph (eager 61.2 ms, graph 40.1 ms)'."""
-        return "; ".join(f"{_shape(k)}: {best}" + (" (" + ", ".join(f"{n} {1000 * s:.1f} ms" for n, s in t.items()) + ")"
-                                                    if len(t) > 1 else "")
-                         for k, (best, t) in self.choices.items()) or "no shape seen twice"
+        return (
+            "; ".join(
+                f"{_shape(k)}: {best}"
+                + (" (" + ", ".join(f"{n} {1000 * s:.1f} ms" for n, s in t.items()) + ")" if len(t) > 1 else "")
+                for k, (best, t) in self.choices.items()
+            )
+            or "no shape seen twice"
+        )
 
 
 def _shape(key: tuple) -> str:

@@ -5,6 +5,7 @@ end (CLI, worker, GIMP, Blender, Python API), which read these choices from the 
 (:class:`mattekit.tasks.common.CutoutOptions`, declared with the tasks). Images are sRGB float32 H x W x 3|4 in
 [0,1] (straight alpha), alphas H x W in [0,1].
 """
+
 from __future__ import annotations
 
 import cv2
@@ -27,8 +28,9 @@ def result_kind(options, backdrop_given: bool = False) -> str:
     return "composite" if options.background is not None or backdrop_given else "rgba"
 
 
-def background_for(image: np.ndarray, alpha: np.ndarray, background: tuple | None,
-                   backdrop: np.ndarray | None) -> np.ndarray:
+def background_for(
+    image: np.ndarray, alpha: np.ndarray, background: tuple | None, backdrop: np.ndarray | None
+) -> np.ndarray:
     """The H x W x 3 background of a composite: ``backdrop`` scaled to cover, a blurred copy of the
     photo's own background (``blur[:SIGMA]``), or a flat colour (default white)."""
     h, w = alpha.shape
@@ -80,8 +82,7 @@ def with_shadow(colours: np.ndarray, alpha: np.ndarray, shadow: np.ndarray) -> n
     return out
 
 
-def outputs(image: np.ndarray, alpha: np.ndarray, options, *, backdrop: np.ndarray | None = None,
-            device=None) -> dict:
+def outputs(image: np.ndarray, alpha: np.ndarray, options, *, backdrop: np.ndarray | None = None, device=None) -> dict:
     """A cut-out task's outputs: {"result": :func:`cut_out`'s}, and with shadow :data:`KEEP` {"shadow": the photo's
     own shadow matte (H x W, :func:`photo_shadow`)} too, for the hosts that lay it as its own layer."""
     shadow = photo_shadow(image, alpha, options)
@@ -91,8 +92,15 @@ def outputs(image: np.ndarray, alpha: np.ndarray, options, *, backdrop: np.ndarr
     return found
 
 
-def cut_out(image: np.ndarray, alpha: np.ndarray, options, *,
-            backdrop: np.ndarray | None = None, device=None, shadow: np.ndarray | None = None) -> np.ndarray:
+def cut_out(
+    image: np.ndarray,
+    alpha: np.ndarray,
+    options,
+    *,
+    backdrop: np.ndarray | None = None,
+    device=None,
+    shadow: np.ndarray | None = None,
+) -> np.ndarray:
     """The result ``options`` ask for from ``image`` (H x W x 3|4) and its subject ``alpha`` (H x W): the inputs
     made ready (:func:`cutout_inputs`), the subject's colours (:func:`subject_colours`), then :func:`assemble`.
 
@@ -130,8 +138,9 @@ def cutout_inputs(image: np.ndarray, alpha: np.ndarray, keep_integers: bool = Fa
     return image, alpha
 
 
-def subject_colours(image: np.ndarray, alpha: np.ndarray, decontaminate: bool = True, device=None,
-                    whole: bool = False) -> np.ndarray:
+def subject_colours(
+    image: np.ndarray, alpha: np.ndarray, decontaminate: bool = True, device=None, whole: bool = False
+) -> np.ndarray:
     """The subject's colours under ``alpha`` (H x W float32 [0, 1]): ``image``'s (H x W x 3|4) decontaminated
     (:func:`mattekit.matting.estimate_foreground`, on ``device``: a model's CUDA device, None here) unless
     ``decontaminate`` is off, then the photo's own; H x W x 3. ``whole``: the H x W x 4 straight RGBA cut-out itself
@@ -145,8 +154,16 @@ def subject_colours(image: np.ndarray, alpha: np.ndarray, decontaminate: bool = 
     return estimate_foreground(image, alpha, device=device) if decontaminate else image[..., :3]
 
 
-def assemble(image: np.ndarray, alpha: np.ndarray, colours: np.ndarray | None, options, kind: str, *,
-             backdrop: np.ndarray | None = None, shadow: np.ndarray | None = None) -> np.ndarray:
+def assemble(
+    image: np.ndarray,
+    alpha: np.ndarray,
+    colours: np.ndarray | None,
+    options,
+    kind: str,
+    *,
+    backdrop: np.ndarray | None = None,
+    shadow: np.ndarray | None = None,
+) -> np.ndarray:
     """The ``kind`` of result (:func:`result_kind`, not "shadow") from the subject's ``colours`` (H x W x 3, or the
     cut-out itself for rgba: :func:`subject_colours`; None for alpha) and ``alpha`` (H x W float32 [0, 1]) of
     ``image`` (float32 [0, 1], whose background a blur composite blurs): the alpha, the cut-out (with ``shadow``,

@@ -1,4 +1,5 @@
 """Where the finish runs: on the model's GPU for a photo large enough, else on the CPU cores (:func:`device_of`)."""
+
 from __future__ import annotations
 
 import numpy as np

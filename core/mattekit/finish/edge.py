@@ -6,6 +6,7 @@ The matte decides how soft the edge is, not where it lies: a pixel keeps the mas
 by :func:`mattekit.finish.matte.matte_edge`. Images are sRGB H x W x 3|4 (float32 in [0,1], or uint8/uint16 where
 said); masks and alphas H x W float32 in [0,1].
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,9 @@ EDGE_ITERATIONS = 8
 EDGE_SAMPLE_RINGS = 1
 
 
-def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, in_place: bool = False,
-                    detail: float = 1.0, device=None) -> np.ndarray:
+def alpha_from_mask(
+    image: np.ndarray, mask: np.ndarray, matting: bool = True, in_place: bool = False, detail: float = 1.0, device=None
+) -> np.ndarray:
     """The subject's alpha (H x W float32 [0,1]) for a full-resolution mask (H x W) of ``image`` (H x W x 3|4:
     float32 [0,1], or uint8/uint16, made float a window at a time): the mask itself, or
     with ``matting`` its uncertain edge matted (:func:`mattekit.finish.matte.matte_edge`) in the
@@ -54,8 +56,9 @@ def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, i
     else:
         small_image, small_mask = shrunk(image, scale), shrunk(mask, scale)
         small_alpha = round_sure(small_mask.copy())
-        for box, values in matted_tiles(small_image, small_mask, unsure(small_mask), auto_scale(*mask.shape) // scale,
-                                        device):
+        for box, values in matted_tiles(
+            small_image, small_mask, unsure(small_mask), auto_scale(*mask.shape) // scale, device
+        ):
             small_alpha[box] = values
         done = carried(image, small_image, small_mask, small_alpha, scale)
     out = mask if in_place else mask.copy()
@@ -64,8 +67,10 @@ def alpha_from_mask(image: np.ndarray, mask: np.ndarray, matting: bool = True, i
         out[box] = np.where((values >= 0.5) == (region >= 0.5), values, region)
     return out
 
-def matted_tiles(image: np.ndarray, mask: np.ndarray, doubt: np.ndarray, solve: int | None = None,
-                 device=None) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+
+def matted_tiles(
+    image: np.ndarray, mask: np.ndarray, doubt: np.ndarray, solve: int | None = None, device=None
+) -> list[tuple[tuple[slice, slice], np.ndarray]]:
     """(box, its matted alpha) for the ``MATTE_TILE`` blocks of ``mask`` (H x W) holding ``doubt`` (its unsure
     pixels, H x W bool), each matted from a window of ``image`` with ``matte_margin`` px of context; ``solve``:
     the solve's downscale (None: from the size, :class:`mattekit.matting.AlphaOptions`); ``device``: where the solves
@@ -78,8 +83,20 @@ def matted_tiles(image: np.ndarray, mask: np.ndarray, doubt: np.ndarray, solve: 
     for box in tiles_holding(doubt, band, MATTE_TILE):
         window, inner = grown(box, margin, mask.shape)
         colours = unit_float(image[window][..., :3])
-        done.append((box, matte_edge(colours, mask[window], options, extent=mask.shape, solve=solve,
-                                     sample_rings=EDGE_SAMPLE_RINGS, device=device)[inner]))
+        done.append(
+            (
+                box,
+                matte_edge(
+                    colours,
+                    mask[window],
+                    options,
+                    extent=mask.shape,
+                    solve=solve,
+                    sample_rings=EDGE_SAMPLE_RINGS,
+                    device=device,
+                )[inner],
+            )
+        )
     return done
 
 
@@ -99,8 +116,10 @@ def working_scale(detail: float, height: int, width: int) -> int:
         scale *= 2
     return scale
 
-def carried(image: np.ndarray, small_image: np.ndarray, small_mask: np.ndarray, small_alpha: np.ndarray,
-            scale: int) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+
+def carried(
+    image: np.ndarray, small_image: np.ndarray, small_mask: np.ndarray, small_alpha: np.ndarray, scale: int
+) -> list[tuple[tuple[slice, slice], np.ndarray]]:
     """The alpha matted on the photo shrunk ``scale`` times (``small_alpha``, its mask ``small_mask`` and
     colours ``small_image``, float32) carried to full size, as (box, alpha) for the ``TILE`` blocks of the photo
     around the small mask's unsure pixels and the matte's partial ones: where the small alpha, enlarged
@@ -116,8 +135,10 @@ def carried(image: np.ndarray, small_image: np.ndarray, small_mask: np.ndarray, 
         window, _ = grown(small_box, reach, small_alpha.shape)
         (ys, xs), (wy, wx) = small_box, window
         box = (slice(ys.start * scale, min(h, ys.stop * scale)), slice(xs.start * scale, min(w, xs.stop * scale)))
-        at = (slice(box[0].start - wy.start * scale, box[0].stop - wy.start * scale),  # the box in the window's
-              slice(box[1].start - wx.start * scale, box[1].stop - wx.start * scale))  # enlargement
+        at = (
+            slice(box[0].start - wy.start * scale, box[0].stop - wy.start * scale),  # the box in the window's
+            slice(box[1].start - wx.start * scale, box[1].stop - wx.start * scale),
+        )  # enlargement
         values = enlarged(small_alpha[window], scale, at)
         partial = between(values, 0.0, 1.0)
         if partial.any():
@@ -127,6 +148,7 @@ def carried(image: np.ndarray, small_image: np.ndarray, small_mask: np.ndarray, 
         return box, values
 
     return each_tile(apply, tiles_holding(flags, 1, max(1, TILE // scale)))
+
 
 def matte_margin(height: int, width: int) -> int:
     """Context (px) around a matting tile: the trimap's widening of the band (its half-width + 8) plus the

@@ -4,6 +4,7 @@ Images are sRGB float32 H x W x 3|4 in [0,1]; trimaps, masks and the alphas retu
 (float32 in [0,1]). The settings are :class:`MattingOptions`; the solver's own parameters are
 :class:`mattekit.matting.AlphaOptions`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
@@ -48,9 +49,15 @@ def alpha_from_trimap(image: np.ndarray, trimap: np.ndarray, options: MattingOpt
     return estimate_alpha(image[..., :3], t, options.alpha_options())
 
 
-def matte_edge(image: np.ndarray, mask: np.ndarray, options: MattingOptions | None = None,
-               extent: tuple[int, int] | None = None, solve: int | None = None,
-               sample_rings: int = AlphaOptions.sample_rings, device=None) -> np.ndarray:
+def matte_edge(
+    image: np.ndarray,
+    mask: np.ndarray,
+    options: MattingOptions | None = None,
+    extent: tuple[int, int] | None = None,
+    solve: int | None = None,
+    sample_rings: int = AlphaOptions.sample_rings,
+    device=None,
+) -> np.ndarray:
     """Alpha refined from a subject mask (probabilities, or a 0/255 image) by matting its uncertain edge:
     the trimap is made from the mask, and the mask stays in the estimate where colours say little.
     ``extent``: (height, width) of the photo ``image`` is a tile of; ``solve``: the solve's downscale (a power
@@ -60,15 +67,21 @@ def matte_edge(image: np.ndarray, mask: np.ndarray, options: MattingOptions | No
     m = np.clip(grey_map(mask), 0.0, 1.0)
     band = None if options.band is None else min(options.band, max(m.shape))  # wider covers the image anyway
     trimap = trimaps.from_mask(m, band=band)
-    alpha_options = replace(options.alpha_options(), extent=extent, scale=solve, sample_rings=sample_rings,
-                            device=device)
+    alpha_options = replace(
+        options.alpha_options(), extent=extent, scale=solve, sample_rings=sample_rings, device=device
+    )
     return estimate_alpha(image[..., :3], trimap, alpha_options, guess=m)
 
 
 def check_edge(mask: np.ndarray) -> None:
     """A mask to refine needs both a sure-subject and a sure-background part; else one sentence saying why."""
-    missing = [name for name, part in (("white (subject)", mask >= trimaps.FG_AT),
-                                       ("black (background)", mask <= trimaps.BG_AT)) if not part.any()]
+    missing = [
+        name
+        for name, part in (("white (subject)", mask >= trimaps.FG_AT), ("black (background)", mask <= trimaps.BG_AT))
+        if not part.any()
+    ]
     if missing:
-        raise MattekitError(f"The mask has no edge to refine: it needs both a white (subject) and a black "
-                            f"(background) part, and it has no {' or '.join(missing)} part.")
+        raise MattekitError(
+            f"The mask has no edge to refine: it needs both a white (subject) and a black "
+            f"(background) part, and it has no {' or '.join(missing)} part."
+        )

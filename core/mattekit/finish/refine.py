@@ -6,6 +6,7 @@ Only the model's uncertain band is worked on: where the network is sure, the mas
 (:mod:`.refine_device`). Images are sRGB H x W x 3|4 (float32 in [0,1], or uint8/uint16 where said); predictions
 are 1 x 1 x h x w tensors or h x w arrays in [0,1]; masks H x W float32 in [0,1].
 """
+
 from __future__ import annotations
 
 import cv2
@@ -18,17 +19,20 @@ from ..ops.regions import each_tile, grown, tiles_holding
 from ..ops.resizing import prediction_array, resized_map
 
 # The uncertain band, in multiples of the upsampling factor (chosen on grabcut50's tuning half):
-GROW = 0.5    # how far the band reaches beyond the unsure pixels
+GROW = 0.5  # how far the band reaches beyond the unsure pixels
 RADIUS = 2.0  # the guided filter's radius
-EPS = 1e-4    # the guided filter's regulariser (squared colour units)
-TILE = 512    # px: the band's work is done in tiles this size that hold unsure pixels
+EPS = 1e-4  # the guided filter's regulariser (squared colour units)
+TILE = 512  # px: the band's work is done in tiles this size that hold unsure pixels
 REFINE_TILE = 128  # px: the refinement's tiles where it runs at full resolution (its margin is then <= 26 px)
-COEFFICIENTS = 2.0  # the guided filter's coefficients are solved at this many photo px per network px, or more (subsampled)
+COEFFICIENTS = (
+    2.0  # the guided filter's coefficients are solved at this many photo px per network px, or more (subsampled)
+)
 
 
 def unsure(mask: np.ndarray) -> np.ndarray:
     """Where the model is unsure: probabilities strictly between the trimap's known levels (0.1, 0.9). H x W bool."""
     return between(mask, trimaps.BG_AT, trimaps.FG_AT)
+
 
 def edge_band(mask: np.ndarray, grow: int, box: tuple[slice, slice] | None = None) -> np.ndarray:
     """The uncertain band of a probability map (H x W): :func:`unsure` pixels widened by ``grow`` px
@@ -41,14 +45,22 @@ def edge_band(mask: np.ndarray, grow: int, box: tuple[slice, slice] | None = Non
         doubt = cv2.dilate(doubt, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
     return doubt[inner].astype(bool)
 
+
 def round_sure(mask: np.ndarray) -> np.ndarray:
     """Where the model is sure (outside :func:`unsure`) its probability rounded to 0 or 1, in place; returns it."""
     np.copyto(mask, 1.0, where=mask >= trimaps.FG_AT)
     np.copyto(mask, 0.0, where=mask <= trimaps.BG_AT)
     return mask
 
-def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampling: str = "bilinear",
-                device=None, refine_above: float = 1.0) -> np.ndarray:
+
+def refine_mask(
+    image: np.ndarray,
+    low: np.ndarray,
+    soft: bool = False,
+    upsampling: str = "bilinear",
+    device=None,
+    refine_above: float = 1.0,
+) -> np.ndarray:
     """Upsample a low-resolution probability map (h x w) to the image (H x W x 3: float32 [0,1], or
     uint8/uint16, made float a tile at a time), touching only where the model is unsure.
 
@@ -74,6 +86,7 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
     margin = 2 * radius + 2 * subsample
     if device is not None:
         from .refine_device import refine_band_on
+
         if refine_band_on(device, image, mask, grow, radius, EPS, subsample):
             return mask if soft else round_sure(mask)
 
@@ -89,13 +102,22 @@ def refine_mask(image: np.ndarray, low: np.ndarray, soft: bool = False, upsampli
         mask[box][band] = values
     return mask if soft else round_sure(mask)
 
+
 def band_filter(factor: float) -> tuple[int, int, int]:
     """(the band's widening, the guided filter's radius, its subsampling), in px, for an upsampling ``factor`` (photo
     px per network px, above 1): ``GROW``, ``RADIUS`` and ``COEFFICIENTS`` applied (:func:`refine_mask`)."""
     return max(1, round(GROW * factor)), max(2, round(RADIUS * factor)), max(1, round(factor / COEFFICIENTS))
 
-def mask_from_prediction(image: np.ndarray, prediction, refine: bool = True, soft: bool = False,
-                         upsampling: str = "bilinear", device=None, refine_above: float = 1.0) -> np.ndarray:
+
+def mask_from_prediction(
+    image: np.ndarray,
+    prediction,
+    refine: bool = True,
+    soft: bool = False,
+    upsampling: str = "bilinear",
+    device=None,
+    refine_above: float = 1.0,
+) -> np.ndarray:
     """The network's prediction (1 x 1 x h x w tensor or h x w array, [0,1]) as a full-resolution
     subject mask for ``image`` (H x W x 3|4): float32 H x W in [0,1]. ``refine``: :func:`refine_mask`,
     else the plain model (:func:`~mattekit.ops.resizing.resized_map` by ``upsampling``, the model's ``output.upsample``). ``soft``: the prediction is a matting model's alpha, whose

@@ -4,6 +4,7 @@ tiles (a GPU has the lanes), its coefficients solved on the photo's 2 x 2 ... s 
 subsamples (the fast guided filter). Only the band's values come back to the host. Images H x W x 3|4 (uint8, uint16
 or float [0,1]); masks H x W float32 in [0,1].
 """
+
 from __future__ import annotations
 
 import cv2
@@ -15,8 +16,9 @@ from ..matting import trimap as trimaps
 from ..ops.on_device import box_mean, enlarged, to_device, unit_tensor, unless_out_of_memory
 
 
-def refine_band_on(device: torch.device, image: np.ndarray, mask: np.ndarray, grow: int, radius: int, eps: float,
-                   subsample: int) -> bool:
+def refine_band_on(
+    device: torch.device, image: np.ndarray, mask: np.ndarray, grow: int, radius: int, eps: float, subsample: int
+) -> bool:
     """Write into ``mask`` (H x W float32, the upsampled prediction) the guided filter's values
     (``radius`` px, regulariser ``eps``, coefficients on ``subsample`` x ``subsample`` block means of the photo) in its
     uncertain band: the pixels within ``grow`` px (a disc) of one strictly between the trimap's levels (0.1, 0.9).
@@ -60,8 +62,10 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: floa
     mean_a, mean_b = _coefficients(g, p, r, eps)
     if s > 1:
         size = guide.shape[2:]
-        mean_a, mean_b = (enlarged(c, (-(-size[0] // s) * s, -(-size[1] // s) * s))[:, :, : size[0], : size[1]]
-                          for c in (mean_a, mean_b))
+        mean_a, mean_b = (
+            enlarged(c, (-(-size[0] // s) * s, -(-size[1] // s) * s))[:, :, : size[0], : size[1]]
+            for c in (mean_a, mean_b)
+        )
     return (mean_a * guide).sum(1, keepdim=True) + mean_b
 
 

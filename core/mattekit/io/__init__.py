@@ -3,17 +3,36 @@
 in-memory :mod:`.picture`, plates: :mod:`.sequences` (with :mod:`.frame_patterns`, :mod:`.frame_ranges`
 and :mod:`.movie`), their colour spaces (:mod:`.colour`), and where results go: :mod:`.outputs` (format, bit depth)
 and :mod:`.naming` (names, and the outputs refused)."""
+
 from mattekit.io.picture import Picture
 from mattekit.io.read import read_image, read_layout, read_provenance
 from mattekit.io.write import write_image, write_layers
 from mattekit.ops.pixels import linear_to_srgb, srgb_to_linear
 
-__all__ = ["Picture", "read_image", "read_layout", "read_provenance", "write_image", "write_layers", "srgb_to_linear", "linear_to_srgb"]
+__all__ = [
+    "Picture",
+    "read_image",
+    "read_layout",
+    "read_provenance",
+    "write_image",
+    "write_layers",
+    "srgb_to_linear",
+    "linear_to_srgb",
+]
 
 from mattekit.io.frame_patterns import FramePattern  # noqa: E402
 from mattekit.io.frame_ranges import format_frames, parse_frames  # noqa: E402
 from mattekit.io.movie import Movie  # noqa: E402
 from mattekit.io.sequences import ImageSequence, MissingFramesError, open_plate, output_pattern, select_frames  # noqa: E402
 
-__all__ += ["FramePattern", "ImageSequence", "Movie", "MissingFramesError", "open_plate", "select_frames",
-            "output_pattern", "parse_frames", "format_frames"]
+__all__ += [
+    "FramePattern",
+    "ImageSequence",
+    "Movie",
+    "MissingFramesError",
+    "open_plate",
+    "select_frames",
+    "output_pattern",
+    "parse_frames",
+    "format_frames",
+]

@@ -9,6 +9,7 @@ view: an sRGB PNG and the same picture as an ACEScg EXR then give the same netwo
 the views of the config's sRGB display, e.g. ``ACES 2.0 - SDR 100 nits (Rec.709)``; :func:`check_view`) gives them
 that view transform's display-referred sRGB instead, which keeps highlights above 1.0 apart rather than clipping them.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,9 +30,11 @@ NETWORK_SPACE = "sRGB Encoded Rec.709 (sRGB)"  # what the networks see (a name o
 LINEAR_SRGB = "Linear Rec.709 (sRGB)"  # float files that say nothing of their colour
 STRIP_PIXELS = 1 << 20  # pixels of rows converted as one strip (in parallel threads)
 # EXR chromaticities (red, green, blue, white x y) -> the colour space they name
-PRIMARIES = {(0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.32168, 0.33767): "ACES2065-1",
-             (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767): "ACEScg",
-             (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290): LINEAR_SRGB}
+PRIMARIES = {
+    (0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.32168, 0.33767): "ACES2065-1",
+    (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767): "ACEScg",
+    (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290): LINEAR_SRGB,
+}
 
 
 def config_path() -> str:
@@ -127,8 +130,10 @@ def _check_search_paths(cfg: ocio.Config, files: _Files) -> None:
         named = context.resolveStringVar(named)
         real = os.path.realpath(os.path.join(cfg.getWorkingDir(), named))
         if real != files.folder and not files.inside(real):
-            raise InputError(f"The OCIO config {files.path} searches {real} for files, outside its folder and the "
-                             f"worker's allowed folders.")
+            raise InputError(
+                f"The OCIO config {files.path} searches {real} for files, outside its folder and the "
+                f"worker's allowed folders."
+            )
 
 
 def confine(space: str, allowed: Callable[[str], bool], view: str | None = None) -> None:
@@ -177,8 +182,10 @@ def check_colorspace(name: str) -> str:
     path, bare = split_space(name)
     space = _config(path).getColorSpace(bare) if bare.strip() else None
     if space is None:
-        raise InputError(f"'{bare}' is not a colour space of the OCIO config {path}; "
-                         + ("`mattekit colorspaces` lists them." if path == config_path() else "its file lists them."))
+        raise InputError(
+            f"'{bare}' is not a colour space of the OCIO config {path}; "
+            + ("`mattekit colorspaces` lists them." if path == config_path() else "its file lists them.")
+        )
     return space.getName() if path == config_path() else f"{space.getName()}@{path}"
 
 
@@ -196,8 +203,11 @@ def default_colorspace(metadata: str = "", chromaticities=None, linear: bool = F
         return known.getName()
     space = LINEAR_SRGB if linear else NETWORK_SPACE
     if metadata:  # (one warning per name, not per frame)
-        warnings.warn(f"An image file says its colour space is '{metadata}', which the OCIO config {config_path()} does not "
-                      f"know; it is read as {space}, unless --colorspace names its colour space.", stacklevel=2)
+        warnings.warn(
+            f"An image file says its colour space is '{metadata}', which the OCIO config {config_path()} does not "
+            f"know; it is read as {space}, unless --colorspace names its colour space.",
+            stacklevel=2,
+        )
     return space
 
 
@@ -235,8 +245,9 @@ def _processor(path: str, space: str) -> ocio.CPUProcessor:
             processor = ocio.Config.GetProcessorFromConfigs(cfg, space, _config(BUILTIN), NETWORK_SPACE)
     except (ocio.Exception, ocio.ExceptionMissingFile) as exc:
         _read_files(path)
-        raise InputError(f"Cannot convert {space} to sRGB with the OCIO config {path}: "
-                         f"{str(exc).splitlines()[0].rstrip('.')}.") from None
+        raise InputError(
+            f"Cannot convert {space} to sRGB with the OCIO config {path}: {str(exc).splitlines()[0].rstrip('.')}."
+        ) from None
     _read_files(path)
     return processor.getDefaultCPUProcessor()
 
@@ -256,8 +267,10 @@ def check_view(name: str) -> str:
     views = list(config().getViews(display))
     found = next((v for v in views if v.casefold() == name.strip().casefold()), None)
     if found is None:
-        raise InputError(f"'{name}' is not a view of the display '{display}' in the OCIO config {config_path()}; "
-                         f"its views are: {', '.join(views)}.")
+        raise InputError(
+            f"'{name}' is not a view of the display '{display}' in the OCIO config {config_path()}; "
+            f"its views are: {', '.join(views)}."
+        )
     return found
 
 
@@ -273,12 +286,16 @@ def _view_processors(path: str, space: str, view: str) -> tuple:
         else:
             linear = cfg.getColorSpace(ocio.ROLE_SCENE_LINEAR).getName()
             first = ocio.Config.GetProcessorFromConfigs(_config(path), space, cfg, linear)
-            found = (first.getDefaultCPUProcessor(),
-                     cfg.getProcessor(linear, display, view, ocio.TRANSFORM_DIR_FORWARD).getDefaultCPUProcessor())
+            found = (
+                first.getDefaultCPUProcessor(),
+                cfg.getProcessor(linear, display, view, ocio.TRANSFORM_DIR_FORWARD).getDefaultCPUProcessor(),
+            )
     except (ocio.Exception, ocio.ExceptionMissingFile, AttributeError) as exc:
         _read_files(config_path(), path)
-        raise InputError(f"Cannot show {space} through the view '{view}' with the OCIO config {config_path()}: "
-                         f"{str(exc).splitlines()[0].rstrip('.')}.") from None
+        raise InputError(
+            f"Cannot show {space} through the view '{view}' with the OCIO config {config_path()}: "
+            f"{str(exc).splitlines()[0].rstrip('.')}."
+        ) from None
     _read_files(config_path(), path)
     return found
 

@@ -1,5 +1,6 @@
 """The formats mattekit reads and writes: one table of them, their magic numbers and metadata keys, the
 encoded data being read (:class:`Source`), and the words for what went wrong with it."""
+
 from __future__ import annotations
 
 import errno
@@ -16,14 +17,27 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 from mattekit.errors import InputError
 
 READABLE = "PNG, JPEG, TIFF, WebP, HEIC/HEIF, AVIF, EXR, DPX"
-WRITERS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
-           ".webp": "WebP", ".exr": "EXR"}  # extension -> the format written
+WRITERS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WebP",
+    ".exr": "EXR",
+}  # extension -> the format written
 DEPTHS = {"PNG": (8, 16), "TIFF": (8, 16), "JPEG": (8,), "WebP": (8,)}  # bits per sample (EXR: 32 float, else half)
 EXR_MAGIC = b"\x76\x2f\x31\x01"
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 DPX_MAGIC = (b"SDPX", b"XPDS")
-MAGIC = ((b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (TIFF_MAGIC[0], ".tif"), (TIFF_MAGIC[1], ".tif"),
-         (b"BM", ".bmp"), (EXR_MAGIC, ".exr"))  # how a file starts -> its usual extension (WebP: see extension_of)
+MAGIC = (
+    (b"\x89PNG", ".png"),
+    (b"\xff\xd8", ".jpg"),
+    (TIFF_MAGIC[0], ".tif"),
+    (TIFF_MAGIC[1], ".tif"),
+    (b"BM", ".bmp"),
+    (EXR_MAGIC, ".exr"),
+)  # how a file starts -> its usual extension (WebP: see extension_of)
 PNG_XMP_KEY = b"XML:com.adobe.xmp"  # the iTXt keyword of an XMP packet
 EXR_RECORD = "mattekitProvenance"  # the EXR header attribute holding mattekit's provenance record
 AVIF_BRANDS = (b"avif", b"avis")  # ftyp's major brands of AVIF images
@@ -51,8 +65,12 @@ def extension_of(data: bytes) -> str:
 def known_image(data: bytes) -> bool:
     """Whether ``data`` (its first 12 bytes suffice) starts like an image format mattekit knows: a file that does
     and yet cannot be opened is damaged, not of another kind."""
-    return (heif_brand(data) is not None or data[8:12] == b"WEBP"
-            or any(data.startswith(magic) for magic, _ in MAGIC) or data.startswith(DPX_MAGIC))
+    return (
+        heif_brand(data) is not None
+        or data[8:12] == b"WEBP"
+        or any(data.startswith(magic) for magic, _ in MAGIC)
+        or data.startswith(DPX_MAGIC)
+    )
 
 
 @dataclass
@@ -74,12 +92,16 @@ class Source:
         """The sentence for data a decoder could not read (``e``: the decoder's exception, if any)."""
         text = str(e) if e is not None else ""
         if "MAX_TEXT_CHUNK" in text or "MAX_TEXT_MEMORY" in text:  # Pillow's guard against decompression bombs
-            return InputError(f"Cannot read {self.name}: {self.noun} carries a text or colour-profile chunk that "
-                              "unpacks to more than Pillow's safety limit; save the image again without its metadata.")
+            return InputError(
+                f"Cannot read {self.name}: {self.noun} carries a text or colour-profile chunk that "
+                "unpacks to more than Pillow's safety limit; save the image again without its metadata."
+            )
         if "Security limit exceeded" in text:  # libheif's own limit on a declared size
             limit = re.findall(r"\d{4,}", text)
-            return InputError(f"Cannot read {self.name}: {self.noun} declares more pixels than libheif decodes"
-                              + (f" (its security limit: {int(limit[-1]):,} pixels)." if limit else "."))
+            return InputError(
+                f"Cannot read {self.name}: {self.noun} declares more pixels than libheif decodes"
+                + (f" (its security limit: {int(limit[-1]):,} pixels)." if limit else ".")
+            )
         what = "truncated" if "truncat" in text.lower() else "damaged or truncated"
         return InputError(f"Cannot read {self.name}: {self.noun} is {what}.")
 
@@ -100,8 +122,10 @@ class Source:
             im = pillow_open(io.BytesIO(stripped))
         except DECODE_ERRORS as e:
             raise self.damaged(e) from None
-        warnings.warn(f"{self.name}: its colour profile unpacks to more than {PngImagePlugin.MAX_TEXT_CHUNK >> 20} MB, "
-                      f"Pillow's limit against decompression bombs; read without it, as sRGB.")
+        warnings.warn(
+            f"{self.name}: its colour profile unpacks to more than {PngImagePlugin.MAX_TEXT_CHUNK >> 20} MB, "
+            f"Pillow's limit against decompression bombs; read without it, as sRGB."
+        )
         return im
 
     def unknown(self) -> InputError:
@@ -144,7 +168,7 @@ def png_chunks(data: bytes) -> list[tuple[bytes, int, int]] | None:
         return None
     chunks, at = [], 8
     while at + 12 <= len(data):
-        kind, end = data[at + 4:at + 8], at + 12 + int.from_bytes(data[at:at + 4], "big")
+        kind, end = data[at + 4 : at + 8], at + 12 + int.from_bytes(data[at : at + 4], "big")
         if end > len(data):
             return None
         chunks.append((kind, at, end))
@@ -159,7 +183,8 @@ def png_whole(data: bytes) -> bool:
     reader) needs not to print its own error on the terminal."""
     chunks = png_chunks(data)
     return chunks is not None and all(
-        zlib.crc32(data[start + 4:end - 4]) == int.from_bytes(data[end - 4:end], "big") for _, start, end in chunks)
+        zlib.crc32(data[start + 4 : end - 4]) == int.from_bytes(data[end - 4 : end], "big") for _, start, end in chunks
+    )
 
 
 def png_without(data: bytes, kind: bytes) -> bytes | None:
@@ -169,10 +194,14 @@ def png_without(data: bytes, kind: bytes) -> bytes | None:
     if chunks is None or not any(name == kind for name, _, _ in chunks):
         return None
     kept = [data[:8]] + [data[start:end] for name, start, end in chunks if name != kind]
-    return b"".join(kept) + data[chunks[-1][2]:]
+    return b"".join(kept) + data[chunks[-1][2] :]
 
 
 def reason(e: OSError) -> str:
-    reasons = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-               errno.ENOSPC: "the disk is full", errno.EROFS: "the disk is read-only"}
+    reasons = {
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.ENOSPC: "the disk is full",
+        errno.EROFS: "the disk is read-only",
+    }
     return reasons.get(e.errno, (e.strerror or str(e)).rstrip(".").lower())

@@ -6,6 +6,7 @@ per digit, as Nuke and Blender), ``name.%04d.png`` (printf; ``%d`` unpadded), ``
 ``$F`` unpadded), ``name.@@@@.png`` (one ``@`` per digit, as RV; a single ``@`` is unpadded). In a numbered
 frame's name (``name.1001.exr``) the last run of digits is the frame number.
 """
+
 from __future__ import annotations
 
 import re
@@ -44,8 +45,10 @@ class FramePattern:
         tokens = list(_TOKEN.finditer(path.name))
         if len(tokens) != 1 or _TOKEN.search(str(path.parent)):
             where = "in the folder part" if _TOKEN.search(str(path.parent)) else f"{len(tokens)} times"
-            raise InputError(f"The frame pattern {text} must mark the frame number once in the file name "
-                             f"(as name.####.exr, name.%04d.png, name.$F4.png or name.@.png), not {where}.")
+            raise InputError(
+                f"The frame pattern {text} must mark the frame number once in the file name "
+                f"(as name.####.exr, name.%04d.png, name.$F4.png or name.@.png), not {where}."
+            )
         m = tokens[0]
         if m.group(1):
             padding = len(m.group(1))
@@ -57,7 +60,7 @@ class FramePattern:
             padding = int(m.group(3) or 1)
         else:
             padding = int(m.group(4) or 1)
-        return cls(path.parent, path.name[:m.start()], path.name[m.end():], max(1, padding))
+        return cls(path.parent, path.name[: m.start()], path.name[m.end() :], max(1, padding))
 
     @classmethod
     def from_frame_file(cls, path: str | Path) -> tuple["FramePattern", int] | None:
@@ -84,7 +87,7 @@ class FramePattern:
         """The frame number held by file ``name``, or None."""
         if not (name.startswith(self.prefix) and name.endswith(self.suffix)):
             return None
-        middle = name[len(self.prefix): len(name) - len(self.suffix) if self.suffix else None]
+        middle = name[len(self.prefix) : len(name) - len(self.suffix) if self.suffix else None]
         m = re.fullmatch(r"-?(\d+)", middle)
         if m and (len(middle) == self.padding or (len(middle) > self.padding and not m.group(1).startswith("0"))):
             return int(middle)
@@ -129,7 +132,10 @@ def folder_pattern(folder: Path) -> FramePattern:
 def sibling_padding(pattern: FramePattern) -> FramePattern:
     """The padding of a sequence known from one frame's name: the shortest number among its files."""
     p, s = pattern.prefix, pattern.suffix
-    middles = (e.name[len(p):len(e.name) - len(s)] for e in pattern.folder.iterdir()
-               if len(e.name) > len(p) + len(s) and e.name.startswith(p) and e.name.endswith(s))
+    middles = (
+        e.name[len(p) : len(e.name) - len(s)]
+        for e in pattern.folder.iterdir()
+        if len(e.name) > len(p) + len(s) and e.name.startswith(p) and e.name.endswith(s)
+    )
     lengths = [len(m.lstrip("-")) for m in middles if m.lstrip("-").isdigit()]
     return FramePattern(pattern.folder, p, s, min(lengths, default=pattern.padding))

@@ -1,6 +1,7 @@
 """Frame ranges: ``1001-1100``, steps ``1001-1100x2`` (or ``1001-1100:2``), single frames and lists of
 these (``1001,1010-1020,1050``), read into sorted frame numbers and written back compactly.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,8 +43,10 @@ def parse_frames(given) -> Frames:
         ranges.append(range(first, last + 1, step))
     count = sum(len(r) for r in ranges)
     if count > MAX_FRAMES:
-        raise InputError(f"The frame range '{text}' names {count:,} frames, more than the {MAX_FRAMES:,} one job "
-                         "takes; name the plate's frames (e.g. 1001-1100).")
+        raise InputError(
+            f"The frame range '{text}' names {count:,} frames, more than the {MAX_FRAMES:,} one job "
+            "takes; name the plate's frames (e.g. 1001-1100)."
+        )
     return Frames(sorted({frame for r in ranges for frame in r}))
 
 
@@ -63,4 +66,4 @@ def format_frames(frames) -> str:
 def chunk_frames(frames: list[int], size: int) -> list[list[int]]:
     """Split a frame list into consecutive chunks of at most ``size`` frames."""
     size = max(1, int(size))
-    return [frames[i:i + size] for i in range(0, len(frames), size)]
+    return [frames[i : i + size] for i in range(0, len(frames), size)]

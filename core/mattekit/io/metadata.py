@@ -10,6 +10,7 @@ tag 33723, the Photoshop resources) is never copied into an output.
 The networks see sRGB; an output carries the source's own profile and, where the task left a pixel's colour as it
 was, the source's own values (a Display P3 red stays the P3 red, never clipped to sRGB and back).
 """
+
 from __future__ import annotations
 
 import io
@@ -27,24 +28,85 @@ ORIENTATION = 0x0112
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 ARTIST, HOST_COMPUTER = 0x013B, 0x013C
 # IFD0 tags that describe the photo (a TIFF source's IFD0 also holds its own layout: those are not EXIF to keep)
-DESCRIPTIVE = {0x010E, 0x010F, 0x0110, ORIENTATION, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, ARTIST, HOST_COMPUTER,
-               0x8298, EXIF_IFD, GPS_IFD}
+DESCRIPTIVE = {
+    0x010E,
+    0x010F,
+    0x0110,
+    ORIENTATION,
+    0x011A,
+    0x011B,
+    0x0128,
+    0x0131,
+    0x0132,
+    ARTIST,
+    HOST_COMPUTER,
+    0x8298,
+    EXIF_IFD,
+    GPS_IFD,
+}
 PERSONAL_IFD0 = {ARTIST, HOST_COMPUTER}  # who made it, the computer's name (often its owner's)
 # personal tags of the EXIF IFD: camera owner, body serial, lens serial, photographer, image editor, the maker note,
 # the user's comment and the image's unique id (a camera's running number, which ties photos to one body)
 PERSONAL_EXIF = {0xA430, 0xA431, 0xA435, 0xA437, 0xA438, 0x927C, 0x9286, 0xA420}
 # local names (case aside) of personal XMP properties and EXR/OIIO attributes; the keywords go too (they name the
 # people and places shown)
-PERSONAL_NAMES = ("location", "locationcreated", "locationshown", "city", "state", "country", "countrycode",
-                  "countryname", "provincestate", "sublocation", "worldregion", "artist", "creator", "contributor",
-                  "photographer", "imageeditor", "captionwriter", "authorsposition", "creatorcontactinfo",
-                  "personinimage", "personinimagewdetails", "regions", "regioninfo", "author",
-                  "owner", "ownername", "cameraownername", "hostcomputer", "imageedtor",  # (OIIO's spelling)
-                  "shotlocation", "filepath", "lasturl", "usercomment", "imageuniqueid", "people", "subject",
-                  "hierarchicalsubject", "keywords", "tagslist", "lastkeywordxmp", "lastkeywordiptc", "catalogsets")
+PERSONAL_NAMES = (
+    "location",
+    "locationcreated",
+    "locationshown",
+    "city",
+    "state",
+    "country",
+    "countrycode",
+    "countryname",
+    "provincestate",
+    "sublocation",
+    "worldregion",
+    "artist",
+    "creator",
+    "contributor",
+    "photographer",
+    "imageeditor",
+    "captionwriter",
+    "authorsposition",
+    "creatorcontactinfo",
+    "personinimage",
+    "personinimagewdetails",
+    "regions",
+    "regioninfo",
+    "author",
+    "owner",
+    "ownername",
+    "cameraownername",
+    "hostcomputer",
+    "imageedtor",  # (OIIO's spelling)
+    "shotlocation",
+    "filepath",
+    "lasturl",
+    "usercomment",
+    "imageuniqueid",
+    "people",
+    "subject",
+    "hierarchicalsubject",
+    "keywords",
+    "tagslist",
+    "lastkeywordxmp",
+    "lastkeywordiptc",
+    "catalogsets",
+)
 # ... and the names that start so (a licensor's name, city, e-mail...; the Ci* contact fields)
-PERSONAL_STARTS = ("gps", "makernote", "contactinfo", "licensor", "copyrightowner", "imagecreator", "ciadr",
-                   "ciemail", "citel", "ciurl")
+PERSONAL_STARTS = (
+    "gps",
+    "makernote",
+    "contactinfo",
+    "licensor",
+    "copyrightowner",
+    "imagecreator",
+    "ciadr",
+    "ciemail",
+    "citel",
+    "ciurl",
+)
 # ... or hold these anywhere (serial numbers, e-mail addresses) or end so (coordinates)
 PERSONAL_WITHIN, PERSONAL_ENDS = ("serial", "email", "e-mail"), ("latitude", "longitude", "longtitude", "altitude")
 
@@ -56,8 +118,9 @@ def _local_names() -> str:
     words = [(name, "") for name in PERSONAL_NAMES] + [(start, r"[\w.-]*") for start in PERSONAL_STARTS]
     branches = []
     for letter in sorted({word[0] for word, _ in words}):
-        rests = "|".join(re.escape(word[1:]) + tail for word, tail in sorted(words, key=lambda w: -len(w[0]))
-                         if word[0] == letter)
+        rests = "|".join(
+            re.escape(word[1:]) + tail for word, tail in sorted(words, key=lambda w: -len(w[0])) if word[0] == letter
+        )
         branches.append(f"[{letter}{letter.upper()}](?i:{rests})")
     within = "|".join(map(re.escape, PERSONAL_WITHIN))
     ends = "|".join(PERSONAL_ENDS)
@@ -97,11 +160,16 @@ def of_image(im: Image.Image) -> Metadata:
         icc = None
     dpi = im.info.get("dpi")
     dpi = (float(dpi[0]), float(dpi[1])) if dpi and all(v > 0 for v in dpi[:2]) else None
-    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp") or (im.tag_v2.get(700) if hasattr(im, "tag_v2") else None)
+    xmp = (
+        im.info.get("xmp")
+        or im.info.get("XML:com.adobe.xmp")
+        or (im.tag_v2.get(700) if hasattr(im, "tag_v2") else None)
+    )
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8")
-    return Metadata(icc, dpi, _exif(im), XMP_ORIENTATION.sub(r"\g<1>1", xmp.decode("utf-8", "replace")).encode()
-                    if xmp else None)
+    return Metadata(
+        icc, dpi, _exif(im), XMP_ORIENTATION.sub(r"\g<1>1", xmp.decode("utf-8", "replace")).encode() if xmp else None
+    )
 
 
 def _exif(im: Image.Image) -> bytes | None:
@@ -129,8 +197,11 @@ def without_personal(meta: Metadata) -> Metadata:
         found.load(b"Exif\0\0" + exif)
         kept = Image.Exif()
         for tag in set(found) - {GPS_IFD} - PERSONAL_IFD0:
-            kept[tag] = found[tag] if tag != EXIF_IFD else {
-                k: v for k, v in found.get_ifd(EXIF_IFD).items() if k not in PERSONAL_EXIF}
+            kept[tag] = (
+                found[tag]
+                if tag != EXIF_IFD
+                else {k: v for k, v in found.get_ifd(EXIF_IFD).items() if k not in PERSONAL_EXIF}
+            )
         exif = kept.tobytes()[6:] if kept else None
     return replace(meta, exif=exif, xmp=xmp_without_personal(meta.xmp) if meta.xmp else None)
 
@@ -156,8 +227,9 @@ def merged_xmp(source: bytes | None, ours: bytes | None) -> bytes | None:
     return (text[:end] + own[start:stop] + text[end:]).encode("utf-8")
 
 
-def in_source_colours(result: np.ndarray, network: np.ndarray, original: np.ndarray, icc: bytes,
-                      src: str) -> np.ndarray | None:
+def in_source_colours(
+    result: np.ndarray, network: np.ndarray, original: np.ndarray, icc: bytes, src: str
+) -> np.ndarray | None:
     """A task's colour ``result`` (H x W x 3|4, float32 in [0,1] or uint8; sRGB, straight alpha) as uint8 in the
     colour space of profile ``icc``: pixels whose colour is the ``network`` input's (the sRGB the task saw, H x W x
     3|4) take the source's ``original`` values there, the others are converted from sRGB (littleCMS, perceptual).
@@ -165,11 +237,14 @@ def in_source_colours(result: np.ndarray, network: np.ndarray, original: np.ndar
     ints = quantise(result, 8)
     rgb = np.ascontiguousarray(ints[..., :3])
     try:
-        transform = ImageCms.buildTransform(ImageCms.createProfile("sRGB"), ImageCms.ImageCmsProfile(io.BytesIO(icc)),
-                                            "RGB", "RGB")
+        transform = ImageCms.buildTransform(
+            ImageCms.createProfile("sRGB"), ImageCms.ImageCmsProfile(io.BytesIO(icc)), "RGB", "RGB"
+        )
         out = np.asarray(ImageCms.applyTransform(Image.fromarray(rgb), transform)).copy()
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
-        warnings.warn(f"{src}: its colour profile could not be applied to the result, so the result is written as sRGB.")
+        warnings.warn(
+            f"{src}: its colour profile could not be applied to the result, so the result is written as sRGB."
+        )
         return None
     if network.shape[:2] == rgb.shape[:2]:
         same = (rgb == quantise(network, 8)[..., :3]).all(axis=2)

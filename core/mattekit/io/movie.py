@@ -2,6 +2,7 @@
 (``pip install mattekit[video]``), whose wheels carry FFmpeg's libraries: it decodes in-process to arrays
 with exact frame addressing. Frames are decoded to sRGB, or taken to be in ``--colorspace`` when it is given.
 """
+
 from __future__ import annotations
 
 import threading
@@ -27,7 +28,9 @@ class Movie:
         try:
             import av
         except ImportError:
-            raise InputError(f"Reading the movie {path} needs PyAV: pip install 'mattekit[video]' (or pip install av).") from None
+            raise InputError(
+                f"Reading the movie {path} needs PyAV: pip install 'mattekit[video]' (or pip install av)."
+            ) from None
         self.path = Path(path)
         self.colorspace = colorspace
         self.view = colour.check_view(view) if view else None
@@ -39,7 +42,9 @@ class Movie:
             self._container = av.open(str(self.path))
             self._stream = self._container.streams.video[0]
         except (av.FFmpegError, IndexError, OSError) as exc:
-            raise InputError(f"Cannot read the movie {self.path}: {_first_line(exc) if not isinstance(exc, IndexError) else 'it has no video stream'}.") from None
+            raise InputError(
+                f"Cannot read the movie {self.path}: {_first_line(exc) if not isinstance(exc, IndexError) else 'it has no video stream'}."
+            ) from None
         self._stream.thread_type = "AUTO"
         self.fps = float(self._stream.average_rate or self._stream.guessed_rate or 24)
         self._start = self._stream.start_time or 0
@@ -99,10 +104,21 @@ class Movie:
         deep = any(c.bits > 8 for c in decoded.format.components)
         data = decoded.to_ndarray(format="rgb48le" if deep else "rgb24")
         pixels = data.astype(np.float32) / (65535.0 if deep else 255.0)
-        network = colour.to_network(pixels, self.colorspace or colour.NETWORK_SPACE, self.view) \
-            if self.colorspace or self.view else pixels
-        return Picture(network, 16 if deep else 8, f"{self.path}#{number}", False, "movie", decoded.format.name,
-                       pixels, self.colorspace or colour.NETWORK_SPACE)
+        network = (
+            colour.to_network(pixels, self.colorspace or colour.NETWORK_SPACE, self.view)
+            if self.colorspace or self.view
+            else pixels
+        )
+        return Picture(
+            network,
+            16 if deep else 8,
+            f"{self.path}#{number}",
+            False,
+            "movie",
+            decoded.format.name,
+            pixels,
+            self.colorspace or colour.NETWORK_SPACE,
+        )
 
     def check_frames(self, frames: list[int]) -> None:
         """Nothing to check before decoding: a movie's frames share its one size."""

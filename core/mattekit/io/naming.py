@@ -5,6 +5,7 @@ each input (the suffix is the task's, ``_cutout``; the extension its format choi
 ``output=``. An output that would replace a file the run reads, or that cannot be written, is refused with one
 sentence (OutputError) in the words of the front end (``api``: ``output=``, ``trimap=``; else ``-o``, ``--trimap``).
 """
+
 from __future__ import annotations
 
 import errno
@@ -48,6 +49,7 @@ def output_extension(task, options, out: str | None) -> Callable[[Path], str]:
         if task.output_format is None:
             return same_format(source)
         return task.output_format(options, source.suffix.lower(), named)
+
     return extension
 
 
@@ -61,12 +63,18 @@ def earlier_outputs(inputs: list[Path], suffix: str) -> set[Path]:
     names = set()
     for path in inputs:
         names |= {(path.parent, path.stem), (path.parent, f"{path.stem}_{path.suffix[1:].lower()}")}
-    return {path for path in inputs if path.suffix.lower() in WRITABLE and path.stem.endswith(suffix)
-            and (path.parent, path.stem[:-len(suffix)]) in names}
+    return {
+        path
+        for path in inputs
+        if path.suffix.lower() in WRITABLE
+        and path.stem.endswith(suffix)
+        and (path.parent, path.stem[: -len(suffix)]) in names
+    }
 
 
-def output_path(source: Path, root: Path, out: str | None, single: bool, suffix: str, ext: str,
-                stem: str | None = None) -> Path:
+def output_path(
+    source: Path, root: Path, out: str | None, single: bool, suffix: str, ext: str, stem: str | None = None
+) -> Path:
     """Where the result for ``source`` goes.
 
     No ``-o``: beside the input as ``<stem><suffix><ext>``. ``-o`` naming a file (one input,
@@ -84,9 +92,15 @@ def output_path(source: Path, root: Path, out: str | None, single: bool, suffix:
     return target / rel.parent / (stem + ext)
 
 
-def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, extension: Callable[[Path], str],
-                 reads: list[tuple[str, str]] = (), api: bool = False,
-                 overwrite: bool = False) -> list[tuple[Path, Path]]:
+def plan_outputs(
+    jobs: list[tuple[Path, Path]],
+    out: str | None,
+    suffix: str,
+    extension: Callable[[Path], str],
+    reads: list[tuple[str, str]] = (),
+    api: bool = False,
+    overwrite: bool = False,
+) -> list[tuple[Path, Path]]:
     """(input, output) for every (input, its folder) of ``jobs``, before anything is written.
 
     Inputs that share a stem in one folder (``a.jpg``, ``a.png``) would share an output name: each
@@ -103,10 +117,18 @@ def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, ex
         check_name_length(Path(out), writes=Path(out).suffix.lower() in IMAGE_SUFFIXES, api=api)
     if out is not None and not single and Path(out).suffix.lower() in IMAGE_SUFFIXES and not Path(out).is_dir():
         raise OutputError(f"{o} {out} names one image file, but {len(jobs)} inputs were given; give {o} a folder.")
-    if out is not None and single and Path(out).suffix and Path(out).suffix.lower() not in IMAGE_SUFFIXES \
-            and not Path(out).is_dir() and Path(out).suffix[1:].isalnum():
-        raise OutputError(f"{o} {out} is not an image file name ({', '.join(sorted(s[1:] for s in WRITABLE))}) "
-                          f"nor an existing folder; name the output file with one of those extensions.")
+    if (
+        out is not None
+        and single
+        and Path(out).suffix
+        and Path(out).suffix.lower() not in IMAGE_SUFFIXES
+        and not Path(out).is_dir()
+        and Path(out).suffix[1:].isalnum()
+    ):
+        raise OutputError(
+            f"{o} {out} is not an image file name ({', '.join(sorted(s[1:] for s in WRITABLE))}) "
+            f"nor an existing folder; name the output file with one of those extensions."
+        )
     stems = Counter((source.parent.resolve(), source.stem.lower()) for source, _ in jobs)
     planned = []
     for source, root in jobs:
@@ -127,11 +149,15 @@ def plan_outputs(jobs: list[tuple[Path, Path]], out: str | None, suffix: str, ex
             refuse_foreign(target, api)
         blocked = next((folder for folder in target.parents if folder.exists() and not folder.is_dir()), None)
         if blocked is not None:
-            raise OutputError(f"Cannot create the output folder {target.parent}: {blocked} is a file; choose another {o}.")
+            raise OutputError(
+                f"Cannot create the output folder {target.parent}: {blocked} is a file; choose another {o}."
+            )
         where = target.resolve()
         if where in seen:
-            raise OutputError(f"{seen[where]} and {source} would both be written to {target}; "
-                              f"give {o} a folder or rename one of them.")
+            raise OutputError(
+                f"{seen[where]} and {source} would both be written to {target}; "
+                f"give {o} a folder or rename one of them."
+            )
         seen[where] = source
     for folder in sorted({target.parent for _, target in planned}):
         check_writable(folder, api)
@@ -147,12 +173,18 @@ def _refuse_replacing(target: Path, what: str | None, suffix: str, api: bool) ->
     if what is None:
         return
     if what == "" and api:
-        raise OutputError(f"The output {target} is the input: writing it would replace the original; choose another output=.")
+        raise OutputError(
+            f"The output {target} is the input: writing it would replace the original; choose another output=."
+        )
     if what == "":
-        raise OutputError(f"The output {target} is an input: writing it would replace the original; "
-                          f"choose another -o (or leave -o out to write NAME{suffix}.EXT beside each input).")
-    raise OutputError(f"The output {target} is the {what} input: writing it would replace the original; "
-                      f"choose another {_output_word(api)}.")
+        raise OutputError(
+            f"The output {target} is an input: writing it would replace the original; "
+            f"choose another -o (or leave -o out to write NAME{suffix}.EXT beside each input)."
+        )
+    raise OutputError(
+        f"The output {target} is the {what} input: writing it would replace the original; "
+        f"choose another {_output_word(api)}."
+    )
 
 
 def refuse_foreign(target: Path, api: bool = False) -> None:
@@ -162,8 +194,10 @@ def refuse_foreign(target: Path, api: bool = False) -> None:
     ``--overwrite`` / ``overwrite=True``."""
     if not os.path.lexists(target) or _written_by_mattekit(target):
         return
-    raise OutputError(f"{target} already exists and mattekit did not write it; move it away, choose another "
-                      f"{_output_word(api)}, or use {'overwrite=True' if api else '--overwrite'} to replace it.")
+    raise OutputError(
+        f"{target} already exists and mattekit did not write it; move it away, choose another "
+        f"{_output_word(api)}, or use {'overwrite=True' if api else '--overwrite'} to replace it."
+    )
 
 
 def _written_by_mattekit(path: Path) -> bool:
@@ -189,10 +223,15 @@ def check_name_length(path: Path, writes: bool = True, api: bool = False, flag: 
         size = len(os.fsencode(part))
         if size > limit:
             short = part if len(part) <= 40 else part[:40] + "..."
-            why = f"{NAME_MAX} less {TEMP_EXTRA} for the temporary name it is written through" \
-                if limit < NAME_MAX else "the file system's limit"
-            raise OutputError(f"The output name {short} is {size} bytes long, over the {limit} a name may have "
-                              f"here ({why}); choose a shorter {flag or _output_word(api)}.")
+            why = (
+                f"{NAME_MAX} less {TEMP_EXTRA} for the temporary name it is written through"
+                if limit < NAME_MAX
+                else "the file system's limit"
+            )
+            raise OutputError(
+                f"The output name {short} is {size} bytes long, over the {limit} a name may have "
+                f"here ({why}); choose a shorter {flag or _output_word(api)}."
+            )
 
 
 def check_writable(folder: Path, api: bool = False) -> None:
@@ -210,4 +249,6 @@ def check_writable(folder: Path, api: bool = False) -> None:
         probe.unlink()
     except OSError as exc:  # ENOENT in a folder that exists: one such as /proc, which takes no new files
         why = "it takes no new files" if exc.errno == errno.ENOENT else reason(exc)
-        raise OutputError(f"Cannot write in the output folder {existing} ({why}); choose another {_output_word(api)}.") from None
+        raise OutputError(
+            f"Cannot write in the output folder {existing} ({why}); choose another {_output_word(api)}."
+        ) from None

@@ -1,6 +1,7 @@
 """EXR, DPX and deep TIFF through OpenImageIO: :func:`read_scene` reads a file's pixels as stored (EXR single- and
 multi-part, layered; DPX; TIFF), so that their colour can be managed (:mod:`mattekit.io.colour`); :func:`write_exr`
 and :func:`write_layers` write EXR (a plain one, and roto's layered one for compositors)."""
+
 from __future__ import annotations
 
 import re
@@ -109,8 +110,16 @@ def _read(image, name: str) -> Scene:
     fmt, bit_depth, mode = _kind(image, spec, channels, matte)
     is_float = spec.format.basetype in (oiio.FLOAT, oiio.HALF, oiio.DOUBLE)
     chromaticities = spec.getattribute("chromaticities")
-    return Scene(pixels, bit_depth, is_float, fmt, mode, spec.get_string_attribute("oiio:ColorSpace", ""),
-                 tuple(chromaticities) if chromaticities else None, matte)
+    return Scene(
+        pixels,
+        bit_depth,
+        is_float,
+        fmt,
+        mode,
+        spec.get_string_attribute("oiio:ColorSpace", ""),
+        tuple(chromaticities) if chromaticities else None,
+        matte,
+    )
 
 
 def _colour_part(image, name: str) -> tuple[int, oiio.ImageSpec, list[int], bool]:
@@ -157,8 +166,23 @@ def _why(text: str) -> str:
 # ----------------------------------------------------------------------------------- layered EXR
 
 LAYER_CHANNELS = ("R", "G", "B", "A", "fg.R", "fg.G", "fg.B", "fg.A")  # what write_layers writes, in this order
-_NOT_COPIED = ("oiio:", "openexr:", "dpx:", "tiff:", "png:", "jpeg:", "exif:", "compression", "chromaticities",
-               "planarconfig", "Orientation", "XResolution", "YResolution", "ResolutionUnit", "ICCProfile")
+_NOT_COPIED = (
+    "oiio:",
+    "openexr:",
+    "dpx:",
+    "tiff:",
+    "png:",
+    "jpeg:",
+    "exif:",
+    "compression",
+    "chromaticities",
+    "planarconfig",
+    "Orientation",
+    "XResolution",
+    "YResolution",
+    "ResolutionUnit",
+    "ICCProfile",
+)
 # the prefixes of a plate's attributes copied whatever the user keeps (their personal names aside); OIIO names the
 # properties of a photo's XMP by the packet's own prefixes (rdf:resource, mwg-rs:Name...), whose values a name
 # cannot vouch for: those are copied only with the personal metadata
@@ -184,8 +208,18 @@ def plate_spec(path: str) -> oiio.ImageSpec | None:
         image.close()
 
 
-def write_layers(tmp, rgb: np.ndarray, fg: np.ndarray, coverage: np.ndarray, *, half: bool, source: oiio.ImageSpec | None,
-                 attributes: dict, objects: dict[str, np.ndarray] | None = None, personal: bool = False) -> None:
+def write_layers(
+    tmp,
+    rgb: np.ndarray,
+    fg: np.ndarray,
+    coverage: np.ndarray,
+    *,
+    half: bool,
+    source: oiio.ImageSpec | None,
+    attributes: dict,
+    objects: dict[str, np.ndarray] | None = None,
+    personal: bool = False,
+) -> None:
     """One EXR for compositors at ``tmp``: ``R G B A`` the cut-out (``rgb`` x ``coverage``, premultiplied) and
     ``fg.R fg.G fg.B fg.A`` the decontaminated foreground (``fg`` x ``coverage``), as Nuke names its rgba and fg
     layers, then one ``NAME.A`` per object of ``objects`` ({name: its matte, H x W in [0, 1]}, several objects of
@@ -199,7 +233,9 @@ def write_layers(tmp, rgb: np.ndarray, fg: np.ndarray, coverage: np.ndarray, *, 
     height, width = coverage.shape
     a = coverage[..., None]
     objects = objects or {}
-    pixels = np.concatenate([rgb * a, a, fg * a, a, *(m[..., None] for m in objects.values())], axis=2).astype(np.float32)
+    pixels = np.concatenate([rgb * a, a, fg * a, a, *(m[..., None] for m in objects.values())], axis=2).astype(
+        np.float32
+    )
     names = LAYER_CHANNELS + tuple(f"{name}.A" for name in objects)
     spec = _exr_spec(width, height, names, half)
     if source is not None:
@@ -210,7 +246,7 @@ def write_layers(tmp, rgb: np.ndarray, fg: np.ndarray, coverage: np.ndarray, *, 
             spec.x, spec.y, spec.width, spec.height = source.x, source.y, source.width, source.height
             spec.full_x, spec.full_y, spec.full_width, spec.full_height = (source.full_x, source.full_y, width, height)
             x0, y0 = source.x - source.full_x, source.y - source.full_y
-            pixels = pixels[max(y0, 0):y0 + source.height, max(x0, 0):x0 + source.width]
+            pixels = pixels[max(y0, 0) : y0 + source.height, max(x0, 0) : x0 + source.width]
             pixels = _padded(pixels, x0, y0, source.width, source.height)
     _write(tmp, spec, pixels, attributes)
 
@@ -247,8 +283,12 @@ def _write(tmp, spec: oiio.ImageSpec, pixels: np.ndarray, attributes: dict) -> N
         else:
             spec.attribute(name, value)
     out = oiio.ImageOutput.create("openexr")
-    if out is None or not out.open(str(tmp), spec) or not out.write_image(np.ascontiguousarray(pixels, np.float32)) \
-            or not out.close():
+    if (
+        out is None
+        or not out.open(str(tmp), spec)
+        or not out.write_image(np.ascontiguousarray(pixels, np.float32))
+        or not out.close()
+    ):
         raise OSError(5, (out.geterror() if out is not None else oiio.geterror()) or "OpenImageIO could not write it")
 
 
@@ -259,5 +299,5 @@ def _padded(pixels: np.ndarray, x0: int, y0: int, width: int, height: int) -> np
         return pixels
     out = np.zeros((height, width, pixels.shape[2]), np.float32)
     ys, xs = max(-y0, 0), max(-x0, 0)
-    out[ys:ys + pixels.shape[0], xs:xs + pixels.shape[1]] = pixels
+    out[ys : ys + pixels.shape[0], xs : xs + pixels.shape[1]] = pixels
     return out

@@ -2,6 +2,7 @@
 
 Shared by the CLI's per-file runs and the Python API's path mode. Results are float32 in [0,1].
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -71,8 +72,10 @@ def read_companion(given: str, source: Path, port, shape: tuple[int, int]):
 def same_size(name: str, path: Path, found: tuple[int, int], shape: tuple[int, int]) -> None:
     """InputError unless the ``name`` input at ``path``, ``found`` (height, width), has the image's ``shape``."""
     if tuple(found) != tuple(shape):
-        raise InputError(f"The {name} {path} is {found[1]}x{found[0]} but the image is "
-                         f"{shape[1]}x{shape[0]}; they must have the same size.")
+        raise InputError(
+            f"The {name} {path} is {found[1]}x{found[0]} but the image is "
+            f"{shape[1]}x{shape[0]}; they must have the same size."
+        )
 
 
 def for_file(result: np.ndarray, target: Path) -> np.ndarray:
@@ -85,8 +88,9 @@ def for_file(result: np.ndarray, target: Path) -> np.ndarray:
     return result
 
 
-def with_metadata(pixels: np.ndarray, picture: Picture, target: Path,
-                  personal: bool = False) -> tuple[np.ndarray, Metadata | None]:
+def with_metadata(
+    pixels: np.ndarray, picture: Picture, target: Path, personal: bool = False
+) -> tuple[np.ndarray, Metadata | None]:
     """(the result ``pixels`` as :func:`for_file` gives them, in the source's own colours; the metadata ``target``
     keeps): the source's ICC profile, dpi, EXIF and XMP, without what tells where, who or which camera
     (:func:`mattekit.io.metadata.without_personal`) unless ``personal``. A source whose RGB profile was converted to

@@ -1,5 +1,6 @@
 """A picture as mattekit holds it (:class:`Picture`), what a file declares of one without its pixels
 (:class:`Layout`), and how large one may be before it is decoded (:func:`pixel_budget`, :func:`check_size`)."""
+
 from __future__ import annotations
 
 import math
@@ -28,10 +29,14 @@ class Picture:
     has_alpha: bool
     format: str = ""  # "PNG", "JPEG", "EXR", ...
     mode: str = ""  # the source's pixel layout: Pillow's mode ("P", "CMYK", "I;16"), "RGB;16", "EXR RGBA half"
-    scene: np.ndarray | None = None  # plates (read_plate): float32 HxWx3|4 as stored, in `colorspace`, straight alpha, unclipped
+    scene: np.ndarray | None = (
+        None  # plates (read_plate): float32 HxWx3|4 as stored, in `colorspace`, straight alpha, unclipped
+    )
     colorspace: str = ""  # plates: the OCIO colour space of `scene`
     metadata: Metadata | None = None  # the source's ICC profile, dpi, EXIF, XMP, which outputs keep
-    original: np.ndarray | None = None  # where an ICC profile was converted to sRGB: the source's own values, as `pixels`
+    original: np.ndarray | None = (
+        None  # where an ICC profile was converted to sRGB: the source's own values, as `pixels`
+    )
 
 
 @dataclass
@@ -71,4 +76,5 @@ def check_size(src: str, width: int, height: int) -> None:
         raise InputError(
             f"Cannot read {src}: it declares {width}x{height} pixels ({width * height / 1e6:.1f} MP), more than the "
             f"{budget / 1e6:.1f} MP this machine's free memory allows; set MATTEKIT_MAX_PIXELS={width * height} "
-            f"to try anyway.")
+            f"to try anyway."
+        )

@@ -22,6 +22,7 @@ linear sRGB for EXR and float DPX, sRGB for integer DPX); a bare A channel (a ma
 
 Plate frames are read by :func:`read_plate`, which keeps their values as stored and manages their colour.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,8 +42,17 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from . import colour
 from mattekit.errors import InputError
 from mattekit.io import metadata
-from mattekit.io.formats import (DECODE_ERRORS, DPX_MAGIC, EXR_MAGIC, EXR_RECORD, PNG_XMP_KEY, TIFF_MAGIC, Source,
-                                 png_whole, reason)
+from mattekit.io.formats import (
+    DECODE_ERRORS,
+    DPX_MAGIC,
+    EXR_MAGIC,
+    EXR_RECORD,
+    PNG_XMP_KEY,
+    TIFF_MAGIC,
+    Source,
+    png_whole,
+    reason,
+)
 from mattekit.io.oiio import Scene, read_scene, scene_attributes, scene_layout
 from mattekit.io.picture import Layout, Picture, check_size
 from mattekit.io.tiff import tiff_size
@@ -52,7 +62,9 @@ from mattekit.provenance import from_xmp
 pillow_heif.register_heif_opener()  # HEIC/HEIF through libheif (its rotation and mirroring applied); AVIF is Pillow's own
 # mattekit checks declared sizes itself (pixel_budget), before decoding, and opens files without Pillow's bomb check
 # (formats.pillow_open), whose process-wide limit (Image.MAX_IMAGE_PIXELS) stays the host program's.
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # OpenCV's own log lines (not its exceptions) stay off the user's terminal
+cv2.utils.logging.setLogLevel(
+    cv2.utils.logging.LOG_LEVEL_SILENT
+)  # OpenCV's own log lines (not its exceptions) stay off the user's terminal
 
 
 GIVEN = "the given bytes"  # what messages call encoded data given without a name
@@ -83,8 +95,14 @@ def _read_oiio(data: Source) -> Picture:
     if found.is_matte:
         return Picture(np.clip(found.pixels, 0, 1), 32, data.name, False, found.format, found.mode)
     pixels = _network_pixels(found.pixels, _scene_space(found))
-    return Picture(pixels, 32 if found.format == "EXR" else found.bit_depth, data.name, pixels.shape[2] == 4,
-                   found.format, found.mode)
+    return Picture(
+        pixels,
+        32 if found.format == "EXR" else found.bit_depth,
+        data.name,
+        pixels.shape[2] == 4,
+        found.format,
+        found.mode,
+    )
 
 
 def read_plate(path, colorspace: str | None = None, view: str | None = None) -> Picture:
@@ -97,9 +115,10 @@ def read_plate(path, colorspace: str | None = None, view: str | None = None) -> 
     (taken as sRGB unless ``colorspace`` says otherwise)."""
     path = str(path)
     with _opened(path, None) as data:  # opened once for the formats Pillow reads (an 8-bit TIFF: its ICC profile
-        magic = _magic(data)           # and EXIF orientation); OpenImageIO opens the others by their path
+        magic = _magic(data)  # and EXIF orientation); OpenImageIO opens the others by their path
         by_pillow = magic not in (EXR_MAGIC, *DPX_MAGIC, *TIFF_MAGIC) or (
-            magic in TIFF_MAGIC and _layout(data, magic).bit_depth == 8)
+            magic in TIFF_MAGIC and _layout(data, magic).bit_depth == 8
+        )
         picture = _read_pillow(data, magic, False) if by_pillow else None
     if picture is not None:
         picture.colorspace = colour.check_colorspace(colorspace) if colorspace else colour.NETWORK_SPACE
@@ -205,8 +224,16 @@ def _read_pillow(data: Source, magic: bytes, integers: bool) -> Picture:
             picture.metadata = kept
             return picture
         pixels, depth, original = _pillow_pixels(im, icc, src, integers)
-        return Picture(_orient(pixels, orientation), depth, src, pixels.shape[2] == 4, im.format or "", im.mode,
-                       metadata=kept, original=None if original is None else _orient(original, orientation))
+        return Picture(
+            _orient(pixels, orientation),
+            depth,
+            src,
+            pixels.shape[2] == 4,
+            im.format or "",
+            im.mode,
+            metadata=kept,
+            original=None if original is None else _orient(original, orientation),
+        )
 
 
 def read_layout(source, name: str | None = None) -> Layout:
@@ -274,8 +301,9 @@ def _deep(im: Image.Image) -> bool:
     return ";16" in rawmode and not im.mode.startswith("I")
 
 
-def _pillow_pixels(im: Image.Image, icc: bytes | None, src: str,
-                   integers: bool) -> tuple[np.ndarray, int, np.ndarray | None]:
+def _pillow_pixels(
+    im: Image.Image, icc: bytes | None, src: str, integers: bool
+) -> tuple[np.ndarray, int, np.ndarray | None]:
     """Pillow image -> (float32 HxWx3/4 sRGB, or uint8 for 8-bit sources when ``integers``; bit depth; the source's
     own values in that form where an RGB profile was converted to sRGB, else None)."""
     if im.mode.startswith("I") or im.mode == "F":  # 16-bit grey ("I;16*"; "I" in old Pillows) or float grey
@@ -342,7 +370,7 @@ def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
     if orientation >= 5:  # 5-8 are 1-4 after a transpose
         pixels, orientation = pixels.swapaxes(0, 1), orientation - 4
     flip_rows, flip_cols = {1: (False, False), 2: (False, True), 3: (True, True), 4: (True, False)}[orientation]
-    return np.ascontiguousarray(pixels[::-1 if flip_rows else 1, ::-1 if flip_cols else 1])
+    return np.ascontiguousarray(pixels[:: -1 if flip_rows else 1, :: -1 if flip_cols else 1])
 
 
 @lru_cache(maxsize=1)
@@ -354,7 +382,9 @@ def _warn_profile(src: str, icc: bytes) -> None:
     with contextlib.suppress(Exception):
         if "srgb" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).lower():
             return
-    warnings.warn(f"{src}: the colour profile of a 16-bit or float image is not applied, so its colours are read as sRGB.")
+    warnings.warn(
+        f"{src}: the colour profile of a 16-bit or float image is not applied, so its colours are read as sRGB."
+    )
 
 
 def read_provenance(source, name: str | None = None) -> dict | None:
@@ -384,6 +414,9 @@ def _exr_provenance(header: dict) -> dict | None:
     if isinstance(header.get(EXR_RECORD), str):
         with contextlib.suppress(ValueError):
             return json.loads(header[EXR_RECORD])
-    found = {k: header[n] for k, n in (("software", "software"), ("digital_source_type", "digitalSourceType"))
-             if isinstance(header.get(n), str)}
+    found = {
+        k: header[n]
+        for k, n in (("software", "software"), ("digital_source_type", "digitalSourceType"))
+        if isinstance(header.get(n), str)
+    }
     return found or None

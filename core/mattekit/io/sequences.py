@@ -14,6 +14,7 @@ Frames that a range (:mod:`mattekit.io.frame_ranges`) names but the plate lacks 
 Image frames are read by :func:`mattekit.io.read.read_plate`: the networks' sRGB (float32 in [0,1]) and
 the values as stored in the plate's colour space (``--colorspace``, else the file's own).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -74,8 +75,10 @@ class ImageSequence:
             if first is None:
                 first = (frame, layout.width, layout.height)
             elif (layout.width, layout.height) != first[1:]:
-                raise InputError(f"Frame {frame} of {self.pattern} is {layout.width}x{layout.height} but frame {first[0]} "
-                                 f"is {first[1]}x{first[2]}: every frame of a shot must have one size.")
+                raise InputError(
+                    f"Frame {frame} of {self.pattern} is {layout.width}x{layout.height} but frame {first[0]} "
+                    f"is {first[1]}x{first[2]}: every frame of a shot must have one size."
+                )
 
     def describe(self) -> str:
         return str(self.pattern)
@@ -101,26 +104,40 @@ def open_plate(spec: str | Path, colorspace: str | None = None, view: str | None
         if found is None or path.suffix.lower() not in IMAGE_SUFFIXES:
             raise InputError(f"{text} is neither a frame sequence nor a movie; name the frames as name.####.exr.")
         return ImageSequence(sibling_padding(found[0]), colorspace, view)
-    raise InputError(f"{text} does not exist (a plate is a frame pattern such as name.####.exr, a folder of frames or a movie).")
+    raise InputError(
+        f"{text} does not exist (a plate is a frame pattern such as name.####.exr, a folder of frames or a movie)."
+    )
 
 
-def select_frames(plate, frames: str | list[int] | None = None, *, skip_missing: bool = False) -> tuple[list[int], list[int]]:
+def select_frames(
+    plate, frames: str | list[int] | None = None, *, skip_missing: bool = False
+) -> tuple[list[int], list[int]]:
     """(frames to process, frames missing) for a request; MissingFramesError unless ``skip_missing``.
 
     No request means every frame from the plate's first to its last: gaps inside are missing.
     """
     have = plate.frames
-    wanted = parse_frames(frames) if isinstance(frames, str) else sorted(set(frames)) if frames else list(range(have[0], have[-1] + 1))
+    wanted = (
+        parse_frames(frames)
+        if isinstance(frames, str)
+        else sorted(set(frames))
+        if frames
+        else list(range(have[0], have[-1] + 1))
+    )
     present = set(have)
     chosen = [f for f in wanted if f in present]
     if not chosen:  # (before the missing ones: there are no others to process)
-        raise InputError(f"None of the frames {_short(wanted)} exist in {plate.describe()} "
-                         f"(it has frames {_short(have)}){'; fix --frames' if frames else ''}.")
+        raise InputError(
+            f"None of the frames {_short(wanted)} exist in {plate.describe()} "
+            f"(it has frames {_short(have)}){'; fix --frames' if frames else ''}."
+        )
     missing = [f for f in wanted if f not in present]
     if missing and not skip_missing:
-        raise MissingFramesError(f"{len(missing)} frame(s) of {plate.describe()} are missing: {_short(missing)} "
-                                 f"(use --skip-missing to process the others{', or fix --frames' if frames else ''}).",
-                                 missing)
+        raise MissingFramesError(
+            f"{len(missing)} frame(s) of {plate.describe()} are missing: {_short(missing)} "
+            f"(use --skip-missing to process the others{', or fix --frames' if frames else ''}).",
+            missing,
+        )
     return chosen, missing
 
 
@@ -139,10 +156,14 @@ def output_pattern(spec: str | Path, plate, default_suffix: str = ".png") -> Fra
         except InputError as exc:
             raise OutputError(str(exc)) from None
         if pattern.suffix.lower() not in (".png", ".tif", ".tiff", ".exr"):
-            raise OutputError(f"The output pattern {text} must end in .png, .tif or .exr (formats that hold 16-bit or float mattes).")
+            raise OutputError(
+                f"The output pattern {text} must end in .png, .tif or .exr (formats that hold 16-bit or float mattes)."
+            )
         return pattern
     if path.suffix.lower() in IMAGE_SUFFIXES + MOVIE_SUFFIXES and not path.is_dir():
-        raise OutputError(f"The output {text} must be a frame pattern such as {path.stem}.####{path.suffix} or a folder.")
+        raise OutputError(
+            f"The output {text} must be a frame pattern such as {path.stem}.####{path.suffix} or a folder."
+        )
     if isinstance(plate, Movie):
         stem, padding = plate.path.stem, 4
     else:

@@ -1,5 +1,6 @@
 """TIFF: the size and samples per pixel TIFF data declares, read without its pixels (:func:`tiff_size`), and baseline TIFF writing
 (:func:`write_tiff`). Pixels are read through Pillow or OpenCV (:mod:`mattekit.io.read`)."""
+
 from __future__ import annotations
 
 import errno
@@ -52,9 +53,19 @@ def write_tiff(tmp: Path, ints: np.ndarray, fmt: str, meta: Metadata) -> None:
         exif.load(b"Exif\0\0" + meta.exif)
         for tag in exif:
             directory[tag] = exif.get_ifd(tag) if tag in (EXIF_IFD, GPS_IFD) else exif[tag]
-    tags = [(256, long_, w), (257, long_, h), (258, short, (bits,) * c), (259, short, 8),
-            (262, short, 1 if c == 1 else 2), (273, long_, 0), (277, short, c), (278, long_, h),
-            (279, long_, len(strip)), (284, short, 1), (317, short, 2)] + ([(338, short, 2)] if c == 4 else [])
+    tags = [
+        (256, long_, w),
+        (257, long_, h),
+        (258, short, (bits,) * c),
+        (259, short, 8),
+        (262, short, 1 if c == 1 else 2),
+        (273, long_, 0),
+        (277, short, c),
+        (278, long_, h),
+        (279, long_, len(strip)),
+        (284, short, 1),
+        (317, short, 2),
+    ] + ([(338, short, 2)] if c == 4 else [])
     tags += [(700, undefined, meta.xmp)] if meta.xmp else []
     tags += [(34675, undefined, meta.icc)] if meta.icc else []
     tags += [(282, rational, meta.dpi[0]), (283, rational, meta.dpi[1]), (296, short, 2)] if meta.dpi else []

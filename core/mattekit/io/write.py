@@ -9,6 +9,7 @@ PNG (:mod:`mattekit.io.png`) and TIFF (:mod:`mattekit.io.tiff`) have writers of 
 through OpenImageIO (:mod:`mattekit.io.oiio`, as is :func:`write_layers`, roto's layered EXR for compositors);
 JPEG and WebP go through Pillow.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,8 +34,16 @@ from mattekit.ops.pixels import finite, quantise, srgb_to_linear, with_channels
 from mattekit.provenance import to_xmp
 
 
-def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = None, colorspace: str | None = None,
-                metadata: Metadata | None = None, confine: Confinement | None = None) -> None:
+def write_image(
+    path,
+    pixels,
+    *,
+    bit_depth: int = 8,
+    provenance: dict | None = None,
+    colorspace: str | None = None,
+    metadata: Metadata | None = None,
+    confine: Confinement | None = None,
+) -> None:
     """Write a picture (HxWx3/4) or mask (HxW, HxWx1) by the file's extension: floats in [0,1], or
     uint8/uint16 values (0..255 / 0..65535), which are stored as they are at their own bit depth.
 
@@ -68,7 +77,9 @@ def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = N
     ints = quantise(pixels, bit_depth)
     if fmt == "JPEG" and ints.shape[2] == 4:
         if (ints[..., 3] < np.iinfo(ints.dtype).max).any():
-            raise OutputError(f"Cannot write {path}: JPEG cannot store transparency; use PNG, TIFF, WebP or EXR instead.")
+            raise OutputError(
+                f"Cannot write {path}: JPEG cannot store transparency; use PNG, TIFF, WebP or EXR instead."
+            )
         ints = ints[..., :3]
     writer = {"PNG": write_png, "TIFF": write_tiff}.get(fmt, _write_pillow)
     meta = metadata or Metadata()
@@ -78,11 +89,20 @@ def write_image(path, pixels, *, bit_depth: int = 8, provenance: dict | None = N
     _atomic(path, lambda tmp: writer(tmp, ints, fmt, meta), confine)
 
 
-
-def write_layers(path, rgb: np.ndarray, foreground: np.ndarray, coverage: np.ndarray, *, half: bool,
-                 colorspace: str | None, source=None, provenance: dict | None = None,
-                 objects: dict[str, np.ndarray] | None = None, personal: bool = False,
-                 confine: Confinement | None = None) -> None:
+def write_layers(
+    path,
+    rgb: np.ndarray,
+    foreground: np.ndarray,
+    coverage: np.ndarray,
+    *,
+    half: bool,
+    colorspace: str | None,
+    source=None,
+    provenance: dict | None = None,
+    objects: dict[str, np.ndarray] | None = None,
+    personal: bool = False,
+    confine: Confinement | None = None,
+) -> None:
     """Write the layered EXR for compositors (:func:`mattekit.io.oiio.write_layers`: ``R G B A`` the cut-out and
     ``fg.R fg.G fg.B fg.A`` the foreground, premultiplied) atomically. rgb, foreground: H x W x 3 float32 in OCIO
     colour space ``colorspace`` (any range; None: sRGB-encoded, stored linear); coverage: H x W in [0, 1];
@@ -97,8 +117,21 @@ def write_layers(path, rgb: np.ndarray, foreground: np.ndarray, coverage: np.nda
         rgb, foreground, colorspace = srgb_to_linear(rgb), srgb_to_linear(foreground), colour.LINEAR_SRGB
     spec = plate_spec(source) if source else None
     attributes = colour.exr_attributes(colorspace) | _provenance_attributes(provenance)
-    _atomic(path, lambda tmp: oiio_layers(tmp, rgb, foreground, np.clip(coverage, 0, 1), half=half, source=spec,
-                                          attributes=attributes, objects=objects, personal=personal), confine)
+    _atomic(
+        path,
+        lambda tmp: oiio_layers(
+            tmp,
+            rgb,
+            foreground,
+            np.clip(coverage, 0, 1),
+            half=half,
+            source=spec,
+            attributes=attributes,
+            objects=objects,
+            personal=personal,
+        ),
+        confine,
+    )
 
 
 def _exr_planes(px: np.ndarray, colorspace: str | None) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -117,8 +150,11 @@ def _provenance_attributes(provenance: dict | None) -> dict:
     """EXR header attributes carrying a :mod:`mattekit.provenance` record (none for None)."""
     if not provenance:
         return {}
-    return {"software": provenance.get("software", ""), "digitalSourceType": provenance.get("digital_source_type", ""),
-            EXR_RECORD: json.dumps(provenance, sort_keys=True)}
+    return {
+        "software": provenance.get("software", ""),
+        "digitalSourceType": provenance.get("digital_source_type", ""),
+        EXR_RECORD: json.dumps(provenance, sort_keys=True),
+    }
 
 
 def _as_float(pixels, clip: bool = True) -> np.ndarray:
@@ -153,11 +189,14 @@ def _write_pillow(tmp: Path, ints: np.ndarray, fmt: str, meta: Metadata) -> None
     through Pillow."""
     im = Image.fromarray(ints[..., 0] if ints.shape[2] == 1 else ints)
     options = {"JPEG": {"quality": 95, "subsampling": 0}, "WebP": {"quality": 95}}[fmt]
-    found = {"xmp": meta.xmp, "icc_profile": meta.icc, "exif": meta.exif and b"Exif\0\0" + meta.exif,
-             "dpi": meta.dpi if fmt == "JPEG" else None}
+    found = {
+        "xmp": meta.xmp,
+        "icc_profile": meta.icc,
+        "exif": meta.exif and b"Exif\0\0" + meta.exif,
+        "dpi": meta.dpi if fmt == "JPEG" else None,
+    }
     options.update({key: value for key, value in found.items() if value})
     try:
         im.save(tmp, format=fmt.upper(), **options)
     except ValueError as e:  # e.g. larger than the format allows
         raise OSError(errno.EINVAL, str(e)) from None
-

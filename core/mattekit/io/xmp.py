@@ -6,6 +6,7 @@ tag) and attribute (left out with its value); the rest of the text stays as it w
 and searched for personal names without a prefix (a default namespace, a form not foreseen). A packet over
 :data:`LIMIT`, not well formed, or still naming a personal property is dropped whole.
 """
+
 from __future__ import annotations
 
 import re

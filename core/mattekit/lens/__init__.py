@@ -20,8 +20,19 @@ photo and the choices behind it; :mod:`.disparity` the depth maps, from a depth 
 Images are sRGB float32 H x W x 3|4 in [0,1]; depth maps are disparities H x W in [0,1], 1 = nearest; radii are
 in pixels.
 """
+
 from .layers import aperture_kernel, layer_position, layer_radius
 from .renderer import Focus, blur_radius, circle_of_confusion, focus_depth_at, parse_point, render, subject_depth
 
-__all__ = ["aperture_kernel", "layer_position", "layer_radius", "blur_radius", "circle_of_confusion",
-           "focus_depth_at", "Focus", "parse_point", "render", "subject_depth"]
+__all__ = [
+    "aperture_kernel",
+    "layer_position",
+    "layer_radius",
+    "blur_radius",
+    "circle_of_confusion",
+    "focus_depth_at",
+    "Focus",
+    "parse_point",
+    "render",
+    "subject_depth",
+]

@@ -5,6 +5,7 @@ The network sees the image as the catalog says (Depth Anything: short side 518, 
 of 14, cubic resize, ImageNet mean/std); its map is resized back to H x W bilinearly with aligned
 corners, as upstream ``infer_image`` does. Maps are float32 H x W.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -7,6 +7,7 @@ full-resolution layers; level l the radii in (6 * 2**(l-1), 6 * 2**l], rendered 
 1 / 2**:func:`level_octave` of full resolution. Colours are linear RGB, float32 H x W x 3;
 weights and alphas H x W; stacks are premultiplied colour + alpha, h x w x 4.
 """
+
 from __future__ import annotations
 
 import math
@@ -182,7 +183,7 @@ class Scene:
         subject_weight = float(_tent(np.float32(self.ts), j)) if self.m is not None else 0.0
         pieces = []
         for top in range(0, near.shape[0], rows):
-            cols = near[top: top + rows].any(axis=0)
+            cols = near[top : top + rows].any(axis=0)
             if not cols.any():
                 continue
             edges = np.flatnonzero(np.diff(np.concatenate([[0], cols.astype(np.int8), [0]])))
@@ -197,7 +198,7 @@ class Scene:
                     continue
                 oy0, oy1, ox0, ox1 = max(0, y0 - r), min(h, y1 + r), max(0, x0 - r), min(w, x1 + r)
                 stack = np.zeros((oy1 - oy0, ox1 - ox0, 4), np.float32)
-                inner = stack[y0 - oy0: y1 - oy0, x0 - ox0: x1 - ox0]
+                inner = stack[y0 - oy0 : y1 - oy0, x0 - ox0 : x1 - ox0]
                 np.multiply(self.lin[core], weight[..., None], out=inner[..., :3])
                 inner[..., 3] = weight
                 pieces.append(((slice(oy0, oy1), slice(ox0, ox1)), _blur(stack, kernel)))

@@ -7,6 +7,7 @@ front are laid over the (hole-filled) background. Bright highlights are boosted 
 and the boost is undone after it, so small lights become bright bokeh balls while untouched
 pixels keep their values.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -21,6 +22,7 @@ BASE_RADIUS = 0.02  # blur radius at strength 1 for a full-range disparity diffe
 
 
 # ------------------------------------------------------------------------------ highlights
+
 
 def max_channel(x: np.ndarray) -> np.ndarray:
     """The brightest of the three colour channels, H x W."""
@@ -59,15 +61,25 @@ def _unboost(lin: np.ndarray, gain: float, threshold: float) -> np.ndarray:
 
 # ------------------------------------------------------------------------------- renderer
 
+
 def circle_of_confusion(depth: np.ndarray, focus_depth: float, radius: float) -> np.ndarray:
     """Signed blur radius in px: ``radius * (depth - focus_depth)`` (> 0 in front of the focal plane)."""
     return (np.float32(radius) * (depth.astype(np.float32) - np.float32(focus_depth))).astype(np.float32)
 
 
-def render(image: np.ndarray, depth: np.ndarray, focus_depth: float, radius: float, *,
-           subject: np.ndarray | None = None, subject_depth: float | None = None,
-           highlight_gain: float = 2.0, highlight_threshold: float = 0.6,
-           blades: int = 0, rotation: float = 0.0) -> np.ndarray:
+def render(
+    image: np.ndarray,
+    depth: np.ndarray,
+    focus_depth: float,
+    radius: float,
+    *,
+    subject: np.ndarray | None = None,
+    subject_depth: float | None = None,
+    highlight_gain: float = 2.0,
+    highlight_threshold: float = 0.6,
+    blades: int = 0,
+    rotation: float = 0.0,
+) -> np.ndarray:
     """Lens blur of an sRGB image (H x W x 3|4 float32 [0,1]) from a disparity map.
 
     depth: H x W disparity in [0,1], 1 = nearest; focus_depth: the focal plane on that scale;
@@ -131,6 +143,7 @@ def render(image: np.ndarray, depth: np.ndarray, focus_depth: float, radius: flo
 
 # ------------------------------------------------------------------------------ choices
 
+
 def blur_radius(height: int, width: int, strength: float) -> float:
     """Blur radius in px for a full-range disparity difference at ``strength``."""
     return float(strength) * BASE_RADIUS * max(height, width)
@@ -143,7 +156,7 @@ def focus_depth_at(depth: np.ndarray, x: float, y: float) -> float:
         raise ValueError(f"focus point ({x:g}, {y:g}) lies outside the {w} x {h} image")
     r = max(1, round(0.01 * min(h, w)))
     xi, yi = int(x), int(y)
-    return float(np.median(depth[max(0, yi - r): yi + r + 1, max(0, xi - r): xi + r + 1]))
+    return float(np.median(depth[max(0, yi - r) : yi + r + 1, max(0, xi - r) : xi + r + 1]))
 
 
 def subject_depth(depth: np.ndarray, mask: np.ndarray) -> float:
@@ -195,8 +208,9 @@ def focus_of(given) -> Focus:
         except ValueError:
             raise MattekitError(usage) from None
         if not (0 <= v <= (100 if percent else 1 << 20)):
-            raise MattekitError(f"The focus {text!r} lies outside every image: X and Y must be from 0 "
-                                f"{'to 100%' if percent else 'up'}.")
+            raise MattekitError(
+                f"The focus {text!r} lies outside every image: X and Y must be from 0 {'to 100%' if percent else 'up'}."
+            )
         out.append((v, percent))
     (x, x_percent), (y, y_percent) = out
     return Focus(x, y, x_percent, y_percent)

@@ -14,6 +14,7 @@ Their entry points for a trimap or a network's mask, and the cut-out, are :mod:`
 
 Arrays are float32, sRGB images H x W x 3 in [0,1], alphas and trimaps H x W.
 """
+
 from .alpha import AlphaOptions, estimate_alpha
 from .foreground import estimate_foreground
 from .trimap import from_mask as trimap_from_mask, normalise as normalise_trimap

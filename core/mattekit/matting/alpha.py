@@ -22,6 +22,7 @@ The solve, with a fixed iteration budget:
    resolution, smoothed, upsampled and applied to the full-resolution colours. ``refine`` > 0 adds
    conjugate-gradient iterations at full resolution.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -90,9 +91,15 @@ def _box(unknown: np.ndarray, margin: int) -> tuple[slice, slice]:
     return grown((slice(top, bottom), slice(left, right)), margin, unknown.shape)[0]
 
 
-def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, iterations: int,
-               start: np.ndarray | None = None, guess: np.ndarray | None = None,
-               size: float | None = None) -> np.ndarray:
+def solve_band(
+    image: np.ndarray,
+    trimap: np.ndarray,
+    options: AlphaOptions,
+    iterations: int,
+    start: np.ndarray | None = None,
+    guess: np.ndarray | None = None,
+    size: float | None = None,
+) -> np.ndarray:
     """Minimise the energy at this resolution. ``start``: initial alpha (default: the data
     term's target); ``guess``: an outside alpha estimate added to the data term with weight
     ``options.guess_weight``; ``size``: the long side (px at this resolution) the sampling radius
@@ -118,8 +125,9 @@ def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, ite
         est = est + share * (tex - est)
         conf = np.maximum(conf, options.texture_weight * share)
     if options.pure_weight > 0:
-        est, conf = prefer_pure(est, conf, pure_fit(bg_side, radius), pure_fit(fg_side, radius),
-                                options.pure_sigma, options.pure_weight)
+        est, conf = prefer_pure(
+            est, conf, pure_fit(bg_side, radius), pure_fit(fg_side, radius), options.pure_sigma, options.pure_weight
+        )
     ys, xs = _box(unknown, 3)
     sub_unknown = unknown[ys, xs]
     prior = np.zeros(sub_unknown.shape, np.float32)
@@ -134,16 +142,24 @@ def solve_band(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions, ite
     x = None
     if options.device is not None and sub_unknown.size >= DEVICE_PIXELS:
         from .solve_device import solve_on
-        x = solve_on(options.device, image[ys, xs], fg[ys, xs], sub_unknown, prior, weight, x0, options.eps,
-                     iterations)
+
+        x = solve_on(options.device, image[ys, xs], fg[ys, xs], sub_unknown, prior, weight, x0, options.eps, iterations)
     if x is None:
         x = _solved(image[ys, xs], fg[ys, xs], sub_unknown, prior, weight, x0, options.eps, iterations)
     alpha[ys, xs] = np.where(sub_unknown, np.clip(x, 0.0, 1.0), alpha[ys, xs])
     return alpha
 
 
-def _solved(image: np.ndarray, fg: np.ndarray, unknown: np.ndarray, prior: np.ndarray, weight: np.ndarray,
-            x0: np.ndarray, eps: float, iterations: int) -> np.ndarray:
+def _solved(
+    image: np.ndarray,
+    fg: np.ndarray,
+    unknown: np.ndarray,
+    prior: np.ndarray,
+    weight: np.ndarray,
+    x0: np.ndarray,
+    eps: float,
+    iterations: int,
+) -> np.ndarray:
     """Minimise ``x^T L x + sum weight (x - prior)^2`` over the ``unknown`` pixels (h x w bool), the ``fg`` pixels
     (h x w bool) fixed to 1 and the others to 0, L the matting Laplacian of ``image`` (h x w x 3, regulariser
     ``eps``), by ``iterations`` of multigrid-preconditioned conjugate gradients from ``x0``: h x w float32."""
@@ -174,8 +190,9 @@ def _half(x: np.ndarray) -> np.ndarray:
     return cv2.resize(even, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
 
 
-def estimate_alpha(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions | None = None,
-                   guess: np.ndarray | None = None) -> np.ndarray:
+def estimate_alpha(
+    image: np.ndarray, trimap: np.ndarray, options: AlphaOptions | None = None, guess: np.ndarray | None = None
+) -> np.ndarray:
     """Alpha matte of an sRGB image (H x W x 3, float [0,1]) and a trimap (H x W: 0 background,
     1 foreground, anything between unknown; see :mod:`mattekit.matting.trimap`) -> float32
     H x W in [0, 1]. Known pixels keep their trimap value.
@@ -214,8 +231,14 @@ def estimate_alpha(image: np.ndarray, trimap: np.ndarray, options: AlphaOptions 
         small_guess = None if small_guess is None else _half(small_guess)
     if small_image is image:
         return solve_band(image, trimap, options, options.iterations, guess=guess, size=size)
-    small_alpha = solve_band(small_image, small_trimap, options, options.iterations, guess=small_guess,
-                             size=size and size * small_image.shape[0] / image.shape[0])
+    small_alpha = solve_band(
+        small_image,
+        small_trimap,
+        options,
+        options.iterations,
+        guess=small_guess,
+        size=size and size * small_image.shape[0] / image.shape[0],
+    )
     alpha = fg.astype(np.float32)
     ys, xs = _box(unknown, 0)
     factor = -(-image.shape[0] // small_image.shape[0])  # the halvings round up: exact multiples

@@ -2,14 +2,16 @@
 Laplacian is built on): fitted on a shrunk photo, applied to the full-size colours, which carries an alpha
 solved at reduced resolution back to full resolution. Images float32 sRGB in [0,1]; boxes (rows, columns) slices.
 """
+
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
 
-def colour_linear_fit(small_image: np.ndarray, small_alpha: np.ndarray, eps: float = 1e-5,
-                      radius: int = 1) -> list[np.ndarray]:
+def colour_linear_fit(
+    small_image: np.ndarray, small_alpha: np.ndarray, eps: float = 1e-5, radius: int = 1
+) -> list[np.ndarray]:
     """The local colour-linear model of an alpha on a downscaled image (h x w x 3 and h x w, float32):
     in each (2r+1)^2 window alpha is fitted as ``a . I + b`` (a ridge regression with ``eps``: the
     guided filter's coefficients), and the coefficients are averaged over the windows holding each
@@ -31,8 +33,11 @@ def colour_linear_fit(small_image: np.ndarray, small_alpha: np.ndarray, eps: flo
     c11, c12, c13 = a22 * a33 - a23 * a23, a13 * a23 - a12 * a33, a12 * a23 - a13 * a22
     c22, c23, c33 = a11 * a33 - a13 * a13, a13 * a12 - a11 * a23, a11 * a22 - a12 * a12
     inv_det = 1.0 / (a11 * c11 + a12 * c12 + a13 * c13)
-    coef = [(c11 * x + c12 * y + c13 * z) * inv_det, (c12 * x + c22 * y + c23 * z) * inv_det,
-            (c13 * x + c23 * y + c33 * z) * inv_det]
+    coef = [
+        (c11 * x + c12 * y + c13 * z) * inv_det,
+        (c12 * x + c22 * y + c23 * z) * inv_det,
+        (c13 * x + c23 * y + c33 * z) * inv_det,
+    ]
     coef.append(mp - coef[0] * mi[0] - coef[1] * mi[1] - coef[2] * mi[2])
     return [mean(c) for c in coef]
 
@@ -51,8 +56,9 @@ def enlarged(plane: np.ndarray, factor: int, box: tuple[slice, slice]) -> np.nda
     return cv2.resize(np.ascontiguousarray(plane[y0:y1, x0:x1]), size, interpolation=cv2.INTER_LINEAR)[inner]
 
 
-def colour_linear_apply(coefficients: list[np.ndarray], factor: int, colours: np.ndarray,
-                        box: tuple[slice, slice]) -> np.ndarray:
+def colour_linear_apply(
+    coefficients: list[np.ndarray], factor: int, colours: np.ndarray, box: tuple[slice, slice]
+) -> np.ndarray:
     """Alpha in ``box`` (row and column slices of the full image) from :func:`colour_linear_fit`'s
     coefficients of the image shrunk ``factor`` times, enlarged bilinearly (:func:`enlarged`) and applied
     to the box's full-size ``colours`` (box's size x 3, float32 [0,1]): float32, clipped to [0, 1]."""

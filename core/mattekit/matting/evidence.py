@@ -9,6 +9,7 @@
 Images are float32 sRGB H x W x 3 in [0,1]; per-pixel results are 1-D float32 over the unknown pixels, in the
 order of their flat indices; distances and radii in pixels.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -148,8 +149,13 @@ def pure_fit(side: Neighbours, radius: int) -> np.ndarray:
     """Squared colour distance (1-D float32, in the order of ``side.idx``) from each unknown pixel
     to the closest of the known side's colours sampled around it: the nearest pixels of that
     side of 16 directions at 1, 2, 3 and 4 ``radius`` (a local palette of that side)."""
-    points = sorted({(int(round(np.sin(k * np.pi / 8) * r * radius)), int(round(np.cos(k * np.pi / 8) * r * radius)))
-                     for k in range(16) for r in (1, 2, 3, 4)})
+    points = sorted(
+        {
+            (int(round(np.sin(k * np.pi / 8) * r * radius)), int(round(np.cos(k * np.pi / 8) * r * radius)))
+            for k in range(16)
+            for r in (1, 2, 3, 4)
+        }
+    )
     n = side.base.size
     best = np.empty(n, np.float32)
     for start in range(0, n, CHUNK):

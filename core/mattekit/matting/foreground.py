@@ -21,6 +21,7 @@ solve's value: the cost follows the soft edge, not the photo. The levels are 2 x
 the full size is never held whole as float, nor the half size where few tiles solve it, and there a tiled level's
 starting colours are enlarged from the one below only where they are read (where tiles cover most of it: whole).
 """
+
 from __future__ import annotations
 
 import cv2
@@ -35,9 +36,17 @@ from .levels import PARTIAL, TILE, level_sizes, result_array
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
 
-def _sweeps(image: np.ndarray, alpha: np.ndarray, fg: np.ndarray, bg: np.ndarray, count: int,
-            eps: float, gamma: float, wanted: tuple[slice, slice] | None = None,
-            fg_only: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+def _sweeps(
+    image: np.ndarray,
+    alpha: np.ndarray,
+    fg: np.ndarray,
+    bg: np.ndarray,
+    count: int,
+    eps: float,
+    gamma: float,
+    wanted: tuple[slice, slice] | None = None,
+    fg_only: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``count`` Jacobi sweeps of the per-pixel solves at one level (image, fg, bg: H x W x 3 float32; alpha H x W);
     returns the new (F, B) inside ``wanted`` (a box of the H x W window; all of it by default), n x m x 3 each,
     B None when ``fg_only``.
@@ -99,9 +108,18 @@ def _sweeps(image: np.ndarray, alpha: np.ndarray, fg: np.ndarray, bg: np.ndarray
     return inside[..., :3], None if fg_only else inside[..., 3:]
 
 
-def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e-3, gamma: float = 0.1,
-                        coarse_sweeps: int = 10, fine_sweeps: int = 2, start_size: int = 32,
-                        out=None, device=None) -> np.ndarray:
+def estimate_foreground(
+    image: np.ndarray,
+    alpha: np.ndarray,
+    *,
+    eps: float = 5e-3,
+    gamma: float = 0.1,
+    coarse_sweeps: int = 10,
+    fine_sweeps: int = 2,
+    start_size: int = 32,
+    out=None,
+    device=None,
+) -> np.ndarray:
     """Foreground colours F (H x W x 3 float32 in [0,1]) of an sRGB image (H x W x 3|4: float32 in [0,1], or
     uint8/uint16, made float a tile or a strip at a time) under ``alpha`` (H x W in [0,1]).
 
@@ -118,8 +136,18 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
     """
     if device is not None:
         from .foreground_device import estimate_foreground_on
-        done = estimate_foreground_on(device, image, alpha, eps=eps, gamma=gamma, coarse_sweeps=coarse_sweeps,
-                                      fine_sweeps=fine_sweeps, start_size=start_size, out=out)
+
+        done = estimate_foreground_on(
+            device,
+            image,
+            alpha,
+            eps=eps,
+            gamma=gamma,
+            coarse_sweeps=coarse_sweeps,
+            fine_sweeps=fine_sweeps,
+            start_size=start_size,
+            out=out,
+        )
         if done is not None:
             return done
     alpha = np.asarray(alpha, np.float32)  # no copy for a float32 alpha: the photo's size is the big one
@@ -164,8 +192,9 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e
         for part in parts:
             near, inner = grown(part, counts[-1], (h, w))  # (inside the window: the tile's halo is as wide)
             local = tuple(slice(n.start - o.start, n.stop - o.start) for n, o in zip(near, window))
-            f, _ = _sweeps(img[local], alpha[near], *(c[local] for c in seeds), counts[-1], eps, gamma, inner,
-                           fg_only=True)
+            f, _ = _sweeps(
+                img[local], alpha[near], *(c[local] for c in seeds), counts[-1], eps, gamma, inner, fg_only=True
+            )
             here = partial[part]
             colours = f[here]
             if kind.kind in "ui":
@@ -254,6 +283,7 @@ def _partial_boxes(flags: np.ndarray, box: tuple[slice, slice], halo: int) -> li
     """Boxes (row and column slices of the level) around the True pixels of ``flags`` (a tile's pixels to solve, at
     ``box``): the bounding box of each quarter of the tile holding some, or of the whole tile where those would
     cover most of its (with their sweeps' halos of ``halo`` px); none without a True pixel."""
+
     def bound(rows, cols, y0, x0):  # the box of the rows and columns holding a True pixel (bool 1-D each)
         r, c = rows.tobytes(), cols.tobytes()
         first = r.find(1)
@@ -268,9 +298,16 @@ def _partial_boxes(flags: np.ndarray, box: tuple[slice, slice], halo: int) -> li
     whole = bound(left | right, top | bottom, 0, 0)
     if whole is None:
         return []
-    quarters = [b for b in (bound(left[:my], top[:mx], 0, 0), bound(right[:my], top[mx:], 0, mx),
-                            bound(left[my:], bottom[:mx], my, 0), bound(right[my:], bottom[mx:], my, mx))
-                if b is not None]
+    quarters = [
+        b
+        for b in (
+            bound(left[:my], top[:mx], 0, 0),
+            bound(right[:my], top[mx:], 0, mx),
+            bound(left[my:], bottom[:mx], my, 0),
+            bound(right[my:], bottom[mx:], my, mx),
+        )
+        if b is not None
+    ]
     chosen = quarters if sum(area(b) for b in quarters) < 0.7 * area(whole) else [whole]
     ys, xs = box
     return [(slice(ys.start + y0, ys.start + y1), slice(xs.start + x0, xs.start + x1)) for y0, y1, x0, x1 in chosen]
@@ -302,8 +339,9 @@ def _plan(tiles: list, alphas: list[np.ndarray], sizes: list[tuple[int, int]], c
             read[_read_box(grown(part, halo, finer)[0], finer, size)] = True
         alpha = alphas[len(sizes) - 2 - level]
         tiles = _level_tiles(between(alpha, PARTIAL, 1.0 - PARTIAL), counts[level], read)
-        needed = ([grown(p, counts[level], size)[0] for _, boxes in tiles for p in boxes]
-                  + [_read_box(box, finer, size) for box in needed])
+        needed = [grown(p, counts[level], size)[0] for _, boxes in tiles for p in boxes] + [
+            _read_box(box, finer, size) for box in needed
+        ]
         plans[level], finer = (tiles, needed), size
     return plans
 
@@ -313,6 +351,7 @@ def _tiled_sweeps(image, alpha, fg, bg, count, eps, gamma, tiles) -> None:
     :func:`mattekit.ops.regions.each_tile`), written into ``fg`` and ``bg`` once every box is solved. A box is computed from
     the level's starting values with a halo of ``count`` pixels, so its interior is what the whole-level sweeps
     give; elsewhere (where the level above reads them) the colours stay as enlarged from the level below."""
+
     def swept(tile):
         pieces = []
         for part in tile[1]:
@@ -357,7 +396,16 @@ def _sample(planes: tuple[np.ndarray, ...], window: tuple[slice, slice], full: t
     (rows, top, bottom), (cols, left, right) = (_reads(s, f, n) for s, f, n in zip(window, full, planes[0].shape))
     # positions rounded to OpenCV's 1/32 px first, so that they are exact in float32 whatever the crop: a pixel's value
     # does not depend on the window it is sampled in
-    map_x, map_y = np.meshgrid((np.rint(cols * 32) / 32 - left).astype(np.float32),
-                               (np.rint(rows * 32) / 32 - top).astype(np.float32))
-    return [cv2.remap(np.ascontiguousarray(p[top:bottom, left:right]), map_x, map_y, cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_REPLICATE) for p in planes]
+    map_x, map_y = np.meshgrid(
+        (np.rint(cols * 32) / 32 - left).astype(np.float32), (np.rint(rows * 32) / 32 - top).astype(np.float32)
+    )
+    return [
+        cv2.remap(
+            np.ascontiguousarray(p[top:bottom, left:right]),
+            map_x,
+            map_y,
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        for p in planes
+    ]

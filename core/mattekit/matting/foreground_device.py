@@ -4,6 +4,7 @@ partial alpha (a GPU has the lanes; the strips bound its memory), with the same 
 px where the CPU samples) and sweeps, so the colours equal the CPU's to float rounding. Only the full size's partial
 pixels come back to the host. Images H x W x 3|4 (uint8, uint16 or float [0,1]); alphas H x W float32 in [0,1].
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,9 +18,18 @@ from .levels import PARTIAL, TILE, level_sizes, result_array
 STRIP = 1 << 22  # pixels of a level swept at a time (with a halo of its sweeps' count of rows each side)
 
 
-def estimate_foreground_on(device: torch.device, image: np.ndarray, alpha: np.ndarray, *, eps: float = 5e-3,
-                           gamma: float = 0.1, coarse_sweeps: int = 10, fine_sweeps: int = 2, start_size: int = 32,
-                           out=None) -> np.ndarray:
+def estimate_foreground_on(
+    device: torch.device,
+    image: np.ndarray,
+    alpha: np.ndarray,
+    *,
+    eps: float = 5e-3,
+    gamma: float = 0.1,
+    coarse_sweeps: int = 10,
+    fine_sweeps: int = 2,
+    start_size: int = 32,
+    out=None,
+) -> np.ndarray:
     """:func:`mattekit.matting.foreground.estimate_foreground` (the same arguments, ``out`` too) run on ``device``;
     returns the same H x W x 3 colours (to float rounding; integer ``out`` rounded as there), or None where the
     device's memory runs out (``out`` untouched: the caller solves it on the CPU)."""
@@ -50,8 +60,12 @@ def _solved(device, image, alpha, eps, gamma, coarse_sweeps, fine_sweeps, start_
             planes[:, :, y : y + done.shape[2]] = done
     img = levels = None
     start = _starting(_start(photo, a) if planes is None else planes, (h, w), rounded=True)
-    values = torch.cat([done[0, :3][:, partial[0, 0, y : y + done.shape[2]]].t()  # (row-major, as `where`)
-                        for y, done in _strips(photo, a, start, counts[-1], eps, gamma)])
+    values = torch.cat(
+        [
+            done[0, :3][:, partial[0, 0, y : y + done.shape[2]]].t()  # (row-major, as `where`)
+            for y, done in _strips(photo, a, start, counts[-1], eps, gamma)
+        ]
+    )
     return where.cpu().numpy(), values.cpu().numpy()
 
 
@@ -101,14 +115,17 @@ def _strips(img: torch.Tensor, a: torch.Tensor, start, count: int, eps: float, g
         yield y, done[:, :, y - top : y - top + rows]
 
 
-def _sweeps(img: torch.Tensor, a: torch.Tensor, planes: torch.Tensor, count: int, eps: float,
-            gamma: float) -> torch.Tensor:
+def _sweeps(
+    img: torch.Tensor, a: torch.Tensor, planes: torch.Tensor, count: int, eps: float, gamma: float
+) -> torch.Tensor:
     """The sweeps of :func:`mattekit.matting.foreground._sweeps` on a whole window (borders repeat the edge): per
     pixel the 2 x 2 solve of F and B from the compositing equation and the neighbours' pull (up, down, left, right,
     weighted by eps + gamma |alpha_i - alpha_j|), clipped to [0,1]. 1 x 6 x h x w."""
     edge = F.pad(a, (1, 1, 1, 1), mode="replicate")
-    weights = [eps + gamma * (a - edge[:, :, dy : dy + a.shape[2], dx : dx + a.shape[3]]).abs()
-               for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2))]  # up, down, left, right
+    weights = [
+        eps + gamma * (a - edge[:, :, dy : dy + a.shape[2], dx : dx + a.shape[3]]).abs()
+        for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2))
+    ]  # up, down, left, right
     total = weights[0] + weights[1] + weights[2] + weights[3]
     na = 1.0 - a
     m00, m01, m11 = a * a + total, a * na, na * na + total

@@ -15,6 +15,7 @@ Windows are processed in strips of rows so that the working set stays in cache; 
 some rows of the matrix are wanted (the unknown pixels of a trimap), a strip's windows that
 hold none of them are skipped.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -25,8 +26,9 @@ STRIP = 32  # rows of window centres per pass: keeps the working set in cache
 GAP = 48  # columns without wanted windows that split a strip's pass in two
 
 
-def _accumulate(stencil: np.ndarray, padded: np.ndarray, mu: np.ndarray, top: int, bottom: int,
-                left: int, right: int, eps: float) -> None:
+def _accumulate(
+    stencil: np.ndarray, padded: np.ndarray, mu: np.ndarray, top: int, bottom: int, left: int, right: int, eps: float
+) -> None:
     """Add the contributions of the windows centred on rows [top, bottom) and columns [left, right).
 
     ``padded``: the image with a 1-px border, float64; ``mu``: window means, float64.
@@ -34,8 +36,10 @@ def _accumulate(stencil: np.ndarray, padded: np.ndarray, mu: np.ndarray, top: in
     # Centred colours of the 9 members of each window, their covariance and its Cholesky
     # factor in float64: for nearly rank-deficient windows eps is far below the float32
     # resolution of the colour variances.
-    wide = [padded[1 + top + dy : 1 + bottom + dy, 1 + left + dx : 1 + right + dx] - mu[top:bottom, left:right]
-            for dy, dx in WINDOW]
+    wide = [
+        padded[1 + top + dy : 1 + bottom + dy, 1 + left + dx : 1 + right + dx] - mu[top:bottom, left:right]
+        for dy, dx in WINDOW
+    ]
     cov = {}
     for i in range(3):
         for j in range(i, 3):

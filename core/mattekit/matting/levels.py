@@ -2,6 +2,7 @@
 :mod:`mattekit.matting.foreground_device` on a GPU): their sizes, what counts as partial alpha, and the tile size
 above which the CPU solves a level in tiles, and the array both write their colours into.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from ..ops.pixels import unit_float
 
 PARTIAL = 1e-3  # alpha within this of 0 or 1 counts as clear or opaque
-TILE = 128      # px: levels over TILE^2 x 4 pixels are solved (on the CPU) in tiles this size holding partial alpha
+TILE = 128  # px: levels over TILE^2 x 4 pixels are solved (on the CPU) in tiles this size holding partial alpha
 
 
 def level_sizes(h: int, w: int, start_size: int) -> list[tuple[int, int]]:

@@ -12,6 +12,7 @@ tiles: :func:`pattern_share`) nothing is kept.
 Images sRGB float32 H x W x 3|4 in [0,1] (or uint8/uint16), alphas and mattes H x W float32 in [0,1]
 (0: no shadow, 1: black).
 """
+
 from __future__ import annotations
 
 import cv2

@@ -6,6 +6,7 @@ to float rounding. The colour evidence, the trimap and the coarsest level's dire
 on the CPU. Images h x w x 3 float32 in [0,1]; masks, targets and weights h x w (bool or float32); stencils
 (13 or 5, h, w) float32 tensors.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,18 @@ from . import solver
 from .laplacian import WINDOW, add_pairs
 
 
-def solve_on(device: torch.device, image: np.ndarray, fg: np.ndarray, unknown: np.ndarray, prior: np.ndarray,
-             weight: np.ndarray, x0: np.ndarray, eps: float, iterations: int, omega: float = 0.75) -> np.ndarray | None:
+def solve_on(
+    device: torch.device,
+    image: np.ndarray,
+    fg: np.ndarray,
+    unknown: np.ndarray,
+    prior: np.ndarray,
+    weight: np.ndarray,
+    x0: np.ndarray,
+    eps: float,
+    iterations: int,
+    omega: float = 0.75,
+) -> np.ndarray | None:
     """Minimise ``x^T L x + sum weight (x - prior)^2`` over the ``unknown`` pixels (h x w bool), the ``fg`` pixels
     (h x w bool) fixed to 1 and the others to 0, L the matting Laplacian of ``image`` (regulariser ``eps``), by
     ``iterations`` of multigrid-preconditioned conjugate gradients from ``x0`` on ``device``: x, h x w float32 (0 off
@@ -83,7 +94,9 @@ def apply(stencil: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     planes = stencil.view(n, h * w)
     near = F.unfold(x[None, None], k, padding=k // 2)[0, k * k // 2 :]  # x at the half offsets: n x hw
     y = (planes * near).sum(0).view(h, w)
-    mirrored = torch.cat([torch.zeros((k * k // 2 + 1, h * w), dtype=x.dtype, device=x.device), planes[1:] * x.view(1, -1)])
+    mirrored = torch.cat(
+        [torch.zeros((k * k // 2 + 1, h * w), dtype=x.dtype, device=x.device), planes[1:] * x.view(1, -1)]
+    )
     return y + F.fold(mirrored[None], (h, w), k, padding=k // 2)[0, 0]
 
 
@@ -96,8 +109,9 @@ def coarsen(stencil: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, to
     mask = F.pad(mask, (0, 2 * wc - w, 0, 2 * hc - h))
     coarse = torch.zeros((5, hc, wc), dtype=torch.float32, device=stencil.device)
     solver.add_galerkin(coarse, stencil)
-    return coarse, torch.maximum(torch.maximum(mask[0::2, 0::2], mask[1::2, 0::2]),
-                                 torch.maximum(mask[0::2, 1::2], mask[1::2, 1::2]))
+    return coarse, torch.maximum(
+        torch.maximum(mask[0::2, 0::2], mask[1::2, 0::2]), torch.maximum(mask[0::2, 1::2], mask[1::2, 1::2])
+    )
 
 
 class Multigrid:
@@ -113,8 +127,9 @@ class Multigrid:
             if int(mask.sum()) <= solver.COARSEST:
                 flat, inverse = solver.direct(stencil.cpu().numpy(), mask.cpu().numpy() > 0)
                 device = stencil.device
-                self.levels.append((stencil, mask, inv, (torch.from_numpy(flat).to(device),
-                                                         torch.from_numpy(inverse).to(device))))
+                self.levels.append(
+                    (stencil, mask, inv, (torch.from_numpy(flat).to(device), torch.from_numpy(inverse).to(device)))
+                )
                 break
             self.levels.append((stencil, mask, inv, None))
             stencil, mask = coarsen(stencil, mask)
@@ -140,8 +155,15 @@ class Multigrid:
         return x
 
 
-def conjugate_gradients(stencil: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, x0: torch.Tensor,
-                        iterations: int, omega: float = 0.75, tol: float = 1e-6) -> torch.Tensor:
+def conjugate_gradients(
+    stencil: torch.Tensor,
+    b: torch.Tensor,
+    mask: torch.Tensor,
+    x0: torch.Tensor,
+    iterations: int,
+    omega: float = 0.75,
+    tol: float = 1e-6,
+) -> torch.Tensor:
     """:func:`mattekit.matting.solver.solve` on a device: A x = b on the ``mask`` pixels (float32 0/1, h x w) from
     ``x0``; x is 0 off the mask. The same stops: ``iterations``, or the residual below ``tol`` of its start."""
     b, x = b * mask, x0 * mask
@@ -149,6 +171,13 @@ def conjugate_gradients(stencil: torch.Tensor, b: torch.Tensor, mask: torch.Tens
         return x
     precondition = Multigrid(stencil, mask, omega)
     r = (b - apply(stencil, x)) * mask
-    return solver.conjugate_gradients(lambda v: apply(stencil, v), precondition, r, x, iterations, tol,
-                                      dot=lambda u, v: float(torch.vdot(u.reshape(-1), v.reshape(-1))),
-                                      norm=lambda v: float(torch.linalg.vector_norm(v)))
+    return solver.conjugate_gradients(
+        lambda v: apply(stencil, v),
+        precondition,
+        r,
+        x,
+        iterations,
+        tol,
+        dot=lambda u, v: float(torch.vdot(u.reshape(-1), v.reshape(-1))),
+        norm=lambda v: float(torch.linalg.vector_norm(v)),
+    )

@@ -14,6 +14,7 @@ coarsest level (a few dozen unknowns) is solved directly. Every step is a few wh
 OpenCV/numpy calls: the cost is linear in the grid size, and since the iteration count is
 fixed the solver always returns in bounded time.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,8 +54,9 @@ def apply(stencil: np.ndarray, x: np.ndarray) -> np.ndarray:
 def _shift_add(dst: np.ndarray, src: np.ndarray, dy: int, dx: int) -> None:
     """dst[y + dy, x + dx] += src[y, x] wherever both exist."""
     h, w = dst.shape
-    dst[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] += \
-        src[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
+    dst[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] += src[
+        max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)
+    ]
 
 
 def coarsen(stencil: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -215,8 +217,15 @@ class Multigrid:
         return x
 
 
-def solve(stencil: np.ndarray, b: np.ndarray, mask: np.ndarray, x0: np.ndarray | None = None,
-          iterations: int = 20, tol: float = 1e-6, omega: float = 0.75) -> np.ndarray:
+def solve(
+    stencil: np.ndarray,
+    b: np.ndarray,
+    mask: np.ndarray,
+    x0: np.ndarray | None = None,
+    iterations: int = 20,
+    tol: float = 1e-6,
+    omega: float = 0.75,
+) -> np.ndarray:
     """Solve A x = b on the masked pixels by multigrid-preconditioned CG; x is 0 off the mask.
 
     ``stencil``: half stencil (13 or 5, H, W) float32, zero on entries off the mask; ``b``
@@ -232,8 +241,16 @@ def solve(stencil: np.ndarray, b: np.ndarray, mask: np.ndarray, x0: np.ndarray |
     precondition = Multigrid(stencil, mask, omega)
     r = b - apply(stencil, x)
     r *= weight
-    return conjugate_gradients(lambda v: apply(stencil, v), precondition, r, x, iterations, tol,
-                               dot=lambda u, v: float(np.vdot(u, v)), norm=lambda v: float(np.linalg.norm(v)))
+    return conjugate_gradients(
+        lambda v: apply(stencil, v),
+        precondition,
+        r,
+        x,
+        iterations,
+        tol,
+        dot=lambda u, v: float(np.vdot(u, v)),
+        norm=lambda v: float(np.linalg.norm(v)),
+    )
 
 
 def conjugate_gradients(matvec, precondition, r, x, iterations: int, tol: float, dot, norm):

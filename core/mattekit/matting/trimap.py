@@ -4,6 +4,7 @@
 (0/128/255 image or floats), ``expand_known`` grows the known regions into unknown pixels of
 the same colour, and ``split`` gives the three boolean regions.
 """
+
 from __future__ import annotations
 
 import cv2

@@ -6,6 +6,7 @@ ONNX trace call, recurrent step, output maps). :func:`build` turns a catalog spe
 ``"u2net:U2NET"`` into a module. Importing this package loads no torch (the catalog checks its rows against the
 registry without loading a network); :func:`family` imports a family's module on first use.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -58,17 +59,34 @@ class Family:
             raise ValueError(f"net family {self.name!r} has no class {class_name!r}; it has {', '.join(self.classes)}")
         return self.classes[class_name](**kwargs)
 
+
 # The registry: catalog ``net`` prefix -> the module declaring its FAMILY (a Family once loaded or registered).
-_FAMILIES: dict[str, str | Family] = {name: f"{__name__}.{name}" for name in (
-    "u2net", "isnet", "csnet", "birefnet", "sinet", "extremec3", "modnet", "rvm", "depth_anything", "sam2",
-    "srvgg", "rrdbnet", "rfdn")}
+_FAMILIES: dict[str, str | Family] = {
+    name: f"{__name__}.{name}"
+    for name in (
+        "u2net",
+        "isnet",
+        "csnet",
+        "birefnet",
+        "sinet",
+        "extremec3",
+        "modnet",
+        "rvm",
+        "depth_anything",
+        "sam2",
+        "srvgg",
+        "rrdbnet",
+        "rfdn",
+    )
+}
 
 
 # Families whose descriptor is plain (:attr:`Family.plain`): what the runtime needs of them is known
 # without importing their module, which imports torch, so a run on ONNX Runtime alone never imports it
 # (tests/unit/engines/test_without_torch.py checks each against its FAMILY).
-PLAIN = frozenset({"u2net", "isnet", "csnet", "birefnet", "sinet", "extremec3", "modnet", "sam2", "srvgg", "rrdbnet",
-                   "rfdn"})
+PLAIN = frozenset(
+    {"u2net", "isnet", "csnet", "birefnet", "sinet", "extremec3", "modnet", "sam2", "srvgg", "rrdbnet", "rfdn"}
+)
 
 
 def plain(name: str) -> bool:

@@ -4,6 +4,7 @@ Feature maps are "octave sets": a list of tensors, branch ``i`` at 1/2**i of the
 (a branch may be ``None`` when it has no channels). All channel widths come from a pruned layer config,
 given as nested lists of numbers (see ``CSNET_L_X2``).
 """
+
 from __future__ import annotations
 
 import math
@@ -223,13 +224,16 @@ class CSNet(nn.Module):
         index = 1
         for s, n in enumerate(self.stages, start=1):
             blocks = [
-                ILBlock(_widths(layer_config[index + b][0]), _widths(layer_config[index + b][1]),
-                        stride=2 if s > 1 and b == 0 else 1)
+                ILBlock(
+                    _widths(layer_config[index + b][0]),
+                    _widths(layer_config[index + b][1]),
+                    stride=2 if s > 1 and b == 0 else 1,
+                )
                 for b in range(n)
             ]
             setattr(self, f"stage{s}", nn.ModuleList(blocks))
             index += n
-        self.oct_fuse = CSFHead(layer_config[index:index + 3])
+        self.oct_fuse = CSFHead(layer_config[index : index + 3])
         self.cls_layer = nn.Conv2d(sum(_widths(layer_config[-2][1])), num_classes, kernel_size=1)
 
     def forward(self, x):

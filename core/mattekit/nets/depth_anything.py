@@ -3,6 +3,7 @@
 State-dict keys follow the official checkpoints (``pretrained.*`` for the ViT,
 ``depth_head.*`` for the DPT head), e.g. ``depth_anything_v2_vits.pth``.
 """
+
 from __future__ import annotations
 
 import math
@@ -171,12 +172,14 @@ class DPTHead(nn.Module):
         super().__init__()
         c = list(out_channels)
         self.projects = nn.ModuleList(nn.Conv2d(in_ch, oc, 1) for oc in c)
-        self.resize_layers = nn.ModuleList([
-            nn.ConvTranspose2d(c[0], c[0], 4, stride=4),
-            nn.ConvTranspose2d(c[1], c[1], 2, stride=2),
-            nn.Identity(),
-            nn.Conv2d(c[3], c[3], 3, stride=2, padding=1),
-        ])
+        self.resize_layers = nn.ModuleList(
+            [
+                nn.ConvTranspose2d(c[0], c[0], 4, stride=4),
+                nn.ConvTranspose2d(c[1], c[1], 2, stride=2),
+                nn.Identity(),
+                nn.Conv2d(c[3], c[3], 3, stride=2, padding=1),
+            ]
+        )
         s = self.scratch = nn.Module()
         for i, oc in enumerate(c, 1):
             setattr(s, f"layer{i}_rn", nn.Conv2d(oc, features, 3, padding=1, bias=False))
@@ -184,8 +187,7 @@ class DPTHead(nn.Module):
             setattr(s, f"refinenet{i}", FeatureFusionBlock(features))
         s.output_conv1 = nn.Conv2d(features, features // 2, 3, padding=1)
         s.output_conv2 = nn.Sequential(
-            nn.Conv2d(features // 2, 32, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 1, 1), nn.ReLU(),
+            nn.Conv2d(features // 2, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 1, 1), nn.ReLU()
         )
 
     def forward(self, feats, ph: int, pw: int):

@@ -3,6 +3,7 @@
 BatchNorm eps is mixed as upstream: 1e-3 in CBR/BR and the C3 module output, the torch default
 1e-5 inside the dilated C3 branches and in the coarse-path ``upsample``.
 """
+
 from __future__ import annotations
 
 import torch

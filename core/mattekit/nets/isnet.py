@@ -3,6 +3,7 @@
 Re-implementation of xuebinqin/DIS ``IS-Net/models/isnet.py`` ``ISNetDIS`` with the same
 state-dict keys; the RSU blocks and nested U body come from :mod:`mattekit.nets.u2net`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,9 +25,12 @@ class ISNetDIS(U2Body):
 
     def __init__(self, in_ch: int = 3, out_ch: int = 1):
         super().__init__(
-            64, out_ch,
-            (32, 32, 64, 128, 256, 256), (64, 128, 256, 512, 512, 512),
-            (16, 32, 64, 128, 256), (64, 64, 128, 256, 512),
+            64,
+            out_ch,
+            (32, 32, 64, 128, 256, 256),
+            (64, 128, 256, 512, 512, 512),
+            (16, 32, 64, 128, 256),
+            (64, 64, 128, 256, 512),
         )
         self.conv_in = nn.Conv2d(in_ch, 64, 3, stride=2, padding=1)  # no BN/ReLU; upstream's pool_in is unused
 

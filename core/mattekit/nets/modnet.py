@@ -5,6 +5,7 @@ As upstream, the backbone is registered twice (``backbone.*`` and ``lr_branch.ba
 are the same module), so a state dict holds both copies and the ``lr_branch`` one, loaded
 last, is what takes effect.
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,7 +38,15 @@ class InvertedResidual(nn.Module):
 class MobileNetV2(nn.Module):
     """MobileNetV2 (width 1.0) feature layers ``features[0..18]``, no classifier."""
 
-    SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+    SETTING = (
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    )
 
     def __init__(self, in_channels: int = 3):
         super().__init__()
@@ -81,14 +90,22 @@ class IBNorm(nn.Module):
 
     def forward(self, x):
         # Upstream slices the instance-norm half from index in_ch (== bn_ch for even C).
-        return torch.cat((self.bnorm(x[:, :self.bn_ch].contiguous()), self.inorm(x[:, self.in_ch:].contiguous())), 1)
+        return torch.cat((self.bnorm(x[:, : self.bn_ch].contiguous()), self.inorm(x[:, self.in_ch :].contiguous())), 1)
 
 
 class Conv2dIBNormRelu(nn.Module):
     """Conv2d (bias) [-> IBNorm] [-> ReLU]."""
 
-    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, padding: int = 0, with_ibn: bool = True,
-                 with_relu: bool = True):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        k: int,
+        stride: int = 1,
+        padding: int = 0,
+        with_ibn: bool = True,
+        with_relu: bool = True,
+    ):
         super().__init__()
         layers = [nn.Conv2d(cin, cout, k, stride=stride, padding=padding)]
         if with_ibn:
@@ -115,8 +132,12 @@ class SEBlock(nn.Module):
 
     def __init__(self, ch: int, reduction: int = 4):
         super().__init__()
-        self.fc = nn.Sequential(nn.Linear(ch, ch // reduction, bias=False), nn.ReLU(),
-                                nn.Linear(ch // reduction, ch, bias=False), nn.Sigmoid())
+        self.fc = nn.Sequential(
+            nn.Linear(ch, ch // reduction, bias=False),
+            nn.ReLU(),
+            nn.Linear(ch // reduction, ch, bias=False),
+            nn.Sigmoid(),
+        )
 
     def forward(self, x):
         n, c = x.shape[:2]

@@ -1,4 +1,5 @@
 """RFDN: residual feature distillation network for lightweight x4 super-resolution (njulj/RFDN)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """RRDBNet (ESRGAN / Real-ESRGAN x4plus, x2plus generator), as in BasicSR."""
+
 from __future__ import annotations
 
 import torch

@@ -8,6 +8,7 @@ deep guided filter that brings the coarse result back to full resolution.
 
 One frame per call; the caller carries the four recurrent states from frame to frame.
 """
+
 from __future__ import annotations
 
 import torch
@@ -49,11 +50,14 @@ def _activation(name: str) -> nn.Module:
     return nn.Hardswish() if name == "hardswish" else nn.ReLU(inplace=True)
 
 
-def _conv_bn_act(cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1, groups: int = 1,
-                 act: str | None = "relu") -> nn.Sequential:
+def _conv_bn_act(
+    cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1, groups: int = 1, act: str | None = "relu"
+) -> nn.Sequential:
     """Conv (no bias, 'same' padding) -> BatchNorm -> optional activation."""
-    layers = [nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2 * dilation, dilation, groups, bias=False),
-              nn.BatchNorm2d(cout)]
+    layers = [
+        nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2 * dilation, dilation, groups, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
     if act is not None:
         layers.append(_activation(act))
     return nn.Sequential(*layers)
@@ -75,16 +79,18 @@ class SqueezeExcitation(nn.Module):
 class InvertedResidual(nn.Module):
     """MobileNetV3 block: [1x1 expand] -> kxk depthwise (strided or dilated) -> [SE] -> 1x1 projection."""
 
-    def __init__(self, cin: int, kernel: int, expanded: int, cout: int, use_se: bool, act: str, stride: int,
-                 dilation: int):
+    def __init__(
+        self, cin: int, kernel: int, expanded: int, cout: int, use_se: bool, act: str, stride: int, dilation: int
+    ):
         super().__init__()
         self.use_res = stride == 1 and cin == cout
         layers: list[nn.Module] = []
         if expanded != cin:
             layers.append(_conv_bn_act(cin, expanded, 1, act=act))
         # A dilated stage keeps its resolution: the stride becomes 1.
-        layers.append(_conv_bn_act(expanded, expanded, kernel, 1 if dilation > 1 else stride, dilation,
-                                   groups=expanded, act=act))
+        layers.append(
+            _conv_bn_act(expanded, expanded, kernel, 1 if dilation > 1 else stride, dilation, groups=expanded, act=act)
+        )
         if use_se:
             layers.append(SqueezeExcitation(expanded, _divisible_by_8(expanded / 4)))
         layers.append(_conv_bn_act(expanded, cout, 1, act=None))
@@ -221,7 +227,8 @@ class DeepGuidedFilterRefiner(nn.Module):
         self.box_filter = nn.Conv2d(4, 4, 3, padding=1, bias=False, groups=4)
         nn.init.constant_(self.box_filter.weight, 1 / 9)
         self.conv = nn.Sequential(
-            _conv_bn_act(4 * 2 + hidden, hidden, 1), _conv_bn_act(hidden, hidden, 1), nn.Conv2d(hidden, 4, 1))
+            _conv_bn_act(4 * 2 + hidden, hidden, 1), _conv_bn_act(hidden, hidden, 1), nn.Conv2d(hidden, 4, 1)
+        )
 
     def forward(self, fine_src, base_src, base_fgr, base_pha, base_hid):
         fine_x = torch.cat([fine_src, fine_src.mean(1, keepdim=True)], 1)
@@ -276,8 +283,13 @@ class RobustVideoMatting(nn.Module):
         zero = src.new_zeros(1, 1, 1, 1)
         r1, r2, r3, r4 = (zero if r is None else r for r in (r1, r2, r3, r4))
         ratio = self.auto_downsample_ratio(*src.shape[2:]) if downsample_ratio is None else float(downsample_ratio)
-        src_sm = src if ratio == 1.0 else F.interpolate(
-            src, scale_factor=ratio, mode="bilinear", align_corners=False, recompute_scale_factor=False)
+        src_sm = (
+            src
+            if ratio == 1.0
+            else F.interpolate(
+                src, scale_factor=ratio, mode="bilinear", align_corners=False, recompute_scale_factor=False
+            )
+        )
         f1, f2, f3, f4 = self.backbone(src_sm)
         hid, r1, r2, r3, r4 = self.decoder(src_sm, f1, f2, f3, self.aspp(f4), r1, r2, r3, r4)
         fgr_residual, pha = self.project_mat(hid).split([3, 1], 1)

@@ -3,6 +3,7 @@
 Also holds the small conv/BN/PReLU blocks shared with ``extremec3``. Every upsampling is
 bilinear with ``align_corners=True`` (upstream's ``nn.UpsamplingBilinear2d``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,9 +15,16 @@ from . import Family
 # Dnc_SINet's hard-coded encoder layout: per S2 module, [kernel, avg-pool size] of each branch.
 # The first two entries feed level2 (p modules), the rest level3 (q modules).
 SINET_CONFIG = (
-    ((3, 1), (5, 1)), ((3, 1), (3, 1)),
-    ((3, 1), (5, 1)), ((3, 1), (3, 1)), ((5, 1), (3, 2)), ((5, 2), (3, 4)),
-    ((3, 1), (3, 1)), ((5, 1), (5, 1)), ((3, 2), (3, 4)), ((3, 1), (5, 2)),
+    ((3, 1), (5, 1)),
+    ((3, 1), (3, 1)),
+    ((3, 1), (5, 1)),
+    ((3, 1), (3, 1)),
+    ((5, 1), (3, 2)),
+    ((5, 2), (3, 4)),
+    ((3, 1), (3, 1)),
+    ((5, 1), (5, 1)),
+    ((3, 2), (3, 4)),
+    ((3, 1), (5, 2)),
 )
 
 
@@ -105,8 +113,7 @@ class S2block(nn.Module):
         super().__init__()
         self.pool = pool
         self.conv = nn.Sequential(
-            nn.Conv2d(cin, cin, k, 1, (k - 1) // 2, groups=cin, bias=False),
-            nn.BatchNorm2d(cin, eps=1e-3),
+            nn.Conv2d(cin, cin, k, 1, (k - 1) // 2, groups=cin, bias=False), nn.BatchNorm2d(cin, eps=1e-3)
         )
         self.act_conv1x1 = nn.Sequential(nn.PReLU(cin), nn.Conv2d(cin, cout, 1, bias=False))
         self.bn = nn.BatchNorm2d(cout, eps=1e-3)
@@ -148,9 +155,7 @@ class SINetEncoder(nn.Module):
         dim1, dim2, dim3 = 16, 48 + 4 * (chnn - 1), 96 + 4 * (chnn - 1)
         self.level1 = CBR(3, 12, 3, 2)
         self.level2_0 = SEseparableCBR(12, dim1, 3, 2, divide=1)
-        self.level2 = nn.ModuleList(
-            S2module(dim1 if i == 0 else dim2, dim2, config[i], add=i > 0) for i in range(p)
-        )
+        self.level2 = nn.ModuleList(S2module(dim1 if i == 0 else dim2, dim2, config[i], add=i > 0) for i in range(p))
         self.BR2 = BR(dim2 + dim1)
         self.level3_0 = SEseparableCBR(dim2 + dim1, dim2, 3, 2, divide=2)
         self.level3 = nn.ModuleList(

@@ -1,4 +1,5 @@
 """SRVGGNetCompact: Real-ESRGAN's compact VGG-style x4 super-resolution net (realesr-*-v3)."""
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 Re-implementation of xuebinqin/U-2-Net ``model/u2net.py`` with the same state-dict keys.
 The RSU blocks and the nested U body are reused by :mod:`mattekit.nets.isnet`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -44,7 +45,7 @@ class RSU(nn.Module):
     def __init__(self, height: int, in_ch: int, mid_ch: int, out_ch: int, dilated: bool = False):
         super().__init__()
         self.height, self.dilated = height, dilated
-        rates = [2 ** i for i in range(height)] if dilated else [1] * (height - 1) + [2]
+        rates = [2**i for i in range(height)] if dilated else [1] * (height - 1) + [2]
         self.rebnconvin = REBNCONV(in_ch, out_ch)
         for i in range(1, height + 1):
             setattr(self, f"rebnconv{i}", REBNCONV(out_ch if i == 1 else mid_ch, mid_ch, rates[i - 1]))
@@ -136,8 +137,10 @@ class U2NET(U2Body):
 
     def __init__(self, in_ch: int = 3, out_ch: int = 1, widths=None):
         enc_mid, enc_out, dec_mid, dec_out = widths or (
-            (32, 32, 64, 128, 256, 256), (64, 128, 256, 512, 512, 512),
-            (16, 32, 64, 128, 256), (64, 64, 128, 256, 512),
+            (32, 32, 64, 128, 256, 256),
+            (64, 128, 256, 512, 512, 512),
+            (16, 32, 64, 128, 256),
+            (64, 64, 128, 256, 512),
         )
         super().__init__(in_ch, out_ch, enc_mid, enc_out, dec_mid, dec_out)
         self.outconv = nn.Conv2d(6 * out_ch, out_ch, 1)

@@ -2,6 +2,7 @@
 photo's own blurred background and background colours given as text. Colours float32 in [0,1], H x W x 3
 (or 4 with alpha); alphas H x W.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,20 +47,23 @@ def blurred_background(image: np.ndarray, alpha: np.ndarray, sigma: float) -> np
     return np.where(den > 1e-3, num / np.maximum(den, 1e-3), plain).astype(np.float32)
 
 
-def drop_shadow(alpha: np.ndarray, offset: tuple[int, int] = (12, 12), sigma: float = 8.0,
-                opacity: float = 0.5) -> np.ndarray:
+def drop_shadow(
+    alpha: np.ndarray, offset: tuple[int, int] = (12, 12), sigma: float = 8.0, opacity: float = 0.5
+) -> np.ndarray:
     """Coverage (H x W) of a soft shadow cast by ``alpha``: shifted by ``offset`` (dy, dx) px, blurred by ``sigma``."""
     a = np.asarray(alpha, np.float32)
     h, w = a.shape
     dy, dx = (int(v) for v in offset)
     shifted = np.zeros_like(a)
-    shifted[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] = \
-        a[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
+    shifted[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] = a[
+        max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)
+    ]
     return np.clip(gaussian_blur(shifted, sigma) * opacity, 0.0, 1.0)
 
 
-def composite(fg: np.ndarray, alpha: np.ndarray, background, shadow: np.ndarray | None = None,
-              shadow_colour=(0.0, 0.0, 0.0)) -> np.ndarray:
+def composite(
+    fg: np.ndarray, alpha: np.ndarray, background, shadow: np.ndarray | None = None, shadow_colour=(0.0, 0.0, 0.0)
+) -> np.ndarray:
     """Straight-alpha foreground colours over a background (RGB triple or H x W x 3 image),
     optionally with a shadow coverage (see :func:`drop_shadow`) laid on the background first.
     Returns H x W x 3 float32."""
@@ -71,7 +75,15 @@ def composite(fg: np.ndarray, alpha: np.ndarray, background, shadow: np.ndarray 
 
 def parse_colour(text: str) -> tuple[float, float, float]:
     """'#rrggbb', 'rrggbb', 'r,g,b' (0..255) or a few names -> RGB floats in [0,1]; ValueError otherwise."""
-    names = {"white": "#ffffff", "black": "#000000", "green": "#00ff00", "blue": "#0000ff", "red": "#ff0000", "grey": "#808080", "gray": "#808080"}
+    names = {
+        "white": "#ffffff",
+        "black": "#000000",
+        "green": "#00ff00",
+        "blue": "#0000ff",
+        "red": "#ff0000",
+        "grey": "#808080",
+        "gray": "#808080",
+    }
     t = names.get(text.strip().lower(), text.strip())
     if "," in t:
         parts = [float(v) for v in t.split(",")]

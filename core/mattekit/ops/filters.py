@@ -1,6 +1,7 @@
 """Smoothing filters: box mean, Gaussian blur and the guided filter. Arrays are float32 H x W (x C);
 radii and sigmas in pixels.
 """
+
 from __future__ import annotations
 
 import cv2

@@ -2,6 +2,7 @@
 float, 2 x 2 block means, bilinear enlarging and box means with OpenCV's borders, so that a result equals the
 CPU's OpenCV one to float rounding. Tensors are 1 x C x H x W float32; photos in [0,1].
 """
+
 from __future__ import annotations
 
 import warnings

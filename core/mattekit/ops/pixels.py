@@ -2,6 +2,7 @@
 
 Floats are float32 in [0,1]; uint8 and uint16 hold 0..255 and 0..65535; images are H x W (x C).
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -129,6 +130,9 @@ def between(x: np.ndarray, low: float, high: float) -> np.ndarray:
     (its inclusive range between the float32 neighbours of the bounds): 3x faster than numpy's three."""
     if x.dtype != np.float32 or x.ndim != 2 or not x.size:
         return (x > low) & (x < high)
-    above, below = np.nextafter(np.float32(low), np.float32(np.inf)), np.nextafter(np.float32(high), np.float32(-np.inf))
+    above, below = (
+        np.nextafter(np.float32(low), np.float32(np.inf)),
+        np.nextafter(np.float32(high), np.float32(-np.inf)),
+    )
     inside = cv2.inRange(x, float(above), float(below))  # 255 inside, 0 outside
     return np.bitwise_and(inside, 1, out=inside).view(bool)

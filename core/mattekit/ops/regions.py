@@ -1,6 +1,7 @@
 """Regions of an image where work is done: a matte's bounding box, the tiles near flagged pixels, boxes grown
 by a margin, and per-tile work spread over threads. Boxes are (rows, columns) slices; sizes in pixels.
 """
+
 from __future__ import annotations
 
 import mmap
@@ -42,7 +43,9 @@ def tiles_holding(flags: np.ndarray, reach: int, tile: int) -> list[tuple[slice,
     return found
 
 
-def grown(box: tuple[slice, slice], margin: int, shape: tuple[int, ...]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+def grown(
+    box: tuple[slice, slice], margin: int, shape: tuple[int, ...]
+) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
     """``box`` (row and column slices) grown by ``margin`` px within ``shape`` (H, W, ...), and the
     box's place inside the grown one."""
     ys, xs = box

@@ -1,6 +1,7 @@
 """Resizing images and maps: OpenCV's area, bilinear, cubic and nearest, PIL's Lanczos, PyTorch's area mode,
 block-mean shrinking and cover-and-crop. Results are float32 in [0,1], H x W (x C).
 """
+
 from __future__ import annotations
 
 import cv2
@@ -45,14 +46,19 @@ def pil_lanczos(x: np.ndarray, height: int, width: int) -> np.ndarray:
 
     def width_pass(x: np.ndarray) -> np.ndarray:
         cuts = np.linspace(0, x.shape[0], cpu_count() + 1).astype(int)
-        return np.concatenate(each_tile(lambda ys: one_call(x[ys], ys.stop - ys.start, width),
-                                        [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]))
+        return np.concatenate(
+            each_tile(
+                lambda ys: one_call(x[ys], ys.stop - ys.start, width),
+                [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a],
+            )
+        )
 
     def height_pass(x: np.ndarray) -> np.ndarray:
         cuts = np.linspace(0, x.shape[1], cpu_count() + 1).astype(int)
         strips = [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
-        return np.concatenate(each_tile(lambda xs: one_call(np.ascontiguousarray(x[:, xs]), height,
-                                                            xs.stop - xs.start), strips), axis=1)
+        return np.concatenate(
+            each_tile(lambda xs: one_call(np.ascontiguousarray(x[:, xs]), height, xs.stop - xs.start), strips), axis=1
+        )
 
     order = pil_pass_order(x.shape[0], x.shape[1], height, width)
     if max(x.shape[0] * x.shape[1], height * width) < SPLIT_PIXELS or order is None or x.shape[:2] == (height, width):
@@ -159,7 +165,9 @@ def block_means(x: np.ndarray, scale: int) -> np.ndarray:
     h, w = x.shape[:2]
     hs, ws = h // scale * scale, w // scale * scale
     if (hs, ws) == (h, w):
-        return cv2.resize(x, (w // scale, h // scale), interpolation=cv2.INTER_AREA).reshape((h // scale, w // scale) + x.shape[2:])
+        return cv2.resize(x, (w // scale, h // scale), interpolation=cv2.INTER_AREA).reshape(
+            (h // scale, w // scale) + x.shape[2:]
+        )
     out = np.empty((-(-h // scale), -(-w // scale)) + x.shape[2:], x.dtype)
     for ys in (slice(0, hs), slice(hs, h)):
         for xs in (slice(0, ws), slice(ws, w)):

@@ -5,6 +5,7 @@ Highlights are protected: a channel that was clipped stays clipped, and no chann
 clipping is pushed to it (increases are rolled off smoothly into the remaining headroom).
 Images are sRGB float32 H x W x 3|4 in [0,1] unless said to be linear RGB.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -43,6 +44,7 @@ class RetouchOptions:
 
 
 # --------------------------------------------------------------------------- white balance
+
 
 def estimate_illuminant(linear: np.ndarray) -> np.ndarray:
     """Colour of the light in a linear-RGB image (H x W x 3) by the grey-edge hypothesis
@@ -88,6 +90,7 @@ def white_balance(linear: np.ndarray, strength: float = 1.0) -> np.ndarray:
 
 # ------------------------------------------------------------------------ exposure, contrast
 
+
 def tone(linear: np.ndarray, strength: float = 1.0) -> np.ndarray:
     """Exposure and local contrast on lightness only; colours keep their chromaticity.
 
@@ -118,6 +121,7 @@ def tone(linear: np.ndarray, strength: float = 1.0) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- denoise
+
 
 def noise_sigma(grey: np.ndarray) -> float:
     """Standard deviation of white noise in a grey image, robustly (Immerkaer's operator, MAD)."""
@@ -151,6 +155,7 @@ def denoise(rgb: np.ndarray, strength: float = 1.0) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------- highlights
+
 
 def protect_highlights(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """Clipped pixels of ``before`` stay as they were; no other channel reaches clipping.

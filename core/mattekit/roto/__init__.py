@@ -23,6 +23,7 @@ The task and its options are declared in :mod:`mattekit.tasks.roto`. Modules: :m
 :mod:`.tracking`, :mod:`.chain`, :mod:`.sam` (hints), :mod:`.temporal`, :mod:`.flow_blocks` (the temporal filter),
 :mod:`.objects`, :mod:`.store`, :mod:`.lock`, :mod:`.layers`, :mod:`.summary`, :mod:`.job`, :mod:`.ray`.
 """
+
 from .job import RotoJob, run_operation
 from ..errors import Cancelled
 from ..progress import Progress
@@ -31,5 +32,15 @@ from .ray import run_on_ray
 from .source import MatteSource, recurrent_steps
 from ..tasks.roto import ROTO_MODEL_TASKS, RotoSpec
 
-__all__ = ["RotoSpec", "RotoJob", "run_on_ray", "run_operation", "MatteSource", "recurrent_steps", "Progress",
-           "Summary", "Cancelled", "ROTO_MODEL_TASKS"]
+__all__ = [
+    "RotoSpec",
+    "RotoJob",
+    "run_on_ray",
+    "run_operation",
+    "MatteSource",
+    "recurrent_steps",
+    "Progress",
+    "Summary",
+    "Cancelled",
+    "ROTO_MODEL_TASKS",
+]

@@ -1,5 +1,6 @@
 """Keyframe hints carried through a shot along the motion (:class:`HintChain`, :mod:`mattekit.roto.tracking`),
 and the job's keyframes checked against its plate and model (:func:`keyframes_of`)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -80,14 +81,28 @@ class HintChain:
         mask, pixels = None, picture.pixels
         if parent is not None:  # a carried hint: the whole frame, only what lies near the carried subject kept
             context = hints.Hinted(hint, hints.Box(0, 0, width, height))
-            mask = answer.hinted_mask(pixels, predictor(predictor.prepare(pixels)), self.source.refine,
-                                     context, soft=soft, upsampling=upsampling, device=device_of(predictor, pixels))
+            mask = answer.hinted_mask(
+                pixels,
+                predictor(predictor.prepare(pixels)),
+                self.source.refine,
+                context,
+                soft=soft,
+                upsampling=upsampling,
+                device=device_of(predictor, pixels),
+            )
             if np.count_nonzero(mask > 0.5) < CARRIED_KEEP * np.count_nonzero(hint.mask > 0.5):
                 mask = None  # the model let the subject go (another one is more salient): look at its region
         if mask is None:  # the user's hint, or a carried one the whole frame lost: the model runs on its region
             x, context = answer.hinted_input(predictor, pixels, hint)
-            mask = answer.hinted_mask(pixels, predictor(x), self.source.refine, context, soft=soft,
-                                     upsampling=upsampling, device=device_of(predictor, pixels))
+            mask = answer.hinted_mask(
+                pixels,
+                predictor(x),
+                self.source.refine,
+                context,
+                soft=soft,
+                upsampling=upsampling,
+                device=device_of(predictor, pixels),
+            )
         if self.users[frame]:
             self.done[frame] = (mask, grey, hint)
         if frame in self.wanted:
@@ -111,19 +126,27 @@ def keyframes_of(spec: RotoSpec, plate, entry: catalog.ModelEntry) -> tracking.K
     keyframes = tracking.Keyframes.of(spec.box, spec.point, spec.exclude, spec.hint_mask)
     if keyframes is None:
         if entry.task == "prompt":
-            raise InputError(f"{entry.name} tracks an object you show it: give --box, --point or --hint-mask on a "
-                             "keyframe (FRAME:...), or choose a segmentation model.")
+            raise InputError(
+                f"{entry.name} tracks an object you show it: give --box, --point or --hint-mask on a "
+                "keyframe (FRAME:...), or choose a segmentation model."
+            )
         return None
     if entry.recurrent:
-        raise InputError(f"{entry.name} is a recurrent video model and takes no hints; use a segmentation model "
-                         "(e.g. --model objects) with --box, --point, --exclude or --hint-mask.")
+        raise InputError(
+            f"{entry.name} is a recurrent video model and takes no hints; use a segmentation model "
+            "(e.g. --model objects) with --box, --point, --exclude or --hint-mask."
+        )
     outside = [k for k in keyframes.frames if k not in set(plate.frames)]
     if outside:
-        raise InputError(f"Keyframe {outside[0]} of the hints is not a frame of the plate ({format_frames(plate.frames)}).")
+        raise InputError(
+            f"Keyframe {outside[0]} of the hints is not a frame of the plate ({format_frames(plate.frames)})."
+        )
     height, width = plate.read(keyframes.frames[0]).pixels.shape[:2]
     for frame in keyframes.frames:  # checked before any frame is computed
         hint = keyframes.hint(frame, height, width)
         if entry.task == "prompt" and not prompting.answerable(hint):
-            raise InputError(f"Keyframe {frame} has only exclude points; {entry.name} needs a box, an include point "
-                             "or a hint mask on each keyframe.")
+            raise InputError(
+                f"Keyframe {frame} has only exclude points; {entry.name} needs a box, an include point "
+                "or a hint mask on each keyframe."
+            )
     return keyframes

@@ -5,6 +5,7 @@ filter (:mod:`mattekit.roto.temporal`) works only on those blocks (:func:`active
 Mattes are H x W float32 in [0,1]; flow fields h x w x 2 (x, y) in their own pixels, h <= H and w <= W, rescaled to
 the frame as :func:`mattekit.roto.motion.warp` does; blocks are ``BLOCK`` px squares, the last ones clipped by the edge.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,9 @@ import numpy as np
 BLOCK = 16  # px: the filter works on the blocks where some matte of the window varies
 
 
-def block_sums(table: np.ndarray, top: np.ndarray, bottom: np.ndarray, left: np.ndarray, right: np.ndarray
-               ) -> np.ndarray:
+def block_sums(
+    table: np.ndarray, top: np.ndarray, bottom: np.ndarray, left: np.ndarray, right: np.ndarray
+) -> np.ndarray:
     """Sums over the rectangles rows ``top``..``bottom`` and columns ``left``..``right`` (inclusive; equally shaped
     int grids) of the image whose summed-area table (H+1 x W+1 [x C], :func:`counts_off`) is ``table``: the grids'
     shape [x C]."""
@@ -29,8 +31,12 @@ def block_bounds(height: int, width: int) -> tuple[np.ndarray, ...]:
     rows, cols = -(-height // BLOCK), -(-width // BLOCK)
     starts_y, starts_x = np.arange(rows)[:, None] * BLOCK, np.arange(cols)[None, :] * BLOCK
     zeros = np.zeros((rows, cols), np.int64)
-    return (zeros + starts_y, zeros + np.minimum(starts_y + BLOCK, height) - 1,
-            zeros + starts_x, zeros + np.minimum(starts_x + BLOCK, width) - 1)
+    return (
+        zeros + starts_y,
+        zeros + np.minimum(starts_y + BLOCK, height) - 1,
+        zeros + starts_x,
+        zeros + np.minimum(starts_x + BLOCK, width) - 1,
+    )
 
 
 def sampled_rectangles(field: np.ndarray, height: int, width: int) -> tuple[np.ndarray, ...]:
@@ -53,8 +59,10 @@ def sampled_rectangles(field: np.ndarray, height: int, width: int) -> tuple[np.n
     # field px): the extremes down each column over reach_y rows, kept at the blocks' first rows only, then along those
     # rows over reach_x columns, kept at the blocks' first columns.
     reach_y, reach_x = int(np.diff(cuts_y, append=fh).max()) + 6, int(np.diff(cuts_x, append=fw).max()) + 6
-    low, high = (extreme(field, np.ones((reach_y, 1), np.uint8), anchor=(0, 3), borderType=cv2.BORDER_REPLICATE)[cuts_y]
-                 for extreme in (cv2.erode, cv2.dilate))
+    low, high = (
+        extreme(field, np.ones((reach_y, 1), np.uint8), anchor=(0, 3), borderType=cv2.BORDER_REPLICATE)[cuts_y]
+        for extreme in (cv2.erode, cv2.dilate)
+    )
     low = cv2.erode(low, np.ones((1, reach_x), np.uint8), anchor=(3, 0), borderType=cv2.BORDER_REPLICATE)[:, cuts_x]
     high = cv2.dilate(high, np.ones((1, reach_x), np.uint8), anchor=(3, 0), borderType=cv2.BORDER_REPLICATE)[:, cuts_x]
     low_x, high_x = low[..., 0] * (width / fw), high[..., 0] * (width / fw)

@@ -1,5 +1,6 @@
 """The roto job (:class:`RotoJob`): a plate sequence in, a matte sequence out, resumable and chunkable;
 and the worker's ``roto`` operation (:func:`run_operation`). See :mod:`mattekit.roto` for the rules."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,8 +50,10 @@ class RotoJob:
             raise OutputError(f"The --layers pattern {spec.layers} must name .exr files (a layered EXR per frame).")
         objects = split_objects(spec, self.plate)
         if objects and spec.shadow:
-            raise InputError(f"--shadow {spec.shadow} takes one subject, and the hints name {len(objects)} objects; "
-                             "run each object with its own --shadow pattern.")
+            raise InputError(
+                f"--shadow {spec.shadow} takes one subject, and the hints name {len(objects)} objects; "
+                "run each object with its own --shadow pattern."
+            )
         self.features = None  # a SAM model's frame features, shared with the shot's other objects (_run_objects)
         self.parts: list[RotoJob] = []  # several objects: one job each (:mod:`.objects`)
         if objects:
@@ -59,23 +62,41 @@ class RotoJob:
             self.objects = [name for name, _ in objects]
             self.spec, self.models = spec, models
             first = self.parts[0]
-            self.frames, self.missing, self.entry, self.alpha_out = first.frames, first.missing, first.entry, first.alpha_out
+            self.frames, self.missing, self.entry, self.alpha_out = (
+                first.frames,
+                first.missing,
+                first.entry,
+                first.alpha_out,
+            )
             together = spec.layers and PLACEHOLDER not in spec.layers  # one layered file per frame for every object
-            self.layers = ShotLayers(self.plate, output_pattern(spec.layers, self.plate),
-                                     dict(zip(self.objects, self.parts)), spec.keep_personal, confine) if together else None
+            self.layers = (
+                ShotLayers(
+                    self.plate,
+                    output_pattern(spec.layers, self.plate),
+                    dict(zip(self.objects, self.parts)),
+                    spec.keep_personal,
+                    confine,
+                )
+                if together
+                else None
+            )
             return
         spec = strip_object(spec)
         self.spec, self.models = spec, models
         self.objects = []
         self.frames, self.missing = select_frames(self.plate, spec.frames, skip_missing=spec.skip_missing)
         self.alpha_out = output_pattern(spec.output, self.plate)
-        self.extra_out = {name: output_pattern(value, self.plate)
-                          for name, value in (("rgba", spec.rgba), ("fg", spec.fg), ("layers", spec.layers),
-                                              ("shadow", spec.shadow)) if value}
+        self.extra_out = {
+            name: output_pattern(value, self.plate)
+            for name, value in (("rgba", spec.rgba), ("fg", spec.fg), ("layers", spec.layers), ("shadow", spec.shadow))
+            if value
+        }
         refuse_shared_outputs({"output": self.alpha_out, **self.extra_out})
         refuse_overwriting_inputs(spec, self.plate, self.frames, {"output": self.alpha_out, **self.extra_out})
         if spec.bit_depth not in (8, 16, 32) or (spec.bit_depth == 32 and self.alpha_out.suffix.lower() != ".exr"):
-            raise OutputError(f"A {spec.bit_depth}-bit matte cannot be written as {self.alpha_out.suffix}: use 8 or 16 (PNG, TIFF) or 16 or 32 (EXR).")
+            raise OutputError(
+                f"A {spec.bit_depth}-bit matte cannot be written as {self.alpha_out.suffix}: use 8 or 16 (PNG, TIFF) or 16 or 32 (EXR)."
+            )
         self.entry = spec.model.entry if spec.model else catalog.load().default("segment")  # the checked option's
         default = temporal.for_model(self.entry)
         radius = default.radius if spec.radius is None else spec.radius
@@ -102,12 +123,21 @@ class RotoJob:
     def settings(self) -> dict:
         """What decides the bytes of the output files (the fingerprint is its hash); outputs aside,
         since each frame's record names its files (adding --rgba later recomputes only to add them)."""
-        settings = {"kind": "roto", "plate": self.plate.describe(),
-                "model": {"name": self.entry.name, "net": self.entry.net, "kwargs": self.entry.kwargs,
-                          "weights": self.weights_path().name, "sha256": file_sha256(self.weights_path())},
-                "refine": self.spec.refine, "bit_depth": self.spec.bit_depth,
-                "temporal": self.temporal.describe() if self.temporal else None,
-                "input": "8-bit levels, rounded"}  # (runtime.prepare_array: a float frame on the grid as its 8 bits)
+        settings = {
+            "kind": "roto",
+            "plate": self.plate.describe(),
+            "model": {
+                "name": self.entry.name,
+                "net": self.entry.net,
+                "kwargs": self.entry.kwargs,
+                "weights": self.weights_path().name,
+                "sha256": file_sha256(self.weights_path()),
+            },
+            "refine": self.spec.refine,
+            "bit_depth": self.spec.bit_depth,
+            "temporal": self.temporal.describe() if self.temporal else None,
+            "input": "8-bit levels, rounded",
+        }  # (runtime.prepare_array: a float frame on the grid as its 8 bits)
         if self.entry.recurrent:
             settings["warmup"] = self.entry.warmup
         if self.spec.colorspace:
@@ -126,9 +156,12 @@ class RotoJob:
         """What makes this job's files (:func:`mattekit.provenance.roto_record`): in the manifest and each file."""
         if self._provenance is None:
             model = self.settings()["model"]
-            changed = changed_options(options_of(RotoSpec), self.spec, RotoSpec(plate="", output=""),
-                                      unrecorded=("threads", "workers", "overwrite", "skip_missing", "frames",
-                                                  "keep_personal"))
+            changed = changed_options(
+                options_of(RotoSpec),
+                self.spec,
+                RotoSpec(plate="", output=""),
+                unrecorded=("threads", "workers", "overwrite", "skip_missing", "frames", "keep_personal"),
+            )
             record = model_record(self.entry, self.weights_path(), model["sha256"], pinned_sha256s(self.entry.files))
             self._provenance = roto_record(changed, record)
         return self._provenance
@@ -166,8 +199,12 @@ class RotoJob:
         return chunk_frames(self.frames, size)
 
     # -- running
-    def run(self, frames: list[int] | None = None, progress: Callable[[Progress], None] | None = None,
-            cancel: Callable[[], bool] | None = None) -> Summary:
+    def run(
+        self,
+        frames: list[int] | None = None,
+        progress: Callable[[Progress], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Summary:
         """Compute the unfinished frames among ``frames`` (default: the job's); returns a Summary."""
         frames = sorted(self.frames if frames is None else frames)
         if self.parts:
@@ -190,12 +227,23 @@ class RotoJob:
             return summary
         self.weights_path()  # checked (and recorded in the manifest) before the model loads
         # the user's file, or None for the catalog's (the same file): a model the worker holds is reused
-        source = MatteSource(self.plate, self.entry, weights=self.spec.weights, device=self.spec.device,
-                             refine=self.spec.refine, temporal_options=self.temporal,
-                             refine_above=self.temporal.refine_above if self.temporal else 1.0,
-                             workers=self.spec.workers, threads=self.spec.threads, keyframes=self.keyframes,
-                             models=self.models, features=self.features, shadow="shadow" in self.extra_out)
+        source = MatteSource(
+            self.plate,
+            self.entry,
+            weights=self.spec.weights,
+            device=self.spec.device,
+            refine=self.spec.refine,
+            temporal_options=self.temporal,
+            refine_above=self.temporal.refine_above if self.temporal else 1.0,
+            workers=self.spec.workers,
+            threads=self.spec.threads,
+            keyframes=self.keyframes,
+            models=self.models,
+            features=self.features,
+            shadow="shadow" in self.extra_out,
+        )
         with self.store.journal() as journal:
+
             def finish(frame: int, picture: Picture | None, alpha: np.ndarray, cast: np.ndarray | None) -> None:
                 files = self._write(frame, picture, alpha, cast)
                 journal.append({"frame": frame, "fingerprint": self.fingerprint(), "files": files})
@@ -214,6 +262,7 @@ class RotoJob:
         features = shared_features() if self.entry.task == "prompt" else None  # each frame encoded once for all
         for n, part in enumerate(self.parts):
             part.features = features
+
             def report(event, before=n * len(frames)):
                 progress(dataclasses.replace(event, done=before + event.done, total=len(self.parts) * len(frames)))
 
@@ -228,7 +277,9 @@ class RotoJob:
         summary.seconds = time.monotonic() - started
         return summary
 
-    def _write(self, frame: int, picture: Picture | None, alpha: np.ndarray, cast: np.ndarray | None) -> dict[str, list]:
+    def _write(
+        self, frame: int, picture: Picture | None, alpha: np.ndarray, cast: np.ndarray | None
+    ) -> dict[str, list]:
         """Write a frame's outputs atomically (``cast``: its temporally filtered shadow matte, with ``--shadow``);
         returns {output name: [path, sha256, plate stamp]}."""
         stamp = self.store.plate_stamp(frame)
@@ -245,25 +296,40 @@ class RotoJob:
         for name, pattern in self.extra_out.items():
             path = pattern.path(frame)
             if name == "layers":
-                write_frame(path, picture, coverage, self.plate.files[frame] if self.plate.kind == "images" else None,
-                            self.provenance(), foreground, objects=None if cast is None else {"shadow": cast},
-                            personal=self.spec.keep_personal, confine=confine)
+                write_frame(
+                    path,
+                    picture,
+                    coverage,
+                    self.plate.files[frame] if self.plate.kind == "images" else None,
+                    self.provenance(),
+                    foreground,
+                    objects=None if cast is None else {"shadow": cast},
+                    personal=self.spec.keep_personal,
+                    confine=confine,
+                )
             elif name == "shadow":
                 write_image(path, cast, bit_depth=self.spec.bit_depth, provenance=self.provenance(), confine=confine)
             else:
                 rgb = scene[..., :3] if name == "rgba" else foreground
                 exr = pattern.suffix.lower() == ".exr"
-                write_image(path, np.concatenate([rgb, coverage[..., None]], axis=2), colorspace=picture.colorspace or None,
-                            bit_depth=(16 if half else 32) if exr else 16 if picture.bit_depth >= 16 else 8,
-                            provenance=self.provenance(), confine=confine)
+                write_image(
+                    path,
+                    np.concatenate([rgb, coverage[..., None]], axis=2),
+                    colorspace=picture.colorspace or None,
+                    bit_depth=(16 if half else 32) if exr else 16 if picture.bit_depth >= 16 else 8,
+                    provenance=self.provenance(),
+                    confine=confine,
+                )
             files[name] = [str(path), sha256_file(path), stamp]
         return files
 
 
 # ----------------------------------------------------------------------------------- worker operation
 
-def run_operation(options: RotoSpec | dict, progress: Callable[[float, str], None], models=None,
-                  confine: Confinement | None = None) -> list:
+
+def run_operation(
+    options: RotoSpec | dict, progress: Callable[[float, str], None], models=None, confine: Confinement | None = None
+) -> list:
     """The worker's asynchronous ``roto`` operation: paths in, files out, progress reported; the model
     comes from ``models`` (the worker's :class:`mattekit.runtime.ModelCache`: loaded once, kept warm).
 
@@ -274,6 +340,9 @@ def run_operation(options: RotoSpec | dict, progress: Callable[[float, str], Non
     job = RotoJob(spec, models, confine)
     progress(0.0, f"Roto: {len(job.frames)} frames of {job.plate.describe()}")
     summary = job.run(progress=lambda p: progress(p.fraction, p.message()))  # "frame 5 of 40 (1005), ..."
-    progress(1.0, f"Roto: {len(summary.computed)} frames computed, {len(summary.skipped)} already done "
-                  f"-> {job.alpha_out} (frames {format_frames(job.frames)})")
+    progress(
+        1.0,
+        f"Roto: {len(summary.computed)} frames computed, {len(summary.skipped)} already done "
+        f"-> {job.alpha_out} (frames {format_frames(job.frames)})",
+    )
     return []

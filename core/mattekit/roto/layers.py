@@ -2,6 +2,7 @@
 :class:`ShotLayers` gathers a shot with several objects into one file per frame once every object's job has
 written its matte of it: the cut-out and foreground of their union, and one ``NAME.A`` layer per object. A
 journal of its own (:class:`~mattekit.roto.store.Store`) makes the gathering resumable like every roto output."""
+
 from __future__ import annotations
 
 import hashlib
@@ -30,9 +31,17 @@ def coverage_of(picture: Picture, alpha: np.ndarray) -> np.ndarray:
     return alpha * np.clip(scene[..., 3], 0, 1) if picture.has_alpha else alpha
 
 
-def write_frame(path, picture: Picture, coverage: np.ndarray, source, provenance: dict,
-                foreground: np.ndarray | None = None, objects: dict[str, np.ndarray] | None = None,
-                personal: bool = False, confine=None) -> None:
+def write_frame(
+    path,
+    picture: Picture,
+    coverage: np.ndarray,
+    source,
+    provenance: dict,
+    foreground: np.ndarray | None = None,
+    objects: dict[str, np.ndarray] | None = None,
+    personal: bool = False,
+    confine=None,
+) -> None:
     """The layered EXR of one plate frame ``picture`` (read from file ``source``, None for a movie) under
     ``coverage`` (H x W, 0..1): values as the plate stores them, half where the plate is a half EXR, else float;
     ``foreground``: its decontaminated colours when already made; ``objects``: {name: matte} of several objects;
@@ -41,9 +50,19 @@ def write_frame(path, picture: Picture, coverage: np.ndarray, source, provenance
     scene = picture.scene if picture.scene is not None else picture.pixels
     if foreground is None:
         foreground = decontaminated(scene[..., :3], coverage)
-    write_layers(path, scene[..., :3], foreground, coverage, half=picture.format == "EXR" and picture.bit_depth == 16,
-                 colorspace=picture.colorspace, source=source, provenance=provenance, objects=objects,
-                 personal=personal, confine=confine)
+    write_layers(
+        path,
+        scene[..., :3],
+        foreground,
+        coverage,
+        half=picture.format == "EXR" and picture.bit_depth == 16,
+        colorspace=picture.colorspace,
+        source=source,
+        provenance=provenance,
+        objects=objects,
+        personal=personal,
+        confine=confine,
+    )
 
 
 class ShotLayers:
@@ -54,9 +73,11 @@ class ShotLayers:
         self.store = Store(plate, {"alpha": pattern}, confine)
 
     def settings(self) -> dict:
-        return {"kind": "roto-layers", "plate": self.plate.describe(),
-                "objects": {name: part.fingerprint() for name, part in self.parts.items()}} | \
-            ({"personal": "kept"} if self.personal else {})
+        return {
+            "kind": "roto-layers",
+            "plate": self.plate.describe(),
+            "objects": {name: part.fingerprint() for name, part in self.parts.items()},
+        } | ({"personal": "kept"} if self.personal else {})
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()[:32]
@@ -74,13 +95,27 @@ class ShotLayers:
         with self.store.journal() as journal:
             for frame in todo:
                 picture = self.plate.read(frame)
-                mattes = {name: read_image(part.alpha_out.path(frame)).pixels[..., 0]
-                          for name, part in self.parts.items()}
+                mattes = {
+                    name: read_image(part.alpha_out.path(frame)).pixels[..., 0] for name, part in self.parts.items()
+                }
                 union = coverage_of(picture, np.maximum.reduce(list(mattes.values())))
                 path = self.pattern.path(frame)
                 source = self.plate.files[frame] if self.plate.kind == "images" else None
-                write_frame(path, picture, union, source, provenance, objects=mattes, personal=self.personal,
-                            confine=self.store.confine)
-                journal.append({"frame": frame, "fingerprint": fingerprint,
-                                "files": {"alpha": [str(path), sha256_file(path), self.store.plate_stamp(frame)]}})
+                write_frame(
+                    path,
+                    picture,
+                    union,
+                    source,
+                    provenance,
+                    objects=mattes,
+                    personal=self.personal,
+                    confine=self.store.confine,
+                )
+                journal.append(
+                    {
+                        "frame": frame,
+                        "fingerprint": fingerprint,
+                        "files": {"alpha": [str(path), sha256_file(path), self.store.plate_stamp(frame)]},
+                    }
+                )
         return todo

@@ -9,6 +9,7 @@ side by side (farm tasks, Ray workers) hold disjoint frames and never meet. Wher
 (Windows), nothing is locked. Files are opened without waiting (``O_NONBLOCK``: a FIFO named ``*.lock`` would
 block its opener) and any that is no regular file is refused; a file system without ``flock`` is said as such.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,7 +57,9 @@ class FrameLock:
     def _take(self, frames: list[int]) -> tuple[int, Path]:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            guard = os.open(self.folder / GUARD, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            guard = os.open(
+                self.folder / GUARD, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0), 0o644
+            )
         except OSError as exc:
             raise self._cannot(exc) from None
         try:
@@ -67,9 +70,11 @@ class FrameLock:
                 held = self._live(other)
                 both = wanted & _frames_of(held)
                 if both:
-                    raise OutputError(f"Another mattekit run (process {held.get('pid')} on {held.get('host')}) is "
-                                      f"writing frames {format_frames(both)} of {self.what}; wait for it to finish, or "
-                                      f"choose other frames or another output.")
+                    raise OutputError(
+                        f"Another mattekit run (process {held.get('pid')} on {held.get('host')}) is "
+                        f"writing frames {format_frames(both)} of {self.what}; wait for it to finish, or "
+                        f"choose other frames or another output."
+                    )
             path = self.folder / f"{platform.node() or 'host'}-{os.getpid()}-{secrets.token_hex(4)}.lock"
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -83,18 +88,24 @@ class FrameLock:
     def _cannot(self, exc: OSError) -> OutputError:
         """The sentence for a lock folder or file that cannot be made, or a file system without ``flock``."""
         if exc.errno in NO_FLOCK:
-            return OutputError(f"Cannot lock {self.what}: the file system of {self.folder} has no file locks (flock: "
-                               f"{exc.strerror or exc}), which keep two runs from writing the same frames; write the "
-                               f"output to a local disk.")
-        return OutputError(f"Cannot lock {self.what} in {self.folder}: {exc.strerror.lower() if exc.strerror else exc}.")
+            return OutputError(
+                f"Cannot lock {self.what}: the file system of {self.folder} has no file locks (flock: "
+                f"{exc.strerror or exc}), which keep two runs from writing the same frames; write the "
+                f"output to a local disk."
+            )
+        return OutputError(
+            f"Cannot lock {self.what} in {self.folder}: {exc.strerror.lower() if exc.strerror else exc}."
+        )
 
     def _regular(self, fd: int, path: Path) -> None:
         """OutputError (one sentence) unless the open file ``fd`` at ``path`` is a regular file."""
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             kind = "FIFO" if stat.S_ISFIFO(mode) else "folder" if stat.S_ISDIR(mode) else "device or socket"
-            raise OutputError(f"Cannot lock {self.what}: {path} is a {kind}, not a regular file; remove it (mattekit's "
-                              f"lock files are plain files).")
+            raise OutputError(
+                f"Cannot lock {self.what}: {path} is a {kind}, not a regular file; remove it (mattekit's "
+                f"lock files are plain files)."
+            )
 
     def _live(self, path: Path) -> dict | None:
         """What a live run's lock file says, or None (the file of a run that ended is removed). Opened by
@@ -105,8 +116,9 @@ class FrameLock:
         except Unreadable as exc:
             if not os.path.lexists(path):  # a run that ended removed it meanwhile
                 return None
-            raise OutputError(f"Cannot lock {self.what}: {path} {exc}; remove it (mattekit's lock files are plain "
-                              f"files).") from None
+            raise OutputError(
+                f"Cannot lock {self.what}: {path} {exc}; remove it (mattekit's lock files are plain files)."
+            ) from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -2,6 +2,7 @@
 (:func:`warp`) or some of its pixels (:func:`sample`). Flow fields are h x w x 2 float32 (x, y) in their own
 pixels; a field smaller than the image it moves is rescaled to it bilinearly, pixel centres aligned.
 """
+
 from __future__ import annotations
 
 import functools
@@ -11,8 +12,11 @@ import cv2
 import numpy as np
 
 _LOCAL = threading.local()
-DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
 
 
 def _dis(preset: str, refinement: int | None):

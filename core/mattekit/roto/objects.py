@@ -15,6 +15,7 @@ the pattern as given, so a one-object job writes what it always wrote. ``--rgba`
 Each object's job has its own manifest and journal beside its mattes (:class:`~mattekit.roto.store.Store`), so
 each resumes on its own.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,8 +39,10 @@ def names(spec) -> list[str]:
     folded: dict[str, str] = {}
     for name in seen:
         if name.lower() in folded:
-            raise InputError(f"The objects {folded[name.lower()]!r} and {name!r} differ only in case; their mattes "
-                             "would be one file on some disks: rename one.")
+            raise InputError(
+                f"The objects {folded[name.lower()]!r} and {name!r} differ only in case; their mattes "
+                "would be one file on some disks: rename one."
+            )
         folded[name.lower()] = name
     return seen
 
@@ -90,5 +93,5 @@ def object_pattern(value: str, name: str, plate, rename: bool) -> str:
         return value
     pattern = output_pattern(value, plate)
     stem = pattern.prefix.rstrip("._-")
-    prefix = f"{stem}_{name}{pattern.prefix[len(stem):]}" if stem else f"{name}."
+    prefix = f"{stem}_{name}{pattern.prefix[len(stem) :]}" if stem else f"{name}."
     return str(dataclasses.replace(pattern, prefix=prefix))

@@ -1,5 +1,6 @@
 """The temporal filter as a pipeline stage (:class:`OrderedSmoother`): frames pushed in order, each wanted frame's
 filtered matte handed on as soon as its window is in, on the CPU or on the model's device."""
+
 from __future__ import annotations
 
 import weakref
@@ -32,14 +33,25 @@ class OrderedSmoother:
     filters earlier frames.
     """
 
-    def __init__(self, options: TemporalOptions | None, have, wanted,
-                 emit: Callable[[int, object, np.ndarray, np.ndarray | None], None],
-                 device=None, ahead_threads: int | None = None):
+    def __init__(
+        self,
+        options: TemporalOptions | None,
+        have,
+        wanted,
+        emit: Callable[[int, object, np.ndarray, np.ndarray | None], None],
+        device=None,
+        ahead_threads: int | None = None,
+    ):
         self.wanted = sorted(set(wanted))
         self.wanted_set = set(self.wanted)
         self.emit = emit
-        self.smoother = (None if options is None else Smoother(options, self.ready_state, have) if device is None
-                         else DeviceSmoother(options, self.ready_state, have, device))
+        self.smoother = (
+            None
+            if options is None
+            else Smoother(options, self.ready_state, have)
+            if device is None
+            else DeviceSmoother(options, self.ready_state, have, device)
+        )
         self.last = [self.smoother.window(t)[1] if self.smoother else t for t in self.wanted]
         needed: set[int] = set(self.wanted)
         if self.smoother:
@@ -90,8 +102,14 @@ class OrderedSmoother:
         frame only, so it may be computed ahead, in any thread, and given to :meth:`push`."""
         return prepare(image, alpha, self.smoother.options, shadow) if self.smoother else (alpha, shadow)
 
-    def push(self, frame: int, image: np.ndarray | None, alpha: np.ndarray, payload=None,
-             kept: FrameState | tuple | None = None) -> None:
+    def push(
+        self,
+        frame: int,
+        image: np.ndarray | None,
+        alpha: np.ndarray,
+        payload=None,
+        kept: FrameState | tuple | None = None,
+    ) -> None:
         """The next frame's sRGB plate (H x W x 3|4 [0,1]) and per-frame matte (H x W [0,1]), or
         ``kept``, what :meth:`keep` made of them already (with a shadow matte, if any); ``payload`` is handed to
         ``emit`` with the frame's result (wanted frames only)."""

@@ -1,6 +1,7 @@
 """A roto job's chunks on a Ray cluster (:func:`run_on_ray`): one model per Ray worker, each writing its
 own frames and journal, resumable like :meth:`mattekit.roto.job.RotoJob.run`; how the workers are spread over
 the cluster's GPUs and CPUs is :func:`layout`."""
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,13 @@ def layout(nodes: list[dict], device: str, workers: int | None, threads: int | N
         per_gpu = -(-count // total_gpus)  # workers sharing one GPU
         cpus = _reservable(min(c / (g * per_gpu) for c, g in gpu_nodes))
         # a worker sees only its own GPU (Ray sets CUDA_VISIBLE_DEVICES), so cuda:N is its cuda
-        return Layout(count, cpus, _reservable(1 / per_gpu), "cuda" if device.startswith("cuda") else "auto",
-                      threads or max(1, int(cpus)))
+        return Layout(
+            count,
+            cpus,
+            _reservable(1 / per_gpu),
+            "cuda" if device.startswith("cuda") else "auto",
+            threads or max(1, int(cpus)),
+        )
     node_cpus = [float(n.get("CPU", 0)) for n in nodes]
     wanted = threads or 1
 
@@ -57,8 +63,11 @@ def layout(nodes: list[dict], device: str, workers: int | None, threads: int | N
         return sum(int(c / reserve + 1e-9) for c in node_cpus) if reserve > 0 else math.inf
 
     count = max(1, min(workers or capacity(wanted), chunks))
-    fitting = [r for r in {wanted, *(_reservable(c / k) for c in node_cpus for k in range(1, count + 1))}
-               if 0 < r <= wanted and capacity(r) >= count]
+    fitting = [
+        r
+        for r in {wanted, *(_reservable(c / k) for c in node_cpus for k in range(1, count + 1))}
+        if 0 < r <= wanted and capacity(r) >= count
+    ]
     cpus = max(fitting, default=0.0)
     return Layout(count, cpus, 0.0, "cpu" if device == "auto" else device, threads or max(1, int(cpus)))
 
@@ -72,9 +81,14 @@ def _number(amount: float) -> str:
     return f"{amount:g}"
 
 
-def run_on_ray(spec: RotoSpec, chunk: int, address: str | None = None, workers: int | None = None,
-               progress: Callable[[Progress], None] | None = None,
-               say: Callable[[str], None] | None = None) -> Summary:
+def run_on_ray(
+    spec: RotoSpec,
+    chunk: int,
+    address: str | None = None,
+    workers: int | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    say: Callable[[str], None] | None = None,
+) -> Summary:
     """Run a roto job's chunks on a Ray cluster, laid out by :func:`layout` (one model per worker, one worker per
     GPU where the cluster has GPUs), each worker writing its frames and journal itself; resumable like
     :meth:`RotoJob.run`. ``say`` is told (one sentence) when workers given a GPU ran the model on the CPU.
@@ -92,17 +106,27 @@ def run_on_ray(spec: RotoSpec, chunk: int, address: str | None = None, workers: 
     if owned:
         _check_reachable(address)
         try:
-            ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
-                     logging_level="ERROR", configure_logging=True)
+            ray.init(
+                address=address or None,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="ERROR",
+                configure_logging=True,
+            )
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise MattekitError(f"Cannot reach the Ray cluster{' at ' + address if address else ''}: {str(exc).splitlines()[0]}.") from None
+            raise MattekitError(
+                f"Cannot reach the Ray cluster{' at ' + address if address else ''}: {str(exc).splitlines()[0]}."
+            ) from None
     try:
-        plan = layout([n["Resources"] for n in ray.nodes() if n.get("Alive")], spec.device, workers, spec.threads,
-                      len(chunks))
+        plan = layout(
+            [n["Resources"] for n in ray.nodes() if n.get("Alive")], spec.device, workers, spec.threads, len(chunks)
+        )
         summary.placement = f"on Ray: {plan.describe()}"
         worker_spec = spec.to_dict() | {"device": plan.device, "threads": plan.threads}
-        actors = [_ray_worker_class(ray).options(num_cpus=plan.cpus, num_gpus=plan.gpus).remote(worker_spec)
-                  for _ in range(plan.workers)]
+        actors = [
+            _ray_worker_class(ray).options(num_cpus=plan.cpus, num_gpus=plan.gpus).remote(worker_spec)
+            for _ in range(plan.workers)
+        ]
         pool = ray.util.ActorPool(actors)
         report = Reporter(progress, len(job.frames), "frame", 0, started)
         devices: dict[str, set] = {}  # worker -> the devices its models ran on
@@ -121,9 +145,11 @@ def run_on_ray(spec: RotoSpec, chunk: int, address: str | None = None, workers: 
             ray.shutdown()
     on_cpu = [w for w, used in devices.items() if used and "cuda" not in used]
     if plan.gpus and on_cpu and say is not None:
-        say(f"mattekit: warning: Ray gave each worker {_number(plan.gpus)} GPU, but {len(on_cpu)} of "
+        say(
+            f"mattekit: warning: Ray gave each worker {_number(plan.gpus)} GPU, but {len(on_cpu)} of "
             f"{len(devices)} worker(s) ran the model on the CPU (torch there sees no CUDA GPU: install its CUDA build "
-            "on the cluster's nodes).")
+            "on the cluster's nodes)."
+        )
     summary.computed.sort()
     summary.skipped.sort()
     summary.seconds = time.monotonic() - started
@@ -154,6 +180,7 @@ def _ray_worker_class(ray):
     """The Ray actor class (defined on first use, so that mattekit imports without Ray)."""
     global _RAY_WORKER
     if _RAY_WORKER is None:
+
         class RotoWorker:
             """Holds one RotoJob and its models (loaded by the first chunk, kept for the next) and runs chunks of it."""
 
@@ -165,9 +192,14 @@ def _ray_worker_class(ray):
 
             def run(self, frames: list[int]) -> dict:
                 summary = self.job.run(frames)
-                return {"frames": summary.frames, "computed": summary.computed, "skipped": summary.skipped,
-                        "seconds": summary.seconds, "worker": ray.get_runtime_context().get_actor_id(),
-                        "devices": sorted({p.device_type for p in self.models.loaded()})}
+                return {
+                    "frames": summary.frames,
+                    "computed": summary.computed,
+                    "skipped": summary.skipped,
+                    "seconds": summary.seconds,
+                    "worker": ray.get_runtime_context().get_actor_id(),
+                    "devices": sorted({p.device_type for p in self.models.loaded()}),
+                }
 
         _RAY_WORKER = ray.remote(RotoWorker)
     return _RAY_WORKER

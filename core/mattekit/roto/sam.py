@@ -19,6 +19,7 @@ per direction). The logits (the plate's size) become a probability whose 0.5 lev
 (:func:`mattekit.finish.edge.alpha_from_mask`); on a keyframe nothing outside what its hint allows is kept
 (:func:`mattekit.subject.prompting.keep_allowed`). The temporal filter then runs as for every roto model.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,11 +56,11 @@ def runs(keyframes: tracking.Keyframes, have: list[int], needed: list[int]) -> l
     out = []
     before = [f for f in needed if f < keys[0]]
     if before:
-        out.append(have[position[min(before)]:position[keys[0]] + 1][::-1])
+        out.append(have[position[min(before)] : position[keys[0]] + 1][::-1])
     for i, key in enumerate(keys):
         after = [f for f in needed if f >= key and (i + 1 == len(keys) or f < keys[i + 1])]
         if after:
-            out.append(have[position[key]:position[max(after)] + 1])
+            out.append(have[position[key] : position[max(after)] + 1])
     return out
 
 
@@ -72,8 +73,9 @@ class SamChain:
         self.source, self.stage = source, stage
         self.keyframes = source.keyframes
         self.have = list(source.plate.frames)
-        self.order = [(frame, n) for n, run in enumerate(runs(self.keyframes, self.have, stage.frames))
-                      for frame in run]
+        self.order = [
+            (frame, n) for n, run in enumerate(runs(self.keyframes, self.have, stage.frames)) for frame in run
+        ]
         self.wanted = set(stage.frames)
         self.held: dict[int, tuple] = {}  # frame -> (picture, alpha) waiting for the filter's order
         self.released = 0  # stage.frames[:released] have been handed on
@@ -100,10 +102,12 @@ class SamChain:
             hint = self.keyframes.hint(frame, height, width)
             prompts = prompting.prompts_of(hint)
             self.run = run
-            self.tracker = SAM2VideoTracker(self.source.predictor.net, (height, width), num_frames=len(self.have),
-                                            features=self.source.features)
-            logits = self.tracker.prompt(rgb, box=prompts.box, point_coords=prompts.points or None,
-                                         point_labels=prompts.labels or None)
+            self.tracker = SAM2VideoTracker(
+                self.source.predictor.net, (height, width), num_frames=len(self.have), features=self.source.features
+            )
+            logits = self.tracker.prompt(
+                rgb, box=prompts.box, point_coords=prompts.points or None, point_labels=prompts.labels or None
+            )
         else:
             logits = self.tracker.track(rgb)
         if frame in self.wanted and frame not in self.answered:  # the first keyframe is fed to two runs
@@ -118,4 +122,3 @@ def alpha_from_logits(pixels, logits, hint, refine: bool):
     kept to what the keyframe's ``hint`` allows (None on a tracked frame)."""
     alpha = alpha_from_mask(pixels, prompting.probability(logits), refine, in_place=True)
     return alpha if hint is None else prompting.keep_allowed(alpha, hint)
-

@@ -1,6 +1,7 @@
 """Mattes of plate frames in frame order (:class:`MatteSource`): the model through the pipeline, then
 the temporal filter; a recurrent model's warm-up frames (:func:`recurrent_steps`); every plate frame a run decodes
 (:func:`frames_read`)."""
+
 from __future__ import annotations
 
 import queue
@@ -40,10 +41,23 @@ class MatteSource:
     where its run of frames started (it sees the ``warmup`` frames before that start, not the whole shot).
     """
 
-    def __init__(self, plate, entry: catalog.ModelEntry, *, weights: str | None = None, device: str = "auto",
-                 refine: bool = True, refine_above: float = 1.0, temporal_options: temporal.TemporalOptions | None = None,
-                 workers: int | None = None, threads: int | None = None, keyframes: tracking.Keyframes | None = None,
-                 models: runtime.ModelCache | None = None, features=None, shadow: bool = False):
+    def __init__(
+        self,
+        plate,
+        entry: catalog.ModelEntry,
+        *,
+        weights: str | None = None,
+        device: str = "auto",
+        refine: bool = True,
+        refine_above: float = 1.0,
+        temporal_options: temporal.TemporalOptions | None = None,
+        workers: int | None = None,
+        threads: int | None = None,
+        keyframes: tracking.Keyframes | None = None,
+        models: runtime.ModelCache | None = None,
+        features=None,
+        shadow: bool = False,
+    ):
         """``models``: the cache the model is loaded into (the worker's, so a loaded model is reused;
         None: a fresh one). ``features``: a SAM model's frame features shared with the job's other objects
         (:func:`.sam.shared_features`; None: the source makes its own)."""
@@ -56,8 +70,13 @@ class MatteSource:
         self.shadow = shadow
         self.features = features if features is not None or entry.task != "prompt" else shared_features()
 
-    def run(self, frames: list[int], emit: Callable[[int, Picture | None, np.ndarray], None],
-            cancel: Callable[[], bool] | None = None, pictures: bool = False) -> None:
+    def run(
+        self,
+        frames: list[int],
+        emit: Callable[[int, Picture | None, np.ndarray], None],
+        cancel: Callable[[], bool] | None = None,
+        pictures: bool = False,
+    ) -> None:
         """Call ``emit(frame, its plate picture if pictures else None, its matte H x W float32 [0,1], its shadow
         matte H x W float32 [0,1] with ``shadow`` else None)`` for ``frames`` in increasing order.
 
@@ -78,18 +97,32 @@ class _MatteRun:
     """One :meth:`MatteSource.run`: its pipeline stages (read, infer, upsample and keep, write) and what they
     share: the first user error, whether the run stopped, a recurrent model's carried state."""
 
-    def __init__(self, source: MatteSource, frames: list[int], emit: Callable, cancel: Callable[[], bool] | None,
-                 pictures: bool):
+    def __init__(
+        self, source: MatteSource, frames: list[int], emit: Callable, cancel: Callable[[], bool] | None, pictures: bool
+    ):
         self.source, self.predictor, self.emit, self.cancel, self.pictures = (
-            source, source.predictor, emit, cancel, pictures)
+            source,
+            source.predictor,
+            emit,
+            cancel,
+            pictures,
+        )
         self.recurrent = self.predictor.recurrent
         self.failures: list[MattekitError] = []
         self.stopped = False
         self.emitter = _Emitter(self.emit_unless_cancelled)
-        self.stage = ordered.OrderedSmoother(source.temporal, source.plate.frames, frames, self.emitter.put,
-                                              device=temporal_device.device_for(self.predictor))
-        self.steps = (recurrent_steps(source.plate.frames, self.stage.frames, self.predictor.warmup) if self.recurrent
-                      else self.stage.frames)
+        self.stage = ordered.OrderedSmoother(
+            source.temporal,
+            source.plate.frames,
+            frames,
+            self.emitter.put,
+            device=temporal_device.device_for(self.predictor),
+        )
+        self.steps = (
+            recurrent_steps(source.plate.frames, self.stage.frames, self.predictor.warmup)
+            if self.recurrent
+            else self.stage.frames
+        )
         self.chain = None
         if source.keyframes is not None:  # a promptable model tracks with its memory, others carry along the flow
             self.chain = (SamChain if self.predictor.task == "prompt" else HintChain)(source, self.stage)
@@ -100,17 +133,30 @@ class _MatteRun:
     def run(self) -> None:
         """Run the pipeline over the steps; raise the first user error, or Cancelled when the run stopped short."""
         predictor, chain = self.predictor, self.chain
-        if chain is not None or self.recurrent:  # the net runs in write, in frame order (on each frame's hint with a chain)
+        if (
+            chain is not None or self.recurrent
+        ):  # the net runs in write, in frame order (on each frame's hint with a chain)
             layout = pipeline.plan(predictor, workers=1, threads=1, batch=1, ordered=True, readers=1)
             infer, post = None, None  # no inference stage
         else:
-            layout = pipeline.plan(predictor, workers=self.source.workers, threads=self.source.threads, ordered=True,
-                                   readers=None if self.source.plate.kind == "images" else 1)  # a movie: in order
+            layout = pipeline.plan(
+                predictor,
+                workers=self.source.workers,
+                threads=self.source.threads,
+                ordered=True,
+                readers=None if self.source.plate.kind == "images" else 1,
+            )  # a movie: in order
             infer, post = self.noted(predictor), self.noted(self.upsample_and_keep)
         try:
-            pipeline.run_pipeline(self.steps, self.noted(chain.read if chain else self.read), infer,
-                                  self.noted(self.write), post=post,
-                                  cancel=lambda: bool(self.failures or self.stopped or self.emitter.error), **layout)
+            pipeline.run_pipeline(
+                self.steps,
+                self.noted(chain.read if chain else self.read),
+                infer,
+                self.noted(self.write),
+                post=post,
+                cancel=lambda: bool(self.failures or self.stopped or self.emitter.error),
+                **layout,
+            )
         finally:
             self.emitter.close()  # every result handed over is written (or the first failure noted)
         if self.failures:
@@ -118,8 +164,9 @@ class _MatteRun:
         if self.stopped or not self.stage.finished:
             raise Cancelled("The roto job was cancelled; run it again to resume.")
 
-    def emit_unless_cancelled(self, frame: int, picture: Picture | None, alpha: np.ndarray,
-                              cast: np.ndarray | None) -> None:
+    def emit_unless_cancelled(
+        self, frame: int, picture: Picture | None, alpha: np.ndarray, cast: np.ndarray | None
+    ) -> None:
         """The emitter thread's call: ``emit`` unless the run stopped or ``cancel()`` says so."""
         if self.stopped or (self.cancel is not None and self.cancel()):
             self.stopped = True
@@ -132,12 +179,14 @@ class _MatteRun:
 
     def noted(self, step: Callable) -> Callable:
         """``step``, noting a user error it raises: it ends the run, as no frame after it can be emitted in order."""
+
         def call(*args):
             try:
                 return step(*args)
             except MattekitError as exc:
                 self.failures.append(exc)
                 raise
+
         return call
 
     def read(self, frame: int) -> tuple:
@@ -146,9 +195,15 @@ class _MatteRun:
 
     def upsample(self, frame: int, picture: Picture, prediction) -> np.ndarray:
         predictor = self.predictor
-        return mask_from_prediction(picture.pixels, prediction, self.source.refine, soft=predictor.task == "matte",
-                                    upsampling=predictor.upsampling, device=device_of(self.predictor, picture.pixels),
-                                    refine_above=self.source.refine_above)
+        return mask_from_prediction(
+            picture.pixels,
+            prediction,
+            self.source.refine,
+            soft=predictor.task == "matte",
+            upsampling=predictor.upsampling,
+            device=device_of(self.predictor, picture.pixels),
+            refine_above=self.source.refine_above,
+        )
 
     def upsample_and_keep(self, frame: int, picture: Picture, prediction) -> tuple:
         alpha = self.upsample(frame, picture, prediction)
@@ -180,8 +235,13 @@ class _MatteRun:
         alpha, kept = result if isinstance(result, tuple) else (result, None)
         if frame != self.stage.expects or self.stopped:  # an earlier frame failed
             return
-        self.stage.push(frame, picture.pixels, alpha, picture if self.pictures else None,
-                        kept=self.keep(picture, alpha) if kept is None else kept)
+        self.stage.push(
+            frame,
+            picture.pixels,
+            alpha,
+            picture if self.pictures else None,
+            kept=self.keep(picture, alpha) if kept is None else kept,
+        )
 
 
 class _Emitter:
@@ -230,13 +290,19 @@ def recurrent_steps(have, needed: list[int], warmup: int) -> list[int]:
     return sorted(steps)
 
 
-def frames_read(plate, entry: catalog.ModelEntry, temporal_options: temporal.TemporalOptions | None,
-                keyframes: tracking.Keyframes | None, wanted: list[int]) -> list[int]:
+def frames_read(
+    plate,
+    entry: catalog.ModelEntry,
+    temporal_options: temporal.TemporalOptions | None,
+    keyframes: tracking.Keyframes | None,
+    wanted: list[int],
+) -> list[int]:
     """Every plate frame that :meth:`MatteSource.run` over ``wanted`` decodes, sorted: the wanted frames, the
     neighbours in their temporal windows, a recurrent model's warm-up frames, a hint chain's frames from its
     keyframe (what a job checks before any model loads)."""
-    stage = ordered.OrderedSmoother(temporal_options if temporal_options and temporal_options.radius > 0 else None,
-                                     plate.frames, wanted, None)
+    stage = ordered.OrderedSmoother(
+        temporal_options if temporal_options and temporal_options.radius > 0 else None, plate.frames, wanted, None
+    )
     if keyframes is not None and entry.task == "prompt":
         return sorted({frame for run in runs(keyframes, plate.frames, stage.frames) for frame in run})
     if keyframes is not None:

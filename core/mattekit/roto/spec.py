@@ -1,5 +1,6 @@
 """The checks of a roto job's outputs (its options are :class:`mattekit.tasks.roto.RotoSpec`): none lands on a
 file the job reads or on another of its outputs."""
+
 from __future__ import annotations
 
 import contextlib
@@ -44,16 +45,22 @@ def refuse_overwriting_inputs(spec: RotoSpec, plate, frames: list[int], outputs:
                 for path in pattern.scan().values():
                     read.add(path, f"a file of the {declared.flag} pattern {pattern}")
     for name, out in outputs.items():
-        fix = ("choose another -o (output pattern or folder)" if name == "output"
-               else f"choose another {'--' + name.replace('_', '-')} pattern")
+        fix = (
+            "choose another -o (output pattern or folder)"
+            if name == "output"
+            else f"choose another {'--' + name.replace('_', '-')} pattern"
+        )
         for pattern, what in patterns:
             if _same_naming(out, pattern):
-                raise OutputError(f"The output pattern {out} is {what}: writing it would replace or add to its "
-                                  f"files; {fix}.")
+                raise OutputError(
+                    f"The output pattern {out} is {what}: writing it would replace or add to its files; {fix}."
+                )
         for frame in frames:
             what = read.which(out.path(frame))
             if what is not None:
-                raise OutputError(f"The output {out.path(frame)} is {what}: writing it would replace the original; {fix}.")
+                raise OutputError(
+                    f"The output {out.path(frame)} is {what}: writing it would replace the original; {fix}."
+                )
 
 
 def refuse_shared_outputs(outputs: dict[str, FramePattern]) -> None:
@@ -64,15 +71,19 @@ def refuse_shared_outputs(outputs: dict[str, FramePattern]) -> None:
     they mount) take them for one name."""
     names = list(outputs)
     for n, first in enumerate(names):
-        for second in names[n + 1:]:
+        for second in names[n + 1 :]:
             flags = " and ".join("-o" if name == "output" else f"--{name}" for name in (first, second))
             if _same_naming(outputs[first], outputs[second]):
-                raise OutputError(f"{flags} both name the files {outputs[second]}; give each output (the matte, "
-                                  f"--rgba, --fg, --layers) a pattern of its own.")
+                raise OutputError(
+                    f"{flags} both name the files {outputs[second]}; give each output (the matte, "
+                    f"--rgba, --fg, --layers) a pattern of its own."
+                )
             if _same_naming(outputs[first], outputs[second], fold=True):
-                raise OutputError(f"{flags} name files that differ only in case ({outputs[first]} and "
-                                  f"{outputs[second]}), one name on macOS and Windows disks; give each output a "
-                                  f"pattern that differs in more than case.")
+                raise OutputError(
+                    f"{flags} name files that differ only in case ({outputs[first]} and "
+                    f"{outputs[second]}), one name on macOS and Windows disks; give each output a "
+                    f"pattern that differs in more than case."
+                )
 
 
 def _same_naming(a: FramePattern, b: FramePattern, fold: bool = False) -> bool:
@@ -84,6 +95,7 @@ def _same_naming(a: FramePattern, b: FramePattern, fold: bool = False) -> bool:
         return False
     try:
         return same(str(a.folder.resolve())) == same(str(b.folder.resolve())) or (
-            a.folder.is_dir() and b.folder.is_dir() and os.path.samefile(a.folder, b.folder))
+            a.folder.is_dir() and b.folder.is_dir() and os.path.samefile(a.folder, b.folder)
+        )
     except OSError:
         return False

@@ -8,6 +8,7 @@ chunks run side by side never write the same file; a frame counts as finished on
 with the job's fingerprint matches the bytes on disk and the plate file it was made from. A run locks the
 frames it writes (:mod:`.lock`), and replaces no file at an output name that no manifest or journal records.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,8 +22,16 @@ from typing import Callable
 
 from .. import __version__
 from ..errors import OutputError
-from ..fsutil import (Confinement, Unreadable, atomic_write, check_folder, ensure_folder, file_digests, read_regular,
-                      stale_temporaries)
+from ..fsutil import (
+    Confinement,
+    Unreadable,
+    atomic_write,
+    check_folder,
+    ensure_folder,
+    file_digests,
+    read_regular,
+    stale_temporaries,
+)
 from ..io.frame_patterns import FramePattern
 from ..io.naming import check_name_length
 from .lock import FrameLock
@@ -92,9 +101,13 @@ class Store:
                     continue
                 records = self._records(None) if records is None else records
                 entry = records.get(frame, {}).get(name)
-                if not (isinstance(entry, list) and entry and isinstance(entry[0], str) and Path(entry[0]).name == path.name):
-                    raise OutputError(f"{path} already exists and no roto manifest or journal there records it; move it "
-                                      f"away, choose another output, or use --overwrite to replace it.")
+                if not (
+                    isinstance(entry, list) and entry and isinstance(entry[0], str) and Path(entry[0]).name == path.name
+                ):
+                    raise OutputError(
+                        f"{path} already exists and no roto manifest or journal there records it; move it "
+                        f"away, choose another output, or use --overwrite to replace it."
+                    )
 
     def open(self, settings: dict, fingerprint: str, provenance: Callable[[], dict], overwrite: bool) -> None:
         """Write the manifest, or check it against these settings (``provenance()`` is asked only when
@@ -107,8 +120,10 @@ class Store:
                 self._write_manifest(settings, fingerprint, old["outputs"] | self.outputs(), provenance())
                 return
             what = _difference(old["settings"], settings)
-            raise OutputError(f"{self.patterns['alpha']} already holds mattes made with other settings ({what}); "
-                              f"use --overwrite to redo them, or choose another output.")
+            raise OutputError(
+                f"{self.patterns['alpha']} already holds mattes made with other settings ({what}); "
+                f"use --overwrite to redo them, or choose another output."
+            )
         self._write_manifest(settings, fingerprint, self.outputs(), provenance())
 
     def _read_manifest(self) -> dict:
@@ -118,24 +133,39 @@ class Store:
         try:
             old = json.loads(read_regular(path, MANIFEST_BYTES, links=False))
         except Unreadable as exc:
-            raise OutputError(f"Cannot read the roto manifest {path}: it {exc}; move it away, or choose another "
-                              f"output.") from None
+            raise OutputError(
+                f"Cannot read the roto manifest {path}: it {exc}; move it away, or choose another output."
+            ) from None
         except ValueError:
             old = None
-        if not (isinstance(old, dict) and isinstance(old.get("fingerprint"), str)
-                and isinstance(old.get("settings"), dict) and isinstance(old.get("outputs"), dict)):
-            raise OutputError(f"{path} is not a mattekit roto manifest (the file roto keeps beside its mattes); "
-                              f"move or delete it, or choose another output.")
+        if not (
+            isinstance(old, dict)
+            and isinstance(old.get("fingerprint"), str)
+            and isinstance(old.get("settings"), dict)
+            and isinstance(old.get("outputs"), dict)
+        ):
+            raise OutputError(
+                f"{path} is not a mattekit roto manifest (the file roto keeps beside its mattes); "
+                f"move or delete it, or choose another output."
+            )
         return old
 
     def _write_manifest(self, settings: dict, fingerprint: str, outputs: dict, provenance: dict) -> None:
-        record = {"mattekit": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  "fingerprint": fingerprint, "settings": settings, "outputs": outputs,
-                  "journal": self.journal_dir.name, "provenance": provenance}
+        record = {
+            "mattekit": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "fingerprint": fingerprint,
+            "settings": settings,
+            "outputs": outputs,
+            "journal": self.journal_dir.name,
+            "provenance": provenance,
+        }
         try:
             atomic_write(self.manifest_path, json.dumps(record, indent=1, sort_keys=True) + "\n", confine=self.confine)
         except OSError as exc:
-            raise OutputError(f"Cannot write {self.manifest_path}: {exc.strerror.lower() if exc.strerror else exc}.") from None
+            raise OutputError(
+                f"Cannot write {self.manifest_path}: {exc.strerror.lower() if exc.strerror else exc}."
+            ) from None
 
     def lock(self, frames: list[int]):
         """A ``with`` block holding ``frames`` of this output against other live runs (:class:`.lock.FrameLock`)."""
@@ -146,8 +176,10 @@ class Store:
         """:func:`check_folder` of the matte's folder, and its hidden journal folder (locks too) no link out of it."""
         check_folder(self.journal_dir.parent, self.confine)
         if self.confine is not None and os.path.islink(self.journal_dir):
-            raise OutputError(f"Cannot write in {self.journal_dir}: it is a link, and roto keeps its journal in a folder "
-                              f"of its own; remove the link.")
+            raise OutputError(
+                f"Cannot write in {self.journal_dir}: it is a link, and roto keeps its journal in a folder "
+                f"of its own; remove the link."
+            )
 
     # -- which frames are finished
     def journal(self) -> "Journal":
@@ -166,8 +198,10 @@ class Store:
             except Unreadable as exc:
                 if not os.path.lexists(journal):  # a run's journal removed meanwhile
                     continue
-                raise OutputError(f"Cannot read the roto journal {journal}: it {exc}; remove it (roto writes its "
-                                  f"journals itself, as plain files).") from None
+                raise OutputError(
+                    f"Cannot read the roto journal {journal}: it {exc}; remove it (roto writes its "
+                    f"journals itself, as plain files)."
+                ) from None
             for line in lines:
                 try:
                     record = json.loads(line)
@@ -184,7 +218,9 @@ class Store:
         done = set()
         for frame in frames:
             files = records.get(frame, {})
-            if all(self._verify(files.get(name), pattern.path(frame), frame) for name, pattern in self.patterns.items()):
+            if all(
+                self._verify(files.get(name), pattern.path(frame), frame) for name, pattern in self.patterns.items()
+            ):
                 done.add(frame)
         return done
 
@@ -198,7 +234,9 @@ class Store:
         if not entry or len(entry) != 3 or entry[0] != str(path):
             return False
         try:
-            return entry[2] == self.plate_stamp(frame) and file_digests(path, "sha256", regular=True)["sha256"] == entry[1]
+            return (
+                entry[2] == self.plate_stamp(frame) and file_digests(path, "sha256", regular=True)["sha256"] == entry[1]
+            )
         except (OSError, Unreadable):  # missing, or no regular file of the run's own: redone
             return False
 
@@ -240,10 +278,13 @@ class Journal:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             name = f"{platform.node() or 'host'}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
-            self.fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0),
-                              0o644)
+            self.fd = os.open(
+                self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o644
+            )
         except OSError as exc:
-            raise OutputError(f"Cannot write the job journal in {self.folder}: {exc.strerror.lower() if exc.strerror else exc}.") from None
+            raise OutputError(
+                f"Cannot write the job journal in {self.folder}: {exc.strerror.lower() if exc.strerror else exc}."
+            ) from None
         return self
 
     def append(self, record: dict) -> None:

@@ -1,4 +1,5 @@
 """What a roto run tells its caller at the end (:class:`Summary`); progress events are :mod:`mattekit.progress`'s."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

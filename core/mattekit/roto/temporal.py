@@ -21,6 +21,7 @@ The window is centred and bounded: a frame's result depends only on plate frames
 ``radius * passes`` of it. So any split of a shot into chunks, resumed or spread over machines,
 gives the same bytes as one uninterrupted run.
 """
+
 from __future__ import annotations
 
 import threading
@@ -67,9 +68,17 @@ class TemporalOptions:
         return self.radius * self.passes
 
     def describe(self) -> dict:
-        return {"method": "flow-window", "radius": self.radius, "passes": self.passes,
-                "flow_side": self.flow_side, "sigma": self.sigma, "decay": self.decay, "flow_preset": self.flow_preset,
-                "flow_refinement": self.flow_refinement, "refine_above": self.refine_above}
+        return {
+            "method": "flow-window",
+            "radius": self.radius,
+            "passes": self.passes,
+            "flow_side": self.flow_side,
+            "sigma": self.sigma,
+            "decay": self.decay,
+            "flow_preset": self.flow_preset,
+            "flow_refinement": self.flow_refinement,
+            "refine_above": self.refine_above,
+        }
 
 
 def for_model(entry) -> TemporalOptions:
@@ -89,8 +98,9 @@ class FrameState:
     shadow: np.ndarray | None = None  # float32 H x W in [0,1] (0: no shadow, 1: black), or None
 
 
-def prepare(image: np.ndarray, alpha: np.ndarray, options: TemporalOptions,
-            shadow: np.ndarray | None = None) -> FrameState:
+def prepare(
+    image: np.ndarray, alpha: np.ndarray, options: TemporalOptions, shadow: np.ndarray | None = None
+) -> FrameState:
     """Keep a frame for the filter: ``image`` sRGB H x W x 3|4 [0,1], ``alpha`` H x W [0,1], ``shadow`` (H x W
     [0,1]) the frame's shadow matte to filter as the matte is, or None."""
     height, width = alpha.shape
@@ -98,8 +108,9 @@ def prepare(image: np.ndarray, alpha: np.ndarray, options: TemporalOptions,
     size = (max(8, round(width * scale)), max(8, round(height * scale)))
     small = cv2.resize(np.ascontiguousarray(image[..., :3], np.float32), size, interpolation=cv2.INTER_AREA)
     grey = cv2.cvtColor(np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
-    return FrameState(np.asarray(alpha, np.float32), small, grey,
-                      None if shadow is None else np.asarray(shadow, np.float32))
+    return FrameState(
+        np.asarray(alpha, np.float32), small, grey, None if shadow is None else np.asarray(shadow, np.float32)
+    )
 
 
 def _total(values: list[np.ndarray]) -> np.ndarray:
@@ -239,9 +250,13 @@ class Smoother:
             own = self.matte(level - 1, frame, plane)
             height, width = own.shape
             others = [(other, self.pair(frame, other)) for other in self.neighbours(frame)]
-            blocks = active_blocks(self.counts(level - 1, frame, plane),
-                                   [(self.counts(level - 1, other, plane), self.reads(frame, other, height, width))
-                                    for other, _ in others])
+            blocks = active_blocks(
+                self.counts(level - 1, frame, plane),
+                [
+                    (self.counts(level - 1, other, plane), self.reads(frame, other, height, width))
+                    for other, _ in others
+                ],
+            )
             result = own.copy()
             if blocks.any():
                 pixels = block_pixels(blocks, height, width)
@@ -250,8 +265,16 @@ class Smoother:
             self.averaged[level, frame, plane] = result
         return self.averaged[level, frame, plane]
 
-    def _combined(self, level: int, frame: int, own: np.ndarray, others: list, pixels: np.ndarray,
-                  size: tuple[int, int], plane: str) -> np.ndarray:
+    def _combined(
+        self,
+        level: int,
+        frame: int,
+        own: np.ndarray,
+        others: list,
+        pixels: np.ndarray,
+        size: tuple[int, int],
+        plane: str,
+    ) -> np.ndarray:
         """Pass ``level`` of :meth:`matte` at ``pixels`` ((x, y), P x Q x 2 float32, of the H x W ``size`` frame;
         ``own``: the frame's matte after the pass before there, P x Q; ``others``: (neighbour, its :meth:`pair`)):
         float32 P x Q in [0,1]."""

@@ -9,6 +9,7 @@ the neighbours' mattes sampled along the flow with ``grid_sample`` (bilinear, ed
 weighted mean of :meth:`~mattekit.roto.temporal.Smoother.matte`. The result differs from the CPU filter's by the
 interpolation's rounding only (OpenCV's remap weighs in 1/32 px steps, ``grid_sample`` exactly).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -82,16 +83,24 @@ class DeviceSmoother(Smoother):
             values, weights = [own], [torch.ones_like(own)]
             for other in self.neighbours(frame):
                 grid, agreement = self.full_size(frame, other, *own.shape)
-                warped = F.grid_sample(self.matte(level - 1, other, plane)[None, None], grid, mode="bilinear",
-                                       padding_mode="border", align_corners=True)[0, 0]
+                warped = F.grid_sample(
+                    self.matte(level - 1, other, plane)[None, None],
+                    grid,
+                    mode="bilinear",
+                    padding_mode="border",
+                    align_corners=True,
+                )[0, 0]
                 if level == 1:
                     values.append(torch.where(agreement > 0.5, warped, own))
                 else:
                     decay = float(self.options.decay ** abs(other - frame))
                     values.append(warped * agreement * decay)
                     weights.append(agreement * decay)
-            combined = (median(values, torch.minimum, torch.maximum) if level == 1
-                        else sum(values[1:], values[0]) / sum(weights[1:], weights[0]))
+            combined = (
+                median(values, torch.minimum, torch.maximum)
+                if level == 1
+                else sum(values[1:], values[0]) / sum(weights[1:], weights[0])
+            )
             result = combined.clamp(0.0, 1.0)
         self.averaged[level, frame, plane] = result
         return result

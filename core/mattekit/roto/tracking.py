@@ -14,6 +14,7 @@ result. Keyframe hints: boxes and points as the options hold them (values on fra
 masks (values read once there too): a frame pattern (``masks/####.png``) whose existing files are keyframe masks
 (white = subject). Points hold on their keyframe only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,8 +45,13 @@ class Keyframes:
     masks: dict[int, Path] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, box: Hints = None, point: Hints = None, exclude: Hints = None,
-           hint_mask: tuple[HintMask, ...] | None = None) -> "Keyframes | None":
+    def of(
+        cls,
+        box: Hints = None,
+        point: Hints = None,
+        exclude: Hints = None,
+        hint_mask: tuple[HintMask, ...] | None = None,
+    ) -> "Keyframes | None":
         """From one object's hints as roto's options hold them: ``box`` / ``point`` / ``exclude`` tuples of
         :class:`~mattekit.subject.keyframe_hints.KeyframeHint` and ``hint_mask``'s
         :class:`~mattekit.subject.keyframe_hints.HintMask` (their names not read); None when no hint is given.
@@ -62,8 +68,10 @@ class Keyframes:
         for mask in hint_mask or ():
             files = FramePattern.parse(mask.pattern).scan()
             if not files:
-                raise InputError(f"The hint mask pattern {mask.pattern} names no existing file (e.g. masks/####.png "
-                                 "with one file per keyframe, numbered like the plate).")
+                raise InputError(
+                    f"The hint mask pattern {mask.pattern} names no existing file (e.g. masks/####.png "
+                    "with one file per keyframe, numbered like the plate)."
+                )
             masks.update(files)
         found = cls(boxes, include, excluded, masks)
         return found if found.frames else None
@@ -80,8 +88,9 @@ class Keyframes:
             picture = read_image(self.masks[frame])
             mask = picture.pixels[..., 0]
         try:
-            return hints.make(height, width, self.boxes.get(frame), self.include.get(frame, ()),
-                              self.exclude.get(frame, ()), mask)
+            return hints.make(
+                height, width, self.boxes.get(frame), self.include.get(frame, ()), self.exclude.get(frame, ()), mask
+            )
         except InputError as exc:
             raise InputError(f"Keyframe {frame}: {exc}") from None
 
@@ -95,19 +104,24 @@ class Keyframes:
         order they are carried (backward for frames before the first keyframe)."""
         key = self.anchor(frame)
         if key not in have or frame not in have:
-            raise InputError(f"Keyframe {key} is not a frame of the plate." if key not in have
-                             else f"Frame {frame} is not a frame of the plate.")
+            raise InputError(
+                f"Keyframe {key} is not a frame of the plate."
+                if key not in have
+                else f"Frame {frame} is not a frame of the plate."
+            )
         i, j = have.index(key), have.index(frame)
-        return have[i:j + 1] if j >= i else have[j:i + 1][::-1]
+        return have[i : j + 1] if j >= i else have[j : i + 1][::-1]
 
     def describe(self) -> dict:
         """What decides the mattes (for a job's settings): the boxes and points as texts, and each mask file's
         SHA-256."""
-        return {"boxes": {str(k): str(v) for k, v in sorted(self.boxes.items())},
-                "include": {str(k): ";".join(map(str, v)) for k, v in sorted(self.include.items())},
-                "exclude": {str(k): ";".join(map(str, v)) for k, v in sorted(self.exclude.items())},
-                "masks": {str(k): sha256_file(v) for k, v in sorted(self.masks.items())},
-                "carry": {"method": "dis-flow", "flow_side": FLOW_SIDE}}
+        return {
+            "boxes": {str(k): str(v) for k, v in sorted(self.boxes.items())},
+            "include": {str(k): ";".join(map(str, v)) for k, v in sorted(self.include.items())},
+            "exclude": {str(k): ";".join(map(str, v)) for k, v in sorted(self.exclude.items())},
+            "masks": {str(k): sha256_file(v) for k, v in sorted(self.masks.items())},
+            "carry": {"method": "dis-flow", "flow_side": FLOW_SIDE},
+        }
 
 
 def schedule(keyframes: Keyframes, have: list[int], needed: list[int]) -> tuple[list[int], dict[int, int | None]]:
@@ -138,8 +152,9 @@ def schedule(keyframes: Keyframes, have: list[int], needed: list[int]) -> tuple[
 
 def grey(image: np.ndarray) -> np.ndarray:
     """The frame as the carrying flow sees it: uint8 grey, long side :data:`FLOW_SIDE` (or less)."""
-    return temporal.prepare(image, np.zeros(image.shape[:2], np.float32),
-                            temporal.TemporalOptions(flow_side=FLOW_SIDE)).grey
+    return temporal.prepare(
+        image, np.zeros(image.shape[:2], np.float32), temporal.TemporalOptions(flow_side=FLOW_SIDE)
+    ).grey
 
 
 CARRIED_PEAK = 0.1  # a carried mask fainter than this everywhere has lost the subject

@@ -21,6 +21,7 @@ necessarily in input order, unless ``ordered``: then ``write`` sees them in inpu
 skipped), a small reorder buffer holding those that finish early, and reading never runs more than
 ``queue_size + workers * batch`` items ahead of writing, so memory stays bounded with any number of workers.
 """
+
 from __future__ import annotations
 
 import queue
@@ -79,8 +80,14 @@ class Result:
     timings: Timings = field(default_factory=Timings)
 
 
-def plan(predictor, workers: int | None = None, threads: int | None = None, batch: int | None = None,
-         ordered: bool = False, readers: int | None = None) -> dict:
+def plan(
+    predictor,
+    workers: int | None = None,
+    threads: int | None = None,
+    batch: int | None = None,
+    ordered: bool = False,
+    readers: int | None = None,
+) -> dict:
     """``workers``/``threads``/``batch``/``writers``/``readers``/``pad`` for ``predictor``: its plan's layout
     (:attr:`predictor.plan`, decided by :func:`mattekit.engines.plan.decide`: :func:`mattekit.engines.layout.layout`
     says why), the arguments given winning; on the CPU a given ``threads`` or ``workers`` shares the cores out for the
@@ -100,18 +107,38 @@ def plan(predictor, workers: int | None = None, threads: int | None = None, batc
         if not getattr(engine, "concurrent", True):
             workers = 1
         threads = threads or max(1, cores // workers)
-    return {"workers": workers or layout.workers, "threads": threads, "batch": batch or layout.batch, "device": device,
-            "writers": 1 if ordered else layout.writers, "readers": readers or layout.readers, "ordered": ordered,
-            "pad": layout.pad}
+    return {
+        "workers": workers or layout.workers,
+        "threads": threads,
+        "batch": batch or layout.batch,
+        "device": device,
+        "writers": 1 if ordered else layout.writers,
+        "readers": readers or layout.readers,
+        "ordered": ordered,
+        "pad": layout.pad,
+    }
 
 
-def run_pipeline(items: Iterable, read: Callable[[Any], tuple[Any, Any]],
-                 infer: Callable[[Any], Any] | None, write: Callable[[Any, Any, Any], None], *,
-                 workers: int = 1, threads: int | None = None, batch: int = 1, writers: int = 1, readers: int = 1,
-                 queue_size: int | None = None, device: torch.device | str = "cpu", ordered: bool = False,
-                 pad: bool = False, post: Callable[[Any, Any, Any], Any] | None = None,
-                 progress: Callable[[int, Any], None] | None = None, cancel: Callable[[], bool] | None = None,
-                 timings: Timings | None = None) -> Result:
+def run_pipeline(
+    items: Iterable,
+    read: Callable[[Any], tuple[Any, Any]],
+    infer: Callable[[Any], Any] | None,
+    write: Callable[[Any, Any, Any], None],
+    *,
+    workers: int = 1,
+    threads: int | None = None,
+    batch: int = 1,
+    writers: int = 1,
+    readers: int = 1,
+    queue_size: int | None = None,
+    device: torch.device | str = "cpu",
+    ordered: bool = False,
+    pad: bool = False,
+    post: Callable[[Any, Any, Any], Any] | None = None,
+    progress: Callable[[int, Any], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    timings: Timings | None = None,
+) -> Result:
     """Run ``read`` -> ``infer`` -> ``write`` over ``items`` with the stages overlapped.
 
     read(item) -> (x, context): decode and preprocess; x is 1 x C x h x w float32 (CPU; a numpy array or a torch
@@ -136,9 +163,24 @@ def run_pipeline(items: Iterable, read: Callable[[Any], tuple[Any, Any]],
     device, workers = str(device), workers if infer is not None else 0
     if workers > 1:  # (on a GPU too: the host's inputs of 1024 px and their batches, 12 and 96 MB, are reused)
         heap.keep_freed_memory()
-    return Pipeline(read, infer, write, post, progress, cancel, timings or Timings(), workers=workers, threads=threads,
-                    batch=batch, writers=writers, readers=readers, queue_size=queue_size, device=device,
-                    ordered=ordered, pad=pad).run(items)
+    return Pipeline(
+        read,
+        infer,
+        write,
+        post,
+        progress,
+        cancel,
+        timings or Timings(),
+        workers=workers,
+        threads=threads,
+        batch=batch,
+        writers=writers,
+        readers=readers,
+        queue_size=queue_size,
+        device=device,
+        ordered=ordered,
+        pad=pad,
+    ).run(items)
 
 
 class Pipeline:
@@ -146,9 +188,26 @@ class Pipeline:
     :meth:`reader` (``readers`` threads), :meth:`worker` (``workers``; none without ``infer``), :meth:`writer`
     (``writers``). Items travel between them as (sequence number, item, context, x or result)."""
 
-    def __init__(self, read, infer, write, post, progress, cancel, timings: Timings, *, workers: int,
-                 threads: int | None, batch: int, writers: int, readers: int, queue_size: int | None, device: str,
-                 ordered: bool, pad: bool):
+    def __init__(
+        self,
+        read,
+        infer,
+        write,
+        post,
+        progress,
+        cancel,
+        timings: Timings,
+        *,
+        workers: int,
+        threads: int | None,
+        batch: int,
+        writers: int,
+        readers: int,
+        queue_size: int | None,
+        device: str,
+        ordered: bool,
+        pad: bool,
+    ):
         self.read, self.infer, self.write, self.post = read, infer, write, post
         self.progress, self.cancel = progress, cancel
         self.workers, self.threads, self.batch, self.writers = workers, threads, batch, writers
@@ -169,12 +228,16 @@ class Pipeline:
     def run(self, items: Iterable) -> Result:
         """Every stage's threads started and joined; the first exception that stopped a stage raised here."""
         source = iter(items)
-        pool = [threading.Thread(target=self.reader, args=(source,), name=f"mattekit-read-{i}", daemon=True)
-                for i in range(self.readers)]
-        pool += [threading.Thread(target=self.worker, name=f"mattekit-infer-{i}", daemon=True)
-                 for i in range(self.workers)]
-        pool += [threading.Thread(target=self.writer, name=f"mattekit-write-{i}", daemon=True)
-                 for i in range(self.writers)]
+        pool = [
+            threading.Thread(target=self.reader, args=(source,), name=f"mattekit-read-{i}", daemon=True)
+            for i in range(self.readers)
+        ]
+        pool += [
+            threading.Thread(target=self.worker, name=f"mattekit-infer-{i}", daemon=True) for i in range(self.workers)
+        ]
+        pool += [
+            threading.Thread(target=self.writer, name=f"mattekit-write-{i}", daemon=True) for i in range(self.writers)
+        ]
         previous = thread_count.count()
         start = time.perf_counter()
         try:

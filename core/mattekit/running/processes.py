@@ -16,6 +16,7 @@ finish runs on the model's device in its own thread). OpenCV's thread pool is no
 usable in a forked child (its workers are the parent's): it is stopped before the fork, so the children run
 OpenCV's calls in their own thread, and restarted after it.
 """
+
 from __future__ import annotations
 
 import mmap
@@ -134,8 +135,15 @@ def _pickled(args: tuple) -> tuple[bytes, list]:
     tensor among ``args`` (a prediction) travels as its numpy array (:class:`_Tensor`)."""
     torch = loaded_torch()
     if torch is not None:
-        args = tuple(_Tensor(a.contiguous().numpy()) if isinstance(a, torch.Tensor) and a.device.type == "cpu"
-                     and not a.requires_grad and str(a.dtype) in _NUMPY_DTYPES else a for a in args)
+        args = tuple(
+            _Tensor(a.contiguous().numpy())
+            if isinstance(a, torch.Tensor)
+            and a.device.type == "cpu"
+            and not a.requires_grad
+            and str(a.dtype) in _NUMPY_DTYPES
+            else a
+            for a in args
+        )
     buffers: list = []
     head = pickle.dumps(args, protocol=5, buffer_callback=buffers.append)
     return head, [b.raw() for b in buffers]

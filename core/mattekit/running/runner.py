@@ -11,6 +11,7 @@ Failures: anything that goes wrong with one item (a bad file, an unwritable outp
 item only; the run's :class:`mattekit.running.pipeline.Result` keeps the original exception, so that a run of one
 input can raise it as it was. Whatever fails in the shared inference stage stops the run, as in the pipeline.
 """
+
 from __future__ import annotations
 
 import threading
@@ -35,11 +36,13 @@ class _ItemFailed(MattekitError):
 
 def _guarded(stage: Callable) -> Callable:
     """``stage`` with any exception of its item carried as an :class:`_ItemFailed`."""
+
     def call(item, *rest):
         try:
             return stage(item, *rest)
         except Exception as exc:  # noqa: BLE001 - one item's failure never stops the others
             raise _ItemFailed(exc) from None
+
     return call
 
 
@@ -64,13 +67,19 @@ def transparent_note(task, result: dict, options=None) -> str | None:
     if getattr(options, "box", None) is not None and "point" in names:  # the box was the hint: no box again
         answered = "hint_model" in names and options.hint_model != NONE
         tries = ["--point on the subject inside the box"] + (
-            ["--hint-model none (the segmentation model answers the box)"] if answered else
-            ["--model with another model", "--hint-model at its default (SAM 2.1 answers a box)"])
+            ["--hint-model none (the segmentation model answers the box)"]
+            if answered
+            else ["--model with another model", "--hint-model at its default (SAM 2.1 answers a box)"]
+        )
         return f"the result is fully transparent (no subject was found in the box); try {', or '.join(tries)}."
-    tries = (["--model with another model"] if "model" in names else []) + \
-            (["--box around the subject or --point on it"] if {"box", "point"} <= names else [])
-    return ("the result is fully transparent (no subject was found)"
-            + (f"; try {', or '.join(tries)}" if tries else "") + ".")
+    tries = (["--model with another model"] if "model" in names else []) + (
+        ["--box around the subject or --point on it"] if {"box", "point"} <= names else []
+    )
+    return (
+        "the result is fully transparent (no subject was found)"
+        + (f"; try {', or '.join(tries)}" if tries else "")
+        + "."
+    )
 
 
 class Runner:
@@ -82,8 +91,15 @@ class Runner:
     :mod:`mattekit.io.metadata`) with its profile, dpi, EXIF and XMP; by default they leave it out.
     """
 
-    def __init__(self, task, models: dict, options, ports: dict | None = None, provenance: dict | None = None,
-                 personal: bool = False):
+    def __init__(
+        self,
+        task,
+        models: dict,
+        options,
+        ports: dict | None = None,
+        provenance: dict | None = None,
+        personal: bool = False,
+    ):
         self.task, self.models, self.options = task, models, options
         self.ports, self.provenance, self.personal = dict(ports or {}), provenance, personal
         self.output = task.outputs[0].name
@@ -92,11 +108,23 @@ class Runner:
 
     # ------------------------------------------------------------------ the one executor
 
-    def run(self, items: Iterable, load: Callable, store: Callable, *, single: bool = False,
-            threads: int | None = None, progress: Callable | None = None, cancel: Callable | None = None,
-            timings: pipeline.Timings | None = None, steps: Callable | None = None,
-            workers: int | None = None, batch: int | None = None, note: Callable | None = None,
-            stored: Callable | None = None) -> pipeline.Result:
+    def run(
+        self,
+        items: Iterable,
+        load: Callable,
+        store: Callable,
+        *,
+        single: bool = False,
+        threads: int | None = None,
+        progress: Callable | None = None,
+        cancel: Callable | None = None,
+        timings: pipeline.Timings | None = None,
+        steps: Callable | None = None,
+        workers: int | None = None,
+        batch: int | None = None,
+        note: Callable | None = None,
+        stored: Callable | None = None,
+    ) -> pipeline.Result:
         """For every item: ``load(item) -> (inputs, kept)``, the task's stages, ``store(item, kept, outputs)``.
 
         single: one item (one inference worker with every thread). threads, workers, batch: the
@@ -158,8 +186,16 @@ class Runner:
             on_device = threading.BoundedSemaphore(settings["writers"])
             settings["writers"] = count  # a thread each, waiting on its process
         try:
-            result = pipeline.run_pipeline(items, _guarded(read), infer, _guarded(write), progress=progress,
-                                           cancel=cancel, timings=timings, **settings)
+            result = pipeline.run_pipeline(
+                items,
+                _guarded(read),
+                infer,
+                _guarded(write),
+                progress=progress,
+                cancel=cancel,
+                timings=timings,
+                **settings,
+            )
         finally:
             if writers is not None:
                 writers.close()
@@ -173,12 +209,20 @@ class Runner:
         inputs = {"image": picture.pixels}
         for port in self.task.inputs[1:]:
             if port.name in self.ports:
-                inputs[port.name] = outputs.read_companion(str(self.ports[port.name]), source, port,
-                                                           picture.pixels.shape[:2])
+                inputs[port.name] = outputs.read_companion(
+                    str(self.ports[port.name]), source, port, picture.pixels.shape[:2]
+                )
         return inputs
 
-    def files(self, planned: list[tuple[Path, Path]], *, skip_existing: bool = False, wrote: Callable | None = None,
-              data: dict | None = None, **run) -> pipeline.Result:
+    def files(
+        self,
+        planned: list[tuple[Path, Path]],
+        *,
+        skip_existing: bool = False,
+        wrote: Callable | None = None,
+        data: dict | None = None,
+        **run,
+    ) -> pipeline.Result:
         """Read each (input file, output file) of ``planned``, run, write the first output there (atomically,
         with the provenance and the source's colours and metadata, :func:`mattekit.io.outputs.with_metadata`;
         16-bit kept where the format allows). ``data``: {an input that is no file (standard
@@ -195,14 +239,26 @@ class Runner:
 
         def store(pair, picture, result) -> None:
             target = pair[1]
-            pixels, kept = outputs.with_metadata(outputs.for_file(result[self.output], target), picture, target,
-                                                 self.personal)
+            pixels, kept = outputs.with_metadata(
+                outputs.for_file(result[self.output], target), picture, target, self.personal
+            )
             ensure_folder(target.parent)
-            io.write_image(target, pixels, bit_depth=outputs.bit_depth_for(picture, target), provenance=self.provenance,
-                           metadata=kept)
+            io.write_image(
+                target,
+                pixels,
+                bit_depth=outputs.bit_depth_for(picture, target),
+                provenance=self.provenance,
+                metadata=kept,
+            )
 
-        result = self.run(todo, load, store, single=len(todo) == 1,
-                          stored=None if wrote is None else lambda pair: wrote(pair[1]), **run)
+        result = self.run(
+            todo,
+            load,
+            store,
+            single=len(todo) == 1,
+            stored=None if wrote is None else lambda pair: wrote(pair[1]),
+            **run,
+        )
         result.skipped = len(planned) - len(todo)
         return result
 
@@ -210,8 +266,14 @@ class Runner:
         """The task's outputs for in-memory ``inputs`` ({port: array}); the item's own exception raised;
         ``note(sentence)`` when the subject came out empty (:func:`transparent_note`)."""
         found: dict = {}
-        result = self.run([0], lambda _: (inputs, None), lambda _, kept, produced: found.update(produced),
-                          single=True, steps=steps, note=None if note is None else lambda _, sentence: note(sentence))
+        result = self.run(
+            [0],
+            lambda _: (inputs, None),
+            lambda _, kept, produced: found.update(produced),
+            single=True,
+            steps=steps,
+            note=None if note is None else lambda _, sentence: note(sentence),
+        )
         if result.failed:
             raise result.failed[0][1]
         return found

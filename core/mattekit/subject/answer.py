@@ -16,6 +16,7 @@ array without a hint) in [0,1]; alphas H x W float32 in [0,1]. A predictor is a 
 what :func:`network_input` returns beside the input: None for the whole image without a hint, else the hint and
 the region answered (:class:`mattekit.subject.hints.Hinted`; region None for a hint of :func:`whole_first`).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -83,8 +84,9 @@ def detail_of(height: int, width: int, prediction) -> float:
     return max(height / low[0], width / low[1])
 
 
-def answer_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction, refine: bool = True,
-                      colour: bool = True, device=None) -> Answer:
+def answer_from_whole(
+    predictor, image: np.ndarray, hint: hints.Hint, prediction, refine: bool = True, colour: bool = True, device=None
+) -> Answer:
     """The answer for a hint of :func:`whole_first` from ``predictor``'s answer on the whole image (``prediction``)
     when that answer holds the subject the hint points at (:func:`mattekit.subject.hints.picked`): a box cuts it
     (nothing outside the box nor at an exclude point's part, once its edge is matted), include points keep its parts
@@ -108,12 +110,23 @@ def answer_from_whole(predictor, image: np.ndarray, hint: hints.Hint, prediction
     x, looked = hinted_input(predictor, image, look)
     prediction = predictor(x)
     detail = detail_of(looked.region.height, looked.region.width, prediction)
-    return Answer(hinted_mask(image, prediction, refine, hints.Hinted(hint, looked.region), colour=colour,
-                                    upsampling=upsampling, device=device), detail)
+    return Answer(
+        hinted_mask(
+            image,
+            prediction,
+            refine,
+            hints.Hinted(hint, looked.region),
+            colour=colour,
+            upsampling=upsampling,
+            device=device,
+        ),
+        detail,
+    )
 
 
-def network_answer(predictor, image: np.ndarray, context, prediction, refine: bool = True,
-                   colour: bool = True, device=None) -> Answer:
+def network_answer(
+    predictor, image: np.ndarray, context, prediction, refine: bool = True, colour: bool = True, device=None
+) -> Answer:
     """The subject's answer from the network's ``prediction`` of :func:`network_input`'s input with its ``context``:
     the mask (``refine``: edge-aware upsampling, else plain) with ``colour`` deciding by colours where the network is
     unsure inside the hint; a matting network's alpha as it is (``soft``), resized as the model's own pipeline does
@@ -131,8 +144,11 @@ def network_answer(predictor, image: np.ndarray, context, prediction, refine: bo
     if context is not None and context.hint.box is not None:  # the whole image's answer too, for what the box's
         # region cut off or lost (hints.with_plain_answer): network_input's second row, the one row when the region
         # is the whole image, or a second run where its shape differed from the region's
-        whole = (prediction[-1:] if len(prediction) == 2 or _covers_image(context, image)
-                 else predictor(predictor.prepare(image)))
+        whole = (
+            prediction[-1:]
+            if len(prediction) == 2 or _covers_image(context, image)
+            else predictor(predictor.prepare(image))
+        )
         plain = mask_from_prediction(image, whole, refine, upsampling=upsampling, device=device)
         mask = hints.with_plain_answer(mask, plain, context.hint)
     return Answer(mask, detail)
@@ -160,8 +176,13 @@ def upsampling_of(predictor) -> str:
 
 def predict_mask(predictor, image: np.ndarray, refine: bool = True) -> np.ndarray:
     """Subject mask of ``image`` (H x W x 3|4 float32 [0,1]) by ``predictor``: float32 H x W in [0,1]."""
-    return mask_from_prediction(image, predictor(predictor.prepare(image)), refine,
-                                upsampling=predictor.upsampling, device=device_of(predictor, image))
+    return mask_from_prediction(
+        image,
+        predictor(predictor.prepare(image)),
+        refine,
+        upsampling=predictor.upsampling,
+        device=device_of(predictor, image),
+    )
 
 
 def hinted_input(predictor, image: np.ndarray, hint: hints.Hint) -> tuple:
@@ -174,8 +195,16 @@ def hinted_input(predictor, image: np.ndarray, hint: hints.Hint) -> tuple:
     return predictor.prepare(image[region.slices]), hints.Hinted(hint, region)
 
 
-def hinted_mask(image: np.ndarray, prediction, refine: bool, context, colour: bool = False,
-                soft: bool = False, upsampling: str = "bilinear", device=None) -> np.ndarray:
+def hinted_mask(
+    image: np.ndarray,
+    prediction,
+    refine: bool,
+    context,
+    colour: bool = False,
+    soft: bool = False,
+    upsampling: str = "bilinear",
+    device=None,
+) -> np.ndarray:
     """The subject mask H x W float32 [0,1] of ``image`` from the network's ``prediction`` of
     :func:`hinted_input`'s input: pasted back into the image and finished by the hint (:func:`hint_finished`).
     ``soft``: the prediction is a matting model's alpha (not rounded; see
@@ -184,8 +213,9 @@ def hinted_mask(image: np.ndarray, prediction, refine: bool, context, colour: bo
     if context is None:
         return mask_from_prediction(image, prediction, refine, soft, upsampling, device)
     mask = np.zeros(image.shape[:2], np.float32)
-    mask[context.region.slices] = mask_from_prediction(image[context.region.slices], prediction, refine, soft,
-                                                       upsampling, device)
+    mask[context.region.slices] = mask_from_prediction(
+        image[context.region.slices], prediction, refine, soft, upsampling, device
+    )
     return hint_finished(image, mask, context, colour)
 
 

@@ -12,6 +12,7 @@ mask's neighbourhood, only the parts connected to include points, nothing connec
 exclude point; a box alone or include points alone keep the whole image's answer when that answer holds the
 subject they point at (:func:`picked`; else the model answers their region, :func:`around`), and :func:`with_plain_answer` joins it to the region's answer when the box is focused. Pure numpy/OpenCV; no torch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -141,8 +142,10 @@ def _numbers(given, count: int, what: str, example: str) -> list[int]:
         raise InputError(f"The {what} {given!r} is not {example}.")
     fractions = [p for p, v in zip(parts, values) if 0 < abs(v) < 1]
     if fractions:
-        raise InputError(f"The {what} {given!r} has {' and '.join(fractions)}, which would round to pixel 0 or 1: it "
-                         f"takes pixels of the image, not fractions of its size ({example}).")
+        raise InputError(
+            f"The {what} {given!r} has {' and '.join(fractions)}, which would round to pixel 0 or 1: it "
+            f"takes pixels of the image, not fractions of its size ({example})."
+        )
     return [int(round(v)) for v in values]
 
 
@@ -172,8 +175,14 @@ def parse_points(given) -> tuple[Point, ...]:
     return points
 
 
-def make(height: int, width: int, box: Box | None = None, include: tuple[Point, ...] = (),
-         exclude: tuple[Point, ...] = (), mask: np.ndarray | None = None) -> Hint:
+def make(
+    height: int,
+    width: int,
+    box: Box | None = None,
+    include: tuple[Point, ...] = (),
+    exclude: tuple[Point, ...] = (),
+    mask: np.ndarray | None = None,
+) -> Hint:
     """A checked :class:`Hint` for an image of ``height`` x ``width`` from the options' values (:func:`parse_box`,
     :func:`parse_points`) and a mask.
 
@@ -190,8 +199,10 @@ def make(height: int, width: int, box: Box | None = None, include: tuple[Point, 
             raise InputError(f"The point {x},{y} lies outside the {width}x{height} image.")
     if mask is not None:
         if mask.shape[:2] != (height, width):
-            raise InputError(f"The hint mask is {mask.shape[1]}x{mask.shape[0]} but the image is {width}x{height}; "
-                             "they must have the same size.")
+            raise InputError(
+                f"The hint mask is {mask.shape[1]}x{mask.shape[0]} but the image is {width}x{height}; "
+                "they must have the same size."
+            )
         mask = np.clip(np.asarray(mask, np.float32), 0.0, 1.0)
         if not (mask > 0.5).any():
             raise InputError("The hint mask selects nothing (no pixel above half).")
@@ -205,8 +216,12 @@ def _bounds(hint: Hint) -> Box | None:
     if not boxes:
         return None
     boxes += [Box(x, y, x + 1, y + 1) for x, y in hint.include]
-    return Box(int(min(b.x0 for b in boxes)), int(min(b.y0 for b in boxes)), int(max(b.x1 for b in boxes)),
-               int(max(b.y1 for b in boxes)))
+    return Box(
+        int(min(b.x0 for b in boxes)),
+        int(min(b.y0 for b in boxes)),
+        int(max(b.x1 for b in boxes)),
+        int(max(b.y1 for b in boxes)),
+    )
 
 
 def region(hint: Hint, height: int, width: int, margin: float = MARGIN) -> Box:
@@ -219,8 +234,12 @@ def region(hint: Hint, height: int, width: int, margin: float = MARGIN) -> Box:
         return Box(0, 0, width, height)
     grow_y = max(8, int(round(margin * bounds.height)))
     grow_x = max(8, int(round(margin * bounds.width)))
-    return Box(max(0, bounds.x0 - grow_x), max(0, bounds.y0 - grow_y), min(width, bounds.x1 + grow_x),
-               min(height, bounds.y1 + grow_y))
+    return Box(
+        max(0, bounds.x0 - grow_x),
+        max(0, bounds.y0 - grow_y),
+        min(width, bounds.x1 + grow_x),
+        min(height, bounds.y1 + grow_y),
+    )
 
 
 def within(hint: Hint, crop: Box) -> Hint:
@@ -228,14 +247,19 @@ def within(hint: Hint, crop: Box) -> Hint:
     outside it left out, the mask cropped."""
     box = None
     if hint.box is not None:
-        box = Box(max(0, hint.box.x0 - crop.x0), max(0, hint.box.y0 - crop.y0), min(crop.x1, hint.box.x1) - crop.x0,
-                  min(crop.y1, hint.box.y1) - crop.y0)
+        box = Box(
+            max(0, hint.box.x0 - crop.x0),
+            max(0, hint.box.y0 - crop.y0),
+            min(crop.x1, hint.box.x1) - crop.x0,
+            min(crop.y1, hint.box.y1) - crop.y0,
+        )
         if box == (0, 0, crop.width, crop.height):
             box = None
 
     def inside(points):
-        return tuple(Point(x - crop.x0, y - crop.y0) for x, y in points
-                     if crop.x0 <= x < crop.x1 and crop.y0 <= y < crop.y1)
+        return tuple(
+            Point(x - crop.x0, y - crop.y0) for x, y in points if crop.x0 <= x < crop.x1 and crop.y0 <= y < crop.y1
+        )
 
     mask = None if hint.mask is None else hint.mask[crop.slices]
     return Hint(box, inside(hint.include), inside(hint.exclude), mask)
@@ -271,7 +295,9 @@ def constrain(mask: np.ndarray, hint: Hint, select: bool = True) -> np.ndarray:
     keep = np.ones(count, bool) if not (hint.include and select) else np.zeros(count, bool)
     for x, y in hint.exclude:
         keep[labels[y, x]] = False
-    for x, y in hint.include if select else ():  # a part holding both kinds of point is kept (the colour model splits it)
+    for x, y in (
+        hint.include if select else ()
+    ):  # a part holding both kinds of point is kept (the colour model splits it)
         keep[labels[y, x]] = True
     keep[0] = True  # the soft edge around the parts (below 0.5) is decided by its nearest part
     if keep.all():
@@ -301,8 +327,14 @@ def around(hint: Hint, height: int, width: int, share: float = WINDOW) -> Hint:
     left out at those points."""
     xs, ys = [x for x, _ in hint.include], [y for _, y in hint.include]
     reach_x, reach_y = share * width / 2, share * height / 2
-    return Hint(box=Box(max(0, int(min(xs) - reach_x)), max(0, int(min(ys) - reach_y)),
-                        min(width, int(max(xs) + reach_x) + 1), min(height, int(max(ys) + reach_y) + 1)))
+    return Hint(
+        box=Box(
+            max(0, int(min(xs) - reach_x)),
+            max(0, int(min(ys) - reach_y)),
+            min(width, int(max(xs) + reach_x) + 1),
+            min(height, int(max(ys) + reach_y) + 1),
+        )
+    )
 
 
 def share_in_box(plain: np.ndarray, hint: Hint) -> float:
@@ -354,16 +386,27 @@ def colour_labels(mask: np.ndarray, hint: Hint, sure: tuple[float, float] = SURE
     radius = _disc_radius(height, width)
     for x, y in hint.include:
         if mask[y, x] < 0.5:
-            cv2.circle(labels, (int(x), int(y)), max(radius, int(round(MISSED_RADIUS * max(height, width)))),
-                       int(cv2.GC_PR_FGD), -1)
+            cv2.circle(
+                labels,
+                (int(x), int(y)),
+                max(radius, int(round(MISSED_RADIUS * max(height, width)))),
+                int(cv2.GC_PR_FGD),
+                -1,
+            )
     for points, label in ((hint.include, cv2.GC_FGD), (hint.exclude, cv2.GC_BGD)):
         for x, y in points:
             cv2.circle(labels, (int(x), int(y)), radius, int(label), -1)
     return labels
 
 
-def colour_refine(image: np.ndarray, mask: np.ndarray, hint: Hint, size: int = COLOUR_SIZE,
-                  iterations: int = COLOUR_ITERATIONS, sure: tuple[float, float] = SURE) -> np.ndarray:
+def colour_refine(
+    image: np.ndarray,
+    mask: np.ndarray,
+    hint: Hint,
+    size: int = COLOUR_SIZE,
+    iterations: int = COLOUR_ITERATIONS,
+    sure: tuple[float, float] = SURE,
+) -> np.ndarray:
     """``mask`` (H x W float32 [0,1]) with the pixels the model was unsure of decided by colour: GrabCut
     (Gaussian mixtures of the subject's and the background's colours, graph cut) started from
     :func:`colour_labels`, run on ``image`` (H x W x 3 float [0,1]) scaled so that its longer side is
@@ -385,8 +428,9 @@ def colour_refine(image: np.ndarray, mask: np.ndarray, hint: Hint, size: int = C
         return mask
     background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)  # GrabCut's k-means start draws from this thread's generator: same input, same bytes
-    cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), work, None, background, foreground, iterations,
-                cv2.GC_INIT_WITH_MASK)
+    cv2.grabCut(
+        np.ascontiguousarray(small[..., ::-1]), work, None, background, foreground, iterations, cv2.GC_INIT_WITH_MASK
+    )
     decided = ((work == cv2.GC_FGD) | (work == cv2.GC_PR_FGD)).astype(np.float32)
     if scale < 1:
         decided = np.clip(cv2.resize(decided, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)

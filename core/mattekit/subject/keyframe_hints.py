@@ -11,6 +11,7 @@ pattern per object joined by ``;`` (``masks/dog.####.png@dog;masks/swan.####.png
 sends a Mask's layers). A pattern's ``@`` names an object only before a name that ends the part (a pattern ends in
 a file suffix such as ``.png``, and ``name.@.png`` marks its frame number with ``@``).
 """
+
 from __future__ import annotations
 
 import re
@@ -60,12 +61,16 @@ def parse_hint_masks(given) -> tuple[HintMask, ...] | None:
     try:
         masks = [m for item in items for m in (_masks_of(item) if isinstance(item, str) else [_checked_mask(item)])]
     except TypeError:
-        raise InputError(f"The hint mask {given!r} is not PATTERN or PATTERN@NAME (e.g. masks/dog.####.png@dog), "
-                         "several joined by ';'.") from None
+        raise InputError(
+            f"The hint mask {given!r} is not PATTERN or PATTERN@NAME (e.g. masks/dog.####.png@dog), "
+            "several joined by ';'."
+        ) from None
     for mask in masks:
         if mask.name in found:
-            raise InputError(f"The hint mask gives object {mask.name!r} two patterns ({found[mask.name].pattern} and "
-                             f"{mask.pattern}): give each object one pattern, PATTERN@NAME, joined by ';'.")
+            raise InputError(
+                f"The hint mask gives object {mask.name!r} two patterns ({found[mask.name].pattern} and "
+                f"{mask.pattern}): give each object one pattern, PATTERN@NAME, joined by ';'."
+            )
         found[mask.name] = mask
     return tuple(found.values()) or None
 
@@ -76,17 +81,25 @@ def _masks_of(text: str) -> list[HintMask]:
     for part in (p.strip() for p in text.split(";")):
         if part:
             pattern, at, name = part.rpartition("@")
-            found.append(HintMask(pattern.strip(), name.strip()) if at and NAME.fullmatch(name.strip())
-                         else HintMask(part))
+            found.append(
+                HintMask(pattern.strip(), name.strip()) if at and NAME.fullmatch(name.strip()) else HintMask(part)
+            )
     return found
 
 
 def _checked_mask(mask) -> HintMask:
     """A mask given as a value: a HintMask whose pattern is a text that is not empty and whose name is a name."""
-    if not (isinstance(mask, HintMask) and isinstance(mask.pattern, str) and mask.pattern.strip()
-            and isinstance(mask.name, str) and NAME.fullmatch(mask.name)):
-        raise InputError(f"The hint mask {mask!r} is not (PATTERN, NAME) with a frame pattern such as "
-                         "masks/####.png and a name of letters, digits, _ and -.")
+    if not (
+        isinstance(mask, HintMask)
+        and isinstance(mask.pattern, str)
+        and mask.pattern.strip()
+        and isinstance(mask.name, str)
+        and NAME.fullmatch(mask.name)
+    ):
+        raise InputError(
+            f"The hint mask {mask!r} is not (PATTERN, NAME) with a frame pattern such as "
+            "masks/####.png and a name of letters, digits, _ and -."
+        )
     return mask
 
 
@@ -129,8 +142,9 @@ def _parse(given, what: str, example: str, read: Callable) -> tuple[KeyframeHint
     try:
         items = list(given)
     except TypeError:
-        raise InputError(f"The {what} {given!r} is not FRAME:{example} (the frame number, a colon, then the "
-                         f"{what}).") from None
+        raise InputError(
+            f"The {what} {given!r} is not FRAME:{example} (the frame number, a colon, then the {what})."
+        ) from None
     found = []
     for item in items:
         if isinstance(item, KeyframeHint):
@@ -138,8 +152,9 @@ def _parse(given, what: str, example: str, read: Callable) -> tuple[KeyframeHint
         elif isinstance(item, str):
             found += [_read(part.strip(), what, example, read) for part in item.split(";") if part.strip()]
         else:
-            raise InputError(f"The {what} {item!r} is not FRAME:{example} (the frame number, a colon, then the "
-                             f"{what}).")
+            raise InputError(
+                f"The {what} {item!r} is not FRAME:{example} (the frame number, a colon, then the {what})."
+            )
     return tuple(found) or None
 
 
@@ -148,24 +163,33 @@ def _read(part: str, what: str, example: str, read: Callable) -> KeyframeHint:
     value, at, name = part.rpartition("@") if "@" in part else (part, "", DEFAULT)
     name = name.strip()
     if at and not NAME.fullmatch(name):
-        raise InputError(f"The {what} {part!r} names the object {name!r}: an object name is letters, digits, _ and "
-                         "- (e.g. FRAME:VALUE@dog).")
+        raise InputError(
+            f"The {what} {part!r} names the object {name!r}: an object name is letters, digits, _ and "
+            "- (e.g. FRAME:VALUE@dog)."
+        )
     frame, sep, text = value.partition(":")
     try:
         number = int(frame.strip())
     except ValueError:
         number = None
     if not sep or number is None or not text.strip():
-        raise InputError(f"The {what} {value.strip()!r} is not FRAME:{example} (the frame number, a colon, then the "
-                         f"{what}).")
+        raise InputError(
+            f"The {what} {value.strip()!r} is not FRAME:{example} (the frame number, a colon, then the {what})."
+        )
     return KeyframeHint(number, read(text.strip()), name)
 
 
 def _checked(hint: KeyframeHint, what: str, example: str, read: Callable) -> KeyframeHint:
     """A hint given as a value: its frame a whole number, its name a name, its value read (kept when it is one)."""
-    if not isinstance(hint.frame, int) or isinstance(hint.frame, bool) or not isinstance(hint.name, str) \
-            or not NAME.fullmatch(hint.name):
-        raise InputError(f"The {what} {tuple(hint)!r} is not (FRAME, {example}, NAME) with a whole frame number and "
-                         "a name of letters, digits, _ and -.")
+    if (
+        not isinstance(hint.frame, int)
+        or isinstance(hint.frame, bool)
+        or not isinstance(hint.name, str)
+        or not NAME.fullmatch(hint.name)
+    ):
+        raise InputError(
+            f"The {what} {tuple(hint)!r} is not (FRAME, {example}, NAME) with a whole frame number and "
+            "a name of letters, digits, _ and -."
+        )
     value = read(hint.value)
     return hint if value is hint.value else hint._replace(value=value)

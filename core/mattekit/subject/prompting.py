@@ -12,6 +12,7 @@ is kept (:func:`mattekit.subject.hints.allowed`).
 
 Images are sRGB H x W x 3|4 (float32 in [0,1], or uint8/uint16); masks H x W float32 in [0,1].
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,8 +51,9 @@ def prompts_of(hint: hints.Hint) -> Prompts:
     boxes = [box for box in (hint.box, mask_box) if box is not None]
     box = None
     if boxes:
-        box = hints.Box(min(b.x0 for b in boxes), min(b.y0 for b in boxes), max(b.x1 for b in boxes),
-                        max(b.y1 for b in boxes))
+        box = hints.Box(
+            min(b.x0 for b in boxes), min(b.y0 for b in boxes), max(b.x1 for b in boxes), max(b.y1 for b in boxes)
+        )
     return Prompts(box, tuple(hint.include) + tuple(hint.exclude), (1,) * len(hint.include) + (0,) * len(hint.exclude))
 
 
@@ -87,8 +89,13 @@ def prompted_mask(model, image: np.ndarray, hint: hints.Hint) -> np.ndarray:
     sam = SAM2ImagePredictor(model)
     sam.set_image(rgb8(image))
     prompts = prompts_of(hint)
-    logits, scores, _ = sam.predict(point_coords=prompts.points or None, point_labels=prompts.labels or None,
-                                    box=prompts.box, multimask_output=prompts.multimask, return_logits=True)
+    logits, scores, _ = sam.predict(
+        point_coords=prompts.points or None,
+        point_labels=prompts.labels or None,
+        box=prompts.box,
+        multimask_output=prompts.multimask,
+        return_logits=True,
+    )
     best = int(np.argmax(scores)) if prompts.multimask else 0
     return keep_allowed(probability(logits[best], sam.mask_threshold), hint)
 

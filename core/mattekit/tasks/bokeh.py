@@ -5,6 +5,7 @@
 segmentation model (:func:`mattekit.subject.answer.predict_mask`), the focal plane and the blur radius.
 Images are sRGB float32 H x W x 3|4 in [0,1]; depth maps and masks H x W in [0,1].
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,24 +27,45 @@ class BokehOptions:
     """How to render depth of field (strength = 2.8 / f-number; 1 blurs a full-range depth difference by
     2% of the long side, about f/2.8 on a portrait lens)."""
 
-    focus: lens.Focus | None = option(None, "focus on this point: pixels X,Y (640,400) or percent (50%,40%); "
-                               "default: the subject found by segmentation", parse="mattekit.lens.renderer:focus_of")
-    focus_depth: float | None = option(None, "focus at this depth, 0 (farthest) .. 1 (nearest)", minimum=0.0, maximum=1.0)
-    strength: float = option(1.0, "blur strength: 1 blurs the farthest background by about 2% of the long side",
-                             minimum=0.0, maximum=20.0)
-    f_number: float | None = option(None, "blur like this f-number instead of a strength (f/2.8 = strength 1, f/1.4 = 2)",
-                                    minimum=0.14, maximum=1000.0)
+    focus: lens.Focus | None = option(
+        None,
+        "focus on this point: pixels X,Y (640,400) or percent (50%,40%); default: the subject found by segmentation",
+        parse="mattekit.lens.renderer:focus_of",
+    )
+    focus_depth: float | None = option(
+        None, "focus at this depth, 0 (farthest) .. 1 (nearest)", minimum=0.0, maximum=1.0
+    )
+    strength: float = option(
+        1.0, "blur strength: 1 blurs the farthest background by about 2% of the long side", minimum=0.0, maximum=20.0
+    )
+    f_number: float | None = option(
+        None,
+        "blur like this f-number instead of a strength (f/2.8 = strength 1, f/1.4 = 2)",
+        minimum=0.14,
+        maximum=1000.0,
+    )
     mask_only: bool = option(False, "no depth model: keep the subject sharp, blur everything else")
-    highlight_gain: float = option(2.0, "extra brightness for highlights before blurring (bokeh balls); 0 = none",
-                                   minimum=0.0, maximum=10.0)
+    highlight_gain: float = option(
+        2.0, "extra brightness for highlights before blurring (bokeh balls); 0 = none", minimum=0.0, maximum=10.0
+    )
     blades: int = option(0, "aperture blades (polygonal bokeh), 0 = round, else 3 to 16", minimum=0, maximum=16)
     rotation: float = option(0.0, "turn the aperture polygon by this angle in degrees", minimum=-360.0, maximum=360.0)
-    depth_model: ModelChoice | None = option(None, "depth model (see `mattekit models list`); default: the catalog's",
-                                     model="depth", missing="use --mask-only to blur without a depth model")
-    depth_weights: Path | None = option(None, "use this depth weights file instead of the catalog's download",
-                                       path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
-    segment_model: ModelChoice | None = option(None, "segmentation model for the subject; default: the catalog's",
-                                       model="segment")
+    depth_model: ModelChoice | None = option(
+        None,
+        "depth model (see `mattekit models list`); default: the catalog's",
+        model="depth",
+        missing="use --mask-only to blur without a depth model",
+    )
+    depth_weights: Path | None = option(
+        None,
+        "use this depth weights file instead of the catalog's download",
+        path=True,
+        parse=WEIGHTS_PARSE,
+        hosts=("cli", "api"),
+    )
+    segment_model: ModelChoice | None = option(
+        None, "segmentation model for the subject; default: the catalog's", model="segment"
+    )
     device: str = option("auto", DEVICE_HELP, parse=DEVICE_PARSE)
     highlight_threshold = 0.6  # linear value where the highlight boost starts (not an option)
 
@@ -61,8 +83,15 @@ def needs_subject(options: BokehOptions) -> bool:
     return options.mask_only or (options.focus is None and options.focus_depth is None)
 
 
-def bokeh(image: np.ndarray, options: BokehOptions | None = None, *, depth: np.ndarray | None = None,
-          mask: np.ndarray | None = None, depth_model=None, segment_model=None) -> np.ndarray:
+def bokeh(
+    image: np.ndarray,
+    options: BokehOptions | None = None,
+    *,
+    depth: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    depth_model=None,
+    segment_model=None,
+) -> np.ndarray:
     """DSLR-like depth of field for an sRGB photo (H x W x 3|4 float32 [0,1]) -> same shape.
 
     Depth comes from ``depth`` (H x W disparity in [0,1], 1 = nearest) or the ``depth_model``
@@ -97,10 +126,18 @@ def bokeh(image: np.ndarray, options: BokehOptions | None = None, *, depth: np.n
             focus = float(options.focus_depth)
         else:
             focus = subject_depth
-    return lens.render(image, depth_map, focus, radius, subject=mask if need_subject else None,
-                       subject_depth=subject_depth, highlight_gain=options.highlight_gain,
-                       highlight_threshold=options.highlight_threshold, blades=options.blades,
-                       rotation=options.rotation)
+    return lens.render(
+        image,
+        depth_map,
+        focus,
+        radius,
+        subject=mask if need_subject else None,
+        subject_depth=subject_depth,
+        highlight_gain=options.highlight_gain,
+        highlight_threshold=options.highlight_threshold,
+        blades=options.blades,
+        rotation=options.rotation,
+    )
 
 
 def _needs(options: BokehOptions, given: set[str]) -> dict[str, str]:
@@ -112,16 +149,25 @@ def _needs(options: BokehOptions, given: set[str]) -> dict[str, str]:
 
 def _finish(models, inputs, options: BokehOptions, context, prediction) -> dict:
     subject = inputs.get("subject")
-    return {"image": bokeh(inputs["image"], options, mask=subject, depth_model=models.get("depth_model"),
-                           segment_model=models.get("segment_model"))}
+    return {
+        "image": bokeh(
+            inputs["image"],
+            options,
+            mask=subject,
+            depth_model=models.get("depth_model"),
+            segment_model=models.get("segment_model"),
+        )
+    }
 
 
 TASK = Task(
     name="bokeh",
     summary="Depth of field from one photo: a lens blur keeping the subject (or the focus point) sharp.",
     options=BokehOptions,
-    inputs=(Port("image", "image", (3, 4)),
-            Port("subject", "mask", optional=True, help="the subject to keep sharp (e.g. a selection)")),
+    inputs=(
+        Port("image", "image", (3, 4)),
+        Port("subject", "mask", optional=True, help="the subject to keep sharp (e.g. a selection)"),
+    ),
     outputs=(Port("image", "image", (3, 4)),),
     prepare=no_model_input,
     finish=_finish,

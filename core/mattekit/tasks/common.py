@@ -2,6 +2,7 @@
 the device and weights options that roto declares too, and the cut-out asked of the tasks that end in one
 (:class:`CutoutOptions`: its values :class:`Shadow` and :class:`Background`, their parsers and the output names it
 gives); the cut-out itself is made by :mod:`mattekit.finish.cutout`."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,9 +35,11 @@ class ModelOptions:
     device: str = option("auto", DEVICE_HELP, parse=DEVICE_PARSE)
 
 
-KEEP_PERSONAL_HELP = ("keep the input's personal metadata: location (GPS, place names), owner and people's names, "
-                      "serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, "
-                      "copyright and description are kept either way)")
+KEEP_PERSONAL_HELP = (
+    "keep the input's personal metadata: location (GPS, place names), owner and people's names, "
+    "serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, "
+    "copyright and description are kept either way)"
+)
 
 
 @dataclass
@@ -45,10 +48,17 @@ class FileOptions:
     run (the worker answers pixels, which carry no metadata; roto declares ``keep_personal`` itself)."""
 
     keep_personal: bool = option(False, KEEP_PERSONAL_HELP, hosts=("cli", "api"))
-    provenance: bool = option(True, "write the provenance record (mattekit version, task, model and its sha256, "
-                              "changed options) into the files", hosts=("cli", "api"))
-    overwrite: bool = option(False, "replace an existing output file that mattekit did not write (one it wrote, "
-                             "which carries its provenance record, is replaced either way)", hosts=("cli", "api"))
+    provenance: bool = option(
+        True,
+        "write the provenance record (mattekit version, task, model and its sha256, changed options) into the files",
+        hosts=("cli", "api"),
+    )
+    overwrite: bool = option(
+        False,
+        "replace an existing output file that mattekit did not write (one it wrote, "
+        "which carries its provenance record, is replaced either way)",
+        hosts=("cli", "api"),
+    )
 
 
 RESULTS = ("rgba", "alpha", "foreground", "composite", "shadow")
@@ -66,22 +76,38 @@ class CutoutOptions:
     """
 
     result: str | None = option(
-        None, "what to produce: rgba (cut-out, straight alpha), alpha (greyscale matte), foreground (the "
+        None,
+        "what to produce: rgba (cut-out, straight alpha), alpha (greyscale matte), foreground (the "
         "subject's colours, no alpha), composite (over --background / --backdrop) or shadow (the shadow the "
         "subject casts in the photo, greyscale: 0 none, 1 black); default rgba, or composite when a background "
-        "is given", choices=RESULTS)
+        "is given",
+        choices=RESULTS,
+    )
     background: Background | None = option(
-        None, "composite background: a colour (#rrggbb, r,g,b or a name) or blur[:SIGMA] (the photo's own "
-        "background, blurred); implies result composite", parse="mattekit.tasks.common:parse_background")
+        None,
+        "composite background: a colour (#rrggbb, r,g,b or a name) or blur[:SIGMA] (the photo's own "
+        "background, blurred); implies result composite",
+        parse="mattekit.tasks.common:parse_background",
+    )
     shadow: Shadow | str | None = option(
-        None, "keep: the shadow the subject casts in the photo, kept (black at partial alpha beside the cut-out; on "
+        None,
+        "keep: the shadow the subject casts in the photo, kept (black at partial alpha beside the cut-out; on "
         "a composite's background); or with a composite a drop shadow DY,DX,BLUR,OPACITY under the subject (the "
-        "flag alone: 12,12,8,0.5)", bare="12,12,8,0.5", parse="mattekit.tasks.common:parse_shadow",
-        keywords=(KEEP,))
-    crop: float | None = option(None, "crop to the subject's box grown by this fraction of its size (e.g. 0.05)",
-                                minimum=0.0, maximum=10.0, bare=0.05)
-    decontaminate: bool = option(True, "give partially transparent pixels the subject's own colours "
-                                 "(no old background in hair and soft edges)")
+        "flag alone: 12,12,8,0.5)",
+        bare="12,12,8,0.5",
+        parse="mattekit.tasks.common:parse_shadow",
+        keywords=(KEEP,),
+    )
+    crop: float | None = option(
+        None,
+        "crop to the subject's box grown by this fraction of its size (e.g. 0.05)",
+        minimum=0.0,
+        maximum=10.0,
+        bare=0.05,
+    )
+    decontaminate: bool = option(
+        True, "give partially transparent pixels the subject's own colours (no old background in hair and soft edges)"
+    )
 
 
 def suffix_for(options: CutoutOptions, plain: str) -> str:
@@ -138,8 +164,13 @@ def parse_shadow(given) -> Shadow | str:
         shadow = Shadow(*(float(v) for v in text.split(",")))
     except (TypeError, ValueError):
         raise MattekitError(f"The shadow {text!r} is neither keep nor DY,DX,BLUR,OPACITY, e.g. 12,12,8,0.5.") from None
-    if not (all(np.isfinite(shadow)) and 0 <= shadow.blur <= 200 and 0 <= shadow.opacity <= 1
-            and abs(shadow.dy) <= 10000 and abs(shadow.dx) <= 10000):
+    if not (
+        all(np.isfinite(shadow))
+        and 0 <= shadow.blur <= 200
+        and 0 <= shadow.opacity <= 1
+        and abs(shadow.dy) <= 10000
+        and abs(shadow.dx) <= 10000
+    ):
         raise MattekitError(f"The shadow {text!r} is out of range: blur 0-200, opacity 0-1, offsets within 10000 px.")
     return shadow
 
@@ -161,4 +192,6 @@ def parse_background(given) -> Background:
     try:
         return Background("colour", parse_colour(text), text)
     except ValueError:
-        raise MattekitError(f"The background {text!r} is neither a colour (#rrggbb, r,g,b or a name) nor blur[:SIGMA].") from None
+        raise MattekitError(
+            f"The background {text!r} is neither a colour (#rrggbb, r,g,b or a name) nor blur[:SIGMA]."
+        ) from None

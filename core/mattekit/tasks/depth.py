@@ -3,6 +3,7 @@
 The prediction becomes an H x W map by :func:`mattekit.lens.disparity.depth_from_prediction`; larger
 values are nearer.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ from .registry import Port, Task, model_input
 
 @dataclass
 class DepthOptions(ModelOptions):
-    model: ModelChoice | None = option(None, "depth model (see `mattekit models list`); default: the catalog's", model="depth")
+    model: ModelChoice | None = option(
+        None, "depth model (see `mattekit models list`); default: the catalog's", model="depth"
+    )
     normalize: bool = option(True, "rescale the map to [0,1] (1 = nearest); off: the raw prediction (>= 0)")
 
 

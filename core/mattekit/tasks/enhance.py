@@ -1,6 +1,7 @@
 """Automatic photo enhancement (task ``enhance``): gentle denoise, white balance, exposure and local
 contrast, each step switchable and all scaled by one ``strength`` (:func:`mattekit.ops.retouch.enhance`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ class EnhanceOptions:
     white_balance: bool = option(True, "automatic white balance")
     contrast: bool = option(True, "exposure and local contrast (mid-scale detail of lightness, colours kept)")
     denoise: bool = option(True, "gentle edge-preserving denoise (chroma more than luma)")
-    strength: float = option(1.0, "0 = unchanged, 1 = the default correction, up to 2 = stronger",
-                             minimum=0.0, maximum=2.0)
+    strength: float = option(
+        1.0, "0 = unchanged, 1 = the default correction, up to 2 = stronger", minimum=0.0, maximum=2.0
+    )
 
 
 def _finish(models, inputs, options: EnhanceOptions, context, prediction) -> dict:

@@ -8,6 +8,7 @@ A hint on the subject is answered by the hint model (SAM 2.1: the one ``hint_mod
 ``prompt`` default), which alone answers it. With ``hint_model`` none (or exclude points alone) the segmentation
 network answers it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,37 +28,71 @@ BOX_PARSE, POINTS_PARSE = "mattekit.subject.hints:parse_box", "mattekit.subject.
 class SubjectOptions(ModelOptions):
     """The subject's alpha: which model, how its mask becomes an alpha, and the user's hint."""
 
-    model: ModelChoice | None = option(None, "segmentation model, or a trimap-free matting model (people, birefnet-matting) "
-                               "whose soft alpha is used as it is (see `mattekit models list`); default: the "
-                               "catalog's segmentation model", model=("segment", "matte"))
+    model: ModelChoice | None = option(
+        None,
+        "segmentation model, or a trimap-free matting model (people, birefnet-matting) "
+        "whose soft alpha is used as it is (see `mattekit models list`); default: the "
+        "catalog's segmentation model",
+        model=("segment", "matte"),
+    )
     refine: bool = option(True, "edge-aware upsampling of the network's mask (off: plain bilinear)")
-    matting: bool = option(True, "matte the mask's uncertain edge into a soft alpha (hair, fur) where that helps "
-                           "the model (IS-Net's is not: see its card; `mattekit matte` mattes any mask); off: the "
-                           "mask is the alpha and colours are not decontaminated")
+    matting: bool = option(
+        True,
+        "matte the mask's uncertain edge into a soft alpha (hair, fur) where that helps "
+        "the model (IS-Net's is not: see its card; `mattekit matte` mattes any mask); off: the "
+        "mask is the alpha and colours are not decontaminated",
+    )
     box: hints.Box | None = option(
-        None, "the subject lies in this box: x0,y0,x1,y1 in pixels (x1, y1 exclusive); nothing outside it is kept "
+        None,
+        "the subject lies in this box: x0,y0,x1,y1 in pixels (x1, y1 exclusive); nothing outside it is kept "
         "(answered by the hint model; with --hint-model none, a box alone gives the whole image's answer cut to the box "
-        "when its subject lies in the box, else the model's answer on the box's region)", label="Box", parse=BOX_PARSE)
-    box_focus: bool = option(False, "with a box and --hint-model none: the model always looks at the box's region, magnified, and the "
-                             "whole image's answer joins it when its subject lies in the box (finer on a small subject; "
-                             "may take clutter in the box for the subject)", label="Focus on the box")
+        "when its subject lies in the box, else the model's answer on the box's region)",
+        label="Box",
+        parse=BOX_PARSE,
+    )
+    box_focus: bool = option(
+        False,
+        "with a box and --hint-model none: the model always looks at the box's region, magnified, and the "
+        "whole image's answer joins it when its subject lies in the box (finer on a small subject; "
+        "may take clutter in the box for the subject)",
+        label="Focus on the box",
+    )
     point: tuple[hints.Point, ...] | None = option(
-        None, "a point x,y on the subject (repeatable): only the parts connected to these points are kept",
-        repeat=True, label="Include points", parse=POINTS_PARSE)
+        None,
+        "a point x,y on the subject (repeatable): only the parts connected to these points are kept",
+        repeat=True,
+        label="Include points",
+        parse=POINTS_PARSE,
+    )
     exclude: tuple[hints.Point, ...] | None = option(
-        None, "a point x,y not on the subject (repeatable): the part there is left out", repeat=True,
-        label="Exclude points", parse=POINTS_PARSE)
-    colour: bool = option(True, "with a hint the model answers on its region: where the network is unsure, decide "
-                          "by the colours of the subject and the background (GrabCut inside the hint)",
-                          label="Colour refinement")
+        None,
+        "a point x,y not on the subject (repeatable): the part there is left out",
+        repeat=True,
+        label="Exclude points",
+        parse=POINTS_PARSE,
+    )
+    colour: bool = option(
+        True,
+        "with a hint the model answers on its region: where the network is unsure, decide "
+        "by the colours of the subject and the background (GrabCut inside the hint)",
+        label="Colour refinement",
+    )
     hint_model: ModelChoice | str | None = option(
-        None, "the promptable model (SAM 2.1, see `mattekit models list`) that answers the hint (a box, include "
+        None,
+        "the promptable model (SAM 2.1, see `mattekit models list`) that answers the hint (a box, include "
         "points or a hint mask; exclude points with them); default: the catalog's, its weights fetched on first use; "
-        "none: the segmentation model answers it", model="prompt",
+        "none: the segmentation model answers it",
+        model="prompt",
         none="the segmentation model answers the hint",
-        missing="use --hint-model none to answer the hint with the segmentation model")
-    hint_weights: Path | None = option(None, "use this hint model weights file instead of the catalog's download",
-                                      path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
+        missing="use --hint-model none to answer the hint with the segmentation model",
+    )
+    hint_weights: Path | None = option(
+        None,
+        "use this hint model weights file instead of the catalog's download",
+        path=True,
+        parse=WEIGHTS_PARSE,
+        hosts=("cli", "api"),
+    )
 
     def check_image(self, height: int, width: int) -> None:
         """InputError unless the box and points fit an image of ``height`` x ``width`` (its header's size), so that
@@ -65,8 +100,12 @@ class SubjectOptions(ModelOptions):
         hints.make(height, width, self.box, self.point, self.exclude)
 
 
-HINT_MASK = Port("hint_mask", "mask", optional=True,
-                 help="a rough mask of the subject (a selection or scribble; white = subject): the model looks there")
+HINT_MASK = Port(
+    "hint_mask",
+    "mask",
+    optional=True,
+    help="a rough mask of the subject (a selection or scribble; white = subject): the model looks there",
+)
 
 
 def hint_of(inputs: dict, options: SubjectOptions) -> hints.Hint:

@@ -3,6 +3,7 @@
 The network's probability map resized to the image, with neither edge refinement nor matting: a
 quick check of a model on a photo before a full cut-out. Output: H x W float32 in [0,1].
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ from .registry import Port, Task, model_input
 
 @dataclass
 class PreviewOptions(ModelOptions):
-    model: ModelChoice | None = option(None, "segmentation model (see `mattekit models list`); default: the catalog's",
-                               model="segment")
+    model: ModelChoice | None = option(
+        None, "segmentation model (see `mattekit models list`); default: the catalog's", model="segment"
+    )
 
 
 TASK = Task(
@@ -27,8 +29,9 @@ TASK = Task(
     inputs=(Port("image", "image", (3, 4), integers=True),),
     outputs=(Port("mask", "mask"),),
     prepare=model_input,
-    finish=lambda models, inputs, options, context, y: {"mask": mask_from_prediction(
-        inputs["image"], y, refine=False, upsampling=upsampling_of(models.get("model")))},
+    finish=lambda models, inputs, options, context, y: {
+        "mask": mask_from_prediction(inputs["image"], y, refine=False, upsampling=upsampling_of(models.get("model")))
+    },
     streams=True,
     suffix="_preview",
     output_format=lambda options, source, named: ".png",

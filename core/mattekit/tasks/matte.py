@@ -8,6 +8,7 @@ colours by default).
 
 Images are sRGB float32 H x W x 3|4 in [0,1]; alphas, masks and trimaps H x W.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,14 +31,22 @@ from .registry import BACKDROP, RESULT, SHADOW, Port, Task, model_input, no_mode
 class MatteOptions(ModelOptions, CutoutOptions):
     """Matting: where the alpha comes from and how hard the solver works, plus the cut-out options."""
 
-    model: ModelChoice | None = option(None, "without a trimap or mask: a matting model (e.g. modnet-portrait) or a "
-                               "segmentation model whose mask is matted; default: the catalog's segmentation model",
-                               model=("segment", "matte"))
-    band: int | None = option(None, "half-width in pixels of the unknown band of trimaps made from masks "
-                              "(default: from the image size)", minimum=0, maximum=4096)
+    model: ModelChoice | None = option(
+        None,
+        "without a trimap or mask: a matting model (e.g. modnet-portrait) or a "
+        "segmentation model whose mask is matted; default: the catalog's segmentation model",
+        model=("segment", "matte"),
+    )
+    band: int | None = option(
+        None,
+        "half-width in pixels of the unknown band of trimaps made from masks (default: from the image size)",
+        minimum=0,
+        maximum=4096,
+    )
     iterations: int = option(20, "solver iterations at the solve resolution", minimum=1, maximum=500)
-    extra_iterations: int = option(0, "extra solver iterations at full resolution (slower, slightly sharper)",
-                                   minimum=0, maximum=200)
+    extra_iterations: int = option(
+        0, "extra solver iterations at full resolution (slower, slightly sharper)", minimum=0, maximum=200
+    )
 
 
 def _needs(options: MatteOptions, given: set[str]) -> dict[str, str]:
@@ -66,19 +75,23 @@ def _finish(models, inputs, options: MatteOptions, context, prediction) -> dict:
     elif models["model"].task == "matte":
         alpha = models["model"].to_image(prediction, *image.shape[:2])
     else:
-        mask = mask_from_prediction(image, prediction, upsampling=upsampling_of(models["model"]),
-                                          device=device_of(models["model"], image))
+        mask = mask_from_prediction(
+            image, prediction, upsampling=upsampling_of(models["model"]), device=device_of(models["model"], image)
+        )
         alpha = matte_edge(image, mask, MattingOptions.of(options))
-    return cutout.outputs(image, alpha, options, backdrop=inputs.get("backdrop"),
-                          device=device_of(models.get("model"), image))
+    return cutout.outputs(
+        image, alpha, options, backdrop=inputs.get("backdrop"), device=device_of(models.get("model"), image)
+    )
 
 
 def _plane(plane: np.ndarray, image: np.ndarray, what: str) -> np.ndarray:
     """An H x W (x C) trimap or mask as H x W, checked against the image's size."""
     plane = plane[..., 0] if plane.ndim == 3 else plane
     if plane.shape != image.shape[:2]:
-        raise MattekitError(f"The {what} is {plane.shape[1]}x{plane.shape[0]} but the image is "
-                            f"{image.shape[1]}x{image.shape[0]}; they must have the same size.")
+        raise MattekitError(
+            f"The {what} is {plane.shape[1]}x{plane.shape[0]} but the image is "
+            f"{image.shape[1]}x{image.shape[0]}; they must have the same size."
+        )
     return plane
 
 
@@ -86,10 +99,12 @@ TASK = Task(
     name="matte",
     summary="Alpha matting: a soft alpha and decontaminated colours from a trimap, a mask's soft edge, or a model.",
     options=MatteOptions,
-    inputs=(Port("image", "image", (3, 4)),
-            Port("trimap", "trimap", optional=True, help="black = background, white = subject, grey = unknown"),
-            Port("mask", "mask", optional=True, help="a soft or hard subject mask whose edge is matted"),
-            BACKDROP),
+    inputs=(
+        Port("image", "image", (3, 4)),
+        Port("trimap", "trimap", optional=True, help="black = background, white = subject, grey = unknown"),
+        Port("mask", "mask", optional=True, help="a soft or hard subject mask whose edge is matted"),
+        BACKDROP,
+    ),
     outputs=(RESULT, SHADOW),
     prepare=_prepare,
     finish=_finish,

@@ -15,6 +15,7 @@ run time (``mattekit.worker.operations``), and the Python API (``mattekit.api``)
 This module imports neither numpy nor torch: ``mattekit --help`` and the worker's schema are cheap.
 Arrays: float32 in [0,1], H x W x C images (straight alpha, sRGB), H x W masks and alphas.
 """
+
 from __future__ import annotations
 
 import functools
@@ -48,14 +49,24 @@ class Port:
     integers: bool = False
 
     def describe(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "channels": list(self.channels), "optional": self.optional,
-                "help": self.help, "size": self.size}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "channels": list(self.channels),
+            "optional": self.optional,
+            "help": self.help,
+            "size": self.size,
+        }
 
 
 BACKDROP = Port("backdrop", "image", (3, 4), optional=True, help="an image to put behind the subject (scaled to cover)")
 RESULT = Port("result", "image", (1, 3, 4))  # H x W (alpha), H x W x 3 (foreground, composite) or H x W x 4 (rgba)
-SHADOW = Port("shadow", "alpha", optional=True, help="with shadow keep: the shadow the subject casts in the photo "
-              "(0 none, 1 black), full size")  # (absent unless asked: the worker leaves it out)
+SHADOW = Port(
+    "shadow",
+    "alpha",
+    optional=True,
+    help="with shadow keep: the shadow the subject casts in the photo (0 none, 1 black), full size",
+)  # (absent unless asked: the worker leaves it out)
 
 
 Models = typing.Mapping[str, Any]  # option name of a model field -> a loaded Predictor
@@ -165,8 +176,9 @@ class Task(Declaration):
         the optional input ports given (``ports``: {port name: file or folder}) and the options that
         name files (``path`` and not ``writes``, e.g. a weights file). No output may land on one of them."""
         found = [(f"--{p.name.replace('_', '-')}", str(ports[p.name])) for p in self.inputs[1:] if ports.get(p.name)]
-        found += [(o.flag, str(getattr(options, o.name))) for o in self.declared
-                  if o.reads and getattr(options, o.name, None)]
+        found += [
+            (o.flag, str(getattr(options, o.name))) for o in self.declared if o.reads and getattr(options, o.name, None)
+        ]
         return found
 
     def run(self, models: Models, inputs: dict, options, progress: Callable | None = None) -> dict:
@@ -179,9 +191,15 @@ class Task(Declaration):
 
     def describe(self, host: str = "worker") -> dict:
         """The schema of this task for a front end: ports, options (with types, ranges, choices, models)."""
-        return {"name": self.name, "summary": self.summary, "menu": self.menu, "main": self.main,
-                "inputs": [p.describe() for p in self.inputs], "outputs": [p.describe() for p in self.outputs],
-                "options": {o.name: o.describe() for o in self.declared if host in o.hosts}}
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "menu": self.menu,
+            "main": self.main,
+            "inputs": [p.describe() for p in self.inputs],
+            "outputs": [p.describe() for p in self.outputs],
+            "options": {o.name: o.describe() for o in self.declared if host in o.hosts},
+        }
 
 
 @dataclass(frozen=True)
@@ -206,9 +224,16 @@ class SequenceTask(Declaration):
 
     def describe(self, host: str = "worker") -> dict:
         """The schema of this task for a front end: no pixel ports; options as :meth:`Task.describe`'s."""
-        return {"name": self.name, "summary": self.summary, "kind": self.kind, "menu": None, "main": "model",
-                "inputs": [], "outputs": [],
-                "options": {o.name: o.describe() for o in self.declared if host in o.hosts}}
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "kind": self.kind,
+            "menu": None,
+            "main": "model",
+            "inputs": [],
+            "outputs": [],
+            "options": {o.name: o.describe() for o in self.declared if host in o.hosts},
+        }
 
 
 @functools.lru_cache(maxsize=1)

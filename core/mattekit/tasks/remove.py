@@ -6,6 +6,7 @@ subject's alpha as :mod:`.hinted_subject` computes them (the network on the hint
 answering the hint; the mask's edge matted; a matting network's own alpha), then the cut-out
 (:func:`mattekit.finish.cutout.outputs`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -29,8 +30,9 @@ def _finish(models, inputs, options: RemoveOptions, context, prediction) -> dict
     image = inputs["image"]
     alpha = hinted_subject.alpha(models, inputs, options, context, prediction)
     looks = options if options.matting else replace(options, decontaminate=False)
-    return cutout.outputs(image, alpha, looks, backdrop=inputs.get("backdrop"),
-                          device=device_of(models.get("model"), image))
+    return cutout.outputs(
+        image, alpha, looks, backdrop=inputs.get("backdrop"), device=device_of(models.get("model"), image)
+    )
 
 
 TASK = Task(

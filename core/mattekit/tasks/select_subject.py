@@ -4,6 +4,7 @@ as a selection: GIMP's Select > Select Subject, and one file per photo on the co
 The same subject as ``remove``'s (:mod:`.hinted_subject`: the model, or SAM 2.1 with ``hint_model``, its edge
 matted) without the cut-out. Output: H x W float32 in [0, 1] (1 = subject).
 """
+
 from __future__ import annotations
 
 from . import hinted_subject
@@ -17,7 +18,9 @@ TASK = Task(
     inputs=(Port("image", "image", (3, 4), integers=True), HINT_MASK),
     outputs=(Port("selection", "alpha"),),
     prepare=hinted_subject.prepare,
-    finish=lambda models, inputs, options, context, y: {"selection": hinted_subject.alpha(models, inputs, options, context, y)},
+    finish=lambda models, inputs, options, context, y: {
+        "selection": hinted_subject.alpha(models, inputs, options, context, y)
+    },
     needs=hinted_subject.needs,
     streams=True,
     suffix="_selection",

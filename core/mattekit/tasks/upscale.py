@@ -4,6 +4,7 @@ Grey stays grey, alpha stays straight alpha, 16-bit input is written back 16-bit
 large images run in feathered, overlapping tiles (:mod:`mattekit.upscaling.superres`). The predictor is
 passed in as ``models["model"]``; everything happens in ``finish`` (tiling needs the model).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,17 +24,24 @@ MIN_TILE = 64  # input pixels: under it the tiles are mostly overlap (tiling cla
 class UpscaleOptions(ModelOptions):
     """Super-resolution: model, output size, detail strength, tiling, how alpha is upscaled."""
 
-    model: ModelChoice | None = option(None, "upscale model (see `mattekit models list`); default: the catalog's", model="upscale")
-    scale: float | None = option(None, "output size / input size (default: the model's own factor, 2 or 4)",
-                                 minimum=0.01, maximum=MAX_SCALE)
-    width: int | None = option(None, "output width in pixels, the height keeping the aspect (instead of scale)",
-                               minimum=1, maximum=1 << 18)
-    strength: float = option(1.0, "1 = network detail only, 0 = plain bicubic, between = a blend of the two",
-                             minimum=0.0, maximum=1.0)
-    tile: int | None = option(None, "tile side in input pixels (default: chosen from free memory; 0 = no tiling)",
-                              minimum=0, maximum=1 << 16)
-    alpha: str = option("model", "how transparency is upscaled: model (sharp) or bicubic (soft, faster)",
-                        choices=ALPHA_METHODS)
+    model: ModelChoice | None = option(
+        None, "upscale model (see `mattekit models list`); default: the catalog's", model="upscale"
+    )
+    scale: float | None = option(
+        None, "output size / input size (default: the model's own factor, 2 or 4)", minimum=0.01, maximum=MAX_SCALE
+    )
+    width: int | None = option(
+        None, "output width in pixels, the height keeping the aspect (instead of scale)", minimum=1, maximum=1 << 18
+    )
+    strength: float = option(
+        1.0, "1 = network detail only, 0 = plain bicubic, between = a blend of the two", minimum=0.0, maximum=1.0
+    )
+    tile: int | None = option(
+        None, "tile side in input pixels (default: chosen from free memory; 0 = no tiling)", minimum=0, maximum=1 << 16
+    )
+    alpha: str = option(
+        "model", "how transparency is upscaled: model (sharp) or bicubic (soft, faster)", choices=ALPHA_METHODS
+    )
 
     def __post_init__(self):
         """Checks across options, before any model loads: a tile under :data:`MIN_TILE`, and both a scale
@@ -58,8 +66,16 @@ def _finish(models, inputs, options: UpscaleOptions, context, prediction, progre
     pixels = inputs["image"]
     if pixels.ndim == 3 and pixels.shape[-1] in (3, 4) and is_grey(pixels):
         pixels = pixels[..., [0, 3]] if pixels.shape[-1] == 4 else pixels[..., 0]
-    result = superres.upscale(models["model"], pixels, scale=options.scale, width=options.width,
-                              strength=options.strength, tile=options.tile, alpha=options.alpha, progress=progress)
+    result = superres.upscale(
+        models["model"],
+        pixels,
+        scale=options.scale,
+        width=options.width,
+        strength=options.strength,
+        tile=options.tile,
+        alpha=options.alpha,
+        progress=progress,
+    )
     return {"image": result}
 
 

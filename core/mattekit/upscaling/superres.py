@@ -17,6 +17,7 @@ is the cheap, conservative alternative (no extra network pass). Before either, c
 fully transparent pixels is filled from the nearest visible colours (push-pull), so the
 network never pulls the arbitrary colour hidden there (often black) into the subject's edge.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -40,8 +41,9 @@ DEFAULT_OVERLAP = 32
 ALPHA_METHODS = ("model", "bicubic")
 
 
-def output_size(height: int, width: int, net_scale: int, scale: float | None = None,
-                target_width: int | None = None) -> tuple[int, int]:
+def output_size(
+    height: int, width: int, net_scale: int, scale: float | None = None, target_width: int | None = None
+) -> tuple[int, int]:
     """(H, W) of the result for an input of ``height`` x ``width``: ``target_width`` (height keeping the
     aspect), else ``scale`` (None = the net's own factor); a MattekitError for bad requests."""
     if target_width is not None:
@@ -50,7 +52,9 @@ def output_size(height: int, width: int, net_scale: int, scale: float | None = N
         out_w = int(target_width)
         out_h = max(1, round(height * out_w / width))
         if out_w / width > MAX_SCALE:
-            raise MattekitError(f"A width of {out_w} px is more than {MAX_SCALE:g}x this {width} px wide image; upscale in steps.")
+            raise MattekitError(
+                f"A width of {out_w} px is more than {MAX_SCALE:g}x this {width} px wide image; upscale in steps."
+            )
         return out_h, out_w
     scale = float(net_scale if scale is None else scale)
     if not 0 < scale <= MAX_SCALE:
@@ -142,7 +146,9 @@ class _TileFunction:
             out = out * self.strength + classic * (1.0 - self.strength)
         parts = [out.clamp_(0.0, 1.0)]
         if self.has_alpha:
-            parts.append(self._alpha(t[:, -1:], y[1:].mean(1, keepdim=True) if self.alpha == "model" else None, out.device))
+            parts.append(
+                self._alpha(t[:, -1:], y[1:].mean(1, keepdim=True) if self.alpha == "model" else None, out.device)
+            )
         return torch.cat(parts, 1) if len(parts) > 1 else parts[0]
 
     def _alpha(self, a: torch.Tensor, net: torch.Tensor | None, device) -> torch.Tensor:
@@ -176,11 +182,13 @@ def _tile_size(predictor: runtime.Predictor, batch: int, result_bytes: int, chan
     :data:`MIN_CAPPED_TILE`: a 12 MP x4 upscale (576 MB at 8 bits) measured 1.58 GB peak with 768-pixel
     tiles on the CPU, 1.06 GB (1.92x the result) with 256; on an H100, 3.34 GB with 2048-pixel tiles."""
     if predictor not in _BYTES_PER_PIXEL:
-        _BYTES_PER_PIXEL[predictor] = tiling.bytes_per_pixel(predictor.net, 3, device=predictor.device, dtype=predictor.dtype)
+        _BYTES_PER_PIXEL[predictor] = tiling.bytes_per_pixel(
+            predictor.net, 3, device=predictor.device, dtype=predictor.dtype
+        )
     per_pixel = _BYTES_PER_PIXEL[predictor]
     side = tiling.choose_tile(per_pixel, predictor.device, batch=batch)
     if result_bytes >= LARGE_RESULT:
-        work = predictor.scale ** 2 * channels * 4 * 3  # host bytes per input pixel of a tile
+        work = predictor.scale**2 * channels * 4 * 3  # host bytes per input pixel of a tile
         if predictor.device.type == "cpu":
             work += per_pixel * batch  # the activations share the host's memory there
         fits = [t for t in tiling.TILE_LADDER if t * t * work <= result_bytes / 4]
@@ -188,9 +196,18 @@ def _tile_size(predictor: runtime.Predictor, batch: int, result_bytes: int, chan
     return side
 
 
-def upscale(predictor: runtime.Predictor, image: np.ndarray, *, scale: float | None = None, width: int | None = None,
-            strength: float = 1.0, tile: int | None = None, overlap: int | None = None, alpha: str = "model",
-            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+def upscale(
+    predictor: runtime.Predictor,
+    image: np.ndarray,
+    *,
+    scale: float | None = None,
+    width: int | None = None,
+    strength: float = 1.0,
+    tile: int | None = None,
+    overlap: int | None = None,
+    alpha: str = "model",
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
     """Upscale ``image`` (H x W or H x W x 1-4, float32 [0,1] or uint8/uint16) by ``predictor`` -> the same
     dtype (float32 [0,1], or uint8/uint16 rounded).
 
@@ -243,8 +260,17 @@ def upscale(predictor: runtime.Predictor, image: np.ndarray, *, scale: float | N
     native = (out_h, out_w) == (height * s, width * s)
     stored = torch.from_numpy(np.empty(0, dtype)).dtype if native else torch.float32
     with predictor.lock:
-        out = tiling.run_tiled(fn, x, s, tile=tile, overlap=overlap, multiple=predictor.pad_multiple,
-                               device=predictor.device, progress=progress, dtype=stored)
+        out = tiling.run_tiled(
+            fn,
+            x,
+            s,
+            tile=tile,
+            overlap=overlap,
+            multiple=predictor.pad_multiple,
+            device=predictor.device,
+            progress=progress,
+            dtype=stored,
+        )
     result = out[0].permute(1, 2, 0).numpy()[: height * s, : width * s]  # H x W x C view, no copy
     if not native:  # another ratio: the network's float result resampled
         shrinking = out_h * out_w < result.shape[0] * result.shape[1]

@@ -11,6 +11,7 @@ so the weights sum to one everywhere. Pixels near a window's edge, where zero pa
 the network's output differ from an untiled run, always get weight 0: every pixel that
 contributes lies at least ``(overlap - band) / 2`` input pixels inside its window.
 """
+
 from __future__ import annotations
 
 import logging
@@ -80,8 +81,10 @@ def plan_axis(length: int, tile: int, overlap: int, align: int = 1) -> list[Wind
     for i in range(count - 1):
         centre = (starts[i + 1] + ends[i]) / 2.0  # middle of the shared zone [start of next, end of this)
         bands.append((centre - band / 2.0, centre + band / 2.0))
-    return [Window(starts[i], ends[i], bands[i - 1] if i > 0 else None, bands[i] if i < count - 1 else None)
-            for i in range(count)]
+    return [
+        Window(starts[i], ends[i], bands[i - 1] if i > 0 else None, bands[i] if i < count - 1 else None)
+        for i in range(count)
+    ]
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -112,8 +115,9 @@ def _output_buffer(n: int, height: int, width: int, channels: int, dtype: torch.
     """An uninitialised N x C x H x W tensor of ``dtype`` stored channels-last; a MattekitError when RAM
     is short (checked first against the free memory: pages are only claimed when written)."""
     need = n * height * width * channels * torch.empty(0, dtype=dtype).element_size()
-    short = MattekitError(f"Not enough memory for the {width}x{height} result ({need / 2**30:.1f} GiB); "
-                          "choose a smaller scale.")
+    short = MattekitError(
+        f"Not enough memory for the {width}x{height} result ({need / 2**30:.1f} GiB); choose a smaller scale."
+    )
     if need > available_memory(torch.device("cpu")):
         raise short
     try:
@@ -140,9 +144,18 @@ def _empty_cache(device: torch.device | None) -> None:
         torch.mps.empty_cache()
 
 
-def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: int, *, tile: int = 512,
-              overlap: int = 32, multiple: int = 1, device: torch.device | None = None,
-              progress: Callable[[int, int], None] | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def run_tiled(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    scale: int,
+    *,
+    tile: int = 512,
+    overlap: int = 32,
+    multiple: int = 1,
+    device: torch.device | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """Apply ``fn`` window by window to ``x`` (N x C x H x W, CPU) and blend the results.
 
     fn: any function mapping N x C x h x w to N x C' x h*scale x w*scale (it may move its
@@ -220,7 +233,9 @@ def _run_once(fn, x, scale, tile, overlap, multiple, progress, dtype) -> torch.T
                     raise _TileOutOfMemory from None
                 raise
             if y.dim() != 4 or y.shape[0] != n or y.shape[-2] < h * scale or y.shape[-1] < w * scale:
-                raise ValueError(f"tile function returned shape {tuple(y.shape)} for a {n}x{h}x{w} window at scale {scale}")
+                raise ValueError(
+                    f"tile function returned shape {tuple(y.shape)} for a {n}x{h}x{w} window at scale {scale}"
+                )
             oy, ox = r.start * scale, c.start * scale
             weight = torch.from_numpy(np.outer(wy, wx).astype(np.float32))
             block = y[:, :, y0 - oy : y1 - oy, x0 - ox : x1 - ox].to("cpu", torch.float32) * weight
@@ -245,8 +260,13 @@ def _run_once(fn, x, scale, tile, overlap, multiple, progress, dtype) -> torch.T
     return out
 
 
-def bytes_per_pixel(net: torch.nn.Module, in_channels: int = 3, probe: int = 16,
-                    device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> float:
+def bytes_per_pixel(
+    net: torch.nn.Module,
+    in_channels: int = 3,
+    probe: int = 16,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> float:
     """Estimate the device memory one input pixel costs when running ``net`` (bytes).
 
     Runs ``net`` once on a small probe with hooks that record the size of every layer's

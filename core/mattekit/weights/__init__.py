@@ -14,12 +14,39 @@ One job per module: :mod:`.cache` (where files live, known and recorded sha256s,
 :mod:`.download` (mirror, rembg's folder, official URL; resumed downloads), :mod:`.added` (files added
 with ``mattekit models add``, and the file a model runs with) and :mod:`.checkpoint` (safe loading).
 """
+
 from mattekit.weights.added import add, added, given_file, matching, model_file
-from mattekit.weights.cache import (WeightFile, cache_dir, cached_path, file_sha256, is_cached, pinned, pinned_sha256s,
-                                    verify)
+from mattekit.weights.cache import (
+    WeightFile,
+    cache_dir,
+    cached_path,
+    file_sha256,
+    is_cached,
+    pinned,
+    pinned_sha256s,
+    verify,
+)
 from mattekit.weights.checkpoint import load_state_dict_file, unwrap_state_dict
 from mattekit.weights.download import fetch, fetch_first, local_folder, rembg_dir
 
-__all__ = ["WeightFile", "pinned", "cache_dir", "cached_path", "is_cached", "verify", "pinned_sha256s", "file_sha256", "fetch",
-           "fetch_first", "local_folder", "rembg_dir", "added", "given_file", "matching", "add", "model_file",
-           "load_state_dict_file", "unwrap_state_dict"]
+__all__ = [
+    "WeightFile",
+    "pinned",
+    "cache_dir",
+    "cached_path",
+    "is_cached",
+    "verify",
+    "pinned_sha256s",
+    "file_sha256",
+    "fetch",
+    "fetch_first",
+    "local_folder",
+    "rembg_dir",
+    "added",
+    "given_file",
+    "matching",
+    "add",
+    "model_file",
+    "load_state_dict_file",
+    "unwrap_state_dict",
+]

@@ -1,5 +1,6 @@
 """Files added by hand with ``mattekit models add``, and the file a catalog model runs with
 (:func:`model_file`: the one added for it, else its catalog files fetched)."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,13 @@ def matching(path: Path, files: Sequence[WeightFile]) -> tuple[str, list[WeightF
     """(the sha256 of the file at ``path``, those of ``files`` it is: its sha256 is their pinned sha256, or
     for a file pinned by rembg's md5 only, its md5 is that md5). One read. Raises OSError."""
     found = file_digests(path, "sha256", "md5")
-    return found["sha256"], [wf for wf in files if (wf.sha256.lower() == found["sha256"] if wf.sha256
-                                                    else wf.md5 is not None and wf.md5.lower() == found["md5"])]
+    return found["sha256"], [
+        wf
+        for wf in files
+        if (
+            wf.sha256.lower() == found["sha256"] if wf.sha256 else wf.md5 is not None and wf.md5.lower() == found["md5"]
+        )
+    ]
 
 
 def add(model: str, source: Path, digest: str, wf: WeightFile | None, derived: bool) -> Path:
@@ -42,8 +48,12 @@ def add(model: str, source: Path, digest: str, wf: WeightFile | None, derived: b
         atomic_write(target, lambda tmp: link_or_copy(source, tmp))
         record = {k: v for k, v in _added_record().items() if k != model}
         if not wf:
-            record[model] = {"file": f"{ADDED}/{target.name}", "sha256": digest, "derived": derived,
-                             "source": str(source.resolve())}
+            record[model] = {
+                "file": f"{ADDED}/{target.name}",
+                "sha256": digest,
+                "derived": derived,
+                "source": str(source.resolve()),
+            }
         atomic_write(cache_dir() / "added.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
         if wf and not wf.sha256:
             record_sha256(wf.name, digest)
@@ -64,12 +74,17 @@ def model_file(model: str, files: Sequence[WeightFile], *, progress: bool = True
             if not alike:
                 raise
             fix = f"`mattekit models add {model} {alike[0]} --derived`"
-            raise WeightsError(f"{str(exc).rstrip('.')}. The mirror holds {alike[0]}, named like it but not the "
-                               f"catalog's file: if it is a converted copy, register it with {fix}.", fix) from None
+            raise WeightsError(
+                f"{str(exc).rstrip('.')}. The mirror holds {alike[0]}, named like it but not the "
+                f"catalog's file: if it is a converted copy, register it with {fix}.",
+                fix,
+            ) from None
     path = cache_dir() / entry["file"]
     if not path.is_file() or sha256_file(path) != entry["sha256"]:
-        raise WeightsError(f"The weights file {path} added for {model} is missing or changed since it was added; "
-                           f"add it again with `mattekit models add {model} FILE`.")
+        raise WeightsError(
+            f"The weights file {path} added for {model} is missing or changed since it was added; "
+            f"add it again with `mattekit models add {model} FILE`."
+        )
     return path
 
 

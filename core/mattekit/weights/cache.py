@@ -1,5 +1,6 @@
 """The weights cache: where each file lives, the sha256s known or recorded for its files, and checking
 a cached file against them (:func:`verify`)."""
+
 from __future__ import annotations
 
 import json
@@ -152,7 +153,6 @@ def verify(wf: WeightFile) -> tuple[bool, str]:
         return False, f"{wf.name}: {kind} mismatch (expected {wanted}, got {found}); delete {path} and fetch it again"
     how = "" if wf.sha256 else ", md5 is rembg's pin" if wf.md5 else ", recorded on first download"
     return True, f"{wf.name}: ok (sha256 {got[:16]}…{how})"
-
 
 
 def link_or_copy(source: Path, target: Path) -> None:

@@ -3,6 +3,7 @@
 folder (pinned files only), then the official URL; ``MATTEKIT_OFFLINE=1`` allows only the cache and
 the local folders. Downloads resume a ``.part`` file; every file is checked against its pin before it
 enters the cache (:mod:`mattekit.weights.cache`)."""
+
 from __future__ import annotations
 
 import http.client
@@ -19,8 +20,16 @@ from tqdm import tqdm
 from mattekit import __version__
 from mattekit.errors import WeightsError
 from mattekit.fsutil import exclusive_lock
-from mattekit.weights.cache import (WeightFile, cached_path, check, expected_sha256, is_cached, link_or_copy, pinned,
-                                    record_sha256)
+from mattekit.weights.cache import (
+    WeightFile,
+    cached_path,
+    check,
+    expected_sha256,
+    is_cached,
+    link_or_copy,
+    pinned,
+    record_sha256,
+)
 
 TIMEOUT = 30  # seconds a connection may stay silent before a download is abandoned
 UNKNOWN_SIZE_CAP = 2 << 30  # bytes a download of a file without a catalog size may reach (the largest listed is 176 MB)
@@ -81,8 +90,10 @@ def fetch(wf: WeightFile, *, progress: bool = True, network: bool = True) -> Pat
         path.parent.mkdir(parents=True, exist_ok=True)
         lock.touch()
     except OSError as e:
-        raise WeightsError(f"Cannot write in the weights cache {path.parent} ({e.strerror or e}); "
-                           "set MATTEKIT_HOME to a writable folder.") from None
+        raise WeightsError(
+            f"Cannot write in the weights cache {path.parent} ({e.strerror or e}); "
+            "set MATTEKIT_HOME to a writable folder."
+        ) from None
     with exclusive_lock(lock):
         return _fetch(wf, path, progress, network)
 
@@ -178,8 +189,17 @@ def _download(url: str, part: Path, wf: WeightFile, progress: bool) -> None:
         limit = _size_limit(wf)
         if total is not None and total > limit:
             raise _SourceFailed(f"it announced {total} bytes, more than the {limit} expected")
-        bar = tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=wf.name,
-                   file=sys.stderr, disable=None if progress else True, leave=False)
+        bar = tqdm(
+            total=total,
+            initial=start,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=wf.name,
+            file=sys.stderr,
+            disable=None if progress else True,
+            leave=False,
+        )
         with open(part, "ab" if start else "wb") as f, bar:
             while chunk := resp.read(min(_CHUNK, limit + 1 - f.tell())):
                 f.write(chunk)
@@ -208,7 +228,7 @@ def mirror_folder() -> Path | None:
 
 
 def local_folder(wf: WeightFile, verified: bool = True) -> str | None:
-    """"mirror" or "rembg folder": the first local folder :func:`fetch` would take ``wf`` from (holding it under
+    """ "mirror" or "rembg folder": the first local folder :func:`fetch` would take ``wf`` from (holding it under
     its name, with the catalog's size when known and, with ``verified``, its pinned hash when one is known),
     else None. ``verified=False`` also names a folder whose file has the name and size but other bytes."""
     folders = [("mirror", mirror_folder())] + [("rembg folder", rembg_dir())] * pinned(wf)
@@ -227,8 +247,9 @@ def look_alikes(files: Sequence[WeightFile]) -> list[Path]:
         return []
     stems = {wf.name.split(".")[0].lower() for wf in files}
     names = {wf.name for wf in files}
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.name not in names and p.name.split(".")[0].lower() in stems)
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.name not in names and p.name.split(".")[0].lower() in stems
+    )
 
 
 def fetch_first(files: Sequence[WeightFile], *, progress: bool = True) -> Path:
@@ -259,5 +280,6 @@ def fetch_first(files: Sequence[WeightFile], *, progress: bool = True) -> Path:
         raise WeightsError(
             f"None of {', '.join(wf.name for wf in files)} is in the cache{''.join(f', the {p}' for p in places)}, and "
             "MATTEKIT_OFFLINE=1 forbids downloading them; unset MATTEKIT_OFFLINE, set MATTEKIT_MIRROR to a folder "
-            "holding one of them, or import a copy you have with `mattekit models import FILE`.")
+            "holding one of them, or import a copy you have with `mattekit models import FILE`."
+        )
     raise WeightsError(f"None of the {len(files)} weight files could be had: " + " / ".join(failures) + ".")

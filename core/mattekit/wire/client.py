@@ -14,6 +14,7 @@ the protocol module describes. On POSIX systems the client trusts a state file o
 to the user, nobody else may read or write it, and its folder is not writable by others (else it
 could send the user's pixels to another user's process): :func:`read_state` refuses it in one sentence.
 """
+
 import json
 import os
 import stat
@@ -42,6 +43,7 @@ class WorkerError(Exception):
 
 
 # ---------------------------------------------------------------- where the worker is written down
+
 
 def state_path():
     """The per-user state file: $MATTEKIT_WORKER_STATE, else worker.json in :func:`state_folder`."""
@@ -87,18 +89,25 @@ def check_private(path, info):
     if not hasattr(os, "getuid"):
         return
     if info.st_uid != os.getuid():
-        raise WorkerError("The worker state file %s belongs to another user, so it is not used; remove it "
-                          "(rm %s) if you do not know why it is there." % (path, path))
+        raise WorkerError(
+            "The worker state file %s belongs to another user, so it is not used; remove it "
+            "(rm %s) if you do not know why it is there." % (path, path)
+        )
     if info.st_mode & 0o066:
-        raise WorkerError("The worker state file %s can be read or written by other users, so it is not used; "
-                          "make it private with 'chmod 600 %s'." % (path, path))
+        raise WorkerError(
+            "The worker state file %s can be read or written by other users, so it is not used; "
+            "make it private with 'chmod 600 %s'." % (path, path)
+        )
     folder = os.path.dirname(os.path.abspath(path))
     if os.stat(folder).st_mode & stat.S_IWOTH:
-        raise WorkerError("The folder %s of the worker state file can be written by other users, so the file is "
-                          "not used; make it private with 'chmod 700 %s' or choose another state file." % (folder, folder))
+        raise WorkerError(
+            "The folder %s of the worker state file can be written by other users, so the file is "
+            "not used; make it private with 'chmod 700 %s' or choose another state file." % (folder, folder)
+        )
 
 
 # ---------------------------------------------------------------- talking to a running worker
+
 
 def _encode(inputs):
     """(metas, body) of a list of Pixels (in the operation's input order) or of {input name: Pixels}."""
@@ -118,7 +127,9 @@ def _decode(head, body):
         views = protocol.split_body(meta, body)
     except protocol.ProtocolError as exc:
         raise WorkerError("The worker's answer does not follow the protocol: %s" % exc)
-    outputs = [Pixels(view.tobytes(), m["width"], m["height"], m["channels"], m["dtype"]) for m, view in zip(meta, views)]
+    outputs = [
+        Pixels(view.tobytes(), m["width"], m["height"], m["channels"], m["dtype"]) for m, view in zip(meta, views)
+    ]
     for pixels in outputs:
         pixels.provenance = head.get("provenance")
         pixels.warnings = list(head.get("warnings", []))
@@ -138,8 +149,9 @@ class WorkerClient(object):
         """Send one request; returns (status, headers, body bytes). Raises WorkerError on HTTP errors."""
         all_headers = {"Authorization": "Bearer " + self.token}
         all_headers.update(headers or {})
-        req = urllib.request.Request(self.url + "/" + protocol.API + "/" + path.lstrip("/"), data=body,
-                                     headers=all_headers, method=method)
+        req = urllib.request.Request(
+            self.url + "/" + protocol.API + "/" + path.lstrip("/"), data=body, headers=all_headers, method=method
+        )
         try:
             with _OPENER.open(req, timeout=timeout or self.timeout) as resp:
                 return resp.status, resp.headers, resp.read()
@@ -157,8 +169,9 @@ class WorkerClient(object):
 
     def post_json(self, path, payload=None, timeout=None):
         body = json.dumps(payload or {}).encode("utf-8")
-        return json.loads(self.request("POST", path, body, {"Content-Type": "application/json"},
-                                       timeout=timeout)[2].decode("utf-8"))
+        return json.loads(
+            self.request("POST", path, body, {"Content-Type": "application/json"}, timeout=timeout)[2].decode("utf-8")
+        )
 
     # -- what the worker offers
     def health(self, timeout=None):
@@ -166,13 +179,15 @@ class WorkerClient(object):
         return self.get_json("health", timeout=timeout)
 
     def busy(self, timeout=None):
-        """"" when the worker has nothing to do, else a sentence: it is busy, with how many jobs queued."""
+        """ "" when the worker has nothing to do, else a sentence: it is busy, with how many jobs queued."""
         jobs = self.health(timeout=timeout).get("jobs") or {}
         queued = int(jobs.get("queued", 0)) + int(jobs.get("running", 0))
         if not queued:
             return ""
         return "The mattekit worker is busy, %d job%s queued before this one; it waits its turn." % (
-            queued, "" if queued == 1 else "s")
+            queued,
+            "" if queued == 1 else "s",
+        )
 
     def models(self):
         return self.get_json("models")["models"]
@@ -197,8 +212,10 @@ class WorkerClient(object):
         """
         if progress is None and cancelled is None:
             meta, body = _encode(inputs)
-            head = {protocol.META_HEADER: json.dumps({"inputs": meta, "options": options or {}}),
-                    "Content-Type": "application/octet-stream"}
+            head = {
+                protocol.META_HEADER: json.dumps({"inputs": meta, "options": options or {}}),
+                "Content-Type": "application/octet-stream",
+            }
             _, headers, data = self.request("POST", "run/" + operation, body, head)
             return _decode(json.loads(headers[protocol.META_HEADER]), data)
         busy = self.busy() if progress is not None else ""
@@ -222,8 +239,10 @@ class WorkerClient(object):
     def submit(self, operation, inputs, options=None):
         """Start an asynchronous job; returns its id."""
         meta, body = _encode(inputs)
-        head = {protocol.META_HEADER: json.dumps({"inputs": meta, "options": options or {}}),
-                "Content-Type": "application/octet-stream"}
+        head = {
+            protocol.META_HEADER: json.dumps({"inputs": meta, "options": options or {}}),
+            "Content-Type": "application/octet-stream",
+        }
         return json.loads(self.request("POST", "jobs/" + operation, body, head)[2].decode("utf-8"))["id"]
 
     def job(self, job_id):
@@ -246,6 +265,7 @@ class WorkerClient(object):
 
 # ---------------------------------------------------------------- finding or starting the worker
 
+
 def find_worker(path=None, timeout=2.0):
     """The worker recorded in the state file if it answers, else None."""
     state = read_state(path)
@@ -267,8 +287,10 @@ def start_worker(python, path=None, idle_timeout=None, wait=120.0, extra_args=()
     """
     path = path or state_path()
     if not python or not os.path.exists(python):
-        raise WorkerError("No Python interpreter for the mattekit worker was found (%s); run the mattekit "
-                          "installer again, or start the worker yourself with 'mattekit serve'." % (python or "none recorded"))
+        raise WorkerError(
+            "No Python interpreter for the mattekit worker was found (%s); run the mattekit "
+            "installer again, or start the worker yourself with 'mattekit serve'." % (python or "none recorded")
+        )
     folder = os.path.dirname(path)
     make_private_folder(folder)
     log_path = os.path.join(folder, "worker.log")
@@ -287,8 +309,9 @@ def start_worker(python, path=None, idle_timeout=None, wait=120.0, extra_args=()
     else:
         kwargs["start_new_session"] = True
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=env, close_fds=True, **kwargs)
+        proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, close_fds=True, **kwargs
+        )
     deadline = time.time() + wait
     while time.time() < deadline:
         worker = find_worker(path, timeout=1.0)
@@ -299,8 +322,7 @@ def start_worker(python, path=None, idle_timeout=None, wait=120.0, extra_args=()
             worker = find_worker(path, timeout=10.0)  # another worker answered it: use that one
             if worker is not None:
                 return worker
-            raise WorkerError("The mattekit worker stopped at start (exit code %d): %s"
-                              % (code, _last_line(log_path)))
+            raise WorkerError("The mattekit worker stopped at start (exit code %d): %s" % (code, _last_line(log_path)))
         time.sleep(0.2)
     raise WorkerError("The mattekit worker did not answer within %d s; see %s." % (wait, log_path))
 
@@ -348,9 +370,11 @@ def _wait_for_worker(path, wait):
     else:
         return None
     state = read_state(path) or {}
-    raise WorkerError("The mattekit worker (process %s) is running but has not answered for %d s; it may be stuck: "
-                      "see its log %s, or end that process." % (state.get("pid", "?"), wait,
-                                                               os.path.join(os.path.dirname(path), "worker.log")))
+    raise WorkerError(
+        "The mattekit worker (process %s) is running but has not answered for %d s; it may be stuck: "
+        "see its log %s, or end that process."
+        % (state.get("pid", "?"), wait, os.path.join(os.path.dirname(path), "worker.log"))
+    )
 
 
 def read_record(folder):

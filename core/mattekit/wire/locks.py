@@ -1,5 +1,6 @@
 """The locks between a worker and its clients, standard library only (this package is copied beside each adapter):
 the start lock two clients share so that one worker starts, and whether a worker process holds its own lock."""
+
 import os
 import sys
 import time
@@ -26,6 +27,7 @@ class StartLock(object):
         self.handle = open(self.path, "a+")
         if sys.platform == "win32":
             import msvcrt
+
             while True:
                 try:
                     msvcrt.locking(self.handle.fileno(), msvcrt.LK_LOCK, 1)
@@ -34,6 +36,7 @@ class StartLock(object):
                     time.sleep(0.2)
         else:
             import fcntl
+
             fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX)
         return self
 
@@ -41,10 +44,12 @@ class StartLock(object):
         try:
             if sys.platform == "win32":
                 import msvcrt
+
                 self.handle.seek(0)
                 msvcrt.locking(self.handle.fileno(), msvcrt.LK_UNLCK, 1)
             else:
                 import fcntl
+
                 fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
         finally:
             self.handle.close()
@@ -60,11 +65,13 @@ def worker_alive(path):
     try:
         if sys.platform == "win32":
             import msvcrt
+
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
             handle.seek(0)
             msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
         else:
             import fcntl
+
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         return False

@@ -8,6 +8,7 @@
 - dtypes (:data:`DTYPES`): "u8" (0..255), "u16" (0..65535) and "f32" (0..1) all mean [0,1].
 - Errors: a JSON body ``{"error": {"code": a short word, "message": one sentence}}``, status 4xx/5xx.
 """
+
 import collections
 import json
 
@@ -38,11 +39,14 @@ def check_pixels(meta, name="pixels"):
     for key, high in (("width", MAX_SIDE), ("height", MAX_SIDE), ("channels", MAX_CHANNELS)):
         value = meta.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
-            raise ProtocolError("bad_meta", "Input '%s': %s must be an integer from 1 to %d, not %r."
-                                % (name, key, high, value))
+            raise ProtocolError(
+                "bad_meta", "Input '%s': %s must be an integer from 1 to %d, not %r." % (name, key, high, value)
+            )
         values.append(value)
     if not isinstance(meta.get("dtype"), str) or meta.get("dtype") not in DTYPES:
-        raise ProtocolError("bad_meta", "Input '%s' has dtype %r; use %s." % (name, meta.get("dtype"), ", ".join(DTYPES)))
+        raise ProtocolError(
+            "bad_meta", "Input '%s' has dtype %r; use %s." % (name, meta.get("dtype"), ", ".join(DTYPES))
+        )
     return values[0], values[1], values[2], meta["dtype"]
 
 
@@ -64,8 +68,10 @@ class Pixels(object):
             raise ValueError("dtype must be one of %s, not %r" % (", ".join(DTYPES), dtype))
         expected = byte_size(int(width), int(height), int(channels), dtype)
         if len(data) != expected:
-            raise ValueError("%d bytes given for %dx%dx%d %s pixels (%d expected)"
-                             % (len(data), width, height, channels, dtype, expected))
+            raise ValueError(
+                "%d bytes given for %dx%dx%d %s pixels (%d expected)"
+                % (len(data), width, height, channels, dtype, expected)
+            )
         self.data, self.width, self.height = data, int(width), int(height)
         self.channels, self.dtype = int(channels), dtype
         self.provenance = None
@@ -86,10 +92,12 @@ def split_body(metas, body, names=None):
         size = byte_size(*check_pixels(meta, names[index] if names else "output %d" % index))
         if offset + size > len(view):
             raise ProtocolError("bad_body", "The body holds %d bytes, fewer than the pixels described." % len(view))
-        views.append(view[offset:offset + size])
+        views.append(view[offset : offset + size])
         offset += size
     if offset != len(view):
-        raise ProtocolError("bad_body", "The body holds %d bytes but the pixels described take %d." % (len(view), offset))
+        raise ProtocolError(
+            "bad_body", "The body holds %d bytes but the pixels described take %d." % (len(view), offset)
+        )
     return views
 
 

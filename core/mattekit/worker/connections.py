@@ -11,6 +11,7 @@ that outgrow ``MAX_HEADER_BYTES`` are answered 431 by the waiting room itself an
 threads all wait on runs still says it is alive and busy. At most ``max_connections`` are open at once:
 beyond that the oldest waiting one is closed (or, when none is waiting, the new one).
 """
+
 from __future__ import annotations
 
 import io
@@ -66,8 +67,9 @@ class Server(socketserver.TCPServer):
     allow_reuse_address = False
     request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address, handler, worker: App, pool_size: int = POOL_SIZE,
-                 max_connections: int = MAX_CONNECTIONS):
+    def __init__(
+        self, address, handler, worker: App, pool_size: int = POOL_SIZE, max_connections: int = MAX_CONNECTIONS
+    ):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, handler)
@@ -86,10 +88,13 @@ class Server(socketserver.TCPServer):
         self.ready: queue.Queue = queue.Queue()  # (socket, address, bytes read) for the handler pool
         self.health: queue.Queue = queue.Queue()  # the same, of health checks, for their own thread
         self.threads = [threading.Thread(target=self._waiting_room, name="mattekit-http-wait", daemon=True)]
-        self.threads += [threading.Thread(target=self._handle_ready, args=(self.ready,), name=f"mattekit-http-{i}",
-                                          daemon=True) for i in range(pool_size)]
-        self.threads.append(threading.Thread(target=self._handle_ready, args=(self.health,), name="mattekit-http-health",
-                                             daemon=True))
+        self.threads += [
+            threading.Thread(target=self._handle_ready, args=(self.ready,), name=f"mattekit-http-{i}", daemon=True)
+            for i in range(pool_size)
+        ]
+        self.threads.append(
+            threading.Thread(target=self._handle_ready, args=(self.health,), name="mattekit-http-health", daemon=True)
+        )
         for thread in self.threads:
             thread.start()
 
@@ -99,8 +104,9 @@ class Server(socketserver.TCPServer):
             if self.open_connections >= self.max_connections:
                 oldest = min(self.waiting, key=lambda s: self.waiting[s].deadline, default=None)
                 if oldest is None:
-                    self.worker.log(f"refused a connection from {client_address[0]}: "
-                                    f"{self.max_connections} connections are busy")
+                    self.worker.log(
+                        f"refused a connection from {client_address[0]}: {self.max_connections} connections are busy"
+                    )
                     self.shutdown_request(request)
                     return
                 self._drop_waiting(oldest)
@@ -141,7 +147,9 @@ class Server(socketserver.TCPServer):
         if waiting.head.find(b"\r\n\r\n", seen) >= 0 or waiting.head.find(b"\n\n", seen) >= 0:
             self._hand_over(sock)
         elif len(waiting.head) >= MAX_HEADER_BYTES:
-            self.worker.log(f"refused a request from {waiting.address[0]}: its headers outgrew {MAX_HEADER_BYTES} bytes")
+            self.worker.log(
+                f"refused a request from {waiting.address[0]}: its headers outgrew {MAX_HEADER_BYTES} bytes"
+            )
             self._drop_waiting(sock, TOO_LARGE)
 
     def _hand_over(self, sock) -> None:
@@ -236,8 +244,10 @@ class HeadFirst(io.RawIOBase):
 def _refusal(status: str, code: str, sentence: str) -> bytes:
     """A whole HTTP/1.0 answer refusing a request, the worker's JSON error body, for the waiting room to send."""
     body = protocol.error_body(code, sentence)
-    return (f"HTTP/1.0 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            f"Cache-Control: no-store\r\nConnection: close\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.0 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        f"Cache-Control: no-store\r\nConnection: close\r\n\r\n"
+    ).encode() + body
 
 
 TOO_LARGE = _refusal("431 Request Header Fields Too Large", "headers_too_large", "The request's headers are too large.")

@@ -9,6 +9,7 @@ encoded result; it knows nothing of HTTP or of operations. Jobs run one at a tim
 thread, so a model is loaded once however many clients ask. ``progress(fraction, message)`` is
 also where a cancel takes effect: it raises :class:`mattekit.errors.Cancelled` once the job has been cancelled.
 """
+
 from __future__ import annotations
 
 import queue
@@ -78,15 +79,26 @@ class Job:
             self.message = message
 
     def status(self) -> dict:
-        return {"id": self.id, "operation": self.name, "state": self.state, "progress": round(self.progress, 4),
-                "message": self.message, "error": self.error}
+        return {
+            "id": self.id,
+            "operation": self.name,
+            "state": self.state,
+            "progress": round(self.progress, 4),
+            "message": self.message,
+            "error": self.error,
+        }
 
 
 class JobTable:
     """Queued, running and kept jobs; ``max_queued_bytes`` caps the pixels reserved for requests and jobs."""
 
-    def __init__(self, max_queued_bytes: int, log: Callable[[str], None], compute_threads: int = 1,
-                 on_thread_start: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        max_queued_bytes: int,
+        log: Callable[[str], None],
+        compute_threads: int = 1,
+        on_thread_start: Callable[[], None] | None = None,
+    ):
         self.max_queued_bytes = int(max_queued_bytes)
         self.log = log
         self.on_thread_start = on_thread_start
@@ -96,8 +108,10 @@ class JobTable:
         self.active: dict[str, Job] = {}  # jobs queued or running, synchronous ones included, in the order taken
         self.stopping = False
         self.queue: queue.Queue = queue.Queue()
-        self.threads = [threading.Thread(target=self._compute, name=f"mattekit-compute-{i}", daemon=True)
-                        for i in range(max(1, compute_threads))]
+        self.threads = [
+            threading.Thread(target=self._compute, name=f"mattekit-compute-{i}", daemon=True)
+            for i in range(max(1, compute_threads))
+        ]
 
     def start(self) -> None:
         for thread in self.threads:
@@ -142,9 +156,13 @@ class JobTable:
         with self.lock:
             self._refuse_if_stopping()
             if self.queued_bytes and self.queued_bytes + size > self.max_queued_bytes:
-                raise Refused("queue_full", f"This request's pixels take {size / 2**20:.1f} MiB and the worker's queue "
-                              f"already holds {self.queued_bytes / 2**20:.1f} of its {self.max_queued_bytes / 2**20:.1f} "
-                              f"MiB (mattekit serve --max-queued-mb); try again shortly.", RETRY_AFTER)
+                raise Refused(
+                    "queue_full",
+                    f"This request's pixels take {size / 2**20:.1f} MiB and the worker's queue "
+                    f"already holds {self.queued_bytes / 2**20:.1f} of its {self.max_queued_bytes / 2**20:.1f} "
+                    f"MiB (mattekit serve --max-queued-mb); try again shortly.",
+                    RETRY_AFTER,
+                )
             self.queued_bytes += size
         return Booking(self, size)
 
@@ -168,7 +186,9 @@ class JobTable:
             if keep:
                 self._prune()
                 if len(self.jobs) >= MAX_JOBS:
-                    raise Refused("too_many_jobs", f"The worker already holds {MAX_JOBS} jobs; fetch or cancel some first.")
+                    raise Refused(
+                        "too_many_jobs", f"The worker already holds {MAX_JOBS} jobs; fetch or cancel some first."
+                    )
                 self.jobs[job.id] = job
             booking.held = False  # the job's now: _end gives the bytes back
             self.active[job.id] = job
@@ -250,8 +270,10 @@ class JobTable:
                     self._end(job, "failed", message=msg, error={"code": "out_of_memory", "message": msg})
             except Exception as exc:  # a bug: keep serving, tell the client, log the traceback
                 self.log(f"job {job.name} failed:\n" + traceback.format_exc())
-                msg = (f"The {job.name} operation failed on an internal error ({type(exc).__name__}); its traceback "
-                       "is in the worker's log.")
+                msg = (
+                    f"The {job.name} operation failed on an internal error ({type(exc).__name__}); its traceback "
+                    "is in the worker's log."
+                )
                 with self.lock:
                     self._end(job, "failed", message=msg, error={"code": "internal", "message": msg})
             finally:

@@ -7,6 +7,7 @@ becomes ``<file>.1`` (one older file kept) and a new file is started; ``capture_
 ``mattekit serve`` process) points stdout and stderr at it too, so that a stray print or a
 dying thread's traceback lands there.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,14 @@ DEFAULT_BURST = 10
 class WorkerLog:
     """``log(text)``: one timestamped line (or block), subject to the rate limit; thread-safe."""
 
-    def __init__(self, path: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES, rate: float = DEFAULT_RATE,
-                 burst: int = DEFAULT_BURST, capture_std: bool = False):
+    def __init__(
+        self,
+        path: str | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        rate: float = DEFAULT_RATE,
+        burst: int = DEFAULT_BURST,
+        capture_std: bool = False,
+    ):
         self.path = path
         self.capture_std = capture_std
         self.fd = 2

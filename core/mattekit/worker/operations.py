@@ -13,6 +13,7 @@ straight alpha, sRGB), named by port (``"name"`` in each input's description) or
 in port order; outputs go back in ``task.outputs`` order (absent ones skipped), each named, in
 the request's dtype.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,6 +36,7 @@ Progress = Callable[[float, str], None]
 
 # ---------------------------------------------------------------- operations
 
+
 @dataclass(frozen=True)
 class Operation:
     """A worker operation: pixel ports, option checking, and the run.
@@ -56,7 +58,9 @@ class Operation:
 def from_task(task: Task) -> Operation:
     """The worker operation of one registered task."""
 
-    def run(models, inputs: dict, options, progress: Progress, warn: Callable[[str], None] | None = None) -> tuple[dict, dict]:
+    def run(
+        models, inputs: dict, options, progress: Progress, warn: Callable[[str], None] | None = None
+    ) -> tuple[dict, dict]:
         from .. import provenance
         from ..running.runner import Runner
 
@@ -65,16 +69,24 @@ def from_task(task: Task) -> Operation:
         needed = models.for_task(task, options, given)  # the worker's own cache: loaded once
         progress(0.1, f"Running {task.name}")
 
-        tiles = Reporter(lambda event: progress(0.1 + 0.88 * event.fraction, event.message()),
-                         0, "tile")  # "tile 3 of 12, 0.80 tiles/s, ETA 0:11"
+        tiles = Reporter(
+            lambda event: progress(0.1 + 0.88 * event.fraction, event.message()), 0, "tile"
+        )  # "tile 3 of 12, 0.80 tiles/s, ETA 0:11"
         found = Runner(task, needed, options).arrays(present, steps=tiles.steps, note=warn)
         return found, provenance.record(task, options, needed)
 
-    return Operation(task.name, task.inputs, task.outputs, lambda values: task.make_options(values, host="worker"),
-                     run, lambda: task.describe("worker"))
+    return Operation(
+        task.name,
+        task.inputs,
+        task.outputs,
+        lambda values: task.make_options(values, host="worker"),
+        run,
+        lambda: task.describe("worker"),
+    )
 
 
 # ---------------------------------------------------------------- roto: paths in, files out
+
 
 class PathPolicy:
     """Where roto may read plates and write mattes.
@@ -92,8 +104,11 @@ class PathPolicy:
         self.home_default = not named
         folders = named or [os.path.expanduser("~")]
         self.allowed = [os.path.realpath(os.path.expanduser(p)) for p in folders]
-        self.where = ("your home folder (hidden folders excluded)" if self.home_default
-                      else "the allowed folders " + ", ".join(self.allowed))  # the folders, in a sentence
+        self.where = (
+            "your home folder (hidden folders excluded)"
+            if self.home_default
+            else "the allowed folders " + ", ".join(self.allowed)
+        )  # the folders, in a sentence
 
     def holds(self, real: str) -> bool:
         """Whether the real path ``real`` (links resolved) lies in an allowed folder (not in a hidden one of home)."""
@@ -116,8 +131,10 @@ class PathPolicy:
             raise OptionError(f"Option '{field_name}' must be an absolute path, not {path!r}.")
         if self.holds(os.path.realpath(os.path.expanduser(path))):
             return
-        raise OptionError(f"Option '{field_name}' names {path!r}, outside {self.where}; start the worker with "
-                          f"'mattekit serve --allow-dir FOLDER' to allow another folder.")
+        raise OptionError(
+            f"Option '{field_name}' names {path!r}, outside {self.where}; start the worker with "
+            f"'mattekit serve --allow-dir FOLDER' to allow another folder."
+        )
 
 
 def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
@@ -188,15 +205,22 @@ def model_menus(models) -> dict[str, list[dict]]:
     loaded = {predictor.name for predictor in models.loaded()}
     menus: dict[str, list[dict]] = {}
     for m in cat.models.values():
-        menus.setdefault(m.task, []).append({
-            "name": m.name, "description": m.description, "licence": m.licence,
-            "notice": m.notice or cat.unlicensed_notice(m, config),
-            "default": cat.defaults.get(m.task) == m.name, "cached": weights.is_cached(m.weights),
-            "loaded": m.name in loaded})
+        menus.setdefault(m.task, []).append(
+            {
+                "name": m.name,
+                "description": m.description,
+                "licence": m.licence,
+                "notice": m.notice or cat.unlicensed_notice(m, config),
+                "default": cat.defaults.get(m.task) == m.name,
+                "cached": weights.is_cached(m.weights),
+                "loaded": m.name in loaded,
+            }
+        )
     return menus
 
 
 # ---------------------------------------------------------------- pixels in and out
+
 
 class PixelError(MattekitError):
     """Pixels that do not fit the operation: ``code`` (bad_meta, bad_body, too_many_pixels) and one sentence."""
@@ -218,15 +242,16 @@ def _ports_of(op: Operation, metas: Any) -> list[Port]:
     if all(name is None for name in names):
         if len(metas) > len(op.inputs):
             raise PixelError("bad_meta", f"Operation '{op.name}' takes these pixel inputs: {listed}.")
-        chosen = list(op.inputs[:len(metas)])
+        chosen = list(op.inputs[: len(metas)])
     else:
         if any(n not in ports for n in names) or len(set(names)) != len(names):
             raise PixelError("bad_meta", f"Name each pixel input once, from: {listed} (got {names!r}).")
         chosen = [ports[n] for n in names]
     missing = [p.name for p in op.inputs if not p.optional and p not in chosen]
     if missing:
-        raise PixelError("bad_meta", f"Operation '{op.name}' needs the pixel input(s) {', '.join(missing)}; "
-                         f"it takes: {listed}.")
+        raise PixelError(
+            "bad_meta", f"Operation '{op.name}' needs the pixel input(s) {', '.join(missing)}; it takes: {listed}."
+        )
     return chosen
 
 
@@ -278,14 +303,18 @@ def decode_inputs(op: Operation, metas: Any, body: bytes) -> dict:
         if first is None:
             first = (port.name, width, height)
         elif (width, height) != first[1:]:
-            raise PixelError("bad_meta", f"Input '{port.name}' is {width} x {height} pixels but '{first[0]}' is "
-                             f"{first[1]} x {first[2]}; all inputs of one request must have the same size.")
+            raise PixelError(
+                "bad_meta",
+                f"Input '{port.name}' is {width} x {height} pixels but '{first[0]}' is "
+                f"{first[1]} x {first[2]}; all inputs of one request must have the same size.",
+            )
         arrays[port.name] = pixels if port.kind == "image" else pixels[..., 0]
     return arrays
 
 
-def encode_outputs(op: Operation, outputs: dict, dtype: str, provenance: dict | None = None,
-                   warnings: list[str] = ()) -> tuple[dict, bytes]:
+def encode_outputs(
+    op: Operation, outputs: dict, dtype: str, provenance: dict | None = None, warnings: list[str] = ()
+) -> tuple[dict, bytes]:
     """{output name: float array in [0,1], H x W or H x W x C} -> the answer's description
     ({"outputs": [meta per output], "provenance": record, "warnings": [sentence...] when any}, for the
     X-Mattekit-Meta header) and bytes, in ``op.outputs`` order."""
@@ -301,8 +330,18 @@ def encode_outputs(op: Operation, outputs: dict, dtype: str, provenance: dict | 
         if spec.scale != 1.0:
             array = np.rint(np.clip(array, 0.0, 1.0) * np.float32(spec.scale))
         chunks.append(np.ascontiguousarray(array, spec.code).tobytes())
-        metas.append({"name": port.name, "width": int(array.shape[1]), "height": int(array.shape[0]),
-                      "channels": int(array.shape[2]), "dtype": dtype})
-    head = {"outputs": metas} | ({"provenance": provenance} if provenance else {}) | \
-        ({"warnings": list(warnings)} if warnings else {})
+        metas.append(
+            {
+                "name": port.name,
+                "width": int(array.shape[1]),
+                "height": int(array.shape[0]),
+                "channels": int(array.shape[2]),
+                "dtype": dtype,
+            }
+        )
+    head = (
+        {"outputs": metas}
+        | ({"provenance": provenance} if provenance else {})
+        | ({"warnings": list(warnings)} if warnings else {})
+    )
     return head, protocol.join_body(chunks)

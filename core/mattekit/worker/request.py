@@ -10,6 +10,7 @@ Answer writes time out after ``CONNECTION_TIMEOUT`` s. A body must arrive whole 
 headers (Host, browser, token) is answered and closed at once: its body is never waited for, so strangers
 cannot hold the handler threads.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -92,13 +93,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         """The standard library's own refusals (a malformed request line, headers too large, a method the
         worker has no handler for) as the worker's JSON error body with one sentence, not an HTML page."""
         self.log_error("code %d, message %s", code, message)
-        sentence = {414: "The request's path is too long.", 431: "The request's headers are too large.",
-                    501: f"The method {str(self.command)[:20]!r} is not part of the API."}.get(code)
+        sentence = {
+            414: "The request's path is too long.",
+            431: "The request's headers are too large.",
+            501: f"The method {str(self.command)[:20]!r} is not part of the API.",
+        }.get(code)
         self.close_connection = True
         try:
-            self._send(code, protocol.error_body(ERROR_CODES.get(code, "bad_request"),
-                                                 sentence or f"The request is malformed ({message or code})."),
-                       "application/json")
+            self._send(
+                code,
+                protocol.error_body(
+                    ERROR_CODES.get(code, "bad_request"), sentence or f"The request is malformed ({message or code})."
+                ),
+                "application/json",
+            )
         except OSError:  # the client is gone
             pass
 
@@ -136,7 +144,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     raise TimeoutError("the body did not arrive in time")
                 self.connection.settimeout(left)
                 start = got if into is not None else 0
-                count = self.rfile.readinto1(buffer[start:start + min(length - got, len(buffer) - start)])
+                count = self.rfile.readinto1(buffer[start : start + min(length - got, len(buffer) - start)])
                 if not count:
                     break
                 got += count
@@ -194,8 +202,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise RequestError(400, "bad_length", "The Content-Length header is not a number.") from None
         if length > self.worker.max_request:
             self._discard(length)
-            raise RequestError(413, "too_large", f"The request holds {length} bytes; this worker accepts at most "
-                               f"{self.worker.max_request} (mattekit serve --max-request-mb).")
+            raise RequestError(
+                413,
+                "too_large",
+                f"The request holds {length} bytes; this worker accepts at most "
+                f"{self.worker.max_request} (mattekit serve --max-request-mb).",
+            )
         return length
 
     def _discard(self, length: int) -> None:
@@ -214,8 +226,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             got = self._receive(length, body)
         except TimeoutError:
             self.close_connection = True
-            raise RequestError(408, "body_timeout", f"The request body did not arrive within "
-                               f"{body_seconds(length):.0f} s.") from None
+            raise RequestError(
+                408, "body_timeout", f"The request body did not arrive within {body_seconds(length):.0f} s."
+            ) from None
         if got != length:
             raise RequestError(400, "short_body", "The request ended before its Content-Length.")
         return body
@@ -237,7 +250,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             parts = path.split("/")[1:]
             activity = parts[1:2] != ["health"]
             if len(parts) < 2 or parts[0] != protocol.API:
-                raise RequestError(404, "not_found", f"There is no {path or '/'} here; the API lives under /{protocol.API}/.")
+                raise RequestError(
+                    404, "not_found", f"There is no {path or '/'} here; the API lives under /{protocol.API}/."
+                )
             handler = self.routes.get((method, parts[1], len(parts)))
             if handler is None:
                 other_method = any(p == parts[1] and n == len(parts) for _, p, n in self.routes)

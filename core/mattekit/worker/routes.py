@@ -15,6 +15,7 @@ API (JSON unless noted; errors as :func:`mattekit.wire.protocol.error_body` with
     DELETE /v1/jobs/ID             cancel
     POST   /v1/shutdown            finish the running job and exit
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,9 @@ class WorkerForRoutes(App, Protocol):
     started: float  # time.time() at start
     idle_timeout: float | None
 
-    def submit(self, op: operations.Operation, inputs: dict, options, output_dtype: str, booking: jobs.Booking,
-               keep: bool) -> jobs.Job: ...
+    def submit(
+        self, op: operations.Operation, inputs: dict, options, output_dtype: str, booking: jobs.Booking, keep: bool
+    ) -> jobs.Job: ...
 
     def stop(self, reason: str = ..., wait: bool = ...) -> None: ...
 
@@ -56,10 +58,20 @@ class Routes(Handler):
     def ep_health(self, _args):
         w = self.worker
         running, queued = w.jobs.counts()  # + requests that wait for a handler thread: jobs to be
-        self._json(200, {"ok": True, "version": __version__, "api": protocol.API_VERSION, "pid": os.getpid(),
-                         "uptime": round(time.time() - w.started, 3), "operations": sorted(w.operations),
-                         "idle_timeout": w.idle_timeout, "max_request": w.max_request,
-                         "jobs": {"running": running, "queued": queued + self.server.ready.qsize()}})
+        self._json(
+            200,
+            {
+                "ok": True,
+                "version": __version__,
+                "api": protocol.API_VERSION,
+                "pid": os.getpid(),
+                "uptime": round(time.time() - w.started, 3),
+                "operations": sorted(w.operations),
+                "idle_timeout": w.idle_timeout,
+                "max_request": w.max_request,
+                "jobs": {"running": running, "queued": queued + self.server.ready.qsize()},
+            },
+        )
 
     def ep_operations(self, _args):
         self._json(200, operations.schema(self.worker.operations, self.worker.models))
@@ -75,8 +87,11 @@ class Routes(Handler):
             raise RequestError(404, "not_found", f"Name one operation, as in /{protocol.API}/run/remove.")
         op = self.worker.operations.get(args[0])
         if op is None:
-            raise RequestError(404, "unknown_operation", f"Unknown operation '{args[0]}'; this worker offers: "
-                               f"{', '.join(sorted(self.worker.operations))}.")
+            raise RequestError(
+                404,
+                "unknown_operation",
+                f"Unknown operation '{args[0]}'; this worker offers: {', '.join(sorted(self.worker.operations))}.",
+            )
         length = self._length()
         raw = self.headers.get(protocol.META_HEADER)
         if raw is None:
@@ -101,11 +116,15 @@ class Routes(Handler):
                 self._discard(length)
             raise RequestError(400, exc.code, str(exc)) from None
         if expected != length:
-            raise RequestError(400, "bad_body", f"The body holds {length} bytes but the pixels described take {expected}.")
+            raise RequestError(
+                400, "bad_body", f"The body holds {length} bytes but the pixels described take {expected}."
+            )
         first = meta["inputs"][0]["dtype"] if meta.get("inputs") else "f32"  # "roto" takes no pixels
         output_dtype = meta.get("output_dtype") or first
         if not isinstance(output_dtype, str) or output_dtype not in protocol.DTYPES:
-            raise RequestError(400, "bad_meta", f"output_dtype {output_dtype!r} is not one of {', '.join(protocol.DTYPES)}.")
+            raise RequestError(
+                400, "bad_meta", f"output_dtype {output_dtype!r} is not one of {', '.join(protocol.DTYPES)}."
+            )
         return op, meta, checked, output_dtype, length, size
 
     def _submit(self, args, keep: bool) -> jobs.Job:
@@ -138,7 +157,9 @@ class Routes(Handler):
         if job.state == "cancelled":
             raise RequestError(409, "cancelled", "The job was cancelled.")
         if job.state == "failed":
-            raise RequestError(422 if job.error["code"] == "task_failed" else 500, job.error["code"], job.error["message"])
+            raise RequestError(
+                422 if job.error["code"] == "task_failed" else 500, job.error["code"], job.error["message"]
+            )
 
     def ep_run(self, args):
         """A synchronous job: the answer waits for it; a client that hangs up meanwhile cancels it (a running
@@ -160,7 +181,9 @@ class Routes(Handler):
     def _job(self, job_id: str) -> jobs.Job:
         job = self.worker.jobs.get(job_id)
         if job is None:
-            raise RequestError(404, "unknown_job", f"There is no job {job_id!r} (finished jobs are kept until fetched).")
+            raise RequestError(
+                404, "unknown_job", f"There is no job {job_id!r} (finished jobs are kept until fetched)."
+            )
         return job
 
     def ep_list_jobs(self, _args):

@@ -5,6 +5,7 @@
 compute thread), :mod:`.operations` (what can be run, and the model cache) and :mod:`.state` (where clients
 find it). Binds 127.0.0.1 on a random free port by default.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,20 +35,32 @@ class WorkerServer:
     state file fails with one sentence (MattekitError) before it binds a port.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
-                 idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT, max_request: int = DEFAULT_MAX_REQUEST,
-                 max_queued: int = DEFAULT_MAX_QUEUED, state_file: str | None = None,
-                 operations_table: dict | None = None, allow_dirs: list[str] | None = None,
-                 threads: int | None = None, log: Callable[[str], None] | None = None,
-                 pool_size: int = connections.POOL_SIZE, max_connections: int = connections.MAX_CONNECTIONS, lock_wait: float = 0.0):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_request: int = DEFAULT_MAX_REQUEST,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+        state_file: str | None = None,
+        operations_table: dict | None = None,
+        allow_dirs: list[str] | None = None,
+        threads: int | None = None,
+        log: Callable[[str], None] | None = None,
+        pool_size: int = connections.POOL_SIZE,
+        max_connections: int = connections.MAX_CONNECTIONS,
+        lock_wait: float = 0.0,
+    ):
         self.token = token or secrets.token_urlsafe(32)
         self.idle_timeout = idle_timeout if idle_timeout and idle_timeout > 0 else None
         self.max_request = int(max_request)
         self.state_file = state_file
         self.log = log or WorkerLog()
         self.models = ModelCache(say=say_on_stderr)  # this worker's loaded models, reported by /v1/models
-        self.operations = dict(operations_table if operations_table is not None
-                               else operations.build(operations.PathPolicy(allow_dirs)))
+        self.operations = dict(
+            operations_table if operations_table is not None else operations.build(operations.PathPolicy(allow_dirs))
+        )
         self.torch_threads = threads
         self.started = time.time()
         self.last_activity = time.monotonic()
@@ -58,8 +71,9 @@ class WorkerServer:
         self.owner = state.OwnerLock(state_file).acquire(lock_wait) if state_file else None
         try:
             self.jobs = jobs.JobTable(max_queued, self.log, on_thread_start=self._set_threads)
-            self.httpd = connections.Server((host, port), routes.Routes, self, pool_size=pool_size,
-                                     max_connections=max_connections)
+            self.httpd = connections.Server(
+                (host, port), routes.Routes, self, pool_size=pool_size, max_connections=max_connections
+            )
         except BaseException:
             if self.owner:
                 self.owner.release()
@@ -78,15 +92,21 @@ class WorkerServer:
         if activity:
             self.last_activity = time.monotonic()
 
-    def submit(self, op: operations.Operation, inputs: dict, options, output_dtype: str, booking: jobs.Booking,
-               keep: bool) -> jobs.Job:
+    def submit(
+        self, op: operations.Operation, inputs: dict, options, output_dtype: str, booking: jobs.Booking, keep: bool
+    ) -> jobs.Job:
         """Queue one run of ``op``, holding ``booking``; the job's result is (the answer's description, bytes)."""
 
         def work(progress):
             notes: list[str] = []  # the answer's warnings (a subject that came out empty), in the worker's words
             try:
-                outputs, record = op.run(self.models, inputs, options, progress,
-                                         warn=lambda sentence: notes.append(operations.worker_words(op.name, sentence)))
+                outputs, record = op.run(
+                    self.models,
+                    inputs,
+                    options,
+                    progress,
+                    warn=lambda sentence: notes.append(operations.worker_words(op.name, sentence)),
+                )
             except MattekitError as exc:  # its sentence names CLI flags: name the options as the API does
                 raise MattekitError(operations.worker_words(op.name, str(exc))) from None
             return operations.encode_outputs(op, outputs, output_dtype, record, notes)
@@ -101,8 +121,9 @@ class WorkerServer:
     def _start(self) -> None:
         self.jobs.start()
         if self.state_file:
-            state.write(self.state_file, {"url": self.url, "token": self.token, "pid": os.getpid(),
-                                          "version": __version__})
+            state.write(
+                self.state_file, {"url": self.url, "token": self.token, "pid": os.getpid(), "version": __version__}
+            )
         if self.idle_timeout:
             threading.Thread(target=self._watch_idle, name="mattekit-idle", daemon=True).start()
 

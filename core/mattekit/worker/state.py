@@ -6,6 +6,7 @@ The lock is an exclusive ``flock`` on ``<state file>.worker-lock``, taken before
 its port and held until the process exits (the client's own ``<state file>.lock`` only orders
 clients that start a worker, so the two never wait on each other).
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,10 @@ class OwnerLock:
         while not try_lock(handle):
             if time.monotonic() >= deadline:
                 handle.close()
-                raise MattekitError(f"Another mattekit worker already serves the state file {self.state_path}; "
-                                    f"stop it first (or give this one its own --state-file).")
+                raise MattekitError(
+                    f"Another mattekit worker already serves the state file {self.state_path}; "
+                    f"stop it first (or give this one its own --state-file)."
+                )
             time.sleep(0.1)
         self.handle = handle
         return self
@@ -66,4 +69,3 @@ class OwnerLock:
         if self.handle is not None:
             self.handle.close()  # closing the file drops the lock
             self.handle = None
-

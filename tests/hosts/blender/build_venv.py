@@ -12,6 +12,7 @@ bpy wheels are built for one Python minor version (3.11 for 4.5 and 5.0): the in
 comes from ``$MATTEKIT_BPY_PYTHON``, else ``python3.11`` on PATH, else this interpreter if it
 is 3.11. Exit status 77 when none is found (the caller skips).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -34,8 +35,9 @@ def find_python(minor: str) -> str | None:
     if f"{sys.version_info.major}.{sys.version_info.minor}" == minor:
         candidates.append(sys.executable)
     for exe in filter(None, candidates):
-        probe = subprocess.run([exe, "-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"],
-                               capture_output=True, text=True)
+        probe = subprocess.run(
+            [exe, "-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
+        )
         if probe.returncode == 0 and probe.stdout.strip() == minor:
             return exe
     return None
@@ -69,8 +71,11 @@ def build(version: str) -> Path:
         subprocess.run([python, "-m", "venv", str(venv)], check=True, stdout=sys.stderr)
         pip = [str(venv_python(venv)), "-m", "pip", "--disable-pip-version-check", "--no-input"]
         subprocess.run(pip + ["install", "-q", f"bpy=={version}"], check=True, stdout=sys.stderr)
-        subprocess.run([str(venv_python(venv)), "-c", "import bpy; print('bpy', bpy.app.version_string)"],
-                       check=True, stdout=sys.stderr)
+        subprocess.run(
+            [str(venv_python(venv)), "-c", "import bpy; print('bpy', bpy.app.version_string)"],
+            check=True,
+            stdout=sys.stderr,
+        )
         marker.write_text(recipe)
         return venv_python(venv)
 

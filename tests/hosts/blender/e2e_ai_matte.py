@@ -23,6 +23,7 @@ Shadow output rendered alone into RENDERS/shadow ("shadow_renders") are recorded
 Last, the add-on is disabled ("disabled", "unregistered"); with --exit-registered it is enabled again
 ("registered_at_exit") and the script ends without disabling it: the process must still exit.
 """
+
 import argparse
 import json
 import os
@@ -70,11 +71,17 @@ def run_case(scene, plate_node, final, tree, output, renders, source):
     result["groups"] = [n.node_tree.name for n in group]
     if group:
         matte = next(n for n in group[0].node_tree.nodes if n.bl_idname == "CompositorNodeImage")
-        result["matte"] = {"file": bpy.path.abspath(matte.image.filepath), "colorspace": matte.image.colorspace_settings.name,
-                           "source": matte.image.source, "frame_start": matte.frame_start,
-                           "frame_offset": matte.frame_offset}
-        result["linked"] = {"plate_to_group": any(link.to_node == group[0] for link in plate_node.outputs["Image"].links),
-                            "group_to_output": final.is_linked and final.links[0].from_node == group[0]}
+        result["matte"] = {
+            "file": bpy.path.abspath(matte.image.filepath),
+            "colorspace": matte.image.colorspace_settings.name,
+            "source": matte.image.source,
+            "frame_start": matte.frame_start,
+            "frame_offset": matte.frame_offset,
+        }
+        result["linked"] = {
+            "plate_to_group": any(link.to_node == group[0] for link in plate_node.outputs["Image"].links),
+            "group_to_output": final.is_linked and final.links[0].from_node == group[0],
+        }
     # a second run resumes: nothing to compute, the same group is updated, not duplicated
     bpy.ops.mattekit.ai_matte("EXEC_DEFAULT")
     result["rerun_groups"] = len([n for n in tree.nodes if n.bl_idname == "CompositorNodeGroup"])
@@ -185,7 +192,9 @@ def main():
         print("RESULT " + json.dumps(result), flush=True)
         return
     settings.shadow = args.shadow
-    result["sequence"] = run_case(scene, plate, final, tree, args.output, os.path.join(args.renders, "sequence"), "IMAGE")
+    result["sequence"] = run_case(
+        scene, plate, final, tree, args.output, os.path.join(args.renders, "sequence"), "IMAGE"
+    )
     if args.shadow:
         group = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeGroup")
         result["sequence"]["group_outputs"] = [socket.name for socket in group.outputs]
@@ -204,14 +213,16 @@ def main():
         node = tree.nodes.new("CompositorNodeMovieClip")
         node.clip = clip
         tree.links.new(node.outputs["Image"], final)
-        result["movie"] = run_case(scene, node, final, tree, os.path.join(args.output, "movie"),
-                                   os.path.join(args.renders, "movie"), "CLIP")
+        result["movie"] = run_case(
+            scene, node, final, tree, os.path.join(args.output, "movie"), os.path.join(args.renders, "movie"), "CLIP"
+        )
 
     for name, model, folder, frames in args.case:
         settings.job.model = model
         tree, final, plate = load_plate(scene, folder, int(frames))
-        result[name] = run_case(scene, plate, final, tree, os.path.join(args.output, name),
-                                os.path.join(args.renders, name), "IMAGE")
+        result[name] = run_case(
+            scene, plate, final, tree, os.path.join(args.output, name), os.path.join(args.renders, name), "IMAGE"
+        )
         result[name]["model"] = settings.job.model
 
     bpy.ops.preferences.addon_disable(module=module)

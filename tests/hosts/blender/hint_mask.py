@@ -10,6 +10,7 @@ runs the roto job (MODEL: u2netp unless named) on the mattekit worker with that 
 second box draws a second layer: the layers "Dog" and "Black swan" outline two objects. Prints one line
 ``RESULT {json}`` (with the AI Matte group's output sockets).
 """
+
 import json
 import os
 import sys
@@ -44,16 +45,25 @@ settings.source = "IMAGE"
 settings.image = image
 settings.output_dir = output
 settings.hint_mask = mask
-settings.job.model = sys.argv[8] if len(sys.argv) > 8 else "u2netp"  # (csnet-sod barely sees the small dog in a hinted crop)
+settings.job.model = (
+    sys.argv[8] if len(sys.argv) > 8 else "u2netp"
+)  # (csnet-sod barely sees the small dog in a hinted crop)
 settings.job.use_radius, settings.job.radius = True, 1
 settings.job.bit_depth = "8"
 outcome = bpy.ops.mattekit.ai_matte()
 group = bpy.data.node_groups.get("AI Matte")
-result = {"operator": sorted(outcome), "blender": bpy.app.version_string,
-          "files": sorted(os.listdir(output)), "hints": sorted(os.listdir(os.path.join(output, "hints"))),
-          "outputs": [item.name for item in group.interface.items_tree if item.item_type == "SOCKET"
-                      and item.in_out == "OUTPUT"] if group else None,
-          "hide_render": [layer.hide_render for layer in mask.layers]}
+result = {
+    "operator": sorted(outcome),
+    "blender": bpy.app.version_string,
+    "files": sorted(os.listdir(output)),
+    "hints": sorted(os.listdir(os.path.join(output, "hints"))),
+    "outputs": [
+        item.name for item in group.interface.items_tree if item.item_type == "SOCKET" and item.in_out == "OUTPUT"
+    ]
+    if group
+    else None,
+    "hide_render": [layer.hide_render for layer in mask.layers],
+}
 addon.unregister()
 print("RESULT " + json.dumps(result), flush=True)
 os._exit(0)

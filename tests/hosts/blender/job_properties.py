@@ -2,6 +2,7 @@
 registered, no worker running): :func:`describe`, run by e2e_ai_matte.py (--checks) for
 test_blender_e2e.py, both beside it. It changes the scene's settings; the caller resets them.
 """
+
 import os
 
 import bpy

@@ -4,6 +4,7 @@ for the clip) and the first frame as Blender itself reads it (the same colour sp
 pixels scene-linear Rec.709, a byte image's as its file holds them). Run by e2e_ai_matte.py (--checks) for
 test_blender_e2e.py, both beside it. It changes the scene's settings; the caller resets them.
 """
+
 import os
 
 import bpy
@@ -28,6 +29,9 @@ def describe(operators, cases, out):
         width, height = image.size
         pixels = np.array(image.pixels[:], np.float32).reshape(height, width, 4)[::-1, :, :3]  # rows bottom-up
         np.save(os.path.join(out, name + ".npy"), pixels)
-        result[name] = {"colorspace": clip.colorspace_settings.name, "float": image.is_float,
-                        "options": operators.Plan(bpy.context).options}
+        result[name] = {
+            "colorspace": clip.colorspace_settings.name,
+            "float": image.is_float,
+            "options": operators.Plan(bpy.context).options,
+        }
     return result

@@ -19,6 +19,7 @@ and starts one with $MATTEKIT_PYTHON.
 The bpy venvs are built on first use into $MATTEKIT_CACHE by tests/hosts/blender/build_venv.py and reused; a machine
 without a Python for bpy fails these tests with the reason (no skip: the host would go unchecked).
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,11 @@ def home_state(home: Path) -> dict:
     """:func:`snapshot` of HOME without what ONNX Runtime writes there by itself: its ``.cache/Microsoft`` folder (a
     device id and a database, made by every process that opens a session, the worker included; not the installer's,
     so no uninstall of ours removes it)."""
-    return {path: state for path, state in snapshot(home).items()
-            if not (path + "/").startswith(ORT_OWN) and not (path == ".cache" and not _others_in(home / ".cache"))}
+    return {
+        path: state
+        for path, state in snapshot(home).items()
+        if not (path + "/").startswith(ORT_OWN) and not (path == ".cache" and not _others_in(home / ".cache"))
+    }
 
 
 def _others_in(folder: Path) -> bool:
@@ -91,10 +95,26 @@ def fresh_home(shared: Path, tmp_path: Path, monkeypatch) -> dict:
     gets its HOME and MATTEKIT_HOME too, so that it finds the worker the add-on starts (shutdown_worker)."""
     home = tmp_path / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("BLENDER_USER_RESOURCES", "XDG_CONFIG_HOME", "XDG_CACHE_HOME",
-                                                          "XDG_STATE_HOME", "MATTEKIT_WORKER_STATE", "MATTEKIT_CATALOG")}
-    env.update(HOME=str(home), MATTEKIT_HOME=str(tmp_path / "mattekit-home"), MATTEKIT_MIRROR=str(shared / "weights"),
-               OMP_NUM_THREADS="1", MATTEKIT_ALLOW_DIRS=os.pathsep.join([str(shared), str(tmp_path)]))  # roto's paths
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "BLENDER_USER_RESOURCES",
+            "XDG_CONFIG_HOME",
+            "XDG_CACHE_HOME",
+            "XDG_STATE_HOME",
+            "MATTEKIT_WORKER_STATE",
+            "MATTEKIT_CATALOG",
+        )
+    }
+    env.update(
+        HOME=str(home),
+        MATTEKIT_HOME=str(tmp_path / "mattekit-home"),
+        MATTEKIT_MIRROR=str(shared / "weights"),
+        OMP_NUM_THREADS="1",
+        MATTEKIT_ALLOW_DIRS=os.pathsep.join([str(shared), str(tmp_path)]),
+    )  # roto's paths
     for name in ("HOME", "MATTEKIT_HOME"):
         monkeypatch.setenv(name, env[name])
     return env
@@ -103,14 +123,30 @@ def fresh_home(shared: Path, tmp_path: Path, monkeypatch) -> dict:
 def run_ai_matte(python: Path, env: dict, plate: Path, frames: int, mattes: Path, renders: Path, *args: str) -> dict:
     """tests/hosts/blender/e2e_ai_matte.py in bpy's python on the first ``frames`` of ``plate``; its RESULT record."""
     try:
-        run = subprocess.run([str(python), str(HERE / "e2e_ai_matte.py"), "--plate", str(plate),
-                              "--frames", str(frames), "--output", str(mattes), "--renders", str(renders), *args],
-                             env=env, capture_output=True, text=True, timeout=900)
+        run = subprocess.run(
+            [
+                str(python),
+                str(HERE / "e2e_ai_matte.py"),
+                "--plate",
+                str(plate),
+                "--frames",
+                str(frames),
+                "--output",
+                str(mattes),
+                "--renders",
+                str(renders),
+                *args,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
     finally:
         shutdown_worker()
     lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
     assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-4000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def make_movie(plate: Path, path: Path, count: int) -> Path | None:
@@ -163,7 +199,11 @@ def check_case(case: dict, renders: Path, mattes: Path, plate: Path, truths: Pat
 
 
 COLOUR_PLATES = {  # name: (suffix, the colour space set on the clip in Blender, None: Blender's default)
-    "png": (".png", None), "acescg": (".exr", "ACEScg"), "linear": (".exr", None), "float-tiff": (".tif", None)}
+    "png": (".png", None),
+    "acescg": (".exr", "ACEScg"),
+    "linear": (".exr", None),
+    "float-tiff": (".tif", None),
+}
 
 
 def colour_plates(shared: Path, folder: Path) -> dict[str, list]:
@@ -176,8 +216,11 @@ def colour_plates(shared: Path, folder: Path) -> dict[str, list]:
     cases = {}
     (folder / "png").mkdir(parents=True)
     for frame in (1, 2):
-        photo = cv2.resize(read_image(shared / "data" / "davis" / "im" / SEQUENCE / f"{frame - 1:05d}.jpg").pixels,
-                           (160, 96), interpolation=cv2.INTER_AREA)
+        photo = cv2.resize(
+            read_image(shared / "data" / "davis" / "im" / SEQUENCE / f"{frame - 1:05d}.jpg").pixels,
+            (160, 96),
+            interpolation=cv2.INTER_AREA,
+        )
         write_image(folder / "png" / f"p.{frame:04d}.png", photo)
         srgb = read_image(folder / "png" / f"p.{frame:04d}.png").pixels  # the 8-bit values the PNG holds
         acescg = srgb.copy()
@@ -198,8 +241,13 @@ def run_blender(python: Path, env: dict, args: list[str], timeout: float = 1800)
     "exited": whether the process ended by itself within EXIT_WAIT s of printing it, "returncode", "output": its last
     lines}."""
     with open(Path(env["HOME"]).parent / "blender.out", "w+") as out:
-        proc = subprocess.Popen([str(python), str(HERE / "e2e_ai_matte.py"), *args], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            [str(python), str(HERE / "e2e_ai_matte.py"), *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         start, printed = time.monotonic(), None
         while proc.poll() is None:
             if printed is None and "\nRESULT " in "\n" + Path(out.name).read_text():
@@ -213,8 +261,12 @@ def run_blender(python: Path, env: dict, args: list[str], timeout: float = 1800)
         returncode = proc.wait()
         text = Path(out.name).read_text()
     found = [line for line in text.splitlines() if line.startswith("RESULT ")]
-    return {"result": json.loads(found[-1][len("RESULT "):]) if found else None, "exited": exited,
-            "returncode": returncode, "output": text[-4000:]}
+    return {
+        "result": json.loads(found[-1][len("RESULT ") :]) if found else None,
+        "exited": exited,
+        "returncode": returncode,
+        "output": text[-4000:],
+    }
 
 
 def launch(version: str, shared: Path, tmp_path: Path, checkpoints) -> dict:
@@ -233,7 +285,9 @@ def launch(version: str, shared: Path, tmp_path: Path, checkpoints) -> dict:
         rec["done"] = installer(env, "--bpy-python", str(python))
         rec["installed"] = home_state(home)
         rec["again"] = installer(env, "--bpy-python", str(python))
-        folder = rec["addon"] = home / ".config" / "blender" / version[:3] / "extensions" / "user_default" / "mattekit_ai_matte"
+        folder = rec["addon"] = (
+            home / ".config" / "blender" / version[:3] / "extensions" / "user_default" / "mattekit_ai_matte"
+        )
         rec["record"] = json.loads((folder / "mattekit_worker.json").read_text())
         rec["addon_files"] = {p.name for p in folder.iterdir()}
 
@@ -245,17 +299,51 @@ def launch(version: str, shared: Path, tmp_path: Path, checkpoints) -> dict:
         plate = shared / "data" / "davis" / "im" / SEQUENCE
         (tmp_path / "renders").mkdir()
         rec["movie"] = make_movie(plate, tmp_path / f"{SEQUENCE}.mp4", FRAMES + 2)
-        cases = [] if version != LTS else [
-            "--case", "people", "people", str(shared / "data" / "davis" / "im" / PEOPLE_SEQUENCE), str(PEOPLE_FRAMES),
-            "--case", "birefnet", "birefnet-general-lite", str(plate), "1"]
+        cases = (
+            []
+            if version != LTS
+            else [
+                "--case",
+                "people",
+                "people",
+                str(shared / "data" / "davis" / "im" / PEOPLE_SEQUENCE),
+                str(PEOPLE_FRAMES),
+                "--case",
+                "birefnet",
+                "birefnet-general-lite",
+                str(plate),
+                "1",
+            ]
+        )
         run_env = dict(env, MATTEKIT_CATALOG=str(catalog_with_extra_model(tmp_path / "catalog.toml")))
         try:
-            rec["run"] = run_blender(python, run_env, [
-                "--plate", str(plate), "--frames", str(FRAMES), "--output", str(tmp_path / "mattes"),
-                "--renders", str(tmp_path / "renders"), "--extra-model", EXTRA_MODEL,
-                *(["--movie", str(rec["movie"])] if rec["movie"] else []), *cases, "--exit-registered",
-                "--checks", json.dumps({"folder": str(checks), "colour_cases": rec["colour_cases"],
-                                        "colour_out": str(tmp_path / "colour-out")})])
+            rec["run"] = run_blender(
+                python,
+                run_env,
+                [
+                    "--plate",
+                    str(plate),
+                    "--frames",
+                    str(FRAMES),
+                    "--output",
+                    str(tmp_path / "mattes"),
+                    "--renders",
+                    str(tmp_path / "renders"),
+                    "--extra-model",
+                    EXTRA_MODEL,
+                    *(["--movie", str(rec["movie"])] if rec["movie"] else []),
+                    *cases,
+                    "--exit-registered",
+                    "--checks",
+                    json.dumps(
+                        {
+                            "folder": str(checks),
+                            "colour_cases": rec["colour_cases"],
+                            "colour_out": str(tmp_path / "colour-out"),
+                        }
+                    ),
+                ],
+            )
         finally:
             shutdown_worker()
         rec["used"] = home_state(home)
@@ -300,7 +388,10 @@ def blender_said(rec: dict, *keys: str):
 def test_install_and_uninstall_leave_home_as_it_was(version, blender, shared):
     rec = blender(version)
     print(rec["planned"], rec["done"], rec["planned_uninstall"], rec["uninstalled"], sep="\n")
-    assert "would install mattekit_ai_matte" in rec["planned"] and "passes Blender's own extension validation" in rec["planned"]
+    assert (
+        "would install mattekit_ai_matte" in rec["planned"]
+        and "passes Blender's own extension validation" in rec["planned"]
+    )
     assert rec["after_dry_run"] == rec["before"], "--dry-run changed HOME"
     assert "install_blender: install mattekit_ai_matte" in rec["done"]
     assert "already up to date" in rec["again"]
@@ -329,15 +420,31 @@ def test_ai_matte_in_blender(version, blender, shared):
     plate, truths = (shared / "data" / "davis" / kind / SEQUENCE for kind in ("im", "gt"))
     renders, mattes = rec["folder"] / "renders", rec["folder"] / "mattes"
     # image sequence 00000.jpg.. on scene frames 1..: scene frame f shows plate file f-1
-    ious = check_case(result["sequence"], renders / "sequence", mattes, plate, truths,
-                      [(f, f"{SEQUENCE}_matte.{f - 1:05d}.png", f - 1) for f in range(1, FRAMES + 1)])
-    print(f"Blender {result['blender']}: AI Matte IoU per frame {[round(x, 4) for x in ious]}, mean {np.mean(ious):.4f}")
+    ious = check_case(
+        result["sequence"],
+        renders / "sequence",
+        mattes,
+        plate,
+        truths,
+        [(f, f"{SEQUENCE}_matte.{f - 1:05d}.png", f - 1) for f in range(1, FRAMES + 1)],
+    )
+    print(
+        f"Blender {result['blender']}: AI Matte IoU per frame {[round(x, 4) for x in ious]}, mean {np.mean(ious):.4f}"
+    )
     assert np.mean(ious) > SEQUENCE_MIN_IOU
     if rec["movie"]:  # movie frame 1 at scene frame 9: scene frame f shows movie frame f-8 (DAVIS frame f-9)
-        ious = check_case(result["movie"], renders / "movie", mattes / "movie", plate, truths,
-                          [(f, f"{SEQUENCE}_matte.{f - 8:04d}.png", f - 9) for f in range(10, 10 + FRAMES)])
-        print(f"Blender {result['blender']}: AI Matte on a Movie Clip, IoU per frame {[round(x, 4) for x in ious]}, "
-              f"mean {np.mean(ious):.4f}")
+        ious = check_case(
+            result["movie"],
+            renders / "movie",
+            mattes / "movie",
+            plate,
+            truths,
+            [(f, f"{SEQUENCE}_matte.{f - 8:04d}.png", f - 9) for f in range(10, 10 + FRAMES)],
+        )
+        print(
+            f"Blender {result['blender']}: AI Matte on a Movie Clip, IoU per frame {[round(x, 4) for x in ious]}, "
+            f"mean {np.mean(ious):.4f}"
+        )
         assert np.mean(ious) > MOVIE_MIN_IOU
 
 
@@ -349,10 +456,18 @@ def test_ai_matte_on_people_with_the_people_model(blender, shared):
     case = blender_said(rec, "people")
     assert case["model"] == "people"
     plate, truths = (shared / "data" / "davis" / kind / PEOPLE_SEQUENCE for kind in ("im", "gt"))
-    ious = check_case(case, rec["folder"] / "renders" / "people", rec["folder"] / "mattes" / "people", plate, truths,
-                      [(f, f"{PEOPLE_SEQUENCE}_matte.{f - 1:05d}.png", f - 1) for f in range(1, PEOPLE_FRAMES + 1)])
-    print(f"Blender {rec['run']['result']['blender']}: AI Matte with model people on {PEOPLE_SEQUENCE}, alpha IoU per "
-          f"frame {[round(x, 4) for x in ious]}, mean {np.mean(ious):.4f}")
+    ious = check_case(
+        case,
+        rec["folder"] / "renders" / "people",
+        rec["folder"] / "mattes" / "people",
+        plate,
+        truths,
+        [(f, f"{PEOPLE_SEQUENCE}_matte.{f - 1:05d}.png", f - 1) for f in range(1, PEOPLE_FRAMES + 1)],
+    )
+    print(
+        f"Blender {rec['run']['result']['blender']}: AI Matte with model people on {PEOPLE_SEQUENCE}, alpha IoU per "
+        f"frame {[round(x, 4) for x in ious]}, mean {np.mean(ious):.4f}"
+    )
     assert np.mean(ious) > PEOPLE_MIN_IOU
 
 
@@ -365,8 +480,9 @@ def test_ai_matte_with_birefnet_from_the_model_menu(blender, shared):
     assert case["model"] == "birefnet-general-lite"
     plate, truths = (shared / "data" / "davis" / kind / SEQUENCE for kind in ("im", "gt"))
     mattes = rec["folder"] / "mattes" / "birefnet"
-    check_case(case, rec["folder"] / "renders" / "birefnet", mattes, plate, truths,
-               [(1, f"{SEQUENCE}_matte.00000.png", 0)])
+    check_case(
+        case, rec["folder"] / "renders" / "birefnet", mattes, plate, truths, [(1, f"{SEQUENCE}_matte.00000.png", 0)]
+    )
     manifest = next(mattes.glob("*.mattekit.json")).read_text()
     assert '"birefnet-general-lite"' in manifest, manifest[:2000]
 
@@ -389,7 +505,11 @@ def test_job_properties_follow_the_recorded_schema(version, blender):
     result = blender_said(rec, "job_properties")
     props = result["properties"]
     assert not set(props) & {"plate", "output", "frames", "weights"}  # the add-on's own, and a CLI-only option
-    assert props["refine"]["type"] == "BOOLEAN" and props["device"] == {"type": "STRING", "name": "Device", "subtype": "NONE"}
+    assert props["refine"]["type"] == "BOOLEAN" and props["device"] == {
+        "type": "STRING",
+        "name": "Device",
+        "subtype": "NONE",
+    }
     assert props["radius"]["type"] == "INT" and (props["radius"]["min"], props["radius"]["max"]) == (0, 32)
     assert props["use_radius"]["type"] == "BOOLEAN" and props["threads"]["min"] == 1
     assert props["bit_depth"]["items"] == ["8", "16", "32"]
@@ -397,17 +517,35 @@ def test_job_properties_follow_the_recorded_schema(version, blender):
     assert props["model"]["type"] == "ENUM"
     assert result["birefnet_model"] == "birefnet-general-lite"  # the model menu holds the BiRefNet family too
     assert props["keep_personal"]["type"] == "BOOLEAN"  # the plate's personal metadata in --layers files: left out
-    assert result["defaults"] == {"device": "auto", "refine": True, "temporal": True, "bit_depth": 16,
-                                  "skip_missing": False, "overwrite": False, "keep_personal": False}
-    assert result["changed"] == dict(result["defaults"], model="csnet-sod", radius=3, bit_depth=8, refine=False,
-                                     rgba=str(rec["folder"] / "checks" / "cut.####.png"))
+    assert result["defaults"] == {
+        "device": "auto",
+        "refine": True,
+        "temporal": True,
+        "bit_depth": 16,
+        "skip_missing": False,
+        "overwrite": False,
+        "keep_personal": False,
+    }
+    assert result["changed"] == dict(
+        result["defaults"],
+        model="csnet-sod",
+        radius=3,
+        bit_depth=8,
+        refine=False,
+        rgba=str(rec["folder"] / "checks" / "cut.####.png"),
+    )
     assert result["unknown_model"] == "refused" and blender_said(rec, "unregistered")
     spaces = result["colorspaces"]
     config = spaces["ACEScg"].partition("@")[2]
     assert Path(config).is_file() and config.endswith("config.ocio"), spaces  # Blender's own OCIO config
-    assert spaces == {"ACEScg": "ACEScg@" + config, "Linear Rec.709": "Linear Rec.709@" + config,
-                      "Filmic Log": "Filmic Log@" + config, "sRGB": "sRGB@" + config, "Non-Color": None,
-                      "job's own": "ACES2065-1"}
+    assert spaces == {
+        "ACEScg": "ACEScg@" + config,
+        "Linear Rec.709": "Linear Rec.709@" + config,
+        "Filmic Log": "Filmic Log@" + config,
+        "sRGB": "sRGB@" + config,
+        "Non-Color": None,
+        "job's own": "ACES2065-1",
+    }
     # the worker converts with Blender's config exactly as with its own for the spaces both know; Filmic Log too
     pixels = np.random.default_rng(0).random((16, 16, 3), dtype=np.float32) * 4
     for blender_name, ours in (("ACEScg", "ACEScg"), ("Linear Rec.709", "Linear Rec.709 (sRGB)")):
@@ -429,12 +567,20 @@ def test_a_clip_in_acescg_gives_the_mattes_of_the_srgb_png(version, blender, mir
     cases, out = rec["colour_cases"], rec["folder"] / "colour-out"
     result = blender_said(rec, "plate_colour")
     assert {name: case["colorspace"] for name, case in result.items()} == {
-        "png": "sRGB", "acescg": "ACEScg", "linear": "Linear Rec.709", "float-tiff": "sRGB"}
+        "png": "sRGB",
+        "acescg": "ACEScg",
+        "linear": "Linear Rec.709",
+        "float-tiff": "sRGB",
+    }
     config = result["acescg"]["options"]["colorspace"].partition("@")[2]
     assert Path(config).is_file() and f"bpy/{version[:3]}/datafiles" in config, config  # Blender's own config
     sent = {name: case["options"].get("colorspace") for name, case in result.items()}
-    assert sent == {"png": None, "acescg": "ACEScg@" + config, "linear": "Linear Rec.709@" + config,
-                    "float-tiff": "sRGB@" + config}  # an integer file in sRGB: mattekit's own reading, unconverted
+    assert sent == {
+        "png": None,
+        "acescg": "ACEScg@" + config,
+        "linear": "Linear Rec.709@" + config,
+        "float-tiff": "sRGB@" + config,
+    }  # an integer file in sRGB: mattekit's own reading, unconverted
     network, mattes = {}, {}
     _, worker = make_worker(allow_dirs=[str(rec["folder"])])
     for name, case in result.items():
@@ -445,14 +591,21 @@ def test_a_clip_in_acescg_gives_the_mattes_of_the_srgb_png(version, blender, mir
         shown = np.clip(linear_to_srgb(shown), 0, 1) if case["float"] else shown
         assert np.abs(network[name] - shown).max() <= 1 / 255, name
         worker.run("roto", [], options)
-        mattes[name] = [read_image(path).pixels[..., 0] for path in sorted(Path(options["output"]).parent.glob("*.png"))]
+        mattes[name] = [
+            read_image(path).pixels[..., 0] for path in sorted(Path(options["output"]).parent.glob("*.png"))
+        ]
         assert len(mattes[name]) == 2, name
-    print(f"Blender {version}: network input vs the PNG's, max |d| "
-          + ", ".join(f"{n} {np.abs(network[n] - network['png']).max():.2e}" for n in network)
-          + "; mattes vs the PNG's, max |d| "
-          + ", ".join(f"{n} {max(np.abs(a - b).max() for a, b in zip(mattes[n], mattes['png'])):.2e} "
-                      f"({sum(np.count_nonzero(np.abs(a - b) > 1 / 255) for a, b in zip(mattes[n], mattes['png']))} "
-                      "pixels over 1/255)" for n in mattes))
+    print(
+        f"Blender {version}: network input vs the PNG's, max |d| "
+        + ", ".join(f"{n} {np.abs(network[n] - network['png']).max():.2e}" for n in network)
+        + "; mattes vs the PNG's, max |d| "
+        + ", ".join(
+            f"{n} {max(np.abs(a - b).max() for a, b in zip(mattes[n], mattes['png'])):.2e} "
+            f"({sum(np.count_nonzero(np.abs(a - b) > 1 / 255) for a, b in zip(mattes[n], mattes['png']))} "
+            "pixels over 1/255)"
+            for n in mattes
+        )
+    )
     for name in network:
         assert np.abs(network[name] - network["png"]).max() <= 1 / 255, name
         off = [np.count_nonzero(np.abs(a - b) > 1 / 255) / a.size for a, b in zip(mattes[name], mattes["png"])]
@@ -463,12 +616,11 @@ def test_a_clip_in_acescg_gives_the_mattes_of_the_srgb_png(version, blender, mir
     assert np.abs(alone - network["png"]).max() > 0.1  # so the colour space Blender reads it in had to be sent
 
 
-
 def steps_said(output: str, dry_run: bool) -> list[str]:
     """The installer's step lines ("install_blender: [would ]STEP"; its sentences, which end in a full stop,
     left out), without the prefix."""
     prefix = "install_blender: would " if dry_run else "install_blender: "
-    return [line[len(prefix):] for line in output.splitlines() if line.startswith(prefix) and not line.endswith(".")]
+    return [line[len(prefix) :] for line in output.splitlines() if line.startswith(prefix) and not line.endswith(".")]
 
 
 def changed_paths(before: dict, after: dict, home: Path) -> set[str]:
@@ -489,15 +641,21 @@ def test_dry_runs_list_what_the_runs_do(version, blender):
     assert "1 change(s) planned" in planned and "1 change(s);" in done
     user = home / ".config" / "blender" / version[:3]
     folder, userpref = user / "extensions" / "user_default" / "mattekit_ai_matte", user / "config" / "userpref.blend"
-    assert steps == [f"install mattekit_ai_matte (12 files and mattekit_install.json) into {folder}, enable it "
-                     f"and save the preferences ({userpref})"]
+    assert steps == [
+        f"install mattekit_ai_matte (12 files and mattekit_install.json) into {folder}, enable it "
+        f"and save the preferences ({userpref})"
+    ]
     # what the install changed: the add-on's folder, the preferences, the folders holding them, Blender's own caches
     changed = changed_paths(rec["before"], rec["installed"], home)
     said = {str(folder), str(userpref)}
     assert said <= changed
-    assert {p for p in changed if not any(module.within(p, s) for s in said)
-            and not traces.is_blender_cache(p, str(user)) and Path(p).name not in traces.CACHE_FOLDERS} == set(), \
-        "the install changed what it did not say"
+    assert {
+        p
+        for p in changed
+        if not any(module.within(p, s) for s in said)
+        and not traces.is_blender_cache(p, str(user))
+        and Path(p).name not in traces.CACHE_FOLDERS
+    } == set(), "the install changed what it did not say"
 
     planned, done = rec["planned_uninstall"], rec["uninstalled"]
     steps = steps_said(planned, True)
@@ -505,8 +663,11 @@ def test_dry_runs_list_what_the_runs_do(version, blender):
     count = len([s for s in steps if not s.startswith("keep ")])
     assert f"{count} change(s) planned." in planned and f"add-on removed ({count} change(s))." in done
     assert steps[0].startswith(f"disable mattekit_ai_matte and remove {folder} through Blender")
-    listed = {s.split(" ", 2)[2] if s.startswith("remove folder ") else s.split(" ", 1)[1]
-              for s in steps[1:] if s.startswith("remove ")}
+    listed = {
+        s.split(" ", 2)[2] if s.startswith("remove folder ") else s.split(" ", 1)[1]
+        for s in steps[1:]
+        if s.startswith("remove ")
+    }
     removed = changed_paths(rec["used"], rec["after_uninstall"], home)  # from HOME as the Blender run left it
     # a folder the uninstall says it keeps (~/.cache, once it holds what ONNX Runtime made in the worker the Blender
     # run started) is still there: only home_state leaves it out of the snapshot, holding nothing else now
@@ -523,7 +684,9 @@ def other_machine(tmp_path: Path, monkeypatch, frames: int, shared: Path) -> tup
     plate = home / "shots" / SEQUENCE
     plate.mkdir(parents=True)
     for index in range(frames):
-        (plate / f"{index:05d}.jpg").write_bytes((shared / "data" / "davis" / "im" / SEQUENCE / f"{index:05d}.jpg").read_bytes())
+        (plate / f"{index:05d}.jpg").write_bytes(
+            (shared / "data" / "davis" / "im" / SEQUENCE / f"{index:05d}.jpg").read_bytes()
+        )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "BLENDER_", "MATTEKIT_"))}
     env.update(HOME=str(home), OMP_NUM_THREADS="1")
     monkeypatch.setenv("HOME", str(home))
@@ -547,32 +710,60 @@ def test_the_zip_finds_the_worker_on_another_machine(version, shared, tmp_path, 
     assert f"write {archive}" in built and "no Blender found" in built
     frames = 2
     env, plate = other_machine(tmp_path, monkeypatch, frames, shared)
-    added = subprocess.run([str(python), str(ROOT / "install" / "inside_blender.py"), "install", str(archive)],
-                           env=env, capture_output=True, text=True, timeout=300)
+    added = subprocess.run(
+        [str(python), str(ROOT / "install" / "inside_blender.py"), "install", str(archive)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert added.returncode == 0 and '"ok": true' in added.stdout, (added.stdout + added.stderr)[-3000:]
     home = Path(env["HOME"])
     state = home / ".local" / "state" / "mattekit" / "worker.json"  # the default state file on Linux
     truths = shared / "data" / "davis" / "gt" / SEQUENCE
 
     # (b) no worker, no Python: one sentence, no traceback
-    run = subprocess.run([str(python), str(HERE / "e2e_ai_matte.py"), "--plate", str(plate),
-                          "--frames", str(frames), "--output", str(home / "shots" / "none"), "--renders",
-                          str(tmp_path / "none"), "--model", "u2netp", "--refused"],
-                         env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            str(python),
+            str(HERE / "e2e_ai_matte.py"),
+            "--plate",
+            str(plate),
+            "--frames",
+            str(frames),
+            "--output",
+            str(home / "shots" / "none"),
+            "--renders",
+            str(tmp_path / "none"),
+            "--model",
+            "u2netp",
+            "--refused",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
     assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-3000:]
-    refused = json.loads(lines[-1][len("RESULT "):])["refused"]
+    refused = json.loads(lines[-1][len("RESULT ") :])["refused"]
     print(f"Blender {version}, no worker and no Python: {refused}")
     assert refused["operator"] in (None, ["CANCELLED"])
-    assert refused["message"] == ("Error: No mattekit worker is running and no Python for one is set: start one with "
-                                  "'mattekit serve', or set the worker's Python in the add-on preferences.\n")
+    assert refused["message"] == (
+        "Error: No mattekit worker is running and no Python for one is set: start one with "
+        "'mattekit serve', or set the worker's Python in the add-on preferences.\n"
+    )
     assert "Traceback" not in run.stdout + run.stderr and not state.exists()
 
     # (a) a worker started by `mattekit serve` on that machine: found by its default state file
-    serve_env = dict(env, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1",
-                     PYTHONPATH=str(ROOT / "core"))
-    serve = subprocess.Popen([sys.executable, "-m", "mattekit", "serve", "--idle-timeout", "300"], env=serve_env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    serve_env = dict(env, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1", PYTHONPATH=str(ROOT / "core"))
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "mattekit", "serve", "--idle-timeout", "300"],
+        env=serve_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         from mattekit.wire import client
 
@@ -590,19 +781,33 @@ def test_the_zip_finds_the_worker_on_another_machine(version, shared, tmp_path, 
             serve.kill()
             serve.wait()
     assert result["enabled"] and result["model"] == "u2netp"
-    ious = check_case(result["sequence"], renders / "sequence", mattes, plate, truths,
-                      [(f, f"{SEQUENCE}_matte.{f - 1:05d}.png", f - 1) for f in range(1, frames + 1)])
+    ious = check_case(
+        result["sequence"],
+        renders / "sequence",
+        mattes,
+        plate,
+        truths,
+        [(f, f"{SEQUENCE}_matte.{f - 1:05d}.png", f - 1) for f in range(1, frames + 1)],
+    )
     print(f"Blender {version}, worker from `mattekit serve`: IoU per frame {[round(x, 4) for x in ious]}")
     assert np.mean(ious) > ZIP_MIN_IOU
 
     # (c) $MATTEKIT_PYTHON set and no worker: the add-on starts one (with the settings of Blender's environment)
     renders, mattes = tmp_path / "renders-started", home / "shots" / "mattes-started"
     renders.mkdir()
-    started_env = dict(env, MATTEKIT_PYTHON=sys.executable, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1")
+    started_env = dict(
+        env, MATTEKIT_PYTHON=sys.executable, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1"
+    )
     result = run_ai_matte(python, started_env, plate, frames, mattes, renders, "--model", "u2netp")
     assert (state.parent / "worker.log").is_file(), "the add-on did not start a worker with the default state file"
-    ious = check_case(result["sequence"], renders / "sequence", mattes, plate, truths,
-                      [(f, f"{SEQUENCE}_matte.{f - 1:05d}.png", f - 1) for f in range(1, frames + 1)])
+    ious = check_case(
+        result["sequence"],
+        renders / "sequence",
+        mattes,
+        plate,
+        truths,
+        [(f, f"{SEQUENCE}_matte.{f - 1:05d}.png", f - 1) for f in range(1, frames + 1)],
+    )
     print(f"Blender {version}, worker started with $MATTEKIT_PYTHON: IoU per frame {[round(x, 4) for x in ious]}")
     assert np.mean(ious) > ZIP_MIN_IOU
 
@@ -620,9 +825,25 @@ def test_ai_matte_gives_the_plates_shadow_on_a_shadow_output(shared, tmp_path, m
     for n in range(2):
         Image.fromarray(np.round(scene.photo * 255).astype(np.uint8)).save(plate / f"{n:05d}.jpg", quality=95)
     try:
-        rec = {"run": run_blender(python, env, ["--plate", str(plate), "--frames", "2", "--output",
-                                                str(tmp_path / "mattes"), "--renders", str(tmp_path / "renders"),
-                                                "--model", "u2netp", "--shadow"])}
+        rec = {
+            "run": run_blender(
+                python,
+                env,
+                [
+                    "--plate",
+                    str(plate),
+                    "--frames",
+                    "2",
+                    "--output",
+                    str(tmp_path / "mattes"),
+                    "--renders",
+                    str(tmp_path / "renders"),
+                    "--model",
+                    "u2netp",
+                    "--shadow",
+                ],
+            )
+        }
     finally:
         shutdown_worker()
     case = blender_said(rec, "sequence")
@@ -630,12 +851,16 @@ def test_ai_matte_gives_the_plates_shadow_on_a_shadow_output(shared, tmp_path, m
     assert case["group_outputs"] == ["Image", "Matte", "Shadow"], case["group_outputs"]
     shadows = sorted((tmp_path / "mattes").glob("*_shadow.*.png"))
     assert len(shadows) == 2, sorted(p.name for p in (tmp_path / "mattes").iterdir())
-    matte = np.asarray(Image.open(shadows[0]).convert("F")) / (65535.0 if Image.open(shadows[0]).mode.startswith("I") else 255.0)
+    matte = np.asarray(Image.open(shadows[0]).convert("F")) / (
+        65535.0 if Image.open(shadows[0]).mode.startswith("I") else 255.0
+    )
     region = (scene.shadow > 0.2) & (scene.alpha < 0.01)
     assert matte[region].mean() > 0.15, "the subject's shadow in the sequence"
     assert case["shadow_renders"] == ["frame_0001.png", "frame_0002.png"], case["shadow_renders"]
     rendered = np.asarray(Image.open(tmp_path / "renders" / "shadow" / "frame_0001.png").convert("RGB"))[..., 0] / 255.0
     difference = np.abs(rendered - linear_to_srgb(matte.astype(np.float32)))[region].mean()
-    print(f"real Blender {LTS}: the AI Matte group's Shadow output renders the worker's shadow matte within "
-          f"{difference:.4f} (mean, sRGB) where the composite's shadow is")
+    print(
+        f"real Blender {LTS}: the AI Matte group's Shadow output renders the worker's shadow matte within "
+        f"{difference:.4f} (mean, sRGB) where the composite's shadow is"
+    )
     assert difference < 0.02

@@ -1,5 +1,6 @@
 """install/install_blender.py without Blender: where it looks, the zip it builds, what it does when no
 Blender is there, and how it removes what an install created. Real Blender: tests/hosts/blender/test_blender_e2e.py."""
+
 from __future__ import annotations
 
 import ast
@@ -29,8 +30,10 @@ def test_where_it_looks(tmp_path):
     module, blenders = install_module("blender_traces"), install_module("blenders")
     home = Path("/home/u")
     assert module.watched_folders(home, {}, "linux") == [home / ".config/blender", home / ".cache/thumbnails"]
-    assert module.watched_folders(home, {"XDG_CONFIG_HOME": "/c", "XDG_CACHE_HOME": "/k"}, "linux") == \
-        [Path("/c/blender"), Path("/k/thumbnails")]
+    assert module.watched_folders(home, {"XDG_CONFIG_HOME": "/c", "XDG_CACHE_HOME": "/k"}, "linux") == [
+        Path("/c/blender"),
+        Path("/k/thumbnails"),
+    ]
     assert module.watched_folders(home, {}, "darwin") == [home / "Library/Application Support/Blender"]
     assert module.watched_folders(home, {"APPDATA": "/a"}, "win32") == [Path("/a/Blender Foundation/Blender")]
     # a blender on PATH comes first, then the usual folders (here: an unpacked release in the home folder)
@@ -43,28 +46,40 @@ def test_where_it_looks(tmp_path):
     assert found[:2] == [str(bin_dir / "blender"), str(release / "blender")]
 
 
-
 def test_windows_and_macos_paths_are_built_as_those_systems_write_them():
     """The platform branches fed a Windows or macOS home (pure paths: this machine is Linux) and environment."""
     module, blenders = install_module("blender_traces"), install_module("blenders")
     home = PureWindowsPath("C:/Users/ana")
-    assert [str(p) for p in module.watched_folders(home, {}, "win32")] == \
-        ["C:\\Users\\ana\\AppData\\Roaming\\Blender Foundation\\Blender"]
-    assert blenders.blender_patterns(home, {}, "win32") == ["C:\\Program Files\\Blender Foundation\\Blender*\\blender.exe"]
-    assert blenders.blender_patterns(home, {"ProgramFiles": "D:\\Apps"}, "win32") == \
-        ["D:\\Apps\\Blender Foundation\\Blender*\\blender.exe"]
+    assert [str(p) for p in module.watched_folders(home, {}, "win32")] == [
+        "C:\\Users\\ana\\AppData\\Roaming\\Blender Foundation\\Blender"
+    ]
+    assert blenders.blender_patterns(home, {}, "win32") == [
+        "C:\\Program Files\\Blender Foundation\\Blender*\\blender.exe"
+    ]
+    assert blenders.blender_patterns(home, {"ProgramFiles": "D:\\Apps"}, "win32") == [
+        "D:\\Apps\\Blender Foundation\\Blender*\\blender.exe"
+    ]
     assert module.watched_folders(home, {"BLENDER_USER_RESOURCES": "E:\\b"}, "win32") == [PureWindowsPath("E:/b")]
     mac = PurePosixPath("/Users/ana")
     assert blenders.blender_patterns(mac, {}, "darwin") == [
-        "/Applications/Blender*.app/Contents/MacOS/Blender", "/Users/ana/Applications/Blender*.app/Contents/MacOS/Blender"]
-    assert [str(p) for p in module.watched_folders(mac, {"XDG_CACHE_HOME": "/ignored"}, "darwin")] == \
-        ["/Users/ana/Library/Application Support/Blender"]
+        "/Applications/Blender*.app/Contents/MacOS/Blender",
+        "/Users/ana/Applications/Blender*.app/Contents/MacOS/Blender",
+    ]
+    assert [str(p) for p in module.watched_folders(mac, {"XDG_CACHE_HOME": "/ignored"}, "darwin")] == [
+        "/Users/ana/Library/Application Support/Blender"
+    ]
+
 
 def test_the_addon_imports_neither_torch_nor_numpy():
     for source in (ROOT / "blender_addon").glob("*.py"):
         for node in ast.walk(ast.parse(source.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
             assert not [n for n in names if n.split(".")[0] in ("torch", "numpy", "mattekit")], (source.name, names)
 
 
@@ -97,8 +112,10 @@ def test_without_blender_it_says_so_and_writes_the_zip_on_request(tmp_path):
     record = json.loads(archive.read("mattekit_worker.json"))
     # for any machine: no path of this one (the add-on there finds the worker by the default state file at run time)
     assert record["python"] is None and record["state_file"] is None and record["environment"] == {}
-    assert str(tmp_path) not in archive.read("mattekit_worker.json").decode() and sys.executable not in archive.read(
-        "mattekit_worker.json").decode()
+    assert (
+        str(tmp_path) not in archive.read("mattekit_worker.json").decode()
+        and sys.executable not in archive.read("mattekit_worker.json").decode()
+    )
     from mattekit.wire import client
 
     assert client.recorded_state_file(record) == client.state_path()
@@ -107,7 +124,9 @@ def test_without_blender_it_says_so_and_writes_the_zip_on_request(tmp_path):
     from mattekit.options import options_of
 
     assert list(roto["options"]) == [o.name for o in options_of(RotoSpec) if "worker" in o.hosts]  # the worker's order
-    assert roto["options"]["keep_personal"]["default"] is False  # a checkbox of the add-on's job, off: privacy by default
+    assert (
+        roto["options"]["keep_personal"]["default"] is False
+    )  # a checkbox of the add-on's job, off: privacy by default
     assert "csnet-sod" in {m["name"] for m in record["schema"]["models"]["segment"]}
 
 
@@ -125,7 +144,8 @@ def test_uninstall_removes_what_was_created_and_keeps_what_changed(tmp_path):
     created = module.created_since(before, module.survey(watched, home))
     assert str(home / ".config") not in created and str(home / ".cache") in created
     assert created[str(home / ".config/blender/4.5/config/userpref.blend")] == module.worker_record.sha256_file(
-        home / ".config/blender/4.5/config/userpref.blend")
+        home / ".config/blender/4.5/config/userpref.blend"
+    )
 
     (home / ".config" / "blender" / "4.5" / "extensions" / "user-made.txt").write_text("made since")
     said = []

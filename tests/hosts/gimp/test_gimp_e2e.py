@@ -20,6 +20,7 @@ weights added to the worker by `mattekit models add --derived`;
 the provenance the plug-in attaches to the layer names the model that answered.
 Needs root (debootstrap and chroot); otherwise it is skipped with the reason printed.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,7 +49,7 @@ MISSED = ("106024", "153077")  # two more, of which u2netp's answer on the whole
 PAIR_HEIGHT = 240
 
 # A batch script's call of a plug-in procedure (NONINTERACTIVE), which prints the image's layers after it.
-CALL = textwrap.dedent('''
+CALL = textwrap.dedent("""
     def call(name, image, layer, **options):
         proc = Gimp.get_pdb().lookup_procedure(name)
         if proc is None:
@@ -65,7 +66,7 @@ CALL = textwrap.dedent('''
             raise SystemExit("%s failed: %s %s" % (name, status, result.index(1)))
         names = [item.get_name() for item in image.get_layers()]
         print("MATTEKIT-E2E %s layers %s precision %s" % (name, names, image.get_precision().value_nick))
-''')
+""")
 
 BATCH = textwrap.dedent('''
     import sys
@@ -210,22 +211,35 @@ BATCH = textwrap.dedent('''
 
 
 # Run first, with no worker running: GIMP queries the plug-in, which takes the installer's recorded schema.
-MENUS = textwrap.dedent('''
+MENUS = textwrap.dedent("""
     from gi.repository import Gimp
     for name in ("mattekit-remove-background", "mattekit-refine-edges", "mattekit-upscale",
                  "mattekit-portrait-bokeh", "mattekit-enhance", "mattekit-mask-preview", "mattekit-select-subject"):
         proc = Gimp.get_pdb().lookup_procedure(name)
         print("MATTEKIT-E2E registered %s %s" % (name, proc is not None and proc.get_menu_label()))
-''')
+""")
 
 
 def _run_gimp(gimp_root: Path, work: Path, script: str) -> str:
     """gimp-console in the root, its plug-in folder and worker state file in ``work``, running ``script``."""
     inside = "/" + str(work.relative_to(gimp_root))
     (work / "batch.py").write_text(script)
-    command = ["chroot", str(gimp_root), "/usr/bin/env", "-i", f"HOME={inside}/home", "PATH=/usr/bin:/bin",
-               f"GIMP3_DIRECTORY={inside}/config", f"{client.STATE_ENV}={inside}/state/worker.json",
-               "gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
+    command = [
+        "chroot",
+        str(gimp_root),
+        "/usr/bin/env",
+        "-i",
+        f"HOME={inside}/home",
+        "PATH=/usr/bin:/bin",
+        f"GIMP3_DIRECTORY={inside}/config",
+        f"{client.STATE_ENV}={inside}/state/worker.json",
+        "gimp-console-3.0",
+        "-i",
+        "--batch-interpreter=python-fu-eval",
+        "-b",
+        "-",
+        "--quit",
+    ]
     with open(work / "batch.py", "rb") as batch:
         gimp = subprocess.run(command, stdin=batch, capture_output=True, text=True, timeout=600)
     output = gimp.stdout + gimp.stderr
@@ -237,8 +251,22 @@ def start_worker(state: Path, env: dict, log: Path):
     """(process, client.WorkerClient) of a worker on the host from this environment, its state file ``state``,
     ``env`` its environment, its output in ``log``; asserts that it answered."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "mattekit.commands.serve", "--state-file", str(state),
-                                 "--idle-timeout", "600", "--threads", "1"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mattekit.commands.serve",
+                "--state-file",
+                str(state),
+                "--idle-timeout",
+                "600",
+                "--threads",
+                "1",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     worker = None
     for _ in range(600):
         worker = client.find_worker(str(state))
@@ -325,30 +353,60 @@ def gimp_session(gimp_root, shared, tmp_path_factory, checkpoints, stand_in):
         Image.fromarray(missed).save(work / "in" / "missed.png")
         x, y, w, h = _around(right)
         right_path = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
-        install = subprocess.run([sys.executable, str(ROOT / "install/install_gimp.py"), "--gimp-dir", str(work / "config")],
-                                 capture_output=True, text=True, timeout=300)
+        install = subprocess.run(
+            [sys.executable, str(ROOT / "install/install_gimp.py"), "--gimp-dir", str(work / "config")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert install.returncode == 0, install.stderr
         registered = _run_gimp(gimp_root, work, MENUS)  # no worker yet: the recorded schema
-        for label in ("Remove _Background...", "Refine _Edges...", "_Upscale...", "Portrait _Bokeh...", "_Enhance...",
-                      "Mask _Preview...", "Select _Subject..."):
+        for label in (
+            "Remove _Background...",
+            "Refine _Edges...",
+            "_Upscale...",
+            "Portrait _Bokeh...",
+            "_Enhance...",
+            "Mask _Preview...",
+            "Select _Subject...",
+        ):
             assert f" {label}\n" in registered, registered[-4000:]
 
         # the worker, on the host, from this environment, with the real weights from the mirror, and stand-in
         # weights for BiRefNet and SAM 2.1 added as derived copies (as a user adds a file they have)
         state = work / "state" / "worker.json"
-        env = dict(os.environ, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1",
-                   MATTEKIT_HOME=str(tmp_path / "mattekit_home"))
+        env = dict(
+            os.environ,
+            MATTEKIT_MIRROR=str(shared / "weights"),
+            MATTEKIT_OFFLINE="1",
+            MATTEKIT_HOME=str(tmp_path / "mattekit_home"),
+        )
         for model, path in (("birefnet-general-lite", checkpoints[0]["pth"]), ("sam2.1-hiera-tiny", stand_in)):
-            added = subprocess.run([sys.executable, "-m", "mattekit", "models", "add", model, str(path), "--derived"],
-                                   env=env, capture_output=True, text=True, timeout=300)
+            added = subprocess.run(
+                [sys.executable, "-m", "mattekit", "models", "add", model, str(path), "--derived"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             assert added.returncode == 0, added.stderr
         worker_proc, worker = start_worker(state, env, tmp_path / "worker.log")
 
         left_point, right_points = _inside(left, 1)[0], _inside(right, 2)
-        output = _run_gimp(gimp_root, work, BATCH.format(call=CALL, work=inside, photo=PHOTO, left_box=_around(left), missed_box=_around(missed_left),
-                                                         right_path=", ".join(map(str, right_path)),
-                                                         left_point="%d, %d" % left_point,
-                                                         right_points=", ".join(map(str, right_points))))
+        output = _run_gimp(
+            gimp_root,
+            work,
+            BATCH.format(
+                call=CALL,
+                work=inside,
+                photo=PHOTO,
+                left_box=_around(left),
+                missed_box=_around(missed_left),
+                right_path=", ".join(map(str, right_path)),
+                left_point="%d, %d" % left_point,
+                right_points=", ".join(map(str, right_points)),
+            ),
+        )
         assert "MATTEKIT-E2E done" in output, output[-6000:]
         yield work, output, worker
     finally:
@@ -368,8 +426,10 @@ def test_remove_background_and_refine_edges_in_real_gimp(gimp_session, shared):
     assert png16 is not None and png16.dtype == np.uint16 and png16.shape[2] == 4, getattr(png16, "shape", None)
     alpha16 = png16[..., 3] / 65535.0
     iou8, iou16 = _iou(alpha8, gt), _iou(alpha16, gt)
-    print(f"real GIMP 3 Remove Background on {PHOTO}.jpg with sinet-portrait: IoU {iou8:.4f} "
-          f"(8-bit, layer mask), {iou16:.4f} (16-bit, new cut-out layer)")
+    print(
+        f"real GIMP 3 Remove Background on {PHOTO}.jpg with sinet-portrait: IoU {iou8:.4f} "
+        f"(8-bit, layer mask), {iou16:.4f} (16-bit, new cut-out layer)"
+    )
     assert iou8 > 0.9 and iou16 > 0.9
     assert np.abs(alpha8 - alpha16).mean() < 0.01, "8- and 16-bit runs disagree"
 
@@ -381,9 +441,11 @@ def test_remove_background_and_refine_edges_in_real_gimp(gimp_session, shared):
     from_selection = png[..., 3] / 65535.0
     soft = int(((from_selection > 0.02) & (from_selection < 0.98)).sum())
     iou_refined, iou_selection = _iou(refined8, gt), _iou(from_selection, gt)
-    print(f"real GIMP 3 Refine Edges on {PHOTO}.jpg: IoU {iou8:.4f} -> {iou_refined:.4f} (8-bit layer mask, "
-          f"{changed} pixels changed); {iou_selection:.4f} from a sharpened selection (16-bit, new cut-out "
-          f"layer, {soft} soft-edged pixels)")
+    print(
+        f"real GIMP 3 Refine Edges on {PHOTO}.jpg: IoU {iou8:.4f} -> {iou_refined:.4f} (8-bit layer mask, "
+        f"{changed} pixels changed); {iou_selection:.4f} from a sharpened selection (16-bit, new cut-out "
+        f"layer, {soft} soft-edged pixels)"
+    )
     assert changed > 100, "Refine Edges left the layer mask as it was"
     assert iou_refined > 0.9 and iou_refined > iou8 - 0.01
     assert iou_selection > 0.9 and soft > 500, "a hard selection must come back with a soft edge"
@@ -395,16 +457,20 @@ def test_remove_background_and_refine_edges_in_real_gimp(gimp_session, shared):
     photo = np.asarray(Image.open(work / "in" / f"{PHOTO}.jpg").convert("RGB"))
     h, w = photo.shape[:2]
     preview = np.asarray(Image.open(work / "out" / "preview-8bit.png"))[..., 3] / 255.0
-    expected, = worker.run("mask-preview", [client.Pixels(photo.tobytes(), w, h, 3, "u8")], {"model": "sinet-portrait"})
+    (expected,) = worker.run(
+        "mask-preview", [client.Pixels(photo.tobytes(), w, h, 3, "u8")], {"model": "sinet-portrait"}
+    )
     expected = np.frombuffer(expected.data, np.uint8).reshape(h, w) / 255.0
     enhanced = np.asarray(Image.open(work / "out" / "enhanced-8bit.png").convert("RGB")).astype(np.float32)
-    wanted, = worker.run("enhance", [client.Pixels(photo.tobytes(), w, h, 3, "u8")], {"denoise": False})
+    (wanted,) = worker.run("enhance", [client.Pixels(photo.tobytes(), w, h, 3, "u8")], {"denoise": False})
     wanted = np.frombuffer(wanted.data, np.uint8).reshape(h, w, 3).astype(np.float32)
     preview_diff, enhance_diff = np.abs(preview - expected).mean(), np.abs(enhanced - wanted).mean() / 255
     changed = np.abs(enhanced - photo).mean() / 255
-    print(f"real GIMP 3 Mask Preview on {PHOTO}.jpg: IoU {_iou(preview, gt):.4f}, mean difference from the "
-          f"worker's own {preview_diff:.5f}; Enhance: changed the photo by {changed:.4f} on average, "
-          f"{enhance_diff:.5f} from the worker's own")
+    print(
+        f"real GIMP 3 Mask Preview on {PHOTO}.jpg: IoU {_iou(preview, gt):.4f}, mean difference from the "
+        f"worker's own {preview_diff:.5f}; Enhance: changed the photo by {changed:.4f} on average, "
+        f"{enhance_diff:.5f} from the worker's own"
+    )
     assert _iou(preview, gt) > 0.85 and preview_diff < 0.01
     assert changed > 0.005 and enhance_diff < 0.01
 
@@ -422,9 +488,11 @@ def test_a_selection_or_a_path_chooses_which_subject_is_cut_out_in_real_gimp(gim
         assert alpha.shape == chosen.shape, alpha.shape
         chosen_iou, other_mean = _iou(alpha, chosen), float(alpha[other > 128].mean())
         before_iou, before_mean = _iou(unhinted, chosen), float(unhinted[other > 128].mean())
-        print(f"real GIMP 3 Remove Background (u2netp) on {PAIR[0]}|{PAIR[1]} with a {name} around the "
-              f"{'left' if chosen is left else 'right'} subject: IoU {chosen_iou:.4f} with it, mean alpha "
-              f"{other_mean:.4f} on the other (no hint: IoU {before_iou:.4f}, mean alpha {before_mean:.4f})")
+        print(
+            f"real GIMP 3 Remove Background (u2netp) on {PAIR[0]}|{PAIR[1]} with a {name} around the "
+            f"{'left' if chosen is left else 'right'} subject: IoU {chosen_iou:.4f} with it, mean alpha "
+            f"{other_mean:.4f} on the other (no hint: IoU {before_iou:.4f}, mean alpha {before_mean:.4f})"
+        )
         assert chosen_iou > 0.9 and other_mean < 0.02
         assert before_mean > 0.5, "without a hint the model keeps both subjects (else this scene tests nothing)"
 
@@ -434,11 +502,17 @@ def test_a_selection_around_the_subject_the_model_left_out_cuts_it_out_in_real_g
     one gives the left one (the model answers the selection's region), not the right."""
     work, _, _ = gimp_session
     _, left, right = _pair(shared, MISSED)
-    alpha = {name: np.asarray(Image.open(work / "out" / f"missed-{name}.png"))[..., 3] / 255.0
-             for name in ("none", "selection")}
-    print(f"real GIMP 3 Remove Background (u2netp) on {MISSED[0]}|{MISSED[1]}: the left subject's IoU "
-          f"{_iou(alpha['none'], left):.4f} unhinted, {_iou(alpha['selection'], left):.4f} with a selection around it")
-    assert _iou(alpha["none"], left) < 0.05, "unhinted, the model must leave the left subject out (else this tests nothing)"
+    alpha = {
+        name: np.asarray(Image.open(work / "out" / f"missed-{name}.png"))[..., 3] / 255.0
+        for name in ("none", "selection")
+    }
+    print(
+        f"real GIMP 3 Remove Background (u2netp) on {MISSED[0]}|{MISSED[1]}: the left subject's IoU "
+        f"{_iou(alpha['none'], left):.4f} unhinted, {_iou(alpha['selection'], left):.4f} with a selection around it"
+    )
+    assert _iou(alpha["none"], left) < 0.05, (
+        "unhinted, the model must leave the left subject out (else this tests nothing)"
+    )
     assert _iou(alpha["selection"], left) > 0.9 and float(alpha["selection"][right > 128].mean()) < 0.02
 
 
@@ -448,8 +522,10 @@ def test_select_subject_from_a_selection_or_open_paths_in_real_gimp(gimp_session
     (the upper path's on it, the lower one's off the other) into a layer mask, nothing left selected."""
     work, output, _ = gimp_session
     _, left, right = _pair(shared)
-    assert ("MATTEKIT-E2E menu mattekit-select-subject Select _Subject... ['<Image>/Filters/AI', '<Image>/Select']"
-            in output), output[-4000:]
+    assert (
+        "MATTEKIT-E2E menu mattekit-select-subject Select _Subject... ['<Image>/Filters/AI', '<Image>/Select']"
+        in output
+    ), output[-4000:]
     assert "MATTEKIT-E2E select-subject selection channels 0" in output, "the temporary channel is removed"
     assert "MATTEKIT-E2E select-subject points left the selection empty True" in output, output[-4000:]
     for name, chosen, other in (("selection", left, right), ("points", right, left)):
@@ -457,9 +533,11 @@ def test_select_subject_from_a_selection_or_open_paths_in_real_gimp(gimp_session
         assert alpha.shape == chosen.shape, alpha.shape
         chosen_iou, other_mean = _iou(alpha, chosen), float(alpha[other > 128].mean())
         soft = int(((alpha > 0.02) & (alpha < 0.98)).sum())
-        print(f"real GIMP 3 Select Subject (u2netp) on {PAIR[0]}|{PAIR[1]} from {'a rectangle selection' if name == 'selection' else 'open paths'}: "
-              f"IoU {chosen_iou:.4f} with the {'left' if chosen is left else 'right'} subject, mean coverage "
-              f"{other_mean:.4f} on the other, {soft} soft-edged pixels")
+        print(
+            f"real GIMP 3 Select Subject (u2netp) on {PAIR[0]}|{PAIR[1]} from {'a rectangle selection' if name == 'selection' else 'open paths'}: "
+            f"IoU {chosen_iou:.4f} with the {'left' if chosen is left else 'right'} subject, mean coverage "
+            f"{other_mean:.4f} on the other, {soft} soft-edged pixels"
+        )
         assert chosen_iou > 0.9 and other_mean < 0.02 and soft > 100
 
 
@@ -475,18 +553,20 @@ def test_birefnet_and_sam_answer_remove_background_in_real_gimp(gimp_session, sh
     sam = np.asarray(Image.open(work / "out" / "sam-selection.png"))
     x, y, w, h = _around(left)
     selection = np.zeros(image.shape[:2], np.float32)
-    selection[y:y + h, x:x + w] = 1.0
+    selection[y : y + h, x : x + w] = 1.0
     outside = ~hints.allowed(hints.make(*image.shape[:2], mask=selection), *image.shape[:2])  # a hint mask's reach
-    print(f"real GIMP 3 Remove Background with birefnet-general-lite (stand-in): a {birefnet.shape[1]}x"
-          f"{birefnet.shape[0]} layer mask, mean {birefnet[..., 3].mean() / 255:.4f}; answered by sam2.1-hiera-tiny "
-          f"(stand-in) in a rectangle selection: {int((sam[..., 3] > 0).sum())} pixels kept, "
-          f"{int((sam[..., 3][outside] > 0).sum())} beyond the selection's reach")
+    print(
+        f"real GIMP 3 Remove Background with birefnet-general-lite (stand-in): a {birefnet.shape[1]}x"
+        f"{birefnet.shape[0]} layer mask, mean {birefnet[..., 3].mean() / 255:.4f}; answered by sam2.1-hiera-tiny "
+        f"(stand-in) in a rectangle selection: {int((sam[..., 3] > 0).sum())} pixels kept, "
+        f"{int((sam[..., 3][outside] > 0).sum())} beyond the selection's reach"
+    )
     assert birefnet.shape[:2] == sam.shape[:2] == image.shape[:2] and birefnet.shape[2] == 4
     assert outside.any() and not (sam[..., 3][outside] > 0).any()
 
 
 # Remove Background with Shadow "keep": the photo's own shadow as its own layer under the subject (issue 83).
-SHADOW_BATCH = textwrap.dedent('''
+SHADOW_BATCH = textwrap.dedent("""
     import gi
     gi.require_version("Gimp", "3.0")
     from gi.repository import Gimp, Gio
@@ -506,7 +586,7 @@ SHADOW_BATCH = textwrap.dedent('''
         Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(WORK + "/out/%s.png" % output), None)
         image.delete()
     print("MATTEKIT-E2E done")
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -522,11 +602,19 @@ def shadow_session(gimp_root, shared, tmp_path_factory):
         for sub in ("home", "config", "in", "out", "state"):
             (work / sub).mkdir()
         Image.fromarray(np.round(scene.photo * 255).astype(np.uint8)).save(work / "in" / "shadowed.png")
-        install = subprocess.run([sys.executable, str(ROOT / "install/install_gimp.py"), "--gimp-dir",
-                                  str(work / "config")], capture_output=True, text=True, timeout=300)
+        install = subprocess.run(
+            [sys.executable, str(ROOT / "install/install_gimp.py"), "--gimp-dir", str(work / "config")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert install.returncode == 0, install.stderr
-        env = dict(os.environ, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1",
-                   MATTEKIT_HOME=str(tmp_path / "mattekit_home"))
+        env = dict(
+            os.environ,
+            MATTEKIT_MIRROR=str(shared / "weights"),
+            MATTEKIT_OFFLINE="1",
+            MATTEKIT_HOME=str(tmp_path / "mattekit_home"),
+        )
         proc, worker = start_worker(work / "state" / "worker.json", env, tmp_path / "worker.log")
         output = _run_gimp(gimp_root, work, SHADOW_BATCH.format(call=CALL, work="/" + str(work.relative_to(gimp_root))))
         assert "MATTEKIT-E2E done" in output, output[-6000:]
@@ -543,18 +631,23 @@ def test_remove_background_keeps_the_photos_shadow_as_its_own_layer_in_real_gimp
     stacks = {}  # output -> [(name, mode, has a mask, visible)], top first
     for line in output.splitlines():
         if line.startswith("MATTEKIT-E2E ") and line.count("|") == 4:
-            label, name, mode, masked, visible = line[len("MATTEKIT-E2E "):].split("|")
+            label, name, mode, masked, visible = line[len("MATTEKIT-E2E ") :].split("|")
             stacks.setdefault(label, []).append((name, mode, masked, visible))
     photo_layer = stacks["mask"][0][0]
-    assert stacks["mask"] == [(photo_layer, "normal", "True", "True"),
-                              (photo_layer + " (shadow)", "normal", "True", "True")], stacks
-    assert stacks["layer"] == [(photo_layer + " (cut out)", "normal", "False", "True"),
-                               (photo_layer + " (shadow)", "normal", "True", "True"),
-                               (photo_layer, "normal", "False", "False")], stacks
+    assert stacks["mask"] == [
+        (photo_layer, "normal", "True", "True"),
+        (photo_layer + " (shadow)", "normal", "True", "True"),
+    ], stacks
+    assert stacks["layer"] == [
+        (photo_layer + " (cut out)", "normal", "False", "True"),
+        (photo_layer + " (shadow)", "normal", "True", "True"),
+        (photo_layer, "normal", "False", "False"),
+    ], stacks
     photo = np.asarray(Image.open(work / "in" / "shadowed.png").convert("RGB"))
     h, w = photo.shape[:2]
-    wanted, = worker.run("remove", [client.Pixels(photo.tobytes(), w, h, 3, "u8")],
-                         {"model": "u2netp", "result": "shadow"})
+    (wanted,) = worker.run(
+        "remove", [client.Pixels(photo.tobytes(), w, h, 3, "u8")], {"model": "u2netp", "result": "shadow"}
+    )
     matte = np.frombuffer(wanted.data, np.uint8).reshape(h, w) / 255.0
     region = (scene.shadow > 0.2) & (scene.alpha < 0.01)
     assert region.sum() > 500 and matte[region].mean() > 0.15
@@ -562,8 +655,10 @@ def test_remove_background_keeps_the_photos_shadow_as_its_own_layer_in_real_gimp
         exported = np.asarray(Image.open(work / "out" / f"{name}.png").convert("RGBA")) / 255.0
         alpha, colour = exported[..., 3], exported[..., :3]
         difference = np.abs(alpha - matte)[region].mean()
-        print(f"real GIMP 3 Remove Background, shadow keep, output {name}: the exported alpha beside the subject is "
-              f"the worker's shadow matte within {difference:.4f} (mean), the colour there {colour[region].mean():.4f}")
+        print(
+            f"real GIMP 3 Remove Background, shadow keep, output {name}: the exported alpha beside the subject is "
+            f"the worker's shadow matte within {difference:.4f} (mean), the colour there {colour[region].mean():.4f}"
+        )
         assert difference < 0.02 and colour[region].mean() < 0.05, "black, as dark as the shadow"
         subject = scene.alpha > 0.99
         assert alpha[subject].mean() > 0.95, "the subject above its shadow"

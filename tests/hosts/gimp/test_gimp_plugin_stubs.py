@@ -1,4 +1,5 @@
 """The GIMP 3 plug-in against small stand-ins of GIMP's API (gimp_stubs/ beside it) and a real in-process worker."""
+
 from __future__ import annotations
 
 import ast
@@ -22,14 +23,23 @@ from checkout import GIMP_PLUGIN, gimp_plugin_modules
 ROOT = Path(__file__).resolve().parents[3]
 PLUGIN = GIMP_PLUGIN / "mattekit_gimp.py"
 STUBS = Path(__file__).resolve().parent / "gimp_stubs"
-MENU_NAMES = {"mattekit-remove-background", "mattekit-refine-edges", "mattekit-upscale", "mattekit-portrait-bokeh",
-              "mattekit-enhance", "mattekit-mask-preview", "mattekit-select-subject"}
+MENU_NAMES = {
+    "mattekit-remove-background",
+    "mattekit-refine-edges",
+    "mattekit-upscale",
+    "mattekit-portrait-bokeh",
+    "mattekit-enhance",
+    "mattekit-mask-preview",
+    "mattekit-select-subject",
+}
 
 
 def registry_schema():
     """What GET /v1/operations answers, made from the task registry as the installer records it."""
-    return {"operations": [op.describe() for op in operations.build(operations.PathPolicy()).values()],
-            "models": operations.model_menus(ModelCache())}
+    return {
+        "operations": [op.describe() for op in operations.build(operations.PathPolicy()).values()],
+        "models": operations.model_menus(ModelCache()),
+    }
 
 
 def _gi_and_plugin_modules():
@@ -71,7 +81,9 @@ def worker(tmp_path, monkeypatch, shared):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     state = tmp_path / "state" / "worker.json"
-    srv = service.WorkerServer(state_file=str(state), idle_timeout=None, threads=1, log=lambda t: None).start_background()
+    srv = service.WorkerServer(
+        state_file=str(state), idle_timeout=None, threads=1, log=lambda t: None
+    ).start_background()
     monkeypatch.setenv(client.STATE_ENV, str(state))
     yield client.WorkerClient(srv.url, srv.token)
     srv.stop(wait=True)
@@ -97,12 +109,12 @@ def photo(shared, name="person1", size=None):
     return np.asarray(img, np.float32) / 255.0
 
 
-
 def as_pixels(array, dtype="u8"):
     """float32 H x W x C in [0,1] -> client.Pixels at ``dtype``."""
     np_dtype, scale = {"u8": (np.uint8, 255), "u16": (np.uint16, 65535)}[dtype]
-    return client.Pixels(np.rint(array * scale).astype(np_dtype).tobytes(), array.shape[1], array.shape[0],
-                         array.shape[2], dtype)
+    return client.Pixels(
+        np.rint(array * scale).astype(np_dtype).tobytes(), array.shape[1], array.shape[0], array.shape[2], dtype
+    )
 
 
 def as_floats(pixels):
@@ -117,14 +129,19 @@ def iou(alpha, gt):
 
 # ---------------------------------------------------------------- the file itself
 
+
 def test_plugin_files_are_plain_and_the_entry_is_executable():
     """Every file of the plug-in's folder imports only the standard library, gi, the wire package and its siblings
     (GIMP's Python has no numpy or torch) and names no task or model; GIMP runs the one named like the folder.
     Their size is held to the core's caps by tests/unit/test_layers.py."""
     siblings = set(gimp_plugin_modules())
     assert siblings > {"mattekit_gimp"}, "the plug-in is split into modules by job"
-    words = {word for op in registry_schema()["operations"] for opt in op["options"].values()
-             for word in opt.get("keywords", ())}
+    words = {
+        word
+        for op in registry_schema()["operations"]
+        for opt in op["options"].values()
+        for word in opt.get("keywords", ())
+    }
     assert "keep" in words
     for path in sorted(GIMP_PLUGIN.glob("*.py")):
         source = path.read_text()
@@ -145,6 +162,7 @@ def test_plugin_files_are_plain_and_the_entry_is_executable():
 
 
 # ---------------------------------------------------------------- procedures from the schema
+
 
 def test_procedures_and_arguments_come_from_the_recorded_schema(gimp, tmp_path):
     plugin, Gimp, _ = gimp
@@ -200,6 +218,7 @@ def test_a_running_worker_schema_is_preferred_to_the_record(gimp, worker, tmp_pa
 
 # ---------------------------------------------------------------- Remove Background
 
+
 def test_remove_background_adds_a_layer_mask_that_cuts_out_the_person(gimp, worker, shared):
     plugin, Gimp, GimpUi = gimp
     pixels = photo(shared)
@@ -217,7 +236,9 @@ def test_remove_background_adds_a_layer_mask_that_cuts_out_the_person(gimp, work
     assert not GimpUi.SHOWN, "no dialog in non-interactive mode"
     record = json.loads(bytes(layer.get_parasite("mattekit-provenance").get_data()))
     assert record["task"] == "remove" and record["models"][0]["name"] == "sinet-portrait"
-    assert len(record["models"][0]["sha256"]) == 64 and record["digital_source_type"].endswith("algorithmicallyEnhanced")
+    assert len(record["models"][0]["sha256"]) == 64 and record["digital_source_type"].endswith(
+        "algorithmicallyEnhanced"
+    )
 
 
 @pytest.mark.slow
@@ -231,12 +252,15 @@ def test_remove_background_keeps_the_photos_shadow_by_the_word_the_schema_names(
     pixels = np.round(shadow_scenes.example(shared / "data").photo * 255) / 255
     image = Gimp.Image(pixels.shape[1], pixels.shape[0])
     layer = image.add_test_layer(pixels)
-    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="u2netp", shadow=" Keep ",
-                        output="layer")
+    status, error = run(
+        plugin, Gimp, "mattekit-remove-background", image, [layer], model="u2netp", shadow=" Keep ", output="layer"
+    )
     assert status is Gimp.PDBStatusType.SUCCESS, error
     assert [x.get_name() for x in image.get_layers()] == ["Background (cut out)", "Background (shadow)", "Background"]
     cut, shade, _ = image.get_layers()
-    subject, shadow = worker.run("remove", [as_pixels(pixels)], {"model": "u2netp", "shadow": "keep", "result": "alpha"})
+    subject, shadow = worker.run(
+        "remove", [as_pixels(pixels)], {"model": "u2netp", "shadow": "keep", "result": "alpha"}
+    )
     assert np.allclose(cut.pixels[..., 3], as_floats(subject)[..., 0], atol=1 / 255), "the subject alone"
     assert np.allclose(cut.pixels[..., :3], pixels, atol=1 / 255) and not layer.get_visible()
     assert np.array_equal(shade.pixels, np.broadcast_to([0, 0, 0, 1.0], shade.pixels.shape)), "black, opaque"
@@ -255,14 +279,23 @@ def test_a_fully_transparent_result_is_placed_and_said_in_a_gimp_message(gimp, w
     pixels = photo(shared, size=(160, 120))
     image = Gimp.Image(160, 120)
     layer = image.add_test_layer(pixels)
-    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait",
-                        box="0,0,10,10", hint_model="none")
+    status, error = run(
+        plugin,
+        Gimp,
+        "mattekit-remove-background",
+        image,
+        [layer],
+        model="sinet-portrait",
+        box="0,0,10,10",
+        hint_model="none",
+    )
     assert status is Gimp.PDBStatusType.SUCCESS, error
     assert not layer.get_mask().pixels.any()
     assert [c[1] for c in Gimp.CALLS if c[0] == "message"] == [
         "Remove Background: the result is fully transparent (no subject was found in the box); try option 'point' on "
         "the subject inside the box, or option 'model' with another model, or option 'hint_model' at its default "
-        "(SAM 2.1 answers a box)."]
+        "(SAM 2.1 answers a box)."
+    ]
 
 
 def test_remove_background_new_layer_with_offsets_a_selection_hint_and_16_bit(gimp, worker, shared):
@@ -273,8 +306,16 @@ def test_remove_background_new_layer_with_offsets_a_selection_hint_and_16_bit(gi
     image = Gimp.Image(200, 150, Gimp.Precision.U16_NON_LINEAR)
     layer = image.add_test_layer(pixels, offsets=(30, 20))
     image.select_test_rectangle(50, 30, 100, 120)  # image coordinates; runs off the layer at the bottom
-    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait",
-                        hint_model="none", output="layer")  # the segmentation model answers the hint
+    status, error = run(
+        plugin,
+        Gimp,
+        "mattekit-remove-background",
+        image,
+        [layer],
+        model="sinet-portrait",
+        hint_model="none",
+        output="layer",
+    )  # the segmentation model answers the hint
     assert status is Gimp.PDBStatusType.SUCCESS, error
     cut = image.get_layers()[0]
     assert cut.get_name() == "Background (cut out)" and image.get_layers()[1] is layer
@@ -282,10 +323,13 @@ def test_remove_background_new_layer_with_offsets_a_selection_hint_and_16_bit(gi
     assert cut.get_offsets() == (True, 30, 20) and cut.get_mask() is None and cut.has_alpha()
     hint = np.zeros((120, 160, 1), np.float32)
     hint[10:, 20:120] = 1.0  # the selection in layer coordinates
-    rgba, = worker.run("remove", {"image": as_pixels(pixels, "u16"), "hint_mask": as_pixels(hint, "u16")},
-                       {"model": "sinet-portrait", "hint_model": "none", "result": "rgba"})
+    (rgba,) = worker.run(
+        "remove",
+        {"image": as_pixels(pixels, "u16"), "hint_mask": as_pixels(hint, "u16")},
+        {"model": "sinet-portrait", "hint_model": "none", "result": "rgba"},
+    )
     assert np.allclose(cut.pixels, as_floats(rgba), atol=1 / 65535), "the whole layer, the selection as the hint"
-    plain, = worker.run("remove", [as_pixels(pixels, "u16")], {"model": "sinet-portrait", "result": "rgba"})
+    (plain,) = worker.run("remove", [as_pixels(pixels, "u16")], {"model": "sinet-portrait", "result": "rgba"})
     assert not np.allclose(as_floats(plain), as_floats(rgba), atol=0.05), "the hint changed the result"
     near = (cut.pixels[..., 3] > 0.5) & (hint[..., 0] == 0)
     assert near.sum() > 20, "the subject is not cut off at the selection's edge (the selection is a hint)"
@@ -298,8 +342,9 @@ def test_a_hint_whose_model_cannot_be_had_is_said_in_the_dialogs_words(gimp, wor
     image = Gimp.Image(160, 120, Gimp.Precision.U8_NON_LINEAR)
     layer = image.add_test_layer(photo(shared, size=(160, 120)))
     image.select_test_rectangle(20, 10, 100, 100)
-    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait",
-                        output="layer")
+    status, error = run(
+        plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait", output="layer"
+    )
     assert status is Gimp.PDBStatusType.EXECUTION_ERROR
     assert 'or use "Hint model" none to answer the hint with the segmentation model' in error, error
     assert "option '" not in error and "--hint-model" not in error, error
@@ -315,13 +360,17 @@ def test_remove_background_hint_is_the_selection_else_the_path_never_the_layer_m
     layer.get_mask().pixels[:, :80] = 0.0
 
     def remove(**inputs):
-        out, = worker.run("remove", dict({"image": as_pixels(pixels)}, **{k: as_pixels(v) for k, v in inputs.items()}),
-                          {"model": "sinet-portrait", "hint_model": "none", "result": "alpha"})
+        (out,) = worker.run(
+            "remove",
+            dict({"image": as_pixels(pixels)}, **{k: as_pixels(v) for k, v in inputs.items()}),
+            {"model": "sinet-portrait", "hint_model": "none", "result": "alpha"},
+        )
         return as_floats(out)
 
     def mask_after_run():
-        status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait",
-                            hint_model="none")
+        status, error = run(
+            plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait", hint_model="none"
+        )
         assert status is Gimp.PDBStatusType.SUCCESS, error
         return layer.get_mask().pixels.copy()
 
@@ -338,8 +387,10 @@ def test_remove_background_hint_is_the_selection_else_the_path_never_the_layer_m
     assert np.allclose(mask_after_run(), remove(hint_mask=selection), atol=1e-6), "a selection wins over a path"
     # the dialog says what the hint is
     GimpUi.ANSWER = False
-    for select, note in ((True, "Subject hint: the selection (70x100 px)"),
-                         (False, "Subject hint: the area of the path 'Subject'")):
+    for select, note in (
+        (True, "Subject hint: the selection (70x100 px)"),
+        (False, "Subject hint: the area of the path 'Subject'"),
+    ):
         if not select:
             Gimp.Selection.none(image)
         GimpUi.DIALOGS.clear()
@@ -370,12 +421,23 @@ def test_select_subject_from_open_paths_into_the_selection_of_an_offset_layer(gi
     on = image.add_test_open_path("On", [(70, 80), (75, 60)])  # inserted last: the upper one
 
     def select(**options):
-        out, = worker.run("select-subject", {"image": as_pixels(pixels)},
-                          dict({"model": "sinet-portrait", "hint_model": "none"}, **options))
+        (out,) = worker.run(
+            "select-subject",
+            {"image": as_pixels(pixels)},
+            dict({"model": "sinet-portrait", "hint_model": "none"}, **options),
+        )
         return as_floats(out)
 
-    status, error = run(plugin, Gimp, "mattekit-select-subject", image, [layer], model="sinet-portrait",
-                        hint_model="none", output="selection")
+    status, error = run(
+        plugin,
+        Gimp,
+        "mattekit-select-subject",
+        image,
+        [layer],
+        model="sinet-portrait",
+        hint_model="none",
+        output="selection",
+    )
     assert status is Gimp.PDBStatusType.SUCCESS, error
     expected = select(point="80,60;85,40", exclude="150,15")  # the anchors less the layer's offsets
     assert np.allclose(image.get_selection().pixels[20:], expected[:110, 10:], atol=1e-6)
@@ -384,8 +446,10 @@ def test_select_subject_from_open_paths_into_the_selection_of_an_offset_layer(gi
     GimpUi.ANSWER = False
     run(plugin, Gimp, "mattekit-select-subject", image, [layer], mode=Gimp.RunMode.INTERACTIVE)
     _, _, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
-    assert GimpUi.DIALOGS[-1].notes() == ["Subject hint: the selection (%dx%d px); 2 points on the subject "
-                                          "(path 'On'); 1 point off the subject (path 'Off')" % (x2 - x1, y2 - y1)]
+    assert GimpUi.DIALOGS[-1].notes() == [
+        "Subject hint: the selection (%dx%d px); 2 points on the subject "
+        "(path 'On'); 1 point off the subject (path 'Off')" % (x2 - x1, y2 - y1)
+    ]
     Gimp.Selection.none(image)
     image.add_test_open_path("Third", [(20, 20)])
     status, error = run(plugin, Gimp, "mattekit-select-subject", image, [layer], output="mask")
@@ -403,21 +467,36 @@ def test_which_mask_input_the_selection_fills_is_decided_per_port(gimp):
     image.add_test_path("Outline", 5, 5, 20, 20)
 
     def chosen():
-        return {name: plugin.mask_input(image, layer, ops[name])[:2] for name in ("remove", "matte", "bokeh", "enhance")}
+        return {
+            name: plugin.mask_input(image, layer, ops[name])[:2] for name in ("remove", "matte", "bokeh", "enhance")
+        }
 
-    assert chosen() == {"remove": ("hint_mask", "path"), "matte": ("mask", None), "bokeh": ("subject", None),
-                        "enhance": (None, None)}
+    assert chosen() == {
+        "remove": ("hint_mask", "path"),
+        "matte": ("mask", None),
+        "bokeh": ("subject", None),
+        "enhance": (None, None),
+    }
     image.select_test_rectangle(2, 3, 10, 12)
-    assert chosen() == {"remove": ("hint_mask", "selection"), "matte": ("mask", "selection"),
-                        "bokeh": ("subject", "selection"), "enhance": (None, None)}
+    assert chosen() == {
+        "remove": ("hint_mask", "selection"),
+        "matte": ("mask", "selection"),
+        "bokeh": ("subject", "selection"),
+        "enhance": (None, None),
+    }
     layer.add_mask(layer.create_mask(Gimp.AddMaskType.WHITE))
-    assert chosen() == {"remove": ("hint_mask", "selection"), "matte": ("mask", "layer mask"),
-                        "bokeh": ("subject", "layer mask"), "enhance": (None, None)}
+    assert chosen() == {
+        "remove": ("hint_mask", "selection"),
+        "matte": ("mask", "layer mask"),
+        "bokeh": ("subject", "layer mask"),
+        "enhance": (None, None),
+    }
     assert plugin.mask_input(image, layer, ops["matte"])[2] == "Mask: the layer mask"
     assert plugin.mask_input(image, layer, ops["remove"])[2] == "Subject hint: the selection (10x12 px)"
 
 
 # ---------------------------------------------------------------- Refine Edges
+
 
 def blocky(gt, block=8):
     """A rough mask: the ground truth at 1/block size, blown up again (float32 H x W x 1)."""
@@ -428,8 +507,11 @@ def blocky(gt, block=8):
 
 def worker_matte(worker, pixels, mask, dtype, **options):
     """What the worker makes of these float pixels and mask sent at ``dtype`` (u8 or u16), as floats."""
-    out, = worker.run("matte", {"image": as_pixels(pixels, dtype), "mask": as_pixels(mask, dtype)},
-                      dict({"result": "alpha"}, **options))
+    (out,) = worker.run(
+        "matte",
+        {"image": as_pixels(pixels, dtype), "mask": as_pixels(mask, dtype)},
+        dict({"result": "alpha"}, **options),
+    )
     return as_floats(out)
 
 
@@ -461,7 +543,9 @@ def test_refine_edges_replaces_the_layer_mask_through_the_selection(gimp, worker
     status, error = run(plugin, Gimp, "mattekit-refine-edges", image, [layer])
     assert status is Gimp.PDBStatusType.SUCCESS, error
     mask = layer.get_mask().pixels
-    assert np.array_equal(mask[:, w // 2:], rough[:, w // 2:]) and np.allclose(mask[:, :w // 2], refined[:, :w // 2])
+    assert np.array_equal(mask[:, w // 2 :], rough[:, w // 2 :]) and np.allclose(
+        mask[:, : w // 2], refined[:, : w // 2]
+    )
 
 
 def test_refine_edges_of_the_selection_on_an_offset_16_bit_layer(gimp, worker, shared):
@@ -500,8 +584,10 @@ def test_refine_edges_without_a_mask_or_an_edge_says_so(gimp, worker):
     layer = image.add_test_layer(np.full((12, 16, 3), 0.5, np.float32))
     status, error = run(plugin, Gimp, "mattekit-refine-edges", image, [layer])
     assert status is Gimp.PDBStatusType.EXECUTION_ERROR
-    assert error == ("Refine Edges needs a layer mask or a selection: add a layer mask to the layer, or select "
-                     "the subject roughly, first.")
+    assert error == (
+        "Refine Edges needs a layer mask or a selection: add a layer mask to the layer, or select "
+        "the subject roughly, first."
+    )
     assert layer.get_mask() is None and not any(c[0] == "progress_init" for c in Gimp.CALLS)
     layer.add_mask(layer.create_mask(Gimp.AddMaskType.WHITE))
     status, error = run(plugin, Gimp, "mattekit-refine-edges", image, [layer])
@@ -513,6 +599,7 @@ def test_refine_edges_without_a_mask_or_an_edge_says_so(gimp, worker):
 
 
 # ---------------------------------------------------------------- Upscale, Portrait Bokeh, Enhance, Mask Preview
+
 
 def test_upscale_into_a_new_image_and_as_a_new_layer(gimp, worker):
     plugin, Gimp, _ = gimp
@@ -562,7 +649,7 @@ def test_enhance_and_mask_preview_run_with_no_code_of_their_own(gimp, worker, sh
     assert status is Gimp.PDBStatusType.SUCCESS, error
     enhanced = image.get_layers()[0]
     assert enhanced.get_name() == "Background (enhance)" and enhanced.get_visible() and layer.get_visible()
-    expected, = worker.run("enhance", [as_pixels(pixels)], {"denoise": False, "strength": 1.5})
+    (expected,) = worker.run("enhance", [as_pixels(pixels)], {"denoise": False, "strength": 1.5})
     assert np.allclose(enhanced.pixels, as_floats(expected), atol=1e-6) and not np.allclose(enhanced.pixels, pixels)
     # a filter acts on the selection: the rest of the new layer is the layer's own pixels
     image.select_test_rectangle(20, 10, 80, 60)
@@ -570,7 +657,7 @@ def test_enhance_and_mask_preview_run_with_no_code_of_their_own(gimp, worker, sh
     assert status is Gimp.PDBStatusType.SUCCESS, error
     part = image.get_layers()[1]  # just above the layer, below the first run's
     assert image.get_layers()[2] is layer and part.get_name() == "Background (enhance)"
-    crop, = worker.run("enhance", [as_pixels(pixels[10:70, 20:100])], {})
+    (crop,) = worker.run("enhance", [as_pixels(pixels[10:70, 20:100])], {})
     assert np.allclose(part.pixels[10:70, 20:100], as_floats(crop), atol=1e-6)
     outside = np.ones((150, 200), bool)
     outside[10:70, 20:100] = False
@@ -581,7 +668,7 @@ def test_enhance_and_mask_preview_run_with_no_code_of_their_own(gimp, worker, sh
     status, error = run(plugin, Gimp, "mattekit-mask-preview", image, [layer], model="sinet-portrait")
     assert status is Gimp.PDBStatusType.SUCCESS, error
     preview = layer.get_mask().pixels
-    expected, = worker.run("mask-preview", [as_pixels(photo(shared))], {"model": "sinet-portrait"})
+    (expected,) = worker.run("mask-preview", [as_pixels(photo(shared))], {"model": "sinet-portrait"})
     assert np.allclose(preview, as_floats(expected), atol=1e-6)
     gt = np.asarray(Image.open(shared / "data/grabcut50/gt/person1.png").convert("L"))
     print("Mask Preview (stubs) person1 with sinet-portrait: IoU %.4f" % iou(preview[..., 0], gt))
@@ -592,6 +679,7 @@ def test_enhance_and_mask_preview_run_with_no_code_of_their_own(gimp, worker, sh
 
 
 # ---------------------------------------------------------------- dialogs and errors
+
 
 def test_interactive_mode_shows_the_dialog_and_honours_cancel(gimp, worker):
     plugin, Gimp, GimpUi = gimp
@@ -611,10 +699,16 @@ def bigger_catalog(tmp_path, monkeypatch):
     """The catalog plus one segmentation model (SINet's weights under a new name), as $MATTEKIT_CATALOG."""
     text = catalog.CATALOG_PATH.read_text()
     start = text.index("[models.sinet-portrait]")
-    entry = text[start:text.index("\n\n", start)]
+    entry = text[start : text.index("\n\n", start)]
     copy = tmp_path / "catalog.toml"
-    copy.write_text(text + "\n" + entry.replace("[models.sinet-portrait]", "[models.sinet-portrait-twin]")
-                    .replace('description = "', 'description = "A twin added after installing: ') + "\n")
+    copy.write_text(
+        text
+        + "\n"
+        + entry.replace("[models.sinet-portrait]", "[models.sinet-portrait-twin]").replace(
+            'description = "', 'description = "A twin added after installing: '
+        )
+        + "\n"
+    )
     monkeypatch.setenv("MATTEKIT_CATALOG", str(copy))
     catalog.load.cache_clear()
     yield "sinet-portrait-twin"
@@ -639,7 +733,7 @@ def test_a_model_added_to_the_catalog_appears_in_the_dialog_without_reinstalling
     assert hint.ids()[:3] == ["default", "none", "sam2.1-hiera-tiny"], hint.ids()
     assert hint.items[0][1] == "Default (sam2.1-hiera-tiny)" and hint.items[1][1].startswith("None: the segmentation")
     # the chosen model ran: its mask is SINet's
-    alpha, = worker.run("remove", [as_pixels(pixels)], {"model": "sinet-portrait", "result": "alpha"})
+    (alpha,) = worker.run("remove", [as_pixels(pixels)], {"model": "sinet-portrait", "result": "alpha"})
     assert np.allclose(layer.get_mask().pixels, as_floats(alpha), atol=1e-6)
 
 
@@ -686,9 +780,15 @@ def test_a_worker_it_starts_gets_the_recorded_settings(gimp, tmp_path, monkeypat
     for name in ("MATTEKIT_MIRROR", "MATTEKIT_OFFLINE", "MATTEKIT_HOME", "MATTEKIT_PYTHON"):
         monkeypatch.setenv(name, "")  # so that monkeypatch restores what the plug-in sets
         monkeypatch.delenv(name)
-    record = {"python": str(python), "state_file": str(tmp_path / "state" / "worker.json"),
-              "environment": {"MATTEKIT_MIRROR": "/srv/weights", "MATTEKIT_OFFLINE": "1",
-                              "MATTEKIT_HOME": str(tmp_path / "mk")}}
+    record = {
+        "python": str(python),
+        "state_file": str(tmp_path / "state" / "worker.json"),
+        "environment": {
+            "MATTEKIT_MIRROR": "/srv/weights",
+            "MATTEKIT_OFFLINE": "1",
+            "MATTEKIT_HOME": str(tmp_path / "mk"),
+        },
+    }
     (tmp_path / "mattekit_worker.json").write_text(json.dumps(record))
     monkeypatch.delenv(client.STATE_ENV)
     with pytest.raises(client.WorkerError, match="stopped at start"):

@@ -1,6 +1,7 @@
 """`mattekit bench hints`: hints derived from the ground truth (a box with a seeded random margin, the
 subject's innermost point), one row per model, hint and half, whose figures are IoUs of `remove
 --result alpha` computed directly."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,13 +39,19 @@ def test_davis_layout_takes_each_sequences_first_frame_or_every_nth_in_its_half(
                 (folder / f"{frame}.{ext}").write_bytes(b"")
     rows = bench_hints.rows_of(tmp_path)
     assert [(r[0].parent.name, r[0].name, r[1].name, r[2]) for r in rows] == [
-        ("a", "00000.jpg", "00000.png", "tuning"), ("b", "00000.jpg", "00000.png", "report"),
-        ("c", "00000.jpg", "00000.png", "tuning")]
+        ("a", "00000.jpg", "00000.png", "tuning"),
+        ("b", "00000.jpg", "00000.png", "report"),
+        ("c", "00000.jpg", "00000.png", "tuning"),
+    ]
     (tmp_path / "gt" / "b" / "00002.png").unlink()  # a frame without a mask is left out
     rows = bench_hints.rows_of(tmp_path, every=2)
     assert [(r[0].parent.name, r[0].stem, r[2]) for r in rows] == [
-        ("a", "00000", "tuning"), ("a", "00002", "tuning"), ("b", "00000", "report"), ("c", "00000", "tuning"),
-        ("c", "00002", "tuning")]
+        ("a", "00000", "tuning"),
+        ("a", "00002", "tuning"),
+        ("b", "00000", "report"),
+        ("c", "00000", "tuning"),
+        ("c", "00002", "tuning"),
+    ]
     with pytest.raises(InputError, match="no im/ folder"):
         bench_hints.rows_of(tmp_path / "gt")
     (tmp_path / "photos" / "im").mkdir(parents=True)
@@ -58,8 +65,14 @@ def test_composites_pair_photos_within_a_half_and_keep_each_subjects_mask():
     rows = [(Path(f"{k}.jpg"), Path(f"{k}.png"), ("tuning", "report")[k % 2]) for k in range(7)]
     pairs = bench_hints.composite_pairs(rows)
     assert [(left[0].stem, right[0].stem, half) for left, right, half in pairs] == [
-        ("0", "2", "tuning"), ("2", "4", "tuning"), ("4", "6", "tuning"), ("6", "0", "tuning"),
-        ("1", "3", "report"), ("3", "5", "report"), ("5", "1", "report")]
+        ("0", "2", "tuning"),
+        ("2", "4", "tuning"),
+        ("4", "6", "tuning"),
+        ("6", "0", "tuning"),
+        ("1", "3", "report"),
+        ("3", "5", "report"),
+        ("5", "1", "report"),
+    ]
     left, right = np.full((40, 30, 3), 0.2, np.float32), np.full((80, 100, 3), 0.7, np.float32)
     left_gt, right_gt = np.zeros((40, 30), np.uint8), np.zeros((80, 100), np.uint8)
     left_gt[10:20, 5:15], right_gt[40:80, 50:100] = 255, 255
@@ -68,7 +81,9 @@ def test_composites_pair_photos_within_a_half_and_keep_each_subjects_mask():
     np.testing.assert_allclose(image[:, :30], 0.2)
     np.testing.assert_allclose(image[:, 30:], 0.7)
     assert np.array_equal(on_left[:, :30], left_gt) and not on_left[:, 30:].any()
-    assert (on_right[20:40, 55:80] == 255).all() and (on_right == 255).sum() == 20 * 25  # rows 40-80 x cols 50-100, halved
+    assert (on_right[20:40, 55:80] == 255).all() and (
+        on_right == 255
+    ).sum() == 20 * 25  # rows 40-80 x cols 50-100, halved
 
 
 def _table(text: str) -> dict:
@@ -89,12 +104,33 @@ def test_rows_equal_ious_computed_directly(four_images, capsys, tmp_path):
     out = capsys.readouterr().out
     assert "tuning half = even-indexed (2), report half = odd-indexed (2)" in out and "--no-matting" in out
     table = _table(out)
-    assert set(table) == {("csnet-sod", hint, half) for hint in bench_hints.HINTS if hint != "point"  # (composites')
-                          for half in ("tuning", "report")}
+    assert set(table) == {
+        ("csnet-sod", hint, half)
+        for hint in bench_hints.HINTS
+        if hint != "point"  # (composites')
+        for half in ("tuning", "report")
+    }
 
     def remove(name: str, *args: str) -> Path:
-        assert main(["remove", *args, "-o", f"{tmp_path / name}/", "--result", "alpha", "--model", "csnet-sod",
-                     "--no-matting", "--hint-model", "none", "-q"]) == 0  # the bench measures the fallback
+        assert (
+            main(
+                [
+                    "remove",
+                    *args,
+                    "-o",
+                    f"{tmp_path / name}/",
+                    "--result",
+                    "alpha",
+                    "--model",
+                    "csnet-sod",
+                    "--no-matting",
+                    "--hint-model",
+                    "none",
+                    "-q",
+                ]
+            )
+            == 0
+        )  # the bench measures the fallback
         return tmp_path / name
 
     plain = remove("none", *map(str, images))
@@ -106,9 +142,12 @@ def test_rows_equal_ious_computed_directly(four_images, capsys, tmp_path):
         ys, xs = np.nonzero(cv2.imread(str(data / "rect" / f"{image_path.stem}.png"), cv2.IMREAD_GRAYSCALE))
         box = f"{x0},{y0},{x1},{y1}"
         folders = {"none": plain}
-        for hint, flags in (("box", ["--box", box]), ("box focus", ["--box", box, "--box-focus"]),
-                            ("box + point", ["--box", box, "--point", f"{x},{y}"]),
-                            ("paper rect", ["--box", f"{xs.min()},{ys.min()},{xs.max() + 1},{ys.max() + 1}"])):
+        for hint, flags in (
+            ("box", ["--box", box]),
+            ("box focus", ["--box", box, "--box-focus"]),
+            ("box + point", ["--box", box, "--point", f"{x},{y}"]),
+            ("paper rect", ["--box", f"{xs.min()},{ys.min()},{xs.max() + 1},{ys.max() + 1}"]),
+        ):
             folders[hint] = remove(f"{hint.replace(' ', '_')}_{index}", str(image_path), *flags)
         alphas = {hint: mask_scores.saved_alpha(folder / f"{image_path.stem}.png") for hint, folder in folders.items()}
         alphas["none clipped"] = np.zeros_like(alphas["none"])

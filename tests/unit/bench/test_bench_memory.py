@@ -1,5 +1,6 @@
 """The benchmarks' process-memory figures: peak and current RSS in bytes, a resettable peak on Linux,
 read without importing torch (the rembg child of `bench speed` relies on that)."""
+
 from __future__ import annotations
 
 import mmap

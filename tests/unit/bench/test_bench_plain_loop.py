@@ -1,5 +1,6 @@
 """`python -m mattekit.bench.plain_loop`: the plainest PyTorch loop next to mattekit's engine, here on the CPU with
 u2netp's stand-in weights (tests/cuda/run.sh runs it on a GPU with BiRefNet's)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,10 @@ def test_the_plain_loop_and_the_engine_both_run_and_are_compared(tmp_path, capsy
     for i in range(2):
         Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(photos / f"p{i}.jpg")
     weights = write_stand_in(catalog.load().get("u2netp"), tmp_path)
-    assert main([str(photos), "--model", "u2netp", "--weights", str(weights), "--device", "cpu", "--precision", "fp32"]) == 0
+    assert (
+        main([str(photos), "--model", "u2netp", "--weights", str(weights), "--device", "cpu", "--precision", "fp32"])
+        == 0
+    )
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("plain loop: u2netp fp32 batch 1 on cpu, 1 photos from ")
     assert "eager PyTorch" in out[1] and "mattekit's engine torch-cpu-" in out[2], out

@@ -1,5 +1,6 @@
 """`mattekit bench segment`: one row per model, method and half (even-indexed images tune, odd-indexed
 ones report), whose figures are the mask metrics of the plain model and of `remove --result alpha`."""
+
 from __future__ import annotations
 
 import cv2
@@ -43,7 +44,12 @@ def _check_rows(table, model, method, per_image) -> None:
         assert count == len(rows)
         expected = np.mean(rows, axis=0)
         assert np.all(np.abs(np.subtract(printed, expected)) <= [6e-5, EIGHT_BIT + 6e-5, 6e-5]), (
-            model, method, half, printed, expected)
+            model,
+            method,
+            half,
+            printed,
+            expected,
+        )
 
 
 @pytest.mark.slow
@@ -60,12 +66,29 @@ def test_rows_equal_metrics_computed_directly(four_images, capsys, tmp_path):
 
     for method, flags in methods.items():
         folder = tmp_path / method.replace(" ", "_")
-        assert main(["remove", *map(str, images), "-o", f"{folder}/", "--result", "alpha", "--model", "csnet-sod",
-                     "-q", *flags]) == 0
+        assert (
+            main(
+                [
+                    "remove",
+                    *map(str, images),
+                    "-o",
+                    f"{folder}/",
+                    "--result",
+                    "alpha",
+                    "--model",
+                    "csnet-sod",
+                    "-q",
+                    *flags,
+                ]
+            )
+            == 0
+        )
         _check_rows(table, "csnet-sod", method, _saved_scores(folder, data, images))
     for image_path in images:  # the pipeline changes the mask
-        plain, pipeline = (mask_scores.saved_alpha(tmp_path / m / f"{image_path.stem}.png")
-                           for m in ("plain_model", "default_pipeline"))
+        plain, pipeline = (
+            mask_scores.saved_alpha(tmp_path / m / f"{image_path.stem}.png")
+            for m in ("plain_model", "default_pipeline")
+        )
         assert np.abs(pipeline - plain).max() > 0.05, image_path.name
 
 
@@ -87,8 +110,22 @@ def test_a_matting_model_is_scored_on_its_own_alpha(four_images, capsys, tmp_pat
     assert main(["bench", "segment", "--data", str(data), "--model", "modnet-portrait", "--limit", "2"]) == 0
     table = _table(capsys.readouterr().out)
     assert set(table) == {("modnet-portrait", "default pipeline", h) for h in ("tuning", "report")}
-    assert main(["matte", *map(str, images[:2]), "-o", f"{tmp_path}/", "--model", "modnet-portrait", "--result",
-                 "alpha", "-q"]) == 0
+    assert (
+        main(
+            [
+                "matte",
+                *map(str, images[:2]),
+                "-o",
+                f"{tmp_path}/",
+                "--model",
+                "modnet-portrait",
+                "--result",
+                "alpha",
+                "-q",
+            ]
+        )
+        == 0
+    )
     _check_rows(table, "modnet-portrait", "default pipeline", _saved_scores(tmp_path, data, images[:2]))
 
 

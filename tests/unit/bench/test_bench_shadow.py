@@ -1,5 +1,6 @@
 """`mattekit bench shadow`'s composites (:mod:`mattekit.bench.shadow_scenes`): the same for the same subject, kind
 and draw; ``--draws`` makes other composites of the same subjects, in the half their subject belongs to."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """`bench speed --stand-in` / `bench engines --stand-in`: stand-in weights the package makes itself (the catalog
 row's net, seeded, its batch norms calibrated), the same on every build, finite and not degenerate; the bench
 runs with no test data anywhere, and without --data and MATTEKIT_TEST_DATA it is refused in one sentence."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -71,8 +72,22 @@ def test_bench_speed_stand_in_runs_with_no_test_data(tmp_path, monkeypatch, caps
     rng = np.random.default_rng(0)
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
-    code = main(["bench", "speed", "--stand-in", "--model", "u2netp", "--no-rembg", "--limit", "2",
-                 "--data", str(photos), "--device", "cpu"])
+    code = main(
+        [
+            "bench",
+            "speed",
+            "--stand-in",
+            "--model",
+            "u2netp",
+            "--no-rembg",
+            "--limit",
+            "2",
+            "--data",
+            str(photos),
+            "--device",
+            "cpu",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     line = next(line for line in out.splitlines() if "engine vs eager PyTorch" in line)
@@ -80,8 +95,13 @@ def test_bench_speed_stand_in_runs_with_no_test_data(tmp_path, monkeypatch, caps
     assert not (tmp_path / "nowhere").exists()
 
 
-@pytest.mark.parametrize("data, said", [(None, "Give a folder of images with --data."),
-                                        ("missing", "is not a folder: give a folder of images with --data.")])
+@pytest.mark.parametrize(
+    "data, said",
+    [
+        (None, "Give a folder of images with --data."),
+        ("missing", "is not a folder: give a folder of images with --data."),
+    ],
+)
 def test_bench_speed_without_a_folder_of_images_is_one_sentence(data, said, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MATTEKIT_TEST_DATA", raising=False)
     argv = ["bench", "speed", "--stand-in", "--model", "u2netp", "--no-rembg", "--keep", str(tmp_path / "keep")]

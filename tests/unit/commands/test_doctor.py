@@ -1,4 +1,5 @@
 """`mattekit doctor`: the machine and, per catalog model, the device, engine and precision it runs with."""
+
 from __future__ import annotations
 
 import json
@@ -21,17 +22,25 @@ def table(out: str) -> dict[str, list[str]]:
     names = ("model", "task", "weights", "device", "engine", "precision", "layout", "why this engine")
     cuts = [header.index(name) for name in names] + [None]
     end = next((i for i, line in enumerate(lines) if line.startswith("the plan of ")), len(lines))
-    rows = [[line[a:b].strip() for a, b in zip(cuts, cuts[1:])] for line in lines[start + 1:end]]
+    rows = [[line[a:b].strip() for a, b in zip(cuts, cuts[1:])] for line in lines[start + 1 : end]]
     return {row[0]: row for row in rows}
 
 
 # Facts of docs/benchmarks.md's "CPU engine choice" (bench engines, 2026-11-24), copied by hand: per CPU class,
 # model -> (torch / ONNX Runtime CPU time, the engine `auto` takes there). The shipped table must say the same.
 DOCUMENTED = {
-    "x86_64-avx2": {"u2netp": (1.35, "onnx"), "u2net": (1.19, "onnx"), "modnet-portrait": (1.54, "onnx"),
-                    "csnet-sod": (1.35, "onnx")},
-    "x86_64-avx512_bf16": {"u2netp": (1.09, "onnx"), "u2net": (1.01, "torch"), "u2net-human-seg": (0.99, "torch"),
-                           "extremec3-portrait": (1.65, "onnx")},
+    "x86_64-avx2": {
+        "u2netp": (1.35, "onnx"),
+        "u2net": (1.19, "onnx"),
+        "modnet-portrait": (1.54, "onnx"),
+        "csnet-sod": (1.35, "onnx"),
+    },
+    "x86_64-avx512_bf16": {
+        "u2netp": (1.09, "onnx"),
+        "u2net": (1.01, "torch"),
+        "u2net-human-seg": (0.99, "torch"),
+        "extremec3-portrait": (1.65, "onnx"),
+    },
 }
 SAM2 = ("sam2.1-hiera-tiny", "sam2.1-hiera-small", "sam2.1-hiera-base-plus", "sam2.1-hiera-large")  # torch only:
 # no single-tensor forward to export to ONNX (catalog.toml pins them)
@@ -84,16 +93,28 @@ def test_doctor_follows_this_machines_own_measurements(capsys, monkeypatch):
     from mattekit.engines import plan
 
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "test-cpu")
-    forged = {"csnet-sod": {"ratio": 1.06}, "modnet-portrait": {"ratio": 1.04}, "extremec3-portrait": {"ratio": 2.0},
-              "sinet-portrait": {"ratio": 0.7}, "sam2.1-hiera-tiny": {"ratio": 9.0}}
+    forged = {
+        "csnet-sod": {"ratio": 1.06},
+        "modnet-portrait": {"ratio": 1.04},
+        "extremec3-portrait": {"ratio": 2.0},
+        "sinet-portrait": {"ratio": 0.7},
+        "sam2.1-hiera-tiny": {"ratio": 9.0},
+    }
     own = Path(os.environ["MATTEKIT_HOME"]) / "engines.json"
     own.write_text(json.dumps({plan.fingerprint(): forged, "x86_64-avx2": {"u2netp": {"ratio": 0.5}}}))
-    expected = {"csnet-sod": "onnx", "modnet-portrait": "torch", "extremec3-portrait": "onnx", "sinet-portrait": "torch"}
+    expected = {
+        "csnet-sod": "onnx",
+        "modnet-portrait": "torch",
+        "extremec3-portrait": "onnx",
+        "sinet-portrait": "torch",
+    }
     assert main(["doctor", "--device", "cpu"]) == 0
     rows = table(capsys.readouterr().out)
     for name, engine in expected.items():
         ratio = forged[name]["ratio"]
-        assert rows[name][4:8:3] == [engine, f"measured (this machine): torch {ratio:.2f}x ONNX Runtime's time"], rows[name]
+        assert rows[name][4:8:3] == [engine, f"measured (this machine): torch {ratio:.2f}x ONNX Runtime's time"], rows[
+            name
+        ]
     assert rows["sam2.1-hiera-tiny"][4:8:3] == ["torch", "the catalog: this model runs on torch only"]
     assert rows["u2net"][7] == plan.EVIDENCE and rows["isnet-general-use"][7] == plan.EVIDENCE  # other classes only
     assert rows["u2netp"][4:8:3] == ["onnx", plan.EVIDENCE]  # a CPU class's key is not this machine's fingerprint
@@ -114,7 +135,10 @@ def test_doctor_for_an_absent_gpu_is_one_sentence(capsys):
     """A model asked to run on CUDA where there is none is refused in one sentence, never planned on the CPU."""
     assert main(["doctor", "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "mattekit: error: Device 'cuda' was asked for but this machine has no usable CUDA GPU; use --device cpu or auto."
+    assert (
+        err
+        == "mattekit: error: Device 'cuda' was asked for but this machine has no usable CUDA GPU; use --device cpu or auto."
+    )
 
 
 def test_doctor_prints_a_models_whole_plan_with_reasons_and_the_default_on_cuda(capsys, monkeypatch):
@@ -127,7 +151,7 @@ def test_doctor_prints_a_models_whole_plan_with_reasons_and_the_default_on_cuda(
     monkeypatch.setenv(simulated.VARIABLE, "0")
     assert main(["doctor", "--model", "u2netp"]) == 0
     out = capsys.readouterr().out
-    block = out[out.index("the plan of u2netp for --device auto"):].splitlines()
+    block = out[out.index("the plan of u2netp for --device auto") :].splitlines()
     fields = {line.split()[0]: line.split(None, 1)[1] for line in block[1:9]}
     assert list(fields) == ["device", "engine", "precision", "compile", "release", "layout", "finish", "temporal"]
     assert fields["device"].startswith("cuda (simulated, 0 ms an image); why: simulated")

@@ -2,6 +2,7 @@
 ``mattekit.engines.plan.compile_mode``): the mode and its one-sentence refusal,
 off on the CPU, the cache folder's keys, and the per-shape measured choice run on torch's CPU device (eager and
 torch.compile's net; the CUDA-graph candidates need CUDA: tests/cuda/test_cuda.py runs them)."""
+
 from __future__ import annotations
 
 import threading
@@ -25,7 +26,9 @@ def test_the_mode_is_asked_or_from_the_environment_and_off_but_on_cuda(monkeypat
     assert compile_mode(None, "cuda") == "graphs" and compile_mode("off", "cuda") == "off"
     assert compile_mode(None, "cpu") == "off" and compile_mode("inductor", "mps") == "off"
     monkeypatch.setenv("MATTEKIT_COMPILE", "fast")
-    with pytest.raises(MattekitError, match=r"^'fast' is not a compile mode \(MATTEKIT_COMPILE\): use auto, off, graphs or inductor\.$"):
+    with pytest.raises(
+        MattekitError, match=r"^'fast' is not a compile mode \(MATTEKIT_COMPILE\): use auto, off, graphs or inductor\.$"
+    ):
         compile_mode(None, "cuda")
 
 
@@ -36,7 +39,10 @@ def test_the_plan_carries_the_mode_its_engine_is_built_with(monkeypatch):
     from mattekit.engines import plan
 
     monkeypatch.delenv("MATTEKIT_COMPILE", raising=False)
-    assert plan._compile("cuda", "torch")[0] == "auto" and plan._compile("cpu", "torch") == ("off", "compiled only on CUDA")
+    assert plan._compile("cuda", "torch")[0] == "auto" and plan._compile("cpu", "torch") == (
+        "off",
+        "compiled only on CUDA",
+    )
     monkeypatch.setenv("MATTEKIT_COMPILE", "inductor")
     assert plan._compile("cuda", "torch") == ("inductor", "asked (MATTEKIT_COMPILE)")
     made = plan.decide(catalog.load().get("u2netp"), "cpu", "torch", "fp32")
@@ -54,11 +60,17 @@ def test_the_cache_folder_is_keyed_by_device_torch_and_model(tmp_path, monkeypat
     monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path))
     recipe = {"net": "birefnet:BiRefNet", "kwargs": {"backbone": "swin_v1_l"}}
     folder = cache_folder("NVIDIA H200", "birefnet-general", recipe)
-    assert folder.parent == tmp_path / "compiled" and folder == cache_folder("NVIDIA H200", "birefnet-general", dict(recipe))
+    assert folder.parent == tmp_path / "compiled" and folder == cache_folder(
+        "NVIDIA H200", "birefnet-general", dict(recipe)
+    )
     assert folder.name.startswith(f"nvidia-h200-torch{torch.__version__.lower().replace('+', '-')}-birefnet-general-")
-    others = {cache_folder("NVIDIA H100 80GB HBM3", "birefnet-general", recipe),
-              cache_folder("NVIDIA H200", "birefnet-general-lite", recipe),
-              cache_folder("NVIDIA H200", "birefnet-general", {"net": "birefnet:BiRefNet", "kwargs": {"backbone": "swin_v1_t"}})}
+    others = {
+        cache_folder("NVIDIA H100 80GB HBM3", "birefnet-general", recipe),
+        cache_folder("NVIDIA H200", "birefnet-general-lite", recipe),
+        cache_folder(
+            "NVIDIA H200", "birefnet-general", {"net": "birefnet:BiRefNet", "kwargs": {"backbone": "swin_v1_t"}}
+        ),
+    }
     assert folder not in others and len(others) == 3
 
 
@@ -72,7 +84,9 @@ def test_a_torch_engine_off_cuda_runs_eager():
 
 def _net() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.GELU(), torch.nn.Conv2d(8, 1, 3, padding=1)).eval()
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.GELU(), torch.nn.Conv2d(8, 1, 3, padding=1)
+    ).eval()
 
 
 def test_each_shape_runs_eager_until_its_second_call_and_is_chosen_once_from_many_threads():
@@ -86,7 +100,9 @@ def test_each_shape_runs_eager_until_its_second_call_and_is_chosen_once_from_man
         expected = [net(x) for x in xs]
         assert torch.equal(runner(xs[0]), expected[0]) and runner.choices == {}
         results = []
-        threads = [threading.Thread(target=lambda: results.append(torch.equal(runner(xs[0]), expected[0]))) for _ in range(4)]
+        threads = [
+            threading.Thread(target=lambda: results.append(torch.equal(runner(xs[0]), expected[0]))) for _ in range(4)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -112,6 +128,7 @@ def test_candidates_are_tried_on_the_calls_as_they_come_and_the_choice_costs_no_
             def slow(y):
                 time.sleep(0.02)
                 return counted(y)
+
             return slow, slow(x)
 
     runner = WithSlowCandidate(counted, CPU, "auto", "tiny")

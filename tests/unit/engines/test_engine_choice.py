@@ -1,6 +1,7 @@
 """The CPU engine per model is chosen by measurement (mattekit.engines.plan, .measure): this machine's own measurement
 first, then the shipped table, then a measurement on first use, else the evidence; the plan made once per load and
 keying the model cache; the bench and ``doctor --measure`` that make the tables."""
+
 from __future__ import annotations
 
 import json
@@ -31,14 +32,17 @@ def test_cpu_class_names_the_widest_vector_feature(monkeypatch):
     assert plan.cpu_class() == "x86_64-avx512_bf16"
 
 
-@pytest.mark.parametrize("flags, expected", [
-    ({"sse4_2", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"}, "x86_64-avx512_bf16"),  # Xeon
-    ({"avx2", "avx512f", "avx512_bf16"}, "x86_64-avx512_bf16"),  # an AMD EPYC of the bf16 class (no AMX)
-    ({"avx2", "amx_bf16"}, "x86_64-avx512_bf16"),
-    ({"avx2", "fma", "avx512f", "avx512_vnni"}, "x86_64-avx512"),
-    ({"avx", "avx2", "fma"}, "x86_64-avx2"),
-    ({"sse4_2", "avx"}, "x86_64"),
-])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ({"sse4_2", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"}, "x86_64-avx512_bf16"),  # Xeon
+        ({"avx2", "avx512f", "avx512_bf16"}, "x86_64-avx512_bf16"),  # an AMD EPYC of the bf16 class (no AMX)
+        ({"avx2", "amx_bf16"}, "x86_64-avx512_bf16"),
+        ({"avx2", "fma", "avx512f", "avx512_vnni"}, "x86_64-avx512"),
+        ({"avx", "avx2", "fma"}, "x86_64-avx2"),
+        ({"sse4_2", "avx"}, "x86_64"),
+    ],
+)
 def test_cpu_class_of_given_flags_is_their_widest_vector_level(flags, expected, monkeypatch):
     """The flag-to-class mapping, driven with given /proc/cpuinfo flags: a CPU with every level gets its widest."""
     monkeypatch.delenv("MATTEKIT_CPU_CLASS", raising=False)
@@ -71,8 +75,9 @@ def test_the_fingerprint_names_torch_onnx_runtime_and_the_cores_and_an_upgrade_m
 @pytest.mark.slow
 @pytest.mark.needs_data
 @pytest.mark.parametrize("slower, engine", [("torch", "onnx"), ("onnx", "torch")])
-def test_a_machine_the_shipped_table_covers_measures_on_first_use_and_takes_what_it_measured(shared, monkeypatch,
-                                                                                              capsys, slower, engine):
+def test_a_machine_the_shipped_table_covers_measures_on_first_use_and_takes_what_it_measured(
+    shared, monkeypatch, capsys, slower, engine
+):
     """The shipped row (ONNX Runtime for u2netp on this CPU's class, or the evidence where none) is only the choice until
     this machine measured: its first load measures both engines once, and the engine it measured faster runs. The
     figures are steered by real CPU time: one engine's calls spend 5 times their own CPU time."""
@@ -304,8 +309,9 @@ def test_the_onnx_engine_auto_picks_keeps_the_answer_on_real_weights(shared, mon
 @pytest.mark.needs_data
 def test_bench_engines_measures_prints_and_saves(shared, capsys, monkeypatch):
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "test-class")
-    code = main(["bench", "engines", "--model", f"sinet-portrait={shared / 'weights' / 'SINet.pth'}", "--repeat", "1",
-                 "--save"])
+    code = main(
+        ["bench", "engines", "--model", f"sinet-portrait={shared / 'weights' / 'SINet.pth'}", "--repeat", "1", "--save"]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "CPU class test-class" in out and "sinet-portrait" in out and "saved for this machine" in out
@@ -323,8 +329,11 @@ def test_doctor_measure_times_the_models_here_and_shows_their_plans(shared, caps
     assert main(["doctor", "--task", "segment"]) == 0
     out = capsys.readouterr().out
     assert "hidden ($MATTEKIT_ENGINE_TABLE=hidden)" in out and plan.EVIDENCE in out and plan.fingerprint() in out
-    monkeypatch.setattr(catalog.Catalog, "availability",
-                        lambda self, entry: "in mirror" if entry.name == "sinet-portrait" else "missing")
+    monkeypatch.setattr(
+        catalog.Catalog,
+        "availability",
+        lambda self, entry: "in mirror" if entry.name == "sinet-portrait" else "missing",
+    )
     assert main(["doctor", "--task", "segment", "--measure"]) == 0
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if line.startswith("sinet-portrait "))
@@ -342,8 +351,10 @@ def test_an_engine_asked_by_name_that_the_model_does_not_run_on_is_refused_up_fr
     entry = catalog.load().get("depth-anything-v2-small")
     with pytest.raises(MattekitError) as refused:
         decide(entry, "cpu", "onnx")
-    assert str(refused.value) == ("depth-anything-v2-small runs on torch only (it cannot be exported for another engine "
-                                  "at every photo size); leave the backend at auto or torch.")
+    assert str(refused.value) == (
+        "depth-anything-v2-small runs on torch only (it cannot be exported for another engine "
+        "at every photo size); leave the backend at auto or torch."
+    )
     with pytest.raises(MattekitError):
         runtime.ModelCache().get(entry, device="cpu", backend="onnx")  # before its weights are looked for
     assert decide(entry, "cpu", "torch").engine == "torch"

@@ -1,6 +1,7 @@
 """The torch engines give PyTorch's numbers (the fx/Winograd CPU engine against eager PyTorch for every
 segmentation and super-resolution net, tolerance 1e-4 times the output's magnitude), the policy picks
 devices, backends and precisions as documented, and none of it needs onnxruntime."""
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,13 @@ def nnpack_calls(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "u2net" else n  # U2NETP: its code
-                                  for n in NETS])                                               # at a fifth of the cost
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n == "u2net" else n  # U2NETP: its code
+        for n in NETS
+    ],
+)  # at a fifth of the cost
 def test_fast_cpu_engine_matches_eager(name, golden, shared, nnpack_calls):
     net, index, xs, _ = load_net(name, golden, shared)
     refs = reference(net, index, xs)
@@ -97,8 +103,10 @@ def test_bf16_on_cpu_runs_depthwise_convolutions_in_nchw():
     assert got.shape == ref.shape and (got - ref).abs().mean() < 0.05 * ref.abs().mean() + 1e-3
 
 
-@pytest.mark.parametrize("n,c,k,h,w,bias", [(1, 256, 64, 20, 20, True), (2, 128, 32, 7, 9, False), (1, 512, 16, 1, 1, True),
-                                          (1, 130, 8, 6, 5, True)])
+@pytest.mark.parametrize(
+    "n,c,k,h,w,bias",
+    [(1, 256, 64, 20, 20, True), (2, 128, 32, 7, 9, False), (1, 512, 16, 1, 1, True), (1, 130, 8, 6, 5, True)],
+)
 def test_winograd_f2_is_a_bf16_convolution(n, c, k, h, w, bias):
     """Winograd F(2x2, 3x3) in bf16 against the fp32 convolution: mean error within 3x (worst within 4x) that of
     oneDNN's direct bf16 kernel on the same rounded inputs, at even, odd and 1-pixel sizes, batched, with and
@@ -110,7 +118,9 @@ def test_winograd_f2_is_a_bf16_convolution(n, c, k, h, w, bias):
     ref = F.conv2d(x.float(), weight, b, padding=1)
     direct = F.conv2d(x, weight.to(torch.bfloat16), None if b is None else b.to(torch.bfloat16), padding=1)
     got = winograd_f2(x, winograd_f2_weights(weight), b)
-    assert got.shape == ref.shape and got.dtype is torch.bfloat16 and got.is_contiguous(memory_format=torch.channels_last)
+    assert (
+        got.shape == ref.shape and got.dtype is torch.bfloat16 and got.is_contiguous(memory_format=torch.channels_last)
+    )
     err, direct_err = (got.float() - ref).abs(), (direct.float() - ref).abs()
     assert err.mean() <= 3 * direct_err.mean() + 1e-4, (err.mean(), direct_err.mean())
     assert err.max() <= 4 * direct_err.max() + 1e-3, (err.max(), direct_err.max())
@@ -126,6 +136,7 @@ def test_max_pool_2x2_is_exact(h, w, ceil):
 
 
 # ----------------------------------------------------------------------------------- policy
+
 
 def test_auto_device_is_usable_and_explicit_missing_devices_fail_loudly():
     assert engines.select_device("auto").type in ("cpu", "cuda", "mps")
@@ -153,7 +164,9 @@ def test_auto_precision_follows_the_catalog_and_the_cpu(monkeypatch):
     monkeypatch.setenv("MATTEKIT_PRECISION", "fp32")
     assert decide(marked, "cpu").precision == "fp32"
     monkeypatch.delenv("MATTEKIT_PRECISION")
-    assert decide(plain, "cpu", precision="bf16").precision == "bf16"  # asked for: runs everywhere (emulated if need be)
+    assert (
+        decide(plain, "cpu", precision="bf16").precision == "bf16"
+    )  # asked for: runs everywhere (emulated if need be)
 
 
 def test_auto_never_picks_a_precision_the_catalog_has_not_measured(monkeypatch):
@@ -168,8 +181,14 @@ def test_auto_never_picks_a_precision_the_catalog_has_not_measured(monkeypatch):
     # fp16 on CUDA where real-weight figures allowed it (tests/conformance/test_fidelity.py): IS-Net, not u2netp; and
     # where the model's own reference runs fp16 on the GPU (BiRefNet's notebook and inference.py)
     assert [name for name, entry in catalog.load().models.items() if entry.half] == [
-        "isnet-general-use", "birefnet-general", "birefnet-general-lite", "birefnet-matting", "birefnet-hr",
-        "birefnet-hr-matting", "birefnet-dynamic"]
+        "isnet-general-use",
+        "birefnet-general",
+        "birefnet-general-lite",
+        "birefnet-matting",
+        "birefnet-hr",
+        "birefnet-hr-matting",
+        "birefnet-dynamic",
+    ]
 
 
 @pytest.mark.parametrize("native", ["1", "0"])

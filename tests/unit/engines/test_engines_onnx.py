@@ -1,6 +1,7 @@
 """The ONNX engine gives PyTorch's numbers for every segmentation and super-resolution net (tolerance 1e-4
 times the output's magnitude), exports once per weights and recipe, atomically, and agrees with the torch
 engine through the runtime. Skipped where onnxruntime is not installed."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,8 +25,9 @@ def test_onnx_engine_matches_eager(name, golden, shared):
     net, index, xs, size = load_net(name, golden, shared)
     xs = [x for x in xs if size is None or tuple(x.shape[2:]) == size]  # a static graph takes its own size only
     refs = reference(net, index, xs)
-    engine = engines.onnx_engine(lambda: net, index=index, example=size or (32, 32),
-                            dynamic_size=size is None, threads=2)
+    engine = engines.onnx_engine(
+        lambda: net, index=index, example=size or (32, 32), dynamic_size=size is None, threads=2
+    )
     assert engine.path.is_file() and engine.path.parent.name == "onnx"
     errors = {}
     for x, ref in zip(xs, refs):
@@ -137,7 +139,10 @@ def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shar
         torch.set_num_threads(before)
     layout = pipeline.plan(predictor)
     assert (layout["workers"], layout["threads"]) == (min(cores, 4), cores // min(cores, 4))
-    assert (pipeline.plan(predictor, workers=1)["workers"], pipeline.plan(predictor, workers=1)["threads"]) == (1, cores)
+    assert (pipeline.plan(predictor, workers=1)["workers"], pipeline.plan(predictor, workers=1)["threads"]) == (
+        1,
+        cores,
+    )
     x = predictor.prepare(np.random.default_rng(0).random((200, 300, 3), dtype=np.float32))
     whole, main = predictor.engine.session.run(None, {predictor.engine.input_name: x})[0], predictor(x)
     got = {}
@@ -156,8 +161,16 @@ def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shar
     assert 1 in predictor.engine.sessions and predictor.engine.sessions[2] is predictor.engine.session
     assert np.array_equal(predictor.engine.sessions[1].run(None, {predictor.engine.input_name: x})[0], whole)
     isnet = catalog.load().get("isnet-general-use", ("segment",))
-    big = type("Big", (), {"entry": isnet, "engine": predictor.engine, "device": torch.device("cpu"),
-                           "plan": decide(isnet, "cpu", "onnx")})()
+    big = type(
+        "Big",
+        (),
+        {
+            "entry": isnet,
+            "engine": predictor.engine,
+            "device": torch.device("cpu"),
+            "plan": decide(isnet, "cpu", "onnx"),
+        },
+    )()
     assert pipeline.plan(big)["workers"] == cores // threads.default_count()
 
 

@@ -1,5 +1,6 @@
 """A catalog model's net loaded with its weights (mattekit.engines.load_net): built empty on the meta device,
 its random initialisation skipped, where the checkpoint fills every tensor; built as before where it cannot."""
+
 from __future__ import annotations
 
 import torch
@@ -31,7 +32,10 @@ def test_real_weights_load_into_an_empty_net_as_into_a_built_one(shared, monkeyp
 def test_a_half_precision_checkpoint_is_cast_to_fp32_in_an_empty_net(tmp_path, monkeypatch):
     entry = catalog.load().get("u2netp")
     torch.manual_seed(0)
-    state = {k: v.half() if v.is_floating_point() else v for k, v in nets.build(entry.net, **entry.kwargs).state_dict().items()}
+    state = {
+        k: v.half() if v.is_floating_point() else v
+        for k, v in nets.build(entry.net, **entry.kwargs).state_dict().items()
+    }
     path = tmp_path / "u2netp-fp16.pth"
     torch.save(state, path)
     net, before = engines.load_net(entry, path), _built_as_before(entry, path, monkeypatch)

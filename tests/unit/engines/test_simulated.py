@@ -1,6 +1,7 @@
 """The simulated GPU (mattekit.engines.simulated): planned as a model on CUDA is (batches of 8 padded, two workers, a
 GPU's readers and writers, the finish and the temporal filter on the model's device), holding the device without
 using the CPU, returning the net's output shapes; the bench's ``--simulate-device`` prints the device's busy share."""
+
 from __future__ import annotations
 
 import os
@@ -111,9 +112,26 @@ def test_remove_and_roto_give_the_finish_and_the_filter_the_device_the_models_pl
     photo = sorted((shared / "data" / "grabcut50" / "im").iterdir())[0]
     write_image(tmp_path / "big.png", cv2.resize(read_image(photo).pixels, (1280, 960), interpolation=cv2.INTER_CUBIC))
     for device in ("auto", "cpu"):
-        assert main(["remove", "-q", "--model", "u2netp", "--device", device, "--no-matting", "-o",
-                     str(tmp_path / device), str(tmp_path / "big.png")]) == 0
+        assert (
+            main(
+                [
+                    "remove",
+                    "-q",
+                    "--model",
+                    "u2netp",
+                    "--device",
+                    device,
+                    "--no-matting",
+                    "-o",
+                    str(tmp_path / device),
+                    str(tmp_path / "big.png"),
+                ]
+            )
+            == 0
+        )
         plate = make_plate(shared, tmp_path / "plate", 3)
-        assert main(["roto", plate, "--model", "u2netp", "--device", device, "-o",
-                     str(tmp_path / device / "m.####.png")]) == 0
+        assert (
+            main(["roto", plate, "--model", "u2netp", "--device", device, "-o", str(tmp_path / device / "m.####.png")])
+            == 0
+        )
     assert finishes == [torch.device("cpu"), None] and filters == [torch.device("cpu"), None], (finishes, filters)

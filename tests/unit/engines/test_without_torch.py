@@ -1,6 +1,7 @@
 """A model on ONNX Runtime on the CPU runs without importing torch (1.3-2 s of every command's start): the
 torch-free plan agrees with the torch one wherever it answers, plain families are what they say, thread counts
 follow torch's, and a whole ``mattekit remove`` with a cached export never imports torch."""
+
 from __future__ import annotations
 
 import os
@@ -103,12 +104,15 @@ def test_the_onnx_backend_asked_for_runs_auto_on_the_cpu_where_a_gpu_is_there(mo
     assert (made.device, made.engine) == ("cuda", "torch")
 
 
-@pytest.mark.parametrize("env", [{}, {"OMP_NUM_THREADS": "1"}, {"MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "4"},
-                                 {"OMP_NUM_THREADS": "64"}])
+@pytest.mark.parametrize(
+    "env", [{}, {"OMP_NUM_THREADS": "1"}, {"MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "4"}, {"OMP_NUM_THREADS": "64"}]
+)
 def test_the_default_thread_count_is_torchs(env):
     """Without torch, a thread's count is torch's default as a fresh process would have it (environment included)."""
-    code = ("import sys; sys.path.insert(0, %r); from mattekit.engines import threads; own = threads.default_count(); "
-            "import torch; print(own, torch.get_num_threads())" % CORE)
+    code = (
+        "import sys; sys.path.insert(0, %r); from mattekit.engines import threads; own = threads.default_count(); "
+        "import torch; print(own, torch.get_num_threads())" % CORE
+    )
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", code], env=clean | env, capture_output=True, text=True, check=True)
     own, torchs = out.stdout.split()
@@ -156,16 +160,39 @@ def test_a_remove_on_onnx_runtime_never_imports_torch(shared, tmp_path):
     the torch path's run (``--backend torch`` gives the ONNX engine's prediction within 1e-4, not bit for bit, so the
     check is against the first run)."""
     photo = sorted((shared / "data" / "grabcut50" / "im").iterdir())[0]
-    env = dict(os.environ, MATTEKIT_CPU_CLASS="x86_64-avx2", MATTEKIT_HOME=str(tmp_path / "home"),
-               MATTEKIT_MIRROR=str(shared / "weights"),
-               PYTHONPATH=os.pathsep.join(filter(None, (CORE, os.environ.get("PYTHONPATH")))))
-    code = ("import sys; from mattekit.cli import main; code = main(sys.argv[1:]); "
-            "print('torch' in sys.modules); sys.exit(code)")
+    env = dict(
+        os.environ,
+        MATTEKIT_CPU_CLASS="x86_64-avx2",
+        MATTEKIT_HOME=str(tmp_path / "home"),
+        MATTEKIT_MIRROR=str(shared / "weights"),
+        PYTHONPATH=os.pathsep.join(filter(None, (CORE, os.environ.get("PYTHONPATH")))),
+    )
+    code = (
+        "import sys; from mattekit.cli import main; code = main(sys.argv[1:]); "
+        "print('torch' in sys.modules); sys.exit(code)"
+    )
     device = "cpu" if policy.gpu_possible() else "auto"  # where a GPU may be there, auto asks torch (the test above)
     runs = []
     for name in ("first", "second"):
-        out = subprocess.run([sys.executable, "-c", code, "remove", "--model", "u2netp", "--device", device, str(photo),
-                              "-o", str(tmp_path / f"{name}.png")], env=env, capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                code,
+                "remove",
+                "--model",
+                "u2netp",
+                "--device",
+                device,
+                str(photo),
+                "-o",
+                str(tmp_path / f"{name}.png"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert out.returncode == 0, out.stderr
         runs.append(out.stdout.split()[-1])
     assert runs == ["True", "False"]  # the export needs torch; the run from the cached export does not

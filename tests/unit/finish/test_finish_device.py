@@ -5,6 +5,7 @@ fidelity tests' tolerance (mean |delta| <= 2e-3 per photo) and, measured, far in
 round differently from one CPU to the next (vector widths, fused multiply-adds), so no check asks them for equal bits:
 values within ``ROUNDING`` of each other, and a pixel on the other side of 0.5 only where the CPU's value is that near it.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -100,7 +101,9 @@ def test_refinement_on_a_device_gives_the_cpu_mask(shared, u2netp, photo, scale)
     low = prediction_array(u2netp(u2netp.prepare(image)))
     factor = answer.detail_of(*image.shape[:2], low)
     cpu = refine.refine_mask(image, low, soft=True)
-    device = refine.refine_mask(image, low, soft=True, device=CPU)  # (a model's CUDA device, finish_device.device_of, there)
+    device = refine.refine_mask(
+        image, low, soft=True, device=CPU
+    )  # (a model's CUDA device, finish_device.device_of, there)
     plain = resized_map(low, *image.shape[:2])
     grow, _, subsample = refine.band_filter(factor)
     band = refine.edge_band(plain, grow)
@@ -140,8 +143,9 @@ def test_only_a_large_box_is_solved_on_the_device(shared, u2netp, monkeypatch):
 
     sizes = []
     step = solve_device.solve_on
-    monkeypatch.setattr(solve_device, "solve_on", lambda device, image, *a: sizes.append(image.shape[:2]) or
-                        step(device, image, *a))
+    monkeypatch.setattr(
+        solve_device, "solve_on", lambda device, image, *a: sizes.append(image.shape[:2]) or step(device, image, *a)
+    )
     for photo, scale in (("106024.jpg", 1), ("124080.jpg", 3)):
         image = read_image(shared / "data" / "grabcut50" / "im" / photo, integers=True).pixels[..., :3]
         image = np.repeat(np.repeat(image, scale, 0), scale, 1)
@@ -202,5 +206,7 @@ def test_a_model_on_a_gpu_finishes_photos_of_a_megapixel_and_more_there_and_smal
     small, large = np.zeros((321, 481, 3), np.uint8), np.zeros((1024, 1024, 3), np.uint8)
     assert finish_device.device_of(on_gpu, small) is None
     assert finish_device.device_of(on_gpu, large) == CPU
-    assert finish_device.device_of(SimpleNamespace(plan=plan.decide(catalog.load().get("u2netp"), "cpu")), large) is None
+    assert (
+        finish_device.device_of(SimpleNamespace(plan=plan.decide(catalog.load().get("u2netp"), "cpu")), large) is None
+    )
     assert finish_device.device_of(None, large) is None

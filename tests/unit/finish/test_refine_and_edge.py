@@ -1,5 +1,6 @@
 """The finish of a network's prediction (mattekit.finish.refine, mattekit.finish.edge): the uncertain band, its
 edge-aware refinement and matting in tiles, the second pass."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -123,7 +124,9 @@ def test_unsure_is_strictly_between_the_known_levels():
     assert want.any() and not want.all()
     assert np.array_equal(refine.unsure(m), want) and refine.unsure(m).dtype == bool
     assert np.array_equal(refine.unsure(m[:, ::2]), want[:, ::2])
-    assert np.array_equal(refine.unsure(m.astype(np.float64)), (m.astype(np.float64) > 0.1) & (m.astype(np.float64) < 0.9))
+    assert np.array_equal(
+        refine.unsure(m.astype(np.float64)), (m.astype(np.float64) > 0.1) & (m.astype(np.float64) < 0.9)
+    )
     rounded = refine.round_sure(m.copy())
     assert np.array_equal(rounded[want], m[want]) and set(rounded[~want & ~np.isnan(m)]) == {0.0, 1.0}
 
@@ -158,8 +161,16 @@ def test_the_working_scale_follows_the_network_and_the_mattes_solve():
     """The finish shrinks the photo by the largest power of two keeping WORK px per network px and twice the
     whole photo's matte solve resolution per side: never for an ordinary photo, 2 from about 6 MP, 4 at 50 MP."""
     assert edge.WORK == 2.0
-    cases = {(100.0, 480, 640): 1, (3.97, 788, 1269): 1, (3.04, 1931, 3108): 1, (9.71, 1931, 3108): 2,
-             (6.07, 3861, 6215): 2, (3.9, 3861, 6215): 1, (8.76, 5573, 8971): 4, (28.0, 5573, 8971): 4}
+    cases = {
+        (100.0, 480, 640): 1,
+        (3.97, 788, 1269): 1,
+        (3.04, 1931, 3108): 1,
+        (9.71, 1931, 3108): 2,
+        (6.07, 3861, 6215): 2,
+        (3.9, 3861, 6215): 1,
+        (8.76, 5573, 8971): 4,
+        (28.0, 5573, 8971): 4,
+    }
     assert {case: edge.working_scale(*case) for case in cases} == cases
     assert answer.detail_of(5573, 8971, np.zeros((1024, 1024), np.float32)) == 8971 / 1024
 

@@ -4,6 +4,7 @@ XMP, without GPS, owner and serial numbers unless ``--keep-personal``; ``--no-pr
 (every personal field and form: tests/unit/io/test_privacy.py).
 
 The profiles are built here from the published primaries and white points (ICC v2, D50-adapted by Bradford)."""
+
 from __future__ import annotations
 
 import io
@@ -17,12 +18,14 @@ from mattekit.cli import main
 from mattekit.io import metadata
 from pictures import ADOBE_RGB, DISPLAY_P3, PORTRAIT, SRGB_CURVE, camera_exif, rgb_profile
 
-XMP = ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
-       '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
-       'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
-       'xmlns:exif="http://ns.adobe.com/exif/1.0/" tiff:Orientation="6" exif:GPSLatitude="48,51.4N">'
-       '<dc:title><rdf:Alt><rdf:li xml:lang="x-default">Test portrait</rdf:li></rdf:Alt></dc:title>'
-       '</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>').encode()
+XMP = (
+    '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+    '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+    'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+    'xmlns:exif="http://ns.adobe.com/exif/1.0/" tiff:Orientation="6" exif:GPSLatitude="48,51.4N">'
+    '<dc:title><rdf:Alt><rdf:li xml:lang="x-default">Test portrait</rdf:li></rdf:Alt></dc:title>'
+    '</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
+).encode()
 
 
 def photo(shared, path, profile: bytes, fmt: str) -> np.ndarray:
@@ -47,18 +50,27 @@ def mirror(shared, monkeypatch):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
 
 
-@pytest.mark.parametrize("kind, suffix, fmt, output, flags", [
-    ("Display P3", ".jpg", "JPEG", ".png", ["--no-decontaminate"]), ("Display P3", ".jpg", "JPEG", ".webp", []),
-    ("Adobe RGB", ".tif", "TIFF", ".tif", ["--no-decontaminate"]), ("Adobe RGB", ".tif", "TIFF", ".png", [])])
-def test_a_cut_out_keeps_the_profile_pixels_dpi_exif_and_xmp(shared, mirror, tmp_path, kind, suffix, fmt, output,
-                                                             flags):
+@pytest.mark.parametrize(
+    "kind, suffix, fmt, output, flags",
+    [
+        ("Display P3", ".jpg", "JPEG", ".png", ["--no-decontaminate"]),
+        ("Display P3", ".jpg", "JPEG", ".webp", []),
+        ("Adobe RGB", ".tif", "TIFF", ".tif", ["--no-decontaminate"]),
+        ("Adobe RGB", ".tif", "TIFF", ".png", []),
+    ],
+)
+def test_a_cut_out_keeps_the_profile_pixels_dpi_exif_and_xmp(
+    shared, mirror, tmp_path, kind, suffix, fmt, output, flags
+):
     """Opaque pixels are the source's own values; with decontamination (the default) a pixel whose alpha rounds to
     255 from just below may have its colour made by the task (converted back from sRGB): a few, by a level or two."""
     profile = rgb_profile(kind, *((DISPLAY_P3, SRGB_CURVE) if kind == "Display P3" else (ADOBE_RGB, 563 / 256)))
     src = tmp_path / f"photo{suffix}"
     own = photo(shared, src, profile, fmt)
     network = mio.read_image(src).pixels
-    assert np.abs(network * 255 - own).max() > 20  # the networks see converted sRGB: the P3/Adobe red is not (250, 5, 5)
+    assert (
+        np.abs(network * 255 - own).max() > 20
+    )  # the networks see converted sRGB: the P3/Adobe red is not (250, 5, 5)
     out = tmp_path / f"cut{output}"
     assert main(["remove", str(src), "-o", str(out), "--model", "sinet-portrait", *flags]) == 0
     with Image.open(out) as im:
@@ -69,7 +81,7 @@ def test_a_cut_out_keeps_the_profile_pixels_dpi_exif_and_xmp(shared, mirror, tmp
         assert exif[0x0112] == 1 and exif[0x010F] == "Testmaker"
         assert exif.get_ifd(metadata.EXIF_IFD)[0x9003] == "2026:11:25 12:00:00"
         assert 0xA431 not in exif.get_ifd(metadata.EXIF_IFD) and metadata.GPS_IFD not in exif  # personal: left out
-        xmp = (im.info.get("xmp") or im.info.get("XML:com.adobe.xmp") or im.tag_v2[700])
+        xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp") or im.tag_v2[700]
         xmp = xmp if isinstance(xmp, str) else xmp.decode()
         assert "Test portrait" in xmp and "mattekit:Record" in xmp
         assert 'tiff:Orientation="6"' not in xmp  # reset to 1 (a TIFF's Pillow drops it when it turns the pixels)
@@ -91,8 +103,22 @@ def test_personal_metadata_is_left_out_by_default_and_the_rest_kept(shared, mirr
     src = tmp_path / "photo.jpg"
     photo(shared, src, profile, "JPEG")
     out = tmp_path / "cut.jpg"
-    assert main(["remove", str(src), "-o", str(out), "--model", "sinet-portrait", "--background", "white",
-                 "--no-provenance"]) == 0
+    assert (
+        main(
+            [
+                "remove",
+                str(src),
+                "-o",
+                str(out),
+                "--model",
+                "sinet-portrait",
+                "--background",
+                "white",
+                "--no-provenance",
+            ]
+        )
+        == 0
+    )
     with Image.open(out) as im:
         exif, xmp = im.getexif(), im.info["xmp"].decode()
         assert im.info["icc_profile"] == profile and im.info["dpi"] == (300, 300)
@@ -109,8 +135,9 @@ def test_the_python_api_keeps_personal_metadata_and_provenance_as_the_cli_does(s
     src = tmp_path / "photo.jpg"
     photo(shared, src, rgb_profile("Display P3", DISPLAY_P3, SRGB_CURVE), "JPEG")
     kept = mattekit.remove_background(src, output=tmp_path / "kept.png", model="sinet-portrait", keep_personal=True)
-    stripped = mattekit.remove_background(src, output=tmp_path / "stripped.png", model="sinet-portrait",
-                                          provenance=False)
+    stripped = mattekit.remove_background(
+        src, output=tmp_path / "stripped.png", model="sinet-portrait", provenance=False
+    )
     with Image.open(kept) as a, Image.open(stripped) as b:
         assert metadata.GPS_IFD in a.getexif() and metadata.GPS_IFD not in b.getexif()
         assert a.getexif().get_ifd(metadata.EXIF_IFD)[0xA431] == "SN-0042"
@@ -141,7 +168,9 @@ def test_the_built_profiles_are_what_colour_management_expects():
     for primaries, curve in ((DISPLAY_P3, SRGB_CURVE), (ADOBE_RGB, 563 / 256)):
         profile = ImageCms.ImageCmsProfile(io.BytesIO(rgb_profile("test", primaries, curve)))
         to_srgb = ImageCms.buildTransform(profile, srgb, "RGB", "RGB", ImageCms.Intent.RELATIVE_COLORIMETRIC)
-        grey, green = np.asarray(ImageCms.applyTransform(Image.new("RGB", (2, 1), (128, 128, 128)), to_srgb))[0, 0], \
-            np.asarray(ImageCms.applyTransform(Image.new("RGB", (1, 1), (0, 255, 0)), to_srgb))[0, 0]
+        grey, green = (
+            np.asarray(ImageCms.applyTransform(Image.new("RGB", (2, 1), (128, 128, 128)), to_srgb))[0, 0],
+            np.asarray(ImageCms.applyTransform(Image.new("RGB", (1, 1), (0, 255, 0)), to_srgb))[0, 0],
+        )
         assert np.abs(grey.astype(int) - 128).max() <= 2  # the same white and about the same curve
         assert green[0] == 0 and green[2] < 60  # a green beyond sRGB clips there

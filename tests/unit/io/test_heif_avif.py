@@ -1,6 +1,7 @@
 """HEIC/HEIF and AVIF in: photos made by the real encoders (libheif's x265 through pillow-heif,
 Pillow's own AVIF through libavif) are read upright with their ICC profile applied for the networks, as JPEG is,
 and cut out with their profile, EXIF (orientation 1) and their own decoded values kept."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,7 +62,9 @@ def test_info_reads_a_heic_and_a_broken_or_cut_short_avif_is_called_damaged(shar
     assert "HEIF" in capsys.readouterr().out
     broken = tmp_path / "b.avif"
     assert main(["remove", str(broken), "-o", str(tmp_path / "b.png")]) == 2
-    assert capsys.readouterr().err.strip() == f"mattekit: error: Cannot read {broken}: the file is damaged or truncated."
+    assert (
+        capsys.readouterr().err.strip() == f"mattekit: error: Cannot read {broken}: the file is damaged or truncated."
+    )
     encoded(shared, tmp_path / "c.avif", "AVIF", profile)  # cut short by the real encoder's own file
     (tmp_path / "c.avif").write_bytes((tmp_path / "c.avif").read_bytes()[:600])
     assert main(["remove", str(tmp_path / "c.avif"), "-o", str(tmp_path / "c.png")]) == 2
@@ -69,7 +72,9 @@ def test_info_reads_a_heic_and_a_broken_or_cut_short_avif_is_called_damaged(shar
     video = tmp_path / "clip.heic"  # an MP4 named like a photo: its ftyp brand is no image's
     video.write_bytes(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(64))
     assert main(["remove", str(video)]) == 2
-    assert capsys.readouterr().err.strip() == (f"mattekit: error: {video} is not an image mattekit can read "
-                                               "(PNG, JPEG, TIFF, WebP, HEIC/HEIF, AVIF, EXR, DPX).")
+    assert capsys.readouterr().err.strip() == (
+        f"mattekit: error: {video} is not an image mattekit can read "
+        "(PNG, JPEG, TIFF, WebP, HEIC/HEIF, AVIF, EXR, DPX)."
+    )
     assert not (tmp_path / "b.png").exists() and not (tmp_path / "c.png").exists()
     assert pillow_heif.libheif_info()["decoders"]  # the real libheif decodes

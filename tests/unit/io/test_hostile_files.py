@@ -1,5 +1,6 @@
 """Files made to trip the readers (issue 81): each is one sentence and exit 2, with nothing else on the terminal,
 and reading leaves Pillow's process-wide bomb guard as the host program set it."""
+
 from __future__ import annotations
 
 import io
@@ -61,8 +62,10 @@ def test_a_heic_over_libheifs_limit_is_one_sentence(tmp_path, monkeypatch, capfd
     monkeypatch.setenv("MATTEKIT_MAX_PIXELS", str(60000 * 60000))
     assert main(["enhance", str(tmp_path / "big.heic"), "-o", str(tmp_path / "big.png"), *QUICK]) == 2
     out, err = capfd.readouterr()
-    assert err == (f"mattekit: error: Cannot read {tmp_path / 'big.heic'}: the file declares more pixels than libheif "
-                   f"decodes (its security limit: 1,073,741,824 pixels).\n")
+    assert err == (
+        f"mattekit: error: Cannot read {tmp_path / 'big.heic'}: the file declares more pixels than libheif "
+        f"decodes (its security limit: 1,073,741,824 pixels).\n"
+    )
     assert not (tmp_path / "big.png").exists()
 
 

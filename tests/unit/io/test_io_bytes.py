@@ -1,4 +1,5 @@
 """Images read from bytes and file objects: the same Picture as from the file, one sentence when they are bad."""
+
 from __future__ import annotations
 
 from io import BytesIO
@@ -42,23 +43,34 @@ def test_bytes_and_file_objects_give_the_files_picture(tmp_path, integers):
     for name, path in _files(tmp_path).items():
         data = path.read_bytes()
         want = io.read_image(path, integers=integers)
-        for kind, given in (("bytes", data), ("bytearray", bytearray(data)), ("memoryview", memoryview(data)),
-                            ("BytesIO", BytesIO(data)), ("open file", path)):
+        for kind, given in (
+            ("bytes", data),
+            ("bytearray", bytearray(data)),
+            ("memoryview", memoryview(data)),
+            ("BytesIO", BytesIO(data)),
+            ("open file", path),
+        ):
             if kind == "open file":
                 with open(given, "rb") as f:
                     got = io.read_image(f, integers=integers)
             else:
                 got = io.read_image(given, integers=integers)
             assert got.pixels.dtype == want.pixels.dtype and np.array_equal(got.pixels, want.pixels), (name, kind)
-            assert (got.bit_depth, got.has_alpha, got.format, got.mode) == \
-                   (want.bit_depth, want.has_alpha, want.format, want.mode), (name, kind)
+            assert (got.bit_depth, got.has_alpha, got.format, got.mode) == (
+                want.bit_depth,
+                want.has_alpha,
+                want.format,
+                want.mode,
+            ), (name, kind)
             assert got.source == "the given bytes"
     sixteen = io.read_image((tmp_path / "rgb16.png").read_bytes(), integers=integers)
     assert sixteen.bit_depth == 16 and sixteen.pixels.dtype == (np.uint16 if integers else np.float32)
     rotated = io.read_image((tmp_path / "icc.jpg").read_bytes())
     assert rotated.pixels.shape[:2] == (32, 24), "EXIF orientation applied"
-    assert io.read_image(b"\x89PNG" + (tmp_path / "rgba8.png").read_bytes()[4:], name="standard input").source == \
-           "standard input"
+    assert (
+        io.read_image(b"\x89PNG" + (tmp_path / "rgba8.png").read_bytes()[4:], name="standard input").source
+        == "standard input"
+    )
 
 
 def test_the_colour_profile_is_applied_to_bytes_too(tmp_path):
@@ -80,7 +92,9 @@ def test_provenance_from_bytes(tmp_path):
 def test_truncated_and_empty_bytes_are_one_sentence(tmp_path, suffix):
     io.write_image(tmp_path / f"full{suffix}", random_image(96, 128))
     data = (tmp_path / f"full{suffix}").read_bytes()
-    with pytest.raises(InputError, match=r"^Cannot read the given bytes: (the data|it) is (truncated|damaged)[^\n]*\.$"):
+    with pytest.raises(
+        InputError, match=r"^Cannot read the given bytes: (the data|it) is (truncated|damaged)[^\n]*\.$"
+    ):
         io.read_image(data[: len(data) // 2])
     with pytest.raises(InputError, match=r"^Cannot read standard input: (the data|it) is (truncated|damaged)"):
         io.read_image(BytesIO(data[: len(data) // 2]), name="standard input")
@@ -95,8 +109,12 @@ def test_declared_sizes_in_bytes_are_checked_before_decoding(tmp_path, monkeypat
     io.write_image(tmp_path / "big.png", np.zeros((40, 30, 3), np.float32))
     with pytest.raises(InputError, match=r"^Cannot read the given bytes: it declares 30x40 pixels"):
         io.read_image((tmp_path / "big.png").read_bytes())
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage,
-              "dataWindow": ((0, 0), (3, 3)), "displayWindow": ((0, 0), (59999, 59999))}
+    header = {
+        "compression": OpenEXR.ZIP_COMPRESSION,
+        "type": OpenEXR.scanlineimage,
+        "dataWindow": ((0, 0), (3, 3)),
+        "displayWindow": ((0, 0), (59999, 59999)),
+    }
     OpenEXR.File(header, {"R": np.ones((4, 4), np.float32)}).write(str(tmp_path / "wide.exr"))
     monkeypatch.delenv("MATTEKIT_MAX_PIXELS")
     with pytest.raises(InputError, match=r"declares 60000x60000 pixels"):
@@ -111,8 +129,11 @@ def test_the_api_takes_bytes_and_file_objects_for_every_input(tmp_path):
     io.write_image(tmp_path / "trimap.png", trimap[..., None])
     want = mattekit.matte((tmp_path / "image.png").read_bytes(), trimap=tmp_path / "trimap.png", result="alpha")
     assert want.startswith(b"\x89PNG")
-    for given in ((tmp_path / "trimap.png").read_bytes(), str(tmp_path / "trimap.png"),
-                  BytesIO((tmp_path / "trimap.png").read_bytes())):
+    for given in (
+        (tmp_path / "trimap.png").read_bytes(),
+        str(tmp_path / "trimap.png"),
+        BytesIO((tmp_path / "trimap.png").read_bytes()),
+    ):
         got = mattekit.matte(BytesIO((tmp_path / "image.png").read_bytes()), trimap=given, result="alpha")
         assert got == want
     with pytest.raises(InputError, match=r"^Cannot read the given bytes: the data is empty\.$"):

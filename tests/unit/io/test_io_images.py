@@ -1,4 +1,5 @@
 """Image reading and writing: formats, bit depths, colour handling, errors and atomic writes."""
+
 from __future__ import annotations
 
 import errno
@@ -111,8 +112,10 @@ def test_exr_mask_is_an_untouched_alpha_channel(tmp_path):
 
 def test_exr_bright_values_and_data_window(tmp_path):
     r = np.array([[4.0, 0.5, -1.0]], np.float32)
-    header = {"dataWindow": (np.array([1, 1], np.int32), np.array([3, 1], np.int32)),
-              "displayWindow": (np.array([0, 0], np.int32), np.array([4, 2], np.int32))}
+    header = {
+        "dataWindow": (np.array([1, 1], np.int32), np.array([3, 1], np.int32)),
+        "displayWindow": (np.array([0, 0], np.int32), np.array([4, 2], np.int32)),
+    }
     OpenEXR.File(header, {"R": r, "G": r, "B": r}).write(str(tmp_path / "hdr.exr"))
     pic = read_image(tmp_path / "hdr.exr")
     assert pic.pixels.shape == (3, 5, 3)
@@ -121,12 +124,12 @@ def test_exr_bright_values_and_data_window(tmp_path):
 
 
 def test_grey_and_16bit_grey_inputs(tmp_path):
-    grey = (np.arange(48, dtype=np.uint8).reshape(6, 8) * 5)
+    grey = np.arange(48, dtype=np.uint8).reshape(6, 8) * 5
     Image.fromarray(grey).save(tmp_path / "g.png")
     pic = read_image(tmp_path / "g.png")
     assert pic.pixels.shape == (6, 8, 3) and not pic.has_alpha and pic.mode == "L"
     assert np.array_equal(pic.pixels[..., 2] * 255, grey.astype(np.float32))
-    deep = (np.arange(48, dtype=np.uint16).reshape(6, 8) * 1361)
+    deep = np.arange(48, dtype=np.uint16).reshape(6, 8) * 1361
     Image.fromarray(deep).save(tmp_path / "g16.png")
     pic = read_image(tmp_path / "g16.png")
     assert pic.bit_depth == 16 and np.abs(pic.pixels[..., 0] * 65535 - deep).max() < 0.01
@@ -339,8 +342,12 @@ def test_declared_sizes_are_checked_before_decoding(tmp_path, monkeypatch):
 
 
 def test_a_huge_exr_display_window_is_refused_before_any_allocation(tmp_path):
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage,
-              "dataWindow": ((0, 0), (3, 3)), "displayWindow": ((0, 0), (59999, 59999))}
+    header = {
+        "compression": OpenEXR.ZIP_COMPRESSION,
+        "type": OpenEXR.scanlineimage,
+        "dataWindow": ((0, 0), (3, 3)),
+        "displayWindow": ((0, 0), (59999, 59999)),
+    }
     OpenEXR.File(header, {"R": np.ones((4, 4), np.float32)}).write(str(tmp_path / "wide.exr"))
     with pytest.raises(InputError, match=r"declares 60000x60000 pixels"):
         io.read_image(tmp_path / "wide.exr")
@@ -358,8 +365,10 @@ def test_multi_frame_files_warn_that_only_the_first_frame_is_used(tmp_path, fmt)
 
 # ----------------------------------------------------------------------------------- streamed writing
 
-@pytest.mark.parametrize("dtype, channels", [(np.uint8, 1), (np.uint8, 3), (np.uint8, 4), (np.uint16, 3),
-                                             (np.uint16, 4), (np.float32, 4)])
+
+@pytest.mark.parametrize(
+    "dtype, channels", [(np.uint8, 1), (np.uint8, 3), (np.uint8, 4), (np.uint16, 3), (np.uint16, 4), (np.float32, 4)]
+)
 def test_png_is_written_in_strips_with_the_same_pixels(tmp_path, monkeypatch, dtype, channels):
     """Strips of a few rows (so many IDAT chunks): OpenCV and Pillow read back exactly the values given
     (integers as they are, floats rounded half to even), and the XMP record is there."""
@@ -406,8 +415,10 @@ def test_writing_floats_makes_no_full_size_float_copy(cores, tmp_path, monkeypat
     finally:
         tracemalloc.stop()
     assert peak < bound
-    assert np.array_equal(cv2.imread(str(tmp_path / "a.png"), cv2.IMREAD_UNCHANGED)[..., [2, 1, 0, 3]],
-                          np.rint(px * np.float32(255)).astype(np.uint8))
+    assert np.array_equal(
+        cv2.imread(str(tmp_path / "a.png"), cv2.IMREAD_UNCHANGED)[..., [2, 1, 0, 3]],
+        np.rint(px * np.float32(255)).astype(np.uint8),
+    )
 
 
 def test_read_integers_keeps_the_stored_values(tmp_path):
@@ -440,11 +451,15 @@ def test_a_png_whose_metadata_unpacks_to_hundreds_of_mb_is_named_as_such_or_read
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(data[:33] + packed + data[33:])  # right after IHDR
     if chunk == b"zTXt":
-        with pytest.raises(InputError, match="chunk that unpacks to more than Pillow's safety limit; save the image again"):
+        with pytest.raises(
+            InputError, match="chunk that unpacks to more than Pillow's safety limit; save the image again"
+        ):
             read_image(bomb)
         return
-    said = f"{bomb}: its colour profile unpacks to more than 1 MB, Pillow's limit against decompression bombs; read " \
-           f"without it, as sRGB."
+    said = (
+        f"{bomb}: its colour profile unpacks to more than 1 MB, Pillow's limit against decompression bombs; read "
+        f"without it, as sRGB."
+    )
     with pytest.warns(UserWarning, match=re.escape(said)):
         picture = read_image(bomb, integers=True)
     assert np.array_equal(picture.pixels, read_image(plain, integers=True).pixels) and picture.metadata.icc is None

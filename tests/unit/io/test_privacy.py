@@ -6,6 +6,7 @@ elements, structures in arrays, empty elements); IPTC IIM in a JPEG APP13 segmen
 must (``KEPT``) or must not (``PERSONAL``) be found in the output's bytes. Front ends: the CLI, the Python API, the
 real worker over loopback (roto's layered EXR, the only worker output carrying a source's metadata) and roto's API.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,36 +28,64 @@ from mattekit.worker import operations
 
 # field -> the marker it holds (GPS, maker note: found by Pillow, see fields_of)
 PERSONAL = {
-    "EXIF GPS IFD": "SECRET-GPS-DATUM", "EXIF Artist": "SECRET-ARTIST", "EXIF HostComputer": "SECRET-HOST",
-    "EXIF BodySerialNumber": "SECRET-BODY", "EXIF LensSerialNumber": "SECRET-LENS",
-    "EXIF CameraOwnerName": "SECRET-OWNER", "EXIF Photographer": "SECRET-PHOTOGRAPHER",
-    "EXIF ImageEditor": "SECRET-EDITOR", "EXIF MakerNote": "SECRET-MAKERNOTE",
-    'XMP exif:GPSLatitude="" ': "SECRET-XGPS-DQ", "XMP exif:GPSLongitude=''": "SECRET-XGPS-SQ",
-    "XMP e:GPSTimeStamp='' (another prefix)": "SECRET-XGPS-PREFIX", "XMP <exif:GPSAltitude>": "SECRET-XGPS-ELEMENT",
-    "XMP photoshop:City=''": "SECRET-CITY", 'XMP photoshop:State=""': "SECRET-STATE",
-    "XMP <photoshop:Country>": "SECRET-COUNTRY", "XMP Iptc4xmpCore:Location=''": "SECRET-LOCATION",
+    "EXIF GPS IFD": "SECRET-GPS-DATUM",
+    "EXIF Artist": "SECRET-ARTIST",
+    "EXIF HostComputer": "SECRET-HOST",
+    "EXIF BodySerialNumber": "SECRET-BODY",
+    "EXIF LensSerialNumber": "SECRET-LENS",
+    "EXIF CameraOwnerName": "SECRET-OWNER",
+    "EXIF Photographer": "SECRET-PHOTOGRAPHER",
+    "EXIF ImageEditor": "SECRET-EDITOR",
+    "EXIF MakerNote": "SECRET-MAKERNOTE",
+    'XMP exif:GPSLatitude="" ': "SECRET-XGPS-DQ",
+    "XMP exif:GPSLongitude=''": "SECRET-XGPS-SQ",
+    "XMP e:GPSTimeStamp='' (another prefix)": "SECRET-XGPS-PREFIX",
+    "XMP <exif:GPSAltitude>": "SECRET-XGPS-ELEMENT",
+    "XMP photoshop:City=''": "SECRET-CITY",
+    'XMP photoshop:State=""': "SECRET-STATE",
+    "XMP <photoshop:Country>": "SECRET-COUNTRY",
+    "XMP Iptc4xmpCore:Location=''": "SECRET-LOCATION",
     "XMP <Iptc4xmpCore:CreatorContactInfo> struct": "SECRET-CONTACT",
-    "XMP <Iptc4xmpExt:LocationCreated> bag": "SECRET-LOC-CREATED", "XMP <Iptc4xmpExt:LocationShown> bag": "SECRET-LOC-SHOWN",
-    "XMP <Iptc4xmpExt:PersonInImage> bag": "SECRET-PERSON", "XMP <dc:creator> seq": "SECRET-CREATOR",
-    "XMP tiff:Artist=''": "SECRET-XARTIST", 'XMP aux:SerialNumber=""': "SECRET-AUX-SERIAL",
-    "XMP <aux:OwnerName/> empty": "SECRET-AUX-OWNER", "XMP exifEX:BodySerialNumber=''": "SECRET-EXIFEX-BODY",
-    "XMP <exifEX:CameraOwnerName>": "SECRET-EXIFEX-OWNER", "XMP <mwg-rs:Regions> face names": "SECRET-FACE",
-    "XMP <xmpDM:shotLocation>": "SECRET-SHOT-LOCATION", "XMP <plus:Licensor> name": "SECRET-LICENSOR-NAME",
-    "XMP <plus:Licensor> city": "SECRET-LICENSOR-CITY", "XMP <plus:Licensor> e-mail": "SECRET-LICENSOR-MAIL",
+    "XMP <Iptc4xmpExt:LocationCreated> bag": "SECRET-LOC-CREATED",
+    "XMP <Iptc4xmpExt:LocationShown> bag": "SECRET-LOC-SHOWN",
+    "XMP <Iptc4xmpExt:PersonInImage> bag": "SECRET-PERSON",
+    "XMP <dc:creator> seq": "SECRET-CREATOR",
+    "XMP tiff:Artist=''": "SECRET-XARTIST",
+    'XMP aux:SerialNumber=""': "SECRET-AUX-SERIAL",
+    "XMP <aux:OwnerName/> empty": "SECRET-AUX-OWNER",
+    "XMP exifEX:BodySerialNumber=''": "SECRET-EXIFEX-BODY",
+    "XMP <exifEX:CameraOwnerName>": "SECRET-EXIFEX-OWNER",
+    "XMP <mwg-rs:Regions> face names": "SECRET-FACE",
+    "XMP <xmpDM:shotLocation>": "SECRET-SHOT-LOCATION",
+    "XMP <plus:Licensor> name": "SECRET-LICENSOR-NAME",
+    "XMP <plus:Licensor> city": "SECRET-LICENSOR-CITY",
+    "XMP <plus:Licensor> e-mail": "SECRET-LICENSOR-MAIL",
     "XMP <xmpMM:DerivedFrom> stRef:filePath=''": "SECRET-HOME-PATH",
     "XMP <lr:hierarchicalSubject> people": "SECRET-PEOPLE-KEYWORD",
-    "XMP <dc:subject> place": "SECRET-PLACE-KEYWORD", "EXIF UserComment": "SECRET-USER-COMMENT",
+    "XMP <dc:subject> place": "SECRET-PLACE-KEYWORD",
+    "EXIF UserComment": "SECRET-USER-COMMENT",
     "EXIF ImageUniqueID": "SECRET-UNIQUE-ID",
 }
-IIM = {"IPTC IIM City (2:90)": "SECRET-IIM-CITY", "IPTC IIM By-line (2:80)": "SECRET-IIM-BYLINE",
-       "IPTC IIM Copyright (2:116)": "IIM-COPYRIGHT"}  # never copied, kept or not
-KEPT = {"EXIF Make": "KEEP-MAKE", "EXIF ImageDescription": "KEEP-DESCRIPTION", "EXIF Copyright": "KEEP-COPYRIGHT",
-        "EXIF DateTimeOriginal": "2026:11:25 12:00:00", "XMP <dc:description>": "KEEP-XDESCRIPTION",
-        "XMP <dc:rights>": "KEEP-XRIGHTS", "XMP <dc:title>": "KEEP-XTITLE", "XMP photoshop:Credit=''": "KEEP-CREDIT",
-        "XMP stRef:documentID=''": "KEEP-DOCUMENT"}
+IIM = {
+    "IPTC IIM City (2:90)": "SECRET-IIM-CITY",
+    "IPTC IIM By-line (2:80)": "SECRET-IIM-BYLINE",
+    "IPTC IIM Copyright (2:116)": "IIM-COPYRIGHT",
+}  # never copied, kept or not
+KEPT = {
+    "EXIF Make": "KEEP-MAKE",
+    "EXIF ImageDescription": "KEEP-DESCRIPTION",
+    "EXIF Copyright": "KEEP-COPYRIGHT",
+    "EXIF DateTimeOriginal": "2026:11:25 12:00:00",
+    "XMP <dc:description>": "KEEP-XDESCRIPTION",
+    "XMP <dc:rights>": "KEEP-XRIGHTS",
+    "XMP <dc:title>": "KEEP-XTITLE",
+    "XMP photoshop:Credit=''": "KEEP-CREDIT",
+    "XMP stRef:documentID=''": "KEEP-DOCUMENT",
+}
 PROFILE = "ICC profile"  # the JPEG's own sRGB profile, kept either way (with dpi and orientation: fields_of)
 
-XMP = ("""<?xpacket begin='\ufeff' id='W5M0MpCehiHzreSzNTczkc9d'?>
+XMP = (
+    """<?xpacket begin='\ufeff' id='W5M0MpCehiHzreSzNTczkc9d'?>
 <x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>
  <rdf:Description rdf:about='' xmlns:exif='http://ns.adobe.com/exif/1.0/' xmlns:e='http://ns.adobe.com/exif/1.0/'
    xmlns:tiff='http://ns.adobe.com/tiff/1.0/' xmlns:photoshop='http://ns.adobe.com/photoshop/1.0/'
@@ -97,7 +126,8 @@ XMP = ("""<?xpacket begin='\ufeff' id='W5M0MpCehiHzreSzNTczkc9d'?>
   <dc:rights><rdf:Alt><rdf:li xml:lang='x-default'>KEEP-XRIGHTS</rdf:li></rdf:Alt></dc:rights>
   <dc:title><rdf:Alt><rdf:li xml:lang='x-default'>KEEP-XTITLE</rdf:li></rdf:Alt></dc:title>
  </rdf:Description></rdf:RDF></x:xmpmeta>
-<?xpacket end='w'?>""").encode()
+<?xpacket end='w'?>"""
+).encode()
 
 
 def camera_exif() -> Image.Exif:
@@ -119,8 +149,10 @@ def camera_exif() -> Image.Exif:
 
 def app13(datasets: dict[int, str]) -> bytes:
     """A JPEG APP13 segment: a Photoshop resource block 0x0404 holding IPTC IIM record-2 ``datasets``."""
-    iim = b"".join(b"\x1c\x02" + bytes([number]) + struct.pack(">H", len(text)) + text.encode()
-                   for number, text in datasets.items())
+    iim = b"".join(
+        b"\x1c\x02" + bytes([number]) + struct.pack(">H", len(text)) + text.encode()
+        for number, text in datasets.items()
+    )
     block = b"8BIM" + struct.pack(">H", 0x0404) + b"\0\0" + struct.pack(">I", len(iim)) + iim + bytes(len(iim) % 2)
     body = b"Photoshop 3.0\0" + block
     return b"\xff\xed" + struct.pack(">H", len(body) + 2) + body
@@ -249,8 +281,10 @@ def test_the_python_api_leaves_personal_metadata_out_unless_kept(tmp_path):
     with warnings.catch_warnings(record=True) as caught:  # the old keywords, as they meant
         warnings.simplefilter("always")
         old = mattekit.enhance(src, output=tmp_path / "d.png", strip_personal=False, metadata=False)
-    assert {str(w.message).split("=")[0] for w in caught if w.category is DeprecationWarning} == {"metadata",
-                                                                                                "strip_personal"}
+    assert {str(w.message).split("=")[0] for w in caught if w.category is DeprecationWarning} == {
+        "metadata",
+        "strip_personal",
+    }
     assert_private(old, keep=True)
     assert mio.read_provenance(old) is None
 
@@ -259,12 +293,14 @@ def test_xmp_without_a_prefix_is_stripped_and_a_packet_that_does_not_parse_is_le
     """A default namespace (no prefix) is stripped like a prefixed name; a packet that does not parse is not kept,
     nor one where a nested element of a personal name leaves a stray end tag; a clean one keeps its other
     properties and the orientation in single quotes is reset too."""
-    hidden = XMP.replace(b"<dc:title>", b"<GPSLatitude xmlns='http://ns.adobe.com/exif/1.0/'>SECRET-BARE</GPSLatitude>"
-                                        b"<dc:title>")
+    hidden = XMP.replace(
+        b"<dc:title>", b"<GPSLatitude xmlns='http://ns.adobe.com/exif/1.0/'>SECRET-BARE</GPSLatitude><dc:title>"
+    )
     assert b"SECRET" not in metadata.xmp_without_personal(hidden) and b"KEEP-XTITLE" in hidden
     assert metadata.xmp_without_personal(b"<x:xmpmeta exif:GPSLatitude='1'") is None
-    nested = XMP.replace(b"<dc:title>", b"<exif:GPSArea><exif:GPSArea>1</exif:GPSArea>SECRET-NESTED</exif:GPSArea>"
-                                        b"<dc:title>")
+    nested = XMP.replace(
+        b"<dc:title>", b"<exif:GPSArea><exif:GPSArea>1</exif:GPSArea>SECRET-NESTED</exif:GPSArea><dc:title>"
+    )
     assert metadata.xmp_without_personal(nested) is None
     clean = metadata.xmp_without_personal(XMP).decode()
     assert "KEEP-XTITLE" in clean and "SECRET" not in clean
@@ -275,12 +311,20 @@ def hostile_packets(size: int) -> dict[str, bytes]:
     """XMP packets of about ``size`` bytes that took the old text edits quadratic time, or worse: unclosed personal
     elements (issue 81's repro), closed ones, deep nesting, empty elements, attributes, text, unclosed comments."""
     head, tail = XMP.split(b"<dc:description>", 1)
-    bodies = {"unclosed personal": b"<exif:GPSLatitude>", "closed personal": b"<exif:GPSLatitude>1</exif:GPSLatitude>",
-              "deep nesting": b"<rdf:Bag>", "empty elements": b"<a/>", "personal attributes":
-              b"<rdf:Description exif:GPSLatitude='1'/>", "text": b" a", "unclosed comments": b"<!--",
-              "serial names": b"<e:serialx/>"}
+    bodies = {
+        "unclosed personal": b"<exif:GPSLatitude>",
+        "closed personal": b"<exif:GPSLatitude>1</exif:GPSLatitude>",
+        "deep nesting": b"<rdf:Bag>",
+        "empty elements": b"<a/>",
+        "personal attributes": b"<rdf:Description exif:GPSLatitude='1'/>",
+        "text": b" a",
+        "unclosed comments": b"<!--",
+        "serial names": b"<e:serialx/>",
+    }
     packets = {name: head + body * (size // len(body)) + b"<dc:description>" + tail for name, body in bodies.items()}
-    packets["nested closed"] = head + b"<rdf:Bag>" * (size // 19) + b"</rdf:Bag>" * (size // 19) + b"<dc:description>" + tail
+    packets["nested closed"] = (
+        head + b"<rdf:Bag>" * (size // 19) + b"</rdf:Bag>" * (size // 19) + b"<dc:description>" + tail
+    )
     return packets
 
 
@@ -308,11 +352,35 @@ def test_a_3_mb_packet_is_stripped_within_the_target_and_one_over_the_cap_is_dro
 
 def test_personal_names_whatever_their_prefix_or_namespace():
     """XMP properties (prefixed or as ElementTree names them) and OIIO's attribute names, OIIO's spelling included."""
-    personal = ["exif:GPSLatitude", "e:GPSTimeStamp", "{http://purl.org/dc/elements/1.1/}creator", "GPS:MapDatum",
-                "GPS:LatitudeRef", "latitude", "cameraSerialNumber", "Exif:ImageEdtor", "IPTC:ContactInfoEmail",
-                "drone-dji:GpsLongtitude", "drone-dji:AbsoluteAltitude", "photoshop:State", "mwg-rs:Regions", "Artist"]
-    kept = ["Make", "Copyright", "ImageDescription", "dc:rights", "dc:description", "xmp:CreatorTool",
-            "Iptc4xmpExt:DigitalSourceType", "tiff:Orientation", "photoshop:Credit", "cameraModel", "smpte:TimeCode"]
+    personal = [
+        "exif:GPSLatitude",
+        "e:GPSTimeStamp",
+        "{http://purl.org/dc/elements/1.1/}creator",
+        "GPS:MapDatum",
+        "GPS:LatitudeRef",
+        "latitude",
+        "cameraSerialNumber",
+        "Exif:ImageEdtor",
+        "IPTC:ContactInfoEmail",
+        "drone-dji:GpsLongtitude",
+        "drone-dji:AbsoluteAltitude",
+        "photoshop:State",
+        "mwg-rs:Regions",
+        "Artist",
+    ]
+    kept = [
+        "Make",
+        "Copyright",
+        "ImageDescription",
+        "dc:rights",
+        "dc:description",
+        "xmp:CreatorTool",
+        "Iptc4xmpExt:DigitalSourceType",
+        "tiff:Orientation",
+        "photoshop:Credit",
+        "cameraModel",
+        "smpte:TimeCode",
+    ]
     assert [name for name in personal if not metadata.personal(name)] == []
     assert [name for name in kept if metadata.personal(name)] == []
 
@@ -350,15 +418,31 @@ def test_roto_layers_through_the_real_worker_leave_the_plates_personal_metadata_
     from mattekit.worker import service
 
     plate = laden_plate(tmp_path / "plate")
-    srv = service.WorkerServer(state_file=str(tmp_path / "state" / "worker.json"), idle_timeout=None, threads=1,
-                               log=lambda text: None, allow_dirs=[str(tmp_path)]).start_background()
+    srv = service.WorkerServer(
+        state_file=str(tmp_path / "state" / "worker.json"),
+        idle_timeout=None,
+        threads=1,
+        log=lambda text: None,
+        allow_dirs=[str(tmp_path)],
+    ).start_background()
     try:
         worker = client.WorkerClient(srv.url, srv.token, timeout=300)
         common = {"plate": plate, "model": "u2netp", "temporal": False}
-        worker.run("roto", [], dict(common, output=str(tmp_path / "a" / "m.####.png"),
-                                    layers=str(tmp_path / "a" / "l.####.exr")))
-        worker.run("roto", [], dict(common, output=str(tmp_path / "b" / "m.####.png"),
-                                    layers=str(tmp_path / "b" / "l.####.exr"), keep_personal=True))
+        worker.run(
+            "roto",
+            [],
+            dict(common, output=str(tmp_path / "a" / "m.####.png"), layers=str(tmp_path / "a" / "l.####.exr")),
+        )
+        worker.run(
+            "roto",
+            [],
+            dict(
+                common,
+                output=str(tmp_path / "b" / "m.####.png"),
+                layers=str(tmp_path / "b" / "l.####.exr"),
+                keep_personal=True,
+            ),
+        )
     finally:
         srv.stop(wait=True)
     left, kept = attributes_of(tmp_path / "a" / "l.0001.exr"), attributes_of(tmp_path / "b" / "l.0001.exr")
@@ -374,8 +458,14 @@ def test_rotoscope_keeps_an_exr_plates_personal_attributes_only_when_asked(share
     (tmp_path / "plate").mkdir()
     for frame in (1, 2):
         spec = oiio.ImageSpec(32, 24, 3, "half")
-        for name, value in (("latitude", 48.85), ("cameraSerialNumber", "SECRET-CAM"), ("lensSerialNumber", "SECRET-L"),
-                            ("IPTC:City", "SECRET-CITY"), ("cameraModel", "ALEXA 35"), ("owner", "SECRET-OWNER")):
+        for name, value in (
+            ("latitude", 48.85),
+            ("cameraSerialNumber", "SECRET-CAM"),
+            ("lensSerialNumber", "SECRET-L"),
+            ("IPTC:City", "SECRET-CITY"),
+            ("cameraModel", "ALEXA 35"),
+            ("owner", "SECRET-OWNER"),
+        ):
             spec.attribute(name, value)
         out = oiio.ImageOutput.create("openexr")
         assert out.open(str(tmp_path / "plate" / f"p.{frame:04d}.exr"), spec), out.geterror()
@@ -383,8 +473,14 @@ def test_rotoscope_keeps_an_exr_plates_personal_attributes_only_when_asked(share
         out.close()
     plate = str(tmp_path / "plate" / "p.####.exr")
     for name, keep in (("a", False), ("b", True)):
-        mattekit.rotoscope(plate, tmp_path / name / "m.####.png", model="u2netp", temporal=False,
-                           layers=str(tmp_path / name / "l.####.exr"), keep_personal=keep)
+        mattekit.rotoscope(
+            plate,
+            tmp_path / name / "m.####.png",
+            model="u2netp",
+            temporal=False,
+            layers=str(tmp_path / name / "l.####.exr"),
+            keep_personal=keep,
+        )
     left, kept = attributes_of(tmp_path / "a" / "l.0002.exr"), attributes_of(tmp_path / "b" / "l.0002.exr")
     personal = {"latitude", "cameraSerialNumber", "lensSerialNumber", "IPTC:City"}
     assert not personal & set(left) and personal <= set(kept), (left, kept)

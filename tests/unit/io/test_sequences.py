@@ -1,4 +1,5 @@
 """Frame sequences: patterns, ranges, numbered folders, missing frames, EXR plates, movies."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,16 +13,19 @@ from mattekit.io.movie import Movie
 from mattekit.io.sequences import ImageSequence, MissingFramesError, open_plate, output_pattern, select_frames
 
 
-@pytest.mark.parametrize("text, padding, name", [
-    ("shot/plate.####.exr", 4, "plate.0007.exr"),
-    ("plate.%04d.png", 4, "plate.0007.png"),
-    ("plate.%d.png", 1, "plate.7.png"),
-    ("plate.$F4.png", 4, "plate.0007.png"),
-    ("plate.$F.png", 1, "plate.7.png"),
-    ("plate.@.png", 1, "plate.7.png"),
-    ("plate.@@@.png", 3, "plate.007.png"),
-    ("plate_#####", 5, "plate_00007"),
-])
+@pytest.mark.parametrize(
+    "text, padding, name",
+    [
+        ("shot/plate.####.exr", 4, "plate.0007.exr"),
+        ("plate.%04d.png", 4, "plate.0007.png"),
+        ("plate.%d.png", 1, "plate.7.png"),
+        ("plate.$F4.png", 4, "plate.0007.png"),
+        ("plate.$F.png", 1, "plate.7.png"),
+        ("plate.@.png", 1, "plate.7.png"),
+        ("plate.@@@.png", 3, "plate.007.png"),
+        ("plate_#####", 5, "plate_00007"),
+    ],
+)
 def test_pattern_tokens(text, padding, name):
     pattern = FramePattern.parse(text)
     assert pattern.padding == padding
@@ -107,7 +111,9 @@ def test_missing_frames_are_reported(tmp_path):
     with pytest.raises(MissingFramesError, match="10-12"):
         select_frames(plate, "5-12")
     for skip in (True, False):  # none there: no "use --skip-missing to process the others" (there are none)
-        with pytest.raises(InputError, match=r"^None of the frames 20-30 exist in .* \(it has frames 1-3, 5-6, 9\); fix --frames\.$"):
+        with pytest.raises(
+            InputError, match=r"^None of the frames 20-30 exist in .* \(it has frames 1-3, 5-6, 9\); fix --frames\.$"
+        ):
             select_frames(plate, "20-30", skip_missing=skip)
 
 

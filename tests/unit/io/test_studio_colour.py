@@ -1,6 +1,7 @@
 """Studio plates: every plate format read from files OpenImageIO wrote itself, colour managed with
 OpenColorIO; the --rgba plate comes back in the plate's own colour space with nothing clipped, and the mattes do
 not depend on whether a shot is given as an sRGB PNG or as the same picture in ACEScg."""
+
 from __future__ import annotations
 
 import json
@@ -118,7 +119,7 @@ def test_a_file_with_no_colour_or_cut_short_is_one_sentence(tmp_path):
     for suffix, sample in ((".exr", "half"), (".dpx", "uint16"), (".tif", "uint16")):
         whole = tmp_path / f"whole{suffix}"
         oiio_write(whole, [(np.random.default_rng(0).random((64, 64, 3), np.float32), ["R", "G", "B"])], sample)
-        (tmp_path / f"cut{suffix}").write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+        (tmp_path / f"cut{suffix}").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
         names.append(f"cut{suffix}")
     for name in names:
         with pytest.raises(InputError) as caught:
@@ -159,8 +160,10 @@ def test_every_format_of_an_8_bit_frame_gives_the_network_its_8_bits(shared, tmp
     same input, bit for bit: its 8 bits rounded (before, floats took PIL's float Lanczos and IS-Net's truncation,
     which drops a level for a float a hair under it). u2netp's input is rembg's own to float32 rounding. A model
     without the flag keeps a 16-bit frame's precision."""
-    u8 = [np.round(cv2.resize(read_image(p).pixels, (427, 240), interpolation=cv2.INTER_AREA) * 255).astype(np.uint8)
-          for p in sorted((shared / "data" / "davis" / "im" / "breakdance").iterdir())[:2]]
+    u8 = [
+        np.round(cv2.resize(read_image(p).pixels, (427, 240), interpolation=cv2.INTER_AREA) * 255).astype(np.uint8)
+        for p in sorted((shared / "data" / "davis" / "im" / "breakdance").iterdir())[:2]
+    ]
     plates = in_every_format(tmp_path, [u / np.float32(255) for u in u8])
     entries = [e for e in catalog.load().models.values() if e.input.eight_bit]
     assert {"u2netp", "isnet-general-use"} <= {e.name for e in entries}
@@ -178,7 +181,9 @@ def test_every_format_of_an_8_bit_frame_gives_the_network_its_8_bits(shared, tmp
         half = read_plate(plates["exr-half"].replace("####", f"{1001 + n:04d}")).pixels
         mine = runtime.prepare_array(catalog.load().get("u2netp"), half)
         np.testing.assert_allclose(mine[0].transpose(1, 2, 0), rembg, rtol=0, atol=1e-5)
-    deep = np.minimum(read_image(plates["tif"].replace("####", "1001"), integers=True).pixels, 65000) + 100  # off the grid
+    deep = (
+        np.minimum(read_image(plates["tif"].replace("####", "1001"), integers=True).pixels, 65000) + 100
+    )  # off the grid
     birefnet = catalog.load().get("birefnet-general")
     assert not np.array_equal(runtime.prepare_array(birefnet, deep), runtime.prepare_array(birefnet, quantise(deep)))
 
@@ -194,8 +199,10 @@ def test_one_frame_in_every_format_gives_u2netp_one_matte(shared, mirror, tmp_pa
     from mattekit.running.runner import Runner
     from mattekit.tasks import registry
 
-    u8 = [np.round(cv2.resize(read_image(p).pixels, (427, 240), interpolation=cv2.INTER_AREA) * 255) / 255
-          for p in sorted((shared / "data" / "davis" / "im" / "breakdance").iterdir())[:3]]
+    u8 = [
+        np.round(cv2.resize(read_image(p).pixels, (427, 240), interpolation=cv2.INTER_AREA) * 255) / 255
+        for p in sorted((shared / "data" / "davis" / "im" / "breakdance").iterdir())[:3]
+    ]
     plates = in_every_format(tmp_path, [u.astype(np.float32) for u in u8])
     task = registry.get("remove")
     options = task.make_options({"model": MODEL, "device": "cpu", "result": "alpha"}, host="api")
@@ -212,13 +219,16 @@ def test_one_frame_in_every_format_gives_u2netp_one_matte(shared, mirror, tmp_pa
     worst = {}
     for kind in FORMATS[1:]:
         means = [float(np.abs(a - b).mean()) for a, b in zip(mattes[kind], mattes["png"])]
-        print(f"{kind} vs png, mean |delta alpha| (roto's 3 frames, with --no-temporal, the photo):",
-              " ".join(f"{m:.1e}" for m in means))
+        print(
+            f"{kind} vs png, mean |delta alpha| (roto's 3 frames, with --no-temporal, the photo):",
+            " ".join(f"{m:.1e}" for m in means),
+        )
         worst[kind] = max(means)
     assert max(worst.values()) <= MATTE_MEAN, worst
 
 
 # ----------------------------------------------------------------------------------- colour spaces
+
 
 def test_ocio_env_names_the_config(tmp_path, monkeypatch):
     """$OCIO is honoured: a config file (here the built-in CG config, saved) replaces the studio config."""
@@ -234,16 +244,30 @@ def test_ocio_env_names_the_config(tmp_path, monkeypatch):
 def test_a_bad_ocio_config_is_one_sentence_before_any_frame(tmp_path, monkeypatch, capsys):
     oiio_write(tmp_path / "plate.0001.png", [(RAMP, ["R", "G", "B"])], "uint8")
     monkeypatch.setenv("OCIO", str(tmp_path / "missing.ocio"))
-    code = cli.main(["roto", str(tmp_path / "plate.####.png"), "-o", str(tmp_path / "out" / "m.####.png"), "--model", MODEL])
+    code = cli.main(
+        ["roto", str(tmp_path / "plate.####.png"), "-o", str(tmp_path / "out" / "m.####.png"), "--model", MODEL]
+    )
     line = capsys.readouterr().err.strip()
-    assert code == 2 and "\n" not in line and line.startswith(f"mattekit: error: Cannot load the OCIO config {tmp_path}")
+    assert (
+        code == 2 and "\n" not in line and line.startswith(f"mattekit: error: Cannot load the OCIO config {tmp_path}")
+    )
 
 
 def test_bad_colorspace_is_one_sentence_before_any_model(tmp_path, capsys):
     frame = tmp_path / "plate.0001.png"
     oiio_write(frame, [(RAMP, ["R", "G", "B"])], "uint8")
-    code = cli.main(["roto", str(tmp_path / "plate.####.png"), "-o", str(tmp_path / "out" / "m.####.png"),
-                     "--colorspace", "ACEScgg", "--model", MODEL])
+    code = cli.main(
+        [
+            "roto",
+            str(tmp_path / "plate.####.png"),
+            "-o",
+            str(tmp_path / "out" / "m.####.png"),
+            "--colorspace",
+            "ACEScgg",
+            "--model",
+            MODEL,
+        ]
+    )
     line = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in line and "'ACEScgg'" in line and "`mattekit colorspaces`" in line
     assert not (tmp_path / "out").exists()
@@ -264,12 +288,17 @@ def test_a_view_gives_the_networks_that_view_transform_and_keeps_highlights_apar
     np.testing.assert_allclose(shown, np.clip(expected, 0, 1), atol=1e-6)
     assert np.all(np.diff(shown[0, :, 0]) > 0.05) and shown.max() < 1
     assert np.array_equal(colour.to_network(greys, "ACEScg")[0, 1:], np.ones((3, 3), np.float32))  # the plain clip
-    oiio_write(tmp_path / "p.exr", [(np.repeat(greys, 4, axis=0), ["R", "G", "B"])],
-               chromaticities=(oiio.TypeDesc("float[8]"), (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)))
+    oiio_write(
+        tmp_path / "p.exr",
+        [(np.repeat(greys, 4, axis=0), ["R", "G", "B"])],
+        chromaticities=(oiio.TypeDesc("float[8]"), (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)),
+    )
     picture = read_plate(tmp_path / "p.exr", view=view)
     np.testing.assert_allclose(picture.pixels[0], shown[0], atol=1e-6)
     assert picture.scene.max() == 50.0 and picture.colorspace == "ACEScg"
-    with pytest.raises(InputError, match=r"^'SDR' is not a view of the display 'sRGB - Display' .*its views are: ACES 2"):
+    with pytest.raises(
+        InputError, match=r"^'SDR' is not a view of the display 'sRGB - Display' .*its views are: ACES 2"
+    ):
         colour.check_view("SDR")
     assert cli.main(["colorspaces"]) == 0 and f"  {view}" in capsys.readouterr().out.splitlines()
 
@@ -279,8 +308,9 @@ def test_roto_through_a_view_records_it_and_keeps_the_plate(shared, mirror, tmp_
     """roto --view on an ACEScg EXR plate with highlights: it runs, the manifest records the view, and --rgba keeps
     the plate's own values (above 1.0 too) where the matte is 0 or 1."""
     plates = [convert(f, colour.NETWORK_SPACE, "ACEScg") * 8 for f in frames(shared, 2)]  # values up to about 8
-    worst, written, peak = _round_trip(tmp_path, plates, ".exr", "float", ".exr", "--view",
-                                       "ACES 2.0 - SDR 100 nits (Rec.709)")
+    worst, written, peak = _round_trip(
+        tmp_path, plates, ".exr", "float", ".exr", "--view", "ACES 2.0 - SDR 100 nits (Rec.709)"
+    )
     assert peak > 4 and written > 1 and worst <= 1e-4, (worst, written, peak)
     manifest = json.loads((tmp_path / "out" / "m.mattekit.json").read_text())
     assert manifest["settings"]["view"] == "ACES 2.0 - SDR 100 nits (Rec.709)"
@@ -288,15 +318,28 @@ def test_roto_through_a_view_records_it_and_keeps_the_plate(shared, mirror, tmp_
 
 # ----------------------------------------------------------------------------------- round trips through roto
 
+
 def _round_trip(tmp_path: Path, plates: list[np.ndarray], suffix: str, sample: str, out_suffix: str, *flags) -> tuple:
     """Write ``plates`` with OIIO, run roto --rgba; (max |rgba - plate x alpha| where alpha is 0 or 1, the largest
     value written, the largest of the plates). OIIO reads both EXR and TIFF premultiplied."""
     for n, pixels in enumerate(plates):
-        oiio_write(tmp_path / "plate" / f"plate.{1001 + n:04d}{suffix}", [(pixels, ["R", "G", "B"])], sample,
-                   **({"oiio_BitsPerSample": 10} if suffix == ".dpx" else {}))
+        oiio_write(
+            tmp_path / "plate" / f"plate.{1001 + n:04d}{suffix}",
+            [(pixels, ["R", "G", "B"])],
+            sample,
+            **({"oiio_BitsPerSample": 10} if suffix == ".dpx" else {}),
+        )
     out = tmp_path / "out"
-    roto([tmp_path / "plate" / f"plate.####{suffix}", "-o", out / "m.####.exr", "--rgba", out / f"rgba.####{out_suffix}",
-          *flags])
+    roto(
+        [
+            tmp_path / "plate" / f"plate.####{suffix}",
+            "-o",
+            out / "m.####.exr",
+            "--rgba",
+            out / f"rgba.####{out_suffix}",
+            *flags,
+        ]
+    )
     worst, written = 0.0, 0.0
     for n in range(len(plates)):
         stored = read_plate(tmp_path / "plate" / f"plate.{1001 + n:04d}{suffix}").scene
@@ -322,8 +365,10 @@ def test_acescg_exr_round_trip_keeps_values_above_one(shared, mirror, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("suffix, sample, out_suffix, flags", [(".dpx", "uint16", ".exr", ("--colorspace", "ACEScct")),
-                                                             (".tif", "uint16", ".tif", ())])
+@pytest.mark.parametrize(
+    "suffix, sample, out_suffix, flags",
+    [(".dpx", "uint16", ".exr", ("--colorspace", "ACEScct")), (".tif", "uint16", ".tif", ())],
+)
 def test_dpx_log_and_16_bit_tiff_round_trips(shared, mirror, tmp_path, suffix, sample, out_suffix, flags):
     """A log DPX plate (ACEScct) comes back as its log values in a float EXR; a 16-bit TIFF in a 16-bit TIFF."""
     plates = frames(shared, 3)
@@ -343,9 +388,20 @@ def test_mattes_match_between_an_8_bit_png_an_srgb_exr_and_an_acescg_exr(shared,
     for n, f in enumerate(frames(shared, 3)):
         oiio_write(tmp_path / "png" / f"plate.{1001 + n:04d}.png", [(f, ["R", "G", "B"])], "uint8")
         oiio_write(tmp_path / "srgb" / f"plate.{1001 + n:04d}.exr", [(f, ["R", "G", "B"])], "float")
-        oiio_write(tmp_path / "exr" / f"plate.{1001 + n:04d}.exr",
-                   [(convert(f, colour.NETWORK_SPACE, "ACEScg"), ["R", "G", "B"])], "float")
-    roto([tmp_path / "srgb" / "plate.####.exr", "-o", tmp_path / "a" / "m.####.png", "--colorspace", colour.NETWORK_SPACE])
+        oiio_write(
+            tmp_path / "exr" / f"plate.{1001 + n:04d}.exr",
+            [(convert(f, colour.NETWORK_SPACE, "ACEScg"), ["R", "G", "B"])],
+            "float",
+        )
+    roto(
+        [
+            tmp_path / "srgb" / "plate.####.exr",
+            "-o",
+            tmp_path / "a" / "m.####.png",
+            "--colorspace",
+            colour.NETWORK_SPACE,
+        ]
+    )
     roto([tmp_path / "exr" / "plate.####.exr", "-o", tmp_path / "b" / "m.####.png", "--colorspace", "ACEScg"])
     roto([tmp_path / "png" / "plate.####.png", "-o", tmp_path / "c" / "m.####.png"])
     mattes = {k: [read_image(tmp_path / k / f"m.{f}.png").pixels for f in (1001, 1002, 1003)] for k in "abc"}
@@ -359,6 +415,7 @@ def test_mattes_match_between_an_8_bit_png_an_srgb_exr_and_an_acescg_exr(shared,
 
 # ----------------------------------------------------------------------------------- photos (remove, matte ...)
 
+
 def test_a_photo_exr_is_read_in_the_colour_space_its_header_names(tmp_path):
     """read_image (every photo command) reads EXR through OpenImageIO with its colour managed like a plate's: an
     ACEScg EXR written by mattekit gives the sRGB it was made from; with no colour space named, linear sRGB; a bare
@@ -366,11 +423,17 @@ def test_a_photo_exr_is_read_in_the_colour_space_its_header_names(tmp_path):
     srgb = np.concatenate([RAMP, np.full((12, 16, 1), 0.75, np.float32)], axis=2)
     acescg = np.concatenate([convert(RAMP, colour.NETWORK_SPACE, "ACEScg"), srgb[..., 3:]], axis=2)
     from mattekit.io import write_image
+
     write_image(tmp_path / "ap1.exr", acescg, bit_depth=32, colorspace="ACEScg")
     assert np.abs(read_image(tmp_path / "ap1.exr").pixels - srgb).max() < 1e-4
     assert np.abs(read_image((tmp_path / "ap1.exr").read_bytes()).pixels - srgb).max() < 1e-4
-    oiio_write(tmp_path / "bare.exr", [(np.ascontiguousarray(acescg[..., :3]), ["R", "G", "B"])])  # no colour space said
-    assert np.abs(read_image(tmp_path / "bare.exr").pixels - colour.to_network(acescg[..., :3], colour.LINEAR_SRGB)).max() < 1e-6
+    oiio_write(
+        tmp_path / "bare.exr", [(np.ascontiguousarray(acescg[..., :3]), ["R", "G", "B"])]
+    )  # no colour space said
+    assert (
+        np.abs(read_image(tmp_path / "bare.exr").pixels - colour.to_network(acescg[..., :3], colour.LINEAR_SRGB)).max()
+        < 1e-6
+    )
     oiio_write(tmp_path / "m.exr", [(RAMP[..., :1] * 2 - 0.5, ["A"])])
     matte = read_image(tmp_path / "m.exr")
     assert not matte.has_alpha and matte.mode == "EXR A float"
@@ -385,12 +448,28 @@ def test_remove_gives_an_acescg_exr_the_mattes_of_its_linear_srgb_twin(shared, m
     """`remove` on a photo as a linear-sRGB EXR (no colour space named) and as the same picture in an ACEScg EXR
     (its header naming ACEScg, no flag): alphas within 1/255 (before, every EXR was taken as linear sRGB)."""
     from mattekit.io import write_image
+
     photo = frames(shared, 1)[0]
     write_image(tmp_path / "linear.exr", photo, bit_depth=32)
     write_image(tmp_path / "ap1.exr", convert(photo, colour.NETWORK_SPACE, "ACEScg"), bit_depth=32, colorspace="ACEScg")
     for name in ("linear", "ap1"):
-        assert cli.main(["remove", str(tmp_path / f"{name}.exr"), "--model", MODEL, "--result", "alpha", "--device",
-                         "cpu", "-o", str(tmp_path / f"{name}.alpha.png")]) == 0
+        assert (
+            cli.main(
+                [
+                    "remove",
+                    str(tmp_path / f"{name}.exr"),
+                    "--model",
+                    MODEL,
+                    "--result",
+                    "alpha",
+                    "--device",
+                    "cpu",
+                    "-o",
+                    str(tmp_path / f"{name}.alpha.png"),
+                ]
+            )
+            == 0
+        )
     linear, ap1 = (read_image(tmp_path / f"{n}.alpha.png").pixels for n in ("linear", "ap1"))
     print(f"remove, linear sRGB EXR vs ACEScg EXR: max alpha difference {np.abs(linear - ap1).max() * 255:.3f}/255")
     assert np.abs(linear - ap1).max() <= 1 / 255
@@ -409,8 +488,9 @@ def test_an_integer_exr_is_scene_linear_for_photos_and_plates_alike(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "uint.exr").pixels, plate.pixels)
 
 
-@pytest.mark.parametrize("space, view", [("ACEScg", None), (colour.LINEAR_SRGB, None),
-                                         ("ACEScg", "ACES 2.0 - SDR 100 nits (Rec.709)")])
+@pytest.mark.parametrize(
+    "space, view", [("ACEScg", None), (colour.LINEAR_SRGB, None), ("ACEScg", "ACES 2.0 - SDR 100 nits (Rec.709)")]
+)
 def test_a_big_frame_converted_in_strips_over_the_cores_is_the_whole_frames_conversion(space, view):
     """to_network on a 4-strip frame (strips of rows in threads) gives, bit for bit, its definition: the processors
     over the whole frame, then NaN to 0 and +-inf to 1 and 0, clipped to [0, 1]; -0.0 kept as numpy's clip keeps it."""

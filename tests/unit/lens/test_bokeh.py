@@ -1,5 +1,6 @@
 """Depth of field: the lens model on synthetic scenes, the depth task (stand-in weights), the
 mask mode on a real portrait, and the ``mattekit bokeh`` command."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -72,8 +73,10 @@ def test_sharp_foreground_stays_sharp_without_bleed(scene):
     bg_left = _gradient_energy(out, far_bg) / _gradient_energy(image, far_bg)
     band = _ring(0, 3)  # the 3-pixel band inside the foreground edge
     bleed = float(np.abs(out[band] - image[band]).max())
-    print(f"\nforeground gradient energy kept {kept:.4f}; background left {bg_left:.4f}; "
-          f"max change in the 3-px band inside the edge {bleed:.2e} ({bleed * 255:.3f}/255)")
+    print(
+        f"\nforeground gradient energy kept {kept:.4f}; background left {bg_left:.4f}; "
+        f"max change in the 3-px band inside the edge {bleed:.2e} ({bleed * 255:.3f}/255)"
+    )
     assert kept == pytest.approx(1.0, abs=1e-3)
     assert bg_left < 0.1
     assert bleed < 0.5 / 255  # no background colour reaches the sharp foreground's edge
@@ -90,14 +93,16 @@ def test_background_blur_radius_is_the_circle_of_confusion(scene):
     excess = srgb_to_linear(out)[..., 1] - srgb_to_linear(np.float32(0.05))
     radii, energy = [], []
     for y, x in points:
-        win = excess[max(0, y - 24): y + 25, max(0, x - 24): x + 25]
-        yy, xx = np.mgrid[max(0, y - 24): y + 25, max(0, x - 24): x + 25]
+        win = excess[max(0, y - 24) : y + 25, max(0, x - 24) : x + 25]
+        yy, xx = np.mgrid[max(0, y - 24) : y + 25, max(0, x - 24) : x + 25]
         w = np.clip(win, 0, None)
         d2 = (yy - y) ** 2 + (xx - x) ** 2
         radii.append(float(np.sqrt(2 * (w * d2).sum() / w.sum())))  # a uniform disc: E[d^2] = r^2 / 2
         energy.append(float(w.sum()))
-    print(f"\nmeasured blur radius {np.mean(radii):.2f} px (expected {RADIUS:g}); per point {np.round(radii, 2)}; "
-          f"light kept {np.round(energy, 3)} (expected {1 - float(srgb_to_linear(np.float32(0.05))):.3f})")
+    print(
+        f"\nmeasured blur radius {np.mean(radii):.2f} px (expected {RADIUS:g}); per point {np.round(radii, 2)}; "
+        f"light kept {np.round(energy, 3)} (expected {1 - float(srgb_to_linear(np.float32(0.05))):.3f})"
+    )
     assert np.mean(radii) == pytest.approx(RADIUS, rel=0.08)
     # points near a border lose part of their disc to the reflection; interior energy is kept
     assert max(energy) == pytest.approx(float(1.0 - srgb_to_linear(np.float32(0.05))), rel=0.05)
@@ -133,8 +138,9 @@ def test_depth_policy_matches_upstream(golden, shared):
     assert entry.licence == "Apache-2.0" and entry.weights.url.startswith("https://huggingface.co/depth-anything/")
     assert entry.input.net_size(450, 600) == (518, 686)
     picture = io.read_image(shared / "data" / "grabcut50" / "im" / "person4.jpg")
-    x = runtime.prepare(dataclasses.replace(entry, input=dataclasses.replace(entry.input, short_side=168)),
-                        picture.pixels)
+    x = runtime.prepare(
+        dataclasses.replace(entry, input=dataclasses.replace(entry.input, short_side=168)), picture.pixels
+    )
     g = golden("depth_anything_v2_vits")
     assert np.abs(x.numpy() - g.arrays["nonsq_input"]).max() < 1e-4  # upstream image2tensor, input_size=168
 
@@ -189,7 +195,9 @@ def test_mask_mode_on_a_real_portrait(mirror, shared, tmp_path):
     background = cv2.erode((gt == 0).astype(np.uint8), np.ones((41, 41), np.uint8)).astype(bool)
     change = float(np.abs(out - picture.pixels)[face].mean())
     left = _gradient_energy(out, background) / _gradient_energy(picture.pixels, background)
-    print(f"\nperson1 mask mode: mean change on the face {change * 255:.2f}/255; background gradient energy left {left:.3f}")
+    print(
+        f"\nperson1 mask mode: mean change on the face {change * 255:.2f}/255; background gradient energy left {left:.3f}"
+    )
     assert change < 2 / 255
     assert left < 0.2
 
@@ -197,19 +205,65 @@ def test_mask_mode_on_a_real_portrait(mirror, shared, tmp_path):
 def test_bokeh_command(mirror, shared, tmp_path, capsys):
     src = shared / "data" / "grabcut50" / "im"
     out = tmp_path / "one.png"
-    assert main(["bokeh", str(src / "person1.jpg"), "-o", str(out), "--mask-only", "--segment-model", "sinet-portrait",
-                 "--device", "cpu", "--blades", "6", "--f-number", "2"]) == 0
+    assert (
+        main(
+            [
+                "bokeh",
+                str(src / "person1.jpg"),
+                "-o",
+                str(out),
+                "--mask-only",
+                "--segment-model",
+                "sinet-portrait",
+                "--device",
+                "cpu",
+                "--blades",
+                "6",
+                "--f-number",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert io.read_image(out).pixels.shape == (450, 600, 3)
     folder = tmp_path / "in"
     folder.mkdir()
     for name in ("person2.png", "person3.jpg"):
         (folder / name).write_bytes((src / name).read_bytes())
-    assert main(["bokeh", str(folder), "-o", str(tmp_path / "out"), "--mask-only", "--segment-model", "sinet-portrait",
-                 "--focus", "50%,50%"]) == 0
+    assert (
+        main(
+            [
+                "bokeh",
+                str(folder),
+                "-o",
+                str(tmp_path / "out"),
+                "--mask-only",
+                "--segment-model",
+                "sinet-portrait",
+                "--focus",
+                "50%,50%",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["person2.png", "person3.jpg"]
     capsys.readouterr()
-    assert main(["bokeh", str(src / "person1.jpg"), "-o", str(tmp_path / "x.png"), "--mask-only", "--segment-model", "sinet-portrait",
-                 "--focus", "9000,1"]) == 2
+    assert (
+        main(
+            [
+                "bokeh",
+                str(src / "person1.jpg"),
+                "-o",
+                str(tmp_path / "x.png"),
+                "--mask-only",
+                "--segment-model",
+                "sinet-portrait",
+                "--focus",
+                "9000,1",
+            ]
+        )
+        == 2
+    )
     assert "outside" in capsys.readouterr().err
 
 
@@ -217,6 +271,8 @@ def test_missing_depth_weights_is_one_sentence(shared, tmp_path, monkeypatch, ca
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
     target = tmp_path / "out.png"
-    code = main(["bokeh", str(shared / "data" / "grabcut50" / "im" / "person1.jpg"), "-o", str(target), "--focus", "10,10"])
+    code = main(
+        ["bokeh", str(shared / "data" / "grabcut50" / "im" / "person1.jpg"), "-o", str(target), "--focus", "10,10"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--mask-only" in err and "Traceback" not in err and not target.exists()

@@ -1,5 +1,6 @@
 """Alpha matting: Laplacian and solver against their definitions, trimaps, alpha quality on real
 data (alphamatting.com), foreground decontamination, compositing, MODNet via the catalog, CLI."""
+
 from __future__ import annotations
 
 import time
@@ -11,7 +12,14 @@ import torch
 
 from conftest import assert_close
 from mattekit import catalog, io, runtime
-from mattekit.ops.compositing import blurred_background, composite, composite_over, drop_shadow, premultiply, unpremultiply
+from mattekit.ops.compositing import (
+    blurred_background,
+    composite,
+    composite_over,
+    drop_shadow,
+    premultiply,
+    unpremultiply,
+)
 from mattekit.ops.filters import gaussian_blur
 from mattekit.ops.pixels import unit_float
 from mattekit.ops.resizing import fit_cover
@@ -50,6 +58,7 @@ def dense(stencil, mask):
 
 
 # ---------------------------------------------------------------- Laplacian and solver
+
 
 def reference_laplacian(image, eps):
     """Levin et al.'s matting Laplacian, window by window (3x3 windows inside the image)."""
@@ -107,6 +116,7 @@ def test_galerkin_coarsening_and_solve_match_dense_algebra():
 
 # ---------------------------------------------------------------- trimaps
 
+
 def test_trimap_from_mask_band_scales_and_thin_structures_survive():
     h, w = 400, 600
     mask = np.zeros((h, w), np.float32)
@@ -138,8 +148,9 @@ def test_kernel_reach_at_points_is_opencvs_dilation(height, width, radius):
     assert np.array_equal(trimaps._reaches(region, kernel, ys, xs).reshape(height, width), want)
 
 
-@pytest.mark.parametrize("height, width, radius", [(90, 120, 7), (6, 200, 9), (200, 6, 9), (1, 40, 3), (300, 260, 36),
-                                                   (1, 1, 4)])
+@pytest.mark.parametrize(
+    "height, width, radius", [(90, 120, 7), (6, 200, 9), (200, 6, 9), (1, 40, 3), (300, 260, 36), (1, 1, 4)]
+)
 def test_trimap_erosion_is_opencvs(height, width, radius):
     """trimap._erode (the band's widening in from_mask) gives cv2.erode's pixels with the same disc and
     replicated edges, on random blobs and lines, including discs cropped to a thin image."""
@@ -182,6 +193,7 @@ def test_user_trimaps_are_normalised():
 
 # ---------------------------------------------------------------- alpha on real data
 
+
 @pytest.mark.slow
 def test_alpha_beats_closed_form_matting_on_alphamatting(shared):
     """SAD and MSE below pymatting's closed-form matting on the same trimaps; both times printed, not compared
@@ -212,8 +224,12 @@ def test_alpha_beats_closed_form_matting_on_alphamatting(shared):
 
 def test_alpha_quality_pins_on_wide_trimaps(shared):
     """Trimap2 (wide unknown regions) on two hard images: pinned near the measured figures."""
-    sad, mse = zip(*(sad_mse(estimate_alpha(im, t), gt, t) for im, t, gt in
-                     (alphamatting(shared, n, "Trimap2") for n in ("GT13.png", "GT09.png"))))
+    sad, mse = zip(
+        *(
+            sad_mse(estimate_alpha(im, t), gt, t)
+            for im, t, gt in (alphamatting(shared, n, "Trimap2") for n in ("GT13.png", "GT09.png"))
+        )
+    )
     print(f"Trimap2 GT13/GT09 SAD {np.round(sad, 2)} MSE {np.round(mse, 2)}")
     # closed-form matting: SAD 18.69 / 6.55, MSE 48.1 / 17.0 on these two
     assert sad[0] < 14 and sad[1] < 5.5 and mse[0] < 25 and mse[1] < 10
@@ -236,6 +252,7 @@ def test_degenerate_trimaps():
 
 
 # ---------------------------------------------------------------- foreground colours
+
 
 def test_decontaminated_colours_remove_the_old_background(shared):
     """Photos re-composited over another photo: the estimated colours are closer to the true
@@ -406,6 +423,7 @@ def test_compositing_helpers():
 
 # ---------------------------------------------------------------- trimap-free and MODNet
 
+
 def test_remove_mattes_by_default_and_beats_the_mask(shared, mirror):
     predictor = runtime.ModelCache().get("csnet-sod", "segment", "cpu")
     mask_mae, matte_mae = [], []
@@ -443,6 +461,7 @@ def test_modnet_portrait_through_the_catalog_with_stand_in_weights(golden, tmp_p
 
 # ---------------------------------------------------------------- command line
 
+
 def test_matte_command_outputs(shared, tmp_path):
     root = shared / "data/alphamatting"
     src, tri = root / "im/GT19.png", root / "trimap/Trimap1/GT19.png"
@@ -458,8 +477,22 @@ def test_matte_command_outputs(shared, tmp_path):
     assert not alpha.has_alpha and np.abs(alpha.pixels[..., 0] - cut.pixels[..., 3]).max() < 1 / 255 + 1e-6
     assert main(["matte", str(src), "--trimap", str(tri), "-o", str(tmp_path / "f.png"), "--result", "foreground"]) == 0
     assert not io.read_image(tmp_path / "f.png").has_alpha
-    assert main(["matte", str(src), "--mask", str(root / "gt/GT19.png"), "-o", str(tmp_path / "m.png"),
-                 "--background", "blur", "--shadow"]) == 0
+    assert (
+        main(
+            [
+                "matte",
+                str(src),
+                "--mask",
+                str(root / "gt/GT19.png"),
+                "-o",
+                str(tmp_path / "m.png"),
+                "--background",
+                "blur",
+                "--shadow",
+            ]
+        )
+        == 0
+    )
     assert io.read_image(tmp_path / "m.png").pixels.shape == image.shape[:2] + (3,)
     assert main(["matte", str(src), "--trimap", str(tri), "-o", str(tmp_path / "cut.exr")]) == 0
     exr = io.read_image(tmp_path / "cut.exr")  # premultiplied on disk, straight once read
@@ -482,8 +515,22 @@ def test_matte_command_errors_are_sentences(shared, tmp_path, capsys):
 
 
 def test_bench_matte_prints_the_table(shared, capsys):
-    assert main(["bench", "matte", "--data", str(shared / "data/alphamatting"), "--trimaps", "Trimap1",
-                 "--limit", "2", "--no-reference"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "matte",
+                "--data",
+                str(shared / "data/alphamatting"),
+                "--trimaps",
+                "Trimap1",
+                "--limit",
+                "2",
+                "--no-reference",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     for row in ("SAD (/1000)", "MSE (x1e3)", "gradient (/1000)", "s/image", "Trimap1: 2 images"):
         assert row in out
@@ -495,9 +542,17 @@ def test_bench_matte_prints_the_table(shared, capsys):
 SLOW_STRIP = pytest.mark.slow  # a 40000+ px strip: ~10-18 s of wide blurs the coarse path cannot shrink
 
 
-@pytest.mark.parametrize("shape", [(1, 65535), pytest.param((65535, 1), marks=SLOW_STRIP),
-                                   pytest.param((2, 40000), marks=SLOW_STRIP),
-                                   pytest.param((40000, 2), marks=SLOW_STRIP), (1, 1), (3, 3000)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 65535),
+        pytest.param((65535, 1), marks=SLOW_STRIP),
+        pytest.param((2, 40000), marks=SLOW_STRIP),
+        pytest.param((40000, 2), marks=SLOW_STRIP),
+        (1, 1),
+        (3, 3000),
+    ],
+)
 def test_strips_and_single_pixels_are_matted_without_a_dense_solve(shape):
     """1-2 px sides coarsen along their length: a 65535 x 1 strip once asked for a 39871^2 dense matrix."""
     h, w = shape

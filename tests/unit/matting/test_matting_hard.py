@@ -6,6 +6,7 @@
 
 Each image is ``alpha F + (1 - alpha) B`` with F, B and alpha made here, so the true alpha is known.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -131,21 +132,28 @@ def test_hair_over_a_busy_background_leaves_little_false_alpha():
 
 # ---------------------------------------------------------------- the sampling against its definition
 
+
 def _reference_sampling(image, fg, bg, pixels, radius):
     """Per pixel, plainly: every pair of the 17 foreground x 17 background candidates, the first of
     least mixing error; and the closest of the 64 pure-colour samples of each side. Returns
     (alpha, mixing error, |F - B|^2 of the pair, background fit, foreground fit) per pixel."""
     h, w = fg.shape
     near_f, near_b = trimaps.nearest(fg)[0], trimaps.nearest(bg)[0]
-    ring = [(0, 0)] + [(dy * r * radius, dx * r * radius) for r in (1, 2) for dy in (-1, 0, 1)
-                       for dx in (-1, 0, 1) if dy or dx]
-    palette = [(int(round(np.sin(k * np.pi / 8) * r * radius)), int(round(np.cos(k * np.pi / 8) * r * radius)))
-               for k in range(16) for r in (1, 2, 3, 4)]
+    ring = [(0, 0)] + [
+        (dy * r * radius, dx * r * radius) for r in (1, 2) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx
+    ]
+    palette = [
+        (int(round(np.sin(k * np.pi / 8) * r * radius)), int(round(np.cos(k * np.pi / 8) * r * radius)))
+        for k in range(16)
+        for r in (1, 2, 3, 4)
+    ]
     flat = image.reshape(-1, 3)
     out = []
     for y, x in pixels:
+
         def colours(near, points):
             return np.array([flat[near[min(max(y + dy, 0), h - 1), min(max(x + dx, 0), w - 1)]] for dy, dx in points])
+
         i = flat[y * w + x]
         best = (np.inf, 0.0, 0.0)
         for f in colours(near_f, ring) - i:
@@ -184,5 +192,11 @@ def test_sampling_equals_its_plain_definition(shared):
         ref = _reference_sampling(image, fg, bg, np.column_stack(np.divmod(idx[pick], image.shape[1])), radius)
         spread = np.sqrt(ref[:, 2])
         ref_conf = np.exp(-ref[:, 1] / (2 * 0.05**2)) * np.clip(spread / 0.3, 0, 1)
-        for got, want in ((est, ref[:, 0]), (err, ref[:, 1]), (conf, ref_conf), (bg_fit, ref[:, 3]), (fg_fit, ref[:, 4])):
+        for got, want in (
+            (est, ref[:, 0]),
+            (err, ref[:, 1]),
+            (conf, ref_conf),
+            (bg_fit, ref[:, 3]),
+            (fg_fit, ref[:, 4]),
+        ):
             assert np.abs(got[pick] - want).max() <= 1e-6, name

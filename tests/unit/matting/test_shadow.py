@@ -1,5 +1,6 @@
 """The photo's own shadow (:mod:`mattekit.matting.shadow`, ``remove --shadow keep``): found where the subject casts
 it, invented nowhere else; kept in the cut-out so that over the photo's own surface it gives the photo back."""
+
 from __future__ import annotations
 
 import cv2
@@ -111,8 +112,9 @@ def test_the_kept_shadow_over_the_photos_surface_gives_the_photo_back():
     alpha_kept = cutout.outputs(photo, alpha, remove.TASK.make_options({"shadow": "keep", "result": "alpha"}))
     assert np.array_equal(alpha_kept["result"], alpha), "the subject's alpha is the same with the option"
     assert np.array_equal(alpha_kept["shadow"], matte)
-    composite = cutout.cut_out(photo, alpha, remove.TASK.make_options({"shadow": "keep", "background": "white"}),
-                               shadow=matte)
+    composite = cutout.cut_out(
+        photo, alpha, remove.TASK.make_options({"shadow": "keep", "background": "white"}), shadow=matte
+    )
     assert composite[region].mean() < 0.85 and composite[:20, :20].mean() > 0.99, "the shadow on the new background"
 
 

@@ -5,6 +5,7 @@ In the package the same network touches: its module under ``core/mattekit/nets/`
 one name in the registry (``core/mattekit/nets/__init__.py``), its row in ``core/mattekit/catalog.toml``,
 its card ``models/NAME.md`` and its conformance golden (docs/design.md, "Adding a model").
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -78,8 +79,25 @@ def test_a_network_defined_outside_the_package_cuts_out_a_subject(tiny_model, tm
     photo[...] = (40, 90, 200)  # blue background
     photo[24:72, 32:96] = (220, 30, 30)  # a red subject
     Image.fromarray(photo).save(tmp_path / "photo.png")
-    assert main(["remove", str(tmp_path / "photo.png"), "-o", str(tmp_path / "mask.png"), "--model", tiny_model,
-                 "--result", "alpha", "--no-refine", "--no-matting", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "remove",
+                str(tmp_path / "photo.png"),
+                "-o",
+                str(tmp_path / "mask.png"),
+                "--model",
+                tiny_model,
+                "--result",
+                "alpha",
+                "--no-refine",
+                "--no-matting",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     mask = np.asarray(Image.open(tmp_path / "mask.png").convert("L"), np.float32) / 255.0
     assert mask.shape == (96, 128)
     assert mask[30:66, 38:90].min() > 0.9  # inside the subject, away from the resampled edge

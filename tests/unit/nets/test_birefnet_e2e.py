@@ -10,6 +10,7 @@ carries ``_orig_mod.`` keys as a ``torch.compile``'d net saves them and one a ``
 the runs here check plumbing, the same at any size, so they run at 256 x 256 (``small``: a catalog whose
 birefnet-general-lite takes 256 x 256, 1/16 of the pixels). The net at 1024 is pinned by test_conformance_birefnet.
 """
+
 from __future__ import annotations
 
 import time
@@ -70,8 +71,23 @@ def test_remove_through_the_cli_with_an_authors_style_pth(checkpoints, small, tm
     files, _ = checkpoints
     photo, out = _photo(tmp_path), tmp_path / "cut.png"
     start = time.perf_counter()
-    assert main(["remove", str(photo), "--model", MODEL, "--weights", str(files["pth_compiled"]),
-                 "-o", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "remove",
+                str(photo),
+                "--model",
+                MODEL,
+                "--weights",
+                str(files["pth_compiled"]),
+                "-o",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     print(f"cli remove {time.perf_counter() - start:.0f} s")
     _is_rgba_of(out, 45, 60)
 
@@ -81,8 +97,9 @@ def test_remove_through_the_python_api_with_safetensors(checkpoints, small, tmp_
     files, _ = checkpoints
     photo, out = _photo(tmp_path), tmp_path / "cut.png"
     start = time.perf_counter()
-    written = mattekit.remove_background(str(photo), output=str(out), model=MODEL,
-                                         weights=str(files["safetensors"]), device="cpu")
+    written = mattekit.remove_background(
+        str(photo), output=str(out), model=MODEL, weights=str(files["safetensors"]), device="cpu"
+    )
     print(f"api remove {time.perf_counter() - start:.0f} s")
     assert written == out
     _is_rgba_of(out, 45, 60)
@@ -97,8 +114,8 @@ def test_remove_through_a_real_worker_with_an_added_stand_in_file(checkpoints, s
     assert {"birefnet-general", MODEL, "birefnet-dis"} <= {m["name"] for m in menus}
     photo = np.asarray(io.read_image(_photo(tmp_path)).pixels[..., :3] * 255 + 0.5, np.uint8)
     start = time.perf_counter()
-    out, = worker.run("remove", [Pixels(photo.tobytes(), 60, 45, 3, "u8")], {"model": MODEL, "result": "alpha"})
+    (out,) = worker.run("remove", [Pixels(photo.tobytes(), 60, 45, 3, "u8")], {"model": MODEL, "result": "alpha"})
     print(f"worker remove {time.perf_counter() - start:.0f} s")
-    record, = out.provenance["models"]
+    (record,) = out.provenance["models"]
     assert record["name"] == MODEL and record["derived"] is True, record
     assert (out.width, out.height, out.channels, out.dtype, len(out.data)) == (60, 45, 1, "u8", 45 * 60)

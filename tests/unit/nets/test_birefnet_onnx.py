@@ -9,6 +9,7 @@ the two forwards run at 512 x 512 (a catalog whose birefnet-general-lite takes 5
 the input at half size, and below 480 x 480 its last Swin stage fits in one window, where the legacy ONNX exporter
 fails on the shift mask's empty slice. Marked slow all the same (an export and two whole-net forwards).
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -40,8 +41,15 @@ def stand_in(tmp_path_factory):
     pth, onnx = folder / "stand-in.pth", folder / "birefnet-general-lite.onnx"
     torch.save(net.state_dict(), pth)
     with torch.no_grad():
-        torch.onnx.export(Selected(net, entry.output.index).eval(), (torch.rand(1, 3, SIDE, SIDE),), str(onnx),
-                          dynamo=False, opset_version=17, input_names=["input"], output_names=["logits"])
+        torch.onnx.export(
+            Selected(net, entry.output.index).eval(),
+            (torch.rand(1, 3, SIDE, SIDE),),
+            str(onnx),
+            dynamo=False,
+            opset_version=17,
+            input_names=["input"],
+            output_names=["logits"],
+        )
     return pth, onnx
 
 
@@ -56,8 +64,9 @@ def test_an_unmappable_onnx_release_runs_as_it_is_with_the_torch_paths_mask(shar
     plain = mattekit.load_model(MODEL, device="cpu", weights=str(pth))
     assert as_is.backend == "onnx-file-cpu-fp32" and as_is.net is None, as_is.backend
     assert not plain.backend.startswith("onnx"), plain.backend
-    masks = [mattekit.remove_background(photo, model=m, result="alpha", refine=False, matting=False)
-             for m in (as_is, plain)]
+    masks = [
+        mattekit.remove_background(photo, model=m, result="alpha", refine=False, matting=False) for m in (as_is, plain)
+    ]
     assert masks[0].shape == masks[1].shape == photo.shape[:2]
     assert float(masks[1].std()) > 1e-3  # not a flat map, so a preprocessing slip would show
     delta = float(np.abs(masks[0] - masks[1]).mean())
@@ -70,9 +79,11 @@ def test_without_onnx_runtime_an_unmappable_release_stops_with_one_sentence(tmp_
     release, photo = tmp_path / "birefnet-general-lite.onnx", tmp_path / "photo.png"
     release.write_bytes(b"never read: ONNX Runtime is missing first")
     io.write_image(photo, np.full((8, 8, 3), 0.5, np.float32))
-    code = ("import sys; sys.modules['onnxruntime'] = None\nfrom mattekit.cli import main\n"
-            f"sys.exit(main(['remove', {str(photo)!r}, '--model', {MODEL!r}, '--weights', {str(release)!r}, "
-            f"'-o', {str(tmp_path / 'out.png')!r}, '--device', 'cpu']))")
+    code = (
+        "import sys; sys.modules['onnxruntime'] = None\nfrom mattekit.cli import main\n"
+        f"sys.exit(main(['remove', {str(photo)!r}, '--model', {MODEL!r}, '--weights', {str(release)!r}, "
+        f"'-o', {str(tmp_path / 'out.png')!r}, '--device', 'cpu']))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     err = done.stderr.strip()
     assert done.returncode != 0 and "Traceback" not in err, err
@@ -88,8 +99,13 @@ def test_models_add_takes_an_as_is_release_only_at_the_catalogs_input_size(tmp_p
     conv = torch.nn.Conv2d(3, 1, 1).eval()
     for side in (1024, 512):
         with torch.no_grad():
-            torch.onnx.export(conv, (torch.rand(1, 3, side, side),), str(tmp_path / f"conv{side}.onnx"), dynamo=False,
-                              opset_version=17)
+            torch.onnx.export(
+                conv,
+                (torch.rand(1, 3, side, side),),
+                str(tmp_path / f"conv{side}.onnx"),
+                dynamo=False,
+                opset_version=17,
+            )
     assert main(["models", "add", MODEL, str(tmp_path / "conv512.onnx"), "--derived"]) != 0
     assert "not the 1 x 3 x 1024 x 1024 of model 'birefnet-general-lite'" in capsys.readouterr().err
     assert weights.added(MODEL) is None

@@ -1,4 +1,5 @@
 """mattekit.ops: the shared image operations."""
+
 import numpy as np
 import pytest
 
@@ -9,12 +10,15 @@ from mattekit.ops.regions import each_tile
 from mattekit.ops.resizing import resize
 
 
-@pytest.mark.parametrize("dtype, shape, size", [
-    (np.uint8, (96, 150, 3), (48, 75)),     # whole factor 2 in height: strip by strip
-    (np.uint16, (90, 151, 3), (30, 76)),    # whole factor 3
-    (np.uint8, (97, 150, 3), (49, 75)),     # not whole: the full-height narrow copy
-    (np.uint8, (96, 150), (48, 50)),        # one channel
-])
+@pytest.mark.parametrize(
+    "dtype, shape, size",
+    [
+        (np.uint8, (96, 150, 3), (48, 75)),  # whole factor 2 in height: strip by strip
+        (np.uint16, (90, 151, 3), (30, 76)),  # whole factor 3
+        (np.uint8, (97, 150, 3), (49, 75)),  # not whole: the full-height narrow copy
+        (np.uint8, (96, 150), (48, 50)),  # one channel
+    ],
+)
 def test_integer_shrinks_in_strips_are_the_two_step_float_shrink(monkeypatch, dtype, shape, size):
     """An integer image too big to be made float whole is shrunk in strips of rows: the same float32 bits
     as shrinking its float copy in width, then in height (strips of 7 rows: several, and not a multiple of 2 or 3)."""
@@ -42,14 +46,27 @@ def test_between_is_numpys_strict_comparison(low, high):
     """between: numpy's ``(x > low) & (x < high)`` at and beside the float32 bounds, NaN, a strided
     view, float64 and an empty map."""
     lo, hi = np.float32(low), np.float32(high)
-    row = [lo, np.nextafter(lo, np.float32(1)), np.nextafter(lo, np.float32(0)), 0.5, hi,
-           np.nextafter(hi, np.float32(0)), np.nextafter(hi, np.float32(1)), np.nan, 0.0, 1.0]
+    row = [
+        lo,
+        np.nextafter(lo, np.float32(1)),
+        np.nextafter(lo, np.float32(0)),
+        0.5,
+        hi,
+        np.nextafter(hi, np.float32(0)),
+        np.nextafter(hi, np.float32(1)),
+        np.nan,
+        0.0,
+        1.0,
+    ]
     x = np.array([row, row[::-1]], np.float32)
     want = (x > low) & (x < high)
     assert 0 < want.sum() < want.size
-    for got, expected in ((between(x, low, high), want), (between(x[:, ::3], low, high), want[:, ::3]),
-                          (between(x.astype(np.float64), low, high), (x.astype(np.float64) > low) & (x.astype(np.float64) < high)),
-                          (between(x[:0], low, high), want[:0])):
+    for got, expected in (
+        (between(x, low, high), want),
+        (between(x[:, ::3], low, high), want[:, ::3]),
+        (between(x.astype(np.float64), low, high), (x.astype(np.float64) > low) & (x.astype(np.float64) < high)),
+        (between(x[:0], low, high), want[:0]),
+    ):
         assert got.dtype == bool and np.array_equal(got, expected)
 
 
@@ -115,16 +132,19 @@ def test_sparse_empty_makes_memory_only_where_boxes_are_written():
     assert grew < 16 << 20, f"{grew / 2**20:.0f} MB made for 128 values"
 
 
-@pytest.mark.parametrize("dtype, shape, size", [
-    (np.uint8, (40, 33), (211, 97)),  # enlarged
-    (np.float32, (29, 31), (203, 180)),  # PIL's "F" mode, enlarged (a matte to its photo)
-    (np.uint8, (35, 400, 3), (90, 57)),  # shrunk in width (antialiased), enlarged in height
-    (np.uint8, (120, 77, 3), (120, 30)),  # the width pass only
-    (np.float32, (64, 200), (90, 200)),  # the height pass only
-    (np.uint8, (301, 457, 3), (37, 53)),  # shrunk on both sides, the width first
-    (np.float32, (250, 90), (61, 333)),  # the height shed: Pillow 13 runs it first
-    (np.uint8, (120, 25, 3), (41, 8)),  # both shrunk, the height first in Pillow 13
-])
+@pytest.mark.parametrize(
+    "dtype, shape, size",
+    [
+        (np.uint8, (40, 33), (211, 97)),  # enlarged
+        (np.float32, (29, 31), (203, 180)),  # PIL's "F" mode, enlarged (a matte to its photo)
+        (np.uint8, (35, 400, 3), (90, 57)),  # shrunk in width (antialiased), enlarged in height
+        (np.uint8, (120, 77, 3), (120, 30)),  # the width pass only
+        (np.float32, (64, 200), (90, 200)),  # the height pass only
+        (np.uint8, (301, 457, 3), (37, 53)),  # shrunk on both sides, the width first
+        (np.float32, (250, 90), (61, 333)),  # the height shed: Pillow 13 runs it first
+        (np.uint8, (120, 25, 3), (41, 8)),  # both shrunk, the height first in Pillow 13
+    ],
+)
 def test_lanczos_in_strips_is_pils_one_call_bit_for_bit(monkeypatch, dtype, shape, size):
     """The passes split in row and column strips over threads, in PIL's order, give what one PIL call gives, in both
     of its modes."""
@@ -139,7 +159,9 @@ def test_lanczos_in_strips_is_pils_one_call_bit_for_bit(monkeypatch, dtype, shap
     monkeypatch.setattr(regions, "cpu_count", lambda: 3)  # and three threads
     seen = []
     real_each_tile = resizing.each_tile
-    monkeypatch.setattr(resizing, "each_tile", lambda work, parts: seen.append(len(parts)) or real_each_tile(work, parts))
+    monkeypatch.setattr(
+        resizing, "each_tile", lambda work, parts: seen.append(len(parts)) or real_each_tile(work, parts)
+    )
     got = resizing.pil_lanczos(x, *size)
     assert got.dtype == expected.dtype and np.array_equal(got, expected) and got.flags.writeable
     assert seen == [5] * ((shape[1] != size[1]) + (shape[0] != size[0]))
@@ -160,8 +182,9 @@ def test_lanczos_in_strips_follows_this_pillows_pass_order_at_any_size(monkeypat
         else:
             x = rng.integers(0, 256, (in_h, in_w, 3), dtype=np.uint8)
             image = Image.fromarray(x)
-        assert np.array_equal(resizing.pil_lanczos(x, h, w), np.asarray(image.resize((w, h), Image.Resampling.LANCZOS))), \
-            (in_h, in_w, h, w)
+        assert np.array_equal(
+            resizing.pil_lanczos(x, h, w), np.asarray(image.resize((w, h), Image.Resampling.LANCZOS))
+        ), (in_h, in_w, h, w)
 
 
 def test_the_srgb_curves_on_a_big_image_in_strips_are_the_whole_images_bit_for_bit():

@@ -2,6 +2,7 @@
 keeps its manifest and journals hang or exhaust no run: one sentence and exit 2 in the CLI, a 400 or a failed job in
 the real worker, which keeps serving. Each CLI run is in a thread so that a blocked read fails the test instead of
 hanging it."""
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,14 @@ def hostile(out: Path, kind: str) -> tuple[Path, str]:
     the sentence says of it)."""
     journal = out / ".m.mattekit-journal"
     journal.mkdir(parents=True, exist_ok=True)
-    where = {"manifest FIFO": out / "m.mattekit.json", "manifest to /dev/zero": out / "m.mattekit.json",
-             "journal FIFO": journal / "x.jsonl", "journal to /dev/zero": journal / "x.jsonl",
-             "journal oversized": journal / "x.jsonl", "lock to /dev/zero": journal / "x.lock"}[kind]
+    where = {
+        "manifest FIFO": out / "m.mattekit.json",
+        "manifest to /dev/zero": out / "m.mattekit.json",
+        "journal FIFO": journal / "x.jsonl",
+        "journal to /dev/zero": journal / "x.jsonl",
+        "journal oversized": journal / "x.jsonl",
+        "lock to /dev/zero": journal / "x.lock",
+    }[kind]
     if kind.endswith("FIFO"):
         os.mkfifo(where)
         return where, "is a FIFO, not a regular file"
@@ -45,14 +51,25 @@ def hostile(out: Path, kind: str) -> tuple[Path, str]:
     return where, "holds 65.0 MiB, more than the 64 MiB read"
 
 
-SENTENCES = {"manifest": "Cannot read the roto manifest {path}: it {what}; move it away, or choose another output.",
-             "journal": "Cannot read the roto journal {path}: it {what}; remove it (roto writes its journals itself, "
-                        "as plain files).",
-             "lock": "Cannot lock {out}/m.####.png: {path} {what}; remove it (mattekit's lock files are plain files)."}
+SENTENCES = {
+    "manifest": "Cannot read the roto manifest {path}: it {what}; move it away, or choose another output.",
+    "journal": "Cannot read the roto journal {path}: it {what}; remove it (roto writes its journals itself, "
+    "as plain files).",
+    "lock": "Cannot lock {out}/m.####.png: {path} {what}; remove it (mattekit's lock files are plain files).",
+}
 
 
-@pytest.mark.parametrize("kind", ["manifest FIFO", "manifest to /dev/zero", "journal FIFO", "journal to /dev/zero",
-                                  "journal oversized", "lock to /dev/zero"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "manifest FIFO",
+        "manifest to /dev/zero",
+        "journal FIFO",
+        "journal to /dev/zero",
+        "journal oversized",
+        "lock to /dev/zero",
+    ],
+)
 def test_a_special_file_in_the_shot_folder_is_one_sentence_in_the_cli(tmp_path, mirror, capsys, kind):
     plate, out = small_plate(tmp_path / "plate"), tmp_path / "out"
     if kind.startswith("journal"):  # a finished run first: its journals are read to tell which frames are done

@@ -1,4 +1,5 @@
 """``mattekit roto --ray``: chunks on a local Ray cluster give the same files as one local run, resumably."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,8 +22,15 @@ def local_ray(shared, tmp_path_factory):
 
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
     env = {"MATTEKIT_MIRROR": str(shared / "weights"), "MATTEKIT_HOME": str(tmp_path_factory.mktemp("ray_home"))}
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-             _temp_dir=temp, runtime_env={"env_vars": env})
+    ray.init(
+        num_cpus=2,
+        num_gpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+        _temp_dir=temp,
+        runtime_env={"env_vars": env},
+    )
     yield
     ray.shutdown()
     import shutil
@@ -36,8 +44,9 @@ def test_roto_on_ray_matches_local_run(shared, tmp_path, monkeypatch, local_ray)
     roto.RotoJob(spec(plate, str(tmp_path / "local" / "m.####.png"), radius=2)).run()
 
     events = []
-    summary = roto.run_on_ray(spec(plate, str(tmp_path / "ray" / "m.####.png"), radius=2), chunk=3, workers=2,
-                              progress=events.append)
+    summary = roto.run_on_ray(
+        spec(plate, str(tmp_path / "ray" / "m.####.png"), radius=2), chunk=3, workers=2, progress=events.append
+    )
     assert summary.computed == list(range(1001, 1008)) and not summary.skipped
     assert files_of(tmp_path / "ray") == files_of(tmp_path / "local")
     assert events and events[-1].done == 7
@@ -52,8 +61,9 @@ def test_roto_on_ray_matches_local_run(shared, tmp_path, monkeypatch, local_ray)
     assert files_of(tmp_path / "ray") == files_of(tmp_path / "local")
 
 
-def test_roto_on_ray_gives_each_worker_a_gpu_and_says_when_the_model_ran_on_the_cpu(shared, tmp_path, monkeypatch,
-                                                                                   local_ray):
+def test_roto_on_ray_gives_each_worker_a_gpu_and_says_when_the_model_ran_on_the_cpu(
+    shared, tmp_path, monkeypatch, local_ray
+):
     """With the device on auto and GPUs in the cluster, each worker reserves one GPU (and its share of the CPUs), and
     three workers share the two GPUs rather than one of them waiting for a third GPU forever. Torch here has no CUDA,
     so the workers ran the model on the CPU: the files are a local run's, and the run says where the model ran (each
@@ -61,7 +71,10 @@ def test_roto_on_ray_gives_each_worker_a_gpu_and_says_when_the_model_ran_on_the_
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     plate = make_plate(shared, tmp_path / "plate", 5)
     roto.RotoJob(spec(plate, str(tmp_path / "local" / "m.####.png"))).run()
-    for workers, placement in ((None, "2 worker(s), each 1 GPU and 1 CPU"), (3, "3 worker(s), each 0.5 GPU and 0.5 CPU")):
+    for workers, placement in (
+        (None, "2 worker(s), each 1 GPU and 1 CPU"),
+        (3, "3 worker(s), each 0.5 GPU and 0.5 CPU"),
+    ):
         said = []
         out = tmp_path / f"ray-{workers}"
         job = dataclasses.replace(spec(plate, str(out / "m.####.png")), device="auto")
@@ -79,7 +92,9 @@ def test_recurrent_roto_on_ray_warms_each_chunk_up(shared, tmp_path, monkeypatch
     chunk does: on a plate no longer than the warm-up, chunks of 3 give one local run's bytes (a chunk that
     started with a fresh state would not: tests/unit/roto/test_roto_people.py)."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    plate = make_plate(shared, tmp_path / "plate", min(7, catalog.load().get("rvm-people").warmup + 1), sequence="breakdance")
+    plate = make_plate(
+        shared, tmp_path / "plate", min(7, catalog.load().get("rvm-people").warmup + 1), sequence="breakdance"
+    )
 
     def rvm(output: str) -> roto.RotoSpec:
         return roto.RotoSpec(plate=plate, output=output, model="rvm-people", device="cpu", threads=1, temporal=False)

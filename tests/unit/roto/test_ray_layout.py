@@ -1,6 +1,7 @@
 """How ``mattekit roto --ray`` spreads its workers over a cluster (:func:`mattekit.roto.ray.layout`): one per GPU with
 the CPUs beside it, workers beyond the GPUs sharing them, CPU workers where the device or the cluster says so, and
 every reservation fitting the nodes (an actor that never fits waits forever, and its chunk with it)."""
+
 from __future__ import annotations
 
 import random
@@ -64,8 +65,10 @@ def test_every_layout_fits_the_cluster_at_once():
     reservation fits the nodes at once, and GPU workers reserve a GPU or an equal share of one."""
     rng = random.Random(69)
     for _ in range(3000):
-        cluster = [node(rng.choice([1, 2, 3, 4, 6, 8, 12, 16, 48, 64, 96, 128]), rng.choice([0, 0, 1, 2, 3, 4, 8]))
-                   for _ in range(rng.randint(1, 4))]
+        cluster = [
+            node(rng.choice([1, 2, 3, 4, 6, 8, 12, 16, 48, 64, 96, 128]), rng.choice([0, 0, 1, 2, 3, 4, 8]))
+            for _ in range(rng.randint(1, 4))
+        ]
         device = rng.choice(["auto", "cpu", "cuda", "mps"])
         workers, threads = rng.choice([None, 1, 2, 3, 5, 8, 17, 40]), rng.choice([None, 1, 2, 4, 7, 16])
         chunks = rng.randint(1, 60)

@@ -1,4 +1,5 @@
 """Roto jobs: resume after kill -9, verification by content, chunks, manifest, outputs, progress."""
+
 from __future__ import annotations
 
 import os
@@ -138,11 +139,12 @@ def test_with_u2netps_window_a_frame_up_to_3x_its_input_is_rounded_not_refined(s
     with another model's) refinement runs as before. The job hands the window's setting to its matte source."""
     from mattekit.roto import source as sources
     from mattekit.finish import refine
+
     rng = np.random.default_rng(8)
     for height, width, refined in ((480, 854, False), (1080, 1920, True)):
         image = (rng.random((height, width, 3)) * 0.2).astype(np.float32)
         yy, xx = np.mgrid[:height, :width] / (height / 480)
-        subject = (yy - 300) ** 2 / 120 ** 2 + (xx - 420) ** 2 / 90 ** 2 < 1
+        subject = (yy - 300) ** 2 / 120**2 + (xx - 420) ** 2 / 90**2 < 1
         image[subject] += 0.7
         low = cv2.resize(subject.astype(np.float32), (320, 180), interpolation=cv2.INTER_AREA)
         rounded = refine.round_sure(resized_map(low, height, width, "lanczos"))
@@ -152,12 +154,17 @@ def test_with_u2netps_window_a_frame_up_to_3x_its_input_is_rounded_not_refined(s
         assert not np.array_equal(without, rounded)  # (the refinement does change these frames)
     given = []
     made = sources.MatteSource.__init__
-    monkeypatch.setattr(sources.MatteSource, "__init__", lambda self, *a, **kw: given.append(kw["refine_above"]) or made(self, *a, **kw))
+    monkeypatch.setattr(
+        sources.MatteSource, "__init__", lambda self, *a, **kw: given.append(kw["refine_above"]) or made(self, *a, **kw)
+    )
     plate = make_plate(shared, tmp_path / "plate", 2)
     for model, temporal in (("u2netp", True), ("u2netp", False), (MODEL, True)):
         out = tmp_path / f"out-{model}-{temporal}"
-        roto.RotoJob(roto.RotoSpec(plate=plate, output=str(out / "m.####.png"), model=model, device="cpu", threads=1,
-                                   temporal=temporal)).run()
+        roto.RotoJob(
+            roto.RotoSpec(
+                plate=plate, output=str(out / "m.####.png"), model=model, device="cpu", threads=1, temporal=temporal
+            )
+        ).run()
     assert given == [3, 1.0, 1.0]
 
 
@@ -175,8 +182,17 @@ def test_an_8_bit_plate_feeds_the_network_its_8_bits_as_rembg_does(shared, mirro
 
     plate = make_plate(shared, tmp_path / "plate", 2, sequence="blackswan", size=(427, 240))
     out = tmp_path / "out"
-    job = roto.RotoJob(roto.RotoSpec(plate=plate, output=str(out / "m.####.png"), model="u2netp", device="cpu",
-                                     threads=1, refine=False, temporal=False))
+    job = roto.RotoJob(
+        roto.RotoSpec(
+            plate=plate,
+            output=str(out / "m.####.png"),
+            model="u2netp",
+            device="cpu",
+            threads=1,
+            refine=False,
+            temporal=False,
+        )
+    )
     job.run()
     source = MatteSource(job.plate, job.entry, device="cpu", refine=False, threads=1)
     model = source.predictor
@@ -189,8 +205,9 @@ def test_an_8_bit_plate_feeds_the_network_its_8_bits_as_rembg_does(shared, mirro
         rembg = np.asarray(Image.fromarray(stored).resize((320, 320), Image.Resampling.LANCZOS), np.float64)
         rembg = (rembg / rembg.max() - (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225)
         np.testing.assert_allclose(x[0].transpose(1, 2, 0), rembg, rtol=0, atol=1e-5)
-        want = refine.mask_from_prediction(picture.pixels, model(model.prepare(stored)), refine=False,
-                                          upsampling="lanczos")
+        want = refine.mask_from_prediction(
+            picture.pixels, model(model.prepare(stored)), refine=False, upsampling="lanczos"
+        )
         assert np.abs(_matte((out / f"m.{frame}.png").read_bytes(), tmp_path) - want).mean() <= 1e-4
 
 
@@ -208,8 +225,15 @@ def test_exr_plate_rgba_and_foreground(shared, mirror, tmp_path):
 
     plate = make_plate(shared, tmp_path / "plate", 3, suffix=".exr")
     out = tmp_path / "out"
-    job = roto.RotoJob(spec(plate, str(out / "matte.####.exr"), rgba=str(out / "rgba.####.exr"),
-                            fg=str(out / "fg.####.png"), bit_depth=32))
+    job = roto.RotoJob(
+        spec(
+            plate,
+            str(out / "matte.####.exr"),
+            rgba=str(out / "rgba.####.exr"),
+            fg=str(out / "fg.####.png"),
+            bit_depth=32,
+        )
+    )
     assert job.run().computed == [1001, 1002, 1003]
     with OpenEXR.File(str(out / "matte.1002.exr"), separate_channels=True) as f:
         alpha = f.channels()["A"].pixels
@@ -269,13 +293,46 @@ def test_a_cancel_ends_the_cli_with_130_and_a_worker_job_as_cancelled(monkeypatc
 @pytest.mark.slow
 def test_cli_errors_are_one_sentence(shared, mirror, tmp_path):
     plate = make_plate(shared, tmp_path / "plate", 3)
-    result = subprocess.run([sys.executable, "-m", "mattekit", "roto", plate, "-o", str(tmp_path / "o" / "m.####.png"),
-                             "--frames", "1001-1005", "--model", MODEL], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mattekit",
+            "roto",
+            plate,
+            "-o",
+            str(tmp_path / "o" / "m.####.png"),
+            "--frames",
+            "1001-1005",
+            "--model",
+            MODEL,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("mattekit: error: 2 frame(s) of")
     assert "1004-1005" in result.stderr and "Traceback" not in result.stderr
-    listing = subprocess.run([sys.executable, "-m", "mattekit", "roto", plate, "-o", str(tmp_path / "o"),
-                              "--chunk", "2", "--print-chunks", "--model", MODEL], capture_output=True, text=True, timeout=120)
+    listing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mattekit",
+            "roto",
+            plate,
+            "-o",
+            str(tmp_path / "o"),
+            "--chunk",
+            "2",
+            "--print-chunks",
+            "--model",
+            MODEL,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listing.stdout.split() == ["1001-1002", "1003"]
     with pytest.raises(InputError):
         roto.RotoJob(spec(str(tmp_path / "nothing.####.png"), str(tmp_path / "o")))
@@ -290,7 +347,9 @@ def test_same_bytes_with_one_or_two_inference_workers(shared, mirror, tmp_path):
     outputs = {}
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
-        job = roto.RotoJob(spec(plate, str(out / "m.####.png"), radius=2, workers=workers, rgba=str(out / "rgba.####.png")))
+        job = roto.RotoJob(
+            spec(plate, str(out / "m.####.png"), radius=2, workers=workers, rgba=str(out / "rgba.####.png"))
+        )
         assert job.run().computed == list(range(1001, 1010))
         outputs[workers] = files_of(out)
     assert len(outputs[1]) == 18 and outputs[1] == outputs[2]
@@ -325,8 +384,10 @@ OVERWRITES = {
     "output-through-a-linked-folder": ("{p}/f.####.png", ["-o", "{link}/f.####.png"]),
     "rgba-is-the-plate-pattern": ("{p}/f.####.png", ["-o", "{out}/m.####.png", "--rgba", "{p}/f.####.png"]),
     "fg-is-the-plate-folder": ("{p}/f.####.png", ["-o", "{out}/m.####.png", "--fg", "{p}"]),
-    "rgba-is-the-hint-mask-pattern": ("{p}/f.####.png", ["-o", "{out}/m.####.png", "--rgba", "{masks}/####.png",
-                                                           "--hint-mask", "{masks}/####.png"]),
+    "rgba-is-the-hint-mask-pattern": (
+        "{p}/f.####.png",
+        ["-o", "{out}/m.####.png", "--rgba", "{masks}/####.png", "--hint-mask", "{masks}/####.png"],
+    ),
     "output-frame-is-the-weights-file": ("{p}/f.####.png", ["-o", "{w}/w.####.png", "--weights", "{w}/w.0002.png"]),
 }
 
@@ -349,9 +410,11 @@ def test_roto_refuses_outputs_that_would_replace_its_inputs(tmp_path, capsys, ca
     seconds = time.perf_counter() - start
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
-    assert re.fullmatch(r"mattekit: error: The output .* (is the|is a file of the|is a frame of the) .*: writing it "
-                        r"would replace .*; choose another (-o \(output pattern or folder\)|--rgba pattern|--fg pattern)\.",
-                        err[0]), err[0]
+    assert re.fullmatch(
+        r"mattekit: error: The output .* (is the|is a file of the|is a frame of the) .*: writing it "
+        r"would replace .*; choose another (-o \(output pattern or folder\)|--rgba pattern|--fg pattern)\.",
+        err[0],
+    ), err[0]
     assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before  # nothing written
     assert not (tmp_path / "out").exists()
     assert seconds < 5, "refused before any model loads"
@@ -362,29 +425,46 @@ def test_roto_job_refuses_before_writing_and_a_distinct_output_still_runs_the_ch
     with pytest.raises(OutputError, match=r"is the plate .*choose another -o"):
         roto.RotoJob(spec(str(plate / "f.####.png"), str(plate)))
     with pytest.raises(OutputError, match=r"is the --weights file"):
-        roto.RotoJob(spec(str(plate / "f.####.png"), str(tmp_path / "o" / "m.####.png"),
-                          weights=str(tmp_path / "o" / "m.0003.png")))
+        roto.RotoJob(
+            spec(
+                str(plate / "f.####.png"),
+                str(tmp_path / "o" / "m.####.png"),
+                weights=str(tmp_path / "o" / "m.0003.png"),
+            )
+        )
     job = roto.RotoJob(spec(str(plate / "f.####.png"), str(plate / "matte.####.png")))  # beside the plate: fine
-    assert job.frames == [1, 2, 3] and sorted(p.name for p in plate.iterdir()) == ["f.0001.png", "f.0002.png", "f.0003.png"]
+    assert job.frames == [1, 2, 3] and sorted(p.name for p in plate.iterdir()) == [
+        "f.0001.png",
+        "f.0002.png",
+        "f.0003.png",
+    ]
 
 
-@pytest.mark.parametrize("address, words", [("256.1.1.1:1", "(no such host)."), ("127.0.0.1:1", "(connection refused)."),
-                                            ("10.0.0.5", "is not HOST:PORT")])
+@pytest.mark.parametrize(
+    "address, words",
+    [("256.1.1.1:1", "(no such host)."), ("127.0.0.1:1", "(connection refused)."), ("10.0.0.5", "is not HOST:PORT")],
+)
 def test_a_ray_address_that_cannot_answer_is_one_sentence_at_once(address, words, shared, mirror, tmp_path, capsys):
     """`roto --ray ADDRESS`: an address that cannot be a cluster is refused before Ray waits on it (it hung)."""
     pytest.importorskip("ray")
     from mattekit import cli
 
     plate = make_plate(shared, tmp_path / "plate", 2)
-    assert cli.main(["roto", plate, "-o", str(tmp_path / "out" / "m.####.png"), "--model", MODEL, "--ray", address]) == 2
+    assert (
+        cli.main(["roto", plate, "-o", str(tmp_path / "out" / "m.####.png"), "--model", MODEL, "--ray", address]) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("mattekit: error: ") and words in err, err
 
 
 # ------------------------------------------------- a manifest that roto did not write is refused, never replaced
 
-BAD_MANIFESTS = {"a-list": "[1, 2]\n", "settings-a-number": '{"settings": 5}\n', "not-json": "my notes, not JSON\n",
-                 "model-a-text": '{"fingerprint": "x", "settings": {"model": "u2net"}, "outputs": {}}\n'}
+BAD_MANIFESTS = {
+    "a-list": "[1, 2]\n",
+    "settings-a-number": '{"settings": 5}\n',
+    "not-json": "my notes, not JSON\n",
+    "model-a-text": '{"fingerprint": "x", "settings": {"model": "u2net"}, "outputs": {}}\n',
+}
 
 
 @pytest.mark.parametrize("case", list(BAD_MANIFESTS), ids=list(BAD_MANIFESTS))
@@ -411,13 +491,17 @@ def test_a_malformed_manifest_is_one_sentence_and_left_alone(tmp_path, capsys, c
     if case == "model-a-text":  # a manifest of roto's shape, with other settings: the usual refusal
         assert "already holds mattes made with other settings (model u2net instead of csnet-sod)" in err[0], err[0]
     else:
-        assert err[0] == (f"mattekit: error: {manifest} is not a mattekit roto manifest (the file roto keeps beside its "
-                          f"mattes); move or delete it, or choose another output."), err[0]
+        assert err[0] == (
+            f"mattekit: error: {manifest} is not a mattekit roto manifest (the file roto keeps beside its "
+            f"mattes); move or delete it, or choose another output."
+        ), err[0]
     assert manifest.read_text() == BAD_MANIFESTS[case]  # left as it was
     assert sorted(p.name for p in out.iterdir()) == ["m.mattekit.json"]
     if case != "model-a-text":  # --overwrite redoes mattes; it does not replace a file roto did not write
-        assert main(["roto", str(plate / "f.####.png"), "-o", str(out / "m.####.png"), "--model", MODEL,
-                     "--overwrite"]) == 2
+        assert (
+            main(["roto", str(plate / "f.####.png"), "-o", str(out / "m.####.png"), "--model", MODEL, "--overwrite"])
+            == 2
+        )
         assert "is not a mattekit roto manifest" in capsys.readouterr().err
         assert manifest.read_text() == BAD_MANIFESTS[case]
 
@@ -438,11 +522,21 @@ def test_a_malformed_manifest_is_refused_by_the_api_and_the_worker(tmp_path, mon
     options = {"model": MODEL, "device": "cpu", "threads": 1}
     with pytest.raises(OutputError, match=r"is not a mattekit roto manifest .*; move or delete it, or choose another"):
         mattekit.rotoscope(str(plate / "f.####.png"), str(out / "m.####.png"), **options)
-    srv = service.WorkerServer(state_file=str(tmp_path / "state" / "worker.json"), idle_timeout=None,
-                               log=lambda text: None, threads=1, allow_dirs=[str(tmp_path)]).start_background()
+    srv = service.WorkerServer(
+        state_file=str(tmp_path / "state" / "worker.json"),
+        idle_timeout=None,
+        log=lambda text: None,
+        threads=1,
+        allow_dirs=[str(tmp_path)],
+    ).start_background()
     try:
-        status, answer, _ = raw(srv, "POST", "/v1/run/roto", b"",
-                                meta_header([], plate=str(plate / "f.####.png"), output=str(out / "m.####.png"), **options))
+        status, answer, _ = raw(
+            srv,
+            "POST",
+            "/v1/run/roto",
+            b"",
+            meta_header([], plate=str(plate / "f.####.png"), output=str(out / "m.####.png"), **options),
+        )
     finally:
         srv.stop(wait=True)
     assert (status, answer["error"]["code"]) == (400, "bad_option"), answer  # refused before the job is queued
@@ -484,8 +578,16 @@ def test_a_requests_ocio_config_is_confined_and_a_fifo_never_blocks_the_worker(t
         return status, body
 
     def roto(colorspace):
-        return request("POST", "/v1/run/roto", dict(plate=str(plate / "f.####.png"), model=MODEL,
-                                                    output=str(shot / "out" / "m.####.png"), colorspace=colorspace))
+        return request(
+            "POST",
+            "/v1/run/roto",
+            dict(
+                plate=str(plate / "f.####.png"),
+                model=MODEL,
+                output=str(shot / "out" / "m.####.png"),
+                colorspace=colorspace,
+            ),
+        )
 
     try:
         for name in ("fifo.ocio", "absent.ocio"):
@@ -493,11 +595,14 @@ def test_a_requests_ocio_config_is_confined_and_a_fifo_never_blocks_the_worker(t
             assert (status, answer["error"]["code"]) == (400, "bad_option"), answer
             assert answer["error"]["message"] == (
                 f"Option 'colorspace' names {str(elsewhere / name)!r}, outside the allowed folders {shot}; start the "
-                f"worker with 'mattekit serve --allow-dir FOLDER' to allow another folder."), answer
+                f"worker with 'mattekit serve --allow-dir FOLDER' to allow another folder."
+            ), answer
         status, answer = roto(f"ACEScg@{shot / 'fifo.ocio'}")
         assert (status, answer["error"]["code"]) == (400, "bad_option"), answer
         message = answer["error"]["message"]
-        assert message == f"Cannot load the OCIO config {shot / 'fifo.ocio'}: it is a FIFO, not a regular file.", message
+        assert message == f"Cannot load the OCIO config {shot / 'fifo.ocio'}: it is a FIFO, not a regular file.", (
+            message
+        )
         assert request("GET", "/v1/health")[0] == 200
     finally:
         pid = json_module.loads(state.read_text())["pid"]
@@ -506,20 +611,40 @@ def test_a_requests_ocio_config_is_confined_and_a_fifo_never_blocks_the_worker(t
 
 
 def test_a_config_named_with_the_colour_space_is_not_called_ocios(tmp_path, monkeypatch, capsys):
-    """"(from $OCIO)" is said only of the config $OCIO names, not of one a NAME@CONFIG names."""
+    """ "(from $OCIO)" is said only of the config $OCIO names, not of one a NAME@CONFIG names."""
     from mattekit.cli import main
 
     monkeypatch.delenv("OCIO", raising=False)
     plate = small_plate(tmp_path / "plate")
     missing = tmp_path / "missing.ocio"
-    code = main(["roto", str(plate / "f.####.png"), "-o", str(tmp_path / "out" / "m.####.png"), "--model", MODEL,
-                 "--colorspace", f"ACEScg@{missing}"])
+    code = main(
+        [
+            "roto",
+            str(plate / "f.####.png"),
+            "-o",
+            str(tmp_path / "out" / "m.####.png"),
+            "--model",
+            MODEL,
+            "--colorspace",
+            f"ACEScg@{missing}",
+        ]
+    )
     line = capsys.readouterr().err.strip()
     assert code == 2 and line.startswith(f"mattekit: error: Cannot load the OCIO config {missing}: "), line
     assert "$OCIO" not in line
     monkeypatch.setenv("OCIO", str(missing))
-    code = main(["roto", str(plate / "f.####.png"), "-o", str(tmp_path / "out" / "m.####.png"), "--model", MODEL,
-                 "--colorspace", "ACEScg"])
+    code = main(
+        [
+            "roto",
+            str(plate / "f.####.png"),
+            "-o",
+            str(tmp_path / "out" / "m.####.png"),
+            "--model",
+            MODEL,
+            "--colorspace",
+            "ACEScg",
+        ]
+    )
     line = capsys.readouterr().err.strip()
     assert code == 2 and line.startswith(f"mattekit: error: Cannot load the OCIO config {missing} (from $OCIO): "), line
 
@@ -530,10 +655,11 @@ def test_roto_refinement_works_in_small_tiles_around_the_edge(monkeypatch):
     and the tiles hold under half the pixels the 512-px ones do."""
     from mattekit.ops.regions import tiles_holding
     from mattekit.finish import refine
+
     rng = np.random.default_rng(8)
     image = (rng.random((480, 854, 3)) * 0.2).astype(np.float32)
     yy, xx = np.mgrid[:480, :854]
-    subject = (yy - 300) ** 2 / 120 ** 2 + (xx - 420) ** 2 / 90 ** 2 < 1
+    subject = (yy - 300) ** 2 / 120**2 + (xx - 420) ** 2 / 90**2 < 1
     image[subject] += 0.7
     low = cv2.resize(subject.astype(np.float32), (320, 180), interpolation=cv2.INTER_AREA)
     tiles = []
@@ -543,10 +669,14 @@ def test_roto_refinement_works_in_small_tiles_around_the_edge(monkeypatch):
     monkeypatch.setattr(refine, "REFINE_TILE", refine.TILE)
     large = refine.refine_mask(image, low)
     assert tiles == [tile, refine.TILE] and tile < refine.TILE
-    assert np.abs(small - large).max() <= 1e-6 and not np.array_equal(small, refine.round_sure(resized_map(low, 480, 854)))
+    assert np.abs(small - large).max() <= 1e-6 and not np.array_equal(
+        small, refine.round_sure(resized_map(low, 480, 854))
+    )
     doubt = refine.unsure(resized_map(low, 480, 854))
-    area = [sum((b[0].stop - b[0].start) * (b[1].stop - b[1].start) for b in holding(doubt, 1, size))
-            for size in (tile, refine.TILE)]
+    area = [
+        sum((b[0].stop - b[0].start) * (b[1].stop - b[1].start) for b in holding(doubt, 1, size))
+        for size in (tile, refine.TILE)
+    ]
     assert area[0] < 0.5 * area[1], area
 
 

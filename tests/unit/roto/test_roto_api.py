@@ -1,6 +1,7 @@
 """Roto from Python (``mattekit.rotoscope``) and roto as a sequence task of the registry: the API writes
 what ``mattekit roto`` writes, keeps its model loaded, checks options as the CLI does, and every front end
 finds roto in the registry."""
+
 from __future__ import annotations
 
 import re
@@ -71,7 +72,9 @@ def test_bad_options_are_the_sentences_of_the_command(shared, tmp_path, capsys):
     with pytest.raises(OptionError) as bad:  # the declaration's own check, before anything runs
         mattekit.rotoscope(plate, out, radius=99)
     assert str(bad.value) == "Option 'radius' must be at most 32, not 99."
-    assert _cli_error([plate, "-o", out, "--radius", "99"], capsys) == str(bad.value).replace("Option 'radius'", "--radius")
+    assert _cli_error([plate, "-o", out, "--radius", "99"], capsys) == str(bad.value).replace(
+        "Option 'radius'", "--radius"
+    )
     with pytest.raises(OptionError) as bad:  # a keyframe hint that does not read: the same check
         mattekit.rotoscope(plate, out, box="1001:1,2,3")
     assert "\n" not in str(bad.value) and str(bad.value).endswith(".")
@@ -86,8 +89,11 @@ def test_bad_options_are_the_sentences_of_the_command(shared, tmp_path, capsys):
 def test_rotoscope_never_writes_over_its_plate(shared, tmp_path):
     plate = make_plate(shared, tmp_path / "plate", 2, size=(64, 36))
     before = files_of(tmp_path / "plate")
-    for where in ({"output": plate}, {"output": tmp_path / "plate"},
-                  {"output": tmp_path / "out" / "m.####.png", "rgba": plate}):
+    for where in (
+        {"output": plate},
+        {"output": tmp_path / "plate"},
+        {"output": tmp_path / "out" / "m.####.png", "rgba": plate},
+    ):
         where = dict(where)
         with pytest.raises(OutputError, match=r"is .*the plate .*choose another"):
             mattekit.rotoscope(plate, where.pop("output"), **OPTIONS, **where)

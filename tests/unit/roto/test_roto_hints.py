@@ -1,4 +1,5 @@
 """Roto hints on keyframes, carried through the shot (mattekit.roto.tracking, mattekit.roto.chain.HintChain)."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,14 @@ import pytest
 from mattekit import roto
 from mattekit.roto import tracking
 from mattekit.subject.hints import Box, Point
-from mattekit.subject.keyframe_hints import (HintMask, KeyframeHint, parse_boxes, parse_excludes, parse_hint_masks,
-                                             parse_points)
+from mattekit.subject.keyframe_hints import (
+    HintMask,
+    KeyframeHint,
+    parse_boxes,
+    parse_excludes,
+    parse_hint_masks,
+    parse_points,
+)
 from mattekit.tasks import registry
 from mattekit.errors import InputError, OutputError
 from mattekit.io import read_image, write_image
@@ -36,22 +43,32 @@ def mattes(folder: Path) -> dict[int, np.ndarray]:
 
 # ----------------------------------------------------------------------------------- keyframes, schedule, carry
 
+
 def test_keyframes_parse_and_errors(tmp_path):
-    keys = tracking.Keyframes.of(parse_boxes("10:1,2,30,40;20:5,5,50,50"), parse_points("10:3,4;10:6,7"),
-                                 parse_excludes("20:9,9"))
+    keys = tracking.Keyframes.of(
+        parse_boxes("10:1,2,30,40;20:5,5,50,50"), parse_points("10:3,4;10:6,7"), parse_excludes("20:9,9")
+    )
     assert keys.frames == [10, 20] and keys.boxes == {10: (1, 2, 30, 40), 20: (5, 5, 50, 50)}
     assert keys.include == {10: ((3, 4), (6, 7))} and keys.exclude == {20: ((9, 9),)}
-    assert keys.describe()["boxes"] == {"10": "1,2,30,40", "20": "5,5,50,50"} and keys.describe()["include"] == {"10": "3,4;6,7"}
+    assert keys.describe()["boxes"] == {"10": "1,2,30,40", "20": "5,5,50,50"} and keys.describe()["include"] == {
+        "10": "3,4;6,7"
+    }
     assert tracking.Keyframes.of() is None and parse_boxes("") is None and parse_points(" ; ") is None
-    for parse, given, words in [(parse_boxes, "1,2,30,40", "FRAME:x0,y0,x1,y1"), (parse_boxes, "x:1,2,3,4", "FRAME:x0,y0,x1,y1"),
-                                (parse_boxes, "1:1,2,3", "x0,y0,x1,y1"), (parse_points, "4:1", "x,y"),
-                                (parse_excludes, "4:1,2@my dog", "an object name is letters"),
-                                (parse_boxes, 1001, "FRAME:x0,y0,x1,y1")]:
+    for parse, given, words in [
+        (parse_boxes, "1,2,30,40", "FRAME:x0,y0,x1,y1"),
+        (parse_boxes, "x:1,2,3,4", "FRAME:x0,y0,x1,y1"),
+        (parse_boxes, "1:1,2,3", "x0,y0,x1,y1"),
+        (parse_points, "4:1", "x,y"),
+        (parse_excludes, "4:1,2@my dog", "an object name is letters"),
+        (parse_boxes, 1001, "FRAME:x0,y0,x1,y1"),
+    ]:
         with pytest.raises(InputError, match=words) as caught:
             parse(given)
         assert "\n" not in str(caught.value) and str(caught.value).endswith(".")
-    for kw, words in [({"box": parse_boxes("1:1,2,3,4;1:5,6,7,8")}, "more than one box"),
-                      ({"hint_mask": parse_hint_masks(str(tmp_path / "none.####.png"))}, "no existing file")]:
+    for kw, words in [
+        ({"box": parse_boxes("1:1,2,3,4;1:5,6,7,8")}, "more than one box"),
+        ({"hint_mask": parse_hint_masks(str(tmp_path / "none.####.png"))}, "no existing file"),
+    ]:
         with pytest.raises(InputError, match=words) as caught:
             tracking.Keyframes.of(**kw)
         assert "\n" not in str(caught.value) and str(caught.value).endswith(".")
@@ -67,12 +84,24 @@ def test_keyframe_hints_print_as_text_that_reads_back():
     a hint of object 1 prints without its name; values given as they are (the Python API) are kept, not parsed."""
     given = "1001:10,10,80,90@dog; 1003 : 1,2,3,4 ;1003:5,5,9,9@1;1040:30,12,95,90@swan-2"
     boxes = parse_boxes(given)
-    assert boxes == (KeyframeHint(1001, Box(10, 10, 80, 90), "dog"), KeyframeHint(1003, Box(1, 2, 3, 4)),
-                     KeyframeHint(1003, Box(5, 5, 9, 9)), KeyframeHint(1040, Box(30, 12, 95, 90), "swan-2"))
-    assert [str(b) for b in boxes] == ["1001:10,10,80,90@dog", "1003:1,2,3,4", "1003:5,5,9,9", "1040:30,12,95,90@swan-2"]
+    assert boxes == (
+        KeyframeHint(1001, Box(10, 10, 80, 90), "dog"),
+        KeyframeHint(1003, Box(1, 2, 3, 4)),
+        KeyframeHint(1003, Box(5, 5, 9, 9)),
+        KeyframeHint(1040, Box(30, 12, 95, 90), "swan-2"),
+    )
+    assert [str(b) for b in boxes] == [
+        "1001:10,10,80,90@dog",
+        "1003:1,2,3,4",
+        "1003:5,5,9,9",
+        "1040:30,12,95,90@swan-2",
+    ]
     declared = registry.sequences()["roto"].option_table()
-    for name, parse, text in [("box", parse_boxes, given), ("point", parse_points, "7:1,2@a;7:3,4"),
-                              ("exclude", parse_excludes, "-2:0,0")]:
+    for name, parse, text in [
+        ("box", parse_boxes, given),
+        ("point", parse_points, "7:1,2@a;7:3,4"),
+        ("exclude", parse_excludes, "-2:0,0"),
+    ]:
         values = parse(text)
         written = declared[name].text(values)
         assert parse(written) == values and declared[name].text(parse(written)) == written, name
@@ -81,7 +110,9 @@ def test_keyframe_hints_print_as_text_that_reads_back():
     assert parse_points([KeyframeHint(3, (4, 5), "x")]) == (KeyframeHint(3, Point(4, 5), "x"),)
     spec = roto.RotoSpec(plate="p.####.png", output="m.####.png", box="5:1,2,3,4@a", point="5:2,2")
     assert spec.box == parse_boxes("5:1,2,3,4@a") and spec.point == (KeyframeHint(5, Point(2, 2)),)
-    assert roto.RotoSpec.from_dict(pickle.loads(pickle.dumps(spec.to_dict()))) == spec  # as the worker and Ray hand it on
+    assert (
+        roto.RotoSpec.from_dict(pickle.loads(pickle.dumps(spec.to_dict()))) == spec
+    )  # as the worker and Ray hand it on
 
 
 def test_hint_masks_are_read_once_into_values_that_every_reader_takes(tmp_path, monkeypatch, capsys):
@@ -96,13 +127,20 @@ def test_hint_masks_are_read_once_into_values_that_every_reader_takes(tmp_path, 
 
     declared = registry.sequences()["roto"].option_table()["hint_mask"]
     masks = declared.check("/h/dog.####.png@dog; /h/v@2.####.png ;/h/sel.@.png@swan-2")
-    assert masks == (HintMask("/h/dog.####.png", "dog"), HintMask("/h/v@2.####.png"), HintMask("/h/sel.@.png", "swan-2"))
+    assert masks == (
+        HintMask("/h/dog.####.png", "dog"),
+        HintMask("/h/v@2.####.png"),
+        HintMask("/h/sel.@.png", "swan-2"),
+    )
     assert declared.text(masks) == "/h/dog.####.png@dog;/h/v@2.####.png;/h/sel.@.png@swan-2"
     assert declared.check(declared.text(masks)) == masks and declared.check(masks, values=True) == masks
     assert declared.paths(masks) == ["/h/dog.####.png", "/h/v@2.####.png", "/h/sel.@.png"]
-    for given, words in [("/h/a.####.png@d;/h/b.####.png@d", "The hint mask gives object 'd' two patterns"),
-                         ((HintMask("", "d"),), "is not (PATTERN, NAME)"), (5, "is not PATTERN or PATTERN@NAME"),
-                         ((HintMask("/h/a.####.png", "my dog"),), "a name of letters, digits")]:
+    for given, words in [
+        ("/h/a.####.png@d;/h/b.####.png@d", "The hint mask gives object 'd' two patterns"),
+        ((HintMask("", "d"),), "is not (PATTERN, NAME)"),
+        (5, "is not PATTERN or PATTERN@NAME"),
+        ((HintMask("/h/a.####.png", "my dog"),), "a name of letters, digits"),
+    ]:
         with pytest.raises(OptionError, match=re.escape(words)) as caught:
             declared.check(given, values=True)
         assert "\n" not in str(caught.value) and str(caught.value).endswith("."), given
@@ -117,15 +155,21 @@ def test_hint_masks_are_read_once_into_values_that_every_reader_takes(tmp_path, 
         selection[2:14, columns] = 1.0
         write_image(tmp_path / "masks" / f"{name}.1002.png", selection, bit_depth=8)
     text = f"{tmp_path}/masks/dog.####.png@dog;{tmp_path}/masks/swan.####.png@swan"
-    request = {"plate": str(plate / "p.####.png"), "output": str(tmp_path / "out" / "m.####.png"), "model": "u2netp",
-               "hint_mask": text}
+    request = {
+        "plate": str(plate / "p.####.png"),
+        "output": str(tmp_path / "out" / "m.####.png"),
+        "model": "u2netp",
+        "hint_mask": text,
+    }
     read = []
-    monkeypatch.setattr(keyframe_hints, "_masks_of", lambda given, real=keyframe_hints._masks_of: read.append(given)
-                        or real(given))
+    monkeypatch.setattr(
+        keyframe_hints, "_masks_of", lambda given, real=keyframe_hints._masks_of: read.append(given) or real(given)
+    )
     job = roto.RotoJob(registry.sequences()["roto"].make_options(request, host="cli"))
     assert read == [text] and job.objects == ["dog", "swan"]  # the text read once, where the option is checked
-    assert [part.keyframes.masks for part in job.parts] == [{1002: tmp_path / "masks" / f"{name}.1002.png"}
-                                                            for name in ("dog", "swan")]
+    assert [part.keyframes.masks for part in job.parts] == [
+        {1002: tmp_path / "masks" / f"{name}.1002.png"} for name in ("dog", "swan")
+    ]
     operation = sequence_operation(registry.sequences()["roto"], PathPolicy([str(tmp_path)]))
     assert operation.make_options(request).hint_mask == job.spec.hint_mask
     with pytest.raises(OptionError, match=r"^Option 'hint_mask' names '/etc/x.####.png', outside the allowed"):
@@ -162,6 +206,7 @@ def test_carry_follows_the_motion():
 
 
 # ----------------------------------------------------------------------------------- jobs
+
 
 @pytest.mark.slow
 def test_box_on_one_subject_is_followed(shared, mirror, tmp_path):
@@ -204,7 +249,9 @@ def test_hint_mask_pattern_keyframes(shared, mirror, tmp_path):
     selection[10:110, 240:410] = 1.0  # around the right subject this time
     (tmp_path / "masks").mkdir()
     write_image(tmp_path / "masks" / "sel.1001.png", selection, bit_depth=8)
-    job = roto.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.png"), hint_mask=str(tmp_path / "masks" / "sel.####.png")))
+    job = roto.RotoJob(
+        spec(plate, str(tmp_path / "out" / "m.####.png"), hint_mask=str(tmp_path / "masks" / "sel.####.png"))
+    )
     assert job.keyframes.frames == [1001]
     job.run()
     for frame, matte in mattes(tmp_path / "out").items():
@@ -221,12 +268,23 @@ def test_a_hint_mask_per_object_writes_a_matte_per_object(shared, mirror, tmp_pa
         selection[10:110, columns] = 1.0
         write_image(tmp_path / "masks" / f"{name}.1001.png", selection, bit_depth=8)
     hint = ";".join(f"{tmp_path / 'masks' / name}.####.png@{name}" for name in ("dog", "swan"))
-    job = roto.RotoJob(roto.RotoSpec(plate=plate, output=str(tmp_path / "out" / "m.####.png"), model="u2netp",
-                                     device="cpu", threads=1, radius=1, hint_mask=hint))  # (csnet-sod barely sees the dog)
+    job = roto.RotoJob(
+        roto.RotoSpec(
+            plate=plate,
+            output=str(tmp_path / "out" / "m.####.png"),
+            model="u2netp",
+            device="cpu",
+            threads=1,
+            radius=1,
+            hint_mask=hint,
+        )
+    )  # (csnet-sod barely sees the dog)
     assert job.objects == ["dog", "swan"]
     job.run()
     for name, keeps, leaves in (("dog", slice(0, 200), slice(214, None)), ("swan", slice(214, None), slice(0, 200))):
-        found = {int(p.name.split(".")[1]): read_image(p).pixels[..., 0] for p in (tmp_path / "out").glob(f"m_{name}.*.png")}
+        found = {
+            int(p.name.split(".")[1]): read_image(p).pixels[..., 0] for p in (tmp_path / "out").glob(f"m_{name}.*.png")
+        }
         assert sorted(found) == [1001, 1002, 1003], name
         for frame, matte in found.items():
             assert matte[:, leaves].max() < 0.5 and matte[:, keeps].mean() > 0.02, (name, frame)
@@ -243,12 +301,32 @@ def test_a_hint_mask_per_object_writes_a_matte_per_object(shared, mirror, tmp_pa
 def test_hint_errors_are_one_sentence(shared, mirror, tmp_path):
     plate = two_subject_plate(shared, tmp_path / "plate", 2)
     env = dict(os.environ)
-    for args, words in [(["--box", "1009:0,0,10,10"], "Keyframe 1009 of the hints is not a frame of the plate"),
-                        (["--box", "1001:500,0,600,10"], "Keyframe 1001: The box '500,0,600,10' lies outside the 428x120 image."),
-                        (["--point", "1001,5,5"], "is not FRAME:x,y"),
-                        (["--box", "1001:0,0,10,10", "--model", "rvm-people"], "takes no hints")]:
-        run = subprocess.run([sys.executable, "-m", "mattekit", "roto", plate, "-o", str(tmp_path / "o" / "m.####.png"),
-                              "--model", MODEL, "--device", "cpu", *args], env=env, capture_output=True, text=True, timeout=300)
+    for args, words in [
+        (["--box", "1009:0,0,10,10"], "Keyframe 1009 of the hints is not a frame of the plate"),
+        (["--box", "1001:500,0,600,10"], "Keyframe 1001: The box '500,0,600,10' lies outside the 428x120 image."),
+        (["--point", "1001,5,5"], "is not FRAME:x,y"),
+        (["--box", "1001:0,0,10,10", "--model", "rvm-people"], "takes no hints"),
+    ]:
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mattekit",
+                "roto",
+                plate,
+                "-o",
+                str(tmp_path / "o" / "m.####.png"),
+                "--model",
+                MODEL,
+                "--device",
+                "cpu",
+                *args,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert run.returncode != 0 and words in run.stderr and "Traceback" not in run.stderr, run.stderr
         assert not list((tmp_path / "o").glob("m.*.png"))
 
@@ -261,8 +339,12 @@ def test_kill_and_resume_with_hints_gives_identical_files(shared, mirror, tmp_pa
     args = ["--model", MODEL, "--device", "cpu", "--threads", "1", "--radius", "1", "--box", "1001:0,0,214,120"]
 
     def cli(output):
-        return subprocess.Popen([sys.executable, "-m", "mattekit", "roto", plate, "-o", str(output), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "mattekit", "roto", plate, "-o", str(output), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     reference = cli(tmp_path / "ref" / "m.####.png")
     assert reference.wait(timeout=300) == 0, reference.communicate()[1]
@@ -279,8 +361,17 @@ def test_kill_and_resume_with_hints_gives_identical_files(shared, mirror, tmp_pa
 
 # ----------------------------------------------------------------------------------- Blender
 
-def blender_hint_run(version: str, shared: Path, tmp_path: Path, monkeypatch, frames: int, model: str | None = None,
-                     weights: Path | None = None, both: bool = False) -> tuple[dict, Path]:
+
+def blender_hint_run(
+    version: str,
+    shared: Path,
+    tmp_path: Path,
+    monkeypatch,
+    frames: int,
+    model: str | None = None,
+    weights: Path | None = None,
+    both: bool = False,
+) -> tuple[dict, Path]:
     """In real bpy (``version``): the add-on's operator on a two-subject plate of ``frames`` frames, a Mask datablock
     drawn around the left subject on frame 1 as the hint (``both``: a second layer around the right one), ``model``
     (u2netp by default; ``weights``: a file added to the worker as that model's derived copy). (The script's RESULT
@@ -291,8 +382,13 @@ def blender_hint_run(version: str, shared: Path, tmp_path: Path, monkeypatch, fr
     python = bpy_python(version)
     plate = two_subject_plate(shared, tmp_path / "plate", frames, first=1)
     env = {k: v for k, v in os.environ.items() if k not in ("MATTEKIT_WORKER_STATE", "MATTEKIT_CATALOG")}
-    env.update(HOME=str(tmp_path / "home"), MATTEKIT_HOME=str(tmp_path / "mattekit-home"), OMP_NUM_THREADS="1",
-               MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_ALLOW_DIRS=str(tmp_path))
+    env.update(
+        HOME=str(tmp_path / "home"),
+        MATTEKIT_HOME=str(tmp_path / "mattekit-home"),
+        OMP_NUM_THREADS="1",
+        MATTEKIT_MIRROR=str(shared / "weights"),
+        MATTEKIT_ALLOW_DIRS=str(tmp_path),
+    )
     for name in ("HOME", "MATTEKIT_HOME"):
         monkeypatch.setenv(name, env[name])  # this process finds the worker the add-on starts
     (tmp_path / "home").mkdir()
@@ -303,23 +399,40 @@ def blender_hint_run(version: str, shared: Path, tmp_path: Path, monkeypatch, fr
     module = install_module("install_blender")
     settings = module.worker_record.worker_settings(env)
     info = module.worker_record.query_worker(sys.executable, settings, "test")
-    for name, data in module.addon_files(module.worker_record.build_record(sys.executable, info, 60.0, settings)).items():
+    for name, data in module.addon_files(
+        module.worker_record.build_record(sys.executable, info, 60.0, settings)
+    ).items():
         (tmp_path / "mattekit_ai_matte" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "mattekit_ai_matte" / name).write_bytes(data)
     output = tmp_path / "mattes"
     script = Path(__file__).resolve().parents[2] / "hosts" / "blender" / "hint_mask.py"
     try:  # the mask's space: x 0..1 across the width, y centred: 0.3..0.7 covers the 120 rows of the 428-wide plate
-        run = subprocess.run([str(python), str(script), str(tmp_path), plate.replace("####", "0001"), str(output),
-                              "0.01", "0.3", "0.48", "0.7", *([model or "u2netp"] if model or both else []),
-                              *(["0.52", "0.3", "0.99", "0.7"] if both else [])], env=env, capture_output=True,
-                             text=True, timeout=900)
+        run = subprocess.run(
+            [
+                str(python),
+                str(script),
+                str(tmp_path),
+                plate.replace("####", "0001"),
+                str(output),
+                "0.01",
+                "0.3",
+                "0.48",
+                "0.7",
+                *([model or "u2netp"] if model or both else []),
+                *(["0.52", "0.3", "0.99", "0.7"] if both else []),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
     finally:
         shutdown_worker()
     lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
     assert run.returncode == 0 and lines, (run.stdout + run.stderr)[-4000:]
     import json
 
-    result = json.loads(lines[-1][len("RESULT "):])
+    result = json.loads(lines[-1][len("RESULT ") :])
     assert result["operator"] == ["FINISHED"], run.stdout[-3000:]
     if both:
         return result, output
@@ -343,7 +456,9 @@ def test_blender_mask_datablock_picks_the_subject(version, shared, tmp_path, mon
     _, output = blender_hint_run(version, shared, tmp_path, monkeypatch, 4)
     plate = read_image(tmp_path / "plate" / "plate.0001.png").pixels
     unhinted = mattekit.remove_background(plate, model="u2netp", result="alpha") / 255.0
-    assert unhinted[:, :214].mean() < 0.01, "unhinted, the model must leave the left subject out (else this tests nothing)"
+    assert unhinted[:, :214].mean() < 0.01, (
+        "unhinted, the model must leave the left subject out (else this tests nothing)"
+    )
     for path in sorted(output.glob("plate_matte.*.png")):
         matte = read_image(path).pixels[..., 0]
         assert matte[:, 220:].max() < 0.5 and matte[:, :214].mean() > 0.05, path.name
@@ -361,10 +476,15 @@ def test_blender_mask_layers_are_objects_with_a_matte_each(version, shared, tmp_
     assert result["hints"] == ["plate_hint_Black_swan.0001.png", "plate_hint_Dog.0001.png"], result
     assert result["outputs"] == ["Image", "Matte", "Matte Dog", "Matte Black_swan"], result
     assert result["hide_render"] == [False, False]
-    dog, swan = (read_image(output / "hints" / f"plate_hint_{n}.0001.png").pixels[..., 0] for n in ("Dog", "Black_swan"))
+    dog, swan = (
+        read_image(output / "hints" / f"plate_hint_{n}.0001.png").pixels[..., 0] for n in ("Dog", "Black_swan")
+    )
     assert dog[:, 20:190].min() > 0.5 and dog[:, 214:].max() < 0.5, "the Dog layer alone"
     assert swan[:, 240:410].min() > 0.5 and swan[:, :200].max() < 0.5, "the Black swan layer alone"
-    for name, keeps, leaves in (("Dog", slice(0, 200), slice(220, None)), ("Black_swan", slice(228, None), slice(0, 208))):
+    for name, keeps, leaves in (
+        ("Dog", slice(0, 200), slice(220, None)),
+        ("Black_swan", slice(228, None), slice(0, 208)),
+    ):
         found = sorted(output.glob(f"plate_matte_{name}.*.png"))
         assert [p.name for p in found] == [f"plate_matte_{name}.{n:04d}.png" for n in (1, 2)], name
         for path in found:

@@ -1,5 +1,6 @@
 """Roto's outputs: never over a file no job of theirs wrote, never two outputs on one file, never two live runs on
 the same frames."""
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,10 @@ def test_a_file_no_roto_job_wrote_is_not_replaced_without_overwrite(tmp_path, mo
     write_image(photo, np.random.default_rng(5).random((30, 20, 3)).astype(np.float32))
     before = photo.read_bytes()
     assert main(_roto(plate, out)) == 2
-    assert _error(capsys) == (f"{photo} already exists and no roto manifest or journal there records it; move it away, "
-                              f"choose another output, or use --overwrite to replace it.")
+    assert _error(capsys) == (
+        f"{photo} already exists and no roto manifest or journal there records it; move it away, "
+        f"choose another output, or use --overwrite to replace it."
+    )
     assert photo.read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["m.0001.png"]
 
     request.getfixturevalue("mirror")
@@ -54,11 +57,16 @@ def test_a_file_no_roto_job_wrote_is_not_replaced_without_overwrite(tmp_path, mo
     assert _error(capsys).startswith(f"{rgba / 'c.0002.png'} already exists and no roto manifest or journal")
 
 
-@pytest.mark.parametrize("patterns", [("--rgba", "x.####.png", "--fg", "x.####.png"),
-                                      ("--rgba", "x.#.png", "--fg", "x.####.png"),  # frames 1000 and up meet
-                                      ("--layers", "m.####.exr", "-o", "m.####.exr"),
-                                      ("--fg", "m.%04d.png", "-o", "m.####.png")],
-                         ids=["rgba-fg", "rgba-fg-padding", "layers-matte", "fg-matte"])
+@pytest.mark.parametrize(
+    "patterns",
+    [
+        ("--rgba", "x.####.png", "--fg", "x.####.png"),
+        ("--rgba", "x.#.png", "--fg", "x.####.png"),  # frames 1000 and up meet
+        ("--layers", "m.####.exr", "-o", "m.####.exr"),
+        ("--fg", "m.%04d.png", "-o", "m.####.png"),
+    ],
+    ids=["rgba-fg", "rgba-fg-padding", "layers-matte", "fg-matte"],
+)
 def test_two_outputs_on_one_pattern_are_refused_before_anything_runs(tmp_path, monkeypatch, capsys, patterns):
     """Item 4: the matte, --rgba, --fg and --layers patterns differ pairwise: refused in one sentence before the
     weights are looked for (offline, no mirror), nothing written."""
@@ -73,7 +81,8 @@ def test_two_outputs_on_one_pattern_are_refused_before_anything_runs(tmp_path, m
     flags = " and ".join(sorted({first, second}, key=["-o", "--rgba", "--fg", "--layers"].index))
     message = _error(capsys)
     assert message.startswith(f"{flags} both name the files {out}/") and message.endswith(
-        "; give each output (the matte, --rgba, --fg, --layers) a pattern of its own."), message
+        "; give each output (the matte, --rgba, --fg, --layers) a pattern of its own."
+    ), message
     assert not out.exists()
 
 
@@ -85,9 +94,11 @@ def test_two_outputs_differing_only_in_case_are_refused_on_every_system(tmp_path
     monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
     plate, out = small_plate(tmp_path / "plate"), tmp_path / "out"
     assert main(_roto(plate, out, "--rgba", out / "M.####.PNG")) == 2
-    assert _error(capsys) == (f"-o and --rgba name files that differ only in case ({out}/m.####.png and "
-                              f"{out}/M.####.PNG), one name on macOS and Windows disks; give each output a pattern "
-                              f"that differs in more than case.")
+    assert _error(capsys) == (
+        f"-o and --rgba name files that differ only in case ({out}/m.####.png and "
+        f"{out}/M.####.PNG), one name on macOS and Windows disks; give each output a pattern "
+        f"that differs in more than case."
+    )
     assert not out.exists()
 
 
@@ -101,18 +112,28 @@ def test_a_second_run_on_the_same_frames_is_refused_while_the_first_is_alive(tmp
     job = roto.RotoJob(roto.RotoSpec(plate=str(plate / "f.####.png"), output=str(out / "m.####.png"), model=MODEL))
     with job.store.lock([1, 2]):  # a run in this process (a worker's job) writing frames 1-2
         assert main(_roto(plate, out)) == 2
-        assert _error(capsys) == (f"Another mattekit run (process {os.getpid()} on {platform.node()}) is writing "
-                                  f"frames 1-2 of {out}/m.####.png; wait for it to finish, or choose other frames or "
-                                  f"another output.")
+        assert _error(capsys) == (
+            f"Another mattekit run (process {os.getpid()} on {platform.node()}) is writing "
+            f"frames 1-2 of {out}/m.####.png; wait for it to finish, or choose other frames or "
+            f"another output."
+        )
         assert not list(out.glob("m.*.png"))
         assert main(_roto(plate, out, "--frames", "3")) == 0  # other frames: no conflict
         assert sorted(p.name for p in out.glob("m.*.png")) == ["m.0003.png"]
 
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from pathlib import Path; from mattekit.roto.lock import FrameLock; "
-         "held = FrameLock(Path(sys.argv[1]), 'x').hold([2]); held.__enter__(); print('held', flush=True); "
-         "sys.stdin.read()", str(out / ".m.mattekit-journal")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from mattekit.roto.lock import FrameLock; "
+            "held = FrameLock(Path(sys.argv[1]), 'x').hold([2]); held.__enter__(); print('held', flush=True); "
+            "sys.stdin.read()",
+            str(out / ".m.mattekit-journal"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline() == "held\n"
         capsys.readouterr()
@@ -145,8 +166,10 @@ def test_a_fifo_named_like_a_lock_is_refused_not_waited_on(tmp_path, mirror, cap
         run.start()
         run.join(120)
         assert codes == [2], f"the run blocked on the FIFO {name}"
-        assert _error(capsys) == (f"Cannot lock {out}/m.####.png: {journal / name} is a FIFO, not a regular file; "
-                                  f"remove it (mattekit's lock files are plain files).")
+        assert _error(capsys) == (
+            f"Cannot lock {out}/m.####.png: {journal / name} is a FIFO, not a regular file; "
+            f"remove it (mattekit's lock files are plain files)."
+        )
         assert not list(out.glob("m.*.png"))
         (journal / name).unlink()
 
@@ -163,10 +186,14 @@ def test_a_file_system_without_flock_is_said_as_such(tmp_path, mirror, capsys, m
     def no_flock(fd, how):
         raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
 
-    monkeypatch.setattr(lock, "fcntl", types.SimpleNamespace(flock=no_flock, LOCK_EX=fcntl.LOCK_EX, LOCK_NB=fcntl.LOCK_NB))
+    monkeypatch.setattr(
+        lock, "fcntl", types.SimpleNamespace(flock=no_flock, LOCK_EX=fcntl.LOCK_EX, LOCK_NB=fcntl.LOCK_NB)
+    )
     plate, out = small_plate(tmp_path / "plate"), tmp_path / "out"
     assert main(_roto(plate, out)) == 2
-    assert _error(capsys) == (f"Cannot lock {out}/m.####.png: the file system of {out}/.m.mattekit-journal has no file "
-                              f"locks (flock: No locks available), which keep two runs from writing the same frames; "
-                              f"write the output to a local disk.")
+    assert _error(capsys) == (
+        f"Cannot lock {out}/m.####.png: the file system of {out}/.m.mattekit-journal has no file "
+        f"locks (flock: No locks available), which keep two runs from writing the same frames; "
+        f"write the output to a local disk."
+    )
     assert not list(out.glob("m.*.png"))

@@ -1,4 +1,5 @@
 """People in roto: the catalog's aliases, recurrent models (RVM) carried across frames, warm-up of chunks."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,10 @@ def test_aliases_resolve_to_models_of_the_accepted_tasks():
 
 
 def test_aliases_that_name_nothing_or_shadow_a_model_are_refused():
-    table = ('[defaults]\nsegment = "a"\n[models.a]\ntask = "segment"\ndescription = ""\nnet = "u2net:U2NETP"\n'
-             'kwargs = {}\nlicence = "MIT"\nfiles = []\n')
+    table = (
+        '[defaults]\nsegment = "a"\n[models.a]\ntask = "segment"\ndescription = ""\nnet = "u2net:U2NETP"\n'
+        'kwargs = {}\nlicence = "MIT"\nfiles = []\n'
+    )
     assert catalog.parse(table + '[aliases]\nobjects = "segment"\n').aliases == {"objects": "a"}
     for bad in ('[aliases]\npeople = "nobody"\n', '[aliases]\na = "a"\n'):
         with pytest.raises(ValueError, match="alias"):
@@ -127,7 +130,7 @@ def test_rvm_chunks_warm_up_and_resume_exactly(shared, offline_mirror, tmp_path)
         roto.RotoJob(_rvm_spec(plate, out)).run(cancel=lambda: len(seen) >= 3, progress=lambda p: seen.append(p.frame))
     kept = files_of(tmp_path / "resumed")
     summary = roto.RotoJob(_rvm_spec(plate, out)).run()
-    assert summary.skipped == whole.frames[:len(kept)] and len(kept) >= 2
+    assert summary.skipped == whole.frames[: len(kept)] and len(kept) >= 2
     assert files_of(tmp_path / "resumed") == reference
 
 
@@ -143,7 +146,9 @@ def test_rvm_resume_after_kill_is_exact(shared, tmp_path):
     reference = cli(plate, "-o", tmp_path / "ref" / "m.####.png", *args, env=env)
     assert reference.wait(timeout=600) == 0, reference.communicate()[1]
 
-    written = len(kill_when_written(cli(plate, "-o", tmp_path / "run" / "m.####.png", *args, env=env), tmp_path / "run", 3))
+    written = len(
+        kill_when_written(cli(plate, "-o", tmp_path / "run" / "m.####.png", *args, env=env), tmp_path / "run", 3)
+    )
     assert 3 <= written <= warmup, written
     resumed = cli(plate, "-o", tmp_path / "run" / "m.####.png", *args, env=env)
     _, err = resumed.communicate(timeout=600)
@@ -166,8 +171,27 @@ def test_bench_roto_chunks_of_a_recurrent_model_within_the_warm_up_equal_one_run
             (data / kind / "breakdance").mkdir(parents=True, exist_ok=True)
             small = cv2.resize(cv2.imread(str(path)), (214, 120), interpolation=cv2.INTER_AREA)
             cv2.imwrite(str(data / kind / "breakdance" / path.name), small)
-    assert mattekit_cli.main(["bench", "roto", "--data", str(data), "--model", "rvm-people", "--device", "cpu", "--threads", "1",
-                     "--chunk", "2", "--json", str(tmp_path / "out.json")]) == 0
+    assert (
+        mattekit_cli.main(
+            [
+                "bench",
+                "roto",
+                "--data",
+                str(data),
+                "--model",
+                "rvm-people",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--chunk",
+                "2",
+                "--json",
+                str(tmp_path / "out.json"),
+            ]
+        )
+        == 0
+    )
     chunked = json.loads((tmp_path / "out.json").read_text())["sequences"][0]["chunked"]
     for kind in ("frame", "temporal"):
         assert chunked[kind]["per_frame"] == [0.0] * 5 and chunked[kind]["mean_abs_per_frame"] == [0.0] * 5
@@ -178,9 +202,30 @@ def test_bench_roto_chunks_of_a_recurrent_model_within_the_warm_up_equal_one_run
 @pytest.mark.slow
 def test_roto_people_writes_soft_alpha_and_foreground_and_names_the_licence(shared, offline_mirror, tmp_path):
     plate = make_plate(shared, tmp_path / "plate", 3, sequence="breakdance")
-    run = subprocess.run([sys.executable, "-m", "mattekit", "roto", plate, "-o", str(tmp_path / "out" / "m.####.png"),
-                          "--fg", str(tmp_path / "fg" / "fg.####.png"), "--model", "people", "--device", "cpu",
-                          "--threads", "1", "--radius", "1"], capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mattekit",
+            "roto",
+            plate,
+            "-o",
+            str(tmp_path / "out" / "m.####.png"),
+            "--fg",
+            str(tmp_path / "fg" / "fg.####.png"),
+            "--model",
+            "people",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--radius",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
     assert "--model people is modnet-portrait (Apache-2.0)" in run.stderr
     alpha = read_image(tmp_path / "out" / "m.1002.png").pixels
@@ -195,7 +240,6 @@ def test_roto_people_writes_soft_alpha_and_foreground_and_names_the_licence(shar
     assert np.abs(fg.pixels[..., :3] - rgb)[band].mean() > 0.02
 
 
-
 @pytest.mark.needs_data
 @pytest.mark.slow
 def test_a_hint_keeps_a_matting_models_soft_alpha(shared, offline_mirror, tmp_path):
@@ -205,8 +249,11 @@ def test_a_hint_keeps_a_matting_models_soft_alpha(shared, offline_mirror, tmp_pa
 
     def matte(name: str, **hint) -> np.ndarray:
         out = tmp_path / name / "m.####.png"
-        roto.RotoJob(roto.RotoSpec(plate=plate, output=str(out), model="people", device="cpu", threads=1, radius=0,
-                                   bit_depth=16, **hint)).run()
+        roto.RotoJob(
+            roto.RotoSpec(
+                plate=plate, output=str(out), model="people", device="cpu", threads=1, radius=0, bit_depth=16, **hint
+            )
+        ).run()
         return read_image(str(out).replace("####", "1001")).pixels[..., 0]
 
     def rounded_away(alpha):  # how many pixels hold values the rounding of sure regions would have removed

@@ -6,6 +6,7 @@ sam2.1-hiera-tiny has ``image_size = 128``), 1/64 of the catalog's 1024 x 1024 p
 two-core machine they took minutes each (the tracker's answers 416 s, chunks 795 s, two objects killed and resumed
 553 s on a quiet machine with shared frame features, 2490 s loaded before); the model at 1024 is pinned by
 test_conformance_sam2 and `remove --hint-model` by test_sam2_hints."""
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,7 @@ def moving_shapes(folder: Path, count: int, first: int = 1001) -> str:
     yy, xx = np.mgrid[:H, :W]
     for i in range(count):
         pixels = np.full((H, W, 3), 40, np.uint8)
-        pixels[10:30, 5 + 2 * i:25 + 2 * i] = (220, 180, 60)
+        pixels[10:30, 5 + 2 * i : 25 + 2 * i] = (220, 180, 60)
         pixels[(xx - (80 - 2 * i)) ** 2 + (yy - 45) ** 2 < 81] = (60, 120, 230)
         pixels = np.clip(pixels + rng.integers(0, 12, pixels.shape), 0, 255).astype(np.uint8)
         write_image(folder / f"plate.{first + i:04d}.png", pixels, bit_depth=8)
@@ -65,14 +66,21 @@ def offline(monkeypatch):
 
 # ----------------------------------------------------------------------------------- objects and runs
 
+
 def test_hints_name_their_objects(tmp_path):
     plate = moving_shapes(tmp_path / "plate", 2)
-    both = roto.RotoSpec(plate=plate, output=str(tmp_path / "m.####.png"), box=f"1001:{RECT}@rect;1001:{DISC}@disc",
-                         point="1001:80,45@disc;1002:10,20")
+    both = roto.RotoSpec(
+        plate=plate,
+        output=str(tmp_path / "m.####.png"),
+        box=f"1001:{RECT}@rect;1001:{DISC}@disc",
+        point="1001:80,45@disc;1002:10,20",
+    )
     assert objects.names(both) == ["rect", "disc", "1"]  # a hint without a name is object 1
     declared = registry.sequences()["roto"].option_table()  # Option.text: the values as the options write them
-    parts = {name: {o: declared[o].text(getattr(part, o)) for o in ("box", "point", "output")}
-             for name, part in objects.split(both, read_plate(plate))}  # each object's hints without its name
+    parts = {
+        name: {o: declared[o].text(getattr(part, o)) for o in ("box", "point", "output")}
+        for name, part in objects.split(both, read_plate(plate))
+    }  # each object's hints without its name
     assert parts["rect"]["box"] == f"1001:{RECT}" and parts["rect"]["point"] is None
     assert parts["disc"]["box"] == f"1001:{DISC}" and parts["disc"]["point"] == "1001:80,45"
     assert parts["1"]["point"] == "1002:10,20" and parts["1"]["box"] is None
@@ -82,13 +90,21 @@ def test_hints_name_their_objects(tmp_path):
     assert declared["box"].text(objects.strip(one).box) == f"1001:{RECT}"
     named = roto.RotoSpec(plate=plate, output=str(tmp_path / "{object}" / "m.####.png"), box=f"1001:{RECT}@rect")
     assert dict(objects.split(named, read_plate(plate)))["rect"].output == str(tmp_path / "rect" / "m.####.png")
-    assert objects.object_pattern(str(tmp_path / "####.exr"), "dog", read_plate(plate), True) == str(tmp_path / "dog.####.exr")
+    assert objects.object_pattern(str(tmp_path / "####.exr"), "dog", read_plate(plate), True) == str(
+        tmp_path / "dog.####.exr"
+    )
     # hint masks: one pattern per object, PATTERN@NAME joined by ';' (an '@' inside a pattern names nothing)
-    masks = roto.RotoSpec(plate=plate, output=str(tmp_path / "m.####.png"), box=f"1001:{RECT}@rect",
-                          hint_mask="/h/disc.####.png@disc;/h/v@2.####.png")
+    masks = roto.RotoSpec(
+        plate=plate,
+        output=str(tmp_path / "m.####.png"),
+        box=f"1001:{RECT}@rect",
+        hint_mask="/h/disc.####.png@disc;/h/v@2.####.png",
+    )
     assert objects.names(masks) == ["disc", "1", "rect"]
     parts = dict(objects.split(masks, read_plate(plate)))  # each object's masks without its name
-    assert parts["disc"].hint_mask == (HintMask("/h/disc.####.png"),) and parts["1"].hint_mask == (HintMask("/h/v@2.####.png"),)
+    assert parts["disc"].hint_mask == (HintMask("/h/disc.####.png"),) and parts["1"].hint_mask == (
+        HintMask("/h/v@2.####.png"),
+    )
     assert parts["rect"].hint_mask is None and parts["disc"].box is None
     lone = roto.RotoSpec(plate=plate, output=str(tmp_path / "m.####.png"), hint_mask="/h/disc.####.png@disc")
     assert objects.split(lone, read_plate(plate)) is None
@@ -111,13 +127,16 @@ def test_sam_runs_start_at_keyframes():
     assert sam.runs(keys, have, [5, 8]) == [[4, 5], [7, 8]]  # fed from the keyframe up to the last frame needed
 
 
-@pytest.mark.parametrize("args, words", [
-    ([], "tracks an object you show it"),
-    (["--box", f"1001:{RECT}@rect", "--box", f"1001:{DISC}@Rect"], "differ only in case"),
-    (["--box", f"1001:{RECT}@my/dog"], "an object name is letters"),
-    (["--box", f"1099:{RECT}"], "Keyframe 1099"),
-    (["--exclude", "1001:10,10"], "has only exclude points"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ([], "tracks an object you show it"),
+        (["--box", f"1001:{RECT}@rect", "--box", f"1001:{DISC}@Rect"], "differ only in case"),
+        (["--box", f"1001:{RECT}@my/dog"], "an object name is letters"),
+        (["--box", f"1099:{RECT}"], "Keyframe 1099"),
+        (["--exclude", "1001:10,10"], "has only exclude points"),
+    ],
+)
 def test_bad_sam_roto_inputs_are_one_sentence(args, words, tmp_path, capsys):
     plate = moving_shapes(tmp_path / "plate", 2)
     code = main(["roto", plate, "-o", str(tmp_path / "out" / "m.####.png"), "--model", MODEL, *args])
@@ -127,6 +146,7 @@ def test_bad_sam_roto_inputs_are_one_sentence(args, words, tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------------- with stand-in weights
+
 
 @pytest.mark.slow
 def test_roto_answers_are_the_trackers(stand_in, small_sam, offline, tmp_path):
@@ -139,8 +159,17 @@ def test_roto_answers_are_the_trackers(stand_in, small_sam, offline, tmp_path):
 
     plate = moving_shapes(tmp_path / "plate", 5)
     box = "9,10,31,30"  # the rectangle on frame 1003
-    roto.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.exr"), stand_in, box=f"1003:{box}", radius=0,
-                      refine=False, bit_depth=32)).run()
+    roto.RotoJob(
+        spec(
+            plate,
+            str(tmp_path / "out" / "m.####.exr"),
+            stand_in,
+            box=f"1003:{box}",
+            radius=0,
+            refine=False,
+            bit_depth=32,
+        )
+    ).run()
     net = SAM2("hiera_t", image_size=small_sam)
     net.load_state_dict(torch.load(stand_in)["model"])
     frames = {f: read_image(Path(plate.replace("####", str(f)))).pixels for f in range(1001, 1006)}
@@ -149,7 +178,8 @@ def test_roto_answers_are_the_trackers(stand_in, small_sam, offline, tmp_path):
     for order in ([1003, 1002, 1001], [1003, 1004, 1005]):
         tracker = SAM2VideoTracker(net, (H, W), num_frames=5)
         expected[order[0]] = prompting.keep_allowed(
-            prompting.probability(tracker.prompt(prompting.rgb8(frames[order[0]]), box=[9, 10, 31, 30])), hint)
+            prompting.probability(tracker.prompt(prompting.rgb8(frames[order[0]]), box=[9, 10, 31, 30])), hint
+        )
         for f in order[1:]:
             expected[f] = prompting.probability(tracker.track(prompting.rgb8(frames[f])))
     for f, want in expected.items():
@@ -159,8 +189,7 @@ def test_roto_answers_are_the_trackers(stand_in, small_sam, offline, tmp_path):
 
 
 @pytest.mark.slow
-def test_objects_share_each_frames_features_and_keep_their_answers(stand_in, small_sam, offline, tmp_path,
-                                                                    monkeypatch):
+def test_objects_share_each_frames_features_and_keep_their_answers(stand_in, small_sam, offline, tmp_path, monkeypatch):
     """Two objects over the same frames: each frame is encoded once for both (the second object's frames come from
     the shared FrameFeatures), and each object's mattes are what an unshared SAM2VideoTracker gives, bit for bit."""
     import torch
@@ -173,8 +202,9 @@ def test_objects_share_each_frames_features_and_keep_their_answers(stand_in, sma
     plate = moving_shapes(tmp_path / "plate", 2)
     boxes = {"rect": [5, 10, 25, 30], "disc": [71, 36, 90, 55]}
     hints = ";".join(f"1001:{','.join(map(str, b))}@{name}" for name, b in boxes.items())
-    roto.RotoJob(spec(plate, str(tmp_path / "out" / "m.####.exr"), stand_in, box=hints, radius=0, refine=False,
-                      bit_depth=32)).run()
+    roto.RotoJob(
+        spec(plate, str(tmp_path / "out" / "m.####.exr"), stand_in, box=hints, radius=0, refine=False, bit_depth=32)
+    ).run()
     assert len(made) == 1 and (made[0].misses, made[0].hits) == (2, 2)
     net = SAM2("hiera_t", image_size=small_sam)
     net.load_state_dict(torch.load(stand_in)["model"])
@@ -182,8 +212,10 @@ def test_objects_share_each_frames_features_and_keep_their_answers(stand_in, sma
     for name, box in boxes.items():
         tracker = SAM2VideoTracker(net, (H, W), num_frames=2)
         hint = tracking.Keyframes.of(parse_boxes(f"1001:{','.join(map(str, box))}")).hint(1001, H, W)
-        expected = [prompting.keep_allowed(prompting.probability(tracker.prompt(frames[0], box=box)), hint),
-                    prompting.probability(tracker.track(frames[1]))]
+        expected = [
+            prompting.keep_allowed(prompting.probability(tracker.prompt(frames[0], box=box)), hint),
+            prompting.probability(tracker.track(frames[1])),
+        ]
         for f, want in zip((1001, 1002), expected):
             got = read_image(tmp_path / "out" / f"m_{name}.{f}.exr").pixels[..., 0]
             np.testing.assert_array_equal(got, want, err_msg=f"{name} {f}")
@@ -211,13 +243,34 @@ def test_two_objects_killed_and_resumed_give_one_runs_bytes(stand_in, small_sam,
     run's."""
     count = 8
     plate = moving_shapes(tmp_path / "plate", count)
-    args = ["--model", MODEL, "--weights", str(stand_in), "--device", "cpu", "--threads", "2", "--radius", "1",
-            "--box", f"1001:{RECT}@rect", "--box", "1005:13,10,33,30@rect", "--box", "1003:67,36,86,55@disc"]
+    args = [
+        "--model",
+        MODEL,
+        "--weights",
+        str(stand_in),
+        "--device",
+        "cpu",
+        "--threads",
+        "2",
+        "--radius",
+        "1",
+        "--box",
+        f"1001:{RECT}@rect",
+        "--box",
+        "1005:13,10,33,30@rect",
+        "--box",
+        "1003:67,36,86,55@disc",
+    ]
     env = dict(os.environ, MATTEKIT_OFFLINE="1")  # with small_sam's MATTEKIT_CATALOG
 
     def cli(output):
-        return subprocess.Popen([sys.executable, "-m", "mattekit", "roto", plate, "-o", str(output), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        return subprocess.Popen(
+            [sys.executable, "-m", "mattekit", "roto", plate, "-o", str(output), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
 
     reference = cli(tmp_path / "ref" / "m.####.png")
     assert reference.wait(timeout=900) == 0, reference.communicate()[1]
@@ -226,8 +279,9 @@ def test_two_objects_killed_and_resumed_give_one_runs_bytes(stand_in, small_sam,
     for name in ("rect", "disc"):
         manifest = json.loads((tmp_path / "ref" / f"m_{name}.mattekit.json").read_text())
         assert manifest["settings"]["model"]["kwargs"]["image_size"] == small_sam  # the small model ran
-    written = kill_when_written(cli(tmp_path / "run" / "m.####.png"), tmp_path / "run", count + 2, timeout=900,
-                                names="m_*.png")
+    written = kill_when_written(
+        cli(tmp_path / "run" / "m.####.png"), tmp_path / "run", count + 2, timeout=900, names="m_*.png"
+    )
     assert count + 2 <= len(written) < 2 * count, written  # the rectangle done, the disc begun
     resumed = cli(tmp_path / "run" / "m.####.png")
     _, err = resumed.communicate(timeout=900)

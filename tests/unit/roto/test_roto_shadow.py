@@ -1,5 +1,6 @@
 """Roto's ``--shadow``: the shadow the subject casts in each frame of the plate, as a matte sequence and as the
 ``shadow.A`` channel of the ``--layers`` EXRs, steady from frame to frame where the plate is."""
+
 from __future__ import annotations
 
 import cv2
@@ -41,16 +42,23 @@ def test_roto_writes_the_shadow_as_mattes_and_a_shadow_channel_steady_across_fra
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     plate, truth, alpha = _plate(shared, tmp_path / "plate")
     out = tmp_path / "out"
-    mattekit.rotoscope(plate, str(out / "m.####.png"), model="u2netp", shadow=str(out / "s.####.png"),
-                       layers=str(out / "comp.####.exr"))
+    mattekit.rotoscope(
+        plate,
+        str(out / "m.####.png"),
+        model="u2netp",
+        shadow=str(out / "s.####.png"),
+        layers=str(out / "comp.####.exr"),
+    )
     region = (truth > 0.2) & (alpha < 0.01)
     shadows = [io.read_image(out / f"s.{1001 + n:04d}.png").pixels for n in range(4)]
     assert all(s.ndim == 2 or np.array_equal(s[..., 0], s[..., -1]) for s in shadows), "grey"
     shadows = [s if s.ndim == 2 else s[..., 0] for s in shadows]
     assert shadows[0][region].mean() > 0.15, "the subject's shadow"
     assert shadows[0][(truth < 0.01) & (alpha < 0.01)].mean() < 0.01, "nothing elsewhere"
-    moved = [np.abs(np.roll(shadows[0], 2 * n, axis=1) - shadows[n])[np.roll(region, 2 * n, axis=1)].mean()
-             for n in range(1, 4)]
+    moved = [
+        np.abs(np.roll(shadows[0], 2 * n, axis=1) - shadows[n])[np.roll(region, 2 * n, axis=1)].mean()
+        for n in range(1, 4)
+    ]
     assert max(moved) < 0.03, f"the shadow follows the plate frame to frame: {moved}"
     layered, names = _channel(out / "comp.1001.exr", "shadow.A")
     assert names[:8] == ["R", "G", "B", "A", "fg.R", "fg.G", "fg.B", "fg.A"] and names[8:] == ["shadow.A"], names
@@ -82,8 +90,9 @@ def test_roto_shadow_is_filtered_over_time_as_the_mattes_are(shared, tmp_path, m
     shadows = {}
     for kind, steady in (("filtered", True), ("per-frame", False)):
         out = tmp_path / kind
-        mattekit.rotoscope(plate, str(out / "m.####.png"), model="u2netp", shadow=str(out / "s.####.png"),
-                           temporal=steady)
+        mattekit.rotoscope(
+            plate, str(out / "m.####.png"), model="u2netp", shadow=str(out / "s.####.png"), temporal=steady
+        )
         shadows[kind] = [io.read_image(out / f"s.{1001 + n:04d}.png").pixels for n in range(8)]
         shadows[kind] = [s if s.ndim == 2 else s[..., 0] for s in shadows[kind]]
     near = cv2.dilate((truth > 0.05).astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
@@ -98,7 +107,21 @@ def test_roto_shadow_is_filtered_over_time_as_the_mattes_are(shared, tmp_path, m
 def test_roto_shadow_with_several_objects_is_one_sentence(shared, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     plate, _, _ = _plate(shared, tmp_path / "plate", frames=1)
-    code = main(["roto", plate, "-o", str(tmp_path / "m.####.png"), "--model", "u2netp", "--shadow",
-                 str(tmp_path / "s.####.png"), "--box", "1001:0,0,100,100@a", "--box", "1001:200,0,300,100@b"])
+    code = main(
+        [
+            "roto",
+            plate,
+            "-o",
+            str(tmp_path / "m.####.png"),
+            "--model",
+            "u2netp",
+            "--shadow",
+            str(tmp_path / "s.####.png"),
+            "--box",
+            "1001:0,0,100,100@a",
+            "--box",
+            "1001:200,0,300,100@b",
+        ]
+    )
     assert code == 2
     assert "takes one subject" in capsys.readouterr().err

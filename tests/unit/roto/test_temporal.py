@@ -1,4 +1,5 @@
 """The temporal filter's building blocks against their definitions (mattekit.roto.temporal, .motion, .flow_blocks)."""
+
 from __future__ import annotations
 
 import cv2
@@ -62,8 +63,9 @@ def _moving_square(frames: int = 9, size: tuple[int, int] = (96, 160)):
 
 def _smoothed(plates, mattes, frames):
     out = {}
-    stage = ordered.OrderedSmoother(temporal.TemporalOptions(radius=2), frames, frames,
-                                     lambda f, _, a, __: out.__setitem__(f, a))
+    stage = ordered.OrderedSmoother(
+        temporal.TemporalOptions(radius=2), frames, frames, lambda f, _, a, __: out.__setitem__(f, a)
+    )
     for f in stage.frames:
         stage.push(f, plates[f], mattes[f])
     return out
@@ -174,8 +176,14 @@ def test_the_filter_on_a_torch_device_gives_the_cpu_filters_mattes(shared):
 
 def _filtered_with(plates, mattes, ahead_threads, device=None):
     out, frames = {}, list(plates)
-    stage = ordered.OrderedSmoother(temporal.TemporalOptions(radius=2), frames, frames[2:-3],
-                                     lambda f, _, a, __: out.__setitem__(f, a), device=device, ahead_threads=ahead_threads)
+    stage = ordered.OrderedSmoother(
+        temporal.TemporalOptions(radius=2),
+        frames,
+        frames[2:-3],
+        lambda f, _, a, __: out.__setitem__(f, a),
+        device=device,
+        ahead_threads=ahead_threads,
+    )
     for f in stage.frames:
         stage.push(f, plates[f], mattes[f])
     return out, stage
@@ -235,11 +243,13 @@ def test_a_pair_the_filter_asks_for_is_never_one_it_counts_as_forgotten(monkeypa
     plates, mattes = _moving_square(frames=16)
     stale = []
     pair = temporal.Smoother.pair
-    monkeypatch.setattr(temporal.Smoother, "pair",
-                        lambda self, a, b: stale.append((a, b)) if self.forgotten(a, b) else pair(self, a, b))
+    monkeypatch.setattr(
+        temporal.Smoother, "pair", lambda self, a, b: stale.append((a, b)) if self.forgotten(a, b) else pair(self, a, b)
+    )
     frames = list(plates)
-    stage = ordered.OrderedSmoother(temporal.TemporalOptions(radius=2, passes=passes), frames, frames,
-                                     lambda *_: None, ahead_threads=0)
+    stage = ordered.OrderedSmoother(
+        temporal.TemporalOptions(radius=2, passes=passes), frames, frames, lambda *_: None, ahead_threads=0
+    )
     for f in stage.frames:
         stage.push(f, plates[f], mattes[f])
     assert stage.finished and stage.smoother.oldest is not None and not stale

@@ -1,6 +1,7 @@
 """The temporal filter carries a shadow matte beside the matte (mattekit.roto.ordered, .temporal,
 .temporal_device): the flicker of a per-frame shadow estimate goes, a still shadow stays where it is, the mattes are
 the same bytes as without it, and a chunk's shadows are the whole run's."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,11 +39,15 @@ def _still_shot():
 def _run(plates, mattes, shadows, wanted, device=None):
     """{frame: (matte, shadow)} of the filter (radius 2) over ``wanted`` (shadows None: the mattes alone)."""
     out = {}
-    stage = ordered.OrderedSmoother(temporal.TemporalOptions(radius=2), list(plates), wanted,
-                                    lambda f, _, a, s: out.__setitem__(f, (a, s)), device=device)
+    stage = ordered.OrderedSmoother(
+        temporal.TemporalOptions(radius=2),
+        list(plates),
+        wanted,
+        lambda f, _, a, s: out.__setitem__(f, (a, s)),
+        device=device,
+    )
     for f in stage.frames:
-        stage.push(f, None, mattes[f],
-                   kept=stage.keep(plates[f], mattes[f], None if shadows is None else shadows[f]))
+        stage.push(f, None, mattes[f], kept=stage.keep(plates[f], mattes[f], None if shadows is None else shadows[f]))
     return out
 
 

@@ -1,5 +1,6 @@
 """The overlapped read -> infer -> write pipeline: complete, bounded, batched, failure- and cancel-safe,
 and for segmentation the same alpha as ``predict_mask``."""
+
 from __future__ import annotations
 
 import re
@@ -62,8 +63,9 @@ def test_readers_decode_at_once_and_every_item_is_written_once():
             with lock:
                 got.append((item, float(y[0, 0, 0, 0])))
 
-        report = pipeline.run_pipeline(iter(range(60)), read, _double, write, workers=2, batch=3, readers=3,
-                                       ordered=ordered)
+        report = pipeline.run_pipeline(
+            iter(range(60)), read, _double, write, workers=2, batch=3, readers=3, ordered=ordered
+        )
         assert report.done == 54 and sorted(item for item, _ in report.failed) == list(range(7, 60, 10))
         expected = [(i, 2.0 * i) for i in range(60) if i % 10 != 7]
         assert (got if ordered else sorted(got)) == expected
@@ -149,8 +151,9 @@ def test_cancel_finishes_what_was_read():
         read_items.append(i)
         return _read(i)
 
-    report = pipeline.run_pipeline(range(1000), read, _double, lambda item, c, y: written.append(item),
-                                   cancel=lambda: len(read_items) >= 5)
+    report = pipeline.run_pipeline(
+        range(1000), read, _double, lambda item, c, y: written.append(item), cancel=lambda: len(read_items) >= 5
+    )
     assert report.cancelled and report.done == len(written) == len(read_items) < 1000
 
 
@@ -221,8 +224,20 @@ def test_bench_speed_synthetic_sequence_keeps_memory_flat(shared, monkeypatch, t
 
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     report = tmp_path / "figures.json"
-    code = cli.main(["bench", "speed", "--model", "extremec3-portrait", "--synthetic", "40", "--size", "96x64",
-                     "--json", str(report)])
+    code = cli.main(
+        [
+            "bench",
+            "speed",
+            "--model",
+            "extremec3-portrait",
+            "--synthetic",
+            "40",
+            "--size",
+            "96x64",
+            "--json",
+            str(report),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "RSS at start" in out and "at end" in out
@@ -237,7 +252,7 @@ def _whole_rows(out: str, names: list[str]) -> dict[str, list[float]]:
     rows = {}
     for line in out.splitlines():
         for name in names:
-            rest = line[len(name):].split() if line.startswith(name) else []
+            rest = line[len(name) :].split() if line.startswith(name) else []
             if len(rest) == 4:
                 rows[name] = [float(v) for v in rest]
     return rows
@@ -249,13 +264,20 @@ def test_bench_speed_whole_compares_with_rembg_round_by_round():
     from mattekit.bench.speed_whole import against_rembg
 
     def summary(seconds, cpu, peak):
-        return {"images_per_s": 10 * len(seconds) / sum(seconds), "seconds": sum(seconds) / len(seconds),
-                "cpu_s": cpu, "peak_mb": peak, "runs": [{"seconds": s} for s in seconds]}
+        return {
+            "images_per_s": 10 * len(seconds) / sum(seconds),
+            "seconds": sum(seconds) / len(seconds),
+            "cpu_s": cpu,
+            "peak_mb": peak,
+            "runs": [{"seconds": s} for s in seconds],
+        }
 
     line = against_rembg("mattekit remove", summary([10.0, 12.0], 30.0, 900.0), summary([11.0, 11.0], 40.0, 600.0))
     # rounds 1.1 and 11/12: mean 1.0083, sd 0.1296, t(1) 12.706 -> half-width 1.1645
-    assert line == ("mattekit remove / rembg p: 1.00x images/s, 1.00x the time, 0.75x the CPU time, 1.50x the peak "
-                    "RSS; images/s per round 1.10x 0.92x; their mean 1.008x, 95 % interval -0.156x to 2.173x")
+    assert line == (
+        "mattekit remove / rembg p: 1.00x images/s, 1.00x the time, 0.75x the CPU time, 1.50x the peak "
+        "RSS; images/s per round 1.10x 0.92x; their mean 1.008x, 95 % interval -0.156x to 2.173x"
+    )
     one = against_rembg("mattekit remove", summary([10.0], 30.0, 900.0), summary([11.0], 40.0, 600.0))
     assert one.endswith("images/s per round 1.10x")  # one round: no spread to give
 
@@ -274,8 +296,10 @@ def test_a_shot_is_lengthened_forwards_and_backwards_with_its_motion_continuous(
     played = ping_pong(shot, 200)
     assert len(played) == 200 and all(abs(x - y) <= 1 for x, y in zip(played, played[1:]))
     (tmp_path / "a.png").write_bytes(b"")
-    for argv, message in ((["--whole", "--frames", "20", "--data", str(tmp_path)], "--frames lengthens a shot"),
-                          (["--whole", "--sequence", str(tmp_path), "--frames", "0"], "--frames must be at least 1")):
+    for argv, message in (
+        (["--whole", "--frames", "20", "--data", str(tmp_path)], "--frames lengthens a shot"),
+        (["--whole", "--sequence", str(tmp_path), "--frames", "0"], "--frames must be at least 1"),
+    ):
         code = cli.main(["bench", "speed", "--no-rembg"] + argv)
         assert code != 0 and message in capsys.readouterr().err, argv
 
@@ -308,22 +332,41 @@ def test_bench_speed_whole_sequence_roto_and_remove(shared, monkeypatch, tmp_pat
     frames.mkdir()
     for name in sorted((shared / "data/davis/im/blackswan").iterdir())[:3]:
         (frames / name.name).write_bytes(name.read_bytes())
-    code = cli.main(["bench", "speed", "--whole", "--no-rembg", "--model", "extremec3-portrait", "--sequence", str(frames),
-                     "--frames", "5", "--json", str(tmp_path / "figures.json")])
+    code = cli.main(
+        [
+            "bench",
+            "speed",
+            "--whole",
+            "--no-rembg",
+            "--model",
+            "extremec3-portrait",
+            "--sequence",
+            str(frames),
+            "--frames",
+            "5",
+            "--json",
+            str(tmp_path / "figures.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     rows = _whole_rows(out, ["mattekit roto", "mattekit remove --result alpha"])
     assert len(rows) == 2 and all(v > 0 for r in rows.values() for v in r), out
     assert "mattekit roto / mattekit remove --result alpha:" in out
     assert "5 frames from" in out and "(played forwards and backwards)" in out
-    first = re.search(r"first use, before the rounds and not in their figures: mattekit roto ([0-9.]+) s, "
-                      r"mattekit remove --result alpha ([0-9.]+) s", out)
+    first = re.search(
+        r"first use, before the rounds and not in their figures: mattekit roto ([0-9.]+) s, "
+        r"mattekit remove --result alpha ([0-9.]+) s",
+        out,
+    )
     assert first and all(float(v) > 0 for v in first.groups()), out
     import json
 
     figures = json.loads((tmp_path / "figures.json").read_text())
     assert figures["images"] == 5 and figures["summary"]["mattekit roto"]["peak_mb"] > 0
-    assert len(figures["summary"]["mattekit roto"]["runs"]) == 1 and figures["first_use"]["mattekit roto"]["seconds"] > 0
+    assert (
+        len(figures["summary"]["mattekit roto"]["runs"]) == 1 and figures["first_use"]["mattekit roto"]["seconds"] > 0
+    )
 
 
 @pytest.mark.slow
@@ -334,8 +377,19 @@ def test_bench_speed_whole_folder_and_photo(shared, monkeypatch, tmp_path, capsy
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     names = ["mattekit remove", "mattekit remove --no-refine --no-matting"]
     for extra in (["--limit", "2"], ["--photo", "320x200"]):
-        code = cli.main(["bench", "speed", "--whole", "--no-rembg", "--model", "extremec3-portrait",
-                         "--data", str(shared / "data/grabcut50/im")] + extra)
+        code = cli.main(
+            [
+                "bench",
+                "speed",
+                "--whole",
+                "--no-rembg",
+                "--model",
+                "extremec3-portrait",
+                "--data",
+                str(shared / "data/grabcut50/im"),
+            ]
+            + extra
+        )
         out = capsys.readouterr().out
         assert code == 0, out
         rows = _whole_rows(out, names)
@@ -374,8 +428,23 @@ def test_bench_speed_compares_with_rembg(shared, tmp_path, capsys, monkeypatch):
 
     weights = shared / "weights" / "u2netp.onnx"
     keep = tmp_path / "keep"
-    code = cli.main(["bench", "speed", "--model", "u2netp", "--weights", str(weights), "--limit", "3", "--no-check",
-                     "--keep", str(keep), "--json", str(tmp_path / "figures.json")])
+    code = cli.main(
+        [
+            "bench",
+            "speed",
+            "--model",
+            "u2netp",
+            "--weights",
+            str(weights),
+            "--limit",
+            "3",
+            "--no-check",
+            "--keep",
+            str(keep),
+            "--json",
+            str(tmp_path / "figures.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert "mattekit / rembg:" in out and "masks vs rembg (3 images)" in out, out
     assert "per-stage ms/image" in out and "-> within tolerance" in out, out
@@ -395,11 +464,16 @@ def test_bench_speed_compares_with_rembg(shared, tmp_path, capsys, monkeypatch):
             diff = np.abs(alpha - reference)
             a, b = alpha > 0.5, reference > 0.5
             iou = (a & b).sum() / max((a | b).sum(), 1)
-            assert diff.mean() <= mean and diff.max() <= worst + 1e-6 and iou >= 0.999, \
-                (tool, path.name, diff.mean(), diff.max() * 255, iou)
+            assert diff.mean() <= mean and diff.max() <= worst + 1e-6 and iou >= 0.999, (
+                tool,
+                path.name,
+                diff.mean(),
+                diff.max() * 255,
+                iou,
+            )
 
 
-FAULTS = '''
+FAULTS = """
 import resource, sys, threading
 import subprocess
 import sys
@@ -421,7 +495,7 @@ for rounds in (3, 10):  # the first pass warms the heap up, the second is counte
     [t.start() for t in workers]
     [t.join() for t in workers]
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-'''
+"""
 
 
 @pytest.mark.slow
@@ -449,8 +523,9 @@ def test_post_runs_in_the_workers_and_its_result_is_written():
             raise MattekitError("Cannot finish 4.")
         return float(y[0, 0, 0, 0]) + 0.5
 
-    report = pipeline.run_pipeline(range(12), _read, _double, lambda item, c, r: written.__setitem__(item, r),
-                                   workers=2, post=post, ordered=True)
+    report = pipeline.run_pipeline(
+        range(12), _read, _double, lambda item, c, r: written.__setitem__(item, r), workers=2, post=post, ordered=True
+    )
     assert written == {i: 2.0 * i + 0.5 for i in range(12) if i != 4}
     assert [(item, str(exc)) for item, exc in report.failed] == [(4, "Cannot finish 4.")]
     assert names and all(n.startswith("mattekit-infer-") for n in names)
@@ -491,7 +566,9 @@ def test_plan_on_cuda_gives_the_spare_cores_to_writers(monkeypatch):
         assert (layout["workers"], layout["batch"], layout["writers"], layout["readers"]) == (2, 8, writers, readers)
         assert layout["pad"] and layout["device"] == "cuda"
         ordered = pipeline.plan(on_gpu, ordered=True)
-        assert ordered["writers"] == 1 and ordered["readers"] == readers and ordered["ordered"] and not layout["ordered"]
+        assert (
+            ordered["writers"] == 1 and ordered["readers"] == readers and ordered["ordered"] and not layout["ordered"]
+        )
         assert pipeline.plan(on_gpu, ordered=True, readers=1)["readers"] == 1  # a movie decodes forwards
 
 
@@ -566,8 +643,9 @@ def test_a_batch_out_of_gpu_memory_is_halved_and_a_single_image_stops_the_run():
         fitted.append(x.shape[0])
         return x * 2
 
-    report = pipeline.run_pipeline(range(16), read, infer, lambda i, c, y: written.__setitem__(i, float(y[0, 0, 0, 0])),
-                                   batch=8, queue_size=16)
+    report = pipeline.run_pipeline(
+        range(16), read, infer, lambda i, c, y: written.__setitem__(i, float(y[0, 0, 0, 0])), batch=8, queue_size=16
+    )
     assert report.done == 16 and written == {i: 2.0 * i for i in range(16)}
     assert tried[:4] == [1, 8, 4, 2] and max(fitted) == 2 and sum(fitted) == 16, tried
 
@@ -588,8 +666,9 @@ def test_a_padded_pipeline_gives_the_engine_full_batches_only_and_writes_the_rea
         seen.append(x.shape[0])
         return x * 2
 
-    report = pipeline.run_pipeline(range(11), _read, infer, lambda i, c, y: written.__setitem__(i, y.clone()),
-                                   batch=4, pad=True)
+    report = pipeline.run_pipeline(
+        range(11), _read, infer, lambda i, c, y: written.__setitem__(i, y.clone()), batch=4, pad=True
+    )
     assert report.done == 11 and set(seen) == {4}, seen
     assert all(y.shape == (1, 1, 2, 2) and float(y.max()) == 2.0 * i for i, y in written.items())
     unpadded = []
@@ -606,8 +685,9 @@ def test_a_padded_pipeline_gives_the_engine_full_batches_only_and_writes_the_rea
         return x * 2
 
     written.clear()
-    report = pipeline.run_pipeline(range(9), _read, small_gpu, lambda i, c, y: written.__setitem__(i, float(y.max())),
-                                   batch=8, pad=True)
+    report = pipeline.run_pipeline(
+        range(9), _read, small_gpu, lambda i, c, y: written.__setitem__(i, float(y.max())), batch=8, pad=True
+    )
     assert report.done == 9 and written == {i: 2.0 * i for i in range(9)}
     assert tried[0] == 8 and set(fitted) == {2}, (tried, fitted)  # each call that fitted: padded to the halved size
 
@@ -621,8 +701,9 @@ def test_a_short_batch_is_padded_with_zero_inputs_not_with_copies_of_a_real_one(
         seen.append(x.clone())
         return x
 
-    report = pipeline.run_pipeline(range(3), lambda i: (torch.full((1, 1, 2, 2), float(i + 1)), i), infer,
-                                   lambda *a: None, batch=4, pad=True)
+    report = pipeline.run_pipeline(
+        range(3), lambda i: (torch.full((1, 1, 2, 2), float(i + 1)), i), infer, lambda *a: None, batch=4, pad=True
+    )
     rows = torch.cat(seen)
     assert report.done == 3 and rows.shape[0] % 4 == 0
     real = [float(row.max()) for row in rows if row.abs().max() > 0]
@@ -643,8 +724,11 @@ def test_on_a_gpu_no_batch_is_larger_than_the_items_and_a_folder_runs_in_padded_
 
     on_gpu = _planned(monkeypatch, 2, "auto", simulated="0")
     seen = []
-    monkeypatch.setattr(pipeline, "run_pipeline", lambda items, read, infer, write, **settings:
-                        seen.append(settings) or pipeline.Result())
+    monkeypatch.setattr(
+        pipeline,
+        "run_pipeline",
+        lambda items, read, infer, write, **settings: seen.append(settings) or pipeline.Result(),
+    )
     runner = Runner(remove.TASK, {"model": on_gpu}, remove.TASK.make_options({}))
     runner.run([0], lambda item: None, lambda *a: None, single=True)
     runner.run(list(range(3)), lambda item: None, lambda *a: None)

@@ -1,4 +1,5 @@
 """Hints: a box, include / exclude points and a hint mask restrict the subject (mattekit.subject.hints)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,14 @@ from mattekit.errors import InputError
 
 def _make(height, width, box=None, include=None, exclude=None, mask=None):
     """:func:`hints.make` from the texts a user types (parsed as the options parse them)."""
-    return hints.make(height, width, None if box is None else hints.parse_box(box), hints.parse_points(include),
-                      hints.parse_points(exclude), mask)
+    return hints.make(
+        height,
+        width,
+        None if box is None else hints.parse_box(box),
+        hints.parse_points(include),
+        hints.parse_points(exclude),
+        mask,
+    )
 
 
 def _two_blobs() -> np.ndarray:
@@ -44,9 +51,11 @@ def test_a_box_or_point_in_fractions_of_the_image_is_said_to_be_one():
     real problem is values below one pixel, read as fractions of the image's size."""
     with pytest.raises(InputError) as said:
         hints.parse_box("0.2,0,0.4,50")
-    assert str(said.value) == ("The box '0.2,0,0.4,50' has 0.2 and 0.4, which would round to pixel 0 or 1: it takes "
-                               "pixels of the image, not fractions of its size (x0,y0,x1,y1 in pixels, e.g. "
-                               "40,30,400,380).")
+    assert str(said.value) == (
+        "The box '0.2,0,0.4,50' has 0.2 and 0.4, which would round to pixel 0 or 1: it takes "
+        "pixels of the image, not fractions of its size (x0,y0,x1,y1 in pixels, e.g. "
+        "40,30,400,380)."
+    )
     with pytest.raises(InputError, match=r"^The point '0.5,0.5' has 0.5 and 0.5, which would round"):
         hints.parse_points("0.5,0.5")
     assert hints.parse_box("0,0,1,50.6") == (0, 0, 1, 51) and hints.parse_points("0,1") == ((0, 1),)
@@ -114,7 +123,7 @@ def test_every_rectangle_is_a_box_x0_y0_x1_y1():
 def _two_colours() -> tuple[np.ndarray, np.ndarray]:
     """A red disc on a blue-green background, 80 x 80, and its true mask."""
     yy, xx = np.mgrid[:80, :80]
-    truth = ((yy - 40) ** 2 + (xx - 40) ** 2 < 20 ** 2).astype(np.float32)
+    truth = ((yy - 40) ** 2 + (xx - 40) ** 2 < 20**2).astype(np.float32)
     image = np.where(truth[..., None] > 0, [0.85, 0.15, 0.1], [0.1, 0.5, 0.6]).astype(np.float32)
     image += np.random.default_rng(0).normal(0, 0.03, image.shape).astype(np.float32)
     return np.clip(image, 0, 1), truth
@@ -147,7 +156,6 @@ def test_an_exclude_point_splits_a_part_that_also_holds_an_include_point():
     hint = _make(80, 80, include="40,40", exclude="70,40")
     kept = hints.constrain(hints.colour_refine(image, mask, hint), hint)
     assert kept[:, 62:].max() < 0.5 and (kept[truth > 0] >= 0.5).mean() > 0.98
-
 
 
 def test_an_include_point_on_what_the_model_missed_drops_none_of_its_parts():
@@ -195,24 +203,48 @@ def test_picked_reads_the_networks_grid_for_the_share_in_the_box_and_the_points(
     low[2:6, 3:8] = 0.9  # its subject: photo rows 20-59, columns 60-159 (40 x 100 px)
     assert hints.picked(low, hints.Hint(box=hints.Box(60, 20, 160, 60)), 100, 400)  # all of it in the box
     assert hints.picked(low, hints.Hint(box=hints.Box(50, 10, 140, 70)), 100, 400)  # 4 of its 5 columns of cells: 0.8
-    assert not hints.picked(low, hints.Hint(box=hints.Box(50, 10, 120, 70)), 100, 400)  # 3 of 5: it picked another subject
-    assert hints.picked(low, hints.Hint(box=hints.Box(75, 25, 81, 29)), 100, 400, share=0.05)  # a box inside one cell reads it
+    assert not hints.picked(
+        low, hints.Hint(box=hints.Box(50, 10, 120, 70)), 100, 400
+    )  # 3 of 5: it picked another subject
+    assert hints.picked(
+        low, hints.Hint(box=hints.Box(75, 25, 81, 29)), 100, 400, share=0.05
+    )  # a box inside one cell reads it
     assert not hints.picked(low, hints.Hint(box=hints.Box(200, 0, 400, 100)), 100, 400, share=0.05)  # the other side
     assert hints.picked(low, hints.Hint(include=((100, 40), (159, 59))), 100, 400)  # both points on its subject
     assert not hints.picked(low, hints.Hint(include=((100, 40), (300, 40))), 100, 400)  # one on the background
-    assert not hints.picked(np.zeros_like(low), hints.Hint(box=hints.Box(0, 0, 400, 100)), 100, 400)  # no subject at all
+    assert not hints.picked(
+        np.zeros_like(low), hints.Hint(box=hints.Box(0, 0, 400, 100)), 100, 400
+    )  # no subject at all
 
 
-@pytest.mark.parametrize("hint, task, box_focus, first", [
-    (hints.Hint(box=hints.Box(0, 0, 10, 10)), "segment", False, True),  # a box alone
-    (hints.Hint(box=hints.Box(0, 0, 10, 10), exclude=((5, 5),)), "matte", False, True),  # with exclude points, any network
-    (hints.Hint(box=hints.Box(0, 0, 10, 10)), "segment", True, False),  # focused on the box
-    (hints.Hint(box=hints.Box(0, 0, 10, 10), include=((5, 5),)), "segment", False, False),  # a point says where in the box
-    (hints.Hint(include=((5, 5),)), "segment", False, True),  # include points alone on a segmentation network
-    (hints.Hint(include=((5, 5),)), "matte", False, False),
-    (hints.Hint(include=((5, 5),), mask=np.ones((10, 10), np.float32)), "segment", False, False),  # a hint mask
-    (hints.Hint(exclude=((5, 5),)), "segment", False, False),  # exclude points alone: their region is the whole image
-])
+@pytest.mark.parametrize(
+    "hint, task, box_focus, first",
+    [
+        (hints.Hint(box=hints.Box(0, 0, 10, 10)), "segment", False, True),  # a box alone
+        (
+            hints.Hint(box=hints.Box(0, 0, 10, 10), exclude=((5, 5),)),
+            "matte",
+            False,
+            True,
+        ),  # with exclude points, any network
+        (hints.Hint(box=hints.Box(0, 0, 10, 10)), "segment", True, False),  # focused on the box
+        (
+            hints.Hint(box=hints.Box(0, 0, 10, 10), include=((5, 5),)),
+            "segment",
+            False,
+            False,
+        ),  # a point says where in the box
+        (hints.Hint(include=((5, 5),)), "segment", False, True),  # include points alone on a segmentation network
+        (hints.Hint(include=((5, 5),)), "matte", False, False),
+        (hints.Hint(include=((5, 5),), mask=np.ones((10, 10), np.float32)), "segment", False, False),  # a hint mask
+        (
+            hints.Hint(exclude=((5, 5),)),
+            "segment",
+            False,
+            False,
+        ),  # exclude points alone: their region is the whole image
+    ],
+)
 def test_whole_first_takes_a_box_alone_or_include_points_alone(hint, task, box_focus, first):
     """Which hints have the network answer the whole image first (mattekit.subject.answer.whole_first)."""
     from mattekit.subject import answer

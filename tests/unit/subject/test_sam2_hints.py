@@ -3,6 +3,7 @@ they become, and end-to-end runs through the CLI and the Python API with stand-i
 checkpoints are ({"model": state_dict}), a spy on the real model's decoder recording where the prompts landed. The
 CLI's run is at the catalog's 1024 x 1024; the API's and the worker's check plumbing at 128 x 128 (``small_sam``),
 which roto's SAM tests share, as they share the one stand-in file (fixtures of tests/helpers/stand_ins.py)."""
+
 from __future__ import annotations
 
 import os
@@ -23,17 +24,25 @@ from mattekit.wire.client import Pixels
 from mattekit.options import OptionError
 from mattekit.tasks import registry
 
-SIZES = {"sam2.1-hiera-tiny": ("hiera_t", "sam2.1_hiera_tiny.pt"),
-         "sam2.1-hiera-small": ("hiera_s", "sam2.1_hiera_small.pt"),
-         "sam2.1-hiera-base-plus": ("hiera_b+", "sam2.1_hiera_base_plus.pt"),
-         "sam2.1-hiera-large": ("hiera_l", "sam2.1_hiera_large.pt")}
+SIZES = {
+    "sam2.1-hiera-tiny": ("hiera_t", "sam2.1_hiera_tiny.pt"),
+    "sam2.1-hiera-small": ("hiera_s", "sam2.1_hiera_small.pt"),
+    "sam2.1-hiera-base-plus": ("hiera_b+", "sam2.1_hiera_base_plus.pt"),
+    "sam2.1-hiera-large": ("hiera_l", "sam2.1_hiera_large.pt"),
+}
 W, H = 320, 200  # not square: the two axes scale differently onto SAM's 1024 x 1024 input
 
 
 def _make(height, width, box=None, include=None, exclude=None, mask=None):
     """:func:`hints.make` from the texts a user types (parsed as the options parse them)."""
-    return hints.make(height, width, None if box is None else hints.parse_box(box), hints.parse_points(include),
-                      hints.parse_points(exclude), mask)
+    return hints.make(
+        height,
+        width,
+        None if box is None else hints.parse_box(box),
+        hints.parse_points(include),
+        hints.parse_points(exclude),
+        mask,
+    )
 
 
 def test_catalog_has_the_four_sam_sizes_as_released():
@@ -105,13 +114,16 @@ def test_missing_hint_model_weights_is_one_sentence(tmp_path, monkeypatch, capsy
         code = main(["remove", str(photo), "-o", str(target), "--box", "40,30,200,170", *named])
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1, err
-        assert err.startswith("mattekit: error: Unset MATTEKIT_OFFLINE or set MATTEKIT_MIRROR to a folder holding them, "
-                              "or use --hint-model none to answer the hint with the segmentation model "), err
+        assert err.startswith(
+            "mattekit: error: Unset MATTEKIT_OFFLINE or set MATTEKIT_MIRROR to a folder holding them, "
+            "or use --hint-model none to answer the hint with the segmentation model "
+        ), err
         assert "the weights of sam2.1-hiera-tiny cannot be had here" in err
         assert not target.exists()
 
 
 # ------------------------------------------------------------------------ end to end with stand-in weights
+
 
 def _photo(folder):
     from PIL import Image
@@ -157,13 +169,29 @@ def test_remove_box_and_points_through_sam_in_the_cli(stand_in, spy, tmp_path, m
 
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     photo, target = _photo(tmp_path), tmp_path / "cut.png"
-    code = main(["remove", str(photo), "-o", str(target), "--box", "80,50,240,160", "--point", "150,100",
-                 "--exclude", "100,60", "--hint-model", "sam2.1-hiera-tiny", "--hint-weights", str(stand_in)])
+    code = main(
+        [
+            "remove",
+            str(photo),
+            "-o",
+            str(target),
+            "--box",
+            "80,50,240,160",
+            "--point",
+            "150,100",
+            "--exclude",
+            "100,60",
+            "--hint-model",
+            "sam2.1-hiera-tiny",
+            "--hint-weights",
+            str(stand_in),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
-    (coords, labels), = spy["decode"]
+    ((coords, labels),) = spy["decode"]
     np.testing.assert_allclose(coords[0], _model_pixels([(80, 50), (240, 160), (150, 100), (100, 60)]), rtol=1e-6)
     assert labels[0].tolist() == [2, 3, 1, 0]  # box corners, then the click on the subject and the one off it
-    (kwargs, _), = spy["predict"]
+    ((kwargs, _),) = spy["predict"]
     assert kwargs["multimask_output"] is False
     out = np.asarray(Image.open(target))
     assert out.shape == (H, W, 4)
@@ -179,13 +207,14 @@ def test_remove_hint_mask_through_sam_in_the_api(stand_in, small_sam, spy, tmp_p
     image = np.asarray(Image.open(_photo(tmp_path)), np.float32) / 255.0
     selection = np.zeros((H, W), np.float32)
     selection[70:140, 100:220] = 1.0
-    out = mattekit.remove_background(image, hint_mask=selection, hint_model="sam2.1-hiera-tiny",
-                                     hint_weights=str(stand_in), matting=True)
+    out = mattekit.remove_background(
+        image, hint_mask=selection, hint_model="sam2.1-hiera-tiny", hint_weights=str(stand_in), matting=True
+    )
     assert out.shape == (H, W, 4) and out.dtype == np.float32
-    (coords, labels), = spy["decode"]
+    ((coords, labels),) = spy["decode"]
     np.testing.assert_allclose(coords[0], _model_pixels([(100, 70), (220, 140)], small_sam), rtol=1e-6)
     assert labels[0].tolist() == [2, 3]
-    (_, (logits, _, _)), = spy["predict"]
+    ((_, (logits, _, _)),) = spy["predict"]
     # the matting band softens SAM's edge without moving it: upstream's mask (logits > 0) where the hint allows
     upstream = (logits[0] > 0) & hints.allowed(_make(H, W, mask=selection), H, W)
     alpha = out[..., 3]
@@ -195,8 +224,7 @@ def test_remove_hint_mask_through_sam_in_the_api(stand_in, small_sam, spy, tmp_p
 
 
 @pytest.mark.slow
-def test_remove_box_through_sam_in_a_real_worker(stand_in, small_sam, spy, make_worker, tmp_path,
-                                                 monkeypatch):
+def test_remove_box_through_sam_in_a_real_worker(stand_in, small_sam, spy, make_worker, tmp_path, monkeypatch):
     """The worker takes no weights path: the stand-in is added as a derived copy (`models add`), as a user of
     GIMP or Blender would, and a box in a request that names no hint model goes to the default, SAM, in photo pixels
     (SAM at 128 x 128)."""
@@ -205,12 +233,13 @@ def test_remove_box_through_sam_in_a_real_worker(stand_in, small_sam, spy, make_
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     assert main(["models", "add", "sam2.1-hiera-tiny", str(stand_in), "--derived"]) == 0
     _, worker = make_worker(threads=2)
-    menu = {m["name"]: m for m in worker.schema()["models"]["prompt"]}  # the hosts' menus: "Default (sam2.1-hiera-tiny)"
+    menu = {
+        m["name"]: m for m in worker.schema()["models"]["prompt"]
+    }  # the hosts' menus: "Default (sam2.1-hiera-tiny)"
     assert menu["sam2.1-hiera-tiny"]["default"] and not menu["sam2.1-hiera-small"]["default"]
     photo = np.asarray(Image.open(_photo(tmp_path)).convert("RGB"))
-    out, = worker.run("remove", [Pixels(photo.tobytes(), W, H, 3, "u8")],
-                      {"box": "80,50,240,160", "result": "alpha"})
-    (coords, labels), = spy["decode"]
+    (out,) = worker.run("remove", [Pixels(photo.tobytes(), W, H, 3, "u8")], {"box": "80,50,240,160", "result": "alpha"})
+    ((coords, labels),) = spy["decode"]
     np.testing.assert_allclose(coords[0], _model_pixels([(80, 50), (240, 160)], small_sam), rtol=1e-6)
     assert labels[0].tolist() == [2, 3]
     record = {m["name"]: m for m in out.provenance["models"]}["sam2.1-hiera-tiny"]
@@ -233,8 +262,9 @@ def _pinned_catalog(folder, stand_in) -> str:
 
 
 @pytest.mark.slow
-def test_a_box_alone_fetches_the_default_hint_model_from_the_mirror_on_first_use(stand_in, small_sam, spy, shared,
-                                                                                 tmp_path, monkeypatch, capsys):
+def test_a_box_alone_fetches_the_default_hint_model_from_the_mirror_on_first_use(
+    stand_in, small_sam, spy, shared, tmp_path, monkeypatch, capsys
+):
     """No --hint-model: the catalog's prompt default answers the box, its weights taken from a local-folder mirror on
     first use and checked against the catalog's sha256 on the way into the cache (a file of the same name and size
     with other bytes is refused: exit 2, nothing written, nothing cached); --hint-model none answers the same box
@@ -261,12 +291,14 @@ def test_a_box_alone_fetches_the_default_hint_model_from_the_mirror_on_first_use
     (mirror / wf.name).symlink_to(stand_in)
     assert main(cli) == 0, capsys.readouterr().err
     assert weights.is_cached(wf) and sha256_file(weights.cached_path(wf)) == wf.sha256  # verified on the way in
-    (coords, labels), = spy["decode"]  # SAM answered the box
+    ((coords, labels),) = spy["decode"]  # SAM answered the box
     np.testing.assert_allclose(coords[0], _model_pixels([(80, 50), (240, 160)], small_sam), rtol=1e-6)
     sam = np.asarray(Image.open(target))
     assert main([*cli, "--hint-model", "none"]) == 0 and len(spy["decode"]) == 1  # SAM did not run again
     fallback = np.asarray(Image.open(target))
     image = np.asarray(Image.open(photo))
-    assert np.array_equal(fallback, mattekit.remove_background(image, model="u2netp", result="alpha",
-                                                               box="80,50,240,160", hint_model="none"))
+    assert np.array_equal(
+        fallback,
+        mattekit.remove_background(image, model="u2netp", result="alpha", box="80,50,240,160", hint_model="none"),
+    )
     assert not np.array_equal(fallback, sam)

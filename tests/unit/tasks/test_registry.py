@@ -1,4 +1,5 @@
 """The task registry: one declaration per task drives the CLI, the schema and the Python API."""
+
 from __future__ import annotations
 
 import io as bytes_io
@@ -50,11 +51,18 @@ def test_tasks_declare_the_settings_their_algorithms_take():
         assert settings.of(defaults) == settings()
 
 
-@pytest.mark.parametrize("values, words", [
-    ({"strength": float("nan")}, "finite"), ({"strength": 3.0}, "at most 1"), ({"tile": -1}, "at least 0"),
-    ({"alpha": "sharp"}, "one of model, bicubic"), ({"scale": "2"}, "a number"), ({"width": True}, "whole number"),
-    ({"colour": 1}, "has no option colour"),
-])
+@pytest.mark.parametrize(
+    "values, words",
+    [
+        ({"strength": float("nan")}, "finite"),
+        ({"strength": 3.0}, "at most 1"),
+        ({"tile": -1}, "at least 0"),
+        ({"alpha": "sharp"}, "one of model, bicubic"),
+        ({"scale": "2"}, "a number"),
+        ({"width": True}, "whole number"),
+        ({"colour": 1}, "has no option colour"),
+    ],
+)
 def test_bad_values_are_one_sentence_naming_the_option(values, words):
     with pytest.raises(OptionError, match=re.escape(words)):
         registry.get("upscale").make_options(values)
@@ -157,7 +165,9 @@ def test_the_typed_stub_is_the_registry_s():
     import api_stub
     from mattekit import api
 
-    assert api_stub.written() == api_stub.stub(), "the stub differs from the registry: run `python tests/helpers/api_stub.py`"
+    assert api_stub.written() == api_stub.stub(), (
+        "the stub differs from the registry: run `python tests/helpers/api_stub.py`"
+    )
     functions = {node.name: node for node in ast.parse(api_stub.written()).body if isinstance(node, ast.FunctionDef)}
     assert set(functions) == set(api.functions()) | {"load_model", "clear_models"}
     for declaration in [*registry.tasks().values(), *registry.sequences().values()]:

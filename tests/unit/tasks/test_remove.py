@@ -1,4 +1,5 @@
 """Background removal end to end: the library call and the `mattekit remove` command, real weights."""
+
 from __future__ import annotations
 
 import os
@@ -49,16 +50,30 @@ def test_a_matting_model_gives_remove_its_own_soft_alpha(shared, mirror, tmp_pat
     removed = mattekit.remove_background(photo, model="modnet-portrait", result="alpha")
     matted = mattekit.matte(photo, model="modnet-portrait", result="alpha")
     soft = float(((removed > 0.02) & (removed < 0.98)).mean())
-    print(f"\nremove --model modnet-portrait on person1: max |remove - matte| {np.abs(removed - matted).max():.2e}, "
-          f"{soft:.3%} soft pixels, IoU {metrics.iou(removed, gt_mask(shared, 'person1')):.4f}")
+    print(
+        f"\nremove --model modnet-portrait on person1: max |remove - matte| {np.abs(removed - matted).max():.2e}, "
+        f"{soft:.3%} soft pixels, IoU {metrics.iou(removed, gt_mask(shared, 'person1')):.4f}"
+    )
     assert np.abs(removed - matted).max() < 1e-6 and soft > 0.005
     h, w = photo.shape[:2]
-    boxed = mattekit.remove_background(photo, model="people", hint_model="none", result="alpha",
-                                       box=f"0,0,{w // 2},{h}")
-    assert not boxed[:, w // 2:].any() and boxed[:, : w // 2].any()
+    boxed = mattekit.remove_background(
+        photo, model="people", hint_model="none", result="alpha", box=f"0,0,{w // 2},{h}"
+    )
+    assert not boxed[:, w // 2 :].any() and boxed[:, : w // 2].any()
     for model in ("rvm-people", "sinet-portrait"):  # the other kinds still take their own paths
-        assert main(["remove", str(shared / "data/grabcut50/im/person1.jpg"), "-o", str(tmp_path / f"{model}.png"),
-                     "--model", model]) == 0
+        assert (
+            main(
+                [
+                    "remove",
+                    str(shared / "data/grabcut50/im/person1.jpg"),
+                    "-o",
+                    str(tmp_path / f"{model}.png"),
+                    "--model",
+                    model,
+                ]
+            )
+            == 0
+        )
     assert main(["remove", str(shared / "data/grabcut50/im/person1.jpg"), "--model", "realesr-general-x4v3"]) == 2
 
 
@@ -66,7 +81,9 @@ def test_output_modes(shared, mirror, tmp_path):
     src = shared / "data/grabcut50/im/person2.png"
     mask_out, bg_out, crop_out = tmp_path / "m.png", tmp_path / "bg.png", tmp_path / "c.png"
     assert main(["remove", str(src), "-o", str(mask_out), "--model", "extremec3-portrait", "--result", "alpha"]) == 0
-    assert main(["remove", str(src), "-o", str(bg_out), "--model", "extremec3-portrait", "--background", "#00ff00"]) == 0
+    assert (
+        main(["remove", str(src), "-o", str(bg_out), "--model", "extremec3-portrait", "--background", "#00ff00"]) == 0
+    )
     assert main(["remove", str(src), "-o", str(crop_out), "--model", "extremec3-portrait", "--crop", "0"]) == 0
     mask = io.read_image(mask_out).pixels
     assert not io.read_image(mask_out).has_alpha
@@ -97,8 +114,9 @@ def _disc_photo(height, width, dtype=np.uint8, channels=3, seed=0):
     if channels == 4:
         colours = np.concatenate([colours, np.where(xx < width // 10, 0.5, 1.0)[..., None]], axis=2)
     photo = quantise(colours, 16 if dtype == np.uint16 else 8)
-    low = cv2.resize(cv2.GaussianBlur(inside.astype(np.float32), (0, 0), 0.01 * width), (320, 320),
-                     interpolation=cv2.INTER_AREA)
+    low = cv2.resize(
+        cv2.GaussianBlur(inside.astype(np.float32), (0, 0), 0.01 * width), (320, 320), interpolation=cv2.INTER_AREA
+    )
     return photo, low
 
 
@@ -158,8 +176,13 @@ def test_folder_with_a_broken_image_keeps_the_others(shared, mirror, tmp_path, c
 
 def run_cli(*args, env=None):
     """The real console entry point in a subprocess: exit code and stderr."""
-    proc = subprocess.run([sys.executable, "-m", "mattekit", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mattekit", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
     return proc.returncode, proc.stderr.strip()
 
 
@@ -196,22 +219,33 @@ def test_error_no_weights_offline(shared, tmp_path):
 def test_error_output_not_writable(shared, mirror, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder should be")
-    code, err = run_cli("remove", str(shared / "data/grabcut50/im/person1.jpg"), "-o", str(blocker / "sub" / "out.png"),
-                        "--model", "extremec3-portrait")
+    code, err = run_cli(
+        "remove",
+        str(shared / "data/grabcut50/im/person1.jpg"),
+        "-o",
+        str(blocker / "sub" / "out.png"),
+        "--model",
+        "extremec3-portrait",
+    )
     assert code == 2 and "output folder" in one_sentence(err)
 
 
 def test_error_device_missing(shared, mirror):
-    code, err = run_cli("remove", str(shared / "data/grabcut50/im/person1.jpg"), "--model", "csnet-sod", "--device", "cuda:7")
+    code, err = run_cli(
+        "remove", str(shared / "data/grabcut50/im/person1.jpg"), "--model", "csnet-sod", "--device", "cuda:7"
+    )
     assert code == 2 and "cuda:7" in one_sentence(err)
 
 
 def test_noncommercial_model_prints_its_licence(shared, mirror, tmp_path):
-    code, err = run_cli("remove", str(shared / "data/grabcut50/im/teddy.jpg"), "-o", str(tmp_path / "t.png"), "--model", "csnet-sod")
+    code, err = run_cli(
+        "remove", str(shared / "data/grabcut50/im/teddy.jpg"), "-o", str(tmp_path / "t.png"), "--model", "csnet-sod"
+    )
     assert code == 0 and "non-commercial" in err
 
 
 # ---------------------------------------------------------------- hints: the user picks the subject
+
 
 @pytest.fixture
 def two_subjects(shared, mirror, tmp_path):
@@ -255,14 +289,33 @@ def test_cli_box_points_and_hint_mask_pick_the_intended_subject(two_subjects, tm
 
     def alpha_for(*flags):
         out.unlink(missing_ok=True)
-        assert main(["remove", str(path), "-o", str(out), "--model", "u2netp", "--hint-model", "none", "--result", "alpha",
-                     "-q", *flags]) == 0
+        assert (
+            main(
+                [
+                    "remove",
+                    str(path),
+                    "-o",
+                    str(out),
+                    "--model",
+                    "u2netp",
+                    "--hint-model",
+                    "none",
+                    "--result",
+                    "alpha",
+                    "-q",
+                    *flags,
+                ]
+            )
+            == 0
+        )
         return io.read_image(out).pixels[..., 0]
 
     for side, other in (("left", "right"), ("right", "left")):
         for focus in ([], ["--box-focus"]):
             picked = _picked(alpha_for("--box", boxes[side], *focus), masks)
-            print(f"--box {' '.join(focus)} on the {side} subject: IoU {side} {picked[side]:.3f}, {other} {picked[other]:.3f}")
+            print(
+                f"--box {' '.join(focus)} on the {side} subject: IoU {side} {picked[side]:.3f}, {other} {picked[other]:.3f}"
+            )
             assert picked[side] > 0.75 and picked[other] == 0.0
     points = _picked(alpha_for("--point", _centre(masks["right"]), "--point", _centre(masks["right"])), masks)
     assert points["right"] > 0.6 and points["left"] == 0.0, points
@@ -279,13 +332,19 @@ def test_cli_box_points_and_hint_mask_pick_the_intended_subject(two_subjects, tm
 @pytest.mark.slow
 def test_cli_refuses_bad_hints_in_one_sentence(two_subjects, tmp_path):
     path, masks, _ = two_subjects
-    for flags, words in ((["--box", "1,2,3"], "not x0,y0,x1,y1"), (["--point", "5"], "not x,y"),
-                         (["--box", "9000,0,9500,40"], "lies outside"), (["--exclude", "3,9000"], "lies outside")):
+    for flags, words in (
+        (["--box", "1,2,3"], "not x0,y0,x1,y1"),
+        (["--point", "5"], "not x,y"),
+        (["--box", "9000,0,9500,40"], "lies outside"),
+        (["--exclude", "3,9000"], "lies outside"),
+    ):
         code, err = run_cli("remove", str(path), "-o", str(tmp_path / "o.png"), "--model", "u2netp", *flags)
         assert code == 2 and words in one_sentence(err), (flags, err)
     small = tmp_path / "small.png"
     cv2.imwrite(str(small), np.full((10, 10), 255, np.uint8))
-    code, err = run_cli("remove", str(path), "-o", str(tmp_path / "o.png"), "--model", "u2netp", "--hint-mask", str(small))
+    code, err = run_cli(
+        "remove", str(path), "-o", str(tmp_path / "o.png"), "--model", "u2netp", "--hint-mask", str(small)
+    )
     assert code == 2 and "same size" in one_sentence(err)
     assert not (tmp_path / "o.png").exists()
 
@@ -301,12 +360,15 @@ def test_api_takes_hints_as_tuples_and_arrays(two_subjects):
     text = mattekit.remove_background(pixels, model="u2netp", hint_model="none", result="alpha", box=boxes["right"])
     assert np.array_equal(text / 255.0, by_box)
     centre = tuple(int(v) for v in _centre(masks["left"]).split(","))
-    by_point = mattekit.remove_background(pixels, model="u2netp", hint_model="none", result="alpha",
-                                          point=[centre]) / 255.0
+    by_point = (
+        mattekit.remove_background(pixels, model="u2netp", hint_model="none", result="alpha", point=[centre]) / 255.0
+    )
     assert _picked(by_point, masks)["left"] > 0.6 and _picked(by_point, masks)["right"] == 0.0
     selection = (masks["right"] >= 128).astype(np.float32)
-    by_mask = mattekit.remove_background(pixels, model="u2netp", hint_model="none", result="alpha",
-                                         hint_mask=selection) / 255.0
+    by_mask = (
+        mattekit.remove_background(pixels, model="u2netp", hint_model="none", result="alpha", hint_mask=selection)
+        / 255.0
+    )
     assert _picked(by_mask, masks)["right"] > 0.75 and _picked(by_mask, masks)["left"] == 0.0
     from mattekit.subject.hints import Box, Point
 
@@ -333,11 +395,14 @@ def test_a_box_alone_cuts_the_plain_answer(two_subjects):
     columns = np.nonzero((masks["left"] >= 128).any(axis=0))[0]
     box = f"{(columns.min() + columns.max()) // 2},0,{w},{h}"  # the right subject and the left one's right half
     inside = np.zeros((h, w), bool)
-    inside[:, (columns.min() + columns.max()) // 2:] = True
+    inside[:, (columns.min() + columns.max()) // 2 :] = True
     cut = run(box=box)
     assert cut.any() and np.array_equal(cut, np.where(inside, plain, 0))
-    x, context = remove.TASK.prepare({"model": predictor}, {"image": pixels},
-                                      remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "box": box}))
+    x, context = remove.TASK.prepare(
+        {"model": predictor},
+        {"image": pixels},
+        remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "box": box}),
+    )
     assert x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels)) and context.region is None
     left_part = (masks["left"] >= 128) & inside & (plain >= 0.5)
     assert left_part.any() and cut[left_part].min() >= 0.5  # kept by the box alone; an exclude point there drops it
@@ -354,8 +419,10 @@ def missed_subject(shared, mirror):
     neither, and a box finds 106024 at IoU 0.13.)"""
     from mattekit.bench import hints as bench_hints
 
-    photos = [io.read_image(shared / "data/grabcut50/im" / f"{name}.jpg").pixels[..., :3] / 255.0
-              for name in ("flower", "227092")]
+    photos = [
+        io.read_image(shared / "data/grabcut50/im" / f"{name}.jpg").pixels[..., :3] / 255.0
+        for name in ("flower", "227092")
+    ]
     image, left, right = bench_hints.side_by_side(*photos, gt_mask(shared, "flower.jpg"), gt_mask(shared, "227092.jpg"))
     return image.astype(np.float32), {"left": left, "right": right}
 
@@ -429,8 +496,9 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
         def __getattr__(self, name):
             return getattr(predictor, name)
 
-    options = remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", "box": boxes["right"],
-                                         "box_focus": True})
+    options = remove.TASK.make_options(
+        {"model": "u2netp", "hint_model": "none", "result": "alpha", "box": boxes["right"], "box_focus": True}
+    )
     x, context = remove.TASK.prepare({"model": predictor}, {"image": pixels}, options)
     assert x.shape[0] == 2 and np.array_equal(x[1:], predictor.prepare(pixels))
     found = Runner(remove.TASK, {"model": Counted()}, options).arrays({"image": pixels})["result"]
@@ -443,15 +511,18 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     assert _picked(one_call, masks)["right"] > 0.75 and _picked(one_call, masks)["left"] == 0.0
     # a box whose grown region is the whole photo: its one row is both answers, the network runs on it once
     h, w = pixels.shape[:2]
-    whole = remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha",
-                                       "box": f"4,4,{w - 4},{h - 4}", "box_focus": True})
+    whole = remove.TASK.make_options(
+        {"model": "u2netp", "hint_model": "none", "result": "alpha", "box": f"4,4,{w - 4},{h - 4}", "box_focus": True}
+    )
     x, context = remove.TASK.prepare({"model": predictor}, {"image": pixels}, whole)
     assert context.region == (0, 0, w, h) and x.shape[0] == 1 and np.array_equal(x, predictor.prepare(pixels))
     calls.clear()
     found = Runner(remove.TASK, {"model": Counted()}, whole).arrays({"image": pixels})["result"]
     y = predictor(x)
-    assert calls == [1] and np.array_equal(found, hinted_subject.alpha({"model": predictor}, {"image": pixels}, whole, context,
-                                                                 stack_inputs([y, y], "cpu")))
+    assert calls == [1] and np.array_equal(
+        found,
+        hinted_subject.alpha({"model": predictor}, {"image": pixels}, whole, context, stack_inputs([y, y], "cpu")),
+    )
 
 
 def test_select_subject_is_removes_alpha_for_the_same_hint(two_subjects, tmp_path):
@@ -461,14 +532,19 @@ def test_select_subject_is_removes_alpha_for_the_same_hint(two_subjects, tmp_pat
 
     path, masks, boxes = two_subjects
     pixels = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-    hint = {"point": [tuple(int(v) for v in _centre(masks["right"]).split(","))],
-            "exclude": [tuple(int(v) for v in _centre(masks["left"]).split(","))]}
+    hint = {
+        "point": [tuple(int(v) for v in _centre(masks["right"]).split(","))],
+        "exclude": [tuple(int(v) for v in _centre(masks["left"]).split(","))],
+    }
     selected = mattekit.select_subject(pixels, model="u2netp", hint_model="none", **hint)
     assert selected.shape == pixels.shape[:2] and selected.dtype == np.uint8
-    assert np.array_equal(selected, mattekit.remove_background(pixels, model="u2netp", hint_model="none", result="alpha",
-                                                               **hint))
+    assert np.array_equal(
+        selected, mattekit.remove_background(pixels, model="u2netp", hint_model="none", result="alpha", **hint)
+    )
     assert _picked(selected / 255.0, masks)["right"] > 0.6 and _picked(selected / 255.0, masks)["left"] == 0.0
-    assert main(["select-subject", str(path), "--model", "u2netp", "--hint-model", "none", "--box", boxes["left"],
-                 "-q"]) == 0
+    assert (
+        main(["select-subject", str(path), "--model", "u2netp", "--hint-model", "none", "--box", boxes["left"], "-q"])
+        == 0
+    )
     written = cv2.imread(str(tmp_path / "two_selection.png"), cv2.IMREAD_UNCHANGED)
     assert written.shape == pixels.shape[:2] and _picked(written / 255.0, masks)["left"] > 0.75

@@ -1,4 +1,5 @@
 """Upscaling with real weights: reference accuracy, seam-free tiling, alpha, grey, 16-bit, sizes, CLI."""
+
 from __future__ import annotations
 
 import shutil
@@ -46,6 +47,7 @@ def _read_png(path) -> np.ndarray:
 
 # ------------------------------------------------------------------------- reference accuracy
 
+
 def test_rfdn_reproduces_reference(shared, golden, mirror):
     """rfdn-x4 through the library equals the upstream output; its PSNR is the golden's and beats bicubic."""
     g = golden("rfdn_real")
@@ -64,8 +66,11 @@ def test_rfdn_reproduces_reference(shared, golden, mirror):
 
 # ------------------------------------------------------------------------- tiling
 
-@pytest.mark.parametrize("length,tile,overlap,scale,align",
-                         [(256, 64, 32, 4, 1), (100, 40, 16, 2, 1), (97, 33, 30, 3, 1), (50, 64, 32, 4, 1), (101, 40, 16, 2, 2)])
+
+@pytest.mark.parametrize(
+    "length,tile,overlap,scale,align",
+    [(256, 64, 32, 4, 1), (100, 40, 16, 2, 1), (97, 33, 30, 3, 1), (50, 64, 32, 4, 1), (101, 40, 16, 2, 2)],
+)
 def test_tile_weights_partition_unity(length, tile, overlap, scale, align):
     """Blending weights sum to one everywhere; contributing pixels keep clear of window edges."""
     windows = tiling.plan_axis(length, tile, overlap, align)
@@ -137,6 +142,7 @@ def test_pad_multiple_and_tiny_inputs(shared, anime, mirror):
 
 # ------------------------------------------------------------------------- alpha, grey, depth
 
+
 def _disc_rgba(size: int = 48) -> np.ndarray:
     """An orange textured disc on a fully transparent black background."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -161,7 +167,10 @@ def test_rgba_keeps_a_clean_alpha(anime):
     edge = (alpha > 0.3) & (truth < 1)  # visible edge pixels: no dark fringe from the hidden black
     assert out[..., 0][edge].mean() > 0.8
     soft = upscale(anime, image, alpha="bicubic")[..., 3]
-    assert np.abs(soft - alpha).mean() < 0.02 and np.abs(np.diff(soft, axis=1)).max() < np.abs(np.diff(alpha, axis=1)).max()
+    assert (
+        np.abs(soft - alpha).mean() < 0.02
+        and np.abs(np.diff(soft, axis=1)).max() < np.abs(np.diff(alpha, axis=1)).max()
+    )
 
 
 def test_fill_transparent_leaves_visible_pixels():
@@ -185,6 +194,7 @@ def test_grey_sixteen_bit_and_opaque_alpha(anime):
 
 # ------------------------------------------------------------------------- size and strength
 
+
 def test_scale_width_and_strength(shared, anime):
     image = _photo(shared, 200, 100, 40)[:30]
     assert upscale(anime, image, scale=3).shape == (90, 120, 3)
@@ -203,6 +213,7 @@ def test_scale_width_and_strength(shared, anime):
 
 # ------------------------------------------------------------------------- command line
 
+
 def test_cli_upscale_rgba_16bit_grey(shared, tmp_path, capsys):
     from mattekit import cli, io
 
@@ -214,14 +225,40 @@ def test_cli_upscale_rgba_16bit_grey(shared, tmp_path, capsys):
     io.write_image(src / "grey.png", np.linspace(0, 1, 16 * 16, dtype=np.float32).reshape(16, 16))
     weights = str(shared / "weights" / ANIME)
     out = tmp_path / "out"
-    args = ["upscale", str(src), "-o", str(out), "--model", "realesr-animevideov3", "--weights", weights, "--device", "cpu"]
+    args = [
+        "upscale",
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        "realesr-animevideov3",
+        "--weights",
+        weights,
+        "--device",
+        "cpu",
+    ]
     assert cli.main(args) == 0
     disc, deep, grey = (io.read_image(out / n) for n in ("disc.png", "deep.png", "grey.png"))
     assert disc.has_alpha and disc.pixels.shape == (160, 160, 4) and disc.bit_depth == 8
     assert deep.bit_depth == 16 and deep.pixels.shape == (96, 80, 3)
     assert grey.pixels.shape == (64, 64, 3) and grey.mode.startswith("L")
-    assert cli.main(["upscale", str(src / "grey.png"), "--scale", "2", "--weights", weights,
-                     "--model", "realesr-animevideov3", "--device", "cpu"]) == 0
+    assert (
+        cli.main(
+            [
+                "upscale",
+                str(src / "grey.png"),
+                "--scale",
+                "2",
+                "--weights",
+                weights,
+                "--model",
+                "realesr-animevideov3",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert io.read_image(src / "grey_x2.png").pixels.shape == (32, 32, 3)
     capsys.readouterr()
     assert cli.main(["upscale", str(tmp_path / "missing.png")]) == 2
@@ -261,9 +298,12 @@ def test_bench_upscale_prints_reference_figures(shared, tmp_path, mirror, capsys
 
     def scores(image, truth):
         ya, yb = y(image), y(truth)
-        return (peak_signal_noise_ratio(yb, ya, data_range=255),
-                structural_similarity(yb, ya, data_range=255, gaussian_weights=True, sigma=1.5,
-                                      use_sample_covariance=False))
+        return (
+            peak_signal_noise_ratio(yb, ya, data_range=255),
+            structural_similarity(
+                yb, ya, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+            ),
+        )
 
     golden = np.load(shared / "conformance/rfdn_real/golden.npz")
     published = re.search(r"PSNR vs HR ([\d.]+)/([\d.]+) dB", (shared / "conformance/README.md").read_text()).groups()
@@ -285,7 +325,10 @@ def test_bench_upscale_prints_reference_figures(shared, tmp_path, mirror, capsys
 
 
 def test_a_result_larger_than_free_memory_is_refused_before_allocating():
-    with pytest.raises(MattekitError, match=r"^Not enough memory for the 200000x200000 result \(447\.0 GiB\); choose a smaller scale\.$"):
+    with pytest.raises(
+        MattekitError,
+        match=r"^Not enough memory for the 200000x200000 result \(447\.0 GiB\); choose a smaller scale\.$",
+    ):
         tiling._output_buffer(1, 200_000, 200_000, 3, torch.float32)
 
 
@@ -294,8 +337,11 @@ def test_integer_tiling_equals_the_rounded_float_result(dtype):
     """Pixels stored as integers as soon as their windows are done: the same values as rounding the
     float result, over uneven windows, alignment and zero overlap."""
     torch.manual_seed(0)
-    for shape, tile, overlap, scale, multiple in [((1, 3, 97, 211), 40, 24, 3, 1), ((2, 4, 61, 50), 32, 16, 2, 2),
-                                                 ((1, 1, 40, 90), 32, 0, 1, 1)]:
+    for shape, tile, overlap, scale, multiple in [
+        ((1, 3, 97, 211), 40, 24, 3, 1),
+        ((2, 4, 61, 50), 32, 16, 2, 2),
+        ((1, 1, 40, 90), 32, 0, 1, 1),
+    ]:
         x = torch.rand(*shape)
         fn = lambda t: F.interpolate(t, scale_factor=scale, mode="bilinear") * 1.2 - 0.1  # overshoots [0,1]
         floats = tiling.run_tiled(fn, x, scale, tile=tile, overlap=overlap, multiple=multiple)
@@ -340,7 +386,23 @@ def test_an_upscale_prints_no_library_warning(shared, tmp_path):
 
     io.write_image(tmp_path / "in.png", _disc_rgba(24)[..., :3])
     env = dict(os.environ, MATTEKIT_HOME=str(tmp_path / "home"))
-    run = subprocess.run([sys.executable, "-m", "mattekit", "upscale", str(tmp_path / "in.png"), "--model",
-                          "realesr-animevideov3", "--weights", str(shared / "weights" / ANIME), "--device", "cpu"],
-                         capture_output=True, text=True, env=env, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mattekit",
+            "upscale",
+            str(tmp_path / "in.png"),
+            "--model",
+            "realesr-animevideov3",
+            "--weights",
+            str(shared / "weights" / ANIME),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert run.returncode == 0 and run.stderr.splitlines() == [f"mattekit: wrote {tmp_path / 'in_x4.png'}"], run.stderr

@@ -1,4 +1,5 @@
 """The weights cache against a real local HTTP server serving the real checkpoints (no mocks)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -336,7 +337,9 @@ def test_a_rembg_folder_file_with_another_hash_is_refused_and_the_download_goes_
     with pytest.warns(UserWarning), pytest.raises(WeightsError, match="MATTEKIT_OFFLINE=1") as err:
         fetch(wf, progress=False)
     assert_sentence(str(err.value))
-    assert f"rembg folder {tmp_path / 'u2'} (failed verification" in str(err.value) and "models import" in str(err.value)
+    assert f"rembg folder {tmp_path / 'u2'} (failed verification" in str(err.value) and "models import" in str(
+        err.value
+    )
     assert not is_cached(wf)
 
 
@@ -349,7 +352,9 @@ def test_a_bad_rembg_file_is_one_warning_line_then_one_error_line(shared, env, t
     assert main(["models", "pull", "u2netp"]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith(f"mattekit: warning: {bad} is not the catalog's {RMBG} (sha256 ") and len(lines) == 2
-    assert lines[1].startswith("mattekit: error: None of the 2 weight files could be had") and "models import" in lines[1]
+    assert (
+        lines[1].startswith("mattekit: error: None of the 2 weight files could be had") and "models import" in lines[1]
+    )
 
 
 def test_models_import_matches_files_by_sha256(shared, sums, env, tmp_path, capsys):
@@ -379,8 +384,8 @@ def test_models_import_matches_files_by_sha256(shared, sums, env, tmp_path, caps
     assert capsys.readouterr().err == f"mattekit: error: {tmp_path / 'nowhere'} does not exist.\n"
 
 
-
 # ------------------------------------------------------------------ files pinned by rembg's md5 only
+
 
 def md5_pinned(wf: WeightFile) -> WeightFile:
     """``wf`` as the catalog lists rembg's other releases: its sha256 left out, rembg's md5 the only pin."""
@@ -425,7 +430,9 @@ def test_the_catalogs_md5_of_u2netp_onnx_lets_rembgs_file_in_and_records_its_sha
     assert fetch(wf, progress=False) == path  # now checked against the recorded sha256 too
 
 
-def test_a_model_pinned_by_md5_runs_from_rembgs_folder_and_is_not_marked_derived(shared, sums, env, tmp_path, md5_catalog):
+def test_a_model_pinned_by_md5_runs_from_rembgs_folder_and_is_not_marked_derived(
+    shared, sums, env, tmp_path, md5_catalog
+):
     from mattekit import catalog, runtime
 
     env.setenv("MATTEKIT_OFFLINE", "1")
@@ -450,14 +457,20 @@ def test_a_file_with_another_md5_is_refused_in_one_sentence(server, shared, sums
     with pytest.warns(UserWarning) as caught, pytest.raises(WeightsError) as err:
         fetch(wf, progress=False)
     assert [str(w.message) for w in caught] == [
-        f"{bad} is not the catalog's {RMBG} (md5 {bad_md5}, expected {pin.md5}); it was not used."]
+        f"{bad} is not the catalog's {RMBG} (md5 {bad_md5}, expected {pin.md5}); it was not used."
+    ]
     assert_sentence(str(err.value))
-    assert f"official URL {wf.url} (failed verification: md5 {bad_md5}, expected {pin.md5}; the download was deleted" in str(err.value)
+    assert (
+        f"official URL {wf.url} (failed verification: md5 {bad_md5}, expected {pin.md5}; the download was deleted"
+        in str(err.value)
+    )
     assert not is_cached(wf) and not cached_path(wf).with_name(RMBG + ".part").exists()
     assert not (cache_dir() / "hashes.json").exists()
 
     cached_path(wf).write_bytes(bad.read_bytes())  # put in the cache by hand
-    with pytest.raises(WeightsError, match=re.escape(f"does not match its md5 (expected {pin.md5}, got {bad_md5})")) as err:
+    with pytest.raises(
+        WeightsError, match=re.escape(f"does not match its md5 (expected {pin.md5}, got {bad_md5})")
+    ) as err:
         fetch(wf, progress=False)
     assert_sentence(str(err.value))
     assert not verify(wf)[0] and not (cache_dir() / "hashes.json").exists()
@@ -504,14 +517,17 @@ def test_processes_sharing_the_cache_take_turns(shared, sums, env, tmp_path):
 
     env.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     unpinned = ["ExtremeC3.pth", "realesr-animevideov3.pth"]
-    files = [WeightFile(name, f"https://example.invalid/{name}", None if name in unpinned else sums[name])
-             for name in (NAME, BIG, *unpinned)]
+    files = [
+        WeightFile(name, f"https://example.invalid/{name}", None if name in unpinned else sums[name])
+        for name in (NAME, BIG, *unpinned)
+    ]
     context = multiprocessing.get_context("spawn")
     for attempt in range(3):
         env.setenv("MATTEKIT_HOME", str(tmp_path / f"home{attempt}"))
         start, results = context.Barrier(4), context.Queue()
-        children = [context.Process(target=_fetch_in_a_process, args=(files[i:] + files[:i], start, results))
-                    for i in range(4)]
+        children = [
+            context.Process(target=_fetch_in_a_process, args=(files[i:] + files[:i], start, results)) for i in range(4)
+        ]
         for child in children:
             child.start()
         outcomes = [results.get(timeout=120) for _ in range(4 * len(files))]
@@ -543,8 +559,19 @@ def test_a_mirror_file_with_other_bytes_is_listed_as_bad_and_never_offered(share
     assert main(["models", "list", "--task", "segment"]) == 0
     listing = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
     assert " bad in mirror " in listing["csnet-sod"] and " in mirror " in listing["sinet-portrait"]
-    assert main(["mask-preview", str(shared / "data" / "grabcut50" / "im" / "teddy.jpg"), "--model", "csnet-sod",
-                 "-o", str(tmp_path / "out.png")]) == 2
+    assert (
+        main(
+            [
+                "mask-preview",
+                str(shared / "data" / "grabcut50" / "im" / "teddy.jpg"),
+                "--model",
+                "csnet-sod",
+                "-o",
+                str(tmp_path / "out.png"),
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err
     assert "that is here with --model NAME (sinet-portrait)" in error
 
@@ -556,16 +583,26 @@ def test_a_named_weights_file_that_cannot_be_one_says_why(kind, tmp_path, env, c
 
     env.setenv("MATTEKIT_HOME", str(tmp_path / "home"))
     (tmp_path / "empty.pth").write_bytes(b"")
-    path = {"missing": tmp_path / "nope.pth", "folder": tmp_path, "device": Path("/dev/zero"),
-            "empty": tmp_path / "empty.pth"}[kind]
-    words = {"missing": "does not exist.", "folder": "is a folder; name the weights file inside it.",
-             "device": "is not a regular file (a device or a pipe)", "empty": "is empty."}[kind]
+    path = {
+        "missing": tmp_path / "nope.pth",
+        "folder": tmp_path,
+        "device": Path("/dev/zero"),
+        "empty": tmp_path / "empty.pth",
+    }[kind]
+    words = {
+        "missing": "does not exist.",
+        "folder": "is a folder; name the weights file inside it.",
+        "device": "is not a regular file (a device or a pipe)",
+        "empty": "is empty.",
+    }[kind]
     photo = tmp_path / "in.png"
     from PIL import Image
 
     Image.new("RGB", (8, 8)).save(photo)
-    for argv in (["models", "add", "u2netp", str(path)],
-                 ["mask-preview", str(photo), "--model", "u2netp", "--weights", str(path), "-o", str(tmp_path / "o.png")]):
+    for argv in (
+        ["models", "add", "u2netp", str(path)],
+        ["mask-preview", str(photo), "--model", "u2netp", "--weights", str(path), "-o", str(tmp_path / "o.png")],
+    ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err == f"mattekit: error: Weights file {path} {words}" or (words in err and "\n" not in err), err

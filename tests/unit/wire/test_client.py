@@ -1,4 +1,5 @@
 """The stdlib-only client (mattekit.wire.client): Python 3.8 syntax, starts a worker on demand, reuses it."""
+
 from __future__ import annotations
 
 import ast
@@ -52,13 +53,19 @@ def test_the_client_uses_the_protocol_module_installed_beside_it(tmp_path):
         for source in WIRE.glob("*.py"):
             (folder / "mattekit_wire" / source.name).write_bytes(source.read_bytes())
     (package / "__init__.py").write_text("from .mattekit_wire import client\n")
-    script = (f"import sys; sys.path[:0] = [{str(flat)!r}, {str(package.parent)!r}]\n"
-              "sys.modules['mattekit'] = None\n"  # any import of the real package fails
-              "from mattekit_wire import client as a\nimport mattekit_addon.mattekit_wire.client as b\n"
-              "print(a.protocol.__name__, b.protocol.__name__, a.Pixels(bytes(6), 1, 1, 3, 'u16'))")
+    script = (
+        f"import sys; sys.path[:0] = [{str(flat)!r}, {str(package.parent)!r}]\n"
+        "sys.modules['mattekit'] = None\n"  # any import of the real package fails
+        "from mattekit_wire import client as a\nimport mattekit_addon.mattekit_wire.client as b\n"
+        "print(a.protocol.__name__, b.protocol.__name__, a.Pixels(bytes(6), 1, 1, 3, 'u16'))"
+    )
     out = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True)
-    assert out.stdout.split() == ["mattekit_wire.protocol", "mattekit_addon.mattekit_wire.protocol", "Pixels(1x1x3",
-                                  "u16)"], out.stderr
+    assert out.stdout.split() == [
+        "mattekit_wire.protocol",
+        "mattekit_addon.mattekit_wire.protocol",
+        "Pixels(1x1x3",
+        "u16)",
+    ], out.stderr
 
 
 def test_pixels_checks_its_size():
@@ -133,10 +140,13 @@ def test_an_adapter_connects_as_its_installer_recorded(monkeypatch, tmp_path):
         monkeypatch.delenv(name)
     monkeypatch.setenv("MATTEKIT_MIRROR", "/set/already")
     fake = tmp_path / "python"  # a worker that dies at start, printing the settings it was given
-    fake.write_text("#!/bin/sh\necho \"offline=$MATTEKIT_OFFLINE mirror=$MATTEKIT_MIRROR\" >&2\nexit 3\n")
+    fake.write_text('#!/bin/sh\necho "offline=$MATTEKIT_OFFLINE mirror=$MATTEKIT_MIRROR" >&2\nexit 3\n')
     fake.chmod(0o755)
-    record = {"python": str(fake), "state_file": str(tmp_path / "recorded" / "worker.json"),
-              "environment": {"MATTEKIT_OFFLINE": "1", "MATTEKIT_MIRROR": "/recorded"}}
+    record = {
+        "python": str(fake),
+        "state_file": str(tmp_path / "recorded" / "worker.json"),
+        "environment": {"MATTEKIT_OFFLINE": "1", "MATTEKIT_MIRROR": "/recorded"},
+    }
     assert client.recorded_state_file(record) == record["state_file"]
     with pytest.raises(WorkerError, match="exit code 3.*offline=1 mirror=/set/already"):
         client.connect_recorded(record)
@@ -180,8 +190,11 @@ def test_connect_starts_one_worker_and_reuses_it(tmp_path, monkeypatch):
     state = client.read_state(path)
     assert state["pid"] == pid and oct(os.stat(path).st_mode & 0o777) == "0o600"
     assert client.connect(python=sys.executable, path=path).health()["pid"] == pid  # reused
-    out, = workers[0].run("enhance", [Pixels(bytes([10, 20, 30, 200]), 1, 1, 4)],
-                           {"white_balance": False, "contrast": False, "denoise": False})
+    (out,) = workers[0].run(
+        "enhance",
+        [Pixels(bytes([10, 20, 30, 200]), 1, 1, 4)],
+        {"white_balance": False, "contrast": False, "denoise": False},
+    )
     assert out.data == bytes([10, 20, 30, 200])
     workers[0].shutdown()
     deadline = time.time() + 20

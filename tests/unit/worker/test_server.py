@@ -1,5 +1,6 @@
 """The local worker (mattekit.worker): its token and state file, pixels in and out, malformed requests, the hosts
 it answers (the worker fixture and the helpers the worker tests share are in tests/helpers/workers.py)."""
+
 from __future__ import annotations
 
 import http.client
@@ -21,6 +22,7 @@ from workers import _echo_operation, meta_header, raw
 
 
 # ---------------------------------------------------------------- security and the state file
+
 
 def test_state_file_is_private_and_describes_the_worker(make_worker):
     srv, worker = make_worker()
@@ -56,8 +58,13 @@ def test_the_worker_makes_an_existing_mattekit_home_private(make_worker, monkeyp
 @pytest.mark.parametrize("token", [None, "Bearer wrong-token", "Basic abc", "Bearer "])
 def test_requests_without_the_right_token_are_refused(make_worker, token):
     srv, _ = make_worker()
-    for method, path in (("GET", "/v1/health"), ("GET", "/v1/models"), ("POST", "/v1/shutdown"),
-                         ("POST", "/v1/run/remove"), ("GET", "/nothing")):
+    for method, path in (
+        ("GET", "/v1/health"),
+        ("GET", "/v1/models"),
+        ("POST", "/v1/shutdown"),
+        ("POST", "/v1/run/remove"),
+        ("GET", "/nothing"),
+    ):
         status, body, resp = raw(srv, method, path, body=b"x" * 10, token=token)
         assert status == 401, (method, path)
         assert body["error"]["code"] == "unauthorised"
@@ -69,6 +76,7 @@ def test_requests_without_the_right_token_are_refused(make_worker, token):
 
 
 # ---------------------------------------------------------------- pixels in and out
+
 
 def _rgb_alpha(h=5, w=7):
     rng = np.random.default_rng(1)
@@ -82,7 +90,7 @@ def test_pixels_round_trip_in_every_dtype(make_worker, dtype):
     np_dtype, scale = {"u8": (np.uint8, 255), "u16": (np.uint16, 65535), "f32": (np.float32, 1)}[dtype]
     to = (lambda a: np.rint(a * scale).astype(np_dtype)) if scale != 1 else (lambda a: a.astype(np.float32))
     rgb_q, alpha_q = to(rgb), to(alpha)
-    out, = worker.run("echo", [Pixels(rgb_q.tobytes(), 7, 5, 3, dtype), Pixels(alpha_q.tobytes(), 7, 5, 1, dtype)])
+    (out,) = worker.run("echo", [Pixels(rgb_q.tobytes(), 7, 5, 3, dtype), Pixels(alpha_q.tobytes(), 7, 5, 1, dtype)])
     assert (out.width, out.height, out.channels, out.dtype) == (7, 5, 4, dtype)
     got = np.frombuffer(out.data, np_dtype).reshape(5, 7, 4)
     assert np.array_equal(got[..., :3], rgb_q) and np.array_equal(got[..., 3], alpha_q)
@@ -92,8 +100,11 @@ def test_output_dtype_grey_inputs_and_named_inputs(make_worker):
     srv, worker = make_worker(operations_table={"echo": _echo_operation()})
     grey = np.array([[0, 128, 255]], np.uint8)
     alpha = np.array([[255, 255, 0]], np.uint8)
-    head = {protocol.META_HEADER: json.dumps({"inputs": [{"width": 3, "height": 1, "channels": 1, "dtype": "u8"}] * 2,
-                                               "output_dtype": "f32"})}
+    head = {
+        protocol.META_HEADER: json.dumps(
+            {"inputs": [{"width": 3, "height": 1, "channels": 1, "dtype": "u8"}] * 2, "output_dtype": "f32"}
+        )
+    }
     status, data, resp = raw(srv, "POST", "/v1/run/echo", grey.tobytes() + alpha.tobytes(), head)
     assert status == 200
     meta = json.loads(resp.getheader(protocol.META_HEADER))["outputs"][0]
@@ -101,15 +112,19 @@ def test_output_dtype_grey_inputs_and_named_inputs(make_worker):
     got = np.frombuffer(data, "<f4").reshape(1, 3, 4)
     assert np.allclose(got[0, :, :3], (grey[0] / 255.0)[:, None]) and np.allclose(got[0, :, 3], alpha[0] / 255.0)
     # inputs named by port, in any order
-    named, = worker.run("echo", {"alpha": Pixels(alpha.tobytes(), 3, 1, 1), "image": Pixels(grey.tobytes(), 3, 1, 1)})
+    (named,) = worker.run("echo", {"alpha": Pixels(alpha.tobytes(), 3, 1, 1), "image": Pixels(grey.tobytes(), 3, 1, 1)})
     assert np.frombuffer(named.data, np.uint8).reshape(1, 3, 4)[0, :, 3].tolist() == [255, 255, 0]
 
 
 # ---------------------------------------------------------------- malformed requests
 
+
 def test_malformed_requests_get_clear_4xx_json(make_worker):
     srv, _ = make_worker(max_request=4096)
-    one = [{"width": 2, "height": 2, "channels": 3, "dtype": "u8"}, {"width": 2, "height": 2, "channels": 1, "dtype": "u8"}]
+    one = [
+        {"width": 2, "height": 2, "channels": 3, "dtype": "u8"},
+        {"width": 2, "height": 2, "channels": 1, "dtype": "u8"},
+    ]
     body = bytes(12 + 4)
     cases = [
         ("POST", "/v1/run/matte", body, {}, 400, "bad_meta"),  # no meta header
@@ -118,19 +133,53 @@ def test_malformed_requests_get_clear_4xx_json(make_worker):
         ("POST", "/v1/run/matte", body[:-1], meta_header(one), 400, "bad_body"),
         ("POST", "/v1/run/matte", body + b"x", meta_header(one), 400, "bad_body"),
         ("POST", "/v1/run/matte", b"", meta_header([]), 400, "bad_meta"),
-        ("POST", "/v1/run/matte", body, meta_header([dict(one[0], name="image"), dict(one[1], name="halo")]), 400, "bad_meta"),
-        ("POST", "/v1/run/matte", body, meta_header([dict(one[0], name="image"), dict(one[1], name="image")]), 400, "bad_meta"),
-        ("POST", "/v1/run/matte", body, meta_header([dict(one[1], name="mask"), dict(one[0], name="backdrop")]), 400, "bad_meta"),
+        (
+            "POST",
+            "/v1/run/matte",
+            body,
+            meta_header([dict(one[0], name="image"), dict(one[1], name="halo")]),
+            400,
+            "bad_meta",
+        ),
+        (
+            "POST",
+            "/v1/run/matte",
+            body,
+            meta_header([dict(one[0], name="image"), dict(one[1], name="image")]),
+            400,
+            "bad_meta",
+        ),
+        (
+            "POST",
+            "/v1/run/matte",
+            body,
+            meta_header([dict(one[1], name="mask"), dict(one[0], name="backdrop")]),
+            400,
+            "bad_meta",
+        ),
         ("POST", "/v1/run/matte", body, meta_header([dict(one[0], dtype="u32"), one[1]]), 400, "bad_meta"),
         ("POST", "/v1/run/matte", body, meta_header([dict(one[0], dtype=["u8"]), one[1]]), 400, "bad_meta"),  # was 500
-        ("POST", "/v1/run/matte", body, meta_header([dict(one[0], name=["image"]), one[1]]), 400, "bad_meta"),  # was 500
+        (
+            "POST",
+            "/v1/run/matte",
+            body,
+            meta_header([dict(one[0], name=["image"]), one[1]]),
+            400,
+            "bad_meta",
+        ),  # was 500
         ("POST", "/v1/run/matte", body, meta_header([dict(one[0], width=-2), one[1]]), 400, "bad_meta"),
         ("POST", "/v1/run/matte", bytes(24), meta_header([one[0], dict(one[1], channels=3)]), 400, "bad_meta"),
         ("POST", "/v1/run/matte", body, meta_header(one, output="alpha"), 400, "bad_option"),
         ("POST", "/v1/run/matte", body, meta_header(one, result="jpeg"), 400, "bad_option"),
         ("POST", "/v1/run/matte", body, meta_header(one, crop="wide"), 400, "bad_option"),
-        ("POST", "/v1/run/matte", body, {protocol.META_HEADER: json.dumps({"inputs": one, "output_dtype": ["u8"]})},
-         400, "bad_meta"),
+        (
+            "POST",
+            "/v1/run/matte",
+            body,
+            {protocol.META_HEADER: json.dumps({"inputs": one, "output_dtype": ["u8"]})},
+            400,
+            "bad_meta",
+        ),
         ("POST", "/v1/run/matte", body, {protocol.META_HEADER: json.dumps({"inputs": {"a": 1}})}, 400, "bad_meta"),
         ("POST", "/v1/run/nothing", body, meta_header(one), 404, "unknown_operation"),
         ("POST", "/v1/run/matte", bytes(5000), meta_header(one), 413, "too_large"),
@@ -185,6 +234,7 @@ def test_an_option_the_task_refuses_is_one_sentence_with_400(make_worker, mirror
 
 # ---------------------------------------------------------------- the hosts it answers, one worker per state file
 
+
 def _with_host(srv, host, extra=None):
     """(status, error code) of GET /v1/health sent with this Host header (None: no Host header at all)."""
     conn = http.client.HTTPConnection(srv.host, srv.port, timeout=30)
@@ -205,8 +255,15 @@ def test_only_loopback_host_headers_and_no_browsers(make_worker):
     port = srv.port
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}", f"[::1]:{port}"):
         assert _with_host(srv, host) == (200, None), host
-    for host in (f"evil.example:{port}", "127.0.0.1", f"127.0.0.1:{port + 1}", f"localhost.evil.example:{port}",
-                 f"127.0.0.2:{port}", "", None):
+    for host in (
+        f"evil.example:{port}",
+        "127.0.0.1",
+        f"127.0.0.1:{port + 1}",
+        f"localhost.evil.example:{port}",
+        f"127.0.0.2:{port}",
+        "",
+        None,
+    ):
         assert _with_host(srv, host) == (403, "bad_host"), host
     for header in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
         assert _with_host(srv, f"127.0.0.1:{port}", header) == (403, "browser_refused"), header
@@ -220,8 +277,12 @@ def test_a_second_worker_for_the_same_state_file_is_refused(make_worker):
     with pytest.raises(MattekitError, match=r"^Another mattekit worker already serves the state file .*\.$"):
         service.WorkerServer(state_file=srv.state_file, log=lambda text: None)
     os.remove(srv.state_file)  # the command line finds no worker to reuse, and still may not start a second one
-    out = subprocess.run([sys.executable, "-m", "mattekit.commands.serve", "--state-file", srv.state_file],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "mattekit.commands.serve", "--state-file", srv.state_file],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2 and "Another mattekit worker already serves" in out.stderr
     assert "Traceback" not in out.stderr
     assert worker.health()["ok"], "the first worker keeps serving"

@@ -1,5 +1,6 @@
 """A busy worker is not a dead one: its health check is answered by a thread no job can take, it says how many jobs
 are queued, and a client waits for a busy worker instead of starting a second one (which would fail its lock)."""
+
 from __future__ import annotations
 
 import socket
@@ -29,8 +30,13 @@ def _hold_runs(srv, worker) -> tuple[list, list]:
 
     for _ in range(RUNS):
         threading.Thread(target=run, daemon=True).start()
-    _until(lambda: srv.jobs.counts() == (1, connections.POOL_SIZE - 1)
-           and srv.httpd.ready.qsize() == RUNS - connections.POOL_SIZE, "every run reaching the worker")
+    _until(
+        lambda: (
+            srv.jobs.counts() == (1, connections.POOL_SIZE - 1)
+            and srv.httpd.ready.qsize() == RUNS - connections.POOL_SIZE
+        ),
+        "every run reaching the worker",
+    )
     return results, errors
 
 
@@ -46,8 +52,12 @@ def test_health_answers_while_every_handler_thread_waits_on_a_run(make_worker):
             health = worker.health(timeout=10)  # (no handler thread is free: only the health thread can answer)
             assert health["ok"] and health["jobs"] == {"running": 1, "queued": RUNS - 1}, health
         said = []
-        late = threading.Thread(target=lambda: results.append(
-            worker.run("slow", [IMAGE], {"steps": 4}, progress=lambda f, m: said.append(m))[0].data), daemon=True)
+        late = threading.Thread(
+            target=lambda: results.append(
+                worker.run("slow", [IMAGE], {"steps": 4}, progress=lambda f, m: said.append(m))[0].data
+            ),
+            daemon=True,
+        )
         late.start()
         _until(lambda: said, "the late client's first word")
         assert said[0] == f"The mattekit worker is busy, {RUNS} jobs queued before this one; it waits its turn."
@@ -87,7 +97,8 @@ def test_a_client_uses_a_busy_worker_and_starts_no_second_one(make_worker, tmp_p
     try:
         found = client.connect(python=str(tmp_path / "no-python"), path=srv.state_file)
         assert found.url == srv.url and found.busy() == (
-            f"The mattekit worker is busy, {RUNS} jobs queued before this one; it waits its turn.")
+            f"The mattekit worker is busy, {RUNS} jobs queued before this one; it waits its turn."
+        )
     finally:
         gate.set()
     _until(lambda: len(results) + len(errors) == RUNS, "every run finishing")
@@ -103,14 +114,17 @@ def test_a_live_worker_that_does_not_answer_is_waited_for_never_doubled(tmp_path
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)  # accepts connections into its backlog, answers nothing
     lock = state.OwnerLock(path).acquire()
-    state.write(path, {"url": "http://127.0.0.1:%d" % silent.getsockname()[1], "token": "t", "pid": 4242,
-                       "version": "0"})
+    state.write(
+        path, {"url": "http://127.0.0.1:%d" % silent.getsockname()[1], "token": "t", "pid": 4242, "version": "0"}
+    )
     try:
         assert client.worker_alive(path)
         with pytest.raises(WorkerError) as err:
             client.connect(python=str(tmp_path / "no-python"), path=path, wait=3)
-        assert str(err.value) == (f"The mattekit worker (process 4242) is running but has not answered for 3 s; it may be "
-                                  f"stuck: see its log {tmp_path / 'state' / 'worker.log'}, or end that process.")
+        assert str(err.value) == (
+            f"The mattekit worker (process 4242) is running but has not answered for 3 s; it may be "
+            f"stuck: see its log {tmp_path / 'state' / 'worker.log'}, or end that process."
+        )
     finally:
         lock.release()
         silent.close()

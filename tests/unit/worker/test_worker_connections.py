@@ -1,5 +1,6 @@
 """The local worker's connections: idle and half-sent requests time out, trickled bodies hold no handler thread,
 many clients get no resets, floods of strangers are answered and logged rate-limited, the log rotates."""
+
 from __future__ import annotations
 
 import json
@@ -24,15 +25,22 @@ def test_idle_connections_take_no_threads_and_do_not_lock_clients_out(make_worke
     srv, worker = make_worker()
     before = set(threading.enumerate())
     socks = [socket.create_connection((srv.host, srv.port), timeout=30) for _ in range(3000)]
-    _until(lambda: not select.select([srv.httpd.socket], [], [], 0)[0]  # none left to accept
-           and _open_connections(srv) == connections.MAX_CONNECTIONS, "the worker's taking in of the connections")
+    _until(
+        lambda: (
+            not select.select([srv.httpd.socket], [], [], 0)[0]  # none left to accept
+            and _open_connections(srv) == connections.MAX_CONNECTIONS
+        ),
+        "the worker's taking in of the connections",
+    )
     new_threads = set(threading.enumerate()) - before
     health = worker.health()  # a real client is served while the idle connections wait
     open_now = _open_connections(srv)
     for s in socks:
         s.close()
-    print(f"worker idle connections: 3000 opened; connections held {open_now} (cap {connections.MAX_CONNECTIONS}), "
-          f"threads started for them {sorted(t.name for t in new_threads)} (pool {connections.POOL_SIZE})")
+    print(
+        f"worker idle connections: 3000 opened; connections held {open_now} (cap {connections.MAX_CONNECTIONS}), "
+        f"threads started for them {sorted(t.name for t in new_threads)} (pool {connections.POOL_SIZE})"
+    )
     assert health["ok"] and not new_threads and open_now <= connections.MAX_CONNECTIONS
 
 
@@ -41,7 +49,10 @@ def test_half_sent_requests_and_idle_connections_time_out(make_worker, monkeypat
     monkeypatch.setattr(request.Handler, "timeout", 1.0)
     srv, worker = make_worker()
     threads, handled, finish = set(threading.enumerate()), [], srv.httpd.finish_request
-    srv.httpd.finish_request = lambda request, address, *head: (handled.append(address), finish(request, address, *head))
+    srv.httpd.finish_request = lambda request, address, *head: (
+        handled.append(address),
+        finish(request, address, *head),
+    )
     idle = socket.create_connection((srv.host, srv.port), timeout=30)
     half = socket.create_connection((srv.host, srv.port), timeout=30)
     half.sendall(b"GET /v1/health HTTP/1.0\r\nHost: 127.0.0.1\r\n")  # never finishes its headers
@@ -94,8 +105,10 @@ def test_strangers_trickling_a_body_do_not_hold_the_handler_threads(make_worker,
     and a health check is answered while they trickle."""
     monkeypatch.setattr(request, "BODY_SECONDS", 600.0)  # a body waited for would hold its thread past the timeout
     srv, _ = make_worker()
-    head = (f"POST /v1/run/remove HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: Bearer wrong\r\n"
-            f"Content-Length: 1000\r\n\r\nx").encode()
+    head = (
+        f"POST /v1/run/remove HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: Bearer wrong\r\n"
+        f"Content-Length: 1000\r\n\r\nx"
+    ).encode()
     stalls = [socket.create_connection((srv.host, srv.port), timeout=20) for _ in range(connections.POOL_SIZE + 2)]
     for sock in stalls:
         sock.sendall(head)
@@ -116,11 +129,17 @@ def test_strangers_trickling_a_body_do_not_hold_the_handler_threads(make_worker,
 def test_a_body_gets_one_total_deadline_however_it_trickles(make_worker, monkeypatch):
     monkeypatch.setattr(request, "BODY_SECONDS", 1.0, raising=False)
     srv, worker = make_worker(operations_table={"echo": _echo_operation()})
-    metas = [{"width": 10, "height": 10, "channels": 3, "dtype": "u8"},
-             {"width": 10, "height": 10, "channels": 1, "dtype": "u8"}]
+    metas = [
+        {"width": 10, "height": 10, "channels": 3, "dtype": "u8"},
+        {"width": 10, "height": 10, "channels": 1, "dtype": "u8"},
+    ]
     sock = socket.create_connection((srv.host, srv.port), timeout=30)  # a hang, were the deadline per byte (80 s)
-    sock.sendall((f"POST /v1/run/echo HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: Bearer {srv.token}\r\n"
-                  f"{protocol.META_HEADER}: {json.dumps({'inputs': metas})}\r\nContent-Length: 400\r\n\r\nx").encode())
+    sock.sendall(
+        (
+            f"POST /v1/run/echo HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: Bearer {srv.token}\r\n"
+            f"{protocol.META_HEADER}: {json.dumps({'inputs': metas})}\r\nContent-Length: 400\r\n\r\nx"
+        ).encode()
+    )
     stop = threading.Event()
     trickling = _trickle([sock], stop, 0.2)  # 400 bytes at 5 a second: 80 s, were each byte to reset a timer
     try:
@@ -143,14 +162,16 @@ def test_50_concurrent_clients_get_no_connection_resets(make_worker):
         own = client.WorkerClient(srv.url, srv.token, timeout=120)
         for _ in range(10):
             try:
-                out, = own.run("enhance", inputs, IDENTITY)
+                (out,) = own.run("enhance", inputs, IDENTITY)
                 done.append(out.data == inputs[0].data)
             except Exception as exc:
                 failures.append(repr(exc))
 
     elapsed = _in_threads(lambda k: one_client(), 50)
-    print(f"worker concurrency: 50 clients x 10 requests in {elapsed:.1f} s ({500 / elapsed:.0f} requests/s), "
-          f"{len(failures)} failures")
+    print(
+        f"worker concurrency: 50 clients x 10 requests in {elapsed:.1f} s ({500 / elapsed:.0f} requests/s), "
+        f"{len(failures)} failures"
+    )
     assert not failures, failures[:3]
     assert len(done) == 500 and all(done)
 
@@ -162,14 +183,20 @@ def test_unauthenticated_floods_are_answered_401_and_logged_rate_limited(make_wo
     start = time.perf_counter()
     statuses = set()
     for i in range(1000):
-        status, body, _ = raw(srv, "GET" if i % 2 else "POST", "/v1/health" if i % 2 else "/v1/run/remove",
-                              token=None if i % 3 else "Bearer nope")
+        status, body, _ = raw(
+            srv,
+            "GET" if i % 2 else "POST",
+            "/v1/health" if i % 2 else "/v1/run/remove",
+            token=None if i % 3 else "Bearer nope",
+        )
         statuses.add((status, body["error"]["code"]))
     elapsed = time.perf_counter() - start
     lines = path.read_text().splitlines()
     bound = log.burst + log.rate * elapsed + 1
-    print(f"worker log: 1000 unauthenticated requests in {elapsed:.1f} s -> {len(lines)} log lines "
-          f"(bound {bound:.0f}: burst {log.burst:g} + {log.rate:g}/s)")
+    print(
+        f"worker log: 1000 unauthenticated requests in {elapsed:.1f} s -> {len(lines)} log lines "
+        f"(bound {bound:.0f}: burst {log.burst:g} + {log.rate:g}/s)"
+    )
     assert statuses == {(401, "unauthorised")}
     assert 1 <= len(lines) <= bound and not any("Traceback" in line for line in lines)
 
@@ -214,7 +241,9 @@ def test_50_sockets_holding_partial_or_oversized_headers_do_not_stall_health_or_
         trickling.join()
         for sock in socks:
             sock.close()
-    print(f"worker under 50 slow header sockets: health in {health_seconds:.3f} s, operations in "
-          f"{operations_seconds:.3f} s")
+    print(
+        f"worker under 50 slow header sockets: health in {health_seconds:.3f} s, operations in "
+        f"{operations_seconds:.3f} s"
+    )
     assert health["ok"] and "remove" in {op["name"] for op in offered["operations"]}
     assert all(answer.startswith(b"HTTP/1.0 431") and b"headers_too_large" in answer for answer in answers), answers

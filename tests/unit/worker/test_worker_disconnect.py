@@ -1,5 +1,6 @@
 """A synchronous job (POST /v1/run/OP) whose client hangs up is cancelled, and the handler thread that waited for
 it is free again."""
+
 from __future__ import annotations
 
 import json
@@ -17,15 +18,21 @@ IMAGE = {"width": 4, "height": 4, "channels": 3, "dtype": "u8"}
 STEPS = 10000  # 10 ms each: about 100 s unless cancelled
 
 
-def _hang_up_after_sending(srv, operation: str = "slow", options: dict | None = None, image: dict = IMAGE,
-                           body: bytes = bytes(4 * 4 * 3)):
+def _hang_up_after_sending(
+    srv, operation: str = "slow", options: dict | None = None, image: dict = IMAGE, body: bytes = bytes(4 * 4 * 3)
+):
     """A generator: its first step sends a whole synchronous request on a raw socket; closing it hangs up
     without reading the answer."""
     meta = json.dumps({"inputs": [image], "options": {"steps": STEPS} if options is None else options})
     with socket.create_connection((srv.host, srv.port)) as sock:
-        sock.sendall((f"POST /{protocol.API}/run/{operation} HTTP/1.1\r\nHost: {srv.host}:{srv.port}\r\n"
-                      f"Authorization: Bearer {srv.token}\r\n{protocol.META_HEADER}: {meta}\r\n"
-                      f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+        sock.sendall(
+            (
+                f"POST /{protocol.API}/run/{operation} HTTP/1.1\r\nHost: {srv.host}:{srv.port}\r\n"
+                f"Authorization: Bearer {srv.token}\r\n{protocol.META_HEADER}: {meta}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body
+        )
         yield
 
 
@@ -115,8 +122,13 @@ def test_a_real_upscale_whose_client_hangs_up_stops_between_tiles(make_worker, m
     taken, reports, there, go = _held_at_tile(srv, 3)
     side = 384
     pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8).tobytes()
-    running = _hang_up_after_sending(srv, "upscale", {"model": "rfdn-x4", "tile": 64},
-                                     {"width": side, "height": side, "channels": 3, "dtype": "u8"}, pixels)
+    running = _hang_up_after_sending(
+        srv,
+        "upscale",
+        {"model": "rfdn-x4", "tile": 64},
+        {"width": side, "height": side, "channels": 3, "dtype": "u8"},
+        pixels,
+    )
     next(running)
     assert there.wait(120), "the upscale never reached its third tile"
     running.close()

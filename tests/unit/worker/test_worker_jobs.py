@@ -1,5 +1,6 @@
 """The local worker's jobs: asynchronous jobs, cancel, idle exit, shutdown, the serve command, the queue's cap, and
 memory under load."""
+
 from __future__ import annotations
 
 import json
@@ -23,6 +24,7 @@ from workers import IDENTITY, _answer, _in_threads, _slow_operation, _test_opera
 
 
 # ---------------------------------------------------------------- asynchronous jobs, cancel, shutdown
+
 
 def test_a_cancelled_job_stops(make_worker):
     """A job cancelled while it runs stops at its next step: held after step 2 until the cancel is in, it runs no
@@ -75,8 +77,12 @@ def test_failed_and_cancelled_jobs_are_forgotten_once_fetched_or_deleted(make_wo
         raise MattekitError("This test input cannot be used.")
 
     log = []
-    srv, worker = make_worker(operations_table={"slow": _slow_operation(log),
-                                                "fail": _test_operation("fail", (Port("image", "image", (3,)),), fail)})
+    srv, worker = make_worker(
+        operations_table={
+            "slow": _slow_operation(log),
+            "fail": _test_operation("fail", (Port("image", "image", (3,)),), fail),
+        }
+    )
     img = Pixels(bytes(3 * 4 * 4), 4, 4, 3, "u8")
     failing = [worker.submit("fail", [img]) for _ in range(jobs.MAX_JOBS // 2)]
     deadline = time.time() + 30
@@ -129,8 +135,12 @@ def test_serve_command_reuses_a_running_worker_and_stops_on_sigterm(make_worker,
     import subprocess
 
     srv, _ = make_worker()
-    out = subprocess.run([sys.executable, "-m", "mattekit", "serve", "--state-file", srv.state_file],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "mattekit", "serve", "--state-file", srv.state_file],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0 and "already answers" in out.stderr
     state = str(tmp_path / "own" / "worker.json")
     worker = client.start_worker(sys.executable, state, idle_timeout=60)
@@ -145,6 +155,7 @@ def test_serve_command_reuses_a_running_worker_and_stops_on_sigterm(make_worker,
 
 
 # ---------------------------------------------------------------- load: 8 clients x 200 requests
+
 
 def _rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -173,7 +184,7 @@ def test_load_8_clients_x_200_requests_with_flat_memory(tmp_path):
             own = client.WorkerClient(worker.url, worker.token, timeout=60)
             for _ in range(200):
                 try:
-                    out, = own.run("enhance", inputs, IDENTITY)
+                    (out,) = own.run("enhance", inputs, IDENTITY)
                     if out.data != expected:
                         failures.append("wrong pixels")
                     counts[k] += 1
@@ -182,9 +193,11 @@ def test_load_8_clients_x_200_requests_with_flat_memory(tmp_path):
 
         elapsed = _in_threads(one_client, 8)
         after = _rss_kb(pid)
-        print(f"worker load: 8 clients x 200 requests (64x64 RGBA u8, enhance with every step off) in {elapsed:.1f} s = "
-              f"{1600 / elapsed:.0f} requests/s; worker RSS before {before / 1024:.1f} MiB, after {after / 1024:.1f} MiB "
-              f"({(after - before) / 1024:+.1f} MiB)")
+        print(
+            f"worker load: 8 clients x 200 requests (64x64 RGBA u8, enhance with every step off) in {elapsed:.1f} s = "
+            f"{1600 / elapsed:.0f} requests/s; worker RSS before {before / 1024:.1f} MiB, after {after / 1024:.1f} MiB "
+            f"({(after - before) / 1024:+.1f} MiB)"
+        )
         assert not failures, failures[:3]
         assert sum(counts) == 1600
         assert after - before < 32 * 1024, "worker memory grew under load"
@@ -193,6 +206,7 @@ def test_load_8_clients_x_200_requests_with_flat_memory(tmp_path):
 
 
 # ---------------------------------------------------------------- the queue's cap
+
 
 def test_a_full_queue_answers_503_with_retry_after(make_worker):
     log = []
@@ -216,14 +230,17 @@ def test_the_queue_cap_counts_requests_whose_bodies_are_still_coming(make_worker
     """Admission counts requests whose bodies are still coming, so concurrent requests cannot all read and decode
     past the queue cap."""
     monkeypatch.setattr(request, "BODY_SECONDS", 60.0, raising=False)
-    copy = _test_operation("copy", (Port("image", "image", (3, 4)),),
-                           lambda models, inputs, options, progress: {"result": inputs["image"]})
+    copy = _test_operation(
+        "copy", (Port("image", "image", (3, 4)),), lambda models, inputs, options, progress: {"result": inputs["image"]}
+    )
     srv, _ = make_worker(operations_table={"copy": copy}, max_queued=1 << 20)
     side = 160
     reserved = side * side * 4 * 4  # float32 bytes of one request's 160 x 160 RGBA: two fit in 1 MiB, not three
     meta = {"inputs": [{"width": side, "height": side, "channels": 4, "dtype": "u8"}]}
-    head = (f"POST /v1/run/copy HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: Bearer {srv.token}\r\n"
-            f"{protocol.META_HEADER}: {json.dumps(meta)}\r\nContent-Length: {side * side * 4}\r\n\r\n").encode()
+    head = (
+        f"POST /v1/run/copy HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nAuthorization: Bearer {srv.token}\r\n"
+        f"{protocol.META_HEADER}: {json.dumps(meta)}\r\nContent-Length: {side * side * 4}\r\n\r\n"
+    ).encode()
     socks = [socket.create_connection((srv.host, srv.port), timeout=30) for _ in range(6)]
     for sock in socks:
         sock.sendall(head)  # every body held back: the reservations are taken on the headers alone

@@ -1,6 +1,7 @@
 """The worker's classes are named for what they are (issue 82): the HTTP client of a running worker
 (``WorkerClient``), the served worker (``WorkerServer``), what its routes need of it (``WorkerForRoutes``), its
 log (``WorkerLog``), roto's Ray actor (``RotoWorker``); none is a bare ``Worker``."""
+
 from __future__ import annotations
 
 import ast

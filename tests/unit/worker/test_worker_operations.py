@@ -1,5 +1,6 @@
 """Operations through the local worker: real models (remove, upscale, bokeh, matte), every bad or odd option,
 hints, and roto's folders, outputs and loaded model."""
+
 from __future__ import annotations
 
 import json
@@ -17,6 +18,7 @@ from workers import IDENTITY, _in_threads, _slow_operation, _until, count_loads,
 
 
 # ---------------------------------------------------------------- real models through the worker
+
 
 def _iou(alpha: np.ndarray, gt: np.ndarray) -> float:
     valid = gt != 128
@@ -36,16 +38,23 @@ def test_remove_cuts_out_a_real_portrait_sync_and_async_alike(make_worker, mirro
     photo, gt, pixels = _person1(shared)
     h, w = photo.shape[:2]
     options = {"model": "sinet-portrait", "result": "alpha"}
-    sync, = worker.run("remove", [pixels], options)
+    (sync,) = worker.run("remove", [pixels], options)
     seen = []
-    asyn, = worker.run("remove", [pixels], options, progress=lambda f, m: seen.append((f, m)))
+    (asyn,) = worker.run("remove", [pixels], options, progress=lambda f, m: seen.append((f, m)))
     assert sync.data == asyn.data, "the same request must give the same bytes"
     assert seen and seen[-1][0] == 1.0
     for output in (sync, asyn):  # the worker says what made its outputs (the X-Mattekit-Meta answer header)
         record = output.provenance
         assert record["task"] == "remove" and record["options"] == options
-        assert record["models"] == [{"option": "model", "name": "sinet-portrait", "weights": "SINet.pth",
-                                     "sha256": catalog.load().get("sinet-portrait").weights.sha256, "derived": False}]
+        assert record["models"] == [
+            {
+                "option": "model",
+                "name": "sinet-portrait",
+                "weights": "SINet.pth",
+                "sha256": catalog.load().get("sinet-portrait").weights.sha256,
+                "derived": False,
+            }
+        ]
     alpha = np.frombuffer(sync.data, np.uint8).reshape(h, w) / 255.0
     iou = _iou(alpha, gt)
     print(f"worker remove person1 sinet-portrait IoU {iou:.4f}")
@@ -57,13 +66,16 @@ def test_a_fully_transparent_result_carries_a_warning_in_the_answer(make_worker,
     worker names them) when the subject came out empty, as the CLI's warning line; none otherwise."""
     _, worker = make_worker()
     _, _, pixels = _person1(shared)
-    empty, = worker.run("remove", [pixels], {"model": "sinet-portrait", "box": "0,0,40,40", "hint_model": "none",
-                                              "result": "alpha"})
+    (empty,) = worker.run(
+        "remove", [pixels], {"model": "sinet-portrait", "box": "0,0,40,40", "hint_model": "none", "result": "alpha"}
+    )
     assert not any(empty.data)
-    assert empty.warnings == ["the result is fully transparent (no subject was found in the box); try option 'point' "
-                              "on the subject inside the box, or option 'model' with another model, or option "
-                              "'hint_model' at its default (SAM 2.1 answers a box)."]
-    person, = worker.run("remove", [pixels], {"model": "sinet-portrait", "result": "alpha"})
+    assert empty.warnings == [
+        "the result is fully transparent (no subject was found in the box); try option 'point' "
+        "on the subject inside the box, or option 'model' with another model, or option "
+        "'hint_model' at its default (SAM 2.1 answers a box)."
+    ]
+    (person,) = worker.run("remove", [pixels], {"model": "sinet-portrait", "result": "alpha"})
     assert any(person.data) and person.warnings == []
 
 
@@ -90,8 +102,12 @@ def test_upscale_operation(make_worker, mirror):
     rgba = np.random.default_rng(0).integers(0, 256, (20, 18, 4), dtype=np.uint8)
     rgba[..., 3] = 255
     seen = []
-    out, = worker.run("upscale", [Pixels(rgba.tobytes(), 18, 20, 4, "u8")], {"model": "rfdn-x4", "scale": 2.0},
-                      progress=lambda f, m: seen.append(m))
+    (out,) = worker.run(
+        "upscale",
+        [Pixels(rgba.tobytes(), 18, 20, 4, "u8")],
+        {"model": "rfdn-x4", "scale": 2.0},
+        progress=lambda f, m: seen.append(m),
+    )
     assert (out.width, out.height, out.channels, out.dtype) == (36, 40, 4, "u8")
     assert np.all(np.frombuffer(out.data, np.uint8).reshape(40, 36, 4)[..., 3] == 255)
     assert seen and seen[-1] == "Done"
@@ -103,8 +119,11 @@ def test_bokeh_operation_keeps_the_given_subject_sharp(make_worker):
     img = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
     subject = np.zeros((48, 64), np.uint8)
     subject[12:36, 16:48] = 255
-    out, = worker.run("bokeh", [Pixels(img.tobytes(), 64, 48, 3, "u8"), Pixels(subject.tobytes(), 64, 48, 1, "u8")],
-                      {"mask_only": True, "strength": 4.0})
+    (out,) = worker.run(
+        "bokeh",
+        [Pixels(img.tobytes(), 64, 48, 3, "u8"), Pixels(subject.tobytes(), 64, 48, 1, "u8")],
+        {"mask_only": True, "strength": 4.0},
+    )
     got = np.frombuffer(out.data, np.uint8).reshape(48, 64, 3).astype(int)
     inner, outer = (slice(16, 32), slice(20, 44)), (slice(0, 6), slice(0, 64))
     assert np.abs(got[inner] - img[inner]).mean() < 3  # the subject stays sharp
@@ -126,14 +145,14 @@ def test_matte_refines_a_coarse_mask_towards_the_true_alpha(make_worker, shared)
     binary = Image.fromarray(((gt >= 0.5) * 255).astype(np.uint8))
     coarse = np.asarray(binary.resize((w // 16, h // 16), Image.BOX).resize((w, h), Image.BILINEAR))
     inputs = {"image": _u8(photo, h, w, 3), "mask": _u8(coarse, h, w, 1)}
-    out, = worker.run("matte", inputs, {"result": "alpha"})
+    (out,) = worker.run("matte", inputs, {"result": "alpha"})
     assert (out.width, out.height, out.channels, out.dtype) == (w, h, 1, "u8")
     alpha = np.frombuffer(out.data, np.uint8).reshape(h, w) / 255.0
     before, after = np.abs(coarse / 255.0 - gt).mean(), np.abs(alpha - gt).mean()
     print(f"worker matte GT05 {w}x{h}: alpha MAE coarse mask {before:.4f} -> refined {after:.4f}")
     assert after < 0.5 * before
     seen = []
-    rgba, = worker.run("matte", inputs, {"result": "rgba"}, progress=lambda f, m: seen.append(f))
+    (rgba,) = worker.run("matte", inputs, {"result": "rgba"}, progress=lambda f, m: seen.append(f))
     assert (rgba.width, rgba.height, rgba.channels) == (w, h, 4) and seen[-1] == 1.0
     rgba = np.frombuffer(rgba.data, np.uint8).reshape(h, w, 4)
     assert np.array_equal(rgba[..., 3], np.rint(alpha * 255)), "the cut-out carries the refined alpha"
@@ -147,8 +166,9 @@ def test_matte_refuses_masks_it_cannot_refine_in_one_sentence(make_worker):
     with pytest.raises(WorkerError) as err:
         worker.run("matte", {"image": image, "mask": _u8(np.zeros((30, 40)), 30, 40, 1)})
     assert (err.value.status, err.value.code) == (400, "bad_meta")
-    assert str(err.value) == ("Input 'mask' is 40 x 30 pixels but 'image' is 64 x 48; "
-                              "all inputs of one request must have the same size.")
+    assert str(err.value) == (
+        "Input 'mask' is 40 x 30 pixels but 'image' is 64 x 48; all inputs of one request must have the same size."
+    )
     for value, missing in ((0, "white (subject)"), (255, "black (background)"), (128, "white (subject) or black")):
         with pytest.raises(WorkerError) as err:
             worker.run("matte", {"image": image, "mask": _u8(np.full((48, 64), value), 48, 64, 1)})
@@ -165,20 +185,32 @@ def test_matte_refuses_masks_it_cannot_refine_in_one_sentence(make_worker):
 
 # ---------------------------------------------------------------- bad and odd options, hints, roto's folders
 
+
 def _image_request(op: dict, side: int = 8) -> tuple[list, bytes]:
     """Metas and zero bytes for every required input of an operation's schema (u8)."""
-    metas = [{"width": side, "height": side, "channels": max(p["channels"]), "dtype": "u8"}
-             for p in op["inputs"] if not p["optional"]]
+    metas = [
+        {"width": side, "height": side, "channels": max(p["channels"]), "dtype": "u8"}
+        for p in op["inputs"]
+        if not p["optional"]
+    ]
     return metas, bytes(sum(m["width"] * m["height"] * m["channels"] for m in metas))
 
 
 def _bad_values(spec: dict) -> list:
     """Values that the option's declaration must refuse."""
-    wrong_type = {"bool": [1, "yes", None if not spec["nullable"] else []], "int": [1.5, "3", True, [1]],
-                  "float": ["1.0", True, {"a": 1}], "str": [3, ["a"], "x" * 5000]}[spec["type"]]
+    wrong_type = {
+        "bool": [1, "yes", None if not spec["nullable"] else []],
+        "int": [1.5, "3", True, [1]],
+        "float": ["1.0", True, {"a": 1}],
+        "str": [3, ["a"], "x" * 5000],
+    }[spec["type"]]
     bad = [v for v in wrong_type if not (v is None and spec["nullable"])]
     if spec["type"] in ("int", "float"):
-        bad += [float("nan"), float("inf"), float("-inf")] if spec["type"] == "float" else [10 ** 30 if "maximum" in spec else 0.5]
+        bad += (
+            [float("nan"), float("inf"), float("-inf")]
+            if spec["type"] == "float"
+            else [10**30 if "maximum" in spec else 0.5]
+        )
         if "minimum" in spec:
             bad.append(spec["minimum"] - 1)
         if "maximum" in spec:
@@ -192,8 +224,11 @@ def test_every_bad_option_of_every_operation_is_a_400(make_worker, tmp_path):
     srv, worker = make_worker(allow_dirs=[str(tmp_path)])
     schema = worker.schema()
     assert {op["name"] for op in schema["operations"]} == set(srv.operations)
-    assert "segment" in schema["models"] and all({"name", "description", "licence", "default", "cached"} <= set(m)
-                                                  for models in schema["models"].values() for m in models)
+    assert "segment" in schema["models"] and all(
+        {"name", "description", "licence", "default", "cached"} <= set(m)
+        for models in schema["models"].values()
+        for m in models
+    )
     count = 0
     for op in schema["operations"]:
         metas, body = _image_request(op)
@@ -207,7 +242,9 @@ def test_every_bad_option_of_every_operation_is_a_400(make_worker, tmp_path):
     deep = {"inputs": [], "options": {"a": [[[[[[[[[[1]]]]]]]]]]}}
     status, answer, _ = raw(srv, "POST", "/v1/run/matte", b"", {protocol.META_HEADER: json.dumps(deep)})
     assert (status, answer["error"]["code"]) == (400, "bad_meta") and "nests deeper" in answer["error"]["message"]
-    print(f"worker options: {count} bad values over {len(schema['operations'])} operations, all answered 400 bad_option")
+    print(
+        f"worker options: {count} bad values over {len(schema['operations'])} operations, all answered 400 bad_option"
+    )
 
 
 def test_the_schema_names_the_words_a_text_option_takes(make_worker):
@@ -228,11 +265,21 @@ def test_roto_paths_are_confined_to_the_allowed_folders(make_worker, tmp_path):
     (allowed / "escape").symlink_to(tmp_path / "elsewhere")
     srv, _ = make_worker(allow_dirs=[str(allowed)])
     good_plate, good_out = str(allowed / "plate" / "f.####.png"), str(allowed / "mattes" / "m.####.png")
-    cases = {"plate": [str(allowed / ".." / "elsewhere" / "f.####.png"), "/etc/passwd", "plate/f.####.png",
-                       str(allowed / "escape" / "f.####.png")],
-             "output": [str(allowed / "mattes" / ".." / ".." / "m.####.png"), str(tmp_path / "elsewhere" / "m.####.png"),
-                        str(tmp_path.parent / "m.####.png")],
-             "rgba": [str(allowed / "..")], "fg": [str(allowed / "escape")]}
+    cases = {
+        "plate": [
+            str(allowed / ".." / "elsewhere" / "f.####.png"),
+            "/etc/passwd",
+            "plate/f.####.png",
+            str(allowed / "escape" / "f.####.png"),
+        ],
+        "output": [
+            str(allowed / "mattes" / ".." / ".." / "m.####.png"),
+            str(tmp_path / "elsewhere" / "m.####.png"),
+            str(tmp_path.parent / "m.####.png"),
+        ],
+        "rgba": [str(allowed / "..")],
+        "fg": [str(allowed / "escape")],
+    }
     for field_name, values in cases.items():
         for value in values:
             options = {"plate": good_plate, "output": good_out, field_name: value}
@@ -262,14 +309,23 @@ def test_odd_but_well_typed_option_values_never_give_a_500(make_worker, mirror):
     subject = np.zeros((16, 16), np.uint8)
     subject[4:12, 4:12] = 255
     image, mask = Pixels(rgb.tobytes(), 16, 16, 3), Pixels(subject.tobytes(), 16, 16, 1)
-    cases = [("bokeh", [image, mask], {"mask_only": True, "focus": focus})
-             for focus in ("abc", "1e400,5", "nan,nan", "inf,1", "-5,-5", ",", "1,2,3", "50%,40%")]
-    cases += [("matte", {"image": image, "mask": mask}, {"result": "composite", "background": background})
-              for background in ("#zzzzzz", "", "300,0,0", "blur")]
-    cases += [("matte", {"image": image, "mask": mask}, {"band": 64, "iterations": 500, "crop": 10.0}),
-              ("upscale", [image], {"model": "rfdn-x4", "scale": 0.01}), ("upscale", [image], {"model": "rfdn-x4", "tile": 64}),
-              ("remove", [image], {"model": "rfdn-x4"}), ("remove", [image], {"device": "gpu"}),
-              ("remove", [image], {"device": "cuda:99"}), ("enhance", [image], {"strength": 2.0})]
+    cases = [
+        ("bokeh", [image, mask], {"mask_only": True, "focus": focus})
+        for focus in ("abc", "1e400,5", "nan,nan", "inf,1", "-5,-5", ",", "1,2,3", "50%,40%")
+    ]
+    cases += [
+        ("matte", {"image": image, "mask": mask}, {"result": "composite", "background": background})
+        for background in ("#zzzzzz", "", "300,0,0", "blur")
+    ]
+    cases += [
+        ("matte", {"image": image, "mask": mask}, {"band": 64, "iterations": 500, "crop": 10.0}),
+        ("upscale", [image], {"model": "rfdn-x4", "scale": 0.01}),
+        ("upscale", [image], {"model": "rfdn-x4", "tile": 64}),
+        ("remove", [image], {"model": "rfdn-x4"}),
+        ("remove", [image], {"device": "gpu"}),
+        ("remove", [image], {"device": "cuda:99"}),
+        ("enhance", [image], {"strength": 2.0}),
+    ]
     answers = []
     for op, inputs, options in cases:
         try:
@@ -278,8 +334,10 @@ def test_odd_but_well_typed_option_values_never_give_a_500(make_worker, mirror):
         except WorkerError as exc:
             assert exc.status in (400, 422) and str(exc).endswith(".") and "\n" not in str(exc), (op, options, exc)
             answers.append(exc.status)
-    print(f"worker odd option values: {answers.count(200)} answered 200, {answers.count(400)} answered 400, "
-          f"{answers.count(422)} answered 422, no 500")
+    print(
+        f"worker odd option values: {answers.count(200)} answered 200, {answers.count(400)} answered 400, "
+        f"{answers.count(422)} answered 422, no 500"
+    )
 
 
 def test_remove_takes_a_box_or_a_hint_mask_and_refuses_bad_hints(make_worker, mirror, shared):
@@ -289,19 +347,23 @@ def test_remove_takes_a_box_or_a_hint_mask_and_refuses_bad_hints(make_worker, mi
     ys, xs = np.nonzero(gt >= 128)
     box = f"{xs.min() - 5},{ys.min() - 5},{xs.max() + 6},{ys.max() + 6}"
     options = {"model": "u2netp", "hint_model": "none", "result": "alpha"}  # the segmentation model answers the hint
-    boxed, = worker.run("remove", [pixels], dict(options, box=box, point=f"{int(xs.mean())},{int(ys.mean())}"))
+    (boxed,) = worker.run("remove", [pixels], dict(options, box=box, point=f"{int(xs.mean())},{int(ys.mean())}"))
     alpha = np.frombuffer(boxed.data, np.uint8).reshape(h, w) / 255.0
     assert _iou(alpha, gt) > 0.85 and alpha[:, : max(0, xs.min() - 5)].max() == 0
     selection = np.zeros((h, w), np.uint8)
     selection[:, : w // 3] = 255  # a selection that leaves the subject out: nothing of it is kept
-    masked, = worker.run("remove", {"image": pixels, "hint_mask": Pixels(selection.tobytes(), w, h, 1, "u8")}, options)
+    (masked,) = worker.run(
+        "remove", {"image": pixels, "hint_mask": Pixels(selection.tobytes(), w, h, 1, "u8")}, options
+    )
     outside = np.frombuffer(masked.data, np.uint8).reshape(h, w)
     reach = w // 3 + int(0.05 * max(h, w)) + 1
     assert outside[:, reach:].max() == 0
     one = [{"width": w, "height": h, "channels": 3, "dtype": "u8"}]
     for bad in ({"box": "1,2,3"}, {"box": "5,5,5,9"}, {"point": "a,b"}, {"exclude": "1,2;3"}):
         status, answer, _ = raw(srv, "POST", "/v1/run/remove", photo.tobytes(), meta_header(one, **bad))
-        assert (status, answer["error"]["code"]) == (400, "bad_option") and answer["error"]["message"].endswith("."), bad
+        assert (status, answer["error"]["code"]) == (400, "bad_option") and answer["error"]["message"].endswith("."), (
+            bad
+        )
     for bad, words in (({"box": f"{w + 10},0,{w + 50},40"}, "lies outside"), ({"point": f"3,{h}"}, "lies outside")):
         with pytest.raises(WorkerError) as err:
             worker.run("remove", [pixels], dict(options, **bad))
@@ -362,8 +424,16 @@ def test_roto_through_the_worker_reuses_its_loaded_model(make_worker, mirror, mo
     img = Pixels(np.full((24, 24, 3), 128, np.uint8).tobytes(), 24, 24, 3, "u8")
     worker.run("remove", [img], {"model": "csnet-sod", "device": "cpu"})
     for run in ("a", "b"):
-        worker.run("roto", [], {"plate": str(plate / "f.####.png"), "model": "csnet-sod", "device": "cpu",
-                                "output": str(tmp_path / "shot" / run / "m.####.png")})
+        worker.run(
+            "roto",
+            [],
+            {
+                "plate": str(plate / "f.####.png"),
+                "model": "csnet-sod",
+                "device": "cpu",
+                "output": str(tmp_path / "shot" / run / "m.####.png"),
+            },
+        )
         assert sorted(p.name for p in (tmp_path / "shot" / run).glob("m.*.png")) == ["m.0001.png", "m.0002.png"]
     assert loads == ["csnet-sod"]
     assert next(m for m in worker.models() if m["name"] == "csnet-sod")["loaded"]
@@ -378,8 +448,17 @@ def test_refusals_speak_the_workers_words_not_the_clis_or_pythons(make_worker, t
         worker.run("mask-preview", [img], {"device": "mps"})
     assert (err.value.status, err.value.code) == (422, "task_failed")
     assert str(err.value).endswith("Apple MPS is not available here; use option 'device' cpu or auto."), str(err.value)
-    status, answer, _ = raw(srv, "POST", "/v1/run/roto", b"", {protocol.META_HEADER: json.dumps(
-        {"inputs": [], "options": {"plate": f"{tmp_path}/a\x00b.####.png", "output": f"{tmp_path}/m.####.png"}})})
+    status, answer, _ = raw(
+        srv,
+        "POST",
+        "/v1/run/roto",
+        b"",
+        {
+            protocol.META_HEADER: json.dumps(
+                {"inputs": [], "options": {"plate": f"{tmp_path}/a\x00b.####.png", "output": f"{tmp_path}/m.####.png"}}
+            )
+        },
+    )
     assert (status, answer["error"]["code"]) == (400, "bad_option")
     assert answer["error"]["message"] == "Option 'plate' holds a null character, which no file name or text may hold."
 
@@ -418,15 +497,19 @@ def test_a_roto_output_name_over_255_bytes_is_one_sentence_in_the_worker_and_the
     plate = str(shots / "plate" / "f.####.png")
     srv, _ = make_worker(allow_dirs=[str(shots)])
     seen = []
-    cases = {"output": str(shots / "mattes" / ("a" * 300 + ".####.png")),  # a frame's name
-             "rgba": str(shots / ("d" * 300) / "rgba.####.png"),  # a folder's
-             "fg": str(shots / "mattes" / ("b" * 236 + ".####.png"))}  # its frames fit, its temporaries do not
+    cases = {
+        "output": str(shots / "mattes" / ("a" * 300 + ".####.png")),  # a frame's name
+        "rgba": str(shots / ("d" * 300) / "rgba.####.png"),  # a folder's
+        "fg": str(shots / "mattes" / ("b" * 236 + ".####.png")),
+    }  # its frames fit, its temporaries do not
     for name, value in cases.items():
         options = {"plate": plate, "output": str(shots / "m" / "m.####.png")} | {name: value}
         status, answer, _ = raw(srv, "POST", "/v1/jobs/roto", b"", meta_header([], **options))
         assert (status, answer["error"]["code"]) == (400, "bad_option"), (name, answer)
         message = answer["error"]["message"]
-        assert message.startswith("The output name ") and message.endswith(f"choose a shorter option '{name}'."), message
+        assert message.startswith("The output name ") and message.endswith(f"choose a shorter option '{name}'."), (
+            message
+        )
         argv = ["roto", plate, "-o", options["output"]] + ([f"--{name}", value] if name != "output" else [])
         assert cli.main(argv) == 2
         said = capsys.readouterr().err.strip().splitlines()[-1].removeprefix("mattekit: error: ")
@@ -455,8 +538,16 @@ def test_a_roto_output_folder_swapped_for_a_link_after_the_202_receives_nothing(
     img = Pixels(np.zeros((4, 4, 3), np.uint8).tobytes(), 4, 4, 3, "u8")
     ahead = worker.submit("slow", [img], {"steps": 4})  # holds the compute thread at its gate
     _until(lambda: 2 in log, "the job ahead's arrival at its gate")
-    job = worker.submit("roto", [], {"plate": str(shots / "plate" / "f.####.png"), "model": "csnet-sod",
-                                     "device": "cpu", "output": str(shots / "mattes" / "m.####.png")})
+    job = worker.submit(
+        "roto",
+        [],
+        {
+            "plate": str(shots / "plate" / "f.####.png"),
+            "model": "csnet-sod",
+            "device": "cpu",
+            "output": str(shots / "mattes" / "m.####.png"),
+        },
+    )
     (shots / "mattes").rmdir()  # accepted and queued: now the folder becomes a link out of the allowed one
     (shots / "mattes").symlink_to(elsewhere, target_is_directory=True)
     gate.set()
@@ -465,8 +556,10 @@ def test_a_roto_output_folder_swapped_for_a_link_after_the_202_receives_nothing(
     with pytest.raises(WorkerError) as failed:
         worker.result(job)
     print(f"worker: {failed.value}")
-    assert str(failed.value) == (f"Cannot write in {shots / 'mattes'}: it now leads to {elsewhere.resolve()}, outside "
-                                 f"the allowed folders {shots.resolve()} (it was moved or replaced by a link after the "
-                                 f"job was accepted); nothing was written there.")
+    assert str(failed.value) == (
+        f"Cannot write in {shots / 'mattes'}: it now leads to {elsewhere.resolve()}, outside "
+        f"the allowed folders {shots.resolve()} (it was moved or replaced by a link after the "
+        f"job was accepted); nothing was written there."
+    )
     assert list(elsewhere.iterdir()) == []
     assert worker.health()["ok"]

@@ -22,6 +22,7 @@ cut into a g x g grid (g = 32, 16, 8, 4, 1), to its ``ipt_blk`` convs with the p
 * ``"channel_major"``: channel = colour * g*g + row * g + col, upstream's einops order since 5198d3f
   (2024-11-05); the conformance goldens follow it.
 """
+
 from __future__ import annotations
 
 from .. import Family
@@ -30,9 +31,20 @@ from .deform import DeformableConv2d, deform_conv2d
 from .model import RELEASED_PATCH_ORDER, SWIN_CONFIGS, BiRefNet
 from .swin import BasicLayer, SwinTransformer
 
-__all__ = ["ASPPDeformable", "BasicDecBlk", "BasicLayer", "BiRefNet", "Decoder", "DeformableConv2d",
-           "PATCH_ORDERS", "RELEASED_PATCH_ORDER", "SWIN_CONFIGS", "SwinTransformer", "deform_conv2d",
-           "image_to_patches"]
+__all__ = [
+    "ASPPDeformable",
+    "BasicDecBlk",
+    "BasicLayer",
+    "BiRefNet",
+    "Decoder",
+    "DeformableConv2d",
+    "PATCH_ORDERS",
+    "RELEASED_PATCH_ORDER",
+    "SWIN_CONFIGS",
+    "SwinTransformer",
+    "deform_conv2d",
+    "image_to_patches",
+]
 
 
 FAMILY = Family("birefnet", {"BiRefNet": BiRefNet})

@@ -1,5 +1,6 @@
 """BiRefNet's decoder: deformable ASPP decoder blocks, lateral 1x1 convs, image patches fed at every level,
 gradient attention. Every resize is bilinear with ``align_corners=True``."""
+
 from __future__ import annotations
 
 import torch
@@ -41,11 +42,15 @@ class ASPPDeformable(nn.Module):
         out_channels = out_channels or in_channels
         mid = 256
         self.aspp1 = _ASPPModuleDeformable(in_channels, mid, 1, padding=0)
-        self.aspp_deforms = nn.ModuleList([
-            _ASPPModuleDeformable(in_channels, mid, k, padding=k // 2) for k in parallel_block_sizes])
+        self.aspp_deforms = nn.ModuleList(
+            [_ASPPModuleDeformable(in_channels, mid, k, padding=k // 2) for k in parallel_block_sizes]
+        )
         self.global_avg_pool = nn.Sequential(
-            nn.AdaptiveAvgPool2d((1, 1)), nn.Conv2d(in_channels, mid, 1, bias=False), nn.BatchNorm2d(mid),
-            nn.ReLU(inplace=True))
+            nn.AdaptiveAvgPool2d((1, 1)),
+            nn.Conv2d(in_channels, mid, 1, bias=False),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+        )
         self.conv1 = nn.Conv2d(mid * (2 + len(parallel_block_sizes)), out_channels, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
@@ -128,7 +133,7 @@ class Decoder(nn.Module):
         if patch_order not in PATCH_ORDERS:
             raise ValueError(f"patch_order {patch_order!r} is not one of {PATCH_ORDERS}")
         self.patch_order = patch_order
-        ipt_in = [2 ** i * 3 for i in (10, 8, 6, 4, 0)]
+        ipt_in = [2**i * 3 for i in (10, 8, 6, 4, 0)]
         ipt_out = [c // 8 for c in channels]
         self.ipt_blk5 = SimpleConvs(ipt_in[0], ipt_out[0])
         self.ipt_blk4 = SimpleConvs(ipt_in[1], ipt_out[0])
@@ -148,8 +153,9 @@ class Decoder(nn.Module):
             self.add_module(f"conv_ms_spvn_{i}", nn.Conv2d(c, 1, 1, 1, 0))
         gdt = 16
         for i, c in zip((4, 3, 2), channels[1:]):
-            self.add_module(f"gdt_convs_{i}", nn.Sequential(
-                nn.Conv2d(c, gdt, 3, 1, 1), nn.BatchNorm2d(gdt), nn.ReLU(inplace=True)))
+            self.add_module(
+                f"gdt_convs_{i}", nn.Sequential(nn.Conv2d(c, gdt, 3, 1, 1), nn.BatchNorm2d(gdt), nn.ReLU(inplace=True))
+            )
         for i in (4, 3, 2):
             self.add_module(f"gdt_convs_pred_{i}", nn.Sequential(nn.Conv2d(gdt, 1, 1, 1, 0)))
         for i in (4, 3, 2):

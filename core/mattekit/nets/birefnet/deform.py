@@ -1,5 +1,6 @@
 """Modulated deformable convolution (DCNv2) in plain torch, with ``torchvision.ops.deform_conv2d``'s
 semantics; the sampling is one ``F.grid_sample`` per chunk of taps (torchvision is not needed)."""
+
 from __future__ import annotations
 
 import torch
@@ -26,8 +27,16 @@ def _bilinear_sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> tor
 _DCN_CHUNK_ELEMENTS = 1 << 24  # sampled values held at once (64 MiB of float32)
 
 
-def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                  stride=1, padding=0, dilation=1, mask: torch.Tensor | None = None) -> torch.Tensor:
+def deform_conv2d(
+    x: torch.Tensor,
+    offset: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Deformable convolution (DCNv1, or modulated DCNv2 with ``mask``), as ``torchvision.ops.deform_conv2d``.
 
     x: N x Cin x H x W. weight: Cout x Cin/groups x kh x kw. offset: N x 2*G*kh*kw x Ho x Wo; for offset
@@ -47,9 +56,11 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, b
     G = offset.shape[1] // (2 * K)
     Ho = (H + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
     Wo = (W + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
-    if (G < 1 or offset.shape != (N, 2 * G * K, Ho, Wo) or cin % G or groups * cin_g != cin or cout % groups):
-        raise ValueError(f"deform_conv2d: inconsistent shapes x {tuple(x.shape)}, offset {tuple(offset.shape)}, "
-                         f"weight {tuple(weight.shape)}")
+    if G < 1 or offset.shape != (N, 2 * G * K, Ho, Wo) or cin % G or groups * cin_g != cin or cout % groups:
+        raise ValueError(
+            f"deform_conv2d: inconsistent shapes x {tuple(x.shape)}, offset {tuple(offset.shape)}, "
+            f"weight {tuple(weight.shape)}"
+        )
     if mask is not None and mask.shape != (N, G * K, Ho, Wo):
         raise ValueError(f"deform_conv2d: mask {tuple(mask.shape)} != {(N, G * K, Ho, Wo)}")
     P = Ho * Wo
@@ -89,8 +100,15 @@ class DeformableConv2d(nn.Module):
     ``2 * sigmoid(modulator_conv(x))`` (k*k channels, values in (0, 2)).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 padding: int = 1, bias: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int = 1,
+        bias: bool = False,
+    ):
         super().__init__()
         k = kernel_size
         self.stride, self.padding = stride, padding
@@ -101,5 +119,12 @@ class DeformableConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offset = self.offset_conv(x)
         mask = 2.0 * torch.sigmoid(self.modulator_conv(x))
-        return deform_conv2d(x, offset, self.regular_conv.weight, self.regular_conv.bias,
-                             stride=self.stride, padding=self.padding, mask=mask)
+        return deform_conv2d(
+            x,
+            offset,
+            self.regular_conv.weight,
+            self.regular_conv.bias,
+            stride=self.stride,
+            padding=self.padding,
+            mask=mask,
+        )

@@ -1,4 +1,5 @@
 """BiRefNet: the Swin backbone run at full and half size, the squeeze block and the decoder."""
+
 from __future__ import annotations
 
 import torch
@@ -23,7 +24,7 @@ def _strip_wrapper_prefixes(module, state_dict, prefix, *args) -> None:
     """Load hook: keys saved from a wrapped net (``module.``, ``_orig_mod.``, either order) lose those prefixes,
     as upstream's ``utils.check_state_dict`` does before loading."""
     for key in [k for k in state_dict if k.startswith(prefix)]:
-        rest = key[len(prefix):]
+        rest = key[len(prefix) :]
         for wrapper in WRAPPER_PREFIXES:
             rest = rest.removeprefix(wrapper)
         rest = rest.removeprefix(WRAPPER_PREFIXES[0])

@@ -1,5 +1,6 @@
 """Swin Transformer v1 backbone (mmseg-style, as BiRefNet's ``models/backbones/swin_v1.py``): windowed
 attention with shifted windows, four stages, one LayerNorm per returned stage."""
+
 from __future__ import annotations
 
 import math
@@ -124,9 +125,12 @@ class BasicLayer(nn.Module):
     def __init__(self, dim: int, depth: int, num_heads: int, window_size: int, downsample: bool):
         super().__init__()
         self.window_size, self.shift_size = window_size, window_size // 2
-        self.blocks = nn.ModuleList([
-            SwinTransformerBlock(dim, num_heads, window_size, 0 if i % 2 == 0 else window_size // 2)
-            for i in range(depth)])
+        self.blocks = nn.ModuleList(
+            [
+                SwinTransformerBlock(dim, num_heads, window_size, 0 if i % 2 == 0 else window_size // 2)
+                for i in range(depth)
+            ]
+        )
         self.downsample = PatchMerging(dim) if downsample else None
 
     def _shift_mask(self, H: int, W: int, device) -> torch.Tensor:
@@ -176,11 +180,14 @@ class SwinTransformer(nn.Module):
 
     def __init__(self, embed_dim: int = 96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size: int = 7):
         super().__init__()
-        self.num_features = [embed_dim * 2 ** i for i in range(len(depths))]
+        self.num_features = [embed_dim * 2**i for i in range(len(depths))]
         self.patch_embed = PatchEmbed(embed_dim)
-        self.layers = nn.ModuleList([
-            BasicLayer(self.num_features[i], depths[i], num_heads[i], window_size, downsample=i < len(depths) - 1)
-            for i in range(len(depths))])
+        self.layers = nn.ModuleList(
+            [
+                BasicLayer(self.num_features[i], depths[i], num_heads[i], window_size, downsample=i < len(depths) - 1)
+                for i in range(len(depths))
+            ]
+        )
         for i, c in enumerate(self.num_features):
             self.add_module(f"norm{i}", nn.LayerNorm(c))
 

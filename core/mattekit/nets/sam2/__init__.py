@@ -1,4 +1,5 @@
 """SAM 2.1 (Segment Anything 2.1): the model with official checkpoint keys, and the predictors that drive it."""
+
 from .. import Family
 from .model import SAM2
 

@@ -1,4 +1,5 @@
 """Small pieces shared by the SAM 2.1 modules: MLP, channel LayerNorm, position encodings, attention."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """SAM 2.1 prompt encoder and mask decoder (``sam_prompt_encoder.*`` / ``sam_mask_decoder.*``)."""
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,12 @@ class PromptEncoder(nn.Module):
         self.point_embeddings = nn.ModuleList(nn.Embedding(1, dim) for _ in range(4))
         self.not_a_point_embed = nn.Embedding(1, dim)
         self.mask_downscaling = nn.Sequential(
-            nn.Conv2d(1, mask_chans // 4, 2, stride=2), LayerNorm2d(mask_chans // 4), nn.GELU(),
-            nn.Conv2d(mask_chans // 4, mask_chans, 2, stride=2), LayerNorm2d(mask_chans), nn.GELU(),
+            nn.Conv2d(1, mask_chans // 4, 2, stride=2),
+            LayerNorm2d(mask_chans // 4),
+            nn.GELU(),
+            nn.Conv2d(mask_chans // 4, mask_chans, 2, stride=2),
+            LayerNorm2d(mask_chans),
+            nn.GELU(),
             nn.Conv2d(mask_chans, dim, 1),
         )
         self.no_mask_embed = nn.Embedding(1, dim)
@@ -70,7 +75,8 @@ class PromptEncoder(nn.Module):
             dense = self.mask_downscaling(masks)
         else:
             dense = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(
-                sparse.shape[0], -1, self.embed_size, self.embed_size)
+                sparse.shape[0], -1, self.embed_size, self.embed_size
+            )
         return sparse, dense
 
 
@@ -137,8 +143,11 @@ class MaskDecoder(nn.Module):
         self.mask_tokens = nn.Embedding(n, dim)
         self.obj_score_token = nn.Embedding(1, dim)
         self.output_upscaling = nn.Sequential(
-            nn.ConvTranspose2d(dim, dim // 4, 2, stride=2), LayerNorm2d(dim // 4), nn.GELU(),
-            nn.ConvTranspose2d(dim // 4, dim // 8, 2, stride=2), nn.GELU(),
+            nn.ConvTranspose2d(dim, dim // 4, 2, stride=2),
+            LayerNorm2d(dim // 4),
+            nn.GELU(),
+            nn.ConvTranspose2d(dim // 4, dim // 8, 2, stride=2),
+            nn.GELU(),
         )
         self.conv_s0 = nn.Conv2d(dim, dim // 8, 1)
         self.conv_s1 = nn.Conv2d(dim, dim // 4, 1)
@@ -154,7 +163,7 @@ class MaskDecoder(nn.Module):
         pos = image_pe.expand(b, -1, -1, -1)
         _, c, h, w = src.shape
         hs, src = self.transformer(src, pos, tokens)
-        mask_tokens = hs[:, 2: 2 + self.num_mask_tokens]
+        mask_tokens = hs[:, 2 : 2 + self.num_mask_tokens]
         src = src.transpose(1, 2).reshape(b, c, h, w)
         dc1, ln1, act1, dc2, act2 = self.output_upscaling
         feat_s0, feat_s1 = high_res

@@ -1,4 +1,5 @@
 """SAM 2.1 image encoder: the Hiera trunk and the FPN neck (``image_encoder.trunk.*`` / ``image_encoder.neck.*``)."""
+
 from __future__ import annotations
 
 import torch
@@ -9,14 +10,21 @@ from .common import MLP, sine_pe_2d
 
 # variant -> Hiera kwargs (the sam2.1_hiera_*.yaml trunks)
 HIERA_CONFIGS = {
-    "hiera_t": dict(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2), global_att_blocks=(5, 7, 9),
-                    pos_embed_size=(7, 7)),
-    "hiera_s": dict(embed_dim=96, num_heads=1, stages=(1, 2, 11, 2), global_att_blocks=(7, 10, 13),
-                    pos_embed_size=(7, 7)),
-    "hiera_b+": dict(embed_dim=112, num_heads=2, stages=(2, 3, 16, 3), global_att_blocks=(12, 16, 20),
-                     pos_embed_size=(14, 14)),
-    "hiera_l": dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4), global_att_blocks=(23, 33, 43),
-                    pos_embed_size=(7, 7), window_spec=(8, 4, 16, 8)),
+    "hiera_t": dict(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2), global_att_blocks=(5, 7, 9), pos_embed_size=(7, 7)),
+    "hiera_s": dict(
+        embed_dim=96, num_heads=1, stages=(1, 2, 11, 2), global_att_blocks=(7, 10, 13), pos_embed_size=(7, 7)
+    ),
+    "hiera_b+": dict(
+        embed_dim=112, num_heads=2, stages=(2, 3, 16, 3), global_att_blocks=(12, 16, 20), pos_embed_size=(14, 14)
+    ),
+    "hiera_l": dict(
+        embed_dim=144,
+        num_heads=2,
+        stages=(2, 6, 36, 4),
+        global_att_blocks=(23, 33, 43),
+        pos_embed_size=(7, 7),
+        window_spec=(8, 4, 16, 8),
+    ),
 }
 
 
@@ -115,8 +123,16 @@ class PatchEmbed(nn.Module):
 class Hiera(nn.Module):
     """Hiera trunk: N x 3 x H x W -> four maps N x C_i x H/4/2^i x W/4/2^i, i = 0..3 (C doubles each stage)."""
 
-    def __init__(self, embed_dim=96, num_heads=1, stages=(2, 3, 16, 3), global_att_blocks=(12, 16, 20),
-                 pos_embed_size=(14, 14), window_spec=(8, 4, 14, 7), q_pool=3):
+    def __init__(
+        self,
+        embed_dim=96,
+        num_heads=1,
+        stages=(2, 3, 16, 3),
+        global_att_blocks=(12, 16, 20),
+        pos_embed_size=(14, 14),
+        window_spec=(8, 4, 14, 7),
+        q_pool=3,
+    ):
         super().__init__()
         self.stage_ends = [sum(stages[: i + 1]) - 1 for i in range(len(stages))]
         pool_blocks = [e + 1 for e in self.stage_ends[:-1]][:q_pool]
@@ -174,8 +190,10 @@ class FpnNeck(nn.Module):
             else:
                 prev = lateral
             out[i] = prev
-        pos = [sine_pe_2d(self.d_model, o.shape[-2], o.shape[-1], o.device).to(o.dtype).expand(o.shape[0], -1, -1, -1)
-               for o in out]
+        pos = [
+            sine_pe_2d(self.d_model, o.shape[-2], o.shape[-1], o.device).to(o.dtype).expand(o.shape[0], -1, -1, -1)
+            for o in out
+        ]
         return out, pos
 
 

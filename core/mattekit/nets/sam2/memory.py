@@ -1,4 +1,5 @@
 """SAM 2.1 memory attention (RoPE transformer, ``memory_attention.*``) and memory encoder (``memory_encoder.*``)."""
+
 from __future__ import annotations
 
 import torch
@@ -35,7 +36,7 @@ class RoPEAttention(Attention):
     def _rope(self, n: int, device) -> torch.Tensor:
         key = (n, str(device))
         if key not in self._cis:
-            self._cis[key] = axial_rope(self.internal // self.heads, int(round(n ** 0.5)), self.theta).to(device)
+            self._cis[key] = axial_rope(self.internal // self.heads, int(round(n**0.5)), self.theta).to(device)
         return self._cis[key]
 
     def forward(self, q, k, v, num_k_exclude_rope: int = 0):

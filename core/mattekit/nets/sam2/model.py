@@ -1,5 +1,6 @@
 """The SAM 2.1 model: image encoder, prompt encoder, mask decoder, memory encoder and memory attention under the
 official checkpoint's top-level keys. Tensor in, tensor out; the predictors in ``predictor.py`` drive it."""
+
 from __future__ import annotations
 
 import torch
@@ -60,7 +61,8 @@ class SAM2(nn.Module):
         "tokens" B x 4 x 256, "object_score" B x 1, and "sparse" B x (N+1) x 256."""
         sparse, dense = self.sam_prompt_encoder(coords, labels, mask_input)
         masks, iou, tokens, score = self.sam_mask_decoder(
-            image_embed, self.sam_prompt_encoder.dense_pe(), sparse, dense, high_res)
+            image_embed, self.sam_prompt_encoder.dense_pe(), sparse, dense, high_res
+        )
         return {"masks": masks, "iou": iou, "tokens": tokens, "object_score": score, "sparse": sparse}
 
     # -- memory ------------------------------------------------------------------------------------------------
@@ -69,8 +71,9 @@ class SAM2(nn.Module):
         appearing = (object_score > 0).float()
         return appearing * self.obj_ptr_proj(token) + (1 - appearing) * self.no_obj_ptr
 
-    def encode_memory(self, feat: torch.Tensor, mask_logits: torch.Tensor, object_score: torch.Tensor,
-                      binarize: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_memory(
+        self, feat: torch.Tensor, mask_logits: torch.Tensor, object_score: torch.Tensor, binarize: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Level-2 features B x 256 x 64², low-res logits B x 1 x 256² -> (memory B x 64 x 64², PE 1 x 64 x 64²).
         The logits are upsampled to 1024², then binarised (prompted frames) or passed through a sigmoid, x20 - 10."""
         high = F.interpolate(mask_logits, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
@@ -87,6 +90,7 @@ class SAM2(nn.Module):
     def attend_memory(self, feat, pos, memory, memory_pos, num_ptr_tokens: int) -> torch.Tensor:
         """Level-2 features B x 256 x h x w and their PE, memory B x M x 64 with PE -> conditioned B x 256 x h x w."""
         b, c, h, w = feat.shape
-        out = self.memory_attention(feat.flatten(2).transpose(1, 2), pos.flatten(2).transpose(1, 2),
-                                    memory, memory_pos, num_ptr_tokens)
+        out = self.memory_attention(
+            feat.flatten(2).transpose(1, 2), pos.flatten(2).transpose(1, 2), memory, memory_pos, num_ptr_tokens
+        )
         return out.transpose(1, 2).reshape(b, c, h, w)

@@ -1,5 +1,6 @@
 """Predictors that own SAM 2.1's pre/post-processing (segment-anything's shape): set an image once and prompt it
 many times, or follow one object through frames fed in order. No file I/O; they run on the model's device."""
+
 from __future__ import annotations
 
 import hashlib
@@ -100,8 +101,15 @@ class SAM2ImagePredictor:
         return self.model.decode(f["embed"], f["high_res"], coords.to(self.device), labels.to(self.device), mask_input)
 
     @torch.no_grad()
-    def predict(self, point_coords=None, point_labels=None, box=None, mask_input=None, multimask_output: bool = True,
-                return_logits: bool = False):
+    def predict(
+        self,
+        point_coords=None,
+        point_labels=None,
+        box=None,
+        mask_input=None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ):
         """-> (masks M x H x W (bool, or logits with ``return_logits``), IoU predictions M, low-res logits M x 256²
         clamped to ±32), numpy; M = 3 with ``multimask_output`` else 1."""
         out = self.decode(box, point_coords, point_labels, mask_input)
@@ -147,8 +155,11 @@ class FrameFeatures:
 
 def _moved(feats: dict, device: torch.device) -> dict:
     """``encode_image``'s output on ``device`` (tensors already there are not copied)."""
-    return {"feat": feats["feat"].to(device), "pos": feats["pos"].to(device),
-            "high_res": [t.to(device) for t in feats["high_res"]]}
+    return {
+        "feat": feats["feat"].to(device),
+        "pos": feats["pos"].to(device),
+        "high_res": [t.to(device) for t in feats["high_res"]],
+    }
 
 
 class SAM2VideoTracker:
@@ -167,8 +178,13 @@ class SAM2VideoTracker:
 
     MAX_PTRS = 16  # object pointers reach at most 15 frames back; memories 6
 
-    def __init__(self, model: SAM2, video_hw: tuple[int, int], num_frames: int | None = None,
-                 features: FrameFeatures | None = None):
+    def __init__(
+        self,
+        model: SAM2,
+        video_hw: tuple[int, int],
+        num_frames: int | None = None,
+        features: FrameFeatures | None = None,
+    ):
         self.model = model.eval()
         self.features = features
         self.hw = tuple(video_hw)
@@ -188,8 +204,7 @@ class SAM2VideoTracker:
 
     def _features(self, frame: np.ndarray) -> dict:
         if frame.shape[:2] != self.hw or frame.dtype != np.uint8:
-            raise ValueError(f"expected a uint8 {self.hw[0]} x {self.hw[1]} x 3 frame, "
-                             f"got {frame.dtype} {frame.shape}")
+            raise ValueError(f"expected a uint8 {self.hw[0]} x {self.hw[1]} x 3 frame, got {frame.dtype} {frame.shape}")
         if self.features is not None:
             return self.features(self.model, frame)
         return self.model.encode_image(video_frame_input(frame, self.model.image_size).to(self.device))
@@ -207,8 +222,13 @@ class SAM2VideoTracker:
             low, token = masks, raw["tokens"][:, 0]
         score = raw["object_score"]
         low = torch.where(score[:, :, None, None] > 0, low, torch.full_like(low, NO_OBJ_SCORE))
-        return {"pred_masks": low.float(), "obj_ptr": self.model.object_pointer(token, score),
-                "object_score": score, "decoder_iou": raw["iou"], "decoder_masks": raw["masks"]}
+        return {
+            "pred_masks": low.float(),
+            "obj_ptr": self.model.object_pointer(token, score),
+            "object_score": score,
+            "decoder_iou": raw["iou"],
+            "decoder_masks": raw["masks"],
+        }
 
     def _memory(self, frame_idx: int):
         """The bank for ``frame_idx``: (memory B x M x 64, its PE, number of trailing pointer tokens)."""

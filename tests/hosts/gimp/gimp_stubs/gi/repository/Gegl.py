@@ -1,4 +1,5 @@
 """Gegl.Rectangle, AbyssPolicy and pixel formats over numpy arrays (H x W x C float32 storage)."""
+
 import numpy as np
 
 
@@ -69,7 +70,7 @@ class Buffer:
         channels, _, dtype, vmax = parse_format(fmt)
         values = np.frombuffer(bytes(data), dtype).reshape(rect.height, rect.width, channels).astype(np.float32) / vmax
         c = self.array.shape[2]
-        region = self.array[rect.y:rect.y + rect.height, rect.x:rect.x + rect.width]
+        region = self.array[rect.y : rect.y + rect.height, rect.x : rect.x + rect.width]
         assert region.shape[:2] == (rect.height, rect.width), "write outside the buffer"
         region[...] = _convert(values, c)
 

@@ -1,4 +1,5 @@
 """A small in-memory GIMP 3.0 for unit tests of the plug-in (see the package docstring)."""
+
 import numpy as np
 
 from . import Gegl, GObject
@@ -82,11 +83,18 @@ MaskApplyMode = _enum("MaskApplyMode", ["APPLY", "DISCARD"])
 FillType = _enum("FillType", ["TRANSPARENT", "WHITE", "BACKGROUND", "FOREGROUND"])
 ChannelOps = _enum("ChannelOps", ["REPLACE", "ADD"])
 PathStrokeType = _enum("PathStrokeType", ["BEZIER"])
-Precision = _enum("Precision", [f"{t}_{c}" for t in ("U8", "U16", "U32", "HALF", "FLOAT", "DOUBLE")
-                                for c in ("LINEAR", "NON_LINEAR", "PERCEPTUAL")])
+Precision = _enum(
+    "Precision",
+    [
+        f"{t}_{c}"
+        for t in ("U8", "U16", "U32", "HALF", "FLOAT", "DOUBLE")
+        for c in ("LINEAR", "NON_LINEAR", "PERCEPTUAL")
+    ],
+)
 
 
 # ---------------------------------------------------------------- procedures
+
 
 class Choice:
     def __init__(self):
@@ -436,8 +444,8 @@ class Layer(Drawable):
         return True
 
     def scale(self, width, height, local_origin):
-        ys = (np.arange(height) * self.get_height() // height)
-        xs = (np.arange(width) * self.get_width() // width)
+        ys = np.arange(height) * self.get_height() // height
+        xs = np.arange(width) * self.get_width() // width
         self.pixels = self.pixels[ys][:, xs].copy()
         return True
 
@@ -496,8 +504,9 @@ class Image(_Parasites):
         return True
 
     def get_item_position(self, item):
-        return (self.paths if isinstance(item, Path) else self.channels if isinstance(item, Channel)
-                else self.layers).index(item)
+        return (
+            self.paths if isinstance(item, Path) else self.channels if isinstance(item, Channel) else self.layers
+        ).index(item)
 
     def get_channels(self):
         return list(self.channels)
@@ -536,7 +545,7 @@ class Image(_Parasites):
 
     def add_test_path(self, name, x, y, w, h):
         """A closed path outlining the ellipse inside the box (x, y, w, h), made the selected path."""
-        rows, cols = np.mgrid[0:self.height, 0:self.width] + 0.5
+        rows, cols = np.mgrid[0 : self.height, 0 : self.width] + 0.5
         inside = ((cols - x - w / 2) / (w / 2)) ** 2 + ((rows - y - h / 2) / (h / 2)) ** 2 <= 1.0
         corners = [(x + w / 2, y), (x + w, y + h / 2), (x + w / 2, y + h), (x, y + h / 2)]
         path = Path(self, name, inside[..., None].astype(np.float32), [([v for p in corners for v in p * 3], True)])
@@ -547,15 +556,19 @@ class Image(_Parasites):
     def add_test_open_path(self, name, anchors):
         """An open path through ``anchors`` ((x, y) image coordinates), inserted on top and added to the selected
         paths. Selecting it selects nothing (an open outline encloses no area)."""
-        path = Path(self, name, np.zeros((self.height, self.width, 1), np.float32),
-                    [([v for p in anchors for v in tuple(p) * 3], False)])
+        path = Path(
+            self,
+            name,
+            np.zeros((self.height, self.width, 1), np.float32),
+            [([v for p in anchors for v in tuple(p) * 3], False)],
+        )
         self.paths.insert(0, path)
         self.selected_paths.append(path)
         return path
 
     def select_test_rectangle(self, x, y, w, h, value=1.0):
         self.selection.pixels[...] = 0.0
-        self.selection.pixels[y:y + h, x:x + w] = value
+        self.selection.pixels[y : y + h, x : x + w] = value
 
 
 IMAGES = []  # images the plug-in created

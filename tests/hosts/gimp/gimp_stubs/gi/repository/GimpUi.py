@@ -1,5 +1,6 @@
 """Interactive dialogs: accepted or cancelled as a test sets ``ANSWER``; ``PICK`` {argument: model id}
 is what the user chooses in the model menus before accepting."""
+
 ANSWER = True
 PICK = {}
 SHOWN = []  # ("init", name), ("dialog", title), ("fill", [argument names])

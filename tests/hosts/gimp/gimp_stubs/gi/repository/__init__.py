@@ -5,4 +5,5 @@ drawables in layer coordinates with offsets, babl format strings ("R'G'B'A u8", 
 "R'G'B' float"), a shadow buffer merged *through the selection*, layer masks applied into alpha,
 the selection as an image-sized channel, choice arguments, progress calls recorded.
 """
+
 from . import Gegl, Gimp, GimpUi, GLib, GObject, Gtk  # noqa: F401
