@@ -28,56 +28,20 @@ import queue
 import sys
 import threading
 import time
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .. import engines, heap
 from ..engines import threads as thread_count
 from ..errors import MattekitError
 from ..machine import cpu_count
+from .result import Result, Timings
 
 if TYPE_CHECKING:
     import torch
 
 _DONE = object()  # end-of-stream marker between stages
 _FAILED = object()  # ordered pipelines: the place of an item that failed before ``write``
-
-
-class Timings:
-    """Wall-clock seconds per named stage, summed over threads (thread-safe)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.seconds: dict[str, float] = {}
-        self.calls: dict[str, int] = {}
-
-    def add(self, name: str, seconds: float, calls: int = 1) -> None:
-        with self._lock:
-            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-            self.calls[name] = self.calls.get(name, 0) + calls
-
-    @contextmanager
-    def measure(self, name: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(name, time.perf_counter() - start)
-
-
-@dataclass
-class Result:
-    """What a run did: items done, items failed with their exception (a one-sentence MattekitError, or what a
-    runner kept of the item's own failure), items skipped before it ran (their output existed), whether it was
-    cancelled, wall seconds and per-stage timings."""
-
-    done: int = 0
-    failed: list[tuple[Any, BaseException]] = field(default_factory=list)
-    skipped: int = 0
-    cancelled: bool = False
-    seconds: float = 0.0
-    timings: Timings = field(default_factory=Timings)
 
 
 def plan(
@@ -163,24 +127,10 @@ def run_pipeline(
     device, workers = str(device), workers if infer is not None else 0
     if workers > 1:  # (on a GPU too: the host's inputs of 1024 px and their batches, 12 and 96 MB, are reused)
         heap.keep_freed_memory()
-    return Pipeline(
-        read,
-        infer,
-        write,
-        post,
-        progress,
-        cancel,
-        timings or Timings(),
-        workers=workers,
-        threads=threads,
-        batch=batch,
-        writers=writers,
-        readers=readers,
-        queue_size=queue_size,
-        device=device,
-        ordered=ordered,
-        pad=pad,
-    ).run(items)
+    stages = (read, infer, write, post, progress, cancel)
+    layout = dict(workers=workers, threads=threads, batch=batch, writers=writers, readers=readers)
+    layout.update(queue_size=queue_size, device=device, ordered=ordered, pad=pad)
+    return Pipeline(stages, timings or Timings(), layout).run(items)
 
 
 class Pipeline:
@@ -188,33 +138,16 @@ class Pipeline:
     :meth:`reader` (``readers`` threads), :meth:`worker` (``workers``; none without ``infer``), :meth:`writer`
     (``writers``). Items travel between them as (sequence number, item, context, x or result)."""
 
-    def __init__(
-        self,
-        read,
-        infer,
-        write,
-        post,
-        progress,
-        cancel,
-        timings: Timings,
-        *,
-        workers: int,
-        threads: int | None,
-        batch: int,
-        writers: int,
-        readers: int,
-        queue_size: int | None,
-        device: str,
-        ordered: bool,
-        pad: bool,
-    ):
-        self.read, self.infer, self.write, self.post = read, infer, write, post
-        self.progress, self.cancel = progress, cancel
-        self.workers, self.threads, self.batch, self.writers = workers, threads, batch, writers
-        self.pad, self.filled = pad, batch  # pad: a shorter batch gets zero inputs up to ``filled`` (halved on OOM)
-        self.device, self.device_type, self.ordered = device, device.split(":")[0], ordered
+    def __init__(self, stages: tuple, timings: Timings, layout: dict):
+        """``stages``: (read, infer, write, post, progress, cancel); ``layout``: :func:`run_pipeline`'s keyword
+        arguments from ``workers`` to ``pad``."""
+        self.read, self.infer, self.write, self.post, self.progress, self.cancel = stages
+        workers, batch, device = layout["workers"], layout["batch"], layout["device"]
+        self.workers, self.threads, self.batch, self.writers = workers, layout["threads"], batch, layout["writers"]
+        self.pad, self.filled = layout["pad"], batch  # pad: a shorter batch gets zeros up to ``filled`` (halved on OOM)
+        self.device, self.device_type, self.ordered = device, device.split(":")[0], layout["ordered"]
         self.result = Result(timings=timings)
-        size = queue_size or max(2, 2 * max(1, workers) * batch)
+        size = layout["queue_size"] or max(2, 2 * max(1, workers) * batch)
         self.inbox: queue.Queue = queue.Queue(size)  # read -> infer
         self.outbox: queue.Queue = queue.Queue(size)  # infer (or read, without infer) -> write
         self.ahead = size + workers * batch  # ordered: items read but not yet written, at most
@@ -222,7 +155,7 @@ class Pipeline:
         self.errors: list[BaseException] = []
         self.turn = threading.Condition()  # ordered: the writer moved on
         self.taken = self.handled = self.written = 0  # items taken, written or failed, passed by the ordered writer
-        self.workers_running, self.readers, self.readers_running = workers, readers, readers
+        self.workers_running, self.readers, self.readers_running = workers, layout["readers"], layout["readers"]
         self.taking = threading.Lock()  # one reader at a time takes the next item
 
     def run(self, items: Iterable) -> Result:
