@@ -221,7 +221,8 @@ def targets(args, home):
     return [Blender(p) for p in candidate_blenders(home, os.environ, sys.platform)]
 
 
-def main(argv=None):
+def _parser():
+    """The installer's command line."""
     parser = argparse.ArgumentParser(description="Install the mattekit AI Matte add-on into Blender 4.2+ (per user).")
     parser.add_argument("--blender", action="append", help="a Blender executable; repeatable; default: detected")
     parser.add_argument("--bpy-python", action="append", help="a Python that imports Blender as the bpy module")
@@ -237,7 +238,11 @@ def main(argv=None):
     parser.add_argument("--zip", type=Path, help="also write the extension zip to this file")
     parser.add_argument("--dry-run", action="store_true", help="say what would change; change nothing")
     parser.add_argument("--uninstall", action="store_true", help="remove the add-on and what its install created")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
     prefix = "would " if args.dry_run else ""
 
     def say(text):

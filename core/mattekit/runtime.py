@@ -13,15 +13,14 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from . import catalog as catalog_mod
 from . import nets, settings, weights
-from .ops.pixels import quantise
-from .ops.resizing import prediction_array, resize, resized_map
+from .ops.resizing import prediction_array, resized_map
 from .engines import gpus, threads
 from .engines import build
+from .engines.inputs import prepare_array
 from .engines.measure import measure_engines
 from .engines.plan import Plan, decide
 from .catalog import ModelEntry
@@ -36,42 +35,6 @@ def set_threads(count: int | None) -> None:
     """Limit the calling thread's CPU threads for network calls (torch's too where loaded; None = leave as is)."""
     if count:
         threads.set_count(int(count))
-
-
-def prepare_array(entry: ModelEntry, image: np.ndarray) -> np.ndarray:
-    """sRGB HxWx3 (float32 in [0,1], or uint8/uint16: see :func:`mattekit.ops.resizing.resize`, which shrinks a
-    large integer photo without a full-size float copy) -> 1x3xhxw float32 array as the catalog entry wants it.
-    Where the model's reference reads 8-bit pictures (``eight_bit``) every source is rounded to 8-bit levels first."""
-    spec = entry.input
-    if spec.eight_bit:  # one quantisation for every source: a float on the 8-bit grid gives the 8-bit answer
-        image = quantise(image[..., :3], 8)
-    image = np.ascontiguousarray(resize(image[..., :3], *spec.net_size(*image.shape[:2]), spec.resize), np.float32)
-    planes = np.empty((3,) + image.shape[:2], np.float32)  # the channels apart, then changed in place, plane by plane
-    cv2.mixChannels([image], list(planes), [0, 0, 1, 1, 2, 2])  # (faster than numpy's strided copy)
-    if spec.quantize_uint8:
-        for plane in planes:  # floor(clip(x, 0, 1) * 255) / 255, each step in float32 as on the whole image
-            np.clip(plane, 0, 1, out=plane)
-            np.multiply(plane, np.float32(255.0), out=plane)
-            np.floor(plane, out=plane)
-            np.divide(plane, np.float32(255.0), out=plane)
-    if spec.divide_by_max:
-        np.divide(planes, np.float32(max(float(planes.max()), 1e-6)), out=planes)
-    if spec.colour_order == "BGR":
-        planes = planes[::-1]
-    scale = np.float32(spec.extra_scale * spec.value_scale)
-    for plane, mean, std in zip(planes, np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)):
-        np.subtract(plane, mean, out=plane)  # per plane: 5x faster than broadcasting over a last axis of 3
-        np.divide(plane, std, out=plane)
-        if scale != 1:
-            np.multiply(plane, scale, out=plane)
-    return np.ascontiguousarray(planes)[None]
-
-
-def prepare(entry: ModelEntry, image: np.ndarray) -> torch.Tensor:
-    """:func:`prepare_array` as a 1x3xhxw float32 torch tensor (sharing its memory)."""
-    import torch
-
-    return torch.from_numpy(prepare_array(entry, image))
 
 
 class Predictor:
@@ -131,7 +94,7 @@ class Predictor:
 
     def as_net_input(self, tiles: torch.Tensor) -> torch.Tensor:
         """N x 3 x h x w RGB tensor in [0,1] (already at the net's size: super-resolution's tiles) -> the net's
-        input values (colour order, mean, std and value scale as :func:`prepare_array`)."""
+        input values (colour order, mean, std and value scale as :func:`~mattekit.engines.inputs.prepare_array`)."""
         import torch
 
         spec = self.entry.input
@@ -242,7 +205,7 @@ class Predictor:
             return self._activate(prediction), state
 
     def prepare(self, image: np.ndarray):
-        """sRGB H x W x 3|4 float32 [0,1] -> the 1 x 3 x h x w input this model wants (see :func:`prepare_array`):
+        """sRGB H x W x 3|4 float32 [0,1] -> the 1 x 3 x h x w input this model wants (see :func:`~mattekit.engines.inputs.prepare_array`):
         a numpy array where the engine takes one (:attr:`takes_arrays`), else a torch tensor."""
         x = prepare_array(self.entry, image[..., :3])
         if self.takes_arrays:

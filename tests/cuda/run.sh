@@ -58,7 +58,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 photos=$shared/data/grabcut50/im
 if [[ ! -d $photos ]] || (($(ls "$photos" | wc -l) < 40)); then  # 48 generated photos, 1600x1200
     photos=$out/photos
-    "$py" -c "from pathlib import Path; from mattekit.bench.speed import _make_frames; _make_frames(Path('$photos'), 48, 1600, 1200)"
+    "$py" -c "from pathlib import Path; from mattekit.bench.speed_synthetic import make_frames; make_frames(Path('$photos'), 48, 1600, 1200)"
     echo "photos: 48 generated 1600x1200 JPEGs ($shared/data/grabcut50/im has fewer than 40)"
 fi
 n=$(ls "$photos" | wc -l)
@@ -127,10 +127,10 @@ roto1080() {  # 40 frames of 1920x1080 (blackswan enlarged, or generated): roto 
     "$py" -c "
 import glob, cv2
 from pathlib import Path
-from mattekit.bench.speed import _make_frames
+from mattekit.bench.speed_synthetic import make_frames
 src = sorted(glob.glob('$shared/data/davis/im/blackswan/*.jpg'))[:40]
 Path('$plate').mkdir(exist_ok=True)
-if len(src) < 40: _make_frames(Path('$plate'), 40, 1920, 1080)
+if len(src) < 40: make_frames(Path('$plate'), 40, 1920, 1080)
 for i, f in enumerate(src): cv2.imwrite(f'$plate/{i:05d}.jpg', cv2.resize(cv2.imread(f), (1920, 1080), interpolation=cv2.INTER_CUBIC))" || return
     for model in birefnet-general u2netp; do
         local extra=(); [[ $model == birefnet-general ]] && extra=(--weights "$w")

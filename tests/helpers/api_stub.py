@@ -42,8 +42,8 @@ def clear_models() -> None: ...
 # What the API takes besides the text for each parser of a parsed option (:meth:`mattekit.options.Option.check`);
 # a parser missing here fails the stub's test until its form is written down.
 VALUE_FORMS = {
-    "mattekit.subject.hints:parse_box": "tuple[int, int, int, int]",
-    "mattekit.subject.hints:parse_points": "tuple[int, int] | Sequence[tuple[int, int]]",
+    "mattekit.subject.hint_text:parse_box": "tuple[int, int, int, int]",
+    "mattekit.subject.hint_text:parse_points": "tuple[int, int] | Sequence[tuple[int, int]]",
     "mattekit.tasks.common:parse_shadow": "tuple[float, float, float, float]",
     "mattekit.tasks.common:parse_background": "tuple[int, int, int]",
     "mattekit.lens.renderer:focus_of": "tuple[float, float]",

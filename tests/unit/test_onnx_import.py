@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from mattekit import catalog, nets, runtime, weights
+from mattekit.engines import inputs
 from mattekit.errors import MattekitError
 from mattekit.nets.isnet import ISNetDIS
 from mattekit.nets.modnet import MODNet
@@ -76,7 +77,7 @@ def _max_err(ours: torch.Tensor, reference: np.ndarray) -> float:
 @pytest.mark.slow
 def test_u2netp_rembg_release_matches_onnxruntime(shared_dir):
     path = _onnx(shared_dir, "u2netp.onnx")
-    x = runtime.prepare(
+    x = inputs.prepare(
         catalog.load().get("u2netp"), _photo(shared_dir, (400, 300))
     )  # 1 x 3 x 320 x 320, as the catalog feeds it
     net = _imported(U2NETP(3, 1), path)
@@ -184,7 +185,7 @@ def test_catalog_u2netp_runs_from_the_rembg_release_offline(shared_dir, monkeypa
     predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
     assert predictor.weights_path == weights.cache_dir() / "u2netp.onnx"
     assert predictor.net is not None and not predictor.backend.startswith("onnx-file")  # mapped onto the module
-    x = runtime.prepare(predictor.entry, _photo(shared_dir, (320, 320)))
+    x = inputs.prepare(predictor.entry, _photo(shared_dir, (320, 320)))
     raw = _ort(shared_dir / "weights/u2netp.onnx", {"input.1": x.numpy()})[0]
     reference = (raw - raw.min()) / (raw.max() - raw.min())
     diff = np.abs(predictor(x).numpy() - reference)
@@ -250,7 +251,7 @@ def test_cli_remove_with_u2netp_works_offline_from_the_onnx_release(shared_dir, 
     )
     mask = np.asarray(Image.open(tmp_path / "mask.png").convert("L"), np.float32) / 255.0
     image = np.asarray(Image.open(photo).convert("RGB"), np.float32) / 255.0
-    x = runtime.prepare(catalog.load().get("u2netp"), image)
+    x = inputs.prepare(catalog.load().get("u2netp"), image)
     raw = _ort(shared_dir / "weights/u2netp.onnx", {"input.1": x.numpy()})[0][0, 0]
     reference = cv2.resize(
         (raw - raw.min()) / (raw.max() - raw.min()), mask.shape[::-1], interpolation=cv2.INTER_LINEAR

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mattekit import catalog, runtime
+from mattekit.engines import inputs
 from mattekit.catalog import InputSpec
 from mattekit.errors import MattekitError
 
@@ -47,7 +48,7 @@ def test_prepare_bgr_quirk_of_the_portrait_nets():
     """SINet's input: ((x255 - mean) / std) / 255 in BGR order, as the conformance golden was made."""
     image = np.zeros((224, 224, 3), np.float32)
     image[..., 0] = 1.0  # pure red
-    x = runtime.prepare(catalog.load().get("sinet-portrait"), image)
+    x = inputs.prepare(catalog.load().get("sinet-portrait"), image)
     assert x.shape == (1, 3, 224, 224)
     expected_red = (255 - 132.35703) / 68.29726 / 255  # red is the last channel in BGR
     assert abs(float(x[0, 2, 0, 0]) - expected_red) < 1e-6

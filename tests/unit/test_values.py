@@ -19,7 +19,7 @@ from mattekit.tasks.common import Background, Shadow
 from mattekit.io.frame_ranges import Frames
 from mattekit.lens import Focus
 from mattekit.options import OptionError, options_of
-from mattekit.subject import hints
+from mattekit.subject import hint_text, hints
 from mattekit.tasks import registry
 from plates import two_subject_plate
 
@@ -35,14 +35,14 @@ def mirror(shared, monkeypatch):
 
 @pytest.fixture
 def box_parses(monkeypatch) -> list:
-    """The values :func:`mattekit.subject.hints.parse_box` is called with from now on (the real parser runs)."""
-    calls, real = [], hints.parse_box
+    """The values :func:`mattekit.subject.hint_text.parse_box` is called with from now on (the real parser runs)."""
+    calls, real = [], hint_text.parse_box
 
     def counted(given):
         calls.append(given)
         return real(given)
 
-    monkeypatch.setattr(hints, "parse_box", counted)
+    monkeypatch.setattr(hint_text, "parse_box", counted)
     return calls
 
 
@@ -224,7 +224,7 @@ def test_hint_stages_pass_a_named_value(shared, mirror):
     predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
     options = remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "box": BOX, "box_focus": True})
     _, context = remove.TASK.prepare({"model": predictor}, {"image": pixels}, options)
-    assert isinstance(context, hints.Hinted) and context.hint.box == hints.parse_box(BOX)
+    assert isinstance(context, hints.Hinted) and context.hint.box == hint_text.parse_box(BOX)
     region = context.region
     assert (
         isinstance(region, hints.Box)

@@ -1,7 +1,7 @@
 """The plainest PyTorch loop next to mattekit's engine, one photo at a time (batch 1), in one process:
 ``python -m mattekit.bench.plain_loop --model birefnet-general --weights FILE --device cuda FOLDER``.
 
-Both loops read each photo (OpenCV), prepare it as the catalog says (:func:`mattekit.runtime.prepare`), run the
+Both loops read each photo (OpenCV), prepare it as the catalog says (:func:`mattekit.engines.inputs.prepare`), run the
 net and bring the mask (sigmoid, at the photo's size) to the host; nothing is encoded. ``eager``: the net in
 ``--precision`` on the device, eval mode, nothing else (what a ComfyUI node does); ``mattekit``: the engine
 mattekit's commands make (:func:`mattekit.engines.build_torch`: channels-last, and on CUDA the measured choice of
@@ -24,11 +24,11 @@ def _loop(run, entry, files, device) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from .. import runtime
+    from ..engines import inputs
 
     def one(path):
         image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        logits = run(runtime.prepare(entry, image))
+        logits = run(inputs.prepare(entry, image))
         mask = F.interpolate(torch.sigmoid(logits.float()), size=image.shape[:2], mode="bilinear")
         return mask.mul(255).round().to(torch.uint8).cpu()
 

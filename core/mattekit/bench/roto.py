@@ -123,6 +123,28 @@ def _folders(data: Path) -> tuple[Path, Path]:
     raise InputError(f"{data} holds neither im/ and gt/ nor JPEGImages/480p/ and Annotations/480p/ folders.")
 
 
+def _truth(path: Path, folder: Path) -> np.ndarray:
+    """The ground-truth matte (H x W uint8) of frame ``path`` in ``folder``: the file of its stem as PNG, JPEG or BMP."""
+    found = next(
+        (folder / (path.stem + ext) for ext in (".png", ".jpg", ".bmp") if (folder / (path.stem + ext)).is_file()), None
+    )
+    if found is None:
+        raise InputError(f"No ground truth for {path} in {folder}.")
+    return cv2.imread(str(found), cv2.IMREAD_GRAYSCALE)
+
+
+def _print_chunked(chunked: dict, chunk: int, entry) -> None:
+    """One line: each kind of matte in chunks of ``chunk`` frames against one run."""
+    warm = f" (recurrent warm-up {entry.warmup} frames)" if entry.recurrent else ""
+    kinds = (
+        f"{kind}: max |alpha difference| per frame {d['max']:.4g} (mean of the per-frame maxima "
+        f"{d['mean']:.4g}), mean |difference| {d['mean_abs']:.2g}; at chunk starts (frame: max, mean) "
+        + ", ".join(f"{f}: {m:.3g}, {a:.2g}" for f, (m, a) in d["chunk_starts"].items())
+        for kind, d in chunked.items()
+    )
+    print(f"{'':<14}chunks of {chunk} vs one run{warm}: " + "; ".join(kinds), flush=True)
+
+
 def run(args) -> int:
     images, truths = _folders(Path(args.data))
     names = args.sequences.split(",") if args.sequences else sorted(p.name for p in images.iterdir() if p.is_dir())
@@ -153,20 +175,7 @@ def run(args) -> int:
     for name in names:
         plate = ImageSequence(folder_pattern(images / name))
         frames = plate.frames[: args.limit] if args.limit else plate.frames
-        gts = []
-        for frame in frames:
-            path = plate.files[frame]
-            gt_path = next(
-                (
-                    truths / name / (path.stem + ext)
-                    for ext in (".png", ".jpg", ".bmp")
-                    if (truths / name / (path.stem + ext)).is_file()
-                ),
-                None,
-            )
-            if gt_path is None:
-                raise InputError(f"No ground truth for {path} in {truths / name}.")
-            gts.append(cv2.imread(str(gt_path), cv2.IMREAD_GRAYSCALE))
+        gts = [_truth(plate.files[frame], truths / name) for frame in frames]
         for hint, rows in runs.items():
             keyframes = None
             if hint == "first-box":
@@ -179,18 +188,7 @@ def run(args) -> int:
                 row["chunked"] = chunk_difference(
                     plate, entry, args, frames, row.pop("mattes"), row.pop("smoothed"), options, keyframes
                 )
-                print(
-                    f"{'':<14}chunks of {args.chunk} vs one run"
-                    + (f" (recurrent warm-up {entry.warmup} frames)" if entry.recurrent else "")
-                    + ": "
-                    + "; ".join(
-                        f"{kind}: max |alpha difference| per frame {d['max']:.4g} (mean of the per-frame maxima "
-                        f"{d['mean']:.4g}), mean |difference| {d['mean_abs']:.2g}; at chunk starts (frame: max, mean) "
-                        + ", ".join(f"{f}: {m:.3g}, {a:.2g}" for f, (m, a) in d["chunk_starts"].items())
-                        for kind, d in row["chunked"].items()
-                    ),
-                    flush=True,
-                )
+                _print_chunked(row["chunked"], args.chunk, entry)
             row.pop("mattes", None)
             row.pop("smoothed", None)
     means = {hint: _mean(rows) for hint, rows in runs.items()}

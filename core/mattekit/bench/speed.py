@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-from .speed_setup import _Child, _images, _rembg_home, _weights
+from .speed_setup import _Child, _images, _rembg_home, _weights, machine_figures
+from .speed_synthetic import synthetic
 from .speed_tools import STAGES
 
 TOLERANCE = {"mad": 0.02, "iou": 0.90}  # means over the images; see _tolerance_note
@@ -89,6 +88,16 @@ def add_parser(kinds) -> None:
         help="also refine mattekit's masks along image edges (rembg does "
         "not, so it is off by default: both tools then do the same work)",
     )
+    _whole_options(p)
+    p.add_argument("--synthetic", type=int, metavar="N", help="flat-memory check: N synthetic frames through mattekit")
+    p.add_argument("--size", default="320x240", help="synthetic frame size WxH (default 320x240)")
+    p.add_argument("--keep", help="keep the outputs (and synthetic frames) in this folder")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    p.set_defaults(func=run)
+
+
+def _whole_options(p) -> None:
+    """The options of ``--whole`` (whole commands, each in a fresh process) and of the simulated device."""
     p.add_argument(
         "--whole",
         action="store_true",
@@ -132,11 +141,6 @@ def add_parser(kinds) -> None:
         "whether the host side keeps a GPU busy (device busy %% = time held / wall); implies --no-rembg and "
         "--no-check (mattekit.engines.simulated)",
     )
-    p.add_argument("--synthetic", type=int, metavar="N", help="flat-memory check: N synthetic frames through mattekit")
-    p.add_argument("--size", default="320x240", help="synthetic frame size WxH (default 320x240)")
-    p.add_argument("--keep", help="keep the outputs (and synthetic frames) in this folder")
-    p.add_argument("--json", help="also write the figures to this JSON file")
-    p.set_defaults(func=run)
 
 
 # ----------------------------------------------------------------------------------- parent
@@ -194,7 +198,7 @@ def _measured(args) -> int:
 
             figures = _whole(args, cfg, work)
         else:
-            figures = _synthetic(args, cfg, work) if args.synthetic else _compare(args, cfg, work)
+            figures = synthetic(args, cfg, work) if args.synthetic else _compare(args, cfg, work)
     finally:
         if not args.keep:
             import shutil
@@ -258,7 +262,7 @@ def _compare(args, cfg: dict, work: Path) -> dict:
         "folder": str(Path(files[0]).parent),
         "model": args.model,
         "weights": cfg["weights"],
-        "machine": _machine(),
+        "machine": machine_figures(),
         "load_average": load,
         "repeat": args.repeat,
         "chunk": args.chunk,
@@ -301,23 +305,6 @@ def _agreement(files: list[Path], work: Path) -> dict:
         "iou_mean": float(np.mean(ious)),
         "iou_min": float(np.min(ious)),
         "ok": bool(np.mean(mads) <= TOLERANCE["mad"] and np.mean(ious) >= TOLERANCE["iou"]),
-    }
-
-
-def _machine() -> dict:
-    from .. import machine
-
-    cpu = (machine.cpu_info() or ("", None))[0] or platform.processor() or platform.machine()
-    import torch
-
-    from ..running.pipeline import cpu_count
-
-    return {
-        "cpu": cpu,
-        "cores": cpu_count(),
-        "python": platform.python_version(),
-        "system": platform.system(),
-        "torch": torch.__version__,
     }
 
 
@@ -394,67 +381,3 @@ def _print_comparison(f: dict, args) -> bool:
         print("  " + _tolerance_note())
         ok = masks["ok"]
     return ok
-
-
-def _synthetic(args, cfg: dict, work: Path) -> dict:
-    from ..errors import MattekitError
-
-    try:
-        w, h = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise MattekitError(f"--size {args.size} is not WxH (e.g. 320x240).") from None
-    frames = work / "frames"
-    print(f"bench speed: writing {args.synthetic} synthetic {w}x{h} frames to {frames}...", file=sys.stderr)
-    paths = [str(p) for p in _make_frames(frames, args.synthetic, w, h)]
-    out = work / "masks"
-    out.mkdir(exist_ok=True)
-    child = _Child("mattekit", dict(cfg, out=str(out), masks=True, sample=True), work)
-    try:
-        run = child.run(paths)
-        result = dict(child.finish(), **run)
-    finally:
-        child.close()
-    figures = {"frames": args.synthetic, "size": [w, h], "model": args.model, "machine": _machine(), "result": result}
-    samples = result["rss_samples"]
-    start_mb, end_mb = samples[0][1], samples[-1][1]
-    warm = min(100, args.synthetic)
-    steady = next((mb for n, mb in samples if n >= warm), start_mb)
-    print(
-        f"bench speed --synthetic: {args.synthetic} frames {w}x{h}, model {args.model}, "
-        f"{result['engine']} ({result['plan']})"
-    )
-    print(
-        f"  {result['images'] / result['loop_s']:.2f} frames/s, loop {result['loop_s']:.1f} s, "
-        f"{len(result.get('failed', []))} failed"
-    )
-    print("  RSS MB by frames done: " + ", ".join(f"{n}: {mb:.0f}" for n, mb in samples))
-    print(
-        f"  RSS at start {start_mb:.0f} MB (model loaded, before the first frame; after frame {warm}: {steady:.0f} MB), "
-        f"at end {end_mb:.0f} MB, peak {result['maxrss_mb']:.0f} MB; change after frame {warm}: {end_mb - steady:+.0f} MB"
-    )
-    figures["ok"] = end_mb - steady <= max(50.0, 0.1 * steady)
-    return figures
-
-
-def _make_frames(folder: Path, n: int, w: int, h: int) -> list[Path]:
-    """N JPEG frames: a textured gradient background and a subject (an ellipse with a head) moving over it."""
-    import cv2
-    import numpy as np
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    texture = rng.integers(0, 40, (h, w, 1), dtype=np.uint8)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.dstack([80 + 100 * xx / w, 120 + 60 * yy / h, 160 - 80 * xx / w]).astype(np.uint8) + texture
-    paths = []
-    for i in range(n):
-        frame = base.copy()
-        t = i / 50.0
-        cx, cy = int(w * (0.5 + 0.3 * np.sin(t))), int(h * (0.55 + 0.1 * np.cos(1.3 * t)))
-        cv2.ellipse(frame, (cx, cy), (w // 8, h // 4), 10 * np.sin(t), 0, 360, (40, 60, 200), -1)
-        cv2.circle(frame, (cx, cy - h // 3), h // 10, (60, 160, 230), -1)
-        path = folder / f"frame_{i:05d}.jpg"
-        if not path.is_file():
-            cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        paths.append(path)
-    return paths

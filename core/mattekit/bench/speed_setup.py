@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -147,3 +148,21 @@ class _Child:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def machine_figures() -> dict:
+    """The machine a bench ran on: CPU, cores, Python, system and torch versions."""
+    from .. import machine
+
+    cpu = (machine.cpu_info() or ("", None))[0] or platform.processor() or platform.machine()
+    import torch
+
+    from ..running.pipeline import cpu_count
+
+    return {
+        "cpu": cpu,
+        "cores": cpu_count(),
+        "python": platform.python_version(),
+        "system": platform.system(),
+        "torch": torch.__version__,
+    }

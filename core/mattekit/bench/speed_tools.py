@@ -196,7 +196,8 @@ class _MattekitTool:
 
     def _check(self) -> dict:
         torch = self.torch
-        from .. import io, nets, runtime, weights
+        from .. import io, nets, weights
+        from ..engines import inputs
         from ..engines import select_output
 
         entry = self.entry
@@ -209,7 +210,7 @@ class _MattekitTool:
         torch.set_num_threads(self.settings["threads"] or previous)  # the engine's throughput path
         with torch.inference_mode():
             for name in files:
-                x = runtime.prepare(entry, io.read_image(name).pixels[..., :3])
+                x = inputs.prepare(entry, io.read_image(name).pixels[..., :3])
                 ref = select_output(net(x), entry.output.index).float()
                 got = self.predictor.engine(x).float().cpu()
                 worst = max(worst, float((got - ref).abs().max()))

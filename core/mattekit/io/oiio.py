@@ -4,6 +4,8 @@ and :func:`write_layers` write EXR (a plain one, and roto's layered one for comp
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 from dataclasses import dataclass
 
@@ -11,6 +13,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from mattekit.errors import InputError
+from mattekit.io.formats import EXR_RECORD
 from mattekit.io import metadata
 from mattekit.io.picture import check_size
 from mattekit.ops.pixels import finite
@@ -301,3 +304,17 @@ def _padded(pixels: np.ndarray, x0: int, y0: int, width: int, height: int) -> np
     ys, xs = max(-y0, 0), max(-x0, 0)
     out[ys : ys + pixels.shape[0], xs : xs + pixels.shape[1]] = pixels
     return out
+
+
+def exr_provenance(header: dict) -> dict | None:
+    """The provenance in an EXR header's attributes: mattekit's record, else another program's software and
+    IPTC digital source type; None when there is neither."""
+    if isinstance(header.get(EXR_RECORD), str):
+        with contextlib.suppress(ValueError):
+            return json.loads(header[EXR_RECORD])
+    found = {
+        k: header[n]
+        for k, n in (("software", "software"), ("digital_source_type", "digitalSourceType"))
+        if isinstance(header.get(n), str)
+    }
+    return found or None

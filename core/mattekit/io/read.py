@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import tempfile
 import warnings
@@ -42,18 +41,9 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from . import colour
 from mattekit.errors import InputError
 from mattekit.io import metadata
-from mattekit.io.formats import (
-    DECODE_ERRORS,
-    DPX_MAGIC,
-    EXR_MAGIC,
-    EXR_RECORD,
-    PNG_XMP_KEY,
-    TIFF_MAGIC,
-    Source,
-    png_whole,
-    reason,
-)
-from mattekit.io.oiio import Scene, read_scene, scene_attributes, scene_layout
+from mattekit.io.formats import DECODE_ERRORS, DPX_MAGIC, EXR_MAGIC, PNG_XMP_KEY, TIFF_MAGIC
+from mattekit.io.formats import Source, png_whole, reason
+from mattekit.io.oiio import Scene, exr_provenance, read_scene, scene_attributes, scene_layout
 from mattekit.io.picture import Layout, Picture, check_size
 from mattekit.io.tiff import tiff_size
 from mattekit.ops.pixels import finite, unit_float
@@ -62,9 +52,8 @@ from mattekit.provenance import from_xmp
 pillow_heif.register_heif_opener()  # HEIC/HEIF through libheif (its rotation and mirroring applied); AVIF is Pillow's own
 # mattekit checks declared sizes itself (pixel_budget), before decoding, and opens files without Pillow's bomb check
 # (formats.pillow_open), whose process-wide limit (Image.MAX_IMAGE_PIXELS) stays the host program's.
-cv2.utils.logging.setLogLevel(
-    cv2.utils.logging.LOG_LEVEL_SILENT
-)  # OpenCV's own log lines (not its exceptions) stay off the user's terminal
+# OpenCV's own log lines (not its exceptions) stay off the user's terminal.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 GIVEN = "the given bytes"  # what messages call encoded data given without a name
@@ -395,7 +384,7 @@ def read_provenance(source, name: str | None = None) -> dict | None:
         magic = data.stream.read(4)
         if magic == EXR_MAGIC:
             with _on_disk(data) as path:
-                return _exr_provenance(scene_attributes(path, data.name))
+                return exr_provenance(scene_attributes(path, data.name))
         if magic in DPX_MAGIC:  # mattekit writes no DPX, and reads none of another program's records from it
             return None
         try:
@@ -406,17 +395,3 @@ def read_provenance(source, name: str | None = None) -> dict | None:
         except (UnidentifiedImageError, *DECODE_ERRORS):
             raise data.unknown() from None
     return from_xmp(packet) if packet else None
-
-
-def _exr_provenance(header: dict) -> dict | None:
-    """The provenance in an EXR header's attributes: mattekit's record, else another program's software and
-    IPTC digital source type; None when there is neither."""
-    if isinstance(header.get(EXR_RECORD), str):
-        with contextlib.suppress(ValueError):
-            return json.loads(header[EXR_RECORD])
-    found = {
-        k: header[n]
-        for k, n in (("software", "software"), ("digital_source_type", "digitalSourceType"))
-        if isinstance(header.get(n), str)
-    }
-    return found or None

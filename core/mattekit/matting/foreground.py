@@ -29,8 +29,7 @@ import numpy as np
 
 from ..ops.pixels import between, quantise, unit_float
 from ..ops.regions import each_tile, grown, sparse_empty, tiles_holding
-from ..ops.resizing import block_means, shrunk
-from .levels import PARTIAL, TILE, level_sizes, result_array
+from .levels import PARTIAL, TILE, coarser_levels, halvings, level_sizes, result_array
 
 
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
@@ -137,17 +136,8 @@ def estimate_foreground(
     if device is not None:
         from .foreground_device import estimate_foreground_on
 
-        done = estimate_foreground_on(
-            device,
-            image,
-            alpha,
-            eps=eps,
-            gamma=gamma,
-            coarse_sweeps=coarse_sweeps,
-            fine_sweeps=fine_sweeps,
-            start_size=start_size,
-            out=out,
-        )
+        sweeps = dict(eps=eps, gamma=gamma, coarse_sweeps=coarse_sweeps, fine_sweeps=fine_sweeps, start_size=start_size)
+        done = estimate_foreground_on(device, image, alpha, out=out, **sweeps)
         if done is not None:
             return done
     alpha = np.asarray(alpha, np.float32)  # no copy for a float32 alpha: the photo's size is the big one
@@ -158,25 +148,13 @@ def estimate_foreground(
     h, w = alpha.shape
     sizes = level_sizes(h, w, start_size)
     counts = [coarse_sweeps] * max(0, len(sizes) - 2) + [fine_sweeps] * min(2, len(sizes))
-    pyramid = _pyramid(image, alpha, sizes)
+    pyramid = coarser_levels(image, alpha, sizes)
     tiles = [(box, _partial_boxes(partial[box], box, counts[-1])) for box in tiles_holding(partial, 0, TILE)]
     plans = _plan(tiles, [a for _, a in pyramid], sizes, counts)
     half = len(sizes) - 2
     if half >= 0 and (half not in plans or _dense(plans[half][0], sizes[half])):  # solved whole, or over most of it
-        pyramid[0] = (_halvings(image, 1), pyramid[0][1])
-    fg = bg = None
-    for level, ((sh, sw), count) in enumerate(zip(sizes[:-1], counts)):
-        img, a = pyramid.pop()  # coarsest first; each level is let go once solved
-        if fg is None:
-            fg, bg = _means(unit_float(img), a)
-        if level in plans:
-            fg, bg = _enlarged((fg, bg), plans[level], (sh, sw))
-            _tiled_sweeps(img, a, fg, bg, count, eps, gamma, plans[level][0])
-        else:
-            fg = cv2.resize(fg, (sw, sh), interpolation=cv2.INTER_LINEAR)
-            bg = cv2.resize(bg, (sw, sh), interpolation=cv2.INTER_LINEAR)
-            fg, bg = _sweeps(unit_float(img), a, fg, bg, count, eps, gamma)
-    img = a = colours = None
+        pyramid[0] = (halvings(image, 1), pyramid[0][1])
+    fg, bg = _coarser_solved(pyramid, plans, sizes, counts, eps, gamma)
     filled = result_array(image, out)
     kind = filled.dtype
 
@@ -208,21 +186,23 @@ def estimate_foreground(
     return filled[..., :3]
 
 
-def _pyramid(image: np.ndarray, alpha: np.ndarray, sizes: list[tuple[int, int]]) -> list[tuple]:
-    """The levels below the full size, finest first: (colours, alpha) each, the block means of the level above as
-    float (h x w x 3, h x w). The half size's colours are made only for the windows read (:class:`_HalfSize`; the
-    caller makes them whole where the half size is solved whole): no level holds a float copy of the full size."""
-    pyramid, a = [], alpha
-    for level in range(len(sizes) - 2, -1, -1):
-        a = shrunk(np.ascontiguousarray(a), 2)
-        if level == len(sizes) - 2:
-            colours = _HalfSize(image)
-        elif level == len(sizes) - 3:
-            colours = _halvings(image, 2)
+def _coarser_solved(pyramid: list, plans: dict, sizes: list, counts: list, eps: float, gamma: float) -> tuple:
+    """(F, B) of the level below the full size, h x w x 3 float32 each (None, None without one): the levels of
+    ``pyramid`` (finest first, popped: each let go once solved) solved coarsest first, each from the one below
+    enlarged, whole or in the tiles of ``plans``."""
+    fg = bg = None
+    for level, ((sh, sw), count) in enumerate(zip(sizes[:-1], counts)):
+        img, a = pyramid.pop()  # coarsest first; each level is let go once solved
+        if fg is None:
+            fg, bg = _means(unit_float(img), a)
+        if level in plans:
+            fg, bg = _enlarged((fg, bg), plans[level], (sh, sw))
+            _tiled_sweeps(img, a, fg, bg, count, eps, gamma, plans[level][0])
         else:
-            colours = shrunk(colours, 2)
-        pyramid.append((colours, a))
-    return pyramid
+            fg = cv2.resize(fg, (sw, sh), interpolation=cv2.INTER_LINEAR)
+            bg = cv2.resize(bg, (sw, sh), interpolation=cv2.INTER_LINEAR)
+            fg, bg = _sweeps(unit_float(img), a, fg, bg, count, eps, gamma)
+    return fg, bg
 
 
 def _enlarged(planes: tuple[np.ndarray, np.ndarray], plan: tuple[list, list], size: tuple[int, int]) -> tuple:
@@ -247,36 +227,6 @@ def _unset(shape: tuple[int, ...]) -> np.ndarray:
     """A float32 array of ``shape`` whose values are not set, written in scattered boxes: its memory is mapped in
     small pages, each made on first write (:func:`mattekit.ops.regions.sparse_empty`)."""
     return sparse_empty(shape, np.float32)
-
-
-class _HalfSize:
-    """The half-size level's colours (:func:`_halvings` of ``image`` once), made only for the windows asked for:
-    ``level[rows, cols]`` is h x w x 3 float32, the same values as the whole level's there."""
-
-    def __init__(self, image: np.ndarray):
-        self.image = image
-
-    def __getitem__(self, window: tuple[slice, slice]) -> np.ndarray:
-        (ys, xs), (h, w) = window, self.image.shape[:2]
-        return _halvings(self.image[2 * ys.start : min(h, 2 * ys.stop), 2 * xs.start : min(w, 2 * xs.stop)], 1)
-
-
-def _halvings(image: np.ndarray, times: int) -> np.ndarray:
-    """``image`` (H x W x 3|4, float [0,1] or integers) made float and shrunk ``times`` times by 2 x 2 block means
-    (:func:`mattekit.ops.resizing.block_means`), its colours only, strip by strip (no float copy of it whole): the
-    same values as the whole image's, so integers give what their floats give. h x w x 3 float32."""
-    h, w = image.shape[:2]
-    k = 1 << times
-    rows = k * max(1, (4 << 20) // (w * 12 * k))  # full-size rows per strip: about 4 MB of floats
-    out = None
-    for y in range(0, h, rows):
-        part = np.ascontiguousarray(unit_float(image[y : y + rows, :, :3]))
-        for _ in range(times):
-            part = block_means(part, 2)
-        if out is None:
-            out = np.empty((-(-h // k), part.shape[1], 3), np.float32)
-        out[y // k : y // k + part.shape[0]] = part
-    return out
 
 
 def _partial_boxes(flags: np.ndarray, box: tuple[slice, slice], halo: int) -> list[tuple[slice, slice]]:

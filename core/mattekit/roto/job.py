@@ -137,7 +137,7 @@ class RotoJob:
             "bit_depth": self.spec.bit_depth,
             "temporal": self.temporal.describe() if self.temporal else None,
             "input": "8-bit levels, rounded",
-        }  # (runtime.prepare_array: a float frame on the grid as its 8 bits)
+        }  # (engines.inputs.prepare_array: a float frame on the grid as its 8 bits)
         if self.entry.recurrent:
             settings["warmup"] = self.entry.warmup
         if self.spec.colorspace:

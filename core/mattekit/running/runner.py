@@ -167,14 +167,7 @@ class Runner:
             if sentence:
                 note(item, sentence)
 
-        if self.streams:
-            infer = models[task.main]
-            settings = pipeline.plan(infer, workers=1 if single else workers, threads=threads, batch=batch)
-            if hasattr(items, "__len__"):  # no batch larger than the items there are (nor padded beyond them)
-                settings["batch"] = max(1, min(settings["batch"], len(items)))
-        else:  # no inference stage
-            runtime.set_threads(threads)
-            infer, settings = None, {}
+        infer, settings = self._layout(items, single, threads, workers, batch)
         writers = None
         if self.streams and hasattr(items, "__len__") and len(items) > 1:  # (multiprocessing: imported only here)
             from ..finish.device import device_of
@@ -186,21 +179,26 @@ class Runner:
             on_device = threading.BoundedSemaphore(settings["writers"])
             settings["writers"] = count  # a thread each, waiting on its process
         try:
-            result = pipeline.run_pipeline(
-                items,
-                _guarded(read),
-                infer,
-                _guarded(write),
-                progress=progress,
-                cancel=cancel,
-                timings=timings,
-                **settings,
-            )
+            callbacks = dict(progress=progress, cancel=cancel, timings=timings)
+            result = pipeline.run_pipeline(items, _guarded(read), infer, _guarded(write), **callbacks, **settings)
         finally:
             if writers is not None:
                 writers.close()
         result.failed = [(item, exc.original if isinstance(exc, _ItemFailed) else exc) for item, exc in result.failed]
         return result
+
+    def _layout(self, items, single: bool, threads: int | None, workers: int | None, batch: int | None) -> tuple:
+        """(the inference stage, the pipeline's layout): the main model and its plan's layout (one worker with every
+        thread for a ``single`` item, no batch larger than the items there are), or none for a task that does not
+        stream (its threads set here)."""
+        if not self.streams:
+            runtime.set_threads(threads)
+            return None, {}
+        infer = self.models[self.task.main]
+        settings = pipeline.plan(infer, workers=1 if single else workers, threads=threads, batch=batch)
+        if hasattr(items, "__len__"):  # no batch larger than the items there are (nor padded beyond them)
+            settings["batch"] = max(1, min(settings["batch"], len(items)))
+        return infer, settings
 
     # ------------------------------------------------------------------ sources and sinks
 

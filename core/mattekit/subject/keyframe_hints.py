@@ -18,7 +18,7 @@ import re
 from typing import Callable, NamedTuple
 
 from ..errors import InputError
-from . import hints
+from . import hint_text, hints
 
 DEFAULT = "1"  # the object of hints without a name
 NAME = re.compile(r"[A-Za-z0-9_-]+")  # an object's name
@@ -105,7 +105,7 @@ def _checked_mask(mask) -> HintMask:
 
 def parse_boxes(given) -> tuple[KeyframeHint, ...] | None:
     """Roto's ``box``: ``"FRAME:x0,y0,x1,y1[@NAME];..."``, or :class:`KeyframeHint` values, or a list of either ->
-    the hints in the order given, each box parsed once (:func:`~mattekit.subject.hints.parse_box`); None for none.
+    the hints in the order given, each box parsed once (:func:`~mattekit.subject.hint_text.parse_box`); None for none.
     InputError when one is malformed."""
     return _parse(given, "box", "x0,y0,x1,y1", _box)
 
@@ -121,13 +121,13 @@ def parse_excludes(given) -> tuple[KeyframeHint, ...] | None:
 
 
 def _box(value) -> hints.Box:
-    return value if isinstance(value, hints.Box) else hints.parse_box(value)
+    return value if isinstance(value, hints.Box) else hint_text.parse_box(value)
 
 
 def _point(value) -> hints.Point:
     if isinstance(value, hints.Point):
         return value
-    points = hints.parse_points(value)
+    points = hint_text.parse_points(value)
     if len(points) != 1:
         raise InputError(f"The point {value!r} is not one point x,y in pixels.")
     return points[0]

@@ -21,7 +21,7 @@ from ..options import ModelChoice, NONE, option
 from .common import WEIGHTS_PARSE, ModelOptions
 from .registry import Port, segment_or_matte
 
-BOX_PARSE, POINTS_PARSE = "mattekit.subject.hints:parse_box", "mattekit.subject.hints:parse_points"
+BOX_PARSE, POINTS_PARSE = "mattekit.subject.hint_text:parse_box", "mattekit.subject.hint_text:parse_points"
 
 
 @dataclass

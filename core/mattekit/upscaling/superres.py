@@ -196,6 +196,31 @@ def _tile_size(predictor: runtime.Predictor, batch: int, result_bytes: int, chan
     return side
 
 
+def _with_alpha_method(pixels: np.ndarray, dtype: np.dtype, alpha: str) -> tuple[np.ndarray, str]:
+    """(the pixels the network sees, how their alpha is upscaled): an image with alpha (2 or 4 channels) that is not
+    uniform gets its transparent pixels' colours filled in (as float32 [0,1]); a uniform alpha needs no network pass
+    ("constant"); else ``alpha`` as asked."""
+    if pixels.shape[-1] not in (2, 4):
+        return pixels, alpha
+    if pixels[..., -1].min() == pixels[..., -1].max():
+        return pixels, "constant"  # fully opaque (or uniform) alpha: no network pass for it
+    top = float(np.iinfo(dtype).max) if dtype != np.float32 else 1.0
+    floats = pixels.astype(np.float32) / np.float32(top)
+    colour = fill_transparent(floats[..., :-1], floats[..., -1])
+    return np.concatenate([colour, floats[..., -1:]], axis=-1), alpha
+
+
+def _resampled(result: np.ndarray, height: int, width: int, dtype: np.dtype) -> np.ndarray:
+    """The network's float result (H x W x C [0,1]) resized to ``height`` x ``width`` (area when shrinking, bicubic
+    when enlarging), clipped, and rounded to ``dtype``'s levels for an integer photo."""
+    shrinking = height * width < result.shape[0] * result.shape[1]
+    result = resize(result, height, width, "area" if shrinking else "cubic")
+    np.clip(result, 0.0, 1.0, out=result)
+    if dtype != np.float32:
+        result = quantise(result, 16 if dtype == np.uint16 else 8)
+    return result
+
+
 def upscale(
     predictor: runtime.Predictor,
     image: np.ndarray,
@@ -230,16 +255,7 @@ def upscale(
     out_h, out_w = output_size(height, in_width, predictor.scale, scale, width)
     width = in_width
 
-    alpha_method = alpha
-    if channels in (2, 4):
-        alpha = pixels[..., -1]
-        if alpha.min() == alpha.max():
-            alpha_method = "constant"  # fully opaque (or uniform) alpha: no network pass for it
-        else:
-            top = float(np.iinfo(dtype).max) if dtype != np.float32 else 1.0
-            floats = pixels.astype(np.float32) / np.float32(top)
-            colour = fill_transparent(floats[..., :-1], floats[..., -1])
-            pixels = np.concatenate([colour, floats[..., -1:]], axis=-1)
+    pixels, alpha_method = _with_alpha_method(pixels, dtype, alpha)
 
     # Tiny inputs are padded up to MIN_SIDE pixels (edge-replicated) and the result cropped.
     pad_h, pad_w = max(0, MIN_SIDE - height), max(0, MIN_SIDE - width)
@@ -273,11 +289,7 @@ def upscale(
         )
     result = out[0].permute(1, 2, 0).numpy()[: height * s, : width * s]  # H x W x C view, no copy
     if not native:  # another ratio: the network's float result resampled
-        shrinking = out_h * out_w < result.shape[0] * result.shape[1]
-        result = resize(result, out_h, out_w, "area" if shrinking else "cubic")
-        np.clip(result, 0.0, 1.0, out=result)
-        if dtype != np.float32:
-            result = quantise(result, 16 if dtype == np.uint16 else 8)
+        result = _resampled(result, out_h, out_w, dtype)
     if was_2d:
         result = result[..., 0]
     return np.ascontiguousarray(result)

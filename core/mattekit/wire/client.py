@@ -184,10 +184,8 @@ class WorkerClient(object):
         queued = int(jobs.get("queued", 0)) + int(jobs.get("running", 0))
         if not queued:
             return ""
-        return "The mattekit worker is busy, %d job%s queued before this one; it waits its turn." % (
-            queued,
-            "" if queued == 1 else "s",
-        )
+        plural = "" if queued == 1 else "s"
+        return "The mattekit worker is busy, %d job%s queued before this one; it waits its turn." % (queued, plural)
 
     def models(self):
         return self.get_json("models")["models"]

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from mattekit import catalog, cli, runtime
+from mattekit.engines import inputs
 from mattekit.io import colour
 from mattekit.errors import InputError
 from mattekit.io import read_image, write_image
@@ -169,23 +170,23 @@ def test_every_format_of_an_8_bit_frame_gives_the_network_its_8_bits(shared, tmp
     assert {"u2netp", "isnet-general-use"} <= {e.name for e in entries}
     for n, stored in enumerate(u8):
         for entry in entries:
-            want = runtime.prepare_array(entry, stored)
+            want = inputs.prepare_array(entry, stored)
             for pattern in plates.values():
                 path = pattern.replace("####", f"{1001 + n:04d}")
                 for pixels in (read_image(path, integers=True).pixels, read_plate(path).pixels):
-                    assert np.array_equal(runtime.prepare_array(entry, pixels), want), (entry.name, path)
+                    assert np.array_equal(inputs.prepare_array(entry, pixels), want), (entry.name, path)
             hair = stored / np.float32(255) + np.where(stored > 0, -2e-4, 2e-4).astype(np.float32)  # half: 1e-4 off
-            assert np.array_equal(runtime.prepare_array(entry, hair), want), entry.name
+            assert np.array_equal(inputs.prepare_array(entry, hair), want), entry.name
         rembg = np.asarray(Image.fromarray(stored).resize((320, 320), Image.Resampling.LANCZOS), np.float64)
         rembg = (rembg / rembg.max() - (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225)
         half = read_plate(plates["exr-half"].replace("####", f"{1001 + n:04d}")).pixels
-        mine = runtime.prepare_array(catalog.load().get("u2netp"), half)
+        mine = inputs.prepare_array(catalog.load().get("u2netp"), half)
         np.testing.assert_allclose(mine[0].transpose(1, 2, 0), rembg, rtol=0, atol=1e-5)
     deep = (
         np.minimum(read_image(plates["tif"].replace("####", "1001"), integers=True).pixels, 65000) + 100
     )  # off the grid
     birefnet = catalog.load().get("birefnet-general")
-    assert not np.array_equal(runtime.prepare_array(birefnet, deep), runtime.prepare_array(birefnet, quantise(deep)))
+    assert not np.array_equal(inputs.prepare_array(birefnet, deep), inputs.prepare_array(birefnet, quantise(deep)))
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from mattekit import catalog, io, lens, nets, runtime
+from mattekit.engines import inputs
 from mattekit.ops.pixels import srgb_to_linear
 from mattekit.cli import main
 from mattekit.tasks import bokeh
@@ -138,7 +139,7 @@ def test_depth_policy_matches_upstream(golden, shared):
     assert entry.licence == "Apache-2.0" and entry.weights.url.startswith("https://huggingface.co/depth-anything/")
     assert entry.input.net_size(450, 600) == (518, 686)
     picture = io.read_image(shared / "data" / "grabcut50" / "im" / "person4.jpg")
-    x = runtime.prepare(
+    x = inputs.prepare(
         dataclasses.replace(entry, input=dataclasses.replace(entry.input, short_side=168)), picture.pixels
     )
     g = golden("depth_anything_v2_vits")
@@ -168,7 +169,7 @@ def test_estimate_depth_with_standin_weights(small_depth, shared):
     net = nets.build(entry.net, **entry.kwargs)
     net.load_state_dict(torch.load(weights, weights_only=True), strict=True)
     with torch.no_grad():
-        low = net.eval()(runtime.prepare(entry, image))
+        low = net.eval()(inputs.prepare(entry, image))
     assert low.shape == (1, 168, 224)
     expected = F.interpolate(low[:, None], image.shape[:2], mode="bilinear", align_corners=True)[0, 0].numpy()
     assert raw.shape == image.shape[:2]

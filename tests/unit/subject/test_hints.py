@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mattekit.subject import hints
+from mattekit.subject import hint_text, hints
 from mattekit.errors import InputError
 
 
@@ -14,9 +14,9 @@ def _make(height, width, box=None, include=None, exclude=None, mask=None):
     return hints.make(
         height,
         width,
-        None if box is None else hints.parse_box(box),
-        hints.parse_points(include),
-        hints.parse_points(exclude),
+        None if box is None else hint_text.parse_box(box),
+        hint_text.parse_points(include),
+        hint_text.parse_points(exclude),
         mask,
     )
 
@@ -29,11 +29,11 @@ def _two_blobs() -> np.ndarray:
 
 
 def test_parsing_and_checks_speak_in_one_sentence():
-    assert hints.parse_box("1,2,30,40.4") == (1, 2, 30, 40)
-    assert hints.parse_points("3,4; 5,6;") == ((3, 4), (5, 6))
+    assert hint_text.parse_box("1,2,30,40.4") == (1, 2, 30, 40)
+    assert hint_text.parse_points("3,4; 5,6;") == ((3, 4), (5, 6))
     for bad, words in (("1,2,3", "not x0,y0,x1,y1"), ("5,5,5,9", "empty"), ("a,b,c,d", "not x0")):
         with pytest.raises(InputError, match=words):
-            hints.parse_box(bad)
+            hint_text.parse_box(bad)
     with pytest.raises(InputError, match="outside the 100x60 image"):
         _make(60, 100, box="200,0,300,50")
     with pytest.raises(InputError, match="point 100,5 lies outside"):
@@ -50,15 +50,15 @@ def test_a_box_or_point_in_fractions_of_the_image_is_said_to_be_one():
     """Issue 70: ``--box 0.2,0,0.4,50`` rounded to 0,0,0,50 and was refused as "x1 must be greater than x0"; the
     real problem is values below one pixel, read as fractions of the image's size."""
     with pytest.raises(InputError) as said:
-        hints.parse_box("0.2,0,0.4,50")
+        hint_text.parse_box("0.2,0,0.4,50")
     assert str(said.value) == (
         "The box '0.2,0,0.4,50' has 0.2 and 0.4, which would round to pixel 0 or 1: it takes "
         "pixels of the image, not fractions of its size (x0,y0,x1,y1 in pixels, e.g. "
         "40,30,400,380)."
     )
     with pytest.raises(InputError, match=r"^The point '0.5,0.5' has 0.5 and 0.5, which would round"):
-        hints.parse_points("0.5,0.5")
-    assert hints.parse_box("0,0,1,50.6") == (0, 0, 1, 51) and hints.parse_points("0,1") == ((0, 1),)
+        hint_text.parse_points("0.5,0.5")
+    assert hint_text.parse_box("0,0,1,50.6") == (0, 0, 1, 51) and hint_text.parse_points("0,1") == ((0, 1),)
 
 
 def test_box_keeps_only_what_lies_inside_and_region_grows_it():

@@ -15,7 +15,7 @@ import pytest
 import mattekit
 from mattekit.engines.plan import decide
 from mattekit import catalog
-from mattekit.subject import hints, prompting
+from mattekit.subject import hint_text, hints, prompting
 from mattekit.cli import main
 from mattekit.fsutil import sha256_file
 from mattekit.nets.sam2.model import SAM2
@@ -38,9 +38,9 @@ def _make(height, width, box=None, include=None, exclude=None, mask=None):
     return hints.make(
         height,
         width,
-        None if box is None else hints.parse_box(box),
-        hints.parse_points(include),
-        hints.parse_points(exclude),
+        None if box is None else hint_text.parse_box(box),
+        hint_text.parse_points(include),
+        hint_text.parse_points(exclude),
         mask,
     )
 
