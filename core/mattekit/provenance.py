@@ -35,9 +35,8 @@ IPTC_TERMS = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 ALGORITHMICALLY_ENHANCED = IPTC_TERMS + "algorithmicallyEnhanced"
 COMPOSITE_WITH_TRAINED = IPTC_TERMS + "compositeWithTrainedAlgorithmicMedia"
 
-XMP_LIMIT = (
-    4 << 20
-)  # bytes of an XMP packet read or stripped; a larger one is dropped (Photoshop's own rarely pass 1 MB)
+# Bytes of an XMP packet read or stripped; a larger one is dropped (Photoshop's own rarely pass 1 MB)
+XMP_LIMIT = 4 << 20
 NS_IPTC = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 NS_XMP = "http://ns.adobe.com/xap/1.0/"
 NS_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"

@@ -64,9 +64,8 @@ def test_a_card_quotes_no_pin_the_catalog_lacks(name):
 def test_the_catalog_points_at_each_card():
     text = (ROOT / "core" / "mattekit" / "catalog.toml").read_text(encoding="utf-8")
     for name in MODELS:
-        header = (
-            f"[models.{name}]" if f"[models.{name}]" in text else f'[models."{name}"]'
-        )  # a name with a dot is quoted
+        # A name with a dot is quoted
+        header = f"[models.{name}]" if f"[models.{name}]" in text else f'[models."{name}"]'
         start = text.index(header)
         end = text.find("\n[", start + 1)
         assert f"card: models/{name}.md" in text[start : end if end > 0 else None], name

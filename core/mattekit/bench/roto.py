@@ -98,9 +98,8 @@ def flicker(alphas: list[np.ndarray], gts: list[np.ndarray]) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
-METRIC_FLOW = (
-    temporal.TemporalOptions()
-)  # motion_flicker's flow (512 px, DIS medium), whatever the filter's own settings
+# motion_flicker's flow (512 px, DIS medium), whatever the filter's own settings
+METRIC_FLOW = temporal.TemporalOptions()
 
 
 def motion_flicker(alphas: list[np.ndarray], gts: list[np.ndarray], greys: list[np.ndarray]) -> float:

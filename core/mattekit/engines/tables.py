@@ -20,9 +20,8 @@ from ..machine import cpu_count, cpu_info
 
 EVIDENCE = "not measured here: ONNX Runtime, faster in 15 of the 16 rows measured on two CPU classes"
 SHIPPED = Path(__file__).with_name("measured.json")
-MARGIN = (
-    1.05  # a measurement takes ONNX Runtime where torch takes at least 5 % more CPU time (below: noise, and no export)
-)
+# A measurement takes ONNX Runtime where torch takes at least 5 % more CPU time (below: noise, and no export)
+MARGIN = 1.05
 
 
 def cpu_class() -> str:

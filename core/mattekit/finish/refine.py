@@ -24,9 +24,8 @@ RADIUS = 2.0  # the guided filter's radius
 EPS = 1e-4  # the guided filter's regulariser (squared colour units)
 TILE = 512  # px: the band's work is done in tiles this size that hold unsure pixels
 REFINE_TILE = 128  # px: the refinement's tiles where it runs at full resolution (its margin is then <= 26 px)
-COEFFICIENTS = (
-    2.0  # the guided filter's coefficients are solved at this many photo px per network px, or more (subsampled)
-)
+# The guided filter's coefficients are solved at this many photo px per network px, or more (subsampled)
+COEFFICIENTS = 2.0
 
 
 def unsure(mask: np.ndarray) -> np.ndarray:

@@ -43,12 +43,14 @@ def _band(device, image, mask, grow, radius, eps, subsample) -> tuple:
     band = F.conv2d(doubt, torch.from_numpy(disc).to(device)[None, None], padding=grow) > 0.5
     doubt = None
     guide = unit_tensor(image[..., :3], device)
-    values = guided_filter(guide, m, radius, eps, subsample)
+    values = guided_filter_on(guide, m, radius, eps, subsample)
     where = band.view(-1).nonzero().squeeze(1)
     return where.cpu().numpy(), values.view(-1).index_select(0, where).clamp_(0.0, 1.0).cpu().numpy()
 
 
-def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float, subsample: int = 1) -> torch.Tensor:
+def guided_filter_on(
+    guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float, subsample: int = 1
+) -> torch.Tensor:
     """:func:`mattekit.ops.filters.guided_filter` with a colour guide (1 x 3 x H x W) of ``src`` (1 x 1 x H x W): per
     pixel ``q = a . I + b``, a and b the box means of the local 3 x 3 covariance solve (radius px, ``eps`` in squared
     guide units); ``subsample`` > 1 solves them on s x s block means of both and enlarges them bilinearly.

@@ -29,14 +29,12 @@ class Picture:
     has_alpha: bool
     format: str = ""  # "PNG", "JPEG", "EXR", ...
     mode: str = ""  # the source's pixel layout: Pillow's mode ("P", "CMYK", "I;16"), "RGB;16", "EXR RGBA half"
-    scene: np.ndarray | None = (
-        None  # plates (read_plate): float32 HxWx3|4 as stored, in `colorspace`, straight alpha, unclipped
-    )
+    # Plates (read_plate): float32 HxWx3|4 as stored, in `colorspace`, straight alpha, unclipped
+    scene: np.ndarray | None = None
     colorspace: str = ""  # plates: the OCIO colour space of `scene`
     metadata: Metadata | None = None  # the source's ICC profile, dpi, EXIF, XMP, which outputs keep
-    original: np.ndarray | None = (
-        None  # where an ICC profile was converted to sRGB: the source's own values, as `pixels`
-    )
+    # Where an ICC profile was converted to sRGB: the source's own values, as `pixels`
+    original: np.ndarray | None = None
 
 
 @dataclass

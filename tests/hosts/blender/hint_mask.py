@@ -45,9 +45,8 @@ settings.source = "IMAGE"
 settings.image = image
 settings.output_dir = output
 settings.hint_mask = mask
-settings.job.model = (
-    sys.argv[8] if len(sys.argv) > 8 else "u2netp"
-)  # (csnet-sod barely sees the small dog in a hinted crop)
+# (csnet-sod barely sees the small dog in a hinted crop)
+settings.job.model = sys.argv[8] if len(sys.argv) > 8 else "u2netp"
 settings.job.use_radius, settings.job.radius = True, 1
 settings.job.bit_depth = "8"
 outcome = bpy.ops.mattekit.ai_matte()
