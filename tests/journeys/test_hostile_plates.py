@@ -109,6 +109,7 @@ HEADER_CASES = [
 ]
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 @pytest.mark.parametrize("case", HEADER_CASES)
 def test_a_bad_header_or_a_size_change_is_one_sentence_before_anything(shared, mirror, tmp_path, case):
     """Every selected frame's header is read when the job is made (no pixels, no model): a frame that is no image

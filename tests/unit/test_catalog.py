@@ -333,6 +333,7 @@ def test_the_engines_a_model_runs_on_are_its_rows(monkeypatch):
     assert pinned_backend(u2netp) == "torch" and decide(u2netp, "cpu").engine == "torch"
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_each_rows_onnx_as_is_is_what_its_net_says():
     """``onnx_as_is`` is declared; here it is checked against the net of EVERY row: an .onnx file runs as it is
     exactly where the model takes a fixed input size, is not recurrent, and its net (built on the meta device:

@@ -54,6 +54,7 @@ def _photo(shared, name: str, side: int = 320) -> np.ndarray:
     return np.clip(cv2.resize(pixels, None, fx=s, fy=s, interpolation=cv2.INTER_AREA), 0, 1)
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_white_balance_reduces_angular_error(shared):
     before, after = {c: [] for c in CASTS}, {c: [] for c in CASTS}
     options = retouch.RetouchOptions(contrast=False, denoise=False)

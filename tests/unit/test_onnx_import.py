@@ -93,6 +93,7 @@ def test_u2netp_rembg_release_matches_onnxruntime(shared_dir):
     assert len(errors64) == 7 and max(errors64) <= FP32_TOL and max(errors32) <= 2 * FP32_TOL
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_modnet_official_export_matches_onnxruntime(shared_dir):
     path = _onnx(shared_dir, "modnet_photographic_portrait_matting.onnx")
     x = _nchw(_photo(shared_dir, (256, 320)) * 2 - 1)  # MODNet input: [-1, 1], sides multiples of 32
@@ -119,6 +120,7 @@ def test_isnet_fp16_conversion_matches_onnxruntime(shared_dir):
     assert err <= FP16_TOL
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_rvm_ten_frame_clip_matches_onnxruntime_with_carried_state(shared_dir):
     """Each side carries its own recurrent state over 10 DAVIS frames (256 x 144, downsample 0.5)."""
     path = _onnx(shared_dir, "rvm_mobilenetv3_fp32.onnx")
@@ -146,6 +148,7 @@ def test_rvm_ten_frame_clip_matches_onnxruntime_with_carried_state(shared_dir):
     assert worst.max() <= FP32_TOL
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_onnx_runner_runs_a_file_as_it_is(shared_dir):
     path = _onnx(shared_dir, "modnet_photographic_portrait_matting.onnx")
     x = _nchw(_photo(shared_dir, (192, 128)) * 2 - 1)
@@ -156,6 +159,7 @@ def test_onnx_runner_runs_a_file_as_it_is(shared_dir):
     assert _max_err(ours, alpha.numpy()) <= FP32_TOL
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_a_graph_that_does_not_fit_names_the_first_layer(shared_dir, tmp_path):
     u2netp = _onnx(shared_dir, "u2netp.onnx")
     with pytest.raises(
@@ -178,6 +182,7 @@ def test_folded_batch_norms_become_identities(shared_dir):
     assert torch.allclose(state[f"{bn}.running_var"], torch.full((64,), 1 - 1e-5))
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_catalog_u2netp_runs_from_the_rembg_release_offline(shared_dir, monkeypatch):
     """The .pth is not in the mirror: the catalog's second source (rembg's ONNX) is used, no network."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared_dir / "weights"))
@@ -195,6 +200,7 @@ def test_catalog_u2netp_runs_from_the_rembg_release_offline(shared_dir, monkeypa
     assert diff.mean() <= 0.01  # bf16 engines on CPUs with native bf16 differ a little (README: 0.0036)
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_catalog_matting_models_load_from_their_onnx_releases(shared_dir, monkeypatch):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared_dir / "weights"))
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
@@ -311,6 +317,7 @@ def _call_faults(shared_dir: Path, which: str) -> list[int]:
     return [int(count) for count in done.stdout.split()]
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_a_sessions_second_call_runs_in_the_memory_of_its_first(shared_dir):
     """u2netp at 320² with mattekit's session options: the second call faults in a tenth or less of the pages the same
     session's second call faults in with ONNX Runtime's memory pattern on (its default), measured in the same run: the
@@ -321,6 +328,7 @@ def test_a_sessions_second_call_runs_in_the_memory_of_its_first(shared_dir):
     assert ours * 10 < patterned
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_a_small_input_keeps_the_arena_between_calls_and_a_big_one_hands_it_back(shared_dir):
     """u2netp at 320²: a call reuses the calls' scratch before it (a few page faults, not tens of
     thousands); an input above SHRINK_ABOVE pixels hands its scratch back, so every call faults it in again."""

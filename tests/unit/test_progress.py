@@ -220,6 +220,7 @@ def test_a_folder_run_shows_a_line_per_file_in_a_pipe_and_a_bar_on_a_terminal(sh
     assert seen.count("mattekit: wrote ") == 3 and "[1/3]" not in seen  # the bar counts; lines name the files
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_the_worker_names_tiles_and_their_count_while_upscaling(make_worker, mirror):
     _, worker = make_worker()
     rgb = np.random.default_rng(0).integers(0, 256, (150, 140, 3), dtype=np.uint8)

@@ -128,6 +128,7 @@ def test_bench_engines_stand_in_runs_with_no_test_data(tmp_path, monkeypatch, ca
     assert row["weights"] == "stand-in" and row["torch_s"] > 0 and row["onnx_s"] > 0 and row["max_diff"] < 1e-4
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_birefnet_general_stand_in_calibrates_its_pooled_norms_and_is_not_degenerate():
     """BiRefNet general (Swin-L; calibrated at 256 x 256 here to keep the test short, the bench uses 1024 x 1024):
     its ASPP batch norms after global pooling see one value per channel at batch 1, which training mode refuses;

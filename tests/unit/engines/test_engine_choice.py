@@ -166,6 +166,7 @@ def _own_exports() -> None:
     exports.mkdir()
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 @pytest.mark.needs_data
 def test_an_unmeasured_machine_measures_once_on_first_use_and_keeps_it(shared, monkeypatch, capsys):
     """With the table hidden (a machine nobody measured), the first load of u2netp times both engines on its real
@@ -238,6 +239,7 @@ def test_a_net_too_slow_for_the_budget_is_measured_on_a_smaller_input(monkeypatc
     assert measure._measured_size(1024, 1024, 1.0) == (32, 32)
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 @pytest.mark.needs_data
 def test_a_net_larger_than_the_measurement_gets_its_engine_export_from_the_measurements(shared, monkeypatch, capsys):
     """A fixed-size net larger than the measurement's input (IS-Net's 1024 x 1024; here u2netp's 320 x 320 against a

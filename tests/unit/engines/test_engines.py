@@ -44,6 +44,7 @@ def nnpack_calls(monkeypatch):
         for n in NETS
     ],
 )  # at a fifth of the cost
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_fast_cpu_engine_matches_eager(name, golden, shared, nnpack_calls):
     net, index, xs, _ = load_net(name, golden, shared)
     refs = reference(net, index, xs)

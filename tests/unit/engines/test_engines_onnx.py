@@ -39,6 +39,7 @@ def test_onnx_engine_matches_eager(name, golden, shared):
     print(name, {k: f"{v:.1e}" for k, v in errors.items()})
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_onnx_export_is_cached_by_weights(golden, shared, monkeypatch, tmp_path):
     monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path))  # an export folder of its own (not the session's shared one)
     net, index, _, size = load_net("extremec3", golden, shared)
@@ -81,6 +82,7 @@ def test_a_net_that_cannot_export_is_one_sentence_and_leaves_no_file(tmp_path):
     assert list(target.parent.iterdir()) == []
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_predictor_backends_agree(shared, golden, monkeypatch):
     """Through the runtime: the same catalog model with both backends gives the same probabilities."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
@@ -94,6 +96,7 @@ def test_predictor_backends_agree(shared, golden, monkeypatch):
     assert cache.get("extremec3-portrait", "segment", "cpu") is onnx_pred
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_a_cached_export_builds_no_module(shared, monkeypatch):
     """Loading a model whose ONNX export is cached builds no torch module and reads no weights into torch (the
     first load builds it once, to export); the predictions are the first load's, and ``net`` is built on demand."""
@@ -174,6 +177,7 @@ def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shar
     assert pipeline.plan(big)["workers"] == cores // threads.default_count()
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_a_damaged_cached_export_is_exported_again_on_first_use(golden, shared, monkeypatch, tmp_path):
     """The first session loads in the background while the engine's maker goes on; a cached export that ONNX
     Runtime cannot load (a disk or copy damaged it) is exported again on the first call, which gives the net's

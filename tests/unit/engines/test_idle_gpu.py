@@ -82,6 +82,7 @@ def test_the_cli_says_it_once_with_device_cpu_and_never_without_a_gpu(
         assert lines == [], err
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_a_gpu_torch_cannot_use_is_said_by_a_real_run(shared, tmp_path):
     """A real process with a stand-in nvidia-smi on PATH and no CUDA device visible to torch: `remove` with the
     default device says why the GPU is idle (a CPU-only torch build here; with a CUDA build, that torch cannot

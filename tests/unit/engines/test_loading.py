@@ -3,6 +3,7 @@ its random initialisation skipped, where the checkpoint fills every tensor; buil
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from mattekit import catalog, engines, nets
@@ -15,6 +16,7 @@ def _built_as_before(entry, path, monkeypatch):
     return net
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_real_weights_load_into_an_empty_net_as_into_a_built_one(shared, monkeypatch):
     entry = catalog.load().get("sinet-portrait")
     path = shared / "weights" / "SINet.pth"

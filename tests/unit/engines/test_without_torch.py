@@ -107,6 +107,7 @@ def test_the_onnx_backend_asked_for_runs_auto_on_the_cpu_where_a_gpu_is_there(mo
 @pytest.mark.parametrize(
     "env", [{}, {"OMP_NUM_THREADS": "1"}, {"MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "4"}, {"OMP_NUM_THREADS": "64"}]
 )
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_the_default_thread_count_is_torchs(env):
     """Without torch, a thread's count is torch's default as a fresh process would have it (environment included)."""
     code = (
@@ -153,6 +154,7 @@ def test_a_torch_another_thread_is_still_importing_is_left_alone(monkeypatch):
     assert torch.get_num_threads() == 2
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 @pytest.mark.needs_data
 def test_a_remove_on_onnx_runtime_never_imports_torch(shared, tmp_path):
     """``mattekit remove`` with u2netp (ONNX Runtime here; ``--device cpu`` where torch is built for a GPU) exports the

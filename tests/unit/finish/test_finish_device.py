@@ -42,6 +42,7 @@ def _alphamatting(shared, name: str) -> tuple[np.ndarray, np.ndarray]:
     return image, cv2.imread(str(root / "gt" / name), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 @pytest.mark.parametrize("name, scale", [("GT01.png", 1), ("GT13.png", 2)])
 def test_foreground_on_a_device_gives_the_cpu_colours(shared, name, scale):
     """Float colours (GT13 at 2x: levels the CPU solves in tiles) within 2e-4 of the CPU's on average over the partial
@@ -62,6 +63,7 @@ def test_foreground_on_a_device_gives_the_cpu_colours(shared, name, scale):
     assert np.abs(made[0][..., :3].astype(int) - np.rint(cpu * 255).astype(int)).max() <= 1
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_foreground_on_a_device_in_strips_is_the_whole_levels(shared, monkeypatch):
     """Levels swept in strips of rows (each with its sweeps' halo; the strips bound the GPU's memory) give the colours
     of levels swept whole, within rounding: GT01 at 2x (2 MP) in strips of 4096 px (a few rows) against strips larger than
@@ -113,6 +115,7 @@ def test_refinement_on_a_device_gives_the_cpu_mask(shared, u2netp, photo, scale)
     assert delta.mean() <= 1e-4 and flipped <= (0 if subsample == 1 else 1e-4), (delta.mean(), flipped)
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 @pytest.mark.parametrize("photo, scale", [("106024.jpg", 1), ("124080.jpg", 3)])
 def test_the_edge_matte_solved_on_a_device_gives_the_cpu_alpha(shared, u2netp, photo, scale, monkeypatch):
     """u2netp's real prediction refined, its edge matted with the Laplacian and the multigrid solve on the device (every
@@ -135,6 +138,7 @@ def test_the_edge_matte_solved_on_a_device_gives_the_cpu_alpha(shared, u2netp, p
     assert not _crossed(device, cpu).any()
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_only_a_large_box_is_solved_on_the_device(shared, u2netp, monkeypatch):
     """A solve's box of fewer than ``DEVICE_PIXELS`` stays on the CPU (the GPU's kernel launches cost more there), the
     same bytes as without a device; a larger one goes to the device: grabcut50 106024 at 1x (a box of 35 kpx) and

@@ -215,6 +215,7 @@ def test_the_carried_matte_scores_as_the_full_size_matte(shared):
     assert sum(s[0] for s in sads) < 0.9 * sum(s[2] for s in sads)
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_the_edge_is_matted_where_the_models_catalog_entry_says(shared, mirror):
     """``remove`` with a model whose catalog entry turns edge matting off (IS-Net's rule) gives the refined mask as
     the alpha, its soft edge's colours still decontaminated; with it on (u2netp's) the edge is matted, which on these

@@ -443,6 +443,7 @@ def test_remove_mattes_by_default_and_beats_the_mask(shared, mirror):
     assert not np.allclose(rgba[..., :3], image), "cut-outs carry decontaminated colours"
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_modnet_portrait_through_the_catalog_with_stand_in_weights(golden, tmp_path, shared):
     entry = catalog.load().get("modnet-portrait", "matte")
     assert entry.task == "matte" and entry.licence == "Apache-2.0" and entry.notice is None  # relicensed by its authors
@@ -553,6 +554,7 @@ SLOW_STRIP = pytest.mark.slow  # a 40000+ px strip: ~10-18 s of wide blurs the c
         (3, 3000),
     ],
 )
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_strips_and_single_pixels_are_matted_without_a_dense_solve(shape):
     """1-2 px sides coarsen along their length: a 65535 x 1 strip once asked for a 39871^2 dense matrix."""
     h, w = shape

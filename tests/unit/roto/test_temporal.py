@@ -151,6 +151,7 @@ def test_the_flows_refinement_iterations_reach_dis():
     assert not np.array_equal(two, motion.flow(first, second, "medium"))
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_the_filter_on_a_torch_device_gives_the_cpu_filters_mattes(shared):
     """The device filter (here on torch's CPU device, as CUDA runs it) gives the CPU filter's mattes within issue
     69's bounds (mean absolute difference 2e-3, IoU 0.995) on a real shot, and does the filter's job as well: the
@@ -189,6 +190,7 @@ def _filtered_with(plates, mattes, ahead_threads, device=None):
     return out, stage
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 @pytest.mark.parametrize("on_device", [False, True])
 def test_the_plates_work_made_ahead_in_threads_gives_the_same_bytes(shared, monkeypatch, on_device):
     """The flows, agreements and rectangles made ahead in other threads (every pair the passes use, scheduled once

@@ -135,6 +135,7 @@ def test_an_integer_photo_gives_the_float_photos_cutout(dtype, channels):
     assert alpha["result"].dtype == np.float32 and np.array_equal(alpha["result"], as_floats[..., 3])
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 @pytest.mark.parametrize("matting, bound", [(False, 10), (True, 28)])
 def test_cutout_memory_follows_the_photos_integers(tmp_path, matting, bound):
     """A 6 MP 8-bit cut-out, from the full-size mask to the written PNG, allocates under ``bound`` bytes
@@ -230,6 +231,7 @@ def test_error_output_not_writable(shared, mirror, tmp_path):
     assert code == 2 and "output folder" in one_sentence(err)
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_error_device_missing(shared, mirror):
     code, err = run_cli(
         "remove", str(shared / "data/grabcut50/im/person1.jpg"), "--model", "csnet-sod", "--device", "cuda:7"
@@ -349,6 +351,7 @@ def test_cli_refuses_bad_hints_in_one_sentence(two_subjects, tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_api_takes_hints_as_tuples_and_arrays(two_subjects):
     import mattekit
 
@@ -427,6 +430,7 @@ def missed_subject(shared, mirror):
     return image.astype(np.float32), {"left": left, "right": right}
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_a_box_finds_the_subject_the_whole_answer_missed(missed_subject):
     """A box alone around the subject the whole photo's answer left out gives that subject (the network answers the
     box's region), where cutting the whole answer to the box gave nothing; a box around the subject it picked still
@@ -474,6 +478,7 @@ def test_a_click_alone_finds_the_subject_the_whole_answer_missed(missed_subject)
     assert picked["right"] > 0.45 and picked["left"] == 0.0, picked
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     """With a focused box, prepare gives the region's input and the whole photo's as one 2-row batch, so the runner's
     inference stage runs the network once; the answer equals the one made with the whole photo run on its own
@@ -525,6 +530,7 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
     )
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_select_subject_is_removes_alpha_for_the_same_hint(two_subjects, tmp_path):
     """select-subject (GIMP's Select Subject) gives exactly `remove --result alpha`'s alpha for the same hint:
     through the API and as a greyscale NAME_selection.png from the CLI."""

@@ -121,6 +121,7 @@ def test_out_of_memory_retries_with_smaller_tiles(shared, anime):
         tiling.run_tiled(never, x, 4, tile=64)
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_pad_multiple_and_tiny_inputs(shared, anime, mirror):
     predictor = anime
     x = torch.from_numpy(_photo(shared, 0, 0, 64)[:37, :41].transpose(2, 0, 1).copy())[None]
@@ -267,6 +268,7 @@ def test_cli_upscale_rgba_16bit_grey(shared, tmp_path, capsys):
     assert len(err) == 2 and all(line.startswith("mattekit: error: ") and line.endswith(".") for line in err)
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_bench_upscale_prints_reference_figures(shared, tmp_path, mirror, capsys):
     """`bench upscale` on Set5 x4 img_002 and img_005 prints what the data README's definitions give, computed here
     by scikit-image (rgb2ycbcr's BT.601 Y on 16-235, the 4-px border cropped, PSNR at peak 255, SSIM with an 11x11
@@ -353,6 +355,7 @@ def test_integer_tiling_equals_the_rounded_float_result(dtype):
         assert (whole - floats).abs().max() < 1e-4  # the windows' weights still sum to one
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_uint8_upscale_is_the_rounded_float_upscale(shared, anime):
     """8-bit in, 8-bit out (as the CLI reads an 8-bit file): exactly the float result rounded."""
     image = np.round(_photo(shared, 40, 60, 72) * 255).astype(np.uint8)
@@ -374,6 +377,7 @@ def test_large_results_get_tiles_whose_work_fits_a_quarter_of_the_result(anime):
     assert superres._tile_size(anime, 1, 40000 * 30000 * 3, 3) >= big  # larger results afford larger tiles
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_an_upscale_prints_no_library_warning(shared, tmp_path):
     """A plain upscale prints its one 'wrote' line and nothing else: torch's 'NumPy array is not writable'
     warning reached every user (the README says library warnings appear only with --debug). A fresh process,

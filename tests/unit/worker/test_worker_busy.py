@@ -105,6 +105,7 @@ def test_a_client_uses_a_busy_worker_and_starts_no_second_one(make_worker, tmp_p
     assert not errors and found.busy() == ""
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_a_live_worker_that_does_not_answer_is_waited_for_never_doubled(tmp_path):
     """A worker alive (it holds its lock) that does not answer (an older worker, or one stuck): connect() waits,
     then says so in one sentence instead of starting a second worker; once its lock is free, a new one is started
