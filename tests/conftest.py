@@ -48,6 +48,13 @@ def _shared_dir() -> tuple[Path | None, str]:
 QUICK_LEAVES_OUT = ("slow", "gimp", "blender")
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (pyproject's addopts): a worker per core this process may use, at most 4 (each imports torch and
+    holds its own models: about 1 GB)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--full",

@@ -30,6 +30,7 @@ def test_n_params(model, golden):
     assert sum(p.numel() for p in model.parameters()) == golden(ARCH).manifest["n_params"]
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_outputs(model, golden):
     g = golden(ARCH)
     with torch.no_grad():

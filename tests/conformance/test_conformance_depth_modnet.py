@@ -77,6 +77,7 @@ def test_modnet_lr_branch_backbone_copy_wins(golden, modnet):
     assert torch.equal(model.backbone.model.features[0][0].weight, sd["lr_branch." + key])
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_modnet_conformance(modnet):
     g, model = modnet
     x = g.tensor("input")

@@ -15,6 +15,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 @pytest.mark.parametrize("arch", list(CASES))
 def test_portrait_real_weights(arch, golden, shared):
     spec, kwargs, ckpt = CASES[arch]

@@ -9,6 +9,7 @@ makes it (a new task or option fails there until the stub is written again).
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import types
 import typing
@@ -138,7 +139,20 @@ def stub() -> str:
         imports.add("mattekit.roto")
         parts.append(_function(task.api_name, params, "mattekit.roto.Summary", functions[task.api_name].__doc__))
     head = HEAD.format(imports="".join(f"import {module}\n" for module in sorted(imports | {"mattekit.runtime"})))
-    return head + "\n\n" + "\n\n".join(parts)
+    return _formatted(head + "\n\n" + "\n\n".join(parts))
+
+
+def _formatted(text: str) -> str:
+    """``text`` as ``ruff format`` leaves the stub (pyproject's settings; the repository is held to it)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(STUB), "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    return done.stdout
 
 
 def written() -> str:

@@ -141,6 +141,7 @@ def test_a_layered_exr_plate_passes_the_header_check(tmp_path):
     assert plate.read(2).pixels.shape == (16, 32, 4)
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_a_missing_frame_is_refused_and_the_others_run_with_skip_missing(shared, mirror, tmp_path):
     """A frame missing inside the shot is refused when the job is made; --skip-missing computes the others; once
     the frame is there, a re-run computes it alone and leaves the others' files as they were."""

@@ -276,6 +276,7 @@ FAST = {
 }
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 @pytest.mark.needs_data
 @pytest.mark.parametrize("task", ["remove", "enhance"])
 def test_a_folder_of_hostile_files_under_the_cap(task, tmp_path, shared):

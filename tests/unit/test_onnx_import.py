@@ -227,6 +227,7 @@ def test_fetch_first_names_every_source_that_failed(monkeypatch, tmp_path):
         weights.fetch_first(files)
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_cli_remove_with_u2netp_works_offline_from_the_onnx_release(shared_dir, monkeypatch, tmp_path):
     """`mattekit remove photo.jpg --model u2netp` offline; the plain mask equals ONNX Runtime's, upsampled."""
     import cv2

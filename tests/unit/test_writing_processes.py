@@ -106,6 +106,7 @@ def test_a_folder_written_by_processes_has_the_bytes_the_threads_write(four_imag
         assert (tmp_path / "by_processes" / name).read_bytes() == (tmp_path / "by_threads" / name).read_bytes()
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 @pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
 def test_an_output_a_process_cannot_write_fails_that_image_only(four_images, tmp_path, capsys):
     data, images = four_images

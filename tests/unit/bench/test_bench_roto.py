@@ -16,6 +16,7 @@ def mirror(shared, monkeypatch):
     return shared / "weights"
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_a_first_box_hint_is_scored_beside_no_hint(shared, mirror, tmp_path):
     """Two DAVIS dog frames, csnet-sod: a row without a hint and one with the first frame's box (which ended in an
     internal error while the box was a text where a Box was read)."""

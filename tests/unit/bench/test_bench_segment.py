@@ -92,6 +92,7 @@ def test_rows_equal_metrics_computed_directly(four_images, capsys, tmp_path):
         assert np.abs(pipeline - plain).max() > 0.05, image_path.name
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_onnx_reference_row_for_u2netp(four_images, capsys):
     pytest.importorskip("onnxruntime")
     data, _ = four_images

@@ -200,6 +200,7 @@ def test_an_unmeasured_machine_measures_once_on_first_use_and_keeps_it(shared, m
     assert "measuring" not in capsys.readouterr().err
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 @pytest.mark.needs_data
 def test_a_model_whose_input_follows_the_photo_is_measured_at_a_size_it_takes(shared, monkeypatch):
     """MODNet (sides of multiples of 32, its export dynamic) on an unmeasured machine: the first load measures it on a
@@ -287,6 +288,7 @@ def test_requests_that_plan_alike_share_one_model_and_the_owner_says_the_notices
     assert any(rvm.notice in sentence for sentence in said)
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 @pytest.mark.needs_data
 def test_the_onnx_engine_auto_picks_keeps_the_answer_on_real_weights(shared, monkeypatch):
     """u2netp's real weights on a real photo: the engine ``auto`` runs here gives the torch engine's prediction."""

@@ -258,6 +258,7 @@ def test_without_onnxruntime_the_onnx_backend_is_one_sentence_and_auto_is_torch(
         decide(u2netp, "cpu")
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_torch_engines_never_import_onnx(tmp_path):
     """Making and running a CPU engine (fp32 and bf16) imports neither onnxruntime nor onnx."""
     code = """

@@ -382,6 +382,7 @@ def test_dpx_log_and_16_bit_tiff_round_trips(shared, mirror, tmp_path, suffix, s
     assert space == ("ACEScct" if suffix == ".dpx" else colour.NETWORK_SPACE)  # the EXR's header names ACEScct
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_mattes_match_between_an_8_bit_png_an_srgb_exr_and_an_acescg_exr(shared, mirror, tmp_path):
     """The same shot as an sRGB float EXR and as an ACEScg EXR made from it by OCIO: mattes within 1/255 (colour
     management alone). As an 8-bit PNG: the sRGB EXR's mattes (the network's input is the frame's 8 bits either way,
@@ -492,6 +493,7 @@ def test_an_integer_exr_is_scene_linear_for_photos_and_plates_alike(tmp_path):
 @pytest.mark.parametrize(
     "space, view", [("ACEScg", None), (colour.LINEAR_SRGB, None), ("ACEScg", "ACES 2.0 - SDR 100 nits (Rec.709)")]
 )
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_a_big_frame_converted_in_strips_over_the_cores_is_the_whole_frames_conversion(space, view):
     """to_network on a 4-strip frame (strips of rows in threads) gives, bit for bit, its definition: the processors
     over the whole frame, then NaN to 0 and +-inf to 1 and 0, clipped to [0, 1]; -0.0 kept as numpy's clip keeps it."""

@@ -133,6 +133,7 @@ def test_the_temporal_window_is_the_models_unless_given(shared, mirror, tmp_path
     assert window == {("u2netp", None): (2, 3), ("u2netp", 4): (2, 3), (MODEL, None): (None, 1.0)}
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_with_u2netps_window_a_frame_up_to_3x_its_input_is_rounded_not_refined(shared, mirror, tmp_path, monkeypatch):
     """u2netp's catalog window replaces the per-frame refinement on frames up to 3x its 320-px input (DAVIS's 480p):
     such a frame's matte is the rounded upsampling; a frame 6x the input is still refined; without the window (or

@@ -258,6 +258,7 @@ def test_hint_mask_pattern_keyframes(shared, mirror, tmp_path):
         assert matte[:, :200].max() < 0.5 and matte[:, 214:].mean() > 0.02, frame
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_a_hint_mask_per_object_writes_a_matte_per_object(shared, mirror, tmp_path):
     """Two objects named on their hint mask patterns (as the Blender add-on sends a Mask's layers): each object's
     matte keeps its own subject; a worker refuses such a value when any of its patterns lies outside its folders."""

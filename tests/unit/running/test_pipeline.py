@@ -194,6 +194,7 @@ def test_worker_thread_settings_do_not_leak():
     assert torch.get_num_threads() == before
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_segmentation_stages_match_predict_mask(shared, monkeypatch, tmp_path):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     predictor = runtime.ModelCache().get("extremec3-portrait", "segment", "cpu")

@@ -380,6 +380,7 @@ def test_api_takes_hints_as_tuples_and_arrays(two_subjects):
     assert str(made.box) == boxes["right"] and remove.TASK.make_options({"box": boxes["right"]}).box == made.box
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_a_box_alone_cuts_the_plain_answer(two_subjects):
     """A box alone (with exclude points or none) gives the alpha of no hint, zero outside the box and at an excluded
     part: never below the plain answer cut to the box; the network sees the whole photo once."""
@@ -457,6 +458,7 @@ def test_a_box_finds_the_subject_the_whole_answer_missed(missed_subject):
     assert np.array_equal(picked, cut)
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_a_click_alone_finds_the_subject_the_whole_answer_missed(missed_subject):
     """An include point alone on the subject the whole photo's answer left out gives that subject (the network
     answers a window around the point), not the other one; a point on the picked subject keeps its part."""

@@ -48,6 +48,7 @@ def _read_png(path) -> np.ndarray:
 # ------------------------------------------------------------------------- reference accuracy
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_rfdn_reproduces_reference(shared, golden, mirror):
     """rfdn-x4 through the library equals the upstream output; its PSNR is the golden's and beats bicubic."""
     g = golden("rfdn_real")
@@ -334,6 +335,7 @@ def test_a_result_larger_than_free_memory_is_refused_before_allocating():
         tiling._output_buffer(1, 200_000, 200_000, 3, torch.float32)
 
 
+@pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.uint16])
 def test_integer_tiling_equals_the_rounded_float_result(dtype):
     """Pixels stored as integers as soon as their windows are done: the same values as rounding the
