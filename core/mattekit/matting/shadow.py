@@ -47,6 +47,14 @@ PATTERN = (0.15, 0.25)  # the share of dark pixels away from the subject from wh
 SOFT = 1.5  # the blur of the result at the working size, px
 
 
+def describe() -> dict:
+    """What decides the bytes of a shadow matte: the method and its constants (a roto job records it, so that frames
+    made by another version of the estimate are not taken for finished ones)."""
+    constants = ("WORK_SIDE", "SUBJECT", "SURFACE_SIGMA", "DARKER", "NEAR", "ROUNDS", "LOW", "FULL", "HIGH", "GROW")
+    constants += ("REGION_SIGMA", "OPENING", "CHROMA", "RELAX", "REACH", "MAX_AREA", "CORE", "PATTERN", "SOFT")
+    return {"method": "darkening against a surface estimate", **{name.lower(): globals()[name] for name in constants}}
+
+
 def estimate(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """The shadow matte (H x W float32 in [0,1]) that the subject of ``alpha`` (H x W) casts in ``image``
     (H x W x 3|4 sRGB); all zeros when there is no subject."""
