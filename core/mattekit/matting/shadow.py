@@ -6,7 +6,7 @@ subject, repeated with the darker pixels left out: :func:`surface_estimate`); a 
 is than that surface (``1 - photo / surface`` in sRGB, so a black layer of that alpha over the surface gives the
 photo back), kept where the photo keeps the surface's chromaticity (the more leniently the farther the estimate had
 to reach for its colours: under a large shadow it is guessed from afar). The shadow regions are found on that
-darkening smoothed by :data:`REGION_SIGMA` (the thin relief lines of a textured floor cancel out, a shadow does not),
+darkening smoothed by :data:`REGION_SIGMA` over the floor (the thin relief lines of a textured floor cancel out, a shadow does not),
 grown from :data:`HIGH` down to :data:`GROW` (hysteresis), opened by :data:`OPENING` px (what is thinner is texture or
 the subject's outline), and kept where they touch the subject's core (:func:`near_subject`; its soft edge may hold
 the shadow) and are not far larger than it (a dark background is no shadow); within them the matte is the darkening
@@ -33,7 +33,7 @@ DARKER = 0.08  # a pixel this much darker than the surface estimate is left out 
 NEAR = 4.0  # the surface estimate trusts a pixel fully from this many blur sigmas away from the subject
 ROUNDS = 3  # rounds of the surface estimate
 LOW, FULL = 0.03, 0.08  # within a shadow region the matte fades in from a darkening of LOW to all of it at FULL
-HIGH, GROW = 0.16, 0.07  # a shadow region holds a smoothed darkening above HIGH and grows over what passes GROW
+HIGH, GROW = 0.16, 0.1  # a shadow region holds a smoothed darkening above HIGH and grows over what passes GROW
 REGION_SIGMA = 2.0  # the blur of the darkening the regions are found on, px at the working size
 OPENING = 5  # the regions are opened by an ellipse this wide, px at the working size (thinner: texture, outlines)
 CHROMA = 0.05  # the chromaticity distance at which a darkening counts half (a shadow keeps the surface's) ...
@@ -88,7 +88,7 @@ def small_estimate(colours: np.ndarray, subject: np.ndarray) -> np.ndarray:
     core = subject > CORE
     if not core.any():
         core = inside
-    smooth = gaussian_blur(darkening.astype(np.float32), REGION_SIGMA) * kept
+    smooth = np.where(inside, darkening, _floor_blur(darkening, inside)) * kept
     ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (OPENING, OPENING))
     candidates = cv2.morphologyEx((smooth > GROW).astype(np.uint8), cv2.MORPH_OPEN, ellipse) > 0
     matte *= near_subject(candidates, candidates & (smooth > HIGH), core)
@@ -134,7 +134,8 @@ def _filled(colours: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray
 def pattern_share(darkening: np.ndarray, inside: np.ndarray) -> float:
     """The share (0..1) of the pixels farther from the subject (``inside``: h x w bool) than 4 x :data:`REACH` of the
     diagonal whose ``darkening`` (h x w, 1 - photo / surface) passes :data:`HIGH`: on a plain floor its shadows
-    (few and near the subject), on a floor of dark stripes or tiles its pattern."""
+    (few and near the subject), on a floor of dark stripes or tiles its pattern, on a floor shaded more steeply than
+    the surface estimate follows its shading (which would count as shadow beside the subject too)."""
     distance = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)
     away = distance > 4 * REACH * np.hypot(*inside.shape)
     return float(np.count_nonzero(darkening[away] > HIGH)) / max(1, np.count_nonzero(away))
@@ -152,6 +153,14 @@ def near_subject(candidates: np.ndarray, seeds: np.ndarray, inside: np.ndarray) 
     keep[touching] = stats[touching, cv2.CC_STAT_AREA] <= MAX_AREA * inside.sum()
     region = keep[labels].astype(np.float32)
     return np.clip(gaussian_blur(cv2.dilate(region, np.ones((5, 5), np.uint8)), 1.5), 0.0, 1.0)
+
+
+def _floor_blur(darkening: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """``darkening`` (h x w) blurred by :data:`REGION_SIGMA` over the pixels outside the subject (``inside``: h x w
+    bool) alone, a normalised convolution: the subject's own colours do not dim a contact shadow beside it."""
+    floor = (~inside).astype(np.float32)
+    blurred = gaussian_blur((darkening * floor).astype(np.float32), REGION_SIGMA)
+    return blurred / np.maximum(gaussian_blur(floor, REGION_SIGMA), 1e-3)
 
 
 def _grey(colours: np.ndarray) -> np.ndarray:
