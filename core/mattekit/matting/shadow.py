@@ -4,10 +4,14 @@ Learning-free. On a copy of the photo shrunk to :data:`WORK_SIDE` px, the surfac
 subject and without what is darker than its surroundings (a normalised convolution of the colours from outside the
 subject, repeated with the darker pixels left out: :func:`surface_estimate`); a pixel's shadow is how much darker it
 is than that surface (``1 - photo / surface`` in sRGB, so a black layer of that alpha over the surface gives the
-photo back), kept where the photo keeps the surface's chromaticity, above a soft threshold, and only in regions
-that touch the subject's core (:func:`near_subject`; its soft edge may hold the shadow) and are not far larger than
-it (a dark background is no shadow); on a floor whose dark parts are many away from the subject too (stripes,
-tiles: :func:`pattern_share`) nothing is kept.
+photo back), kept where the photo keeps the surface's chromaticity (the more leniently the farther the estimate had
+to reach for its colours: under a large shadow it is guessed from afar). The shadow regions are found on that
+darkening smoothed by :data:`REGION_SIGMA` over the floor (the thin relief lines of a textured floor cancel out, a shadow does not),
+grown from :data:`HIGH` down to :data:`GROW` (hysteresis), opened by :data:`OPENING` px (what is thinner is texture or
+the subject's outline), and kept where they touch the subject's core (:func:`near_subject`; its soft edge may hold
+the shadow) and are not far larger than it (a dark background is no shadow); within them the matte is the darkening
+itself, faded in between :data:`LOW` and :data:`FULL`. On a floor whose dark parts are many away from the subject too
+(stripes, tiles: :func:`pattern_share`) nothing is kept.
 
 Images sRGB float32 H x W x 3|4 in [0,1] (or uint8/uint16), alphas and mattes H x W float32 in [0,1]
 (0: no shadow, 1: black).
@@ -28,14 +32,27 @@ SURFACE_SIGMA = 0.04  # the surface estimate's blur, a fraction of the working c
 DARKER = 0.08  # a pixel this much darker than the surface estimate is left out of the next round
 NEAR = 4.0  # the surface estimate trusts a pixel fully from this many blur sigmas away from the subject
 ROUNDS = 3  # rounds of the surface estimate
-LOW, HIGH = 0.08, 0.16  # the soft threshold on the darkening: nothing below LOW, all of it above HIGH
-CHROMA = 0.05  # the chromaticity distance at which a darkening counts half (a shadow keeps the surface's)
+LOW, FULL = 0.03, 0.08  # within a shadow region the matte fades in from a darkening of LOW to all of it at FULL
+HIGH, GROW = 0.16, 0.1  # a shadow region holds a smoothed darkening above HIGH and grows over what passes GROW
+REGION_SIGMA = 2.0  # the blur of the darkening the regions are found on, px at the working size
+OPENING = 5  # the regions are opened by an ellipse this wide, px at the working size (thinner: texture, outlines)
+CHROMA = 0.05  # the chromaticity distance at which a darkening counts half (a shadow keeps the surface's) ...
+RELAX = 2.0  # ... widened up to 1 + RELAX times next to the subject (the surface there is guessed from afar)
+SUPPORT = 0.5  # the weight within the estimate's blur (0..1) from which its support counts as its own
 REACH = 0.02  # a shadow region touches the subject within this fraction of the working copy's diagonal
 MAX_AREA = 3.0  # a region larger than this many times the subject's area is a dark background, not its shadow
 CORE = 0.9  # a shadow region touches the subject where its alpha passes this (its soft edge may hold the shadow)
 PATTERN = (0.15, 0.25)  # the share of dark pixels away from the subject from which the floor counts as patterned
 # (the matte fades to nothing between the two: no stripes taken for a shadow)
 SOFT = 1.5  # the blur of the result at the working size, px
+
+
+def describe() -> dict:
+    """What decides the bytes of a shadow matte: the method and its constants (a roto job records it, so that frames
+    made by another version of the estimate are not taken for finished ones)."""
+    constants = ("WORK_SIDE", "SUBJECT", "SURFACE_SIGMA", "DARKER", "NEAR", "ROUNDS", "LOW", "FULL", "HIGH", "GROW")
+    constants += ("REGION_SIGMA", "OPENING", "CHROMA", "RELAX", "REACH", "MAX_AREA", "CORE", "PATTERN", "SOFT")
+    return {"method": "darkening against a surface estimate", **{name.lower(): globals()[name] for name in constants}}
 
 
 def estimate(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -62,35 +79,39 @@ def small_estimate(colours: np.ndarray, subject: np.ndarray) -> np.ndarray:
     if not inside.any():
         return np.zeros(subject.shape, np.float32)
     colours = gaussian_blur(colours, 1.0)
-    surface = surface_estimate(colours, inside)
+    surface, support = surface_estimate(colours, inside)
     darkening = 1.0 - _grey(colours) / np.maximum(_grey(surface), 1e-3)
     chroma = np.linalg.norm(_chromaticity(colours) - _chromaticity(surface), axis=-1)
-    kept = np.exp(-np.square(chroma / CHROMA) * np.log(2.0))
-    ramp = np.clip((darkening - LOW) / (HIGH - LOW), 0.0, 1.0)
-    matte = np.clip(darkening, 0.0, 1.0) * ramp * kept
+    tolerance = CHROMA * (1.0 + RELAX * (1.0 - np.clip(support / SUPPORT, 0.0, 1.0)))
+    kept = np.exp(-np.square(chroma / tolerance) * np.log(2.0))
+    matte = np.clip(darkening, 0.0, 1.0) * np.clip((darkening - LOW) / (FULL - LOW), 0.0, 1.0) * kept
     core = subject > CORE
     if not core.any():
         core = inside
-    matte *= near_subject(matte > 0.5 * LOW, matte > 0.5 * HIGH, core)
+    smooth = np.where(inside, darkening, _floor_blur(darkening, inside)) * kept
+    ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (OPENING, OPENING))
+    candidates = cv2.morphologyEx((smooth > GROW).astype(np.uint8), cv2.MORPH_OPEN, ellipse) > 0
+    matte *= near_subject(candidates, candidates & (smooth > HIGH), core)
     matte *= float(np.clip((PATTERN[1] - pattern_share(darkening, inside)) / (PATTERN[1] - PATTERN[0]), 0.0, 1.0))
     return gaussian_blur(matte.astype(np.float32), SOFT)
 
 
-def surface_estimate(colours: np.ndarray, inside: np.ndarray) -> np.ndarray:
+def surface_estimate(colours: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The surface behind (h x w x 3): the colours outside the subject (``inside``: h x w bool) blurred by a
     normalised convolution, in :data:`ROUNDS` rounds that each leave out what is :data:`DARKER` than the last
-    round's estimate; where nothing is within reach the blur widens."""
+    round's estimate; where nothing is within reach the blur widens. With its support (h x w, 0..1): the weight
+    the pixels outside the subject have within its blur (low next to the subject: guessed from farther away)."""
     sigma = SURFACE_SIGMA * max(inside.shape)
     distance = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)
     weight = np.clip(distance / (NEAR * sigma), 0.0, 1.0) * (distance > 2)  # (what lies next to the subject is
     # where its shadow most often is: it counts less)
     outside = weight.copy()
-    surface = colours
+    surface, support = colours, gaussian_blur(weight, sigma, coarse=True)
     for _ in range(ROUNDS):
         surface = _filled(colours, weight, sigma)
         darker = _grey(colours) < (1.0 - DARKER) * _grey(surface)
         weight = outside * ~darker
-    return surface
+    return surface, support
 
 
 def _filled(colours: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
@@ -113,7 +134,8 @@ def _filled(colours: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray
 def pattern_share(darkening: np.ndarray, inside: np.ndarray) -> float:
     """The share (0..1) of the pixels farther from the subject (``inside``: h x w bool) than 4 x :data:`REACH` of the
     diagonal whose ``darkening`` (h x w, 1 - photo / surface) passes :data:`HIGH`: on a plain floor its shadows
-    (few and near the subject), on a floor of dark stripes or tiles its pattern."""
+    (few and near the subject), on a floor of dark stripes or tiles its pattern, on a floor shaded more steeply than
+    the surface estimate follows its shading (which would count as shadow beside the subject too)."""
     distance = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)
     away = distance > 4 * REACH * np.hypot(*inside.shape)
     return float(np.count_nonzero(darkening[away] > HIGH)) / max(1, np.count_nonzero(away))
@@ -131,6 +153,14 @@ def near_subject(candidates: np.ndarray, seeds: np.ndarray, inside: np.ndarray) 
     keep[touching] = stats[touching, cv2.CC_STAT_AREA] <= MAX_AREA * inside.sum()
     region = keep[labels].astype(np.float32)
     return np.clip(gaussian_blur(cv2.dilate(region, np.ones((5, 5), np.uint8)), 1.5), 0.0, 1.0)
+
+
+def _floor_blur(darkening: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """``darkening`` (h x w) blurred by :data:`REGION_SIGMA` over the pixels outside the subject (``inside``: h x w
+    bool) alone, a normalised convolution: the subject's own colours do not dim a contact shadow beside it."""
+    floor = (~inside).astype(np.float32)
+    blurred = gaussian_blur((darkening * floor).astype(np.float32), REGION_SIGMA)
+    return blurred / np.maximum(gaussian_blur(floor, REGION_SIGMA), 1e-3)
 
 
 def _grey(colours: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ from ..errors import InputError, OutputError
 from ..fsutil import Confinement, sha256_file
 from ..weights import file_sha256
 from ..io import Picture, write_image
+from ..matting import shadow as shadows
 from ..io.frame_ranges import chunk_frames, format_frames
 from ..io.sequences import open_plate, output_pattern, select_frames
 from ..provenance import changed_options, model_record, roto_record
@@ -146,6 +147,8 @@ class RotoJob:
             settings["view"] = self.plate.view
         if self.spec.keep_personal and self.spec.layers:  # the layered files keep the plate's personal metadata
             settings["personal"] = "kept"
+        if "shadow" in self.extra_out:  # the shadow matte (and the layers' shadow.A): its method decides them
+            settings["shadow"] = shadows.describe()
         if self.keyframes is not None:
             settings["hints"] = self.keyframes.describe()
             if self.entry.task == "prompt":  # tracked by SAM 2.1's memory (:mod:`.sam`), not carried along the flow

@@ -61,6 +61,19 @@ def test_finds_the_shadow_the_subject_casts():
     assert abs(matte[270, 330] - 0.5) < 0.1, "as dark as the photo's shadow"
 
 
+def test_a_soft_light_shadow_is_found_to_its_edge():
+    """A soft, light shadow (blurred 6 px, strength 0.3): the matte follows its darkening out to where the photo is
+    10 % darker (the region >= 0.1), not only its core; and no further."""
+    photo, alpha, _ = _scene(cast=False)
+    truth = np.zeros_like(alpha)
+    cv2.ellipse(truth, (300, 270), (110, 30), -10, 0, 360, 1.0, -1)
+    truth = gaussian_blur(truth, 6.0) * 0.3
+    shaded = photo * (1.0 - truth[..., None] * (1.0 - alpha[..., None]))
+    matte = shadow.estimate(shaded, alpha)
+    found, wanted = (matte >= 0.1) & _outside(alpha), (truth >= 0.1) & _outside(alpha)
+    assert (found & wanted).sum() / (found | wanted).sum() >= 0.85
+
+
 def test_invents_no_shadow_on_a_shadowless_photo():
     photo, alpha, _ = _scene(cast=False)
     assert shadow.estimate(photo, alpha)[_outside(alpha)].mean() <= 0.005

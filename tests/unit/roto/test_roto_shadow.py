@@ -125,3 +125,27 @@ def test_roto_shadow_with_several_objects_is_one_sentence(shared, tmp_path, monk
     )
     assert code == 2
     assert "takes one subject" in capsys.readouterr().err
+
+
+def test_a_resumed_job_with_another_shadow_method_reuses_no_frame(shared, tmp_path, monkeypatch):
+    """The job's settings (its fingerprint) hold the shadow estimate's method and constants: a run whose estimate
+    differs (here its threshold) is refused rather than taking the frames of the old one for finished, and with
+    --overwrite it computes them again."""
+    from mattekit import roto
+    from mattekit.errors import OutputError
+    from mattekit.matting import shadow
+    from mattekit.tasks.roto import RotoSpec
+
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    plate, _, _ = _plate(shared, tmp_path / "plate", frames=2)
+    out = tmp_path / "out"
+    options = dict(plate=plate, output=str(out / "m.####.png"), model="u2netp", shadow=str(out / "s.####.png"))
+    assert roto.RotoJob(RotoSpec.from_dict(options)).run().computed == [1001, 1002]
+    assert roto.RotoJob(RotoSpec.from_dict(options)).run().skipped == [1001, 1002], "the same settings: resumed"
+    before = [(out / f"s.{n}.png").read_bytes() for n in (1001, 1002)]
+    monkeypatch.setattr(shadow, "HIGH", shadow.HIGH + 0.1)  # another version of the estimate
+    with pytest.raises(OutputError, match="other settings.*shadow"):
+        roto.RotoJob(RotoSpec.from_dict(options)).run()
+    assert [(out / f"s.{n}.png").read_bytes() for n in (1001, 1002)] == before, "refused: nothing touched"
+    redone = roto.RotoJob(RotoSpec.from_dict({**options, "overwrite": True})).run()
+    assert redone.computed == [1001, 1002]
