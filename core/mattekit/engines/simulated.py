@@ -10,8 +10,9 @@ device) with the device simulated; :func:`mattekit.engines.create` then builds :
 ``device_type`` says "cuda"; the torch work the plan gives "the model's device" (the finish, the temporal filter)
 runs on torch's CPU device (:attr:`SimulatedDevice.works_on`), which computes what a GPU would.
 
-The output: the net's selected output for the input's shape (found once per shape by a forward on torch's meta
-device: no arithmetic, no weights), holding a soft ellipse, the same for every image (logits +8 inside, -8 outside, a
+The output: the net's selected output for the input's shape (found by a forward on torch's meta device: no
+arithmetic, no weights; remembered in the cache's ``simulated-shapes.json``, as that forward cost 1.5 s of CPU, half
+of a simulated command's start-up), holding a soft ellipse, the same for every image (logits +8 inside, -8 outside, a
 ramp between): a finish then works along a subject's edge as it does on a real mask. ``$MATTEKIT_SIMULATE_REPORT``
 names a JSON file the process writes its figures to at exit (:func:`figures`): the bench reads a whole command's there.
 """
@@ -119,6 +120,18 @@ class SimulatedDevice:
             return self.outputs[shape]
 
     def output_shape(self, shape: tuple) -> tuple:
+        """The selected output's shape for one input of ``shape``: the one recorded in the cache
+        (:data:`SHAPES`) for this net, its arguments, the output's path and ``shape``, else :meth:`traced` and
+        recorded."""
+        key = json.dumps([self.recipe.get("net"), self.recipe.get("kwargs", {}), self.index, shape], default=str)
+        known = _recorded_shapes().get(key)
+        if isinstance(known, list):
+            return tuple(known)
+        found = self.traced(shape)
+        _record_shape(key, found)
+        return found
+
+    def traced(self, shape: tuple) -> tuple:
         """The selected output's shape for one input of ``shape``: a forward on the meta device, else (a net that
         needs values) a real one on the CPU with the weights."""
         import torch
@@ -136,6 +149,34 @@ class SimulatedDevice:
                 raise
             with torch.inference_mode():
                 return tuple(select_output(self.load()(torch.zeros((1, *shape))), self.index).shape)
+
+
+SHAPES = "simulated-shapes.json"  # the weights cache's record: {net, arguments, output path, input shape: shape}
+
+
+def _recorded_shapes() -> dict:
+    """The output shapes recorded in the cache ({} where none, or where the record cannot be read)."""
+    from ..errors import WeightsError
+    from ..weights.cache import read_record
+
+    try:
+        return read_record(SHAPES, "")
+    except WeightsError:
+        return {}
+
+
+def _record_shape(key: str, shape: tuple) -> None:
+    """Remember ``shape`` under ``key`` in the cache's record (nothing where the cache cannot be written)."""
+    from ..fsutil import atomic_write, exclusive_lock
+    from ..weights.cache import cache_dir
+
+    try:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(cache_dir() / (SHAPES + ".lock")):  # another process may record another shape now
+            data = {**_recorded_shapes(), key: list(shape)}
+            atomic_write(cache_dir() / SHAPES, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    except OSError:
+        pass
 
 
 def subject(shape: tuple):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..ops.on_device import to_device, unless_out_of_memory
 from . import solver
-from .laplacian import WINDOW, add_pairs
+from .laplacian import PAIR_PLANES, WINDOW, pair_terms
 
 
 def solve_on(
@@ -74,14 +74,13 @@ def laplacian(image: torch.Tensor, eps: float) -> torch.Tensor:
     r22 = torch.sqrt(torch.clamp(cov[2, 2] + eps - r02 * r02 - r12 * r12, min=eps))
     inv00, inv11, inv22 = ((1.0 / r).float() for r in (r00, r11, r22))
     r01, r02, r12 = (r.float() for r in (r01, r02, r12))
-    white = []
-    for c in wide:
-        c = (3.0 * c).float()
-        w0 = c[0] * inv00
-        w1 = (c[1] - r01 * w0) * inv11
-        w2 = (c[2] - r02 * w0 - r12 * w1) * inv22
-        white.append((w0, w1, w2))
-    add_pairs(stencil, white, 1, h - 1, 1, w - 1)
+    c = (3.0 * torch.stack(wide)).float()  # 9 x 3 x (h-2) x (w-2)
+    white = torch.empty_like(c)
+    white[:, 0] = c[:, 0] * inv00
+    white[:, 1] = (c[:, 1] - r01 * white[:, 0]) * inv11
+    white[:, 2] = (c[:, 2] - r02 * white[:, 0] - r12 * white[:, 1]) * inv22
+    for a, (ay, ax) in enumerate(WINDOW):
+        stencil[PAIR_PLANES[a], 1 + ay : h - 1 + ay, 1 + ax : w - 1 + ax] += pair_terms(white, a)
     return stencil
 
 
