@@ -147,20 +147,31 @@ def floor_shading(darkening: np.ndarray, inside: np.ndarray) -> np.ndarray:
     height, width = inside.shape
     diagonal = float(np.hypot(height, width))
     distance = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)
-    band = (distance > 2) & (distance < SHADING_BAND * diagonal)
+    band_rows, band_cols = np.nonzero((distance > 2) & (distance < SHADING_BAND * diagonal))
     rows, cols = np.nonzero(inside)
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    across, down = (xs - cols.mean()) / (0.5 * diagonal), (ys - rows.mean()) / (0.5 * diagonal)
-    terms = [across ** (degree - i) * down**i for degree in range(SHADING_DEGREE + 1) for i in range(degree + 1)]
-    basis = np.stack(terms, axis=-1)  # h x w x terms
-    used, fit = band & (darkening < SHADING_TRIM), np.zeros_like(darkening)
+    centre, half = (rows.mean(), cols.mean()), 0.5 * diagonal
+    powers = [(degree - i, i) for degree in range(SHADING_DEGREE + 1) for i in range(degree + 1)]  # of x, of y
+    across, down = _powers((band_cols - centre[1]) / half), _powers((band_rows - centre[0]) / half)
+    basis = np.stack([across[a] * down[b] for a, b in powers])  # terms x band pixels
+    values = darkening[band_rows, band_cols].astype(np.float64)
+    used = values < SHADING_TRIM
     for _ in range(ROUNDS):
-        if np.count_nonzero(used) < 10 * len(terms):
+        if np.count_nonzero(used) < 10 * len(powers):
             return np.zeros_like(darkening)
-        coefficients = np.linalg.lstsq(basis[used], darkening[used], rcond=None)[0]
-        fit = (basis @ coefficients).astype(np.float32)
-        used = band & (darkening - fit < SHADING_TRIM)
-    return np.maximum(fit, 0.0)
+        chosen = basis[:, used]  # the normal equations: a few terms, many pixels
+        coefficients = np.linalg.lstsq(chosen @ chosen.T, chosen @ values[used], rcond=None)[0]
+        used = values - coefficients @ basis < SHADING_TRIM
+    across, down = _powers((np.arange(width) - centre[1]) / half), _powers((np.arange(height) - centre[0]) / half)
+    fit = sum(c * np.outer(down[b], across[a]) for c, (a, b) in zip(coefficients, powers))
+    return np.maximum(fit, 0.0).astype(np.float32)
+
+
+def _powers(values: np.ndarray) -> list[np.ndarray]:
+    """``values`` (n) to the powers 0 .. :data:`SHADING_DEGREE`, by products (a power is far slower)."""
+    out = [np.ones_like(values)]
+    for _ in range(SHADING_DEGREE):
+        out.append(out[-1] * values)
+    return out
 
 
 def pattern_share(darkening: np.ndarray, inside: np.ndarray) -> float:
