@@ -44,6 +44,9 @@ MAX_AREA = 3.0  # a region larger than this many times the subject's area is a d
 CORE = 0.9  # a shadow region touches the subject where its alpha passes this (its soft edge may hold the shadow)
 PATTERN = (0.15, 0.25)  # the share of dark pixels away from the subject from which the floor counts as patterned
 # (the matte fades to nothing between the two: no stripes taken for a shadow)
+SHADING_BAND = 0.15  # the floor's slow shading is fitted within this fraction of the diagonal around the subject
+SHADING_DEGREE = 2  # ... by a polynomial of this degree in x and y ...
+SHADING_TRIM = 0.1  # ... leaving out, round by round, what is this much darker than the fit (a shadow)
 SOFT = 1.5  # the blur of the result at the working size, px
 
 
@@ -52,6 +55,7 @@ def describe() -> dict:
     made by another version of the estimate are not taken for finished ones)."""
     constants = ("WORK_SIDE", "SUBJECT", "SURFACE_SIGMA", "DARKER", "NEAR", "ROUNDS", "LOW", "FULL", "HIGH", "GROW")
     constants += ("REGION_SIGMA", "OPENING", "CHROMA", "RELAX", "REACH", "MAX_AREA", "CORE", "PATTERN", "SOFT")
+    constants += ("SHADING_BAND", "SHADING_DEGREE", "SHADING_TRIM")
     return {"method": "darkening against a surface estimate", **{name.lower(): globals()[name] for name in constants}}
 
 
@@ -81,14 +85,15 @@ def small_estimate(colours: np.ndarray, subject: np.ndarray) -> np.ndarray:
     colours = gaussian_blur(colours, 1.0)
     surface, support = surface_estimate(colours, inside)
     darkening = 1.0 - _grey(colours) / np.maximum(_grey(surface), 1e-3)
+    shaded = darkening - floor_shading(darkening, inside)  # what is left once the floor's slow shading is taken out
     chroma = np.linalg.norm(_chromaticity(colours) - _chromaticity(surface), axis=-1)
     tolerance = CHROMA * (1.0 + RELAX * (1.0 - np.clip(support / SUPPORT, 0.0, 1.0)))
     kept = np.exp(-np.square(chroma / tolerance) * np.log(2.0))
-    matte = np.clip(darkening, 0.0, 1.0) * np.clip((darkening - LOW) / (FULL - LOW), 0.0, 1.0) * kept
+    matte = np.clip(shaded, 0.0, 1.0) * np.clip((shaded - LOW) / (FULL - LOW), 0.0, 1.0) * kept
     core = subject > CORE
     if not core.any():
         core = inside
-    smooth = np.where(inside, darkening, _floor_blur(darkening, inside)) * kept
+    smooth = np.where(inside, shaded, _floor_blur(shaded, inside)) * kept
     ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (OPENING, OPENING))
     candidates = cv2.morphologyEx((smooth > GROW).astype(np.uint8), cv2.MORPH_OPEN, ellipse) > 0
     matte *= near_subject(candidates, candidates & (smooth > HIGH), core)
@@ -128,6 +133,44 @@ def _filled(colours: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray
         if not missing.any():
             return out
     out[missing] = colours[missing]
+    return out
+
+
+def floor_shading(darkening: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The floor's slow shading around the subject that the surface estimate missed (h x w, >= 0, in the units of
+    ``darkening``, h x w): a polynomial of :data:`SHADING_DEGREE` in x and y fitted by least squares to the
+    darkening of the floor within :data:`SHADING_BAND` of the diagonal from the subject (``inside``: h x w bool), in
+    :data:`ROUNDS` rounds that each leave out what is :data:`SHADING_TRIM` darker than the last fit (the shadows).
+    Next to the subject the surface is guessed from farther out, so a floor darkening towards it reads as darkening
+    there; a shadow is compact and strong, a shading spreads smoothly: the fit takes the one and not the other.
+    Zero where it would brighten (an estimate too dark is not corrected: that would only find more shadow)."""
+    height, width = inside.shape
+    diagonal = float(np.hypot(height, width))
+    distance = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)
+    band_rows, band_cols = np.nonzero((distance > 2) & (distance < SHADING_BAND * diagonal))
+    rows, cols = np.nonzero(inside)
+    centre, half = (rows.mean(), cols.mean()), 0.5 * diagonal
+    powers = [(degree - i, i) for degree in range(SHADING_DEGREE + 1) for i in range(degree + 1)]  # of x, of y
+    across, down = _powers((band_cols - centre[1]) / half), _powers((band_rows - centre[0]) / half)
+    basis = np.stack([across[a] * down[b] for a, b in powers])  # terms x band pixels
+    values = darkening[band_rows, band_cols].astype(np.float64)
+    used = values < SHADING_TRIM
+    for _ in range(ROUNDS):
+        if np.count_nonzero(used) < 10 * len(powers):
+            return np.zeros_like(darkening)
+        chosen = basis[:, used]  # the normal equations: a few terms, many pixels
+        coefficients = np.linalg.lstsq(chosen @ chosen.T, chosen @ values[used], rcond=None)[0]
+        used = values - coefficients @ basis < SHADING_TRIM
+    across, down = _powers((np.arange(width) - centre[1]) / half), _powers((np.arange(height) - centre[0]) / half)
+    fit = sum(c * np.outer(down[b], across[a]) for c, (a, b) in zip(coefficients, powers))
+    return np.maximum(fit, 0.0).astype(np.float32)
+
+
+def _powers(values: np.ndarray) -> list[np.ndarray]:
+    """``values`` (n) to the powers 0 .. :data:`SHADING_DEGREE`, by products (a power is far slower)."""
+    out = [np.ones_like(values)]
+    for _ in range(SHADING_DEGREE):
+        out.append(out[-1] * values)
     return out
 
 

@@ -99,6 +99,21 @@ def test_a_floor_of_dark_stripes_gives_no_shadow_rather_than_stripes():
     assert shadow.pattern_share(1.0 - stripes, np.zeros_like(alpha, bool)) > 0.4
 
 
+def test_a_floors_slow_shading_beside_the_subject_is_not_taken_for_its_shadow():
+    """A floor shaded in broad bands (half as bright every 200 px, across the subject) around the subject's own
+    shadow: next to the subject the surface is guessed from farther out, so the band darkening towards it read as
+    shadow (the old estimate: 1.9x as many false region pixels as the true shadow's); the floor's fitted shading is
+    taken out, the shadow stays."""
+    photo, alpha, truth = _scene()
+    xs = np.mgrid[0:HEIGHT, 0:WIDTH][1].astype(np.float32)
+    shading = 1.0 - 0.5 * (0.5 + 0.5 * np.cos(2 * np.pi * xs / 200))
+    shaded = photo * alpha[..., None] + photo * (1.0 - alpha[..., None]) * shading[..., None]
+    matte = shadow.estimate(shaded, alpha)
+    found, wanted = (matte >= 0.1) & _outside(alpha), (truth >= 0.1) & _outside(alpha)
+    assert (found & ~wanted).sum() < 0.8 * wanted.sum(), "the floor's shading beside the subject is no shadow"
+    assert (found & wanted).sum() > 0.9 * wanted.sum(), "its own shadow still found"
+
+
 def test_a_shadow_under_the_soft_edge_of_a_models_alpha_is_found():
     """A model's alpha often spreads a few pixels past the subject (here: blurred by 6 px): the shadow there, which
     the true alpha leaves outside, still counts."""
