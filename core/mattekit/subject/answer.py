@@ -102,10 +102,10 @@ def answer_from_whole(
     low = prediction_array(prediction)  # h x w, read once for the check and the mask
     if hints.picked(low, hint, height, width):
         detail = detail_of(height, width, prediction)
-        mask = mask_from_prediction(image, low, refine, upsampling=upsampling, device=device)
-        if hint.box is not None:
-            return Answer(mask, detail, cut=hint)
-        return Answer(hint_finished(image, mask, hints.Hinted(hint, region), colour=colour), detail)
+        cut = hint if hint.box is not None else None
+        context = None if cut is not None else hints.Hinted(hint, region)
+        mask = hinted_mask(image, low, refine, context, colour=colour, upsampling=upsampling, device=device)
+        return Answer(mask, detail, cut=cut)
     look = hint if hint.box is not None else hints.around(hint, height, width)
     x, looked = hinted_input(predictor, image, look)
     prediction = predictor(x)
@@ -210,13 +210,15 @@ def hinted_mask(
     ``soft``: the prediction is a matting model's alpha (not rounded; see
     :func:`mattekit.finish.refine.mask_from_prediction`); ``device``:
     where a GPU refines it."""
+    seen = image if context is None else image[context.region.slices]
+    answer = mask_from_prediction(seen, prediction, refine, soft, upsampling, device)
     if context is None:
-        return mask_from_prediction(image, prediction, refine, soft, upsampling, device)
-    mask = np.zeros(image.shape[:2], np.float32)
-    mask[context.region.slices] = mask_from_prediction(
-        image[context.region.slices], prediction, refine, soft, upsampling, device
-    )
-    return hint_finished(image, mask, context, colour)
+        return answer
+    if answer.shape != image.shape[:2]:  # the region's answer, pasted into the photo
+        mask = np.zeros(image.shape[:2], np.float32)
+        mask[context.region.slices] = answer
+        answer = mask
+    return hint_finished(image, answer, context, colour)
 
 
 def hint_finished(image: np.ndarray, mask: np.ndarray, context: hints.Hinted, colour: bool = False) -> np.ndarray:
