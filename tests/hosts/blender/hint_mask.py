@@ -1,5 +1,5 @@
 """Draw a Mask datablock around one subject of a plate and run the AI Matte operator with it as the hint
-(bpy as a module, headless). Run by tests/unit/roto/test_roto_hints.py with a bpy venv's python:
+(bpy as a module, headless). Run by tests/unit/roto/test_roto_hints_blender.py with a bpy venv's python:
 
     python hint_mask.py ADDON_PARENT PLATE_FIRST_FILE OUTPUT_DIR X0 Y0 X1 Y1 [MODEL [X0 Y0 X1 Y1]]
 

@@ -1,220 +1,28 @@
 """Privacy by default: what tells where, who or which camera leaves every output unless the user keeps it.
 
-The photos are built here: EXIF with its GPS IFD, maker note, serial numbers, owner, artist; XMP with personal
-properties in every form (attributes in double and single quotes, another prefix for the EXIF namespace, simple
-elements, structures in arrays, empty elements); IPTC IIM in a JPEG APP13 segment. Each field holds a marker that
-must (``KEPT``) or must not (``PERSONAL``) be found in the output's bytes. Front ends: the CLI, the Python API, the
-real worker over loopback (roto's layered EXR, the only worker output carrying a source's metadata) and roto's API.
+The photos are built in tests/helpers/personal_metadata.py: EXIF with its GPS IFD, maker note, serial numbers,
+owner, artist; XMP with personal properties in every form (attributes in double and single quotes, another prefix
+for the EXIF namespace, simple elements, structures in arrays, empty elements); IPTC IIM in a JPEG APP13 segment.
+Each field holds a marker that must (``KEPT``) or must not (``PERSONAL``) be found in the output's bytes. Front ends:
+the CLI, the Python API, the real worker over loopback (roto's layered EXR, the only worker output carrying a
+source's metadata) and roto's API. XMP's own stripping: test_privacy_xmp.py.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import struct
-import time
 import warnings
 
 import numpy as np
 import OpenImageIO as oiio
 import pytest
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 import mattekit
 from mattekit import io as mio
 from mattekit.cli import main
-from mattekit.io import metadata
 from mattekit.worker import operations
-
-# field -> the marker it holds (GPS, maker note: found by Pillow, see fields_of)
-PERSONAL = {
-    "EXIF GPS IFD": "SECRET-GPS-DATUM",
-    "EXIF Artist": "SECRET-ARTIST",
-    "EXIF HostComputer": "SECRET-HOST",
-    "EXIF BodySerialNumber": "SECRET-BODY",
-    "EXIF LensSerialNumber": "SECRET-LENS",
-    "EXIF CameraOwnerName": "SECRET-OWNER",
-    "EXIF Photographer": "SECRET-PHOTOGRAPHER",
-    "EXIF ImageEditor": "SECRET-EDITOR",
-    "EXIF MakerNote": "SECRET-MAKERNOTE",
-    'XMP exif:GPSLatitude="" ': "SECRET-XGPS-DQ",
-    "XMP exif:GPSLongitude=''": "SECRET-XGPS-SQ",
-    "XMP e:GPSTimeStamp='' (another prefix)": "SECRET-XGPS-PREFIX",
-    "XMP <exif:GPSAltitude>": "SECRET-XGPS-ELEMENT",
-    "XMP photoshop:City=''": "SECRET-CITY",
-    'XMP photoshop:State=""': "SECRET-STATE",
-    "XMP <photoshop:Country>": "SECRET-COUNTRY",
-    "XMP Iptc4xmpCore:Location=''": "SECRET-LOCATION",
-    "XMP <Iptc4xmpCore:CreatorContactInfo> struct": "SECRET-CONTACT",
-    "XMP <Iptc4xmpExt:LocationCreated> bag": "SECRET-LOC-CREATED",
-    "XMP <Iptc4xmpExt:LocationShown> bag": "SECRET-LOC-SHOWN",
-    "XMP <Iptc4xmpExt:PersonInImage> bag": "SECRET-PERSON",
-    "XMP <dc:creator> seq": "SECRET-CREATOR",
-    "XMP tiff:Artist=''": "SECRET-XARTIST",
-    'XMP aux:SerialNumber=""': "SECRET-AUX-SERIAL",
-    "XMP <aux:OwnerName/> empty": "SECRET-AUX-OWNER",
-    "XMP exifEX:BodySerialNumber=''": "SECRET-EXIFEX-BODY",
-    "XMP <exifEX:CameraOwnerName>": "SECRET-EXIFEX-OWNER",
-    "XMP <mwg-rs:Regions> face names": "SECRET-FACE",
-    "XMP <xmpDM:shotLocation>": "SECRET-SHOT-LOCATION",
-    "XMP <plus:Licensor> name": "SECRET-LICENSOR-NAME",
-    "XMP <plus:Licensor> city": "SECRET-LICENSOR-CITY",
-    "XMP <plus:Licensor> e-mail": "SECRET-LICENSOR-MAIL",
-    "XMP <xmpMM:DerivedFrom> stRef:filePath=''": "SECRET-HOME-PATH",
-    "XMP <lr:hierarchicalSubject> people": "SECRET-PEOPLE-KEYWORD",
-    "XMP <dc:subject> place": "SECRET-PLACE-KEYWORD",
-    "EXIF UserComment": "SECRET-USER-COMMENT",
-    "EXIF ImageUniqueID": "SECRET-UNIQUE-ID",
-}
-IIM = {
-    "IPTC IIM City (2:90)": "SECRET-IIM-CITY",
-    "IPTC IIM By-line (2:80)": "SECRET-IIM-BYLINE",
-    "IPTC IIM Copyright (2:116)": "IIM-COPYRIGHT",
-}  # never copied, kept or not
-KEPT = {
-    "EXIF Make": "KEEP-MAKE",
-    "EXIF ImageDescription": "KEEP-DESCRIPTION",
-    "EXIF Copyright": "KEEP-COPYRIGHT",
-    "EXIF DateTimeOriginal": "2026:11:25 12:00:00",
-    "XMP <dc:description>": "KEEP-XDESCRIPTION",
-    "XMP <dc:rights>": "KEEP-XRIGHTS",
-    "XMP <dc:title>": "KEEP-XTITLE",
-    "XMP photoshop:Credit=''": "KEEP-CREDIT",
-    "XMP stRef:documentID=''": "KEEP-DOCUMENT",
-}
-PROFILE = "ICC profile"  # the JPEG's own sRGB profile, kept either way (with dpi and orientation: fields_of)
-
-XMP = (
-    """<?xpacket begin='\ufeff' id='W5M0MpCehiHzreSzNTczkc9d'?>
-<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>
- <rdf:Description rdf:about='' xmlns:exif='http://ns.adobe.com/exif/1.0/' xmlns:e='http://ns.adobe.com/exif/1.0/'
-   xmlns:tiff='http://ns.adobe.com/tiff/1.0/' xmlns:photoshop='http://ns.adobe.com/photoshop/1.0/'
-   xmlns:dc='http://purl.org/dc/elements/1.1/' xmlns:aux='http://ns.adobe.com/exif/1.0/aux/'
-   xmlns:exifEX='http://cipa.jp/exif/1.0/' xmlns:Iptc4xmpCore='http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/'
-   xmlns:Iptc4xmpExt='http://iptc.org/std/Iptc4xmpExt/2008-02-29/'
-   xmlns:mwg-rs='http://www.metadataworkinggroup.com/schemas/regions/'
-   xmlns:stArea='http://ns.adobe.com/xmp/sType/Area#' xmlns:xmpDM='http://ns.adobe.com/xmp/1.0/DynamicMedia/'
-   xmlns:plus='http://ns.useplus.org/ldf/xmp/1.0/' xmlns:xmpMM='http://ns.adobe.com/xap/1.0/mm/'
-   xmlns:stRef='http://ns.adobe.com/xap/1.0/sType/ResourceRef#' xmlns:lr='http://ns.adobe.com/lightroom/1.0/'
-   tiff:Orientation='6' exif:GPSLatitude="SECRET-XGPS-DQ" exif:GPSLongitude='SECRET-XGPS-SQ'
-   e:GPSTimeStamp='SECRET-XGPS-PREFIX' photoshop:City='SECRET-CITY' photoshop:State="SECRET-STATE"
-   Iptc4xmpCore:Location='SECRET-LOCATION' tiff:Artist='SECRET-XARTIST' aux:SerialNumber="SECRET-AUX-SERIAL"
-   exifEX:BodySerialNumber='SECRET-EXIFEX-BODY' photoshop:Credit='KEEP-CREDIT'>
-  <exif:GPSAltitude>SECRET-XGPS-ELEMENT</exif:GPSAltitude>
-  <photoshop:Country>SECRET-COUNTRY</photoshop:Country>
-  <Iptc4xmpCore:CreatorContactInfo rdf:parseType='Resource'>
-   <Iptc4xmpCore:CiEmailWork>SECRET-CONTACT</Iptc4xmpCore:CiEmailWork></Iptc4xmpCore:CreatorContactInfo>
-  <Iptc4xmpExt:LocationCreated><rdf:Bag><rdf:li rdf:parseType='Resource'>
-   <Iptc4xmpExt:City>SECRET-LOC-CREATED</Iptc4xmpExt:City></rdf:li></rdf:Bag></Iptc4xmpExt:LocationCreated>
-  <Iptc4xmpExt:LocationShown><rdf:Bag><rdf:li><rdf:Description Iptc4xmpExt:Sublocation='SECRET-LOC-SHOWN'/>
-   </rdf:li></rdf:Bag></Iptc4xmpExt:LocationShown>
-  <Iptc4xmpExt:PersonInImage><rdf:Bag><rdf:li>SECRET-PERSON</rdf:li></rdf:Bag></Iptc4xmpExt:PersonInImage>
-  <dc:creator><rdf:Seq><rdf:li>SECRET-CREATOR</rdf:li></rdf:Seq></dc:creator>
-  <aux:OwnerName rdf:resource='SECRET-AUX-OWNER'/>
-  <exifEX:CameraOwnerName>SECRET-EXIFEX-OWNER</exifEX:CameraOwnerName>
-  <mwg-rs:Regions rdf:parseType='Resource'><mwg-rs:RegionList><rdf:Bag><rdf:li rdf:parseType='Resource'>
-   <mwg-rs:Name>SECRET-FACE</mwg-rs:Name><mwg-rs:Type>Face</mwg-rs:Type></rdf:li></rdf:Bag></mwg-rs:RegionList>
-  </mwg-rs:Regions>
-  <xmpDM:shotLocation>SECRET-SHOT-LOCATION</xmpDM:shotLocation>
-  <plus:Licensor><rdf:Seq><rdf:li rdf:parseType='Resource'><plus:LicensorName>SECRET-LICENSOR-NAME</plus:LicensorName>
-   <plus:LicensorCity>SECRET-LICENSOR-CITY</plus:LicensorCity><plus:LicensorEmail>SECRET-LICENSOR-MAIL</plus:LicensorEmail>
-   </rdf:li></rdf:Seq></plus:Licensor>
-  <xmpMM:DerivedFrom stRef:documentID='KEEP-DOCUMENT' stRef:filePath='SECRET-HOME-PATH'/>
-  <lr:hierarchicalSubject><rdf:Bag><rdf:li>People|SECRET-PEOPLE-KEYWORD</rdf:li></rdf:Bag></lr:hierarchicalSubject>
-  <dc:subject><rdf:Bag><rdf:li>SECRET-PLACE-KEYWORD</rdf:li></rdf:Bag></dc:subject>
-  <dc:description><rdf:Alt><rdf:li xml:lang='x-default'>KEEP-XDESCRIPTION</rdf:li></rdf:Alt></dc:description>
-  <dc:rights><rdf:Alt><rdf:li xml:lang='x-default'>KEEP-XRIGHTS</rdf:li></rdf:Alt></dc:rights>
-  <dc:title><rdf:Alt><rdf:li xml:lang='x-default'>KEEP-XTITLE</rdf:li></rdf:Alt></dc:title>
- </rdf:Description></rdf:RDF></x:xmpmeta>
-<?xpacket end='w'?>"""
-).encode()
-
-
-def camera_exif() -> Image.Exif:
-    """EXIF as a camera and an editor write it: orientation 6, the kept fields and every personal one."""
-    exif = Image.Exif()
-    exif[0x010F], exif[0x0110], exif[0x0112] = "KEEP-MAKE", "T-1", 6
-    exif[0x010E], exif[0x8298] = "KEEP-DESCRIPTION", "KEEP-COPYRIGHT"
-    exif[metadata.ARTIST], exif[metadata.HOST_COMPUTER] = "SECRET-ARTIST", "SECRET-HOST"
-    inner = exif.get_ifd(metadata.EXIF_IFD)
-    inner[0x9003], inner[0xA431], inner[0xA435] = "2026:11:25 12:00:00", "SECRET-BODY", "SECRET-LENS"
-    inner[0xA430], inner[0xA437], inner[0xA438] = "SECRET-OWNER", "SECRET-PHOTOGRAPHER", "SECRET-EDITOR"
-    inner[0x927C] = b"SECRET-MAKERNOTE"
-    inner[0x9286] = b"ASCII\0\0\0SECRET-USER-COMMENT"
-    inner[0xA420] = "SECRET-UNIQUE-ID"
-    gps = exif.get_ifd(metadata.GPS_IFD)
-    gps[1], gps[2], gps[18] = "N", (48.0, 51.0, 24.0), "SECRET-GPS-DATUM"
-    return exif
-
-
-def app13(datasets: dict[int, str]) -> bytes:
-    """A JPEG APP13 segment: a Photoshop resource block 0x0404 holding IPTC IIM record-2 ``datasets``."""
-    iim = b"".join(
-        b"\x1c\x02" + bytes([number]) + struct.pack(">H", len(text)) + text.encode()
-        for number, text in datasets.items()
-    )
-    block = b"8BIM" + struct.pack(">H", 0x0404) + b"\0\0" + struct.pack(">I", len(iim)) + iim + bytes(len(iim) % 2)
-    body = b"Photoshop 3.0\0" + block
-    return b"\xff\xed" + struct.pack(">H", len(body) + 2) + body
-
-
-def laden_photo(path, fmt: str = "JPEG") -> None:
-    """A small photo at ``path`` with every field above: JPEG (EXIF, XMP, IIM in APP13), TIFF (EXIF, XMP tag 700),
-    PNG (eXIf, XMP iTXt) or WebP; an sRGB profile and 300 dpi (not WebP)."""
-    rng = np.random.default_rng(7)
-    pixels = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
-    from PIL import ImageCms
-
-    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    exif = camera_exif()
-    options = dict(icc_profile=icc, exif=exif.tobytes())
-    if fmt == "TIFF":
-        exif[700] = XMP
-        options["exif"] = exif.tobytes()
-    elif fmt == "PNG":
-        options["pnginfo"] = PngImagePlugin.PngInfo()
-        options["pnginfo"].add_itxt("XML:com.adobe.xmp", XMP.decode())
-    else:
-        options["xmp"] = XMP
-    if fmt != "WebP":
-        options["dpi"] = (300, 300)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, fmt, **options)
-    data = buffer.getvalue()
-    if fmt == "JPEG":  # IIM after the SOI marker, where Photoshop writes it
-        data = data[:2] + app13({90: "SECRET-IIM-CITY", 80: "SECRET-IIM-BYLINE", 116: "IIM-COPYRIGHT"}) + data[2:]
-    path.write_bytes(data)
-
-
-def fields_of(path) -> dict[str, bool]:
-    """{field: found in the file at ``path``} for every field above: markers in its bytes, the GPS IFD, maker note,
-    profile, dpi and orientation as Pillow reads them (orientation: 1 in EXIF and XMP, since the pixels are upright)."""
-    data = path.read_bytes()
-    found = {name: marker.encode() in data for name, marker in {**PERSONAL, **IIM, **KEPT}.items()}
-    with Image.open(path) as im:
-        exif = im.getexif()
-        xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp") or getattr(im, "tag_v2", {}).get(700) or b""
-        found[PROFILE] = bool(im.info.get("icc_profile"))
-        found["dpi"] = path.suffix == ".webp" or tuple(round(v) for v in im.info.get("dpi", (0, 0))) == (300, 300)
-        xmp = xmp.decode() if isinstance(xmp, bytes) else xmp
-        found["orientation 1"] = exif.get(0x0112) == 1 and "tiff:Orientation='1'" in xmp
-        found["EXIF GPS IFD"] = found["EXIF GPS IFD"] or bool(exif.get_ifd(metadata.GPS_IFD))
-        found["EXIF MakerNote"] = found["EXIF MakerNote"] or 0x927C in exif.get_ifd(metadata.EXIF_IFD)
-    return found
-
-
-def assert_private(path, keep: bool = False) -> None:
-    """The file at ``path`` has every kept field, and the personal ones only with ``keep``; never the IIM."""
-    found = fields_of(path)
-    assert all(found[name] for name in [*KEPT, PROFILE, "dpi", "orientation 1"]), found
-    assert {name: found[name] for name in PERSONAL} == dict.fromkeys(PERSONAL, keep), found
-    assert not any(found[name] for name in IIM), found
-
-
-@pytest.fixture
-def mirror(shared, monkeypatch):
-    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+from personal_metadata import IIM, KEPT, PERSONAL, assert_private, laden_photo
 
 
 QUICK = ["--no-white-balance", "--no-contrast", "--no-denoise"]  # enhance without a model: the metadata path alone
@@ -287,102 +95,6 @@ def test_the_python_api_leaves_personal_metadata_out_unless_kept(tmp_path):
     }
     assert_private(old, keep=True)
     assert mio.read_provenance(old) is None
-
-
-def test_xmp_without_a_prefix_is_stripped_and_a_packet_that_does_not_parse_is_left_out_whole():
-    """A default namespace (no prefix) is stripped like a prefixed name; a packet that does not parse is not kept,
-    nor one where a nested element of a personal name leaves a stray end tag; a clean one keeps its other
-    properties and the orientation in single quotes is reset too."""
-    hidden = XMP.replace(
-        b"<dc:title>", b"<GPSLatitude xmlns='http://ns.adobe.com/exif/1.0/'>SECRET-BARE</GPSLatitude><dc:title>"
-    )
-    assert b"SECRET" not in metadata.xmp_without_personal(hidden) and b"KEEP-XTITLE" in hidden
-    assert metadata.xmp_without_personal(b"<x:xmpmeta exif:GPSLatitude='1'") is None
-    nested = XMP.replace(
-        b"<dc:title>", b"<exif:GPSArea><exif:GPSArea>1</exif:GPSArea>SECRET-NESTED</exif:GPSArea><dc:title>"
-    )
-    assert metadata.xmp_without_personal(nested) is None
-    clean = metadata.xmp_without_personal(XMP).decode()
-    assert "KEEP-XTITLE" in clean and "SECRET" not in clean
-    assert metadata.XMP_ORIENTATION.sub(r"\g<1>1", XMP.decode()).count("tiff:Orientation='1'") == 1
-
-
-def hostile_packets(size: int) -> dict[str, bytes]:
-    """XMP packets of about ``size`` bytes that took the old text edits quadratic time, or worse: unclosed personal
-    elements (issue 81's repro), closed ones, deep nesting, empty elements, attributes, text, unclosed comments."""
-    head, tail = XMP.split(b"<dc:description>", 1)
-    bodies = {
-        "unclosed personal": b"<exif:GPSLatitude>",
-        "closed personal": b"<exif:GPSLatitude>1</exif:GPSLatitude>",
-        "deep nesting": b"<rdf:Bag>",
-        "empty elements": b"<a/>",
-        "personal attributes": b"<rdf:Description exif:GPSLatitude='1'/>",
-        "text": b" a",
-        "unclosed comments": b"<!--",
-        "serial names": b"<e:serialx/>",
-    }
-    packets = {name: head + body * (size // len(body)) + b"<dc:description>" + tail for name, body in bodies.items()}
-    packets["nested closed"] = (
-        head + b"<rdf:Bag>" * (size // 19) + b"</rdf:Bag>" * (size // 19) + b"<dc:description>" + tail
-    )
-    return packets
-
-
-def test_stripping_xmp_takes_linear_time_whatever_the_packet_holds():
-    """Issue 81: 281 KB of unclosed <exif:GPSLatitude> tags took 34 s to strip (quadratic); 200 KB of any hostile
-    form now takes milliseconds (bounded here at 1 s of CPU, far above the linear time and far below the old)."""
-    for name, packet in hostile_packets(200_000).items():
-        started = time.process_time()
-        stripped = metadata.xmp_without_personal(packet)
-        assert time.process_time() - started < 1.0, name
-        assert stripped is None or b"GPSLatitude" not in stripped, name
-
-
-def test_a_3_mb_packet_is_stripped_within_the_target_and_one_over_the_cap_is_dropped():
-    """Issue 81's target: 3 MB of XMP stripped in < 0.5 s (2 s of CPU allowed here: the build machines are shared);
-    a packet over the cap (4 MiB) is dropped when stripping, kept whole with --keep-personal (a copy, no parse)."""
-    for name, packet in hostile_packets(3 << 20).items():
-        started = time.process_time()
-        metadata.xmp_without_personal(packet)
-        assert time.process_time() - started < 2.0, name
-    over = XMP.replace(b"<dc:description>", b"<dc:source>" + b"x" * (4 << 20) + b"</dc:source><dc:description>")
-    assert metadata.xmp_without_personal(over) is None
-    assert metadata.without_personal(metadata.Metadata(xmp=over)).xmp is None
-
-
-def test_personal_names_whatever_their_prefix_or_namespace():
-    """XMP properties (prefixed or as ElementTree names them) and OIIO's attribute names, OIIO's spelling included."""
-    personal = [
-        "exif:GPSLatitude",
-        "e:GPSTimeStamp",
-        "{http://purl.org/dc/elements/1.1/}creator",
-        "GPS:MapDatum",
-        "GPS:LatitudeRef",
-        "latitude",
-        "cameraSerialNumber",
-        "Exif:ImageEdtor",
-        "IPTC:ContactInfoEmail",
-        "drone-dji:GpsLongtitude",
-        "drone-dji:AbsoluteAltitude",
-        "photoshop:State",
-        "mwg-rs:Regions",
-        "Artist",
-    ]
-    kept = [
-        "Make",
-        "Copyright",
-        "ImageDescription",
-        "dc:rights",
-        "dc:description",
-        "xmp:CreatorTool",
-        "Iptc4xmpExt:DigitalSourceType",
-        "tiff:Orientation",
-        "photoshop:Credit",
-        "cameraModel",
-        "smpte:TimeCode",
-    ]
-    assert [name for name in personal if not metadata.personal(name)] == []
-    assert [name for name in kept if metadata.personal(name)] == []
 
 
 def test_the_worker_offers_keep_personal_where_it_writes_a_sources_metadata():
