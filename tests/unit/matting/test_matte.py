@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_close
+from conformance_checks import assert_close
 from mattekit import catalog, io, runtime
 from mattekit.ops.compositing import (
     blurred_background,
