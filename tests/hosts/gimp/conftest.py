@@ -1,11 +1,15 @@
 """The GIMP tests' fixtures: the plug-in loaded afresh against the stand-ins of GIMP's API (``gimp``) and a real
-worker in this process that it finds (``worker``); tests/helpers/gimp_plugin_runs.py holds what they call it with."""
+worker in this process that it finds (``worker``; tests/helpers/gimp_plugin_runs.py holds what they call it with), and
+the Debian 13 root holding GIMP 3.0 for the end-to-end runs (``gimp_root``, built once by build_root.sh)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +17,8 @@ from mattekit.wire import client
 from mattekit.worker import service
 
 from gimp_plugin_runs import PLUGIN, STUBS, _gi_and_plugin_modules, registry_schema
+
+BUILDER = Path(__file__).resolve().parent / "build_root.sh"
 
 
 @pytest.fixture
@@ -53,3 +59,19 @@ def worker(tmp_path, monkeypatch, shared):
     monkeypatch.setenv(client.STATE_ENV, str(state))
     yield client.WorkerClient(srv.url, srv.token)
     srv.stop(wait=True)
+
+
+@pytest.fixture(scope="module")
+def gimp_root():
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the GIMP 3 root is a Debian chroot: Linux only")
+    if os.geteuid() != 0:
+        reason = "building and entering the GIMP 3 chroot needs root (debootstrap, chroot); not running as root"
+        print(f"SKIPPED real-GIMP end-to-end test: {reason}")
+        pytest.skip(reason)
+    out = subprocess.run(["bash", str(BUILDER)], capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        pytest.fail(f"building the GIMP 3 root failed (exit {out.returncode}):\n{out.stderr[-4000:]}")
+    root = Path(out.stdout.strip().splitlines()[-1])
+    assert (root / "usr/bin/gimp-console-3.0").exists()
+    return root
