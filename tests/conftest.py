@@ -1,5 +1,5 @@
 """Shared fixtures: the read-only test data folder (MATTEKIT_TEST_DATA), a clean process state per test,
-a real worker on loopback, and conformance helpers; tests/helpers/ on sys.path, and its weights' fixtures.
+a real worker on loopback, and the conformance goldens; tests/helpers/ on sys.path, and its weights' fixtures.
 
 Markers (registered in pyproject.toml): ``slow``, ``gimp``, ``blender`` are set in the test modules;
 plain ``pytest`` deselects the tests that carry any of them (the quick subset), ``pytest --full`` runs
@@ -211,26 +211,3 @@ def golden(shared):
         return cache[arch]
 
     return load
-
-
-def slow_params(values, slow) -> list:
-    """``values`` for ``pytest.mark.parametrize``, those whose first item is in ``slow`` marked ``slow``."""
-
-    def first(v):
-        return v[0] if isinstance(v, tuple) else v
-
-    return [
-        pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=pytest.mark.slow) if first(v) in slow else v
-        for v in values
-    ]
-
-
-def assert_close(actual: torch.Tensor, expected, atol: float, what: str = "") -> float:
-    """Assert max |actual - expected| <= atol; return the max error for reporting."""
-    expected = torch.as_tensor(np.asarray(expected))
-    assert tuple(actual.shape) == tuple(expected.shape), (
-        f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
-    )
-    err = (actual.detach().float() - expected.float()).abs().max().item()
-    assert err <= atol, f"{what}: max abs error {err:.3g} > {atol:g}"
-    return err

@@ -13,7 +13,7 @@ import time
 
 import pytest
 import torch
-from conftest import assert_close, slow_params
+from conformance_checks import assert_close, slow_params
 
 from mattekit.nets import build
 from mattekit.nets.birefnet import (

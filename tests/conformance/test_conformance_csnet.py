@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import assert_close
+from conformance_checks import assert_close
 
 from mattekit.nets import build
 from mattekit.nets.csnet import CSNET_L_X2

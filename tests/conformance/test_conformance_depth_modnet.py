@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import assert_close
+from conformance_checks import assert_close
 from mattekit.nets import build
 
 ATOL = 1e-4

@@ -8,7 +8,7 @@ import importlib.util
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close
+from conformance_checks import assert_close
 
 from mattekit.nets import build
 from mattekit.nets.sam2.common import sine_pe_2d

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import assert_close, slow_params
+from conformance_checks import assert_close, slow_params
 
 from mattekit.nets import build
 

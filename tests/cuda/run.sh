@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: issue 69's rows (BiRefNet general next to the plain eager loop, IS-Net and u2netp
-# against rembg, one 50 MP photo), the CUDA tests (tests/cuda/test_cuda.py), and on request issue 15's benchmarks.
+# against rembg, one 50 MP photo), the CUDA tests (tests/cuda/test_cuda_*.py), and on request issue 15's benchmarks.
 # usage: tests/cuda/run.sh SHARED OUT [STEP...]
 #   SHARED: ../shared, or a copy with (any of) weights/, conformance/, data/grabcut50 and data/davis/im/blackswan;
 #   what is missing is made (photos: 48 generated ones; weights: stand-in ones, said on the row).
@@ -8,7 +8,7 @@
 #   tests, within BUDGET; cpu and graphs when named: issue 68 is resolved, and tests runs the graph tests too):
 #     cpu       issue 68 on this machine's CPU cores: the first-use engine measurement with the shipped table hidden
 #               (doctor --measure, its cost), the plans, and u2netp `remove` on the folder against rembg, table hidden and shown
-#     graphs    the CUDA-graph tests of tests/cuda/test_cuda.py (the measured choice on this GPU)
+#     graphs    the CUDA-graph tests of tests/cuda/test_cuda_engines.py (the measured choice on this GPU)
 #     birefnet  BiRefNet general (stand-in weights) at 1024^2 batch 1: the plain eager loop and mattekit's engine in one
 #               process (images/s, peak GPU memory, the engine's choice); mattekit's loop with the model loaded (`bench
 #               speed --refine`: images/s, ms per image of read, infer, write); `mattekit remove` (defaults) as whole
@@ -21,7 +21,7 @@
 #               --whole --sequence --frames 200`: the temporal filter's passes on the GPU, its flows ahead on the cores)
 #     roto1080  40 frames of 1920x1080, `mattekit roto` with the defaults (the temporal filter on the GPU), BiRefNet
 #               general (stand-in weights) and u2netp: frames/s of the whole command
-#     tests     all of tests/cuda/test_cuda.py
+#     tests     all of tests/cuda/
 #     loop folder photo roto upscale: issue 15's u2netp benchmarks (minutes each)
 #   BUDGET: seconds for all steps after the set-up (default 450, so that the call fits 8 minutes): each step runs within its own limit and what is left, and is skipped
 #   when under 20 s are left. Python: $PYTHON (default python3), with torch + CUDA, mattekit's dependencies, pytest;
@@ -76,7 +76,7 @@ norembg="${rembg[*]}"
 export -f cpu_rows; export norembg
 TAIL=60 step cpu cpu 110 bash -c cpu_rows
 
-TAIL=40 step graphs graphs 150 "$py" -m pytest tests/cuda/test_cuda.py -q -s -p no:cacheprovider -k "graph_replays or measured_choice"
+TAIL=40 step graphs graphs 150 "$py" -m pytest tests/cuda/test_cuda_engines.py -q -s -p no:cacheprovider -k "graph_replays or measured_choice"
 
 birefnet_weights() {  # BiRefNet general's stand-in weights at $1 (made once a run)
     [[ -f $1 ]] || "$py" -c "from pathlib import Path; from mattekit import catalog; from mattekit.bench.stand_in import write_stand_in; write_stand_in(catalog.load().get('birefnet-general'), Path('$out/weights'))"
@@ -142,7 +142,7 @@ for i, f in enumerate(src): cv2.imwrite(f'$plate/{i:05d}.jpg', cv2.resize(cv2.im
 }
 export -f roto1080; export shared
 TAIL=6 step roto1080 roto-1080p 90 bash -c roto1080
-TAIL=30 step tests tests 240 "$py" -m pytest tests/cuda/test_cuda.py -q -s -p no:cacheprovider -rfE
+TAIL=30 step tests tests 240 "$py" -m pytest tests/cuda -n 0 -q -s -p no:cacheprovider -rfE  # one process, as one module ran before
 
 mk=("$py" -m mattekit bench speed --model u2netp --device cuda)
 TAIL=30 step loop loop-fp16 150 "${mk[@]}"

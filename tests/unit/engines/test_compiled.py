@@ -1,7 +1,7 @@
 """The network compiled for its device (``mattekit.engines.torch_engine.Compiled``, the mode from
 ``mattekit.engines.plan.compile_mode``): the mode and its one-sentence refusal,
 off on the CPU, the cache folder's keys, and the per-shape measured choice run on torch's CPU device (eager and
-torch.compile's net; the CUDA-graph candidates need CUDA: tests/cuda/test_cuda.py runs them)."""
+torch.compile's net; the CUDA-graph candidates need CUDA: tests/cuda/test_cuda_engines.py runs them)."""
 
 from __future__ import annotations
 

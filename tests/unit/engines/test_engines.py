@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_close
+from conformance_checks import assert_close
 from engine_nets import NETS, atol, load_net, reference
 
 from mattekit import catalog, engines

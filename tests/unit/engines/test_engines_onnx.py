@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import assert_close
+from conformance_checks import assert_close
 from engine_nets import NETS, atol, load_net, reference
 
 from mattekit.engines import threads

@@ -1,6 +1,6 @@
 """The finish as torch operations (``mattekit.finish.refine_device``, ``mattekit.matting.solve_device``,
 ``mattekit.matting.foreground_device``), which a model on a GPU runs there: forced onto torch's CPU device here, through the same ``device`` argument (CI has no GPU;
-tests/cuda/test_cuda.py runs them on one), against the CPU finish on real photos and real u2netp predictions, within the
+tests/cuda/test_cuda_finish.py runs them on one), against the CPU finish on real photos and real u2netp predictions, within the
 fidelity tests' tolerance (mean |delta| <= 2e-3 per photo) and, measured, far inside it. Torch's CPU kernels and numpy's
 round differently from one CPU to the next (vector widths, fused multiply-adds), so no check asks them for equal bits:
 values within ``ROUNDING`` of each other, and a pixel on the other side of 0.5 only where the CPU's value is that near it.

@@ -1,0 +1,173 @@
+"""The pipeline's plan and batches: writers and threads per core on the CPU and beside a GPU (simulated), padded
+batches on CUDA only, and a batch out of GPU memory halved until one image stops the run."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from mattekit.running import pipeline
+from mattekit.errors import MattekitError
+from pipeline_items import _read
+
+
+def _planned(monkeypatch, cores: int, device: str, simulated: str | None = None, backend: str = "auto"):
+    """A predictor as the pipeline sees it, with u2netp's plan decided (engines.plan.decide) for ``cores`` cores on
+    ``device``; ``simulated``: ms an image of a simulated GPU (it reports "cuda" while running on the CPU)."""
+    from types import SimpleNamespace
+
+    from mattekit import catalog
+    from mattekit.engines import layout, plan, simulated as simulation
+
+    monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)
+    monkeypatch.setattr(layout, "cpu_count", lambda: cores)
+    if simulated is not None:
+        monkeypatch.setenv(simulation.VARIABLE, simulated)
+    made = plan.decide(catalog.load().get("u2netp"), device, backend)
+    return SimpleNamespace(device_type=made.device.split(":")[0], device=torch.device(made.device), plan=made)
+
+
+def test_plan_on_the_cpu_gives_a_writer_to_every_4_cores(monkeypatch):
+    """On the CPU the finish and the encoding run in the writers: one per 4 cores (one on up to 7), one when ordered;
+    the plan's workers and threads share the cores out; one reader (the network fills the cores)."""
+    for cores, writers in ((2, 1), (4, 1), (8, 2), (16, 4), (32, 8)):
+        layout = pipeline.plan(on_cpu := _planned(monkeypatch, cores, "cpu", backend="onnx"))
+        assert layout["writers"] == writers and layout["workers"] * layout["threads"] <= cores, (cores, layout)
+        assert pipeline.plan(on_cpu, ordered=True)["writers"] == 1 and layout["readers"] == 1 and not layout["pad"]
+
+
+def test_plan_on_cuda_gives_the_spare_cores_to_writers(monkeypatch):
+    """With the net on a GPU, postprocessing and encoding bound the speed: the cores but two write (at most 8),
+    except in an ordered pipeline (one writer), and a reader per 4 cores reads (at most 4; one where asked: a movie);
+    two workers with batches of 8 for a fixed-size model, padded."""
+    for cores, writers, readers in ((16, 8, 4), (6, 4, 1), (2, 1, 1), (64, 8, 4), (8, 6, 2)):
+        on_gpu = _planned(monkeypatch, cores, "auto", simulated="0")
+        layout = pipeline.plan(on_gpu)
+        assert (layout["workers"], layout["batch"], layout["writers"], layout["readers"]) == (2, 8, writers, readers)
+        assert layout["pad"] and layout["device"] == "cuda"
+        ordered = pipeline.plan(on_gpu, ordered=True)
+        assert (
+            ordered["writers"] == 1 and ordered["readers"] == readers and ordered["ordered"] and not layout["ordered"]
+        )
+        assert pipeline.plan(on_gpu, ordered=True, readers=1)["readers"] == 1  # a movie decodes forwards
+
+
+def test_a_batch_out_of_gpu_memory_is_halved_and_a_single_image_stops_the_run():
+    """The GPU path emulated on the CPU: an infer that runs out of memory on more than 2 inputs gets halves of the
+    batch until they fit, and every item is written with its own result; out of memory on one input stops the run
+    with one sentence. Events, not sleeps, shape the batches: the first call gets item 0 alone (item 1 is read once
+    it has started), and returns once the reader reached item 15, so the next batch is a full one of 8."""
+    tried, fitted, written = [], [], {}
+    first_started, last_read = threading.Event(), threading.Event()
+
+    def read(i):
+        if i == 1:
+            assert first_started.wait(30), "the first batch never reached the network"
+        if i == 15:
+            last_read.set()  # items 1..14 wait in the queue
+        return _read(i)
+
+    def infer(x):
+        tried.append(x.shape[0])
+        if len(tried) == 1:
+            first_started.set()
+            assert last_read.wait(30), "the reader never reached the last item"
+        if x.shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        fitted.append(x.shape[0])
+        return x * 2
+
+    report = pipeline.run_pipeline(
+        range(16), read, infer, lambda i, c, y: written.__setitem__(i, float(y[0, 0, 0, 0])), batch=8, queue_size=16
+    )
+    assert report.done == 16 and written == {i: 2.0 * i for i in range(16)}
+    assert tried[:4] == [1, 8, 4, 2] and max(fitted) == 2 and sum(fitted) == 16, tried
+
+    def starved(x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
+
+    with pytest.raises(MattekitError, match="^The GPU ran out of memory on a single image; use --device cpu"):
+        pipeline.run_pipeline(range(3), _read, starved, lambda *a: None)
+
+
+def test_a_padded_pipeline_gives_the_engine_full_batches_only_and_writes_the_real_results():
+    """``pad`` (the plan's choice on CUDA): every infer call sees ``batch`` inputs, a short batch (the stream's end, a
+    reader behind) filled with zero inputs, so a GPU engine meets one batch shape; only the real items are written,
+    each with its own result; out of memory halves the padded size for the rest of the run."""
+    seen, written = [], {}
+
+    def infer(x):
+        seen.append(x.shape[0])
+        return x * 2
+
+    report = pipeline.run_pipeline(
+        range(11), _read, infer, lambda i, c, y: written.__setitem__(i, y.clone()), batch=4, pad=True
+    )
+    assert report.done == 11 and set(seen) == {4}, seen
+    assert all(y.shape == (1, 1, 2, 2) and float(y.max()) == 2.0 * i for i, y in written.items())
+    unpadded = []
+    pipeline.run_pipeline(range(3), _read, lambda x: unpadded.append(x.shape[0]) or x, lambda *a: None, batch=4)
+    assert sum(unpadded) == 3, unpadded  # without pad, no zero input is added
+
+    tried, fitted = [], []
+
+    def small_gpu(x):
+        tried.append(x.shape[0])
+        if x.shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
+        fitted.append(x.shape[0])
+        return x * 2
+
+    written.clear()
+    report = pipeline.run_pipeline(
+        range(9), _read, small_gpu, lambda i, c, y: written.__setitem__(i, float(y.max())), batch=8, pad=True
+    )
+    assert report.done == 9 and written == {i: 2.0 * i for i in range(9)}
+    assert tried[0] == 8 and set(fitted) == {2}, (tried, fitted)  # each call that fitted: padded to the halved size
+
+
+def test_a_short_batch_is_padded_with_zero_inputs_not_with_copies_of_a_real_one():
+    """The padding is zeros (finite, and nothing a stateful or batch-normalising engine could mistake for an image):
+    three items valued 1, 2, 3 in a batch of 4 reach the engine as those three rows and one row of zeros."""
+    seen = []
+
+    def infer(x):
+        seen.append(x.clone())
+        return x
+
+    report = pipeline.run_pipeline(
+        range(3), lambda i: (torch.full((1, 1, 2, 2), float(i + 1)), i), infer, lambda *a: None, batch=4, pad=True
+    )
+    rows = torch.cat(seen)
+    assert report.done == 3 and rows.shape[0] % 4 == 0
+    real = [float(row.max()) for row in rows if row.abs().max() > 0]
+    assert sorted(real) == [1.0, 2.0, 3.0] and all(float(row.abs().max()) == 0 for row in rows if row.abs().max() == 0)
+    assert int((rows.flatten(1).abs().max(1).values == 0).sum()) == rows.shape[0] - 3, rows.flatten(1)
+
+
+def test_plan_pads_batches_on_cuda_only(monkeypatch):
+    assert not pipeline.plan(_planned(monkeypatch, 2, "cpu"))["pad"]
+    assert pipeline.plan(_planned(monkeypatch, 2, "auto", simulated="0"))["pad"]
+
+
+def test_on_a_gpu_no_batch_is_larger_than_the_items_and_a_folder_runs_in_padded_batches(monkeypatch):
+    """The runner's pipeline for a model planned on CUDA: no batch larger than the items there are (padding one photo
+    to 8 would run the network 8 times over, in 8 times the GPU memory); a folder gets the plan's batches, padded."""
+    from mattekit.running.runner import Runner
+    from mattekit.tasks import remove
+
+    on_gpu = _planned(monkeypatch, 2, "auto", simulated="0")
+    seen = []
+    monkeypatch.setattr(
+        pipeline,
+        "run_pipeline",
+        lambda items, read, infer, write, **settings: seen.append(settings) or pipeline.Result(),
+    )
+    runner = Runner(remove.TASK, {"model": on_gpu}, remove.TASK.make_options({}))
+    runner.run([0], lambda item: None, lambda *a: None, single=True)
+    runner.run(list(range(3)), lambda item: None, lambda *a: None)
+    runner.run(list(range(20)), lambda item: None, lambda *a: None)
+    assert (seen[0]["batch"], seen[0]["workers"]) == (1, 1)
+    assert (seen[1]["batch"], seen[1]["pad"]) == (3, True) and (seen[2]["batch"], seen[2]["pad"]) == (8, True)
