@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ..machine import cpu_count
-from .pixels import STRIP_BYTES, unit_float
+from .pixels import STRIP_BYTES, STRIP_VALUES, unit_float
 from .regions import each_row_strip, each_tile
 
 
@@ -153,9 +153,17 @@ def prediction_array(prediction) -> np.ndarray:
 
 def resized_map(low: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
     """A probability map (h x w) resized to height x width by ``method`` (a model's upsampling, as its reference
-    pipeline does it: :meth:`mattekit.runtime.Predictor.to_image`), float32 in [0,1]."""
+    pipeline does it: :meth:`mattekit.runtime.Predictor.to_image`), float32 in [0,1] (clipped in strips of rows over
+    the cores)."""
     mask = resize(low, height, width, method)
-    return np.clip(mask, 0.0, 1.0, out=mask if mask is not low else None)
+    if mask is low:
+        return np.clip(mask, 0.0, 1.0)
+
+    def strip(rows: slice) -> None:
+        np.clip(mask[rows], 0.0, 1.0, out=mask[rows])
+
+    each_row_strip(strip, height, width, STRIP_VALUES)
+    return mask
 
 
 def shrunk(x: np.ndarray, scale: int) -> np.ndarray:
