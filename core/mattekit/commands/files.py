@@ -178,10 +178,11 @@ def read_ahead(planned: list[tuple[Path, Path]], integers: bool, data: dict, ski
     """{the first input to process: a Future of its picture (:func:`mattekit.io.read_image`, ``integers`` as the
     task's image port says)}, decoding on a thread of its own from now on, so that the model's load (torch's import:
     about a second) and the decoding overlap (a 50 MP JPEG: 0.5 s); the runner takes it
-    (:meth:`mattekit.running.runner.Runner.files`, ``ahead``). ``data``: as for :func:`run_files`. Empty where every
-    output is kept (``skip_existing``)."""
+    (:meth:`mattekit.running.runner.Runner.files`, ``ahead``). ``data``: as for :func:`run_files`. Empty unless one
+    input is to be processed (``skip_existing`` keeps the others' outputs): a run of several forks its writing
+    processes, which must happen before any of its threads starts (:mod:`mattekit.running.processes`)."""
     todo = [source for source, target in planned if not (skip_existing and target.exists())]
-    if not todo:
+    if len(todo) != 1:
         return {}
     from concurrent.futures import ThreadPoolExecutor
 
