@@ -203,3 +203,32 @@ def test_an_existing_output_mattekit_did_not_write_is_refused_unless_overwrite(t
     assert (
         mattekit.enhance(src, output=kept, white_balance=False, contrast=False, denoise=False, overwrite=True) == kept
     )
+
+
+def test_the_first_photo_decodes_while_the_model_loads(shared, monkeypatch, tmp_path):
+    """remove's first input is read on a thread of its own from before the model loads
+    (mattekit.commands.files.read_ahead), so that the model's load (torch's import: about a second) and the decoding
+    (a 50 MP JPEG: 0.5 s) overlap: the decoding has begun when the model's load does (an event, waited for with a
+    bound), the photo is decoded once, and the cut-out is written."""
+    import threading
+
+    from mattekit import runtime
+
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    began, reads, loads = threading.Event(), [], []
+    read_image, for_task = io.read_image, runtime.ModelCache.for_task
+
+    def reading(*args, **kwargs):
+        began.set()
+        reads.append(args[0])
+        return read_image(*args, **kwargs)
+
+    def loading(self, *args, **kwargs):
+        loads.append(began.wait(timeout=30))
+        return for_task(self, *args, **kwargs)
+
+    monkeypatch.setattr(io, "read_image", reading)
+    monkeypatch.setattr(runtime.ModelCache, "for_task", loading)
+    photo = sorted((shared / "data" / "grabcut50" / "im").iterdir())[0]
+    assert main(["remove", "-q", "--model", "u2netp", "-o", str(tmp_path / "cut.png"), str(photo)]) == 0
+    assert loads == [True] and len(reads) == 1 and (tmp_path / "cut.png").is_file()

@@ -195,6 +195,7 @@ def _run_files(task: Task, args, options, ports: dict, streams, written: FileOpt
     )
     if len(planned) == 1 and getattr(args, "own_process", False):  # process-wide: never for main() called in-process
         heap.for_one_image()  # before any thread starts or any large block is made
+    ahead = files.read_ahead(planned, task.inputs[0].integers, streams.data(), args.skip_existing)
     from .. import provenance, runtime  # torch: only once every check that needs no model has passed
     from ..running.runner import Runner
 
@@ -202,4 +203,4 @@ def _run_files(task: Task, args, options, ports: dict, streams, written: FileOpt
     record = provenance.record(task, options, models) if written.provenance else None
     messages = files.Messages(quiet=args.quiet, label=streams.label, deliver=streams.deliver)
     runner = Runner(task, models, options, ports, record, personal=written.keep_personal)
-    return files.run_files(args, planned, runner, messages, streams.data())
+    return files.run_files(args, planned, runner, messages, streams.data(), ahead)

@@ -7,8 +7,17 @@ whether it keeps a GPU busy: the busy fraction is the time the device was held o
 :func:`mattekit.engines.plan.decide` plan the model as it plans one on CUDA (device "cuda", precision, compile mode,
 two workers, batches of 8 padded, readers and writers of a GPU, the finish and roto's temporal filter on the model's
 device) with the device simulated; :func:`mattekit.engines.create` then builds :class:`SimulatedDevice`. Its
-``device_type`` says "cuda"; the torch work the plan gives "the model's device" (the finish, the temporal filter)
-runs on torch's CPU device (:attr:`SimulatedDevice.works_on`), which computes what a GPU would.
+``device_type`` says "cuda".
+
+The finish a GPU's plan runs on the model's device (photos of 1 MP and up: :func:`mattekit.finish.device.device_of`)
+is held, not computed: the plan names torch's meta device (:data:`FINISH_DEVICE`) for it, and each of its three
+device steps (the refinement's band, the edge matte's solve, the foreground colours) asks :func:`held_finish`, which
+holds the device as long as one image's network and says to skip the step; the step then returns its input
+unchanged: the upsampled mask stays the refined mask, the solve's starting alpha (the colour evidence) is its answer,
+the photo's own colours are the foreground. Real: everything on the host around them (decode, input preparation,
+the upsampling, the edge matte's trimap, colour evidence and carrying to full size, the cut-out's assembly,
+encoding). Not simulated: the device steps' transfers to and from the device (their host copies). Roto's temporal
+filter on "the model's device" is computed by torch's CPU kernels.
 
 The output: the net's selected output for the input's shape (found by a forward on torch's meta device: no
 arithmetic, no weights; remembered in the cache's ``simulated-shapes.json``, as that forward cost 1.5 s of CPU, half
@@ -34,7 +43,8 @@ REPORT = "MATTEKIT_SIMULATE_REPORT"
 
 _HELD = threading.Lock()  # the one simulated device of this process
 _TALLY = threading.Lock()
-_FIGURES = {"held_s": 0.0, "batches": 0, "images": 0, "first_s": None, "last_s": None}
+_FIGURES = {"held_s": 0.0, "batches": 0, "images": 0, "finish_steps": 0, "first_s": None, "last_s": None}
+FINISH_DEVICE = "meta"  # the finish's device in a simulated GPU's plan: held (:func:`held_finish`), never computed on
 
 
 def asked() -> float | None:
@@ -53,8 +63,8 @@ def asked() -> float | None:
 
 
 def figures() -> dict:
-    """What the device did in this process: held_s (seconds held), batches, images (padding included), and
-    first_s / last_s (perf_counter seconds at the first hold's start and the last one's end; None before any)."""
+    """What the device did in this process: held_s (seconds held), batches, images (padding included), finish_steps
+    (the finish's device steps held: :func:`held_finish`), and first_s / last_s (perf_counter seconds at the first hold's start and the last one's end; None before any)."""
     with _TALLY:
         return dict(_FIGURES)
 
@@ -62,7 +72,33 @@ def figures() -> dict:
 def reset() -> None:
     """Start the figures afresh (a bench's or a test's run of its own)."""
     with _TALLY:
-        _FIGURES.update(held_s=0.0, batches=0, images=0, first_s=None, last_s=None)
+        _FIGURES.update(held_s=0.0, batches=0, images=0, finish_steps=0, first_s=None, last_s=None)
+
+
+def held_finish(device) -> bool:
+    """Whether ``device`` (a torch device, or None) is a simulated GPU's finish device (:data:`FINISH_DEVICE`); if so
+    the device is first held as long as one image's network (``$MATTEKIT_SIMULATE_DEVICE`` ms) and the step counted:
+    the caller then skips its torch work and returns its input unchanged (see the module)."""
+    if device is None or device.type != FINISH_DEVICE:
+        return False
+    _hold(asked() or 0.0, 0)
+    return True
+
+
+def _hold(ms: float, images: int) -> None:
+    """Hold the device ``ms`` milliseconds (the calling thread sleeps in its lock: no CPU time, the GIL let go) and
+    count it: a network batch of ``images`` images, or with 0 a finish step."""
+    with _HELD:  # the device: one batch or step at a time
+        start = time.perf_counter()
+        if ms > 0:
+            time.sleep(ms / 1000.0)
+        end = time.perf_counter()
+    with _TALLY:
+        _FIGURES["held_s"] += end - start
+        _FIGURES["batches" if images else "finish_steps"] += 1
+        _FIGURES["images"] += images
+        _FIGURES["first_s"] = start if _FIGURES["first_s"] is None else min(_FIGURES["first_s"], start)
+        _FIGURES["last_s"] = end if _FIGURES["last_s"] is None else max(_FIGURES["last_s"], end)
 
 
 def _write_report() -> None:
@@ -88,7 +124,6 @@ class SimulatedDevice:
 
         self.ms, self.recipe, self.index, self.load = float(ms_per_image), recipe, tuple(index), load
         self.device, self.device_type, self.dtype = torch.device("cuda"), "cuda", torch.float32
-        self.works_on = torch.device("cpu")  # where the plan's torch work "on the model's device" runs
         self.name = f"simulated-cuda-{self.ms:g}ms"
         self.outputs: dict[tuple, torch.Tensor] = {}  # input's C x h x w -> one image's output (1 x ...)
         self.shaping = threading.Lock()
@@ -99,17 +134,7 @@ class SimulatedDevice:
 
         one = self.output_for(tuple(x.shape[1:]))
         n = int(x.shape[0])
-        with _HELD:  # the device: one batch at a time; sleeping releases the GIL
-            start = time.perf_counter()
-            if self.ms > 0:
-                time.sleep(self.ms * n / 1000.0)
-            end = time.perf_counter()
-        with _TALLY:
-            _FIGURES["held_s"] += end - start
-            _FIGURES["batches"] += 1
-            _FIGURES["images"] += n
-            _FIGURES["first_s"] = start if _FIGURES["first_s"] is None else min(_FIGURES["first_s"], start)
-            _FIGURES["last_s"] = end if _FIGURES["last_s"] is None else max(_FIGURES["last_s"], end)
+        _hold(self.ms * n, n)
         return one.expand(n, *one.shape[1:]).clone() if n > 1 else one.clone()
 
     def output_for(self, shape: tuple):

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 
 from ..ops.compositing import blurred_background, composite, drop_shadow, parse_colour
-from ..ops.pixels import quantise, unit_float
-from ..ops.regions import bounding_box
+from ..ops.pixels import STRIP_VALUES, quantise, unit_float
+from ..ops.regions import bounding_box, each_row_strip
 from ..ops.resizing import fit_cover
 from ..matting.foreground import estimate_foreground
 
@@ -46,14 +46,19 @@ def background_for(
 def rgba(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """H x W x 4 straight RGBA of ``image``'s colours (H x W x 3|4) and ``alpha`` (H x W float32 in
     [0,1]): float32, or the dtype of a uint8/uint16 image with the alpha rounded as
-    :func:`mattekit.ops.pixels.quantise` rounds."""
+    :func:`mattekit.ops.pixels.quantise` rounds. Made in strips of rows over the cores (a 50 MP
+    cut-out: 0.25-0.65 s of one core's time)."""
     out = np.empty(alpha.shape + (4,), image.dtype if image.dtype.kind in "ui" else np.float32)
     colours = np.ascontiguousarray(image, dtype=out.dtype)
-    cv2.mixChannels([colours], [out], [0, 0, 1, 1, 2, 2])  # (3x faster than numpy's strided copy)
-    if out.dtype == np.float32:
-        out[..., 3] = alpha
-    else:
-        quantise(alpha, 16 if out.dtype == np.uint16 else 8, out=out[..., 3])
+
+    def strip(part: slice) -> None:
+        cv2.mixChannels([colours[part]], [out[part]], [0, 0, 1, 1, 2, 2])  # (3x faster than numpy's strided copy)
+        if out.dtype == np.float32:
+            out[part, :, 3] = alpha[part]
+        else:
+            quantise(alpha[part], 16 if out.dtype == np.uint16 else 8, out=out[part, :, 3])
+
+    each_row_strip(strip, alpha.shape[0], alpha.shape[1], STRIP_VALUES)
     return out
 
 

@@ -14,8 +14,8 @@ import numpy as np
 
 from ..matting import trimap as trimaps
 from ..ops.filters import guided_filter
-from ..ops.pixels import between, unit_float
-from ..ops.regions import each_tile, grown, tiles_holding
+from ..ops.pixels import STRIP_VALUES, between, unit_float
+from ..ops.regions import each_row_strip, each_tile, grown, tiles_holding
 from ..ops.resizing import prediction_array, resized_map
 
 # The uncertain band, in multiples of the upsampling factor (chosen on grabcut50's tuning half):
@@ -46,9 +46,15 @@ def edge_band(mask: np.ndarray, grow: int, box: tuple[slice, slice] | None = Non
 
 
 def round_sure(mask: np.ndarray) -> np.ndarray:
-    """Where the model is sure (outside :func:`unsure`) its probability rounded to 0 or 1, in place; returns it."""
-    np.copyto(mask, 1.0, where=mask >= trimaps.FG_AT)
-    np.copyto(mask, 0.0, where=mask <= trimaps.BG_AT)
+    """Where the model is sure (outside :func:`unsure`) its probability rounded to 0 or 1, in place (in strips of rows
+    over the cores); returns it."""
+
+    def strip(rows: slice) -> None:
+        part = mask[rows]
+        np.copyto(part, 1.0, where=part >= trimaps.FG_AT)
+        np.copyto(part, 0.0, where=part <= trimaps.BG_AT)
+
+    each_row_strip(strip, mask.shape[0], mask[:1].size, STRIP_VALUES)
     return mask
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops.pixels import unit_float
+from ..ops.regions import each_row_strip
 from ..ops.resizing import block_means, shrunk
 
 PARTIAL = 1e-3  # alpha within this of 0 or 1 counts as clear or opaque
@@ -64,17 +65,18 @@ class HalfSize:
 
 def halvings(image: np.ndarray, times: int) -> np.ndarray:
     """``image`` (H x W x 3|4, float [0,1] or integers) made float and shrunk ``times`` times by 2 x 2 block means
-    (:func:`mattekit.ops.resizing.block_means`), its colours only, strip by strip (no float copy of it whole): the
-    same values as the whole image's, so integers give what their floats give. h x w x 3 float32."""
+    (:func:`mattekit.ops.resizing.block_means`), its colours only, strip by strip over the cores (no float copy of it
+    whole): the same values as the whole image's, so integers give what their floats give. h x w x 3 float32."""
     h, w = image.shape[:2]
     k = 1 << times
     rows = k * max(1, (4 << 20) // (w * 12 * k))  # full-size rows per strip: about 4 MB of floats
-    out = None
-    for y in range(0, h, rows):
-        part = np.ascontiguousarray(unit_float(image[y : y + rows, :, :3]))
+    out = np.empty((-(-h // k), -(-w // k), 3), np.float32)
+
+    def strip(part: slice) -> None:
+        shrunk = np.ascontiguousarray(unit_float(image[part, :, :3]))
         for _ in range(times):
-            part = block_means(part, 2)
-        if out is None:
-            out = np.empty((-(-h // k), part.shape[1], 3), np.float32)
-        out[y // k : y // k + part.shape[0]] = part
+            shrunk = block_means(shrunk, 2)
+        out[part.start // k : part.start // k + shrunk.shape[0]] = shrunk
+
+    each_row_strip(strip, h, 1, rows)
     return out

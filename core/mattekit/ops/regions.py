@@ -83,6 +83,13 @@ def row_strips(work: Callable[[np.ndarray], np.ndarray], x: np.ndarray, values: 
     return strips[0] if len(strips) == 1 else np.concatenate(strips)
 
 
+def each_row_strip(work: Callable[[slice], None], height: int, row_values: int, values: int) -> None:
+    """``work(rows)`` for slices of ``height`` rows (``row_values`` values a row), at most ``values`` values each (one
+    row at least), spread over the cores by :func:`each_tile`: for work that writes its own rows of an output."""
+    rows = max(1, values // max(1, row_values))
+    each_tile(lambda top: work(slice(top, min(height, top + rows))), range(0, height, rows))
+
+
 def sparse_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     """An array of ``shape`` and ``dtype`` whose values are not set, to be written in scattered boxes: over 4 MB it
     is an anonymous mapping in the system's small pages, so a box written makes only the pages it touches. (numpy

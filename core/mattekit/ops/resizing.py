@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from ..machine import cpu_count
-from .pixels import STRIP_BYTES, unit_float
-from .regions import each_tile
+from .pixels import STRIP_BYTES, STRIP_VALUES, unit_float
+from .regions import each_row_strip, each_tile
 
 
 SPLIT_PIXELS = 1 << 22  # pixels: a Lanczos pass over an image this big is spread over the cores
@@ -108,7 +108,7 @@ def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> 
     float a strip at a time and shrunk in width, then the narrow result in height (for non-integer
     factors OpenCV gives the same values as one 2-D resize; otherwise they differ by float rounding).
     An ``area`` shrink by a whole factor k in height does both steps strip by strip (strips of a multiple
-    of k rows: the same values, and no full-height narrow copy).
+    of k rows: the same values, and no full-height narrow copy). The strips are spread over the cores.
     """
     if method == "lanczos" and x.dtype == np.uint8:
         return lanczos(x, height, width)
@@ -118,13 +118,19 @@ def resize(x: np.ndarray, height: int, width: int, method: str = "bilinear") -> 
         if method == "area" and k > 1 and x.shape[0] == k * height:
             rows = max(1, rows // k) * k
             out = np.empty((height, width) + x.shape[2:], np.float32)
-            for y in range(0, x.shape[0], rows):
-                narrow = resize(unit_float(x[y : y + rows]), min(rows, x.shape[0] - y), width, method)
-                out[y // k : (y + rows) // k] = resize(narrow, narrow.shape[0] // k, width, method)
+
+            def shrunk_strip(part: slice) -> None:
+                narrow = resize(unit_float(x[part]), part.stop - part.start, width, method)
+                out[part.start // k : part.stop // k] = resize(narrow, narrow.shape[0] // k, width, method)
+
+            each_row_strip(shrunk_strip, x.shape[0], 1, rows)
             return out
         narrow = np.empty((x.shape[0], width) + x.shape[2:], np.float32)
-        for y in range(0, x.shape[0], rows):
-            narrow[y : y + rows] = resize(unit_float(x[y : y + rows]), min(rows, x.shape[0] - y), width, method)
+
+        def narrowed_strip(part: slice) -> None:
+            narrow[part] = resize(unit_float(x[part]), part.stop - part.start, width, method)
+
+        each_row_strip(narrowed_strip, x.shape[0], 1, rows)
         return resize(narrow, height, width, method)
     x = unit_float(x)
     if x.shape[:2] == (height, width):
@@ -147,9 +153,17 @@ def prediction_array(prediction) -> np.ndarray:
 
 def resized_map(low: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
     """A probability map (h x w) resized to height x width by ``method`` (a model's upsampling, as its reference
-    pipeline does it: :meth:`mattekit.runtime.Predictor.to_image`), float32 in [0,1]."""
+    pipeline does it: :meth:`mattekit.runtime.Predictor.to_image`), float32 in [0,1] (clipped in strips of rows over
+    the cores)."""
     mask = resize(low, height, width, method)
-    return np.clip(mask, 0.0, 1.0, out=mask if mask is not low else None)
+    if mask is low:
+        return np.clip(mask, 0.0, 1.0)
+
+    def strip(rows: slice) -> None:
+        np.clip(mask[rows], 0.0, 1.0, out=mask[rows])
+
+    each_row_strip(strip, height, width, STRIP_VALUES)
+    return mask
 
 
 def shrunk(x: np.ndarray, scale: int) -> np.ndarray:

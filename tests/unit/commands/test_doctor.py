@@ -156,7 +156,9 @@ def test_doctor_prints_a_models_whole_plan_with_reasons_and_the_default_on_cuda(
     assert list(fields) == ["device", "engine", "precision", "compile", "release", "layout", "finish", "temporal"]
     assert fields["device"].startswith("cuda (simulated, 0 ms an image); why: simulated")
     assert "batch 8 padded" in fields["layout"] and "why: a GPU on" in fields["layout"]
-    assert fields["finish"].startswith("cpu; why: the model's device") and fields["temporal"].startswith("cpu; why:")
+    assert fields["finish"].startswith("meta; why: the model's device, simulated: its work held") and fields[
+        "temporal"
+    ].startswith("cpu; why:")
     assert block[9].startswith(f"default segmentation model on CUDA: {catalog.load().default('segment').name}")
     monkeypatch.delenv(simulated.VARIABLE)
     assert main(["doctor", "--device", "cpu", "--model", "u2netp"]) == 0

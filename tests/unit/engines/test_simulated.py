@@ -24,7 +24,7 @@ def test_a_simulated_device_is_planned_as_a_gpu_and_says_so(monkeypatch):
     made = decide(made_entry)
     assert (made.device, made.engine, made.simulated, made.batch, made.workers) == ("cuda", "torch", 25.0, 8, 2)
     assert made.precision == ("fp16" if made_entry.half else "fp32") and made.compile == "auto"  # as on a real GPU
-    assert (made.finish, made.temporal) == ("cpu", "cpu")  # the model's device: torch's CPU device here
+    assert (made.finish, made.temporal) == ("meta", "cpu")  # the finish held, the filter on torch's CPU device
     assert "simulated: 25 ms an image" in made.why("device") and "simulated 25 ms" in made.describe()
     assert decide(catalog.load().get("u2netp"), "cpu").simulated is None  # a CPU asked for stays the CPU
     monkeypatch.setenv(simulated.VARIABLE, "fast")
@@ -88,7 +88,8 @@ def test_bench_speed_prints_the_simulated_devices_busy_share(shared, monkeypatch
 def test_remove_and_roto_give_the_finish_and_the_filter_the_device_the_models_plan_names(shared, monkeypatch, tmp_path):
     """A predictor that reports CUDA while it runs on the CPU (the simulated GPU): remove's finish of a 1 MP photo and
     roto's temporal filter get the device its plan names for them (the model's; torch's CPU device here), and a model
-    asked on the CPU gives them none (the CPU cores' own path)."""
+    asked on the CPU gives them none (the CPU cores' own path). The finish's device is the simulated one (torch's
+    meta device: held, not computed), the filter's torch's CPU device."""
     import cv2
     from plates import make_plate
 
@@ -134,7 +135,40 @@ def test_remove_and_roto_give_the_finish_and_the_filter_the_device_the_models_pl
             main(["roto", plate, "--model", "u2netp", "--device", device, "-o", str(tmp_path / device / "m.####.png")])
             == 0
         )
-    assert finishes == [torch.device("cpu"), None] and filters == [torch.device("cpu"), None], (finishes, filters)
+    assert finishes == [torch.device("meta"), None] and filters == [torch.device("cpu"), None], (finishes, filters)
+
+
+@pytest.mark.slow
+def test_a_large_photos_finish_on_a_simulated_device_is_held_not_computed(shared, monkeypatch, tmp_path):
+    """remove with the defaults on a 1.2 MP photo (its finish goes to the model's device on a GPU's plan): none of the
+    finish's three device steps computes (refinement band, edge solve, foreground colours); each is held on the
+    simulated device instead, and the cut-out has the photo's size, the simulated subject as its alpha and the photo's
+    own colours under it."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    from mattekit.finish import refine_device
+    from mattekit.io import read_image, write_image
+    from mattekit.matting import foreground_device, solve_device
+
+    computed = []
+    for module, step in ((refine_device, "_band"), (solve_device, "_solve"), (foreground_device, "_solved")):
+        real = getattr(module, step)
+        monkeypatch.setattr(module, step, lambda *a, _real=real, _step=step: computed.append(_step) or _real(*a))
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv(simulated.VARIABLE, "0")
+    simulated.reset()
+    photo = read_image(sorted((shared / "data" / "grabcut50" / "im").iterdir())[0]).pixels
+    big = cv2.resize(photo, (1280, 960), interpolation=cv2.INTER_CUBIC)
+    write_image(tmp_path / "big.png", big)
+    assert main(["remove", "-q", "--model", "u2netp", "-o", str(tmp_path / "out"), str(tmp_path / "big.png")]) == 0
+    assert computed == [] and simulated.figures()["finish_steps"] >= 2, (computed, simulated.figures())
+    cut = np.asarray(Image.open(tmp_path / "out" / "big.png"))
+    assert cut.shape == (960, 1280, 4)
+    alpha, seen = cut[..., 3], cut[..., 3] > 0
+    assert alpha[480, 640] == 255 and alpha[5, 5] == 0 and 0.1 < seen.mean() < 0.3  # the ellipse
+    assert np.array_equal(cut[..., :3][seen], np.asarray(Image.open(tmp_path / "big.png"))[..., :3][seen])
 
 
 def test_a_nets_output_shape_is_traced_once_then_read_from_the_cache(monkeypatch):

@@ -198,7 +198,7 @@ def test_device_box_mean_and_enlarging_are_opencvs():
 def test_a_model_on_a_gpu_finishes_photos_of_a_megapixel_and_more_there_and_smaller_ones_on_the_cpu(monkeypatch):
     """finish_device.device_of reads the model's plan: the GPU's finish only pays from about 1 MP (a folder of 0.15 MP photos
     finished faster on 16 CPU cores than on an H200); a model on the CPU, or none, always finishes on the CPU. A
-    simulated GPU's plan puts the finish on torch's CPU device (the GPU's code path, computed here)."""
+    simulated GPU's plan puts the finish on torch's meta device (held there, not computed)."""
     from types import SimpleNamespace
 
     from mattekit import catalog
@@ -209,7 +209,7 @@ def test_a_model_on_a_gpu_finishes_photos_of_a_megapixel_and_more_there_and_smal
     on_gpu = SimpleNamespace(plan=plan.decide(catalog.load().get("u2netp")))
     small, large = np.zeros((321, 481, 3), np.uint8), np.zeros((1024, 1024, 3), np.uint8)
     assert finish_device.device_of(on_gpu, small) is None
-    assert finish_device.device_of(on_gpu, large) == CPU
+    assert finish_device.device_of(on_gpu, large) == torch.device("meta")  # held: engines.simulated.held_finish
     assert (
         finish_device.device_of(SimpleNamespace(plan=plan.decide(catalog.load().get("u2netp"), "cpu")), large) is None
     )
