@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 from mattekit.errors import OutputError
 from mattekit.io import linear_to_srgb, read_image, srgb_to_linear, write_image
 from mattekit import io
-from mattekit.io import png
+from mattekit.io import picture, png
 from mattekit.io.read import _orient
 from pictures import gamma_icc_profile, random_image, smooth_image
 
