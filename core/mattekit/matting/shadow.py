@@ -37,7 +37,7 @@ HIGH, GROW = 0.16, 0.1  # a shadow region holds a smoothed darkening above HIGH 
 REGION_SIGMA = 2.0  # the blur of the darkening the regions are found on, px at the working size
 OPENING = 5  # the regions are opened by an ellipse this wide, px at the working size (thinner: texture, outlines)
 CHROMA = 0.05  # the chromaticity distance at which a darkening counts half (a shadow keeps the surface's) ...
-RELAX = 2.5  # ... widened up to 1 + RELAX times next to the subject (the surface there is guessed from afar)
+RELAX = 2.0  # ... widened up to 1 + RELAX times next to the subject (the surface there is guessed from afar)
 SUPPORT = 0.5  # the weight within the estimate's blur (0..1) from which its support counts as its own
 REACH = 0.02  # a shadow region touches the subject within this fraction of the working copy's diagonal
 MAX_AREA = 3.0  # a region larger than this many times the subject's area is a dark background, not its shadow
@@ -47,7 +47,6 @@ PATTERN = (0.15, 0.25)  # the share of dark pixels away from the subject from wh
 SHADING_BAND = 0.15  # the floor's slow shading is fitted within this fraction of the diagonal around the subject
 SHADING_DEGREE = 2  # ... by a polynomial of this degree in x and y ...
 SHADING_TRIM = 0.1  # ... leaving out, round by round, what is this much darker than the fit (a shadow)
-AROUND = 4  # within a region the surface is guessed again from pixels farther than this from it, px at working size
 SOFT = 1.5  # the blur of the result at the working size, px
 
 
@@ -56,7 +55,7 @@ def describe() -> dict:
     made by another version of the estimate are not taken for finished ones)."""
     constants = ("WORK_SIDE", "SUBJECT", "SURFACE_SIGMA", "DARKER", "NEAR", "ROUNDS", "LOW", "FULL", "HIGH", "GROW")
     constants += ("REGION_SIGMA", "OPENING", "CHROMA", "RELAX", "REACH", "MAX_AREA", "CORE", "PATTERN", "SOFT")
-    constants += ("SHADING_BAND", "SHADING_DEGREE", "SHADING_TRIM", "AROUND")
+    constants += ("SHADING_BAND", "SHADING_DEGREE", "SHADING_TRIM")
     return {"method": "darkening against a surface estimate", **{name.lower(): globals()[name] for name in constants}}
 
 
@@ -84,34 +83,29 @@ def small_estimate(colours: np.ndarray, subject: np.ndarray) -> np.ndarray:
     if not inside.any():
         return np.zeros(subject.shape, np.float32)
     colours = gaussian_blur(colours, 1.0)
-    surface, support, floor = surface_estimate(colours, inside)
+    surface, support = surface_estimate(colours, inside)
     darkening = 1.0 - _grey(colours) / np.maximum(_grey(surface), 1e-3)
-    shading = floor_shading(darkening, inside)  # the floor's slow shading, taken out of the darkening
-    shaded = darkening - shading
+    shaded = darkening - floor_shading(darkening, inside)  # what is left once the floor's slow shading is taken out
     chroma = np.linalg.norm(_chromaticity(colours) - _chromaticity(surface), axis=-1)
     tolerance = CHROMA * (1.0 + RELAX * (1.0 - np.clip(support / SUPPORT, 0.0, 1.0)))
     kept = np.exp(-np.square(chroma / tolerance) * np.log(2.0))
+    matte = np.clip(shaded, 0.0, 1.0) * np.clip((shaded - LOW) / (FULL - LOW), 0.0, 1.0) * kept
     core = subject > CORE
     if not core.any():
         core = inside
     smooth = np.where(inside, shaded, _floor_blur(shaded, inside)) * kept
     ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (OPENING, OPENING))
     candidates = cv2.morphologyEx((smooth > GROW).astype(np.uint8), cv2.MORPH_OPEN, ellipse) > 0
-    region = near_subject(candidates, candidates & (smooth > HIGH), core)
-    if (region > 0.5).any():  # a large shadow's own pixels made its surface: guessed again from around it
-        beside = _grey(surface_beside(colours, floor, region > 0.5))
-        shaded = np.maximum(shaded, 1.0 - _grey(colours) / np.maximum(beside, 1e-3) - shading)
-    matte = np.clip(shaded, 0.0, 1.0) * np.clip((shaded - LOW) / (FULL - LOW), 0.0, 1.0) * kept * region
+    matte *= near_subject(candidates, candidates & (smooth > HIGH), core)
     matte *= float(np.clip((PATTERN[1] - pattern_share(darkening, inside)) / (PATTERN[1] - PATTERN[0]), 0.0, 1.0))
     return gaussian_blur(matte.astype(np.float32), SOFT)
 
 
-def surface_estimate(colours: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def surface_estimate(colours: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The surface behind (h x w x 3): the colours outside the subject (``inside``: h x w bool) blurred by a
     normalised convolution, in :data:`ROUNDS` rounds that each leave out what is :data:`DARKER` than the last
     round's estimate; where nothing is within reach the blur widens. With its support (h x w, 0..1): the weight
-    the pixels outside the subject have within its blur (low next to the subject: guessed from farther away), and
-    the weights (h x w, 0..1) its last round would leave to the next (the floor without what is darker)."""
+    the pixels outside the subject have within its blur (low next to the subject: guessed from farther away)."""
     sigma = SURFACE_SIGMA * max(inside.shape)
     distance = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)
     weight = np.clip(distance / (NEAR * sigma), 0.0, 1.0) * (distance > 2)  # (what lies next to the subject is
@@ -122,17 +116,7 @@ def surface_estimate(colours: np.ndarray, inside: np.ndarray) -> tuple[np.ndarra
         surface = _filled(colours, weight, sigma)
         darker = _grey(colours) < (1.0 - DARKER) * _grey(surface)
         weight = outside * ~darker
-    return surface, support, weight
-
-
-def surface_beside(colours: np.ndarray, floor: np.ndarray, regions: np.ndarray) -> np.ndarray:
-    """The surface under the shadow ``regions`` (h x w bool) guessed from around them (h x w x 3): the normalised
-    convolution of ``colours`` (h x w x 3) with the ``floor``'s weights (h x w, :func:`surface_estimate`'s) but none
-    within :data:`AROUND` px of the regions. Within a large shadow the first estimate is made of the shadow's own
-    pixels (they are not much darker than the estimate they make), so the shadow is divided by itself there."""
-    ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * AROUND + 1,) * 2)
-    away = cv2.dilate(regions.astype(np.uint8), ring) == 0
-    return _filled(colours, floor * away, SURFACE_SIGMA * max(regions.shape))
+    return surface, support
 
 
 def _filled(colours: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:

@@ -114,35 +114,6 @@ def test_a_floors_slow_shading_beside_the_subject_is_not_taken_for_its_shadow():
     assert (found & wanted).sum() > 0.9 * wanted.sum(), "its own shadow still found"
 
 
-def test_a_large_offset_shadow_is_not_divided_by_itself():
-    """The subject's silhouette cast 70 px to its right (strength 0.5, blurred 4 px): a crescent wider than the
-    surface estimate's blur, so the first estimate under it is made of the shadow's own pixels; guessed again from
-    around the region, the matte is as dark as the photo's shadow within it (the old estimate: 0.38 inside, an error
-    0.24x an empty matte's)."""
-    photo, alpha, _ = _scene(cast=False)
-    shifted = cv2.warpAffine(alpha, np.float32([[1, 0, 70], [0, 1, 0]]), alpha.shape[::-1])
-    truth = gaussian_blur((shifted > 0.5).astype(np.float32), 4.0) * 0.5
-    shaded = photo * (1.0 - truth[..., None] * (1.0 - alpha[..., None]))
-    matte = shadow.estimate(shaded, alpha)
-    out = _outside(alpha)
-    within = (truth > 0.45) & (cv2.distanceTransform(out.astype(np.uint8), cv2.DIST_L2, 5) > 10)
-    assert within.sum() > 5000
-    assert abs(matte[within].mean() - 0.5) < 0.08, "as dark as the photo's shadow within it"
-    assert np.abs(matte - truth)[out].mean() <= 0.18 * truth[out].mean()
-
-
-def test_a_large_offset_shadow_on_a_tuning_composite_is_found(shared):
-    """The bench's offset composite of GT21 (tuning half, its true alpha): a shadow that covers the floor beside the
-    subject; the old estimate, dividing it by itself, found it with an IoU of 0.69."""
-    from mattekit.bench import shadow_scenes
-
-    scene = shadow_scenes.example(shared / "data", "offset", 10)
-    assert scene.name == "GT21/offset"
-    matte = shadow.estimate(scene.photo, scene.alpha)
-    found, wanted = (matte >= 0.1) & _outside(scene.alpha), (scene.shadow >= 0.1) & _outside(scene.alpha)
-    assert (found & wanted).sum() / (found | wanted).sum() >= 0.8
-
-
 def test_a_shadow_under_the_soft_edge_of_a_models_alpha_is_found():
     """A model's alpha often spreads a few pixels past the subject (here: blurred by 6 px): the shadow there, which
     the true alpha leaves outside, still counts."""
