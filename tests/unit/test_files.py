@@ -289,3 +289,16 @@ def test_a_photo_that_fails_to_decode_ahead_fails_alone_in_one_sentence(shared, 
     assert count == 1 or f"1 of 3 images failed: {bad}" in err
     written = sorted(p.name for p in out.iterdir()) if out.exists() else []
     assert written == sorted(p.stem + ".png" for p in photos[1:])
+
+
+def test_decoding_ahead_stops_once_its_pictures_hold_its_share_of_memory(shared, monkeypatch):
+    """The reading thread begins no photo once those it decoded hold mattekit.running.ahead.HELD bytes (here 1: after
+    the first); the runner decodes the others itself (take gives None for them)."""
+    from mattekit.running import ahead
+
+    monkeypatch.setattr(ahead, "HELD", 1)
+    photos = sorted((shared / "data" / "grabcut50" / "im").iterdir())[:3]
+    reading = ahead.ReadAhead(photos, integers=True)
+    reading.thread.join(timeout=30)  # (it ends by itself)
+    assert not reading.thread.is_alive() and list(reading.decoded) == photos[:1]
+    assert reading.take(photos[0]).pixels.shape[2] == 3 and reading.take(photos[1]) is None

@@ -15,15 +15,18 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from .. import io
+from ..machine import usable_ram
 from ..ops.regions import tiles_inline
 
-HELD = 512 << 20  # bytes: decoding ahead stops once its pictures' pixels hold this much memory
+# bytes: decoding ahead stops once its pictures' pixels hold this much memory (or an eighth of the usable RAM)
+HELD = 512 << 20
 
 
 class ReadAhead:
     """The inputs of ``todo`` (their files, in the run's order) decoded in order by :func:`mattekit.io.read_image`
     (``integers`` as the task's image port says; ``data``: {an input that is no file: (its bytes, its name)}) on a
-    daemon thread from now on, until :meth:`stop`, the end of ``todo`` or :data:`HELD` bytes of pixels."""
+    daemon thread from now on, until :meth:`stop`, the end of ``todo`` or :data:`HELD` bytes of pixels (an eighth of
+    the usable RAM where that is less)."""
 
     def __init__(self, todo: list[Path], integers: bool, data: dict | None = None):
         self.todo, self.integers, self.data = list(todo), integers, data or {}
@@ -35,10 +38,10 @@ class ReadAhead:
     def _decode(self) -> None:
         if len(self.todo) > 1:  # a fork follows: no pool thread may outlive this one
             tiles_inline()
-        held = 0
+        held, most = 0, min(HELD, usable_ram() // 8)
         for source in self.todo:
             with self.lock:
-                if self.halt.is_set() or held >= HELD:
+                if self.halt.is_set() or held >= most:
                     return
                 future = self.decoded[source] = Future()
             given, name = self.data.get(source, (source, None))
