@@ -174,38 +174,12 @@ class Messages:
 SLOW = 5.0  # seconds one input may take before a run of one image shows that it is working on it
 
 
-def read_ahead(planned: list[tuple[Path, Path]], integers: bool, data: dict, skip_existing: bool) -> dict:
-    """{the first input to process: a Future of its picture (:func:`mattekit.io.read_image`, ``integers`` as the
-    task's image port says)}, decoding on a thread of its own from now on, so that the model's load (torch's import:
-    about a second) and the decoding overlap (a 50 MP JPEG: 0.5 s); the runner takes it
-    (:meth:`mattekit.running.runner.Runner.files`, ``ahead``). ``data``: as for :func:`run_files`. Empty unless one
-    input is to be processed (``skip_existing`` keeps the others' outputs): a run of several forks its writing
-    processes, which must happen before any of its threads starts (:mod:`mattekit.running.processes`)."""
-    todo = [source for source, target in planned if not (skip_existing and target.exists())]
-    if len(todo) != 1:
-        return {}
-    from concurrent.futures import ThreadPoolExecutor
-
-    from ..io import read_image
-
-    given, name = data.get(todo[0], (todo[0], None))
-    reader = ThreadPoolExecutor(1, "mattekit-read-ahead")
-    ahead = {todo[0]: reader.submit(read_image, given, integers=integers, name=name)}
-    reader.shutdown(wait=False)
-    return ahead
-
-
 def run_files(
-    args,
-    planned: list[tuple[Path, Path]],
-    runner,
-    messages: Messages,
-    data: dict | None = None,
-    ahead: dict | None = None,
+    args, planned: list[tuple[Path, Path]], runner, messages: Messages, data: dict | None = None, ahead=None
 ) -> int:
     """Run ``runner`` (a :class:`mattekit.running.runner.Runner`) on every (input, output) of ``planned``
     (:func:`mattekit.io.naming.plan_outputs`; ``data``: the inputs that are no file, see :meth:`standard_streams.data`;
-    ``ahead``: the inputs decoding already, :func:`read_ahead`):
+    ``ahead``: the inputs decoding already, a :class:`mattekit.running.ahead.ReadAhead`):
     ``args.skip_existing`` honoured, one line per written file (and a warning for one whose subject came out
     empty, :func:`mattekit.running.runner.transparent_note`), one bar of images on a terminal for several
     inputs (of tiles for one; for one without tiles, a line once it takes :data:`SLOW` seconds), ``args.threads``

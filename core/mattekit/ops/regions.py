@@ -70,7 +70,7 @@ def each_tile(work: Callable[[_Item], _Result], tiles: Sequence[_Item]) -> list[
     with _POOL_LOCK:
         pool = _POOL.get("tiles")
         if pool is None or pool._max_workers < threads:  # noqa: SLF001 - grown when the affinity grew
-            pool = _POOL["tiles"] = ThreadPoolExecutor(cpu_count(), "mattekit-tile", initializer=_mark_pool_thread)
+            pool = _POOL["tiles"] = ThreadPoolExecutor(cpu_count(), "mattekit-tile", initializer=tiles_inline)
     return list(pool.map(work, tiles))
 
 
@@ -103,7 +103,9 @@ def sparse_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     return np.frombuffer(block, dtype).reshape(shape)
 
 
-def _mark_pool_thread() -> None:
+def tiles_inline() -> None:
+    """:func:`each_tile` runs its calls in the calling thread from now on (as in the pool's own threads): for a
+    thread that must start no pool thread, one that runs before a fork."""
     _IN_POOL.inside = True
 
 

@@ -219,24 +219,23 @@ class Runner:
         skip_existing: bool = False,
         wrote: Callable | None = None,
         data: dict | None = None,
-        ahead: dict | None = None,
+        ahead=None,
         **run,
     ) -> pipeline.Result:
         """Read each (input file, output file) of ``planned``, run, write the first output there (atomically,
         with the provenance and the source's colours and metadata, :func:`mattekit.io.outputs.with_metadata`;
         16-bit kept where the format allows). ``data``: {an input that is no file (standard
-        input): (its bytes, what messages call it)}, decoded from memory. ``ahead``: {an input: a Future of its
-        picture, decoding already} (:func:`mattekit.commands.files.read_ahead`). ``wrote(target)`` after each file;
+        input): (its bytes, what messages call it)}, decoded from memory. ``ahead``: the inputs decoding already
+        (a :class:`mattekit.running.ahead.ReadAhead`, stopped here before a run of several forks). ``wrote(target)``
+        after each file;
         ``run``: :meth:`run`'s keywords. Items of the Result are the (input, output) pairs."""
         todo = [pair for pair in planned if not (skip_existing and pair[1].exists())]
         integers = self.task.inputs[0].integers
         data = data or {}
 
         def load(pair):
-            decoding = (ahead or {}).pop(pair[0], None)
-            if decoding is not None:
-                picture = decoding.result()
-            else:
+            picture = None if ahead is None else ahead.take(pair[0])
+            if picture is None:
                 given, name = data.get(pair[0], (pair[0], None))
                 picture = io.read_image(given, integers=integers, name=name)
             return self.inputs_for(picture, pair[0]), picture
@@ -255,6 +254,8 @@ class Runner:
                 metadata=kept,
             )
 
+        if ahead is not None and len(todo) > 1:
+            ahead.stop()  # before the writing processes fork
         result = self.run(
             todo,
             load,
