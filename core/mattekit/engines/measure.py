@@ -33,13 +33,14 @@ def measure_engines(entry: ModelEntry, weights_path: str | Path | None = None) -
 
     from ..progress import Display
 
+    path = weights_file(entry, weights_path)  # a model without its weights says so before any measuring is said
     start = time.perf_counter()
     display = Display()
     with display.ticking(
         f"measuring torch and ONNX Runtime for {entry.name} once on this CPU "
         "(cached; `mattekit doctor --measure` measures again)"
     ):
-        row = _timed_engines(entry, weights_path)
+        row = _timed_engines(entry, path)
     row["cost_s"] = round(time.perf_counter() - start, 2)
     exported = row["export_kept"] and winner(row) == "onnx"  # the export its ONNX engine runs from now on
     anyway = row["load_s"] + (row["export_s"] if exported else 0.0)  # what its first load takes without measuring
@@ -52,8 +53,8 @@ def measure_engines(entry: ModelEntry, weights_path: str | Path | None = None) -
     return row
 
 
-def _timed_engines(entry, weights_path: str | None) -> dict:
-    """The measurement row of :func:`measure_engines` (without its cost)."""
+def _timed_engines(entry, path) -> dict:
+    """The measurement row of :func:`measure_engines` (without its cost) for ``entry``'s weights file ``path``."""
     import time
 
     import torch
@@ -63,7 +64,6 @@ def _timed_engines(entry, weights_path: str | None) -> dict:
 
     h, w = entry.input.net_size(768, 1024)
     begin = time.perf_counter()
-    path = weights_file(entry, weights_path)
     net, made = load_net(entry, path), export_recipe(entry, path)
     load_s = time.perf_counter() - begin
     torch_engine = engines.build_torch(net, "cpu", "fp32", made["index"])

@@ -365,3 +365,17 @@ def test_an_engine_asked_by_name_that_the_model_does_not_run_on_is_refused_up_fr
     monkeypatch.setenv("MATTEKIT_BACKEND", "onnx")
     chosen = decide(entry, "cpu")
     assert chosen.engine == "torch" and dict(chosen.reasons)["engine"] == "the catalog: this model runs on torch only"
+
+
+def test_a_model_without_its_weights_says_so_before_any_measuring(shared, monkeypatch, capsys, tmp_path):
+    """A first use whose model has no weights here (u2net: neither cached nor in the mirror) gives its one sentence
+    and exit 2, and says nothing of measuring engines it never measured."""
+    monkeypatch.delenv("MATTEKIT_MEASURE_ENGINES")  # a first use measures
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(photo)
+    assert main(["remove", str(photo), "-o", str(tmp_path / "out.png"), "--model", "u2net"]) == 2
+    err = capsys.readouterr().err
+    assert "the weights of u2net cannot be had here" in err and "measuring" not in err
+    assert not (tmp_path / "out.png").exists()
