@@ -263,33 +263,16 @@ def test_a_config_named_with_the_colour_space_is_not_called_ocios(tmp_path, monk
     monkeypatch.delenv("OCIO", raising=False)
     plate = small_plate(tmp_path / "plate")
     missing = tmp_path / "missing.ocio"
-    code = main(
-        [
-            "roto",
-            str(plate / "f.####.png"),
-            "-o",
-            str(tmp_path / "out" / "m.####.png"),
-            "--model",
-            MODEL,
-            "--colorspace",
-            f"ACEScg@{missing}",
-        ]
-    )
+
+    def roto_args(colorspace: str) -> list[str]:
+        out = str(tmp_path / "out" / "m.####.png")
+        return ["roto", str(plate / "f.####.png"), "-o", out, "--model", MODEL, "--colorspace", colorspace]
+
+    code = main(roto_args(f"ACEScg@{missing}"))
     line = capsys.readouterr().err.strip()
     assert code == 2 and line.startswith(f"mattekit: error: Cannot load the OCIO config {missing}: "), line
     assert "$OCIO" not in line
     monkeypatch.setenv("OCIO", str(missing))
-    code = main(
-        [
-            "roto",
-            str(plate / "f.####.png"),
-            "-o",
-            str(tmp_path / "out" / "m.####.png"),
-            "--model",
-            MODEL,
-            "--colorspace",
-            "ACEScg",
-        ]
-    )
+    code = main(roto_args("ACEScg"))
     line = capsys.readouterr().err.strip()
     assert code == 2 and line.startswith(f"mattekit: error: Cannot load the OCIO config {missing} (from $OCIO): "), line
