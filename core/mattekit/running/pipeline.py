@@ -113,9 +113,12 @@ def run_pipeline(
         None: no inference stage; ``write`` gets read's ``x`` as ``y`` (anything, None included).
     write(item, context, y): postprocess and encode one result; y is 1 x ... on the CPU.
     batch: inputs of equal shape are stacked up to this many per ``infer`` call.
-    pad: a shorter batch (a stream's end, a reader behind) gets zero inputs up to ``batch`` (fewer once the GPU ran out
-        of memory), so that the engine sees one batch shape per input size: on CUDA each new shape costs its own
-        cuDNN plan, and a CUDA graph its measurement and capture (:class:`mattekit.engines.torch_engine.Compiled`).
+    pad: a shorter batch (a reader behind, a new input size next) gets zero inputs up to ``batch`` (fewer once the
+        GPU ran out of memory), so that the engine sees one batch shape per input size: on CUDA each shape costs its
+        own cuDNN plan, and from its second call a CUDA graph's measurement and capture
+        (:class:`mattekit.engines.torch_engine.Compiled`). A worker's first batch (the readers just begun) and the
+        stream's last run at their own size: once each, so eager, and padding them would hold the device for zeros
+        (a simulated GPU at 100 ms an image: 14 of its 64 images were padding, 1.4 s of a 9 s run).
     ordered: call ``write`` in the order of ``items`` (one writer), whatever the workers.
     post(item, context, y) -> result: per-item postprocessing run in the inference workers (in parallel,
         in any order) right after ``infer``; ``write`` then gets its result instead of ``y``.
@@ -231,7 +234,7 @@ class Pipeline:
             if self.threads and self.device_type == "cpu":
                 thread_count.set_count(self.threads)  # this thread's own (and its OpenMP setting)
             with engines.worker_stream(self.device):
-                carry, finished = None, False
+                carry, finished, opening = None, False, True
                 while not finished and not self.stop.is_set():
                     start = time.perf_counter()
                     first = carry if carry is not None else self.get(self.inbox)
@@ -239,7 +242,8 @@ class Pipeline:
                     if first is _DONE:
                         break
                     group, carry, finished = self.gather(first)
-                    self.infer_batch(group)
+                    self.infer_batch(group, own_size=opening or finished)
+                    opening = False
             with self.lock:
                 self.workers_running -= 1
                 last = self.workers_running == 0
@@ -292,12 +296,14 @@ class Pipeline:
             group.append(following)
         return group, None, False
 
-    def infer_batch(self, group: list) -> None:
-        """Infer ``group`` as one batch (halved on a GPU out of memory) and hand each result, after ``post``,
-        to the writers; a MattekitError fails the group's items."""
+    def infer_batch(self, group: list, own_size: bool = False) -> None:
+        """Infer ``group`` as one batch (halved on a GPU out of memory; padded with :attr:`pad` unless ``own_size``)
+        and hand each result, after ``post``, to the writers; a MattekitError fails the group's items."""
         out_of_memory = False
         inputs = [x for *_, x in group]
-        if self.pad and len(inputs) < self.filled:  # one batch shape per input size: one graph, one cuDNN plan
+        if (
+            self.pad and not own_size and len(inputs) < self.filled
+        ):  # one batch shape per input size: one graph, one cuDNN plan
             inputs += [inputs[0] * 0] * (self.filled - len(inputs))  # (finite inputs: zeros)
         try:
             with self.result.timings.measure("infer"):
@@ -320,7 +326,7 @@ class Pipeline:
                     self.filled = max(1, len(inputs) // 2)
             halves = [group[: len(group) // 2], group[len(group) // 2 :]] if len(group) > 1 else [group]
             for half in halves:
-                self.infer_batch(half)
+                self.infer_batch(half, own_size)
             return
         row = 0
         for seq, item, context, x in group:

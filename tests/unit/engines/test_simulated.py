@@ -53,8 +53,8 @@ def test_the_device_is_held_without_using_the_cpu_and_gives_the_nets_output_shap
 
 
 def test_a_folder_on_a_simulated_device_runs_the_gpus_plan(shared, monkeypatch, tmp_path):
-    """remove on three photos through the runner: batches padded to 3 (no more than the photos), the pipeline laid out as for a GPU, the
-    figures counting the padding; the cut-outs hold the simulated subject."""
+    """remove on three photos through the runner: batches of at most 3 (no more than the photos), the pipeline laid
+    out as for a GPU, the figures counting every image held; the cut-outs hold the simulated subject."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     monkeypatch.setenv(simulated.VARIABLE, "2")
     simulated.reset()
@@ -65,7 +65,7 @@ def test_a_folder_on_a_simulated_device_runs_the_gpus_plan(shared, monkeypatch, 
     photos = sorted((shared / "data" / "grabcut50" / "im").iterdir())[:3]
     assert main(["remove", "-q", "--model", "u2netp", "-o", str(tmp_path), *map(str, photos)]) == 0
     got = simulated.figures()
-    assert got["images"] == 3 * got["batches"] and got["held_s"] >= 0.002 * got["images"]  # padded to the 3 items
+    assert 3 <= got["images"] <= 3 * got["batches"] and got["held_s"] >= 0.002 * got["images"]
     from PIL import Image
     import numpy as np
 

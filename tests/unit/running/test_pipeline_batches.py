@@ -92,59 +92,113 @@ def test_a_batch_out_of_gpu_memory_is_halved_and_a_single_image_stops_the_run():
         pipeline.run_pipeline(range(3), _read, starved, lambda *a: None)
 
 
-def test_a_padded_pipeline_gives_the_engine_full_batches_only_and_writes_the_real_results():
-    """``pad`` (the plan's choice on CUDA): every infer call sees ``batch`` inputs, a short batch (the stream's end, a
-    reader behind) filled with zero inputs, so a GPU engine meets one batch shape; only the real items are written,
-    each with its own result; out of memory halves the padded size for the rest of the run."""
-    seen, written = [], {}
+def _reader_finished() -> None:
+    """Wait until the pipeline's reader thread has put every item and the stream's end in the queue."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("mattekit-read-"):
+            thread.join(30)
+            assert not thread.is_alive(), "the reader never finished"
+
+
+def test_a_padded_pipeline_pads_a_short_batch_mid_stream_but_not_the_first_nor_the_last():
+    """``pad`` (the plan's choice on CUDA): a short batch while the stream goes on (a reader behind) is filled with
+    zero inputs, so a GPU engine meets one batch shape; the worker's first batch (the reader just begun) and the
+    stream's last run at their own size, since padding them holds the device for zeros; only the real items are
+    written, each with its own result. Events shape the batches: item 0 alone, then items 1-2 (the reader waits at
+    item 3 until that call), then 3-6 and 7-9 with the stream's end behind them."""
+    seen, real, written = [], [], {}
+    first_ran, at_three, second_ran = threading.Event(), threading.Event(), threading.Event()
+
+    def read(i):
+        if i == 1:
+            assert first_ran.wait(30), "the first batch never reached the network"
+        if i == 3:
+            at_three.set()
+            assert second_ran.wait(30), "the second batch never reached the network"
+        return _read(i)
 
     def infer(x):
         seen.append(x.shape[0])
+        real.append(int((x.flatten(1).abs().max(1).values > 0).sum()) + int(len(seen) == 1))  # item 0 is zeros
+        if len(seen) == 1:
+            first_ran.set()
+            assert at_three.wait(30), "the reader never reached item 3"
+        elif len(seen) == 2:
+            second_ran.set()
+            _reader_finished()
         return x * 2
 
     report = pipeline.run_pipeline(
-        range(11), _read, infer, lambda i, c, y: written.__setitem__(i, y.clone()), batch=4, pad=True
+        range(10), read, infer, lambda i, c, y: written.__setitem__(i, y.clone()), batch=4, pad=True, queue_size=16
     )
-    assert report.done == 11 and set(seen) == {4}, seen
+    assert report.done == 10 and seen == [1, 4, 4, 3] and real == [1, 2, 4, 3], (seen, real)
     assert all(y.shape == (1, 1, 2, 2) and float(y.max()) == 2.0 * i for i, y in written.items())
     unpadded = []
     pipeline.run_pipeline(range(3), _read, lambda x: unpadded.append(x.shape[0]) or x, lambda *a: None, batch=4)
     assert sum(unpadded) == 3, unpadded  # without pad, no zero input is added
 
-    tried, fitted = [], []
+
+def test_a_padded_batch_out_of_gpu_memory_is_padded_to_the_halved_size():
+    """Out of memory halves the padded size for the rest of the run: after the first batch (item 0 alone, its own
+    size), a batch of 8 fails and is halved until it fits (2); later, item 9 of another input size, a short batch
+    mid-stream, is padded to 2, not to 8."""
+    tried, written, odd = [], {}, []
+    first_ran = threading.Event()
+
+    def read(i):
+        if i == 1:
+            assert first_ran.wait(30), "the first batch never reached the network"
+        if i == 9:
+            return torch.full((1, 1, 3, 3), 9.0), {"item": i}
+        return _read(i)
 
     def small_gpu(x):
         tried.append(x.shape[0])
+        if len(tried) == 1:
+            first_ran.set()
+            _reader_finished()
         if x.shape[0] > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
-        fitted.append(x.shape[0])
+        if x.shape[-1] == 3:
+            odd.append([float(row.max()) for row in x])
         return x * 2
 
-    written.clear()
     report = pipeline.run_pipeline(
-        range(9), _read, small_gpu, lambda i, c, y: written.__setitem__(i, float(y.max())), batch=8, pad=True
+        range(12),
+        read,
+        small_gpu,
+        lambda i, c, y: written.__setitem__(i, float(y.max())),
+        batch=8,
+        pad=True,
+        queue_size=16,
     )
-    assert report.done == 9 and written == {i: 2.0 * i for i in range(9)}
-    assert tried[0] == 8 and set(fitted) == {2}, (tried, fitted)  # each call that fitted: padded to the halved size
+    assert report.done == 12 and written == {i: 2.0 * i for i in range(12)}
+    assert tried == [1, 8, 4, 2, 2, 4, 2, 2, 2, 2] and odd == [[9.0, 0.0]], (tried, odd)
 
 
 def test_a_short_batch_is_padded_with_zero_inputs_not_with_copies_of_a_real_one():
     """The padding is zeros (finite, and nothing a stateful or batch-normalising engine could mistake for an image):
-    three items valued 1, 2, 3 in a batch of 4 reach the engine as those three rows and one row of zeros."""
+    three items valued 1, 2, 3 in a batch of 4, short mid-stream (the next item has another input size), reach the
+    engine as those three rows and one row of zeros. The first batch (item 0, a 1 x 1 input) runs alone."""
     seen = []
+    first_ran = threading.Event()
+
+    def read(i):
+        if i == 1:
+            assert first_ran.wait(30), "the first batch never reached the network"
+        side = {0: 1, 4: 3}.get(i, 2)
+        return torch.full((1, 1, side, side), float(i)), i
 
     def infer(x):
         seen.append(x.clone())
+        if len(seen) == 1:
+            first_ran.set()
+            _reader_finished()
         return x
 
-    report = pipeline.run_pipeline(
-        range(3), lambda i: (torch.full((1, 1, 2, 2), float(i + 1)), i), infer, lambda *a: None, batch=4, pad=True
-    )
-    rows = torch.cat(seen)
-    assert report.done == 3 and rows.shape[0] % 4 == 0
-    real = [float(row.max()) for row in rows if row.abs().max() > 0]
-    assert sorted(real) == [1.0, 2.0, 3.0] and all(float(row.abs().max()) == 0 for row in rows if row.abs().max() == 0)
-    assert int((rows.flatten(1).abs().max(1).values == 0).sum()) == rows.shape[0] - 3, rows.flatten(1)
+    report = pipeline.run_pipeline(range(5), read, infer, lambda *a: None, batch=4, pad=True, queue_size=16)
+    assert report.done == 5 and [x.shape[0] for x in seen] == [1, 4, 1], [x.shape for x in seen]
+    assert [float(row.max()) for row in seen[1]] == [1.0, 2.0, 3.0, 0.0] and float(seen[1][3].abs().max()) == 0
 
 
 def test_plan_pads_batches_on_cuda_only(monkeypatch):
