@@ -141,6 +141,8 @@ class Predictor:
         if isinstance(x, np.ndarray):
             return self(torch.from_numpy(x)).cpu().numpy()
         with torch.inference_mode():
+            if self.plan.simulated is not None:  # a GPU activates on the device: held there with the net
+                return self.engine(x, self._activate)
             return self._activate(self.engine(x))
 
     def _activate(self, out: torch.Tensor) -> torch.Tensor:

@@ -112,7 +112,7 @@ def _write_report() -> None:
 class SimulatedDevice:
     """The engine of a simulated GPU (see the module): ``__call__(x)`` with x N x C x h x w (a CPU torch tensor)
     holds the device ``ms_per_image * N`` milliseconds, then returns the net's selected output for that input as a
-    float32 CPU tensor. ``recipe``: the catalog's net and kwargs; ``index``: the prediction's path in its output;
+    float32 CPU tensor (activated, as a GPU's predictor activates it on the device, where asked: :meth:`__call__`). ``recipe``: the catalog's net and kwargs; ``index``: the prediction's path in its output;
     ``load``: builds the net with its weights, used only where the meta device cannot trace a shape."""
 
     concurrent = True
@@ -130,19 +130,25 @@ class SimulatedDevice:
         if os.environ.get(REPORT):
             atexit.register(_write_report)
 
-    def __call__(self, x):
-
-        one = self.output_for(tuple(x.shape[1:]))
+    def __call__(self, x, activate: Callable | None = None):
+        """The output for ``x``; with ``activate`` (the predictor's activation: a GPU runs it on the device, in the
+        net's time) that activation's result, computed once per input shape, not on the host at every call."""
+        one = self.output_for(tuple(x.shape[1:]), activate)
         n = int(x.shape[0])
         _hold(self.ms * n, n)
         return one.expand(n, *one.shape[1:]).clone() if n > 1 else one.clone()
 
-    def output_for(self, shape: tuple):
-        """One image's output (1 x C' x h' x w' float32) for an input of ``shape`` (C x h x w), made once."""
+    def output_for(self, shape: tuple, activate: Callable | None = None):
+        """One image's output (1 x C' x h' x w' float32) for an input of ``shape`` (C x h x w), made once (once
+        more with ``activate`` applied)."""
         with self.shaping:
             if shape not in self.outputs:
                 self.outputs[shape] = subject(self.output_shape(shape))
-            return self.outputs[shape]
+            if activate is None:
+                return self.outputs[shape]
+            if (shape, "activated") not in self.outputs:
+                self.outputs[(shape, "activated")] = activate(self.outputs[shape])
+            return self.outputs[(shape, "activated")]
 
     def output_shape(self, shape: tuple) -> tuple:
         """The selected output's shape for one input of ``shape``: the one recorded in the cache
