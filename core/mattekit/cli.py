@@ -172,5 +172,30 @@ def main(argv: list[str] | None = None) -> int:
         return _internal(exc, args.debug)
 
 
+def run() -> None:
+    """The command line's entry (``mattekit``, ``python -m mattekit``): :func:`main`, then :func:`end_process`."""
+    end_process(main())
+
+
+def end_process(code: int) -> None:
+    """End this process with status ``code`` as Python's own exit does up to its interpreter's teardown, which is
+    skipped: the threads Python waits for joined, the exit handlers run (child processes, the simulated device's
+    report, logging), the standard streams flushed, then :func:`os._exit`. That teardown frees every module one by
+    one and writes nothing; with torch loaded it took 0.5-0.7 s of a 2-photo command's 2.3-2.5 s on 2 cores."""
+    import atexit
+    import threading
+
+    getattr(threading, "_shutdown", lambda: None)()  # what Python runs first on exit: the non-daemon threads joined
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # the reader of standard output left (`mattekit ... | head`)
+            code = code or _pipe_closed()
+        except ValueError:  # a stream closed
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
