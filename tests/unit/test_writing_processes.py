@@ -143,3 +143,29 @@ def test_on_a_gpu_a_photo_finished_on_the_device_stays_in_the_parent(shared, tmp
     assert main(["remove", "-q", "--model", "u2netp", "-o", str(out), *map(str, photos), str(large)]) == 0
     assert sorted(sent) == sorted(p.name for p in photos)
     assert sorted(p.name for p in out.iterdir()) == sorted(p.stem + ".png" for p in [*photos, large])
+
+
+@pytest.mark.needs_data
+@pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
+def test_the_writing_processes_fork_once_onnx_runtime_has_loaded_its_session(shared, monkeypatch):
+    """An ONNX engine loads its first session on a thread of its own; the writing processes fork only once that load
+    is over, so no child starts as a copy of a thread inside ONNX Runtime (a load made slower here, so that it is
+    still under way when the processes are made)."""
+    import time
+
+    from mattekit.engines.onnx import OnnxEngine
+
+    loaded = OnnxEngine._loaded_session
+
+    def slow(self, threads):
+        time.sleep(0.5)
+        return loaded(self, threads)
+
+    monkeypatch.setattr(OnnxEngine, "_loaded_session", slow)
+    engine = OnnxEngine(lambda: None, (), shared / "weights" / "u2netp.onnx", example=(320, 320), dynamic_size=False)
+    writers = processes.Writers(_doubled, 1)
+    try:
+        assert engine._loading.done() and engine._loading.exception() is None
+        assert writers.call(np.ones(3, np.float32), "ok")[1] == 6
+    finally:
+        writers.close()

@@ -14,7 +14,8 @@ memory) fails its item, and its place is taken by the calling thread.
 For work on the CPU only: a forked process cannot use the parent's CUDA context (the runner keeps an image whose
 finish runs on the model's device in its own thread). OpenCV's thread pool is not
 usable in a forked child (its workers are the parent's): it is stopped before the fork, so the children run
-OpenCV's calls in their own thread, and restarted after it.
+OpenCV's calls in their own thread, and restarted after it. ONNX Runtime's first sessions, which load on threads of
+their own, have loaded before the fork (:func:`mattekit.engines.onnx.wait_for_loading`).
 """
 
 from __future__ import annotations
@@ -56,11 +57,14 @@ class Writers:
     def __init__(self, work: Callable[..., Any], count: int, big: int = 1):
         import cv2
 
+        from ..engines.onnx import wait_for_loading
+
         self.work = work
         self.idle: queue.Queue = queue.Queue()  # (connection, pid) of idle processes; None: a dead one's place
         self.big = threading.BoundedSemaphore(max(1, big))
         self.processes = []
         context = multiprocessing.get_context("fork")
+        wait_for_loading()  # no child a copy of a thread inside ONNX Runtime
         threads = cv2.getNumThreads()
         cv2.setNumThreads(1)  # OpenCV's pool stopped: the children inherit none
         try:
