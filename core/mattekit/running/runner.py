@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 
 from .. import io, runtime
 from . import pipeline
+from ..engines.onnx import wait_for_loading
 from ..errors import MattekitError
 from ..fsutil import ensure_folder
 from ..options import NONE
@@ -255,6 +256,7 @@ class Runner:
             )
 
         if ahead is not None and len(todo) > 1:
+            wait_for_loading()  # the writing processes fork after it: the decoding goes on meanwhile
             ahead.stop()  # before the writing processes fork
         result = self.run(
             todo,
