@@ -237,14 +237,14 @@ def stack_inputs(inputs: list, device_type: str):
     simulated GPU, where torch has no CUDA, gets them concatenated in ordinary memory)."""
     if len(inputs) == 1 and device_type != "cuda":
         return inputs[0]
-    if device_type != "cuda" or not _cuda_here():
-        from .onnx import joined
+    from .onnx import joined
 
+    if device_type != "cuda" or not _cuda_here():
         return joined(inputs)
     import torch
 
     shape = (sum(t.shape[0] for t in inputs),) + tuple(inputs[0].shape[1:])
-    return torch.cat(inputs, out=torch.empty(shape, dtype=inputs[0].dtype, pin_memory=True))
+    return joined(inputs, out=torch.empty(shape, dtype=inputs[0].dtype, pin_memory=True))
 
 
 def to_host(prediction):
