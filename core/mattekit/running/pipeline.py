@@ -3,7 +3,6 @@
 ``run_pipeline`` runs three stages in their own threads, joined by bounded queues:
 
     read (decode + preprocess, ``readers``) ──► infer (batched, ``workers``) ──► write (postprocess + encode)
-
 (or two, read ──► write, for work with no network input per item: ``infer`` None).
 
 While one image is inferred the next is decoded and the previous one encoded. Memory stays flat on any number of
@@ -58,9 +57,7 @@ def plan(
     other. ``threads`` is per worker. ``ordered``: ``write`` must see results in input order (one writer); give
     ``readers`` 1 for a source read in order (a movie). Returns keyword arguments for :func:`run_pipeline`.
     """
-    engine = getattr(predictor, "engine", None)
-    layout = predictor.plan
-    kind = getattr(predictor, "device_type", "cpu")
+    engine, layout, kind = getattr(predictor, "engine", None), predictor.plan, getattr(predictor, "device_type", "cpu")
     device = "cpu" if kind == "cpu" else str(predictor.device)  # e.g. "cuda:1"
     if kind == "cpu":
         cores = cpu_count()
@@ -113,12 +110,11 @@ def run_pipeline(
         None: no inference stage; ``write`` gets read's ``x`` as ``y`` (anything, None included).
     write(item, context, y): postprocess and encode one result; y is 1 x ... on the CPU.
     batch: inputs of equal shape are stacked up to this many per ``infer`` call.
-    pad: a shorter batch (a reader behind, a new input size next) gets zero inputs up to ``batch`` (fewer once the
-        GPU ran out of memory), so that the engine sees one batch shape per input size: on CUDA each shape costs its
-        own cuDNN plan, and from its second call a CUDA graph's measurement and capture
-        (:class:`mattekit.engines.torch_engine.Compiled`). A worker's first batch (the readers just begun) and the
-        stream's last run at their own size: once each, so eager, and padding them would hold the device for zeros
-        (a simulated GPU at 100 ms an image: 14 of its 64 images were padding, 1.4 s of a 9 s run).
+    pad: one batch shape per input size, one cuDNN plan and CUDA graph (torch_engine's ``Compiled``): a batch waits
+        for the readers to fill it, and one cut short by a new input size gets zero inputs up to ``batch`` (fewer after
+        the GPU ran out of memory). A worker's first batch and the stream's last run at their own size: met once, so
+        eager. (Padded, they held a simulated GPU at 100 ms an image for 14 zeros of its 64 images, 1.4 s of 9 s; a
+        reader behind made IS-Net's batches of 1-2 inputs padded to 8: the device's time and the host's copies.)
     ordered: call ``write`` in the order of ``items`` (one writer), whatever the workers.
     post(item, context, y) -> result: per-item postprocessing run in the inference workers (in parallel,
         in any order) right after ``infer``; ``write`` then gets its result instead of ``y``.
@@ -241,7 +237,7 @@ class Pipeline:
                     self.result.timings.add("infer_wait", time.perf_counter() - start, 0)
                     if first is _DONE:
                         break
-                    group, carry, finished = self.gather(first)
+                    group, carry, finished = self.gather(first, wait=self.pad and not opening)
                     self.infer_batch(group, own_size=opening or finished)
                     opening = False
             with self.lock:
@@ -280,15 +276,18 @@ class Pipeline:
                 while seq >= self.written + self.ahead and not self.stop.is_set():
                     self.turn.wait(0.1)
 
-    def gather(self, first: tuple) -> tuple[list, tuple | None, bool]:
+    def gather(self, first: tuple, wait: bool = False) -> tuple[list, tuple | None, bool]:
         """(a batch: ``first`` and the waiting inputs of its shape, up to ``batch`` (fewer once the GPU ran out of
-        memory); the next input when it has another shape; whether the stream ended)."""
+        memory), ``wait``: those still to be read too, until the batch is full or the stream ends; the next input when
+        it has another shape; whether the stream ended)."""
         group = [first]
         while len(group) < self.filled:
             try:
                 following = self.inbox.get_nowait()
             except queue.Empty:
-                break
+                if not wait:
+                    break
+                following = self.get(self.inbox)
             if following is _DONE:
                 return group, None, True
             if following[3].shape[1:] != first[3].shape[1:]:
@@ -301,9 +300,7 @@ class Pipeline:
         and hand each result, after ``post``, to the writers; a MattekitError fails the group's items."""
         out_of_memory = False
         inputs = [x for *_, x in group]
-        if (
-            self.pad and not own_size and len(inputs) < self.filled
-        ):  # one batch shape per input size: one graph, one cuDNN plan
+        if self.pad and not own_size and len(inputs) < self.filled:  # one batch shape per input size
             inputs += [inputs[0] * 0] * (self.filled - len(inputs))  # (finite inputs: zeros)
         try:
             with self.result.timings.measure("infer"):
