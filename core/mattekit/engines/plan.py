@@ -44,9 +44,10 @@ class Plan:
     asked for, "" for the catalog's), ``simulated`` (milliseconds an image of a simulated GPU,
     :mod:`mattekit.engines.simulated`; None for a real device).
     The pipeline's layout (:class:`mattekit.engines.layout.Layout`): ``threads`` (CPU threads a network call uses),
-    ``workers`` (calls at once), ``batch`` (images a call), ``readers``, ``writers``, ``pad`` (short batches padded
-    with zero inputs). Work that follows the model: ``finish`` and ``temporal``, the torch device where the finish of a
-    large photo and roto's temporal filter run (the model's GPU; "" where they run on the CPU cores' own path).
+    ``workers`` (calls at once), ``batch`` (images a call), ``readers``, ``writers``, ``pad`` (one batch shape: batches
+    filled by the readers, padded with zero inputs where a new input size cuts one short). Work that follows the
+    model: ``finish`` and ``temporal``, the torch device where the finish of a large photo and roto's temporal filter
+    run (the model's GPU; "" where they run on the CPU cores' own path).
     ``reasons``: (what, why) pairs for device, engine, precision, compile, release, layout, finish and temporal. Plans
     that differ only in their reasons run the same engine."""
 
@@ -106,7 +107,7 @@ class Plan:
             "compile": self.compile,
             "release": "as it is" if self.as_is else "loaded into the net",
             "layout": f"{self.workers} worker(s) x {self.threads or 'torch default'} thread(s), batch {self.batch}"
-            f"{' padded' if self.pad else ''}, {self.readers} reader(s), {self.writers} writer(s)",
+            f"{' of one shape' if self.pad else ''}, {self.readers} reader(s), {self.writers} writer(s)",
             "finish": self.finish or "CPU cores",
             "temporal": self.temporal or "CPU cores",
         }

@@ -5,7 +5,7 @@ whether it keeps a GPU busy: the busy fraction is the time the device was held o
 
 ``$MATTEKIT_SIMULATE_DEVICE=MS`` (milliseconds per image, >= 0; ``bench speed --simulate-device MS`` sets it) makes
 :func:`mattekit.engines.plan.decide` plan the model as it plans one on CUDA (device "cuda", precision, compile mode,
-two workers, batches of 8 padded, readers and writers of a GPU, the finish and roto's temporal filter on the model's
+two workers, batches of 8 of one shape, readers and writers of a GPU, the finish and roto's temporal filter on the model's
 device) with the device simulated; :func:`mattekit.engines.create` then builds :class:`SimulatedDevice`. Its
 ``device_type`` says "cuda".
 

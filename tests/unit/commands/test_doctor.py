@@ -155,7 +155,7 @@ def test_doctor_prints_a_models_whole_plan_with_reasons_and_the_default_on_cuda(
     fields = {line.split()[0]: line.split(None, 1)[1] for line in block[1:9]}
     assert list(fields) == ["device", "engine", "precision", "compile", "release", "layout", "finish", "temporal"]
     assert fields["device"].startswith("cuda (simulated, 0 ms an image); why: simulated")
-    assert "batch 8 padded" in fields["layout"] and "why: a GPU on" in fields["layout"]
+    assert "batch 8 of one shape" in fields["layout"] and "why: a GPU on" in fields["layout"]
     assert fields["finish"].startswith("meta; why: the model's device, simulated: its work held") and fields[
         "temporal"
     ].startswith("cpu; why:")

@@ -41,7 +41,7 @@ def test_plan_on_the_cpu_gives_a_writer_to_every_4_cores(monkeypatch):
 def test_plan_on_cuda_gives_the_spare_cores_to_writers(monkeypatch):
     """With the net on a GPU, postprocessing and encoding bound the speed: the cores but two write (at most 8),
     except in an ordered pipeline (one writer), and a reader per 4 cores reads (at most 4; one where asked: a movie);
-    two workers with batches of 8 for a fixed-size model, padded."""
+    two workers with batches of 8 of one shape for a fixed-size model."""
     for cores, writers, readers in ((16, 8, 4), (6, 4, 1), (2, 1, 1), (64, 8, 4), (8, 6, 2)):
         on_gpu = _planned(monkeypatch, cores, "auto", simulated="0")
         layout = pipeline.plan(on_gpu)
