@@ -1,4 +1,4 @@
-"""The simulated GPU (mattekit.engines.simulated): planned as a model on CUDA is (batches of 8 padded, two workers, a
+"""The simulated GPU (mattekit.engines.simulated): planned as a model on CUDA is (batches of 8 of one shape, two workers, a
 GPU's readers and writers, the finish and the temporal filter on the model's device), holding the device without
 using the CPU, returning the net's output shapes; the bench's ``--simulate-device`` prints the device's busy share."""
 
