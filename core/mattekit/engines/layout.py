@@ -39,8 +39,9 @@ def layout(entry, kind: str, engine: str) -> Layout:
 
     GPU: two workers (streams), batches of 8 for fixed-size models, full (one batch shape per input size: one CUDA
     graph, one cuDNN plan; filled by the readers, padded only when a new input size cuts one short; a worker's first
-    batch and the run's last at their own size: :func:`mattekit.running.pipeline.run_pipeline`); the cores less two as writers (up to 8), since the finish and the encoding then bound the
-    speed; a reader per 4 cores (up to 4: one, 23 ms an image for BiRefNet on the H200, would cap it near 43 images/s).
+    batch and the run's last at their own size: :func:`mattekit.running.pipeline.run_pipeline`); the cores less two
+    as writers (up to 8), since the finish and the encoding then bound the speed; a reader per 4 cores (up to 4: one,
+    23 ms an image for BiRefNet on the H200, would cap it near 43 images/s).
     """
     from .onnx import SHRINK_ABOVE
     from .threads import default_count

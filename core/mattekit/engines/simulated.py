@@ -5,8 +5,8 @@ whether it keeps a GPU busy: the busy fraction is the time the device was held o
 
 ``$MATTEKIT_SIMULATE_DEVICE=MS`` (milliseconds per image, >= 0; ``bench speed --simulate-device MS`` sets it) makes
 :func:`mattekit.engines.plan.decide` plan the model as it plans one on CUDA (device "cuda", precision, compile mode,
-two workers, batches of 8 of one shape, readers and writers of a GPU, the finish and roto's temporal filter on the model's
-device) with the device simulated; :func:`mattekit.engines.create` then builds :class:`SimulatedDevice`. Its
+two workers, batches of 8 of one shape, readers and writers of a GPU, the finish and roto's temporal filter on the
+model's device) with the device simulated; :func:`mattekit.engines.create` then builds :class:`SimulatedDevice`. Its
 ``device_type`` says "cuda".
 
 The finish a GPU's plan runs on the model's device (photos of 1 MP and up: :func:`mattekit.finish.device.device_of`)
@@ -112,8 +112,9 @@ def _write_report() -> None:
 class SimulatedDevice:
     """The engine of a simulated GPU (see the module): ``__call__(x)`` with x N x C x h x w (a CPU torch tensor)
     holds the device ``ms_per_image * N`` milliseconds, then returns the net's selected output for that input as a
-    float32 CPU tensor (activated, as a GPU's predictor activates it on the device, where asked: :meth:`__call__`). ``recipe``: the catalog's net and kwargs; ``index``: the prediction's path in its output;
-    ``load``: builds the net with its weights, used only where the meta device cannot trace a shape."""
+    float32 CPU tensor (activated, as a GPU's predictor activates it on the device, where asked: :meth:`__call__`).
+    ``recipe``: the catalog's net and kwargs; ``index``: the prediction's path in its output; ``load``: builds the net
+    with its weights, used only where the meta device cannot trace a shape."""
 
     concurrent = True
     takes_arrays = False

@@ -3,6 +3,7 @@
 ``run_pipeline`` runs three stages in their own threads, joined by bounded queues:
 
     read (decode + preprocess, ``readers``) ──► infer (batched, ``workers``) ──► write (postprocess + encode)
+
 (or two, read ──► write, for work with no network input per item: ``infer`` None).
 
 While one image is inferred the next is decoded and the previous one encoded. Memory stays flat on any number of
