@@ -11,9 +11,7 @@ grown from :data:`HIGH` down to :data:`GROW` (hysteresis), opened by :data:`OPEN
 the subject's outline), and kept where they touch the subject's core (:func:`near_subject`; its soft edge may hold
 the shadow) and are not far larger than it (a dark background is no shadow); within them the matte is the darkening
 itself, faded in between :data:`LOW` and :data:`FULL`. On a floor whose dark parts are many away from the subject too
-(stripes, tiles: :func:`pattern_share`) nothing is kept. Where one or two projections of the subject's silhouette
-explain the shadow (:mod:`.shadow_shape`: a cast shadow is one, a dark patch of the floor beside it is not), the regions
-grow there down to :data:`SHAPE_GROW` and only those they explain are kept.
+(stripes, tiles: :func:`pattern_share`) nothing is kept.
 
 Images sRGB float32 H x W x 3|4 in [0,1] (or uint8/uint16), alphas and mattes H x W float32 in [0,1]
 (0: no shadow, 1: black).
@@ -27,7 +25,6 @@ import numpy as np
 from ..ops.filters import gaussian_blur
 from ..ops.pixels import unit_float
 from ..ops.resizing import resize
-from . import shadow_shape
 
 WORK_SIDE = 480  # the long side of the copy the shadow is estimated on, px
 SUBJECT = 0.05  # alpha above which a pixel is the subject's (left out of the surface estimate)
@@ -37,7 +34,6 @@ NEAR = 4.0  # the surface estimate trusts a pixel fully from this many blur sigm
 ROUNDS = 3  # rounds of the surface estimate
 LOW, FULL = 0.03, 0.08  # within a shadow region the matte fades in from a darkening of LOW to all of it at FULL
 HIGH, GROW = 0.16, 0.1  # a shadow region holds a smoothed darkening above HIGH and grows over what passes GROW
-SHAPE_GROW = 0.06  # ... or this where a projection of the subject explains the shadow (shadow_shape)
 REGION_SIGMA = 2.0  # the blur of the darkening the regions are found on, px at the working size
 OPENING = 5  # the regions are opened by an ellipse this wide, px at the working size (thinner: texture, outlines)
 CHROMA = 0.05  # the chromaticity distance at which a darkening counts half (a shadow keeps the surface's) ...
@@ -59,9 +55,8 @@ def describe() -> dict:
     made by another version of the estimate are not taken for finished ones)."""
     constants = ("WORK_SIDE", "SUBJECT", "SURFACE_SIGMA", "DARKER", "NEAR", "ROUNDS", "LOW", "FULL", "HIGH", "GROW")
     constants += ("REGION_SIGMA", "OPENING", "CHROMA", "RELAX", "REACH", "MAX_AREA", "CORE", "PATTERN", "SOFT")
-    constants += ("SHADING_BAND", "SHADING_DEGREE", "SHADING_TRIM", "SHAPE_GROW")
-    method = "darkening against a surface estimate, kept where a projection of the subject explains it"
-    return {"method": method, **{name.lower(): globals()[name] for name in constants}, "shape": shadow_shape.describe()}
+    constants += ("SHADING_BAND", "SHADING_DEGREE", "SHADING_TRIM")
+    return {"method": "darkening against a surface estimate", **{name.lower(): globals()[name] for name in constants}}
 
 
 def estimate(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -99,22 +94,11 @@ def small_estimate(colours: np.ndarray, subject: np.ndarray) -> np.ndarray:
     if not core.any():
         core = inside
     smooth = np.where(inside, shaded, _floor_blur(shaded, inside)) * kept
-    matte *= float(np.clip((PATTERN[1] - pattern_share(darkening, inside)) / (PATTERN[1] - PATTERN[0]), 0.0, 1.0))
-    found = matte * regions(smooth, GROW, core)
-    shape = shadow_shape.explained(found, subject, core)  # where a projection of the subject explains the shadow
-    if shape is not None:
-        grown = regions(smooth, np.where(shape > 0, SHAPE_GROW, GROW), core)
-        found = matte * grown * shadow_shape.kept(grown, shape)
-    return gaussian_blur(found.astype(np.float32), SOFT)
-
-
-def regions(smooth: np.ndarray, grow: float | np.ndarray, core: np.ndarray) -> np.ndarray:
-    """h x w float32, 1 over the shadow regions: the smoothed darkening ``smooth`` (h x w) seeded above :data:`HIGH`,
-    grown over what passes ``grow`` (a number or h x w), opened by :data:`OPENING` px, near the subject's ``core``
-    (h x w bool: :func:`near_subject`)."""
     ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (OPENING, OPENING))
-    candidates = cv2.morphologyEx((smooth > grow).astype(np.uint8), cv2.MORPH_OPEN, ellipse) > 0
-    return near_subject(candidates, candidates & (smooth > HIGH), core)
+    candidates = cv2.morphologyEx((smooth > GROW).astype(np.uint8), cv2.MORPH_OPEN, ellipse) > 0
+    matte *= near_subject(candidates, candidates & (smooth > HIGH), core)
+    matte *= float(np.clip((PATTERN[1] - pattern_share(darkening, inside)) / (PATTERN[1] - PATTERN[0]), 0.0, 1.0))
+    return gaussian_blur(matte.astype(np.float32), SOFT)
 
 
 def surface_estimate(colours: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

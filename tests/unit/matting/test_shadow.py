@@ -189,21 +189,3 @@ def test_remove_shadow_keep_and_result_shadow_on_the_command_line(shared, tmp_pa
     assert main(["remove", *common, "--shadow", "kep", "-o", str(tmp_path / "bad.png")]) == 2
     assert "neither keep nor DY,DX,BLUR,OPACITY" in capsys.readouterr().err
     assert not (tmp_path / "bad.png").exists()
-
-
-def test_a_dark_patch_of_floor_beside_the_subject_that_is_no_projection_of_it_is_not_its_shadow():
-    """Issue 83, seventh round: the subject's shadow laid on the floor from its base (its alpha flattened and sheared
-    to the right, strength 0.5) and, on its left, an oblong dark patch of the floor touching it (30 % darker, the
-    floor's colour): darkness and colour cannot tell them apart (the old estimate counted all of the patch), the shape
-    can (no projection of the silhouette lies there). A patch shaped like a shifted silhouette would still count."""
-    photo, alpha, _ = _scene(cast=False)
-    laid = cv2.warpAffine(alpha, np.float32([[1, -0.8, 0.8 * 290], [0, 0.35, 0.65 * 290]]), (WIDTH, HEIGHT))
-    truth = gaussian_blur(laid, 3.0) * 0.5
-    patch = np.zeros_like(alpha)
-    cv2.ellipse(patch, (110, 170), (55, 16), 30, 0, 360, 1.0, -1)
-    darkening = np.maximum(truth, gaussian_blur(patch, 4.0) * 0.3)
-    matte = shadow.estimate(photo * (1.0 - darkening[..., None] * (1.0 - alpha[..., None])), alpha)
-    out = _outside(alpha)
-    found, wanted, beside = (matte >= 0.1) & out, (truth >= 0.1) & out, (patch > 0) & out
-    assert np.count_nonzero(found & beside) <= 0.02 * np.count_nonzero(beside), "the patch is the floor's"
-    assert (found & wanted).sum() / (found | wanted).sum() >= 0.8, "the projected shadow is found"
