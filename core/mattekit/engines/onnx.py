@@ -277,8 +277,9 @@ def joined(parts: list, out=None):
     import torch
 
     if all(p.device.type == "cpu" and p.dtype == torch.float32 and not p.requires_grad for p in parts):
-        made = torch.from_numpy(np.concatenate([p.numpy() for p in parts], out=None if out is None else out.numpy()))
-        return made if out is None else out
+        with contextlib.suppress(RuntimeError):  # a tensor numpy cannot view (a lazy negation or conjugate): torch's
+            made = np.concatenate([p.numpy() for p in parts], out=None if out is None else out.numpy())
+            return torch.from_numpy(made) if out is None else out
     return torch.cat(parts) if out is None else torch.cat(parts, out=out)
 
 

@@ -210,3 +210,5 @@ def test_a_batch_is_joined_as_torch_joins_it_into_a_new_tensor_or_the_one_given(
     grads = [p.clone().requires_grad_() for p in parts]
     assert torch.equal(onnx_engine.joined(grads).detach(), want)
     assert (onnx_engine.joined([p.numpy() for p in parts]) == want.numpy()).all()
+    negated = [p._neg_view() for p in parts]  # a lazy negation numpy cannot view
+    assert torch.equal(onnx_engine.joined(negated), -want)
