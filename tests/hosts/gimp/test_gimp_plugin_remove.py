@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-
 from gimp_plugin_runs import as_floats, as_pixels, iou, photo, registry_schema, run
+
+
+def remove_background(plugin, Gimp, image, layer, **options):
+    """Filters > AI > Remove Background run on ``layer`` of ``image`` with ``options``: (status, error)."""
+    return run(plugin, Gimp, "mattekit-remove-background", image, [layer], **options)
 
 
 def test_remove_background_adds_a_layer_mask_that_cuts_out_the_person(gimp, worker, shared):
@@ -20,7 +24,7 @@ def test_remove_background_adds_a_layer_mask_that_cuts_out_the_person(gimp, work
     pixels = photo(shared)
     image = Gimp.Image(pixels.shape[1], pixels.shape[0])
     layer = image.add_test_layer(pixels)
-    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait")
+    status, error = remove_background(plugin, Gimp, image, layer, model="sinet-portrait")
     assert status is Gimp.PDBStatusType.SUCCESS, error
     assert np.array_equal(layer.pixels, pixels), "the layer's own pixels are untouched"
     mask = layer.get_mask().pixels[..., 0]
@@ -48,9 +52,7 @@ def test_remove_background_keeps_the_photos_shadow_by_the_word_the_schema_names(
     pixels = np.round(shadow_scenes.example(shared / "data").photo * 255) / 255
     image = Gimp.Image(pixels.shape[1], pixels.shape[0])
     layer = image.add_test_layer(pixels)
-    status, error = run(
-        plugin, Gimp, "mattekit-remove-background", image, [layer], model="u2netp", shadow=" Keep ", output="layer"
-    )
+    status, error = remove_background(plugin, Gimp, image, layer, model="u2netp", shadow=" Keep ", output="layer")
     assert status is Gimp.PDBStatusType.SUCCESS, error
     assert [x.get_name() for x in image.get_layers()] == ["Background (cut out)", "Background (shadow)", "Background"]
     cut, shade, _ = image.get_layers()
@@ -75,15 +77,8 @@ def test_a_fully_transparent_result_is_placed_and_said_in_a_gimp_message(gimp, w
     pixels = photo(shared, size=(160, 120))
     image = Gimp.Image(160, 120)
     layer = image.add_test_layer(pixels)
-    status, error = run(
-        plugin,
-        Gimp,
-        "mattekit-remove-background",
-        image,
-        [layer],
-        model="sinet-portrait",
-        box="0,0,10,10",
-        hint_model="none",
+    status, error = remove_background(
+        plugin, Gimp, image, layer, model="sinet-portrait", box="0,0,10,10", hint_model="none"
     )
     assert status is Gimp.PDBStatusType.SUCCESS, error
     assert not layer.get_mask().pixels.any()
@@ -102,15 +97,8 @@ def test_remove_background_new_layer_with_offsets_a_selection_hint_and_16_bit(gi
     image = Gimp.Image(200, 150, Gimp.Precision.U16_NON_LINEAR)
     layer = image.add_test_layer(pixels, offsets=(30, 20))
     image.select_test_rectangle(50, 30, 100, 120)  # image coordinates; runs off the layer at the bottom
-    status, error = run(
-        plugin,
-        Gimp,
-        "mattekit-remove-background",
-        image,
-        [layer],
-        model="sinet-portrait",
-        hint_model="none",
-        output="layer",
+    status, error = remove_background(
+        plugin, Gimp, image, layer, model="sinet-portrait", hint_model="none", output="layer"
     )  # the segmentation model answers the hint
     assert status is Gimp.PDBStatusType.SUCCESS, error
     cut = image.get_layers()[0]
@@ -138,9 +126,7 @@ def test_a_hint_whose_model_cannot_be_had_is_said_in_the_dialogs_words(gimp, wor
     image = Gimp.Image(160, 120, Gimp.Precision.U8_NON_LINEAR)
     layer = image.add_test_layer(photo(shared, size=(160, 120)))
     image.select_test_rectangle(20, 10, 100, 100)
-    status, error = run(
-        plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait", output="layer"
-    )
+    status, error = remove_background(plugin, Gimp, image, layer, model="sinet-portrait", output="layer")
     assert status is Gimp.PDBStatusType.EXECUTION_ERROR
     assert 'or use "Hint model" none to answer the hint with the segmentation model' in error, error
     assert "option '" not in error and "--hint-model" not in error, error
@@ -164,9 +150,7 @@ def test_remove_background_hint_is_the_selection_else_the_path_never_the_layer_m
         return as_floats(out)
 
     def mask_after_run():
-        status, error = run(
-            plugin, Gimp, "mattekit-remove-background", image, [layer], model="sinet-portrait", hint_model="none"
-        )
+        status, error = remove_background(plugin, Gimp, image, layer, model="sinet-portrait", hint_model="none")
         assert status is Gimp.PDBStatusType.SUCCESS, error
         return layer.get_mask().pixels.copy()
 
@@ -190,16 +174,16 @@ def test_remove_background_hint_is_the_selection_else_the_path_never_the_layer_m
         if not select:
             Gimp.Selection.none(image)
         GimpUi.DIALOGS.clear()
-        status, _ = run(plugin, Gimp, "mattekit-remove-background", image, [layer], mode=Gimp.RunMode.INTERACTIVE)
+        status, _ = remove_background(plugin, Gimp, image, layer, mode=Gimp.RunMode.INTERACTIVE)
         assert status is Gimp.PDBStatusType.CANCEL and GimpUi.DIALOGS[0].notes() == [note]
     image.set_selected_paths([])
     GimpUi.DIALOGS.clear()
-    run(plugin, Gimp, "mattekit-remove-background", image, [layer], mode=Gimp.RunMode.INTERACTIVE)
+    remove_background(plugin, Gimp, image, layer, mode=Gimp.RunMode.INTERACTIVE)
     assert GimpUi.DIALOGS[0].notes() == ["Subject hint: none (no selection or path): the whole layer is searched"]
     # a path away from the layer is one sentence, and leaves nothing selected
     small = image.add_test_layer(pixels[:20, :20], "small")
     image.add_test_path("Away", 100, 60, 40, 40)
-    status, error = run(plugin, Gimp, "mattekit-remove-background", image, [small])
+    status, error = remove_background(plugin, Gimp, image, small)
     assert status is Gimp.PDBStatusType.EXECUTION_ERROR and error == "The path does not touch the layer."
     assert Gimp.Selection.is_empty(image) and small.get_mask() is None
 

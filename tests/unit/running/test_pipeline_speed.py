@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import pytest
 
+WHOLE = "bench speed --whole --no-rembg --model extremec3-portrait".split()  # whole commands, mattekit alone
+
 
 @pytest.mark.slow
 def test_bench_speed_synthetic_sequence_keeps_memory_flat(shared, monkeypatch, tmp_path, capsys):
@@ -127,22 +129,7 @@ def test_bench_speed_whole_sequence_roto_and_remove(shared, monkeypatch, tmp_pat
     frames.mkdir()
     for name in sorted((shared / "data/davis/im/blackswan").iterdir())[:3]:
         (frames / name.name).write_bytes(name.read_bytes())
-    code = cli.main(
-        [
-            "bench",
-            "speed",
-            "--whole",
-            "--no-rembg",
-            "--model",
-            "extremec3-portrait",
-            "--sequence",
-            str(frames),
-            "--frames",
-            "5",
-            "--json",
-            str(tmp_path / "figures.json"),
-        ]
-    )
+    code = cli.main(WHOLE + ["--sequence", str(frames), "--frames", "5", "--json", str(tmp_path / "figures.json")])
     out = capsys.readouterr().out
     assert code == 0, out
     rows = _whole_rows(out, ["mattekit roto", "mattekit remove --result alpha"])
@@ -172,19 +159,7 @@ def test_bench_speed_whole_folder_and_photo(shared, monkeypatch, tmp_path, capsy
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     names = ["mattekit remove", "mattekit remove --no-refine --no-matting"]
     for extra in (["--limit", "2"], ["--photo", "320x200"]):
-        code = cli.main(
-            [
-                "bench",
-                "speed",
-                "--whole",
-                "--no-rembg",
-                "--model",
-                "extremec3-portrait",
-                "--data",
-                str(shared / "data/grabcut50/im"),
-            ]
-            + extra
-        )
+        code = cli.main(WHOLE + ["--data", str(shared / "data/grabcut50/im")] + extra)
         out = capsys.readouterr().out
         assert code == 0, out
         rows = _whole_rows(out, names)
