@@ -47,13 +47,18 @@ def _timed_process(argv: list[str], env: dict | None) -> dict:
 
 def held(argv: list[str], env: dict, report: Path) -> dict:
     """:func:`_timed_process` of a mattekit command on a simulated GPU, with the device's figures it wrote at exit
-    (:mod:`mattekit.engines.simulated`): held_s (seconds held) and span_s (from its first batch to its last)."""
+    (:mod:`mattekit.engines.simulated`): held_s (seconds held), span_s (from its first batch to its last) and
+    first_s (from the command's launch to its first batch: its start-up, which nothing overlaps; perf_counter is
+    the system's monotonic clock, one for both processes)."""
     from ..engines import simulated
 
+    launched = time.perf_counter()
     got = _timed_process(argv, dict(env, **{simulated.REPORT: str(report)}))
     device = json.loads(report.read_text(encoding="utf-8"))
-    span = (device["last_s"] - device["first_s"]) if device["first_s"] is not None else 0.0
-    return dict(got, held_s=device["held_s"], span_s=span, batches=device["batches"])
+    ran = device["first_s"] is not None
+    span = (device["last_s"] - device["first_s"]) if ran else 0.0
+    first = (device["first_s"] - launched) if ran else got["seconds"]
+    return dict(got, held_s=device["held_s"], span_s=span, first_s=first, batches=device["batches"])
 
 
 def ping_pong(frames: list, length: int) -> list:
@@ -195,18 +200,20 @@ def _report(args, files: list, results: dict, first_use: dict, load: list, order
     if simulating:
         print(
             f"on a simulated GPU of {args.simulate_device:g} ms an image (mattekit.engines.simulated): device busy = "
-            f"seconds held / the command's seconds, and / its seconds from the first batch to the last"
+            f"seconds held / the command's seconds, and / its seconds from the first batch to the last; first batch: "
+            f"seconds from the command's launch to its first batch (the start-up)"
         )
     print(
         f"{'command':44s}{'seconds':>9s}{'images/s':>10s}{'CPU s':>8s}{'peak RSS MB':>13s}"
-        + (f"{'busy':>7s}{'busy in run':>13s}" if simulating else "")
+        + (f"{'busy':>7s}{'busy in run':>13s}{'first batch':>13s}" if simulating else "")
     )
     for name, r in summary.items():
         busy = ""
         if simulating:
             r["busy"] = sum(x["held_s"] for x in r["runs"]) / sum(x["seconds"] for x in r["runs"])
             r["busy_in_run"] = sum(x["held_s"] for x in r["runs"]) / max(1e-9, sum(x["span_s"] for x in r["runs"]))
-            busy = f"{100 * r['busy']:6.0f}%{100 * r['busy_in_run']:12.0f}%"
+            r["first_s"] = sum(x["first_s"] for x in r["runs"]) / len(r["runs"])
+            busy = f"{100 * r['busy']:6.0f}%{100 * r['busy_in_run']:12.0f}%{r['first_s']:13.2f}"
         print(f"{name:44s}{r['seconds']:9.2f}{r['images_per_s']:10.3f}{r['cpu_s']:8.2f}{r['peak_mb']:13.0f}{busy}")
     if args.sequence:
         r, m = summary["mattekit roto"], summary["mattekit remove --result alpha"]
