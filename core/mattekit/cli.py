@@ -173,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The command line's entry (``mattekit``, ``python -m mattekit``): :func:`main`, then :func:`end_process`."""
+    """The command line's entry (``mattekit``, ``python -m mattekit``): :func:`main` with the garbage collector paused
+    while it starts (:func:`mattekit.heap.pause_collection`), then :func:`end_process`."""
+    from . import heap
+
+    heap.pause_collection()
     end_process(main())
 
 

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 
+from .. import heap
 from ..errors import MattekitError
 
 
@@ -178,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
+    heap.resume_collection()  # the worker lives on: its start-up ends here
     worker.serve_forever()
     print("mattekit: worker stopped.", file=sys.stderr, flush=True)
     return 0
