@@ -109,7 +109,7 @@ def test_a_commands_own_process_starts_without_collecting_and_collects_once_its_
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     seen = _python(COMMAND, *argv)
     assert seen["collecting while the model loads"] is False and seen["collecting once it is loaded"] is True, seen
-    assert seen["set_aside"] > 100_000, seen  # what the start-up made: modules, ONNX Runtime's, the model's
+    assert seen["set_aside"] > 10_000, seen  # what the start-up made: numpy, OpenCV, mattekit (torch where imported)
     assert (tmp_path / "cut.png").is_file()
     from mattekit import cli
 
