@@ -6,16 +6,11 @@ enters the cache (:mod:`mattekit.weights.cache`)."""
 
 from __future__ import annotations
 
-import http.client
 import os
 import sys
 import warnings
 from pathlib import Path
 from typing import Sequence
-from urllib.error import HTTPError, URLError
-from urllib.request import Request, urlopen
-
-from tqdm import tqdm
 
 from mattekit import __version__
 from mattekit.errors import WeightsError
@@ -150,6 +145,9 @@ def _fetch(wf: WeightFile, path: Path, progress: bool, network: bool) -> Path:
 
 def _get(source: str | Path, part: Path, wf: WeightFile, progress: bool) -> None:
     """Bring ``source`` into ``part``, or raise _SourceFailed with a short reason."""
+    import http.client  # (here: every command imports this module, few download)
+    from urllib.error import HTTPError, URLError
+
     if isinstance(source, Path):
         if not source.is_file():
             raise _SourceFailed("no such file")
@@ -177,6 +175,10 @@ def _get(source: str | Path, part: Path, wf: WeightFile, progress: bool) -> None
 
 def _download(url: str, part: Path, wf: WeightFile, progress: bool) -> None:
     """HTTP GET into ``part``, resuming an existing ``part`` with a Range request."""
+    from urllib.request import Request, urlopen
+
+    from tqdm import tqdm
+
     start = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": f"mattekit/{__version__}"}
     if start:
