@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Sequence
 
 from mattekit.errors import InputError, WeightsError
-from mattekit.fsutil import atomic_write, file_digests, sha256_file
-from mattekit.weights.cache import WeightFile, cache_dir, cached_path, link_or_copy, read_record, record_sha256
+from mattekit.fsutil import atomic_write, file_digests
+from mattekit.weights.cache import WeightFile, cache_dir, cached_path, file_sha256, link_or_copy, read_record
+from mattekit.weights.cache import record_sha256
 from mattekit.weights.download import fetch_first, look_alikes
 
 ADDED = "added"  # cache sub-folder of files registered with `mattekit models add`
@@ -80,7 +81,7 @@ def model_file(model: str, files: Sequence[WeightFile], *, progress: bool = True
                 fix,
             ) from None
     path = cache_dir() / entry["file"]
-    if not path.is_file() or sha256_file(path) != entry["sha256"]:
+    if not path.is_file() or file_sha256(path) != entry["sha256"]:
         raise WeightsError(
             f"The weights file {path} added for {model} is missing or changed since it was added; "
             f"add it again with `mattekit models add {model} FILE`."

@@ -24,6 +24,7 @@ from mattekit.weights.cache import (
     link_or_copy,
     pinned,
     record_sha256,
+    settled_check,
 )
 
 TIMEOUT = 30  # seconds a connection may stay silent before a download is abandoned
@@ -97,7 +98,7 @@ def _fetch(wf: WeightFile, path: Path, progress: bool, network: bool) -> Path:
     """:func:`fetch` once any other process fetching ``wf`` is done: verify the cached file, else bring it in."""
     expected = expected_sha256(wf)
     if path.is_file():
-        got, failed = check(wf, path, expected)
+        got, failed = settled_check(wf, path, expected)
         if failed:
             kind, found, wanted = failed
             raise WeightsError(

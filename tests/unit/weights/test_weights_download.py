@@ -179,3 +179,31 @@ def test_a_weights_file_with_pickled_objects_is_one_sentence(tmp_path):
             load_state_dict_file(tmp_path / name)
         assert_sentence(str(err.value))
         assert "weights_only" not in str(err.value)
+
+
+def test_a_cached_file_is_read_once_per_version_at_its_uses_and_a_changed_one_refused(server, sums, env, monkeypatch):
+    """Each use of a cached file with a known sha256 (every run's start) checks it against the digest remembered for
+    that version of the file (size, times, inode: :func:`mattekit.weights.file_sha256`), so IS-Net's 176 MB is not
+    read again at each run; a rewrite, even with its old modification time put back, is read and refused."""
+    import os
+    import time
+
+    from mattekit.weights import cache
+
+    reads, real = [], cache.file_digests
+    monkeypatch.setattr(
+        cache, "file_digests", lambda path, *names, **kw: reads.append(path) or real(path, *names, **kw)
+    )
+    wf = official(server, NAME, sums)
+    path = fetch(wf, progress=False)  # downloaded and checked
+    settled = time.time_ns() - 2 * cache.SETTLED_NS
+    os.utime(path, ns=(settled, settled))
+    reads.clear()
+    assert fetch(wf, progress=False) == path and len(reads) == 1  # this version read once, then remembered
+    assert fetch(wf, progress=False) == path and fetch(wf, progress=False) == path and len(reads) == 1
+    time.sleep(0.05)  # past the file system's clock tick, so that the change time moves
+    flip_byte(path)
+    os.utime(path, ns=(settled, settled))
+    with pytest.raises(WeightsError, match="does not match its sha256"):
+        fetch(wf, progress=False)
+    assert len(reads) == 2 and not verify(wf)[0]
