@@ -9,8 +9,15 @@ from typing import Sequence
 
 from mattekit.errors import InputError, WeightsError
 from mattekit.fsutil import atomic_write, file_digests
-from mattekit.weights.cache import WeightFile, cache_dir, cached_path, file_sha256, link_or_copy, read_record
-from mattekit.weights.cache import record_sha256
+from mattekit.weights.cache import (
+    WeightFile,
+    cache_dir,
+    cached_path,
+    file_sha256,
+    link_or_copy,
+    read_record,
+    record_sha256,
+)
 from mattekit.weights.download import fetch_first, look_alikes
 
 ADDED = "added"  # cache sub-folder of files registered with `mattekit models add`

@@ -74,21 +74,21 @@ def record_sha256(name: str, digest: str) -> None:
         atomic_write(cache_dir() / "hashes.json", json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-SETTLED_NS = 2_000_000_000  # a file last modified this long ago (ns): a rewrite from now on gives it a new time
+SETTLED_NS = 2_000_000_000  # a file last changed this long ago (ns): a rewrite from now on gives it new times
 
 
 def file_sha256(path: str | Path) -> str:
     """The sha256 of the file at ``path``: read once per version of the file and remembered across processes in the
     cache's ``digests.json`` by its resolved path, size, modification and change times and inode (any rewrite of a
     file changes its times), to name it (the weights a run used, in provenance, manifests and export caches) and to
-    check a cached file at each use (:func:`settled_check`). Only a file modified at least :data:`SETTLED_NS` ago is
-    remembered: file times move in coarse ticks (4 ms here), so a rewrite in the tick of the hashed version could keep
-    its times. BiRefNet's 885 MB took 0.8 s to hash at each run here, IS-Net's 176 MB 0.13 s (with the CPU's SHA
+    check a cached file at each use (:func:`settled_check`). Only a file whose content and metadata last changed at
+    least :data:`SETTLED_NS` ago is remembered: file times move in coarse ticks (4 ms here), so a rewrite in the tick
+    of the hashed version could keep its times. BiRefNet's 885 MB took 0.8 s to hash at each run here, IS-Net's 176 MB 0.13 s (with the CPU's SHA
     instructions; about 0.45 s without them)."""
     path = Path(path).resolve()
     st = path.stat()
     identity = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
-    if time.time_ns() - st.st_mtime_ns < SETTLED_NS:
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < SETTLED_NS:
         return file_digests(path, "sha256")["sha256"]
     if (got := _DIGESTS.get((str(path), *identity))) is not None:
         return got

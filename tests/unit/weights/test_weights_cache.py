@@ -131,7 +131,7 @@ def test_a_file_is_hashed_once_per_version_and_remembered_across_processes(tmp_p
     """weights.file_sha256 (provenance's and the export cache's name for the weights): read once and remembered in the
     cache's digests.json, so a later process (this one's memory cleared) does not read the file again; a rewrite to
     the same size with the old modification time put back is read again (its change time moved); an unreadable
-    record is only a miss; a file modified within the last SETTLED_NS is read at every call (a rewrite in the same
+    record is only a miss; a file changed within the last SETTLED_NS is read at every call (a rewrite in the same
     clock tick would keep its times)."""
     import os
     import time
@@ -145,8 +145,8 @@ def test_a_file_is_hashed_once_per_version_and_remembered_across_processes(tmp_p
     path.write_bytes(b"first")
     assert weights.file_sha256(path) == weights.file_sha256(path) and len(reads) == 2  # just written: not remembered
     reads.clear()
-    settled = time.time_ns() - 2 * cache.SETTLED_NS
-    os.utime(path, ns=(settled, settled))
+    monkeypatch.setattr(cache, "SETTLED_NS", 30_000_000)  # 30 ms, waited for below rather than 2 s
+    time.sleep(0.05)
     assert weights.file_sha256(path) == hashlib.sha256(b"first").hexdigest() and len(reads) == 1
     cache._DIGESTS.clear()  # as a new process would start
     assert weights.file_sha256(path) == hashlib.sha256(b"first").hexdigest() and len(reads) == 1
@@ -154,6 +154,7 @@ def test_a_file_is_hashed_once_per_version_and_remembered_across_processes(tmp_p
     time.sleep(0.05)  # past the file system's clock tick, so that the change time moves
     path.write_bytes(b"third")
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    time.sleep(0.05)  # settled again
     cache._DIGESTS.clear()
     assert weights.file_sha256(path) == hashlib.sha256(b"third").hexdigest() and len(reads) == 2
     (cache_dir() / "digests.json").write_text("not json")
