@@ -1,4 +1,5 @@
-"""mattekit.heap: a command-line run of one image reuses the large blocks it frees instead of faulting them in again."""
+"""mattekit.heap: a command-line run of one image reuses the large blocks it frees instead of faulting them in again;
+a command's own process starts with the garbage collector paused and resumes it, a caller's process never."""
 
 import subprocess
 import sys
