@@ -66,8 +66,8 @@ def for_one_image() -> None:
     Measured on the 50 MP photo (IS-Net, the 2-vCPU test machine, 4-5 pairs in turns): the heap settings took its
     system time from 3.05 to 1.96 s and its wall time to 0.91x (peak RSS 1368 -> 1436 MiB); numpy's small pages
     then 0.94-0.96x more (three runs; user time +1-2 %). Not for a folder: its images' blocks of other sizes pile up
-    beside the freed ones (2-24 MP photos: peak RSS 2042 against 1704 MiB, for 0.98x the wall time)
-    (docs/notes/2026-11-26-issue-45-round-05.md). Process-wide and for good: the command line calls it only
+    beside the freed ones (2-24 MP photos: peak RSS 2042 against 1704 MiB, for 0.98x the wall time; AVX2,
+    2026-11-26). Process-wide and for good: the command line calls it only
     as the process's own command (``args.own_process``, set by :func:`mattekit.cli.main` called without arguments),
     never from ``main([...])`` called in a process that goes on (tests, scripts)."""
     if "one image" in _settings:

@@ -230,7 +230,7 @@ BF16_DELTA = 2e-3  # ... and mean |delta alpha| within this, on every photo
 @pytest.mark.parametrize(
     "name", ["u2netp", "csnet-sod", "sinet-portrait", "extremec3-portrait"]
 )  # emulated bf16: MODNet,
-# RVM and IS-Net take minutes a photo here (their figures: docs/notes/2026-11-23-fidelity-and-precision.md)
+# RVM and IS-Net take minutes a photo here (their figures: docs/benchmarks.md "Precision")
 def test_the_catalogs_bf16_decision_holds_on_real_weights(shared, name, answers):
     """bf16 forced (emulated where the CPU has no native bf16) against fp32, same photos: the catalog marks a
     model ``cpu_bf16`` exactly when bf16 keeps IoU within 0.002 and every photo's mean |delta| within 2e-3."""
@@ -257,7 +257,7 @@ HALF_IOU = 0.995  # ... and the masks' IoU at least this
 @pytest.mark.parametrize(
     "name, photos",
     [  # fp16 is slow on a CPU: a few photos here; the decisions were taken on
-        # all of grabcut50, 10 DAVIS frames and alphamatting (docs/notes/2026-11-28-issue-69-cpu-side.md)
+        # all of grabcut50, 10 DAVIS frames and alphamatting (docs/benchmarks.md "Precision")
         ("u2netp", ("banana2.png", "24077.jpg", "scissors.JPG", "banana3.png")),  # where fp16 moved it most there
         ("isnet-general-use", ("person1.jpg", "106024.jpg", "teddy.jpg")),  # fidelity photos: people, animal, object
     ],

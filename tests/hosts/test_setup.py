@@ -169,7 +169,7 @@ def _tools(folder: Path, *names: str) -> str:
 
 def test_torch_first_then_the_project_once_until_pyproject_changes(tmp_path):
     """A copy of the files setup.py reads and a stand-in venv whose python records what it is asked (pip's real
-    run, minutes long, is the acceptance run of docs/notes/2026-11-25-issue-48-setup.md): torch is installed only
+    run, minutes long, was issue 48's acceptance run, 2026-11-25): torch is installed only
     where it does not import, the project again only when pyproject.toml changed or --dev is asked. The PATH is the
     test's own (the stand-in's grep and touch), so a host with an NVIDIA GPU expects the same CPU build."""
     for name in ("install/setup.py", "pyproject.toml", "core/mattekit/machine.py"):

@@ -299,12 +299,12 @@ def session_options(ort, threads: int | None = None):
     """ONNX Runtime session options for mattekit's CPU runs: all graph optimisations, ``threads`` intra-op threads
     (default: this thread's count, :func:`mattekit.engines.threads.count`), and threads that sleep between calls instead of spinning: spinning
     took 0.76-0.81 CPU s per u2netp call against 0.63-0.64 without, at the same or better images/s, and the
-    pipeline's decoding and finishing threads need those cores (the rows without spinning threads in
-    docs/notes/2026-11-24-issue-32-speed-targets.md).
+    pipeline's decoding and finishing threads need those cores (issue 32's whole commands on the 2-vCPU AMD EPYC,
+    2026-11-24).
     No memory pattern: with it a session's second run lays out one more block for the planned pattern beside the
     arena the first run filled (u2netp at 320²: 49,000 more page faults, about 190 MB held), for the same steady speed;
-    without it 50 photos' `remove` peaked at 736 against 922 MiB, the same bytes
-    (docs/notes/2026-11-27-issue-45-round-12.md)."""
+    without it 50 photos' `remove` peaked at 736 against 922 MiB, the same bytes (the 2-vCPU AMD EPYC with AVX-512,
+    2026-11-27)."""
     options = ort.SessionOptions()
     options.enable_mem_pattern = False
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -324,8 +324,8 @@ def run_options(ort) -> dict:
     the memory arena gives back what the run used once it ends (IS-Net at 1024²: the process holds 0.8 GB after a
     run instead of 1.4-1.6 GB), so a big photo's finish does not sit on top of the network's scratch memory.
     ``False``: the arena keeps it for the next run, which would otherwise fault the same pages in again, zeroed
-    (u2netp at 320²: about 64,000 page faults, 250 MB, and 0.15 CPU s of the kernel's time per call)
-    (docs/notes/2026-11-24-memory.md)."""
+    (u2netp at 320²: about 64,000 page faults, 250 MB, and 0.15 CPU s of the kernel's time per call; AVX2,
+    2026-11-24: docs/benchmarks.md "The default's rule")."""
     shrunk = ort.RunOptions()
     shrunk.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
     return {False: ort.RunOptions(), True: shrunk}

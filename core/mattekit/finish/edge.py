@@ -23,7 +23,7 @@ from .refine import TILE, round_sure, unsure
 MATTE_TILE = 1024  # px: the matting's tiles (larger: its windows carry a wider margin)
 # The edge matte's solver iterations and colour-sample rings, chosen on the tuning halves: 8 iterations and one ring
 # matched 20 and two (u2netp; grabcut50's MAE and alphamatting's SAD at 1x and 4x) at about 0.75x the band's CPU
-# time; 5 matched too, but tiles then drift from the one-piece solve (docs/notes/2026-11-26-issue-45-round-05.md).
+# time; 5 matched too, but tiles then drift from the one-piece solve (AVX2, 2026-11-26).
 # The matte task (a trimap or a mask: GIMP's Refine Edges) keeps its own iterations and two rings.
 EDGE_ITERATIONS = 8
 EDGE_SAMPLE_RINGS = 1
@@ -109,8 +109,8 @@ def working_scale(detail: float, height: int, width: int) -> int:
     than its own pixels there) that keeps the working photo at least twice as fine, per side, as the matte's
     solve on the whole photo (:func:`mattekit.matting.alpha.auto_scale`; the solve keeps that resolution,
     :func:`matted_tiles`): the trimap and the colour samples see the hair the matte finds. At least 1: up to
-    6 MP the finish works at full size, then at half size, and from about 25 MP at a quarter
-    (docs/notes/2026-11-25-issue-45-edge-finish.md)."""
+    6 MP the finish works at full size, then at half size, and from about 25 MP at a quarter (issue 45,
+    2026-11-25)."""
     scale, solve = 1, auto_scale(height, width)
     while 2 * scale * WORK <= detail and 4 * scale <= solve:
         scale *= 2

@@ -33,13 +33,13 @@ COLOUR_ITERATIONS = 4  # GrabCut's iterations
 POINT_RADIUS = 0.01  # a point marks a disc of this fraction of the image's size (at least 2 px) as sure
 MISSED_RADIUS = 0.05  # around an include point the model missed, a disc of this fraction is probably subject
 CONTAINED = 0.95  # the plain answer joins a box's answer only when this share of its subject lies in the box
-#                   (chosen on the tuning halves with IS-Net, U2-Netp and CSNet: the box fallback in
-#                   docs/notes/2026-11-25-issues-31-46-hints-in-photos.md)
+#                   (chosen on the tuning halves with IS-Net, U2-Netp and CSNet, 2026-11-25: the box fallback,
+#                   docs/benchmarks.md "Hints in photos")
 WINDOW = 0.5  # an include point alone that the whole image's answer missed: the model looks at a window around it
 #               of this share of the image's width and height (chosen on the tuning halves over 0.3 and 0.7)
 PICKED = 0.8  # a box alone cuts the whole photo's answer when this share of its subject lies in the box, else the
 #               region's answer leads (chosen on the tuning halves, two-subject composites and single photos:
-#               docs/notes/2026-11-25-issues-31-46-hints-in-photos.md, the subject the user means)
+#               docs/benchmarks.md "Hints in photos")
 
 
 class Box(NamedTuple):

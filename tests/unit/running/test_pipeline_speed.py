@@ -103,7 +103,7 @@ def test_a_shot_is_lengthened_forwards_and_backwards_with_its_motion_continuous(
 
 def test_the_interval_of_a_mean_is_students():
     """The 95 % interval of the per-round ratios' mean: Student's t with n - 1 degrees of freedom (the 15 photo
-    rounds of the eleventh round's first run, docs/notes/2026-11-27-issue-45-round-11.md: mean 1.057, interval
+    rounds of u2netp's photos on the AVX2 machine, 2026-11-27, docs/benchmarks.md: mean 1.057, interval
     1.031-1.082, worked out by hand with t(14) = 2.145), beyond the table within 0.01 of t (t(40) = 2.021, t(120) = 1.980)."""
     from mattekit.bench.speed_whole import interval_of_mean
 
