@@ -273,8 +273,6 @@ def test_a_damaged_exr_is_one_line_and_the_decoder_prints_nothing(env, tmp_path)
 THREADS_AND_PRINTS = """
 import os, sys, threading, warnings
 from mattekit import io
-from mattekit.io.formats import png_whole
-from small_disks import on_a_small_disk
 from mattekit.errors import InputError
 warnings.simplefilter("ignore")
 paths, failures = sys.argv[1:], []
