@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +153,24 @@ def test_a_reader_that_leaves_part_way_gets_141_and_no_wrote_line(tmp_path, buff
     stays = mattekit(env, "enhance", photo, "-o", "-")
     assert (stays.returncode, stays.stderr.decode()) == (0, "mattekit: wrote PNG to standard output\n")
     assert png_whole(stays.stdout)
+
+
+@BUFFERING
+def test_a_non_blocking_standard_output_gets_the_whole_image(tmp_path, buffering):
+    """A pipe whose write end is non-blocking (as some parents leave it) and whose reader is slow: the writes that
+    find it full wait for room rather than drop the rest or fail."""
+    photo, env = _noise(tmp_path, buffering)
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mattekit", "enhance", photo, "-o", "-"], stdout=write, stderr=subprocess.PIPE, env=env
+    )
+    os.close(write)
+    with open(read, "rb") as reader:
+        time.sleep(0.5)  # the pipe fills meanwhile
+        got = reader.read()
+    assert (proc.wait(60), proc.stderr.read()) == (0, b"mattekit: wrote PNG to standard output\n")
+    assert png_whole(got)
 
 
 @pytest.mark.slow

@@ -336,7 +336,7 @@ class standard_streams:
             return
         self.delivered = True
         try:
-            sys.stdout.flush()
+            sys.stdout.flush()  # (text printed before the image, if any)
             write_all(sys.stdout.buffer, self.stdout.read_bytes())
         except BrokenPipeError:
             raise
@@ -359,15 +359,22 @@ class standard_streams:
 
 
 def write_all(stream, data: bytes) -> None:
-    """``data`` written to the binary ``stream`` whole, then flushed: a raw stream (Python's standard output under
-    PYTHONUNBUFFERED or -u) may take part of it each time, or none (None) while a non-blocking pipe is full."""
+    """``data`` written whole to the binary ``stream`` after what it holds: straight to its descriptor, each short
+    write continued and a full non-blocking one waited for (Python's raw stream, as PYTHONUNBUFFERED makes standard
+    output, may take part of a write and say so in a count easily dropped); a stream with no descriptor (a test's
+    capture) takes it at once."""
     import select
 
+    stream.flush()
+    try:
+        fd = stream.fileno()
+    except (OSError, AttributeError):  # io.UnsupportedOperation is an OSError
+        stream.write(data)
+        stream.flush()
+        return
     view = memoryview(data)
     while view:
-        count = stream.write(view)
-        if count is None:  # a non-blocking descriptor that is full: wait until it takes more
-            select.select([], [stream.fileno()], [])
-            continue
-        view = view[count:]
-    stream.flush()
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:  # a non-blocking descriptor that is full: wait until it takes more
+            select.select([], [fd], [])
