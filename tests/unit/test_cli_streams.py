@@ -7,12 +7,15 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mattekit import io
+from mattekit.io.formats import png_whole
+from small_disks import on_a_small_disk
 
 pytestmark = pytest.mark.needs_data
 
@@ -74,6 +77,100 @@ def test_stream_mistakes_are_one_sentence(shared, env, tmp_path):
     assert two.returncode == 2 and "exactly one input" in two.stderr.decode()
     odd = mattekit(env, "enhance", "-", "-o", "gif:-", stdin=b"\x89PNG")
     assert odd.returncode == 2 and "Cannot write gif to standard output" in odd.stderr.decode()
+
+
+# ------------------------------------------------------------------ issue 91: every byte said written was written
+
+STDOUT_SAYS = "mattekit: error: Cannot write PNG to standard output: {}.\n"
+BUFFERING = pytest.mark.parametrize("buffering", ["raw", "buffered"])  # raw: PYTHONUNBUFFERED=1, as in many CI jobs
+
+
+def _noise(tmp_path: Path, buffering: str) -> tuple[Path, dict]:
+    """(A noise photo whose PNG, 160 KB, is more than a pipe holds, the environment with standard output's binary
+    layer ``buffering``: "raw", as PYTHONUNBUFFERED makes it, takes part of a write and says how much)."""
+    io.write_image(tmp_path / "p.png", np.random.default_rng(9).random((200, 300, 3), dtype=np.float32))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return tmp_path / "p.png", dict(
+        env, OMP_NUM_THREADS="1", **({"PYTHONUNBUFFERED": "1"} if buffering == "raw" else {})
+    )
+
+
+@BUFFERING
+def test_standard_output_on_a_full_disk_is_the_disk_full_sentence(tmp_path, buffering):
+    """Issue 91: `-o -` onto a full disk said "wrote PNG to standard output" and exited 0 over a truncated PNG (a raw
+    write's short count was dropped); `> /dev/full` was "Internal error (OSError ...)", exit 1. Now both are the
+    disk-full sentence, exit 2."""
+    photo, env = _noise(tmp_path, buffering)
+    command = [sys.executable, "-m", "mattekit", "enhance", photo, "-o", "-"]
+    with open("/dev/full", "wb") as full:
+        onto_full = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, env=env)
+    assert (onto_full.returncode, onto_full.stderr.decode()) == (2, STDOUT_SAYS.format("the disk is full"))
+    small, kept = on_a_small_disk(tmp_path / "disk", 128, command, env, stdout_to=tmp_path / "disk" / "cut.png")
+    assert (small.returncode, small.stderr.decode()) == (2, STDOUT_SAYS.format("the disk is full"))
+    assert (kept / "cut.png").stat().st_size <= 128 << 10  # (the shell's file: the part the disk took)
+
+
+def test_standard_output_past_the_file_size_limit_names_standard_output(tmp_path):
+    """Issue 91: under `ulimit -f`, `-o -` said "Cannot write /tmp/mattekit-.../stdout.png: file too large.", a
+    private temporary the user never gave. Now the sentence names standard output and the limit, exit 2; nothing
+    is left in the temporary folder."""
+    import resource
+
+    photo, env = _noise(tmp_path, "raw")
+    (tmp_path / "tmp").mkdir()
+    limit = 100_000  # bytes, under the 160 KB PNG
+
+    def cap_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "mattekit", "enhance", photo, "-o", "-"],
+        capture_output=True,
+        env=dict(env, TMPDIR=str(tmp_path / "tmp")),
+        preexec_fn=cap_files,
+    )
+    too_large = "it is larger than the file size limit (ulimit -f, or the file system's own)"
+    assert (done.returncode, done.stdout, done.stderr.decode()) == (2, b"", STDOUT_SAYS.format(too_large))
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+@BUFFERING
+def test_a_reader_that_leaves_part_way_gets_141_and_no_wrote_line(tmp_path, buffering):
+    """Issue 91: `-o - | head -c 100` exited 0 with "wrote PNG to standard output" (the pipe took part of the PNG,
+    then its reader left). Now the status of a tool that SIGPIPE ended, 141, and nothing on stderr; a reader that
+    stays gets the PNG whole, every chunk to IEND with its right CRC."""
+    photo, env = _noise(tmp_path, buffering)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mattekit", "enhance", photo, "-o", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    first = proc.stdout.read(100)
+    proc.stdout.close()  # the reader leaves
+    said = proc.stderr.read()
+    assert (first[:4], proc.wait(60), said) == (b"\x89PNG", 141, b"")
+    stays = mattekit(env, "enhance", photo, "-o", "-")
+    assert (stays.returncode, stays.stderr.decode()) == (0, "mattekit: wrote PNG to standard output\n")
+    assert png_whole(stays.stdout)
+
+
+@BUFFERING
+def test_a_non_blocking_standard_output_gets_the_whole_image(tmp_path, buffering):
+    """A pipe whose write end is non-blocking (as some parents leave it) and whose reader is slow: the writes that
+    find it full wait for room rather than drop the rest or fail."""
+    photo, env = _noise(tmp_path, buffering)
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mattekit", "enhance", photo, "-o", "-"], stdout=write, stderr=subprocess.PIPE, env=env
+    )
+    os.close(write)
+    with open(read, "rb") as reader:
+        time.sleep(0.5)  # the pipe fills meanwhile
+        got = reader.read()
+    assert (proc.wait(60), proc.stderr.read()) == (0, b"mattekit: wrote PNG to standard output\n")
+    assert png_whole(got)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import InputError, MattekitError, OutputError, printable
 from ..fsutil import NAME_MAX, file_kind
-from ..io.formats import extension_of
+from ..io.formats import extension_of, reason
 from ..io.outputs import IMAGE_SUFFIXES, WRITABLE
 from ..io.naming import earlier_outputs
 from ..progress import Display, Progress, Reporter, shown
@@ -329,12 +329,19 @@ class standard_streams:
         return str(path)
 
     def deliver(self) -> None:
-        """The result bound for standard output, written there (once; nothing when there is none yet)."""
-        if self.stdout is not None and self.stdout.is_file() and not self.delivered:
-            self.delivered = True
-            sys.stdout.flush()
-            sys.stdout.buffer.write(self.stdout.read_bytes())
-            sys.stdout.buffer.flush()
+        """The result bound for standard output, written there whole and flushed (once; nothing when there is none
+        yet). BrokenPipeError when its reader has gone; OutputError (one sentence) when it cannot take it all (a
+        full disk, a file size limit)."""
+        if self.stdout is None or not self.stdout.is_file() or self.delivered:
+            return
+        self.delivered = True
+        try:
+            sys.stdout.flush()  # (text printed before the image, if any)
+            write_all(sys.stdout.buffer, self.stdout.read_bytes())
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"Cannot write {self.label(self.stdout)}: {reason(exc)}.") from None
 
     def __exit__(self, kind, exc, tb) -> None:
         import shutil
@@ -342,6 +349,32 @@ class standard_streams:
         try:
             if kind is None:
                 self.deliver()
+            elif isinstance(exc, OutputError) and self.stdout is not None and str(self.folder) in str(exc):
+                # the private temporary is no name the user gave: the sentence names standard output
+                named = str(exc).replace(str(self.stdout), self.label(self.stdout))
+                raise OutputError(named.replace(str(self.folder), "a temporary folder")) from None
         finally:
             if self.folder is not None:
                 shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def write_all(stream, data: bytes) -> None:
+    """``data`` written whole to the binary ``stream`` after what it holds: straight to its descriptor, each short
+    write continued and a full non-blocking one waited for (Python's raw stream, as PYTHONUNBUFFERED makes standard
+    output, may take part of a write and say so in a count easily dropped); a stream with no descriptor (a test's
+    capture) takes it at once."""
+    import select
+
+    stream.flush()
+    try:
+        fd = stream.fileno()
+    except (OSError, AttributeError):  # io.UnsupportedOperation is an OSError
+        stream.write(data)
+        stream.flush()
+        return
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:  # a non-blocking descriptor that is full: wait until it takes more
+            select.select([], [fd], [])

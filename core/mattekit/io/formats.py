@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import io
+import os
 import re
 import struct
 import warnings
@@ -198,6 +199,9 @@ def png_without(data: bytes, kind: bytes) -> bytes | None:
 
 
 def reason(e: OSError) -> str:
+    """What went wrong with a file, in a few words for "Cannot write x: ...": the disk is full, permission denied."""
+    if e.errno == errno.EFBIG and e.strerror == os.strerror(errno.EFBIG):  # the system's (a format's has its own)
+        return "it is larger than the file size limit (ulimit -f, or the file system's own)"
     reasons = {
         errno.EACCES: "permission denied",
         errno.EPERM: "permission denied",

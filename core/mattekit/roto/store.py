@@ -29,6 +29,7 @@ from ..fsutil import (
     check_folder,
     ensure_folder,
     file_digests,
+    file_kind,
     read_regular,
     stale_temporaries,
 )
@@ -173,12 +174,19 @@ class Store:
         return FrameLock(self.journal_dir, str(self.patterns["alpha"])).hold(frames)
 
     def _check_journal_folder(self) -> None:
-        """:func:`check_folder` of the matte's folder, and its hidden journal folder (locks too) no link out of it."""
+        """:func:`check_folder` of the matte's folder, and its hidden journal folder (locks too) no link out of it
+        and, where something is there, a folder."""
         check_folder(self.journal_dir.parent, self.confine)
         if self.confine is not None and os.path.islink(self.journal_dir):
             raise OutputError(
                 f"Cannot write in {self.journal_dir}: it is a link, and roto keeps its journal in a folder "
                 f"of its own; remove the link."
+            )
+        kind = file_kind(self.journal_dir)
+        if kind not in ("a folder", "nothing"):
+            raise OutputError(
+                f"Cannot write the roto journal in {self.journal_dir}: it is {kind}, not a folder; remove it (roto "
+                f"keeps its journal and locks in a folder of its own)."
             )
 
     # -- which frames are finished

@@ -50,8 +50,8 @@ def _guarded(stage: Callable) -> Callable:
 def transparent_note(task, result: dict, options=None) -> str | None:
     """The note for a ``task``'s ``result`` whose subject came out empty: a cut-out (the registry's RESULT port)
     whose alpha, or an alpha or mask output, is zero everywhere; in the CLI's words, naming what the task offers
-    to try given its ``options`` (after a box, what else may find the subject in it, not a box again). None for any
-    other result (a composite or colours hold no alpha to judge)."""
+    to try given its ``options`` (after a box, what else may find the subject in it, not a box again); for a shadow
+    result, that no shadow was found. None for any other result (a composite or colours hold no alpha to judge)."""
     from ..tasks.registry import RESULT
 
     port = task.outputs[0]
@@ -64,6 +64,8 @@ def transparent_note(task, result: dict, options=None) -> str | None:
         array = array[..., -1]
     if array.size == 0 or array.max() > (0 if array.dtype.kind in "ui" else 0.5 / 255):
         return None
+    if getattr(options, "result", None) == "shadow":  # the shadow matte: the subject's own alpha is not in it
+        return "the result is empty (no shadow of the subject was found in the photo)."
     names = {o.name for o in task.declared}
     if getattr(options, "box", None) is not None and "point" in names:  # the box was the hint: no box again
         answered = "hint_model" in names and options.hint_model != NONE

@@ -146,9 +146,19 @@ class Routes(Handler):
             except jobs.Refused as exc:
                 raise refused(exc) from None
 
-    def _send_result(self, job: jobs.Job) -> None:
+    def _send_result(self, job: jobs.Job, kept: bool = False) -> None:
+        """The answer holding ``job``'s result, sent whole. A client that leaves part-way (or stops reading for
+        :data:`.connections.CONNECTION_TIMEOUT` s) is logged as not delivered and the error raised on: the job,
+        ``kept``, is forgotten only after a whole answer, so it can be fetched again."""
         head, data = job.result
-        self._send(200, data, "application/octet-stream", {protocol.META_HEADER: json.dumps(head)})
+        try:
+            self._send(200, data, "application/octet-stream", {protocol.META_HEADER: json.dumps(head)})
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.worker.log(
+                f"the {job.name} result of job {job.id} was not delivered: its client left before the answer's end"
+                + ("; the job is kept to be fetched again" if kept else " (a synchronous answer: the result is lost)")
+            )
+            raise
 
     def _raise_unless_done(self, job: jobs.Job, finished: bool = True) -> None:
         """Refuse unless the job is done: ``finished``, whether it had ended (its done event set) when asked."""
@@ -200,8 +210,8 @@ class Routes(Handler):
         if finished and job.state != "done":
             self.worker.jobs.forget(job)  # this answer hands over its error: forget the job
         self._raise_unless_done(job, finished)
-        self._send_result(job)
-        self.worker.jobs.forget(job)  # its result is sent: forget it
+        self._send_result(job, kept=True)
+        self.worker.jobs.forget(job)  # its result is sent whole: forget it
 
     def ep_cancel_job(self, args):
         job = self._job(args[0])

@@ -1,14 +1,18 @@
 """Image reading and writing that fails: truncated, unreadable and oversized files (declared sizes, a huge EXR
 window, PNG metadata that unpacks to hundreds of MB), unwritable outputs and read-only folders; a failed write keeps
-the old file, and a write removes its own stale temporaries."""
+the old file, and a write removes its own stale temporaries; a command's files and folders on a full disk or past the
+file size limit (issue 91)."""
 
 from __future__ import annotations
 
 import errno
 import os
-import shutil
 import re
+import resource
+import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,7 +25,9 @@ from mattekit.errors import InputError, OutputError
 from mattekit.io import read_image, write_image
 from mattekit import io
 from mattekit.io import picture, png
+from mattekit.cli import main
 from pictures import random_image
+from small_disks import on_a_small_disk
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".exr"])
@@ -203,3 +209,96 @@ def test_a_png_whose_metadata_unpacks_to_hundreds_of_mb_is_named_as_such_or_read
     assert np.array_equal(picture.pixels, read_image(plain, integers=True).pixels) and picture.metadata.icc is None
     with pytest.warns(UserWarning, match=re.escape(said)):
         assert read_layout(bomb) == read_layout(plain) and read_provenance(bomb) is None
+
+
+# ------------------------------------------------------------------ issue 91: a full disk and a file size limit
+
+TOO_LARGE = "it is larger than the file size limit (ulimit -f, or the file system's own)"
+
+
+def _noise_folder(tmp_path) -> Path:
+    """Three noise photos whose PNGs take 58 KB each, then one of 5 KB (named so that it comes last)."""
+    folder = tmp_path / "noise"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for name, shape in (
+        ("a.png", (120, 160, 3)),
+        ("b.png", (120, 160, 3)),
+        ("c.png", (120, 160, 3)),
+        ("d.png", (30, 40, 3)),
+    ):
+        io.write_image(folder / name, rng.random(shape, dtype=np.float32))
+    return folder
+
+
+def _command(*args) -> list:
+    return [sys.executable, "-m", "mattekit", *args]
+
+
+def _cli(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(_command(*args), capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"), **kwargs)
+
+
+def _only_whole(said: str, folder: Path, reference: Path) -> list[str]:
+    """The names of the files a run ``said`` it wrote, checked to be all ``folder`` holds (no part, no temporary),
+    each with the bytes of ``reference``'s file of that name (written where nothing ran short)."""
+    wrote = sorted(Path(name).name for name in re.findall(r"wrote (\S+)", said))
+    assert sorted(p.name for p in folder.iterdir()) == wrote, said
+    assert all((folder / name).read_bytes() == (reference / name).read_bytes() for name in wrote)
+    return wrote
+
+
+def test_files_and_folders_on_a_full_disk_hold_only_whole_outputs(tmp_path):
+    """Issue 91's target for files and folders: on a full disk, the disk-full sentence for each output that did not
+    fit (exit 2 for one, 1 for a folder), and every output the run says it wrote is whole."""
+    photos = _noise_folder(tmp_path)
+    assert main(["enhance", str(photos), "-o", str(tmp_path / "reference"), "-q"]) == 0
+    one, kept = on_a_small_disk(
+        tmp_path / "one", 32, _command("enhance", photos / "a.png", "-o", tmp_path / "one/a.png"), os.environ
+    )
+    assert (one.returncode, one.stderr.decode()) == (
+        2,
+        f"mattekit: error: Cannot write {tmp_path / 'one/a.png'}: the disk is full.\n",
+    )
+    assert not list(kept.iterdir())
+    many, kept = on_a_small_disk(
+        tmp_path / "many", 160, _command("enhance", photos, "-o", tmp_path / "many/out"), os.environ
+    )
+    said = many.stderr.decode()
+    assert many.returncode == 1 and f"Cannot write {tmp_path / 'many/out/c.png'}: the disk is full." in said, said
+    assert _only_whole(said, kept / "out", tmp_path / "reference") == ["a.png", "b.png", "d.png"]
+
+
+def test_files_and_folders_past_the_file_size_limit_hold_only_whole_outputs(tmp_path):
+    """Under `ulimit -f` (RLIMIT_FSIZE): the too-large sentence naming the limit for each output past it (exit 2 for
+    one, 1 for a folder), nothing short left, and the outputs within it whole."""
+    photos = _noise_folder(tmp_path)
+    assert main(["enhance", str(photos), "-o", str(tmp_path / "reference"), "-q"]) == 0
+
+    def cap_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
+
+    one = _cli("enhance", photos / "a.png", "-o", tmp_path / "one.png", preexec_fn=cap_files)
+    assert (one.returncode, one.stderr.decode()) == (
+        2,
+        f"mattekit: error: Cannot write {tmp_path / 'one.png'}: {TOO_LARGE}.\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir() if "one" in p.name) == []
+    many = _cli("enhance", photos, "-o", tmp_path / "out", preexec_fn=cap_files)
+    said = many.stderr.decode()
+    assert many.returncode == 1 and said.count(TOO_LARGE) == 3, said
+    assert _only_whole(said, tmp_path / "out", tmp_path / "reference") == ["d.png"]
+
+
+@pytest.mark.slow
+def test_a_folder_the_writing_processes_fill_a_full_disk_with_holds_only_whole_outputs(shared, tmp_path):
+    """The same for a model's run of several photos, whose cut-outs the writing processes finish and write."""
+    env = dict(os.environ, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1", OMP_NUM_THREADS="1")
+    photos, remove = _noise_folder(tmp_path), ("remove", "--model", "u2netp", "-q")
+    assert subprocess.run(_command(*remove, photos, "-o", tmp_path / "reference"), env=env).returncode == 0
+    many, kept = on_a_small_disk(
+        tmp_path / "many", 160, _command(*remove[:3], photos, "-o", tmp_path / "many/out"), env
+    )
+    said = many.stderr.decode()
+    assert many.returncode == 1 and "the disk is full." in said, said
+    assert 0 < len(_only_whole(said, kept / "out", tmp_path / "reference")) < 4

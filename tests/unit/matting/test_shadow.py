@@ -189,3 +189,16 @@ def test_remove_shadow_keep_and_result_shadow_on_the_command_line(shared, tmp_pa
     assert main(["remove", *common, "--shadow", "kep", "-o", str(tmp_path / "bad.png")]) == 2
     assert "neither keep nor DY,DX,BLUR,OPACITY" in capsys.readouterr().err
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_an_empty_shadow_result_says_no_shadow_was_found_not_no_subject():
+    """Issue 91: `--result shadow` whose shadow matte came out empty warned "no subject was found", though the
+    subject was (the matte holds the shadow alone); now the note says no shadow was found. A cut-out's note is kept."""
+    from mattekit.running.runner import transparent_note
+
+    empty = {remove.TASK.outputs[0].name: np.zeros((4, 4), np.float32)}
+    assert transparent_note(remove.TASK, empty, remove.TASK.make_options({"result": "shadow"})) == (
+        "the result is empty (no shadow of the subject was found in the photo)."
+    )
+    cut = {remove.TASK.outputs[0].name: np.zeros((4, 4, 4), np.float32)}
+    assert "(no subject was found)" in transparent_note(remove.TASK, cut, remove.TASK.make_options({}))

@@ -31,6 +31,10 @@ def hostile(out: Path, kind: str) -> tuple[Path, str]:
     """Put a hostile file of ``kind`` where the roto run into ``out`` (pattern m.####.png) reads; (its path, what
     the sentence says of it)."""
     journal = out / ".m.mattekit-journal"
+    if kind == "folder FIFO":  # the journal folder itself
+        out.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(journal)
+        return journal, "a FIFO, not a folder"
     journal.mkdir(parents=True, exist_ok=True)
     where = {
         "manifest FIFO": out / "m.mattekit.json",
@@ -56,6 +60,8 @@ SENTENCES = {
     "journal": "Cannot read the roto journal {path}: it {what}; remove it (roto writes its journals itself, "
     "as plain files).",
     "lock": "Cannot lock {out}/m.####.png: {path} {what}; remove it (mattekit's lock files are plain files).",
+    "folder": "Cannot write the roto journal in {path}: it is {what}; remove it (roto keeps its journal and locks in a "
+    "folder of its own).",  # issue 91: "Cannot lock ... in ...: file exists."
 }
 
 
@@ -68,6 +74,7 @@ SENTENCES = {
         "journal to /dev/zero",
         "journal oversized",
         "lock to /dev/zero",
+        "folder FIFO",
     ],
 )
 def test_a_special_file_in_the_shot_folder_is_one_sentence_in_the_cli(tmp_path, mirror, capsys, kind):
@@ -119,7 +126,7 @@ def test_special_files_in_a_shot_folder_fail_the_workers_job_and_it_keeps_servin
     worker = client.WorkerClient(started.url, started.token, timeout=30)  # a frozen worker fails the test, not CI
     common = {"plate": str(plate / "f.####.png"), "model": MODEL, "temporal": False}
     try:
-        for kind in ("manifest FIFO", "journal FIFO", "journal to /dev/zero"):
+        for kind in ("manifest FIFO", "journal FIFO", "journal to /dev/zero", "folder FIFO"):
             out = shot / kind.replace(" ", "-").replace("/", "")
             if kind.startswith("journal"):
                 assert outcome(worker, dict(common, output=str(out / "m.####.png"), frames="1"))[0] == "done"

@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from mattekit.wire import protocol
-from workers import _slow_operation
+from mattekit.wire import client, protocol
+from workers import _echo_operation, _slow_operation
 
 IMAGE = {"width": 4, "height": 4, "channels": 3, "dtype": "u8"}
 STEPS = 10000  # 10 ms each: about 100 s unless cancelled
@@ -138,4 +138,47 @@ def test_a_real_upscale_whose_client_hangs_up_stops_between_tiles(make_worker, m
     assert taken[0].state == "cancelled", taken[0].status()
     last = re.match(r"tile (\d+) of (\d+)", reports[-1])  # no tile reported after the held one: it raised there
     assert last and int(last[1]) == 3 < int(last[2]) and taken[0].progress < 0.98, (reports[-3:], taken[0].status())
+    assert worker.health()["ok"] and not srv.jobs.busy()
+
+
+def _leave_part_way(srv, request: str, body: bytes = b"", read: int = 1 << 20) -> bytes:
+    """Send ``request`` (its head without Host and token lines) and ``body`` on a raw socket, read the first ``read``
+    bytes of the answer, then leave (closing with unread data resets the connection)."""
+    head = f"{request}\r\nHost: {srv.host}:{srv.port}\r\nAuthorization: Bearer {srv.token}\r\n\r\n"
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)  # fixed: the kernel may not grow it to 32 MB
+        sock.connect((srv.host, srv.port))
+        sock.sendall(head.encode() + body)
+        got = b""
+        while len(got) < read and (chunk := sock.recv(read - len(got))):
+            got += chunk
+    return got
+
+
+def test_a_result_whose_client_leaves_part_way_is_not_taken_as_delivered(make_worker):
+    """Issue 91: an answer the client left part-way is no delivered result. A job's result fetched so stays in the
+    table and is fetched whole again; a synchronous answer cut so is logged as lost; the worker serves on. The result
+    (16 MB) is more than the sockets' buffers hold (the client's fixed at 128 KB, the worker's at most 4 MB), so the
+    worker is still sending when the client leaves."""
+    lines = []
+    srv, worker = make_worker(operations_table={"echo": _echo_operation()}, log=lines.append)
+    rng, side = np.random.default_rng(0), 1024
+    image, alpha = rng.random((side, side, 3), dtype=np.float32), rng.random((side, side), dtype=np.float32)
+    inputs = [
+        client.Pixels(image.tobytes(), side, side, 3, "f32"),
+        client.Pixels(alpha.tobytes(), side, side, 1, "f32"),
+    ]
+    job = worker.submit("echo", inputs)
+    _until(lambda: worker.job(job)["state"] == "done", "the job's end")
+    assert _leave_part_way(srv, f"GET /{protocol.API}/jobs/{job}/result HTTP/1.1").startswith(b"HTTP/1.0 200")
+    kept = f"the echo result of job {job} was not delivered: its client left before the answer's end; the job is kept"
+    _until(lambda: any(kept in line for line in lines), "the log line of the answer left part-way", 10)
+    whole = worker.result(job)[0]
+    assert whole.data == np.concatenate([image, alpha[..., None]], axis=2).tobytes()
+    meta = json.dumps({"inputs": [p.meta() for p in inputs], "options": {}})
+    body = protocol.join_body(p.data for p in inputs)
+    sync = f"POST /{protocol.API}/run/echo HTTP/1.1\r\n{protocol.META_HEADER}: {meta}\r\nContent-Length: {len(body)}"
+    assert _leave_part_way(srv, sync, body).startswith(b"HTTP/1.0 200")
+    lost = "was not delivered: its client left before the answer's end (a synchronous answer: the result is lost)"
+    _until(lambda: any(lost in line for line in lines), "the log line of the synchronous answer", 10)
     assert worker.health()["ok"] and not srv.jobs.busy()
