@@ -1,5 +1,6 @@
-"""The weights cache: where each file lives, the sha256s known or recorded for its files, and checking
-a cached file against them (:func:`verify`)."""
+"""The weights cache: where each file lives, the sha256s known or recorded for its files, the sha256 each file was
+last read whole with (:func:`file_sha256`, remembered in ``digests.json`` signed with the cache's own key), and
+checking a cached file against them (:func:`settled_check` at each use, :func:`verify` reading it whole)."""
 
 from __future__ import annotations
 
@@ -138,7 +139,12 @@ def _key(make: bool) -> bytes | None:
     except FileNotFoundError:
         if not make:
             return None
-    except (OSError, ValueError):
+    except ValueError:  # damaged: a new key (the records signed with the old one are misses, read again)
+        if not make:
+            return None
+        with contextlib.suppress(OSError):
+            path.unlink()
+    except OSError:
         return None
     tmp = temporary_name(path)
     try:

@@ -96,6 +96,7 @@ def test_a_forged_identity_record_does_not_let_a_tampered_file_run(run, mirror):
     from mattekit.cli import main
 
     path = _fetched()
+    assert (cache_dir() / "digests.key").stat().st_mode & 0o077 == 0  # the key the records are signed with: the owner's
     _tamper_and_forge(path, path.read_bytes())
     _refused(*run("forged.png"), path)
     assert main(["models", "verify", MODEL]) == 1
