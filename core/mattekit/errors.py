@@ -21,6 +21,11 @@ class WeightsError(MattekitError):
         self.fix, self.detail = fix, detail
 
 
+class WeightsCheckFailed(WeightsError):
+    """A weights file on disk that failed its check (damaged or changed): never used, and said as it is rather than
+    as weights that cannot be had."""
+
+
 class Cancelled(Exception):
     """Work its user cancelled before it finished; what was finished stays (a roto re-run resumes). The message is
     one sentence; the CLI exits with code 130, as for Ctrl-C, and the worker reports the job state "cancelled".

@@ -11,6 +11,10 @@ A record is a plain dict (JSON-serialisable)::
 ``derived``: the weights file is not one the catalog pins by sha256 (a converted file registered
 with ``mattekit models add --derived``, or a ``--weights`` file).
 
+A record written into a file also holds ``"file_sha256": "sha256:<hex>"``, the digest of that very file as written
+(its bytes with this value read as :data:`UNSEALED`: :func:`seal`), so that a file edited since (pixels retouched in
+an editor that keeps the XMP, a packet pasted into another photo) no longer matches it (:func:`intact`).
+
 The digital source type is a term of the IPTC NewsCodes vocabulary
 (http://cv.iptc.org/newscodes/digitalsourcetype/, used by IPTC Photo Metadata and C2PA):
 - ``algorithmicallyEnhanced`` ("algorithmically-altered media": modification or correction by an
@@ -25,8 +29,13 @@ In files the record travels as an XMP packet (:func:`to_xmp` / :func:`from_xmp`)
 
 from __future__ import annotations
 
+import hashlib
 import json
+import mmap
+import os
+import struct
 import xml.etree.ElementTree as ElementTree
+import zlib
 
 from . import __version__
 
@@ -42,6 +51,8 @@ NS_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 NS_MATTEKIT = "http://ns.mattekit.org/provenance/1.0/"
 
 UNRECORDED = ("device",)  # options that do not change the result
+FILE_DIGEST = "file_sha256"  # the record's field naming the file it is in
+UNSEALED = "sha256:" + "0" * 64  # its value as the file is written, before :func:`seal`
 
 
 def source_type(port) -> str:
@@ -186,3 +197,73 @@ def describe(provenance: dict) -> list[str]:
     if provenance.get("digital_source_type"):
         lines.append(f"digital source type: {provenance['digital_source_type']}")
     return lines
+
+
+def sealed(provenance: dict) -> dict:
+    """``provenance`` to write into a file that :func:`seal` then seals: its :data:`FILE_DIGEST` :data:`UNSEALED`."""
+    return {**provenance, FILE_DIGEST: UNSEALED}
+
+
+def seal(path) -> None:
+    """Put into the file at ``path``, written with a :func:`sealed` record, the sha256 of its own bytes (with the
+    record's value as :data:`UNSEALED`) in place of :data:`UNSEALED`, wherever that stands (a PNG chunk holding it
+    gets its CRC again); a file without it is left as it is. Raises OSError."""
+    with open(path, "r+b") as f, mmap.mmap(f.fileno(), 0) as data:
+        spots = _spots(data, UNSEALED.encode())
+        if spots:
+            value = b"sha256:" + _digest(data, spots).encode()
+            for at, patch in _patches(data, spots, value):
+                data[at : at + len(patch)] = patch
+
+
+def intact(fd: int, provenance: dict) -> bool:
+    """Whether the open file ``fd`` (a regular file; read, never changed) is the one ``provenance`` (a record read
+    from it) was sealed into: its :data:`FILE_DIGEST` is a digest and the file's bytes still give it."""
+    value = provenance.get(FILE_DIGEST)
+    if not (isinstance(value, str) and value.startswith("sha256:") and value != UNSEALED and len(value) == 71):
+        return False
+    if os.fstat(fd).st_size == 0:
+        return False
+    with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as data:
+        spots = _spots(data, value.encode())
+        return bool(spots) and "sha256:" + _digest(data, spots) == value
+
+
+def _spots(data, value: bytes) -> list[int]:
+    """Where ``value`` stands in ``data`` (offsets, in order)."""
+    spots, at = [], data.find(value)
+    while at >= 0:
+        spots.append(at)
+        at = data.find(value, at + len(value))
+    return spots
+
+
+def _patches(data, spots: list[int], value: bytes) -> list[tuple[int, bytes]]:
+    """(offset, bytes) that put ``value`` at each of ``spots`` in ``data``, with, in a PNG, the CRC of each chunk
+    holding one as for those bytes; in file order."""
+    patches = [(at, value) for at in spots]
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        start = 8
+        while start + 12 <= len(data) and any(at >= start for at in spots):
+            (length,) = struct.unpack(">I", data[start : start + 4])
+            end = start + 8 + length  # where the chunk's CRC stands
+            inside = [at - start - 4 for at in spots if start + 8 <= at and at + len(value) <= end]
+            if inside:
+                chunk = bytearray(data[start + 4 : end])
+                for at in inside:
+                    chunk[at : at + len(value)] = value
+                patches.append((end, struct.pack(">I", zlib.crc32(chunk))))
+            start = end + 4
+    return sorted(patches)
+
+
+def _digest(data, spots: list[int]) -> str:
+    """The hex sha256 of ``data`` with :data:`UNSEALED` at each of ``spots`` (:func:`_patches`)."""
+    digest, done = hashlib.sha256(), 0
+    with memoryview(data) as view:  # (slices of it copy nothing)
+        for at, patch in _patches(data, spots, UNSEALED.encode()):
+            digest.update(view[done:at])
+            digest.update(patch)
+            done = at + len(patch)
+        digest.update(view[done:])
+    return digest.hexdigest()

@@ -281,7 +281,7 @@ class ModelCache:
         """{model option: Predictor} for one run of ``task`` (a registry Task) with ``options``: the models
         ``task.models_needed(options, given)`` names, each the one its option holds (a model the API was given) or
         from this cache. A model whose weights are missing says what the user can do instead."""
-        from .errors import WeightsError
+        from .errors import WeightsCheckFailed, WeightsError
 
         table = task.option_table()
         device = getattr(options, "device", "auto")
@@ -293,6 +293,8 @@ class ModelCache:
             try:
                 chosen = choice if isinstance(choice, ModelChoice) else entry  # (a choice may hold a loaded model)
                 models[name] = self.get(chosen, catalog_task, device=device, weights_path=weights_path)
+            except WeightsCheckFailed:
+                raise  # a file here that failed its check: said as it is
             except WeightsError as exc:
                 raise _missing(exc, entry, catalog_task, table[name]) from None
         return models

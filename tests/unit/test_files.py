@@ -184,8 +184,8 @@ def test_an_existing_output_mattekit_did_not_write_is_refused_unless_overwrite(t
     before = user.read_bytes()
     assert main(["enhance", str(src), "-o", str(user), *quick]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"mattekit: error: {user} already exists and mattekit did not write it; "
-        f"move it away, choose another -o, or use --overwrite to replace it."
+        f"mattekit: error: {user} already exists and is not an output of mattekit's left as written (another "
+        f"file, or one changed since); move it away, choose another -o, or use --overwrite to replace it."
     )
     assert user.read_bytes() == before
     with pytest.raises(OutputError, match=r"choose another output=, or use overwrite=True to replace it\.$"):

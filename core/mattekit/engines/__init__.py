@@ -37,7 +37,7 @@ import numpy as np
 from .. import nets, weights
 from ..catalog import ModelEntry
 from ..errors import MattekitError
-from .files import export_recipe, onnx_export_path, weights_file
+from .files import as_read, export_recipe, onnx_export_path, weights_file
 from .plan import Plan, compile_mode
 from .policy import available_memory, select_device
 
@@ -201,11 +201,14 @@ def onnx_engine(
     label: str | None = None,
 ):
     """:func:`create`'s ONNX engine (arguments as there): with ``weights_path`` and ``recipe["net"]`` its cached
-    export is found without building the net, and a run whose export exists imports no torch."""
+    export is found without building the net, and a run whose export exists imports no torch; one that exports
+    builds the net from the bytes its export is named by (:func:`mattekit.engines.files.as_read`)."""
     from .onnx import OnnxEngine
 
     net = None if weights_path is not None and "net" in (recipe or {}) else load()  # else the path needs the module
     path = onnx_export_path(index, weights_path, recipe, example, dynamic_size, net)
+    if net is None:  # the export is named by the weights' digest: built only from those very bytes
+        load = as_read(load, Path(weights_path), weights.file_sha256(weights_path))
     return OnnxEngine(
         load if net is None else (lambda: net),
         index,

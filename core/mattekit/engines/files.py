@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .. import weights
 from ..catalog import ModelEntry
+from ..errors import WeightsCheckFailed
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -41,3 +42,22 @@ def onnx_export_path(
     from .onnx import onnx_path
 
     return onnx_path(net, index, weights_path, dict(recipe or {}, size=None if dynamic_size else list(example)))
+
+
+def as_read(load: Callable[[], nn.Module], path: Path, named: str) -> Callable[[], nn.Module]:
+    """``load`` (which reads the weights file at ``path``) for an ONNX export named by the sha256 ``named`` of that
+    file: the file read whole just before (:func:`mattekit.weights.read_sha256`, whatever is remembered), and the net
+    kept only when those bytes are the ones named and nothing wrote to the file until ``load`` returned; else
+    WeightsCheckFailed, and no export is made (an export is named by the bytes it was built from, as read then)."""
+
+    def checked() -> nn.Module:
+        digest, identity = weights.read_sha256(path)
+        net = load()
+        if digest != named or not weights.unchanged(path, identity):
+            raise WeightsCheckFailed(
+                f"The weights file {path} changed after it was checked (its sha256 is now {digest}, not {named}), "
+                "so it was not used and no ONNX export was made from it; run again to check it anew."
+            )
+        return net
+
+    return checked

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 from collections import Counter
 from pathlib import Path
 from typing import Callable
@@ -190,28 +189,38 @@ def _refuse_replacing(target: Path, what: str | None, suffix: str, api: bool) ->
 def refuse_foreign(target: Path, api: bool = False) -> None:
     """OutputError when a file is at ``target`` that mattekit did not write: the one rule of every command (roto's
     own: :meth:`mattekit.roto.store.Store.refuse_foreign`): an output replaces only mattekit's own earlier output
-    (a regular file carrying its provenance record; roto: one its manifest or journal records) unless
-    ``--overwrite`` / ``overwrite=True``."""
+    as it wrote it (a regular file carrying its provenance record, whose bytes still give the digest sealed into
+    that record; roto: one its manifest or journal records) unless ``--overwrite`` / ``overwrite=True``."""
     if not os.path.lexists(target) or _written_by_mattekit(target):
         return
     raise OutputError(
-        f"{target} already exists and mattekit did not write it; move it away, choose another "
-        f"{_output_word(api)}, or use {'overwrite=True' if api else '--overwrite'} to replace it."
+        f"{target} already exists and is not an output of mattekit's left as written (another file, or one changed "
+        f"since); move it away, choose another {_output_word(api)}, or use "
+        f"{'overwrite=True' if api else '--overwrite'} to replace it."
     )
 
 
 def _written_by_mattekit(path: Path) -> bool:
-    """Whether ``path`` is a regular file (not a link) carrying mattekit's own provenance record."""
+    """Whether ``path`` is a regular file (not a link) carrying mattekit's own provenance record, and still the
+    very file that record was sealed into (:func:`mattekit.provenance.intact`: not retouched since, nor another
+    picture the record was pasted into)."""
     from ..errors import MattekitError
+    from ..fsutil import Unreadable, open_regular
+    from ..provenance import intact
     from .read import read_provenance
 
     try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            return False
-        record = read_provenance(path)
-    except (OSError, MattekitError):
+        fd = open_regular(path, 1 << 50, links=False)  # a link (even to mattekit's file), a FIFO, a device: not it
+    except Unreadable:
         return False
-    return bool(record) and "task" in record and str(record.get("software", "")).startswith("mattekit ")
+    try:
+        record = read_provenance(path)
+        mattekit = bool(record) and "task" in record and str(record.get("software", "")).startswith("mattekit ")
+        return mattekit and intact(fd, record)
+    except (OSError, ValueError, MattekitError):
+        return False
+    finally:
+        os.close(fd)
 
 
 def check_name_length(path: Path, writes: bool = True, api: bool = False, flag: str | None = None) -> None:

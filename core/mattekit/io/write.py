@@ -31,7 +31,7 @@ from mattekit.io.metadata import Metadata, merged_xmp
 from mattekit.io.png import write_png
 from mattekit.io.tiff import write_tiff
 from mattekit.ops.pixels import finite, quantise, srgb_to_linear, with_channels
-from mattekit.provenance import to_xmp
+from mattekit.provenance import seal, sealed, to_xmp
 
 
 def write_image(
@@ -50,7 +50,8 @@ def write_image(
     bit_depth: 8 or 16 for PNG/TIFF, 8 for JPEG/WebP; for EXR 32 writes float, anything else half.
     provenance: a :mod:`mattekit.provenance` record to embed: XMP in PNG (iTXt), TIFF (tag 700),
     JPEG (APP1) and WebP; header attributes in EXR (``software``, ``mattekitProvenance`` JSON,
-    ``digitalSourceType``). :func:`mattekit.io.read.read_provenance` reads it back.
+    ``digitalSourceType``), sealed with the written file's own digest (:func:`mattekit.provenance.seal`).
+    :func:`mattekit.io.read.read_provenance` reads it back.
     JPEG cannot hold transparency: an RGBA picture that is not fully opaque raises OutputError.
     colorspace: the pixels are a plate's own values in this OCIO colour space (any range): EXR gets them neither
     converted from sRGB nor clipped (premultiplied all the same), its header naming the colour space
@@ -63,6 +64,7 @@ def write_image(
     confine: the folders the file may land in (:func:`mattekit.fsutil.check_folder`), asked as it is written.
     """
     path = Path(path)
+    provenance = sealed(provenance) if provenance else None
     fmt = WRITERS.get(path.suffix.lower())
     if fmt is None:
         raise OutputError(f"Cannot write {path}: mattekit writes PNG, JPEG, TIFF, WebP and EXR files.")
@@ -113,6 +115,7 @@ def write_layers(
     path = Path(path)
     if path.suffix.lower() != ".exr":
         raise OutputError(f"Cannot write {path}: a layered file is an EXR.")
+    provenance = sealed(provenance) if provenance else None
     if not colorspace:
         rgb, foreground, colorspace = srgb_to_linear(rgb), srgb_to_linear(foreground), colour.LINEAR_SRGB
     spec = plate_spec(source) if source else None
@@ -168,8 +171,9 @@ def _as_float(pixels, clip: bool = True) -> np.ndarray:
 
 
 def _atomic(path: Path, write, confine: Confinement | None = None) -> None:
-    """Run write(temporary path) in path's folder, then move the result over path
-    (:func:`mattekit.fsutil.atomic_write`); temporaries of path left by a killed earlier write are removed."""
+    """Run write(temporary path) in path's folder, seal the provenance record it holds, if any
+    (:func:`mattekit.provenance.seal`), then move the result over path (:func:`mattekit.fsutil.atomic_write`);
+    temporaries of path left by a killed earlier write are removed."""
     check_folder(path.parent, confine)  # before the stale temporaries are removed too
     if not path.parent.is_dir():
         raise OutputError(f"Cannot write {path}: {path.parent} is not an existing folder.")
@@ -179,7 +183,7 @@ def _atomic(path: Path, write, confine: Confinement | None = None) -> None:
         with contextlib.suppress(OSError):
             stale.unlink()
     try:
-        atomic_write(path, write, confine=confine)
+        atomic_write(path, lambda tmp: (write(tmp), seal(tmp)), confine=confine)
     except OSError as e:
         raise OutputError(f"Cannot write {path}: {reason(e)}.") from None
 

@@ -24,6 +24,8 @@ from mattekit.weights.cache import (
     is_cached,
     pinned,
     pinned_sha256s,
+    read_sha256,
+    unchanged,
     verify,
 )
 from mattekit.weights.checkpoint import load_state_dict_file, unwrap_state_dict
@@ -38,6 +40,8 @@ __all__ = [
     "verify",
     "pinned_sha256s",
     "file_sha256",
+    "read_sha256",
+    "unchanged",
     "fetch",
     "fetch_first",
     "local_folder",

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from mattekit.errors import InputError, WeightsError
+from mattekit.errors import InputError, WeightsCheckFailed, WeightsError
 from mattekit.fsutil import atomic_write, file_digests
 from mattekit.weights.cache import (
     WeightFile,
@@ -76,7 +76,9 @@ def model_file(model: str, files: Sequence[WeightFile], *, progress: bool = True
     entry = added(model)
     if entry is None:
         try:
-            return fetch_first(files, progress=progress)
+            return fetch_first(files, progress=progress, model=model)
+        except WeightsCheckFailed:
+            raise
         except WeightsError as exc:
             alike = look_alikes(files)
             if not alike:
@@ -89,7 +91,7 @@ def model_file(model: str, files: Sequence[WeightFile], *, progress: bool = True
             ) from None
     path = cache_dir() / entry["file"]
     if not path.is_file() or file_sha256(path) != entry["sha256"]:
-        raise WeightsError(
+        raise WeightsCheckFailed(
             f"The weights file {path} added for {model} is missing or changed since it was added; "
             f"add it again with `mattekit models add {model} FILE`."
         )

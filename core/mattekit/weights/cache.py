@@ -1,10 +1,14 @@
-"""The weights cache: where each file lives, the sha256s known or recorded for its files, and checking
-a cached file against them (:func:`verify`)."""
+"""The weights cache: where each file lives, the sha256s known or recorded for its files, the sha256 each file was
+last read whole with (:func:`file_sha256`, remembered in ``digests.json`` signed with the cache's own key), and
+checking a cached file against them (:func:`settled_check` at each use, :func:`verify` reading it whole)."""
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import json
 import os
+import secrets
 import shutil
 import time
 from dataclasses import dataclass
@@ -14,7 +18,7 @@ from typing import Sequence
 import platformdirs
 
 from mattekit.errors import WeightsError
-from mattekit.fsutil import atomic_write, exclusive_lock, file_digests
+from mattekit.fsutil import atomic_write, exclusive_lock, file_digests, temporary_name
 
 
 @dataclass(frozen=True)
@@ -75,53 +79,140 @@ def record_sha256(name: str, digest: str) -> None:
 
 
 SETTLED_NS = 2_000_000_000  # a file last changed this long ago (ns): a rewrite from now on gives it new times
+RECHECK_NS = 7 * 86_400 * 10**9  # a remembered digest is trusted this long (ns), then the file is read whole again
 
 
 def file_sha256(path: str | Path) -> str:
     """The sha256 of the file at ``path``: read once per version of the file and remembered across processes in the
-    cache's ``digests.json`` by its resolved path, size, modification and change times and inode (any rewrite of a
-    file changes its times), to name it (the weights a run used, in provenance, manifests and export caches) and to
-    check a cached file at each use (:func:`settled_check`). Only a file whose content and metadata last changed at
-    least :data:`SETTLED_NS` ago is remembered: file times move in coarse ticks (4 ms here), so a rewrite in the tick
-    of the hashed version could keep its times. BiRefNet's 885 MB took 0.8 s to hash at each run here, IS-Net's 176 MB 0.13 s (with the CPU's SHA
-    instructions; about 0.45 s without them)."""
+    cache's ``digests.json`` (:func:`remember`), to name it (the weights a run used, in provenance, manifests and
+    export caches) and to check a cached file at each use (:func:`settled_check`). A remembered digest is used only
+    where its record is sound: signed with the cache's own key (``digests.key``, so an edit of digests.json alone
+    gives a miss), made for this file's resolved path, size, modification and change times, inode and device (any
+    write changes the change time, which no user can set back) and at most :data:`RECHECK_NS` old (bit rot that
+    leaves the metadata alone is caught at the next whole read, or at once by ``mattekit models verify``); anything
+    else is a miss and the file is read whole again. BiRefNet's 885 MB took 0.8 s to hash at each run here, IS-Net's
+    176 MB 0.13 s (with the CPU's SHA instructions; about 0.45 s without them)."""
     path = Path(path).resolve()
-    st = path.stat()
-    identity = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
-    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < SETTLED_NS:
-        return file_digests(path, "sha256")["sha256"]
+    identity = _identity(path)
     if (got := _DIGESTS.get((str(path), *identity))) is not None:
         return got
-    _DIGESTS[(str(path), *identity)] = digest = _remembered_sha256(path, identity)
+    known = _remembered(path, identity)
+    if known is not None:
+        _DIGESTS[(str(path), *identity)] = known
+        return known
+    digest = file_digests(path, "sha256")["sha256"]
+    if remember(path, identity, digest):
+        _DIGESTS[(str(path), *identity)] = digest
     return digest
 
 
-_DIGESTS: dict[tuple, str] = {}  # this process's: (resolved path, *identity) -> sha256
+_DIGESTS: dict[tuple, str] = {}  # this process's: (resolved path, *identity) -> sha256 remembered on disk
 
 
-def _remembered_sha256(path: Path, identity: list) -> str:
-    """:func:`file_sha256` from the cache's record when its ``identity`` matches, else read and recorded."""
-    record = cache_dir() / "digests.json"
-    try:
-        known = read_record(record.name, "digests will be read again").get(str(path))
-    except WeightsError:
-        known = None  # an unreadable record is only a cache: rewritten below
-    if isinstance(known, dict) and known.get("identity") == identity and isinstance(known.get("sha256"), str):
-        return known["sha256"]
+def read_sha256(path: str | Path) -> tuple[str, list[int]]:
+    """(the sha256 of the file at ``path`` read whole now, whatever is remembered, and then remembered; the file's
+    identity before the read, for :func:`unchanged`)."""
+    path = Path(path).resolve()
+    identity = _identity(path)
     digest = file_digests(path, "sha256")["sha256"]
+    remember(path, identity, digest)
+    return digest, identity
+
+
+def unchanged(path: str | Path, identity: list[int]) -> bool:
+    """Whether the file at ``path`` still has ``identity`` (:func:`read_sha256`): nothing wrote to it since."""
+    return _identity(Path(path).resolve()) == identity
+
+
+def _identity(path: Path) -> list[int]:
+    """What any write to the file at ``path`` changes: [size, mtime, ctime, inode, device] (ns for the times)."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def _key(make: bool) -> bytes | None:
+    """The cache's secret for signing digests.json (32 random bytes in ``digests.key``, readable by its owner
+    only), made when missing with ``make``; None where there is none or it cannot be read or made."""
+    path = cache_dir() / "digests.key"
+    try:
+        return bytes.fromhex(path.read_text())
+    except FileNotFoundError:
+        if not make:
+            return None
+    except ValueError:  # damaged: a new key (the records signed with the old one are misses, read again)
+        if not make:
+            return None
+        with contextlib.suppress(OSError):
+            path.unlink()
+    except OSError:
+        return None
+    tmp = temporary_name(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        with contextlib.suppress(FileExistsError):  # another process made one first: theirs is the key
+            os.link(tmp, path)
+    except OSError:
+        return None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return _key(False)
+
+
+def _signature(key: bytes, path: Path, identity: list, digest: str, checked: int) -> str:
+    return hmac.new(key, json.dumps([str(path), identity, digest, checked]).encode(), "sha256").hexdigest()
+
+
+def _remembered(path: Path, identity: list) -> str | None:
+    """The sha256 digests.json remembers for this version of the file at ``path``, or None: no sound record."""
+    try:
+        known = read_record("digests.json", "digests will be read again").get(str(path))
+    except WeightsError:
+        return None  # an unreadable record is only a cache: rewritten at the next whole read
+    key = _key(False)
+    if not (key and isinstance(known, dict) and known.get("identity") == identity):
+        return None
+    digest, checked = known.get("sha256"), known.get("checked")
+    if not (isinstance(digest, str) and isinstance(checked, int) and 0 <= time.time_ns() - checked < RECHECK_NS):
+        return None
+    if not hmac.compare_digest(str(known.get("mac")), _signature(key, path, identity, digest, checked)):
+        return None
+    return digest
+
+
+def remember(path: Path, identity: list, digest: str) -> bool:
+    """Record in digests.json that the file at the resolved ``path``, of ``identity`` (taken before a whole read by
+    mattekit), has the sha256 ``digest`` (what that read found), signed; forget any earlier record of it where the
+    file changed within :data:`SETTLED_NS` (file times move in coarse ticks, 4 ms here: a rewrite in the tick of
+    this version could keep them). Whether it was recorded; a cache folder that cannot be written records nothing
+    (the file is then read whole at each use)."""
+    settled = time.time_ns() - max(identity[1], identity[2]) >= SETTLED_NS
+    record = cache_dir() / "digests.json"
+    for cached in [k for k in _DIGESTS if k[0] == str(path)]:
+        del _DIGESTS[cached]
+    with contextlib.suppress(WeightsError):
+        if not settled and str(path) not in read_record(record.name, ""):
+            return False  # nothing to forget
     try:
         record.parent.mkdir(parents=True, exist_ok=True)
+        key = _key(True)
         with exclusive_lock(record.with_name(record.name + ".lock")):
             try:
                 data = read_record(record.name, "")
             except WeightsError:
                 data = {}
-            data = {k: v for k, v in data.items() if Path(k).is_file()}  # files since removed are forgotten
-            data[str(path)] = {"identity": identity, "sha256": digest}
+            data = {k: v for k, v in data.items() if Path(k).is_file() and k != str(path)}  # removed files forgotten
+            if settled and key:
+                checked = time.time_ns()
+                mac = _signature(key, path, identity, digest, checked)
+                data[str(path)] = {"identity": identity, "sha256": digest, "checked": checked, "mac": mac}
             atomic_write(record, json.dumps(data, indent=1, sort_keys=True) + "\n")
     except OSError:
-        pass  # a cache folder that cannot be written: the digest is right, only read again next time
-    return digest
+        return False
+    return settled and key is not None
 
 
 def expected_sha256(wf: WeightFile) -> str | None:
@@ -159,14 +250,17 @@ def settled_check(wf: WeightFile, path: Path, expected: str | None) -> tuple[str
 
 
 def verify(wf: WeightFile) -> tuple[bool, str]:
-    """Re-hash the cached file: ``(ok, one-line status)``. Changes nothing."""
+    """Re-hash the cached file: ``(ok, one-line status)``. Changes nothing but the digest remembered for it
+    (:func:`remember`): a file that fails here is refused by later runs too."""
     path = cached_path(wf)
     if not path.is_file():
         return False, f"{wf.name}: not downloaded"
     expected = expected_sha256(wf)
     if expected is None and not wf.md5:
         return False, f"{wf.name}: no known sha256 to check against yet (fetching it records one)"
+    identity = _identity(path.resolve())
     got, failed = check(wf, path, expected)
+    remember(path.resolve(), identity, got)  # what this whole read found is what later runs check against
     if failed:
         kind, found, wanted = failed
         return False, f"{wf.name}: {kind} mismatch (expected {wanted}, got {found}); delete {path} and fetch it again"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mattekit import __version__
-from mattekit.errors import WeightsError
+from mattekit.errors import WeightsCheckFailed, WeightsError
 from mattekit.fsutil import exclusive_lock
 from mattekit.weights.cache import (
     WeightFile,
@@ -69,18 +69,19 @@ def rembg_dir() -> Path:
 DOWNLOAD_LOCK = ".downloads.lock"  # the one lock file a cache folder holds, whatever was fetched into it
 
 
-def fetch(wf: WeightFile, *, progress: bool = True, network: bool = True) -> Path:
+def fetch(wf: WeightFile, *, progress: bool = True, network: bool = True, model: str | None = None) -> Path:
     """Return the verified local path of ``wf``, downloading it into the cache if needed.
 
-    A cached file that no longer matches its hash is never replaced silently: fetch raises
-    a WeightsError asking the user to delete it, so corruption or tampering gets noticed.
+    A cached file that no longer matches its hash is never used nor replaced silently: fetch raises
+    WeightsCheckFailed naming it and asking the user to delete it (and how to fetch it again: ``mattekit models
+    pull`` ``model``, the catalog model it is for, where known), so corruption or tampering gets noticed.
     ``network=False`` tries only the cache and a local-folder mirror. Processes sharing the cache
     (Ray workers, two CLI runs) take turns through one lock file per cache folder (``DOWNLOAD_LOCK``,
     not one per model): one brings a file in, the others then find it cached.
     """
     path = cached_path(wf)
     if path.is_file():
-        return _fetch(wf, path, progress, network)
+        return _fetch(wf, path, progress, network, model)
     lock = path.parent / DOWNLOAD_LOCK
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,19 +92,20 @@ def fetch(wf: WeightFile, *, progress: bool = True, network: bool = True) -> Pat
             "set MATTEKIT_HOME to a writable folder."
         ) from None
     with exclusive_lock(lock):
-        return _fetch(wf, path, progress, network)
+        return _fetch(wf, path, progress, network, model)
 
 
-def _fetch(wf: WeightFile, path: Path, progress: bool, network: bool) -> Path:
+def _fetch(wf: WeightFile, path: Path, progress: bool, network: bool, model: str | None) -> Path:
     """:func:`fetch` once any other process fetching ``wf`` is done: verify the cached file, else bring it in."""
     expected = expected_sha256(wf)
     if path.is_file():
         got, failed = settled_check(wf, path, expected)
         if failed:
             kind, found, wanted = failed
-            raise WeightsError(
-                f"The cached weights file {path} does not match its {kind} (expected {wanted}, got {found}); "
-                "delete it and run again to download a fresh copy."
+            again = f"then `mattekit models pull {model}` fetches it again" if model else "then run again to fetch it"
+            raise WeightsCheckFailed(
+                f"The weights file {path} on disk failed its {kind} check (damaged or changed: expected {wanted}, "
+                f"got {found}), so it was not used; delete it, {again}."
             )
         if expected is None:  # placed by hand: its md5 matched rembg's pin, or trust on first use
             record_sha256(wf.name, got)
@@ -255,15 +257,16 @@ def look_alikes(files: Sequence[WeightFile]) -> list[Path]:
     )
 
 
-def fetch_first(files: Sequence[WeightFile], *, progress: bool = True) -> Path:
-    """The verified local path of the first of ``files`` (alternative sources of one model's weights).
+def fetch_first(files: Sequence[WeightFile], *, progress: bool = True, model: str | None = None) -> Path:
+    """The verified local path of the first of ``files`` (alternative sources of one model's weights, those of the
+    catalog model ``model`` where known).
 
     A file already in the cache wins, then one in a local-folder mirror; otherwise each is
     downloaded in catalog order until one arrives.
     """
     for wf in files:
         if is_cached(wf):
-            return fetch(wf, progress=progress)
+            return fetch(wf, progress=progress, model=model)
     for wf in files:
         try:
             return fetch(wf, progress=progress, network=False)

@@ -96,7 +96,7 @@ def test_unknown_sha_is_recorded_then_enforced(server, sums, env):
     flip_byte(path)
     ok, status = verify(wf)
     assert not ok and "mismatch" in status and "\n" not in status
-    with pytest.raises(WeightsError, match="does not match its sha256") as err:
+    with pytest.raises(WeightsError, match="failed its sha256 check") as err:
         fetch(wf, progress=False)
     assert_sentence(str(err.value))
     assert "delete it" in str(err.value)
@@ -205,6 +205,6 @@ def test_a_cached_file_is_read_once_per_version_at_its_uses_and_a_changed_one_re
     before = path.stat()
     flip_byte(path)
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-    with pytest.raises(WeightsError, match="does not match its sha256"):
+    with pytest.raises(WeightsError, match="failed its sha256 check"):
         fetch(wf, progress=False)
     assert len(reads) == 2 and not verify(wf)[0]

@@ -194,7 +194,7 @@ def test_a_file_with_another_md5_is_refused_in_one_sentence(server, shared, sums
 
     cached_path(wf).write_bytes(bad.read_bytes())  # put in the cache by hand
     with pytest.raises(
-        WeightsError, match=re.escape(f"does not match its md5 (expected {pin.md5}, got {bad_md5})")
+        WeightsError, match=re.escape(f"failed its md5 check (damaged or changed: expected {pin.md5}, got {bad_md5})")
     ) as err:
         fetch(wf, progress=False)
     assert_sentence(str(err.value))
