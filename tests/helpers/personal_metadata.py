@@ -1,6 +1,7 @@
 """Photos laden with personal metadata, for the privacy tests (tests/unit/io/test_privacy*.py): EXIF with its GPS IFD,
-maker note, serial numbers, owner, artist; XMP with personal properties in every form; IPTC IIM in a JPEG APP13
-segment. Each field holds a marker that must (``KEPT``) or must not (``PERSONAL``) be found in an output's bytes;
+maker note, serial numbers, owner, artist, a tag off the allow-list; XMP with personal properties in every form
+(issue 91's fields, faces of three kinds, a comment, a processing instruction, an unknown namespace) and the allowed
+ones; IPTC IIM in a JPEG APP13 segment. Each field holds a marker that must (``KEPT``) or must not (``PERSONAL``) be found in an output's bytes;
 :func:`assert_private` checks a file for them."""
 
 from __future__ import annotations
