@@ -20,8 +20,9 @@ _XML = "http://www.w3.org/XML/1998/namespace"
 _META = "adobe:ns:meta/"
 _ROOTS = ("x:xmpmeta", "x:xapmeta", "rdf:RDF")  # a packet's element, the first found (x:xapmeta: Adobe's older name)
 _SEP = "\x1f"  # between a name's namespace, local part and prefix as expat reports it (no XML name holds it)
-_TEXT = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
-_VALUE = _TEXT | {'"': "&quot;", "\n": "&#10;", "\t": "&#9;"}
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
+_TEXT = str.maketrans(_ESCAPES)  # for character data
+_VALUE = str.maketrans(_ESCAPES | {'"': "&quot;", "\n": "&#10;", "\t": "&#9;"})  # for a quoted attribute value
 _HEAD = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
 _TAIL = "</x:xmpmeta>\n" + '<?xpacket end="w"?>'
 
@@ -53,11 +54,6 @@ def kept(packet: bytes, allowed: Allowed) -> bytes | None:
     return written if body and len(written) <= LIMIT else None
 
 
-def _escaped(text: str, table: dict[str, str]) -> str:
-    """``text`` with the characters of ``table`` replaced (character data or a quoted attribute value)."""
-    return text.translate(str.maketrans(table))
-
-
 class _Walk:
     """expat's callbacks: the kept properties of each ``rdf:Description`` at depth ``level`` + 1 (the ``rdf:RDF``
     at depth ``level``: 1 for a bare one, 2 inside ``x:xmpmeta``), as ``descriptions`` (text, one per description
@@ -73,6 +69,7 @@ class _Walk:
         self.prefixes: dict[str, str] = {}  # its namespaces: URI -> the prefix written
         self.names: dict[str, str] = {}  # expat's names -> the names written, in the open description
         self.open = False  # whether the last start tag copied still lacks its ">" (an empty one ends "/>")
+        self.verdicts: dict[str, bool] = {}  # expat's names of properties -> whether they are kept
         self.descriptions: list[str] = []
 
     def start(self, name: str, attributes: list[str]) -> None:
@@ -80,6 +77,11 @@ class _Walk:
         if self.keeping:
             self.body.append(">" + self._tag(name, attributes) if self.open else self._tag(name, attributes))
             self.open = True
+            return
+        if self.depth >= self.level + 2:  # a property (or within one left out)
+            if self.depth == self.level + 2 and self.inside and self._allowed(name):
+                self.keeping, self.open = self.depth, True
+                self.body.append("\n   " + self._tag(name, attributes))
             return
         uri, local = _parts(name)
         if self.depth == 1 and (uri, local) not in ((_META, "xmpmeta"), (_META, "xapmeta"), (RDF, "RDF")):
@@ -89,10 +91,7 @@ class _Walk:
         elif self.inside and self.depth == self.level + 1 and (uri, local) == (RDF, "Description"):
             for key, value in zip(attributes[::2], attributes[1::2]):
                 if self.allowed(*_parts(key)):
-                    self.attributes.append(f'{self._name(key)}="{_escaped(value, _VALUE)}"')
-        elif self.inside and self.depth == self.level + 2 and self.allowed(uri, local):
-            self.keeping, self.open = self.depth, True
-            self.body.append("\n   " + self._tag(name, attributes))
+                    self.attributes.append(f'{self._name(key)}="{value.translate(_VALUE)}"')
 
     def end(self, name: str) -> None:
         if self.keeping:
@@ -105,23 +104,30 @@ class _Walk:
 
     def text(self, data: str) -> None:
         if self.keeping:
-            self.body.append(">" + _escaped(data, _TEXT) if self.open else _escaped(data, _TEXT))
+            self.body.append(">" + data.translate(_TEXT) if self.open else data.translate(_TEXT))
             self.open = False
 
     def _close_description(self) -> None:
         """Write the description just closed out when it keeps anything, and start the next afresh."""
         if self.attributes or self.body:
-            spaces = "".join(f' xmlns:{prefix}="{_escaped(uri, _VALUE)}"' for uri, prefix in self.prefixes.items())
+            spaces = "".join(f' xmlns:{prefix}="{uri.translate(_VALUE)}"' for uri, prefix in self.prefixes.items())
             head = " ".join(['  <rdf:Description rdf:about=""' + spaces, *self.attributes])
             self.descriptions.append(head + ">" + "".join(self.body) + "\n  </rdf:Description>\n")
         self.attributes, self.body, self.prefixes, self.names = [], [], {}, {}
 
+    def _allowed(self, name: str) -> bool:
+        """Whether the property of expat's ``name`` is kept (the caller's answer, remembered)."""
+        verdict = self.verdicts.get(name)
+        if verdict is None:
+            verdict = self.verdicts[name] = self.allowed(*_parts(name))
+        return verdict
+
     def _tag(self, name: str, attributes: list[str]) -> str:
         """The start tag of a copied element, its attributes all kept, without its closing ">"."""
-        if not attributes:
-            return "<" + self._name(name)
-        pairs = zip(attributes[::2], attributes[1::2])
-        return "<" + " ".join([self._name(name), *(f'{self._name(k)}="{_escaped(v, _VALUE)}"' for k, v in pairs)])
+        tag = "<" + self._name(name)
+        for at in range(0, len(attributes), 2):
+            tag += f' {self._name(attributes[at])}="{attributes[at + 1].translate(_VALUE)}"'
+        return tag
 
     def _name(self, name: str) -> str:
         """The prefixed name to write for expat's ``name`` (URI, local part, prefix): the packet's own prefix unless
