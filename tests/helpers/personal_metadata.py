@@ -75,6 +75,7 @@ PERSONAL = {
     "XMP GPS in a comment": "SECRET-COMMENT-GPS",
     "XMP processing instruction": "SECRET-PI",
     "XMP a property of an unknown namespace": "SECRET-UNKNOWN",
+    "EXIF Software (the output's record names its own)": "SOURCE-SOFTWARE",
 }
 IIM = {
     "IPTC IIM City (2:90)": "SECRET-IIM-CITY",
@@ -182,7 +183,7 @@ def laden_exif() -> Image.Exif:
     """EXIF as a camera and an editor write it: orientation 6, the kept fields and every personal one."""
     exif = Image.Exif()
     exif[0x010F], exif[0x0110], exif[0x0112] = "KEEP-MAKE", "T-1", 6
-    exif[0x010E], exif[0x8298] = "KEEP-DESCRIPTION", "KEEP-COPYRIGHT"
+    exif[0x010E], exif[0x8298], exif[0x0131] = "KEEP-DESCRIPTION", "KEEP-COPYRIGHT", "SOURCE-SOFTWARE"
     exif[metadata.ARTIST], exif[metadata.HOST_COMPUTER] = "SECRET-ARTIST", "SECRET-HOST"
     inner = exif.get_ifd(metadata.EXIF_IFD)
     inner[0x9003], inner[0xA431], inner[0xA435] = "2026:11:25 12:00:00", "SECRET-BODY", "SECRET-LENS"

@@ -5,17 +5,18 @@ Kept: what describes the picture and its rights, and how it was taken. Title, de
 rights statement, usage terms, web statement, licence, the release statuses; colour (profile, colour space, colour
 mode); the camera's make and model, its lens and its settings (exposure, aperture, ISO, focal length, flash, white
 balance...); orientation, resolution, the image's size; the dates it was taken and changed (the capture date tells
-when, not where nor who: kept, like the camera model); the software that made it and the IPTC digital source type.
-Left out, among all else: the creator's and every other person's name (the copyright notice keeps the name its
-owner put there), credit line, keywords (they name people and places), locations and GPS, contacts, people shown,
-face and image regions, events, model details, document and instance ids, original file names, serial numbers,
-owners, maker notes, comments, thumbnails, editing history and raw-development settings. IPTC IIM is never copied.
+when, not where nor who: kept, like the camera model). Left out, among all else: the creator's and every other
+person's name (the copyright notice keeps the name its owner put there), credit line, keywords (they name people and
+places), locations and GPS, contacts, people shown, face and image regions, events, model details, document and
+instance ids, original file names, serial numbers, owners, maker notes, comments, thumbnails, editing history,
+raw-development settings, and the software and IPTC digital source type of the source (mattekit's own record names
+those of the output). IPTC IIM is never copied.
 """
 
 from __future__ import annotations
 
-# EXIF IFD0 tags kept: description, make, model, orientation, x/y resolution and unit, software, date, copyright
-IFD0 = {0x010E, 0x010F, 0x0110, 0x0112, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, 0x8298}
+# EXIF IFD0 tags kept: description, make, model, orientation, x/y resolution and unit, date, copyright
+IFD0 = {0x010E, 0x010F, 0x0110, 0x0112, 0x011A, 0x011B, 0x0128, 0x0132, 0x8298}
 # EXIF IFD tags kept: the camera's settings, versions, colour space, size, dates (with sub-seconds and offsets),
 # lens make, model and specification, the image's title, composite-image fields and gamma
 EXIF_IFD = {
@@ -48,10 +49,9 @@ XMP = {
     "http://creativecommons.org/ns#": "license morePermissions",
     "http://ns.useplus.org/ldf/xmp/1.0/": "ModelReleaseStatus PropertyReleaseStatus",
     "http://ns.adobe.com/photoshop/1.0/": "Headline DateCreated ColorMode ICCProfile",
-    "http://ns.adobe.com/xap/1.0/": "CreateDate ModifyDate MetadataDate CreatorTool",
-    "http://iptc.org/std/Iptc4xmpExt/2008-02-29/": "DigitalSourceType",
+    "http://ns.adobe.com/xap/1.0/": "CreateDate ModifyDate MetadataDate",
     "http://ns.adobe.com/tiff/1.0/": (
-        "ImageWidth ImageLength Orientation XResolution YResolution ResolutionUnit Make Model Software DateTime "
+        "ImageWidth ImageLength Orientation XResolution YResolution ResolutionUnit Make Model DateTime "
         "ImageDescription Copyright"
     ),
     "http://ns.adobe.com/exif/1.0/": _EXIF_SETTINGS,
@@ -72,7 +72,7 @@ def xmp_property(uri: str, local: str) -> bool:
 # "smpte:" (time and key codes, all kept)
 ATTRIBUTES = frozenset(
     (
-        "ImageDescription Make Model Copyright Software DateTime PixelAspectRatio capDate utcOffset framesPerSecond "
+        "ImageDescription Make Model Copyright DateTime PixelAspectRatio capDate utcOffset framesPerSecond "
         "timeCode keyCode expTime aperture isoSpeed focus cameraMake cameraModel lensMake lensModel "
         "nominalFocalLength pinholeFocalLength effectiveFocalLength entrancePupilOffset tStop shutterAngle "
         "sensorCenterOffset sensorOverallDimensions sensorPhotositePitch sensorAcquisitionRectangle worldToCamera "

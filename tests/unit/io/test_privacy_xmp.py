@@ -12,13 +12,14 @@ from personal_metadata import XMP
 
 def test_xmp_keeps_only_allowed_properties_whatever_their_prefix_and_a_packet_that_does_not_parse_is_left_out():
     """A namespace decides, not a prefix: a GPS position in a default namespace goes, a ``title`` of an unknown
-    namespace goes, Dublin Core's title in a default namespace stays; nested elements of one name go together; a
+    namespace goes, Dublin Core's title in a default namespace stays, the source's software goes; nested elements of one name go together; a
     packet that does not parse is not kept; a clean one keeps its allowed properties, its orientation reset."""
     hidden = XMP.replace(
         b"<dc:title>",
         b"<GPSLatitude xmlns='http://ns.adobe.com/exif/1.0/'>SECRET-BARE</GPSLatitude>"
         b"<f:title xmlns:f='http://example.com/'>SECRET-TITLE</f:title>"
         b"<rights xmlns='http://purl.org/dc/elements/1.1/'>KEEP-BARE-RIGHTS</rights>"
+        b"<xmp:CreatorTool>SECRET-TOOL</xmp:CreatorTool>"  # (the output's provenance names its own)
         b"<exif:GPSArea><exif:GPSArea>1</exif:GPSArea>SECRET-NESTED</exif:GPSArea><dc:title>",
     )
     stripped = metadata.xmp_without_personal(hidden)
