@@ -67,16 +67,18 @@ def xmp_property(uri: str, local: str) -> bool:
     return local in _XMP.get(uri, ())
 
 
-# the names OpenImageIO gives a plate's attributes (roto's --layers EXR copy them): unprefixed (TIFF-like and
-# OpenEXR's standard ones), under "Exif:" (the camera's settings above), "IPTC:" (title, headline, rights) and
-# "smpte:" (time and key codes, all kept)
+# the names OpenImageIO gives a plate's attributes (roto's --layers EXR copy them): unprefixed (TIFF-like, and
+# OpenEXR's standard ones as OIIO renames them: comments -> ImageDescription, owner -> Copyright (mattekit.io.oiio
+# names it owner again), capDate -> DateTime, expTime -> ExposureTime, aperture -> FNumber), under "Exif:" (the
+# camera's settings above), "IPTC:" (title, headline, rights) and "smpte:" (time and key codes, all kept); not a
+# camera's UUID, firmware, label or image counter
 ATTRIBUTES = frozenset(
     (
-        "ImageDescription Make Model Copyright DateTime PixelAspectRatio capDate utcOffset framesPerSecond "
-        "timeCode keyCode expTime aperture isoSpeed focus cameraMake cameraModel lensMake lensModel "
-        "nominalFocalLength pinholeFocalLength effectiveFocalLength entrancePupilOffset tStop shutterAngle "
-        "sensorCenterOffset sensorOverallDimensions sensorPhotositePitch sensorAcquisitionRectangle worldToCamera "
-        "worldToNDC whiteLuminance adoptedNeutral"
+        "ImageDescription Make Model Copyright DateTime PixelAspectRatio FramesPerSecond ExposureTime FNumber "
+        "utcOffset isoSpeed focus cameraMake cameraModel lensMake lensModel reelName nominalFocalLength "
+        "pinholeFocalLength effectiveFocalLength entrancePupilOffset tStop shutterAngle sensorCenterOffset "
+        "sensorOverallDimensions sensorPhotositePitch sensorAcquisitionRectangle worldToCamera worldToNDC "
+        "screenWindowCenter screenWindowWidth whiteLuminance adoptedNeutral"
     ).split()
 )
 _OIIO_EXIF = {

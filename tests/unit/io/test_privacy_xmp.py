@@ -120,13 +120,17 @@ def test_a_plates_attributes_kept_by_default_are_those_of_the_allow_list():
         "photoshop:State",
         "mwg-rs:Name",
         "nuke/node_hash",
+        "cameraUuid",
+        "imageCounter",
     ]
     allowed = [
         "Make",
         "Copyright",
         "ImageDescription",
         "cameraModel",
-        "framesPerSecond",
+        "FramesPerSecond",
+        "ExposureTime",
+        "screenWindowWidth",
         "smpte:TimeCode",
         "Exif:FNumber",
         "Exif:LensModel",
