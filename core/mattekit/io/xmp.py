@@ -2,10 +2,11 @@
 (:data:`LIMIT`).
 
 expat parses the packet's element (``x:xmpmeta``, Adobe's older ``x:xapmeta``, else a bare ``rdf:RDF``) once, in C,
-calling back per element. Each property of a top-level ``rdf:Description`` (an attribute, or an element with all it
-holds: structure, array, language alternatives) whose namespace and name are allowed is written out again in a new
-packet; nothing else is: no other property, no comment, processing instruction or CDATA markup, nothing before or
-after the packet's element, no toolkit name. Prefixes are the packet's own where they are free.
+calling back per element. Each property of a top-level ``rdf:Description`` (an attribute, or an element with what
+it holds in RDF's, XML's and its own namespace: structure, array, language alternatives) whose namespace and name
+are allowed is written out again in a new packet; nothing else is: no other property, nothing of another namespace
+within one, no comment, processing instruction or CDATA markup, nothing before or after the packet's element, no
+toolkit name. Prefixes are the packet's own where they are free.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class _Walk:
         self.depth = 0  # of the element open now (the packet's element: 1)
         self.inside = False  # within the packet's rdf:RDF
         self.keeping = 0  # the depth of the kept property being copied, 0 when none
+        self.own = ""  # its namespace
+        self.skipping = 0  # the depth of an element of another namespace within it, left out; 0 when none
+        self.uris: dict[str, str] = {}  # expat's names -> their namespace URI
         self.attributes: list[str] = []  # the open description's kept attributes
         self.body: list[str] = []  # its kept elements, as text
         self.prefixes: dict[str, str] = {}  # its namespaces: URI -> the prefix written
@@ -75,12 +79,15 @@ class _Walk:
     def start(self, name: str, attributes: list[str]) -> None:
         self.depth += 1
         if self.keeping:
-            self.body.append(">" + self._tag(name, attributes) if self.open else self._tag(name, attributes))
-            self.open = True
+            if not self.skipping and self._uri(name) not in (RDF, _XML, self.own):
+                self.skipping = self.depth
+            if not self.skipping:
+                self.body.append(">" + self._tag(name, attributes) if self.open else self._tag(name, attributes))
+                self.open = True
             return
         if self.depth >= self.level + 2:  # a property (or within one left out)
             if self.depth == self.level + 2 and self.inside and self._allowed(name):
-                self.keeping, self.open = self.depth, True
+                self.keeping, self.open, self.own = self.depth, True, self._uri(name)
                 self.body.append("\n   " + self._tag(name, attributes))
             return
         uri, local = _parts(name)
@@ -94,7 +101,9 @@ class _Walk:
                     self.attributes.append(f'{self._name(key)}="{value.translate(_VALUE)}"')
 
     def end(self, name: str) -> None:
-        if self.keeping:
+        if self.skipping:
+            self.skipping = 0 if self.depth == self.skipping else self.skipping
+        elif self.keeping:
             self.body.append("/>" if self.open else f"</{self._name(name)}>")
             self.open = False
             self.keeping = 0 if self.depth == self.keeping else self.keeping
@@ -103,7 +112,7 @@ class _Walk:
         self.depth -= 1
 
     def text(self, data: str) -> None:
-        if self.keeping:
+        if self.keeping and not self.skipping:
             self.body.append(">" + data.translate(_TEXT) if self.open else data.translate(_TEXT))
             self.open = False
 
@@ -123,11 +132,20 @@ class _Walk:
         return verdict
 
     def _tag(self, name: str, attributes: list[str]) -> str:
-        """The start tag of a copied element, its attributes all kept, without its closing ">"."""
+        """The start tag of a copied element with its attributes of RDF's, XML's and the property's namespace,
+        without its closing ">"."""
         tag = "<" + self._name(name)
         for at in range(0, len(attributes), 2):
-            tag += f' {self._name(attributes[at])}="{attributes[at + 1].translate(_VALUE)}"'
+            if self._uri(attributes[at]) in (RDF, _XML, self.own):
+                tag += f' {self._name(attributes[at])}="{attributes[at + 1].translate(_VALUE)}"'
         return tag
+
+    def _uri(self, name: str) -> str:
+        """The namespace URI of expat's ``name`` ("" for none), remembered."""
+        uri = self.uris.get(name)
+        if uri is None:
+            uri = self.uris[name] = _parts(name)[0]
+        return uri
 
     def _name(self, name: str) -> str:
         """The prefixed name to write for expat's ``name`` (URI, local part, prefix): the packet's own prefix unless

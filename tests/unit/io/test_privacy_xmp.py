@@ -12,7 +12,8 @@ from personal_metadata import XMP
 
 def test_xmp_keeps_only_allowed_properties_whatever_their_prefix_and_a_packet_that_does_not_parse_is_left_out():
     """A namespace decides, not a prefix: a GPS position in a default namespace goes, a ``title`` of an unknown
-    namespace goes, Dublin Core's title in a default namespace stays, the source's software goes; nested elements of one name go together; a
+    namespace goes, Dublin Core's title in a default namespace stays, the source's software goes, and so does
+    what a kept property holds of another namespace; nested elements of one name go together; a
     packet that does not parse is not kept; a clean one keeps its allowed properties, its orientation reset."""
     hidden = XMP.replace(
         b"<dc:title>",
@@ -20,10 +21,14 @@ def test_xmp_keeps_only_allowed_properties_whatever_their_prefix_and_a_packet_th
         b"<f:title xmlns:f='http://example.com/'>SECRET-TITLE</f:title>"
         b"<rights xmlns='http://purl.org/dc/elements/1.1/'>KEEP-BARE-RIGHTS</rights>"
         b"<xmp:CreatorTool>SECRET-TOOL</xmp:CreatorTool>"  # (the output's provenance names its own)
-        b"<exif:GPSArea><exif:GPSArea>1</exif:GPSArea>SECRET-NESTED</exif:GPSArea><dc:title>",
+        b"<exif:GPSArea><exif:GPSArea>1</exif:GPSArea>SECRET-NESTED</exif:GPSArea>"
+        b"<dc:title exif:GPSLatitude='SECRET-QUALIFIER'><rdf:Alt><rdf:li xml:lang='en'>KEEP-ENGLISH"
+        b"<exif:GPSLatitude>SECRET-WITHIN<dc:x>SECRET-DEEPER</dc:x></exif:GPSLatitude></rdf:li></rdf:Alt></dc:title>"
+        b"<dc:title>",
     )
     stripped = metadata.xmp_without_personal(hidden)
     assert b"SECRET" not in stripped and b"KEEP-BARE-RIGHTS" in stripped and b"KEEP-XTITLE" in stripped
+    assert b'<rdf:li xml:lang="en">KEEP-ENGLISH</rdf:li>' in stripped
     assert metadata.xmp_without_personal(b"<x:xmpmeta exif:GPSLatitude='1'") is None
     assert metadata.xmp_without_personal(XMP.replace(b"<dc:title>", b"<dc:title><a>")) is None
     clean = metadata.xmp_without_personal(XMP).decode()
