@@ -59,7 +59,7 @@ def bokeh(
         device (str, default 'auto'): auto (default), cpu, cuda, cuda:N or mps
 
     Of a file written (x a path):
-        keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
+        keep_personal (bool, default False): keep all the input's metadata; by default only what describes the picture and its rights is kept (title, description, copyright, licence, colour profile, dpi, camera and settings, dates): no location, names, serial numbers, ids nor comments
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
         overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
@@ -86,7 +86,7 @@ def depth(
         normalize (bool, default True): rescale the map to [0,1] (1 = nearest); off: the raw prediction (>= 0)
 
     Of a file written (x a path):
-        keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
+        keep_personal (bool, default False): keep all the input's metadata; by default only what describes the picture and its rights is kept (title, description, copyright, licence, colour profile, dpi, camera and settings, dates): no location, names, serial numbers, ids nor comments
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
         overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
@@ -113,7 +113,7 @@ def enhance(
         strength (float, default 1.0): 0 = unchanged, 1 = the default correction, up to 2 = stronger
 
     Of a file written (x a path):
-        keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
+        keep_personal (bool, default False): keep all the input's metadata; by default only what describes the picture and its rights is kept (title, description, copyright, licence, colour profile, dpi, camera and settings, dates): no location, names, serial numbers, ids nor comments
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
         overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
@@ -138,7 +138,7 @@ def mask_preview(
         device (str, default 'auto'): auto (default), cpu, cuda, cuda:N or mps
 
     Of a file written (x a path):
-        keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
+        keep_personal (bool, default False): keep all the input's metadata; by default only what describes the picture and its rights is kept (title, description, copyright, licence, colour profile, dpi, camera and settings, dates): no location, names, serial numbers, ids nor comments
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
         overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
@@ -182,7 +182,7 @@ def matte(
         extra_iterations (int, default 0): extra solver iterations at full resolution (slower, slightly sharper)
 
     Of a file written (x a path):
-        keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
+        keep_personal (bool, default False): keep all the input's metadata; by default only what describes the picture and its rights is kept (title, description, copyright, licence, colour profile, dpi, camera and settings, dates): no location, names, serial numbers, ids nor comments
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
         overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
@@ -237,7 +237,7 @@ def remove_background(
         hint_weights (str, default None): use this hint model weights file instead of the catalog's download
 
     Of a file written (x a path):
-        keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
+        keep_personal (bool, default False): keep all the input's metadata; by default only what describes the picture and its rights is kept (title, description, copyright, licence, colour profile, dpi, camera and settings, dates): no location, names, serial numbers, ids nor comments
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
         overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
@@ -281,7 +281,7 @@ def select_subject(
         hint_weights (str, default None): use this hint model weights file instead of the catalog's download
 
     Of a file written (x a path):
-        keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
+        keep_personal (bool, default False): keep all the input's metadata; by default only what describes the picture and its rights is kept (title, description, copyright, licence, colour profile, dpi, camera and settings, dates): no location, names, serial numbers, ids nor comments
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
         overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
@@ -316,7 +316,7 @@ def upscale(
         alpha (str, default 'model'): how transparency is upscaled: model (sharp) or bicubic (soft, faster)
 
     Of a file written (x a path):
-        keep_personal (bool, default False): keep the input's personal metadata: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, copyright and description are kept either way)
+        keep_personal (bool, default False): keep all the input's metadata; by default only what describes the picture and its rights is kept (title, description, copyright, licence, colour profile, dpi, camera and settings, dates): no location, names, serial numbers, ids nor comments
         provenance (bool, default True): write the provenance record (mattekit version, task, model and its sha256, changed options) into the files
         overwrite (bool, default False): replace an existing output file that mattekit did not write (one it wrote, which carries its provenance record, is replaced either way)
 
@@ -373,7 +373,7 @@ def rotoscope(
         fg (str, default None): also write the decontaminated foreground plate with its alpha to this pattern
         layers (str, default None): also write one EXR per frame for compositors to this pattern: R G B A (the cut-out, premultiplied) and fg.R fg.G fg.B fg.A, the plate's data window and metadata kept
         shadow (str, default None): also write the shadow the subject casts in the plate to this pattern, a matte per frame (0 none, 1 black; one subject), and with --layers as their shadow.A channel
-        keep_personal (bool, default False): keep the plate's personal metadata in the --layers files: location (GPS, place names), owner and people's names, serial numbers, maker notes; left out by default (no other output carries the plate's metadata)
+        keep_personal (bool, default False): keep all the plate's metadata in the --layers files; by default only what describes the picture and its rights: no location, names, serial numbers nor ids (no other output carries the plate's metadata)
         model (str, default None): people (permissive people matting, Apache-2.0), objects (the default segmentation model), any segment or matte model of `mattekit models list`, or a SAM 2.1 model (sam2.1-hiera-tiny...: tracks the hinted objects with its memory); default: objects
         weights (str, default None): use this weights file instead of the catalog's download
         device (str, default 'auto'): auto (default), cpu, cuda, cuda:N or mps

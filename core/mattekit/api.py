@@ -7,8 +7,8 @@
     alpha = mattekit.remove_background(pixels, model=model, result="alpha")  # ... reuse; numpy in -> numpy out
 
 ``x`` may be a path (the result is written beside it as the CLI would, or to ``output=``, and its
-path returned; the file leaves out the input's personal metadata (location, owner and people's names, serial numbers,
-maker notes) unless ``keep_personal=True``; ``provenance=False`` writes no provenance record: the CLI's
+path returned; the file keeps of the input's metadata only what describes the picture and its rights (no location,
+names, serial numbers, ids nor comments) unless ``keep_personal=True``; ``provenance=False`` writes no provenance record: the CLI's
 ``--keep-personal`` and ``--no-provenance``), bytes of an image file (PNG bytes back, no metadata), a PIL image (a PIL
 image back) or a numpy
 array (H x W x 3|4 or H x W; uint8 / uint16 / float in [0,1]; the same dtype back). Keyword

@@ -1,11 +1,13 @@
 """Photos laden with personal metadata, for the privacy tests (tests/unit/io/test_privacy*.py): EXIF with its GPS IFD,
-maker note, serial numbers, owner, artist; XMP with personal properties in every form; IPTC IIM in a JPEG APP13
-segment. Each field holds a marker that must (``KEPT``) or must not (``PERSONAL``) be found in an output's bytes;
+maker note, serial numbers, owner, artist, a tag off the allow-list; XMP with personal properties in every form
+(issue 91's fields, faces of three kinds, a comment, a processing instruction, an unknown namespace) and the allowed
+ones; IPTC IIM in a JPEG APP13 segment. Each field holds a marker that must (``KEPT``) or must not (``PERSONAL``) be found in an output's bytes;
 :func:`assert_private` checks a file for them."""
 
 from __future__ import annotations
 
 import io
+import re
 import struct
 
 import numpy as np
@@ -52,6 +54,28 @@ PERSONAL = {
     "XMP <dc:subject> place": "SECRET-PLACE-KEYWORD",
     "EXIF UserComment": "SECRET-USER-COMMENT",
     "EXIF ImageUniqueID": "SECRET-UNIQUE-ID",
+    "EXIF RelatedSoundFile (a tag not allowed)": "SECRET-SOUND-FILE",
+    "XMP photoshop:Credit=''": "SECRET-CREDIT",
+    "XMP <xmpMM:DerivedFrom> stRef:documentID=''": "SECRET-DERIVED-ID",
+    "XMP <Iptc4xmpExt:ArtworkOrObject> AOCreator": "SECRET-AO-CREATOR",
+    "XMP <plus:ModelReleaseID>": "SECRET-MODEL-RELEASE",
+    "XMP <Iptc4xmpExt:Event>": "SECRET-EVENT",
+    "XMP <Iptc4xmpExt:ImageRegion> person name": "SECRET-IPTC-REGION",
+    "XMP <Iptc4xmpExt:ModelAge>": "SECRET-MODEL-AGE",
+    "XMP <Iptc4xmpExt:AddlModelInfo>": "SECRET-ADDL-MODEL",
+    "XMP <Iptc4xmpExt:PersonHeard>": "SECRET-PERSON-HEARD",
+    "XMP <xmpDM:director>": "SECRET-DIRECTOR",
+    "XMP <xmpDM:composer>": "SECRET-COMPOSER",
+    "XMP xmpMM:PreservedFileName=''": "SECRET-PRESERVED-NAME",
+    "XMP crs:RawFileName=''": "SECRET-RAW-NAME",
+    "XMP xmpMM:DocumentID=''": "SECRET-DOCUMENT-ID",
+    "XMP <xmpMM:OriginalDocumentID>": "SECRET-ORIGINAL-ID",
+    "XMP xmpRights:Owner": "SECRET-RIGHTS-OWNER",
+    "XMP <MP:RegionInfo> Microsoft face name": "SECRET-MS-FACE",
+    "XMP GPS in a comment": "SECRET-COMMENT-GPS",
+    "XMP processing instruction": "SECRET-PI",
+    "XMP a property of an unknown namespace": "SECRET-UNKNOWN",
+    "EXIF Software (the output's record names its own)": "SOURCE-SOFTWARE",
 }
 IIM = {
     "IPTC IIM City (2:90)": "SECRET-IIM-CITY",
@@ -66,9 +90,17 @@ KEPT = {
     "XMP <dc:description>": "KEEP-XDESCRIPTION",
     "XMP <dc:rights>": "KEEP-XRIGHTS",
     "XMP <dc:title>": "KEEP-XTITLE",
-    "XMP photoshop:Credit=''": "KEEP-CREDIT",
-    "XMP stRef:documentID=''": "KEEP-DOCUMENT",
+    "XMP photoshop:Headline=''": "KEEP-HEADLINE",
+    "XMP <xmpRights:UsageTerms>": "KEEP-USAGE-TERMS",
+    "XMP xmpRights:WebStatement=''": "KEEP-WEB-STATEMENT",
+    "XMP <cc:license rdf:resource>": "KEEP-LICENCE",
+    "XMP photoshop:ICCProfile=''": "KEEP-ICC-NAME",
+    "XMP exif:ExposureTime='' (another prefix)": "KEEP-XEXPOSURE",
+    "XMP <exifEX:LensModel>": "KEEP-XLENS",
+    "XMP xmp:CreateDate=''": "KEEP-XDATE",
+    "EXIF LensModel": "KEEP-LENS-MODEL",
 }
+SETTINGS = {0x829A: 0.004, 0x829D: 2.8, 0x8827: 200, 0x920A: 50.0, 0xA001: 1}  # exposure, f-number, ISO, focal, sRGB
 PROFILE = "ICC profile"  # the JPEG's own sRGB profile, kept either way (with dpi and orientation: fields_of)
 
 XMP = (
@@ -86,7 +118,37 @@ XMP = (
    tiff:Orientation='6' exif:GPSLatitude="SECRET-XGPS-DQ" exif:GPSLongitude='SECRET-XGPS-SQ'
    e:GPSTimeStamp='SECRET-XGPS-PREFIX' photoshop:City='SECRET-CITY' photoshop:State="SECRET-STATE"
    Iptc4xmpCore:Location='SECRET-LOCATION' tiff:Artist='SECRET-XARTIST' aux:SerialNumber="SECRET-AUX-SERIAL"
-   exifEX:BodySerialNumber='SECRET-EXIFEX-BODY' photoshop:Credit='KEEP-CREDIT'>
+   exifEX:BodySerialNumber='SECRET-EXIFEX-BODY' photoshop:Credit='SECRET-CREDIT'
+   xmlns:xmpRights='http://ns.adobe.com/xap/1.0/rights/' xmlns:cc='http://creativecommons.org/ns#'
+   xmlns:xmp='http://ns.adobe.com/xap/1.0/' xmlns:crs='http://ns.adobe.com/camera-raw-settings/1.0/'
+   xmlns:MP='http://ns.microsoft.com/photo/1.2/' xmlns:MPRI='http://ns.microsoft.com/photo/1.2/t/RegionInfo#'
+   xmlns:MPReg='http://ns.microsoft.com/photo/1.2/t/Region#' photoshop:Headline='KEEP-HEADLINE'
+   xmpRights:WebStatement='KEEP-WEB-STATEMENT' photoshop:ICCProfile='KEEP-ICC-NAME' e:ExposureTime='KEEP-XEXPOSURE'
+   xmp:CreateDate='KEEP-XDATE' xmpMM:PreservedFileName='SECRET-PRESERVED-NAME' crs:RawFileName='SECRET-RAW-NAME'
+   xmpMM:DocumentID='SECRET-DOCUMENT-ID'>
+  <!-- <exif:GPSLatitude>SECRET-COMMENT-GPS</exif:GPSLatitude> --><?secret SECRET-PI?>
+  <Iptc4xmpExt:ArtworkOrObject><rdf:Bag><rdf:li rdf:parseType='Resource'>
+   <Iptc4xmpExt:AOCreator><rdf:Seq><rdf:li>SECRET-AO-CREATOR</rdf:li></rdf:Seq></Iptc4xmpExt:AOCreator>
+   <Iptc4xmpExt:AOTitle><rdf:Alt><rdf:li xml:lang='x-default'>A painting</rdf:li></rdf:Alt></Iptc4xmpExt:AOTitle>
+  </rdf:li></rdf:Bag></Iptc4xmpExt:ArtworkOrObject>
+  <plus:ModelReleaseID><rdf:Bag><rdf:li>SECRET-MODEL-RELEASE</rdf:li></rdf:Bag></plus:ModelReleaseID>
+  <Iptc4xmpExt:Event><rdf:Alt><rdf:li xml:lang='x-default'>SECRET-EVENT</rdf:li></rdf:Alt></Iptc4xmpExt:Event>
+  <Iptc4xmpExt:ImageRegion><rdf:Bag><rdf:li rdf:parseType='Resource'><Iptc4xmpExt:PersonInImage><rdf:Bag>
+   <rdf:li>SECRET-IPTC-REGION</rdf:li></rdf:Bag></Iptc4xmpExt:PersonInImage></rdf:li></rdf:Bag>
+  </Iptc4xmpExt:ImageRegion>
+  <Iptc4xmpExt:ModelAge><rdf:Bag><rdf:li>SECRET-MODEL-AGE</rdf:li></rdf:Bag></Iptc4xmpExt:ModelAge>
+  <Iptc4xmpExt:AddlModelInfo>SECRET-ADDL-MODEL</Iptc4xmpExt:AddlModelInfo>
+  <Iptc4xmpExt:PersonHeard><rdf:Bag><rdf:li>SECRET-PERSON-HEARD</rdf:li></rdf:Bag></Iptc4xmpExt:PersonHeard>
+  <xmpDM:director>SECRET-DIRECTOR</xmpDM:director><xmpDM:composer>SECRET-COMPOSER</xmpDM:composer>
+  <xmpMM:OriginalDocumentID>SECRET-ORIGINAL-ID</xmpMM:OriginalDocumentID>
+  <xmpRights:Owner><rdf:Bag><rdf:li>SECRET-RIGHTS-OWNER</rdf:li></rdf:Bag></xmpRights:Owner>
+  <MP:RegionInfo rdf:parseType='Resource'><MPRI:Regions><rdf:Bag><rdf:li rdf:parseType='Resource'>
+   <MPReg:PersonDisplayName>SECRET-MS-FACE</MPReg:PersonDisplayName></rdf:li></rdf:Bag></MPRI:Regions>
+  </MP:RegionInfo>
+  <foo:Note xmlns:foo='http://example.com/ns/'>SECRET-UNKNOWN</foo:Note>
+  <xmpRights:UsageTerms><rdf:Alt><rdf:li xml:lang='x-default'>KEEP-USAGE-TERMS</rdf:li></rdf:Alt></xmpRights:UsageTerms>
+  <cc:license rdf:resource='https://example.com/KEEP-LICENCE'/>
+  <exifEX:LensModel>KEEP-XLENS</exifEX:LensModel>
   <exif:GPSAltitude>SECRET-XGPS-ELEMENT</exif:GPSAltitude>
   <photoshop:Country>SECRET-COUNTRY</photoshop:Country>
   <Iptc4xmpCore:CreatorContactInfo rdf:parseType='Resource'>
@@ -106,7 +168,7 @@ XMP = (
   <plus:Licensor><rdf:Seq><rdf:li rdf:parseType='Resource'><plus:LicensorName>SECRET-LICENSOR-NAME</plus:LicensorName>
    <plus:LicensorCity>SECRET-LICENSOR-CITY</plus:LicensorCity><plus:LicensorEmail>SECRET-LICENSOR-MAIL</plus:LicensorEmail>
    </rdf:li></rdf:Seq></plus:Licensor>
-  <xmpMM:DerivedFrom stRef:documentID='KEEP-DOCUMENT' stRef:filePath='SECRET-HOME-PATH'/>
+  <xmpMM:DerivedFrom stRef:documentID='SECRET-DERIVED-ID' stRef:filePath='SECRET-HOME-PATH'/>
   <lr:hierarchicalSubject><rdf:Bag><rdf:li>People|SECRET-PEOPLE-KEYWORD</rdf:li></rdf:Bag></lr:hierarchicalSubject>
   <dc:subject><rdf:Bag><rdf:li>SECRET-PLACE-KEYWORD</rdf:li></rdf:Bag></dc:subject>
   <dc:description><rdf:Alt><rdf:li xml:lang='x-default'>KEEP-XDESCRIPTION</rdf:li></rdf:Alt></dc:description>
@@ -121,14 +183,16 @@ def laden_exif() -> Image.Exif:
     """EXIF as a camera and an editor write it: orientation 6, the kept fields and every personal one."""
     exif = Image.Exif()
     exif[0x010F], exif[0x0110], exif[0x0112] = "KEEP-MAKE", "T-1", 6
-    exif[0x010E], exif[0x8298] = "KEEP-DESCRIPTION", "KEEP-COPYRIGHT"
+    exif[0x010E], exif[0x8298], exif[0x0131] = "KEEP-DESCRIPTION", "KEEP-COPYRIGHT", "SOURCE-SOFTWARE"
     exif[metadata.ARTIST], exif[metadata.HOST_COMPUTER] = "SECRET-ARTIST", "SECRET-HOST"
     inner = exif.get_ifd(metadata.EXIF_IFD)
     inner[0x9003], inner[0xA431], inner[0xA435] = "2026:11:25 12:00:00", "SECRET-BODY", "SECRET-LENS"
     inner[0xA430], inner[0xA437], inner[0xA438] = "SECRET-OWNER", "SECRET-PHOTOGRAPHER", "SECRET-EDITOR"
     inner[0x927C] = b"SECRET-MAKERNOTE"
     inner[0x9286] = b"ASCII\0\0\0SECRET-USER-COMMENT"
-    inner[0xA420] = "SECRET-UNIQUE-ID"
+    inner[0xA420], inner[0xA004], inner[0xA434] = "SECRET-UNIQUE-ID", "SECRET-SOUND-FILE", "KEEP-LENS-MODEL"
+    for tag, value in SETTINGS.items():
+        inner[tag] = value
     gps = exif.get_ifd(metadata.GPS_IFD)
     gps[1], gps[2], gps[18] = "N", (48.0, 51.0, 24.0), "SECRET-GPS-DATUM"
     return exif
@@ -184,7 +248,9 @@ def fields_of(path) -> dict[str, bool]:
         found[PROFILE] = bool(im.info.get("icc_profile"))
         found["dpi"] = path.suffix == ".webp" or tuple(round(v) for v in im.info.get("dpi", (0, 0))) == (300, 300)
         xmp = xmp.decode() if isinstance(xmp, bytes) else xmp
-        found["orientation 1"] = exif.get(0x0112) == 1 and "tiff:Orientation='1'" in xmp
+        found["orientation 1"] = exif.get(0x0112) == 1 and re.search("tiff:Orientation=[\"']1[\"']", xmp) is not None
+        inner = exif.get_ifd(metadata.EXIF_IFD)
+        found["EXIF camera settings"] = {tag: inner.get(tag) for tag in SETTINGS} == SETTINGS
         found["EXIF GPS IFD"] = found["EXIF GPS IFD"] or bool(exif.get_ifd(metadata.GPS_IFD))
         found["EXIF MakerNote"] = found["EXIF MakerNote"] or 0x927C in exif.get_ifd(metadata.EXIF_IFD)
     return found
@@ -193,6 +259,6 @@ def fields_of(path) -> dict[str, bool]:
 def assert_private(path, keep: bool = False) -> None:
     """The file at ``path`` has every kept field, and the personal ones only with ``keep``; never the IIM."""
     found = fields_of(path)
-    assert all(found[name] for name in [*KEPT, PROFILE, "dpi", "orientation 1"]), found
+    assert all(found[name] for name in [*KEPT, PROFILE, "dpi", "orientation 1", "EXIF camera settings"]), found
     assert {name: found[name] for name in PERSONAL} == dict.fromkeys(PERSONAL, keep), found
     assert not any(found[name] for name in IIM), found

@@ -1,11 +1,8 @@
 """What a photo says of itself that its outputs keep (:class:`Metadata`): its ICC profile, dpi, EXIF and XMP, read
 from an opened Pillow image (:func:`of_image`), made fit to publish (:func:`without_personal`, the default of every
-output), and the result's colours put back into the source's colour space (:func:`in_source_colours`).
-
-Personal: what tells where (GPS, place names), who (owners, people's names: artist, creator, contributors, people
-shown, face regions) and which camera (serial numbers, maker notes). :func:`personal` says it of a property's or
-attribute's name, whatever its namespace or prefix; the EXIF tags are numbered below. IPTC IIM (JPEG APP13, TIFF
-tag 33723, the Photoshop resources) is never copied into an output.
+output: only the EXIF tags and XMP properties of :mod:`mattekit.io.kept`), and the result's colours put back into
+the source's colour space (:func:`in_source_colours`). IPTC IIM (JPEG APP13, TIFF tag 33723, the Photoshop
+resources) is never copied into an output.
 
 The networks see sRGB; an output carries the source's own profile and, where the task left a pixel's colour as it
 was, the source's own values (a Display P3 red stays the P3 red, never clipped to sRGB and back).
@@ -21,6 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image, ImageCms
 
+from mattekit.io import kept
 from mattekit.io import xmp as xmp_packet
 from mattekit.ops.pixels import quantise
 
@@ -44,101 +42,7 @@ DESCRIPTIVE = {
     EXIF_IFD,
     GPS_IFD,
 }
-PERSONAL_IFD0 = {ARTIST, HOST_COMPUTER}  # who made it, the computer's name (often its owner's)
-# personal tags of the EXIF IFD: camera owner, body serial, lens serial, photographer, image editor, the maker note,
-# the user's comment and the image's unique id (a camera's running number, which ties photos to one body)
-PERSONAL_EXIF = {0xA430, 0xA431, 0xA435, 0xA437, 0xA438, 0x927C, 0x9286, 0xA420}
-# local names (case aside) of personal XMP properties and EXR/OIIO attributes; the keywords go too (they name the
-# people and places shown)
-PERSONAL_NAMES = (
-    "location",
-    "locationcreated",
-    "locationshown",
-    "city",
-    "state",
-    "country",
-    "countrycode",
-    "countryname",
-    "provincestate",
-    "sublocation",
-    "worldregion",
-    "artist",
-    "creator",
-    "contributor",
-    "photographer",
-    "imageeditor",
-    "captionwriter",
-    "authorsposition",
-    "creatorcontactinfo",
-    "personinimage",
-    "personinimagewdetails",
-    "regions",
-    "regioninfo",
-    "author",
-    "owner",
-    "ownername",
-    "cameraownername",
-    "hostcomputer",
-    "imageedtor",  # (OIIO's spelling)
-    "shotlocation",
-    "filepath",
-    "lasturl",
-    "usercomment",
-    "imageuniqueid",
-    "people",
-    "subject",
-    "hierarchicalsubject",
-    "keywords",
-    "tagslist",
-    "lastkeywordxmp",
-    "lastkeywordiptc",
-    "catalogsets",
-)
-# ... and the names that start so (a licensor's name, city, e-mail...; the Ci* contact fields)
-PERSONAL_STARTS = (
-    "gps",
-    "makernote",
-    "contactinfo",
-    "licensor",
-    "copyrightowner",
-    "imagecreator",
-    "ciadr",
-    "ciemail",
-    "citel",
-    "ciurl",
-)
-# ... or hold these anywhere (serial numbers, e-mail addresses) or end so (coordinates)
-PERSONAL_WITHIN, PERSONAL_ENDS = ("serial", "email", "e-mail"), ("latitude", "longitude", "longtitude", "altitude")
-
-
-def _local_names() -> str:
-    """The regular expression that fullmatches a personal local name (case aside): one branch per first letter
-    (``[cC]...``), which a scan skips at one comparison when a name starts with another, so that a packet's scan
-    costs about one test per tag (:mod:`mattekit.io.xmp`)."""
-    words = [(name, "") for name in PERSONAL_NAMES] + [(start, r"[\w.-]*") for start in PERSONAL_STARTS]
-    branches = []
-    for letter in sorted({word[0] for word, _ in words}):
-        rests = "|".join(
-            re.escape(word[1:]) + tail for word, tail in sorted(words, key=lambda w: -len(w[0])) if word[0] == letter
-        )
-        branches.append(f"[{letter}{letter.upper()}](?i:{rests})")
-    within = "|".join(map(re.escape, PERSONAL_WITHIN))
-    ends = "|".join(PERSONAL_ENDS)
-    branches += [rf"(?=[\w.-]*?(?i:{within}))[\w.-]*", rf"[\w.-]*(?i:{ends})"]
-    return "(?:" + "|".join(branches) + r")(?![\w.-])"
-
-
-_LOCAL = _local_names()
-_PERSONAL_NAME = re.compile(_LOCAL)
 XMP_ORIENTATION = re.compile(r"(tiff:Orientation\s*=\s*[\"']|<tiff:Orientation>)\s*\d")
-
-
-def personal(name: str) -> bool:
-    """Whether a metadata name tells where, who or which camera: an XMP property (``exif:GPSLatitude``,
-    ``{http://purl.org/dc/elements/1.1/}creator``) or an OIIO attribute (``GPS:MapDatum``, ``cameraSerialNumber``)
-    by its local name, whatever its namespace or prefix, or anything under OIIO's ``GPS:`` prefix."""
-    *prefixes, local = re.split(r"[:}]", name)
-    return _PERSONAL_NAME.fullmatch(local) is not None or any(p.lower() == "gps" for p in prefixes)
 
 
 @dataclass(frozen=True)
@@ -188,30 +92,27 @@ def _exif(im: Image.Image) -> bytes | None:
 
 
 def without_personal(meta: Metadata) -> Metadata:
-    """``meta`` without what tells who, where or which camera (module docstring): the GPS IFD, the artist, host
-    computer, camera owner, serial numbers, photographer, editor and maker note of the EXIF, and every personal
-    property of the XMP (:func:`xmp_without_personal`)."""
+    """``meta`` with only the EXIF tags (IFD0 and EXIF IFD; no GPS IFD) and XMP properties that
+    :mod:`mattekit.io.kept` allows (:func:`xmp_without_personal`); the profile and dpi as they were."""
     exif = meta.exif
     if exif:
         found = Image.Exif()
         found.load(b"Exif\0\0" + exif)
-        kept = Image.Exif()
-        for tag in set(found) - {GPS_IFD} - PERSONAL_IFD0:
-            kept[tag] = (
-                found[tag]
-                if tag != EXIF_IFD
-                else {k: v for k, v in found.get_ifd(EXIF_IFD).items() if k not in PERSONAL_EXIF}
-            )
-        exif = kept.tobytes()[6:] if kept else None
+        allowed = Image.Exif()
+        for tag in kept.IFD0 & set(found):
+            allowed[tag] = found[tag]
+        inner = {tag: value for tag, value in found.get_ifd(EXIF_IFD).items() if tag in kept.EXIF_IFD}
+        if inner:
+            allowed[EXIF_IFD] = inner
+        exif = allowed.tobytes()[6:] if allowed else None
     return replace(meta, exif=exif, xmp=xmp_without_personal(meta.xmp) if meta.xmp else None)
 
 
 def xmp_without_personal(xmp: bytes) -> bytes | None:
-    """The XMP packet ``xmp`` without its personal properties, in attribute form (double or single quotes) or element
-    form (simple, structure or array), the rest of the packet as it was; None (no XMP kept) when the packet is over
-    :data:`mattekit.io.xmp.LIMIT` (4 MiB), cannot be parsed, or still names a personal property once they are
-    removed (a form not foreseen). Linear in the packet's size (:func:`mattekit.io.xmp.without`)."""
-    return xmp_packet.without(xmp, _LOCAL)
+    """A new XMP packet holding only the properties of ``xmp`` that :mod:`mattekit.io.kept` allows (whatever their
+    prefix; no comment nor processing instruction); None (no XMP kept) when none is, or the packet is over
+    :data:`mattekit.io.xmp.LIMIT` (4 MiB) or cannot be parsed. Linear in the packet's size."""
+    return xmp_packet.kept(xmp, kept.xmp_property)
 
 
 def merged_xmp(source: bytes | None, ours: bytes | None) -> bytes | None:

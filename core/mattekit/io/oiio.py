@@ -14,7 +14,7 @@ import numpy as np
 
 from mattekit.errors import InputError
 from mattekit.io.formats import EXR_RECORD
-from mattekit.io import metadata
+from mattekit.io import kept
 from mattekit.io.picture import check_size
 from mattekit.ops.pixels import finite
 
@@ -199,16 +199,12 @@ _NOT_COPIED = (
     "ResolutionUnit",
     "ICCProfile",
 )
-# the prefixes of a plate's attributes copied whatever the user keeps (their personal names aside); OIIO names the
-# properties of a photo's XMP by the packet's own prefixes (rdf:resource, mwg-rs:Name...), whose values a name
-# cannot vouch for: those are copied only with the personal metadata
-_COPIED_PREFIXES = ("smpte", "Exif", "IPTC")
 
 
 def plate_spec(path: str) -> oiio.ImageSpec | None:
     """The header of plate frame ``path`` as OIIO reads it (data and display windows, metadata), or None when OIIO
     has no reader for it. An EXR's ``owner`` (a person's name, which OIIO calls ``Copyright``) keeps its own name,
-    so that it is personal (:func:`mattekit.io.metadata.personal`); OIIO writes it back as ``owner``."""
+    so that it is not kept by default (:func:`mattekit.io.kept.attribute`); OIIO writes it back as ``owner``."""
     image = oiio.ImageInput.open(str(path))
     if image is None:
         oiio.geterror()
@@ -243,8 +239,7 @@ def write_layers(
     range); coverage: H x W in [0, 1].
     ``source`` (the plate frame's header) gives the data window (only its pixels are stored) and the metadata
     copied through (timecode, frame rate, camera and lens attributes...; not what described the old file's
-    encoding or colour, nor unless ``personal`` what tells where, who or which camera: GPS, owners, people's names,
-    serial numbers, maker notes, :func:`mattekit.io.metadata.personal`); ``attributes`` (colour space, provenance) are
+    encoding or colour, and unless ``personal`` only those :func:`mattekit.io.kept.attribute` allows); ``attributes`` (colour space, provenance) are
     set last. ``half``: 16-bit float samples."""
     height, width = coverage.shape
     a = coverage[..., None]
@@ -256,7 +251,7 @@ def write_layers(
     spec = _exr_spec(width, height, names, half)
     if source is not None:
         for attr in source.extra_attribs:
-            if not attr.name.startswith(_NOT_COPIED) and (personal or _impersonal(attr.name)):
+            if not attr.name.startswith(_NOT_COPIED) and (personal or kept.attribute(attr.name)):
                 spec.attribute(attr.name, attr.type, attr.value)
         if (source.full_width, source.full_height) == (width, height) and source.roi != source.roi_full:
             spec.x, spec.y, spec.width, spec.height = source.x, source.y, source.width, source.height
@@ -265,12 +260,6 @@ def write_layers(
             pixels = pixels[max(y0, 0) : y0 + source.height, max(x0, 0) : x0 + source.width]
             pixels = _padded(pixels, x0, y0, source.width, source.height)
     _write(tmp, spec, pixels, attributes)
-
-
-def _impersonal(name: str) -> bool:
-    """Whether a plate's attribute ``name`` is copied without the personal metadata: no personal name
-    (:func:`mattekit.io.metadata.personal`), and no prefix or one of :data:`_COPIED_PREFIXES`."""
-    return not metadata.personal(name) and (":" not in name or name.split(":")[0] in _COPIED_PREFIXES)
 
 
 def write_exr(tmp, pixels: np.ndarray, names: tuple[str, ...], *, half: bool, attributes: dict) -> None:

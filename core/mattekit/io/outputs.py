@@ -92,8 +92,8 @@ def with_metadata(
     pixels: np.ndarray, picture: Picture, target: Path, personal: bool = False
 ) -> tuple[np.ndarray, Metadata | None]:
     """(the result ``pixels`` as :func:`for_file` gives them, in the source's own colours; the metadata ``target``
-    keeps): the source's ICC profile, dpi, EXIF and XMP, without what tells where, who or which camera
-    (:func:`mattekit.io.metadata.without_personal`) unless ``personal``. A source whose RGB profile was converted to
+    keeps): the source's ICC profile, dpi, EXIF and XMP, all of them with ``personal``, else only the EXIF and XMP
+    fields :mod:`mattekit.io.kept` allows (:func:`mattekit.io.metadata.without_personal`). A source whose RGB profile was converted to
     sRGB for the networks gets its colours back (:func:`mattekit.io.metadata.in_source_colours`: uint8, the source's own values
     where the task kept a pixel's colour); an EXR target keeps none of it (its pixels stay as they are)."""
     meta = picture.metadata

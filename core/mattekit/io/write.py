@@ -108,8 +108,8 @@ def write_layers(
     """Write the layered EXR for compositors (:func:`mattekit.io.oiio.write_layers`: ``R G B A`` the cut-out and
     ``fg.R fg.G fg.B fg.A`` the foreground, premultiplied) atomically. rgb, foreground: H x W x 3 float32 in OCIO
     colour space ``colorspace`` (any range; None: sRGB-encoded, stored linear); coverage: H x W in [0, 1];
-    source: the plate frame's path, whose data window and metadata the file keeps (its personal metadata only with
-    ``personal``, :func:`mattekit.io.metadata.personal`); half: 16-bit float samples;
+    source: the plate frame's path, whose data window and metadata the file keeps (all of it with ``personal``, else
+    what :func:`mattekit.io.kept.attribute` allows); half: 16-bit float samples;
     objects: {name: matte} of several objects, one ``NAME.A`` layer each (``coverage`` their union); confine: as
     :func:`write_image`'s."""
     path = Path(path)

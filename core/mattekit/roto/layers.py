@@ -45,7 +45,7 @@ def write_frame(
     """The layered EXR of one plate frame ``picture`` (read from file ``source``, None for a movie) under
     ``coverage`` (H x W, 0..1): values as the plate stores them, half where the plate is a half EXR, else float;
     ``foreground``: its decontaminated colours when already made; ``objects``: {name: matte} of several objects;
-    ``personal``: the plate's personal metadata is kept (:func:`mattekit.io.metadata.personal`); ``confine``: the
+    ``personal``: all the plate's metadata is kept, not only what :func:`mattekit.io.kept.attribute` allows; ``confine``: the
     folders it may land in (:func:`mattekit.fsutil.check_folder`)."""
     scene = picture.scene if picture.scene is not None else picture.pixels
     if foreground is None:

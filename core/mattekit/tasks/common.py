@@ -36,9 +36,9 @@ class ModelOptions:
 
 
 KEEP_PERSONAL_HELP = (
-    "keep the input's personal metadata: location (GPS, place names), owner and people's names, "
-    "serial numbers, maker notes; left out by default (the colour profile, dpi, orientation, "
-    "copyright and description are kept either way)"
+    "keep all the input's metadata; by default only what describes the picture and its rights is kept "
+    "(title, description, copyright, licence, colour profile, dpi, camera and settings, dates): no location, "
+    "names, serial numbers, ids nor comments"
 )
 
 

@@ -77,9 +77,9 @@ class RotoSpec:
     )
     keep_personal: bool = option(
         False,
-        "keep the plate's personal metadata in the --layers files: location (GPS, "
-        "place names), owner and people's names, serial numbers, maker notes; left out by "
-        "default (no other output carries the plate's metadata)",
+        "keep all the plate's metadata in the --layers files; by default only what describes "
+        "the picture and its rights: no location, names, serial numbers nor ids "
+        "(no other output carries the plate's metadata)",
     )
     model: ModelChoice | None = option(
         None,

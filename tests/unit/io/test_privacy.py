@@ -1,4 +1,5 @@
-"""Privacy by default: what tells where, who or which camera leaves every output unless the user keeps it.
+"""Privacy by default: every output keeps only an allow-list of its source's metadata (mattekit.io.kept: what
+describes the picture and its rights) unless the user keeps all of it.
 
 The photos are built in tests/helpers/personal_metadata.py: EXIF with its GPS IFD, maker note, serial numbers,
 owner, artist; XMP with personal properties in every form (attributes in double and single quotes, another prefix
