@@ -1,35 +1,64 @@
-"""The simulated GPU (mattekit.engines.simulated): planned as a model on CUDA is (batches of 8 of one shape, two workers, a
-GPU's readers and writers, the finish and the temporal filter on the model's device), holding the device without
-using the CPU, returning the net's output shapes; the bench's ``--simulate-device`` prints the device's busy share."""
+"""The bench's simulated GPU (mattekit.bench.simulated), a double no production module knows of: planned as a model
+on CUDA is (batches of 8 of one shape, two workers, a GPU's readers and writers, the finish held and the temporal
+filter on torch's CPU device), holding the device without using the CPU, returning the net's output shapes; injected
+by the bench (``--simulate-device``) and the tests, never by the user's environment."""
 
 from __future__ import annotations
 
-import os
+import ast
+import re
 import time
+from pathlib import Path
 
 import pytest
 import torch
+from gpu_plans import simulated_gpu
 
 from mattekit import catalog, nets, runtime
+from mattekit.bench import simulated
 from mattekit.cli import main
-from mattekit.engines import simulated
 from mattekit.engines.plan import decide
-from mattekit.errors import MattekitError
 from mattekit.running import pipeline
+from mattekit.runtime import Predictor
+
+CORE = Path(runtime.__file__).parent
 
 
-def test_a_simulated_device_is_planned_as_a_gpu_and_says_so(monkeypatch):
-    monkeypatch.setenv(simulated.VARIABLE, "25")
-    made_entry = catalog.load().get("u2netp")
-    made = decide(made_entry)
-    assert (made.device, made.engine, made.simulated, made.batch, made.workers) == ("cuda", "torch", 25.0, 8, 2)
-    assert made.precision == ("fp16" if made_entry.half else "fp32") and made.compile == "auto"  # as on a real GPU
-    assert (made.finish, made.temporal) == ("meta", "cpu")  # the finish held, the filter on torch's CPU device
-    assert "simulated: 25 ms an image" in made.why("device") and "simulated 25 ms" in made.describe()
-    assert decide(catalog.load().get("u2netp"), "cpu").simulated is None  # a CPU asked for stays the CPU
-    monkeypatch.setenv(simulated.VARIABLE, "fast")
-    with pytest.raises(MattekitError, match="not a number of milliseconds"):
-        decide(catalog.load().get("u2netp"))
+def test_no_production_module_knows_the_simulated_gpu_and_matting_imports_only_ops():
+    """Every module of core/mattekit but the bench's is free of the simulation's names (simulat*, SIMULATE), and the
+    matting solvers import nothing of mattekit but its pixel operations (mattekit.ops) and their own modules."""
+    knowing = [
+        f"{path.relative_to(CORE)}:{number}"
+        for path in sorted(CORE.rglob("*"))
+        if path.is_file() and path.suffix in (".py", ".json", ".md", ".txt") and "bench" not in path.parts
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if re.search("simulat", line, re.IGNORECASE)
+    ]
+    assert not knowing, f"production modules that name the simulated GPU: {knowing}"
+    imported = set()
+    for path in (CORE / "matting").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 2:
+                imported.add((node.module or "").split(".")[0])
+            elif isinstance(node, (ast.Import, ast.ImportFrom)) and not getattr(node, "level", 0):
+                names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                imported |= {n.split(".")[1] for n in names if n and n.startswith("mattekit.")}
+    assert imported <= {"ops"}, f"matting imports {sorted(imported)}"
+
+
+def test_a_simulated_gpu_is_planned_as_a_gpu_and_the_users_environment_cannot_ask_for_it(monkeypatch, capsys):
+    entry = catalog.load().get("u2netp")
+    made = simulated.deciding(25)(entry)
+    assert (made.device, made.engine, made.batch, made.workers, made.pad) == ("cuda", "torch", 8, 2, True)
+    assert made.precision == ("fp16" if entry.half else "fp32") and made.compile == "auto"  # as on a real GPU
+    assert made.finish == simulated.HeldFinish(25.0) and made.temporal == "cpu"  # held; torch's CPU device
+    assert "simulated GPU: 25 ms an image" in made.why("device")
+    assert simulated.deciding(25)(entry, "cpu") == decide(entry, "cpu")  # a CPU asked for is planned for real
+    real = decide(entry)
+    monkeypatch.setenv("MATTEKIT_SIMULATE_DEVICE", "25")  # (what once made a user's command a simulated one)
+    assert decide(entry) == real
+    assert main(["bench", "speed", "--simulate-device", "-1"]) == 2
+    assert "--simulate-device takes milliseconds per image, 0 or more." in capsys.readouterr().err
 
 
 def test_the_device_is_held_without_using_the_cpu_and_gives_the_nets_output_shapes():
@@ -52,30 +81,35 @@ def test_the_device_is_held_without_using_the_cpu_and_gives_the_nets_output_shap
         assert out.shape == real(x).shape and out.dtype == torch.float32
 
 
-def test_a_simulated_predictor_activates_once_per_shape_as_a_gpu_does_on_the_device(shared, monkeypatch):
-    """A GPU's predictor runs the activation on the device with the net; the simulated one gives the same prediction
-    (the host's activation of the simulated net's output) but computes it once per input shape, not on the host at
-    every batch (IS-Net's 1024 x 1024 sigmoid: about 12 ms of host CPU an image)."""
+@pytest.mark.slow
+def test_a_simulated_predictor_gives_a_predictors_answer_at_a_gpus_host_cost(shared, monkeypatch):
+    """What a caller of the simulated GPU's predictor gets: at every call the prediction a plain predictor gives for
+    its engine's output (the catalog's activation: u2netp's min-max and 8-bit rounding); and, as a GPU activates on the device with the net, the host does not activate each batch again: a call costs
+    this thread less CPU time than the plain predictor's host activation of the same batch."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    monkeypatch.setenv(simulated.VARIABLE, "0")
+    simulated_gpu(monkeypatch)
     predictor = runtime.ModelCache().get("u2netp", "segment")
-    host_activation, calls = predictor._activate, []
-    monkeypatch.setattr(predictor, "_activate", lambda out: calls.append(out.shape) or host_activation(out))
-    x = torch.rand(2, 3, 320, 320)
+    x = torch.rand(8, 3, 640, 640)
+    want = Predictor.__call__(predictor, x)  # the plain predictor's call: the engine's output activated on the host
     got = [predictor(x) for _ in range(3)]
-    want = host_activation(predictor.engine(x))
-    assert len(calls) == 1 and all(torch.equal(g, want) for g in got), calls
-    assert float(want.min()) >= 0 and float(want.max()) <= 1 and want.shape == (2, 1, 320, 320)
+    assert all(torch.equal(g, want) for g in got) and want.shape == (8, 1, 640, 640)
+    assert float(want.min()) == 0 and float(want.max()) == 1
+    spent = []
+    for call in (predictor, lambda x: Predictor.__call__(predictor, x)) * 3:
+        cpu0 = time.thread_time()
+        call(x)
+        spent.append(time.thread_time() - cpu0)
+    assert 2 * sum(spent[0::2]) < sum(spent[1::2]), spent
 
 
+@pytest.mark.slow
 def test_a_folder_on_a_simulated_device_runs_the_gpus_plan(shared, monkeypatch, tmp_path):
     """remove on three photos through the runner: batches of at most 3 (no more than the photos), the pipeline laid
     out as for a GPU, the figures counting every image held; the cut-outs hold the simulated subject."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    monkeypatch.setenv(simulated.VARIABLE, "2")
-    simulated.reset()
+    simulated_gpu(monkeypatch, 2)
     predictor = runtime.ModelCache().get("u2netp", "segment")
-    assert predictor.device_type == "cuda" and predictor.backend == "simulated-cuda-2ms"
+    assert predictor.plan.device == "cuda" and predictor.backend == "simulated-cuda-2ms"
     layout = pipeline.plan(predictor)
     assert layout["pad"] and layout["batch"] == 8 and layout["workers"] == 2
     photos = sorted((shared / "data" / "grabcut50" / "im").iterdir())[:3]
@@ -93,19 +127,16 @@ def test_a_folder_on_a_simulated_device_runs_the_gpus_plan(shared, monkeypatch, 
 @pytest.mark.slow
 def test_bench_speed_prints_the_simulated_devices_busy_share(shared, monkeypatch, capsys):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    monkeypatch.delenv(simulated.VARIABLE, raising=False)
     assert main(["bench", "speed", "--model", "u2netp", "--simulate-device", "1", "--limit", "4", "--chunk", "4"]) == 0
     out = capsys.readouterr().out
     assert "simulated device (1 ms an image): held" in out and "busy" in out and "rembg" not in out.split("\n")[3]
-    assert simulated.VARIABLE not in os.environ  # the bench's own setting ends with it: later runs use the real device
 
 
 @pytest.mark.slow
 def test_remove_and_roto_give_the_finish_and_the_filter_the_device_the_models_plan_names(shared, monkeypatch, tmp_path):
-    """A predictor that reports CUDA while it runs on the CPU (the simulated GPU): remove's finish of a 1 MP photo and
-    roto's temporal filter get the device its plan names for them (the model's; torch's CPU device here), and a model
-    asked on the CPU gives them none (the CPU cores' own path). The finish's device is the simulated one (torch's
-    meta device: held, not computed), the filter's torch's CPU device."""
+    """On the simulated GPU: remove's finish of a 1 MP photo and roto's temporal filter get the device its plan names
+    for them (the held finish; torch's CPU device for the filter), and a model asked on the CPU gives them none (the
+    CPU cores' own path)."""
     import cv2
     from plates import make_plate
 
@@ -114,7 +145,7 @@ def test_remove_and_roto_give_the_finish_and_the_filter_the_device_the_models_pl
     from mattekit.roto import ordered
 
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    monkeypatch.setenv(simulated.VARIABLE, "0")
+    simulated_gpu(monkeypatch)
     finishes, filters = [], []
     cut_out = cutout.cut_out
     monkeypatch.setattr(cutout, "cut_out", lambda *a, **k: finishes.append(k.get("device")) or cut_out(*a, **k))
@@ -129,57 +160,34 @@ def test_remove_and_roto_give_the_finish_and_the_filter_the_device_the_models_pl
     photo = sorted((shared / "data" / "grabcut50" / "im").iterdir())[0]
     write_image(tmp_path / "big.png", cv2.resize(read_image(photo).pixels, (1280, 960), interpolation=cv2.INTER_CUBIC))
     for device in ("auto", "cpu"):
-        assert (
-            main(
-                [
-                    "remove",
-                    "-q",
-                    "--model",
-                    "u2netp",
-                    "--device",
-                    device,
-                    "--no-matting",
-                    "-o",
-                    str(tmp_path / device),
-                    str(tmp_path / "big.png"),
-                ]
-            )
-            == 0
-        )
+        out = ["-o", str(tmp_path / device), str(tmp_path / "big.png")]
+        assert main(["remove", "-q", "--model", "u2netp", "--device", device, "--no-matting", *out]) == 0
         plate = make_plate(shared, tmp_path / "plate", 3)
-        assert (
-            main(["roto", plate, "--model", "u2netp", "--device", device, "-o", str(tmp_path / device / "m.####.png")])
-            == 0
-        )
-    assert finishes == [torch.device("meta"), None] and filters == [torch.device("cpu"), None], (finishes, filters)
+        roto = ["roto", plate, "--model", "u2netp", "--device", device, "-o", str(tmp_path / device / "m.####.png")]
+        assert main(roto) == 0
+    assert finishes == [simulated.HeldFinish(0.0), None], finishes
+    assert filters == [torch.device("cpu"), None], filters
 
 
 @pytest.mark.slow
 def test_a_large_photos_finish_on_a_simulated_device_is_held_not_computed(shared, monkeypatch, tmp_path):
-    """remove with the defaults on a 1.2 MP photo (its finish goes to the model's device on a GPU's plan): none of the
-    finish's three device steps computes (refinement band, edge solve, foreground colours); each is held on the
-    simulated device instead, and the cut-out has the photo's size, the simulated subject as its alpha and the photo's
-    own colours under it."""
+    """remove with the defaults on a 1.2 MP photo (its finish goes to the model's device on a GPU's plan): the
+    finish's device steps (refinement band, edge solve, foreground colours) are held on the simulated device, not
+    computed: the cut-out has the photo's size, the simulated subject as its alpha and the photo's own colours under
+    it."""
     import cv2
     import numpy as np
     from PIL import Image
 
-    from mattekit.finish import refine_device
     from mattekit.io import read_image, write_image
-    from mattekit.matting import foreground_device, solve_device
 
-    computed = []
-    for module, step in ((refine_device, "_band"), (solve_device, "_solve"), (foreground_device, "_solved")):
-        real = getattr(module, step)
-        monkeypatch.setattr(module, step, lambda *a, _real=real, _step=step: computed.append(_step) or _real(*a))
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    monkeypatch.setenv(simulated.VARIABLE, "0")
-    simulated.reset()
+    simulated_gpu(monkeypatch)
     photo = read_image(sorted((shared / "data" / "grabcut50" / "im").iterdir())[0]).pixels
     big = cv2.resize(photo, (1280, 960), interpolation=cv2.INTER_CUBIC)
     write_image(tmp_path / "big.png", big)
     assert main(["remove", "-q", "--model", "u2netp", "-o", str(tmp_path / "out"), str(tmp_path / "big.png")]) == 0
-    assert computed == [] and simulated.figures()["finish_steps"] >= 2, (computed, simulated.figures())
+    assert simulated.figures()["finish_steps"] >= 2, simulated.figures()
     cut = np.asarray(Image.open(tmp_path / "out" / "big.png"))
     assert cut.shape == (960, 1280, 4)
     alpha, seen = cut[..., 3], cut[..., 3] > 0
