@@ -133,6 +133,25 @@ def test_bench_speed_prints_the_simulated_devices_busy_share(shared, monkeypatch
 
 
 @pytest.mark.slow
+def test_bench_speed_whole_on_a_simulated_device_gives_each_commands_start_up(shared, monkeypatch, capsys):
+    """`bench speed --whole --simulate-device 0`: each command's row ends with the device's busy shares and the
+    seconds from the command's launch to its first batch (its start-up), which lie inside the command's seconds."""
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    data = str(shared / "data/grabcut50/im")
+    code = main(
+        ["bench", "speed", "--whole", "--simulate-device", "0", "--model", "u2netp", "--data", data] + ["--limit", "2"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "first batch" in out.splitlines()[4], out
+    for name in ("mattekit remove", "mattekit remove --no-refine --no-matting"):
+        row = next(line for line in out.splitlines() if line.startswith(name + " "))
+        seconds, _, _, _, busy, busy_in_run, first = row[len(name) :].split()
+        assert busy.endswith("%") and busy_in_run.endswith("%"), row
+        assert 0.2 < float(first) < float(seconds), row  # at least the interpreter's and torch's imports
+
+
+@pytest.mark.slow
 def test_remove_and_roto_give_the_finish_and_the_filter_the_device_the_models_plan_names(shared, monkeypatch, tmp_path):
     """On the simulated GPU: remove's finish of a 1 MP photo and roto's temporal filter get the device its plan names
     for them (the held finish; torch's CPU device for the filter), and a model asked on the CPU gives them none (the
