@@ -183,7 +183,7 @@ def run() -> None:
 
 def end_process(code: int) -> None:
     """End this process with status ``code`` as Python's own exit does up to its interpreter's teardown, which is
-    skipped: the threads Python waits for joined, the exit handlers run (child processes, the simulated device's
+    skipped: the threads Python waits for joined, the exit handlers run (child processes, a bench's
     report, logging), the standard streams flushed, then :func:`os._exit`. That teardown frees every module one by
     one and writes nothing; with torch loaded it took 0.5-0.7 s of a 2-photo command's 2.3-2.5 s on 2 cores."""
     import atexit

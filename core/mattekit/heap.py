@@ -100,7 +100,7 @@ def pause_collection() -> None:
     """Pause Python's cyclic garbage collector while this process starts (a command's own process, from
     :func:`mattekit.cli.run`; never in a caller's process): importing torch makes about 280,000 objects the collector
     tracks, and its passes over them took 0.1 of torch's 0.9 s import here (Python 3.11, 2 cores); a folder's command on
-    a simulated GPU reached its first batch 0.2 s sooner. Ended by :func:`resume_collection`."""
+    the bench's stand-in GPU reached its first batch 0.2 s sooner. Ended by :func:`resume_collection`."""
     if gc.isenabled():
         gc.disable()
         _settings.add("collection paused")

@@ -48,13 +48,15 @@ class Predictor:
     input the engine takes as it is: numpy arrays for the ONNX engines, torch tensors for the others.
     ``device_type``: "cpu", "cuda" or "mps"; ``device`` / ``dtype``: the torch device and dtype (import torch).
     ``plan``: how it runs (:func:`mattekit.engines.plan.decide`, made by the caller: :class:`ModelCache` makes it once).
+    ``built``: (engine, weights file) made by the caller (a bench's double); None: :func:`mattekit.engines.build`
+    makes what ``plan`` names.
     """
 
-    def __init__(self, entry: ModelEntry, plan: Plan):
+    def __init__(self, entry: ModelEntry, plan: Plan, built: tuple | None = None):
         self.entry, self.plan = entry, plan
         self.lock = threading.Lock()
         self._provenance: dict | None = None
-        self.engine, self.weights_path = build(entry, plan)
+        self.engine, self.weights_path = built or build(entry, plan)
         self.backend = self.engine.name
         self.takes_arrays = bool(getattr(self.engine, "takes_arrays", False))
 
@@ -141,8 +143,6 @@ class Predictor:
         if isinstance(x, np.ndarray):
             return self(torch.from_numpy(x)).cpu().numpy()
         with torch.inference_mode():
-            if self.plan.simulated is not None:  # a GPU activates on the device: held there with the net
-                return self.engine(x, self._activate)
             return self._activate(self.engine(x))
 
     def _activate(self, out: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ from cuda_checks import CUDA_ONLY, _grabcut
 from mask_scores import agreement
 
 import mattekit
+from mattekit.finish.device import OnDevice
 from mattekit.io import read_image
 
 pytestmark = CUDA_ONLY
@@ -38,7 +39,7 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
     monkeypatch.setattr(alpha, "DEVICE_PIXELS", 0)  # every solve on the GPU, however small its box
     model = mattekit.api.models_cache().get("u2netp", "segment", "cuda", precision="fp32")
     on_cpu = mattekit.api.models_cache().get("u2netp", "segment", "cpu", precision="fp32")
-    cuda, figures = torch.device("cuda"), {}
+    cuda, figures = OnDevice("cuda"), {}
     for path, scale in zip(_grabcut(shared, 2), (1, 3)):
         image = read_image(path, integers=True).pixels[..., :3]
         image = np.repeat(np.repeat(image, scale, 0), scale, 1)
@@ -114,7 +115,7 @@ def test_the_finish_falls_back_to_the_cpu_where_the_gpu_memory_runs_out(shared, 
     image = cv2.cvtColor(cv2.imread(str(root / "im" / "GT01.png")), cv2.COLOR_BGR2RGB)
     alpha = cv2.imread(str(root / "gt" / "GT01.png"), 0).astype(np.float32) / 255
     low = cv2.resize(alpha, (80, 50), interpolation=cv2.INTER_AREA)
-    cuda, total = torch.device("cuda"), torch.cuda.get_device_properties(0).total_memory
+    cuda, total = OnDevice("cuda"), torch.cuda.get_device_properties(0).total_memory
     try:
         torch.cuda.empty_cache()
         torch.cuda.set_per_process_memory_fraction(4 * image.size / total)  # under the float photo and its planes

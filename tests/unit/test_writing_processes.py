@@ -121,15 +121,15 @@ def test_an_output_a_process_cannot_write_fails_that_image_only(four_images, tmp
 @pytest.mark.slow
 @pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
 def test_on_a_gpu_a_photo_finished_on_the_device_stays_in_the_parent(shared, tmp_path, monkeypatch):
-    """On a (simulated) GPU the small photos' finish goes to the writing processes, while a photo of 1 MP or more,
+    """On a (the bench's simulated) GPU the small photos' finish goes to the writing processes, while a photo of 1 MP or more,
     whose finish runs on the model's device (mattekit.finish.device.device_of), is finished in the pipeline's own thread: a forked
     process has no GPU context."""
     from PIL import Image
 
-    from mattekit.engines import simulated
+    from gpu_plans import simulated_gpu
 
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    monkeypatch.setenv(simulated.VARIABLE, "0")
+    simulated_gpu(monkeypatch)
     photos = sorted((shared / "data/grabcut50/im").iterdir())[:2]
     large = tmp_path / "large.jpg"
     with Image.open(photos[0]) as small:

@@ -139,7 +139,7 @@ def _whole_options(p) -> None:
         help="mattekit on a simulated GPU holding the device "
         "MS milliseconds per image (0: a device that is never the bottleneck), planned as a GPU is: shows "
         "whether the host side keeps a GPU busy (device busy %% = time held / wall); implies --no-rembg and "
-        "--no-check (mattekit.engines.simulated)",
+        "--no-check (mattekit.bench.simulated)",
     )
 
 
@@ -157,21 +157,11 @@ def run(args) -> int:
         raise MattekitError("--frames must be at least 1.")
     if args.whole and args.sequence:
         args.data = args.sequence
-    from ..engines.simulated import VARIABLE
-
-    previous = os.environ.get(VARIABLE)
-    if args.simulate_device is not None:  # the tools' processes inherit it; set back when the bench ends
-        if not args.simulate_device >= 0:
+    if args.simulate_device is not None:  # mattekit's processes get the simulated GPU (mattekit.bench.simulated)
+        if not 0 <= args.simulate_device < float("inf"):
             raise MattekitError("--simulate-device takes milliseconds per image, 0 or more.")
         args.no_rembg = args.no_check = True
-        os.environ[VARIABLE] = f"{args.simulate_device:g}"
-    try:
-        return _measured(args)
-    finally:
-        if previous is None:
-            os.environ.pop(VARIABLE, None)
-        else:
-            os.environ[VARIABLE] = previous
+    return _measured(args)
 
 
 def _measured(args) -> int:
@@ -192,6 +182,7 @@ def _measured(args) -> int:
             "threads": args.threads,
             "batch": args.batch,
             "refine": args.refine,
+            "simulate": args.simulate_device,
         }
         if args.whole:
             from .speed_whole import _whole

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-from ..engines import simulated
 from .memory import current_rss, peak_rss
 
 STAGES = ("read", "infer", "write")  # decode + prepare, the network, finish + encode
@@ -111,15 +110,21 @@ class _MattekitTool:
         from ..running import pipeline
         from ..running.runner import Runner
         from ..tasks import registry
+        from . import simulated
 
         t_import = time.perf_counter()
         if cfg.get("threads"):
             torch.set_num_threads(cfg["threads"])  # also what an ONNX Runtime session is made with
         self.cfg, self.torch = cfg, torch
         self.entry = catalog.load().get(cfg["model"], "segment")
-        self.predictor = runtime.ModelCache().get(
-            self.entry, "segment", cfg["device"], cfg["weights"], backend=cfg["backend"], precision=cfg["precision"]
-        )
+        self.simulated = simulated
+        if cfg.get("simulate") is not None:  # --simulate-device: the model on a simulated GPU
+            asked = (cfg["device"], cfg["backend"], cfg["precision"], cfg["weights"])
+            self.predictor = simulated.predictor(self.entry, simulated.deciding(cfg["simulate"])(self.entry, *asked))
+        else:
+            self.predictor = runtime.ModelCache().get(
+                self.entry, "segment", cfg["device"], cfg["weights"], backend=cfg["backend"], precision=cfg["precision"]
+            )
         self.ready = {"import_s": t_import - t0, "load_s": time.perf_counter() - t_import}
         self.timings = pipeline.Timings()
         task = registry.get("remove")
@@ -147,7 +152,7 @@ class _MattekitTool:
                 with lock:
                     self.samples.append((self.images + done, current_rss() / 2**20))
 
-        cpu0, held0 = _cpu_s(), simulated.figures()["held_s"]
+        cpu0, held0 = _cpu_s(), self.simulated.figures()["held_s"]
         s = self.settings
         planned = [(Path(f), self.out / f"{Path(f).stem}.png") for f in files]
         outcome = self.runner.files(
@@ -160,7 +165,7 @@ class _MattekitTool:
         )
         self.images += outcome.done
         self.failed += [str(source) for (source, _), _ in outcome.failed]
-        self.held_s += simulated.figures()["held_s"] - held0
+        self.held_s += self.simulated.figures()["held_s"] - held0
         return {"images": outcome.done, "loop_s": outcome.seconds, "cpu_s": _cpu_s() - cpu0}
 
     def finish(self) -> dict:
@@ -177,10 +182,10 @@ class _MattekitTool:
             "rss_samples": sorted(self.samples),
             "device_name": str(predictor.device),
         }
-        if predictor.plan.simulated is not None:
-            done = simulated.figures()
+        if self.cfg.get("simulate") is not None:
+            done = self.simulated.figures()
             result["simulated"] = {
-                "ms": predictor.plan.simulated,
+                "ms": self.cfg["simulate"],
                 "held_s": self.held_s,
                 "batches": done["batches"],
                 "images": done["images"],

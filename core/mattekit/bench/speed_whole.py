@@ -45,15 +45,15 @@ def _timed_process(argv: list[str], env: dict | None) -> dict:
     return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
-def held(argv: list[str], env: dict, report: Path) -> dict:
-    """:func:`_timed_process` of a mattekit command on a simulated GPU, with the device's figures it wrote at exit
-    (:mod:`mattekit.engines.simulated`): held_s (seconds held), span_s (from its first batch to its last) and
-    first_s (from the command's launch to its first batch: its start-up, which nothing overlaps; perf_counter is
-    the system's monotonic clock, one for both processes)."""
-    from ..engines import simulated
-
+def held(argv: list[str], env: dict, ms: float, report: Path) -> dict:
+    """:func:`_timed_process` of the mattekit command ``argv`` (``python -m mattekit ...``) on a simulated GPU of
+    ``ms`` milliseconds an image (``python -m mattekit.bench.simulated``), with the device's figures it wrote at exit
+    into ``report``: held_s (seconds held), span_s (from its first batch to its last) and first_s (from the command's
+    launch to its first batch: its start-up, which nothing overlaps; perf_counter is the system's monotonic clock,
+    one for both processes)."""
     launched = time.perf_counter()
-    got = _timed_process(argv, dict(env, **{simulated.REPORT: str(report)}))
+    simulated = [argv[0], "-m", "mattekit.bench.simulated", f"{ms:g}", str(report), *argv[3:]]
+    got = _timed_process(simulated, env)
     device = json.loads(report.read_text(encoding="utf-8"))
     ran = device["first_s"] is not None
     span = (device["last_s"] - device["first_s"]) if ran else 0.0
@@ -145,7 +145,8 @@ def _whole(args, cfg: dict, work: Path) -> dict:
         out = work / f"out-{order.index(name)}-{turn}"
         out.mkdir(exist_ok=True)
         if args.simulate_device is not None and name != "rembg p":
-            return held(argv_of(name, out), env[name], work / f"device-{order.index(name)}-{turn}.json")
+            report = work / f"device-{order.index(name)}-{turn}.json"
+            return held(argv_of(name, out), env[name], args.simulate_device, report)
         return _timed_process(argv_of(name, out), env[name])
 
     def argv_of(name: str, out: Path) -> list[str]:
@@ -199,7 +200,7 @@ def _report(args, files: list, results: dict, first_use: dict, load: list, order
     simulating = args.simulate_device is not None
     if simulating:
         print(
-            f"on a simulated GPU of {args.simulate_device:g} ms an image (mattekit.engines.simulated): device busy = "
+            f"on a simulated GPU of {args.simulate_device:g} ms an image (mattekit.bench.simulated): device busy = "
             f"seconds held / the command's seconds, and / its seconds from the first batch to the last; first batch: "
             f"seconds from the command's launch to its first batch (the start-up)"
         )
@@ -304,11 +305,12 @@ def _cpu_line(args) -> str:
     was read."""
     from .. import catalog
     from ..engines import plan
-    from ..engines.plan import decide
     from ..machine import cpu_count, cpu_info
+    from .simulated import deciding
 
     model, flags = cpu_info() or ("unknown CPU", frozenset())
     wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
+    decide = plan.decide if args.simulate_device is None else deciding(args.simulate_device)
     made = decide(catalog.load().get(args.model), args.device)
     table = "hidden" if plan.shipped_hidden() else "shown"
     return (

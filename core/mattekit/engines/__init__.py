@@ -28,7 +28,6 @@ that many threads; an .onnx release: the count when its session was made). A run
 from __future__ import annotations
 
 import contextlib
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -141,8 +140,7 @@ def create(
     label: str | None = None,
 ):
     """The engine ``plan`` names (its engine, device, precision and compile mode) running the net ``load()`` makes (an eval-mode fp32
-    CPU module with its weights, converted in place); a simulated GPU (``plan.simulated``) where the plan says so
-    (:mod:`mattekit.engines.simulated`: ``recipe`` names its net). Decides nothing. The ONNX engine calls ``load`` only when its
+    CPU module with its weights, converted in place). Decides nothing. The ONNX engine calls ``load`` only when its
     cached export is missing (or for ``net``): a run whose export exists builds no module and reads no weights into torch.
 
     index: the prediction's path in the net's return value. weights_path / recipe: identify the ONNX export (weights'
@@ -151,10 +149,6 @@ def create(
     intra-op threads (default: this thread's count, :func:`mattekit.engines.threads.count`). label: the model's name
     where its ONNX export or compilation is shown (the catalog's).
     """
-    if plan.simulated is not None:
-        from .simulated import SimulatedDevice
-
-        return SimulatedDevice(plan.simulated, recipe or {}, index, load)
     if plan.engine == "onnx":
         return onnx_engine(load, index, weights_path, recipe, example, dynamic_size, threads, label)
     return build_torch(load(), plan.device, plan.precision, index, compile=plan.compile, label=label, recipe=recipe)
@@ -235,15 +229,10 @@ def select_output(out, index: tuple):
     return selected(out, index)
 
 
-_SIMULATED_HOST = threading.local()  # a simulated GPU's batch buffer, one per worker thread (``batch``)
-
-
 def stack_inputs(inputs: list, device_type: str):
     """1 x C x h x w inputs (numpy arrays, or torch tensors) as one batch: the one input itself, else
     concatenated (torch tensors bound for CUDA: in pinned memory from torch's cache of such blocks, the copy to the
-    device then non-blocking; a simulated GPU, where torch has no CUDA, in ordinary memory its worker thread reuses
-    while the batch's shape stays, as that cache reuses its blocks: a fresh 96 MB batch of 8 IS-Net inputs was
-    faulted in page by page at every batch, host work a GPU run does not do)."""
+    device then non-blocking)."""
     if len(inputs) == 1 and device_type != "cuda":
         return inputs[0]
     from .onnx import joined
@@ -253,12 +242,7 @@ def stack_inputs(inputs: list, device_type: str):
     import torch
 
     shape = (sum(t.shape[0] for t in inputs),) + tuple(inputs[0].shape[1:])
-    if _cuda_here():
-        return joined(inputs, out=torch.empty(shape, dtype=inputs[0].dtype, pin_memory=True))
-    kept = getattr(_SIMULATED_HOST, "batch", None)
-    if kept is None or tuple(kept.shape) != shape or kept.dtype != inputs[0].dtype:
-        kept = _SIMULATED_HOST.batch = torch.empty(shape, dtype=inputs[0].dtype)
-    return joined(inputs, out=kept)
+    return joined(inputs, out=torch.empty(shape, dtype=inputs[0].dtype, pin_memory=True))
 
 
 def to_host(prediction):
@@ -278,16 +262,9 @@ def to_host(prediction):
 
 def worker_stream(device: str):
     """A context giving the calling thread its own CUDA stream on ``device`` (a name: "cuda", "cuda:1"; copies and
-    kernels of parallel workers then overlap); a no-op on other devices (and on a simulated GPU)."""
-    if not str(device).startswith("cuda") or not _cuda_here():
+    kernels of parallel workers then overlap); a no-op on other devices."""
+    if not str(device).startswith("cuda"):
         return contextlib.nullcontext()
     import torch
 
     return torch.cuda.stream(torch.cuda.Stream(torch.device(device)))
-
-
-def _cuda_here() -> bool:
-    """Whether torch can use a CUDA GPU in this process (not where the GPU is simulated on a machine without one)."""
-    import torch
-
-    return torch.cuda.is_available()

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..machine import cpu_count
-from .simulated import FINISH_DEVICE
 
 
 @dataclass(frozen=True)
@@ -85,19 +84,13 @@ def layout(entry, kind: str, engine: str) -> Layout:
     )
 
 
-def device_work(device: str, simulated: float | None) -> tuple[str, str, str, str]:
+def device_work(device: str) -> tuple[str, str, str, str]:
     """(finish device, why, temporal filter device, why) for a model on ``device``: the model's GPU for both (the
     finish only for photos of 1 MP and up: :func:`mattekit.finish.device.device_of`), "" (the CPU cores' own
-    path) elsewhere; a simulated GPU's finish is held, not computed (torch's meta device:
-    :func:`mattekit.engines.simulated.held_finish`), its temporal filter computed by torch's CPU kernels."""
+    path) elsewhere."""
     if device.split(":")[0] != "cuda":
         where = "the CPU cores' own path: the model is not on a CUDA GPU"
         return "", where, "", where
-    if simulated is not None:
-        held = (
-            "the model's device, simulated: its work held for the device's time, not computed (photos of 1 MP and up)"
-        )
-        return FINISH_DEVICE, held, "cpu", "the model's device, simulated: its torch work runs on torch's CPU device"
     return (
         device,
         "the model's GPU for photos of 1 MP and up (H200: 50 MP in 2.15 s against 3.50 s on 16 cores)",

@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 
 from ..errors import MattekitError
 from . import policy
-from . import simulated as simulation
 from .layout import device_work, layout
 from .tables import EVIDENCE, covers, own_row, shipped_row, winner
 
@@ -41,13 +40,13 @@ class Plan:
     The network: ``device`` ("cpu", "cuda", "cuda:1", "mps"), ``engine`` ("torch" | "onnx"), ``precision`` ("fp32" |
     "fp16" | "bf16"), ``compile`` (how the torch engine runs the net on CUDA: :data:`COMPILE_MODES`, "off" elsewhere),
     ``as_is`` (the weights are an ONNX release run as it is: :func:`release_as_is`), ``weights`` (the weights file
-    asked for, "" for the catalog's), ``simulated`` (milliseconds an image of a simulated GPU,
-    :mod:`mattekit.engines.simulated`; None for a real device).
+    asked for, "" for the catalog's).
     The pipeline's layout (:class:`mattekit.engines.layout.Layout`): ``threads`` (CPU threads a network call uses),
     ``workers`` (calls at once), ``batch`` (images a call), ``readers``, ``writers``, ``pad`` (one batch shape: batches
     filled by the readers, padded with zero inputs where a new input size cuts one short). Work that follows the
     model: ``finish`` and ``temporal``, the torch device where the finish of a large photo and roto's temporal filter
-    run (the model's GPU; "" where they run on the CPU cores' own path).
+    run (the model's GPU; "" where they run on the CPU cores' own path; a finish may also be a device value of its own
+    with the finish's device steps, as :class:`mattekit.finish.device.OnDevice` has them).
     ``reasons``: (what, why) pairs for device, engine, precision, compile, release, layout, finish and temporal. Plans
     that differ only in their reasons run the same engine."""
 
@@ -61,27 +60,17 @@ class Plan:
     weights: str = ""
     compile: str = "off"
     as_is: bool = False
-    simulated: float | None = None
     readers: int = 1
     writers: int = 1
     pad: bool = False
-    finish: str = ""
+    finish: object = ""
     temporal: str = ""
     reasons: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> tuple:
         """What makes a loaded model: the model cache's key."""
-        return (
-            self.model,
-            self.device,
-            self.engine,
-            self.precision,
-            self.weights,
-            self.as_is,
-            self.simulated,
-            self.compile,
-        )
+        return (self.model, self.device, self.engine, self.precision, self.weights, self.as_is, self.compile)
 
     def why(self, what: str) -> str:
         """The reason for ``what`` (:data:`FIELDS`' names)."""
@@ -91,7 +80,6 @@ class Plan:
         """One line: 'u2netp: cpu, onnx, fp32, 4 worker(s) x 1 thread(s), batch 1 (engine: measured ...)'."""
         compiled = f", compile {self.compile}" if self.compile != "off" else ""
         compiled += ", the ONNX release as it is" if self.as_is else ""
-        compiled += f", simulated {self.simulated:g} ms an image" if self.simulated is not None else ""
         return (
             f"{self.model}: {self.device}, {self.engine}, {self.precision}{compiled}, {self.workers} worker(s) x "
             f"{self.threads} thread(s), batch {self.batch} (engine: {self.why('engine')})"
@@ -100,8 +88,7 @@ class Plan:
     def lines(self) -> list[tuple[str, str, str]]:
         """(field, value, why) for each decision, in :data:`FIELDS`' order (``doctor`` prints them)."""
         values = {
-            "device": self.device
-            + (f" (simulated, {self.simulated:g} ms an image)" if self.simulated is not None else ""),
+            "device": self.device,
             "engine": self.engine,
             "precision": self.precision,
             "compile": self.compile,
@@ -151,10 +138,8 @@ def decide(
         )
     engine_asked = pinned or asked(backend, "MATTEKIT_BACKEND", BACKENDS, "Backend")
     precision_asked = asked(precision, "MATTEKIT_PRECISION", PRECISIONS, "Precision")
-    simulated = simulation.asked()
-    dev, device_why = _device(None if device is None else str(device), engine_asked, simulated)
+    dev, device_why = _device(None if device is None else str(device), engine_asked)
     kind = dev.split(":")[0]
-    simulated = simulated if kind == "cuda" else None
     if loading:
         check_memory(entry, kind)
     wanted, precision_why = _precision(entry, kind, precision_asked)
@@ -176,7 +161,6 @@ def decide(
         str(weights_path or ""),
         compiled,
         False,
-        simulated,
         reasons=(
             ("device", device_why),
             ("engine", engine_why),
@@ -185,15 +169,15 @@ def decide(
             ("release", release_why),
         ),
     )
-    return release_as_is(made, entry) if as_is else _placed(made, entry)
+    return release_as_is(made, entry) if as_is else placed(made, entry)
 
 
-def _placed(plan: Plan, entry) -> Plan:
+def placed(plan: Plan, entry) -> Plan:
     """``plan`` with its layout and the device of the work that follows the model (:mod:`mattekit.engines.layout`)
     for its device and engine, and their reasons."""
     kind = plan.device.split(":")[0]
     laid = layout(entry, kind, plan.engine)
-    finish, finish_why, temporal, temporal_why = device_work(plan.device, plan.simulated)
+    finish, finish_why, temporal, temporal_why = device_work(plan.device)
     reasons = dict(plan.reasons, layout=laid.why, finish=finish_why, temporal=temporal_why)
     return replace(
         plan,
@@ -237,7 +221,7 @@ def release_as_is(plan: Plan, entry) -> Plan:
         precision="the release's own",
         compile="compiled only on CUDA",
     )
-    return _placed(
+    return placed(
         replace(
             plan,
             device="cpu",
@@ -245,7 +229,6 @@ def release_as_is(plan: Plan, entry) -> Plan:
             precision="fp32",
             compile="off",
             as_is=True,
-            simulated=None,
             reasons=tuple(reasons.items()),
         ),
         entry,
@@ -294,17 +277,14 @@ def _compile(kind: str, engine: str) -> tuple[str, str]:
     return mode, "auto: each input shape timed at its second call, eager against a CUDA-graph replay"
 
 
-def _device(name: str | None, engine: str, simulated: float | None = None) -> tuple[str, str]:
+def _device(name: str | None, engine: str) -> tuple[str, str]:
     """(device name, why): ``auto`` is the first GPU torch can use, else the CPU (the CPU without asking torch where
-    its build has no GPU support, or where the onnx backend is asked for); a named device is checked. ``simulated``
-    (ms an image): ``auto`` and ``cuda`` are a simulated GPU, "cuda" (:mod:`mattekit.engines.simulated`)."""
+    its build has no GPU support, or where the onnx backend is asked for); a named device is checked."""
     name = (name or "auto").lower()
     if name == "cpu":
         return "cpu", "asked"
     if name == "auto" and engine == "onnx":
         return "cpu", "the onnx backend runs on the CPU only"
-    if simulated is not None and name in ("auto", "cuda"):
-        return "cuda", f"simulated: {simulated:g} ms an image, on the CPU ({simulation.VARIABLE})"
     if name == "auto" and not policy.gpu_possible():
         return "cpu", "this torch has no GPU support"
     found = str(policy.select_device(name))

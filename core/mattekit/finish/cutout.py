@@ -115,7 +115,7 @@ def cut_out(
     cropped to the subject when ``options.crop`` is set. A uint8/uint16 ``image`` (0..255 / 0..65535)
     gives an rgba result of its own dtype, made in place (the alpha and the decontaminated colours
     rounded as :func:`mattekit.ops.pixels.quantise` rounds): no full-size float copy of the photo or the result.
-    ``device``: the model's CUDA device (:func:`mattekit.finish.device.device_of`; None: here), where the colours
+    ``device``: the finish's device (:func:`mattekit.finish.device.device_of`; None: here), where the colours
     are decontaminated. ``shadow``: the photo's own shadow (H x W, :func:`photo_shadow`) where ``options`` keep it
     (shadow :data:`KEEP`): an rgba result carries it as black at partial alpha (:func:`with_shadow`), a composite's
     background is darkened by it; it is the result shadow itself. The alpha and foreground results never hold it.
@@ -147,7 +147,7 @@ def subject_colours(
     image: np.ndarray, alpha: np.ndarray, decontaminate: bool = True, device=None, whole: bool = False
 ) -> np.ndarray:
     """The subject's colours under ``alpha`` (H x W float32 [0, 1]): ``image``'s (H x W x 3|4) decontaminated
-    (:func:`mattekit.matting.estimate_foreground`, on ``device``: a model's CUDA device, None here) unless
+    (:func:`mattekit.matting.estimate_foreground`, on ``device``: the finish's device, None here) unless
     ``decontaminate`` is off, then the photo's own; H x W x 3. ``whole``: the H x W x 4 straight RGBA cut-out itself
     (:func:`rgba`, of ``image``'s dtype), its colours decontaminated in place, the array made after the colours'
     coarser levels."""

@@ -42,9 +42,9 @@ def alpha_from_mask(
     times and carried back through the colours' local linear model (:func:`carried`), so the cost follows the edge's
     length, not the photo's pixels. The matte decides how soft the edge is, not where it
     lies: a pixel keeps the mask's side of 0.5. ``in_place``: the alpha is written into ``mask`` (no
-    full-size copy; the tiles' results wait until every window has read the mask). ``device``: a model's CUDA device
-    (:func:`mattekit.finish.device.device_of`; None: here), where each tile's Laplacian and solve run
-    (:func:`mattekit.matting.solve_device.solve_on`)."""
+    full-size copy; the tiles' results wait until every window has read the mask). ``device``: the finish's device
+    (:func:`mattekit.finish.device.device_of`; None: here), where each tile's Laplacian and solve run (its
+    ``solve``)."""
     if not matting:
         return mask
     doubt = unsure(mask)

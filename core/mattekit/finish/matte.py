@@ -62,7 +62,7 @@ def matte_edge(
     the trimap is made from the mask, and the mask stays in the estimate where colours say little.
     ``extent``: (height, width) of the photo ``image`` is a tile of; ``solve``: the solve's downscale (a power
     of two; None: from the extent); ``sample_rings``: the colour samples' reach; ``device``: where the solve runs
-    (a model's CUDA device; None: here). See :class:`AlphaOptions`."""
+    (the finish's device: :func:`mattekit.finish.device.device_of`; None: here). See :class:`AlphaOptions`."""
     options = options or MattingOptions()
     m = np.clip(grey_map(mask), 0.0, 1.0)
     band = None if options.band is None else min(options.band, max(m.shape))  # wider covers the image anyway

@@ -77,10 +77,10 @@ def refine_mask(
     filter subsamples), so its cost follows the band, not the image. Where the network saw the photo
     at full resolution or more (factor <= 1), or at most ``refine_above`` times coarser, only the rounding applies. ``soft``: no rounding (the map
     is a matting model's alpha). Returns float32 H x W in [0,1]: the only full-size array made (the
-    tiles' results are kept until all tiles have read the upsampled map, then written into it). ``device``: a
-    model's CUDA device (:func:`mattekit.finish.device.device_of`; None: here); the band is filtered there
-    (:func:`mattekit.finish.refine_device.refine_band_on`: the whole photo's filter, not the tiles'), or here where
-    its memory runs out.
+    tiles' results are kept until all tiles have read the upsampled map, then written into it). ``device``: the
+    finish's device (:func:`mattekit.finish.device.device_of`; None: here); the band is filtered there (its
+    ``refine_band``: :func:`mattekit.finish.refine_device.refine_band_on` on a GPU, the whole photo's filter, not the
+    tiles'), or here where its memory runs out.
     """
     height, width = image.shape[:2]
     mask = resized_map(low, height, width, upsampling)
@@ -89,11 +89,8 @@ def refine_mask(
         return mask if soft else round_sure(mask)
     grow, radius, subsample = band_filter(factor)
     margin = 2 * radius + 2 * subsample
-    if device is not None:
-        from .refine_device import refine_band_on
-
-        if refine_band_on(device, image, mask, grow, radius, EPS, subsample):
-            return mask if soft else round_sure(mask)
+    if device is not None and device.refine_band(image, mask, grow, radius, EPS, subsample):
+        return mask if soft else round_sure(mask)
 
     def filtered(box):
         band = edge_band(mask, grow, box)

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..engines.simulated import held_finish
 from ..matting import trimap as trimaps
 from ..ops.on_device import box_mean, enlarged, to_device, unit_tensor, unless_out_of_memory
 
@@ -23,10 +22,7 @@ def refine_band_on(
     """Write into ``mask`` (H x W float32, the upsampled prediction) the guided filter's values
     (``radius`` px, regulariser ``eps``, coefficients on ``subsample`` x ``subsample`` block means of the photo) in its
     uncertain band: the pixels within ``grow`` px (a disc) of one strictly between the trimap's levels (0.1, 0.9).
-    ``image``: the photo, H x W x 3|4. False (``mask`` untouched) where the device's memory runs out. On a simulated
-    GPU's finish device (:func:`mattekit.engines.simulated.held_finish`) ``mask`` stays the upsampled prediction."""
-    if held_finish(device):
-        return True
+    ``image``: the photo, H x W x 3|4. False (``mask`` untouched) where the device's memory runs out."""
     done = unless_out_of_memory(_band, device, image, mask, grow, radius, eps, subsample)
     if done is None:
         return False

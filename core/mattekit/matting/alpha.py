@@ -57,9 +57,9 @@ class AlphaOptions:
     (expansion and sampling radii, solve scale, texture reach) follow it (None: the image's own).
     sample_rings: rings of 8 points around a pixel whose nearest known pixels are its colour-sample candidates
     (:func:`mattekit.matting.evidence.sample_estimate`).
-    device: where the Laplacian and its solve run: None here, or a model's CUDA device (a torch.device;
-    :func:`mattekit.matting.solve_device.solve_on`) for a box of at least ``DEVICE_PIXELS``, here again where its
-    memory runs out.
+    device: where the Laplacian and its solve run: None here, or the finish's device (its ``solve``, with
+    :func:`mattekit.matting.solve_device.solve_on`'s arguments but the device; on a GPU that function) for a box of at
+    least ``DEVICE_PIXELS``, here again where its memory runs out.
     """
 
     eps: float = 1e-7
@@ -141,9 +141,7 @@ def solve_band(
     x0 = prior if start is None else start[ys, xs]
     x = None
     if options.device is not None and sub_unknown.size >= DEVICE_PIXELS:
-        from .solve_device import solve_on
-
-        x = solve_on(options.device, image[ys, xs], fg[ys, xs], sub_unknown, prior, weight, x0, options.eps, iterations)
+        x = options.device.solve(image[ys, xs], fg[ys, xs], sub_unknown, prior, weight, x0, options.eps, iterations)
     if x is None:
         x = _solved(image[ys, xs], fg[ys, xs], sub_unknown, prior, weight, x0, options.eps, iterations)
     alpha[ys, xs] = np.where(sub_unknown, np.clip(x, 0.0, 1.0), alpha[ys, xs])

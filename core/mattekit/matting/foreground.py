@@ -129,15 +129,13 @@ def estimate_foreground(
     uint8/uint16 holding them as integers, which get F rounded as :func:`mattekit.ops.pixels.quantise` rounds)
     receives F in place, so an RGBA result needs no second copy of the colours; ``out`` may also be a function
     making that array, called once the coarser levels are solved (they and a full-size result are then never held
-    at once). Returns ``out[..., :3]`` (a new array without ``out``). ``device``: a model's CUDA device (None: here);
-    it is solved there (:func:`mattekit.matting.foreground_device.estimate_foreground_on`: the same colours to float
-    rounding), unless its memory runs out.
+    at once). Returns ``out[..., :3]`` (a new array without ``out``). ``device``: the finish's device (None: here);
+    it is solved there (its ``foreground``, with :func:`mattekit.matting.foreground_device.estimate_foreground_on`'s
+    arguments but the device; on a GPU that function: the same colours to float rounding), unless its memory runs out.
     """
     if device is not None:
-        from .foreground_device import estimate_foreground_on
-
         sweeps = dict(eps=eps, gamma=gamma, coarse_sweeps=coarse_sweeps, fine_sweeps=fine_sweeps, start_size=start_size)
-        done = estimate_foreground_on(device, image, alpha, out=out, **sweeps)
+        done = device.foreground(image, alpha, out=out, **sweeps)
         if done is not None:
             return done
     alpha = np.asarray(alpha, np.float32)  # no copy for a float32 alpha: the photo's size is the big one

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..engines.simulated import held_finish
 from ..ops.on_device import enlarged, halved, to_device, unit_tensor, unless_out_of_memory
 from ..ops.pixels import quantise
 from .levels import PARTIAL, TILE, level_sizes, result_array
@@ -33,10 +32,7 @@ def estimate_foreground_on(
 ) -> np.ndarray:
     """:func:`mattekit.matting.foreground.estimate_foreground` (the same arguments, ``out`` too) run on ``device``;
     returns the same H x W x 3 colours (to float rounding; integer ``out`` rounded as there), or None where the
-    device's memory runs out (``out`` untouched: the caller solves it on the CPU). On a simulated GPU's finish device
-    (:func:`mattekit.engines.simulated.held_finish`): the photo's own colours, unsolved."""
-    if held_finish(device):
-        return _filled(image, out, None, None)[..., :3]
+    device's memory runs out (``out`` untouched: the caller solves it on the CPU)."""
     done = unless_out_of_memory(_solved, device, image, alpha, eps, gamma, coarse_sweeps, fine_sweeps, start_size)
     return None if done is None else _filled(image, out, *done)[..., :3]
 

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..engines.simulated import held_finish
 from ..ops.on_device import to_device, unless_out_of_memory
 from . import solver
 from .laplacian import PAIR_PLANES, WINDOW, pair_terms
@@ -34,10 +33,7 @@ def solve_on(
     """Minimise ``x^T L x + sum weight (x - prior)^2`` over the ``unknown`` pixels (h x w bool), the ``fg`` pixels
     (h x w bool) fixed to 1 and the others to 0, L the matting Laplacian of ``image`` (regulariser ``eps``), by
     ``iterations`` of multigrid-preconditioned conjugate gradients from ``x0`` on ``device``: x, h x w float32 (0 off
-    the unknown pixels), on the host; None where the device's memory runs out (the caller solves it on the CPU). On a
-    simulated GPU's finish device (:func:`mattekit.engines.simulated.held_finish`): ``x0`` itself, unsolved."""
-    if held_finish(device):
-        return np.asarray(x0, dtype=np.float32)
+    the unknown pixels), on the host; None where the device's memory runs out (the caller solves it on the CPU)."""
     return unless_out_of_memory(_solve, device, image, fg, unknown, prior, weight, x0, eps, iterations, omega)
 
 

@@ -114,7 +114,7 @@ def run_pipeline(
     pad: one batch shape per input size, one cuDNN plan and CUDA graph (torch_engine's ``Compiled``): a batch waits
         for the readers to fill it, and one cut short by a new input size gets zero inputs up to ``batch`` (fewer after
         the GPU ran out of memory). A worker's first batch and the stream's last run at their own size: met once, so
-        eager. (Padded, they held a simulated GPU at 100 ms an image for 14 zeros of its 64 images, 1.4 s of 9 s; a
+        eager. (Padded, they held the bench's stand-in GPU at 100 ms an image for 14 zeros of its 64 images, 1.4 s of 9 s; a
         reader behind made IS-Net's batches of 1-2 inputs padded to 8: the device's time and the host's copies.)
     ordered: call ``write`` in the order of ``items`` (one writer), whatever the workers.
     post(item, context, y) -> result: per-item postprocessing run in the inference workers (in parallel,

@@ -143,24 +143,23 @@ def test_doctor_for_an_absent_gpu_is_one_sentence(capsys):
 
 def test_doctor_prints_a_models_whole_plan_with_reasons_and_the_default_on_cuda(capsys, monkeypatch):
     """Below the table, every field of one model's plan (engines.plan.decide: device, engine, precision, compile,
-    release, layout, finish, temporal filter) with its reason, as the readers of the plan get it; on a GPU (simulated
+    release, layout, finish, temporal filter) with its reason, as the readers of the plan get it; on a GPU (planned
     here: it reports CUDA) the finish and the filter go to the model's device and the batches are padded; then which
     segmentation model is the default on CUDA, and why."""
-    from mattekit.engines import simulated
+    from gpu_plans import planned_on_a_gpu
 
-    monkeypatch.setenv(simulated.VARIABLE, "0")
-    assert main(["doctor", "--model", "u2netp"]) == 0
+    with monkeypatch.context() as on_gpu:
+        planned_on_a_gpu(on_gpu)
+        assert main(["doctor", "--model", "u2netp"]) == 0
     out = capsys.readouterr().out
     block = out[out.index("the plan of u2netp for --device auto") :].splitlines()
     fields = {line.split()[0]: line.split(None, 1)[1] for line in block[1:9]}
     assert list(fields) == ["device", "engine", "precision", "compile", "release", "layout", "finish", "temporal"]
-    assert fields["device"].startswith("cuda (simulated, 0 ms an image); why: simulated")
+    assert fields["device"].startswith("cuda; why: auto: a GPU torch can use")
     assert "batch 8 of one shape" in fields["layout"] and "why: a GPU on" in fields["layout"]
-    assert fields["finish"].startswith("meta; why: the model's device, simulated: its work held") and fields[
-        "temporal"
-    ].startswith("cpu; why:")
+    assert fields["finish"].startswith("cuda; why: the model's GPU for photos of 1 MP and up")
+    assert fields["temporal"].startswith("cuda; why: the model's GPU at any size")
     assert block[9].startswith(f"default segmentation model on CUDA: {catalog.load().default('segment').name}")
-    monkeypatch.delenv(simulated.VARIABLE)
     assert main(["doctor", "--device", "cpu", "--model", "u2netp"]) == 0
     out = capsys.readouterr().out
     assert "  finish    CPU cores; why: the CPU cores' own path" in out and "batch 1, 1 reader(s)" in out

@@ -15,19 +15,18 @@ import torch
 
 from mattekit import runtime
 from mattekit.finish import cutout
+from mattekit.finish import device as finish_device
 from mattekit.io import read_image
 from mattekit.matting.foreground import PARTIAL, estimate_foreground
-from mattekit.matting.foreground_device import estimate_foreground_on
 from mattekit.ops import on_device
 from mattekit.ops.filters import box_mean
 from mattekit.finish import edge, refine
 from mattekit.ops.resizing import prediction_array
 from mattekit.ops.resizing import resized_map
-from mattekit.finish import device as finish_device
 from mattekit.subject import answer
 
 pytestmark = pytest.mark.needs_data
-CPU = torch.device("cpu")
+CPU = finish_device.OnDevice("cpu")  # the finish's device steps on torch's CPU device
 ROUNDING = 1e-5  # float32 kernels' rounding on values in 0..1; a wrong sweep, tile or halo differs by 1e-3 and more
 
 
@@ -57,7 +56,7 @@ def test_foreground_on_a_device_gives_the_cpu_colours(shared, name, scale):
     assert delta[~partial].max() <= ROUNDING  # the photo's own colours where alpha is 0 or 1
     assert delta[partial].mean() <= 2e-4 and delta.max() <= 5e-3, (delta[partial].mean(), delta.max())
     made = []
-    filled = estimate_foreground_on(CPU, image, alpha, out=lambda: made.append(cutout.rgba(image, alpha)) or made[0])
+    filled = CPU.foreground(image, alpha, out=lambda: made.append(cutout.rgba(image, alpha)) or made[0])
     assert made[0].dtype == np.uint8 and filled.base is made[0]
     assert np.abs(made[0].astype(int) - cutout.rgba(image, alpha).astype(int))[..., 3].max() == 0
     assert np.abs(made[0][..., :3].astype(int) - np.rint(cpu * 255).astype(int)).max() <= 1
@@ -72,15 +71,15 @@ def test_foreground_on_a_device_in_strips_is_the_whole_levels(shared, monkeypatc
 
     image, alpha = _alphamatting(shared, "GT01.png")
     image, alpha = np.repeat(np.repeat(image, 2, 0), 2, 1), np.repeat(np.repeat(alpha, 2, 0), 2, 1)
-    whole = estimate_foreground_on(CPU, image, alpha)
+    whole = CPU.foreground(image, alpha)
     monkeypatch.setattr(foreground_device, "STRIP", 4096)
-    assert np.abs(estimate_foreground_on(CPU, image, alpha) - whole).max() <= ROUNDING
+    assert np.abs(CPU.foreground(image, alpha) - whole).max() <= ROUNDING
 
 
 def test_foreground_on_a_device_without_partial_alpha_is_the_photo(shared):
     image, alpha = _alphamatting(shared, "GT01.png")
     hard = (alpha >= 0.5).astype(np.float32)
-    assert np.abs(estimate_foreground_on(CPU, image, hard) - image.astype(np.float32) / 255).max() <= ROUNDING
+    assert np.abs(CPU.foreground(image, hard) - image.astype(np.float32) / 255).max() <= ROUNDING
 
 
 @pytest.fixture(scope="module")
@@ -143,19 +142,21 @@ def test_only_a_large_box_is_solved_on_the_device(shared, u2netp, monkeypatch):
     """A solve's box of fewer than ``DEVICE_PIXELS`` stays on the CPU (the GPU's kernel launches cost more there), the
     same bytes as without a device; a larger one goes to the device: grabcut50 106024 at 1x (a box of 35 kpx) and
     124080 at 3x (solved at half size, a box of about 300 kpx)."""
-    from mattekit.matting import alpha, solve_device
+    from mattekit.matting import alpha
 
     sizes = []
-    step = solve_device.solve_on
-    monkeypatch.setattr(
-        solve_device, "solve_on", lambda device, image, *a: sizes.append(image.shape[:2]) or step(device, image, *a)
-    )
+
+    class Recorded(finish_device.OnDevice):  # the boxes the device is asked to solve
+        def solve(self, image, *a):
+            sizes.append(image.shape[:2])
+            return super().solve(image, *a)
+
     for photo, scale in (("106024.jpg", 1), ("124080.jpg", 3)):
         image = read_image(shared / "data" / "grabcut50" / "im" / photo, integers=True).pixels[..., :3]
         image = np.repeat(np.repeat(image, scale, 0), scale, 1)
         low = prediction_array(u2netp(u2netp.prepare(image)))
         mask, detail = refine.refine_mask(image, low), answer.detail_of(*image.shape[:2], low)
-        device = edge.alpha_from_mask(image, mask, detail=detail, device=CPU)
+        device = edge.alpha_from_mask(image, mask, detail=detail, device=Recorded("cpu"))
         if scale == 1:
             assert sizes == [] and np.array_equal(device, edge.alpha_from_mask(image, mask, detail=detail))
     assert sizes and all(h * w >= alpha.DEVICE_PIXELS for h, w in sizes), sizes
@@ -197,19 +198,23 @@ def test_device_box_mean_and_enlarging_are_opencvs():
 
 def test_a_model_on_a_gpu_finishes_photos_of_a_megapixel_and_more_there_and_smaller_ones_on_the_cpu(monkeypatch):
     """finish_device.device_of reads the model's plan: the GPU's finish only pays from about 1 MP (a folder of 0.15 MP photos
-    finished faster on 16 CPU cores than on an H200); a model on the CPU, or none, always finishes on the CPU. A
-    simulated GPU's plan puts the finish on torch's meta device (held there, not computed)."""
+    finished faster on 16 CPU cores than on an H200); a model on the CPU, or none, always finishes on the CPU. A device
+    value the plan holds itself (a bench's double) is the finish's device as it is."""
+    from dataclasses import replace
     from types import SimpleNamespace
 
-    from mattekit import catalog
-    from mattekit.engines import layout, plan, simulated
+    from gpu_plans import planned_on_a_gpu
 
-    assert layout.device_work("cuda:0", None)[0] == "cuda:0"  # a real GPU's plan: the model's GPU
-    monkeypatch.setenv(simulated.VARIABLE, "0")
+    from mattekit import catalog
+    from mattekit.engines import plan
+
+    planned_on_a_gpu(monkeypatch)
     on_gpu = SimpleNamespace(plan=plan.decide(catalog.load().get("u2netp")))
     small, large = np.zeros((321, 481, 3), np.uint8), np.zeros((1024, 1024, 3), np.uint8)
     assert finish_device.device_of(on_gpu, small) is None
-    assert finish_device.device_of(on_gpu, large) == torch.device("meta")  # held: engines.simulated.held_finish
+    assert finish_device.device_of(on_gpu, large) == finish_device.OnDevice("cuda")  # the model's GPU
+    own = object()
+    assert finish_device.device_of(SimpleNamespace(plan=replace(on_gpu.plan, finish=own)), large) is own
     assert (
         finish_device.device_of(SimpleNamespace(plan=plan.decide(catalog.load().get("u2netp"), "cpu")), large) is None
     )

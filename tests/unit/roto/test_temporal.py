@@ -219,20 +219,22 @@ def test_the_plates_work_made_ahead_in_threads_gives_the_same_bytes(shared, monk
 def test_the_filter_runs_on_the_models_cuda_device_at_any_frame_size(monkeypatch):
     """Roto's filter goes where the model's plan puts it: a CUDA model's device, at 480p as at 4K (its CPU cost is
     large at any size); a model on the CPU, or none, keeps the CPU's filter. (The finish keeps its 1 MP rule:
-    mattekit.finish.device.device_of.) A simulated GPU reports CUDA while its torch work runs on torch's CPU device."""
+    mattekit.finish.device.device_of.)"""
     from types import SimpleNamespace
 
     import torch
 
+    from gpu_plans import planned_on_a_gpu
+
     from mattekit import catalog
-    from mattekit.engines import layout, plan, simulated
+    from mattekit.engines import layout, plan
     from mattekit.roto.temporal_device import device_for
     from mattekit.finish import device as finish_device
 
-    assert layout.device_work("cuda:1", None)[2] == "cuda:1"  # a real GPU's plan: the model's GPU
-    monkeypatch.setenv(simulated.VARIABLE, "0")
+    assert layout.device_work("cuda:1")[2] == "cuda:1"  # the model's GPU, whichever
+    planned_on_a_gpu(monkeypatch)
     on_gpu = SimpleNamespace(plan=plan.decide(catalog.load().get("u2netp")))
-    assert on_gpu.plan.device == "cuda" and device_for(on_gpu) == torch.device("cpu")
+    assert on_gpu.plan.device == "cuda" and device_for(on_gpu) == torch.device("cuda")
     assert finish_device.device_of(on_gpu, np.zeros((480, 854, 3), np.float32)) is None
     on_cpu = SimpleNamespace(plan=plan.decide(catalog.load().get("u2netp"), "cpu"))
     assert device_for(on_cpu) is None and device_for(None) is None

@@ -1,4 +1,4 @@
-"""The pipeline's plan and batches: writers and threads per core on the CPU and beside a GPU (simulated), padded
+"""The pipeline's plan and batches: writers and threads per core on the CPU and beside a GPU (planned as on one), padded
 batches on CUDA only, and a batch out of GPU memory halved until one image stops the run."""
 
 from __future__ import annotations
@@ -13,18 +13,20 @@ from mattekit.errors import MattekitError
 from pipeline_items import _read
 
 
-def _planned(monkeypatch, cores: int, device: str, simulated: str | None = None, backend: str = "auto"):
+def _planned(monkeypatch, cores: int, device: str, gpu: bool = False, backend: str = "auto"):
     """A predictor as the pipeline sees it, with u2netp's plan decided (engines.plan.decide) for ``cores`` cores on
-    ``device``; ``simulated``: ms an image of a simulated GPU (it reports "cuda" while running on the CPU)."""
+    ``device``; ``gpu``: planned as on a machine with a CUDA GPU."""
     from types import SimpleNamespace
 
+    from gpu_plans import planned_on_a_gpu
+
     from mattekit import catalog
-    from mattekit.engines import layout, plan, simulated as simulation
+    from mattekit.engines import layout, plan
 
     monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)
     monkeypatch.setattr(layout, "cpu_count", lambda: cores)
-    if simulated is not None:
-        monkeypatch.setenv(simulation.VARIABLE, simulated)
+    if gpu:
+        planned_on_a_gpu(monkeypatch)
     made = plan.decide(catalog.load().get("u2netp"), device, backend)
     return SimpleNamespace(device_type=made.device.split(":")[0], device=torch.device(made.device), plan=made)
 
@@ -43,7 +45,7 @@ def test_plan_on_cuda_gives_the_spare_cores_to_writers(monkeypatch):
     except in an ordered pipeline (one writer), and a reader per 4 cores reads (at most 4; one where asked: a movie);
     two workers with batches of 8 of one shape for a fixed-size model."""
     for cores, writers, readers in ((16, 8, 4), (6, 4, 1), (2, 1, 1), (64, 8, 4), (8, 6, 2)):
-        on_gpu = _planned(monkeypatch, cores, "auto", simulated="0")
+        on_gpu = _planned(monkeypatch, cores, "auto", gpu=True)
         layout = pipeline.plan(on_gpu)
         assert (layout["workers"], layout["batch"], layout["writers"], layout["readers"]) == (2, 8, writers, readers)
         assert layout["pad"] and layout["device"] == "cuda"
@@ -234,7 +236,7 @@ def test_a_short_batch_is_padded_with_zero_inputs_not_with_copies_of_a_real_one(
 
 def test_plan_pads_batches_on_cuda_only(monkeypatch):
     assert not pipeline.plan(_planned(monkeypatch, 2, "cpu"))["pad"]
-    assert pipeline.plan(_planned(monkeypatch, 2, "auto", simulated="0"))["pad"]
+    assert pipeline.plan(_planned(monkeypatch, 2, "auto", gpu=True))["pad"]
 
 
 def test_on_a_gpu_no_batch_is_larger_than_the_items_and_a_folder_runs_in_padded_batches(monkeypatch):
@@ -243,7 +245,7 @@ def test_on_a_gpu_no_batch_is_larger_than_the_items_and_a_folder_runs_in_padded_
     from mattekit.running.runner import Runner
     from mattekit.tasks import remove
 
-    on_gpu = _planned(monkeypatch, 2, "auto", simulated="0")
+    on_gpu = _planned(monkeypatch, 2, "auto", gpu=True)
     seen = []
     monkeypatch.setattr(
         pipeline,

@@ -282,24 +282,3 @@ def test_freed_memory_is_reused_without_page_faults():
             counts[mode] += int(run.stdout.split()[-1])
     print(f"minor page faults over 3 x 10 rounds: glibc default {counts['default']}, kept {counts['keep']}")
     assert counts["keep"] * 4 < counts["default"]
-
-
-@pytest.mark.slow
-def test_bench_speed_whole_on_a_simulated_device_gives_each_commands_start_up(shared, monkeypatch, capsys):
-    """`bench speed --whole --simulate-device 0`: each command's row ends with the device's busy shares and the
-    seconds from the command's launch to its first batch (its start-up), which lie inside the command's seconds."""
-    from mattekit import cli
-
-    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    data = str(shared / "data/grabcut50/im")
-    code = cli.main(
-        ["bench", "speed", "--whole", "--simulate-device", "0", "--model", "u2netp", "--data", data] + ["--limit", "2"]
-    )
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert "first batch" in out.splitlines()[4], out
-    for name in ("mattekit remove", "mattekit remove --no-refine --no-matting"):
-        row = next(line for line in out.splitlines() if line.startswith(name + " "))
-        seconds, _, _, _, busy, busy_in_run, first = row[len(name) :].split()
-        assert busy.endswith("%") and busy_in_run.endswith("%"), row
-        assert 0.2 < float(first) < float(seconds), row  # at least the interpreter's and torch's imports
