@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import catalog as catalog_mod
-from . import heap, nets, settings, weights
+from . import nets, settings, weights
 from .ops.resizing import prediction_array, resized_map
 from .engines import gpus, threads
 from .engines import build
@@ -271,7 +271,6 @@ class ModelCache:
             if plan.key in self._loaded:
                 return self._loaded[plan.key]
             predictor = self._loaded[plan.key] = Predictor(entry, plan)
-        heap.resume_collection()  # a command's start-up ends with its models loaded
         if self.say is not None:
             for sentence in load_notices(entry, predictor, str(device or "auto")):
                 self.say(sentence)
