@@ -107,7 +107,8 @@ class _MattekitTool:
         t0 = time.perf_counter()
         import torch
 
-        from .. import catalog, runtime
+        from .. import runtime
+        from ..options import model_choice
         from ..running import pipeline
         from ..running.runner import Runner
         from ..tasks import registry
@@ -116,16 +117,16 @@ class _MattekitTool:
         if cfg.get("threads"):
             torch.set_num_threads(cfg["threads"])  # also what an ONNX Runtime session is made with
         self.cfg, self.torch = cfg, torch
-        self.entry = catalog.load().get(cfg["model"], "segment")
+        self.model = model_choice(cfg["model"], "segment")
         self.predictor = runtime.ModelCache().get(
-            self.entry, "segment", cfg["device"], cfg["weights"], backend=cfg["backend"], precision=cfg["precision"]
+            self.model, cfg["device"], cfg["weights"], backend=cfg["backend"], precision=cfg["precision"]
         )
         self.ready = {"import_s": t_import - t0, "load_s": time.perf_counter() - t_import}
         self.timings = pipeline.Timings()
         task = registry.get("remove")
         options = task.make_options(
             {
-                "model": self.entry.name,
+                "model": self.model.model,
                 "refine": bool(cfg["refine"]),
                 "matting": False,
                 "result": "alpha" if cfg.get("masks") else "rgba",
@@ -200,7 +201,7 @@ class _MattekitTool:
         from ..engines import inputs
         from ..engines import select_output
 
-        entry = self.entry
+        entry = self.model.entry
         net = nets.build(entry.net, **entry.kwargs).eval()
         net.load_state_dict(
             weights.load_state_dict_file(self.cfg["weights"], net, nets.family(entry.net).trace), strict=True

@@ -16,6 +16,7 @@ from mattekit.engines import simulated
 from mattekit.engines.plan import decide
 from mattekit.errors import MattekitError
 from mattekit.running import pipeline
+from mattekit.options import model_choice
 
 
 def test_a_simulated_device_is_planned_as_a_gpu_and_says_so(monkeypatch):
@@ -58,7 +59,7 @@ def test_a_simulated_predictor_activates_once_per_shape_as_a_gpu_does_on_the_dev
     every batch (IS-Net's 1024 x 1024 sigmoid: about 12 ms of host CPU an image)."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     monkeypatch.setenv(simulated.VARIABLE, "0")
-    predictor = runtime.ModelCache().get("u2netp", "segment")
+    predictor = runtime.ModelCache().get(model_choice("u2netp", "segment"))
     host_activation, calls = predictor._activate, []
     monkeypatch.setattr(predictor, "_activate", lambda out: calls.append(out.shape) or host_activation(out))
     x = torch.rand(2, 3, 320, 320)
@@ -74,7 +75,7 @@ def test_a_folder_on_a_simulated_device_runs_the_gpus_plan(shared, monkeypatch, 
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     monkeypatch.setenv(simulated.VARIABLE, "2")
     simulated.reset()
-    predictor = runtime.ModelCache().get("u2netp", "segment")
+    predictor = runtime.ModelCache().get(model_choice("u2netp", "segment"))
     assert predictor.device_type == "cuda" and predictor.backend == "simulated-cuda-2ms"
     layout = pipeline.plan(predictor)
     assert layout["pad"] and layout["batch"] == 8 and layout["workers"] == 2
