@@ -181,7 +181,7 @@ def _refuse_replacing(target: Path, what: str | None, suffix: str, api: bool) ->
 
 def refuse_foreign(target: Path, api: bool = False) -> None:
     """OutputError when a file is at ``target`` that mattekit did not write: the one rule of every command (roto's
-    own: :meth:`mattekit.roto.store.Store.refuse_foreign`): an output replaces only mattekit's own earlier output
+    own: :meth:`mattekit.roto.store.Store.check`): an output replaces only mattekit's own earlier output
     (a regular file carrying its provenance record; roto: one its manifest or journal records) unless
     ``--overwrite`` / ``overwrite=True``."""
     if not os.path.lexists(target) or _written_by_mattekit(target):

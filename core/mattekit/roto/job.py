@@ -107,10 +107,7 @@ class RotoJob:
         # readable headers, one size, for every frame the run decodes (neighbours, warm-up): before any model loads
         self.plate.check_frames(frames_read(self.plate, self.model, self.temporal, self.keyframes, self.frames))
         self.store = Store(self.plate, {"alpha": self.alpha_out, **self.extra_out}, confine)
-        self.store.check_names(self.frames)
-        self.store.check_manifest()  # before the weights: every check that needs no model comes first
-        if not spec.overwrite:
-            self.store.refuse_foreign(self.frames)
+        self.store.check(self.frames, spec.overwrite)  # before the weights: every check that needs no model
         self._weights: Path | None = None
         self._fingerprint: str | None = None
         self._provenance: dict | None = None
