@@ -53,7 +53,9 @@ def models_cache():
 
 def load_model(name: str | None = None, task: str = "segment", device: str = "auto", weights: str | None = None):
     """A loaded model (a ``mattekit.runtime.Predictor``) to pass as ``model=`` (or ``depth_model=``...)."""
-    return models_cache().get(name, task, device=device, weights_path=weights)
+    from .options import model_choice
+
+    return models_cache().get(model_choice(name, task), device=device, weights_path=weights)
 
 
 def clear_models() -> None:

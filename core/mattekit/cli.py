@@ -172,16 +172,27 @@ def main(argv: list[str] | None = None) -> int:
         return _internal(exc, args.debug)
 
 
+def _runs_a_task(command: str | None) -> bool:
+    """Whether ``command`` is one the task registry generates (its run goes through the Runner): neither a
+    hand-written command nor a sequence task's, which have a module of their own in :mod:`mattekit.commands`.
+    Asked before anything is imported (the registry's imports take 0.4 s)."""
+    if not command or command in COMMANDS or not command.replace("-", "").isalnum():
+        return False
+    return not os.path.exists(os.path.join(os.path.dirname(__file__), "commands", f"{command}.py"))
+
+
 def run() -> None:
-    """The command line's entry (``mattekit``, ``python -m mattekit``): :func:`main` with the garbage collector paused
-    while it starts (:func:`mattekit.heap.pause_collection`), then :func:`end_process`."""
-    from . import heap
+    """The command line's entry (``mattekit``, ``python -m mattekit``): :func:`main` in the command's start-up
+    (:func:`mattekit.startup.paused`: the garbage collector paused for a task command until its run begins), then
+    :func:`exit_without_teardown`."""
+    from . import startup
 
-    heap.pause_collection()
-    end_process(main())
+    with startup.paused(_runs_a_task(_command(_take_debug(sys.argv[1:])[0]))):
+        code = main()
+    exit_without_teardown(code)
 
 
-def end_process(code: int) -> None:
+def exit_without_teardown(code: int) -> None:
     """End this process with status ``code`` as Python's own exit does up to its interpreter's teardown, which is
     skipped: the threads Python waits for joined, the exit handlers run (child processes, a bench's
     report, logging), the standard streams flushed, then :func:`os._exit`. That teardown frees every module one by

@@ -4,9 +4,7 @@
 - :func:`keep_freed_memory`: a pipeline's threads share the main heap and keep freed blocks up to 32 MiB for reuse;
 - :func:`for_one_image`: a command-line run of one image keeps every freed block, however large, for reuse, in
   small pages;
-- :func:`hand_back_freed_memory`: the free memory of every heap handed back to the system, now;
-- :func:`pause_collection` and :func:`resume_collection`: Python's cyclic garbage collector paused while a command
-  starts (its imports and its models' load), then what is alive set aside for good.
+- :func:`hand_back_freed_memory`: the free memory of every heap handed back to the system, now.
 
 Imports no torch.
 """
@@ -14,11 +12,10 @@ Imports no torch.
 from __future__ import annotations
 
 import ctypes
-import gc
 import sys
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -3, -4, -8
-_settings: set[str] = set()  # the settings made so far in this process ("collection paused": see pause_collection)
+_settings: set[str] = set()  # the settings made so far in this process
 
 
 def _mallopt(pairs: tuple[tuple[int, int], ...]) -> bool:
@@ -94,25 +91,3 @@ def hand_back_freed_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
-
-
-def pause_collection() -> None:
-    """Pause Python's cyclic garbage collector while this process starts (a command's own process, from
-    :func:`mattekit.cli.run`; never in a caller's process): importing torch makes about 280,000 objects the collector
-    tracks, and its passes over them took 0.1 of torch's 0.9 s import here (Python 3.11, 2 cores); a folder's command on
-    the bench's stand-in GPU reached its first batch 0.2 s sooner. Ended by :func:`resume_collection`."""
-    if gc.isenabled():
-        gc.disable()
-        _settings.add("collection paused")
-
-
-def resume_collection() -> None:
-    """End :func:`pause_collection`'s pause (nothing where there is none: the caller's own collector is left as it
-    is), once the models are loaded or before a run's work begins: everything alive now (the modules, the loaded
-    models, and the few thousand objects of start-up's unreachable cycles) is set aside for good (``gc.freeze``), so
-    that later passes never traverse it, nor touch its pages in the writing processes forked after this (which would
-    copy them), and collection goes on as before for what is made from now on."""
-    if "collection paused" in _settings:
-        _settings.discard("collection paused")
-        gc.freeze()
-        gc.enable()

@@ -36,6 +36,9 @@ class ModelChoice:
 
     task = property(lambda self: self.entry.task, doc='What the model does: "segment", "matte", "upscale", ...')
     scale = property(lambda self: self.entry.scale, doc="Its upscaling factor (1 but for super-resolution).")
+    model = property(lambda self: self.entry.name, doc="The catalog model it stands for (an alias's model).")
+    recurrent = property(lambda self: self.entry.recurrent, doc="A video net carrying state from frame to frame.")
+    warmup = property(lambda self: self.entry.warmup, doc="Recurrent: frames run before a chunk's first frame.")
 
     def __str__(self) -> str:
         return self.name
@@ -43,6 +46,19 @@ class ModelChoice:
     def stands_for(self) -> str | None:
         """What an alias stands for, "MODEL (LICENCE)"; None for a model's own name."""
         return None if self.name == self.entry.name else f"{self.entry.name} ({self.entry.licence})"
+
+
+def model_choice(value: ModelChoice | str | None, task: str | tuple) -> ModelChoice:
+    """The :class:`ModelChoice` ``value`` stands for where no option's check made it (the edges: the API's
+    ``load_model``, a bench's ``--model``, a model option left unset): a choice as it is, a model's name looked up in
+    the catalog (a model of ``task``), None the catalog's default ``task`` model: the one rule for the default."""
+    if isinstance(value, ModelChoice):
+        return value
+    from . import catalog
+
+    found = catalog.load()
+    entry = found.default(task) if value is None else found.get(value, task)
+    return ModelChoice(entry.name if value is None else value, entry)
 
 
 def option(

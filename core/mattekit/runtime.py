@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import catalog as catalog_mod
-from . import heap, nets, settings, weights
+from . import nets, settings, weights
 from .ops.resizing import prediction_array, resized_map
 from .engines import gpus, threads
 from .engines import build
@@ -24,7 +24,7 @@ from .engines.inputs import prepare_array
 from .engines.measure import measure_engines
 from .engines.plan import Plan, decide
 from .catalog import ModelEntry
-from .options import ModelChoice
+from .options import ModelChoice, model_choice
 from .errors import MattekitError
 
 if TYPE_CHECKING:
@@ -254,24 +254,22 @@ class ModelCache:
 
     def get(
         self,
-        model: ModelChoice | ModelEntry | str | None,
-        task: str | None = None,
+        model: ModelChoice,
         device: str | torch.device | None = "auto",
         weights_path: str | Path | None = None,
         backend: str | None = "auto",
         precision: str | None = "auto",
     ) -> Predictor:
-        """The Predictor for ``model`` (a checked model option's value, a catalog entry, a name, or None: the
-        catalog's default ``task`` model), loaded on first use; a choice that holds a loaded model gives it."""
-        if isinstance(model, ModelChoice) and model.predictor is not None:
+        """The Predictor of ``model`` (a model option's value: :func:`mattekit.options.model_choice` makes one for a
+        name), loaded on first use; a choice that holds a loaded model (the API's) gives it."""
+        if model.predictor is not None:
             return model.predictor
-        entry = _entry_of(model, task)
+        entry = model.entry
         plan = self.plan(entry, device, weights_path, backend, precision)
         with self._lock:
             if plan.key in self._loaded:
                 return self._loaded[plan.key]
             predictor = self._loaded[plan.key] = Predictor(entry, plan)
-        heap.resume_collection()  # a command's start-up ends with its models loaded
         if self.say is not None:
             for sentence in load_notices(entry, predictor, str(device or "auto")):
                 self.say(sentence)
@@ -287,16 +285,14 @@ class ModelCache:
         device = getattr(options, "device", "auto")
         models = {}
         for name, catalog_task in task.models_needed(options, given).items():
-            choice = getattr(options, name)
-            entry = _entry_of(choice, catalog_task)
+            choice = model_choice(getattr(options, name), catalog_task)  # unset: the catalog's default
             weights_path = getattr(options, name.replace("model", "weights"), None)
             try:
-                chosen = choice if isinstance(choice, ModelChoice) else entry  # (a choice may hold a loaded model)
-                models[name] = self.get(chosen, catalog_task, device=device, weights_path=weights_path)
+                models[name] = self.get(choice, device=device, weights_path=weights_path)
             except WeightsCheckFailed:
                 raise  # a file here that failed its check: said as it is
             except WeightsError as exc:
-                raise _missing(exc, entry, catalog_task, table[name]) from None
+                raise _missing(exc, choice, catalog_task, table[name]) from None
         return models
 
     def loaded(self) -> list[Predictor]:
@@ -309,19 +305,8 @@ class ModelCache:
             self._loaded.clear()
 
 
-def _entry_of(model: ModelChoice | ModelEntry | str | None, task: str | None) -> ModelEntry:
-    """The catalog row ``model`` stands for: a checked choice's or an entry as it is (no lookup), a name looked up,
-    None the catalog's default ``task`` model."""
-    if isinstance(model, ModelChoice):
-        return model.entry
-    if isinstance(model, ModelEntry):
-        return model
-    cat = catalog_mod.load()
-    return cat.default(task) if model is None else cat.get(model, task)
-
-
-def _missing(exc, entry: ModelEntry, catalog_task: str, option) -> MattekitError:
-    """The error for a run whose model ``entry`` lacks its weights (``exc``): one short sentence, the
+def _missing(exc, model: ModelChoice, catalog_task: str, option) -> MattekitError:
+    """The error for a run whose ``model`` lacks its weights (``exc``): one short sentence, the
     fix first (register the mirror's converted copy, pick a model that is here with ``option``'s flag, or get the
     weights; each with ``option.missing``, what the user can do instead, where there is one), then the
     model it is about; the places tried are ``exc``'s detail, which the CLI prints with --debug."""
@@ -329,7 +314,7 @@ def _missing(exc, entry: ModelEntry, catalog_task: str, option) -> MattekitError
     from .weights.download import offline
 
     here = [e.name for e, _ in catalog_mod.load().available(catalog_task)]
-    missing = f"the weights of {entry.name} cannot be had here"
+    missing = f"the weights of {model.model} cannot be had here"
     if exc.fix:
         fix = f"Register the mirror's converted copy with {exc.fix}"
     elif here:

@@ -30,6 +30,7 @@ from mattekit import catalog, io, runtime
 from mattekit.bench import metrics
 from mask_scores import agreement
 from mattekit.tasks import mask_preview, matte
+from mattekit.options import ModelChoice
 from fidelity_references import (
     csnet_sod,
     dis_isnet,
@@ -128,7 +129,7 @@ def compare(shared: Path, name: str, answers: dict, precision: str = "auto", ent
     _, weights_name, hard = MODELS[name]
     entry = entry or catalog.load().get(name)
     weights_path = shared / "weights" / weights_name if weights_name else None
-    predictor = runtime.ModelCache().get(entry, entry.task, "cpu", weights_path, precision=precision)
+    predictor = runtime.ModelCache().get(ModelChoice(entry.name, entry), "cpu", weights_path, precision=precision)
     engine = f"{predictor.backend} {predictor.dtype}"
     key = ("mattekit", name, engine, weights_name)
     if key not in answers:
@@ -275,7 +276,9 @@ def test_the_catalogs_fp16_decision_holds_on_real_weights(shared, name, photos):
     weights_path = shared / "weights" / weights_name if weights_name else None
     net = engines.load_net(entry, engines.weights_file(entry, weights_path))
     half = copy.deepcopy(net).half()
-    predictor = runtime.ModelCache().get(entry, entry.task, "cpu", weights_path, precision="fp32")  # its activation
+    predictor = runtime.ModelCache().get(
+        ModelChoice(entry.name, entry), "cpu", weights_path, precision="fp32"
+    )  # its activation
 
     def answer(module, x):
         out = module(x)
@@ -307,7 +310,7 @@ def test_the_python_api_gives_the_clis_answer_for_every_kind_of_input(shared):
     import mattekit
 
     entry = catalog.load().get("u2netp")
-    model = runtime.ModelCache().get(entry, entry.task, "cpu", None)
+    model = runtime.ModelCache().get(ModelChoice(entry.name, entry), "cpu", None)
     path = shared / "data/grabcut50/im" / PHOTOS[0]
     cli = np.round(mattekit_plain(model, path) * 255.0).astype(np.uint8)
     pixels = np.asarray(Image.open(path).convert("RGB"))

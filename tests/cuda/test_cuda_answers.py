@@ -14,6 +14,7 @@ from mask_scores import agreement
 
 import mattekit
 from mattekit.io import read_image
+from mattekit.options import model_choice, ModelChoice
 
 pytestmark = CUDA_ONLY
 
@@ -24,10 +25,10 @@ def test_remove_on_cuda_agrees_with_the_cpu(shared, monkeypatch):
     alpha difference per image, IoU at 0.5 at least 0.995; fp16 (asked for: auto is fp32 until measured) within 0.01 on average over the
     images, IoU at least 0.95 on each."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    on_cpu = mattekit.api.models_cache().get("u2netp", "segment", "cpu", precision="fp32")
+    on_cpu = mattekit.api.models_cache().get(model_choice("u2netp", "segment"), "cpu", precision="fp32")
     on_gpu = {
-        "fp16": mattekit.api.models_cache().get("u2netp", "segment", "cuda", precision="fp16"),
-        "fp32": mattekit.api.models_cache().get("u2netp", "segment", "cuda", precision="fp32"),
+        "fp16": mattekit.api.models_cache().get(model_choice("u2netp", "segment"), "cuda", precision="fp16"),
+        "fp32": mattekit.api.models_cache().get(model_choice("u2netp", "segment"), "cuda", precision="fp32"),
     }
     assert on_gpu["fp16"].engine.name == "torch-cuda-fp16" and on_gpu["fp32"].engine.name == "torch-cuda-fp32"
     figures = {"fp16": [], "fp32": []}
@@ -54,8 +55,8 @@ def birefnet_gap(shared, folder, fast: str, reference: str, count: int = 2) -> l
     entry = catalog.load().get("birefnet-general")
     weights = write_stand_in(entry, folder)
     cache = mattekit.api.models_cache()
-    auto = cache.get(entry, "segment", fast, weights)
-    fp32 = cache.get(entry, "segment", reference, weights, precision="fp32")
+    auto = cache.get(ModelChoice(entry.name, entry), fast, weights)
+    fp32 = cache.get(ModelChoice(entry.name, entry), reference, weights, precision="fp32")
     gaps = []
     for path in _grabcut(shared, count):
         image = read_image(path).pixels[..., :3]

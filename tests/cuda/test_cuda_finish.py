@@ -16,6 +16,7 @@ from mask_scores import agreement
 import mattekit
 from mattekit.finish.device import OnDevice
 from mattekit.io import read_image
+from mattekit.options import model_choice
 
 pytestmark = CUDA_ONLY
 
@@ -37,8 +38,8 @@ def test_the_finish_on_cuda_gives_the_cpu_finish(shared, monkeypatch):
 
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     monkeypatch.setattr(alpha, "DEVICE_PIXELS", 0)  # every solve on the GPU, however small its box
-    model = mattekit.api.models_cache().get("u2netp", "segment", "cuda", precision="fp32")
-    on_cpu = mattekit.api.models_cache().get("u2netp", "segment", "cpu", precision="fp32")
+    model = mattekit.api.models_cache().get(model_choice("u2netp", "segment"), "cuda", precision="fp32")
+    on_cpu = mattekit.api.models_cache().get(model_choice("u2netp", "segment"), "cpu", precision="fp32")
     cuda, figures = OnDevice("cuda"), {}
     for path, scale in zip(_grabcut(shared, 2), (1, 3)):
         image = read_image(path, integers=True).pixels[..., :3]

@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "core" / "mattekit"
 
 # Lower layers first; a module may import from its own layer or below, never above.
 LAYERS = [
-    {"errors", "fsutil", "heap", "wire", "machine", "onnx_import", "provenance", "progress", "settings"},
+    {"errors", "fsutil", "heap", "startup", "wire", "machine", "onnx_import", "provenance", "progress", "settings"},
     {"ops", "weights"},
     {"io", "matting", "catalog", "options", "nets", "engines"},
     {"runtime", "finish"},

@@ -9,6 +9,7 @@ import hashlib
 import pytest
 
 from mattekit import catalog, nets, weights
+from mattekit.options import model_choice
 
 
 # Each catalog entry's official key list(s) here: a conformance manifest (the upstream state dict's keys, shapes
@@ -152,7 +153,7 @@ def test_real_checkpoints_load_strictly_through_the_catalog(shared, monkeypatch)
 
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     for name in ("csnet-sod", "sinet-portrait", "extremec3-portrait"):
-        predictor = runtime.ModelCache().get(name, "segment", "cpu")
+        predictor = runtime.ModelCache().get(model_choice(name, "segment"), "cpu")
         assert predictor.weights_path.parent == weights.cache_dir()
 
 

@@ -26,6 +26,7 @@ from mattekit.nets.u2net import U2NETP
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the dev/onnx extras")
 from mattekit.engines.onnx import OnnxRunner  # noqa: E402
 from mattekit.onnx_import import import_state_dict  # noqa: E402
+from mattekit.options import model_choice  # noqa: E402
 
 pytestmark = pytest.mark.needs_data
 FP32_TOL = 1e-4
@@ -187,7 +188,7 @@ def test_catalog_u2netp_runs_from_the_rembg_release_offline(shared_dir, monkeypa
     """The .pth is not in the mirror: the catalog's second source (rembg's ONNX) is used, no network."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared_dir / "weights"))
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
-    predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
+    predictor = runtime.ModelCache().get(model_choice("u2netp", "segment"), "cpu")
     assert predictor.weights_path == weights.cache_dir() / "u2netp.onnx"
     assert predictor.net is not None and not predictor.backend.startswith("onnx-file")  # mapped onto the module
     x = inputs.prepare(predictor.entry, _photo(shared_dir, (320, 320)))
@@ -206,7 +207,7 @@ def test_catalog_matting_models_load_from_their_onnx_releases(shared_dir, monkey
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     image = _photo(shared_dir, (160, 128))
     for name in ("modnet-portrait", "rvm-people"):
-        predictor = runtime.ModelCache().get(name, "matte", "cpu")
+        predictor = runtime.ModelCache().get(model_choice(name, "matte"), "cpu")
         alpha = predictor.predict_map(image)
         assert predictor.weights_path.suffix == ".onnx", name
         assert alpha.ndim == 2 and 0.0 <= alpha.min() <= alpha.max() <= 1.0, name

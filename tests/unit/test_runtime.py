@@ -9,6 +9,7 @@ from mattekit import catalog, runtime
 from mattekit.engines import inputs
 from mattekit.catalog import InputSpec
 from mattekit.errors import MattekitError
+from mattekit.options import model_choice
 
 
 def test_input_size_policies():
@@ -39,7 +40,7 @@ def test_a_big_photo_model_without_the_memory_it_needs_is_one_sentence(monkeypat
         match=r"^Model 'birefnet-hr' needs about 13.5 GiB of memory on the CPU and "
         r"4.0 GiB is free; .*birefnet-general",
     ):
-        runtime.ModelCache().get("birefnet-hr", "segment", "cpu")
+        runtime.ModelCache().get(model_choice("birefnet-hr", "segment"), "cpu")
     assert catalog.load().get("birefnet-dynamic").memory_gb == 13
     assert catalog.load().get("birefnet-general").memory_gb is None  # the 1024 px ones fit (4.8 GiB)
 
@@ -58,9 +59,9 @@ def test_prepare_bgr_quirk_of_the_portrait_nets():
 def test_one_predictor_per_model_and_cache(shared, monkeypatch):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     cache, other = runtime.ModelCache(), runtime.ModelCache()
-    a = cache.get("extremec3-portrait", "segment", "cpu")
-    assert cache.get("extremec3-portrait", "segment", "cpu") is a
-    assert other.get("extremec3-portrait", "segment", "cpu") is not a  # caches are owned, not global
+    a = cache.get(model_choice("extremec3-portrait", "segment"), "cpu")
+    assert cache.get(model_choice("extremec3-portrait", "segment"), "cpu") is a
+    assert other.get(model_choice("extremec3-portrait", "segment"), "cpu") is not a  # caches are owned, not global
     cache.clear()
     assert cache.loaded() == []
 
@@ -68,4 +69,6 @@ def test_one_predictor_per_model_and_cache(shared, monkeypatch):
 def test_weights_that_do_not_fit_are_a_sentence(shared, monkeypatch):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     with pytest.raises(MattekitError, match="does not fit model 'sinet-portrait'"):
-        runtime.ModelCache().get("sinet-portrait", "segment", "cpu", weights_path=shared / "weights/ExtremeC3.pth")
+        runtime.ModelCache().get(
+            model_choice("sinet-portrait", "segment"), "cpu", weights_path=shared / "weights/ExtremeC3.pth"
+        )

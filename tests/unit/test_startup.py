@@ -70,13 +70,13 @@ def test_catalog_weights_and_models_command_import_without_torch():
     assert done.stdout.strip() == "[]"
 
 
-# A process ended by mattekit.cli.end_process: a non-daemon thread that writes once the main thread is done, an idle
+# A process ended by mattekit.cli.exit_without_teardown: a non-daemon thread that writes once the main thread is done, an idle
 # thread pool, an exit handler, output still buffered, and a module-level object whose finalizer only the
 # interpreter's teardown would run.
 ENDING = """
 import atexit, os, sys, threading
 from concurrent.futures import ThreadPoolExecutor
-from mattekit.cli import end_process
+from mattekit.cli import exit_without_teardown
 
 class Noisy:
     def __del__(self):
@@ -89,13 +89,13 @@ ThreadPoolExecutor(2).submit(int, "1").result()
 atexit.register(lambda: open(sys.argv[1] + ".atexit", "w").close())
 print("buffered", end="")
 done.set()
-end_process(int(sys.argv[2])) if sys.argv[2] != "normal" else sys.exit(3)
+exit_without_teardown(int(sys.argv[2])) if sys.argv[2] != "normal" else sys.exit(3)
 """
 
 
 @pytest.mark.parametrize("ending", ["0", "5", "normal"])
 def test_a_command_ends_as_python_does_but_without_the_interpreters_teardown(tmp_path, ending):
-    """end_process (the `mattekit` script's and `python -m mattekit`'s end) keeps what Python's exit does (the
+    """exit_without_teardown (the `mattekit` script's and `python -m mattekit`'s end) keeps what Python's exit does (the
     non-daemon threads joined, an idle thread pool let go, the exit handlers run, standard output flushed, the
     status) and skips the interpreter's teardown, which frees every module (0.5-0.7 s with torch loaded): a
     module-level object's finalizer, which that teardown runs ("normal": Python's own exit, for comparison), is

@@ -18,7 +18,7 @@ from mattekit import cli, io
 from mattekit.tasks.common import Background, Shadow
 from mattekit.io.frame_ranges import Frames
 from mattekit.lens import Focus
-from mattekit.options import OptionError, options_of
+from mattekit.options import model_choice, OptionError, options_of
 from mattekit.subject import hint_text, hints
 from mattekit.tasks import registry
 from plates import two_subject_plate
@@ -221,7 +221,7 @@ def test_hint_stages_pass_a_named_value(shared, mirror):
     from mattekit.tasks import remove
 
     pixels = io.read_image(shared / PHOTO).pixels[..., :3]
-    predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
+    predictor = runtime.ModelCache().get(model_choice("u2netp", "segment"), "cpu")
     options = remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "box": BOX, "box_focus": True})
     _, context = remove.TASK.prepare({"model": predictor}, {"image": pixels}, options)
     assert isinstance(context, hints.Hinted) and context.hint.box == hint_text.parse_box(BOX)

@@ -28,6 +28,7 @@ from .. import io, runtime
 from . import metrics
 from ..ops.pixels import unit_float
 from ..ops.regions import bounding_box
+from ..options import model_choice
 from ..errors import InputError, MattekitError
 from ..progress import shown
 from ..tasks import remove
@@ -226,7 +227,7 @@ def measure(
 ) -> dict:
     """{case name: (half, {hint name: IoU})} of remove --result alpha (``matting``: its default) with ``model`` on
     :func:`cases`."""
-    predictor = runtime.ModelCache().get(model, "segment", device)
+    predictor = runtime.ModelCache().get(model_choice(model, "segment"), device)
     found = {}
     count = len(rows) * (2 if composites else 1)
     with shown(

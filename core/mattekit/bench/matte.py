@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from .. import io, runtime
+from ..options import model_choice
 from ..errors import InputError
 from ..finish.matte import MattingOptions, alpha_from_trimap
 from ..matting import trimap as trimaps
@@ -267,7 +268,9 @@ def _trimap_free(args, images, pictures) -> None:
     alpha``) and rembg's ``-a`` (closed-form matting by pymatting on rembg's trimap of the plain mask)."""
     from ..tasks import mask_preview
 
-    predictor = runtime.ModelCache().get(args.model, "segment", args.device, getattr(args, "weights", None))
+    predictor = runtime.ModelCache().get(
+        model_choice(args.model, "segment"), args.device, getattr(args, "weights", None)
+    )
     cutout = remove.TASK.make_options({"result": "alpha"})
     methods = {
         "plain": lambda image: mask_preview.TASK.run(

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from .. import catalog
+from ..options import ModelChoice
 from ..roto import motion, ordered, temporal, tracking
 from ..errors import InputError
 from ..io.frame_patterns import folder_pattern
@@ -248,7 +249,7 @@ def score(
     started = time.perf_counter()
     MatteSource(
         plate,
-        entry,
+        ModelChoice(entry.name, entry),
         weights=args.weights,
         device=args.device,
         threads=args.threads,
@@ -317,7 +318,7 @@ def chunk_difference(
     for kind, reference, options_used in kinds:
         source = MatteSource(
             plate,
-            entry,
+            ModelChoice(entry.name, entry),
             weights=args.weights,
             device=args.device,
             threads=args.threads,

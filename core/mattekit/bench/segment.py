@@ -20,6 +20,7 @@ from .. import catalog, io, runtime, weights
 from . import metrics
 from ..ops.pixels import unit_float
 from ..ops.resizing import lanczos
+from ..options import model_choice
 from ..errors import InputError, MattekitError, WeightsError
 from ..progress import shown
 from ..tasks import matte, remove
@@ -154,8 +155,9 @@ def reference_for(entry, weights_path: str | None = None) -> RembgReference | No
 
 def measure(model: str, rows: list[tuple[Path, Path]], device: str = "auto", weights_path: str | None = None) -> dict:
     """{(method, half): [[IoU, MAE, boundary F] per image]} of ``model`` on ``rows`` (see :data:`METHODS`)."""
-    entry = catalog.load().get(model, ("segment", "matte"))
-    predictor = _KeepingOutput(runtime.ModelCache().get(entry, entry.task, device, weights_path))
+    choice = model_choice(model, ("segment", "matte"))
+    entry = choice.entry
+    predictor = _KeepingOutput(runtime.ModelCache().get(choice, device, weights_path))
     reference = reference_for(entry, weights_path) if entry.task == "segment" else None
     task = (remove if entry.task == "segment" else matte).TASK  # a matting model's alpha is its plain output
     options = task.make_options({"model": entry.name, "result": "alpha"})

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import io, runtime
+from ..options import model_choice
 from ..errors import InputError
 from ..progress import shown
 from ..tasks import remove
@@ -114,7 +115,7 @@ def run(args) -> int:
     if not 1 <= args.draws <= 20:
         raise InputError(f"--draws takes 1 to 20, not {args.draws}.")
     rows = scenes(data, args.half, kinds, args.draws)
-    predictor = runtime.ModelCache().get(args.model, "segment", args.device)
+    predictor = runtime.ModelCache().get(model_choice(args.model, "segment"), args.device)
     plain = remove.TASK.make_options({"model": args.model, "device": args.device})
     kept = remove.TASK.make_options({"model": args.model, "device": args.device, "shadow": "keep"})
     alone = remove.TASK.make_options({"model": args.model, "device": args.device, "result": "shadow"})

@@ -106,7 +106,8 @@ class _MattekitTool:
         t0 = time.perf_counter()
         import torch
 
-        from .. import catalog, runtime
+        from .. import runtime
+        from ..options import model_choice
         from ..running import pipeline
         from ..running.runner import Runner
         from ..tasks import registry
@@ -116,21 +117,22 @@ class _MattekitTool:
         if cfg.get("threads"):
             torch.set_num_threads(cfg["threads"])  # also what an ONNX Runtime session is made with
         self.cfg, self.torch = cfg, torch
-        self.entry = catalog.load().get(cfg["model"], "segment")
+        self.model = model_choice(cfg["model"], "segment")
         self.simulated = simulated
+        asked = (cfg["device"], cfg["backend"], cfg["precision"], cfg["weights"])
         if cfg.get("simulate") is not None:  # --simulate-device: the model on a simulated GPU
-            asked = (cfg["device"], cfg["backend"], cfg["precision"], cfg["weights"])
-            self.predictor = simulated.predictor(self.entry, simulated.deciding(cfg["simulate"])(self.entry, *asked))
+            entry = self.model.entry
+            self.predictor = simulated.predictor(entry, simulated.deciding(cfg["simulate"])(entry, *asked))
         else:
             self.predictor = runtime.ModelCache().get(
-                self.entry, "segment", cfg["device"], cfg["weights"], backend=cfg["backend"], precision=cfg["precision"]
+                self.model, cfg["device"], cfg["weights"], backend=cfg["backend"], precision=cfg["precision"]
             )
         self.ready = {"import_s": t_import - t0, "load_s": time.perf_counter() - t_import}
         self.timings = pipeline.Timings()
         task = registry.get("remove")
         options = task.make_options(
             {
-                "model": self.entry.name,
+                "model": self.model.model,
                 "refine": bool(cfg["refine"]),
                 "matting": False,
                 "result": "alpha" if cfg.get("masks") else "rgba",
@@ -205,7 +207,7 @@ class _MattekitTool:
         from ..engines import inputs
         from ..engines import select_output
 
-        entry = self.entry
+        entry = self.model.entry
         net = nets.build(entry.net, **entry.kwargs).eval()
         net.load_state_dict(
             weights.load_state_dict_file(self.cfg["weights"], net, nets.family(entry.net).trace), strict=True

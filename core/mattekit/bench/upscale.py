@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 
 from .. import runtime
+from ..options import model_choice
 from ..errors import InputError, MattekitError
 from ..progress import shown
 from ..upscaling.superres import upscale
@@ -157,7 +158,9 @@ def _mb(n: int) -> str:
 
 def run(args) -> int:
     runtime.set_threads(args.threads)
-    predictor = runtime.ModelCache().get(args.model, "upscale", device=args.device, weights_path=args.weights)
+    predictor = runtime.ModelCache().get(
+        model_choice(args.model, "upscale"), device=args.device, weights_path=args.weights
+    )
 
     def run_net(image, progress=None):  # the network at its own factor, tiles as asked
         return upscale(predictor, image, tile=args.tile, progress=progress)

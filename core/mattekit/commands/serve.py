@@ -8,7 +8,6 @@ import signal
 import sys
 import threading
 
-from .. import heap
 from ..errors import MattekitError
 
 
@@ -179,7 +178,6 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    heap.resume_collection()  # the worker lives on: its start-up ends here
     worker.serve_forever()
     print("mattekit: worker stopped.", file=sys.stderr, flush=True)
     return 0

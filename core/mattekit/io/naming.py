@@ -15,28 +15,20 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import OutputError
+from ..options import model_choice
 from ..fsutil import NAME_MAX, TEMP_EXTRA, FilesRead, temporary_name
 from .outputs import IMAGE_SUFFIXES, WRITABLE, companion_files, same_format
 
 
 def output_suffix(task, options) -> str:
     """The suffix of ``task``'s output names for ``options`` ("_cutout", "_x4"): ``{scale}`` is the upscaling
-    factor of the main model its option holds (:class:`mattekit.options.ModelChoice`), or of the catalog's default
-    (nothing loads)."""
+    factor of the main model its option holds, or of the catalog's default (:func:`mattekit.options.model_choice`,
+    the one rule for it; nothing loads)."""
     suffix = task.suffix_for(options)
     if "{scale}" in suffix:
-        suffix = suffix.replace("{scale}", str(_scale(task, options)))
+        model = model_choice(getattr(options, task.main), task.option_table()[task.main].model)
+        suffix = suffix.replace("{scale}", str(model.scale))
     return suffix
-
-
-def _scale(task, options) -> int:
-    """The upscaling factor of the task's main model: its option's, or the catalog's default model's."""
-    chosen = getattr(options, task.main)
-    if chosen is not None:
-        return chosen.scale
-    from .. import catalog
-
-    return catalog.load().default(task.option_table()[task.main].model).scale
 
 
 def output_extension(task, options, out: str | None) -> Callable[[Path], str]:
@@ -188,7 +180,7 @@ def _refuse_replacing(target: Path, what: str | None, suffix: str, api: bool) ->
 
 def refuse_foreign(target: Path, api: bool = False) -> None:
     """OutputError when a file is at ``target`` that mattekit did not write: the one rule of every command (roto's
-    own: :meth:`mattekit.roto.store.Store.refuse_foreign`): an output replaces only mattekit's own earlier output
+    own: :meth:`mattekit.roto.store.Store.check`): an output replaces only mattekit's own earlier output
     as it wrote it (a regular file carrying its provenance record, whose bytes still give the digest sealed into
     that record; roto: one its manifest or journal records) unless ``--overwrite`` / ``overwrite=True``."""
     if not os.path.lexists(target) or _written_by_mattekit(target):

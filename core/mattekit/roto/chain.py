@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..finish.device import device_of
-from .. import catalog, runtime
+from .. import runtime
+from ..options import ModelChoice
 from ..subject import answer, hints, prompting
 from . import ordered, tracking
 from ..errors import InputError
@@ -121,19 +122,19 @@ def release(frames: list[int], held: dict[int, tuple], released: int) -> tuple[l
     return ready, released
 
 
-def keyframes_of(spec: RotoSpec, plate, entry: catalog.ModelEntry) -> tracking.Keyframes | None:
+def keyframes_of(spec: RotoSpec, plate, model: ModelChoice) -> tracking.Keyframes | None:
     """The job's keyframe hints (None without any), checked against the plate and the model."""
     keyframes = tracking.Keyframes.of(spec.box, spec.point, spec.exclude, spec.hint_mask)
     if keyframes is None:
-        if entry.task == "prompt":
+        if model.task == "prompt":
             raise InputError(
-                f"{entry.name} tracks an object you show it: give --box, --point or --hint-mask on a "
+                f"{model.model} tracks an object you show it: give --box, --point or --hint-mask on a "
                 "keyframe (FRAME:...), or choose a segmentation model."
             )
         return None
-    if entry.recurrent:
+    if model.recurrent:
         raise InputError(
-            f"{entry.name} is a recurrent video model and takes no hints; use a segmentation model "
+            f"{model.model} is a recurrent video model and takes no hints; use a segmentation model "
             "(e.g. --model objects) with --box, --point, --exclude or --hint-mask."
         )
     outside = [k for k in keyframes.frames if k not in set(plate.frames)]
@@ -144,9 +145,9 @@ def keyframes_of(spec: RotoSpec, plate, entry: catalog.ModelEntry) -> tracking.K
     height, width = plate.read(keyframes.frames[0]).pixels.shape[:2]
     for frame in keyframes.frames:  # checked before any frame is computed
         hint = keyframes.hint(frame, height, width)
-        if entry.task == "prompt" and not prompting.answerable(hint):
+        if model.task == "prompt" and not prompting.answerable(hint):
             raise InputError(
-                f"Keyframe {frame} has only exclude points; {entry.name} needs a box, an include point "
+                f"Keyframe {frame} has only exclude points; {model.model} needs a box, an include point "
                 "or a hint mask on each keyframe."
             )
     return keyframes

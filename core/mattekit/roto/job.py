@@ -12,7 +12,6 @@ from typing import Callable
 
 import numpy as np
 
-from .. import catalog
 from . import temporal
 from ..errors import InputError, OutputError
 from ..fsutil import Confinement, sha256_file
@@ -24,7 +23,9 @@ from ..io.sequences import open_plate, output_pattern, select_frames
 from ..provenance import changed_options, model_record, roto_record
 from ..runtime import ModelCache
 from ..options import options_of
-from ..weights import given_file, model_file, pinned_sha256s
+from ..weights import pinned_sha256s
+from ..engines.files import export_recipe, weights_file
+from ..options import model_choice
 from .chain import keyframes_of
 from .objects import PLACEHOLDER
 from .objects import split as split_objects
@@ -63,10 +64,10 @@ class RotoJob:
             self.objects = [name for name, _ in objects]
             self.spec, self.models = spec, models
             first = self.parts[0]
-            self.frames, self.missing, self.entry, self.alpha_out = (
+            self.frames, self.missing, self.model, self.alpha_out = (
                 first.frames,
                 first.missing,
-                first.entry,
+                first.model,
                 first.alpha_out,
             )
             together = spec.layers and PLACEHOLDER not in spec.layers  # one layered file per frame for every object
@@ -98,27 +99,25 @@ class RotoJob:
             raise OutputError(
                 f"A {spec.bit_depth}-bit matte cannot be written as {self.alpha_out.suffix}: use 8 or 16 (PNG, TIFF) or 16 or 32 (EXR)."
             )
-        self.entry = spec.model.entry if spec.model else catalog.load().default("segment")  # the checked option's
-        default = temporal.for_model(self.entry)
+        self.model = spec.model or model_choice(None, "segment")  # the checked option's, or the catalog's default
+        default = temporal.for_model(self.model.entry)
         radius = default.radius if spec.radius is None else spec.radius
         self.temporal = dataclasses.replace(default, radius=radius) if spec.temporal and radius > 0 else None
-        self.keyframes = keyframes_of(spec, self.plate, self.entry)
+        self.keyframes = keyframes_of(spec, self.plate, self.model)
         # readable headers, one size, for every frame the run decodes (neighbours, warm-up): before any model loads
-        self.plate.check_frames(frames_read(self.plate, self.entry, self.temporal, self.keyframes, self.frames))
+        self.plate.check_frames(frames_read(self.plate, self.model, self.temporal, self.keyframes, self.frames))
         self.store = Store(self.plate, {"alpha": self.alpha_out, **self.extra_out}, confine)
-        self.store.check_names(self.frames)
-        self.store.check_manifest()  # before the weights: every check that needs no model comes first
-        if not spec.overwrite:
-            self.store.refuse_foreign(self.frames)
+        self.store.check(self.frames, spec.overwrite)  # before the weights: every check that needs no model
         self._weights: Path | None = None
         self._fingerprint: str | None = None
         self._provenance: dict | None = None
 
     # -- settings and manifest
     def weights_path(self) -> Path:
+        """The weights file the model loads (:func:`mattekit.engines.files.weights_file`: the one given, or the
+        catalog's)."""
         if self._weights is None:
-            spec_file = self.spec.weights
-            self._weights = given_file(spec_file) if spec_file else model_file(self.entry.name, self.entry.files)
+            self._weights = weights_file(self.model.entry, self.spec.weights)
         return self._weights
 
     def settings(self) -> dict:
@@ -128,9 +127,8 @@ class RotoJob:
             "kind": "roto",
             "plate": self.plate.describe(),
             "model": {
-                "name": self.entry.name,
-                "net": self.entry.net,
-                "kwargs": self.entry.kwargs,
+                "name": self.model.model,
+                **export_recipe(self.model.entry, self.weights_path())["recipe"],  # the net and its arguments
                 "weights": self.weights_path().name,
                 "sha256": file_sha256(self.weights_path()),
             },
@@ -139,8 +137,8 @@ class RotoJob:
             "temporal": self.temporal.describe() if self.temporal else None,
             "input": "8-bit levels, rounded",
         }  # (engines.inputs.prepare_array: a float frame on the grid as its 8 bits)
-        if self.entry.recurrent:
-            settings["warmup"] = self.entry.warmup
+        if self.model.recurrent:
+            settings["warmup"] = self.model.warmup
         if self.spec.colorspace:
             settings["colorspace"] = self.spec.colorspace
         if self.spec.view:
@@ -151,7 +149,7 @@ class RotoJob:
             settings["shadow"] = shadows.describe()
         if self.keyframes is not None:
             settings["hints"] = self.keyframes.describe()
-            if self.entry.task == "prompt":  # tracked by SAM 2.1's memory (:mod:`.sam`), not carried along the flow
+            if self.model.task == "prompt":  # tracked by SAM 2.1's memory (:mod:`.sam`), not carried along the flow
                 settings["hints"]["carry"] = {"method": "sam2.1-memory"}
         return settings
 
@@ -165,7 +163,8 @@ class RotoJob:
                 RotoSpec(plate="", output=""),
                 unrecorded=("threads", "workers", "overwrite", "skip_missing", "frames", "keep_personal"),
             )
-            record = model_record(self.entry, self.weights_path(), model["sha256"], pinned_sha256s(self.entry.files))
+            row = self.model.entry
+            record = model_record(row, self.weights_path(), model["sha256"], pinned_sha256s(row.files))
             self._provenance = roto_record(changed, record)
         return self._provenance
 
@@ -232,7 +231,7 @@ class RotoJob:
         # the user's file, or None for the catalog's (the same file): a model the worker holds is reused
         source = MatteSource(
             self.plate,
-            self.entry,
+            self.model,
             weights=self.spec.weights,
             device=self.spec.device,
             refine=self.spec.refine,
@@ -262,7 +261,7 @@ class RotoJob:
         was, as skipped when every object's was already done; progress counts object frames."""
         summary, started = Summary(frames), time.monotonic()
         computed, skipped = set(), set(frames)
-        features = shared_features() if self.entry.task == "prompt" else None  # each frame encoded once for all
+        features = shared_features() if self.model.task == "prompt" else None  # each frame encoded once for all
         for n, part in enumerate(self.parts):
             part.features = features
 

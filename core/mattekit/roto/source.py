@@ -13,7 +13,8 @@ import numpy as np
 from ..finish.device import device_of
 from ..finish.refine import mask_from_prediction
 from ..matting import shadow as shadows
-from .. import catalog, runtime
+from .. import runtime
+from ..options import ModelChoice
 from ..running import pipeline
 from . import ordered, temporal, temporal_device, tracking
 from ..errors import Cancelled, MattekitError
@@ -28,9 +29,9 @@ class MatteSource:
     smoothing in frame order.
 
     A segmentation model gives a subject mask, a matting model (``people``) a soft alpha; either is
-    upsampled to the frame. A recurrent model (``entry.recurrent``, RobustVideoMatting) carries its
+    upsampled to the frame. A recurrent model (``model.recurrent``, RobustVideoMatting) carries its
     state from frame to frame: it runs in frame order in the pipeline's ordered stage, and each run of
-    consecutive frames first runs the ``entry.warmup`` plate frames before it (see :func:`recurrent_steps`).
+    consecutive frames first runs the ``model.warmup`` plate frames before it (see :func:`recurrent_steps`).
 
     :meth:`run` hands (frame, picture, alpha, shadow) to a callback in increasing frame order. With ``shadow``
     each frame's shadow matte (:func:`mattekit.matting.shadow.estimate` under its per-frame matte) goes through
@@ -44,7 +45,7 @@ class MatteSource:
     def __init__(
         self,
         plate,
-        entry: catalog.ModelEntry,
+        model: ModelChoice,
         *,
         weights: str | None = None,
         device: str = "auto",
@@ -63,12 +64,12 @@ class MatteSource:
         (:func:`.sam.shared_features`; None: the source makes its own)."""
         self.plate = plate
         self.keyframes = keyframes
-        self.predictor = (models or runtime.ModelCache()).get(entry, entry.task, device=device, weights_path=weights)
+        self.predictor = (models or runtime.ModelCache()).get(model, device=device, weights_path=weights)
         self.refine, self.refine_above = refine, refine_above  # (finish.refine.refine_mask's)
         self.temporal = temporal_options if temporal_options and temporal_options.radius > 0 else None
         self.workers, self.threads = workers, threads
         self.shadow = shadow
-        self.features = features if features is not None or entry.task != "prompt" else shared_features()
+        self.features = features if features is not None or model.task != "prompt" else shared_features()
 
     def run(
         self,
@@ -292,7 +293,7 @@ def recurrent_steps(have, needed: list[int], warmup: int) -> list[int]:
 
 def frames_read(
     plate,
-    entry: catalog.ModelEntry,
+    model: ModelChoice,
     temporal_options: temporal.TemporalOptions | None,
     keyframes: tracking.Keyframes | None,
     wanted: list[int],
@@ -303,8 +304,8 @@ def frames_read(
     stage = ordered.OrderedSmoother(
         temporal_options if temporal_options and temporal_options.radius > 0 else None, plate.frames, wanted, None
     )
-    if keyframes is not None and entry.task == "prompt":
+    if keyframes is not None and model.task == "prompt":
         return sorted({frame for run in runs(keyframes, plate.frames, stage.frames) for frame in run})
     if keyframes is not None:
         return sorted(set(tracking.schedule(keyframes, plate.frames, stage.frames)[0]))
-    return recurrent_steps(plate.frames, stage.frames, entry.warmup) if entry.recurrent else stage.frames
+    return recurrent_steps(plate.frames, stage.frames, model.warmup) if model.recurrent else stage.frames

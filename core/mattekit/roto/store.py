@@ -60,7 +60,17 @@ class Store:
     def outputs(self) -> dict[str, str]:
         return {name: str(pattern) for name, pattern in self.patterns.items()}
 
-    def check_names(self, frames: list[int]) -> None:
+    def check(self, frames: list[int], overwrite: bool) -> None:
+        """Refuse, in one sentence, a job that cannot write ``frames`` here, before any model loads: a name longer
+        than the file system takes (:meth:`_check_names`), a file at the manifest's name that is no roto manifest
+        (:meth:`_check_manifest`) and, unless ``overwrite``, a file at an output's name that this job did not write
+        (:meth:`_refuse_foreign`)."""
+        self._check_names(frames)
+        self._check_manifest()
+        if not overwrite:
+            self._refuse_foreign(frames)
+
+    def _check_names(self, frames: list[int]) -> None:
         """OutputError (one sentence naming the option's flag) when a name the job would write is longer than
         the file system takes: the longest of ``frames``' files of each output, or the manifest's (its journal
         folder's name is shorter)."""
@@ -77,16 +87,16 @@ class Store:
             check_folder(pattern.folder, self.confine)
             ensure_folder(pattern.folder)
 
-    def check_manifest(self) -> None:
+    def _check_manifest(self) -> None:
         """Refuse, in one sentence, a file at the manifest's name that is not a roto manifest: a check that needs
         no model, so a job makes it before its weights are fetched."""
         if os.path.lexists(self.manifest_path):
             self._read_manifest()
 
-    def refuse_foreign(self, frames: list[int]) -> None:
+    def _refuse_foreign(self, frames: list[int]) -> None:
         """Refuse, in one sentence, a file at one of the job's output names for ``frames`` that no manifest or
         journal of this job records: it may be the user's, and a run replaces no file it did not write unless
-        told to (``--overwrite``, which the caller checks). Like :meth:`check_manifest`, it needs no model.
+        told to (``--overwrite``). Like :meth:`_check_manifest`, it needs no model.
 
         Recorded means: the manifest names this output (same option, same file naming), or a journal names the
         file for this output and frame; by file name, since a run may spell its folders relative to another

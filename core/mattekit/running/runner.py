@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .. import heap, io, runtime
+from .. import io, runtime, startup
 from . import pipeline
 from ..engines.onnx import wait_for_loading
 from ..errors import MattekitError
@@ -140,7 +140,7 @@ class Runner:
         context is not a forked process's); the callbacks always run in this process.
         """
         task, models, options = self.task, self.models, self.options
-        heap.resume_collection()  # a command's start-up ends here at the latest (a task without a model)
+        startup.done()  # a task command's start-up (its imports, its models' load) ends as its run begins
 
         def read(item):
             inputs, kept = load(item)

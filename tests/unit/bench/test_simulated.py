@@ -18,6 +18,7 @@ from mattekit import catalog, nets, runtime
 from mattekit.bench import simulated
 from mattekit.cli import main
 from mattekit.engines.plan import decide
+from mattekit.options import model_choice
 from mattekit.running import pipeline
 from mattekit.runtime import Predictor
 
@@ -88,7 +89,7 @@ def test_a_simulated_predictor_gives_a_predictors_answer_at_a_gpus_host_cost(sha
     this thread less CPU time than the plain predictor's host activation of the same batch."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     simulated_gpu(monkeypatch)
-    predictor = runtime.ModelCache().get("u2netp", "segment")
+    predictor = runtime.ModelCache().get(model_choice("u2netp", "segment"))
     x = torch.rand(8, 3, 640, 640)
     want = Predictor.__call__(predictor, x)  # the plain predictor's call: the engine's output activated on the host
     got = [predictor(x) for _ in range(3)]
@@ -108,7 +109,7 @@ def test_a_folder_on_a_simulated_device_runs_the_gpus_plan(shared, monkeypatch, 
     out as for a GPU, the figures counting every image held; the cut-outs hold the simulated subject."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     simulated_gpu(monkeypatch, 2)
-    predictor = runtime.ModelCache().get("u2netp", "segment")
+    predictor = runtime.ModelCache().get(model_choice("u2netp", "segment"))
     assert predictor.plan.device == "cuda" and predictor.backend == "simulated-cuda-2ms"
     layout = pipeline.plan(predictor)
     assert layout["pad"] and layout["batch"] == 8 and layout["workers"] == 2

@@ -19,6 +19,7 @@ from mattekit.engines import measure, plan, tables
 from mattekit.engines.plan import decide
 from mattekit.machine import cpu_info
 from mattekit.runtime import Predictor
+from mattekit.options import model_choice, ModelChoice
 
 CPU = torch.device("cpu")
 
@@ -182,7 +183,7 @@ def test_an_unmeasured_machine_measures_once_on_first_use_and_keeps_it(shared, m
     monkeypatch.setattr(runtime, "decide", lambda *a, **k: decided.append(a) or real_decide(*a, **k))
     weights = shared / "weights" / "u2netp.onnx"
     cache = runtime.ModelCache()
-    first = cache.get("u2netp", "segment", "cpu", weights)
+    first = cache.get(model_choice("u2netp", "segment"), "cpu", weights)
     err = capsys.readouterr().err
     assert len(measured) == 1 and "measuring torch and ONNX Runtime for u2netp" in err
     assert "measured u2netp's engines in " in err and " that its first use takes anyway." in err
@@ -193,9 +194,9 @@ def test_an_unmeasured_machine_measures_once_on_first_use_and_keeps_it(shared, m
     assert first.plan.engine == plan.winner(row) and "on first use here" in first.plan.why("engine")
     assert first.backend.startswith(first.plan.engine)
     for _ in range(3):
-        assert cache.get("u2netp", "segment", "cpu", weights) is first
+        assert cache.get(model_choice("u2netp", "segment"), "cpu", weights) is first
     assert len(decided) == 1  # the decision is made once per load, not per call
-    again = runtime.ModelCache().get("u2netp", "segment", "cpu", weights)
+    again = runtime.ModelCache().get(model_choice("u2netp", "segment"), "cpu", weights)
     assert len(measured) == 1 and "(this machine)" in again.plan.why("engine")
     assert "measuring" not in capsys.readouterr().err
 
@@ -208,7 +209,7 @@ def test_a_model_whose_input_follows_the_photo_is_measured_at_a_size_it_takes(sh
     monkeypatch.delenv("MATTEKIT_MEASURE_ENGINES")  # a first use measures
     monkeypatch.setenv("MATTEKIT_ENGINE_TABLE", "hidden")
     weights = shared / "weights" / "modnet_photographic_portrait_matting.onnx"
-    predictor = runtime.ModelCache().get("modnet-portrait", "matte", "cpu", weights)
+    predictor = runtime.ModelCache().get(model_choice("modnet-portrait", "matte"), "cpu", weights)
     row = json.loads(plan.own_table_path().read_text())[plan.fingerprint()]["modnet-portrait"]
     assert all(v % 32 == 0 for v in row["input"]) and row["input"][0] * row["input"][1] <= measure.MEASURE_PIXELS
     assert predictor.plan.engine == plan.winner(row) and "on first use here" in predictor.plan.why("engine")
@@ -275,16 +276,19 @@ def test_requests_that_plan_alike_share_one_model_and_the_owner_says_the_notices
     weights = shared / "weights" / "u2netp.onnx"
     said = []
     cache = runtime.ModelCache(say=said.append)
-    auto = cache.get("u2netp", "segment", "cpu", weights)
-    assert auto.plan.engine == "onnx" and cache.get("u2netp", "segment", "cpu", weights, backend="onnx") is auto
-    assert cache.get("u2netp", "segment", "cpu", weights, backend="torch") is not auto
+    auto = cache.get(model_choice("u2netp", "segment"), "cpu", weights)
+    assert (
+        auto.plan.engine == "onnx"
+        and cache.get(model_choice("u2netp", "segment"), "cpu", weights, backend="onnx") is auto
+    )
+    assert cache.get(model_choice("u2netp", "segment"), "cpu", weights, backend="torch") is not auto
     assert len(cache.loaded()) == 2
     runtime.forget_notices()
     silent = runtime.ModelCache()  # no owner to say anything
     rvm = catalog.load().get("rvm-people")
     assert rvm.notice  # the GPL notice
-    silent.get("rvm-people", "matte", "cpu", shared / "weights" / "rvm_mobilenetv3_fp32.onnx")
-    cache.get("rvm-people", "matte", "cpu", shared / "weights" / "rvm_mobilenetv3_fp32.onnx")
+    silent.get(model_choice("rvm-people", "matte"), "cpu", shared / "weights" / "rvm_mobilenetv3_fp32.onnx")
+    cache.get(model_choice("rvm-people", "matte"), "cpu", shared / "weights" / "rvm_mobilenetv3_fp32.onnx")
     assert any(rvm.notice in sentence for sentence in said)
 
 
@@ -360,7 +364,9 @@ def test_an_engine_asked_by_name_that_the_model_does_not_run_on_is_refused_up_fr
         "at every photo size); leave the backend at auto or torch."
     )
     with pytest.raises(MattekitError):
-        runtime.ModelCache().get(entry, device="cpu", backend="onnx")  # before its weights are looked for
+        runtime.ModelCache().get(
+            ModelChoice(entry.name, entry), device="cpu", backend="onnx"
+        )  # before its weights are looked for
     assert decide(entry, "cpu", "torch").engine == "torch"
     monkeypatch.setenv("MATTEKIT_BACKEND", "onnx")
     chosen = decide(entry, "cpu")

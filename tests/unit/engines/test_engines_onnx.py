@@ -14,6 +14,7 @@ from mattekit.engines.plan import decide
 from mattekit import engines, runtime
 from mattekit.engines import onnx as onnx_engine
 from mattekit.errors import MattekitError
+from mattekit.options import model_choice
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
@@ -87,13 +88,13 @@ def test_predictor_backends_agree(shared, golden, monkeypatch):
     """Through the runtime: the same catalog model with both backends gives the same probabilities."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     cache = runtime.ModelCache()
-    torch_pred = cache.get("extremec3-portrait", "segment", "cpu", backend="torch")
-    onnx_pred = cache.get("extremec3-portrait", "segment", "cpu", backend="onnx")
+    torch_pred = cache.get(model_choice("extremec3-portrait", "segment"), "cpu", backend="torch")
+    onnx_pred = cache.get(model_choice("extremec3-portrait", "segment"), "cpu", backend="onnx")
     assert torch_pred is not onnx_pred and onnx_pred.backend == "onnx-cpu-fp32"
     x = golden("extremec3_real").tensor("input_0")  # as prepared from a real portrait
     assert_close(onnx_pred(x), torch_pred(x), 1e-4, "predictor onnx vs torch")
     monkeypatch.setenv("MATTEKIT_BACKEND", "onnx")
-    assert cache.get("extremec3-portrait", "segment", "cpu") is onnx_pred
+    assert cache.get(model_choice("extremec3-portrait", "segment"), "cpu") is onnx_pred
 
 
 @pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it

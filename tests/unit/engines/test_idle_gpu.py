@@ -18,6 +18,7 @@ from mattekit.wire import client
 from mattekit.cli import main
 from mattekit.engines import gpus
 from mattekit.worker import service
+from mattekit.options import model_choice
 
 H100 = gpus.GPUs(
     cuda=(("NVIDIA H100 80GB HBM3", 79.2),), nvidia=(("NVIDIA H100 80GB HBM3", "580.65.06"),), torch_cuda="13.0"
@@ -190,10 +191,10 @@ def test_the_gpus_are_asked_for_once_per_process(shared, mirror, monkeypatch):
 
     monkeypatch.setattr(machine.subprocess, "run", counted)
     for model in ("u2netp", "u2netp", "csnet-sod"):  # a fresh cache each time (its owner says the notices): three loads
-        runtime.ModelCache(say=lambda sentence: None).get(model, "segment", "cpu")
+        runtime.ModelCache(say=lambda sentence: None).get(model_choice(model, "segment"), "cpu")
     assert len(asked) == 1
     gpus.forget()
-    runtime.ModelCache(say=lambda sentence: None).get("u2netp", "segment", "cpu")
+    runtime.ModelCache(say=lambda sentence: None).get(model_choice("u2netp", "segment"), "cpu")
     assert len(asked) == 2
 
 

@@ -24,6 +24,7 @@ from mattekit.finish import edge, refine
 from mattekit.ops.resizing import prediction_array
 from mattekit.ops.resizing import resized_map
 from mattekit.subject import answer
+from mattekit.options import model_choice
 
 pytestmark = pytest.mark.needs_data
 CPU = finish_device.OnDevice("cpu")  # the finish's device steps on torch's CPU device
@@ -87,7 +88,7 @@ def u2netp(shared):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
         patch.setenv("MATTEKIT_OFFLINE", "1")
-        yield runtime.ModelCache().get("u2netp", "segment", "cpu", precision="fp32")
+        yield runtime.ModelCache().get(model_choice("u2netp", "segment"), "cpu", precision="fp32")
 
 
 @pytest.mark.parametrize("photo, scale", [("106024.jpg", 1), ("153077.jpg", 3)])

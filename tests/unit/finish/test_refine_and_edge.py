@@ -17,6 +17,7 @@ from mattekit.ops.regions import tiles_holding
 from mattekit.ops.resizing import resize, resized_map, shrunk
 from mattekit.finish import edge, refine
 from mattekit.subject import answer
+from mattekit.options import model_choice
 from mask_scores import gt_mask
 
 
@@ -24,7 +25,7 @@ def test_refinement_follows_photo_edges(shared, mirror):
     """On a few grabcut50 images the refined mask scores higher boundary F than plain upsampling."""
     from mattekit import runtime
 
-    predictor = runtime.ModelCache().get("csnet-sod", "segment", "cpu")
+    predictor = runtime.ModelCache().get(model_choice("csnet-sod", "segment"), "cpu")
     plain_bf, refined_bf = [], []
     for name in ("106024.jpg", "189080.jpg", "209070.jpg", "teddy.jpg", "person4.jpg"):
         image = io.read_image(shared / "data/grabcut50/im" / name).pixels
@@ -227,7 +228,7 @@ def test_the_edge_is_matted_where_the_models_catalog_entry_says(shared, mirror):
     from mattekit import runtime
     from mattekit.tasks import remove
 
-    on = runtime.ModelCache().get("u2netp", "segment", "cpu", shared / "weights" / "u2netp.onnx")
+    on = runtime.ModelCache().get(model_choice("u2netp", "segment"), "cpu", shared / "weights" / "u2netp.onnx")
     assert on.entry.edge_matting and not runtime.catalog_mod.load().get("isnet-general-use").edge_matting
     off = copy.copy(on)
     off.entry = replace(on.entry, edge_matting=False)

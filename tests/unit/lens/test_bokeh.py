@@ -17,6 +17,7 @@ from mattekit.ops.pixels import srgb_to_linear
 from mattekit.cli import main
 from mattekit.tasks import bokeh
 from mattekit.lens.disparity import estimate_depth, normalize_depth
+from mattekit.options import model_choice
 
 H, W = 200, 280
 FG = (slice(60, 140), slice(90, 190))  # the foreground square
@@ -164,7 +165,7 @@ def small_depth(golden, tmp_path, monkeypatch):
 def test_estimate_depth_with_standin_weights(small_depth, shared):
     entry, weights = small_depth
     image = io.read_image(shared / "data" / "grabcut50" / "im" / "person4.jpg").pixels
-    depth_model = runtime.ModelCache().get("test-depth", "depth", "cpu", weights)
+    depth_model = runtime.ModelCache().get(model_choice("test-depth", "depth"), "cpu", weights)
     raw = estimate_depth(depth_model, image, normalize=False)
     net = nets.build(entry.net, **entry.kwargs)
     net.load_state_dict(torch.load(weights, weights_only=True), strict=True)
@@ -188,7 +189,7 @@ def mirror(shared, monkeypatch):
 def test_mask_mode_on_a_real_portrait(mirror, shared, tmp_path):
     picture = io.read_image(shared / "data" / "grabcut50" / "im" / "person1.jpg")
     gt = cv2.imread(str(shared / "data" / "grabcut50" / "gt" / "person1.png"), cv2.IMREAD_GRAYSCALE)
-    sinet = runtime.ModelCache().get("sinet-portrait", "segment", "cpu")
+    sinet = runtime.ModelCache().get(model_choice("sinet-portrait", "segment"), "cpu")
     out = bokeh.bokeh(picture.pixels, bokeh.BokehOptions(mask_only=True), segment_model=sinet)
     io.write_image(tmp_path / "person1_bokeh.png", out)
     face = cv2.erode((gt == 255).astype(np.uint8), np.ones((21, 21), np.uint8)).astype(bool)

@@ -17,6 +17,7 @@ from mattekit.subject import answer
 from mattekit.matting import estimate_alpha
 from mattekit.matting import trimap as trimaps
 from mattekit.tasks import matte, remove
+from mattekit.options import model_choice, ModelChoice
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def test_alpha_quality_pins_on_wide_trimaps(shared):
 
 
 def test_remove_mattes_by_default_and_beats_the_mask(shared, mirror):
-    predictor = runtime.ModelCache().get("csnet-sod", "segment", "cpu")
+    predictor = runtime.ModelCache().get(model_choice("csnet-sod", "segment"), "cpu")
     mask_mae, matte_mae = [], []
     for name in ("GT05.png", "GT17.png", "GT19.png"):
         image, _, gt = alphamatting(shared, name)
@@ -100,7 +101,7 @@ def test_modnet_portrait_through_the_catalog_with_stand_in_weights(golden, tmp_p
     net = __import__("mattekit.nets", fromlist=["build"]).build(entry.net, **entry.kwargs)
     path = tmp_path / "modnet_stand_in.ckpt"
     torch.save({"state_dict": {"module." + k: v for k, v in g.pseudo_state_dict(net).items()}}, path)
-    predictor = runtime.ModelCache().get(entry, device="cpu", weights_path=path)
+    predictor = runtime.ModelCache().get(ModelChoice(entry.name, entry), device="cpu", weights_path=path)
     assert_close(predictor(g.tensor("input")), g.arrays["pred_matte"], 1e-4, "pred_matte via catalog")
     image = io.read_image(shared / "data/grabcut50/im/person4.jpg").pixels
     options = matte.MatteOptions(model="modnet-portrait", result="alpha")

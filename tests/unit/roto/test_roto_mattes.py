@@ -13,6 +13,7 @@ from mattekit import roto
 from mattekit.ops.resizing import resized_map
 from mattekit.errors import OutputError
 from mattekit.io import read_image
+from mattekit.options import model_choice
 
 from plates import MODEL, make_plate
 from roto_runs import files_of, spec
@@ -35,7 +36,7 @@ def test_temporal_switch_and_settings_guard(shared, mirror, tmp_path):
     pixels = read_image(tmp_path / "plate" / "plate.1002.png").pixels
     from mattekit import runtime
 
-    expected = answer.predict_mask(runtime.ModelCache().get(MODEL, "segment", "cpu"), pixels)
+    expected = answer.predict_mask(runtime.ModelCache().get(model_choice(MODEL, "segment"), "cpu"), pixels)
     np.testing.assert_allclose(_matte(per_frame["m.1002.png"], tmp_path), expected, atol=0.5 / 65535 + 1e-6)
 
 
@@ -117,7 +118,7 @@ def test_an_8_bit_plate_feeds_the_network_its_8_bits_as_rembg_does(shared, mirro
         )
     )
     job.run()
-    source = MatteSource(job.plate, job.entry, device="cpu", refine=False, threads=1)
+    source = MatteSource(job.plate, job.model, device="cpu", refine=False, threads=1)
     model = source.predictor
     runtime.set_threads(1)
     for frame in (1001, 1002):

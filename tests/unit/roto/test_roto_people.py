@@ -18,7 +18,7 @@ from mattekit.io import read_image
 from mattekit.roto import RotoSpec
 from mattekit.matting import estimate_foreground
 from mattekit.nets.rvm import RobustVideoMatting
-from mattekit.options import options_of
+from mattekit.options import model_choice, options_of
 
 from plates import make_plate
 from roto_runs import cli, files_of, kill_when_written
@@ -89,7 +89,7 @@ def test_roto_carries_rvm_state_from_frame_to_frame(shared, offline_mirror, tmp_
     plate = make_plate(shared, tmp_path / "plate", 6, sequence="breakdance")
     job = roto.RotoJob(_rvm_spec(plate, str(tmp_path / "out" / "m.####.exr"), bit_depth=32))
     job.run()
-    predictor = runtime.ModelCache().get("rvm-people", "matte", "cpu")
+    predictor = runtime.ModelCache().get(model_choice("rvm-people", "matte"), "cpu")
     state, carried, fresh = None, [], []
     for frame in job.frames:
         x = predictor.prepare(job.plate.read(frame).pixels)
@@ -101,7 +101,7 @@ def test_roto_carries_rvm_state_from_frame_to_frame(shared, offline_mirror, tmp_
     assert max(np.abs(w - f).max() for w, f in zip(written[1:], fresh[1:])) > 0.05
     assert 0.0 < np.mean([(w > 0.02) & (w < 0.98) for w in written]) < 0.5  # soft alpha, not a mask
     with pytest.raises(MattekitError, match="not a recurrent"):
-        runtime.ModelCache().get("csnet-sod", "segment", "cpu").step(x, None)
+        runtime.ModelCache().get(model_choice("csnet-sod", "segment"), "cpu").step(x, None)
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from mattekit.running import pipeline
 from mattekit.finish import refine
 from mattekit.subject import answer
 from mattekit.errors import MattekitError
+from mattekit.options import model_choice
 from pipeline_items import _double, _read
 
 
@@ -188,7 +189,7 @@ def test_worker_thread_settings_do_not_leak():
 @pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
 def test_segmentation_stages_match_predict_mask(shared, monkeypatch, tmp_path):
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    predictor = runtime.ModelCache().get("extremec3-portrait", "segment", "cpu")
+    predictor = runtime.ModelCache().get(model_choice("extremec3-portrait", "segment"), "cpu")
     paths = sorted((shared / "data" / "grabcut50" / "im").glob("*"))[:4]
     alphas = {}
 

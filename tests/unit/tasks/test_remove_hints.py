@@ -11,6 +11,7 @@ from mattekit import io
 from mattekit.bench import metrics
 from mattekit.cli import main
 from mattekit.tasks import remove
+from mattekit.options import model_choice
 from mask_scores import gt_mask
 from console_runs import one_sentence, run_cli
 
@@ -157,7 +158,7 @@ def test_a_box_alone_cuts_the_plain_answer(two_subjects):
 
     path, masks, boxes = two_subjects
     pixels = io.read_image(path).pixels
-    predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
+    predictor = runtime.ModelCache().get(model_choice("u2netp", "segment"), "cpu")
 
     def run(**hint):
         options = remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", **hint})
@@ -209,7 +210,7 @@ def test_a_box_finds_the_subject_the_whole_answer_missed(missed_subject):
     from mattekit.bench.hints import gt_box
 
     image, masks = missed_subject
-    predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
+    predictor = runtime.ModelCache().get(model_choice("u2netp", "segment"), "cpu")
 
     def run(**hint):
         options = remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", **hint})
@@ -235,7 +236,7 @@ def test_a_click_alone_finds_the_subject_the_whole_answer_missed(missed_subject)
     from mattekit.bench.hints import gt_point
 
     image, masks = missed_subject
-    predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
+    predictor = runtime.ModelCache().get(model_choice("u2netp", "segment"), "cpu")
 
     def run(**hint):
         options = remove.TASK.make_options({"model": "u2netp", "hint_model": "none", "result": "alpha", **hint})
@@ -261,7 +262,7 @@ def test_a_box_infers_its_region_and_the_whole_photo_in_one_call(two_subjects):
 
     path, masks, boxes = two_subjects
     pixels = io.read_image(path).pixels
-    predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
+    predictor = runtime.ModelCache().get(model_choice("u2netp", "segment"), "cpu")
     calls = []
 
     class Counted:

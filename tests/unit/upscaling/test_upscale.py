@@ -11,6 +11,7 @@ from mattekit import runtime
 from mattekit.bench.upscale import bicubic_baseline, psnr, sr_scores, to_255
 from mattekit.errors import MattekitError
 from mattekit.upscaling.superres import fill_transparent, upscale
+from mattekit.options import model_choice
 from upscale_inputs import _disc_rgba, _photo
 
 
@@ -27,7 +28,7 @@ def _read_png(path) -> np.ndarray:
 def test_rfdn_reproduces_reference(shared, golden, mirror):
     """rfdn-x4 through the library equals the upstream output; its PSNR is the golden's and beats bicubic."""
     g = golden("rfdn_real")
-    rfdn = runtime.ModelCache().get("rfdn-x4", "upscale", "cpu")
+    rfdn = runtime.ModelCache().get(model_choice("rfdn-x4", "upscale"), "cpu")
     for i, (name, rgb_psnr) in enumerate([("img_002", 32.41), ("img_005", 29.12)]):
         lr = _read_png(shared / f"data/sr/Set5/x4/LR/{name}_SRF_4_LR.png")
         hr = _read_png(shared / f"data/sr/Set5/x4/HR/{name}_SRF_4_HR.png")

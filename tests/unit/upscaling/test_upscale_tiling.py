@@ -12,6 +12,7 @@ from mattekit import runtime
 from mattekit.upscaling import tiling
 from mattekit.errors import MattekitError
 from mattekit.upscaling.superres import upscale
+from mattekit.options import model_choice
 from upscale_inputs import _photo
 
 
@@ -87,7 +88,9 @@ def test_pad_multiple_and_tiny_inputs(shared, anime, mirror):
     assert out.shape == (1, 3, 148, 164) and len(seen) > 1
     # Inputs smaller than the network can take (RFDN needs 15 px) and than one tile.
     for shape in [(1, 1, 3), (5, 7, 3), (9, 20)]:
-        result = upscale(runtime.ModelCache().get("rfdn-x4", "upscale", "cpu"), np.full(shape, 0.5, np.float32))
+        result = upscale(
+            runtime.ModelCache().get(model_choice("rfdn-x4", "upscale"), "cpu"), np.full(shape, 0.5, np.float32)
+        )
         assert result.shape == (shape[0] * 4, shape[1] * 4) + shape[2:]
         assert np.abs(result - 0.5).max() < 0.05
 

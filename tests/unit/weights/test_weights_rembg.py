@@ -15,6 +15,7 @@ from mattekit import weights
 from mattekit.errors import WeightsError
 from mattekit.fsutil import sha256_file
 from mattekit.weights import WeightFile, cache_dir, cached_path, fetch, is_cached, verify
+from mattekit.options import model_choice
 from weight_files import RMBG, assert_cached_ok, assert_sentence, md5_pinned, official, rembg_copy, tampered_copy
 
 
@@ -42,7 +43,7 @@ def test_a_rembg_folder_file_is_used_offline_after_its_hash_is_checked(shared, s
     assert path == cached_path(entry.files[1]) and sha256_file(path) == sums[RMBG]
     assert path.samefile(source)  # same file system: a hard link, no second copy on disk
     assert cat.availability(entry) == "on disk"
-    predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")  # the ONNX release runs as the model
+    predictor = runtime.ModelCache().get(model_choice("u2netp", "segment"), "cpu")  # the ONNX release runs as the model
     assert predictor.weights_path == path
 
 
@@ -165,7 +166,7 @@ def test_a_model_pinned_by_md5_runs_from_rembgs_folder_and_is_not_marked_derived
     rembg_copy(shared, tmp_path / "u2")
     entry = catalog.load().get("u2netp")
     assert catalog.load().availability(entry) == "in rembg folder"
-    predictor = runtime.ModelCache().get("u2netp", "segment", "cpu")
+    predictor = runtime.ModelCache().get(model_choice("u2netp", "segment"), "cpu")
     assert predictor.weights_path == cached_path(md5_catalog)
     assert predictor.provenance()["sha256"] == sums[RMBG] and predictor.provenance()["derived"] is False
 
