@@ -1,17 +1,24 @@
 """The writing stage in processes (mattekit.running.processes): the same bytes as the threads write, items' arrays
-through shared memory, an item's failure and a process's death each fail one item only."""
+through shared memory, an item's failure fails that item only, a process's death costs no item, big items held by
+one process at a time."""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from forks import at_forks
 from mattekit.cli import main
 from mattekit.errors import MattekitError, OutputError
 from mattekit.running import processes
+
+TESTS = os.getpid()  # this process: the writing processes are its children
 
 
 def _kind(value) -> tuple[str, tuple, float]:
@@ -20,11 +27,12 @@ def _kind(value) -> tuple[str, tuple, float]:
 
 
 def _doubled(array: np.ndarray, tag: str) -> tuple[int, float, bool]:
-    """(the writing process's id, the sum of ``array`` doubled in place, whether the array was writable); dies for
-    tag "die", raises an OutputError for "refuse" and an exception that does not pickle for "odd"."""
-    if tag == "die":
+    """(the writing process's id, the sum of ``array`` doubled in place, whether the array was writable); a writing
+    process dies for tag "die" and "die, then refuse"; raises an OutputError for "refuse" (and "die, then refuse" in
+    the tests' process) and an exception that does not pickle for "odd"."""
+    if tag.startswith("die") and os.getpid() != TESTS:
         os._exit(3)
-    if tag == "refuse":
+    if tag.endswith("refuse"):
         raise OutputError("Cannot write x.png: it is a folder.")
     if tag == "odd":
         raise _Unpicklable("a lock in it")
@@ -69,13 +77,55 @@ def test_a_tensor_that_views_a_batch_reaches_a_process_as_that_tensor():
 
 
 @pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
-def test_a_process_that_dies_fails_its_item_and_the_caller_writes_the_next():
+def test_a_process_that_dies_is_reaped_at_once_and_its_item_written_by_the_caller():
+    """A writing process that dies holding an item (killed for memory) is reaped before the call returns (no zombie
+    to the run's end) and the item is written again in the caller's process, which then writes the items that
+    process would have; where that second try fails too, its own exception is the item's."""
     writers = processes.Writers(_doubled, 1)
     try:
-        with pytest.raises(MattekitError, match="ended before its image was written"):
-            writers.call(np.ones(2, np.float32), "die")
-        pid, total, _ = writers.call(np.ones(2, np.float32), "ok")
-        assert pid == os.getpid() and total == 4  # (the dead process's place: the calling thread)
+        child = writers.call(np.ones(2, np.float32), "ok")[0]
+        assert child != os.getpid() and Path(f"/proc/{child}").exists()
+        pid, total, _ = writers.call(np.ones(2, np.float32), "die")
+        assert pid == os.getpid() and total == 4  # written again, here
+        assert not Path(f"/proc/{child}").exists()  # reaped: no zombie left in the process table
+        assert writers.call(np.ones(2, np.float32), "ok")[0] == os.getpid()  # (the dead process's place)
+    finally:
+        writers.close()
+    writers = processes.Writers(_doubled, 1)
+    try:
+        with pytest.raises(OutputError, match="it is a folder"):
+            writers.call(np.ones(2, np.float32), "die, then refuse")
+    finally:
+        writers.close()
+
+
+def _held(array: np.ndarray, folder: str, together: bool) -> int:
+    """How many writing processes held an item at once, as seen by this one while it holds ``array`` (a marker file
+    each in ``folder``): ``together``, waiting (up to 30 s) until another holds one too; else over 0.4 s."""
+    mark = Path(folder) / str(os.getpid())
+    mark.touch()
+    most, until = 0, time.monotonic() + (30 if together else 0.4)
+    try:
+        while time.monotonic() < until and not (together and most > 1):
+            most = max(most, len(list(Path(folder).iterdir())))
+            time.sleep(0.02)
+    finally:
+        mark.unlink()
+    return most
+
+
+@pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
+def test_at_most_big_processes_hold_a_big_item_at_once(tmp_path, monkeypatch):
+    """Items of mattekit.running.processes.BIG_ITEM bytes or more (1 MB here) are held by at most ``big`` processes
+    at once (1 here: their memory), while small items are held by every process at once (2 here)."""
+    monkeypatch.setattr(processes, "BIG_ITEM", 1 << 20)
+    writers = processes.Writers(_held, 2, big=1)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            small = [pool.submit(writers.call, np.ones(8, np.float32), str(tmp_path), True) for _ in range(2)]
+            assert [f.result() for f in small] == [2, 2]
+            big = [pool.submit(writers.call, np.ones(1 << 18, np.float32), str(tmp_path), False) for _ in range(2)]
+            assert [f.result() for f in big] == [1, 1]
     finally:
         writers.close()
 
@@ -149,23 +199,29 @@ def test_on_a_gpu_a_photo_finished_on_the_device_stays_in_the_parent(shared, tmp
 @pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
 def test_the_writing_processes_fork_once_onnx_runtime_has_loaded_its_session(shared, monkeypatch):
     """An ONNX engine loads its first session on a thread of its own; the writing processes fork only once that load
-    is over, so no child starts as a copy of a thread inside ONNX Runtime (a load made slower here, so that it is
-    still under way when the processes are made)."""
-    import time
+    is over, so no child starts as a copy of a thread inside ONNX Runtime (ONNX Runtime's session made 0.5 s slower
+    here, so that it is still loading when the processes are made); the engine answers afterwards."""
+    import onnxruntime
 
     from mattekit.engines.onnx import OnnxEngine
 
-    loaded = OnnxEngine._loaded_session
+    made, loading = onnxruntime.InferenceSession, []
 
-    def slow(self, threads):
+    def slow(*args, **kwargs):
+        loading.append(1)
         time.sleep(0.5)
-        return loaded(self, threads)
+        try:
+            return made(*args, **kwargs)
+        finally:
+            loading.pop()
 
-    monkeypatch.setattr(OnnxEngine, "_loaded_session", slow)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", slow)
     engine = OnnxEngine(lambda: None, (), shared / "weights" / "u2netp.onnx", example=(320, 320), dynamic_size=False)
-    writers = processes.Writers(_doubled, 1)
+    with at_forks(lambda: len(loading)) as sessions_loading:
+        writers = processes.Writers(_doubled, 1)
     try:
-        assert engine._loading.done() and engine._loading.exception() is None
+        assert sessions_loading == [0]
         assert writers.call(np.ones(3, np.float32), "ok")[1] == 6
+        assert engine(np.zeros((1, 3, 320, 320), np.float32)).shape[0] == 1
     finally:
         writers.close()

@@ -9,7 +9,13 @@ process and waits for its answer. The item's arrays travel in shared memory: pic
 the pickle, they are copied once into an anonymous shared file (``memfd``) whose descriptor goes over the pipe, and
 the process maps it: its arrays are views of that memory (no file name exists, so nothing is left behind by a
 killed run). The answer (``work``'s return value or exception) comes back pickled. A process that dies (killed for
-memory) fails its item, and its place is taken by the calling thread.
+memory) is reaped at once and its item written again by the calling thread, which then takes its place.
+
+No process outlives its parent, however the parent ends (SIGTERM, SIGKILL, the out-of-memory killer): on Linux the
+kernel kills it with the thread that made it (prctl's parent-death signal; :class:`Writers` is made and closed in
+one thread), and everywhere it reads the end of its pipe once the parent is gone (each process closes the parent's
+ends of the pipes, its own and its elder siblings', so that the parent is their only holder) and checks its parent's
+pid each :data:`WATCH` seconds while idle.
 
 For work on the CPU only: a forked process cannot use the parent's CUDA context (the runner keeps an image whose
 finish runs on the model's device in its own thread). OpenCV's thread pool is not
@@ -38,6 +44,8 @@ from ..errors import MattekitError
 from ..machine import cpu_count
 
 BIG_ITEM = 64 << 20  # bytes: items this large are finished by at most ``big`` processes at once (their memory)
+WATCH = 1.0  # seconds: how often an idle process checks that its parent is alive
+_PR_SET_PDEATHSIG = 1  # prctl's option (linux/prctl.h)
 
 
 def count_for(settings: dict, items: int | None) -> int:
@@ -60,27 +68,31 @@ class Writers:
         from ..engines.onnx import wait_for_loading
 
         self.work = work
-        self.idle: queue.Queue = queue.Queue()  # (connection, pid) of idle processes; None: a dead one's place
+        self.idle: queue.Queue = queue.Queue()  # (connection, process) of idle processes; None: a dead one's place
         self.big = threading.BoundedSemaphore(max(1, big))
         self.processes = []
         context = multiprocessing.get_context("fork")
         wait_for_loading()  # no child a copy of a thread inside ONNX Runtime
         threads = cv2.getNumThreads()
         cv2.setNumThreads(1)  # OpenCV's pool stopped: the children inherit none
+        ends: list = []  # the parent's ends of the pipes made so far
         try:
             for _ in range(count):
                 parent, child = context.Pipe()
-                process = context.Process(target=_serve, args=(child, work), daemon=True, name="mattekit-writer")
+                ends.append(parent)
+                process = context.Process(
+                    target=_serve, args=(child, work, os.getpid(), list(ends)), daemon=True, name="mattekit-writer"
+                )
                 process.start()
                 child.close()
                 self.processes.append(process)
-                self.idle.put((parent, process.pid))
+                self.idle.put((parent, process))
         finally:
             cv2.setNumThreads(threads)
 
     def call(self, *args) -> Any:
-        """``work(*args)`` in an idle process: its return value, or its exception raised here (in this thread
-        where the process died)."""
+        """``work(*args)`` in an idle process: its return value, or its exception raised here; in this thread where
+        the process died (once it is reaped) or none is left."""
         head, buffers = _pickled(args)
         lengths = [b.nbytes for b in buffers]
         descriptor = _shared(buffers)
@@ -101,15 +113,19 @@ class Writers:
                 return self.work(*args)
             finally:
                 self.idle.put(None)
-        connection, pid = idle
+        connection, process = idle
         try:
             connection.send(message)
-            send_handle(connection, descriptor, pid)
+            send_handle(connection, descriptor, process.pid)
             kind, value = connection.recv()
-        except (EOFError, OSError):
+        except (EOFError, OSError):  # the process died: reaped, and its item written here
             connection.close()
-            self.idle.put(None)
-            raise MattekitError("A writing process ended before its image was written (out of memory?).") from None
+            process.kill()  # (where it lives on without its pipe)
+            process.join()
+            try:
+                return self.work(*args)
+            finally:
+                self.idle.put(None)
         self.idle.put(idle)
         if kind == "value":
             return value
@@ -132,6 +148,7 @@ class Writers:
             process.join(5)
             if process.is_alive():
                 process.kill()
+                process.join()
 
 
 def _pickled(args: tuple) -> tuple[bytes, list]:
@@ -189,15 +206,23 @@ def _shared(buffers: list) -> int:
     return descriptor
 
 
-def _serve(connection, work: Callable[..., Any]) -> None:
-    """A writing process: run ``work`` on each item sent; answer ("value", its result) or ("error", its exception)."""
+def _serve(connection, work: Callable[..., Any], parent: int, ends: list) -> None:
+    """A writing process of the process ``parent`` (its pid): run ``work`` on each item sent; answer ("value", its
+    result) or ("error", its exception). ``ends``: the parent's ends of the pipes made so far, closed here. It ends
+    with its parent (the module's docstring)."""
+    _die_with(parent)
+    for end in ends:
+        end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends us
     os.environ["MATTEKIT_FINISH_THREADS"] = "1"  # the cores are the processes'
     heap.keep_freed_memory()
     while True:
         try:
+            while not connection.poll(WATCH):
+                if os.getppid() != parent:
+                    return
             sent = connection.recv()
-        except EOFError:
+        except (EOFError, OSError):  # the parent is gone
             return
         if sent is None:
             return
@@ -214,7 +239,31 @@ def _serve(connection, work: Callable[..., Any]) -> None:
             answer = ("error", exc)
         views = block = None  # (the mapping ends once no array holds it)
         try:
-            connection.send(answer)
-        except Exception:  # noqa: BLE001 - an exception that does not pickle: its sentence
-            connection.send(("error", MattekitError(str(answer[1]))))
+            _answer(connection, answer)
+        except OSError:  # the parent is gone
+            return
         answer = None
+
+
+def _answer(connection, answer: tuple) -> None:
+    """``answer`` sent; an exception that does not pickle as its sentence."""
+    try:
+        connection.send(answer)
+    except OSError:
+        raise
+    except Exception:  # noqa: BLE001 - the exception did not pickle
+        connection.send(("error", MattekitError(str(answer[1]))))
+
+
+def _die_with(parent: int) -> None:
+    """On Linux, this process killed (SIGKILL) by the kernel once the thread that made it ends; then, where the
+    process ``parent`` (its pid) ended before that was asked, this process ended now."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the pipe's end and the watch remain
+            pass
+    if os.getppid() != parent:
+        os._exit(0)
