@@ -99,9 +99,11 @@ def test_a_command_ends_as_python_does_but_without_the_interpreters_teardown(tmp
     non-daemon threads joined, an idle thread pool let go, the exit handlers run, standard output flushed, the
     status) and skips the interpreter's teardown, which frees every module (0.5-0.7 s with torch loaded): a
     module-level object's finalizer, which that teardown runs ("normal": Python's own exit, for comparison), is
-    not run."""
+    not run. The child's standard output is buffered (no PYTHONUNBUFFERED, which many CI containers set)."""
     mark = tmp_path / "mark"
-    done = subprocess.run([sys.executable, "-c", ENDING, str(mark), ending], capture_output=True, text=True, timeout=60)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    argv = [sys.executable, "-c", ENDING, str(mark), ending]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert done.stdout == "buffered" and done.returncode == (3 if ending == "normal" else int(ending)), done
     assert (tmp_path / "mark.thread").exists() and (tmp_path / "mark.atexit").exists()
     assert ("torn down" in done.stderr) == (ending == "normal"), done.stderr
