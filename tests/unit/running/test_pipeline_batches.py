@@ -4,6 +4,7 @@ batches on CUDA only, and a batch out of GPU memory halved until one image stops
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -105,7 +106,8 @@ def _reader_finished() -> None:
 def test_a_padded_pipeline_runs_full_batches_but_the_first_and_the_last_at_their_own_size():
     """``pad`` (the plan's choice on CUDA): while the stream goes on every batch is full, so a GPU engine meets one
     batch shape; the worker's first batch (the reader just begun: item 0 alone here) and the stream's last (item 9)
-    run at their own size rather than padded with zeros, which would hold the device; only the real items are
+    run at their own size rather than padded with zeros, which would hold the device. A short batch waits for the
+    reader (20 ms an item here) rather than being padded: no batch holds a row of zeros. Only the real items are
     written, each with its own result."""
     seen, written = [], {}
     first_ran = threading.Event()
@@ -113,62 +115,43 @@ def test_a_padded_pipeline_runs_full_batches_but_the_first_and_the_last_at_their
     def read(i):
         if i == 1:
             assert first_ran.wait(30), "the first batch never reached the network"
+        if i > 1:
+            time.sleep(0.02)  # a slow reader: the worker finds the queue empty
         return _read(i)
 
     def infer(x):
-        seen.append(x.shape[0])
+        seen.append([float(row.max()) for row in x])
         first_ran.set()
         return x * 2
 
     report = pipeline.run_pipeline(
         range(10), read, infer, lambda i, c, y: written.__setitem__(i, y.clone()), batch=4, pad=True
     )
-    assert report.done == 10 and seen == [1, 4, 4, 1], seen
+    assert report.done == 10 and seen == [[0.0], [1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0], [9.0]], seen
     assert all(y.shape == (1, 1, 2, 2) and float(y.max()) == 2.0 * i for i, y in written.items())
     unpadded = []
     pipeline.run_pipeline(range(3), _read, lambda x: unpadded.append(x.shape[0]) or x, lambda *a: None, batch=4)
     assert sum(unpadded) == 3, unpadded  # without pad, no zero input is added
 
 
-def test_a_short_batch_waits_for_the_reader_rather_than_being_padded():
-    """A padded pipeline's worker (past its first batch) fills a short batch from the reader: it waits on the empty
-    queue for the next inputs (fed here only once it waits), until the batch is full or the stream ends, where a
-    batch cut short would hold the device for zeros and the host for their copies (a simulated GPU's IS-Net folder:
-    batches of 1-2 inputs padded to 8). Without ``wait`` it takes what is there."""
-    from mattekit.running.result import Timings
+def test_an_unpadded_pipeline_runs_what_is_read_without_waiting_for_a_full_batch():
+    """On the CPU (no ``pad``) a worker runs the inputs there are rather than wait for a batch to fill: item i is
+    read here only once item i - 1 has been through the network, and every batch is that one item."""
+    inferred = [threading.Event() for _ in range(6)]
+    seen = []
 
-    layout = dict(workers=1, threads=None, batch=4, writers=1, readers=1, queue_size=8, device="cpu", pad=True)
-    made = pipeline.Pipeline((None, None, None, None, None, None), Timings(), {**layout, "ordered": False})
-    waiting, real_get = threading.Event(), made.inbox.get
+    def read(i):
+        if i:
+            assert inferred[i - 1].wait(10), f"item {i - 1} waited for a fuller batch"
+        return _read(i)
 
-    def watched_get(block=True, timeout=None):
-        if block:
-            waiting.set()
-        return real_get(block, timeout)
+    def infer(x):
+        seen.append(x.shape[0])
+        inferred[int(x.max())].set()
+        return x
 
-    made.inbox.get = watched_get
-
-    def feed(*items):
-        for item in items:
-            assert waiting.wait(30), "the worker never waited for the reader"
-            waiting.clear()
-            made.inbox.put(item)
-
-    item = lambda i: (i, i, None, torch.zeros(1, 1, 2, 2))  # noqa: E731
-    made.inbox.put(item(1))
-    feeder = threading.Thread(target=feed, args=(item(2), item(3)))
-    feeder.start()
-    group, carry, ended = made.gather(item(0), wait=True)
-    feeder.join()
-    assert [g[0] for g in group] == [0, 1, 2, 3] and carry is None and not ended
-    feeder = threading.Thread(target=feed, args=(pipeline._DONE,))
-    feeder.start()
-    group, carry, ended = made.gather(item(4), wait=True)
-    feeder.join()
-    assert [g[0] for g in group] == [4] and ended  # the stream's end: its own size
-    made.inbox.put(item(6))
-    group, _, ended = made.gather(item(5))
-    assert [g[0] for g in group] == [5, 6] and not ended
+    report = pipeline.run_pipeline(range(6), read, infer, lambda *a: None, batch=4, workers=1)
+    assert report.done == 6 and seen == [1] * 6, seen
 
 
 def test_a_padded_batch_out_of_gpu_memory_is_padded_to_the_halved_size():
