@@ -1,6 +1,6 @@
 """No writing process outlives its run (mattekit.running.processes): a real `remove` of a folder on u2netp in its own
-process group, its main process killed (SIGTERM, SIGKILL: what the out-of-memory killer sends) with its writers
-at work, leaves no process of the group 10 s later; a writer killed mid-run is reaped at once while the run goes
+process group, its main process killed with its writers at work (SIGTERM, SIGKILL, the out-of-memory killer of a
+memory limit) leaves no process of the group 10 s later; a writer killed mid-run is reaped at once while the run goes
 on, and its photo is written all the same, with the bytes of a run in one process."""
 
 from __future__ import annotations
@@ -73,17 +73,45 @@ def _started(shared: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path, list
     return run, out, [pid for pid in _group(run.pid) if pid != run.pid]
 
 
-@pytest.mark.parametrize("kill", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def _memory_cgroup() -> Path | None:
+    """This process's folder of the cgroup v1 memory controller where it may make a group in it (root), else None."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            folder = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+            return folder if (folder / "memory.limit_in_bytes").is_file() and os.access(folder, os.W_OK) else None
+    return None
+
+
+@pytest.mark.parametrize("kill", ["SIGTERM", "SIGKILL", "a memory limit"])
 def test_no_process_of_a_run_is_left_once_its_main_process_is_killed(shared, tmp_path, kill):
+    """ "a memory limit": the main process alone moved into a memory group of its own, limited to 16 MB more than
+    it holds, where the kernel's out-of-memory killer kills it (SIGKILL) as it goes on."""
+    cgroup = _memory_cgroup() if kill == "a memory limit" else None
+    if kill == "a memory limit" and cgroup is None:
+        pytest.skip("no cgroup v1 memory controller that this process may make a group in (root)")
     run, _, writers = _started(shared, tmp_path)
+    limited = None
     try:
-        os.kill(run.pid, kill)
-        assert run.wait(30) == -kill
+        if cgroup is None:
+            os.kill(run.pid, getattr(signal, kill))
+        else:
+            limited = cgroup / f"mattekit-test-{run.pid}"
+            limited.mkdir()
+            (limited / "memory.limit_in_bytes").write_text(str(16 << 20))
+            (limited / "cgroup.procs").write_text(str(run.pid))  # (its charges so far stay where they were)
+        assert run.wait(120) == -(signal.SIGKILL if cgroup else getattr(signal, kill)), (
+            tmp_path / "stderr"
+        ).read_text()
         left = _until(lambda: not _group(run.pid), 10)
         assert left is not None, f"left after 10 s: {_group(run.pid)} of the writers {writers}"
     finally:
         for pid in _group(run.pid):
             os.kill(pid, signal.SIGKILL)
+        if limited is not None:
+            run.kill()
+            run.wait()
+            limited.rmdir()
 
 
 def test_a_writer_killed_mid_run_is_reaped_at_once_and_its_photo_written_with_the_same_bytes(
