@@ -15,7 +15,7 @@ from mattekit.cli import main
 from mattekit.running import processes
 
 
-@pytest.mark.slow  # a model's load and a run of 4 photos in this process: 30-50 s on 2 shared cores
+@pytest.mark.slow  # a model's load and a run of 4 photos in this process: 10-40 s on 2 shared cores
 @pytest.mark.skipif(not processes.count_for({}, 2), reason="this system has no writing processes")
 def test_no_photo_is_being_decoded_when_the_writing_processes_fork(shared, tmp_path, monkeypatch):
     """Each photo decoded before the first fork begins only once the model has loaded and takes 1 s more here, so

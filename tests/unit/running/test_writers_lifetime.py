@@ -18,7 +18,7 @@ from mattekit.cli import main
 from mattekit.running import processes
 
 pytestmark = [
-    pytest.mark.slow,  # a model's load and a folder's run in a subprocess: 10-30 s on 2 busy cores
+    pytest.mark.slow,  # a model's load and a folder's run in a subprocess: 9-45 s on 2 busy cores
     pytest.mark.skipif(not processes.count_for({}, 2), reason="this system has no writing processes"),
 ]
 
