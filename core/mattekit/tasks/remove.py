@@ -15,23 +15,45 @@ from ..finish import cutout
 from ..finish.device import device_of
 from . import hinted_subject
 from .common import CutoutOptions, format_for, suffix_for
+from ..options import option
 from .registry import BACKDROP, RESULT, SHADOW, Port, Task
 from .hinted_subject import HINT_MASK, SubjectOptions
+
+SEE_THROUGH_HELP = (
+    "the subject is see-through (glass, clear plastic, a veil) on a plain backdrop: its alpha from how much of the "
+    "backdrop's light comes through, its colours from the rest; labels, caps and highlights stay. One shot cannot "
+    "tell dark clear glass from grey opaque plastic, so say it only of a see-through subject (an opaque grey one "
+    "comes out partly transparent); on a textured backdrop the usual alpha is kept"
+)
 
 
 @dataclass
 class RemoveOptions(SubjectOptions, CutoutOptions):
-    """Background removal: the subject's alpha (:class:`SubjectOptions`) and the cut-out options."""
+    """Background removal: the subject's alpha (:class:`SubjectOptions`), whether it is see-through, and the
+    cut-out options."""
+
+    see_through: bool = option(False, SEE_THROUGH_HELP, label="See-through subject")
 
 
 def _finish(models, inputs, options: RemoveOptions, context, prediction) -> dict:
     """The subject's alpha and the cut-out; without matting the colours are the photo's own. With shadow keep the
-    photo's own shadow matte too (output ``shadow``)."""
+    photo's own shadow matte too (output ``shadow``). A see-through subject's alpha and colours are read against
+    the backdrop's light (:func:`mattekit.matting.see_through.see_through`) within the model's outline."""
     image = inputs["image"]
     alpha = hinted_subject.alpha(models, inputs, options, context, prediction)
     looks = options if options.matting else replace(options, decontaminate=False)
+    colours = None
+    if options.see_through:
+        from ..matting.see_through import see_through
+
+        alpha, colours = see_through(image, alpha)
     return cutout.outputs(
-        image, alpha, looks, backdrop=inputs.get("backdrop"), device=device_of(models.get("model"), image)
+        image,
+        alpha,
+        looks,
+        backdrop=inputs.get("backdrop"),
+        device=device_of(models.get("model"), image),
+        colours=colours,
     )
 
 
