@@ -215,6 +215,7 @@ def remove_background(
     see_through: bool = False,
     backdrop: Input | None = None,
     hint_mask: Input | None = None,
+    second_shot: Input | None = None,
 ) -> Any:
     """Cut the subject out of each image: an RGBA cut-out, its alpha, or a composite.
 

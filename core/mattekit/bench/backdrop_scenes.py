@@ -170,8 +170,9 @@ def _sweep(y: np.ndarray, x: np.ndarray, rng) -> np.ndarray:
     return (level * bend * spot).astype(np.float32)
 
 
-def drawn(index: int, kind: str) -> ShotPair:
-    """Generator A's ``index``-th pair of ``kind`` (glass: a bottle; opaque: a striped drawn object)."""
+def drawn(index: int, kind: str, moved: float = 0.0) -> ShotPair:
+    """Generator A's ``index``-th pair of ``kind`` (glass: a bottle; opaque: a striped drawn object); ``moved``: the
+    subject moved this many px to the right in the second shot, the camera still (a pair to refuse)."""
     name = f"drawn/{kind}/{index}"
     rng = _rng(name)
     h, w = CANVAS
@@ -196,6 +197,8 @@ def drawn(index: int, kind: str) -> ShotPair:
     white = _sweep(y, x, rng)[..., None] * rng.uniform(0.9, 1.0, 3).astype(np.float32)
     dark = (0.03 + 0.03 * (1 - y))[..., None] * rng.uniform(0.8, 1.0, 3).astype(np.float32)
     first, second = _composite(alpha, colours, white), _composite(alpha, colours, dark)
+    if moved:
+        second = _composite(_cubic_move(alpha, moved, 0.0), _cubic_move(colours, moved, 0.0), dark)
     first, second, shift, gain = _camera(first, second, _cubic_move, rng)
     return ShotPair(name, kind, first, second, alpha.astype(np.float32), colours.astype(np.float32), shift, gain)
 

@@ -6,7 +6,7 @@ import importlib
 
 from .. import heap
 
-BENCHES = ("segment", "hints", "upscale", "roto", "bokeh", "speed", "engines", "matte", "shadow")
+BENCHES = ("segment", "hints", "upscale", "roto", "bokeh", "speed", "engines", "matte", "shadow", "two_shots")
 
 
 def add_parser(sub) -> None:
