@@ -6,7 +6,19 @@ import importlib
 
 from .. import heap
 
-BENCHES = ("segment", "hints", "upscale", "roto", "bokeh", "speed", "engines", "matte", "shadow", "two_shots")
+BENCHES = (
+    "segment",
+    "hints",
+    "upscale",
+    "roto",
+    "bokeh",
+    "speed",
+    "engines",
+    "matte",
+    "shadow",
+    "two_shots",
+    "see_through",
+)
 
 
 def add_parser(sub) -> None:

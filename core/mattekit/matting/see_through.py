@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..ops.pixels import linear_to_srgb, srgb_to_linear, unit_float
-from .backdrop import backdrop_light
+from .backdrop import backdrop_light, grid_shape, on_grid
 
 DARKEST = 0.0  # the darkest channel of a see-through subject's own light, linear (clear glass: little of its own)
 OPAQUE = (0.5, 0.7)  # an alpha above the first is pulled towards 1, reaching it at the second (labels, caps)
@@ -49,16 +49,21 @@ def clean_backdrop(linear: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 def backdrop_behind(linear: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, float]:
-    """(the backdrop's light behind the subject, H x W x 3 linear; its fit's confidence in [0, 1]): fitted over
+    """(the backdrop's light behind the subject, H x W x 3 linear; its fit's confidence in [0, 1]): fitted on the
+    backdrop fit's coarse grid (:func:`mattekit.matting.backdrop.grid_shape`) over the cells wholly of
     :func:`clean_backdrop`'s pixels, then again without those :data:`SHADE` darker than the first fit (the
-    subject's shadow). All ones and confidence 0 when no backdrop shows."""
-    clean = clean_backdrop(linear, alpha)
-    if clean.sum() < 64:
+    subject's shadow), and scaled up bilinearly. All ones and confidence 0 when no backdrop shows."""
+    height, width = alpha.shape
+    shape = grid_shape(height, width)
+    small = on_grid(linear, shape).reshape(shape + (linear.shape[2],))
+    clean = (on_grid(clean_backdrop(linear, alpha), shape) >= 0.999).astype(np.float32)
+    if clean.sum() < 16:
         return np.ones_like(linear), 0.0
-    first = backdrop_light(linear, clean)
-    lit = clean * (linear.mean(axis=2) >= (1.0 - SHADE) * first.light.mean(axis=2))
-    found = backdrop_light(linear, lit) if lit.sum() >= 64 else first
-    return np.maximum(found.light, 1e-4), found.confidence
+    first = backdrop_light(small, clean)
+    lit = clean * (small.mean(axis=2) >= (1.0 - SHADE) * first.light.mean(axis=2))
+    found = backdrop_light(small, lit) if lit.sum() >= 16 else first
+    light = cv2.resize(np.maximum(found.light, 1e-4), (width, height), interpolation=cv2.INTER_LINEAR)
+    return light.reshape(linear.shape), found.confidence
 
 
 def least_alpha(photo: np.ndarray, backdrop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -66,9 +71,12 @@ def least_alpha(photo: np.ndarray, backdrop: np.ndarray) -> tuple[np.ndarray, np
     ``F`` between :data:`DARKEST` and 1 in every channel, as (dimmed, brighter), each H x W float32 in [0, 1]: the
     largest over the channels of ``(B - C) / (B - DARKEST)`` (darker than the backdrop) and of ``(C - B) / (1 - B)``
     (brighter: a highlight); the alpha is the larger of the two."""
-    dimmed = (backdrop - photo) / np.maximum(backdrop - DARKEST, 1e-3)
-    brighter = (photo - backdrop) / np.maximum(1.0 - backdrop, 1e-3)
-    return tuple(np.clip(part.max(axis=2), 0.0, 1.0).astype(np.float32) for part in (dimmed, brighter))
+    dimmed = brighter = np.zeros(photo.shape[:2], np.float32)  # (channel by channel: a strided max is slow)
+    for channel in range(photo.shape[2]):
+        c, b = photo[..., channel], backdrop[..., channel]
+        dimmed = np.maximum(dimmed, (b - c) / np.maximum(b - DARKEST, 1e-3))
+        brighter = np.maximum(brighter, (c - b) / np.maximum(1.0 - b, 1e-3))
+    return np.minimum(dimmed, 1.0, dtype=np.float32), np.minimum(brighter, 1.0, dtype=np.float32)
 
 
 def with_opaque_parts(dimmed: np.ndarray, brighter: np.ndarray) -> np.ndarray:
