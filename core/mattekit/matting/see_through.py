@@ -7,7 +7,7 @@ equations for four unknowns, so the subject's own light ``F`` is assumed to lie 
 every channel (clear glass sends little light of its own; a highlight is white), and the alpha is the least that
 keeps it there (:func:`least_alpha`): a pixel darker than the backdrop is the backdrop dimmed, one brighter is a
 highlight. What comes out nearly opaque anyway (a label, a cap, a dark print: they do not look like the backdrop)
-is made opaque (:data:`OPAQUE`, its gaps closed: :data:`GROW`). The model's alpha stays the outline: the see-through alpha is never above it.
+is made opaque (:data:`OPAQUE`, its gaps closed: :data:`GROW`), and so is a bright highlight (:data:`SHINE`). The model's alpha stays the outline: the see-through alpha is never above it.
 Where the backdrop is not plain (its fit's confidence below :data:`PLAIN`) the model's alpha is kept.
 
 The limit: dark clear glass and grey opaque plastic send the same light, so the user says the subject is
@@ -27,6 +27,7 @@ from .backdrop import backdrop_light, grid_shape, on_grid
 
 DARKEST = 0.0  # the darkest channel of a see-through subject's own light, linear (clear glass: little of its own)
 OPAQUE = (0.5, 0.7)  # an alpha above the first is pulled towards 1, reaching it at the second (labels, caps)
+SHINE = (0.3, 0.6)  # a highlight's alpha above the first is pulled towards 1, reaching it at the second
 SUBJECT = 0.01  # model alpha above this: the subject's (left out of the backdrop's fit)
 MARGIN = 0.02  # ... and the pixels within this fraction of the diagonal from it
 SHADE = 0.08  # backdrop pixels this much darker than the first fit (a shadow) are left out of the second
@@ -36,7 +37,7 @@ GROW = 0.012  # an opaque part's gaps up to twice this fraction of the diagonal 
 
 def describe() -> dict:
     """The method and its constants (what decides the bytes of a see-through result)."""
-    names = ("DARKEST", "OPAQUE", "SUBJECT", "MARGIN", "SHADE", "PLAIN", "GROW")
+    names = ("DARKEST", "OPAQUE", "SHINE", "SUBJECT", "MARGIN", "SHADE", "PLAIN", "GROW")
     return {"method": "least alpha over a backdrop fit", **{name.lower(): globals()[name] for name in names}}
 
 
@@ -80,19 +81,24 @@ def least_alpha(photo: np.ndarray, backdrop: np.ndarray) -> tuple[np.ndarray, np
 
 
 def with_opaque_parts(dimmed: np.ndarray, brighter: np.ndarray) -> np.ndarray:
-    """The alpha (H x W float32) of :func:`least_alpha`'s parts with what is dimmed past :data:`OPAQUE`'s first
-    value pulled towards 1 (all of it from the second) and that pull closed over gaps of twice :data:`GROW` of the
-    diagonal (grown, then shrunk back): the parts that do not look like the backdrop (a label, a cap, with the light print between their dark) stay
-    opaque; a highlight (brighter) is left as it is."""
-    low, high = OPAQUE
-    pull = np.clip((dimmed - low) / (high - low), 0.0, 1.0)
+    """The alpha (H x W float32) of :func:`least_alpha`'s parts, the larger of the two, pulled towards 1 where it
+    is dimmed past :data:`OPAQUE` (the parts that do not look like the backdrop: a label, a cap; the pull closed
+    over gaps of twice :data:`GROW` of the diagonal, the light print between their dark) or brightened past
+    :data:`SHINE` (a highlight: nearly white, opaque-ish); from the first value of each, whole at the second."""
+    pull = ramp(dimmed, OPAQUE)
     reach = int(round(GROW * np.hypot(*dimmed.shape)))
     if reach > 0:
-        pull = cv2.morphologyEx(
-            pull, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)
-        )
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)
+        pull = cv2.morphologyEx(pull, cv2.MORPH_CLOSE, disc)
+    pull = np.maximum(pull, ramp(brighter, SHINE))
     alpha = np.maximum(dimmed, brighter)
     return (alpha + (1.0 - alpha) * pull).astype(np.float32)
+
+
+def ramp(values: np.ndarray, span: tuple[float, float]) -> np.ndarray:
+    """0 below ``span``'s first value, 1 above its second, linear between (H x W float32)."""
+    low, high = span
+    return np.clip((values - low) / (high - low), 0.0, 1.0).astype(np.float32)
 
 
 def subject_light(photo: np.ndarray, backdrop: np.ndarray, alpha: np.ndarray) -> np.ndarray:
