@@ -7,8 +7,9 @@ equations for four unknowns, so the subject's own light ``F`` is assumed to lie 
 every channel (clear glass sends little light of its own; a highlight is white), and the alpha is the least that
 keeps it there (:func:`least_alpha`): a pixel darker than the backdrop is the backdrop dimmed, one brighter is a
 highlight. What comes out nearly opaque anyway (a label, a cap, a dark print: they do not look like the backdrop)
-is made opaque (:data:`OPAQUE`, its gaps closed: :data:`GROW`), and so is a bright highlight (:data:`SHINE`). The model's alpha stays the outline: the see-through alpha is never above it.
-Where the backdrop is not plain (its fit's confidence below :data:`PLAIN`) the model's alpha is kept.
+is made opaque (:data:`OPAQUE`, its gaps closed: :data:`GROW`), and so is a bright highlight (:data:`SHINE`). The
+model's alpha stays the outline: the see-through alpha is never above it. Where the backdrop is not plain (its fit's
+confidence below :data:`PLAIN`) the model's alpha is kept.
 
 The limit: dark clear glass and grey opaque plastic send the same light, so the user says the subject is
 see-through; a grey opaque subject given as see-through comes out partly transparent.
@@ -25,7 +26,7 @@ import numpy as np
 from ..ops.pixels import linear_to_srgb, srgb_to_linear, unit_float
 from .backdrop import backdrop_light, grid_shape, on_grid
 
-DARKEST = 0.0  # the darkest channel of a see-through subject's own light, linear (clear glass: little of its own)
+DARKEST = 0.0  # the darkest channel of a see-through subject's own light, linear (clear glass: none of its own)
 OPAQUE = (0.5, 0.7)  # an alpha above the first is pulled towards 1, reaching it at the second (labels, caps)
 SHINE = (0.3, 0.6)  # a highlight's alpha above the first is pulled towards 1, reaching it at the second
 SUBJECT = 0.01  # model alpha above this: the subject's (left out of the backdrop's fit)
@@ -33,12 +34,6 @@ MARGIN = 0.02  # ... and the pixels within this fraction of the diagonal from it
 SHADE = 0.08  # backdrop pixels this much darker than the first fit (a shadow) are left out of the second
 PLAIN = (0.1, 0.4)  # the backdrop fit's confidence from which the see-through alpha counts, and counts whole
 GROW = 0.012  # an opaque part's gaps up to twice this fraction of the diagonal are closed (a label's light print)
-
-
-def describe() -> dict:
-    """The method and its constants (what decides the bytes of a see-through result)."""
-    names = ("DARKEST", "OPAQUE", "SHINE", "SUBJECT", "MARGIN", "SHADE", "PLAIN", "GROW")
-    return {"method": "least alpha over a backdrop fit", **{name.lower(): globals()[name] for name in names}}
 
 
 def clean_backdrop(linear: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -119,7 +114,7 @@ def see_through(image: np.ndarray, alpha: np.ndarray, marked: np.ndarray | None 
     photo = srgb_to_linear(unit_float(np.asarray(image)[..., :3]).astype(np.float32))
     backdrop, sure = backdrop_behind(photo, alpha)
     found = np.minimum(alpha, with_opaque_parts(*least_alpha(photo, backdrop)))
-    share = np.float32(np.clip((sure - PLAIN[0]) / (PLAIN[1] - PLAIN[0]), 0.0, 1.0))
+    share = ramp(np.float32(sure), PLAIN)
     if marked is not None:
         share = share * np.clip(np.asarray(marked, np.float32), 0.0, 1.0)
     found = (alpha + share * (found - alpha)).astype(np.float32)

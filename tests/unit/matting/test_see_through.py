@@ -71,6 +71,23 @@ def test_a_textured_backdrop_keeps_the_models_alpha_and_a_mark_limits_it():
     assert alpha[:, : model.shape[1] // 2].mean() < 0.8 * model[:, : model.shape[1] // 2].mean()
 
 
+def test_the_option_is_declared_once_for_the_cli_the_api_and_the_worker_gimps_checkbox(capsys):
+    from mattekit.options import OptionError
+    from mattekit.tasks import remove
+
+    offered = remove.TASK.describe("worker")["options"]["see_through"]
+    assert offered["type"] == "bool" and offered["default"] is False and offered["label"] == "See-through subject"
+    assert remove.TASK.make_options({"see_through": True}).see_through is True
+    with pytest.raises(OptionError, match="see_through"):
+        remove.TASK.make_options({"see_through": 3})
+    with pytest.raises(SystemExit) as ended:
+        main(["remove", "--help"])
+    assert ended.value.code == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "--see-through" in said and "dark clear glass from grey opaque plastic" in said  # its limit, plainly
+
+
+@pytest.mark.slow
 def test_the_api_and_the_cli_take_it(shared, tmp_path, monkeypatch):
     import mattekit
 
