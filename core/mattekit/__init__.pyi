@@ -214,6 +214,7 @@ def remove_background(
     hint_weights: str | os.PathLike[str] | None = None,
     backdrop: Input | None = None,
     hint_mask: Input | None = None,
+    second_shot: Input | None = None,
 ) -> Any:
     """Cut the subject out of each image: an RGBA cut-out, its alpha, or a composite.
 
