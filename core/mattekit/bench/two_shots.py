@@ -12,7 +12,6 @@ threads) of ``remove`` with its defaults (the segmentation model) and with the s
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
@@ -23,6 +22,7 @@ from ..errors import InputError
 from ..progress import shown
 from ..tasks import remove
 from . import backdrop_scenes
+from .shadow import cpu_time
 
 AROUND = 16  # px around the subject where the alpha is scored
 OPAQUE = 0.1  # true alpha over this: where the colours are scored
@@ -59,13 +59,6 @@ def scores(rgba: np.ndarray, pair: backdrop_scenes.ShotPair) -> tuple[float, flo
     )
 
 
-def _cpu(call):
-    """(the CPU seconds of all threads ``call()`` took, its value)."""
-    start = time.process_time()
-    value = call()
-    return time.process_time() - start, value
-
-
 def run(args) -> int:
     data = Path(args.data)
     if not 1 <= args.count <= 14:
@@ -87,9 +80,9 @@ def run(args) -> int:
         with shown(len(pairs), "pair") as report:
             for index, pair in enumerate(pairs):
                 inputs = {"image": pair.first, "second_shot": pair.second}
-                spent, rgba = _cpu(lambda: remove.TASK.run({}, inputs, two)["result"])
+                spent, rgba = cpu_time(lambda: remove.TASK.run({}, inputs, two)["result"])
                 if args.timed:
-                    default, _ = _cpu(lambda: remove.TASK.run(models, {"image": pair.first}, plain))
+                    default, _ = cpu_time(lambda: remove.TASK.run(models, {"image": pair.first}, plain))
                     seconds[0], seconds[1] = seconds[0] + default, seconds[1] + spent
                 results.setdefault((generator, pair.kind), []).append(scores(rgba, pair))
                 if args.sheet and index % args.count < 2:

@@ -16,6 +16,7 @@ Arrays: linear-light float32 H x W x C (C channels, any), weights H x W in [0, 1
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -28,6 +29,7 @@ DEGREE = (
 SMOOTH = 0.08  # the residual's smoothing, as a fraction of the grid's long side (Gaussian sigma)
 MARGIN = 2  # grid cells left out beside the subject in the two shots' clean backdrop
 SMOOTHNESS = 0.02  # the most a clean backdrop's difference changes per pixel, relative to itself
+LEAST_OPEN = 0.05  # the least share of the frame that is smooth backdrop joining its edge (less: judged textured)
 PLAIN = 0.03  # clean pixels' relative spread about the fit at which the confidence reaches 0
 
 
@@ -56,23 +58,31 @@ def on_grid(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _powers(count: int, degree: int) -> np.ndarray:
-    """count x (degree + 1) powers 0..degree of ``count`` pixel centres spread over [-1, 1]."""
+    """count x (degree + 1) powers 0..degree of ``count`` pixel centres spread over [-1, 1] (float64)."""
     t = (np.arange(count, dtype=np.float64) + 0.5) / count * 2.0 - 1.0
     return t[:, None] ** np.arange(degree + 1)[None, :]
 
 
+@functools.lru_cache(maxsize=8)
+def _design(h: int, w: int, degree: int) -> tuple[np.ndarray, tuple]:
+    """((h w) x terms design matrix of the monomials y^i x^j, i + j <= ``degree``, on an h x w grid; the (i, j)s)."""
+    ys, xs = _powers(h, degree), _powers(w, degree)
+    terms = tuple((i, j) for i in range(degree + 1) for j in range(degree + 1 - i))
+    return np.stack([(ys[:, i, None] * xs[None, :, j]).ravel() for i, j in terms], axis=1), terms
+
+
 def polynomial_fit(values: np.ndarray, weights: np.ndarray, degree: int = DEGREE) -> np.ndarray:
     """Coefficients (C x (degree+1) x (degree+1), [channel, power of y, power of x], zero above the total degree)
-    of the weighted least-squares polynomial of ``values`` (h x w x C) with ``weights`` (h x w, >= 0)."""
+    of the weighted least-squares polynomial of ``values`` (h x w x C) with ``weights`` (h x w, >= 0), by the
+    normal equations (monomials on [-1, 1] up to degree 5 or so are well conditioned)."""
     h, w, channels = values.shape
-    ys, xs = _powers(h, degree), _powers(w, degree)
-    terms = [(i, j) for i in range(degree + 1) for j in range(degree + 1 - i)]
-    design = np.stack([(ys[:, i, None] * xs[None, :, j]).ravel() for i, j in terms], axis=1)
-    weighted = design * np.maximum(weights, 0.0).astype(np.float64).ravel()[:, None]
-    normal = weighted.T @ design + 1e-9 * np.eye(
-        len(terms)
-    )  # (normal equations: 21 terms on [-1, 1], well conditioned)
-    solved = np.linalg.solve(normal, weighted.T @ values.reshape(-1, channels).astype(np.float64))
+    design, terms = _design(h, w, degree)
+    weights = weights.astype(np.float64).ravel()
+    kept = weights > 0  # (cells of no weight add nothing)
+    design, weights, values = design[kept], weights[kept], values.reshape(-1, channels)[kept].astype(np.float64)
+    weighted = design.T * weights
+    normal = weighted @ design + 1e-9 * np.eye(len(terms))
+    solved = np.linalg.solve(normal, weighted @ values)
     coefficients = np.zeros((channels, degree + 1, degree + 1))
     for row, (i, j) in zip(solved, terms):
         coefficients[:, i, j] = row
@@ -81,10 +91,15 @@ def polynomial_fit(values: np.ndarray, weights: np.ndarray, degree: int = DEGREE
 
 def polynomial_at(coefficients: np.ndarray, height: int, width: int) -> np.ndarray:
     """The polynomial of :func:`polynomial_fit` evaluated at every pixel of an ``height`` x ``width`` image (the
-    same [-1, 1] span as the grid it was fitted on): H x W x C float32, as two matrix products per channel."""
+    same [-1, 1] span as the grid it was fitted on): H x W x C float32."""
     degree = coefficients.shape[1] - 1
-    ys, xs = _powers(height, degree), _powers(width, degree)
-    return np.stack([(ys @ c @ xs.T).astype(np.float32) for c in coefficients], axis=2)
+    ys, xs = _powers(height, degree), _powers(width, degree).T.astype(np.float32)
+    out = np.zeros((height, width, len(coefficients)), np.float32)
+    for channel, c in enumerate(coefficients):
+        rows = (ys @ c).astype(np.float32)  # H x (degree + 1): each power of x's factor per row
+        for power in range(degree + 1):  # (outer products: a BLAS product this thin costs more in threads)
+            out[..., channel] += rows[:, power, None] * xs[power, None, :]
+    return out
 
 
 def smoothed_residual(residual: np.ndarray, weights: np.ndarray, smooth: float = SMOOTH) -> np.ndarray:
@@ -190,19 +205,22 @@ def clean_of_difference(difference: np.ndarray, degree: int = DEGREE, start: np.
 @dataclass
 class BackdropPair:
     """The two shots' backdrops: ``first`` and ``second`` light (H x W x C, linear), their ``difference``
-    (first - second, fitted on its own), the ``confidence`` of the difference's fit (:func:`confidence`) and
-    ``clean`` (the share of the frame that is clean backdrop)."""
+    (first - second, fitted on its own), the ``confidence`` and ``spread`` of the difference's fit (:func:`confidence`) and
+    ``clean`` (the share of the frame that is clean backdrop; ``grid``: where, h x w weights on the coarse grid)."""
 
     first: np.ndarray
     second: np.ndarray
     difference: np.ndarray
     confidence: float
+    spread: float
     clean: float
+    grid: np.ndarray
 
 
-def backdrop_pair(first: np.ndarray, second: np.ndarray, degree: int = DEGREE) -> BackdropPair:
+def backdrop_pair(first: np.ndarray, second: np.ndarray, degree: int = DEGREE, clean=None) -> BackdropPair:
     """Each shot's backdrop light from two aligned shots (H x W x C linear light, the same subject and camera over
-    two backdrops): the clean backdrop is where their difference is whole (:func:`clean_of_difference`); the
+    two backdrops): the clean backdrop is where their difference is whole (:func:`clean_of_difference` from
+    :func:`open_backdrop`; or ``clean``, a grid of weights found before, e.g. the last pair's ``grid``); the
     difference's surface and the first shot's are fitted there (:func:`grid_surface`), the second's is their
     difference. :class:`BackdropPair`."""
     height, width = first.shape[:2]
@@ -210,10 +228,15 @@ def backdrop_pair(first: np.ndarray, second: np.ndarray, degree: int = DEGREE) -
     channels = first.shape[2]
     grid_first = on_grid(first, shape).reshape(shape + (channels,))
     grid_difference = grid_first - on_grid(second, shape).reshape(shape + (channels,))
-    start = open_backdrop(first - second, shape)
-    clean = clean_of_difference(grid_difference, degree, start)
+    if clean is None:
+        start = open_backdrop(first - second, shape)
+        clean = clean_of_difference(grid_difference, degree, start)
+        open_share = float(start.mean())
+    else:
+        open_share = float(clean.mean())
     coefficients, residual = grid_surface(grid_difference, clean, degree)
-    sure, _ = confidence(grid_difference, surface_at(coefficients, residual, *shape), clean)
+    judged = clean if open_share >= LEAST_OPEN else np.ones_like(clean)  # no plain backdrop: judged on the frame
+    sure, spread = confidence(grid_difference, surface_at(coefficients, residual, *shape), judged)
     difference = surface_at(coefficients, residual, height, width)
     light = surface_at(*grid_surface(grid_first, clean, degree), height, width)
-    return BackdropPair(light, light - difference, difference, sure, float(clean.mean()))
+    return BackdropPair(light, light - difference, difference, sure, spread, float(clean.mean()), clean)

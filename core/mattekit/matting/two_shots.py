@@ -124,7 +124,7 @@ def refined(first: np.ndarray, second: np.ndarray, pair: BackdropPair, alpha: np
     opaque = cv2.erode((alpha > 0.97).astype(np.uint8), np.ones((5, 5), np.uint8))
     near = cv2.dilate((alpha > 0.02).astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
     dx, dy = shift
-    for _ in range(3):
+    for _ in range(2):
         step = _shift_step(first, shifted(second, -dx, -dy), direction, near, opaque.astype(bool), gain)
         if step is None:
             break
@@ -185,15 +185,21 @@ def disagreement(first: np.ndarray, second: np.ndarray, pair: BackdropPair, alph
     return float((across > DISAGREE).mean())
 
 
-def _checked_pair(first: np.ndarray, second: np.ndarray) -> BackdropPair:
-    """The backdrops of two aligned shots (:func:`backdrop_pair`); InputError when they differ too little."""
-    pair = backdrop_pair(first, second)
+def _checked_pair(first: np.ndarray, second: np.ndarray, clean: np.ndarray | None = None) -> BackdropPair:
+    """The backdrops of two aligned shots (:func:`backdrop_pair`); InputError when they differ too little or by a
+    textured light (no confidence in the fit: :func:`mattekit.matting.backdrop.confidence`)."""
+    pair = backdrop_pair(first, second, clean=clean)
     size = float(np.sqrt((pair.difference**2).sum(axis=2)).mean())
     if size < LEAST_DIFFERENCE:
         raise InputError(
             f"The two shots' backdrops differ by only {100 * size:.1f} % of full light, too little to tell the "
             "subject from them; shoot the second on another backdrop (a white and a black card, or the backdrop "
             "light on and off)."
+        )
+    if pair.confidence <= 0.0:
+        raise InputError(
+            f"The two shots' backdrops differ by a textured light (it strays {100 * pair.spread:.0f} % from a smooth "
+            "one), so the backdrop behind the subject cannot be told; shoot both on plain backdrops."
         )
     return pair
 
@@ -214,7 +220,7 @@ def two_shot_matte(image: np.ndarray, second: np.ndarray) -> TwoShots:
     alpha, colours = triangulate(first, other, pair)
     shift, gain = refined(first, shot, pair, alpha, shift, gain)
     other = shifted(shot, -shift[0], -shift[1]) * np.float32(1.0 / gain)
-    pair = _checked_pair(first, other)
+    pair = _checked_pair(first, other, pair.grid)
     alpha, colours = triangulate(first, other, pair)
     share = disagreement(first, other, pair, alpha)
     if share > MOST_DISAGREEING:

@@ -14,6 +14,7 @@ import mattekit
 from mattekit import io, provenance
 from mattekit.bench import backdrop_scenes, two_shots
 from mattekit.cli import main
+from mattekit.errors import InputError
 from mattekit.fsutil import sha256_file
 from mattekit.wire.client import Pixels
 from console_runs import one_sentence, run_cli
@@ -116,3 +117,13 @@ def test_two_shots_of_another_size_are_refused(tmp_path):
     second = _png(tmp_path / "b.png", cv2.resize(pair.second, (200, 150), interpolation=cv2.INTER_AREA))
     code, err = run_cli("remove", str(first), "--second-shot", str(second))
     assert code == 2 and "is 200x150 but the first is 480x360" in one_sentence(err)
+
+
+def test_backdrops_that_differ_by_a_textured_light_are_refused_rather_than_guessed():
+    """A first shot whose backdrop carries a fine pattern (a cloth's weave) that the second's lacks: the backdrop
+    behind the subject cannot be told, and the run says so."""
+    pair = backdrop_scenes.drawn(0, "opaque")
+    ys, xs = np.mgrid[0 : pair.alpha.shape[0], 0 : pair.alpha.shape[1]]
+    weave = 1.0 + 0.2 * np.sign(np.sin(xs / 3.0) * np.sin(ys / 4.0))[..., None]
+    with pytest.raises(InputError, match="textured light"):
+        mattekit.remove_background(np.clip(pair.first * weave, 0, 1).astype(np.float32), second_shot=pair.second)
