@@ -49,13 +49,8 @@ SECOND_SHOT = Port(
     "off): the alpha and colours come from the two shots, exact for glass, smoke and hair (no network)",
     recorded=True,
 )
-HINTS = (
-    "box",
-    "point",
-    "exclude",
-    "model",
-    "see_through",
-)  # options that choose the alpha's source, which a second shot is
+# options that choose the alpha's source, which a second shot is
+HINTS = ("box", "point", "exclude", "model", "see_through")
 
 
 def _needs(options: RemoveOptions, given: set[str]) -> dict[str, str]:

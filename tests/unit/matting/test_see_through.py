@@ -105,3 +105,13 @@ def test_the_api_and_the_cli_take_it(shared, tmp_path, monkeypatch):
     written = io.read_image(out)
     assert io.read_provenance(out)["options"]["see_through"] is True
     assert np.abs(written.pixels[..., 3] - seen).max() < 1.5 / 255
+
+
+def test_a_second_shot_refuses_see_through_in_one_sentence(tmp_path, capsys):
+    shot = glass()
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    io.write_image(first, shot.first)
+    io.write_image(second, shot.second)
+    assert main(["remove", str(first), "--second-shot", str(second), "--see-through"]) == 2
+    said = capsys.readouterr().err.strip()
+    assert "see through" in said and said.count("\n") == 0 and not (tmp_path / "a_cutout.png").exists()
