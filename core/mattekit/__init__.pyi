@@ -216,6 +216,7 @@ def remove_background(
     backdrop: Input | None = None,
     hint_mask: Input | None = None,
     second_shot: Input | None = None,
+    see_through_mask: Input | None = None,
 ) -> Any:
     """Cut the subject out of each image: an RGBA cut-out, its alpha, or a composite.
 

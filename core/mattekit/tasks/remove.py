@@ -49,12 +49,21 @@ SECOND_SHOT = Port(
     "off): the alpha and colours come from the two shots, exact for glass, smoke and hair (no network)",
     recorded=True,
 )
+SEE_THROUGH_MASK = Port(
+    "see_through_mask",
+    "mask",
+    optional=True,
+    help="with see-through: the part of the subject that is see-through (white; a selection), the rest as the model "
+    "gives it",
+)
 # options that choose the alpha's source, which a second shot is
 HINTS = ("box", "point", "exclude", "model", "see_through")
 
 
 def _needs(options: RemoveOptions, given: set[str]) -> dict[str, str]:
     """The models a run loads: none with a second shot (one sentence for options that contradict it)."""
+    if "see_through_mask" in given and not options.see_through:
+        raise MattekitError("A see-through mask marks the see-through part of the subject; give --see-through with it.")
     if "second_shot" not in given:
         return hinted_subject.needs(options, given)
     named = [name for name in HINTS if getattr(options, name)] + (["hint mask"] if "hint_mask" in given else [])
@@ -90,7 +99,8 @@ def _two_shots(inputs: dict, options: RemoveOptions) -> dict:
 def _finish(models, inputs, options: RemoveOptions, context, prediction) -> dict:
     """The subject's alpha and the cut-out; without matting the colours are the photo's own. With shadow keep the
     photo's own shadow matte too (output ``shadow``). A see-through subject's alpha and colours are read against
-    the backdrop's light (:func:`mattekit.matting.see_through.see_through`) within the model's outline. With a
+    the backdrop's light (:func:`mattekit.matting.see_through.see_through`) within the model's outline, where the
+    see-through mask (if given) marks it. With a
     second shot: :func:`_two_shots`."""
     if inputs.get("second_shot") is not None:
         return _two_shots(inputs, options)
@@ -101,7 +111,7 @@ def _finish(models, inputs, options: RemoveOptions, context, prediction) -> dict
     if options.see_through:
         from ..matting.see_through import see_through
 
-        alpha, colours = see_through(image, alpha)
+        alpha, colours = see_through(image, alpha, inputs.get("see_through_mask"))
     return cutout.outputs(
         image,
         alpha,
@@ -116,7 +126,7 @@ TASK = Task(
     name="remove",
     summary="Cut the subject out of each image: an RGBA cut-out, its alpha, or a composite.",
     options=RemoveOptions,
-    inputs=(Port("image", "image", (3, 4), integers=True), BACKDROP, HINT_MASK, SECOND_SHOT),
+    inputs=(Port("image", "image", (3, 4), integers=True), BACKDROP, HINT_MASK, SECOND_SHOT, SEE_THROUGH_MASK),
     outputs=(RESULT, SHADOW),
     prepare=_prepare,
     finish=_finish,

@@ -99,6 +99,13 @@ def test_the_api_and_the_cli_take_it(shared, tmp_path, monkeypatch):
     body = (shot.alpha > 0.03) & (shot.alpha < 0.4)
     print(f"\nAPI alpha on the glass body: {plain[body].mean():.3f} without, {seen[body].mean():.3f} with see-through")
     assert plain[body].mean() > 0.8 and np.abs(seen - shot.alpha)[body].mean() < 0.08
+    half = shot.alpha.shape[1] // 2
+    left = np.zeros(shot.alpha.shape, np.float32)
+    left[:, :half] = 1.0  # a mask (GIMP: a selection) marks the see-through part; the rest is the model's
+    part = mattekit.remove_background(
+        shot.first, model="u2netp", device="cpu", result="alpha", see_through=True, see_through_mask=left
+    )
+    assert np.array_equal(part[:, half:], plain[:, half:]) and np.array_equal(part[:, :half], seen[:, :half])
     photo, out = tmp_path / "glass.png", tmp_path / "glass_cutout.png"
     io.write_image(photo, shot.first)
     assert main(["remove", str(photo), "-o", str(out), "--model", "u2netp", "--device", "cpu", "--see-through"]) == 0
@@ -115,3 +122,13 @@ def test_a_second_shot_refuses_see_through_in_one_sentence(tmp_path, capsys):
     assert main(["remove", str(first), "--second-shot", str(second), "--see-through"]) == 2
     said = capsys.readouterr().err.strip()
     assert "see through" in said and said.count("\n") == 0 and not (tmp_path / "a_cutout.png").exists()
+
+
+def test_a_see_through_mask_without_see_through_is_refused_in_one_sentence(tmp_path, capsys):
+    shot = glass()
+    photo, mask = tmp_path / "a.png", tmp_path / "m.png"
+    io.write_image(photo, shot.first)
+    io.write_image(mask, (shot.alpha > 0.01).astype(np.float32))
+    assert main(["remove", str(photo), "--see-through-mask", str(mask)]) == 2
+    said = capsys.readouterr().err.strip()
+    assert "--see-through" in said and said.count("\n") == 0 and not (tmp_path / "a_cutout.png").exists()
