@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 GRID = 128  # cells of the coarse grid on the long side
+FINE = 512  # px: the long side at which a fitted surface is evaluated before it is enlarged
 DEGREE = (
     5  # the polynomial's total degree (21 terms; chosen on the drawn scenes: 3: 0.015, 4: 0.008, 5: 0.008, 6: 0.009)
 )
@@ -121,10 +122,15 @@ def grid_surface(values: np.ndarray, weights: np.ndarray, degree: int = DEGREE) 
 
 
 def surface_at(coefficients: np.ndarray, residual: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The surface of :func:`grid_surface` at full size, ``height`` x ``width`` x C float32."""
-    light = polynomial_at(coefficients, height, width)
-    light += cv2.resize(residual, (width, height), interpolation=cv2.INTER_LINEAR).reshape(light.shape)
-    return light
+    """The surface of :func:`grid_surface` at full size, ``height`` x ``width`` x C float32: made at most
+    :data:`FINE` px across and enlarged bilinearly beyond that (the surface is smooth)."""
+    scale = min(1.0, FINE / max(height, width))
+    h, w = max(2, round(height * scale)), max(2, round(width * scale))
+    light = polynomial_at(coefficients, h, w)
+    light += cv2.resize(residual, (w, h), interpolation=cv2.INTER_LINEAR).reshape(light.shape)
+    if (h, w) == (height, width):
+        return light
+    return cv2.resize(light, (width, height), interpolation=cv2.INTER_LINEAR).reshape(height, width, -1)
 
 
 def confidence(values: np.ndarray, surface: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
@@ -228,6 +234,8 @@ def backdrop_pair(first: np.ndarray, second: np.ndarray, degree: int = DEGREE, c
     channels = first.shape[2]
     grid_first = on_grid(first, shape).reshape(shape + (channels,))
     grid_difference = grid_first - on_grid(second, shape).reshape(shape + (channels,))
+    if clean is not None and clean.shape != shape:  # (found at another size: the grid may round otherwise)
+        clean = cv2.resize(clean, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
     if clean is None:
         start = open_backdrop(first - second, shape)
         clean = clean_of_difference(grid_difference, degree, start)

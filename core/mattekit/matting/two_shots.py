@@ -23,6 +23,7 @@ from ..errors import InputError
 from ..ops.pixels import linear_to_srgb, srgb_to_linear, unit_float
 from .backdrop import BackdropPair, backdrop_pair
 
+WORK = 1024  # px: the long side at which the alignment is worked out (a larger photo is reduced for it)
 MOST_SHIFT = 3.0  # px: a larger shift between the shots is another framing or a moved subject
 GAIN_SPAN = 0.06  # the exposure gain is looked for within 1 +- this (a remote trigger leaves +-3 %)
 LEAST_DIFFERENCE = 0.03  # linear light: backdrops that differ less give no alpha
@@ -47,11 +48,12 @@ class TwoShots:
 
 
 def _gradients(linear: np.ndarray) -> np.ndarray:
-    """H x W float32 gradient magnitude of the luminance of ``linear`` (H x W x 3)."""
+    """H x W float32 gradient magnitude of the luminance of ``linear`` (H x W x 3), less its blur by 4 px."""
     grey = linear @ LUMINANCE
     gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
-    return cv2.magnitude(gx, gy)
+    magnitude = cv2.magnitude(gx, gy)
+    return magnitude - cv2.GaussianBlur(magnitude, (0, 0), 4.0)  # (a backdrop's slow shading is no edge)
 
 
 def shift_between(first: np.ndarray, second: np.ndarray) -> tuple[float, float]:
@@ -64,14 +66,23 @@ def shift_between(first: np.ndarray, second: np.ndarray) -> tuple[float, float]:
     return float(dx), float(dy)
 
 
+def _taps(offset: float) -> np.ndarray:
+    """The 8 Lanczos (a = 4) weights that sample a row at ``offset`` in [0, 1) past a pixel: taps at -3..4."""
+    t = np.arange(-3, 5, dtype=np.float64) - offset
+    weights = np.sinc(t) * np.sinc(t / 4.0)
+    return (weights / weights.sum()).astype(np.float32)
+
+
 def shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """``image`` (H x W x C float32) moved by (``dx``, ``dy``) px, bicubic, the border's pixels repeated."""
-    matrix = np.float32([[1, 0, dx], [0, 1, dy]])
-    flags = cv2.INTER_LANCZOS4
-    moved = cv2.warpAffine(
-        image, matrix, (image.shape[1], image.shape[0]), flags=flags, borderMode=cv2.BORDER_REPLICATE
-    )
-    return moved.reshape(image.shape)
+    """``image`` (H x W x C float32) moved by (``dx``, ``dy``) px (a pixel takes the value ``(dx, dy)`` before it:
+    as :func:`cv2.warpAffine` moves by the matrix's translation), Lanczos-4 as two separable 8-tap filters, the
+    border's pixels repeated."""
+    (nx, fx), (ny, fy) = [(int(np.floor(-d)), float(-d - np.floor(-d))) for d in (dx, dy)]
+    pad = 4 + max(abs(nx), abs(ny))
+    grown = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    grown = cv2.sepFilter2D(grown, -1, _taps(fx), _taps(fy), anchor=(3, 3), borderType=cv2.BORDER_REPLICATE)
+    h, w = image.shape[:2]
+    return grown[pad + ny : pad + ny + h, pad + nx : pad + nx + w].reshape(image.shape)
 
 
 def exposure_gain(first: np.ndarray, second: np.ndarray, where: np.ndarray | None = None, gain: float = 1.0) -> float:
@@ -94,11 +105,12 @@ def exposure_gain(first: np.ndarray, second: np.ndarray, where: np.ndarray | Non
     return float(np.exp(np.median(ratios[np.abs(ratios - peak) < 0.006])))
 
 
-def aligned(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, tuple[float, float], float]:
+def aligned(first: np.ndarray, second: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, tuple[float, float], float]:
     """(``second`` aligned to ``first``: shifted back and its exposure matched, (dx, dy), gain); both H x W x 3
-    linear. InputError, one sentence, when the shift is over :data:`MOST_SHIFT` px."""
+    linear, at ``scale`` times the photo's size. InputError, one sentence, when the shift is over :data:`MOST_SHIFT`
+    px of the photo."""
     dx, dy = shift_between(first, second)
-    distance = float(np.hypot(dx, dy))
+    distance = float(np.hypot(dx, dy)) / scale
     if distance > MOST_SHIFT:
         raise InputError(
             f"The second shot differs from the first by {distance:.0f} px (the subject moved or the framing "
@@ -159,15 +171,14 @@ def triangulate(first: np.ndarray, second: np.ndarray, pair: BackdropPair) -> tu
     """(alpha H x W, straight colours H x W x 3 linear) of two aligned shots (H x W x 3 linear) over the backdrops
     ``pair``: alpha by least squares over RGB, the colours the mean of both shots' estimates; where alpha is 0 the
     colours are the first shot's."""
-    change = pair.difference
-    share = ((first - second) * change).sum(axis=2) / np.maximum((change * change).sum(axis=2), 1e-8)
-    alpha = np.clip(1.0 - share, 0.0, 1.0).astype(np.float32)
-    behind = (1.0 - alpha)[..., None] * (pair.first + pair.second)
-    premultiplied = 0.5 * (first + second - behind)
-    seen = alpha > 1e-3
-    colours = first.copy()
-    colours[seen] = np.clip(premultiplied[seen] / alpha[seen, None], 0.0, 1.0)
-    return alpha, colours
+    change, difference = pair.difference, first - second
+    size = np.maximum(np.einsum("ijk,ijk->ij", change, change), np.float32(1e-8))
+    alpha = np.clip(1.0 - np.einsum("ijk,ijk->ij", difference, change) / size, 0.0, 1.0).astype(np.float32)
+    premultiplied = first + second
+    premultiplied -= (1.0 - alpha)[..., None] * (pair.first + pair.second)
+    premultiplied *= np.float32(0.5) / np.maximum(alpha, np.float32(1e-3))[..., None]
+    colours = np.where((alpha > 1e-3)[..., None], np.clip(premultiplied, 0.0, 1.0), first)
+    return alpha, colours.astype(np.float32, copy=False)
 
 
 def disagreement(first: np.ndarray, second: np.ndarray, pair: BackdropPair, alpha: np.ndarray) -> float:
@@ -204,28 +215,59 @@ def _checked_pair(first: np.ndarray, second: np.ndarray, clean: np.ndarray | Non
     return pair
 
 
-def two_shot_matte(image: np.ndarray, second: np.ndarray) -> TwoShots:
-    """The subject's alpha and colours from ``image`` and ``second`` (H x W x 3|4 sRGB, float or uint8/uint16):
-    aligned (:func:`aligned`), each backdrop fitted (:func:`mattekit.matting.backdrop.backdrop_pair`), then
-    :func:`triangulate`. InputError, one sentence, for another size, a shift over :data:`MOST_SHIFT` px, backdrops
-    too alike, or shots that disagree on more than :data:`MOST_DISAGREEING` of the subject."""
-    if second.shape[:2] != image.shape[:2]:
-        raise InputError(
-            f"The second shot is {second.shape[1]}x{second.shape[0]} but the first is "
-            f"{image.shape[1]}x{image.shape[0]}; {SAME}."
-        )
-    first, shot = srgb_to_linear(unit_float(image)[..., :3]), srgb_to_linear(unit_float(second)[..., :3])
-    other, shift, gain = aligned(first, shot)
+def _linear(image: np.ndarray) -> np.ndarray:
+    """The colours of an sRGB image (H x W x 3|4, float in [0, 1] or uint8/uint16) in linear light, H x W x 3
+    float32 (integers through a table of their values)."""
+    if image.dtype.kind in "ui":
+        table = srgb_to_linear(np.arange(np.iinfo(image.dtype).max + 1, dtype=np.float32) / np.iinfo(image.dtype).max)
+        return table[image[..., :3]]
+    return srgb_to_linear(unit_float(image)[..., :3])
+
+
+def _alignment(first: np.ndarray, shot: np.ndarray, scale: float) -> tuple[tuple[float, float], float, np.ndarray]:
+    """((dx, dy), gain, the clean backdrop's grid) aligning ``shot`` to ``first`` (H x W x 3 linear, at ``scale``
+    times the photo's size; the shift in their pixels): :func:`aligned`, a first triangulation, :func:`refined`;
+    InputError, one sentence, where the shots disagree on more than :data:`MOST_DISAGREEING` of the subject."""
+    other, shift, gain = aligned(first, shot, scale)
     pair = _checked_pair(first, other)
-    alpha, colours = triangulate(first, other, pair)
+    alpha, _ = triangulate(first, other, pair)
     shift, gain = refined(first, shot, pair, alpha, shift, gain)
     other = shifted(shot, -shift[0], -shift[1]) * np.float32(1.0 / gain)
     pair = _checked_pair(first, other, pair.grid)
-    alpha, colours = triangulate(first, other, pair)
+    alpha, _ = triangulate(first, other, pair)
     share = disagreement(first, other, pair, alpha)
     if share > MOST_DISAGREEING:
         raise InputError(
             f"The second shot differs from the first in more than the backdrop on {100 * share:.0f} % of the "
             f"subject after alignment (the subject moved or the framing changed); {SAME}."
         )
+    return shift, gain, pair.grid
+
+
+def two_shot_matte(image: np.ndarray, second: np.ndarray) -> TwoShots:
+    """The subject's alpha and colours from ``image`` and ``second`` (H x W x 3|4 sRGB, float or uint8/uint16):
+    aligned at most :data:`WORK` px across (:func:`_alignment`), each backdrop fitted
+    (:func:`mattekit.matting.backdrop.backdrop_pair`), then :func:`triangulate` at full size. InputError, one
+    sentence, for another size, a shift over :data:`MOST_SHIFT` px, backdrops too alike or textured, or shots that
+    disagree on more than :data:`MOST_DISAGREEING` of the subject."""
+    if second.shape[:2] != image.shape[:2]:
+        raise InputError(
+            f"The second shot is {second.shape[1]}x{second.shape[0]} but the first is "
+            f"{image.shape[1]}x{image.shape[0]}; {SAME}."
+        )
+    first, shot = _linear(image), _linear(second)
+    height, width = first.shape[:2]
+    scale = min(1.0, WORK / max(height, width))
+    small = (max(8, round(width * scale)), max(8, round(height * scale)))
+    if scale < 1.0:
+        shift, gain, grid = _alignment(
+            *(cv2.resize(x, small, interpolation=cv2.INTER_AREA) for x in (first, shot)), scale
+        )
+        shift = (shift[0] * width / small[0], shift[1] * height / small[1])
+    else:
+        shift, gain, grid = _alignment(first, shot, 1.0)
+    other = shifted(shot, -shift[0], -shift[1])
+    other *= np.float32(1.0 / gain)
+    pair = _checked_pair(first, other, grid)
+    alpha, colours = triangulate(first, other, pair)
     return TwoShots(alpha, linear_to_srgb(colours), shift, gain, pair)
