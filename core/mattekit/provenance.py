@@ -191,6 +191,9 @@ def describe(provenance: dict) -> list[str]:
             f"model ({model.get('option', 'model')}): {model.get('name')}, weights {model.get('weights')} "
             f"sha256 {model.get('sha256')}{derived}"
         )
+    for key, given in sorted(provenance.items()):  # an input file recorded (a second shot)
+        if isinstance(given, dict) and "sha256" in given:
+            lines.append(f"{key.replace('_', ' ')}: {given.get('name')}, sha256 {given.get('sha256')}")
     options = provenance.get("options")
     if options is not None:
         lines.append("options: " + (", ".join(f"{k}={v}" for k, v in sorted(options.items())) or "defaults"))

@@ -22,7 +22,7 @@ from .. import io, runtime, startup
 from . import pipeline
 from ..engines.onnx import wait_for_loading
 from ..errors import MattekitError
-from ..fsutil import ensure_folder
+from ..fsutil import ensure_folder, sha256_file
 from ..options import NONE
 from ..io import outputs
 
@@ -216,6 +216,18 @@ class Runner:
                 )
         return inputs
 
+    def provenance_for(self, source: Path) -> dict | None:
+        """The provenance record of ``source``'s output: the run's, and for each input port that is ``recorded``
+        (a second shot) the companion file given for it, {"name", "sha256"} under the port's name."""
+        ports = [p for p in self.task.inputs[1:] if p.recorded and p.name in self.ports]
+        if self.provenance is None or not ports:
+            return self.provenance
+        record = dict(self.provenance)
+        for port in ports:
+            path = outputs.companion(str(self.ports[port.name]), source, port.name)
+            record[port.name] = {"name": path.name, "sha256": sha256_file(path)}
+        return record
+
     def files(
         self,
         planned: list[tuple[Path, Path]],
@@ -254,7 +266,7 @@ class Runner:
                 target,
                 pixels,
                 bit_depth=outputs.bit_depth_for(picture, target),
-                provenance=self.provenance,
+                provenance=self.provenance_for(pair[0]),
                 metadata=kept,
             )
 
