@@ -212,7 +212,6 @@ def _compare(args, cfg: dict, work: Path) -> dict:
     load = [os.getloadavg()[0]] if hasattr(os, "getloadavg") else []
     children: dict[str, _Child] = {}
     chunks = [files[i : i + args.chunk] for i in range(0, len(files), args.chunk)]
-    totals = {t: {"images": 0, "loop_s": 0.0, "cpu_s": 0.0, "chunks": []} for t in tools}
     try:
         for tool in tools:  # one after the other, so start-up times do not overlap
             out = work / f"{tool}-out"
@@ -223,30 +222,14 @@ def _compare(args, cfg: dict, work: Path) -> dict:
                 work,
                 env[tool],
             )
-        turn = 0
-        for _ in range(args.repeat):
-            for chunk in chunks:
-                for tool in tools if turn % 2 == 0 else tools[::-1]:  # ABBA: drift in load cancels out
-                    got = children[tool].run(chunk)
-                    for key in ("images", "loop_s", "cpu_s"):
-                        totals[tool][key] += got[key]
-                    totals[tool]["chunks"].append(got["loop_s"])
-                turn += 1
+        totals = _turns(children, chunks, args.repeat)
         final = {t: children[t].finish() for t in tools}
     finally:
         for child in children.values():
             child.close()
     if hasattr(os, "getloadavg"):
         load.append(os.getloadavg()[0])
-    summary = {}
-    for t in tools:
-        r = dict(final[t], **{k: totals[t][k] for k in ("images", "loop_s", "cpu_s")})
-        r["startup_s"] = children[t].ready["startup_s"]
-        r["images_per_s"] = r["images"] / r["loop_s"]
-        r["end_to_end_s"] = r["startup_s"] + r["loop_s"] / args.repeat
-        r["end_to_end_per_s"] = len(files) / r["end_to_end_s"]
-        r["chunk_s"] = totals[t]["chunks"]
-        summary[t] = r
+    summary = {t: _summary(final[t], totals[t], children[t].ready["startup_s"], args.repeat, len(files)) for t in tools}
     masks = _agreement([Path(f) for f in files], work) if "rembg" in tools else None
     figures = {
         "images": len(files),
@@ -262,6 +245,36 @@ def _compare(args, cfg: dict, work: Path) -> dict:
     }
     figures["ok"] = _print_comparison(figures, args)
     return figures
+
+
+def _turns(children: dict, chunks: list[list[str]], repeat: int) -> dict:
+    """Each tool's child (``children``: {tool: _Child}, in order) run on every chunk of files, ``repeat`` passes, the
+    tools taking turns ABBA so that drift in load cancels out; {tool: summed images, loop and CPU seconds, and each
+    chunk's loop seconds}."""
+    tools = list(children)
+    totals = {t: {"images": 0, "loop_s": 0.0, "cpu_s": 0.0, "chunks": []} for t in tools}
+    turn = 0
+    for _ in range(repeat):
+        for chunk in chunks:
+            for tool in tools if turn % 2 == 0 else tools[::-1]:  # ABBA: drift in load cancels out
+                got = children[tool].run(chunk)
+                for key in ("images", "loop_s", "cpu_s"):
+                    totals[tool][key] += got[key]
+                totals[tool]["chunks"].append(got["loop_s"])
+            turn += 1
+    return totals
+
+
+def _summary(final: dict, totals: dict, startup_s: float, repeat: int, images: int) -> dict:
+    """One tool's figures: its child's last word (``final``) with the summed ``totals``, its start-up, images a
+    second in the loop and end to end (start-up plus one pass over the ``images`` files), each chunk's seconds."""
+    r = dict(final, **{k: totals[k] for k in ("images", "loop_s", "cpu_s")})
+    r["startup_s"] = startup_s
+    r["images_per_s"] = r["images"] / r["loop_s"]
+    r["end_to_end_s"] = r["startup_s"] + r["loop_s"] / repeat
+    r["end_to_end_per_s"] = images / r["end_to_end_s"]
+    r["chunk_s"] = totals["chunks"]
+    return r
 
 
 def _alpha(path: Path):
@@ -335,7 +348,6 @@ def _print_comparison(f: dict, args) -> bool:
         print(f"  {tool}: {what}")
         if "cuda_peak_mb" in r:
             print(f"    peak CUDA memory {r['cuda_peak_mb']:.0f} MB; the network per shape: {r['compiled']}")
-    ok = True
     if "rembg" in s:
         mk, rb = s["mattekit"], s["rembg"]
         pairs = [b / a for a, b in zip(mk["chunk_s"], rb["chunk_s"]) if a > 0]
@@ -349,6 +361,14 @@ def _print_comparison(f: dict, args) -> bool:
     print("per-stage ms/image (summed over threads): " + "".join(f"{k:>12s}" for k in STAGES))
     for tool, r in s.items():
         print(f"  {tool:39s}" + "".join(f"{r['stages_ms'].get(k, 0.0):12.1f}" for k in STAGES))
+    return _print_checks(f)
+
+
+def _print_checks(f: dict) -> bool:
+    """Print the simulated device's share of the loop, mattekit's engine against eager PyTorch and the masks against
+    rembg's where measured; False where the masks are outside the tolerance."""
+    s = f["summary"]
+    ok = True
     held = s.get("mattekit", {}).get("simulated")
     if held:
         print(
