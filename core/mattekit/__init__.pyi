@@ -7,8 +7,8 @@ from typing import Any, Callable, Sequence
 
 import numpy
 import PIL.Image
+import mattekit.predictor
 import mattekit.roto
-import mattekit.runtime
 import mattekit.subject.keyframe_hints
 
 __version__: str
@@ -19,7 +19,7 @@ Input = str | os.PathLike[str] | bytes | bytearray | memoryview | PIL.Image.Imag
 
 def load_model(
     name: str | None = None, task: str = "segment", device: str = "auto", weights: str | None = None
-) -> mattekit.runtime.Predictor: ...
+) -> mattekit.predictor.Predictor: ...
 def clear_models() -> None: ...
 def bokeh(
     x: Input,
@@ -36,9 +36,9 @@ def bokeh(
     highlight_gain: float = 2.0,
     blades: int = 0,
     rotation: float = 0.0,
-    depth_model: str | mattekit.runtime.Predictor | None = None,
+    depth_model: str | mattekit.predictor.Predictor | None = None,
     depth_weights: str | os.PathLike[str] | None = None,
-    segment_model: str | mattekit.runtime.Predictor | None = None,
+    segment_model: str | mattekit.predictor.Predictor | None = None,
     device: str = "auto",
     subject: Input | None = None,
 ) -> Any:
@@ -72,7 +72,7 @@ def depth(
     provenance: bool = True,
     overwrite: bool = False,
     *,
-    model: str | mattekit.runtime.Predictor | None = None,
+    model: str | mattekit.predictor.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
     device: str = "auto",
     normalize: bool = True,
@@ -126,7 +126,7 @@ def mask_preview(
     provenance: bool = True,
     overwrite: bool = False,
     *,
-    model: str | mattekit.runtime.Predictor | None = None,
+    model: str | mattekit.predictor.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
     device: str = "auto",
 ) -> Any:
@@ -156,7 +156,7 @@ def matte(
     shadow: str | tuple[float, float, float, float] | None = None,
     crop: float | None = None,
     decontaminate: bool = True,
-    model: str | mattekit.runtime.Predictor | None = None,
+    model: str | mattekit.predictor.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
     device: str = "auto",
     band: int | None = None,
@@ -200,7 +200,7 @@ def remove_background(
     shadow: str | tuple[float, float, float, float] | None = None,
     crop: float | None = None,
     decontaminate: bool = True,
-    model: str | mattekit.runtime.Predictor | None = None,
+    model: str | mattekit.predictor.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
     device: str = "auto",
     refine: bool = True,
@@ -210,7 +210,7 @@ def remove_background(
     point: str | tuple[int, int] | Sequence[tuple[int, int]] | None = None,
     exclude: str | tuple[int, int] | Sequence[tuple[int, int]] | None = None,
     colour: bool = True,
-    hint_model: str | mattekit.runtime.Predictor | None = None,
+    hint_model: str | mattekit.predictor.Predictor | None = None,
     hint_weights: str | os.PathLike[str] | None = None,
     see_through: bool = False,
     backdrop: Input | None = None,
@@ -254,7 +254,7 @@ def select_subject(
     provenance: bool = True,
     overwrite: bool = False,
     *,
-    model: str | mattekit.runtime.Predictor | None = None,
+    model: str | mattekit.predictor.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
     device: str = "auto",
     refine: bool = True,
@@ -264,7 +264,7 @@ def select_subject(
     point: str | tuple[int, int] | Sequence[tuple[int, int]] | None = None,
     exclude: str | tuple[int, int] | Sequence[tuple[int, int]] | None = None,
     colour: bool = True,
-    hint_model: str | mattekit.runtime.Predictor | None = None,
+    hint_model: str | mattekit.predictor.Predictor | None = None,
     hint_weights: str | os.PathLike[str] | None = None,
     hint_mask: Input | None = None,
 ) -> Any:
@@ -298,7 +298,7 @@ def upscale(
     provenance: bool = True,
     overwrite: bool = False,
     *,
-    model: str | mattekit.runtime.Predictor | None = None,
+    model: str | mattekit.predictor.Predictor | None = None,
     weights: str | os.PathLike[str] | None = None,
     device: str = "auto",
     scale: float | None = None,

@@ -212,39 +212,12 @@ def _graph_values(
         m = call.module
         node = nodes[k] if k < len(nodes) else None
         if isinstance(m, nn.BatchNorm2d):
-            if node is not None and node.op == "BatchNormalization" and node.params[0].shape[0] == m.num_features:
-                scale, bias, mean, var = node.params[:4]
-                put(call.name, "weight", scale), put(call.name, "bias", bias)
-                put(call.name, "running_mean", mean), put(call.name, "running_var", var)
-                k += 1
-                continue
-            if call.after_conv is None:
-                raise mismatch(
-                    f"its batch norm '{call.name}' does not follow a convolution and has no "
-                    f"BatchNormalization node (next node: {node.name if node else 'none'})"
-                )
-            c = m.num_features
-            bias = folded_bias.pop(id(call.after_conv), np.zeros(c, np.float32))
-            put(call.name, "weight", np.ones(c, np.float32)), put(call.name, "bias", bias)
-            put(call.name, "running_mean", np.zeros(c, np.float32))
-            put(call.name, "running_var", np.full(c, 1.0 - m.eps, np.float32))
+            params, used = _batch_norm(call, node, folded_bias, mismatch)
+            for key, array in params.items():
+                put(call.name, key, array)
+            k += used
             continue
-        expected_op = "Conv" if isinstance(m, nn.Conv2d) else ("Gemm", "MatMul")
-        if node is None:
-            raise mismatch(
-                f"the graph has {len(nodes)} parametric layers, the model runs more "
-                f"(first unmatched: '{call.name}', {_module_structure(m)})"
-            )
-        fits = node.op in expected_op
-        if fits and isinstance(m, nn.Conv2d):
-            fits = _node_structure(node) == _module_structure(m)
-        elif fits:
-            fits = _linear_weight(node).shape == tuple(m.weight.shape)
-        if not fits:
-            raise mismatch(
-                f"layer #{k + 1} of the graph, '{node.name}' ({node.op}: {_node_structure(node)}), "
-                f"does not match the model's '{call.name}' ({_module_structure(m)})"
-            )
+        _check_layer(call, node, k, len(nodes), mismatch)
         weight = node.params[0] if isinstance(m, nn.Conv2d) else _linear_weight(node)
         bias = node.params[1] if len(node.params) > 1 else None
         put(call.name, "weight", weight)
@@ -261,6 +234,52 @@ def _graph_values(
     if folded_bias:
         raise mismatch("a convolution without bias in the model has a bias in the graph and no batch norm after it")
     return values
+
+
+def _batch_norm(call: _Call, node: _Node | None, folded_bias: dict, mismatch) -> tuple[dict[str, np.ndarray], bool]:
+    """The parameters of the batch norm ``call`` ({name: array}) and whether it took ``node`` (the graph's next
+    node): the node's where it is that batch norm, else an identity that keeps the bias ONNX folded into the
+    convolution before it (popped from ``folded_bias``); with neither, ``mismatch``'s error."""
+    m = call.module
+    if node is not None and node.op == "BatchNormalization" and node.params[0].shape[0] == m.num_features:
+        scale, bias, mean, var = node.params[:4]
+        return {"weight": scale, "bias": bias, "running_mean": mean, "running_var": var}, True
+    if call.after_conv is None:
+        raise mismatch(
+            f"its batch norm '{call.name}' does not follow a convolution and has no "
+            f"BatchNormalization node (next node: {node.name if node else 'none'})"
+        )
+    c = m.num_features
+    bias = folded_bias.pop(id(call.after_conv), np.zeros(c, np.float32))
+    identity = {
+        "weight": np.ones(c, np.float32),
+        "bias": bias,
+        "running_mean": np.zeros(c, np.float32),
+        "running_var": np.full(c, 1.0 - m.eps, np.float32),
+    }
+    return identity, False
+
+
+def _check_layer(call: _Call, node: _Node | None, k: int, count: int, mismatch) -> None:
+    """``mismatch``'s error where the convolution or linear layer ``call`` has no graph node left (``count`` in all)
+    or ``node`` (the ``k``-th, from 0) is not one of its op and shape."""
+    m = call.module
+    expected_op = "Conv" if isinstance(m, nn.Conv2d) else ("Gemm", "MatMul")
+    if node is None:
+        raise mismatch(
+            f"the graph has {count} parametric layers, the model runs more "
+            f"(first unmatched: '{call.name}', {_module_structure(m)})"
+        )
+    fits = node.op in expected_op
+    if fits and isinstance(m, nn.Conv2d):
+        fits = _node_structure(node) == _module_structure(m)
+    elif fits:
+        fits = _linear_weight(node).shape == tuple(m.weight.shape)
+    if not fits:
+        raise mismatch(
+            f"layer #{k + 1} of the graph, '{node.name}' ({node.op}: {_node_structure(node)}), "
+            f"does not match the model's '{call.name}' ({_module_structure(m)})"
+        )
 
 
 def _in_state_dict_order(net: nn.Module, values: dict[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:

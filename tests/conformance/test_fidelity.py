@@ -25,6 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
+from mattekit.engines.inputs import prepare_array
 from mattekit.engines.plan import decide
 from mattekit import catalog, io, runtime
 from mattekit.bench import metrics
@@ -289,7 +290,7 @@ def test_the_catalogs_fp16_decision_holds_on_real_weights(shared, name, photos):
     paths = [shared / "data/grabcut50/im" / photo for photo in photos]
     worst_delta, worst_iou = 0.0, 1.0
     for path in paths:
-        x = torch.from_numpy(runtime.prepare_array(entry, io.read_image(path).pixels[..., :3]))
+        x = torch.from_numpy(prepare_array(entry, io.read_image(path).pixels[..., :3]))
         with torch.no_grad():
             a, b = answer(net, x), answer(half, x.half())
         worst_delta = max(worst_delta, float(np.abs(a - b).mean()))

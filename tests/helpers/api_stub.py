@@ -35,7 +35,7 @@ Input = str | os.PathLike[str] | bytes | bytearray | memoryview | PIL.Image.Imag
 
 
 def load_model(name: str | None = None, task: str = "segment", device: str = "auto",
-               weights: str | None = None) -> mattekit.runtime.Predictor: ...
+               weights: str | None = None) -> mattekit.predictor.Predictor: ...
 def clear_models() -> None: ...
 '''
 
@@ -101,7 +101,7 @@ def _parameters(options: type, imports: set[str], skip=(), sequence: bool = Fals
         else:
             kinds = _text(hints[option.name], imports).split(" | ")
         if option.model and not sequence:
-            kinds.append("mattekit.runtime.Predictor")
+            kinds.append("mattekit.predictor.Predictor")
         if option.path and not option.parse:
             kinds.append("os.PathLike[str]")
         kinds = [k for k in dict.fromkeys(kinds) if k != "None"] + ["None"] * ("None" in kinds)
@@ -138,7 +138,7 @@ def stub() -> str:
         params += _parameters(task.options, imports, skip=required, sequence=True)
         imports.add("mattekit.roto")
         parts.append(_function(task.api_name, params, "mattekit.roto.Summary", functions[task.api_name].__doc__))
-    head = HEAD.format(imports="".join(f"import {module}\n" for module in sorted(imports | {"mattekit.runtime"})))
+    head = HEAD.format(imports="".join(f"import {module}\n" for module in sorted(imports | {"mattekit.predictor"})))
     return _formatted(head + "\n\n" + "\n\n".join(parts))
 
 

@@ -12,7 +12,7 @@ LAYERS = [
     {"errors", "fsutil", "heap", "startup", "wire", "machine", "onnx_import", "provenance", "progress", "settings"},
     {"ops", "weights"},
     {"io", "matting", "catalog", "options", "nets", "engines"},
-    {"runtime", "finish"},
+    {"runtime", "predictor", "finish"},
     {"upscaling", "subject", "lens"},  # the algorithms the tasks declare
     {"tasks"},
     {"roto", "running"},

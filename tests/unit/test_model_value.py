@@ -1,6 +1,6 @@
 """The model as a value (issue 82): a model option holds the model after its check, so a command looks its model
 up in the catalog once; and only the engines and the Predictor read a model's catalog entry (others ask the
-Predictor: its task, upsampling, input size, scale, recurrence, and :meth:`~mattekit.runtime.Predictor.to_image`)."""
+Predictor: its task, upsampling, input size, scale, recurrence, and :meth:`~mattekit.predictor.Predictor.to_image`)."""
 
 from __future__ import annotations
 

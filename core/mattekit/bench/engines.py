@@ -61,8 +61,6 @@ def run(args) -> int:
     from ..engines.policy import onnx_available
     from ..errors import MattekitError
     from ..machine import cpu_info
-    from ..engines.plan import decide
-    from ..runtime import Predictor
 
     if args.repeat < 1:
         raise MattekitError("--repeat must be at least 1.")
@@ -91,41 +89,52 @@ def run(args) -> int:
         stand_in = not weights_file and args.stand_in
         if stand_in:
             weights_file = str(write_stand_in(entry, Path(work.name)))
-        engines = {
-            b: Predictor(entry, decide(entry, "cpu", b, "fp32", weights_file or None)) for b in ("torch", "onnx")
-        }
-        x = engines["torch"].prepare(image)
-        outputs = {b: [p.engine(x), p.engine(x)][-1].float() for b, p in engines.items()}  # warm-up; raw outputs
-        seconds = {b: [] for b in engines}
-        for turn in range(args.repeat):
-            for b in ("torch", "onnx") if turn % 2 == 0 else ("onnx", "torch"):
-                start = time.process_time()
-                engines[b].engine(x)
-                seconds[b].append(time.process_time() - start)
-        torch_s, onnx_s = statistics.median(seconds["torch"]), statistics.median(seconds["onnx"])
-        diff = float((outputs["torch"] - outputs["onnx"]).abs().max())
-        rows[name] = {
-            "torch_s": round(torch_s, 4),
-            "onnx_s": round(onnx_s, 4),
-            "ratio": round(torch_s / onnx_s, 3),
-            "max_diff": diff,
-            "input": list(x.shape[2:]),
-            "machine": info[0] if info else "",
-            "measured": time.strftime("%Y-%m-%d"),
-            "weights": "stand-in" if stand_in else "real",
-        }
-        faster = plan.winner(rows[name])
-        print(
-            f"{name:24s} {'x'.join(map(str, x.shape[2:])):>10s} {torch_s:8.3f} {onnx_s:8.3f} "
-            f"{torch_s / onnx_s:6.2f}  {faster:7s} {diff:.1e}",
-            flush=True,
-        )
-        del engines, outputs
+        kept = {"machine": info[0] if info else "", "weights": "stand-in" if stand_in else "real"}
+        rows[name] = _measured(name, entry, weights_file or None, image, args.repeat, kept)
     work.cleanup()
     print(f"ratio = torch CPU s / ONNX Runtime CPU s per call; `auto` takes ONNX Runtime at {plan.MARGIN} or more.")
     if args.save:
         print(f"saved for this machine ({plan.fingerprint()}): {measure.save(rows)}")
     return 0
+
+
+def _measured(name: str, entry, weights_file: str | None, image, repeat: int, kept: dict) -> dict:
+    """The row of model ``name`` (catalog ``entry``), printed: the median CPU seconds per call of torch and ONNX Runtime (``repeat`` calls each,
+    alternating, after two warm-up calls) on ``image`` (H x W x 3 float32 [0,1]), their ratio, the raw outputs'
+    largest difference, the input's h x w, the day and ``kept`` (the machine, the weights' kind); both engines let
+    go on return."""
+    from ..engines import plan
+    from ..engines.plan import decide
+    from ..predictor import Predictor
+
+    engines = {b: Predictor(entry, decide(entry, "cpu", b, "fp32", weights_file)) for b in ("torch", "onnx")}
+    x = engines["torch"].prepare(image)
+    outputs = {b: [p.engine(x), p.engine(x)][-1].float() for b, p in engines.items()}  # warm-up; raw outputs
+    seconds = {b: [] for b in engines}
+    for turn in range(repeat):
+        for b in ("torch", "onnx") if turn % 2 == 0 else ("onnx", "torch"):
+            start = time.process_time()
+            engines[b].engine(x)
+            seconds[b].append(time.process_time() - start)
+    torch_s, onnx_s = statistics.median(seconds["torch"]), statistics.median(seconds["onnx"])
+    diff = float((outputs["torch"] - outputs["onnx"]).abs().max())
+    row = {
+        "torch_s": round(torch_s, 4),
+        "onnx_s": round(onnx_s, 4),
+        "ratio": round(torch_s / onnx_s, 3),
+        "max_diff": diff,
+        "input": list(x.shape[2:]),
+        "machine": kept["machine"],
+        "measured": time.strftime("%Y-%m-%d"),
+        "weights": kept["weights"],
+    }
+    faster = plan.winner(row)
+    print(
+        f"{name:24s} {'x'.join(map(str, x.shape[2:])):>10s} {torch_s:8.3f} {onnx_s:8.3f} "
+        f"{torch_s / onnx_s:6.2f}  {faster:7s} {diff:.1e}",
+        flush=True,
+    )
+    return row
 
 
 def _both_engine_models(cat):

@@ -171,51 +171,63 @@ def run(args) -> int:
                 continue
             image, gt = pictures[name]
             trimap = trimaps.normalise(_grey(path))
-            unknown = trimaps.split(trimap)[2]
-            row = {}
-            for method, fn in methods.items():
-                t0 = time.perf_counter()
-                alpha = fn(image, trimap)
-                seconds = time.perf_counter() - t0  # before scoring: only the method is timed
-                row[method] = (*scores(alpha, gt, unknown), seconds)
+            row = _scored(methods, image, trimap, gt)
             rows.append((name, row))
             _row(name, set_name, halves[name], row)
         if not rows:
             print(f"trimap set {set_name}: no trimaps named like the images, skipped")
             continue
-        means = {m: np.mean([r[m] for _, r in rows], axis=0) for m in methods}
-        cols = list(methods)
-        _table(
-            f"trimaps {set_name}: {len(rows)} images, means",
-            cols,
-            [
-                ("SAD (/1000)", [means[m][0] for m in cols], ".3f"),
-                ("MSE (x1e3)", [means[m][1] for m in cols], ".3f"),
-                ("gradient (/1000)", [means[m][2] for m in cols], ".3f"),
-                ("s/image", [means[m][3] for m in cols], ".3f"),
-            ],
-        )
-        if reference is not None:
-            for half in ("tune", "report"):
-                part = [r for n, r in rows if halves[n] == half]
-                if part:
-                    sad = {m: np.mean([r[m][0] for r in part]) for m in cols}
-                    print(
-                        f"  {half} half ({len(part)} images): SAD mattekit {sad['mattekit']:.3f} "
-                        f"closed-form {sad['closed-form']:.3f}"
-                    )
-            losses = [n for n, r in rows if r["mattekit"][0] > r["closed-form"][0]]
-            print(
-                f"mattekit is {means['closed-form'][3] / max(means['mattekit'][3], 1e-9):.1f}x faster than "
-                f"closed-form matting; higher SAD on {len(losses)} of {len(rows)} images"
-                + (f" ({', '.join(losses)})" if losses else "")
-            )
+        _summary(set_name, rows, list(methods), halves)
         print()
     if reference is None and not args.no_reference:
         print("closed-form reference skipped: pymatting is not installed (pip install pymatting)")
     if args.model:
         _trimap_free(args, images, pictures)
     return 0
+
+
+def _scored(methods: dict, image: np.ndarray, trimap: np.ndarray, gt: np.ndarray) -> dict:
+    """{method: (SAD, MSE, gradient, seconds)} of each of ``methods`` (name: fn(image, trimap) -> alpha) on one
+    image, scored against ``gt`` in the trimap's unknown region; only the method's call is timed."""
+    unknown = trimaps.split(trimap)[2]
+    row = {}
+    for method, fn in methods.items():
+        t0 = time.perf_counter()
+        alpha = fn(image, trimap)
+        seconds = time.perf_counter() - t0  # before scoring: only the method is timed
+        row[method] = (*scores(alpha, gt, unknown), seconds)
+    return row
+
+
+def _summary(set_name: str, rows: list, cols: list[str], halves: dict) -> None:
+    """Print one trimap set's means per method (``rows``: (image name, {method: scores})) and, beside the
+    closed-form reference, each half's SAD, the speed-up and the images where mattekit's SAD is higher."""
+    means = {m: np.mean([r[m] for _, r in rows], axis=0) for m in cols}
+    _table(
+        f"trimaps {set_name}: {len(rows)} images, means",
+        cols,
+        [
+            ("SAD (/1000)", [means[m][0] for m in cols], ".3f"),
+            ("MSE (x1e3)", [means[m][1] for m in cols], ".3f"),
+            ("gradient (/1000)", [means[m][2] for m in cols], ".3f"),
+            ("s/image", [means[m][3] for m in cols], ".3f"),
+        ],
+    )
+    if "closed-form" in cols:
+        for half in ("tune", "report"):
+            part = [r for n, r in rows if halves[n] == half]
+            if part:
+                sad = {m: np.mean([r[m][0] for r in part]) for m in cols}
+                print(
+                    f"  {half} half ({len(part)} images): SAD mattekit {sad['mattekit']:.3f} "
+                    f"closed-form {sad['closed-form']:.3f}"
+                )
+        losses = [n for n, r in rows if r["mattekit"][0] > r["closed-form"][0]]
+        print(
+            f"mattekit is {means['closed-form'][3] / max(means['mattekit'][3], 1e-9):.1f}x faster than "
+            f"closed-form matting; higher SAD on {len(losses)} of {len(rows)} images"
+            + (f" ({', '.join(losses)})" if losses else "")
+        )
 
 
 _SHORT = {"mattekit": "mk", "closed-form": "cf"}

@@ -27,19 +27,6 @@ def mae(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(np.abs(pred[v] - (gt[v] == 255)).mean())
 
 
-def max_fbeta(pred: np.ndarray, gt: np.ndarray, beta2: float = 0.3) -> float:
-    """Max over 256 thresholds of F-beta (beta^2 = 0.3, the saliency literature's choice)."""
-    v = _valid(gt)
-    scores = np.clip(pred[v] * 255, 0, 255).astype(np.int64)
-    pos = gt[v] == 255
-    hist_pos = np.bincount(scores[pos], minlength=256)[::-1].cumsum()  # true positives at threshold >= t
-    hist_all = np.bincount(scores, minlength=256)[::-1].cumsum()
-    precision = hist_pos / np.maximum(hist_all, 1)
-    recall = hist_pos / max(int(pos.sum()), 1)
-    f = (1 + beta2) * precision * recall / np.maximum(beta2 * precision + recall, 1e-12)
-    return float(f.max())
-
-
 def _edges(mask: np.ndarray) -> np.ndarray:
     m = mask.astype(np.uint8)
     return (m ^ cv2.erode(m, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)).astype(bool)

@@ -5,7 +5,7 @@ Both loops read each photo (OpenCV), prepare it as the catalog says (:func:`matt
 net and bring the mask (sigmoid, at the photo's size) to the host; nothing is encoded. ``eager``: the net in
 ``--precision`` on the device, eval mode, nothing else (what a ComfyUI node does); ``mattekit``: the engine
 mattekit's commands make (:func:`mattekit.engines.build_torch`: channels-last, and on CUDA the measured choice of
-:class:`mattekit.engines.torch_engine.Compiled`). Printed: images/s of each after one warm-up photo, the ratio, the device's
+:class:`mattekit.engines.compiled.Compiled`). Printed: images/s of each after one warm-up photo, the ratio, the device's
 peak memory of each (CUDA), and the engine's choices.
 """
 

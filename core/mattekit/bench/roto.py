@@ -150,15 +150,7 @@ def run(args) -> int:
     names = args.sequences.split(",") if args.sequences else sorted(p.name for p in images.iterdir() if p.is_dir())
     cat = catalog.load()
     entry = cat.get(args.model, ROTO_MODEL_TASKS) if args.model else cat.default("segment")
-    options = temporal.for_model(entry)
-    if args.radius is not None:
-        options = dataclasses.replace(options, radius=args.radius)
-    if args.flow_side is not None:
-        options = dataclasses.replace(options, flow_side=args.flow_side)
-    if args.flow_preset is not None:
-        options = dataclasses.replace(options, flow_preset=args.flow_preset)
-    if args.flow_refinement is not None:
-        options = dataclasses.replace(options, flow_refinement=args.flow_refinement)
+    options = _temporal_options(entry, args)
     print(
         f"model {entry.name}, temporal: flow-compensated window, radius {options.radius}, {options.passes} passes, "
         f"{options.flow_preset} flow at {options.flow_side} px"
@@ -192,22 +184,8 @@ def run(args) -> int:
             row.pop("mattes", None)
             row.pop("smoothed", None)
     means = {hint: _mean(rows) for hint, rows in runs.items()}
-    for hint, mean in means.items():
-        _print_row("mean" if hint == "no hint" else f"mean {hint}", mean)
+    _print_means(means, args.hint)
     mean = means["no hint"]
-    f, m = mean["flicker"], mean["flicker_mc"]
-    print(
-        f"flicker with temporal consistency: {f['temporal'] / max(f['frame'], 1e-12):.2f} x per-frame "
-        f"(EMA baseline {f['ema'] / max(f['frame'], 1e-12):.2f} x); motion-compensated flicker "
-        f"{m['temporal'] / max(m['frame'], 1e-12):.2f} x (EMA {m['ema'] / max(m['frame'], 1e-12):.2f} x); "
-        f"J {mean['J']['temporal'] - mean['J']['frame']:+.4f} (EMA {mean['J']['ema'] - mean['J']['frame']:+.4f})"
-    )
-    if args.hint:
-        h = means[args.hint]
-        print(
-            f"with {args.hint}: J temporal {h['J']['temporal']:.4f} vs {mean['J']['temporal']:.4f} without a hint, "
-            f"flicker {h['flicker']['temporal']:.5f} vs {f['temporal']:.5f}"
-        )
     if args.json:
         Path(args.json).write_text(
             json.dumps(
@@ -222,6 +200,37 @@ def run(args) -> int:
             )
         )
     return 0
+
+
+def _temporal_options(entry, args):
+    """The model's temporal options (:func:`mattekit.roto.temporal.for_model`) with the bench's flags that were given
+    (radius, flow side, preset, refinement) put in."""
+    options = temporal.for_model(entry)
+    for name in ("radius", "flow_side", "flow_preset", "flow_refinement"):
+        if getattr(args, name) is not None:
+            options = dataclasses.replace(options, **{name: getattr(args, name)})
+    return options
+
+
+def _print_means(means: dict, hint_kind: str | None) -> None:
+    """Print the mean row of each hint kind (``means``: {"no hint" or the hint: mean row}), what temporal
+    consistency did to flicker and J, and, with ``hint_kind``, what the hint changed."""
+    for hint, mean in means.items():
+        _print_row("mean" if hint == "no hint" else f"mean {hint}", mean)
+    mean = means["no hint"]
+    f, m = mean["flicker"], mean["flicker_mc"]
+    print(
+        f"flicker with temporal consistency: {f['temporal'] / max(f['frame'], 1e-12):.2f} x per-frame "
+        f"(EMA baseline {f['ema'] / max(f['frame'], 1e-12):.2f} x); motion-compensated flicker "
+        f"{m['temporal'] / max(m['frame'], 1e-12):.2f} x (EMA {m['ema'] / max(m['frame'], 1e-12):.2f} x); "
+        f"J {mean['J']['temporal'] - mean['J']['frame']:+.4f} (EMA {mean['J']['ema'] - mean['J']['frame']:+.4f})"
+    )
+    if hint_kind:
+        h = means[hint_kind]
+        print(
+            f"with {hint_kind}: J temporal {h['J']['temporal']:.4f} vs {mean['J']['temporal']:.4f} without a hint, "
+            f"flicker {h['flicker']['temporal']:.5f} vs {f['temporal']:.5f}"
+        )
 
 
 def score(

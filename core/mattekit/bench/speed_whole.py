@@ -91,6 +91,23 @@ def _photo_folder(args, work: Path) -> list[Path]:
     return [target]
 
 
+def _sequence_runs(files: list[Path], plate: Path, model: list[str], remove: list[str]) -> tuple[list[str], dict]:
+    """The frames ``files`` linked into the folder ``plate`` as one numbered sequence: (their paths there, {command:
+    argv} of roto on the sequence and of remove making the same mattes), ``model``: the model's flags."""
+    plate.mkdir(exist_ok=True)
+    for i, f in enumerate(files):
+        link = plate / f"frame.{i:05d}{f.suffix.lower()}"
+        if not link.exists():
+            link.symlink_to(Path(f).resolve())
+    names = [str(plate / f"frame.{i:05d}{f.suffix.lower()}") for i, f in enumerate(files)]
+    roto = [sys.executable, "-m", "mattekit", "roto", str(plate / f"frame.#####{files[0].suffix.lower()}")]
+    runs = {
+        "mattekit roto": roto + model + ["--overwrite"],
+        "mattekit remove --result alpha": remove + ["--result", "alpha"],
+    }
+    return names, runs
+
+
 def _whole(args, cfg: dict, work: Path) -> dict:
     """Whole commands in fresh processes (start-up, imports, model load, every image, exit), in turns, after one
     first use of each (its one-time costs, timed apart)."""
@@ -101,25 +118,7 @@ def _whole(args, cfg: dict, work: Path) -> dict:
     remove = [sys.executable, "-m", "mattekit", "remove", "-q"] + model
     if args.sequence:  # mattes of the same frames: roto (frames, in a folder of their own) vs per-image tools
         files = ping_pong(files, args.frames) if args.frames else files
-        plate = work / "plate"
-        plate.mkdir(exist_ok=True)
-        for i, f in enumerate(files):
-            link = plate / f"frame.{i:05d}{f.suffix.lower()}"
-            if not link.exists():
-                link.symlink_to(Path(f).resolve())
-        names = [str(plate / f"frame.{i:05d}{f.suffix.lower()}") for i, f in enumerate(files)]
-        runs = {
-            "mattekit roto": [
-                sys.executable,
-                "-m",
-                "mattekit",
-                "roto",
-                str(plate / f"frame.#####{files[0].suffix.lower()}"),
-            ]
-            + model
-            + ["--overwrite"],
-            "mattekit remove --result alpha": remove + ["--result", "alpha"],
-        }
+        names, runs = _sequence_runs(files, work / "plate", model, remove)
     else:
         runs = {
             "mattekit remove": remove,
@@ -168,19 +167,23 @@ def _whole(args, cfg: dict, work: Path) -> dict:
     return _report(args, files, results, first_use, load, order)
 
 
+def _summed(got: list[dict], images: int) -> dict:
+    """One command's rounds (``got``: each run's figures, on ``images`` images) summed: images a second, mean
+    seconds and CPU seconds a run, the highest peak RSS in MB, and the runs."""
+    seconds = sum(r["seconds"] for r in got)
+    return {
+        "images_per_s": images * len(got) / seconds,
+        "seconds": seconds / len(got),
+        "cpu_s": sum(r["cpu_s"] for r in got) / len(got),
+        "peak_mb": max(r["peak_mb"] for r in got),
+        "runs": got,
+    }
+
+
 def _report(args, files: list, results: dict, first_use: dict, load: list, order: list) -> dict:
     """Print :func:`_whole`'s table (per command: seconds, images/s, CPU s, peak RSS; the device's busy share on a
     simulated GPU; the ratios to rembg) and return its figures."""
-    summary = {}
-    for name, got in results.items():
-        seconds = sum(r["seconds"] for r in got)
-        summary[name] = {
-            "images_per_s": len(files) * len(got) / seconds,
-            "seconds": seconds / len(got),
-            "cpu_s": sum(r["cpu_s"] for r in got) / len(got),
-            "peak_mb": max(r["peak_mb"] for r in got),
-            "runs": got,
-        }
+    summary = {name: _summed(got, len(files)) for name, got in results.items()}
     what = (
         f"one {args.photo} photo"
         if args.photo

@@ -175,8 +175,6 @@ def run(args) -> int:
         return _run_large(args, run_net, device)
     if not args.data:
         raise MattekitError("Give --data DIR (a benchmark set) or --size WxH (a timing run).")
-    from .. import io
-
     pairs = _pairs(Path(args.data), predictor.scale)[: args.limit]
     run_net(np.zeros((16, 16, 3), np.float32))  # warm-up: first-call costs are not timed
     gpu = device.type == "cuda"
@@ -188,22 +186,9 @@ def run(args) -> int:
     rows = []
     resettable = True
     for lr_path, hr_path in pairs:
-        lr = io.read_image(lr_path).pixels[..., :3]
-        hr = io.read_image(hr_path).pixels[..., :3]
-        resettable &= _reset_peaks(device)
-        start = time.perf_counter()
-        sr = run_net(lr)
-        seconds = time.perf_counter() - start
-        peak = peak_rss()
-        p, s = sr_scores(sr, hr, predictor.scale)
-        bp, bs = sr_scores(bicubic_baseline(lr, predictor.scale), hr, predictor.scale)
-        prgb = psnr(to_255(sr), to_255(hr))
-        rows.append((p, s, bp, bs, prgb, seconds, peak))
-        line = (
-            f"{lr_path.stem:<18}{f'{lr.shape[1]}x{lr.shape[0]}':>10}{p:9.2f}{s:9.4f}{bp:9.2f}{bs:9.4f}"
-            f"{prgb:9.2f}{seconds:9.2f}{_mb(peak):>13}"
-        )
-        print(line + (f"{_mb(torch.cuda.max_memory_allocated(device)):>9}" if gpu else ""), flush=True)
+        row, reset = _scored(lr_path, hr_path, run_net, predictor.scale, device)
+        rows.append(row)
+        resettable &= reset
     m = np.mean(np.array(rows), axis=0)
     print(
         f"{f'mean of {len(rows)}':<28}{m[0]:9.2f}{m[1]:9.4f}{m[2]:9.2f}{m[3]:9.4f}{m[4]:9.2f}{m[5]:9.2f}"
@@ -219,6 +204,31 @@ def run(args) -> int:
         )
     )
     return 0
+
+
+def _scored(lr_path: Path, hr_path: Path, run_net, scale: int, device) -> tuple:
+    """One pair upscaled by ``run_net`` and its printed row: ((PSNR-Y, SSIM-Y, bicubic's PSNR-Y and SSIM-Y, PSNR-RGB,
+    seconds, peak RSS in bytes), whether the peaks were reset after reading the pair), the GPU's peak MB printed on
+    CUDA."""
+    from .. import io
+
+    lr = io.read_image(lr_path).pixels[..., :3]
+    hr = io.read_image(hr_path).pixels[..., :3]
+    reset = _reset_peaks(device)
+    start = time.perf_counter()
+    sr = run_net(lr)
+    seconds = time.perf_counter() - start
+    peak = peak_rss()
+    p, s = sr_scores(sr, hr, scale)
+    bp, bs = sr_scores(bicubic_baseline(lr, scale), hr, scale)
+    prgb = psnr(to_255(sr), to_255(hr))
+    line = (
+        f"{lr_path.stem:<18}{f'{lr.shape[1]}x{lr.shape[0]}':>10}{p:9.2f}{s:9.4f}{bp:9.2f}{bs:9.4f}"
+        f"{prgb:9.2f}{seconds:9.2f}{_mb(peak):>13}"
+    )
+    gpu = device.type == "cuda"
+    print(line + (f"{_mb(torch.cuda.max_memory_allocated(device)):>9}" if gpu else ""), flush=True)
+    return (p, s, bp, bs, prgb, seconds, peak), reset
 
 
 def _synthetic(width: int, height: int) -> np.ndarray:

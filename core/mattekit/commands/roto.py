@@ -81,17 +81,7 @@ def run(args) -> int:
     from .. import roto
     from ..runtime import ModelCache, say_on_stderr
 
-    if args.chunk < 0 or (args.chunk_index is not None and args.chunk_index < 0):
-        flag, value = ("--chunk", args.chunk) if args.chunk < 0 else ("--chunk-index", args.chunk_index)
-        raise MattekitError(f"{flag} must be 0 or more, not {value}.")
-    if args.ray_workers is not None and args.ray_workers < 1:
-        raise MattekitError(f"--ray-workers must be 1 or more, not {args.ray_workers}.")
-    if args.chunk_index is not None and args.chunk <= 0:
-        raise MattekitError("--chunk-index needs --chunk N.")
-    if args.print_chunks and args.chunk <= 0:
-        raise MattekitError("--print-chunks needs --chunk N.")
-    if args.ray is not None and args.chunk_index is not None:
-        raise MattekitError("--ray runs every chunk; leave out --chunk-index.")
+    _check_chunk_flags(args)
     from ..options import OptionError
     from .tasks import as_flags, option_values
 
@@ -129,18 +119,45 @@ def run(args) -> int:
                 for frames in chunks:
                     print(format_frames(frames).replace(" ", ""))
                 return 0
-            if args.chunk_index is not None:
-                if not 0 <= args.chunk_index < len(chunks):
-                    raise MattekitError(
-                        f"--chunk-index {args.chunk_index} is out of range: there are {len(chunks)} chunks (0-{len(chunks) - 1})."
-                    )
-                chunks = [chunks[args.chunk_index]]
-            frames = [f for c in chunks for f in c]
+            frames = [f for c in _chosen(chunks, args.chunk_index) for f in c]
             summary = job.run(frames, progress=bar)
     finally:
         bar.close()
     if args.quiet:
         return 0
+    _say_done(summary, job, spec)
+    return 0
+
+
+def _check_chunk_flags(args) -> None:
+    """A MattekitError sentence for chunk and Ray flags that do not go together or are out of range."""
+    if args.chunk < 0 or (args.chunk_index is not None and args.chunk_index < 0):
+        flag, value = ("--chunk", args.chunk) if args.chunk < 0 else ("--chunk-index", args.chunk_index)
+        raise MattekitError(f"{flag} must be 0 or more, not {value}.")
+    if args.ray_workers is not None and args.ray_workers < 1:
+        raise MattekitError(f"--ray-workers must be 1 or more, not {args.ray_workers}.")
+    if args.chunk_index is not None and args.chunk <= 0:
+        raise MattekitError("--chunk-index needs --chunk N.")
+    if args.print_chunks and args.chunk <= 0:
+        raise MattekitError("--print-chunks needs --chunk N.")
+    if args.ray is not None and args.chunk_index is not None:
+        raise MattekitError("--ray runs every chunk; leave out --chunk-index.")
+
+
+def _chosen(chunks: list[list[int]], index: int | None) -> list[list[int]]:
+    """The chunk ``index`` (--chunk-index) of ``chunks`` alone, or all of them for None; out of range: a
+    MattekitError sentence."""
+    if index is None:
+        return chunks
+    if not 0 <= index < len(chunks):
+        raise MattekitError(
+            f"--chunk-index {index} is out of range: there are {len(chunks)} chunks (0-{len(chunks) - 1})."
+        )
+    return [chunks[index]]
+
+
+def _say_done(summary, job, spec) -> None:
+    """The run's one line on standard error: frames, where the mattes went, computed and skipped, seconds."""
     rate = f" ({len(summary.computed) / summary.seconds:.2f} frames/s)" if summary.computed and summary.seconds else ""
     target = job.alpha_out if job is not None else spec.output
     if job is not None and job.parts:
@@ -151,4 +168,3 @@ def run(args) -> int:
         f"{' ' + summary.placement if summary.placement else ''}",
         file=sys.stderr,
     )
-    return 0

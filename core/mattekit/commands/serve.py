@@ -118,7 +118,6 @@ def check_arguments(args: argparse.Namespace, state_file: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..wire import client
-    from ..worker import service
     from ..worker.log import WorkerLog
 
     state_file = args.state_file or client.state_path()
@@ -149,29 +148,8 @@ def run(args: argparse.Namespace) -> int:
             f"learns the token can use the worker.",
             file=sys.stderr,
         )
-    try:
-        worker = service.WorkerServer(
-            host=args.host,
-            port=args.port,
-            idle_timeout=args.idle_timeout,
-            max_request=int(args.max_request_mb * (1 << 20)),
-            max_queued=int(args.max_queued_mb * (1 << 20)),
-            state_file=state_file,
-            allow_dirs=args.allow_dir,
-            threads=args.threads,
-            log=log,
-            lock_wait=60.0 if running is not None else 0.0,
-        )
-    except OSError as exc:
-        raise MattekitError(f"Cannot listen on {args.host}:{args.port} ({exc.strerror or exc}).") from None
-
-    def on_signal(signum, _frame):
-        worker.stop(f"signal {signal.Signals(signum).name}")
-
-    if threading.current_thread() is threading.main_thread():
-        for name in ("SIGTERM", "SIGINT", "SIGHUP"):
-            if hasattr(signal, name):
-                signal.signal(getattr(signal, name), on_signal)
+    worker = _listening(args, state_file, log, replacing=running is not None)
+    _stop_on_signals(worker)
     print(
         f"mattekit: worker {worker.url} (address and token in {state_file}); operations: "
         f"{', '.join(sorted(worker.operations))}",
@@ -181,6 +159,40 @@ def run(args: argparse.Namespace) -> int:
     worker.serve_forever()
     print("mattekit: worker stopped.", file=sys.stderr, flush=True)
     return 0
+
+
+def _listening(args: argparse.Namespace, state_file, log, replacing: bool):
+    """The worker server listening as the flags ask (``replacing``: a worker it stopped may still hold the state
+    file's lock, waited for up to a minute); a port it cannot listen on: a MattekitError sentence."""
+    from ..worker import service
+
+    try:
+        return service.WorkerServer(
+            host=args.host,
+            port=args.port,
+            idle_timeout=args.idle_timeout,
+            max_request=int(args.max_request_mb * (1 << 20)),
+            max_queued=int(args.max_queued_mb * (1 << 20)),
+            state_file=state_file,
+            allow_dirs=args.allow_dir,
+            threads=args.threads,
+            log=log,
+            lock_wait=60.0 if replacing else 0.0,
+        )
+    except OSError as exc:
+        raise MattekitError(f"Cannot listen on {args.host}:{args.port} ({exc.strerror or exc}).") from None
+
+
+def _stop_on_signals(worker) -> None:
+    """SIGTERM, SIGINT and SIGHUP stop ``worker`` (when called on the main thread, the only one that may set them)."""
+
+    def on_signal(signum, _frame):
+        worker.stop(f"signal {signal.Signals(signum).name}")
+
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), on_signal)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -162,11 +162,11 @@ def file_options(args) -> FileOptions:
 def run(task: Task, args) -> int:
     """One CLI run of ``task``: arguments, inputs and outputs are checked before any model loads (so a
     licence notice never comes before a usage error), then each input is processed and written."""
-    from . import files
+    from .stdio import standard_streams
 
     options, ports = options_from_args(task, args)
     written = file_options(args)
-    with files.standard_streams(args) as streams:
+    with standard_streams(args) as streams:
         return _run_files(task, args, options, ports, streams, written)
 
 

@@ -166,7 +166,7 @@ def build_torch(
 ):
     """The torch engine running ``net`` (eval-mode fp32 CPU module, converted in place) on ``device`` ("cpu", "cuda:1")
     in ``precision`` ("fp32", "fp16", "bf16"): the CPU's fast fp32 graph, else the net cast and moved (on CUDA run
-    as ``compile`` says: :class:`mattekit.engines.torch_engine.Compiled`; label / recipe name its compiled artefacts)."""
+    as ``compile`` says: :class:`mattekit.engines.compiled.Compiled`; label / recipe name its compiled artefacts)."""
     import torch
 
     from .torch_engine import FastCPUEngine, TorchEngine, dtype_named
@@ -235,7 +235,7 @@ def stack_inputs(inputs: list, device_type: str):
     device then non-blocking)."""
     if len(inputs) == 1 and device_type != "cuda":
         return inputs[0]
-    from .onnx import joined
+    from .inputs import joined
 
     if device_type != "cuda":
         return joined(inputs)

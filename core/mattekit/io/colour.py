@@ -154,11 +154,6 @@ def config() -> ocio.Config:
     return _config(config_path())
 
 
-def colour_spaces() -> list[str]:
-    """The names of the config's colour spaces, in its order."""
-    return [space.getName() for space in config().getColorSpaces()]
-
-
 def split_space(space: str) -> tuple[str, str]:
     """(config, colour space name) of ``space``: ``NAME@CONFIG`` names a colour space of another OCIO config (a
     ``.ocio`` file or an ``ocio://`` URI; Blender's add-on sends its clip's colour space so, with Blender's own

@@ -105,33 +105,14 @@ def plan_outputs(
     """
     single, o = len(jobs) == 1, _output_word(api)
     if out is not None:
-        check_name_length(Path(out), writes=Path(out).suffix.lower() in IMAGE_SUFFIXES, api=api)
-    if out is not None and not single and Path(out).suffix.lower() in IMAGE_SUFFIXES and not Path(out).is_dir():
-        raise OutputError(f"{o} {out} names one image file, but {len(jobs)} inputs were given; give {o} a folder.")
-    if (
-        out is not None
-        and single
-        and Path(out).suffix
-        and Path(out).suffix.lower() not in IMAGE_SUFFIXES
-        and not Path(out).is_dir()
-        and Path(out).suffix[1:].isalnum()
-    ):
-        raise OutputError(
-            f"{o} {out} is not an image file name ({', '.join(sorted(s[1:] for s in WRITABLE))}) "
-            f"nor an existing folder; name the output file with one of those extensions."
-        )
+        _check_out(out, len(jobs), api)
     stems = Counter((source.parent.resolve(), source.stem.lower()) for source, _ in jobs)
     planned = []
     for source, root in jobs:
         shared = stems[(source.parent.resolve(), source.stem.lower())] > 1
         stem = f"{source.stem}_{source.suffix[1:].lower()}" if shared else None
         planned.append((source, output_path(source, root, out, single, suffix, extension(source), stem)))
-    read = FilesRead()
-    for source, _ in jobs:
-        read.add(source, "")
-    for flag, given in reads:
-        for path in companion_files(given, {source.stem for source, _ in jobs}):
-            read.add(path, f"{flag.lstrip('-').replace('-', '_')}=" if api else flag)
+    read = _files_read(jobs, reads, api)
     seen: dict[Path, Path] = {}
     for source, target in planned:
         check_name_length(target, api=api)
@@ -153,6 +134,38 @@ def plan_outputs(
     for folder in sorted({target.parent for _, target in planned}):
         check_writable(folder, api)
     return planned
+
+
+def _check_out(out: str, inputs: int, api: bool) -> None:
+    """An OutputError sentence for an output ``out`` (-o or output=) that cannot hold the run's ``inputs`` results:
+    a name too long, one image file for several inputs, or for one input a file name that is no image's."""
+    o, path = _output_word(api), Path(out)
+    check_name_length(path, writes=path.suffix.lower() in IMAGE_SUFFIXES, api=api)
+    if inputs != 1 and path.suffix.lower() in IMAGE_SUFFIXES and not path.is_dir():
+        raise OutputError(f"{o} {out} names one image file, but {inputs} inputs were given; give {o} a folder.")
+    if (
+        inputs == 1
+        and path.suffix
+        and path.suffix.lower() not in IMAGE_SUFFIXES
+        and not path.is_dir()
+        and path.suffix[1:].isalnum()
+    ):
+        raise OutputError(
+            f"{o} {out} is not an image file name ({', '.join(sorted(s[1:] for s in WRITABLE))}) "
+            f"nor an existing folder; name the output file with one of those extensions."
+        )
+
+
+def _files_read(jobs: list[tuple[Path, Path]], reads, api: bool) -> FilesRead:
+    """Every file the run reads: the inputs of ``jobs`` and, of each (flag, file or folder) in ``reads``, the files
+    named like an input, each with the flag (or the API's ``name=``) that named it."""
+    read = FilesRead()
+    for source, _ in jobs:
+        read.add(source, "")
+    for flag, given in reads:
+        for path in companion_files(given, {source.stem for source, _ in jobs}):
+            read.add(path, f"{flag.lstrip('-').replace('-', '_')}=" if api else flag)
+    return read
 
 
 def _output_word(api: bool) -> str:

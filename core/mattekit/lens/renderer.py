@@ -101,7 +101,22 @@ def render(
     scene = Scene(lin, t, subject, ts, blades, rotation)
     shape = t.shape
 
-    # Behind the focal plane (and the focal plane itself): layers 0, -1, -2, ... front to back.
+    back, seen = _behind(scene, shape)
+    out = _in_front(scene, shape, back, seen)
+    del scene, lin, t, subject, back, seen
+
+    np.maximum(out, 0.0, out=out)
+    if highlight_gain > 0:
+        out = _unboost(out, highlight_gain, highlight_threshold)
+    result = linear_to_srgb(np.minimum(out, 1.0))
+    if image.shape[-1] == 4:
+        result = np.concatenate([result, image[..., 3:4]], axis=-1)
+    return np.clip(result, 0.0, 1.0).astype(np.float32)
+
+
+def _behind(scene: Scene, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The layers behind the focal plane and the plane itself (0, -1, -2, ... front to back, the far rest coarse)
+    composed: (linear colour H x W x 3, the coverage each pixel saw)."""
     gather = Gather(shape)
     for j in range(0, -LINEAR_STEPS - 1, -1):
         pieces = scene.full_layer(j)
@@ -112,10 +127,12 @@ def render(
     rest = scene.rest(-1)
     coarse = render_coarse(rest, -1, scene) if rest is not None else []
     del rest
-    back, seen = compose(coarse, back_c, back_a, shape, back=True)
-    del back_c, back_a, coarse
+    return compose(coarse, back_c, back_a, shape, back=True)
 
-    # In front of the focal plane: layers ..., 2, 1 over the (hole-filled) background.
+
+def _in_front(scene: Scene, shape: tuple[int, int], back: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """The layers in front of the focal plane (..., 2, 1, the near rest coarse) over the background ``back``, its
+    holes (where ``seen`` is 0) filled: linear colour H x W x 3."""
     gather = Gather(shape)
     for j in range(LINEAR_STEPS, 0, -1):
         pieces = scene.full_layer(j)
@@ -124,21 +141,10 @@ def render(
     rest = scene.rest(+1)
     coarse = render_coarse(rest, +1, scene) if rest is not None else []
     del rest
-    front_c = front_a = None
     if gather.layers or coarse:
         front_c, front_a = compose(coarse, *gather.result(), shape, back=False)
-        out = front_c + fill_holes(back, seen) * (1.0 - np.clip(front_a, 0.0, 1.0))[..., None]
-    else:
-        out = fill_holes(back, seen) if seen.min() <= 0 else back
-    del gather, scene, lin, t, subject, front_c, front_a
-
-    np.maximum(out, 0.0, out=out)
-    if highlight_gain > 0:
-        out = _unboost(out, highlight_gain, highlight_threshold)
-    result = linear_to_srgb(np.minimum(out, 1.0))
-    if image.shape[-1] == 4:
-        result = np.concatenate([result, image[..., 3:4]], axis=-1)
-    return np.clip(result, 0.0, 1.0).astype(np.float32)
+        return front_c + fill_holes(back, seen) * (1.0 - np.clip(front_a, 0.0, 1.0))[..., None]
+    return fill_holes(back, seen) if seen.min() <= 0 else back
 
 
 # ------------------------------------------------------------------------------ choices

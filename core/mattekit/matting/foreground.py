@@ -35,6 +35,29 @@ from .levels import PARTIAL, TILE, coarser_levels, halvings, level_sizes, result
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
 
+def _system(alpha: np.ndarray, eps: float, gamma: float) -> tuple:
+    """The per-pixel 2 x 2 systems of :func:`_sweeps` over the (H + 2) x (W + 2) run of ``alpha`` (H x W) with its
+    repeated border, from the first row inside it: (the four neighbours' weights, as NEIGHBOURS, (alpha, 1 - alpha),
+    the inverse's entries (i00, i01, i11)); each a flat float32 run of H x (W + 2) values."""
+    h, w = alpha.shape
+    row = w + 2
+    lo, hi = row, (h + 1) * row  # the flat run of the rows inside the border
+    edge = cv2.copyMakeBorder(np.ascontiguousarray(alpha), 1, 1, 1, 1, cv2.BORDER_REPLICATE).ravel()
+    # |alpha_i - alpha_j| is symmetric: one difference per pair of vertical and of horizontal neighbours
+    vertical = eps + gamma * np.abs(edge[lo : hi + row] - edge[lo - row : hi])
+    horizontal = eps + gamma * np.abs(edge[lo : hi + 1] - edge[lo - 1 : hi])
+    n = hi - lo
+    weights = (vertical[:n], vertical[row:], horizontal[:n], horizontal[1:])  # as NEIGHBOURS: up, down, left, right
+    total = weights[0] + weights[1] + weights[2] + weights[3]
+    # Per-pixel 2x2 system [[a^2 + W, a(1-a)], [a(1-a), (1-a)^2 + W]] [F, B] = [a I + sum w F_j, (1-a) I + sum w B_j],
+    # solved for F and B together (6 planes) by its inverse.
+    a = edge[lo:hi]
+    na = 1.0 - a
+    m00, m01, m11 = a * a + total, a * na, na * na + total
+    inv_det = 1.0 / (m00 * m11 - m01 * m01)
+    return weights, (a, na), (m11 * inv_det, -m01 * inv_det, m00 * inv_det)
+
+
 def _sweeps(
     image: np.ndarray,
     alpha: np.ndarray,
@@ -59,21 +82,9 @@ def _sweeps(
     h, w = alpha.shape
     row = w + 2
     lo, hi = row, (h + 1) * row  # the flat run of the rows inside the border
-    edge = cv2.copyMakeBorder(np.ascontiguousarray(alpha), 1, 1, 1, 1, cv2.BORDER_REPLICATE).ravel()
-    # |alpha_i - alpha_j| is symmetric: one difference per pair of vertical and of horizontal neighbours
-    vertical = eps + gamma * np.abs(edge[lo : hi + row] - edge[lo - row : hi])
-    horizontal = eps + gamma * np.abs(edge[lo : hi + 1] - edge[lo - 1 : hi])
     n = hi - lo
-    weights = (vertical[:n], vertical[row:], horizontal[:n], horizontal[1:])  # as NEIGHBOURS: up, down, left, right
     shifts = [dy * row + dx for dy, dx in NEIGHBOURS]
-    total = weights[0] + weights[1] + weights[2] + weights[3]
-    # Per-pixel 2x2 system [[a^2 + W, a(1-a)], [a(1-a), (1-a)^2 + W]] [F, B] = [a I + sum w F_j, (1-a) I + sum w B_j],
-    # solved for F and B together (6 planes) by its inverse.
-    a = edge[lo:hi]
-    na = 1.0 - a
-    m00, m01, m11 = a * a + total, a * na, na * na + total
-    inv_det = 1.0 / (m00 * m11 - m01 * m01)
-    i00, i01, i11 = m11 * inv_det, -m01 * inv_det, m00 * inv_det
+    weights, (a, na), (i00, i01, i11) = _system(alpha, eps, gamma)
     planes = np.zeros((3, h, row), np.float32)
     planes[:, :, 1 : w + 1] = image.transpose(2, 0, 1)
     ai, bi = a * planes.reshape(3, n), na * planes.reshape(3, n)
@@ -157,31 +168,37 @@ def estimate_foreground(
     kind = filled.dtype
 
     def solved(tile):  # the full size: a tile with a halo of its sweeps, solved around its partial pixels only
-        box, parts = tile
-        window, _ = grown(box, counts[-1], (h, w))
-        img = np.ascontiguousarray(unit_float(image[window][..., :3]))
-        if fg is None:
-            seeds = [np.broadcast_to(m, img.shape) for m in _means(img, alpha[window])]
-        else:
-            seeds = _sample((fg, bg), window, (h, w))
-        pieces = []
-        for part in parts:
-            near, inner = grown(part, counts[-1], (h, w))  # (inside the window: the tile's halo is as wide)
-            local = tuple(slice(n.start - o.start, n.stop - o.start) for n, o in zip(near, window))
-            f, _ = _sweeps(
-                img[local], alpha[near], *(c[local] for c in seeds), counts[-1], eps, gamma, inner, fg_only=True
-            )
-            here = partial[part]
-            colours = f[here]
-            if kind.kind in "ui":
-                colours = quantise(colours[None], 16 if kind == np.uint16 else 8)[0]
-            pieces.append((part, here, colours))
-        return pieces
+        return _tile_solved(tile, image, alpha, partial, None if fg is None else (fg, bg), counts[-1], eps, gamma, kind)
 
     for pieces in each_tile(solved, tiles):
         for part, here, colours in pieces:
             filled[part][here, :3] = colours
     return filled[..., :3]
+
+
+def _tile_solved(tile, image, alpha, partial, coarse, count: int, eps: float, gamma: float, kind) -> list:
+    """One full-size ``tile`` ((box, its boxes of partial pixels)) solved with a halo of its ``count`` sweeps, from
+    the level below's (F, B) (``coarse``; None: the tile's mean colours under and outside alpha): [(box, its partial
+    pixels, their F)], F float32, or rounded as :func:`~mattekit.ops.pixels.quantise` does for an integer ``kind``."""
+    box, parts = tile
+    h, w = alpha.shape
+    window, _ = grown(box, count, (h, w))
+    img = np.ascontiguousarray(unit_float(image[window][..., :3]))
+    if coarse is None:
+        seeds = [np.broadcast_to(m, img.shape) for m in _means(img, alpha[window])]
+    else:
+        seeds = _sample(coarse, window, (h, w))
+    pieces = []
+    for part in parts:
+        near, inner = grown(part, count, (h, w))  # (inside the window: the tile's halo is as wide)
+        local = tuple(slice(n.start - o.start, n.stop - o.start) for n, o in zip(near, window))
+        f, _ = _sweeps(img[local], alpha[near], *(c[local] for c in seeds), count, eps, gamma, inner, fg_only=True)
+        here = partial[part]
+        colours = f[here]
+        if kind.kind in "ui":
+            colours = quantise(colours[None], 16 if kind == np.uint16 else 8)[0]
+        pieces.append((part, here, colours))
+    return pieces
 
 
 def _coarser_solved(pyramid: list, plans: dict, sizes: list, counts: list, eps: float, gamma: float) -> tuple:

@@ -153,7 +153,7 @@ def prediction_array(prediction) -> np.ndarray:
 
 def resized_map(low: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
     """A probability map (h x w) resized to height x width by ``method`` (a model's upsampling, as its reference
-    pipeline does it: :meth:`mattekit.runtime.Predictor.to_image`), float32 in [0,1] (clipped in strips of rows over
+    pipeline does it: :meth:`mattekit.predictor.Predictor.to_image`), float32 in [0,1] (clipped in strips of rows over
     the cores)."""
     mask = resize(low, height, width, method)
     if mask is low:

@@ -59,31 +59,40 @@ class RotoJob:
         self.features = None  # a SAM model's frame features, shared with the shot's other objects (_run_objects)
         self.parts: list[RotoJob] = []  # several objects: one job each (:mod:`.objects`)
         if objects:
-            models = models or ModelCache()  # the model loads once for every object
-            self.parts = [RotoJob(part, models, confine) for _, part in objects]
-            self.objects = [name for name, _ in objects]
-            self.spec, self.models = spec, models
-            first = self.parts[0]
-            self.frames, self.missing, self.model, self.alpha_out = (
-                first.frames,
-                first.missing,
-                first.model,
-                first.alpha_out,
+            self._of_objects(spec, objects, models, confine)
+        else:
+            self._of_one(strip_object(spec), models, confine)
+
+    def _of_objects(self, spec: RotoSpec, objects: list, models, confine: Confinement | None) -> None:
+        """A job of several objects: one job each (``objects``: (name, its spec)), the model loaded once for all,
+        the first one's frames and model; one layered file per frame for every object where --layers names one."""
+        models = models or ModelCache()  # the model loads once for every object
+        self.parts = [RotoJob(part, models, confine) for _, part in objects]
+        self.objects = [name for name, _ in objects]
+        self.spec, self.models = spec, models
+        first = self.parts[0]
+        self.frames, self.missing, self.model, self.alpha_out = (
+            first.frames,
+            first.missing,
+            first.model,
+            first.alpha_out,
+        )
+        together = spec.layers and PLACEHOLDER not in spec.layers  # one layered file per frame for every object
+        self.layers = (
+            ShotLayers(
+                self.plate,
+                output_pattern(spec.layers, self.plate),
+                dict(zip(self.objects, self.parts)),
+                spec.keep_personal,
+                confine,
             )
-            together = spec.layers and PLACEHOLDER not in spec.layers  # one layered file per frame for every object
-            self.layers = (
-                ShotLayers(
-                    self.plate,
-                    output_pattern(spec.layers, self.plate),
-                    dict(zip(self.objects, self.parts)),
-                    spec.keep_personal,
-                    confine,
-                )
-                if together
-                else None
-            )
-            return
-        spec = strip_object(spec)
+            if together
+            else None
+        )
+
+    def _of_one(self, spec: RotoSpec, models, confine: Confinement | None) -> None:
+        """A job of one subject: its frames, outputs (checked against each other, the inputs and the bit depth),
+        model, temporal options and keyframes, and every check of the store that needs no model."""
         self.spec, self.models = spec, models
         self.objects = []
         self.frames, self.missing = select_frames(self.plate, spec.frames, skip_missing=spec.skip_missing)

@@ -102,21 +102,7 @@ def run_on_ray(
     started = time.monotonic()
     chunks = job.chunks(chunk)
     summary = Summary(job.frames)
-    owned = not ray.is_initialized()
-    if owned:
-        _check_reachable(address)
-        try:
-            ray.init(
-                address=address or None,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level="ERROR",
-                configure_logging=True,
-            )
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise MattekitError(
-                f"Cannot reach the Ray cluster{' at ' + address if address else ''}: {str(exc).splitlines()[0]}."
-            ) from None
+    owned = _joined_cluster(ray, address)
     try:
         plan = layout(
             [n["Resources"] for n in ray.nodes() if n.get("Alive")], spec.device, workers, spec.threads, len(chunks)
@@ -143,17 +129,46 @@ def run_on_ray(
     finally:
         if owned:
             ray.shutdown()
-    on_cpu = [w for w, used in devices.items() if used and "cuda" not in used]
-    if plan.gpus and on_cpu and say is not None:
-        say(
-            f"mattekit: warning: Ray gave each worker {_number(plan.gpus)} GPU, but {len(on_cpu)} of "
-            f"{len(devices)} worker(s) ran the model on the CPU (torch there sees no CUDA GPU: install its CUDA build "
-            "on the cluster's nodes)."
-        )
+    if say is not None:
+        _say_idle_gpus(devices, plan.gpus, say)
     summary.computed.sort()
     summary.skipped.sort()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _joined_cluster(ray, address: str | None) -> bool:
+    """Ray started here, joined to the cluster at ``address`` (None or "": a local one), unless this process has it
+    running already; True where it was started here (and is to be shut down). An unreachable cluster: a
+    MattekitError sentence."""
+    if ray.is_initialized():
+        return False
+    _check_reachable(address)
+    try:
+        ray.init(
+            address=address or None,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="ERROR",
+            configure_logging=True,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise MattekitError(
+            f"Cannot reach the Ray cluster{' at ' + address if address else ''}: {str(exc).splitlines()[0]}."
+        ) from None
+    return True
+
+
+def _say_idle_gpus(devices: dict[str, set], gpus: float, say: Callable[[str], None]) -> None:
+    """Tell ``say`` (one sentence) when workers given ``gpus`` GPUs each ran the model on the CPU (``devices``:
+    {worker: the devices its models ran on})."""
+    on_cpu = [w for w, used in devices.items() if used and "cuda" not in used]
+    if gpus and on_cpu:
+        say(
+            f"mattekit: warning: Ray gave each worker {_number(gpus)} GPU, but {len(on_cpu)} of "
+            f"{len(devices)} worker(s) ran the model on the CPU (torch there sees no CUDA GPU: install its CUDA build "
+            "on the cluster's nodes)."
+        )
 
 
 _RAY_WORKER = None

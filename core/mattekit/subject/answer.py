@@ -12,7 +12,7 @@ the photo, decided by colours where the network is unsure and constrained by the
 
 Images are sRGB H x W x 3|4 (float32 in [0,1], or uint8/uint16); predictions N x 1 x h x w tensors (or an h x w
 array without a hint) in [0,1]; alphas H x W float32 in [0,1]. A predictor is a loaded model
-(:class:`mattekit.runtime.Predictor`): ``prepare(image)``, a call and what it says of its model (``task``, ``net_size``). A context is
+(:class:`mattekit.predictor.Predictor`): ``prepare(image)``, a call and what it says of its model (``task``, ``net_size``). A context is
 what :func:`network_input` returns beside the input: None for the whole image without a hint, else the hint and
 the region answered (:class:`mattekit.subject.hints.Hinted`; region None for a hint of :func:`whole_first`).
 """
@@ -29,6 +29,7 @@ from ..finish.refine import mask_from_prediction
 from ..ops.resizing import prediction_array
 from ..ops.pixels import unit_float
 from . import hints, prompting
+from .colour_model import colour_refine
 
 
 def whole_first(hint: hints.Hint, task: str, box_focus: bool = False) -> bool:
@@ -169,7 +170,7 @@ def prompted_alpha(net, image: np.ndarray, hint: hints.Hint, matting: bool = Tru
 
 
 def upsampling_of(predictor) -> str:
-    """How ``predictor``'s prediction is resized to the photo (its :attr:`~mattekit.runtime.Predictor.upsampling`);
+    """How ``predictor``'s prediction is resized to the photo (its :attr:`~mattekit.predictor.Predictor.upsampling`);
     "bilinear" for None (a prediction made without a catalog model)."""
     return predictor.upsampling if predictor is not None else "bilinear"
 
@@ -224,7 +225,7 @@ def hinted_mask(
 def hint_finished(image: np.ndarray, mask: np.ndarray, context: hints.Hinted, colour: bool = False) -> np.ndarray:
     """``mask`` (H x W float32 [0,1], the network's answer for the region of ``context`` (its hint and region),
     zero outside it) with ``colour`` decided by a colour model where the network is unsure inside the
-    region (:func:`mattekit.subject.hints.colour_refine`, in place), and constrained by the hint (a new array)."""
+    region (:func:`mattekit.subject.colour_model.colour_refine`, in place), and constrained by the hint (a new array)."""
     hint, crop = context.hint, context.region
     region = mask[crop.slices]
     # Include points pick among the network's parts only without a box or hint mask (which already say
@@ -234,5 +235,5 @@ def hint_finished(image: np.ndarray, mask: np.ndarray, context: hints.Hinted, co
     select = hint.box is None and hint.mask is None and all(mask[y, x] >= 0.5 for x, y in hint.include)
     if colour:
         pixels = unit_float(image[crop.slices][..., :3])
-        region[...] = hints.colour_refine(pixels, region, hints.within(hint, crop))
+        region[...] = colour_refine(pixels, region, hints.within(hint, crop))
     return hints.constrain(mask, hint, select=select)

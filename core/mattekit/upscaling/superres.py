@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import runtime
+from ..predictor import Predictor
 from ..ops.pixels import quantise
 from ..ops.resizing import resize
 from ..errors import InputError, MattekitError
@@ -124,7 +124,7 @@ class _TileFunction:
     RGB, RGBA); the result has the same channels at ``scale`` times the size, clamped to [0,1].
     """
 
-    def __init__(self, predictor: runtime.Predictor, channels: int, alpha: str | None, strength: float):
+    def __init__(self, predictor: Predictor, channels: int, alpha: str | None, strength: float):
         self.predictor = predictor
         self.scale = predictor.scale
         self.grey = channels in (1, 2)
@@ -168,14 +168,14 @@ class _TileFunction:
         return net.clamp_(0.0, 1.0)
 
 
-_BYTES_PER_PIXEL: "weakref.WeakKeyDictionary[runtime.Predictor, float]" = weakref.WeakKeyDictionary()
+_BYTES_PER_PIXEL: "weakref.WeakKeyDictionary[Predictor, float]" = weakref.WeakKeyDictionary()
 
 
 LARGE_RESULT = 256 << 20  # bytes: results at least this large cap a CPU tile's work at a quarter of their size
 MIN_CAPPED_TILE = 256  # ... but never below this side (overlap would cost more than memory saves)
 
 
-def _tile_size(predictor: runtime.Predictor, batch: int, result_bytes: int, channels: int) -> int:
+def _tile_size(predictor: Predictor, batch: int, result_bytes: int, channels: int) -> int:
     """The tile side: the largest that fits a share of free memory (:func:`mattekit.tiling.choose_tile`);
     a result of :data:`LARGE_RESULT` or more also keeps one tile's host memory (three float copies of the
     tile's output, and on the CPU the net's activations) within a quarter of the result's size, down to
@@ -221,8 +221,46 @@ def _resampled(result: np.ndarray, height: int, width: int, dtype: np.dtype) -> 
     return result
 
 
+def _check_choices(strength: float, alpha: str) -> None:
+    """A MattekitError sentence for a strength outside [0, 1] or an unknown alpha method."""
+    if not 0.0 <= strength <= 1.0:
+        raise MattekitError(f"The strength must be between 0 and 1, not {strength:g}.")
+    if alpha not in ALPHA_METHODS:
+        raise MattekitError(f"The alpha method must be one of {', '.join(ALPHA_METHODS)}, not '{alpha}'.")
+
+
+def _as_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """H x W x C pixels as a 1 x C x H x W tensor: a view of them, or, for a side under MIN_SIDE pixels, a copy in
+    [0,1] padded up to it with its edge replicated (the result is cropped back)."""
+    height, width = pixels.shape[:2]
+    pad_h, pad_w = max(0, MIN_SIDE - height), max(0, MIN_SIDE - width)
+    with warnings.catch_warnings():  # a read-only array (a decoded image) is fine: x is never written to
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        x = torch.from_numpy(pixels).permute(2, 0, 1)[None]  # a view: run_tiled copies each window
+    if pad_h or pad_w:
+        x = F.pad(_unit(x.contiguous()), (0, pad_w, 0, pad_h), mode="replicate")
+    return x
+
+
+def _tiled(fn, x: torch.Tensor, predictor: Predictor, tile: int, overlap: int, progress, dtype) -> torch.Tensor:
+    """``fn`` run over ``x`` in windows of ``tile`` input pixels sharing ``overlap`` (:func:`tiling.run_tiled`), one
+    image at a time per model (its lock: the tiles were sized from free memory): 1 x C x H*s x W*s of ``dtype``."""
+    with predictor.lock:
+        return tiling.run_tiled(
+            fn,
+            x,
+            predictor.scale,
+            tile=tile,
+            overlap=overlap,
+            multiple=predictor.pad_multiple,
+            device=predictor.device,
+            progress=progress,
+            dtype=dtype,
+        )
+
+
 def upscale(
-    predictor: runtime.Predictor,
+    predictor: Predictor,
     image: np.ndarray,
     *,
     scale: float | None = None,
@@ -244,10 +282,7 @@ def upscale(
     "bicubic" (module docstring). The result keeps the input's channels (grey stays grey, alpha
     stays straight alpha). ``progress(done, total)`` is called after each tile.
     """
-    if not 0.0 <= strength <= 1.0:
-        raise MattekitError(f"The strength must be between 0 and 1, not {strength:g}.")
-    if alpha not in ALPHA_METHODS:
-        raise MattekitError(f"The alpha method must be one of {', '.join(ALPHA_METHODS)}, not '{alpha}'.")
+    _check_choices(strength, alpha)
     was_2d = np.ndim(image) == 2
     pixels = _checked(image)
     dtype = pixels.dtype if pixels.dtype in (np.uint8, np.uint16) else np.dtype(np.float32)
@@ -257,36 +292,20 @@ def upscale(
 
     pixels, alpha_method = _with_alpha_method(pixels, dtype, alpha)
 
-    # Tiny inputs are padded up to MIN_SIDE pixels (edge-replicated) and the result cropped.
-    pad_h, pad_w = max(0, MIN_SIDE - height), max(0, MIN_SIDE - width)
-    with warnings.catch_warnings():  # a read-only array (a decoded image) is fine: x is never written to
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        x = torch.from_numpy(pixels).permute(2, 0, 1)[None]  # a view: run_tiled copies each window
-    if pad_h or pad_w:
-        x = F.pad(_unit(x.contiguous()), (0, pad_w, 0, pad_h), mode="replicate")
+    x = _as_tensor(pixels)
     fn = _TileFunction(predictor, channels, alpha_method, float(strength))
     batch = 2 if fn.alpha == "model" else 1
-    if tile == 0:
-        tile = max(x.shape[-2:])
-    else:
-        tile = tile or _tile_size(predictor, batch, out_h * out_w * channels * dtype.itemsize, channels)
+    tile = (
+        max(x.shape[-2:])
+        if tile == 0
+        else tile or _tile_size(predictor, batch, out_h * out_w * channels * dtype.itemsize, channels)
+    )
     if overlap is None:
         overlap = predictor.overlap if predictor.overlap is not None else DEFAULT_OVERLAP
     s = predictor.scale
     native = (out_h, out_w) == (height * s, width * s)
     stored = torch.from_numpy(np.empty(0, dtype)).dtype if native else torch.float32
-    with predictor.lock:
-        out = tiling.run_tiled(
-            fn,
-            x,
-            s,
-            tile=tile,
-            overlap=overlap,
-            multiple=predictor.pad_multiple,
-            device=predictor.device,
-            progress=progress,
-            dtype=stored,
-        )
+    out = _tiled(fn, x, predictor, tile, overlap, progress, stored)
     result = out[0].permute(1, 2, 0).numpy()[: height * s, : width * s]  # H x W x C view, no copy
     if not native:  # another ratio: the network's float result resampled
         result = _resampled(result, out_h, out_w, dtype)

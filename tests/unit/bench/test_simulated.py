@@ -20,7 +20,7 @@ from mattekit.cli import main
 from mattekit.engines.plan import decide
 from mattekit.options import model_choice
 from mattekit.running import pipeline
-from mattekit.runtime import Predictor
+from mattekit.predictor import Predictor
 
 CORE = Path(runtime.__file__).parent
 

@@ -1,4 +1,4 @@
-"""The network compiled for its device (``mattekit.engines.torch_engine.Compiled``, the mode from
+"""The network compiled for its device (``mattekit.engines.compiled.Compiled``, the mode from
 ``mattekit.engines.plan.compile_mode``): the mode and its one-sentence refusal,
 off on the CPU, the cache folder's keys, and the per-shape measured choice run on torch's CPU device (eager and
 torch.compile's net; the CUDA-graph candidates need CUDA: tests/cuda/test_cuda_engines.py runs them)."""
@@ -11,9 +11,9 @@ import time
 import pytest
 import torch
 
-from mattekit.engines import torch_engine as compiled_module
+from mattekit.engines import compiled as compiled_module
 from mattekit.engines.plan import compile_mode
-from mattekit.engines.torch_engine import Compiled, cache_folder
+from mattekit.engines.compiled import Compiled, cache_folder
 from mattekit.errors import MattekitError
 
 CPU = torch.device("cpu")

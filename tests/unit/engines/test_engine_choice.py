@@ -18,7 +18,7 @@ from mattekit.cli import main
 from mattekit.engines import measure, plan, tables
 from mattekit.engines.plan import decide
 from mattekit.machine import cpu_info
-from mattekit.runtime import Predictor
+from mattekit.predictor import Predictor
 from mattekit.options import model_choice, ModelChoice
 
 CPU = torch.device("cpu")

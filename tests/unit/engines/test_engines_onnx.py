@@ -9,9 +9,10 @@ import torch
 from conformance_checks import assert_close
 from engine_nets import NETS, atol, load_net, reference
 
-from mattekit.engines import threads
+from mattekit.engines import inputs, threads
 from mattekit.engines.plan import decide
 from mattekit import engines, runtime
+from mattekit.predictor import Predictor
 from mattekit.engines import onnx as onnx_engine
 from mattekit.errors import MattekitError
 from mattekit.options import model_choice
@@ -107,12 +108,12 @@ def test_a_cached_export_builds_no_module(shared, monkeypatch):
 
     entry = catalog.load().get("u2netp", ("segment",))  # (conftest's home: the session's exports, made once)
     weights = shared / "weights" / "u2netp.onnx"
-    first = runtime.Predictor(entry, decide(entry, "cpu", "onnx", "fp32", weights))
+    first = Predictor(entry, decide(entry, "cpu", "onnx", "fp32", weights))
     x = first.prepare(np.random.default_rng(0).random((200, 300, 3), dtype=np.float32))
     built = []
     real = engines.load_net
     monkeypatch.setattr(engines, "load_net", lambda entry, path: built.append(path) or real(entry, path))
-    again = runtime.Predictor(entry, decide(entry, "cpu", "onnx", "fp32", weights))
+    again = Predictor(entry, decide(entry, "cpu", "onnx", "fp32", weights))
     assert again.engine.path == first.engine.path and built == []
     assert np.array_equal(again(x), first(x))
     assert isinstance(again.net, torch.nn.Module) and built == [weights]
@@ -138,7 +139,7 @@ def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shar
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # the engine's own session: two threads
     try:
-        predictor = runtime.Predictor(entry, decide(entry, "cpu", "onnx", "fp32", shared / "weights" / "u2netp.onnx"))
+        predictor = Predictor(entry, decide(entry, "cpu", "onnx", "fp32", shared / "weights" / "u2netp.onnx"))
     finally:
         torch.set_num_threads(before)
     layout = pipeline.plan(predictor)
@@ -203,13 +204,13 @@ def test_a_batch_is_joined_as_torch_joins_it_into_a_new_tensor_or_the_one_given(
     tensor or into ``out`` (CUDA's pinned buffer); other dtypes and tensors that need gradients go through torch."""
     parts = [torch.rand(1, 3, 7, 5, generator=torch.Generator().manual_seed(i)) for i in range(3)]
     want = torch.cat(parts)
-    assert torch.equal(onnx_engine.joined(parts), want)
+    assert torch.equal(inputs.joined(parts), want)
     out = torch.empty(3, 3, 7, 5)
-    assert onnx_engine.joined(parts, out=out) is out and torch.equal(out, want)
+    assert inputs.joined(parts, out=out) is out and torch.equal(out, want)
     halves = [p.half() for p in parts]
-    assert torch.equal(onnx_engine.joined(halves), torch.cat(halves))
+    assert torch.equal(inputs.joined(halves), torch.cat(halves))
     grads = [p.clone().requires_grad_() for p in parts]
-    assert torch.equal(onnx_engine.joined(grads).detach(), want)
-    assert (onnx_engine.joined([p.numpy() for p in parts]) == want.numpy()).all()
+    assert torch.equal(inputs.joined(grads).detach(), want)
+    assert (inputs.joined([p.numpy() for p in parts]) == want.numpy()).all()
     negated = [p._neg_view() for p in parts]  # a lazy negation numpy cannot view
-    assert torch.equal(onnx_engine.joined(negated), -want)
+    assert torch.equal(inputs.joined(negated), -want)

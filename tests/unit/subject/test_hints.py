@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mattekit.subject import hint_text, hints
+from mattekit.subject.colour_model import colour_refine
 from mattekit.errors import InputError
 
 
@@ -135,7 +136,7 @@ def test_colour_refine_decides_the_unsure_pixels_by_colour():
     unsure[truth > 0] = 0.95
     unsure[np.hypot(*np.mgrid[-40:40, -40:40]) > 32] = 0.02
     hint = _make(80, 80, box="5,5,75,75")
-    refined = hints.colour_refine(image, unsure, hint)
+    refined = colour_refine(image, unsure, hint)
     assert ((refined >= 0.5) == (truth > 0)).mean() > 0.99
     assert refined[truth > 0].min() == pytest.approx(0.95)  # where the model was sure, its value stays
 
@@ -143,7 +144,7 @@ def test_colour_refine_decides_the_unsure_pixels_by_colour():
 def test_an_include_point_where_the_model_saw_nothing_grows_the_subject_by_colour():
     image, truth = _two_colours()
     missed = np.zeros_like(truth)  # the model found nothing at all
-    refined = hints.colour_refine(image, missed, _make(80, 80, include="40,40"))
+    refined = colour_refine(image, missed, _make(80, 80, include="40,40"))
     kept = hints.constrain(refined, _make(80, 80, include="40,40"))
     assert ((kept >= 0.5) == (truth > 0)).mean() > 0.98
 
@@ -154,7 +155,7 @@ def test_an_exclude_point_splits_a_part_that_also_holds_an_include_point():
     mask = truth.copy()
     mask[25:55, 45:80] = 0.8  # the model's subject runs from the disc into the band
     hint = _make(80, 80, include="40,40", exclude="70,40")
-    kept = hints.constrain(hints.colour_refine(image, mask, hint), hint)
+    kept = hints.constrain(colour_refine(image, mask, hint), hint)
     assert kept[:, 62:].max() < 0.5 and (kept[truth > 0] >= 0.5).mean() > 0.98
 
 

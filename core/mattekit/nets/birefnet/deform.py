@@ -27,6 +27,33 @@ def _bilinear_sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> tor
 _DCN_CHUNK_ELEMENTS = 1 << 24  # sampled values held at once (64 MiB of float32)
 
 
+def _check_shapes(x, offset, weight, mask, G: int, out_size: tuple[int, int]) -> None:
+    """ValueError where :func:`deform_conv2d`'s tensors disagree (``G`` offset groups, an Ho x Wo output)."""
+    N, cin = x.shape[:2]
+    cout, cin_g, kh, kw = weight.shape
+    K, groups, (Ho, Wo) = kh * kw, cin // cin_g, out_size
+    if G < 1 or offset.shape != (N, 2 * G * K, Ho, Wo) or cin % G or groups * cin_g != cin or cout % groups:
+        raise ValueError(
+            f"deform_conv2d: inconsistent shapes x {tuple(x.shape)}, offset {tuple(offset.shape)}, "
+            f"weight {tuple(weight.shape)}"
+        )
+    if mask is not None and mask.shape != (N, G * K, Ho, Wo):
+        raise ValueError(f"deform_conv2d: mask {tuple(mask.shape)} != {(N, G * K, Ho, Wo)}")
+
+
+def _tap_positions(out_size, kernel, stride, padding, dilation, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each tap t = i*kw + j of each output pixel reads before its offset: (y, x), each kh*kw x Ho*Wo."""
+    (Ho, Wo), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = out_size, kernel, stride, padding, dilation
+    K, P = kh * kw, Ho * Wo
+    oy = torch.arange(Ho, device=device, dtype=dtype) * sh - ph
+    ox = torch.arange(Wo, device=device, dtype=dtype) * sw - pw
+    ty = torch.arange(kh, device=device, dtype=dtype).repeat_interleave(kw) * dh  # tap t = i*kw + j
+    tx = torch.arange(kw, device=device, dtype=dtype).repeat(kh) * dw
+    base_y = (ty.view(K, 1, 1) + oy.view(1, Ho, 1)).expand(K, Ho, Wo).reshape(K, P)
+    base_x = (tx.view(K, 1, 1) + ox.view(1, 1, Wo)).expand(K, Ho, Wo).reshape(K, P)
+    return base_y, base_x
+
+
 def deform_conv2d(
     x: torch.Tensor,
     offset: torch.Tensor,
@@ -56,25 +83,14 @@ def deform_conv2d(
     G = offset.shape[1] // (2 * K)
     Ho = (H + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
     Wo = (W + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
-    if G < 1 or offset.shape != (N, 2 * G * K, Ho, Wo) or cin % G or groups * cin_g != cin or cout % groups:
-        raise ValueError(
-            f"deform_conv2d: inconsistent shapes x {tuple(x.shape)}, offset {tuple(offset.shape)}, "
-            f"weight {tuple(weight.shape)}"
-        )
-    if mask is not None and mask.shape != (N, G * K, Ho, Wo):
-        raise ValueError(f"deform_conv2d: mask {tuple(mask.shape)} != {(N, G * K, Ho, Wo)}")
+    _check_shapes(x, offset, weight, mask, G, (Ho, Wo))
     P = Ho * Wo
     # sampling positions in at least float32: in float16 a position near 256 would be off by up to 1/8 pixel
     pos = torch.promote_types(offset.dtype, torch.float32)
     offset = offset.reshape(N * G, K, 2, P).to(pos)
     mask = mask.reshape(N * G, K, P).to(pos) if mask is not None else offset.new_ones(N * G, K, P)
     xg = x.reshape(N * G, cin // G, H, W)
-    oy = torch.arange(Ho, device=x.device, dtype=pos) * sh - ph
-    ox = torch.arange(Wo, device=x.device, dtype=pos) * sw - pw
-    ty = torch.arange(kh, device=x.device, dtype=pos).repeat_interleave(kw) * dh  # tap t = i*kw + j
-    tx = torch.arange(kw, device=x.device, dtype=pos).repeat(kh) * dw
-    base_y = (ty.view(K, 1, 1) + oy.view(1, Ho, 1)).expand(K, Ho, Wo).reshape(K, P)
-    base_x = (tx.view(K, 1, 1) + ox.view(1, 1, Wo)).expand(K, Ho, Wo).reshape(K, P)
+    base_y, base_x = _tap_positions((Ho, Wo), (kh, kw), (sh, sw), (ph, pw), (dh, dw), x.device, pos)
     w = weight.reshape(groups, cout // groups, cin_g, K)
     step = max(1, _DCN_CHUNK_ELEMENTS // max(1, N * cin * P))  # taps per chunk
     out = None
