@@ -17,7 +17,6 @@ import io
 import json
 import threading
 import warnings
-import weakref
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from importlib import metadata
@@ -171,8 +170,12 @@ class OnnxEngine:
         loader = ThreadPoolExecutor(1, "mattekit-onnx-load")
         self._loading = loader.submit(self._loaded_session, self.threads)
         loader.shutdown(wait=False)
-        _LOADING.add(self._loading)
         self.static_batch = not dynamic_size  # a static graph takes one image at a time
+
+    def wait_loaded(self) -> None:
+        """Wait until the first session has loaded (or failed: the first call says so): a process about to fork
+        does (:mod:`mattekit.running.layout`), so that no child starts as a copy of a thread inside ONNX Runtime."""
+        wait([self._loading])
 
     def _session(self, threads: int):
         return self._ort.InferenceSession(
@@ -255,17 +258,6 @@ def like(given, out: np.ndarray):
     import torch
 
     return torch.from_numpy(out)
-
-
-_LOADING: weakref.WeakSet = weakref.WeakSet()  # the first sessions of this process's engines, loading or loaded
-
-
-def wait_for_loading() -> None:
-    """Wait until every engine's first session has loaded (or failed: its engine says so at its first call): a
-    process about to fork (:class:`mattekit.running.processes.Writers`) does, so that no child starts as a copy
-    of a thread inside ONNX Runtime's loading."""
-    for loading in list(_LOADING):
-        wait([loading])
 
 
 def joined(parts: list, out=None):

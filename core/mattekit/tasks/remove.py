@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..finish import cutout
-from ..finish.device import device_of
 from . import hinted_subject
 from .common import CutoutOptions, format_for, suffix_for
 from .registry import BACKDROP, RESULT, SHADOW, Port, Task
@@ -24,15 +23,12 @@ class RemoveOptions(SubjectOptions, CutoutOptions):
     """Background removal: the subject's alpha (:class:`SubjectOptions`) and the cut-out options."""
 
 
-def _finish(models, inputs, options: RemoveOptions, context, prediction) -> dict:
-    """The subject's alpha and the cut-out; without matting the colours are the photo's own. With shadow keep the
-    photo's own shadow matte too (output ``shadow``)."""
-    image = inputs["image"]
-    alpha = hinted_subject.alpha(models, inputs, options, context, prediction)
+def _finish(models, inputs, options: RemoveOptions, context, prediction, device=None) -> dict:
+    """The subject's alpha and the cut-out, on the finish's ``device`` (None: the CPU cores); without matting the
+    colours are the photo's own. With shadow keep the photo's own shadow matte too (output ``shadow``)."""
+    alpha = hinted_subject.alpha(models, inputs, options, context, prediction, device)
     looks = options if options.matting else replace(options, decontaminate=False)
-    return cutout.outputs(
-        image, alpha, looks, backdrop=inputs.get("backdrop"), device=device_of(models.get("model"), image)
-    )
+    return cutout.outputs(inputs["image"], alpha, looks, backdrop=inputs.get("backdrop"), device=device)
 
 
 TASK = Task(
