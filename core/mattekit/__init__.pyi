@@ -212,8 +212,11 @@ def remove_background(
     colour: bool = True,
     hint_model: str | mattekit.runtime.Predictor | None = None,
     hint_weights: str | os.PathLike[str] | None = None,
+    see_through: bool = False,
     backdrop: Input | None = None,
     hint_mask: Input | None = None,
+    second_shot: Input | None = None,
+    see_through_mask: Input | None = None,
 ) -> Any:
     """Cut the subject out of each image: an RGBA cut-out, its alpha, or a composite.
 
@@ -235,6 +238,7 @@ def remove_background(
         colour (bool, default True): with a hint the model answers on its region: where the network is unsure, decide by the colours of the subject and the background (GrabCut inside the hint)
         hint_model (str, default None): the promptable model (SAM 2.1, see `mattekit models list`) that answers the hint (a box, include points or a hint mask; exclude points with them); default: the catalog's, its weights fetched on first use; none: the segmentation model answers it
         hint_weights (str, default None): use this hint model weights file instead of the catalog's download
+        see_through (bool, default False): the subject is see-through (glass, clear plastic, a veil) on a plain backdrop: its alpha from how much of the backdrop's light comes through, its colours from the rest; labels, caps and highlights stay. One shot cannot tell dark clear glass from grey opaque plastic, so say it only of a see-through subject (an opaque grey one comes out partly transparent); on a textured backdrop the usual alpha is kept
 
     Of a file written (x a path):
         keep_personal (bool, default False): keep all the input's metadata; by default only what describes the picture and its rights is kept (title, description, copyright, licence, colour profile, dpi, camera and settings, dates): no location, names, serial numbers, ids nor comments

@@ -19,7 +19,7 @@ import sys
 import warnings
 
 from . import __version__
-from .errors import Cancelled, MattekitError, printable
+from .errors import Cancelled, MattekitError, OutputError, printable
 
 COMMANDS = {  # hand-written subcommands: name -> one-line help
     "models": "list, download and verify model weights",
@@ -109,14 +109,57 @@ def _internal(exc: BaseException, debug: bool) -> int:
     return 1
 
 
-def _pipe_closed() -> int:
-    """Standard output's reader has gone: nothing more is written to it (what is still buffered would raise
-    again as Python exits), no message; the status a shell shows for a tool that SIGPIPE ended, 128 + 13."""
+def _stdout_dropped() -> None:
+    """Nothing more goes to standard output: its descriptor leads to the null device (what is still buffered
+    would raise again as Python exits)."""
     try:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):  # no file descriptor (a test's captured stream)
         pass
+
+
+def _pipe_closed() -> int:
+    """Standard output's reader has gone: nothing more is written to it, no message; the status a shell shows for
+    a tool that SIGPIPE ended, 128 + 13."""
+    _stdout_dropped()
     return 141
+
+
+def _stdout_failed(exc: OSError) -> OutputError:
+    """Standard output cannot take more for another cause than a reader gone (a full disk, a file size limit):
+    nothing more is written to it; the sentence saying why."""
+    from .io.formats import reason
+
+    _stdout_dropped()
+    return OutputError(f"Cannot write to standard output: {reason(exc)}.")
+
+
+class _Stdout:
+    """The command's standard output (:func:`run`) as the stream it wraps, but a write or flush it cannot take for
+    another cause than a reader gone ends the command with that sentence (OutputError, exit 2) rather than an
+    internal error or a silent 141."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _stdout_failed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _stdout_failed(exc) from None
 
 
 def _show_warnings(debug: bool) -> None:
@@ -187,6 +230,7 @@ def run() -> None:
     :func:`exit_without_teardown`."""
     from . import startup
 
+    sys.stdout = _Stdout(sys.stdout)
     with startup.paused(_runs_a_task(_command(_take_debug(sys.argv[1:])[0]))):
         code = main()
     exit_without_teardown(code)
@@ -202,13 +246,20 @@ def exit_without_teardown(code: int) -> None:
 
     getattr(threading, "_shutdown", lambda: None)()  # what Python runs first on exit: the non-daemon threads joined
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except OSError:  # the reader of standard output left (`mattekit ... | head`)
-            code = code or _pipe_closed()
-        except ValueError:  # a stream closed
-            pass
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader of standard output left (`mattekit ... | head`)
+        code = code or _pipe_closed()
+    except (OSError, OutputError) as exc:  # a full disk, a file size limit
+        failed = exc if isinstance(exc, OutputError) else _stdout_failed(exc)
+        print(f"mattekit: error: {failed}", file=sys.stderr)
+        code = code or failed.exit_code
+    except ValueError:  # a stream closed
+        pass
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):  # nowhere left to say it
+        pass
     os._exit(code)
 
 

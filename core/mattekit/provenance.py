@@ -145,9 +145,9 @@ def to_xmp(provenance: dict) -> bytes:
 
 
 def from_xmp(packet: bytes | str) -> dict | None:
-    """The provenance in an XMP packet: mattekit's record, or (other software) just the IPTC digital
-    source type and creator tool; None when the packet says neither, cannot be parsed or is over the XMP cap
-    (:data:`XMP_LIMIT`)."""
+    """The provenance in an XMP packet: mattekit's record (the last, the file's own, where a packet holds several),
+    or (other software) just the IPTC digital source type and creator tool; None when the packet says neither,
+    cannot be parsed or is over the XMP cap (:data:`XMP_LIMIT`)."""
 
     if len(packet) > XMP_LIMIT:
         return None
@@ -159,12 +159,12 @@ def from_xmp(packet: bytes | str) -> dict | None:
         root = ElementTree.fromstring(text[start : end + len("</x:xmpmeta>")])
     except ElementTree.ParseError:
         return None
-    found: dict = {}
+    found, record = {}, None
     for description in root.iter(f"{{{NS_RDF}}}Description"):
         raw = description.get(f"{{{NS_MATTEKIT}}}Record")
         if raw:
             try:
-                return json.loads(raw)
+                record = json.loads(raw)
             except ValueError:
                 pass
         for key, name in (
@@ -177,7 +177,7 @@ def from_xmp(packet: bytes | str) -> dict | None:
                 value = element.text if element is not None else None
             if value:
                 found[key] = value
-    return found or None
+    return record if record is not None else found or None
 
 
 def describe(provenance: dict) -> list[str]:
@@ -191,6 +191,9 @@ def describe(provenance: dict) -> list[str]:
             f"model ({model.get('option', 'model')}): {model.get('name')}, weights {model.get('weights')} "
             f"sha256 {model.get('sha256')}{derived}"
         )
+    for key, given in sorted(provenance.items()):  # an input file recorded (a second shot)
+        if isinstance(given, dict) and "sha256" in given:
+            lines.append(f"{key.replace('_', ' ')}: {given.get('name')}, sha256 {given.get('sha256')}")
     options = provenance.get("options")
     if options is not None:
         lines.append("options: " + (", ".join(f"{k}={v}" for k, v in sorted(options.items())) or "defaults"))

@@ -8,6 +8,7 @@ from gimp_schema import PlugInError, menu_title
 
 NEEDS_MASK = ("matte",)  # operations that in GIMP refine the user's rough mask, so one must be given
 HINT_PORT = "hint_mask"  # a mask input saying where the subject is (not a mask to work on): see mask_input()
+SEE_THROUGH_PORT = "see_through_mask"  # the part of the subject that is see-through: see see_through_part()
 
 
 def anchors(path):
@@ -69,6 +70,15 @@ def mask_input(image, layer, op):
     for count, kind, name in zip((len(include), len(exclude)), ("on", "off"), opened):
         words += "; %d point%s %s the subject (path '%s')" % (count, "" if count == 1 else "s", kind, name)
     return port["name"], source, ("Subject hint: " if hint else "Mask: ") + words
+
+
+def see_through_part(op, options, inputs):
+    """``inputs`` (from gather()) with the subject hint given instead as the part of the subject that is see-through
+    (port SEE_THROUGH_PORT) where the see-through option is on and the operation takes such a mask: with the
+    checkbox, the selection (else the closed paths' area) marks the glass, not where to look."""
+    if options.get("see_through") and HINT_PORT in inputs and SEE_THROUGH_PORT in [p["name"] for p in op["inputs"]]:
+        inputs[SEE_THROUGH_PORT] = inputs.pop(HINT_PORT)
+    return inputs
 
 
 def point_options(image, layer, op, options):

@@ -34,7 +34,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 from gimp_arguments import RW, add_option, choice, option_values  # noqa: E402
 from gimp_dialog import ask  # noqa: E402
-from gimp_marks import gather, mask_input, point_options, the_layer  # noqa: E402
+from gimp_marks import gather, mask_input, point_options, see_through_part, the_layer  # noqa: E402
 from gimp_pixels import pixel_type  # noqa: E402
 from gimp_results import attach_provenance, place, place_shadow  # noqa: E402
 from gimp_schema import PlugInError, argument, client, connect, keyword, known_schema, menu_title  # noqa: E402
@@ -53,7 +53,7 @@ def run_operation(op, image, layer, config, worker, interactive):
     if keyword(op, "shadow", options.get("shadow")) and options.get("result") == "rgba":
         options["result"] = "alpha"  # keep: the subject alone; the photo's own shadow comes back as a layer under it
     inputs, region, from_selection = gather(image, layer, op, dtype)
-    outputs = run_on_worker(worker, op, inputs, options)
+    outputs = run_on_worker(worker, op, see_through_part(op, options, inputs), options)
     result = outputs[0]
     target = place(image, layer, op, output, result, region, from_selection, interactive)
     if len(outputs) > 1 and options.get("result") == "alpha":

@@ -254,3 +254,13 @@ def test_an_attribute_is_quoted_as_the_standard_librarys_quoteattr_quotes_it(tex
     from mattekit.provenance import _quoted
 
     assert _quoted(text) == quoteattr(text)
+
+
+def test_a_packet_with_two_records_gives_the_last_one_the_files_own():
+    """An output's record is added last into a packet (mattekit.io.metadata.merged_xmp); a packet holding an earlier
+    one too (an output of an output written before issue 91 left the source's record out) gives its own."""
+    earlier, own = provenance.to_xmp({"task": "enhance"}), provenance.to_xmp({"task": "remove"})
+    description = own[own.find(b" <rdf:Description") : own.rfind(b" </rdf:RDF>")]
+    both = earlier.replace(b" </rdf:RDF>", description + b" </rdf:RDF>")
+    assert both.count(b"mattekit:Record") == 2
+    assert provenance.from_xmp(both)["task"] == "remove"

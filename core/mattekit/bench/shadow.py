@@ -99,7 +99,7 @@ def scores(matte: np.ndarray, scene: shadow_scenes.Scene) -> tuple[float, float,
     )
 
 
-def _cpu(call):
+def cpu_time(call):
     """(the CPU seconds of all threads ``call()`` took, its value)."""
     start = time.process_time()
     value = call()
@@ -134,7 +134,7 @@ def run(args) -> int:
             if args.timed or shown_here:
                 runs = [(0, plain), (1, kept)] if index % 2 == 0 else [(1, kept), (0, plain)]  # in turns
                 for which, options in runs:
-                    spent, made[which] = _cpu(lambda: remove.TASK.run(models, inputs, options)["result"])
+                    spent, made[which] = cpu_time(lambda: remove.TASK.run(models, inputs, options)["result"])
                     seconds[which] += spent
             matte = remove.TASK.run(models, inputs, alone)["result"]
             results.setdefault((half, scene.kind), []).append(scores(matte, scene))

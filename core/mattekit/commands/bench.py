@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import importlib
 
-BENCHES = ("segment", "hints", "upscale", "roto", "bokeh", "speed", "engines", "matte", "shadow")
+BENCHES = (
+    "segment",
+    "hints",
+    "upscale",
+    "roto",
+    "bokeh",
+    "speed",
+    "engines",
+    "matte",
+    "shadow",
+    "two_shots",
+    "see_through",
+)
 
 
 def add_parser(sub) -> None:

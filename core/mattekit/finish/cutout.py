@@ -87,11 +87,20 @@ def with_shadow(colours: np.ndarray, alpha: np.ndarray, shadow: np.ndarray) -> n
     return out
 
 
-def outputs(image: np.ndarray, alpha: np.ndarray, options, *, backdrop: np.ndarray | None = None, device=None) -> dict:
+def outputs(
+    image: np.ndarray,
+    alpha: np.ndarray,
+    options,
+    *,
+    backdrop: np.ndarray | None = None,
+    device=None,
+    colours: np.ndarray | None = None,
+) -> dict:
     """A cut-out task's outputs: {"result": :func:`cut_out`'s}, and with shadow :data:`KEEP` {"shadow": the photo's
-    own shadow matte (H x W, :func:`photo_shadow`)} too, for the hosts that lay it as its own layer."""
+    own shadow matte (H x W, :func:`photo_shadow`)} too, for the hosts that lay it as its own layer. ``colours``:
+    the subject's own (H x W x 3 sRGB float32, e.g. a see-through subject's), used as they are."""
     shadow = photo_shadow(image, alpha, options)
-    found = {"result": cut_out(image, alpha, options, backdrop=backdrop, device=device, shadow=shadow)}
+    found = {"result": cut_out(image, alpha, options, backdrop=backdrop, device=device, shadow=shadow, colours=colours)}
     if options.shadow == KEEP:
         found["shadow"] = shadow
     return found
@@ -105,6 +114,7 @@ def cut_out(
     backdrop: np.ndarray | None = None,
     device=None,
     shadow: np.ndarray | None = None,
+    colours: np.ndarray | None = None,
 ) -> np.ndarray:
     """The result ``options`` ask for from ``image`` (H x W x 3|4) and its subject ``alpha`` (H x W): the inputs
     made ready (:func:`cutout_inputs`), the subject's colours (:func:`subject_colours`), then :func:`assemble`.
@@ -119,14 +129,19 @@ def cut_out(
     are decontaminated. ``shadow``: the photo's own shadow (H x W, :func:`photo_shadow`) where ``options`` keep it
     (shadow :data:`KEEP`): an rgba result carries it as black at partial alpha (:func:`with_shadow`), a composite's
     background is darkened by it; it is the result shadow itself. The alpha and foreground results never hold it.
+    ``colours``: the subject's own (H x W x 3 sRGB float32), used instead of decontaminating the photo's.
     """
     kind = result_kind(options, backdrop is not None)
     if kind == "shadow":
         return shadow if shadow is not None else photo_shadow(image, alpha, options)
     keep = options.shadow == KEEP and shadow is not None and kind in ("rgba", "composite")
     whole = kind == "rgba" and not keep  # the colours are made in place in the cut-out: no second full-size copy
-    image, alpha = cutout_inputs(image, alpha, keep_integers=whole)
-    colours = None if kind == "alpha" else subject_colours(image, alpha, options.decontaminate, device, whole)
+    if colours is not None:
+        image, alpha = cutout_inputs(image, alpha)
+        colours = rgba(colours, alpha) if whole else colours
+    else:
+        image, alpha = cutout_inputs(image, alpha, keep_integers=whole)
+        colours = None if kind == "alpha" else subject_colours(image, alpha, options.decontaminate, device, whole)
     return assemble(image, alpha, colours, options, kind, backdrop=backdrop, shadow=shadow if keep else None)
 
 

@@ -21,6 +21,7 @@ from PIL import Image, ImageCms
 from mattekit.io import kept
 from mattekit.io import xmp as xmp_packet
 from mattekit.ops.pixels import quantise
+from mattekit.provenance import NS_MATTEKIT
 
 ORIENTATION = 0x0112
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
@@ -117,7 +118,10 @@ def xmp_without_personal(xmp: bytes) -> bytes | None:
 
 def merged_xmp(source: bytes | None, ours: bytes | None) -> bytes | None:
     """One XMP packet holding the source's properties and mattekit's provenance description (``ours``, a packet of
-    :func:`mattekit.provenance.to_xmp`): ours is added into the source's ``rdf:RDF``."""
+    :func:`mattekit.provenance.to_xmp`): ours is added into the source's ``rdf:RDF``. A record of mattekit's in the
+    source (an earlier output, kept with --keep-personal) is never carried: it describes another file."""
+    if source and NS_MATTEKIT.encode() in source:
+        source = xmp_packet.kept(source, lambda uri, _: uri not in (NS_MATTEKIT, xmp_packet.RDF, xmp_packet.XML))
     if not (source and ours):
         return source or ours
     text, own = source.decode("utf-8", "replace"), ours.decode("utf-8")

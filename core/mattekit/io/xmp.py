@@ -17,7 +17,7 @@ from typing import Callable
 from ..provenance import XMP_LIMIT as LIMIT
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
-_XML = "http://www.w3.org/XML/1998/namespace"
+XML = "http://www.w3.org/XML/1998/namespace"
 _META = "adobe:ns:meta/"
 _ROOTS = ("x:xmpmeta", "x:xapmeta", "rdf:RDF")  # a packet's element, the first found (x:xapmeta: Adobe's older name)
 _SEP = "\x1f"  # between a name's namespace, local part and prefix as expat reports it (no XML name holds it)
@@ -79,7 +79,7 @@ class _Walk:
     def start(self, name: str, attributes: list[str]) -> None:
         self.depth += 1
         if self.keeping:
-            if not self.skipping and self._uri(name) not in (RDF, _XML, self.own):
+            if not self.skipping and self._uri(name) not in (RDF, XML, self.own):
                 self.skipping = self.depth
             if not self.skipping:
                 self.body.append(">" + self._tag(name, attributes) if self.open else self._tag(name, attributes))
@@ -136,7 +136,7 @@ class _Walk:
         without its closing ">"."""
         tag = "<" + self._name(name)
         for at in range(0, len(attributes), 2):
-            if self._uri(attributes[at]) in (RDF, _XML, self.own):
+            if self._uri(attributes[at]) in (RDF, XML, self.own):
                 tag += f' {self._name(attributes[at])}="{attributes[at + 1].translate(_VALUE)}"'
         return tag
 
@@ -161,7 +161,7 @@ class _Walk:
         if len(parts) == 1:
             return name  # (no namespace)
         uri, local = parts[0], parts[1]
-        if uri in (RDF, _XML):
+        if uri in (RDF, XML):
             return ("rdf:" if uri == RDF else "xml:") + local
         if uri not in self.prefixes:
             own = parts[2] if len(parts) == 3 else ""

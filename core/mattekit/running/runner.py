@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 from .. import io, startup
 from . import layout, pipeline
 from ..errors import MattekitError
-from ..fsutil import ensure_folder
+from ..fsutil import ensure_folder, sha256_file
 from ..options import NONE
 from ..io import outputs
 
@@ -181,6 +181,18 @@ class Runner:
                 )
         return inputs
 
+    def provenance_for(self, source: Path) -> dict | None:
+        """The provenance record of ``source``'s output: the run's, and for each input port that is ``recorded``
+        (a second shot) the companion file given for it, {"name", "sha256"} under the port's name."""
+        ports = [p for p in self.task.inputs[1:] if p.recorded and p.name in self.ports]
+        if self.provenance is None or not ports:
+            return self.provenance
+        record = dict(self.provenance)
+        for port in ports:
+            path = outputs.companion(str(self.ports[port.name]), source, port.name)
+            record[port.name] = {"name": path.name, "sha256": sha256_file(path)}
+        return record
+
     def files(
         self,
         planned: list[tuple[Path, Path]],
@@ -219,7 +231,7 @@ class Runner:
                 target,
                 pixels,
                 bit_depth=outputs.bit_depth_for(picture, target),
-                provenance=self.provenance,
+                provenance=self.provenance_for(pair[0]),
                 metadata=kept,
             )
 

@@ -39,6 +39,7 @@ class Port:
     size (outputs): "same" as the first input, or "scaled" (a task option says the factor).
     integers (inputs): the task also takes uint8/uint16 pixels here as they are (and then gives its
     result in that dtype), so the CLI reads 8/16-bit files without a float copy.
+    recorded (inputs): the provenance of a file written records the file given here (its name and sha256).
     """
 
     name: str
@@ -48,6 +49,7 @@ class Port:
     help: str = ""
     size: str = "same"
     integers: bool = False
+    recorded: bool = False
 
     def describe(self) -> dict:
         return {

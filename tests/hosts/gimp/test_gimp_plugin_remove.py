@@ -273,3 +273,30 @@ def test_which_mask_input_the_selection_fills_is_decided_per_port(gimp):
     }
     assert plugin.mask_input(image, layer, ops["matte"])[2] == "Mask: the layer mask"
     assert plugin.mask_input(image, layer, ops["remove"])[2] == "Subject hint: the selection (10x12 px)"
+
+
+@pytest.mark.slow
+def test_with_see_through_checked_the_selection_marks_the_see_through_part(gimp, worker):
+    """Remove Background's See-through checkbox (issue 93): the worker gets the selection as the see-through part
+    (see_through_mask), not as the subject hint: the glass inside it comes out see-through, the rest as the model
+    gives it."""
+    from mattekit.bench import backdrop_scenes
+
+    plugin, Gimp, _ = gimp
+    pixels = backdrop_scenes.drawn(1, "glass").first
+    h, w = pixels.shape[:2]
+    image = Gimp.Image(w, h)
+    layer = image.add_test_layer(pixels)
+    image.select_test_rectangle(0, 0, w // 2, h)
+    status, error = remove_background(plugin, Gimp, image, layer, model="u2netp", see_through=True, output="mask")
+    assert status is Gimp.PDBStatusType.SUCCESS, error
+    mask = layer.get_mask().pixels[..., 0]
+    left = np.zeros((h, w, 1), np.float32)
+    left[:, : w // 2] = 1.0
+    options = {"model": "u2netp", "result": "alpha", "see_through": True}
+    (part,) = worker.run("remove", {"image": as_pixels(pixels), "see_through_mask": as_pixels(left)}, options)
+    (plain,) = worker.run("remove", [as_pixels(pixels)], {"model": "u2netp", "result": "alpha"})
+    part, plain = as_floats(part)[..., 0], as_floats(plain)[..., 0]
+    assert np.allclose(mask, part, atol=1 / 255), "the selection went as the see-through part"
+    assert np.allclose(mask[:, w // 2 :], plain[:, w // 2 :], atol=1 / 255)
+    assert mask[:, : w // 2].mean() < 0.7 * plain[:, : w // 2].mean()

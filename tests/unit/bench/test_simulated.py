@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from gpu_plans import simulated_gpu
+from gpu_plans import recorded_devices, simulated_gpu
 
 from mattekit import catalog, nets, runtime
 from mattekit.bench import simulated
@@ -161,22 +161,10 @@ def test_remove_and_roto_give_the_finish_and_the_filter_the_device_the_models_pl
     from plates import make_plate
 
     from mattekit.io import read_image, write_image
-    from mattekit.finish import cutout
-    from mattekit.roto import ordered
 
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     simulated_gpu(monkeypatch)
-    finishes, filters = [], []
-    cut_out = cutout.cut_out
-    monkeypatch.setattr(cutout, "cut_out", lambda *a, **k: finishes.append(k.get("device")) or cut_out(*a, **k))
-
-    class Recorded(ordered.OrderedSmoother):
-        def __init__(self, *a, **k):
-            if "device" in k:  # the filter that runs (frames_read's schedule, which filters nothing, gives none)
-                filters.append(k["device"])
-            super().__init__(*a, **k)
-
-    monkeypatch.setattr(ordered, "OrderedSmoother", Recorded)
+    finishes, filters = recorded_devices(monkeypatch)
     photo = sorted((shared / "data" / "grabcut50" / "im").iterdir())[0]
     write_image(tmp_path / "big.png", cv2.resize(read_image(photo).pixels, (1280, 960), interpolation=cv2.INTER_CUBIC))
     for device in ("auto", "cpu"):

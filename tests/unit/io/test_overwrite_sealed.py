@@ -93,3 +93,17 @@ def test_a_link_to_mattekits_own_output_needs_overwrite(own, tmp_path, capsys):
     assert run(link) == 2
     _refused(capsys, link)
     assert link.is_symlink() and out.read_bytes() == before
+
+
+def test_an_output_of_an_output_kept_personal_carries_its_own_record_only(own, tmp_path, capsys):
+    """--keep-personal on an input that is itself mattekit's output: the input's record is not carried, so ``mattekit
+    info`` names the last command (its options) and a re-run replaces that output without --overwrite."""
+    _, first = own
+    second = tmp_path / "second.png"
+    again = ["enhance", str(first), "-o", str(second), *QUICK, "--strength", "0.5", "--keep-personal"]
+    assert main(again) == 0
+    capsys.readouterr()
+    assert main(["info", str(second)]) == 0
+    assert "strength=0.5" in capsys.readouterr().out
+    assert _xmp(second).count(b"mattekit:Record") == 1
+    assert main(again) == 0, capsys.readouterr().err
