@@ -129,8 +129,7 @@ class Runner:
         steps(done, total): the task's own progress within one image (tiles). note(item, sentence) after an item is
         stored whose subject came out empty (:func:`transparent_note`); stored(item) after an item is stored.
         given: ``threads``, ``workers``, ``batch`` (the layout's; None: the plan's) and ``progress``, ``cancel``,
-        ``timings`` (:func:`mattekit.running.pipeline.run_pipeline`'s).
-        """
+        ``timings`` (:func:`mattekit.running.pipeline.run_pipeline`'s)."""
         task, models, options = self.task, self.models, self.options
         startup.done()  # a task command's start-up (its imports, its models' load) ends as its run begins
         shape = {k: given.pop(k, None) for k in ("threads", "workers", "batch")}
