@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forks import at_forks
 from mattekit.cli import main
 from mattekit.errors import MattekitError, OutputError
-from mattekit.running import processes
+from mattekit.running import layout, processes
 
 TESTS = os.getpid()  # this process: the writing processes are its children
 
@@ -46,7 +45,7 @@ class _Unpicklable(Exception):
         self.lock = threading.Lock()
 
 
-@pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
+@pytest.mark.skipif(not layout.processes_for({}, 2)[0], reason="this system does not fork")
 def test_an_items_arrays_reach_a_process_through_shared_memory_and_its_answer_comes_back():
     writers = processes.Writers(_doubled, 2)
     try:
@@ -64,7 +63,7 @@ def test_an_items_arrays_reach_a_process_through_shared_memory_and_its_answer_co
         writers.close()
 
 
-@pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
+@pytest.mark.skipif(not layout.processes_for({}, 2)[0], reason="this system does not fork")
 def test_a_tensor_that_views_a_batch_reaches_a_process_as_that_tensor():
     import torch
 
@@ -76,7 +75,7 @@ def test_a_tensor_that_views_a_batch_reaches_a_process_as_that_tensor():
         writers.close()
 
 
-@pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
+@pytest.mark.skipif(not layout.processes_for({}, 2)[0], reason="this system does not fork")
 def test_a_process_that_dies_is_reaped_at_once_and_its_item_written_by_the_caller():
     """A writing process that dies holding an item (killed for memory) is reaped before the call returns (no zombie
     to the run's end) and the item is written again in the caller's process, which then writes the items that
@@ -114,7 +113,7 @@ def _held(array: np.ndarray, folder: str, together: bool) -> int:
     return most
 
 
-@pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
+@pytest.mark.skipif(not layout.processes_for({}, 2)[0], reason="this system does not fork")
 def test_at_most_big_processes_hold_a_big_item_at_once(tmp_path, monkeypatch):
     """Items of mattekit.running.processes.BIG_ITEM bytes or more (1 MB here) are held by at most ``big`` processes
     at once (1 here: their memory), while small items are held by every process at once (2 here)."""
@@ -130,14 +129,8 @@ def test_at_most_big_processes_hold_a_big_item_at_once(tmp_path, monkeypatch):
         writers.close()
 
 
-def test_processes_only_for_several_items_in_any_order():
-    settings = {"device": "cpu", "ordered": False}
-    assert processes.count_for(settings, 1) == 0 and processes.count_for(settings, None) == 0
-    assert processes.count_for({**settings, "ordered": True}, 10) == 0
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
+@pytest.mark.skipif(not layout.processes_for({}, 2)[0], reason="this system does not fork")
 def test_a_folder_written_by_processes_has_the_bytes_the_threads_write(four_images, tmp_path, monkeypatch):
     """Every output of a folder (real weights, the default finish: refinement, edge matting, decontamination, PNG)
     byte for byte the same whether the writing processes or the pipeline's own threads finished and encoded it."""
@@ -148,7 +141,7 @@ def test_a_folder_written_by_processes_has_the_bytes_the_threads_write(four_imag
     args = ["remove", str(data / "im"), "--model", "extremec3-portrait", "-q", "-o"]
     assert main(args + [str(tmp_path / "by_processes")]) == 0
     assert len(calls) == len(images)
-    monkeypatch.setattr(processes, "count_for", lambda settings, items: 0)
+    monkeypatch.setattr(layout, "processes_for", lambda stages, items: (0, "none: the test's"))
     assert main(args + [str(tmp_path / "by_threads")]) == 0
     assert len(calls) == len(images)
     for image in images:
@@ -157,7 +150,7 @@ def test_a_folder_written_by_processes_has_the_bytes_the_threads_write(four_imag
 
 
 @pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it
-@pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
+@pytest.mark.skipif(not layout.processes_for({}, 2)[0], reason="this system does not fork")
 def test_an_output_a_process_cannot_write_fails_that_image_only(four_images, tmp_path, capsys):
     data, images = four_images
     out = tmp_path / "out"
@@ -169,7 +162,7 @@ def test_an_output_a_process_cannot_write_fails_that_image_only(four_images, tmp
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
+@pytest.mark.skipif(not layout.processes_for({}, 2)[0], reason="this system does not fork")
 def test_on_a_gpu_a_photo_finished_on_the_device_stays_in_the_parent(shared, tmp_path, monkeypatch):
     """On a (the bench's simulated) GPU the small photos' finish goes to the writing processes, while a photo of 1 MP or more,
     whose finish runs on the model's device (mattekit.finish.device.device_of), is finished in the pipeline's own thread: a forked
@@ -193,35 +186,3 @@ def test_on_a_gpu_a_photo_finished_on_the_device_stays_in_the_parent(shared, tmp
     assert main(["remove", "-q", "--model", "u2netp", "-o", str(out), *map(str, photos), str(large)]) == 0
     assert sorted(sent) == sorted(p.name for p in photos)
     assert sorted(p.name for p in out.iterdir()) == sorted(p.stem + ".png" for p in [*photos, large])
-
-
-@pytest.mark.needs_data
-@pytest.mark.skipif(not processes.count_for({"device": "cpu"}, 2), reason="this system does not fork")
-def test_the_writing_processes_fork_once_onnx_runtime_has_loaded_its_session(shared, monkeypatch):
-    """An ONNX engine loads its first session on a thread of its own; the writing processes fork only once that load
-    is over, so no child starts as a copy of a thread inside ONNX Runtime (ONNX Runtime's session made 0.5 s slower
-    here, so that it is still loading when the processes are made); the engine answers afterwards."""
-    import onnxruntime
-
-    from mattekit.engines.onnx import OnnxEngine
-
-    made, loading = onnxruntime.InferenceSession, []
-
-    def slow(*args, **kwargs):
-        loading.append(1)
-        time.sleep(0.5)
-        try:
-            return made(*args, **kwargs)
-        finally:
-            loading.pop()
-
-    monkeypatch.setattr(onnxruntime, "InferenceSession", slow)
-    engine = OnnxEngine(lambda: None, (), shared / "weights" / "u2netp.onnx", example=(320, 320), dynamic_size=False)
-    with at_forks(lambda: len(loading)) as sessions_loading:
-        writers = processes.Writers(_doubled, 1)
-    try:
-        assert sessions_loading == [0]
-        assert writers.call(np.ones(3, np.float32), "ok")[1] == 6
-        assert engine(np.zeros((1, 3, 320, 320), np.float32)).shape[0] == 1
-    finally:
-        writers.close()

@@ -17,7 +17,6 @@ import io
 import json
 import threading
 import warnings
-import weakref
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from importlib import metadata
@@ -172,8 +171,12 @@ class OnnxEngine:
         loader = ThreadPoolExecutor(1, "mattekit-onnx-load")
         self._loading = loader.submit(self._loaded_session, self.threads)
         loader.shutdown(wait=False)
-        _LOADING.add(self._loading)
         self.static_batch = not dynamic_size  # a static graph takes one image at a time
+
+    def wait_loaded(self) -> None:
+        """Wait until the first session has loaded (or failed: the first call says so): a process about to fork
+        does (:mod:`mattekit.running.layout`), so that no child starts as a copy of a thread inside ONNX Runtime."""
+        wait([self._loading])
 
     def _session(self, threads: int):
         return self._ort.InferenceSession(
@@ -240,17 +243,6 @@ class OnnxEngine:
         session = self.session_for(thread_count.count())
         name = session.get_inputs()[0].name
         return like(x, session.run(None, {name: feed}, self.run_options[shrinks(feed.shape)])[0])
-
-
-_LOADING: weakref.WeakSet = weakref.WeakSet()  # the first sessions of this process's engines, loading or loaded
-
-
-def wait_for_loading() -> None:
-    """Wait until every engine's first session has loaded (or failed: its engine says so at its first call): a
-    process about to fork (:class:`mattekit.running.processes.Writers`) does, so that no child starts as a copy
-    of a thread inside ONNX Runtime's loading."""
-    for loading in list(_LOADING):
-        wait([loading])
 
 
 def _cpu_device():

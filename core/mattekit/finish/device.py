@@ -19,7 +19,8 @@ def device_of(predictor, image: np.ndarray):
     :data:`FINISH_ON_GPU_PIXELS` (1 MP); None (the CPU cores' own path) for a smaller image, a plan that names none
     (a model on the CPU or Apple's MPS) and without a predictor. The evidence (H200, 16 cores, u2netp, 50 photos of
     0.15 MP): finishing on the GPU took 10.2 s beyond the unfinished run, the CPU's finish 5.0 s; a single 1 MP photo
-    finished in 0.45 s on the GPU against 0.55 s on the CPU, 50 MP in 2.15 s against 3.50 s."""
+    finished in 0.45 s on the GPU against 0.55 s on the CPU, 50 MP in 2.15 s against 3.50 s. A task's run asks it once
+    per item (:meth:`mattekit.running.layout.RunLayout.device_for`) and passes the answer to the task's finish."""
     finish = getattr(getattr(predictor, "plan", None), "finish", "")
     if not finish or image.shape[0] * image.shape[1] < FINISH_ON_GPU_PIXELS:
         return None

@@ -55,6 +55,7 @@ def grown(
 
 
 _POOL: dict[str, ThreadPoolExecutor] = {}
+_CAP = [1 << 16]  # :func:`cap_threads`' setting
 _POOL_LOCK = threading.Lock()
 _IN_POOL = threading.local()
 
@@ -63,7 +64,8 @@ def each_tile(work: Callable[[_Item], _Result], tiles: Sequence[_Item]) -> list[
     """``[work(tile) for tile in tiles]``, the calls spread over one thread per core (the band's numpy and
     OpenCV arithmetic lets go of the GIL), the results in the tiles' order. ``work`` must only read shared
     arrays: the caller writes the results once all are made. One tile, one core, or a call from inside such a
-    thread: in this thread. ``$MATTEKIT_FINISH_THREADS`` caps the threads (1: none)."""
+    thread: in this thread. ``$MATTEKIT_FINISH_THREADS`` (the user's) and :func:`cap_threads` (a writing process's)
+    cap the threads (1: none)."""
     threads = min(len(tiles), cpu_count(), _thread_cap())
     if threads <= 1 or getattr(_IN_POOL, "inside", False):
         return [work(tile) for tile in tiles]
@@ -109,6 +111,12 @@ def tiles_inline() -> None:
     _IN_POOL.inside = True
 
 
+def cap_threads(count: int) -> None:
+    """:func:`each_tile` spreads its calls over at most ``count`` threads in this process from now on (1: none): a
+    writing process's setting (:mod:`mattekit.running.layout`), whose cores are the other processes'."""
+    _CAP[0] = max(1, int(count))
+
+
 def _thread_cap() -> int:
     text = os.environ.get("MATTEKIT_FINISH_THREADS", "").strip()
-    return int(text) if text.isdigit() and int(text) > 0 else 1 << 16
+    return min(_CAP[0], int(text) if text.isdigit() and int(text) > 0 else 1 << 16)

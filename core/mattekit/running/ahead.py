@@ -2,8 +2,8 @@
 2-5 s with CUDA), so that the load and the host's first work overlap.
 
 A run of several inputs forks its writing processes (:mod:`mattekit.running.processes`) once the models are loaded,
-and no thread may be alive at that fork: the runner calls :meth:`ReadAhead.stop` first, which lets the photo being
-decoded finish and joins the thread; the pipeline's readers then take the pictures decoded ahead and decode the
+and no thread may be alive at that fork: the run's layout (:meth:`mattekit.running.layout.RunLayout.started`) calls
+:meth:`ReadAhead.stop` first, which lets the photo being decoded finish and joins the thread; the pipeline's readers then take the pictures decoded ahead and decode the
 others themselves. That thread never starts the tile pool (:func:`mattekit.ops.regions.tiles_inline`), whose
 threads would outlive it. A run of one input forks nothing: its reader waits for the one picture.
 """

@@ -17,11 +17,9 @@ one thread), and everywhere it reads the end of its pipe once the parent is gone
 ends of the pipes, its own and its elder siblings', so that the parent is their only holder) and checks its parent's
 pid each :data:`WATCH` seconds while idle.
 
-For work on the CPU only: a forked process cannot use the parent's CUDA context (the runner keeps an image whose
-finish runs on the model's device in its own thread). OpenCV's thread pool is not
-usable in a forked child (its workers are the parent's): it is stopped before the fork, so the children run
-OpenCV's calls in their own thread, and restarted after it. ONNX Runtime's first sessions, which load on threads of
-their own, have loaded before the fork (:func:`mattekit.engines.onnx.wait_for_loading`).
+For work on the CPU only: a forked process cannot use the parent's CUDA context. What must hold at the fork (no
+thread a child would start as a copy of) and what each child is told (``setup``) is the run's layout's
+(:mod:`mattekit.running.layout`, the one maker of :class:`Writers` in a run).
 """
 
 from __future__ import annotations
@@ -41,54 +39,34 @@ from typing import Any, Callable
 from .. import heap
 from ..engines.threads import loaded_torch
 from ..errors import MattekitError
-from ..machine import cpu_count
 
 BIG_ITEM = 64 << 20  # bytes: items this large are finished by at most ``big`` processes at once (their memory)
 WATCH = 1.0  # seconds: how often an idle process checks that its parent is alive
 _PR_SET_PDEATHSIG = 1  # prctl's option (linux/prctl.h)
 
 
-def count_for(settings: dict, items: int | None) -> int:
-    """How many writing processes a run of ``items`` (None: not known) with the pipeline ``settings``
-    (:func:`mattekit.running.pipeline.plan`'s) gets: one per core for more than one item written in any order, on
-    Linux (fork is the start method there; macOS's system frameworks are not safe across a fork); else none."""
-    if settings.get("ordered") or not items or items < 2 or not sys.platform.startswith("linux"):
-        return 0
-    return cpu_count()
-
-
 class Writers:
-    """``count`` forked processes that each run ``work(*args)`` for a calling thread (:meth:`call`, from any
-    number of threads); at most ``big`` of them hold an item of :data:`BIG_ITEM` bytes or more at once.
-    :meth:`close` ends them."""
+    """``count`` forked processes that each run ``setup()`` once, then ``work(*args)`` for a calling thread
+    (:meth:`call`, from any number of threads); at most ``big`` of them hold an item of :data:`BIG_ITEM` bytes or more
+    at once. :meth:`close` ends them."""
 
-    def __init__(self, work: Callable[..., Any], count: int, big: int = 1):
-        import cv2
-
-        from ..engines.onnx import wait_for_loading
-
+    def __init__(self, work: Callable[..., Any], count: int, big: int = 1, setup: Callable[[], None] | None = None):
         self.work = work
         self.idle: queue.Queue = queue.Queue()  # (connection, process) of idle processes; None: a dead one's place
         self.big = threading.BoundedSemaphore(max(1, big))
         self.processes = []
         context = multiprocessing.get_context("fork")
-        wait_for_loading()  # no child a copy of a thread inside ONNX Runtime
-        threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)  # OpenCV's pool stopped: the children inherit none
         ends: list = []  # the parent's ends of the pipes made so far
-        try:
-            for _ in range(count):
-                parent, child = context.Pipe()
-                ends.append(parent)
-                process = context.Process(
-                    target=_serve, args=(child, work, os.getpid(), list(ends)), daemon=True, name="mattekit-writer"
-                )
-                process.start()
-                child.close()
-                self.processes.append(process)
-                self.idle.put((parent, process))
-        finally:
-            cv2.setNumThreads(threads)
+        for _ in range(count):
+            parent, child = context.Pipe()
+            ends.append(parent)
+            process = context.Process(
+                target=_serve, args=(child, work, os.getpid(), list(ends), setup), daemon=True, name="mattekit-writer"
+            )
+            process.start()
+            child.close()
+            self.processes.append(process)
+            self.idle.put((parent, process))
 
     def call(self, *args) -> Any:
         """``work(*args)`` in an idle process: its return value, or its exception raised here; in this thread where
@@ -206,15 +184,16 @@ def _shared(buffers: list) -> int:
     return descriptor
 
 
-def _serve(connection, work: Callable[..., Any], parent: int, ends: list) -> None:
-    """A writing process of the process ``parent`` (its pid): run ``work`` on each item sent; answer ("value", its
-    result) or ("error", its exception). ``ends``: the parent's ends of the pipes made so far, closed here. It ends
-    with its parent (the module's docstring)."""
+def _serve(connection, work: Callable[..., Any], parent: int, ends: list, setup: Callable[[], None] | None) -> None:
+    """A writing process of the process ``parent`` (its pid): ``setup()`` (where given), then ``work`` run on each
+    item sent; answer ("value", its result) or ("error", its exception). ``ends``: the parent's ends of the pipes made
+    so far, closed here. It ends with its parent (the module's docstring)."""
     _die_with(parent)
     for end in ends:
         end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends us
-    os.environ["MATTEKIT_FINISH_THREADS"] = "1"  # the cores are the processes'
+    if setup is not None:
+        setup()
     heap.keep_freed_memory()
     while True:
         try:

@@ -18,9 +18,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .. import io, runtime, startup
-from . import pipeline
-from ..engines.onnx import wait_for_loading
+from .. import io, startup
+from . import layout, pipeline
 from ..errors import MattekitError
 from ..fsutil import ensure_folder, sha256_file
 from ..options import NONE
@@ -106,8 +105,6 @@ class Runner:
         self.task, self.models, self.options = task, models, options
         self.ports, self.provenance, self.personal = dict(ports or {}), provenance, personal
         self.output = task.outputs[0].name
-        # a run without the main model (remove answered by a hint model) runs whole in the writer
-        self.streams = task.streams and task.main is not None and task.main in models
 
     # ------------------------------------------------------------------ the one executor
 
@@ -118,51 +115,45 @@ class Runner:
         store: Callable,
         *,
         single: bool = False,
-        threads: int | None = None,
-        progress: Callable | None = None,
-        cancel: Callable | None = None,
-        timings: pipeline.Timings | None = None,
+        ahead=None,
         steps: Callable | None = None,
-        workers: int | None = None,
-        batch: int | None = None,
         note: Callable | None = None,
         stored: Callable | None = None,
+        **given,
     ) -> pipeline.Result:
-        """For every item: ``load(item) -> (inputs, kept)``, the task's stages, ``store(item, kept, outputs)``.
+        """For every item: ``load(item) -> (inputs, kept)``, the task's stages, ``store(item, kept, outputs)``, as the
+        run's layout (:func:`mattekit.running.layout.decide`) lays them out: where the finish runs, whether writing
+        processes finish and store (the callbacks always run in this process).
 
-        single: one item (one inference worker with every thread). threads, workers, batch: the
-        pipeline's layout (None: :func:`mattekit.running.pipeline.plan`'s for the main model).
-        progress(done, item) after each item; cancel() -> True stops reading; steps(done, total): the
-        task's own progress within one image (tiles). note(item, sentence) after an item is stored whose subject
-        came out empty (:func:`transparent_note`); stored(item) after an item is stored. A streaming task's finish
-        and ``store`` run in writing processes where :func:`mattekit.running.processes.count_for` gives some, but
-        for an image whose finish runs on the model's device (:func:`mattekit.finish.device.device_of`: a GPU's
-        context is not a forked process's); the callbacks always run in this process.
-        """
+        single: one item. ahead: the inputs decoding already (a :class:`mattekit.running.ahead.ReadAhead`).
+        steps(done, total): the task's own progress within one image (tiles). note(item, sentence) after an item is
+        stored whose subject came out empty (:func:`transparent_note`); stored(item) after an item is stored.
+        given: ``threads``, ``workers``, ``batch`` (the layout's; None: the plan's) and ``progress``, ``cancel``,
+        ``timings`` (:func:`mattekit.running.pipeline.run_pipeline`'s)."""
         task, models, options = self.task, self.models, self.options
         startup.done()  # a task command's start-up (its imports, its models' load) ends as its run begins
+        shape = {k: given.pop(k, None) for k in ("threads", "workers", "batch")}
+        plan = layout.decide(task, models, items, single=single, **shape)
 
         def read(item):
             inputs, kept = load(item)
-            x, context = task.prepare(models, inputs, options) if self.streams else (None, None)
-            return x, (inputs, kept, context)
+            x, context = task.prepare(models, inputs, options) if plan.infer is not None else (None, None)
+            return x, (inputs, kept, context, plan.device_for(inputs["image"]))  # the finish's device, asked once
 
         def produce(item, carried, y) -> str | None:  # the heavy part: in a writing process where there are some
-            inputs, kept, context = carried
-            if not self.streams:
-                result = task.run(models, inputs, options, progress=steps)
-            elif task.progress:
-                result = task.finish(models, inputs, options, context, y, progress=steps)
+            inputs, kept, context, device = carried
+            if plan.infer is None:
+                result = task.run(models, inputs, options, progress=steps, device=device)
             else:
-                result = task.finish(models, inputs, options, context, y)
+                result = task.finished(models, inputs, options, context, y, device, steps)
             store(item, kept, result)
             return transparent_note(task, result, options) if note is not None else None
 
         def write(item, carried, y) -> None:
             if writers is None:
                 sentence = produce(item, carried, y)
-            elif device_of(models.get(task.main), carried[0]["image"]) is not None:
-                with on_device:  # as many at once as the plan's writer threads
+            elif carried[3] is not None:  # finished on the model's device: here (a forked process has no GPU)
+                with on_device:
                     sentence = produce(item, carried, y)
             else:
                 sentence = writers.call(item, carried, y)
@@ -171,38 +162,11 @@ class Runner:
             if sentence:
                 note(item, sentence)
 
-        infer, settings = self._layout(items, single, threads, workers, batch)
-        writers = None
-        if self.streams and hasattr(items, "__len__") and len(items) > 1:  # (multiprocessing: imported only here)
-            from ..finish.device import device_of
-            from . import processes
-
-            count = processes.count_for(settings, len(items))
-            writers = processes.Writers(produce, count, big=settings["writers"]) if count else None
-        if writers is not None:
-            on_device = threading.BoundedSemaphore(settings["writers"])
-            settings["writers"] = count  # a thread each, waiting on its process
-        try:
-            callbacks = dict(progress=progress, cancel=cancel, timings=timings)
-            result = pipeline.run_pipeline(items, _guarded(read), infer, _guarded(write), **callbacks, **settings)
-        finally:
-            if writers is not None:
-                writers.close()
+        on_device = threading.BoundedSemaphore(plan.on_device)
+        with plan.started(produce, ahead) as writers:
+            result = pipeline.run_pipeline(items, _guarded(read), plan.infer, _guarded(write), **given, **plan.stages)
         result.failed = [(item, exc.original if isinstance(exc, _ItemFailed) else exc) for item, exc in result.failed]
         return result
-
-    def _layout(self, items, single: bool, threads: int | None, workers: int | None, batch: int | None) -> tuple:
-        """(the inference stage, the pipeline's layout): the main model and its plan's layout (one worker with every
-        thread for a ``single`` item, no batch larger than the items there are), or none for a task that does not
-        stream (its threads set here)."""
-        if not self.streams:
-            runtime.set_threads(threads)
-            return None, {}
-        infer = self.models[self.task.main]
-        settings = pipeline.plan(infer, workers=1 if single else workers, threads=threads, batch=batch)
-        if hasattr(items, "__len__"):  # no batch larger than the items there are (nor padded beyond them)
-            settings["batch"] = max(1, min(settings["batch"], len(items)))
-        return infer, settings
 
     # ------------------------------------------------------------------ sources and sinks
 
@@ -242,7 +206,7 @@ class Runner:
         with the provenance and the source's colours and metadata, :func:`mattekit.io.outputs.with_metadata`;
         16-bit kept where the format allows). ``data``: {an input that is no file (standard
         input): (its bytes, what messages call it)}, decoded from memory. ``ahead``: the inputs decoding already
-        (a :class:`mattekit.running.ahead.ReadAhead`, stopped here before a run of several forks). ``wrote(target)``
+        (a :class:`mattekit.running.ahead.ReadAhead`, stopped as the run's layout says). ``wrote(target)``
         after each file;
         ``run``: :meth:`run`'s keywords. Items of the Result are the (input, output) pairs."""
         todo = [pair for pair in planned if not (skip_existing and pair[1].exists())]
@@ -270,14 +234,12 @@ class Runner:
                 metadata=kept,
             )
 
-        if ahead is not None and len(todo) > 1:
-            wait_for_loading()  # the writing processes fork after it: the decoding goes on meanwhile
-            ahead.stop()  # before the writing processes fork
         result = self.run(
             todo,
             load,
             store,
             single=len(todo) == 1,
+            ahead=ahead,
             stored=None if wrote is None else lambda pair: wrote(pair[1]),
             **run,
         )

@@ -147,7 +147,7 @@ def _needs(options: BokehOptions, given: set[str]) -> dict[str, str]:
     return models
 
 
-def _finish(models, inputs, options: BokehOptions, context, prediction) -> dict:
+def _finish(models, inputs, options: BokehOptions, context, prediction, device=None) -> dict:
     subject = inputs.get("subject")
     return {
         "image": bokeh(

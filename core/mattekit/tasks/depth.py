@@ -22,7 +22,7 @@ class DepthOptions(ModelOptions):
     normalize: bool = option(True, "rescale the map to [0,1] (1 = nearest); off: the raw prediction (>= 0)")
 
 
-def _finish(models, inputs, options: DepthOptions, context, prediction) -> dict:
+def _finish(models, inputs, options: DepthOptions, context, prediction, device=None) -> dict:
     depth = depth_from_prediction(prediction, *inputs["image"].shape[:2])
     return {"depth": normalize_depth(depth) if options.normalize else depth}
 

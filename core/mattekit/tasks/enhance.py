@@ -23,7 +23,7 @@ class EnhanceOptions:
     )
 
 
-def _finish(models, inputs, options: EnhanceOptions, context, prediction) -> dict:
+def _finish(models, inputs, options: EnhanceOptions, context, prediction, device=None) -> dict:
     return {"image": enhance(inputs["image"], RetouchOptions.of(options))}
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..finish.device import device_of
 from ..finish.edge import alpha_from_mask
 from ..subject import answer, hints
 from ..options import ModelChoice, NONE, option
@@ -133,16 +132,16 @@ def prepare(models, inputs: dict, options: SubjectOptions) -> tuple:
     return answer.network_input(models["model"], inputs["image"], hint, options.box_focus)
 
 
-def alpha(models, inputs, options: SubjectOptions, context, prediction):
+def alpha(models, inputs, options: SubjectOptions, context, prediction, device=None):
     """The subject's alpha, H x W float32 in [0, 1]: the hint model's mask (:func:`mattekit.subject.answer.prompted_alpha`),
     or the network's answer (:func:`mattekit.subject.answer.network_answer`) matted at its edge
     (:func:`mattekit.finish.edge.alpha_from_mask`, where :func:`mattekit.subject.answer.edge_matted` says) and cut by
-    its hint; a matting network's own alpha."""
+    its hint; a matting network's own alpha. ``device``: the finish's (:func:`mattekit.finish.device.device_of`;
+    None: the CPU cores)."""
     image = inputs["image"]
     if "hint_model" in models:
         return answer.prompted_alpha(models["hint_model"].net, image, context, options.matting)
     predictor = models.get("model")
-    device = device_of(predictor, image)
     answered = answer.network_answer(predictor, image, context, prediction, options.refine, options.colour, device)
     matting = not answered.soft and answer.edge_matted(predictor, options.matting)
     found = alpha_from_mask(image, answered.mask, matting, in_place=True, detail=answered.detail, device=device)

@@ -29,7 +29,7 @@ TASK = Task(
     inputs=(Port("image", "image", (3, 4), integers=True),),
     outputs=(Port("mask", "mask"),),
     prepare=model_input,
-    finish=lambda models, inputs, options, context, y: {
+    finish=lambda models, inputs, options, context, y, device=None: {
         "mask": mask_from_prediction(inputs["image"], y, refine=False, upsampling=upsampling_of(models.get("model")))
     },
     streams=True,

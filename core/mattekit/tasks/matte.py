@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..finish.device import device_of
 from ..finish.refine import mask_from_prediction
 from ..finish import cutout
 from ..ops.pixels import grey_map
@@ -64,7 +63,7 @@ def _prepare(models, inputs, options: MatteOptions):
     return (model_input if "model" in models else no_model_input)(models, inputs, options)
 
 
-def _finish(models, inputs, options: MatteOptions, context, prediction) -> dict:
+def _finish(models, inputs, options: MatteOptions, context, prediction, device=None) -> dict:
     image = inputs["image"]
     if inputs.get("trimap") is not None:
         alpha = alpha_from_trimap(image, _plane(inputs["trimap"], image, "trimap"), MattingOptions.of(options))
@@ -75,13 +74,9 @@ def _finish(models, inputs, options: MatteOptions, context, prediction) -> dict:
     elif models["model"].task == "matte":
         alpha = models["model"].to_image(prediction, *image.shape[:2])
     else:
-        mask = mask_from_prediction(
-            image, prediction, upsampling=upsampling_of(models["model"]), device=device_of(models["model"], image)
-        )
+        mask = mask_from_prediction(image, prediction, upsampling=upsampling_of(models["model"]), device=device)
         alpha = matte_edge(image, mask, MattingOptions.of(options))
-    return cutout.outputs(
-        image, alpha, options, backdrop=inputs.get("backdrop"), device=device_of(models.get("model"), image)
-    )
+    return cutout.outputs(image, alpha, options, backdrop=inputs.get("backdrop"), device=device)
 
 
 def _plane(plane: np.ndarray, image: np.ndarray, what: str) -> np.ndarray:

@@ -6,7 +6,8 @@ explicitly (segment-anything style: the predictor is passed in, never looked up)
 
     prepare(models, inputs, options) -> (x, context)      decode-free preprocessing; x: 1 x C x h x w or None
     infer: models[task.main](x) -> y                      the main network (none when prepare gives None)
-    finish(models, inputs, options, context, y) -> dict   postprocessing: {output name: array}
+    finish(models, inputs, options, context, y, device=None) -> dict   postprocessing: {output name: array}, on the
+        finish's device (:func:`mattekit.finish.device.device_of`, asked once per item by the caller; None: the CPU)
 
 From the declaration come the CLI subcommand and flags (``mattekit.commands.tasks``), the worker's
 operations, their validation and the schema that the GIMP plug-in and the Blender add-on read at
@@ -72,6 +73,7 @@ SHADOW = Port(
 
 
 Models = typing.Mapping[str, Any]  # option name of a model field -> a loaded Predictor
+ASK = "ask"  # :meth:`Task.run`'s device: the finish's device asked there
 
 
 def segment_or_matte(model: ModelChoice | None) -> str:
@@ -183,13 +185,23 @@ class Task(Declaration):
         ]
         return found
 
-    def run(self, models: Models, inputs: dict, options, progress: Callable | None = None) -> dict:
-        """prepare -> infer -> finish for one set of inputs; ``progress(done, total)`` where the task reports it."""
+    def run(self, models: Models, inputs: dict, options, progress: Callable | None = None, device: Any = ASK) -> dict:
+        """prepare -> infer -> finish for one set of inputs (:meth:`finished`); ``device``: the finish's, where the
+        caller asked it (:data:`ASK`: asked here of the main model, :func:`mattekit.finish.device.device_of`)."""
         x, context = self.prepare(models, inputs, options)
         y = None if x is None else models[self.main](x)
+        if device is ASK:
+            from ..finish.device import device_of
+
+            device = device_of(models.get(self.main), inputs["image"])
+        return self.finished(models, inputs, options, context, y, device, progress)
+
+    def finished(self, models: Models, inputs: dict, options, context, y, device, progress=None) -> dict:
+        """The outputs of ``finish`` on the prediction ``y`` of prepare's input with its ``context``, on the finish's
+        ``device`` (None: the CPU cores); ``progress(done, total)`` where the task reports it."""
         if self.progress:
-            return self.finish(models, inputs, options, context, y, progress=progress)
-        return self.finish(models, inputs, options, context, y)
+            return self.finish(models, inputs, options, context, y, device=device, progress=progress)
+        return self.finish(models, inputs, options, context, y, device=device)
 
     def describe(self, host: str = "worker") -> dict:
         """The schema of this task for a front end: ports, options (with types, ranges, choices, models)."""

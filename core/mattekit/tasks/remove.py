@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from ..errors import MattekitError
 from ..finish import cutout
 from ..finish.cutout import KEEP
-from ..finish.device import device_of
 from ..matting.two_shots import two_shot_matte
 from ..ops.pixels import quantise, unit_float
 from . import hinted_subject
@@ -96,30 +95,22 @@ def _two_shots(inputs: dict, options: RemoveOptions) -> dict:
     return cutout.outputs(colours, alpha, replace(options, decontaminate=False), backdrop=inputs.get("backdrop"))
 
 
-def _finish(models, inputs, options: RemoveOptions, context, prediction) -> dict:
-    """The subject's alpha and the cut-out; without matting the colours are the photo's own. With shadow keep the
-    photo's own shadow matte too (output ``shadow``). A see-through subject's alpha and colours are read against
-    the backdrop's light (:func:`mattekit.matting.see_through.see_through`) within the model's outline, where the
-    see-through mask (if given) marks it. With a
-    second shot: :func:`_two_shots`."""
+def _finish(models, inputs, options: RemoveOptions, context, prediction, device=None) -> dict:
+    """The subject's alpha and the cut-out, on the finish's ``device`` (None: the CPU cores); without matting the
+    colours are the photo's own. With shadow keep the photo's own shadow matte too (output ``shadow``). A see-through
+    subject's alpha and colours are read against the backdrop's light (:func:`mattekit.matting.see_through.see_through`)
+    within the model's outline, where the see-through mask (if given) marks it. With a second shot: :func:`_two_shots`."""
     if inputs.get("second_shot") is not None:
         return _two_shots(inputs, options)
     image = inputs["image"]
-    alpha = hinted_subject.alpha(models, inputs, options, context, prediction)
+    alpha = hinted_subject.alpha(models, inputs, options, context, prediction, device)
     looks = options if options.matting else replace(options, decontaminate=False)
     colours = None
     if options.see_through:
         from ..matting.see_through import see_through
 
         alpha, colours = see_through(image, alpha, inputs.get("see_through_mask"))
-    return cutout.outputs(
-        image,
-        alpha,
-        looks,
-        backdrop=inputs.get("backdrop"),
-        device=device_of(models.get("model"), image),
-        colours=colours,
-    )
+    return cutout.outputs(image, alpha, looks, backdrop=inputs.get("backdrop"), device=device, colours=colours)
 
 
 TASK = Task(

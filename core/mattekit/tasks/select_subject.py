@@ -18,8 +18,8 @@ TASK = Task(
     inputs=(Port("image", "image", (3, 4), integers=True), HINT_MASK),
     outputs=(Port("selection", "alpha"),),
     prepare=hinted_subject.prepare,
-    finish=lambda models, inputs, options, context, y: {
-        "selection": hinted_subject.alpha(models, inputs, options, context, y)
+    finish=lambda models, inputs, options, context, y, device=None: {
+        "selection": hinted_subject.alpha(models, inputs, options, context, y, device)
     },
     needs=hinted_subject.needs,
     streams=True,

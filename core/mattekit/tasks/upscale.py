@@ -57,7 +57,7 @@ def is_grey(pixels: np.ndarray) -> bool:
     return bool(np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2]))
 
 
-def _finish(models, inputs, options: UpscaleOptions, context, prediction, progress=None) -> dict:
+def _finish(models, inputs, options: UpscaleOptions, context, prediction, device=None, progress=None) -> dict:
     """Grey images (equal channels, or 1-2 channels) go through the net once, as grey; the result keeps
     the input's channel count except that grey RGB(A) comes back as 1 (grey) or 2 (grey + alpha) channels,
     and the input's dtype (float32 in [0,1], or uint8/uint16: see :func:`mattekit.upscaling.superres.upscale`)."""

@@ -12,11 +12,11 @@ import pytest
 from forks import at_forks
 from mattekit import io, runtime
 from mattekit.cli import main
-from mattekit.running import processes
+from mattekit.running import layout
 
 
 @pytest.mark.slow  # a model's load and a run of 4 photos in this process: 10-40 s on 2 shared cores
-@pytest.mark.skipif(not processes.count_for({}, 2), reason="this system has no writing processes")
+@pytest.mark.skipif(not layout.processes_for({}, 2)[0], reason="this system has no writing processes")
 def test_no_photo_is_being_decoded_when_the_writing_processes_fork(shared, tmp_path, monkeypatch):
     """Each photo decoded before the first fork begins only once the model has loaded and takes 1 s more here, so
     that the reading thread is still decoding when the run is about to fork; the runner stops it first (the photo

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from mattekit.cli import main
-from mattekit.running import processes
+from mattekit.running import layout
 
 pytestmark = [
     pytest.mark.slow,  # a model's load and a folder's run in a subprocess: 9-45 s on 2 busy cores
-    pytest.mark.skipif(not processes.count_for({}, 2), reason="this system has no writing processes"),
+    pytest.mark.skipif(not layout.processes_for({}, 2)[0], reason="this system has no writing processes"),
 ]
 
 PHOTOS = 8
@@ -67,7 +67,7 @@ def _started(shared: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path, list
     argv = [sys.executable, "-m", "mattekit", "remove", str(folder), "--model", "u2netp", "-q", "-o", str(out)]
     with open(tmp_path / "stderr", "wb") as err:
         run = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-    count = processes.count_for({}, PHOTOS)
+    count = layout.processes_for({}, PHOTOS)[0]
     at_work = _until(lambda: run.poll() is not None or (len(_group(run.pid)) > count and _cutouts(out)), 180)
     assert at_work is not None and run.poll() is None, (tmp_path / "stderr").read_text()
     return run, out, [pid for pid in _group(run.pid) if pid != run.pid]
@@ -128,7 +128,9 @@ def test_a_writer_killed_mid_run_is_reaped_at_once_and_its_photo_written_with_th
             run.kill()
     assert reaped is not None and going_on and written < PHOTOS, (reaped, going_on, written)
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    monkeypatch.setattr(processes, "count_for", lambda settings, items: 0)  # every photo in this one process
+    monkeypatch.setattr(
+        layout, "processes_for", lambda stages, items: (0, "none: the test's")
+    )  # every photo in this one process
     assert main(["remove", str(tmp_path / "in"), "--model", "u2netp", "-q", "-o", str(tmp_path / "alone")]) == 0
     names = sorted(p.name for p in (tmp_path / "alone").iterdir())
     assert sorted(p.name for p in out.iterdir()) == names and len(names) == PHOTOS
