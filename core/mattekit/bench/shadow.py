@@ -1,8 +1,9 @@
 """``mattekit bench shadow``: how well ``remove --shadow keep`` finds the shadow the subject casts, on composites
-with known shadow mattes (:mod:`mattekit.bench.shadow_scenes`), and what it costs.
+with known shadow mattes from one of two generators (:data:`GENERATORS`: :mod:`mattekit.bench.shadow_scenes`, drawn
+shadows over blurred photos, and :mod:`mattekit.bench.shadow_cast`, shadows cast by a point light on sweeps and
+textured photo floors), and what it costs.
 
-Each subject of the subjects folder (alphamatting's im/ + gt/) makes one composite of each kind
-(:data:`mattekit.bench.shadow_scenes.KINDS`). Subjects are split in sorted order: even-indexed ones are the tuning
+Each subject of the subjects folder (alphamatting's im/ + gt/) makes one composite of each of the generator's kinds. Subjects are split in sorted order: even-indexed ones are the tuning
 half (where :mod:`mattekit.matting.shadow`'s constants were chosen), odd-indexed ones the report half. The subject's
 alpha is the model's (``remove --result alpha``, the real model path); the shadow matte is ``remove --result
 shadow``. Scored outside the subject (its true alpha < 0.01): the matte's mean absolute error against the truth,
@@ -23,12 +24,14 @@ from ..options import model_choice
 from ..errors import InputError
 from ..progress import shown
 from ..tasks import remove
-from . import shadow_scenes
+from . import shadow_cast, shadow_scenes
 from .segment import HALVES, half_of, pairs
 
 OUTSIDE = 0.01  # true alpha below this: outside the subject, where the shadow is scored
 REGION = 0.1  # the shadow region: matte >= this
-WITH_SHADOW = ("floor", "offset", "far")  # the kinds whose targets are the shadow's error and IoU
+WITH_SHADOW = ("floor", "offset", "far", "sweep")  # the kinds whose targets are the shadow's error and IoU
+SHEET_KINDS = ("floor", "offset", "sweep", "textured")  # the kinds a contact sheet shows
+GENERATORS = {"scenes": shadow_scenes, "cast": shadow_cast}  # --generator: the module making the composites
 
 
 def add_parser(kinds) -> None:
@@ -47,9 +50,17 @@ def add_parser(kinds) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--half", choices=HALVES + ("both",), default="both")
     p.add_argument(
-        "--kinds",
-        default=",".join(shadow_scenes.KINDS),
-        help="the kinds of composite, comma-separated (default: all of " + ", ".join(shadow_scenes.KINDS) + ")",
+        "--generator",
+        choices=tuple(GENERATORS),
+        default="scenes",
+        help="how the composites are made: scenes (drawn shadows over blurred photos; kinds "
+        + ", ".join(shadow_scenes.KINDS)
+        + ") or cast (a point light's cast shadows on sweeps and textured photo floors; kinds "
+        + ", ".join(shadow_cast.KINDS)
+        + ")",
+    )
+    p.add_argument(
+        "--kinds", default=None, help="the kinds of composite, comma-separated (default: all of the generator's)"
     )
     p.add_argument(
         "--draws",
@@ -68,15 +79,16 @@ def add_parser(kinds) -> None:
 
 
 def scenes(
-    data: Path, half: str = "both", kinds: tuple[str, ...] = shadow_scenes.KINDS, draws: int = 1
+    data: Path, half: str = "both", kinds: tuple[str, ...] = shadow_scenes.KINDS, draws: int = 1, generator="scenes"
 ) -> list[tuple[str, shadow_scenes.Scene]]:
-    """(half, scene) of every subject of ``data``/alphamatting in ``half``, each of ``kinds`` and ``draws`` draws."""
+    """(half, scene) of every subject of ``data``/alphamatting in ``half``, each of ``kinds`` and ``draws`` draws,
+    made by the ``generator`` (a key of :data:`GENERATORS`)."""
     found = pairs(data / "alphamatting")
     photos = shadow_scenes.surfaces([data / "grabcut50" / "im", data / "sr"])
     if not found or not photos:
         raise InputError(f"{data} needs alphamatting/im + gt and photos under grabcut50/im or sr.")
     return [
-        (half_of(i), shadow_scenes.scene(image, gt, kind, photos, draw))
+        (half_of(i), GENERATORS[generator].scene(image, gt, kind, photos, draw))
         for i, (image, gt) in enumerate(found)
         if half in ("both", half_of(i))
         for kind in kinds
@@ -108,28 +120,29 @@ def cpu_time(call):
 
 def run(args) -> int:
     data = Path(args.data)
-    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    unknown = sorted(set(kinds) - set(shadow_scenes.KINDS))
+    known = GENERATORS[args.generator].KINDS
+    kinds = tuple(k.strip() for k in (args.kinds or ",".join(known)).split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(known))
     if unknown or not kinds:
-        raise InputError(f"--kinds takes {', '.join(shadow_scenes.KINDS)}, not {args.kinds!r}.")
+        raise InputError(f"--kinds takes {', '.join(known)} with --generator {args.generator}, not {args.kinds!r}.")
     if not 1 <= args.draws <= 20:
         raise InputError(f"--draws takes 1 to 20, not {args.draws}.")
-    rows = scenes(data, args.half, kinds, args.draws)
+    rows = scenes(data, args.half, kinds, args.draws, args.generator)
     predictor = runtime.ModelCache().get(model_choice(args.model, "segment"), args.device)
     plain = remove.TASK.make_options({"model": args.model, "device": args.device})
     kept = remove.TASK.make_options({"model": args.model, "device": args.device, "shadow": "keep"})
     alone = remove.TASK.make_options({"model": args.model, "device": args.device, "result": "shadow"})
     models = {"model": predictor}
     print(
-        f"bench shadow on {data}: {len(rows)} composites of alphamatting subjects (sorted; tuning half = "
-        f"even-indexed, report half = odd-indexed) over grabcut50/sr photos as surfaces; model "
+        f"bench shadow on {data}: {len(rows)} composites ({args.generator} generator) of alphamatting subjects "
+        f"(sorted; tuning half = even-indexed, report half = odd-indexed) over grabcut50/sr photos as surfaces; model "
         f"{predictor.name} on {args.device}; scored outside the subject (true alpha < {OUTSIDE})"
     )
     results, seconds, sheet = {}, [0.0, 0.0], []
     with shown(len(rows), "composite") as report:  # on stderr: a bar on a terminal, a line per composite elsewhere
         for index, (half, scene) in enumerate(rows):
             inputs = {"image": scene.photo}
-            shown_here = args.sheet and half == "report" and scene.kind in ("floor", "offset") and len(sheet) < 8
+            shown_here = args.sheet and half == "report" and scene.kind in SHEET_KINDS and len(sheet) < 8
             made = {}
             if args.timed or shown_here:
                 runs = [(0, plain), (1, kept)] if index % 2 == 0 else [(1, kept), (0, plain)]  # in turns
@@ -143,7 +156,7 @@ def run(args) -> int:
             report(scene.name)
     print(f"{'half':8}{'kind':9}{'n':>3}{'MAE/empty':>11}{'empty MAE':>11}{'IoU>=0.1':>10}{'mean matte':>12}")
     for half in HALVES:
-        for kind in shadow_scenes.KINDS + ("shadowed",):
+        for kind in known + ("shadowed",):
             got = [s for k in (WITH_SHADOW if kind == "shadowed" else (kind,)) for s in results.get((half, k), [])]
             if not got:
                 continue

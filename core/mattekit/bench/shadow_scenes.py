@@ -72,7 +72,7 @@ def scene(image: Path, gt: Path, kind: str, surface_photos: list[Path], draw: in
     ``draw`` > 0: another draw of the same subject and kind (more composites from the same subjects)."""
     seed = f"{image.stem}/{kind}" + (f"/{draw}" if draw else "")
     rng = np.random.default_rng(zlib.crc32(seed.encode()))
-    subject, alpha = _placed(io.read_image(str(image)).pixels[..., :3], io.read_image(str(gt)).pixels, rng)
+    subject, alpha = placed(io.read_image(str(image)).pixels[..., :3], io.read_image(str(gt)).pixels, rng)
     surface = _surface(surface_photos, rng)
     if kind == "dark":
         surface = surface * 0.25
@@ -97,13 +97,20 @@ def scene(image: Path, gt: Path, kind: str, surface_photos: list[Path], draw: in
     )
 
 
-def _placed(colours: np.ndarray, alpha: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+def placed(
+    colours: np.ndarray,
+    alpha: np.ndarray,
+    rng,
+    canvas: tuple[int, int] = CANVAS,
+    base: tuple[float, float] = (0.72, 0.88),
+) -> tuple[np.ndarray, np.ndarray]:
     """The subject's colours (H x W x 3) and alpha (H x W; the first channel of a grey-as-RGB one) cropped to its
-    box, scaled and placed on the canvas: (canvas x 3, canvas)."""
+    box, scaled to 45-65 % of the ``canvas``'s height (rows, columns) and placed with its lowest row at a drawn
+    share ``base`` of it: (canvas x 3, canvas)."""
     alpha = alpha[..., 0] if alpha.ndim == 3 else alpha
     ys, xs = np.nonzero(alpha > 0.01)
     top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    height, width = CANVAS
+    height, width = canvas
     size = rng.uniform(0.45, 0.65) * height / (bottom - top)
     new_h, new_w = max(1, round((bottom - top) * size)), max(1, round((right - left) * size))
     new_w = min(new_w, width - 2)
@@ -113,10 +120,10 @@ def _placed(colours: np.ndarray, alpha: np.ndarray, rng) -> tuple[np.ndarray, np
     alpha = cv2.resize(
         np.ascontiguousarray(alpha[top:bottom, left:right]), (new_w, new_h), interpolation=cv2.INTER_AREA
     )
-    base = int(rng.uniform(0.72, 0.88) * height)
-    y0 = max(0, base - new_h)
+    lowest = int(rng.uniform(*base) * height)
+    y0 = max(0, lowest - new_h)
     x0 = int(np.clip(rng.uniform(0.3, 0.7) * width - new_w / 2, 0, width - new_w))
-    out_colours, out_alpha = np.zeros(CANVAS + (3,), np.float32), np.zeros(CANVAS, np.float32)
+    out_colours, out_alpha = np.zeros(canvas + (3,), np.float32), np.zeros(canvas, np.float32)
     out_colours[y0 : y0 + new_h, x0 : x0 + new_w] = colours[: height - y0]
     out_alpha[y0 : y0 + new_h, x0 : x0 + new_w] = alpha[: height - y0]
     return out_colours, out_alpha
