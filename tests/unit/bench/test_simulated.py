@@ -27,7 +27,8 @@ CORE = Path(runtime.__file__).parent
 
 def test_no_production_module_knows_the_simulated_gpu_and_matting_imports_only_ops():
     """Every module of core/mattekit but the bench's is free of the simulation's names (simulat*, SIMULATE), and the
-    matting solvers import nothing of mattekit but its pixel operations (mattekit.ops) and their own modules."""
+    matting solvers import nothing of mattekit but its pixel operations (mattekit.ops), the errors a user sees
+    (mattekit.errors, a leaf: two shots that differ are refused in one sentence) and their own modules."""
     knowing = [
         f"{path.relative_to(CORE)}:{number}"
         for path in sorted(CORE.rglob("*"))
@@ -44,7 +45,7 @@ def test_no_production_module_knows_the_simulated_gpu_and_matting_imports_only_o
             elif isinstance(node, (ast.Import, ast.ImportFrom)) and not getattr(node, "level", 0):
                 names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
                 imported |= {n.split(".")[1] for n in names if n and n.startswith("mattekit.")}
-    assert imported <= {"ops"}, f"matting imports {sorted(imported)}"
+    assert imported <= {"ops", "errors"}, f"matting imports {sorted(imported)}"
 
 
 def test_a_simulated_gpu_is_planned_as_a_gpu_and_the_users_environment_cannot_ask_for_it(monkeypatch, capsys):
