@@ -104,24 +104,9 @@ def option(
     keywords: the words a parsed option takes besides its text form, each checked to itself (case and surrounding
     spaces aside), e.g. the shadow's ``keep``; the schema names them, so hosts need no copy.
     """
-    meta = {
-        "help": help,
-        "choices": tuple(choices) if choices is not None else None,
-        "minimum": minimum,
-        "maximum": maximum,
-        "model": model,
-        "flag": flag,
-        "label": label,
-        "hosts": tuple(hosts),
-        "path": path,
-        "bare": bare,
-        "missing": missing,
-        "none": none,
-        "repeat": repeat,
-        "writes": writes,
-        "parse": parse,
-        "keywords": tuple(keywords) if keywords is not None else None,
-    }
+    meta = {name: value for name, value in locals().items() if name != "default"}  # the parameters, as given
+    meta.update(hosts=tuple(hosts), choices=None if choices is None else tuple(choices))
+    meta.update(keywords=None if keywords is None else tuple(keywords))
     if default is dataclasses.MISSING:
         return field(metadata={"mattekit": meta})
     return field(default=default, metadata={"mattekit": meta})
