@@ -241,16 +241,3 @@ def test_info_describes_an_image_too_large_to_decode(tmp_path, capsys, monkeypat
     assert main(["info", str(huge)]) == 0
     out, err = capsys.readouterr()
     assert out.splitlines()[0] == f"{huge}: PNG 30000 x 30000, 1, 8-bit" and err == "", (out, err)
-
-
-@pytest.mark.parametrize(
-    "text", ["plain", 'say "hi"', "it's", "both \" and '", "a & b < c > d", "line\nbreak\rand\ttab", "é ✓ \ufeff", ""]
-)
-def test_an_attribute_is_quoted_as_the_standard_librarys_quoteattr_quotes_it(text):
-    """The XMP's attribute values, written without importing ``xml.sax.saxutils`` (which brings urllib and email),
-    are the bytes its ``quoteattr`` gives: files written before and after agree."""
-    from xml.sax.saxutils import quoteattr
-
-    from mattekit.provenance import _quoted
-
-    assert _quoted(text) == quoteattr(text)
