@@ -235,14 +235,14 @@ def stack_inputs(inputs: list, device_type: str):
     device then non-blocking)."""
     if len(inputs) == 1 and device_type != "cuda":
         return inputs[0]
-    from .onnx import joined
-
     if device_type != "cuda":
+        from .onnx import joined
+
         return joined(inputs)
     import torch
 
     shape = (sum(t.shape[0] for t in inputs),) + tuple(inputs[0].shape[1:])
-    return joined(inputs, out=torch.empty(shape, dtype=inputs[0].dtype, pin_memory=True))
+    return torch.cat(inputs, out=torch.empty(shape, dtype=inputs[0].dtype, pin_memory=True))
 
 
 def to_host(prediction):
