@@ -105,32 +105,17 @@ def roto_record(changed: dict, model: dict) -> dict:
     }
 
 
-_ESCAPES = (("&", "&amp;"), (">", "&gt;"), ("<", "&lt;"), ("\n", "&#10;"), ("\r", "&#13;"), ("\t", "&#9;"))
-
-
-def _quoted(text: str) -> str:
-    """``text`` as an XML attribute's value with its quotes, written as the standard library's ``quoteattr`` writes
-    it (``xml.sax.saxutils``, whose import brings urllib and email: 20 ms of every command's start-up): ``&``, ``<``,
-    ``>`` and line breaks and tabs as entities; in double quotes, or single ones where it holds a double quote but
-    no single one, else double quotes with each of its own as ``&quot;``."""
-    for raw, entity in _ESCAPES:
-        text = text.replace(raw, entity)
-    if '"' not in text:
-        return f'"{text}"'
-    if "'" not in text:
-        return f"'{text}'"
-    return '"' + text.replace('"', "&quot;") + '"'
-
-
 def to_xmp(provenance: dict) -> bytes:
     """An XMP packet (UTF-8) holding ``provenance``."""
+    from xml.sax.saxutils import quoteattr  # (it imports urllib: loaded where an XMP is written)
+
     attributes = {
         "Iptc4xmpExt:DigitalSourceType": provenance.get("digital_source_type", ""),
         "xmp:CreatorTool": provenance.get("software", ""),
         "mattekit:Task": provenance.get("task", ""),
         "mattekit:Record": json.dumps(provenance, sort_keys=True, separators=(",", ":")),
     }
-    lines = "\n".join(f"    {key}={_quoted(str(value))}" for key, value in attributes.items())
+    lines = "\n".join(f"    {key}={quoteattr(str(value))}" for key, value in attributes.items())
     text = (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
         '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'

@@ -243,19 +243,6 @@ def test_info_describes_an_image_too_large_to_decode(tmp_path, capsys, monkeypat
     assert out.splitlines()[0] == f"{huge}: PNG 30000 x 30000, 1, 8-bit" and err == "", (out, err)
 
 
-@pytest.mark.parametrize(
-    "text", ["plain", 'say "hi"', "it's", "both \" and '", "a & b < c > d", "line\nbreak\rand\ttab", "é ✓ \ufeff", ""]
-)
-def test_an_attribute_is_quoted_as_the_standard_librarys_quoteattr_quotes_it(text):
-    """The XMP's attribute values, written without importing ``xml.sax.saxutils`` (which brings urllib and email),
-    are the bytes its ``quoteattr`` gives: files written before and after agree."""
-    from xml.sax.saxutils import quoteattr
-
-    from mattekit.provenance import _quoted
-
-    assert _quoted(text) == quoteattr(text)
-
-
 def test_a_packet_with_two_records_gives_the_last_one_the_files_own():
     """An output's record is added last into a packet (mattekit.io.metadata.merged_xmp); a packet holding an earlier
     one too (an output of an output written before issue 91 left the source's record out) gives its own."""

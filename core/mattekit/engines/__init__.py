@@ -242,7 +242,7 @@ def stack_inputs(inputs: list, device_type: str):
     import torch
 
     shape = (sum(t.shape[0] for t in inputs),) + tuple(inputs[0].shape[1:])
-    return joined(inputs, out=torch.empty(shape, dtype=inputs[0].dtype, pin_memory=True))
+    return torch.cat(inputs, out=torch.empty(shape, dtype=inputs[0].dtype, pin_memory=True))
 
 
 def to_host(prediction):

@@ -5,12 +5,12 @@ and :func:`write_layers` write EXR (a plain one, and roto's layered one for comp
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import re
 from dataclasses import dataclass
 
 import numpy as np
+import OpenImageIO as oiio
 
 from mattekit.errors import InputError
 from mattekit.io.formats import EXR_RECORD
@@ -19,18 +19,6 @@ from mattekit.io.picture import check_size
 from mattekit.ops.pixels import finite
 
 
-class _OnFirstUse:
-    """Stands for the module ``name``: each attribute is read from it, and the first read imports it (import's own
-    locks make that safe from any thread)."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def __getattr__(self, attribute: str):
-        return getattr(importlib.import_module(self.name), attribute)
-
-
-oiio = _OnFirstUse("OpenImageIO")  # a photo's command never uses OpenImageIO: imported at its first use (17 ms)
 FORMATS = {"openexr": "EXR", "dpx": "DPX", "tiff": "TIFF"}  # OIIO's format names -> ours
 
 

@@ -76,27 +76,3 @@ def check_size(src: str, width: int, height: int) -> None:
             f"{budget / 1e6:.1f} MP this machine's free memory allows; set MATTEKIT_MAX_PIXELS={width * height} "
             f"to try anyway."
         )
-
-
-def pixel_array(im) -> np.ndarray:
-    """``np.asarray(im)`` of a Pillow image of 8-bit channels (L, RGB, RGBA, ...): H x W (x C) uint8, read-only, its
-    rows unpacked by Pillow's raw encoder in one call rather than 64 KiB at a time and then joined (a 50 MP JPEG's
-    pixels: 130 ms against 370, half the CPU time; the same bytes); np.asarray itself where that encoder is not at
-    hand (another Pillow) or the mode is another."""
-    from PIL import Image
-
-    channels = {"L": 1, "RGB": 3, "RGBA": 4, "CMYK": 4}.get(im.mode)
-    encoder = getattr(Image, "_getencoder", None)
-    if channels is None or encoder is None or 0 in im.size:
-        return np.asarray(im)
-    im.load()
-    width, height = im.size
-    unpacking = encoder(im.mode, "raw", im.mode)
-    try:
-        unpacking.setimage(im.im, (0, 0, width, height))
-        _, status, data = unpacking.encode(width * height * channels + 1)  # every row at once
-    finally:
-        unpacking.cleanup()
-    if status != 1 or len(data) != width * height * channels:  # (1: done)
-        return np.asarray(im)
-    return np.frombuffer(data, np.uint8).reshape((height, width) if channels == 1 else (height, width, channels))

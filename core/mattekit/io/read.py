@@ -44,7 +44,7 @@ from mattekit.io import metadata
 from mattekit.io.formats import DECODE_ERRORS, DPX_MAGIC, EXR_MAGIC, PNG_XMP_KEY, TIFF_MAGIC
 from mattekit.io.formats import Source, png_whole, reason
 from mattekit.io.oiio import Scene, exr_provenance, read_scene, scene_attributes, scene_layout
-from mattekit.io.picture import Layout, Picture, check_size, pixel_array
+from mattekit.io.picture import Layout, Picture, check_size
 from mattekit.io.tiff import tiff_size
 from mattekit.ops.pixels import finite, unit_float
 from mattekit.provenance import from_xmp
@@ -320,7 +320,7 @@ def _pillow_pixels(
     colours = im if im.mode == "RGB" else im.convert("RGB")  # (converting RGB to RGB would copy it)
 
     def planes(rgb: Image.Image) -> np.ndarray:
-        found = [pixel_array(rgb)] + ([alpha[..., None]] if alpha is not None else [])
+        found = [np.asarray(rgb)] + ([alpha[..., None]] if alpha is not None else [])
         pixels = np.concatenate(found, axis=2) if len(found) > 1 else found[0]
         return pixels if integers else unit_float(pixels)
 

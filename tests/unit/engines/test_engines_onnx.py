@@ -9,7 +9,7 @@ import torch
 from conformance_checks import assert_close
 from engine_nets import NETS, atol, load_net, reference
 
-from mattekit.engines import inputs, threads
+from mattekit.engines import threads
 from mattekit.engines.plan import decide
 from mattekit import engines, runtime
 from mattekit.predictor import Predictor
@@ -197,20 +197,3 @@ def test_a_damaged_cached_export_is_exported_again_on_first_use(golden, shared, 
     assert damaged.path.stat().st_size > 1000
     one = damaged.session_for(1).run(None, {damaged.input_name: x.numpy()})[0]
     assert_close(torch.from_numpy(one), ref, atol(ref), "1 thread")
-
-
-def test_a_batch_is_joined_as_torch_joins_it_into_a_new_tensor_or_the_one_given():
-    """``joined`` (a batch's stacking, numpy's copy for CPU float32 tensors): the bytes of ``torch.cat``, into a new
-    tensor or into ``out`` (CUDA's pinned buffer); other dtypes and tensors that need gradients go through torch."""
-    parts = [torch.rand(1, 3, 7, 5, generator=torch.Generator().manual_seed(i)) for i in range(3)]
-    want = torch.cat(parts)
-    assert torch.equal(inputs.joined(parts), want)
-    out = torch.empty(3, 3, 7, 5)
-    assert inputs.joined(parts, out=out) is out and torch.equal(out, want)
-    halves = [p.half() for p in parts]
-    assert torch.equal(inputs.joined(halves), torch.cat(halves))
-    grads = [p.clone().requires_grad_() for p in parts]
-    assert torch.equal(inputs.joined(grads).detach(), want)
-    assert (inputs.joined([p.numpy() for p in parts]) == want.numpy()).all()
-    negated = [p._neg_view() for p in parts]  # a lazy negation numpy cannot view
-    assert torch.equal(inputs.joined(negated), -want)

@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 from mattekit.errors import OutputError
 from mattekit.io import linear_to_srgb, read_image, srgb_to_linear, write_image
 from mattekit import io
-from mattekit.io import picture, png
+from mattekit.io import png
 from mattekit.io.read import _orient
 from pictures import gamma_icc_profile, random_image, smooth_image
 
@@ -290,14 +290,3 @@ def test_exr_files_carry_no_time_of_writing(tmp_path):
     for name in ("a.exr", "l.exr"):
         header = OpenEXR.File(str(tmp_path / name)).header()
         assert "capDate" not in header, (name, header.get("capDate"))
-
-
-@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "CMYK", "I;16", "1"])
-def test_a_pillow_images_pixels_come_out_as_numpy_reads_them(shared, mode):
-    """io.picture.pixel_array (a decoded photo's pixels unpacked in one call, 0.4x the time of np.asarray at 50 MP)
-    gives np.asarray's array to the byte: shape, dtype and values, read-only, for every mode and an odd width."""
-    photo = Image.open(sorted((shared / "data" / "grabcut50" / "im").iterdir())[0])
-    image = photo.crop((0, 0, 301, 77)).convert(mode)
-    expected, got = np.asarray(image), picture.pixel_array(image)
-    assert got.shape == expected.shape and got.dtype == expected.dtype and np.array_equal(got, expected)
-    assert not got.flags.writeable
