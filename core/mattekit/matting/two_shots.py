@@ -31,12 +31,14 @@ DISAGREE = 0.1  # a subject pixel whose shots disagree by this (in backdrop diff
 SOFTEN = 1.5  # px: the Gaussian blur under which a still subject's two shots agree
 MOST_DISAGREEING = 0.05  # the share of the subject's pixels that may disagree before the run is refused
 LUMINANCE = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 weights of linear RGB
+CLEAR = 0.01  # an alpha this near 0 or 1 is 0 or 1
 SAME = "two shots need the same subject and camera"
 
 
 @dataclass
 class TwoShots:
-    """The result of :func:`two_shot_matte`: ``alpha`` (H x W), straight ``colours`` (H x W x 3 sRGB), the
+    """The result of :func:`two_shot_matte`: ``alpha`` (H x W), straight ``colours`` (H x W x 3 sRGB, the photo's
+    dtype: its own colours where alpha is 0), the
     ``shift`` (dx, dy px) and exposure ``gain`` that aligned the second shot, and the backdrops (:class:`BackdropPair`,
     linear light)."""
 
@@ -167,18 +169,23 @@ def _shift_step(first, moved, direction, near, opaque, gain) -> tuple[float, flo
     return float(step[0]), float(step[1])
 
 
-def triangulate(first: np.ndarray, second: np.ndarray, pair: BackdropPair) -> tuple[np.ndarray, np.ndarray]:
-    """(alpha H x W, straight colours H x W x 3 linear) of two aligned shots (H x W x 3 linear) over the backdrops
-    ``pair``: alpha by least squares over RGB, the colours the mean of both shots' estimates; where alpha is 0 the
-    colours are the first shot's."""
-    change, difference = pair.difference, first - second
+def triangulate(first: np.ndarray, second: np.ndarray, pair: BackdropPair) -> np.ndarray:
+    """The alpha (H x W float32 in [0, 1]) of two aligned shots (H x W x 3 linear) over the backdrops ``pair``, by
+    least squares over RGB; within :data:`CLEAR` of 0 or 1 it is 0 or 1 (a backdrop's noise is no haze)."""
+    change = pair.difference
     size = np.maximum(np.einsum("ijk,ijk->ij", change, change), np.float32(1e-8))
-    alpha = np.clip(1.0 - np.einsum("ijk,ijk->ij", difference, change) / size, 0.0, 1.0).astype(np.float32)
-    premultiplied = first + second
-    premultiplied -= (1.0 - alpha)[..., None] * (pair.first + pair.second)
-    premultiplied *= np.float32(0.5) / np.maximum(alpha, np.float32(1e-3))[..., None]
-    colours = np.where((alpha > 1e-3)[..., None], np.clip(premultiplied, 0.0, 1.0), first)
-    return alpha, colours.astype(np.float32, copy=False)
+    alpha = 1.0 - np.einsum("ijk,ijk->ij", first - second, change) / size
+    alpha[alpha < CLEAR] = 0.0
+    alpha[alpha > 1.0 - CLEAR] = 1.0
+    return alpha.astype(np.float32, copy=False)
+
+
+def colours_at(first: np.ndarray, second: np.ndarray, pair: BackdropPair, alpha: np.ndarray, where) -> np.ndarray:
+    """The subject's straight colours (N x 3 linear, in [0, 1]) at the N pixels ``where`` (H x W bool, alpha > 0 there)
+    of two aligned shots: the mean of both shots' ``(C - (1 - alpha) B) / alpha``."""
+    a = alpha[where][:, None]
+    total = first[where] + second[where] - (1.0 - a) * (pair.first[where] + pair.second[where])
+    return np.clip(total * (np.float32(0.5) / a), 0.0, 1.0)
 
 
 def disagreement(first: np.ndarray, second: np.ndarray, pair: BackdropPair, alpha: np.ndarray) -> float:
@@ -230,11 +237,11 @@ def _alignment(first: np.ndarray, shot: np.ndarray, scale: float) -> tuple[tuple
     InputError, one sentence, where the shots disagree on more than :data:`MOST_DISAGREEING` of the subject."""
     other, shift, gain = aligned(first, shot, scale)
     pair = _checked_pair(first, other)
-    alpha, _ = triangulate(first, other, pair)
+    alpha = triangulate(first, other, pair)
     shift, gain = refined(first, shot, pair, alpha, shift, gain)
     other = shifted(shot, -shift[0], -shift[1]) * np.float32(1.0 / gain)
     pair = _checked_pair(first, other, pair.grid)
-    alpha, _ = triangulate(first, other, pair)
+    alpha = triangulate(first, other, pair)
     share = disagreement(first, other, pair, alpha)
     if share > MOST_DISAGREEING:
         raise InputError(
@@ -269,5 +276,11 @@ def two_shot_matte(image: np.ndarray, second: np.ndarray) -> TwoShots:
     other = shifted(shot, -shift[0], -shift[1])
     other *= np.float32(1.0 / gain)
     pair = _checked_pair(first, other, grid)
-    alpha, colours = triangulate(first, other, pair)
-    return TwoShots(alpha, linear_to_srgb(colours), shift, gain, pair)
+    alpha = triangulate(first, other, pair)
+    seen = alpha > 0
+    colours = image[..., :3].copy()  # the photo's own where no subject is
+    found = linear_to_srgb(colours_at(first, other, pair, alpha, seen))
+    if colours.dtype.kind in "ui":
+        found = np.round(found * np.float32(np.iinfo(colours.dtype).max))
+    colours[seen] = found
+    return TwoShots(alpha, colours, shift, gain, pair)

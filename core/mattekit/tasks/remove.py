@@ -16,7 +16,7 @@ from ..errors import MattekitError
 from ..finish import cutout
 from ..finish.cutout import KEEP
 from ..matting.two_shots import two_shot_matte
-from ..ops.pixels import quantise, unit_float
+from ..ops.pixels import unit_float
 from . import hinted_subject
 from ..options import option
 from .common import CutoutOptions, format_for, suffix_for
@@ -90,9 +90,9 @@ def _two_shots(inputs: dict, options: RemoveOptions) -> dict:
     photo's own where it has one) and the subject's true colours, of the photo's dtype."""
     image = inputs["image"]
     found = two_shot_matte(image, inputs["second_shot"])
-    colours = found.colours if image.dtype.kind not in "ui" else quantise(found.colours, 8 * image.dtype.itemsize)
     alpha = found.alpha if image.shape[-1] != 4 else found.alpha * unit_float(image[..., 3])
-    return cutout.outputs(colours, alpha, replace(options, decontaminate=False), backdrop=inputs.get("backdrop"))
+    looks = replace(options, decontaminate=False)
+    return cutout.outputs(found.colours, alpha, looks, backdrop=inputs.get("backdrop"))
 
 
 def _finish(models, inputs, options: RemoveOptions, context, prediction, device=None) -> dict:
