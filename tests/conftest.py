@@ -140,14 +140,13 @@ def _onnx_exports(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _clean_process_state(tmp_path_factory, monkeypatch, _onnx_exports):
     """Every test starts alike, whatever ran before it: its own weights cache (MATTEKIT_HOME; the session's ONNX
-    exports linked in), no first-use engine measurement (the tests of it allow it), no rembg folder, two torch threads, no model loaded by the Python API, licence notices not
+    exports linked in), no rembg folder, two torch threads, no model loaded by the Python API, licence notices not
     yet shown, and the catalog read afresh (it follows MATTEKIT_CATALOG)."""
     home = tmp_path_factory.mktemp("mattekit_home")
     (home / "weights").mkdir()
     (home / "weights" / "onnx").symlink_to(_onnx_exports, target_is_directory=True)
     monkeypatch.setenv("MATTEKIT_HOME", str(home))
     monkeypatch.setenv("U2NET_HOME", str(home / "no-rembg-folder"))  # a developer's own ~/.u2net stays out of tests
-    monkeypatch.setenv("MATTEKIT_MEASURE_ENGINES", "no")  # the shipped rows choose, as on a measured machine
     threads.set_count(2)  # this thread's count for network calls, and torch's
     runtime.forget_notices()
     api.clear_models()

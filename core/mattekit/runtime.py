@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from . import catalog as catalog_mod
 from . import settings
 from .engines import gpus, threads
-from .engines.measure import measure_engines
 from .engines.plan import Plan, decide
 from .catalog import ModelEntry
 from .options import ModelChoice, model_choice
@@ -32,9 +31,9 @@ def set_threads(count: int | None) -> None:
 class ModelCache:
     """Loaded predictors, each loaded once, owned by whoever made the cache (a CLI run, the worker, the Python API).
     Each request (model, device, weights, backend, precision as asked) gets its plan once
-    (:func:`mattekit.engines.plan.decide`, which on first use may measure the CPU engines); models are keyed by plan,
-    so requests that plan alike share one. ``say``: how the owner tells its user things once a model loads (a licence,
-    a GPU left idle: :func:`load_notices`); None says nothing. Thread-safe."""
+    (:func:`mattekit.engines.plan.decide`); models are keyed by plan, so requests that plan alike share one. ``say``:
+    how the owner tells its user things once a model loads (a licence, a GPU left idle: :func:`load_notices`); None
+    says nothing. Thread-safe."""
 
     def __init__(self, say=None):
         self._plans: dict[tuple, Plan] = {}
@@ -50,14 +49,12 @@ class ModelCache:
         backend: str | None = "auto",
         precision: str | None = "auto",
     ) -> Plan:
-        """The plan of ``entry`` as asked, made once per request (measuring the CPU engines on first use where no
-        table has them; the memory check first, before its weights are looked for)."""
+        """The plan of ``entry`` as asked, made once per request (the memory check first, before its weights are
+        looked for)."""
         request = (entry.name, str(device or "auto"), str(weights_path or ""), backend or "auto", precision or "auto")
         with self._lock:
             if request not in self._plans:
-                self._plans[request] = decide(
-                    entry, device, backend, precision, weights_path, loading=True, measure=measure_engines
-                )
+                self._plans[request] = decide(entry, device, backend, precision, weights_path, loading=True)
             return self._plans[request]
 
     def get(

@@ -6,8 +6,8 @@
 #   what is missing is made (photos: 48 generated ones; weights: stand-in ones, said on the row).
 #   OUT: a folder for the logs. STEP (default: issue 69's rows and the CUDA tests, birefnet models bigphoto roto480 roto1080
 #   tests, within BUDGET; cpu and graphs when named: issue 68 is resolved, and tests runs the graph tests too):
-#     cpu       issue 68 on this machine's CPU cores: the first-use engine measurement with the shipped table hidden
-#               (doctor --measure, its cost), the plans, and u2netp `remove` on the folder against rembg, table hidden and shown
+#     cpu       issue 68 on this machine's CPU cores: the plans with the shipped table hidden (doctor), and u2netp
+#               `remove` on the folder against rembg, table hidden and shown
 #     graphs    the CUDA-graph tests of tests/cuda/test_cuda_engines.py (the measured choice on this GPU)
 #     birefnet  BiRefNet general (stand-in weights) at 1024^2 batch 1: the plain eager loop and mattekit's engine in one
 #               process (images/s, peak GPU memory, the engine's choice); mattekit's loop with the model loaded (`bench
@@ -66,7 +66,7 @@ export py photos out n  # the steps below run in `bash -c`
 deadline=$((SECONDS + ${BUDGET:-450}))  # from here: the set-up above takes seconds
 
 cpu_rows() {  # issue 68: a machine nobody measured (the table hidden), then the same with the table shown
-    MATTEKIT_ENGINE_TABLE=hidden MATTEKIT_HOME=$out/home-hidden "$py" -m mattekit doctor --device cpu --task segment --measure
+    MATTEKIT_ENGINE_TABLE=hidden MATTEKIT_HOME=$out/home-hidden "$py" -m mattekit doctor --device cpu --task segment
     for table in hidden shown; do
         MATTEKIT_ENGINE_TABLE=$table MATTEKIT_HOME=$out/home-$table "$py" -m mattekit bench speed --model u2netp --device cpu \
             --whole --repeat "${CPU_REPEAT:-1}" --data "$photos" $norembg

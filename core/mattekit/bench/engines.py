@@ -1,6 +1,6 @@
 """``mattekit bench engines``: which CPU engine runs each model faster here, mattekit's torch engine or ONNX
 Runtime (the export of the same net), and by how much; ``--save`` records it for ``auto`` to use
-(:mod:`mattekit.engines.measure`).
+(:func:`mattekit.engines.tables.save`).
 
 Each model's net gets the input a 1024 x 768 photo gives it (its catalog size, or its resize rule), in fp32, one
 thread per engine. The two engines take turns call by call (``--repeat`` calls each after two warm-up calls), so
@@ -57,7 +57,7 @@ def run(args) -> int:
     import torch
 
     from .. import catalog
-    from ..engines import measure, plan
+    from ..engines import plan, tables
     from ..engines.policy import onnx_available
     from ..errors import MattekitError
     from ..machine import cpu_info
@@ -92,9 +92,9 @@ def run(args) -> int:
         kept = {"machine": info[0] if info else "", "weights": "stand-in" if stand_in else "real"}
         rows[name] = _measured(name, entry, weights_file or None, image, args.repeat, kept)
     work.cleanup()
-    print(f"ratio = torch CPU s / ONNX Runtime CPU s per call; `auto` takes ONNX Runtime at {plan.MARGIN} or more.")
+    print(f"ratio = torch CPU s / ONNX Runtime CPU s per call; `auto` takes torch at {1 / plan.MARGIN:.2f} or less.")
     if args.save:
-        print(f"saved for this machine ({plan.fingerprint()}): {measure.save(rows)}")
+        print(f"saved for this machine ({plan.fingerprint()}): {tables.save(rows)}")
     return 0
 
 

@@ -155,8 +155,8 @@ def _whole(args, cfg: dict, work: Path) -> dict:
             return runs[name] + ["-o", str(out / "matte.#####.png")]
         return runs[name] + ["-o", str(out)] + names
 
-    # Each command's first use, apart: what a user's first run pays once (mattekit's ONNX export and, on a machine
-    # no table covers, its engine measurement; rembg's session set-up), timed and shown, but not in the rounds
+    # Each command's first use, apart: what a user's first run pays once (mattekit's ONNX export; rembg's session
+    # set-up), timed and shown, but not in the rounds
     first_use = {name: run(name, "first") for name in order}
     load = [os.getloadavg()[0]]
     results: dict[str, list[dict]] = {name: [] for name in runs}

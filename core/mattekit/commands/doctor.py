@@ -1,7 +1,6 @@
 """``mattekit doctor``: what this machine gives mattekit (CPU features, GPU, memory) and, per model, its plan (the
 device, engine, precision and layout it will run with, and why: :func:`mattekit.engines.plan.decide`, the same
-decision every load makes) and whether its weights are here. Loads no model, except with ``--measure``, which times
-both CPU engines of each model whose weights are here and keeps the figures for this machine."""
+decision every load makes) and whether its weights are here. Loads no model."""
 
 from __future__ import annotations
 
@@ -24,12 +23,6 @@ def add_parser(sub) -> None:
         "--model",
         help="the model whose whole plan is shown, field by field with its reason (default: "
         "the default segmentation model)",
-    )
-    p.add_argument(
-        "--measure",
-        action="store_true",
-        help="time torch and ONNX Runtime now for each model whose weights are here and that runs on both "
-        "(a few seconds each), keep the figures for this machine, then show the plans",
     )
     p.set_defaults(func=run)
 
@@ -76,14 +69,12 @@ def run(args) -> int:
     policy.select_device(args.device)  # an absent device is one sentence here, as in every command
     cat = catalog.load()
     chosen = [entry for entry in cat.models.values() if args.task in (None, entry.task)]
-    if args.measure:
-        _measure(cat, chosen)
     shipped = (
         "hidden ($MATTEKIT_ENGINE_TABLE=hidden)" if plan.shipped_hidden() else f"read for CPU class {plan.cpu_class()}"
     )
     print(
         f"this machine: {plan.fingerprint()}\n  its measurements: {plan.own_table_path()}; the shipped table: "
-        f"{shipped}; a model in neither is measured on first use"
+        f"{shipped}; a model in neither runs on ONNX Runtime (`bench engines --save` measures)"
     )
     rows = [("model", "task", "weights", "device", "engine", "precision", "layout", "why this engine")]
     for entry in chosen:
@@ -121,25 +112,3 @@ def default_on_cuda(cat) -> str:
         f"[defaults]); birefnet-general (fp16 on CUDA, its authors' published precision) takes over once a GPU row "
         f"shows it at 40 images/s or more beyond start-up on a folder of 200 photos or more; no such row yet"
     )
-
-
-def _measure(cat, chosen) -> None:
-    """``--measure``: :func:`mattekit.engines.measure.measure_engines` for each of ``chosen`` whose weights are here and that
-    both CPU engines run; one line each."""
-    from ..engines import policy
-    from ..engines.plan import covers, winner
-    from ..engines.measure import measure_engines
-
-    if not policy.onnx_available():
-        print("measure: ONNX Runtime is not installed, so torch runs every model; nothing to measure")
-        return
-    for entry in chosen:
-        here = cat.availability(entry)
-        if entry.recurrent or not covers(entry) or not (here == "on disk" or here.startswith("in ")):
-            continue
-        row = measure_engines(entry)
-        print(
-            f"measured {entry.name} at {row['input'][0]}x{row['input'][1]}: torch {row['torch_s']:.3f} s, ONNX Runtime "
-            f"{row['onnx_s']:.3f} s a call ({row['ratio']:.2f}x; {winner(row)}), in {row['cost_s']:.1f} s "
-            f"({row['load_s']:.1f} s loading, {row['export_s']:.1f} s exporting)"
-        )

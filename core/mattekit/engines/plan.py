@@ -7,12 +7,11 @@ layout), :func:`mattekit.finish.device.device_of` (the finish), :func:`mattekit.
 temporal filter); ``mattekit doctor`` prints it.
 
 The engine on the CPU, for a model either engine runs (torch, mattekit's CPU engine, or ONNX Runtime on the export of
-the same net; :mod:`mattekit.engines.tables`): this machine's own measurement, under its fingerprint; else, where the
-caller loads the model, a short measurement of both engines now, once per fingerprint (a few seconds, cached, said in
-one line: :func:`mattekit.engines.measure.measure_engines`), which ``$MATTEKIT_MEASURE_ENGINES=no`` forbids (tests);
-else the row shipped for this CPU class (a CPU class is not a machine: it chooses only until this machine measured);
-else ONNX Runtime, the engine that was faster in 15 of the 16 rows ever measured. A plan is made without importing
-torch where it runs on the CPU.
+the same net; :mod:`mattekit.engines.tables`): ONNX Runtime, unless a measurement (this machine's own, from ``mattekit
+bench engines --save``, else the row shipped for this CPU class) has torch faster per call by the margin. ONNX Runtime
+was faster per call in 15 of the 16 rows ever measured and starts from its cached export, where torch builds the net
+from the weights at each start (seconds for IS-Net's ONNX file: the whole command, start-up included, is what the
+rule weighs). A plan is made without importing torch where it runs on the CPU.
 """
 
 from __future__ import annotations
@@ -121,15 +120,12 @@ def decide(
     precision: str | None = "auto",
     weights_path: str | None = None,
     loading: bool = False,
-    measure=None,
 ) -> Plan:
     """The plan for catalog ``entry`` as asked (names or ``auto``/None; ``device`` may be a torch.device). An asked
     device that is absent, an engine or precision that cannot run here: one sentence. ``loading``: the caller loads the
     model now: its memory is checked (:func:`check_memory`, before its weights are looked for), and for a model whose
-    ONNX release runs as it is, its weights file is looked for (:func:`_release`). ``measure(entry, weights_path) ->
-    row``: where this machine has no measurement of the model, how the caller times both CPU engines now
-    (:func:`mattekit.engines.measure.measure_engines`, which loads the model); None: the shipped row, else the
-    evidence, decides. Every field is decided here, with its reason: :data:`FIELDS`."""
+    ONNX release runs as it is, its weights file is looked for (:func:`_release`). Every field is decided here, with
+    its reason: :data:`FIELDS`."""
     pinned = pinned_backend(entry)
     if pinned and (backend or "auto").lower() not in ("auto", pinned):  # asked by name, not by $MATTEKIT_BACKEND
         raise MattekitError(
@@ -143,7 +139,7 @@ def decide(
     if loading:
         check_memory(entry, kind)
     wanted, precision_why = _precision(entry, kind, precision_asked)
-    engine, engine_why = _engine(entry, kind, engine_asked, wanted, weights_path, measure)
+    engine, engine_why = _engine(entry, kind, engine_asked, wanted)
     if engine == "onnx" and wanted != "fp32":
         if precision_asked != "auto":
             raise MattekitError("The onnx backend runs in fp32 only; leave --precision at auto or fp32.")
@@ -323,10 +319,10 @@ def _precision(entry, kind: str, name: str) -> tuple[str, str]:
     return "fp32", "the reference precision"
 
 
-def _engine(entry, kind: str, name: str, precision: str, weights_path, measure) -> tuple[str, str]:
-    """(engine, why): an asked engine checked; ``auto`` is torch off the CPU and for fp16/bf16, else the CPU engine
-    measured faster for this model on this machine (its own row; else ``measure`` now, where given and
-    :func:`measuring`; else the row shipped for its CPU class), else ONNX Runtime (the evidence)."""
+def _engine(entry, kind: str, name: str, precision: str) -> tuple[str, str]:
+    """(engine, why): an asked engine checked; ``auto`` is torch off the CPU and for fp16/bf16, else ONNX Runtime
+    unless a measurement (this machine's own row, else the row shipped for its CPU class) has torch faster by the
+    margin (:func:`mattekit.engines.tables.winner`)."""
     if pinned_backend(entry):
         return name, "the catalog: this model runs on torch only"
     if name == "onnx":
@@ -347,18 +343,8 @@ def _engine(entry, kind: str, name: str, precision: str, weights_path, measure) 
         return "torch", "ONNX Runtime is not installed"
     if entry.recurrent or not covers(entry):
         return "torch", "no engine measurement covers this kind of net: torch"
-
-    found = own_row(entry.name)
-    if found is None and measure is not None and measuring():
-        found = measure(entry, weights_path), "on first use here"
-    found = found or shipped_row(entry.name)
+    found = own_row(entry.name) or shipped_row(entry.name)
     if found is None:
         return "onnx", EVIDENCE
     row, source = found
     return winner(row), f"measured ({source}): torch {row['ratio']:.2f}x ONNX Runtime's time"
-
-
-def measuring() -> bool:
-    """Whether a first use may measure the engines (``$MATTEKIT_MEASURE_ENGINES`` is not "no"; tests set it so that
-    their models run on the shipped rows' engines, as a measured machine's do)."""
-    return os.environ.get("MATTEKIT_MEASURE_ENGINES", "").strip().lower() != "no"

@@ -1,12 +1,13 @@
 """The engine measurements :func:`mattekit.engines.plan.decide` reads: the CPU's class (:func:`cpu_class`), this
 machine's fingerprint (:func:`fingerprint`: CPU class and model, cores, torch and ONNX Runtime versions; a new
 fingerprint, e.g. after an upgrade or on a bigger machine, has no measurements yet), this machine's own table (in the
-user's mattekit home, under its fingerprint: :func:`own_row`) and the one shipped with mattekit (``measured.json``
-beside this module, per CPU class, made by ``mattekit bench engines`` on the developers' machines: :func:`shipped_row`),
-which ``$MATTEKIT_ENGINE_TABLE=hidden`` hides (a machine nobody measured, for tests and benches). A table: ``{key:
-{model name: {"torch_s": s, "onnx_s": s, "ratio": torch_s / onnx_s, "input": [h, w], "measured": date, "machine": CPU
-model}}}``, CPU seconds per call (fp32, one thread each, turn by turn); the key is a CPU class (shipped) or a
-fingerprint. Reading them imports neither torch nor ONNX Runtime.
+user's mattekit home, under its fingerprint, written by ``mattekit bench engines --save``: :func:`save`,
+:func:`own_row`) and the one shipped with mattekit (``measured.json`` beside this module, per CPU class, made by
+``mattekit bench engines`` on the developers' machines: :func:`shipped_row`), which ``$MATTEKIT_ENGINE_TABLE=hidden``
+hides (a machine nobody measured, for tests and benches). A table: ``{key: {model name: {"torch_s": s, "onnx_s": s,
+"ratio": torch_s / onnx_s, "input": [h, w], "measured": date, "machine": CPU model}}}``, CPU seconds per call (fp32,
+one thread each, turn by turn); the key is a CPU class (shipped) or a fingerprint. Reading them imports neither torch
+nor ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import os
 import platform
 from pathlib import Path
 
+from ..fsutil import atomic_write
 from ..machine import cpu_count, cpu_info
 
-EVIDENCE = "not measured here: ONNX Runtime, faster in 15 of the 16 rows measured on two CPU classes"
+EVIDENCE = "not measured here: ONNX Runtime (faster a call in 15 of 16 rows; it starts from its cached export)"
 SHIPPED = Path(__file__).with_name("measured.json")
-# A measurement takes ONNX Runtime where torch takes at least 5 % more CPU time (below: noise, and no export)
+# A measurement takes torch where ONNX Runtime takes at least 5 % more CPU time a call (below: noise, and torch's
+# start-up, which builds the net from the weights each time where ONNX Runtime loads its cached export)
 MARGIN = 1.05
 
 
@@ -123,5 +126,15 @@ def covers(entry) -> bool:
 
 
 def winner(row: dict) -> str:
-    """ "onnx" where a measurement's torch took at least MARGIN times ONNX Runtime's time, else "torch"."""
-    return "onnx" if row["ratio"] >= MARGIN else "torch"
+    """ "torch" where a measurement's ONNX Runtime took at least MARGIN times torch's CPU time a call, else "onnx"."""
+    return "torch" if row["ratio"] * MARGIN <= 1 else "onnx"
+
+
+def save(rows: dict[str, dict], key: str | None = None) -> Path:
+    """Merge ``rows`` ({model: measurement}) into this machine's table under ``key`` (default: :func:`fingerprint`)."""
+    path = own_table_path()
+    table = read_table(path)
+    table.setdefault(key or fingerprint(), {}).update(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(table, indent=1, sort_keys=True) + "\n")
+    return path
