@@ -38,10 +38,24 @@ def cpu_summary() -> str:
 
 
 def run(args) -> int:
+    from .. import catalog
+    from ..engines import policy
+
+    print_machine()
+    policy.select_device(args.device)  # an absent device is one sentence here, as in every command
+    cat = catalog.load()
+    print_models(cat, args.task, args.device)
+    print_plan(cat.get(args.model) if args.model else cat.default("segment"), args.device)
+    print(default_on_cuda(cat))
+    return 0
+
+
+def print_machine() -> None:
+    """The CPU (features, bf16, free memory), torch's build, ONNX Runtime and each GPU, as torch and the driver see it."""
     import torch
 
-    from .. import catalog, machine
-    from ..engines import gpus, plan, policy
+    from .. import machine
+    from ..engines import gpus, policy
 
     print(f"CPU: {cpu_summary()}")
     print(
@@ -66,9 +80,13 @@ def run(args) -> int:
         )
     elif cuda and not found.cuda:
         print("  no usable CUDA GPU (driver or device missing)")
-    policy.select_device(args.device)  # an absent device is one sentence here, as in every command
-    cat = catalog.load()
-    chosen = [entry for entry in cat.models.values() if args.task in (None, entry.task)]
+
+
+def print_models(cat, task: str | None, device: str) -> None:
+    """This machine's engine tables, then one row per catalog model of ``task`` (all where None): its plan on
+    ``device`` and why its engine."""
+    from ..engines import plan
+
     shipped = (
         "hidden ($MATTEKIT_ENGINE_TABLE=hidden)" if plan.shipped_hidden() else f"read for CPU class {plan.cpu_class()}"
     )
@@ -77,32 +95,28 @@ def run(args) -> int:
         f"{shipped}; a model in neither runs on ONNX Runtime (`bench engines --save` measures)"
     )
     rows = [("model", "task", "weights", "device", "engine", "precision", "layout", "why this engine")]
-    for entry in chosen:
-        made = plan.decide(entry, args.device)
+    for entry in (entry for entry in cat.models.values() if task in (None, entry.task)):
+        made = plan.decide(entry, device)
+        layout = f"{made.workers}x{made.threads}"
         rows.append(
-            (
-                entry.name,
-                entry.task,
-                cat.availability(entry),
-                made.device,
-                made.engine,
-                made.precision,
-                f"{made.workers}x{made.threads}",
-                made.why("engine"),
-            )
+            (entry.name, entry.task, cat.availability(entry), made.device, made.engine, made.precision, layout)
+            + (made.why("engine"),)
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
-    shown = cat.get(args.model) if args.model else cat.default("segment")
+
+
+def print_plan(shown, device: str) -> None:
+    """The whole plan of the catalog model ``shown`` on ``device``, field by field with its why."""
+    from ..engines import plan
+
     print(
-        f"the plan of {shown.name} for --device {args.device} (mattekit.engines.plan.decide; the pipeline, the finish, "
+        f"the plan of {shown.name} for --device {device} (mattekit.engines.plan.decide; the pipeline, the finish, "
         f"the temporal filter and the builder read it):"
     )
-    for name, value, why in plan.decide(shown, args.device).lines():
+    for name, value, why in plan.decide(shown, device).lines():
         print(f"  {name:10s}{value}; why: {why}")
-    print(default_on_cuda(cat))
-    return 0
 
 
 def default_on_cuda(cat) -> str:
