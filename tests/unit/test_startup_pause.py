@@ -36,15 +36,15 @@ def test_the_pause_has_one_start_and_one_end():
 
 
 # The command line as the `mattekit` script runs it, watched by an audit hook: whether the collector is on, and how
-# many objects are set aside, at the first import of a model's engine and of the engines' measurement, and as the
+# many objects are set aside, at the first import of a model's engine, and as the
 # first output file under argv[1] is opened for writing; printed at exit.
 WATCHED = """
 import atexit, gc, json, sys
 from mattekit import cli
 seen, under = {}, sys.argv[1]
 def noted(event, args):
-    if event == "import" and args[0] in ("onnxruntime", "torch", "mattekit.engines.measure"):
-        seen.setdefault("measuring" if args[0].endswith("measure") else "loading", [gc.isenabled(), gc.get_freeze_count()])
+    if event == "import" and args[0] in ("onnxruntime", "torch"):
+        seen.setdefault("loading", [gc.isenabled(), gc.get_freeze_count()])
     elif event == "open" and str(args[0]).startswith(under) and args[1] in ("w", "wb"):
         seen.setdefault("writing", [gc.isenabled(), gc.get_freeze_count()])
 sys.addaudithook(noted)
@@ -77,11 +77,10 @@ def test_remove_loads_its_model_without_collecting_and_collects_once_its_run_beg
 
 
 def test_commands_that_run_no_task_collect_from_their_start(tmp_path, monkeypatch):
-    """`mattekit doctor --measure` (engines built by the measurement, not through a task's run) is never paused:
-    it collects as it measures."""
-    monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path / "home"))  # no weights here: nothing to measure, quickly
-    monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)
-    assert _watched(str(tmp_path), "doctor", "--measure", "--model", "u2netp")["measuring"] == [True, 0]
+    """`mattekit doctor` (it imports torch and plans every model, outside any task's run) is never paused: it
+    collects from its start, as it imports torch."""
+    monkeypatch.setenv("MATTEKIT_HOME", str(tmp_path / "home"))
+    assert _watched(str(tmp_path), "doctor", "--model", "u2netp")["loading"] == [True, 0]
 
 
 SERVE = """

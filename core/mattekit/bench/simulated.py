@@ -120,10 +120,10 @@ def deciding(ms: float) -> Callable[..., Plan]:
     milliseconds an image: the model asked on ``auto`` or ``cuda`` and not on the onnx backend gets
     :func:`gpu_plan`, any other the real plan."""
 
-    def planned(entry, device="auto", backend="auto", precision="auto", weights_path=None, loading=False, measure=None):
+    def planned(entry, device="auto", backend="auto", precision="auto", weights_path=None, loading=False):
         name = str(device or "auto").lower()
         if name not in ("auto", "cuda") or asked(backend, "MATTEKIT_BACKEND", BACKENDS, "Backend") == "onnx":
-            return decide(entry, device, backend, precision, weights_path, loading, measure)
+            return decide(entry, device, backend, precision, weights_path, loading)
         return gpu_plan(decide(entry, "cpu", "torch", "fp32", weights_path), entry, ms)
 
     return planned
