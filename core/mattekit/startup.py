@@ -21,7 +21,7 @@ def paused(pause: bool = True) -> Iterator[None]:
     """The collector off for the ``with`` block where ``pause`` and it was on; :func:`done` at the block's end at the
     latest. Importing torch makes about 280,000 objects the collector tracks, and its passes over them took 0.1 of
     torch's 0.9 s import here (Python 3.11, 2 cores). Only a task command pauses (``pause``): its run begins
-    soon after its models load and ends the pause; any other (the worker, a bench, ``doctor --measure``, roto)
+    soon after its models load and ends the pause; any other (the worker, a bench, ``doctor``, roto)
     collects from its start, as it may run on for long without passing a task's run."""
     if pause and gc.isenabled():
         gc.disable()
