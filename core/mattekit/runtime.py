@@ -105,9 +105,10 @@ class ModelCache:
             return list(self._loaded.values())
 
     def clear(self) -> None:
-        """Drop every model (frees memory)."""
+        """Drop every model (frees memory) and its plan (made anew at the next load)."""
         with self._lock:
             self._loaded.clear()
+            self._plans.clear()
 
 
 def _missing(exc, model: ModelChoice, catalog_task: str, option) -> MattekitError:

@@ -31,6 +31,7 @@ def test_a_run_takes_the_engine_doctor_names_and_its_plans_finish_and_filter_dev
     engine = next(line[column].strip() for line in lines if line.startswith("u2netp "))
     assert api.models_cache().plan(catalog.load().get("u2netp"), "cpu").engine == engine
 
+    mattekit.clear_models()  # a model an earlier test of this process loaded on the CPU is not this run's
     simulated_gpu(monkeypatch)
     finishes, filters = recorded_devices(monkeypatch)
     photo = read_image(sorted((shared / "data" / "grabcut50" / "im").iterdir())[0], integers=True).pixels
@@ -39,6 +40,7 @@ def test_a_run_takes_the_engine_doctor_names_and_its_plans_finish_and_filter_dev
     mattekit.remove_background(photo, model="u2netp", matting=False)
     mattekit.rotoscope(plate, tmp_path / "m.####.png", model="u2netp", radius=1)
     plans = {(p.plan.finish, p.plan.temporal) for p in api.models_cache().loaded()}
+    mattekit.clear_models()  # nor is this run's simulated model a later test's
     assert len(plans) == 1, plans
     ((finish, temporal),) = plans
     assert finish and temporal  # (the simulated GPU's plan names both)
