@@ -111,7 +111,7 @@ def test_standard_output_on_a_full_disk_is_the_disk_full_sentence(tmp_path, buff
 
 
 def test_standard_output_past_the_file_size_limit_names_standard_output(tmp_path):
-    """Issue 91: under `ulimit -f`, `-o -` said "Cannot write /tmp/mattekit-.../stdout.png: file too large.", a
+    """Issue 91: under `ulimit -f`, `-o -` said "Cannot write <a private temporary>/stdout.png: file too large.", a
     private temporary the user never gave. Now the sentence names standard output and the limit, exit 2; nothing
     is left in the temporary folder."""
     import resource
