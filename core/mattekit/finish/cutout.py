@@ -16,9 +16,9 @@ from ..ops.pixels import STRIP_VALUES, quantise, unit_float
 from ..ops.regions import bounding_box, each_row_strip
 from ..ops.resizing import fit_cover
 from ..matting.foreground import estimate_foreground
-from ..tasks.registry import NOTE
 
 KEEP = "keep"  # the shadow option's value for the photo's own shadow (:mod:`mattekit.matting.shadow`)
+NOTE = "note"  # :func:`outputs` may hold one sentence for the user here: why an output is empty (no port: no array)
 
 
 def result_kind(options, backdrop_given: bool = False) -> str:

@@ -70,7 +70,6 @@ SHADOW = Port(
     optional=True,
     help="with shadow keep: the shadow the subject casts in the photo (0 none, 1 black), full size",
 )  # (absent unless asked: the worker leaves it out)
-NOTE = "note"  # a task's outputs may hold one sentence for the user here: why an output is empty (no port: no array)
 
 
 Models = typing.Mapping[str, Any]  # option name of a model field -> a loaded Predictor
