@@ -86,25 +86,22 @@ class Writers:
     def _sent(self, args: tuple, message: tuple, descriptor: int) -> Any:
         """``message`` (the pickle, its buffers' lengths) and the shared file to an idle process, its answer back."""
         idle = self.idle.get()
-        if idle is None:
-            try:
-                return self.work(*args)
-            finally:
-                self.idle.put(None)
-        connection, process = idle
         try:
-            connection.send(message)
-            send_handle(connection, descriptor, process.pid)
-            kind, value = connection.recv()
-        except (EOFError, OSError):  # the process died: reaped, and its item written here
-            connection.close()
-            process.kill()  # (where it lives on without its pipe)
-            process.join()
-            try:
+            if idle is None:
                 return self.work(*args)
-            finally:
-                self.idle.put(None)
-        self.idle.put(idle)
+            connection, process = idle
+            try:
+                connection.send(message)
+                send_handle(connection, descriptor, process.pid)
+                kind, value = connection.recv()
+            except (EOFError, OSError):  # the process died: reaped, and its item written here
+                connection.close()
+                process.kill()  # (where it lives on without its pipe)
+                process.join()
+                idle = None
+                return self.work(*args)
+        finally:
+            self.idle.put(idle)
         if kind == "value":
             return value
         raise value
