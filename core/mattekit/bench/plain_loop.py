@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         str(device),
         args.precision,
         entry.output.index,
+        compile=engines.plan.compile_mode(None, device.type),
         label=entry.name,
         recipe={"net": entry.net, "kwargs": entry.kwargs},
     )
