@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import io, runtime
 from ..errors import InputError
+from ..options import model_choice
 from ..progress import shown
 from ..tasks import remove
 from . import backdrop_scenes
@@ -58,7 +59,7 @@ def run(args) -> int:
     if not 1 <= args.count <= 14:
         raise InputError(f"--count takes 1 to 14, not {args.count}.")
     generators = backdrop_scenes.GENERATORS if args.generator == "both" else (args.generator,)
-    models = {"model": runtime.ModelCache().get(args.model, "segment", args.device)}
+    models = {"model": runtime.ModelCache().get(model_choice(args.model, "segment"), args.device)}
     plain = remove.TASK.make_options({"model": args.model, "device": args.device})
     see = remove.TASK.make_options({"model": args.model, "device": args.device, "see_through": True})
     print(

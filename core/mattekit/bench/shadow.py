@@ -72,8 +72,8 @@ def add_parser(kinds) -> None:
     p.add_argument("--timed", action="store_true", help="also time remove without and with --shadow keep, in turns")
     p.add_argument(
         "--sheet",
-        help="write a PNG contact sheet of the first report-half composites here: photo, "
-        "cut-out on white without and with the shadow, the matte",
+        help="write a PNG contact sheet of the first report-half composites here: photo, the cut-out with its "
+        "shadow over a checkerboard and over a colour, the matte",
     )
     p.set_defaults(func=run)
 
@@ -152,7 +152,7 @@ def run(args) -> int:
             matte = remove.TASK.run(models, inputs, alone)["result"]
             results.setdefault((half, scene.kind), []).append(scores(matte, scene))
             if shown_here:
-                sheet.append((scene.photo, made[0], made[1], matte))
+                sheet.append((scene.photo, made[1], matte))
             report(scene.name)
     print(f"{'half':8}{'kind':9}{'n':>3}{'MAE/empty':>11}{'empty MAE':>11}{'IoU>=0.1':>10}{'mean matte':>12}")
     for half in HALVES:
@@ -175,16 +175,21 @@ def run(args) -> int:
 
 
 def contact_sheet(rows: list[tuple[np.ndarray, ...]]) -> np.ndarray:
-    """One row per composite (photo H x W x 3, cut-out H x W x 4 without and with the shadow, matte H x W): the
-    photo, each cut-out over white, the matte (white = black shadow), side by side; rows stacked. H x 4W x 3."""
+    """One row per composite (photo H x W x 3, cut-out with the shadow H x W x 4, matte H x W): the
+    photo, the cut-out with its shadow over a checkerboard and over a coloured background, the matte (white = black
+    shadow), side by side; rows stacked. H x 4W x 3."""
+    h, w = rows[0][0].shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w]
+    checks = np.repeat((0.6 + 0.3 * (((ys // 16) + (xs // 16)) % 2))[..., None], 3, 2)
+    coloured = np.float32([0.85, 0.55, 0.2])
 
-    def on_white(rgba):
-        return rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
+    def over(rgba, behind):
+        return rgba[..., :3] * rgba[..., 3:] + behind * (1.0 - rgba[..., 3:])
 
     return np.concatenate(
         [
-            np.concatenate([photo, on_white(without), on_white(with_), np.repeat(matte[..., None], 3, 2)], axis=1)
-            for photo, without, with_, matte in rows
+            np.concatenate([photo, over(with_, checks), over(with_, coloured), np.repeat(matte[..., None], 3, 2)], 1)
+            for photo, with_, matte in rows
         ],
         axis=0,
     ).astype(np.float32)

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import io, runtime
 from ..errors import InputError
+from ..options import model_choice
 from ..progress import shown
 from ..tasks import remove
 from . import backdrop_scenes
@@ -67,7 +68,7 @@ def run(args) -> int:
     two = remove.TASK.make_options({})
     models, plain = {}, None
     if args.timed:
-        models = {"model": runtime.ModelCache().get(args.model, "segment", args.device)}
+        models = {"model": runtime.ModelCache().get(model_choice(args.model, "segment"), args.device)}
         plain = remove.TASK.make_options({"model": args.model, "device": args.device})
     print(
         f"bench two-shots on {data}: remove --second-shot, rgba; alpha scored within {AROUND} px of the subject, "

@@ -40,6 +40,8 @@ class Port:
     integers (inputs): the task also takes uint8/uint16 pixels here as they are (and then gives its
     result in that dtype), so the CLI reads 8/16-bit files without a float copy.
     recorded (inputs): the provenance of a file written records the file given here (its name and sha256).
+    below (optional inputs): a host with layers may fill this input from the layer directly below the one it works
+    on, behind a checkbox labelled so (GIMP: "Second shot: the layer below"); "": not offered.
     """
 
     name: str
@@ -50,9 +52,10 @@ class Port:
     size: str = "same"
     integers: bool = False
     recorded: bool = False
+    below: str = ""
 
     def describe(self) -> dict:
-        return {
+        described = {
             "name": self.name,
             "kind": self.kind,
             "channels": list(self.channels),
@@ -60,6 +63,7 @@ class Port:
             "help": self.help,
             "size": self.size,
         }
+        return described | ({"below": self.below} if self.below else {})
 
 
 BACKDROP = Port("backdrop", "image", (3, 4), optional=True, help="an image to put behind the subject (scaled to cover)")
