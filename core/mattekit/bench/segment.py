@@ -90,11 +90,6 @@ class _KeepingOutput:
         return self.output
 
 
-def onnx_source(entry) -> weights.WeightFile | None:
-    """The model's ONNX file among its catalog sources, or None."""
-    return next((wf for wf in entry.files if wf.name.endswith(".onnx")), None)
-
-
 # rembg's sessions (rembg/sessions/*.py): (mean, std, input side) of the models it ships that the catalog has.
 REMBG_PREPROCESSING = {
     "u2net": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 320),
@@ -143,7 +138,7 @@ def reference_for(entry, weights_path: str | None = None) -> RembgReference | No
         return None
     if weights_path and str(weights_path).endswith(".onnx"):
         return RembgReference(entry.name, Path(weights_path))
-    source = onnx_source(entry)
+    source = next((wf for wf in entry.files if wf.name.endswith(".onnx")), None)  # its ONNX file, if any
     if source is None:
         return None
     try:
@@ -177,13 +172,8 @@ def measure(model: str, rows: list[tuple[Path, Path]], device: str = "auto", wei
     return found
 
 
-def default_models() -> list[str]:
-    """Every segmentation model whose weights are on disk or in the local mirror."""
-    return [entry.name for entry, _ in catalog.load().available("segment")]
-
-
 def run(args) -> int:
-    models = args.model or default_models()
+    models = args.model or [entry.name for entry, _ in catalog.load().available("segment")]  # weights here
     if not models:
         raise MattekitError("No segmentation model's weights are available offline; name one with --model.")
     if args.weights and len(models) != 1:

@@ -30,7 +30,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .speed_setup import _Child, _images, _rembg_home, _weights, machine_figures
+from .speed_setup import _Child, _images, _rembg_home, _weights, machine_line
 from .speed_synthetic import synthetic
 from .speed_report import agreement, print_comparison
 
@@ -233,7 +233,7 @@ def _compare(args, cfg: dict, work: Path) -> dict:
         "folder": str(Path(files[0]).parent),
         "model": args.model,
         "weights": cfg["weights"],
-        "machine": machine_figures(),
+        "machine": machine_line(args),
         "load_average": load,
         "repeat": args.repeat,
         "chunk": args.chunk,
