@@ -9,7 +9,8 @@ import pytest
 from mattekit import io
 from mattekit.cli import main
 
-pytestmark = pytest.mark.slow  # remove --second-shot on two pairs, and remove two ways: 8-25 s on a shared 2-core machine
+# remove --second-shot on two pairs, and remove two ways: 8-25 s on a shared 2-core machine
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("bench, column", [("two-shots", 1), ("see-through", 2)])
