@@ -82,9 +82,6 @@ class _KeepingOutput:
     def __getattr__(self, name: str):
         return getattr(self.predictor, name)  # what the tasks ask of the model (its task, upsampling...)
 
-    def prepare(self, image: np.ndarray):
-        return self.predictor.prepare(image)
-
     def __call__(self, x):
         self.output = self.predictor(x)
         return self.output

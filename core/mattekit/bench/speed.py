@@ -169,18 +169,8 @@ def _measured(args) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         weights = _weights(args, work)
-        cfg = {
-            "model": args.model,
-            "weights": weights,
-            "device": args.device,
-            "backend": args.backend,
-            "precision": args.precision,
-            "workers": args.workers,
-            "threads": args.threads,
-            "batch": args.batch,
-            "refine": args.refine,
-            "simulate": args.simulate_device,
-        }
+        asked = ("model", "device", "backend", "precision", "workers", "threads", "batch", "refine")
+        cfg = {key: getattr(args, key) for key in asked} | {"weights": weights, "simulate": args.simulate_device}
         if args.whole:
             from .speed_whole import _whole
 
