@@ -232,14 +232,15 @@ def _make(task_name: str):
 
     task = registry.get(task_name)
     call.__name__ = call.__qualname__ = task.api_name
-    lines = [f"{task.summary}", "", "Options:"]
-    lines += [
-        f"    {o.name} ({o.type.__name__}, default {o.default!r}): {o.help}" for o in task.declared if "api" in o.hosts
-    ]
-    lines += ["", "Of a file written (x a path):"]
-    lines += [f"    {o.name} ({o.type.__name__}, default {o.default!r}): {o.help}" for o in options_of(FileOptions)]
+    lines = [f"{task.summary}", "", "Options:"] + [_doc_line(o) for o in task.declared if "api" in o.hosts]
+    lines += ["", "Of a file written (x a path):"] + [_doc_line(o) for o in options_of(FileOptions)]
     call.__doc__ = "\n".join(lines) + "\n\nSee mattekit.api for the kinds of x and the result."
     return call
+
+
+def _doc_line(option) -> str:
+    """An option's line in an API function's docstring: name, type, default and help."""
+    return f"    {option.name} ({option.type.__name__}, default {option.default!r}): {option.help}"
 
 
 def run_sequence(task_name: str, *paths, progress=None, **kwargs):
@@ -278,11 +279,7 @@ def _make_sequence(task):
     required = [o.name for o in task.declared if o.required]
     call.__name__ = call.__qualname__ = task.api_name
     lines = [f"{task.api_name}({', '.join(required)}, progress=None, **options): {task.summary}", "", "Options:"]
-    lines += [
-        f"    {o.name} ({o.type.__name__}, default {o.default!r}): {o.help}"
-        for o in task.declared
-        if "api" in o.hosts and not o.required
-    ]
+    lines += [_doc_line(o) for o in task.declared if "api" in o.hosts and not o.required]
     call.__doc__ = "\n".join(lines) + "\n\nReturns the job's summary; see mattekit.api.run_sequence."
     return call
 

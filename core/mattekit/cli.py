@@ -146,16 +146,15 @@ class _Stdout:
         return getattr(self._stream, name)
 
     def write(self, text: str) -> int:
-        try:
-            return self._stream.write(text)
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise _stdout_failed(exc) from None
+        return self._guarded(self._stream.write, text)
 
     def flush(self) -> None:
+        self._guarded(self._stream.flush)
+
+    @staticmethod
+    def _guarded(step, *args):
         try:
-            self._stream.flush()
+            return step(*args)
         except BrokenPipeError:
             raise
         except OSError as exc:

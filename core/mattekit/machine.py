@@ -17,15 +17,23 @@ except ImportError:  # Windows: no address-space limits to honour
 FALLBACK_MEMORY = 4 << 30  # bytes assumed free when the OS does not say
 
 
+def _kib_line(path: str, key: str) -> int | None:
+    """Bytes of the ``key`` line (in kB) of the /proc file ``path`` ("MemAvailable:"), None when it is not there."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def available_ram() -> int:
     """Bytes of RAM available for work: Linux MemAvailable, else free physical pages; 4 GiB when unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    found = _kib_line("/proc/meminfo", "MemAvailable:")
+    if found is not None:
+        return found
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
@@ -44,14 +52,7 @@ def usable_ram() -> int:
 
 def address_space_used() -> int:
     """Bytes of address space this process maps now (VmSize), 0 when unknown."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+    return _kib_line("/proc/self/status", "VmSize:") or 0
 
 
 def cpu_count() -> int:

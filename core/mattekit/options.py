@@ -283,31 +283,10 @@ def options_of(cls: type) -> tuple[Option, ...]:
         kind, nullable = _field_type(hints[f.name], parsed=meta["parse"] is not None or meta["model"] is not None)
         required = f.default is dataclasses.MISSING
         nullable = (nullable or f.default is None) and not required
-        out.append(
-            Option(
-                name=f.name,
-                type=kind,
-                default=None if required else f.default,
-                nullable=nullable,
-                required=required,
-                help=meta["help"],
-                choices=meta["choices"],
-                minimum=meta["minimum"],
-                maximum=meta["maximum"],
-                model=meta["model"],
-                flag=meta["flag"] or "--" + f.name.replace("_", "-"),
-                label=meta["label"] or f.name.replace("_", " ").capitalize(),
-                hosts=meta["hosts"],
-                path=meta["path"],
-                bare=meta["bare"],
-                missing=meta["missing"],
-                none=meta["none"],
-                repeat=meta["repeat"],
-                writes=meta["writes"],
-                parse=meta["parse"],
-                keywords=meta["keywords"],
-            )
-        )
+        named = {"flag": meta["flag"] or "--" + f.name.replace("_", "-")}
+        named["label"] = meta["label"] or f.name.replace("_", " ").capitalize()
+        default = None if required else f.default
+        out.append(Option(f.name, kind, default, nullable, required=required, **(meta | named)))
     return tuple(out)
 
 

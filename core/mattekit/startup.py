@@ -35,9 +35,8 @@ def paused(pause: bool = True) -> Iterator[None]:
 def done() -> None:
     """The start-up is over: where :func:`paused` holds the collector off, everything alive now (the modules, the
     loaded models, start-up's few thousand unreachable cycles) is set aside for good (``gc.freeze``), so that later
-    passes never traverse it, nor touch its pages in the writing processes forked after this (which would copy
-    them), and collection goes on for what is made from now on. Elsewhere (no pause, or ended) nothing: a caller's
-    own collector setting is left as it is."""
+    passes never traverse it, and collection goes on for what is made from now on. Elsewhere (no pause, or ended)
+    nothing: a caller's own collector setting is left as it is."""
     if _pausing:
         _pausing.clear()
         gc.freeze()

@@ -3,7 +3,7 @@
 import gi
 
 from gimp_arguments import DEFAULT
-from gimp_schema import argument, menu_title, placements, shown_options
+from gimp_schema import argument, layer_inputs, menu_title, placements, shown_options
 
 
 def ask(procedure, config, op, models, note=None):
@@ -17,7 +17,8 @@ def ask(procedure, config, op, models, note=None):
     dialog = GimpUi.ProcedureDialog.new(procedure, config, menu_title(op))
     options = shown_options(op)
     menus = dict((argument(n), o) for n, o in options.items() if "model" in o)
-    dialog.fill(([] if not placements(op) else ["output"]) + [argument(n) for n in options if argument(n) not in menus])
+    shown = [argument(n) for n in options if argument(n) not in menus] + [argument(p["name"]) for p in layer_inputs(op)]
+    dialog.fill(([] if not placements(op) else ["output"]) + shown)
     combos = {}
     for name, opt in menus.items():
         combos[name] = combo = Gtk.ComboBoxText.new()

@@ -1,5 +1,6 @@
 """The user's marks as a task's inputs: the layer, its mask, the selection, and the selected paths (closed ones as
-an area, open ones as include and exclude points), and which of them fills a task's mask input (:func:`mask_input`)."""
+an area, open ones as include and exclude points), and which of them fills a task's mask input (:func:`mask_input`);
+the layer below, where the user checked an input's "the layer below" (:func:`from_layer_below`)."""
 
 from gi.repository import Gimp
 
@@ -70,6 +71,43 @@ def mask_input(image, layer, op):
     for count, kind, name in zip((len(include), len(exclude)), ("on", "off"), opened):
         words += "; %d point%s %s the subject (path '%s')" % (count, "" if count == 1 else "s", kind, name)
     return port["name"], source, ("Subject hint: " if hint else "Mask: ") + words
+
+
+def layer_below(image, layer):
+    """The layer directly below ``layer`` in its stack (its group's, else the image's), or None."""
+    parent = layer.get_parent()
+    stack = parent.get_children() if parent is not None else image.get_layers()
+    place = [item.get_id() for item in stack].index(layer.get_id()) + 1
+    return stack[place] if place < len(stack) else None
+
+
+def from_layer_below(image, layer, ports, region, dtype):
+    """{port name: Pixels}: for each of ``ports`` (inputs the user checked "the layer below" for, see
+    gimp_schema.layer_inputs), the layer below ``layer`` in the same ``region`` (x, y, w, h); PlugInError when
+    there is none or it has another size."""
+    found = {}
+    for port in ports:
+        below = layer_below(image, layer)
+        if below is None:
+            raise PlugInError('"%s" is checked, but no layer lies below "%s".' % (port["below"], layer.get_name()))
+        width, height = layer.get_width(), layer.get_height()
+        if (below.get_width(), below.get_height()) != (width, height):
+            raise PlugInError(
+                '"%s" is checked, but the layer below, "%s", is %dx%d px and "%s" is %dx%d px; they must be the '
+                "same size."
+                % (
+                    port["below"],
+                    below.get_name(),
+                    below.get_width(),
+                    below.get_height(),
+                    layer.get_name(),
+                    width,
+                    height,
+                )
+            )
+        colour = "R'G'B'" if 3 in port["channels"] else "R'G'B'A"
+        found[port["name"]] = read_pixels(below, region, colour, dtype)
+    return found
 
 
 def see_through_part(op, options, inputs):

@@ -80,6 +80,12 @@ def shown_options(op):
     return dict((name, opt) for name, opt in op["options"].items() if not opt.get("path"))
 
 
+def layer_inputs(op):
+    """The inputs of ``op`` that the layer below can fill (a port's "below": the label of its checkbox, such as
+    Remove Background's second shot); each becomes a boolean argument named like the port."""
+    return [port for port in op["inputs"] if port.get("below")]
+
+
 def keyword(op, name, value):
     """The keyword of ``op``'s option ``name`` that ``value`` is (the schema's "keywords": words a text option takes
     besides its text form, such as the shadow option's keep; case and surrounding spaces aside), else None."""

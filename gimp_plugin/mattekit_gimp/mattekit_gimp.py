@@ -34,11 +34,11 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 from gimp_arguments import RW, add_option, choice, option_values  # noqa: E402
 from gimp_dialog import ask  # noqa: E402
-from gimp_marks import gather, mask_input, point_options, see_through_part, the_layer  # noqa: E402
+from gimp_marks import from_layer_below, gather, mask_input, point_options, see_through_part, the_layer  # noqa: E402
 from gimp_pixels import pixel_type  # noqa: E402
 from gimp_results import attach_provenance, place, place_shadow  # noqa: E402
 from gimp_schema import PlugInError, argument, client, connect, keyword, known_schema, menu_title  # noqa: E402
-from gimp_schema import placements, procedure_name, run_on_worker, shown_options  # noqa: E402
+from gimp_schema import layer_inputs, placements, procedure_name, run_on_worker, shown_options  # noqa: E402
 
 MENU = "<Image>/Filters/AI"
 SELECT_MENU = "<Image>/Select"
@@ -53,6 +53,8 @@ def run_operation(op, image, layer, config, worker, interactive):
     if keyword(op, "shadow", options.get("shadow")) and options.get("result") == "rgba":
         options["result"] = "alpha"  # keep: the subject alone; the photo's own shadow comes back as a layer under it
     inputs, region, from_selection = gather(image, layer, op, dtype)
+    checked = [port for port in layer_inputs(op) if config.get_property(argument(port["name"]))]
+    inputs.update(from_layer_below(image, layer, checked, region, dtype))
     outputs = run_on_worker(worker, op, see_through_part(op, options, inputs), options)
     result = outputs[0]
     target = place(image, layer, op, output, result, region, from_selection, interactive)
@@ -135,6 +137,8 @@ class MattekitPlugIn(Gimp.PlugIn):
             procedure.add_choice_argument("output", "_Output", "Where the result goes", choice(where), where[0][0], RW)
         for option_name, opt in shown_options(op).items():
             add_option(procedure, argument(option_name), opt)
+        for port in layer_inputs(op):  # an input the layer below fills, when checked
+            procedure.add_boolean_argument(argument(port["name"]), "_" + port["below"], port["help"], False, RW)
         if op["outputs"][0]["size"] == "scaled":
             procedure.add_image_return_value(
                 "new-image", "New image", "The new image (output=image), else none", True, RW

@@ -1,12 +1,16 @@
 """Real GIMP 3 runs for tests/hosts/gimp's end-to-end modules: the batch scripts gimp-console runs in the GIMP root
 (a procedure's call, the main run, the menus registered), gimp-console run there (:func:`_run_gimp`), a worker on the
-host (:func:`start_worker`), the scenes of two grabcut subjects side by side (:func:`_pair`, :func:`_around`,
+host (:func:`start_worker`), a whole run of a batch on some pictures (:func:`batch_session`), the scenes of two grabcut subjects side by side (:func:`_pair`, :func:`_around`,
 :func:`_inside`), and IoU against a ground truth with 128 ignored."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -271,6 +275,37 @@ def start_worker(state: Path, env: dict, log: Path):
         time.sleep(0.1)
     assert worker is not None, log.read_text()
     return proc, worker
+
+
+@contextlib.contextmanager
+def batch_session(gimp_root: Path, shared: Path, tmp_path: Path, prefix: str, pictures: dict, batch: str):
+    """One real GIMP run of ``batch`` (a script template taking ``{call}`` and ``{work}``) that prints "MATTEKIT-E2E
+    done" at its end, on ``pictures`` ({file name in the work folder's in/: float H x W x 3 in [0, 1]}), with the
+    plug-in installed and a worker on the host using the test data's weights: yields (work folder, GIMP's output,
+    the worker's client); the worker stops and the work folder goes afterwards."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=gimp_root / "tmp"))
+    proc = None
+    try:
+        for sub in ("home", "config", "in", "out", "state"):
+            (work / sub).mkdir()
+        for name, picture in pictures.items():
+            Image.fromarray(np.round(picture * 255).astype(np.uint8)).save(work / "in" / name)
+        install_plugin(work)
+        env = dict(
+            os.environ,
+            MATTEKIT_MIRROR=str(shared / "weights"),
+            MATTEKIT_OFFLINE="1",
+            MATTEKIT_HOME=str(tmp_path / "mattekit_home"),
+        )
+        proc, worker = start_worker(work / "state" / "worker.json", env, tmp_path / "worker.log")
+        output = _run_gimp(gimp_root, work, batch.format(call=CALL, work="/" + str(work.relative_to(gimp_root))))
+        assert "MATTEKIT-E2E done" in output, output[-6000:]
+        yield work, output, worker
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(30)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _iou(alpha: np.ndarray, gt: np.ndarray) -> float:

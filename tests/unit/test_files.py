@@ -206,53 +206,10 @@ def test_an_existing_output_mattekit_did_not_write_is_refused_unless_overwrite(t
 
 
 @pytest.mark.parametrize("count", [1, 3])
-def test_the_first_photos_decode_while_the_model_loads(shared, monkeypatch, tmp_path, count):
-    """remove's inputs are read on a thread of their own from before the model loads (mattekit.running.ahead), so that
-    the model's load (torch's import: about a second) and the decoding overlap: the decoding has begun when the
-    model's load does (an event, waited for with a bound), each photo is decoded once, and the cut-outs are written.
-    With several inputs that thread is joined before the writing processes fork."""
-    import threading
-
-    from mattekit import runtime
-    from mattekit.running import processes
-
-    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    began, reads, loads, at_fork = threading.Event(), [], [], []
-    read_image, for_task, forking = io.read_image, runtime.ModelCache.for_task, processes.Writers.__init__
-
-    def reading(*args, **kwargs):
-        began.set()
-        reads.append(args[0])
-        return read_image(*args, **kwargs)
-
-    def loading(self, *args, **kwargs):
-        loads.append(began.wait(timeout=30))
-        return for_task(self, *args, **kwargs)
-
-    def fork(self, *args, **kwargs):
-        at_fork.append([t.name for t in threading.enumerate() if t.name == "mattekit-read-ahead"])
-        forking(self, *args, **kwargs)
-
-    monkeypatch.setattr(io, "read_image", reading)
-    monkeypatch.setattr(runtime.ModelCache, "for_task", loading)
-    monkeypatch.setattr(processes.Writers, "__init__", fork)
-    photos = sorted((shared / "data" / "grabcut50" / "im").iterdir())[:count]
-    out = tmp_path / ("cut.png" if count == 1 else "out")
-    assert main(["remove", "-q", "--model", "u2netp", "-o", str(out), *map(str, photos)]) == 0
-    assert loads == [True] and sorted(reads) == photos
-    assert at_fork == ([] if count == 1 else [[]])
-    assert out.is_file() if count == 1 else len(list(out.iterdir())) == count
-
-
-@pytest.mark.parametrize("count", [1, 3])
-def test_a_photo_that_fails_to_decode_ahead_fails_alone_in_one_sentence(shared, monkeypatch, tmp_path, capsys, count):
-    """A photo decoded while the model loads (mattekit.running.ahead) that cannot be decoded fails as one decoded by
-    the pipeline does: one sentence naming it, the other photos written (exit 1), or exit 2 for a run of one. The
-    model's load waits until the reading thread has tried every photo (an event), so that the bad one is its."""
+def test_a_photo_that_fails_to_decode_fails_alone_in_one_sentence(shared, monkeypatch, tmp_path, capsys, count):
+    """A photo whose pixels are cut short fails in one sentence naming it, the other photos written (exit 1), or
+    exit 2 for a run of one."""
     import shutil
-    import threading
-
-    from mattekit import runtime
 
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
     photos = sorted((shared / "data" / "grabcut50" / "im").iterdir())[:count]
@@ -262,43 +219,13 @@ def test_a_photo_that_fails_to_decode_ahead_fails_alone_in_one_sentence(shared, 
         shutil.copy(photo, folder)
     bad = folder / photos[0].name
     bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])  # its header whole, its pixels cut short
-    tried, readers = threading.Event(), []
-    read_image, for_task = io.read_image, runtime.ModelCache.for_task
-
-    def reading(*args, **kwargs):
-        readers.append(threading.current_thread().name)
-        try:
-            return read_image(*args, **kwargs)
-        finally:
-            if len(readers) == count:
-                tried.set()
-
-    def loading(self, *args, **kwargs):
-        assert tried.wait(timeout=30)
-        return for_task(self, *args, **kwargs)
-
-    monkeypatch.setattr(io, "read_image", reading)
-    monkeypatch.setattr(runtime.ModelCache, "for_task", loading)
     out = tmp_path / "out"
     given = [str(folder / p.name) for p in photos]
     assert main(["remove", "-q", "--model", "u2netp", "-o", str(out), *given]) == (2 if count == 1 else 1)
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("mattekit: error: ")]
-    assert readers == ["mattekit-read-ahead"] * count and "Traceback" not in err
+    assert "Traceback" not in err
     assert errors == [f"mattekit: error: {'' if count == 1 else f'{bad}: '}Cannot read {bad}: the file is truncated."]
     assert count == 1 or f"1 of 3 images failed: {bad}" in err
     written = sorted(p.name for p in out.iterdir()) if out.exists() else []
     assert written == sorted(p.stem + ".png" for p in photos[1:])
-
-
-def test_decoding_ahead_stops_once_its_pictures_hold_its_share_of_memory(shared, monkeypatch):
-    """The reading thread begins no photo once those it decoded hold mattekit.running.ahead.HELD bytes (here 1: after
-    the first); the runner decodes the others itself (take gives None for them)."""
-    from mattekit.running import ahead
-
-    monkeypatch.setattr(ahead, "HELD", 1)
-    photos = sorted((shared / "data" / "grabcut50" / "im").iterdir())[:3]
-    reading = ahead.ReadAhead(photos, integers=True)
-    reading.thread.join(timeout=30)  # (it ends by itself)
-    assert not reading.thread.is_alive() and list(reading.decoded) == photos[:1]
-    assert reading.take(photos[0]).pixels.shape[2] == 3 and reading.take(photos[1]) is None

@@ -1,9 +1,8 @@
 """``mattekit bench bokeh``: seconds and peak memory of depth of field (and enhance) on a large picture.
 
-The picture is ``--image`` resized to ``--size`` (default 4000x3000, 12 MP), else a synthetic
-photo-like scene; the depth map is synthetic either way (a receding background, a subject at
-the focal plane, a foreground bar in front of it), so every path of the renderer runs: layers
-behind the focal plane, the focal plane, and a blurred foreground over a hole-filled background.
+The picture is a synthetic photo-like scene of ``--size`` (default 4000x3000, 12 MP), and so is its depth map (a
+receding background, a subject at the focal plane, a foreground bar in front of it), so every path of the renderer
+runs: layers behind the focal plane, the focal plane, and a blurred foreground over a hole-filled background.
 No network runs: this measures the lens-blur renderer and the enhance steps themselves.
 
 Each figure is printed next to a reference run in the same process: a plain Gaussian blur of
@@ -23,6 +22,7 @@ import numpy as np
 from .. import io, lens
 from ..ops import retouch
 from ..errors import MattekitError
+from . import wxh
 from .memory import current_rss, peak_rss, reset_peak_rss
 
 
@@ -34,10 +34,8 @@ def add_parser(kinds) -> None:
         "on one large picture, next to a plain Gaussian blur of the same picture.",
     )
     p.add_argument("--size", default="4000x3000", metavar="WxH", help="picture size (default 4000x3000, 12 MP)")
-    p.add_argument("--image", help="the picture to resize to WxH (default: a synthetic photo-like scene)")
     p.add_argument("--strength", type=float, default=1.0, help="blur strength (default 1)")
     p.add_argument("--blades", type=int, default=0, help="aperture blades (0 = round)")
-    p.add_argument("--no-enhance", action="store_true", help="skip timing the enhance steps")
     p.add_argument("--output", help="also write the depth-mode result to this file")
     p.set_defaults(func=run)
 
@@ -55,7 +53,7 @@ def synthetic_scene(height: int, width: int, seed: int = 0):
     image = np.broadcast_to(image, (height, width, 3)).copy()
     r = max(2, width // 800)
     for _ in range(300):  # small lights for bokeh balls
-        y, x = int(rng.integers(0, height // 2)), int(rng.integers(0, width))
+        y, x = int(rng.integers(0, max(1, height // 2))), int(rng.integers(0, width))
         cv2.circle(image, (x, y), int(rng.integers(r, 3 * r)), tuple(float(v) for v in 0.7 + 0.3 * rng.random(3)), -1)
     mask = np.zeros((height, width), np.float32)
     cv2.ellipse(mask, (width // 2, int(height * 0.6)), (width // 7, int(height * 0.38)), 0, 0, 360, 1.0, -1)
@@ -87,26 +85,14 @@ def _measure(label: str, fn, reference: float | None = None) -> tuple[float, obj
 
 
 def run(args) -> int:
-    try:
-        width, height = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise MattekitError(f"--size {args.size} is not WxH, e.g. 4000x3000.") from None
+    width, height = wxh(args.size, "--size")
     if width < 16 or height < 16:
         raise MattekitError(f"--size {args.size} is too small; give at least 16x16.")
     image, depth, mask = synthetic_scene(height, width)
-    if args.image:
-        pixels = io.read_image(args.image).pixels[..., :3]
-        image = np.clip(
-            cv2.resize(
-                pixels, (width, height), interpolation=cv2.INTER_AREA if pixels.shape[1] > width else cv2.INTER_CUBIC
-            ),
-            0,
-            1,
-        ).astype(np.float32)
     radius = lens.blur_radius(height, width, args.strength)
     print(
         f"bokeh benchmark: {width}x{height} ({width * height / 1e6:.1f} MP), blur radius {radius:.0f} px, "
-        f"cv2 threads {cv2.getNumThreads()}, source {'--image ' + args.image if args.image else 'synthetic'}"
+        f"cv2 threads {cv2.getNumThreads()}, a synthetic scene"
     )
     print(f"{'run':<34} {'time':>10} {'vs ref':>9}   memory")
     sigma = radius / 2
@@ -116,8 +102,7 @@ def run(args) -> int:
     _measure("bokeh, depth + subject mask", lambda: lens.render(image, depth, 0.7, radius, subject=mask, **common), ref)
     zeros = np.zeros_like(depth)
     _measure("bokeh, mask mode", lambda: lens.render(image, zeros, 1.0, radius, subject=mask, **common), ref)
-    if not args.no_enhance:
-        _measure("enhance (wb + contrast + denoise)", lambda: retouch.enhance(image), ref)
+    _measure("enhance (wb + contrast + denoise)", lambda: retouch.enhance(image), ref)
     if args.output:
         io.write_image(args.output, out)
     return 0

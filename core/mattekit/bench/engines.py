@@ -66,6 +66,8 @@ def run(args) -> int:
         raise MattekitError("--repeat must be at least 1.")
     if not onnx_available():
         raise MattekitError("bench engines needs ONNX Runtime: pip install onnxruntime.")
+    import onnxruntime
+
     cat = catalog.load()
     chosen = (
         [m.partition("=") for m in args.model]
@@ -78,7 +80,7 @@ def run(args) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"bench engines: CPU class {cpu} ({info[0] if info else 'unknown CPU'}), torch {torch.__version__}, "
-        f"ONNX Runtime {_ort_version()}, 1 thread per engine, {args.repeat} calls each; load average {load:.1f}"
+        f"ONNX Runtime {onnxruntime.__version__}, 1 thread per engine, {args.repeat} calls each; load average {load:.1f}"
     )
     print(f"{'model':24s} {'input':>10s} {'torch s':>8s} {'onnx s':>8s} {'ratio':>6s}  {'faster':7s} max|diff|")
     image = np.random.default_rng(0).random(PHOTO + (3,), dtype=np.float32)
@@ -146,9 +148,3 @@ def _both_engine_models(cat):
         for entry, where in cat.available(task):
             if pinned_backend(entry) is None and not entry.recurrent:
                 yield entry, where
-
-
-def _ort_version() -> str:
-    import onnxruntime
-
-    return onnxruntime.__version__

@@ -70,7 +70,6 @@ def add_parser(kinds) -> None:
         action="store_true",
         help="score remove --no-matting (several times faster; the IoU at 0.5 moves little)",
     )
-    p.add_argument("--per-image", action="store_true", help="also print each image's IoU per hint")
     p.add_argument(
         "--composites",
         action="store_true",
@@ -230,20 +229,17 @@ def measure(
     predictor = runtime.ModelCache().get(model_choice(model, "segment"), device)
     found = {}
     count = len(rows) * (2 if composites else 1)
-    with shown(
-        count, "subject" if composites else "image"
-    ) as report:  # a bar on a terminal, a line per image elsewhere
+    # a bar on a terminal, a line per image elsewhere
+    with shown(count, "subject" if composites else "image") as report:
         for name, half, image, gt, seed, hinted in cases(rows, data, composites):
             scores = {}
             for hint_name, hint in hinted.items():
-                options = remove.TASK.make_options(
-                    {"model": model, "result": "alpha", "matting": matting, "hint_model": "none", **hint}
-                )  # the segmentation model's rule
+                hinted_by = {"result": "alpha", "matting": matting, "hint_model": "none", **hint}  # the model's rule
+                options = remove.TASK.make_options({"model": model, **hinted_by})
                 alpha = remove.TASK.run({"model": predictor}, {"image": image}, options)["result"]
                 scores[hint_name] = metrics.iou(alpha, gt)
-                if (
-                    hint_name == "none"
-                ):  # what a box must beat: the plain answer with everything outside the box cut away
+                # what a box must beat: the plain answer with everything outside the box cut away
+                if hint_name == "none":
                     scores["none clipped"] = metrics.iou(clipped(alpha, gt_box(gt, seed)), gt)
             found[name] = (half, scores)
             report(name)
@@ -301,9 +297,6 @@ def run(args) -> int:
     print(f"{'model':{width}}{'hint':14}{'half':8}{'images':>7}{'IoU':>9}{'miss->hit':>11}")
     for model in models:
         found = measure(model, rows, data, args.device, not args.no_matting, args.composites)
-        if args.per_image:
-            for name, (half, scores) in found.items():
-                print(f"  {model} {half} {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
         for half in HALVES:
             per_image = [scores for mine, scores in found.values() if mine == half]
             for hint, (mean, turned) in summary(per_image).items():

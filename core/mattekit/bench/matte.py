@@ -33,6 +33,7 @@ from ..errors import InputError
 from ..finish.matte import MattingOptions, alpha_from_trimap
 from ..matting import trimap as trimaps
 from ..tasks import remove
+from .segment import HALVES, half_of, pairs
 
 
 def add_parser(kinds) -> None:
@@ -92,13 +93,7 @@ def layout(data: Path, sets: list[str] | None) -> tuple[list[tuple[str, Path]], 
     """([(name, image)], {set name: trimap folder}) of a benchmark folder; InputError when malformed."""
     if not (data / "im").is_dir() or not (data / "gt").is_dir() or not (data / "trimap").is_dir():
         raise InputError(f"{data} must hold im/, gt/ and trimap/ folders.")
-    images = [
-        (p.stem, p)
-        for p in sorted((data / "im").iterdir())
-        if p.is_file() and (data / "gt" / (p.stem + ".png")).is_file()
-    ]
-    if not images:
-        raise InputError(f"{data} has no im/NAME + gt/NAME.png pairs.")
+    images = [(image.stem, image) for image, _ in pairs(data)]
     found = {p.name: p for p in sorted((data / "trimap").iterdir()) if p.is_dir()}
     if not found:
         found = {"trimap": data / "trimap"}
@@ -116,12 +111,10 @@ def _closed_form():
         from pymatting import estimate_alpha_cf
     except ImportError:
         return None
-    image = np.random.default_rng(0).random((40, 40, 3))
-    tri = np.full((40, 40), 0.5)
-    tri[:10], tri[-10:] = 0.0, 1.0
+    image, tri = _warm_up()
     with warnings.catch_warnings(), contextlib.redirect_stdout(io_module.StringIO()):
         warnings.simplefilter("ignore")
-        estimate_alpha_cf(image, tri)
+        estimate_alpha_cf(image.astype(np.float64), tri.astype(np.float64))
 
     def run(image, trimap):
         fg, bg, unknown = trimaps.split(trimap)
@@ -142,11 +135,6 @@ def _table(title: str, columns: list[str], rows: list[tuple[str, list[float], st
         print(f"{name:20}" + "".join(f"{v:>{w}{fmt}}" for v, w in zip(values, widths)))
 
 
-def _half_of(index: int) -> str:
-    """The half an image belongs to by its index in sorted order: even = tuning, odd = report."""
-    return "tune" if index % 2 == 0 else "report"
-
-
 def run(args) -> int:
     data = Path(args.data)
     images, sets = layout(data, args.trimaps)
@@ -160,8 +148,8 @@ def run(args) -> int:
     methods = {"mattekit": lambda im, t: alpha_from_trimap(im, t, options)}
     if reference is not None:
         methods["closed-form"] = reference
-    halves = {name: _half_of(i) for i, (name, _) in enumerate(images)}
-    print(f"alpha matting on {data}: halves by index in sorted order, even = tune, odd = report")
+    halves = {name: half_of(i) for i, (name, _) in enumerate(images)}
+    print(f"alpha matting on {data}: halves by index in sorted order, even = tuning, odd = report")
     for set_name, folder in sets.items():
         rows = []  # (name, {method: (sad, mse, grad, seconds)})
         _row_header(list(methods))
@@ -214,7 +202,7 @@ def _summary(set_name: str, rows: list, cols: list[str], halves: dict) -> None:
         ],
     )
     if "closed-form" in cols:
-        for half in ("tune", "report"):
+        for half in HALVES:
             part = [r for n, r in rows if halves[n] == half]
             if part:
                 sad = {m: np.mean([r[m][0] for r in part]) for m in cols}
@@ -249,6 +237,7 @@ def _row(name: str, set_name: str, half: str, row: dict[str, tuple]) -> None:
 
 
 def _warm_up() -> tuple[np.ndarray, np.ndarray]:
+    """What a matting method is warmed up on: a random 64 x 64 photo (float32) and a trimap of it (0 / 0.5 / 1)."""
     image = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
     tri = np.full((64, 64), 0.5, np.float32)
     tri[:16], tri[-16:] = 0.0, 1.0
@@ -302,13 +291,13 @@ def _trimap_free(args, images, pictures) -> None:
             alpha = np.clip(np.asarray(fn(image), np.float32), 0, 1)
             seconds = time.perf_counter() - t0
             error = np.abs(alpha - gt)
-            found.setdefault((method, _half_of(index)), []).append(
+            found.setdefault((method, half_of(index)), []).append(
                 (float(error.sum()) / 1000, float(error[partial].mean()) if partial.any() else 0.0, seconds)
             )
     print(f"trimap-free alpha, {args.model}: whole-image SAD (/1000), mean |error| on partial pixels, s/image")
     print(f"{'method':12}{'half':8}{'images':>7}{'SAD':>10}{'partial':>10}{'s/image':>10}")
     for method in methods:
-        for half in ("tune", "report"):
+        for half in HALVES:
             rows = found.get((method, half))
             if rows:
                 sad, part, sec = np.mean(rows, axis=0)

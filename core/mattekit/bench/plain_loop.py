@@ -48,7 +48,7 @@ def _loop(run, entry, files, device) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from .. import catalog, engines, nets, weights
+    from .. import catalog, engines
     from ..engines import select_output
     from ..engines.torch_engine import dtype_named
     from .speed_setup import IMAGE_SUFFIXES
@@ -68,12 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     device, dtype = engines.select_device(args.device), dtype_named(args.precision)
 
-    def load():
-        net = nets.build(entry.net, **entry.kwargs).eval()
-        net.load_state_dict(weights.load_state_dict_file(args.weights), strict=True)
-        return net
-
-    net = load().to(device=device, dtype=dtype)
+    net = engines.load_net(entry, Path(args.weights)).to(device=device, dtype=dtype)
 
     @torch.inference_mode()
     def eager(x):
@@ -84,10 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         torch.cuda.empty_cache()
     engine = engines.build_torch(
-        load(),
+        engines.load_net(entry, Path(args.weights)),
         str(device),
         args.precision,
         entry.output.index,
+        compile=engines.plan.compile_mode(None, device.type),
         label=entry.name,
         recipe={"net": entry.net, "kwargs": entry.kwargs},
     )

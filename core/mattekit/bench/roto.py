@@ -89,31 +89,22 @@ def region_j(alpha: np.ndarray, gt: np.ndarray) -> float:
     return 1.0 if union == 0 else np.count_nonzero(pred & truth) / union
 
 
-def flicker(alphas: list[np.ndarray], gts: list[np.ndarray]) -> float:
-    """Mean over frame pairs of mean |alpha_t - alpha_t-1| where the ground truth does not change."""
+def flicker(alphas: list[np.ndarray], gts: list[np.ndarray], greys: list[np.ndarray] | None = None) -> float:
+    """Mean over frame pairs of mean |alpha_t - alpha_t-1| where the ground truth does not change. With the plate's
+    ``greys``, motion-compensated: alpha_t-1 is first warped onto frame t along the plate's optical flow, so a matte
+    that moves with its subject (or with a panning background) counts only by how much it changes, not by how much it
+    moves."""
     values = []
     for t in range(1, len(alphas)):
         same = (gts[t] > 127) == (gts[t - 1] > 127)
         if same.any():
-            values.append(float(np.abs(alphas[t] - alphas[t - 1])[same].mean()))
+            before = alphas[t - 1] if greys is None else motion.warp(alphas[t - 1], motion.flow(greys[t], greys[t - 1]))
+            values.append(float(np.abs(alphas[t] - before)[same].mean()))
     return float(np.mean(values)) if values else 0.0
 
 
-# motion_flicker's flow (512 px, DIS medium), whatever the filter's own settings
+# the motion-compensated flicker's flow (512 px, DIS medium), whatever the filter's own settings
 METRIC_FLOW = temporal.TemporalOptions()
-
-
-def motion_flicker(alphas: list[np.ndarray], gts: list[np.ndarray], greys: list[np.ndarray]) -> float:
-    """Flicker after motion compensation: alpha_t-1 is first warped onto frame t along the plate's
-    optical flow, so a matte that moves with its subject (or with a panning background) counts
-    only by how much it changes, not by how much it moves."""
-    values = []
-    for t in range(1, len(alphas)):
-        same = (gts[t] > 127) == (gts[t - 1] > 127)
-        if same.any():
-            moved = motion.warp(alphas[t - 1], motion.flow(greys[t], greys[t - 1]))
-            values.append(float(np.abs(alphas[t] - moved)[same].mean()))
-    return float(np.mean(values)) if values else 0.0
 
 
 def _folders(data: Path) -> tuple[Path, Path]:
@@ -256,15 +247,7 @@ def score(
             greys[frame] = temporal.prepare(picture.pixels, alpha, METRIC_FLOW).grey
 
     started = time.perf_counter()
-    MatteSource(
-        plate,
-        ModelChoice(entry.name, entry),
-        weights=args.weights,
-        device=args.device,
-        threads=args.threads,
-        keyframes=keyframes,
-        refine_above=options.refine_above,
-    ).run(stage.frames, keep, pictures=True)
+    _source(plate, entry, args, keyframes, refine_above=options.refine_above).run(stage.frames, keep, pictures=True)
     seconds = (time.perf_counter() - started) / len(stage.frames)
     per_frame, greys = [memo[f] for f in frames], [greys[f] for f in frames]
     started = time.perf_counter()
@@ -275,19 +258,12 @@ def score(
     for alpha in per_frame:
         previous = temporal.ema(previous, alpha)
         ema.append(previous)
+    kinds = {"frame": per_frame, "temporal": smoothed, "ema": ema}
     return {
         "frames": len(frames),
-        "J": {
-            "frame": float(np.mean([region_j(a, g) for a, g in zip(per_frame, gts)])),
-            "temporal": float(np.mean([region_j(a, g) for a, g in zip(smoothed, gts)])),
-            "ema": float(np.mean([region_j(a, g) for a, g in zip(ema, gts)])),
-        },
-        "flicker": {"frame": flicker(per_frame, gts), "temporal": flicker(smoothed, gts), "ema": flicker(ema, gts)},
-        "flicker_mc": {
-            "frame": motion_flicker(per_frame, gts, greys),
-            "temporal": motion_flicker(smoothed, gts, greys),
-            "ema": motion_flicker(ema, gts, greys),
-        },
+        "J": {k: float(np.mean([region_j(a, g) for a, g in zip(made, gts)])) for k, made in kinds.items()},
+        "flicker": {k: flicker(made, gts) for k, made in kinds.items()},
+        "flicker_mc": {k: flicker(made, gts, greys) for k, made in kinds.items()},
         "seconds_per_frame": seconds,
         "temporal_seconds_per_frame": temporal_seconds,
         "mattes": per_frame,
@@ -295,14 +271,21 @@ def score(
     }
 
 
+def _source(plate, entry, args, keyframes: tracking.Keyframes | None, **more) -> MatteSource:
+    """Roto's source of per-frame mattes of ``plate`` with catalog ``entry`` and the bench's weights, device and
+    threads, the user's ``keyframes`` carried as roto carries them; ``more``: MatteSource's other options."""
+    choice = ModelChoice(entry.name, entry)
+    return MatteSource(
+        plate, choice, weights=args.weights, device=args.device, threads=args.threads, keyframes=keyframes, **more
+    )
+
+
 def _mean(rows: list[dict]) -> dict:
     """The mean row over sequences."""
     return {
         "sequence": "mean",
         "frames": sum(r["frames"] for r in rows),
-        "J": {k: float(np.mean([r["J"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
-        "flicker": {k: float(np.mean([r["flicker"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
-        "flicker_mc": {k: float(np.mean([r["flicker_mc"][k] for r in rows])) for k in ("frame", "temporal", "ema")},
+        **{m: {k: float(np.mean([r[m][k] for r in rows])) for k in rows[0][m]} for m in ("J", "flicker", "flicker_mc")},
         "seconds_per_frame": float(np.mean([r["seconds_per_frame"] for r in rows])),
         "temporal_seconds_per_frame": float(np.mean([r["temporal_seconds_per_frame"] for r in rows])),
     }
@@ -325,15 +308,7 @@ def chunk_difference(
     out = {}
     kinds = [("frame", per_frame, None)] + ([("temporal", smoothed, options)] if options.radius > 0 else [])
     for kind, reference, options_used in kinds:
-        source = MatteSource(
-            plate,
-            ModelChoice(entry.name, entry),
-            weights=args.weights,
-            device=args.device,
-            threads=args.threads,
-            temporal_options=options_used,
-            keyframes=keyframes,
-        )
+        source = _source(plate, entry, args, keyframes, temporal_options=options_used)
         got: dict[int, np.ndarray] = {}
         for chunk in chunk_frames(frames, args.chunk):
             source.run(chunk, lambda frame, _, alpha, __: got.__setitem__(frame, alpha))

@@ -82,17 +82,9 @@ class _KeepingOutput:
     def __getattr__(self, name: str):
         return getattr(self.predictor, name)  # what the tasks ask of the model (its task, upsampling...)
 
-    def prepare(self, image: np.ndarray):
-        return self.predictor.prepare(image)
-
     def __call__(self, x):
         self.output = self.predictor(x)
         return self.output
-
-
-def onnx_source(entry) -> weights.WeightFile | None:
-    """The model's ONNX file among its catalog sources, or None."""
-    return next((wf for wf in entry.files if wf.name.endswith(".onnx")), None)
 
 
 # rembg's sessions (rembg/sessions/*.py): (mean, std, input side) of the models it ships that the catalog has.
@@ -143,7 +135,7 @@ def reference_for(entry, weights_path: str | None = None) -> RembgReference | No
         return None
     if weights_path and str(weights_path).endswith(".onnx"):
         return RembgReference(entry.name, Path(weights_path))
-    source = onnx_source(entry)
+    source = next((wf for wf in entry.files if wf.name.endswith(".onnx")), None)  # its ONNX file, if any
     if source is None:
         return None
     try:
@@ -177,13 +169,8 @@ def measure(model: str, rows: list[tuple[Path, Path]], device: str = "auto", wei
     return found
 
 
-def default_models() -> list[str]:
-    """Every segmentation model whose weights are on disk or in the local mirror."""
-    return [entry.name for entry, _ in catalog.load().available("segment")]
-
-
 def run(args) -> int:
-    models = args.model or default_models()
+    models = args.model or [entry.name for entry, _ in catalog.load().available("segment")]  # weights here
     if not models:
         raise MattekitError("No segmentation model's weights are available offline; name one with --model.")
     if args.weights and len(models) != 1:

@@ -14,18 +14,18 @@ CPU time (all threads) of ``remove`` (rgba) without and with ``--shadow keep``, 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 
-from .. import io, runtime
+from .. import runtime
 from ..options import model_choice
 from ..errors import InputError
 from ..progress import shown
 from ..tasks import remove
 from . import shadow_cast, shadow_scenes
 from .segment import HALVES, half_of, pairs
+from .turns import BLUE, checks, cpu_time, over, write_sheet
 
 OUTSIDE = 0.01  # true alpha below this: outside the subject, where the shadow is scored
 REGION = 0.1  # the shadow region: matte >= this
@@ -72,8 +72,8 @@ def add_parser(kinds) -> None:
     p.add_argument("--timed", action="store_true", help="also time remove without and with --shadow keep, in turns")
     p.add_argument(
         "--sheet",
-        help="write a PNG contact sheet of the first report-half composites here: photo, "
-        "cut-out on white without and with the shadow, the matte",
+        help="write a PNG contact sheet of the first report-half composites here: photo, the cut-out with its "
+        "shadow over a checkerboard and over a colour, the matte",
     )
     p.set_defaults(func=run)
 
@@ -111,13 +111,6 @@ def scores(matte: np.ndarray, scene: shadow_scenes.Scene) -> tuple[float, float,
     )
 
 
-def cpu_time(call):
-    """(the CPU seconds of all threads ``call()`` took, its value)."""
-    start = time.process_time()
-    value = call()
-    return time.process_time() - start, value
-
-
 def run(args) -> int:
     data = Path(args.data)
     known = GENERATORS[args.generator].KINDS
@@ -152,7 +145,8 @@ def run(args) -> int:
             matte = remove.TASK.run(models, inputs, alone)["result"]
             results.setdefault((half, scene.kind), []).append(scores(matte, scene))
             if shown_here:
-                sheet.append((scene.photo, made[0], made[1], matte))
+                h, w = scene.photo.shape[:2]
+                sheet.append((scene.photo, over(made[1], checks(h, w)), over(made[1], BLUE), matte))
             report(scene.name)
     print(f"{'half':8}{'kind':9}{'n':>3}{'MAE/empty':>11}{'empty MAE':>11}{'IoU>=0.1':>10}{'mean matte':>12}")
     for half in HALVES:
@@ -169,22 +163,5 @@ def run(args) -> int:
             f"with --shadow keep: {seconds[1] / seconds[0]:.2f}x (in turns)"
         )
     if args.sheet:
-        io.write_image(args.sheet, contact_sheet(sheet))
-        print(f"wrote {args.sheet}")
+        write_sheet(args.sheet, sheet)
     return 0
-
-
-def contact_sheet(rows: list[tuple[np.ndarray, ...]]) -> np.ndarray:
-    """One row per composite (photo H x W x 3, cut-out H x W x 4 without and with the shadow, matte H x W): the
-    photo, each cut-out over white, the matte (white = black shadow), side by side; rows stacked. H x 4W x 3."""
-
-    def on_white(rgba):
-        return rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
-
-    return np.concatenate(
-        [
-            np.concatenate([photo, on_white(without), on_white(with_), np.repeat(matte[..., None], 3, 2)], axis=1)
-            for photo, without, with_, matte in rows
-        ],
-        axis=0,
-    ).astype(np.float32)

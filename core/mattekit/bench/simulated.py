@@ -3,10 +3,10 @@ device" a set time per image of each batch without the GIL (the calling thread s
 kernels let the host run) and returning the net's output shapes, so that the host side (decode, input preparation,
 the finish, encoding) is measured on a machine without a GPU, with the device's busy share (time held over wall time).
 
-``bench speed --simulate-device MS`` injects it: its tool process loads the model with :func:`deciding`'s plan
-(:func:`gpu_plan`: a CUDA GPU's, the network's tensors on the CPU) and :func:`predictor`; a whole command runs as
-``python -m mattekit.bench.simulated MS REPORT COMMAND...``: ``python -m mattekit COMMAND...`` after
-:func:`install`, its :func:`figures` written to REPORT at exit. The finish a GPU runs on the model's device (1 MP and
+``bench speed --simulate-device MS`` injects it with :func:`install` (models planned by :func:`deciding`: a CUDA
+GPU's plan, :func:`gpu_plan`, the network's tensors on the CPU; loaded by :func:`predictor`) into its tool process, and
+into a whole command run as ``python -m mattekit.bench.simulated MS REPORT COMMAND...`` (``python -m mattekit
+COMMAND...``, its :func:`figures` written to REPORT at exit). The finish a GPU runs on the model's device (1 MP and
 up) is held, not computed (:class:`HeldFinish`): each device step holds one image's time and returns its input (the
 upsampled mask, the solve's starting alpha, the photo's colours); the host's work around them is real, their
 transfers are not simulated. The output for each input shape (found by a forward on torch's meta device and kept in

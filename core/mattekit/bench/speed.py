@@ -30,7 +30,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .speed_setup import _Child, _images, _rembg_home, _weights, machine_figures
+from .speed_setup import _Child, _images, _rembg_home, _weights, machine_line
 from .speed_synthetic import synthetic
 from .speed_report import agreement, print_comparison
 
@@ -169,18 +169,8 @@ def _measured(args) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         weights = _weights(args, work)
-        cfg = {
-            "model": args.model,
-            "weights": weights,
-            "device": args.device,
-            "backend": args.backend,
-            "precision": args.precision,
-            "workers": args.workers,
-            "threads": args.threads,
-            "batch": args.batch,
-            "refine": args.refine,
-            "simulate": args.simulate_device,
-        }
+        asked = ("model", "device", "backend", "precision", "workers", "threads", "batch", "refine")
+        cfg = {key: getattr(args, key) for key in asked} | {"weights": weights, "simulate": args.simulate_device}
         if args.whole:
             from .speed_whole import _whole
 
@@ -233,7 +223,7 @@ def _compare(args, cfg: dict, work: Path) -> dict:
         "folder": str(Path(files[0]).parent),
         "model": args.model,
         "weights": cfg["weights"],
-        "machine": machine_figures(),
+        "machine": machine_line(args),
         "load_average": load,
         "repeat": args.repeat,
         "chunk": args.chunk,

@@ -59,13 +59,9 @@ def print_comparison(f: dict) -> bool:
     """Print the comparison's figures (``f``: :func:`mattekit.bench.speed._compare`'s); False where the masks are
     outside the tolerance."""
     s = f["summary"]
-    m = f["machine"]
     load = " -> ".join(f"{x:.1f}" for x in f["load_average"])
     print(f"bench speed: {f['images']} images from {f['folder']}, model {f['model']} ({Path(f['weights']).name})")
-    print(
-        f"machine: {m['cpu']}, {m['cores']} CPUs, Python {m['python']}, torch {m.get('torch', '?')}; "
-        f"load average {load}"
-    )
+    print(f"{f['machine']}; load average {load}")
     print(f"the tools take turns every {f['chunk']} images (ABBA), {f['repeat']} pass(es) over the folder")
     print(
         f"{'':30s}{'images/s':>9s}{'loop s':>9s}{'start s':>9s}{'e2e img/s':>10s}{'CPU s/img':>10s}{'peak RSS MB':>12s}"

@@ -1,11 +1,10 @@
 """What both kinds of ``bench speed`` run need: the weights (a file, or stand-in weights made here), the
-images, rembg's model folder, and a tool in a process of its own driven through a pipe."""
+images, rembg's model folder, a tool in a process of its own driven through a pipe, and the machine's line."""
 
 from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -59,7 +58,8 @@ def _rembg_home(args, cfg, work: Path, check_import: bool = True) -> tuple[str, 
     ``check_import``: rembg must be importable here (else it runs in another interpreter)."""
     import torch
 
-    from .. import catalog, nets, weights
+    from .. import catalog
+    from ..engines import load_net
     from ..engines.onnx import export_onnx, onnx_path
     from ..errors import MattekitError
 
@@ -77,8 +77,7 @@ def _rembg_home(args, cfg, work: Path, check_import: bool = True) -> tuple[str, 
     if str(cfg["weights"]).lower().endswith(".onnx"):  # rembg's own release of the weights: used as it is
         path = Path(cfg["weights"])
     else:
-        net = nets.build(entry.net, **entry.kwargs).eval()
-        net.load_state_dict(weights.load_state_dict_file(cfg["weights"]), strict=True)
+        net = load_net(entry, Path(cfg["weights"]))
         size = entry.input.size or (320, 320)
         recipe = {"net": entry.net, "kwargs": entry.kwargs, "size": list(size), "for": "rembg"}
         path = onnx_path(net, entry.output.index, cfg["weights"], recipe)
@@ -150,19 +149,25 @@ class _Child:
             self.proc.wait()
 
 
-def machine_figures() -> dict:
-    """The machine a bench ran on: CPU, cores, Python, system and torch versions."""
-    from .. import machine
-
-    cpu = (machine.cpu_info() or ("", None))[0] or platform.processor() or platform.machine()
+def machine_line(args) -> str:
+    """The machine as the figures depend on it: CPU, cores, CPU class and the features engines use, torch's version,
+    and the engine mattekit's processes plan for the model (:func:`mattekit.engines.plan.decide`, on the device asked
+    for), and whether the shipped table was read."""
     import torch
 
-    from ..running.pipeline import cpu_count
+    from .. import catalog
+    from ..engines import plan
+    from ..machine import cpu_count, cpu_info
+    from .simulated import deciding
 
-    return {
-        "cpu": cpu,
-        "cores": cpu_count(),
-        "python": platform.python_version(),
-        "system": platform.system(),
-        "torch": torch.__version__,
-    }
+    model, flags = cpu_info() or ("unknown CPU", frozenset())
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
+    decide = plan.decide if args.simulate_device is None else deciding(args.simulate_device)
+    made = decide(catalog.load().get(args.model), args.device)
+    table = "hidden" if plan.shipped_hidden() else "shown"
+    return (
+        f"machine: {model}, {cpu_count()} cores, CPU class {plan.cpu_class()}, features "
+        f"{' '.join(f for f in wanted if f in flags) or 'none of ' + '/'.join(wanted)}; torch {torch.__version__}; "
+        f"mattekit's engine: {made.engine} {made.precision} on {made.device}, {made.workers}x{made.threads} threads "
+        f"(shipped table {table}: {made.why('engine')})"
+    )

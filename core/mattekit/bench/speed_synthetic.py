@@ -7,16 +7,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .speed_setup import _Child, machine_figures
+from . import wxh
+from .speed_setup import _Child, machine_line
 
 
 def synthetic(args, cfg: dict, work: Path) -> dict:
-    from ..errors import MattekitError
-
-    try:
-        w, h = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise MattekitError(f"--size {args.size} is not WxH (e.g. 320x240).") from None
+    w, h = wxh(args.size, "--size")
     frames = work / "frames"
     print(f"bench speed: writing {args.synthetic} synthetic {w}x{h} frames to {frames}...", file=sys.stderr)
     paths = [str(p) for p in make_frames(frames, args.synthetic, w, h)]
@@ -32,7 +28,7 @@ def synthetic(args, cfg: dict, work: Path) -> dict:
         "frames": args.synthetic,
         "size": [w, h],
         "model": args.model,
-        "machine": machine_figures(),
+        "machine": machine_line(args),
         "result": result,
     }
     samples = result["rss_samples"]

@@ -4,7 +4,6 @@ once, then answering one chunk of files at a time (``python -m mattekit.bench.sp
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -14,16 +13,10 @@ from .memory import current_rss, peak_rss
 STAGES = ("read", "infer", "write")  # decode + prepare, the network, finish + encode
 
 
-def _cpu_s() -> float:
-    u = resource.getrusage(resource.RUSAGE_SELF)
-    return u.ru_utime + u.ru_stime
-
-
 class _RembgTool:
     """The loop of ``rembg p -m MODEL IN OUT`` (rembg's CLI defaults), instrumented per stage."""
 
     def __init__(self, cfg: dict):
-        t0 = time.perf_counter()
         import inspect
         from importlib.metadata import version
 
@@ -33,12 +26,10 @@ class _RembgTool:
             import filetype
         except ImportError:
             filetype = None
-        t_import = time.perf_counter()
         self.session = new_session(cfg["session"])
-        self.ready = {"import_s": t_import - t0, "load_s": time.perf_counter() - t_import}
         self.bg, self.filetype, self.out = bg, filetype, Path(cfg["out"])
         self.versions = {"version": version("rembg"), "onnxruntime": version("onnxruntime")}
-        self.spent = dict.fromkeys(("decode", "preprocess", "infer", "predict", "cutout", "total"), 0.0)
+        self.spent = dict.fromkeys(("decode", "preprocess", "infer", "total"), 0.0)
         self.images = 0
 
         def timed(name, fn):
@@ -54,10 +45,7 @@ class _RembgTool:
         s = self.session
         s.inner_session.run = timed("infer", s.inner_session.run)
         s.normalize = timed("preprocess", s.normalize)
-        s.predict = timed("predict", s.predict)
         bg.fix_image_orientation = timed("decode", bg.fix_image_orientation)  # Image.open is lazy: pixels decode here
-        bg.naive_cutout = timed("cutout", bg.naive_cutout)
-        bg.apply_background_color = timed("cutout", bg.apply_background_color)
         defaults = dict(
             alpha_matting=False,
             alpha_matting_foreground_threshold=240,
@@ -73,7 +61,7 @@ class _RembgTool:
         self.kwargs = {k: v for k, v in defaults.items() if k in accepted}
 
     def run(self, files: list[str]) -> dict:
-        cpu0, loop0, done = _cpu_s(), time.perf_counter(), 0
+        cpu0, loop0, done = time.process_time(), time.perf_counter(), 0
         for name in files:
             path = Path(name)
             if self.filetype is not None:
@@ -86,7 +74,7 @@ class _RembgTool:
             self.spent["total"] += time.perf_counter() - start
             done += 1
         self.images += done
-        return {"images": done, "loop_s": time.perf_counter() - loop0, "cpu_s": _cpu_s() - cpu0}
+        return {"images": done, "loop_s": time.perf_counter() - loop0, "cpu_s": time.process_time() - cpu0}
 
     def finish(self) -> dict:
         t, n = self.spent, max(1, self.images)
@@ -103,7 +91,6 @@ class _MattekitTool:
     with the remove task, timed per pipeline stage."""
 
     def __init__(self, cfg: dict):
-        t0 = time.perf_counter()
         import torch
 
         from .. import runtime
@@ -113,21 +100,16 @@ class _MattekitTool:
         from ..tasks import registry
         from . import simulated
 
-        t_import = time.perf_counter()
         if cfg.get("threads"):
             torch.set_num_threads(cfg["threads"])  # also what an ONNX Runtime session is made with
         self.cfg, self.torch = cfg, torch
         self.model = model_choice(cfg["model"], "segment")
         self.simulated = simulated
-        asked = (cfg["device"], cfg["backend"], cfg["precision"], cfg["weights"])
-        if cfg.get("simulate") is not None:  # --simulate-device: the model on a simulated GPU
-            entry = self.model.entry
-            self.predictor = simulated.predictor(entry, simulated.deciding(cfg["simulate"])(entry, *asked))
-        else:
-            self.predictor = runtime.ModelCache().get(
-                self.model, cfg["device"], cfg["weights"], backend=cfg["backend"], precision=cfg["precision"]
-            )
-        self.ready = {"import_s": t_import - t0, "load_s": time.perf_counter() - t_import}
+        if cfg.get("simulate") is not None:  # --simulate-device: this process's models on a simulated GPU
+            simulated.install(cfg["simulate"])
+        self.predictor = runtime.ModelCache().get(
+            self.model, cfg["device"], cfg["weights"], backend=cfg["backend"], precision=cfg["precision"]
+        )
         self.timings = pipeline.Timings()
         task = registry.get("remove")
         options = task.make_options(
@@ -154,7 +136,7 @@ class _MattekitTool:
                 with lock:
                     self.samples.append((self.images + done, current_rss() / 2**20))
 
-        cpu0, held0 = _cpu_s(), self.simulated.figures()["held_s"]
+        cpu0, held0 = time.process_time(), self.simulated.figures()["held_s"]
         s = self.settings
         planned = [(Path(f), self.out / f"{Path(f).stem}.png") for f in files]
         outcome = self.runner.files(
@@ -168,7 +150,7 @@ class _MattekitTool:
         self.images += outcome.done
         self.failed += [str(source) for (source, _), _ in outcome.failed]
         self.held_s += self.simulated.figures()["held_s"] - held0
-        return {"images": outcome.done, "loop_s": outcome.seconds, "cpu_s": _cpu_s() - cpu0}
+        return {"images": outcome.done, "loop_s": outcome.seconds, "cpu_s": time.process_time() - cpu0}
 
     def finish(self) -> dict:
         torch, predictor = self.torch, self.predictor
@@ -203,15 +185,11 @@ class _MattekitTool:
 
     def _check(self) -> dict:
         torch = self.torch
-        from .. import io, nets, weights
-        from ..engines import inputs
-        from ..engines import select_output
+        from .. import io
+        from ..engines import inputs, load_net, select_output
 
         entry = self.model.entry
-        net = nets.build(entry.net, **entry.kwargs).eval()
-        net.load_state_dict(
-            weights.load_state_dict_file(self.cfg["weights"], net, nets.family(entry.net).trace), strict=True
-        )
+        net = load_net(entry, Path(self.cfg["weights"]))
         files = self.cfg.get("check_files") or []
         worst, previous = 0.0, torch.get_num_threads()
         torch.set_num_threads(self.settings["threads"] or previous)  # the engine's throughput path
@@ -237,7 +215,7 @@ def _child(argv: list[str]) -> int:
         out.flush()
 
     tool = _RembgTool(cfg) if kind == "rembg" else _MattekitTool(cfg)
-    say(tool.ready)
+    say({})  # ready: the model loaded
     for line in sys.stdin:
         message = json.loads(line)
         if message.get("end"):

@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from .speed_setup import _images, _rembg_home
+from . import wxh
+from .speed_setup import _images, _rembg_home, machine_line
 
 
 REMBG_LOOP = """
@@ -74,12 +75,7 @@ def _photo_folder(args, work: Path) -> list[Path]:
     """--photo WxH: the folder's first image resized to W x H (cubic), one JPEG (quality 92) in ``work``."""
     import cv2
 
-    from ..errors import MattekitError
-
-    try:
-        w, h = (int(v) for v in args.photo.lower().split("x"))
-    except ValueError:
-        raise MattekitError(f"--photo {args.photo} is not WxH (e.g. 8660x5774).") from None
+    w, h = wxh(args.photo, "--photo")
     folder = work / "photo"
     folder.mkdir(exist_ok=True)
     target = folder / f"photo_{w}x{h}.jpg"
@@ -194,7 +190,7 @@ def _report(args, files: list, results: dict, first_use: dict, load: list, order
         f"bench speed --whole: {what}, model {args.model}; {args.repeat} round(s) in turns; "
         f"load average {load[0]:.1f} -> {load[1]:.1f}"
     )
-    machine = _cpu_line(args)
+    machine = machine_line(args)
     print(machine)
     print(
         "first use, before the rounds and not in their figures: "
@@ -299,26 +295,4 @@ def against_rembg(name: str, r: dict, rb: dict) -> str:
         f"{name} / rembg p: {r['images_per_s'] / rb['images_per_s']:.2f}x images/s, "
         f"{r['seconds'] / rb['seconds']:.2f}x the time, {r['cpu_s'] / rb['cpu_s']:.2f}x the CPU time, "
         f"{r['peak_mb'] / rb['peak_mb']:.2f}x the peak RSS; images/s per round {rounds}{spread}"
-    )
-
-
-def _cpu_line(args) -> str:
-    """The machine as the figures depend on it: CPU, cores, CPU class and the features engines use, and the engine
-    mattekit's processes plan for the model (:func:`mattekit.engines.plan.decide`), and whether the shipped table
-    was read."""
-    from .. import catalog
-    from ..engines import plan
-    from ..machine import cpu_count, cpu_info
-    from .simulated import deciding
-
-    model, flags = cpu_info() or ("unknown CPU", frozenset())
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
-    decide = plan.decide if args.simulate_device is None else deciding(args.simulate_device)
-    made = decide(catalog.load().get(args.model), args.device)
-    table = "hidden" if plan.shipped_hidden() else "shown"
-    return (
-        f"machine: {model}, {cpu_count()} cores, CPU class {plan.cpu_class()}, features "
-        f"{' '.join(f for f in wanted if f in flags) or 'none of ' + '/'.join(wanted)}; mattekit's engine: "
-        f"{made.engine} {made.precision} on {made.device}, {made.workers}x{made.threads} threads (shipped table "
-        f"{table}: {made.why('engine')})"
     )

@@ -17,12 +17,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import io, runtime
+from .. import runtime
 from ..errors import InputError
+from ..options import model_choice
 from ..progress import shown
 from ..tasks import remove
 from . import backdrop_scenes
-from .shadow import cpu_time
+from .turns import BLUE, checks, in_turns, over, write_sheet
 
 AROUND = 16  # px around the subject where the alpha is scored
 OPAQUE = 0.1  # true alpha over this: where the colours are scored
@@ -34,18 +35,32 @@ def add_parser(kinds) -> None:
         help="remove --second-shot on pairs of shots with known alphas and colours from two generators: "
         "alpha and colour errors, CPU time against the defaults",
     )
+    shot_options(p, "pair", 14, "the defaults' segmentation model for --timed")
+    p.add_argument("--timed", action="store_true", help="also time remove with its defaults and with the second shot")
+    p.set_defaults(func=run)
+
+
+def shot_options(p, unit: str, count: int, model: str) -> None:
+    """The options of a bench on :mod:`mattekit.bench.backdrop_scenes`' shots, one ``unit`` of them (pair, shot) a
+    scene, ``count`` of each kind by default, the ``model`` option's help."""
     p.add_argument("--data", required=True, help="the shared data folder: alphamatting/ (real photos and mattes)")
     p.add_argument(
-        "--generator", choices=backdrop_scenes.GENERATORS + ("both",), default="both", help="which pairs (default both)"
+        "--generator",
+        choices=backdrop_scenes.GENERATORS + ("both",),
+        default="both",
+        help=f"which {unit}s (default both)",
     )
-    p.add_argument("--count", type=int, default=14, help="pairs of each kind per generator (default 14)")
-    p.add_argument("--timed", action="store_true", help="also time remove with its defaults and with the second shot")
-    p.add_argument(
-        "--model", default=None, help="the defaults' segmentation model for --timed (default: the catalog's)"
-    )
+    p.add_argument("--count", type=int, default=count, help=f"{unit}s of each kind per generator (default {count})")
+    p.add_argument("--model", default=None, help=f"{model} (default: the catalog's)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--sheet", help="write a PNG contact sheet of the first pairs of each generator and kind here")
-    p.set_defaults(func=run)
+    p.add_argument("--sheet", help=f"write a PNG contact sheet of the first {unit}s of each generator and kind here")
+
+
+def generators(args) -> tuple[str, ...]:
+    """The generators ``args`` (:func:`shot_options`') ask for; InputError where --count is not 1 to 14."""
+    if not 1 <= args.count <= 14:
+        raise InputError(f"--count takes 1 to 14, not {args.count}.")
+    return backdrop_scenes.GENERATORS if args.generator == "both" else (args.generator,)
 
 
 def scores(rgba: np.ndarray, pair: backdrop_scenes.ShotPair) -> tuple[float, float]:
@@ -60,14 +75,11 @@ def scores(rgba: np.ndarray, pair: backdrop_scenes.ShotPair) -> tuple[float, flo
 
 
 def run(args) -> int:
-    data = Path(args.data)
-    if not 1 <= args.count <= 14:
-        raise InputError(f"--count takes 1 to 14, not {args.count}.")
-    generators = backdrop_scenes.GENERATORS if args.generator == "both" else (args.generator,)
+    data, asked = Path(args.data), generators(args)
     two = remove.TASK.make_options({})
     models, plain = {}, None
     if args.timed:
-        models = {"model": runtime.ModelCache().get(args.model, "segment", args.device)}
+        models = {"model": runtime.ModelCache().get(model_choice(args.model, "segment"), args.device)}
         plain = remove.TASK.make_options({"model": args.model, "device": args.device})
     print(
         f"bench two-shots on {data}: remove --second-shot, rgba; alpha scored within {AROUND} px of the subject, "
@@ -75,18 +87,20 @@ def run(args) -> int:
     )
     results: dict = {}
     seconds, sheet = [0.0, 0.0], []
-    for generator in generators:
+    for generator in asked:
         pairs = backdrop_scenes.scenes(generator, data, args.count)
         with shown(len(pairs), "pair") as report:
             for index, pair in enumerate(pairs):
                 inputs = {"image": pair.first, "second_shot": pair.second}
-                spent, rgba = cpu_time(lambda: remove.TASK.run({}, inputs, two)["result"])
-                if args.timed:
-                    default, _ = cpu_time(lambda: remove.TASK.run(models, {"image": pair.first}, plain))
-                    seconds[0], seconds[1] = seconds[0] + default, seconds[1] + spent
+                calls = (
+                    lambda: remove.TASK.run(models, {"image": pair.first}, plain),
+                    lambda: remove.TASK.run({}, inputs, two)["result"],
+                )
+                rgba = in_turns(index, calls, seconds)[1] if args.timed else calls[1]()
                 results.setdefault((generator, pair.kind), []).append(scores(rgba, pair))
                 if args.sheet and index % args.count < 2:
-                    sheet.append((pair.first, pair.second, rgba))
+                    behind = checks(*pair.first.shape[:2])
+                    sheet.append((pair.first, pair.second, over(rgba, behind), over(rgba, BLUE)))
                 report(pair.name)
     print(f"{'generator':14}{'kind':8}{'n':>3}{'alpha err':>11}{'worst':>9}{'colour err':>12}{'worst':>9}")
     for (generator, kind), got in results.items():
@@ -101,29 +115,5 @@ def run(args) -> int:
             f"{seconds[1]:.1f} s with --second-shot: {seconds[1] / seconds[0]:.2f}x (in turns)"
         )
     if args.sheet:
-        io.write_image(args.sheet, contact_sheet(sheet))
-        print(f"wrote {args.sheet}")
+        write_sheet(args.sheet, sheet)
     return 0
-
-
-def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
-    """One row per pair (the shots H x W x 3, the cut-out H x W x 4): both shots, the cut-out over a checkerboard
-    and over a coloured background, side by side; rows stacked. float32 H x 4W x 3."""
-
-    def over(rgba, behind):
-        return rgba[..., :3] * rgba[..., 3:] + behind * (1.0 - rgba[..., 3:])
-
-    def checks(h, w):
-        ys, xs = np.mgrid[0:h, 0:w]
-        return np.repeat((0.6 + 0.3 * (((ys // 16) + (xs // 16)) % 2))[..., None], 3, 2).astype(np.float32)
-
-    return np.concatenate(
-        [
-            np.concatenate(
-                [first, second, over(rgba, checks(*first.shape[:2])), over(rgba, np.float32([0.15, 0.35, 0.75]))],
-                axis=1,
-            )
-            for first, second, rgba in rows
-        ],
-        axis=0,
-    ).astype(np.float32)

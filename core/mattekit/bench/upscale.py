@@ -15,9 +15,9 @@ so it includes the Python process, torch and the loaded model. Where that reset 
 available, it is the process-lifetime peak from resource.getrusage. On CUDA the peak of
 torch's allocator (max_memory_allocated, reset per image) is printed as well.
 
-``--size WxH`` skips the quality figures and upscales one large 8-bit picture (``--image`` resized to
-that size, else a synthetic photo-like pattern) as ``mattekit upscale`` does an 8-bit file (uint8 in,
-uint8 out), to report time and peak memory, also as a multiple of the 8-bit result's size.
+``--size WxH`` skips the quality figures and upscales one large 8-bit picture (:func:`mattekit.bench.bokeh`'s
+synthetic photo-like scene) as ``mattekit upscale`` does an 8-bit file (uint8 in, uint8 out), to report time and
+peak memory, also as a multiple of the 8-bit result's size.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from ..options import model_choice
 from ..errors import InputError, MattekitError
 from ..progress import shown
 from ..upscaling.superres import upscale
+from . import wxh
 from .memory import current_rss, peak_rss, reset_peak_rss
 
 
@@ -129,7 +130,6 @@ def add_parser(kinds) -> None:
     p.add_argument(
         "--size", metavar="WxH", help="instead of scoring, time one WxH picture (e.g. 4000x3000) and report peak memory"
     )
-    p.add_argument("--image", help="with --size: the picture to resize to WxH (default: a synthetic pattern)")
     p.add_argument("--output", help="with --size: also write the result to this file (counts the writer's memory too)")
     p.set_defaults(func=run)
 
@@ -231,38 +231,12 @@ def _scored(lr_path: Path, hr_path: Path, run_net, scale: int, device) -> tuple:
     return (p, s, bp, bs, prgb, seconds, peak), reset
 
 
-def _synthetic(width: int, height: int) -> np.ndarray:
-    """A deterministic photo-like test picture: smooth gradients, hard-edged shapes, fine noise."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    img = np.empty((height, width, 3), np.float32)
-    img[..., 0] = 0.5 + 0.4 * np.sin(xx / 97.0) * np.cos(yy / 131.0)
-    img[..., 1] = 0.3 + 0.4 * yy / max(height - 1, 1)
-    img[..., 2] = 0.6 - 0.4 * xx / max(width - 1, 1)
-    del yy, xx
-    for _ in range(60):
-        cx, cy, r = int(rng.integers(0, width)), int(rng.integers(0, height)), int(rng.integers(20, 300))
-        cv2.circle(img, (cx, cy), r, tuple(float(v) for v in rng.random(3)), -1, lineType=cv2.LINE_AA)
-    img += rng.normal(0, 0.02, (height, width, 1)).astype(np.float32)
-    return np.clip(img, 0, 1)
-
-
 def _run_large(args, run_net, device: torch.device) -> int:
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", args.size)
-    if not match or 0 in (int(match[1]), int(match[2])):
-        raise MattekitError(f"--size must look like 4000x3000, not '{args.size}'.")
-    width, height = int(match[1]), int(match[2])
     from ..ops.pixels import quantise
+    from .bokeh import synthetic_scene
 
-    if args.image:  # 8-bit, as `mattekit upscale` reads an 8-bit file
-        from .. import io
-
-        picture = io.read_image(args.image, integers=True).pixels
-        image = cv2.resize(picture, (width, height), interpolation=cv2.INTER_CUBIC)
-        what = f"{args.image} resized to {width}x{height}"
-    else:
-        image = quantise(_synthetic(width, height))
-        what = f"synthetic {width}x{height} 8-bit picture"
+    width, height = wxh(args.size, "--size")
+    image, what = quantise(synthetic_scene(height, width)[0]), f"synthetic {width}x{height} 8-bit picture"
     run_net(np.zeros((16, 16, 3), np.uint8))  # warm-up
     baseline = current_rss()
     resettable = _reset_peaks(device)

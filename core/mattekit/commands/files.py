@@ -173,12 +173,9 @@ class Messages:
 SLOW = 5.0  # seconds one input may take before a run of one image shows that it is working on it
 
 
-def run_files(
-    args, planned: list[tuple[Path, Path]], runner, messages: Messages, data: dict | None = None, ahead=None
-) -> int:
+def run_files(args, planned: list[tuple[Path, Path]], runner, messages: Messages, data: dict | None = None) -> int:
     """Run ``runner`` (a :class:`mattekit.running.runner.Runner`) on every (input, output) of ``planned``
-    (:func:`mattekit.io.naming.plan_outputs`; ``data``: the inputs that are no file, see :meth:`.stdio.standard_streams.data`;
-    ``ahead``: the inputs decoding already, a :class:`mattekit.running.ahead.ReadAhead`):
+    (:func:`mattekit.io.naming.plan_outputs`; ``data``: the inputs that are no file, see :meth:`.stdio.standard_streams.data`):
     ``args.skip_existing`` honoured, one line per written file (and a warning for one whose subject came out
     empty, :func:`mattekit.running.runner.transparent_note`), one bar of images on a terminal for several
     inputs (of tiles for one; for one without tiles, a line once it takes :data:`SLOW` seconds), ``args.threads``
@@ -204,7 +201,6 @@ def run_files(
                 skip_existing=args.skip_existing,
                 wrote=messages.wrote,
                 data=data,
-                ahead=ahead,
                 threads=getattr(args, "threads", None),
                 steps=tiles.steps,
                 progress=lambda done, pair: images(pair[1]),

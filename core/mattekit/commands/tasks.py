@@ -195,21 +195,12 @@ def _run_files(task: Task, args, options, ports: dict, streams, written: FileOpt
     )
     if len(planned) == 1 and getattr(args, "own_process", False):  # process-wide: never for main() called in-process
         heap.for_one_image()  # before any thread starts or any large block is made
-    from ..running.ahead import ReadAhead
+    from .. import provenance, runtime  # torch: only once every check that needs no model has passed
 
-    # the first inputs decode while the models load (stopped before a run of several forks its writers)
-    todo = [source for source, target in planned if not (args.skip_existing and target.exists())]
-    ahead = ReadAhead(todo, task.inputs[0].integers, streams.data())
-    try:
-        from .. import provenance, runtime  # torch: only once every check that needs no model has passed
-
-        models = runtime.ModelCache(say=runtime.say_on_stderr).for_task(task, options, set(ports))
-    except BaseException:
-        ahead.stop()
-        raise
+    models = runtime.ModelCache(say=runtime.say_on_stderr).for_task(task, options, set(ports))
     from ..running.runner import Runner
 
     record = provenance.record(task, options, models) if written.provenance else None
     messages = files.Messages(quiet=args.quiet, label=streams.label, deliver=streams.deliver)
     runner = Runner(task, models, options, ports, record, personal=written.keep_personal)
-    return files.run_files(args, planned, runner, messages, streams.data(), ahead)
+    return files.run_files(args, planned, runner, messages, streams.data())

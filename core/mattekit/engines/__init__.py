@@ -37,7 +37,7 @@ from .. import nets, weights
 from ..catalog import ModelEntry
 from ..errors import MattekitError
 from .files import as_read, export_recipe, onnx_export_path, weights_file
-from .plan import Plan, compile_mode
+from .plan import Plan
 from .policy import available_memory, select_device
 
 if TYPE_CHECKING:
@@ -121,7 +121,8 @@ def build(entry: ModelEntry, plan):
     path = weights_file(entry, plan.weights or None)
     if plan.as_is:
         return from_onnx_file(path), path
-    return create(plan, lambda: load_net(entry, path), label=entry.name, **export_recipe(entry, path)), path
+    recipe = export_recipe(entry, path)
+    return create(plan, lambda: load_net(entry, path), label=entry.name, **recipe), path
 
 
 # ----------------------------------------------------------------------------------- engines
@@ -160,13 +161,14 @@ def build_torch(
     precision: str,
     index: tuple = (),
     *,
-    compile: str | None = None,
+    compile: str = "auto",
     label: str | None = None,
     recipe: dict | None = None,
 ):
     """The torch engine running ``net`` (eval-mode fp32 CPU module, converted in place) on ``device`` ("cpu", "cuda:1")
     in ``precision`` ("fp32", "fp16", "bf16"): the CPU's fast fp32 graph, else the net cast and moved (on CUDA run
-    as ``compile`` says: :class:`mattekit.engines.compiled.Compiled`; label / recipe name its compiled artefacts)."""
+    in the ``compile`` mode the caller decided, the plan's: :class:`mattekit.engines.compiled.Compiled`; label /
+    recipe name its compiled artefacts)."""
     import torch
 
     from .torch_engine import FastCPUEngine, TorchEngine, dtype_named
@@ -174,13 +176,7 @@ def build_torch(
     if device == "cpu" and precision == "fp32":
         return FastCPUEngine(net, index)
     return TorchEngine(
-        net,
-        torch.device(device),
-        dtype_named(precision),
-        index,
-        compile=compile_mode(compile, device.split(":")[0]),
-        label=label,
-        recipe=recipe,
+        net, torch.device(device), dtype_named(precision), index, compile=compile, label=label, recipe=recipe
     )
 
 

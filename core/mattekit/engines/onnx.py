@@ -17,7 +17,7 @@ import io
 import json
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from importlib import metadata
 from typing import TYPE_CHECKING, Callable
@@ -172,11 +172,6 @@ class OnnxEngine:
         self._loading = loader.submit(self._loaded_session, self.threads)
         loader.shutdown(wait=False)
         self.static_batch = not dynamic_size  # a static graph takes one image at a time
-
-    def wait_loaded(self) -> None:
-        """Wait until the first session has loaded (or failed: the first call says so): a process about to fork
-        does (:mod:`mattekit.running.layout`), so that no child starts as a copy of a thread inside ONNX Runtime."""
-        wait([self._loading])
 
     def _session(self, threads: int):
         return self._ort.InferenceSession(

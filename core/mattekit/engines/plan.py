@@ -139,7 +139,10 @@ def decide(
     if loading:
         check_memory(entry, kind)
     wanted, precision_why = _precision(entry, kind, precision_asked)
-    engine, engine_why = _engine(entry, kind, engine_asked, wanted)
+    if pinned:
+        engine, engine_why = pinned, "the catalog: this model runs on torch only"
+    else:
+        engine, engine_why = _engine(entry, kind, engine_asked, wanted)
     if engine == "onnx" and wanted != "fp32":
         if precision_asked != "auto":
             raise MattekitError("The onnx backend runs in fp32 only; leave --precision at auto or fp32.")
@@ -322,9 +325,7 @@ def _precision(entry, kind: str, name: str) -> tuple[str, str]:
 def _engine(entry, kind: str, name: str, precision: str) -> tuple[str, str]:
     """(engine, why): an asked engine checked; ``auto`` is torch off the CPU and for fp16/bf16, else ONNX Runtime
     unless a measurement (this machine's own row, else the row shipped for its CPU class) has torch faster by the
-    margin (:func:`mattekit.engines.tables.winner`)."""
-    if pinned_backend(entry):
-        return name, "the catalog: this model runs on torch only"
+    margin (:func:`mattekit.engines.tables.winner`); a model pinned to one engine is not asked here."""
     if name == "onnx":
         if kind != "cpu":
             raise MattekitError(

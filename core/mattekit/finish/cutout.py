@@ -89,22 +89,14 @@ def with_shadow(colours: np.ndarray, alpha: np.ndarray, shadow: np.ndarray) -> n
     return out
 
 
-def outputs(
-    image: np.ndarray,
-    alpha: np.ndarray,
-    options,
-    *,
-    backdrop: np.ndarray | None = None,
-    device=None,
-    colours: np.ndarray | None = None,
-) -> dict:
-    """A cut-out task's outputs: {"result": :func:`cut_out`'s}, and with shadow :data:`KEEP` {"shadow": the photo's
-    own shadow matte (H x W, :func:`photo_shadow`)} too, for the hosts that lay it as its own layer, and where the
-    shadow has a note (why it is empty) {NOTE: that sentence}. ``colours``: the subject's own (H x W x 3 sRGB
-    float32, e.g. a see-through subject's), used as they are."""
+def outputs(image: np.ndarray, alpha: np.ndarray, options, **given) -> dict:
+    """A cut-out task's outputs: {"result": :func:`cut_out`'s (``given``: its ``backdrop``, ``device`` and
+    ``colours``)}, and with shadow :data:`KEEP` {"shadow": the photo's own shadow matte (H x W, :func:`photo_shadow`)}
+    too, for the hosts that lay it as its own layer, and where the shadow has a note (why it is empty) {NOTE: that
+    sentence}."""
     cast = photo_shadow(image, alpha, options)
     shadow = None if cast is None else cast.matte
-    found = {"result": cut_out(image, alpha, options, backdrop=backdrop, device=device, shadow=shadow, colours=colours)}
+    found = {"result": cut_out(image, alpha, options, shadow=shadow, **given)}
     if options.shadow == KEEP:
         found["shadow"] = shadow
     if cast is not None and cast.note:

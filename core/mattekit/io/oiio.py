@@ -42,40 +42,36 @@ def read_scene(path: str, name: str | None = None) -> Scene:
     ``.B``), with its A; a bare Y is grey; a first part with a bare A and no colour is a matte. The declared size
     is checked before any pixel is decoded. ``name``: what messages call the file (default: ``path``)."""
     name = name or path
-    image = _open(path, name)
-    try:
+    with _open(path, name) as image:
         return _read(image, name)
-    finally:
-        image.close()
 
 
+@contextlib.contextmanager
 def _open(path: str, name: str):
-    """An OIIO ImageInput on ``path`` (its header read); InputError when it cannot be opened."""
+    """An OIIO ImageInput on ``path`` (its header read) for a ``with`` block, closed at its end; InputError when it
+    cannot be opened."""
     image = oiio.ImageInput.open(path, oiio.ImageSpec())  # (an empty config: unassociated alpha comes associated)
     if image is None:
         raise InputError(f"Cannot read {name}: {_why(oiio.geterror())}.")
-    return image
+    try:
+        yield image
+    finally:
+        image.close()
 
 
 def scene_layout(path: str, name: str | None = None) -> tuple[str, int, int, int, str]:
     """(format, width, height, bit depth, mode) that :func:`read_scene` would give, from the header alone."""
     name = name or path
-    image = _open(path, name)
-    try:
+    with _open(path, name) as image:
         _, spec, channels, matte = _colour_part(image, name)
         fmt, bit_depth, mode = _kind(image, spec, channels, matte)
         return fmt, spec.full_width, spec.full_height, bit_depth, mode
-    finally:
-        image.close()
 
 
 def scene_attributes(path: str, name: str | None = None) -> dict:
     """The header attributes of ``path``'s first part as OpenImageIO names them ({name: value}), pixels unread."""
-    image = _open(path, name or path)
-    try:
+    with _open(path, name or path) as image:
         return {attr.name: attr.value for attr in image.spec().extra_attribs}
-    finally:
-        image.close()
 
 
 def _kind(image, spec: oiio.ImageSpec, channels: list[int], matte: bool) -> tuple[str, int, str]:

@@ -1,4 +1,4 @@
-"""Alpha compositing: straight and premultiplied alpha, a foreground over a background, drop shadows, the
+"""Alpha compositing: a foreground over a background, drop shadows, the
 photo's own blurred background and background colours given as text. Colours float32 in [0,1], H x W x 3
 (or 4 with alpha); alphas H x W.
 """
@@ -15,21 +15,6 @@ def composite_over(fg: np.ndarray, alpha: np.ndarray, background) -> np.ndarray:
     a = alpha[..., None] if alpha.ndim == 2 else alpha
     bg = np.broadcast_to(np.asarray(background, np.float32), fg.shape)
     return (fg[..., :3] * a + bg * (1.0 - a)).astype(np.float32)
-
-
-def premultiply(rgba: np.ndarray) -> np.ndarray:
-    """Straight RGBA (H x W x 4) -> premultiplied RGBA (colour times alpha), float32."""
-    rgba = np.asarray(rgba, np.float32)
-    return np.concatenate([rgba[..., :3] * rgba[..., 3:4], rgba[..., 3:4]], axis=-1)
-
-
-def unpremultiply(rgba: np.ndarray, threshold: float = 1e-6) -> np.ndarray:
-    """Premultiplied RGBA -> straight RGBA, float32; colour is 0 where alpha <= ``threshold``."""
-    rgba = np.asarray(rgba, np.float32)
-    a = rgba[..., 3:4]
-    safe = np.where(a > threshold, a, 1.0)
-    colour = np.where(a > threshold, np.clip(rgba[..., :3] / safe, 0.0, 1.0), 0.0)
-    return np.concatenate([colour, a], axis=-1).astype(np.float32)
 
 
 def blurred_background(image: np.ndarray, alpha: np.ndarray, sigma: float) -> np.ndarray:

@@ -55,7 +55,6 @@ def grown(
 
 
 _POOL: dict[str, ThreadPoolExecutor] = {}
-_CAP = [1 << 16]  # :func:`cap_threads`' setting
 _POOL_LOCK = threading.Lock()
 _IN_POOL = threading.local()
 
@@ -64,15 +63,14 @@ def each_tile(work: Callable[[_Item], _Result], tiles: Sequence[_Item]) -> list[
     """``[work(tile) for tile in tiles]``, the calls spread over one thread per core (the band's numpy and
     OpenCV arithmetic lets go of the GIL), the results in the tiles' order. ``work`` must only read shared
     arrays: the caller writes the results once all are made. One tile, one core, or a call from inside such a
-    thread: in this thread. ``$MATTEKIT_FINISH_THREADS`` (the user's) and :func:`cap_threads` (a writing process's)
-    cap the threads (1: none)."""
+    thread: in this thread. ``$MATTEKIT_FINISH_THREADS`` caps the threads (1: none)."""
     threads = min(len(tiles), cpu_count(), _thread_cap())
     if threads <= 1 or getattr(_IN_POOL, "inside", False):
         return [work(tile) for tile in tiles]
     with _POOL_LOCK:
         pool = _POOL.get("tiles")
         if pool is None or pool._max_workers < threads:  # noqa: SLF001 - grown when the affinity grew
-            pool = _POOL["tiles"] = ThreadPoolExecutor(cpu_count(), "mattekit-tile", initializer=tiles_inline)
+            pool = _POOL["tiles"] = ThreadPoolExecutor(cpu_count(), "mattekit-tile", initializer=_mark_pool_thread)
     return list(pool.map(work, tiles))
 
 
@@ -105,18 +103,11 @@ def sparse_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     return np.frombuffer(block, dtype).reshape(shape)
 
 
-def tiles_inline() -> None:
-    """:func:`each_tile` runs its calls in the calling thread from now on (as in the pool's own threads): for a
-    thread that must start no pool thread, one that runs before a fork."""
+def _mark_pool_thread() -> None:
+    """This thread is one of the tile pool's: :func:`each_tile` runs its calls inline here."""
     _IN_POOL.inside = True
-
-
-def cap_threads(count: int) -> None:
-    """:func:`each_tile` spreads its calls over at most ``count`` threads in this process from now on (1: none): a
-    writing process's setting (:mod:`mattekit.running.layout`), whose cores are the other processes'."""
-    _CAP[0] = max(1, int(count))
 
 
 def _thread_cap() -> int:
     text = os.environ.get("MATTEKIT_FINISH_THREADS", "").strip()
-    return min(_CAP[0], int(text) if text.isdigit() and int(text) > 0 else 1 << 16)
+    return int(text) if text.isdigit() and int(text) > 0 else 1 << 16

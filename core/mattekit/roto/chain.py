@@ -76,34 +76,21 @@ class HintChain:
             self.users[parent] -= 1
             if not self.users[parent]:
                 del self.done[parent]
-        predictor = self.source.predictor
-        soft = predictor.task == "matte"
-        upsampling = predictor.upsampling
-        mask, pixels = None, picture.pixels
-        if parent is not None:  # a carried hint: the whole frame, only what lies near the carried subject kept
-            context = hints.Hinted(hint, hints.Box(0, 0, width, height))
-            mask = answer.hinted_mask(
-                pixels,
-                predictor(predictor.prepare(pixels)),
-                self.source.refine,
-                context,
-                soft=soft,
-                upsampling=upsampling,
-                device=device_of(predictor, pixels),
+        predictor, mask, pixels = self.source.predictor, None, picture.pixels
+
+        def answered(x, context) -> np.ndarray:
+            y, soft = predictor(x), predictor.task == "matte"
+            device = device_of(predictor, pixels)
+            return answer.hinted_mask(
+                pixels, y, self.source.refine, context, soft=soft, upsampling=predictor.upsampling, device=device
             )
+
+        if parent is not None:  # a carried hint: the whole frame, only what lies near the carried subject kept
+            mask = answered(predictor.prepare(pixels), hints.Hinted(hint, hints.Box(0, 0, width, height)))
             if np.count_nonzero(mask > 0.5) < CARRIED_KEEP * np.count_nonzero(hint.mask > 0.5):
                 mask = None  # the model let the subject go (another one is more salient): look at its region
         if mask is None:  # the user's hint, or a carried one the whole frame lost: the model runs on its region
-            x, context = answer.hinted_input(predictor, pixels, hint)
-            mask = answer.hinted_mask(
-                pixels,
-                predictor(x),
-                self.source.refine,
-                context,
-                soft=soft,
-                upsampling=upsampling,
-                device=device_of(predictor, pixels),
-            )
+            mask = answered(*answer.hinted_input(predictor, pixels, hint))
         if self.users[frame]:
             self.done[frame] = (mask, grey, hint)
         if frame in self.wanted:

@@ -48,7 +48,8 @@ class RotoJob:
         so a model it holds is reused; None: a fresh one); ``confine``: the folders every file and folder the job
         writes must lie in when it is written (the worker's, :func:`mattekit.fsutil.check_folder`; None: anywhere)."""
         self.plate = open_plate(spec.plate, spec.colorspace, spec.view)
-        if spec.layers and output_pattern(spec.layers, self.plate).suffix.lower() != ".exr":
+        layers = output_pattern(spec.layers, self.plate) if spec.layers else None
+        if layers is not None and layers.suffix.lower() != ".exr":
             raise OutputError(f"The --layers pattern {spec.layers} must name .exr files (a layered EXR per frame).")
         objects = split_objects(spec, self.plate)
         if objects and spec.shadow:
@@ -59,13 +60,14 @@ class RotoJob:
         self.features = None  # a SAM model's frame features, shared with the shot's other objects (_run_objects)
         self.parts: list[RotoJob] = []  # several objects: one job each (:mod:`.objects`)
         if objects:
-            self._of_objects(spec, objects, models, confine)
+            self._of_objects(spec, objects, layers, models, confine)
         else:
             self._of_one(strip_object(spec), models, confine)
 
-    def _of_objects(self, spec: RotoSpec, objects: list, models, confine: Confinement | None) -> None:
+    def _of_objects(self, spec: RotoSpec, objects: list, layers, models, confine: Confinement | None) -> None:
         """A job of several objects: one job each (``objects``: (name, its spec)), the model loaded once for all,
-        the first one's frames and model; one layered file per frame for every object where --layers names one."""
+        the first one's frames and model; one layered file per frame for every object where --layers names one
+        (``layers``: its pattern, or None)."""
         models = models or ModelCache()  # the model loads once for every object
         self.parts = [RotoJob(part, models, confine) for _, part in objects]
         self.objects = [name for name, _ in objects]
@@ -77,18 +79,9 @@ class RotoJob:
             first.model,
             first.alpha_out,
         )
-        together = spec.layers and PLACEHOLDER not in spec.layers  # one layered file per frame for every object
-        self.layers = (
-            ShotLayers(
-                self.plate,
-                output_pattern(spec.layers, self.plate),
-                dict(zip(self.objects, self.parts)),
-                spec.keep_personal,
-                confine,
-            )
-            if together
-            else None
-        )
+        together = layers is not None and PLACEHOLDER not in spec.layers  # one layered file per frame for all
+        shot = dict(zip(self.objects, self.parts))
+        self.layers = ShotLayers(self.plate, layers, shot, spec.keep_personal, confine) if together else None
 
     def _of_one(self, spec: RotoSpec, models, confine: Confinement | None) -> None:
         """A job of one subject: its frames, outputs (checked against each other, the inputs and the bit depth),

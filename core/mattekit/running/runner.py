@@ -14,7 +14,6 @@ input can raise it as it was. Whatever fails in the shared inference stage stops
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -121,19 +120,17 @@ class Runner:
         store: Callable,
         *,
         single: bool = False,
-        ahead=None,
         steps: Callable | None = None,
         note: Callable | None = None,
         stored: Callable | None = None,
         **given,
     ) -> pipeline.Result:
         """For every item: ``load(item) -> (inputs, kept)``, the task's stages, ``store(item, kept, outputs)``, as the
-        run's layout (:func:`mattekit.running.layout.decide`) lays them out: where the finish runs, whether writing
-        processes finish and store (the callbacks always run in this process).
+        run's layout (:func:`mattekit.running.layout.decide`) lays them out, with where each item's finish runs.
 
-        single: one item. ahead: the inputs decoding already (a :class:`mattekit.running.ahead.ReadAhead`).
-        steps(done, total): the task's own progress within one image (tiles). note(item, sentence) after an item is
-        stored whose subject came out empty (:func:`transparent_note`); stored(item) after an item is stored.
+        single: one item. steps(done, total): the task's own progress within one image (tiles). note(item, sentence)
+        after an item is stored whose subject came out empty (:func:`transparent_note`); stored(item) after an item
+        is stored.
         given: ``threads``, ``workers``, ``batch`` (the layout's; None: the plan's) and ``progress``, ``cancel``,
         ``timings`` (:func:`mattekit.running.pipeline.run_pipeline`'s)."""
         task, models, options = self.task, self.models, self.options
@@ -146,31 +143,21 @@ class Runner:
             x, context = task.prepare(models, inputs, options) if plan.infer is not None else (None, None)
             return x, (inputs, kept, context, plan.device_for(inputs["image"]))  # the finish's device, asked once
 
-        def produce(item, carried, y) -> str | None:  # the heavy part: in a writing process where there are some
+        def write(item, carried, y) -> None:
             inputs, kept, context, device = carried
             if plan.infer is None:
                 result = task.run(models, inputs, options, progress=steps, device=device)
             else:
                 result = task.finished(models, inputs, options, context, y, device, steps)
             store(item, kept, result)
-            return transparent_note(task, result, options) if note is not None else None
-
-        def write(item, carried, y) -> None:
-            if writers is None:
-                sentence = produce(item, carried, y)
-            elif carried[3] is not None:  # finished on the model's device: here (a forked process has no GPU)
-                with on_device:
-                    sentence = produce(item, carried, y)
-            else:
-                sentence = writers.call(item, carried, y)
+            sentence = transparent_note(task, result, options) if note is not None else None
             if stored is not None:
                 stored(item)
             if sentence:
                 note(item, sentence)
 
-        on_device = threading.BoundedSemaphore(plan.on_device)
-        with plan.started(produce, ahead) as writers:
-            result = pipeline.run_pipeline(items, _guarded(read), plan.infer, _guarded(write), **given, **plan.stages)
+        plan.begin()
+        result = pipeline.run_pipeline(items, _guarded(read), plan.infer, _guarded(write), **given, **plan.stages)
         result.failed = [(item, exc.original if isinstance(exc, _ItemFailed) else exc) for item, exc in result.failed]
         return result
 
@@ -205,25 +192,20 @@ class Runner:
         skip_existing: bool = False,
         wrote: Callable | None = None,
         data: dict | None = None,
-        ahead=None,
         **run,
     ) -> pipeline.Result:
         """Read each (input file, output file) of ``planned``, run, write the first output there (atomically,
         with the provenance and the source's colours and metadata, :func:`mattekit.io.outputs.with_metadata`;
         16-bit kept where the format allows). ``data``: {an input that is no file (standard
-        input): (its bytes, what messages call it)}, decoded from memory. ``ahead``: the inputs decoding already
-        (a :class:`mattekit.running.ahead.ReadAhead`, stopped as the run's layout says). ``wrote(target)``
-        after each file;
+        input): (its bytes, what messages call it)}, decoded from memory. ``wrote(target)`` after each file;
         ``run``: :meth:`run`'s keywords. Items of the Result are the (input, output) pairs."""
         todo = [pair for pair in planned if not (skip_existing and pair[1].exists())]
         integers = self.task.inputs[0].integers
         data = data or {}
 
         def load(pair):
-            picture = None if ahead is None else ahead.take(pair[0])
-            if picture is None:
-                given, name = data.get(pair[0], (pair[0], None))
-                picture = io.read_image(given, integers=integers, name=name)
+            given, name = data.get(pair[0], (pair[0], None))
+            picture = io.read_image(given, integers=integers, name=name)
             return self.inputs_for(picture, pair[0]), picture
 
         def store(pair, picture, result) -> None:
@@ -245,7 +227,6 @@ class Runner:
             load,
             store,
             single=len(todo) == 1,
-            ahead=ahead,
             stored=None if wrote is None else lambda pair: wrote(pair[1]),
             **run,
         )

@@ -18,7 +18,7 @@ from ..lens.disparity import estimate_depth, refine_depth
 from ..errors import MattekitError
 from ..subject.answer import predict_mask
 from ..options import ModelChoice, OptionError, option
-from .common import DEVICE_HELP, DEVICE_PARSE, WEIGHTS_PARSE
+from .common import DEVICE_HELP, DEVICE_PARSE, weights_option
 from .registry import Port, Task, no_model_input
 
 
@@ -56,13 +56,7 @@ class BokehOptions:
         model="depth",
         missing="use --mask-only to blur without a depth model",
     )
-    depth_weights: Path | None = option(
-        None,
-        "use this depth weights file instead of the catalog's download",
-        path=True,
-        parse=WEIGHTS_PARSE,
-        hosts=("cli", "api"),
-    )
+    depth_weights: Path | None = weights_option("depth ")
     segment_model: ModelChoice | None = option(
         None, "segmentation model for the subject; default: the catalog's", model="segment"
     )
@@ -87,15 +81,13 @@ def bokeh(
     image: np.ndarray,
     options: BokehOptions | None = None,
     *,
-    depth: np.ndarray | None = None,
     mask: np.ndarray | None = None,
     depth_model=None,
     segment_model=None,
 ) -> np.ndarray:
     """DSLR-like depth of field for an sRGB photo (H x W x 3|4 float32 [0,1]) -> same shape.
 
-    Depth comes from ``depth`` (H x W disparity in [0,1], 1 = nearest) or the ``depth_model``
-    predictor; with ``mask_only`` the subject mask alone stands in for depth (subject near, rest far).
+    Depth (H x W disparity in [0,1], 1 = nearest) comes from the ``depth_model`` predictor; with ``mask_only`` the subject mask alone stands in for depth (subject near, rest far).
     The subject mask comes from ``mask`` or the ``segment_model`` predictor, when it is needed.
     """
     options = options or BokehOptions()
@@ -116,9 +108,7 @@ def bokeh(
         else:
             focus = 1.0 if options.focus_depth is None else float(options.focus_depth)
     else:
-        if depth is None:
-            depth = refine_depth(image, estimate_depth(depth_model, image))
-        depth_map = depth.astype(np.float32)
+        depth_map = refine_depth(image, estimate_depth(depth_model, image))
         subject_depth = lens.subject_depth(depth_map, mask) if need_subject else None
         if focus_point is not None:
             focus = lens.focus_depth_at(depth_map, *focus_point)

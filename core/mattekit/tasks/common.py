@@ -17,8 +17,14 @@ from ..ops.compositing import parse_colour
 from ..options import option
 
 DEVICE_HELP = "auto (default), cpu, cuda, cuda:N or mps"
-WEIGHTS_HELP = "use this weights file instead of the catalog's download"
 DEVICE_PARSE, WEIGHTS_PARSE = "mattekit.machine:check_device", "mattekit.weights.added:given_file"
+
+
+def weights_option(what: str = ""):
+    """An option naming a weights file that replaces the catalog's download of the ``what`` ("depth ") model: a
+    file the run reads, checked by :func:`mattekit.weights.added.given_file`; the CLI's and the API's only."""
+    words = f"use this {what}weights file instead of the catalog's download"
+    return option(None, words, path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
 
 
 @dataclass
@@ -31,7 +37,7 @@ class ModelOptions:
     """
 
     model: str | None = option(None, "model (see `mattekit models list`); default: the catalog's")
-    weights: Path | None = option(None, WEIGHTS_HELP, path=True, parse=WEIGHTS_PARSE, hosts=("cli", "api"))
+    weights: Path | None = weights_option()
     device: str = option("auto", DEVICE_HELP, parse=DEVICE_PARSE)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..finish.edge import alpha_from_mask
 from ..subject import answer, hints
 from ..options import ModelChoice, NONE, option
-from .common import WEIGHTS_PARSE, ModelOptions
+from .common import ModelOptions, weights_option
 from .registry import Port, segment_or_matte
 
 BOX_PARSE, POINTS_PARSE = "mattekit.subject.hint_text:parse_box", "mattekit.subject.hint_text:parse_points"
@@ -85,13 +85,7 @@ class SubjectOptions(ModelOptions):
         none="the segmentation model answers the hint",
         missing="use --hint-model none to answer the hint with the segmentation model",
     )
-    hint_weights: Path | None = option(
-        None,
-        "use this hint model weights file instead of the catalog's download",
-        path=True,
-        parse=WEIGHTS_PARSE,
-        hosts=("cli", "api"),
-    )
+    hint_weights: Path | None = weights_option("hint model ")
 
     def check_image(self, height: int, width: int) -> None:
         """InputError unless the box and points fit an image of ``height`` x ``width`` (its header's size), so that

@@ -40,6 +40,8 @@ class Port:
     integers (inputs): the task also takes uint8/uint16 pixels here as they are (and then gives its
     result in that dtype), so the CLI reads 8/16-bit files without a float copy.
     recorded (inputs): the provenance of a file written records the file given here (its name and sha256).
+    below (optional inputs): a host with layers may fill this input from the layer directly below the one it works
+    on, behind a checkbox labelled so (GIMP: "Second shot: the layer below"); "": not offered.
     """
 
     name: str
@@ -50,9 +52,10 @@ class Port:
     size: str = "same"
     integers: bool = False
     recorded: bool = False
+    below: str = ""
 
     def describe(self) -> dict:
-        return {
+        described = {
             "name": self.name,
             "kind": self.kind,
             "channels": list(self.channels),
@@ -60,6 +63,7 @@ class Port:
             "help": self.help,
             "size": self.size,
         }
+        return described | ({"below": self.below} if self.below else {})
 
 
 BACKDROP = Port("backdrop", "image", (3, 4), optional=True, help="an image to put behind the subject (scaled to cover)")
@@ -96,9 +100,30 @@ class Declaration:
     """What every declaration has: its options read from the options dataclass, and the one option check
     that the CLI, the worker and the API pass values through (``self.name``, ``self.options``)."""
 
+    kind = None  # what the schema names besides a task on images ("sequence")
+
     @property
     def declared(self) -> tuple[Option, ...]:
         return options_of(self.options)
+
+    @property
+    def api_name(self) -> str:
+        """The Python API function's name: ``api``, else the name with dashes as underscores."""
+        return self.api or self.name.replace("-", "_")
+
+    def describe(self, host: str = "worker") -> dict:
+        """The schema of this task for a front end: its kind (a sequence task's), ports, options (with types, ranges,
+        choices, models)."""
+        described = {"name": self.name, "summary": self.summary}
+        if self.kind is not None:
+            described["kind"] = self.kind
+        return described | {
+            "menu": self.menu,
+            "main": self.main,
+            "inputs": [p.describe() for p in self.inputs],
+            "outputs": [p.describe() for p in self.outputs],
+            "options": {o.name: o.describe() for o in self.declared if host in o.hosts},
+        }
 
     def option_table(self) -> dict[str, Option]:
         return {o.name: o for o in self.declared}
@@ -160,10 +185,6 @@ class Task(Declaration):
     menu: str | None = None
     api: str | None = None
 
-    @property
-    def api_name(self) -> str:
-        return self.api or self.name.replace("-", "_")
-
     def suffix_for(self, options) -> str:
         return self.suffix(options) if callable(self.suffix) else self.suffix
 
@@ -203,18 +224,6 @@ class Task(Declaration):
             return self.finish(models, inputs, options, context, y, device=device, progress=progress)
         return self.finish(models, inputs, options, context, y, device=device)
 
-    def describe(self, host: str = "worker") -> dict:
-        """The schema of this task for a front end: ports, options (with types, ranges, choices, models)."""
-        return {
-            "name": self.name,
-            "summary": self.summary,
-            "menu": self.menu,
-            "main": self.main,
-            "inputs": [p.describe() for p in self.inputs],
-            "outputs": [p.describe() for p in self.outputs],
-            "options": {o.name: o.describe() for o in self.declared if host in o.hosts},
-        }
-
 
 @dataclass(frozen=True)
 class SequenceTask(Declaration):
@@ -232,22 +241,7 @@ class SequenceTask(Declaration):
     api: str | None = None
     kind: str = "sequence"
 
-    @property
-    def api_name(self) -> str:
-        return self.api or self.name.replace("-", "_")
-
-    def describe(self, host: str = "worker") -> dict:
-        """The schema of this task for a front end: no pixel ports; options as :meth:`Task.describe`'s."""
-        return {
-            "name": self.name,
-            "summary": self.summary,
-            "kind": self.kind,
-            "menu": None,
-            "main": "model",
-            "inputs": [],
-            "outputs": [],
-            "options": {o.name: o.describe() for o in self.declared if host in o.hosts},
-        }
+    menu, main, inputs, outputs = None, "model", (), ()  # no menu entry, no pixel ports (class attributes)
 
 
 @functools.lru_cache(maxsize=1)

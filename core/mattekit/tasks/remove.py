@@ -47,6 +47,7 @@ SECOND_SHOT = Port(
     help="the same subject and camera on another backdrop (a white and a black card, the backdrop light on and "
     "off): the alpha and colours come from the two shots, exact for glass, smoke and hair (no network)",
     recorded=True,
+    below="Second shot: the layer below",
 )
 SEE_THROUGH_MASK = Port(
     "see_through_mask",

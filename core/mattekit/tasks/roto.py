@@ -14,7 +14,7 @@ from pathlib import Path
 from ..io.frame_ranges import Frames
 from ..options import ModelChoice, option
 from ..subject.keyframe_hints import HintMask, KeyframeHint, parse_boxes, parse_excludes, parse_hint_masks, parse_points
-from .common import DEVICE_HELP, DEVICE_PARSE, WEIGHTS_PARSE
+from .common import DEVICE_HELP, DEVICE_PARSE, weights_option
 from .registry import SequenceTask
 
 # roto mattes with object segmentation or trimap-free (people) matting models, or tracks a hinted object (SAM 2.1)
@@ -88,13 +88,7 @@ class RotoSpec:
         "model (sam2.1-hiera-tiny...: tracks the hinted objects with its memory); default: objects",
         model=ROTO_MODEL_TASKS,
     )
-    weights: Path | None = option(
-        None,
-        "use this weights file instead of the catalog's download",
-        path=True,
-        parse=WEIGHTS_PARSE,
-        hosts=("cli", "api"),
-    )
+    weights: Path | None = weights_option()
     device: str = option("auto", DEVICE_HELP, parse=DEVICE_PARSE)
     threads: int | None = option(None, "CPU threads for inference", minimum=1, maximum=1024)
     workers: int | None = option(

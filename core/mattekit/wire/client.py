@@ -109,15 +109,20 @@ def check_private(path, info):
 # ---------------------------------------------------------------- talking to a running worker
 
 
-def _encode(inputs):
-    """(metas, body) of a list of Pixels (in the operation's input order) or of {input name: Pixels}."""
+def _request(inputs, options):
+    """(body, headers) of a run's request: a list of Pixels (in the operation's input order) or {input name: Pixels},
+    and its ``options``."""
     if isinstance(inputs, dict):
         metas = [dict(p.meta(), name=name) for name, p in inputs.items()]
         pixels = list(inputs.values())
     else:
         pixels = list(inputs)
         metas = [p.meta() for p in pixels]
-    return metas, protocol.join_body(p.data for p in pixels)
+    head = {
+        protocol.META_HEADER: json.dumps({"inputs": metas, "options": options or {}}),
+        "Content-Type": "application/octet-stream",
+    }
+    return protocol.join_body(p.data for p in pixels), head
 
 
 def _decode(head, body):
@@ -209,12 +214,7 @@ class WorkerClient(object):
         true cancels the job: WorkerError with code "cancelled", the code the worker answers for a cancelled job.
         """
         if progress is None and cancelled is None:
-            meta, body = _encode(inputs)
-            head = {
-                protocol.META_HEADER: json.dumps({"inputs": meta, "options": options or {}}),
-                "Content-Type": "application/octet-stream",
-            }
-            _, headers, data = self.request("POST", "run/" + operation, body, head)
+            _, headers, data = self.request("POST", "run/" + operation, *_request(inputs, options))
             return _decode(json.loads(headers[protocol.META_HEADER]), data)
         busy = self.busy() if progress is not None else ""
         if busy:
@@ -236,12 +236,9 @@ class WorkerClient(object):
 
     def submit(self, operation, inputs, options=None):
         """Start an asynchronous job; returns its id."""
-        meta, body = _encode(inputs)
-        head = {
-            protocol.META_HEADER: json.dumps({"inputs": meta, "options": options or {}}),
-            "Content-Type": "application/octet-stream",
-        }
-        return json.loads(self.request("POST", "jobs/" + operation, body, head)[2].decode("utf-8"))["id"]
+        return json.loads(self.request("POST", "jobs/" + operation, *_request(inputs, options))[2].decode("utf-8"))[
+            "id"
+        ]
 
     def job(self, job_id):
         """{"id", "state": queued|running|done|failed|cancelled, "progress": 0..1, "message", "error"}."""
@@ -277,7 +274,7 @@ def find_worker(path=None, timeout=2.0):
     return worker
 
 
-def start_worker(python, path=None, idle_timeout=None, wait=120.0, extra_args=()):
+def start_worker(python, path=None, idle_timeout=None, wait=120.0):
     """Start the worker (``mattekit serve``) with ``python`` detached, wait until it answers, return a WorkerClient.
 
     Its output goes to ``worker.log`` next to the state file. Raises WorkerError with the log's
@@ -296,7 +293,6 @@ def start_worker(python, path=None, idle_timeout=None, wait=120.0, extra_args=()
     args = [python, "-m", "mattekit.commands.serve", "--log-file", log_path]
     if idle_timeout is not None:
         args += ["--idle-timeout", str(idle_timeout)]
-    args += list(extra_args)
     env = dict(os.environ)
     env[STATE_ENV] = path
     for name in ("PYTHONHOME", "PYTHONPATH"):  # the host application's Python settings are not ours

@@ -39,7 +39,6 @@ class WorkerLog:
         self.allowance = float(burst)
         self.checked = time.monotonic()
         self.dropped = 0
-        self.lines_written = 0
         self.lock = threading.Lock()
         if path:
             self._open()
@@ -88,4 +87,3 @@ class WorkerLog:
                 os.write(self.fd, line.encode("utf-8", "replace"))
             except OSError:
                 return
-            self.lines_written += 1

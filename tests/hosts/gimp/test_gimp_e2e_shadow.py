@@ -4,11 +4,7 @@ a new cut-out layer, black, as dark as the worker's shadow matte."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +12,7 @@ from PIL import Image
 
 from mattekit.wire import client
 
-from gimp_e2e import CALL, _run_gimp, install_plugin, start_worker
+from gimp_e2e import batch_session
 
 pytestmark = [pytest.mark.gimp, pytest.mark.slow]
 
@@ -50,30 +46,14 @@ def shadow_session(gimp_root, shared, tmp_path_factory):
     """(work folder, GIMP's output, the worker, the scene) of one real GIMP run of SHADOW_BATCH."""
     from mattekit.bench import shadow_scenes
 
-    tmp_path = tmp_path_factory.mktemp("gimp_shadow")
     scene = shadow_scenes.example(shared / "data")
-    work = Path(tempfile.mkdtemp(prefix="mattekit-shadow-", dir=gimp_root / "tmp"))
-    proc = None
-    try:
-        for sub in ("home", "config", "in", "out", "state"):
-            (work / sub).mkdir()
-        Image.fromarray(np.round(scene.photo * 255).astype(np.uint8)).save(work / "in" / "shadowed.png")
-        install_plugin(work)
-        env = dict(
-            os.environ,
-            MATTEKIT_MIRROR=str(shared / "weights"),
-            MATTEKIT_OFFLINE="1",
-            MATTEKIT_HOME=str(tmp_path / "mattekit_home"),
-        )
-        proc, worker = start_worker(work / "state" / "worker.json", env, tmp_path / "worker.log")
-        output = _run_gimp(gimp_root, work, SHADOW_BATCH.format(call=CALL, work="/" + str(work.relative_to(gimp_root))))
-        assert "MATTEKIT-E2E done" in output, output[-6000:]
+    tmp_path, pictures = tmp_path_factory.mktemp("gimp_shadow"), {"shadowed.png": scene.photo}
+    with batch_session(gimp_root, shared, tmp_path, "mattekit-shadow-", pictures, SHADOW_BATCH) as (
+        work,
+        output,
+        worker,
+    ):
         yield work, output, worker, scene
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(30)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_remove_background_keeps_the_photos_shadow_as_its_own_layer_in_real_gimp(shadow_session):

@@ -300,3 +300,33 @@ def test_with_see_through_checked_the_selection_marks_the_see_through_part(gimp,
     assert np.allclose(mask, part, atol=1 / 255), "the selection went as the see-through part"
     assert np.allclose(mask[:, w // 2 :], plain[:, w // 2 :], atol=1 / 255)
     assert mask[:, : w // 2].mean() < 0.7 * plain[:, : w // 2].mean()
+
+
+def test_with_second_shot_checked_the_layer_below_goes_as_the_second_shot(gimp, worker):
+    """Remove Background's "Second shot: the layer below" (issue 93): the layer under the photo goes to the worker as
+    the second shot, so the glass gets the two shots' alpha; a layer below of another size is refused, nothing added."""
+    from mattekit.bench import backdrop_scenes
+
+    plugin, Gimp, _ = gimp
+    pair = backdrop_scenes.drawn(0, "glass")
+    h, w = pair.first.shape[:2]
+    image = Gimp.Image(w, h)
+    image.add_test_layer(pair.second, name="Dark")
+    layer = image.add_test_layer(pair.first)
+    status, error = remove_background(plugin, Gimp, image, layer, second_shot=True, output="mask")
+    assert status is Gimp.PDBStatusType.SUCCESS, error
+    (wanted,) = worker.run(
+        "remove", {"image": as_pixels(pair.first), "second_shot": as_pixels(pair.second)}, {"result": "alpha"}
+    )
+    mask = layer.get_mask().pixels[..., 0]
+    assert np.allclose(mask, as_floats(wanted)[..., 0], atol=1 / 255)
+    assert np.abs(mask - pair.alpha)[pair.alpha > 0.01].mean() < 0.03, "the glass's own alpha"
+    image = Gimp.Image(w, h)
+    image.add_test_layer(pair.second[:-8], name="Dark")
+    layer = image.add_test_layer(pair.first)
+    status, error = remove_background(plugin, Gimp, image, layer, second_shot=True, output="mask")
+    assert status is Gimp.PDBStatusType.EXECUTION_ERROR and layer.get_mask() is None
+    assert error == (
+        f'"Second shot: the layer below" is checked, but the layer below, "Dark", is {w}x{h - 8} px and '
+        f'"Background" is {w}x{h} px; they must be the same size.'
+    )

@@ -65,6 +65,7 @@ def test_procedures_and_arguments_come_from_the_recorded_schema(gimp, tmp_path):
         assert proc.sensitivity is Gimp.ProcedureSensitivityMask.DRAWABLE and proc.menu_label.endswith("...")
         assert proc.documentation[0] == op["summary"]
         declared = {n.replace("_", "-") for n, o in op["options"].items() if not o["path"]}
+        declared |= {p["name"].replace("_", "-") for p in op["inputs"] if p.get("below")}  # the layer below fills it
         assert set(proc.arguments) - {"output"} == declared, "one argument per option, named with dashes"
         assert "keep-personal" not in proc.arguments  # GIMP writes no file: results are pixels, no source metadata
     remove = procedure(plugin, "mattekit-remove-background")
@@ -73,6 +74,8 @@ def test_procedures_and_arguments_come_from_the_recorded_schema(gimp, tmp_path):
     assert remove.arguments["model"] == {"kind": "string", "nick": "_Model", "default": ""}  # "": the catalog's
     assert remove.arguments["result"]["choice"].list_nicks()[0] == "default"  # default: from the placement
     assert remove.arguments["refine"]["kind"] == "boolean" and remove.arguments["refine"]["default"] is True
+    assert remove.arguments["second-shot"]["kind"] == "boolean" and remove.arguments["second-shot"]["default"] is False
+    assert remove.arguments["second-shot"]["nick"] == "_Second shot: the layer below"
     refine = procedure(plugin, "mattekit-refine-edges")
     assert refine.menu_label == "Refine _Edges..." and refine.arguments["output"]["default"] == "mask"
     assert refine.arguments["band"]["kind"] == "string" and refine.arguments["band"]["default"] == ""  # automatic

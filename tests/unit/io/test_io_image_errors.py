@@ -291,8 +291,8 @@ def test_files_and_folders_past_the_file_size_limit_hold_only_whole_outputs(tmp_
 
 
 @pytest.mark.slow
-def test_a_folder_the_writing_processes_fill_a_full_disk_with_holds_only_whole_outputs(shared, tmp_path):
-    """The same for a model's run of several photos, whose cut-outs the writing processes finish and write."""
+def test_a_folder_a_models_run_fills_a_full_disk_with_holds_only_whole_outputs(shared, tmp_path):
+    """The same for a model's run of several photos, whose cut-outs the pipeline's writers finish and write."""
     env = dict(os.environ, MATTEKIT_MIRROR=str(shared / "weights"), MATTEKIT_OFFLINE="1", OMP_NUM_THREADS="1")
     photos, remove = _noise_folder(tmp_path), ("remove", "--model", "u2netp", "-q")
     assert subprocess.run(_command(*remove, photos, "-o", tmp_path / "reference"), env=env).returncode == 0

@@ -1,11 +1,11 @@
-"""Compositing helpers of the matte: premultiplied colours, the blurred background, the drop shadow, composites and
+"""Compositing helpers of the matte: the blurred background, the drop shadow, composites and
 cover fits, and the coarse wide blur."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mattekit.ops.compositing import blurred_background, composite, drop_shadow, premultiply, unpremultiply
+from mattekit.ops.compositing import blurred_background, composite, drop_shadow
 from mattekit.ops.filters import gaussian_blur
 from mattekit.ops.resizing import fit_cover
 
@@ -20,10 +20,6 @@ def test_coarse_gaussian_blur_is_the_blur():
 
 
 def test_compositing_helpers():
-    rng = np.random.default_rng(4)
-    rgba = rng.random((6, 7, 4)).astype(np.float32)
-    assert np.abs(unpremultiply(premultiply(rgba)) - rgba).max() < 1e-5
-    assert (unpremultiply(np.zeros((2, 2, 4), np.float32)) == 0).all()
     image = np.zeros((60, 80, 3), np.float32)
     image[..., 2] = 1.0  # blue background
     alpha = np.zeros((60, 80), np.float32)

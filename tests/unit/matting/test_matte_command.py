@@ -82,6 +82,6 @@ def test_bench_matte_prints_the_table(shared, capsys):
     out = capsys.readouterr().out
     for row in ("SAD (/1000)", "MSE (x1e3)", "gradient (/1000)", "s/image", "Trimap1: 2 images"):
         assert row in out
-    lines = out.splitlines()  # one line per image, with its half (even index in sorted order = tune)
-    assert any(line.split()[:3] == ["GT01", "Trimap1", "tune"] for line in lines)
+    lines = out.splitlines()  # one line per image, with its half (even index in sorted order = tuning)
+    assert any(line.split()[:3] == ["GT01", "Trimap1", "tuning"] for line in lines)
     assert any(line.split()[:3] == ["GT03", "Trimap1", "report"] for line in lines)

@@ -51,6 +51,9 @@ class Item(_Parasites):
     def get_parent(self):
         return self.parent
 
+    def get_id(self):
+        return id(self)
+
 
 class Drawable(Item):
     def __init__(self, image, name, pixels, offsets=(0, 0)):
