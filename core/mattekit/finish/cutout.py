@@ -18,6 +18,7 @@ from ..ops.resizing import fit_cover
 from ..matting.foreground import estimate_foreground
 
 KEEP = "keep"  # the shadow option's value for the photo's own shadow (:mod:`mattekit.matting.shadow`)
+NOTE = "note"  # :func:`outputs` may hold one sentence for the user here: why an output is empty (no port: no array)
 
 
 def result_kind(options, backdrop_given: bool = False) -> str:
@@ -62,17 +63,18 @@ def rgba(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
-def photo_shadow(image: np.ndarray, alpha: np.ndarray, options) -> np.ndarray | None:
-    """The shadow the subject of ``alpha`` (H x W) casts in ``image`` (H x W x 3|4, float or uint8/uint16) as a matte
-    (H x W float32, 0 none .. 1 black: :func:`mattekit.matting.shadow.estimate`) when ``options`` ask for it (shadow
-    :data:`KEEP`, or result shadow), else None (nothing computed)."""
+def photo_shadow(image: np.ndarray, alpha: np.ndarray, options):
+    """The shadow the subject of ``alpha`` (H x W) casts in ``image`` (H x W x 3|4, float or uint8/uint16) as a
+    :class:`mattekit.matting.shadow.Found` (its matte H x W float32, 0 none .. 1 black, and the note on it:
+    :func:`mattekit.matting.shadow.found`) when ``options`` ask for it (shadow :data:`KEEP`, or result shadow), else
+    None (nothing computed)."""
     if options.shadow != KEEP and options.result != "shadow":
         return None
-    from ..matting.shadow import estimate
+    from ..matting.shadow import found
 
     if image.shape[-1] == 4:
         alpha = alpha * unit_float(image[..., 3])
-    return estimate(image, np.clip(np.asarray(alpha, np.float32), 0.0, 1.0))
+    return found(image, np.clip(np.asarray(alpha, np.float32), 0.0, 1.0))
 
 
 def with_shadow(colours: np.ndarray, alpha: np.ndarray, shadow: np.ndarray) -> np.ndarray:
@@ -90,11 +92,15 @@ def with_shadow(colours: np.ndarray, alpha: np.ndarray, shadow: np.ndarray) -> n
 def outputs(image: np.ndarray, alpha: np.ndarray, options, **given) -> dict:
     """A cut-out task's outputs: {"result": :func:`cut_out`'s (``given``: its ``backdrop``, ``device`` and
     ``colours``)}, and with shadow :data:`KEEP` {"shadow": the photo's own shadow matte (H x W, :func:`photo_shadow`)}
-    too, for the hosts that lay it as its own layer."""
-    shadow = photo_shadow(image, alpha, options)
+    too, for the hosts that lay it as its own layer, and where the shadow has a note (why it is empty) {NOTE: that
+    sentence}."""
+    cast = photo_shadow(image, alpha, options)
+    shadow = None if cast is None else cast.matte
     found = {"result": cut_out(image, alpha, options, shadow=shadow, **given)}
     if options.shadow == KEEP:
         found["shadow"] = shadow
+    if cast is not None and cast.note:
+        found[NOTE] = cast.note
     return found
 
 
@@ -125,7 +131,7 @@ def cut_out(
     """
     kind = result_kind(options, backdrop is not None)
     if kind == "shadow":
-        return shadow if shadow is not None else photo_shadow(image, alpha, options)
+        return shadow if shadow is not None else photo_shadow(image, alpha, options).matte
     keep = options.shadow == KEEP and shadow is not None and kind in ("rgba", "composite")
     whole = kind == "rgba" and not keep  # the colours are made in place in the cut-out: no second full-size copy
     if colours is not None:

@@ -32,6 +32,9 @@ MARGIN = 2  # grid cells left out beside the subject in the two shots' clean bac
 SMOOTHNESS = 0.02  # the most a clean backdrop's difference changes per pixel, relative to itself
 LEAST_OPEN = 0.05  # the least share of the frame that is smooth backdrop joining its edge (less: judged textured)
 PLAIN = 0.03  # clean pixels' relative spread about the fit at which the confidence reaches 0
+SUBJECT = 0.01  # one shot: model alpha above this is the subject's (left out of the backdrop's fit) ...
+CLEAR = 0.02  # ... and so are the pixels within this fraction of the diagonal from it
+SHADE = 0.08  # backdrop pixels this much darker than the first fit (a shadow) are left out of the second
 
 
 @dataclass
@@ -158,6 +161,34 @@ def backdrop_light(image: np.ndarray, clean: np.ndarray, degree: int = DEGREE) -
     sure, spread = confidence(values, surface_at(coefficients, residual, *shape), weights)
     light = surface_at(coefficients, residual, height, width)
     return Backdrop(light.reshape(image.shape), sure, spread)
+
+
+def clean_backdrop(linear: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """H x W float32 weights in {0, 1}: the pixels of ``linear`` (H x W x 3) away from the subject of ``alpha``
+    (H x W) by :data:`CLEAR` of the diagonal."""
+    outside = (alpha <= SUBJECT).astype(np.uint8)
+    distance = cv2.distanceTransform(outside, cv2.DIST_L2, 5)
+    return (distance > CLEAR * np.hypot(*alpha.shape)).astype(np.float32)
+
+
+def backdrop_behind(linear: np.ndarray, alpha: np.ndarray) -> Backdrop:
+    """One shot's backdrop, read by the see-through and the shadow: the light behind the subject of ``alpha``
+    (H x W) in ``linear`` (H x W x 3) as a :class:`Backdrop` (light H x W x 3 linear, at least 1e-4; its fit's
+    confidence and spread), fitted on the coarse grid (:func:`grid_shape`) over the cells wholly of
+    :func:`clean_backdrop`'s pixels, then again without those :data:`SHADE` darker than the first fit (the
+    subject's shadow), and scaled up bilinearly. All ones, confidence 0 and spread infinite when no backdrop
+    shows."""
+    height, width = alpha.shape
+    shape = grid_shape(height, width)
+    small = on_grid(linear, shape).reshape(shape + (linear.shape[2],))
+    clean = (on_grid(clean_backdrop(linear, alpha), shape) >= 0.999).astype(np.float32)
+    if clean.sum() < 16:
+        return Backdrop(np.ones_like(linear), 0.0, float("inf"))
+    first = backdrop_light(small, clean)
+    lit = clean * (small.mean(axis=2) >= (1.0 - SHADE) * first.light.mean(axis=2))
+    found = backdrop_light(small, lit) if lit.sum() >= 16 else first
+    light = cv2.resize(np.maximum(found.light, 1e-4), (width, height), interpolation=cv2.INTER_LINEAR)
+    return Backdrop(light.reshape(linear.shape), found.confidence, found.spread)
 
 
 ROUNDS = ((0.5, False), (0.8, False), (0.9, False), (0.95, False), (0.98, False), (0.98, True), (0.98, True))

@@ -2,7 +2,7 @@
 backdrop's light comes through, the colours from the rest.
 
 The photo is ``C = a F + (1 - a) B`` in linear light, with ``B`` the backdrop's light behind the subject (fitted
-outside it and continued under it: :func:`mattekit.matting.backdrop.backdrop_light`). One shot gives three
+outside it and continued under it: :func:`mattekit.matting.backdrop.backdrop_behind`). One shot gives three
 equations for four unknowns, so the subject's own light ``F`` is assumed to lie between :data:`DARKEST` and 1 in
 every channel (clear glass sends little light of its own; a highlight is white), and the alpha is the least that
 keeps it there (:func:`least_alpha`): a pixel darker than the backdrop is the backdrop dimmed, one brighter is a
@@ -24,42 +24,13 @@ import cv2
 import numpy as np
 
 from ..ops.pixels import linear_to_srgb, srgb_to_linear, unit_float
-from .backdrop import backdrop_light, grid_shape, on_grid
+from .backdrop import backdrop_behind
 
 DARKEST = 0.0  # the darkest channel of a see-through subject's own light, linear (clear glass: none of its own)
 OPAQUE = (0.5, 0.7)  # an alpha above the first is pulled towards 1, reaching it at the second (labels, caps)
 SHINE = (0.3, 0.6)  # a highlight's alpha above the first is pulled towards 1, reaching it at the second
-SUBJECT = 0.01  # model alpha above this: the subject's (left out of the backdrop's fit)
-MARGIN = 0.02  # ... and the pixels within this fraction of the diagonal from it
-SHADE = 0.08  # backdrop pixels this much darker than the first fit (a shadow) are left out of the second
 PLAIN = (0.1, 0.4)  # the backdrop fit's confidence from which the see-through alpha counts, and counts whole
 GROW = 0.012  # an opaque part's gaps up to twice this fraction of the diagonal are closed (a label's light print)
-
-
-def clean_backdrop(linear: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """H x W float32 weights in {0, 1}: the pixels of ``linear`` (H x W x 3) away from the subject of ``alpha``
-    (H x W) by :data:`MARGIN` of the diagonal."""
-    outside = (alpha <= SUBJECT).astype(np.uint8)
-    distance = cv2.distanceTransform(outside, cv2.DIST_L2, 5)
-    return (distance > MARGIN * np.hypot(*alpha.shape)).astype(np.float32)
-
-
-def backdrop_behind(linear: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, float]:
-    """(the backdrop's light behind the subject, H x W x 3 linear; its fit's confidence in [0, 1]): fitted on the
-    backdrop fit's coarse grid (:func:`mattekit.matting.backdrop.grid_shape`) over the cells wholly of
-    :func:`clean_backdrop`'s pixels, then again without those :data:`SHADE` darker than the first fit (the
-    subject's shadow), and scaled up bilinearly. All ones and confidence 0 when no backdrop shows."""
-    height, width = alpha.shape
-    shape = grid_shape(height, width)
-    small = on_grid(linear, shape).reshape(shape + (linear.shape[2],))
-    clean = (on_grid(clean_backdrop(linear, alpha), shape) >= 0.999).astype(np.float32)
-    if clean.sum() < 16:
-        return np.ones_like(linear), 0.0
-    first = backdrop_light(small, clean)
-    lit = clean * (small.mean(axis=2) >= (1.0 - SHADE) * first.light.mean(axis=2))
-    found = backdrop_light(small, lit) if lit.sum() >= 16 else first
-    light = cv2.resize(np.maximum(found.light, 1e-4), (width, height), interpolation=cv2.INTER_LINEAR)
-    return light.reshape(linear.shape), found.confidence
 
 
 def least_alpha(photo: np.ndarray, backdrop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,9 +83,10 @@ def see_through(image: np.ndarray, alpha: np.ndarray, marked: np.ndarray | None 
     the colours from the rest (:func:`subject_light`)."""
     alpha = np.clip(np.asarray(alpha, np.float32), 0.0, 1.0)
     photo = srgb_to_linear(unit_float(np.asarray(image)[..., :3]).astype(np.float32))
-    backdrop, sure = backdrop_behind(photo, alpha)
+    behind = backdrop_behind(photo, alpha)
+    backdrop = behind.light
     found = np.minimum(alpha, with_opaque_parts(*least_alpha(photo, backdrop)))
-    share = ramp(np.float32(sure), PLAIN)
+    share = ramp(np.float32(behind.confidence), PLAIN)
     if marked is not None:
         share = share * np.clip(np.asarray(marked, np.float32), 0.0, 1.0)
     found = (alpha + share * (found - alpha)).astype(np.float32)

@@ -2,7 +2,8 @@
 
 Learning-free. On a copy of the photo shrunk to :data:`WORK_SIDE` px, the surface behind is estimated without the
 subject and without what is darker than its surroundings (a normalised convolution of the colours from outside the
-subject, repeated with the darker pixels left out: :func:`surface_estimate`); a pixel's shadow is how much darker it
+subject, repeated with the darker pixels left out; where too few are within reach, the backdrop's fitted light of
+:func:`mattekit.matting.backdrop.backdrop_behind`: :func:`surface_estimate`); a pixel's shadow is how much darker it
 is than that surface (``1 - photo / surface`` in sRGB, so a black layer of that alpha over the surface gives the
 photo back), kept where the photo keeps the surface's chromaticity (the more leniently the farther the estimate had
 to reach for its colours: under a large shadow it is guessed from afar). The shadow regions are found on that
@@ -11,7 +12,8 @@ grown from :data:`HIGH` down to :data:`GROW` (hysteresis), opened by :data:`OPEN
 the subject's outline), and kept where they touch the subject's core (:func:`near_subject`; its soft edge may hold
 the shadow) and are not far larger than it (a dark background is no shadow); within them the matte is the darkening
 itself, faded in between :data:`LOW` and :data:`FULL`. On a floor whose dark parts are many away from the subject too
-(stripes, tiles: :func:`pattern_share`) nothing is kept.
+(stripes, tiles: :func:`pattern_share`), or on a textured one (the backdrop fit's spread past :data:`TEXTURED`),
+nothing is kept, and the note says why (:func:`found`).
 
 Images sRGB float32 H x W x 3|4 in [0,1] (or uint8/uint16), alphas and mattes H x W float32 in [0,1]
 (0: no shadow, 1: black).
@@ -19,16 +21,20 @@ Images sRGB float32 H x W x 3|4 in [0,1] (or uint8/uint16), alphas and mattes H 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
 from ..ops.filters import gaussian_blur
-from ..ops.pixels import unit_float
+from ..ops.pixels import linear_to_srgb, srgb_to_linear, unit_float
 from ..ops.resizing import resize
+from .backdrop import backdrop_behind
 
 WORK_SIDE = 480  # the long side of the copy the shadow is estimated on, px
 SUBJECT = 0.05  # alpha above which a pixel is the subject's (left out of the surface estimate)
 SURFACE_SIGMA = 0.04  # the surface estimate's blur, a fraction of the working copy's long side
+FEW = 0.05  # where the surface estimate's weights within its blur are fewer, it is the backdrop's fitted light
 DARKER = 0.08  # a pixel this much darker than the surface estimate is left out of the next round
 NEAR = 4.0  # the surface estimate trusts a pixel fully from this many blur sigmas away from the subject
 ROUNDS = 3  # rounds of the surface estimate
@@ -48,20 +54,56 @@ SHADING_BAND = 0.15  # the floor's slow shading is fitted within this fraction o
 SHADING_DEGREE = 2  # ... by a polynomial of this degree in x and y ...
 SHADING_TRIM = 0.1  # ... leaving out, round by round, what is this much darker than the fit (a shadow)
 SOFT = 1.5  # the blur of the result at the working size, px
+TEXTURED = (0.15, 0.2)  # the backdrop fit's spread (matting.backdrop: the clean surface's RMS deviation from a
+# smooth fit, relative to its light) up to which the matte is kept whole, and from which the surface is textured and
+# the matte left empty (it fades between)
+TEXTURED_NOTE = (
+    "no shadow kept: the surface behind the subject is textured or patterned, and its own dark patches cannot be "
+    "told from a shadow."
+)
+
+
+@dataclass
+class Found:
+    """A shadow matte (H x W float32 in [0, 1]) and the note to show the user with it (None, or one sentence: why
+    it is empty)."""
+
+    matte: np.ndarray
+    note: str | None = None
 
 
 def describe() -> dict:
     """What decides the bytes of a shadow matte: the method and its constants (a roto job records it, so that frames
     made by another version of the estimate are not taken for finished ones)."""
-    constants = ("WORK_SIDE", "SUBJECT", "SURFACE_SIGMA", "DARKER", "NEAR", "ROUNDS", "LOW", "FULL", "HIGH", "GROW")
-    constants += ("REGION_SIGMA", "OPENING", "CHROMA", "RELAX", "REACH", "MAX_AREA", "CORE", "PATTERN", "SOFT")
-    constants += ("SHADING_BAND", "SHADING_DEGREE", "SHADING_TRIM")
-    return {"method": "darkening against a surface estimate", **{name.lower(): globals()[name] for name in constants}}
+    constants = ("WORK_SIDE", "SUBJECT", "SURFACE_SIGMA", "FEW", "DARKER", "NEAR", "ROUNDS", "LOW", "FULL")
+    constants += (  # (one a line: ruff's format)
+        "HIGH",
+        "GROW",
+        "REGION_SIGMA",
+        "OPENING",
+        "CHROMA",
+        "RELAX",
+        "REACH",
+        "MAX_AREA",
+        "CORE",
+        "PATTERN",
+        "SOFT",
+    )
+    constants += ("SHADING_BAND", "SHADING_DEGREE", "SHADING_TRIM", "TEXTURED")
+    method = "darkening against a surface estimate filled in by the backdrop's fit; none on a textured surface"
+    return {"method": method, **{name.lower(): globals()[name] for name in constants}}
 
 
 def estimate(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """The shadow matte (H x W float32 in [0,1]) that the subject of ``alpha`` (H x W) casts in ``image``
-    (H x W x 3|4 sRGB); all zeros when there is no subject."""
+    (H x W x 3|4 sRGB); all zeros when there is no subject or the surface is textured (:func:`found`)."""
+    return found(image, alpha).matte
+
+
+def found(image: np.ndarray, alpha: np.ndarray) -> Found:
+    """:func:`estimate`'s matte with its note: on a textured surface (the spread of the backdrop's fit,
+    :func:`mattekit.matting.backdrop.backdrop_behind` at the working size, past :data:`TEXTURED`) or a patterned
+    one (:func:`pattern_share`) the matte is empty and the note (:data:`TEXTURED_NOTE`) says why."""
     height, width = alpha.shape
     scale = min(1.0, WORK_SIDE / max(height, width))
     small = (max(1, round(height * scale)), max(1, round(width * scale)))
@@ -71,19 +113,28 @@ def estimate(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         subject = resize(np.asarray(alpha, np.float32), *small, method="area")
     else:
         subject = np.asarray(alpha, np.float32)
-    matte = small_estimate(np.ascontiguousarray(colours, dtype=np.float32), subject)
+    colours = np.ascontiguousarray(colours, dtype=np.float32)
+    if not (subject > SUBJECT).any():
+        return Found(np.zeros((height, width), np.float32))
+    behind = backdrop_behind(srgb_to_linear(colours), subject)
+    plain = float(np.clip((TEXTURED[1] - behind.spread) / (TEXTURED[1] - TEXTURED[0]), 0.0, 1.0))
+    if plain == 0.0:
+        return Found(np.zeros((height, width), np.float32), TEXTURED_NOTE)
+    matte, pattern = small_estimate(colours, subject, linear_to_srgb(behind.light))
+    if pattern == 0.0:
+        return Found(np.zeros((height, width), np.float32), TEXTURED_NOTE)
+    matte *= plain * pattern
     if scale < 1.0:
         matte = resize(matte, height, width)
-    return np.clip(matte, 0.0, 1.0)
+    return Found(np.clip(matte, 0.0, 1.0))
 
 
-def small_estimate(colours: np.ndarray, subject: np.ndarray) -> np.ndarray:
-    """:func:`estimate` at the working size: ``colours`` h x w x 3, ``subject`` h x w alpha -> h x w matte."""
+def small_estimate(colours: np.ndarray, subject: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
+    """:func:`estimate` at the working size: ``colours`` h x w x 3, ``subject`` h x w alpha, ``backdrop`` h x w x 3
+    (the backdrop's light, sRGB) -> (h x w matte, the factor in [0, 1] a patterned floor leaves it: not applied)."""
     inside = subject > SUBJECT
-    if not inside.any():
-        return np.zeros(subject.shape, np.float32)
     colours = gaussian_blur(colours, 1.0)
-    surface, support = surface_estimate(colours, inside)
+    surface, support = surface_estimate(colours, inside, backdrop)
     darkening = 1.0 - _grey(colours) / np.maximum(_grey(surface), 1e-3)
     shaded = darkening - floor_shading(darkening, inside)  # what is left once the floor's slow shading is taken out
     chroma = np.linalg.norm(_chromaticity(colours) - _chromaticity(surface), axis=-1)
@@ -97,15 +148,18 @@ def small_estimate(colours: np.ndarray, subject: np.ndarray) -> np.ndarray:
     ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (OPENING, OPENING))
     candidates = cv2.morphologyEx((smooth > GROW).astype(np.uint8), cv2.MORPH_OPEN, ellipse) > 0
     matte *= near_subject(candidates, candidates & (smooth > HIGH), core)
-    matte *= float(np.clip((PATTERN[1] - pattern_share(darkening, inside)) / (PATTERN[1] - PATTERN[0]), 0.0, 1.0))
-    return gaussian_blur(matte.astype(np.float32), SOFT)
+    pattern = float(np.clip((PATTERN[1] - pattern_share(darkening, inside)) / (PATTERN[1] - PATTERN[0]), 0.0, 1.0))
+    return gaussian_blur(matte.astype(np.float32), SOFT), pattern
 
 
-def surface_estimate(colours: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def surface_estimate(colours: np.ndarray, inside: np.ndarray, backdrop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The surface behind (h x w x 3): the colours outside the subject (``inside``: h x w bool) blurred by a
     normalised convolution, in :data:`ROUNDS` rounds that each leave out what is :data:`DARKER` than the last
-    round's estimate; where nothing is within reach the blur widens. With its support (h x w, 0..1): the weight
-    the pixels outside the subject have within its blur (low next to the subject: guessed from farther away)."""
+    round's estimate; where their weights within reach are fewer than :data:`FEW` (under a large shadow, beside
+    the subject) it is the ``backdrop``'s light (h x w x 3 sRGB: :func:`mattekit.matting.backdrop.backdrop_behind`,
+    a smooth fit that follows a sweep's gradient to the frame's edge). With its
+    support (h x w, 0..1): the weight the pixels outside the subject have within its blur (low next to the
+    subject: guessed from farther away)."""
     sigma = SURFACE_SIGMA * max(inside.shape)
     distance = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)
     weight = np.clip(distance / (NEAR * sigma), 0.0, 1.0) * (distance > 2)  # (what lies next to the subject is
@@ -113,27 +167,12 @@ def surface_estimate(colours: np.ndarray, inside: np.ndarray) -> tuple[np.ndarra
     outside = weight.copy()
     surface, support = colours, gaussian_blur(weight, sigma, coarse=True)
     for _ in range(ROUNDS):
-        surface = _filled(colours, weight, sigma)
+        num = gaussian_blur(colours * weight[..., None], sigma, coarse=True)
+        den = gaussian_blur(weight, sigma, coarse=True)[..., None]
+        surface = np.where(den > FEW, num / np.maximum(den, FEW), backdrop)
         darker = _grey(colours) < (1.0 - DARKER) * _grey(surface)
         weight = outside * ~darker
     return surface, support
-
-
-def _filled(colours: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    """The normalised convolution of ``colours`` with ``weight`` at ``sigma``, widened four times over where
-    the weights within reach are too few."""
-    out = np.zeros_like(colours)
-    missing = np.ones(weight.shape, bool)
-    for wide in (sigma, 4 * sigma, 16 * sigma):
-        num = gaussian_blur(colours * weight[..., None], wide, coarse=True)
-        den = gaussian_blur(weight, wide, coarse=True)
-        ready = missing & (den > 0.05)
-        out[ready] = num[ready] / den[ready, None]
-        missing &= ~ready
-        if not missing.any():
-            return out
-    out[missing] = colours[missing]
-    return out
 
 
 def floor_shading(darkening: np.ndarray, inside: np.ndarray) -> np.ndarray:

@@ -49,8 +49,14 @@ def transparent_note(task, result: dict, options=None) -> str | None:
     """The note for a ``task``'s ``result`` whose subject came out empty: a cut-out (the registry's RESULT port)
     whose alpha, or an alpha or mask output, is zero everywhere; in the CLI's words, naming what the task offers
     to try given its ``options`` (after a box, what else may find the subject in it, not a box again); for a shadow
-    result, that no shadow was found. None for any other result (a composite or colours hold no alpha to judge)."""
+    result, that no shadow was found. A result's own note (under :data:`mattekit.finish.cutout.NOTE`: why an output
+    is empty, e.g. the shadow on a textured surface) comes first. None for any other result (a composite or colours
+    hold no alpha to judge)."""
+    from ..finish.cutout import NOTE
     from ..tasks.registry import RESULT
+
+    if isinstance(result.get(NOTE), str):
+        return result[NOTE]
 
     port = task.outputs[0]
     array = result.get(port.name)
