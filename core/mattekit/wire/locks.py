@@ -6,6 +6,8 @@ import os
 import sys
 import time
 
+OWNER_SUFFIX = ".worker-lock"  # <state file> + this: the lock a worker holds until it exits
+
 
 def make_private_folder(folder):
     """Make ``folder`` (and its parents) readable by this user alone, or leave it as it is."""
@@ -72,7 +74,7 @@ def worker_alive(path):
     """Whether a worker process holds the lock of the state file ``path`` (it holds it until it exits), asked
     without waiting: taken and let go at once when free."""
     try:
-        handle = open(path + ".worker-lock", "a+")
+        handle = open(path + OWNER_SUFFIX, "a+")
     except OSError:
         return False
     try:
