@@ -172,10 +172,8 @@ class WorkerClient(object):
     def get_json(self, path, timeout=None):
         return self.json_answer("GET", path, timeout=timeout)
 
-    def json_answer(self, method, path, payload=None, timeout=None):
-        """The JSON answer of a request to ``path`` (with ``payload`` as its JSON body, if any)."""
-        body = None if payload is None else json.dumps(payload).encode("utf-8")
-        headers = None if payload is None else {"Content-Type": "application/json"}
+    def json_answer(self, method, path, body=None, headers=None, timeout=None):
+        """The JSON answer of a request (:meth:`request`)."""
         return json.loads(self.request(method, path, body, headers, timeout=timeout)[2].decode("utf-8"))
 
     # -- what the worker offers
@@ -236,9 +234,7 @@ class WorkerClient(object):
 
     def submit(self, operation, inputs, options=None):
         """Start an asynchronous job; returns its id."""
-        return json.loads(self.request("POST", "jobs/" + operation, *_request(inputs, options))[2].decode("utf-8"))[
-            "id"
-        ]
+        return self.json_answer("POST", "jobs/" + operation, *_request(inputs, options))["id"]
 
     def job(self, job_id):
         """{"id", "state": queued|running|done|failed|cancelled, "progress": 0..1, "message", "error"}."""
@@ -255,7 +251,7 @@ class WorkerClient(object):
 
     def shutdown(self):
         """Ask the worker to finish what it is doing and exit."""
-        return self.json_answer("POST", "shutdown", {})
+        return self.json_answer("POST", "shutdown", b"{}", {"Content-Type": "application/json"})
 
 
 # ---------------------------------------------------------------- finding or starting the worker
