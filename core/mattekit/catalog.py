@@ -257,8 +257,7 @@ class Catalog:
         entry = self.models.get(self.aliases.get(name, name))
         if entry is None:
             choices = ", ".join(
-                [a for a, m in self.aliases.items() if tasks is None or self.models[m].task in tasks]
-                + [n for n, m in self.models.items() if tasks is None or m.task in tasks]
+                [*self.aliases_for(tasks)] + [n for n, m in self.models.items() if tasks is None or m.task in tasks]
             )
             raise MattekitError(f"Unknown model '{name}'; choose one of: {choices}.")
         if tasks is not None and entry.task not in tasks:

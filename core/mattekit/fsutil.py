@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Callable, Protocol, Union
 
+from .wire.locks import lock
+
 TEMP_SUFFIX = ".tmp"
 TEMP_EXTRA = len(".." + "0" * 8 + TEMP_SUFFIX)  # bytes :func:`temporary_name` adds to a name
 NAME_MAX = 255  # bytes in one file name: the limit of ext4, APFS, NTFS and most other file systems
@@ -155,14 +157,7 @@ def try_lock(handle) -> bool:
     it. Closing the handle (or the process ending) releases it. A file system without file locks (``flock``:
     :data:`NO_FLOCK`) is a MattekitError saying so, never a wait that cannot end."""
     try:
-        if sys.platform == "win32":
-            import msvcrt
-
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock(handle, wait=False)
     except OSError as exc:
         if exc.errno in NO_FLOCK:
             from .errors import MattekitError

@@ -105,6 +105,6 @@ TASK = Task(
     finish=_finish,
     needs=_needs,
     suffix=lambda options: suffix_for(options, "_matte"),
-    output_format=lambda options, source, named: format_for(options, source, named),
+    output_format=format_for,
     menu="Refine _Edges...",
 )

@@ -170,13 +170,11 @@ class WorkerClient(object):
             raise WorkerError("The mattekit worker at %s does not answer (%s)." % (self.url, reason))
 
     def get_json(self, path, timeout=None):
-        return json.loads(self.request("GET", path, timeout=timeout)[2].decode("utf-8"))
+        return self.json_answer("GET", path, timeout=timeout)
 
-    def post_json(self, path, payload=None, timeout=None):
-        body = json.dumps(payload or {}).encode("utf-8")
-        return json.loads(
-            self.request("POST", path, body, {"Content-Type": "application/json"}, timeout=timeout)[2].decode("utf-8")
-        )
+    def json_answer(self, method, path, body=None, headers=None, timeout=None):
+        """The JSON answer of a request (:meth:`request`)."""
+        return json.loads(self.request(method, path, body, headers, timeout=timeout)[2].decode("utf-8"))
 
     # -- what the worker offers
     def health(self, timeout=None):
@@ -236,9 +234,7 @@ class WorkerClient(object):
 
     def submit(self, operation, inputs, options=None):
         """Start an asynchronous job; returns its id."""
-        return json.loads(self.request("POST", "jobs/" + operation, *_request(inputs, options))[2].decode("utf-8"))[
-            "id"
-        ]
+        return self.json_answer("POST", "jobs/" + operation, *_request(inputs, options))["id"]
 
     def job(self, job_id):
         """{"id", "state": queued|running|done|failed|cancelled, "progress": 0..1, "message", "error"}."""
@@ -251,11 +247,11 @@ class WorkerClient(object):
 
     def cancel(self, job_id):
         """DELETE the job: a queued or running one is cancelled, an ended one forgotten by the worker."""
-        return json.loads(self.request("DELETE", "jobs/" + job_id)[2].decode("utf-8"))
+        return self.json_answer("DELETE", "jobs/" + job_id)
 
     def shutdown(self):
         """Ask the worker to finish what it is doing and exit."""
-        return self.post_json("shutdown")
+        return self.json_answer("POST", "shutdown", b"{}", {"Content-Type": "application/json"})
 
 
 # ---------------------------------------------------------------- finding or starting the worker

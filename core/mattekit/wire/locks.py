@@ -1,9 +1,12 @@
 """The locks between a worker and its clients, standard library only (this package is copied beside each adapter):
-the start lock two clients share so that one worker starts, and whether a worker process holds its own lock."""
+the start lock two clients share so that one worker starts, and whether a worker process holds its own lock.
+:func:`lock` and :func:`unlock` are the platform's file lock, which :mod:`mattekit.fsutil` uses too."""
 
 import os
 import sys
 import time
+
+OWNER_SUFFIX = ".worker-lock"  # <state file> + this: the lock a worker holds until it exits
 
 
 def make_private_folder(folder):
@@ -13,6 +16,38 @@ def make_private_folder(folder):
     except OSError:
         if not os.path.isdir(folder):
             raise
+
+
+def lock(handle, wait):
+    """Lock the open file ``handle`` exclusively (its first byte on Windows); with ``wait``, until it is free, else
+    OSError while another process holds it. Closing the handle (or the process ending) releases it."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        while True:
+            try:
+                msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)
+                return
+            except OSError:
+                if not wait:
+                    raise
+                time.sleep(0.2)
+    import fcntl
+
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def unlock(handle):
+    """Let go of :func:`lock`'s lock on ``handle``, which stays open."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 class StartLock(object):
@@ -25,32 +60,12 @@ class StartLock(object):
     def __enter__(self):
         make_private_folder(os.path.dirname(self.path))
         self.handle = open(self.path, "a+")
-        if sys.platform == "win32":
-            import msvcrt
-
-            while True:
-                try:
-                    msvcrt.locking(self.handle.fileno(), msvcrt.LK_LOCK, 1)
-                    break
-                except OSError:
-                    time.sleep(0.2)
-        else:
-            import fcntl
-
-            fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX)
+        lock(self.handle, wait=True)
         return self
 
     def __exit__(self, *exc):
         try:
-            if sys.platform == "win32":
-                import msvcrt
-
-                self.handle.seek(0)
-                msvcrt.locking(self.handle.fileno(), msvcrt.LK_UNLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
+            unlock(self.handle)
         finally:
             self.handle.close()
 
@@ -59,21 +74,12 @@ def worker_alive(path):
     """Whether a worker process holds the lock of the state file ``path`` (it holds it until it exits), asked
     without waiting: taken and let go at once when free."""
     try:
-        handle = open(path + ".worker-lock", "a+")
+        handle = open(path + OWNER_SUFFIX, "a+")
     except OSError:
         return False
     try:
-        if sys.platform == "win32":
-            import msvcrt
-
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-            handle.seek(0)
-            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        lock(handle, wait=False)
+        unlock(handle)
         return False
     except OSError:
         return True

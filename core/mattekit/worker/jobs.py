@@ -1,4 +1,4 @@
-"""The worker's job table: a queue, compute thread(s), progress and cancellation, a cap on queued bytes.
+"""The worker's job table: a queue, the compute thread, progress and cancellation, a cap on queued bytes.
 
 The cap counts reservations: a request reserves the float32 bytes its pixels will take (:meth:`JobTable.reserve`)
 before its body is read; the reservation passes to its job and ends with it. While anything is reserved,
@@ -25,6 +25,7 @@ from ..errors import Cancelled, MattekitError
 KEEP_FINISHED = 600.0  # seconds a finished asynchronous job's result is kept if nobody fetches it
 MAX_JOBS = 64  # asynchronous jobs held at once (queued, running and finished)
 RETRY_AFTER = 5  # seconds a client is asked to wait when the queue is full
+STOP_GRACE = 30.0  # seconds a stopping worker waits for the running job
 
 Progress = Callable[[float, str], None]
 
@@ -93,43 +94,32 @@ class JobTable:
     """Queued, running and kept jobs; ``max_queued_bytes`` caps the pixels reserved for requests and jobs."""
 
     def __init__(
-        self,
-        max_queued_bytes: int,
-        log: Callable[[str], None],
-        compute_threads: int = 1,
-        on_thread_start: Callable[[], None] | None = None,
+        self, max_queued_bytes: int, log: Callable[[str], None], on_thread_start: Callable[[], None] | None = None
     ):
         self.max_queued_bytes = int(max_queued_bytes)
         self.log = log
-        self.on_thread_start = on_thread_start
+        self.on_thread_start = on_thread_start  # called first on the compute thread
         self.lock = threading.Lock()
         self.jobs: dict[str, Job] = {}  # asynchronous jobs, kept until fetched
         self.queued_bytes = 0  # reserved: pixels of requests being read and of jobs not yet ended
         self.active: dict[str, Job] = {}  # jobs queued or running, synchronous ones included, in the order taken
         self.stopping = False
         self.queue: queue.Queue = queue.Queue()
-        self.threads = [
-            threading.Thread(target=self._compute, name=f"mattekit-compute-{i}", daemon=True)
-            for i in range(max(1, compute_threads))
-        ]
+        self.thread = threading.Thread(target=self._compute, name="mattekit-compute", daemon=True)
 
     def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
+        self.thread.start()
 
-    def stop(self, grace: float = 30.0) -> None:
-        """Cancel queued jobs, let running ones finish (up to ``grace`` seconds), end the threads."""
+    def stop(self) -> None:
+        """Cancel queued jobs, let the running one finish (up to :data:`STOP_GRACE` seconds), end the thread."""
         with self.lock:
             self.stopping = True
             for job in self.jobs.values():
                 if job.state == "queued":
                     self._end(job, "cancelled", message="The worker is shutting down")
-        for _ in self.threads:
-            self.queue.put(None)
-        deadline = time.monotonic() + grace
-        for thread in self.threads:
-            if thread.is_alive():
-                thread.join(max(0.0, deadline - time.monotonic()))
+        self.queue.put(None)
+        if self.thread.is_alive():
+            self.thread.join(STOP_GRACE)
 
     def busy(self) -> bool:
         with self.lock:

@@ -30,6 +30,7 @@ from ..ops.pixels import finite
 from ..options import OptionError
 from ..tasks.registry import Port, SequenceTask, Task, sequences, tasks
 from ..wire import protocol
+from ..wire.protocol import ProtocolError
 
 Progress = Callable[[float, str], None]
 
@@ -160,7 +161,7 @@ def sequence_operation(task: SequenceTask, paths: PathPolicy) -> Operation:
                 colour.confine(getattr(checked, name) or "", paths.holds, getattr(checked, "view", None))
             RotoJob(checked)
         except MattekitError as exc:  # its sentence names CLI flags: name the options as the dialogs do
-            raise OptionError(in_words(str(exc), task.declared, lambda name: f"option '{name}'")) from None
+            raise OptionError(worker_words(task.name, str(exc))) from None
         return checked
 
     def run(models, inputs: dict, options, progress: Progress, warn=None) -> tuple[dict, None]:
@@ -222,34 +223,26 @@ def model_menus(models) -> dict[str, list[dict]]:
 # ---------------------------------------------------------------- pixels in and out
 
 
-class PixelError(MattekitError):
-    """Pixels that do not fit the operation: ``code`` (bad_meta, bad_body, too_many_pixels) and one sentence."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-
-
 def _ports_of(op: Operation, metas: Any) -> list[Port]:
     """The port each input description is for: by its "name", or (no names at all) in port order."""
     ports = {p.name: p for p in op.inputs}
     listed = ", ".join(p.name + (" (optional)" if p.optional else "") for p in op.inputs) or "none"
     if not isinstance(metas, list) or not all(isinstance(m, dict) for m in metas):
-        raise PixelError("bad_meta", f"Operation '{op.name}' takes a list of pixel inputs: {listed}.")
+        raise ProtocolError("bad_meta", f"Operation '{op.name}' takes a list of pixel inputs: {listed}.")
     names = [m.get("name") for m in metas]
     if not all(name is None or isinstance(name, str) for name in names):
-        raise PixelError("bad_meta", f"An input's name must be text, one of: {listed}.")
+        raise ProtocolError("bad_meta", f"An input's name must be text, one of: {listed}.")
     if all(name is None for name in names):
         if len(metas) > len(op.inputs):
-            raise PixelError("bad_meta", f"Operation '{op.name}' takes these pixel inputs: {listed}.")
+            raise ProtocolError("bad_meta", f"Operation '{op.name}' takes these pixel inputs: {listed}.")
         chosen = list(op.inputs[: len(metas)])
     else:
         if any(n not in ports for n in names) or len(set(names)) != len(names):
-            raise PixelError("bad_meta", f"Name each pixel input once, from: {listed} (got {names!r}).")
+            raise ProtocolError("bad_meta", f"Name each pixel input once, from: {listed} (got {names!r}).")
         chosen = [ports[n] for n in names]
     missing = [p.name for p in op.inputs if not p.optional and p not in chosen]
     if missing:
-        raise PixelError(
+        raise ProtocolError(
             "bad_meta", f"Operation '{op.name}' needs the pixel input(s) {', '.join(missing)}; it takes: {listed}."
         )
     return chosen
@@ -262,17 +255,16 @@ def _channels_held(port: Port, channels: int) -> int:
 
 def pixel_sizes(op: Operation, metas: Any) -> tuple[int, int]:
     """(bytes the body must hold, bytes of float32 the decoded inputs will take) of the inputs described,
-    checked (PixelError) before any body is read: an input larger than the pixel budget the CLI keeps to
-    (:func:`mattekit.io.picture.check_size`, ``MATTEKIT_MAX_PIXELS``) is refused in the CLI's words."""
+    checked (ProtocolError: bad_meta, too_many_pixels) before any body is read: an input larger than the pixel
+    budget the CLI keeps to (:func:`mattekit.io.picture.check_size`, ``MATTEKIT_MAX_PIXELS``) is refused in the CLI's
+    words."""
     body = held = 0
     for port, meta in zip(_ports_of(op, metas), metas):
         try:
             width, height, channels, dtype = protocol.check_pixels(meta, port.name)
             check_size(f"input '{port.name}'", width, height)
-        except protocol.ProtocolError as exc:
-            raise PixelError(exc.code, str(exc)) from None
         except InputError as exc:
-            raise PixelError("too_many_pixels", str(exc)) from None
+            raise ProtocolError("too_many_pixels", str(exc)) from None
         body += protocol.byte_size(width, height, channels, dtype)
         held += protocol.byte_size(width, height, _channels_held(port, channels), "f32")
     return body, held
@@ -281,10 +273,7 @@ def pixel_sizes(op: Operation, metas: Any) -> tuple[int, int]:
 def decode_inputs(op: Operation, metas: Any, body: bytes) -> dict:
     """Raw bytes -> {port name: float32 array in [0,1]} ("image": H x W x C, others H x W; None if left out)."""
     chosen = _ports_of(op, metas)
-    try:
-        views = protocol.split_body(metas, body, [p.name for p in chosen])
-    except protocol.ProtocolError as exc:
-        raise PixelError(exc.code, str(exc)) from None
+    views = protocol.split_body(metas, body, [p.name for p in chosen])
     arrays: dict[str, np.ndarray | None] = {p.name: None for p in op.inputs}
     first = None
     for port, meta, view in zip(chosen, metas, views):
@@ -299,11 +288,11 @@ def decode_inputs(op: Operation, metas: Any, body: bytes) -> dict:
             pixels = np.concatenate([np.repeat(pixels[..., :1], 3, axis=2), pixels[..., 1:]], axis=2)
         if pixels.shape[2] not in port.channels:
             allowed = " or ".join(map(str, port.channels))
-            raise PixelError("bad_meta", f"Input '{port.name}' must have {allowed} channel(s), not {channels}.")
+            raise ProtocolError("bad_meta", f"Input '{port.name}' must have {allowed} channel(s), not {channels}.")
         if first is None:
             first = (port.name, width, height)
         elif (width, height) != first[1:]:
-            raise PixelError(
+            raise ProtocolError(
                 "bad_meta",
                 f"Input '{port.name}' is {width} x {height} pixels but '{first[0]}' is "
                 f"{first[1]} x {first[2]}; all inputs of one request must have the same size.",

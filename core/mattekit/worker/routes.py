@@ -111,7 +111,7 @@ class Routes(Handler):
             raise RequestError(400, "bad_option", str(exc).strip().splitlines()[0][:300] or "Bad options.") from None
         try:
             expected, size = operations.pixel_sizes(op, meta.get("inputs", []))
-        except operations.PixelError as exc:
+        except protocol.ProtocolError as exc:
             if exc.code == "too_many_pixels":  # a real image's body, well past what an error skims: read it
                 self._discard(length)
             raise RequestError(400, exc.code, str(exc)) from None
@@ -138,7 +138,7 @@ class Routes(Handler):
             body = self._body(length)
             try:
                 inputs = operations.decode_inputs(op, meta.get("inputs", []), body)
-            except operations.PixelError as exc:
+            except protocol.ProtocolError as exc:
                 raise RequestError(400, exc.code, str(exc)) from None
             del body
             try:

@@ -1,9 +1,7 @@
 """The worker's life: the one-worker lock, binding, the state file, the idle watchdog, stopping.
 
-:class:`WorkerServer` puts the parts together: :mod:`.connections` (connections and their threads),
-:mod:`.request` (the checks of every request), :mod:`.routes` (the endpoints), :mod:`.jobs` (queue and
-compute thread), :mod:`.operations` (what can be run, and the model cache) and :mod:`.state` (where clients
-find it). Binds 127.0.0.1 on a random free port by default.
+:class:`WorkerServer` puts together the parts the package's docstring lists. Binds 127.0.0.1 on a random free port
+by default.
 """
 
 from __future__ import annotations

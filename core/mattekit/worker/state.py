@@ -15,7 +15,7 @@ import time
 
 from ..errors import MattekitError
 from ..fsutil import atomic_write, try_lock
-from ..wire import client, protocol
+from ..wire import client, locks, protocol
 
 
 def write(path: str, record: dict) -> None:
@@ -46,7 +46,7 @@ class OwnerLock:
 
     def __init__(self, state_path: str):
         self.state_path = state_path
-        self.path = state_path + ".worker-lock"
+        self.path = state_path + locks.OWNER_SUFFIX
         self.handle = None
 
     def acquire(self, wait: float = 0.0) -> "OwnerLock":
