@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import InputError, OutputError
 from ..io.formats import extension_of, reason
-from ..io.outputs import WRITABLE
+from ..io.formats import WRITERS
 
 STDIO = "-"
 
@@ -22,10 +22,10 @@ def stdout_format(output: str | None) -> str | None:
         return ".png"
     if output and output.endswith(":" + STDIO):
         ext = "." + output[:-2].lower().lstrip(".")
-        if ext not in WRITABLE:
+        if ext not in WRITERS:
             raise OutputError(
                 f"Cannot write {output[:-2]} to standard output; name one of "
-                f"{', '.join(sorted(e[1:] + ':-' for e in WRITABLE))}."
+                f"{', '.join(sorted(e[1:] + ':-' for e in WRITERS))}."
             )
         return ext
     return None

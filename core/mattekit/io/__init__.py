@@ -4,8 +4,12 @@ in-memory :mod:`.picture`, plates: :mod:`.sequences` (with :mod:`.frame_patterns
 and :mod:`.movie`), their colour spaces (:mod:`.colour`), and where results go: :mod:`.outputs` (format, bit depth)
 and :mod:`.naming` (names, and the outputs refused)."""
 
+from mattekit.io.frame_patterns import FramePattern
+from mattekit.io.frame_ranges import format_frames, parse_frames
+from mattekit.io.movie import Movie
 from mattekit.io.picture import Picture
 from mattekit.io.read import read_image, read_layout, read_provenance
+from mattekit.io.sequences import ImageSequence, MissingFramesError, open_plate, output_pattern, select_frames
 from mattekit.io.write import write_image, write_layers
 from mattekit.ops.pixels import linear_to_srgb, srgb_to_linear
 
@@ -18,14 +22,6 @@ __all__ = [
     "write_layers",
     "srgb_to_linear",
     "linear_to_srgb",
-]
-
-from mattekit.io.frame_patterns import FramePattern  # noqa: E402
-from mattekit.io.frame_ranges import format_frames, parse_frames  # noqa: E402
-from mattekit.io.movie import Movie  # noqa: E402
-from mattekit.io.sequences import ImageSequence, MissingFramesError, open_plate, output_pattern, select_frames  # noqa: E402
-
-__all__ += [
     "FramePattern",
     "ImageSequence",
     "Movie",

@@ -17,7 +17,8 @@ from typing import Callable
 from ..errors import OutputError
 from ..options import model_choice
 from ..fsutil import NAME_MAX, TEMP_EXTRA, FilesRead, temporary_name
-from .outputs import IMAGE_SUFFIXES, WRITABLE, companion_files, same_format
+from .formats import WRITERS
+from .outputs import IMAGE_SUFFIXES, companion_files, same_format
 
 
 def output_suffix(task, options) -> str:
@@ -57,7 +58,7 @@ def earlier_outputs(inputs: list[Path], suffix: str) -> set[Path]:
     return {
         path
         for path in inputs
-        if path.suffix.lower() in WRITABLE
+        if path.suffix.lower() in WRITERS
         and path.stem.endswith(suffix)
         and (path.parent, path.stem[: -len(suffix)]) in names
     }
@@ -151,7 +152,7 @@ def _check_out(out: str, inputs: int, api: bool) -> None:
         and path.suffix[1:].isalnum()
     ):
         raise OutputError(
-            f"{o} {out} is not an image file name ({', '.join(sorted(s[1:] for s in WRITABLE))}) "
+            f"{o} {out} is not an image file name ({', '.join(sorted(s[1:] for s in WRITERS))}) "
             f"nor an existing folder; name the output file with one of those extensions."
         )
 

@@ -11,18 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .formats import DEPTHS, WRITERS
 from .metadata import Metadata, in_source_colours, without_personal
 from .picture import Picture
 from .read import read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".exr", ".heic", ".heif", ".avif"}
-WRITABLE = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".exr"}
-DEEP = {".png", ".tif", ".tiff"}  # formats that hold 16 bits per channel
 
 
 def same_format(source: Path) -> str:
     """The input's own extension where mattekit can write it, else .png."""
-    return source.suffix.lower() if source.suffix.lower() in WRITABLE else ".png"
+    return source.suffix.lower() if source.suffix.lower() in WRITERS else ".png"
 
 
 def bit_depth_for(picture: Picture, target: Path) -> int:
@@ -30,7 +29,7 @@ def bit_depth_for(picture: Picture, target: Path) -> int:
     ext = target.suffix.lower()
     if ext == ".exr":
         return 32 if picture.bit_depth >= 32 else 16
-    return 16 if picture.bit_depth >= 16 and ext in DEEP else 8
+    return 16 if picture.bit_depth >= 16 and 16 in DEPTHS.get(WRITERS.get(ext, ""), ()) else 8
 
 
 def companion(given: str, source: Path, what: str) -> Path:

@@ -123,16 +123,6 @@ def read_plate(path, colorspace: str | None = None, view: str | None = None) -> 
     return Picture(pixels, found.bit_depth, path, pixels.shape[2] == 4, found.format, found.mode, found.pixels, space)
 
 
-def plate_layout(path) -> Layout:
-    """What :func:`read_plate` would give for ``path`` (size, bit depth, mode), from its header alone: EXR and DPX
-    as OpenImageIO reads them (a layered EXR's colour layer too), the others as :func:`read_layout` reads them;
-    InputError (one sentence) when it is no image mattekit reads."""
-    path = str(path)
-    with _opened(path, None) as data:
-        magic = _magic(data)
-    return Layout(*scene_layout(path)) if magic in (EXR_MAGIC, *DPX_MAGIC) else read_layout(path)
-
-
 def _scene_space(found: Scene, colorspace: str | None = None) -> str:
     """The OCIO colour space of ``found``'s values: ``colorspace`` when one is named (checked), else the file's own
     (:func:`mattekit.io.colour.default_colorspace`; EXR is scene-linear unless it names another space, integer EXR

@@ -25,7 +25,7 @@ from mattekit.io.frame_patterns import IMAGE_SUFFIXES, FramePattern, folder_patt
 from mattekit.io.frame_ranges import format_frames, parse_frames
 from mattekit.io.movie import MOVIE_SUFFIXES, Movie
 from mattekit.io.picture import Picture
-from mattekit.io.read import plate_layout, read_plate
+from mattekit.io.read import read_layout, read_plate
 
 
 class MissingFramesError(InputError):
@@ -71,7 +71,7 @@ class ImageSequence:
         reads, or whose size differs from the first frame's, so that a hostile plate stops before any model loads."""
         first = None
         for frame in frames:
-            layout = plate_layout(self.files[frame])
+            layout = read_layout(self.files[frame])
             if first is None:
                 first = (frame, layout.width, layout.height)
             elif (layout.width, layout.height) != first[1:]:

@@ -21,13 +21,12 @@ decontaminated foreground plate and a layered EXR per frame):
 
 The task and its options are declared in :mod:`mattekit.tasks.roto`. Modules: :mod:`.spec`, :mod:`.source`,
 :mod:`.tracking`, :mod:`.chain`, :mod:`.sam` (hints), :mod:`.temporal`, :mod:`.flow_blocks` (the temporal filter),
-:mod:`.objects`, :mod:`.store`, :mod:`.lock`, :mod:`.layers`, :mod:`.summary`, :mod:`.job`, :mod:`.ray`.
+:mod:`.objects`, :mod:`.store`, :mod:`.lock`, :mod:`.layers`, :mod:`.job`, :mod:`.ray`.
 """
 
-from .job import RotoJob, run_operation
+from .job import RotoJob, Summary, run_operation
 from ..errors import Cancelled
 from ..progress import Progress
-from .summary import Summary
 from .ray import run_on_ray
 from .source import MatteSource, recurrent_steps
 from ..tasks.roto import ROTO_MODEL_TASKS, RotoSpec

@@ -1,5 +1,6 @@
-"""The roto job (:class:`RotoJob`): a plate sequence in, a matte sequence out, resumable and chunkable;
-and the worker's ``roto`` operation (:func:`run_operation`). See :mod:`mattekit.roto` for the rules."""
+"""The roto job (:class:`RotoJob`): a plate sequence in, a matte sequence out, resumable and chunkable, and what
+a run did (:class:`Summary`); and the worker's ``roto`` operation (:func:`run_operation`). See :mod:`mattekit.roto`
+for the rules."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from . import temporal
 from ..errors import InputError, OutputError
 from ..fsutil import Confinement, sha256_file
 from ..weights import file_sha256
-from ..io import Picture, write_image
+from ..io import Picture, write_image, write_layers
 from ..matting import shadow as shadows
 from ..io.frame_ranges import chunk_frames, format_frames
 from ..io.sequences import open_plate, output_pattern, select_frames
@@ -31,13 +32,28 @@ from .objects import PLACEHOLDER
 from .objects import split as split_objects
 from .objects import strip as strip_object
 from ..progress import Progress, Reporter
-from .summary import Summary
 from .sam import shared_features
 from .source import MatteSource, frames_read
-from .layers import ShotLayers, coverage_of, decontaminated, write_frame
+from .layers import ShotLayers, coverage_of, decontaminated
 from ..tasks.roto import RotoSpec
 from .spec import refuse_overwriting_inputs, refuse_shared_outputs
 from .store import Store
+
+
+@dataclasses.dataclass
+class Summary:
+    """What a run did: frames computed, frames found finished, seconds, and where it ran when that is not
+    this process (``placement``, e.g. "on Ray: 2 worker(s), each 1 GPU and 8 CPU"; empty here)."""
+
+    frames: list[int]
+    computed: list[int] = dataclasses.field(default_factory=list)
+    skipped: list[int] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    placement: str = ""
+
+    def merge(self, other: "Summary") -> None:
+        self.computed += other.computed
+        self.skipped += other.skipped
 
 
 class RotoJob:
@@ -300,13 +316,15 @@ class RotoJob:
         for name, pattern in self.extra_out.items():
             path = pattern.path(frame)
             if name == "layers":
-                write_frame(
+                write_layers(
                     path,
-                    picture,
-                    coverage,
-                    self.plate.files[frame] if self.plate.kind == "images" else None,
-                    self.provenance(),
+                    scene[..., :3],
                     foreground,
+                    coverage,
+                    half=half,
+                    colorspace=picture.colorspace,
+                    source=self.plate.files[frame] if self.plate.kind == "images" else None,
+                    provenance=self.provenance(),
                     objects=None if cast is None else {"shadow": cast},
                     personal=self.spec.keep_personal,
                     confine=confine,

@@ -1,7 +1,8 @@
-"""Roto's layered EXR for compositors (``--layers``): :func:`write_frame` writes one frame's file, and
-:class:`ShotLayers` gathers a shot with several objects into one file per frame once every object's job has
-written its matte of it: the cut-out and foreground of their union, and one ``NAME.A`` layer per object. A
-journal of its own (:class:`~mattekit.roto.store.Store`) makes the gathering resumable like every roto output."""
+"""Roto's layered EXR for compositors (``--layers``, :func:`mattekit.io.write.write_layers`): a frame's foreground
+(:func:`decontaminated`) and coverage (:func:`coverage_of`), and :class:`ShotLayers`, which gathers a shot with
+several objects into one file per frame once every object's job has written its matte of it: the cut-out and
+foreground of their union, and one ``NAME.A`` layer per object. A journal of its own
+(:class:`~mattekit.roto.store.Store`) makes the gathering resumable like every roto output."""
 
 from __future__ import annotations
 
@@ -29,40 +30,6 @@ def coverage_of(picture: Picture, alpha: np.ndarray) -> np.ndarray:
     """The matte ``alpha`` (H x W, 0..1) where the plate frame ``picture`` is there: times its own alpha, if any."""
     scene = picture.scene if picture.scene is not None else picture.pixels
     return alpha * np.clip(scene[..., 3], 0, 1) if picture.has_alpha else alpha
-
-
-def write_frame(
-    path,
-    picture: Picture,
-    coverage: np.ndarray,
-    source,
-    provenance: dict,
-    foreground: np.ndarray | None = None,
-    objects: dict[str, np.ndarray] | None = None,
-    personal: bool = False,
-    confine=None,
-) -> None:
-    """The layered EXR of one plate frame ``picture`` (read from file ``source``, None for a movie) under
-    ``coverage`` (H x W, 0..1): values as the plate stores them, half where the plate is a half EXR, else float;
-    ``foreground``: its decontaminated colours when already made; ``objects``: {name: matte} of several objects;
-    ``personal``: all the plate's metadata is kept, not only what :func:`mattekit.io.kept.attribute` allows; ``confine``: the
-    folders it may land in (:func:`mattekit.fsutil.check_folder`)."""
-    scene = picture.scene if picture.scene is not None else picture.pixels
-    if foreground is None:
-        foreground = decontaminated(scene[..., :3], coverage)
-    write_layers(
-        path,
-        scene[..., :3],
-        foreground,
-        coverage,
-        half=picture.format == "EXR" and picture.bit_depth == 16,
-        colorspace=picture.colorspace,
-        source=source,
-        provenance=provenance,
-        objects=objects,
-        personal=personal,
-        confine=confine,
-    )
 
 
 class ShotLayers:
@@ -100,13 +67,16 @@ class ShotLayers:
                 }
                 union = coverage_of(picture, np.maximum.reduce(list(mattes.values())))
                 path = self.pattern.path(frame)
-                source = self.plate.files[frame] if self.plate.kind == "images" else None
-                write_frame(
+                scene = (picture.scene if picture.scene is not None else picture.pixels)[..., :3]
+                write_layers(
                     path,
-                    picture,
+                    scene,
+                    decontaminated(scene, union),
                     union,
-                    source,
-                    provenance,
+                    half=picture.format == "EXR" and picture.bit_depth == 16,  # EXR: float unless the plate is half
+                    colorspace=picture.colorspace,
+                    source=self.plate.files[frame] if self.plate.kind == "images" else None,
+                    provenance=provenance,
                     objects=mattes,
                     personal=self.personal,
                     confine=self.store.confine,

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import MattekitError
-from .job import RotoJob
+from .job import RotoJob, Summary
 from ..progress import Progress, Reporter
-from .summary import Summary
 from ..tasks.roto import RotoSpec
 
 

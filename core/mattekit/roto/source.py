@@ -21,7 +21,7 @@ from ..errors import Cancelled, MattekitError
 from ..io import Picture
 from .chain import HintChain
 from .layers import coverage_of
-from .sam import SamChain, runs, shared_features
+from .sam import SamChain, shared_features
 
 
 class MatteSource:
@@ -304,8 +304,6 @@ def frames_read(
     stage = ordered.OrderedSmoother(
         temporal_options if temporal_options and temporal_options.radius > 0 else None, plate.frames, wanted, None
     )
-    if keyframes is not None and model.task == "prompt":
-        return sorted({frame for run in runs(keyframes, plate.frames, stage.frames) for frame in run})
-    if keyframes is not None:
+    if keyframes is not None:  # SAM's runs (:func:`.sam.runs`) decode the frames of the hint chains' schedule
         return sorted(set(tracking.schedule(keyframes, plate.frames, stage.frames)[0]))
     return recurrent_steps(plate.frames, stage.frames, model.warmup) if model.recurrent else stage.frames

@@ -330,8 +330,3 @@ class Smoother:
         for table in (self.averaged, self.tables):
             for key in [k for k in table if k[1] < frame - self.options.radius * (self.options.passes - k[0] + 1)]:
                 del table[key]
-
-
-def ema(previous: np.ndarray | None, alpha: np.ndarray, keep: float = 0.6) -> np.ndarray:
-    """A plain exponential moving average (no motion compensation): the baseline to beat."""
-    return alpha if previous is None else (keep * previous + (1.0 - keep) * alpha).astype(np.float32)
