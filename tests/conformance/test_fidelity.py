@@ -256,7 +256,7 @@ HALF_IOU = 0.995  # ... and the masks' IoU at least this
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # IS-Net's one fp16 photo took 13+ min on a busy 2-core machine (pyproject's limit: 900 s)
+@pytest.mark.timeout(1800)  # IS-Net: one fp16 photo ran past 900 s (pyproject's limit) on a busy 2-core machine
 @pytest.mark.parametrize(
     "name, photos",
     [  # fp16 is slow on a CPU (u2netp 1.5-2 min a photo, IS-Net several, on a busy 2-core machine): one photo
