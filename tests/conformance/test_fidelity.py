@@ -256,12 +256,14 @@ HALF_IOU = 0.995  # ... and the masks' IoU at least this
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # IS-Net: one fp16 photo ran past 900 s (pyproject's limit) on a busy 2-core machine
 @pytest.mark.parametrize(
     "name, photos",
-    [  # fp16 is slow on a CPU: a few photos here; the decisions were taken on
-        # all of grabcut50, 10 DAVIS frames and alphamatting (docs/benchmarks.md "Precision")
-        ("u2netp", ("banana2.png", "24077.jpg", "scissors.JPG", "banana3.png")),  # where fp16 moved it most there
-        ("isnet-general-use", ("person1.jpg", "106024.jpg", "teddy.jpg")),  # fidelity photos: people, animal, object
+    [  # fp16 is slow on a CPU (u2netp 1.5-2 min a photo, IS-Net several, on a busy 2-core machine): one photo
+        # each here; the decisions were taken on all of grabcut50, 10 DAVIS frames and alphamatting
+        # (docs/benchmarks.md "Precision")
+        ("u2netp", ("banana2.png",)),  # where fp16 moved it most there: mean |delta| 1.0e-2, 5x the bound
+        ("isnet-general-use", ("person1.jpg",)),  # a fidelity photo (people)
     ],
 )
 def test_the_catalogs_fp16_decision_holds_on_real_weights(shared, name, photos):
