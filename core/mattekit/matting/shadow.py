@@ -129,7 +129,7 @@ def found(image: np.ndarray, alpha: np.ndarray) -> Found:
     return Found(np.clip(matte, 0.0, 1.0))
 
 
-def small_estimate(colours: np.ndarray, subject: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
+def small_estimate(colours: np.ndarray, subject: np.ndarray, backdrop: np.ndarray) -> tuple[np.ndarray, float]:
     """:func:`estimate` at the working size: ``colours`` h x w x 3, ``subject`` h x w alpha, ``backdrop`` h x w x 3
     (the backdrop's light, sRGB) -> (h x w matte, the factor in [0, 1] a patterned floor leaves it: not applied)."""
     inside = subject > SUBJECT
