@@ -136,7 +136,7 @@ def _whole_options(p) -> None:
         help="mattekit on a simulated GPU holding the device "
         "MS milliseconds per image (0: a device that is never the bottleneck), planned as a GPU is: shows "
         "whether the host side keeps a GPU busy (device busy %% = time held / wall); implies --no-rembg and "
-        "--no-check (mattekit.bench.simulated)",
+        "--no-check (mattekit_bench.simulated)",
     )
 
 
@@ -144,7 +144,7 @@ def _whole_options(p) -> None:
 
 
 def run(args) -> int:
-    from ..errors import MattekitError
+    from mattekit.errors import MattekitError
 
     if args.repeat < 1 or args.chunk < 1:
         raise MattekitError("--repeat and --chunk must be at least 1.")
@@ -154,7 +154,7 @@ def run(args) -> int:
         raise MattekitError("--frames must be at least 1.")
     if args.whole and args.sequence:
         args.data = args.sequence
-    if args.simulate_device is not None:  # mattekit's processes get the simulated GPU (mattekit.bench.simulated)
+    if args.simulate_device is not None:  # mattekit's processes get the simulated GPU (mattekit_bench.simulated)
         if not 0 <= args.simulate_device < float("inf"):
             raise MattekitError("--simulate-device takes milliseconds per image, 0 or more.")
         args.no_rembg = args.no_check = True

@@ -24,7 +24,7 @@ def stand_in_state(entry) -> dict:
     with the same torch version; every float finite. Leaves torch's global random state as it was."""
     import torch
 
-    from .. import nets
+    from mattekit import nets
 
     family = nets.family(entry.net)
     with torch.random.fork_rng(devices=[]):
@@ -82,7 +82,7 @@ def write_stand_in(entry, folder: Path) -> Path:
 
     import torch
 
-    from .. import fsutil
+    from mattekit import fsutil
 
     target = Path(folder) / f"{entry.name}-stand-in.pth"
     target.parent.mkdir(parents=True, exist_ok=True)

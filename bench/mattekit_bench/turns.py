@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from .. import io
+from mattekit import io
 
 BLUE = np.float32([0.15, 0.35, 0.75])  # the coloured background a sheet shows a cut-out over
 

@@ -1,5 +1,5 @@
 """``mattekit bench two-shots``: how exact ``remove --second-shot`` is on pairs of shots with known alphas and
-colours (:mod:`mattekit.bench.backdrop_scenes`), and what it costs next to the default cut-out.
+colours (:mod:`mattekit_bench.backdrop_scenes`), and what it costs next to the default cut-out.
 
 The pairs come from two generators that differ in how see-through subjects, backdrops and the camera's movement
 are made: ``drawn`` (generator A, where the backdrop fit's degree was chosen: the tuning set) and ``photographed``
@@ -17,11 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import runtime
-from ..errors import InputError
-from ..options import model_choice
-from ..progress import shown
-from ..tasks import remove
+from mattekit import runtime
+from mattekit.errors import InputError
+from mattekit.options import model_choice
+from mattekit.progress import shown
+from mattekit.tasks import remove
 from . import backdrop_scenes
 from .turns import BLUE, checks, in_turns, over, write_sheet
 
@@ -41,7 +41,7 @@ def add_parser(kinds) -> None:
 
 
 def shot_options(p, unit: str, count: int, model: str) -> None:
-    """The options of a bench on :mod:`mattekit.bench.backdrop_scenes`' shots, one ``unit`` of them (pair, shot) a
+    """The options of a bench on :mod:`mattekit_bench.backdrop_scenes`' shots, one ``unit`` of them (pair, shot) a
     scene, ``count`` of each kind by default, the ``model`` option's help."""
     p.add_argument("--data", required=True, help="the shared data folder: alphamatting/ (real photos and mattes)")
     p.add_argument(

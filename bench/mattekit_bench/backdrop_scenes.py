@@ -27,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import io
-from ..ops.pixels import linear_to_srgb, srgb_to_linear
+from mattekit import io
+from mattekit.ops.pixels import linear_to_srgb, srgb_to_linear
 from .segment import pairs
 
 GENERATORS = ("drawn", "photographed")

@@ -16,14 +16,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import catalog, io, runtime, weights
+from mattekit import catalog, io, runtime, weights
 from . import metrics
-from ..ops.pixels import unit_float
-from ..ops.resizing import lanczos
-from ..options import model_choice
-from ..errors import InputError, MattekitError, WeightsError
-from ..progress import shown
-from ..tasks import matte, remove
+from mattekit.ops.pixels import unit_float
+from mattekit.ops.resizing import lanczos
+from mattekit.options import model_choice
+from mattekit.errors import InputError, MattekitError, WeightsError
+from mattekit.progress import shown
+from mattekit.tasks import matte, remove
 
 METRICS = (("IoU", metrics.iou), ("MAE", metrics.mae), ("boundary F", metrics.boundary_f))
 HALVES = ("tuning", "report")

@@ -5,7 +5,7 @@ the finish, encoding) is measured on a machine without a GPU, with the device's 
 
 ``bench speed --simulate-device MS`` injects it with :func:`install` (models planned by :func:`deciding`: a CUDA
 GPU's plan, :func:`gpu_plan`, the network's tensors on the CPU; loaded by :func:`predictor`) into its tool process, and
-into a whole command run as ``python -m mattekit.bench.simulated MS REPORT COMMAND...`` (``python -m mattekit
+into a whole command run as ``python -m mattekit_bench.simulated MS REPORT COMMAND...`` (``python -m mattekit
 COMMAND...``, its :func:`figures` written to REPORT at exit). The finish a GPU runs on the model's device (1 MP and
 up) is held, not computed (:class:`HeldFinish`): each device step holds one image's time and returns its input (the
 upsampled mask, the solve's starting alpha, the photo's colours); the host's work around them is real, their
@@ -28,10 +28,10 @@ from typing import Callable
 
 import numpy as np
 
-from .. import runtime
-from ..engines import export_recipe, load_net, weights_file
-from ..engines.plan import BACKENDS, Plan, asked, decide, placed
-from ..matting.levels import result_array
+from mattekit import runtime
+from mattekit.engines import export_recipe, load_net, weights_file
+from mattekit.engines.plan import BACKENDS, Plan, asked, decide, placed
+from mattekit.matting.levels import result_array
 
 _HELD = threading.Lock()  # the one simulated device of this process
 _TALLY = threading.Lock()
@@ -106,7 +106,7 @@ def gpu_plan(plan: Plan, entry, ms: float) -> Plan:
     torch, fp16 where the catalog allows it, compile mode auto, a GPU's layout: :func:`mattekit.engines.plan.placed`)
     on a simulated GPU of ``ms`` milliseconds an image: its finish :class:`HeldFinish`, roto's temporal filter on
     torch's CPU device."""
-    why = f"a simulated GPU: {ms:g} ms an image, on the CPU (mattekit.bench.simulated)"
+    why = f"a simulated GPU: {ms:g} ms an image, on the CPU (mattekit_bench.simulated)"
     reasons = dict(plan.reasons, device=why, engine=why, precision=why, compile=why, release=why)
     precision = "fp16" if entry.half else "fp32"
     on_gpu = replace(plan, device="cuda", engine="torch", precision=precision, compile="auto", as_is=False)
@@ -168,7 +168,7 @@ def install(ms: float, report: str | Path | None = None) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m mattekit.bench.simulated MS REPORT COMMAND...``: ``python -m mattekit COMMAND...`` on a simulated
+    """``python -m mattekit_bench.simulated MS REPORT COMMAND...``: ``python -m mattekit COMMAND...`` on a simulated
     GPU of MS milliseconds an image (:func:`install`), its figures in the JSON file REPORT at exit."""
     ms, report, *command = argv
     install(float(ms), report)
@@ -233,8 +233,8 @@ class SimulatedDevice:
         needs values) a real one on the CPU with the weights."""
         import torch
 
-        from .. import nets
-        from ..engines.torch_engine import select_output
+        from mattekit import nets
+        from mattekit.engines.torch_engine import select_output
 
         x = torch.zeros((1, *shape), device="meta")
         try:
@@ -253,8 +253,8 @@ SHAPES = "simulated-shapes.json"  # the weights cache's record: {net, arguments,
 
 def _recorded_shapes() -> dict:
     """The output shapes recorded in the cache ({} where none, or where the record cannot be read)."""
-    from ..errors import WeightsError
-    from ..weights.cache import read_record
+    from mattekit.errors import WeightsError
+    from mattekit.weights.cache import read_record
 
     try:
         return read_record(SHAPES, "")
@@ -264,8 +264,8 @@ def _recorded_shapes() -> dict:
 
 def _record_shape(key: str, shape: tuple) -> None:
     """Remember ``shape`` under ``key`` in the cache's record (nothing where the cache cannot be written)."""
-    from ..fsutil import atomic_write, exclusive_lock
-    from ..weights.cache import cache_dir
+    from mattekit.fsutil import atomic_write, exclusive_lock
+    from mattekit.weights.cache import cache_dir
 
     try:
         cache_dir().mkdir(parents=True, exist_ok=True)

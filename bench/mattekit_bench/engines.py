@@ -56,11 +56,11 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from .. import catalog
-    from ..engines import plan, tables
-    from ..engines.policy import onnx_available
-    from ..errors import MattekitError
-    from ..machine import cpu_info
+    from mattekit import catalog
+    from mattekit.engines import plan, tables
+    from mattekit.engines.policy import onnx_available
+    from mattekit.errors import MattekitError
+    from mattekit.machine import cpu_info
 
     if args.repeat < 1:
         raise MattekitError("--repeat must be at least 1.")
@@ -105,9 +105,9 @@ def _measured(name: str, entry, weights_file: str | None, image, repeat: int, ke
     alternating, after two warm-up calls) on ``image`` (H x W x 3 float32 [0,1]), their ratio, the raw outputs'
     largest difference, the input's h x w, the day and ``kept`` (the machine, the weights' kind); both engines let
     go on return."""
-    from ..engines import plan
-    from ..engines.plan import decide
-    from ..predictor import Predictor
+    from mattekit.engines import plan
+    from mattekit.engines.plan import decide
+    from mattekit.predictor import Predictor
 
     engines = {b: Predictor(entry, decide(entry, "cpu", b, "fp32", weights_file)) for b in ("torch", "onnx")}
     x = engines["torch"].prepare(image)
@@ -142,7 +142,7 @@ def _measured(name: str, entry, weights_file: str | None, image, repeat: int, ke
 def _both_engine_models(cat):
     """(entry, where) of the segment and matte models whose weights are here and that run on torch and ONNX
     Runtime alike (no net family pinned to one backend, not recurrent)."""
-    from ..engines.plan import pinned_backend
+    from mattekit.engines.plan import pinned_backend
 
     for task in ("segment", "matte"):
         for entry, where in cat.available(task):

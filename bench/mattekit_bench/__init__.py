@@ -7,7 +7,7 @@ from __future__ import annotations
 def wxh(text: str, option: str) -> tuple[int, int]:
     """(width, height) in px of an option's ``WxH`` text (e.g. 4000x3000); a MattekitError naming ``option`` where
     it is not two whole numbers from 1 up."""
-    from ..errors import MattekitError
+    from mattekit.errors import MattekitError
 
     try:
         width, height = (int(v) for v in text.lower().split("x"))

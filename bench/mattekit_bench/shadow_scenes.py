@@ -25,9 +25,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import io
-from ..ops.filters import gaussian_blur
-from ..ops.resizing import fit_cover
+from mattekit import io
+from mattekit.ops.filters import gaussian_blur
+from mattekit.ops.resizing import fit_cover
 from .segment import pairs
 
 KINDS = ("floor", "offset", "none", "far", "pattern", "dark")

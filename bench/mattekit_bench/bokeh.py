@@ -19,9 +19,9 @@ import time
 import cv2
 import numpy as np
 
-from .. import io, lens
-from ..ops import retouch
-from ..errors import MattekitError
+from mattekit import io, lens
+from mattekit.ops import retouch
+from mattekit.errors import MattekitError
 from . import wxh
 from .memory import current_rss, peak_rss, reset_peak_rss
 

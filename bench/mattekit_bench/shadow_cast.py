@@ -1,4 +1,4 @@
-"""A second generator of composites with known shadow mattes, made unlike :mod:`mattekit.bench.shadow_scenes` (for
+"""A second generator of composites with known shadow mattes, made unlike :mod:`mattekit_bench.shadow_scenes` (for
 ``mattekit bench shadow --generator cast``): the shadow is cast, not drawn.
 
 The subject (an alphamatting-style ``im/NAME`` + ``gt/NAME.png`` pair, hair and fur included) stands as a card on a
@@ -24,9 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import io
-from ..ops.filters import gaussian_blur
-from ..ops.resizing import fit_cover
+from mattekit import io
+from mattekit.ops.filters import gaussian_blur
+from mattekit.ops.resizing import fit_cover
 from .shadow_scenes import Scene, placed
 
 KINDS = ("sweep", "textured", "none")

@@ -1,6 +1,6 @@
 """``mattekit bench shadow``: how well ``remove --shadow keep`` finds the shadow the subject casts, on composites
-with known shadow mattes from one of two generators (:data:`GENERATORS`: :mod:`mattekit.bench.shadow_scenes`, drawn
-shadows over blurred photos, and :mod:`mattekit.bench.shadow_cast`, shadows cast by a point light on sweeps and
+with known shadow mattes from one of two generators (:data:`GENERATORS`: :mod:`mattekit_bench.shadow_scenes`, drawn
+shadows over blurred photos, and :mod:`mattekit_bench.shadow_cast`, shadows cast by a point light on sweeps and
 textured photo floors), and what it costs.
 
 Each subject of the subjects folder (alphamatting's im/ + gt/) makes one composite of each of the generator's kinds. Subjects are split in sorted order: even-indexed ones are the tuning
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import runtime
-from ..options import model_choice
-from ..errors import InputError
-from ..progress import shown
-from ..tasks import remove
+from mattekit import runtime
+from mattekit.options import model_choice
+from mattekit.errors import InputError
+from mattekit.progress import shown
+from mattekit.tasks import remove
 from . import shadow_cast, shadow_scenes
 from .segment import HALVES, half_of, pairs
 from .turns import BLUE, checks, cpu_time, over, write_sheet

@@ -15,7 +15,7 @@ so it includes the Python process, torch and the loaded model. Where that reset 
 available, it is the process-lifetime peak from resource.getrusage. On CUDA the peak of
 torch's allocator (max_memory_allocated, reset per image) is printed as well.
 
-``--size WxH`` skips the quality figures and upscales one large 8-bit picture (:func:`mattekit.bench.bokeh`'s
+``--size WxH`` skips the quality figures and upscales one large 8-bit picture (:func:`mattekit_bench.bokeh`'s
 synthetic photo-like scene) as ``mattekit upscale`` does an 8-bit file (uint8 in, uint8 out), to report time and
 peak memory, also as a multiple of the 8-bit result's size.
 """
@@ -31,11 +31,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import runtime
-from ..options import model_choice
-from ..errors import InputError, MattekitError
-from ..progress import shown
-from ..upscaling.superres import upscale
+from mattekit import runtime
+from mattekit.options import model_choice
+from mattekit.errors import InputError, MattekitError
+from mattekit.progress import shown
+from mattekit.upscaling.superres import upscale
 from . import wxh
 from .memory import current_rss, peak_rss, reset_peak_rss
 
@@ -210,7 +210,7 @@ def _scored(lr_path: Path, hr_path: Path, run_net, scale: int, device) -> tuple:
     """One pair upscaled by ``run_net`` and its printed row: ((PSNR-Y, SSIM-Y, bicubic's PSNR-Y and SSIM-Y, PSNR-RGB,
     seconds, peak RSS in bytes), whether the peaks were reset after reading the pair), the GPU's peak MB printed on
     CUDA."""
-    from .. import io
+    from mattekit import io
 
     lr = io.read_image(lr_path).pixels[..., :3]
     hr = io.read_image(hr_path).pixels[..., :3]
@@ -232,7 +232,7 @@ def _scored(lr_path: Path, hr_path: Path, run_net, scale: int, device) -> tuple:
 
 
 def _run_large(args, run_net, device: torch.device) -> int:
-    from ..ops.pixels import quantise
+    from mattekit.ops.pixels import quantise
     from .bokeh import synthetic_scene
 
     width, height = wxh(args.size, "--size")
@@ -254,7 +254,7 @@ def _run_large(args, run_net, device: torch.device) -> int:
         line += f"; GPU peak {_mb(torch.cuda.max_memory_allocated(device))} MB"
     print(line, flush=True)
     if args.output:
-        from .. import io
+        from mattekit import io
 
         start = time.perf_counter()
         io.write_image(args.output, result, bit_depth=8)

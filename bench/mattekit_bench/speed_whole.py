@@ -30,7 +30,7 @@ for name in sys.argv[4:]:  # what `rembg p -m MODEL [-om] IN OUT` does per file,
 
 def _timed_process(argv: list[str], env: dict | None) -> dict:
     """Run ``argv`` to its end: {"seconds": wall, "peak_mb": its peak RSS, "cpu_s": user + system}."""
-    from ..errors import MattekitError
+    from mattekit.errors import MattekitError
 
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -48,12 +48,12 @@ def _timed_process(argv: list[str], env: dict | None) -> dict:
 
 def held(argv: list[str], env: dict, ms: float, report: Path) -> dict:
     """:func:`_timed_process` of the mattekit command ``argv`` (``python -m mattekit ...``) on a simulated GPU of
-    ``ms`` milliseconds an image (``python -m mattekit.bench.simulated``), with the device's figures it wrote at exit
+    ``ms`` milliseconds an image (``python -m mattekit_bench.simulated``), with the device's figures it wrote at exit
     into ``report``: held_s (seconds held), span_s (from its first batch to its last) and first_s (from the command's
     launch to its first batch: its start-up, which nothing overlaps; perf_counter is the system's monotonic clock,
     one for both processes)."""
     launched = time.perf_counter()
-    simulated = [argv[0], "-m", "mattekit.bench.simulated", f"{ms:g}", str(report), *argv[3:]]
+    simulated = [argv[0], "-m", "mattekit_bench.simulated", f"{ms:g}", str(report), *argv[3:]]
     got = _timed_process(simulated, env)
     device = json.loads(report.read_text(encoding="utf-8"))
     ran = device["first_s"] is not None
@@ -199,7 +199,7 @@ def _report(args, files: list, results: dict, first_use: dict, load: list, order
     simulating = args.simulate_device is not None
     if simulating:
         print(
-            f"on a simulated GPU of {args.simulate_device:g} ms an image (mattekit.bench.simulated): device busy = "
+            f"on a simulated GPU of {args.simulate_device:g} ms an image (mattekit_bench.simulated): device busy = "
             f"seconds held / the command's seconds, and / its seconds from the first batch to the last; first batch: "
             f"seconds from the command's launch to its first batch (the start-up)"
         )

@@ -27,12 +27,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import io, runtime
-from ..options import model_choice
-from ..errors import InputError
-from ..finish.matte import MattingOptions, alpha_from_trimap
-from ..matting import trimap as trimaps
-from ..tasks import remove
+from mattekit import io, runtime
+from mattekit.options import model_choice
+from mattekit.errors import InputError
+from mattekit.finish.matte import MattingOptions, alpha_from_trimap
+from mattekit.matting import trimap as trimaps
+from mattekit.tasks import remove
 from .segment import HALVES, half_of, pairs
 
 
@@ -267,7 +267,7 @@ def _trimap_free(args, images, pictures) -> None:
     the mean |alpha - gt| over the ground truth's partial pixels (0 < gt < 1), with seconds per image (the
     network included), for the plain path (``mask-preview``), the default pipeline (``remove --result
     alpha``) and rembg's ``-a`` (closed-form matting by pymatting on rembg's trimap of the plain mask)."""
-    from ..tasks import mask_preview
+    from mattekit.tasks import mask_preview
 
     predictor = runtime.ModelCache().get(
         model_choice(args.model, "segment"), args.device, getattr(args, "weights", None)

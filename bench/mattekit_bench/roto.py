@@ -27,14 +27,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import catalog
-from ..options import ModelChoice
-from ..roto import motion, ordered, temporal, tracking
-from ..errors import InputError
-from ..io.frame_patterns import folder_pattern
-from ..io.frame_ranges import chunk_frames
-from ..io.sequences import ImageSequence
-from ..roto import ROTO_MODEL_TASKS, MatteSource
+from mattekit import catalog
+from mattekit.options import ModelChoice
+from mattekit.roto import motion, ordered, temporal, tracking
+from mattekit.errors import InputError
+from mattekit.io.frame_patterns import folder_pattern
+from mattekit.io.frame_ranges import chunk_frames
+from mattekit.io.sequences import ImageSequence
+from mattekit.roto import ROTO_MODEL_TASKS, MatteSource
 
 
 def add_parser(kinds) -> None:

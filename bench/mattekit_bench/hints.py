@@ -24,14 +24,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import io, runtime
+from mattekit import io, runtime
 from . import metrics
-from ..ops.pixels import unit_float
-from ..ops.regions import bounding_box
-from ..options import model_choice
-from ..errors import InputError, MattekitError
-from ..progress import shown
-from ..tasks import remove
+from mattekit.ops.pixels import unit_float
+from mattekit.ops.regions import bounding_box
+from mattekit.options import model_choice
+from mattekit.errors import InputError, MattekitError
+from mattekit.progress import shown
+from mattekit.tasks import remove
 from .segment import HALVES, half_of, pairs
 
 MAX_MARGIN = 0.15  # a derived box's margin: uniform in [0, MAX_MARGIN] of the subject's size per side
@@ -82,7 +82,7 @@ def add_parser(kinds) -> None:
 def sequence_frames(data: Path, every: int | None = None) -> list[tuple[Path, Path, str]]:
     """(frame, its mask, half) of a DAVIS folder (im/SEQ/*.jpg + gt/SEQ/*.png): each sequence's first frame, or
     with ``every`` each ``every``-th frame from the first (those with a mask); sequences sorted by SEQ, the half
-    by the sequence's index (:func:`mattekit.bench.segment.half_of`)."""
+    by the sequence's index (:func:`mattekit_bench.segment.half_of`)."""
     found = []
     for index, sequence in enumerate(sorted(p for p in (data / "im").iterdir() if p.is_dir())):
         frames = sorted(sequence.iterdir())

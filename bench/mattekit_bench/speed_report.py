@@ -56,7 +56,7 @@ def _tolerance_note() -> str:
 
 
 def print_comparison(f: dict) -> bool:
-    """Print the comparison's figures (``f``: :func:`mattekit.bench.speed._compare`'s); False where the masks are
+    """Print the comparison's figures (``f``: :func:`mattekit_bench.speed._compare`'s); False where the masks are
     outside the tolerance."""
     s = f["summary"]
     load = " -> ".join(f"{x:.1f}" for x in f["load_average"])

@@ -1,5 +1,5 @@
 """The plainest PyTorch loop next to mattekit's engine, one photo at a time (batch 1), in one process:
-``python -m mattekit.bench.plain_loop --model birefnet-general --weights FILE --device cuda FOLDER``.
+``python -m mattekit_bench.plain_loop --model birefnet-general --weights FILE --device cuda FOLDER``.
 
 Both loops read each photo (OpenCV), prepare it as the catalog says (:func:`mattekit.engines.inputs.prepare`), run the
 net and bring the mask (sigmoid, at the photo's size) to the host; nothing is encoded. ``eager``: the net in
@@ -24,7 +24,7 @@ def _loop(run, entry, files, device) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from ..engines import inputs
+    from mattekit.engines import inputs
 
     def one(path):
         image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
@@ -48,12 +48,12 @@ def _loop(run, entry, files, device) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from .. import catalog, engines
-    from ..engines import select_output
-    from ..engines.torch_engine import dtype_named
+    from mattekit import catalog, engines
+    from mattekit.engines import select_output
+    from mattekit.engines.torch_engine import dtype_named
     from .speed_setup import IMAGE_SUFFIXES
 
-    p = argparse.ArgumentParser(prog="python -m mattekit.bench.plain_loop", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m mattekit_bench.plain_loop", description=__doc__.split("\n")[0])
     p.add_argument("folder")
     p.add_argument("--model", default="birefnet-general")
     p.add_argument("--weights", required=True, help="a weights file (e.g. bench speed's stand-in)")

@@ -23,7 +23,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 def _weights(args, work: Path) -> str:
     """The weights file both tools use: --weights, stand-in weights written into ``work``, or the catalog's
     (fetched)."""
-    from .. import catalog, weights
+    from mattekit import catalog, weights
 
     entry = catalog.load().get(args.model, "segment")
     if args.weights:
@@ -38,7 +38,7 @@ def _weights(args, work: Path) -> str:
 def _images(args) -> list[Path]:
     """The image files to time: those in --data (default: grabcut50 in $MATTEKIT_TEST_DATA, where it is set),
     sorted, the first --limit of them."""
-    from ..errors import MattekitError
+    from mattekit.errors import MattekitError
 
     root = os.environ.get("MATTEKIT_TEST_DATA")
     if not args.data and not root:
@@ -58,10 +58,10 @@ def _rembg_home(args, cfg, work: Path, check_import: bool = True) -> tuple[str, 
     ``check_import``: rembg must be importable here (else it runs in another interpreter)."""
     import torch
 
-    from .. import catalog
-    from ..engines import load_net
-    from ..engines.onnx import export_onnx, onnx_path
-    from ..errors import MattekitError
+    from mattekit import catalog
+    from mattekit.engines import load_net
+    from mattekit.engines.onnx import export_onnx, onnx_path
+    from mattekit.errors import MattekitError
 
     session = REMBG_SESSION_NAMES.get(args.model)
     if session is None:
@@ -110,7 +110,7 @@ class _Child:
         start = time.perf_counter()
         with open(self.log, "w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mattekit.bench.speed_tools", kind, str(cfg_path)],
+                [sys.executable, "-m", "mattekit_bench.speed_tools", kind, str(cfg_path)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -121,7 +121,7 @@ class _Child:
         self.ready["startup_s"] = time.perf_counter() - start  # process start, imports, model load
 
     def _reply(self) -> dict:
-        from ..errors import MattekitError
+        from mattekit.errors import MattekitError
 
         for line in self.proc.stdout:
             if line.startswith("@@"):
@@ -155,9 +155,9 @@ def machine_line(args) -> str:
     for), and whether the shipped table was read."""
     import torch
 
-    from .. import catalog
-    from ..engines import plan
-    from ..machine import cpu_count, cpu_info
+    from mattekit import catalog
+    from mattekit.engines import plan
+    from mattekit.machine import cpu_count, cpu_info
     from .simulated import deciding
 
     model, flags = cpu_info() or ("unknown CPU", frozenset())

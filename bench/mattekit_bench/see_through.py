@@ -1,12 +1,12 @@
 """``mattekit bench see-through``: how close ``remove --see-through`` comes to the true alpha of see-through subjects
 on one shot over a plain backdrop, next to the default cut-out, and what it costs.
 
-The shots are the first of :mod:`mattekit.bench.backdrop_scenes`' pairs (a sweep or a spot-lit backdrop), from its
+The shots are the first of :mod:`mattekit_bench.backdrop_scenes`' pairs (a sweep or a spot-lit backdrop), from its
 two generators: ``photographed`` (generator B, real photos and mattes made see-through: the tuning set, where
 :mod:`mattekit.matting.see_through`'s constants were chosen) and ``drawn`` (generator A, drawn bottles with thin
 bodies, thicker walls, highlights, labels and caps: the report set). Both cut-outs run through the task itself
 (``remove``, rgba as floats, the same model); the alpha's mean absolute error around the subject and the colours'
-where the true alpha is over 0.1 are :func:`mattekit.bench.two_shots.scores`'. Per generator and kind (glass,
+where the true alpha is over 0.1 are :func:`mattekit_bench.two_shots.scores`'. Per generator and kind (glass,
 opaque): the mean errors and the ratio of the summed see-through errors to the default's. ``--timed``: the CPU time
 (all threads) of both, run in turns.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import runtime
-from ..options import model_choice
-from ..progress import shown
-from ..tasks import remove
+from mattekit import runtime
+from mattekit.options import model_choice
+from mattekit.progress import shown
+from mattekit.tasks import remove
 from . import backdrop_scenes
 from .turns import BLUE, checks, in_turns, over, write_sheet
 from .two_shots import AROUND, OPAQUE, generators, scores, shot_options

@@ -1,5 +1,5 @@
 """The tool processes of ``bench speed``: rembg's loop and mattekit's shipped runner, each loading its model
-once, then answering one chunk of files at a time (``python -m mattekit.bench.speed_tools KIND CONFIG``)."""
+once, then answering one chunk of files at a time (``python -m mattekit_bench.speed_tools KIND CONFIG``)."""
 
 from __future__ import annotations
 
@@ -93,11 +93,11 @@ class _MattekitTool:
     def __init__(self, cfg: dict):
         import torch
 
-        from .. import runtime
-        from ..options import model_choice
-        from ..running import pipeline
-        from ..running.runner import Runner
-        from ..tasks import registry
+        from mattekit import runtime
+        from mattekit.options import model_choice
+        from mattekit.running import pipeline
+        from mattekit.running.runner import Runner
+        from mattekit.tasks import registry
         from . import simulated
 
         if cfg.get("threads"):
@@ -185,8 +185,8 @@ class _MattekitTool:
 
     def _check(self) -> dict:
         torch = self.torch
-        from .. import io
-        from ..engines import inputs, load_net, select_output
+        from mattekit import io
+        from mattekit.engines import inputs, load_net, select_output
 
         entry = self.model.entry
         net = load_net(entry, Path(self.cfg["weights"]))
