@@ -1,5 +1,6 @@
 """Packaging: one version, every import declared, the catalog shipped as package data, and a built
-wheel and ``pip install .`` (not editable) that work in a clean virtual environment."""
+wheel and ``pip install .`` (not editable) that work in a clean virtual environment, shipping both packages: the core
+(mattekit) and the benchmarks beside it (mattekit_bench)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ else:  # pragma: no cover
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "core" / "mattekit"
+BENCH = ROOT / "bench" / "mattekit_bench"
 BLENDER_MANIFEST = ROOT / "blender_addon" / "blender_manifest.toml"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
@@ -69,9 +71,9 @@ def test_every_third_party_import_is_declared():
     extras = {_dist_name(r) for reqs in PYPROJECT["project"]["optional-dependencies"].values() for r in reqs}
     providers = importlib.metadata.packages_distributions()
     problems = []
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in sorted([*PACKAGE.rglob("*.py"), *BENCH.rglob("*.py")]):
         for module, top_level, optional in _imports(ast.parse(path.read_text(encoding="utf-8"))):
-            if module in sys.stdlib_module_names or module == "mattekit" or optional:
+            if module in sys.stdlib_module_names or module in ("mattekit", "mattekit_bench") or optional:
                 continue
             dists = {_dist_name(d) for d in providers.get(module, [module])}
             where = f"{path.relative_to(ROOT)} imports {module}"
@@ -91,7 +93,7 @@ def test_the_version_is_written_once():
         ROOT / "pyproject.toml",
         *(
             p
-            for folder in ("core", "install", "gimp_plugin", "blender_addon")
+            for folder in ("core", "bench", "install", "gimp_plugin", "blender_addon")
             for p in (ROOT / folder).rglob("*")
             if p.suffix in (".py", ".sh", ".toml")
         ),
@@ -138,11 +140,13 @@ def _run(args: list, cwd: Path, **env) -> subprocess.CompletedProcess:
 
 
 def _source_copy(folder: Path) -> Path:
-    """What a build reads (pyproject, README, core/), copied, so that building leaves the checkout untouched."""
+    """What a build reads (pyproject, README, core/, bench/), copied, so that building leaves the checkout untouched."""
     folder.mkdir()
     shutil.copy(ROOT / "pyproject.toml", folder / "pyproject.toml")
     shutil.copy(ROOT / "README.md", folder / "README.md")
-    shutil.copytree(PACKAGE.parent, folder / "core", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for package in (PACKAGE, BENCH):
+        copied = folder / package.parent.name
+        shutil.copytree(package.parent, copied, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     return folder
 
 
@@ -175,12 +179,13 @@ def clean_venv() -> Path:
 
 
 def _check_installed(venv: Path, cwd: Path, shared: Path | None = None) -> None:
-    """From a folder outside the checkout: mattekit comes from the venv, every module imports with
-    the base dependencies, `mattekit --version` and `mattekit models list` work and, given the shared
-    folder, `remove --model u2netp` runs offline from the mirror's ONNX file."""
+    """From a folder outside the checkout: mattekit and mattekit_bench come from the venv, every module of mattekit
+    imports with the base dependencies, `mattekit --version`, `mattekit models list` and `mattekit bench --help` work
+    and, given the shared folder, `remove --model u2netp` runs offline from the mirror's ONNX file."""
     python, exe = venv / "bin" / "python", venv / "bin" / "mattekit"
-    where = _run([python, "-c", "import mattekit; print(mattekit.__file__)"], cwd=cwd).stdout.strip()
-    assert Path(where).is_relative_to(venv), f"mattekit imported from {where}, not from the clean venv"
+    for package in ("mattekit_bench", "mattekit"):
+        where = _run([python, "-c", f"import {package}; print({package}.__file__)"], cwd=cwd).stdout.strip()
+        assert Path(where).is_relative_to(venv), f"{package} imported from {where}, not from the clean venv"
     assert {"py.typed", "__init__.pyi"} <= {p.name for p in Path(where).parent.iterdir()}  # read by type checkers
     _run(
         [
@@ -195,6 +200,7 @@ def _check_installed(venv: Path, cwd: Path, shared: Path | None = None) -> None:
     assert _run([exe, "--version"], cwd=cwd).stdout.strip() == f"mattekit {mattekit.__version__}"
     listing = _run([exe, "models", "list"], cwd=cwd, MATTEKIT_HOME=str(cwd / "home")).stdout
     assert listing.startswith("name") and "csnet-sod" in listing and "isnet-general-use" in listing
+    assert "see-through" in _run([exe, "bench", "--help"], cwd=cwd).stdout  # the last KIND it adds
     if shared is not None:  # rembg's own u2netp.onnx, from the mirror, with the base install only (no extra)
         photo = shared / "data" / "grabcut50" / "im" / "teddy.jpg"
         _run(
@@ -216,7 +222,8 @@ def test_the_typed_stub_and_py_typed_are_package_data():
 @pytest.mark.slow  # builds the wheel (pip wheel): seconds
 def test_the_wheel_ships_the_typed_stub_and_py_typed(tmp_path):
     """PEP 561: a type checker reads an installed package's types (the stub of the API functions, core/mattekit/
-    __init__.pyi) only when the package holds ``py.typed``; both are in the wheel, which is what pip installs."""
+    __init__.pyi) only when the package holds ``py.typed``; both are in the wheel, which is what pip installs, and the
+    benchmarks' package beside the core is in it too."""
     if not importlib.util.find_spec("setuptools"):
         pytest.skip("building offline needs setuptools in this environment (pip wheel --no-build-isolation)")
     source = _source_copy(tmp_path / "src")
@@ -237,7 +244,9 @@ def test_the_wheel_ships_the_typed_stub_and_py_typed(tmp_path):
     )
     (wheel,) = (tmp_path / "dist").glob("mattekit-*.whl")
     with zipfile.ZipFile(wheel) as shipped:
-        assert {"mattekit/py.typed", "mattekit/__init__.pyi"} <= set(shipped.namelist())
+        names = set(shipped.namelist())
+    assert {"mattekit/py.typed", "mattekit/__init__.pyi"} <= names
+    assert {f"mattekit_bench/{p.name}" for p in BENCH.glob("*.py")} <= names  # the benchmarks, in the same wheel
 
 
 @pytest.mark.slow
