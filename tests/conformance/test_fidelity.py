@@ -28,7 +28,7 @@ from PIL import Image
 from mattekit.engines.inputs import prepare_array
 from mattekit.engines.plan import decide
 from mattekit import catalog, io, runtime
-from mattekit.bench import metrics
+from mattekit_bench import metrics
 from mask_scores import agreement
 from mattekit.tasks import mask_preview, matte
 from mattekit.options import ModelChoice

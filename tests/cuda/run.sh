@@ -35,7 +35,7 @@ set -uo pipefail
 shared=$(cd "$1" && pwd); out=$(mkdir -p "$2" && cd "$2" && pwd); py=${PYTHON:-python3}; shift 2
 steps=" ${*:-birefnet models bigphoto roto480 roto1080 tests} "
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-export PYTHONPATH=$repo/core${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONPATH=$repo/core:$repo/bench${PYTHONPATH:+:$PYTHONPATH}
 export MATTEKIT_TEST_DATA=$shared MATTEKIT_MIRROR=$shared/weights MATTEKIT_HOME=${MATTEKIT_HOME:-$(mktemp -d)} MATTEKIT_OFFLINE=1
 step() {  # step GROUP NAME SECONDS COMMAND...: run when GROUP was asked for and time is left, keep the log, print its end
     [[ $steps == *" $1 "* ]] || return 0
@@ -58,7 +58,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 photos=$shared/data/grabcut50/im
 if [[ ! -d $photos ]] || (($(ls "$photos" | wc -l) < 40)); then  # 48 generated photos, 1600x1200
     photos=$out/photos
-    "$py" -c "from pathlib import Path; from mattekit.bench.speed_synthetic import make_frames; make_frames(Path('$photos'), 48, 1600, 1200)"
+    "$py" -c "from pathlib import Path; from mattekit_bench.speed_synthetic import make_frames; make_frames(Path('$photos'), 48, 1600, 1200)"
     echo "photos: 48 generated 1600x1200 JPEGs ($shared/data/grabcut50/im has fewer than 40)"
 fi
 n=$(ls "$photos" | wc -l)
@@ -79,13 +79,13 @@ TAIL=60 step cpu cpu 110 bash -c cpu_rows
 TAIL=40 step graphs graphs 150 "$py" -m pytest tests/cuda/test_cuda_engines.py -q -s -p no:cacheprovider -k "graph_replays or measured_choice"
 
 birefnet_weights() {  # BiRefNet general's stand-in weights at $1 (made once a run)
-    [[ -f $1 ]] || "$py" -c "from pathlib import Path; from mattekit import catalog; from mattekit.bench.stand_in import write_stand_in; write_stand_in(catalog.load().get('birefnet-general'), Path('$out/weights'))"
+    [[ -f $1 ]] || "$py" -c "from pathlib import Path; from mattekit import catalog; from mattekit_bench.stand_in import write_stand_in; write_stand_in(catalog.load().get('birefnet-general'), Path('$out/weights'))"
 }
 export -f birefnet_weights
 birefnet() {  # the stand-in weights once; the plain loop; mattekit's loop with its stage times; whole commands on 50 and 200
     local w=$out/weights/birefnet-general-stand-in.pth many=$out/photos-x4 t0 t1 k runs=()
     birefnet_weights "$w" || return
-    "$py" -m mattekit.bench.plain_loop "$photos" --model birefnet-general --weights "$w" --device cuda --precision fp16 --limit 41
+    "$py" -m mattekit_bench.plain_loop "$photos" --model birefnet-general --weights "$w" --device cuda --precision fp16 --limit 41
     "$py" -m mattekit bench speed --model birefnet-general --weights "$w" --device cuda --refine --no-rembg --no-check --repeat 2 --data "$photos"
     mkdir -p "$many"; for k in 1 2 3 4; do for f in "$photos"/*; do ln -sf "$f" "$many/$k-$(basename "$f")"; done; done
     for run in "auto $photos" "auto $many" "off $photos"; do  # off on the folder alone: 200 photos at fp32 outran the step
@@ -127,7 +127,7 @@ roto1080() {  # 40 frames of 1920x1080 (blackswan enlarged, or generated): roto 
     "$py" -c "
 import glob, cv2
 from pathlib import Path
-from mattekit.bench.speed_synthetic import make_frames
+from mattekit_bench.speed_synthetic import make_frames
 src = sorted(glob.glob('$shared/data/davis/im/blackswan/*.jpg'))[:40]
 Path('$plate').mkdir(exist_ok=True)
 if len(src) < 40: make_frames(Path('$plate'), 40, 1920, 1080)

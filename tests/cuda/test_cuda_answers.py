@@ -50,7 +50,7 @@ def birefnet_gap(shared, folder, fast: str, reference: str, count: int = 2) -> l
     ``fast`` against fp32 on ``reference``: per grabcut50 photo (name, every alpha finite, mean |delta alpha|) of the
     predictions (after the sigmoid, at the net's 1024 x 1024). Checked on the CPU against itself where no GPU is."""
     from mattekit import catalog
-    from mattekit.bench.stand_in import write_stand_in
+    from mattekit_bench.stand_in import write_stand_in
 
     entry = catalog.load().get("birefnet-general")
     weights = write_stand_in(entry, folder)

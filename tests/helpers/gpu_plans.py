@@ -20,10 +20,10 @@ def planned_on_a_gpu(monkeypatch) -> None:
 
 def simulated_gpu(monkeypatch, ms: float = 0.0):
     """Models this process loads (mattekit.runtime's ModelCache, the command line's too) planned and run on the bench's
-    simulated GPU of ``ms`` milliseconds an image, as ``python -m mattekit.bench.simulated`` runs a command; its
+    simulated GPU of ``ms`` milliseconds an image, as ``python -m mattekit_bench.simulated`` runs a command; its
     figures start afresh. Returns the double's module."""
     from mattekit import runtime
-    from mattekit.bench import simulated
+    from mattekit_bench import simulated
 
     monkeypatch.setattr(runtime, "decide", simulated.deciding(ms))
     monkeypatch.setattr(runtime, "Predictor", simulated.predictor)

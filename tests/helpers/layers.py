@@ -1,5 +1,6 @@
 """The layers of core/mattekit, lowest first: what tests/unit/test_layers.py holds the imports to and what the layout
-table of docs/design.md (tests/helpers/design_table.py) is grouped by."""
+table of docs/design.md (tests/helpers/design_table.py) is grouped by. The benchmarks (bench/mattekit_bench) are beside
+the core, a client of it, and have no layer here."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ LAYERS = [
     {"upscaling", "subject", "lens"},  # the algorithms the tasks declare
     {"tasks"},
     {"roto", "running"},
-    {"api", "worker", "bench"},
+    {"api", "worker"},
     {"commands"},
     {"cli", "__main__"},
 ]

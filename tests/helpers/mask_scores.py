@@ -1,6 +1,6 @@
 """The mask metrics of shared/data/README.md, written here from their definitions with numpy and SciPy's exact
 Euclidean distance transform, so that tests can check `mattekit bench` figures without mattekit's own metrics
-(mattekit.bench.metrics uses OpenCV's 3x3 chamfer distances and erosion; here OpenCV only reads the files).
+(mattekit_bench.metrics uses OpenCV's 3x3 chamfer distances and erosion; here OpenCV only reads the files).
 
 Ground truth: uint8 0 = background, 255 = subject, 128 = an uncertain band that every metric ignores.
 Predictions: float in [0,1], or the 8-bit alpha files `remove --result alpha` writes (see :func:`saved_alpha`).

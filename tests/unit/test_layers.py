@@ -5,7 +5,7 @@ Every import counts, wherever it stands in the file: at the top, inside a functi
 under a condition. Importing ``a.b.c`` runs the ``__init__`` of ``a.b`` first, so it counts as an import
 of that package too (unless the importer lives inside it). Modules named by strings count as well: a string
 that is a dotted mattekit name (``"mattekit.tasks.common:parse_shadow"``, ``"mattekit.roto.RotoSpec"``), and the
-literal start of an ``importlib.import_module`` argument (``f"mattekit.bench.{name}"``, ``f"{__package__}.x"``);
+literal start of an ``importlib.import_module`` argument (``f"mattekit.commands.{name}"``, ``f"{__package__}.x"``);
 not a module another process runs (``[python, "-m", "mattekit.commands.serve"]``).
 """
 
@@ -292,18 +292,19 @@ def test_the_design_notes_show_the_tree_as_it_is():
     )
 
 
-# The code held to the caps: the package, and the host code beside it (the GIMP plug-in, the Blender add-on, the
-# set-up and the installers).
-CAPPED = [PACKAGE] + [PACKAGE.parents[1] / folder for folder in ("gimp_plugin", "blender_addon", "install")]
+# The code held to the caps: the package, the benchmarks beside it (held as the package is), and the host code (the
+# GIMP plug-in, the Blender add-on, the set-up and the installers).
+BENCH = PACKAGE.parents[1] / "bench" / "mattekit_bench"
+CAPPED = [PACKAGE, BENCH] + [PACKAGE.parents[1] / folder for folder in ("gimp_plugin", "blender_addon", "install")]
 
 
-# Issue 92: no function of the package over 60 lines (the host code: 80).
+# Issue 92: no function of the package or the benchmarks over 60 lines (the host code: 80).
 @pytest.mark.parametrize("folder", CAPPED, ids=lambda folder: folder.name)
 def test_no_module_is_over_400_lines_and_no_function_over_60(folder):
     assert list(folder.rglob("*.py")), f"{folder} holds no module"
     over = {p.relative_to(folder).as_posix() for p in folder.rglob("*.py") if len(p.read_text().splitlines()) > 400}
     assert not over, f"over 400 lines in {folder.name}/: {sorted(over)}"
-    cap = 60 if folder == PACKAGE else 80
+    cap = 60 if folder in (PACKAGE, BENCH) else 80
     long = []
     for path in folder.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -62,7 +62,7 @@ def test_the_command_imports_no_torch(runs, name):
 
 def test_catalog_weights_and_models_command_import_without_torch():
     code = (
-        "import sys, mattekit.catalog, mattekit.weights, mattekit.commands.models, mattekit.bench.speed\n"
+        "import sys, mattekit.catalog, mattekit.weights, mattekit.commands.models, mattekit_bench.speed\n"
         "print(sorted(m for m in ('torch', 'rembg', 'onnxruntime', 'onnx') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

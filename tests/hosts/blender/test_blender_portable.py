@@ -163,7 +163,7 @@ def test_the_zip_finds_the_worker_on_another_machine(version, shared, tmp_path, 
 
 # The AI Matte add-on's Shadow: a Shadow output on the node group giving the plate's own shadow (issue 83).
 def test_ai_matte_gives_the_plates_shadow_on_a_shadow_output(shared, tmp_path, monkeypatch):
-    from mattekit.bench import shadow_scenes
+    from mattekit_bench import shadow_scenes
 
     python = bpy_python(LTS)
     env = fresh_home(shared, tmp_path, monkeypatch)

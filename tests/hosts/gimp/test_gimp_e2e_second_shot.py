@@ -68,7 +68,7 @@ SECOND_SHOT_BATCH = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def second_shot_session(gimp_root, shared, tmp_path_factory):
     """(work folder, GIMP's output, the pair of shots) of one real GIMP run of SECOND_SHOT_BATCH."""
-    from mattekit.bench import backdrop_scenes
+    from mattekit_bench import backdrop_scenes
 
     pair = backdrop_scenes.drawn(0, "glass")
     pictures = {"first.png": pair.first, "second.png": pair.second, "smaller.png": pair.second[:-40, :-40]}

@@ -44,7 +44,7 @@ SHADOW_BATCH = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def shadow_session(gimp_root, shared, tmp_path_factory):
     """(work folder, GIMP's output, the worker, the scene) of one real GIMP run of SHADOW_BATCH."""
-    from mattekit.bench import shadow_scenes
+    from mattekit_bench import shadow_scenes
 
     scene = shadow_scenes.example(shared / "data")
     tmp_path, pictures = tmp_path_factory.mktemp("gimp_shadow"), {"shadowed.png": scene.photo}

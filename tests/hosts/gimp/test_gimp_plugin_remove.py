@@ -46,7 +46,7 @@ def test_remove_background_keeps_the_photos_shadow_by_the_word_the_schema_names(
     """Shadow " Keep " (the schema's word for the shadow option, case aside) with a new layer: the plug-in asks for the
     subject alone, the cut-out on top, the photo's own shadow under it as a black layer masked by the worker's
     shadow matte, the photo hidden below (issue 83); a word the schema does not name is left as it is."""
-    from mattekit.bench import shadow_scenes
+    from mattekit_bench import shadow_scenes
 
     plugin, Gimp, _ = gimp
     pixels = np.round(shadow_scenes.example(shared / "data").photo * 255) / 255
@@ -280,7 +280,7 @@ def test_with_see_through_checked_the_selection_marks_the_see_through_part(gimp,
     """Remove Background's See-through checkbox (issue 93): the worker gets the selection as the see-through part
     (see_through_mask), not as the subject hint: the glass inside it comes out see-through, the rest as the model
     gives it."""
-    from mattekit.bench import backdrop_scenes
+    from mattekit_bench import backdrop_scenes
 
     plugin, Gimp, _ = gimp
     pixels = backdrop_scenes.drawn(1, "glass").first
@@ -305,7 +305,7 @@ def test_with_see_through_checked_the_selection_marks_the_see_through_part(gimp,
 def test_with_second_shot_checked_the_layer_below_goes_as_the_second_shot(gimp, worker):
     """Remove Background's "Second shot: the layer below" (issue 93): the layer under the photo goes to the worker as
     the second shot, so the glass gets the two shots' alpha; a layer below of another size is refused, nothing added."""
-    from mattekit.bench import backdrop_scenes
+    from mattekit_bench import backdrop_scenes
 
     plugin, Gimp, _ = gimp
     pair = backdrop_scenes.drawn(0, "glass")

@@ -1,4 +1,4 @@
-"""The quick subset's wiring check of a model's plan (issue 91; the full suite's slower ones: tests/unit/bench/
+"""The quick subset's wiring check of a model's plan (issue 91; the full suite's slower ones: tests/bench/
 test_simulated.py, tests/unit/engines/test_engine_choice.py): a run's models are planned with the engine ``mattekit
 doctor`` names for them, and the steps that follow the model get the devices its plan names for them."""
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mattekit import io
-from mattekit.bench import metrics
+from mattekit_bench import metrics
 from mattekit.ops import regions
 from mattekit.ops.filters import guided_filter
 from mattekit.ops.regions import tiles_holding

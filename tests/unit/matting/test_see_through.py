@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mattekit import io
-from mattekit.bench import backdrop_scenes
+from mattekit_bench import backdrop_scenes
 from mattekit.cli import main
 from mattekit.matting.see_through import see_through
 from mattekit.ops.pixels import linear_to_srgb

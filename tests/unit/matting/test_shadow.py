@@ -158,7 +158,7 @@ def test_remove_shadow_keep_and_result_shadow_on_the_command_line(shared, tmp_pa
     black at partial alpha beside the subject, --result shadow writes the matte alone at the photo's size, a
     composite is darkened there, and a misspelt value is one sentence and exit 2."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    from mattekit.bench import shadow_scenes
+    from mattekit_bench import shadow_scenes
 
     scene = shadow_scenes.example(shared / "data")
     src = tmp_path / "photo.png"

@@ -67,8 +67,8 @@ def test_the_command_says_why_once_on_a_textured_floor(shared, tmp_path, capsys,
     """The real u2netp on a composite of the cast generator's textured kind: ``--shadow keep`` writes the cut-out
     without a shadow and says why on stderr, once; ``--result shadow`` writes the empty matte with that one note."""
     monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
-    from mattekit.bench import shadow_cast, shadow_scenes
-    from mattekit.bench.segment import pairs
+    from mattekit_bench import shadow_cast, shadow_scenes
+    from mattekit_bench.segment import pairs
 
     image, gt = pairs(shared / "data" / "alphamatting")[1]
     photos = shadow_scenes.surfaces([shared / "data" / "grabcut50" / "im", shared / "data" / "sr"])

@@ -1,6 +1,6 @@
 """Two shots, exact: `remove --second-shot` gives a see-through subject's true alpha and colours from the same
 subject and camera on two backdrops, refuses two shots of a moved subject in one sentence, pairs folders by name,
-and is taken by the Python API and the worker (pairs from mattekit.bench.backdrop_scenes)."""
+and is taken by the Python API and the worker (pairs from mattekit_bench.backdrop_scenes)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 import mattekit
 from mattekit import io, provenance
-from mattekit.bench import backdrop_scenes, two_shots
+from mattekit_bench import backdrop_scenes, two_shots
 from mattekit.cli import main
 from mattekit.errors import InputError
 from mattekit.fsutil import sha256_file

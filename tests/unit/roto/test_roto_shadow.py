@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def _plate(shared, folder, frames=4):
     """A plate folder/f.####.png: a composite with a known shadow (bench.shadow_scenes), the subject and its shadow
     moving 2 px right a frame; (the plate pattern, the true shadow of the first frame, the subject's true alpha)."""
-    from mattekit.bench import shadow_scenes
+    from mattekit_bench import shadow_scenes
 
     scene = shadow_scenes.example(shared / "data")
     folder.mkdir(parents=True)
@@ -68,7 +68,7 @@ def test_roto_writes_the_shadow_as_mattes_and_a_shadow_channel_steady_across_fra
 def _noisy_still_plate(shared, folder, frames=8):
     """A still plate folder/f.####.png: the composite of :func:`_plate` with fresh noise on every frame (a grainy
     floor: the per-frame shadow estimate flickers); (the plate pattern, the true shadow, the subject's true alpha)."""
-    from mattekit.bench import shadow_scenes
+    from mattekit_bench import shadow_scenes
 
     scene = shadow_scenes.example(shared / "data")
     rng = np.random.default_rng(11)

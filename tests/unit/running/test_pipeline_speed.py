@@ -58,7 +58,7 @@ def _whole_rows(out: str, names: list[str]) -> dict[str, list[float]]:
 def test_bench_speed_whole_compares_with_rembg_round_by_round():
     """The line against rembg gives the ratios over all rounds and then images/s per round (rembg's seconds over the
     command's in the same round), so a run's spread is printed with its figures."""
-    from mattekit.bench.speed_whole import against_rembg
+    from mattekit_bench.speed_whole import against_rembg
 
     def summary(seconds, cpu, peak):
         return {
@@ -84,7 +84,7 @@ def test_a_shot_is_lengthened_forwards_and_backwards_with_its_motion_continuous(
     every step between neighbours is a step of the shot (or its end frame shown again), so the filter sees real
     motion however long; --frames without a sequence, or below 1, is refused in one sentence before any work."""
     from mattekit import cli
-    from mattekit.bench.speed_whole import ping_pong
+    from mattekit_bench.speed_whole import ping_pong
 
     assert ping_pong(["a", "b", "c"], 8) == ["a", "b", "c", "c", "b", "a", "a", "b"]
     assert ping_pong(["a", "b", "c"], 2) == ["a", "b"]
@@ -105,7 +105,7 @@ def test_the_interval_of_a_mean_is_students():
     """The 95 % interval of the per-round ratios' mean: Student's t with n - 1 degrees of freedom (the 15 photo
     rounds of u2netp's photos on the AVX2 machine, 2026-11-27, docs/benchmarks.md: mean 1.057, interval
     1.031-1.082, worked out by hand with t(14) = 2.145), beyond the table within 0.01 of t (t(40) = 2.021, t(120) = 1.980)."""
-    from mattekit.bench.speed_whole import interval_of_mean
+    from mattekit_bench.speed_whole import interval_of_mean
 
     rounds = [1.07, 1.08, 1.11, 1.04, 0.99, 1.06, 1.06, 0.96, 1.07, 1.12, 1.04, 1.13, 1.02, 1.03, 1.07]
     mean, low, high = interval_of_mean(rounds)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mattekit import io
-from mattekit.bench import metrics
+from mattekit_bench import metrics
 from mattekit.ops.pixels import quantise, unit_float
 from mattekit.cli import main
 from mattekit.tasks import remove

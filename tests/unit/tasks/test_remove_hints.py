@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mattekit import io
-from mattekit.bench import metrics
+from mattekit_bench import metrics
 from mattekit.cli import main
 from mattekit.tasks import remove
 from mattekit.options import model_choice
@@ -191,7 +191,7 @@ def missed_subject(shared, mirror):
     the whole photo picks the right subject (227092) and leaves the left one (flower) out. (The pair before one
     quantisation for every source, 106024 and 153077, held only on the float path's overshoot: its 8-bit answer picks
     neither, and a box finds 106024 at IoU 0.13.)"""
-    from mattekit.bench import hints as bench_hints
+    from mattekit_bench import hints as bench_hints
 
     photos = [
         io.read_image(shared / "data/grabcut50/im" / f"{name}.jpg").pixels[..., :3] / 255.0
@@ -207,7 +207,7 @@ def test_a_box_finds_the_subject_the_whole_answer_missed(missed_subject):
     box's region), where cutting the whole answer to the box gave nothing; a box around the subject it picked still
     gives exactly that answer cut to the box."""
     from mattekit import runtime
-    from mattekit.bench.hints import gt_box
+    from mattekit_bench.hints import gt_box
 
     image, masks = missed_subject
     predictor = runtime.ModelCache().get(model_choice("u2netp", "segment"), "cpu")
@@ -233,7 +233,7 @@ def test_a_click_alone_finds_the_subject_the_whole_answer_missed(missed_subject)
     """An include point alone on the subject the whole photo's answer left out gives that subject (the network
     answers a window around the point), not the other one; a point on the picked subject keeps its part."""
     from mattekit import runtime
-    from mattekit.bench.hints import gt_point
+    from mattekit_bench.hints import gt_point
 
     image, masks = missed_subject
     predictor = runtime.ModelCache().get(model_choice("u2netp", "segment"), "cpu")

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from mattekit import runtime
-from mattekit.bench.upscale import bicubic_baseline, psnr, sr_scores, to_255
+from mattekit_bench.upscale import bicubic_baseline, psnr, sr_scores, to_255
 from mattekit.errors import MattekitError
 from mattekit.upscaling.superres import fill_transparent, upscale
 from mattekit.options import model_choice

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from mattekit import catalog, nets
-from mattekit.bench.stand_in import CALIBRATION_PHOTO, stand_in_state, write_stand_in
+from mattekit_bench.stand_in import CALIBRATION_PHOTO, stand_in_state, write_stand_in
 from mattekit.cli import main
 
 

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from mattekit.bench import memory
+from mattekit_bench import memory
 
 
 def touched_block(size: int) -> mmap.mmap:
@@ -43,7 +43,7 @@ def test_reset_starts_a_new_peak_window():
 
 
 def test_reading_memory_imports_no_torch():
-    code = "import sys; from mattekit.bench import memory; memory.peak_rss(); memory.current_rss(); print('torch' in sys.modules)"
+    code = "import sys; from mattekit_bench import memory; memory.peak_rss(); memory.current_rss(); print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"

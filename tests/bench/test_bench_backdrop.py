@@ -1,4 +1,4 @@
-"""`mattekit bench two-shots` and `bench see-through` on generator A's drawn shots (:mod:`mattekit.bench.backdrop_scenes`):
+"""`mattekit bench two-shots` and `bench see-through` on generator A's drawn shots (:mod:`mattekit_bench.backdrop_scenes`):
 their table, the CPU time of remove two ways with --timed, and the contact sheet; a --count out of range refused in one
 sentence; a sheet's cells over a checkerboard and a colour."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mattekit import io
-from mattekit.bench.turns import BLUE, checks, over
+from mattekit_bench.turns import BLUE, checks, over
 from mattekit.cli import main
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import mask_scores
 from mattekit.subject import hints
-from mattekit.bench import hints as bench_hints
+from mattekit_bench import hints as bench_hints
 from mattekit.cli import main
 from mattekit.errors import InputError
 

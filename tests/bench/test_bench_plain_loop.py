@@ -1,4 +1,4 @@
-"""`python -m mattekit.bench.plain_loop`: the plainest PyTorch loop next to mattekit's engine, here on the CPU with
+"""`python -m mattekit_bench.plain_loop`: the plainest PyTorch loop next to mattekit's engine, here on the CPU with
 u2netp's stand-in weights (tests/cuda/run.sh runs it on a GPU with BiRefNet's)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from mattekit import catalog
-from mattekit.bench.plain_loop import main
-from mattekit.bench.stand_in import write_stand_in
+from mattekit_bench.plain_loop import main
+from mattekit_bench.stand_in import write_stand_in
 
 
 @pytest.mark.slow

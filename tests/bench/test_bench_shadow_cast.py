@@ -1,11 +1,11 @@
-"""The second shadow generator (:mod:`mattekit.bench.shadow_cast`, ``bench shadow --generator cast``): shadows cast
+"""The second shadow generator (:mod:`mattekit_bench.shadow_cast`, ``bench shadow --generator cast``): shadows cast
 by a point light from the subject's base, on sweeps and on textured photo floors."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mattekit.bench import shadow_cast
+from mattekit_bench import shadow_cast
 
 
 def test_a_cast_shadow_starts_at_the_base_and_is_the_same_for_the_same_draw():

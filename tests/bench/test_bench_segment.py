@@ -134,7 +134,7 @@ def test_no_onnx_reference_row_when_the_onnx_source_cannot_be_had(monkeypatch):
     """isnet-general-use lists rembg's ONNX release; offline and not cached, its row is left out with a warning."""
     pytest.importorskip("onnxruntime")
     from mattekit import catalog
-    from mattekit.bench import segment as bench_segment
+    from mattekit_bench import segment as bench_segment
 
     monkeypatch.setenv("MATTEKIT_OFFLINE", "1")
     monkeypatch.delenv("MATTEKIT_MIRROR", raising=False)

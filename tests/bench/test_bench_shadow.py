@@ -1,4 +1,4 @@
-"""`mattekit bench shadow`'s composites (:mod:`mattekit.bench.shadow_scenes`): the same for the same subject, kind
+"""`mattekit bench shadow`'s composites (:mod:`mattekit_bench.shadow_scenes`): the same for the same subject, kind
 and draw; ``--draws`` makes other composites of the same subjects, in the half their subject belongs to."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mattekit.bench import shadow as bench
+from mattekit_bench import shadow as bench
 
 pytestmark = pytest.mark.slow  # (builds every composite of a half: ~30 s on a shared 2-core machine)
 
