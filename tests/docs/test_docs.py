@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-CODE = ("core", "tests", "install", "gimp_plugin", "blender_addon", ".ci")
+CODE = ("core", "bench", "tests", "install", "gimp_plugin", "blender_addon", ".ci")
 FIGURES = ROOT / "docs" / "benchmarks.md"
 
 
@@ -139,7 +139,7 @@ def test_the_codes_references_to_figures_name_what_is_there():
     heading of it (issue 71)."""
     headings = _headings(FIGURES)
     cited = 0
-    for file in [ROOT / "README.md", *_files("core", "tests", "models", "docs", ".ci")]:
+    for file in [ROOT / "README.md", *_files("core", "bench", "tests", "models", "docs", ".ci")]:
         text = file.read_text(errors="replace")
         for anchor in re.findall(r"docs/benchmarks\.md#([\w-]+)", text):
             assert anchor in _slugs(FIGURES), f"{file.relative_to(ROOT)}: docs/benchmarks.md#{anchor}"

@@ -12,17 +12,20 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "core" / "mattekit"
+BENCH = PACKAGE.parents[1] / "bench" / "mattekit_bench"  # the benchmarks beside it, run by `mattekit bench`
 
 
 def _calls(name: str) -> list[str]:
-    """'module:line' of each call of an attribute or function named ``name`` in core/mattekit."""
+    """'module:line' of each call of an attribute or function named ``name`` in core/mattekit (its modules named
+    from there) and in the benchmarks beside it (named ``mattekit_bench/...``)."""
     found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in sorted([*PACKAGE.rglob("*.py"), *BENCH.rglob("*.py")]):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call):
                 called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
                 if called == name:
-                    found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+                    where = path.relative_to(PACKAGE if path.is_relative_to(PACKAGE) else BENCH.parent)
+                    found.append(f"{where}:{node.lineno}")
     return found
 
 

@@ -3,6 +3,7 @@ module (commands/bench.py) and imports only when ``mattekit bench`` runs; an ins
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from mattekit.cli import main
 
 CORE = Path(__file__).resolve().parents[3] / "core" / "mattekit"
+BENCH = CORE.parents[1] / "bench" / "mattekit_bench"
 
 # The CLI in-process as the `mattekit` script runs it; the last line says whether the bench package was imported.
 PROBE = """
@@ -33,6 +35,23 @@ def test_the_core_names_the_bench_in_one_module():
         if path.is_file() and path.suffix in (".py", ".pyi", ".toml", ".json") and "mattekit_bench" in path.read_text()
     )
     assert naming == ["commands/bench.py"], f"modules of core/mattekit naming mattekit_bench: {naming}"
+
+
+def test_the_bench_imports_the_core_below_its_command_line():
+    """One way, as when the bench was the core's layer of front ends: its modules import mattekit's, not the command
+    line's (mattekit.cli, mattekit.commands), which name the bench."""
+    above = []
+    for path in sorted(BENCH.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            hits = [n for n in names if n.split(".")[:2] in (["mattekit", "cli"], ["mattekit", "commands"])]
+            above += [f"{path.name}:{node.lineno} {n}" for n in hits]
+    assert not above, f"bench modules importing mattekit's command line: {above}"
 
 
 @pytest.mark.parametrize("argv, imported", [(["--help"], False), (["bench", "--help"], True)])

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_no_class_is_called_worker_in_the_package_or_the_host_code():
     found = []
-    for folder in ("core", "gimp_plugin", "blender_addon", "install"):
+    for folder in ("core", "bench", "gimp_plugin", "blender_addon", "install"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.ClassDef) and node.name == "Worker":
