@@ -25,7 +25,7 @@ from ..provenance import changed_options, model_record, roto_record
 from ..runtime import ModelCache
 from ..options import options_of
 from ..weights import pinned_sha256s
-from ..engines.files import export_recipe, weights_file
+from ..engines.files import Recipe, recipe_for
 from ..options import model_choice
 from .chain import keyframes_of
 from .objects import PLACEHOLDER
@@ -126,17 +126,21 @@ class RotoJob:
         self.plate.check_frames(frames_read(self.plate, self.model, self.temporal, self.keyframes, self.frames))
         self.store = Store(self.plate, {"alpha": self.alpha_out, **self.extra_out}, confine)
         self.store.check(self.frames, spec.overwrite)  # before the weights: every check that needs no model
-        self._weights: Path | None = None
+        self._recipe: Recipe | None = None
         self._fingerprint: str | None = None
         self._provenance: dict | None = None
 
     # -- settings and manifest
+    def recipe(self) -> Recipe:
+        """What the model loads (:func:`mattekit.engines.files.recipe_for`: the weights file given, or the catalog's,
+        and the net with its arguments)."""
+        if self._recipe is None:
+            self._recipe = recipe_for(self.model.entry, self.spec.weights)
+        return self._recipe
+
     def weights_path(self) -> Path:
-        """The weights file the model loads (:func:`mattekit.engines.files.weights_file`: the one given, or the
-        catalog's)."""
-        if self._weights is None:
-            self._weights = weights_file(self.model.entry, self.spec.weights)
-        return self._weights
+        """The weights file the model loads (:meth:`recipe`'s)."""
+        return self.recipe().weights
 
     def settings(self) -> dict:
         """What decides the bytes of the output files (the fingerprint is its hash); outputs aside,
@@ -146,7 +150,7 @@ class RotoJob:
             "plate": self.plate.describe(),
             "model": {
                 "name": self.model.model,
-                **export_recipe(self.model.entry, self.weights_path())["recipe"],  # the net and its arguments
+                **self.recipe().spec,  # the net and its arguments
                 "weights": self.weights_path().name,
                 "sha256": file_sha256(self.weights_path()),
             },
