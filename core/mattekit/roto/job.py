@@ -8,7 +8,6 @@ import dataclasses
 import hashlib
 import json
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -132,27 +131,24 @@ class RotoJob:
 
     # -- settings and manifest
     def recipe(self) -> Recipe:
-        """What the model loads (:func:`mattekit.engines.files.recipe_for`: the weights file given, or the catalog's,
-        and the net with its arguments)."""
+        """What the model loads (:func:`mattekit.engines.files.recipe_for`): the weights file given, or the catalog's,
+        and the net with its arguments."""
         if self._recipe is None:
             self._recipe = recipe_for(self.model.entry, self.spec.weights)
         return self._recipe
 
-    def weights_path(self) -> Path:
-        """The weights file the model loads (:meth:`recipe`'s)."""
-        return self.recipe().weights
-
     def settings(self) -> dict:
         """What decides the bytes of the output files (the fingerprint is its hash); outputs aside,
         since each frame's record names its files (adding --rgba later recomputes only to add them)."""
+        made = self.recipe()
         settings = {
             "kind": "roto",
             "plate": self.plate.describe(),
             "model": {
                 "name": self.model.model,
-                **self.recipe().spec,  # the net and its arguments
-                "weights": self.weights_path().name,
-                "sha256": file_sha256(self.weights_path()),
+                **made.spec,  # the net and its arguments
+                "weights": made.weights.name,
+                "sha256": file_sha256(made.weights),
             },
             "refine": self.spec.refine,
             "bit_depth": self.spec.bit_depth,
@@ -186,7 +182,7 @@ class RotoJob:
                 unrecorded=("threads", "workers", "overwrite", "skip_missing", "frames", "keep_personal"),
             )
             row = self.model.entry
-            record = model_record(row, self.weights_path(), model["sha256"], pinned_sha256s(row.files))
+            record = model_record(row, self.recipe().weights, model["sha256"], pinned_sha256s(row.files))
             self._provenance = roto_record(changed, record)
         return self._provenance
 
@@ -249,7 +245,7 @@ class RotoJob:
         if not todo:
             summary.seconds = time.monotonic() - started
             return summary
-        self.weights_path()  # checked (and recorded in the manifest) before the model loads
+        self.recipe()  # its weights file checked (and recorded in the manifest) before the model loads
         # the user's file, or None for the catalog's (the same file): a model the worker holds is reused
         source = MatteSource(
             self.plate,
