@@ -94,9 +94,9 @@ def _empty_net(entry: ModelEntry | Recipe, path: Path):
 
 def load_net(entry: ModelEntry | Recipe, path: Path):
     """``entry``'s net (eval mode, fp32, CPU) with the weights at ``path`` (``entry``: a catalog row or a load's
-    :class:`~mattekit.engines.files.Recipe`: its ``name``, ``net`` and ``kwargs``); one sentence when they do not fit. The
-    checkpoint's tensors (cast to fp32 where they are not) become the parameters themselves: no second copy, and no
-    random initialisation where the net can be built empty (:func:`_empty_net`)."""
+    :class:`~mattekit.engines.files.Recipe`, whose ``name``, ``net`` and ``kwargs`` it reads); one sentence when they
+    do not fit. The checkpoint's tensors (cast to fp32 where they are not) become the parameters themselves: no second
+    copy, and no random initialisation where the net can be built empty (:func:`_empty_net`)."""
     import torch
 
     empty = _empty_net(entry, path)
