@@ -109,7 +109,9 @@ def _measured(name: str, entry, weights_file: str | None, image, repeat: int, ke
     from mattekit.engines.plan import decide
     from mattekit.predictor import Predictor
 
-    engines = {b: Predictor(entry, decide(entry, "cpu", b, "fp32", weights_file)) for b in ("torch", "onnx")}
+    engines = {
+        b: Predictor(entry, decide(entry, "cpu", b, "fp32", weights_file, loading=True)) for b in ("torch", "onnx")
+    }
     x = engines["torch"].prepare(image)
     outputs = {b: [p.engine(x), p.engine(x)][-1].float() for b, p in engines.items()}  # warm-up; raw outputs
     seconds = {b: [] for b in engines}

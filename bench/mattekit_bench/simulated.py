@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from mattekit import runtime
-from mattekit.engines import export_recipe, load_net, weights_file
+from mattekit.engines import load_net, recipe_for
 from mattekit.engines.plan import BACKENDS, Plan, asked, decide, placed
 from mattekit.matting.levels import result_array
 
@@ -145,10 +145,9 @@ class SimulatedPredictor(_PREDICTOR):
     host at every batch (IS-Net's 1024 x 1024 sigmoid: about 12 ms of host CPU an image)."""
 
     def __init__(self, entry, plan: Plan):
-        path = weights_file(entry, plan.weights or None)
-        made = export_recipe(entry, path)
-        engine = SimulatedDevice(plan.finish.ms, made["recipe"], made["index"], lambda: load_net(entry, path))
-        super().__init__(entry, plan, built=(engine, path))
+        made = recipe_for(entry, plan.weights or None)
+        engine = SimulatedDevice(plan.finish.ms, made.spec, made.index, lambda: load_net(entry, made.weights))
+        super().__init__(entry, plan, built=(engine, made.weights))
 
     def __call__(self, x):
         import torch

@@ -35,16 +35,16 @@ class Predictor:
     depth for depth models; a numpy array for a numpy input, else a torch tensor. :meth:`prepare` gives the
     input the engine takes as it is: numpy arrays for the ONNX engines, torch tensors for the others.
     ``device_type``: "cpu", "cuda" or "mps"; ``device`` / ``dtype``: the torch device and dtype (import torch).
-    ``plan``: how it runs (:func:`mattekit.engines.plan.decide`, made by the caller: :class:`ModelCache` makes it once).
-    ``built``: (engine, weights file) made by the caller (a bench's double); None: :func:`mattekit.engines.build`
-    makes what ``plan`` names.
+    ``plan``: how it runs, a load's plan (:func:`mattekit.engines.plan.decide` with ``loading``, made by the caller:
+    :class:`ModelCache` makes it once), with the model's files. ``built``: (engine, weights file) made by the caller
+    (a bench's double); None: :func:`mattekit.engines.build` makes what ``plan`` names from its files.
     """
 
     def __init__(self, entry: ModelEntry, plan: Plan, built: tuple | None = None):
         self.entry, self.plan = entry, plan
         self.lock = threading.Lock()
         self._provenance: dict | None = None
-        self.engine, self.weights_path = built or build(entry, plan)
+        self.engine, self.weights_path = built or (build(plan), plan.recipe.weights)
         self.backend = self.engine.name
         self.takes_arrays = bool(getattr(self.engine, "takes_arrays", False))
 

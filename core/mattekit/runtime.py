@@ -76,7 +76,7 @@ class ModelCache:
                 return self._loaded[plan.key]
             predictor = self._loaded[plan.key] = Predictor(entry, plan)
         if self.say is not None:
-            for sentence in load_notices(entry, predictor, str(device or "auto")):
+            for sentence in load_notices(entry, plan, str(device or "auto")):
                 self.say(sentence)
         return predictor
 
@@ -144,15 +144,16 @@ def _missing(exc, model: ModelChoice, catalog_task: str, option) -> MattekitErro
 _NOTICES_SHOWN: set[str] = set()  # licence notices are said once per process
 
 
-def load_notices(entry: ModelEntry, predictor: Predictor, asked_device: str) -> list[str]:
-    """What a front end tells its user once ``predictor`` of catalog ``entry`` has loaded ('mattekit: ...' sentences,
+def load_notices(entry: ModelEntry, plan: Plan, asked_device: str) -> list[str]:
+    """What a front end tells its user once catalog ``entry`` has loaded as ``plan`` says ('mattekit: ...' sentences,
     each once per process, the unlicensed-weights one once per user): the catalog's notice, the weights' missing
-    licence, and a GPU left idle while the model runs on the CPU (``asked_device``: the device as the user gave it)."""
+    licence, and a GPU left idle while the plan runs the model on the CPU (``asked_device``: the device as the user
+    gave it)."""
     said = []
     if entry.notice and entry.name not in _NOTICES_SHOWN:
         said.append(f"mattekit: {entry.notice}")
         _NOTICES_SHOWN.add(entry.name)
-    idle = gpus.idle_sentence(entry.name, asked_device, predictor.device_type, predictor.backend)
+    idle = gpus.idle_sentence(entry.name, asked_device, plan.device.split(":")[0], plan.engine)
     if idle:
         said.append(idle)
     unlicensed = catalog_mod.load().unlicensed_notice(entry, str(settings.config_path()))

@@ -72,3 +72,20 @@ def test_weights_that_do_not_fit_are_a_sentence(shared, monkeypatch):
         runtime.ModelCache().get(
             model_choice("sinet-portrait", "segment"), "cpu", weights_path=shared / "weights/ExtremeC3.pth"
         )
+
+
+def test_a_loads_plan_holds_the_file_its_model_is_built_from(shared, monkeypatch):
+    """A load's plan (ModelCache.plan) holds the weights file found for it, and the model loaded from that plan runs
+    with that file; a plan made without loading (doctor's) holds none, and no engine is built from it."""
+    from mattekit import engines
+    from mattekit.engines.plan import decide
+
+    monkeypatch.setenv("MATTEKIT_MIRROR", str(shared / "weights"))
+    cache, entry = runtime.ModelCache(), catalog.load().get("extremec3-portrait")
+    plan = cache.plan(entry, "cpu")
+    predictor = cache.get(model_choice("extremec3-portrait", "segment"), "cpu")
+    assert predictor.plan is plan and predictor.weights_path == plan.recipe.weights and plan.recipe.weights.is_file()
+    assert plan.recipe.spec == {"net": entry.net, "kwargs": entry.kwargs}
+    assert decide(entry, "cpu").recipe is None
+    with pytest.raises(ValueError, match="a load's plan"):
+        engines.build(decide(entry, "cpu"))

@@ -16,8 +16,8 @@ an .onnx release   the file as it is, by ONNX Runtime on the CPU (no module)    
 =================  ==========================================================  =====================
 
 :func:`mattekit.engines.plan.decide` makes the :class:`~mattekit.engines.plan.Plan` (device, engine, precision,
-threads, and why) once per model load; :func:`build` builds what it says for a catalog model (its weights file, its
-net loaded with them, its ONNX export's recipe, then :func:`create`), deciding nothing.
+threads, and why) once per model load, with the model's files (:class:`~mattekit.engines.files.Recipe`); :func:`build`
+builds what it says (the net loaded with its weights, then :func:`create`), deciding nothing.
 
 Throughput on CPU comes from several single-threaded calls in parallel threads (``mattekit.running.pipeline``);
 one call alone uses the calling thread's thread count (:mod:`mattekit.engines.threads`; ONNX Runtime: a session of
@@ -36,7 +36,7 @@ import numpy as np
 from .. import nets, weights
 from ..catalog import ModelEntry
 from ..errors import MattekitError
-from .files import as_read, export_recipe, onnx_export_path, weights_file
+from .files import Recipe, as_read, onnx_export_path, recipe_for
 from .plan import Plan
 from .policy import available_memory, select_device
 
@@ -46,8 +46,8 @@ if TYPE_CHECKING:
 __all__ = [
     "build",
     "load_net",
-    "weights_file",
-    "export_recipe",
+    "Recipe",
+    "recipe_for",
     "create",
     "build_torch",
     "onnx_engine",
@@ -65,7 +65,7 @@ __all__ = [
 # ----------------------------------------------------------------------------------- a catalog model's pieces
 
 
-def _empty_net(entry: ModelEntry, path: Path):
+def _empty_net(entry: ModelEntry | Recipe, path: Path):
     """``entry``'s net built on the meta device (its layers' random initialisation skipped: BiRefNet's took 1.7 s
     of a 5 s load), or None where its weights could not fill it all: an .onnx release (mapped through a traced net),
     a net holding a non-persistent buffer or a plain tensor attribute made in a constructor."""
@@ -92,10 +92,11 @@ def _empty_net(entry: ModelEntry, path: Path):
     return net
 
 
-def load_net(entry: ModelEntry, path: Path):
-    """``entry``'s net (eval mode, fp32, CPU) with the weights at ``path``; one sentence when they do not fit. The
-    checkpoint's tensors (cast to fp32 where they are not) become the parameters themselves: no second copy, and no
-    random initialisation where the net can be built empty (:func:`_empty_net`)."""
+def load_net(entry: ModelEntry | Recipe, path: Path):
+    """``entry``'s net (eval mode, fp32, CPU) with the weights at ``path`` (``entry``: a catalog row or a load's
+    :class:`~mattekit.engines.files.Recipe`, whose ``name``, ``net`` and ``kwargs`` it reads); one sentence when they
+    do not fit. The checkpoint's tensors (cast to fp32 where they are not) become the parameters themselves: no second
+    copy, and no random initialisation where the net can be built empty (:func:`_empty_net`)."""
     import torch
 
     empty = _empty_net(entry, path)
@@ -113,16 +114,26 @@ def load_net(entry: ModelEntry, path: Path):
     return net.eval()
 
 
-def build(entry: ModelEntry, plan):
-    """(the engine ``plan`` names for ``entry``, the weights file): the weights fetched and checked
-    (:func:`weights_file`), then :func:`mattekit.engines.create`, or, where the plan says the weights are an ONNX
-    release run as it is (``plan.as_is``: rembg's BiRefNet files, :func:`mattekit.engines.plan.release_as_is`), that
-    file on ONNX Runtime on the CPU (the catalog's pre- and postprocessing apply either way)."""
-    path = weights_file(entry, plan.weights or None)
+def build(plan: Plan):
+    """The engine a load's ``plan`` names (:func:`mattekit.engines.plan.decide` with ``loading``), built from the
+    model's files it holds (``plan.recipe``): :func:`mattekit.engines.create`, or, where the plan says the weights
+    are an ONNX release run as it is (``plan.as_is``: rembg's BiRefNet files,
+    :func:`mattekit.engines.plan.release_as_is`), that file on ONNX Runtime on the CPU."""
+    made = plan.recipe
+    if made is None:
+        raise ValueError("build needs a load's plan (decide(..., loading=True)): only it holds the model's files.")
     if plan.as_is:
-        return from_onnx_file(path), path
-    recipe = export_recipe(entry, path)
-    return create(plan, lambda: load_net(entry, path), label=entry.name, **recipe), path
+        return from_onnx_file(made.weights)
+    return create(
+        plan,
+        lambda: load_net(made, made.weights),
+        index=made.index,
+        weights_path=made.weights,
+        recipe=made.spec,
+        example=made.example,
+        dynamic_size=made.dynamic_size,
+        label=made.name,
+    )
 
 
 # ----------------------------------------------------------------------------------- engines

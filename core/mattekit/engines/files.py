@@ -1,8 +1,11 @@
-"""A catalog model's weights file and the identity of its ONNX export: what both the builder
-(:mod:`mattekit.engines`) and the plan (:mod:`mattekit.engines.plan`) ask of a model's files."""
+"""A catalog model's files as its engine is built from them, resolved once per load: :class:`Recipe` (the weights
+file, and what shapes and names the net's ONNX export: :func:`recipe_for`), which a load's plan holds
+(:attr:`mattekit.engines.plan.Plan.recipe`) and the builder (:func:`mattekit.engines.build`) and roto's manifest read;
+and the check that an export is built only from the bytes it is named by (:func:`as_read`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -14,19 +17,38 @@ if TYPE_CHECKING:
     import torch.nn as nn
 
 
-def weights_file(entry: ModelEntry, weights_path: str | Path | None = None) -> Path:
-    """The weights file ``entry`` loads: the one given, else the catalog's (fetched and verified on first use)."""
-    return weights.given_file(weights_path) if weights_path else weights.model_file(entry.name, entry.files)
+@dataclass(frozen=True)
+class Recipe:
+    """What builds one catalog model's engine: ``name`` (the catalog's; it labels the export and the compiled
+    artefacts), ``net`` and ``kwargs`` (the net family and its arguments: :func:`mattekit.nets.build`), ``weights``
+    (the file it loads), ``index`` (the prediction's path in the net's output), ``example`` (an input (h, w) in
+    pixels the net takes: its export is traced at it) and ``dynamic_size`` (inputs of other sizes come: the export
+    keeps height and width free)."""
+
+    name: str
+    net: str
+    kwargs: dict
+    weights: Path
+    index: tuple = ()
+    example: tuple[int, int] = (64, 64)
+    dynamic_size: bool = True
+
+    @property
+    def spec(self) -> dict:
+        """{"net": ..., "kwargs": ...}: what names its export and compiled artefacts (roto's manifest records it)."""
+        return {"net": self.net, "kwargs": self.kwargs}
+
+    def export_path(self) -> Path:
+        """Where its ONNX export is cached (:func:`onnx_export_path`)."""
+        return onnx_export_path(self.index, self.weights, self.spec, self.example, self.dynamic_size)
 
 
-def export_recipe(entry: ModelEntry, path: Path) -> dict:
-    """The keyword arguments that identify and shape ``entry``'s ONNX export (:func:`mattekit.engines.create`)."""
-    return dict(
-        index=entry.output.index,
-        weights_path=path,
-        recipe={"net": entry.net, "kwargs": entry.kwargs},
-        example=entry.trace_size,
-        dynamic_size=entry.input.size is None,
+def recipe_for(entry: ModelEntry, weights_path: str | Path | None = None) -> Recipe:
+    """``entry``'s recipe, with the weights file it loads: the one given, else the catalog's (fetched and verified on
+    first use; a WeightsError where it cannot be had)."""
+    path = weights.given_file(weights_path) if weights_path else weights.model_file(entry.name, entry.files)
+    return Recipe(
+        entry.name, entry.net, entry.kwargs, path, entry.output.index, entry.trace_size, entry.input.size is None
     )
 
 

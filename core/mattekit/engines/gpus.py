@@ -49,8 +49,9 @@ def found(ask_torch: bool = True) -> GPUs:
 
 
 def idle_reason(gpus: GPUs, asked: str, engine: str) -> str | None:
-    """Why a model asked to run on device ``asked`` ("auto", "cpu", ...) runs on the CPU with ``engine`` (its
-    engine's name, e.g. "onnx-cpu-fp32") although ``gpus`` holds a GPU, as the end of a sentence; None without one."""
+    """Why a model asked to run on device ``asked`` ("auto", "cpu", ...) runs on the CPU with ``engine`` (its plan's,
+    "onnx" or "torch", or an engine's name, e.g. "onnx-cpu-fp32") although ``gpus`` holds a GPU, as the end of a
+    sentence; None without one."""
     if gpus.name() is None:
         return None
     if asked.lower().startswith("cpu"):

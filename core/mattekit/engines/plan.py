@@ -17,10 +17,11 @@ rule weighs). A plan is made without importing torch where it runs on the CPU.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ..errors import MattekitError
 from . import policy
+from .files import Recipe, recipe_for
 from .layout import device_work, layout
 from .tables import EVIDENCE, covers, own_row, shipped_row, winner
 
@@ -39,7 +40,8 @@ class Plan:
     The network: ``device`` ("cpu", "cuda", "cuda:1", "mps"), ``engine`` ("torch" | "onnx"), ``precision`` ("fp32" |
     "fp16" | "bf16"), ``compile`` (how the torch engine runs the net on CUDA: :data:`COMPILE_MODES`, "off" elsewhere),
     ``as_is`` (the weights are an ONNX release run as it is: :func:`release_as_is`), ``weights`` (the weights file
-    asked for, "" for the catalog's).
+    asked for, "" for the catalog's), ``recipe`` (a load's plan only: the weights file found and what shapes its
+    ONNX export, :class:`mattekit.engines.files.Recipe`, which the engine is built from; None otherwise).
     The pipeline's layout (:class:`mattekit.engines.layout.Layout`): ``threads`` (CPU threads a network call uses),
     ``workers`` (calls at once), ``batch`` (images a call), ``readers``, ``writers``, ``pad`` (one batch shape: batches
     filled by the readers, padded with zero inputs where a new input size cuts one short). Work that follows the
@@ -65,6 +67,7 @@ class Plan:
     finish: object = ""
     temporal: str = ""
     reasons: tuple[tuple[str, str], ...] = ()
+    recipe: Recipe | None = field(default=None, compare=False)
 
     @property
     def key(self) -> tuple:
@@ -123,9 +126,9 @@ def decide(
 ) -> Plan:
     """The plan for catalog ``entry`` as asked (names or ``auto``/None; ``device`` may be a torch.device). An asked
     device that is absent, an engine or precision that cannot run here: one sentence. ``loading``: the caller loads the
-    model now: its memory is checked (:func:`check_memory`, before its weights are looked for), and for a model whose
-    ONNX release runs as it is, its weights file is looked for (:func:`_release`). Every field is decided here, with
-    its reason: :data:`FIELDS`."""
+    model now: its memory is checked (:func:`check_memory`), then its weights file is looked for, once, into the
+    plan's :attr:`Plan.recipe` (what the engine is built from). Every field is decided here, with its reason:
+    :data:`FIELDS`."""
     pinned = pinned_backend(entry)
     if pinned and (backend or "auto").lower() not in ("auto", pinned):  # asked by name, not by $MATTEKIT_BACKEND
         raise MattekitError(
@@ -148,7 +151,8 @@ def decide(
             raise MattekitError("The onnx backend runs in fp32 only; leave --precision at auto or fp32.")
         wanted, precision_why = "fp32", "ONNX Runtime runs fp32 only"
     compiled, compile_why = _compile(kind, engine)
-    as_is, release_why = _release(entry, weights_path, engine, loading)
+    files = recipe_for(entry, weights_path) if loading else None
+    as_is, release_why = _release(entry, engine, files)
     made = Plan(
         entry.name,
         dev,
@@ -167,6 +171,7 @@ def decide(
             ("compile", compile_why),
             ("release", release_why),
         ),
+        recipe=files,
     )
     return release_as_is(made, entry) if as_is else placed(made, entry)
 
@@ -192,20 +197,19 @@ def placed(plan: Plan, entry) -> Plan:
     )
 
 
-def _release(entry, weights_path, engine: str, loading: bool) -> tuple[bool, str]:
+def _release(entry, engine: str, made: Recipe | None) -> tuple[bool, str]:
     """(whether the weights run as an ONNX release as it is, why): only for a model whose net cannot take its .onnx
     release's layers (the catalog's ``onnx_as_is``: rembg's BiRefNet files) and weights that are such a file, with no
-    ONNX export of them cached for ``engine``. The catalog's file is looked for (fetched) only when ``loading``."""
+    ONNX export of them cached for ``engine``. ``made``: a load's recipe, with the weights file found (None: a plan
+    made without loading, which looks for no file)."""
     if not entry.onnx_as_is:
         return False, "the weights load into the net"
-    if not weights_path and not loading:
+    if made is None:
         return False, "its .pth loads into the net; rembg's .onnx release, where that is the file found, runs as it is"
-    from .files import export_recipe, onnx_export_path, weights_file
-
-    path = weights_file(entry, weights_path)
+    path = made.weights
     if path.suffix.lower() != ".onnx":
         return False, f"{path.name} loads into the net"
-    if engine == "onnx" and onnx_export_path(**export_recipe(entry, path)).is_file():
+    if engine == "onnx" and made.export_path().is_file():
         return False, f"{path.name}'s ONNX export is cached"
     return True, f"{path.name} is an ONNX release whose layers the net does not take"
 

@@ -8,15 +8,18 @@ import contextlib
 import json
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import OpenImageIO as oiio
 
 from mattekit.errors import InputError
 from mattekit.io.formats import EXR_RECORD
 from mattekit.io import kept
 from mattekit.io.picture import check_size
 from mattekit.ops.pixels import finite
+
+if TYPE_CHECKING:  # OpenImageIO is imported where it is used: a JPEG or PNG run never loads it (32 MB, 27 ms)
+    import OpenImageIO as oiio
 
 
 FORMATS = {"openexr": "EXR", "dpx": "DPX", "tiff": "TIFF"}  # OIIO's format names -> ours
@@ -50,6 +53,8 @@ def read_scene(path: str, name: str | None = None) -> Scene:
 def _open(path: str, name: str):
     """An OIIO ImageInput on ``path`` (its header read) for a ``with`` block, closed at its end; InputError when it
     cannot be opened."""
+    import OpenImageIO as oiio
+
     image = oiio.ImageInput.open(path, oiio.ImageSpec())  # (an empty config: unassociated alpha comes associated)
     if image is None:
         raise InputError(f"Cannot read {name}: {_why(oiio.geterror())}.")
@@ -76,6 +81,8 @@ def scene_attributes(path: str, name: str | None = None) -> dict:
 
 def _kind(image, spec: oiio.ImageSpec, channels: list[int], matte: bool) -> tuple[str, int, str]:
     """(format, bit depth 8|16|32, mode) of a part read as ``channels``."""
+    import OpenImageIO as oiio
+
     fmt = FORMATS.get(image.format_name(), image.format_name().upper())
     is_float = spec.format.basetype in (oiio.FLOAT, oiio.HALF, oiio.DOUBLE)
     bits = spec.get_int_attribute("oiio:BitsPerSample", 0) or spec.format.size() * 8
@@ -86,6 +93,8 @@ def _kind(image, spec: oiio.ImageSpec, channels: list[int], matte: bool) -> tupl
 
 
 def _read(image, name: str) -> Scene:
+    import OpenImageIO as oiio
+
     for part in (image.spec(), None):  # the first part's declared size, then the part read (when another)
         if part is None:
             subimage, part, channels, matte = _colour_part(image, name)
@@ -189,6 +198,8 @@ def plate_spec(path: str) -> oiio.ImageSpec | None:
     """The header of plate frame ``path`` as OIIO reads it (data and display windows, metadata), or None when OIIO
     has no reader for it. An EXR's ``owner`` (a person's name, which OIIO calls ``Copyright``) keeps its own name,
     so that it is not kept by default (:func:`mattekit.io.kept.attribute`); OIIO writes it back as ``owner``."""
+    import OpenImageIO as oiio
+
     image = oiio.ImageInput.open(str(path))
     if image is None:
         oiio.geterror()
@@ -255,6 +266,8 @@ def write_exr(tmp, pixels: np.ndarray, names: tuple[str, ...], *, half: bool, at
 
 def _exr_spec(width: int, height: int, names: tuple[str, ...], half: bool) -> oiio.ImageSpec:
     """The header of a zip-compressed EXR of ``width`` x ``height`` pixels with channels ``names``."""
+    import OpenImageIO as oiio
+
     spec = oiio.ImageSpec(width, height, len(names), oiio.HALF if half else oiio.FLOAT)
     spec.channelnames = names
     spec.alpha_channel = names.index("A") if "A" in names else -1
@@ -266,6 +279,8 @@ def _exr_spec(width: int, height: int, names: tuple[str, ...], half: bool) -> oi
 def _write(tmp, spec: oiio.ImageSpec, pixels: np.ndarray, attributes: dict) -> None:
     """Write ``pixels`` under ``spec`` with ``attributes`` set last (a tuple of floats as a float array, e.g.
     chromaticities); OSError when OpenImageIO cannot."""
+    import OpenImageIO as oiio
+
     for name, value in attributes.items():
         if isinstance(value, tuple):
             spec.attribute(name, oiio.TypeDesc(f"float[{len(value)}]"), value)

@@ -8,7 +8,6 @@ import dataclasses
 import hashlib
 import json
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -25,7 +24,7 @@ from ..provenance import changed_options, model_record, roto_record
 from ..runtime import ModelCache
 from ..options import options_of
 from ..weights import pinned_sha256s
-from ..engines.files import export_recipe, weights_file
+from ..engines.files import Recipe, recipe_for
 from ..options import model_choice
 from .chain import keyframes_of
 from .objects import PLACEHOLDER
@@ -126,29 +125,30 @@ class RotoJob:
         self.plate.check_frames(frames_read(self.plate, self.model, self.temporal, self.keyframes, self.frames))
         self.store = Store(self.plate, {"alpha": self.alpha_out, **self.extra_out}, confine)
         self.store.check(self.frames, spec.overwrite)  # before the weights: every check that needs no model
-        self._weights: Path | None = None
+        self._recipe: Recipe | None = None
         self._fingerprint: str | None = None
         self._provenance: dict | None = None
 
     # -- settings and manifest
-    def weights_path(self) -> Path:
-        """The weights file the model loads (:func:`mattekit.engines.files.weights_file`: the one given, or the
-        catalog's)."""
-        if self._weights is None:
-            self._weights = weights_file(self.model.entry, self.spec.weights)
-        return self._weights
+    def recipe(self) -> Recipe:
+        """What the model loads (:func:`mattekit.engines.files.recipe_for`): the weights file given, or the catalog's,
+        and the net with its arguments."""
+        if self._recipe is None:
+            self._recipe = recipe_for(self.model.entry, self.spec.weights)
+        return self._recipe
 
     def settings(self) -> dict:
         """What decides the bytes of the output files (the fingerprint is its hash); outputs aside,
         since each frame's record names its files (adding --rgba later recomputes only to add them)."""
+        made = self.recipe()
         settings = {
             "kind": "roto",
             "plate": self.plate.describe(),
             "model": {
                 "name": self.model.model,
-                **export_recipe(self.model.entry, self.weights_path())["recipe"],  # the net and its arguments
-                "weights": self.weights_path().name,
-                "sha256": file_sha256(self.weights_path()),
+                **made.spec,  # the net and its arguments
+                "weights": made.weights.name,
+                "sha256": file_sha256(made.weights),
             },
             "refine": self.spec.refine,
             "bit_depth": self.spec.bit_depth,
@@ -182,7 +182,7 @@ class RotoJob:
                 unrecorded=("threads", "workers", "overwrite", "skip_missing", "frames", "keep_personal"),
             )
             row = self.model.entry
-            record = model_record(row, self.weights_path(), model["sha256"], pinned_sha256s(row.files))
+            record = model_record(row, self.recipe().weights, model["sha256"], pinned_sha256s(row.files))
             self._provenance = roto_record(changed, record)
         return self._provenance
 
@@ -245,7 +245,7 @@ class RotoJob:
         if not todo:
             summary.seconds = time.monotonic() - started
             return summary
-        self.weights_path()  # checked (and recorded in the manifest) before the model loads
+        self.recipe()  # its weights file checked (and recorded in the manifest) before the model loads
         # the user's file, or None for the catalog's (the same file): a model the worker holds is reused
         source = MatteSource(
             self.plate,

@@ -178,12 +178,12 @@ def test_the_onnx_engine_auto_picks_keeps_the_answer_on_real_weights(shared, mon
     monkeypatch.setenv("MATTEKIT_CPU_CLASS", "x86_64-avx2")
     entry = catalog.load().get("u2netp")
     weights = shared / "weights" / "u2netp.onnx"
-    auto = Predictor(entry, decide(entry, "cpu", weights_path=weights))
+    auto = Predictor(entry, decide(entry, "cpu", weights_path=weights, loading=True))
     assert auto.plan.engine == "onnx" and auto.backend.startswith("onnx"), auto.backend  # e.g. onnx-cpu-fp32
     photo = next(iter(sorted((shared / "data" / "grabcut50" / "im").iterdir())))
     image = np.asarray(Image.open(photo).convert("RGB"), np.float32) / 255
     x = auto.prepare(image)  # a numpy array: the ONNX engine runs without torch
-    reference = Predictor(entry, decide(entry, "cpu", "torch", weights_path=weights))
+    reference = Predictor(entry, decide(entry, "cpu", "torch", weights_path=weights, loading=True))
     assert reference.backend.startswith("torch"), reference.backend
     assert isinstance(x, np.ndarray) and isinstance(reference.prepare(image), torch.Tensor)
     raw = auto.engine(torch.from_numpy(x)).float(), reference.engine(torch.from_numpy(x)).float()

@@ -108,12 +108,12 @@ def test_a_cached_export_builds_no_module(shared, monkeypatch):
 
     entry = catalog.load().get("u2netp", ("segment",))  # (conftest's home: the session's exports, made once)
     weights = shared / "weights" / "u2netp.onnx"
-    first = Predictor(entry, decide(entry, "cpu", "onnx", "fp32", weights))
+    first = Predictor(entry, decide(entry, "cpu", "onnx", "fp32", weights, loading=True))
     x = first.prepare(np.random.default_rng(0).random((200, 300, 3), dtype=np.float32))
     built = []
     real = engines.load_net
     monkeypatch.setattr(engines, "load_net", lambda entry, path: built.append(path) or real(entry, path))
-    again = Predictor(entry, decide(entry, "cpu", "onnx", "fp32", weights))
+    again = Predictor(entry, decide(entry, "cpu", "onnx", "fp32", weights, loading=True))
     assert again.engine.path == first.engine.path and built == []
     assert np.array_equal(again(x), first(x))
     assert isinstance(again.net, torch.nn.Module) and built == [weights]
@@ -139,7 +139,9 @@ def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shar
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # the engine's own session: two threads
     try:
-        predictor = Predictor(entry, decide(entry, "cpu", "onnx", "fp32", shared / "weights" / "u2netp.onnx"))
+        predictor = Predictor(
+            entry, decide(entry, "cpu", "onnx", "fp32", shared / "weights" / "u2netp.onnx", loading=True)
+        )
     finally:
         torch.set_num_threads(before)
     layout = pipeline.plan(predictor)

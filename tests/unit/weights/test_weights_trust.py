@@ -161,14 +161,14 @@ def test_an_onnx_export_is_named_by_the_bytes_it_was_built_from(mirror, tmp_path
     path = tmp_path / FILE
     path.write_bytes((mirror / FILE).read_bytes())
     (cache_dir() / "onnx").unlink()
-    recipe = engines.export_recipe(entry, path)
+    made = engines.recipe_for(entry, path)
 
     def load():
         _replace(path, _flipped(path.read_bytes()))  # another process writes the file meanwhile
         return engines.load_net(entry, path)
 
     with pytest.raises(WeightsCheckFailed, match=f"The weights file {path} changed after it was checked"):
-        engines.onnx_engine(load, **recipe, label=MODEL)
+        engines.onnx_engine(load, made.index, made.weights, made.spec, made.example, made.dynamic_size, label=MODEL)
     assert not list((cache_dir() / "onnx").glob("*.onnx"))
 
 
