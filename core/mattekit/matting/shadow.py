@@ -234,26 +234,29 @@ def pattern_share(darkening: np.ndarray, inside: np.ndarray) -> float:
 def mixed_share(colours: np.ndarray, surface: np.ndarray, subject: np.ndarray) -> np.ndarray:
     """How far (h x w, 0..1) each pixel's difference from the ``surface`` (h x w x 3) is better explained by the
     subject's nearby colour mixed in (a fringe of hair or fur: ``a F + (1 - a) B``) than by the surface darkened (a
-    shadow: ``(1 - s) B``); the subject's colour F is that of its core (alpha ``subject`` above :data:`CORE`)
-    within :data:`FRINGE` of the diagonal, 0 where there is none. Where F is a darker copy of the surface's colour
-    the two read alike and the share is 0."""
+    shadow: ``(1 - s) B``); F is the colour of the nearest pixel of the subject's core (alpha ``subject`` above
+    :data:`CORE`), within :data:`FRINGE` of the diagonal (0 farther out). Where F is a darker copy of the surface's
+    colour the two read alike and the share is 0."""
+    share = np.zeros(subject.shape, np.float32)
     core = subject > CORE
     if not core.any():
-        return np.zeros(subject.shape, np.float32)
+        return share
     distance, labels = cv2.distanceTransformWithLabels(
         (~core).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
     )
+    near = distance < FRINGE * np.hypot(*subject.shape)  # (the core too: its own colour, as a fringe's)
     rows, cols = np.nonzero(core)  # the labels number the core's pixels in this (row-major) order
-    nearby = colours[rows, cols][np.maximum(labels - 1, 0)]
-    weight = distance < FRINGE * np.hypot(*subject.shape)
-    difference = colours - surface
+    nearest = labels[near] - 1
+    behind = surface[near]
+    difference = colours[near] - behind
     errors = []
-    for direction in (-surface, nearby - surface):
+    for direction in (-behind, colours[rows[nearest], cols[nearest]] - behind):
         unit = direction / np.maximum(np.linalg.norm(direction, axis=-1, keepdims=True), 1e-4)
         along = np.clip((difference * unit).sum(-1, keepdims=True), 0.0, None)
         errors.append(np.linalg.norm(difference - along * unit, axis=-1))
     size = np.maximum(np.linalg.norm(difference, axis=-1), 1e-3)
-    return np.clip((errors[0] - errors[1]) / size, 0.0, 1.0) * weight
+    share[near] = np.clip((errors[0] - errors[1]) / size, 0.0, 1.0)
+    return share
 
 
 def near_subject(candidates: np.ndarray, seeds: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -279,11 +282,16 @@ def _floor_blur(darkening: np.ndarray, inside: np.ndarray) -> np.ndarray:
 
 
 def _grey(colours: np.ndarray) -> np.ndarray:
-    """Mean of the three channels (h x w)."""
-    return colours.mean(axis=-1)
+    """Mean of the three channels (h x w; summed in turn, as ``mean(axis=-1)`` does, five times faster)."""
+    return _sum(colours) / np.float32(3.0)
+
+
+def _sum(colours: np.ndarray) -> np.ndarray:
+    """The three channels' sum (h x w)."""
+    return colours[..., 0] + colours[..., 1] + colours[..., 2]
 
 
 def _chromaticity(colours: np.ndarray) -> np.ndarray:
     """Each channel's share of the sum (h x w x 3); grey where the sum is near black."""
-    total = colours.sum(axis=-1, keepdims=True)
+    total = _sum(colours)[..., None]
     return np.where(total > 0.03, colours / np.maximum(total, 1e-6), 1.0 / 3.0)
