@@ -8,7 +8,9 @@ half (where :mod:`mattekit.matting.shadow`'s constants were chosen), odd-indexed
 alpha is the model's (``remove --result alpha``, the real model path); the shadow matte is ``remove --result
 shadow``. Scored outside the subject (its true alpha < 0.01): the matte's mean absolute error against the truth,
 as a ratio to an empty matte's (pooled over the composites of a kind), the IoU of the shadow regions (matte >= 0.1;
-mean over composites), and the matte's mean (what a shadowless composite should keep near 0). Cost (``--timed``): the
+mean over composites), and the matte's mean (what a shadowless composite should keep near 0); on the subject's
+fine edges (its true alpha 0.01-0.5: hair, fur), the matte's mean excess over the true shadow (a ring of shadow
+taken from the subject's own fringe). Cost (``--timed``): the
 CPU time (all threads) of ``remove`` (rgba) without and with ``--shadow keep``, run in turns on every composite.
 """
 
@@ -28,6 +30,7 @@ from .segment import HALVES, half_of, pairs
 from .turns import BLUE, checks, cpu_time, over, write_sheet
 
 OUTSIDE = 0.01  # true alpha below this: outside the subject, where the shadow is scored
+FRINGE = 0.5  # true alpha from OUTSIDE up to this: the subject's fine edges, where no shadow should be added
 REGION = 0.1  # the shadow region: matte >= this
 WITH_SHADOW = ("floor", "offset", "far", "sweep")  # the kinds whose targets are the shadow's error and IoU
 SHEET_KINDS = ("floor", "offset", "sweep", "textured")  # the kinds a contact sheet shows
@@ -96,10 +99,11 @@ def scenes(
     ]
 
 
-def scores(matte: np.ndarray, scene: shadow_scenes.Scene) -> tuple[float, float, float, float]:
+def scores(matte: np.ndarray, scene: shadow_scenes.Scene) -> tuple[float, float, float, float, float]:
     """(mean |matte - truth|, an empty matte's error, IoU of the regions >= :data:`REGION`, mean of the matte), all
-    outside the subject (true alpha < :data:`OUTSIDE`)."""
-    outside = scene.alpha < OUTSIDE
+    outside the subject (true alpha < :data:`OUTSIDE`), and the matte's mean excess over the truth on the subject's
+    fine edges (true alpha :data:`OUTSIDE` .. :data:`FRINGE`; 0 where it has none)."""
+    outside, fringe = scene.alpha < OUTSIDE, (scene.alpha >= OUTSIDE) & (scene.alpha < FRINGE)
     found, truth = (matte >= REGION) & outside, (scene.shadow >= REGION) & outside
     union = np.count_nonzero(found | truth)
     iou = 1.0 if union == 0 else np.count_nonzero(found & truth) / union
@@ -108,6 +112,7 @@ def scores(matte: np.ndarray, scene: shadow_scenes.Scene) -> tuple[float, float,
         float(scene.shadow[outside].mean()),
         float(iou),
         float(matte[outside].mean()),
+        float(np.clip(matte - scene.shadow, 0.0, None)[fringe].mean()) if fringe.any() else 0.0,
     )
 
 
@@ -148,15 +153,19 @@ def run(args) -> int:
                 h, w = scene.photo.shape[:2]
                 sheet.append((scene.photo, over(made[1], checks(h, w)), over(made[1], BLUE), matte))
             report(scene.name)
-    print(f"{'half':8}{'kind':9}{'n':>3}{'MAE/empty':>11}{'empty MAE':>11}{'IoU>=0.1':>10}{'mean matte':>12}")
+    print(
+        f"{'half':8}{'kind':9}{'n':>3}{'MAE/empty':>11}{'empty MAE':>11}{'IoU>=0.1':>10}{'mean matte':>12}{'fringe':>8}"
+    )
     for half in HALVES:
         for kind in known + ("shadowed",):
             got = [s for k in (WITH_SHADOW if kind == "shadowed" else (kind,)) for s in results.get((half, k), [])]
             if not got:
                 continue
-            error, empty, iou, mean = np.array(got).T
+            error, empty, iou, mean, fringe = np.array(got).T
             ratio = f"{error.sum() / empty.sum():11.3f}" if empty.sum() > 0 else f"{'-':>11}"
-            print(f"{half:8}{kind:9}{len(got):3d}{ratio}{empty.mean():11.4f}{iou.mean():10.3f}{mean.mean():12.4f}")
+            print(
+                f"{half:8}{kind:9}{len(got):3d}{ratio}{empty.mean():11.4f}{iou.mean():10.3f}{mean.mean():12.4f}{fringe.mean():8.4f}"
+            )
     if args.timed:
         print(
             f"CPU time (all threads) of remove on these composites: {seconds[0]:.1f} s without, {seconds[1]:.1f} s "

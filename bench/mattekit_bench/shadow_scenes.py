@@ -10,7 +10,9 @@ over it (sRGB, as a black layer of alpha ``shadow`` over the surface gives). Kin
 - ``none``: no shadow at all;
 - ``far``: a floor shadow and a blurred ellipse's shadow of something else, far from the subject (not in the truth);
 - ``pattern``: a floor shadow on a floor of dark stripes (the stripes are no shadow);
-- ``dark``: a floor shadow on a dark floor (the surface at a quarter of its brightness).
+- ``dark``: a floor shadow on a dark floor (the surface at a quarter of its brightness);
+- ``textured``: a floor shadow on a textured floor (:func:`_textured`: a photo barely blurred, its own shapes and
+  contours kept, times blotches like stone's), where the shadow is found or the matte left empty.
 
 Every draw comes from a generator seeded by the subject's name and the kind. Arrays float32 in [0,1]: photo
 H x W x 3 sRGB, alpha and shadow H x W.
@@ -30,7 +32,7 @@ from mattekit.ops.filters import gaussian_blur
 from mattekit.ops.resizing import fit_cover
 from .segment import pairs
 
-KINDS = ("floor", "offset", "none", "far", "pattern", "dark")
+KINDS = ("floor", "offset", "none", "far", "pattern", "dark", "textured")
 
 
 @dataclass
@@ -73,13 +75,13 @@ def scene(image: Path, gt: Path, kind: str, surface_photos: list[Path], draw: in
     seed = f"{image.stem}/{kind}" + (f"/{draw}" if draw else "")
     rng = np.random.default_rng(zlib.crc32(seed.encode()))
     subject, alpha = placed(io.read_image(str(image)).pixels[..., :3], io.read_image(str(gt)).pixels, rng)
-    surface = _surface(surface_photos, rng)
+    surface = _textured(surface_photos, rng) if kind == "textured" else _surface(surface_photos, rng)
     if kind == "dark":
         surface = surface * 0.25
     if kind == "pattern":
         surface = surface * _stripes(*CANVAS, rng)
     shadow = np.zeros_like(alpha)
-    if kind in ("floor", "far", "pattern", "dark"):
+    if kind in ("floor", "far", "pattern", "dark", "textured"):
         shadow = _floor_shadow(alpha, rng)
     elif kind == "offset":
         shadow = _offset_shadow(alpha, rng)
@@ -143,6 +145,19 @@ def _surface(photos: list[Path], rng) -> np.ndarray:
     texture = grey - gaussian_blur(grey, 3.0)
     texture = np.clip(texture / (texture.std() + 1e-6), -3.0, 3.0)
     return np.clip(base * (1.0 + rng.uniform(0.02, 0.10) * texture[..., None]), 0.0, 1.0).astype(np.float32)
+
+
+def _textured(photos: list[Path], rng) -> np.ndarray:
+    """A textured floor (canvas x 3): one drawn photo blurred by 1-24 px (log-uniform: from its every detail to a
+    smooth photo's shapes and contours), its contrast at 40-100 %, times 1 + blotches like stone's (a noise blurred
+    by 1-8 px, normalised, at 0-20 %)."""
+    pixels = io.read_image(str(photos[rng.integers(len(photos))])).pixels[..., :3]
+    blur = float(np.exp(rng.uniform(0.0, np.log(24.0))))
+    base = gaussian_blur(np.ascontiguousarray(fit_cover(pixels, *CANVAS), dtype=np.float32), blur)
+    base = base.mean(axis=(0, 1)) + (base - base.mean(axis=(0, 1))) * rng.uniform(0.4, 1.0)
+    noise = gaussian_blur(rng.standard_normal(CANVAS).astype(np.float32), rng.uniform(1.0, 8.0))
+    blotches = rng.uniform(0.0, 0.2) * noise / (noise.std() + 1e-6)
+    return np.clip(base * (1.0 + blotches[..., None]), 0.0, 1.0).astype(np.float32)
 
 
 def _softened(coverage: np.ndarray, rng) -> np.ndarray:

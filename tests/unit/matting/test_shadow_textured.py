@@ -44,6 +44,15 @@ def test_a_textured_floor_leaves_the_matte_empty_and_says_why():
     assert not shadow.estimate(photo, alpha).any(), "roto's frames read the same estimate"
 
 
+def test_a_floor_whose_own_dark_patches_are_many_away_from_the_subject_is_left_empty_with_the_note():
+    """Blotches of 12 %: the backdrop fit's spread is under the textured limit, but many of the floor's own patches,
+    of its colour, are as dark as a shadow away from the subject; they would be taken for shadow beside it too (the
+    old estimate kept a faded matte there, its MAE worse than an empty one on such floors)."""
+    photo, alpha = _scene(texture=0.12)
+    got = shadow.found(photo, alpha)
+    assert not got.matte.any() and got.note == shadow.TEXTURED_NOTE
+
+
 def test_a_lightly_textured_floor_still_gives_its_shadow_and_no_note():
     photo, alpha = _scene(texture=0.02)
     got = shadow.found(photo, alpha)
