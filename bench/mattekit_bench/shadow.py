@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from mattekit import runtime
+from mattekit import io, runtime
+from mattekit.ops.pixels import unit_float
 from mattekit.options import model_choice
 from mattekit.errors import InputError
 from mattekit.progress import shown
@@ -34,6 +36,7 @@ FRINGE = 0.5  # true alpha from OUTSIDE up to this: the subject's fine edges, wh
 REGION = 0.1  # the shadow region: matte >= this
 WITH_SHADOW = ("floor", "offset", "far", "sweep")  # the kinds whose targets are the shadow's error and IoU
 SHEET_KINDS = ("floor", "offset", "sweep", "textured")  # the kinds a contact sheet shows
+PHOTO_ROW = 200  # the height of a real photo's row on a --photos sheet, px
 GENERATORS = {"scenes": shadow_scenes, "cast": shadow_cast}  # --generator: the module making the composites
 
 
@@ -45,9 +48,14 @@ def add_parser(kinds) -> None:
     )
     p.add_argument(
         "--data",
-        required=True,
         help="the shared data folder: alphamatting/ (subjects with true alphas), "
         "grabcut50/im and sr/ (photos used as surfaces)",
+    )
+    p.add_argument(
+        "--photos",
+        nargs="+",
+        help="real photos, no shadow known: with --sheet, a sheet of them (photo, the cut-out with its shadow "
+        "over a checkerboard and over a colour, the matte) in place of the composites' scores",
     )
     p.add_argument("--model", default=None, help="segmentation model (default: the catalog's)")
     p.add_argument("--device", default="cpu")
@@ -116,7 +124,35 @@ def scores(matte: np.ndarray, scene: shadow_scenes.Scene) -> tuple[float, float,
     )
 
 
+def photo_sheet(paths: list[str], model: str | None, device: str, sheet: str) -> None:
+    """Write ``sheet``: a row for each photo of ``paths`` (scaled to :data:`PHOTO_ROW` px high, rows padded white):
+    the photo, its cut-out with ``--shadow keep`` over a checkerboard and over a colour, the shadow matte."""
+    models = {"model": runtime.ModelCache().get(model_choice(model, "segment"), device)}
+    kept = remove.TASK.make_options({"model": model, "device": device, "shadow": "keep"})
+    alone = remove.TASK.make_options({"model": model, "device": device, "result": "shadow"})
+    rows = []
+    for path in paths:
+        photo = unit_float(io.read_image(path).pixels[..., :3])
+        cut = remove.TASK.run(models, {"image": photo}, kept)["result"]
+        matte = remove.TASK.run(models, {"image": photo}, alone)["result"]
+        h, w = photo.shape[:2]
+        cells = (photo, over(cut, checks(h, w)), over(cut, BLUE), np.repeat(matte[..., None], 3, 2))
+        size = (round(w * PHOTO_ROW / h), PHOTO_ROW)
+        rows.append(np.concatenate([cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in cells], axis=1))
+    width = max(row.shape[1] for row in rows)
+    write_sheet(
+        sheet, [(np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=1.0),) for row in rows]
+    )
+
+
 def run(args) -> int:
+    if args.photos:
+        if not args.sheet:
+            raise InputError("--photos makes a sheet: give --sheet FILE too.")
+        photo_sheet(args.photos, args.model, args.device, args.sheet)
+        return 0
+    if not args.data:
+        raise InputError("bench shadow needs --data (the composites' folder) or --photos with --sheet.")
     data = Path(args.data)
     known = GENERATORS[args.generator].KINDS
     kinds = tuple(k.strip() for k in (args.kinds or ",".join(known)).split(",") if k.strip())
