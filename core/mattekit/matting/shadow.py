@@ -12,7 +12,9 @@ grown from :data:`HIGH` down to :data:`GROW` (hysteresis), opened by :data:`OPEN
 the subject's outline), and kept where they touch the subject's core (:func:`near_subject`; its soft edge may hold
 the shadow) and are not far larger than it (a dark background is no shadow); within them the matte is the darkening
 itself, faded in between :data:`LOW` and :data:`FULL`, less what a mix with the subject's own colour next to it
-explains better than a darkened surface (a fringe of hair or fur: :func:`mixed_share`). On a floor whose dark parts are many away from the subject too
+explains better than a darkened surface (a fringe of hair or fur: :func:`mixed_share`), and less a thin line hugging
+the outline on the side facing away from the shadow (one light casts it to one side: the subject's own lit rim,
+:func:`lit_side`). On a floor whose dark parts are many away from the subject too
 (stripes, tiles, a textured photo floor's dark patches of its own colour: :func:`pattern_share`), or on a textured one (the backdrop fit's spread past :data:`TEXTURED`),
 nothing is kept, and the note says why (:func:`found`).
 
@@ -58,6 +60,15 @@ SHADING_DEGREE = 2  # ... by a polynomial of this degree in x and y ...
 SHADING_TRIM = 0.1  # ... leaving out, round by round, what is this much darker than the fit (a shadow)
 FRINGE = 0.02  # the subject's colour next to a pixel: its core's within this fraction of the diagonal
 MIXED = 0.2  # a darkening is no shadow as far as a mix with the subject's colour explains it better by this share
+THIN = 5  # px at the working size: a matte this close to the core, with none farther out than twice this within
+# twice this, is thin
+DIRECTION = (0.2, 0.4)  # the length of the wide matte's mean direction from the subject (0: all round, 1: one
+# side) from which the shadow's direction counts at all, and fully
+FACING = (0.0, 0.5)  # how far the outline faces away from that direction (the cosine) from which the thin matte
+# there is left out, and wholly
+CLOSE = 4  # the outline is the core's, holes filled and closed by an ellipse CLOSE x THIN wide (notches between
+# leaves, where the shadow shows through, are no outline)
+BASE = 0.15  # the subject's lowest share of its height, where the thin matte is kept (its contact shadow)
 SOFT = 1.5  # the blur of the result at the working size, px
 TEXTURED = (0.15, 0.2)  # the backdrop fit's spread (matting.backdrop: the clean surface's RMS deviation from a
 # smooth fit, relative to its light) up to which the matte is kept whole, and from which the surface is textured and
@@ -95,6 +106,7 @@ def describe() -> dict:
         "SOFT",
     )
     constants += ("SHADING_BAND", "SHADING_DEGREE", "SHADING_TRIM", "TEXTURED", "PATTERN_CHROMA", "FRINGE", "MIXED")
+    constants += ("THIN", "DIRECTION", "FACING", "CLOSE", "BASE")
     method = "darkening against a surface estimate filled in by the backdrop's fit; none on a textured surface"
     return {"method": method, **{name.lower(): globals()[name] for name in constants}}
 
@@ -154,6 +166,7 @@ def small_estimate(colours: np.ndarray, subject: np.ndarray, backdrop: np.ndarra
     ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (OPENING, OPENING))
     candidates = cv2.morphologyEx((smooth > GROW).astype(np.uint8), cv2.MORPH_OPEN, ellipse) > 0
     matte *= near_subject(candidates, candidates & (smooth > HIGH), core)
+    matte *= lit_side(matte, core)
     alike = np.exp(-np.square(chroma / (PATTERN_CHROMA * CHROMA)) * np.log(2.0))  # (a wall of another colour: no)
     share = pattern_share(darkening * alike, inside)
     pattern = float(np.clip((PATTERN[1] - share) / (PATTERN[1] - PATTERN[0]), 0.0, 1.0))
@@ -257,6 +270,43 @@ def mixed_share(colours: np.ndarray, surface: np.ndarray, subject: np.ndarray) -
     size = np.maximum(np.linalg.norm(difference, axis=-1), 1e-3)
     share[near] = np.clip((errors[0] - errors[1]) / size, 0.0, 1.0)
     return share
+
+
+def lit_side(matte: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """The factor (h x w, 0..1) that leaves out the subject's own rim on its lit side: one light casts the shadow
+    to one side, so a thin matte (``matte``: h x w, 0..1; within :data:`THIN` px of the outline of the ``core``,
+    h x w bool, holes filled and closed by :data:`CLOSE`; no wide matte, farther out than 2 :data:`THIN`, within as
+    far) where the outline faces away from the shadow (:data:`FACING`) is the subject's edge. The shadow's
+    direction is the matte-weighted mean of the unit offsets from the core's centre to the wide matte; its length
+    (0: a ring all round, 1: one side) past :data:`DIRECTION` is the confidence (none: all ones). The subject's
+    lowest :data:`BASE` of its height is left (a contact shadow lies all round whatever the light)."""
+    factor = np.ones_like(matte)
+    outlines = cv2.findContours(core.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]
+    filled = cv2.drawContours(np.zeros(core.shape, np.uint8), outlines, -1, 1, -1)  # (a shadow seen through a hole)
+    closing = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (CLOSE * THIN + 1,) * 2)
+    filled = cv2.morphologyEx(filled, cv2.MORPH_CLOSE, closing)  # (or between leaves)
+    distance = cv2.distanceTransform(1 - filled, cv2.DIST_L2, 5)
+    wide = (distance > 2 * THIN) & (matte > LOW)
+    rows, cols = np.nonzero(core)
+    ys, xs = np.nonzero(wide)
+    if ys.size == 0:
+        return factor
+    offsets = np.stack([ys - rows.mean(), xs - cols.mean()], axis=1)
+    weights = matte[ys, xs]
+    mean = (offsets / np.maximum(np.linalg.norm(offsets, axis=1, keepdims=True), 1.0) * weights[:, None]).sum(0)
+    mean /= weights.sum()
+    length = float(np.linalg.norm(mean))
+    sure = float(np.clip((length - DIRECTION[0]) / (DIRECTION[1] - DIRECTION[0]), 0.0, 1.0))
+    if sure == 0.0:
+        return factor
+    reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * THIN + 1,) * 2)
+    thin = (distance <= THIN) & (cv2.dilate(wide.astype(np.uint8), reach) == 0)
+    thin[int(rows.max() - BASE * (rows.max() - rows.min())) :] = False
+    ys, xs = np.nonzero(thin)
+    down, across = cv2.Sobel(distance, cv2.CV_32F, 0, 1)[ys, xs], cv2.Sobel(distance, cv2.CV_32F, 1, 0)[ys, xs]
+    facing = -(down * mean[0] + across * mean[1]) / (length * np.maximum(np.hypot(down, across), 1e-6))  # (outward)
+    factor[ys, xs] -= sure * np.clip((facing - FACING[0]) / (FACING[1] - FACING[0]), 0.0, 1.0)
+    return factor
 
 
 def near_subject(candidates: np.ndarray, seeds: np.ndarray, inside: np.ndarray) -> np.ndarray:

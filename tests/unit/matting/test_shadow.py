@@ -232,3 +232,25 @@ def test_a_hair_fringe_outside_the_models_alpha_is_not_taken_for_shadow():
     matte = shadow.estimate(photo, alpha)
     found, wanted = (matte >= 0.1) & _outside(alpha), (truth >= 0.1) & _outside(alpha)
     assert (found & wanted).sum() / (found | wanted).sum() >= 0.75, "the shadow next to the hair still found"
+
+
+def _lit_rim(width: float = 4.0):
+    """(photo, alpha, true shadow, rim): :func:`_scene` whose subject has its own darker edge, of the floor's hue,
+    ``width`` px just outside the model's alpha on its upper left (the lit side, away from the shadow laid down to
+    its lower right), as a banana's or a book's rim lit from above."""
+    photo, alpha, truth = _scene()
+    ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    outside = cv2.distanceTransform((alpha < 0.5).astype(np.uint8), cv2.DIST_L2, 5)
+    rim = (outside > 0) & (outside <= width) & ((xs - 200) / 45 + (ys - 200) / 90 < -0.5)
+    return np.where(rim[..., None], photo * 0.6, photo).astype(np.float32), alpha, truth, rim
+
+
+def test_the_subjects_own_rim_on_its_lit_side_is_not_taken_for_shadow():
+    """One light casts the shadow to one side: a thin dark line hugging the outline on the other side is the
+    subject's own edge of nearly the floor's hue (the old estimate: a line along the lit edge, mean 0.21), its matte
+    near empty; the shadow on the far side is kept whole."""
+    photo, alpha, truth, rim = _lit_rim()
+    matte = shadow.estimate(photo, alpha)
+    assert matte[rim].mean() < 0.05, matte[rim].mean()
+    found, wanted = (matte >= 0.1) & _outside(alpha), (truth >= 0.1) & _outside(alpha)
+    assert (found & wanted).sum() / (found | wanted).sum() >= 0.75, "the shadow on the other side still found"
