@@ -60,8 +60,8 @@ SHADING_DEGREE = 2  # ... by a polynomial of this degree in x and y ...
 SHADING_TRIM = 0.1  # ... leaving out, round by round, what is this much darker than the fit (a shadow)
 FRINGE = 0.02  # the subject's colour next to a pixel: its core's within this fraction of the diagonal
 MIXED = 0.2  # a darkening is no shadow as far as a mix with the subject's colour explains it better by this share
-THIN = 5  # px at the working size: a matte this close to the core, with none farther out than twice this within
-# twice this, is thin
+THIN = 5  # px at the working size: a matte this close to the core's outline, with none farther out than twice this
+# within twice this, is thin
 DIRECTION = (0.2, 0.4)  # the length of the wide matte's mean direction from the subject (0: all round, 1: one
 # side) from which the shadow's direction counts at all, and fully
 FACING = (0.0, 0.5)  # how far the outline faces away from that direction (the cosine) from which the thin matte
@@ -274,8 +274,8 @@ def mixed_share(colours: np.ndarray, surface: np.ndarray, subject: np.ndarray) -
 
 def lit_side(matte: np.ndarray, core: np.ndarray) -> np.ndarray:
     """The factor (h x w, 0..1) that leaves out the subject's own rim on its lit side: one light casts the shadow
-    to one side, so a thin matte (``matte``: h x w, 0..1; within :data:`THIN` px of the outline of the ``core``,
-    h x w bool, holes filled and closed by :data:`CLOSE`; no wide matte, farther out than 2 :data:`THIN`, within as
+    to one side, so a thin matte (``matte``: h x w, 0..1; within :data:`THIN` px either side of the outline of the
+    ``core``, h x w bool, holes filled and closed by :data:`CLOSE`; no wide matte, farther out than 2 :data:`THIN`, within as
     far) where the outline faces away from the shadow (:data:`FACING`) is the subject's edge. The shadow's
     direction is the matte-weighted mean of the unit offsets from the core's centre to the wide matte; its length
     (0: a ring all round, 1: one side) past :data:`DIRECTION` is the confidence (none: all ones). The subject's
@@ -300,10 +300,12 @@ def lit_side(matte: np.ndarray, core: np.ndarray) -> np.ndarray:
     if sure == 0.0:
         return factor
     reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * THIN + 1,) * 2)
-    thin = (distance <= THIN) & (cv2.dilate(wide.astype(np.uint8), reach) == 0)
+    inner = cv2.distanceTransform(filled, cv2.DIST_L2, 5)  # (its own dark edge just inside the alpha too)
+    thin = (distance <= THIN) & (inner <= THIN) & (cv2.dilate(wide.astype(np.uint8), reach) == 0)
     thin[int(rows.max() - BASE * (rows.max() - rows.min())) :] = False
     ys, xs = np.nonzero(thin)
-    down, across = cv2.Sobel(distance, cv2.CV_32F, 0, 1)[ys, xs], cv2.Sobel(distance, cv2.CV_32F, 1, 0)[ys, xs]
+    signed = distance - inner
+    down, across = cv2.Sobel(signed, cv2.CV_32F, 0, 1)[ys, xs], cv2.Sobel(signed, cv2.CV_32F, 1, 0)[ys, xs]
     facing = -(down * mean[0] + across * mean[1]) / (length * np.maximum(np.hypot(down, across), 1e-6))  # (outward)
     factor[ys, xs] -= sure * np.clip((facing - FACING[0]) / (FACING[1] - FACING[0]), 0.0, 1.0)
     return factor
