@@ -145,6 +145,23 @@ def photo_sheet(paths: list[str], model: str | None, device: str, sheet: str) ->
     )
 
 
+def print_scores(results: dict, known: tuple[str, ...]) -> None:
+    """Print a row of :func:`scores` pooled over each half and kind of ``results`` ({(half, kind): [scores]})."""
+    print(
+        f"{'half':8}{'kind':9}{'n':>3}{'MAE/empty':>11}{'empty MAE':>11}{'IoU>=0.1':>10}{'mean matte':>12}{'fringe':>8}"
+    )
+    for half in HALVES:
+        for kind in known + ("shadowed",):
+            got = [s for k in (WITH_SHADOW if kind == "shadowed" else (kind,)) for s in results.get((half, k), [])]
+            if not got:
+                continue
+            error, empty, iou, mean, fringe = np.array(got).T
+            ratio = f"{error.sum() / empty.sum():11.3f}" if empty.sum() > 0 else f"{'-':>11}"
+            print(
+                f"{half:8}{kind:9}{len(got):3d}{ratio}{empty.mean():11.4f}{iou.mean():10.3f}{mean.mean():12.4f}{fringe.mean():8.4f}"
+            )
+
+
 def run(args) -> int:
     if args.photos:
         if not args.sheet:
@@ -189,19 +206,7 @@ def run(args) -> int:
                 h, w = scene.photo.shape[:2]
                 sheet.append((scene.photo, over(made[1], checks(h, w)), over(made[1], BLUE), matte))
             report(scene.name)
-    print(
-        f"{'half':8}{'kind':9}{'n':>3}{'MAE/empty':>11}{'empty MAE':>11}{'IoU>=0.1':>10}{'mean matte':>12}{'fringe':>8}"
-    )
-    for half in HALVES:
-        for kind in known + ("shadowed",):
-            got = [s for k in (WITH_SHADOW if kind == "shadowed" else (kind,)) for s in results.get((half, k), [])]
-            if not got:
-                continue
-            error, empty, iou, mean, fringe = np.array(got).T
-            ratio = f"{error.sum() / empty.sum():11.3f}" if empty.sum() > 0 else f"{'-':>11}"
-            print(
-                f"{half:8}{kind:9}{len(got):3d}{ratio}{empty.mean():11.4f}{iou.mean():10.3f}{mean.mean():12.4f}{fringe.mean():8.4f}"
-            )
+    print_scores(results, known)
     if args.timed:
         print(
             f"CPU time (all threads) of remove on these composites: {seconds[0]:.1f} s without, {seconds[1]:.1f} s "
