@@ -299,7 +299,8 @@ def test_the_catalogs_fp16_decision_holds_on_real_weights(shared, name, photo, r
     entry = catalog.load().get(name)
     weights_name = MODELS[name][1]
     weights_path = shared / "weights" / weights_name if weights_name else None
-    net = engines.load_net(entry, engines.weights_file(entry, weights_path))
+    recipe = engines.recipe_for(entry, weights_path)
+    net = engines.load_net(recipe, recipe.weights)
     predictor = runtime.ModelCache().get(
         ModelChoice(entry.name, entry), "cpu", weights_path, precision="fp32"
     )  # its activation
