@@ -36,7 +36,7 @@ PERMISSIVE = {"MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause"}
 def test_the_segment_default_obeys_the_default_rule():
     """catalog.toml's rule for the segment default, its parts a test can check: a permissive licence,
     and the fidelity test's list (its plain path was checked on real weights and photos here). The speed part
-    and the published figures are in docs/benchmarks.md "The default's rule" and catalog.toml's comment."""
+    and the published figures are in docs/quality.md "The default's rule" and catalog.toml's comment."""
     import ast
 
     fidelity = Path(__file__).resolve().parents[1] / "conformance" / "test_fidelity.py"

@@ -282,7 +282,7 @@ def run_options(ort) -> dict:
     run instead of 1.4-1.6 GB), so a big photo's finish does not sit on top of the network's scratch memory.
     ``False``: the arena keeps it for the next run, which would otherwise fault the same pages in again, zeroed
     (u2netp at 320²: about 64,000 page faults, 250 MB, and 0.15 CPU s of the kernel's time per call; AVX2,
-    2026-11-24: docs/benchmarks.md "The default's rule")."""
+    2026-11-24: docs/quality.md "The default's rule")."""
     shrunk = ort.RunOptions()
     shrunk.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
     return {False: ort.RunOptions(), True: shrunk}

@@ -157,7 +157,7 @@ def network_answer(
 
 def edge_matted(predictor, matting: bool) -> bool:
     """Whether a segmentation mask's edge is matted: ``matting`` asks for it and ``predictor``'s catalog entry (None:
-    no catalog model) keeps it on (``edge_matting``, chosen per model from measurements: docs/benchmarks.md)."""
+    no catalog model) keeps it on (``edge_matting``, measured per model: docs/quality.md "The default's rule")."""
     return matting and (predictor is None or predictor.edge_matting)
 
 

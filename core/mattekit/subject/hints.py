@@ -28,12 +28,12 @@ MARGIN = 0.15  # the model sees the region grown by this fraction of its size on
 MASK_REACH = 0.05  # a hint mask's subject may reach this fraction of the image's size beyond it
 CONTAINED = 0.95  # the plain answer joins a box's answer only when this share of its subject lies in the box
 #                   (chosen on the tuning halves with IS-Net, U2-Netp and CSNet, 2026-11-25: the box fallback,
-#                   docs/benchmarks.md "Hints in photos")
+#                   docs/quality.md "Hints in photos")
 WINDOW = 0.5  # an include point alone that the whole image's answer missed: the model looks at a window around it
 #               of this share of the image's width and height (chosen on the tuning halves over 0.3 and 0.7)
 PICKED = 0.8  # a box alone cuts the whole photo's answer when this share of its subject lies in the box, else the
 #               region's answer leads (chosen on the tuning halves, two-subject composites and single photos:
-#               docs/benchmarks.md "Hints in photos")
+#               docs/quality.md "Hints in photos")
 
 
 class Box(NamedTuple):
