@@ -58,9 +58,7 @@ def add_parser(kinds) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps (mattekit's side)")
     p.add_argument("--backend", default="auto", help="mattekit backend: auto (default), torch or onnx")
     p.add_argument("--precision", default="auto", help="mattekit precision: auto (default), fp32, fp16 or bf16")
-    p.add_argument(
-        "--workers", type=int, help="mattekit inference workers (default: see mattekit.running.pipeline.plan)"
-    )
+    p.add_argument("--workers", type=int, help="mattekit inference workers (default: see mattekit.running.layout.plan)")
     p.add_argument("--threads", type=int, help="mattekit torch/ONNX Runtime threads per worker (default: see plan)")
     p.add_argument("--batch", type=int, help="mattekit batch size (default: 1 on CPU, 8 on CUDA)")
     p.add_argument("--limit", type=int, help="only the first N images")

@@ -95,7 +95,7 @@ class _MattekitTool:
 
         from mattekit import runtime
         from mattekit.options import model_choice
-        from mattekit.running import pipeline
+        from mattekit.running import layout, pipeline
         from mattekit.running.runner import Runner
         from mattekit.tasks import registry
         from . import simulated
@@ -121,7 +121,7 @@ class _MattekitTool:
             }
         )
         self.runner = Runner(task, {"model": self.predictor}, options)
-        self.settings = pipeline.plan(self.predictor, cfg.get("workers"), cfg.get("threads"), cfg.get("batch"))
+        self.settings = layout.plan(self.predictor, cfg.get("workers"), cfg.get("threads"), cfg.get("batch"))
         self.samples, self.images, self.failed = [(0, current_rss() / 2**20)], 0, []
         self.out = Path(cfg["out"])
         self.held_s = 0.0  # seconds a simulated device was held during the loops

@@ -55,8 +55,8 @@ def pinned_defaults() -> dict[str, str]:
 
 def first_time(what: str) -> bool:
     """True the first time this user meets ``what`` (a notice's name): a mark is then left in the user's mattekit
-    folder (:func:`mattekit.wire.client.state_folder`, ``notices/``); True again only if the mark cannot be written."""
-    from .wire.client import state_folder
+    folder (:func:`mattekit.wire.state.state_folder`, ``notices/``); True again only if the mark cannot be written."""
+    from .wire.state import state_folder
 
     mark = Path(state_folder()) / "notices" / what
     if mark.exists():

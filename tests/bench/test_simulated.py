@@ -19,7 +19,7 @@ from mattekit_bench import simulated
 from mattekit.cli import main
 from mattekit.engines.plan import decide
 from mattekit.options import model_choice
-from mattekit.running import pipeline
+from mattekit.running import layout as run_layout
 from mattekit.predictor import Predictor
 
 CORE = Path(runtime.__file__).parent
@@ -112,7 +112,7 @@ def test_a_folder_on_a_simulated_device_runs_the_gpus_plan(shared, monkeypatch, 
     simulated_gpu(monkeypatch, 2)
     predictor = runtime.ModelCache().get(model_choice("u2netp", "segment"))
     assert predictor.plan.device == "cuda" and predictor.backend == "simulated-cuda-2ms"
-    layout = pipeline.plan(predictor)
+    layout = run_layout.plan(predictor)
     assert layout["pad"] and layout["batch"] == 8 and layout["workers"] == 2
     photos = sorted((shared / "data" / "grabcut50" / "im").iterdir())[:3]
     assert main(["remove", "-q", "--model", "u2netp", "-o", str(tmp_path), *map(str, photos)]) == 0

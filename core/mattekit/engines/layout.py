@@ -1,7 +1,7 @@
 """Where each stage of a run goes, for :func:`mattekit.engines.plan.decide`: the pipeline's layout (threads per
 network call, calls at once, batch, padding, readers and writers: :func:`layout`) for the cores this process may use,
 and the torch device of the work that follows the model onto its GPU (the finish of a large photo, roto's temporal
-filter: :func:`device_work`). Facts in, numbers and reasons out; :mod:`mattekit.running.pipeline` reads them."""
+filter: :func:`device_work`). Facts in, numbers and reasons out; :mod:`mattekit.running.layout` reads them."""
 
 from __future__ import annotations
 

@@ -124,7 +124,7 @@ class OnnxEngine:
 
     example / dynamic_size: as for :func:`export_onnx`; a static graph takes one image per run.
     threads: ONNX Runtime intra-op threads (default: this thread's count, :func:`mattekit.engines.threads.count`).
-    A call from a thread whose count differs (a pipeline worker: :func:`mattekit.running.pipeline.plan`) runs a session of that many threads,
+    A call from a thread whose count differs (a pipeline worker: :func:`mattekit.running.layout.plan`) runs a session of that many threads,
     made on first use and kept (sessions give the same outputs whatever their threads). label: the model's name in
     the lines that show the export on standard error (:meth:`mattekit.progress.Display.ticking`; default: the file's).
     """

@@ -2,7 +2,7 @@
 and weights; the pipeline's layout; where the finish and the temporal filter run; the reason for each) and
 :func:`decide`, the one place that turns what the user asked (``auto`` or a name, and ``$MATTEKIT_BACKEND`` /
 ``$MATTEKIT_PRECISION``) into it, with the evidence it reads. Everything else only reads a plan:
-:func:`mattekit.engines.build` (the engine, or an ONNX release as it is), :func:`mattekit.running.pipeline.plan` (the
+:func:`mattekit.engines.build` (the engine, or an ONNX release as it is), :func:`mattekit.running.layout.plan` (the
 layout), :func:`mattekit.finish.device.device_of` (the finish), :func:`mattekit.roto.temporal_device.device_for` (the
 temporal filter); ``mattekit doctor`` prints it.
 

@@ -1,5 +1,5 @@
-"""File input and output: :mod:`.read` and :mod:`.write` by format (:mod:`.formats`; :mod:`.png` and
-:mod:`.tiff` hold their own codecs, :mod:`.oiio` reads and writes EXR and DPX through OpenImageIO), the
+"""File input and output: :mod:`.read` and :mod:`.write` by format (:mod:`.formats`; :mod:`.photo` decodes what
+Pillow opens, :mod:`.png` and :mod:`.tiff` hold their own codecs, :mod:`.oiio` reads and writes EXR and DPX), the
 in-memory :mod:`.picture`, plates: :mod:`.sequences` (with :mod:`.frame_patterns`, :mod:`.frame_ranges`
 and :mod:`.movie`), their colour spaces (:mod:`.colour`), and where results go: :mod:`.outputs` (format, bit depth)
 and :mod:`.naming` (names, and the outputs refused)."""

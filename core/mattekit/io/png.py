@@ -1,5 +1,5 @@
 """PNG writing: rows in strips compressed in parallel threads, streamed into the file as one zlib stream
-(:func:`write_png`). PNGs are read through Pillow or OpenCV (:mod:`mattekit.io.read`)."""
+(:func:`write_png`). PNGs are read through Pillow or OpenCV (:mod:`mattekit.io.photo`)."""
 
 from __future__ import annotations
 

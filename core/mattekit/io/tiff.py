@@ -1,5 +1,5 @@
 """TIFF: the size and samples per pixel TIFF data declares, read without its pixels (:func:`tiff_size`), and baseline TIFF writing
-(:func:`write_tiff`). Pixels are read through Pillow or OpenCV (:mod:`mattekit.io.read`)."""
+(:func:`write_tiff`). Pixels are read through Pillow or OpenCV (:mod:`mattekit.io.photo`)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from ..finish.refine import mask_from_prediction
 from ..matting import shadow as shadows
 from .. import runtime
 from ..options import ModelChoice
-from ..running import pipeline
+from ..running import layout, pipeline
 from . import ordered, temporal, temporal_device, tracking
 from ..errors import Cancelled, MattekitError
 from ..io import Picture
@@ -137,10 +137,10 @@ class _MatteRun:
         if (
             chain is not None or self.recurrent
         ):  # the net runs in write, in frame order (on each frame's hint with a chain)
-            layout = pipeline.plan(predictor, workers=1, threads=1, batch=1, ordered=True, readers=1)
+            stages = layout.plan(predictor, workers=1, threads=1, batch=1, ordered=True, readers=1)
             infer, post = None, None  # no inference stage
         else:
-            layout = pipeline.plan(
+            stages = layout.plan(
                 predictor,
                 workers=self.source.workers,
                 threads=self.source.threads,
@@ -156,7 +156,7 @@ class _MatteRun:
                 self.noted(self.write),
                 post=post,
                 cancel=lambda: bool(self.failures or self.stopped or self.emitter.error),
-                **layout,
+                **stages,
             )
         finally:
             self.emitter.close()  # every result handed over is written (or the first failure noted)

@@ -1,7 +1,7 @@
 """A run's layout, decided once (:func:`decide`) from the task, its loaded models' plans, the inputs and the machine:
-the pipeline's stages (inference workers, their threads and batches, readers, writers) and the model whose plan says
-where each item's finish runs (asked once per item: :meth:`RunLayout.device_for`). The runner reads it and decides
-none of these itself.
+the pipeline's stages (inference workers, their threads and batches, readers, writers; a model's own: :func:`plan`)
+and the model whose plan says where each item's finish runs (asked once per item: :meth:`RunLayout.device_for`). The
+runner reads it and decides none of these itself.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from ..engines import threads as thread_count
 from ..finish.device import device_of
-from . import pipeline
+from ..machine import cpu_count
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,43 @@ class RunLayout:
             thread_count.set_count(self.threads)
 
 
+def plan(
+    predictor,
+    workers: int | None = None,
+    threads: int | None = None,
+    batch: int | None = None,
+    ordered: bool = False,
+    readers: int | None = None,
+) -> dict:
+    """``workers``/``threads``/``batch``/``writers``/``readers``/``pad`` for ``predictor``: its plan's layout
+    (:attr:`predictor.plan`, decided by :func:`mattekit.engines.plan.decide`: :func:`mattekit.engines.layout.layout`
+    says why), the arguments given winning; on the CPU a given ``threads`` or ``workers`` shares the cores out for the
+    other. ``threads`` is per worker. ``ordered``: ``write`` must see results in input order (one writer); give
+    ``readers`` 1 for a source read in order (a movie). Returns :func:`.pipeline.run_pipeline`'s keywords.
+    """
+    engine, layout, kind = getattr(predictor, "engine", None), predictor.plan, getattr(predictor, "device_type", "cpu")
+    device = "cpu" if kind == "cpu" else str(predictor.device)  # e.g. "cuda:1"
+    if kind == "cpu":
+        cores = cpu_count()
+        if workers is None and threads is None:
+            workers, threads = layout.workers, layout.threads
+        elif workers is None:
+            workers = max(1, cores // threads)
+        if not getattr(engine, "concurrent", True):
+            workers = 1
+        threads = threads or max(1, cores // workers)
+    return {
+        "workers": workers or layout.workers,
+        "threads": threads,
+        "batch": batch or layout.batch,
+        "device": device,
+        "writers": 1 if ordered else layout.writers,
+        "readers": readers or layout.readers,
+        "ordered": ordered,
+        "pad": layout.pad,
+    }
+
+
 def decide(
     task,
     models: dict,
@@ -51,12 +88,12 @@ def decide(
 ) -> RunLayout:
     """The layout of ``task`` run with ``models`` ({model option: Predictor}) over ``items`` (a list, or an iterable
     of unknown length). ``single``: one item (one inference worker with every thread). ``threads``, ``workers``,
-    ``batch``: the caller's (None: the main model's plan's, :func:`mattekit.running.pipeline.plan`)."""
+    ``batch``: the caller's (None: the main model's plan's, :func:`plan`)."""
     main = models.get(task.main) if task.main is not None else None
     if not (task.streams and main is not None):
         why = {"stages": "the task runs whole in the writer (its models may tile or run more than once)"}
         return RunLayout(None, {}, main, threads, dict(why, finish=_finish_why(main)))
-    stages = pipeline.plan(main, workers=1 if single else workers, threads=threads, batch=batch)
+    stages = plan(main, workers=1 if single else workers, threads=threads, batch=batch)
     why = {"stages": "one worker with every thread: one item" if single else main.plan.why("layout")}
     count = len(items) if hasattr(items, "__len__") else None
     if count is not None and stages["batch"] > count:  # no batch larger than the items there are (nor padded)

@@ -12,7 +12,7 @@ results wait between stages (plus one item per thread), so a 10,000-frame sequen
 
 CPU: ``workers`` single-threaded inference calls run in parallel. CUDA: each worker has its own stream,
 batches are stacked in pinned memory and copied without blocking, so one batch's copies overlap another's
-kernels. ``plan`` picks these numbers for a predictor.
+kernels. :func:`mattekit.running.layout.plan` picks these numbers for a predictor.
 
 Errors: a ``MattekitError`` from ``read``/``write`` (or ``infer``) fails that item (or batch) only and is
 reported; any other exception stops the pipeline and is raised in the caller's thread. ``cancel()``
@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from .. import engines, heap
 from ..engines import threads as thread_count
 from ..errors import MattekitError
-from ..machine import cpu_count
 from .result import Result, Timings
 
 if TYPE_CHECKING:
@@ -42,43 +41,6 @@ if TYPE_CHECKING:
 
 _DONE = object()  # end-of-stream marker between stages
 _FAILED = object()  # ordered pipelines: the place of an item that failed before ``write``
-
-
-def plan(
-    predictor,
-    workers: int | None = None,
-    threads: int | None = None,
-    batch: int | None = None,
-    ordered: bool = False,
-    readers: int | None = None,
-) -> dict:
-    """``workers``/``threads``/``batch``/``writers``/``readers``/``pad`` for ``predictor``: its plan's layout
-    (:attr:`predictor.plan`, decided by :func:`mattekit.engines.plan.decide`: :func:`mattekit.engines.layout.layout`
-    says why), the arguments given winning; on the CPU a given ``threads`` or ``workers`` shares the cores out for the
-    other. ``threads`` is per worker. ``ordered``: ``write`` must see results in input order (one writer); give
-    ``readers`` 1 for a source read in order (a movie). Returns keyword arguments for :func:`run_pipeline`.
-    """
-    engine, layout, kind = getattr(predictor, "engine", None), predictor.plan, getattr(predictor, "device_type", "cpu")
-    device = "cpu" if kind == "cpu" else str(predictor.device)  # e.g. "cuda:1"
-    if kind == "cpu":
-        cores = cpu_count()
-        if workers is None and threads is None:
-            workers, threads = layout.workers, layout.threads
-        elif workers is None:
-            workers = max(1, cores // threads)
-        if not getattr(engine, "concurrent", True):
-            workers = 1
-        threads = threads or max(1, cores // workers)
-    return {
-        "workers": workers or layout.workers,
-        "threads": threads,
-        "batch": batch or layout.batch,
-        "device": device,
-        "writers": 1 if ordered else layout.writers,
-        "readers": readers or layout.readers,
-        "ordered": ordered,
-        "pad": layout.pad,
-    }
 
 
 def run_pipeline(

@@ -38,7 +38,7 @@ class RotoSpec:
     sRGB display the networks see it through (None: the plain conversion). temporal: motion-compensated smoothing over
     ``radius`` frames on each side. bit_depth: matte bits (PNG/TIFF 8|16, EXR 16 = half, 32 = float).
     threads: torch threads per inference worker; workers: inference workers (None: chosen by
-    :func:`mattekit.running.pipeline.plan`); neither changes the bytes written at a given ``threads``.
+    :func:`mattekit.running.layout.plan`); neither changes the bytes written at a given ``threads``.
     """
 
     plate: str = option(MISSING, "frame pattern (name.####.exr), numbered frame, folder of frames or movie", path=True)

@@ -1,7 +1,7 @@
 """The worker's state file (address and token, 0600) and the lock that keeps one worker per state file.
 
 The record is ``{"url", "token", "pid", "version", "api"}``; clients find it with
-:func:`mattekit.wire.client.state_path` and read it with :func:`mattekit.wire.client.read_state`.
+:func:`mattekit.wire.state.state_path` and read it with :func:`mattekit.wire.state.read_state`.
 The lock is an exclusive ``flock`` on ``<state file>.worker-lock``, taken before the worker binds
 its port and held until the process exits (the client's own ``<state file>.lock`` only orders
 clients that start a worker, so the two never wait on each other).
@@ -15,7 +15,8 @@ import time
 
 from ..errors import MattekitError
 from ..fsutil import atomic_write, try_lock
-from ..wire import client, locks, protocol
+from ..wire import locks, protocol
+from ..wire.state import WorkerError, read_state, state_folder
 
 
 def write(path: str, record: dict) -> None:
@@ -23,7 +24,7 @@ def write(path: str, record: dict) -> None:
     ($MATTEKIT_HOME or the per-user one) is made private even if it existed; another folder only if new."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, mode=0o700, exist_ok=True)
-    if os.path.normcase(folder) == os.path.normcase(client.state_folder()):
+    if os.path.normcase(folder) == os.path.normcase(state_folder()):
         os.chmod(folder, 0o700)
     atomic_write(path, json.dumps(dict(record, api=protocol.API_VERSION), indent=1), mode=0o600)
 
@@ -31,8 +32,8 @@ def write(path: str, record: dict) -> None:
 def remove(path: str, token: str) -> None:
     """Remove the state file if it still describes the worker holding ``token``."""
     try:
-        record = client.read_state(path)
-    except client.WorkerError:  # not ours any more: leave it
+        record = read_state(path)
+    except WorkerError:  # not ours any more: leave it
         return
     if record is not None and record.get("token") == token:
         try:

@@ -190,6 +190,7 @@ def test_uninstall_dry_run_names_exactly_what_it_would_remove(tmp_path):
             "mattekit_wire/client.py",
             "mattekit_wire/locks.py",
             "mattekit_wire/protocol.py",
+            "mattekit_wire/state.py",
             "mattekit_worker.json",
         ]
     )

@@ -131,9 +131,9 @@ def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shar
 
     from mattekit import catalog
     from mattekit.engines import layout as layout_rules
-    from mattekit.running import pipeline
+    from mattekit.running import layout as run_layout
 
-    monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)  # (conftest's home: the session's exports, made once)
+    monkeypatch.setattr(run_layout, "cpu_count", lambda: cores)  # (conftest's home: the session's exports, made once)
     monkeypatch.setattr(layout_rules, "cpu_count", lambda: cores)
     entry = catalog.load().get("u2netp", ("segment",))
     before = torch.get_num_threads()
@@ -144,9 +144,9 @@ def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shar
         )
     finally:
         torch.set_num_threads(before)
-    layout = pipeline.plan(predictor)
+    layout = run_layout.plan(predictor)
     assert (layout["workers"], layout["threads"]) == (min(cores, 4), cores // min(cores, 4))
-    assert (pipeline.plan(predictor, workers=1)["workers"], pipeline.plan(predictor, workers=1)["threads"]) == (
+    assert (run_layout.plan(predictor, workers=1)["workers"], run_layout.plan(predictor, workers=1)["threads"]) == (
         1,
         cores,
     )
@@ -178,7 +178,7 @@ def test_a_small_net_runs_as_one_thread_calls_at_once_with_the_same_answers(shar
             "plan": decide(isnet, "cpu", "onnx"),
         },
     )()
-    assert pipeline.plan(big)["workers"] == cores // threads.default_count()
+    assert run_layout.plan(big)["workers"] == cores // threads.default_count()
 
 
 @pytest.mark.slow  # over 3 s on a 2-core machine: the full suite runs it

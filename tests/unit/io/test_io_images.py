@@ -12,7 +12,7 @@ from mattekit.errors import OutputError
 from mattekit.io import linear_to_srgb, read_image, srgb_to_linear, write_image
 from mattekit import io
 from mattekit.io import png
-from mattekit.io.read import _orient
+from mattekit.io.photo import _orient
 from pictures import gamma_icc_profile, random_image, smooth_image
 
 

@@ -194,16 +194,16 @@ def test_same_bytes_with_one_or_two_inference_workers(shared, mirror, tmp_path):
 def test_a_plate_of_files_read_by_several_readers_gives_one_readers_bytes(shared, mirror, tmp_path, monkeypatch):
     """With the model on CUDA a plate of files is read by several threads (a movie by one): frames read out of order
     still reach the filter and the files in order, the same bytes as one reader's run."""
-    from mattekit.running import pipeline
+    from mattekit.running import layout
 
     plate = make_plate(shared, tmp_path / "plate", 9)
     roto.RotoJob(spec(plate, str(tmp_path / "one" / "m.####.png"), radius=2)).run()
-    planned, asked = pipeline.plan, []
+    planned, asked = layout.plan, []
 
     def three_readers(predictor, *args, readers=None, **kw):  # what the plan gives a model on CUDA
         asked.append(readers)
         return planned(predictor, *args, **kw) | {"readers": readers or 3}
 
-    monkeypatch.setattr(pipeline, "plan", three_readers)
+    monkeypatch.setattr(layout, "plan", three_readers)
     roto.RotoJob(spec(plate, str(tmp_path / "three" / "m.####.png"), radius=2)).run()
     assert asked == [None] and files_of(tmp_path / "three") == files_of(tmp_path / "one")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mattekit import io, runtime
-from mattekit.running import pipeline
+from mattekit.running import layout, pipeline
 from mattekit.finish import refine
 from mattekit.subject import answer
 from mattekit.errors import MattekitError
@@ -200,7 +200,7 @@ def test_segmentation_stages_match_predict_mask(shared, monkeypatch, tmp_path):
     def write(path, picture, y):
         alphas[path] = refine.mask_from_prediction(picture.pixels, y)
 
-    settings = pipeline.plan(predictor)
+    settings = layout.plan(predictor)
     assert settings["device"] == "cpu" and settings["batch"] == 1
     report = pipeline.run_pipeline(paths, read, predictor, write, **settings)
     assert report.done == 4

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from mattekit.running import pipeline
+from mattekit.running import layout as run_layout, pipeline
 from mattekit.errors import MattekitError
 from pipeline_items import _read
 
@@ -24,7 +24,7 @@ def _planned(monkeypatch, cores: int, device: str, gpu: bool = False, backend: s
     from mattekit import catalog
     from mattekit.engines import layout, plan
 
-    monkeypatch.setattr(pipeline, "cpu_count", lambda: cores)
+    monkeypatch.setattr(run_layout, "cpu_count", lambda: cores)
     monkeypatch.setattr(layout, "cpu_count", lambda: cores)
     if gpu:
         planned_on_a_gpu(monkeypatch)
@@ -36,9 +36,9 @@ def test_plan_on_the_cpu_gives_a_writer_to_every_4_cores(monkeypatch):
     """On the CPU the finish and the encoding run in the writers: one per 4 cores (one on up to 7), one when ordered;
     the plan's workers and threads share the cores out; one reader (the network fills the cores)."""
     for cores, writers in ((2, 1), (4, 1), (8, 2), (16, 4), (32, 8)):
-        layout = pipeline.plan(on_cpu := _planned(monkeypatch, cores, "cpu", backend="onnx"))
+        layout = run_layout.plan(on_cpu := _planned(monkeypatch, cores, "cpu", backend="onnx"))
         assert layout["writers"] == writers and layout["workers"] * layout["threads"] <= cores, (cores, layout)
-        assert pipeline.plan(on_cpu, ordered=True)["writers"] == 1 and layout["readers"] == 1 and not layout["pad"]
+        assert run_layout.plan(on_cpu, ordered=True)["writers"] == 1 and layout["readers"] == 1 and not layout["pad"]
 
 
 def test_plan_on_cuda_gives_the_spare_cores_to_writers(monkeypatch):
@@ -47,14 +47,14 @@ def test_plan_on_cuda_gives_the_spare_cores_to_writers(monkeypatch):
     two workers with batches of 8 of one shape for a fixed-size model."""
     for cores, writers, readers in ((16, 8, 4), (6, 4, 1), (2, 1, 1), (64, 8, 4), (8, 6, 2)):
         on_gpu = _planned(monkeypatch, cores, "auto", gpu=True)
-        layout = pipeline.plan(on_gpu)
+        layout = run_layout.plan(on_gpu)
         assert (layout["workers"], layout["batch"], layout["writers"], layout["readers"]) == (2, 8, writers, readers)
         assert layout["pad"] and layout["device"] == "cuda"
-        ordered = pipeline.plan(on_gpu, ordered=True)
+        ordered = run_layout.plan(on_gpu, ordered=True)
         assert (
             ordered["writers"] == 1 and ordered["readers"] == readers and ordered["ordered"] and not layout["ordered"]
         )
-        assert pipeline.plan(on_gpu, ordered=True, readers=1)["readers"] == 1  # a movie decodes forwards
+        assert run_layout.plan(on_gpu, ordered=True, readers=1)["readers"] == 1  # a movie decodes forwards
 
 
 def test_a_batch_out_of_gpu_memory_is_halved_and_a_single_image_stops_the_run():
@@ -218,8 +218,8 @@ def test_a_short_batch_is_padded_with_zero_inputs_not_with_copies_of_a_real_one(
 
 
 def test_plan_pads_batches_on_cuda_only(monkeypatch):
-    assert not pipeline.plan(_planned(monkeypatch, 2, "cpu"))["pad"]
-    assert pipeline.plan(_planned(monkeypatch, 2, "auto", gpu=True))["pad"]
+    assert not run_layout.plan(_planned(monkeypatch, 2, "cpu"))["pad"]
+    assert run_layout.plan(_planned(monkeypatch, 2, "auto", gpu=True))["pad"]
 
 
 def test_on_a_gpu_no_batch_is_larger_than_the_items_and_a_folder_runs_in_padded_batches(monkeypatch):
