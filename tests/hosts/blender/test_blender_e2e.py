@@ -315,7 +315,7 @@ def test_dry_runs_list_what_the_runs_do(version, blender):
     user = home / ".config" / "blender" / version[:3]
     folder, userpref = user / "extensions" / "user_default" / "mattekit_ai_matte", user / "config" / "userpref.blend"
     assert steps == [
-        f"install mattekit_ai_matte (12 files and mattekit_install.json) into {folder}, enable it "
+        f"install mattekit_ai_matte (13 files and mattekit_install.json) into {folder}, enable it "
         f"and save the preferences ({userpref})"
     ]
     # what the install changed: the add-on's folder, the preferences, the folders holding them, Blender's own caches
